@@ -1,0 +1,60 @@
+/**
+ * Flowstate: a headless job runner for Deno with storage plugins.
+ *
+ * Open a store from any plugin and use the one {@linkcode Store} interface:
+ *
+ * ```ts
+ * import { openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * await store.set(["flow", "counter", "count"], 1);
+ * const entry = await store.get<number>(["flow", "counter", "count"]);
+ * console.assert(entry?.value === 1);
+ * ```
+ *
+ * @module
+ */
+export type {
+  AtomicCheck,
+  AtomicOperation,
+  Capabilities,
+  Clock,
+  CommitResult,
+  DeleteOptions,
+  Entry,
+  JsonValue,
+  Key,
+  KeyPart,
+  ListIterator,
+  ListOptions,
+  OrderBy,
+  Query,
+  SetOptions,
+  Store,
+  WhereClause,
+  WhereOp,
+} from "./src/store/types.ts";
+export type {
+  CommitRequest,
+  DriverCommitResult,
+  KeyRange,
+  Mutation,
+  RawEntry,
+  StoreDriver,
+} from "./src/store/driver.ts";
+export type { NormalizedQuery } from "./src/store/query.ts";
+export { compareKeys } from "./src/store/keys.ts";
+export { ConfigError, ConflictError, StoreClosedError, StoreCorruptError } from "./src/errors.ts";
+export {
+  definePlugin,
+  loadPlugin,
+  openStore,
+  type OpenStoreOptions,
+  type OptionsSchema,
+  type Plugin,
+  type PluginContext,
+  type PluginDefinition,
+  type SchemaIssue,
+  type SchemaResult,
+  type StoreSpec,
+} from "./src/plugin.ts";

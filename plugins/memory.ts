@@ -1,0 +1,238 @@
+/**
+ * The `memory` plugin: a fast in-process store, optionally snapshotted to a
+ * file on close and restored from it on open.
+ *
+ * ```yaml
+ * stores:
+ *   scratch: { plugin: memory, snapshot: scratch.snapshot.json }
+ * ```
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import { z } from "zod";
+import { moveAside, writeFileAtomic } from "../src/_fs.ts";
+import { StoreCorruptError } from "../src/errors.ts";
+import { definePlugin, type Plugin } from "../src/plugin.ts";
+import type {
+  CommitRequest,
+  DriverCommitResult,
+  KeyRange,
+  RawEntry,
+  StoreDriver,
+} from "../src/store/driver.ts";
+import { compareKeys, hasPrefix } from "../src/store/keys.ts";
+import type { Key } from "../src/store/types.ts";
+
+/** Options of the memory plugin. */
+export const memoryOptions = z.strictObject({
+  /** A file to restore from on open and write to on close (relative to the config's directory). */
+  snapshot: z.string().min(1).optional(),
+});
+
+/** Validated options of the memory plugin. */
+export type MemoryOptions = z.infer<typeof memoryOptions>;
+
+const SNAPSHOT_FORMAT = "flowstate.memory-snapshot";
+const SNAPSHOT_VERSION = 1;
+
+interface Slot {
+  id: string;
+  key: Key;
+}
+
+/** The memory driver: a Map plus a lazily merged sorted index. */
+export class MemoryDriver implements StoreDriver {
+  readonly location: string;
+  readonly capabilities = { persistent: false, expiry: false };
+  #entries = new Map<string, RawEntry>();
+  #sorted: Slot[] = [];
+  #inSorted = new Set<string>();
+  #pending: Slot[] = [];
+  #snapshot: string | undefined;
+
+  constructor(snapshot?: string) {
+    this.#snapshot = snapshot;
+    this.location = snapshot ? `memory (snapshot ${snapshot})` : "memory";
+  }
+
+  /** Load the snapshot file, if there is one. */
+  async restore(): Promise<void> {
+    if (!this.#snapshot) return;
+    let text: string;
+    try {
+      text = await Deno.readTextFile(this.#snapshot);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return;
+      throw err;
+    }
+    let entries: [Key, unknown, string, number | null][];
+    try {
+      const doc = JSON.parse(text);
+      if (doc?.format !== SNAPSHOT_FORMAT || doc.version !== SNAPSHOT_VERSION) {
+        throw new Error(`unknown format ${JSON.stringify(doc?.format)} version ${doc?.version}`);
+      }
+      entries = doc.entries;
+      if (!Array.isArray(entries)) throw new Error("entries is not an array");
+    } catch (err) {
+      const movedTo = await moveAside(this.#snapshot);
+      throw new StoreCorruptError(
+        `Cannot restore memory snapshot ${this.#snapshot}: ${
+          (err as Error).message
+        } (kept as ${movedTo})`,
+        { path: this.#snapshot, movedTo },
+        { cause: err },
+      );
+    }
+    for (const [key, value, version, expiresAt] of entries) {
+      this.#put({ key, value: JSON.stringify(value), version, expiresAt });
+    }
+  }
+
+  #put(entry: RawEntry): void {
+    const id = JSON.stringify(entry.key);
+    if (!this.#entries.has(id) && !this.#inSorted.has(id)) {
+      this.#pending.push({ id, key: entry.key });
+      this.#inSorted.add(id);
+    }
+    this.#entries.set(id, entry);
+  }
+
+  get(key: Key): RawEntry | null {
+    return this.#entries.get(JSON.stringify(key)) ?? null;
+  }
+
+  #index(): Slot[] {
+    if (this.#pending.length > 0) {
+      const pending = this.#pending.sort((a, b) => compareKeys(a.key, b.key));
+      this.#pending = [];
+      const merged: Slot[] = [];
+      const old = this.#sorted;
+      let i = 0;
+      let j = 0;
+      while (i < old.length || j < pending.length) {
+        if (
+          j >= pending.length || (i < old.length && compareKeys(old[i].key, pending[j].key) < 0)
+        ) {
+          merged.push(old[i++]);
+        } else {
+          merged.push(pending[j++]);
+        }
+      }
+      this.#sorted = merged;
+    }
+    if (this.#sorted.length > 64 && this.#sorted.length > 2 * this.#entries.size) {
+      this.#sorted = this.#sorted.filter((s) => this.#entries.has(s.id));
+      this.#inSorted = new Set(this.#sorted.map((s) => s.id));
+    }
+    return this.#sorted;
+  }
+
+  *list(range: KeyRange): Iterable<RawEntry> {
+    const index = this.#index();
+    const prefix = range.prefix ?? [];
+    const lower = range.start && (prefix.length === 0 || compareKeys(range.start, prefix) > 0)
+      ? range.start
+      : prefix.length > 0
+      ? prefix
+      : undefined;
+    const lowerExclusive = lower === range.start ? range.startExclusive === true : true;
+    let lo = 0;
+    if (lower) {
+      let a = 0;
+      let b = index.length;
+      while (a < b) {
+        const m = (a + b) >> 1;
+        const c = compareKeys(index[m].key, lower);
+        if (c < 0 || (c === 0 && lowerExclusive)) a = m + 1;
+        else b = m;
+      }
+      lo = a;
+    }
+    let hi = index.length;
+    if (range.end) {
+      let a = lo;
+      let b = index.length;
+      while (a < b) {
+        const m = (a + b) >> 1;
+        if (compareKeys(index[m].key, range.end) < 0) a = m + 1;
+        else b = m;
+      }
+      hi = a;
+    }
+    const slice = index.slice(lo, hi);
+    if (range.reverse) slice.reverse();
+    for (const slot of slice) {
+      if (prefix.length > 0 && !hasPrefix(slot.key, prefix)) {
+        if (range.reverse) continue;
+        break;
+      }
+      const entry = this.#entries.get(slot.id);
+      if (entry) yield entry;
+    }
+  }
+
+  commit(request: CommitRequest): DriverCommitResult {
+    const conflicts: Key[] = [];
+    for (const check of request.checks) {
+      const entry = this.#entries.get(JSON.stringify(check.key));
+      const current = entry && (entry.expiresAt === null || entry.expiresAt > request.now)
+        ? entry.version
+        : null;
+      if (current !== check.version) conflicts.push(check.key);
+    }
+    if (conflicts.length > 0) return { ok: false, conflicts };
+    for (const m of request.mutations) {
+      if (m.type === "set") {
+        this.#put({ key: m.key, value: m.value, version: request.version, expiresAt: m.expiresAt });
+      } else {
+        this.#entries.delete(JSON.stringify(m.key));
+      }
+    }
+    return { ok: true };
+  }
+
+  async close(): Promise<void> {
+    if (!this.#snapshot) return;
+    const now = Date.now();
+    const parts: string[] = [];
+    for (const slot of this.#index()) {
+      const e = this.#entries.get(slot.id);
+      if (!e || (e.expiresAt !== null && e.expiresAt <= now)) continue;
+      parts.push(
+        `[${JSON.stringify(e.key)},${e.value},${JSON.stringify(e.version)},${e.expiresAt}]`,
+      );
+    }
+    await writeFileAtomic(
+      this.#snapshot,
+      `{"format":"${SNAPSHOT_FORMAT}","version":${SNAPSHOT_VERSION},"entries":[\n${
+        parts.join(",\n")
+      }\n]}\n`,
+    );
+  }
+}
+
+/**
+ * The memory plugin.
+ *
+ * @example
+ * ```ts
+ * import { openStore } from "@flowstate/core";
+ * await using store = await openStore({ plugin: "memory" });
+ * await store.set(["a"], 1);
+ * console.assert((await store.count()) === 1);
+ * ```
+ */
+const memory: Plugin<MemoryOptions> = definePlugin({
+  name: "memory",
+  description: "in-process store; optional snapshot file",
+  optionsSchema: memoryOptions,
+  async open(options, context) {
+    const driver = new MemoryDriver(
+      options.snapshot ? resolve(context.baseDir, options.snapshot) : undefined,
+    );
+    await driver.restore();
+    return driver;
+  },
+});
+export default memory;

@@ -1,0 +1,83 @@
+/**
+ * Durable file helpers shared by file-backed plugins and jobs.
+ *
+ * @module
+ */
+import { basename, dirname, join } from "node:path";
+
+/** Fsync a directory so a rename inside it survives power loss. */
+export async function syncDir(dir: string): Promise<void> {
+  let handle: Deno.FsFile | undefined;
+  try {
+    handle = await Deno.open(dir, { read: true });
+    await handle.sync();
+  } catch (err) {
+    // Some file systems cannot fsync a directory; the rename is still atomic.
+    if (
+      !(err instanceof Deno.errors.PermissionDenied) && !(err instanceof Deno.errors.NotSupported)
+    ) {
+      if (!(err instanceof Error && /EINVAL|EISDIR|not supported/i.test(err.message))) throw err;
+    }
+  } finally {
+    handle?.close();
+  }
+}
+
+/**
+ * Replace `path` with `data` atomically: write a temp file beside it, fsync it
+ * (unless `sync` is false), rename it over `path`, and fsync the directory.
+ * A crash at any point leaves either the old or the new content, never a mix.
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array | string,
+  options: { sync?: boolean } = {},
+): Promise<void> {
+  const sync = options.sync ?? true;
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  try {
+    let written = 0;
+    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+    if (sync) await file.sync();
+  } catch (err) {
+    file.close();
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
+  }
+  file.close();
+  try {
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
+  }
+  if (sync) await syncDir(dir);
+}
+
+/** A timestamp safe for file names: `20260102T030405123Z`. */
+export function fileTimestamp(date: Date = new Date()): string {
+  return date.toISOString().replace(/[-:]/g, "").replace(".", "");
+}
+
+/**
+ * Move a damaged file aside as `<path>.corrupt-<timestamp>` (never overwriting
+ * anything) and return the new path.
+ */
+export async function moveAside(path: string): Promise<string> {
+  let target = `${path}.corrupt-${fileTimestamp()}`;
+  for (let i = 1;; i++) {
+    try {
+      await Deno.lstat(target);
+      target = `${path}.corrupt-${fileTimestamp()}-${i}`;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) break;
+      throw err;
+    }
+  }
+  await Deno.rename(path, target);
+  await syncDir(dirname(path));
+  return target;
+}

@@ -1,0 +1,330 @@
+/**
+ * Plugins: `definePlugin()`, the loader (built-in name, file path, or any
+ * specifier Deno can import) and `openStore()`.
+ *
+ * @module
+ */
+import { isAbsolute, resolve } from "node:path";
+import { toFileUrl } from "./_path.ts";
+import { z } from "zod";
+import { ConfigError } from "./errors.ts";
+import { didYouMean } from "./_suggest.ts";
+import type { StoreDriver } from "./store/driver.ts";
+import { wrapDriver } from "./store/store.ts";
+import type { Clock, Store } from "./store/types.ts";
+
+/** One problem reported by an options schema. */
+export interface SchemaIssue {
+  /** What is wrong. */
+  readonly message: string;
+  /** Where, as path segments. */
+  readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }>;
+}
+
+/** The result of validating options. */
+export type SchemaResult<O> =
+  | { readonly value: O; readonly issues?: undefined }
+  | { readonly issues: ReadonlyArray<SchemaIssue> };
+
+/**
+ * Any schema that implements Standard Schema v1 (zod, valibot, arktype…).
+ * Plugins and jobs use it to validate their options.
+ */
+export interface OptionsSchema<O> {
+  /** The Standard Schema interface. */
+  readonly "~standard": {
+    readonly version: 1;
+    readonly vendor: string;
+    readonly validate: (value: unknown) => SchemaResult<O> | Promise<SchemaResult<O>>;
+    readonly types?: { readonly input: unknown; readonly output: O } | undefined;
+  };
+}
+
+/** What `open()` receives besides the options. */
+export interface PluginContext {
+  /** The name of the store being opened. */
+  storeName: string;
+  /** The clock the store uses for expiry. */
+  clock: Clock;
+  /** Flowstate's home directory: where default files go. */
+  home: string;
+  /** The directory relative paths in options are resolved against. */
+  baseDir: string;
+}
+
+/** What a plugin module declares. */
+export interface PluginDefinition<O> {
+  /** Short name (`sqlite`, `redis`…). */
+  name: string;
+  /** One line for `flowstate stores` and docs. */
+  description?: string;
+  /** Validates the store's options before `open` sees them. */
+  optionsSchema: OptionsSchema<O>;
+  /** Open a backend with validated options. */
+  open(options: O, context: PluginContext): Promise<StoreDriver> | StoreDriver;
+}
+
+/** A plugin made by {@linkcode definePlugin}. */
+export interface Plugin<O = unknown> extends PluginDefinition<O> {
+  /** Marks the object as a Flowstate plugin. */
+  readonly kind: "flowstate.plugin";
+}
+
+/**
+ * Define a storage plugin. A plugin module's default export is the result.
+ *
+ * @example
+ * ```ts
+ * import { definePlugin, openStore } from "@flowstate/core";
+ * import { z } from "zod";
+ *
+ * const nothing = definePlugin({
+ *   name: "nothing",
+ *   optionsSchema: z.strictObject({}),
+ *   open: () => ({
+ *     location: "nowhere",
+ *     get: () => null,
+ *     list: () => [],
+ *     commit: () => ({ ok: true }),
+ *     close: () => {},
+ *   }),
+ * });
+ * const store = await openStore({ plugin: nothing });
+ * console.assert((await store.get(["a"])) === null);
+ * await store.close();
+ * ```
+ */
+export function definePlugin<O>(definition: PluginDefinition<O>): Plugin<O> {
+  if (typeof definition?.name !== "string" || definition.name === "") {
+    throw new TypeError("Cannot define plugin: name must be a non-empty string");
+  }
+  if (typeof definition.open !== "function") {
+    throw new TypeError(`Cannot define plugin "${definition.name}": open must be a function`);
+  }
+  if (typeof definition.optionsSchema?.["~standard"]?.validate !== "function") {
+    throw new TypeError(
+      `Cannot define plugin "${definition.name}": optionsSchema must be a Standard Schema (for example a zod schema)`,
+    );
+  }
+  return Object.freeze({ ...definition, kind: "flowstate.plugin" as const });
+}
+
+/** The built-in plugins, by name, as module specifiers relative to this file. */
+const BUILTIN_PLUGINS: Record<string, string> = {
+  memory: "../plugins/memory.ts",
+  jsonfile: "../plugins/jsonfile.ts",
+  sqlite: "../plugins/sqlite.ts",
+  postgres: "../plugins/postgres.ts",
+};
+
+/** Names of the built-in plugins. */
+export function builtinPluginNames(): string[] {
+  return Object.keys(BUILTIN_PLUGINS);
+}
+
+function isPlugin(value: unknown): value is Plugin {
+  const v = value as Partial<Plugin> | null;
+  return typeof v === "object" && v !== null && typeof v.name === "string" &&
+    typeof v.open === "function" && typeof v.optionsSchema?.["~standard"]?.validate === "function";
+}
+
+/** Resolve a plugin specifier to an importable module specifier. */
+export function resolvePluginSpecifier(specifier: string, baseDir: string): string {
+  if (Object.hasOwn(BUILTIN_PLUGINS, specifier)) {
+    return new URL(BUILTIN_PLUGINS[specifier], import.meta.url).href;
+  }
+  if (specifier.startsWith("./") || specifier.startsWith("../") || isAbsolute(specifier)) {
+    return toFileUrl(resolve(baseDir, specifier)).href;
+  }
+  if (/^[a-z][a-z0-9+.-]*:/i.test(specifier)) return specifier;
+  throw new ConfigError(
+    `Unknown plugin "${specifier}"${didYouMean(specifier, builtinPluginNames())}: use a built-in (${
+      builtinPluginNames().join(", ")
+    }), a file path starting with ./ or /, or a specifier like npm:name or jsr:@scope/name`,
+  );
+}
+
+/**
+ * Load a plugin by built-in name, file path (relative to `baseDir`) or any
+ * specifier Deno can import, and check that its default export is a plugin.
+ *
+ * @example
+ * ```ts
+ * import { loadPlugin } from "@flowstate/core";
+ * const memory = await loadPlugin("memory");
+ * console.assert(memory.name === "memory");
+ * ```
+ */
+export async function loadPlugin(
+  specifier: string | Plugin,
+  options: { baseDir?: string; storeName?: string } = {},
+): Promise<Plugin> {
+  if (typeof specifier !== "string") {
+    if (isPlugin(specifier)) return specifier;
+    throw new TypeError(
+      "Cannot load plugin: expected a name, a module specifier or a plugin object",
+    );
+  }
+  const forStore = options.storeName ? ` for store "${options.storeName}"` : "";
+  const url = resolvePluginSpecifier(specifier, options.baseDir ?? Deno.cwd());
+  let mod: { default?: unknown };
+  try {
+    mod = await import(url);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message.split("\n")[0] : String(err);
+    throw new ConfigError(
+      `Cannot load plugin "${specifier}"${forStore}: ${reason}. Check the path or specifier (resolved to ${url})`,
+      { cause: err },
+    );
+  }
+  if (!isPlugin(mod.default)) {
+    throw new ConfigError(
+      `Cannot load plugin "${specifier}"${forStore}: its default export is not a plugin; export default definePlugin({ name, optionsSchema, open })`,
+    );
+  }
+  return mod.default;
+}
+
+/** A store's configuration: the plugin plus its options. */
+export interface StoreSpec {
+  /** A built-in name, a module specifier or a plugin object. */
+  plugin: string | Plugin<never>;
+  /** Plugin options. */
+  [option: string]: unknown;
+}
+
+/** Options for {@linkcode openStore}. */
+export interface OpenStoreOptions {
+  /** The store's name, used in messages (default: the plugin's name). */
+  name?: string;
+  /** Home directory for default files (default: `$FLOWSTATE_HOME` or `./.flowstate`). */
+  home?: string;
+  /** Directory that relative paths resolve against (default: the working directory). */
+  baseDir?: string;
+  /** Clock for expiry (default: the system clock). */
+  clock?: Clock;
+}
+
+/** Flowstate's home: `$FLOWSTATE_HOME`, or `.flowstate` under the working directory. */
+export function defaultHome(): string {
+  const fromEnv = Deno.env.get("FLOWSTATE_HOME");
+  return resolve(fromEnv && fromEnv !== "" ? fromEnv : ".flowstate");
+}
+
+/**
+ * Open one store from `{ plugin, ...options }`.
+ *
+ * @example
+ * ```ts
+ * import { openStore } from "@flowstate/core";
+ * await using store = await openStore({ plugin: "memory" });
+ * await store.set(["greeting"], "hello");
+ * console.assert((await store.get(["greeting"]))?.value === "hello");
+ * ```
+ */
+export async function openStore(spec: StoreSpec, options: OpenStoreOptions = {}): Promise<Store> {
+  if (typeof spec !== "object" || spec === null || spec.plugin === undefined) {
+    throw new ConfigError(
+      `Cannot open store${
+        options.name ? ` "${options.name}"` : ""
+      }: the spec needs a plugin, like { plugin: "sqlite", path: "state.db" }`,
+    );
+  }
+  const baseDir = options.baseDir ?? Deno.cwd();
+  const { plugin: pluginSpec, ...rawOptions } = spec;
+  const plugin = await loadPlugin(pluginSpec as string | Plugin, {
+    baseDir,
+    storeName: options.name,
+  });
+  const name = options.name ?? plugin.name;
+  const validated = await validateOptions(plugin, rawOptions, `store "${name}"`);
+  const driver = await plugin.open(validated, {
+    storeName: name,
+    clock: options.clock ?? { now: () => Date.now() },
+    home: options.home ?? defaultHome(),
+    baseDir,
+  });
+  return wrapDriver(driver, { name, plugin: plugin.name, clock: options.clock });
+}
+
+/**
+ * Validate options against a plugin's (or job's) schema; a {@linkcode ConfigError}
+ * naming the subject, each bad option and the expected shape.
+ */
+export async function validateOptions<O>(
+  definition: { name: string; optionsSchema: OptionsSchema<O> },
+  raw: unknown,
+  subject: string,
+): Promise<O> {
+  const result = await definition.optionsSchema["~standard"].validate(raw);
+  if (!result.issues) return result.value;
+  const known = knownOptions(definition.optionsSchema);
+  const problems = result.issues.map((issue) => {
+    const path = (issue.path ?? []).map((p) =>
+      String(typeof p === "object" && p !== null ? p.key : p)
+    );
+    let message = issue.message;
+    const unknownKeys = /Unrecognized keys?: (.*)/.exec(message);
+    if (unknownKeys && known) {
+      const names = [...unknownKeys[1].matchAll(/"([^"]+)"/g)].map((m) => m[1]);
+      message = names.map((n) => `unknown option "${n}"${didYouMean(n, known)}`).join("; ");
+      return message;
+    }
+    return path.length ? `option "${path.join(".")}": ${message}` : message;
+  });
+  const shape = describeShape(definition.optionsSchema);
+  throw new ConfigError(
+    `Cannot open ${subject} (plugin "${definition.name}"): ${problems.join("; ")}${
+      shape ? `. Expected options: ${shape}` : ""
+    }`,
+  );
+}
+
+function knownOptions(schema: unknown): string[] | undefined {
+  const shape = (schema as { shape?: Record<string, unknown> }).shape;
+  return shape && typeof shape === "object" ? Object.keys(shape) : undefined;
+}
+
+interface JsonSchemaNode {
+  type?: string | string[];
+  enum?: unknown[];
+  const?: unknown;
+  anyOf?: JsonSchemaNode[];
+  oneOf?: JsonSchemaNode[];
+  properties?: Record<string, JsonSchemaNode>;
+  required?: string[];
+  items?: JsonSchemaNode;
+}
+
+function renderSchema(node: JsonSchemaNode | undefined, depth = 0): string {
+  if (!node || depth > 3) return "unknown";
+  if (node.enum) return node.enum.map((v) => JSON.stringify(v)).join(" | ");
+  if (node.const !== undefined) return JSON.stringify(node.const);
+  const alts = node.anyOf ?? node.oneOf;
+  if (alts) return alts.map((a) => renderSchema(a, depth + 1)).join(" | ");
+  if (node.type === "object" && node.properties) {
+    const required = new Set(node.required ?? []);
+    const props = Object.entries(node.properties).map(([k, v]) =>
+      `${k}${required.has(k) ? "" : "?"}: ${renderSchema(v, depth + 1)}`
+    );
+    return `{ ${props.join(", ")} }`;
+  }
+  if (node.type === "array") return `${renderSchema(node.items, depth + 1)}[]`;
+  if (Array.isArray(node.type)) return node.type.join(" | ");
+  return node.type ?? "unknown";
+}
+
+/** A one-line description of a zod schema's shape, or `undefined` for other schema kinds. */
+export function describeShape(schema: unknown): string | undefined {
+  if (typeof schema !== "object" || schema === null || !("_zod" in schema)) return undefined;
+  try {
+    return renderSchema(
+      z.toJSONSchema(schema as z.ZodType, {
+        unrepresentable: "any",
+        io: "input",
+      }) as JsonSchemaNode,
+    );
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * The driver contract: the small interface a plugin's `open()` returns. The
+ * core wraps it into a full {@linkcode Store}: it validates keys and values,
+ * copies values, filters expired entries, makes versions, and supplies
+ * `getMany`, `count`, `query` and `clear` when the driver does not.
+ *
+ * A minimal driver implements four methods: `get`, `list`, `commit`, `close`.
+ *
+ * @module
+ */
+import type { AtomicCheck, Capabilities, Key } from "./types.ts";
+import type { NormalizedQuery } from "./query.ts";
+
+/** An entry as a driver stores it: the value is JSON text. */
+export interface RawEntry {
+  /** The key. */
+  key: Key;
+  /** The value as JSON text (exactly as the core handed it to `commit`). */
+  value: string;
+  /** The version the core made for the write that stored it. */
+  version: string;
+  /** Expiry time in ms since the epoch, or `null`. */
+  expiresAt: number | null;
+}
+
+/** A key range for {@linkcode StoreDriver.list}. All bounds apply together. */
+export interface KeyRange {
+  /** Only keys strictly under this prefix (`[]` or absent: every key). */
+  prefix?: Key;
+  /** Lower bound, inclusive unless `startExclusive`. */
+  start?: Key;
+  /** Make `start` exclusive. */
+  startExclusive?: boolean;
+  /** Upper bound, exclusive. */
+  end?: Key;
+  /** Descending key order. */
+  reverse?: boolean;
+  /**
+   * At most this many entries. Only passed to drivers that filter expiry
+   * themselves; otherwise the core stops iterating when it has enough.
+   */
+  limit?: number;
+  /** A hint for how many entries to fetch per round trip. */
+  batchSize?: number;
+}
+
+/** One write in a commit. Apply in order; a later write to the same key wins. */
+export type Mutation =
+  | { type: "set"; key: Key; value: string; expiresAt: number | null }
+  | { type: "delete"; key: Key };
+
+/** Everything a commit must apply atomically. */
+export interface CommitRequest {
+  /** Every check must hold (a `null` version means absent or expired at `now`), or nothing is written. */
+  checks: AtomicCheck[];
+  /** The writes. */
+  mutations: Mutation[];
+  /** The version to store on every entry this commit sets. */
+  version: string;
+  /** The current time (ms), for expiry checks. */
+  now: number;
+}
+
+/** What a driver's commit reports. */
+export type DriverCommitResult = { ok: true } | { ok: false; conflicts: Key[] };
+
+/** The interface a plugin's `open()` returns. */
+export interface StoreDriver {
+  /** Where the data lives, for display (a path, a URL without password, `"memory"`). */
+  readonly location: string;
+  /** What this driver does natively; the rest gets a core fallback. */
+  readonly capabilities?: Partial<Capabilities>;
+  /** One entry or `null`. May return an expired entry; the core filters it. */
+  get(key: Key, now: number): Promise<RawEntry | null> | RawEntry | null;
+  /** Entries in key order within the range. May include expired ones unless `capabilities.expiry`. */
+  list(range: KeyRange, now: number): AsyncIterable<RawEntry> | Iterable<RawEntry>;
+  /** Apply checks and mutations all-or-nothing. */
+  commit(request: CommitRequest): Promise<DriverCommitResult> | DriverCommitResult;
+  /** Release resources. Called once. */
+  close(): Promise<void> | void;
+  /** Several entries, in the order of `keys`. */
+  getMany?(keys: readonly Key[], now: number): Promise<(RawEntry | null)[]>;
+  /** Count live entries under a prefix. Used when `capabilities.count`. */
+  count?(prefix: Key, now: number): Promise<number>;
+  /**
+   * Run a query natively: the live entries matching it, sorted, with offset
+   * and limit applied. Return `undefined` to let the core evaluate this one.
+   * Used when `capabilities.query`.
+   */
+  query?(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined>;
+  /** Delete every entry under a prefix and say how many live ones there were. Used when `capabilities.clear`. */
+  clear?(prefix: Key, now: number): Promise<number>;
+}

@@ -1,0 +1,187 @@
+/**
+ * Key validation and the one key ordering shared by every backend.
+ *
+ * @module
+ */
+import type { Key } from "./types.ts";
+
+/**
+ * Throw a `TypeError` unless `key` is a non-empty array of well-formed strings.
+ * `what` names the operation for the message ("Cannot set").
+ */
+export function assertKey(key: unknown, what: string, allowEmpty = false): asserts key is Key {
+  if (!Array.isArray(key)) {
+    throw new TypeError(
+      `${what}: key must be an array of strings, like ["flow", "counter"] (got ${describe(key)})`,
+    );
+  }
+  if (key.length === 0 && !allowEmpty) {
+    throw new TypeError(`${what}: key must have at least one element (got [])`);
+  }
+  for (let i = 0; i < key.length; i++) {
+    const part = key[i];
+    if (typeof part !== "string") {
+      throw new TypeError(
+        `${what}: key element ${i} must be a string (got ${describe(part)} in ${safeJson(key)})`,
+      );
+    }
+    if (!part.isWellFormed()) {
+      throw new TypeError(
+        `${what}: key element ${i} contains a lone UTF-16 surrogate; use well-formed Unicode`,
+      );
+    }
+  }
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value, (_k, v) => typeof v === "bigint" ? `${v}n` : v) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
+  return typeof value;
+}
+
+/**
+ * Compare two strings by Unicode code point (UTF-16 code-unit order differs
+ * for characters above U+FFFF, so plain `<` is not enough).
+ */
+export function compareStrings(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      // Surrogates (astral code points) sort after U+E000..U+FFFF.
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x < y ? -1 : 1;
+  }
+  return a.length - b.length < 0 ? -1 : a.length === b.length ? 0 : 1;
+}
+
+/**
+ * Compare two keys element-wise in code-point order; a key sorts before every
+ * longer key it is a prefix of. Returns a negative, zero or positive number.
+ */
+export function compareKeys(a: Key, b: Key): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const c = compareStrings(a[i], b[i]);
+    if (c !== 0) return c;
+  }
+  return a.length - b.length < 0 ? -1 : a.length === b.length ? 0 : 1;
+}
+
+/** True when `key` is strictly under `prefix` (longer, and starts with it). */
+export function hasPrefix(key: Key, prefix: Key): boolean {
+  if (key.length <= prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
+  return true;
+}
+
+/** True when both keys have the same elements. */
+export function keysEqual(a: Key, b: Key): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Encode a key as bytes whose byte-wise (memcmp) order is the key order:
+ * each element is its UTF-8 bytes with 0x00 escaped as 0x00 0xFF, followed by
+ * a 0x00 terminator. Backends that sort bytes (SQLite BLOBs) store this.
+ */
+export function encodeKey(key: Key): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (const element of key) {
+    const bytes = encoder.encode(element);
+    parts.push(bytes);
+    size += bytes.length + 1;
+    for (const b of bytes) if (b === 0) size++;
+  }
+  const out = new Uint8Array(size);
+  let o = 0;
+  for (const bytes of parts) {
+    for (const b of bytes) {
+      out[o++] = b;
+      if (b === 0) out[o++] = 0xff;
+    }
+    out[o++] = 0;
+  }
+  return out;
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Invert {@linkcode encodeKey}. */
+export function decodeKey(bytes: Uint8Array): string[] {
+  const key: string[] = [];
+  let current: number[] = [];
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b === 0) {
+      if (bytes[i + 1] === 0xff) {
+        current.push(0);
+        i++;
+      } else {
+        key.push(decoder.decode(new Uint8Array(current)));
+        current = [];
+      }
+    } else {
+      current.push(b);
+    }
+  }
+  return key;
+}
+
+/**
+ * The exclusive upper bound of the encoded keys strictly under `prefix`:
+ * every such key `k` satisfies `encodeKey(prefix) < k < prefixUpperBound(prefix)`.
+ */
+export function prefixUpperBound(prefix: Key): Uint8Array {
+  const enc = encodeKey(prefix);
+  const out = new Uint8Array(enc.length + 1);
+  out.set(enc);
+  out[enc.length] = 0xff;
+  return out;
+}
+
+/** Encode a key as an opaque, URL-safe listing cursor. */
+export function encodeCursor(key: Key): string {
+  const bytes = encoder.encode(JSON.stringify(key));
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+/** Decode a cursor made by {@linkcode encodeCursor}; a `TypeError` if it is not one. */
+export function decodeCursor(cursor: string): Key {
+  try {
+    const b64 = cursor.replaceAll("-", "+").replaceAll("_", "/");
+    const bin = atob(b64 + "=".repeat((4 - b64.length % 4) % 4));
+    const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+    const key = JSON.parse(decoder.decode(bytes));
+    assertKey(key, "Cannot list");
+    return key;
+  } catch (err) {
+    throw new TypeError(
+      `Cannot list: cursor ${
+        JSON.stringify(cursor)
+      } is not a cursor returned by list(); pass the iterator's .cursor unchanged`,
+      { cause: err },
+    );
+  }
+}

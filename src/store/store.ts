@@ -1,0 +1,366 @@
+/**
+ * The core's Store: wraps a plugin's driver, validates, copies, filters
+ * expired entries and supplies fallbacks for what the driver lacks.
+ *
+ * @module
+ */
+import { StoreClosedError } from "../errors.ts";
+import type { CommitRequest, KeyRange, Mutation, RawEntry, StoreDriver } from "./driver.ts";
+import { assertKey, compareKeys, decodeCursor, encodeCursor } from "./keys.ts";
+import { applyQuery, normalizeQuery } from "./query.ts";
+import type {
+  AtomicCheck,
+  AtomicOperation,
+  Capabilities,
+  Clock,
+  CommitResult,
+  DeleteOptions,
+  Entry,
+  JsonValue,
+  Key,
+  ListIterator,
+  ListOptions,
+  Query,
+  SetOptions,
+  Store,
+} from "./types.ts";
+import { serializeValue } from "./values.ts";
+
+const PROCESS_TAG = Array.from(
+  crypto.getRandomValues(new Uint8Array(8)),
+  (b) => b.toString(16).padStart(2, "0"),
+).join("");
+let versionCounter = 0;
+
+/** A new, globally unique version string (time, counter, process tag). */
+export function newVersion(): string {
+  versionCounter = (versionCounter + 1) % 2176782336;
+  return Date.now().toString(36).padStart(9, "0") +
+    versionCounter.toString(36).padStart(6, "0") + PROCESS_TAG;
+}
+
+const DEFAULT_CAPABILITIES: Capabilities = {
+  persistent: false,
+  expiry: false,
+  query: false,
+  count: false,
+  clear: false,
+  multiProcess: false,
+};
+
+/** How the core wraps a driver. */
+export interface WrapOptions {
+  /** The store's name. */
+  name: string;
+  /** The plugin's name. */
+  plugin: string;
+  /** The clock (default: the system clock). */
+  clock?: Clock;
+}
+
+const systemClock: Clock = { now: () => Date.now() };
+
+function checkExpireIn(expireIn: unknown, what: string): void {
+  if (typeof expireIn !== "number" || !Number.isFinite(expireIn) || expireIn <= 0) {
+    throw new RangeError(
+      `${what}: expireIn must be a positive number of milliseconds (got ${String(expireIn)})`,
+    );
+  }
+}
+
+function toEntry<T>(raw: RawEntry): Entry<T> {
+  return {
+    key: [...raw.key],
+    value: JSON.parse(raw.value) as T,
+    version: raw.version,
+    expiresAt: raw.expiresAt,
+  };
+}
+
+/** Wrap a driver into a full {@linkcode Store}. */
+export function wrapDriver(driver: StoreDriver, options: WrapOptions): Store {
+  return new CoreStore(driver, options);
+}
+
+class CoreStore implements Store {
+  readonly name: string;
+  readonly plugin: string;
+  readonly location: string;
+  readonly capabilities: Readonly<Capabilities>;
+  #driver: StoreDriver;
+  #clock: Clock;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(driver: StoreDriver, options: WrapOptions) {
+    this.#driver = driver;
+    this.#clock = options.clock ?? systemClock;
+    this.name = options.name;
+    this.plugin = options.plugin;
+    this.location = driver.location;
+    this.capabilities = Object.freeze({ ...DEFAULT_CAPABILITIES, ...driver.capabilities });
+  }
+
+  #assertOpen(what: string): void {
+    if (this.#closed) {
+      throw new StoreClosedError(`${what}: store "${this.name}" is closed`);
+    }
+  }
+
+  #live(raw: RawEntry | null, now: number): RawEntry | null {
+    return raw !== null && (raw.expiresAt === null || raw.expiresAt > now) ? raw : null;
+  }
+
+  async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
+    this.#assertOpen("Cannot get");
+    assertKey(key, "Cannot get");
+    const now = this.#clock.now();
+    const raw = this.#live(await this.#driver.get(key, now), now);
+    return raw === null ? null : toEntry<T>(raw);
+  }
+
+  async getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {
+    this.#assertOpen("Cannot getMany");
+    if (!Array.isArray(keys)) throw new TypeError("Cannot getMany: keys must be an array of keys");
+    for (const key of keys) assertKey(key, "Cannot getMany");
+    const now = this.#clock.now();
+    const raws = this.#driver.getMany
+      ? await this.#driver.getMany(keys, now)
+      : await Promise.all(keys.map((k) => this.#driver.get(k, now)));
+    return raws.map((r) => {
+      const live = this.#live(r, now);
+      return live === null ? null : toEntry<T>(live);
+    });
+  }
+
+  async #commit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
+    const version = newVersion();
+    const request: CommitRequest = { checks, mutations, version, now: this.#clock.now() };
+    const result = await this.#driver.commit(request);
+    return result.ok
+      ? { ok: true, version }
+      : { ok: false, version: null, conflicts: result.conflicts };
+  }
+
+  set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
+    const what = "Cannot set";
+    this.#assertOpen(what);
+    assertKey(key, what);
+    const text = serializeValue(value, what);
+    let expiresAt: number | null = null;
+    if (options?.expireIn !== undefined) {
+      checkExpireIn(options.expireIn, what);
+      expiresAt = this.#clock.now() + options.expireIn;
+    }
+    const checks: AtomicCheck[] = [];
+    if (options?.ifVersion !== undefined) {
+      if (options.ifVersion !== null && typeof options.ifVersion !== "string") {
+        throw new TypeError(`${what}: ifVersion must be a version string or null`);
+      }
+      checks.push({ key, version: options.ifVersion });
+    }
+    return this.#commit(checks, [{ type: "set", key, value: text, expiresAt }]);
+  }
+
+  async delete(key: Key, options?: DeleteOptions): Promise<boolean> {
+    const what = "Cannot delete";
+    this.#assertOpen(what);
+    assertKey(key, what);
+    const checks: AtomicCheck[] = [];
+    if (options?.ifVersion !== undefined) {
+      if (typeof options.ifVersion !== "string") {
+        throw new TypeError(`${what}: ifVersion must be a version string`);
+      }
+      checks.push({ key, version: options.ifVersion });
+    }
+    return (await this.#commit(checks, [{ type: "delete", key }])).ok;
+  }
+
+  list<T = JsonValue>(options: ListOptions = {}): ListIterator<T> {
+    const what = "Cannot list";
+    this.#assertOpen(what);
+    const range = this.#rangeFor(options, what);
+    const limit = options.limit ?? Infinity;
+    if (limit !== Infinity && (!Number.isInteger(limit) || limit < 0)) {
+      throw new RangeError(`${what}: limit must be a non-negative integer (got ${limit})`);
+    }
+    const nativeExpiry = this.capabilities.expiry;
+    if (nativeExpiry && limit !== Infinity) range.limit = limit;
+    // deno-lint-ignore no-this-alias
+    const self = this;
+    let cursor = "";
+    async function* entries(): AsyncGenerator<Entry<T>> {
+      if (limit === 0) return;
+      let n = 0;
+      for await (const raw of self.#driver.list(range, self.#clock.now())) {
+        self.#assertOpen(what);
+        if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
+        cursor = encodeCursor(raw.key);
+        yield toEntry<T>(raw);
+        if (++n >= limit) return;
+      }
+    }
+    const gen = entries();
+    const iterator = {
+      get cursor() {
+        return cursor;
+      },
+      next: () => gen.next(),
+      return: (value?: unknown) => gen.return(value as undefined),
+      throw: (err?: unknown) => gen.throw(err),
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+    return iterator as unknown as ListIterator<T>;
+  }
+
+  #rangeFor(options: ListOptions, what: string): KeyRange {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError(`${what}: options must be an object`);
+    }
+    const range: KeyRange = { reverse: options.reverse === true };
+    if (options.prefix !== undefined) {
+      assertKey(options.prefix, what, true);
+      range.prefix = options.prefix;
+    }
+    if (options.start !== undefined) {
+      assertKey(options.start, what);
+      range.start = options.start;
+    }
+    if (options.end !== undefined) {
+      assertKey(options.end, what);
+      range.end = options.end;
+    }
+    if (options.batchSize !== undefined) {
+      if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
+        throw new RangeError(`${what}: batchSize must be a positive integer`);
+      }
+      range.batchSize = options.batchSize;
+    }
+    if (options.cursor !== undefined && options.cursor !== "") {
+      const after = decodeCursor(options.cursor);
+      if (range.reverse) {
+        if (range.end === undefined || compareKeys(after, range.end) < 0) range.end = after;
+      } else if (range.start === undefined || compareKeys(after, range.start) >= 0) {
+        range.start = after;
+        range.startExclusive = true;
+      }
+    }
+    return range;
+  }
+
+  async count(prefix: Key = []): Promise<number> {
+    const what = "Cannot count";
+    this.#assertOpen(what);
+    assertKey(prefix, what, true);
+    if (this.capabilities.count && this.#driver.count) {
+      return await this.#driver.count(prefix, this.#clock.now());
+    }
+    let n = 0;
+    const now = this.#clock.now();
+    for await (const raw of this.#driver.list({ prefix }, now)) {
+      if (raw.expiresAt === null || raw.expiresAt > now) n++;
+    }
+    return n;
+  }
+
+  async query<T = JsonValue>(query: Query = {}): Promise<Entry<T>[]> {
+    const what = "Cannot query";
+    this.#assertOpen(what);
+    const q = normalizeQuery(query);
+    assertKey(q.prefix, what, true);
+    const now = this.#clock.now();
+    if (this.capabilities.query && this.#driver.query) {
+      const native = await this.#driver.query(q, now);
+      if (native !== undefined) {
+        return native.filter((r) => this.#live(r, now) !== null).map((r) => toEntry<T>(r));
+      }
+    }
+    const entries: { key: Key; value: unknown; raw: RawEntry }[] = [];
+    for await (const raw of this.#driver.list({ prefix: q.prefix }, now)) {
+      if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
+      entries.push({ key: raw.key, value: JSON.parse(raw.value), raw });
+    }
+    return applyQuery(entries, q).map(({ raw }) => toEntry<T>(raw));
+  }
+
+  atomic(): AtomicOperation {
+    const what = "Cannot commit atomic operation";
+    this.#assertOpen(what);
+    const checks: AtomicCheck[] = [];
+    const mutations: Mutation[] = [];
+    let committed = false;
+    const op: AtomicOperation = {
+      check: (key, version) => {
+        assertKey(key, `${what}: check`);
+        if (version !== null && typeof version !== "string") {
+          throw new TypeError(`${what}: check version must be a version string or null`);
+        }
+        checks.push({ key, version });
+        return op;
+      },
+      set: (key, value, options) => {
+        assertKey(key, `${what}: set`);
+        const text = serializeValue(value, `${what}: set`);
+        let expiresAt: number | null = null;
+        if (options?.expireIn !== undefined) {
+          checkExpireIn(options.expireIn, what);
+          expiresAt = this.#clock.now() + options.expireIn;
+        }
+        mutations.push({ type: "set", key, value: text, expiresAt });
+        return op;
+      },
+      delete: (key) => {
+        assertKey(key, `${what}: delete`);
+        mutations.push({ type: "delete", key });
+        return op;
+      },
+      commit: () => {
+        this.#assertOpen(what);
+        if (committed) {
+          return Promise.reject(new TypeError(`${what}: this operation was already committed`));
+        }
+        committed = true;
+        return this.#commit(checks, mutations);
+      },
+    };
+    return op;
+  }
+
+  async clear(prefix: Key): Promise<number> {
+    const what = "Cannot clear";
+    this.#assertOpen(what);
+    assertKey(prefix, what, true);
+    const now = this.#clock.now();
+    if (this.capabilities.clear && this.#driver.clear) return await this.#driver.clear(prefix, now);
+    let removed = 0;
+    for (;;) {
+      const batch: RawEntry[] = [];
+      for await (const raw of this.#driver.list({ prefix, batchSize: 500 }, now)) {
+        batch.push(raw);
+        if (batch.length >= 500) break;
+      }
+      if (batch.length === 0) return removed;
+      removed += batch.filter((r) => r.expiresAt === null || r.expiresAt > now).length;
+      await this.#driver.commit({
+        checks: [],
+        mutations: batch.map((r) => ({ type: "delete", key: r.key })),
+        version: newVersion(),
+        now,
+      });
+    }
+  }
+
+  close(): Promise<void> {
+    if (!this.#closing) {
+      this.#closed = true;
+      this.#closing = Promise.resolve().then(() => this.#driver.close());
+    }
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * The Store contract: one interface every storage backend implements.
+ *
+ * @module
+ */
+
+/** One element of a key. Keys are tuples of strings. */
+export type KeyPart = string;
+
+/**
+ * A key: a non-empty array of strings, ordered element-wise in Unicode
+ * code-point order (a shorter key sorts before any key it is a prefix of).
+ */
+export type Key = readonly KeyPart[];
+
+/** A JSON-compatible value: what a Store can hold. */
+export type JsonValue =
+  | null
+  | boolean
+  | number
+  | string
+  | JsonValue[]
+  | { [key: string]: JsonValue };
+
+/** One stored entry, as returned by reads. */
+export interface Entry<T = JsonValue> {
+  /** The entry's key. */
+  key: Key;
+  /** A copy of the stored value: mutating it never changes the store. */
+  value: T;
+  /** Changes on every write to this key; pass it to `ifVersion` for compare-and-set. */
+  version: string;
+  /** When the entry expires (milliseconds since the epoch), or `null` if it never does. */
+  expiresAt: number | null;
+}
+
+/** Options for {@linkcode Store.set}. */
+export interface SetOptions {
+  /** Expire the entry this many milliseconds from now. */
+  expireIn?: number;
+  /**
+   * Compare-and-set: write only if the entry's current version is this one.
+   * `null` means "only if the key is absent (or expired)".
+   */
+  ifVersion?: string | null;
+}
+
+/** Options for {@linkcode Store.delete}. */
+export interface DeleteOptions {
+  /** Delete only if the entry's current version is this one. */
+  ifVersion?: string;
+}
+
+/** The result of a write: either committed with a new version, or a conflict that wrote nothing. */
+export type CommitResult =
+  | { ok: true; version: string }
+  | { ok: false; version: null; conflicts: Key[] };
+
+/** Which entries {@linkcode Store.list} returns, and how. */
+export interface ListOptions {
+  /** Only keys strictly under this prefix (the prefix key itself is not included). */
+  prefix?: Key;
+  /** Only keys `>= start`. */
+  start?: Key;
+  /** Only keys `< end`. */
+  end?: Key;
+  /** Return at most this many entries. */
+  limit?: number;
+  /** Return entries in descending key order. */
+  reverse?: boolean;
+  /** Resume after the entry a previous listing's `cursor` points at. */
+  cursor?: string;
+  /** Entries fetched from the backend per round trip (a hint). */
+  batchSize?: number;
+}
+
+/** An async iterator over entries whose `cursor` resumes the listing where it stopped. */
+export interface ListIterator<T = JsonValue> extends AsyncIterableIterator<Entry<T>> {
+  /** Pass as `cursor` to continue after the last entry yielded ("" before the first). */
+  readonly cursor: string;
+}
+
+/** A comparison operator of a {@linkcode WhereClause}. */
+export type WhereOp = "eq" | "ne" | "lt" | "lte" | "gt" | "gte" | "in" | "contains" | "exists";
+
+/**
+ * A filter on a JSON path of the value. `path` is dot-separated (`"a.b.0"`)
+ * or an array of segments; `""` or `[]` is the value itself.
+ *
+ * Semantics (identical on every backend):
+ * - `eq`/`ne`: deep JSON equality; a missing field equals nothing (so `ne` matches it).
+ * - `lt lte gt gte`: only between two numbers or two strings (code-point order); otherwise false.
+ * - `in`: `value` is an array; matches if the field deep-equals one of its items.
+ * - `contains`: the field is an array with an item deep-equal to `value`, or a string containing `value`.
+ * - `exists`: `value` (default `true`) says whether the field must be present.
+ */
+export interface WhereClause {
+  /** Path into the value. */
+  path: string | readonly string[];
+  /** Operator. */
+  op: WhereOp;
+  /** Operand. */
+  value?: JsonValue;
+}
+
+/** One sort key of a query. Ordering across types: missing < null < false < true < numbers < strings < arrays < objects. */
+export interface OrderBy {
+  /** Path into the value. */
+  path: string | readonly string[];
+  /** Default `"asc"`. */
+  direction?: "asc" | "desc";
+}
+
+/** A query over the values under a prefix. Ties are always broken by key order. */
+export interface Query {
+  /** Only keys under this prefix (default: every key). */
+  prefix?: Key;
+  /** All clauses must match. */
+  where?: readonly WhereClause[];
+  /** Sort keys, applied in order; default is key order. */
+  orderBy?: OrderBy | readonly OrderBy[];
+  /** Return at most this many entries. */
+  limit?: number;
+  /** Skip this many matching entries first. */
+  offset?: number;
+}
+
+/** A version check in an atomic operation: `null` means "must be absent". */
+export interface AtomicCheck {
+  /** The key to check. */
+  key: Key;
+  /** The version it must have, or `null` if it must not exist. */
+  version: string | null;
+}
+
+/** A builder of all-or-nothing writes, returned by {@linkcode Store.atomic}. */
+export interface AtomicOperation {
+  /** Require `key` to be at `version` (or absent, for `null`) at commit time. */
+  check(key: Key, version: string | null): AtomicOperation;
+  /** Write `value` at `key`. */
+  set(key: Key, value: unknown, options?: { expireIn?: number }): AtomicOperation;
+  /** Delete `key`. */
+  delete(key: Key): AtomicOperation;
+  /** Commit everything, or nothing if a check fails. */
+  commit(): Promise<CommitResult>;
+}
+
+/** What a backend does natively; the core supplies a correct fallback for the rest. */
+export interface Capabilities {
+  /** Survives the process (a file or a server). */
+  persistent: boolean;
+  /** Filters expired entries itself (otherwise the core filters them). */
+  expiry: boolean;
+  /** Runs queries itself (otherwise the core scans `list`). */
+  query: boolean;
+  /** Counts itself (otherwise the core scans `list`). */
+  count: boolean;
+  /** Clears a prefix itself (otherwise the core deletes in batches). */
+  clear: boolean;
+  /** Several processes may open it at once without lost updates. */
+  multiProcess: boolean;
+}
+
+/** The interface every store exposes, whatever the backend. */
+export interface Store extends AsyncDisposable {
+  /** The store's name (from the config, or the plugin's name). */
+  readonly name: string;
+  /** The plugin that opened it. */
+  readonly plugin: string;
+  /** Where it lives (a file path, a URL without password, or `"memory"`). */
+  readonly location: string;
+  /** What the backend does natively. */
+  readonly capabilities: Readonly<Capabilities>;
+  /** Read one entry, or `null` if absent or expired. */
+  get<T = JsonValue>(key: Key): Promise<Entry<T> | null>;
+  /** Read several entries, in the order of `keys`. */
+  getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]>;
+  /** Write one entry (optionally compare-and-set or expiring). */
+  set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult>;
+  /** Delete one entry; resolves `false` only when an `ifVersion` check failed. */
+  delete(key: Key, options?: DeleteOptions): Promise<boolean>;
+  /** Stream entries in key order. */
+  list<T = JsonValue>(options?: ListOptions): ListIterator<T>;
+  /** Count live entries under a prefix (every entry without one). */
+  count(prefix?: Key): Promise<number>;
+  /** Filter and sort values. */
+  query<T = JsonValue>(query?: Query): Promise<Entry<T>[]>;
+  /** Start an all-or-nothing operation. */
+  atomic(): AtomicOperation;
+  /** Delete every entry under a prefix (`[]` clears everything); resolves how many were deleted. */
+  clear(prefix: Key): Promise<number>;
+  /** Release the backend; later calls throw. */
+  close(): Promise<void>;
+}
+
+/** A clock, injected so tests can move time instead of sleeping. */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+}
