@@ -5,7 +5,14 @@
  * @module
  */
 import { StoreClosedError } from "../errors.ts";
-import type { CommitRequest, KeyRange, Mutation, RawEntry, StoreDriver } from "./driver.ts";
+import type {
+  CommitRequest,
+  DriverCommitResult,
+  KeyRange,
+  Mutation,
+  RawEntry,
+  StoreDriver,
+} from "./driver.ts";
 import { assertKey, compareKeys, decodeCursor, encodeCursor } from "./keys.ts";
 import { applyQuery, normalizeQuery } from "./query.ts";
 import type {
@@ -31,12 +38,21 @@ const PROCESS_TAG = Array.from(
   (b) => b.toString(16).padStart(2, "0"),
 ).join("");
 let versionCounter = 0;
+let versionMs = -1;
+let versionPrefix = "";
 
-/** A new, globally unique version string (time, counter, process tag). */
+/**
+ * A new, globally unique version string: the time in ms (base 36, fixed
+ * width), a per-process counter and a random per-process tag.
+ */
 export function newVersion(): string {
-  versionCounter = (versionCounter + 1) % 2176782336;
-  return Date.now().toString(36).padStart(9, "0") +
-    versionCounter.toString(36).padStart(6, "0") + PROCESS_TAG;
+  const ms = Date.now();
+  if (ms !== versionMs) {
+    versionMs = ms;
+    versionPrefix = ms.toString(36).padStart(9, "0");
+  }
+  versionCounter = (versionCounter + 1) | 0;
+  return `${versionPrefix}.${(versionCounter >>> 0).toString(36)}.${PROCESS_TAG}`;
 }
 
 const DEFAULT_CAPABILITIES: Capabilities = {
@@ -75,6 +91,12 @@ function toEntry<T>(raw: RawEntry): Entry<T> {
     version: raw.version,
     expiresAt: raw.expiresAt,
   };
+}
+
+function commitResult(result: DriverCommitResult, version: string): CommitResult {
+  return result.ok
+    ? { ok: true, version }
+    : { ok: false, version: null, conflicts: result.conflicts };
 }
 
 /** Wrap a driver into a full {@linkcode Store}. */
@@ -133,13 +155,17 @@ class CoreStore implements Store {
     });
   }
 
-  async #commit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
+  #commit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
     const version = newVersion();
     const request: CommitRequest = { checks, mutations, version, now: this.#clock.now() };
-    const result = await this.#driver.commit(request);
-    return result.ok
-      ? { ok: true, version }
-      : { ok: false, version: null, conflicts: result.conflicts };
+    let result;
+    try {
+      result = this.#driver.commit(request);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (result instanceof Promise) return result.then((r) => commitResult(r, version));
+    return Promise.resolve(commitResult(result, version));
   }
 
   set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {

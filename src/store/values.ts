@@ -13,69 +13,86 @@
  * `undefined` object properties are omitted, as `JSON.stringify` does.
  */
 export function serializeValue(value: unknown, what: string): string {
-  checkJson(value, "value", what, []);
+  const path: (string | number)[] = [];
+  const problem = findProblem(value, path, []);
+  if (problem !== undefined) throw new TypeError(`${what}: ${formatPath(path)} ${problem}`);
   return JSON.stringify(value);
 }
 
-function checkJson(value: unknown, path: string, what: string, ancestors: object[]): void {
+function formatPath(path: readonly (string | number)[]): string {
+  let out = "value";
+  for (const seg of path) {
+    out += typeof seg === "number"
+      ? `[${seg}]`
+      : /^[A-Za-z_$][\w$]*$/.test(seg)
+      ? `.${seg}`
+      : `[${JSON.stringify(seg)}]`;
+  }
+  return out;
+}
+
+/**
+ * Walk a value; on the first problem, leave its location in `path` and return
+ * the rest of the message. Paths are only built when something is wrong.
+ */
+function findProblem(
+  value: unknown,
+  path: (string | number)[],
+  ancestors: object[],
+): string | undefined {
   switch (typeof value) {
     case "string":
     case "boolean":
-      return;
+      return undefined;
     case "number":
-      if (!Number.isFinite(value)) {
-        throw new TypeError(
-          `${what}: ${path} is ${value}, which JSON cannot hold; store a finite number, null or a string`,
-        );
-      }
-      return;
+      return Number.isFinite(value)
+        ? undefined
+        : `is ${value}, which JSON cannot hold; store a finite number, null or a string`;
     case "object": {
-      if (value === null) return;
+      if (value === null) return undefined;
       if (ancestors.includes(value)) {
-        throw new TypeError(
-          `${what}: ${path} refers back to itself (a cycle); JSON cannot hold it`,
-        );
+        return "refers back to itself (a cycle); JSON cannot hold it";
       }
       ancestors.push(value);
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
-          if (!(i in value) || value[i] === undefined) {
-            throw new TypeError(
-              `${what}: ${path}[${i}] is undefined; JSON arrays cannot hold undefined, use null`,
-            );
+          const item = value[i];
+          if (item === undefined) {
+            path.push(i);
+            return "is undefined; JSON arrays cannot hold undefined, use null";
           }
-          checkJson(value[i], `${path}[${i}]`, what, ancestors);
+          if (typeof item === "string" || typeof item === "boolean") continue;
+          const p = findProblem(item, path, ancestors);
+          if (p !== undefined) {
+            path.unshift(i);
+            return p;
+          }
         }
       } else {
         const proto = Object.getPrototypeOf(value);
         if (proto !== Object.prototype && proto !== null) {
           const type = (value as { constructor?: { name?: string } }).constructor?.name ??
             "object";
-          throw new TypeError(
-            `${what}: ${path} is a ${type}, not a plain object; convert it to JSON first (for a Date, use toISOString())`,
-          );
+          return `is a ${type}, not a plain object; convert it to JSON first (for a Date, use toISOString())`;
         }
         for (const k in value) {
           const v = (value as Record<string, unknown>)[k];
-          if (v === undefined) continue;
-          checkJson(
-            v,
-            /^[A-Za-z_$][\w$]*$/.test(k) ? `${path}.${k}` : `${path}[${JSON.stringify(k)}]`,
-            what,
-            ancestors,
-          );
+          if (v === undefined || typeof v === "string" || typeof v === "boolean") continue;
+          const p = findProblem(v, path, ancestors);
+          if (p !== undefined) {
+            path.unshift(k);
+            return p;
+          }
         }
       }
       ancestors.pop();
-      return;
+      return undefined;
     }
     case "undefined":
-      throw new TypeError(`${what}: ${path} is undefined; store null or delete the key instead`);
+      return "is undefined; store null or delete the key instead";
     case "bigint":
-      throw new TypeError(
-        `${what}: ${path} is a BigInt, which JSON cannot hold; store it as a string or number`,
-      );
+      return "is a BigInt, which JSON cannot hold; store it as a string or number";
     default:
-      throw new TypeError(`${what}: ${path} is a ${typeof value}, which JSON cannot hold`);
+      return `is a ${typeof value}, which JSON cannot hold`;
   }
 }
