@@ -1,0 +1,865 @@
+/**
+ * The records of Flowstate: hash-addressed flow versions, run records with
+ * their per-node events, and per-flow metrics, kept in any {@linkcode Store}.
+ *
+ * ## Key layout
+ *
+ * Every key starts with the prefix (default `["flowstate"]`), written `P` here:
+ *
+ * | key | value |
+ * |---|---|
+ * | `P, "versions", flowId, hash` | {@linkcode FlowVersion} (immutable once written) |
+ * | `P, "heads", flowId` | `{ hash, versions, description, updatedAt }`: the current version |
+ * | `P, "runs", runId` | the full {@linkcode RunRecord} |
+ * | `P, "runs-by-flow", flowId, runId` | {@linkcode RunSummary} |
+ * | `P, "runs-by-status", status, runId` | {@linkcode RunSummary} |
+ * | `P, "runs-by-flow-status", flowId, status, runId` | {@linkcode RunSummary} |
+ * | `P, "events", runId, chunk` | `{ first, events }`: one `appendEvents()` call |
+ * | `P, "metrics", flowId, version` | {@linkcode FlowMetrics}; `version` is a hash or `"*"` |
+ *
+ * Run ids start with their creation time (9 base-36 digits of ms), so key
+ * order is time order: "newest first" is a reverse listing, and a time range
+ * is a key range on the run id. Listing by flow, by status or by both is a
+ * prefix of one of the three indexes, so no listing ever scans runs it does
+ * not return (it reads at most `limit + 1` index entries per page).
+ *
+ * Index entries carry a small {@linkcode RunSummary} (ids, status, times,
+ * error) rather than nothing or the whole record: `listRunSummaries()` (what
+ * retention and `runs ls` need) reads only the index, and `listRuns()` then
+ * reads the page's full records with one `getMany`. Copying whole records
+ * into three indexes would triple the size of every run's outputs.
+ *
+ * Events are stored one chunk per `appendEvents()` call (`chunk` is a
+ * zero-padded counter, `first` the index of the chunk's first event): the
+ * executor already batches about 100 events per call, so a run of 10,000
+ * events is 100 entries, written with one small commit each and deleted with
+ * one commit.
+ *
+ * ## Versions
+ *
+ * A version's hash is the SHA-256 of the definition's canonical JSON (object
+ * keys sorted, `undefined` properties dropped), so key order and formatting
+ * never make a new version. The `source` text (YAML) is kept as first saved
+ * and is not hashed. Saving content that already exists never creates a
+ * version: if it is not the head, the head moves back to it, and the next
+ * new content gets it as parent. So `parent` is always "the head when this
+ * version was created", and `listVersions()` returns creation order, newest
+ * first.
+ *
+ * ## Concurrency
+ *
+ * Every read-modify-write (versions, finishing a run, metrics, deletion,
+ * event chunks) is one atomic commit guarded by version checks, retried with
+ * a small jittered exponential backoff, and abandoned with a
+ * {@linkcode ConflictError} after `retry.attempts` tries. Finishing a run
+ * writes the record, moves its status indexes and updates both the
+ * per-version and the `"*"` metrics in one commit, so several processes can
+ * finish runs of one flow at once without losing a count.
+ *
+ * @module
+ */
+import { ConflictError } from "../errors.ts";
+import type { FlowDefinition, RunEvent, RunRecord, RunStatus } from "../flow/types.ts";
+import { assertKey, compareKeys } from "../store/keys.ts";
+import type { Clock, Entry, Key, Store } from "../store/types.ts";
+import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
+
+export type { DurationHistogram, FlowMetrics } from "./metrics.ts";
+
+/** One stored version of a flow. */
+export interface FlowVersion {
+  /** The flow's id. */
+  flowId: string;
+  /** SHA-256 (hex) of the definition's canonical JSON. */
+  hash: string;
+  /** The head when this version was created, or `null` for the first version. */
+  parent: string | null;
+  /** Creation order within the flow, from 1. */
+  seq: number;
+  /** When it was first saved (ms since the epoch). */
+  createdAt: number;
+  /** The definition. */
+  definition: FlowDefinition;
+  /** The text it was parsed from, if given when first saved. */
+  source?: string;
+}
+
+/** One flow, as {@linkcode Records.listFlows} reports it. */
+export interface FlowSummary {
+  /** The flow's id. */
+  id: string;
+  /** Hash of the current version. */
+  head: string;
+  /** How many distinct versions exist. */
+  versions: number;
+  /** Start time of the newest run (any status), or `null`. */
+  lastRunAt: number | null;
+  /** Status of the newest run (`running` while it runs), or `null`. */
+  lastStatus: RunStatus | null;
+  /** The current version's description, or `null`. */
+  description: string | null;
+}
+
+/** What the run indexes hold: a run without its inputs, outputs and nodes. */
+export interface RunSummary {
+  /** Run id. */
+  id: string;
+  /** The flow's id. */
+  flowId: string;
+  /** The flow version's hash. */
+  flowVersion: string;
+  /** Current or final status. */
+  status: RunStatus;
+  /** Start time (ms since the epoch). */
+  startedAt: number;
+  /** End time, or `null` while running. */
+  endedAt: number | null;
+  /** Duration, or `null` while running. */
+  durationMs: number | null;
+  /** The error that failed the run, or `null`. */
+  error: { node?: string; message: string } | null;
+  /** Parent run, for sub-flows. */
+  parentRunId?: string;
+}
+
+/** Which runs {@linkcode Records.listRuns} returns. Filters combine. */
+export interface ListRunsOptions {
+  /** Only runs of this flow. */
+  flowId?: string;
+  /** Only runs with this status. */
+  status?: RunStatus;
+  /** Only runs started at or after this time (ms since the epoch). */
+  since?: number;
+  /** Only runs started before this time (ms since the epoch, exclusive). */
+  until?: number;
+  /** At most this many runs per page (1 to 1000, default 100). */
+  limit?: number;
+  /** The `cursor` of the previous page, to continue after it. */
+  cursor?: string;
+}
+
+/** A page of runs, newest first. */
+export interface RunPage<T> {
+  /** The runs of this page. */
+  runs: T[];
+  /** Pass as `cursor` for the next page; absent on the last page. */
+  cursor?: string;
+}
+
+/** How {@linkcode Records} is set up. */
+export interface RecordsOptions {
+  /** Time source for run ids, `createdAt` and `updatedAt` (default: the system clock). */
+  clock?: Clock;
+  /** Key prefix of every record (default `["flowstate"]`). */
+  prefix?: Key;
+  /** Compare-and-set retries on conflict. */
+  retry?: {
+    /** Tries before giving up with a `ConflictError` (default 100). */
+    attempts?: number;
+    /** Upper bound of one jittered wait, in ms (default 50). */
+    maxDelayMs?: number;
+  };
+}
+
+interface HeadRecord {
+  hash: string;
+  versions: number;
+  description: string | null;
+  updatedAt: number;
+}
+
+interface EventChunk {
+  first: number;
+  events: RunEvent[];
+}
+
+const RUN_STATUSES: readonly RunStatus[] = [
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "timed-out",
+];
+const TIME_DIGITS = 9;
+const RANDOM_DIGITS = 11;
+const MAX_ID_TIME = 36 ** TIME_DIGITS;
+const RUN_ID = /^[0-9a-z]{20}$/;
+const CHUNK_DIGITS = 8;
+const DEFAULT_LIMIT = 100;
+const MAX_LIMIT = 1000;
+const MAX_CACHED_TAILS = 10_000;
+const systemClock: Clock = { now: () => Date.now() };
+
+let lastIdMs = -1;
+let lastIdRandom = "";
+
+function randomDigits(n: number): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(n));
+  let out = "";
+  for (const b of bytes) out += (b % 36).toString(36);
+  return out;
+}
+
+/** Add one to a base-36 digit string; `null` on overflow. */
+function incrementDigits(digits: string): string | null {
+  const chars = digits.split("");
+  for (let i = chars.length - 1; i >= 0; i--) {
+    const d = parseInt(chars[i], 36);
+    if (d < 35) {
+      chars[i] = (d + 1).toString(36);
+      return chars.join("");
+    }
+    chars[i] = "0";
+  }
+  return null;
+}
+
+function encodeIdTime(ms: number): string {
+  return ms.toString(36).padStart(TIME_DIGITS, "0");
+}
+
+/**
+ * The start time (ms since the epoch) a run id encodes. Throws a `TypeError`
+ * if `runId` was not made by {@linkcode Records.newRunId}.
+ */
+export function runIdTime(runId: string): number {
+  checkRunId(runId, "Cannot read run id");
+  return parseInt(runId.slice(0, TIME_DIGITS), 36);
+}
+
+function checkRunId(runId: unknown, what: string): asserts runId is string {
+  if (typeof runId !== "string" || !RUN_ID.test(runId)) {
+    throw new TypeError(
+      `${what}: run id must be 20 lowercase letters or digits made by Records.newRunId() (got ${
+        JSON.stringify(runId) ?? String(runId)
+      })`,
+    );
+  }
+}
+
+function checkFlowId(flowId: unknown, what: string): asserts flowId is string {
+  if (typeof flowId !== "string" || flowId === "") {
+    throw new TypeError(
+      `${what}: flow id must be a non-empty string (got ${JSON.stringify(flowId) ?? flowId})`,
+    );
+  }
+}
+
+function checkStatus(status: unknown, what: string): asserts status is RunStatus {
+  if (!RUN_STATUSES.includes(status as RunStatus)) {
+    throw new TypeError(
+      `${what}: status must be one of ${RUN_STATUSES.join(", ")} (got ${JSON.stringify(status)})`,
+    );
+  }
+}
+
+function checkRun(run: unknown, what: string): asserts run is RunRecord {
+  if (typeof run !== "object" || run === null || Array.isArray(run)) {
+    throw new TypeError(`${what}: the run must be a RunRecord object`);
+  }
+  const r = run as Partial<RunRecord>;
+  checkRunId(r.id, what);
+  checkFlowId(r.flowId, what);
+  if (typeof r.flowVersion !== "string" || r.flowVersion === "" || r.flowVersion === "*") {
+    throw new TypeError(
+      `${what}: flowVersion must be a version hash (got ${JSON.stringify(r.flowVersion)})`,
+    );
+  }
+  checkStatus(r.status, what);
+  if (typeof r.startedAt !== "number" || !Number.isFinite(r.startedAt)) {
+    throw new TypeError(`${what}: startedAt must be a number of ms (got ${r.startedAt})`);
+  }
+}
+
+function checkTime(value: unknown, name: string, what: string): asserts value is number {
+  if (typeof value !== "number" || !Number.isFinite(value)) {
+    throw new TypeError(`${what}: ${name} must be a number of ms since the epoch (got ${value})`);
+  }
+}
+
+function summarize(run: RunRecord): RunSummary {
+  const summary: RunSummary = {
+    id: run.id,
+    flowId: run.flowId,
+    flowVersion: run.flowVersion,
+    status: run.status,
+    startedAt: run.startedAt,
+    endedAt: run.endedAt ?? null,
+    durationMs: run.durationMs ?? null,
+    error: run.error ?? null,
+  };
+  if (run.parentRunId !== undefined) summary.parentRunId = run.parentRunId;
+  return summary;
+}
+
+/**
+ * The canonical JSON of a JSON-compatible value: object keys sorted,
+ * `undefined` properties dropped, no whitespace. Throws a `TypeError` for
+ * anything JSON cannot hold (functions, `BigInt`, non-finite numbers,
+ * `undefined` in arrays, cycles, class instances).
+ */
+export function canonicalJson(value: unknown): string {
+  return canonical(value, "value", []);
+}
+
+function canonical(value: unknown, path: string, ancestors: object[]): string {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return JSON.stringify(value);
+    case "number":
+      if (!Number.isFinite(value)) {
+        throw new TypeError(`Cannot hash flow: ${path} is ${value}, which JSON cannot hold`);
+      }
+      return JSON.stringify(value);
+    case "object": {
+      if (value === null) return "null";
+      if (ancestors.includes(value)) {
+        throw new TypeError(`Cannot hash flow: ${path} refers back to itself (a cycle)`);
+      }
+      ancestors.push(value);
+      let out: string;
+      if (Array.isArray(value)) {
+        out = `[${value.map((v, i) => canonical(v, `${path}[${i}]`, ancestors)).join(",")}]`;
+      } else {
+        const proto = Object.getPrototypeOf(value);
+        if (proto !== Object.prototype && proto !== null) {
+          throw new TypeError(
+            `Cannot hash flow: ${path} is a ${
+              value.constructor?.name ?? "non-plain object"
+            }; use plain objects, arrays, strings, numbers, booleans and null`,
+          );
+        }
+        const record = value as Record<string, unknown>;
+        const parts: string[] = [];
+        for (const k of Object.keys(record).sort()) {
+          if (record[k] === undefined) continue;
+          parts.push(`${JSON.stringify(k)}:${canonical(record[k], `${path}.${k}`, ancestors)}`);
+        }
+        out = `{${parts.join(",")}}`;
+      }
+      ancestors.pop();
+      return out;
+    }
+    default:
+      throw new TypeError(`Cannot hash flow: ${path} is ${typeof value}, which JSON cannot hold`);
+  }
+}
+
+/** The content hash of a flow definition: SHA-256 (lowercase hex) of its canonical JSON. */
+export async function hashFlowDefinition(definition: FlowDefinition): Promise<string> {
+  const bytes = new TextEncoder().encode(canonicalJson(definition));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** What an attempt of a read-modify-write returns when its commit lost a race. */
+const RETRY: unique symbol = Symbol("retry");
+
+/**
+ * Flow versions, run records, events and metrics in one {@linkcode Store}.
+ * See the module documentation for the key layout.
+ */
+export class Records {
+  #store: Store;
+  #clock: Clock;
+  #prefix: Key;
+  #attempts: number;
+  #maxDelayMs: number;
+  /** Next chunk number and event index per run, so appends need not list first. */
+  #eventTails = new Map<string, { chunk: number; next: number }>();
+
+  /** Keep records in `store`, under `options.prefix` (default `["flowstate"]`). */
+  constructor(store: Store, options: RecordsOptions = {}) {
+    if (typeof store?.atomic !== "function" || typeof store.list !== "function") {
+      throw new TypeError("Cannot create Records: store must be a Store (from openStore())");
+    }
+    const prefix = options.prefix ?? ["flowstate"];
+    assertKey(prefix, "Cannot create Records: prefix", true);
+    const attempts = options.retry?.attempts ?? 100;
+    if (!Number.isInteger(attempts) || attempts < 1) {
+      throw new RangeError(
+        `Cannot create Records: retry.attempts must be a positive integer (got ${attempts})`,
+      );
+    }
+    const maxDelayMs = options.retry?.maxDelayMs ?? 50;
+    if (typeof maxDelayMs !== "number" || !(maxDelayMs >= 0)) {
+      throw new RangeError(
+        `Cannot create Records: retry.maxDelayMs must be a number >= 0 (got ${maxDelayMs})`,
+      );
+    }
+    this.#store = store;
+    this.#clock = options.clock ?? systemClock;
+    this.#prefix = [...prefix];
+    this.#attempts = attempts;
+    this.#maxDelayMs = maxDelayMs;
+  }
+
+  #key(...parts: string[]): Key {
+    return [...this.#prefix, ...parts];
+  }
+
+  #runKeys(s: Pick<RunSummary, "id" | "flowId" | "status">): Key[] {
+    return [
+      this.#key("runs-by-flow", s.flowId, s.id),
+      this.#key("runs-by-status", s.status, s.id),
+      this.#key("runs-by-flow-status", s.flowId, s.status, s.id),
+    ];
+  }
+
+  #chunkKey(runId: string, chunk: number): Key {
+    return this.#key("events", runId, String(chunk).padStart(CHUNK_DIGITS, "0"));
+  }
+
+  async #retry<T>(what: string, attempt: () => Promise<T | typeof RETRY>): Promise<T> {
+    for (let n = 0; n < this.#attempts; n++) {
+      const result = await attempt();
+      if (result !== RETRY) return result;
+      if (n + 1 < this.#attempts) {
+        const cap = Math.min(this.#maxDelayMs, 2 ** Math.min(n, 16));
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * cap));
+      }
+    }
+    throw new ConflictError(
+      `${what}: other writers changed the same records ${this.#attempts} times in a row; try again`,
+    );
+  }
+
+  /**
+   * Store a flow's definition once, addressed by its content hash, and make
+   * it the flow's head. Returns the hash, the version's parent and whether
+   * this call created it. Saving content that exists already creates
+   * nothing (`created: false`) and moves the head back to it.
+   */
+  async saveVersion(
+    definition: FlowDefinition,
+    source?: string,
+  ): Promise<{ hash: string; parent: string | null; created: boolean }> {
+    const what = `Cannot save flow version of ${JSON.stringify(definition?.id)}`;
+    if (typeof definition !== "object" || definition === null || Array.isArray(definition)) {
+      throw new TypeError(`${what}: the definition must be an object`);
+    }
+    checkFlowId(definition.id, what);
+    if (source !== undefined && typeof source !== "string") {
+      throw new TypeError(`${what}: source must be a string when given`);
+    }
+    const flowId = definition.id;
+    const hash = await hashFlowDefinition(definition);
+    const headKey = this.#key("heads", flowId);
+    const versionKey = this.#key("versions", flowId, hash);
+    const description = typeof definition.description === "string" ? definition.description : null;
+    return await this.#retry(what, async () => {
+      const [head, existing] = await this.#store.getMany<HeadRecord | FlowVersion>([
+        headKey,
+        versionKey,
+      ]) as [Entry<HeadRecord> | null, Entry<FlowVersion> | null];
+      const now = this.#clock.now();
+      if (existing !== null) {
+        const value = { hash, parent: existing.value.parent, created: false };
+        if (head?.value.hash === hash) return value;
+        const moved: HeadRecord = {
+          hash,
+          versions: head?.value.versions ?? existing.value.seq,
+          description,
+          updatedAt: now,
+        };
+        const result = await this.#store.atomic()
+          .check(headKey, head?.version ?? null)
+          .check(versionKey, existing.version)
+          .set(headKey, moved)
+          .commit();
+        return result.ok ? value : RETRY;
+      }
+      const parent = head?.value.hash ?? null;
+      const seq = (head?.value.versions ?? 0) + 1;
+      const version: FlowVersion = { flowId, hash, parent, seq, createdAt: now, definition };
+      if (source !== undefined) version.source = source;
+      const newHead: HeadRecord = { hash, versions: seq, description, updatedAt: now };
+      const result = await this.#store.atomic()
+        .check(headKey, head?.version ?? null)
+        .check(versionKey, null)
+        .set(versionKey, version)
+        .set(headKey, newHead)
+        .commit();
+      return result.ok ? { hash, parent, created: true } : RETRY;
+    });
+  }
+
+  /** One version of a flow, or `null`. */
+  async getVersion(flowId: string, hash: string): Promise<FlowVersion | null> {
+    checkFlowId(flowId, "Cannot get flow version");
+    if (typeof hash !== "string" || hash === "") {
+      throw new TypeError(
+        `Cannot get flow version of "${flowId}": hash must be a non-empty string`,
+      );
+    }
+    return (await this.#store.get<FlowVersion>(this.#key("versions", flowId, hash)))?.value ?? null;
+  }
+
+  /** The flow's current version, or `null` if it has none. */
+  async getHead(flowId: string): Promise<FlowVersion | null> {
+    checkFlowId(flowId, "Cannot get flow head");
+    const head = await this.#store.get<HeadRecord>(this.#key("heads", flowId));
+    return head === null ? null : await this.getVersion(flowId, head.value.hash);
+  }
+
+  /** Every version of a flow, newest created first. */
+  async listVersions(flowId: string): Promise<FlowVersion[]> {
+    checkFlowId(flowId, "Cannot list flow versions");
+    const versions: FlowVersion[] = [];
+    for await (
+      const e of this.#store.list<FlowVersion>({ prefix: this.#key("versions", flowId) })
+    ) {
+      versions.push(e.value);
+    }
+    return versions.sort((a, b) => b.seq - a.seq);
+  }
+
+  /** Every flow with a saved version, in id order, with its newest run. */
+  async listFlows(): Promise<FlowSummary[]> {
+    const heads: Entry<HeadRecord>[] = [];
+    for await (const e of this.#store.list<HeadRecord>({ prefix: this.#key("heads") })) {
+      heads.push(e);
+    }
+    return await Promise.all(heads.map(async ({ key, value }) => {
+      const id = key[key.length - 1];
+      let latest: RunSummary | null = null;
+      for await (
+        const e of this.#store.list<RunSummary>({
+          prefix: this.#key("runs-by-flow", id),
+          reverse: true,
+          limit: 1,
+        })
+      ) latest = e.value;
+      return {
+        id,
+        head: value.hash,
+        versions: value.versions,
+        lastRunAt: latest?.startedAt ?? null,
+        lastStatus: latest?.status ?? null,
+        description: value.description,
+      };
+    }));
+  }
+
+  /**
+   * A new run id: 9 base-36 digits of the clock's ms, then 11 random base-36
+   * digits (20 characters, `[0-9a-z]`). Ids sort in creation order; within
+   * one millisecond of one process they still increase.
+   */
+  newRunId(): string {
+    const ms = Math.floor(this.#clock.now());
+    if (!(ms >= 0 && ms < MAX_ID_TIME)) {
+      throw new RangeError(`Cannot make run id: clock time ${ms} is outside 0..${MAX_ID_TIME - 1}`);
+    }
+    let random = ms === lastIdMs ? incrementDigits(lastIdRandom) : null;
+    random ??= randomDigits(RANDOM_DIGITS);
+    lastIdMs = ms;
+    lastIdRandom = random;
+    return encodeIdTime(ms) + random;
+  }
+
+  /**
+   * Record a run that started (its status must be `running`) and index it.
+   * Throws a `ConflictError` if a run with this id exists.
+   */
+  async startRun(run: RunRecord): Promise<void> {
+    const what = `Cannot start run ${JSON.stringify(run?.id)}`;
+    checkRun(run, what);
+    if (run.status !== "running") {
+      throw new TypeError(
+        `${what}: status must be "running" (got "${run.status}"); record a final status with finishRun()`,
+      );
+    }
+    const runKey = this.#key("runs", run.id);
+    const summary = summarize(run);
+    const op = this.#store.atomic().check(runKey, null).set(runKey, run);
+    for (const key of this.#runKeys(summary)) op.set(key, summary);
+    const result = await op.commit();
+    if (!result.ok) throw new ConflictError(`${what}: a run with this id exists already`);
+    this.#rememberTail(run.id, { chunk: 0, next: 0 });
+  }
+
+  #rememberTail(runId: string, tail: { chunk: number; next: number }): void {
+    // Runs that never finish in this process must not grow the cache forever.
+    if (this.#eventTails.size >= MAX_CACHED_TAILS && !this.#eventTails.has(runId)) {
+      this.#eventTails.clear();
+    }
+    this.#eventTails.set(runId, tail);
+  }
+
+  async #eventTail(runId: string): Promise<{ chunk: number; next: number }> {
+    const cached = this.#eventTails.get(runId);
+    if (cached) return cached;
+    for await (
+      const e of this.#store.list<EventChunk>({
+        prefix: this.#key("events", runId),
+        reverse: true,
+        limit: 1,
+      })
+    ) {
+      return {
+        chunk: parseInt(e.key[e.key.length - 1], 10) + 1,
+        next: e.value.first + e.value.events.length,
+      };
+    }
+    return { chunk: 0, next: 0 };
+  }
+
+  /**
+   * Append events to a run, in one atomic commit per call. Calls for one run
+   * should not overlap if their relative order matters. The run's existence
+   * is not checked (events of a run that was never started are removed by
+   * `deleteRun`).
+   */
+  async appendEvents(runId: string, events: RunEvent[]): Promise<void> {
+    const what = `Cannot append events to run ${JSON.stringify(runId)}`;
+    checkRunId(runId, what);
+    if (!Array.isArray(events)) throw new TypeError(`${what}: events must be an array`);
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i];
+      if (typeof e !== "object" || e === null || typeof e.type !== "string") {
+        throw new TypeError(`${what}: events[${i}] must be an object with a string type`);
+      }
+      checkTime(e.at, `events[${i}].at`, what);
+    }
+    if (events.length === 0) return;
+    await this.#retry(what, async () => {
+      const tail = await this.#eventTail(runId);
+      const key = this.#chunkKey(runId, tail.chunk);
+      const chunk: EventChunk = { first: tail.next, events };
+      const result = await this.#store.atomic().check(key, null).set(key, chunk).commit();
+      if (!result.ok) {
+        this.#eventTails.delete(runId);
+        return RETRY;
+      }
+      this.#rememberTail(runId, { chunk: tail.chunk + 1, next: tail.next + events.length });
+      return undefined;
+    });
+  }
+
+  /**
+   * Record a run's final status (`endedAt` defaults to now, `durationMs` to
+   * `endedAt - startedAt`), move its status indexes, and count it in the
+   * flow's metrics for its version and for `"*"`: all in one atomic commit,
+   * retried on conflict. Finishing a run again with the same status and end
+   * time does nothing; with another, it throws a `ConflictError` (the run was
+   * already finished, for example cancelled by another process).
+   */
+  async finishRun(run: RunRecord): Promise<void> {
+    const what = `Cannot finish run ${JSON.stringify(run?.id)}`;
+    checkRun(run, what);
+    if (run.status === "running") {
+      throw new TypeError(`${what}: status must be final (got "running")`);
+    }
+    const endedAt = run.endedAt ?? this.#clock.now();
+    checkTime(endedAt, "endedAt", what);
+    const durationMs = run.durationMs ?? Math.max(0, endedAt - run.startedAt);
+    if (typeof durationMs !== "number" || !Number.isFinite(durationMs) || durationMs < 0) {
+      throw new TypeError(`${what}: durationMs must be a number >= 0 (got ${durationMs})`);
+    }
+    const record: RunRecord = { ...run, endedAt, durationMs };
+    const summary = summarize(record);
+    const runKey = this.#key("runs", run.id);
+    const versionKey = this.#key("metrics", run.flowId, run.flowVersion);
+    const allKey = this.#key("metrics", run.flowId, "*");
+    await this.#retry(what, async () => {
+      const [stored, perVersion, all] = await this.#store.getMany<RunRecord | FlowMetrics>([
+        runKey,
+        versionKey,
+        allKey,
+      ]) as [Entry<RunRecord> | null, Entry<FlowMetrics> | null, Entry<FlowMetrics> | null];
+      if (stored !== null && stored.value.status !== "running") {
+        if (stored.value.status === record.status && stored.value.endedAt === record.endedAt) {
+          return undefined;
+        }
+        throw new ConflictError(
+          `${what} as "${record.status}": it already finished as "${stored.value.status}" at ${
+            new Date(stored.value.endedAt ?? 0).toISOString()
+          }`,
+        );
+      }
+      const now = this.#clock.now();
+      const op = this.#store.atomic()
+        .check(runKey, stored?.version ?? null)
+        .check(versionKey, perVersion?.version ?? null)
+        .check(allKey, all?.version ?? null);
+      if (stored !== null) { for (const key of this.#runKeys(stored.value)) op.delete(key); }
+      op.set(runKey, record);
+      for (const key of this.#runKeys(summary)) op.set(key, summary);
+      op.set(
+        versionKey,
+        addRunToMetrics(
+          perVersion?.value ?? emptyMetrics(run.flowId, run.flowVersion, now),
+          record,
+          now,
+        ),
+      );
+      op.set(
+        allKey,
+        addRunToMetrics(all?.value ?? emptyMetrics(run.flowId, "*", now), record, now),
+      );
+      const result = await op.commit();
+      return result.ok ? undefined : RETRY;
+    });
+    this.#eventTails.delete(run.id);
+  }
+
+  /** One run's record, or `null`. */
+  async getRun(runId: string): Promise<RunRecord | null> {
+    checkRunId(runId, "Cannot get run");
+    return (await this.#store.get<RunRecord>(this.#key("runs", runId)))?.value ?? null;
+  }
+
+  /** Every event of a run, in the order they were appended. */
+  async getEvents(runId: string): Promise<RunEvent[]> {
+    checkRunId(runId, "Cannot get run events");
+    const events: RunEvent[] = [];
+    for await (const e of this.#store.list<EventChunk>({ prefix: this.#key("events", runId) })) {
+      for (const event of e.value.events) events.push(event);
+    }
+    return events;
+  }
+
+  async #listIndex(
+    options: ListRunsOptions,
+  ): Promise<{ entries: Entry<RunSummary | RunRecord>[]; cursor?: string; full: boolean }> {
+    const what = "Cannot list runs";
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError(`${what}: options must be an object`);
+    }
+    const { flowId, status, since, until, cursor } = options;
+    const limit = options.limit ?? DEFAULT_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+      throw new RangeError(
+        `${what}: limit must be an integer from 1 to ${MAX_LIMIT} (got ${limit})`,
+      );
+    }
+    if (flowId !== undefined) checkFlowId(flowId, what);
+    if (status !== undefined) checkStatus(status, what);
+    if (since !== undefined) checkTime(since, "since", what);
+    if (until !== undefined) checkTime(until, "until", what);
+    if (cursor !== undefined) checkRunId(cursor, `${what}: cursor`);
+    const base = flowId !== undefined && status !== undefined
+      ? this.#key("runs-by-flow-status", flowId, status)
+      : flowId !== undefined
+      ? this.#key("runs-by-flow", flowId)
+      : status !== undefined
+      ? this.#key("runs-by-status", status)
+      : this.#key("runs");
+    let start: Key | undefined;
+    let end: Key | undefined;
+    if (since !== undefined && since > 0) {
+      const ms = Math.ceil(since);
+      if (ms >= MAX_ID_TIME) return { entries: [], full: false };
+      start = [...base, encodeIdTime(ms)];
+    }
+    if (until !== undefined) {
+      const ms = Math.ceil(until);
+      if (ms <= 0) return { entries: [], full: false };
+      if (ms < MAX_ID_TIME) end = [...base, encodeIdTime(ms)];
+    }
+    if (cursor !== undefined) {
+      const after: Key = [...base, cursor];
+      if (end === undefined || compareKeys(after, end) < 0) end = after;
+    }
+    const entries: Entry<RunSummary | RunRecord>[] = [];
+    for await (
+      const e of this.#store.list<RunSummary | RunRecord>({
+        prefix: base,
+        start,
+        end,
+        reverse: true,
+        limit: limit + 1,
+        batchSize: limit + 1,
+      })
+    ) entries.push(e);
+    const more = entries.length > limit;
+    if (more) entries.pop();
+    return {
+      entries,
+      cursor: more ? entries[entries.length - 1].value.id : undefined,
+      full: base.length === this.#prefix.length + 1,
+    };
+  }
+
+  /**
+   * A page of run summaries, newest first, read from the index alone. Runs
+   * can be filtered by flow, status and start time; each filter is a key
+   * range, so only the returned runs (plus one) are read.
+   */
+  async listRunSummaries(options: ListRunsOptions = {}): Promise<RunPage<RunSummary>> {
+    const { entries, cursor, full } = await this.#listIndex(options);
+    const runs = entries.map((e) => full ? summarize(e.value as RunRecord) : e.value as RunSummary);
+    return cursor === undefined ? { runs } : { runs, cursor };
+  }
+
+  /**
+   * A page of full run records, newest first (see
+   * {@linkcode Records.listRunSummaries} for the filters). Pass the page's
+   * `cursor` back to get the next page.
+   */
+  async listRuns(options: ListRunsOptions = {}): Promise<RunPage<RunRecord>> {
+    const { entries, cursor, full } = await this.#listIndex(options);
+    let runs: RunRecord[];
+    if (full) {
+      runs = entries.map((e) => e.value as RunRecord);
+    } else {
+      const records = await this.#store.getMany<RunRecord>(
+        entries.map((e) => this.#key("runs", (e.value as RunSummary).id)),
+      );
+      runs = records.filter((r) => r !== null).map((r) => r.value);
+    }
+    return cursor === undefined ? { runs } : { runs, cursor };
+  }
+
+  /** A flow's metrics for one version, or for all of them (`"*"`, the default); `null` before any run finished. */
+  async getMetrics(flowId: string, version = "*"): Promise<FlowMetrics | null> {
+    checkFlowId(flowId, "Cannot get metrics");
+    if (typeof version !== "string" || version === "") {
+      throw new TypeError(`Cannot get metrics of "${flowId}": version must be a hash or "*"`);
+    }
+    return (await this.#store.get<FlowMetrics>(this.#key("metrics", flowId, version)))?.value ??
+      null;
+  }
+
+  /** Every metrics record (each flow's `"*"` and per-version ones), or only one flow's. */
+  async listMetrics(flowId?: string): Promise<FlowMetrics[]> {
+    if (flowId !== undefined) checkFlowId(flowId, "Cannot list metrics");
+    const prefix = flowId === undefined ? this.#key("metrics") : this.#key("metrics", flowId);
+    const out: FlowMetrics[] = [];
+    for await (const e of this.#store.list<FlowMetrics>({ prefix })) out.push(e.value);
+    return out;
+  }
+
+  /**
+   * Delete a run: its record, its events and every index entry, in one
+   * atomic commit. Metrics are not changed. Resolves `false` if there was no
+   * such run (its stray events, if any, are still removed).
+   */
+  async deleteRun(runId: string): Promise<boolean> {
+    const what = `Cannot delete run ${JSON.stringify(runId)}`;
+    checkRunId(runId, what);
+    const runKey = this.#key("runs", runId);
+    const existed = await this.#retry(what, async () => {
+      const stored = await this.#store.get<RunRecord>(runKey);
+      const chunks: Key[] = [];
+      for await (const e of this.#store.list({ prefix: this.#key("events", runId) })) {
+        chunks.push(e.key);
+      }
+      const op = this.#store.atomic()
+        .check(runKey, stored?.version ?? null)
+        .check(this.#chunkKey(runId, chunks.length), null);
+      if (stored !== null) {
+        op.delete(runKey);
+        for (const key of this.#runKeys(stored.value)) op.delete(key);
+      }
+      for (const key of chunks) op.delete(key);
+      if (stored === null && chunks.length === 0) return false;
+      const result = await op.commit();
+      return result.ok ? stored !== null : RETRY;
+    });
+    this.#eventTails.delete(runId);
+    return existed;
+  }
+}
