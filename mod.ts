@@ -58,3 +58,42 @@ export {
   type SchemaResult,
   type StoreSpec,
 } from "./src/plugin.ts";
+export {
+  defineNode,
+  type LogLevel,
+  type NodeContext,
+  type NodeDefinition,
+  type NodeType,
+} from "./src/flow/node.ts";
+export type {
+  Duration,
+  FlowDefinition,
+  InputSpec,
+  InputType,
+  NodeSpec,
+  NodeStatus,
+  RetrySpec,
+  RunEvent,
+  RunRecord,
+  RunStatus,
+} from "./src/flow/types.ts";
+export type { ScopeCallOptions, ScopeKey, ScopeName, StateView } from "./src/context/scopes.ts";
+export {
+  canonicalJson,
+  type FlowSummary,
+  type FlowVersion,
+  hashFlowDefinition,
+  type ListRunsOptions,
+  Records,
+  type RecordsOptions,
+  runIdTime,
+  type RunPage,
+  type RunSummary,
+} from "./src/records/records.ts";
+export {
+  type DurationHistogram,
+  type FlowMetrics,
+  HISTOGRAM_GROWTH,
+  HISTOGRAM_RELATIVE_ERROR,
+  quantile,
+} from "./src/records/metrics.ts";

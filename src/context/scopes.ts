@@ -1,0 +1,191 @@
+/**
+ * Scoped state, as in Node-RED: `node`, `flow` and `global` views onto named
+ * stores, each under its own key prefix. Views are prefix wrappers, never copies.
+ *
+ * Key layout inside a store:
+ * - global: `["global", ...key]`
+ * - flow:   `["flow", flowId, ...key]`
+ * - node:   `["node", flowId, nodeId, ...key]`
+ *
+ * @module
+ */
+import { ConflictError } from "../errors.ts";
+import type { Entry, JsonValue, Key, Store } from "../store/types.ts";
+
+/** The three scopes. */
+export type ScopeName = "node" | "flow" | "global";
+
+/** A key inside a scope: one string, or a path of strings. */
+export type ScopeKey = string | readonly string[];
+
+/** Options naming another store than the scope's default. */
+export interface ScopeCallOptions {
+  /** A configured store name; default: the store the config maps this scope to. */
+  store?: string;
+}
+
+/** A get/set/delete/increment/keys view onto one scope. */
+export interface StateView {
+  /** The scope. */
+  readonly scope: ScopeName;
+  /** Read a value (`undefined` when absent). */
+  get<T = JsonValue>(key: ScopeKey, options?: ScopeCallOptions): Promise<T | undefined>;
+  /** Read the entry with its version (for compare-and-set). */
+  entry<T = JsonValue>(key: ScopeKey, options?: ScopeCallOptions): Promise<Entry<T> | null>;
+  /** Write a value. */
+  set(
+    key: ScopeKey,
+    value: unknown,
+    options?: ScopeCallOptions & { expireIn?: number },
+  ): Promise<void>;
+  /** Delete a value; `true` if it existed. */
+  delete(key: ScopeKey, options?: ScopeCallOptions): Promise<boolean>;
+  /** Add `by` (default 1) atomically and return the new value; safe under concurrent runs. */
+  increment(key: ScopeKey, by?: number, options?: ScopeCallOptions): Promise<number>;
+  /** Keys in this scope (one-element keys as strings), in key order. */
+  keys(options?: ScopeCallOptions & { prefix?: ScopeKey; limit?: number }): Promise<ScopeKey[]>;
+  /** Entries in this scope, in key order. */
+  entries<T = JsonValue>(
+    options?: ScopeCallOptions & { prefix?: ScopeKey; limit?: number },
+  ): Promise<{ key: ScopeKey; value: T }[]>;
+}
+
+/** Finds stores: the one behind each scope, and any by name. */
+export interface StoreResolver {
+  /** The store a scope maps to. */
+  forScope(scope: ScopeName): Promise<Store>;
+  /** A store by configured name (a clear error for an unknown one). */
+  byName(name: string): Promise<Store>;
+}
+
+/** The key prefix of a scope. */
+export function scopePrefix(scope: ScopeName, flowId: string, nodeId?: string): Key {
+  switch (scope) {
+    case "global":
+      return ["global"];
+    case "flow":
+      return ["flow", flowId];
+    case "node":
+      if (nodeId === undefined) throw new TypeError("Cannot use node scope outside a node");
+      return ["node", flowId, nodeId];
+  }
+}
+
+function toParts(key: ScopeKey, what: string): string[] {
+  if (typeof key === "string") {
+    if (key === "") throw new TypeError(`${what}: a state key cannot be empty`);
+    return [key];
+  }
+  if (Array.isArray(key) && key.length > 0 && key.every((k) => typeof k === "string")) {
+    return [...key];
+  }
+  throw new TypeError(
+    `${what}: a state key is a non-empty string or array of strings (got ${JSON.stringify(key)})`,
+  );
+}
+
+function fromParts(parts: readonly string[]): ScopeKey {
+  return parts.length === 1 ? parts[0] : [...parts];
+}
+
+/** Options for {@linkcode increment}. */
+export interface IncrementOptions {
+  /** Give up after this many conflicting attempts (default 200). */
+  maxAttempts?: number;
+}
+
+/**
+ * Add `by` to the number at `key` with compare-and-set, retrying on conflict
+ * with jittered backoff. An absent key counts as 0; a non-number is a TypeError.
+ */
+export async function increment(
+  store: Store,
+  key: Key,
+  by = 1,
+  options: IncrementOptions = {},
+): Promise<number> {
+  if (typeof by !== "number" || !Number.isFinite(by)) {
+    throw new TypeError(`Cannot increment ${JSON.stringify(key)}: by must be a finite number`);
+  }
+  const max = options.maxAttempts ?? 200;
+  for (let attempt = 1; attempt <= max; attempt++) {
+    const current = await store.get(key);
+    const value = current?.value ?? 0;
+    if (typeof value !== "number") {
+      throw new TypeError(
+        `Cannot increment ${JSON.stringify(key)}: it holds ${
+          JSON.stringify(value).slice(0, 60)
+        }, not a number`,
+      );
+    }
+    const next = value + by;
+    const result = await store.set(key, next, { ifVersion: current?.version ?? null });
+    if (result.ok) return next;
+    const wait = Math.min(50, attempt) * Math.random();
+    if (wait >= 1) await new Promise((r) => setTimeout(r, wait));
+  }
+  throw new ConflictError(
+    `Cannot increment ${JSON.stringify(key)}: ${max} attempts lost to concurrent writers`,
+  );
+}
+
+/** Make the view of one scope for a flow (and node). */
+export function createStateView(
+  resolver: StoreResolver,
+  scope: ScopeName,
+  flowId: string,
+  nodeId?: string,
+): StateView {
+  const prefix = scopePrefix(scope, flowId, nodeId);
+  const storeFor = (options?: ScopeCallOptions) =>
+    options?.store === undefined ? resolver.forScope(scope) : resolver.byName(options.store);
+  const full = (key: ScopeKey, what: string): Key => [...prefix, ...toParts(key, what)];
+  const list = async (
+    options: (ScopeCallOptions & { prefix?: ScopeKey; limit?: number }) | undefined,
+  ) => {
+    const store = await storeFor(options);
+    const listPrefix = options?.prefix === undefined
+      ? prefix
+      : [...prefix, ...toParts(options.prefix, `Cannot list ${scope} state`)];
+    const out: Entry[] = [];
+    for await (const e of store.list({ prefix: listPrefix, limit: options?.limit })) out.push(e);
+    return out;
+  };
+  return {
+    scope,
+    async get<T>(key: ScopeKey, options?: ScopeCallOptions) {
+      const e = await (await storeFor(options)).get<T>(full(key, `Cannot get ${scope} state`));
+      return e === null ? undefined : e.value;
+    },
+    async entry<T>(key: ScopeKey, options?: ScopeCallOptions) {
+      return await (await storeFor(options)).get<T>(full(key, `Cannot get ${scope} state`));
+    },
+    async set(key, value, options) {
+      const store = await storeFor(options);
+      await store.set(
+        full(key, `Cannot set ${scope} state`),
+        value,
+        options?.expireIn === undefined ? undefined : { expireIn: options.expireIn },
+      );
+    },
+    async delete(key, options) {
+      const store = await storeFor(options);
+      const k = full(key, `Cannot delete ${scope} state`);
+      const existed = (await store.get(k)) !== null;
+      await store.delete(k);
+      return existed;
+    },
+    async increment(key, by = 1, options) {
+      return increment(await storeFor(options), full(key, `Cannot increment ${scope} state`), by);
+    },
+    async keys(options) {
+      return (await list(options)).map((e) => fromParts(e.key.slice(prefix.length)));
+    },
+    async entries<T>(options?: ScopeCallOptions & { prefix?: ScopeKey; limit?: number }) {
+      return (await list(options)).map((e) => ({
+        key: fromParts(e.key.slice(prefix.length)),
+        value: e.value as T,
+      }));
+    },
+  };
+}

@@ -1,0 +1,440 @@
+/**
+ * The executor: runs a prepared flow's DAG with bounded concurrency, `if`,
+ * retries with backoff, per-attempt timeouts, `continueOnError`, a flow-level
+ * timeout and cancellation; injects scoped state into every node.
+ *
+ * @module
+ */
+import { createStateView, type StateView, type StoreResolver } from "../context/scopes.ts";
+import { serializeValue } from "../store/values.ts";
+import type { Clock, JsonValue } from "../store/types.ts";
+import type { LogLevel, NodeContext, NodeType } from "./node.ts";
+import {
+  type CompiledTemplate,
+  type CompiledValue,
+  type TemplateScope,
+  truthy,
+} from "./template.ts";
+import type {
+  FlowDefinition,
+  NodeSpec,
+  NodeStatus,
+  RunEvent,
+  RunRecord,
+  RunStatus,
+} from "./types.ts";
+
+/** Timers, injected so tests can move time instead of waiting. */
+export interface Timers {
+  /** Resolve after `ms`; reject with the signal's reason if it aborts first. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** Real timers. */
+export const realTimers: Timers = {
+  sleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const id = setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      const onAbort = () => {
+        clearTimeout(id);
+        reject(signal!.reason);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  },
+};
+
+/** A node ready to run: its type resolved and templates compiled. */
+export interface PreparedNode {
+  /** The node as written. */
+  spec: NodeSpec;
+  /** Its implementation. */
+  type: NodeType<unknown>;
+  /** Compiled `with`. */
+  with: CompiledValue;
+  /** Compiled `if`. */
+  if?: CompiledTemplate;
+  /** Indices of the nodes it needs. */
+  needs: number[];
+  /** Indices of the nodes that need it. */
+  dependents: number[];
+  /** Retry policy with durations in ms. */
+  retry: { attempts: number; delay: number; backoff: "constant" | "exponential"; maxDelay: number };
+  /** Per-attempt timeout in ms. */
+  timeout?: number;
+}
+
+/** A flow ready to run. */
+export interface PreparedFlow {
+  /** The definition. */
+  definition: FlowDefinition;
+  /** The file it came from, if any. */
+  file?: string;
+  /** Directory sub-flow paths and module node types resolve against. */
+  baseDir: string;
+  /** Nodes in definition order. */
+  nodes: PreparedNode[];
+  /** Compiled `outputs`. */
+  outputs?: CompiledValue;
+  /** Flow-level timeout in ms. */
+  timeout?: number;
+}
+
+/** What the executor needs from its surroundings. */
+export interface ExecuteOptions {
+  /** The run's id. */
+  runId: string;
+  /** Content hash of the flow version. */
+  flowVersion: string;
+  /** Validated inputs. */
+  inputs: Record<string, JsonValue>;
+  /** Stores behind the scopes. */
+  resolver: StoreResolver;
+  /** The clock. */
+  clock: Clock;
+  /** Timers (default: real ones). */
+  timers?: Timers;
+  /** Cancels the run. */
+  signal?: AbortSignal;
+  /** Environment values templates may read (already filtered to the flow's `env:`). */
+  env?: Record<string, string>;
+  /** Receives every event as it happens. */
+  onEvent?: (event: RunEvent) => void;
+  /** Runs a sub-flow; `signal` is the calling node's. */
+  runFlow?: (
+    flow: string | Record<string, unknown>,
+    input: Record<string, unknown> | undefined,
+    signal: AbortSignal,
+  ) => Promise<RunRecord>;
+  /** Overrides the flow's `concurrency` (default 16). */
+  concurrency?: number;
+  /** Parent run, for sub-flows. */
+  parentRunId?: string;
+}
+
+interface NodeResult {
+  status: NodeStatus;
+  attempts: number;
+  output?: JsonValue;
+  error?: string;
+}
+
+class AttemptTimeout extends Error {
+  constructor(ms: number) {
+    super(`timed out after ${ms} ms`);
+    this.name = "TimeoutError";
+  }
+}
+
+const noRunFlow: NonNullable<ExecuteOptions["runFlow"]> = () =>
+  Promise.reject(new Error("sub-flows are not available here"));
+
+/** Run a prepared flow and return its record (the caller stores it). */
+export function executeFlow(flow: PreparedFlow, options: ExecuteOptions): Promise<RunRecord> {
+  return new Execution(flow, options).run();
+}
+
+class Execution {
+  #flow: PreparedFlow;
+  #o: ExecuteOptions;
+  #timers: Timers;
+  #controller = new AbortController();
+  #results: (NodeResult | undefined)[];
+  #scope: TemplateScope;
+  #views: { flow: StateView; global: StateView };
+  #failure: { node?: string; message: string } | null = null;
+  #stopping = false;
+
+  constructor(flow: PreparedFlow, options: ExecuteOptions) {
+    this.#flow = flow;
+    this.#o = options;
+    this.#timers = options.timers ?? realTimers;
+    this.#results = new Array(flow.nodes.length);
+    this.#scope = {
+      inputs: options.inputs,
+      nodes: {},
+      env: options.env ?? {},
+      run: { id: options.runId, flowId: flow.definition.id },
+    };
+    this.#views = {
+      flow: createStateView(options.resolver, "flow", flow.definition.id),
+      global: createStateView(options.resolver, "global", flow.definition.id),
+    };
+  }
+
+  #emit(event: Omit<RunEvent, "at">): void {
+    this.#o.onEvent?.({ at: this.#o.clock.now(), ...event } as RunEvent);
+  }
+
+  async run(): Promise<RunRecord> {
+    const flow = this.#flow;
+    const startedAt = this.#o.clock.now();
+    const signal = this.#controller.signal;
+    const onOuterAbort = () => this.#controller.abort("cancelled");
+    if (this.#o.signal?.aborted) onOuterAbort();
+    this.#o.signal?.addEventListener("abort", onOuterAbort, { once: true });
+    const flowTimer = new AbortController();
+    if (flow.timeout !== undefined) {
+      this.#timers.sleep(flow.timeout, flowTimer.signal).then(
+        () => this.#controller.abort("timed-out"),
+        () => {},
+      );
+    }
+    this.#emit({ type: "run.start" });
+    try {
+      await this.#schedule(signal);
+    } finally {
+      flowTimer.abort();
+      this.#o.signal?.removeEventListener("abort", onOuterAbort);
+    }
+    let status: RunStatus = "succeeded";
+    if (signal.aborted) {
+      status = signal.reason === "timed-out" ? "timed-out" : "cancelled";
+      this.#failure ??= {
+        message: status === "timed-out"
+          ? `the flow timed out after ${flow.timeout} ms`
+          : "the run was cancelled",
+      };
+    } else if (this.#failure) {
+      status = "failed";
+    }
+    let outputs: Record<string, JsonValue> | null = null;
+    if (status === "succeeded" && flow.outputs) {
+      try {
+        const value = flow.outputs.evaluate(this.#scope, this.#o.clock);
+        serializeValue(value, "Cannot record outputs");
+        outputs = value as Record<string, JsonValue>;
+      } catch (err) {
+        status = "failed";
+        this.#failure = { message: `outputs: ${(err as Error).message}` };
+      }
+    } else if (status === "succeeded") {
+      outputs = {};
+    }
+    const endedAt = this.#o.clock.now();
+    const nodes: RunRecord["nodes"] = {};
+    flow.nodes.forEach((n, i) => {
+      const r = this.#results[i] ??
+        {
+          status: status === "cancelled" || status === "timed-out" ? "cancelled" : "skipped",
+          attempts: 0,
+        };
+      nodes[n.spec.id] = r;
+    });
+    this.#emit({ type: "run.end" });
+    const record: RunRecord = {
+      id: this.#o.runId,
+      flowId: flow.definition.id,
+      flowVersion: this.#o.flowVersion,
+      status,
+      inputs: this.#o.inputs,
+      outputs,
+      startedAt,
+      endedAt,
+      durationMs: endedAt - startedAt,
+      nodes,
+      error: status === "succeeded" ? null : this.#failure,
+    };
+    if (this.#o.parentRunId) record.parentRunId = this.#o.parentRunId;
+    return record;
+  }
+
+  #schedule(signal: AbortSignal): Promise<void> {
+    const nodes = this.#flow.nodes;
+    const waiting = nodes.map((n) => n.needs.length);
+    const queue: number[] = [];
+    let head = 0;
+    nodes.forEach((n, i) => {
+      if (n.needs.length === 0) queue.push(i);
+    });
+    const limit = Math.max(1, this.#o.concurrency ?? this.#flow.definition.concurrency ?? 16);
+    let running = 0;
+    return new Promise<void>((resolve) => {
+      const onAbort = () => {
+        this.#stopping = true;
+        if (running === 0) resolve();
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      const pump = () => {
+        while (!this.#stopping && running < limit && head < queue.length) {
+          const i = queue[head++];
+          running++;
+          this.#runNode(i, signal).then((result) => {
+            running--;
+            this.#results[i] = result;
+            const id = nodes[i].spec.id;
+            this.#scope.nodes[id] = { output: result.output, status: result.status };
+            if (result.status === "failed" || result.status === "timed-out") {
+              if (!nodes[i].spec.continueOnError && !this.#stopping) {
+                this.#failure = { node: id, message: result.error ?? result.status };
+                this.#stopping = true;
+              }
+            }
+            for (const d of nodes[i].dependents) if (--waiting[d] === 0) queue.push(d);
+            pump();
+            if (running === 0 && (this.#stopping || head >= queue.length)) {
+              signal.removeEventListener("abort", onAbort);
+              resolve();
+            }
+          });
+        }
+      };
+      pump();
+      if (running === 0) resolve();
+    });
+  }
+
+  async #runNode(i: number, runSignal: AbortSignal): Promise<NodeResult> {
+    const node = this.#flow.nodes[i];
+    const id = node.spec.id;
+    const started = this.#o.clock.now();
+    const end = (result: NodeResult): NodeResult => {
+      let outputBytes: number | undefined;
+      if (result.output !== undefined) outputBytes = JSON.stringify(result.output).length;
+      this.#emit({
+        type: "node.end",
+        node: id,
+        status: result.status,
+        attempt: result.attempts,
+        durationMs: this.#o.clock.now() - started,
+        outputBytes,
+        error: result.error,
+      });
+      return result;
+    };
+    if (node.if) {
+      let go: boolean;
+      try {
+        go = truthy(node.if.evaluate(this.#scope, this.#o.clock));
+      } catch (err) {
+        return end({ status: "failed", attempts: 0, error: `if: ${(err as Error).message}` });
+      }
+      if (!go) return end({ status: "skipped", attempts: 0 });
+    }
+    this.#emit({ type: "node.start", node: id });
+    const { attempts, delay, backoff, maxDelay } = node.retry;
+    let lastError = "";
+    let timedOut = false;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      if (runSignal.aborted) return end({ status: "cancelled", attempts: attempt - 1 });
+      this.#emit({ type: "node.attempt", node: id, attempt });
+      let input: unknown;
+      try {
+        input = await this.#input(node);
+      } catch (err) {
+        // Bad options never get better on retry.
+        return end({ status: "failed", attempts: attempt, error: (err as Error).message });
+      }
+      const outcome = await this.#attempt(node, input, attempt, runSignal);
+      if (outcome.ok) {
+        return end({ status: "succeeded", attempts: attempt, output: outcome.output });
+      }
+      if (runSignal.aborted) {
+        return end({ status: "cancelled", attempts: attempt, error: outcome.error });
+      }
+      lastError = outcome.error;
+      timedOut = outcome.timedOut;
+      this.#emit({ type: "node.attempt", node: id, attempt, error: lastError });
+      if (attempt < attempts) {
+        const wait = backoff === "exponential"
+          ? Math.min(maxDelay, delay * 2 ** (attempt - 1))
+          : Math.min(maxDelay, delay);
+        try {
+          await this.#timers.sleep(wait, runSignal);
+        } catch {
+          return end({ status: "cancelled", attempts: attempt, error: lastError });
+        }
+      }
+    }
+    return end({ status: timedOut ? "timed-out" : "failed", attempts, error: lastError });
+  }
+
+  async #input(node: PreparedNode): Promise<unknown> {
+    const raw = node.with.evaluate(this.#scope, this.#o.clock);
+    const result = await node.type.optionsSchema["~standard"].validate(raw);
+    if (result.issues) {
+      const problems = result.issues.map((issue) => {
+        const path = (issue.path ?? []).map((p) =>
+          String(typeof p === "object" && p !== null ? p.key : p)
+        );
+        return path.length ? `with.${path.join(".")}: ${issue.message}` : issue.message;
+      });
+      throw new TypeError(`invalid options for ${node.spec.type}: ${problems.join("; ")}`);
+    }
+    return result.value;
+  }
+
+  async #attempt(
+    node: PreparedNode,
+    input: unknown,
+    attempt: number,
+    runSignal: AbortSignal,
+  ): Promise<{ ok: true; output: JsonValue } | { ok: false; error: string; timedOut: boolean }> {
+    const controller = new AbortController();
+    const onRunAbort = () => controller.abort(runSignal.reason);
+    runSignal.addEventListener("abort", onRunAbort, { once: true });
+    const timer = new AbortController();
+    const id = node.spec.id;
+    const timers = this.#timers;
+    const ctx: NodeContext<unknown> = {
+      flow: this.#views.flow,
+      global: this.#views.global,
+      get node() {
+        const view = createStateView(this_.#o.resolver, "node", this_.#flow.definition.id, id);
+        Object.defineProperty(ctx, "node", { value: view });
+        return view;
+      },
+      input,
+      inputs: this.#o.inputs,
+      log: (message: string, level: LogLevel = "info") =>
+        this.#emit({ type: "node.log", node: id, message: String(message), level }),
+      signal: controller.signal,
+      runId: this.#o.runId,
+      flowId: this.#flow.definition.id,
+      nodeId: id,
+      attempt,
+      clock: this.#o.clock,
+      sleep: (ms: number) => timers.sleep(ms, controller.signal),
+      runFlow: (sub, subInput) => (this.#o.runFlow ?? noRunFlow)(sub, subInput, controller.signal),
+    };
+    // deno-lint-ignore no-this-alias
+    const this_ = this;
+    const contenders: Promise<unknown>[] = [
+      Promise.resolve().then(() => node.type.run(ctx, input)),
+      new Promise((_, reject) => {
+        if (controller.signal.aborted) reject(controller.signal.reason);
+        controller.signal.addEventListener("abort", () => reject(controller.signal.reason), {
+          once: true,
+        });
+      }),
+    ];
+    if (node.timeout !== undefined) {
+      const ms = node.timeout;
+      contenders.push(
+        timers.sleep(ms, timer.signal).then(() => {
+          const err = new AttemptTimeout(ms);
+          controller.abort(err);
+          throw err;
+        }),
+      );
+    }
+    try {
+      const value = await Promise.race(contenders);
+      const output = value === undefined ? null : value;
+      serializeValue(output, `node ${id} returned a value that is not JSON`);
+      return { ok: true, output: output as JsonValue };
+    } catch (err) {
+      const timedOut = err instanceof AttemptTimeout;
+      const message = err instanceof Error ? err.message : String(err);
+      return { ok: false, error: message, timedOut };
+    } finally {
+      timer.abort();
+      runSignal.removeEventListener("abort", onRunAbort);
+      if (!controller.signal.aborted) controller.abort("attempt finished");
+    }
+  }
+}

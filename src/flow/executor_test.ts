@@ -1,0 +1,312 @@
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { defineNode, openStore, Records, type Store } from "../../mod.ts";
+import { fakeClock } from "../testing/clock.ts";
+import type { Timers } from "./executor.ts";
+import { type FlowHost, runFlow } from "./run.ts";
+
+function hostOn(store: Store, clock = fakeClock()): FlowHost {
+  return {
+    resolver: { forScope: () => Promise.resolve(store), byName: () => Promise.resolve(store) },
+    recordsStore: () => Promise.resolve(store),
+    clock,
+    cwd: Deno.cwd(),
+  };
+}
+
+/** Timers that never wait: they record what was asked and resolve at once. */
+function instantTimers(): Timers & { waits: number[] } {
+  const waits: number[] = [];
+  return {
+    waits,
+    sleep(ms, signal) {
+      waits.push(ms);
+      return signal?.aborted ? Promise.reject(signal.reason) : Promise.resolve();
+    },
+  };
+}
+
+/** Timers whose sleeps resolve only when the test says so. */
+function manualTimers(): Timers & { pending: { ms: number; fire(): void }[] } {
+  const pending: { ms: number; fire(): void }[] = [];
+  return {
+    pending,
+    sleep(ms, signal) {
+      return new Promise((resolve, reject) => {
+        pending.push({ ms, fire: resolve });
+        signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+      });
+    },
+  };
+}
+
+const node = (id: string, type: string, extra: Record<string, unknown> = {}) => ({
+  id,
+  type,
+  ...extra,
+});
+
+Deno.test("runFlow() runs the counter and keeps flow state between runs", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const host = hostOn(store);
+  const first = await runFlow(host, "examples/counter.flow.yaml");
+  const second = await runFlow(host, "examples/counter.flow.yaml", { input: { by: 5 } });
+  assert.equal(first.status, "succeeded");
+  assert.deepEqual(first.outputs, { count: 1 });
+  assert.deepEqual(second.outputs, { count: 6 });
+  assert.equal((await store.get(["flow", "counter", "count"]))?.value, 6);
+});
+
+Deno.test("runFlow() runs independent nodes concurrently, bounded by concurrency", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  let running = 0;
+  let peak = 0;
+  const gate = Promise.withResolvers<void>();
+  const wait = defineNode({
+    optionsSchema: z.object({}),
+    async run() {
+      running++;
+      peak = Math.max(peak, running);
+      await gate.promise;
+      running--;
+      return null;
+    },
+  });
+  const nodes = Array.from({ length: 6 }, (_, i) => node(`n${i}`, "wait"));
+  const flow = { id: "wide", concurrency: 3, nodes };
+  const { validateFlow } = await import("./parse.ts");
+  const { prepareFlow } = await import("./prepare.ts");
+  const prepared = await prepareFlow(validateFlow(flow), {
+    nodeTypes: new Map([["wait", wait as never]]),
+  });
+  const { executeFlow } = await import("./executor.ts");
+  const done = executeFlow(prepared, {
+    runId: "r",
+    flowVersion: "v",
+    inputs: {},
+    resolver: hostOn(store).resolver,
+    clock: fakeClock(),
+  });
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(peak, 3, "exactly 3 nodes ran at once");
+  gate.resolve();
+  const run = await done;
+  assert.equal(run.status, "succeeded");
+  assert.equal(peak, 3);
+});
+
+Deno.test("runFlow() retries a failing node, waiting delay then exponential backoff", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const timers = instantTimers();
+  const run = await runFlow(hostOn(store), "examples/retry.flow.yaml", { timers });
+  assert.equal(run.status, "succeeded");
+  assert.equal(run.nodes.flaky.attempts, 3);
+  assert.deepEqual(run.outputs, { attempts: 3 });
+  // Two retry waits (50, 100), plus the 5 s attempt timeouts that never fired first.
+  assert.deepEqual(timers.waits.filter((ms) => ms !== 5000), [50, 100]);
+});
+
+Deno.test("runFlow() fails after the last attempt with the node id and error", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const run = await runFlow(hostOn(store), {
+    id: "always-fails",
+    nodes: [
+      node("write", "state.set", { with: { key: "before", value: 1 } }),
+      node("boom", "fail", {
+        needs: ["write"],
+        with: { message: "disk on fire" },
+        retry: { attempts: 3, delay: 10, backoff: "constant" },
+      }),
+      node("after", "state.set", { needs: ["boom"], with: { key: "after", value: 1 } }),
+    ],
+  }, { timers: instantTimers() });
+  assert.equal(run.status, "failed");
+  assert.deepEqual(run.error, { node: "boom", message: "disk on fire" });
+  assert.equal(run.nodes.boom.attempts, 3);
+  assert.equal(run.nodes.after.status, "skipped");
+  assert.equal(
+    (await store.get(["flow", "always-fails", "before"]))?.value,
+    1,
+    "earlier state kept",
+  );
+  assert.equal(await store.get(["flow", "always-fails", "after"]), null);
+});
+
+Deno.test("runFlow() times out an attempt and records the node as timed-out", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const timers = manualTimers();
+  const promise = runFlow(hostOn(store), {
+    id: "slow",
+    nodes: [node("wait", "delay", { with: { for: "1h" }, timeout: "2s" })],
+  }, { timers });
+  while (timers.pending.length < 2) await new Promise((r) => setTimeout(r, 1));
+  const timeout = timers.pending.find((p) => p.ms === 2000);
+  assert.ok(timeout, "a 2 s timeout timer was set");
+  timeout.fire();
+  const run = await promise;
+  assert.equal(run.status, "failed");
+  assert.equal(run.nodes.wait.status, "timed-out");
+  assert.match(run.error?.message ?? "", /timed out after 2000 ms/);
+  const stored = await new Records(store).getRun(run.id);
+  assert.equal(stored?.status, "failed");
+  assert.equal(stored?.nodes.wait.status, "timed-out");
+});
+
+Deno.test("runFlow() records a cancelled run when the signal aborts", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const timers = manualTimers();
+  const controller = new AbortController();
+  const promise = runFlow(hostOn(store), {
+    id: "cancel-me",
+    nodes: [
+      node("wait", "delay", { with: { for: "1h" } }),
+      node("never", "state.set", { needs: ["wait"], with: { key: "x", value: 1 } }),
+    ],
+  }, { timers, signal: controller.signal });
+  while (timers.pending.length < 1) await new Promise((r) => setTimeout(r, 1));
+  controller.abort();
+  const run = await promise;
+  assert.equal(run.status, "cancelled");
+  assert.equal(run.nodes.wait.status, "cancelled");
+  assert.equal(run.nodes.never.status, "cancelled");
+  assert.equal((await new Records(store).getRun(run.id))?.status, "cancelled");
+  assert.equal(await store.get(["flow", "cancel-me", "x"]), null);
+});
+
+Deno.test("runFlow() skips a node whose if is falsy and runs its dependents", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const run = await runFlow(hostOn(store), {
+    id: "branch",
+    inputs: { go: { type: "boolean", default: false } },
+    nodes: [
+      node("maybe", "transform", { if: "${{ inputs.go }}", with: { value: 1 } }),
+      node("after", "transform", {
+        needs: ["maybe"],
+        with: { value: "${{ default(nodes.maybe.output, 'none') }}" },
+      }),
+    ],
+    outputs: { after: "${{ nodes.after.output }}" },
+  });
+  assert.equal(run.nodes.maybe.status, "skipped");
+  assert.deepEqual(run.outputs, { after: "none" });
+});
+
+Deno.test("runFlow() continues past a continueOnError node", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const run = await runFlow(hostOn(store), {
+    id: "tolerant",
+    nodes: [
+      node("boom", "fail", { continueOnError: true }),
+      node("after", "transform", { needs: ["boom"], with: { value: "${{ nodes.boom.status }}" } }),
+    ],
+    outputs: { seen: "${{ nodes.after.output }}" },
+  });
+  assert.equal(run.status, "succeeded");
+  assert.equal(run.nodes.boom.status, "failed");
+  assert.deepEqual(run.outputs, { seen: "failed" });
+});
+
+Deno.test("20 concurrent runs incrementing one flow counter end at exactly 20", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const host = hostOn(store, { now: () => Date.now() } as ReturnType<typeof fakeClock>);
+  const runs = await Promise.all(
+    Array.from({ length: 20 }, () => runFlow(host, "examples/counter.flow.yaml")),
+  );
+  assert.ok(runs.every((r) => r.status === "succeeded"));
+  assert.equal((await store.get(["flow", "counter", "count"]))?.value, 20);
+  const counts = runs.map((r) => r.outputs?.count).sort((a, b) => Number(a) - Number(b));
+  assert.deepEqual(counts, Array.from({ length: 20 }, (_, i) => i + 1));
+});
+
+Deno.test("scopes never leak: flow and node scopes are isolated, global is shared", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const host = hostOn(store);
+  const writer = (id: string) => ({
+    id,
+    nodes: [
+      node("a", "state.set", { with: { scope: "flow", key: "k", value: `${id}-flow` } }),
+      node("b", "state.set", { with: { scope: "node", key: "k", value: `${id}-node-b` } }),
+      node("c", "state.set", { with: { scope: "node", key: "k", value: `${id}-node-c` } }),
+      node("g", "state.set", { with: { scope: "global", key: "k", value: `${id}-global` } }),
+    ],
+  });
+  await runFlow(host, writer("one"));
+  await runFlow(host, writer("two"));
+  const reader = (id: string) =>
+    runFlow(host, {
+      id,
+      nodes: [
+        node("flow", "state.get", { with: { scope: "flow", key: "k" } }),
+        node("b", "state.get", { with: { scope: "node", key: "k" } }),
+        node("global", "state.get", { with: { scope: "global", key: "k" } }),
+      ],
+      outputs: {
+        flow: "${{ nodes.flow.output }}",
+        b: "${{ nodes.b.output }}",
+        global: "${{ nodes.global.output }}",
+      },
+    });
+  assert.deepEqual((await reader("one")).outputs, {
+    flow: "one-flow",
+    b: "one-node-b",
+    global: "two-global",
+  });
+  assert.deepEqual((await reader("two")).outputs, {
+    flow: "two-flow",
+    b: "two-node-b",
+    global: "two-global",
+  });
+  assert.deepEqual((await reader("three")).outputs, { flow: null, b: null, global: "two-global" });
+  assert.equal((await store.get(["node", "one", "c", "k"]))?.value, "one-node-c");
+});
+
+Deno.test("runFlow() records events, the version and metrics", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const run = await runFlow(hostOn(store), "examples/fan-out.flow.yaml");
+  const records = new Records(store);
+  const events = await records.getEvents(run.id);
+  assert.equal(events[0].type, "run.start");
+  assert.equal(events.at(-1)?.type, "run.end");
+  const ends = events.filter((e) => e.type === "node.end").map((e) => e.node).sort();
+  assert.deepEqual(ends, ["double", "report", "square", "total", "visits"]);
+  assert.ok(events.some((e) => e.type === "node.log" && /sum 120/.test(e.message ?? "")));
+  const versions = await records.listVersions("fan-out");
+  assert.equal(versions.length, 1);
+  assert.equal(versions[0].hash, run.flowVersion);
+  const metrics = await records.getMetrics("fan-out");
+  assert.equal(metrics?.count, 1);
+  assert.equal(metrics?.succeeded, 1);
+});
+
+Deno.test("runFlow() rejects bad inputs before writing anything", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  await assert.rejects(
+    runFlow(hostOn(store), "examples/counter.flow.yaml", { input: { by: "three" } }),
+    /input "by"/,
+  );
+  await assert.rejects(
+    runFlow(hostOn(store), { id: "bad", nodes: [node("x", "nope")] }),
+    /unknown node type "nope"/,
+  );
+  assert.equal(await store.count(), 0);
+});
+
+Deno.test("runFlow() fails a node whose output is not JSON", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const { prepareFlow } = await import("./prepare.ts");
+  const { validateFlow } = await import("./parse.ts");
+  const bad = defineNode({ optionsSchema: z.object({}), run: () => new Map() });
+  const prepared = await prepareFlow(validateFlow({ id: "badout", nodes: [node("x", "bad")] }), {
+    nodeTypes: new Map([["bad", bad as never]]),
+  });
+  const { executeFlow } = await import("./executor.ts");
+  const direct = await executeFlow(prepared, {
+    runId: "r",
+    flowVersion: "v",
+    inputs: {},
+    resolver: hostOn(store).resolver,
+    clock: fakeClock(),
+  });
+  assert.equal(direct.status, "failed");
+  assert.match(direct.error?.message ?? "", /not JSON|Map/);
+});

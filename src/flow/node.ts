@@ -1,0 +1,100 @@
+/**
+ * Node types: `defineNode()` and the context a node's `run` receives.
+ *
+ * @module
+ */
+import type { OptionsSchema } from "../plugin.ts";
+import type { StateView } from "../context/scopes.ts";
+import type { Clock, JsonValue } from "../store/types.ts";
+import type { RunRecord } from "./types.ts";
+
+/** Log levels a node can write at. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** What a node's `run` receives. */
+export interface NodeContext<I = unknown> {
+  /** This node's own state (per flow id and node id). */
+  node: StateView;
+  /** The flow's state (per flow id). */
+  flow: StateView;
+  /** State shared by every flow on the same store. */
+  global: StateView;
+  /** The node's evaluated and validated `with` options (also the second argument of `run`). */
+  input: I;
+  /** The run's inputs. */
+  inputs: Readonly<Record<string, JsonValue>>;
+  /** Write a log line into the run's events (and to the terminal, unless quiet). */
+  log(message: string, level?: LogLevel): void;
+  /** Aborted when the run is cancelled or this attempt timed out. */
+  signal: AbortSignal;
+  /** The run's id. */
+  runId: string;
+  /** The flow's id. */
+  flowId: string;
+  /** This node's id. */
+  nodeId: string;
+  /** 1 for the first attempt, 2 for the first retry… */
+  attempt: number;
+  /** The runtime's clock. */
+  clock: Clock;
+  /** Wait, resolving early with an AbortError if the signal aborts. */
+  sleep(ms: number): Promise<void>;
+  /** Run another flow as a sub-flow of this run (a path relative to this flow's file, or a definition). */
+  runFlow(
+    flow: string | Record<string, unknown>,
+    input?: Record<string, unknown>,
+  ): Promise<RunRecord>;
+}
+
+/** What `defineNode` takes. */
+export interface NodeDefinition<I> {
+  /** Optional name for messages (default: the `type` used in the flow). */
+  name?: string;
+  /** One line of help. */
+  description?: string;
+  /** Validates the node's evaluated `with` options. */
+  optionsSchema: OptionsSchema<I>;
+  /** Do the work; the resolved value (JSON-compatible) is the node's output. */
+  run(ctx: NodeContext<I>, input: I): Promise<unknown> | unknown;
+}
+
+/** A node type made by {@linkcode defineNode}. */
+export interface NodeType<I = unknown> extends NodeDefinition<I> {
+  /** Marks the object as a Flowstate node type. */
+  readonly kind: "flowstate.node";
+}
+
+/**
+ * Define a node type. A custom node module's default export is the result;
+ * a flow uses it as `type: ./nodes/thing.ts`.
+ *
+ * @example
+ * ```ts
+ * import { defineNode } from "@flowstate/core";
+ * import { z } from "zod";
+ *
+ * export default defineNode({
+ *   description: "adds two numbers",
+ *   optionsSchema: z.object({ a: z.number(), b: z.number() }),
+ *   run: (_ctx, { a, b }) => a + b,
+ * });
+ * ```
+ */
+export function defineNode<I>(definition: NodeDefinition<I>): NodeType<I> {
+  if (typeof definition?.run !== "function") {
+    throw new TypeError("Cannot define node: run must be a function");
+  }
+  if (typeof definition.optionsSchema?.["~standard"]?.validate !== "function") {
+    throw new TypeError(
+      "Cannot define node: optionsSchema must be a Standard Schema (for example a zod schema)",
+    );
+  }
+  return Object.freeze({ ...definition, kind: "flowstate.node" as const });
+}
+
+/** Whether a value is a node type (duck-typed, so copies of the library interoperate). */
+export function isNodeType(value: unknown): value is NodeType {
+  const v = value as Partial<NodeType> | null;
+  return typeof v === "object" && v !== null && typeof v.run === "function" &&
+    typeof v.optionsSchema?.["~standard"]?.validate === "function";
+}

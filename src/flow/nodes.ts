@@ -1,0 +1,159 @@
+/**
+ * The built-in node types.
+ *
+ * | type | with | output |
+ * | --- | --- | --- |
+ * | `state.get` | `scope`, `key`, `store?`, `default?` | the value, or `default` (or `null`) |
+ * | `state.set` | `scope`, `key`, `value`, `store?`, `expireIn?` | the value written |
+ * | `state.delete` | `scope`, `key`, `store?` | whether it existed |
+ * | `state.increment` | `scope`, `key`, `by?` (1), `store?` | the new number (atomic) |
+ * | `state.list` | `scope`, `prefix?`, `limit?`, `store?` | `[{ key, value }]` |
+ * | `log` | `message`, `level?` | the message |
+ * | `transform` | `value` | the value (templates evaluated) |
+ * | `delay` | `for` (a duration) | `null` |
+ * | `fail` | `message?` | never: fails the node |
+ * | `flow` | `flow` (path or definition), `input?` | the sub-flow's outputs |
+ *
+ * `scope` is `node`, `flow` (default) or `global`.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { parseDuration } from "./duration.ts";
+import { defineNode, type NodeType } from "./node.ts";
+
+const scope = z.enum(["node", "flow", "global"]).default("flow");
+const stateKey = z.union([z.string().min(1), z.array(z.string()).min(1)]);
+const storeName = z.string().min(1).optional();
+const json = z.custom<unknown>((v) => v !== undefined, { message: "a value is required" });
+const duration = z.union([z.number().nonnegative(), z.string().min(1)]);
+
+const stateGet = defineNode({
+  description: "read a value from node, flow or global state",
+  optionsSchema: z.strictObject({
+    scope,
+    key: stateKey,
+    store: storeName,
+    default: json.optional(),
+  }),
+  async run(ctx, o) {
+    const value = await ctx[o.scope].get(o.key, { store: o.store });
+    return value === undefined ? (o.default ?? null) : value;
+  },
+});
+
+const stateSet = defineNode({
+  description: "write a value to node, flow or global state",
+  optionsSchema: z.strictObject({
+    scope,
+    key: stateKey,
+    value: json,
+    store: storeName,
+    expireIn: duration.optional(),
+  }),
+  async run(ctx, o) {
+    const expireIn = o.expireIn === undefined ? undefined : parseDuration(o.expireIn, "expireIn");
+    await ctx[o.scope].set(o.key, o.value, { store: o.store, expireIn });
+    return o.value;
+  },
+});
+
+const stateDelete = defineNode({
+  description: "delete a value from node, flow or global state",
+  optionsSchema: z.strictObject({ scope, key: stateKey, store: storeName }),
+  run: (ctx, o) => ctx[o.scope].delete(o.key, { store: o.store }),
+});
+
+const stateIncrement = defineNode({
+  description: "add to a number in state atomically (safe under concurrent runs)",
+  optionsSchema: z.strictObject({
+    scope,
+    key: stateKey,
+    by: z.number().default(1),
+    store: storeName,
+  }),
+  run: (ctx, o) => ctx[o.scope].increment(o.key, o.by, { store: o.store }),
+});
+
+const stateList = defineNode({
+  description: "list the entries of a scope",
+  optionsSchema: z.strictObject({
+    scope,
+    prefix: stateKey.optional(),
+    limit: z.number().int().positive().optional(),
+    store: storeName,
+  }),
+  run: (ctx, o) => ctx[o.scope].entries({ prefix: o.prefix, limit: o.limit, store: o.store }),
+});
+
+const log = defineNode({
+  description: "write a log line",
+  optionsSchema: z.strictObject({
+    message: z.unknown().transform((m) => typeof m === "string" ? m : JSON.stringify(m) ?? ""),
+    level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  }),
+  run(ctx, o) {
+    ctx.log(o.message, o.level);
+    return o.message;
+  },
+});
+
+const transform = defineNode({
+  description: "build a value from templates",
+  optionsSchema: z.strictObject({ value: z.unknown() }),
+  run: (_ctx, o) => o.value ?? null,
+});
+
+const delay = defineNode({
+  description: "wait for a duration (cancellable)",
+  optionsSchema: z.strictObject({ for: duration }),
+  async run(ctx, o) {
+    await ctx.sleep(parseDuration(o.for, "for"));
+    return null;
+  },
+});
+
+const fail = defineNode({
+  description: "fail the node with a message",
+  optionsSchema: z.strictObject({ message: z.string().default("failed by a fail node") }),
+  run(_ctx, o): never {
+    throw new Error(o.message);
+  },
+});
+
+const flow = defineNode({
+  description: "run another flow as a sub-flow; its outputs are this node's output",
+  optionsSchema: z.strictObject({
+    flow: z.union([z.string().min(1), z.record(z.string(), z.unknown())]),
+    input: z.record(z.string(), z.unknown()).default({}),
+  }),
+  async run(ctx, o) {
+    const run = await ctx.runFlow(o.flow, o.input);
+    if (run.status !== "succeeded") {
+      throw new Error(
+        `sub-flow ${run.flowId} ${run.status} (run ${run.id})${
+          run.error
+            ? `: ${run.error.node ? `node ${run.error.node}: ` : ""}${run.error.message}`
+            : ""
+        }`,
+      );
+    }
+    return run.outputs;
+  },
+});
+
+/** Built-in node types by name. */
+export const builtinNodes: ReadonlyMap<string, NodeType<never>> = new Map<string, NodeType<never>>(
+  [
+    ["state.get", stateGet],
+    ["state.set", stateSet],
+    ["state.delete", stateDelete],
+    ["state.increment", stateIncrement],
+    ["state.list", stateList],
+    ["log", log],
+    ["transform", transform],
+    ["delay", delay],
+    ["fail", fail],
+    ["flow", flow],
+  ] as [string, NodeType<never>][],
+);

@@ -1,0 +1,177 @@
+/**
+ * Turn a parsed flow into a runnable one: resolve node types (built-in or
+ * module), compile templates, check static options, resolve durations. Every
+ * problem is reported before anything runs or is written.
+ *
+ * @module
+ */
+import { dirname, isAbsolute, resolve } from "node:path";
+import { toFileUrl } from "../_path.ts";
+import { didYouMean } from "../_suggest.ts";
+import { parseDuration } from "./duration.ts";
+import type { PreparedFlow, PreparedNode } from "./executor.ts";
+import { isNodeType, type NodeType } from "./node.ts";
+import { builtinNodes } from "./nodes.ts";
+import { type FlowProblem, FlowValidationError, type ParsedFlow } from "./parse.ts";
+import { compileTemplate, compileValue } from "./template.ts";
+
+/** Whether a node `type` names a module rather than a built-in. */
+export function isModuleType(type: string): boolean {
+  return type.startsWith("./") || type.startsWith("../") || isAbsolute(type) ||
+    /^[a-z][a-z0-9+.-]*:/i.test(type);
+}
+
+const moduleCache = new Map<string, Promise<unknown>>();
+
+async function loadNodeModule(url: string): Promise<unknown> {
+  let p = moduleCache.get(url);
+  if (!p) {
+    p = import(url).then((m) => m.default);
+    moduleCache.set(url, p);
+    p.catch(() => moduleCache.delete(url));
+  }
+  return await p;
+}
+
+/** Options for {@linkcode prepareFlow}. */
+export interface PrepareOptions {
+  /** Directory module types and sub-flows resolve against (default: the flow file's, or cwd). */
+  baseDir?: string;
+  /** Extra node types by name (in addition to the built-ins). */
+  nodeTypes?: ReadonlyMap<string, NodeType<never>>;
+}
+
+const DEFAULT_RETRY_DELAY = 1000;
+
+/** Resolve, compile and check a parsed flow. Throws {@linkcode FlowValidationError}. */
+export async function prepareFlow(
+  parsed: ParsedFlow,
+  options: PrepareOptions = {},
+): Promise<PreparedFlow> {
+  const def = parsed.definition;
+  const baseDir = options.baseDir ?? (parsed.file ? dirname(resolve(parsed.file)) : Deno.cwd());
+  const problems: FlowProblem[] = [];
+  const problem = (path: (string | number)[], message: string) => {
+    const at = parsed.locate(path);
+    problems.push({ message, path, line: at?.line, column: at?.column });
+  };
+  const index = new Map(def.nodes.map((n, i) => [n.id, i]));
+  const nodes: PreparedNode[] = [];
+  for (let i = 0; i < def.nodes.length; i++) {
+    const spec = def.nodes[i];
+    let type: NodeType<unknown> | undefined;
+    if (isModuleType(spec.type)) {
+      const url = /^[a-z][a-z0-9+.-]*:/i.test(spec.type)
+        ? spec.type
+        : toFileUrl(resolve(baseDir, spec.type)).href;
+      try {
+        const exported = await loadNodeModule(url);
+        if (isNodeType(exported)) type = exported as NodeType<unknown>;
+        else {
+          problem(
+            ["nodes", i, "type"],
+            `module ${spec.type} does not export a node type: its default export must be defineNode({ optionsSchema, run })`,
+          );
+        }
+      } catch (err) {
+        const reason = err instanceof Error ? err.message.split("\n")[0] : String(err);
+        problem(["nodes", i, "type"], `cannot load node module ${spec.type}: ${reason}`);
+      }
+    } else {
+      type = (options.nodeTypes?.get(spec.type) ?? builtinNodes.get(spec.type)) as
+        | NodeType<unknown>
+        | undefined;
+      if (!type) {
+        const names = [...builtinNodes.keys(), ...(options.nodeTypes?.keys() ?? [])];
+        problem(
+          ["nodes", i, "type"],
+          `unknown node type "${spec.type}"${didYouMean(spec.type, names)}; use a built-in (${
+            names.join(", ")
+          }) or a module path like ./nodes/thing.ts`,
+        );
+      }
+    }
+    const compiled = compileValue(spec.with ?? {});
+    if (type && compiled.isStatic) {
+      const result = await type.optionsSchema["~standard"].validate(compiled.evaluate({
+        inputs: {},
+        nodes: {},
+        env: {},
+      }));
+      if (result.issues) {
+        for (const issue of result.issues) {
+          const path = (issue.path ?? []).map((p) =>
+            String(typeof p === "object" && p !== null ? p.key : p)
+          );
+          const known = knownOptions(type);
+          const unknown = /Unrecognized keys?: (.*)/.exec(issue.message);
+          const message = unknown && known
+            ? [...unknown[1].matchAll(/"([^"]+)"/g)].map((m) =>
+              `unknown option "${m[1]}" for ${spec.type}${didYouMean(m[1], known)}`
+            ).join("; ")
+            : `${spec.type}: ${issue.message}`;
+          problem(["nodes", i, "with", ...path], message);
+        }
+      }
+    }
+    let timeout: number | undefined;
+    let retry = {
+      attempts: 1,
+      delay: DEFAULT_RETRY_DELAY,
+      backoff: "constant" as "constant" | "exponential",
+      maxDelay: Infinity,
+    };
+    try {
+      if (spec.timeout !== undefined) timeout = parseDuration(spec.timeout, "timeout");
+    } catch (err) {
+      problem(["nodes", i, "timeout"], (err as Error).message);
+    }
+    if (spec.retry) {
+      try {
+        retry = {
+          attempts: spec.retry.attempts,
+          delay: spec.retry.delay === undefined
+            ? DEFAULT_RETRY_DELAY
+            : parseDuration(spec.retry.delay, "retry.delay"),
+          backoff: spec.retry.backoff ?? "constant",
+          maxDelay: spec.retry.maxDelay === undefined
+            ? Infinity
+            : parseDuration(spec.retry.maxDelay, "retry.maxDelay"),
+        };
+      } catch (err) {
+        problem(["nodes", i, "retry"], (err as Error).message);
+      }
+    }
+    nodes.push({
+      spec,
+      type: type as NodeType<unknown>,
+      with: compiled,
+      if: spec.if === undefined ? undefined : compileTemplate(spec.if),
+      needs: (spec.needs ?? []).map((n) => index.get(n)!),
+      dependents: [],
+      retry,
+      timeout,
+    });
+  }
+  nodes.forEach((n, i) => n.needs.forEach((d) => nodes[d].dependents.push(i)));
+  let timeout: number | undefined;
+  try {
+    if (def.timeout !== undefined) timeout = parseDuration(def.timeout, "timeout");
+  } catch (err) {
+    problem(["timeout"], (err as Error).message);
+  }
+  if (problems.length > 0) throw new FlowValidationError(problems, parsed.file);
+  return {
+    definition: def,
+    file: parsed.file,
+    baseDir,
+    nodes,
+    outputs: def.outputs === undefined ? undefined : compileValue(def.outputs),
+    timeout,
+  };
+}
+
+function knownOptions(type: NodeType<unknown>): string[] | undefined {
+  const shape = (type.optionsSchema as unknown as { shape?: Record<string, unknown> }).shape;
+  return shape && typeof shape === "object" ? Object.keys(shape) : undefined;
+}

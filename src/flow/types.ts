@@ -1,0 +1,139 @@
+/**
+ * The shape of a flow, as parsed from YAML (or given as an object), and of a
+ * run record.
+ *
+ * @module
+ */
+import type { JsonValue } from "../store/types.ts";
+
+/** A duration: milliseconds, or a string like `"500ms"`, `"2s"`, `"1.5m"`, `"1h"`, `"1d"`. */
+export type Duration = number | string;
+
+/** The type of a flow input. */
+export type InputType = "string" | "number" | "boolean" | "object" | "array" | "any";
+
+/** One declared input of a flow. */
+export interface InputSpec {
+  /** The expected type (default `"any"`). */
+  type?: InputType;
+  /** Used when the caller gives no value. An input without a default is required. */
+  default?: JsonValue;
+  /** Allowed values. */
+  enum?: JsonValue[];
+  /** For `--help`-like listings. */
+  description?: string;
+}
+
+/** How a failing node is retried. */
+export interface RetrySpec {
+  /** Total attempts including the first (>= 1). */
+  attempts: number;
+  /** Wait before the first retry (default 1s); later retries wait per `backoff`. */
+  delay?: Duration;
+  /** `constant` (default) or `exponential` (delay doubles each retry). */
+  backoff?: "constant" | "exponential";
+  /** Upper bound on one wait. */
+  maxDelay?: Duration;
+}
+
+/** One node of a flow. */
+export interface NodeSpec {
+  /** Unique within the flow: `[A-Za-z0-9_-]+`. */
+  id: string;
+  /** A built-in type (`state.set`, `log`…) or a module path (`./nodes/thing.ts`). */
+  type: string;
+  /** Options for the node; strings may hold `${{ … }}` templates. */
+  with?: Record<string, unknown>;
+  /** Nodes that must finish first. */
+  needs?: string[];
+  /** A template; the node runs only if it is truthy (else it is `skipped`). */
+  if?: string;
+  /** Retry policy. */
+  retry?: RetrySpec;
+  /** Fail an attempt that takes longer than this. */
+  timeout?: Duration;
+  /** A failure of this node does not fail the run (dependents still run). */
+  continueOnError?: boolean;
+  /** Free text. */
+  description?: string;
+}
+
+/** A whole flow. */
+export interface FlowDefinition {
+  /** `[a-z0-9_-]+`, unique per home. */
+  id: string;
+  /** Free text. */
+  description?: string;
+  /** A cron expression (used by the scheduler). */
+  schedule?: string;
+  /** Names of environment variables templates may read as `env.NAME`. */
+  env?: string[];
+  /** Declared inputs. */
+  inputs?: Record<string, InputSpec>;
+  /** Maximum nodes running at once (default 16). */
+  concurrency?: number;
+  /** Fail the whole run after this long. */
+  timeout?: Duration;
+  /** The nodes (a DAG through `needs`). */
+  nodes: NodeSpec[];
+  /** Values computed from templates when the run succeeds. */
+  outputs?: Record<string, unknown>;
+}
+
+/** Final status of a run. */
+export type RunStatus = "running" | "succeeded" | "failed" | "cancelled" | "timed-out";
+
+/** Final status of one node in a run. */
+export type NodeStatus = "succeeded" | "failed" | "skipped" | "cancelled" | "timed-out";
+
+/** One event of a run. */
+export interface RunEvent {
+  /** Milliseconds since the epoch. */
+  at: number;
+  /** What happened. */
+  type: "node.start" | "node.attempt" | "node.end" | "node.log" | "run.start" | "run.end";
+  /** The node, for node events. */
+  node?: string;
+  /** Attempt number (1-based) for attempt/end events. */
+  attempt?: number;
+  /** Final node status, for `node.end`. */
+  status?: NodeStatus;
+  /** Size of the node's output as JSON, in bytes, for `node.end`. */
+  outputBytes?: number;
+  /** Duration in ms, for `node.end`. */
+  durationMs?: number;
+  /** Error message, for failed attempts and ends. */
+  error?: string;
+  /** Log message, for `node.log`. */
+  message?: string;
+  /** Log level, for `node.log`. */
+  level?: "debug" | "info" | "warn" | "error";
+}
+
+/** The record of one run, as stored and as returned by `runFlow`. */
+export interface RunRecord {
+  /** Time-sortable unique id. */
+  id: string;
+  /** The flow's id. */
+  flowId: string;
+  /** Content hash of the flow version that ran. */
+  flowVersion: string;
+  /** Current or final status. */
+  status: RunStatus;
+  /** Inputs after defaults and type checks. */
+  inputs: Record<string, JsonValue>;
+  /** Outputs, when the run succeeded. */
+  outputs: Record<string, JsonValue> | null;
+  /** Start time, ms since the epoch. */
+  startedAt: number;
+  /** End time, or `null` while running. */
+  endedAt: number | null;
+  /** `endedAt - startedAt`, or `null` while running. */
+  durationMs: number | null;
+  /** Per-node final status and output. */
+  nodes: Record<string, { status: NodeStatus; attempts: number; output?: JsonValue; error?: string }>;
+  /** The error that failed the run: node id and message. */
+  error: { node?: string; message: string } | null;
+  /** Parent run id, for sub-flows. */
+  parentRunId?: string;
+}
