@@ -97,3 +97,37 @@ export {
   HISTOGRAM_RELATIVE_ERROR,
   quantile,
 } from "./src/records/metrics.ts";
+export {
+  type ConfigObject,
+  loadConfig,
+  type LoadConfigOptions,
+  type ResolvedConfig,
+  type Scope,
+} from "./src/config.ts";
+export { openRuntime, type Runtime, type RuntimeOptions } from "./src/runtime.ts";
+export {
+  cached,
+  type CachedStore,
+  type CacheOptions,
+  type CacheStats,
+} from "./src/wrappers/cached.ts";
+export {
+  type HookMutation,
+  type HookOperation,
+  type StoreHooks,
+  withHooks,
+} from "./src/wrappers/hooks.ts";
+export {
+  coerceInputs,
+  type CoerceInputsOptions,
+  type FlowProblem,
+  FlowValidationError,
+  loadFlowFile,
+  type ParsedFlow,
+  parseFlow,
+  type ParseFlowOptions,
+  validateFlow,
+  type ValidateFlowOptions,
+} from "./src/flow/parse.ts";
+export { flowJsonSchema, type FlowJsonSchemaOptions, flowSchema } from "./src/flow/schema.ts";
+export { parseDuration } from "./src/flow/duration.ts";

@@ -171,7 +171,10 @@ export async function loadPlugin(
   try {
     mod = await import(url);
   } catch (err) {
-    const reason = err instanceof Error ? err.message.split("\n")[0] : String(err);
+    const reason = (err instanceof Error ? err.message.split("\n")[0] : String(err)).replace(
+      /\.+$/,
+      "",
+    );
     throw new ConfigError(
       `Cannot load plugin "${specifier}"${forStore}: ${reason}. Check the path or specifier (resolved to ${url})`,
       { cause: err },
@@ -188,7 +191,7 @@ export async function loadPlugin(
 /** A store's configuration: the plugin plus its options. */
 export interface StoreSpec {
   /** A built-in name, a module specifier or a plugin object. */
-  plugin: string | Plugin<never>;
+  plugin: string | Plugin<unknown>;
   /** Plugin options. */
   [option: string]: unknown;
 }

@@ -188,7 +188,7 @@ class Execution {
     try {
       await this.#schedule(signal);
     } finally {
-      flowTimer.abort();
+      flowTimer.abort("run finished");
       this.#o.signal?.removeEventListener("abort", onOuterAbort);
     }
     let status: RunStatus = "succeeded";
@@ -377,7 +377,7 @@ class Execution {
     const controller = new AbortController();
     const onRunAbort = () => controller.abort(runSignal.reason);
     runSignal.addEventListener("abort", onRunAbort, { once: true });
-    const timer = new AbortController();
+    const timer = node.timeout === undefined ? undefined : new AbortController();
     const id = node.spec.id;
     const timers = this.#timers;
     const ctx: NodeContext<unknown> = {
@@ -415,7 +415,7 @@ class Execution {
     if (node.timeout !== undefined) {
       const ms = node.timeout;
       contenders.push(
-        timers.sleep(ms, timer.signal).then(() => {
+        timers.sleep(ms, timer!.signal).then(() => {
           const err = new AttemptTimeout(ms);
           controller.abort(err);
           throw err;
@@ -424,15 +424,19 @@ class Execution {
     }
     try {
       const value = await Promise.race(contenders);
-      const output = value === undefined ? null : value;
-      serializeValue(output, `node ${id} returned a value that is not JSON`);
+      // A copy, so later nodes cannot change this node's recorded output.
+      const output = value === undefined || value === null
+        ? null
+        : typeof value === "object"
+        ? JSON.parse(serializeValue(value, `node ${id} returned a value that is not JSON`))
+        : (serializeValue(value, `node ${id} returned a value that is not JSON`), value);
       return { ok: true, output: output as JsonValue };
     } catch (err) {
       const timedOut = err instanceof AttemptTimeout;
       const message = err instanceof Error ? err.message : String(err);
       return { ok: false, error: message, timedOut };
     } finally {
-      timer.abort();
+      timer?.abort("attempt finished");
       runSignal.removeEventListener("abort", onRunAbort);
       if (!controller.signal.aborted) controller.abort("attempt finished");
     }

@@ -131,7 +131,10 @@ export interface RunRecord {
   /** `endedAt - startedAt`, or `null` while running. */
   durationMs: number | null;
   /** Per-node final status and output. */
-  nodes: Record<string, { status: NodeStatus; attempts: number; output?: JsonValue; error?: string }>;
+  nodes: Record<
+    string,
+    { status: NodeStatus; attempts: number; output?: JsonValue; error?: string }
+  >;
   /** The error that failed the run: node id and message. */
   error: { node?: string; message: string } | null;
   /** Parent run id, for sub-flows. */

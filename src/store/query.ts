@@ -84,7 +84,7 @@ export function normalizeQuery(query: Query = {}): NormalizedQuery {
   if (!Number.isInteger(offset) || offset < 0) {
     throw new RangeError(`${what}: offset must be a non-negative integer (got ${offset})`);
   }
-  return { prefix: query.prefix ?? [], where, orderBy, limit, offset };
+  return { prefix: query.prefix === undefined ? [] : query.prefix, where, orderBy, limit, offset };
 }
 
 /** Read a path; `undefined` when any segment is missing. */

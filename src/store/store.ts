@@ -169,9 +169,18 @@ class CoreStore implements Store {
   }
 
   set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
+    try {
+      return this.#set(key, value, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
     const what = "Cannot set";
     this.#assertOpen(what);
     assertKey(key, what);
+    key = [...key];
     const text = serializeValue(value, what);
     let expiresAt: number | null = null;
     if (options?.expireIn !== undefined) {
@@ -192,6 +201,7 @@ class CoreStore implements Store {
     const what = "Cannot delete";
     this.#assertOpen(what);
     assertKey(key, what);
+    key = [...key];
     const checks: AtomicCheck[] = [];
     if (options?.ifVersion !== undefined) {
       if (typeof options.ifVersion !== "string") {
@@ -323,7 +333,7 @@ class CoreStore implements Store {
         if (version !== null && typeof version !== "string") {
           throw new TypeError(`${what}: check version must be a version string or null`);
         }
-        checks.push({ key, version });
+        checks.push({ key: [...key], version });
         return op;
       },
       set: (key, value, options) => {
@@ -334,12 +344,12 @@ class CoreStore implements Store {
           checkExpireIn(options.expireIn, what);
           expiresAt = this.#clock.now() + options.expireIn;
         }
-        mutations.push({ type: "set", key, value: text, expiresAt });
+        mutations.push({ type: "set", key: [...key], value: text, expiresAt });
         return op;
       },
       delete: (key) => {
         assertKey(key, `${what}: delete`);
-        mutations.push({ type: "delete", key });
+        mutations.push({ type: "delete", key: [...key] });
         return op;
       },
       commit: () => {

@@ -1,0 +1,165 @@
+/**
+ * The `flowstate` command line: argument parsing and error → exit-code
+ * mapping. Command bodies live in sibling modules and are imported only when
+ * their command runs, so `--help` and `--version` load nothing but commander.
+ *
+ * Exit codes: 0 ok, 1 failure (including "not found"), 2 usage or input error
+ * (bad arguments, invalid JSON, invalid config).
+ *
+ * @module
+ */
+import { Command, CommanderError, InvalidArgumentError } from "@commander-js/extra-typings";
+import denoJson from "../../deno.json" with { type: "json" };
+import { ConfigError } from "../errors.ts";
+import { UsageError } from "./input.ts";
+
+/** Options every command sees. */
+export interface GlobalOptions {
+  /** `--config PATH`. */
+  config?: string;
+  /** `--debug`: print stack traces. */
+  debug?: boolean;
+}
+
+const HELP_AFTER = `
+Keys are a JSON array ('["flow","counter","count"]') or slash-separated
+(flow/counter/count). Values are JSON: quote strings ('"hello"').
+
+Exit codes: 0 ok, 1 failure or not found, 2 usage error or invalid config.
+Config: ./flowstate.yaml, or --config PATH; without one, a SQLite store at
+$FLOWSTATE_HOME/state.db (default home: ./.flowstate).`;
+
+function integer(name: string, min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`${name} must be an integer >= ${min} (got "${value}")`);
+    }
+    return n;
+  };
+}
+
+function buildProgram(setExitCode: (code: number) => void) {
+  const program = new Command()
+    .name("flowstate")
+    .description("Flowstate: a headless job runner for Deno with storage plugins.")
+    .version(denoJson.version, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .option("-c, --config <path>", "config file (default: ./flowstate.yaml if it exists)")
+    .option("--debug", "print stack traces of errors")
+    .exitOverride()
+    .showHelpAfterError("(run flowstate --help for usage)")
+    .addHelpText("after", HELP_AFTER);
+
+  const globals = (command: { optsWithGlobals(): GlobalOptions }): GlobalOptions => {
+    const { config, debug } = command.optsWithGlobals();
+    return { config, debug };
+  };
+
+  program
+    .command("stores")
+    .description("list the configured stores: name, plugin, entries, scopes, location")
+    .option("--json", "print a JSON array")
+    .action(async (options, command) => {
+      const { listStores } = await import("./stores.ts");
+      setExitCode(await listStores(options, globals(command)));
+    });
+
+  const state = program
+    .command("state")
+    .description("read and write state in a store")
+    .addHelpText("after", HELP_AFTER);
+
+  const storeHelp = "store to use (default: the store of the global scope)";
+  state
+    .command("get")
+    .description("print the value at a key (exit 1 if absent)")
+    .argument("<key>", "the key")
+    .option("--store <name>", storeHelp)
+    .option("--json", "print the entry as JSON: { key, value, version, expiresAt } or null")
+    .action(async (key, options, command) => {
+      const { stateGet } = await import("./state.ts");
+      setExitCode(await stateGet(key, options, globals(command)));
+    });
+  state
+    .command("set")
+    .description("write a JSON value at a key")
+    .argument("<key>", "the key")
+    .argument("<json-value>", `the value as JSON; quote strings: '"hello"'`)
+    .option("--expire-in <ms>", "expire after this many milliseconds", integer("--expire-in", 1))
+    .option("--store <name>", storeHelp)
+    .option("--json", "print { key, version }")
+    .action(async (key, value, options, command) => {
+      const { stateSet } = await import("./state.ts");
+      setExitCode(await stateSet(key, value, options, globals(command)));
+    });
+  state
+    .command("ls")
+    .description("list entries under a prefix, in key order")
+    .argument("[prefix]", "only keys under this prefix (default: every key)")
+    .option("--limit <n>", "at most n entries", integer("--limit", 0))
+    .option("--store <name>", storeHelp)
+    .option("--json", "print a JSON array of { key, value, version, expiresAt }")
+    .action(async (prefix, options, command) => {
+      const { stateList } = await import("./state.ts");
+      setExitCode(await stateList(prefix, options, globals(command)));
+    });
+  state
+    .command("rm")
+    .description("delete a key (exit 1 if it was absent)")
+    .argument("<key>", "the key")
+    .option("--store <name>", storeHelp)
+    .option("--json", "print { key, deleted }")
+    .action(async (key, options, command) => {
+      const { stateRemove } = await import("./state.ts");
+      setExitCode(await stateRemove(key, options, globals(command)));
+    });
+
+  return program;
+}
+
+/**
+ * Run the CLI with `args` (without the program name) and resolve the exit
+ * code. Never throws: errors are printed to stderr (with a stack trace only
+ * under `--debug`).
+ */
+export async function main(args: readonly string[]): Promise<number> {
+  let exitCode = 0;
+  const program = buildProgram((code) => (exitCode = code));
+  try {
+    await program.parseAsync([...args], { from: "user" });
+    return exitCode;
+  } catch (err) {
+    return report(err, args.includes("--debug"));
+  }
+}
+
+/** Print an error and choose its exit code. */
+function report(err: unknown, debug: boolean): number {
+  if (err instanceof CommanderError) {
+    // Commander already printed its message (or the help / version).
+    if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return 0;
+    if (err.code === "commander.help") return err.exitCode === 0 ? 0 : 2;
+    return 2;
+  }
+  if (err instanceof Error && err.name === "SuppressedError" && "suppressed" in err) {
+    // The command failed and closing the runtime failed too: the command's error matters.
+    err = err.suppressed;
+  }
+  const usage = err instanceof UsageError || err instanceof ConfigError;
+  const message = err instanceof Error ? err.message : String(err);
+  // One line unless --debug: a multi-line message (a backend's, say) is cut.
+  console.error(`error: ${debug ? message : message.split("\n")[0]}`);
+  if (debug) {
+    for (let e: unknown = err; e !== undefined; e = (e as Error).cause) {
+      console.error(e instanceof Error ? (e.stack ?? String(e)) : String(e));
+      if (!(e instanceof Error)) break;
+    }
+  } else if (!usage && !(err instanceof Error && KNOWN_FAILURES.has(err.name))) {
+    console.error("(run again with --debug for the stack trace)");
+  }
+  return usage ? 2 : 1;
+}
+
+/** Errors whose message says everything a user needs. */
+const KNOWN_FAILURES = new Set(["StoreCorruptError", "StoreClosedError", "ConflictError"]);

@@ -1,0 +1,88 @@
+/**
+ * `flowstate stores`: every configured store with its plugin, entry count,
+ * the scopes that use it and where it lives.
+ *
+ * `--json` prints one array, in config order:
+ * `[{ "name", "plugin", "location", "entries", "scopes": ["global", ...], "error"? }]`;
+ * a store that cannot be opened has `location` and `entries` `null` and an
+ * `error` message.
+ *
+ * @module
+ */
+import { SCOPES } from "../config.ts";
+import { ConfigError } from "../errors.ts";
+import { openRuntime } from "../runtime.ts";
+import type { GlobalOptions } from "./main.ts";
+
+/** One row of `flowstate stores`. */
+export interface StoreRow {
+  /** The store's name in the config. */
+  name: string;
+  /** The plugin it uses, as written in the config. */
+  plugin: string;
+  /** Where its data lives (path, URL without password, "memory"), or `null` if it did not open. */
+  location: string | null;
+  /** How many live entries it holds, or `null` if it did not open. */
+  entries: number | null;
+  /** The scopes mapped to it. */
+  scopes: string[];
+  /** Why it could not be opened. */
+  error?: string;
+}
+
+/** `stores [--json]`. Exit 1 if a store failed to open, 2 if its options are invalid. */
+export async function listStores(
+  options: { json?: boolean },
+  global: GlobalOptions,
+): Promise<number> {
+  await using runtime = await openRuntime({ config: global.config });
+  const rows: StoreRow[] = [];
+  let exitCode = 0;
+  for (const name of runtime.storeNames) {
+    const spec = runtime.config.stores[name];
+    const row: StoreRow = {
+      name,
+      plugin: typeof spec.plugin === "string" ? spec.plugin : spec.plugin.name,
+      location: null,
+      entries: null,
+      scopes: SCOPES.filter((scope) => runtime.config.scopes[scope] === name),
+    };
+    try {
+      const store = await runtime.store(name);
+      row.location = store.location;
+      row.entries = await store.count();
+    } catch (err) {
+      row.error = err instanceof Error ? err.message : String(err);
+      exitCode = Math.max(exitCode, err instanceof ConfigError ? 2 : 1);
+    }
+    rows.push(row);
+  }
+  if (options.json) {
+    console.log(JSON.stringify(rows));
+  } else {
+    printTable(rows);
+    for (const row of rows) {
+      if (row.error !== undefined) console.error(`error: store "${row.name}": ${row.error}`);
+    }
+  }
+  return exitCode;
+}
+
+function printTable(rows: StoreRow[]): void {
+  const table = [
+    ["NAME", "PLUGIN", "ENTRIES", "SCOPES", "LOCATION"],
+    ...rows.map((r) => [
+      r.name,
+      r.plugin,
+      r.entries === null ? "-" : String(r.entries),
+      r.scopes.join(",") || "-",
+      r.location ?? "(not opened: see below)",
+    ]),
+  ];
+  const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
+  for (const row of table) {
+    console.log(
+      row.map((cell, i) => i === row.length - 1 ? cell : cell.padEnd(widths[i])).join("  "),
+    );
+  }
+}

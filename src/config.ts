@@ -1,0 +1,549 @@
+/**
+ * Configuration: `flowstate.yaml` (or a file named with `--config`, or an
+ * object) resolved into named store specs, a scope → store mapping and a home
+ * directory.
+ *
+ * ```yaml
+ * # flowstate.yaml
+ * home: ./.flowstate            # optional; relative to this file
+ * stores:
+ *   default: { plugin: sqlite, path: state.db }
+ *   shared:
+ *     plugin: postgres
+ *     url: ${env.DATABASE_URL}  # substituted from the environment; $${...} is a literal ${...}
+ * scopes:
+ *   global: shared              # default for every scope: the store named "default", else the first
+ * ```
+ *
+ * Every error is a {@linkcode ConfigError} whose message starts with
+ * `file:line:column: field.path:` when the config came from a file.
+ *
+ * @module
+ */
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
+import { z } from "zod";
+import { ConfigError } from "./errors.ts";
+import { didYouMean } from "./_suggest.ts";
+import {
+  builtinPluginNames,
+  type Plugin,
+  resolvePluginSpecifier,
+  type StoreSpec,
+} from "./plugin.ts";
+
+/** The scopes a node sees, each mapped to a named store. */
+export const SCOPES: readonly ["global", "flow", "node"] = ["global", "flow", "node"];
+
+/** One of {@linkcode SCOPES}. */
+export type Scope = "global" | "flow" | "node";
+
+/** The file looked for in the working directory when no config is given. */
+export const CONFIG_FILE_NAME = "flowstate.yaml";
+
+/** The name of the store used when the config defines none. */
+export const DEFAULT_STORE_NAME = "default";
+
+/** A configuration as written in `flowstate.yaml`, or passed as an object. */
+export interface ConfigObject {
+  /** Named stores: `{ <name>: { plugin, ...pluginOptions } }`. */
+  stores?: Record<string, StoreSpec>;
+  /** Which store each scope uses (default: the store named `default`, else the first one). */
+  scopes?: { global?: string; flow?: string; node?: string };
+  /** Flowstate's home directory, where default files go (relative to the config file). */
+  home?: string;
+  /** The store runs, flow versions and metrics are recorded in (default: the `flow` scope's store). */
+  records?: string;
+}
+
+/** A validated configuration with every default filled in. */
+export interface ResolvedConfig {
+  /** The absolute path of the config file, or `null` for an object or the built-in default. */
+  readonly file: string | null;
+  /** The directory relative paths in store options resolve against. */
+  readonly baseDir: string;
+  /** Flowstate's home directory (absolute). */
+  readonly home: string;
+  /** Store specs by name, in the order they were written. */
+  readonly stores: Readonly<Record<string, Readonly<StoreSpec>>>;
+  /** The store each scope maps to. */
+  readonly scopes: Readonly<Record<Scope, string>>;
+  /** The store runs, flow versions and metrics are recorded in. */
+  readonly records: string;
+  /**
+   * Where a field is written, as `file:line:column` (the most specific part of
+   * `path` that exists), or `undefined` when the config is not from a file.
+   */
+  where(path: readonly (string | number)[]): string | undefined;
+}
+
+/** Options for {@linkcode loadConfig}. */
+export interface LoadConfigOptions {
+  /**
+   * A path to a YAML config file (relative to `cwd`), or a config object.
+   * Default: `flowstate.yaml` in `cwd` if it exists, else the built-in default
+   * (one `sqlite` store named `default` at `<home>/state.db`).
+   */
+  config?: string | ConfigObject;
+  /** The working directory (default: `Deno.cwd()`). */
+  cwd?: string;
+  /**
+   * Flowstate's home directory. Default, first that is set: the config's
+   * `home` (relative to the config file), `$FLOWSTATE_HOME` (relative to
+   * `cwd`), `<cwd>/.flowstate`.
+   */
+  home?: string;
+  /**
+   * Environment lookup for `${env.NAME}` and `FLOWSTATE_HOME`
+   * (default: `Deno.env`).
+   */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+type Path = readonly (string | number)[];
+
+/**
+ * Load and validate a configuration.
+ *
+ * Substitutes `${env.NAME}` in every string value of a config file (`$${…}` is
+ * a literal `${…}`; objects are taken as they are), checks every field, and
+ * resolves the home directory and scope → store mapping. Plugin options are
+ * checked later, when a store is opened.
+ */
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
+  const cwd = resolve(options.cwd ?? Deno.cwd());
+  const env = (name: string): string | undefined => readEnv(name, options.env);
+  const given = options.config;
+  if (given !== undefined && typeof given !== "string") {
+    if (typeof given !== "object" || given === null || Array.isArray(given)) {
+      throw new TypeError(
+        "Cannot load config: expected a file path or an object like { stores: { … } }",
+      );
+    }
+    return resolveConfig(given, { file: null, baseDir: cwd, cwd, home: options.home, env });
+  }
+  const file = resolve(cwd, given ?? CONFIG_FILE_NAME);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound && given === undefined) {
+      return resolveConfig({}, { file: null, baseDir: cwd, cwd, home: options.home, env });
+    }
+    const reason = err instanceof Deno.errors.NotFound
+      ? "the file does not exist"
+      : err instanceof Deno.errors.IsADirectory
+      ? "it is a directory"
+      : (err as Error).message;
+    throw new ConfigError(
+      `Cannot read config file ${displayPath(file, cwd)}: ${reason}`,
+      { cause: err },
+    );
+  }
+  return parseConfigText(text, { file, cwd, home: options.home, env });
+}
+
+/**
+ * Parse a config file's text. Exposed for tests and tools; {@linkcode loadConfig}
+ * reads the file and calls this.
+ */
+export function parseConfigText(
+  text: string,
+  options: {
+    file: string;
+    cwd?: string;
+    home?: string;
+    env?: (name: string) => string | undefined;
+  },
+): ResolvedConfig {
+  const cwd = resolve(options.cwd ?? Deno.cwd());
+  const file = resolve(cwd, options.file);
+  const source = new YamlSource(text, file, displayPath(file, cwd));
+  const doc = source.doc;
+  if (doc.errors.length > 0) {
+    const err = doc.errors[0];
+    const pos = err.linePos?.[0] ?? source.linePos(err.pos[0]);
+    const message = err.message.split(/ at line \d+, column \d+/)[0].split("\n")[0];
+    throw new ConfigError(
+      `${source.display}:${pos.line}:${pos.col}: invalid YAML: ${message}`,
+      { cause: err },
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 1000 });
+  } catch (err) {
+    throw new ConfigError(
+      `${source.display}:1:1: cannot read the YAML: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  if (raw === null || raw === undefined) raw = {};
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError(
+      `${source.where([])}: the config must be a mapping with fields ${
+        TOP_LEVEL_FIELDS.join(", ")
+      }, not ${describeValue(raw)}`,
+    );
+  }
+  const env = options.env ?? ((name: string) => readEnv(name, undefined));
+  const substituted = substituteEnv(raw, [], env, source);
+  return resolveConfig(substituted as ConfigObject, {
+    file,
+    baseDir: dirname(file),
+    cwd,
+    home: options.home,
+    env,
+    source,
+  });
+}
+
+const TOP_LEVEL_FIELDS = ["stores", "scopes", "home", "records"];
+
+function isPluginObject(value: unknown): value is Plugin {
+  const v = value as Partial<Plugin> | null;
+  return typeof v === "object" && v !== null && typeof v.open === "function" &&
+    typeof v.name === "string";
+}
+
+const storeSchema = z.looseObject({
+  plugin: z.union([z.string().min(1), z.custom<Plugin>(isPluginObject)]),
+});
+
+const configSchema = z.strictObject({
+  stores: z.record(z.string(), storeSchema).optional(),
+  scopes: z.strictObject({
+    global: z.string().min(1).optional(),
+    flow: z.string().min(1).optional(),
+    node: z.string().min(1).optional(),
+  }).optional(),
+  home: z.string().min(1).optional(),
+  records: z.string().min(1).optional(),
+});
+
+interface ResolveContext {
+  file: string | null;
+  baseDir: string;
+  cwd: string;
+  home: string | undefined;
+  env: (name: string) => string | undefined;
+  source?: YamlSource;
+}
+
+function resolveConfig(input: ConfigObject, ctx: ResolveContext): ResolvedConfig {
+  const where = (path: Path): string | undefined => ctx.source?.where(path);
+  const fail = (path: Path, message: string, more = 0): never => {
+    const field = fieldPath(path);
+    const location = ctx.source ? `${ctx.source.where(path)}: ` : "Invalid config: ";
+    throw new ConfigError(
+      `${location}${field ? `${field}: ` : ""}${message}${
+        more > 0 ? ` (and ${more} more problem${more === 1 ? "" : "s"})` : ""
+      }`,
+    );
+  };
+
+  const parsed = configSchema.safeParse(input, { reportInput: true });
+  if (!parsed.success) {
+    const issues = [...parsed.error.issues];
+    if (ctx.source) {
+      const offset = (i: z.core.$ZodIssue): number =>
+        ctx.source!.offset(issueLocationPath(i)) ?? Infinity;
+      issues.sort((a, b) => offset(a) - offset(b));
+    }
+    const first = issues[0];
+    const { path, message } = explainIssue(first);
+    fail(path, message, issues.length - 1);
+  }
+  const config = parsed.data!;
+
+  let home: string;
+  if (ctx.home !== undefined) {
+    home = resolve(ctx.cwd, ctx.home);
+  } else if (config.home !== undefined) {
+    home = resolve(ctx.baseDir, config.home);
+  } else {
+    const fromEnv = ctx.env("FLOWSTATE_HOME");
+    home = fromEnv ? resolve(ctx.cwd, fromEnv) : join(ctx.cwd, ".flowstate");
+  }
+
+  const stores: Record<string, StoreSpec> = {};
+  if (config.stores === undefined) {
+    stores[DEFAULT_STORE_NAME] = Object.freeze({ plugin: "sqlite", path: join(home, "state.db") });
+  } else {
+    const names = Object.keys(config.stores);
+    if (names.length === 0) {
+      fail(
+        ["stores"],
+        `no stores defined; add one like "default: { plugin: sqlite }", or remove "stores" to use the default SQLite store`,
+      );
+    }
+    for (const name of names) {
+      if (name.trim() === "") fail(["stores", name], "a store name must not be empty");
+      const spec = config.stores[name] as StoreSpec;
+      if (typeof spec.plugin === "string") {
+        try {
+          resolvePluginSpecifier(spec.plugin, ctx.baseDir);
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err;
+          fail(
+            ["stores", name, "plugin"],
+            err.message.replace(/^Unknown plugin/, "unknown plugin"),
+          );
+        }
+      }
+      stores[name] = Object.freeze({ ...spec });
+    }
+  }
+
+  const names = Object.keys(stores);
+  const fallback = Object.hasOwn(stores, DEFAULT_STORE_NAME) ? DEFAULT_STORE_NAME : names[0];
+  const scopes = {} as Record<Scope, string>;
+  for (const scope of SCOPES) {
+    const named = config.scopes?.[scope];
+    if (named !== undefined && !Object.hasOwn(stores, named)) {
+      fail(
+        ["scopes", scope],
+        `no store named "${named}"${didYouMean(named, names)}; the stores are ${
+          names.map((n) => `"${n}"`).join(", ")
+        }`,
+      );
+    }
+    scopes[scope] = named ?? fallback;
+  }
+  if (config.records !== undefined && !Object.hasOwn(stores, config.records)) {
+    fail(
+      ["records"],
+      `no store named "${config.records}"${didYouMean(config.records, names)}; the stores are ${
+        names.map((n) => `"${n}"`).join(", ")
+      }`,
+    );
+  }
+
+  return Object.freeze({
+    file: ctx.file,
+    baseDir: ctx.baseDir,
+    home,
+    stores: Object.freeze(stores),
+    scopes: Object.freeze(scopes),
+    records: config.records ?? scopes.flow,
+    where,
+  });
+}
+
+/** The path an issue's location should point at (an unknown key points at that key). */
+function issueLocationPath(issue: z.core.$ZodIssue): Path {
+  const path = issue.path as Path;
+  if (issue.code === "unrecognized_keys" && issue.keys.length > 0) {
+    return [...path, issue.keys[0]];
+  }
+  return path;
+}
+
+function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: string } {
+  const path = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p)) as Path;
+  const last = path[path.length - 1];
+  const input = (issue as { input?: unknown }).input;
+  switch (issue.code) {
+    case "unrecognized_keys": {
+      const key = issue.keys[0];
+      if (path.length === 0) {
+        return {
+          path: [key],
+          message: `unknown field${didYouMean(key, TOP_LEVEL_FIELDS)}; the top level allows ${
+            TOP_LEVEL_FIELDS.join(", ")
+          }`,
+        };
+      }
+      if (path.length === 1 && path[0] === "scopes") {
+        return {
+          path: [...path, key],
+          message: `unknown scope${didYouMean(key, SCOPES)}; the scopes are ${SCOPES.join(", ")}`,
+        };
+      }
+      return { path: [...path, key], message: "unknown field" };
+    }
+    case "invalid_type":
+    case "invalid_union": {
+      if (path.length === 3 && path[0] === "stores" && last === "plugin") {
+        const builtins = builtinPluginNames().join(", ");
+        return input === undefined
+          ? {
+            path: path.slice(0, 2),
+            message: `missing "plugin"; add one, like "plugin: sqlite" (built-ins: ${builtins}; ` +
+              `or a ./file.ts path, or an npm:/jsr:/https: specifier)`,
+          }
+          : {
+            path,
+            message: `expected a plugin name or module specifier, got ${
+              describeValue(input)
+            } (built-ins: ${builtins})`,
+          };
+      }
+      const expected = path.length === 0
+        ? "a mapping with fields stores, scopes, home, records"
+        : path.length === 1 && last === "stores"
+        ? "a mapping of store names to { plugin, ...options }"
+        : path.length === 2 && path[0] === "stores"
+        ? `a mapping like "{ plugin: sqlite }"`
+        : path.length === 1 && last === "scopes"
+        ? `a mapping like "{ global: <store>, flow: <store>, node: <store> }"`
+        : path.length === 2 && path[0] === "scopes"
+        ? "a store name"
+        : last === "home"
+        ? "a directory path"
+        : `a ${(issue as { expected?: string }).expected ?? "valid value"}`;
+      return { path, message: `expected ${expected}, got ${describeValue(input)}` };
+    }
+    case "too_small":
+      return { path, message: "must not be empty" };
+    default:
+      return { path, message: issue.message };
+  }
+}
+
+function fieldPath(path: Path): string {
+  return path.map((p, i) =>
+    typeof p === "number"
+      ? `[${p}]`
+      : /^[A-Za-z_][\w-]*$/.test(p)
+      ? (i === 0 ? p : `.${p}`)
+      : `[${JSON.stringify(p)}]`
+  ).join("");
+}
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null) return "an empty value";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
+  if (typeof value === "number") return `the number ${value}`;
+  if (typeof value === "boolean") return `${value}`;
+  if (typeof value === "object") return "a mapping";
+  return `a ${typeof value}`;
+}
+
+function readEnv(
+  name: string,
+  env: Readonly<Record<string, string | undefined>> | undefined,
+): string | undefined {
+  if (env) return Object.hasOwn(env, name) ? env[name] : undefined;
+  try {
+    return Deno.env.get(name);
+  } catch (err) {
+    throw new ConfigError(
+      `Cannot read environment variable ${name}: ${(err as Error).message} (run with --allow-env)`,
+      { cause: err },
+    );
+  }
+}
+
+const SUBSTITUTION = /\$\$\{|\$\{([^}]*)\}/g;
+const ENV_REFERENCE = /^\s*env\.([A-Za-z_][A-Za-z0-9_]*)\s*$/;
+
+function substituteEnv(
+  value: unknown,
+  path: (string | number)[],
+  env: (name: string) => string | undefined,
+  source: YamlSource,
+): unknown {
+  if (typeof value === "string") {
+    if (!value.includes("${")) return value;
+    return value.replace(SUBSTITUTION, (match: string, inner: string | undefined) => {
+      if (match === "$${") return "${";
+      const ref = ENV_REFERENCE.exec(inner ?? "");
+      const where = `${source.where(path, "value")}: ${fieldPath(path)}`;
+      if (!ref) {
+        throw new ConfigError(
+          `${where}: cannot substitute "${match}": only \${env.NAME} is supported; write $$${
+            match.slice(1)
+          } for a literal "${match}"`,
+        );
+      }
+      const found = env(ref[1]);
+      if (found === undefined) {
+        throw new ConfigError(
+          `${where}: environment variable ${ref[1]} is not set (used as \${env.${
+            ref[1]
+          }}); set it, or write $\${env.${ref[1]}} for a literal`,
+        );
+      }
+      return found;
+    });
+  }
+  if (Array.isArray(value)) {
+    return value.map((item, i) => substituteEnv(item, [...path, i], env, source));
+  }
+  if (typeof value === "object" && value !== null && !(value instanceof Uint8Array)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      out[k] = substituteEnv(v, [...path, k], env, source);
+    }
+    return out;
+  }
+  return value;
+}
+
+function displayPath(file: string, cwd: string): string {
+  const rel = relative(cwd, file);
+  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : file;
+}
+
+/** A parsed YAML file that can say where a field path is written. */
+class YamlSource {
+  readonly display: string;
+  readonly file: string;
+  readonly doc: ReturnType<typeof parseDocument>;
+  readonly #lines = new LineCounter();
+
+  constructor(text: string, file: string, display: string) {
+    this.file = file;
+    this.display = display;
+    this.doc = parseDocument(text, {
+      lineCounter: this.#lines,
+      prettyErrors: true,
+      uniqueKeys: true,
+    });
+  }
+
+  linePos(offset: number): { line: number; col: number } {
+    return this.#lines.linePos(offset);
+  }
+
+  /**
+   * The source offset of the most specific existing node on `path`: the key
+   * of a mapping entry (default) or its value.
+   */
+  offset(path: Path, at: "key" | "value" = "key"): number | undefined {
+    let node: unknown = this.doc.contents;
+    let offset: number | undefined = (node as { range?: [number] } | null)?.range?.[0];
+    for (let i = 0; i < path.length; i++) {
+      const segment = path[i];
+      const isLast = i === path.length - 1;
+      if (isMap(node)) {
+        const pair = node.items.find((p) =>
+          isPair(p) && isScalar(p.key) && String(p.key.value) === String(segment)
+        );
+        if (!pair) break;
+        const keyStart = (pair.key as { range?: [number] } | null)?.range?.[0];
+        const valueStart = (pair.value as { range?: [number] } | null)?.range?.[0];
+        offset = isLast && at === "value" ? valueStart ?? keyStart : keyStart ?? offset;
+        node = pair.value;
+      } else if (isSeq(node) && typeof segment === "number") {
+        const item = node.items[segment];
+        const start = (item as { range?: [number] } | null)?.range?.[0];
+        if (start === undefined) break;
+        offset = start;
+        node = item;
+      } else {
+        break;
+      }
+    }
+    return offset;
+  }
+
+  /** `file:line:column` for a field path (see {@linkcode offset}). */
+  where(path: Path, at: "key" | "value" = "key"): string {
+    const { line, col } = this.linePos(this.offset(path, at) ?? 0);
+    return `${this.display}:${line}:${col}`;
+  }
+}

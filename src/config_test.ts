@@ -1,0 +1,330 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { loadConfig, parseConfigText } from "./config.ts";
+import { ConfigError } from "./errors.ts";
+import { definePlugin } from "./plugin.ts";
+import memory from "../plugins/memory.ts";
+
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-config-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Parse `text` as `/project/flowstate.yaml` and return the ConfigError message. */
+function errorOf(text: string, env: Record<string, string> = {}): string {
+  try {
+    parseConfigText(text, { file: "/project/flowstate.yaml", cwd: "/project", env: (n) => env[n] });
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`);
+    return err.message;
+  }
+  assert.fail("expected a ConfigError");
+}
+
+Deno.test("loadConfig() without a file gives one sqlite store named default under <cwd>/.flowstate", async () => {
+  await withTempDir(async (dir) => {
+    const config = await loadConfig({ cwd: dir, env: {} });
+    assert.equal(config.file, null);
+    assert.equal(config.home, join(dir, ".flowstate"));
+    assert.deepEqual(config.stores, {
+      default: { plugin: "sqlite", path: join(dir, ".flowstate", "state.db") },
+    });
+    assert.deepEqual(config.scopes, { global: "default", flow: "default", node: "default" });
+    assert.equal(config.where(["stores"]), undefined);
+  });
+});
+
+Deno.test("loadConfig() puts the default store under $FLOWSTATE_HOME, resolved against cwd", async () => {
+  await withTempDir(async (dir) => {
+    const config = await loadConfig({ cwd: dir, env: { FLOWSTATE_HOME: "state/home" } });
+    assert.equal(config.home, join(dir, "state", "home"));
+    assert.equal(config.stores.default.path, join(dir, "state", "home", "state.db"));
+    const absolute = await loadConfig({ cwd: dir, env: { FLOWSTATE_HOME: "/srv/flowstate" } });
+    assert.equal(absolute.stores.default.path, "/srv/flowstate/state.db");
+  });
+});
+
+Deno.test("loadConfig() reads FLOWSTATE_HOME from Deno.env by default", async () => {
+  await withTempDir(async (dir) => {
+    const before = Deno.env.get("FLOWSTATE_HOME");
+    Deno.env.set("FLOWSTATE_HOME", join(dir, "from-env"));
+    try {
+      const config = await loadConfig({ cwd: dir });
+      assert.equal(config.home, join(dir, "from-env"));
+    } finally {
+      if (before === undefined) Deno.env.delete("FLOWSTATE_HOME");
+      else Deno.env.set("FLOWSTATE_HOME", before);
+    }
+  });
+});
+
+Deno.test("loadConfig() home: the option beats the file's home, which beats FLOWSTATE_HOME", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.mkdir(join(dir, "conf"));
+    await Deno.writeTextFile(join(dir, "conf", "fs.yaml"), "home: ./data\n");
+    const env = { FLOWSTATE_HOME: "/elsewhere" };
+    const fromFile = await loadConfig({ cwd: dir, config: "conf/fs.yaml", env });
+    assert.equal(fromFile.home, join(dir, "conf", "data"));
+    assert.equal(fromFile.stores.default.path, join(dir, "conf", "data", "state.db"));
+    const fromOption = await loadConfig({ cwd: dir, config: "conf/fs.yaml", env, home: "h" });
+    assert.equal(fromOption.home, join(dir, "h"));
+  });
+});
+
+Deno.test("loadConfig() finds flowstate.yaml in cwd and resolves relative paths against its directory", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main:\n    plugin: memory\n    snapshot: main.json\n",
+    );
+    const config = await loadConfig({ cwd: dir, env: {} });
+    assert.equal(config.file, join(dir, "flowstate.yaml"));
+    assert.equal(config.baseDir, dir);
+    assert.deepEqual(config.stores, { main: { plugin: "memory", snapshot: "main.json" } });
+    assert.equal(config.where(["stores", "main", "snapshot"]), "flowstate.yaml:4:5");
+  });
+});
+
+Deno.test("loadConfig() with a config path that does not exist is a ConfigError", async () => {
+  await withTempDir(async (dir) => {
+    await assert.rejects(
+      loadConfig({ cwd: dir, config: "missing.yaml", env: {} }),
+      (err: Error) => {
+        assert.ok(err instanceof ConfigError);
+        assert.equal(err.message, "Cannot read config file missing.yaml: the file does not exist");
+        return true;
+      },
+    );
+  });
+});
+
+Deno.test("loadConfig() rejects a config that is neither a path nor an object", async () => {
+  await assert.rejects(
+    loadConfig({ config: 42 as unknown as string }),
+    TypeError,
+  );
+});
+
+Deno.test("parseConfigText() maps every scope to the store named default, else the first", () => {
+  const first = parseConfigText(
+    "stores:\n  a: { plugin: memory }\n  b: { plugin: memory }\n",
+    { file: "/p/flowstate.yaml", cwd: "/p", env: () => undefined },
+  );
+  assert.deepEqual(first.scopes, { global: "a", flow: "a", node: "a" });
+  const named = parseConfigText(
+    "stores:\n  a: { plugin: memory }\n  default: { plugin: memory }\nscopes:\n  node: a\n",
+    { file: "/p/flowstate.yaml", cwd: "/p", env: () => undefined },
+  );
+  assert.deepEqual(named.scopes, { global: "default", flow: "default", node: "a" });
+});
+
+Deno.test("parseConfigText() substitutes ${env.NAME} in every string value, nested and in lists", () => {
+  const config = parseConfigText(
+    [
+      "stores:",
+      "  pg:",
+      "    plugin: memory",
+      "    url: postgres://${env.DB_USER}@${env.DB_HOST}/app",
+      "    tags: [a, '${env.TAG}']",
+      "    nested: { deep: '${ env.TAG }' }",
+      "    count: 3",
+    ].join("\n"),
+    {
+      file: "/p/flowstate.yaml",
+      env: (name) => ({ DB_USER: "me", DB_HOST: "db", TAG: "t1" })[name],
+    },
+  );
+  assert.deepEqual(config.stores.pg, {
+    plugin: "memory",
+    url: "postgres://me@db/app",
+    tags: ["a", "t1"],
+    nested: { deep: "t1" },
+    count: 3,
+  });
+});
+
+Deno.test("parseConfigText() keeps $${...} as a literal ${...}", () => {
+  const config = parseConfigText(
+    "stores:\n  m: { plugin: memory, note: 'cost: $${env.PRICE} and $$5' }\n",
+    { file: "/p/flowstate.yaml", env: () => "SHOULD-NOT-APPEAR" },
+  );
+  assert.equal(config.stores.m.note, "cost: ${env.PRICE} and $$5");
+});
+
+Deno.test("parseConfigText() substitutes an empty variable as an empty string", () => {
+  const config = parseConfigText(
+    "stores:\n  m: { plugin: memory, note: 'x${env.EMPTY}y' }\n",
+    { file: "/p/flowstate.yaml", env: () => "" },
+  );
+  assert.equal(config.stores.m.note, "xy");
+});
+
+Deno.test("parseConfigText() names an unset variable, its field and file:line:column", () => {
+  assert.equal(
+    errorOf("stores:\n  pg:\n    plugin: memory\n    url: ${env.DATABASE_URL}\n"),
+    "flowstate.yaml:4:10: stores.pg.url: environment variable DATABASE_URL is not set " +
+      "(used as ${env.DATABASE_URL}); set it, or write $${env.DATABASE_URL} for a literal",
+  );
+});
+
+Deno.test("parseConfigText() rejects a substitution other than ${env.NAME}", () => {
+  assert.equal(
+    errorOf("home: /data/${HOME}\n"),
+    'flowstate.yaml:1:7: home: cannot substitute "${HOME}": only ${env.NAME} is supported; ' +
+      'write $${HOME} for a literal "${HOME}"',
+  );
+});
+
+Deno.test("parseConfigText() rejects an unknown top-level field with a suggestion", () => {
+  assert.equal(
+    errorOf("stores:\n  m: { plugin: memory }\nscope:\n  global: m\n"),
+    'flowstate.yaml:3:1: scope: unknown field (did you mean "scopes"?); ' +
+      "the top level allows stores, scopes, home, records",
+  );
+});
+
+Deno.test("parseConfigText() rejects an unknown scope with a suggestion", () => {
+  assert.equal(
+    errorOf("stores:\n  m: { plugin: memory }\nscopes:\n  globl: m\n"),
+    'flowstate.yaml:4:3: scopes.globl: unknown scope (did you mean "global"?); ' +
+      "the scopes are global, flow, node",
+  );
+});
+
+Deno.test("parseConfigText() rejects a scope that names an unknown store", () => {
+  assert.equal(
+    errorOf(
+      "stores:\n  main: { plugin: memory }\n  cache: { plugin: memory }\nscopes:\n  flow: mian\n",
+    ),
+    'flowstate.yaml:5:3: scopes.flow: no store named "mian" (did you mean "main"?); ' +
+      'the stores are "main", "cache"',
+  );
+});
+
+Deno.test("parseConfigText() rejects a store without a plugin, pointing at the store", () => {
+  assert.equal(
+    errorOf("stores:\n  main:\n    path: x.db\n"),
+    'flowstate.yaml:2:3: stores.main: missing "plugin"; add one, like "plugin: sqlite" ' +
+      "(built-ins: memory, jsonfile, sqlite, postgres; or a ./file.ts path, or an npm:/jsr:/https: specifier)",
+  );
+});
+
+Deno.test("parseConfigText() rejects a plugin that is not a string", () => {
+  assert.equal(
+    errorOf("stores:\n  main:\n    plugin: [sqlite]\n"),
+    "flowstate.yaml:3:5: stores.main.plugin: expected a plugin name or module specifier, " +
+      "got a list (built-ins: memory, jsonfile, sqlite, postgres)",
+  );
+});
+
+Deno.test("parseConfigText() rejects an unknown built-in plugin name with a suggestion", () => {
+  const message = errorOf("stores:\n  main:\n    plugin: sqllite\n");
+  assert.match(
+    message,
+    /^flowstate\.yaml:3:5: stores\.main\.plugin: unknown plugin "sqllite" \(did you mean "sqlite"\?\): use a built-in/,
+  );
+});
+
+Deno.test("parseConfigText() rejects a store that is not a mapping", () => {
+  assert.equal(
+    errorOf("stores:\n  main: sqlite\n"),
+    'flowstate.yaml:2:3: stores.main: expected a mapping like "{ plugin: sqlite }", got the string "sqlite"',
+  );
+});
+
+Deno.test("parseConfigText() rejects an empty stores mapping", () => {
+  assert.match(
+    errorOf("home: x\nstores: {}\n"),
+    /^flowstate\.yaml:2:1: stores: no stores defined; add one like "default: \{ plugin: sqlite \}", or remove "stores"/,
+  );
+});
+
+Deno.test("parseConfigText() rejects a home that is not a string", () => {
+  assert.equal(
+    errorOf("home: 42\n"),
+    "flowstate.yaml:1:1: home: expected a directory path, got the number 42",
+  );
+});
+
+Deno.test("parseConfigText() reports the first problem in file order and counts the rest", () => {
+  assert.equal(
+    errorOf("home: 1\nstores:\n  a: 2\nextra: 3\n"),
+    "flowstate.yaml:1:1: home: expected a directory path, got the number 1 (and 2 more problems)",
+  );
+});
+
+Deno.test("parseConfigText() gives file:line:column for malformed YAML", () => {
+  assert.equal(
+    errorOf("stores:\n  main:\n    plugin: memory\n   x: [\n"),
+    "flowstate.yaml:4:1: invalid YAML: All mapping items must start at the same column",
+  );
+});
+
+Deno.test("parseConfigText() rejects duplicate keys with their position", () => {
+  assert.equal(
+    errorOf("home: a\nhome: b\n"),
+    "flowstate.yaml:2:1: invalid YAML: Map keys must be unique",
+  );
+});
+
+Deno.test("parseConfigText() rejects a document that is not a mapping", () => {
+  assert.equal(
+    errorOf("- stores\n"),
+    "flowstate.yaml:1:1: the config must be a mapping with fields stores, scopes, home, records, not a list",
+  );
+});
+
+Deno.test("parseConfigText() treats an empty file as the default config", () => {
+  const config = parseConfigText("# nothing yet\n", {
+    file: "/p/flowstate.yaml",
+    cwd: "/p",
+    env: () => undefined,
+  });
+  assert.deepEqual(Object.keys(config.stores), ["default"]);
+  assert.equal(config.stores.default.path, "/p/.flowstate/state.db");
+});
+
+Deno.test("parseConfigText() shows a file outside cwd by its absolute path", () => {
+  try {
+    parseConfigText("bad: 1\n", { file: "/etc/fs/flowstate.yaml", cwd: "/p", env: () => "" });
+    assert.fail("expected a ConfigError");
+  } catch (err) {
+    assert.match((err as Error).message, /^\/etc\/fs\/flowstate\.yaml:1:1: bad: unknown field/);
+  }
+});
+
+Deno.test("loadConfig() with an object validates it without file positions and keeps ${} as is", async () => {
+  const config = await loadConfig({
+    config: { stores: { m: { plugin: "memory", note: "${env.X}" } } },
+    cwd: "/p",
+    env: {},
+  });
+  assert.equal(config.stores.m.note, "${env.X}");
+  assert.equal(config.baseDir, "/p");
+  assert.equal(config.where(["stores", "m"]), undefined);
+  await assert.rejects(
+    loadConfig({ config: { stores: { m: {} } } as never, cwd: "/p", env: {} }),
+    (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /^Invalid config: stores\.m: missing "plugin"/);
+      return true;
+    },
+  );
+});
+
+Deno.test("loadConfig() accepts a plugin object in an object config", async () => {
+  const custom = definePlugin({
+    name: "custom",
+    optionsSchema: memory.optionsSchema,
+    open: memory.open,
+  });
+  const config = await loadConfig({
+    config: { stores: { c: { plugin: custom as never } } },
+    env: {},
+  });
+  assert.equal(config.stores.c.plugin, custom);
+});

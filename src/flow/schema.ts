@@ -1,0 +1,394 @@
+/**
+ * The structure of a flow file as a zod schema ({@linkcode flowSchema}), and
+ * the same structure as JSON Schema for editors ({@linkcode flowJsonSchema}).
+ *
+ * The schema checks shapes, types, id patterns, durations and numeric ranges.
+ * Checks that span the whole flow (node references, `needs` cycles,
+ * templates, input defaults) live in `parse.ts`.
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { JsonValue } from "../store/types.ts";
+import { DURATION_HINT, DURATION_PATTERN, durationProblem, parseDuration } from "./duration.ts";
+import type { FlowDefinition, InputType } from "./types.ts";
+
+/** Flow ids: lowercase letters, digits, `_` and `-`. */
+export const FLOW_ID_PATTERN: RegExp = /^[a-z0-9_-]+$/;
+/** Node ids: letters, digits, `_` and `-`. */
+export const NODE_ID_PATTERN: RegExp = /^[A-Za-z0-9_-]+$/;
+/** Names under `env:`: the usual shape of environment variable names. */
+export const ENV_NAME_PATTERN: RegExp = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** The input types a flow may declare. */
+export const INPUT_TYPES: readonly InputType[] = [
+  "string",
+  "number",
+  "boolean",
+  "object",
+  "array",
+  "any",
+];
+/**
+ * Node types offered as examples (completions) by {@linkcode flowJsonSchema}
+ * when it is not given the registry's own list.
+ */
+export const BUILTIN_NODE_TYPE_EXAMPLES: readonly string[] = [
+  "state.get",
+  "state.set",
+  "state.delete",
+  "state.increment",
+  "state.list",
+  "log",
+  "transform",
+  "delay",
+  "fail",
+  "flow",
+];
+
+const CRON_NICKNAMES = [
+  "@yearly",
+  "@annually",
+  "@monthly",
+  "@weekly",
+  "@daily",
+  "@midnight",
+  "@hourly",
+];
+
+/**
+ * A short description of a value for messages: `"abc"`, `5`, `true`, `null`,
+ * `a list`, `a mapping`.
+ */
+export function describeValue(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+    case "number":
+    case "boolean":
+    case "bigint":
+      return String(value);
+    case "object": {
+      const proto = Object.getPrototypeOf(value);
+      return proto === Object.prototype || proto === null
+        ? "a mapping"
+        : `a ${(value as { constructor?: { name?: string } }).constructor?.name ?? "object"}`;
+    }
+    default:
+      return `a ${typeof value}`;
+  }
+}
+
+/**
+ * Where and why `value` is not JSON-compatible (`NaN`, `Infinity`, functions,
+ * class instances, cycles, `undefined` in a list…), or `undefined` when it is.
+ * `undefined` object properties are allowed, as `JSON.stringify` drops them.
+ */
+export function jsonProblem(
+  value: unknown,
+): { path: (string | number)[]; message: string } | undefined {
+  const path: (string | number)[] = [];
+  const seen: object[] = [];
+  const walk = (v: unknown): string | undefined => {
+    switch (typeof v) {
+      case "string":
+      case "boolean":
+        return undefined;
+      case "number":
+        return Number.isFinite(v) ? undefined : `${v} is not a JSON value; use a finite number`;
+      case "undefined":
+        return "undefined is not a JSON value; use null";
+      case "object": {
+        if (v === null) return undefined;
+        if (seen.includes(v)) return "the value refers back to itself (a cycle)";
+        const proto = Object.getPrototypeOf(v);
+        if (!Array.isArray(v) && proto !== Object.prototype && proto !== null) {
+          return `${describeValue(v)} is not a JSON value; use plain objects and arrays`;
+        }
+        seen.push(v);
+        const entries: [string | number, unknown][] = Array.isArray(v)
+          ? v.map((item, i) => [i, item])
+          : Object.entries(v).filter(([, item]) => item !== undefined);
+        for (const [key, item] of entries) {
+          const problem = walk(item);
+          if (problem !== undefined) {
+            path.unshift(key);
+            return problem;
+          }
+        }
+        seen.pop();
+        return undefined;
+      }
+      default:
+        return `${describeValue(v)} is not a JSON value`;
+    }
+  };
+  const message = walk(value);
+  return message === undefined ? undefined : { path, message };
+}
+
+/** Why a cron expression looks wrong, or `undefined` (a loose shape check only). */
+export function cronProblem(value: string): string | undefined {
+  const text = value.trim();
+  if (text.startsWith("@")) {
+    return CRON_NICKNAMES.includes(text.toLowerCase())
+      ? undefined
+      : `expected a cron nickname (${CRON_NICKNAMES.join(", ")}), got ${describeValue(value)}`;
+  }
+  const fields = text.split(/\s+/).filter((f) => f !== "");
+  if (fields.length < 5 || fields.length > 6) {
+    return `expected a cron expression with 5 or 6 fields (like "0 * * * *") or a nickname like "@daily", got ${
+      describeValue(value)
+    } (${fields.length} field${fields.length === 1 ? "" : "s"})`;
+  }
+  const bad = fields.find((f) => !/^[0-9A-Za-z*?/,#-]+$/.test(f));
+  return bad === undefined
+    ? undefined
+    : `expected a cron expression, got ${describeValue(value)} (field ${
+      JSON.stringify(bad)
+    } has characters cron does not use)`;
+}
+
+/** Why `value` does not have input type `type`, or `undefined` when it does. */
+export function inputTypeProblem(type: InputType, value: unknown): string | undefined {
+  const ok = type === "any" ||
+    (type === "string" && typeof value === "string") ||
+    (type === "number" && typeof value === "number" && Number.isFinite(value)) ||
+    (type === "boolean" && typeof value === "boolean") ||
+    (type === "array" && Array.isArray(value)) ||
+    (type === "object" && typeof value === "object" && value !== null && !Array.isArray(value));
+  return ok ? undefined : `expected ${EXPECTED[type]}, got ${describeValue(value)}`;
+}
+
+/** How zod's `expected` names read in messages. */
+export const EXPECTED: Readonly<Record<string, string>> = {
+  string: "a string",
+  number: "a number",
+  int: "a whole number",
+  boolean: "true or false",
+  object: "a mapping",
+  record: "a mapping",
+  array: "a list",
+  any: "any value",
+  null: "null",
+};
+
+const durationSchemas = new WeakMap<object, { positive: boolean }>();
+
+function duration(options: { positive: boolean; description: string }): z.ZodType<number | string> {
+  const schema = z.union([z.number(), z.string()], { error: `expected ${DURATION_HINT}` })
+    .superRefine((value, ctx) => {
+      const problem = durationProblem(value);
+      if (problem !== undefined) {
+        ctx.addIssue({ code: "custom", message: problem.message });
+      } else if (options.positive && parseDuration(value, "duration") === 0) {
+        ctx.addIssue({
+          code: "custom",
+          message: `must be longer than 0, got ${describeValue(value)}`,
+        });
+      }
+    })
+    .meta({ description: options.description });
+  durationSchemas.set(schema, { positive: options.positive });
+  return schema;
+}
+
+const jsonValue = z.unknown().superRefine((value, ctx) => {
+  const problem = jsonProblem(value);
+  if (problem !== undefined) {
+    ctx.addIssue({ code: "custom", message: problem.message, path: problem.path });
+  }
+}) as unknown as z.ZodType<JsonValue>;
+
+const inputSpecSchema = z.strictObject({
+  type: z.enum(INPUT_TYPES as [InputType, ...InputType[]]).optional().meta({
+    description: 'The expected type (default `"any"`).',
+  }),
+  default: jsonValue.optional().meta({
+    description: "Used when the caller gives no value. An input without a default is required.",
+  }),
+  enum: z.array(jsonValue).min(1, { error: "expected at least one value" }).optional().meta({
+    description: "The allowed values.",
+  }),
+  description: z.string().optional().meta({ description: "Shown in input listings." }),
+}).meta({ description: "One declared input of the flow." });
+
+const retrySchema = z.strictObject({
+  attempts: z.number().int().min(1, { error: "must be at least 1" }).meta({
+    description: "Total attempts including the first (at least 1).",
+  }),
+  delay: duration({
+    positive: false,
+    description: "Wait before the first retry (default `1s`); later retries wait per `backoff`.",
+  }).optional(),
+  backoff: z.enum(["constant", "exponential"]).optional().meta({
+    description: "`constant` (default) or `exponential` (the delay doubles each retry).",
+  }),
+  maxDelay: duration({ positive: false, description: "Upper bound on one wait." }).optional(),
+}).meta({ description: "How a failing node is retried." });
+
+const nodeTypeSchema = z.string().min(1, { error: "must not be empty" }).meta({
+  description:
+    "A built-in node type (`log`, `state.set`…) or a module path (`./nodes/thing.ts`) or specifier (`jsr:@scope/pkg`) whose default export is `defineNode(...)`.",
+});
+
+const nodeSchema = z.strictObject({
+  id: z.string().regex(NODE_ID_PATTERN, {
+    error: 'expected a node id of letters, digits, "_" and "-"',
+  }).meta({ description: "Unique within the flow: letters, digits, `_` and `-`." }),
+  type: nodeTypeSchema,
+  description: z.string().optional().meta({ description: "Free text." }),
+  needs: z.array(z.string()).optional().meta({
+    description: "Nodes that must finish before this one starts.",
+  }),
+  if: z.string().optional().meta({
+    description:
+      "A template such as `${{ nodes.check.output > 0 }}`; the node runs only if it is truthy (else it is `skipped`).",
+  }),
+  with: z.record(z.string(), jsonValue).optional().meta({
+    description: "Options for the node type; strings may hold `${{ … }}` templates.",
+  }),
+  retry: retrySchema.optional(),
+  timeout: duration({
+    positive: true,
+    description: "Fail an attempt that takes longer than this (`30s`, `5m`…).",
+  }).optional(),
+  continueOnError: z.boolean().optional().meta({
+    description: "A failure of this node does not fail the run (dependents still run).",
+  }),
+}).meta({ description: "One node of the flow." });
+
+const flowObjectSchema = z.strictObject({
+  id: z.string().regex(FLOW_ID_PATTERN, {
+    error: 'expected a flow id of lowercase letters, digits, "_" and "-"',
+  }).meta({ description: "Unique per home: lowercase letters, digits, `_` and `-`." }),
+  description: z.string().optional().meta({ description: "Free text." }),
+  schedule: z.string().superRefine((value, ctx) => {
+    const problem = cronProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+  }).optional().meta({
+    description:
+      'A cron expression (`"0 * * * *"`, 5 or 6 fields) or nickname (`@daily`) for the scheduler.',
+  }),
+  env: z.array(
+    z.string().regex(ENV_NAME_PATTERN, {
+      error: 'expected an environment variable name (letters, digits and "_")',
+    }),
+  ).optional().meta({
+    description: "Names of environment variables templates may read as `env.NAME`.",
+  }),
+  inputs: z.record(z.string(), inputSpecSchema).optional().meta({
+    description: "Declared inputs, read by templates as `inputs.NAME`.",
+  }),
+  concurrency: z.number().int().min(1, { error: "must be at least 1" }).optional().meta({
+    description: "Maximum nodes running at once (default 16).",
+  }),
+  timeout: duration({ positive: true, description: "Fail the whole run after this long." })
+    .optional(),
+  nodes: z.array(nodeSchema).min(1, { error: "a flow needs at least one node" }).meta({
+    description: "The nodes: a DAG through `needs`; independent nodes run concurrently.",
+  }),
+  outputs: z.record(z.string(), jsonValue).optional().meta({
+    description: "Values computed from templates when the run succeeds.",
+  }),
+}).meta({
+  title: "Flowstate flow",
+  description: "A Flowstate flow: an id, optional schedule and inputs, and a DAG of nodes.",
+});
+
+/**
+ * The zod schema of a flow definition. It checks structure, types, id
+ * patterns, durations, cron shape and ranges; use `validateFlow` for the
+ * whole-flow checks (references, cycles, templates) as well.
+ */
+export const flowSchema: z.ZodType<FlowDefinition> = flowObjectSchema;
+
+/**
+ * The field names an object at `path` (inside a flow) may have, for
+ * did-you-mean suggestions; empty when `path` is not an object in the schema.
+ */
+export function knownFields(path: readonly (string | number)[]): string[] {
+  let schema = unwrap(flowObjectSchema);
+  for (const segment of path) {
+    const def = schema._zod.def as unknown as Record<string, unknown>;
+    let next: unknown;
+    if (def.type === "object") next = (def.shape as Record<string, unknown>)[String(segment)];
+    else if (def.type === "array") next = def.element;
+    else if (def.type === "record") next = def.valueType;
+    if (next === undefined) return [];
+    schema = unwrap(next as z.ZodType);
+  }
+  const def = schema._zod.def as unknown as Record<string, unknown>;
+  return def.type === "object" ? Object.keys(def.shape as Record<string, unknown>) : [];
+}
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  let s = schema;
+  for (;;) {
+    const def = s._zod.def as unknown as Record<string, unknown>;
+    if (def.type === "optional" || def.type === "nullable" || def.type === "default") {
+      s = def.innerType as z.ZodType;
+    } else if (def.type === "pipe") s = def.in as z.ZodType;
+    else return s;
+  }
+}
+
+/** Options for {@linkcode flowJsonSchema}. */
+export interface FlowJsonSchemaOptions {
+  /**
+   * The node types to offer. With this, a `type` that is neither one of them
+   * nor a module path is flagged by editors; without it, the built-in names
+   * are only offered as examples.
+   */
+  nodeTypes?: Iterable<string>;
+  /** The schema's `$id` (default `https://jsr.io/@flowstate/core/flow.schema.json`). */
+  id?: string;
+}
+
+/**
+ * The flow format as JSON Schema (draft 2020-12), for editors: point the YAML
+ * language server at it (`# yaml-language-server: $schema=flow.schema.json`)
+ * to get completion, hover docs (`markdownDescription`) and red squiggles.
+ * Durations carry a `pattern`, ids their patterns, and node `type` the known
+ * node types as `examples`.
+ */
+export function flowJsonSchema(options: FlowJsonSchemaOptions = {}): Record<string, unknown> {
+  const nodeTypes = options.nodeTypes === undefined
+    ? undefined
+    : [...new Set(options.nodeTypes)].sort();
+  const schema = z.toJSONSchema(flowObjectSchema, {
+    target: "draft-2020-12",
+    io: "input",
+    unrepresentable: "any",
+    override: (ctx) => {
+      const json = ctx.jsonSchema as Record<string, unknown>;
+      const duration = durationSchemas.get(ctx.zodSchema);
+      if (duration !== undefined) {
+        delete json.type;
+        json.anyOf = [
+          duration.positive
+            ? { type: "number", exclusiveMinimum: 0, description: "Milliseconds." }
+            : { type: "number", minimum: 0, description: "Milliseconds." },
+          { type: "string", pattern: DURATION_PATTERN, examples: ["500ms", "2s", "1.5m", "1h"] },
+        ];
+      }
+      if (ctx.zodSchema === nodeTypeSchema) {
+        json.examples = [...(nodeTypes ?? BUILTIN_NODE_TYPE_EXAMPLES)];
+        if (nodeTypes !== undefined) {
+          json.anyOf = [{ enum: nodeTypes }, { pattern: "^(\\./|\\.\\./|/)|:" }];
+        }
+      }
+      if (typeof json.description === "string" && json.markdownDescription === undefined) {
+        json.markdownDescription = json.description;
+      }
+    },
+  }) as Record<string, unknown>;
+  const { $schema, ...rest } = schema;
+  return {
+    $schema,
+    $id: options.id ?? "https://jsr.io/@flowstate/core/flow.schema.json",
+    ...rest,
+  };
+}

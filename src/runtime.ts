@@ -1,0 +1,262 @@
+/**
+ * The runtime: a loaded configuration plus its named stores, opened on first
+ * use and closed together.
+ *
+ * @module
+ */
+import { dirname, isAbsolute, relative } from "node:path";
+import {
+  type ConfigObject,
+  loadConfig,
+  type ResolvedConfig,
+  type Scope,
+  SCOPES,
+} from "./config.ts";
+import { ConfigError, StoreClosedError } from "./errors.ts";
+import { openStore } from "./plugin.ts";
+import type { Clock, Store } from "./store/types.ts";
+import { didYouMean } from "./_suggest.ts";
+import { type FlowSource, runFlow, type RunFlowOptions } from "./flow/run.ts";
+import type { RunRecord } from "./flow/types.ts";
+import { Records } from "./records/records.ts";
+
+/** Options for {@linkcode openRuntime}. */
+export interface RuntimeOptions {
+  /**
+   * A path to a YAML config file (relative to `cwd`) or a config object.
+   * Default: `flowstate.yaml` in `cwd` if it exists, else one `sqlite` store
+   * named `default` at `<home>/state.db`.
+   */
+  config?: string | ConfigObject;
+  /** The working directory (default: `Deno.cwd()`). */
+  cwd?: string;
+  /** Flowstate's home directory (default: the config's `home`, `$FLOWSTATE_HOME`, `<cwd>/.flowstate`). */
+  home?: string;
+  /** The clock every store uses for expiry (default: the system clock). */
+  clock?: Clock;
+  /** Environment lookup for `${env.NAME}` and `FLOWSTATE_HOME` (default: `Deno.env`). */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/**
+ * A loaded configuration and its stores.
+ *
+ * Stores open lazily: {@linkcode Runtime.store} opens a store the first time it
+ * is asked for, so a configured store that is never used (a postgres server,
+ * say) is never connected to. {@linkcode Runtime.close} closes every store that
+ * was opened, even if closing one of them fails.
+ */
+export interface Runtime extends AsyncDisposable {
+  /** The resolved configuration. */
+  readonly config: ResolvedConfig;
+  /** Flowstate's home directory (absolute). */
+  readonly home: string;
+  /** The clock the stores use. */
+  readonly clock: Clock;
+  /** The configured store names, in config order. */
+  readonly storeNames: readonly string[];
+  /**
+   * The store named `name` (default: the store the `global` scope maps to),
+   * opened on first use. Rejects with a `RangeError` listing the known names
+   * when there is no such store, with a {@linkcode ConfigError} (pointing at
+   * the store in the config file) when its options are invalid, and with a
+   * {@linkcode StoreClosedError} after {@linkcode Runtime.close}.
+   */
+  store(name?: string): Promise<Store>;
+  /** The store a scope maps to (`scopes:` in the config), opened on first use. */
+  storeFor(scope: Scope): Promise<Store>;
+  /** Whether the store named `name` has been opened (or is opening). */
+  isOpen(name: string): boolean;
+  /**
+   * Run a flow (a YAML file path relative to `cwd`, or a definition object)
+   * and return its record. An invalid flow or input throws a
+   * `FlowValidationError` before anything is written; a run that fails is a
+   * record with `status: "failed"`, not an exception.
+   *
+   * @example
+   * ```ts
+   * import { openRuntime } from "@flowstate/core";
+   * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+   * const run = await rt.runFlow({
+   *   id: "hello",
+   *   nodes: [{ id: "count", type: "state.increment", with: { key: "runs" } }],
+   *   outputs: { runs: "${{ nodes.count.output }}" },
+   * });
+   * console.assert(run.status === "succeeded" && run.outputs?.runs === 1);
+   * ```
+   */
+  runFlow(flow: FlowSource, options?: RunFlowOptions): Promise<RunRecord>;
+  /** The run records, flow versions and metrics (in the `records` store). */
+  records(): Promise<Records>;
+  /**
+   * Close every opened store. All are closed even if one throws; the first
+   * error is rethrown (an `AggregateError` if several failed). Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Load the configuration (see {@linkcode RuntimeOptions.config}) and return a
+ * runtime whose stores open on first use. Throws a {@linkcode ConfigError} for
+ * an invalid config. Dispose it with `await using` or call `close()`.
+ */
+export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime> {
+  const config = await loadConfig({
+    config: options.config,
+    cwd: options.cwd,
+    home: options.home,
+    env: options.env,
+  });
+  return new FlowstateRuntime(
+    config,
+    options.clock ?? { now: () => Date.now() },
+    options.cwd ?? Deno.cwd(),
+  );
+}
+
+const OPTION_IN_MESSAGE = /(?:unknown )?option "([^".]+)/;
+
+class FlowstateRuntime implements Runtime {
+  readonly config: ResolvedConfig;
+  readonly home: string;
+  readonly clock: Clock;
+  readonly storeNames: readonly string[];
+  #opening = new Map<string, Promise<Store>>();
+  #closing: Promise<void> | undefined;
+  #cwd: string;
+
+  constructor(config: ResolvedConfig, clock: Clock, cwd: string) {
+    this.#cwd = cwd;
+    this.config = config;
+    this.home = config.home;
+    this.clock = clock;
+    this.storeNames = Object.freeze(Object.keys(config.stores));
+  }
+
+  store(name: string = this.config.scopes.global): Promise<Store> {
+    if (this.#closing) {
+      return Promise.reject(
+        new StoreClosedError(`Cannot open store "${name}": the runtime is closed`),
+      );
+    }
+    if (typeof name !== "string" || !Object.hasOwn(this.config.stores, name)) {
+      return Promise.reject(
+        new RangeError(
+          `Cannot open store "${String(name)}": no such store${
+            didYouMean(String(name), this.storeNames)
+          }; the configured stores are ${this.storeNames.map((n) => `"${n}"`).join(", ")}`,
+        ),
+      );
+    }
+    let opening = this.#opening.get(name);
+    if (!opening) {
+      opening = this.#open(name);
+      this.#opening.set(name, opening);
+      // A failed open is forgotten so that a later call can try again.
+      opening.catch(() => {
+        if (this.#opening.get(name) === opening) this.#opening.delete(name);
+      });
+    }
+    return opening;
+  }
+
+  storeFor(scope: Scope): Promise<Store> {
+    if (!SCOPES.includes(scope)) {
+      return Promise.reject(
+        new RangeError(
+          `Cannot open the store of scope "${String(scope)}": the scopes are ${SCOPES.join(", ")}`,
+        ),
+      );
+    }
+    return this.store(this.config.scopes[scope]);
+  }
+
+  isOpen(name: string): boolean {
+    return this.#opening.has(name);
+  }
+
+  async #open(name: string): Promise<Store> {
+    const spec = this.config.stores[name];
+    if (typeof spec.path === "string" && isAbsolute(spec.path) && isInside(spec.path, this.home)) {
+      // Flowstate owns its home: create the directory of a store file under it
+      // (the default store's .flowstate/state.db) on first use, never elsewhere.
+      await Deno.mkdir(dirname(spec.path), { recursive: true });
+    }
+    try {
+      return await openStore({ ...spec }, {
+        name,
+        home: this.home,
+        baseDir: this.config.baseDir,
+        clock: this.clock,
+      });
+    } catch (err) {
+      throw this.#locate(err, name);
+    }
+  }
+
+  /** Prefix a plugin's ConfigError with where the store (or option) is written. */
+  #locate(err: unknown, name: string): unknown {
+    if (!(err instanceof ConfigError) || this.config.file === null) return err;
+    const option = OPTION_IN_MESSAGE.exec(err.message)?.[1];
+    const path = option !== undefined && Object.hasOwn(this.config.stores[name], option)
+      ? ["stores", name, option]
+      : /^Cannot load plugin/.test(err.message)
+      ? ["stores", name, "plugin"]
+      : ["stores", name];
+    const where = this.config.where(path);
+    return where === undefined
+      ? err
+      : new ConfigError(`${where}: ${path.join(".")}: ${err.message}`, { cause: err });
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#closeAll();
+    return this.#closing;
+  }
+
+  async #closeAll(): Promise<void> {
+    const pending = [...this.#opening.values()];
+    const results = await Promise.allSettled(
+      pending.map(async (opening) => {
+        let store: Store;
+        try {
+          store = await opening;
+        } catch {
+          return; // It never opened; its error went to whoever asked for it.
+        }
+        await store.close();
+      }),
+    );
+    const errors = results.flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) {
+      throw new AggregateError(errors, `Cannot close ${errors.length} stores cleanly`);
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  runFlow(flow: FlowSource, options?: RunFlowOptions): Promise<RunRecord> {
+    return runFlow(
+      {
+        resolver: { forScope: (scope) => this.storeFor(scope), byName: (name) => this.store(name) },
+        recordsStore: () => this.store(this.config.records),
+        clock: this.clock,
+        cwd: this.#cwd,
+      },
+      flow,
+      options,
+    );
+  }
+
+  async records(): Promise<Records> {
+    return new Records(await this.store(this.config.records), { clock: this.clock });
+  }
+}
+
+function isInside(path: string, dir: string): boolean {
+  const rel = relative(dir, path);
+  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
+}

@@ -1,0 +1,826 @@
+/**
+ * A read cache that composes over any {@linkcode Store}: LRU over keys,
+ * negative lookups cached too, exact hit/miss statistics, and either
+ * write-through or write-behind writes.
+ *
+ * @module
+ */
+import { StoreClosedError } from "../errors.ts";
+import { assertKey, hasPrefix } from "../store/keys.ts";
+import type {
+  AtomicCheck,
+  AtomicOperation,
+  Capabilities,
+  Clock,
+  CommitResult,
+  DeleteOptions,
+  Entry,
+  JsonValue,
+  Key,
+  ListIterator,
+  ListOptions,
+  Query,
+  SetOptions,
+  Store,
+} from "../store/types.ts";
+import { serializeValue } from "../store/values.ts";
+
+/** Options for {@linkcode cached}. */
+export interface CacheOptions {
+  /**
+   * How many keys the read cache holds (present and absent ones alike); the
+   * least recently used key is evicted beyond it. A positive integer.
+   *
+   * @default {1000}
+   */
+  max?: number;
+  /**
+   * `"write-through"`: every write goes to the store before it resolves.
+   * `"write-behind"`: plain `set`/`delete` (without `ifVersion`) resolve at
+   * once and are written later, coalesced per key — they are acknowledged
+   * before they are durable, and lost if the process dies before a flush.
+   *
+   * @default {"write-through"}
+   */
+  mode?: "write-through" | "write-behind";
+  /**
+   * Write-behind only: flush pending writes this many milliseconds after the
+   * first one is queued. `0` flushes only on {@linkcode CachedStore.flush},
+   * {@linkcode Store.close} and operations that need the store to be current.
+   *
+   * @default {1000}
+   */
+  flushInterval?: number;
+  /**
+   * The clock used to decide whether a cached entry has expired and to
+   * compute the expiry of writes. Pass the same clock the store uses.
+   *
+   * @default {Date.now}
+   */
+  clock?: Clock;
+  /**
+   * Write-behind only: called when a timed flush fails. The writes stay
+   * pending and the timed flush is retried after another `flushInterval`;
+   * an explicit `flush()` or `close()` rejects with the error instead.
+   * Without it, a failed timed flush is visible only in `stats().pendingWrites`
+   * until a flush succeeds. It must not throw (that would be an unhandled rejection).
+   */
+  onFlushError?: (error: unknown) => void;
+}
+
+/** Counters reported by {@linkcode CachedStore.stats}. */
+export interface CacheStats {
+  /** Key lookups (`get`, each key of `getMany`) answered without the store, absent keys included. */
+  hits: number;
+  /** Key lookups that had to read the store (expired cached entries included). */
+  misses: number;
+  /** Entries dropped because the cache was full (not invalidations or expiries). */
+  evictions: number;
+  /** Keys in the read cache now (pending writes are counted in `pendingWrites`). */
+  size: number;
+  /** Write-behind writes acknowledged but not yet written to the store (one per key). */
+  pendingWrites: number;
+}
+
+/** A {@linkcode Store} with a read cache in front, made by {@linkcode cached}. */
+export interface CachedStore extends Store {
+  /** A snapshot of the cache's counters. */
+  stats(): CacheStats;
+  /**
+   * Write every pending write-behind write to the store (a no-op in
+   * write-through mode). Concurrent calls are serialized. If the store
+   * rejects, the writes that were not written stay pending and this rejects
+   * with the store's error; nothing acknowledged is ever dropped.
+   */
+  flush(): Promise<void>;
+}
+
+interface CacheSlot {
+  key: Key;
+  /** The value as JSON text, or `null` for a key known to be absent. */
+  text: string | null;
+  version: string;
+  expiresAt: number | null;
+}
+
+interface PendingWrite extends CacheSlot {
+  id: string;
+}
+
+interface Ticket {
+  valid: boolean;
+}
+
+interface VersionAlias {
+  key: Key;
+  /** The provisional version the caller was given. */
+  shown: string;
+  /** The version the store made when the write was flushed. */
+  real: string;
+}
+
+const FLUSH_BATCH = 500;
+const systemClock: Clock = { now: () => Date.now() };
+
+function idOf(key: Key): string {
+  return JSON.stringify(key);
+}
+
+function isExpired(expiresAt: number | null, now: number): boolean {
+  return expiresAt !== null && expiresAt <= now;
+}
+
+function checkExpireIn(expireIn: unknown, what: string): void {
+  if (typeof expireIn !== "number" || !Number.isFinite(expireIn) || expireIn <= 0) {
+    throw new RangeError(
+      `${what}: expireIn must be a positive number of milliseconds (got ${String(expireIn)})`,
+    );
+  }
+}
+
+function slotEntry<T>(slot: CacheSlot): Entry<T> {
+  return {
+    key: [...slot.key],
+    value: JSON.parse(slot.text as string) as T,
+    version: slot.version,
+    expiresAt: slot.expiresAt,
+  };
+}
+
+/**
+ * Put a read cache in front of any store. The result is itself a
+ * {@linkcode Store} (so it passes the conformance suite) plus
+ * {@linkcode CachedStore.stats} and {@linkcode CachedStore.flush}.
+ *
+ * Reads: `get` and `getMany` answer from the cache when they can, absent
+ * keys included; values are kept as JSON text, so every read returns a
+ * fresh copy. A cached entry whose `expiresAt` has passed is a miss and is
+ * dropped. `list`, `count` and `query` always read the store.
+ *
+ * Writes, write-through (the default): the store is written first; on
+ * success the cache holds the new entry and version, so the next `get` is a
+ * hit; a conflict or an error drops the key from the cache.
+ *
+ * Writes, write-behind: a plain `set` or `delete` updates what reads see at
+ * once, resolves without touching the store, and is queued; repeated writes
+ * to one key coalesce into one store write. **Acknowledged is not durable**:
+ * queued writes reach the store on the timer, on `flush()`, on `close()`, and
+ * before any operation that needs the store current — a `set`/`delete` with
+ * `ifVersion`, `atomic().commit()`, `list`, `count`, `query` and `clear`.
+ * A flush writes queued writes in atomic batches; a batch the store rejects
+ * stays queued, and the error reaches whoever awaited the flush.
+ *
+ * Versions in write-behind mode: a queued `set` returns a provisional
+ * version (the store makes the real one only when it is written). The
+ * cached store remembers which real version each flushed provisional
+ * version became and translates both ways, so the provisional version is
+ * what every read returns and a valid `ifVersion`/`check` — until the key is
+ * written again. It remembers this for the `max` most recently flushed keys;
+ * for an older one, reads show the real version and a compare-and-set with
+ * the provisional one reports a conflict (re-read and retry, as on any
+ * conflict). Provisional versions belong to this handle: once it is closed,
+ * the store (reopened, or read by another process) reports its real
+ * versions.
+ *
+ * The cache sees only writes made through it. Another process or another
+ * handle writing the same backend is not seen until the key is evicted, so
+ * use it where this handle is the only writer, or where staleness is fine.
+ * `close()` flushes, then closes the underlying store; if the flush fails,
+ * `close()` rejects, the store stays open and the writes stay pending (call
+ * `close()` again to retry).
+ *
+ * @example Write-through: the second read is a cache hit
+ * ```ts
+ * import { cached, openStore } from "@flowstate/core";
+ *
+ * await using store = cached(await openStore({ plugin: "memory" }), { max: 100 });
+ * await store.set(["user", "ada"], { name: "Ada" });
+ * const entry = await store.get(["user", "ada"]);
+ * console.assert(entry?.value !== null);
+ * console.assert(store.stats().hits === 1);
+ * ```
+ *
+ * @example Write-behind: 100 writes to one key become one store write
+ * ```ts
+ * import { cached, openStore } from "@flowstate/core";
+ *
+ * const base = await openStore({ plugin: "memory" });
+ * const store = cached(base, { mode: "write-behind", flushInterval: 0 });
+ * for (let i = 1; i <= 100; i++) await store.set(["counter"], i);
+ * console.assert(store.stats().pendingWrites === 1);
+ * console.assert((await base.get(["counter"])) === null); // not written yet
+ * await store.flush();
+ * console.assert((await base.get(["counter"]))?.value === 100);
+ * await store.close(); // flushes, then closes `base`
+ * ```
+ */
+export function cached(store: Store, options: CacheOptions = {}): CachedStore {
+  const what = "Cannot create cached store";
+  if (
+    typeof store !== "object" || store === null || typeof store.get !== "function" ||
+    typeof store.atomic !== "function"
+  ) {
+    throw new TypeError(`${what}: expected a Store (as returned by openStore())`);
+  }
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`${what}: options must be an object`);
+  }
+  const max = options.max ?? 1000;
+  if (!Number.isInteger(max) || max < 1) {
+    throw new RangeError(`${what}: max must be a positive integer (got ${String(max)})`);
+  }
+  const mode = options.mode ?? "write-through";
+  if (mode !== "write-through" && mode !== "write-behind") {
+    throw new RangeError(
+      `${what}: mode must be "write-through" or "write-behind" (got ${JSON.stringify(mode)})`,
+    );
+  }
+  const flushInterval = options.flushInterval ?? 1000;
+  if (typeof flushInterval !== "number" || !Number.isFinite(flushInterval) || flushInterval < 0) {
+    throw new RangeError(
+      `${what}: flushInterval must be a non-negative number of milliseconds (got ${
+        String(flushInterval)
+      })`,
+    );
+  }
+  if (options.clock !== undefined && typeof options.clock?.now !== "function") {
+    throw new TypeError(`${what}: clock must be an object with a now() method`);
+  }
+  if (options.onFlushError !== undefined && typeof options.onFlushError !== "function") {
+    throw new TypeError(`${what}: onFlushError must be a function`);
+  }
+  return new CachingStore(store, {
+    max,
+    writeBehind: mode === "write-behind",
+    flushInterval,
+    clock: options.clock ?? systemClock,
+    onFlushError: options.onFlushError,
+  });
+}
+
+interface ResolvedOptions {
+  max: number;
+  writeBehind: boolean;
+  flushInterval: number;
+  clock: Clock;
+  onFlushError: ((error: unknown) => void) | undefined;
+}
+
+class CachingStore implements CachedStore {
+  readonly #store: Store;
+  readonly #max: number;
+  readonly #writeBehind: boolean;
+  readonly #flushInterval: number;
+  readonly #clock: Clock;
+  readonly #onFlushError: ((error: unknown) => void) | undefined;
+  readonly #versionTag = Array.from(
+    crypto.getRandomValues(new Uint8Array(6)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  #versionCounter = 0;
+  /** The LRU: Map insertion order is recency order (oldest first). */
+  #cache = new Map<string, CacheSlot>();
+  /** Queued write-behind writes, one per key; authoritative for reads. */
+  #pending = new Map<string, PendingWrite>();
+  /** Flushed provisional versions and the real versions they became. */
+  #aliases = new Map<string, VersionAlias>();
+  /** Store reads and writes in flight, per key: a result is cached only if still valid. */
+  #inflight = new Map<string, Set<Ticket>>();
+  #hits = 0;
+  #misses = 0;
+  #evictions = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #flushTail: Promise<void> = Promise.resolve();
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(store: Store, options: ResolvedOptions) {
+    this.#store = store;
+    this.#max = options.max;
+    this.#writeBehind = options.writeBehind;
+    this.#flushInterval = options.flushInterval;
+    this.#clock = options.clock;
+    this.#onFlushError = options.onFlushError;
+  }
+
+  get name(): string {
+    return this.#store.name;
+  }
+
+  get plugin(): string {
+    return this.#store.plugin;
+  }
+
+  get location(): string {
+    return this.#store.location;
+  }
+
+  get capabilities(): Readonly<Capabilities> {
+    return this.#store.capabilities;
+  }
+
+  stats(): CacheStats {
+    return {
+      hits: this.#hits,
+      misses: this.#misses,
+      evictions: this.#evictions,
+      size: this.#cache.size,
+      pendingWrites: this.#pending.size,
+    };
+  }
+
+  #assertOpen(what: string): void {
+    if (this.#closed) {
+      throw new StoreClosedError(`${what}: store "${this.name}" is closed`);
+    }
+  }
+
+  // ---- cache bookkeeping -------------------------------------------------
+
+  /** What the cache knows about `id`: an entry, `null` (absent), or `undefined` (a miss). */
+  #lookup<T>(id: string, now: number): Entry<T> | null | undefined {
+    const pending = this.#pending.get(id);
+    if (pending !== undefined) {
+      return pending.text === null || isExpired(pending.expiresAt, now)
+        ? null
+        : slotEntry<T>(pending);
+    }
+    const slot = this.#cache.get(id);
+    if (slot === undefined) return undefined;
+    this.#cache.delete(id);
+    if (slot.text !== null && isExpired(slot.expiresAt, now)) return undefined;
+    this.#cache.set(id, slot);
+    return slot.text === null ? null : slotEntry<T>(slot);
+  }
+
+  /** Cache `slot` as the most recently used entry, evicting the oldest beyond `max`. */
+  #remember(id: string, slot: CacheSlot): void {
+    if (this.#closed || this.#pending.has(id)) return;
+    this.#cache.delete(id);
+    if (slot.text !== null && isExpired(slot.expiresAt, this.#clock.now())) return;
+    this.#cache.set(id, slot);
+    if (this.#cache.size > this.#max) {
+      const oldest = this.#cache.keys().next().value as string;
+      this.#cache.delete(oldest);
+      this.#evictions++;
+    }
+  }
+
+  #rememberEntry(id: string, key: Key, entry: Entry<unknown> | null): void {
+    this.#remember(
+      id,
+      entry === null ? { key: [...key], text: null, version: "", expiresAt: null } : {
+        key: [...entry.key],
+        text: JSON.stringify(entry.value),
+        version: entry.version,
+        expiresAt: entry.expiresAt,
+      },
+    );
+  }
+
+  #begin(id: string): Ticket {
+    const ticket = { valid: true };
+    let tickets = this.#inflight.get(id);
+    if (tickets === undefined) this.#inflight.set(id, tickets = new Set());
+    tickets.add(ticket);
+    return ticket;
+  }
+
+  /** Finish an in-flight operation; its ticket stays valid if no write to its key overlapped it. */
+  #end(id: string, ticket: Ticket): void {
+    const tickets = this.#inflight.get(id);
+    tickets?.delete(ticket);
+    if (tickets?.size === 0) this.#inflight.delete(id);
+  }
+
+  /** A write to `id` started or ended: results of overlapping operations must not be cached. */
+  #invalidate(id: string): void {
+    const tickets = this.#inflight.get(id);
+    if (tickets === undefined) return;
+    for (const ticket of tickets) ticket.valid = false;
+  }
+
+  /** Forget cached entries for `id` (a queued write for it stays authoritative). */
+  #drop(id: string): void {
+    this.#invalidate(id);
+    if (!this.#pending.has(id)) this.#cache.delete(id);
+  }
+
+  #dropUnder(prefix: Key): void {
+    for (const [id, slot] of this.#cache) {
+      if (hasPrefix(slot.key, prefix)) this.#cache.delete(id);
+    }
+    for (const [id, alias] of this.#aliases) {
+      if (hasPrefix(alias.key, prefix)) this.#aliases.delete(id);
+    }
+    for (const id of this.#inflight.keys()) {
+      if (hasPrefix(JSON.parse(id), prefix)) this.#invalidate(id);
+    }
+  }
+
+  // ---- provisional versions (write-behind) --------------------------------
+
+  #provisionalVersion(): string {
+    this.#versionCounter++;
+    return `wb${this.#versionCounter.toString(36).padStart(8, "0")}${this.#versionTag}`;
+  }
+
+  /** The version to send to the store for a version the caller holds. */
+  #realVersion(id: string, version: string): string {
+    const alias = this.#aliases.get(id);
+    return alias !== undefined && alias.shown === version ? alias.real : version;
+  }
+
+  /** The entry as the caller should see it (its provisional version, if it has one). */
+  #shown<T>(entry: Entry<T>): Entry<T>;
+  #shown<T>(entry: Entry<T> | null): Entry<T> | null;
+  #shown<T>(entry: Entry<T> | null): Entry<T> | null {
+    if (entry === null || this.#aliases.size === 0) return entry;
+    const alias = this.#aliases.get(idOf(entry.key));
+    return alias !== undefined && alias.real === entry.version
+      ? { ...entry, version: alias.shown }
+      : entry;
+  }
+
+  #alias(id: string, key: Key, shown: string, real: string): void {
+    this.#aliases.delete(id);
+    this.#aliases.set(id, { key, shown, real });
+    if (this.#aliases.size > this.#max) {
+      const oldest = this.#aliases.keys().next().value as string;
+      this.#aliases.delete(oldest);
+      // The cache shows the provisional version; without the alias, show the real one.
+      this.#drop(oldest);
+    }
+  }
+
+  // ---- write-behind queue -------------------------------------------------
+
+  #queue(write: PendingWrite): void {
+    this.#invalidate(write.id);
+    this.#cache.delete(write.id);
+    this.#aliases.delete(write.id);
+    this.#pending.set(write.id, write);
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (
+      this.#flushInterval === 0 || this.#timer !== undefined || this.#closed ||
+      this.#pending.size === 0
+    ) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#closed) return;
+      this.flush().catch((error) => {
+        try {
+          this.#onFlushError?.(error);
+        } finally {
+          this.#schedule();
+        }
+      });
+    }, this.#flushInterval);
+  }
+
+  flush(): Promise<void> {
+    const run = this.#flushTail.then(() => this.#flushOnce());
+    this.#flushTail = run.then(() => {}, () => {});
+    return run;
+  }
+
+  /** Flush if anything is queued, so the store sees every acknowledged write. */
+  #settle(): Promise<void> {
+    return this.#pending.size === 0 ? Promise.resolve() : this.flush();
+  }
+
+  async #flushOnce(): Promise<void> {
+    const queued = [...this.#pending.values()];
+    for (let i = 0; i < queued.length; i += FLUSH_BATCH) {
+      const batch = queued.slice(i, i + FLUSH_BATCH).filter((w) => this.#pending.get(w.id) === w);
+      if (batch.length === 0) continue;
+      const op = this.#store.atomic();
+      const now = this.#clock.now();
+      for (const write of batch) {
+        if (write.text === null || isExpired(write.expiresAt, now)) {
+          op.delete(write.key);
+        } else {
+          op.set(
+            write.key,
+            JSON.parse(write.text),
+            write.expiresAt === null ? undefined : { expireIn: write.expiresAt - now },
+          );
+        }
+      }
+      const result = await op.commit();
+      if (!result.ok) {
+        throw new Error(
+          `Cannot flush ${batch.length} pending writes to store "${this.name}": it reported a conflict on ${
+            JSON.stringify(result.conflicts)
+          } for writes without a version check; they stay pending`,
+        );
+      }
+      for (const write of batch) {
+        this.#invalidate(write.id);
+        if (this.#pending.get(write.id) !== write) continue; // rewritten meanwhile
+        this.#pending.delete(write.id);
+        if (write.text === null || isExpired(write.expiresAt, now)) {
+          this.#remember(write.id, { key: write.key, text: null, version: "", expiresAt: null });
+        } else {
+          this.#alias(write.id, write.key, write.version, result.version);
+          this.#remember(write.id, write);
+        }
+      }
+    }
+  }
+
+  #cancelTimer(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  // ---- Store --------------------------------------------------------------
+
+  async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
+    this.#assertOpen("Cannot get");
+    assertKey(key, "Cannot get");
+    const id = idOf(key);
+    const known = this.#lookup<T>(id, this.#clock.now());
+    if (known !== undefined) {
+      this.#hits++;
+      return known;
+    }
+    this.#misses++;
+    const ticket = this.#begin(id);
+    let entry: Entry<T> | null;
+    try {
+      entry = this.#shown(await this.#store.get<T>(key));
+    } finally {
+      this.#end(id, ticket);
+    }
+    if (ticket.valid) this.#rememberEntry(id, key, entry);
+    return entry;
+  }
+
+  async getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {
+    const what = "Cannot getMany";
+    this.#assertOpen(what);
+    if (!Array.isArray(keys)) throw new TypeError(`${what}: keys must be an array of keys`);
+    for (const key of keys) assertKey(key, what);
+    const now = this.#clock.now();
+    const out: (Entry<T> | null)[] = new Array(keys.length);
+    const missing: number[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const known = this.#lookup<T>(idOf(keys[i]), now);
+      if (known === undefined) {
+        missing.push(i);
+      } else {
+        out[i] = known;
+      }
+    }
+    this.#hits += keys.length - missing.length;
+    this.#misses += missing.length;
+    if (missing.length === 0) return out;
+    const ids = missing.map((i) => idOf(keys[i]));
+    const tickets = ids.map((id) => this.#begin(id));
+    let fetched: (Entry<T> | null)[];
+    try {
+      fetched = await this.#store.getMany<T>(missing.map((i) => keys[i]));
+    } finally {
+      ids.forEach((id, j) => this.#end(id, tickets[j]));
+    }
+    missing.forEach((i, j) => {
+      const entry = this.#shown(fetched[j]);
+      if (tickets[j].valid) this.#rememberEntry(ids[j], keys[i], entry);
+      out[i] = entry;
+    });
+    return out;
+  }
+
+  set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
+    const what = "Cannot set";
+    this.#assertOpen(what);
+    assertKey(key, what);
+    key = [...key]; // the caller may reuse the array
+    const text = serializeValue(value, what);
+    const expireIn = options?.expireIn;
+    if (expireIn !== undefined) checkExpireIn(expireIn, what);
+    const ifVersion = options?.ifVersion;
+    if (ifVersion !== undefined && ifVersion !== null && typeof ifVersion !== "string") {
+      throw new TypeError(`${what}: ifVersion must be a version string or null`);
+    }
+    const id = idOf(key);
+    if (this.#writeBehind && ifVersion === undefined) {
+      const version = this.#provisionalVersion();
+      const expiresAt = expireIn === undefined ? null : this.#clock.now() + expireIn;
+      this.#queue({ id, key, text, version, expiresAt });
+      return Promise.resolve({ ok: true, version });
+    }
+    if (this.#pending.size === 0) return this.#setThrough(id, key, value, text, options);
+    // The store must see queued writes first; pass a copy, as the caller may mutate `value`.
+    return this.flush().then(() => this.#setThrough(id, key, JSON.parse(text), text, options));
+  }
+
+  async #setThrough(
+    id: string,
+    key: Key,
+    value: unknown,
+    text: string,
+    options: SetOptions | undefined,
+  ): Promise<CommitResult> {
+    const storeOptions: SetOptions = {};
+    if (options?.expireIn !== undefined) storeOptions.expireIn = options.expireIn;
+    if (options?.ifVersion !== undefined) {
+      storeOptions.ifVersion = options.ifVersion === null
+        ? null
+        : this.#realVersion(id, options.ifVersion);
+    }
+    const expiresAt = options?.expireIn === undefined ? null : this.#clock.now() + options.expireIn;
+    this.#drop(id);
+    const ticket = this.#begin(id);
+    let result: CommitResult;
+    try {
+      result = await this.#store.set(key, value, storeOptions);
+    } finally {
+      this.#end(id, ticket);
+      this.#invalidate(id);
+    }
+    if (result.ok) {
+      this.#aliases.delete(id);
+      if (ticket.valid) {
+        this.#remember(id, { key, text, version: result.version, expiresAt });
+      }
+    }
+    return result;
+  }
+
+  async delete(key: Key, options?: DeleteOptions): Promise<boolean> {
+    const what = "Cannot delete";
+    this.#assertOpen(what);
+    assertKey(key, what);
+    key = [...key];
+    const ifVersion = options?.ifVersion;
+    if (ifVersion !== undefined && typeof ifVersion !== "string") {
+      throw new TypeError(`${what}: ifVersion must be a version string`);
+    }
+    const id = idOf(key);
+    if (this.#writeBehind && ifVersion === undefined) {
+      this.#queue({ id, key, text: null, version: "", expiresAt: null });
+      return true;
+    }
+    await this.#settle();
+    const storeOptions = ifVersion === undefined
+      ? undefined
+      : { ifVersion: this.#realVersion(id, ifVersion) };
+    this.#drop(id);
+    const ticket = this.#begin(id);
+    let deleted: boolean;
+    try {
+      deleted = await this.#store.delete(key, storeOptions);
+    } finally {
+      this.#end(id, ticket);
+      this.#invalidate(id);
+    }
+    if (deleted) {
+      this.#aliases.delete(id);
+      if (ticket.valid) {
+        this.#remember(id, { key, text: null, version: "", expiresAt: null });
+      }
+    }
+    return deleted;
+  }
+
+  list<T = JsonValue>(options?: ListOptions): ListIterator<T> {
+    this.#assertOpen("Cannot list");
+    const inner = this.#store.list<T>(options);
+    // deno-lint-ignore no-this-alias
+    const self = this;
+    async function* entries(): AsyncGenerator<Entry<T>> {
+      await self.#settle();
+      for await (const entry of inner) yield self.#shown(entry);
+    }
+    const gen = entries();
+    const iterator = {
+      get cursor() {
+        return inner.cursor;
+      },
+      next: () => gen.next(),
+      return: (value?: unknown) => gen.return(value as undefined),
+      throw: (err?: unknown) => gen.throw(err),
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+    return iterator as unknown as ListIterator<T>;
+  }
+
+  async count(prefix?: Key): Promise<number> {
+    this.#assertOpen("Cannot count");
+    await this.#settle();
+    return await this.#store.count(prefix);
+  }
+
+  async query<T = JsonValue>(query?: Query): Promise<Entry<T>[]> {
+    this.#assertOpen("Cannot query");
+    await this.#settle();
+    const entries = await this.#store.query<T>(query);
+    return this.#aliases.size === 0 ? entries : entries.map((e) => this.#shown(e));
+  }
+
+  async clear(prefix: Key): Promise<number> {
+    const what = "Cannot clear";
+    this.#assertOpen(what);
+    assertKey(prefix, what, true);
+    await this.#settle();
+    this.#dropUnder(prefix);
+    try {
+      return await this.#store.clear(prefix);
+    } finally {
+      this.#dropUnder(prefix);
+    }
+  }
+
+  atomic(): AtomicOperation {
+    const what = "Cannot commit atomic operation";
+    this.#assertOpen(what);
+    const inner = this.#store.atomic();
+    const checks: AtomicCheck[] = [];
+    const written: Key[] = [];
+    let committed = false;
+    const op: AtomicOperation = {
+      check: (key, version) => {
+        assertKey(key, `${what}: check`);
+        if (version !== null && typeof version !== "string") {
+          throw new TypeError(`${what}: check version must be a version string or null`);
+        }
+        checks.push({ key: [...key], version });
+        return op;
+      },
+      set: (key, value, options) => {
+        assertKey(key, `${what}: set`);
+        key = [...key]; // the caller may reuse the array before commit()
+        inner.set(key, value, options);
+        written.push(key);
+        return op;
+      },
+      delete: (key) => {
+        assertKey(key, `${what}: delete`);
+        key = [...key];
+        inner.delete(key);
+        written.push(key);
+        return op;
+      },
+      commit: () => {
+        this.#assertOpen(what);
+        if (committed) {
+          return Promise.reject(new TypeError(`${what}: this operation was already committed`));
+        }
+        committed = true;
+        return this.#commit(inner, checks, written);
+      },
+    };
+    return op;
+  }
+
+  async #commit(
+    inner: AtomicOperation,
+    checks: AtomicCheck[],
+    written: Key[],
+  ): Promise<CommitResult> {
+    await this.#settle();
+    for (const { key, version } of checks) {
+      inner.check(key, version === null ? null : this.#realVersion(idOf(key), version));
+    }
+    const writtenIds = new Set(written.map(idOf));
+    const touched = new Set([...writtenIds, ...checks.map((c) => idOf(c.key))]);
+    for (const id of touched) this.#drop(id);
+    let result: CommitResult;
+    try {
+      result = await inner.commit();
+    } finally {
+      for (const id of touched) this.#drop(id);
+    }
+    if (result.ok) { for (const id of writtenIds) this.#aliases.delete(id); }
+    return result;
+  }
+
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    this.#cancelTimer();
+    const closing = this.#settle().then(() => this.#store.close()).then(() => {
+      this.#cache.clear();
+      this.#aliases.clear();
+    });
+    this.#closing = closing;
+    // A failed flush leaves the store open and the writes pending: close() may be retried.
+    closing.catch(() => {
+      if (this.#closing === closing) this.#closing = undefined;
+    });
+    return closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,352 @@
+/**
+ * Hooks around the operations of any {@linkcode Store}: validate or
+ * authorize before a write, log or measure after it, report errors.
+ *
+ * @module
+ */
+import { StoreClosedError } from "../errors.ts";
+import { assertKey } from "../store/keys.ts";
+import type {
+  AtomicCheck,
+  AtomicOperation,
+  Capabilities,
+  CommitResult,
+  DeleteOptions,
+  Entry,
+  JsonValue,
+  Key,
+  ListIterator,
+  ListOptions,
+  Query,
+  SetOptions,
+  Store,
+} from "../store/types.ts";
+
+/** The operation an error came from, as passed to {@linkcode StoreHooks.onError}. */
+export type HookOperation =
+  | "get"
+  | "getMany"
+  | "set"
+  | "delete"
+  | "commit"
+  | "list"
+  | "count"
+  | "query"
+  | "clear"
+  | "close";
+
+/** One write of an atomic operation, as passed to {@linkcode StoreHooks.beforeCommit}. */
+export type HookMutation =
+  | { type: "set"; key: Key; value: unknown; expireIn?: number }
+  | { type: "delete"; key: Key };
+
+/**
+ * Functions called around a store's operations by {@linkcode withHooks}.
+ * Every hook is optional and may return a promise, which is awaited.
+ *
+ * Hooks receive the caller's arguments (and the caller's result objects):
+ * treat them as read-only. A hook that needs to read the store should use
+ * the store it wrapped, not the hooked one, or it calls itself.
+ */
+export interface StoreHooks {
+  /** Before a `get` (and before each key of a `getMany`); throw to refuse the read. */
+  beforeGet?(key: Key): void | Promise<void>;
+  /** After a `get` (and after each key of a `getMany`), with what the caller receives. */
+  afterGet?(key: Key, entry: Entry | null): void | Promise<void>;
+  /** Before a `set`; throw to refuse it (nothing is written). */
+  beforeSet?(key: Key, value: unknown, options: SetOptions): void | Promise<void>;
+  /** After a `set`, with its result; also called when `ifVersion` made it a conflict. */
+  afterSet?(key: Key, result: CommitResult): void | Promise<void>;
+  /** Before a `delete`; throw to refuse it (nothing is deleted). */
+  beforeDelete?(key: Key, options: DeleteOptions): void | Promise<void>;
+  /** After a `delete`; `deleted` is `false` only when an `ifVersion` check failed. */
+  afterDelete?(key: Key, deleted: boolean): void | Promise<void>;
+  /**
+   * Before an atomic operation commits, with its writes and checks in the
+   * order they were added; throw to refuse it (nothing is written). Atomic
+   * writes do not call the set/delete hooks, so validate them here too.
+   */
+  beforeCommit?(
+    mutations: readonly HookMutation[],
+    checks: readonly AtomicCheck[],
+  ): void | Promise<void>;
+  /** After an atomic operation committed or reported a conflict. */
+  afterCommit?(result: CommitResult, mutations: readonly HookMutation[]): void | Promise<void>;
+  /**
+   * When the wrapped store failed (not when a hook threw). Called before the
+   * caller's promise rejects with the same error; `key` is set for
+   * single-key operations.
+   */
+  onError?(operation: HookOperation, error: unknown, key?: Key): void | Promise<void>;
+}
+
+/**
+ * Wrap any store so that `hooks` run around its operations. The result is a
+ * {@linkcode Store} that otherwise behaves exactly as `store` does.
+ *
+ * Ordering guarantees, for each call:
+ * 1. Arguments are checked first (an invalid key throws before any hook).
+ * 2. The `before*` hook runs and is awaited. If it throws (or rejects), the
+ *    operation is not performed, `onError` is not called, and the call
+ *    rejects with the hook's error — this is how to add validation or
+ *    authorization.
+ * 3. The store operation runs. If it fails, `onError` runs and is awaited,
+ *    then the call rejects with the store's error (or with `onError`'s own
+ *    error, if it throws).
+ * 4. The `after*` hook runs and is awaited before the call resolves. If it
+ *    throws, the call rejects with that error although the operation took
+ *    effect.
+ *
+ * `getMany` runs `beforeGet` for each key in order, one store `getMany`, then
+ * `afterGet` for each key in order. `atomic()` calls `beforeCommit` and
+ * `afterCommit` at `commit()`, never the set/delete hooks. `list`, `count`,
+ * `query`, `clear` and `close` have no before/after hooks (so they can read
+ * or delete without `beforeGet`/`beforeDelete`); their store errors, and
+ * errors while iterating a `list`, do go to `onError`. Concurrent calls are
+ * not serialized: hooks of different calls may interleave.
+ *
+ * Composition: `withHooks(cached(store), hooks)` sees every call, cache hits
+ * included; `cached(withHooks(store, hooks))` sees only what reaches the
+ * store — cache misses, and write-behind flushes as atomic commits.
+ *
+ * @example Refuse writes outside a prefix, and count reads
+ * ```ts
+ * import { openStore, withHooks } from "@flowstate/core";
+ *
+ * let reads = 0;
+ * await using store = withHooks(await openStore({ plugin: "memory" }), {
+ *   beforeSet(key) {
+ *     if (key[0] !== "flow") throw new Error(`Cannot set ${key.join("/")}: outside "flow"`);
+ *   },
+ *   afterGet() {
+ *     reads++;
+ *   },
+ * });
+ * await store.set(["flow", "count"], 1);
+ * await store.set(["other"], 1).catch((err) => console.assert(err instanceof Error));
+ * console.assert((await store.get(["other"])) === null); // nothing was written
+ * console.assert(reads === 1);
+ * ```
+ */
+export function withHooks(store: Store, hooks: StoreHooks): Store {
+  const what = "Cannot add hooks";
+  if (
+    typeof store !== "object" || store === null || typeof store.get !== "function" ||
+    typeof store.atomic !== "function"
+  ) {
+    throw new TypeError(`${what}: expected a Store (as returned by openStore())`);
+  }
+  if (typeof hooks !== "object" || hooks === null) {
+    throw new TypeError(`${what}: hooks must be an object of optional functions`);
+  }
+  for (const [name, hook] of Object.entries(hooks)) {
+    if (hook !== undefined && typeof hook !== "function") {
+      throw new TypeError(`${what}: hook ${name} must be a function (got ${typeof hook})`);
+    }
+  }
+  return new HookedStore(store, hooks);
+}
+
+class HookedStore implements Store {
+  readonly #store: Store;
+  readonly #hooks: StoreHooks;
+  #closed = false;
+
+  constructor(store: Store, hooks: StoreHooks) {
+    this.#store = store;
+    this.#hooks = hooks;
+  }
+
+  get name(): string {
+    return this.#store.name;
+  }
+
+  get plugin(): string {
+    return this.#store.plugin;
+  }
+
+  get location(): string {
+    return this.#store.location;
+  }
+
+  get capabilities(): Readonly<Capabilities> {
+    return this.#store.capabilities;
+  }
+
+  #assertOpen(what: string): void {
+    if (this.#closed) {
+      throw new StoreClosedError(`${what}: store "${this.name}" is closed`);
+    }
+  }
+
+  /** Run a store operation; on failure, report it to `onError` and rethrow. */
+  async #run<R>(operation: HookOperation, key: Key | undefined, run: () => Promise<R>): Promise<R> {
+    try {
+      return await run();
+    } catch (error) {
+      await this.#hooks.onError?.(operation, error, key);
+      throw error;
+    }
+  }
+
+  async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
+    this.#assertOpen("Cannot get");
+    assertKey(key, "Cannot get");
+    await this.#hooks.beforeGet?.(key);
+    const entry = await this.#run("get", key, () => this.#store.get<T>(key));
+    await this.#hooks.afterGet?.(key, entry as Entry | null);
+    return entry;
+  }
+
+  async getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {
+    const what = "Cannot getMany";
+    this.#assertOpen(what);
+    if (!Array.isArray(keys)) throw new TypeError(`${what}: keys must be an array of keys`);
+    for (const key of keys) assertKey(key, what);
+    for (const key of keys) await this.#hooks.beforeGet?.(key);
+    const entries = await this.#run("getMany", undefined, () => this.#store.getMany<T>(keys));
+    for (let i = 0; i < keys.length; i++) {
+      await this.#hooks.afterGet?.(keys[i], entries[i] as Entry | null);
+    }
+    return entries;
+  }
+
+  async set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
+    this.#assertOpen("Cannot set");
+    assertKey(key, "Cannot set");
+    await this.#hooks.beforeSet?.(key, value, options ?? {});
+    const result = await this.#run("set", key, () => this.#store.set([...key], value, options));
+    await this.#hooks.afterSet?.(key, result);
+    return result;
+  }
+
+  async delete(key: Key, options?: DeleteOptions): Promise<boolean> {
+    this.#assertOpen("Cannot delete");
+    assertKey(key, "Cannot delete");
+    await this.#hooks.beforeDelete?.(key, options ?? {});
+    const deleted = await this.#run("delete", key, () => this.#store.delete([...key], options));
+    await this.#hooks.afterDelete?.(key, deleted);
+    return deleted;
+  }
+
+  list<T = JsonValue>(options?: ListOptions): ListIterator<T> {
+    this.#assertOpen("Cannot list");
+    const inner = this.#store.list<T>(options);
+    const hooks = this.#hooks;
+    async function* entries(): AsyncGenerator<Entry<T>> {
+      let done = false;
+      try {
+        for (;;) {
+          let step: IteratorResult<Entry<T>>;
+          try {
+            step = await inner.next();
+          } catch (error) {
+            done = true;
+            await hooks.onError?.("list", error);
+            throw error;
+          }
+          if (step.done) {
+            done = true;
+            return;
+          }
+          yield step.value;
+        }
+      } finally {
+        if (!done) await inner.return?.();
+      }
+    }
+    const gen = entries();
+    const iterator = {
+      get cursor() {
+        return inner.cursor;
+      },
+      next: () => gen.next(),
+      return: (value?: unknown) => gen.return(value as undefined),
+      throw: (err?: unknown) => gen.throw(err),
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+    return iterator as unknown as ListIterator<T>;
+  }
+
+  async count(prefix?: Key): Promise<number> {
+    this.#assertOpen("Cannot count");
+    return await this.#run("count", undefined, () => this.#store.count(prefix));
+  }
+
+  async query<T = JsonValue>(query?: Query): Promise<Entry<T>[]> {
+    this.#assertOpen("Cannot query");
+    return await this.#run("query", undefined, () => this.#store.query<T>(query));
+  }
+
+  async clear(prefix: Key): Promise<number> {
+    this.#assertOpen("Cannot clear");
+    return await this.#run("clear", undefined, () => this.#store.clear(prefix));
+  }
+
+  atomic(): AtomicOperation {
+    const what = "Cannot commit atomic operation";
+    this.#assertOpen(what);
+    const inner = this.#store.atomic();
+    const mutations: HookMutation[] = [];
+    const checks: AtomicCheck[] = [];
+    let committed = false;
+    const op: AtomicOperation = {
+      check: (key, version) => {
+        assertKey(key, `${what}: check`);
+        key = [...key]; // the caller may reuse the array before commit()
+        inner.check(key, version);
+        checks.push({ key, version });
+        return op;
+      },
+      set: (key, value, options) => {
+        assertKey(key, `${what}: set`);
+        key = [...key];
+        inner.set(key, value, options);
+        mutations.push(
+          options?.expireIn === undefined
+            ? { type: "set", key, value }
+            : { type: "set", key, value, expireIn: options.expireIn },
+        );
+        return op;
+      },
+      delete: (key) => {
+        assertKey(key, `${what}: delete`);
+        key = [...key];
+        inner.delete(key);
+        mutations.push({ type: "delete", key });
+        return op;
+      },
+      commit: () => {
+        this.#assertOpen(what);
+        if (committed) {
+          return Promise.reject(new TypeError(`${what}: this operation was already committed`));
+        }
+        committed = true;
+        return this.#commit(inner, mutations, checks);
+      },
+    };
+    return op;
+  }
+
+  async #commit(
+    inner: AtomicOperation,
+    mutations: HookMutation[],
+    checks: AtomicCheck[],
+  ): Promise<CommitResult> {
+    await this.#hooks.beforeCommit?.([...mutations], [...checks]);
+    const result = await this.#run("commit", undefined, () => inner.commit());
+    await this.#hooks.afterCommit?.(result, [...mutations]);
+    return result;
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    return this.#run("close", undefined, () => this.#store.close());
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * Test helpers for Flowstate storage plugins: the Store conformance suite
+ * that every plugin, built in or third party, runs, and a fake clock.
+ *
+ * A plugin's test file registers the suite with a function that opens a
+ * store for a case id. The same id must reopen the same data (a file named
+ * after the id, a table, a key prefix…); a new id must give an empty store.
+ * Pass the case's clock to `openStore` so expiry follows the fake clock:
+ *
+ * ```ts
+ * // memory_test.ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { fakeClock, testStore } from "@flowstate/core/testing";
+ *
+ * testStore("memory", (ctx) => openStore({ plugin: "memory" }, { clock: ctx.clock }));
+ *
+ * // What only this backend does gets its own tests beside the suite.
+ * Deno.test("memory plugin starts empty", async () => {
+ *   await using store = await openStore({ plugin: "memory" }, { clock: fakeClock() });
+ *   assert.equal(await store.count(), 0);
+ * });
+ * ```
+ *
+ * Each case is a step of one `Deno.test`, so the report lists them all. A
+ * backend that truly cannot do something skips that case with a reason,
+ * in code, where reviewers see it:
+ *
+ * ```ts
+ * import type { ConformanceOptions } from "@flowstate/core/testing";
+ *
+ * // Pass as the third argument: testStore("my-backend", open, options).
+ * const options: ConformanceOptions = {
+ *   skip: { "a 1 MB string value round-trips": "the service caps values at 512 KB" },
+ * };
+ * ```
+ *
+ * @module
+ */
+export { type FakeClock, fakeClock } from "./src/testing/clock.ts";
+export {
+  type ConformanceContext,
+  type ConformanceOptions,
+  type OpenStoreForTest,
+  testStore,
+} from "./src/testing/conformance.ts";

@@ -1,0 +1,329 @@
+/**
+ * End-to-end tests of the `flowstate` CLI: each test runs `deno run cli.ts`
+ * as a subprocess in a temporary working directory with FLOWSTATE_HOME set.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const CLI = join(ROOT, "cli.ts");
+const DENO_JSON = join(ROOT, "deno.json");
+const PERMISSIONS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-net",
+  "--allow-run",
+  "--allow-sys",
+];
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+interface Sandbox {
+  dir: string;
+  home: string;
+  run(...args: string[]): Promise<Result>;
+}
+
+async function withSandbox(fn: (sandbox: Sandbox) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-cli-" });
+  const home = join(dir, "home");
+  const run = async (...args: string[]): Promise<Result> => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", "--config", DENO_JSON, ...PERMISSIONS, CLI, ...args],
+      cwd: dir,
+      env: { FLOWSTATE_HOME: home, NO_COLOR: "1", RUST_BACKTRACE: "0" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decoder = new TextDecoder();
+    return {
+      code: output.code,
+      stdout: decoder.decode(output.stdout),
+      stderr: decoder.decode(output.stderr),
+    };
+  };
+  try {
+    await fn({ dir, home, run });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function assertNoStackTrace(text: string): void {
+  assert.doesNotMatch(text, /^\s+at /m, `unexpected stack trace:\n${text}`);
+}
+
+const MEMORY_CONFIG = "stores:\n  main:\n    plugin: memory\n    snapshot: main.snapshot.json\n";
+
+Deno.test("flowstate --help exits 0 and lists the commands", async () => {
+  await withSandbox(async ({ run }) => {
+    const result = await run("--help");
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /Usage: flowstate/);
+    assert.match(result.stdout, /\bstores\b/);
+    assert.match(result.stdout, /\bstate\b/);
+    assert.match(result.stdout, /--config <path>/);
+    assert.match(result.stdout, /Exit codes: 0 ok, 1 failure or not found, 2 usage error/);
+  });
+});
+
+Deno.test("flowstate --version prints the version from deno.json", async () => {
+  await withSandbox(async ({ run }) => {
+    const { version } = JSON.parse(await Deno.readTextFile(DENO_JSON));
+    const result = await run("--version");
+    assert.equal(result.code, 0);
+    assert.equal(result.stdout.trim(), version);
+  });
+});
+
+Deno.test("flowstate with an unknown command exits 2 with one readable error", async () => {
+  await withSandbox(async ({ run }) => {
+    const result = await run("stats");
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /^error: unknown command 'stats'/);
+    assert.match(result.stderr, /did you mean state/i);
+    assertNoStackTrace(result.stderr);
+  });
+});
+
+Deno.test("flowstate without a command prints usage and exits 2", async () => {
+  await withSandbox(async ({ run }) => {
+    const result = await run();
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /Usage: flowstate/);
+  });
+});
+
+Deno.test("flowstate state set and get round-trip across processes (memory snapshot)", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), MEMORY_CONFIG);
+    const set = await run("state", "set", "flow/counter/count", "41");
+    assert.equal(set.code, 0, set.stderr);
+    assert.equal(set.stdout.trim(), 'Set flow/counter/count in store "main"');
+    const setJson = await run("state", "set", '["flow","counter","count"]', "42", "--json");
+    assert.equal(setJson.code, 0, setJson.stderr);
+    const written = JSON.parse(setJson.stdout);
+    assert.deepEqual(Object.keys(written), ["key", "version"]);
+    assert.deepEqual(written.key, ["flow", "counter", "count"]);
+
+    const get = await run("state", "get", "flow/counter/count");
+    assert.equal(get.code, 0, get.stderr);
+    assert.equal(get.stdout, "42\n");
+    const getJson = await run("state", "get", '["flow","counter","count"]', "--json");
+    assert.equal(getJson.code, 0, getJson.stderr);
+    assert.deepEqual(JSON.parse(getJson.stdout), {
+      key: ["flow", "counter", "count"],
+      value: 42,
+      version: written.version,
+      expiresAt: null,
+    });
+  });
+});
+
+Deno.test("flowstate state set and get use the default sqlite store under FLOWSTATE_HOME", async () => {
+  await withSandbox(async ({ home, run }) => {
+    const set = await run("state", "set", "greeting", '{"text":"hello"}');
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(set.stdout, /in store "default"/);
+    const get = await run("state", "get", "greeting", "--json");
+    assert.equal(get.code, 0, get.stderr);
+    assert.deepEqual(JSON.parse(get.stdout).value, { text: "hello" });
+    assert.ok((await Deno.stat(join(home, "state.db"))).isFile);
+  });
+});
+
+Deno.test("flowstate state get of a missing key exits 1 (--json prints null)", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), MEMORY_CONFIG);
+    const result = await run("state", "get", "nope");
+    assert.equal(result.code, 1);
+    assert.equal(result.stdout, "");
+    assert.equal(result.stderr.trim(), 'Key nope not found in store "main"');
+    const json = await run("state", "get", "nope", "--json");
+    assert.equal(json.code, 1);
+    assert.equal(json.stdout.trim(), "null");
+  });
+});
+
+Deno.test("flowstate state set with a value that is not JSON exits 2 and explains quoting", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), MEMORY_CONFIG);
+    const result = await run("state", "set", "greeting", "hello");
+    assert.equal(result.code, 2);
+    assert.equal(
+      result.stderr.trim(),
+      `error: Cannot set greeting: hello is not valid JSON; to store a string, quote it for the shell and for JSON: '"hello"'`,
+    );
+    assertNoStackTrace(result.stderr);
+  });
+});
+
+Deno.test("flowstate rejects malformed keys and numeric options with exit 2", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), MEMORY_CONFIG);
+    const emptyPart = await run("state", "get", "flow//count");
+    assert.equal(emptyPart.code, 2);
+    assert.match(emptyPart.stderr, /part 2 is empty; .* JSON array/);
+    const badJsonKey = await run("state", "get", "[1,2]");
+    assert.equal(badJsonKey.code, 2);
+    assert.match(badJsonKey.stderr, /must be an array of strings/);
+    const badExpiry = await run("state", "set", "k", "1", "--expire-in", "soon");
+    assert.equal(badExpiry.code, 2);
+    assert.match(badExpiry.stderr, /--expire-in must be an integer >= 1/);
+    const badLimit = await run("state", "ls", "--limit", "-3");
+    assert.equal(badLimit.code, 2);
+  });
+});
+
+Deno.test("flowstate state ls lists a prefix in key order, with --limit and --json", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), MEMORY_CONFIG);
+    for (const [key, value] of [["b/2", "2"], ["b/1", '"one"'], ["a", "0"], ["b/3", "[3]"]]) {
+      const set = await run("state", "set", key, value);
+      assert.equal(set.code, 0, set.stderr);
+    }
+    const all = await run("state", "ls");
+    assert.equal(all.code, 0, all.stderr);
+    assert.equal(all.stdout, 'a\t0\nb/1\t"one"\nb/2\t2\nb/3\t[3]\n');
+    const limited = await run("state", "ls", "b", "--limit", "2", "--json");
+    assert.equal(limited.code, 0, limited.stderr);
+    const entries = JSON.parse(limited.stdout);
+    assert.deepEqual(entries.map((e: { key: string[] }) => e.key), [["b", "1"], ["b", "2"]]);
+    assert.deepEqual(Object.keys(entries[0]), ["key", "value", "version", "expiresAt"]);
+    const none = await run("state", "ls", "zzz", "--json");
+    assert.equal(none.code, 0);
+    assert.deepEqual(JSON.parse(none.stdout), []);
+  });
+});
+
+Deno.test("flowstate state rm deletes a key and exits 1 when it was absent", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), MEMORY_CONFIG);
+    assert.equal((await run("state", "set", "k", "1")).code, 0);
+    const rm = await run("state", "rm", "k", "--json");
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.deepEqual(JSON.parse(rm.stdout), { key: ["k"], deleted: true });
+    const again = await run("state", "rm", "k", "--json");
+    assert.equal(again.code, 1);
+    assert.deepEqual(JSON.parse(again.stdout), { key: ["k"], deleted: false });
+    assert.equal((await run("state", "get", "k")).code, 1);
+  });
+});
+
+Deno.test("flowstate state --store picks a store; an unknown one exits 2 with a suggestion", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      MEMORY_CONFIG + "  cache:\n    plugin: memory\n    snapshot: cache.snapshot.json\n",
+    );
+    assert.equal((await run("state", "set", "k", '"in cache"', "--store", "cache")).code, 0);
+    assert.equal((await run("state", "get", "k")).code, 1, "the default is the global store");
+    const get = await run("state", "get", "k", "--store", "cache");
+    assert.equal(get.stdout.trim(), '"in cache"');
+    const unknown = await run("state", "get", "k", "--store", "cahce");
+    assert.equal(unknown.code, 2);
+    assert.equal(
+      unknown.stderr.trim(),
+      'error: Unknown store "cahce" (did you mean "cache"?): the configured stores are main, cache',
+    );
+  });
+});
+
+Deno.test("flowstate with an invalid config exits 2 with file:line:column and no stack trace", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main:\n    plugin: memory\nscopes:\n  global: mian\n",
+    );
+    const result = await run("state", "get", "k");
+    assert.equal(result.code, 2);
+    assert.equal(
+      result.stderr.trim(),
+      'error: flowstate.yaml:5:3: scopes.global: no store named "mian" (did you mean "main"?); the stores are "main"',
+    );
+    assertNoStackTrace(result.stderr);
+  });
+});
+
+Deno.test("flowstate --config names the file; malformed YAML exits 2 with its position", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.mkdir(join(dir, "conf"));
+    await Deno.writeTextFile(join(dir, "conf", "fs.yaml"), "stores:\n  main: { plugin: memory\n");
+    const result = await run("--config", "conf/fs.yaml", "stores");
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /^error: conf\/fs\.yaml:\d+:\d+: invalid YAML: /);
+    assertNoStackTrace(result.stderr);
+    const missing = await run("--config", "nope.yaml", "stores");
+    assert.equal(missing.code, 2);
+    assert.equal(
+      missing.stderr.trim(),
+      "error: Cannot read config file nope.yaml: the file does not exist",
+    );
+  });
+});
+
+Deno.test("flowstate --debug prints the stack trace of an error", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main:\n    plugin: memory\n    snapshto: x.json\n",
+    );
+    const plain = await run("state", "get", "k");
+    assert.equal(plain.code, 2);
+    assert.match(plain.stderr, /^error: flowstate\.yaml:4:5: stores\.main\.snapshto: /);
+    assertNoStackTrace(plain.stderr);
+    const debug = await run("--debug", "state", "get", "k");
+    assert.equal(debug.code, 2);
+    assert.match(debug.stderr, /^\s+at /m);
+  });
+});
+
+Deno.test("flowstate stores --json describes every store", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      MEMORY_CONFIG + "  scratch:\n    plugin: memory\nscopes:\n  node: scratch\n",
+    );
+    assert.equal((await run("state", "set", "a", "1")).code, 0);
+    assert.equal((await run("state", "set", "b", "2")).code, 0);
+    const result = await run("stores", "--json");
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout), [
+      {
+        name: "main",
+        plugin: "memory",
+        location: `memory (snapshot ${join(dir, "main.snapshot.json")})`,
+        entries: 2,
+        scopes: ["global", "flow"],
+      },
+      { name: "scratch", plugin: "memory", location: "memory", entries: 0, scopes: ["node"] },
+    ]);
+    const table = await run("stores");
+    assert.equal(table.code, 0);
+    assert.match(table.stdout, /^NAME\s+PLUGIN\s+ENTRIES\s+SCOPES\s+LOCATION\n/);
+    assert.match(table.stdout, /^main\s+memory\s+2\s+global,flow\s+memory \(snapshot /m);
+  });
+});
+
+Deno.test("flowstate stores reports a store that cannot open and exits 2 for bad options", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  good: { plugin: memory }\n  bad: { plugin: memory, size: 3 }\n",
+    );
+    const result = await run("stores", "--json");
+    assert.equal(result.code, 2);
+    const [good, bad] = JSON.parse(result.stdout);
+    assert.equal(good.entries, 0);
+    assert.equal(bad.location, null);
+    assert.equal(bad.entries, null);
+    assert.match(bad.error, /^flowstate\.yaml:3:26: stores\.bad\.size: .*unknown option "size"/);
+  });
+});
