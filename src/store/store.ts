@@ -21,6 +21,7 @@ import type {
   Capabilities,
   Clock,
   CommitResult,
+  CompactResult,
   DeleteOptions,
   Entry,
   JsonValue,
@@ -386,6 +387,41 @@ class CoreStore implements Store {
         now,
       });
     }
+  }
+
+  async purgeExpired(): Promise<number> {
+    const what = "Cannot purge expired entries";
+    this.#assertOpen(what);
+    const now = this.#clock.now();
+    if (this.#driver.purgeExpired) return await this.#driver.purgeExpired(now);
+    let removed = 0;
+    let batch: RawEntry[] = [];
+    const flush = async () => {
+      // Each delete is checked against the version seen, so a key rewritten
+      // meanwhile (no longer expired) is left alone.
+      for (const raw of batch) {
+        const result = await this.#driver.commit({
+          checks: [{ key: raw.key, version: raw.version }],
+          mutations: [{ type: "delete", key: raw.key }],
+          version: newVersion(),
+          now,
+        });
+        if (result.ok) removed++;
+      }
+      batch = [];
+    };
+    for await (const raw of this.#driver.list({ batchSize: 500 }, now)) {
+      if (raw.expiresAt !== null && raw.expiresAt <= now) batch.push(raw);
+      if (batch.length >= 500) await flush();
+    }
+    await flush();
+    return removed;
+  }
+
+  async compact(): Promise<CompactResult> {
+    this.#assertOpen("Cannot compact");
+    if (!this.#driver.compact) return { supported: false, bytesBefore: 0, bytesAfter: 0 };
+    return { supported: true, ...(await this.#driver.compact()) };
   }
 
   close(): Promise<void> {

@@ -189,8 +189,25 @@ export interface Store extends AsyncDisposable {
   atomic(): AtomicOperation;
   /** Delete every entry under a prefix (`[]` clears everything); resolves how many were deleted. */
   clear(prefix: Key): Promise<number>;
+  /** Delete every expired entry (they are never returned anyway); resolves how many. */
+  purgeExpired(): Promise<number>;
+  /**
+   * Return free space to the file system where the backend can (SQLite,
+   * files). `supported: false` when it cannot (memory, most servers).
+   */
+  compact(): Promise<CompactResult>;
   /** Release the backend; later calls throw. */
   close(): Promise<void>;
+}
+
+/** What {@linkcode Store.compact} did. */
+export interface CompactResult {
+  /** Whether the backend can compact at all. */
+  supported: boolean;
+  /** Size on disk before, in bytes (0 when unsupported). */
+  bytesBefore: number;
+  /** Size on disk after, in bytes (0 when unsupported). */
+  bytesAfter: number;
 }
 
 /** A clock, injected so tests can move time instead of sleeping. */

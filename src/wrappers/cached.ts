@@ -13,6 +13,7 @@ import type {
   Capabilities,
   Clock,
   CommitResult,
+  CompactResult,
   DeleteOptions,
   Entry,
   JsonValue,
@@ -725,6 +726,19 @@ class CachingStore implements CachedStore {
     await this.#settle();
     const entries = await this.#store.query<T>(query);
     return this.#aliases.size === 0 ? entries : entries.map((e) => this.#shown(e));
+  }
+
+  async purgeExpired(): Promise<number> {
+    this.#assertOpen("Cannot purge expired entries");
+    await this.#settle();
+    // Expired entries are already misses here; only the backend holds them.
+    return await this.#store.purgeExpired();
+  }
+
+  async compact(): Promise<CompactResult> {
+    this.#assertOpen("Cannot compact");
+    await this.#settle();
+    return await this.#store.compact();
   }
 
   async clear(prefix: Key): Promise<number> {

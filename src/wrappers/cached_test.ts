@@ -120,6 +120,12 @@ class SpyStore implements Store {
   clear(prefix: Key): Promise<number> {
     return this.inner.clear(prefix);
   }
+  purgeExpired(): Promise<number> {
+    return this.inner.purgeExpired();
+  }
+  compact(): ReturnType<Store["compact"]> {
+    return this.inner.compact();
+  }
   atomic(): AtomicOperation {
     const inner = this.inner.atomic();
     let mutations = 0;

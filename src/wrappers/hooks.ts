@@ -11,6 +11,7 @@ import type {
   AtomicOperation,
   Capabilities,
   CommitResult,
+  CompactResult,
   DeleteOptions,
   Entry,
   JsonValue,
@@ -33,6 +34,8 @@ export type HookOperation =
   | "count"
   | "query"
   | "clear"
+  | "purgeExpired"
+  | "compact"
   | "close";
 
 /** One write of an atomic operation, as passed to {@linkcode StoreHooks.beforeCommit}. */
@@ -278,6 +281,16 @@ class HookedStore implements Store {
   async query<T = JsonValue>(query?: Query): Promise<Entry<T>[]> {
     this.#assertOpen("Cannot query");
     return await this.#run("query", undefined, () => this.#store.query<T>(query));
+  }
+
+  async purgeExpired(): Promise<number> {
+    this.#assertOpen("Cannot purge expired entries");
+    return await this.#run("purgeExpired", undefined, () => this.#store.purgeExpired());
+  }
+
+  async compact(): Promise<CompactResult> {
+    this.#assertOpen("Cannot compact");
+    return await this.#run("compact", undefined, () => this.#store.compact());
   }
 
   async clear(prefix: Key): Promise<number> {
