@@ -131,3 +131,18 @@ export {
 } from "./src/flow/parse.ts";
 export { flowJsonSchema, type FlowJsonSchemaOptions, flowSchema } from "./src/flow/schema.ts";
 export { parseDuration } from "./src/flow/duration.ts";
+export {
+  defineJob,
+  type Job,
+  type JobContext,
+  type JobDefinition,
+  type JobLogLevel,
+  type JobResult,
+} from "./src/jobs/job.ts";
+export {
+  createProgress,
+  type Progress,
+  type ProgressMode,
+  type ProgressOptions,
+} from "./src/jobs/progress.ts";
+export { loadJob, runJob, type RunJobOptions } from "./src/jobs/run.ts";

@@ -1,0 +1,106 @@
+/**
+ * Jobs: `defineJob()` and the context a job's `run` receives. Built-in
+ * maintenance jobs live in `jobs/`; a config may name any module whose
+ * default export is a job.
+ *
+ * @module
+ */
+import type { OptionsSchema } from "../plugin.ts";
+import type { Records } from "../records/records.ts";
+import type { Runtime } from "../runtime.ts";
+import type { Clock, JsonValue, Store } from "../store/types.ts";
+import type { Progress } from "./progress.ts";
+
+/** Log levels. */
+export type JobLogLevel = "debug" | "info" | "warn" | "error";
+
+/** What a job's `run` receives. */
+export interface JobContext {
+  /** The job's name. */
+  jobName: string;
+  /** The run's id (recorded like a flow run, as flow `job:<name>`). */
+  runId: string;
+  /** The runtime: config, stores, records. */
+  runtime: Runtime;
+  /** A configured store (default: the global scope's), opened on first use. */
+  store(name?: string): Promise<Store>;
+  /** The run records, flow versions and metrics. */
+  records(): Promise<Records>;
+  /** Flowstate's home directory: files a job writes go under it. */
+  home: string;
+  /** Write a log line (kept in the run's events; printed unless quiet). */
+  log(message: string, level?: JobLogLevel): void;
+  /** Report progress of long work (a bar on a terminal, plain lines otherwise). */
+  progress: Progress;
+  /** Aborted on Ctrl-C, daemon shutdown or cancellation: stop at a consistent point. */
+  signal: AbortSignal;
+  /** The clock (injected in tests). */
+  clock: Clock;
+  /** Report what would be done without changing anything. */
+  dryRun: boolean;
+}
+
+/** What a job reports: counts, bytes freed, files written… (JSON). */
+export type JobResult = Record<string, JsonValue>;
+
+/** What `defineJob` takes. */
+export interface JobDefinition<O> {
+  /** Short name (`retention`, `gc`…). */
+  name: string;
+  /** One line for `flowstate jobs ls`. */
+  description: string;
+  /** Validates options (after `defaults`, config options and command-line options are merged). */
+  optionsSchema: OptionsSchema<O>;
+  /** Default options, shown by `jobs ls`. */
+  defaults?: Partial<O>;
+  /** A cron expression used when the config schedules the job without one. */
+  defaultSchedule?: string;
+  /** Do the work. Must honour `ctx.signal` and leave every store consistent if aborted. */
+  run(ctx: JobContext, options: O): Promise<JobResult> | JobResult;
+}
+
+/** A job made by {@linkcode defineJob}. */
+export interface Job<O = unknown> extends JobDefinition<O> {
+  /** Marks the object as a Flowstate job. */
+  readonly kind: "flowstate.job";
+}
+
+/**
+ * Define a job. A job module's default export is the result.
+ *
+ * @example
+ * ```ts
+ * import { defineJob } from "@flowstate/core";
+ * import { z } from "zod";
+ *
+ * export default defineJob({
+ *   name: "count-keys",
+ *   description: "counts the keys of a store",
+ *   optionsSchema: z.strictObject({ store: z.string().optional() }),
+ *   async run(ctx, { store }) {
+ *     return { keys: await (await ctx.store(store)).count() };
+ *   },
+ * });
+ * ```
+ */
+export function defineJob<O>(definition: JobDefinition<O>): Job<O> {
+  if (typeof definition?.name !== "string" || !/^[a-z0-9][a-z0-9_-]*$/.test(definition.name)) {
+    throw new TypeError("Cannot define job: name must match [a-z0-9][a-z0-9_-]*");
+  }
+  if (typeof definition.run !== "function") {
+    throw new TypeError(`Cannot define job "${definition.name}": run must be a function`);
+  }
+  if (typeof definition.optionsSchema?.["~standard"]?.validate !== "function") {
+    throw new TypeError(
+      `Cannot define job "${definition.name}": optionsSchema must be a Standard Schema (for example a zod schema)`,
+    );
+  }
+  return Object.freeze({ ...definition, kind: "flowstate.job" as const });
+}
+
+/** Whether a value is a job (duck-typed). */
+export function isJob(value: unknown): value is Job {
+  const v = value as Partial<Job> | null;
+  return typeof v === "object" && v !== null && typeof v.name === "string" &&
+    typeof v.run === "function" && typeof v.optionsSchema?.["~standard"]?.validate === "function";
+}

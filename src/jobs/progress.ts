@@ -1,0 +1,124 @@
+/**
+ * Progress of long work: a redrawn bar with counts, rate and ETA on a
+ * terminal, a plain line every few seconds otherwise, nothing when quiet.
+ *
+ * @module
+ */
+
+/** Reports progress of one job. */
+export interface Progress {
+  /** Start a phase; `total` when known. */
+  start(label: string, total?: number): void;
+  /** Add `n` (default 1) to the done count. */
+  advance(n?: number): void;
+  /** Set the done count. */
+  update(done: number): void;
+  /** End the phase, with an optional closing message. */
+  finish(message?: string): void;
+  /** Done count and total of the current phase (for tests and records). */
+  readonly state: { label: string; done: number; total: number | undefined };
+}
+
+/** How progress is shown. */
+export type ProgressMode = "tty" | "plain" | "quiet";
+
+/** Options for {@linkcode createProgress}. */
+export interface ProgressOptions {
+  /** Default: `tty` when stderr is a terminal, else `plain`. */
+  mode?: ProgressMode;
+  /** Where text goes (default: stderr). */
+  write?: (text: string) => void;
+  /** Time source (default: `Date.now`). */
+  now?: () => number;
+  /** Minimum ms between two plain lines (default 2000). */
+  plainInterval?: number;
+}
+
+const encoder = new TextEncoder();
+
+function format(n: number): string {
+  return Math.round(n).toLocaleString("en-US");
+}
+
+function duration(ms: number): string {
+  if (!Number.isFinite(ms)) return "?";
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+/** Make a progress reporter. */
+export function createProgress(options: ProgressOptions = {}): Progress {
+  const mode = options.mode ?? (Deno.stderr.isTerminal() ? "tty" : "plain");
+  const write = options.write ??
+    ((text: string) => void Deno.stderr.writeSync(encoder.encode(text)));
+  const now = options.now ?? (() => Date.now());
+  const plainInterval = options.plainInterval ?? 2000;
+  const state = { label: "", done: 0, total: undefined as number | undefined };
+  let started = 0;
+  let lastDraw = 0;
+  let drawn = false;
+
+  const line = (): string => {
+    const elapsed = now() - started;
+    const rate = elapsed > 0 ? (state.done * 1000) / elapsed : 0;
+    const parts = [state.label];
+    if (state.total !== undefined && state.total > 0) {
+      const ratio = Math.min(1, state.done / state.total);
+      if (mode === "tty") {
+        const width = 24;
+        const filled = Math.round(ratio * width);
+        parts.push(`[${"#".repeat(filled)}${".".repeat(width - filled)}]`);
+      }
+      parts.push(`${Math.floor(ratio * 100)}%`, `${format(state.done)}/${format(state.total)}`);
+      if (rate > 0 && state.done < state.total) {
+        parts.push(`ETA ${duration(((state.total - state.done) / rate) * 1000)}`);
+      }
+    } else {
+      parts.push(format(state.done));
+    }
+    parts.push(`${format(rate)}/s`);
+    return parts.join(" ");
+  };
+
+  const draw = (force = false) => {
+    if (mode === "quiet") return;
+    const t = now();
+    if (!force && t - lastDraw < (mode === "tty" ? 100 : plainInterval)) return;
+    lastDraw = t;
+    if (mode === "tty") write(`\r\x1b[2K${line()}`);
+    else write(`${line()}\n`);
+    drawn = true;
+  };
+
+  return {
+    state,
+    start(label, total) {
+      state.label = label;
+      state.total = total;
+      state.done = 0;
+      started = now();
+      lastDraw = 0;
+      drawn = false;
+      draw(true);
+    },
+    advance(n = 1) {
+      state.done += n;
+      draw();
+    },
+    update(done) {
+      state.done = done;
+      draw();
+    },
+    finish(message) {
+      if (mode === "quiet") return;
+      if (mode === "tty") {
+        write(`\r\x1b[2K${line()}\n`);
+      } else if (drawn || message === undefined) {
+        write(`${line()}\n`);
+      }
+      if (message !== undefined) write(`${message}\n`);
+    },
+  };
+}

@@ -1,0 +1,227 @@
+/**
+ * Loading and running jobs. A run is recorded like a flow run, under the flow
+ * id `job:<name>`: status, timings, options (as inputs) and what the job did
+ * (as outputs), with its log lines as events.
+ *
+ * @module
+ */
+import { isAbsolute, resolve } from "node:path";
+import { toFileUrl } from "../_path.ts";
+import { didYouMean } from "../_suggest.ts";
+import { ConfigError } from "../errors.ts";
+import { validateOptions } from "../plugin.ts";
+import { Records } from "../records/records.ts";
+import type { Runtime } from "../runtime.ts";
+import type { JsonValue } from "../store/types.ts";
+import type { RunEvent, RunRecord } from "../flow/types.ts";
+import { isJob, type Job, type JobContext, type JobLogLevel, type JobResult } from "./job.ts";
+import { createProgress, type Progress, type ProgressMode } from "./progress.ts";
+
+/** The built-in jobs, by name, as module specifiers relative to this file. */
+const BUILTIN_JOBS: Record<string, string> = {
+  retention: "../../jobs/retention.ts",
+  gc: "../../jobs/gc.ts",
+  archive: "../../jobs/archive.ts",
+  backup: "../../jobs/backup.ts",
+  restore: "../../jobs/restore.ts",
+  migrate: "../../jobs/migrate.ts",
+  "migrate-store": "../../jobs/migrate_store.ts",
+};
+
+/** Names of the built-in jobs. */
+export function builtinJobNames(): string[] {
+  return Object.keys(BUILTIN_JOBS);
+}
+
+/**
+ * Load a job by built-in name, file path (relative to `baseDir`) or any
+ * specifier Deno can import.
+ */
+export async function loadJob(specifier: string | Job, baseDir: string = Deno.cwd()): Promise<Job> {
+  if (typeof specifier !== "string") {
+    if (isJob(specifier)) return specifier;
+    throw new TypeError("Cannot load job: expected a name, a module specifier or a job object");
+  }
+  let url: string;
+  if (Object.hasOwn(BUILTIN_JOBS, specifier)) {
+    url = new URL(BUILTIN_JOBS[specifier], import.meta.url).href;
+  } else if (specifier.startsWith("./") || specifier.startsWith("../") || isAbsolute(specifier)) {
+    url = toFileUrl(resolve(baseDir, specifier)).href;
+  } else if (/^[a-z][a-z0-9+.-]*:/i.test(specifier)) {
+    url = specifier;
+  } else {
+    throw new ConfigError(
+      `Unknown job "${specifier}"${didYouMean(specifier, builtinJobNames())}: use a built-in (${
+        builtinJobNames().join(", ")
+      }) or a module path starting with ./`,
+    );
+  }
+  let mod: { default?: unknown };
+  try {
+    mod = await import(url);
+  } catch (err) {
+    const reason = (err instanceof Error ? err.message.split("\n")[0] : String(err)).replace(
+      /\.+$/,
+      "",
+    );
+    throw new ConfigError(`Cannot load job "${specifier}": ${reason} (resolved to ${url})`, {
+      cause: err,
+    });
+  }
+  if (!isJob(mod.default)) {
+    throw new ConfigError(
+      `Cannot load job "${specifier}": its default export is not a job; export default defineJob({ name, description, optionsSchema, run })`,
+    );
+  }
+  return mod.default;
+}
+
+/** Options for {@linkcode runJob}. */
+export interface RunJobOptions {
+  /** Options for the job, merged over its defaults (and over `configOptions`). */
+  options?: Record<string, unknown>;
+  /** Options from the config file (`jobs.<name>.options`), merged between defaults and `options`. */
+  configOptions?: Record<string, unknown>;
+  /** Report what would be done without changing anything. */
+  dryRun?: boolean;
+  /** Cancels the job (it is then recorded as `cancelled`). */
+  signal?: AbortSignal;
+  /** How progress is shown (default: bar on a terminal, plain lines otherwise). */
+  progress?: ProgressMode | Progress;
+  /** Receives each log line (default: printed to stderr unless progress is quiet). */
+  onLog?: (message: string, level: JobLogLevel) => void;
+  /** Directory a job module path resolves against (default: the config's). */
+  baseDir?: string;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Validate a job's options: defaults, then config options, then `options`.
+ * A bad option is a {@linkcode ConfigError} naming the job and the field.
+ */
+export async function resolveJobOptions<O>(
+  job: Job<O>,
+  configOptions: Record<string, unknown> = {},
+  options: Record<string, unknown> = {},
+): Promise<O> {
+  const merged = { ...(job.defaults ?? {}), ...configOptions, ...options };
+  return await validateOptions(
+    { name: job.name, optionsSchema: job.optionsSchema },
+    merged,
+    `job "${job.name}"`,
+  ).catch((err) => {
+    if (err instanceof ConfigError) {
+      throw new ConfigError(
+        err.message.replace(
+          `Cannot open job "${job.name}" (plugin "${job.name}")`,
+          `Cannot run job "${job.name}"`,
+        ),
+        { cause: err.cause },
+      );
+    }
+    throw err;
+  });
+}
+
+/**
+ * Run a job now and record the run. Invalid options throw a
+ * {@linkcode ConfigError} before anything runs; a job that throws is recorded
+ * as `failed` and returned (not thrown).
+ */
+export async function runJob(
+  runtime: Runtime,
+  jobRef: string | Job,
+  options: RunJobOptions = {},
+): Promise<RunRecord> {
+  const job = await loadJob(jobRef, options.baseDir ?? runtime.config.baseDir);
+  const resolved = await resolveJobOptions(job, options.configOptions, options.options);
+  const records = await runtime.records();
+  const clock = runtime.clock;
+  const runId = records.newRunId();
+  const flowId = `job:${job.name}`;
+  const startedAt = clock.now();
+  const inputs = JSON.parse(JSON.stringify(resolved ?? {})) as Record<string, JsonValue>;
+  await records.startRun({
+    id: runId,
+    flowId,
+    flowVersion: "job",
+    status: "running",
+    inputs,
+    outputs: null,
+    startedAt,
+    endedAt: null,
+    durationMs: null,
+    nodes: {},
+    error: null,
+  });
+  const progress = typeof options.progress === "object"
+    ? options.progress
+    : createProgress({ mode: options.progress });
+  const quiet = typeof options.progress === "string" && options.progress === "quiet";
+  const events: RunEvent[] = [{ at: startedAt, type: "run.start" }];
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(options.signal?.reason ?? "cancelled");
+  if (options.signal?.aborted) onAbort();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  const ctx: JobContext = {
+    jobName: job.name,
+    runId,
+    runtime,
+    store: (name) => runtime.store(name),
+    records: () => runtime.records(),
+    home: runtime.home,
+    log(message, level = "info") {
+      events.push({ at: clock.now(), type: "node.log", node: job.name, message, level });
+      if (options.onLog) options.onLog(message, level);
+      else if (!quiet) console.error(`[${job.name}] ${message}`);
+    },
+    progress,
+    signal: controller.signal,
+    clock,
+    dryRun: options.dryRun ?? false,
+  };
+  let status: RunRecord["status"] = "succeeded";
+  let outputs: JobResult | null = null;
+  let error: RunRecord["error"] = null;
+  try {
+    const result = await job.run(ctx, resolved);
+    outputs = JSON.parse(JSON.stringify(result ?? {}));
+    if (controller.signal.aborted) {
+      status = "cancelled";
+      error = { message: "the job was cancelled" };
+    }
+  } catch (err) {
+    status = controller.signal.aborted ? "cancelled" : "failed";
+    error = { node: job.name, message: errorMessage(err) };
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+  }
+  const endedAt = clock.now();
+  events.push({ at: endedAt, type: "run.end" });
+  const record: RunRecord = {
+    id: runId,
+    flowId,
+    flowVersion: "job",
+    status,
+    inputs,
+    outputs,
+    startedAt,
+    endedAt,
+    durationMs: endedAt - startedAt,
+    nodes: {
+      [job.name]: {
+        status: status === "succeeded" ? "succeeded" : status === "failed" ? "failed" : "cancelled",
+        attempts: 1,
+        ...(outputs ? { output: outputs } : {}),
+        ...(error ? { error: error.message } : {}),
+      },
+    },
+    error,
+  };
+  await records.appendEvents(runId, events);
+  await records.finishRun(record);
+  return record;
+}
