@@ -12,13 +12,18 @@
  * import assert from "node:assert/strict";
  * import { openStore } from "@flowstate/core";
  * import { fakeClock, testStore } from "@flowstate/core/testing";
+ * import memory from "@flowstate/core/plugins/memory";
  *
- * testStore("memory", (ctx) => openStore({ plugin: "memory" }, { clock: ctx.clock }));
+ * testStore("memory", (ctx) => openStore({ plugin: memory }, { clock: ctx.clock }));
  *
- * // What only this backend does gets its own tests beside the suite.
- * Deno.test("memory plugin starts empty", async () => {
- *   await using store = await openStore({ plugin: "memory" }, { clock: fakeClock() });
- *   assert.equal(await store.count(), 0);
+ * // What only this backend does gets its own tests beside the suite; move
+ * // the fake clock instead of sleeping.
+ * Deno.test("memory plugin forgets an entry when it expires", async () => {
+ *   const clock = fakeClock();
+ *   await using store = await openStore({ plugin: memory }, { clock });
+ *   await store.set(["session"], "token", { expireIn: 60_000 });
+ *   clock.advance(60_000);
+ *   assert.equal(await store.get(["session"]), null);
  * });
  * ```
  *

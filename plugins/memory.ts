@@ -22,10 +22,13 @@ import type {
   StoreDriver,
 } from "../src/store/driver.ts";
 import { compareKeys, hasPrefix } from "../src/store/keys.ts";
-import type { Key } from "../src/store/types.ts";
+import type { Clock, Key } from "../src/store/types.ts";
 
 /** Options of the memory plugin. */
-export const memoryOptions = z.strictObject({
+export const memoryOptions: z.ZodObject<
+  { snapshot: z.ZodOptional<z.ZodString> },
+  z.core.$strict
+> = z.strictObject({
   /** A file to restore from on open and write to on close (relative to the config's directory). */
   snapshot: z.string().min(1).optional(),
 });
@@ -51,8 +54,11 @@ export class MemoryDriver implements StoreDriver {
   #pending: Slot[] = [];
   #snapshot: string | undefined;
 
-  constructor(snapshot?: string) {
+  #clock: Clock;
+
+  constructor(snapshot?: string, clock: Clock = { now: () => Date.now() }) {
     this.#snapshot = snapshot;
+    this.#clock = clock;
     this.location = snapshot ? `memory (snapshot ${snapshot})` : "memory";
   }
 
@@ -194,7 +200,7 @@ export class MemoryDriver implements StoreDriver {
 
   async close(): Promise<void> {
     if (!this.#snapshot) return;
-    const now = Date.now();
+    const now = this.#clock.now();
     const parts: string[] = [];
     for (const slot of this.#index()) {
       const e = this.#entries.get(slot.id);
@@ -230,6 +236,7 @@ const memory: Plugin<MemoryOptions> = definePlugin({
   async open(options, context) {
     const driver = new MemoryDriver(
       options.snapshot ? resolve(context.baseDir, options.snapshot) : undefined,
+      context.clock,
     );
     await driver.restore();
     return driver;

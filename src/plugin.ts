@@ -241,10 +241,14 @@ export async function openStore(spec: StoreSpec, options: OpenStoreOptions = {})
   });
   const name = options.name ?? plugin.name;
   const validated = await validateOptions(plugin, rawOptions, `store "${name}"`);
+  let home = options.home;
   const driver = await plugin.open(validated, {
     storeName: name,
     clock: options.clock ?? { now: () => Date.now() },
-    home: options.home ?? defaultHome(),
+    // Read $FLOWSTATE_HOME only when a plugin needs the home (a memory store does not).
+    get home() {
+      return home ??= defaultHome();
+    },
     baseDir,
   });
   return wrapDriver(driver, { name, plugin: plugin.name, clock: options.clock });

@@ -242,7 +242,12 @@ class CoreStore implements Store {
       get cursor() {
         return cursor;
       },
-      next: () => gen.next(),
+      next: () => {
+        if (self.#closed) {
+          return Promise.reject(new StoreClosedError(`${what}: store "${self.name}" is closed`));
+        }
+        return gen.next();
+      },
       return: (value?: unknown) => gen.return(value as undefined),
       throw: (err?: unknown) => gen.throw(err),
       [Symbol.asyncIterator]() {
@@ -396,17 +401,22 @@ class CoreStore implements Store {
     if (this.#driver.purgeExpired) return await this.#driver.purgeExpired(now);
     let removed = 0;
     let batch: RawEntry[] = [];
+    // Each delete is checked against the version seen, evaluated just before
+    // that entry expired (an expired entry counts as absent at `now`), so a key
+    // rewritten meanwhile is left alone. One commit per batch; on a conflict,
+    // one commit per entry.
+    const deleteChecked = (entries: RawEntry[]) =>
+      this.#driver.commit({
+        checks: entries.map((r) => ({ key: r.key, version: r.version })),
+        mutations: entries.map((r) => ({ type: "delete", key: r.key })),
+        version: newVersion(),
+        now: Math.min(...entries.map((r) => r.expiresAt!)) - 1,
+      });
     const flush = async () => {
-      // Each delete is checked against the version seen, so a key rewritten
-      // meanwhile (no longer expired) is left alone.
-      for (const raw of batch) {
-        const result = await this.#driver.commit({
-          checks: [{ key: raw.key, version: raw.version }],
-          mutations: [{ type: "delete", key: raw.key }],
-          version: newVersion(),
-          now,
-        });
-        if (result.ok) removed++;
+      if (batch.length === 0) return;
+      if ((await deleteChecked(batch)).ok) removed += batch.length;
+      else {
+        for (const raw of batch) if ((await deleteChecked([raw])).ok) removed++;
       }
       batch = [];
     };

@@ -75,12 +75,19 @@ function definePersistent(name: string, run: (c: CaseRun) => Promise<void>): voi
  * `capabilities.persistent`. A case named in `options.skip` is reported as an
  * ignored step `"<case> (skipped: <reason>)"`.
  *
- * @example
+ * @example A plugin's test file: the suite, then what only this backend does
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openStore } from "@flowstate/core";
  * import { testStore } from "@flowstate/core/testing";
+ * import memory from "@flowstate/core/plugins/memory";
  *
- * testStore("memory", (ctx) => openStore({ plugin: "memory" }, { clock: ctx.clock }));
+ * testStore("memory", (ctx) => openStore({ plugin: memory }, { clock: ctx.clock }));
+ *
+ * Deno.test("memory plugin says where it lives", async () => {
+ *   await using store = await openStore({ plugin: memory });
+ *   assert.equal(store.location, "memory");
+ * });
  * ```
  *
  * @param name The backend's name, shown in the test report.
@@ -422,10 +429,12 @@ define("set() and get() round-trip objects", async (c) => {
 
 define('falsy values (null, false, 0, "") are entries, not absence', async (c) => {
   const store = await c.open();
-  const falsy: [Key, JsonValue][] = [[["f", "null"], null], [["f", "false"], false], [
-    ["f", "zero"],
-    0,
-  ], [["f", "empty"], ""]];
+  const falsy: [Key, JsonValue][] = [
+    [["f", "null"], null],
+    [["f", "false"], false],
+    [["f", "zero"], 0],
+    [["f", "empty"], ""],
+  ];
   await seed(store, falsy);
   for (const [key, value] of falsy) {
     const entry = await store.get(key);
@@ -1016,13 +1025,14 @@ define("list() without options returns every entry in key order", async (c) => {
 
 define("list({ prefix }) returns keys strictly under the prefix", async (c) => {
   const store = await c.open();
-  await seed(
-    store,
-    [[["user"], 0], [["user", "1"], 1], [["user", "2"], 2], [["user", "2", "posts"], 3], [
-      ["users"],
-      4,
-    ], [["usa"], 5]],
-  );
+  await seed(store, [
+    [["user"], 0],
+    [["user", "1"], 1],
+    [["user", "2"], 2],
+    [["user", "2", "posts"], 3],
+    [["users"], 4],
+    [["usa"], 5],
+  ]);
   same(
     await listKeys(store, { prefix: ["user"] }),
     [["user", "1"], ["user", "2"], ["user", "2", "posts"]],
@@ -1243,10 +1253,13 @@ define("count() counts every entry", async (c) => {
 
 define("count(prefix) counts keys strictly under the prefix", async (c) => {
   const store = await c.open();
-  await seed(store, [[["n"], 0], [["n", "1"], 1], [["n", "2"], 2], [["n", "2", "x"], 3], [
-    ["nn"],
-    4,
-  ]]);
+  await seed(store, [
+    [["n"], 0],
+    [["n", "1"], 1],
+    [["n", "2"], 2],
+    [["n", "2", "x"], 3],
+    [["nn"], 4],
+  ]);
   same(await store.count(["n"]), 3, 'count(["n"]) excludes ["n"] and ["nn"]');
   same(await store.count(["n", "2"]), 1, 'count(["n","2"])');
   same(await store.count(["zzz"]), 0, "count() of an unused prefix");
@@ -1658,10 +1671,11 @@ define("query() paths: dot strings, segment arrays and the value itself", async 
     [["p", "4"]],
     'path "" (the value)',
   );
-  same(await queryKeys(store, { where: [{ path: [], op: "gte", value: 5 }] }), [["p", "3"], [
-    "p",
-    "4",
-  ]], "path []");
+  same(
+    await queryKeys(store, { where: [{ path: [], op: "gte", value: 5 }] }),
+    [["p", "3"], ["p", "4"]],
+    "path []",
+  );
 });
 
 define("query() orderBy asc and desc break ties by key", async (c) => {
@@ -1991,10 +2005,13 @@ define(
   "clear(prefix) deletes keys under the prefix, returns how many, leaves the rest",
   async (c) => {
     const store = await c.open();
-    await seed(store, [[["a"], 0], [["a", "1"], 1], [["a", "2", "x"], 2], [["ab"], 3], [
-      ["b", "1"],
-      4,
-    ]]);
+    await seed(store, [
+      [["a"], 0],
+      [["a", "1"], 1],
+      [["a", "2", "x"], 2],
+      [["ab"], 3],
+      [["b", "1"], 4],
+    ]);
     same(await store.clear(["a"]), 2, 'clear(["a"]) returns the number deleted');
     same(
       await listKeys(store),
@@ -2022,6 +2039,62 @@ define("clear() counts only live entries", async (c) => {
   c.clock.advance(5);
   same(await store.clear(["c"]), 2, "clear() skips the expired entry in its count");
   same(await store.count(["c"]), 0, "count() after clear()");
+});
+
+define("purgeExpired() deletes expired entries, returns how many, keeps live ones", async (c) => {
+  const store = await c.open();
+  const start = c.clock.now();
+  await store.atomic()
+    .set(["a"], 1, { expireIn: 10 })
+    .set(["b"], 2, { expireIn: 20 })
+    .set(["c"], 3)
+    .set(["d", "1"], 4, { expireIn: 10 })
+    .set(["d", "2"], 5, { expireIn: 10 })
+    .commit();
+  same(await store.purgeExpired(), 0, "purgeExpired() before anything expired");
+  c.clock.advance(10);
+  same(await store.purgeExpired(), 3, "purgeExpired() after three entries expired");
+  same(await store.purgeExpired(), 0, "purgeExpired() again");
+  // Back in time, a purged entry stays gone (it was deleted, not just hidden).
+  c.clock.set(start);
+  same(await listKeys(store), [["b"], ["c"]], "keys after purging, seen from before the expiry");
+  c.clock.set(start + 20);
+  same(await store.purgeExpired(), 1, "purgeExpired() once the last expiring entry expired");
+  same(await listKeys(store), [["c"]], "keys after the second purge");
+});
+
+define("purgeExpired() leaves a key rewritten after it expired", async (c) => {
+  const store = await c.open();
+  const start = c.clock.now();
+  await store.set(["x"], "old", { expireIn: 10 });
+  await store.set(["y"], "old", { expireIn: 10 });
+  c.clock.advance(10);
+  await store.set(["x"], "new");
+  const purged = await store.purgeExpired();
+  // y may already be gone if the backend drops expired entries as it writes.
+  check(purged === 0 || purged === 1, `purgeExpired() may count only y, got ${purged}`);
+  await expectValue(store, ["x"], "new", "the rewritten key");
+  c.clock.set(start);
+  same(await listKeys(store), [["x"]], "keys seen from before the expiry: y is deleted, x kept");
+});
+
+define("compact() keeps every entry and reports sizes", async (c) => {
+  const store = await c.open();
+  await seed(store, scramble(TEN).map((k, i) => [k, { i, pad: "x".repeat(100) }]));
+  await store.clear(["k"]);
+  await seed(store, [[["kept", "1"], 1], [["kept", "2"], { nested: [true] }]]);
+  const before = await collect(store.list());
+  const result = await store.compact();
+  same(typeof result.supported, "boolean", "compact().supported");
+  for (const field of ["bytesBefore", "bytesAfter"] as const) {
+    check(
+      Number.isFinite(result[field]) && result[field] >= 0,
+      `compact().${field} must be a number >= 0, got ${show(result[field])}`,
+    );
+  }
+  same(await collect(store.list()), before, "entries (keys, values, versions) after compact()");
+  const after = await store.set(["kept", "1"], 2, { ifVersion: before[0].version });
+  check(after.ok, "a version read before compact() still works for ifVersion");
 });
 
 // ---------------------------------------------------------------------------
@@ -2056,6 +2129,8 @@ define("after close(), every method throws StoreClosedError", async (c) => {
     ["atomic", () => store.atomic().set(["c"], 1).commit()],
     ["commit of an operation started before close", () => pending.commit()],
     ["clear", () => store.clear([])],
+    ["purgeExpired", () => store.purgeExpired()],
+    ["compact", () => store.compact()],
   ];
   for (const [name, call] of calls) {
     await fails(call, StoreClosedError, `${name}() after close()`);

@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { openStore, StoreCorruptError } from "@flowstate/core";
+import { fakeClock, testStore } from "@flowstate/core/testing";
+import memory from "./memory.ts";
+
+const dir = await Deno.makeTempDir({ prefix: "flowstate-memory-test-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+
+testStore("memory", (ctx) => openStore({ plugin: memory }, { clock: ctx.clock }));
+
+// With a snapshot file the memory plugin survives close and reopen, so the
+// persistence cases apply too.
+testStore(
+  "memory (snapshot)",
+  (ctx) =>
+    openStore({ plugin: memory, snapshot: join(dir, `${ctx.id}.json`) }, { clock: ctx.clock }),
+  { persistent: true },
+);
+
+Deno.test("memory plugin restores entries, versions and expiry from its snapshot", async () => {
+  const snapshot = join(dir, "round-trip.json");
+  const clock = fakeClock();
+  const first = await openStore({ plugin: memory, snapshot }, { clock });
+  await first.set(["a"], { n: 1, s: "é😀\u0000" });
+  await first.set(["b", "c"], [1, 2], { expireIn: 60_000 });
+  await first.atomic().set(["d"], null).set(["e"], "e").commit();
+  const before = [];
+  for await (const entry of first.list()) before.push(entry);
+  await first.close();
+
+  const text = await Deno.readTextFile(snapshot);
+  assert.equal(JSON.parse(text).format, "flowstate.memory-snapshot", "snapshot format tag");
+
+  const second = await openStore({ plugin: memory, snapshot }, { clock });
+  try {
+    assert.ok(
+      await second.get(["b", "c"]),
+      "an entry that has not expired by the store's clock must be restored from the snapshot",
+    );
+    const after = [];
+    for await (const entry of second.list()) after.push(entry);
+    assert.deepEqual(after, before, "entries after restoring the snapshot");
+    clock.advance(60_000);
+    assert.equal(await second.get(["b", "c"]), null, "the expiring entry expires after restore");
+  } finally {
+    await second.close();
+  }
+});
+
+Deno.test("memory plugin starts empty when its snapshot file does not exist", async () => {
+  const store = await openStore({ plugin: memory, snapshot: join(dir, "missing", "x.json") });
+  try {
+    assert.equal(await store.count(), 0);
+    assert.match(store.location, /missing/);
+  } finally {
+    await store.close().catch(() => {});
+  }
+});
+
+Deno.test("memory plugin moves a corrupt snapshot aside and reports it", async () => {
+  for (
+    const [label, content] of [
+      ["invalid JSON", '{"format": "flowstate.memory-snapshot", "entries": [tru'],
+      ["an unknown format", '{"format": "something-else", "version": 1, "entries": []}'],
+      ["a newer version", '{"format": "flowstate.memory-snapshot", "version": 99, "entries": []}'],
+      ["entries that are not an array", '{"format": "flowstate.memory-snapshot", "version": 1}'],
+    ]
+  ) {
+    const snapshot = join(dir, `corrupt-${label.replaceAll(" ", "-")}.json`);
+    await Deno.writeTextFile(snapshot, content);
+    let caught: unknown;
+    try {
+      await openStore({ plugin: memory, snapshot });
+    } catch (e) {
+      caught = e;
+    }
+    assert.ok(caught instanceof StoreCorruptError, `${label}: expected StoreCorruptError`);
+    assert.equal(caught.path, snapshot, `${label}: error.path`);
+    assert.ok(caught.movedTo?.startsWith(`${snapshot}.corrupt-`), `${label}: error.movedTo`);
+    assert.match(caught.message, /Cannot restore memory snapshot/, `${label}: message`);
+    assert.ok(caught.message.includes(caught.movedTo!), `${label}: the message names the new path`);
+    assert.equal(await Deno.readTextFile(caught.movedTo!), content, `${label}: content kept`);
+    await assert.rejects(Deno.stat(snapshot), Deno.errors.NotFound, `${label}: original moved`);
+    // The next open starts empty; the damaged file stays where it was moved.
+    const store = await openStore({ plugin: memory, snapshot });
+    assert.equal(await store.count(), 0, `${label}: reopened store is empty`);
+    await store.close();
+  }
+});
