@@ -90,7 +90,11 @@ export interface StoreDriver {
   query?(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined>;
   /** Delete every entry under a prefix and say how many live ones there were. Used when `capabilities.clear`. */
   clear?(prefix: Key, now: number): Promise<number>;
-  /** Delete every entry expired at `now`; resolves how many. (Fallback: the core scans `list`.) */
+  /**
+   * Delete every entry expired at `now`; resolves how many. The core's fallback
+   * scans `list`, so a driver that filters expiry itself (`capabilities.expiry`)
+   * must implement this.
+   */
   purgeExpired?(now: number): Promise<number>;
   /**
    * Return free space to the file system (SQLite: incremental vacuum;

@@ -124,7 +124,7 @@ export function encodeKey(key: Key): Uint8Array {
   return out;
 }
 
-const decoder = new TextDecoder("utf-8", { fatal: true });
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Invert {@linkcode encodeKey}. */
 export function decodeKey(bytes: Uint8Array): string[] {
