@@ -8,11 +8,18 @@
  * - `ls`:  `[{ "key", "value", "version", "expiresAt" }, ...]` in key order
  * - `rm`:  `{ "key": [...], "deleted": true | false }` (exit 1 when false)
  *
+ * With `--scope node|flow|global` (plus `--flow ID`, and `--node ID` for the
+ * node scope), keys are relative to that scope's prefix (`["flow", ID]`…),
+ * in arguments and in output alike, and the store defaults to the one the
+ * config maps the scope to. `--flow ID` alone means `--scope flow`, and
+ * `--flow ID --node ID` means `--scope node`.
+ *
  * @module
  */
 import { didYouMean } from "../_suggest.ts";
+import { type ScopeName, scopePrefix } from "../context/scopes.ts";
 import { openRuntime } from "../runtime.ts";
-import type { Entry, Store } from "../store/types.ts";
+import type { Entry, Key, Store } from "../store/types.ts";
 import { formatKey, parseJsonValue, parseKey, UsageError } from "./input.ts";
 import type { GlobalOptions } from "./main.ts";
 
@@ -22,13 +29,57 @@ export interface StateOptions {
   store?: string;
   /** `--json`. */
   json?: boolean;
+  /** `--scope node|flow|global`: keys are relative to the scope's prefix. */
+  scope?: ScopeName;
+  /** `--flow ID`: the flow of the `flow` and `node` scopes. */
+  flow?: string;
+  /** `--node ID`: the node of the `node` scope. */
+  node?: string;
+}
+
+/** Where keys live: a store and the prefix keys are relative to. */
+interface Place {
+  store: Store;
+  /** `[]` without a scope. */
+  prefix: Key;
+  /** For messages: `store "default"` or `flow scope of "counter" (store "default")`. */
+  label: string;
+}
+
+/** The scope the options name (`--flow` alone implies `flow`), or `undefined`. */
+function resolveScope(options: StateOptions): { scope: ScopeName; prefix: Key } | undefined {
+  const { flow, node } = options;
+  const scope = options.scope ??
+    (node !== undefined ? "node" : flow !== undefined ? "flow" : undefined);
+  if (scope === undefined) return undefined;
+  const needs = (option: string) =>
+    new UsageError(
+      `${options.scope === undefined ? "--node" : `--scope ${scope}`} needs ${option} (the ${
+        option.slice(2)
+      } id)`,
+    );
+  const unused = (option: string) => new UsageError(`${option} does not apply to --scope ${scope}`);
+  if (scope === "global") {
+    if (flow !== undefined) throw unused("--flow");
+    if (node !== undefined) throw unused("--node");
+    return { scope, prefix: scopePrefix("global", "") };
+  }
+  if (flow === undefined || flow === "") throw needs("--flow");
+  if (scope === "flow") {
+    if (node !== undefined) throw unused("--node");
+    return { scope, prefix: scopePrefix("flow", flow) };
+  }
+  if (node === undefined || node === "") throw needs("--node");
+  return { scope, prefix: scopePrefix("node", flow, node) };
 }
 
 async function withStore(
   global: GlobalOptions,
-  storeName: string | undefined,
-  body: (store: Store) => Promise<number>,
+  options: StateOptions,
+  body: (place: Place) => Promise<number>,
 ): Promise<number> {
+  const scoped = resolveScope(options);
+  const storeName = options.store;
   await using runtime = await openRuntime({ config: global.config });
   if (storeName !== undefined && !runtime.storeNames.includes(storeName)) {
     throw new UsageError(
@@ -36,12 +87,28 @@ async function withStore(
         `the configured stores are ${runtime.storeNames.join(", ")}`,
     );
   }
-  return await body(await runtime.store(storeName));
+  if (scoped === undefined) {
+    const store = await runtime.store(storeName);
+    return await body({ store, prefix: [], label: `store "${store.name}"` });
+  }
+  const store = storeName === undefined
+    ? await runtime.storeFor(scoped.scope)
+    : await runtime.store(storeName);
+  const owner = scoped.scope === "global"
+    ? ""
+    : scoped.scope === "flow"
+    ? ` of "${options.flow}"`
+    : ` of node "${options.node}" in flow "${options.flow}"`;
+  return await body({
+    store,
+    prefix: scoped.prefix,
+    label: `${scoped.scope} scope${owner} (store "${store.name}")`,
+  });
 }
 
-function entryJson(entry: Entry): string {
+function entryJson(entry: Entry, prefix: Key): string {
   return JSON.stringify({
-    key: entry.key,
+    key: entry.key.slice(prefix.length),
     value: entry.value,
     version: entry.version,
     expiresAt: entry.expiresAt,
@@ -55,14 +122,14 @@ export function stateGet(
   global: GlobalOptions,
 ): Promise<number> {
   const key = parseKey(keyText);
-  return withStore(global, options.store, async (store) => {
-    const entry = await store.get(key);
+  return withStore(global, options, async ({ store, prefix, label }) => {
+    const entry = await store.get([...prefix, ...key]);
     if (entry === null) {
       if (options.json) console.log("null");
-      console.error(`Key ${formatKey(key)} not found in store "${store.name}"`);
+      console.error(`Key ${formatKey(key)} not found in ${label}`);
       return 1;
     }
-    console.log(options.json ? entryJson(entry) : JSON.stringify(entry.value, null, 2));
+    console.log(options.json ? entryJson(entry, prefix) : JSON.stringify(entry.value, null, 2));
     return 0;
   });
 }
@@ -76,17 +143,17 @@ export function stateSet(
 ): Promise<number> {
   const key = parseKey(keyText);
   const value = parseJsonValue(valueText, key);
-  return withStore(global, options.store, async (store) => {
-    const result = await store.set(key, value, { expireIn: options.expireIn });
+  return withStore(global, options, async ({ store, prefix, label }) => {
+    const result = await store.set([...prefix, ...key], value, { expireIn: options.expireIn });
     if (!result.ok) {
-      console.error(`Cannot set ${formatKey(key)} in store "${store.name}": the write conflicted`);
+      console.error(`Cannot set ${formatKey(key)} in ${label}: the write conflicted`);
       return 1;
     }
     if (options.json) {
       console.log(JSON.stringify({ key, version: result.version }));
     } else {
       const expiry = options.expireIn === undefined ? "" : ` (expires in ${options.expireIn} ms)`;
-      console.log(`Set ${formatKey(key)} in store "${store.name}"${expiry}`);
+      console.log(`Set ${formatKey(key)} in ${label}${expiry}`);
     }
     return 0;
   });
@@ -100,9 +167,9 @@ export function stateList(
   options: StateOptions & { limit?: number },
   global: GlobalOptions,
 ): Promise<number> {
-  const prefix = parseKey(prefixText ?? "", { prefix: true });
-  return withStore(global, options.store, async (store) => {
-    const entries = store.list({ prefix, limit: options.limit });
+  const under = parseKey(prefixText ?? "", { prefix: true });
+  return withStore(global, options, async ({ store, prefix, label }) => {
+    const entries = store.list({ prefix: [...prefix, ...under], limit: options.limit });
     if (options.json) {
       // Stream the array so a large store does not have to fit in memory.
       let first = true;
@@ -110,7 +177,7 @@ export function stateList(
       const write = (text: string) => Deno.stdout.writeSync(encoder.encode(text));
       write("[");
       for await (const entry of entries) {
-        write(`${first ? "" : ",\n"}${entryJson(entry)}`);
+        write(`${first ? "" : ",\n"}${entryJson(entry, prefix)}`);
         first = false;
       }
       write("]\n");
@@ -120,14 +187,12 @@ export function stateList(
     for await (const entry of entries) {
       let value = JSON.stringify(entry.value);
       if (value.length > MAX_VALUE_WIDTH) value = `${value.slice(0, MAX_VALUE_WIDTH - 1)}…`;
-      console.log(`${formatKey(entry.key)}\t${value}`);
+      console.log(`${formatKey(entry.key.slice(prefix.length))}\t${value}`);
       n++;
     }
     if (n === 0) {
       console.error(
-        `No entries${
-          prefix.length > 0 ? ` under ${formatKey(prefix)}` : ""
-        } in store "${store.name}"`,
+        `No entries${under.length > 0 ? ` under ${formatKey(under)}` : ""} in ${label}`,
       );
     }
     return 0;
@@ -141,15 +206,16 @@ export function stateRemove(
   global: GlobalOptions,
 ): Promise<number> {
   const key = parseKey(keyText);
-  return withStore(global, options.store, async (store) => {
-    const existed = (await store.get(key)) !== null;
-    if (existed) await store.delete(key);
+  return withStore(global, options, async ({ store, prefix, label }) => {
+    const full = [...prefix, ...key];
+    const existed = (await store.get(full)) !== null;
+    if (existed) await store.delete(full);
     if (options.json) console.log(JSON.stringify({ key, deleted: existed }));
     if (!existed) {
-      console.error(`Key ${formatKey(key)} not found in store "${store.name}"; nothing deleted`);
+      console.error(`Key ${formatKey(key)} not found in ${label}; nothing deleted`);
       return 1;
     }
-    if (!options.json) console.log(`Deleted ${formatKey(key)} from store "${store.name}"`);
+    if (!options.json) console.log(`Deleted ${formatKey(key)} from ${label}`);
     return 0;
   });
 }

@@ -225,14 +225,15 @@ class CoreStore implements Store {
     if (nativeExpiry && limit !== Infinity) range.limit = limit;
     // deno-lint-ignore no-this-alias
     const self = this;
-    let cursor = "";
+    // The cursor is encoded only when asked for: encoding per entry is costly.
+    let lastKey: Key | undefined;
     async function* entries(): AsyncGenerator<Entry<T>> {
       if (limit === 0) return;
       let n = 0;
       for await (const raw of self.#driver.list(range, self.#clock.now())) {
         self.#assertOpen(what);
         if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
-        cursor = encodeCursor(raw.key);
+        lastKey = raw.key;
         yield toEntry<T>(raw);
         if (++n >= limit) return;
       }
@@ -240,7 +241,7 @@ class CoreStore implements Store {
     const gen = entries();
     const iterator = {
       get cursor() {
-        return cursor;
+        return lastKey === undefined ? "" : encodeCursor(lastKey);
       },
       next: () => {
         if (self.#closed) {

@@ -1,0 +1,114 @@
+/**
+ * `flowstate validate`, `flowstate flows ls|versions` and `flowstate schema`:
+ * check flow files, list the flows and versions recorded in the records
+ * store, and print the flow format as JSON Schema.
+ *
+ * `--json` output (one JSON document on stdout, stable):
+ * - `flows ls`: `[{ "id", "head", "versions", "lastRunAt", "lastStatus", "description" }]`
+ *   in id order (`head` is the full hash; `lastRunAt` ms since the epoch or `null`)
+ * - `flows versions <id>`: `[{ "flowId", "hash", "parent", "seq", "createdAt" }]`,
+ *   newest first (`parent` is `null` for the first version)
+ *
+ * @module
+ */
+import { FlowValidationError, loadFlowFile } from "../flow/parse.ts";
+import { loadFlow } from "../flow/run.ts";
+import { builtinNodes } from "../flow/nodes.ts";
+import { flowJsonSchema } from "../flow/schema.ts";
+import { didYouMean } from "../_suggest.ts";
+import { openRuntime } from "../runtime.ts";
+import { formatTime, printErrorLines, printTable, shortHash } from "./format.ts";
+import type { GlobalOptions } from "./main.ts";
+
+/**
+ * `validate <flow>…`: parse and prepare each flow (node types, module nodes,
+ * static options) without writing anything. Prints `ok <file>` per valid
+ * file and every problem of the others; exit 2 if any is invalid.
+ */
+export async function validateFlows(files: readonly string[]): Promise<number> {
+  let invalid = 0;
+  for (const file of files) {
+    try {
+      await loadFlow(await loadFlowFile(file));
+      console.log(`ok ${file}`);
+    } catch (err) {
+      if (!(err instanceof FlowValidationError)) throw err;
+      printErrorLines(err.message);
+      invalid++;
+    }
+  }
+  return invalid > 0 ? 2 : 0;
+}
+
+/** `flows ls [--json]`. */
+export async function listFlows(
+  options: { json?: boolean },
+  global: GlobalOptions,
+): Promise<number> {
+  await using runtime = await openRuntime({ config: global.config });
+  const flows = await (await runtime.records()).listFlows();
+  if (options.json) {
+    console.log(JSON.stringify(flows));
+  } else if (flows.length === 0) {
+    console.error("No flows recorded yet; run one with: flowstate run <flow.yaml>");
+  } else {
+    printTable(
+      ["ID", "HEAD", "VERSIONS", "LAST RUN", "LAST STATUS"],
+      flows.map((f) => [
+        f.id,
+        shortHash(f.head),
+        String(f.versions),
+        formatTime(f.lastRunAt),
+        f.lastStatus ?? "-",
+      ]),
+    );
+  }
+  return 0;
+}
+
+/** `flows versions <id> [--json]`: newest first; exit 1 for an unknown flow. */
+export async function listFlowVersions(
+  flowId: string,
+  options: { json?: boolean },
+  global: GlobalOptions,
+): Promise<number> {
+  await using runtime = await openRuntime({ config: global.config });
+  const records = await runtime.records();
+  const versions = await records.listVersions(flowId);
+  if (versions.length === 0) {
+    const known = (await records.listFlows()).map((f) => f.id);
+    console.error(
+      `Flow "${flowId}" has no recorded versions${didYouMean(flowId, known)}; ${
+        known.length === 0 ? "no flow has run yet" : `the recorded flows are ${known.join(", ")}`
+      }`,
+    );
+    if (options.json) console.log("[]");
+    return 1;
+  }
+  if (options.json) {
+    console.log(JSON.stringify(versions.map((v) => ({
+      flowId: v.flowId,
+      hash: v.hash,
+      parent: v.parent,
+      seq: v.seq,
+      createdAt: v.createdAt,
+    }))));
+  } else {
+    printTable(
+      ["VERSION", "HASH", "PARENT", "CREATED"],
+      versions.map((v) => [
+        String(v.seq),
+        shortHash(v.hash),
+        shortHash(v.parent),
+        formatTime(v.createdAt),
+      ]),
+    );
+  }
+  return 0;
+}
+
+/** `schema`: the flow JSON Schema, with the built-in node type names. */
+export function printFlowSchema(): number {
+  console.log(JSON.stringify(flowJsonSchema({ nodeTypes: builtinNodes.keys() }), null, 2));
+  return 0;
+}

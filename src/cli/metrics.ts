@@ -1,0 +1,148 @@
+/**
+ * `flowstate metrics [<flow-id>]`: run counts and durations per flow, from
+ * the metrics kept with the run records. Without a flow id, one row per flow
+ * (all its versions together); with one, that flow's total and then one row
+ * per version, most recently run first.
+ *
+ * `--json` prints one array (stable):
+ * `[{ "flowId", "version", "count", "succeeded", "failed", "cancelled", "timedOut",
+ * "p50DurationMs", "p95DurationMs", "meanDurationMs", "minDurationMs", "maxDurationMs",
+ * "lastRunAt", "lastStatus" }]` where `version` is `"*"` for all versions together or
+ * a version hash; durations are in ms (`null` before the first finished run), p50 and
+ * p95 are histogram estimates (within 5 %).
+ *
+ * @module
+ */
+import type { RunStatus } from "../flow/types.ts";
+import type { FlowMetrics } from "../records/records.ts";
+import { openRuntime } from "../runtime.ts";
+import { didYouMean } from "../_suggest.ts";
+import { formatDuration, printTable, shortHash } from "./format.ts";
+import type { GlobalOptions } from "./main.ts";
+
+/** One row of `flowstate metrics --json`. */
+export interface MetricsRow {
+  /** The flow's id. */
+  flowId: string;
+  /** `"*"` for all versions together, else a version hash. */
+  version: string;
+  /** Finished runs. */
+  count: number;
+  /** Runs that succeeded. */
+  succeeded: number;
+  /** Runs that failed. */
+  failed: number;
+  /** Runs that were cancelled. */
+  cancelled: number;
+  /** Runs that timed out. */
+  timedOut: number;
+  /** Median duration in ms (estimate), or `null`. */
+  p50DurationMs: number | null;
+  /** 95th percentile duration in ms (estimate), or `null`. */
+  p95DurationMs: number | null;
+  /** Mean duration in ms, or `null`. */
+  meanDurationMs: number | null;
+  /** Shortest duration in ms, or `null`. */
+  minDurationMs: number | null;
+  /** Longest duration in ms, or `null`. */
+  maxDurationMs: number | null;
+  /** Start time of the latest run counted, or `null`. */
+  lastRunAt: number | null;
+  /** Status of that run, or `null`. */
+  lastStatus: RunStatus | null;
+}
+
+function toRow(m: FlowMetrics): MetricsRow {
+  return {
+    flowId: m.flowId,
+    version: m.version,
+    count: m.count,
+    succeeded: m.succeeded,
+    failed: m.failed,
+    cancelled: m.cancelled,
+    timedOut: m.timedOut,
+    p50DurationMs: m.p50DurationMs,
+    p95DurationMs: m.p95DurationMs,
+    meanDurationMs: m.count === 0 ? null : m.totalDurationMs / m.count,
+    minDurationMs: m.minDurationMs,
+    maxDurationMs: m.maxDurationMs,
+    lastRunAt: m.lastRunAt,
+    lastStatus: m.lastStatus,
+  };
+}
+
+/** `metrics [<flow-id>] [--json]`: exit 1 for a flow with no recorded runs or versions. */
+export async function showMetrics(
+  flowId: string | undefined,
+  options: { json?: boolean },
+  global: GlobalOptions,
+): Promise<number> {
+  await using runtime = await openRuntime({ config: global.config });
+  const records = await runtime.records();
+  const all = await records.listMetrics(flowId);
+  let rows: MetricsRow[];
+  if (flowId === undefined) {
+    rows = all.filter((m) => m.version === "*").map(toRow);
+  } else {
+    const total = all.filter((m) => m.version === "*");
+    const versions = all.filter((m) => m.version !== "*")
+      .sort((a, b) => (b.lastRunAt ?? 0) - (a.lastRunAt ?? 0));
+    rows = [...total, ...versions].map(toRow);
+    if (rows.length === 0) {
+      const known = (await records.listFlows()).map((f) => f.id);
+      if (!known.includes(flowId)) {
+        console.error(
+          `Flow "${flowId}" has no recorded runs${didYouMean(flowId, known)}; ${
+            known.length === 0
+              ? "no flow has run yet"
+              : `the recorded flows are ${known.join(", ")}`
+          }`,
+        );
+        if (options.json) console.log("[]");
+        return 1;
+      }
+    }
+  }
+  if (options.json) {
+    console.log(JSON.stringify(rows));
+    return 0;
+  }
+  if (rows.length === 0) {
+    console.error(
+      flowId === undefined ? "No runs recorded yet" : `No finished runs of "${flowId}" yet`,
+    );
+    return 0;
+  }
+  // Without a flow id every row is a flow's total: no VERSION column.
+  const perVersion = flowId !== undefined;
+  const drop = (row: string[]) => perVersion ? row : row.filter((_, i) => i !== 1);
+  printTable(
+    drop([
+      "FLOW",
+      "VERSION",
+      "RUNS",
+      "SUCCEEDED",
+      "FAILED",
+      "CANCELLED",
+      "TIMED-OUT",
+      "P50",
+      "P95",
+      "MEAN",
+    ]),
+    rows.map((r) =>
+      drop([
+        r.flowId,
+        r.version === "*" ? "all" : shortHash(r.version),
+        String(r.count),
+        String(r.succeeded),
+        String(r.failed),
+        String(r.cancelled),
+        String(r.timedOut),
+        formatDuration(r.p50DurationMs),
+        formatDuration(r.p95DurationMs),
+        formatDuration(r.meanDurationMs),
+      ])
+    ),
+  );
+  return 0;
+}

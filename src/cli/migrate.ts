@@ -1,0 +1,372 @@
+/**
+ * `flowstate migrate data status|pending|up|down` (data migrations) and
+ * `flowstate migrate store --from A --to B` (move a whole store to another
+ * backend). These call the library functions of `jobs/migrate.ts` and
+ * `jobs/migrate_store.ts` directly: they record no job run (so that moving
+ * the store runs are recorded in never touches the move's source); use
+ * `flowstate jobs run migrate|migrate-store` for a recorded run.
+ *
+ * Exit codes: 0 ok; 1 a migration failed, the lock is held, the target is not
+ * empty, verification failed; 2 bad arguments (unknown store, unknown
+ * `--to`, missing `--dir`) or an invalid config; 130 interrupted with Ctrl-C
+ * (a store move keeps its checkpoint: run again with `--resume`).
+ *
+ * `--json` output (one JSON document on stdout, stable):
+ * - `data status`: `{ "store", "dir", "migrations": [{ "id", "state": "applied"|"pending"|"missing",
+ *   "appliedAt", "durationMs", "checksum", "changed" }], "pending": [id], "warnings": [text],
+ *   "lock": { "holder", "action", "since", "expiresAt" } | null }`
+ * - `data pending`: `{ "store", "dir", "pending": [id] }`
+ * - `data up|down`: `{ "action", "store", "dryRun", "plan": [id], "done": [id], "cancelled", "warnings" }`
+ * - `store`: `{ "from", "to", "status": "completed"|"interrupted"|"dry-run", "resumed", "copied",
+ *   "total", "skippedExpired", "batches", "copyMs", "verifyMs", "entriesPerSecond", "verified",
+ *   "count", "checksum", "targetChecksum", "expiryAdjusted" }`
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import {
+  migrateDown,
+  type MigrateResult,
+  migrateUp,
+  type MigrationStatus,
+  migrationStatus,
+} from "../../jobs/migrate.ts";
+import { moveStore, type MoveStoreResult } from "../../jobs/migrate_store.ts";
+import { didYouMean } from "../_suggest.ts";
+import type { JobLogLevel } from "../jobs/job.ts";
+import { createProgress, type Progress } from "../jobs/progress.ts";
+import { openRuntime, type Runtime } from "../runtime.ts";
+import { formatDuration, formatTime, printTable } from "./format.ts";
+import { UsageError } from "./input.ts";
+import type { GlobalOptions } from "./main.ts";
+
+/** The exit code of a command interrupted with Ctrl-C (128 + SIGINT). */
+export const EXIT_INTERRUPTED = 130;
+
+/** Options of `migrate data status|pending`. */
+export interface MigrateDataOptions {
+  /** `--dir DIR`: the migrations folder, relative to the working directory (default: `migrations/` beside the config). */
+  dir?: string;
+  /** `--store NAME` (default: the store of the global scope). */
+  store?: string;
+  /** `--json`. */
+  json?: boolean;
+}
+
+/** Options of `migrate data up|down`. */
+export interface MigrateDataRunOptions extends MigrateDataOptions {
+  /** `--dry-run`: print the plan, change nothing. */
+  dryRun?: boolean;
+}
+
+/** Options of `migrate store`. */
+export interface MigrateStoreCommandOptions {
+  /** `--from NAME`: the store to copy (only read). */
+  from: string;
+  /** `--to NAME`: the store to fill. */
+  to: string;
+  /** `--batch N`: entries per atomic commit (default 1000). */
+  batch?: number;
+  /** `--resume`: continue an interrupted move. */
+  resume?: boolean;
+  /** `--force`: clear the target first and start over. */
+  force?: boolean;
+  /** `--dry-run`: print what would be done. */
+  dryRun?: boolean;
+  /** `--json`. */
+  json?: boolean;
+}
+
+function checkStore(runtime: Runtime, name: string | undefined, flag: string): void {
+  if (name !== undefined && !runtime.storeNames.includes(name)) {
+    throw new UsageError(
+      `Unknown store "${name}" (${flag})${didYouMean(name, runtime.storeNames)}: ` +
+        `the configured stores are ${runtime.storeNames.join(", ")}`,
+    );
+  }
+}
+
+async function migrationsDir(runtime: Runtime, dir: string | undefined): Promise<string> {
+  const path = dir === undefined
+    ? resolve(runtime.config.baseDir, "migrations")
+    : resolve(Deno.cwd(), dir);
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    throw new UsageError(
+      `Cannot find the migrations folder ${path}${
+        dir === undefined ? " (the default: migrations/ beside the config)" : ""
+      }; create it or pass --dir DIR`,
+    );
+  }
+  if (!info.isDirectory) {
+    throw new UsageError(`Cannot use ${path} as the migrations folder: it is not a directory`);
+  }
+  return path;
+}
+
+function logger(json: boolean | undefined): (message: string, level?: JobLogLevel) => void {
+  return (message, level = "info") => {
+    if (json && level !== "warn" && level !== "error") return;
+    console.error(level === "info" ? message : `${level}: ${message}`);
+  };
+}
+
+function progressFor(json: boolean | undefined): Progress {
+  return createProgress({ mode: json ? "quiet" : undefined });
+}
+
+/** Run `body` with a signal aborted by the first Ctrl-C; a second Ctrl-C exits at once. */
+async function interruptible<T>(
+  what: string,
+  body: (signal: AbortSignal) => Promise<T>,
+): Promise<{ value: T; interrupted: boolean }> {
+  const controller = new AbortController();
+  let interrupted = false;
+  const onInterrupt = () => {
+    if (interrupted) Deno.exit(EXIT_INTERRUPTED);
+    interrupted = true;
+    console.error(
+      `Stopping ${what} at the next consistent point (press Ctrl-C again to exit at once)…`,
+    );
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  try {
+    return { value: await body(controller.signal), interrupted };
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+}
+
+function printWarnings(warnings: readonly string[]): void {
+  for (const warning of warnings) console.error(`warning: ${warning}`);
+}
+
+/** `migrate data status [--dir DIR] [--store NAME] [--json]`: every migration, applied or not. */
+export async function migrateDataStatus(
+  options: MigrateDataOptions,
+  global: GlobalOptions,
+): Promise<number> {
+  await using runtime = await openRuntime({ config: global.config });
+  checkStore(runtime, options.store, "--store");
+  const dir = await migrationsDir(runtime, options.dir);
+  const status = await migrationStatus(await runtime.store(options.store), dir);
+  if (options.json) {
+    console.log(JSON.stringify(status));
+    return 0;
+  }
+  printStatus(status);
+  return 0;
+}
+
+function printStatus(status: MigrationStatus): void {
+  if (status.migrations.length === 0) {
+    console.error(`No migrations in ${status.dir}`);
+  } else {
+    printTable(
+      ["ID", "STATE", "APPLIED AT", "DURATION"],
+      status.migrations.map((m) => [
+        m.id,
+        m.changed ? `${m.state} (changed)` : m.state,
+        formatTime(m.appliedAt),
+        formatDuration(m.durationMs),
+      ]),
+    );
+  }
+  printWarnings(status.warnings);
+  if (status.lock !== null) {
+    console.error(
+      `lock: held by ${status.lock.holder} (${status.lock.action}) since ${
+        formatTime(status.lock.since)
+      }, until ${formatTime(status.lock.expiresAt)} unless renewed`,
+    );
+  }
+  const applied = status.migrations.length - status.pending.length;
+  console.error(
+    `Store "${status.store}": ${applied} applied, ${status.pending.length} pending (${status.dir})`,
+  );
+}
+
+/** `migrate data pending [--dir DIR] [--store NAME] [--json]`: ids of unapplied migrations, one a line. */
+export async function migrateDataPending(
+  options: MigrateDataOptions,
+  global: GlobalOptions,
+): Promise<number> {
+  await using runtime = await openRuntime({ config: global.config });
+  checkStore(runtime, options.store, "--store");
+  const dir = await migrationsDir(runtime, options.dir);
+  const status = await migrationStatus(await runtime.store(options.store), dir);
+  if (options.json) {
+    console.log(JSON.stringify({ store: status.store, dir: status.dir, pending: status.pending }));
+    return 0;
+  }
+  for (const id of status.pending) console.log(id);
+  printWarnings(status.warnings);
+  if (status.pending.length === 0) {
+    console.error(`No pending migrations: store "${status.store}" is up to date`);
+  }
+  return 0;
+}
+
+async function runData(
+  action: "up" | "down",
+  options: MigrateDataRunOptions & { to?: string; step?: number },
+  global: GlobalOptions,
+): Promise<number> {
+  await using runtime = await openRuntime({ config: global.config });
+  checkStore(runtime, options.store, "--store");
+  const dir = await migrationsDir(runtime, options.dir);
+  const store = await runtime.store(options.store);
+  const common = {
+    dryRun: options.dryRun,
+    log: logger(options.json),
+    progress: progressFor(options.json),
+    clock: runtime.clock,
+  };
+  let outcome: { value: MigrateResult; interrupted: boolean };
+  try {
+    outcome = await interruptible(
+      "the migrations",
+      (signal) =>
+        action === "up"
+          ? migrateUp(store, dir, { ...common, signal, to: options.to })
+          : migrateDown(store, dir, { ...common, signal, step: options.step }),
+    );
+  } catch (err) {
+    // Bad --to or --step.
+    if (err instanceof RangeError) throw new UsageError(err.message, { cause: err });
+    throw err;
+  }
+  const result = outcome.value;
+  if (options.json) {
+    console.log(JSON.stringify(result));
+  } else {
+    printRun(result);
+  }
+  return result.cancelled ? (outcome.interrupted ? EXIT_INTERRUPTED : 1) : 0;
+}
+
+function printRun(result: MigrateResult): void {
+  const verb = result.action === "up" ? "apply" : "revert";
+  const past = result.action === "up" ? "Applied" : "Reverted";
+  const where = `store "${result.store}"`;
+  if (result.dryRun) {
+    printWarnings(result.warnings);
+    if (result.plan.length === 0) console.log(`Nothing to ${verb} in ${where}`);
+    else {
+      console.log(`Would ${verb} in ${where}, in this order:`);
+      for (const id of result.plan) console.log(`  ${id}`);
+    }
+    return;
+  }
+  if (result.plan.length === 0) {
+    console.log(
+      result.action === "up"
+        ? `Nothing to apply: ${where} is up to date`
+        : `Nothing to revert: no migration is applied in ${where}`,
+    );
+    return;
+  }
+  if (result.done.length > 0) {
+    console.log(
+      `${past} ${result.done.length} migration(s) in ${where}: ${result.done.join(", ")}`,
+    );
+  }
+  if (result.cancelled) {
+    const rest = result.plan.filter((id) => !result.done.includes(id));
+    console.log(
+      `Cancelled; not ${result.action === "up" ? "applied" : "reverted"}: ${rest.join(", ")}`,
+    );
+  }
+}
+
+/** `migrate data up [--to ID] [--dir DIR] [--store NAME] [--dry-run] [--json]`. */
+export function migrateDataUp(
+  options: MigrateDataRunOptions & { to?: string },
+  global: GlobalOptions,
+): Promise<number> {
+  return runData("up", options, global);
+}
+
+/** `migrate data down [--step N] [--dir DIR] [--store NAME] [--dry-run] [--json]`. */
+export function migrateDataDown(
+  options: MigrateDataRunOptions & { step?: number },
+  global: GlobalOptions,
+): Promise<number> {
+  return runData("down", options, global);
+}
+
+/** `migrate store --from NAME --to NAME [--batch N] [--resume] [--force] [--dry-run] [--json]`. */
+export async function migrateStoreCommand(
+  options: MigrateStoreCommandOptions,
+  global: GlobalOptions,
+): Promise<number> {
+  await using runtime = await openRuntime({ config: global.config });
+  checkStore(runtime, options.from, "--from");
+  checkStore(runtime, options.to, "--to");
+  if (options.from === options.to) {
+    throw new UsageError(
+      `Cannot move store "${options.from}" to itself: --from and --to must differ`,
+    );
+  }
+  if (options.resume && options.force) {
+    throw new UsageError("--resume and --force contradict each other: --force starts over");
+  }
+  const source = await runtime.store(options.from);
+  const target = await runtime.store(options.to);
+  let outcome: { value: MoveStoreResult; interrupted: boolean };
+  try {
+    outcome = await interruptible(
+      "the move",
+      (signal) =>
+        moveStore(source, target, {
+          batchSize: options.batch,
+          resume: options.resume,
+          force: options.force,
+          dryRun: options.dryRun,
+          signal,
+          progress: progressFor(options.json),
+          log: logger(options.json),
+          clock: runtime.clock,
+        }),
+    );
+  } catch (err) {
+    if (err instanceof RangeError) throw new UsageError(err.message, { cause: err });
+    throw err;
+  }
+  const result = outcome.value;
+  if (options.json) {
+    console.log(JSON.stringify(result));
+  } else if (result.status === "dry-run") {
+    console.log(
+      `Dry run: would copy about ${result.copied.toLocaleString("en-US")} entries from ` +
+        `"${result.from}" to "${result.to}" in ${result.batches} batch(es)${
+          result.resumed ? `, resuming after ${result.total.toLocaleString("en-US")}` : ""
+        }; nothing was changed`,
+    );
+  } else if (result.status === "interrupted") {
+    console.log(
+      `Interrupted after ${
+        result.total.toLocaleString("en-US")
+      } entries; the checkpoint is saved ` +
+        `in "${result.to}": run the same command with --resume to continue`,
+    );
+  } else {
+    console.log(
+      `Moved ${
+        result.total.toLocaleString("en-US")
+      } entries from "${result.from}" (${source.plugin}) ` +
+        `to "${result.to}" (${target.plugin})${result.resumed ? " (resumed)" : ""}: ` +
+        `${result.copied.toLocaleString("en-US")} copied by this run in ${
+          formatDuration(result.copyMs)
+        } (${result.entriesPerSecond.toLocaleString("en-US")} entries/s), verified in ${
+          formatDuration(result.verifyMs)
+        }: ${result.count!.toLocaleString("en-US")} entries, checksum ${result.checksum}`,
+    );
+  }
+  if (result.status === "interrupted") return outcome.interrupted ? EXIT_INTERRUPTED : 1;
+  return 0;
+}

@@ -1,0 +1,209 @@
+/**
+ * `flowstate run <flow.yaml>`: run a flow once, print its node logs as they
+ * happen (on stderr) and a summary of the outcome (on stdout).
+ *
+ * Exit codes: 0 the run succeeded; 1 it failed, was cancelled or timed out;
+ * 2 the flow or an input is invalid (nothing is written); 130 it was
+ * cancelled with Ctrl-C (SIGINT). A second Ctrl-C exits at once.
+ *
+ * `--json` prints the {@linkcode RunRecord} as one JSON document on stdout:
+ * `{ "id", "flowId", "flowVersion", "status", "inputs", "outputs", "startedAt",
+ * "endedAt", "durationMs", "nodes": { "<id>": { "status", "attempts", "output"?, "error"? } },
+ * "error": { "node"?, "message" } | null }`.
+ *
+ * @module
+ */
+import {
+  coerceInputs,
+  type FlowProblem,
+  FlowValidationError,
+  loadFlowFile,
+  type ParsedFlow,
+} from "../flow/parse.ts";
+import { loadFlow } from "../flow/run.ts";
+import type { RunEvent, RunRecord } from "../flow/types.ts";
+import { openRuntime } from "../runtime.ts";
+import { formatDuration, shortHash } from "./format.ts";
+import { UsageError } from "./input.ts";
+import type { GlobalOptions } from "./main.ts";
+
+/** Options of `flowstate run`. */
+export interface RunOptions {
+  /** `--input name=value`, repeatable. */
+  input?: string[];
+  /** `--json`: print the run record. */
+  json?: boolean;
+  /** `--quiet`: do not print node logs. */
+  quiet?: boolean;
+}
+
+/** The exit code of a run cancelled with Ctrl-C (128 + SIGINT). */
+export const EXIT_INTERRUPTED = 130;
+
+/**
+ * Parse `--input name=value` pairs. A pair without `=`, with an empty name,
+ * or a name given twice is a {@linkcode UsageError}.
+ */
+export function parseInputPairs(pairs: readonly string[]): Record<string, string> {
+  const inputs = new Map<string, string>();
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq === -1) {
+      throw new UsageError(
+        `Invalid --input "${pair}": expected name=value, for example --input by=3`,
+      );
+    }
+    const name = pair.slice(0, eq);
+    if (name === "") {
+      throw new UsageError(
+        `Invalid --input "${pair}": the name before "=" is empty; expected name=value`,
+      );
+    }
+    if (inputs.has(name)) {
+      throw new UsageError(`Invalid --input "${pair}": input "${name}" is given twice`);
+    }
+    inputs.set(name, pair.slice(eq + 1));
+  }
+  return Object.fromEntries(inputs);
+}
+
+/** `run <flow> [--input name=value]… [--json] [--quiet]`. */
+export async function runCommand(
+  file: string,
+  options: RunOptions,
+  global: GlobalOptions,
+): Promise<number> {
+  const input = parseInputPairs(options.input ?? []);
+  // Checked here (runFlow checks again) so that messages name the file as it was
+  // given, and so that problems with the flow and with the inputs show together.
+  const parsed = await loadFlowFile(file);
+  const problems: FlowProblem[] = [];
+  try {
+    await loadFlow(parsed);
+  } catch (err) {
+    if (!(err instanceof FlowValidationError)) throw err;
+    problems.push(...err.problems);
+  }
+  problems.push(...inputProblems(parsed, input));
+  if (problems.length > 0) throw new FlowValidationError(problems, parsed.file);
+  await using runtime = await openRuntime({ config: global.config });
+
+  const controller = new AbortController();
+  let interrupted = false;
+  const onInterrupt = () => {
+    if (interrupted) Deno.exit(EXIT_INTERRUPTED);
+    interrupted = true;
+    console.error("Cancelling the run (press Ctrl-C again to exit at once)…");
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  let record: RunRecord;
+  try {
+    record = await runtime.runFlow(parsed, {
+      input,
+      inputFromStrings: true,
+      signal: controller.signal,
+      onEvent: options.quiet || options.json ? undefined : progressPrinter(),
+    });
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+
+  if (options.json) console.log(JSON.stringify(record));
+  else printSummary(record);
+  if (record.status === "succeeded") return 0;
+  return interrupted && record.status === "cancelled" ? EXIT_INTERRUPTED : 1;
+}
+
+/**
+ * What is wrong with the inputs, each problem pointing at the input's
+ * declaration in the flow file (`counter.flow.yaml:7:3: inputs.by: …`).
+ */
+function inputProblems(parsed: ParsedFlow, given: Record<string, string>): FlowProblem[] {
+  try {
+    coerceInputs(parsed.definition, given, { fromStrings: true });
+    return [];
+  } catch (err) {
+    if (!(err instanceof FlowValidationError)) throw err;
+    const declared = Object.keys(parsed.definition.inputs ?? {});
+    return err.problems.map((problem): FlowProblem => {
+      const name = declared.find((n) => problem.message.startsWith(`input "${n}": `));
+      if (name === undefined) return problem;
+      const reason = problem.message.slice(`input "${name}": `.length);
+      const at = parsed.locate(["inputs", name]);
+      return {
+        message: Object.hasOwn(given, name)
+          ? `${reason} (from --input ${name}=${given[name]})`
+          : `${reason}; pass --input ${name}=VALUE`,
+        path: ["inputs", name],
+        line: at?.line,
+        column: at?.column,
+      };
+    });
+  }
+}
+
+/** Prints node logs, failed attempts and failed nodes to stderr as they happen. */
+function progressPrinter(): (event: RunEvent, run: { id: string; flowId: string }) => void {
+  let topRunId: string | undefined;
+  return (event, run) => {
+    topRunId ??= run.id;
+    const sub = run.id !== topRunId;
+    const label = `[${sub ? `${run.flowId}/` : ""}${event.node ?? ""}]`;
+    switch (event.type) {
+      case "run.start":
+        if (!sub) console.error(`Running flow "${run.flowId}" (run ${run.id})`);
+        break;
+      case "node.log": {
+        const level = event.level === undefined || event.level === "info" ? "" : `${event.level}: `;
+        for (const line of String(event.message ?? "").split("\n")) {
+          console.error(`${label} ${level}${line}`);
+        }
+        break;
+      }
+      case "node.attempt":
+        if (event.error !== undefined) {
+          console.error(`${label} attempt ${event.attempt} failed: ${event.error}`);
+        }
+        break;
+      case "node.end":
+        if (event.status === "failed" || event.status === "timed-out") {
+          console.error(
+            event.attempt
+              ? `${label} ${event.status} after ${plural(event.attempt, "attempt")}`
+              : `${label} ${event.status}: ${event.error ?? "no error message"}`,
+          );
+        }
+        break;
+    }
+  };
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+function printSummary(record: RunRecord): void {
+  const lines = [
+    `run:      ${record.id}`,
+    `flow:     ${record.flowId} (version ${shortHash(record.flowVersion)})`,
+    `status:   ${record.status}`,
+    `duration: ${formatDuration(record.durationMs)}`,
+  ];
+  if (record.error) {
+    lines.push(
+      `error:    ${
+        record.error.node ? `node "${record.error.node}": ` : ""
+      }${record.error.message}`,
+    );
+  }
+  if (record.outputs !== null) {
+    const names = Object.keys(record.outputs);
+    if (names.length === 0) lines.push("outputs:  (none)");
+    else {
+      lines.push("outputs:");
+      for (const name of names) lines.push(`  ${name}: ${JSON.stringify(record.outputs[name])}`);
+    }
+  }
+  console.log(lines.join("\n"));
+}

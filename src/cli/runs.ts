@@ -1,0 +1,218 @@
+/**
+ * `flowstate runs ls` and `flowstate runs show`: the recorded runs.
+ *
+ * `--json` output (one JSON document on stdout, stable):
+ * - `runs ls`: `[{ "id", "flowId", "flowVersion", "status", "startedAt", "endedAt",
+ *   "durationMs", "error", "parentRunId"? }]`, newest first (times in ms since the epoch)
+ * - `runs show <id>`: `{ "run": <RunRecord>, "events": [{ "at", "type", "node"?, "attempt"?,
+ *   "status"?, "durationMs"?, "outputBytes"?, "error"?, "message"?, "level"? }] }`
+ *
+ * @module
+ */
+import { parseDuration } from "../flow/duration.ts";
+import type { RunEvent, RunRecord, RunStatus } from "../flow/types.ts";
+import type { RunSummary } from "../records/records.ts";
+import { openRuntime } from "../runtime.ts";
+import { formatDuration, formatTime, printTable, shortHash } from "./format.ts";
+import { UsageError } from "./input.ts";
+import type { GlobalOptions } from "./main.ts";
+
+/** Options of `runs ls`. */
+export interface ListRunsCommandOptions {
+  /** `--flow ID`. */
+  flow?: string;
+  /** `--status S`. */
+  status?: RunStatus;
+  /** `--since T`: an ISO date or a duration ago (`1h`, `7d`). */
+  since?: string;
+  /** `--until T`: an ISO date or a duration ago. */
+  until?: string;
+  /** `--limit N` (default {@linkcode DEFAULT_RUNS_LIMIT}). */
+  limit?: number;
+  /** `--json`. */
+  json?: boolean;
+}
+
+/** How many runs `runs ls` shows without `--limit`. */
+export const DEFAULT_RUNS_LIMIT = 20;
+
+const PAGE = 1000;
+const RUN_ID = /^[0-9a-z]{20}$/;
+
+/**
+ * Parse a `--since`/`--until` value: an ISO 8601 date or date-time
+ * (`2026-05-01`, `2026-05-01T12:00:00Z`; a date alone is midnight UTC), or a
+ * duration meaning that long before `now` (`90s`, `30m`, `1h`, `7d`, `1h30m`).
+ */
+export function parseTimeOption(text: string, option: string, now: number): number {
+  const trimmed = text.trim();
+  if (/^[\d.]+(ms|s|m|h|d)/.test(trimmed)) {
+    try {
+      return now - parseDuration(trimmed, option);
+    } catch {
+      // Reported below.
+    }
+  } else if (/^\d{4}-\d{2}-\d{2}/.test(trimmed)) {
+    const ms = Date.parse(trimmed);
+    if (Number.isFinite(ms)) return ms;
+  }
+  throw new UsageError(
+    `Invalid ${option} "${text}": expected an ISO date (2026-05-01, 2026-05-01T12:00:00Z) ` +
+      `or how long ago (30m, 1h, 7d)`,
+  );
+}
+
+/** `runs ls [--flow ID] [--status S] [--since T] [--until T] [--limit N] [--json]`. */
+export async function listRuns(
+  options: ListRunsCommandOptions,
+  global: GlobalOptions,
+): Promise<number> {
+  const now = Date.now();
+  const since = options.since === undefined
+    ? undefined
+    : parseTimeOption(options.since, "--since", now);
+  const until = options.until === undefined
+    ? undefined
+    : parseTimeOption(options.until, "--until", now);
+  const limit = options.limit ?? DEFAULT_RUNS_LIMIT;
+  await using runtime = await openRuntime({ config: global.config });
+  const records = await runtime.records();
+  const runs: RunSummary[] = [];
+  let cursor: string | undefined;
+  while (runs.length < limit) {
+    const page = await records.listRunSummaries({
+      flowId: options.flow,
+      status: options.status,
+      since,
+      until,
+      limit: Math.min(PAGE, limit - runs.length),
+      cursor,
+    });
+    runs.push(...page.runs);
+    cursor = page.cursor;
+    if (cursor === undefined) break;
+  }
+  if (options.json) {
+    console.log(JSON.stringify(runs));
+  } else if (runs.length === 0) {
+    console.error("No runs match");
+  } else {
+    printTable(
+      ["ID", "FLOW", "STATUS", "STARTED", "DURATION"],
+      runs.map((r) => [
+        r.id,
+        r.parentRunId === undefined ? r.flowId : `${r.flowId} (sub-flow)`,
+        r.status,
+        formatTime(r.startedAt),
+        formatDuration(r.durationMs),
+      ]),
+    );
+  }
+  return 0;
+}
+
+/** `runs show <run-id> [--json]`: exit 1 when there is no such run. */
+export async function showRun(
+  runId: string,
+  options: { json?: boolean },
+  global: GlobalOptions,
+): Promise<number> {
+  if (!RUN_ID.test(runId)) {
+    console.error(
+      `Run "${runId}" not found: run ids are 20 lowercase letters and digits, as printed by ` +
+        "flowstate run and flowstate runs ls",
+    );
+    return 1;
+  }
+  await using runtime = await openRuntime({ config: global.config });
+  const records = await runtime.records();
+  const run = await records.getRun(runId);
+  if (run === null) {
+    console.error(
+      `Run ${runId} not found in store "${runtime.config.records}" (list runs with: flowstate runs ls)`,
+    );
+    return 1;
+  }
+  const events = await records.getEvents(runId);
+  if (options.json) console.log(JSON.stringify({ run, events }));
+  else printRun(run, events);
+  return 0;
+}
+
+function printRun(run: RunRecord, events: readonly RunEvent[]): void {
+  const lines = [
+    `run:      ${run.id}`,
+    `flow:     ${run.flowId} (version ${shortHash(run.flowVersion)})`,
+  ];
+  if (run.parentRunId !== undefined) lines.push(`parent:   ${run.parentRunId}`);
+  lines.push(
+    `status:   ${run.status}`,
+    `started:  ${formatTime(run.startedAt)}`,
+    `duration: ${formatDuration(run.durationMs)}`,
+    `inputs:   ${JSON.stringify(run.inputs)}`,
+  );
+  if (run.outputs !== null) lines.push(`outputs:  ${JSON.stringify(run.outputs)}`);
+  if (run.error) {
+    lines.push(
+      `error:    ${run.error.node ? `node "${run.error.node}": ` : ""}${run.error.message}`,
+    );
+  }
+
+  // One block per node, in the order nodes first appear, then nodes without events.
+  const byNode = new Map<string, RunEvent[]>();
+  for (const event of events) {
+    if (event.node === undefined) continue;
+    let list = byNode.get(event.node);
+    if (!list) byNode.set(event.node, list = []);
+    list.push(event);
+  }
+  for (const id of Object.keys(run.nodes)) if (!byNode.has(id)) byNode.set(id, []);
+  if (byNode.size > 0) lines.push("", "nodes:");
+  const offsetWidth = Math.max(
+    0,
+    ...events.map((e) => formatDuration(e.at - run.startedAt).length + 1),
+  );
+  for (const [id, nodeEvents] of byNode) {
+    const result = run.nodes[id];
+    const head = result === undefined
+      ? "(no result recorded)"
+      : `${result.status}, ${result.attempts} attempt${result.attempts === 1 ? "" : "s"}`;
+    const end = nodeEvents.findLast((e) => e.type === "node.end");
+    const took = end?.durationMs === undefined ? "" : `, ${formatDuration(end.durationMs)}`;
+    lines.push(`  ${id}: ${head}${took}`);
+    for (const event of nodeEvents) {
+      const line = describeEvent(event);
+      const offset = `+${formatDuration(event.at - run.startedAt)}`.padEnd(offsetWidth);
+      if (line !== undefined) lines.push(`    ${offset}  ${line}`);
+    }
+    if (result?.output !== undefined) {
+      let output = JSON.stringify(result.output);
+      if (output.length > 100) output = `${output.slice(0, 99)}…`;
+      lines.push(`    output: ${output}`);
+    }
+  }
+  console.log(lines.join("\n"));
+}
+
+function describeEvent(event: RunEvent): string | undefined {
+  switch (event.type) {
+    case "node.start":
+      return "started";
+    case "node.attempt":
+      return event.error === undefined
+        ? `attempt ${event.attempt}`
+        : `attempt ${event.attempt} failed: ${event.error}`;
+    case "node.log":
+      return `${event.level && event.level !== "info" ? `${event.level}: ` : "log: "}${
+        event.message ?? ""
+      }`;
+    case "node.end":
+      return `${event.status}${
+        event.status === "failed" || event.status === "timed-out"
+          ? event.error === undefined ? "" : `: ${event.error}`
+          : ""
+      }`;
+    default:
+      return undefined;
+  }
+}
