@@ -148,10 +148,25 @@ function keyFromBytes(bytes: Uint8Array): string[] {
   let start = 0;
   for (let i = bytes.indexOf(0); i >= 0; i = bytes.indexOf(0, start)) {
     if (bytes[i + 1] === 0xff) return keyWithNulFromBytes(bytes);
-    key.push(utf8.decode(bytes.subarray(start, i)));
+    key.push(decodeElement(bytes, start, i));
     start = i + 1;
   }
   return key;
+}
+
+/** Short ASCII elements (the common case) skip TextDecoder, which costs a native call each. */
+function decodeElement(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start <= 64) {
+    let ascii = true;
+    for (let i = start; i < end; i++) {
+      if (bytes[i] >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return String.fromCharCode.apply(null, bytes.subarray(start, end) as never);
+  }
+  return utf8.decode(bytes.subarray(start, end));
 }
 
 function keyWithNulFromBytes(bytes: Uint8Array): string[] {
@@ -450,7 +465,7 @@ export class SqliteDriver implements StoreDriver {
    * transaction stays open between pages, so a long listing never blocks
    * checkpoints, and each page sees the latest commits.
    */
-  async *list(range: KeyRange, now: number): AsyncGenerator<RawEntry> {
+  *list(range: KeyRange, now: number): Generator<RawEntry> {
     const what = "Cannot list";
     this.#assertOpen(what);
     const bounds = prefixBounds(range.prefix ?? []);

@@ -230,7 +230,19 @@ class CoreStore implements Store {
     async function* entries(): AsyncGenerator<Entry<T>> {
       if (limit === 0) return;
       let n = 0;
-      for await (const raw of self.#driver.list(range, self.#clock.now())) {
+      const source = self.#driver.list(range, self.#clock.now());
+      if (Symbol.iterator in source) {
+        // A synchronous driver (memory, sqlite): no await per entry here.
+        for (const raw of source as Iterable<RawEntry>) {
+          self.#assertOpen(what);
+          if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
+          lastKey = raw.key;
+          yield toEntry<T>(raw);
+          if (++n >= limit) return;
+        }
+        return;
+      }
+      for await (const raw of source) {
         self.#assertOpen(what);
         if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
         lastKey = raw.key;
