@@ -387,8 +387,13 @@ export function validateFlow(definition: unknown, options: ValidateFlowOptions =
  */
 export async function loadFlowFile(
   path: string,
-  options: Omit<ParseFlowOptions, "file"> = {},
+  options: Omit<ParseFlowOptions, "file"> & {
+    /** The name used in messages and as `ParsedFlow.file` (default: `path`). */
+    displayPath?: string;
+  } = {},
 ): Promise<ParsedFlow> {
+  const { displayPath, ...parseOptions } = options;
+  const shown = displayPath ?? path;
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -396,7 +401,7 @@ export async function loadFlowFile(
     if (error instanceof Deno.errors.NotFound) {
       throw new FlowValidationError(
         [{ message: "Cannot load flow: no such file", path: [] }],
-        path,
+        shown,
         { cause: error },
       );
     }
@@ -405,13 +410,13 @@ export async function loadFlowFile(
     ) {
       throw new FlowValidationError(
         [{ message: "Cannot load flow: this is a directory, not a flow file", path: [] }],
-        path,
+        shown,
         { cause: error },
       );
     }
     throw error;
   }
-  return parseFlow(text, { ...options, file: path });
+  return parseFlow(text, { ...parseOptions, file: shown });
 }
 
 function sortProblems(problems: FlowProblem[]): FlowProblem[] {

@@ -109,6 +109,8 @@ export async function prepareFlow(
             ? [...unknown[1].matchAll(/"([^"]+)"/g)].map((m) =>
               `unknown option "${m[1]}" for ${spec.type}${didYouMean(m[1], known)}`
             ).join("; ")
+            : /received undefined/.test(issue.message) && path.length > 0
+            ? `missing required option "${path.join(".")}" for ${spec.type}`
             : `${spec.type}: ${issue.message}`;
           problem(["nodes", i, "with", ...path], message);
         }

@@ -60,7 +60,9 @@ export async function loadFlow(
 ): Promise<{ parsed: ParsedFlow; prepared: PreparedFlow }> {
   const cwd = options.cwd ?? Deno.cwd();
   let parsed: ParsedFlow;
-  if (typeof flow === "string") parsed = await loadFlowFile(resolve(cwd, flow));
+  if (typeof flow === "string") {
+    parsed = await loadFlowFile(resolve(cwd, flow), { displayPath: flow });
+  }
   else if (isParsed(flow)) parsed = flow;
   else parsed = validateFlow(flow);
   const prepared = await prepareFlow(parsed, {
