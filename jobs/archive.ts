@@ -1,0 +1,772 @@
+/**
+ * The `archive` job: moves finished runs older than `olderThan` out of the
+ * records store into compressed archive files under `<home>/archive/`, where
+ * `runs show` and `runs ls --archived` still find them.
+ *
+ * ```yaml
+ * jobs:
+ *   archive: { schedule: "30 2 * * *", options: { olderThan: 90d, period: month } }
+ * ```
+ *
+ * ## Files
+ *
+ * - `runs-<period>.ndjson.gz`: one file per period of run start time (UTC),
+ *   `2026-01` for `period: month` (the default) or `2026-01-15` for
+ *   `period: day`. gzip'd newline-delimited JSON, one run per line:
+ *   `{ "run": <RunRecord>, "events": [<RunEvent>…] }`. (gzip through the
+ *   built-in `CompressionStream`; zstd is not available without a dependency.)
+ * - `runs-<period>.index.json`: a small index of that file: `{ format, version,
+ *   file, period, runs, bytes, sha256, updatedAt, entries }`, where `entries`
+ *   holds each run's summary (`id, flowId, flowVersion, status, startedAt,
+ *   endedAt, durationMs, error`) in file order. Listing reads only indexes;
+ *   finding run X reads the index of the period its id's time falls in
+ *   (run ids start with their start time), then decompresses that one file
+ *   up to the run's line.
+ *
+ * ## Safety
+ *
+ * An archive file is never appended to in place. Adding runs to a period
+ * writes a new complete file (the old file's lines, then the new runs) to a
+ * temp file, fsyncs it, re-reads it from disk and checks its size, SHA-256,
+ * run count and every run id, and only then renames it over the old file and
+ * writes the index (same temp + fsync + rename). Runs are deleted from the
+ * records store only after that, in batches. A run already in the period's
+ * file is never written twice: so if the process is killed after writing a
+ * file but before deleting its runs, the next run finds them in the file,
+ * does not add them again, and deletes them. An index that does not match
+ * its file (killed between the two renames) is rebuilt from the file. A
+ * damaged archive file is never overwritten: the job stops and says so.
+ *
+ * Only one archive job runs at a time per records store: it holds a lease
+ * (an expiring entry taken with compare-and-set, renewed while it works;
+ * a killed job's lease expires after two minutes). `running` runs are never
+ * archived. Cancelling stops at a consistent point: before a file is
+ * renamed (the temp file is discarded), or between delete batches.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { z } from "zod";
+import { writeFileAtomic } from "../src/_fs.ts";
+import { durationProblem, parseDuration } from "../src/flow/duration.ts";
+import type { Duration, RunEvent, RunRecord, RunStatus } from "../src/flow/types.ts";
+import { defineJob, type Job, type JobContext, type JobResult } from "../src/jobs/job.ts";
+import { type Records, runIdTime, type RunSummary } from "../src/records/records.ts";
+import type { Key, Store } from "../src/store/types.ts";
+import {
+  _internals,
+  damaged,
+  formatBytes,
+  GzipFileWriter,
+  newSha256,
+  readGzipLines,
+  sha256File,
+} from "./_archive_format.ts";
+
+/** How runs are grouped into archive files: by day or by month of their start time (UTC). */
+export type ArchivePeriod = "day" | "month";
+
+/** Options of the archive job. */
+export interface ArchiveOptions {
+  /** Archive runs that started longer ago than this (`"30d"`, or ms). */
+  olderThan: Duration;
+  /** One archive file per `"day"` or `"month"` (default). */
+  period: ArchivePeriod;
+  /** Runs read per page, and deleted per batch between cancellation checks. */
+  batchSize: number;
+}
+
+/** Default options of the archive job. */
+export const defaults = {
+  olderThan: "30d",
+  period: "month",
+  batchSize: 500,
+} satisfies Partial<ArchiveOptions>;
+
+const archiveOptions = z.strictObject({
+  olderThan: z.union([z.number(), z.string()]).superRefine((value, ctx) => {
+    const problem = durationProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem.message });
+  }).default(defaults.olderThan),
+  period: z.enum(["day", "month"]).default(defaults.period),
+  batchSize: z.number().int().min(1).max(1000).default(defaults.batchSize),
+});
+
+/** The format name of an archive index. */
+export const ARCHIVE_INDEX_FORMAT = "flowstate.archive-index";
+
+/** The index of one archive file (`runs-<period>.index.json`). */
+export interface ArchiveIndex {
+  /** Always {@linkcode ARCHIVE_INDEX_FORMAT}. */
+  format: string;
+  /** Index format version (1). */
+  version: number;
+  /** The archive file's name (in the same directory). */
+  file: string;
+  /** `YYYY-MM` or `YYYY-MM-DD` (UTC). */
+  period: string;
+  /** Runs in the file. */
+  runs: number;
+  /** Size of the file in bytes. */
+  bytes: number;
+  /** SHA-256 (hex) of the file. */
+  sha256: string;
+  /** When the file was last written (ISO 8601). */
+  updatedAt: string;
+  /** One summary per run, in file order. */
+  entries: RunSummary[];
+}
+
+/** An archived run's summary, with the file that holds it. */
+export interface ArchivedRunSummary extends RunSummary {
+  /** The archive file's name (under `<home>/archive/`). */
+  archive: string;
+}
+
+/** A run read back from an archive. */
+export interface ArchivedRun {
+  /** The run's record, as it was in the records store. */
+  run: RunRecord;
+  /** Its events. */
+  events: RunEvent[];
+  /** The archive file's name (under `<home>/archive/`). */
+  archive: string;
+}
+
+/** Filters of {@linkcode listArchivedRuns}; they combine. */
+export interface ListArchivedRunsOptions {
+  /** Only runs of this flow. */
+  flowId?: string;
+  /** Only runs with this status. */
+  status?: RunStatus;
+  /** Only runs started at or after this time (ms since the epoch). */
+  since?: number;
+  /** Only runs started before this time (ms since the epoch, exclusive). */
+  until?: number;
+  /** At most this many (default 100). */
+  limit?: number;
+}
+
+const FILE = /^runs-(\d{4}-\d{2}(?:-\d{2})?)\.ndjson\.gz$/;
+const TEMP = /^\.runs-.*\.tmp-/;
+const LEASE_KEY: Key = ["flowstate", "archive-lease"];
+const LEASE_TTL_MS = 120_000;
+
+/** `<home>/archive`. */
+export function archiveDir(home: string): string {
+  return join(home, "archive");
+}
+
+/** The period (UTC) that `ms` falls in: `YYYY-MM` or `YYYY-MM-DD`. */
+export function periodOf(ms: number, period: ArchivePeriod): string {
+  const iso = new Date(ms).toISOString();
+  return period === "month" ? iso.slice(0, 7) : iso.slice(0, 10);
+}
+
+/** The time range `[start, end)` of a period name. */
+function periodRange(period: string): [number, number] {
+  const [y, m, d] = period.split("-").map(Number);
+  if (d === undefined) return [Date.UTC(y, m - 1, 1), Date.UTC(y, m, 1)];
+  return [Date.UTC(y, m - 1, d), Date.UTC(y, m - 1, d + 1)];
+}
+
+function fileName(period: string): string {
+  return `runs-${period}.ndjson.gz`;
+}
+
+function indexName(period: string): string {
+  return `runs-${period}.index.json`;
+}
+
+/** The archive files in `dir`, by period. */
+async function archiveFiles(dir: string): Promise<string[]> {
+  const periods: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      const match = entry.isFile ? FILE.exec(entry.name) : null;
+      if (match) periods.push(match[1]);
+    }
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return [];
+    throw err;
+  }
+  return periods.sort();
+}
+
+function summarize(run: RunRecord): RunSummary {
+  const summary: RunSummary = {
+    id: run.id,
+    flowId: run.flowId,
+    flowVersion: run.flowVersion,
+    status: run.status,
+    startedAt: run.startedAt,
+    endedAt: run.endedAt ?? null,
+    durationMs: run.durationMs ?? null,
+    error: run.error ?? null,
+  };
+  if (run.parentRunId !== undefined) summary.parentRunId = run.parentRunId;
+  return summary;
+}
+
+/** Read a whole archive file: its runs' summaries in file order, size and checksum. */
+async function scanArchive(dir: string, period: string): Promise<ArchiveIndex> {
+  const path = join(dir, fileName(period));
+  const what = `Cannot read archive ${fileName(period)}`;
+  const hash = newSha256();
+  let bytes = 0;
+  const entries: RunSummary[] = [];
+  let n = 0;
+  for await (
+    const line of readGzipLines(path, {
+      what,
+      onBytes: (chunk) => {
+        hash.update(chunk);
+        bytes += chunk.length;
+      },
+    })
+  ) {
+    n++;
+    let run: RunRecord | undefined;
+    try {
+      run = (JSON.parse(line) as { run?: RunRecord }).run;
+    } catch {
+      throw damaged(what, path, `line ${n} is not JSON`);
+    }
+    if (typeof run?.id !== "string") throw damaged(what, path, `line ${n} holds no run`);
+    entries.push(summarize(run));
+  }
+  const stat = await Deno.stat(path);
+  return {
+    format: ARCHIVE_INDEX_FORMAT,
+    version: 1,
+    file: fileName(period),
+    period,
+    runs: entries.length,
+    bytes,
+    sha256: hash.digest("hex"),
+    updatedAt: (stat.mtime ?? new Date(0)).toISOString(),
+    entries,
+  };
+}
+
+/**
+ * The index of a period's archive, or `null` if there is no archive file.
+ * `check: "size"` trusts an index whose size matches the file; `"full"`
+ * checksums the file. An index that is missing, unreadable or does not match
+ * is rebuilt from the file (`rebuilt: true`, not written here).
+ */
+async function loadIndex(
+  dir: string,
+  period: string,
+  check: "size" | "full",
+): Promise<{ index: ArchiveIndex; rebuilt: boolean } | null> {
+  const path = join(dir, fileName(period));
+  let size: number;
+  try {
+    size = (await Deno.stat(path)).size;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+  let index: ArchiveIndex | undefined;
+  try {
+    const parsed = JSON.parse(await Deno.readTextFile(join(dir, indexName(period))));
+    if (
+      parsed?.format === ARCHIVE_INDEX_FORMAT && parsed.version === 1 &&
+      Array.isArray(parsed.entries) && parsed.entries.length === parsed.runs
+    ) {
+      index = parsed as ArchiveIndex;
+    }
+  } catch {
+    // Missing or unreadable: rebuilt below.
+  }
+  if (index !== undefined && index.bytes === size) {
+    if (check === "size") return { index, rebuilt: false };
+    const { sha256 } = await sha256File(path);
+    if (sha256 === index.sha256) return { index, rebuilt: false };
+  }
+  return { index: await scanArchive(dir, period), rebuilt: true };
+}
+
+/** The run on one line, if the line is that run's. */
+function runOnLine(line: string, runId: string): { run: RunRecord; events: RunEvent[] } | null {
+  if (!line.includes(`"${runId}"`)) return null;
+  const parsed = JSON.parse(line) as { run: RunRecord; events?: RunEvent[] };
+  return parsed.run?.id === runId ? { run: parsed.run, events: parsed.events ?? [] } : null;
+}
+
+/**
+ * Read one archived run back, or `null` if no archive under `home` holds it.
+ * Looks first in the files of the period its id's time falls in, then in the
+ * others' indexes; decompresses only the file that holds it (up to the run's
+ * line). Throws a `TypeError` if `runId` is not a run id, and a
+ * `StoreCorruptError` if that file is damaged.
+ */
+export async function readArchivedRun(home: string, runId: string): Promise<ArchivedRun | null> {
+  const time = runIdTime(runId);
+  const dir = archiveDir(home);
+  const periods = await archiveFiles(dir);
+  const likely = [periodOf(time, "month"), periodOf(time, "day")];
+  const order = [
+    ...likely.filter((p) => periods.includes(p)),
+    ...periods.filter((p) => !likely.includes(p)).reverse(),
+  ];
+  for (const period of order) {
+    const loaded = await loadIndex(dir, period, "size");
+    if (!loaded?.index.entries.some((e) => e.id === runId)) continue;
+    const path = join(dir, fileName(period));
+    for await (
+      const line of readGzipLines(path, { what: `Cannot read archive ${fileName(period)}` })
+    ) {
+      const found = runOnLine(line, runId);
+      if (found) return { ...found, archive: fileName(period) };
+    }
+  }
+  return null;
+}
+
+/**
+ * Archived runs' summaries, newest first, read from the archive indexes only.
+ * Files whose period cannot hold a match (by `since`/`until`) are not read.
+ */
+export async function listArchivedRuns(
+  home: string,
+  options: ListArchivedRunsOptions = {},
+): Promise<ArchivedRunSummary[]> {
+  const limit = options.limit ?? 100;
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new RangeError(
+      `Cannot list archived runs: limit must be a positive integer (got ${limit})`,
+    );
+  }
+  const dir = archiveDir(home);
+  const { flowId, status, since, until } = options;
+  const files = (await archiveFiles(dir))
+    .map((period) => ({ period, range: periodRange(period) }))
+    .filter(({ range: [start, end] }) =>
+      (since === undefined || end > since) && (until === undefined || start < until)
+    )
+    .sort((a, b) => b.range[1] - a.range[1] || b.range[0] - a.range[0]);
+  const found: ArchivedRunSummary[] = [];
+  const newestFirst = (a: RunSummary, b: RunSummary) =>
+    b.startedAt - a.startedAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+  for (const { period, range } of files) {
+    if (found.length >= limit && range[1] <= found[limit - 1].startedAt) break;
+    const loaded = await loadIndex(dir, period, "size");
+    if (loaded === null) continue;
+    for (const e of loaded.index.entries) {
+      if (flowId !== undefined && e.flowId !== flowId) continue;
+      if (status !== undefined && e.status !== status) continue;
+      if (since !== undefined && e.startedAt < since) continue;
+      if (until !== undefined && e.startedAt >= until) continue;
+      found.push({ ...e, archive: fileName(period) });
+    }
+    found.sort(newestFirst);
+    if (found.length > limit) found.length = limit;
+  }
+  return found;
+}
+
+/** What the archive job reports. */
+interface ArchiveTotals {
+  archived: number;
+  files: number;
+  bytesWritten: number;
+  deleted: number;
+  alreadyArchived: number;
+  skippedRunning: number;
+  periods: string[];
+  cancelled: boolean;
+}
+
+/** A period being archived in this job run. */
+interface PeriodWork {
+  period: string;
+  /** The file as it was when the period was opened (verified), or `null`. */
+  existing: ArchiveIndex | null;
+  /** The index had to be rebuilt from the file: write it even if nothing is added. */
+  indexStale: boolean;
+  present: Set<string>;
+  writer: GzipFileWriter | null;
+  /** Summaries in the new file's order. */
+  entries: RunSummary[];
+  toDelete: string[];
+  added: number;
+}
+
+/** An expiring lease on the records store, so that one archive job runs at a time. */
+class ArchiveLease {
+  #store: Store;
+  #ctx: JobContext;
+  #version: string | null = null;
+  #renewedAt = 0;
+
+  constructor(store: Store, ctx: JobContext) {
+    this.#store = store;
+    this.#ctx = ctx;
+  }
+
+  #value() {
+    return { runId: this.#ctx.runId, pid: Deno.pid, at: this.#ctx.clock.now() };
+  }
+
+  async acquire(): Promise<void> {
+    const result = await this.#store.set(LEASE_KEY, this.#value(), {
+      ifVersion: null,
+      expireIn: LEASE_TTL_MS,
+    });
+    if (!result.ok) {
+      const holder = await this.#store.get<{ runId?: string }>(LEASE_KEY);
+      throw new Error(
+        `Cannot archive runs: another archive job${
+          holder?.value.runId ? ` (run ${holder.value.runId})` : ""
+        } is running${
+          holder?.expiresAt
+            ? ` and holds the lease until ${new Date(holder.expiresAt).toISOString()}`
+            : ""
+        }; a killed job's lease expires by itself`,
+      );
+    }
+    this.#version = result.version;
+    this.#renewedAt = this.#ctx.clock.now();
+  }
+
+  /** Renew if a quarter of the lease has passed; throws if it was lost. */
+  async renew(force = false): Promise<void> {
+    if (this.#version === null) return;
+    if (!force && this.#ctx.clock.now() - this.#renewedAt < LEASE_TTL_MS / 4) return;
+    const result = await this.#store.set(LEASE_KEY, this.#value(), {
+      ifVersion: this.#version,
+      expireIn: LEASE_TTL_MS,
+    });
+    if (!result.ok) {
+      this.#version = null;
+      throw new Error(
+        "Cannot archive runs: this job lost its lease (it stalled for over two minutes and another archive job may have started); stopped before changing anything more",
+      );
+    }
+    this.#version = result.version;
+    this.#renewedAt = this.#ctx.clock.now();
+  }
+
+  async release(): Promise<void> {
+    if (this.#version === null) return;
+    await this.#store.delete(LEASE_KEY, { ifVersion: this.#version }).catch(() => false);
+    this.#version = null;
+  }
+}
+
+async function removeStaleTemps(dir: string): Promise<void> {
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && TEMP.test(entry.name)) {
+      await Deno.remove(join(dir, entry.name)).catch(() => {});
+    }
+  }
+}
+
+/** Moves old runs into archive files; see the module documentation. */
+class Archiver {
+  #ctx: JobContext;
+  #records: Records;
+  #options: ArchiveOptions;
+  #dir: string;
+  #lease: ArchiveLease;
+  #totals: ArchiveTotals = {
+    archived: 0,
+    files: 0,
+    bytesWritten: 0,
+    deleted: 0,
+    alreadyArchived: 0,
+    skippedRunning: 0,
+    periods: [],
+    cancelled: false,
+  };
+  /** Indexes of the other granularity's files, to never archive a run twice. */
+  #otherIndexes = new Map<string, Set<string> | null>();
+  #otherPeriods: Set<string> = new Set();
+  #dryRunPeriods: JobResult[] = [];
+
+  constructor(ctx: JobContext, records: Records, options: ArchiveOptions, lease: ArchiveLease) {
+    this.#ctx = ctx;
+    this.#records = records;
+    this.#options = options;
+    this.#dir = archiveDir(ctx.home);
+    this.#lease = lease;
+  }
+
+  /** What a dry run would do, per period. */
+  get dryRunPeriods(): JobResult[] {
+    return this.#dryRunPeriods;
+  }
+
+  async run(cutoff: number): Promise<ArchiveTotals> {
+    const ctx = this.#ctx;
+    if (!ctx.dryRun) {
+      await Deno.mkdir(this.#dir, { recursive: true });
+      await removeStaleTemps(this.#dir);
+    }
+    const other: ArchivePeriod = this.#options.period === "month" ? "day" : "month";
+    this.#otherPeriods = new Set(
+      (await archiveFiles(this.#dir)).filter((p) => (p.length === 7) === (other === "month")),
+    );
+    let work: PeriodWork | null = null;
+    let cursor: string | undefined;
+    let scanned = 0;
+    const scanning = `archive runs started before ${new Date(cutoff).toISOString()}`;
+    ctx.progress.start(scanning);
+    const stop = async () => {
+      await work?.writer?.abort();
+      work = null;
+      this.#totals.cancelled = true;
+      return this.#totals;
+    };
+    try {
+      do {
+        if (ctx.signal.aborted) return await stop();
+        const page = await this.#records.listRuns({
+          until: cutoff,
+          limit: this.#options.batchSize,
+          cursor,
+        });
+        cursor = page.cursor;
+        for (const run of page.runs) {
+          if (run.status === "running") {
+            this.#totals.skippedRunning++;
+            continue;
+          }
+          if (run.startedAt >= cutoff) continue;
+          const period = periodOf(run.startedAt, this.#options.period);
+          if (work !== null && work.period !== period) {
+            if (ctx.signal.aborted) return await stop();
+            await this.#finish(work);
+            work = null;
+            if (this.#totals.cancelled) return this.#totals;
+            ctx.progress.start(scanning);
+            ctx.progress.update(scanned);
+          }
+          work ??= await this.#open(period);
+          await this.#add(work, run);
+          ctx.progress.update(++scanned);
+        }
+        await this.#lease.renew();
+      } while (cursor !== undefined);
+      if (ctx.signal.aborted) return await stop();
+      if (work !== null) await this.#finish(work);
+      work = null;
+    } finally {
+      await (work as PeriodWork | null)?.writer?.abort();
+      ctx.progress.finish();
+    }
+    return this.#totals;
+  }
+
+  async #open(period: string): Promise<PeriodWork> {
+    const loaded = await loadIndex(this.#dir, period, "full");
+    if (loaded?.rebuilt) {
+      this.#ctx.log(
+        `index of ${
+          fileName(period)
+        } did not match the file (an interrupted archive run?); rebuilt it from the file`,
+        "warn",
+      );
+    }
+    const existing = loaded?.index ?? null;
+    return {
+      period,
+      existing,
+      indexStale: loaded?.rebuilt ?? false,
+      present: new Set(existing?.entries.map((e) => e.id)),
+      writer: null,
+      entries: [...(existing?.entries ?? [])],
+      toDelete: [],
+      added: 0,
+    };
+  }
+
+  async #inOtherGranularity(run: RunRecord): Promise<boolean> {
+    if (this.#otherPeriods.size === 0) return false;
+    const period = periodOf(run.startedAt, this.#options.period === "month" ? "day" : "month");
+    if (!this.#otherPeriods.has(period)) return false;
+    if (!this.#otherIndexes.has(period)) {
+      try {
+        const loaded = await loadIndex(this.#dir, period, "full");
+        this.#otherIndexes.set(period, new Set(loaded?.index.entries.map((e) => e.id)));
+      } catch (err) {
+        this.#ctx.log(`cannot read ${fileName(period)}: ${(err as Error).message}`, "warn");
+        this.#otherIndexes.set(period, null);
+      }
+    }
+    return this.#otherIndexes.get(period)?.has(run.id) ?? false;
+  }
+
+  async #add(work: PeriodWork, run: RunRecord): Promise<void> {
+    if (work.present.has(run.id) || await this.#inOtherGranularity(run)) {
+      // Archived by an earlier run that stopped before deleting it.
+      work.toDelete.push(run.id);
+      this.#totals.alreadyArchived++;
+      return;
+    }
+    if (this.#ctx.dryRun) {
+      work.toDelete.push(run.id);
+      work.added++;
+      return;
+    }
+    if (work.writer === null) {
+      work.writer = await GzipFileWriter.create(join(this.#dir, fileName(work.period)));
+      if (work.existing !== null) {
+        const source = join(this.#dir, fileName(work.period));
+        for await (
+          const line of readGzipLines(source, {
+            what: `Cannot copy archive ${fileName(work.period)}`,
+          })
+        ) {
+          await work.writer.writeLine(line);
+        }
+      }
+    }
+    const events = await this.#records.getEvents(run.id);
+    await work.writer.writeLine(JSON.stringify({ run, events }));
+    work.present.add(run.id);
+    work.entries.push(summarize(run));
+    work.toDelete.push(run.id);
+    work.added++;
+  }
+
+  async #finish(work: PeriodWork): Promise<void> {
+    const ctx = this.#ctx;
+    const name = fileName(work.period);
+    const path = join(this.#dir, name);
+    const indexPath = join(this.#dir, indexName(work.period));
+    if (ctx.dryRun) {
+      const ids = work.toDelete.slice(0, 10).join(", ");
+      ctx.log(
+        `would archive ${work.added} runs into ${name}${
+          work.toDelete.length > work.added
+            ? ` (${work.toDelete.length - work.added} more are there already)`
+            : ""
+        } and delete ${work.toDelete.length} from the records store: ${ids}${
+          work.toDelete.length > 10 ? ", …" : ""
+        }`,
+      );
+      this.#totals.periods.push(work.period);
+      this.#dryRunPeriods.push({
+        period: work.period,
+        file: name,
+        runs: work.added,
+        alreadyArchived: work.toDelete.length - work.added,
+        ids: work.toDelete.slice(0, 100),
+      });
+      return;
+    }
+    if (work.writer !== null) {
+      const writer = work.writer;
+      const written = await writer.finish();
+      try {
+        await _internals.verifyArchiveFile(writer.tempPath, {
+          bytes: written.bytes,
+          sha256: written.sha256,
+          ids: work.entries.map((e) => e.id),
+        }, `Cannot archive runs into ${name}: the file written did not read back intact`);
+      } catch (err) {
+        await writer.abort();
+        work.writer = null;
+        throw err;
+      }
+      await this.#lease.renew(true);
+      await writer.commit();
+      work.writer = null;
+      await _internals.afterArchiveFile(path);
+      const index: ArchiveIndex = {
+        format: ARCHIVE_INDEX_FORMAT,
+        version: 1,
+        file: name,
+        period: work.period,
+        runs: work.entries.length,
+        bytes: written.bytes,
+        sha256: written.sha256,
+        updatedAt: new Date(ctx.clock.now()).toISOString(),
+        entries: work.entries,
+      };
+      await writeFileAtomic(indexPath, JSON.stringify(index));
+      await _internals.afterArchiveIndex(indexPath);
+      this.#totals.archived += work.added;
+      this.#totals.files++;
+      this.#totals.bytesWritten += written.bytes;
+      ctx.log(
+        `archived ${work.added} runs into ${name} (${work.entries.length} runs, ${
+          formatBytes(written.bytes)
+        })`,
+      );
+    } else if (work.indexStale && work.existing !== null) {
+      await writeFileAtomic(indexPath, JSON.stringify(work.existing));
+    }
+    this.#totals.periods.push(work.period);
+    await this.#delete(work);
+  }
+
+  async #delete(work: PeriodWork): Promise<void> {
+    const ctx = this.#ctx;
+    const batchSize = this.#options.batchSize;
+    ctx.progress.start(`delete archived runs of ${work.period}`, work.toDelete.length);
+    for (let i = 0; i < work.toDelete.length; i += batchSize) {
+      if (ctx.signal.aborted) {
+        ctx.log(
+          `cancelled with ${
+            work.toDelete.length - i
+          } archived runs of ${work.period} not yet deleted; the next archive run deletes them`,
+          "warn",
+        );
+        this.#totals.cancelled = true;
+        break;
+      }
+      for (const id of work.toDelete.slice(i, i + batchSize)) {
+        if (await this.#records.deleteRun(id)) this.#totals.deleted++;
+        ctx.progress.advance();
+      }
+      await this.#lease.renew();
+    }
+    ctx.progress.finish();
+  }
+}
+
+/**
+ * The archive job. Options: `olderThan`, `period`, `batchSize` (see
+ * {@linkcode ArchiveOptions}). Result: `{ archived, files, bytesWritten,
+ * deleted, alreadyArchived, skippedRunning, periods, cancelled }`; with
+ * `dryRun`, nothing is written and `wouldArchive` lists each period's runs.
+ */
+const archiveJob: Job<ArchiveOptions> = defineJob<ArchiveOptions>({
+  name: "archive",
+  description: "move finished runs older than olderThan into compressed archive files",
+  optionsSchema: archiveOptions,
+  defaults,
+  defaultSchedule: "30 2 * * *",
+  async run(ctx, options): Promise<JobResult> {
+    const olderThan = parseDuration(options.olderThan, "olderThan");
+    const cutoff = ctx.clock.now() - olderThan;
+    const records = await ctx.records();
+    const store = await ctx.store(ctx.runtime.config.records);
+    const lease = new ArchiveLease(store, ctx);
+    if (!ctx.dryRun) await lease.acquire();
+    const archiver = new Archiver(ctx, records, options, lease);
+    try {
+      const totals = await archiver.run(cutoff);
+      const result: JobResult = { ...totals };
+      if (ctx.dryRun) {
+        const periods = archiver.dryRunPeriods;
+        result.dryRun = true;
+        result.wouldArchive = periods.reduce((n, p) => n + (p.runs as number), 0);
+        result.wouldDelete = periods.reduce(
+          (n, p) => n + (p.runs as number) + (p.alreadyArchived as number),
+          0,
+        );
+        result.plan = periods;
+      }
+      return result;
+    } finally {
+      await lease.release();
+    }
+  },
+});
+
+export default archiveJob;

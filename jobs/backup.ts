@@ -1,0 +1,463 @@
+/**
+ * The `backup` job: a snapshot of one store (or of each store) in one
+ * compressed, versioned, checksummed file that `restore` can load into any
+ * backend.
+ *
+ * ```yaml
+ * jobs:
+ *   backup: { schedule: "0 3 * * *", options: { all: true } }
+ * ```
+ *
+ * ## File format (version 1)
+ *
+ * A gzip'd text file of newline-delimited JSON, `<home>/backups/<store>-<timestamp>.fsbackup`:
+ *
+ * 1. a header: `{ "format": "flowstate.backup", "version": 1, "store", "plugin", "createdAt" }`
+ *    (`createdAt` is an ISO date; `store` and `plugin` say where it came from);
+ * 2. one line per live entry, in key order: `{ "key": [...], "value": ..., "expiresAt": ms | null }`;
+ * 3. a trailer: `{ "end": "flowstate.backup", "entries": N, "sha256": "<hex>", "consistency" }`,
+ *    where `sha256` covers the entry lines (each line's UTF-8 bytes plus its `\n`).
+ *
+ * The whole compressed file's SHA-256 is written beside it as `<file>.sha256`
+ * in `sha256sum` format (`sha256sum -c` checks it). gzip adds its own CRC-32.
+ * Versions are not written: they are not portable across backends, and a
+ * restore gives every entry a new version (compare-and-set callers re-read).
+ * Expired entries are not written. The file is written to a temp file,
+ * fsynced and renamed, so a crash never leaves a partial backup under the
+ * final name.
+ *
+ * ## Consistency
+ *
+ * The Store contract has no snapshot read (a listing is read in batches, and
+ * other writers may commit between them), so with `consistency: "snapshot"`
+ * (the default) the job reads the store twice: it writes every entry while
+ * hashing each key with its version and expiry, then lists the store again
+ * and compares. Versions change on every write, so if both passes saw the
+ * same keys at the same versions, every entry in the file held exactly that
+ * value at the moment between the two passes: the file is that moment's
+ * state (the only thing it can miss is a key created after the first pass
+ * went by it and deleted before the second reached it). If anything
+ * changed, the file is discarded and the backup retried, up to `attempts`
+ * times, and then the job fails rather than write an inconsistent file.
+ * `consistency: "per-key"` reads once: each entry is a value it really had,
+ * but entries may come from different moments; use it for a store that is
+ * never quiet. For a busy SQLite store, a point-in-time copy of the database
+ * file itself (SQLite's backup API, `VACUUM INTO`) is the backend's own tool.
+ * `all: true` backs up each store in turn: each file is consistent on its
+ * own, not with the others.
+ *
+ * Memory stays constant whatever the store's size: entries are streamed from
+ * the store into the compressor and the file.
+ *
+ * @module
+ */
+import { dirname, join, resolve } from "node:path";
+import { z } from "zod";
+import { fileTimestamp, writeFileAtomic } from "../src/_fs.ts";
+import { defineJob, type Job, type JobResult } from "../src/jobs/job.ts";
+import type { Progress } from "../src/jobs/progress.ts";
+import type { Runtime } from "../src/runtime.ts";
+import type { Clock, Entry, Key, Store } from "../src/store/types.ts";
+import {
+  cancelled,
+  checksumLine,
+  formatBytes,
+  GzipFileWriter,
+  newSha256,
+} from "./_archive_format.ts";
+
+/** The `format` of a backup file's header. */
+export const BACKUP_FORMAT = "flowstate.backup";
+
+/** The newest backup format version this code writes and reads. */
+export const BACKUP_VERSION = 1;
+
+/** The file name extension of backups. */
+export const BACKUP_EXTENSION = ".fsbackup";
+
+/**
+ * The key a restore writes first and deletes last: while it exists, the
+ * store holds an unfinished restore (and a backup of it is refused).
+ */
+export const RESTORE_MARKER_KEY: Key = Object.freeze(["flowstate", "restore-in-progress"]);
+
+/** How a backup makes its snapshot; see the module documentation. */
+export type BackupConsistency = "snapshot" | "per-key";
+
+/** Options of the backup job. */
+export interface BackupOptions {
+  /** The store to back up (default: the global scope's store). */
+  store?: string;
+  /** Back up every configured store, one file each. */
+  all?: boolean;
+  /**
+   * The file to write (relative to the working directory); with `all`, the
+   * directory to write into. Default: `<home>/backups/`. An existing file is
+   * never overwritten.
+   */
+  out?: string;
+  /** `"snapshot"` (two passes, verified) or `"per-key"` (one pass). */
+  consistency: BackupConsistency;
+  /** Tries of a snapshot before giving up when the store keeps changing. */
+  attempts: number;
+}
+
+/** Default options of the backup job. */
+export const defaults = {
+  consistency: "snapshot",
+  attempts: 3,
+} satisfies Partial<BackupOptions>;
+
+const backupOptions = z.strictObject({
+  store: z.string().min(1).optional(),
+  all: z.boolean().optional(),
+  out: z.string().min(1).optional(),
+  consistency: z.enum(["snapshot", "per-key"]).default(defaults.consistency),
+  attempts: z.number().int().min(1).max(100).default(defaults.attempts),
+});
+
+/** The header line of a backup file. */
+export interface BackupHeader {
+  /** Always {@linkcode BACKUP_FORMAT}. */
+  format: string;
+  /** The format version. */
+  version: number;
+  /** The name of the store it was taken from. */
+  store: string;
+  /** The plugin of that store. */
+  plugin: string;
+  /** When the backup started (ISO 8601). */
+  createdAt: string;
+}
+
+/** The trailer line of a backup file. */
+export interface BackupTrailer {
+  /** Always {@linkcode BACKUP_FORMAT}: marks the line as the trailer. */
+  end: string;
+  /** How many entry lines come before it. */
+  entries: number;
+  /** SHA-256 (hex) of the entry lines, each with its newline. */
+  sha256: string;
+  /** How the snapshot was taken. */
+  consistency: BackupConsistency;
+}
+
+/** What {@linkcode backupStore} wrote. */
+export interface BackupInfo {
+  /** The store backed up. */
+  store: string;
+  /** Its plugin. */
+  plugin: string;
+  /** The file written (absolute). */
+  file: string;
+  /** Entries written. */
+  entries: number;
+  /** Size of the compressed file in bytes. */
+  bytes: number;
+  /** SHA-256 (hex) of the compressed file, also in `<file>.sha256`. */
+  sha256: string;
+  /** How the snapshot was taken. */
+  consistency: BackupConsistency;
+  /** How many tries the snapshot took. */
+  attempts: number;
+}
+
+/** Options for {@linkcode backupStore}. */
+export interface BackupStoreOptions {
+  /** See {@linkcode BackupOptions.consistency} (default `"snapshot"`). */
+  consistency?: BackupConsistency;
+  /** See {@linkcode BackupOptions.attempts} (default 3). */
+  attempts?: number;
+  /** Stops the backup between batches; nothing is left behind. */
+  signal?: AbortSignal;
+  /** Receives progress. */
+  progress?: Progress;
+  /** Receives log lines. */
+  log?: (message: string, level?: "info" | "warn") => void;
+  /** Time source for `createdAt` (default: the system clock). */
+  clock?: Clock;
+  /** Entries to leave out (the backup job's own, still running, run record). */
+  exclude?: (key: Key) => boolean;
+}
+
+const LIST_BATCH = 1000;
+const CHECK_EVERY = 1000;
+
+function versionLine(entry: Entry): string {
+  return `${JSON.stringify(entry.key)}\t${entry.version}\t${entry.expiresAt}\n`;
+}
+
+/**
+ * Write a backup of `store` to `path` (its directory is created; an existing
+ * file is replaced atomically). Resolves what was written; rejects if the
+ * store holds an unfinished restore, if it kept changing for `attempts`
+ * snapshot tries, or when `signal` aborts (the temp file is then removed and
+ * nothing else changes).
+ */
+export async function backupStore(
+  store: Store,
+  path: string,
+  options: BackupStoreOptions = {},
+): Promise<BackupInfo> {
+  const what = `Cannot back up store "${store.name}"`;
+  const consistency = options.consistency ?? defaults.consistency;
+  const attempts = options.attempts ?? defaults.attempts;
+  const clock = options.clock ?? { now: () => Date.now() };
+  const signal = options.signal;
+  const progress = options.progress;
+  const exclude = options.exclude;
+  const marker = await store.get<{ file?: string }>(RESTORE_MARKER_KEY);
+  if (marker !== null) {
+    throw new Error(
+      `${what}: it holds an unfinished restore${
+        marker.value?.file ? ` of ${marker.value.file}` : ""
+      }, so its content is partial; run the restore again to finish it first`,
+    );
+  }
+  await Deno.mkdir(dirname(path), { recursive: true });
+  const total = store.capabilities.count ? await store.count() : undefined;
+  for (let attempt = 1;; attempt++) {
+    if (signal?.aborted) throw cancelled(what);
+    const writer = await GzipFileWriter.create(path);
+    try {
+      const header: BackupHeader = {
+        format: BACKUP_FORMAT,
+        version: BACKUP_VERSION,
+        store: store.name,
+        plugin: store.plugin,
+        createdAt: new Date(clock.now()).toISOString(),
+      };
+      await writer.writeLine(JSON.stringify(header));
+      const entryHash = newSha256();
+      const versions = newSha256();
+      let entries = 0;
+      progress?.start(`backup ${store.name}`, total);
+      for await (const entry of store.list({ batchSize: LIST_BATCH })) {
+        if (exclude?.(entry.key)) continue;
+        const line = JSON.stringify({
+          key: entry.key,
+          value: entry.value,
+          expiresAt: entry.expiresAt,
+        });
+        entryHash.update(line);
+        entryHash.update("\n");
+        versions.update(versionLine(entry));
+        await writer.writeLine(line);
+        if (++entries % CHECK_EVERY === 0) {
+          progress?.update(entries);
+          if (signal?.aborted) throw cancelled(what);
+        }
+      }
+      progress?.update(entries);
+      progress?.finish();
+      const trailer: BackupTrailer = {
+        end: BACKUP_FORMAT,
+        entries,
+        sha256: entryHash.digest("hex"),
+        consistency,
+      };
+      await writer.writeLine(JSON.stringify(trailer));
+      await writer.finish();
+      if (consistency === "snapshot") {
+        const first = versions.digest("hex");
+        progress?.start(`check ${store.name} did not change`, entries);
+        const again = newSha256();
+        let n = 0;
+        for await (const entry of store.list({ batchSize: LIST_BATCH })) {
+          if (exclude?.(entry.key)) continue;
+          again.update(versionLine(entry));
+          if (++n % CHECK_EVERY === 0) {
+            progress?.update(n);
+            if (signal?.aborted) throw cancelled(what);
+          }
+        }
+        progress?.update(n);
+        progress?.finish();
+        if (n !== entries || again.digest("hex") !== first) {
+          await writer.abort();
+          const change = n === entries ? "entries were rewritten" : `${entries} → ${n} entries`;
+          if (attempt >= attempts) {
+            throw new Error(
+              `${what}: it changed while it was being read, in each of ${attempts} tries (last: ${change}); ` +
+                `stop its writers and try again, or use consistency "per-key" for a backup whose entries may come from different moments`,
+            );
+          }
+          options.log?.(
+            `store "${store.name}" changed during the backup (${change}); trying again (${
+              attempt + 1
+            } of ${attempts})`,
+            "warn",
+          );
+          continue;
+        }
+      }
+      const written = await writer.commit();
+      await writeFileAtomic(`${path}.sha256`, checksumLine(written.sha256, path));
+      return {
+        store: store.name,
+        plugin: store.plugin,
+        file: path,
+        entries,
+        bytes: written.bytes,
+        sha256: written.sha256,
+        consistency,
+        attempts: attempt,
+      };
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+  }
+}
+
+/** A store name made safe for a file name. */
+function fileSafe(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]/g, "_");
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/** `<dir>/<store>-<timestamp>.fsbackup`, with `-1`, `-2`… if that exists already. */
+async function defaultBackupPath(dir: string, store: string, now: number): Promise<string> {
+  const base = join(dir, `${fileSafe(store)}-${fileTimestamp(new Date(now))}`);
+  let path = `${base}${BACKUP_EXTENSION}`;
+  for (let i = 1; await exists(path); i++) path = `${base}-${i}${BACKUP_EXTENSION}`;
+  return path;
+}
+
+/** Options for {@linkcode backupStores}. */
+export interface BackupStoresOptions extends Partial<BackupOptions> {
+  /** Stops between batches and between stores. */
+  signal?: AbortSignal;
+  /** Receives progress. */
+  progress?: Progress;
+  /** Receives log lines. */
+  log?: (message: string, level?: "info" | "warn") => void;
+  /** Report what would be written, write nothing. */
+  dryRun?: boolean;
+  /**
+   * The job run doing the backup: its own record (still `running`) in the
+   * records store is left out of the backup, so a restore never brings back
+   * a run that looks forever unfinished.
+   */
+  runId?: string;
+}
+
+/** What {@linkcode backupStores} did (or, in a dry run, would do). */
+export interface BackupResult {
+  /** One backup per store. In a dry run, `bytes`, `sha256`… are 0 or empty. */
+  files: BackupInfo[];
+  /** Entries written, over all files. */
+  entries: number;
+  /** Bytes written, over all files. */
+  bytes: number;
+  /** `true` in a dry run. */
+  dryRun: boolean;
+}
+
+/**
+ * Back up the runtime's store `options.store` (default: the global scope's)
+ * or, with `all`, each configured store in turn, one file each, under
+ * `<home>/backups/` (or `out`). An existing file is never overwritten.
+ */
+export async function backupStores(
+  runtime: Runtime,
+  options: BackupStoresOptions = {},
+): Promise<BackupResult> {
+  const what = "Cannot back up";
+  if (options.all && options.store !== undefined) {
+    throw new TypeError(`${what}: give store or all, not both`);
+  }
+  const names = options.all ? [...runtime.storeNames] : [
+    options.store ?? runtime.config.scopes.global,
+  ];
+  for (const name of names) {
+    // Let the runtime word an unknown name (with the known names and a suggestion).
+    if (!runtime.storeNames.includes(name)) await runtime.store(name);
+  }
+  const out = options.out === undefined ? undefined : resolve(options.out);
+  const single = !options.all && out !== undefined;
+  const dir = options.all && out !== undefined ? out : join(runtime.home, "backups");
+  const result: BackupResult = { files: [], entries: 0, bytes: 0, dryRun: options.dryRun ?? false };
+  const runId = options.runId;
+  for (const name of names) {
+    if (options.signal?.aborted) throw cancelled(what);
+    const store = await runtime.store(name);
+    if (single && await exists(out)) {
+      throw new Error(
+        `${what} store "${name}" to ${out}: the file exists; remove it or choose another`,
+      );
+    }
+    const path = single ? out : await defaultBackupPath(dir, name, runtime.clock.now());
+    if (options.dryRun) {
+      const entries = await store.count();
+      options.log?.(`would back up store "${name}" (${entries} entries) to ${path}`);
+      result.files.push({
+        store: name,
+        plugin: store.plugin,
+        file: path,
+        entries,
+        bytes: 0,
+        sha256: "",
+        consistency: options.consistency ?? defaults.consistency,
+        attempts: 0,
+      });
+      result.entries += entries;
+      continue;
+    }
+    const info = await backupStore(store, path, {
+      consistency: options.consistency,
+      attempts: options.attempts,
+      signal: options.signal,
+      progress: options.progress,
+      log: options.log,
+      clock: runtime.clock,
+      exclude: runId !== undefined && name === runtime.config.records
+        ? (key) => key[0] === "flowstate" && key.includes(runId)
+        : undefined,
+    });
+    options.log?.(
+      `backed up store "${name}": ${info.entries} entries to ${info.file} (${
+        formatBytes(info.bytes)
+      }, sha256 ${info.sha256.slice(0, 12)}…)`,
+    );
+    result.files.push(info);
+    result.entries += info.entries;
+    result.bytes += info.bytes;
+  }
+  return result;
+}
+
+/**
+ * The backup job. Options: `store` or `all`, `out`, `consistency`,
+ * `attempts` (see {@linkcode BackupOptions}). Result: a
+ * {@linkcode BackupResult}: `{ files: [{ store, plugin, file, entries, bytes,
+ * sha256, consistency, attempts }], entries, bytes, dryRun }`.
+ */
+const backupJob: Job<BackupOptions> = defineJob<BackupOptions>({
+  name: "backup",
+  description: "write a consistent, compressed, checksummed snapshot of a store (or of each)",
+  optionsSchema: backupOptions,
+  defaults,
+  async run(ctx, options): Promise<JobResult> {
+    const result = await backupStores(ctx.runtime, {
+      ...options,
+      signal: ctx.signal,
+      progress: ctx.progress,
+      log: (message, level) => ctx.log(message, level),
+      dryRun: ctx.dryRun,
+      runId: ctx.runId,
+    });
+    return { ...result, files: result.files.map((f) => ({ ...f })) };
+  },
+});
+
+export default backupJob;

@@ -1,0 +1,702 @@
+/**
+ * The `restore` job: load a backup file (see `jobs/backup.ts` for the
+ * format) into any store, whatever backend it came from.
+ *
+ * ```sh
+ * flowstate restore .flowstate/backups/default-20260101T030000000Z.fsbackup --store default
+ * ```
+ *
+ * - **Verify first, then write.** The whole file is read and checked before
+ *   anything is written: the `.sha256` file beside it (when present), gzip
+ *   and its CRC, the header and format version, every entry line (a key, a
+ *   JSON value, an expiry; keys strictly increasing), and the trailer's entry
+ *   count and SHA-256. A damaged, truncated or unknown file is refused with a
+ *   `StoreCorruptError` saying what is wrong, and the store is not
+ *   touched.
+ * - **An empty target only,** unless `force`: then every entry of the target
+ *   is deleted first (when the target is also the records store, the
+ *   restore's own run record is kept).
+ * - **Crash-safe.** A marker entry ({@linkcode RESTORE_MARKER_KEY}) is written
+ *   before the first entry and deleted after the last; each batch (an atomic
+ *   commit of `batchSize` entries) also records in the marker how far it got.
+ *   If the process dies, the marker stays: a backup of the store is refused,
+ *   and running the same restore again resumes after the last committed batch
+ *   (`force` starts over instead). Restoring a different file over an
+ *   unfinished restore needs `force`.
+ * - **New versions, same content.** Keys, values and expiry times are
+ *   restored exactly; versions are new (they are not portable across
+ *   backends). Entries that expired since the backup are skipped.
+ *
+ * @module
+ */
+import { isAbsolute, resolve } from "node:path";
+import { z } from "zod";
+import { defineJob, type Job, type JobContext, type JobResult } from "../src/jobs/job.ts";
+import type { Progress } from "../src/jobs/progress.ts";
+import { assertKey, compareKeys, keysEqual } from "../src/store/keys.ts";
+import type { Clock, JsonValue, Key, Store } from "../src/store/types.ts";
+import {
+  cancelled,
+  damaged,
+  isStorableJson,
+  newSha256,
+  parseChecksumLine,
+  readGzipLines,
+} from "./_archive_format.ts";
+import {
+  BACKUP_FORMAT,
+  BACKUP_VERSION,
+  type BackupHeader,
+  type BackupTrailer,
+  RESTORE_MARKER_KEY,
+} from "./backup.ts";
+
+export { RESTORE_MARKER_KEY } from "./backup.ts";
+
+/** Options of the restore job. */
+export interface RestoreOptions {
+  /** The backup file (relative to the working directory). */
+  file: string;
+  /** The store to restore into. */
+  store: string;
+  /** Delete everything in the target first if it is not empty (or holds another unfinished restore). */
+  force: boolean;
+  /** Entries per atomic commit. */
+  batchSize: number;
+}
+
+/** Default options of the restore job. */
+export const defaults = {
+  force: false,
+  batchSize: 500,
+} satisfies Partial<RestoreOptions>;
+
+const restoreOptions = z.strictObject({
+  file: z.string().min(1),
+  store: z.string().min(1),
+  force: z.boolean().default(defaults.force),
+  batchSize: z.number().int().min(1).max(10_000).default(defaults.batchSize),
+});
+
+/** What {@linkcode verifyBackup} found in a sound backup file. */
+export interface VerifiedBackup {
+  /** The file (absolute). */
+  file: string;
+  /** Its header. */
+  header: BackupHeader;
+  /** Its trailer. */
+  trailer: BackupTrailer;
+  /** Entries in the file. */
+  entries: number;
+  /** SHA-256 (hex) of the compressed file. */
+  sha256: string;
+  /** Whether a `<file>.sha256` was found and matched. */
+  checksumFile: boolean;
+}
+
+/** The value of the marker entry of an unfinished restore. */
+export interface RestoreMarker {
+  /** The backup file being restored. */
+  file: string;
+  /** Its SHA-256: a rerun with the same file resumes. */
+  sha256: string;
+  /** Entries in the file. */
+  entries: number;
+  /** Entries done (written or skipped as expired) by committed batches. */
+  done: number;
+  /** When the restore started (ISO 8601). */
+  startedAt: string;
+  /** The job run doing it, if run as a job. */
+  runId?: string;
+}
+
+/** Options for {@linkcode verifyBackup}. */
+export interface VerifyBackupOptions {
+  /** Stops reading between lines. */
+  signal?: AbortSignal;
+  /** Receives progress (lines read). */
+  progress?: Progress;
+}
+
+interface EntryLine {
+  key: Key;
+  value: JsonValue;
+  expiresAt: number | null;
+}
+
+const CHECK_EVERY = 1000;
+
+/**
+ * Read a backup file through and check everything (see the module
+ * documentation) without writing anything. Resolves what it holds; rejects
+ * with a `StoreCorruptError` naming the problem when the file is
+ * damaged, and with `Deno.errors.NotFound` when it does not exist.
+ */
+export async function verifyBackup(
+  path: string,
+  options: VerifyBackupOptions = {},
+): Promise<VerifiedBackup> {
+  const file = resolve(path);
+  const what = `Cannot restore from ${path}`;
+  let expectedSha: string | undefined;
+  try {
+    const text = await Deno.readTextFile(`${file}.sha256`);
+    expectedSha = parseChecksumLine(text);
+    if (expectedSha === undefined) {
+      throw damaged(what, `${file}.sha256`, `${path}.sha256 is not a sha256sum line`);
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const result = await readBackup(file, what, options, undefined);
+  if (expectedSha !== undefined && result.sha256 !== expectedSha) {
+    throw damaged(
+      what,
+      file,
+      `its SHA-256 is ${result.sha256}, but ${path}.sha256 says ${expectedSha} (the file was changed or damaged)`,
+    );
+  }
+  return { ...result, file, checksumFile: expectedSha !== undefined };
+}
+
+/**
+ * Read and check a backup file; call `onEntry` for each entry (in file
+ * order, with its index) if given. Every check of {@linkcode verifyBackup}
+ * except the `.sha256` file.
+ */
+async function readBackup(
+  file: string,
+  what: string,
+  options: VerifyBackupOptions,
+  onEntry: ((entry: EntryLine, index: number) => Promise<void>) | undefined,
+): Promise<Omit<VerifiedBackup, "file" | "checksumFile">> {
+  const fileHash = newSha256();
+  const entryHash = newSha256();
+  let header: BackupHeader | undefined;
+  let trailer: BackupTrailer | undefined;
+  let entries = 0;
+  let lineNo = 0;
+  let previous: Key | undefined;
+  const progress = options.progress;
+  for await (
+    const line of readGzipLines(file, { what, onBytes: (chunk) => fileHash.update(chunk) })
+  ) {
+    lineNo++;
+    if (trailer !== undefined) {
+      throw damaged(what, file, `it has data after its trailer (line ${lineNo})`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      throw damaged(
+        what,
+        file,
+        header === undefined
+          ? "it is not a Flowstate backup (its first line is not JSON)"
+          : `line ${lineNo} is not valid JSON`,
+      );
+    }
+    if (header === undefined) {
+      header = checkHeader(parsed, what, file);
+      continue;
+    }
+    const record = parsed as Record<string, unknown>;
+    if (typeof record === "object" && record !== null && "end" in record) {
+      trailer = checkTrailer(record, what, file, lineNo);
+      continue;
+    }
+    const entry = checkEntry(parsed, what, file, lineNo);
+    if (previous !== undefined && compareKeys(previous, entry.key) >= 0) {
+      throw damaged(
+        what,
+        file,
+        `line ${lineNo}: key ${JSON.stringify(entry.key)} is not after the key before it ` +
+          `(entries are written in key order, each key once)`,
+      );
+    }
+    previous = entry.key;
+    entryHash.update(line);
+    entryHash.update("\n");
+    if (onEntry) await onEntry(entry, entries);
+    entries++;
+    if (entries % CHECK_EVERY === 0) {
+      progress?.update(entries);
+      if (options.signal?.aborted) throw cancelled(what);
+    }
+  }
+  if (header === undefined) {
+    throw damaged(what, file, "it is empty (no header line)");
+  }
+  if (trailer === undefined) {
+    throw damaged(
+      what,
+      file,
+      `it is truncated: no trailer after ${entries} entries (the backup did not finish writing it)`,
+    );
+  }
+  if (trailer.entries !== entries) {
+    throw damaged(
+      what,
+      file,
+      `its trailer says ${trailer.entries} entries, but it holds ${entries}`,
+    );
+  }
+  const sha = entryHash.digest("hex");
+  if (trailer.sha256 !== sha) {
+    throw damaged(
+      what,
+      file,
+      `the SHA-256 of its entries is ${sha}, but its trailer says ${trailer.sha256}`,
+    );
+  }
+  return { header, trailer, entries, sha256: fileHash.digest("hex") };
+}
+
+function checkHeader(value: unknown, what: string, file: string): BackupHeader {
+  const h = value as Partial<BackupHeader> | null;
+  if (typeof h !== "object" || h === null || h.format !== BACKUP_FORMAT) {
+    throw damaged(what, file, `it is not a Flowstate backup (no "${BACKUP_FORMAT}" header)`);
+  }
+  if (typeof h.version !== "number" || !Number.isInteger(h.version) || h.version < 1) {
+    throw damaged(
+      what,
+      file,
+      `its header has no valid format version (${JSON.stringify(h.version)})`,
+    );
+  }
+  if (h.version > BACKUP_VERSION) {
+    throw damaged(
+      what,
+      file,
+      `it is backup format version ${h.version}, newer than this Flowstate reads (${BACKUP_VERSION}); upgrade Flowstate to restore it`,
+    );
+  }
+  if (typeof h.store !== "string" || typeof h.plugin !== "string") {
+    throw damaged(what, file, "its header lacks the store or plugin name");
+  }
+  return h as BackupHeader;
+}
+
+function checkTrailer(
+  value: Record<string, unknown>,
+  what: string,
+  file: string,
+  lineNo: number,
+): BackupTrailer {
+  const t = value as Partial<BackupTrailer>;
+  if (
+    t.end !== BACKUP_FORMAT || typeof t.entries !== "number" || !Number.isInteger(t.entries) ||
+    typeof t.sha256 !== "string"
+  ) {
+    throw damaged(what, file, `line ${lineNo} is not a valid trailer`);
+  }
+  return t as BackupTrailer;
+}
+
+function checkEntry(value: unknown, what: string, file: string, lineNo: number): EntryLine {
+  const e = value as Partial<EntryLine> | null;
+  if (typeof e !== "object" || e === null || Array.isArray(e)) {
+    throw damaged(what, file, `line ${lineNo} is not an entry object`);
+  }
+  try {
+    assertKey(e.key, `line ${lineNo}`);
+  } catch (err) {
+    throw damaged(what, file, (err as Error).message);
+  }
+  if (keysEqual(e.key, RESTORE_MARKER_KEY)) {
+    throw damaged(
+      what,
+      file,
+      `line ${lineNo} is the marker of an unfinished restore; the backup was taken of a partial store`,
+    );
+  }
+  if (!("value" in e) || !isStorableJson(e.value)) {
+    throw damaged(what, file, `line ${lineNo} has no value, or a number JSON cannot hold`);
+  }
+  const expiresAt = e.expiresAt ?? null;
+  if (expiresAt !== null && (typeof expiresAt !== "number" || !Number.isFinite(expiresAt))) {
+    throw damaged(what, file, `line ${lineNo}: expiresAt must be a number of ms or null`);
+  }
+  return { key: e.key, value: e.value as JsonValue, expiresAt };
+}
+
+/** Options for {@linkcode restoreBackup}. */
+export interface RestoreBackupOptions {
+  /** Clear a non-empty target (or one holding another unfinished restore) first. */
+  force?: boolean;
+  /** Entries per atomic commit (default 500). */
+  batchSize?: number;
+  /** Stops between batches (the marker stays; a rerun resumes). */
+  signal?: AbortSignal;
+  /** Receives progress. */
+  progress?: Progress;
+  /** Receives log lines. */
+  log?: (message: string, level?: "info" | "warn") => void;
+  /** The clock the target store uses (default: the system clock): expiry is restored against it. */
+  clock?: Clock;
+  /** Verify and check the target, but write nothing. */
+  dryRun?: boolean;
+  /**
+   * Entries of the target that belong to the caller and are neither counted
+   * as content nor cleared (the restore job's own run record).
+   */
+  keep?: (key: Key) => boolean;
+  /** Written into the marker, to tell which run left an unfinished restore. */
+  runId?: string;
+}
+
+/** What {@linkcode restoreBackup} did. */
+export interface RestoreResult {
+  /** The backup file (absolute). */
+  file: string;
+  /** The target store. */
+  store: string;
+  /** Entries in the file. */
+  entries: number;
+  /** Entries written by this call. */
+  restored: number;
+  /** Entries skipped because they had expired since the backup. */
+  expired: number;
+  /** Entries deleted from the target first (with `force`). */
+  cleared: number;
+  /** Entries an earlier, interrupted restore had done (0 unless resumed). */
+  resumedFrom: number;
+  /** The run that left the unfinished restore this one resumed or cleared, if known. */
+  interruptedRunId: string | null;
+  /** SHA-256 (hex) of the backup file. */
+  sha256: string;
+  /** `true` when cancelled: the marker stays and a rerun resumes. */
+  cancelled: boolean;
+}
+
+/** Whether the target holds anything but the caller's own entries and the marker. */
+async function firstForeignKey(store: Store, keep?: (key: Key) => boolean): Promise<Key | null> {
+  for await (const entry of store.list({ batchSize: 16 })) {
+    if (keysEqual(entry.key, RESTORE_MARKER_KEY) || keep?.(entry.key)) continue;
+    return entry.key;
+  }
+  return null;
+}
+
+async function clearTarget(
+  store: Store,
+  keep: ((key: Key) => boolean) | undefined,
+  progress: Progress | undefined,
+): Promise<number> {
+  if (keep === undefined) return await store.clear([]);
+  progress?.start(`clear ${store.name}`);
+  let cleared = 0;
+  for (;;) {
+    const batch: Key[] = [];
+    for await (const entry of store.list({ batchSize: 500 })) {
+      if (keep(entry.key)) continue;
+      batch.push(entry.key);
+      if (batch.length >= 500) break;
+    }
+    if (batch.length === 0) break;
+    const op = store.atomic();
+    for (const key of batch) op.delete(key);
+    await op.commit();
+    cleared += batch.length;
+    progress?.update(cleared);
+  }
+  progress?.finish();
+  return cleared;
+}
+
+/**
+ * Restore the backup at `path` into `store`: verify the whole file, check the
+ * target, then write in atomic batches (see the module documentation).
+ * Rejects with a `StoreCorruptError` for a damaged file and with an
+ * `Error` for a target that is not empty (without `force`), in both cases
+ * before anything is written.
+ */
+export async function restoreBackup(
+  store: Store,
+  path: string,
+  options: RestoreBackupOptions = {},
+): Promise<RestoreResult> {
+  const file = resolve(path);
+  const what = `Cannot restore ${path} into store "${store.name}"`;
+  const batchSize = options.batchSize ?? defaults.batchSize;
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new RangeError(`${what}: batchSize must be a positive integer (got ${batchSize})`);
+  }
+  const clock = options.clock ?? { now: () => Date.now() };
+  const { signal, progress, log, keep } = options;
+  const force = options.force ?? false;
+
+  progress?.start(`verify ${path}`);
+  const verified = await verifyBackup(file, { signal, progress });
+  progress?.update(verified.entries);
+  progress?.finish();
+  if (!verified.checksumFile) {
+    log?.(`no ${path}.sha256 beside the backup: checked its embedded checksums only`, "warn");
+  }
+
+  const result: RestoreResult = {
+    file,
+    store: store.name,
+    entries: verified.entries,
+    restored: 0,
+    expired: 0,
+    cleared: 0,
+    resumedFrom: 0,
+    interruptedRunId: null,
+    sha256: verified.sha256,
+    cancelled: false,
+  };
+  const existing = await store.get<RestoreMarker>(RESTORE_MARKER_KEY);
+  const foreign = await firstForeignKey(store, keep);
+  let resume = false;
+  if (existing !== null) {
+    const other = existing.value;
+    result.interruptedRunId = other.runId ?? null;
+    if (!force && other.sha256 === verified.sha256) {
+      resume = true;
+    } else if (!force) {
+      throw new Error(
+        `${what}: it holds an unfinished restore of another backup (${other.file}, ${other.done} of ${other.entries} entries done); ` +
+          `restore that file again to finish it, or pass force (--force) to clear the store and restore this one`,
+      );
+    }
+  } else if (foreign !== null && !force) {
+    throw new Error(
+      `${what}: the store is not empty (it holds ${JSON.stringify(foreign)} and maybe more); ` +
+        `pass force (--force) to delete everything in it first`,
+    );
+  }
+  if (options.dryRun) {
+    log?.(
+      resume
+        ? `would resume the unfinished restore at entry ${existing?.value.done} of ${verified.entries}`
+        : `would ${
+          foreign !== null || existing !== null ? "clear the store and " : ""
+        }restore ${verified.entries} entries`,
+    );
+    return result;
+  }
+  if (signal?.aborted) throw cancelled(what);
+
+  let markerVersion: string;
+  let marker: RestoreMarker;
+  if (resume && existing !== null) {
+    marker = existing.value;
+    markerVersion = existing.version;
+    result.resumedFrom = marker.done;
+    log?.(
+      `resuming an unfinished restore of this file at entry ${marker.done} of ${marker.entries}`,
+    );
+  } else {
+    if (foreign !== null || existing !== null) {
+      result.cleared = await clearTarget(store, keep, progress);
+      log?.(`cleared store "${store.name}" (${result.cleared} entries) before restoring`);
+    }
+    marker = {
+      file,
+      sha256: verified.sha256,
+      entries: verified.entries,
+      done: 0,
+      startedAt: new Date(clock.now()).toISOString(),
+    };
+    if (options.runId !== undefined) marker.runId = options.runId;
+    const put = await store.set(RESTORE_MARKER_KEY, marker, { ifVersion: null });
+    if (!put.ok) {
+      throw new Error(`${what}: another restore into this store started at the same time`);
+    }
+    markerVersion = put.version;
+  }
+  if (options.runId !== undefined && marker.runId !== options.runId) {
+    marker = { ...marker, runId: options.runId };
+  }
+
+  const lost = () =>
+    new Error(
+      `${what}: the restore marker changed under it (another restore into this store?); stopped`,
+    );
+  /** Commit the marker's progress, checked against the version this restore last wrote. */
+  const saveProgress = async (done: number) => {
+    marker = { ...marker, done };
+    const put = await store.set(RESTORE_MARKER_KEY, marker, { ifVersion: markerVersion });
+    if (!put.ok) throw lost();
+    markerVersion = put.version;
+  };
+  /** Set `entry` with its exact expiry, correcting for the clock moving during the call. */
+  const fixExpiry = async (entry: EntryLine & { expiresAt: number }) => {
+    let shift = 0;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const expireIn = entry.expiresAt - clock.now() - shift;
+      if (!(expireIn > 0)) return false;
+      await store.set(entry.key, entry.value, { expireIn });
+      const read = await store.get(entry.key);
+      if (read === null) return false;
+      if (read.expiresAt === entry.expiresAt) return true;
+      shift += (read.expiresAt ?? entry.expiresAt) - entry.expiresAt;
+    }
+    throw new Error(
+      `${what}: could not set the exact expiry of ${
+        JSON.stringify(entry.key)
+      }; the clock is unsteady`,
+    );
+  };
+
+  let batch: EntryLine[] = [];
+  let done = marker.done;
+  const writeBatch = async () => {
+    if (batch.length === 0) return;
+    const op = store.atomic().check(RESTORE_MARKER_KEY, markerVersion);
+    const suspects: (EntryLine & { expiresAt: number })[] = [];
+    let written = 0;
+    for (const entry of batch) {
+      if (entry.expiresAt === null) {
+        op.set(entry.key, entry.value);
+        written++;
+        continue;
+      }
+      const before = clock.now();
+      const expireIn = entry.expiresAt - before;
+      if (!(expireIn > 0)) {
+        result.expired++;
+        continue;
+      }
+      op.set(entry.key, entry.value, { expireIn });
+      // The store reads the clock inside set(): if it moved, the expiry may be 1 ms off.
+      if (clock.now() !== before) suspects.push(entry as EntryLine & { expiresAt: number });
+      written++;
+    }
+    const next = done + batch.length;
+    if (suspects.length === 0) op.set(RESTORE_MARKER_KEY, { ...marker, done: next });
+    const committed = await op.commit();
+    if (!committed.ok) throw lost();
+    if (suspects.length === 0) {
+      marker = { ...marker, done: next };
+      markerVersion = committed.version;
+    } else {
+      for (const entry of suspects) {
+        if (!(await fixExpiry(entry))) {
+          result.expired++;
+          written--;
+          await store.delete(entry.key);
+        }
+      }
+      await saveProgress(next);
+    }
+    result.restored += written;
+    done = next;
+    batch = [];
+    progress?.update(done);
+  };
+
+  const skip = marker.done;
+  progress?.start(`restore into ${store.name}`, verified.entries);
+  progress?.update(done);
+  try {
+    // Read the file again (it was verified, but may have been replaced since:
+    // the checksums are recomputed, and a mismatch leaves the marker in place).
+    const again = await readBackup(file, what, {}, async (entry, index) => {
+      if (index < skip) return;
+      batch.push(entry);
+      if (batch.length >= batchSize) {
+        await writeBatch();
+        if (signal?.aborted) throw cancelled(what);
+      }
+    });
+    await writeBatch();
+    if (again.sha256 !== verified.sha256) {
+      throw new Error(
+        `${what}: the file changed while it was being restored; the store holds a partial restore (marked); restore a sound file with force`,
+      );
+    }
+  } catch (err) {
+    progress?.finish();
+    if ((err as Error).name === "AbortError") {
+      log?.(
+        `cancelled after ${done} of ${verified.entries} entries; run the same restore again to finish it`,
+        "warn",
+      );
+      result.cancelled = true;
+      return result;
+    }
+    throw err;
+  }
+  const removed = await store.atomic().check(RESTORE_MARKER_KEY, markerVersion)
+    .delete(RESTORE_MARKER_KEY).commit();
+  if (!removed.ok) throw lost();
+  progress?.finish();
+  return result;
+}
+
+/**
+ * The restore job. Options: `file`, `store`, `force`, `batchSize` (see
+ * {@linkcode RestoreOptions}). Result: `{ file, store, entries, restored,
+ * expired, cleared, resumedFrom, interruptedRunId, sha256, cancelled }`.
+ */
+const restoreJob: Job<RestoreOptions> = defineJob<RestoreOptions>({
+  name: "restore",
+  description: "verify a backup file, then load it into a store (empty, or cleared with force)",
+  optionsSchema: restoreOptions,
+  defaults,
+  async run(ctx, options): Promise<JobResult> {
+    const store = await ctx.store(options.store);
+    const file = isAbsolute(options.file) ? options.file : resolve(options.file);
+    // When the target also holds the run records, this run's own record is not content.
+    const keep = options.store === ctx.runtime.config.records
+      ? (key: Key) => key[0] === "flowstate" && key.includes(ctx.runId)
+      : undefined;
+    let result: RestoreResult;
+    try {
+      result = await restoreBackup(store, file, {
+        force: options.force,
+        batchSize: options.batchSize,
+        signal: ctx.signal,
+        progress: ctx.progress,
+        log: (message, level) => ctx.log(message, level),
+        clock: ctx.clock,
+        dryRun: ctx.dryRun,
+        keep,
+        runId: ctx.runId,
+      });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) {
+        throw new Error(`Cannot restore ${options.file}: the file does not exist`, { cause: err });
+      }
+      throw err;
+    }
+    const interrupted = result.interruptedRunId;
+    if (interrupted !== null && interrupted !== ctx.runId && !ctx.dryRun) {
+      await finishInterruptedRun(ctx, interrupted);
+    }
+    if (!ctx.dryRun && !result.cancelled) {
+      ctx.log(
+        `restored ${result.restored} entries into store "${result.store}"${
+          result.resumedFrom > 0 ? ` (resumed after ${result.resumedFrom})` : ""
+        }${result.expired > 0 ? `; ${result.expired} had expired and were skipped` : ""}`,
+      );
+    }
+    return { ...result, ...(ctx.dryRun ? { dryRun: true } : {}) };
+  },
+});
+
+/** Record a restore run killed before it finished as failed, so it does not stay "running". */
+async function finishInterruptedRun(ctx: JobContext, runId: string): Promise<void> {
+  try {
+    const records = await ctx.records();
+    const run = await records.getRun(runId);
+    if (run === null || run.status !== "running") return;
+    await records.finishRun({
+      ...run,
+      status: "failed",
+      endedAt: null,
+      durationMs: null,
+      error: { message: `interrupted before it finished; completed by run ${ctx.runId}` },
+    });
+  } catch (err) {
+    ctx.log(
+      `could not mark the interrupted restore run ${runId} as failed: ${(err as Error).message}`,
+      "warn",
+    );
+  }
+}
+
+export default restoreJob;
