@@ -186,8 +186,14 @@ function buildProgram(setExitCode: (code: number) => void) {
     .option("--since <time>", "only runs started at or after: an ISO date, or a duration ago (7d)")
     .option("--until <time>", "only runs started before: an ISO date, or a duration ago (1h)")
     .option("--limit <n>", "at most n runs (default 20)", integer("--limit", 1))
+    .option("--archived", "list runs moved to <home>/archive by the archive job")
     .option("--json", "print a JSON array of run summaries")
     .action(async (options, command) => {
+      if (options.archived) {
+        const { listArchivedRuns } = await import("./archive.ts");
+        setExitCode(await listArchivedRuns(options, globals(command)));
+        return;
+      }
       const { listRuns } = await import("./runs.ts");
       setExitCode(await listRuns(options, globals(command)));
     });
@@ -228,6 +234,35 @@ function buildProgram(setExitCode: (code: number) => void) {
     .action(async (flowId, options, command) => {
       const { showMetrics } = await import("./metrics.ts");
       setExitCode(await showMetrics(flowId, options, globals(command)));
+    });
+
+  program
+    .command("backup")
+    .description("write a compressed, checksummed snapshot of a store (or of each) to a file")
+    .option("--store <name>", "store to back up (default: the store of the global scope)")
+    .option("--all", "back up every configured store, one file each")
+    .option(
+      "--out <path>",
+      "file to write (with --all: a directory); default <home>/backups/<store>-<time>.fsbackup",
+    )
+    .option("--per-key", "read once, without the snapshot check (for a store that is never quiet)")
+    .option("--dry-run", "say what would be written, write nothing")
+    .option("--json", "print { files: [...], entries, bytes, dryRun }")
+    .action(async (options, command) => {
+      const { backupCommand } = await import("./backup.ts");
+      setExitCode(await backupCommand(options, globals(command)));
+    });
+  program
+    .command("restore")
+    .description("verify a backup file, then load it into a store (empty, or cleared with --force)")
+    .argument("<file>", "the backup file (.fsbackup)")
+    .requiredOption("--store <name>", "store to restore into")
+    .option("--force", "delete everything in the store first if it is not empty")
+    .option("--dry-run", "verify the file and check the store, write nothing")
+    .option("--json", "print the result as JSON")
+    .action(async (file, options, command) => {
+      const { restoreCommand } = await import("./backup.ts");
+      setExitCode(await restoreCommand(file, options, globals(command)));
     });
 
   program

@@ -118,11 +118,15 @@ function progressFor(json: boolean | undefined): Progress {
   return createProgress({ mode: json ? "quiet" : undefined });
 }
 
-/** Run `body` with a signal aborted by the first Ctrl-C; a second Ctrl-C exits at once. */
+/**
+ * Run `body` with a signal aborted by the first Ctrl-C; a second Ctrl-C exits
+ * at once. An error thrown after a Ctrl-C (a migration that stopped by
+ * throwing) is printed and reported as `interrupted` with no value.
+ */
 async function interruptible<T>(
   what: string,
   body: (signal: AbortSignal) => Promise<T>,
-): Promise<{ value: T; interrupted: boolean }> {
+): Promise<{ value: T; interrupted: boolean } | { value: undefined; interrupted: true }> {
   const controller = new AbortController();
   let interrupted = false;
   const onInterrupt = () => {
@@ -136,6 +140,10 @@ async function interruptible<T>(
   Deno.addSignalListener("SIGINT", onInterrupt);
   try {
     return { value: await body(controller.signal), interrupted };
+  } catch (err) {
+    if (!interrupted || err instanceof RangeError) throw err;
+    console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+    return { value: undefined, interrupted: true };
   } finally {
     Deno.removeSignalListener("SIGINT", onInterrupt);
   }
@@ -226,7 +234,7 @@ async function runData(
     progress: progressFor(options.json),
     clock: runtime.clock,
   };
-  let outcome: { value: MigrateResult; interrupted: boolean };
+  let outcome: Awaited<ReturnType<typeof interruptible<MigrateResult>>>;
   try {
     outcome = await interruptible(
       "the migrations",
@@ -241,6 +249,7 @@ async function runData(
     throw err;
   }
   const result = outcome.value;
+  if (result === undefined) return EXIT_INTERRUPTED;
   if (options.json) {
     console.log(JSON.stringify(result));
   } else {
@@ -317,7 +326,7 @@ export async function migrateStoreCommand(
   }
   const source = await runtime.store(options.from);
   const target = await runtime.store(options.to);
-  let outcome: { value: MoveStoreResult; interrupted: boolean };
+  let outcome: Awaited<ReturnType<typeof interruptible<MoveStoreResult>>>;
   try {
     outcome = await interruptible(
       "the move",
@@ -338,6 +347,7 @@ export async function migrateStoreCommand(
     throw err;
   }
   const result = outcome.value;
+  if (result === undefined) return EXIT_INTERRUPTED;
   if (options.json) {
     console.log(JSON.stringify(result));
   } else if (result.status === "dry-run") {

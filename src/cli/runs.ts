@@ -128,6 +128,19 @@ export async function showRun(
   const records = await runtime.records();
   const run = await records.getRun(runId);
   if (run === null) {
+    const { findArchivedRun } = await import("./archive.ts");
+    const archived = await findArchivedRun(runId, runtime.home);
+    if (archived !== null) {
+      if (options.json) {
+        console.log(
+          JSON.stringify({ run: archived.run, events: archived.events, archive: archived.archive }),
+        );
+      } else {
+        printRun(archived.run, archived.events);
+        console.log(`archived: ${archived.archive}`);
+      }
+      return 0;
+    }
     console.error(
       `Run ${runId} not found in store "${runtime.config.records}" (list runs with: flowstate runs ls)`,
     );

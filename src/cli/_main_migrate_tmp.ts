@@ -1,0 +1,368 @@
+/**
+ * The `flowstate` command line: argument parsing and error → exit-code
+ * mapping. Command bodies live in sibling modules and are imported only when
+ * their command runs, so `--help` and `--version` load nothing but commander.
+ *
+ * Exit codes: 0 ok, 1 failure (including "not found", and a run that failed,
+ * was cancelled or timed out), 2 usage or input error (bad arguments, invalid
+ * JSON, invalid config, invalid flow or flow input), 130 a run cancelled with
+ * Ctrl-C.
+ *
+ * @module
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import denoJson from "../../deno.json" with { type: "json" };
+import { ConfigError } from "../errors.ts";
+import { UsageError } from "./input.ts";
+
+/** Options every command sees. */
+export interface GlobalOptions {
+  /** `--config PATH`. */
+  config?: string;
+  /** `--debug`: print stack traces. */
+  debug?: boolean;
+}
+
+const HELP_AFTER = `
+Keys are a JSON array ('["flow","counter","count"]') or slash-separated
+(flow/counter/count). Values are JSON: quote strings ('"hello"').
+
+Exit codes: 0 ok, 1 failure or not found, 2 usage error or invalid config
+or flow, 130 run cancelled with Ctrl-C.
+Config: ./flowstate.yaml, or --config PATH; without one, a SQLite store at
+$FLOWSTATE_HOME/state.db (default home: ./.flowstate).`;
+
+function integer(name: string, min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`${name} must be an integer >= ${min} (got "${value}")`);
+    }
+    return n;
+  };
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+const SCOPE_NAMES = ["node", "flow", "global"] as const;
+const RUN_STATUSES = ["running", "succeeded", "failed", "cancelled", "timed-out"] as const;
+
+/** `--scope`, `--flow` and `--node`, shared by the state commands. */
+function scopeOption() {
+  return new Option(
+    "--scope <scope>",
+    "keys are relative to this scope (implied by --flow, or --flow with --node)",
+  ).choices(SCOPE_NAMES);
+}
+const flowHelp = "the flow of the flow or node scope";
+const nodeHelp = "the node of the node scope";
+
+function buildProgram(setExitCode: (code: number) => void) {
+  const program = new Command()
+    .name("flowstate")
+    .description("Flowstate: a headless job runner for Deno with storage plugins.")
+    .version(denoJson.version, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .option("-c, --config <path>", "config file (default: ./flowstate.yaml if it exists)")
+    .option("--debug", "print stack traces of errors")
+    .exitOverride()
+    .showHelpAfterError("(run flowstate --help for usage)")
+    .addHelpText("after", HELP_AFTER);
+
+  const globals = (command: { optsWithGlobals(): GlobalOptions }): GlobalOptions => {
+    const { config, debug } = command.optsWithGlobals();
+    return { config, debug };
+  };
+
+  program
+    .command("stores")
+    .description("list the configured stores: name, plugin, entries, scopes, location")
+    .option("--json", "print a JSON array")
+    .action(async (options, command) => {
+      const { listStores } = await import("./stores.ts");
+      setExitCode(await listStores(options, globals(command)));
+    });
+
+  const state = program
+    .command("state")
+    .description("read and write state in a store")
+    .addHelpText("after", HELP_AFTER);
+
+  const storeHelp = "store to use (default: the store of the scope, or of the global scope)";
+  state
+    .command("get")
+    .description("print the value at a key (exit 1 if absent)")
+    .argument("<key>", "the key")
+    .option("--store <name>", storeHelp)
+    .addOption(scopeOption())
+    .option("--flow <id>", flowHelp)
+    .option("--node <id>", nodeHelp)
+    .option("--json", "print the entry as JSON: { key, value, version, expiresAt } or null")
+    .action(async (key, options, command) => {
+      const { stateGet } = await import("./state.ts");
+      setExitCode(await stateGet(key, options, globals(command)));
+    });
+  state
+    .command("set")
+    .description("write a JSON value at a key")
+    .argument("<key>", "the key")
+    .argument("<json-value>", `the value as JSON; quote strings: '"hello"'`)
+    .option("--expire-in <ms>", "expire after this many milliseconds", integer("--expire-in", 1))
+    .option("--store <name>", storeHelp)
+    .addOption(scopeOption())
+    .option("--flow <id>", flowHelp)
+    .option("--node <id>", nodeHelp)
+    .option("--json", "print { key, version }")
+    .action(async (key, value, options, command) => {
+      const { stateSet } = await import("./state.ts");
+      setExitCode(await stateSet(key, value, options, globals(command)));
+    });
+  state
+    .command("ls")
+    .description("list entries under a prefix, in key order")
+    .argument("[prefix]", "only keys under this prefix (default: every key)")
+    .option("--limit <n>", "at most n entries", integer("--limit", 0))
+    .option("--store <name>", storeHelp)
+    .addOption(scopeOption())
+    .option("--flow <id>", flowHelp)
+    .option("--node <id>", nodeHelp)
+    .option("--json", "print a JSON array of { key, value, version, expiresAt }")
+    .action(async (prefix, options, command) => {
+      const { stateList } = await import("./state.ts");
+      setExitCode(await stateList(prefix, options, globals(command)));
+    });
+  state
+    .command("rm")
+    .description("delete a key (exit 1 if it was absent)")
+    .argument("<key>", "the key")
+    .option("--store <name>", storeHelp)
+    .addOption(scopeOption())
+    .option("--flow <id>", flowHelp)
+    .option("--node <id>", nodeHelp)
+    .option("--json", "print { key, deleted }")
+    .action(async (key, options, command) => {
+      const { stateRemove } = await import("./state.ts");
+      setExitCode(await stateRemove(key, options, globals(command)));
+    });
+
+  program
+    .command("run")
+    .description("run a flow once: print its logs as they happen, then its outcome")
+    .argument("<flow>", "the flow file (YAML)")
+    .option(
+      "-i, --input <name=value>",
+      "an input (repeatable), converted to the type the flow declares",
+      collect,
+    )
+    .option("--json", "print the run record as one JSON document (no logs)")
+    .option("-q, --quiet", "do not print node logs")
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 succeeded, 1 failed, cancelled or timed out, 2 invalid flow or input\n" +
+        "(nothing is written), 130 cancelled with Ctrl-C (press it twice to exit at once).",
+    )
+    .action(async (file, options, command) => {
+      const { runCommand } = await import("./run.ts");
+      setExitCode(await runCommand(file, options, globals(command)));
+    });
+
+  program
+    .command("validate")
+    .description("check flow files without running them or writing anything")
+    .argument("<flow...>", "flow files (YAML)")
+    .action(async (files) => {
+      const { validateFlows } = await import("./flows.ts");
+      setExitCode(await validateFlows(files));
+    });
+
+  const runs = program.command("runs").description("list and inspect recorded runs");
+  runs
+    .command("ls")
+    .description("list runs, newest first")
+    .option("--flow <id>", "only runs of this flow")
+    .addOption(new Option("--status <status>", "only runs with this status").choices(RUN_STATUSES))
+    .option("--since <time>", "only runs started at or after: an ISO date, or a duration ago (7d)")
+    .option("--until <time>", "only runs started before: an ISO date, or a duration ago (1h)")
+    .option("--limit <n>", "at most n runs (default 20)", integer("--limit", 1))
+    .option("--json", "print a JSON array of run summaries")
+    .action(async (options, command) => {
+      const { listRuns } = await import("./runs.ts");
+      setExitCode(await listRuns(options, globals(command)));
+    });
+  runs
+    .command("show")
+    .description("show a run: its record and a timeline per node (exit 1 if unknown)")
+    .argument("<run-id>", "the run id")
+    .option("--json", "print { run, events }")
+    .action(async (runId, options, command) => {
+      const { showRun } = await import("./runs.ts");
+      setExitCode(await showRun(runId, options, globals(command)));
+    });
+
+  const flows = program.command("flows").description("list recorded flows and their versions");
+  flows
+    .command("ls")
+    .description("list flows: head version, versions, last run and its status")
+    .option("--json", "print a JSON array")
+    .action(async (options, command) => {
+      const { listFlows } = await import("./flows.ts");
+      setExitCode(await listFlows(options, globals(command)));
+    });
+  flows
+    .command("versions")
+    .description("list a flow's versions, newest first (exit 1 if unknown)")
+    .argument("<flow-id>", "the flow id")
+    .option("--json", "print a JSON array")
+    .action(async (flowId, options, command) => {
+      const { listFlowVersions } = await import("./flows.ts");
+      setExitCode(await listFlowVersions(flowId, options, globals(command)));
+    });
+
+  program
+    .command("metrics")
+    .description("run counts and durations (p50, p95, mean) per flow, or per version of one flow")
+    .argument("[flow-id]", "only this flow, with a row per version")
+    .option("--json", "print a JSON array")
+    .action(async (flowId, options, command) => {
+      const { showMetrics } = await import("./metrics.ts");
+      setExitCode(await showMetrics(flowId, options, globals(command)));
+    });
+
+  program
+    .command("schema")
+    .description("print the flow format as JSON Schema (for editors)")
+    .action(async () => {
+      const { printFlowSchema } = await import("./flows.ts");
+      setExitCode(printFlowSchema());
+    });
+
+  const migrate = program
+    .command("migrate")
+    .description(
+      "data migrations (migrate data …) and moving a whole store to another backend (migrate store)",
+    );
+  const data = migrate
+    .command("data")
+    .description(
+      "apply, revert and inspect data migrations (modules like migrations/0001_name.ts)",
+    );
+  const dirHelp = "migrations folder (default: migrations/ beside the config)";
+  const migrateStoreHelp = "store to migrate (default: the store of the global scope)";
+  data
+    .command("status")
+    .description("list every migration (applied, pending, missing) and warn about changed modules")
+    .option("--dir <dir>", dirHelp)
+    .option("--store <name>", migrateStoreHelp)
+    .option("--json", "print { store, dir, migrations, pending, warnings, lock }")
+    .action(async (options, command) => {
+      const { migrateDataStatus } = await import("./migrate.ts");
+      setExitCode(await migrateDataStatus(options, globals(command)));
+    });
+  data
+    .command("pending")
+    .description("print the ids of the migrations not applied yet, in the order up applies them")
+    .option("--dir <dir>", dirHelp)
+    .option("--store <name>", migrateStoreHelp)
+    .option("--json", "print { store, dir, pending }")
+    .action(async (options, command) => {
+      const { migrateDataPending } = await import("./migrate.ts");
+      setExitCode(await migrateDataPending(options, globals(command)));
+    });
+  data
+    .command("up")
+    .description("apply the pending migrations in order, under a lock, recording each")
+    .option("--to <id>", "stop after this migration (its id, or its number)")
+    .option("--dir <dir>", dirHelp)
+    .option("--store <name>", migrateStoreHelp)
+    .option("--dry-run", "print the plan and change nothing")
+    .option("--json", "print { action, store, dryRun, plan, done, cancelled, warnings }")
+    .action(async (options, command) => {
+      const { migrateDataUp } = await import("./migrate.ts");
+      setExitCode(await migrateDataUp(options, globals(command)));
+    });
+  data
+    .command("down")
+    .description("revert the most recent migrations, newest first, and delete their records")
+    .option("--step <n>", "how many to revert (default 1)", integer("--step", 1))
+    .option("--dir <dir>", dirHelp)
+    .option("--store <name>", migrateStoreHelp)
+    .option("--dry-run", "print the plan and change nothing")
+    .option("--json", "print { action, store, dryRun, plan, done, cancelled, warnings }")
+    .action(async (options, command) => {
+      const { migrateDataDown } = await import("./migrate.ts");
+      setExitCode(await migrateDataDown(options, globals(command)));
+    });
+  migrate
+    .command("store")
+    .description(
+      "copy every entry of one store into another (any backends) in resumable batches, then verify",
+    )
+    .requiredOption("--from <name>", "the store to copy (it is only read)")
+    .requiredOption("--to <name>", "the store to fill (must be empty unless --resume or --force)")
+    .option("--batch <n>", "entries per atomic commit (default 1000)", integer("--batch", 1))
+    .option("--resume", "continue an interrupted move from the checkpoint in the target")
+    .option("--force", "clear the target first and start over")
+    .option("--dry-run", "print what would be done and change nothing")
+    .option("--json", "print the result: { from, to, status, total, count, checksum, … }")
+    .action(async (options, command) => {
+      const { migrateStoreCommand } = await import("./migrate.ts");
+      setExitCode(await migrateStoreCommand(options, globals(command)));
+    });
+
+  return program;
+}
+
+/**
+ * Run the CLI with `args` (without the program name) and resolve the exit
+ * code. Never throws: errors are printed to stderr (with a stack trace only
+ * under `--debug`).
+ */
+export async function main(args: readonly string[]): Promise<number> {
+  let exitCode = 0;
+  const program = buildProgram((code) => (exitCode = code));
+  try {
+    await program.parseAsync([...args], { from: "user" });
+    return exitCode;
+  } catch (err) {
+    return report(err, args.includes("--debug"));
+  }
+}
+
+/** Print an error and choose its exit code. */
+function report(err: unknown, debug: boolean): number {
+  if (err instanceof CommanderError) {
+    // Commander already printed its message (or the help / version).
+    if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return 0;
+    if (err.code === "commander.help") return err.exitCode === 0 ? 0 : 2;
+    return 2;
+  }
+  if (err instanceof Error && err.name === "SuppressedError" && "suppressed" in err) {
+    // The command failed and closing the runtime failed too: the command's error matters.
+    err = err.suppressed;
+  }
+  // By name, so that the flow modules load only when a flow command runs.
+  const invalidFlow = err instanceof Error && err.name === "FlowValidationError";
+  const usage = err instanceof UsageError || err instanceof ConfigError || invalidFlow;
+  const message = err instanceof Error ? err.message : String(err);
+  if (invalidFlow || debug) {
+    // Every problem of a flow, one `file:line:column: path: message` per line.
+    for (const line of message.split("\n")) console.error(`error: ${line}`);
+  } else {
+    // One line: a multi-line message (a backend's, say) is cut.
+    console.error(`error: ${message.split("\n")[0]}`);
+  }
+  if (debug) {
+    for (let e: unknown = err; e !== undefined; e = (e as Error).cause) {
+      console.error(e instanceof Error ? (e.stack ?? String(e)) : String(e));
+      if (!(e instanceof Error)) break;
+    }
+  } else if (!usage && !(err instanceof Error && KNOWN_FAILURES.has(err.name))) {
+    console.error("(run again with --debug for the stack trace)");
+  }
+  return usage ? 2 : 1;
+}
+
+/** Errors whose message says everything a user needs. */
+const KNOWN_FAILURES = new Set(["StoreCorruptError", "StoreClosedError", "ConflictError"]);

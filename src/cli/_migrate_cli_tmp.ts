@@ -1,0 +1,2 @@
+import { main } from "./_main_migrate_tmp.ts";
+Deno.exit(await main(Deno.args));

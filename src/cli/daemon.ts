@@ -1,0 +1,192 @@
+/**
+ * `flowstate daemon [--grace 30s] [--quiet]`: run the scheduled jobs and
+ * flows until SIGINT or SIGTERM, then stop: take no new ticks, wait up to the
+ * grace period for running work, cancel what is left (it records itself as
+ * cancelled) and exit 0. A second signal exits at once with 130.
+ *
+ * Several daemons may share one store (SQLite file, Postgres…): each tick
+ * runs once, on whichever takes its lease first.
+ *
+ * Output (stdout, unless `--quiet`): the schedules at start, then one line
+ * per tick this runner ran:
+ * `2026-01-01T03:00:00.000Z job:retention succeeded 1.25s run=0mjuohs004pv1au2ebsh`.
+ * Log lines of jobs and flows go to stderr (unless `--quiet`), and so do errors
+ * (always).
+ *
+ * @module
+ */
+import { parseDuration } from "../flow/duration.ts";
+import { openRuntime } from "../runtime.ts";
+import { tickKey } from "../scheduler/lease.ts";
+import { Scheduler, type SchedulerEvent } from "../scheduler/scheduler.ts";
+import { formatDuration } from "./format.ts";
+import { UsageError } from "./input.ts";
+import type { GlobalOptions } from "./main.ts";
+import { EXIT_INTERRUPTED } from "./run.ts";
+
+/** Options of `flowstate daemon`. */
+export interface DaemonOptions {
+  /** `--grace <duration>`: how long to wait for running work when stopping (default `30s`). */
+  grace?: string;
+  /** `--quiet`: print only errors. */
+  quiet?: boolean;
+  /** `--runner-id <id>`: this runner's id in leases (default `<hostname>:<pid>:<random>`). */
+  runnerId?: string;
+}
+
+/** What a test (or an embedding program) can give the daemon instead of OS signals. */
+export interface DaemonControl {
+  /** Stops the daemon when aborted, as SIGTERM does. */
+  signal?: AbortSignal;
+}
+
+/** The default grace period. */
+export const DEFAULT_GRACE = "30s";
+
+const STOP_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+
+/** `daemon [--grace 30s] [--quiet]`: exit 0 after a clean stop, 2 for an invalid config. */
+export async function daemonCommand(
+  options: DaemonOptions,
+  global: GlobalOptions,
+  control: DaemonControl = {},
+): Promise<number> {
+  let graceMs: number;
+  try {
+    graceMs = parseDuration(options.grace ?? DEFAULT_GRACE, "--grace");
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const quiet = options.quiet ?? false;
+  await using runtime = await openRuntime({ config: global.config });
+
+  // Listen before starting, so a signal while schedules load still stops cleanly.
+  const stopRequested = Promise.withResolvers<string>();
+  let signals = 0;
+  const onSignal = (name: string) => () => {
+    signals++;
+    if (signals > 1) {
+      console.error(`Received ${name} again: exiting without waiting`);
+      Deno.exit(EXIT_INTERRUPTED);
+    }
+    stopRequested.resolve(name);
+  };
+  const listeners: [Deno.Signal, () => void][] = [];
+  for (const name of STOP_SIGNALS) {
+    const listener = onSignal(name);
+    try {
+      Deno.addSignalListener(name, listener);
+      listeners.push([name, listener]);
+    } catch {
+      // SIGTERM cannot be listened to on Windows; Ctrl-C still works.
+    }
+  }
+  const onAbort = () => stopRequested.resolve("stop request");
+  control.signal?.addEventListener("abort", onAbort, { once: true });
+  if (control.signal?.aborted) onAbort();
+
+  try {
+    const scheduler = new Scheduler(runtime, {
+      ...(options.runnerId !== undefined ? { runnerId: options.runnerId } : {}),
+      onEvent: printer(quiet),
+    });
+    await scheduler.start();
+    const reason = await stopRequested.promise;
+    if (!quiet) console.log(`Received ${reason}: stopping`);
+    await scheduler.stop({ graceMs });
+    return 0;
+  } finally {
+    for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
+    control.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+const SKIP_REASONS: Partial<Record<string, string>> = {
+  overlap: "skipped: the previous run is still running",
+  missed: "missed while no runner was running (missed: skip)",
+  late: "skipped: the runner woke late; running the latest due tick instead",
+};
+
+/** Turns scheduler events into lines: progress on stdout, logs and errors on stderr. */
+function printer(quiet: boolean): (event: SchedulerEvent) => void {
+  return (event) => {
+    switch (event.type) {
+      case "start": {
+        if (quiet) return;
+        const n = event.schedules.length;
+        console.log(
+          `Scheduler started (runner ${event.runnerId}) with ${n} schedule${n === 1 ? "" : "s"}${
+            n === 0 ? "; nothing to run (add jobs or flows with a schedule to the config)" : ":"
+          }`,
+        );
+        for (const s of event.schedules) {
+          console.log(
+            `  ${s.id}  ${s.cron} (${s.timezone})  next ${
+              s.next === null ? "never" : tickKey(s.next)
+            }`,
+          );
+        }
+        return;
+      }
+      case "tick.end": {
+        const line = `${tickKey(event.tick)} ${event.scheduleId} ${event.status} ${
+          formatDuration(event.durationMs)
+        }${event.runId ? ` run=${event.runId}` : ""}${event.catchUp ? " (catch-up)" : ""}${
+          event.error ? `: ${event.error.split("\n")[0]}` : ""
+        }`;
+        if (event.status === "succeeded") {
+          if (!quiet) console.log(line);
+        } else if (quiet) {
+          console.error(line);
+        } else {
+          console.log(line);
+        }
+        return;
+      }
+      case "tick.skip": {
+        const why = SKIP_REASONS[event.reason];
+        if (!quiet && why !== undefined) {
+          console.log(`${tickKey(event.tick)} ${event.scheduleId} ${why}`);
+        }
+        return;
+      }
+      case "tick.queue":
+        if (!quiet) {
+          console.log(
+            `${tickKey(event.tick)} ${event.scheduleId} queued: runs when the previous run ends`,
+          );
+        }
+        return;
+      case "log":
+        if (!quiet) {
+          const level = event.level === "info" ? "" : `${event.level}: `;
+          console.error(`[${event.scheduleId}] ${level}${event.message}`);
+        }
+        return;
+      case "error":
+        console.error(`error: ${event.message.split("\n")[0]}`);
+        return;
+      case "stopping":
+        if (!quiet) {
+          console.log(
+            `Waiting up to ${formatDuration(event.graceMs)} for ${event.running} running tick${
+              event.running === 1 ? "" : "s"
+            }…`,
+          );
+        }
+        return;
+      case "stop":
+        if (event.cancelled > 0) {
+          console.error(
+            `Cancelled ${event.cancelled} tick${
+              event.cancelled === 1 ? "" : "s"
+            } still running after the grace period`,
+          );
+        }
+        if (!quiet) console.log("Stopped");
+        return;
+      case "tick.start":
+        return;
+    }
+  };
+}

@@ -1,0 +1,249 @@
+/**
+ * `flowstate jobs ls` and `flowstate jobs run <name>`: list the maintenance
+ * jobs with their schedules and last runs, and run one now (for OS cron or
+ * systemd timers, or by hand).
+ *
+ * `jobs run` exit codes: 0 the job succeeded; 1 it failed or was cancelled;
+ * 2 unknown job or invalid option (nothing runs); 130 cancelled with Ctrl-C
+ * (a second Ctrl-C exits at once).
+ *
+ * `--json` output (one JSON document on stdout, stable):
+ * - `jobs ls`: `[{ "name", "description", "builtin", "module", "enabled", "scheduled",
+ *   "schedule", "timezone", "lastRun": { "id", "status", "startedAt", "durationMs" } | null,
+ *   "nextRun": number | null, "error": string | null }]` (`module` is `null` for a built-in;
+ *   times are ms since the epoch; `schedule` is `null` for a job without one)
+ * - `jobs run`: the run record `{ "id", "flowId": "job:<name>", "status", "inputs" (the
+ *   options), "outputs" (the job's result), "startedAt", "endedAt", "durationMs", "nodes",
+ *   "error" }`
+ *
+ * @module
+ */
+import { didYouMean } from "../_suggest.ts";
+import type { RunRecord } from "../flow/types.ts";
+import { builtinJobNames, runJob } from "../jobs/run.ts";
+import { openRuntime, type Runtime } from "../runtime.ts";
+import { nextTick } from "../scheduler/cron.ts";
+import { loadConfiguredJob } from "../scheduler/scheduler.ts";
+import { formatDuration, formatTime, printTable } from "./format.ts";
+import { UsageError } from "./input.ts";
+import type { GlobalOptions } from "./main.ts";
+import { EXIT_INTERRUPTED } from "./run.ts";
+
+/** One row of `jobs ls --json`. */
+export interface JobListing {
+  /** The job's name (in the config, and in run records as `job:<name>`). */
+  name: string;
+  /** One line about it, or `null` if it could not be loaded. */
+  description: string | null;
+  /** Whether it is a built-in job. */
+  builtin: boolean;
+  /** The module from the config, or `null` for a built-in. */
+  module: string | null;
+  /** `false` when the config disables it (it can still be run by hand). */
+  enabled: boolean;
+  /** Whether the daemon runs it. */
+  scheduled: boolean;
+  /** Its cron expression (config, else the job's default), or `null`. */
+  schedule: string | null;
+  /** The schedule's time zone. */
+  timezone: string;
+  /** The newest run, or `null`. */
+  lastRun: { id: string; status: string; startedAt: number; durationMs: number | null } | null;
+  /** The next tick (ms since the epoch) if scheduled, else `null`. */
+  nextRun: number | null;
+  /** Why the job could not be loaded, or `null`. */
+  error: string | null;
+}
+
+/** The job names `jobs ls` shows and `jobs run` accepts: the built-ins, then the configured ones. */
+function jobNames(runtime: Runtime): string[] {
+  return [...new Set([...builtinJobNames(), ...Object.keys(runtime.config.jobs)])];
+}
+
+/** Describe every job: built-in and configured, with schedule, last and next run. */
+export async function describeJobs(runtime: Runtime): Promise<JobListing[]> {
+  const config = runtime.config;
+  const records = await runtime.records();
+  const now = runtime.clock.now();
+  const builtins = builtinJobNames();
+  const out: JobListing[] = [];
+  for (const name of jobNames(runtime)) {
+    const settings = config.jobs[name];
+    const configured = settings !== undefined;
+    const listing: JobListing = {
+      name,
+      description: null,
+      builtin: builtins.includes(name) && settings?.module === undefined,
+      module: settings?.module ?? null,
+      enabled: settings?.enabled ?? true,
+      scheduled: false,
+      schedule: settings?.schedule ?? null,
+      timezone: settings?.timezone ?? config.timezone,
+      lastRun: null,
+      nextRun: null,
+      error: null,
+    };
+    try {
+      const loaded = await loadConfiguredJob(config, name);
+      listing.description = loaded.job.description;
+      listing.schedule = loaded.schedule;
+    } catch (err) {
+      listing.error = err instanceof Error ? err.message : String(err);
+    }
+    listing.scheduled = configured && listing.enabled && listing.schedule !== null &&
+      listing.error === null;
+    if (listing.scheduled) listing.nextRun = nextTick(listing.schedule!, now, listing.timezone);
+    const { runs } = await records.listRunSummaries({ flowId: `job:${name}`, limit: 1 });
+    const last = runs[0];
+    if (last !== undefined) {
+      listing.lastRun = {
+        id: last.id,
+        status: last.status,
+        startedAt: last.startedAt,
+        durationMs: last.durationMs,
+      };
+    }
+    out.push(listing);
+  }
+  return out;
+}
+
+/** `jobs ls [--json]`: exit 1 when a job cannot be loaded (it is listed with its error). */
+export async function jobsList(
+  options: { json?: boolean },
+  global: GlobalOptions,
+): Promise<number> {
+  await using runtime = await openRuntime({ config: global.config });
+  const jobs = await describeJobs(runtime);
+  if (options.json) {
+    console.log(JSON.stringify(jobs));
+  } else {
+    printTable(
+      ["NAME", "SCHEDULE", "TIMEZONE", "ENABLED", "LAST RUN", "NEXT RUN", "DESCRIPTION"],
+      jobs.map((j) => [
+        j.name,
+        j.schedule === null ? "-" : j.scheduled ? j.schedule : `(${j.schedule})`,
+        j.scheduled ? j.timezone : "-",
+        j.enabled ? "yes" : "no",
+        j.lastRun === null ? "-" : `${j.lastRun.status} ${formatTime(j.lastRun.startedAt)}`,
+        formatTime(j.nextRun),
+        j.description ?? "(cannot be loaded)",
+      ]),
+    );
+  }
+  for (const job of jobs) {
+    if (job.error !== null) console.error(`error: job "${job.name}": ${job.error.split("\n")[0]}`);
+  }
+  return jobs.some((j) => j.error !== null) ? 1 : 0;
+}
+
+/**
+ * Parse `--option name=value` pairs. A value is taken as JSON when it parses
+ * (`3`, `true`, `["a"]`, `{"x":1}`), otherwise as a string (`30d`). A pair
+ * without `=`, with an empty name, or a name given twice is a
+ * {@linkcode UsageError}.
+ */
+export function parseOptionPairs(pairs: readonly string[]): Record<string, unknown> {
+  const options = new Map<string, unknown>();
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq === -1) {
+      throw new UsageError(
+        `Invalid --option "${pair}": expected name=value, for example --option maxAge=30d`,
+      );
+    }
+    const name = pair.slice(0, eq).trim();
+    if (name === "") {
+      throw new UsageError(
+        `Invalid --option "${pair}": the name before "=" is empty; expected name=value`,
+      );
+    }
+    if (options.has(name)) {
+      throw new UsageError(`Invalid --option "${pair}": option "${name}" is given twice`);
+    }
+    const text = pair.slice(eq + 1);
+    let value: unknown = text;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      // Not JSON: a plain string.
+    }
+    options.set(name, value);
+  }
+  return Object.fromEntries(options);
+}
+
+/** Options of `flowstate jobs run`. */
+export interface JobsRunOptions {
+  /** `--option name=value`, repeatable; merged over the config's `jobs.<name>.options`. */
+  option?: string[];
+  /** `--dry-run`: report what would be done without changing anything. */
+  dryRun?: boolean;
+  /** `--json`: print the run record. */
+  json?: boolean;
+  /** `--quiet`: no progress and no log lines. */
+  quiet?: boolean;
+}
+
+/** `jobs run <name> [--option k=v]… [--dry-run] [--json] [--quiet]`. */
+export async function jobsRun(
+  name: string,
+  options: JobsRunOptions,
+  global: GlobalOptions,
+): Promise<number> {
+  const cliOptions = parseOptionPairs(options.option ?? []);
+  await using runtime = await openRuntime({ config: global.config });
+  const names = jobNames(runtime);
+  if (!names.includes(name)) {
+    throw new UsageError(
+      `Unknown job "${name}"${didYouMean(name, names)}: the jobs are ${names.join(", ")}` +
+        ` (add others under "jobs:" in the config, with a module)`,
+    );
+  }
+  const { job, config } = await loadConfiguredJob(runtime.config, name);
+
+  const controller = new AbortController();
+  let interrupted = false;
+  const onInterrupt = () => {
+    if (interrupted) Deno.exit(EXIT_INTERRUPTED);
+    interrupted = true;
+    console.error(`Cancelling job "${name}" (press Ctrl-C again to exit at once)…`);
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  let record: RunRecord;
+  try {
+    record = await runJob(runtime, job, {
+      configOptions: { ...config.options },
+      options: cliOptions,
+      dryRun: options.dryRun ?? false,
+      signal: controller.signal,
+      progress: options.quiet ? "quiet" : undefined,
+      ...(options.quiet ? { onLog: () => {} } : {}),
+    });
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+
+  if (options.json) console.log(JSON.stringify(record));
+  else printSummary(name, record, options.dryRun ?? false);
+  if (record.status === "succeeded") return 0;
+  return interrupted && record.status === "cancelled" ? EXIT_INTERRUPTED : 1;
+}
+
+function printSummary(name: string, record: RunRecord, dryRun: boolean): void {
+  const lines = [
+    `job:      ${name}${dryRun ? " (dry run: nothing was changed)" : ""}`,
+    `run:      ${record.id}`,
+    `status:   ${record.status}`,
+    `duration: ${formatDuration(record.durationMs)}`,
+  ];
+  if (record.error) lines.push(`error:    ${record.error.message}`);
+  const result = record.outputs ?? {};
+  const keys = Object.keys(result);
+  if (keys.length > 0) {
+    lines.push("result:");
+    for (const key of keys) lines.push(`  ${key}: ${JSON.stringify(result[key])}`);
+  }
+  console.log(lines.join("\n"));
+}
