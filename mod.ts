@@ -146,3 +146,42 @@ export {
   type ProgressOptions,
 } from "./src/jobs/progress.ts";
 export { loadJob, runJob, type RunJobOptions } from "./src/jobs/run.ts";
+export {
+  defineMigration,
+  migrateDown,
+  type MigrateOptions,
+  type MigrateResult,
+  migrateUp,
+  type Migration,
+  type MigrationContext,
+  type MigrationDefinition,
+  MigrationError,
+  type MigrationRecord,
+  type MigrationStatus,
+  migrationStatus,
+} from "./jobs/migrate.ts";
+export { moveStore, type MoveStoreOptions, type MoveStoreResult } from "./jobs/migrate_store.ts";
+export {
+  type BackupConsistency,
+  type BackupInfo,
+  type BackupOptions,
+  type BackupResult,
+  backupStore,
+  type BackupStoreOptions,
+  backupStores,
+  type BackupStoresOptions,
+} from "./jobs/backup.ts";
+export {
+  restoreBackup,
+  type RestoreBackupOptions,
+  type RestoreResult,
+  type VerifiedBackup,
+  verifyBackup,
+} from "./jobs/restore.ts";
+export {
+  type ArchivedRun,
+  type ArchivedRunSummary,
+  listArchivedRuns,
+  type ListArchivedRunsOptions,
+  readArchivedRun,
+} from "./jobs/archive.ts";

@@ -273,6 +273,79 @@ function buildProgram(setExitCode: (code: number) => void) {
       setExitCode(printFlowSchema());
     });
 
+  const migrate = program
+    .command("migrate")
+    .description(
+      "data migrations (migrate data …) and moving a whole store to another backend (migrate store)",
+    );
+  const data = migrate
+    .command("data")
+    .description(
+      "apply, revert and inspect data migrations (modules like migrations/0001_name.ts)",
+    );
+  const dirHelp = "migrations folder (default: migrations/ beside the config)";
+  const migrateStoreHelp = "store to migrate (default: the store of the global scope)";
+  data
+    .command("status")
+    .description("list every migration (applied, pending, missing) and warn about changed modules")
+    .option("--dir <dir>", dirHelp)
+    .option("--store <name>", migrateStoreHelp)
+    .option("--json", "print { store, dir, migrations, pending, warnings, lock }")
+    .action(async (options, command) => {
+      const { migrateDataStatus } = await import("./migrate.ts");
+      setExitCode(await migrateDataStatus(options, globals(command)));
+    });
+  data
+    .command("pending")
+    .description("print the ids of the migrations not applied yet, in the order up applies them")
+    .option("--dir <dir>", dirHelp)
+    .option("--store <name>", migrateStoreHelp)
+    .option("--json", "print { store, dir, pending }")
+    .action(async (options, command) => {
+      const { migrateDataPending } = await import("./migrate.ts");
+      setExitCode(await migrateDataPending(options, globals(command)));
+    });
+  data
+    .command("up")
+    .description("apply the pending migrations in order, under a lock, recording each")
+    .option("--to <id>", "stop after this migration (its id, or its number)")
+    .option("--dir <dir>", dirHelp)
+    .option("--store <name>", migrateStoreHelp)
+    .option("--dry-run", "print the plan and change nothing")
+    .option("--json", "print { action, store, dryRun, plan, done, cancelled, warnings }")
+    .action(async (options, command) => {
+      const { migrateDataUp } = await import("./migrate.ts");
+      setExitCode(await migrateDataUp(options, globals(command)));
+    });
+  data
+    .command("down")
+    .description("revert the most recent migrations, newest first, and delete their records")
+    .option("--step <n>", "how many to revert (default 1)", integer("--step", 1))
+    .option("--dir <dir>", dirHelp)
+    .option("--store <name>", migrateStoreHelp)
+    .option("--dry-run", "print the plan and change nothing")
+    .option("--json", "print { action, store, dryRun, plan, done, cancelled, warnings }")
+    .action(async (options, command) => {
+      const { migrateDataDown } = await import("./migrate.ts");
+      setExitCode(await migrateDataDown(options, globals(command)));
+    });
+  migrate
+    .command("store")
+    .description(
+      "copy every entry of one store into another (any backends) in resumable batches, then verify",
+    )
+    .requiredOption("--from <name>", "the store to copy (it is only read)")
+    .requiredOption("--to <name>", "the store to fill (must be empty unless --resume or --force)")
+    .option("--batch <n>", "entries per atomic commit (default 1000)", integer("--batch", 1))
+    .option("--resume", "continue an interrupted move from the checkpoint in the target")
+    .option("--force", "clear the target first and start over")
+    .option("--dry-run", "print what would be done and change nothing")
+    .option("--json", "print the result: { from, to, status, total, count, checksum, … }")
+    .action(async (options, command) => {
+      const { migrateStoreCommand } = await import("./migrate.ts");
+      setExitCode(await migrateStoreCommand(options, globals(command)));
+    });
+
   return program;
 }
 
@@ -327,4 +400,9 @@ function report(err: unknown, debug: boolean): number {
 }
 
 /** Errors whose message says everything a user needs. */
-const KNOWN_FAILURES = new Set(["StoreCorruptError", "StoreClosedError", "ConflictError"]);
+const KNOWN_FAILURES = new Set([
+  "StoreCorruptError",
+  "StoreClosedError",
+  "ConflictError",
+  "MigrationError",
+]);

@@ -288,7 +288,19 @@ class Execution {
     });
   }
 
+  #lastYield = performance.now();
+
   async #runNode(i: number, runSignal: AbortSignal): Promise<NodeResult> {
+    // Store calls on embedded backends resolve without giving the event loop a
+    // turn; yield now and then so timers and Ctrl-C are seen during long runs.
+    if (performance.now() - this.#lastYield > 50) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      this.#lastYield = performance.now();
+      if (runSignal.aborted) {
+        const result: NodeResult = { status: "cancelled", attempts: 0 };
+        return result;
+      }
+    }
     const node = this.#flow.nodes[i];
     const id = node.spec.id;
     const started = this.#o.clock.now();
