@@ -93,3 +93,54 @@ Deno.bench({
     if (run.status !== "succeeded") throw new Error(`run ${run.status}`);
   },
 });
+
+// ---------------------------------------------------------------------------
+// 10,000 state.increment nodes on the sqlite store (recorded like any run),
+// beside the same 10,000 compare-and-set increments done directly on the Store.
+import { join } from "node:path";
+import { openRuntime } from "../mod.ts";
+
+const INCREMENTS = 10_000;
+const dir = await Deno.makeTempDir({ prefix: "flowstate-bench-flow-" });
+const runtime = await openRuntime({
+  config: { stores: { main: { plugin: "sqlite", path: join(dir, "flow.db") } } },
+  cwd: dir,
+});
+const sqlite = await runtime.store("main");
+const increments = {
+  id: "increments",
+  nodes: Array.from({ length: INCREMENTS }, (_, i) => ({
+    id: `n${i}`,
+    type: "state.increment",
+    needs: i === 0 ? [] : [`n${i - 1}`],
+    with: { scope: "flow", key: "count" },
+  })),
+};
+
+Deno.bench({
+  name: `direct: ${INCREMENTS} compare-and-set increments on the sqlite Store`,
+  group: "sqlite increments",
+  baseline: true,
+  n: 3,
+  warmup: 1,
+  async fn() {
+    const key = ["bench", "direct-count"];
+    for (let i = 0; i < INCREMENTS; i++) {
+      const current = await sqlite.get<number>(key);
+      const r = await sqlite.set(key, (current?.value ?? 0) + 1, {
+        ifVersion: current?.version ?? null,
+      });
+      if (!r.ok) throw new Error("conflict");
+    }
+  },
+});
+Deno.bench({
+  name: `executor: flow of ${INCREMENTS} state.increment nodes on sqlite (runFlow, recorded)`,
+  group: "sqlite increments",
+  n: 3,
+  warmup: 1,
+  async fn() {
+    const run = await runtime.runFlow(increments);
+    if (run.status !== "succeeded") throw new Error(`run ${run.status}: ${run.error?.message}`);
+  },
+});
