@@ -1,0 +1,164 @@
+/**
+ * End-to-end tests of the maintenance commands of the `flowstate` CLI
+ * (`backup`, `restore`, `migrate store`, `migrate data`), each run as a
+ * subprocess in a temporary working directory with its own config.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const CLI = join(ROOT, "cli.ts");
+const DENO_JSON = join(ROOT, "deno.json");
+const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-run", "--allow-sys"];
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const CONFIG = `
+stores:
+  main: { plugin: sqlite, path: data/main.db }
+  copy: { plugin: jsonfile, path: data/copy.json }
+  scratch: { plugin: memory, snapshot: data/scratch.snapshot.json }
+scopes: { global: main, flow: main, node: main }
+`;
+
+async function withProject(
+  fn: (run: (...args: string[]) => Promise<Result>, dir: string) => Promise<void>,
+) {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-maint-" });
+  await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG);
+  const run = async (...args: string[]): Promise<Result> => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", "--config", DENO_JSON, ...PERMISSIONS, CLI, ...args],
+      cwd: dir,
+      env: { FLOWSTATE_HOME: join(dir, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decoder = new TextDecoder();
+    return {
+      code: output.code,
+      stdout: decoder.decode(output.stdout),
+      stderr: decoder.decode(output.stderr),
+    };
+  };
+  try {
+    await fn(run, dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function ok(run: (...args: string[]) => Promise<Result>, ...args: string[]): Promise<string> {
+  const r = await run(...args);
+  assert.equal(r.code, 0, `flowstate ${args.join(" ")} exited ${r.code}:\n${r.stderr}`);
+  return r.stdout;
+}
+
+async function dump(run: (...args: string[]) => Promise<Result>, store: string) {
+  const entries = JSON.parse(await ok(run, "state", "ls", "--store", store, "--json")) as {
+    key: string[];
+    value: unknown;
+  }[];
+  return entries.map(({ key, value }) => ({ key, value }));
+}
+
+Deno.test("flowstate backup + restore moves a sqlite store into jsonfile with identical content", async () => {
+  await withProject(async (run, dir) => {
+    await ok(run, "state", "set", "--store", "main", "flow/counter/count", "41");
+    await ok(run, "state", "set", "--store", "main", "global/greeting", '"héllo 😀"');
+    await ok(run, "state", "set", "--store", "main", '["a","b\\u0000c"]', '{"n":[1,2,{"x":null}]}');
+    const backup = JSON.parse(
+      await ok(run, "backup", "--store", "main", "--out", "main.fsbackup", "--json"),
+    );
+    assert.equal(backup.entries, 3);
+    const restored = JSON.parse(
+      await ok(run, "restore", join(dir, "main.fsbackup"), "--store", "copy", "--json"),
+    );
+    assert.equal(restored.restored, 3, JSON.stringify(restored));
+    assert.deepEqual(await dump(run, "copy"), await dump(run, "main"));
+    // A second restore into the now non-empty store is refused without --force.
+    const again = await run("restore", join(dir, "main.fsbackup"), "--store", "copy");
+    assert.equal(again.code, 1, again.stderr);
+    assert.match(again.stderr, /not empty|--force/);
+  });
+});
+
+Deno.test("flowstate restore refuses a damaged backup and writes nothing", async () => {
+  await withProject(async (run, dir) => {
+    await ok(run, "state", "set", "--store", "main", "k", "1");
+    await ok(run, "backup", "--store", "main", "--out", "good.fsbackup");
+    const bytes = await Deno.readFile(join(dir, "good.fsbackup"));
+    await Deno.writeFile(join(dir, "bad.fsbackup"), bytes.subarray(0, bytes.length - 9));
+    const r = await run("restore", join(dir, "bad.fsbackup"), "--store", "scratch");
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /bad\.fsbackup|damaged|truncated|checksum|gzip/i);
+    assert.deepEqual(await dump(run, "scratch"), []);
+  });
+});
+
+Deno.test("flowstate migrate store copies sqlite into memory, verified, source untouched", async () => {
+  await withProject(async (run, dir) => {
+    for (let i = 0; i < 25; i++) {
+      await ok(
+        run,
+        "state",
+        "set",
+        "--store",
+        "main",
+        `item/${String(i).padStart(2, "0")}`,
+        `${i}`,
+      );
+    }
+    const before = await Deno.readFile(join(dir, "data/main.db"));
+    const result = JSON.parse(
+      await ok(
+        run,
+        "migrate",
+        "store",
+        "--from",
+        "main",
+        "--to",
+        "scratch",
+        "--batch",
+        "7",
+        "--json",
+      ),
+    );
+    assert.equal(result.count, 25, JSON.stringify(result));
+    assert.deepEqual(await dump(run, "scratch"), await dump(run, "main"));
+    assert.deepEqual(await Deno.readFile(join(dir, "data/main.db")), before, "source unchanged");
+    const refused = await run("migrate", "store", "--from", "main", "--to", "scratch");
+    assert.notEqual(refused.code, 0, "a non-empty target is refused");
+  });
+});
+
+Deno.test("flowstate migrate data applies and reverts migrations in order", async () => {
+  await withProject(async (run, dir) => {
+    await Deno.mkdir(join(dir, "migrations"));
+    const mod = (n: number) =>
+      `export async function up(ctx) { await ctx.store.set(["m", "${n}"], ${n}); }\n` +
+      `export async function down(ctx) { await ctx.store.delete(["m", "${n}"]); }\n`;
+    await Deno.writeTextFile(join(dir, "migrations/0001_first.js"), mod(1));
+    await Deno.writeTextFile(join(dir, "migrations/0002_second.js"), mod(2));
+    const pending = JSON.parse(await ok(run, "migrate", "data", "pending", "--json"));
+    assert.deepEqual(
+      pending.pending.map((p: { id: string } | string) => typeof p === "string" ? p : p.id),
+      ["0001_first", "0002_second"],
+    );
+    await ok(run, "migrate", "data", "up");
+    assert.deepEqual((await dump(run, "main")).filter((e) => e.key[0] === "m"), [
+      { key: ["m", "1"], value: 1 },
+      { key: ["m", "2"], value: 2 },
+    ]);
+    await ok(run, "migrate", "data", "down");
+    assert.deepEqual((await dump(run, "main")).filter((e) => e.key[0] === "m"), [
+      { key: ["m", "1"], value: 1 },
+    ]);
+  });
+});
