@@ -433,7 +433,9 @@ class CoreStore implements Store {
       }
       batch = [];
     };
-    for await (const raw of this.#driver.list({ batchSize: 500 }, now)) {
+    // List as of the earliest time, so a driver that hides expired entries
+    // itself still returns them here.
+    for await (const raw of this.#driver.list({ batchSize: 500 }, Number.MIN_SAFE_INTEGER)) {
       if (raw.expiresAt !== null && raw.expiresAt <= now) batch.push(raw);
       if (batch.length >= 500) await flush();
     }

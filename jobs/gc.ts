@@ -1,0 +1,568 @@
+/**
+ * The `gc` job: removes what nothing will read again and gives the space
+ * back to the file system.
+ *
+ * ```yaml
+ * jobs:
+ *   gc:
+ *     schedule: "30 3 * * *"
+ *     options: { orphans: true, knownFlows: [nightly-report] }
+ * ```
+ *
+ * Four parts, in this order (each can be switched off):
+ * 1. `expired`: every store's expired entries are deleted
+ *    (`Store.purgeExpired()`). They are never returned by reads anyway, so a
+ *    dry run cannot count them and reports `expiredRemoved: null`.
+ * 2. `orphans` (off unless `orphans: true`): state of flows and nodes that
+ *    no longer exist. A flow exists when it has a recorded version (a head in
+ *    the records) or is listed in `knownFlows`; a node exists when the head
+ *    version of its flow has a node with its id (a flow known only from
+ *    `knownFlows` keeps all its node state). Flow state is `["flow", flowId,
+ *    …]` and node state `["node", flowId, nodeId, …]` in any configured
+ *    store; each orphaned prefix is listed with its key count, and (unless
+ *    dry run) cleared after the flow's existence is checked once more.
+ * 3. `tempFiles`: leftovers of crashed processes under the home directory,
+ *    older than `tempMaxAge`. Temp files of atomic writes
+ *    (`.<name>.tmp-<pid>-<hex>`, see `writeFileAtomic`) whose process is
+ *    gone. And the jsonfile plugin's lock files (`<store file>.lock`) last
+ *    taken, as their first line says, by a process of this host that is gone:
+ *    such a file holds no lock (the OS releases a dead process's `flock`) and
+ *    only lingers. A lock file is removed the way the plugin removes one, as a
+ *    holder of its lock: it is locked without waiting, so a lock held by a
+ *    live process is never touched, whatever its file says; a file gc cannot
+ *    read as a Flowstate lock, or one from another host, is left alone.
+ *    A process is "gone" when its pid does not exist (`kill(pid, 0)`), and,
+ *    where Deno may read /proc (`--allow-all` on Linux), also when it is a
+ *    zombie or started after the file was last written (a reused pid).
+ * 4. `compact`: every store that can returns free space to the file system
+ *    (`Store.compact()`: SQLite's incremental vacuum, a jsonfile rewrite), and
+ *    the sizes before and after are reported.
+ *
+ * Cancelling (`ctx.signal`) stops between stores and files; what was done
+ * is reported.
+ *
+ * @module
+ */
+import { basename, join, relative } from "node:path";
+import process from "node:process";
+import { z } from "zod";
+import { durationProblem, parseDuration } from "../src/flow/duration.ts";
+import type { Duration } from "../src/flow/types.ts";
+import { defineJob, type Job, type JobContext } from "../src/jobs/job.ts";
+import type { Records } from "../src/records/records.ts";
+import type { Key, Store } from "../src/store/types.ts";
+
+/** Options of the gc job. */
+export interface GcOptions {
+  /** Delete expired entries in every store. */
+  expired: boolean;
+  /** Find (and unless dry run, delete) state of flows and nodes that no longer exist. Off by default. */
+  orphans: boolean;
+  /** Flow ids that exist even without a recorded version (their state is never orphaned). */
+  knownFlows: string[];
+  /** Remove temp and lock files left under the home by crashed processes. */
+  tempFiles: boolean;
+  /** Only temp and lock files older than this are removed. */
+  tempMaxAge: Duration;
+  /** Return free space to the file system where a store can. */
+  compact: boolean;
+  /** Only these configured stores (default: every configured store). */
+  stores?: string[];
+}
+
+/** Default options of the gc job. */
+export const defaults = {
+  expired: true,
+  orphans: false,
+  knownFlows: [],
+  tempFiles: true,
+  tempMaxAge: "1h",
+  compact: true,
+} satisfies Partial<GcOptions>;
+
+/** One orphaned key prefix. */
+export type GcOrphan = {
+  /** The store holding it. */
+  store: string;
+  /** `["flow", flowId]` or `["node", flowId, nodeId]` (or `["node", flowId]` for a gone flow). */
+  prefix: string[];
+  /** Keys under it (deleted, unless dry run). */
+  keys: number;
+  /** Why: the flow or the node no longer exists. */
+  reason: "flow" | "node";
+};
+
+/** What gc did to one store. */
+export type GcStoreResult = {
+  /** Expired entries deleted (`null` in a dry run, or when `expired` is off). */
+  expiredRemoved: number | null;
+  /** Orphaned keys found (deleted unless dry run). */
+  orphanKeys: number;
+  /** What compacting did (`null` when not run: dry run, `compact: false`, or an error). */
+  compact: { supported: boolean; bytesBefore: number; bytesAfter: number } | null;
+  /** Why the store could not be processed. */
+  error?: string;
+};
+
+/** What the gc job reports. */
+export type GcResult = {
+  /** Expired entries deleted in all stores (`null` in a dry run or when `expired` is off). */
+  expiredRemoved: number | null;
+  /** Orphaned keys found in all stores (deleted unless dry run). */
+  orphanKeys: number;
+  /** The orphaned prefixes (at most 1000 listed). */
+  orphans: GcOrphan[];
+  /** Temp and lock files removed (or that a dry run would remove). */
+  tempFilesRemoved: number;
+  /** Those files, relative to the home (at most 1000 listed). */
+  tempFiles: string[];
+  /** Size on disk of the compacted stores before. */
+  bytesBefore: number;
+  /** Size on disk of the compacted stores after. */
+  bytesAfter: number;
+  /** `bytesBefore - bytesAfter`. */
+  bytesFreed: number;
+  /** Per store. */
+  stores: Record<string, GcStoreResult>;
+  /** Whether nothing was changed. */
+  dryRun: boolean;
+  /** Whether the job stopped early because it was cancelled. */
+  cancelled: boolean;
+  /** Wall-clock time the job took. */
+  durationMs: number;
+};
+
+const MAX_LISTED = 1000;
+
+const optionsSchema = z.strictObject({
+  expired: z.boolean().default(defaults.expired),
+  orphans: z.boolean().default(defaults.orphans),
+  knownFlows: z.array(z.string().min(1)).default(defaults.knownFlows),
+  tempFiles: z.boolean().default(defaults.tempFiles),
+  tempMaxAge: z.union([z.number(), z.string()]).default(defaults.tempMaxAge).superRefine(
+    (value, ctx) => {
+      const problem = durationProblem(value);
+      if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem.message });
+    },
+  ),
+  compact: z.boolean().default(defaults.compact),
+  stores: z.array(z.string().min(1)).optional(),
+});
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+// ---------------------------------------------------------------------------
+// Orphaned state
+
+/**
+ * The distinct key elements right under `prefix`, in key order, found by
+ * skipping from one to the next (one one-entry listing each).
+ */
+async function* childNames(store: Store, prefix: Key): AsyncGenerator<string> {
+  let start: Key | undefined;
+  for (;;) {
+    let next: string | undefined;
+    for await (const e of store.list({ prefix, start, limit: 1 })) next = e.key[prefix.length];
+    if (next === undefined) return;
+    yield next;
+    // The smallest element after `next` in code-point order is `next + "\0"`.
+    start = [...prefix, `${next}\0`];
+  }
+}
+
+/** Which flows and nodes exist: a flow's head version's node ids, `null` for "all". */
+class FlowCatalog {
+  #records: Records;
+  #known: ReadonlySet<string>;
+  #cache = new Map<string, Promise<ReadonlySet<string> | null | undefined>>();
+
+  constructor(records: Records, knownFlows: readonly string[]) {
+    this.#records = records;
+    this.#known = new Set(knownFlows);
+  }
+
+  /** `undefined`: the flow does not exist; `null`: it exists, every node counts as existing. */
+  nodes(flowId: string, fresh = false): Promise<ReadonlySet<string> | null | undefined> {
+    let found = fresh ? undefined : this.#cache.get(flowId);
+    if (found === undefined) {
+      found = this.#load(flowId);
+      this.#cache.set(flowId, found);
+    }
+    return found;
+  }
+
+  async #load(flowId: string): Promise<ReadonlySet<string> | null | undefined> {
+    const head = await this.#records.getHead(flowId);
+    if (head !== null) return new Set(head.definition.nodes.map((n) => n.id));
+    return this.#known.has(flowId) ? null : undefined;
+  }
+}
+
+/** Find (and unless dry run, clear) orphaned flow and node state in one store. */
+async function collectOrphans(
+  store: Store,
+  catalog: FlowCatalog,
+  dryRun: boolean,
+  signal: AbortSignal,
+  found: (orphan: GcOrphan) => void,
+): Promise<void> {
+  const handle = async (
+    prefix: string[],
+    reason: GcOrphan["reason"],
+    stillOrphan: () => Promise<boolean>,
+  ) => {
+    let keys = await store.count(prefix);
+    if (keys === 0) return;
+    if (!dryRun) {
+      // Checked again right before clearing: a flow may have been saved since the scan began.
+      if (!(await stillOrphan())) return;
+      keys = await store.clear(prefix);
+    }
+    found({ store: store.name, prefix, keys, reason });
+  };
+  for await (const flowId of childNames(store, ["flow"])) {
+    if (signal.aborted) return;
+    if ((await catalog.nodes(flowId)) !== undefined) continue;
+    await handle(
+      ["flow", flowId],
+      "flow",
+      async () => (await catalog.nodes(flowId, true)) === undefined,
+    );
+  }
+  for await (const flowId of childNames(store, ["node"])) {
+    if (signal.aborted) return;
+    const nodes = await catalog.nodes(flowId);
+    if (nodes === null) continue;
+    if (nodes === undefined) {
+      await handle(
+        ["node", flowId],
+        "flow",
+        async () => (await catalog.nodes(flowId, true)) === undefined,
+      );
+      continue;
+    }
+    for await (const nodeId of childNames(store, ["node", flowId])) {
+      if (signal.aborted) return;
+      if (nodes.has(nodeId)) continue;
+      await handle(["node", flowId, nodeId], "node", async () => {
+        const now = await catalog.nodes(flowId, true);
+        return now !== null && !now?.has(nodeId);
+      });
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Processes, for temp and lock files
+
+/**
+ * Linux: a process's state letter and start time (clock ticks since boot),
+ * `null` if there is no such process, `undefined` if it cannot be told
+ * (not Linux, or no --allow-all: Deno lets only that read /proc).
+ */
+async function procStat(
+  pid: number,
+): Promise<{ state: string; startTime: string } | null | undefined> {
+  if (Deno.build.os !== "linux") return undefined;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(`/proc/${pid}/stat`);
+  } catch (err) {
+    return err instanceof Deno.errors.NotFound ? null : undefined;
+  }
+  // "pid (comm) S ppid … starttime(22nd field) …"; comm may hold spaces and parentheses.
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return fields.length > 19 ? { state: fields[0], startTime: fields[19] } : undefined;
+}
+
+/** Linux: boot time in ms since the epoch (from /proc/stat), for process start times. */
+let bootTimeMs: Promise<number | undefined> | undefined;
+function bootTime(): Promise<number | undefined> {
+  bootTimeMs ??= Deno.readTextFile("/proc/stat").then(
+    (text) => {
+      const m = /^btime (\d+)$/m.exec(text);
+      return m ? Number(m[1]) * 1000 : undefined;
+    },
+    () => undefined,
+  );
+  return bootTimeMs;
+}
+
+/** Clock ticks per second of /proc start times (USER_HZ: 100 on every Linux Deno runs on). */
+const USER_HZ = 100;
+
+/**
+ * Whether the process `pid` (on this host) is gone, or is not the one that
+ * wrote a file last modified at `mtime` because it started after that (its
+ * pid was reused). `false` when that cannot be told.
+ */
+async function writerGone(pid: number, mtime: number): Promise<boolean> {
+  const stat = await procStat(pid);
+  if (stat === null) return true;
+  if (stat !== undefined) {
+    if (stat.state === "Z" || stat.state === "X") return true; // killed, not yet reaped
+    const boot = await bootTime();
+    if (boot === undefined) return false;
+    return boot + (Number(stat.startTime) / USER_HZ) * 1000 > mtime + 2000;
+  }
+  if (pid === Deno.pid) return false;
+  try {
+    process.kill(pid, 0); // needs --allow-run
+    return false;
+  } catch (err) {
+    return (err as { code?: string }).code === "ESRCH";
+  }
+}
+
+function hostName(): string | null {
+  try {
+    return Deno.hostname();
+  } catch {
+    return null; // no --allow-sys: lock files cannot be told to be this host's
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Temp and lock files
+
+/** `writeFileAtomic`'s temp files: `.<name>.tmp-<pid>-<8 hex>`. */
+const ATOMIC_TEMP = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/;
+/** The jsonfile plugin's lock files: `<store file>.lock`. */
+const LOCK = /^.+\.lock$/;
+/** The first line a jsonfile lock holder writes is at most this long (256 bytes, a long host name aside). */
+const LOCK_LINE_MAX = 4096;
+
+async function* walkFiles(dir: string, signal: AbortSignal): AsyncGenerator<string> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw err;
+  }
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    if (signal.aborted) return;
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) yield* walkFiles(path, signal);
+    else if (entry.isFile) yield path; // symbolic links are never followed
+  }
+}
+
+/** A temp file of an atomic write whose writer is gone: remove it (unless dry run). */
+async function removeTemp(path: string, pid: number, mtime: number, dryRun: boolean) {
+  if (!(await writerGone(pid, mtime))) return false;
+  if (dryRun) return true;
+  try {
+    await Deno.remove(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/**
+ * A jsonfile lock file left by a process that is gone: remove it (unless dry
+ * run) the way the plugin does, as a holder of its lock. It is opened and
+ * locked without waiting (`flock`); a lock that someone holds is never
+ * touched, whatever it says. Then it must still be the file at `path`, say in
+ * its first line that it was last taken on this host by a process that is
+ * gone, and it is deleted while the lock is held, so a store that opens it
+ * meanwhile reopens the path (see `StoreLock` in plugins/jsonfile.ts).
+ */
+function removeLock(path: string, mtime: number, host: string | null, dryRun: boolean) {
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true, write: true });
+  } catch {
+    return Promise.resolve(false); // gone, or not ours to open
+  }
+  const judge = async (): Promise<boolean> => {
+    if (!file.tryLockSync(true)) return false; // held right now: a live process
+    const info = file.statSync();
+    const now = await Deno.lstat(path).catch(() => null);
+    if (now === null || info.ino === null || now.ino !== info.ino || now.dev !== info.dev) {
+      return false; // replaced or deleted since it was opened
+    }
+    const head = new Uint8Array(Math.min(info.size, LOCK_LINE_MAX));
+    let got = 0;
+    while (got < head.length) {
+      const n = file.readSync(head.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    const text = new TextDecoder().decode(head.subarray(0, got));
+    let holder: { pid?: unknown; hostname?: unknown } | undefined;
+    try {
+      holder = JSON.parse(text.slice(0, text.includes("\n") ? text.indexOf("\n") : undefined));
+    } catch { /* not a Flowstate lock file: never removed */ }
+    const pid = holder?.pid;
+    if (typeof pid !== "number" || !Number.isSafeInteger(pid) || pid <= 0) return false;
+    if (host === null || holder?.hostname !== host) return false; // another host's pid
+    if (!(await writerGone(pid, mtime))) return false;
+    if (!dryRun) await Deno.remove(path);
+    return true;
+  };
+  return judge().finally(() => file.close()); // closing releases the lock
+}
+
+// The job
+
+async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
+  const startedAt = performance.now();
+  const { dryRun, signal, runtime } = ctx;
+  const storeNames = options.stores === undefined
+    ? [...runtime.storeNames]
+    : [...new Set(options.stores)];
+  for (const name of storeNames) {
+    if (!runtime.storeNames.includes(name)) {
+      throw new RangeError(
+        `Cannot run gc on store "${name}": no such store; the configured stores are ${
+          runtime.storeNames.map((n) => `"${n}"`).join(", ")
+        }`,
+      );
+    }
+  }
+  const tempMaxAge = parseDuration(options.tempMaxAge, "tempMaxAge");
+  const result: GcResult = {
+    expiredRemoved: options.expired && !dryRun ? 0 : null,
+    orphanKeys: 0,
+    orphans: [],
+    tempFilesRemoved: 0,
+    tempFiles: [],
+    bytesBefore: 0,
+    bytesAfter: 0,
+    bytesFreed: 0,
+    stores: {},
+    dryRun,
+    cancelled: false,
+    durationMs: 0,
+  };
+  for (const name of storeNames) {
+    result.stores[name] = { expiredRemoved: result.expiredRemoved, orphanKeys: 0, compact: null };
+  }
+  const failed = new Map<string, string>();
+  /** Run `body` on each store that has not failed yet; a failure is kept and the rest go on. */
+  const eachStore = async (label: string, body: (store: Store, name: string) => Promise<void>) => {
+    ctx.progress.start(label, storeNames.length);
+    for (const name of storeNames) {
+      if (signal.aborted) break;
+      if (!failed.has(name)) {
+        try {
+          await body(await ctx.store(name), name);
+        } catch (err) {
+          failed.set(name, messageOf(err));
+          result.stores[name].error = messageOf(err);
+          ctx.log(`store "${name}": ${messageOf(err)}`, "error");
+        }
+      }
+      ctx.progress.advance();
+    }
+    ctx.progress.finish();
+  };
+
+  try {
+    if (options.expired) {
+      await eachStore(
+        dryRun ? "gc (dry run): expired entries" : "gc: expired entries",
+        async (store, name) => {
+          if (dryRun) return;
+          const removed = await store.purgeExpired();
+          ctx.log(`store "${name}": ${removed} expired entries removed`);
+          result.stores[name].expiredRemoved = removed;
+          result.expiredRemoved = (result.expiredRemoved ?? 0) + removed;
+        },
+      );
+      if (dryRun) ctx.log("dry run: expired entries are not counted (reads never see them)");
+    }
+
+    if (options.orphans && !signal.aborted) {
+      const catalog = new FlowCatalog(await ctx.records(), options.knownFlows);
+      await eachStore(
+        dryRun ? "gc (dry run): orphaned state" : "gc: orphaned state",
+        async (store, name) => {
+          await collectOrphans(store, catalog, dryRun, signal, (orphan) => {
+            result.stores[name].orphanKeys += orphan.keys;
+            result.orphanKeys += orphan.keys;
+            if (result.orphans.length < MAX_LISTED) result.orphans.push(orphan);
+            ctx.log(
+              `${dryRun ? "would delete" : "deleted"} ${orphan.keys} keys of ${
+                orphan.reason === "flow" ? "a flow" : "a node"
+              } that no longer exists: store "${name}", prefix ${JSON.stringify(orphan.prefix)}`,
+            );
+          });
+        },
+      );
+    }
+
+    if (options.tempFiles && !signal.aborted) {
+      ctx.progress.start(dryRun ? "gc (dry run): files checked" : "gc: files checked");
+      const host = hostName();
+      const now = ctx.clock.now();
+      let checked = 0;
+      for await (const path of walkFiles(ctx.home, signal)) {
+        ctx.progress.update(++checked);
+        const name = basename(path);
+        const temp = ATOMIC_TEMP.exec(name);
+        if (!temp && !LOCK.test(name)) continue;
+        let mtime: number;
+        try {
+          mtime = (await Deno.lstat(path)).mtime?.getTime() ?? now;
+        } catch {
+          continue; // gone meanwhile
+        }
+        if (now - mtime <= tempMaxAge) continue;
+        const removed = temp
+          ? await removeTemp(path, Number(temp[1]), mtime, dryRun)
+          : await removeLock(path, mtime, host, dryRun);
+        if (!removed) continue;
+        result.tempFilesRemoved++;
+        const shown = relative(ctx.home, path);
+        if (result.tempFiles.length < MAX_LISTED) result.tempFiles.push(shown);
+        ctx.log(`${dryRun ? "would remove" : "removed"} ${shown} (left by a process that is gone)`);
+      }
+      ctx.progress.finish();
+    }
+
+    if (options.compact && !dryRun && !signal.aborted) {
+      await eachStore("gc: compacting", async (store, name) => {
+        const compacted = await store.compact();
+        result.stores[name].compact = compacted;
+        if (!compacted.supported) return;
+        result.bytesBefore += compacted.bytesBefore;
+        result.bytesAfter += compacted.bytesAfter;
+      });
+      result.bytesFreed = result.bytesBefore - result.bytesAfter;
+    }
+  } finally {
+    result.cancelled = signal.aborted;
+    result.durationMs = Math.round(performance.now() - startedAt);
+  }
+  if (failed.size > 0) {
+    throw new Error(
+      `Cannot finish gc: ${
+        [...failed].map(([name, message]) => `store "${name}": ${message}`).join("; ")
+      } (the other stores were processed)`,
+    );
+  }
+  return result;
+}
+
+/**
+ * The gc job. Run it with `flowstate jobs run gc`, or
+ * `runJob(runtime, "gc", { options })`.
+ */
+const gcJob: Job<GcOptions> = defineJob<GcOptions>({
+  name: "gc",
+  description:
+    "removes expired entries, orphaned state (opt-in), leftover temp and lock files, and reclaims disk space",
+  optionsSchema,
+  defaults,
+  defaultSchedule: "30 3 * * *",
+  run: runGc,
+});
+
+export default gcJob;
