@@ -10,7 +10,6 @@ import { toFileUrl } from "../_path.ts";
 import { didYouMean } from "../_suggest.ts";
 import { ConfigError } from "../errors.ts";
 import { validateOptions } from "../plugin.ts";
-import { Records } from "../records/records.ts";
 import type { Runtime } from "../runtime.ts";
 import type { JsonValue } from "../store/types.ts";
 import type { RunEvent, RunRecord } from "../flow/types.ts";
