@@ -185,3 +185,29 @@ export {
   type ListArchivedRunsOptions,
   readArchivedRun,
 } from "./jobs/archive.ts";
+export {
+  loadSchedules,
+  type LoadSchedulesOptions,
+  type Schedule,
+  type ScheduleInfo,
+  Scheduler,
+  type SchedulerEvent,
+  type SchedulerOptions,
+  type SkipReason,
+  type StopResult,
+  type TickContext,
+} from "./src/scheduler/scheduler.ts";
+export { cronProblem, nextTick, previousTick, validateCron } from "./src/scheduler/cron.ts";
+export {
+  type AcquireFailure,
+  type AcquireResult,
+  type DoneMarker,
+  type LastTick,
+  type LeaseHolder,
+  tickKey,
+  TickLease,
+  TickLeases,
+  type TickLeasesOptions,
+} from "./src/scheduler/lease.ts";
+export type { JobConfig, JobConfigObject, MissedPolicy, OverlapPolicy } from "./src/config.ts";
+export type { Timers } from "./src/flow/executor.ts";

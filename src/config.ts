@@ -13,7 +13,19 @@
  *     url: ${env.DATABASE_URL}  # substituted from the environment; $${...} is a literal ${...}
  * scopes:
  *   global: shared              # default for every scope: the store named "default", else the first
+ * flows: [./flows, ./other.flow.yaml]  # files or directories (their *.flow.yaml); `schedule:` ones run in the daemon
+ * timezone: Europe/Paris        # default IANA zone of schedules (default UTC)
+ * jobs:
+ *   retention: { schedule: "0 3 * * *", options: { maxAge: 30d }, overlap: skip, missed: run-once, jitter: 30s }
+ *   gc: {}                      # scheduled at the job's defaultSchedule
+ *   nightly-report: { module: ./jobs/report.ts, schedule: "@daily", timezone: America/New_York }
+ *   backup: { enabled: false }
  * ```
+ *
+ * The built-in jobs `retention` and `gc` are scheduled (at their
+ * `defaultSchedule`) even when `jobs:` is absent, unless `enabled: false`.
+ * Cron expressions and time zones are checked here; job options are checked
+ * when a job is loaded (`flowstate daemon`, `flowstate jobs run`).
  *
  * Every error is a {@linkcode ConfigError} whose message starts with
  * `file:line:column: field.path:` when the config came from a file.
@@ -25,6 +37,14 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
+import { durationProblem, parseDuration } from "./flow/duration.ts";
+import { builtinJobNames } from "./jobs/run.ts";
+import {
+  canonicalTimezone,
+  cronProblem,
+  DEFAULT_TIMEZONE,
+  timezoneProblem,
+} from "./scheduler/cron.ts";
 import {
   builtinPluginNames,
   type Plugin,
@@ -44,6 +64,55 @@ export const CONFIG_FILE_NAME = "flowstate.yaml";
 /** The name of the store used when the config defines none. */
 export const DEFAULT_STORE_NAME = "default";
 
+/** What a schedule does when its previous run (in this runner) is still running at a tick. */
+export type OverlapPolicy = "skip" | "queue";
+
+/** What a schedule does on (re)start about ticks missed while no runner ran. */
+export type MissedPolicy = "skip" | "run-once";
+
+/** The jobs scheduled even when the config does not mention them (unless disabled). */
+export const DEFAULT_SCHEDULED_JOBS: readonly string[] = ["retention", "gc"];
+
+/** One job's settings under `jobs:`, as written. */
+export interface JobConfigObject {
+  /** The job's module (a `./path.ts` relative to the config, or a specifier); default: the built-in of that name. */
+  module?: string;
+  /** `false` keeps the job from being scheduled (it can still be run by hand). Default `true`. */
+  enabled?: boolean;
+  /** A cron expression or nickname (default: the job's `defaultSchedule`; without one it is not scheduled). */
+  schedule?: string;
+  /** IANA time zone of `schedule` (default: the top-level `timezone`). */
+  timezone?: string;
+  /** Options for the job, merged over its defaults. */
+  options?: Record<string, unknown>;
+  /** Default `skip`. */
+  overlap?: OverlapPolicy;
+  /** Default `skip`. */
+  missed?: MissedPolicy;
+  /** Wait a random time up to this long after each tick (`30s`, or ms). Default 0. */
+  jitter?: number | string;
+}
+
+/** One job's settings, resolved. */
+export interface JobConfig {
+  /** Whether the job is scheduled. */
+  readonly enabled: boolean;
+  /** The module as written, or `undefined` for the built-in of the job's name. */
+  readonly module?: string;
+  /** The cron expression as written, or `undefined` for the job's `defaultSchedule`. */
+  readonly schedule?: string;
+  /** The time zone of the schedule. */
+  readonly timezone: string;
+  /** Options from the config (not yet validated against the job's schema). */
+  readonly options: Readonly<Record<string, unknown>>;
+  /** What happens at a tick while the previous run is still running here. */
+  readonly overlap: OverlapPolicy;
+  /** What happens on start about ticks missed since the last one completed. */
+  readonly missed: MissedPolicy;
+  /** Upper bound of the random delay after each tick, in ms. */
+  readonly jitterMs: number;
+}
+
 /** A configuration as written in `flowstate.yaml`, or passed as an object. */
 export interface ConfigObject {
   /** Named stores: `{ <name>: { plugin, ...pluginOptions } }`. */
@@ -54,6 +123,12 @@ export interface ConfigObject {
   home?: string;
   /** The store runs, flow versions and metrics are recorded in (default: the `flow` scope's store). */
   records?: string;
+  /** Flow files, or directories whose `*.flow.yaml` files are read; flows with `schedule:` are scheduled. */
+  flows?: string | string[];
+  /** Default IANA time zone of schedules (default `UTC`). */
+  timezone?: string;
+  /** Jobs by name: settings and schedules. */
+  jobs?: Record<string, JobConfigObject | null>;
 }
 
 /** A validated configuration with every default filled in. */
@@ -70,6 +145,15 @@ export interface ResolvedConfig {
   readonly scopes: Readonly<Record<Scope, string>>;
   /** The store runs, flow versions and metrics are recorded in. */
   readonly records: string;
+  /** Flow files and directories (absolute paths), in config order. */
+  readonly flows: readonly string[];
+  /** Default time zone of schedules. */
+  readonly timezone: string;
+  /**
+   * Job settings by name: every job named under `jobs:`, plus the
+   * {@linkcode DEFAULT_SCHEDULED_JOBS} (enabled) when not named.
+   */
+  readonly jobs: Readonly<Record<string, JobConfig>>;
   /**
    * Where a field is written, as `file:line:column` (the most specific part of
    * `path` that exists), or `undefined` when the config is not from a file.
@@ -198,7 +282,20 @@ export function parseConfigText(
   });
 }
 
-const TOP_LEVEL_FIELDS = ["stores", "scopes", "home", "records"];
+const TOP_LEVEL_FIELDS = ["stores", "scopes", "home", "records", "flows", "timezone", "jobs"];
+
+const JOB_FIELDS = [
+  "module",
+  "enabled",
+  "schedule",
+  "timezone",
+  "options",
+  "overlap",
+  "missed",
+  "jitter",
+];
+
+const JOB_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 
 function isPluginObject(value: unknown): value is Plugin {
   const v = value as Partial<Plugin> | null;
@@ -219,6 +316,24 @@ const configSchema = z.strictObject({
   }).optional(),
   home: z.string().min(1).optional(),
   records: z.string().min(1).optional(),
+  flows: z.union([z.string().min(1), z.array(z.string().min(1))]).optional(),
+  timezone: z.string().min(1).optional(),
+  jobs: z.record(
+    z.string(),
+    z.preprocess(
+      (value) => (value === null ? {} : value),
+      z.strictObject({
+        module: z.string().min(1).optional(),
+        enabled: z.boolean().optional(),
+        schedule: z.string().min(1).optional(),
+        timezone: z.string().min(1).optional(),
+        options: z.record(z.string(), z.unknown()).optional(),
+        overlap: z.enum(["skip", "queue"]).optional(),
+        missed: z.enum(["skip", "run-once"]).optional(),
+        jitter: z.union([z.number(), z.string()]).optional(),
+      }),
+    ),
+  ).optional(),
 });
 
 interface ResolveContext {
@@ -319,6 +434,79 @@ function resolveConfig(input: ConfigObject, ctx: ResolveContext): ResolvedConfig
     );
   }
 
+  let timezone = DEFAULT_TIMEZONE;
+  if (config.timezone !== undefined) {
+    const problem = timezoneProblem(config.timezone);
+    if (problem !== undefined) fail(["timezone"], problem);
+    timezone = canonicalTimezone(config.timezone);
+  }
+
+  const flowEntries = config.flows === undefined
+    ? []
+    : typeof config.flows === "string"
+    ? [config.flows]
+    : config.flows;
+  const flows = flowEntries.map((entry) => resolve(ctx.baseDir, entry));
+
+  const jobs: Record<string, JobConfig> = {};
+  const builtins = builtinJobNames();
+  for (const [name, raw] of Object.entries(config.jobs ?? {})) {
+    const job = (raw ?? {}) as JobConfigObject;
+    const at = (field?: string): Path =>
+      field === undefined ? ["jobs", name] : ["jobs", name, field];
+    if (!JOB_NAME.test(name)) {
+      fail(
+        at(),
+        `a job name must be lowercase letters, digits, "_" and "-", starting with a letter or digit`,
+      );
+    }
+    if (job.module === undefined && !builtins.includes(name)) {
+      fail(
+        at(),
+        `unknown job "${name}"${didYouMean(name, builtins)}; the built-in jobs are ${
+          builtins.join(", ")
+        }, or give a module, like "${name}: { module: ./jobs/${name}.ts }"`,
+      );
+    }
+    let jobTimezone = timezone;
+    if (job.timezone !== undefined) {
+      const problem = timezoneProblem(job.timezone);
+      if (problem !== undefined) fail(at("timezone"), problem);
+      jobTimezone = canonicalTimezone(job.timezone);
+    }
+    if (job.schedule !== undefined) {
+      const problem = cronProblem(job.schedule, jobTimezone);
+      if (problem !== undefined) fail(at("schedule"), problem);
+    }
+    let jitterMs = 0;
+    if (job.jitter !== undefined) {
+      const problem = durationProblem(job.jitter);
+      if (problem !== undefined) fail(at("jitter"), problem.message);
+      jitterMs = parseDuration(job.jitter, `jobs.${name}.jitter`);
+    }
+    jobs[name] = Object.freeze({
+      enabled: job.enabled ?? true,
+      ...(job.module !== undefined ? { module: job.module } : {}),
+      ...(job.schedule !== undefined ? { schedule: job.schedule.trim() } : {}),
+      timezone: jobTimezone,
+      options: Object.freeze({ ...(job.options ?? {}) }),
+      overlap: job.overlap ?? "skip",
+      missed: job.missed ?? "skip",
+      jitterMs,
+    });
+  }
+  for (const name of DEFAULT_SCHEDULED_JOBS) {
+    if (Object.hasOwn(jobs, name)) continue;
+    jobs[name] = Object.freeze({
+      enabled: true,
+      timezone,
+      options: Object.freeze({}),
+      overlap: "skip",
+      missed: "skip",
+      jitterMs: 0,
+    });
+  }
+
   return Object.freeze({
     file: ctx.file,
     baseDir: ctx.baseDir,
@@ -326,6 +514,9 @@ function resolveConfig(input: ConfigObject, ctx: ResolveContext): ResolvedConfig
     stores: Object.freeze(stores),
     scopes: Object.freeze(scopes),
     records: config.records ?? scopes.flow,
+    flows: Object.freeze(flows),
+    timezone,
+    jobs: Object.freeze(jobs),
     where,
   });
 }
@@ -360,6 +551,14 @@ function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: string } 
           message: `unknown scope${didYouMean(key, SCOPES)}; the scopes are ${SCOPES.join(", ")}`,
         };
       }
+      if (path.length === 2 && path[0] === "jobs") {
+        return {
+          path: [...path, key],
+          message: `unknown field${didYouMean(key, JOB_FIELDS)}; a job allows ${
+            JOB_FIELDS.join(", ")
+          }`,
+        };
+      }
       return { path: [...path, key], message: "unknown field" };
     }
     case "invalid_type":
@@ -380,7 +579,7 @@ function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: string } 
           };
       }
       const expected = path.length === 0
-        ? "a mapping with fields stores, scopes, home, records"
+        ? `a mapping with fields ${TOP_LEVEL_FIELDS.join(", ")}`
         : path.length === 1 && last === "stores"
         ? "a mapping of store names to { plugin, ...options }"
         : path.length === 2 && path[0] === "stores"
@@ -391,11 +590,34 @@ function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: string } 
         ? "a store name"
         : last === "home"
         ? "a directory path"
+        : path.length === 1 && last === "flows"
+        ? "a list of flow files or directories"
+        : path.length === 2 && path[0] === "flows"
+        ? "a flow file or directory path"
+        : path.length === 1 && last === "timezone"
+        ? `an IANA time zone like "Europe/Paris"`
+        : path.length === 1 && last === "jobs"
+        ? `a mapping of job names to settings, like "retention: { schedule: '0 3 * * *' }"`
+        : path.length === 2 && path[0] === "jobs"
+        ? `a mapping of job settings (${JOB_FIELDS.join(", ")})`
+        : path.length === 3 && path[0] === "jobs" && last === "jitter"
+        ? `a duration like "30s" or a number of milliseconds`
+        : path.length === 3 && path[0] === "jobs" && last === "options"
+        ? "a mapping of job options"
         : `a ${(issue as { expected?: string }).expected ?? "valid value"}`;
       return { path, message: `expected ${expected}, got ${describeValue(input)}` };
     }
     case "too_small":
       return { path, message: "must not be empty" };
+    case "invalid_value": {
+      const values = (issue as { values?: unknown[] }).values ?? [];
+      return {
+        path,
+        message: `expected one of ${values.map((v) => JSON.stringify(v)).join(", ")}, got ${
+          describeValue(input)
+        }`,
+      };
+    }
     default:
       return { path, message: issue.message };
   }

@@ -183,7 +183,7 @@ Deno.test("parseConfigText() rejects an unknown top-level field with a suggestio
   assert.equal(
     errorOf("stores:\n  m: { plugin: memory }\nscope:\n  global: m\n"),
     'flowstate.yaml:3:1: scope: unknown field (did you mean "scopes"?); ' +
-      "the top level allows stores, scopes, home, records",
+      "the top level allows stores, scopes, home, records, flows, timezone, jobs",
   );
 });
 
@@ -274,7 +274,7 @@ Deno.test("parseConfigText() rejects duplicate keys with their position", () => 
 Deno.test("parseConfigText() rejects a document that is not a mapping", () => {
   assert.equal(
     errorOf("- stores\n"),
-    "flowstate.yaml:1:1: the config must be a mapping with fields stores, scopes, home, records, not a list",
+    "flowstate.yaml:1:1: the config must be a mapping with fields stores, scopes, home, records, flows, timezone, jobs, not a list",
   );
 });
 
@@ -327,4 +327,163 @@ Deno.test("loadConfig() accepts a plugin object in an object config", async () =
     env: {},
   });
   assert.equal(config.stores.c.plugin, custom);
+});
+
+// ---------------------------------------------------------------------------
+// flows, timezone, jobs
+
+function parse(text: string) {
+  return parseConfigText(text, { file: "/project/flowstate.yaml", cwd: "/project", env: () => "" });
+}
+
+Deno.test("parseConfigText() schedules retention and gc by default, in UTC", () => {
+  const config = parse("stores:\n  m: { plugin: memory }\n");
+  assert.equal(config.timezone, "UTC");
+  assert.deepEqual(config.flows, []);
+  const defaults = {
+    enabled: true,
+    timezone: "UTC",
+    options: {},
+    overlap: "skip",
+    missed: "skip",
+    jitterMs: 0,
+  };
+  assert.deepEqual(config.jobs, { retention: defaults, gc: defaults });
+});
+
+Deno.test("parseConfigText() resolves flows, timezone and every job setting", () => {
+  const config = parse(
+    [
+      "flows: [./flows, ./other.flow.yaml]",
+      "timezone: Europe/Paris",
+      "jobs:",
+      '  retention: { schedule: "0 3 * * *", options: { maxAge: 30d }, overlap: skip, missed: run-once, jitter: 30s }',
+      "  gc: {}",
+      '  nightly-report: { module: ./jobs/report.ts, schedule: "@daily", timezone: America/New_York }',
+      "  backup: { enabled: false }",
+      "  archive:",
+    ].join("\n"),
+  );
+  assert.deepEqual(config.flows, ["/project/flows", "/project/other.flow.yaml"]);
+  assert.equal(config.timezone, "Europe/Paris");
+  assert.deepEqual(config.jobs.retention, {
+    enabled: true,
+    schedule: "0 3 * * *",
+    timezone: "Europe/Paris",
+    options: { maxAge: "30d" },
+    overlap: "skip",
+    missed: "run-once",
+    jitterMs: 30_000,
+  });
+  assert.deepEqual(config.jobs.gc.schedule, undefined);
+  assert.deepEqual(config.jobs["nightly-report"], {
+    enabled: true,
+    module: "./jobs/report.ts",
+    schedule: "@daily",
+    timezone: "America/New_York",
+    options: {},
+    overlap: "skip",
+    missed: "skip",
+    jitterMs: 0,
+  });
+  assert.equal(config.jobs.backup.enabled, false);
+  assert.equal(config.jobs.archive.enabled, true, "an empty entry is a job with defaults");
+  assert.deepEqual(Object.keys(config.jobs), [
+    "retention",
+    "gc",
+    "nightly-report",
+    "backup",
+    "archive",
+  ]);
+});
+
+Deno.test("parseConfigText() accepts one flows path as a string", () => {
+  assert.deepEqual(parse("flows: ./flows\n").flows, ["/project/flows"]);
+});
+
+Deno.test("parseConfigText() rejects an invalid cron expression, naming the job and field", () => {
+  assert.equal(
+    errorOf('jobs:\n  retention:\n    schedule: "61 3 * * *"\n'),
+    'flowstate.yaml:3:5: jobs.retention.schedule: invalid cron expression "61 3 * * *": minute value 61 is out of range',
+  );
+  assert.equal(
+    errorOf('jobs:\n  gc: { schedule: "* * *" }\n'),
+    'flowstate.yaml:2:9: jobs.gc.schedule: invalid cron expression "* * *": expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first), got 3',
+  );
+  assert.match(
+    errorOf('jobs:\n  gc: { schedule: "@nightly" }\n'),
+    /^flowstate\.yaml:2:9: jobs\.gc\.schedule: unknown cron nickname "@nightly"/,
+  );
+});
+
+Deno.test("parseConfigText() rejects unknown time zones with a suggestion", () => {
+  assert.equal(
+    errorOf("timezone: Europe/Pariss\n"),
+    'flowstate.yaml:1:1: timezone: unknown time zone "Europe/Pariss" (did you mean "Europe/Paris"?); ' +
+      'use an IANA name like "Europe/Paris", "America/New_York" or "UTC"',
+  );
+  assert.match(
+    errorOf("jobs:\n  gc: { timezone: America/NewYork }\n"),
+    /^flowstate\.yaml:2:9: jobs\.gc\.timezone: unknown time zone "America\/NewYork" \(did you mean "America\/New_York"\?\)/,
+  );
+});
+
+Deno.test("parseConfigText() rejects an unknown job without a module, with a suggestion", () => {
+  assert.equal(
+    errorOf("jobs:\n  retension: {}\n"),
+    'flowstate.yaml:2:3: jobs.retension: unknown job "retension" (did you mean "retention"?); ' +
+      "the built-in jobs are retention, gc, archive, backup, restore, migrate, migrate-store, " +
+      'or give a module, like "retension: { module: ./jobs/retension.ts }"',
+  );
+  assert.match(
+    errorOf("jobs:\n  Nightly: { module: ./n.ts }\n"),
+    /jobs\.Nightly: a job name must be lowercase/,
+  );
+});
+
+Deno.test("parseConfigText() rejects bad job fields with clear messages", () => {
+  assert.equal(
+    errorOf("jobs:\n  gc: { schedul: '@daily' }\n"),
+    'flowstate.yaml:2:9: jobs.gc.schedul: unknown field (did you mean "schedule"?); ' +
+      "a job allows module, enabled, schedule, timezone, options, overlap, missed, jitter",
+  );
+  assert.equal(
+    errorOf("jobs:\n  gc: { overlap: wait }\n"),
+    'flowstate.yaml:2:9: jobs.gc.overlap: expected one of "skip", "queue", got the string "wait"',
+  );
+  assert.equal(
+    errorOf("jobs:\n  gc: { missed: all }\n"),
+    'flowstate.yaml:2:9: jobs.gc.missed: expected one of "skip", "run-once", got the string "all"',
+  );
+  assert.match(
+    errorOf("jobs:\n  gc: { jitter: -5 }\n"),
+    /^flowstate\.yaml:2:9: jobs\.gc\.jitter: expected a duration like .* got -5$/,
+  );
+  assert.match(
+    errorOf("jobs:\n  gc: { jitter: soon }\n"),
+    /^flowstate\.yaml:2:9: jobs\.gc\.jitter: expected a duration like/,
+  );
+  assert.equal(
+    errorOf("jobs:\n  gc: { enabled: no }\n"),
+    'flowstate.yaml:2:9: jobs.gc.enabled: expected a boolean, got the string "no"',
+  );
+  assert.equal(
+    errorOf("jobs:\n  gc: { options: [1] }\n"),
+    "flowstate.yaml:2:9: jobs.gc.options: expected a mapping of job options, got a list",
+  );
+  assert.equal(
+    errorOf("jobs: [gc]\n"),
+    `flowstate.yaml:1:1: jobs: expected a mapping of job names to settings, like "retention: { schedule: '0 3 * * *' }", got a list`,
+  );
+  assert.equal(
+    errorOf("flows: { a: b }\n"),
+    "flowstate.yaml:1:1: flows: expected a list of flow files or directories, got a mapping",
+  );
+});
+
+Deno.test("loadConfig() validates jobs in an object config too", async () => {
+  await assert.rejects(
+    loadConfig({ config: { jobs: { gc: { schedule: "nope" } } }, cwd: "/p", env: {} }),
+    /^ConfigError: Invalid config: jobs\.gc\.schedule: invalid cron expression "nope"/,
+  );
 });

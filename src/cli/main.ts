@@ -265,6 +265,50 @@ function buildProgram(setExitCode: (code: number) => void) {
       setExitCode(await restoreCommand(file, options, globals(command)));
     });
 
+  const jobs = program.command("jobs").description("maintenance jobs: list them, run one now");
+  jobs
+    .command("ls")
+    .description("list the jobs (built-in and configured): schedule, time zone, last and next run")
+    .option("--json", "print a JSON array")
+    .action(async (options, command) => {
+      const { jobsList } = await import("./jobs.ts");
+      setExitCode(await jobsList(options, globals(command)));
+    });
+  jobs
+    .command("run")
+    .description("run a job now (recorded as flow job:<name>)")
+    .argument("<name>", "a built-in job (retention, gc, …) or one configured under jobs:")
+    .option(
+      "-o, --option <name=value>",
+      "a job option (repeatable): JSON if it parses, else a string; over jobs.<name>.options",
+      collect,
+    )
+    .option("--dry-run", "report what would be done without changing anything")
+    .option("--json", "print the run record as one JSON document")
+    .option("-q, --quiet", "no progress bar and no log lines")
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 succeeded, 1 failed or cancelled, 2 unknown job or invalid option, " +
+        "130 cancelled with Ctrl-C",
+    )
+    .action(async (name, options, command) => {
+      const { jobsRun } = await import("./jobs.ts");
+      setExitCode(await jobsRun(name, options, globals(command)));
+    });
+
+  program
+    .command("daemon")
+    .description(
+      "run scheduled jobs and flows until SIGINT/SIGTERM (several daemons may share a store)",
+    )
+    .option("--grace <duration>", "when stopping, wait this long for running work", "30s")
+    .option("--runner-id <id>", "this runner's id in leases (default: <hostname>:<pid>:<random>)")
+    .option("-q, --quiet", "print only errors and failed ticks")
+    .action(async (options, command) => {
+      const { daemonCommand } = await import("./daemon.ts");
+      setExitCode(await daemonCommand(options, globals(command)));
+    });
+
   program
     .command("schema")
     .description("print the flow format as JSON Schema (for editors)")

@@ -1,0 +1,202 @@
+/**
+ * Cron expressions for the scheduler, on top of
+ * [croner](https://github.com/hexagon/croner): 5 fields (minute precision) or
+ * 6 (a leading seconds field), nicknames (`@hourly`, `@daily`, `@weekly`,
+ * `@monthly`, `@yearly`/`@annually`, `@midnight`) and IANA time zones.
+ *
+ * Every computation is pure: the next tick is found from the time it is given,
+ * never from the wall clock, so a fake clock drives the scheduler in tests.
+ *
+ * Daylight saving time follows croner: a job at a fixed time of day
+ * (`30 2 * * *`) that falls into a spring-forward gap runs at the first valid
+ * time after the gap, and runs once when the time occurs twice in autumn;
+ * interval jobs (`0 * * * *`, every 15 minutes…) skip times in the gap and run
+ * on both occurrences of a repeated hour.
+ *
+ * @module
+ */
+import { Cron } from "croner";
+import { suggest } from "../_suggest.ts";
+
+/** The zone schedules use unless one is given. */
+export const DEFAULT_TIMEZONE = "UTC";
+
+/** Nicknames accepted in place of an expression. */
+export const CRON_NICKNAMES: readonly string[] = [
+  "@yearly",
+  "@annually",
+  "@monthly",
+  "@weekly",
+  "@daily",
+  "@midnight",
+  "@hourly",
+];
+
+const FIELD_NAMES = ["second", "minute", "hour", "day of month", "month", "day of week"];
+
+/** Validated patterns per (expression, zone): parsing and checking are the costly part. */
+const validated = new Map<string, Cron>();
+const MAX_VALIDATED = 1000;
+
+function compile(expression: string, timezone: string): Cron {
+  // Without a callback croner starts no timer: the object only computes times.
+  return new Cron(expression, { timezone, mode: "5-or-6-parts" });
+}
+
+/** The compiled pattern of a valid expression; throws a RangeError otherwise. */
+function checked(expression: string, timezone: string): Cron {
+  const cacheKey = `${timezone}\u0000${expression}`;
+  let cron = validated.get(cacheKey);
+  if (cron === undefined) {
+    validateCron(expression, timezone);
+    cron = compile(expression.trim(), timezone);
+    if (validated.size >= MAX_VALIDATED) validated.delete(validated.keys().next().value!);
+    validated.set(cacheKey, cron);
+  }
+  return cron;
+}
+
+/**
+ * Why `timezone` is not an IANA time zone Intl knows (`unknown time zone
+ * "Europe/Pari" (did you mean "Europe/Paris"?)`), or `undefined` when it is one.
+ */
+export function timezoneProblem(timezone: unknown): string | undefined {
+  if (typeof timezone !== "string" || timezone.trim() === "") {
+    return `expected an IANA time zone like "Europe/Paris" or "UTC", got ${describe(timezone)}`;
+  }
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: timezone });
+    return undefined;
+  } catch {
+    const known = [...Intl.supportedValuesOf("timeZone"), "UTC"];
+    const near = suggest(timezone, known);
+    return `unknown time zone ${JSON.stringify(timezone)}${
+      near === undefined ? "" : ` (did you mean "${near}"?)`
+    }; use an IANA name like "Europe/Paris", "America/New_York" or "UTC"`;
+  }
+}
+
+/** The canonical spelling of a valid time zone (`"utc"` → `"UTC"`). */
+export function canonicalTimezone(timezone: string): string {
+  const problem = timezoneProblem(timezone);
+  if (problem !== undefined) throw new RangeError(`Cannot use time zone: ${problem}`);
+  return new Intl.DateTimeFormat("en-US", { timeZone: timezone }).resolvedOptions().timeZone;
+}
+
+/**
+ * Why `expression` is not a usable cron expression, as a sentence fragment
+ * (`minute 61 is out of range (0-59)`…), or `undefined` when it is one. An
+ * expression that can never match (`0 0 30 2 *`) is a problem too.
+ */
+export function cronProblem(
+  expression: unknown,
+  timezone: string = DEFAULT_TIMEZONE,
+): string | undefined {
+  if (typeof expression !== "string" || expression.trim() === "") {
+    return `expected a cron expression like "0 3 * * *" or a nickname like "@daily", got ${
+      describe(expression)
+    }`;
+  }
+  const zoneProblem = timezoneProblem(timezone);
+  if (zoneProblem !== undefined) return zoneProblem;
+  const text = expression.trim();
+  const shown = JSON.stringify(expression);
+  if (text.startsWith("@")) {
+    if (!CRON_NICKNAMES.includes(text.toLowerCase())) {
+      const near = suggest(text.toLowerCase(), CRON_NICKNAMES);
+      return `unknown cron nickname ${shown}${
+        near === undefined ? "" : ` (did you mean "${near}"?)`
+      }; the nicknames are ${CRON_NICKNAMES.join(", ")}`;
+    }
+  } else {
+    const fields = text.split(/\s+/);
+    if (fields.length !== 5 && fields.length !== 6) {
+      return `invalid cron expression ${shown}: expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first), got ${fields.length}`;
+    }
+  }
+  let cron: Cron;
+  try {
+    cron = compile(text, timezone);
+  } catch (err) {
+    return `invalid cron expression ${shown}: ${explainCronError(err)}`;
+  }
+  // Four years and a day covers every leap-day pattern.
+  if (cron.nextRun(new Date(Date.UTC(2000, 0, 1))) === null) {
+    return `cron expression ${shown} never matches a date`;
+  }
+  return undefined;
+}
+
+function explainCronError(err: unknown): string {
+  const raw = (err instanceof Error ? err.message : String(err)).replace(/^CronPattern:\s*/, "");
+  const invalid = /^Invalid value for (\w+): (.+)$/i.exec(raw);
+  if (invalid) return `${invalid[1]} value ${invalid[2]} is out of range`;
+  const entry = /configuration entry (\d+) \((.*)\) contains illegal characters/.exec(raw);
+  if (entry) {
+    // croner numbers the fields from 0 with seconds first (a 5-field expression gets second 0).
+    const name = FIELD_NAMES[Number(entry[1])] ?? `field ${entry[1]}`;
+    return `the ${name} field ${JSON.stringify(entry[2])} has characters cron does not use`;
+  }
+  return raw.replace(/\.$/, "");
+}
+
+/**
+ * Check a cron expression and time zone.
+ *
+ * @throws {RangeError} naming what is wrong (`Cannot use cron expression "61 * * * *": …`).
+ */
+export function validateCron(expression: string, timezone: string = DEFAULT_TIMEZONE): void {
+  const problem = cronProblem(expression, timezone);
+  if (problem !== undefined) {
+    throw new RangeError(`Cannot use cron expression ${JSON.stringify(expression)}: ${problem}`);
+  }
+}
+
+/**
+ * The first tick of `expression` strictly after `after` (ms since the epoch),
+ * in `timezone` (default UTC), or `null` if there is none. Computed from
+ * `after` alone, never from the wall clock.
+ *
+ * @throws {RangeError} when the expression or zone is invalid.
+ */
+export function nextTick(
+  expression: string,
+  after: number,
+  timezone: string = DEFAULT_TIMEZONE,
+): number | null {
+  assertTime(after, "after");
+  const next = checked(expression, timezone).nextRun(new Date(after));
+  return next === null ? null : next.getTime();
+}
+
+/**
+ * The last tick of `expression` strictly before `before`, or `null` if there
+ * is none. Computed from `before` alone.
+ *
+ * @throws {RangeError} when the expression or zone is invalid.
+ */
+export function previousTick(
+  expression: string,
+  before: number,
+  timezone: string = DEFAULT_TIMEZONE,
+): number | null {
+  assertTime(before, "before");
+  const [previous] = checked(expression, timezone).previousRuns(1, new Date(before));
+  return previous === undefined ? null : previous.getTime();
+}
+
+function assertTime(ms: unknown, name: string): asserts ms is number {
+  if (typeof ms !== "number" || !Number.isFinite(ms)) {
+    throw new TypeError(
+      `Cannot compute a cron tick: ${name} must be a finite number of ms (got ${String(ms)})`,
+    );
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null) return "an empty value";
+  if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
+  if (Array.isArray(value)) return "a list";
+  return typeof value === "object" ? "a mapping" : `${typeof value} ${String(value)}`;
+}

@@ -1,0 +1,172 @@
+import assert from "node:assert/strict";
+import {
+  canonicalTimezone,
+  cronProblem,
+  nextTick,
+  previousTick,
+  timezoneProblem,
+  validateCron,
+} from "./cron.ts";
+
+const at = (iso: string): number => Date.parse(iso);
+const iso = (ms: number | null): string | null => ms === null ? null : new Date(ms).toISOString();
+
+function ticks(expression: string, from: string, n: number, timezone?: string): string[] {
+  const out: string[] = [];
+  let t = at(from);
+  for (let i = 0; i < n; i++) {
+    const next = nextTick(expression, t, timezone);
+    assert.ok(next !== null);
+    out.push(iso(next)!);
+    t = next;
+  }
+  return out;
+}
+
+Deno.test("nextTick() of a 5-field expression is the next matching minute, strictly after", () => {
+  assert.deepEqual(ticks("*/15 * * * *", "2026-01-01T10:07:30Z", 3), [
+    "2026-01-01T10:15:00.000Z",
+    "2026-01-01T10:30:00.000Z",
+    "2026-01-01T10:45:00.000Z",
+  ]);
+  // Exactly on a tick: that tick is not "after" it.
+  assert.equal(iso(nextTick("0 3 * * *", at("2026-01-01T03:00:00Z"))), "2026-01-02T03:00:00.000Z");
+  assert.equal(
+    iso(nextTick("0 3 * * *", at("2026-01-01T02:59:59.999Z"))),
+    "2026-01-01T03:00:00.000Z",
+  );
+});
+
+Deno.test("nextTick() of a 6-field expression has second precision", () => {
+  assert.deepEqual(ticks("* * * * * *", "2026-01-01T00:00:00.500Z", 3), [
+    "2026-01-01T00:00:01.000Z",
+    "2026-01-01T00:00:02.000Z",
+    "2026-01-01T00:00:03.000Z",
+  ]);
+  assert.deepEqual(ticks("*/20 * * * * *", "2026-01-01T00:00:00Z", 4), [
+    "2026-01-01T00:00:20.000Z",
+    "2026-01-01T00:00:40.000Z",
+    "2026-01-01T00:01:00.000Z",
+    "2026-01-01T00:01:20.000Z",
+  ]);
+});
+
+Deno.test("nextTick() understands nicknames", () => {
+  assert.equal(iso(nextTick("@daily", at("2026-01-01T12:00:00Z"))), "2026-01-02T00:00:00.000Z");
+  assert.equal(iso(nextTick("@hourly", at("2026-01-01T12:00:00Z"))), "2026-01-01T13:00:00.000Z");
+  assert.equal(iso(nextTick("@weekly", at("2026-01-01T12:00:00Z"))), "2026-01-04T00:00:00.000Z");
+  assert.equal(iso(nextTick("@monthly", at("2026-01-15T00:00:00Z"))), "2026-02-01T00:00:00.000Z");
+  assert.equal(iso(nextTick("@YEARLY", at("2026-01-15T00:00:00Z"))), "2027-01-01T00:00:00.000Z");
+});
+
+Deno.test("nextTick() reads the expression in the given time zone", () => {
+  // 03:00 in Paris is 02:00 UTC in winter; in New York it is 08:00 UTC.
+  assert.equal(
+    iso(nextTick("0 3 * * *", at("2026-01-10T00:00:00Z"), "Europe/Paris")),
+    "2026-01-10T02:00:00.000Z",
+  );
+  assert.equal(
+    iso(nextTick("0 3 * * *", at("2026-01-10T00:00:00Z"), "America/New_York")),
+    "2026-01-10T08:00:00.000Z",
+  );
+  assert.equal(
+    iso(nextTick("@daily", at("2026-01-10T00:00:00Z"), "Asia/Tokyo")),
+    "2026-01-10T15:00:00.000Z",
+  );
+});
+
+Deno.test("nextTick() follows the DST changes of Europe/Paris", () => {
+  // Spring forward on 2026-03-29 (02:00 CET -> 03:00 CEST): 03:00 moves from 02:00Z to 01:00Z.
+  assert.deepEqual(ticks("0 3 * * *", "2026-03-27T12:00:00Z", 3, "Europe/Paris"), [
+    "2026-03-28T02:00:00.000Z",
+    "2026-03-29T01:00:00.000Z",
+    "2026-03-30T01:00:00.000Z",
+  ]);
+  // 02:30 does not exist on that day: the fixed-time job runs at the first time after the gap.
+  assert.deepEqual(ticks("30 2 * * *", "2026-03-28T12:00:00Z", 2, "Europe/Paris"), [
+    "2026-03-29T01:00:00.000Z",
+    "2026-03-30T00:30:00.000Z",
+  ]);
+  // Fall back on 2026-10-25 (03:00 CEST -> 02:00 CET): 02:30 happens twice, the job runs once.
+  assert.deepEqual(ticks("30 2 * * *", "2026-10-24T12:00:00Z", 2, "Europe/Paris"), [
+    "2026-10-25T00:30:00.000Z",
+    "2026-10-26T01:30:00.000Z",
+  ]);
+  // An hourly job keeps a tick every real hour across the change.
+  assert.deepEqual(ticks("0 * * * *", "2026-10-24T23:30:00Z", 4, "Europe/Paris"), [
+    "2026-10-25T00:00:00.000Z",
+    "2026-10-25T01:00:00.000Z",
+    "2026-10-25T02:00:00.000Z",
+    "2026-10-25T03:00:00.000Z",
+  ]);
+});
+
+Deno.test("nextTick() depends only on its arguments, not on the wall clock", () => {
+  const far = at("2040-06-01T00:00:00Z");
+  assert.equal(iso(nextTick("0 0 1 1 *", far)), "2041-01-01T00:00:00.000Z");
+  const past = at("1999-12-31T23:59:59Z");
+  assert.equal(iso(nextTick("@daily", past)), "2000-01-01T00:00:00.000Z");
+});
+
+Deno.test("previousTick() is the last tick strictly before the given time", () => {
+  assert.equal(
+    iso(previousTick("0 3 * * *", at("2026-01-05T03:00:00Z"))),
+    "2026-01-04T03:00:00.000Z",
+  );
+  assert.equal(
+    iso(previousTick("0 3 * * *", at("2026-01-05T03:00:01Z"))),
+    "2026-01-05T03:00:00.000Z",
+  );
+  assert.equal(
+    iso(previousTick("0 3 * * *", at("2026-03-30T05:00:00Z"), "Europe/Paris")),
+    "2026-03-30T01:00:00.000Z",
+  );
+});
+
+Deno.test("cronProblem() explains what is wrong with an expression", () => {
+  assert.equal(cronProblem("0 3 * * *"), undefined);
+  assert.equal(cronProblem("0 0 3 * * *"), undefined);
+  assert.equal(cronProblem("@daily"), undefined);
+  assert.equal(
+    cronProblem("* * * *"),
+    'invalid cron expression "* * * *": expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first), got 4',
+  );
+  assert.equal(
+    cronProblem("61 * * * *"),
+    'invalid cron expression "61 * * * *": minute value 61 is out of range',
+  );
+  assert.equal(
+    cronProblem("0 x * * *"),
+    'invalid cron expression "0 x * * *": the hour field "x" has characters cron does not use',
+  );
+  assert.equal(
+    cronProblem("@dayly"),
+    'unknown cron nickname "@dayly" (did you mean "@daily"?); the nicknames are @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly',
+  );
+  assert.equal(cronProblem("0 0 30 2 *"), 'cron expression "0 0 30 2 *" never matches a date');
+  assert.match(cronProblem("")!, /^expected a cron expression/);
+  assert.match(cronProblem(5)!, /^expected a cron expression .* got number 5$/);
+});
+
+Deno.test("validateCron() and nextTick() throw a RangeError for a bad expression or zone", () => {
+  assert.throws(() => validateCron("61 * * * *"), {
+    name: "RangeError",
+    message:
+      'Cannot use cron expression "61 * * * *": invalid cron expression "61 * * * *": minute value 61 is out of range',
+  });
+  assert.throws(() => nextTick("* * *", 0), RangeError);
+  assert.throws(
+    () => nextTick("* * * * *", 0, "Europe/Pariss"),
+    /unknown time zone "Europe\/Pariss" \(did you mean "Europe\/Paris"\?\)/,
+  );
+  assert.throws(() => nextTick("* * * * *", Number.NaN), TypeError);
+});
+
+Deno.test("timezoneProblem() accepts IANA zones and suggests a near name", () => {
+  assert.equal(timezoneProblem("Europe/Paris"), undefined);
+  assert.equal(timezoneProblem("UTC"), undefined);
+  assert.match(timezoneProblem("America/New_Yrok")!, /did you mean "America\/New_York"/);
+  assert.match(timezoneProblem("")!, /^expected an IANA time zone/);
+  assert.equal(canonicalTimezone("utc"), "UTC");
+  assert.throws(() => canonicalTimezone("Nowhere/Town"), RangeError);
+});

@@ -1,0 +1,394 @@
+/**
+ * Tick leases: each scheduled tick runs once, however many runners share the
+ * store.
+ *
+ * ## Key layout
+ *
+ * Under the prefix `P` (default `["flowstate", "scheduler"]`) of the records
+ * store; `tick` is the tick's nominal time as an ISO string
+ * (`2026-01-01T03:00:00.000Z`), so key order is time order:
+ *
+ * | key | value | expiry |
+ * |---|---|---|
+ * | `P, "lease", scheduleId, tick` | {@linkcode LeaseHolder}: who runs the tick | `leaseMs`, renewed while it runs |
+ * | `P, "done", scheduleId, tick` | {@linkcode DoneMarker}: the tick ran | none; pruned after `historyMs` |
+ * | `P, "last", scheduleId` | {@linkcode LastTick}: the latest tick that completed | none |
+ *
+ * ## Protocol
+ *
+ * - **Acquire**: one atomic commit that checks that the lease and the done
+ *   marker are both absent (an expired lease counts as absent) and writes the
+ *   lease with `expireIn: leaseMs`. Of several runners trying the same tick,
+ *   exactly one commit succeeds.
+ * - **Renew**: compare-and-set on the lease's own version, pushing its expiry
+ *   back. A runner that crashed stops renewing, so its lease lapses and the
+ *   tick may be taken again, but only if it never completed.
+ * - **Complete**: one atomic commit writes the done marker, moves `last`
+ *   forward (never back), and deletes the lease if it is still this runner's.
+ *   Done markers older than `historyMs` (default 7 days) are pruned as new
+ *   ones are written, so the history stays bounded.
+ * - **Release**: deletes the lease without a done marker (a cancelled tick),
+ *   so the tick may be run again (by a catch-up after a restart).
+ *
+ * @module
+ */
+import type { RunStatus } from "../flow/types.ts";
+import type { Clock, Entry, Key, Store } from "../store/types.ts";
+
+/** Who holds a tick's lease. */
+export interface LeaseHolder {
+  /** The runner's id. */
+  runner: string;
+  /** The tick's nominal time (ms since the epoch). */
+  tick: number;
+  /** When the lease was first taken. */
+  takenAt: number;
+}
+
+/** A completed tick. */
+export interface DoneMarker {
+  /** The runner that ran it. */
+  runner: string;
+  /** How the work ended. */
+  status: RunStatus;
+  /** The run's id, when the work made a run record. */
+  runId: string | null;
+  /** When it completed. */
+  endedAt: number;
+}
+
+/** The latest completed tick of a schedule (what missed ticks are counted from). */
+export interface LastTick {
+  /** The tick's nominal time, or when the schedule was first seen (`status: "baseline"`). */
+  tick: number;
+  /** How it ended; `"baseline"` before any tick completed. */
+  status: RunStatus | "baseline";
+  /** The runner that wrote it. */
+  runner: string;
+  /** The run's id, if any. */
+  runId: string | null;
+  /** When it was written. */
+  at: number;
+}
+
+/** Options for {@linkcode TickLeases}. */
+export interface TickLeasesOptions {
+  /** This runner's id, written into the leases it takes. */
+  runnerId: string;
+  /** How long a lease lives without renewal (default 60 s). */
+  leaseMs?: number;
+  /** How long done markers are kept (default 7 days). */
+  historyMs?: number;
+  /** The clock for `takenAt`/`endedAt` (default: the system clock); expiry uses the store's. */
+  clock?: Clock;
+  /** Key prefix (default `["flowstate", "scheduler"]`). */
+  prefix?: Key;
+}
+
+/** Why {@linkcode TickLeases.acquire} did not get a lease. */
+export type AcquireFailure =
+  | { ok: false; reason: "done"; done: DoneMarker }
+  | { ok: false; reason: "leased"; holder: LeaseHolder; expiresAt: number | null };
+
+/** The outcome of {@linkcode TickLeases.acquire}. */
+export type AcquireResult = { ok: true; lease: TickLease } | AcquireFailure;
+
+/** The default prefix of the scheduler's keys. */
+export const SCHEDULER_PREFIX: Key = ["flowstate", "scheduler"];
+
+/** Default lease lifetime. */
+export const DEFAULT_LEASE_MS = 60_000;
+
+/** Default history of done markers. */
+export const DEFAULT_HISTORY_MS = 7 * 24 * 3_600_000;
+
+const MAX_ATTEMPTS = 50;
+const PRUNE_BATCH = 200;
+
+/** A tick's nominal time as the key part used for it (ISO 8601, UTC). */
+export function tickKey(tick: number): string {
+  return new Date(tick).toISOString();
+}
+
+/** Leases, done markers and the last completed tick of every schedule, in one store. */
+export class TickLeases {
+  /** The store the keys live in. */
+  readonly store: Store;
+  /** This runner's id. */
+  readonly runnerId: string;
+  /** Lease lifetime without renewal. */
+  readonly leaseMs: number;
+  /** How long done markers are kept. */
+  readonly historyMs: number;
+  /** The clock for `takenAt`, `endedAt` and `at` (expiry uses the store's own). */
+  readonly clock: Clock;
+  readonly #prefix: Key;
+
+  /** Keep leases in `store`. */
+  constructor(store: Store, options: TickLeasesOptions) {
+    if (typeof options?.runnerId !== "string" || options.runnerId === "") {
+      throw new TypeError("Cannot create tick leases: runnerId must be a non-empty string");
+    }
+    const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+    if (!Number.isFinite(leaseMs) || leaseMs <= 0) {
+      throw new RangeError(`Cannot create tick leases: leaseMs must be > 0 (got ${leaseMs})`);
+    }
+    const historyMs = options.historyMs ?? DEFAULT_HISTORY_MS;
+    if (!Number.isFinite(historyMs) || historyMs < 0) {
+      throw new RangeError(`Cannot create tick leases: historyMs must be >= 0 (got ${historyMs})`);
+    }
+    this.store = store;
+    this.runnerId = options.runnerId;
+    this.leaseMs = leaseMs;
+    this.historyMs = historyMs;
+    this.clock = options.clock ?? { now: () => Date.now() };
+    this.#prefix = options.prefix ?? SCHEDULER_PREFIX;
+  }
+
+  /** The key of a tick's lease. */
+  leaseKey(scheduleId: string, tick: number): Key {
+    return [...this.#prefix, "lease", scheduleId, tickKey(tick)];
+  }
+
+  /** The key of a tick's done marker. */
+  doneKey(scheduleId: string, tick: number): Key {
+    return [...this.#prefix, "done", scheduleId, tickKey(tick)];
+  }
+
+  /** The key of a schedule's last completed tick. */
+  lastKey(scheduleId: string): Key {
+    return [...this.#prefix, "last", scheduleId];
+  }
+
+  /**
+   * Take the lease of a tick, unless another runner holds it or the tick
+   * already completed.
+   */
+  async acquire(scheduleId: string, tick: number): Promise<AcquireResult> {
+    const leaseKey = this.leaseKey(scheduleId, tick);
+    const doneKey = this.doneKey(scheduleId, tick);
+    const holder: LeaseHolder = { runner: this.runnerId, tick, takenAt: this.clock.now() };
+    for (let attempt = 1;; attempt++) {
+      const result = await this.store.atomic()
+        .check(leaseKey, null)
+        .check(doneKey, null)
+        .set(leaseKey, holder, { expireIn: this.leaseMs })
+        .commit();
+      if (result.ok) {
+        return { ok: true, lease: new TickLease(this, scheduleId, tick, holder, result.version) };
+      }
+      const [lease, done] = await this.store.getMany([leaseKey, doneKey]) as [
+        Entry<LeaseHolder> | null,
+        Entry<DoneMarker> | null,
+      ];
+      if (done !== null) return { ok: false, reason: "done", done: done.value };
+      if (lease !== null) {
+        return { ok: false, reason: "leased", holder: lease.value, expiresAt: lease.expiresAt };
+      }
+      // Released or lapsed between the commit and the read: try again.
+      if (attempt >= MAX_ATTEMPTS) {
+        throw new Error(
+          `Cannot take the lease of ${scheduleId} at ${tickKey(tick)}: it kept changing`,
+        );
+      }
+    }
+  }
+
+  /** Whether a tick completed. */
+  async isDone(scheduleId: string, tick: number): Promise<boolean> {
+    return (await this.store.get(this.doneKey(scheduleId, tick))) !== null;
+  }
+
+  /** Whether a tick completed, is held by a runner, or neither. */
+  async state(scheduleId: string, tick: number): Promise<"done" | "leased" | "free"> {
+    const [lease, done] = await this.store.getMany([
+      this.leaseKey(scheduleId, tick),
+      this.doneKey(scheduleId, tick),
+    ]);
+    return done !== null ? "done" : lease !== null ? "leased" : "free";
+  }
+
+  /** The latest completed tick of a schedule, or `null` if none was recorded. */
+  async last(scheduleId: string): Promise<LastTick | null> {
+    return (await this.store.get<LastTick>(this.lastKey(scheduleId)))?.value ?? null;
+  }
+
+  /**
+   * Record `at` as a schedule's baseline if it has no last tick yet (the
+   * first time any runner sees the schedule), so that ticks missed from then
+   * on can be counted. Resolves the schedule's last tick.
+   */
+  async baseline(scheduleId: string, at: number): Promise<LastTick> {
+    const key = this.lastKey(scheduleId);
+    const value: LastTick = {
+      tick: at,
+      status: "baseline",
+      runner: this.runnerId,
+      runId: null,
+      at: this.clock.now(),
+    };
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const current = await this.store.get<LastTick>(key);
+      if (current !== null) return current.value;
+      if ((await this.store.set(key, value, { ifVersion: null })).ok) return value;
+    }
+    throw new Error(`Cannot record the baseline of ${scheduleId}: the key kept changing`);
+  }
+
+  /** Done markers of a schedule, oldest first (at most `limit`). */
+  async history(
+    scheduleId: string,
+    options: { limit?: number } = {},
+  ): Promise<{ tick: number; done: DoneMarker }[]> {
+    const out: { tick: number; done: DoneMarker }[] = [];
+    const entries = this.store.list<DoneMarker>({
+      prefix: [...this.#prefix, "done", scheduleId],
+      limit: options.limit,
+    });
+    for await (const entry of entries) {
+      out.push({ tick: Date.parse(entry.key[entry.key.length - 1]), done: entry.value });
+    }
+    return out;
+  }
+
+  /**
+   * Delete the done markers of a schedule for ticks before `before` (at most
+   * a few hundred per call); resolves how many were deleted.
+   */
+  async prune(scheduleId: string, before: number): Promise<number> {
+    const prefix = [...this.#prefix, "done", scheduleId];
+    const stale: Key[] = [];
+    const entries = this.store.list({
+      prefix,
+      end: [...prefix, tickKey(before)],
+      limit: PRUNE_BATCH,
+    });
+    for await (const entry of entries) stale.push(entry.key);
+    if (stale.length === 0) return 0;
+    const op = this.store.atomic();
+    for (const key of stale) op.delete(key);
+    return (await op.commit()).ok ? stale.length : 0;
+  }
+}
+
+/** A lease this runner holds on one tick. */
+export class TickLease {
+  /** The schedule. */
+  readonly scheduleId: string;
+  /** The tick's nominal time. */
+  readonly tick: number;
+  /** What the lease holds. */
+  readonly holder: LeaseHolder;
+  #leases: TickLeases;
+  #version: string;
+  #settled = false;
+
+  /** Made by {@linkcode TickLeases.acquire}; not meant to be called directly. */
+  constructor(
+    leases: TickLeases,
+    scheduleId: string,
+    tick: number,
+    holder: LeaseHolder,
+    version: string,
+  ) {
+    this.#leases = leases;
+    this.scheduleId = scheduleId;
+    this.tick = tick;
+    this.holder = holder;
+    this.#version = version;
+  }
+
+  /** The lease entry's current version. */
+  get version(): string {
+    return this.#version;
+  }
+
+  /**
+   * Push the lease's expiry back by `leaseMs`. Resolves `false` when the
+   * lease was lost: it lapsed and another runner took the tick, or the tick
+   * was completed meanwhile. A lease that lapsed but that nobody took is
+   * taken again.
+   */
+  async renew(): Promise<boolean> {
+    if (this.#settled) return false;
+    const leases = this.#leases;
+    const key = leases.leaseKey(this.scheduleId, this.tick);
+    const renewed = await leases.store.set(key, this.holder, {
+      ifVersion: this.#version,
+      expireIn: leases.leaseMs,
+    });
+    if (renewed.ok) {
+      this.#version = renewed.version;
+      return true;
+    }
+    const retaken = await leases.store.atomic()
+      .check(key, null)
+      .check(leases.doneKey(this.scheduleId, this.tick), null)
+      .set(key, this.holder, { expireIn: leases.leaseMs })
+      .commit();
+    if (!retaken.ok) return false;
+    this.#version = retaken.version;
+    return true;
+  }
+
+  /**
+   * The tick's work ended: write its done marker and move the schedule's
+   * last tick forward, in one commit, and drop the lease.
+   */
+  async complete(outcome: { status: RunStatus; runId?: string | null }): Promise<void> {
+    if (this.#settled) {
+      throw new Error(`Cannot complete ${this.scheduleId} at ${tickKey(this.tick)} twice`);
+    }
+    this.#settled = true;
+    const leases = this.#leases;
+    const leaseKey = leases.leaseKey(this.scheduleId, this.tick);
+    const lastKey = leases.lastKey(this.scheduleId);
+    const now = leases.clock.now();
+    const runId = outcome.runId ?? null;
+    const done: DoneMarker = {
+      runner: leases.runnerId,
+      status: outcome.status,
+      runId,
+      endedAt: now,
+    };
+    const last: LastTick = {
+      tick: this.tick,
+      status: outcome.status,
+      runner: leases.runnerId,
+      runId,
+      at: now,
+    };
+    for (let attempt = 1;; attempt++) {
+      const [lease, previous] = await leases.store.getMany([leaseKey, lastKey]) as [
+        Entry<LeaseHolder> | null,
+        Entry<LastTick> | null,
+      ];
+      const op = leases.store.atomic()
+        .check(lastKey, previous?.version ?? null)
+        .set(leases.doneKey(this.scheduleId, this.tick), done);
+      // A lease that lapsed and was taken by another runner is not ours to delete.
+      if (lease !== null && lease.version === this.#version) {
+        op.check(leaseKey, lease.version).delete(leaseKey);
+      }
+      // `last` only moves forward: ticks of one schedule may complete out of order.
+      if (previous === null || previous.value.tick <= this.tick) op.set(lastKey, last);
+      if ((await op.commit()).ok) break;
+      if (attempt >= MAX_ATTEMPTS) {
+        throw new Error(
+          `Cannot record ${this.scheduleId} at ${
+            tickKey(this.tick)
+          } as done: its keys kept changing`,
+        );
+      }
+    }
+    await leases.prune(this.scheduleId, this.tick - leases.historyMs);
+  }
+
+  /** Give the tick up without marking it done (its work was cancelled). */
+  async release(): Promise<void> {
+    if (this.#settled) return;
+    this.#settled = true;
+    const key = this.#leases.leaseKey(this.scheduleId, this.tick);
+    await this.#leases.store.delete(key, { ifVersion: this.#version });
+  }
+}

@@ -1,0 +1,815 @@
+/**
+ * The scheduler: runs scheduled jobs and flows at their cron ticks, each tick
+ * exactly once across every runner that shares the records store.
+ *
+ * ## How a tick runs
+ *
+ * For every schedule the scheduler computes the next tick from its clock and
+ * waits (with its injected timers) until the earliest one. At a tick it
+ * waits a random delay up to the schedule's `jitter`, takes the tick's lease
+ * (see `lease.ts`: an atomic compare-and-set that fails if another runner
+ * holds the tick or already completed it), runs the work while renewing the
+ * lease, then writes the tick's done marker and the schedule's last
+ * completed tick in one commit. Work that throws or fails is recorded as
+ * failed and never stops the scheduler.
+ *
+ * ## Policies
+ *
+ * - `overlap: skip` (default): a tick that comes while this schedule's
+ *   previous run is still running *in this runner* is skipped here. Leases
+ *   are per tick, so an idle runner sharing the store may still take that
+ *   tick; when every runner is busy, nobody runs it. Runs of one schedule
+ *   can therefore overlap across runners, never within one.
+ * - `overlap: queue`: such a tick runs when the current run ends (still
+ *   leased, so it is skipped if another runner ran it meanwhile). At most
+ *   one tick waits; later ones are skipped.
+ * - `missed: skip` (default): ticks that passed while no runner was running
+ *   are not run. `missed: run-once`: on start, if a tick passed since the
+ *   schedule's last completed tick, the latest such tick is run once, leased
+ *   like any other (so several runners starting together run it once).
+ *   A schedule seen for the first time records a baseline instead.
+ * - A runner that wakes late (a suspended machine, a blocked event loop)
+ *   runs only the latest tick that is due and skips the older ones.
+ * - A cancelled tick (the scheduler stopped before its work ended) releases
+ *   its lease without a done marker, so a `run-once` restart may run it again.
+ *
+ * @module
+ */
+import { basename, join } from "node:path";
+import type { JobConfig, MissedPolicy, OverlapPolicy, ResolvedConfig } from "../config.ts";
+import { ConfigError } from "../errors.ts";
+import { parseDuration } from "../flow/duration.ts";
+import { realTimers, type Timers } from "../flow/executor.ts";
+import { FlowValidationError, loadFlowFile, type ParsedFlow } from "../flow/parse.ts";
+import { loadFlow } from "../flow/run.ts";
+import type { RunRecord, RunStatus } from "../flow/types.ts";
+import type { Job, JobLogLevel } from "../jobs/job.ts";
+import { loadJob, resolveJobOptions, runJob } from "../jobs/run.ts";
+import type { Runtime } from "../runtime.ts";
+import type { Clock, Key } from "../store/types.ts";
+import { DEFAULT_TIMEZONE, nextTick, previousTick, validateCron } from "./cron.ts";
+import { type LastTick, tickKey, type TickLease, TickLeases } from "./lease.ts";
+
+export type { MissedPolicy, OverlapPolicy } from "../config.ts";
+
+/** What a schedule's work receives at a tick. */
+export interface TickContext {
+  /** The schedule's id. */
+  scheduleId: string;
+  /** The tick's nominal time (ms since the epoch). */
+  tick: number;
+  /** Aborted when the scheduler stops (after its grace period) or the lease is lost. */
+  signal: AbortSignal;
+  /** This runner's id. */
+  runnerId: string;
+}
+
+/** A schedule: a cron expression and the work to run at each tick. */
+export interface Schedule {
+  /** Unique id, used in lease keys (`job:retention`, `flow:counter`). */
+  id: string;
+  /** A cron expression (5 or 6 fields) or nickname. */
+  cron: string;
+  /** IANA time zone (default UTC). */
+  timezone?: string;
+  /** Default `skip`. */
+  overlap?: OverlapPolicy;
+  /** Default `skip`. */
+  missed?: MissedPolicy;
+  /** Upper bound of a random delay after each tick, in ms (default 0). */
+  jitterMs?: number;
+  /** The work. A returned run record gives the tick's status; nothing means `succeeded`. */
+  run(ctx: TickContext): Promise<RunRecord | void> | RunRecord | void;
+}
+
+/** Why a tick was not run by this runner. */
+export type SkipReason =
+  /** This schedule's previous run is still running here (`overlap: skip`, or a tick already queued). */
+  | "overlap"
+  /** Another runner holds the tick's lease. */
+  | "leased"
+  /** The tick already completed (on another runner). */
+  | "done"
+  /** Ticks passed while no runner ran (`missed: skip`). */
+  | "missed"
+  /** The runner woke after later ticks were due; only the latest ran. */
+  | "late"
+  /** The scheduler stopped before the tick started. */
+  | "stopping";
+
+/** What the scheduler reports as it works. */
+export type SchedulerEvent =
+  | {
+    type: "start";
+    runnerId: string;
+    schedules: { id: string; cron: string; timezone: string; next: number | null }[];
+  }
+  | { type: "tick.start"; scheduleId: string; tick: number; catchUp: boolean; at: number }
+  | {
+    type: "tick.end";
+    scheduleId: string;
+    tick: number;
+    catchUp: boolean;
+    status: RunStatus;
+    runId: string | null;
+    durationMs: number;
+    error: string | null;
+  }
+  | {
+    type: "tick.skip";
+    scheduleId: string;
+    tick: number;
+    reason: SkipReason;
+    /** For `leased`: the runner holding it. */
+    holder?: string;
+  }
+  | { type: "tick.queue"; scheduleId: string; tick: number }
+  | { type: "log"; scheduleId: string; message: string; level: JobLogLevel }
+  | { type: "error"; scheduleId?: string; tick?: number; message: string; error: unknown }
+  | { type: "stopping"; running: number; graceMs: number }
+  | { type: "stop"; cancelled: number };
+
+/** Options for {@linkcode Scheduler}. */
+export interface SchedulerOptions {
+  /** The clock (default: the runtime's). */
+  clock?: Clock;
+  /** Timers (default: real ones); tests pass manual ones. */
+  timers?: Timers;
+  /** This runner's id (default `<hostname>:<pid>:<random>`). */
+  runnerId?: string;
+  /** The schedules (default: {@linkcode loadSchedules} from the runtime's config). */
+  schedules?: readonly Schedule[];
+  /** Random numbers in [0, 1) for jitter (default `Math.random`). */
+  random?: () => number;
+  /** Lease lifetime; a running tick renews it every third of it (default 60 s). */
+  leaseMs?: number;
+  /** How long done markers are kept (default 7 days). */
+  historyMs?: number;
+  /** Longest single wait; the clock is read again after it (default 60 s). */
+  maxSleepMs?: number;
+  /** Receives every event (the daemon prints from here). */
+  onEvent?: (event: SchedulerEvent) => void;
+  /** Key prefix of leases (default `["flowstate", "scheduler"]`). */
+  prefix?: Key;
+}
+
+/** What {@linkcode Scheduler.stop} did. */
+export interface StopResult {
+  /** Ticks whose work was still running after the grace period and was cancelled. */
+  cancelled: number;
+}
+
+/** One schedule as the scheduler sees it. */
+export interface ScheduleInfo {
+  /** The schedule's id. */
+  id: string;
+  /** The cron expression. */
+  cron: string;
+  /** Its time zone. */
+  timezone: string;
+  /** Overlap policy. */
+  overlap: OverlapPolicy;
+  /** Missed-tick policy. */
+  missed: MissedPolicy;
+  /** Jitter upper bound, ms. */
+  jitterMs: number;
+  /** The next tick this runner will look at, or `null` if there is none. */
+  next: number | null;
+  /** Whether its work is running here. */
+  running: boolean;
+}
+
+interface ScheduleState {
+  schedule: Schedule;
+  timezone: string;
+  overlap: OverlapPolicy;
+  missed: MissedPolicy;
+  jitterMs: number;
+  next: number | null;
+  active: Promise<void> | null;
+  queued: { tick: number; catchUp: boolean } | null;
+}
+
+const DEFAULT_MAX_SLEEP_MS = 60_000;
+
+/** A default runner id: host, process and a random suffix. */
+export function defaultRunnerId(): string {
+  let host = "runner";
+  try {
+    host = Deno.hostname();
+  } catch {
+    // No --allow-sys: the pid and the random part still make it unique.
+  }
+  const random = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
+  return `${host}:${Deno.pid}:${random}`;
+}
+
+/**
+ * Runs schedules until stopped. Give it the runtime (for the records store,
+ * where leases live, and to run jobs and flows), and for tests a clock and
+ * timers that a test moves by hand. `start()` loads the schedules from the
+ * config (or takes `schedules`), checks them and starts waiting for ticks;
+ * `stop({ graceMs })` stops taking ticks and waits for running work, then
+ * cancels it. The runtime stays open: close it after `stop()`.
+ */
+export class Scheduler {
+  /** This runner's id. */
+  readonly runnerId: string;
+  readonly #runtime: Runtime;
+  readonly #clock: Clock;
+  readonly #timers: Timers;
+  readonly #random: () => number;
+  readonly #options: SchedulerOptions;
+  readonly #maxSleepMs: number;
+  #states: ScheduleState[] = [];
+  #leases: TickLeases | undefined;
+  #starting: Promise<void> | undefined;
+  #loop: Promise<void> | undefined;
+  #stopping: Promise<StopResult> | undefined;
+  /** Aborted at stop: ends waits for ticks and jitter. */
+  readonly #halt = new AbortController();
+  /** Aborted after the grace period: cancels running work. */
+  readonly #cancel = new AbortController();
+  readonly #running = new Set<Promise<void>>();
+
+  /** Create a scheduler; {@linkcode Scheduler.start} starts it. */
+  constructor(runtime: Runtime, options: SchedulerOptions = {}) {
+    this.#runtime = runtime;
+    this.#options = options;
+    this.#clock = options.clock ?? runtime.clock;
+    this.#timers = options.timers ?? realTimers;
+    this.#random = options.random ?? Math.random;
+    this.runnerId = options.runnerId ?? defaultRunnerId();
+    this.#maxSleepMs = options.maxSleepMs ?? DEFAULT_MAX_SLEEP_MS;
+    if (!(this.#maxSleepMs > 0)) {
+      throw new RangeError(
+        `Cannot create scheduler: maxSleepMs must be > 0 (got ${this.#maxSleepMs})`,
+      );
+    }
+  }
+
+  /**
+   * Load and check the schedules, record baselines, start catch-up ticks
+   * (`missed: run-once`) and start waiting for ticks. Resolves once running;
+   * throws (a {@linkcode ConfigError} for a bad config) before anything runs.
+   */
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    const schedules = this.#options.schedules ??
+      await loadSchedules(this.#runtime, {
+        timers: this.#timers,
+        onLog: (scheduleId, message, level) =>
+          this.#emit({ type: "log", scheduleId, message, level }),
+      });
+    const seen = new Set<string>();
+    for (const schedule of schedules) {
+      if (typeof schedule.id !== "string" || schedule.id === "") {
+        throw new TypeError("Cannot start scheduler: every schedule needs a non-empty id");
+      }
+      if (seen.has(schedule.id)) {
+        throw new RangeError(`Cannot start scheduler: two schedules have the id "${schedule.id}"`);
+      }
+      seen.add(schedule.id);
+      const timezone = schedule.timezone ?? DEFAULT_TIMEZONE;
+      try {
+        validateCron(schedule.cron, timezone);
+      } catch (err) {
+        throw new RangeError(
+          `Cannot start scheduler: schedule "${schedule.id}": ${(err as Error).message}`,
+        );
+      }
+      const jitterMs = schedule.jitterMs ?? 0;
+      if (!Number.isFinite(jitterMs) || jitterMs < 0) {
+        throw new RangeError(
+          `Cannot start scheduler: schedule "${schedule.id}": jitterMs must be >= 0 (got ${jitterMs})`,
+        );
+      }
+      this.#states.push({
+        schedule,
+        timezone,
+        overlap: schedule.overlap ?? "skip",
+        missed: schedule.missed ?? "skip",
+        jitterMs,
+        next: null,
+        active: null,
+        queued: null,
+      });
+    }
+    const store = await this.#runtime.store(this.#runtime.config.records);
+    this.#leases = new TickLeases(store, {
+      runnerId: this.runnerId,
+      leaseMs: this.#options.leaseMs,
+      historyMs: this.#options.historyMs,
+      clock: this.#clock,
+      prefix: this.#options.prefix,
+    });
+    const now = this.#clock.now();
+    const catchUps: [ScheduleState, number][] = [];
+    for (const state of this.#states) {
+      const { id, cron } = state.schedule;
+      // A tick at exactly `now` is a regular tick; missed ones are strictly before.
+      state.next = nextTick(cron, now - 1, state.timezone);
+      const last: LastTick = await this.#leases.baseline(id, now);
+      const missed = previousTick(cron, now, state.timezone);
+      if (missed === null || missed <= last.tick) continue;
+      if (state.missed === "run-once") catchUps.push([state, missed]);
+      else if (await this.#leases.state(id, missed) === "free") {
+        // Not running elsewhere either: nobody will run it.
+        this.#emit({ type: "tick.skip", scheduleId: id, tick: missed, reason: "missed" });
+      }
+    }
+    this.#emit({
+      type: "start",
+      runnerId: this.runnerId,
+      schedules: this.#states.map((s) => ({
+        id: s.schedule.id,
+        cron: s.schedule.cron,
+        timezone: s.timezone,
+        next: s.next,
+      })),
+    });
+    if (this.#halt.signal.aborted) return;
+    for (const [state, tick] of catchUps) this.#fire(state, tick, true);
+    this.#loop = this.#run();
+  }
+
+  /** The schedules and their next ticks (empty before {@linkcode Scheduler.start}). */
+  get schedules(): ScheduleInfo[] {
+    return this.#states.map((s) => ({
+      id: s.schedule.id,
+      cron: s.schedule.cron,
+      timezone: s.timezone,
+      overlap: s.overlap,
+      missed: s.missed,
+      jitterMs: s.jitterMs,
+      next: s.next,
+      running: s.active !== null,
+    }));
+  }
+
+  /** How many ticks are running (or waiting for their jitter) here. */
+  get running(): number {
+    return this.#running.size;
+  }
+
+  /**
+   * Stop taking ticks, wait up to `graceMs` (default 30 s) for running work,
+   * then cancel what is left and wait for it to record itself as cancelled.
+   * Idempotent. Does not close the runtime.
+   */
+  stop(options: { graceMs?: number } = {}): Promise<StopResult> {
+    this.#stopping ??= this.#stop(options.graceMs ?? 30_000);
+    return this.#stopping;
+  }
+
+  async #stop(graceMs: number): Promise<StopResult> {
+    this.#halt.abort(new DOMException("The scheduler is stopping", "AbortError"));
+    await this.#starting?.catch(() => {});
+    await this.#loop;
+    for (const state of this.#states) state.queued = null;
+    let cancelled = 0;
+    if (this.#running.size > 0) {
+      this.#emit({ type: "stopping", running: this.#running.size, graceMs });
+      const all = () => Promise.allSettled([...this.#running]);
+      const grace = new AbortController();
+      const timedOut = await Promise.race([
+        all().then(() => false),
+        this.#timers.sleep(graceMs, grace.signal).then(() => true, () => false),
+      ]);
+      grace.abort();
+      if (timedOut && this.#running.size > 0) {
+        cancelled = this.#states.filter((s) => s.active !== null).length;
+        this.#cancel.abort(new DOMException("The scheduler stopped", "AbortError"));
+      }
+      // Work that was cancelled still records itself (and releases its lease).
+      while (this.#running.size > 0) await all();
+    }
+    this.#emit({ type: "stop", cancelled });
+    return { cancelled };
+  }
+
+  #emit(event: SchedulerEvent): void {
+    try {
+      this.#options.onEvent?.(event);
+    } catch {
+      // A listener's failure must not stop the scheduler.
+    }
+  }
+
+  async #run(): Promise<void> {
+    const halt = this.#halt.signal;
+    while (!halt.aborted) {
+      const now = this.#clock.now();
+      for (const state of this.#states) {
+        if (state.next === null || state.next > now) continue;
+        const { cron, id } = state.schedule;
+        let tick = state.next;
+        const following = nextTick(cron, tick, state.timezone);
+        if (following !== null && following <= now) {
+          this.#emit({ type: "tick.skip", scheduleId: id, tick, reason: "late" });
+          tick = previousTick(cron, now + 1, state.timezone) ?? tick;
+        }
+        state.next = nextTick(cron, Math.max(tick, now), state.timezone);
+        this.#fire(state, tick, false);
+      }
+      let earliest = Infinity;
+      for (const state of this.#states) {
+        if (state.next !== null && state.next < earliest) earliest = state.next;
+      }
+      const wait = Math.min(Math.max(0, earliest - this.#clock.now()), this.#maxSleepMs);
+      try {
+        await this.#timers.sleep(wait, halt);
+      } catch {
+        // Halted.
+      }
+    }
+  }
+
+  /** A tick is due: run it, queue it or skip it per the overlap policy. */
+  #fire(state: ScheduleState, tick: number, catchUp: boolean): void {
+    const scheduleId = state.schedule.id;
+    if (state.active !== null) {
+      if (state.overlap === "queue" && state.queued === null) {
+        state.queued = { tick, catchUp };
+        this.#emit({ type: "tick.queue", scheduleId, tick });
+      } else {
+        this.#emit({ type: "tick.skip", scheduleId, tick, reason: "overlap" });
+      }
+      return;
+    }
+    const running = this.#runTick(state, tick, catchUp).catch((error) => {
+      this.#emit({
+        type: "error",
+        scheduleId,
+        tick,
+        message: `Cannot run ${scheduleId} at ${tickKey(tick)}: ${messageOf(error)}`,
+        error,
+      });
+    }).finally(() => {
+      this.#running.delete(running);
+      state.active = null;
+      const queued = state.queued;
+      state.queued = null;
+      if (queued !== null && !this.#halt.signal.aborted) {
+        this.#fire(state, queued.tick, queued.catchUp);
+      }
+    });
+    state.active = running;
+    this.#running.add(running);
+  }
+
+  async #runTick(state: ScheduleState, tick: number, catchUp: boolean): Promise<void> {
+    const scheduleId = state.schedule.id;
+    const halt = this.#halt.signal;
+    if (state.jitterMs > 0) {
+      const r = this.#random();
+      const delay = Number.isFinite(r)
+        ? Math.floor(Math.min(Math.max(r, 0), 1) * state.jitterMs)
+        : 0;
+      try {
+        await this.#timers.sleep(delay, halt);
+      } catch {
+        // Halted while waiting.
+      }
+    }
+    if (halt.aborted) {
+      this.#emit({ type: "tick.skip", scheduleId, tick, reason: "stopping" });
+      return;
+    }
+    const acquired = await this.#leases!.acquire(scheduleId, tick);
+    if (!acquired.ok) {
+      this.#emit({
+        type: "tick.skip",
+        scheduleId,
+        tick,
+        reason: acquired.reason,
+        ...(acquired.reason === "leased" ? { holder: acquired.holder.runner } : {}),
+      });
+      return;
+    }
+    const lease = acquired.lease;
+    const lost = new AbortController();
+    const signal = AbortSignal.any([this.#cancel.signal, lost.signal]);
+    const renewing = new AbortController();
+    const keeping = this.#keepLease(lease, renewing.signal, () => {
+      lost.abort(new DOMException("The tick's lease was lost to another runner", "AbortError"));
+    });
+    const startedAt = this.#clock.now();
+    this.#emit({ type: "tick.start", scheduleId, tick, catchUp, at: startedAt });
+    let status: RunStatus = "succeeded";
+    let runId: string | null = null;
+    let error: string | null = null;
+    try {
+      const result = await state.schedule.run({
+        scheduleId,
+        tick,
+        signal,
+        runnerId: this.runnerId,
+      });
+      if (result) {
+        status = result.status;
+        runId = result.id ?? null;
+        error = result.error?.message ?? null;
+      }
+    } catch (err) {
+      status = signal.aborted ? "cancelled" : "failed";
+      error = messageOf(err);
+    } finally {
+      renewing.abort();
+      await keeping;
+    }
+    if (status === "running") status = signal.aborted ? "cancelled" : "failed";
+    const durationMs = this.#clock.now() - startedAt;
+    if (status === "cancelled") await lease.release();
+    else await lease.complete({ status, runId });
+    this.#emit({
+      type: "tick.end",
+      scheduleId,
+      tick,
+      catchUp,
+      status,
+      runId,
+      durationMs,
+      error,
+    });
+  }
+
+  async #keepLease(lease: TickLease, stop: AbortSignal, onLost: () => void): Promise<void> {
+    const every = Math.max(1, Math.floor(this.#leases!.leaseMs / 3));
+    while (!stop.aborted) {
+      try {
+        await this.#timers.sleep(every, stop);
+      } catch {
+        return;
+      }
+      try {
+        if (!(await lease.renew())) {
+          this.#emit({
+            type: "error",
+            scheduleId: lease.scheduleId,
+            tick: lease.tick,
+            message: `Lost the lease of ${lease.scheduleId} at ${
+              tickKey(lease.tick)
+            } (it lapsed and another runner took the tick); cancelling its work here`,
+            error: null,
+          });
+          onLost();
+          return;
+        }
+      } catch (err) {
+        this.#emit({
+          type: "error",
+          scheduleId: lease.scheduleId,
+          tick: lease.tick,
+          message: `Cannot renew the lease of ${lease.scheduleId} at ${tickKey(lease.tick)}: ${
+            messageOf(err)
+          } (will retry)`,
+          error: err,
+        });
+      }
+    }
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+// ---------------------------------------------------------------------------
+// Schedules from the config
+
+/** A job named in the config (or a built-in), loaded. */
+export interface ConfiguredJob {
+  /** The name it has in the config (and in run records: `job:<name>`). */
+  name: string;
+  /** Its settings. */
+  config: JobConfig;
+  /** The loaded job, renamed to `name`. */
+  job: Job;
+  /** The cron expression it runs at (config, else the job's default), or `null` if none. */
+  schedule: string | null;
+}
+
+/** Where a config field is written, as a message prefix (`flowstate.yaml:4:3: jobs.x: `). */
+function locate(config: ResolvedConfig, path: (string | number)[]): string {
+  const at = config.where(path);
+  const field = path.map((p, i) => typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)
+    .join("");
+  return `${at === undefined ? "" : `${at}: `}${field}: `;
+}
+
+/**
+ * Load a job by its config name: its module (`jobs.<name>.module`) or the
+ * built-in of that name, renamed to `name`, with the schedule it runs at.
+ * A job that cannot be loaded is a {@linkcode ConfigError} pointing at the
+ * config.
+ */
+export async function loadConfiguredJob(
+  config: ResolvedConfig,
+  name: string,
+): Promise<ConfiguredJob> {
+  const settings: JobConfig = config.jobs[name] ?? {
+    enabled: true,
+    timezone: config.timezone,
+    options: {},
+    overlap: "skip",
+    missed: "skip",
+    jitterMs: 0,
+  };
+  let job: Job;
+  try {
+    job = await loadJob(settings.module ?? name, config.baseDir);
+  } catch (err) {
+    if (!(err instanceof ConfigError) || !Object.hasOwn(config.jobs, name)) throw err;
+    const field = settings.module !== undefined ? ["jobs", name, "module"] : ["jobs", name];
+    throw new ConfigError(`${locate(config, field)}${err.message}`, { cause: err });
+  }
+  if (job.name !== name) job = Object.freeze({ ...job, name });
+  const schedule = settings.schedule ?? job.defaultSchedule ?? null;
+  if (schedule !== null && settings.schedule === undefined) {
+    try {
+      validateCron(schedule, settings.timezone);
+    } catch (err) {
+      throw new ConfigError(
+        `Cannot schedule job "${name}": its defaultSchedule is invalid: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
+  return { name, config: settings, job, schedule };
+}
+
+/** The `*.flow.yaml` files the config's `flows:` names, in order, without duplicates. */
+export async function flowFiles(config: ResolvedConfig): Promise<string[]> {
+  const files: string[] = [];
+  for (const [i, entry] of config.flows.entries()) {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(entry);
+    } catch (err) {
+      const reason = err instanceof Deno.errors.NotFound
+        ? "no such file or directory"
+        : (err as Error).message;
+      throw new ConfigError(`${locate(config, ["flows", i])}cannot read ${entry}: ${reason}`, {
+        cause: err,
+      });
+    }
+    if (info.isDirectory) {
+      const inside: string[] = [];
+      for await (const item of Deno.readDir(entry)) {
+        if (item.isFile && item.name.endsWith(".flow.yaml")) inside.push(join(entry, item.name));
+      }
+      files.push(...inside.sort());
+    } else {
+      files.push(entry);
+    }
+  }
+  return [...new Set(files)];
+}
+
+/** A flow's `schedule:` as a string or `{ cron, timezone, overlap, missed, jitter }`. */
+interface FlowScheduleSpec {
+  cron: string;
+  timezone?: string;
+  overlap?: OverlapPolicy;
+  missed?: MissedPolicy;
+  jitterMs?: number;
+}
+
+function flowScheduleOf(value: unknown): FlowScheduleSpec | null {
+  if (typeof value === "string") return { cron: value };
+  if (
+    typeof value === "object" && value !== null &&
+    typeof (value as { cron?: unknown }).cron === "string"
+  ) {
+    const v = value as Record<string, unknown>;
+    const jitter = v.jitterMs ?? v.jitter;
+    const jitterMs = typeof jitter === "number" || typeof jitter === "string"
+      ? parseDuration(jitter, "schedule.jitter")
+      : undefined;
+    return {
+      cron: v.cron as string,
+      ...(typeof v.timezone === "string" ? { timezone: v.timezone } : {}),
+      ...(v.overlap === "queue" || v.overlap === "skip" ? { overlap: v.overlap } : {}),
+      ...(v.missed === "run-once" || v.missed === "skip" ? { missed: v.missed } : {}),
+      ...(jitterMs !== undefined ? { jitterMs } : {}),
+    };
+  }
+  return null;
+}
+
+/** Options for {@linkcode loadSchedules}. */
+export interface LoadSchedulesOptions {
+  /** Timers passed to flow runs (default: real ones). */
+  timers?: Timers;
+  /** Receives jobs' log lines and flows' node logs. */
+  onLog?: (scheduleId: string, message: string, level: JobLogLevel) => void;
+}
+
+/**
+ * The schedules a config defines: every enabled job with a schedule (its
+ * own or the job's `defaultSchedule`; `retention` and `gc` by default), run
+ * with {@linkcode runJob}, and every flow under `flows:` with a `schedule:`,
+ * run with `runtime.runFlow`. Job options are validated now, so a bad option
+ * is a {@linkcode ConfigError} before anything runs.
+ *
+ * A scheduled flow that declares an input named `scheduledAt` receives the
+ * tick's nominal time: an ISO string if the input's type is `string`, else
+ * milliseconds since the epoch.
+ */
+export async function loadSchedules(
+  runtime: Runtime,
+  options: LoadSchedulesOptions = {},
+): Promise<Schedule[]> {
+  const config = runtime.config;
+  const schedules: Schedule[] = [];
+  for (const name of Object.keys(config.jobs)) {
+    const settings = config.jobs[name];
+    if (!settings.enabled) continue;
+    const { job, schedule } = await loadConfiguredJob(config, name);
+    if (schedule === null) continue;
+    try {
+      await resolveJobOptions(job, { ...settings.options });
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      throw new ConfigError(`${locate(config, ["jobs", name, "options"])}${err.message}`, {
+        cause: err,
+      });
+    }
+    const id = `job:${name}`;
+    schedules.push({
+      id,
+      cron: schedule,
+      timezone: settings.timezone,
+      overlap: settings.overlap,
+      missed: settings.missed,
+      jitterMs: settings.jitterMs,
+      run: ({ signal }) =>
+        runJob(runtime, job, {
+          configOptions: { ...settings.options },
+          signal,
+          progress: "quiet",
+          onLog: (message, level) => options.onLog?.(id, message, level),
+        }),
+    });
+  }
+
+  const byFlowId = new Map<string, string>();
+  for (const file of await flowFiles(config)) {
+    let parsed: ParsedFlow;
+    try {
+      parsed = await loadFlowFile(file);
+      await loadFlow(parsed);
+    } catch (err) {
+      if (!(err instanceof FlowValidationError)) throw err;
+      throw new ConfigError(
+        `Cannot schedule flow ${basename(file)}: ${err.message.split("\n").join("; ")}`,
+        { cause: err },
+      );
+    }
+    const definition = parsed.definition;
+    const spec = flowScheduleOf((definition as { schedule?: unknown }).schedule);
+    if (spec === null) continue;
+    const other = byFlowId.get(definition.id);
+    if (other !== undefined) {
+      throw new ConfigError(
+        `Cannot schedule flow "${definition.id}": both ${other} and ${file} define it; flow ids must be unique`,
+      );
+    }
+    byFlowId.set(definition.id, file);
+    const timezone = spec.timezone ?? config.timezone;
+    try {
+      validateCron(spec.cron, timezone);
+    } catch (err) {
+      throw new ConfigError(`${file}: schedule: ${(err as Error).message}`, { cause: err });
+    }
+    const id = `flow:${definition.id}`;
+    const scheduledAt = definition.inputs?.scheduledAt;
+    schedules.push({
+      id,
+      cron: spec.cron,
+      timezone,
+      overlap: spec.overlap ?? "skip",
+      missed: spec.missed ?? "skip",
+      jitterMs: spec.jitterMs ?? 0,
+      run: ({ signal, tick }) =>
+        runtime.runFlow(parsed, {
+          signal,
+          timers: options.timers,
+          ...(scheduledAt === undefined ? {} : {
+            input: { scheduledAt: scheduledAt.type === "string" ? tickKey(tick) : tick },
+          }),
+          onEvent: (event) => {
+            if (event.type === "node.log" && options.onLog) {
+              options.onLog(id, `${event.node}: ${event.message ?? ""}`, event.level ?? "info");
+            }
+          },
+        }),
+    });
+  }
+  return schedules;
+}

@@ -1,0 +1,902 @@
+import assert from "node:assert/strict";
+import { setImmediate } from "node:timers";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { ConfigError } from "../errors.ts";
+import type { Timers } from "../flow/executor.ts";
+import type { RunRecord } from "../flow/types.ts";
+import { defineJob } from "../jobs/job.ts";
+import { runJob } from "../jobs/run.ts";
+import { openRuntime, type Runtime } from "../runtime.ts";
+import type { ConfigObject } from "../config.ts";
+import { type FakeClock, fakeClock } from "../testing/clock.ts";
+import { tickKey, TickLeases } from "./lease.ts";
+import {
+  loadSchedules,
+  type Schedule,
+  Scheduler,
+  type SchedulerEvent,
+  type SchedulerOptions,
+} from "./scheduler.ts";
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+const T0 = Date.UTC(2026, 0, 1);
+const iso = (ms: number) => new Date(ms).toISOString();
+
+// ---------------------------------------------------------------------------
+// Manual timers: time moves only when the test moves it.
+
+interface ManualTimers extends Timers {
+  /** Move the clock to `to`, waking every sleeper that falls due on the way, in order. */
+  advanceTo(to: number): Promise<void>;
+  /** Move the clock forward by `ms`. */
+  advance(ms: number): Promise<void>;
+  /** Let pending promise chains run (no time passes). */
+  settle(): Promise<void>;
+  /** Sleepers waiting. */
+  readonly pending: number;
+}
+
+function manualTimers(clock: FakeClock): ManualTimers {
+  const sleepers = new Set<{ due: number; resolve: () => void }>();
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  // Enough event-loop turns for store commits and records to finish; no wall-clock waits.
+  const settle = async () => {
+    for (let i = 0; i < 40; i++) await turn();
+  };
+  const timers: ManualTimers = {
+    sleep(ms, signal) {
+      return new Promise<void>((resolve, reject) => {
+        if (signal?.aborted) return reject(signal.reason);
+        assert.ok(Number.isFinite(ms), `sleep(${ms})`);
+        const sleeper = {
+          due: clock.now() + Math.max(0, ms),
+          resolve: () => {
+            signal?.removeEventListener("abort", onAbort);
+            resolve();
+          },
+        };
+        const onAbort = () => {
+          sleepers.delete(sleeper);
+          reject(signal!.reason);
+        };
+        signal?.addEventListener("abort", onAbort, { once: true });
+        sleepers.add(sleeper);
+      });
+    },
+    async advanceTo(to) {
+      await settle();
+      for (;;) {
+        let due = Infinity;
+        for (const s of sleepers) due = Math.min(due, s.due);
+        if (due > to) break;
+        if (due > clock.now()) clock.set(due);
+        for (const s of [...sleepers]) {
+          if (s.due <= clock.now()) {
+            sleepers.delete(s);
+            s.resolve();
+          }
+        }
+        await settle();
+      }
+      if (clock.now() < to) clock.set(to);
+      await settle();
+    },
+    advance(ms) {
+      return timers.advanceTo(clock.now() + ms);
+    },
+    settle,
+    get pending() {
+      return sleepers.size;
+    },
+  };
+  return timers;
+}
+
+/** Wait (in event-loop turns, not wall time) until `ready()` holds. */
+async function until(ready: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 20_000; i++) {
+    if (ready()) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+// ---------------------------------------------------------------------------
+// Setup
+
+async function memoryRuntime(clock: FakeClock, config: ConfigObject = {}): Promise<Runtime> {
+  return await openRuntime({
+    config: {
+      stores: { main: { plugin: "memory" } },
+      jobs: { retention: { enabled: false }, gc: { enabled: false } },
+      ...config,
+    },
+    clock,
+    env: {},
+  });
+}
+
+interface Harness {
+  clock: FakeClock;
+  timers: ManualTimers;
+  runtime: Runtime;
+  events: SchedulerEvent[];
+  scheduler(options?: SchedulerOptions): Scheduler;
+  ends(scheduleId?: string): Extract<SchedulerEvent, { type: "tick.end" }>[];
+  skips(scheduleId?: string): Extract<SchedulerEvent, { type: "tick.skip" }>[];
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Starts 1 ms after T0, so that T0 itself is not a tick that is due at start. */
+async function harness(start = T0 + 1, config: ConfigObject = {}): Promise<Harness> {
+  const clock = fakeClock(start);
+  const timers = manualTimers(clock);
+  const runtime = await memoryRuntime(clock, config);
+  const events: SchedulerEvent[] = [];
+  const schedulers: Scheduler[] = [];
+  return {
+    clock,
+    timers,
+    runtime,
+    events,
+    scheduler(options = {}) {
+      const scheduler = new Scheduler(runtime, {
+        clock,
+        timers,
+        runnerId: `runner-${schedulers.length + 1}`,
+        onEvent: (e) => events.push(e),
+        ...options,
+      });
+      schedulers.push(scheduler);
+      return scheduler;
+    },
+    ends: (id) =>
+      events.filter((e): e is Extract<SchedulerEvent, { type: "tick.end" }> =>
+        e.type === "tick.end" && (id === undefined || e.scheduleId === id)
+      ),
+    skips: (id) =>
+      events.filter((e): e is Extract<SchedulerEvent, { type: "tick.skip" }> =>
+        e.type === "tick.skip" && (id === undefined || e.scheduleId === id)
+      ),
+    async [Symbol.asyncDispose]() {
+      const stopping = Promise.all(schedulers.map((s) => s.stop({ graceMs: 0 })));
+      await timers.advance(0);
+      await stopping;
+      await runtime.close();
+    },
+  };
+}
+
+/** A schedule whose runs are recorded as [tick, clock time at start, runner]. */
+function recording(
+  id: string,
+  cron: string,
+  runs: { tick: number; at: number; runner: string }[],
+  clock: FakeClock,
+  extra: Partial<Schedule> = {},
+): Schedule {
+  return {
+    id,
+    cron,
+    run: ({ tick, runnerId }) => {
+      runs.push({ tick, at: clock.now(), runner: runnerId });
+    },
+    ...extra,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Tick times
+
+Deno.test("Scheduler runs a 6-field schedule at each tick, on time", async () => {
+  await using h = await harness(T0 + 5 * SECOND);
+  const runs: { tick: number; at: number; runner: string }[] = [];
+  const scheduler = h.scheduler({ schedules: [recording("s", "*/10 * * * * *", runs, h.clock)] });
+  await scheduler.start();
+  await h.timers.advanceTo(T0 + MINUTE + 5 * SECOND);
+  const expected = [10, 20, 30, 40, 50, 60].map((s) => T0 + s * SECOND);
+  assert.deepEqual(runs.map((r) => r.tick), expected);
+  assert.deepEqual(runs.map((r) => r.at), expected, "each run starts at its tick");
+  assert.deepEqual(h.ends("s").map((e) => e.status), Array(6).fill("succeeded"));
+  assert.equal(scheduler.schedules[0].next, T0 + 70 * SECOND);
+});
+
+Deno.test("Scheduler runs 5-field and @daily schedules at their ticks", async () => {
+  await using h = await harness(T0 + 30 * SECOND);
+  const runs: { tick: number; at: number; runner: string }[] = [];
+  const scheduler = h.scheduler({
+    schedules: [
+      recording("quarter", "*/15 * * * *", runs, h.clock),
+      recording("daily", "@daily", runs, h.clock),
+    ],
+    maxSleepMs: DAY,
+  });
+  await scheduler.start();
+  await h.timers.advanceTo(T0 + 2 * DAY + HOUR);
+  const daily = runs.filter((_, i) => h.ends()[i].scheduleId === "daily").map((r) => iso(r.tick));
+  assert.deepEqual(daily, ["2026-01-02T00:00:00.000Z", "2026-01-03T00:00:00.000Z"]);
+  const quarters = h.ends("quarter").map((e) => e.tick);
+  assert.equal(quarters.length, 4 * 49);
+  assert.equal(iso(quarters[0]), "2026-01-01T00:15:00.000Z");
+  assert.ok(quarters.every((t, i) => i === 0 || t - quarters[i - 1] === 15 * MINUTE));
+});
+
+Deno.test("Scheduler follows a time zone across the DST change of Europe/Paris", async () => {
+  await using h = await harness(Date.parse("2026-03-27T12:00:00Z"));
+  const runs: { tick: number; at: number; runner: string }[] = [];
+  const scheduler = h.scheduler({
+    schedules: [
+      recording("paris", "0 3 * * *", runs, h.clock, { timezone: "Europe/Paris" }),
+    ],
+    maxSleepMs: DAY,
+  });
+  await scheduler.start();
+  assert.equal(iso(scheduler.schedules[0].next!), "2026-03-28T02:00:00.000Z");
+  await h.timers.advanceTo(Date.parse("2026-03-31T00:00:00Z"));
+  assert.deepEqual(runs.map((r) => iso(r.at)), [
+    "2026-03-28T02:00:00.000Z", // 03:00 CET
+    "2026-03-29T01:00:00.000Z", // 03:00 CEST, the day the clocks go forward
+    "2026-03-30T01:00:00.000Z",
+  ]);
+});
+
+// ---------------------------------------------------------------------------
+// Overlap
+
+function blockingSchedule(
+  overlap: "skip" | "queue",
+  started: { tick: number; at: number; done: ReturnType<typeof deferred> }[],
+  clock: FakeClock,
+): Schedule {
+  return {
+    id: "slow",
+    cron: "*/10 * * * * *",
+    overlap,
+    run: ({ tick }) => {
+      const done = deferred();
+      started.push({ tick, at: clock.now(), done });
+      return done.promise;
+    },
+  };
+}
+
+Deno.test("Scheduler overlap skip: a tick that comes while the previous run runs is skipped", async () => {
+  await using h = await harness();
+  const started: { tick: number; at: number; done: ReturnType<typeof deferred> }[] = [];
+  await h.scheduler({ schedules: [blockingSchedule("skip", started, h.clock)] }).start();
+  await h.timers.advanceTo(T0 + 35 * SECOND);
+  assert.deepEqual(started.map((s) => s.tick), [T0 + 10 * SECOND]);
+  assert.deepEqual(h.skips("slow").map((s) => [s.tick, s.reason]), [
+    [T0 + 20 * SECOND, "overlap"],
+    [T0 + 30 * SECOND, "overlap"],
+  ]);
+  started[0].done.resolve();
+  await h.timers.advanceTo(T0 + 40 * SECOND);
+  assert.deepEqual(started.map((s) => s.tick), [T0 + 10 * SECOND, T0 + 40 * SECOND]);
+  started[1].done.resolve();
+  await h.timers.settle();
+  // The skipped ticks were never leased nor marked done.
+  const leases = new TickLeases(await h.runtime.store("main"), { runnerId: "x" });
+  assert.deepEqual((await leases.history("slow")).map((d) => d.tick), [
+    T0 + 10 * SECOND,
+    T0 + 40 * SECOND,
+  ]);
+});
+
+Deno.test("Scheduler overlap queue: one tick waits for the current run, later ones are skipped", async () => {
+  await using h = await harness();
+  const started: { tick: number; at: number; done: ReturnType<typeof deferred> }[] = [];
+  await h.scheduler({ schedules: [blockingSchedule("queue", started, h.clock)] }).start();
+  await h.timers.advanceTo(T0 + 35 * SECOND);
+  assert.deepEqual(started.map((s) => s.tick), [T0 + 10 * SECOND]);
+  assert.deepEqual(
+    h.events.filter((e) => e.type === "tick.queue").map((e) => (e as { tick: number }).tick),
+    [T0 + 20 * SECOND],
+  );
+  assert.deepEqual(h.skips("slow").map((s) => [s.tick, s.reason]), [
+    [T0 + 30 * SECOND, "overlap"],
+  ]);
+  started[0].done.resolve();
+  await h.timers.settle();
+  // The queued tick starts as soon as the first run ends, under its own tick's lease.
+  assert.deepEqual(started.map((s) => [s.tick, s.at]), [
+    [T0 + 10 * SECOND, T0 + 10 * SECOND],
+    [T0 + 20 * SECOND, T0 + 35 * SECOND],
+  ]);
+  started[1].done.resolve();
+  await h.timers.advanceTo(T0 + 40 * SECOND);
+  assert.equal(started.length, 3);
+  assert.equal(started[2].tick, T0 + 40 * SECOND);
+  started[2].done.resolve();
+  await h.timers.settle();
+  assert.deepEqual(h.ends("slow").map((e) => e.tick), [10, 20, 40].map((s) => T0 + s * SECOND));
+});
+
+// ---------------------------------------------------------------------------
+// Missed ticks
+
+async function restartScenario(missed: "skip" | "run-once") {
+  const h = await harness(Date.parse("2026-01-01T00:30:00Z"));
+  const runs: { tick: number; at: number; runner: string }[] = [];
+  const schedule = () => recording("hourly", "0 * * * *", runs, h.clock, { missed });
+  const first = h.scheduler({ schedules: [schedule()], maxSleepMs: DAY });
+  await first.start();
+  await h.timers.advanceTo(Date.parse("2026-01-01T01:30:00Z"));
+  await first.stop();
+  assert.deepEqual(runs.map((r) => iso(r.tick)), ["2026-01-01T01:00:00.000Z"]);
+  // Down from 01:30 to 04:30: the ticks at 02:00, 03:00 and 04:00 were missed.
+  h.clock.set(Date.parse("2026-01-01T04:30:00Z"));
+  const restarted = [
+    h.scheduler({ schedules: [schedule()], maxSleepMs: DAY }),
+    h.scheduler({ schedules: [schedule()], maxSleepMs: DAY }),
+  ];
+  await Promise.all(restarted.map((s) => s.start()));
+  await h.timers.settle();
+  return { h, runs };
+}
+
+Deno.test("Scheduler missed run-once: after a restart, one catch-up tick runs (once across runners)", async () => {
+  const { h, runs } = await restartScenario("run-once");
+  await using _ = h;
+  assert.deepEqual(runs.map((r) => [iso(r.tick), iso(r.at)]), [
+    ["2026-01-01T01:00:00.000Z", "2026-01-01T01:00:00.000Z"],
+    ["2026-01-01T04:00:00.000Z", "2026-01-01T04:30:00.000Z"],
+  ]);
+  const catchUp = h.ends("hourly").at(-1)!;
+  assert.equal(catchUp.catchUp, true);
+  await h.timers.advanceTo(Date.parse("2026-01-01T05:00:00Z"));
+  assert.deepEqual(runs.map((r) => iso(r.tick)).slice(2), ["2026-01-01T05:00:00.000Z"]);
+});
+
+Deno.test("Scheduler missed skip: after a restart, missed ticks are reported and not run", async () => {
+  const { h, runs } = await restartScenario("skip");
+  await using _ = h;
+  assert.deepEqual(runs.map((r) => iso(r.tick)), ["2026-01-01T01:00:00.000Z"]);
+  const missed = h.skips("hourly").filter((s) => s.reason === "missed");
+  assert.deepEqual(missed.map((s) => iso(s.tick)), [
+    "2026-01-01T04:00:00.000Z",
+    "2026-01-01T04:00:00.000Z",
+  ]);
+  await h.timers.advanceTo(Date.parse("2026-01-01T05:00:00Z"));
+  assert.deepEqual(runs.map((r) => iso(r.tick)), [
+    "2026-01-01T01:00:00.000Z",
+    "2026-01-01T05:00:00.000Z",
+  ]);
+});
+
+Deno.test("Scheduler missed skip: a tick another runner is running is not reported as missed", async () => {
+  await using h = await harness(Date.parse("2026-01-01T00:30:00Z"));
+  const done = deferred();
+  const runs: string[] = [];
+  const schedule = (): Schedule => ({
+    id: "hourly",
+    cron: "0 * * * *",
+    run: ({ runnerId }) => {
+      runs.push(runnerId);
+      return done.promise;
+    },
+  });
+  await h.scheduler({ schedules: [schedule()], maxSleepMs: DAY }).start();
+  await h.timers.advanceTo(Date.parse("2026-01-01T01:10:00Z"));
+  await h.scheduler({ schedules: [schedule()], maxSleepMs: DAY }).start();
+  await h.timers.settle();
+  assert.deepEqual(runs, ["runner-1"]);
+  assert.deepEqual(h.skips("hourly"), []);
+  done.resolve();
+});
+
+Deno.test("Scheduler records a baseline the first time, so nothing counts as missed before it", async () => {
+  await using h = await harness(Date.parse("2026-01-01T10:30:00Z"));
+  const runs: { tick: number; at: number; runner: string }[] = [];
+  await h.scheduler({
+    schedules: [recording("hourly", "0 * * * *", runs, h.clock, { missed: "run-once" })],
+  }).start();
+  await h.timers.settle();
+  assert.deepEqual(runs, []);
+  const leases = new TickLeases(await h.runtime.store("main"), { runnerId: "x" });
+  assert.deepEqual(await leases.last("hourly"), {
+    tick: Date.parse("2026-01-01T10:30:00Z"),
+    status: "baseline",
+    runner: "runner-1",
+    runId: null,
+    at: Date.parse("2026-01-01T10:30:00Z"),
+  });
+});
+
+Deno.test("Scheduler wakes late: it runs the latest due tick and reports the older ones as late", async () => {
+  await using h = await harness();
+  const runs: { tick: number; at: number; runner: string }[] = [];
+  const scheduler = h.scheduler({ schedules: [recording("s", "* * * * * *", runs, h.clock)] });
+  await scheduler.start();
+  await h.timers.advanceTo(T0 + 1 * SECOND);
+  // The event loop was blocked for 3.5 s: no sleeper woke in between.
+  h.clock.set(T0 + 4500);
+  await h.timers.advanceTo(T0 + 4500);
+  assert.deepEqual(runs.map((r) => r.tick), [T0 + 1000, T0 + 4000]);
+  assert.deepEqual(h.skips("s").map((s) => [s.tick, s.reason]), [[T0 + 2000, "late"]]);
+});
+
+// ---------------------------------------------------------------------------
+// Jitter
+
+Deno.test("Scheduler jitter delays each run by random * jitter, within [0, jitter)", async () => {
+  await using h = await harness();
+  const runs: { tick: number; at: number; runner: string }[] = [];
+  const randoms = [0, 0.5, 0.9999];
+  await h.scheduler({
+    schedules: [recording("j", "* * * * *", runs, h.clock, { jitterMs: 30 * SECOND })],
+    random: () => randoms.shift()!,
+  }).start();
+  await h.timers.advanceTo(T0 + 3 * MINUTE + 59 * SECOND);
+  assert.deepEqual(runs.map((r) => [r.tick, r.at - r.tick]), [
+    [T0 + 1 * MINUTE, 0],
+    [T0 + 2 * MINUTE, 15_000],
+    [T0 + 3 * MINUTE, 29_997],
+  ]);
+  for (const run of runs) assert.ok(run.at - run.tick >= 0 && run.at - run.tick < 30 * SECOND);
+});
+
+Deno.test("Scheduler stop() during a jitter wait skips the tick without taking its lease", async () => {
+  await using h = await harness();
+  const runs: { tick: number; at: number; runner: string }[] = [];
+  const scheduler = h.scheduler({
+    schedules: [recording("j", "* * * * *", runs, h.clock, { jitterMs: 30 * SECOND })],
+    random: () => 0.5,
+  });
+  await scheduler.start();
+  await h.timers.advanceTo(T0 + MINUTE + SECOND);
+  assert.equal(scheduler.running, 1);
+  await scheduler.stop();
+  assert.deepEqual(runs, []);
+  assert.deepEqual(h.skips("j").map((s) => s.reason), ["stopping"]);
+  const store = await h.runtime.store("main");
+  assert.equal(await store.count(["flowstate", "scheduler", "lease"]), 0);
+});
+
+// ---------------------------------------------------------------------------
+// Failures
+
+Deno.test("Scheduler: work that throws is recorded as failed and the next tick still runs", async () => {
+  await using h = await harness();
+  let n = 0;
+  await h.scheduler({
+    schedules: [{
+      id: "flaky",
+      cron: "*/10 * * * * *",
+      run: () => {
+        if (++n === 1) throw new Error("disk on fire");
+      },
+    }],
+  }).start();
+  await h.timers.advanceTo(T0 + 20 * SECOND);
+  assert.deepEqual(h.ends("flaky").map((e) => [e.status, e.error]), [
+    ["failed", "disk on fire"],
+    ["succeeded", null],
+  ]);
+  const leases = new TickLeases(await h.runtime.store("main"), { runnerId: "x" });
+  assert.deepEqual((await leases.history("flaky")).map((d) => d.done.status), [
+    "failed",
+    "succeeded",
+  ]);
+});
+
+Deno.test("Scheduler: a job that fails is recorded as a failed run, and the scheduler goes on", async () => {
+  await using h = await harness();
+  let calls = 0;
+  const job = defineJob({
+    name: "boom",
+    description: "fails the first time",
+    optionsSchema: { "~standard": { version: 1, vendor: "test", validate: (v) => ({ value: v }) } },
+    run: () => {
+      if (++calls === 1) throw new Error("no space left");
+      return { ok: true };
+    },
+  });
+  await h.scheduler({
+    schedules: [{
+      id: "job:boom",
+      cron: "*/10 * * * * *",
+      run: ({ signal }) => runJob(h.runtime, job, { signal, progress: "quiet" }),
+    }],
+  }).start();
+  await h.timers.advanceTo(T0 + 10 * SECOND);
+  await until(() => h.ends().length === 1, "the first tick");
+  await h.timers.advanceTo(T0 + 20 * SECOND);
+  await until(() => h.ends().length === 2, "the second tick");
+  assert.deepEqual(h.ends().map((e) => e.status), ["failed", "succeeded"]);
+  const records = await h.runtime.records();
+  const { runs } = await records.listRunSummaries({ flowId: "job:boom" });
+  assert.deepEqual(runs.map((r) => r.status).sort(), ["failed", "succeeded"]);
+  assert.equal(h.ends()[0].runId, runs.find((r) => r.status === "failed")!.id);
+  assert.equal(h.ends()[0].error, "no space left");
+});
+
+// ---------------------------------------------------------------------------
+// Several runners
+
+Deno.test("Scheduler: two runners on one store and one clock run each tick exactly once", async () => {
+  await using h = await harness();
+  const runs: { tick: number; at: number; runner: string }[] = [];
+  let slowTick = -1;
+  // Runner 1's run of the 30 s tick is slow, so runner 2 must take the 40 s tick.
+  const slow = deferred();
+  const schedule = (): Schedule => ({
+    id: "shared",
+    cron: "*/10 * * * * *",
+    run: async ({ tick, runnerId }) => {
+      runs.push({ tick, at: h.clock.now(), runner: runnerId });
+      if (tick === T0 + 30 * SECOND && runnerId === "runner-1") {
+        slowTick = tick;
+        await slow.promise;
+      }
+    },
+  });
+  const a = h.scheduler({ schedules: [schedule()] });
+  const b = h.scheduler({ schedules: [schedule()] });
+  await Promise.all([a.start(), b.start()]);
+  await h.timers.advanceTo(T0 + 2 * MINUTE);
+  slow.resolve();
+  await h.timers.settle();
+  const ticks = runs.map((r) => r.tick).sort((x, y) => x - y);
+  assert.deepEqual(ticks, Array.from({ length: 12 }, (_, i) => T0 + (i + 1) * 10 * SECOND));
+  assert.equal(new Set(ticks).size, ticks.length, "no tick ran twice");
+  assert.equal(slowTick, T0 + 30 * SECOND, "runner 1 won the 30 s tick and was slow");
+  assert.deepEqual([...new Set(runs.map((r) => r.runner))].sort(), ["runner-1", "runner-2"]);
+  // For every tick, the runner that did not run it reported why.
+  for (const tick of ticks) {
+    const skips = h.skips("shared").filter((s) => s.tick === tick);
+    assert.equal(skips.length, 1, `one skip at ${iso(tick)}`);
+    assert.ok(["leased", "done", "overlap"].includes(skips[0].reason));
+  }
+  assert.ok(runs.filter((r) => r.tick > slowTick).every((r) => r.runner === "runner-2"));
+});
+
+Deno.test("Scheduler: a crashed runner's tick is taken over after its lease lapses, only if never completed", async () => {
+  await using h = await harness(Date.parse("2026-01-01T00:30:00Z"));
+  const runs: { tick: number; runner: string }[] = [];
+  const hang = deferred();
+  const schedule = (): Schedule => ({
+    id: "hourly",
+    cron: "0 * * * *",
+    missed: "run-once",
+    run: async ({ tick, runnerId }) => {
+      runs.push({ tick, runner: runnerId });
+      // Runner 1 completes 01:00 and hangs forever in 02:00 (it "crashed").
+      if (runnerId === "runner-1" && iso(tick) === "2026-01-01T02:00:00.000Z") await hang.promise;
+    },
+  });
+  // Runner 1 renews its lease with timers of its own, frozen after the crash.
+  const frozenClockTimers = manualTimers(h.clock);
+  const crashed = h.scheduler({
+    schedules: [schedule()],
+    leaseMs: 5 * MINUTE,
+    timers: frozenClockTimers,
+    maxSleepMs: DAY,
+  });
+  await crashed.start();
+  await frozenClockTimers.advanceTo(Date.parse("2026-01-01T02:00:00Z"));
+  assert.deepEqual(runs.map((r) => iso(r.tick)), [
+    "2026-01-01T01:00:00.000Z",
+    "2026-01-01T02:00:00.000Z",
+  ]);
+  // A restart while the crashed runner's lease still holds: the tick is leased, not run.
+  h.clock.set(Date.parse("2026-01-01T02:03:00Z"));
+  const tooEarly = h.scheduler({ schedules: [schedule()], leaseMs: 5 * MINUTE });
+  await tooEarly.start();
+  await h.timers.settle();
+  await tooEarly.stop();
+  assert.equal(runs.length, 2);
+  assert.deepEqual(h.skips("hourly").map((s) => [iso(s.tick), s.reason, s.holder]), [
+    ["2026-01-01T02:00:00.000Z", "leased", "runner-1"],
+  ]);
+  // After the lease lapsed: the never-completed 02:00 tick runs again; 01:00 (done) never does.
+  h.clock.set(Date.parse("2026-01-01T02:06:00Z"));
+  const takeover = h.scheduler({ schedules: [schedule()], leaseMs: 5 * MINUTE });
+  await takeover.start();
+  await h.timers.settle();
+  assert.deepEqual(runs.map((r) => [iso(r.tick), r.runner]), [
+    ["2026-01-01T01:00:00.000Z", "runner-1"],
+    ["2026-01-01T02:00:00.000Z", "runner-1"],
+    ["2026-01-01T02:00:00.000Z", "runner-3"],
+  ]);
+  const leases = new TickLeases(await h.runtime.store("main"), { runnerId: "x" });
+  assert.deepEqual((await leases.history("hourly")).map((d) => [iso(d.tick), d.done.runner]), [
+    ["2026-01-01T01:00:00.000Z", "runner-1"],
+    ["2026-01-01T02:00:00.000Z", "runner-3"],
+  ]);
+  hang.resolve();
+  await frozenClockTimers.advance(0);
+});
+
+// ---------------------------------------------------------------------------
+// Stopping
+
+Deno.test("Scheduler stop() waits for running work within the grace period", async () => {
+  await using h = await harness();
+  const done = deferred();
+  const scheduler = h.scheduler({
+    schedules: [{ id: "s", cron: "*/10 * * * * *", run: () => done.promise }],
+  });
+  await scheduler.start();
+  await h.timers.advanceTo(T0 + 10 * SECOND);
+  let stopped = false;
+  const stopping = scheduler.stop({ graceMs: 30 * SECOND }).then((r) => {
+    stopped = true;
+    return r;
+  });
+  await h.timers.advance(5 * SECOND);
+  assert.equal(stopped, false);
+  done.resolve();
+  assert.deepEqual(await stopping, { cancelled: 0 });
+  assert.deepEqual(h.ends("s").map((e) => e.status), ["succeeded"]);
+  // No tick is taken after stop().
+  await h.timers.advanceTo(T0 + MINUTE);
+  assert.equal(h.ends("s").length, 1);
+});
+
+Deno.test("Scheduler stop() cancels work still running after the grace period; it records itself as cancelled", async () => {
+  await using h = await harness();
+  const job = defineJob({
+    name: "endless",
+    description: "runs until cancelled",
+    optionsSchema: { "~standard": { version: 1, vendor: "test", validate: (v) => ({ value: v }) } },
+    run: (ctx) =>
+      new Promise((_, reject) =>
+        ctx.signal.addEventListener("abort", () => reject(new Error("stopped at a safe point")))
+      ),
+  });
+  const scheduler = h.scheduler({
+    schedules: [{
+      id: "job:endless",
+      cron: "*/10 * * * * *",
+      run: ({ signal }) => runJob(h.runtime, job, { signal, progress: "quiet" }),
+    }],
+  });
+  await scheduler.start();
+  await h.timers.advanceTo(T0 + 10 * SECOND);
+  await until(() => h.events.some((e) => e.type === "tick.start"), "the tick to start");
+  const stopping = scheduler.stop({ graceMs: 5 * SECOND });
+  await h.timers.advance(5 * SECOND);
+  assert.deepEqual(await stopping, { cancelled: 1 });
+  assert.deepEqual(h.ends().map((e) => e.status), ["cancelled"]);
+  const { runs } = await (await h.runtime.records()).listRunSummaries({ flowId: "job:endless" });
+  assert.deepEqual(runs.map((r) => r.status), ["cancelled"]);
+  // A cancelled tick is released, not marked done: a run-once restart may run it again.
+  const leases = new TickLeases(await h.runtime.store("main"), { runnerId: "x" });
+  assert.equal(await leases.isDone("job:endless", T0 + 10 * SECOND), false);
+  const store = await h.runtime.store("main");
+  assert.equal(await store.count(["flowstate", "scheduler", "lease"]), 0);
+});
+
+Deno.test("Scheduler renews the lease of a long run so no other runner takes the tick", async () => {
+  await using h = await harness();
+  const done = deferred();
+  const runs: string[] = [];
+  const schedule = (): Schedule => ({
+    id: "long",
+    cron: "0 * * * *",
+    missed: "run-once",
+    run: ({ runnerId }) => {
+      runs.push(runnerId);
+      return runnerId === "runner-1" ? done.promise : undefined;
+    },
+  });
+  await h.scheduler({ schedules: [schedule()], leaseMs: MINUTE, maxSleepMs: DAY }).start();
+  await h.timers.advanceTo(T0 + HOUR + 10 * MINUTE);
+  // Ten minutes into the run, a restarting runner tries to catch the tick up: still leased.
+  await h.scheduler({ schedules: [schedule()], leaseMs: MINUTE, maxSleepMs: DAY }).start();
+  await h.timers.settle();
+  assert.deepEqual(runs, ["runner-1"]);
+  assert.equal(h.skips("long").at(-1)?.reason, "leased");
+  done.resolve();
+  await h.timers.settle();
+  assert.deepEqual(h.ends("long").map((e) => e.status), ["succeeded"]);
+});
+
+// ---------------------------------------------------------------------------
+// Schedules from the config
+
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-scheduler-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const JOB_MODULE = (name: string, body: string) => `
+import { defineJob } from "${pathToFileURL(join(import.meta.dirname!, "../jobs/job.ts")).href}";
+export default defineJob({
+  name: ${JSON.stringify(name)},
+  description: "a test job",
+  defaultSchedule: "30 3 * * *",
+  optionsSchema: {
+    "~standard": {
+      version: 1,
+      vendor: "test",
+      validate: (v) => typeof v.count === "number"
+        ? { value: v }
+        : { issues: [{ message: "expected a number", path: ["count"] }] },
+    },
+  },
+  run: ${body},
+});
+`;
+
+Deno.test("loadSchedules() schedules configured jobs and scheduled flows, with their settings", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.writeTextFile(
+      join(dir, "count.ts"),
+      JOB_MODULE("count", "(ctx, o) => { ctx.log('counting'); return { count: o.count }; }"),
+    );
+    await Deno.writeTextFile(
+      join(dir, "flows", "tick.flow.yaml"),
+      [
+        "id: tick",
+        'schedule: "*/5 * * * * *"',
+        "inputs:",
+        "  scheduledAt: { type: string }",
+        "nodes:",
+        "  - id: remember",
+        "    type: state.set",
+        '    with: { scope: global, key: last, value: "${{ inputs.scheduledAt }}" }',
+      ].join("\n"),
+    );
+    await Deno.writeTextFile(
+      join(dir, "flows", "manual.flow.yaml"),
+      "id: manual\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+    );
+    const clock = fakeClock(T0);
+    await using runtime = await openRuntime({
+      config: {
+        stores: { main: { plugin: "memory" } },
+        flows: ["./flows"],
+        timezone: "Europe/Paris",
+        jobs: {
+          retention: { enabled: false },
+          gc: { enabled: false },
+          counter: { module: "./count.ts", options: { count: 3 }, overlap: "queue", jitter: "2s" },
+          disabled: { module: "./count.ts", enabled: false },
+        },
+      },
+      cwd: dir,
+      clock,
+      env: {},
+    });
+    const logs: string[] = [];
+    const schedules = await loadSchedules(runtime, {
+      onLog: (id, message) => logs.push(`${id}: ${message}`),
+    });
+    assert.deepEqual(
+      schedules.map((s) => [s.id, s.cron, s.timezone, s.overlap, s.missed, s.jitterMs]),
+      [
+        ["job:counter", "30 3 * * *", "Europe/Paris", "queue", "skip", 2000],
+        ["flow:tick", "*/5 * * * * *", "Europe/Paris", "skip", "skip", 0],
+      ],
+    );
+    const signal = new AbortController().signal;
+    const job = await schedules[0].run({
+      scheduleId: "job:counter",
+      tick: T0,
+      signal,
+      runnerId: "r",
+    });
+    assert.equal((job as RunRecord).flowId, "job:counter");
+    assert.deepEqual((job as RunRecord).outputs, { count: 3 });
+    assert.deepEqual(logs, ["job:counter: counting"]);
+    const flow = await schedules[1].run({
+      scheduleId: "flow:tick",
+      tick: T0,
+      signal,
+      runnerId: "r",
+    });
+    assert.equal((flow as RunRecord).status, "succeeded");
+    assert.equal((await (await runtime.store("main")).get(["global", "last"]))?.value, tickKey(T0));
+  });
+});
+
+Deno.test("loadSchedules() rejects a bad job option as a ConfigError naming the job and field", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "count.ts"), JOB_MODULE("count", "() => ({})"));
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      [
+        "stores: { main: { plugin: memory } }",
+        "jobs:",
+        "  retention: { enabled: false }",
+        "  gc: { enabled: false }",
+        "  counter:",
+        "    module: ./count.ts",
+        "    options: { count: three }",
+      ].join("\n"),
+    );
+    await using runtime = await openRuntime({ cwd: dir, env: {} });
+    await assert.rejects(() => loadSchedules(runtime), (err) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(
+        err.message,
+        /^flowstate\.yaml:7:5: jobs\.counter\.options: Cannot run job "counter"/,
+      );
+      assert.match(err.message, /count/);
+      return true;
+    });
+    // The scheduler refuses to start on it, before anything runs.
+    await assert.rejects(() => new Scheduler(runtime, { runnerId: "r" }).start(), ConfigError);
+  });
+});
+
+Deno.test("loadSchedules() rejects a missing flows path and a job module that cannot load", async () => {
+  await withTempDir(async (dir) => {
+    await using a = await openRuntime({
+      config: { stores: { m: { plugin: "memory" } }, flows: ["./nope"] },
+      cwd: dir,
+      env: {},
+    });
+    await assert.rejects(() => loadSchedules(a), /flows\[0\]: cannot read .*nope: no such file/);
+    await using b = await openRuntime({
+      config: {
+        stores: { m: { plugin: "memory" } },
+        jobs: { gc: { enabled: false }, retention: { enabled: false }, x: { module: "./x.ts" } },
+      },
+      cwd: dir,
+      env: {},
+    });
+    await assert.rejects(() => loadSchedules(b), (err) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /^jobs\.x\.module: Cannot load job "\.\/x\.ts"/);
+      return true;
+    });
+  });
+});
+
+Deno.test("Scheduler runs a scheduled flow from the config and records its runs", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "count.flow.yaml"),
+      [
+        "id: count",
+        'schedule: "*/10 * * * * *"',
+        "nodes:",
+        "  - { id: inc, type: state.increment, with: { scope: global, key: n } }",
+      ].join("\n"),
+    );
+    await using h = await harness(T0 + 1, { flows: [join(dir, "count.flow.yaml")] });
+    await h.scheduler().start();
+    for (const s of [10, 20, 30]) {
+      await h.timers.advanceTo(T0 + s * SECOND);
+      await until(() => h.ends("flow:count").length === s / 10, `the tick at ${s}s`);
+    }
+    assert.deepEqual(h.ends("flow:count").map((e) => e.status), Array(3).fill("succeeded"));
+    assert.equal((await (await h.runtime.store("main")).get(["global", "n"]))?.value, 3);
+    const { runs } = await (await h.runtime.records()).listRunSummaries({ flowId: "count" });
+    assert.equal(runs.length, 3);
+  });
+});
+
+Deno.test("Scheduler rejects duplicate schedule ids and bad expressions", async () => {
+  await using h = await harness();
+  const run = () => {};
+  await assert.rejects(
+    () =>
+      h.scheduler({
+        schedules: [{ id: "a", cron: "* * * * *", run }, { id: "a", cron: "* * * * *", run }],
+      }).start(),
+    /two schedules have the id "a"/,
+  );
+  await assert.rejects(
+    () => h.scheduler({ schedules: [{ id: "b", cron: "* * *", run }] }).start(),
+    /schedule "b": Cannot use cron expression/,
+  );
+});

@@ -1,0 +1,200 @@
+/**
+ * Several daemons on one SQLite file: every scheduled tick runs exactly once.
+ *
+ * Three OS processes run `flowstate daemon` (tests/fixtures/daemon_runner.ts)
+ * on one shared SQLite store, with a flow scheduled every second
+ * (`* * * * * *`). The flow increments a counter keyed by its tick time,
+ * writes its runner's id under that tick, and then stays busy for 1.2 s, so
+ * the runner of one tick skips the next (overlap: skip) and another must take
+ * it. After about five seconds the daemons get SIGTERM; then no tick may have
+ * a count above 1, there may be no gap between the first and last tick, no
+ * runner may have run two consecutive ticks, and more than one runner must
+ * have taken part.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { openStore } from "../src/plugin.ts";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const RUNNER = join(ROOT, "tests", "fixtures", "daemon_runner.ts");
+const DENO_JSON = join(ROOT, "deno.json");
+const RUNNERS = ["runner-a", "runner-b", "runner-c"];
+const RUN_FOR_MS = 5_000;
+
+const FLOW = `
+id: tick
+schedule: "* * * * * *"
+env: [RUNNER_ID]
+inputs:
+  scheduledAt: { type: string }
+nodes:
+  - id: count
+    type: state.increment
+    with: { scope: global, key: ["ticks", "\${{ inputs.scheduledAt }}"] }
+  - id: runner
+    type: state.set
+    with:
+      scope: global
+      key: ["runners", "\${{ inputs.scheduledAt }}", "\${{ env.RUNNER_ID }}"]
+      value: true
+  # Longer than the period: the runner that took a tick is busy at the next one
+  # (overlap: skip), so another runner must take it.
+  - id: busy
+    type: delay
+    needs: [count, runner]
+    with: { for: 1200ms }
+`;
+
+const CONFIG = `
+stores:
+  default: { plugin: sqlite, path: state.db }
+flows: [./tick.flow.yaml]
+jobs:
+  retention: { enabled: false }
+  gc: { enabled: false }
+`;
+
+/** Reads a process's stdout line by line, resolving `started` at the daemon's first line. */
+function collect(stream: ReadableStream<Uint8Array>) {
+  const lines: string[] = [];
+  const started = Promise.withResolvers<void>();
+  const done = (async () => {
+    let buffer = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      buffer += chunk;
+      const parts = buffer.split("\n");
+      buffer = parts.pop()!;
+      for (const line of parts) {
+        lines.push(line);
+        if (line.startsWith("Scheduler started")) started.resolve();
+      }
+    }
+    if (buffer) lines.push(buffer);
+    started.reject(new Error(`the daemon ended before starting:\n${lines.join("\n")}`));
+  })();
+  started.promise.catch(() => {}); // Only awaited for stdout.
+  return { lines, started: started.promise, done };
+}
+
+Deno.test({
+  name: "daemon: three processes on one SQLite file run every tick exactly once",
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "flowstate-daemon-" });
+    try {
+      await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG);
+      await Deno.writeTextFile(join(dir, "tick.flow.yaml"), FLOW);
+      const daemons = RUNNERS.map((id) => {
+        const child = new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "--quiet",
+            "--config",
+            DENO_JSON,
+            "--allow-read",
+            "--allow-write",
+            "--allow-env",
+            "--allow-sys",
+            RUNNER,
+            join(dir, "flowstate.yaml"),
+            id,
+          ],
+          cwd: dir,
+          env: { RUNNER_ID: id, NO_COLOR: "1", RUST_BACKTRACE: "0" },
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const stdout = collect(child.stdout);
+        const stderr = collect(child.stderr);
+        return { id, child, stdout, stderr };
+      });
+      let window: { from: number; to: number };
+      try {
+        await Promise.all(daemons.map((d) => d.stdout.started));
+        const from = Date.now();
+        await new Promise((resolve) => setTimeout(resolve, RUN_FOR_MS));
+        const to = Date.now();
+        window = { from, to };
+      } finally {
+        for (const d of daemons) {
+          try {
+            d.child.kill("SIGTERM");
+          } catch {
+            // Already gone.
+          }
+        }
+      }
+      const statuses = await Promise.all(daemons.map((d) => d.child.status));
+      await Promise.all(daemons.flatMap((d) => [d.stdout.done, d.stderr.done]));
+      for (const [i, d] of daemons.entries()) {
+        const output = `stdout:\n${d.stdout.lines.join("\n")}\nstderr:\n${
+          d.stderr.lines.join("\n")
+        }`;
+        assert.equal(statuses[i].code, 0, `${d.id} exit code\n${output}`);
+        assert.equal(d.stdout.lines.at(-1), "Stopped", `${d.id} stopped cleanly\n${output}`);
+        assert.deepEqual(d.stderr.lines.filter((l) => l.startsWith("error")), [], output);
+      }
+
+      await using store = await openStore(
+        { plugin: "sqlite", path: join(dir, "state.db") },
+        { baseDir: dir },
+      );
+      const counts = new Map<number, number>();
+      for await (const entry of store.list<number>({ prefix: ["global", "ticks"] })) {
+        counts.set(Date.parse(entry.key[2]), entry.value);
+      }
+      const runners = new Map<number, string[]>();
+      for await (const entry of store.list({ prefix: ["global", "runners"] })) {
+        const tick = Date.parse(entry.key[2]);
+        runners.set(tick, [...(runners.get(tick) ?? []), entry.key[3]]);
+      }
+      const ticks = [...counts.keys()].sort((a, b) => a - b);
+      const twice = [...counts].filter(([, n]) => n !== 1);
+      assert.deepEqual(twice, [], "no tick ran more than once");
+      for (const tick of ticks) assert.equal(runners.get(tick)?.length, 1);
+      // No gap: consecutive seconds from the first tick to the last.
+      for (let i = 1; i < ticks.length; i++) {
+        assert.equal(
+          ticks[i] - ticks[i - 1],
+          1000,
+          `gap after ${new Date(ticks[i - 1]).toISOString()}`,
+        );
+      }
+      // Every whole second of the window (all three running) has its tick.
+      const inWindow = ticks.filter((t) => t > window.from && t <= window.to);
+      const expected = Math.floor(window.to / 1000) - Math.floor(window.from / 1000);
+      assert.ok(
+        inWindow.length >= expected - 1 && inWindow.length <= expected,
+        `${inWindow.length} ticks in a window of ${expected} seconds`,
+      );
+      const order = ticks.map((t) => runners.get(t)![0]);
+      for (let i = 1; i < order.length; i++) {
+        assert.notEqual(
+          order[i],
+          order[i - 1],
+          `${order[i]} was busy and could not run two ticks in a row`,
+        );
+      }
+      const participants = new Set(order);
+      console.log(
+        "DEBUG",
+        ticks.length,
+        [...runners.values()].flat().join(","),
+        JSON.stringify(window),
+        ticks.map((t) => new Date(t).toISOString().slice(17, 19)).join(" "),
+      );
+      assert.ok(participants.size > 1, `more than one runner ran ticks: ${[...participants]}`);
+      // Each daemon printed one line per tick it ran; together they are the ticks, once each.
+      const printed = daemons.flatMap((d) =>
+        d.stdout.lines.filter((l) => / flow:tick succeeded /.test(l)).map((l) =>
+          Date.parse(l.split(" ")[0])
+        )
+      ).sort((a, b) => a - b);
+      assert.deepEqual(printed, ticks);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
