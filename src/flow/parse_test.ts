@@ -829,3 +829,35 @@ Deno.test("coerceInputs() with fromStrings reports text that does not parse", ()
     { message: 'input "by": expected a number, got ""' },
   );
 });
+
+Deno.test("parseFlow() accepts a schedule object and checks its fields", () => {
+  const ok = parseFlow(
+    [
+      "id: nightly",
+      "schedule: { cron: '0 3 * * *', timezone: Europe/Paris, overlap: queue, missed: run-once, jitter: 30s }",
+      "nodes:",
+      "  - { id: a, type: log, with: { message: hi } }",
+    ].join("\n"),
+    { file: "nightly.flow.yaml" },
+  );
+  assert.deepEqual(ok.definition.schedule, {
+    cron: "0 3 * * *",
+    timezone: "Europe/Paris",
+    overlap: "queue",
+    missed: "run-once",
+    jitter: "30s",
+  });
+  assert.throws(
+    () =>
+      parseFlow(
+        [
+          "id: nightly",
+          "schedule: { cron: '0 3 * * *', timezone: Mars/Olympus }",
+          "nodes:",
+          "  - { id: a, type: log, with: { message: hi } }",
+        ].join("\n"),
+        { file: "nightly.flow.yaml" },
+      ),
+    /nightly\.flow\.yaml:2:\d+: .*IANA time zone/,
+  );
+});

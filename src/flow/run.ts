@@ -62,8 +62,7 @@ export async function loadFlow(
   let parsed: ParsedFlow;
   if (typeof flow === "string") {
     parsed = await loadFlowFile(resolve(cwd, flow), { displayPath: flow });
-  }
-  else if (isParsed(flow)) parsed = flow;
+  } else if (isParsed(flow)) parsed = flow;
   else parsed = validateFlow(flow);
   const prepared = await prepareFlow(parsed, {
     baseDir: parsed.file ? dirname(resolve(cwd, parsed.file)) : cwd,

@@ -260,17 +260,46 @@ const nodeSchema = z.strictObject({
   }),
 }).meta({ description: "One node of the flow." });
 
+const cronSchema = z.string().superRefine((value, ctx) => {
+  const problem = cronProblem(value);
+  if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+}).meta({ description: "A cron expression (5 or 6 fields) or nickname (`@daily`)." });
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const flowObjectSchema = z.strictObject({
   id: z.string().regex(FLOW_ID_PATTERN, {
     error: 'expected a flow id of lowercase letters, digits, "_" and "-"',
   }).meta({ description: "Unique per home: lowercase letters, digits, `_` and `-`." }),
   description: z.string().optional().meta({ description: "Free text." }),
-  schedule: z.string().superRefine((value, ctx) => {
-    const problem = cronProblem(value);
-    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
-  }).optional().meta({
+  schedule: z.union([
+    cronSchema,
+    z.strictObject({
+      cron: cronSchema,
+      timezone: z.string().min(1).refine(isTimeZone, {
+        error: "expected an IANA time zone such as Europe/Paris or UTC",
+      }).optional().meta({ description: "IANA time zone (default: the config's, else UTC)." }),
+      overlap: z.enum(["skip", "queue"]).optional().meta({
+        description: "While a run is still going: `skip` the tick (default) or `queue` it.",
+      }),
+      missed: z.enum(["skip", "run-once"]).optional().meta({
+        description: "Ticks missed while no daemon ran: `skip` (default) or `run-once`.",
+      }),
+      jitter: duration({
+        positive: false,
+        description: "Wait a random time up to this long before each tick.",
+      }).optional(),
+    }).meta({ description: "A schedule with its policies." }),
+  ]).optional().meta({
     description:
-      'A cron expression (`"0 * * * *"`, 5 or 6 fields) or nickname (`@daily`) for the scheduler.',
+      'A cron expression (`"0 * * * *"`, 5 or 6 fields) or nickname (`@daily`), or `{ cron, timezone, overlap, missed, jitter }`.',
   }),
   env: z.array(
     z.string().regex(ENV_NAME_PATTERN, {

@@ -58,14 +58,28 @@ export interface NodeSpec {
   description?: string;
 }
 
+/** A flow's schedule with its policies. */
+export interface FlowSchedule {
+  /** Cron expression (5 or 6 fields) or nickname (`@daily`). */
+  cron: string;
+  /** IANA time zone (default: the config's `timezone`, else UTC). */
+  timezone?: string;
+  /** While a run of this schedule is still going: `skip` (default) or `queue`. */
+  overlap?: "skip" | "queue";
+  /** Ticks missed while no daemon ran: `skip` (default) or `run-once`. */
+  missed?: "skip" | "run-once";
+  /** Wait a random time up to this long before each tick. */
+  jitter?: Duration;
+}
+
 /** A whole flow. */
 export interface FlowDefinition {
   /** `[a-z0-9_-]+`, unique per home. */
   id: string;
   /** Free text. */
   description?: string;
-  /** A cron expression (used by the scheduler). */
-  schedule?: string;
+  /** A cron expression, or one with its policies (used by the daemon). */
+  schedule?: string | FlowSchedule;
   /** Names of environment variables templates may read as `env.NAME`. */
   env?: string[];
   /** Declared inputs. */
