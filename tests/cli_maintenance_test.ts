@@ -162,3 +162,47 @@ Deno.test("flowstate migrate data applies and reverts migrations in order", asyn
     ]);
   });
 });
+
+Deno.test("flowstate jobs: ls, run retention, run archive and read archived runs back", async () => {
+  await withProject(async (run, dir) => {
+    await Deno.copyFile(join(ROOT, "examples/counter.flow.yaml"), join(dir, "counter.flow.yaml"));
+    for (let i = 0; i < 3; i++) await ok(run, "run", "counter.flow.yaml", "--quiet");
+
+    const jobs = JSON.parse(await ok(run, "jobs", "ls", "--json")) as { name: string }[];
+    const names = jobs.map((j) => j.name);
+    assert.ok(names.includes("retention") && names.includes("gc"), names.join(", "));
+
+    const bad = await run("jobs", "run", "retention", "--option", "maxRuns=-3");
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /retention/);
+    assert.match(bad.stderr, /maxRuns/);
+    const unknown = await run("jobs", "run", "retentoin");
+    assert.equal(unknown.code, 2, unknown.stderr);
+    assert.match(unknown.stderr, /did you mean "retention"/);
+
+    const retention = JSON.parse(
+      await ok(run, "jobs", "run", "retention", "--option", "maxRuns=1", "--json", "--quiet"),
+    );
+    assert.equal(retention.status, "succeeded", JSON.stringify(retention.error));
+    assert.equal(retention.outputs.deleted, 2, JSON.stringify(retention.outputs));
+    const left = JSON.parse(await ok(run, "runs", "ls", "--flow", "counter", "--json")) as {
+      id: string;
+    }[];
+    assert.equal(left.length, 1);
+
+    const archive = JSON.parse(
+      await ok(run, "jobs", "run", "archive", "--option", "olderThan=0", "--json", "--quiet"),
+    );
+    assert.equal(archive.status, "succeeded", JSON.stringify(archive.error));
+    assert.ok(archive.outputs.archived >= 1, JSON.stringify(archive.outputs));
+    const live = JSON.parse(await ok(run, "runs", "ls", "--flow", "counter", "--json"));
+    assert.equal(live.length, 0, "the counter run left the live store");
+    const archived = JSON.parse(
+      await ok(run, "runs", "ls", "--archived", "--flow", "counter", "--json"),
+    ) as { id: string }[];
+    assert.deepEqual(archived.map((r) => r.id), [left[0].id]);
+    const shown = JSON.parse(await ok(run, "runs", "show", left[0].id, "--json"));
+    assert.equal(shown.run.id, left[0].id);
+    assert.equal(shown.run.status, "succeeded");
+  });
+});
