@@ -25,17 +25,24 @@
  * - Commits that arrive while a write is in flight are queued and written
  *   together by the next write (group commit); each resolves after the write
  *   that contains it. A failed write leaves the in-memory view unchanged.
- * - Each write holds the lock file `<path>.lock` (pid, host name and time
- *   inside; hard-linked into place from a temp file, so it is never seen half
- *   written) only for its read-modify-write: it re-reads the file if another
- *   process replaced it, evaluates the version checks against that fresh
- *   content, writes, and releases. Another process waits up to `lockTimeout`.
- * - A lock left by a dead process is broken safely. On the same host the
- *   holder's pid is checked with `process.kill(pid, 0)` (needs `--allow-run`);
- *   with `--allow-all`, Linux's /proc also reveals zombies, reused pids and
- *   reboots; a lock with this process's own pid that it does not hold is a
- *   predecessor's. A lock whose holder cannot be checked (another host, or no
- *   permission) is broken once it is a minute old.
+ * - Each write holds an OS advisory lock on `<path>.lock` (`flock` on Unix,
+ *   `LockFileEx` on Windows) only for its read-modify-write: it re-reads the
+ *   file if another process replaced it, evaluates the version checks against
+ *   that fresh content, writes, and releases. Another process (or another
+ *   store on the same file in this process) waits up to `lockTimeout`, then
+ *   fails naming the holder: each holder writes its pid, host name and time
+ *   into the lock file when it takes the lock, for that message only.
+ * - The OS releases the lock of a process that dies, however it dies, so a
+ *   crash never leaves the store locked and no lock is ever judged stale. A
+ *   waiting process tries again every few milliseconds (a blocking wait could
+ *   not be cancelled at `lockTimeout`, and would keep the process alive).
+ * - The lock file is opened once per store and kept open. A store that closes
+ *   deletes it if no one holds the lock, taking the lock to do so; whoever
+ *   takes the lock then checks that its lock file is still the one at
+ *   `<path>.lock`, and if not (deleted, or replaced) reopens the path and tries
+ *   again. So deleting the lock file never lets two writers in, unless it is
+ *   deleted by something that does not take the lock first, while a write
+ *   holds it.
  * - Reads see other processes' writes: each read costs one `stat` of the
  *   file, and the file is re-read only when it was replaced.
  * - Expired entries are hidden by the core and stay in the file until
@@ -48,9 +55,8 @@
  * @module
  */
 import { basename, dirname, join, resolve } from "node:path";
-import process from "node:process";
 import { z } from "zod";
-import { moveAside, writeFileAtomic } from "../src/_fs.ts";
+import { moveAside } from "../src/_fs.ts";
 import { StoreCorruptError } from "../src/errors.ts";
 import { definePlugin, type Plugin } from "../src/plugin.ts";
 import type {
@@ -109,10 +115,8 @@ export interface JsonFileDriverOptions {
 const FORMAT = "flowstate.jsonfile";
 const FORMAT_VERSION = 1;
 const HEADER = `{"format": "${FORMAT}", "version": ${FORMAT_VERSION}, "entries": [`;
-/** A lock whose holder cannot be checked (another host, unreadable) is stale after this long. */
-const UNVERIFIABLE_LOCK_STALE_MS = 60_000;
-/** A `.break` file (held for microseconds while breaking a stale lock) is stale after this long. */
-const BREAKER_STALE_MS = 10_000;
+/** The longest pause between two tries to take a lock another process holds (ms). */
+const LOCK_POLL_MAX_MS = 4;
 
 const encoder = new TextEncoder();
 
@@ -123,10 +127,23 @@ interface Rec {
   line: Uint8Array;
 }
 
-/** An immutable view of the store: replaced, never mutated, so listings see a snapshot. */
+/**
+ * The store in memory. `sorted` is replaced, never mutated, so a listing in
+ * progress keeps its snapshot; `entries` is the driver's own index by id,
+ * updated in place when a write lands (every lookup in it is synchronous).
+ */
 interface State {
   entries: Map<string, Rec>;
   sorted: Rec[];
+  /** The document this driver wrote for `sorted`; `null` when `sorted` was read from the file. */
+  doc: Rendered | null;
+}
+
+/** A rendered document. */
+interface Rendered {
+  bytes: Uint8Array;
+  /** The whole buffer `bytes` is a view of, to reuse once this document is replaced. */
+  buffer: Uint8Array | null;
 }
 
 /** Identity of the file a state was loaded from. */
@@ -162,7 +179,9 @@ interface Corruption {
   cause: unknown;
 }
 
-const EMPTY: State = { entries: new Map(), sorted: [] };
+function emptyState(): State {
+  return { entries: new Map(), sorted: [], doc: null };
+}
 
 function makeRec(key: Key, value: string, version: string, expiresAt: number | null): Rec {
   const id = JSON.stringify(key);
@@ -182,25 +201,59 @@ const DOCUMENT_START = encoder.encode(`${HEADER}\n`);
 const DOCUMENT_END = encoder.encode("\n]}\n");
 const LINE_SEPARATOR = encoder.encode(",\n");
 
-/** The document's bytes: the entries' cached lines copied between header and footer. */
-function render(sorted: readonly Rec[]): Uint8Array {
-  if (sorted.length === 0) return EMPTY_DOCUMENT;
-  let size = DOCUMENT_START.length + DOCUMENT_END.length +
-    LINE_SEPARATOR.length * (sorted.length - 1);
-  for (const rec of sorted) size += rec.line.length;
-  const out = new Uint8Array(size);
+/**
+ * The document for `sorted`: the entries' cached lines between header and
+ * footer. A run of lines that were already neighbours in `base` (the document
+ * written for `baseSorted`) is copied from it in one piece, separators
+ * included, so a small change to a large store costs a few copies rather than
+ * one per line. `scratch` is reused for the bytes when it is big enough.
+ */
+function render(
+  sorted: readonly Rec[],
+  baseSorted: readonly Rec[],
+  base: Rendered | null,
+  scratch: Uint8Array | undefined,
+): Rendered {
+  const n = sorted.length;
+  if (n === 0) return { bytes: EMPTY_DOCUMENT, buffer: null };
+  const separator = LINE_SEPARATOR.length;
+  let size = DOCUMENT_START.length + DOCUMENT_END.length + separator * (n - 1);
+  for (let i = 0; i < n; i++) size += sorted[i].line.length;
+  // Room to grow a little, so that the buffer can be reused by the write after the next one.
+  const buffer = scratch !== undefined && scratch.length >= size
+    ? scratch
+    : new Uint8Array(size + (size >> 4));
+  const out = buffer.subarray(0, size);
   out.set(DOCUMENT_START);
   let at = DOCUMENT_START.length;
-  for (let i = 0; i < sorted.length; i++) {
-    if (i > 0) {
-      out.set(LINE_SEPARATOR, at);
-      at += LINE_SEPARATOR.length;
+  const old = base === null ? [] : baseSorted;
+  let j = 0;
+  let from = DOCUMENT_START.length; // where old[j]'s line starts in base
+  for (let i = 0; i < n;) {
+    const rec = sorted[i];
+    while (j < old.length && old[j] !== rec && compareKeys(old[j].raw.key, rec.raw.key) < 0) {
+      from += old[j++].line.length + separator;
     }
-    out.set(sorted[i].line, at);
-    at += sorted[i].line.length;
+    if (j < old.length && old[j] === rec) {
+      let end = from + rec.line.length;
+      for (i++, j++; i < n && j < old.length && old[j] === sorted[i]; i++, j++) {
+        end += separator + old[j].line.length;
+      }
+      out.set(base!.bytes.subarray(from, end), at);
+      at += end - from;
+      from = end + separator;
+    } else {
+      out.set(rec.line, at);
+      at += rec.line.length;
+      i++;
+    }
+    if (i < n) {
+      out.set(LINE_SEPARATOR, at);
+      at += separator;
+    }
   }
   out.set(DOCUMENT_END, at);
-  return out;
+  return { bytes: out, buffer };
 }
 
 function stampOf(info: Deno.FileInfo): Stamp {
@@ -223,9 +276,10 @@ function sameFile(info: Deno.FileInfo | null, stamp: Stamp | null, strict: boole
     (info.mtime?.getTime() ?? null) === stamp.mtime;
 }
 
-async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
+/** `stat` of `path`, `null` if it does not exist. Synchronous: a stat costs microseconds, a thread hop more. */
+function statOrNull(path: string): Deno.FileInfo | null {
   try {
-    return await Deno.stat(path);
+    return Deno.statSync(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return null;
     throw err;
@@ -430,7 +484,7 @@ function parseDocument(bytes: Uint8Array): State | Corruption {
     entries.set(rec.id, rec);
   }
   const sorted = [...entries.values()].sort((a, b) => compareKeys(a.raw.key, b.raw.key));
-  return { entries, sorted };
+  return { entries, sorted, doc: null };
 }
 
 /** The first index in `sorted` whose key is `>= bound` (or `> bound` when `exclusive`). */
@@ -464,345 +518,203 @@ function live(rec: Rec | null | undefined, now: number): rec is Rec {
 // ---------------------------------------------------------------------------
 // The lock file
 
-/** Who this process is, as written into lock files. */
-interface Identity {
-  pid: number;
-  hostname: string;
-  bootId: string | null;
-  startTime: string | null;
-}
+/** Bytes a holder writes into the lock file: one line, padded so that every holder writes as many. */
+const HOLDER_LINE_BYTES = 256;
+let holderTemplate: { bytes: Uint8Array; timeAt: number } | undefined;
 
-/** What a lock file says about its holder (fields are absent when unreadable). */
-interface LockInfo {
-  text: string;
-  ino: number | null;
-  mtime: number | null;
-  pid?: number;
-  hostname?: string;
-  createdAt?: string;
-  bootId?: string;
-  startTime?: string;
-}
-
-let identityPromise: Promise<Identity> | undefined;
-
-/** This process's held lock texts and lock temp files, shared by every copy of this module. */
-interface ProcessLocks {
-  held: Set<string>;
-  temps: Set<string>;
-}
-const PROCESS_LOCKS = Symbol.for("flowstate.jsonfile.locks");
-function processLocks(): ProcessLocks {
-  const registry = globalThis as { [PROCESS_LOCKS]?: ProcessLocks };
-  return registry[PROCESS_LOCKS] ??= { held: new Set(), temps: new Set() };
-}
-
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let written = 0; written < bytes.length;) {
-    written += await file.write(bytes.subarray(written));
-  }
-}
-
-function processIdentity(): Promise<Identity> {
-  identityPromise ??= (async () => {
+/**
+ * What this process writes into a lock file it takes: one JSON line, padded
+ * with spaces to {@linkcode HOLDER_LINE_BYTES} so that it replaces the last
+ * holder's line without a truncate. Readers look at the first line only.
+ */
+function holderLine(): Uint8Array {
+  const time = new Date().toISOString();
+  if (holderTemplate === undefined || time.length !== 24) {
     let hostname = "unknown";
     try {
       hostname = Deno.hostname();
-    } catch { /* no --allow-sys: hosts cannot be told apart, locks fall back to age */ }
-    const stat = await procStat(Deno.pid);
-    let bootId: string | null = null;
-    if (Deno.build.os === "linux") {
-      bootId = await Deno.readTextFile("/proc/sys/kernel/random/boot_id").then(
-        (t) => t.trim(),
-        () => null,
-      );
-    }
-    return { pid: Deno.pid, hostname, bootId, startTime: stat?.startTime ?? null };
-  })();
-  return identityPromise;
-}
-
-/**
- * Linux: a process's state letter and start time (clock ticks since boot),
- * `null` if there is no such process, `undefined` if it cannot be told.
- */
-async function procStat(
-  pid: number,
-): Promise<{ state: string; startTime: string } | null | undefined> {
-  if (Deno.build.os !== "linux") return undefined;
-  let text: string;
-  try {
-    text = await Deno.readTextFile(`/proc/${pid}/stat`);
-  } catch (err) {
-    return err instanceof Deno.errors.NotFound ? null : undefined;
+    } catch { /* no --allow-sys: the message cannot name the host */ }
+    const prefix = `{"pid": ${Deno.pid}, "hostname": ${JSON.stringify(hostname)}, "since": "`;
+    const line = `${prefix}${time}"}`;
+    const bytes = encoder.encode(`${line.padEnd(HOLDER_LINE_BYTES - 1)}\n`);
+    if (time.length !== 24) return bytes;
+    holderTemplate = { bytes, timeAt: encoder.encode(prefix).length };
   }
-  // "pid (comm) S ppid … starttime(22nd field) …"; comm may hold spaces and parentheses.
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return fields.length > 19 ? { state: fields[0], startTime: fields[19] } : undefined;
-}
-
-/** `true`/`false` when the holder is known to be alive/dead, `undefined` when it cannot be told. */
-async function holderAlive(info: LockInfo, me: Identity): Promise<boolean | undefined> {
-  if (info.pid === undefined || info.hostname === undefined) return undefined;
-  if (info.hostname !== me.hostname || me.hostname === "unknown") return undefined;
-  if (info.bootId && me.bootId && info.bootId !== me.bootId) return false; // written before a reboot
-  // Our own pid: either a lock this process holds, or one left by an earlier process that had
-  // the same pid (a restarted container's pid 1, say).
-  if (info.pid === me.pid) return processLocks().held.has(info.text);
-  const stat = await procStat(info.pid);
-  if (stat === null) return false;
-  if (stat !== undefined) {
-    if (stat.state === "Z" || stat.state === "X") return false; // killed, not yet reaped
-    if (info.startTime && me.startTime && stat.startTime !== info.startTime) return false; // pid reused
-    return true;
-  }
-  try {
-    process.kill(info.pid, 0);
-    return true;
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    return code === "ESRCH" ? false : code === "EPERM" ? true : undefined;
-  }
-}
-
-async function readLock(path: string): Promise<LockInfo | null> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path, { read: true });
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
-    throw err;
-  }
-  try {
-    const stat = await file.stat();
-    const text = new TextDecoder().decode(await readAll(file, stat.size));
-    const info: LockInfo = { text, ino: stat.ino, mtime: stat.mtime?.getTime() ?? null };
-    try {
-      const parsed = JSON.parse(text);
-      if (Number.isSafeInteger(parsed?.pid) && parsed.pid > 0) info.pid = parsed.pid;
-      if (typeof parsed?.hostname === "string") info.hostname = parsed.hostname;
-      if (typeof parsed?.createdAt === "string") info.createdAt = parsed.createdAt;
-      if (typeof parsed?.bootId === "string") info.bootId = parsed.bootId;
-      if (typeof parsed?.startTime === "string") info.startTime = parsed.startTime;
-    } catch { /* being written, or damaged: judged by age */ }
-    return info;
-  } finally {
-    file.close();
-  }
+  // Only the time changes: write it over the last one (an ISO time is 24 ASCII bytes).
+  encoder.encodeInto(time, holderTemplate.bytes.subarray(holderTemplate.timeAt));
+  return holderTemplate.bytes;
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/**
- * Remove a stale lock, but only if it is still the very lock that was judged
- * stale. Breakers take turns through `<lock>.break`, so two processes that
- * both saw the same stale lock cannot remove each other's fresh one. Resolves
- * `false` when another process is breaking it (wait and look again).
- */
-async function breakStaleLock(lockPath: string, stale: LockInfo): Promise<boolean> {
-  const breaker = `${lockPath}.break`;
-  try {
-    await Deno.writeTextFile(breaker, `${Deno.pid}\n`, { createNew: true });
-  } catch (err) {
-    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-    // Another process is breaking it right now; a .break older than that crashed mid-break.
-    const info = await statOrNull(breaker);
-    if (info?.mtime && Date.now() - info.mtime.getTime() > BREAKER_STALE_MS) {
-      await Deno.remove(breaker).catch(() => {});
-      return true;
-    }
-    return false;
-  }
-  try {
-    const current = await readLock(lockPath);
-    if (current !== null && current.text === stale.text && current.ino === stale.ino) {
-      await Deno.remove(lockPath).catch((err) => {
-        if (!(err instanceof Deno.errors.NotFound)) throw err;
-      });
-    }
-    return true;
-  } finally {
-    await Deno.remove(breaker).catch(() => {});
-  }
+function sameInode(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
+  return a.ino === b.ino && a.dev === b.dev;
 }
 
-function describeHolder(info: LockInfo): string {
-  if (info.pid === undefined) return "an unknown process (the lock file is unreadable)";
-  const time = info.createdAt ?? (info.mtime === null ? null : new Date(info.mtime).toISOString());
-  const since = time ? ` since ${time}` : "";
-  return `process ${info.pid} on host ${JSON.stringify(info.hostname ?? "unknown")}${since}`;
-}
-
-/** A lock this process holds: its text, and the inode of the lock file (if known). */
-interface HeldLock {
-  text: string;
-  ino: number | null;
+/** Who holds a lock, from what the holder wrote into the lock file. */
+async function describeHolder(path: string): Promise<string> {
+  let holder: { pid?: unknown; hostname?: unknown; since?: unknown } | null = null;
+  try {
+    const text = await Deno.readTextFile(path);
+    const end = text.indexOf("\n");
+    holder = JSON.parse(end < 0 ? text : text.slice(0, end));
+  } catch { /* being written right now, or unreadable */ }
+  if (!Number.isSafeInteger(holder?.pid)) {
+    return "another process (the lock file does not say which)";
+  }
+  const host = typeof holder!.hostname === "string" ? holder!.hostname : "unknown";
+  const since = typeof holder!.since === "string" ? ` since ${holder!.since}` : "";
+  return `process ${holder!.pid} on host ${JSON.stringify(host)}${since}`;
 }
 
 /**
- * One driver's view of a store's lock file. The lock's text (pid, host, time)
- * is written to a temp file that the driver keeps, and hard-linked into place:
- * the link fails if the lock exists, and a lock file is never seen empty or
- * half written, even if the process dies taking it. Without hard links, the
- * lock is created exclusively and then written.
+ * One driver's handle on its store's lock file `<path>.lock`, opened once and
+ * kept open. The lock is an OS advisory lock on it (`flock` on Unix,
+ * `LockFileEx` on Windows): exclusive between processes and between two
+ * handles in one process, and released by the OS when its process dies.
+ *
+ * A lock file can be deleted (by a store closing, or by hand) while others
+ * have it open; a lock on a deleted file would exclude no one. So taking the
+ * lock checks that the path still names the file locked, and if not, reopens
+ * the path and tries again; and a lock file is deleted only by a holder of its
+ * lock, so no one can take the deleted one and pass that check.
  */
 class StoreLock {
   readonly path: string;
   readonly #storeName: string;
-  readonly #nonce = crypto.randomUUID();
-  #temp: { path: string; ino: number | null; length: number } | undefined;
-  #noLinks = false;
+  #file: Deno.FsFile | undefined;
+  /** The open file's identity, or `null` where the OS does not report inodes. */
+  #info: Deno.FileInfo | null = null;
+  #held = false;
 
-  constructor(path: string, storeName: string) {
+  private constructor(path: string, storeName: string) {
     this.path = path;
     this.#storeName = storeName;
   }
 
-  /** Take the lock, waiting up to `timeout` ms for a live holder and breaking a dead one's. */
-  async acquire(what: string, timeout: number): Promise<HeldLock> {
-    const me = await processIdentity();
+  /** Open (creating it if needed) the lock file. */
+  static open(path: string, storeName: string): StoreLock {
+    const lock = new StoreLock(path, storeName);
+    lock.#reopen("open");
+    return lock;
+  }
+
+  #reopen(what: string): Deno.FsFile {
+    this.#file?.close();
+    this.#file = undefined;
+    try {
+      this.#file = Deno.openSync(this.path, { read: true, write: true, create: true });
+      const info = this.#file.statSync();
+      this.#info = info.ino === null ? null : info;
+      return this.#file;
+    } catch (err) {
+      this.#file?.close();
+      this.#file = undefined;
+      throw new Error(
+        `Cannot ${what} store "${this.#storeName}": could not open the lock file ${this.path}: ${
+          (err as Error)?.message ?? err
+        }`,
+        { cause: err },
+      );
+    }
+  }
+
+  /**
+   * Take the lock, trying again every few milliseconds for up to `timeout` ms
+   * while another handle holds it. (Polling, rather than a blocking `lock()`
+   * raced against a timer: a blocking lock cannot be cancelled, so after a
+   * timeout it would keep a thread, and the process, waiting for the holder.)
+   */
+  acquire(what: string, timeout: number): Promise<void> | undefined {
+    // Taken at once (the usual case): no promise, no turn of the event loop.
+    return this.#tryAcquire(what) ? undefined : this.#wait(what, timeout);
+  }
+
+  async #wait(what: string, timeout: number): Promise<void> {
     const deadline = performance.now() + timeout;
-    let delay = 1;
-    for (;;) {
-      const text = JSON.stringify({
-        pid: me.pid,
-        hostname: me.hostname,
-        createdAt: new Date().toISOString(),
-        bootId: me.bootId,
-        startTime: me.startTime,
-        nonce: this.#nonce,
-      }) + "\n";
-      // Registered first, so no other driver in this process takes it for a predecessor's.
-      processLocks().held.add(text);
-      try {
-        return { text, ino: await this.#create(text) };
-      } catch (err) {
-        processLocks().held.delete(text);
-        if (!(err instanceof Deno.errors.AlreadyExists)) {
-          throw new Error(
-            `Cannot ${what} store "${this.#storeName}": could not create the lock file ${this.path}: ${
-              (err as Error)?.message ?? err
-            }`,
-            { cause: err },
-          );
-        }
-      }
-      const holder = await readLock(this.path);
-      if (holder === null) continue; // released just now
-      const alive = await holderAlive(holder, me);
-      const age = holder.mtime === null ? 0 : Date.now() - holder.mtime;
-      if (alive === false || (alive === undefined && age > UNVERIFIABLE_LOCK_STALE_MS)) {
-        if (await breakStaleLock(this.path, holder)) continue;
-      }
+    for (let pause = 1;; pause = Math.min(pause * 2, LOCK_POLL_MAX_MS)) {
       const remaining = deadline - performance.now();
       if (remaining <= 0) {
         throw new Deno.errors.TimedOut(
-          `Cannot ${what} store "${this.#storeName}": the lock file ${this.path} is held by ${
-            describeHolder(holder)
-          }, and it was not released within ${timeout} ms (lockTimeout). ` +
-            `If that process is stuck, stop it; if it is not a Flowstate process using this store ` +
-            `(its pid was reused), delete the lock file`,
+          `Cannot ${what} store "${this.#storeName}": the lock file ${this.path} is held by ${await describeHolder(
+            this.path,
+          )}, and it was not released within ${timeout} ms (lockTimeout). If that process is ` +
+            `stuck, stop it: the lock is released when it exits`,
         );
       }
-      await sleep(Math.min(delay + Math.random() * delay, remaining));
-      delay = Math.min(delay * 2, 16);
+      await sleep(Math.min(pause * (0.5 + Math.random()), remaining));
+      if (this.#tryAcquire(what)) return;
     }
   }
 
-  /** Create the lock file holding `text`; resolves its inode, or `null` if unknown. */
-  async #create(text: string): Promise<number | null> {
-    const bytes = encoder.encode(text);
-    for (let attempt = 0; !this.#noLinks; attempt++) {
+  /** One try: `false` when another handle holds the lock. */
+  #tryAcquire(what: string): boolean {
+    let file = this.#file ?? this.#reopen(what);
+    for (let attempt = 1;; attempt++) {
+      let taken: boolean;
       try {
-        await this.#writeTemp(bytes);
-        await Deno.link(this.#temp!.path, this.path);
-        return this.#temp!.ino;
+        taken = file.tryLockSync(true);
       } catch (err) {
-        if (err instanceof Deno.errors.AlreadyExists) throw err;
-        if (err instanceof Deno.errors.NotFound && attempt === 0) {
-          await this.dispose(); // someone removed our temp file: make a new one
-          continue;
-        }
-        // No hard links here (or no temp file): create the lock directly from now on.
-        await this.dispose();
-        this.#noLinks = true;
+        throw new Error(
+          `Cannot ${what} store "${this.#storeName}": could not lock ${this.path}: ${
+            (err as Error)?.message ?? err
+          }`,
+          { cause: err },
+        );
       }
+      if (!taken) return false;
+      if (this.#info === null || this.#stillAtPath(this.#info)) break;
+      // Deleted or replaced since we opened it: take the lock on the file now at the path.
+      file.unlockSync();
+      if (attempt === 10) {
+        throw new Error(
+          `Cannot ${what} store "${this.#storeName}": the lock file ${this.path} keeps being deleted or replaced`,
+        );
+      }
+      file = this.#reopen(what);
     }
-    const file = await Deno.open(this.path, { write: true, createNew: true });
+    this.#held = true;
+    // For the message of whoever waits for us: who holds the lock, and since when.
     try {
-      await writeAll(file, bytes);
-    } catch (err) {
-      file.close();
-      await Deno.remove(this.path).catch(() => {});
-      throw err;
-    }
-    file.close();
-    return null;
+      const line = holderLine();
+      file.seekSync(0, Deno.SeekMode.Start);
+      for (let written = 0; written < line.length;) {
+        written += file.writeSync(line.subarray(written));
+      }
+      // Only a host name too long for the usual line leaves a longer line behind.
+      if (line.length > HOLDER_LINE_BYTES) file.truncateSync(line.length);
+    } catch { /* only informational: a full disk must not stop the commit from trying */ }
+    return true;
   }
 
-  /** Put `bytes` in our temp file, creating it the first time (rewriting in place is cheaper). */
-  async #writeTemp(bytes: Uint8Array): Promise<void> {
-    if (this.#temp === undefined) {
-      const path = join(
-        dirname(this.path),
-        `.${basename(this.path)}-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}.tmp`,
-      );
-      processLocks().temps.add(path);
-      try {
-        const file = await Deno.open(path, { write: true, createNew: true });
-        try {
-          await writeAll(file, bytes);
-          this.#temp = { path, ino: (await file.stat()).ino, length: bytes.length };
-        } finally {
-          file.close();
-        }
-      } catch (err) {
-        processLocks().temps.delete(path);
-        await Deno.remove(path).catch(() => {});
-        throw err;
-      }
-    } else if (this.#temp.length === bytes.length) {
-      // Not linked as the lock right now (we released it), so no one reads it mid-write.
-      const file = await Deno.open(this.#temp.path, { write: true });
-      try {
-        await writeAll(file, bytes);
-      } finally {
-        file.close();
-      }
-    } else {
-      await Deno.writeFile(this.#temp.path, bytes, { create: false });
-      this.#temp.length = bytes.length;
-    }
+  #stillAtPath(info: Deno.FileInfo): boolean {
+    const now = statOrNull(this.path);
+    return now !== null && sameInode(now, info);
   }
 
-  /** Release the lock if it is still ours; `false` if another process broke it meanwhile. */
-  async release(held: HeldLock): Promise<boolean> {
+  /** Release the lock. */
+  release(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    this.#file!.unlockSync();
+  }
+
+  /**
+   * Close the lock file; delete it first if no one holds it, so that an unused
+   * store leaves no lock file behind (only a holder may delete it, see above).
+   */
+  close(): void {
+    const file = this.#file;
+    this.#file = undefined;
+    if (file === undefined) return;
     try {
-      const ours = held.ino !== null
-        ? (await Deno.lstat(this.path).catch(() => null))?.ino === held.ino
-        : (await readLock(this.path).catch(() => null))?.text === held.text;
-      if (ours) {
-        // If it cannot be removed, stop using the temp file it is linked to: a later lock
-        // must not rewrite it, and the leftover lock then reads as a predecessor's.
-        await Deno.remove(this.path).catch(() => this.dispose());
-      } else if (held.ino !== null) {
-        await this.dispose(); // a lock still linked to our temp file must not be rewritten
+      if (this.#info !== null && file.tryLockSync(true) && this.#stillAtPath(this.#info)) {
+        Deno.removeSync(this.path);
       }
-      return ours;
-    } finally {
-      processLocks().held.delete(held.text);
-    }
-  }
-
-  /** Remove the temp file (when the driver closes). */
-  async dispose(): Promise<void> {
-    const temp = this.#temp;
-    this.#temp = undefined;
-    if (temp === undefined) return;
-    processLocks().temps.delete(temp.path);
-    await Deno.remove(temp.path).catch(() => {});
+    } catch { /* left in place: harmless, the next store reuses it */ }
+    file.close(); // releases the lock
   }
 }
 
@@ -811,7 +723,7 @@ class StoreLock {
 
 /**
  * The jsonfile driver: an in-memory sorted map mirroring one JSON file, kept
- * in sync with other processes through a lock file held for each write.
+ * in sync with other processes through a lock on `<path>.lock` held for each write.
  * {@linkcode JsonFileDriver.open} is for tests and tools; applications open a
  * store with `openStore({ plugin: "jsonfile", path })`.
  */
@@ -828,14 +740,21 @@ export class JsonFileDriver implements StoreDriver {
     query: false,
   };
   readonly #path: string;
-  readonly #lock: StoreLock;
+  #lock: StoreLock | undefined;
   readonly #name: string;
   readonly #sync: boolean;
   readonly #onCorrupt: "refuse" | "start-empty";
   readonly #lockTimeout: number;
-  #state: State = EMPTY;
-  /** The loaded file, kept open so its inode cannot be reused while we compare against it. */
+  #state: State = emptyState();
+  /**
+   * The file `#stamp` describes (loaded or written), kept open so its inode
+   * cannot be reused while we compare against it.
+   */
   #held: Deno.FsFile | undefined;
+  /** A document buffer no longer in use, reused by the next write. */
+  #scratch: Uint8Array | undefined;
+  /** The store file's directory, kept open to fsync it after each rename (durability "full"). */
+  #dir: { handle: Deno.FsFile; info: Deno.FileInfo } | undefined;
   /** Identity of the loaded file; `null` when there is no file. */
   #stamp: Stamp | null = null;
   /** Set when the file became unreadable at run time: every later call fails with it. */
@@ -843,10 +762,12 @@ export class JsonFileDriver implements StoreDriver {
   #queue: Pending[] = [];
   #flushing: Promise<void> | undefined;
   /**
-   * True while this driver holds the lock file and the in-process mutex and
-   * has made its state match the file: only its own write can change the file.
+   * True while this driver holds the lock and the in-process mutex and has
+   * made its state match the file: only its own write can change the file.
    */
   #lockHeld = false;
+  /** Turns to take the lock: one lock file handle serves one taker at a time. */
+  #lockTurn: Promise<void> = Promise.resolve();
   #mutex: Promise<void> = Promise.resolve();
   #reloading: Promise<void> | undefined;
   #writes = 0;
@@ -855,7 +776,6 @@ export class JsonFileDriver implements StoreDriver {
     this.#path = path;
     this.location = path;
     this.#name = options.storeName ?? "jsonfile";
-    this.#lock = new StoreLock(`${path}.lock`, this.#name);
     this.#sync = (options.durability ?? "full") === "full";
     this.#onCorrupt = options.onCorrupt ?? "refuse";
     this.#lockTimeout = options.lockTimeout ?? 5000;
@@ -880,13 +800,14 @@ export class JsonFileDriver implements StoreDriver {
     const driver = new JsonFileDriver(path, options);
     await Deno.mkdir(dirname(driver.#path), { recursive: true });
     try {
+      driver.#lock = StoreLock.open(`${path}.lock`, driver.#name);
       await driver.#locked("open", async () => {
         await driver.#removeLeftoverTemps();
         await driver.#refreshLocked("open");
       });
     } catch (err) {
       driver.#held?.close();
-      await driver.#lock.dispose();
+      driver.#lock?.close();
       throw err;
     }
     return driver;
@@ -963,10 +884,15 @@ export class JsonFileDriver implements StoreDriver {
 
   async close(): Promise<void> {
     while (this.#flushing) await this.#flushing;
+    await this.#lockTurn;
     await this.#mutex;
     this.#held?.close();
     this.#held = undefined;
-    await this.#lock.dispose();
+    this.#scratch = undefined;
+    this.#dir?.handle.close();
+    this.#dir = undefined;
+    this.#lock?.close();
+    this.#lock = undefined;
   }
 
   // -- reading -------------------------------------------------------------
@@ -976,8 +902,7 @@ export class JsonFileDriver implements StoreDriver {
     if (this.#poison) throw this.#poison;
     if (this.#lockHeld) return this.#state; // only our own write can change the file now
     if (!this.#reloading) {
-      const info = await statOrNull(this.#path);
-      if (this.#lockHeld || sameFile(info, this.#stamp, false)) return this.#state;
+      if (sameFile(statOrNull(this.#path), this.#stamp, false)) return this.#state;
       this.#reloading ??= this.#reloadForRead().finally(() => {
         this.#reloading = undefined;
       });
@@ -995,13 +920,13 @@ export class JsonFileDriver implements StoreDriver {
 
   /** Load the file if it is not the one loaded; report (not handle) damage. */
   async #load(strict: boolean): Promise<Corruption | undefined> {
-    if (sameFile(await statOrNull(this.#path), this.#stamp, strict)) return undefined;
+    if (sameFile(statOrNull(this.#path), this.#stamp, strict)) return undefined;
     let file: Deno.FsFile;
     try {
       file = await Deno.open(this.#path, { read: true });
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
-      this.#install(EMPTY, null, undefined);
+      this.#install(emptyState(), null, undefined);
       return undefined;
     }
     let keep = false;
@@ -1027,8 +952,11 @@ export class JsonFileDriver implements StoreDriver {
 
   /** Under the lock: make the state match the file, moving a damaged file aside. */
   async #refreshLocked(what: string): Promise<void> {
-    const corrupt = await this.#load(true);
-    if (corrupt) await this.#handleCorrupt(corrupt, what);
+    // Under the lock no other writer replaces the file: a stat that matches means the state is current.
+    if (!sameFile(statOrNull(this.#path), this.#stamp, true)) {
+      const corrupt = await this.#load(true);
+      if (corrupt) await this.#handleCorrupt(corrupt, what);
+    }
     this.#lockHeld = true;
   }
 
@@ -1045,7 +973,7 @@ export class JsonFileDriver implements StoreDriver {
       console.warn(
         `Store "${this.#name}": ${where}; moved it to ${movedTo} and started empty (onCorrupt: "start-empty")`,
       );
-      this.#install(EMPTY, null, undefined);
+      this.#install(emptyState(), null, undefined);
       return;
     }
     const kept = movedTo !== null
@@ -1063,30 +991,15 @@ export class JsonFileDriver implements StoreDriver {
 
   /** Under the lock: remove temp files that crashed processes left beside the store. */
   async #removeLeftoverTemps(): Promise<void> {
-    // Data temps are written only under the lock, so none of them is in flight now.
-    const dataPrefix = `.${basename(this.#path)}.tmp-`;
-    // Lock temps are written before taking the lock: remove only those of dead processes.
-    const lockPrefix = `.${basename(this.#lock.path)}-`;
+    // Temps are written only under the lock, so none of them is in flight now.
+    const prefix = `.${basename(this.#path)}.tmp-`;
     const dir = dirname(this.#path);
-    const me = await processIdentity();
     for await (const entry of Deno.readDir(dir)) {
-      if (!entry.isFile) continue;
-      const path = join(dir, entry.name);
-      if (entry.name.startsWith(dataPrefix)) {
-        if (/^\d+-[0-9a-f]{8}$/.test(entry.name.slice(dataPrefix.length))) {
-          await Deno.remove(path).catch(() => {});
-        }
-      } else if (
-        entry.name.startsWith(lockPrefix) && !processLocks().temps.has(path) &&
-        /^\d+-[0-9a-f]{8}\.tmp$/.test(entry.name.slice(lockPrefix.length))
+      if (
+        entry.isFile && entry.name.startsWith(prefix) &&
+        /^\d+-[0-9a-f]{8}$/.test(entry.name.slice(prefix.length))
       ) {
-        const info = await readLock(path).catch(() => null);
-        if (info === null) continue;
-        const alive = await holderAlive(info, me);
-        const age = info.mtime === null ? 0 : Date.now() - info.mtime;
-        if (alive === false || (alive === undefined && age > UNVERIFIABLE_LOCK_STALE_MS)) {
-          await Deno.remove(path).catch(() => {});
-        }
+        await Deno.remove(join(dir, entry.name)).catch(() => {});
       }
     }
   }
@@ -1180,18 +1093,49 @@ export class JsonFileDriver implements StoreDriver {
     // compact() rewrites the file even when nothing changed (say, after a hand edit).
     const bytesBefore = this.#stamp?.size ?? 0;
     if (changed || (compacts.length > 0 && this.#stamp !== null)) {
-      const bytesAfter = await this.#write(changed ? merge(base, overlay) : base);
+      const bytesAfter = await this.#write(changed ? merge(base, overlay) : base.sorted, overlay);
       for (const i of compacts) results[i] = { bytesBefore, bytesAfter };
     }
     return results;
   }
 
-  /** Write `next` as the file and make it the state; resolves the file's size. */
-  async #write(next: State): Promise<number> {
-    const bytes = render(next.sorted);
+  /**
+   * Under the lock: write `sorted` as the file, the way an atomic replace does
+   * (temp file, fsync, rename, fsync the directory), and make it the state,
+   * applying `overlay` to the index. Resolves the file's size.
+   */
+  async #write(sorted: Rec[], overlay: ReadonlyMap<string, Rec | null>): Promise<number> {
+    const base = this.#state;
+    const doc = render(sorted, base.sorted, base.doc, this.#scratch);
+    this.#scratch = undefined;
+    const dir = dirname(this.#path);
+    const temp = join(
+      dir,
+      `.${basename(this.#path)}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`,
+    );
+    let file: Deno.FsFile | undefined;
+    let stamp: Stamp;
+    let renamed = false;
     try {
-      await writeFileAtomic(this.#path, bytes, { sync: this.#sync });
+      file = await Deno.open(temp, { write: true, createNew: true });
+      for (let written = 0; written < doc.bytes.length;) {
+        written += await file.write(doc.bytes.subarray(written));
+      }
+      if (this.#sync) await file.sync();
+      stamp = stampOf(file.statSync());
+      // The file being replaced is still at the path (we hold the lock): stop holding it,
+      // so that the rename frees it, as a plain replace does, instead of a close here.
+      // Until the new file is in place its identity is unknown: a failure makes us re-read.
+      this.#held?.close();
+      this.#held = undefined;
+      this.#stamp = { dev: -1, ino: -1, size: -1, mtime: null };
+      await Deno.rename(temp, this.#path);
+      renamed = true;
+      if (this.#sync) await this.#syncDir(dir);
     } catch (err) {
+      file?.close();
+      if (!renamed) await Deno.remove(temp).catch(() => {});
+      this.#scratch = doc.buffer ?? undefined;
       throw new Error(
         `Cannot commit to store "${this.#name}": writing ${this.#path} failed (${
           (err as Error)?.message ?? err
@@ -1200,17 +1144,50 @@ export class JsonFileDriver implements StoreDriver {
       );
     }
     this.#writes++;
-    // We still hold the lock, so the file at the path is the one just written.
-    let file: Deno.FsFile | undefined;
-    try {
-      file = await Deno.open(this.#path, { read: true });
-      this.#install(next, stampOf(await file.stat()), file);
-    } catch {
-      file?.close();
-      // Unknown identity: the next read re-reads the file, which holds `next`.
-      this.#install(next, { dev: -1, ino: -1, size: -1, mtime: null }, undefined);
+    for (const [id, rec] of overlay) {
+      if (rec === null) base.entries.delete(id);
+      else base.entries.set(id, rec);
     }
-    return bytes.length;
+    this.#scratch = base.doc?.buffer ?? undefined;
+    // The temp file we still have open is the file now at the path.
+    this.#held = file;
+    this.#stamp = stamp;
+    this.#state = { entries: base.entries, sorted, doc };
+    return doc.bytes.length;
+  }
+
+  /**
+   * Fsync the directory `dir`, so that a rename in it survives a power loss,
+   * through a handle kept open (opening it each time costs more than the
+   * call), reopened if the path now names another directory. File systems
+   * that cannot fsync a directory are let be, as `syncDir` in src/_fs.ts does.
+   */
+  async #syncDir(dir: string): Promise<void> {
+    try {
+      const now = statOrNull(dir);
+      if (this.#dir !== undefined && (now === null || !sameInode(now, this.#dir.info))) {
+        this.#dir.handle.close();
+        this.#dir = undefined;
+      }
+      if (this.#dir === undefined) {
+        const handle = Deno.openSync(dir, { read: true });
+        try {
+          this.#dir = { handle, info: handle.statSync() };
+        } catch (err) {
+          handle.close();
+          throw err;
+        }
+      }
+      await this.#dir.handle.sync();
+    } catch (err) {
+      if (
+        !(err instanceof Deno.errors.PermissionDenied) &&
+        !(err instanceof Deno.errors.NotSupported) &&
+        !(err instanceof Error && /EINVAL|EISDIR|not supported/i.test(err.message))
+      ) {
+        throw err;
+      }
+    }
   }
 
   // -- locking -------------------------------------------------------------
@@ -1222,39 +1199,59 @@ export class JsonFileDriver implements StoreDriver {
     return run;
   }
 
-  /** Run `fn` holding the lock file, then the in-process mutex (always in that order). */
+  /**
+   * Run `fn` holding the lock, then the in-process mutex (always in that
+   * order). This driver's takers of the lock queue for their turn first: they
+   * share one lock file handle, and a handle that holds the lock would let a
+   * second taker in.
+   */
   async #locked<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    const held = await this.#lock.acquire(what, this.#lockTimeout);
+    const previous = this.#lockTurn;
+    const turn = Promise.withResolvers<void>();
+    this.#lockTurn = turn.promise;
+    await previous;
     try {
-      return await this.#exclusive(async () => {
-        try {
-          return await fn();
-        } finally {
-          this.#lockHeld = false;
-        }
-      });
-    } finally {
-      if (!await this.#lock.release(held)) {
-        console.warn(
-          `Store "${this.#name}": the lock file ${this.#lock.path} was removed or replaced while this process held it; another process judged it stale`,
-        );
+      const lock = this.#lock;
+      if (lock === undefined) throw new Error(`Cannot ${what} store "${this.#name}": it is closed`);
+      const waiting = lock.acquire(what, this.#lockTimeout);
+      if (waiting) await waiting;
+      try {
+        return await this.#exclusive(async () => {
+          try {
+            return await fn();
+          } finally {
+            this.#lockHeld = false;
+          }
+        });
+      } finally {
+        lock.release();
       }
+    } finally {
+      turn.resolve();
     }
   }
 }
 
-/** The state after applying `overlay` to `base`. */
-function merge(base: State, overlay: Map<string, Rec | null>): State {
-  const entries = new Map(base.entries);
-  const added: Rec[] = [];
-  for (const [id, rec] of overlay) {
-    if (rec === null) {
-      entries.delete(id);
-    } else {
-      if (!base.entries.has(id)) added.push(rec);
-      entries.set(id, rec);
+/** The records of `base` with `overlay` applied (`null`: deleted), in key order; `base` is unchanged. */
+function merge(base: State, overlay: ReadonlyMap<string, Rec | null>): Rec[] {
+  if (overlay.size <= 16) {
+    // A few changes: find each by binary search in a copy.
+    const sorted = base.sorted.slice();
+    for (const [id, rec] of overlay) {
+      const at = lowerBound(sorted, rec?.raw.key ?? JSON.parse(id), false);
+      const found = at < sorted.length && sorted[at].id === id;
+      if (rec === null) {
+        if (found) sorted.splice(at, 1);
+      } else if (found) {
+        sorted[at] = rec;
+      } else {
+        sorted.splice(at, 0, rec);
+      }
     }
+    return sorted;
   }
+  const added: Rec[] = [];
+  for (const [id, rec] of overlay) if (rec !== null && !base.entries.has(id)) added.push(rec);
   added.sort((a, b) => compareKeys(a.raw.key, b.raw.key));
   const sorted: Rec[] = [];
   let j = 0;
@@ -1266,7 +1263,7 @@ function merge(base: State, overlay: Map<string, Rec | null>): State {
     if (rec) sorted.push(rec);
   }
   while (j < added.length) sorted.push(added[j++]);
-  return { entries, sorted };
+  return sorted;
 }
 
 /**

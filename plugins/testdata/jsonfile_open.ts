@@ -1,8 +1,6 @@
 /**
  * Test helper for jsonfile_test.ts: opens a store, writes one entry, closes it
- * and prints "ok", or prints the error and exits with 1. The test runs it with
- * permissions of its choice (for instance --allow-all, which Deno requires to
- * read /proc).
+ * and prints "ok", or prints the error and exits with 1.
  * Usage: jsonfile_open.ts <store path> <lockTimeout>
  */
 import { openStore } from "../../mod.ts";
@@ -10,7 +8,7 @@ import { openStore } from "../../mod.ts";
 const [path, lockTimeout] = Deno.args;
 try {
   const store = await openStore({ plugin: "jsonfile", path, lockTimeout: Number(lockTimeout) });
-  await store.set(["opened"], true);
+  await store.set(["opened"], Deno.pid);
   await store.close();
   console.log("ok");
 } catch (err) {
