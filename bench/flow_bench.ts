@@ -102,6 +102,7 @@ import { openRuntime } from "../mod.ts";
 
 const INCREMENTS = 10_000;
 const dir = await Deno.makeTempDir({ prefix: "flowstate-bench-flow-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
 const runtime = await openRuntime({
   config: { stores: { main: { plugin: "sqlite", path: join(dir, "flow.db") } } },
   cwd: dir,

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { openStore } from "../mod.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "flowstate-bench-jsonfile-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
 const ENTRIES = 500;
 const payload = "x".repeat(150);
 

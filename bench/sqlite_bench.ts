@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { openStore, type Store } from "../mod.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "flowstate-bench-sqlite-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
 const BATCH = 10_000;
 const LIST = 1_000;
 const value = (n: number) => ({ n, name: "counter", tags: ["a", "b"], at: 1700000000000 + n });
