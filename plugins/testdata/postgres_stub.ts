@@ -1,0 +1,14 @@
+/**
+ * Test helper for plugins/postgres_test.ts: stands in for the `postgres` npm
+ * package (the lazy-import test maps "postgres" to this file). Evaluating it
+ * sets `globalThis.postgresStubLoaded`; every query rejects.
+ *
+ * @module
+ */
+(globalThis as { postgresStubLoaded?: boolean }).postgresStubLoaded = true;
+
+/** A fake `postgres()` whose queries all reject with "stub driver". */
+export default function postgres(): unknown {
+  const fail = () => Promise.reject(new Error("stub driver"));
+  return { unsafe: fail, begin: fail, reserve: fail, end: () => Promise.resolve() };
+}
