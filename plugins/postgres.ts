@@ -42,7 +42,7 @@ import type {
   RawEntry,
   StoreDriver,
 } from "../src/store/driver.ts";
-import { encodeKey, prefixUpperBound } from "../src/store/keys.ts";
+import { decodeKey, encodeKey, prefixUpperBound } from "../src/store/keys.ts";
 import type { NormalizedQuery } from "../src/store/query.ts";
 import type { AtomicCheck, Capabilities, JsonValue, Key } from "../src/store/types.ts";
 
@@ -157,56 +157,7 @@ interface EntryRow {
 }
 
 // ignoreBOM: a key element may start with U+FEFF, which must survive decoding.
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-/**
- * Invert {@linkcode encodeKey}: elements end with 0x00; a 0x00 inside an
- * element is escaped as 0x00 0xFF (UTF-8 never contains 0xFF).
- */
-function keyFromBytes(bytes: Uint8Array): string[] {
-  const key: string[] = [];
-  let start = 0;
-  for (let i = bytes.indexOf(0); i >= 0; i = bytes.indexOf(0, start)) {
-    if (bytes[i + 1] === 0xff) return keyWithNulFromBytes(bytes);
-    key.push(decodeElement(bytes, start, i));
-    start = i + 1;
-  }
-  return key;
-}
-
-/** Short ASCII elements (the common case) skip TextDecoder, which costs a native call each. */
-function decodeElement(bytes: Uint8Array, start: number, end: number): string {
-  if (end - start <= 64) {
-    let ascii = true;
-    for (let i = start; i < end; i++) {
-      if (bytes[i] >= 0x80) {
-        ascii = false;
-        break;
-      }
-    }
-    if (ascii) return String.fromCharCode.apply(null, bytes.subarray(start, end) as never);
-  }
-  return utf8.decode(bytes.subarray(start, end));
-}
-
-function keyWithNulFromBytes(bytes: Uint8Array): string[] {
-  const key: string[] = [];
-  const element = new Uint8Array(bytes.length);
-  let n = 0;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i];
-    if (b !== 0) {
-      element[n++] = b;
-    } else if (bytes[i + 1] === 0xff) {
-      element[n++] = 0;
-      i++;
-    } else {
-      key.push(utf8.decode(element.subarray(0, n)));
-      n = 0;
-    }
-  }
-  return key;
-}
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
@@ -225,7 +176,7 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 
 function toRaw(row: EntryRow): RawEntry {
   return {
-    key: keyFromBytes(row.key),
+    key: decodeKey(row.key),
     value: row.value,
     version: row.version,
     expiresAt: row.expires_at,

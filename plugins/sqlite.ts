@@ -33,7 +33,7 @@ import type {
   RawEntry,
   StoreDriver,
 } from "../src/store/driver.ts";
-import { encodeKey, prefixUpperBound } from "../src/store/keys.ts";
+import { decodeKey, encodeKey, prefixUpperBound } from "../src/store/keys.ts";
 import type { NormalizedQuery } from "../src/store/query.ts";
 import type { Capabilities, JsonValue, Key } from "../src/store/types.ts";
 
@@ -135,58 +135,7 @@ CREATE INDEX flowstate_entries_expires_at ON flowstate_entries (expires_at)
 const LIVE = "(expires_at IS NULL OR expires_at > ?)";
 
 // ignoreBOM: a key element may start with U+FEFF, which must survive decoding.
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-/**
- * Invert {@linkcode encodeKey}: elements end with 0x00; a 0x00 inside an
- * element is escaped as 0x00 0xFF (UTF-8 never contains 0xFF). Decoded here
- * rather than with `decodeKey` for speed (no per-byte array) and because
- * `decodeKey`'s TextDecoder drops a leading U+FEFF.
- */
-function keyFromBytes(bytes: Uint8Array): string[] {
-  const key: string[] = [];
-  let start = 0;
-  for (let i = bytes.indexOf(0); i >= 0; i = bytes.indexOf(0, start)) {
-    if (bytes[i + 1] === 0xff) return keyWithNulFromBytes(bytes);
-    key.push(decodeElement(bytes, start, i));
-    start = i + 1;
-  }
-  return key;
-}
-
-/** Short ASCII elements (the common case) skip TextDecoder, which costs a native call each. */
-function decodeElement(bytes: Uint8Array, start: number, end: number): string {
-  if (end - start <= 64) {
-    let ascii = true;
-    for (let i = start; i < end; i++) {
-      if (bytes[i] >= 0x80) {
-        ascii = false;
-        break;
-      }
-    }
-    if (ascii) return String.fromCharCode.apply(null, bytes.subarray(start, end) as never);
-  }
-  return utf8.decode(bytes.subarray(start, end));
-}
-
-function keyWithNulFromBytes(bytes: Uint8Array): string[] {
-  const key: string[] = [];
-  const element = new Uint8Array(bytes.length);
-  let n = 0;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i];
-    if (b !== 0) {
-      element[n++] = b;
-    } else if (bytes[i + 1] === 0xff) {
-      element[n++] = 0;
-      i++;
-    } else {
-      key.push(utf8.decode(element.subarray(0, n)));
-      n = 0;
-    }
-  }
-  return key;
-}
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
@@ -518,7 +467,7 @@ export class SqliteDriver implements StoreDriver {
       }
       for (const row of rows) {
         yield {
-          key: keyFromBytes(row.key),
+          key: decodeKey(row.key),
           value: row.value,
           version: row.version,
           expiresAt: row.expires_at,
@@ -696,7 +645,7 @@ export class SqliteDriver implements StoreDriver {
       throw this.#error(what, err);
     }
     return Promise.resolve(rows.map((row) => ({
-      key: keyFromBytes(row.key),
+      key: decodeKey(row.key),
       value: row.value,
       version: row.version,
       expiresAt: row.expires_at,

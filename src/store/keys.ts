@@ -124,24 +124,53 @@ export function encodeKey(key: Key): Uint8Array {
   return out;
 }
 
-const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-/** Invert {@linkcode encodeKey}. */
+/**
+ * Invert {@linkcode encodeKey}: elements end with 0x00; a 0x00 inside an
+ * element is escaped as 0x00 0xFF (UTF-8 never contains 0xFF). Short ASCII
+ * elements skip TextDecoder; a leading U+FEFF is kept.
+ */
 export function decodeKey(bytes: Uint8Array): string[] {
   const key: string[] = [];
-  let current: number[] = [];
+  let start = 0;
+  for (let i = bytes.indexOf(0); i >= 0; i = bytes.indexOf(0, start)) {
+    if (bytes[i + 1] === 0xff) return keyWithNulFromBytes(bytes);
+    key.push(decodeElement(bytes, start, i));
+    start = i + 1;
+  }
+  return key;
+}
+
+/** Short ASCII elements (the common case) skip TextDecoder, which costs a native call each. */
+function decodeElement(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start <= 64) {
+    let ascii = true;
+    for (let i = start; i < end; i++) {
+      if (bytes[i] >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return String.fromCharCode.apply(null, bytes.subarray(start, end) as never);
+  }
+  return utf8.decode(bytes.subarray(start, end));
+}
+
+function keyWithNulFromBytes(bytes: Uint8Array): string[] {
+  const key: string[] = [];
+  const element = new Uint8Array(bytes.length);
+  let n = 0;
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i];
-    if (b === 0) {
-      if (bytes[i + 1] === 0xff) {
-        current.push(0);
-        i++;
-      } else {
-        key.push(decoder.decode(new Uint8Array(current)));
-        current = [];
-      }
+    if (b !== 0) {
+      element[n++] = b;
+    } else if (bytes[i + 1] === 0xff) {
+      element[n++] = 0;
+      i++;
     } else {
-      current.push(b);
+      key.push(utf8.decode(element.subarray(0, n)));
+      n = 0;
     }
   }
   return key;
@@ -173,7 +202,7 @@ export function decodeCursor(cursor: string): Key {
     const b64 = cursor.replaceAll("-", "+").replaceAll("_", "/");
     const bin = atob(b64 + "=".repeat((4 - b64.length % 4) % 4));
     const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
-    const key = JSON.parse(decoder.decode(bytes));
+    const key = JSON.parse(utf8.decode(bytes));
     assertKey(key, "Cannot list");
     return key;
   } catch (err) {
