@@ -97,7 +97,7 @@ export class MemoryDriver implements StoreDriver {
 
   #put(entry: RawEntry): void {
     const id = JSON.stringify(entry.key);
-    if (!this.#entries.has(id) && !this.#inSorted.has(id)) {
+    if (this.#entries.get(id) === undefined && !this.#inSorted.has(id)) {
       this.#pending.push({ id, key: entry.key });
       this.#inSorted.add(id);
     }

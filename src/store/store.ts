@@ -46,8 +46,7 @@ let versionPrefix = "";
  * A new, globally unique version string: the time in ms (base 36, fixed
  * width), a per-process counter and a random per-process tag.
  */
-export function newVersion(): string {
-  const ms = Date.now();
+export function newVersion(ms: number = Date.now()): string {
   if (ms !== versionMs) {
     versionMs = ms;
     versionPrefix = ms.toString(36).padStart(9, "0");
@@ -157,8 +156,9 @@ class CoreStore implements Store {
   }
 
   #commit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
-    const version = newVersion();
-    const request: CommitRequest = { checks, mutations, version, now: this.#clock.now() };
+    const now = this.#clock.now();
+    const version = newVersion(this.#clock === systemClock ? now : Date.now());
+    const request: CommitRequest = { checks, mutations, version, now };
     let result;
     try {
       result = this.#driver.commit(request);
