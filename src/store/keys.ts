@@ -104,8 +104,32 @@ const encoder = new TextEncoder();
  * a 0x00 terminator. Backends that sort bytes (SQLite BLOBs) store this.
  */
 export function encodeKey(key: Key): Uint8Array {
-  const parts: Uint8Array[] = [];
+  // Fast path: every element is ASCII without NUL (the common case) — one
+  // allocation, no TextEncoder call.
   let size = 0;
+  let simple = true;
+  for (let e = 0; e < key.length && simple; e++) {
+    const element = key[e];
+    for (let i = 0; i < element.length; i++) {
+      const c = element.charCodeAt(i);
+      if (c === 0 || c >= 0x80) {
+        simple = false;
+        break;
+      }
+    }
+    size += element.length + 1;
+  }
+  if (simple) {
+    const out = new Uint8Array(size);
+    let o = 0;
+    for (const element of key) {
+      for (let i = 0; i < element.length; i++) out[o++] = element.charCodeAt(i);
+      out[o++] = 0;
+    }
+    return out;
+  }
+  const parts: Uint8Array[] = [];
+  size = 0;
   for (const element of key) {
     const bytes = encoder.encode(element);
     parts.push(bytes);
