@@ -158,7 +158,6 @@ interface EntryRow {
 
 // ignoreBOM: a key element may start with U+FEFF, which must survive decoding.
 
-
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 /** Hex text of bytes: keys travel in arrays as hex text and are `decode(…, 'hex')`d in SQL. */

@@ -136,7 +136,6 @@ const LIVE = "(expires_at IS NULL OR expires_at > ?)";
 
 // ignoreBOM: a key element may start with U+FEFF, which must survive decoding.
 
-
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
