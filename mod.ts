@@ -20,6 +20,7 @@ export type {
   Capabilities,
   Clock,
   CommitResult,
+  CompactResult,
   DeleteOptions,
   Entry,
   JsonValue,
@@ -68,6 +69,7 @@ export {
 export type {
   Duration,
   FlowDefinition,
+  FlowSchedule,
   InputSpec,
   InputType,
   NodeSpec,
@@ -120,6 +122,7 @@ export {
 export {
   coerceInputs,
   type CoerceInputsOptions,
+  type FlowPath,
   type FlowProblem,
   FlowValidationError,
   loadFlowFile,
@@ -156,13 +159,16 @@ export {
   type MigrationContext,
   type MigrationDefinition,
   MigrationError,
+  type MigrationLockInfo,
   type MigrationRecord,
+  type MigrationState,
   type MigrationStatus,
   migrationStatus,
 } from "./jobs/migrate.ts";
 export { moveStore, type MoveStoreOptions, type MoveStoreResult } from "./jobs/migrate_store.ts";
 export {
   type BackupConsistency,
+  type BackupHeader,
   type BackupInfo,
   type BackupOptions,
   type BackupResult,
@@ -170,6 +176,7 @@ export {
   type BackupStoreOptions,
   backupStores,
   type BackupStoresOptions,
+  type BackupTrailer,
 } from "./jobs/backup.ts";
 export {
   restoreBackup,
@@ -177,6 +184,7 @@ export {
   type RestoreResult,
   type VerifiedBackup,
   verifyBackup,
+  type VerifyBackupOptions,
 } from "./jobs/restore.ts";
 export {
   type ArchivedRun,
@@ -211,3 +219,4 @@ export {
 } from "./src/scheduler/lease.ts";
 export type { JobConfig, JobConfigObject, MissedPolicy, OverlapPolicy } from "./src/config.ts";
 export type { Timers } from "./src/flow/executor.ts";
+export type { FlowSource, RunFlowOptions } from "./src/flow/run.ts";

@@ -56,6 +56,7 @@ export class MemoryDriver implements StoreDriver {
 
   #clock: Clock;
 
+  /** A driver keeping entries in memory; with `snapshot`, restored from and written to that file. */
   constructor(snapshot?: string, clock: Clock = { now: () => Date.now() }) {
     this.#snapshot = snapshot;
     this.#clock = clock;
