@@ -34,7 +34,12 @@
  *    A process is "gone" when its pid does not exist (`kill(pid, 0)`), and,
  *    where Deno may read /proc (`--allow-all` on Linux), also when it is a
  *    zombie or started after the file was last written (a reused pid).
- * 4. `compact`: every store that can returns free space to the file system
+ * 4. `abandonedAfter` (off unless set, e.g. `"7d"`): runs still recorded as
+ *    `running` that started longer ago than this are recorded as `failed`
+ *    ("abandoned"): their process was killed or crashed before it could
+ *    record the end, and retention never deletes a running run. Choose a
+ *    duration longer than any real run.
+ * 5. `compact`: every store that can returns free space to the file system
  *    (`Store.compact()`: SQLite's incremental vacuum, a jsonfile rewrite), and
  *    the sizes before and after are reported.
  *
@@ -64,6 +69,8 @@ export interface GcOptions {
   tempFiles: boolean;
   /** Only temp and lock files older than this are removed. */
   tempMaxAge: Duration;
+  /** Record runs still `running` after this long as failed ("abandoned"); `null` (default) never does. */
+  abandonedAfter: Duration | null;
   /** Return free space to the file system where a store can. */
   compact: boolean;
   /** Only these configured stores (default: every configured store). */
@@ -77,6 +84,7 @@ export const defaults = {
   knownFlows: [],
   tempFiles: true,
   tempMaxAge: "1h",
+  abandonedAfter: null,
   compact: true,
 } satisfies Partial<GcOptions>;
 
@@ -116,6 +124,8 @@ export type GcResult = {
   tempFilesRemoved: number;
   /** Those files, relative to the home (at most 1000 listed). */
   tempFiles: string[];
+  /** Runs that were still `running` past `abandonedAfter`, now recorded as failed (or that a dry run would). */
+  abandonedRuns: number;
   /** Size on disk of the compacted stores before. */
   bytesBefore: number;
   /** Size on disk of the compacted stores after. */
@@ -145,6 +155,12 @@ const optionsSchema = z.strictObject({
       if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem.message });
     },
   ),
+  abandonedAfter: z.union([z.number(), z.string()]).nullable().default(defaults.abandonedAfter)
+    .superRefine((value, ctx) => {
+      if (value === null) return;
+      const problem = durationProblem(value);
+      if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem.message });
+    }),
   compact: z.boolean().default(defaults.compact),
   stores: z.array(z.string().min(1)).optional(),
 });
@@ -433,6 +449,7 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
     orphans: [],
     tempFilesRemoved: 0,
     tempFiles: [],
+    abandonedRuns: 0,
     bytesBefore: 0,
     bytesAfter: 0,
     bytesFreed: 0,
@@ -523,6 +540,47 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
         const shown = relative(ctx.home, path);
         if (result.tempFiles.length < MAX_LISTED) result.tempFiles.push(shown);
         ctx.log(`${dryRun ? "would remove" : "removed"} ${shown} (left by a process that is gone)`);
+      }
+      ctx.progress.finish();
+    }
+
+    if (options.abandonedAfter !== null && !signal.aborted) {
+      const cutoff = ctx.clock.now() - parseDuration(options.abandonedAfter, "abandonedAfter");
+      const records = await ctx.records();
+      ctx.progress.start(dryRun ? "gc (dry run): abandoned runs" : "gc: abandoned runs");
+      const stale: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await records.listRunSummaries({
+          status: "running",
+          until: cutoff,
+          limit: 1000,
+          cursor,
+        });
+        for (const summary of page.runs) if (summary.id !== ctx.runId) stale.push(summary.id);
+        cursor = page.cursor;
+      } while (cursor !== undefined && !signal.aborted);
+      for (const id of stale) {
+        if (signal.aborted) break;
+        const run = await records.getRun(id);
+        if (run === null || run.status !== "running") continue;
+        if (!dryRun) {
+          const endedAt = ctx.clock.now();
+          await records.finishRun({
+            ...run,
+            status: "failed",
+            endedAt,
+            durationMs: endedAt - run.startedAt,
+            error: {
+              message: `abandoned: still recorded as running after ${
+                String(options.abandonedAfter)
+              } (its process was killed or crashed)`,
+            },
+          });
+        }
+        result.abandonedRuns++;
+        ctx.progress.advance();
+        ctx.log(`${dryRun ? "would record" : "recorded"} run ${id} of ${run.flowId} as abandoned`);
       }
       ctx.progress.finish();
     }

@@ -587,3 +587,48 @@ Deno.test("gc stops when cancelled", async () => {
     assert.equal(result.stores.a.compact, null);
   });
 });
+
+Deno.test("gc records runs still running past abandonedAfter as failed, and only those", async () => {
+  await withEnv({ main: { plugin: "memory" } }, async ({ rt, clock }) => {
+    const records = await rt.records();
+    const start = async (flowId: string) => {
+      const id = records.newRunId();
+      await records.startRun({
+        id,
+        flowId,
+        flowVersion: "v",
+        status: "running",
+        inputs: {},
+        outputs: null,
+        startedAt: clock.now(),
+        endedAt: null,
+        durationMs: null,
+        nodes: {},
+        error: null,
+      });
+      return id;
+    };
+    const crashed = await start("old");
+    clock.advance(3 * 86_400_000);
+    const recent = await start("young");
+    clock.advance(3600_000);
+    const off = await gc.run(jobContext(rt), await resolveJobOptions(gc, {}, {}));
+    assert.equal(off.abandonedRuns, 0, "off by default");
+    const options = await resolveJobOptions(gc, {}, {
+      abandonedAfter: "2d",
+      expired: false,
+      tempFiles: false,
+      compact: false,
+    });
+    const dry = await gc.run(jobContext(rt, { dryRun: true }), options);
+    assert.equal(dry.abandonedRuns, 1);
+    assert.equal((await records.getRun(crashed))?.status, "running", "a dry run changes nothing");
+    const result = await gc.run(jobContext(rt), options);
+    assert.equal(result.abandonedRuns, 1);
+    const marked = await records.getRun(crashed);
+    assert.equal(marked?.status, "failed");
+    assert.match(marked?.error?.message ?? "", /abandoned/);
+    assert.equal((await records.getRun(recent))?.status, "running", "a recent run is left alone");
+    assert.equal((await records.getMetrics("old"))?.failed, 1);
+  });
+});
