@@ -193,6 +193,19 @@ type Path = readonly (string | number)[];
  * a literal `${…}`; objects are taken as they are), checks every field, and
  * resolves the home directory and scope → store mapping. Plugin options are
  * checked later, when a store is opened.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "@flowstate/core";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/flowstate.yaml`, "stores:\n  main:\n    plugin: memory\n");
+ * const config = await loadConfig({ cwd: dir });
+ * await Deno.remove(dir, { recursive: true });
+ * if (config.scopes.flow !== "main" || config.records !== "main") throw new Error("not main");
+ * if (config.where(["stores", "main", "plugin"]) !== "flowstate.yaml:3:5") {
+ *   throw new Error("expected the position of the plugin field");
+ * }
+ * ```
  */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
   const cwd = resolve(options.cwd ?? Deno.cwd());

@@ -99,6 +99,18 @@ export interface Runtime extends AsyncDisposable {
  * Load the configuration (see {@linkcode RuntimeOptions.config}) and return a
  * runtime whose stores open on first use. Throws a {@linkcode ConfigError} for
  * an invalid config. Dispose it with `await using` or call `close()`.
+ *
+ * @example
+ * ```ts
+ * import { openRuntime } from "@flowstate/core";
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * if (rt.storeNames.join() !== "main" || rt.isOpen("main")) throw new Error("expected lazy main");
+ * const store = await rt.storeFor("flow"); // every scope maps to the only store
+ * await store.set(["greeting"], "hi");
+ * if ((await store.get(["greeting"]))?.value !== "hi" || !rt.isOpen("main")) {
+ *   throw new Error("expected main open, holding the greeting");
+ * }
+ * ```
  */
 export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime> {
   const config = await loadConfig({

@@ -52,6 +52,19 @@ export function durationProblem(
  * @throws {TypeError} if `value` is neither a number nor a string.
  * @throws {RangeError} if `value` is a negative or non-finite number, or a
  *   string that is not a duration.
+ *
+ * @example
+ * ```ts
+ * import { parseDuration } from "@flowstate/core";
+ * if (parseDuration("1h30m", "timeout") !== 5_400_000) throw new Error("expected 90 minutes");
+ * if (parseDuration(250, "retry.delay") !== 250) throw new Error("expected 250 ms");
+ * try {
+ *   parseDuration("10", "timeout");
+ *   throw new Error("expected a RangeError");
+ * } catch (error) {
+ *   if (!(error instanceof RangeError)) throw error; // "10" has no unit
+ * }
+ * ```
  */
 export function parseDuration(value: Duration, where: string): number {
   try {

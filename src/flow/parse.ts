@@ -50,6 +50,20 @@ export interface FlowProblem {
  * A flow is invalid (or, from `coerceInputs`, the inputs given to it are).
  * {@linkcode FlowValidationError.problems} holds every problem found; the
  * message lists them one per line as `file:line:column: path: message`.
+ *
+ * @example
+ * ```ts
+ * import { FlowValidationError, validateFlow } from "@flowstate/core";
+ * try {
+ *   validateFlow({ id: "hello", nodes: [{ id: "a", type: "log", needs: ["b"] }] });
+ *   throw new Error("expected a FlowValidationError");
+ * } catch (error) {
+ *   if (!(error instanceof FlowValidationError)) throw error;
+ *   // error.message: nodes[0].needs[0]: unknown node "b" (did you mean "a"?)
+ *   const [problem] = error.problems;
+ *   if (problem.path.join(".") !== "nodes.0.needs.0") throw new Error(error.message);
+ * }
+ * ```
  */
 export class FlowValidationError extends Error {
   /** Every problem found, in source order when positions are known. */
@@ -280,6 +294,16 @@ function emptyRange(node: { range?: [number, number, number] | null }): boolean 
  * @returns The definition with a way to locate paths in the source.
  * @throws {FlowValidationError} listing every problem, each as
  *   `file:line:column: path: message`.
+ *
+ * @example
+ * ```ts
+ * import { parseFlow } from "@flowstate/core";
+ * const yaml = "id: hello\nnodes:\n  - id: say\n    type: log\n    with: { message: hi }\n";
+ * const flow = parseFlow(yaml, { file: "hello.flow.yaml" });
+ * if (flow.definition.nodes[0].with?.message !== "hi") throw new Error("expected the message");
+ * const at = flow.locate(["nodes", 0, "type"]);
+ * if (at?.line !== 4 || at.column !== 11) throw new Error(`type is at ${JSON.stringify(at)}`);
+ * ```
  */
 export function parseFlow(text: string, options: ParseFlowOptions = {}): ParsedFlow {
   if (typeof text !== "string") {
@@ -361,6 +385,17 @@ export function parseFlow(text: string, options: ParseFlowOptions = {}): ParsedF
  * @param options The known node types.
  * @returns The validated definition (a deep copy); `locate` always returns `undefined`.
  * @throws {FlowValidationError} listing every problem as `path: message`.
+ *
+ * @example
+ * ```ts
+ * import { validateFlow } from "@flowstate/core";
+ * const flow = validateFlow({
+ *   id: "hello",
+ *   nodes: [{ id: "say", type: "log", with: { message: "hi" } }],
+ * });
+ * if (flow.definition.nodes[0].id !== "say") throw new Error("expected the node");
+ * if (flow.locate(["nodes", 0]) !== undefined) throw new Error("an object has no positions");
+ * ```
  */
 export function validateFlow(definition: unknown, options: ValidateFlowOptions = {}): ParsedFlow {
   const checker = new Checker(undefined);
@@ -384,6 +419,18 @@ export function validateFlow(definition: unknown, options: ValidateFlowOptions =
  * @param options The known node types.
  * @throws {FlowValidationError} when the file is missing, is a directory, or
  *   holds an invalid flow. Other read errors (permissions) are thrown as they are.
+ *
+ * @example
+ * ```ts
+ * import { loadFlowFile } from "@flowstate/core";
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/hello.flow.yaml`;
+ * await Deno.writeTextFile(path, "id: hello\nnodes:\n  - id: say\n    type: log\n");
+ * const flow = await loadFlowFile(path, { displayPath: "hello.flow.yaml" });
+ * await Deno.remove(dir, { recursive: true });
+ * if (flow.definition.id !== "hello") throw new Error("expected flow hello");
+ * if (flow.file !== "hello.flow.yaml") throw new Error("expected the display path");
+ * ```
  */
 export async function loadFlowFile(
   path: string,
@@ -821,6 +868,19 @@ export interface CoerceInputsOptions {
  * @returns Every declared input with a value (copies, never the caller's objects).
  * @throws {FlowValidationError} listing every problem, e.g.
  *   `input "by": expected a number, got "abc"`.
+ *
+ * @example
+ * ```ts
+ * import { coerceInputs, validateFlow } from "@flowstate/core";
+ * const { definition } = validateFlow({
+ *   id: "add",
+ *   inputs: { by: { type: "number", default: 1 }, name: { type: "string" } },
+ *   nodes: [{ id: "say", type: "log" }],
+ * });
+ * const inputs = coerceInputs(definition, { by: "5", name: "x" }, { fromStrings: true });
+ * if (inputs.by !== 5 || inputs.name !== "x") throw new Error("expected by=5, name=x");
+ * if (coerceInputs(definition, { name: "y" }).by !== 1) throw new Error("expected the default");
+ * ```
  */
 export function coerceInputs(
   flow: FlowDefinition,

@@ -331,6 +331,15 @@ const flowObjectSchema = z.strictObject({
  * The zod schema of a flow definition. It checks structure, types, id
  * patterns, durations, cron shape and ranges; use `validateFlow` for the
  * whole-flow checks (references, cycles, templates) as well.
+ *
+ * @example
+ * ```ts
+ * import { flowSchema } from "@flowstate/core";
+ * const ok = flowSchema.safeParse({ id: "hello", nodes: [{ id: "say", type: "log" }] });
+ * if (!ok.success) throw ok.error;
+ * const bad = flowSchema.safeParse({ id: "Hello!", nodes: [] });
+ * if (bad.success) throw new Error("expected the id pattern [a-z0-9_-]+ to refuse Hello!");
+ * ```
  */
 export const flowSchema: z.ZodType<FlowDefinition> = flowObjectSchema;
 
@@ -382,6 +391,18 @@ export interface FlowJsonSchemaOptions {
  * to get completion, hover docs (`markdownDescription`) and red squiggles.
  * Durations carry a `pattern`, ids their patterns, and node `type` the known
  * node types as `examples`.
+ *
+ * @example
+ * ```ts
+ * import { flowJsonSchema } from "@flowstate/core";
+ * const schema = flowJsonSchema({ nodeTypes: ["log", "state.set"] });
+ * if (schema.$schema !== "https://json-schema.org/draft/2020-12/schema") {
+ *   throw new Error("expected draft 2020-12");
+ * }
+ * if (schema.title !== "Flowstate flow") throw new Error("expected the flow schema");
+ * const text = JSON.stringify(schema, null, 2); // save as flow.schema.json
+ * if (!text.includes('"state.set"')) throw new Error("expected the node types");
+ * ```
  */
 export function flowJsonSchema(options: FlowJsonSchemaOptions = {}): Record<string, unknown> {
   const nodeTypes = options.nodeTypes === undefined

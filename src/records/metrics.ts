@@ -23,7 +23,22 @@
  */
 import type { RunRecord, RunStatus } from "../flow/types.ts";
 
-/** The factor by which each histogram bucket is wider than the one before. */
+/**
+ * The factor by which each histogram bucket is wider than the one before.
+ * Bucket `i >= 1` holds durations in `[HISTOGRAM_GROWTH ** (i - 1), HISTOGRAM_GROWTH ** i)` ms.
+ *
+ * @example
+ * ```ts
+ * import { HISTOGRAM_GROWTH, quantile } from "@flowstate/core";
+ * const durationMs = 100;
+ * const index = Math.floor(Math.log(durationMs) / Math.log(HISTOGRAM_GROWTH)) + 1; // 49
+ * const histogram = { growth: HISTOGRAM_GROWTH, buckets: { [index]: 1 } };
+ * const estimate = quantile(histogram, 0.5) ?? NaN;
+ * if (!(estimate >= HISTOGRAM_GROWTH ** (index - 1) && estimate < HISTOGRAM_GROWTH ** index)) {
+ *   throw new Error(`expected an estimate inside bucket ${index}, got ${estimate}`);
+ * }
+ * ```
+ */
 export const HISTOGRAM_GROWTH = 1.1;
 
 /** Durations at or above this (one year, in ms) all fall into the last bucket. */
@@ -33,6 +48,16 @@ export const HISTOGRAM_MAX_MS = 365 * 24 * 60 * 60 * 1000;
  * The bound on the relative error of a percentile read from a histogram with
  * the default growth, for durations between 1 ms and one year:
  * `sqrt(HISTOGRAM_GROWTH) - 1` (about 0.0488).
+ *
+ * @example
+ * ```ts
+ * import { HISTOGRAM_GROWTH, HISTOGRAM_RELATIVE_ERROR, quantile } from "@flowstate/core";
+ * // One run of 100 ms, counted in bucket 49: [1.1 ** 48, 1.1 ** 49) ms, about [97, 106.7).
+ * const estimate = quantile({ growth: HISTOGRAM_GROWTH, buckets: { "49": 1 } }, 0.5) ?? NaN;
+ * if (!(Math.abs(estimate - 100) / 100 <= HISTOGRAM_RELATIVE_ERROR)) {
+ *   throw new Error(`${estimate} is more than ${HISTOGRAM_RELATIVE_ERROR} off 100`);
+ * }
+ * ```
  */
 export const HISTOGRAM_RELATIVE_ERROR: number = Math.sqrt(HISTOGRAM_GROWTH) - 1;
 
@@ -179,6 +204,18 @@ export function histogramCount(histogram: DurationHistogram): number {
  * Estimate the nearest-rank `q`-quantile (`0 <= q <= 1`; 0.95 for p95) of the
  * counted durations, or `null` if there are none. Pass the exact `min` and
  * `max` seen to clamp the estimate (this only ever makes it closer).
+ *
+ * @example
+ * ```ts
+ * import { openRuntime, quantile } from "@flowstate/core";
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * await rt.runFlow({ id: "hello", nodes: [{ id: "say", type: "log", with: { message: "hi" } }] });
+ * const metrics = await (await rt.records()).getMetrics("hello");
+ * if (metrics === null) throw new Error("expected metrics after a finished run");
+ * const { histogram, minDurationMs: min, maxDurationMs: max } = metrics;
+ * const p99 = quantile(histogram, 0.99, { min, max });
+ * if (p99 !== max) throw new Error("with one run, every quantile is clamped to its duration");
+ * ```
  */
 export function quantile(
   histogram: DurationHistogram,

@@ -221,6 +221,16 @@ function encodeIdTime(ms: number): string {
 /**
  * The start time (ms since the epoch) a run id encodes. Throws a `TypeError`
  * if `runId` was not made by {@linkcode Records.newRunId}.
+ *
+ * @example
+ * ```ts
+ * import { openStore, Records, runIdTime } from "@flowstate/core";
+ * await using store = await openStore({ plugin: "memory" });
+ * const startedAt = Date.UTC(2024, 0, 1);
+ * const records = new Records(store, { clock: { now: () => startedAt } });
+ * const runId = records.newRunId();
+ * if (runIdTime(runId) !== startedAt) throw new Error(`${runId} does not encode ${startedAt}`);
+ * ```
  */
 export function runIdTime(runId: string): number {
   checkRunId(runId, "Cannot read run id");
@@ -297,6 +307,19 @@ function summarize(run: RunRecord): RunSummary {
  * `undefined` properties dropped, no whitespace. Throws a `TypeError` for
  * anything JSON cannot hold (functions, `BigInt`, non-finite numbers,
  * `undefined` in arrays, cycles, class instances).
+ *
+ * @example
+ * ```ts
+ * import { canonicalJson } from "@flowstate/core";
+ * const text = canonicalJson({ b: 1, a: [true, null], c: undefined });
+ * if (text !== '{"a":[true,null],"b":1}') throw new Error(`unexpected ${text}`);
+ * try {
+ *   canonicalJson({ when: new Date(0) });
+ *   throw new Error("expected a TypeError");
+ * } catch (error) {
+ *   if (!(error instanceof TypeError)) throw error; // a Date is not plain JSON
+ * }
+ * ```
  */
 export function canonicalJson(value: unknown): string {
   return canonical(value, "value", []);
@@ -346,7 +369,18 @@ function canonical(value: unknown, path: string, ancestors: object[]): string {
   }
 }
 
-/** The content hash of a flow definition: SHA-256 (lowercase hex) of its canonical JSON. */
+/**
+ * The content hash of a flow definition: SHA-256 (lowercase hex) of its canonical JSON.
+ *
+ * @example
+ * ```ts
+ * import { hashFlowDefinition } from "@flowstate/core";
+ * const a = await hashFlowDefinition({ id: "hello", nodes: [{ id: "say", type: "log" }] });
+ * const b = await hashFlowDefinition({ nodes: [{ type: "log", id: "say" }], id: "hello" });
+ * if (a !== b) throw new Error("key order must not change the hash");
+ * if (!/^[0-9a-f]{64}$/.test(a)) throw new Error(`expected 64 hex digits, got ${a}`);
+ * ```
+ */
 export async function hashFlowDefinition(definition: FlowDefinition): Promise<string> {
   const bytes = new TextEncoder().encode(canonicalJson(definition));
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
@@ -359,6 +393,18 @@ const RETRY: unique symbol = Symbol("retry");
 /**
  * Flow versions, run records, events and metrics in one {@linkcode Store}.
  * See the module documentation for the key layout.
+ *
+ * @example
+ * ```ts
+ * import { openStore, Records } from "@flowstate/core";
+ * await using store = await openStore({ plugin: "memory" });
+ * const records = new Records(store);
+ * const flow = { id: "hello", nodes: [{ id: "say", type: "log" }] };
+ * const { hash, created } = await records.saveVersion(flow);
+ * const head = await records.getHead("hello");
+ * if (!created || head?.hash !== hash || head.seq !== 1) throw new Error("expected version 1");
+ * if ((await records.saveVersion(flow)).created) throw new Error("same content, same version");
+ * ```
  */
 export class Records {
   #store: Store;

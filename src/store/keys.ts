@@ -72,6 +72,15 @@ export function compareStrings(a: string, b: string): number {
 /**
  * Compare two keys element-wise in code-point order; a key sorts before every
  * longer key it is a prefix of. Returns a negative, zero or positive number.
+ *
+ * @example
+ * ```ts
+ * import { compareKeys } from "@flowstate/core";
+ * const keys = [["b"], ["a", "z"], ["é"], ["a"], ["Z"]];
+ * keys.sort(compareKeys);
+ * const sorted = JSON.stringify(keys);
+ * if (sorted !== '[["Z"],["a"],["a","z"],["b"],["é"]]') throw new Error(`got ${sorted}`);
+ * ```
  */
 export function compareKeys(a: Key, b: Key): number {
   const n = Math.min(a.length, b.length);
