@@ -9,7 +9,7 @@
  * await using store = await openStore({ plugin: "memory" });
  * await store.set(["flow", "counter", "count"], 1);
  * const entry = await store.get<number>(["flow", "counter", "count"]);
- * console.assert(entry?.value === 1);
+ * if (!(entry?.value === 1)) throw new Error("unexpected result");
  * ```
  *
  * @module

@@ -1277,9 +1277,9 @@ function merge(base: State, overlay: ReadonlyMap<string, Rec | null>): Rec[] {
  * const dir = await Deno.makeTempDir();
  * const store = await openStore({ plugin: "jsonfile", path: `${dir}/state.json` });
  * await store.set(["flow", "counter", "count"], 1);
- * console.assert((await store.get(["flow", "counter", "count"]))?.value === 1);
+ * if (!((await store.get(["flow", "counter", "count"]))?.value === 1)) throw new Error("unexpected result");
  * await store.close();
- * console.assert((await Deno.readTextFile(`${dir}/state.json`)).includes('"count"'));
+ * if (!((await Deno.readTextFile(`${dir}/state.json`)).includes('"count"'))) throw new Error("unexpected result");
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

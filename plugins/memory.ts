@@ -227,7 +227,7 @@ export class MemoryDriver implements StoreDriver {
  * import { openStore } from "@flowstate/core";
  * await using store = await openStore({ plugin: "memory" });
  * await store.set(["a"], 1);
- * console.assert((await store.count()) === 1);
+ * if (!((await store.count()) === 1)) throw new Error("unexpected result");
  * ```
  */
 const memory: Plugin<MemoryOptions> = definePlugin({

@@ -1066,8 +1066,8 @@ function compileQuery(
  * const store = await openStore({ plugin: "sqlite", path: `${dir}/state.db` });
  * await store.set(["flow", "counter", "count"], 1);
  * const entry = await store.get<number>(["flow", "counter", "count"]);
- * console.assert(entry?.value === 1);
- * console.assert(store.capabilities.multiProcess);
+ * if (!(entry?.value === 1)) throw new Error("unexpected result");
+ * if (!(store.capabilities.multiProcess)) throw new Error("unexpected result");
  * await store.close();
  * await Deno.remove(dir, { recursive: true });
  * ```

@@ -14,7 +14,7 @@
  * ```ts
  * import { ConflictError } from "@flowstate/core";
  * const err = new ConflictError("Cannot increment counter: 10 concurrent writers won");
- * console.assert(err.name === "ConflictError");
+ * if (!(err.name === "ConflictError")) throw new Error("unexpected result");
  * ```
  */
 export class ConflictError extends Error {
@@ -37,7 +37,7 @@ export class ConflictError extends Error {
  *   path: "state.json",
  *   movedTo: "state.json.corrupt-20260101T000000Z",
  * });
- * console.assert(err.movedTo?.endsWith("Z"));
+ * if (!(err.movedTo?.endsWith("Z"))) throw new Error("unexpected result");
  * ```
  */
 export class StoreCorruptError extends Error {
@@ -66,7 +66,7 @@ export class StoreCorruptError extends Error {
  * ```ts
  * import { ConfigError } from "@flowstate/core";
  * const err = new ConfigError("flowstate.yaml:3:5: stores.main.plugin: expected a string");
- * console.assert(err.name === "ConfigError");
+ * if (!(err.name === "ConfigError")) throw new Error("unexpected result");
  * ```
  */
 export class ConfigError extends Error {
@@ -88,7 +88,7 @@ export class ConfigError extends Error {
  * try {
  *   await store.get(["a"]);
  * } catch (err) {
- *   console.assert(err instanceof StoreClosedError);
+ *   if (!(err instanceof StoreClosedError)) throw new Error("unexpected result");
  * }
  * ```
  */

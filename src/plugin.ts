@@ -90,7 +90,7 @@ export interface Plugin<O = unknown> extends PluginDefinition<O> {
  *   }),
  * });
  * const store = await openStore({ plugin: nothing });
- * console.assert((await store.get(["a"])) === null);
+ * if (!((await store.get(["a"])) === null)) throw new Error("unexpected result");
  * await store.close();
  * ```
  */
@@ -152,7 +152,7 @@ export function resolvePluginSpecifier(specifier: string, baseDir: string): stri
  * ```ts
  * import { loadPlugin } from "@flowstate/core";
  * const memory = await loadPlugin("memory");
- * console.assert(memory.name === "memory");
+ * if (!(memory.name === "memory")) throw new Error("unexpected result");
  * ```
  */
 export async function loadPlugin(
@@ -222,7 +222,7 @@ export function defaultHome(): string {
  * import { openStore } from "@flowstate/core";
  * await using store = await openStore({ plugin: "memory" });
  * await store.set(["greeting"], "hello");
- * console.assert((await store.get(["greeting"]))?.value === "hello");
+ * if (!((await store.get(["greeting"]))?.value === "hello")) throw new Error("unexpected result");
  * ```
  */
 export async function openStore(spec: StoreSpec, options: OpenStoreOptions = {}): Promise<Store> {

@@ -82,7 +82,7 @@ export interface Runtime extends AsyncDisposable {
    *   nodes: [{ id: "count", type: "state.increment", with: { key: "runs" } }],
    *   outputs: { runs: "${{ nodes.count.output }}" },
    * });
-   * console.assert(run.status === "succeeded" && run.outputs?.runs === 1);
+   * if (!(run.status === "succeeded" && run.outputs?.runs === 1)) throw new Error("unexpected result");
    * ```
    */
   runFlow(flow: FlowSource, options?: RunFlowOptions): Promise<RunRecord>;

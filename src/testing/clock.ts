@@ -39,9 +39,9 @@ function assertTime(ms: unknown, what: string): asserts ms is number {
  *
  * const clock = fakeClock(1_000);
  * clock.advance(500);
- * console.assert(clock.now() === 1_500);
+ * if (!(clock.now() === 1_500)) throw new Error("unexpected result");
  * clock.set(0);
- * console.assert(clock.now() === 0);
+ * if (!(clock.now() === 0)) throw new Error("unexpected result");
  * ```
  */
 export function fakeClock(start: number = DEFAULT_START): FakeClock {

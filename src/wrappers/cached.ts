@@ -197,8 +197,8 @@ function slotEntry<T>(slot: CacheSlot): Entry<T> {
  * await using store = cached(await openStore({ plugin: "memory" }), { max: 100 });
  * await store.set(["user", "ada"], { name: "Ada" });
  * const entry = await store.get(["user", "ada"]);
- * console.assert(entry?.value !== null);
- * console.assert(store.stats().hits === 1);
+ * if (!(entry?.value !== null)) throw new Error("unexpected result");
+ * if (!(store.stats().hits === 1)) throw new Error("unexpected result");
  * ```
  *
  * @example Write-behind: 100 writes to one key become one store write
@@ -208,10 +208,10 @@ function slotEntry<T>(slot: CacheSlot): Entry<T> {
  * const base = await openStore({ plugin: "memory" });
  * const store = cached(base, { mode: "write-behind", flushInterval: 0 });
  * for (let i = 1; i <= 100; i++) await store.set(["counter"], i);
- * console.assert(store.stats().pendingWrites === 1);
- * console.assert((await base.get(["counter"])) === null); // not written yet
+ * if (!(store.stats().pendingWrites === 1)) throw new Error("unexpected result");
+ * if (!((await base.get(["counter"])) === null)) throw new Error("unexpected result"); // not written yet
  * await store.flush();
- * console.assert((await base.get(["counter"]))?.value === 100);
+ * if (!((await base.get(["counter"]))?.value === 100)) throw new Error("unexpected result");
  * await store.close(); // flushes, then closes `base`
  * ```
  */

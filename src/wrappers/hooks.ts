@@ -126,9 +126,10 @@ export interface StoreHooks {
  *   },
  * });
  * await store.set(["flow", "count"], 1);
- * await store.set(["other"], 1).catch((err) => console.assert(err instanceof Error));
- * console.assert((await store.get(["other"])) === null); // nothing was written
- * console.assert(reads === 1);
+ * const refused = await store.set(["other"], 1).then(() => false, (err) => err instanceof Error);
+ * if (!refused) throw new Error("the hook should have refused the write");
+ * if (!((await store.get(["other"])) === null)) throw new Error("unexpected result"); // nothing was written
+ * if (!(reads === 1)) throw new Error("unexpected result");
  * ```
  */
 export function withHooks(store: Store, hooks: StoreHooks): Store {
