@@ -301,6 +301,23 @@ function runOnLine(line: string, runId: string): { run: RunRecord; events: RunEv
  * others' indexes; decompresses only the file that holds it (up to the run's
  * line). Throws a `TypeError` if `runId` is not a run id, and a
  * `StoreCorruptError` if that file is damaged.
+ *
+ * @example
+ * ```ts
+ * import { openRuntime, readArchivedRun, runJob } from "@flowstate/core";
+ *
+ * const home = await Deno.makeTempDir();
+ * let now = Date.UTC(2026, 0, 1);
+ * const config = { stores: { main: { plugin: "memory" } } };
+ * await using rt = await openRuntime({ home, config, clock: { now: () => now } });
+ * const flow = { id: "hello", nodes: [{ id: "hi", type: "transform", with: { value: 1 } }] };
+ * const run = await rt.runFlow(flow);
+ * now += 40 * 86_400_000; // 40 days later: older than the default olderThan (30d)
+ * await runJob(rt, "archive", { progress: "quiet" });
+ * const archived = await readArchivedRun(home, run.id);
+ * if (archived?.run.status !== "succeeded") throw new Error("the run was not archived");
+ * await Deno.remove(home, { recursive: true });
+ * ```
  */
 export async function readArchivedRun(home: string, runId: string): Promise<ArchivedRun | null> {
   const time = runIdTime(runId);
@@ -328,6 +345,24 @@ export async function readArchivedRun(home: string, runId: string): Promise<Arch
 /**
  * Archived runs' summaries, newest first, read from the archive indexes only.
  * Files whose period cannot hold a match (by `since`/`until`) are not read.
+ *
+ * @example
+ * ```ts
+ * import { listArchivedRuns, openRuntime, runJob } from "@flowstate/core";
+ *
+ * const home = await Deno.makeTempDir();
+ * let now = Date.UTC(2026, 0, 1);
+ * const config = { stores: { main: { plugin: "memory" } } };
+ * await using rt = await openRuntime({ home, config, clock: { now: () => now } });
+ * const flow = { id: "hello", nodes: [{ id: "hi", type: "transform", with: { value: 1 } }] };
+ * const run = await rt.runFlow(flow);
+ * now += 40 * 86_400_000; // 40 days later: older than the default olderThan (30d)
+ * await runJob(rt, "archive", { progress: "quiet" });
+ * const [summary] = await listArchivedRuns(home, { flowId: "hello" });
+ * if (summary?.id !== run.id) throw new Error("the run was not archived");
+ * if (summary.archive !== "runs-2026-01.ndjson.gz") throw new Error(summary.archive);
+ * await Deno.remove(home, { recursive: true });
+ * ```
  */
 export async function listArchivedRuns(
   home: string,

@@ -193,6 +193,18 @@ function versionLine(entry: Entry): string {
  * store holds an unfinished restore, if it kept changing for `attempts`
  * snapshot tries, or when `signal` aborts (the temp file is then removed and
  * nothing else changes).
+ *
+ * @example
+ * ```ts
+ * import { backupStore, openStore } from "@flowstate/core";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await using store = await openStore({ plugin: "memory" }, { name: "main" });
+ * await store.set(["flow", "counter", "count"], 1);
+ * const info = await backupStore(store, `${dir}/main.fsbackup`);
+ * if (info.entries !== 1 || info.attempts !== 1) throw new Error("backup incomplete");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function backupStore(
   store: Store,
@@ -367,6 +379,20 @@ export interface BackupResult {
  * Back up the runtime's store `options.store` (default: the global scope's)
  * or, with `all`, each configured store in turn, one file each, under
  * `<home>/backups/` (or `out`). An existing file is never overwritten.
+ *
+ * @example
+ * ```ts
+ * import { backupStores, openRuntime } from "@flowstate/core";
+ *
+ * const home = await Deno.makeTempDir();
+ * const config = { stores: { main: { plugin: "memory" } } };
+ * await using rt = await openRuntime({ home, config });
+ * await (await rt.store("main")).set(["flow", "counter", "count"], 1);
+ * const { files } = await backupStores(rt, { all: true });
+ * if (files.length !== 1 || files[0].entries !== 1) throw new Error("main was not backed up");
+ * await Deno.stat(files[0].file); // <home>/backups/main-<timestamp>.fsbackup
+ * await Deno.remove(home, { recursive: true });
+ * ```
  */
 export async function backupStores(
   runtime: Runtime,

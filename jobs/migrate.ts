@@ -101,6 +101,24 @@ export interface Migration extends MigrationDefinition {
  * (exporting `up` and `down` functions by name works too). `up` must apply
  * the change and `down` undo it, each through `ctx.store`, honouring
  * `ctx.signal` in long loops.
+ *
+ * @example
+ * ```ts
+ * // migrations/0002_rename_counter.ts
+ * import { defineMigration } from "@flowstate/core";
+ *
+ * const migration = defineMigration({
+ *   description: "rename the counter key",
+ *   async up({ store }) {
+ *     const old = await store.get(["flow", "counter", "n"]);
+ *     if (old === null) return;
+ *     await store.atomic().check(old.key, old.version).delete(old.key)
+ *       .set(["flow", "counter", "count"], old.value).commit();
+ *   },
+ * });
+ * if (migration.kind !== "flowstate.migration") throw new Error("not a migration");
+ * export default migration;
+ * ```
  */
 export function defineMigration(definition: MigrationDefinition): Migration {
   if (typeof definition?.up !== "function") {
@@ -224,7 +242,21 @@ export interface MigrateResult {
   warnings: string[];
 }
 
-/** A failure of a migration run: a migration threw, the lock is held or was lost, a module is missing. */
+/**
+ * A failure of a migration run: a migration threw, the lock is held or was
+ * lost, a module is missing.
+ *
+ * @example
+ * ```ts
+ * import { MigrationError, migrateUp, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const err = await migrateUp(store, "./no-such-folder").catch((e) => e);
+ * if (!(err instanceof MigrationError) || err.name !== "MigrationError") {
+ *   throw new Error(`expected a MigrationError, got ${err}`);
+ * }
+ * ```
+ */
 export class MigrationError extends Error {
   /** Create the error. */
   constructor(message: string, options?: ErrorOptions) {
@@ -363,6 +395,18 @@ function missingWarning(id: string, dir: string, record: MigrationRecord): strin
  * that changed since they were applied, applied migrations whose module is
  * gone, pending migrations numbered before an applied one, and ignored files.
  * Reads only: takes no lock and imports no module.
+ *
+ * @example
+ * ```ts
+ * import { migrationStatus, openStore } from "@flowstate/core";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/0001_seed.js`, "export function up() {}");
+ * await using store = await openStore({ plugin: "memory" });
+ * const status = await migrationStatus(store, dir);
+ * if (status.pending[0] !== "0001_seed" || status.lock !== null) throw new Error("not pending");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function migrationStatus(store: Store, dir: string): Promise<MigrationStatus> {
   dir = resolve(dir);
@@ -772,6 +816,20 @@ function contextFor(
  * resolves. A migration that throws is not recorded and the ones after it
  * are not applied: a {@linkcode MigrationError} naming it is thrown. When
  * `signal` is aborted, stops before the next migration (`cancelled: true`).
+ *
+ * @example
+ * ```ts
+ * import { migrateUp, openStore } from "@flowstate/core";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const up = `export const up = ({ store }) => store.set(["app", "seeded"], true);`;
+ * await Deno.writeTextFile(`${dir}/0001_seed.js`, up);
+ * await using store = await openStore({ plugin: "memory" });
+ * const result = await migrateUp(store, dir);
+ * const seeded = await store.get(["app", "seeded"]);
+ * if (result.done[0] !== "0001_seed" || seeded?.value !== true) throw new Error("not applied");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function migrateUp(
   store: Store,
@@ -889,6 +947,23 @@ export async function migrateUp(
  * reverse order (highest id first), running each module's `down` and deleting
  * its record. Every module is loaded before anything is reverted: a missing
  * module or one without `down` is a {@linkcode MigrationError} that names it.
+ *
+ * @example
+ * ```ts
+ * import { migrateDown, migrateUp, openStore } from "@flowstate/core";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/0001_seed.js`, [
+ *   `export const up = ({ store }) => store.set(["app", "seeded"], true);`,
+ *   `export const down = ({ store }) => store.delete(["app", "seeded"]);`,
+ * ].join("\n"));
+ * await using store = await openStore({ plugin: "memory" });
+ * await migrateUp(store, dir);
+ * const result = await migrateDown(store, dir);
+ * const seeded = await store.get(["app", "seeded"]);
+ * if (result.done[0] !== "0001_seed" || seeded !== null) throw new Error("not reverted");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function migrateDown(
   store: Store,

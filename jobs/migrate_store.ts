@@ -396,6 +396,20 @@ async function verify(
  * `status: "interrupted"` when `signal` aborts (after the batch in flight is
  * committed); a rerun with `resume` continues. Rejects with a
  * {@linkcode MigrationError} when verification finds a difference.
+ *
+ * @example
+ * ```ts
+ * import { moveStore, openStore } from "@flowstate/core";
+ *
+ * await using source = await openStore({ plugin: "memory" }, { name: "old" });
+ * await using target = await openStore({ plugin: "memory" }, { name: "new" });
+ * await source.set(["flow", "counter", "count"], 1);
+ * const moved = await moveStore(source, target);
+ * const count = await target.get(["flow", "counter", "count"]);
+ * if (moved.status !== "completed" || !moved.verified || count?.value !== 1) {
+ *   throw new Error(`move ${moved.status}`);
+ * }
+ * ```
  */
 export async function moveStore(
   source: Store,

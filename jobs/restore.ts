@@ -131,6 +131,21 @@ const CHECK_EVERY = 1000;
  * documentation) without writing anything. Resolves what it holds; rejects
  * with a `StoreCorruptError` naming the problem when the file is
  * damaged, and with `Deno.errors.NotFound` when it does not exist.
+ *
+ * @example
+ * ```ts
+ * import { backupStore, openStore, verifyBackup } from "@flowstate/core";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await using store = await openStore({ plugin: "memory" }, { name: "main" });
+ * await store.set(["flow", "counter", "count"], 1);
+ * await backupStore(store, `${dir}/main.fsbackup`);
+ * const backup = await verifyBackup(`${dir}/main.fsbackup`);
+ * if (backup.entries !== 1 || backup.header.store !== "main" || !backup.checksumFile) {
+ *   throw new Error("the backup did not verify");
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function verifyBackup(
   path: string,
@@ -411,6 +426,21 @@ async function clearTarget(
  * Rejects with a `StoreCorruptError` for a damaged file and with an
  * `Error` for a target that is not empty (without `force`), in both cases
  * before anything is written.
+ *
+ * @example
+ * ```ts
+ * import { backupStore, openStore, restoreBackup } from "@flowstate/core";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await using old = await openStore({ plugin: "memory" }, { name: "old" });
+ * await old.set(["flow", "counter", "count"], 1);
+ * await backupStore(old, `${dir}/old.fsbackup`);
+ * await using target = await openStore({ plugin: "memory" }, { name: "new" });
+ * const result = await restoreBackup(target, `${dir}/old.fsbackup`);
+ * const count = await target.get(["flow", "counter", "count"]);
+ * if (result.restored !== 1 || count?.value !== 1) throw new Error("not restored");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function restoreBackup(
   store: Store,

@@ -48,7 +48,26 @@ function duration(ms: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }
 
-/** Make a progress reporter. */
+/**
+ * Make a progress reporter: a redrawn bar on a terminal, a plain line at most
+ * every `plainInterval` ms otherwise, nothing in `quiet` mode.
+ *
+ * @example
+ * ```ts
+ * import { createProgress } from "@flowstate/core";
+ *
+ * const lines: string[] = [];
+ * let now = 0;
+ * const progress = createProgress({ mode: "plain", write: (t) => lines.push(t), now: () => now });
+ * progress.start("copy", 10);
+ * now = 2000;
+ * progress.advance(4);
+ * progress.finish("copied");
+ * if (progress.state.done !== 4 || lines[1] !== "copy 40% 4/10 ETA 3s 2/s\n") {
+ *   throw new Error(`unexpected output: ${JSON.stringify(lines)}`);
+ * }
+ * ```
+ */
 export function createProgress(options: ProgressOptions = {}): Progress {
   const mode = options.mode ?? (Deno.stderr.isTerminal() ? "tty" : "plain");
   const write = options.write ??

@@ -35,6 +35,16 @@ export function builtinJobNames(): string[] {
 /**
  * Load a job by built-in name, file path (relative to `baseDir`) or any
  * specifier Deno can import.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError, loadJob } from "@flowstate/core";
+ *
+ * const backup = await loadJob("backup");
+ * if (backup.name !== "backup" || backup.kind !== "flowstate.job") throw new Error("not loaded");
+ * const unknown = await loadJob("bakup").catch((err) => err);
+ * if (!(unknown instanceof ConfigError)) throw new Error("expected a ConfigError");
+ * ```
  */
 export async function loadJob(specifier: string | Job, baseDir: string = Deno.cwd()): Promise<Job> {
   if (typeof specifier !== "string") {
@@ -129,6 +139,22 @@ export async function resolveJobOptions<O>(
  * Run a job now and record the run. Invalid options throw a
  * {@linkcode ConfigError} before anything runs; a job that throws is recorded
  * as `failed` and returned (not thrown).
+ *
+ * @example
+ * ```ts
+ * import { defineJob, openRuntime, runJob } from "@flowstate/core";
+ * import { z } from "zod";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const greet = defineJob({
+ *   name: "greet",
+ *   description: "says hello",
+ *   optionsSchema: z.strictObject({ who: z.string() }),
+ *   run: (_ctx, { who }) => ({ greeting: `hello ${who}` }),
+ * });
+ * const run = await runJob(rt, greet, { options: { who: "Ada" }, progress: "quiet" });
+ * if (run.outputs?.greeting !== "hello Ada") throw new Error(`the job ${run.status}`);
+ * ```
  */
 export async function runJob(
   runtime: Runtime,

@@ -87,6 +87,16 @@ export function canonicalTimezone(timezone: string): string {
  * Why `expression` is not a usable cron expression, as a sentence fragment
  * (`minute 61 is out of range (0-59)`…), or `undefined` when it is one. An
  * expression that can never match (`0 0 30 2 *`) is a problem too.
+ *
+ * @example
+ * ```ts
+ * import { cronProblem } from "@flowstate/core";
+ *
+ * if (cronProblem("0 3 * * *") !== undefined) throw new Error("a valid expression was refused");
+ * if (cronProblem("@daily", "Europe/Paris") !== undefined) throw new Error("@daily was refused");
+ * const problem = cronProblem("0 0 30 2 *"); // February 30th
+ * if (problem !== 'cron expression "0 0 30 2 *" never matches a date') throw new Error(problem);
+ * ```
  */
 export function cronProblem(
   expression: unknown,
@@ -144,6 +154,19 @@ function explainCronError(err: unknown): string {
  * Check a cron expression and time zone.
  *
  * @throws {RangeError} naming what is wrong (`Cannot use cron expression "61 * * * *": …`).
+ *
+ * @example
+ * ```ts
+ * import { validateCron } from "@flowstate/core";
+ *
+ * validateCron("0,30 9-17 * * 1-5", "America/New_York"); // valid: returns nothing
+ * try {
+ *   validateCron("61 * * * *");
+ *   throw new Error("expected a RangeError");
+ * } catch (err) {
+ *   if (!(err instanceof RangeError)) throw err;
+ * }
+ * ```
  */
 export function validateCron(expression: string, timezone: string = DEFAULT_TIMEZONE): void {
   const problem = cronProblem(expression, timezone);
@@ -158,6 +181,17 @@ export function validateCron(expression: string, timezone: string = DEFAULT_TIME
  * `after` alone, never from the wall clock.
  *
  * @throws {RangeError} when the expression or zone is invalid.
+ *
+ * @example
+ * ```ts
+ * import { nextTick } from "@flowstate/core";
+ *
+ * const newYear = Date.UTC(2026, 0, 1); // 2026-01-01T00:00:00Z
+ * if (nextTick("0 3 * * *", newYear) !== Date.UTC(2026, 0, 1, 3)) throw new Error("not 03:00Z");
+ * // 03:00 in Paris is 02:00 UTC in winter.
+ * const paris = nextTick("0 3 * * *", newYear, "Europe/Paris");
+ * if (paris !== Date.UTC(2026, 0, 1, 2)) throw new Error(`not 02:00Z: ${paris}`);
+ * ```
  */
 export function nextTick(
   expression: string,
@@ -174,6 +208,15 @@ export function nextTick(
  * is none. Computed from `before` alone.
  *
  * @throws {RangeError} when the expression or zone is invalid.
+ *
+ * @example
+ * ```ts
+ * import { previousTick } from "@flowstate/core";
+ *
+ * const newYear = Date.UTC(2026, 0, 1); // 2026-01-01T00:00:00Z
+ * const last = previousTick("@daily", newYear);
+ * if (last !== Date.UTC(2025, 11, 31)) throw new Error(`not the previous midnight: ${last}`);
+ * ```
  */
 export function previousTick(
   expression: string,

@@ -105,12 +105,41 @@ export const DEFAULT_HISTORY_MS = 7 * 24 * 3_600_000;
 const MAX_ATTEMPTS = 50;
 const PRUNE_BATCH = 200;
 
-/** A tick's nominal time as the key part used for it (ISO 8601, UTC). */
+/**
+ * A tick's nominal time as the key part used for it (ISO 8601, UTC), so that
+ * key order is time order.
+ *
+ * @example
+ * ```ts
+ * import { tickKey } from "@flowstate/core";
+ *
+ * const key = tickKey(Date.UTC(2026, 0, 1, 3));
+ * if (key !== "2026-01-01T03:00:00.000Z") throw new Error(`unexpected key ${key}`);
+ * ```
+ */
 export function tickKey(tick: number): string {
   return new Date(tick).toISOString();
 }
 
-/** Leases, done markers and the last completed tick of every schedule, in one store. */
+/**
+ * Leases, done markers and the last completed tick of every schedule, in one
+ * store: of several runners sharing the store, one runs each tick.
+ *
+ * @example
+ * ```ts
+ * import { openStore, TickLeases } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const a = new TickLeases(store, { runnerId: "a" });
+ * const b = new TickLeases(store, { runnerId: "b" });
+ * const tick = Date.UTC(2026, 0, 1, 3);
+ * const first = await a.acquire("job:backup", tick);
+ * const second = await b.acquire("job:backup", tick);
+ * if (!first.ok || second.ok) throw new Error("both runners got the tick");
+ * await first.lease.complete({ status: "succeeded" });
+ * if (await b.state("job:backup", tick) !== "done") throw new Error("the tick is not done");
+ * ```
+ */
 export class TickLeases {
   /** The store the keys live in. */
   readonly store: Store;
@@ -271,7 +300,25 @@ export class TickLeases {
   }
 }
 
-/** A lease this runner holds on one tick. */
+/**
+ * A lease this runner holds on one tick, from {@linkcode TickLeases.acquire}:
+ * renew it while the work runs, then `complete()` it, or `release()` it to
+ * let the tick be run again.
+ *
+ * @example
+ * ```ts
+ * import { openStore, TickLeases } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const leases = new TickLeases(store, { runnerId: "runner-1", leaseMs: 30_000 });
+ * const tick = Date.UTC(2026, 0, 1, 3);
+ * const acquired = await leases.acquire("flow:report", tick);
+ * if (!acquired.ok) throw new Error(`tick not free: ${acquired.reason}`);
+ * if (!(await acquired.lease.renew())) throw new Error("lease lost");
+ * await acquired.lease.release(); // cancelled: no done marker
+ * if (await leases.state("flow:report", tick) !== "free") throw new Error("tick still held");
+ * ```
+ */
 export class TickLease {
   /** The schedule. */
   readonly scheduleId: string;

@@ -211,6 +211,21 @@ export function defaultRunnerId(): string {
  * config (or takes `schedules`), checks them and starts waiting for ticks;
  * `stop({ graceMs })` stops taking ticks and waits for running work, then
  * cancels it. The runtime stays open: close it after `stop()`.
+ *
+ * @example
+ * ```ts
+ * import { openRuntime, Scheduler } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const ticks: number[] = [];
+ * const scheduler = new Scheduler(rt, {
+ *   clock: { now: () => Date.UTC(2026, 0, 1, 3) }, // a fixed clock, exactly at a tick
+ *   schedules: [{ id: "report", cron: "0 3 * * *", run: ({ tick }) => void ticks.push(tick) }],
+ * });
+ * await scheduler.start(); // the tick due now starts at once
+ * const { cancelled } = await scheduler.stop(); // stops waiting; the running tick finishes
+ * if (ticks[0] !== Date.UTC(2026, 0, 1, 3) || cancelled !== 0) throw new Error("no tick ran");
+ * ```
  */
 export class Scheduler {
   /** This runner's id. */
@@ -720,6 +735,21 @@ export interface LoadSchedulesOptions {
  * A scheduled flow that declares an input named `scheduledAt` receives the
  * tick's nominal time: an ISO string if the input's type is `string`, else
  * milliseconds since the epoch.
+ *
+ * @example
+ * ```ts
+ * import { loadSchedules, openRuntime } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({
+ *   config: {
+ *     stores: { main: { plugin: "memory" } },
+ *     jobs: { backup: { schedule: "0 3 * * *" } }, // retention and gc are scheduled by default
+ *   },
+ * });
+ * const schedules = await loadSchedules(rt);
+ * const ids = schedules.map((s) => `${s.id} ${s.cron}`);
+ * if (!ids.includes("job:backup 0 3 * * *")) throw new Error(`no backup in ${ids.join(", ")}`);
+ * ```
  */
 export async function loadSchedules(
   runtime: Runtime,
