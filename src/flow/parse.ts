@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { builtinNodes } from "./nodes.ts";
 import {
   type Document,
   isAlias,
@@ -440,6 +441,9 @@ export async function loadFlowFile(
   } = {},
 ): Promise<ParsedFlow> {
   const { displayPath, ...parseOptions } = options;
+  // A file's node types are built-ins or module paths, so unknown names are
+  // reported here, with every other problem of the file.
+  parseOptions.nodeTypes ??= BUILTIN_NODE_NAMES;
   const shown = displayPath ?? path;
   let text: string;
   try {
@@ -465,6 +469,8 @@ export async function loadFlowFile(
   }
   return parseFlow(text, { ...parseOptions, file: shown });
 }
+
+const BUILTIN_NODE_NAMES: ReadonlySet<string> = new Set(builtinNodes.keys());
 
 function sortProblems(problems: FlowProblem[]): FlowProblem[] {
   const placed = problems.filter((p) => p.line !== undefined);
@@ -677,15 +683,11 @@ class Checker {
       if (typeof type !== "string" || type === "" || isModuleType(type) || known.has(type)) {
         continue;
       }
-      const hint = didYouMean(type, known);
       this.add(
         ["nodes", node.index, "type"],
-        `unknown node type "${type}"${
-          hint ||
-          `; known types are ${
-            [...known].sort().join(", ")
-          }, or use a module path like ./nodes/thing.ts`
-        }`,
+        `unknown node type "${type}"${didYouMean(type, known)}; use a built-in (${
+          [...known].join(", ")
+        }) or a module path like ./nodes/thing.ts`,
       );
     }
   }

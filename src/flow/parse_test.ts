@@ -304,8 +304,8 @@ nodes:
   - { id: b, type: whatever }
 `;
   assert.deepEqual(problems(text, { nodeTypes: NODE_TYPES }), [
-    'flow.yaml:3:20: nodes[0].type: unknown node type "lgo" (did you mean "log"?)',
-    'flow.yaml:4:20: nodes[1].type: unknown node type "whatever"; known types are delay, log, state.increment, or use a module path like ./nodes/thing.ts',
+    'flow.yaml:3:20: nodes[0].type: unknown node type "lgo" (did you mean "log"?); use a built-in (state.increment, log, delay) or a module path like ./nodes/thing.ts',
+    'flow.yaml:4:20: nodes[1].type: unknown node type "whatever"; use a built-in (state.increment, log, delay) or a module path like ./nodes/thing.ts',
   ]);
   assert.equal(parseFlow(text).definition.nodes[0].type, "lgo");
 });
@@ -490,7 +490,7 @@ colour: blue
   );
   assert.deepEqual(lines, [
     'flow.yaml:1:5: id: expected a flow id of lowercase letters, digits, "_" and "-", got "Demo"',
-    'flow.yaml:4:11: nodes[0].type: unknown node type "lgo" (did you mean "log"?)',
+    'flow.yaml:4:11: nodes[0].type: unknown node type "lgo" (did you mean "log"?); use a built-in (state.increment, log, delay) or a module path like ./nodes/thing.ts',
     'flow.yaml:6:14: nodes[0].timeout: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got "soon"',
     "flow.yaml:9:13: nodes[1].needs[0]: dependency cycle: a -> b -> a",
     'flow.yaml:10:16: nodes[1].with.x: node "b" reads inputs.missing, which is not declared under inputs',

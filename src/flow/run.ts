@@ -11,6 +11,7 @@ import { Records } from "../records/records.ts";
 import type { Clock, JsonValue, Store } from "../store/types.ts";
 import { executeFlow, type PreparedFlow, type Timers } from "./executor.ts";
 import { coerceInputs, loadFlowFile, type ParsedFlow, validateFlow } from "./parse.ts";
+import { builtinNodes } from "./nodes.ts";
 import { prepareFlow } from "./prepare.ts";
 import type { FlowDefinition, RunEvent, RunRecord } from "./types.ts";
 
@@ -63,7 +64,7 @@ export async function loadFlow(
   if (typeof flow === "string") {
     parsed = await loadFlowFile(resolve(cwd, flow), { displayPath: flow });
   } else if (isParsed(flow)) parsed = flow;
-  else parsed = validateFlow(flow);
+  else parsed = validateFlow(flow, { nodeTypes: new Set(builtinNodes.keys()) });
   const prepared = await prepareFlow(parsed, {
     baseDir: parsed.file ? dirname(resolve(cwd, parsed.file)) : cwd,
   });
