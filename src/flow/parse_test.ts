@@ -129,7 +129,7 @@ nodes:
   - { id: a, type: ./nodes/thing.ts }
   - { id: b, type: ../shared/node.ts }
   - { id: c, type: /abs/node.ts }
-  - { id: d, type: "jsr:@scope/node" }
+  - { id: d, type: "npm:@scope/node" }
 `,
     { nodeTypes: NODE_TYPES },
   );
@@ -137,7 +137,7 @@ nodes:
     "./nodes/thing.ts",
     "../shared/node.ts",
     "/abs/node.ts",
-    "jsr:@scope/node",
+    "npm:@scope/node",
   ]);
 });
 
@@ -709,7 +709,7 @@ Deno.test("flowJsonSchema() with nodeTypes restricts node types to them or modul
   assert.deepEqual(type.examples, ["delay", "log"]);
   assert.deepEqual(type.anyOf[0], { enum: ["delay", "log"] });
   const modulePattern = new RegExp(type.anyOf[1].pattern as string);
-  assert.ok(modulePattern.test("./x.ts") && modulePattern.test("jsr:@a/b"));
+  assert.ok(modulePattern.test("./x.ts") && modulePattern.test("npm:@a/b"));
   assert.ok(!modulePattern.test("lgo"));
 });
 
