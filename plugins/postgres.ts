@@ -42,7 +42,13 @@ import type {
   RawEntry,
   StoreDriver,
 } from "../src/store/driver.ts";
-import { decodeKey, encodeKey, prefixUpperBound } from "../src/store/keys.ts";
+import {
+  byteBounds,
+  compareBytes,
+  decodeKey,
+  encodeKey,
+  prefixUpperBound,
+} from "../src/store/keys.ts";
 import type { NormalizedQuery } from "../src/store/query.ts";
 import type { AtomicCheck, Capabilities, JsonValue, Key } from "../src/store/types.ts";
 
@@ -167,12 +173,6 @@ function toHex(bytes: Uint8Array): string {
   return out;
 }
 
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
-}
-
 function toRaw(row: EntryRow): RawEntry {
   return {
     key: decodeKey(row.key),
@@ -229,18 +229,6 @@ function redactUrl(url: string): string {
   const params = [...parsed.searchParams].filter(([name]) => !/pass|secret|key/i.test(name));
   const query = params.length === 0 ? "" : `?${new URLSearchParams(params)}`;
   return `${parsed.protocol}//${user}${hostPort(parsed)}${parsed.pathname}${query}`;
-}
-
-interface Bounds {
-  lower?: Uint8Array;
-  lowerExclusive: boolean;
-  upper?: Uint8Array;
-}
-
-function prefixBounds(prefix: Key): Bounds {
-  return prefix.length === 0
-    ? { lowerExclusive: false }
-    : { lower: encodeKey(prefix), lowerExclusive: true, upper: prefixUpperBound(prefix) };
 }
 
 /** Mutations reduced to the last write per key, as sorted arrays for `unnest`. */
@@ -542,21 +530,7 @@ export class PostgresDriver implements StoreDriver {
   async *list(range: KeyRange, now: number): AsyncGenerator<RawEntry> {
     const what = "Cannot list";
     this.#assertOpen(what);
-    const bounds = prefixBounds(range.prefix ?? []);
-    if (range.start !== undefined) {
-      const start = encodeKey(range.start);
-      const c = bounds.lower === undefined ? 1 : compareBytes(start, bounds.lower);
-      if (c > 0) {
-        bounds.lower = start;
-        bounds.lowerExclusive = range.startExclusive === true;
-      } else if (c === 0 && range.startExclusive) {
-        bounds.lowerExclusive = true;
-      }
-    }
-    if (range.end !== undefined) {
-      const end = encodeKey(range.end);
-      if (bounds.upper === undefined || compareBytes(end, bounds.upper) < 0) bounds.upper = end;
-    }
+    const bounds = byteBounds(range);
     const reverse = range.reverse === true;
     let remaining = range.limit ?? Infinity;
     const pageSize = range.batchSize ?? DEFAULT_PAGE_SIZE;

@@ -33,7 +33,13 @@ import type {
   RawEntry,
   StoreDriver,
 } from "../src/store/driver.ts";
-import { decodeKey, encodeKey, prefixUpperBound } from "../src/store/keys.ts";
+import {
+  byteBounds,
+  compareBytes,
+  decodeKey,
+  encodeKey,
+  prefixUpperBound,
+} from "../src/store/keys.ts";
 import type { NormalizedQuery } from "../src/store/query.ts";
 import type { Capabilities, JsonValue, Key } from "../src/store/types.ts";
 
@@ -136,12 +142,6 @@ const LIVE = "(expires_at IS NULL OR expires_at > ?)";
 
 // ignoreBOM: a key element may start with U+FEFF, which must survive decoding.
 
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
-}
-
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -178,18 +178,6 @@ async function probeFile(path: string): Promise<"absent" | "empty" | "sqlite" | 
   } finally {
     file.close();
   }
-}
-
-interface Bounds {
-  lower?: Uint8Array;
-  lowerExclusive: boolean;
-  upper?: Uint8Array;
-}
-
-function prefixBounds(prefix: Key): Bounds {
-  return prefix.length === 0
-    ? { lowerExclusive: false }
-    : { lower: encodeKey(prefix), lowerExclusive: true, upper: prefixUpperBound(prefix) };
 }
 
 /**
@@ -416,21 +404,7 @@ export class SqliteDriver implements StoreDriver {
   *list(range: KeyRange, now: number): Generator<RawEntry> {
     const what = "Cannot list";
     this.#assertOpen(what);
-    const bounds = prefixBounds(range.prefix ?? []);
-    if (range.start !== undefined) {
-      const start = encodeKey(range.start);
-      const c = bounds.lower === undefined ? 1 : compareBytes(start, bounds.lower);
-      if (c > 0) {
-        bounds.lower = start;
-        bounds.lowerExclusive = range.startExclusive === true;
-      } else if (c === 0 && range.startExclusive) {
-        bounds.lowerExclusive = true;
-      }
-    }
-    if (range.end !== undefined) {
-      const end = encodeKey(range.end);
-      if (bounds.upper === undefined || compareBytes(end, bounds.upper) < 0) bounds.upper = end;
-    }
+    const bounds = byteBounds(range);
     const reverse = range.reverse === true;
     let remaining = range.limit ?? Infinity;
     const pageSize = range.batchSize ?? DEFAULT_PAGE_SIZE;

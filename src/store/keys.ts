@@ -247,3 +247,50 @@ export function decodeCursor(cursor: string): Key {
     );
   }
 }
+
+/** Byte-wise comparison (memcmp order) of two encoded keys. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
+/** A key range as bounds on encoded keys: `lower` (exclusive when `lowerExclusive`), `upper` (exclusive). */
+export interface ByteBounds {
+  /** Lower bound, or none. */
+  lower?: Uint8Array;
+  /** Whether `lower` itself is excluded. */
+  lowerExclusive: boolean;
+  /** Exclusive upper bound, or none. */
+  upper?: Uint8Array;
+}
+
+/**
+ * The encoded-key bounds of a listing: keys strictly under `prefix`, at or
+ * after `start` (after it when `startExclusive`), and before `end`. Backends
+ * that store {@linkcode encodeKey} bytes (SQLite, PostgreSQL) turn these into
+ * `key > ? AND key < ?` clauses.
+ */
+export function byteBounds(
+  range: { prefix?: Key; start?: Key; startExclusive?: boolean; end?: Key },
+): ByteBounds {
+  const prefix = range.prefix ?? [];
+  const bounds: ByteBounds = prefix.length === 0
+    ? { lowerExclusive: false }
+    : { lower: encodeKey(prefix), lowerExclusive: true, upper: prefixUpperBound(prefix) };
+  if (range.start !== undefined) {
+    const start = encodeKey(range.start);
+    const c = bounds.lower === undefined ? 1 : compareBytes(start, bounds.lower);
+    if (c > 0) {
+      bounds.lower = start;
+      bounds.lowerExclusive = range.startExclusive === true;
+    } else if (c === 0 && range.startExclusive) {
+      bounds.lowerExclusive = true;
+    }
+  }
+  if (range.end !== undefined) {
+    const end = encodeKey(range.end);
+    if (bounds.upper === undefined || compareBytes(end, bounds.upper) < 0) bounds.upper = end;
+  }
+  return bounds;
+}
