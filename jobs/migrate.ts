@@ -715,6 +715,7 @@ function storeForMigration(store: Store, lock: MigrationLock): Store {
       check: (key, version) => (inner.check(key, version), op),
       set: (key, value, options) => (inner.set(key, value, options), op),
       delete: (key) => (inner.delete(key), op),
+      clear: (prefix, bounds) => (inner.clear(prefix, bounds), op),
       commit: () => guard(() => inner.commit()),
     };
     return op;
@@ -748,10 +749,10 @@ function storeForMigration(store: Store, lock: MigrationLock): Store {
     set: (key, value, options) => guard(() => store.set(key, value, options)),
     delete: (key, options) => guard(() => store.delete(key, options)),
     list,
-    count: (prefix) => guard(() => store.count(prefix)),
+    count: (prefix, bounds) => guard(() => store.count(prefix, bounds)),
     query: (query) => guard(() => store.query(query)),
     atomic,
-    clear: (prefix) => guard(() => store.clear(prefix)),
+    clear: (prefix, bounds) => guard(() => store.clear(prefix, bounds)),
     purgeExpired: () => guard(() => store.purgeExpired()),
     compact: () => guard(() => store.compact()),
     close: refuseClose,

@@ -60,13 +60,14 @@ import { moveAside } from "../src/_fs.ts";
 import { StoreCorruptError } from "../src/errors.ts";
 import { definePlugin, type Plugin } from "../src/plugin.ts";
 import type {
+  ClearRange,
   CommitRequest,
   DriverCommitResult,
   KeyRange,
   RawEntry,
   StoreDriver,
 } from "../src/store/driver.ts";
-import { compareKeys, hasPrefix } from "../src/store/keys.ts";
+import { compareKeys, hasPrefix, inClearRange } from "../src/store/keys.ts";
 import type { Capabilities, Key } from "../src/store/types.ts";
 
 /** Options of the jsonfile plugin. */
@@ -156,7 +157,7 @@ interface Stamp {
 
 type Operation =
   | { kind: "commit"; request: CommitRequest }
-  | { kind: "clear"; prefix: Key; now: number }
+  | { kind: "clear"; range: ClearRange; now: number }
   | { kind: "purge"; now: number }
   | { kind: "compact" };
 
@@ -501,6 +502,13 @@ function lowerBound(sorted: readonly Rec[], bound: Key, exclusive: boolean, from
 }
 
 /** The records under `prefix` (strictly longer keys), in key order. */
+function copyRange(range: ClearRange): ClearRange {
+  const copy: ClearRange = { prefix: [...range.prefix] };
+  if (range.start !== undefined) copy.start = [...range.start];
+  if (range.end !== undefined) copy.end = [...range.end];
+  return copy;
+}
+
 function underPrefix(sorted: readonly Rec[], prefix: Key): Rec[] {
   if (prefix.length === 0) return sorted.slice();
   const out: Rec[] = [];
@@ -737,6 +745,7 @@ export class JsonFileDriver implements StoreDriver {
     expiry: false,
     count: true,
     clear: true,
+    atomicClear: true,
     query: false,
   };
   readonly #path: string;
@@ -849,10 +858,12 @@ export class JsonFileDriver implements StoreDriver {
     }
   }
 
-  async count(prefix: Key, now: number): Promise<number> {
+  async count(range: ClearRange, now: number): Promise<number> {
     const { sorted } = await this.#fresh();
     let n = 0;
-    for (const rec of underPrefix(sorted, prefix)) if (live(rec, now)) n++;
+    for (const rec of underPrefix(sorted, range.prefix)) {
+      if (live(rec, now) && inClearRange(rec.raw.key, range)) n++;
+    }
     return n;
   }
 
@@ -861,15 +872,17 @@ export class JsonFileDriver implements StoreDriver {
     // caller's arrays cannot change what it writes.
     const copy: CommitRequest = {
       checks: request.checks.map((c) => ({ key: [...c.key], version: c.version })),
-      mutations: request.mutations.map((m) => ({ ...m, key: [...m.key] })),
+      mutations: request.mutations.map((m) =>
+        m.type === "clear" ? { ...m, range: copyRange(m.range) } : { ...m, key: [...m.key] }
+      ),
       version: request.version,
       now: request.now,
     };
     return this.#enqueue({ kind: "commit", request: copy }) as Promise<DriverCommitResult>;
   }
 
-  clear(prefix: Key, now: number): Promise<number> {
-    return this.#enqueue({ kind: "clear", prefix: [...prefix], now }) as Promise<number>;
+  clear(range: ClearRange, now: number): Promise<number> {
+    return this.#enqueue({ kind: "clear", range: copyRange(range), now }) as Promise<number>;
   }
 
   /** Delete every entry expired at `now`, in one write; resolves how many. */
@@ -1036,11 +1049,13 @@ export class JsonFileDriver implements StoreDriver {
     const overlay = new Map<string, Rec | null>();
     const current = (id: string): Rec | null | undefined =>
       overlay.has(id) ? overlay.get(id) : base.entries.get(id);
-    /** Ids of the entries under `prefix` as this batch has left them so far. */
-    const idsUnder = (prefix: Key): Set<string> => {
+    /** Ids of the entries in `range` as this batch has left them so far. */
+    const idsIn = (range: ClearRange): Set<string> => {
       const ids = new Set<string>();
-      for (const rec of underPrefix(base.sorted, prefix)) if (!overlay.has(rec.id)) ids.add(rec.id);
-      for (const [id, rec] of overlay) if (rec && hasPrefix(rec.raw.key, prefix)) ids.add(id);
+      for (const rec of underPrefix(base.sorted, range.prefix)) {
+        if (!overlay.has(rec.id) && inClearRange(rec.raw.key, range)) ids.add(rec.id);
+      }
+      for (const [id, rec] of overlay) if (rec && inClearRange(rec.raw.key, range)) ids.add(id);
       return ids;
     };
     const results: OperationResult[] = [];
@@ -1049,7 +1064,7 @@ export class JsonFileDriver implements StoreDriver {
     for (const { op } of batch) {
       if (op.kind === "clear" || op.kind === "purge") {
         let removed = 0;
-        for (const id of idsUnder(op.kind === "clear" ? op.prefix : [])) {
+        for (const id of idsIn(op.kind === "clear" ? op.range : { prefix: [] })) {
           const isLive = live(current(id), op.now);
           if (op.kind === "purge" && isLive) continue;
           if (op.kind === "purge" || isLive) removed++;
@@ -1080,9 +1095,14 @@ export class JsonFileDriver implements StoreDriver {
           const rec = makeRec(m.key, m.value, request.version, m.expiresAt);
           overlay.set(rec.id, rec);
           changed = true;
-        } else {
+        } else if (m.type === "delete") {
           const id = JSON.stringify(m.key);
           if (current(id)) {
+            overlay.set(id, null);
+            changed = true;
+          }
+        } else {
+          for (const id of idsIn(m.range)) {
             overlay.set(id, null);
             changed = true;
           }

@@ -313,6 +313,7 @@ Deno.test("jsonfile resolves a relative path against baseDir", async () => {
       query: false,
       count: true,
       clear: true,
+      atomicClear: true,
       multiProcess: true,
     });
     await store.set(["a"], 1);

@@ -47,7 +47,7 @@ interface Slot {
 /** The memory driver: a Map plus a lazily merged sorted index. */
 export class MemoryDriver implements StoreDriver {
   readonly location: string;
-  readonly capabilities = { persistent: false, expiry: false };
+  readonly capabilities = { persistent: false, expiry: false, atomicClear: true };
   #entries = new Map<string, RawEntry>();
   #sorted: Slot[] = [];
   #inSorted = new Set<string>();
@@ -192,8 +192,12 @@ export class MemoryDriver implements StoreDriver {
     for (const m of request.mutations) {
       if (m.type === "set") {
         this.#put({ key: m.key, value: m.value, version: request.version, expiresAt: m.expiresAt });
-      } else {
+      } else if (m.type === "delete") {
         this.#entries.delete(JSON.stringify(m.key));
+      } else {
+        const { prefix, start, end } = m.range;
+        const doomed = [...this.list({ prefix, start, end })];
+        for (const e of doomed) this.#entries.delete(JSON.stringify(e.key));
       }
     }
     return { ok: true };

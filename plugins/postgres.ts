@@ -35,6 +35,7 @@ import { z } from "zod";
 import { StoreClosedError, StoreCorruptError } from "../src/errors.ts";
 import { definePlugin, type Plugin } from "../src/plugin.ts";
 import type {
+  ClearRange,
   CommitRequest,
   DriverCommitResult,
   KeyRange,
@@ -238,10 +239,29 @@ interface WritePlan {
   setExpires: (number | null)[];
   deleteKeys: string[];
   /** The single mutation, when there is exactly one (a cheaper statement). */
-  single?: { mutation: Mutation; key: Uint8Array };
+  single?: { mutation: Exclude<Mutation, { type: "clear" }>; key: Uint8Array };
 }
 
-function planWrites(mutations: readonly Mutation[]): WritePlan {
+/**
+ * The SQL condition of a key range, with its parameters numbered from
+ * `first`: `key >= $n` / `key > $n` / `key < $n`, or `true` for every key.
+ */
+function rangeWhere(range: ClearRange, first: number): { where: string; params: Uint8Array[] } {
+  const bounds = byteBounds(range);
+  const where: string[] = [];
+  const params: Uint8Array[] = [];
+  if (bounds.lower !== undefined) {
+    params.push(bounds.lower);
+    where.push(`key ${bounds.lowerExclusive ? ">" : ">="} $${first + params.length - 1}::bytea`);
+  }
+  if (bounds.upper !== undefined) {
+    params.push(bounds.upper);
+    where.push(`key < $${first + params.length - 1}::bytea`);
+  }
+  return { where: where.length === 0 ? "true" : where.join(" AND "), params };
+}
+
+function planWrites(mutations: readonly Exclude<Mutation, { type: "clear" }>[]): WritePlan {
   const plan: WritePlan = { setKeys: [], setValues: [], setExpires: [], deleteKeys: [] };
   if (mutations.length === 1) {
     plan.single = { mutation: mutations[0], key: encodeKey(mutations[0].key) };
@@ -282,10 +302,8 @@ interface Statements {
   /** $1 check keys, $2 check versions, $3 now. */
   check: string;
   lock: string;
-  countAll: string;
-  countRange: string;
-  clearAll: string;
-  clearRange: string;
+  /** A condition that takes the store's shared lock (for unchecked writes). */
+  sharedLock: string;
   purge: string;
 }
 
@@ -319,14 +337,7 @@ function statements(t: string, lockId: number): Statements {
       `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}) SELECT i FROM bad ORDER BY i`,
     check: `${failedChecks} ORDER BY c.i`,
     lock: `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockId})`,
-    countAll: `SELECT count(*)::float8 AS n FROM ${t} WHERE ${live(1)}`,
-    countRange: `SELECT count(*)::float8 AS n FROM ${t} WHERE key > $1 AND key < $2 AND ${live(3)}`,
-    clearAll: `WITH d AS (DELETE FROM ${t} WHERE ${shared} RETURNING expires_at) ` +
-      `SELECT (count(*) FILTER (WHERE expires_at IS NULL OR expires_at > $1::float8))::float8 ` +
-      `AS n FROM d`,
-    clearRange: `WITH d AS (DELETE FROM ${t} WHERE key > $1 AND key < $2 AND ${shared} ` +
-      `RETURNING expires_at) SELECT (count(*) FILTER (WHERE expires_at IS NULL OR ` +
-      `expires_at > $3::float8))::float8 AS n FROM d`,
+    sharedLock: shared,
     purge: `DELETE FROM ${t} WHERE key IN (SELECT key FROM ${t} WHERE expires_at <= $1::float8 ` +
       `LIMIT ${PURGE_BATCH_SIZE}) AND expires_at <= $1::float8 AND ${shared}`,
   };
@@ -378,6 +389,7 @@ export class PostgresDriver implements StoreDriver {
     query: true,
     count: true,
     clear: true,
+    atomicClear: true,
     multiProcess: true,
   });
   #sql: Sql;
@@ -594,7 +606,18 @@ export class PostgresDriver implements StoreDriver {
     this.#assertOpen(what);
     const { checks, mutations, version, now } = request;
     if (checks.length === 0 && mutations.length === 0) return { ok: true };
-    const plan = planWrites(mutations);
+    if (mutations.some((m) => m.type === "clear")) {
+      for (let attempt = 1;; attempt++) {
+        try {
+          return await this.#orderedWrite(checks, mutations, version, now);
+        } catch (err) {
+          if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
+            throw this.#error(what, err);
+          }
+        }
+      }
+    }
+    const plan = planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]);
     for (let attempt = 1;; attempt++) {
       try {
         if (checks.length === 0) {
@@ -692,29 +715,79 @@ export class PostgresDriver implements StoreDriver {
     }
   }
 
-  /** Count live entries under `prefix` with one SQL `count(*)`. */
-  async count(prefix: Key, now: number): Promise<number> {
+  /**
+   * A commit with range deletes: the writes must apply in order, so instead of
+   * one batched statement it runs, in one transaction under the exclusive
+   * store lock, the checks and then one statement per mutation.
+   */
+  async #orderedWrite(
+    checks: readonly AtomicCheck[],
+    mutations: readonly Mutation[],
+    version: string,
+    now: number,
+  ): Promise<DriverCommitResult> {
+    this.#assertOpen("Cannot commit");
     const s = this.#sqlText;
-    const rows = prefix.length === 0
-      ? await this.#run<{ n: number }[]>("Cannot count", s.countAll, [now])
-      : await this.#run<{ n: number }[]>("Cannot count", s.countRange, [
-        encodeKey(prefix),
-        prefixUpperBound(prefix),
-        now,
-      ]);
+    const tx = await this.#sql.reserve();
+    let open = false;
+    try {
+      await tx.unsafe("BEGIN");
+      open = true;
+      await tx.unsafe(s.lock);
+      if (checks.length > 0) {
+        const failed = await tx.unsafe(s.check, [
+          checks.map((c) => toHex(encodeKey(c.key))),
+          checks.map((c) => c.version),
+          now,
+        ] as never[], PREPARED);
+        if (failed.length > 0) {
+          await tx.unsafe("ROLLBACK");
+          open = false;
+          return { ok: false, conflicts: failed.map((r) => checks[(r.i as number) - 1].key) };
+        }
+      }
+      for (const m of mutations) {
+        if (m.type === "set") {
+          await tx.unsafe(s.setOne, [encodeKey(m.key), m.value, version, m.expiresAt], PREPARED);
+        } else if (m.type === "delete") {
+          await tx.unsafe(s.deleteOne, [encodeKey(m.key)], PREPARED);
+        } else {
+          const { where, params } = rangeWhere(m.range, 1);
+          await tx.unsafe(`DELETE FROM ${this.#table} WHERE ${where}`, params as never[]);
+        }
+      }
+      await tx.unsafe("COMMIT");
+      open = false;
+      return { ok: true };
+    } finally {
+      if (open) await tx.unsafe("ROLLBACK").catch(() => {});
+      tx.release();
+    }
+  }
+
+  /** Count the live entries of a range with one SQL `count(*)`. */
+  async count(range: ClearRange, now: number): Promise<number> {
+    const { where, params } = rangeWhere(range, 2);
+    const rows = await this.#run<{ n: number }[]>(
+      "Cannot count",
+      `SELECT count(*)::float8 AS n FROM ${this.#table} WHERE ${where} AND ${
+        LIVE.replace("$NOW", "$1")
+      }`,
+      [now, ...params],
+    );
     return rows[0].n;
   }
 
-  /** Delete every entry under `prefix` in one statement; resolves how many were live. */
-  async clear(prefix: Key, now: number): Promise<number> {
-    const s = this.#sqlText;
-    const rows = prefix.length === 0
-      ? await this.#run<{ n: number }[]>("Cannot clear", s.clearAll, [now])
-      : await this.#run<{ n: number }[]>("Cannot clear", s.clearRange, [
-        encodeKey(prefix),
-        prefixUpperBound(prefix),
-        now,
-      ]);
+  /** Delete every entry of a range in one statement; resolves how many were live. */
+  async clear(range: ClearRange, now: number): Promise<number> {
+    const { where, params } = rangeWhere(range, 2);
+    const rows = await this.#run<{ n: number }[]>(
+      "Cannot clear",
+      `WITH d AS (DELETE FROM ${this.#table} WHERE ${where} AND ${this.#sqlText.sharedLock} ` +
+        `RETURNING expires_at) SELECT (count(*) FILTER (WHERE expires_at IS NULL OR ` +
+        `expires_at > $1::float8))::float8 AS n FROM d`,
+      [now, ...params],
+    );
     return rows[0].n;
   }
 

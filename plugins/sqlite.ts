@@ -26,6 +26,7 @@ import { z } from "zod";
 import { StoreClosedError, StoreCorruptError } from "../src/errors.ts";
 import { definePlugin, type Plugin } from "../src/plugin.ts";
 import type {
+  ClearRange,
   CommitRequest,
   DriverCommitResult,
   KeyRange,
@@ -198,6 +199,7 @@ export class SqliteDriver implements StoreDriver {
     query: true,
     count: true,
     clear: true,
+    atomicClear: true,
     multiProcess: true,
   });
   #db: DatabaseSync;
@@ -213,11 +215,8 @@ export class SqliteDriver implements StoreDriver {
   #beginRead: StatementSync;
   #commit: StatementSync;
   #rollback: StatementSync;
-  #countAll: StatementSync;
-  #countRange: StatementSync;
-  #clearAll: StatementSync;
-  #clearRange: StatementSync;
   #purgeBatch: StatementSync;
+  #rangeStatements = new Map<string, StatementSync>();
 
   private constructor(db: DatabaseSync, path: string, storeName: string, busyTimeout: number) {
     this.#db = db;
@@ -238,12 +237,6 @@ export class SqliteDriver implements StoreDriver {
     this.#beginRead = db.prepare("BEGIN");
     this.#commit = db.prepare("COMMIT");
     this.#rollback = db.prepare("ROLLBACK");
-    this.#countAll = db.prepare(`SELECT count(*) AS n FROM flowstate_entries WHERE ${LIVE}`);
-    this.#countRange = db.prepare(
-      `SELECT count(*) AS n FROM flowstate_entries WHERE key > ? AND key < ? AND ${LIVE}`,
-    );
-    this.#clearAll = db.prepare("DELETE FROM flowstate_entries");
-    this.#clearRange = db.prepare("DELETE FROM flowstate_entries WHERE key > ? AND key < ?");
     this.#purgeBatch = db.prepare(
       "DELETE FROM flowstate_entries WHERE key IN " +
         "(SELECT key FROM flowstate_entries WHERE expires_at <= ? LIMIT ?)",
@@ -459,9 +452,47 @@ export class SqliteDriver implements StoreDriver {
     }
   }
 
-  #apply(m: Mutation, key: Uint8Array, version: string): void {
-    if (m.type === "set") this.#upsert.run(key, m.value, version, m.expiresAt);
-    else this.#delete.run(key);
+  #apply(m: Mutation, bytesOf: (key: Key) => Uint8Array, version: string): void {
+    if (m.type === "set") this.#upsert.run(bytesOf(m.key), m.value, version, m.expiresAt);
+    else if (m.type === "delete") this.#delete.run(bytesOf(m.key));
+    else this.#inRange("DELETE FROM flowstate_entries WHERE", m.range).run();
+  }
+
+  /**
+   * A statement over the rows of a key range: `sql` followed by the range's
+   * `key` bounds (and `AND extra`), prepared once per shape and cached.
+   * Run it with the extra parameters only; the bounds are bound here.
+   */
+  #inRange(
+    sql: string,
+    range: ClearRange,
+    extra?: string,
+  ): { run(...p: SQLInputValue[]): unknown; get(...p: SQLInputValue[]): unknown } {
+    const bounds = byteBounds(range);
+    const where: string[] = [];
+    const params: SQLInputValue[] = [];
+    if (bounds.lower !== undefined) {
+      where.push(bounds.lowerExclusive ? "key > ?" : "key >= ?");
+      params.push(bounds.lower);
+    }
+    if (bounds.upper !== undefined) {
+      where.push("key < ?");
+      params.push(bounds.upper);
+    }
+    if (extra !== undefined) where.push(extra);
+    const text = `${sql} ${where.length === 0 ? "1" : where.join(" AND ")}`;
+    let statement = this.#rangeStatements.get(text);
+    if (statement === undefined) {
+      statement = this.#db.prepare(text);
+      this.#rangeStatements.set(text, statement);
+    }
+    const empty = bounds.lower !== undefined && bounds.upper !== undefined &&
+      compareBytes(bounds.lower, bounds.upper) >= 0;
+    const s = statement;
+    return {
+      run: (...p) => empty ? undefined : s.run(...params, ...p),
+      get: (...p) => empty ? { n: 0 } : s.get(...params, ...p),
+    };
   }
 
   #rollbackQuietly(): void {
@@ -485,7 +516,7 @@ export class SqliteDriver implements StoreDriver {
       // A single statement is its own transaction: no BEGIN/COMMIT round trip.
       if (mutations.length === 1) {
         try {
-          this.#apply(mutations[0], encodeKey(mutations[0].key), version);
+          this.#apply(mutations[0], encodeKey, version);
         } catch (err) {
           throw this.#error(what, err);
         }
@@ -521,7 +552,7 @@ export class SqliteDriver implements StoreDriver {
         this.#rollback.run();
         return { ok: false, conflicts };
       }
-      for (const m of mutations) this.#apply(m, bytesOf(m.key), version);
+      for (const m of mutations) this.#apply(m, bytesOf, version);
       this.#commit.run();
       return { ok: true };
     } catch (err) {
@@ -530,22 +561,21 @@ export class SqliteDriver implements StoreDriver {
     }
   }
 
-  /** Count live entries under `prefix` with one SQL `count(*)`. */
-  count(prefix: Key, now: number): Promise<number> {
+  /** Count the live entries of a range with one SQL `count(*)`. */
+  count(range: ClearRange, now: number): Promise<number> {
     const what = "Cannot count";
     this.#assertOpen(what);
     try {
-      const row = (prefix.length === 0
-        ? this.#countAll.get(now)
-        : this.#countRange.get(encodeKey(prefix), prefixUpperBound(prefix), now)) as { n: number };
+      const row = this.#inRange("SELECT count(*) AS n FROM flowstate_entries WHERE", range, LIVE)
+        .get(now) as { n: number };
       return Promise.resolve(row.n);
     } catch (err) {
       throw this.#error(what, err);
     }
   }
 
-  /** Delete every entry under `prefix` in one transaction; resolves how many were live. */
-  clear(prefix: Key, now: number): Promise<number> {
+  /** Delete every entry of a range in one transaction; resolves how many were live. */
+  clear(range: ClearRange, now: number): Promise<number> {
     const what = "Cannot clear";
     this.#assertOpen(what);
     try {
@@ -554,16 +584,9 @@ export class SqliteDriver implements StoreDriver {
       throw this.#error(what, err);
     }
     try {
-      let live: number;
-      if (prefix.length === 0) {
-        live = (this.#countAll.get(now) as { n: number }).n;
-        this.#clearAll.run();
-      } else {
-        const lower = encodeKey(prefix);
-        const upper = prefixUpperBound(prefix);
-        live = (this.#countRange.get(lower, upper, now) as { n: number }).n;
-        this.#clearRange.run(lower, upper);
-      }
+      const live = (this.#inRange("SELECT count(*) AS n FROM flowstate_entries WHERE", range, LIVE)
+        .get(now) as { n: number }).n;
+      this.#inRange("DELETE FROM flowstate_entries WHERE", range).run();
       this.#commit.run();
       return Promise.resolve(live);
     } catch (err) {

@@ -102,7 +102,8 @@ class MapfileDriver implements StoreDriver {
           version,
           expiresAt: m.expiresAt,
         });
-      } else next.delete(JSON.stringify(m.key));
+      } else if (m.type === "delete") next.delete(JSON.stringify(m.key));
+      // (`clear` mutations only reach drivers with `capabilities.atomicClear`.)
     }
     await save(this.location, next, now);
     this.#entries = next;

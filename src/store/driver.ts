@@ -44,10 +44,26 @@ export interface KeyRange {
   batchSize?: number;
 }
 
-/** One write in a commit. Apply in order; a later write to the same key wins. */
+/**
+ * One write in a commit. Apply in order; a later write to the same key wins.
+ * `clear` deletes every entry in the range (expired ones too); the core
+ * sends it only to drivers with `capabilities.atomicClear`, and turns it into
+ * `delete`s for the others.
+ */
 export type Mutation =
   | { type: "set"; key: Key; value: string; expiresAt: number | null }
-  | { type: "delete"; key: Key };
+  | { type: "delete"; key: Key }
+  | { type: "clear"; range: ClearRange };
+
+/** The range of a `clear` mutation, {@linkcode StoreDriver.count} and {@linkcode StoreDriver.clear}. */
+export interface ClearRange {
+  /** Only keys strictly under this prefix (`[]`: every key). */
+  prefix: Key;
+  /** Lower bound, inclusive. */
+  start?: Key;
+  /** Upper bound, exclusive. */
+  end?: Key;
+}
 
 /** Everything a commit must apply atomically. */
 export interface CommitRequest {
@@ -80,16 +96,19 @@ export interface StoreDriver {
   close(): Promise<void> | void;
   /** Several entries, in the order of `keys`. */
   getMany?(keys: readonly Key[], now: number): Promise<(RawEntry | null)[]>;
-  /** Count live entries under a prefix. Used when `capabilities.count`. */
-  count?(prefix: Key, now: number): Promise<number>;
+  /** Count live entries in a range. Used when `capabilities.count`. */
+  count?(range: ClearRange, now: number): Promise<number>;
   /**
    * Run a query natively: the live entries matching it, sorted, with offset
    * and limit applied. Return `undefined` to let the core evaluate this one.
    * Used when `capabilities.query`.
    */
   query?(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined>;
-  /** Delete every entry under a prefix and say how many live ones there were. Used when `capabilities.clear`. */
-  clear?(prefix: Key, now: number): Promise<number>;
+  /**
+   * Delete every entry in a range (expired ones too) and say how many live
+   * ones there were. Used when `capabilities.clear`.
+   */
+  clear?(range: ClearRange, now: number): Promise<number>;
   /**
    * Delete every entry expired at `now`; resolves how many. The core's fallback
    * scans `list`, so a driver that filters expiry itself (`capabilities.expiry`)

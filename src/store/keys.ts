@@ -98,6 +98,13 @@ export function hasPrefix(key: Key, prefix: Key): boolean {
   return true;
 }
 
+/** Whether `key` lies in `range` (strictly under the prefix, `>= start`, `< end`). */
+export function inClearRange(key: Key, range: { prefix: Key; start?: Key; end?: Key }): boolean {
+  if (!hasPrefix(key, range.prefix)) return false;
+  if (range.start !== undefined && compareKeys(key, range.start) < 0) return false;
+  return range.end === undefined || compareKeys(key, range.end) < 0;
+}
+
 /** True when both keys have the same elements. */
 export function keysEqual(a: Key, b: Key): boolean {
   if (a.length !== b.length) return false;

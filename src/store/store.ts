@@ -6,6 +6,7 @@
  */
 import { StoreClosedError } from "../errors.ts";
 import type {
+  ClearRange,
   CommitRequest,
   DriverCommitResult,
   KeyRange,
@@ -13,7 +14,7 @@ import type {
   RawEntry,
   StoreDriver,
 } from "./driver.ts";
-import { assertKey, compareKeys, decodeCursor, encodeCursor } from "./keys.ts";
+import { assertKey, compareKeys, decodeCursor, encodeCursor, inClearRange } from "./keys.ts";
 import { applyQuery, normalizeQuery } from "./query.ts";
 import type {
   AtomicCheck,
@@ -26,6 +27,7 @@ import type {
   Entry,
   JsonValue,
   Key,
+  KeyBounds,
   ListIterator,
   ListOptions,
   Query,
@@ -61,6 +63,7 @@ const DEFAULT_CAPABILITIES: Capabilities = {
   query: false,
   count: false,
   clear: false,
+  atomicClear: false,
   multiProcess: false,
 };
 
@@ -305,16 +308,44 @@ class CoreStore implements Store {
     return range;
   }
 
-  async count(prefix: Key = []): Promise<number> {
+  /** Validate a prefix and optional bounds into a driver range. */
+  #clearRange(prefix: Key, bounds: KeyBounds | undefined, what: string): ClearRange {
+    assertKey(prefix, what, true);
+    const range: ClearRange = { prefix: [...prefix] };
+    if (bounds === undefined) return range;
+    if (typeof bounds !== "object" || bounds === null) {
+      throw new TypeError(`${what}: bounds must be an object with optional start and end keys`);
+    }
+    if (bounds.start !== undefined) {
+      assertKey(bounds.start, `${what}: start`);
+      range.start = [...bounds.start];
+    }
+    if (bounds.end !== undefined) {
+      assertKey(bounds.end, `${what}: end`);
+      range.end = [...bounds.end];
+    }
+    return range;
+  }
+
+  /** Every entry in the range, expired ones too (listed as of the earliest time). */
+  #listRange(range: ClearRange, batchSize?: number): AsyncIterable<RawEntry> | Iterable<RawEntry> {
+    return this.#driver.list(
+      { prefix: range.prefix, start: range.start, end: range.end, batchSize },
+      Number.MIN_SAFE_INTEGER,
+    );
+  }
+
+  async count(prefix: Key = [], bounds?: KeyBounds): Promise<number> {
     const what = "Cannot count";
     this.#assertOpen(what);
-    assertKey(prefix, what, true);
+    const range = this.#clearRange(prefix, bounds, what);
+    const now = this.#clock.now();
     if (this.capabilities.count && this.#driver.count) {
-      return await this.#driver.count(prefix, this.#clock.now());
+      return await this.#driver.count(range, now);
     }
     let n = 0;
-    const now = this.#clock.now();
-    for await (const raw of this.#driver.list({ prefix }, now)) {
+    const { prefix: p, start, end } = range;
+    for await (const raw of this.#driver.list({ prefix: p, start, end }, now)) {
       if (raw.expiresAt === null || raw.expiresAt > now) n++;
     }
     return n;
@@ -371,28 +402,63 @@ class CoreStore implements Store {
         mutations.push({ type: "delete", key: [...key] });
         return op;
       },
+      clear: (prefix, bounds) => {
+        mutations.push({
+          type: "clear",
+          range: this.#clearRange(prefix, bounds, `${what}: clear`),
+        });
+        return op;
+      },
       commit: () => {
         this.#assertOpen(what);
         if (committed) {
           return Promise.reject(new TypeError(`${what}: this operation was already committed`));
         }
         committed = true;
-        return this.#commit(checks, mutations);
+        if (this.capabilities.atomicClear || !mutations.some((m) => m.type === "clear")) {
+          return this.#commit(checks, mutations);
+        }
+        return this.#expandClears(mutations).then((expanded) => this.#commit(checks, expanded));
       },
     };
     return op;
   }
 
-  async clear(prefix: Key): Promise<number> {
+  /**
+   * For a driver without `atomicClear`: each `clear` becomes a `delete` of
+   * every key in its range now, and an earlier `set` in that range becomes a
+   * `delete` (the clear would have removed what it wrote).
+   */
+  async #expandClears(mutations: Mutation[]): Promise<Mutation[]> {
+    const out: Mutation[] = [];
+    for (const m of mutations) {
+      if (m.type !== "clear") {
+        out.push(m);
+        continue;
+      }
+      for (let i = 0; i < out.length; i++) {
+        const prior = out[i];
+        if (prior.type === "set" && inClearRange(prior.key, m.range)) {
+          out[i] = { type: "delete", key: prior.key };
+        }
+      }
+      for await (const raw of this.#listRange(m.range, 500)) {
+        out.push({ type: "delete", key: raw.key });
+      }
+    }
+    return out;
+  }
+
+  async clear(prefix: Key, bounds?: KeyBounds): Promise<number> {
     const what = "Cannot clear";
     this.#assertOpen(what);
-    assertKey(prefix, what, true);
+    const range = this.#clearRange(prefix, bounds, what);
     const now = this.#clock.now();
-    if (this.capabilities.clear && this.#driver.clear) return await this.#driver.clear(prefix, now);
+    if (this.capabilities.clear && this.#driver.clear) return await this.#driver.clear(range, now);
     let removed = 0;
     for (;;) {
       const batch: RawEntry[] = [];
-      for await (const raw of this.#driver.list({ prefix, batchSize: 500 }, now)) {
+      for await (const raw of this.#listRange(range, 500)) {
         batch.push(raw);
         if (batch.length >= 500) break;
       }

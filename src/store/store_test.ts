@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { StoreClosedError } from "../errors.ts";
 import { fakeClock } from "../testing/clock.ts";
 import type {
+  ClearRange,
   CommitRequest,
   DriverCommitResult,
   KeyRange,
@@ -54,6 +55,7 @@ class TinyDriver implements StoreDriver {
     }).map((c) => c.key);
     if (conflicts.length > 0) return { ok: false, conflicts };
     for (const m of request.mutations) {
+      if (m.type === "clear") throw new Error("clear mutations need capabilities.atomicClear");
       this.entries = this.entries.filter((e) => !keysEqual(e.key, m.key));
       if (m.type === "set") {
         this.entries.push({
@@ -123,6 +125,7 @@ Deno.test("wrapDriver() fills the capabilities a driver does not declare with fa
     query: false,
     count: false,
     clear: false,
+    atomicClear: false,
     multiProcess: false,
   });
   assert.ok(Object.isFrozen(store.capabilities));
@@ -185,13 +188,41 @@ Deno.test("Store.count() falls back to scanning list() and skips expired entries
 Deno.test("Store.count() uses the driver's count() when it declares capabilities.count", async () => {
   class Counting extends TinyDriver {
     readonly capabilities = { count: true };
-    count(prefix: Key, now: number): Promise<number> {
-      return Promise.resolve(prefix.length * 100 + (now === START ? 1 : 0));
+    seen: ClearRange[] = [];
+    count(range: ClearRange, now: number): Promise<number> {
+      this.seen.push(range);
+      return Promise.resolve(range.prefix.length * 100 + (now === START ? 1 : 0));
     }
   }
-  const { store, driver } = tinyStore(new Counting());
+  const driver = new Counting();
+  const { store } = tinyStore(driver);
   assert.equal(await store.count(["a", "b"]), 201);
+  assert.equal(await store.count(["a"], { start: ["a", "c"], end: ["a", "d"] }), 101);
+  assert.deepEqual(driver.seen, [
+    { prefix: ["a", "b"] },
+    { prefix: ["a"], start: ["a", "c"], end: ["a", "d"] },
+  ]);
   assert.equal(driver.ranges.length, 0, "no list() scan");
+});
+
+Deno.test("atomic().clear() on a driver without atomicClear becomes deletes of the listed keys", async () => {
+  const { store, driver } = tinyStore();
+  driver.put(...["a", "b", "c", "d"].map((k): [Key, unknown, null] => [["r", k], k, null]));
+  driver.put([["s"], 1, null]);
+  const result = await store.atomic()
+    .set(["r", "bb"], 1)
+    .set(["r", "z"], 2)
+    .clear(["r"], { start: ["r", "b"], end: ["r", "d"] })
+    .commit();
+  assert.ok(result.ok);
+  const last = driver.commits.at(-1)!;
+  assert.deepEqual(last.mutations.map((m) => m.type === "clear" ? "clear" : [m.type, m.key]), [
+    ["delete", ["r", "bb"]], // a set the clear covers becomes a delete
+    ["set", ["r", "z"]],
+    ["delete", ["r", "b"]],
+    ["delete", ["r", "c"]],
+  ]);
+  assert.deepEqual(await keys(store.list()), [["r", "a"], ["r", "d"], ["r", "z"], ["s"]]);
 });
 
 Deno.test("Store.query() falls back to list() with the reference semantics", async () => {
@@ -260,16 +291,17 @@ Deno.test("Store.clear() falls back to deleting in batches and counts only live 
 Deno.test("Store.clear() uses the driver's clear() when it declares capabilities.clear", async () => {
   class Clearing extends TinyDriver {
     readonly capabilities = { clear: true };
-    cleared: Key[] = [];
-    clear(prefix: Key): Promise<number> {
-      this.cleared.push(prefix);
+    cleared: ClearRange[] = [];
+    clear(range: ClearRange): Promise<number> {
+      this.cleared.push(range);
       return Promise.resolve(7);
     }
   }
   const driver = new Clearing();
   const { store } = tinyStore(driver);
   assert.equal(await store.clear([]), 7);
-  assert.deepEqual(driver.cleared, [[]]);
+  assert.equal(await store.clear(["x"], { end: ["x", "m"] }), 7);
+  assert.deepEqual(driver.cleared, [{ prefix: [] }, { prefix: ["x"], end: ["x", "m"] }]);
   assert.equal(driver.commits.length, 0);
 });
 

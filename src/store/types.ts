@@ -133,6 +133,20 @@ export interface AtomicCheck {
   version: string | null;
 }
 
+/**
+ * A key range within a prefix, for {@linkcode Store.count},
+ * {@linkcode Store.clear} and {@linkcode AtomicOperation.clear}: the keys
+ * strictly under the prefix that are `>= start` and `< end` (as for
+ * {@linkcode Store.list}). Run ids and other time-ordered keys make a time
+ * range a key range.
+ */
+export interface KeyBounds {
+  /** Only keys `>= start`. */
+  start?: Key;
+  /** Only keys `< end`. */
+  end?: Key;
+}
+
 /** A builder of all-or-nothing writes, returned by {@linkcode Store.atomic}. */
 export interface AtomicOperation {
   /** Require `key` to be at `version` (or absent, for `null`) at commit time. */
@@ -141,6 +155,14 @@ export interface AtomicOperation {
   set(key: Key, value: unknown, options?: { expireIn?: number }): AtomicOperation;
   /** Delete `key`. */
   delete(key: Key): AtomicOperation;
+  /**
+   * Delete every entry under `prefix` (within `bounds`, if given) as it is at
+   * commit time, in order with the other writes: a `set` before it inside the
+   * range is deleted too, a `set` after it stays. On a backend without
+   * `capabilities.atomicClear`, the core lists the range just before the
+   * commit, so an entry another writer adds to the range in between survives.
+   */
+  clear(prefix: Key, bounds?: KeyBounds): AtomicOperation;
   /** Commit everything, or nothing if a check fails. */
   commit(): Promise<CommitResult>;
 }
@@ -157,6 +179,8 @@ export interface Capabilities {
   count: boolean;
   /** Clears a prefix itself (otherwise the core deletes in batches). */
   clear: boolean;
+  /** Deletes key ranges inside a commit itself (otherwise the core lists the range first). */
+  atomicClear: boolean;
   /** Several processes may open it at once without lost updates. */
   multiProcess: boolean;
 }
@@ -181,14 +205,17 @@ export interface Store extends AsyncDisposable {
   delete(key: Key, options?: DeleteOptions): Promise<boolean>;
   /** Stream entries in key order. */
   list<T = JsonValue>(options?: ListOptions): ListIterator<T>;
-  /** Count live entries under a prefix (every entry without one). */
-  count(prefix?: Key): Promise<number>;
+  /** Count live entries under a prefix (every entry without one), optionally within `bounds`. */
+  count(prefix?: Key, bounds?: KeyBounds): Promise<number>;
   /** Filter and sort values. */
   query<T = JsonValue>(query?: Query): Promise<Entry<T>[]>;
   /** Start an all-or-nothing operation. */
   atomic(): AtomicOperation;
-  /** Delete every entry under a prefix (`[]` clears everything); resolves how many were deleted. */
-  clear(prefix: Key): Promise<number>;
+  /**
+   * Delete every entry under a prefix (`[]` clears everything), optionally
+   * only those within `bounds`; resolves how many live entries were deleted.
+   */
+  clear(prefix: Key, bounds?: KeyBounds): Promise<number>;
   /** Delete every expired entry (they are never returned anyway); resolves how many. */
   purgeExpired(): Promise<number>;
   /**

@@ -18,6 +18,7 @@ import type {
   Entry,
   JsonValue,
   Key,
+  KeyBounds,
   ListIterator,
   ListOptions,
   Query,
@@ -715,10 +716,10 @@ class CachingStore implements CachedStore {
     return iterator as unknown as ListIterator<T>;
   }
 
-  async count(prefix?: Key): Promise<number> {
+  async count(prefix?: Key, bounds?: KeyBounds): Promise<number> {
     this.#assertOpen("Cannot count");
     await this.#settle();
-    return await this.#store.count(prefix);
+    return await this.#store.count(prefix, bounds);
   }
 
   async query<T = JsonValue>(query?: Query): Promise<Entry<T>[]> {
@@ -741,14 +742,15 @@ class CachingStore implements CachedStore {
     return await this.#store.compact();
   }
 
-  async clear(prefix: Key): Promise<number> {
+  /** Bounds only narrow what the store deletes; the cache drops the whole prefix. */
+  async clear(prefix: Key, bounds?: KeyBounds): Promise<number> {
     const what = "Cannot clear";
     this.#assertOpen(what);
     assertKey(prefix, what, true);
     await this.#settle();
     this.#dropUnder(prefix);
     try {
-      return await this.#store.clear(prefix);
+      return await this.#store.clear(prefix, bounds);
     } finally {
       this.#dropUnder(prefix);
     }
@@ -760,6 +762,7 @@ class CachingStore implements CachedStore {
     const inner = this.#store.atomic();
     const checks: AtomicCheck[] = [];
     const written: Key[] = [];
+    const cleared: Key[] = [];
     let committed = false;
     const op: AtomicOperation = {
       check: (key, version) => {
@@ -784,13 +787,18 @@ class CachingStore implements CachedStore {
         written.push(key);
         return op;
       },
+      clear: (prefix, bounds) => {
+        inner.clear(prefix, bounds); // validates
+        cleared.push([...prefix]);
+        return op;
+      },
       commit: () => {
         this.#assertOpen(what);
         if (committed) {
           return Promise.reject(new TypeError(`${what}: this operation was already committed`));
         }
         committed = true;
-        return this.#commit(inner, checks, written);
+        return this.#commit(inner, checks, written, cleared);
       },
     };
     return op;
@@ -800,8 +808,10 @@ class CachingStore implements CachedStore {
     inner: AtomicOperation,
     checks: AtomicCheck[],
     written: Key[],
+    cleared: Key[],
   ): Promise<CommitResult> {
     await this.#settle();
+    for (const prefix of cleared) this.#dropUnder(prefix);
     for (const { key, version } of checks) {
       inner.check(key, version === null ? null : this.#realVersion(idOf(key), version));
     }
@@ -813,6 +823,7 @@ class CachingStore implements CachedStore {
       result = await inner.commit();
     } finally {
       for (const id of touched) this.#drop(id);
+      for (const prefix of cleared) this.#dropUnder(prefix);
     }
     if (result.ok) { for (const id of writtenIds) this.#aliases.delete(id); }
     return result;

@@ -133,6 +133,7 @@ class SpyStore implements Store {
       check: (key, version) => (inner.check(key, version), op),
       set: (key, value, options) => (inner.set(key, value, options), mutations++, op),
       delete: (key) => (inner.delete(key), mutations++, op),
+      clear: (prefix, bounds) => (inner.clear(prefix, bounds), mutations++, op),
       commit: async () => {
         this.onCommitStart?.();
         if (this.commitGate) await this.commitGate;

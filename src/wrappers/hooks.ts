@@ -16,6 +16,7 @@ import type {
   Entry,
   JsonValue,
   Key,
+  KeyBounds,
   ListIterator,
   ListOptions,
   Query,
@@ -41,7 +42,8 @@ export type HookOperation =
 /** One write of an atomic operation, as passed to {@linkcode StoreHooks.beforeCommit}. */
 export type HookMutation =
   | { type: "set"; key: Key; value: unknown; expireIn?: number }
-  | { type: "delete"; key: Key };
+  | { type: "delete"; key: Key }
+  | { type: "clear"; prefix: Key; bounds?: KeyBounds };
 
 /**
  * Functions called around a store's operations by {@linkcode withHooks}.
@@ -274,9 +276,9 @@ class HookedStore implements Store {
     return iterator as unknown as ListIterator<T>;
   }
 
-  async count(prefix?: Key): Promise<number> {
+  async count(prefix?: Key, bounds?: KeyBounds): Promise<number> {
     this.#assertOpen("Cannot count");
-    return await this.#run("count", undefined, () => this.#store.count(prefix));
+    return await this.#run("count", undefined, () => this.#store.count(prefix, bounds));
   }
 
   async query<T = JsonValue>(query?: Query): Promise<Entry<T>[]> {
@@ -294,9 +296,9 @@ class HookedStore implements Store {
     return await this.#run("compact", undefined, () => this.#store.compact());
   }
 
-  async clear(prefix: Key): Promise<number> {
+  async clear(prefix: Key, bounds?: KeyBounds): Promise<number> {
     this.#assertOpen("Cannot clear");
-    return await this.#run("clear", undefined, () => this.#store.clear(prefix));
+    return await this.#run("clear", undefined, () => this.#store.clear(prefix, bounds));
   }
 
   atomic(): AtomicOperation {
@@ -330,6 +332,17 @@ class HookedStore implements Store {
         key = [...key];
         inner.delete(key);
         mutations.push({ type: "delete", key });
+        return op;
+      },
+      clear: (prefix, bounds) => {
+        inner.clear(prefix, bounds); // validates
+        const copy: HookMutation = { type: "clear", prefix: [...prefix] };
+        if (bounds !== undefined) {
+          copy.bounds = {};
+          if (bounds.start !== undefined) copy.bounds.start = [...bounds.start];
+          if (bounds.end !== undefined) copy.bounds.end = [...bounds.end];
+        }
+        mutations.push(copy);
         return op;
       },
       commit: () => {
