@@ -162,8 +162,12 @@ export async function runFlow(
   });
   record.startedAt = startedAt;
   record.durationMs = (record.endedAt ?? startedAt) - startedAt;
-  await flush();
-  await records.finishRun(record);
+  // The last events go with the final status, in one commit (and inline in
+  // the record for a short run: see Records.finishRun).
+  await flushing;
+  const last = buffer;
+  buffer = [];
+  await records.finishRun(record, last);
   if (flushError !== undefined) {
     throw new Error(`Run ${runId} finished ${record.status} but its events could not be recorded`, {
       cause: flushError,

@@ -246,7 +246,6 @@ export async function runJob(
     },
     error,
   };
-  await records.appendEvents(runId, events);
-  await records.finishRun(record);
+  await records.finishRun(record, events);
   return record;
 }

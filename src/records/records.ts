@@ -10,30 +10,45 @@
  * |---|---|
  * | `P, "versions", flowId, hash` | {@linkcode FlowVersion} (immutable once written) |
  * | `P, "heads", flowId` | `{ hash, versions, description, updatedAt }`: the current version |
- * | `P, "runs", runId` | the full {@linkcode RunRecord} |
+ * | `P, "runs", runId` | the full {@linkcode RunRecord}; once finished, with its events inline |
  * | `P, "runs-by-flow", flowId, runId` | {@linkcode RunSummary} |
- * | `P, "runs-by-status", status, runId` | {@linkcode RunSummary} |
- * | `P, "runs-by-flow-status", flowId, status, runId` | {@linkcode RunSummary} |
+ * | `P, "runs-by-status", status, runId` | {@linkcode RunSummary}, for every status but `succeeded` |
+ * | `P, "runs-by-flow-status", flowId, status, runId` | the same, per flow |
  * | `P, "events", runId, chunk` | `{ first, events }`: one `appendEvents()` call |
  * | `P, "metrics", flowId, version` | {@linkcode FlowMetrics}; `version` is a hash or `"*"` |
  *
  * Run ids start with their creation time (9 base-36 digits of ms), so key
  * order is time order: "newest first" is a reverse listing, and a time range
- * is a key range on the run id. Listing by flow, by status or by both is a
- * prefix of one of the three indexes, so no listing ever scans runs it does
- * not return (it reads at most `limit + 1` index entries per page).
+ * is a key range on the run id (which is how retention deletes a day of runs
+ * with a few range deletes instead of one delete per row).
+ *
+ * A finished, succeeded run is two entries: its record and its flow index
+ * entry. That is what makes a store of a million runs cheap to write and to
+ * prune. The status indexes hold only the runs that are not `succeeded`
+ * (running, failed, cancelled, timed out): the ones worth finding among many,
+ * and the ones retention must keep. Listing by flow, by a status other than
+ * `succeeded`, or both, is a prefix of one index and reads at most
+ * `limit + 1` entries per page. Listing `succeeded` runs filters the
+ * time-ordered list of all runs (or of the flow's) instead; as most runs
+ * succeed, that too reads little more than it returns, except in a store
+ * where succeeded runs are rare.
  *
  * Index entries carry a small {@linkcode RunSummary} (ids, status, times,
  * error) rather than nothing or the whole record: `listRunSummaries()` (what
- * retention and `runs ls` need) reads only the index, and `listRuns()` then
- * reads the page's full records with one `getMany`. Copying whole records
- * into three indexes would triple the size of every run's outputs.
+ * `runs ls` needs) reads only the index, and `listRuns()` then reads the
+ * page's full records with one `getMany`.
  *
- * Events are stored one chunk per `appendEvents()` call (`chunk` is a
- * zero-padded counter, `first` the index of the chunk's first event): the
- * executor already batches about 100 events per call, so a run of 10,000
- * events is 100 entries, written with one small commit each and deleted with
- * one commit.
+ * While a run runs, its events are stored one chunk per `appendEvents()` call
+ * (`chunk` is a zero-padded counter, `first` the index of the chunk's first
+ * event): the executor batches up to 200 events per call, so a crash loses
+ * at most the last batch. `finishRun()` then moves the events of a run with
+ * at most 1,000 events into its record (property `"@events"`, hidden from
+ * readers) and deletes the chunks, in the same commit as the final status;
+ * longer runs keep their chunks.
+ *
+ * Stores written before this layout (0.1, which indexed `succeeded` runs too
+ * and never inlined events) are read as they are: deleting a run removes the
+ * status entries either layout may have written.
  *
  * ## Versions
  *
@@ -62,6 +77,7 @@ import { ConflictError } from "../errors.ts";
 import type { FlowDefinition, RunEvent, RunRecord, RunStatus } from "../flow/types.ts";
 import { assertKey, compareKeys } from "../store/keys.ts";
 import type { Clock, Entry, Key, Store } from "../store/types.ts";
+import { EVENTS_FIELD, RecordsLayout, RUN_STATUSES } from "./layout.ts";
 import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
 
 export type { DurationHistogram, FlowMetrics } from "./metrics.ts";
@@ -173,18 +189,12 @@ interface EventChunk {
   events: RunEvent[];
 }
 
-const RUN_STATUSES: readonly RunStatus[] = [
-  "running",
-  "succeeded",
-  "failed",
-  "cancelled",
-  "timed-out",
-];
 const TIME_DIGITS = 9;
 const RANDOM_DIGITS = 11;
 const MAX_ID_TIME = 36 ** TIME_DIGITS;
 const RUN_ID = /^[0-9a-z]{20}$/;
-const CHUNK_DIGITS = 8;
+/** Runs with at most this many events get them inline in their record when they finish. */
+const INLINE_EVENTS_MAX = 1000;
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
 const MAX_CACHED_TAILS = 10_000;
@@ -285,6 +295,27 @@ function checkTime(value: unknown, name: string, what: string): asserts value is
   if (typeof value !== "number" || !Number.isFinite(value)) {
     throw new TypeError(`${what}: ${name} must be a number of ms since the epoch (got ${value})`);
   }
+}
+
+function checkEvents(events: unknown, what: string): asserts events is RunEvent[] {
+  if (!Array.isArray(events)) throw new TypeError(`${what}: events must be an array`);
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i];
+    if (typeof e !== "object" || e === null || typeof e.type !== "string") {
+      throw new TypeError(`${what}: events[${i}] must be an object with a string type`);
+    }
+    checkTime(e.at, `events[${i}].at`, what);
+  }
+}
+
+/** A run record as stored: finished runs may carry their events inline. */
+type StoredRun = RunRecord & { [EVENTS_FIELD]?: RunEvent[] };
+
+/** The record without its inline events. */
+function withoutEvents(stored: StoredRun): RunRecord {
+  if (!(EVENTS_FIELD in stored)) return stored;
+  const { [EVENTS_FIELD]: _events, ...record } = stored;
+  return record;
 }
 
 function summarize(run: RunRecord): RunSummary {
@@ -410,6 +441,7 @@ export class Records {
   #store: Store;
   #clock: Clock;
   #prefix: Key;
+  #layout: RecordsLayout;
   #attempts: number;
   #maxDelayMs: number;
   /** Next chunk number and event index per run, so appends need not list first. */
@@ -437,6 +469,7 @@ export class Records {
     this.#store = store;
     this.#clock = options.clock ?? systemClock;
     this.#prefix = [...prefix];
+    this.#layout = new RecordsLayout(prefix);
     this.#attempts = attempts;
     this.#maxDelayMs = maxDelayMs;
   }
@@ -445,16 +478,8 @@ export class Records {
     return [...this.#prefix, ...parts];
   }
 
-  #runKeys(s: Pick<RunSummary, "id" | "flowId" | "status">): Key[] {
-    return [
-      this.#key("runs-by-flow", s.flowId, s.id),
-      this.#key("runs-by-status", s.status, s.id),
-      this.#key("runs-by-flow-status", s.flowId, s.status, s.id),
-    ];
-  }
-
   #chunkKey(runId: string, chunk: number): Key {
-    return this.#key("events", runId, String(chunk).padStart(CHUNK_DIGITS, "0"));
+    return this.#layout.chunk(runId, chunk);
   }
 
   async #retry<T>(what: string, attempt: () => Promise<T | typeof RETRY>): Promise<T> {
@@ -620,7 +645,7 @@ export class Records {
     const runKey = this.#key("runs", run.id);
     const summary = summarize(run);
     const op = this.#store.atomic().check(runKey, null).set(runKey, run);
-    for (const key of this.#runKeys(summary)) op.set(key, summary);
+    for (const key of this.#layout.indexKeys(summary)) op.set(key, summary);
     const result = await op.commit();
     if (!result.ok) throw new ConflictError(`${what}: a run with this id exists already`);
     this.#rememberTail(run.id, { chunk: 0, next: 0 });
@@ -661,14 +686,7 @@ export class Records {
   async appendEvents(runId: string, events: RunEvent[]): Promise<void> {
     const what = `Cannot append events to run ${JSON.stringify(runId)}`;
     checkRunId(runId, what);
-    if (!Array.isArray(events)) throw new TypeError(`${what}: events must be an array`);
-    for (let i = 0; i < events.length; i++) {
-      const e = events[i];
-      if (typeof e !== "object" || e === null || typeof e.type !== "string") {
-        throw new TypeError(`${what}: events[${i}] must be an object with a string type`);
-      }
-      checkTime(e.at, `events[${i}].at`, what);
-    }
+    checkEvents(events, what);
     if (events.length === 0) return;
     await this.#retry(what, async () => {
       const tail = await this.#eventTail(runId);
@@ -686,18 +704,21 @@ export class Records {
 
   /**
    * Record a run's final status (`endedAt` defaults to now, `durationMs` to
-   * `endedAt - startedAt`), move its status indexes, and count it in the
-   * flow's metrics for its version and for `"*"`: all in one atomic commit,
-   * retried on conflict. Finishing a run again with the same status and end
-   * time does nothing; with another, it throws a `ConflictError` (the run was
-   * already finished, for example cancelled by another process).
+   * `endedAt - startedAt`), move its status indexes, append its last
+   * `events`, and count it in the flow's metrics for its version and for
+   * `"*"`: all in one atomic commit, retried on conflict. A run with at most
+   * 1,000 events in all gets them inline in its record (its event chunks are
+   * deleted in the same commit). Finishing a run again with the same status
+   * and end time does nothing; with another, it throws a `ConflictError`
+   * (the run was already finished, for example cancelled by another process).
    */
-  async finishRun(run: RunRecord): Promise<void> {
+  async finishRun(run: RunRecord, events: RunEvent[] = []): Promise<void> {
     const what = `Cannot finish run ${JSON.stringify(run?.id)}`;
     checkRun(run, what);
     if (run.status === "running") {
       throw new TypeError(`${what}: status must be final (got "running")`);
     }
+    checkEvents(events, what);
     const endedAt = run.endedAt ?? this.#clock.now();
     checkTime(endedAt, "endedAt", what);
     const durationMs = run.durationMs ?? Math.max(0, endedAt - run.startedAt);
@@ -710,11 +731,11 @@ export class Records {
     const versionKey = this.#key("metrics", run.flowId, run.flowVersion);
     const allKey = this.#key("metrics", run.flowId, "*");
     await this.#retry(what, async () => {
-      const [stored, perVersion, all] = await this.#store.getMany<RunRecord | FlowMetrics>([
+      const [stored, perVersion, all] = await this.#store.getMany<StoredRun | FlowMetrics>([
         runKey,
         versionKey,
         allKey,
-      ]) as [Entry<RunRecord> | null, Entry<FlowMetrics> | null, Entry<FlowMetrics> | null];
+      ]) as [Entry<StoredRun> | null, Entry<FlowMetrics> | null, Entry<FlowMetrics> | null];
       if (stored !== null && stored.value.status !== "running") {
         if (stored.value.status === record.status && stored.value.endedAt === record.endedAt) {
           return undefined;
@@ -725,14 +746,39 @@ export class Records {
           }`,
         );
       }
+      const tail = await this.#eventTail(run.id);
       const now = this.#clock.now();
       const op = this.#store.atomic()
         .check(runKey, stored?.version ?? null)
         .check(versionKey, perVersion?.version ?? null)
-        .check(allKey, all?.version ?? null);
-      if (stored !== null) { for (const key of this.#runKeys(stored.value)) op.delete(key); }
-      op.set(runKey, record);
-      for (const key of this.#runKeys(summary)) op.set(key, summary);
+        .check(allKey, all?.version ?? null)
+        // No chunk may appear after the ones read here.
+        .check(this.#chunkKey(run.id, tail.chunk), null);
+      if (stored !== null) {
+        for (const key of this.#layout.allIndexKeys(stored.value)) op.delete(key);
+      }
+      if (tail.next + events.length <= INLINE_EVENTS_MAX) {
+        const inline: RunEvent[] = [];
+        if (tail.chunk > 0) {
+          for await (
+            const e of this.#store.list<EventChunk>({ prefix: this.#layout.events(run.id) })
+          ) {
+            for (const event of e.value.events) inline.push(event);
+          }
+          op.clear(this.#layout.events(run.id));
+        }
+        for (const event of events) inline.push(event);
+        op.set(runKey, { ...record, [EVENTS_FIELD]: inline } satisfies StoredRun);
+      } else {
+        op.set(runKey, record);
+        if (events.length > 0) {
+          op.set(
+            this.#chunkKey(run.id, tail.chunk),
+            { first: tail.next, events } satisfies EventChunk,
+          );
+        }
+      }
+      for (const key of this.#layout.indexKeys(summary)) op.set(key, summary);
       op.set(
         versionKey,
         addRunToMetrics(
@@ -746,6 +792,7 @@ export class Records {
         addRunToMetrics(all?.value ?? emptyMetrics(run.flowId, "*", now), record, now),
       );
       const result = await op.commit();
+      if (!result.ok) this.#eventTails.delete(run.id);
       return result.ok ? undefined : RETRY;
     });
     this.#eventTails.delete(run.id);
@@ -754,12 +801,16 @@ export class Records {
   /** One run's record, or `null`. */
   async getRun(runId: string): Promise<RunRecord | null> {
     checkRunId(runId, "Cannot get run");
-    return (await this.#store.get<RunRecord>(this.#key("runs", runId)))?.value ?? null;
+    const stored = await this.#store.get<StoredRun>(this.#key("runs", runId));
+    return stored === null ? null : withoutEvents(stored.value);
   }
 
   /** Every event of a run, in the order they were appended. */
   async getEvents(runId: string): Promise<RunEvent[]> {
     checkRunId(runId, "Cannot get run events");
+    const stored = await this.#store.get<StoredRun>(this.#key("runs", runId));
+    const inline = stored?.value[EVENTS_FIELD];
+    if (Array.isArray(inline)) return inline;
     const events: RunEvent[] = [];
     for await (const e of this.#store.list<EventChunk>({ prefix: this.#key("events", runId) })) {
       for (const event of e.value.events) events.push(event);
@@ -769,7 +820,7 @@ export class Records {
 
   async #listIndex(
     options: ListRunsOptions,
-  ): Promise<{ entries: Entry<RunSummary | RunRecord>[]; cursor?: string; full: boolean }> {
+  ): Promise<{ entries: Entry<RunSummary | StoredRun>[]; cursor?: string; full: boolean }> {
     const what = "Cannot list runs";
     if (typeof options !== "object" || options === null) {
       throw new TypeError(`${what}: options must be an object`);
@@ -786,13 +837,14 @@ export class Records {
     if (since !== undefined) checkTime(since, "since", what);
     if (until !== undefined) checkTime(until, "until", what);
     if (cursor !== undefined) checkRunId(cursor, `${what}: cursor`);
-    const base = flowId !== undefined && status !== undefined
-      ? this.#key("runs-by-flow-status", flowId, status)
+    // Succeeded runs have no status index: filter the flow's index or the list of all runs.
+    const layout = this.#layout;
+    const filtered = status === "succeeded";
+    const base = status !== undefined && !filtered
+      ? (flowId !== undefined ? layout.byFlowStatus(flowId, status) : layout.byStatus(status))
       : flowId !== undefined
-      ? this.#key("runs-by-flow", flowId)
-      : status !== undefined
-      ? this.#key("runs-by-status", status)
-      : this.#key("runs");
+      ? layout.byFlow(flowId)
+      : layout.run();
     let start: Key | undefined;
     let end: Key | undefined;
     if (since !== undefined && since > 0) {
@@ -809,17 +861,23 @@ export class Records {
       const after: Key = [...base, cursor];
       if (end === undefined || compareKeys(after, end) < 0) end = after;
     }
-    const entries: Entry<RunSummary | RunRecord>[] = [];
+    const entries: Entry<RunSummary | StoredRun>[] = [];
     for await (
-      const e of this.#store.list<RunSummary | RunRecord>({
+      const e of this.#store.list<RunSummary | StoredRun>({
         prefix: base,
         start,
         end,
         reverse: true,
-        limit: limit + 1,
-        batchSize: limit + 1,
+        ...(filtered ? { batchSize: Math.max(limit + 1, 256) } : {
+          limit: limit + 1,
+          batchSize: limit + 1,
+        }),
       })
-    ) entries.push(e);
+    ) {
+      if (filtered && e.value.status !== status) continue;
+      entries.push(e);
+      if (entries.length > limit) break;
+    }
     const more = entries.length > limit;
     if (more) entries.pop();
     return {
@@ -836,7 +894,7 @@ export class Records {
    */
   async listRunSummaries(options: ListRunsOptions = {}): Promise<RunPage<RunSummary>> {
     const { entries, cursor, full } = await this.#listIndex(options);
-    const runs = entries.map((e) => full ? summarize(e.value as RunRecord) : e.value as RunSummary);
+    const runs = entries.map((e) => full ? summarize(e.value as StoredRun) : e.value as RunSummary);
     return cursor === undefined ? { runs } : { runs, cursor };
   }
 
@@ -849,12 +907,12 @@ export class Records {
     const { entries, cursor, full } = await this.#listIndex(options);
     let runs: RunRecord[];
     if (full) {
-      runs = entries.map((e) => e.value as RunRecord);
+      runs = entries.map((e) => withoutEvents(e.value as StoredRun));
     } else {
-      const records = await this.#store.getMany<RunRecord>(
-        entries.map((e) => this.#key("runs", (e.value as RunSummary).id)),
+      const records = await this.#store.getMany<StoredRun>(
+        entries.map((e) => this.#layout.run((e.value as RunSummary).id)),
       );
-      runs = records.filter((r) => r !== null).map((r) => r.value);
+      runs = records.filter((r) => r !== null).map((r) => withoutEvents(r.value));
     }
     return cursor === undefined ? { runs } : { runs, cursor };
   }
@@ -886,22 +944,15 @@ export class Records {
   async deleteRun(runId: string): Promise<boolean> {
     const what = `Cannot delete run ${JSON.stringify(runId)}`;
     checkRunId(runId, what);
-    const runKey = this.#key("runs", runId);
+    const runKey = this.#layout.run(runId);
     const existed = await this.#retry(what, async () => {
-      const stored = await this.#store.get<RunRecord>(runKey);
-      const chunks: Key[] = [];
-      for await (const e of this.#store.list({ prefix: this.#key("events", runId) })) {
-        chunks.push(e.key);
-      }
-      const op = this.#store.atomic()
-        .check(runKey, stored?.version ?? null)
-        .check(this.#chunkKey(runId, chunks.length), null);
+      const stored = await this.#store.get<StoredRun>(runKey);
+      const op = this.#store.atomic().check(runKey, stored?.version ?? null);
       if (stored !== null) {
         op.delete(runKey);
-        for (const key of this.#runKeys(stored.value)) op.delete(key);
+        for (const key of this.#layout.allIndexKeys(stored.value)) op.delete(key);
       }
-      for (const key of chunks) op.delete(key);
-      if (stored === null && chunks.length === 0) return false;
+      op.clear(this.#layout.events(runId));
       const result = await op.commit();
       return result.ok ? stored !== null : RETRY;
     });

@@ -1,0 +1,117 @@
+/**
+ * The key layout of the records, shared by {@linkcode Records} and the jobs
+ * that work on many runs at once (retention). Internal: not exported from
+ * `mod.ts`. See the table in `records.ts`.
+ *
+ * @module
+ */
+import type { RunStatus } from "../flow/types.ts";
+import type { Key } from "../store/types.ts";
+
+/**
+ * The statuses that have entries in the status indexes: every status but
+ * `succeeded`. Succeeded runs are the great majority, so indexing them would
+ * add two rows to almost every run; they are found by filtering the
+ * time-ordered lists instead (where they are most of what is read).
+ */
+export const INDEXED_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>([
+  "running",
+  "failed",
+  "cancelled",
+  "timed-out",
+]);
+
+/** Every status a run can have. */
+export const RUN_STATUSES: readonly RunStatus[] = [
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "timed-out",
+];
+
+/** The property of a stored run record that holds its events once inlined. */
+export const EVENTS_FIELD = "@events";
+
+/** Width of an event chunk's number in its key. */
+const CHUNK_DIGITS = 8;
+
+/** What a run's index keys depend on. */
+export type RunKeyParts = { id: string; flowId: string; status: RunStatus };
+
+/** Builds the keys of the records layout under one prefix. */
+export class RecordsLayout {
+  /** The prefix every record key starts with. */
+  readonly prefix: Key;
+
+  /** The layout under `prefix`. */
+  constructor(prefix: Key) {
+    this.prefix = [...prefix];
+  }
+
+  /** `prefix` followed by `parts`. */
+  key(...parts: string[]): Key {
+    return [...this.prefix, ...parts];
+  }
+
+  /** The run record (`runs, id`), or the prefix of every run record. */
+  run(id?: string): Key {
+    return id === undefined ? this.key("runs") : this.key("runs", id);
+  }
+
+  /** A run's entry in its flow's index, or the prefix of that index. */
+  byFlow(flowId: string, id?: string): Key {
+    return id === undefined
+      ? this.key("runs-by-flow", flowId)
+      : this.key("runs-by-flow", flowId, id);
+  }
+
+  /** A run's entry in a status index, or the prefix of that index. */
+  byStatus(status: RunStatus, id?: string): Key {
+    return id === undefined
+      ? this.key("runs-by-status", status)
+      : this.key("runs-by-status", status, id);
+  }
+
+  /** A run's entry in a flow's status index, or the prefix of that index. */
+  byFlowStatus(flowId: string, status: RunStatus, id?: string): Key {
+    return id === undefined
+      ? this.key("runs-by-flow-status", flowId, status)
+      : this.key("runs-by-flow-status", flowId, status, id);
+  }
+
+  /** The prefix of a run's event chunks, or of every run's. */
+  events(id?: string): Key {
+    return id === undefined ? this.key("events") : this.key("events", id);
+  }
+
+  /** One event chunk of a run. */
+  chunk(id: string, n: number): Key {
+    return this.key("events", id, String(n).padStart(CHUNK_DIGITS, "0"));
+  }
+
+  /** The index entries a run with this status has. */
+  indexKeys(run: RunKeyParts): Key[] {
+    const keys = [this.byFlow(run.flowId, run.id)];
+    if (INDEXED_STATUSES.has(run.status)) {
+      keys.push(
+        this.byStatus(run.status, run.id),
+        this.byFlowStatus(run.flowId, run.status, run.id),
+      );
+    }
+    return keys;
+  }
+
+  /**
+   * Every index entry a run with this status may have, including the status
+   * entries of a `succeeded` run written by Flowstate before 0.2 (which
+   * indexed every status): deleting these removes a run of either layout.
+   */
+  allIndexKeys(run: RunKeyParts): Key[] {
+    return [
+      this.byFlow(run.flowId, run.id),
+      this.byStatus(run.status, run.id),
+      this.byFlowStatus(run.flowId, run.status, run.id),
+    ];
+  }
+}
