@@ -25,25 +25,31 @@
  *   runs are not exempt from it.
  * - `null` switches a limit off; `flows` limits the job to some flow ids.
  *
- * How, so that a store of millions of runs is pruned quickly in bounded
- * memory:
- * 1. With `maxRuns`, each flow's `runs-by-flow` index is read newest first
- *    for its `maxRuns + 1` newest entries, which gives the newest run beyond
- *    the count (one id per flow is kept in memory).
- * 2. The `runs-by-status` index of each final status (or, with `flows`,
- *    `runs-by-flow-status`) is read oldest first, one page at a time, and
- *    only up to the newest run any limit can delete: runs that are kept by
- *    every limit are not read at all.
- * 3. The runs to delete are removed in batches of `batchSize` runs, one
- *    atomic commit per batch (the run record, its three index entries and
- *    its event chunks), in run id order, which is time order: a batch touches
- *    a few contiguous key ranges, not pages all over the store. A batch does
- *    not read a run's events first: chunk `0` is deleted and chunk `1` is
- *    checked to be absent in the same commit; a run with more chunks fails
- *    that check, and the commit is retried with that run's chunks listed.
+ * How, so that a store of a million runs is pruned in seconds and in bounded
+ * memory (see src/records/layout.ts for the keys):
+ * 1. **By age, with range deletes.** Run ids start with their start time, so
+ *    "every run older than `maxAge`" is a key range of the run records, of
+ *    each flow's index and of the events. The job walks that range oldest
+ *    first in time windows of about `batchSize` runs (counted with
+ *    `store.count()`; the window shrinks or grows to keep that size, and
+ *    skips empty stretches), and deletes each window with one atomic commit
+ *    of range deletes (`atomic().clear()`). The runs a window must keep
+ *    (running ones, failed ones younger than `failedMaxAge`) are exactly the
+ *    window's entries in the status indexes, which hold every status but
+ *    `succeeded`: they are read, and the ranges are cut around them. A
+ *    running run's index entry is checked in the commit, so a run that
+ *    finishes meanwhile makes the window start over. Succeeded runs are never
+ *    read at all.
+ * 2. **By count, run by run.** With `maxRuns`, each flow's index is read
+ *    newest first for its `maxRuns + 1` newest entries, which gives the
+ *    newest run beyond the count; then the flow's older entries are read
+ *    oldest first and deleted in atomic batches of `batchSize` runs (the
+ *    record, its index entries and a range delete of its events).
+ * 3. With `flows`, the age limits are applied run by run too (other flows'
+ *    runs share the ranges of step 1).
  *
  * Metrics are aggregates kept apart from the runs, so they are not changed.
- * Cancelling (`ctx.signal`) stops between batches: every run is either fully
+ * Cancelling (`ctx.signal`) stops between commits: every run is either fully
  * deleted or untouched. A dry run reads the same entries and reports what it
  * would delete, without writing.
  *
@@ -53,6 +59,7 @@ import { z } from "zod";
 import { durationProblem, parseDuration } from "../src/flow/duration.ts";
 import type { Duration, RunStatus } from "../src/flow/types.ts";
 import { defineJob, type Job, type JobContext } from "../src/jobs/job.ts";
+import { INDEXED_STATUSES, RecordsLayout } from "../src/records/layout.ts";
 import type { RunSummary } from "../src/records/records.ts";
 import type { AtomicOperation, Key, Store } from "../src/store/types.ts";
 
@@ -66,7 +73,7 @@ export interface RetentionOptions {
   maxRuns: number | null;
   /** Only prune runs of these flow ids (default: every flow, jobs included). */
   flows?: string[];
-  /** Runs deleted per atomic commit (1 to 10,000). */
+  /** Runs deleted per atomic commit (1 to 100,000): the size of an age window, or of a batch. */
   batchSize: number;
 }
 
@@ -75,7 +82,7 @@ export const defaults = {
   maxAge: "30d",
   failedMaxAge: "90d",
   maxRuns: 1000,
-  batchSize: 500,
+  batchSize: 5000,
 } satisfies Partial<RetentionOptions>;
 
 /** What the retention job reports. In a dry run, the counts are what it would delete. */
@@ -90,9 +97,9 @@ export type RetentionResult = {
   keptFailed: number;
   /** Runs still `running` (never deleted), in the flows looked at. */
   keptRunning: number;
-  /** Runs skipped because they changed while the job ran (deleted elsewhere, for example). */
+  /** Runs left for the next run because a window kept changing while it was deleted. */
   skipped: number;
-  /** Index entries read. */
+  /** Index entries read (succeeded runs deleted by age are counted, never read). */
   scanned: number;
   /** Atomic commits that deleted runs. */
   batches: number;
@@ -104,16 +111,12 @@ export type RetentionResult = {
   cancelled: boolean;
 };
 
-/** The statuses a run can end with (a `running` run is never deleted). */
-const FINAL_STATUSES: readonly RunStatus[] = ["succeeded", "cancelled", "failed", "timed-out"];
 /** Statuses kept until `failedMaxAge` rather than `maxAge`. */
 const FAILED_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>(["failed", "timed-out"]);
 /** The records' key prefix, as the runtime's `Records` uses it. */
 const RECORDS_PREFIX: Key = ["flowstate"];
-/** Width of an event chunk number in its key (see src/records/records.ts). */
-const CHUNK_DIGITS = 8;
 /** Index entries read per page. */
-const PAGE_SIZE = 500;
+const PAGE_SIZE = 1000;
 /** Run ids start with this many base-36 digits of their creation time in ms. */
 const TIME_DIGITS = 9;
 const MAX_ID_TIME = 36 ** TIME_DIGITS;
@@ -128,10 +131,10 @@ const optionsSchema = z.strictObject({
   failedMaxAge: duration.nullable().default(defaults.failedMaxAge),
   maxRuns: z.number().int().min(0).nullable().default(defaults.maxRuns),
   flows: z.array(z.string().min(1)).optional(),
-  batchSize: z.number().int().min(1).max(10_000).default(defaults.batchSize),
+  batchSize: z.number().int().min(1).max(100_000).default(defaults.batchSize),
 });
 
-/** A run chosen for deletion. */
+/** A run chosen for deletion, one by one (steps 2 and 3). */
 interface Doomed {
   id: string;
   flowId: string;
@@ -139,108 +142,38 @@ interface Doomed {
   reason: "age" | "count";
 }
 
-/** Keys of the records layout (see the table in src/records/records.ts). */
-class Layout {
-  readonly prefix: Key;
-  constructor(prefix: Key) {
-    this.prefix = prefix;
-  }
-  key(...parts: string[]): Key {
-    return [...this.prefix, ...parts];
-  }
-  chunk(runId: string, n: number): Key {
-    return this.key("events", runId, String(n).padStart(CHUNK_DIGITS, "0"));
-  }
-  /** The run record and its three index entries. */
-  runKeys(run: Doomed): Key[] {
-    return [
-      this.key("runs", run.id),
-      this.key("runs-by-flow", run.flowId, run.id),
-      this.key("runs-by-status", run.status, run.id),
-      this.key("runs-by-flow-status", run.flowId, run.status, run.id),
-    ];
-  }
-}
-
 /**
  * Flow ids with at least one run, in key order, found by skipping from one
  * flow's index entries to the next (one one-entry listing per flow).
  */
-async function* flowIdsWithRuns(store: Store, layout: Layout): AsyncGenerator<string> {
+async function flowIdsWithRuns(store: Store, layout: RecordsLayout): Promise<string[]> {
   const base = layout.key("runs-by-flow");
+  const flows: string[] = [];
   let start: Key | undefined;
   for (;;) {
     let next: string | undefined;
-    for await (const e of store.list({ prefix: base, start, limit: 1 })) {
-      next = e.key[base.length];
-    }
-    if (next === undefined) return;
-    yield next;
+    for await (const e of store.list({ prefix: base, start, limit: 1 })) next = e.key[base.length];
+    if (next === undefined) return flows;
+    flows.push(next);
     // The smallest id after `next` in code-point order is `next + "\0"`.
     start = [...base, `${next}\0`];
   }
 }
 
-/**
- * Delete a batch of runs in one atomic commit. Each run's chunk 0 is deleted
- * blind with chunk 1 checked absent; runs whose check fails get their chunks
- * listed and the commit is retried. A run that keeps conflicting is skipped.
- * Resolves the runs actually deleted.
- */
-async function deleteBatch(store: Store, layout: Layout, batch: Doomed[]): Promise<{
-  deleted: Doomed[];
-  skipped: Doomed[];
-}> {
-  let pending = batch;
-  const skipped: Doomed[] = [];
-  const listed = new Map<string, { keys: Key[]; guard: Key }>();
-  for (;;) {
-    const op: AtomicOperation = store.atomic();
-    for (const run of pending) {
-      for (const key of layout.runKeys(run)) op.delete(key);
-      const chunks = listed.get(run.id);
-      if (chunks === undefined) {
-        op.delete(layout.chunk(run.id, 0)).check(layout.chunk(run.id, 1), null);
-      } else {
-        for (const key of chunks.keys) op.delete(key);
-        op.check(chunks.guard, null);
-      }
-    }
-    const result = await op.commit();
-    if (result.ok) return { deleted: pending, skipped };
-    const runIdAt = layout.prefix.length + 1;
-    const conflicting = new Set(result.conflicts.map((key) => key[runIdAt]));
-    if (conflicting.size === 0) {
-      // A driver that reports no conflicting key: list every run's chunks, then give up.
-      for (const run of pending) conflicting.add(run.id);
-    }
-    const remaining: Doomed[] = [];
-    for (const run of pending) {
-      if (!conflicting.has(run.id)) {
-        remaining.push(run);
-      } else if (listed.has(run.id)) {
-        skipped.push(run); // its events changed under us twice: leave it for the next run
-      } else {
-        listed.set(run.id, await listChunks(store, layout, run.id));
-        remaining.push(run);
-      }
-    }
-    pending = remaining;
-    if (pending.length === 0) return { deleted: [], skipped };
-  }
-}
-
-/** A run's event chunk keys, and the key after the last one (which must stay absent). */
-async function listChunks(
+/** The first run id in a flow's index at or after `from`, if it is before `before`. */
+async function firstRunOf(
   store: Store,
-  layout: Layout,
-  runId: string,
-): Promise<{ keys: Key[]; guard: Key }> {
-  const keys: Key[] = [];
-  for await (const e of store.list({ prefix: layout.key("events", runId) })) keys.push(e.key);
-  const last = keys.length === 0 ? -1 : parseInt(keys[keys.length - 1].at(-1)!, 10);
-  const next = Number.isInteger(last) && last >= keys.length - 1 ? last + 1 : keys.length;
-  return { keys, guard: layout.chunk(runId, next) };
+  layout: RecordsLayout,
+  flowId: string,
+  from: string | undefined,
+  before: string,
+): Promise<string | undefined> {
+  const prefix = layout.byFlow(flowId);
+  const start = from === undefined ? undefined : [...prefix, from];
+  for await (const e of store.list({ prefix, start, end: [...prefix, before], limit: 1 })) {
+    return e.key[prefix.length];
+  }
+  return undefined;
 }
 
 /** Run ids made at or after `ms` sort at or after this; ids before it sort before. */
@@ -250,12 +183,58 @@ function idTimeBound(ms: number): string {
   return t >= MAX_ID_TIME ? "~" : t.toString(36).padStart(TIME_DIGITS, "0");
 }
 
+/** The start time a run id (or a time bound) encodes. */
+function idTime(id: string): number {
+  return parseInt(id.slice(0, TIME_DIGITS), 36);
+}
+
 /** The larger of some string bounds (`null`s ignored). */
 function maxBound(...bounds: (string | null)[]): string | null {
   let max: string | null = null;
   for (const b of bounds) if (b !== null && (max === null || b > max)) max = b;
   return max;
 }
+
+/** Key bounds for the run ids `[lo, hi)` under `prefix` (`lo` absent: from the first). */
+function idRange(prefix: Key, lo: string | undefined, hi: string): { start?: Key; end: Key } {
+  return lo === undefined
+    ? { end: [...prefix, hi] }
+    : { start: [...prefix, lo], end: [...prefix, hi] };
+}
+
+/**
+ * Delete the entries of run ids `[lo, hi)` under `prefix`, except those of
+ * the `keep` ids (sorted, within the range) and anything under them.
+ */
+function clearAround(
+  op: AtomicOperation,
+  prefix: Key,
+  lo: string | undefined,
+  hi: string,
+  keep: readonly string[],
+): void {
+  let start: Key | undefined = lo === undefined ? undefined : [...prefix, lo];
+  for (const id of keep) {
+    op.clear(prefix, { start, end: [...prefix, id] });
+    start = [...prefix, `${id}\0`]; // after the id and every key under it
+  }
+  op.clear(prefix, { start, end: [...prefix, hi] });
+}
+
+/** Delete runs one by one in one atomic commit: record, every index entry, events. */
+async function deleteBatch(store: Store, layout: RecordsLayout, batch: Doomed[]): Promise<void> {
+  const op = store.atomic();
+  for (const run of batch) {
+    op.delete(layout.run(run.id));
+    for (const key of layout.allIndexKeys(run)) op.delete(key);
+    op.clear(layout.events(run.id));
+  }
+  const result = await op.commit();
+  if (!result.ok) throw new Error("retention: a commit without checks reported a conflict");
+}
+
+/** Tries of one age window whose running runs keep finishing before it is left for the next run. */
+const WINDOW_ATTEMPTS = 10;
 
 async function runRetention(ctx: JobContext, options: RetentionOptions): Promise<RetentionResult> {
   const startedAt = performance.now();
@@ -268,8 +247,8 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
   const { maxRuns, batchSize } = options;
   const { dryRun, signal, progress } = ctx;
   const store = await ctx.store(ctx.runtime.config.records);
-  const layout = new Layout(RECORDS_PREFIX);
-  const flows = options.flows === undefined ? undefined : [...new Set(options.flows)].sort();
+  const layout = new RecordsLayout(RECORDS_PREFIX);
+  const only = options.flows === undefined ? undefined : [...new Set(options.flows)].sort();
   const result: RetentionResult = {
     deleted: 0,
     deletedByAge: 0,
@@ -283,31 +262,32 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
     dryRun,
     cancelled: false,
   };
-  const count = (run: Doomed) => {
-    result.deleted++;
-    if (run.reason === "age") result.deletedByAge++;
-    else result.deletedByCount++;
-  };
-  let batch: Doomed[] = [];
-  const flush = async (): Promise<void> => {
-    if (batch.length === 0) return;
-    const doomed = batch;
-    batch = [];
-    const { deleted, skipped } = await deleteBatch(store, layout, doomed);
-    for (const run of deleted) count(run);
-    result.skipped += skipped.length;
-    if (deleted.length > 0) result.batches++;
+  /** Step 1 applies when every flow is pruned and there is an age limit. */
+  const byRanges = only === undefined && normalCut !== null && normalCut !== "";
+  /** Failed runs step 1 keeps (younger than failedMaxAge) that are older than maxAge. */
+  const keptByAge = (status: RunStatus, id: string): boolean =>
+    FAILED_STATUSES.has(status) && (failedCut === null || id >= failedCut);
+
+  let checked = 0;
+  const report = (n: number) => {
+    checked += n;
+    progress.update(checked);
   };
 
-  progress.start(dryRun ? "retention (dry run): runs scanned" : "retention: runs scanned");
   try {
-    // 1. The newest run beyond the count, per flow: runs up to it go.
+    const flows = only ?? await flowIdsWithRuns(store, layout);
+    let total: number | undefined;
+    if (byRanges && maxRuns === null) {
+      total = await store.count(layout.run(), { end: [...layout.run(), normalCut] });
+    }
+    progress.start(dryRun ? "retention (dry run): runs checked" : "retention: runs checked", total);
+
+    // The newest run beyond the count, per flow: runs up to it go (ranked before any deletion).
     const countCuts = new Map<string, string>();
-    let newestCountCut: string | null = null;
     if (maxRuns !== null) {
-      for await (const flowId of flows ?? flowIdsWithRuns(store, layout)) {
+      for (const flowId of flows) {
         if (signal.aborted) break;
-        const prefix = layout.key("runs-by-flow", flowId);
+        const prefix = layout.byFlow(flowId);
         let seen = 0;
         let cursor: string | undefined;
         let last: string | undefined;
@@ -329,42 +309,197 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
           result.scanned += n;
           if (n === 0) break;
         }
-        if (seen > maxRuns && last !== undefined) {
-          countCuts.set(flowId, last);
-          newestCountCut = maxBound(newestCountCut, last);
-        }
-        progress.update(result.scanned);
+        if (seen > maxRuns && last !== undefined) countCuts.set(flowId, last);
+        report(Math.min(seen, maxRuns + 1));
       }
     }
 
-    // 2. Each final status's index, oldest first, up to the newest run a limit can delete.
-    const streams: { prefix: Key; status: RunStatus }[] = [];
-    for (const status of FINAL_STATUSES) {
-      if (flows === undefined) {
-        streams.push({ prefix: layout.key("runs-by-status", status), status });
-      } else {
-        for (const f of flows) {
-          streams.push({ prefix: layout.key("runs-by-flow-status", f, status), status });
+    let batch: Doomed[] = [];
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      const doomed = batch;
+      batch = [];
+      if (!dryRun) {
+        await deleteBatch(store, layout, doomed);
+        result.batches++;
+      }
+      for (const run of doomed) {
+        result.deleted++;
+        if (run.reason === "age") result.deletedByAge++;
+        else result.deletedByCount++;
+      }
+    };
+
+    // 1. By age, in time windows of range deletes.
+    if (byRanges && !signal.aborted) {
+      const cut = normalCut!;
+      const runs = layout.run();
+      const cutTime = idTime(cut);
+      /** Per flow, its oldest run id not yet passed (absent: none left before the cut). */
+      const next = new Map<string, string>();
+      for (const flowId of flows) {
+        const first = await firstRunOf(store, layout, flowId, undefined, cut);
+        if (first !== undefined) next.set(flowId, first);
+      }
+      let lo: string | undefined;
+      let loTime = -1;
+      for await (const e of store.list({ prefix: runs, end: [...runs, cut], limit: 1 })) {
+        loTime = idTime(e.key[runs.length]);
+      }
+      let width = 0;
+      if (loTime >= 0) {
+        const candidates = total ?? await store.count(runs, { end: [...runs, cut] });
+        width = Math.max(1, Math.ceil(((cutTime - loTime) * batchSize) / Math.max(candidates, 1)));
+      }
+      let attempts = 0;
+      while (loTime >= 0 && (lo === undefined || lo < cut)) {
+        if (signal.aborted) break;
+        const hiTime = Math.min(loTime + width, cutTime);
+        const hi = hiTime >= cutTime ? cut : idTimeBound(hiTime);
+        const n = await store.count(runs, idRange(runs, lo, hi));
+        if (n > 2 * batchSize && width > 1) {
+          width = Math.max(1, Math.floor((width * batchSize) / n));
+          continue;
+        }
+        // The runs this window keeps: its entries in the status indexes decide.
+        const op = store.atomic();
+        const keep = new Map<string, string>();
+        let keptFailed = 0;
+        let read = 0;
+        for (const status of INDEXED_STATUSES) {
+          const prefix = layout.byStatus(status);
+          for await (
+            const e of store.list<RunSummary>({
+              prefix,
+              ...idRange(prefix, lo, hi),
+              batchSize: 1000,
+            })
+          ) {
+            read++;
+            const id = e.key[prefix.length];
+            if (status === "running") {
+              keep.set(id, e.value.flowId);
+              op.check(e.key, e.version); // it must not finish meanwhile
+            } else if (keptByAge(status, id)) {
+              keep.set(id, e.value.flowId);
+              keptFailed++;
+            } else {
+              op.delete(layout.byFlowStatus(e.value.flowId, status, id));
+            }
+          }
+        }
+        const keepIds = [...keep.keys()].sort();
+        clearAround(op, runs, lo, hi, keepIds);
+        clearAround(op, layout.events(), lo, hi, keepIds);
+        op.clear(layout.byStatus("cancelled"), idRange(layout.byStatus("cancelled"), lo, hi));
+        if (failedCut !== null) {
+          const failedHi = hi < failedCut ? hi : failedCut;
+          for (const status of FAILED_STATUSES) {
+            const prefix = layout.byStatus(status);
+            if (lo === undefined || lo < failedHi) op.clear(prefix, idRange(prefix, lo, failedHi));
+          }
+        }
+        // Flowstate 0.1 indexed succeeded runs by status too.
+        op.clear(layout.byStatus("succeeded"), idRange(layout.byStatus("succeeded"), lo, hi));
+        const active = [...next].filter(([, id]) => id < hi).map(([flowId]) => flowId);
+        for (const flowId of active) {
+          const kept = keepIds.filter((id) => keep.get(id) === flowId);
+          clearAround(op, layout.byFlow(flowId), lo, hi, kept);
+          const legacy = layout.byFlowStatus(flowId, "succeeded");
+          op.clear(legacy, idRange(legacy, lo, hi));
+        }
+        const doomed = n - keep.size;
+        if (!dryRun && doomed > 0) {
+          const committed = await op.commit();
+          if (!committed.ok) {
+            // A running run of this window finished: read the window again.
+            if (++attempts < WINDOW_ATTEMPTS) continue;
+            result.skipped += doomed;
+          } else {
+            result.batches++;
+            result.deleted += doomed;
+            result.deletedByAge += doomed;
+          }
+        } else {
+          result.deleted += doomed;
+          result.deletedByAge += doomed;
+        }
+        attempts = 0;
+        result.keptFailed += keptFailed;
+        result.scanned += read;
+        report(n);
+        for (const flowId of active) {
+          const first = await firstRunOf(store, layout, flowId, hi, cut);
+          if (first === undefined) next.delete(flowId);
+          else next.set(flowId, first);
+        }
+        lo = hi;
+        loTime = hiTime;
+        if (n === 0) {
+          // An empty stretch: jump to the next run.
+          loTime = -1;
+          for await (
+            const e of store.list({
+              prefix: runs,
+              start: [...runs, hi],
+              end: [...runs, cut],
+              limit: 1,
+            })
+          ) {
+            loTime = idTime(e.key[runs.length]);
+            lo = idTimeBound(loTime);
+          }
+          width *= 2;
+        } else {
+          const scale = Math.min(4, Math.max(0.5, batchSize / n));
+          width = Math.max(1, Math.round(width * scale));
         }
       }
     }
-    streams: for (const { prefix, status } of streams) {
+
+    // 1b. Failed runs age out sooner than the others (failedMaxAge < maxAge): the status
+    // indexes list them, so the runs between the two limits are not read.
+    if (byRanges && failedCut !== null && failedCut > normalCut! && !signal.aborted) {
+      for (const status of FAILED_STATUSES) {
+        const prefix = layout.byStatus(status);
+        let cursor: string | undefined;
+        for (;;) {
+          const page = store.list<RunSummary>({
+            prefix,
+            start: [...prefix, normalCut!],
+            end: [...prefix, failedCut],
+            cursor,
+            limit: PAGE_SIZE,
+          });
+          let n = 0;
+          for await (const { key, value } of page) {
+            n++;
+            batch.push({ id: key[prefix.length], flowId: value.flowId, status, reason: "age" });
+            if (batch.length >= batchSize && !signal.aborted) await flush();
+          }
+          cursor = page.cursor;
+          result.scanned += n;
+          report(n);
+          if (n < PAGE_SIZE || signal.aborted) break;
+        }
+      }
+    }
+
+    // 2. By count (and 3. by age, with `flows`), run by run.
+    const oneByOne = !byRanges || countCuts.size > 0;
+    for (const flowId of oneByOne ? flows : []) {
       if (signal.aborted) break;
-      const failed = FAILED_STATUSES.has(status);
-      const ageCut = failed ? failedCut : normalCut;
-      // Failed runs are read up to the normal age limit too, to count those kept longer.
-      const bound = maxBound(
-        ageCut,
-        failed ? normalCut : null,
-        newestCountCut === null ? null : `${newestCountCut}\0`,
-      );
-      if (bound === null || bound === "") continue;
-      const end = [...prefix, bound];
+      const countCut = countCuts.get(flowId);
+      const end = byRanges
+        ? (countCut === undefined ? null : `${countCut}\0`)
+        : maxBound(normalCut, failedCut, countCut === undefined ? null : `${countCut}\0`);
+      if (end === null || end === "") continue;
+      const prefix = layout.byFlow(flowId);
       let cursor: string | undefined;
       for (;;) {
         const page = store.list<RunSummary>({
           prefix,
-          end,
+          end: [...prefix, end],
           cursor,
           limit: PAGE_SIZE,
           batchSize: PAGE_SIZE,
@@ -372,39 +507,43 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
         let n = 0;
         for await (const { key, value: run } of page) {
           n++;
-          const id = key[key.length - 1];
-          const countCut = countCuts.get(run.flowId);
+          const id = key[prefix.length];
+          if (run.status === "running") continue;
+          const failed = FAILED_STATUSES.has(run.status);
+          const olderThanMaxAge = normalCut !== null && id < normalCut;
+          const ageCut = failed ? failedCut : normalCut;
+          const byAge = ageCut !== null && id < ageCut;
           let reason: Doomed["reason"] | undefined;
-          if (ageCut !== null && id < ageCut) reason = "age";
-          else if (countCut !== undefined && id <= countCut) reason = "count";
-          if (reason === undefined) {
-            if (failed && normalCut !== null && id < normalCut) result.keptFailed++;
-            continue;
+          if (byRanges) {
+            if (byAge) continue; // step 1 deletes it (or, in a dry run, counted it)
+            if (countCut !== undefined && id <= countCut) {
+              reason = "count";
+              if (failed && olderThanMaxAge) result.keptFailed--; // step 1 counted it as kept
+            }
+          } else if (byAge) {
+            reason = "age";
+          } else if (countCut !== undefined && id <= countCut) {
+            reason = "count";
+          } else if (failed && olderThanMaxAge) {
+            result.keptFailed++;
           }
-          const doomed: Doomed = { id, flowId: run.flowId, status, reason };
-          if (dryRun) count(doomed);
-          else batch.push(doomed);
+          if (reason !== undefined) batch.push({ id, flowId, status: run.status, reason });
+          if (batch.length >= batchSize) {
+            if (signal.aborted) break;
+            await flush();
+          }
         }
         cursor = page.cursor;
         result.scanned += n;
-        progress.update(result.scanned);
-        // Whole batches, in id order; what is left waits for the next page.
-        while (batch.length >= batchSize) {
-          if (signal.aborted) break streams;
-          const rest = batch.slice(batchSize);
-          batch = batch.slice(0, batchSize);
-          await flush();
-          batch = rest;
-        }
-        if (n < PAGE_SIZE) break;
-        if (signal.aborted) break streams;
+        report(n);
+        if (n < PAGE_SIZE || signal.aborted) break;
       }
     }
     if (!signal.aborted) await flush();
 
-    const running = flows === undefined
-      ? [layout.key("runs-by-status", "running")]
-      : flows.map((f) => layout.key("runs-by-flow-status", f, "running"));
+    const running = only === undefined
+      ? [layout.byStatus("running")]
+      : only.map((f) => layout.byFlowStatus(f, "running"));
     for (const prefix of running) result.keptRunning += await store.count(prefix);
   } finally {
     result.cancelled = signal.aborted;
@@ -412,13 +551,13 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
     progress.finish(
       `${dryRun ? "would delete" : "deleted"} ${result.deleted} runs ` +
         `(${result.deletedByAge} by age, ${result.deletedByCount} by count; ` +
-        `${result.keptFailed} failed runs kept longer; ${result.scanned} index entries read)` +
+        `${result.keptFailed} failed runs kept longer)` +
         (result.cancelled ? "; cancelled" : ""),
     );
   }
   if (result.skipped > 0) {
     ctx.log(
-      `${result.skipped} runs changed while being deleted and were left for the next run`,
+      `${result.skipped} runs were left for the next run: runs that were still running kept finishing while their window was deleted`,
       "warn",
     );
   }

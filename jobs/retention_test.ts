@@ -7,7 +7,7 @@ import { createProgress, type Progress } from "../src/jobs/progress.ts";
 import { resolveJobOptions, runJob } from "../src/jobs/run.ts";
 import type { Records } from "../src/records/records.ts";
 import { openRuntime, type Runtime } from "../src/runtime.ts";
-import type { Entry, Key, Store } from "../src/store/types.ts";
+import type { Entry, Key, KeyBounds, Store } from "../src/store/types.ts";
 import { type FakeClock, fakeClock } from "../src/testing/clock.ts";
 import retention, { defaults, type RetentionOptions, type RetentionResult } from "./retention.ts";
 
@@ -158,9 +158,10 @@ async function assertRemaining(store: Store, before: Entry[], deleted: Iterable<
 function model(
   runs: SeededRun[],
   options: { maxAge: number | null; failedMaxAge: number | null; maxRuns: number | null },
-): { byAge: Set<string>; byCount: Set<string> } {
+): { byAge: Set<string>; byCount: Set<string>; keptFailed: number } {
   const byAge = new Set<string>();
   const byCount = new Set<string>();
+  let keptFailed = 0;
   const flows = Map.groupBy(runs, (r) => r.flowId);
   for (const list of flows.values()) {
     list.sort((a, b) => (a.id < b.id ? 1 : -1)); // newest first
@@ -170,9 +171,12 @@ function model(
       const limit = failed ? options.failedMaxAge : options.maxAge;
       if (limit !== null && NOW - run.startedAt > limit) byAge.add(run.id);
       else if (options.maxRuns !== null && rank >= options.maxRuns) byCount.add(run.id);
+      else if (failed && options.maxAge !== null && NOW - run.startedAt > options.maxAge) {
+        keptFailed++;
+      }
     });
   }
-  return { byAge, byCount };
+  return { byAge, byCount, keptFailed };
 }
 
 for (const backend of BACKENDS) {
@@ -198,8 +202,9 @@ for (const backend of BACKENDS) {
       assert.equal(result.deletedByCount, 0);
       assert.equal(result.keptFailed, 2); // oldFailed (60 d) and oldTimedOut (45 d)
       assert.equal(result.keptRunning, 1);
-      // Read: every finished run older than 30 days (maxRuns is off), nothing newer.
-      assert.equal(result.scanned, 6);
+      // Read: only the status index entries older than 30 days (the cancelled, failed,
+      // timed-out and running runs); the succeeded runs are deleted without being read.
+      assert.equal(result.scanned, 5);
       assert.equal(result.batches, 1);
       assert.equal(result.skipped, 0);
       assert.equal(result.cancelled, false);
@@ -271,8 +276,9 @@ Deno.test("retention dry run writes nothing and reports what a real run deletes"
     assert.equal(dry.batches, 0);
     assert.ok(dry.deleted > 0);
     const real = await retain(env.rt, { maxRuns: 6 });
-    const { durationMs: _a, dryRun: _b, batches: _c, ...dryCounts } = dry;
-    const { durationMs: _d, dryRun: _e, batches: _f, ...realCounts } = real;
+    // (A real run reads fewer index entries: what it deleted by age is gone when it counts.)
+    const { durationMs: _a, dryRun: _b, batches: _c, scanned: _g, ...dryCounts } = dry;
+    const { durationMs: _d, dryRun: _e, batches: _f, scanned: _h, ...realCounts } = real;
     assert.deepEqual(realCounts, dryCounts);
   });
 });
@@ -300,8 +306,13 @@ function observed(
   store: Store,
   onCommit?: (n: number) => void,
   beforeCommit?: () => Promise<void>,
+  afterCommit?: () => Promise<void>,
 ) {
-  const seen = { commits: [] as number[], lists: [] as { limit?: number; prefix?: Key }[] };
+  const seen = {
+    commits: [] as number[],
+    clears: 0,
+    lists: [] as { limit?: number; prefix?: Key; end?: Key }[],
+  };
   const proxy = new Proxy(store, {
     get(target, prop, receiver) {
       if (prop === "atomic") {
@@ -314,9 +325,13 @@ function observed(
               n++, op.set(key, value, o), wrapped
             ),
             delete: (key: Key) => (n++, op.delete(key), wrapped),
+            clear: (prefix: Key, bounds?: KeyBounds) => (
+              seen.clears++, op.clear(prefix, bounds), wrapped
+            ),
             commit: async () => {
               await beforeCommit?.();
               const result = await op.commit();
+              await afterCommit?.();
               if (result.ok) {
                 seen.commits.push(n);
                 onCommit?.(seen.commits.length);
@@ -328,8 +343,8 @@ function observed(
         };
       }
       if (prop === "list") {
-        return (options: { limit?: number; prefix?: Key } = {}) => {
-          seen.lists.push({ limit: options.limit, prefix: options.prefix });
+        return (options: { limit?: number; prefix?: Key; end?: Key } = {}) => {
+          seen.lists.push({ limit: options.limit, prefix: options.prefix, end: options.end });
           return target.list(options);
         };
       }
@@ -340,50 +355,91 @@ function observed(
   return { store: proxy, seen };
 }
 
-Deno.test("retention deletes in atomic batches of batchSize runs and reads the index in bounded pages", async () => {
+Deno.test("retention deletes by age in windows of about batchSize runs, never reading succeeded runs", async () => {
   await withEnv("memory", async (env) => {
-    for (let i = 0; i < 1200; i++) await addRun(env, `f${i % 2}`, "succeeded", 40);
+    // 1200 runs spread over 12 days, all older than 30 days, and 30 recent ones.
+    for (let i = 0; i < 1200; i++) await addRun(env, `f${i % 2}`, "succeeded", 40 + i / 100);
     for (let i = 0; i < 30; i++) await addRun(env, "f0", "succeeded", 1);
     const { store, seen } = observed(env.store);
-    const result = await retain(env.rt, { batchSize: 500 }, {
+    const result = await retain(env.rt, { batchSize: 500, maxRuns: null }, {
       store: () => Promise.resolve(store),
     });
     assert.equal(result.deleted, 1200);
-    assert.equal(result.batches, 3);
-    // Each deleted run is 4 keys + chunk 0: 500 runs per commit at most.
-    assert.deepEqual(seen.commits, [2500, 2500, 1000]);
+    assert.equal(result.deletedByAge, 1200);
+    assert.equal(result.scanned, 0, "no index entry was read");
+    assert.ok(result.batches >= 2 && result.batches <= 5, `${result.batches} commits`);
+    assert.equal(seen.commits.length, result.batches);
     for (const list of seen.lists) {
       assert.ok(
-        list.limit !== undefined && list.limit <= 500,
+        (list.limit !== undefined && list.limit <= 1000) || list.end !== undefined,
         `unbounded listing ${JSON.stringify(list)}`,
       );
+      if (JSON.stringify(list.prefix) === '["flowstate","runs"]') {
+        assert.equal(list.limit, 1, "run records are only probed for where the next run is");
+      }
     }
     assert.equal(await env.store.count(["flowstate", "runs"]), 30);
-    assert.equal(await env.store.count(["flowstate", "events"]), 30);
+    assert.equal(await env.store.count(["flowstate", "runs-by-flow"]), 30);
+    assert.equal(await env.store.count(["flowstate", "events"]), 0);
   });
 });
 
-Deno.test("retention stops between batches when cancelled and leaves every run whole", async () => {
+Deno.test("retention by age keeps each window near batchSize runs when the rate of runs changes", async () => {
   await withEnv("memory", async (env) => {
-    for (let i = 0; i < 50; i++) await addRun(env, "f", "succeeded", 40, i % 3);
+    // A quiet stretch (one run a day), then a burst (100 runs within an hour), then one more.
+    for (let d = 0; d < 20; d++) await addRun(env, "f", "succeeded", 100 - d);
+    for (let i = 0; i < 100; i++) await addRun(env, "f", "succeeded", 60 - i / 2400);
+    await addRun(env, "f", "succeeded", 31);
+    const sizes: number[] = [];
+    let last = await env.store.count(["flowstate", "runs"]);
+    const { store } = observed(env.store, undefined, undefined, async () => {
+      const now = await env.store.count(["flowstate", "runs"]);
+      sizes.push(last - now);
+      last = now;
+    });
+    const result = await retain(env.rt, { batchSize: 10, maxRuns: null }, {
+      store: () => Promise.resolve(store),
+    });
+    assert.equal(result.deleted, 121);
+    assert.equal(sizes.reduce((a, b) => a + b, 0), 121);
+    assert.ok(sizes.every((n) => n <= 20), `window sizes ${sizes}`);
+  });
+});
+
+Deno.test("retention stops between windows when cancelled and leaves every run whole", async () => {
+  await withEnv("memory", async (env) => {
+    for (let i = 0; i < 50; i++) {
+      await addRun(env, `f${i % 2}`, i % 7 ? "succeeded" : "cancelled", 40 + i / 10, i % 3);
+    }
     const controller = new AbortController();
     const { store } = observed(env.store, (n) => {
       if (n === 2) controller.abort();
     });
-    const result = await retain(env.rt, { batchSize: 10 }, {
+    const result = await retain(env.rt, { batchSize: 10, maxRuns: null }, {
       store: () => Promise.resolve(store),
       signal: controller.signal,
     });
     assert.equal(result.cancelled, true);
     assert.equal(result.batches, 2);
-    assert.equal(result.deleted, 20);
-    // Every remaining run is whole: record, three index entries, all its events.
-    const runs = await Array.fromAsync(env.store.list({ prefix: ["flowstate", "runs"] }));
-    assert.equal(runs.length, 30);
+    const runs = await Array.fromAsync(
+      env.store.list<{ status: string }>({ prefix: ["flowstate", "runs"] }),
+    );
+    assert.equal(result.deleted, 50 - runs.length);
+    assert.ok(result.deleted >= 10 && result.deleted < 50, `${result.deleted} deleted`);
+    // Every remaining run is whole: record, its index entries, all its events; nothing else.
     const ids = new Set(runs.map((e) => e.key[2]));
-    for (const index of ["runs-by-flow", "runs-by-status", "runs-by-flow-status"]) {
+    const byFlow = await Array.fromAsync(env.store.list({ prefix: ["flowstate", "runs-by-flow"] }));
+    assert.deepEqual(new Set(byFlow.map((e) => e.key.at(-1))), ids);
+    const cancelled = new Set(
+      runs.filter((e) => e.value.status === "cancelled").map((e) => e.key[2]),
+    );
+    for (const index of ["runs-by-status", "runs-by-flow-status"]) {
       const entries = await Array.fromAsync(env.store.list({ prefix: ["flowstate", index] }));
-      assert.deepEqual(new Set(entries.map((e) => e.key.at(-1))), ids, index);
+      assert.deepEqual(new Set(entries.map((e) => e.key.at(-1))), cancelled, index);
+    }
+    for (const id of ids) {
+      const run = await env.records.getRun(id);
+      assert.notEqual(run, null);
     }
     for await (const e of env.store.list({ prefix: ["flowstate", "events"] })) {
       assert.ok(ids.has(e.key[2]), `events of a deleted run remain: ${e.key}`);
@@ -412,11 +468,11 @@ Deno.test("retention reports progress as runs are scanned", async () => {
       },
     };
     const result = await retain(env.rt, {}, { progress });
-    assert.deepEqual(labels, ["retention: runs scanned", undefined]);
-    // The newest maxRuns + 1 of each flow (all 4), then the 5 runs older than 30 days.
-    assert.equal(result.scanned, 12 + 5);
-    assert.deepEqual(updates.slice(0, 4), [4, 8, 12, 17]);
-    assert.equal(updates.at(-1), 17);
+    assert.deepEqual(labels, ["retention: runs checked", undefined]);
+    // The newest maxRuns + 1 of each flow (all 4 of each), then the 5 runs older than
+    // 30 days, counted in one window (all succeeded: no index entry read for them).
+    assert.equal(result.scanned, 12);
+    assert.deepEqual(updates, [4, 8, 12, 17]);
     assert.equal(result.deleted, 5);
   });
 });
@@ -455,28 +511,87 @@ Deno.test("retention refuses invalid options with a ConfigError naming the optio
   assert.deepEqual(resolved, { ...defaults, maxAge: null, maxRuns: 10 });
 });
 
-Deno.test("retention skips a run whose events keep changing while it deletes, and deletes the rest", async () => {
+Deno.test("retention reads a window again when one of its running runs finishes meanwhile", async () => {
   await withEnv("sqlite", async (env) => {
-    const runs: SeededRun[] = [];
-    for (let i = 0; i < 5; i++) runs.push(await addRun(env, "f", "succeeded", 40));
-    const victim = runs[2];
-    let next = 1;
-    // Another process appends a chunk to the victim before every commit.
-    const { store } = observed(env.store, undefined, async () => {
-      const key = ["flowstate", "events", victim.id, String(next++).padStart(8, "0")];
-      await env.store.set(key, { first: next * 2, events: [{ at: NOW, type: "node.log" }] });
+    for (let i = 0; i < 5; i++) await addRun(env, "f", "succeeded", 40 + i);
+    const running = await addRun(env, "f", "running", 42.5);
+    const record = (await env.records.getRun(running.id))!;
+    let finished = false;
+    // Another process finishes the running run just before the first commit.
+    const { store, seen } = observed(env.store, undefined, async () => {
+      if (finished) return;
+      finished = true;
+      await env.records.finishRun({ ...record, status: "succeeded" });
     });
-    const logs: string[] = [];
-    const result = await retain(env.rt, {}, { store: () => Promise.resolve(store), logs });
-    assert.equal(result.deleted, 4);
-    assert.equal(result.skipped, 1);
-    assert.match(logs.join("\n"), /1 runs changed while being deleted/);
-    assert.notEqual(await env.records.getRun(victim.id), null);
-    // Two conflicting commits, then the one that deleted the others: three chunks appended.
-    assert.equal((await env.records.getEvents(victim.id)).length, 2 + 3);
-    assert.equal(await env.store.count(["flowstate", "runs"]), 1);
-    assert.equal(await env.store.count(["flowstate", "events"]), 4);
+    const result = await retain(env.rt, { maxRuns: null }, {
+      store: () => Promise.resolve(store),
+    });
+    assert.equal(result.deleted, 6, "the run that finished is deleted with the others");
+    assert.equal(result.skipped, 0);
+    assert.equal(seen.commits.length, 1, "one commit went through (the first was refused)");
+    assert.equal(result.keptRunning, 0);
+    const left = (await dump(env.store)).map((e) => e.key[1]);
+    assert.deepEqual([...new Set(left)], ["metrics"], "only the metrics are left");
   });
+});
+
+Deno.test("retention matches the model on random runs, statuses, ages and options", async () => {
+  let seed = 42;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
+  const statuses: RunStatus[] = [
+    "succeeded",
+    "succeeded",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "timed-out",
+    "running",
+  ];
+  for (let round = 0; round < 12; round++) {
+    for (const backend of BACKENDS) {
+      await withEnv(backend, async (env) => {
+        const runs: SeededRun[] = [];
+        const n = 20 + Math.floor(random() * 60);
+        for (let i = 0; i < n; i++) {
+          const status = pick(statuses);
+          const flowId = pick(["a", "b", "c"]);
+          runs.push(await addRun(env, flowId, status, random() * 120, Math.floor(random() * 3)));
+        }
+        const maxAge = pick([null, 10, 30, 60]);
+        const failedMaxAge = pick([null, 20, 90]);
+        const maxRuns = pick([null, 0, 3, 10, 1000]);
+        const flows = pick([undefined, undefined, ["a"], ["b", "c"]]);
+        const batchSize = pick([1, 3, 7, 5000]);
+        const before = await dump(env.store);
+        const what = JSON.stringify({ round, backend, maxAge, failedMaxAge, maxRuns, flows });
+        const result = await retain(env.rt, {
+          maxAge: maxAge === null ? null : `${maxAge}d`,
+          failedMaxAge: failedMaxAge === null ? null : `${failedMaxAge}d`,
+          maxRuns,
+          flows,
+          batchSize,
+        });
+        const considered = flows === undefined
+          ? runs
+          : runs.filter((r) => flows.includes(r.flowId));
+        const expected = model(considered, {
+          maxAge: maxAge === null ? null : maxAge * DAY,
+          failedMaxAge: failedMaxAge === null ? null : failedMaxAge * DAY,
+          maxRuns,
+        });
+        await assertRemaining(env.store, before, [...expected.byAge, ...expected.byCount]);
+        assert.equal(result.deletedByAge, expected.byAge.size, what);
+        assert.equal(result.deletedByCount, expected.byCount.size, what);
+        assert.equal(result.keptFailed, expected.keptFailed, what);
+        assert.equal(
+          result.keptRunning,
+          considered.filter((r) => r.status === "running").length,
+          what,
+        );
+      });
+    }
+  }
 });
 
 Deno.test("retention finds the count limit across several index pages (maxRuns above a page)", async () => {
