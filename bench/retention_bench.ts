@@ -15,7 +15,14 @@
  * reported memory is the job's own (peak RSS and heap during the run, minus
  * the process's figures once the store is open):
  *
- *   deno run --allow-read --allow-write --allow-env --allow-run --allow-sys bench/retention_bench.ts [runs] [--live-heap]
+ *   deno run --allow-read --allow-write --allow-env --allow-run --allow-sys bench/retention_bench.ts [runs] [--live-heap] [--mixed]
+ *
+ * `--mixed` makes 2% of the runs failed and 0.1% cancelled and runs the job
+ * with its defaults (`maxAge: 30d, failedMaxAge: 90d, maxRuns: 1000`): the
+ * age windows then cut around the failed runs kept longer, and the newest
+ * 100,000 runs go by count, run by run. Its baseline deletes exactly the rows
+ * of the runs the rules doom (computed independently) with one keyed
+ * `DELETE` each, in one transaction.
  *
  * `--live-heap` runs retention once more with `--expose-gc`, collecting garbage
  * at every progress report, and reports the largest heap left after a
@@ -39,6 +46,8 @@ const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 5, 1);
 const SPAN = 300 * DAY;
 const MAX_AGE = 30 * DAY;
+const FAILED_MAX_AGE = 90 * DAY;
+const MAX_RUNS = 1000;
 const FLOWS = Array.from({ length: 10 }, (_, i) => `flow-${i}`);
 const P = "flowstate";
 
@@ -50,8 +59,35 @@ function startOf(i: number, n: number): number {
   return NOW - SPAN + Math.floor((i * SPAN) / n);
 }
 
+/** Run i's status: all succeeded, or (`mixed`) 2% failed and 0.1% cancelled. */
+function statusOf(i: number, mixed: boolean): "succeeded" | "failed" | "cancelled" {
+  if (!mixed) return "succeeded";
+  return i % 1000 === 7 ? "cancelled" : i % 50 === 3 ? "failed" : "succeeded";
+}
+
+/** The job options of a scenario: age only, or the job's defaults (30d, failed 90d, 1000 per flow). */
+function optionsOf(mixed: boolean): Record<string, unknown> {
+  return mixed ? {} : { maxAge: "30d", maxRuns: null };
+}
+
+/** The runs the job must delete, by the rules written out independently of it. */
+function doomedRuns(n: number, mixed: boolean): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const age = NOW - startOf(i, n);
+    if (!mixed) {
+      if (age > MAX_AGE) out.push(i);
+      continue;
+    }
+    const limit = statusOf(i, mixed) === "failed" ? FAILED_MAX_AGE : MAX_AGE;
+    const rank = Math.floor((n - 1 - i) / FLOWS.length); // newer runs of the same flow
+    if (age > limit || rank >= MAX_RUNS) out.push(i);
+  }
+  return out;
+}
+
 /** Write N runs in the records key layout, in big atomic commits. */
-async function seed(path: string, n: number): Promise<void> {
+async function seed(path: string, n: number, mixed: boolean): Promise<void> {
   const store = await openStore({ plugin: "sqlite", path, durability: "relaxed" });
   try {
     const perCommit = 5000;
@@ -61,16 +97,21 @@ async function seed(path: string, n: number): Promise<void> {
         const startedAt = startOf(i, n);
         const id = runId(startedAt, i);
         const flowId = FLOWS[i % FLOWS.length];
+        const status = statusOf(i, mixed);
         const summary = {
           id,
           flowId,
           flowVersion: "3f2a9c0d1e",
-          status: "succeeded",
+          status,
           startedAt,
           endedAt: startedAt + 1200,
           durationMs: 1200,
-          error: null,
+          error: status === "failed" ? { node: "fetch", message: "timeout" } : null,
         };
+        if (status !== "succeeded") {
+          op.set([P, "runs-by-status", status, id], summary);
+          op.set([P, "runs-by-flow-status", flowId, status, id], summary);
+        }
         op.set([P, "runs", id], {
           ...summary,
           inputs: { day: "2026-01-01" },
@@ -104,13 +145,6 @@ async function seed(path: string, n: number): Promise<void> {
   }
 }
 
-/** How many of the N runs are older than MAX_AGE. */
-function expectedDeleted(n: number): number {
-  let deleted = 0;
-  for (let i = 0; i < n; i++) if (NOW - startOf(i, n) > MAX_AGE) deleted++;
-  return deleted;
-}
-
 interface RetentionFigures {
   ms: number;
   deleted: number;
@@ -123,7 +157,11 @@ interface RetentionFigures {
 }
 
 /** Run the retention job on the file, sampling RSS at every progress report. */
-async function timeRetention(path: string, home: string): Promise<RetentionFigures> {
+async function timeRetention(
+  path: string,
+  home: string,
+  mixed: boolean,
+): Promise<RetentionFigures> {
   const rt = await openRuntime({
     config: { stores: { default: { plugin: "sqlite", path } } },
     home,
@@ -160,7 +198,7 @@ async function timeRetention(path: string, home: string): Promise<RetentionFigur
     };
     const started = performance.now();
     const run = await runJob(rt, "retention", {
-      options: { maxAge: "30d", maxRuns: null },
+      options: optionsOf(mixed),
       progress,
     });
     const ms = performance.now() - started;
@@ -181,12 +219,37 @@ async function timeRetention(path: string, home: string): Promise<RetentionFigur
   }
 }
 
-/** Delete the same rows with bare range deletes in one transaction. */
-function timeRawDelete(path: string): { ms: number; rows: number } {
+/**
+ * Delete the same rows in one transaction: with bare range deletes (age only),
+ * or (mixed) with one keyed `DELETE` per row of the runs the rules doom.
+ */
+function timeRawDelete(path: string, n: number, mixed: boolean): { ms: number; rows: number } {
   const db = new DatabaseSync(path);
   try {
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = FULL");
+    if (mixed) {
+      const keys: Uint8Array[] = [];
+      for (const i of doomedRuns(n, mixed)) {
+        const id = runId(startOf(i, n), i);
+        const flowId = FLOWS[i % FLOWS.length];
+        const status = statusOf(i, mixed);
+        keys.push(encodeKey([P, "runs", id]), encodeKey([P, "runs-by-flow", flowId, id]));
+        if (status !== "succeeded") {
+          keys.push(
+            encodeKey([P, "runs-by-status", status, id]),
+            encodeKey([P, "runs-by-flow-status", flowId, status, id]),
+          );
+        }
+      }
+      const del = db.prepare("DELETE FROM flowstate_entries WHERE key = ?");
+      const started = performance.now();
+      let rows = 0;
+      db.exec("BEGIN IMMEDIATE");
+      for (const key of keys) rows += Number(del.run(key).changes);
+      db.exec("COMMIT");
+      return { ms: performance.now() - started, rows };
+    }
     const cutoff = (NOW - MAX_AGE).toString(36).padStart(9, "0");
     const prefixes: Key[] = [[P, "runs"], ...FLOWS.map((f) => [P, "runs-by-flow", f])];
     const del = db.prepare("DELETE FROM flowstate_entries WHERE key > ? AND key < ?");
@@ -226,33 +289,43 @@ async function inChild(args: string[], v8Flags: string[] = []): Promise<Record<s
 }
 
 /** Seed a store, copy it, and time retention on one copy and the raw delete on the other. */
-async function compare(n: number, liveHeap: boolean): Promise<Record<string, number>> {
+async function compare(
+  n: number,
+  liveHeap: boolean,
+  mixed: boolean,
+): Promise<Record<string, number | string>> {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-retention-bench-" });
   try {
     const path = join(dir, "state.db");
     const rawPath = join(dir, "raw.db");
     const started = performance.now();
-    await seed(path, n);
+    await seed(path, n, mixed);
     const seedMs = performance.now() - started;
     await Deno.copyFile(path, rawPath);
     if (liveHeap) await Deno.copyFile(path, join(dir, "pristine.db"));
     const dbFileBytes = (await Deno.stat(path)).size;
-    const retention = await inChild(["--measure-retention", path, dir]);
-    const raw = await inChild(["--measure-raw", rawPath]);
+    const mode = mixed ? "mixed" : "age";
+    const retention = await inChild(["--measure-retention", path, dir, mode]);
+    const raw = await inChild(["--measure-raw", rawPath, String(n), mode]);
     let live: Record<string, number> | undefined;
     if (liveHeap) {
       // Once more on a fresh copy, collecting garbage at every progress report.
       await Deno.rename(join(dir, "pristine.db"), path);
-      live = await inChild(["--measure-retention", path, dir], ["--expose-gc"]);
+      live = await inChild(["--measure-retention", path, dir, mode], ["--expose-gc"]);
     }
-    const expected = expectedDeleted(n);
-    if (retention.deleted !== expected || raw.rows !== expected * 2) {
+    const doomed = doomedRuns(n, mixed);
+    const expected = doomed.length;
+    const rows = doomed.reduce((sum, i) => sum + (statusOf(i, mixed) === "succeeded" ? 2 : 4), 0);
+    if (retention.deleted !== expected || raw.rows !== rows) {
       throw new Error(
         `different work: retention deleted ${retention.deleted} runs, raw ${raw.rows} rows, expected ${expected} runs`,
       );
     }
     const mb = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
     return {
+      scenario: mixed
+        ? "job defaults (maxAge 30d, failedMaxAge 90d, maxRuns 1000); 2% failed, 0.1% cancelled"
+        : "maxAge 30d, maxRuns null; all succeeded",
       runs: n,
       deleted: retention.deleted,
       seedMs: Math.round(seedMs),
@@ -279,16 +352,21 @@ async function compare(n: number, liveHeap: boolean): Promise<Record<string, num
 }
 
 if (import.meta.main && Deno.args[0] === "--measure-retention") {
-  console.log(JSON.stringify(await timeRetention(Deno.args[1], Deno.args[2])));
+  console.log(
+    JSON.stringify(await timeRetention(Deno.args[1], Deno.args[2], Deno.args[3] === "mixed")),
+  );
 } else if (import.meta.main && Deno.args[0] === "--measure-raw") {
-  console.log(JSON.stringify(timeRawDelete(Deno.args[1])));
+  console.log(
+    JSON.stringify(timeRawDelete(Deno.args[1], Number(Deno.args[2]), Deno.args[3] === "mixed")),
+  );
 } else if (import.meta.main) {
-  const args = Deno.args.filter((a) => a !== "--live-heap");
+  const args = Deno.args.filter((a) => !a.startsWith("--"));
   const n = Number(args[0] ?? 1_000_000);
   if (!Number.isInteger(n) || n < 10) {
     throw new RangeError(`runs must be an integer >= 10 (got ${args[0]})`);
   }
-  console.log(JSON.stringify(await compare(n, Deno.args.includes("--live-heap")), null, 2));
+  const result = await compare(n, Deno.args.includes("--live-heap"), Deno.args.includes("--mixed"));
+  console.log(JSON.stringify(result, null, 2));
 } else {
   const N = 20_000;
   for (const which of ["raw", "retention"] as const) {
@@ -304,10 +382,10 @@ if (import.meta.main && Deno.args[0] === "--measure-retention") {
         const dir = await Deno.makeTempDir({ prefix: "flowstate-retention-bench-" });
         try {
           const path = join(dir, "state.db");
-          await seed(path, N);
+          await seed(path, N, false);
           b.start();
-          if (which === "raw") timeRawDelete(path);
-          else await timeRetention(path, dir);
+          if (which === "raw") timeRawDelete(path, N, false);
+          else await timeRetention(path, dir, false);
           b.end();
         } finally {
           await Deno.remove(dir, { recursive: true });

@@ -43,7 +43,7 @@
  * 2. **By count, run by run.** With `maxRuns`, each flow's index is read
  *    newest first for its `maxRuns + 1` newest entries, which gives the
  *    newest run beyond the count; then the flow's older entries are read
- *    oldest first and deleted in atomic batches of `batchSize` runs (the
+ *    oldest first and deleted in atomic batches (`batchSize` runs, at most 1,000: the
  *    record, its index entries and a range delete of its events).
  * 3. With `flows`, the age limits are applied run by run too (other flows'
  *    runs share the ranges of step 1).
@@ -73,7 +73,10 @@ export interface RetentionOptions {
   maxRuns: number | null;
   /** Only prune runs of these flow ids (default: every flow, jobs included). */
   flows?: string[];
-  /** Runs deleted per atomic commit (1 to 100,000): the size of an age window, or of a batch. */
+  /**
+   * Runs deleted per atomic commit (1 to 100,000): the size of an age window;
+   * runs deleted one by one (by count, or with `flows`) go at most 1,000 per commit.
+   */
   batchSize: number;
 }
 
@@ -221,17 +224,28 @@ function clearAround(
   op.clear(prefix, { start, end: [...prefix, hi] });
 }
 
-/** Delete runs one by one in one atomic commit: record, every index entry, events. */
-async function deleteBatch(store: Store, layout: RecordsLayout, batch: Doomed[]): Promise<void> {
+/**
+ * Delete runs one by one in one atomic commit: record, index entries (with
+ * `legacy`, those a 0.1 store may have too), events.
+ */
+async function deleteBatch(
+  store: Store,
+  layout: RecordsLayout,
+  batch: Doomed[],
+  legacy: boolean,
+): Promise<void> {
   const op = store.atomic();
   for (const run of batch) {
     op.delete(layout.run(run.id));
-    for (const key of layout.allIndexKeys(run)) op.delete(key);
+    for (const key of legacy ? layout.allIndexKeys(run) : layout.indexKeys(run)) op.delete(key);
     op.clear(layout.events(run.id));
   }
   const result = await op.commit();
   if (!result.ok) throw new Error("retention: a commit without checks reported a conflict");
 }
+
+/** The most runs deleted one by one in one commit. */
+const MAX_KEYED_BATCH = 1000;
 
 /** Tries of one age window whose running runs keep finishing before it is left for the next run. */
 const WINDOW_ATTEMPTS = 10;
@@ -276,6 +290,13 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
 
   try {
     const flows = only ?? await flowIdsWithRuns(store, layout);
+    // Stores written by Flowstate 0.1 also indexed succeeded runs by status.
+    let legacy = false;
+    for await (const _ of store.list({ prefix: layout.byStatus("succeeded"), limit: 1 })) {
+      legacy = true;
+    }
+    /** Runs per commit when deleting one by one (each is several keys). */
+    const perCommit = Math.min(batchSize, MAX_KEYED_BATCH);
     let total: number | undefined;
     if (byRanges && maxRuns === null) {
       total = await store.count(layout.run(), { end: [...layout.run(), normalCut] });
@@ -320,7 +341,7 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
       const doomed = batch;
       batch = [];
       if (!dryRun) {
-        await deleteBatch(store, layout, doomed);
+        await deleteBatch(store, layout, doomed, legacy);
         result.batches++;
       }
       for (const run of doomed) {
@@ -399,14 +420,17 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
             if (lo === undefined || lo < failedHi) op.clear(prefix, idRange(prefix, lo, failedHi));
           }
         }
-        // Flowstate 0.1 indexed succeeded runs by status too.
-        op.clear(layout.byStatus("succeeded"), idRange(layout.byStatus("succeeded"), lo, hi));
+        if (legacy) {
+          op.clear(layout.byStatus("succeeded"), idRange(layout.byStatus("succeeded"), lo, hi));
+        }
         const active = [...next].filter(([, id]) => id < hi).map(([flowId]) => flowId);
         for (const flowId of active) {
           const kept = keepIds.filter((id) => keep.get(id) === flowId);
           clearAround(op, layout.byFlow(flowId), lo, hi, kept);
-          const legacy = layout.byFlowStatus(flowId, "succeeded");
-          op.clear(legacy, idRange(legacy, lo, hi));
+          if (legacy) {
+            const succeeded = layout.byFlowStatus(flowId, "succeeded");
+            op.clear(succeeded, idRange(succeeded, lo, hi));
+          }
         }
         const doomed = n - keep.size;
         if (!dryRun && doomed > 0) {
@@ -475,7 +499,7 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
           for await (const { key, value } of page) {
             n++;
             batch.push({ id: key[prefix.length], flowId: value.flowId, status, reason: "age" });
-            if (batch.length >= batchSize && !signal.aborted) await flush();
+            if (batch.length >= perCommit && !signal.aborted) await flush();
           }
           cursor = page.cursor;
           result.scanned += n;
@@ -528,7 +552,7 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
             result.keptFailed++;
           }
           if (reason !== undefined) batch.push({ id, flowId, status: run.status, reason });
-          if (batch.length >= batchSize) {
+          if (batch.length >= perCommit) {
             if (signal.aborted) break;
             await flush();
           }

@@ -552,11 +552,22 @@ Deno.test("retention matches the model on random runs, statuses, ages and option
     for (const backend of BACKENDS) {
       await withEnv(backend, async (env) => {
         const runs: SeededRun[] = [];
+        const legacyRound = round % 3 === 2;
         const n = 20 + Math.floor(random() * 60);
         for (let i = 0; i < n; i++) {
           const status = pick(statuses);
           const flowId = pick(["a", "b", "c"]);
-          runs.push(await addRun(env, flowId, status, random() * 120, Math.floor(random() * 3)));
+          const run = await addRun(env, flowId, status, random() * 120, Math.floor(random() * 3));
+          runs.push(run);
+          if (legacyRound && status === "succeeded") {
+            // As Flowstate 0.1 wrote it: succeeded runs in the status indexes too.
+            const summary = (await env.records.listRunSummaries({ flowId, limit: 1000 })).runs
+              .find((r) => r.id === run.id);
+            await env.store.atomic()
+              .set(["flowstate", "runs-by-status", "succeeded", run.id], summary!)
+              .set(["flowstate", "runs-by-flow-status", flowId, "succeeded", run.id], summary!)
+              .commit();
+          }
         }
         const maxAge = pick([null, 10, 30, 60]);
         const failedMaxAge = pick([null, 20, 90]);
