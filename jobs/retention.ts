@@ -27,26 +27,32 @@
  *
  * How, so that a store of a million runs is pruned in seconds and in bounded
  * memory (see src/records/layout.ts for the keys):
- * 1. **By age, with range deletes.** Run ids start with their start time, so
- *    "every run older than `maxAge`" is a key range of the run records, of
- *    each flow's index and of the events. The job walks that range oldest
- *    first in time windows of about `batchSize` runs (counted with
- *    `store.count()`; the window shrinks or grows to keep that size, and
- *    skips empty stretches), and deletes each window with one atomic commit
- *    of range deletes (`atomic().clear()`). The runs a window must keep
- *    (running ones, failed ones younger than `failedMaxAge`) are exactly the
- *    window's entries in the status indexes, which hold every status but
- *    `succeeded`: they are read, and the ranges are cut around them. A
- *    running run's index entry is checked in the commit, so a run that
- *    finishes meanwhile makes the window start over. Succeeded runs are never
- *    read at all.
- * 2. **By count, run by run.** With `maxRuns`, each flow's index is read
- *    newest first for its `maxRuns + 1` newest entries, which gives the
- *    newest run beyond the count; then the flow's older entries are read
- *    oldest first and deleted in atomic batches (`batchSize` runs, at most 1,000: the
- *    record, its index entries and a range delete of its events).
- * 3. With `flows`, the age limits are applied run by run too (other flows'
- *    runs share the ranges of step 1).
+ * 1. With `maxRuns`, each flow's index is read newest first for its
+ *    `maxRuns + 1` newest entries, which gives the newest run beyond the
+ *    count (one id per flow is kept in memory).
+ * 2. **Every flow: range deletes in time windows.** Run ids start with their
+ *    start time, so the runs a limit can doom all lie below one id: the
+ *    newer of maxAge's cut and the newest run beyond any flow's count. The
+ *    job walks the run records up to it, oldest first, in time windows of
+ *    about `batchSize` runs (counted with `store.count()`; a window shrinks
+ *    or grows to keep that size, skips empty stretches, and never straddles
+ *    maxAge's cut), and deletes each window with one atomic commit of range
+ *    deletes (`atomic().clear()`) over the run records, the events and each
+ *    flow's index, cut around the runs the window keeps. Those are found
+ *    without reading the doomed runs: the status indexes hold every run that
+ *    is not `succeeded` (so the running ones, and the failed ones younger
+ *    than `failedMaxAge`, are listed), and above maxAge's cut the runs a
+ *    flow keeps are its index entries newer than its count cut, at most
+ *    `maxRuns` per flow in all. A running run's index entry is checked in
+ *    the commit, so a run that finishes meanwhile makes the window start
+ *    over. Succeeded runs that go are never read.
+ * 3. When failed runs age out sooner than the others (`failedMaxAge` below
+ *    `maxAge`), those above the windows are listed by the status indexes and
+ *    deleted one by one.
+ * 4. With `flows`, other flows' runs share the ranges, so each listed flow's
+ *    index is read oldest first and its runs are deleted one by one, in
+ *    atomic batches (`batchSize` runs, at most 1,000: the record, its index
+ *    entries and a range delete of its events).
  *
  * Metrics are aggregates kept apart from the runs, so they are not changed.
  * Cancelling (`ctx.signal`) stops between commits: every run is either fully
@@ -276,11 +282,13 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
     dryRun,
     cancelled: false,
   };
-  /** Step 1 applies when every flow is pruned and there is an age limit. */
-  const byRanges = only === undefined && normalCut !== null && normalCut !== "";
-  /** Failed runs step 1 keeps (younger than failedMaxAge) that are older than maxAge. */
-  const keptByAge = (status: RunStatus, id: string): boolean =>
-    FAILED_STATUSES.has(status) && (failedCut === null || id >= failedCut);
+  /** Every flow is pruned: step 1 works with range deletes. */
+  const ranged = only === undefined;
+  /** Whether a run with this status and id started longer ago than its age limit. */
+  const aged = (status: RunStatus, id: string): boolean => {
+    const cut = FAILED_STATUSES.has(status) ? failedCut : normalCut;
+    return cut !== null && id < cut;
+  };
 
   let checked = 0;
   const report = (n: number) => {
@@ -298,7 +306,7 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
     /** Runs per commit when deleting one by one (each is several keys). */
     const perCommit = Math.min(batchSize, MAX_KEYED_BATCH);
     let total: number | undefined;
-    if (byRanges && maxRuns === null) {
+    if (ranged && maxRuns === null && normalCut !== null) {
       total = await store.count(layout.run(), { end: [...layout.run(), normalCut] });
     }
     progress.start(dryRun ? "retention (dry run): runs checked" : "retention: runs checked", total);
@@ -351,88 +359,116 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
       }
     };
 
-    // 1. By age, in time windows of range deletes.
-    if (byRanges && !signal.aborted) {
-      const cut = normalCut!;
+    // 1. Every flow: time windows of range deletes, up to the newest run any limit dooms.
+    let maxCountCut: string | null = null;
+    for (const cut of countCuts.values()) maxCountCut = maxBound(maxCountCut, cut);
+    const top = ranged
+      ? maxBound(normalCut, maxCountCut === null ? null : `${maxCountCut}\0`)
+      : null;
+    if (top !== null && top !== "" && !signal.aborted) {
       const runs = layout.run();
-      const cutTime = idTime(cut);
-      /** Per flow, its oldest run id not yet passed (absent: none left before the cut). */
+      /** Per flow, its oldest run id not yet passed (absent: none left below `top`). */
       const next = new Map<string, string>();
       for (const flowId of flows) {
-        const first = await firstRunOf(store, layout, flowId, undefined, cut);
+        const first = await firstRunOf(store, layout, flowId, undefined, top);
         if (first !== undefined) next.set(flowId, first);
       }
       let lo: string | undefined;
       let loTime = -1;
-      for await (const e of store.list({ prefix: runs, end: [...runs, cut], limit: 1 })) {
+      for await (const e of store.list({ prefix: runs, end: [...runs, top], limit: 1 })) {
         loTime = idTime(e.key[runs.length]);
       }
       let width = 0;
       if (loTime >= 0) {
-        const candidates = total ?? await store.count(runs, { end: [...runs, cut] });
-        width = Math.max(1, Math.ceil(((cutTime - loTime) * batchSize) / Math.max(candidates, 1)));
+        const candidates = total ?? await store.count(runs, { end: [...runs, top] });
+        const span = Math.max(1, idTime(top) - loTime);
+        width = Math.max(1, Math.ceil((span * batchSize) / Math.max(candidates, 1)));
       }
       let attempts = 0;
-      while (loTime >= 0 && (lo === undefined || lo < cut)) {
+      while (loTime >= 0 && (lo === undefined || lo < top)) {
         if (signal.aborted) break;
-        const hiTime = Math.min(loTime + width, cutTime);
-        const hi = hiTime >= cutTime ? cut : idTimeBound(hiTime);
+        let hi = idTimeBound(loTime + width);
+        // A window lies wholly below maxAge's cut ("aged") or wholly above it.
+        if (normalCut !== null && normalCut !== "" && (lo ?? "") < normalCut && hi > normalCut) {
+          hi = normalCut;
+        }
+        if (hi > top) hi = top;
         const n = await store.count(runs, idRange(runs, lo, hi));
         if (n > 2 * batchSize && width > 1) {
           width = Math.max(1, Math.floor((width * batchSize) / n));
           continue;
         }
-        // The runs this window keeps: its entries in the status indexes decide.
+        const fresh = normalCut === null || (lo ?? "") >= normalCut;
         const op = store.atomic();
+        /** The runs this window keeps, with their flows. */
         const keep = new Map<string, string>();
+        /** Runs deleted that the status indexes listed, by reason. */
+        let sparseByAge = 0;
+        let sparseByCount = 0;
         let keptFailed = 0;
         let read = 0;
+        // The status indexes list every run that is not `succeeded`: decide each.
         for (const status of INDEXED_STATUSES) {
           const prefix = layout.byStatus(status);
-          for await (
-            const e of store.list<RunSummary>({
-              prefix,
-              ...idRange(prefix, lo, hi),
-              batchSize: 1000,
-            })
-          ) {
+          const page = store.list<RunSummary>({
+            prefix,
+            ...idRange(prefix, lo, hi),
+            batchSize: 1000,
+          });
+          for await (const e of page) {
             read++;
             const id = e.key[prefix.length];
+            const { flowId } = e.value;
+            const cut = countCuts.get(flowId);
             if (status === "running") {
-              keep.set(id, e.value.flowId);
+              keep.set(id, flowId);
               op.check(e.key, e.version); // it must not finish meanwhile
-            } else if (keptByAge(status, id)) {
-              keep.set(id, e.value.flowId);
-              keptFailed++;
-            } else {
-              op.delete(layout.byFlowStatus(e.value.flowId, status, id));
+              continue;
+            }
+            if (aged(status, id)) sparseByAge++;
+            else if (cut !== undefined && id <= cut) sparseByCount++;
+            else {
+              keep.set(id, flowId);
+              if (normalCut !== null && id < normalCut) keptFailed++;
+              continue;
+            }
+            op.delete(layout.byStatus(status, id));
+            op.delete(layout.byFlowStatus(flowId, status, id));
+          }
+        }
+        // Above maxAge's cut, the succeeded runs within their flow's newest maxRuns stay.
+        const active = [...next].filter(([, id]) => id < hi).map(([flowId]) => flowId);
+        if (fresh) {
+          for (const flowId of active) {
+            const cut = countCuts.get(flowId);
+            const from = cut === undefined ? lo : maxBound(lo ?? null, `${cut}\0`)!;
+            if (from !== undefined && from >= hi) continue;
+            const prefix = layout.byFlow(flowId);
+            const page = store.list<RunSummary>({
+              prefix,
+              ...idRange(prefix, from, hi),
+              batchSize: 1000,
+            });
+            for await (const e of page) {
+              read++;
+              const id = e.key[prefix.length];
+              if (!INDEXED_STATUSES.has(e.value.status)) keep.set(id, flowId);
             }
           }
         }
-        const keepIds = [...keep.keys()].sort();
-        clearAround(op, runs, lo, hi, keepIds);
-        clearAround(op, layout.events(), lo, hi, keepIds);
-        op.clear(layout.byStatus("cancelled"), idRange(layout.byStatus("cancelled"), lo, hi));
-        if (failedCut !== null) {
-          const failedHi = hi < failedCut ? hi : failedCut;
-          for (const status of FAILED_STATUSES) {
-            const prefix = layout.byStatus(status);
-            if (lo === undefined || lo < failedHi) op.clear(prefix, idRange(prefix, lo, failedHi));
-          }
-        }
-        if (legacy) {
-          op.clear(layout.byStatus("succeeded"), idRange(layout.byStatus("succeeded"), lo, hi));
-        }
-        const active = [...next].filter(([, id]) => id < hi).map(([flowId]) => flowId);
-        for (const flowId of active) {
-          const kept = keepIds.filter((id) => keep.get(id) === flowId);
-          clearAround(op, layout.byFlow(flowId), lo, hi, kept);
-          if (legacy) {
-            const succeeded = layout.byFlowStatus(flowId, "succeeded");
-            op.clear(succeeded, idRange(succeeded, lo, hi));
-          }
-        }
         const doomed = n - keep.size;
+        if (doomed > 0) {
+          const kept = [...keep.keys()].sort();
+          const keptOf = Map.groupBy(kept, (id) => keep.get(id)!);
+          clearAround(op, runs, lo, hi, kept);
+          clearAround(op, layout.events(), lo, hi, kept);
+          if (legacy) clearAround(op, layout.byStatus("succeeded"), lo, hi, kept);
+          for (const flowId of active) {
+            const own = keptOf.get(flowId) ?? [];
+            clearAround(op, layout.byFlow(flowId), lo, hi, own);
+            if (legacy) clearAround(op, layout.byFlowStatus(flowId, "succeeded"), lo, hi, own);
+          }
+        }
         if (!dryRun && doomed > 0) {
           const committed = await op.commit();
           if (!committed.ok) {
@@ -441,24 +477,25 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
             result.skipped += doomed;
           } else {
             result.batches++;
-            result.deleted += doomed;
-            result.deletedByAge += doomed;
           }
-        } else {
+        }
+        if (attempts < WINDOW_ATTEMPTS) {
+          const byAge = fresh ? sparseByAge : doomed - sparseByCount;
           result.deleted += doomed;
-          result.deletedByAge += doomed;
+          result.deletedByAge += byAge;
+          result.deletedByCount += doomed - byAge;
         }
         attempts = 0;
         result.keptFailed += keptFailed;
         result.scanned += read;
         report(n);
         for (const flowId of active) {
-          const first = await firstRunOf(store, layout, flowId, hi, cut);
+          const first = await firstRunOf(store, layout, flowId, hi, top);
           if (first === undefined) next.delete(flowId);
           else next.set(flowId, first);
         }
         lo = hi;
-        loTime = hiTime;
+        loTime = idTime(hi);
         if (n === 0) {
           // An empty stretch: jump to the next run.
           loTime = -1;
@@ -466,7 +503,7 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
             const e of store.list({
               prefix: runs,
               start: [...runs, hi],
-              end: [...runs, cut],
+              end: [...runs, top],
               limit: 1,
             })
           ) {
@@ -481,17 +518,17 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
       }
     }
 
-    // 1b. Failed runs age out sooner than the others (failedMaxAge < maxAge): the status
-    // indexes list them, so the runs between the two limits are not read.
-    if (byRanges && failedCut !== null && failedCut > normalCut! && !signal.aborted) {
-      for (const status of FAILED_STATUSES) {
+    // 1b. Failed runs older than failedMaxAge above the windows (failedMaxAge < maxAge):
+    // the status indexes list them, so the runs between the two limits are not read.
+    if (ranged && failedCut !== null && failedCut !== "" && !signal.aborted) {
+      const from = top === null || top === "" ? undefined : top;
+      for (const status of from === undefined || from < failedCut ? FAILED_STATUSES : []) {
         const prefix = layout.byStatus(status);
         let cursor: string | undefined;
         for (;;) {
           const page = store.list<RunSummary>({
             prefix,
-            start: [...prefix, normalCut!],
-            end: [...prefix, failedCut],
+            ...idRange(prefix, from, failedCut),
             cursor,
             limit: PAGE_SIZE,
           });
@@ -509,14 +546,11 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
       }
     }
 
-    // 2. By count (and 3. by age, with `flows`), run by run.
-    const oneByOne = !byRanges || countCuts.size > 0;
-    for (const flowId of oneByOne ? flows : []) {
+    // 2. With `flows`: run by run (other flows' runs share the ranges).
+    for (const flowId of ranged ? [] : flows) {
       if (signal.aborted) break;
       const countCut = countCuts.get(flowId);
-      const end = byRanges
-        ? (countCut === undefined ? null : `${countCut}\0`)
-        : maxBound(normalCut, failedCut, countCut === undefined ? null : `${countCut}\0`);
+      const end = maxBound(normalCut, failedCut, countCut === undefined ? null : `${countCut}\0`);
       if (end === null || end === "") continue;
       const prefix = layout.byFlow(flowId);
       let cursor: string | undefined;
@@ -533,22 +567,10 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
           n++;
           const id = key[prefix.length];
           if (run.status === "running") continue;
-          const failed = FAILED_STATUSES.has(run.status);
-          const olderThanMaxAge = normalCut !== null && id < normalCut;
-          const ageCut = failed ? failedCut : normalCut;
-          const byAge = ageCut !== null && id < ageCut;
           let reason: Doomed["reason"] | undefined;
-          if (byRanges) {
-            if (byAge) continue; // step 1 deletes it (or, in a dry run, counted it)
-            if (countCut !== undefined && id <= countCut) {
-              reason = "count";
-              if (failed && olderThanMaxAge) result.keptFailed--; // step 1 counted it as kept
-            }
-          } else if (byAge) {
-            reason = "age";
-          } else if (countCut !== undefined && id <= countCut) {
-            reason = "count";
-          } else if (failed && olderThanMaxAge) {
+          if (aged(run.status, id)) reason = "age";
+          else if (countCut !== undefined && id <= countCut) reason = "count";
+          else if (FAILED_STATUSES.has(run.status) && normalCut !== null && id < normalCut) {
             result.keptFailed++;
           }
           if (reason !== undefined) batch.push({ id, flowId, status: run.status, reason });

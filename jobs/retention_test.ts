@@ -536,7 +536,7 @@ Deno.test("retention reads a window again when one of its running runs finishes 
 });
 
 Deno.test("retention matches the model on random runs, statuses, ages and options", async () => {
-  let seed = 42;
+  let seed = Number(Deno.env.get("RETENTION_SEED") ?? 42);
   const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
   const statuses: RunStatus[] = [
@@ -548,7 +548,7 @@ Deno.test("retention matches the model on random runs, statuses, ages and option
     "timed-out",
     "running",
   ];
-  for (let round = 0; round < 12; round++) {
+  for (let round = 0; round < Number(Deno.env.get("RETENTION_ROUNDS") ?? 12); round++) {
     for (const backend of BACKENDS) {
       await withEnv(backend, async (env) => {
         const runs: SeededRun[] = [];
