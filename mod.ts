@@ -25,6 +25,7 @@ export type {
   Entry,
   JsonValue,
   Key,
+  KeyBounds,
   KeyPart,
   ListIterator,
   ListOptions,
@@ -36,6 +37,7 @@ export type {
   WhereOp,
 } from "./src/store/types.ts";
 export type {
+  ClearRange,
   CommitRequest,
   DriverCommitResult,
   KeyRange,
