@@ -35,6 +35,7 @@ import type {
   StoreDriver,
 } from "../src/store/driver.ts";
 import {
+  type ByteBounds,
   byteBounds,
   compareBytes,
   decodeKey,
@@ -142,6 +143,21 @@ CREATE INDEX flowstate_entries_expires_at ON flowstate_entries (expires_at)
 const LIVE = "(expires_at IS NULL OR expires_at > ?)";
 
 // ignoreBOM: a key element may start with U+FEFF, which must survive decoding.
+
+/** The `key` conditions of some bounds, and their parameters (appended to by callers). */
+function boundsWhere(bounds: ByteBounds): { where: string[]; params: SQLInputValue[] } {
+  const where: string[] = [];
+  const params: SQLInputValue[] = [];
+  if (bounds.lower !== undefined) {
+    where.push(bounds.lowerExclusive ? "key > ?" : "key >= ?");
+    params.push(bounds.lower);
+  }
+  if (bounds.upper !== undefined) {
+    where.push("key < ?");
+    params.push(bounds.upper);
+  }
+  return { where, params };
+}
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -409,16 +425,7 @@ export class SqliteDriver implements StoreDriver {
         return;
       }
       const size = Math.min(pageSize, remaining);
-      const params: SQLInputValue[] = [];
-      const where: string[] = [];
-      if (bounds.lower !== undefined) {
-        where.push(bounds.lowerExclusive ? "key > ?" : "key >= ?");
-        params.push(bounds.lower);
-      }
-      if (bounds.upper !== undefined) {
-        where.push("key < ?");
-        params.push(bounds.upper);
-      }
+      const { where, params } = boundsWhere(bounds);
       where.push(LIVE);
       params.push(now, size);
       let rows: { key: Uint8Array; value: string; version: string; expires_at: number | null }[];
@@ -469,16 +476,7 @@ export class SqliteDriver implements StoreDriver {
     extra?: string,
   ): { run(...p: SQLInputValue[]): unknown; get(...p: SQLInputValue[]): unknown } {
     const bounds = byteBounds(range);
-    const where: string[] = [];
-    const params: SQLInputValue[] = [];
-    if (bounds.lower !== undefined) {
-      where.push(bounds.lowerExclusive ? "key > ?" : "key >= ?");
-      params.push(bounds.lower);
-    }
-    if (bounds.upper !== undefined) {
-      where.push("key < ?");
-      params.push(bounds.upper);
-    }
+    const { where, params } = boundsWhere(bounds);
     if (extra !== undefined) where.push(extra);
     const text = `${sql} ${where.length === 0 ? "1" : where.join(" AND ")}`;
     let statement = this.#rangeStatements.get(text);
