@@ -14,7 +14,12 @@ import retention, { defaults, type RetentionOptions, type RetentionResult } from
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 5, 1);
 const BACKENDS = ["memory", "sqlite"] as const;
-type Backend = typeof BACKENDS[number];
+type Backend = typeof BACKENDS[number] | "postgres" | "jsonfile" | "mapfile";
+/** A third-party style plugin without native range deletes: the core's fallback. */
+const MAPFILE = new URL("../examples/plugins/mapfile.ts", import.meta.url).href;
+const PG_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL") || undefined;
+const PG_SCHEMA = `flowstate_retention_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+let pgTables = 0;
 
 interface Env {
   rt: Runtime;
@@ -28,6 +33,12 @@ async function withEnv(backend: Backend, fn: (env: Env) => Promise<void>): Promi
   const clock = fakeClock(NOW);
   const spec = backend === "memory"
     ? { plugin: "memory" }
+    : backend === "postgres"
+    ? { plugin: "postgres", url: PG_URL!, schema: PG_SCHEMA, table: `t${++pgTables}` }
+    : backend === "jsonfile"
+    ? { plugin: "jsonfile", path: join(dir, "state.json"), durability: "relaxed" }
+    : backend === "mapfile"
+    ? { plugin: MAPFILE, path: join(dir, "state.map.json") }
     : { plugin: "sqlite", path: join(dir, "state.db"), durability: "relaxed" };
   const rt = await openRuntime({
     config: { stores: { default: spec } },
@@ -535,7 +546,7 @@ Deno.test("retention reads a window again when one of its running runs finishes 
   });
 });
 
-Deno.test("retention matches the model on random runs, statuses, ages and options", async () => {
+async function modelRounds(backends: readonly Backend[], rounds: number): Promise<void> {
   let seed = Number(Deno.env.get("RETENTION_SEED") ?? 42);
   const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
@@ -548,8 +559,8 @@ Deno.test("retention matches the model on random runs, statuses, ages and option
     "timed-out",
     "running",
   ];
-  for (let round = 0; round < Number(Deno.env.get("RETENTION_ROUNDS") ?? 12); round++) {
-    for (const backend of BACKENDS) {
+  for (let round = 0; round < rounds; round++) {
+    for (const backend of backends) {
       await withEnv(backend, async (env) => {
         const runs: SeededRun[] = [];
         const legacyRound = round % 3 === 2;
@@ -603,6 +614,31 @@ Deno.test("retention matches the model on random runs, statuses, ages and option
       });
     }
   }
+}
+
+Deno.test("retention matches the model on random runs, statuses, ages and options", async () => {
+  await modelRounds(BACKENDS, Number(Deno.env.get("RETENTION_ROUNDS") ?? 12));
+});
+
+Deno.test("retention matches the model on jsonfile and on a plugin without native range deletes", async () => {
+  await modelRounds(["jsonfile", "mapfile"], 4);
+});
+
+Deno.test({
+  name: `retention matches the model on postgres${
+    PG_URL ? "" : " (ignored: set FLOWSTATE_TEST_POSTGRES_URL to run)"
+  }`,
+  ignore: PG_URL === undefined,
+  async fn() {
+    try {
+      await modelRounds(["postgres"], 4);
+    } finally {
+      const { default: postgres } = await import("postgres");
+      const sql = postgres(PG_URL!, { max: 1, onnotice: () => {} });
+      await sql.unsafe(`DROP SCHEMA IF EXISTS "${PG_SCHEMA}" CASCADE`);
+      await sql.end();
+    }
+  },
 });
 
 Deno.test("retention finds the count limit across several index pages (maxRuns above a page)", async () => {

@@ -716,9 +716,10 @@ export class PostgresDriver implements StoreDriver {
   }
 
   /**
-   * A commit with range deletes: the writes must apply in order, so instead of
-   * one batched statement it runs, in one transaction under the exclusive
-   * store lock, the checks and then one statement per mutation.
+   * A commit with range deletes: the writes must apply in order, so each
+   * range delete is its own statement, between batched statements for the
+   * sets and deletes around it. In one transaction under the exclusive store
+   * lock: the checks first, then every statement pipelined (one round trip).
    */
   async #orderedWrite(
     checks: readonly AtomicCheck[],
@@ -731,32 +732,55 @@ export class PostgresDriver implements StoreDriver {
     const tx = await this.#sql.reserve();
     let open = false;
     try {
-      await tx.unsafe("BEGIN");
-      open = true;
-      await tx.unsafe(s.lock);
-      if (checks.length > 0) {
-        const failed = await tx.unsafe(s.check, [
+      const [, , failed] = await Promise.all([
+        tx.unsafe("BEGIN").then(() => (open = true)),
+        tx.unsafe(s.lock),
+        checks.length === 0 ? [] : tx.unsafe(s.check, [
           checks.map((c) => toHex(encodeKey(c.key))),
           checks.map((c) => c.version),
           now,
-        ] as never[], PREPARED);
-        if (failed.length > 0) {
-          await tx.unsafe("ROLLBACK");
-          open = false;
-          return { ok: false, conflicts: failed.map((r) => checks[(r.i as number) - 1].key) };
-        }
+        ] as never[], PREPARED),
+      ]);
+      if (failed.length > 0) {
+        return { ok: false, conflicts: failed.map((r) => checks[(r.i as number) - 1].key) };
       }
-      for (const m of mutations) {
-        if (m.type === "set") {
-          await tx.unsafe(s.setOne, [encodeKey(m.key), m.value, version, m.expiresAt], PREPARED);
-        } else if (m.type === "delete") {
-          await tx.unsafe(s.deleteOne, [encodeKey(m.key)], PREPARED);
+      const statements: Promise<unknown>[] = [];
+      let pending: Exclude<Mutation, { type: "clear" }>[] = [];
+      const flushPending = () => {
+        if (pending.length === 0) return;
+        const plan = planWrites(pending);
+        pending = [];
+        if (plan.single) {
+          const { mutation: m, key } = plan.single;
+          statements.push(
+            m.type === "set"
+              ? tx.unsafe(s.setOne, [key, m.value, version, m.expiresAt], PREPARED)
+              : tx.unsafe(s.deleteOne, [key], PREPARED),
+          );
         } else {
-          const { where, params } = rangeWhere(m.range, 1);
-          await tx.unsafe(`DELETE FROM ${this.#table} WHERE ${where}`, params as never[]);
+          statements.push(tx.unsafe(s.write, [
+            plan.deleteKeys,
+            plan.setKeys,
+            plan.setValues,
+            plan.setExpires as never,
+            version,
+          ], PREPARED));
         }
+      };
+      for (const m of mutations) {
+        if (m.type !== "clear") {
+          pending.push(m);
+          continue;
+        }
+        flushPending();
+        const { where, params } = rangeWhere(m.range, 1);
+        statements.push(tx.unsafe(`DELETE FROM ${this.#table} WHERE ${where}`, params as never[]));
       }
-      await tx.unsafe("COMMIT");
+      flushPending();
+      statements.push(tx.unsafe("COMMIT"));
+      const results = await Promise.allSettled(statements);
+      const failures = results.filter((r) => r.status === "rejected").map((r) => r.reason);
+      if (failures.length > 0) throw failures.find((e) => codeOf(e) !== "25P02") ?? failures[0];
       open = false;
       return { ok: true };
     } finally {
