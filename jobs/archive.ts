@@ -754,10 +754,9 @@ class Archiver {
         this.#totals.cancelled = true;
         break;
       }
-      for (const id of work.toDelete.slice(i, i + batchSize)) {
-        if (await this.#records.deleteRun(id)) this.#totals.deleted++;
-        ctx.progress.advance();
-      }
+      const batch = work.toDelete.slice(i, i + batchSize);
+      this.#totals.deleted += await this.#records.deleteRuns(batch);
+      ctx.progress.advance(batch.length);
       await this.#lease.renew();
     }
     ctx.progress.finish();

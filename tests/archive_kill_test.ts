@@ -1,5 +1,5 @@
 /**
- * The archive job killed with SIGKILL at random moments loses nothing: after a
+ * The archive job killed with SIGKILL mid-scan and mid-delete loses nothing: after a
  * rerun, every run is in the archive exactly once and gone from the live store.
  */
 import assert from "node:assert/strict";
@@ -12,7 +12,7 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CHILD = join(ROOT, "tests/fixtures/archive_child.ts");
 const RUNS = 1200;
 
-Deno.test("archive killed with kill -9 at random points, then rerun, loses and duplicates nothing", async () => {
+Deno.test("archive killed with kill -9 mid-scan and mid-delete, then rerun, loses and duplicates nothing", async () => {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-archive-kill-" });
   try {
     const config = {
@@ -48,7 +48,14 @@ Deno.test("archive killed with kill -9 at random points, then rerun, loses and d
     }
     const minutes = (n: number) => n * 60_000;
     const liveAfterKill: number[] = [];
-    for (const [attempt, delay] of [150, 400, 900].entries()) {
+    // Where each attempt is killed: mid-scan (the period's file not yet renamed into place),
+    // mid-delete (the file written, some of its runs deleted), and mid-delete again.
+    const killAt: { phase: "scan" | "delete"; done: number }[] = [
+      { phase: "scan", done: 150 },
+      { phase: "delete", done: 60 },
+      { phase: "delete", done: 20 },
+    ];
+    for (const [attempt, at] of killAt.entries()) {
       const child = new Deno.Command(Deno.execPath(), {
         args: [
           "run",
@@ -63,23 +70,31 @@ Deno.test("archive killed with kill -9 at random points, then rerun, loses and d
         stderr: "null",
         env: { RUST_BACKTRACE: "0" },
       }).spawn();
-      const reader = child.stdout.getReader();
-      const first = await reader.read();
-      assert.match(new TextDecoder().decode(first.value), /started/);
-      await new Promise((r) => setTimeout(r, delay));
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // It may have finished already; the rerun below must then find nothing to do.
+      const decoder = new TextDecoder();
+      let buffered = "";
+      let killed = false;
+      for await (const chunk of child.stdout) {
+        buffered += decoder.decode(chunk, { stream: true });
+        const lines = buffered.split("\n");
+        buffered = lines.pop()!;
+        for (const line of lines) {
+          const match = /^progress (scan|delete) (\d+)$/.exec(line);
+          if (!killed && match && match[1] === at.phase && Number(match[2]) >= at.done) {
+            child.kill("SIGKILL");
+            killed = true;
+          }
+        }
       }
-      reader.releaseLock();
-      await child.stdout.cancel();
-      await child.status;
+      const status = await child.status;
+      // A child that finished before its kill point leaves nothing to do, which the rerun checks.
+      if (killed) assert.equal(status.signal, "SIGKILL");
       await using peek = await openRuntime({ config, home: join(dir, "home"), cwd: dir });
       liveAfterKill.push(
         await (await peek.store("main")).count(["flowstate", "runs-by-flow", "demo"]),
       );
     }
+    // Killed mid-scan: no archive file was renamed into place, so nothing was deleted.
+    assert.equal(liveAfterKill[0], RUNS, `live runs after each kill: ${liveAfterKill.join(", ")}`);
     assert.ok(
       liveAfterKill.some((n) => n > 0 && n < RUNS),
       `a kill landed mid-way (live runs after each kill: ${liveAfterKill.join(", ")})`,

@@ -942,21 +942,40 @@ export class Records {
    * such run (its stray events, if any, are still removed).
    */
   async deleteRun(runId: string): Promise<boolean> {
-    const what = `Cannot delete run ${JSON.stringify(runId)}`;
-    checkRunId(runId, what);
-    const runKey = this.#layout.run(runId);
+    checkRunId(runId, `Cannot delete run ${JSON.stringify(runId)}`);
+    return (await this.deleteRuns([runId])) === 1;
+  }
+
+  /**
+   * Delete several runs as {@linkcode Records.deleteRun} does, all in one
+   * atomic commit (retried if one of them changes meanwhile); resolves how
+   * many of them existed. Pass batches of a few hundred or thousand ids.
+   */
+  async deleteRuns(runIds: readonly string[]): Promise<number> {
+    const what = "Cannot delete runs";
+    if (!Array.isArray(runIds)) throw new TypeError(`${what}: runIds must be an array of run ids`);
+    for (const id of runIds) checkRunId(id, what);
+    const ids = [...new Set(runIds)];
+    if (ids.length === 0) return 0;
+    const keys = ids.map((id) => this.#layout.run(id));
     const existed = await this.#retry(what, async () => {
-      const stored = await this.#store.get<StoredRun>(runKey);
-      const op = this.#store.atomic().check(runKey, stored?.version ?? null);
-      if (stored !== null) {
-        op.delete(runKey);
-        for (const key of this.#layout.allIndexKeys(stored.value)) op.delete(key);
-      }
-      op.clear(this.#layout.events(runId));
+      const stored = await this.#store.getMany<StoredRun>(keys);
+      const op = this.#store.atomic();
+      let found = 0;
+      ids.forEach((id, i) => {
+        const entry = stored[i];
+        op.check(keys[i], entry?.version ?? null);
+        if (entry !== null) {
+          found++;
+          op.delete(keys[i]);
+          for (const key of this.#layout.allIndexKeys(entry.value)) op.delete(key);
+        }
+        op.clear(this.#layout.events(id));
+      });
       const result = await op.commit();
-      return result.ok ? stored !== null : RETRY;
+      return result.ok ? found : RETRY;
     });
-    this.#eventTails.delete(runId);
+    for (const id of ids) this.#eventTails.delete(id);
     return existed;
   }
 }

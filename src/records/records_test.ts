@@ -819,6 +819,49 @@ backendTest(
   },
 );
 
+backendTest(
+  "Records.deleteRuns() deletes a batch in one commit and says how many existed",
+  async (backend) => {
+    const { store, clock, records } = await setup(backend);
+    const keep = newRun(records, clock);
+    await records.startRun(keep);
+    await records.finishRun(finished(keep, "succeeded", 1));
+    const before = await allKeys(store);
+    const ids: string[] = [];
+    for (const status of ["succeeded", "failed", "cancelled"] as const) {
+      clock.t += 1000;
+      const run = newRun(records, clock);
+      await records.startRun(run);
+      await records.appendEvents(run.id, [{ at: 1, type: "run.start" }]);
+      await records.finishRun(finished(run, status, 5));
+      ids.push(run.id);
+    }
+    const running = newRun(records, clock);
+    await records.startRun(running);
+    await records.appendEvents(running.id, [{ at: 1, type: "run.start" }]);
+    ids.push(running.id);
+    const stray = records.newRunId();
+    await records.appendEvents(stray, [{ at: 1, type: "run.start" }]);
+
+    const { store: counted, counts } = counting(store);
+    const batch = new Records(counted, { clock });
+    counts.commits = 0;
+    assert.equal(await batch.deleteRuns([...ids, ids[0], stray]), 4, "four runs existed");
+    assert.equal(counts.commits, 1, "one commit");
+    const metrics = (await allKeys(store)).filter((k) => k[1] === "metrics");
+    assert.deepEqual(
+      (await allKeys(store)).filter((k) => k[1] !== "metrics"),
+      before.filter((k) => k[1] !== "metrics"),
+      "only the first run is left (metrics aside)",
+    );
+    assert.ok(metrics.length > 0);
+    assert.equal(await records.deleteRuns([]), 0);
+    assert.equal(await records.deleteRuns(ids), 0, "deleting again finds none");
+    await assert.rejects(records.deleteRuns(["nope"]), TypeError);
+    await store.close();
+  },
+);
+
 // ---------------------------------------------------------------- flows, prefix
 
 backendTest(
