@@ -290,7 +290,13 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
     return cut !== null && id < cut;
   };
 
+  const label = (what: string) => `retention${dryRun ? " (dry run)" : ""}: ${what}`;
   let checked = 0;
+  /** Start a progress phase (its count starts at zero). */
+  const phase = (what: string, total?: number) => {
+    checked = 0;
+    progress.start(label(what), total);
+  };
   const report = (n: number) => {
     checked += n;
     progress.update(checked);
@@ -305,14 +311,10 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
     }
     /** Runs per commit when deleting one by one (each is several keys). */
     const perCommit = Math.min(batchSize, MAX_KEYED_BATCH);
-    let total: number | undefined;
-    if (ranged && maxRuns === null && normalCut !== null) {
-      total = await store.count(layout.run(), { end: [...layout.run(), normalCut] });
-    }
-    progress.start(dryRun ? "retention (dry run): runs checked" : "retention: runs checked", total);
 
     // The newest run beyond the count, per flow: runs up to it go (ranked before any deletion).
     const countCuts = new Map<string, string>();
+    phase(maxRuns === null ? "runs checked" : "flows ranked by their newest runs", flows.length);
     if (maxRuns !== null) {
       for (const flowId of flows) {
         if (signal.aborted) break;
@@ -339,7 +341,7 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
           if (n === 0) break;
         }
         if (seen > maxRuns && last !== undefined) countCuts.set(flowId, last);
-        report(Math.min(seen, maxRuns + 1));
+        report(1);
       }
     }
 
@@ -367,6 +369,8 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
       : null;
     if (top !== null && top !== "" && !signal.aborted) {
       const runs = layout.run();
+      const total = await store.count(runs, { end: [...runs, top] });
+      phase("runs checked", total);
       /** Per flow, its oldest run id not yet passed (absent: none left below `top`). */
       const next = new Map<string, string>();
       for (const flowId of flows) {
@@ -380,7 +384,7 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
       }
       let width = 0;
       if (loTime >= 0) {
-        const candidates = total ?? await store.count(runs, { end: [...runs, top] });
+        const candidates = total;
         const span = Math.max(1, idTime(top) - loTime);
         width = Math.max(1, Math.ceil((span * batchSize) / Math.max(candidates, 1)));
       }
@@ -522,6 +526,7 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
     // the status indexes list them, so the runs between the two limits are not read.
     if (ranged && failedCut !== null && failedCut !== "" && !signal.aborted) {
       const from = top === null || top === "" ? undefined : top;
+      if (from === undefined || from < failedCut) phase("failed runs checked");
       for (const status of from === undefined || from < failedCut ? FAILED_STATUSES : []) {
         const prefix = layout.byStatus(status);
         let cursor: string | undefined;
@@ -547,6 +552,7 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
     }
 
     // 2. With `flows`: run by run (other flows' runs share the ranges).
+    if (!ranged) phase("runs checked");
     for (const flowId of ranged ? [] : flows) {
       if (signal.aborted) break;
       const countCut = countCuts.get(flowId);

@@ -458,7 +458,7 @@ Deno.test("retention stops between windows when cancelled and leaves every run w
   });
 });
 
-Deno.test("retention reports progress as runs are scanned", async () => {
+Deno.test("retention reports progress in phases with totals", async () => {
   await withEnv("sqlite", async (env) => {
     for (let i = 0; i < 12; i++) await addRun(env, `f${i % 3}`, "succeeded", i * 5);
     const updates: number[] = [];
@@ -479,11 +479,16 @@ Deno.test("retention reports progress as runs are scanned", async () => {
       },
     };
     const result = await retain(env.rt, {}, { progress });
-    assert.deepEqual(labels, ["retention: runs checked", undefined]);
-    // The newest maxRuns + 1 of each flow (all 4 of each), then the 5 runs older than
-    // 30 days, counted in one window (all succeeded: no index entry read for them).
-    assert.equal(result.scanned, 12);
-    assert.deepEqual(updates, [4, 8, 12, 17]);
+    // First each flow is ranked (3 flows), then the runs below the newest doomed one are
+    // counted in time windows: here the 5 runs older than 30 days, in one window.
+    assert.deepEqual(labels, [
+      "retention: flows ranked by their newest runs",
+      3,
+      "retention: runs checked",
+      5,
+    ]);
+    assert.deepEqual(updates, [1, 2, 3, 5]);
+    assert.equal(result.scanned, 12, "the 4 runs of each flow, to rank them");
     assert.equal(result.deleted, 5);
   });
 });
