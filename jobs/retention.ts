@@ -34,7 +34,8 @@
  *    start time, so the runs a limit can doom all lie below one id: the
  *    newer of maxAge's cut and the newest run beyond any flow's count. The
  *    job walks the run records up to it, oldest first, in time windows of
- *    about `batchSize` runs (counted with `store.count()`; a window shrinks
+ *    about `batchSize` runs (with more than 100 flows, 50 runs per flow, up to
+ *    100,000: each flow costs a seek per window; counted with `store.count()`; a window shrinks
  *    or grows to keep that size, skips empty stretches, and never straddles
  *    maxAge's cut), and deletes each window with one atomic commit of range
  *    deletes (`atomic().clear()`) over the run records, the events and each
@@ -250,6 +251,13 @@ async function deleteBatch(
   if (!result.ok) throw new Error("retention: a commit without checks reported a conflict");
 }
 
+/** With more flows than this having runs in the range, windows grow with the number of flows. */
+const MANY_FLOWS = 100;
+/** How many runs per flow a window aims at when there are many flows. */
+const RUNS_PER_FLOW_WINDOW = 50;
+/** The largest window that growth aims at. */
+const MAX_WINDOW_RUNS = 100_000;
+
 /** The most runs deleted one by one in one commit. */
 const MAX_KEYED_BATCH = 1000;
 
@@ -377,6 +385,15 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
         const first = await firstRunOf(store, layout, flowId, undefined, top);
         if (first !== undefined) next.set(flowId, first);
       }
+      /**
+       * Runs per window: `batchSize`, or more when many flows have runs left, so that
+       * each window deletes a good many entries from each flow's index (every flow
+       * costs a seek and a dirtied page per window, whatever it deletes there).
+       */
+      const windowRuns = () =>
+        next.size <= MANY_FLOWS
+          ? batchSize
+          : Math.max(batchSize, Math.min(MAX_WINDOW_RUNS, RUNS_PER_FLOW_WINDOW * next.size));
       let lo: string | undefined;
       let loTime = -1;
       for await (const e of store.list({ prefix: runs, end: [...runs, top], limit: 1 })) {
@@ -386,7 +403,7 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
       if (loTime >= 0) {
         const candidates = total;
         const span = Math.max(1, idTime(top) - loTime);
-        width = Math.max(1, Math.ceil((span * batchSize) / Math.max(candidates, 1)));
+        width = Math.max(1, Math.ceil((span * windowRuns()) / Math.max(candidates, 1)));
       }
       let attempts = 0;
       while (loTime >= 0 && (lo === undefined || lo < top)) {
@@ -398,8 +415,9 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
         }
         if (hi > top) hi = top;
         const n = await store.count(runs, idRange(runs, lo, hi));
-        if (n > 2 * batchSize && width > 1) {
-          width = Math.max(1, Math.floor((width * batchSize) / n));
+        const wanted = windowRuns();
+        if (n > 2 * wanted && width > 1) {
+          width = Math.max(1, Math.floor((width * wanted) / n));
           continue;
         }
         const fresh = normalCut === null || (lo ?? "") >= normalCut;
@@ -516,7 +534,7 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
           }
           width *= 2;
         } else {
-          const scale = Math.min(4, Math.max(0.5, batchSize / n));
+          const scale = Math.min(4, Math.max(0.5, windowRuns() / n));
           width = Math.max(1, Math.round(width * scale));
         }
       }

@@ -417,6 +417,25 @@ Deno.test("retention by age keeps each window near batchSize runs when the rate 
   });
 });
 
+Deno.test("retention with many flows deletes in bigger windows, each touching every flow's index once", async () => {
+  await withEnv("sqlite", async (env) => {
+    const runs: SeededRun[] = [];
+    for (let i = 0; i < 600; i++) {
+      const status: RunStatus = i % 9 === 0 ? "failed" : i % 13 === 0 ? "running" : "succeeded";
+      runs.push(await addRun(env, `flow-${i % 150}`, status, 31 + i / 20, i % 2));
+    }
+    for (let i = 0; i < 150; i++) runs.push(await addRun(env, `flow-${i}`, "succeeded", 1));
+    const before = await dump(env.store);
+    const result = await retain(env.rt, { batchSize: 10, maxRuns: null, failedMaxAge: "40d" });
+    const expected = model(runs, { maxAge: 30 * DAY, failedMaxAge: 40 * DAY, maxRuns: null });
+    await assertRemaining(env.store, before, expected.byAge);
+    assert.equal(result.deletedByAge, expected.byAge.size);
+    assert.equal(result.keptFailed, expected.keptFailed);
+    // 150 flows: windows aim at 50 runs per flow (7,500), not at batchSize (10).
+    assert.equal(result.batches, 1);
+  });
+});
+
 Deno.test("retention stops between windows when cancelled and leaves every run whole", async () => {
   await withEnv("memory", async (env) => {
     for (let i = 0; i < 50; i++) {
