@@ -54,6 +54,7 @@ export {
   openStore,
   type OpenStoreOptions,
   type OptionsSchema,
+  type ParsingSchema,
   type Plugin,
   type PluginContext,
   type PluginDefinition,

@@ -58,7 +58,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { moveAside } from "../src/_fs.ts";
 import { StoreCorruptError } from "../src/errors.ts";
-import { definePlugin, type Plugin } from "../src/plugin.ts";
+import { definePlugin, type ParsingSchema, type Plugin } from "../src/plugin.ts";
 import type {
   ClearRange,
   CommitRequest,
@@ -70,13 +70,20 @@ import type {
 import { compareKeys, hasPrefix, inClearRange } from "../src/store/keys.ts";
 import type { Capabilities, Key } from "../src/store/types.ts";
 
-/** Options of the jsonfile plugin. */
-export const jsonFileOptions: z.ZodObject<{
-  path: z.ZodOptional<z.ZodString>;
-  durability: z.ZodDefault<z.ZodEnum<{ full: "full"; relaxed: "relaxed" }>>;
-  onCorrupt: z.ZodDefault<z.ZodEnum<{ refuse: "refuse"; "start-empty": "start-empty" }>>;
-  lockTimeout: z.ZodDefault<z.ZodNumber>;
-}, z.core.$strict> = z.strictObject({
+/** Validated options of the jsonfile plugin (see {@linkcode jsonFileOptions}). */
+export interface JsonFileOptions {
+  /** The store file (default: `<home>/<store name>.json`). */
+  path?: string;
+  /** `"full"` (default) or `"relaxed"`. */
+  durability: "full" | "relaxed";
+  /** `"refuse"` (default) or `"start-empty"`. */
+  onCorrupt: "refuse" | "start-empty";
+  /** Milliseconds to wait for another process's lock (default 5000). */
+  lockTimeout: number;
+}
+
+/** The schema of the jsonfile plugin's options (a zod schema). */
+export const jsonFileOptions: ParsingSchema<JsonFileOptions> = z.strictObject({
   /**
    * The store file, relative to the config's directory (default:
    * `<home>/<store name>.json`). Missing parent directories are created.
@@ -97,9 +104,6 @@ export const jsonFileOptions: z.ZodObject<{
   /** How long (ms) to wait for another process's lock before failing (default 5000). */
   lockTimeout: z.number().int().min(0).default(5000),
 });
-
-/** Validated options of the jsonfile plugin. */
-export type JsonFileOptions = z.infer<typeof jsonFileOptions>;
 
 /** Options of {@linkcode JsonFileDriver.open}. */
 export interface JsonFileDriverOptions {

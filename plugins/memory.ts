@@ -13,7 +13,7 @@ import { resolve } from "node:path";
 import { z } from "zod";
 import { moveAside, writeFileAtomic } from "../src/_fs.ts";
 import { StoreCorruptError } from "../src/errors.ts";
-import { definePlugin, type Plugin } from "../src/plugin.ts";
+import { definePlugin, type ParsingSchema, type Plugin } from "../src/plugin.ts";
 import type {
   CommitRequest,
   DriverCommitResult,
@@ -24,17 +24,17 @@ import type {
 import { compareKeys, hasPrefix } from "../src/store/keys.ts";
 import type { Clock, Key } from "../src/store/types.ts";
 
-/** Options of the memory plugin. */
-export const memoryOptions: z.ZodObject<
-  { snapshot: z.ZodOptional<z.ZodString> },
-  z.core.$strict
-> = z.strictObject({
+/** Validated options of the memory plugin. */
+export interface MemoryOptions {
+  /** A file to restore from on open and write to on close (relative to the config's directory). */
+  snapshot?: string;
+}
+
+/** The schema of the memory plugin's options (a zod schema). */
+export const memoryOptions: ParsingSchema<MemoryOptions> = z.strictObject({
   /** A file to restore from on open and write to on close (relative to the config's directory). */
   snapshot: z.string().min(1).optional(),
 });
-
-/** Validated options of the memory plugin. */
-export type MemoryOptions = z.infer<typeof memoryOptions>;
 
 const SNAPSHOT_FORMAT = "flowstate.memory-snapshot";
 const SNAPSHOT_VERSION = 1;

@@ -33,7 +33,7 @@
 import type { PostgresError, Row, RowList, Sql } from "postgres";
 import { z } from "zod";
 import { StoreClosedError, StoreCorruptError } from "../src/errors.ts";
-import { definePlugin, type Plugin } from "../src/plugin.ts";
+import { definePlugin, type ParsingSchema, type Plugin } from "../src/plugin.ts";
 import type {
   ClearRange,
   CommitRequest,
@@ -87,17 +87,22 @@ function isTableName(name: string): boolean {
   return TABLE_NAME.test(name) && !name.endsWith("_meta");
 }
 
-/** The shape of {@linkcode postgresOptions} (spelled out so the public API has explicit types). */
-export type PostgresOptionsSchema = z.ZodObject<{
-  url: z.ZodString;
-  table: z.ZodDefault<z.ZodString>;
-  schema: z.ZodDefault<z.ZodString>;
-  max: z.ZodDefault<z.ZodNumber>;
-  connectTimeout: z.ZodDefault<z.ZodNumber>;
-}, z.core.$strict>;
+/** Validated options of the postgres plugin (see {@linkcode postgresOptions}). */
+export interface PostgresOptions {
+  /** A `postgres://` URL. */
+  url: string;
+  /** The entries table (default `flowstate_entries`). */
+  table: string;
+  /** The schema the tables live in (default `public`). */
+  schema: string;
+  /** Connections in the pool (default 4). */
+  max: number;
+  /** Seconds to wait for a connection (default 10). */
+  connectTimeout: number;
+}
 
-/** Options of the postgres plugin. */
-export const postgresOptions: PostgresOptionsSchema = z.strictObject({
+/** The schema of the postgres plugin's options (a zod schema). */
+export const postgresOptions: ParsingSchema<PostgresOptions> = z.strictObject({
   /**
    * A `postgres://user:password@host:port/database` URL (`postgresql://` works
    * too). Put the password in an environment variable: `"${env.DATABASE_URL}"`.
@@ -118,9 +123,6 @@ export const postgresOptions: PostgresOptionsSchema = z.strictObject({
   /** Seconds to wait for a connection (TCP connect, TLS, authentication) before failing. */
   connectTimeout: z.number().positive().max(3600).default(postgresDefaults.connectTimeout),
 });
-
-/** Validated options of the postgres plugin. */
-export type PostgresOptions = z.infer<typeof postgresOptions>;
 
 /** Options for {@linkcode PostgresDriver.open}. */
 export interface PostgresDriverOptions {

@@ -24,7 +24,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlit
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { StoreClosedError, StoreCorruptError } from "../src/errors.ts";
-import { definePlugin, type Plugin } from "../src/plugin.ts";
+import { definePlugin, type ParsingSchema, type Plugin } from "../src/plugin.ts";
 import type {
   ClearRange,
   CommitRequest,
@@ -53,16 +53,20 @@ export const sqliteDefaults = {
   busyTimeout: 5000,
 } as const satisfies { durability: "full" | "relaxed"; busyTimeout: number };
 
-/** The shape of {@linkcode sqliteOptions} (spelled out so the public API has explicit types). */
-export type SqliteOptionsSchema = z.ZodObject<{
-  path: z.ZodOptional<z.ZodString>;
-  durability: z.ZodDefault<z.ZodEnum<{ full: "full"; relaxed: "relaxed" }>>;
-  busyTimeout: z.ZodDefault<z.ZodNumber>;
-  cacheSize: z.ZodOptional<z.ZodNumber>;
-}, z.core.$strict>;
+/** Validated options of the sqlite plugin (see {@linkcode sqliteOptions}). */
+export interface SqliteOptions {
+  /** The database file (default: `<home>/<store name>.db`). */
+  path?: string;
+  /** `"full"` (default) or `"relaxed"`. */
+  durability: "full" | "relaxed";
+  /** Milliseconds a write waits for another process's lock (default 5000). */
+  busyTimeout: number;
+  /** SQLite's page cache per connection, in KiB. */
+  cacheSize?: number;
+}
 
-/** Options of the sqlite plugin. */
-export const sqliteOptions: SqliteOptionsSchema = z.strictObject({
+/** The schema of the sqlite plugin's options (a zod schema). */
+export const sqliteOptions: ParsingSchema<SqliteOptions> = z.strictObject({
   /**
    * The database file, relative to the config's directory
    * (default: `<home>/<store name>.db`). Missing parent directories are created.
@@ -79,9 +83,6 @@ export const sqliteOptions: SqliteOptionsSchema = z.strictObject({
   /** SQLite's page cache per connection, in KiB (default: SQLite's own, about 2 MiB). */
   cacheSize: z.number().int().positive().optional(),
 });
-
-/** Validated options of the sqlite plugin. */
-export type SqliteOptions = z.infer<typeof sqliteOptions>;
 
 /** Options for {@linkcode SqliteDriver.open}. */
 export interface SqliteDriverOptions {

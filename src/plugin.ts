@@ -40,6 +40,21 @@ export interface OptionsSchema<O> {
   };
 }
 
+/**
+ * An options schema that also validates synchronously, as zod schemas do:
+ * the type the built-in plugins export their option schemas as.
+ */
+export interface ParsingSchema<O> extends OptionsSchema<O> {
+  /** Validate `value` and return the options (defaults filled in); throws if invalid. */
+  parse(value: unknown): O;
+  /** Validate `value` without throwing. */
+  safeParse(
+    value: unknown,
+  ):
+    | { readonly success: true; readonly data: O }
+    | { readonly success: false; readonly error: { readonly issues: ReadonlyArray<SchemaIssue> } };
+}
+
 /** What `open()` receives besides the options. */
 export interface PluginContext {
   /** The name of the store being opened. */

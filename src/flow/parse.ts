@@ -23,7 +23,7 @@ import { didYouMean } from "../_suggest.ts";
 import {
   describeValue,
   EXPECTED,
-  flowSchema,
+  flowZodSchema,
   INPUT_TYPES,
   inputTypeProblem,
   jsonProblem,
@@ -369,7 +369,7 @@ export function parseFlow(text: string, options: ParseFlowOptions = {}): ParsedF
   if (checker.problems.length > 0) {
     throw new FlowValidationError(sortProblems(checker.problems), file);
   }
-  const definition = flowSchema.parse(data);
+  const definition = flowZodSchema.parse(data);
   return {
     definition,
     ...(file === undefined ? {} : { file }),
@@ -406,7 +406,7 @@ export function validateFlow(definition: unknown, options: ValidateFlowOptions =
     checker.check(definition, options.nodeTypes);
   }
   if (checker.problems.length > 0) throw new FlowValidationError(checker.problems);
-  const parsed = flowSchema.parse(definition);
+  const parsed = flowZodSchema.parse(definition);
   return {
     definition: JSON.parse(JSON.stringify(parsed)) as FlowDefinition,
     locate: () => undefined,
@@ -545,7 +545,7 @@ class Checker {
 
   /** Structure, types, patterns and ranges, from the zod schema. */
   #schema(data: unknown): void {
-    const result = flowSchema.safeParse(data);
+    const result = flowZodSchema.safeParse(data);
     if (result.success) return;
     for (const issue of result.error.issues) {
       const path = issue.path.map((s) => typeof s === "number" ? s : String(s));

@@ -10,6 +10,7 @@
  */
 import { z } from "zod";
 import type { JsonValue } from "../store/types.ts";
+import type { ParsingSchema } from "../plugin.ts";
 import { DURATION_HINT, DURATION_PATTERN, durationProblem, parseDuration } from "./duration.ts";
 import type { FlowDefinition, InputType } from "./types.ts";
 
@@ -341,7 +342,10 @@ const flowObjectSchema = z.strictObject({
  * if (bad.success) throw new Error("expected the id pattern [a-z0-9_-]+ to refuse Hello!");
  * ```
  */
-export const flowSchema: z.ZodType<FlowDefinition> = flowObjectSchema;
+export const flowSchema: ParsingSchema<FlowDefinition> = flowObjectSchema;
+
+/** The same schema typed as zod's, for the parser's own use of zod's issue codes. Internal. */
+export const flowZodSchema: z.ZodType<FlowDefinition> = flowObjectSchema;
 
 /**
  * The field names an object at `path` (inside a flow) may have, for
