@@ -158,7 +158,10 @@ export interface ListRunsOptions {
 export interface RunPage<T> {
   /** The runs of this page. */
   runs: T[];
-  /** Pass as `cursor` for the next page; absent on the last page. */
+  /**
+   * Pass as `cursor` for the next page; absent on the last page. A page with
+   * a cursor may hold fewer runs than asked for (see `listRunSummaries`).
+   */
   cursor?: string;
 }
 
@@ -193,6 +196,8 @@ const TIME_DIGITS = 9;
 const RANDOM_DIGITS = 11;
 const MAX_ID_TIME = 36 ** TIME_DIGITS;
 const RUN_ID = /^[0-9a-z]{20}$/;
+/** A page that filters (succeeded runs) reads at least this many entries before ending early. */
+const MIN_FILTER_SCAN = 2000;
 /** Runs with at most this many events get them inline in their record when they finish. */
 const INLINE_EVENTS_MAX = 1000;
 const DEFAULT_LIMIT = 100;
@@ -862,6 +867,10 @@ export class Records {
       if (end === undefined || compareKeys(after, end) < 0) end = after;
     }
     const entries: Entry<RunSummary | StoredRun>[] = [];
+    // A filtering page reads at most this many entries, then ends early with a cursor.
+    const maxScan = filtered ? Math.max(MIN_FILTER_SCAN, 20 * limit) : Infinity;
+    let scanned = 0;
+    let lastScanned: string | undefined;
     for await (
       const e of this.#store.list<RunSummary | StoredRun>({
         prefix: base,
@@ -874,23 +883,29 @@ export class Records {
         }),
       })
     ) {
-      if (filtered && e.value.status !== status) continue;
-      entries.push(e);
-      if (entries.length > limit) break;
+      scanned++;
+      lastScanned = e.value.id;
+      if (!filtered || e.value.status === status) {
+        entries.push(e);
+        if (entries.length > limit) break;
+      }
+      if (scanned >= maxScan) break;
     }
     const more = entries.length > limit;
     if (more) entries.pop();
-    return {
-      entries,
-      cursor: more ? entries[entries.length - 1].value.id : undefined,
-      full: base.length === this.#prefix.length + 1,
-    };
+    const next = more ? entries[entries.length - 1].value.id : scanned >= maxScan
+      ? lastScanned // a short page: the next one continues after the last entry read
+      : undefined;
+    return { entries, cursor: next, full: base.length === this.#prefix.length + 1 };
   }
 
   /**
    * A page of run summaries, newest first, read from the index alone. Runs
    * can be filtered by flow, status and start time; each filter is a key
-   * range, so only the returned runs (plus one) are read.
+   * range, so only the returned runs (plus one) are read — except `status:
+   * "succeeded"`, which has no index and filters the list of all runs (or of
+   * the flow's): such a page reads at most 20 × `limit` entries (at least
+   * 2,000) and may end early, with fewer runs and a `cursor` to go on.
    */
   async listRunSummaries(options: ListRunsOptions = {}): Promise<RunPage<RunSummary>> {
     const { entries, cursor, full } = await this.#listIndex(options);

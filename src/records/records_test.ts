@@ -820,6 +820,38 @@ backendTest(
 );
 
 backendTest(
+  "Records.listRunSummaries() of succeeded runs reads a bounded amount per page",
+  async (backend) => {
+    const { store, clock, records } = await setup(backend);
+    // 2,500 failed runs, and one succeeded run older than all of them.
+    const first = newRun(records, clock);
+    await records.startRun(first);
+    await records.finishRun(finished(first, "succeeded", 1));
+    const op = store.atomic();
+    for (let i = 0; i < 2500; i++) {
+      clock.t += 10;
+      const run = finished(newRun(records, clock), "failed", 1);
+      op.set(["flowstate", "runs", run.id], run);
+    }
+    await op.commit();
+    const { store: counted, counts } = counting(store);
+    const reader = new Records(counted, { clock });
+    const page = await reader.listRunSummaries({ status: "succeeded", limit: 10 });
+    assert.deepEqual(page.runs, [], "the first 2,000 runs read are all failed");
+    assert.ok(page.cursor, "a cursor to go on");
+    assert.equal(counts.listed, 2000);
+    const next = await reader.listRunSummaries({
+      status: "succeeded",
+      limit: 10,
+      cursor: page.cursor,
+    });
+    assert.deepEqual(next.runs.map((r) => r.id), [first.id]);
+    assert.equal(next.cursor, undefined);
+    await store.close();
+  },
+);
+
+backendTest(
   "Records.deleteRuns() deletes a batch in one commit and says how many existed",
   async (backend) => {
     const { store, clock, records } = await setup(backend);
