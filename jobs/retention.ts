@@ -322,7 +322,8 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
 
     // The newest run beyond the count, per flow: runs up to it go (ranked before any deletion).
     const countCuts = new Map<string, string>();
-    phase(maxRuns === null ? "runs checked" : "flows ranked by their newest runs", flows.length);
+    if (maxRuns === null) phase("runs checked");
+    else phase("flows ranked by their newest runs", flows.length);
     if (maxRuns !== null) {
       for (const flowId of flows) {
         if (signal.aborted) break;
