@@ -505,7 +505,7 @@ function lowerBound(sorted: readonly Rec[], bound: Key, exclusive: boolean, from
   return a;
 }
 
-/** The records under `prefix` (strictly longer keys), in key order. */
+/** A copy of a range the caller may change later. */
 function copyRange(range: ClearRange): ClearRange {
   const copy: ClearRange = { prefix: [...range.prefix] };
   if (range.start !== undefined) copy.start = [...range.start];
@@ -513,6 +513,7 @@ function copyRange(range: ClearRange): ClearRange {
   return copy;
 }
 
+/** The records under `prefix` (strictly longer keys), in key order. */
 function underPrefix(sorted: readonly Rec[], prefix: Key): Rec[] {
   if (prefix.length === 0) return sorted.slice();
   const out: Rec[] = [];

@@ -233,7 +233,6 @@ export class SqliteDriver implements StoreDriver {
   #commit: StatementSync;
   #rollback: StatementSync;
   #purgeBatch: StatementSync;
-  #rangeStatements = new Map<string, StatementSync>();
 
   private constructor(db: DatabaseSync, path: string, storeName: string, busyTimeout: number) {
     this.#db = db;
@@ -468,7 +467,7 @@ export class SqliteDriver implements StoreDriver {
 
   /**
    * A statement over the rows of a key range: `sql` followed by the range's
-   * `key` bounds (and `AND extra`), prepared once per shape and cached.
+   * `key` bounds (and `AND extra`), from the statement cache.
    * Run it with the extra parameters only; the bounds are bound here.
    */
   #inRange(
@@ -480,11 +479,7 @@ export class SqliteDriver implements StoreDriver {
     const { where, params } = boundsWhere(bounds);
     if (extra !== undefined) where.push(extra);
     const text = `${sql} ${where.length === 0 ? "1" : where.join(" AND ")}`;
-    let statement = this.#rangeStatements.get(text);
-    if (statement === undefined) {
-      statement = this.#db.prepare(text);
-      this.#rangeStatements.set(text, statement);
-    }
+    const statement = this.#statement(text);
     const empty = bounds.lower !== undefined && bounds.upper !== undefined &&
       compareBytes(bounds.lower, bounds.upper) >= 0;
     const s = statement;
