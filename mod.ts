@@ -136,7 +136,7 @@ export {
   type ValidateFlowOptions,
 } from "./src/flow/parse.ts";
 export { flowJsonSchema, type FlowJsonSchemaOptions, flowSchema } from "./src/flow/schema.ts";
-export { parseDuration } from "./src/flow/duration.ts";
+export { parseDuration } from "./src/duration.ts";
 export {
   defineJob,
   type Job,
@@ -221,5 +221,5 @@ export {
   type TickLeasesOptions,
 } from "./src/scheduler/lease.ts";
 export type { JobConfig, JobConfigObject, MissedPolicy, OverlapPolicy } from "./src/config.ts";
-export type { Timers } from "./src/flow/executor.ts";
+export type { Timers } from "./src/clock.ts";
 export type { FlowSource, RunFlowOptions } from "./src/flow/run.ts";

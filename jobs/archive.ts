@@ -48,7 +48,7 @@
 import { join } from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "../src/_fs.ts";
-import { durationProblem, parseDuration } from "../src/flow/duration.ts";
+import { durationProblem, parseDuration } from "../src/duration.ts";
 import type { Duration, RunEvent, RunRecord, RunStatus } from "../src/flow/types.ts";
 import { defineJob, type Job, type JobContext, type JobResult } from "../src/jobs/job.ts";
 import { type Records, runIdTime, type RunSummary } from "../src/records/records.ts";

@@ -65,6 +65,7 @@ import {
   GzipFileWriter,
   newSha256,
 } from "./_archive_format.ts";
+import { systemClock } from "../src/clock.ts";
 
 /** The `format` of a backup file's header. */
 export const BACKUP_FORMAT = "flowstate.backup";
@@ -214,7 +215,7 @@ export async function backupStore(
   const what = `Cannot back up store "${store.name}"`;
   const consistency = options.consistency ?? defaults.consistency;
   const attempts = options.attempts ?? defaults.attempts;
-  const clock = options.clock ?? { now: () => Date.now() };
+  const clock = options.clock ?? systemClock;
   const signal = options.signal;
   const progress = options.progress;
   const exclude = options.exclude;

@@ -51,7 +51,7 @@
 import { basename, join, relative } from "node:path";
 import process from "node:process";
 import { z } from "zod";
-import { durationProblem, parseDuration } from "../src/flow/duration.ts";
+import { durationProblem, parseDuration } from "../src/duration.ts";
 import type { Duration } from "../src/flow/types.ts";
 import { defineJob, type Job, type JobContext } from "../src/jobs/job.ts";
 import type { Records } from "../src/records/records.ts";

@@ -50,7 +50,7 @@ import { resolve } from "node:path";
 import { setImmediate } from "node:timers";
 import { z } from "zod";
 import { toFileUrl } from "../src/_path.ts";
-import { durationProblem, parseDuration } from "../src/flow/duration.ts";
+import { durationProblem, parseDuration } from "../src/duration.ts";
 import { defineJob, type Job, type JobLogLevel, type JobResult } from "../src/jobs/job.ts";
 import { createProgress, type Progress } from "../src/jobs/progress.ts";
 import type {
@@ -63,6 +63,7 @@ import type {
   ListOptions,
   Store,
 } from "../src/store/types.ts";
+import { systemClock } from "../src/clock.ts";
 
 /** What a migration's `up` and `down` receive. */
 export interface MigrationContext {
@@ -269,7 +270,6 @@ const FILE_PATTERN = /^(\d+)_([A-Za-z0-9_-]+)\.(?:ts|mts|js|mjs)$/;
 const DEFAULT_LOCK_TTL = 30_000;
 /** A migration's store calls let the event loop run at least this often (ms of real time). */
 const YIELD_EVERY_MS = 50;
-const systemClock: Clock = { now: () => Date.now() };
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

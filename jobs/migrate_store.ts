@@ -59,6 +59,7 @@ import { createProgress, type Progress } from "../src/jobs/progress.ts";
 import { compareKeys, keysEqual } from "../src/store/keys.ts";
 import type { Clock, Entry, JsonValue, Key, Store } from "../src/store/types.ts";
 import { MigrationError } from "./migrate.ts";
+import { systemClock } from "../src/clock.ts";
 
 /** Checkpoints live under this prefix in the target: `[...CHECKPOINT_PREFIX, sourceName]`. */
 export const CHECKPOINT_PREFIX: Key = Object.freeze(["flowstate", "migrate-store"]);
@@ -68,7 +69,6 @@ export const EXPIRY_TOLERANCE_MS = 1000;
 
 const CHECKPOINT_FORMAT = "flowstate.migrate-store.checkpoint";
 const MAX_BATCH = 100_000;
-const systemClock: Clock = { now: () => Date.now() };
 
 /** The checkpoint a move keeps in the target while it runs. */
 export interface MoveCheckpoint {

@@ -50,6 +50,7 @@ import {
   type BackupTrailer,
   RESTORE_MARKER_KEY,
 } from "./backup.ts";
+import { systemClock } from "../src/clock.ts";
 
 export { RESTORE_MARKER_KEY } from "./backup.ts";
 
@@ -453,7 +454,7 @@ export async function restoreBackup(
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new RangeError(`${what}: batchSize must be a positive integer (got ${batchSize})`);
   }
-  const clock = options.clock ?? { now: () => Date.now() };
+  const clock = options.clock ?? systemClock;
   const { signal, progress, log, keep } = options;
   const force = options.force ?? false;
 

@@ -63,7 +63,7 @@
  * @module
  */
 import { z } from "zod";
-import { durationProblem, parseDuration } from "../src/flow/duration.ts";
+import { durationProblem, parseDuration } from "../src/duration.ts";
 import type { Duration, RunStatus } from "../src/flow/types.ts";
 import { defineJob, type Job, type JobContext } from "../src/jobs/job.ts";
 import { INDEXED_STATUSES, RecordsLayout } from "../src/records/layout.ts";

@@ -23,6 +23,7 @@ import type {
 } from "../src/store/driver.ts";
 import { compareKeys, hasPrefix } from "../src/store/keys.ts";
 import type { Clock, Key } from "../src/store/types.ts";
+import { systemClock } from "../src/clock.ts";
 
 /** Validated options of the memory plugin. */
 export interface MemoryOptions {
@@ -57,7 +58,7 @@ export class MemoryDriver implements StoreDriver {
   #clock: Clock;
 
   /** A driver keeping entries in memory; with `snapshot`, restored from and written to that file. */
-  constructor(snapshot?: string, clock: Clock = { now: () => Date.now() }) {
+  constructor(snapshot?: string, clock: Clock = systemClock) {
     this.#snapshot = snapshot;
     this.#clock = clock;
     this.location = snapshot ? `memory (snapshot ${snapshot})` : "memory";

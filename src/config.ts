@@ -37,7 +37,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
-import { durationProblem, parseDuration } from "./flow/duration.ts";
+import { durationProblem, parseDuration } from "./duration.ts";
 import { builtinJobNames } from "./jobs/run.ts";
 import {
   canonicalTimezone,

@@ -12,6 +12,7 @@ import { didYouMean } from "./_suggest.ts";
 import type { StoreDriver } from "./store/driver.ts";
 import { wrapDriver } from "./store/store.ts";
 import type { Clock, Store } from "./store/types.ts";
+import { systemClock } from "./clock.ts";
 
 /** One problem reported by an options schema. */
 export interface SchemaIssue {
@@ -259,7 +260,7 @@ export async function openStore(spec: StoreSpec, options: OpenStoreOptions = {})
   let home = options.home;
   const driver = await plugin.open(validated, {
     storeName: name,
-    clock: options.clock ?? { now: () => Date.now() },
+    clock: options.clock ?? systemClock,
     // Read $FLOWSTATE_HOME only when a plugin needs the home (a memory store does not).
     get home() {
       return home ??= defaultHome();

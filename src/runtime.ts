@@ -19,6 +19,7 @@ import { didYouMean } from "./_suggest.ts";
 import { type FlowSource, runFlow, type RunFlowOptions } from "./flow/run.ts";
 import type { RunRecord } from "./flow/types.ts";
 import { Records } from "./records/records.ts";
+import { systemClock } from "./clock.ts";
 
 /** Options for {@linkcode openRuntime}. */
 export interface RuntimeOptions {
@@ -121,7 +122,7 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
   });
   return new FlowstateRuntime(
     config,
-    options.clock ?? { now: () => Date.now() },
+    options.clock ?? systemClock,
     options.cwd ?? Deno.cwd(),
   );
 }

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { parseDuration } from "../flow/duration.ts";
+import { parseDuration } from "../duration.ts";
 import { openRuntime } from "../runtime.ts";
 import { tickKey } from "../scheduler/lease.ts";
 import { Scheduler, type SchedulerEvent } from "../scheduler/scheduler.ts";

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { parseDuration } from "../flow/duration.ts";
+import { parseDuration } from "../duration.ts";
 import type { RunEvent, RunRecord, RunStatus } from "../flow/types.ts";
 import type { RunSummary } from "../records/records.ts";
 import { openRuntime } from "../runtime.ts";

@@ -7,7 +7,8 @@
  */
 import { createStateView, type StateView, type StoreResolver } from "../context/scopes.ts";
 import { serializeValue } from "../store/values.ts";
-import type { Clock, JsonValue } from "../store/types.ts";
+import type { JsonValue } from "../store/types.ts";
+import { type Clock, realTimers, type Timers } from "../clock.ts";
 import type { LogLevel, NodeContext, NodeType } from "./node.ts";
 import {
   type CompiledTemplate,
@@ -23,30 +24,6 @@ import type {
   RunRecord,
   RunStatus,
 } from "./types.ts";
-
-/** Timers, injected so tests can move time instead of waiting. */
-export interface Timers {
-  /** Resolve after `ms`; reject with the signal's reason if it aborts first. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
-
-/** Real timers. */
-export const realTimers: Timers = {
-  sleep(ms, signal) {
-    return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      const id = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, ms);
-      const onAbort = () => {
-        clearTimeout(id);
-        reject(signal!.reason);
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
-  },
-};
 
 /** A node ready to run: its type resolved and templates compiled. */
 export interface PreparedNode {

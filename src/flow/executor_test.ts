@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { z } from "zod";
 import { defineNode, openStore, Records, type Store } from "../../mod.ts";
 import { fakeClock } from "../testing/clock.ts";
-import type { Timers } from "./executor.ts";
+import type { Timers } from "../clock.ts";
 import { type FlowHost, runFlow } from "./run.ts";
 
 function hostOn(store: Store, clock = fakeClock()): FlowHost {

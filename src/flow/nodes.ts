@@ -19,7 +19,7 @@
  * @module
  */
 import { z } from "zod";
-import { parseDuration } from "./duration.ts";
+import { parseDuration } from "../duration.ts";
 import { defineNode, type NodeType } from "./node.ts";
 
 const scope = z.enum(["node", "flow", "global"]).default("flow");

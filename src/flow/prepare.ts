@@ -8,7 +8,7 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import { toFileUrl } from "../_path.ts";
 import { didYouMean } from "../_suggest.ts";
-import { parseDuration } from "./duration.ts";
+import { parseDuration } from "../duration.ts";
 import type { PreparedFlow, PreparedNode } from "./executor.ts";
 import { isNodeType, type NodeType } from "./node.ts";
 import { builtinNodes } from "./nodes.ts";

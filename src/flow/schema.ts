@@ -11,7 +11,7 @@
 import { z } from "zod";
 import type { JsonValue } from "../store/types.ts";
 import type { ParsingSchema } from "../plugin.ts";
-import { DURATION_HINT, DURATION_PATTERN, durationProblem, parseDuration } from "./duration.ts";
+import { DURATION_HINT, DURATION_PATTERN, durationProblem, parseDuration } from "../duration.ts";
 import type { FlowDefinition, InputType } from "./types.ts";
 
 /** Flow ids: lowercase letters, digits, `_` and `-`. */

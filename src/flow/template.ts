@@ -85,6 +85,7 @@
  */
 import type { Clock } from "../store/types.ts";
 import { didYouMean } from "../_suggest.ts";
+import { systemClock } from "../clock.ts";
 
 /**
  * A template could not be compiled or evaluated. `offset` and `length` mark
@@ -1185,8 +1186,6 @@ class Parser {
 
 // ---------------------------------------------------------------------------
 // Evaluation: the AST becomes a tree of closures
-
-const systemClock: Clock = { now: () => Date.now() };
 
 function compileAst(ast: Ast, segment: Segment): Evaluator {
   const fail = (node: { start: number; end: number }, message: string): never => {

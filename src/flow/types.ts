@@ -6,8 +6,8 @@
  */
 import type { JsonValue } from "../store/types.ts";
 
-/** A duration: milliseconds, or a string like `"500ms"`, `"2s"`, `"1.5m"`, `"1h"`, `"1d"`. */
-export type Duration = number | string;
+import type { Duration } from "../duration.ts";
+export type { Duration };
 
 /** The type of a flow input. */
 export type InputType = "string" | "number" | "boolean" | "object" | "array" | "any";

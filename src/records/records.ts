@@ -79,6 +79,7 @@ import { assertKey, compareKeys } from "../store/keys.ts";
 import type { Clock, Entry, Key, Store } from "../store/types.ts";
 import { EVENTS_FIELD, RecordsLayout, RUN_STATUSES } from "./layout.ts";
 import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
+import { systemClock } from "../clock.ts";
 
 export type { DurationHistogram, FlowMetrics } from "./metrics.ts";
 
@@ -203,7 +204,6 @@ const INLINE_EVENTS_MAX = 1000;
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
 const MAX_CACHED_TAILS = 10_000;
-const systemClock: Clock = { now: () => Date.now() };
 
 let lastIdMs = -1;
 let lastIdRandom = "";

@@ -34,6 +34,7 @@
  */
 import type { RunStatus } from "../flow/types.ts";
 import type { Clock, Entry, Key, Store } from "../store/types.ts";
+import { systemClock } from "../clock.ts";
 
 /** Who holds a tick's lease. */
 export interface LeaseHolder {
@@ -170,7 +171,7 @@ export class TickLeases {
     this.runnerId = options.runnerId;
     this.leaseMs = leaseMs;
     this.historyMs = historyMs;
-    this.clock = options.clock ?? { now: () => Date.now() };
+    this.clock = options.clock ?? systemClock;
     this.#prefix = options.prefix ?? SCHEDULER_PREFIX;
   }
 

@@ -38,8 +38,8 @@
 import { basename, join } from "node:path";
 import type { JobConfig, MissedPolicy, OverlapPolicy, ResolvedConfig } from "../config.ts";
 import { ConfigError } from "../errors.ts";
-import { parseDuration } from "../flow/duration.ts";
-import { realTimers, type Timers } from "../flow/executor.ts";
+import { parseDuration } from "../duration.ts";
+import { realTimers, type Timers } from "../clock.ts";
 import { FlowValidationError, loadFlowFile, type ParsedFlow } from "../flow/parse.ts";
 import { loadFlow } from "../flow/run.ts";
 import type { RunRecord, RunStatus } from "../flow/types.ts";

@@ -3,7 +3,7 @@ import { setImmediate } from "node:timers";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ConfigError } from "../errors.ts";
-import type { Timers } from "../flow/executor.ts";
+import type { Timers } from "../clock.ts";
 import type { RunRecord } from "../flow/types.ts";
 import { defineJob } from "../jobs/job.ts";
 import { runJob } from "../jobs/run.ts";

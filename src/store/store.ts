@@ -35,6 +35,7 @@ import type {
   Store,
 } from "./types.ts";
 import { serializeValue } from "./values.ts";
+import { systemClock } from "../clock.ts";
 
 const PROCESS_TAG = Array.from(
   crypto.getRandomValues(new Uint8Array(8)),
@@ -76,8 +77,6 @@ export interface WrapOptions {
   /** The clock (default: the system clock). */
   clock?: Clock;
 }
-
-const systemClock: Clock = { now: () => Date.now() };
 
 function checkExpireIn(expireIn: unknown, what: string): void {
   if (typeof expireIn !== "number" || !Number.isFinite(expireIn) || expireIn <= 0) {

@@ -3,6 +3,8 @@
  *
  * @module
  */
+import type { Clock } from "../clock.ts";
+export type { Clock };
 
 /** One element of a key. Keys are tuples of strings. */
 export type KeyPart = string;
@@ -235,10 +237,4 @@ export interface CompactResult {
   bytesBefore: number;
   /** Size on disk after, in bytes (0 when unsupported). */
   bytesAfter: number;
-}
-
-/** A clock, injected so tests can move time instead of sleeping. */
-export interface Clock {
-  /** Milliseconds since the epoch. */
-  now(): number;
 }

@@ -26,6 +26,7 @@ import type {
   Store,
 } from "../store/types.ts";
 import { serializeValue } from "../store/values.ts";
+import { systemClock } from "../clock.ts";
 
 /** Options for {@linkcode cached}. */
 export interface CacheOptions {
@@ -122,7 +123,6 @@ interface VersionAlias {
 }
 
 const FLUSH_BATCH = 500;
-const systemClock: Clock = { now: () => Date.now() };
 
 function idOf(key: Key): string {
   return JSON.stringify(key);

@@ -4,7 +4,18 @@
  *
  * @module
  */
-import type { Duration } from "./types.ts";
+/**
+ * A duration: a number of milliseconds, or a string such as `"2s"` or `"1h30m"`.
+ *
+ * @example
+ * ```ts
+ * import type { Duration } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const d: Duration = "1h30m";
+ * assert.equal(typeof d, "string");
+ * ```
+ */
+export type Duration = number | string;
 
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const PART = /(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)/y;
