@@ -76,12 +76,17 @@ export type {
   InputSpec,
   InputType,
   NodeSpec,
-  NodeStatus,
   RetrySpec,
+} from "./src/flow/types.ts";
+export type {
+  NodeStatus,
   RunEvent,
   RunRecord,
   RunStatus,
-} from "./src/flow/types.ts";
+  RunSummary,
+} from "./src/records/types.ts";
+export { newRunId, runIdTime } from "./src/records/run_id.ts";
+export { RunRecorder } from "./src/records/recorder.ts";
 export type { ScopeCallOptions, ScopeKey, ScopeName, StateView } from "./src/context/scopes.ts";
 export {
   canonicalJson,
@@ -91,9 +96,7 @@ export {
   type ListRunsOptions,
   Records,
   type RecordsOptions,
-  runIdTime,
   type RunPage,
-  type RunSummary,
 } from "./src/records/records.ts";
 export {
   type DurationHistogram,
@@ -222,4 +225,5 @@ export {
 } from "./src/scheduler/lease.ts";
 export type { JobConfig, JobConfigObject, MissedPolicy, OverlapPolicy } from "./src/config.ts";
 export type { Timers } from "./src/clock.ts";
-export type { FlowSource, RunFlowOptions } from "./src/flow/run.ts";
+export type { FlowSource } from "./src/flow/load.ts";
+export type { RunFlowOptions } from "./src/run_flow.ts";

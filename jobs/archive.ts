@@ -49,9 +49,17 @@ import { join } from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "../src/_fs.ts";
 import { durationProblem, parseDuration } from "../src/duration.ts";
-import type { Duration, RunEvent, RunRecord, RunStatus } from "../src/flow/types.ts";
+import type { Duration } from "../src/flow/types.ts";
+import {
+  type RunEvent,
+  type RunRecord,
+  type RunStatus,
+  type RunSummary,
+  summarizeRun,
+} from "../src/records/types.ts";
 import { defineJob, type Job, type JobContext, type JobResult } from "../src/jobs/job.ts";
-import { type Records, runIdTime, type RunSummary } from "../src/records/records.ts";
+import type { Records } from "../src/records/records.ts";
+import { runIdTime } from "../src/records/run_id.ts";
 import type { Key, Store } from "../src/store/types.ts";
 import {
   _internals,
@@ -193,21 +201,6 @@ async function archiveFiles(dir: string): Promise<string[]> {
   return periods.sort();
 }
 
-function summarize(run: RunRecord): RunSummary {
-  const summary: RunSummary = {
-    id: run.id,
-    flowId: run.flowId,
-    flowVersion: run.flowVersion,
-    status: run.status,
-    startedAt: run.startedAt,
-    endedAt: run.endedAt ?? null,
-    durationMs: run.durationMs ?? null,
-    error: run.error ?? null,
-  };
-  if (run.parentRunId !== undefined) summary.parentRunId = run.parentRunId;
-  return summary;
-}
-
 /** Read a whole archive file: its runs' summaries in file order, size and checksum. */
 async function scanArchive(dir: string, period: string): Promise<ArchiveIndex> {
   const path = join(dir, fileName(period));
@@ -233,7 +226,7 @@ async function scanArchive(dir: string, period: string): Promise<ArchiveIndex> {
       throw damaged(what, path, `line ${n} is not JSON`);
     }
     if (typeof run?.id !== "string") throw damaged(what, path, `line ${n} holds no run`);
-    entries.push(summarize(run));
+    entries.push(summarizeRun(run));
   }
   const stat = await Deno.stat(path);
   return {
@@ -662,7 +655,7 @@ class Archiver {
     const events = await this.#records.getEvents(run.id);
     await work.writer.writeLine(JSON.stringify({ run, events }));
     work.present.add(run.id);
-    work.entries.push(summarize(run));
+    work.entries.push(summarizeRun(run));
     work.toDelete.push(run.id);
     work.added++;
   }

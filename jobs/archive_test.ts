@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { RunEvent, RunRecord, RunStatus } from "../src/flow/types.ts";
+import type { RunEvent, RunRecord, RunStatus } from "../src/records/types.ts";
 import { runJob } from "../src/jobs/run.ts";
 import type { Records } from "../src/records/records.ts";
 import { openRuntime, type Runtime } from "../src/runtime.ts";
@@ -9,6 +9,7 @@ import { type FakeClock, fakeClock } from "../src/testing/clock.ts";
 import { findArchivedRun, listArchivedRuns as listArchivedCommand } from "../src/cli/archive.ts";
 import { _internals, readGzipLines, sha256File } from "./_archive_format.ts";
 import { type ArchiveIndex, listArchivedRuns, periodOf, readArchivedRun } from "./archive.ts";
+import { newRunId } from "../src/records/run_id.ts";
 
 const DAY = 86_400_000;
 /** 2026-06-01T00:00Z: 40 and 45 days before is April, 70 days is March, 10 days is May. */
@@ -60,7 +61,7 @@ async function addRun(
 ): Promise<Seeded> {
   const startedAt = NOW - ageDays * DAY;
   env.clock.set(startedAt);
-  const id = env.records.newRunId();
+  const id = newRunId(startedAt);
   const base = {
     id,
     flowId,

@@ -13,6 +13,7 @@ import { UsageError } from "../src/cli/input.ts";
 import { readGzipLines, sha256File } from "./_archive_format.ts";
 import { type BackupInfo, backupStore, RESTORE_MARKER_KEY } from "./backup.ts";
 import { restoreBackup, type RestoreMarker, verifyBackup } from "./restore.ts";
+import { newRunId } from "../src/records/run_id.ts";
 
 const NOW = Date.UTC(2026, 5, 1);
 
@@ -777,7 +778,7 @@ Deno.test("restore job resuming a killed restore records the killed run as faile
     const { sha256 } = await verifyBackup(file);
     // What a restore job killed before its first batch leaves behind.
     const records = await env.rt.records();
-    const killedId = records.newRunId();
+    const killedId = newRunId(env.rt.clock.now());
     await records.startRun({
       id: killedId,
       flowId: "job:restore",

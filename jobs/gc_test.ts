@@ -8,6 +8,7 @@ import { openRuntime, type Runtime } from "../src/runtime.ts";
 import type { Entry, Store } from "../src/store/types.ts";
 import { type FakeClock, fakeClock } from "../src/testing/clock.ts";
 import gc, { defaults, type GcOptions, type GcResult } from "./gc.ts";
+import { newRunId } from "../src/records/run_id.ts";
 
 const HOUR = 3_600_000;
 
@@ -592,7 +593,7 @@ Deno.test("gc records runs still running past abandonedAfter as failed, and only
   await withEnv({ main: { plugin: "memory" } }, async ({ rt, clock }) => {
     const records = await rt.records();
     const start = async (flowId: string) => {
-      const id = records.newRunId();
+      const id = newRunId(clock.now());
       await records.startRun({
         id,
         flowId,

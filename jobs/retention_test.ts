@@ -1,15 +1,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConfigError } from "../src/errors.ts";
-import type { RunStatus } from "../src/flow/types.ts";
+import type { RunStatus } from "../src/records/types.ts";
 import type { JobContext } from "../src/jobs/job.ts";
 import { createProgress, type Progress } from "../src/jobs/progress.ts";
 import { resolveJobOptions, runJob } from "../src/jobs/run.ts";
-import type { Records } from "../src/records/records.ts";
+import { Records } from "../src/records/records.ts";
 import { openRuntime, type Runtime } from "../src/runtime.ts";
 import type { Entry, Key, KeyBounds, Store } from "../src/store/types.ts";
 import { type FakeClock, fakeClock } from "../src/testing/clock.ts";
 import retention, { defaults, type RetentionOptions, type RetentionResult } from "./retention.ts";
+import { newRunId } from "../src/records/run_id.ts";
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 5, 1);
@@ -72,7 +73,7 @@ async function addRun(
 ): Promise<SeededRun> {
   const startedAt = NOW - ageDays * DAY;
   env.clock.set(startedAt);
-  const id = env.records.newRunId();
+  const id = newRunId(startedAt);
   const base = {
     id,
     flowId,
@@ -86,8 +87,8 @@ async function addRun(
   await env.records.startRun({ ...base, status: "running", endedAt: null, durationMs: null });
   for (let c = 0; c < chunks; c++) {
     await env.records.appendEvents(id, [
-      { at: startedAt, type: "node.log", node: "a", message: `chunk ${c}` },
-      { at: startedAt + 1, type: "node.log", node: "a", message: "second" },
+      { at: startedAt, type: "node.log", node: "a", message: `chunk ${c}`, level: "info" },
+      { at: startedAt + 1, type: "node.log", node: "a", message: "second", level: "info" },
     ]);
   }
   if (status !== "running") {
@@ -118,7 +119,10 @@ function jobContext(
     runId: "test",
     runtime: rt,
     store: options.store ?? ((name) => rt.store(name)),
-    records: () => rt.records(),
+    // A test that observes the store sees the records' reads and writes through it.
+    records: options.store
+      ? async () => new Records(await options.store!(rt.config.records), { clock: rt.clock })
+      : () => rt.records(),
     home: rt.home,
     log: (message) => options.logs?.push(message),
     progress: options.progress ?? createProgress({ mode: "quiet" }),
@@ -675,5 +679,37 @@ Deno.test("retention finds the count limit across several index pages (maxRuns a
     assert.equal(expected.byCount.size, 134);
     assert.equal(result.deletedByCount, 134);
     await assertRemaining(env.store, before, expected.byCount);
+  });
+});
+
+Deno.test("retention prunes the records under their own prefix and nothing under another", async () => {
+  await withEnv("sqlite", async (env) => {
+    // The same store holds the default records and a second set under another prefix.
+    const tenant = new Records(env.store, { prefix: ["tenant", "a"], clock: env.clock });
+    const old = [];
+    for (let i = 0; i < 30; i++) {
+      old.push(await addRun({ ...env, records: tenant }, `f${i % 3}`, "succeeded", 40 + i));
+    }
+    const young = await addRun({ ...env, records: tenant }, "f0", "succeeded", 1);
+    const failed = await addRun({ ...env, records: tenant }, "f1", "failed", 40);
+    for (let i = 0; i < 10; i++) await addRun(env, "f0", "succeeded", 40 + i);
+    const outside = await dump(env.store).then((all) => all.filter((e) => e.key[0] !== "tenant"));
+
+    const ctx = jobContext(env.rt);
+    const resolved = await resolveJobOptions(retention, {}, {});
+    const result = await retention.run(
+      { ...ctx, records: () => Promise.resolve(tenant) },
+      resolved,
+    ) as RetentionResult;
+
+    assert.equal(result.deleted, 30);
+    assert.equal(result.keptFailed, 1);
+    for (const run of old) assert.equal(await tenant.getRun(run.id), null);
+    assert.equal((await tenant.getRun(young.id))?.status, "succeeded");
+    assert.equal((await tenant.getRun(failed.id))?.status, "failed");
+    assert.equal((await tenant.getEvents(young.id)).length, 2, "a kept run keeps its events");
+    const after = await dump(env.store).then((all) => all.filter((e) => e.key[0] !== "tenant"));
+    assert.deepEqual(after, outside, "the default records are untouched");
+    assert.equal(await env.store.count(["flowstate", "runs"]), 10);
   });
 });

@@ -16,8 +16,9 @@ import { ConfigError, StoreClosedError } from "./errors.ts";
 import { openStore } from "./plugin.ts";
 import type { Clock, Store } from "./store/types.ts";
 import { didYouMean } from "./_suggest.ts";
-import { type FlowSource, runFlow, type RunFlowOptions } from "./flow/run.ts";
-import type { RunRecord } from "./flow/types.ts";
+import type { FlowSource } from "./flow/load.ts";
+import { runFlow, type RunFlowOptions } from "./run_flow.ts";
+import type { RunRecord } from "./records/types.ts";
 import { Records } from "./records/records.ts";
 import { systemClock } from "./clock.ts";
 

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { listArchivedRuns, openRuntime, Records, runJob } from "../mod.ts";
 import { fakeClock } from "../src/testing/clock.ts";
+import { newRunId } from "../src/records/run_id.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CHILD = join(ROOT, "tests/fixtures/archive_child.ts");
@@ -26,7 +27,7 @@ Deno.test("archive killed with kill -9 mid-scan and mid-delete, then rerun, lose
       const records = new Records(await rt.store("main"), { clock });
       for (let i = 0; i < RUNS; i++) {
         clock.advance(3 * 3600_000);
-        const id = records.newRunId();
+        const id = newRunId(clock.now());
         const run = {
           id,
           flowId: "demo",

@@ -21,8 +21,7 @@ import { openRuntime } from "../runtime.ts";
 import { formatDuration, formatTime, printTable } from "./format.ts";
 import type { GlobalOptions } from "./main.ts";
 import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeOption } from "./runs.ts";
-
-const RUN_ID = /^[0-9a-z]{20}$/;
+import { isRunId } from "../records/run_id.ts";
 
 /**
  * `runs ls --archived [--flow ID] [--status S] [--since T] [--until T]
@@ -75,6 +74,6 @@ export async function listArchivedRuns(
  * store has no such run.
  */
 export async function findArchivedRun(runId: string, home: string): Promise<ArchivedRun | null> {
-  if (!RUN_ID.test(runId)) return null;
+  if (!isRunId(runId)) return null;
   return await readArchivedRun(home, runId);
 }

@@ -12,7 +12,7 @@
  * @module
  */
 import { FlowValidationError, loadFlowFile } from "../flow/parse.ts";
-import { loadFlow } from "../flow/run.ts";
+import { loadFlow } from "../flow/load.ts";
 import { builtinNodes } from "../flow/nodes.ts";
 import { flowJsonSchema } from "../flow/schema.ts";
 import { didYouMean } from "../_suggest.ts";

@@ -19,7 +19,7 @@
  * @module
  */
 import { didYouMean } from "../_suggest.ts";
-import type { RunRecord } from "../flow/types.ts";
+import type { RunRecord } from "../records/types.ts";
 import { builtinJobNames, runJob } from "../jobs/run.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import { nextTick } from "../scheduler/cron.ts";

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { RunStatus } from "../flow/types.ts";
+import type { RunStatus } from "../records/types.ts";
 import type { FlowMetrics } from "../records/records.ts";
 import { openRuntime } from "../runtime.ts";
 import { didYouMean } from "../_suggest.ts";

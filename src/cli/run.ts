@@ -20,8 +20,8 @@ import {
   loadFlowFile,
   type ParsedFlow,
 } from "../flow/parse.ts";
-import { loadFlow } from "../flow/run.ts";
-import type { RunEvent, RunRecord } from "../flow/types.ts";
+import { loadFlow } from "../flow/load.ts";
+import type { RunEvent, RunRecord } from "../records/types.ts";
 import { openRuntime } from "../runtime.ts";
 import { formatDuration, shortHash } from "./format.ts";
 import { UsageError } from "./input.ts";
@@ -149,7 +149,7 @@ function progressPrinter(): (event: RunEvent, run: { id: string; flowId: string 
   return (event, run) => {
     topRunId ??= run.id;
     const sub = run.id !== topRunId;
-    const label = `[${sub ? `${run.flowId}/` : ""}${event.node ?? ""}]`;
+    const label = `[${sub ? `${run.flowId}/` : ""}${"node" in event ? event.node : ""}]`;
     switch (event.type) {
       case "run.start":
         if (!sub) console.error(`Running flow "${run.flowId}" (run ${run.id})`);

@@ -10,12 +10,13 @@
  * @module
  */
 import { parseDuration } from "../duration.ts";
-import type { RunEvent, RunRecord, RunStatus } from "../flow/types.ts";
-import type { RunSummary } from "../records/records.ts";
+import type { RunEvent, RunRecord, RunStatus } from "../records/types.ts";
+import type { RunSummary } from "../records/types.ts";
 import { openRuntime } from "../runtime.ts";
 import { formatDuration, formatTime, printTable, shortHash } from "./format.ts";
 import { UsageError } from "./input.ts";
 import type { GlobalOptions } from "./main.ts";
+import { isRunId } from "../records/run_id.ts";
 
 /** Options of `runs ls`. */
 export interface ListRunsCommandOptions {
@@ -37,7 +38,6 @@ export interface ListRunsCommandOptions {
 export const DEFAULT_RUNS_LIMIT = 20;
 
 const PAGE = 1000;
-const RUN_ID = /^[0-9a-z]{20}$/;
 
 /**
  * Parse a `--since`/`--until` value: an ISO 8601 date or date-time
@@ -117,7 +117,7 @@ export async function showRun(
   options: { json?: boolean },
   global: GlobalOptions,
 ): Promise<number> {
-  if (!RUN_ID.test(runId)) {
+  if (!isRunId(runId)) {
     console.error(
       `Run "${runId}" not found: run ids are 20 lowercase letters and digits, as printed by ` +
         "flowstate run and flowstate runs ls",
@@ -174,7 +174,7 @@ function printRun(run: RunRecord, events: readonly RunEvent[]): void {
   // One block per node, in the order nodes first appear, then nodes without events.
   const byNode = new Map<string, RunEvent[]>();
   for (const event of events) {
-    if (event.node === undefined) continue;
+    if (!("node" in event)) continue;
     let list = byNode.get(event.node);
     if (!list) byNode.set(event.node, list = []);
     list.push(event);

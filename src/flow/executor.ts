@@ -16,14 +16,8 @@ import {
   type TemplateScope,
   truthy,
 } from "./template.ts";
-import type {
-  FlowDefinition,
-  NodeSpec,
-  NodeStatus,
-  RunEvent,
-  RunRecord,
-  RunStatus,
-} from "./types.ts";
+import type { FlowDefinition, NodeSpec } from "./types.ts";
+import type { NodeStatus, RunEvent, RunEventInit, RunRecord, RunStatus } from "../records/types.ts";
 
 /** A node ready to run: its type resolved and templates compiled. */
 export interface PreparedNode {
@@ -143,7 +137,7 @@ class Execution {
     };
   }
 
-  #emit(event: Omit<RunEvent, "at">): void {
+  #emit(event: RunEventInit): void {
     this.#o.onEvent?.({ at: this.#o.clock.now(), ...event } as RunEvent);
   }
 

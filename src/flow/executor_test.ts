@@ -3,7 +3,7 @@ import { z } from "zod";
 import { defineNode, openStore, Records, type Store } from "../../mod.ts";
 import { fakeClock } from "../testing/clock.ts";
 import type { Timers } from "../clock.ts";
-import { type FlowHost, runFlow } from "./run.ts";
+import { type FlowHost, runFlow } from "../run_flow.ts";
 
 function hostOn(store: Store, clock = fakeClock()): FlowHost {
   return {

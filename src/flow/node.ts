@@ -6,7 +6,7 @@
 import type { OptionsSchema } from "../plugin.ts";
 import type { StateView } from "../context/scopes.ts";
 import type { Clock, JsonValue } from "../store/types.ts";
-import type { RunRecord } from "./types.ts";
+import type { RunRecord } from "../records/types.ts";
 
 /** Log levels a node can write at. */
 export type LogLevel = "debug" | "info" | "warn" | "error";

@@ -1,6 +1,6 @@
 /**
- * The shape of a flow, as parsed from YAML (or given as an object), and of a
- * run record.
+ * The shape of a flow, as parsed from YAML (or given as an object). What a run
+ * of it records is in `src/records/types.ts`.
  *
  * @module
  */
@@ -92,65 +92,4 @@ export interface FlowDefinition {
   nodes: NodeSpec[];
   /** Values computed from templates when the run succeeds. */
   outputs?: Record<string, unknown>;
-}
-
-/** Final status of a run. */
-export type RunStatus = "running" | "succeeded" | "failed" | "cancelled" | "timed-out";
-
-/** Final status of one node in a run. */
-export type NodeStatus = "succeeded" | "failed" | "skipped" | "cancelled" | "timed-out";
-
-/** One event of a run. */
-export interface RunEvent {
-  /** Milliseconds since the epoch. */
-  at: number;
-  /** What happened. */
-  type: "node.start" | "node.attempt" | "node.end" | "node.log" | "run.start" | "run.end";
-  /** The node, for node events. */
-  node?: string;
-  /** Attempt number (1-based) for attempt/end events. */
-  attempt?: number;
-  /** Final node status, for `node.end`. */
-  status?: NodeStatus;
-  /** Size of the node's output as JSON, in bytes, for `node.end`. */
-  outputBytes?: number;
-  /** Duration in ms, for `node.end`. */
-  durationMs?: number;
-  /** Error message, for failed attempts and ends. */
-  error?: string;
-  /** Log message, for `node.log`. */
-  message?: string;
-  /** Log level, for `node.log`. */
-  level?: "debug" | "info" | "warn" | "error";
-}
-
-/** The record of one run, as stored and as returned by `runFlow`. */
-export interface RunRecord {
-  /** Time-sortable unique id. */
-  id: string;
-  /** The flow's id. */
-  flowId: string;
-  /** Content hash of the flow version that ran. */
-  flowVersion: string;
-  /** Current or final status. */
-  status: RunStatus;
-  /** Inputs after defaults and type checks. */
-  inputs: Record<string, JsonValue>;
-  /** Outputs, when the run succeeded. */
-  outputs: Record<string, JsonValue> | null;
-  /** Start time, ms since the epoch. */
-  startedAt: number;
-  /** End time, or `null` while running. */
-  endedAt: number | null;
-  /** `endedAt - startedAt`, or `null` while running. */
-  durationMs: number | null;
-  /** Per-node final status and output. */
-  nodes: Record<
-    string,
-    { status: NodeStatus; attempts: number; output?: JsonValue; error?: string }
-  >;
-  /** The error that failed the run: node id and message. */
-  error: { node?: string; message: string } | null;
-  /** Parent run id, for sub-flows. */
-  parentRunId?: string;
 }

@@ -12,7 +12,8 @@ import { ConfigError } from "../errors.ts";
 import { validateOptions } from "../plugin.ts";
 import type { Runtime } from "../runtime.ts";
 import type { JsonValue } from "../store/types.ts";
-import type { RunEvent, RunRecord } from "../flow/types.ts";
+import { RunRecorder } from "../records/recorder.ts";
+import type { RunRecord } from "../records/types.ts";
 import { isJob, type Job, type JobContext, type JobLogLevel, type JobResult } from "./job.ts";
 import { createProgress, type Progress, type ProgressMode } from "./progress.ts";
 
@@ -165,28 +166,15 @@ export async function runJob(
   const resolved = await resolveJobOptions(job, options.configOptions, options.options);
   const records = await runtime.records();
   const clock = runtime.clock;
-  const runId = records.newRunId();
   const flowId = `job:${job.name}`;
-  const startedAt = clock.now();
   const inputs = JSON.parse(JSON.stringify(resolved ?? {})) as Record<string, JsonValue>;
-  await records.startRun({
-    id: runId,
-    flowId,
-    flowVersion: "job",
-    status: "running",
-    inputs,
-    outputs: null,
-    startedAt,
-    endedAt: null,
-    durationMs: null,
-    nodes: {},
-    error: null,
-  });
+  const recorder = await RunRecorder.start(records, clock, { flowId, flowVersion: "job", inputs });
+  const runId = recorder.id;
   const progress = typeof options.progress === "object"
     ? options.progress
     : createProgress({ mode: options.progress });
   const quiet = typeof options.progress === "string" && options.progress === "quiet";
-  const events: RunEvent[] = [{ at: startedAt, type: "run.start" }];
+  recorder.event({ at: recorder.startedAt, type: "run.start" });
   const controller = new AbortController();
   const onAbort = () => controller.abort(options.signal?.reason ?? "cancelled");
   if (options.signal?.aborted) onAbort();
@@ -199,7 +187,7 @@ export async function runJob(
     records: () => runtime.records(),
     home: runtime.home,
     log(message, level = "info") {
-      events.push({ at: clock.now(), type: "node.log", node: job.name, message, level });
+      recorder.event({ at: clock.now(), type: "node.log", node: job.name, message, level });
       if (options.onLog) options.onLog(message, level);
       else if (!quiet) console.error(`[${job.name}] ${message}`);
     },
@@ -225,17 +213,11 @@ export async function runJob(
     options.signal?.removeEventListener("abort", onAbort);
   }
   const endedAt = clock.now();
-  events.push({ at: endedAt, type: "run.end" });
-  const record: RunRecord = {
-    id: runId,
-    flowId,
-    flowVersion: "job",
+  recorder.event({ at: endedAt, type: "run.end" });
+  const record = await recorder.finish({
     status,
-    inputs,
     outputs,
-    startedAt,
     endedAt,
-    durationMs: endedAt - startedAt,
     nodes: {
       [job.name]: {
         status: status === "succeeded" ? "succeeded" : status === "failed" ? "failed" : "cancelled",
@@ -245,7 +227,6 @@ export async function runJob(
       },
     },
     error,
-  };
-  await records.finishRun(record, events);
+  });
   return record;
 }

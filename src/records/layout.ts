@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { RunStatus } from "../flow/types.ts";
+import type { RunStatus } from "./types.ts";
 import type { Key } from "../store/types.ts";
 
 /**

@@ -21,7 +21,7 @@
  *
  * @module
  */
-import type { RunRecord, RunStatus } from "../flow/types.ts";
+import type { RunRecord, RunStatus } from "./types.ts";
 
 /**
  * The factor by which each histogram bucket is wider than the one before.

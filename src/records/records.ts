@@ -74,7 +74,16 @@
  * @module
  */
 import { ConflictError } from "../errors.ts";
-import type { FlowDefinition, RunEvent, RunRecord, RunStatus } from "../flow/types.ts";
+import type { FlowDefinition } from "../flow/types.ts";
+import { type PruneOptions, type PruneResult, pruneRuns } from "./prune.ts";
+import { assertRunId, runIdTimeBound } from "./run_id.ts";
+import {
+  type RunEvent,
+  type RunRecord,
+  type RunStatus,
+  type RunSummary,
+  summarizeRun,
+} from "./types.ts";
 import { assertKey, compareKeys } from "../store/keys.ts";
 import type { Clock, Entry, Key, Store } from "../store/types.ts";
 import { EVENTS_FIELD, RecordsLayout, RUN_STATUSES } from "./layout.ts";
@@ -115,28 +124,6 @@ export interface FlowSummary {
   lastStatus: RunStatus | null;
   /** The current version's description, or `null`. */
   description: string | null;
-}
-
-/** What the run indexes hold: a run without its inputs, outputs and nodes. */
-export interface RunSummary {
-  /** Run id. */
-  id: string;
-  /** The flow's id. */
-  flowId: string;
-  /** The flow version's hash. */
-  flowVersion: string;
-  /** Current or final status. */
-  status: RunStatus;
-  /** Start time (ms since the epoch). */
-  startedAt: number;
-  /** End time, or `null` while running. */
-  endedAt: number | null;
-  /** Duration, or `null` while running. */
-  durationMs: number | null;
-  /** The error that failed the run, or `null`. */
-  error: { node?: string; message: string } | null;
-  /** Parent run, for sub-flows. */
-  parentRunId?: string;
 }
 
 /** Which runs {@linkcode Records.listRuns} returns. Filters combine. */
@@ -193,10 +180,6 @@ interface EventChunk {
   events: RunEvent[];
 }
 
-const TIME_DIGITS = 9;
-const RANDOM_DIGITS = 11;
-const MAX_ID_TIME = 36 ** TIME_DIGITS;
-const RUN_ID = /^[0-9a-z]{20}$/;
 /** A page that filters (succeeded runs) reads at least this many entries before ending early. */
 const MIN_FILTER_SCAN = 2000;
 /** Runs with at most this many events get them inline in their record when they finish. */
@@ -204,63 +187,6 @@ const INLINE_EVENTS_MAX = 1000;
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
 const MAX_CACHED_TAILS = 10_000;
-
-let lastIdMs = -1;
-let lastIdRandom = "";
-
-function randomDigits(n: number): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(n));
-  let out = "";
-  for (const b of bytes) out += (b % 36).toString(36);
-  return out;
-}
-
-/** Add one to a base-36 digit string; `null` on overflow. */
-function incrementDigits(digits: string): string | null {
-  const chars = digits.split("");
-  for (let i = chars.length - 1; i >= 0; i--) {
-    const d = parseInt(chars[i], 36);
-    if (d < 35) {
-      chars[i] = (d + 1).toString(36);
-      return chars.join("");
-    }
-    chars[i] = "0";
-  }
-  return null;
-}
-
-function encodeIdTime(ms: number): string {
-  return ms.toString(36).padStart(TIME_DIGITS, "0");
-}
-
-/**
- * The start time (ms since the epoch) a run id encodes. Throws a `TypeError`
- * if `runId` was not made by {@linkcode Records.newRunId}.
- *
- * @example
- * ```ts
- * import { openStore, Records, runIdTime } from "@flowstate/core";
- * await using store = await openStore({ plugin: "memory" });
- * const startedAt = Date.UTC(2024, 0, 1);
- * const records = new Records(store, { clock: { now: () => startedAt } });
- * const runId = records.newRunId();
- * if (runIdTime(runId) !== startedAt) throw new Error(`${runId} does not encode ${startedAt}`);
- * ```
- */
-export function runIdTime(runId: string): number {
-  checkRunId(runId, "Cannot read run id");
-  return parseInt(runId.slice(0, TIME_DIGITS), 36);
-}
-
-function checkRunId(runId: unknown, what: string): asserts runId is string {
-  if (typeof runId !== "string" || !RUN_ID.test(runId)) {
-    throw new TypeError(
-      `${what}: run id must be 20 lowercase letters or digits made by Records.newRunId() (got ${
-        JSON.stringify(runId) ?? String(runId)
-      })`,
-    );
-  }
-}
 
 function checkFlowId(flowId: unknown, what: string): asserts flowId is string {
   if (typeof flowId !== "string" || flowId === "") {
@@ -283,7 +209,7 @@ function checkRun(run: unknown, what: string): asserts run is RunRecord {
     throw new TypeError(`${what}: the run must be a RunRecord object`);
   }
   const r = run as Partial<RunRecord>;
-  checkRunId(r.id, what);
+  assertRunId(r.id, what);
   checkFlowId(r.flowId, what);
   if (typeof r.flowVersion !== "string" || r.flowVersion === "" || r.flowVersion === "*") {
     throw new TypeError(
@@ -321,21 +247,6 @@ function withoutEvents(stored: StoredRun): RunRecord {
   if (!(EVENTS_FIELD in stored)) return stored;
   const { [EVENTS_FIELD]: _events, ...record } = stored;
   return record;
-}
-
-function summarize(run: RunRecord): RunSummary {
-  const summary: RunSummary = {
-    id: run.id,
-    flowId: run.flowId,
-    flowVersion: run.flowVersion,
-    status: run.status,
-    startedAt: run.startedAt,
-    endedAt: run.endedAt ?? null,
-    durationMs: run.durationMs ?? null,
-    error: run.error ?? null,
-  };
-  if (run.parentRunId !== undefined) summary.parentRunId = run.parentRunId;
-  return summary;
 }
 
 /**
@@ -619,23 +530,6 @@ export class Records {
   }
 
   /**
-   * A new run id: 9 base-36 digits of the clock's ms, then 11 random base-36
-   * digits (20 characters, `[0-9a-z]`). Ids sort in creation order; within
-   * one millisecond of one process they still increase.
-   */
-  newRunId(): string {
-    const ms = Math.floor(this.#clock.now());
-    if (!(ms >= 0 && ms < MAX_ID_TIME)) {
-      throw new RangeError(`Cannot make run id: clock time ${ms} is outside 0..${MAX_ID_TIME - 1}`);
-    }
-    let random = ms === lastIdMs ? incrementDigits(lastIdRandom) : null;
-    random ??= randomDigits(RANDOM_DIGITS);
-    lastIdMs = ms;
-    lastIdRandom = random;
-    return encodeIdTime(ms) + random;
-  }
-
-  /**
    * Record a run that started (its status must be `running`) and index it.
    * Throws a `ConflictError` if a run with this id exists.
    */
@@ -648,7 +542,7 @@ export class Records {
       );
     }
     const runKey = this.#key("runs", run.id);
-    const summary = summarize(run);
+    const summary = summarizeRun(run);
     const op = this.#store.atomic().check(runKey, null).set(runKey, run);
     for (const key of this.#layout.indexKeys(summary)) op.set(key, summary);
     const result = await op.commit();
@@ -690,7 +584,7 @@ export class Records {
    */
   async appendEvents(runId: string, events: RunEvent[]): Promise<void> {
     const what = `Cannot append events to run ${JSON.stringify(runId)}`;
-    checkRunId(runId, what);
+    assertRunId(runId, what);
     checkEvents(events, what);
     if (events.length === 0) return;
     await this.#retry(what, async () => {
@@ -731,7 +625,7 @@ export class Records {
       throw new TypeError(`${what}: durationMs must be a number >= 0 (got ${durationMs})`);
     }
     const record: RunRecord = { ...run, endedAt, durationMs };
-    const summary = summarize(record);
+    const summary = summarizeRun(record);
     const runKey = this.#key("runs", run.id);
     const versionKey = this.#key("metrics", run.flowId, run.flowVersion);
     const allKey = this.#key("metrics", run.flowId, "*");
@@ -805,14 +699,14 @@ export class Records {
 
   /** One run's record, or `null`. */
   async getRun(runId: string): Promise<RunRecord | null> {
-    checkRunId(runId, "Cannot get run");
+    assertRunId(runId, "Cannot get run");
     const stored = await this.#store.get<StoredRun>(this.#key("runs", runId));
     return stored === null ? null : withoutEvents(stored.value);
   }
 
   /** Every event of a run, in the order they were appended. */
   async getEvents(runId: string): Promise<RunEvent[]> {
-    checkRunId(runId, "Cannot get run events");
+    assertRunId(runId, "Cannot get run events");
     const stored = await this.#store.get<StoredRun>(this.#key("runs", runId));
     const inline = stored?.value[EVENTS_FIELD];
     if (Array.isArray(inline)) return inline;
@@ -841,7 +735,7 @@ export class Records {
     if (status !== undefined) checkStatus(status, what);
     if (since !== undefined) checkTime(since, "since", what);
     if (until !== undefined) checkTime(until, "until", what);
-    if (cursor !== undefined) checkRunId(cursor, `${what}: cursor`);
+    if (cursor !== undefined) assertRunId(cursor, `${what}: cursor`);
     // Succeeded runs have no status index: filter the flow's index or the list of all runs.
     const layout = this.#layout;
     const filtered = status === "succeeded";
@@ -852,15 +746,15 @@ export class Records {
       : layout.run();
     let start: Key | undefined;
     let end: Key | undefined;
-    if (since !== undefined && since > 0) {
-      const ms = Math.ceil(since);
-      if (ms >= MAX_ID_TIME) return { entries: [], full: false };
-      start = [...base, encodeIdTime(ms)];
+    if (since !== undefined) {
+      const bound = runIdTimeBound(since);
+      if (bound === "~") return { entries: [], full: false };
+      if (bound !== "") start = [...base, bound];
     }
     if (until !== undefined) {
-      const ms = Math.ceil(until);
-      if (ms <= 0) return { entries: [], full: false };
-      if (ms < MAX_ID_TIME) end = [...base, encodeIdTime(ms)];
+      const bound = runIdTimeBound(until);
+      if (bound === "") return { entries: [], full: false };
+      if (bound !== "~") end = [...base, bound];
     }
     if (cursor !== undefined) {
       const after: Key = [...base, cursor];
@@ -909,7 +803,9 @@ export class Records {
    */
   async listRunSummaries(options: ListRunsOptions = {}): Promise<RunPage<RunSummary>> {
     const { entries, cursor, full } = await this.#listIndex(options);
-    const runs = entries.map((e) => full ? summarize(e.value as StoredRun) : e.value as RunSummary);
+    const runs = entries.map((e) =>
+      full ? summarizeRun(e.value as StoredRun) : e.value as RunSummary
+    );
     return cursor === undefined ? { runs } : { runs, cursor };
   }
 
@@ -952,12 +848,37 @@ export class Records {
   }
 
   /**
+   * Delete old runs by age and by count per flow, keeping failed runs longer
+   * and never touching a running one: what the `retention` job does, with
+   * range deletes in time windows (see `prune.ts`). Ages are in ms.
+   *
+   * @example
+   * ```ts
+   * import { openStore, Records } from "@flowstate/core/records";
+   * import assert from "node:assert/strict";
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store, { prefix: ["app", "records"] });
+   * const result = await records.prune({
+   *   maxAge: 86_400_000,
+   *   failedMaxAge: null,
+   *   maxRuns: 100,
+   *   batchSize: 1000,
+   *   now: Date.now(),
+   * });
+   * assert.equal(result.deleted, 0);
+   * ```
+   */
+  prune(options: PruneOptions): Promise<PruneResult> {
+    return pruneRuns(this.#store, this.#layout, options);
+  }
+
+  /**
    * Delete a run: its record, its events and every index entry, in one
    * atomic commit. Metrics are not changed. Resolves `false` if there was no
    * such run (its stray events, if any, are still removed).
    */
   async deleteRun(runId: string): Promise<boolean> {
-    checkRunId(runId, `Cannot delete run ${JSON.stringify(runId)}`);
+    assertRunId(runId, `Cannot delete run ${JSON.stringify(runId)}`);
     return (await this.deleteRuns([runId])) === 1;
   }
 
@@ -969,7 +890,7 @@ export class Records {
   async deleteRuns(runIds: readonly string[]): Promise<number> {
     const what = "Cannot delete runs";
     if (!Array.isArray(runIds)) throw new TypeError(`${what}: runIds must be an array of run ids`);
-    for (const id of runIds) checkRunId(id, what);
+    for (const id of runIds) assertRunId(id, what);
     const ids = [...new Set(runIds)];
     if (ids.length === 0) return 0;
     const keys = ids.map((id) => this.#layout.run(id));

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConflictError } from "../errors.ts";
-import type { FlowDefinition, RunEvent, RunRecord, RunStatus } from "../flow/types.ts";
+import type { FlowDefinition } from "../flow/types.ts";
+import type { RunEvent, RunRecord, RunStatus } from "./types.ts";
 import { openStore } from "../plugin.ts";
 import type { Key, ListOptions, Store } from "../store/types.ts";
 import { HISTOGRAM_RELATIVE_ERROR } from "./metrics.ts";
-import { canonicalJson, hashFlowDefinition, Records, runIdTime } from "./records.ts";
+import { canonicalJson, hashFlowDefinition, Records } from "./records.ts";
+import { newRunId, runIdTime } from "./run_id.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -84,7 +86,7 @@ function newRun(
   flowVersion = "v1",
 ): RunRecord {
   return {
-    id: records.newRunId(),
+    id: newRunId(clock.now()),
     flowId,
     flowVersion,
     status: "running",
@@ -278,12 +280,11 @@ backendTest("Records.saveVersion() rejects a definition without an id", async (b
 
 // ---------------------------------------------------------------- run ids
 
-Deno.test("Records.newRunId() sorts in time order and encodes the start time", () => {
+Deno.test("newRunId() sorts in time order and encodes the start time", () => {
   const clock = new FakeClock();
-  const records = new Records({ atomic() {}, list() {} } as unknown as Store, { clock });
   const ids: string[] = [];
   for (let i = 0; i < 50; i++) {
-    ids.push(records.newRunId());
+    ids.push(newRunId(clock.now()));
     if (i % 10 === 9) clock.t += 1;
   }
   assert.deepEqual([...ids].sort(), ids, "same-millisecond ids still increase");
@@ -292,8 +293,9 @@ Deno.test("Records.newRunId() sorts in time order and encodes the start time", (
   assert.equal(runIdTime(ids[0]), T0);
   assert.equal(runIdTime(ids[49]), T0 + 4);
   clock.t = T0 + 86_400_000;
-  assert.ok(records.newRunId() > ids[49]);
+  assert.ok(newRunId(clock.now()) > ids[49]);
   assert.throws(() => runIdTime("nope"), TypeError);
+  assert.throws(() => newRunId(-1), RangeError);
 });
 
 // ---------------------------------------------------------------- runs
@@ -618,11 +620,18 @@ backendTest(
     // A fresh instance (another process, or after a restart) continues the sequence.
     const again = new Records(inner, { clock });
     await again.appendEvents(run.id, [{ at: T0 + 5000, type: "run.end" }]);
-    await records.appendEvents(run.id, [{ at: T0 + 5001, type: "node.end", node: "z" }]);
+    await records.appendEvents(run.id, [{
+      at: T0 + 5001,
+      type: "node.end",
+      node: "z",
+      status: "succeeded",
+      attempt: 1,
+      durationMs: 1,
+    }]);
     const all = await records.getEvents(run.id);
     assert.equal(all.length, 1202);
     assert.deepEqual(all.slice(-2).map((e) => e.type), ["run.end", "node.end"]);
-    assert.deepEqual(await records.getEvents(records.newRunId()), []);
+    assert.deepEqual(await records.getEvents(newRunId(clock.now())), []);
     await assert.rejects(
       () => records.appendEvents(run.id, [{ type: "run.end" } as RunEvent]),
       TypeError,
@@ -640,7 +649,13 @@ backendTest("Records.appendEvents() called concurrently loses no batch", async (
     Array.from({ length: 10 }, (_, b) =>
       (b % 2 ? other : records).appendEvents(
         run.id,
-        Array.from({ length: 5 }, (_, i) => ({ at: b * 5 + i, type: "node.log" as const })),
+        Array.from({ length: 5 }, (_, i) => ({
+          at: b * 5 + i,
+          type: "node.log" as const,
+          node: "a",
+          message: "m",
+          level: "info" as const,
+        })),
       )),
   );
   const events = await records.getEvents(run.id);
@@ -692,7 +707,7 @@ backendTest(
     assert.equal(await store.count(), before);
 
     // Stray events of a run that was never started are removed too.
-    const stray = records.newRunId();
+    const stray = newRunId(clock.now());
     await records.appendEvents(stray, [{ at: 1, type: "run.start" }]);
     assert.equal(await records.deleteRun(stray), false);
     assert.equal(await store.count(), before);
@@ -744,7 +759,7 @@ backendTest(
     await records.startRun(run);
     const events: RunEvent[] = Array.from(
       { length: 1200 },
-      (_, i) => ({ at: i, type: "node.start" }),
+      (_, i) => ({ at: i, type: "node.start", node: "a" }),
     );
     for (let i = 0; i < 1000; i += 250) {
       await records.appendEvents(run.id, events.slice(i, i + 250));
@@ -872,7 +887,7 @@ backendTest(
     await records.startRun(running);
     await records.appendEvents(running.id, [{ at: 1, type: "run.start" }]);
     ids.push(running.id);
-    const stray = records.newRunId();
+    const stray = newRunId(clock.now());
     await records.appendEvents(stray, [{ at: 1, type: "run.start" }]);
 
     const { store: counted, counts } = counting(store);

@@ -32,7 +32,7 @@
  *
  * @module
  */
-import type { RunStatus } from "../flow/types.ts";
+import type { RunStatus } from "../records/types.ts";
 import type { Clock, Entry, Key, Store } from "../store/types.ts";
 import { systemClock } from "../clock.ts";
 

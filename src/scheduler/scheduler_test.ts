@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ConfigError } from "../errors.ts";
 import type { Timers } from "../clock.ts";
-import type { RunRecord } from "../flow/types.ts";
+import type { RunRecord } from "../records/types.ts";
 import { defineJob } from "../jobs/job.ts";
 import { runJob } from "../jobs/run.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";

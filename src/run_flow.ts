@@ -1,20 +1,21 @@
 /**
  * Running a flow end to end: load and check it (nothing is written until it
- * is valid), store its version, record the run and its events, execute, and
- * record the outcome and metrics.
+ * is valid), store its version, record the run and its events (through the
+ * one {@linkcode RunRecorder}), execute, and record the outcome and metrics.
+ * This sits above both the storage-free executor (`flow/`) and the records.
  *
  * @module
  */
-import { dirname, resolve } from "node:path";
-import type { StoreResolver } from "../context/scopes.ts";
-import { Records } from "../records/records.ts";
-import type { Clock, JsonValue, Store } from "../store/types.ts";
-import { executeFlow, type PreparedFlow } from "./executor.ts";
-import type { Timers } from "../clock.ts";
-import { coerceInputs, loadFlowFile, type ParsedFlow, validateFlow } from "./parse.ts";
-import { builtinNodes } from "./nodes.ts";
-import { prepareFlow } from "./prepare.ts";
-import type { FlowDefinition, RunEvent, RunRecord } from "./types.ts";
+import { resolve } from "node:path";
+import type { Clock, Timers } from "./clock.ts";
+import type { StoreResolver } from "./context/scopes.ts";
+import { executeFlow } from "./flow/executor.ts";
+import { type FlowSource, loadFlow } from "./flow/load.ts";
+import { coerceInputs } from "./flow/parse.ts";
+import { RunRecorder } from "./records/recorder.ts";
+import { Records } from "./records/records.ts";
+import type { RunEvent, RunRecord } from "./records/types.ts";
+import type { JsonValue, Store } from "./store/types.ts";
 
 /** What running a flow needs from the runtime. */
 export interface FlowHost {
@@ -50,32 +51,7 @@ export interface RunFlowOptions {
   depth?: number;
 }
 
-/** A flow given as a path, a definition object, or already parsed. */
-export type FlowSource = string | FlowDefinition | Record<string, unknown> | ParsedFlow;
-
 const MAX_DEPTH = 16;
-
-/** Load, validate and prepare a flow without running it or writing anything. */
-export async function loadFlow(
-  flow: FlowSource,
-  options: { cwd?: string } = {},
-): Promise<{ parsed: ParsedFlow; prepared: PreparedFlow }> {
-  const cwd = options.cwd ?? Deno.cwd();
-  let parsed: ParsedFlow;
-  if (typeof flow === "string") {
-    parsed = await loadFlowFile(resolve(cwd, flow), { displayPath: flow });
-  } else if (isParsed(flow)) parsed = flow;
-  else parsed = validateFlow(flow, { nodeTypes: new Set(builtinNodes.keys()) });
-  const prepared = await prepareFlow(parsed, {
-    baseDir: parsed.file ? dirname(resolve(cwd, parsed.file)) : cwd,
-  });
-  return { parsed, prepared };
-}
-
-function isParsed(flow: unknown): flow is ParsedFlow {
-  return typeof flow === "object" && flow !== null && "definition" in flow &&
-    typeof (flow as ParsedFlow).locate === "function";
-}
 
 /** Run a flow and return its record. Invalid flows and inputs throw before anything is written. */
 export async function runFlow(
@@ -101,39 +77,15 @@ export async function runFlow(
 
   const records = new Records(await host.recordsStore(), { clock: host.clock });
   const { hash } = await records.saveVersion(def, parsed.source);
-  const runId = records.newRunId();
-  const startedAt = host.clock.now();
-  await records.startRun({
-    id: runId,
+  const recorder = await RunRecorder.start(records, host.clock, {
     flowId: def.id,
     flowVersion: hash,
-    status: "running",
-    inputs,
-    outputs: null,
-    startedAt,
-    endedAt: null,
-    durationMs: null,
-    nodes: {},
-    error: null,
+    inputs: inputs as Record<string, JsonValue>,
     ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
   });
-
-  let buffer: RunEvent[] = [];
-  let lastFlush = host.clock.now();
-  let flushing: Promise<void> = Promise.resolve();
-  let flushError: unknown;
-  const flush = () => {
-    if (buffer.length === 0) return flushing;
-    const batch = buffer;
-    buffer = [];
-    lastFlush = host.clock.now();
-    flushing = flushing.then(() => records.appendEvents(runId, batch)).catch((err) => {
-      flushError ??= err;
-    });
-    return flushing;
-  };
+  const runId = recorder.id;
   const runInfo = { id: runId, flowId: def.id };
-  const record = await executeFlow(prepared, {
+  const outcome = await executeFlow(prepared, {
     runId,
     flowVersion: hash,
     inputs: inputs as Record<string, JsonValue>,
@@ -145,9 +97,8 @@ export async function runFlow(
     concurrency: options.concurrency,
     parentRunId: options.parentRunId,
     onEvent(event) {
-      buffer.push(event);
+      recorder.event(event);
       options.onEvent?.(event, runInfo);
-      if (buffer.length >= 200 || event.at - lastFlush >= 200) flush();
     },
     runFlow(sub, input, signal) {
       const target = typeof sub === "string" ? resolve(prepared.baseDir, sub) : sub;
@@ -161,18 +112,8 @@ export async function runFlow(
       });
     },
   });
-  record.startedAt = startedAt;
-  record.durationMs = (record.endedAt ?? startedAt) - startedAt;
   // The last events go with the final status, in one commit (and inline in
   // the record for a short run: see Records.finishRun).
-  await flushing;
-  const last = buffer;
-  buffer = [];
-  await records.finishRun(record, last);
-  if (flushError !== undefined) {
-    throw new Error(`Run ${runId} finished ${record.status} but its events could not be recorded`, {
-      cause: flushError,
-    });
-  }
+  const record = await recorder.finish({ ...outcome, endedAt: outcome.endedAt ?? undefined });
   return record;
 }

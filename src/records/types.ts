@@ -1,0 +1,211 @@
+/**
+ * The vocabulary of runs: a run's record, its events and statuses, and the
+ * summary the indexes hold. Everything that makes, stores or shows a run uses
+ * these types (the executor fills in a {@linkcode RunRecord}; it never stores
+ * one). This module holds types and one pure function, and imports only the
+ * ground floor.
+ *
+ * @module
+ */
+import type { LogLevel } from "../log.ts";
+import type { JsonValue } from "../store/types.ts";
+
+/** Final status of a run. `queued` and `running` runs have not finished. */
+export type RunStatus = "running" | "succeeded" | "failed" | "cancelled" | "timed-out";
+
+/** Final status of one node in a run. */
+export type NodeStatus = "succeeded" | "failed" | "skipped" | "cancelled" | "timed-out";
+
+/** A run began. */
+export interface RunStartEvent {
+  /** Milliseconds since the epoch. */
+  at: number;
+  /** What happened. */
+  type: "run.start";
+}
+
+/** A run ended (its final status is in the record). */
+export interface RunEndEvent {
+  /** Milliseconds since the epoch. */
+  at: number;
+  /** What happened. */
+  type: "run.end";
+}
+
+/** A node began (before its first attempt, or before its `if` is checked). */
+export interface NodeStartEvent {
+  /** Milliseconds since the epoch. */
+  at: number;
+  /** What happened. */
+  type: "node.start";
+  /** The node. */
+  node: string;
+}
+
+/** A node attempt began (no `error`) or failed (`error`). */
+export interface NodeAttemptEvent {
+  /** Milliseconds since the epoch. */
+  at: number;
+  /** What happened. */
+  type: "node.attempt";
+  /** The node. */
+  node: string;
+  /** Attempt number (1-based). */
+  attempt: number;
+  /** Why the attempt failed, on the event that ends a failed attempt. */
+  error?: string;
+}
+
+/** A node ended. */
+export interface NodeEndEvent {
+  /** Milliseconds since the epoch. */
+  at: number;
+  /** What happened. */
+  type: "node.end";
+  /** The node. */
+  node: string;
+  /** Its final status. */
+  status: NodeStatus;
+  /** Attempts made. */
+  attempt: number;
+  /** From `node.start` to the end, in ms. */
+  durationMs: number;
+  /** Size of the node's output as JSON, in bytes, when it has one. */
+  outputBytes?: number;
+  /** Why it failed, when it did. */
+  error?: string;
+}
+
+/** A node (or a job) logged a line. */
+export interface NodeLogEvent {
+  /** Milliseconds since the epoch. */
+  at: number;
+  /** What happened. */
+  type: "node.log";
+  /** The node (for a job, the job's name). */
+  node: string;
+  /** The line. */
+  message: string;
+  /** Its level. */
+  level: LogLevel;
+}
+
+/**
+ * One event of a run, told apart by `type`.
+ *
+ * @example
+ * ```ts
+ * import type { RunEvent } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const events: RunEvent[] = [
+ *   { at: 0, type: "run.start" },
+ *   { at: 1, type: "node.log", node: "hello", message: "hi", level: "info" },
+ * ];
+ * const lines = events.flatMap((e) => e.type === "node.log" ? [e.message.toUpperCase()] : []);
+ * assert.deepEqual(lines, ["HI"]);
+ * ```
+ */
+export type RunEvent =
+  | RunStartEvent
+  | RunEndEvent
+  | NodeStartEvent
+  | NodeAttemptEvent
+  | NodeEndEvent
+  | NodeLogEvent;
+
+/** A {@linkcode RunEvent} without its time (the time is added when it is emitted). */
+export type RunEventInit = {
+  [K in RunEvent["type"]]: Omit<Extract<RunEvent, { type: K }>, "at">;
+}[RunEvent["type"]];
+
+/** How one node of a run ended. */
+export interface NodeOutcome {
+  /** Final status. */
+  status: NodeStatus;
+  /** Attempts made. */
+  attempts: number;
+  /** Its output, when it succeeded with one. */
+  output?: JsonValue;
+  /** Why it failed. */
+  error?: string;
+}
+
+/** The record of one run, as stored and as returned by `runFlow`. */
+export interface RunRecord {
+  /** Time-sortable unique id (see `run_id.ts`). */
+  id: string;
+  /** The flow's id (`job:<name>` for a job). */
+  flowId: string;
+  /** Content hash of the flow version that ran (`"job"` for a job). */
+  flowVersion: string;
+  /** Current or final status. */
+  status: RunStatus;
+  /** Inputs after defaults and type checks. */
+  inputs: Record<string, JsonValue>;
+  /** Outputs, when the run succeeded. */
+  outputs: Record<string, JsonValue> | null;
+  /** Start time, ms since the epoch (the time its id encodes). */
+  startedAt: number;
+  /** End time, or `null` while running. */
+  endedAt: number | null;
+  /** `endedAt - startedAt`, or `null` while running. */
+  durationMs: number | null;
+  /** Per-node final status and output. */
+  nodes: Record<string, NodeOutcome>;
+  /** The error that failed the run: node id and message. */
+  error: { node?: string; message: string } | null;
+  /** Parent run id, for sub-flows. */
+  parentRunId?: string;
+}
+
+/** What the run indexes hold: a run without its inputs, outputs and nodes. */
+export interface RunSummary {
+  /** Run id. */
+  id: string;
+  /** The flow's id. */
+  flowId: string;
+  /** The flow version's hash. */
+  flowVersion: string;
+  /** Current or final status. */
+  status: RunStatus;
+  /** Start time (ms since the epoch). */
+  startedAt: number;
+  /** End time, or `null` while running. */
+  endedAt: number | null;
+  /** Duration, or `null` while running. */
+  durationMs: number | null;
+  /** The error that failed the run, or `null`. */
+  error: { node?: string; message: string } | null;
+  /** Parent run, for sub-flows. */
+  parentRunId?: string;
+}
+
+/**
+ * The summary of a run that the indexes and archives hold.
+ *
+ * @example
+ * ```ts
+ * import { summarizeRun } from "@flowstate/core/records";
+ * import assert from "node:assert/strict";
+ * const summary = summarizeRun({
+ *   id: "0mjuw3ms0abcdefghijk", flowId: "hello", flowVersion: "abc", status: "succeeded",
+ *   inputs: { n: 1 }, outputs: {}, startedAt: 1, endedAt: 3, durationMs: 2, nodes: {}, error: null,
+ * });
+ * assert.deepEqual(Object.keys(summary).includes("inputs"), false);
+ * assert.equal(summary.durationMs, 2);
+ * ```
+ */
+export function summarizeRun(run: RunRecord): RunSummary {
+  const summary: RunSummary = {
+    id: run.id,
+    flowId: run.flowId,
+    flowVersion: run.flowVersion,
+    status: run.status,
+    startedAt: run.startedAt,
+    endedAt: run.endedAt ?? null,
+    durationMs: run.durationMs ?? null,
+    error: run.error ?? null,
+  };
+  if (run.parentRunId !== undefined) summary.parentRunId = run.parentRunId;
+  return summary;
+}
