@@ -56,9 +56,8 @@
  *
  * @module
  */
-import { compareKeys } from "../store/keys.ts";
 import type { AtomicOperation, Key, Store } from "../store/types.ts";
-import { INDEXED_STATUSES, RecordsLayout } from "./layout.ts";
+import { INDEXED_STATUSES, type RecordsLayout } from "./layout.ts";
 import { runIdBoundTime, runIdTimeBound } from "./run_id.ts";
 import type { RunStatus, RunSummary } from "./types.ts";
 

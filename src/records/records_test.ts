@@ -80,19 +80,19 @@ function flow(id: string, extra: Partial<FlowDefinition> = {}): FlowDefinition {
 }
 
 function newRun(
-  records: Records,
   clock: FakeClock,
   flowId = "f",
   flowVersion = "v1",
 ): RunRecord {
+  const startedAt = clock.now();
   return {
-    id: newRunId(clock.now()),
+    id: newRunId(startedAt),
     flowId,
     flowVersion,
     status: "running",
     inputs: { n: 1 },
     outputs: null,
-    startedAt: clock.now(),
+    startedAt,
     endedAt: null,
     durationMs: null,
     nodes: {},
@@ -304,12 +304,12 @@ backendTest(
   "Records.startRun() records a running run and refuses a duplicate id",
   async (backend) => {
     const { store, clock, records } = await setup(backend);
-    const run = newRun(records, clock);
+    const run = newRun(clock);
     await records.startRun(run);
     assert.deepEqual(await records.getRun(run.id), run);
     await assert.rejects(() => records.startRun(run), ConflictError);
     await assert.rejects(
-      () => records.startRun({ ...newRun(records, clock), status: "succeeded" }),
+      () => records.startRun({ ...newRun(clock), status: "succeeded" }),
       TypeError,
     );
     await assert.rejects(() => records.startRun({ ...run, id: "not-a-run-id" }), TypeError);
@@ -322,7 +322,7 @@ backendTest("Records.listRuns() returns newest first and pages with a cursor", a
   const { store, clock, records } = await setup(backend);
   const ids: string[] = [];
   for (let i = 0; i < 25; i++) {
-    const run = newRun(records, clock);
+    const run = newRun(clock);
     await records.startRun(run);
     ids.push(run.id);
     clock.t += 1000;
@@ -353,7 +353,7 @@ async function manyRuns(records: Records, clock: FakeClock): Promise<RunRecord[]
   const statuses: RunStatus[] = ["succeeded", "failed", "succeeded", "cancelled", "running"];
   const runs: RunRecord[] = [];
   for (let i = 0; i < 60; i++) {
-    const run = newRun(records, clock, ["a", "b", "c"][i % 3], "v1");
+    const run = newRun(clock, ["a", "b", "c"][i % 3], "v1");
     await records.startRun(run);
     const status = statuses[i % 5];
     const final = status === "running" ? run : finished(run, status, 100 + i);
@@ -450,7 +450,7 @@ backendTest(
   "Records.finishRun() moves the run from the running index to its final status",
   async (backend) => {
     const { store, clock, records } = await setup(backend);
-    const run = newRun(records, clock);
+    const run = newRun(clock);
     await records.startRun(run);
     clock.t += 1234;
     await records.finishRun({ ...run, status: "failed", error: { message: "x" } });
@@ -474,7 +474,7 @@ backendTest(
   "Records.finishRun() is idempotent, and refuses a different final status",
   async (backend) => {
     const { store, clock, records } = await setup(backend);
-    const run = newRun(records, clock);
+    const run = newRun(clock);
     await records.startRun(run);
     const done = finished(run, "succeeded", 50);
     await records.finishRun(done);
@@ -494,7 +494,7 @@ backendTest(
     const other = new Records(store, { clock }); // like a second process on the same store
     const runs: RunRecord[] = [];
     for (let i = 0; i < 20; i++) {
-      const run = newRun(records, clock, "f", i % 2 ? "v1" : "v2");
+      const run = newRun(clock, "f", i % 2 ? "v1" : "v2");
       await records.startRun(run);
       runs.push(run);
     }
@@ -527,7 +527,7 @@ backendTest(
   async (backend) => {
     const { store, clock } = await setup(backend);
     const records = new Records(store, { clock });
-    const run = newRun(records, clock);
+    const run = newRun(clock);
     await records.startRun(run);
     let commits = 0;
     const hostile = new Proxy(store, {
@@ -561,7 +561,7 @@ backendTest(
     const { store, clock, records } = await setup(backend);
     for (let i = 1; i <= 200; i++) {
       const version = i <= 100 ? "v1" : "v2";
-      const run = newRun(records, clock, "f", version);
+      const run = newRun(clock, "f", version);
       await records.startRun(run);
       // v1: 10..1000 ms; v2: 1010..2000 ms
       await records.finishRun(finished(run, "succeeded", i * 10));
@@ -598,7 +598,7 @@ backendTest(
     const { store: inner, clock } = await setup(backend);
     const { store, counts } = counting(inner);
     const records = new Records(store, { clock });
-    const run = newRun(records, clock);
+    const run = newRun(clock);
     await records.startRun(run);
     const events: RunEvent[] = [];
     counts.commits = 0;
@@ -643,7 +643,7 @@ backendTest(
 backendTest("Records.appendEvents() called concurrently loses no batch", async (backend) => {
   const { store, clock, records } = await setup(backend);
   const other = new Records(store, { clock });
-  const run = newRun(records, clock);
+  const run = newRun(clock);
   await records.startRun(run);
   await Promise.all(
     Array.from({ length: 10 }, (_, b) =>
@@ -671,14 +671,14 @@ backendTest(
   async (backend) => {
     const { store, clock, records } = await setup(backend);
     await records.saveVersion(flow("f"));
-    const first = newRun(records, clock);
+    const first = newRun(clock);
     await records.startRun(first);
     await records.finishRun(finished(first, "succeeded", 10));
     const before = await store.count();
     const metricsBefore = await records.getMetrics("f");
 
     clock.t += 1000;
-    const run = newRun(records, clock);
+    const run = newRun(clock);
     await records.startRun(run);
     await records.appendEvents(run.id, [{ at: 1, type: "run.start" }]);
     await records.appendEvents(run.id, [{ at: 2, type: "node.start", node: "a" }]);
@@ -701,7 +701,7 @@ backendTest(
     assert.equal(await records.deleteRun(run.id), false);
 
     // A running run: its running-status index entries go too.
-    const running = newRun(records, clock);
+    const running = newRun(clock);
     await records.startRun(running);
     await records.deleteRun(running.id);
     assert.equal(await store.count(), before);
@@ -721,7 +721,7 @@ backendTest(
   "Records: a finished succeeded run is two entries, with its events inline",
   async (backend) => {
     const { store, clock, records } = await setup(backend);
-    const run = newRun(records, clock);
+    const run = newRun(clock);
     await records.startRun(run);
     const id = run.id;
     assert.deepEqual(await allKeys(store), [
@@ -755,7 +755,7 @@ backendTest(
   "Records: a run with more than 1,000 events keeps them in chunks, in order",
   async (backend) => {
     const { store, clock, records } = await setup(backend);
-    const run = newRun(records, clock);
+    const run = newRun(clock);
     await records.startRun(run);
     const events: RunEvent[] = Array.from(
       { length: 1200 },
@@ -780,7 +780,7 @@ backendTest(
   "Records: finishing a run another process started folds the chunks it wrote",
   async (backend) => {
     const { store, clock, records } = await setup(backend);
-    const run = newRun(records, clock);
+    const run = newRun(clock);
     await records.startRun(run);
     await records.appendEvents(run.id, [{ at: 1, type: "run.start" }]);
     await records.appendEvents(run.id, [{ at: 2, type: "node.start", node: "a" }]);
@@ -796,7 +796,7 @@ backendTest(
   "Records: runs written by Flowstate 0.1 (every status indexed, events in chunks) are read and deleted",
   async (backend) => {
     const { store, clock, records } = await setup(backend);
-    const run = finished(newRun(records, clock), "succeeded", 5);
+    const run = finished(newRun(clock), "succeeded", 5);
     const summary = {
       id: run.id,
       flowId: "f",
@@ -839,13 +839,13 @@ backendTest(
   async (backend) => {
     const { store, clock, records } = await setup(backend);
     // 2,500 failed runs, and one succeeded run older than all of them.
-    const first = newRun(records, clock);
+    const first = newRun(clock);
     await records.startRun(first);
     await records.finishRun(finished(first, "succeeded", 1));
     const op = store.atomic();
     for (let i = 0; i < 2500; i++) {
       clock.t += 10;
-      const run = finished(newRun(records, clock), "failed", 1);
+      const run = finished(newRun(clock), "failed", 1);
       op.set(["flowstate", "runs", run.id], run);
     }
     await op.commit();
@@ -870,20 +870,20 @@ backendTest(
   "Records.deleteRuns() deletes a batch in one commit and says how many existed",
   async (backend) => {
     const { store, clock, records } = await setup(backend);
-    const keep = newRun(records, clock);
+    const keep = newRun(clock);
     await records.startRun(keep);
     await records.finishRun(finished(keep, "succeeded", 1));
     const before = await allKeys(store);
     const ids: string[] = [];
     for (const status of ["succeeded", "failed", "cancelled"] as const) {
       clock.t += 1000;
-      const run = newRun(records, clock);
+      const run = newRun(clock);
       await records.startRun(run);
       await records.appendEvents(run.id, [{ at: 1, type: "run.start" }]);
       await records.finishRun(finished(run, status, 5));
       ids.push(run.id);
     }
-    const running = newRun(records, clock);
+    const running = newRun(clock);
     await records.startRun(running);
     await records.appendEvents(running.id, [{ at: 1, type: "run.start" }]);
     ids.push(running.id);
@@ -918,11 +918,11 @@ backendTest(
     const a1 = await records.saveVersion(flow("a", { description: "first a" }));
     const a2 = await records.saveVersion(flow("a", { description: "second a" }));
     const b1 = await records.saveVersion(flow("b"));
-    const run = newRun(records, clock, "a", a1.hash);
+    const run = newRun(clock, "a", a1.hash);
     await records.startRun(run);
     await records.finishRun(finished(run, "succeeded", 5));
     clock.t += 10;
-    const later = newRun(records, clock, "a", a2.hash);
+    const later = newRun(clock, "a", a2.hash);
     await records.startRun(later);
     assert.deepEqual(await records.listFlows(), [
       {
@@ -944,7 +944,7 @@ backendTest("Records keeps every key under its prefix", async (backend) => {
   const store = await openBackend(backend, clock);
   const records = new Records(store, { clock, prefix: ["tenant", "x"] });
   await records.saveVersion(flow("f"));
-  const run = newRun(records, clock);
+  const run = newRun(clock);
   await records.startRun(run);
   await records.appendEvents(run.id, [{ at: 1, type: "run.start" }]);
   await records.finishRun(finished(run, "succeeded", 1));
@@ -966,7 +966,7 @@ Deno.test("Records.finishRun() from 4 processes finishing 20 runs at once counts
     const records = new Records(store, { clock });
     const finishedRuns: RunRecord[] = [];
     for (let i = 0; i < 20; i++) {
-      const run = newRun(records, clock, "f", i % 2 ? "v1" : "v2");
+      const run = newRun(clock, "f", i % 2 ? "v1" : "v2");
       await records.startRun(run);
       finishedRuns.push(finished(run, i % 5 === 0 ? "failed" : "succeeded", 10 * (i + 1)));
     }
