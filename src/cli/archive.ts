@@ -19,8 +19,8 @@ import {
 } from "../../jobs/archive.ts";
 import { openRuntime } from "../runtime.ts";
 import { formatDuration, formatTime, printTable } from "./format.ts";
-import type { GlobalOptions } from "./main.ts";
-import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeOption } from "./runs.ts";
+import type { GlobalOptions } from "./common.ts";
+import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeOption } from "./run_filters.ts";
 import { isRunId } from "../records/run_id.ts";
 
 /**

@@ -24,15 +24,16 @@ import { resolve } from "node:path";
 import { type BackupConsistency, backupStores } from "../../jobs/backup.ts";
 import { restoreBackup } from "../../jobs/restore.ts";
 import { formatBytes } from "../../jobs/_archive_format.ts";
-import { didYouMean } from "../_suggest.ts";
-import type { JobLogLevel } from "../jobs/job.ts";
 import { createProgress } from "../jobs/progress.ts";
-import { openRuntime, type Runtime } from "../runtime.ts";
+import { openRuntime } from "../runtime.ts";
 import { UsageError } from "./input.ts";
-import type { GlobalOptions } from "./main.ts";
-
-/** The exit code of a command interrupted with Ctrl-C (128 + SIGINT). */
-export const EXIT_INTERRUPTED = 130;
+import {
+  checkStore,
+  EXIT_INTERRUPTED,
+  type GlobalOptions,
+  interruptible,
+  stderrLogger,
+} from "./common.ts";
 
 /** Options of `flowstate backup`. */
 export interface BackupCommandOptions {
@@ -60,45 +61,6 @@ export interface RestoreCommandOptions {
   dryRun?: boolean;
   /** `--json`. */
   json?: boolean;
-}
-
-function checkStore(runtime: Runtime, name: string | undefined): void {
-  if (name !== undefined && !runtime.storeNames.includes(name)) {
-    throw new UsageError(
-      `Unknown store "${name}"${didYouMean(name, runtime.storeNames)}: ` +
-        `the configured stores are ${runtime.storeNames.join(", ")}`,
-    );
-  }
-}
-
-function logger(json: boolean | undefined): (message: string, level?: JobLogLevel) => void {
-  return (message, level = "info") => {
-    if (json && level !== "warn" && level !== "error") return;
-    console.error(level === "info" ? message : `${level}: ${message}`);
-  };
-}
-
-/** Run `body` with a signal aborted by the first Ctrl-C; a second Ctrl-C exits at once. */
-async function interruptible<T>(
-  what: string,
-  body: (signal: AbortSignal) => Promise<T>,
-): Promise<{ value: T; interrupted: boolean }> {
-  const controller = new AbortController();
-  let interrupted = false;
-  const onInterrupt = () => {
-    if (interrupted) Deno.exit(EXIT_INTERRUPTED);
-    interrupted = true;
-    console.error(
-      `Stopping the ${what} at the next consistent point (Ctrl-C again exits at once)…`,
-    );
-    controller.abort();
-  };
-  Deno.addSignalListener("SIGINT", onInterrupt);
-  try {
-    return { value: await body(controller.signal), interrupted };
-  } finally {
-    Deno.removeSignalListener("SIGINT", onInterrupt);
-  }
 }
 
 function failure(err: unknown): number {
@@ -130,17 +92,20 @@ export async function backupCommand(
   checkStore(runtime, options.store);
   const consistency: BackupConsistency = options.perKey ? "per-key" : "snapshot";
   try {
-    const { value: result } = await interruptible("backup", (signal) =>
-      backupStores(runtime, {
-        store: options.store,
-        all: options.all,
-        out: options.out,
-        consistency,
-        signal,
-        progress: createProgress({ mode: options.json ? "quiet" : undefined }),
-        log: logger(options.json),
-        dryRun: options.dryRun,
-      }));
+    const { value: result } = await interruptible(
+      "Stopping the backup at the next consistent point",
+      (signal) =>
+        backupStores(runtime, {
+          store: options.store,
+          all: options.all,
+          out: options.out,
+          consistency,
+          signal,
+          progress: createProgress({ mode: options.json ? "quiet" : undefined }),
+          log: stderrLogger(options.json),
+          dryRun: options.dryRun,
+        }),
+    );
     if (options.json) {
       console.log(JSON.stringify(result));
     } else {
@@ -179,13 +144,13 @@ export async function restoreCommand(
   const store = await runtime.store(options.store);
   try {
     const { value: result, interrupted } = await interruptible(
-      "restore",
+      "Stopping the restore at the next consistent point",
       (signal) =>
         restoreBackup(store, path, {
           force: options.force,
           signal,
           progress: createProgress({ mode: options.json ? "quiet" : undefined }),
-          log: logger(options.json),
+          log: stderrLogger(options.json),
           clock: runtime.clock,
           dryRun: options.dryRun,
         }),

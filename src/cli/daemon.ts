@@ -21,8 +21,8 @@ import { tickKey } from "../scheduler/lease.ts";
 import { Scheduler, type SchedulerEvent } from "../scheduler/scheduler.ts";
 import { formatDuration } from "./format.ts";
 import { UsageError } from "./input.ts";
-import type { GlobalOptions } from "./main.ts";
-import { EXIT_INTERRUPTED } from "./run.ts";
+import type { GlobalOptions } from "./common.ts";
+import { EXIT_INTERRUPTED } from "./common.ts";
 
 /** Options of `flowstate daemon`. */
 export interface DaemonOptions {

@@ -18,7 +18,7 @@ import { flowJsonSchema } from "../flow/schema.ts";
 import { didYouMean } from "../_suggest.ts";
 import { openRuntime } from "../runtime.ts";
 import { formatTime, printErrorLines, printTable, shortHash } from "./format.ts";
-import type { GlobalOptions } from "./main.ts";
+import type { GlobalOptions } from "./common.ts";
 
 /**
  * `validate <flow>…`: parse and prepare each flow (node types, module nodes,

@@ -26,8 +26,7 @@ import { nextTick } from "../scheduler/cron.ts";
 import { loadConfiguredJob } from "../scheduler/scheduler.ts";
 import { formatDuration, formatTime, printTable } from "./format.ts";
 import { UsageError } from "./input.ts";
-import type { GlobalOptions } from "./main.ts";
-import { EXIT_INTERRUPTED } from "./run.ts";
+import { EXIT_INTERRUPTED, type GlobalOptions, interruptible } from "./common.ts";
 
 /** One row of `jobs ls --json`. */
 export interface JobListing {
@@ -202,28 +201,18 @@ export async function jobsRun(
   }
   const { job, config } = await loadConfiguredJob(runtime.config, name);
 
-  const controller = new AbortController();
-  let interrupted = false;
-  const onInterrupt = () => {
-    if (interrupted) Deno.exit(EXIT_INTERRUPTED);
-    interrupted = true;
-    console.error(`Cancelling job "${name}" (press Ctrl-C again to exit at once)…`);
-    controller.abort();
-  };
-  Deno.addSignalListener("SIGINT", onInterrupt);
-  let record: RunRecord;
-  try {
-    record = await runJob(runtime, job, {
-      configOptions: { ...config.options },
-      options: cliOptions,
-      dryRun: options.dryRun ?? false,
-      signal: controller.signal,
-      progress: options.quiet ? "quiet" : undefined,
-      ...(options.quiet ? { onLog: () => {} } : {}),
-    });
-  } finally {
-    Deno.removeSignalListener("SIGINT", onInterrupt);
-  }
+  const { value: record, interrupted } = await interruptible(
+    `Cancelling job "${name}"`,
+    (signal) =>
+      runJob(runtime, job, {
+        configOptions: { ...config.options },
+        options: cliOptions,
+        dryRun: options.dryRun ?? false,
+        signal,
+        progress: options.quiet ? "quiet" : undefined,
+        ...(options.quiet ? { onLog: () => {} } : {}),
+      }),
+  );
 
   if (options.json) console.log(JSON.stringify(record));
   else printSummary(name, record, options.dryRun ?? false);

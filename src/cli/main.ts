@@ -13,15 +13,8 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import denoJson from "../../deno.json" with { type: "json" };
 import { ConfigError } from "../errors.ts";
+import type { GlobalOptions } from "./common.ts";
 import { UsageError } from "./input.ts";
-
-/** Options every command sees. */
-export interface GlobalOptions {
-  /** `--config PATH`. */
-  config?: string;
-  /** `--debug`: print stack traces. */
-  debug?: boolean;
-}
 
 const HELP_AFTER = `
 Keys are a JSON array ('["flow","counter","count"]') or slash-separated

@@ -18,7 +18,7 @@ import type { FlowMetrics } from "../records/records.ts";
 import { openRuntime } from "../runtime.ts";
 import { didYouMean } from "../_suggest.ts";
 import { formatDuration, printTable, shortHash } from "./format.ts";
-import type { GlobalOptions } from "./main.ts";
+import type { GlobalOptions } from "./common.ts";
 
 /** One row of `flowstate metrics --json`. */
 export interface MetricsRow {

@@ -32,16 +32,17 @@ import {
   migrationStatus,
 } from "../../jobs/migrate.ts";
 import { moveStore, type MoveStoreResult } from "../../jobs/migrate_store.ts";
-import { didYouMean } from "../_suggest.ts";
-import type { JobLogLevel } from "../jobs/job.ts";
 import { createProgress, type Progress } from "../jobs/progress.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import { formatDuration, formatTime, printTable } from "./format.ts";
 import { UsageError } from "./input.ts";
-import type { GlobalOptions } from "./main.ts";
-
-/** The exit code of a command interrupted with Ctrl-C (128 + SIGINT). */
-export const EXIT_INTERRUPTED = 130;
+import {
+  checkStore,
+  EXIT_INTERRUPTED,
+  type GlobalOptions,
+  interruptible as interruptibleCommand,
+  stderrLogger,
+} from "./common.ts";
 
 /** Options of `migrate data status|pending`. */
 export interface MigrateDataOptions {
@@ -77,15 +78,6 @@ export interface MigrateStoreCommandOptions {
   json?: boolean;
 }
 
-function checkStore(runtime: Runtime, name: string | undefined, flag: string): void {
-  if (name !== undefined && !runtime.storeNames.includes(name)) {
-    throw new UsageError(
-      `Unknown store "${name}" (${flag})${didYouMean(name, runtime.storeNames)}: ` +
-        `the configured stores are ${runtime.storeNames.join(", ")}`,
-    );
-  }
-}
-
 async function migrationsDir(runtime: Runtime, dir: string | undefined): Promise<string> {
   const path = dir === undefined
     ? resolve(runtime.config.baseDir, "migrations")
@@ -107,45 +99,29 @@ async function migrationsDir(runtime: Runtime, dir: string | undefined): Promise
   return path;
 }
 
-function logger(json: boolean | undefined): (message: string, level?: JobLogLevel) => void {
-  return (message, level = "info") => {
-    if (json && level !== "warn" && level !== "error") return;
-    console.error(level === "info" ? message : `${level}: ${message}`);
-  };
-}
-
 function progressFor(json: boolean | undefined): Progress {
   return createProgress({ mode: json ? "quiet" : undefined });
 }
 
 /**
- * Run `body` with a signal aborted by the first Ctrl-C; a second Ctrl-C exits
- * at once. An error thrown after a Ctrl-C (a migration that stopped by
- * throwing) is printed and reported as `interrupted` with no value.
+ * {@linkcode interruptibleCommand}, where an error thrown after a Ctrl-C (a
+ * migration that stopped by throwing) is printed and reported as
+ * `interrupted` with no value.
  */
 async function interruptible<T>(
   what: string,
   body: (signal: AbortSignal) => Promise<T>,
 ): Promise<{ value: T; interrupted: boolean } | { value: undefined; interrupted: true }> {
-  const controller = new AbortController();
-  let interrupted = false;
-  const onInterrupt = () => {
-    if (interrupted) Deno.exit(EXIT_INTERRUPTED);
-    interrupted = true;
-    console.error(
-      `Stopping ${what} at the next consistent point (press Ctrl-C again to exit at once)…`,
-    );
-    controller.abort();
-  };
-  Deno.addSignalListener("SIGINT", onInterrupt);
+  let signal: AbortSignal | undefined;
   try {
-    return { value: await body(controller.signal), interrupted };
+    return await interruptibleCommand(`Stopping ${what} at the next consistent point`, (s) => {
+      signal = s;
+      return body(s);
+    });
   } catch (err) {
-    if (!interrupted || err instanceof RangeError) throw err;
+    if (!signal?.aborted || err instanceof RangeError) throw err;
     console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
     return { value: undefined, interrupted: true };
-  } finally {
-    Deno.removeSignalListener("SIGINT", onInterrupt);
   }
 }
 
@@ -230,7 +206,7 @@ async function runData(
   const store = await runtime.store(options.store);
   const common = {
     dryRun: options.dryRun,
-    log: logger(options.json),
+    log: stderrLogger(options.json),
     progress: progressFor(options.json),
     clock: runtime.clock,
   };
@@ -338,7 +314,7 @@ export async function migrateStoreCommand(
           dryRun: options.dryRun,
           signal,
           progress: progressFor(options.json),
-          log: logger(options.json),
+          log: stderrLogger(options.json),
           clock: runtime.clock,
         }),
     );

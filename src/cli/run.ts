@@ -25,7 +25,7 @@ import type { RunEvent, RunRecord } from "../records/types.ts";
 import { openRuntime } from "../runtime.ts";
 import { formatDuration, shortHash } from "./format.ts";
 import { UsageError } from "./input.ts";
-import type { GlobalOptions } from "./main.ts";
+import { EXIT_INTERRUPTED, type GlobalOptions, interruptible } from "./common.ts";
 
 /** Options of `flowstate run`. */
 export interface RunOptions {
@@ -36,9 +36,6 @@ export interface RunOptions {
   /** `--quiet`: do not print node logs. */
   quiet?: boolean;
 }
-
-/** The exit code of a run cancelled with Ctrl-C (128 + SIGINT). */
-export const EXIT_INTERRUPTED = 130;
 
 /**
  * Parse `--input name=value` pairs. A pair without `=`, with an empty name,
@@ -88,26 +85,16 @@ export async function runCommand(
   if (problems.length > 0) throw new FlowValidationError(problems, parsed.file);
   await using runtime = await openRuntime({ config: global.config });
 
-  const controller = new AbortController();
-  let interrupted = false;
-  const onInterrupt = () => {
-    if (interrupted) Deno.exit(EXIT_INTERRUPTED);
-    interrupted = true;
-    console.error("Cancelling the run (press Ctrl-C again to exit at once)…");
-    controller.abort();
-  };
-  Deno.addSignalListener("SIGINT", onInterrupt);
-  let record: RunRecord;
-  try {
-    record = await runtime.runFlow(parsed, {
-      input,
-      inputFromStrings: true,
-      signal: controller.signal,
-      onEvent: options.quiet || options.json ? undefined : progressPrinter(),
-    });
-  } finally {
-    Deno.removeSignalListener("SIGINT", onInterrupt);
-  }
+  const { value: record, interrupted } = await interruptible(
+    "Cancelling the run",
+    (signal) =>
+      runtime.runFlow(parsed, {
+        input,
+        inputFromStrings: true,
+        signal,
+        onEvent: options.quiet || options.json ? undefined : progressPrinter(),
+      }),
+  );
 
   if (options.json) console.log(JSON.stringify(record));
   else printSummary(record);

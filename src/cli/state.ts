@@ -16,12 +16,11 @@
  *
  * @module
  */
-import { didYouMean } from "../_suggest.ts";
 import { type ScopeName, scopePrefix } from "../context/scopes.ts";
 import { openRuntime } from "../runtime.ts";
 import type { Entry, Key, Store } from "../store/types.ts";
 import { formatKey, parseJsonValue, parseKey, UsageError } from "./input.ts";
-import type { GlobalOptions } from "./main.ts";
+import { checkStore, type GlobalOptions } from "./common.ts";
 
 /** Options shared by the state commands. */
 export interface StateOptions {
@@ -81,12 +80,7 @@ async function withStore(
   const scoped = resolveScope(options);
   const storeName = options.store;
   await using runtime = await openRuntime({ config: global.config });
-  if (storeName !== undefined && !runtime.storeNames.includes(storeName)) {
-    throw new UsageError(
-      `Unknown store "${storeName}"${didYouMean(storeName, runtime.storeNames)}: ` +
-        `the configured stores are ${runtime.storeNames.join(", ")}`,
-    );
-  }
+  checkStore(runtime, storeName);
   if (scoped === undefined) {
     const store = await runtime.store(storeName);
     return await body({ store, prefix: [], label: `store "${store.name}"` });

@@ -12,7 +12,7 @@
 import { SCOPES } from "../config.ts";
 import { ConfigError } from "../errors.ts";
 import { openRuntime } from "../runtime.ts";
-import type { GlobalOptions } from "./main.ts";
+import type { GlobalOptions } from "./common.ts";
 
 /** One row of `flowstate stores`. */
 export interface StoreRow {
