@@ -15,7 +15,7 @@ import {
   type CompiledValue,
   type TemplateScope,
   truthy,
-} from "./template.ts";
+} from "./template/mod.ts";
 import type {
   FlowDefinition,
   NodeSpec,

@@ -5,7 +5,7 @@ import {
   TemplateError,
   type TemplateScope,
   truthy,
-} from "./template.ts";
+} from "./template/mod.ts";
 
 function makeScope(): TemplateScope {
   return {
