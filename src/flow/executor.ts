@@ -15,7 +15,7 @@ import {
   type CompiledValue,
   type TemplateScope,
   truthy,
-} from "./template.ts";
+} from "./template/mod.ts";
 import type { FlowDefinition, NodeSpec } from "./types.ts";
 import type { NodeStatus, RunEvent, RunEventInit, RunRecord, RunStatus } from "../records/types.ts";
 

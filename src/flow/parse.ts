@@ -29,7 +29,7 @@ import {
   jsonProblem,
   knownFields,
 } from "./schema.ts";
-import { compileValue, TemplateError } from "./template.ts";
+import { compileValue, TemplateError } from "./template/mod.ts";
 import type { FlowDefinition, InputType } from "./types.ts";
 
 /** A path into a flow definition: `["nodes", 1, "needs", 0]`. */

@@ -13,7 +13,7 @@ import type { PreparedFlow, PreparedNode } from "./executor.ts";
 import { isNodeType, type NodeType } from "./node.ts";
 import { builtinNodes } from "./nodes.ts";
 import { type FlowProblem, FlowValidationError, type ParsedFlow } from "./parse.ts";
-import { compileTemplate, compileValue } from "./template.ts";
+import { compileTemplate, compileValue } from "./template/mod.ts";
 
 /** Whether a node `type` names a module rather than a built-in. */
 export function isModuleType(type: string): boolean {
