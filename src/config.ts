@@ -38,7 +38,7 @@ import { z } from "zod";
 import { ConfigError } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
 import { durationProblem, parseDuration } from "./duration.ts";
-import { builtinJobNames } from "./jobs/run.ts";
+import { builtinJobNames } from "./jobs/builtin.ts";
 import {
   canonicalTimezone,
   cronProblem,

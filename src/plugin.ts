@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { isAbsolute, resolve } from "node:path";
-import { toFileUrl } from "./_path.ts";
+import { resolve } from "node:path";
+import { importDefault, importFailure, moduleUrl } from "./loader.ts";
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
@@ -149,10 +149,8 @@ export function resolvePluginSpecifier(specifier: string, baseDir: string): stri
   if (Object.hasOwn(BUILTIN_PLUGINS, specifier)) {
     return new URL(BUILTIN_PLUGINS[specifier], import.meta.url).href;
   }
-  if (specifier.startsWith("./") || specifier.startsWith("../") || isAbsolute(specifier)) {
-    return toFileUrl(resolve(baseDir, specifier)).href;
-  }
-  if (/^[a-z][a-z0-9+.-]*:/i.test(specifier)) return specifier;
+  const url = moduleUrl(specifier, baseDir);
+  if (url !== undefined) return url;
   throw new ConfigError(
     `Unknown plugin "${specifier}"${didYouMean(specifier, builtinPluginNames())}: use a built-in (${
       builtinPluginNames().join(", ")
@@ -183,25 +181,23 @@ export async function loadPlugin(
   }
   const forStore = options.storeName ? ` for store "${options.storeName}"` : "";
   const url = resolvePluginSpecifier(specifier, options.baseDir ?? Deno.cwd());
-  let mod: { default?: unknown };
+  let exported: unknown;
   try {
-    mod = await import(url);
+    exported = await importDefault(url);
   } catch (err) {
-    const reason = (err instanceof Error ? err.message.split("\n")[0] : String(err)).replace(
-      /\.+$/,
-      "",
-    );
     throw new ConfigError(
-      `Cannot load plugin "${specifier}"${forStore}: ${reason}. Check the path or specifier (resolved to ${url})`,
+      `Cannot load plugin "${specifier}"${forStore}: ${
+        importFailure(err)
+      }. Check the path or specifier (resolved to ${url})`,
       { cause: err },
     );
   }
-  if (!isPlugin(mod.default)) {
+  if (!isPlugin(exported)) {
     throw new ConfigError(
       `Cannot load plugin "${specifier}"${forStore}: its default export is not a plugin; export default definePlugin({ name, optionsSchema, open })`,
     );
   }
-  return mod.default;
+  return exported;
 }
 
 /** A store's configuration: the plugin plus its options. */

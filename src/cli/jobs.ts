@@ -20,7 +20,8 @@
  */
 import { didYouMean } from "../_suggest.ts";
 import type { RunRecord } from "../records/types.ts";
-import { builtinJobNames, runJob } from "../jobs/run.ts";
+import { builtinJobNames } from "../jobs/builtin.ts";
+import { runJob } from "../jobs/run.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import { nextTick } from "../scheduler/cron.ts";
 import { loadConfiguredJob } from "../scheduler/scheduler.ts";

@@ -31,6 +31,7 @@ import {
 } from "./schema.ts";
 import { compileValue, TemplateError } from "./template/mod.ts";
 import type { FlowDefinition, InputType } from "./types.ts";
+import { namesModule } from "../loader.ts";
 
 /** A path into a flow definition: `["nodes", 1, "needs", 0]`. */
 export type FlowPath = (string | number)[];
@@ -492,12 +493,6 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
   return value;
 }
 
-/** Whether a node `type` names a module (not checked against known node types). */
-function isModuleType(type: string): boolean {
-  return type.startsWith("./") || type.startsWith("../") || type.startsWith("/") ||
-    type.includes(":");
-}
-
 type Refs = { nodes: Set<string>; inputs: Set<string>; env: Set<string> };
 
 /** Collects problems for one flow. */
@@ -680,14 +675,17 @@ class Checker {
   #nodeTypes(nodes: NodeInfo[], known: ReadonlySet<string>): void {
     for (const node of nodes) {
       const type = node.raw.type;
-      if (typeof type !== "string" || type === "" || isModuleType(type) || known.has(type)) {
+      if (typeof type !== "string" || type === "" || namesModule(type) || known.has(type)) {
         continue;
       }
+      const looksLikeFile = type.includes("/") || /\.[cm]?[jt]sx?$/.test(type);
       this.add(
         ["nodes", node.index, "type"],
-        `unknown node type "${type}"${didYouMean(type, known)}; use a built-in (${
-          [...known].join(", ")
-        }) or a module path like ./nodes/thing.ts`,
+        looksLikeFile
+          ? `unknown node type "${type}": a module path must start with ./, ../ or / (write "./${type}")`
+          : `unknown node type "${type}"${didYouMean(type, known)}; use a built-in (${
+            [...known].join(", ")
+          }) or a module path like ./nodes/thing.ts`,
       );
     }
   }

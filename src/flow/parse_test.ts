@@ -310,6 +310,24 @@ nodes:
   assert.equal(parseFlow(text).definition.nodes[0].type, "lgo");
 });
 
+Deno.test("parseFlow() and prepareFlow() agree on what names a module: lib/a:b.ts is no module", async () => {
+  const text = `id: demo
+nodes:
+  - { id: a, type: "lib/a:b.ts" }
+`;
+  // Once, the parser took any name with a colon for a module and prepareFlow() then
+  // failed with "unknown node type": now both use the loader's one rule.
+  assert.deepEqual(problems(text, { nodeTypes: NODE_TYPES }), [
+    'flow.yaml:3:20: nodes[0].type: unknown node type "lib/a:b.ts": a module path must start with ./, ../ or / (write "./lib/a:b.ts")',
+  ]);
+  const { prepareFlow } = await import("./prepare.ts");
+  await assert.rejects(
+    () => prepareFlow(parseFlow(text, { file: "flow.yaml" })),
+    (err) =>
+      err instanceof FlowValidationError && /unknown node type "lib\/a:b.ts"/.test(err.message),
+  );
+});
+
 Deno.test("parseFlow() reports bad durations", () => {
   assert.deepEqual(
     problems(flow(

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { dirname, isAbsolute, resolve } from "node:path";
-import { toFileUrl } from "../_path.ts";
+import { dirname, resolve } from "node:path";
+import { importDefault, importFailure, moduleUrl } from "../loader.ts";
 import { didYouMean } from "../_suggest.ts";
 import { parseDuration } from "../duration.ts";
 import type { PreparedFlow, PreparedNode } from "./executor.ts";
@@ -14,24 +14,6 @@ import { isNodeType, type NodeType } from "./node.ts";
 import { builtinNodes } from "./nodes.ts";
 import { type FlowProblem, FlowValidationError, type ParsedFlow } from "./parse.ts";
 import { compileTemplate, compileValue } from "./template/mod.ts";
-
-/** Whether a node `type` names a module rather than a built-in. */
-export function isModuleType(type: string): boolean {
-  return type.startsWith("./") || type.startsWith("../") || isAbsolute(type) ||
-    /^[a-z][a-z0-9+.-]*:/i.test(type);
-}
-
-const moduleCache = new Map<string, Promise<unknown>>();
-
-async function loadNodeModule(url: string): Promise<unknown> {
-  let p = moduleCache.get(url);
-  if (!p) {
-    p = import(url).then((m) => m.default);
-    moduleCache.set(url, p);
-    p.catch(() => moduleCache.delete(url));
-  }
-  return await p;
-}
 
 /** Options for {@linkcode prepareFlow}. */
 export interface PrepareOptions {
@@ -60,12 +42,10 @@ export async function prepareFlow(
   for (let i = 0; i < def.nodes.length; i++) {
     const spec = def.nodes[i];
     let type: NodeType<unknown> | undefined;
-    if (isModuleType(spec.type)) {
-      const url = /^[a-z][a-z0-9+.-]*:/i.test(spec.type)
-        ? spec.type
-        : toFileUrl(resolve(baseDir, spec.type)).href;
+    const url = moduleUrl(spec.type, baseDir);
+    if (url !== undefined) {
       try {
-        const exported = await loadNodeModule(url);
+        const exported = await importDefault(url);
         if (isNodeType(exported)) type = exported as NodeType<unknown>;
         else {
           problem(
@@ -74,8 +54,10 @@ export async function prepareFlow(
           );
         }
       } catch (err) {
-        const reason = err instanceof Error ? err.message.split("\n")[0] : String(err);
-        problem(["nodes", i, "type"], `cannot load node module ${spec.type}: ${reason}`);
+        problem(
+          ["nodes", i, "type"],
+          `cannot load node module ${spec.type}: ${importFailure(err)}`,
+        );
       }
     } else {
       type = (options.nodeTypes?.get(spec.type) ?? builtinNodes.get(spec.type)) as

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { isAbsolute, resolve } from "node:path";
-import { toFileUrl } from "../_path.ts";
+import { importDefault, importFailure, moduleUrl } from "../loader.ts";
+import { builtinJobNames, builtinJobUrl } from "./builtin.ts";
 import { didYouMean } from "../_suggest.ts";
 import { ConfigError } from "../errors.ts";
 import { validateOptions } from "../plugin.ts";
@@ -16,22 +16,6 @@ import { RunRecorder } from "../records/recorder.ts";
 import type { RunRecord } from "../records/types.ts";
 import { isJob, type Job, type JobContext, type JobLogLevel, type JobResult } from "./job.ts";
 import { createProgress, type Progress, type ProgressMode } from "./progress.ts";
-
-/** The built-in jobs, by name, as module specifiers relative to this file. */
-const BUILTIN_JOBS: Record<string, string> = {
-  retention: "../../jobs/retention.ts",
-  gc: "../../jobs/gc.ts",
-  archive: "../../jobs/archive.ts",
-  backup: "../../jobs/backup.ts",
-  restore: "../../jobs/restore.ts",
-  migrate: "../../jobs/migrate.ts",
-  "migrate-store": "../../jobs/migrate_store.ts",
-};
-
-/** Names of the built-in jobs. */
-export function builtinJobNames(): string[] {
-  return Object.keys(BUILTIN_JOBS);
-}
 
 /**
  * Load a job by built-in name, file path (relative to `baseDir`) or any
@@ -52,38 +36,29 @@ export async function loadJob(specifier: string | Job, baseDir: string = Deno.cw
     if (isJob(specifier)) return specifier;
     throw new TypeError("Cannot load job: expected a name, a module specifier or a job object");
   }
-  let url: string;
-  if (Object.hasOwn(BUILTIN_JOBS, specifier)) {
-    url = new URL(BUILTIN_JOBS[specifier], import.meta.url).href;
-  } else if (specifier.startsWith("./") || specifier.startsWith("../") || isAbsolute(specifier)) {
-    url = toFileUrl(resolve(baseDir, specifier)).href;
-  } else if (/^[a-z][a-z0-9+.-]*:/i.test(specifier)) {
-    url = specifier;
-  } else {
+  const url = builtinJobUrl(specifier) ?? moduleUrl(specifier, baseDir);
+  if (url === undefined) {
     throw new ConfigError(
       `Unknown job "${specifier}"${didYouMean(specifier, builtinJobNames())}: use a built-in (${
         builtinJobNames().join(", ")
       }) or a module path starting with ./`,
     );
   }
-  let mod: { default?: unknown };
+  let exported: unknown;
   try {
-    mod = await import(url);
+    exported = await importDefault(url);
   } catch (err) {
-    const reason = (err instanceof Error ? err.message.split("\n")[0] : String(err)).replace(
-      /\.+$/,
-      "",
+    throw new ConfigError(
+      `Cannot load job "${specifier}": ${importFailure(err)} (resolved to ${url})`,
+      { cause: err },
     );
-    throw new ConfigError(`Cannot load job "${specifier}": ${reason} (resolved to ${url})`, {
-      cause: err,
-    });
   }
-  if (!isJob(mod.default)) {
+  if (!isJob(exported)) {
     throw new ConfigError(
       `Cannot load job "${specifier}": its default export is not a job; export default defineJob({ name, description, optionsSchema, run })`,
     );
   }
-  return mod.default;
+  return exported;
 }
 
 /** Options for {@linkcode runJob}. */

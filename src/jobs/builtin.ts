@@ -1,0 +1,29 @@
+/**
+ * The built-in jobs by name: a leaf module, so the config can check job
+ * names without importing the job runner.
+ *
+ * @module
+ */
+
+/** The built-in jobs, by name, as module specifiers relative to this file. */
+export const BUILTIN_JOBS: Readonly<Record<string, string>> = {
+  retention: "../../jobs/retention.ts",
+  gc: "../../jobs/gc.ts",
+  archive: "../../jobs/archive.ts",
+  backup: "../../jobs/backup.ts",
+  restore: "../../jobs/restore.ts",
+  migrate: "../../jobs/migrate.ts",
+  "migrate-store": "../../jobs/migrate_store.ts",
+};
+
+/** Names of the built-in jobs. */
+export function builtinJobNames(): string[] {
+  return Object.keys(BUILTIN_JOBS);
+}
+
+/** The module URL of a built-in job, or `undefined` for another name. */
+export function builtinJobUrl(name: string): string | undefined {
+  return Object.hasOwn(BUILTIN_JOBS, name)
+    ? new URL(BUILTIN_JOBS[name], import.meta.url).href
+    : undefined;
+}
