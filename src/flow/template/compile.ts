@@ -10,7 +10,8 @@ import { OPEN, Segment } from "./_segment.ts";
 import { TemplateError } from "./error.ts";
 import { compileCall } from "./functions.ts";
 import { lex } from "./lex.ts";
-import { type Ast, Parser, type TemplateRefs } from "./parse.ts";
+import type { Ast, Evaluator, TemplateScope } from "./ast.ts";
+import { Parser, type TemplateRefs } from "./parse.ts";
 import {
   arrayIndexOf,
   copyContainers,
@@ -21,18 +22,6 @@ import {
   toText,
   typeName,
 } from "./values.ts";
-
-/** What a template can read. Every field is read only through own properties. */
-export interface TemplateScope {
-  /** The run's inputs, after defaults (`inputs.<name>`). */
-  inputs: Record<string, unknown>;
-  /** Finished (or running) nodes by id (`nodes.<id>.output`, `nodes.<id>.status`). */
-  nodes: Record<string, { output?: unknown; status?: string }>;
-  /** The environment variables the flow lists under `env:`, and no others (`env.<NAME>`). */
-  env: Record<string, string>;
-  /** The current run (`run.id`, `run.flowId`). */
-  run?: { id: string; flowId: string };
-}
 
 /** A compiled string. */
 export interface CompiledTemplate {
@@ -135,9 +124,6 @@ export function compileValue(value: unknown): CompiledValue {
 
 // ---------------------------------------------------------------------------
 // Compiling strings and values
-
-/** A compiled expression: its value in a scope, read with an optional clock. */
-export type Evaluator = (scope: TemplateScope, clock: Clock | undefined) => unknown;
 
 type CompiledString =
   | { isTemplate: false; value: string }

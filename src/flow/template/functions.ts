@@ -6,8 +6,7 @@
  */
 import { systemClock } from "../../clock.ts";
 import type { Segment } from "./_segment.ts";
-import type { Evaluator } from "./compile.ts";
-import type { Ast } from "./parse.ts";
+import type { Ast, Evaluator } from "./ast.ts";
 import { isPlainObject, jsonEqual, toText, typeName } from "./values.ts";
 
 /** How a built-in function is called: its argument count and a usage line for messages. */

@@ -34,8 +34,8 @@ export {
   type CompiledValue,
   compileTemplate,
   compileValue,
-  type TemplateScope,
 } from "./compile.ts";
+export type { TemplateScope } from "./ast.ts";
 export { TemplateError } from "./error.ts";
 export type { TemplateRefs } from "./parse.ts";
 export { truthy } from "./values.ts";

@@ -8,6 +8,7 @@
  */
 import { didYouMean } from "../../_suggest.ts";
 import type { Segment } from "./_segment.ts";
+import type { Ast, AstBase, BinaryOp, Root } from "./ast.ts";
 import { FUNCTIONS } from "./functions.ts";
 import type { TemplateError } from "./error.ts";
 import type { Token } from "./lex.ts";
@@ -24,29 +25,12 @@ export interface TemplateRefs {
 }
 
 /** The names an expression may start from. */
-export type Root = "inputs" | "nodes" | "env" | "run";
 const ROOTS: readonly Root[] = ["inputs", "nodes", "env", "run"];
 const FORBIDDEN_NAMES = new Set(["__proto__", "constructor", "prototype"]);
 const NODE_FIELDS = ["output", "status"];
 const RUN_FIELDS = ["id", "flowId"];
 /** Maximum nesting of an expression (and of the parser's recursion). */
 const MAX_DEPTH = 200;
-
-/** The binary operators. */
-export type BinaryOp =
-  | "||"
-  | "&&"
-  | "=="
-  | "!="
-  | "<"
-  | "<="
-  | ">"
-  | ">="
-  | "+"
-  | "-"
-  | "*"
-  | "/"
-  | "%";
 
 const PRECEDENCE: ReadonlyMap<string, number> = new Map([
   ["||", 1],
@@ -63,30 +47,6 @@ const PRECEDENCE: ReadonlyMap<string, number> = new Map([
   ["/", 6],
   ["%", 6],
 ]);
-
-/** What every syntax-tree node has: its place in the original string and its depth. */
-export interface AstBase {
-  /** Offset of the node's first character in the original string. */
-  start: number;
-  /** Offset just past the node's last character. */
-  end: number;
-  /** Height of the subtree (a leaf is 1), bounded by the maximum nesting. */
-  depth: number;
-}
-
-/** A node of the syntax tree of one expression. */
-export type Ast =
-  | AstBase & { kind: "literal"; value: unknown }
-  | AstBase & { kind: "root"; name: Root }
-  /** Property with a key known at compile time; `index` >= 0 when it can also index an array. */
-  | AstBase & { kind: "member"; object: Ast; key: string; index: number }
-  | AstBase & { kind: "index"; object: Ast; key: Ast }
-  | AstBase & { kind: "unary"; op: "!" | "-"; operand: Ast }
-  | AstBase & { kind: "binary"; op: BinaryOp; left: Ast; right: Ast; opStart: number }
-  | AstBase & { kind: "conditional"; test: Ast; then: Ast; otherwise: Ast }
-  | AstBase & { kind: "array"; items: Ast[] }
-  | AstBase & { kind: "object"; keys: string[]; values: Ast[] }
-  | AstBase & { kind: "call"; name: string; args: Ast[]; nameEnd: number };
 
 type Distribute<T> = T extends unknown ? Omit<T, "depth"> : never;
 type AstInput = Distribute<Ast>;

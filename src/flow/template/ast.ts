@@ -1,0 +1,66 @@
+/**
+ * The types the template modules share: the syntax tree, what a template can
+ * read, and a compiled expression. Types only, so the parser, the compiler and
+ * the built-in functions all import it and not each other.
+ *
+ * @module
+ */
+import type { Clock } from "../../clock.ts";
+
+/** The names an expression may start with. */
+export type Root = "inputs" | "nodes" | "env" | "run";
+
+/** The binary operators. */
+export type BinaryOp =
+  | "||"
+  | "&&"
+  | "=="
+  | "!="
+  | "<"
+  | "<="
+  | ">"
+  | ">="
+  | "+"
+  | "-"
+  | "*"
+  | "/"
+  | "%";
+
+/** What every syntax-tree node has: its place in the original string and its depth. */
+export interface AstBase {
+  /** Offset of the node's first character in the original string. */
+  start: number;
+  /** Offset just past the node's last character. */
+  end: number;
+  /** Height of the subtree (a leaf is 1), bounded by the maximum nesting. */
+  depth: number;
+}
+
+/** A node of the syntax tree of one expression. */
+export type Ast =
+  | AstBase & { kind: "literal"; value: unknown }
+  | AstBase & { kind: "root"; name: Root }
+  /** Property with a key known at compile time; `index` >= 0 when it can also index an array. */
+  | AstBase & { kind: "member"; object: Ast; key: string; index: number }
+  | AstBase & { kind: "index"; object: Ast; key: Ast }
+  | AstBase & { kind: "unary"; op: "!" | "-"; operand: Ast }
+  | AstBase & { kind: "binary"; op: BinaryOp; left: Ast; right: Ast; opStart: number }
+  | AstBase & { kind: "conditional"; test: Ast; then: Ast; otherwise: Ast }
+  | AstBase & { kind: "array"; items: Ast[] }
+  | AstBase & { kind: "object"; keys: string[]; values: Ast[] }
+  | AstBase & { kind: "call"; name: string; args: Ast[]; nameEnd: number };
+
+/** What a template can read. Every field is read only through own properties. */
+export interface TemplateScope {
+  /** The run's inputs, after defaults (`inputs.<name>`). */
+  inputs: Record<string, unknown>;
+  /** Finished (or running) nodes by id (`nodes.<id>.output`, `nodes.<id>.status`). */
+  nodes: Record<string, { output?: unknown; status?: string }>;
+  /** The environment variables the flow lists under `env:`, and no others (`env.<NAME>`). */
+  env: Record<string, string>;
+  /** The current run (`run.id`, `run.flowId`). */
+  run?: { id: string; flowId: string };
+}
+
+/** A compiled expression: its value in a scope, read with an optional clock. */
+export type Evaluator = (scope: TemplateScope, clock: Clock | undefined) => unknown;
