@@ -87,7 +87,7 @@ export type {
 } from "./src/records/types.ts";
 export { newRunId, runIdTime } from "./src/records/run_id.ts";
 export { RunRecorder } from "./src/records/recorder.ts";
-export type { ScopeCallOptions, ScopeKey, ScopeName, StateView } from "./src/context/scopes.ts";
+export type { ScopeCallOptions, ScopeKey, ScopeName, StateView } from "./src/state/scopes.ts";
 export {
   canonicalJson,
   type FlowSummary,
@@ -211,7 +211,7 @@ export {
   type StopResult,
   type TickContext,
 } from "./src/scheduler/scheduler.ts";
-export { cronProblem, nextTick, previousTick, validateCron } from "./src/scheduler/cron.ts";
+export { cronProblem, nextTick, previousTick, validateCron } from "./src/cron.ts";
 export {
   type AcquireFailure,
   type AcquireResult,

@@ -39,12 +39,7 @@ import { ConfigError } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
 import { durationProblem, parseDuration } from "./duration.ts";
 import { builtinJobNames } from "./jobs/builtin.ts";
-import {
-  canonicalTimezone,
-  cronProblem,
-  DEFAULT_TIMEZONE,
-  timezoneProblem,
-} from "./scheduler/cron.ts";
+import { canonicalTimezone, cronProblem, DEFAULT_TIMEZONE, timezoneProblem } from "./cron.ts";
 import {
   builtinPluginNames,
   type Plugin,

@@ -8,7 +8,7 @@
  */
 import { resolve } from "node:path";
 import type { Clock, Timers } from "./clock.ts";
-import type { StoreResolver } from "./context/scopes.ts";
+import type { StoreResolver } from "./state/scopes.ts";
 import { executeFlow } from "./flow/executor.ts";
 import { type FlowSource, loadFlow } from "./flow/load.ts";
 import { coerceInputs } from "./flow/parse.ts";

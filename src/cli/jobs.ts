@@ -23,7 +23,7 @@ import type { RunRecord } from "../records/types.ts";
 import { builtinJobNames } from "../jobs/builtin.ts";
 import { runJob } from "../jobs/run.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
-import { nextTick } from "../scheduler/cron.ts";
+import { nextTick } from "../cron.ts";
 import { loadConfiguredJob } from "../scheduler/scheduler.ts";
 import { formatDuration, formatTime, printTable } from "./format.ts";
 import { UsageError } from "./input.ts";

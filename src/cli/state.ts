@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { type ScopeName, scopePrefix } from "../context/scopes.ts";
+import { type ScopeName, scopePrefix } from "../state/scopes.ts";
 import { openRuntime } from "../runtime.ts";
 import type { Entry, Key, Store } from "../store/types.ts";
 import { formatKey, parseJsonValue, parseKey, UsageError } from "./input.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { createStateView, type StateView, type StoreResolver } from "../context/scopes.ts";
+import { createStateView, type StateView, type StoreResolver } from "../state/scopes.ts";
 import { serializeValue } from "../store/values.ts";
 import type { JsonValue } from "../store/types.ts";
 import { type Clock, realTimers, type Timers } from "../clock.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import type { OptionsSchema } from "../plugin.ts";
-import type { StateView } from "../context/scopes.ts";
+import type { StateView } from "../state/scopes.ts";
 import type { Clock, JsonValue } from "../store/types.ts";
 import type { RunRecord } from "../records/types.ts";
 

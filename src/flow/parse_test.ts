@@ -362,10 +362,14 @@ Deno.test("parseFlow() reports retry.attempts and concurrency below 1", () => {
 
 Deno.test("parseFlow() reports a schedule that does not look like cron", () => {
   assert.deepEqual(problems(flow('schedule: "every day"\n')), [
-    'flow.yaml:6:11: schedule: expected a cron expression with 5 or 6 fields (like "0 * * * *") or a nickname like "@daily", got "every day" (2 fields)',
+    'flow.yaml:6:11: schedule: invalid cron expression "every day": expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first), got 2',
   ]);
   assert.deepEqual(problems(flow("schedule: '@sometimes'\n")), [
-    'flow.yaml:6:11: schedule: expected a cron nickname (@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly), got "@sometimes"',
+    'flow.yaml:6:11: schedule: unknown cron nickname "@sometimes"; the nicknames are @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly',
+  ]);
+  // One cron checker for flows, config and the scheduler: a date that never comes is refused too.
+  assert.deepEqual(problems(flow("schedule: '0 0 30 2 *'\n")), [
+    'flow.yaml:6:11: schedule: cron expression "0 0 30 2 *" never matches a date',
   ]);
   parseFlow(flow("schedule: '@daily'\n"));
   parseFlow(flow("schedule: '*/5 * * * * *'\n"));

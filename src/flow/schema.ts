@@ -13,6 +13,7 @@ import type { JsonValue } from "../store/types.ts";
 import type { ParsingSchema } from "../plugin.ts";
 import { DURATION_HINT, DURATION_PATTERN, durationProblem, parseDuration } from "../duration.ts";
 import type { FlowDefinition, InputType } from "./types.ts";
+import { cronProblem } from "../cron.ts";
 
 /** Flow ids: lowercase letters, digits, `_` and `-`. */
 export const FLOW_ID_PATTERN: RegExp = /^[a-z0-9_-]+$/;
@@ -44,16 +45,6 @@ export const BUILTIN_NODE_TYPE_EXAMPLES: readonly string[] = [
   "delay",
   "fail",
   "flow",
-];
-
-const CRON_NICKNAMES = [
-  "@yearly",
-  "@annually",
-  "@monthly",
-  "@weekly",
-  "@daily",
-  "@midnight",
-  "@hourly",
 ];
 
 /**
@@ -128,28 +119,6 @@ export function jsonProblem(
   };
   const message = walk(value);
   return message === undefined ? undefined : { path, message };
-}
-
-/** Why a cron expression looks wrong, or `undefined` (a loose shape check only). */
-export function cronProblem(value: string): string | undefined {
-  const text = value.trim();
-  if (text.startsWith("@")) {
-    return CRON_NICKNAMES.includes(text.toLowerCase())
-      ? undefined
-      : `expected a cron nickname (${CRON_NICKNAMES.join(", ")}), got ${describeValue(value)}`;
-  }
-  const fields = text.split(/\s+/).filter((f) => f !== "");
-  if (fields.length < 5 || fields.length > 6) {
-    return `expected a cron expression with 5 or 6 fields (like "0 * * * *") or a nickname like "@daily", got ${
-      describeValue(value)
-    } (${fields.length} field${fields.length === 1 ? "" : "s"})`;
-  }
-  const bad = fields.find((f) => !/^[0-9A-Za-z*?/,#-]+$/.test(f));
-  return bad === undefined
-    ? undefined
-    : `expected a cron expression, got ${describeValue(value)} (field ${
-      JSON.stringify(bad)
-    } has characters cron does not use)`;
 }
 
 /** Why `value` does not have input type `type`, or `undefined` when it does. */

@@ -47,7 +47,7 @@ import type { Job, JobLogLevel } from "../jobs/job.ts";
 import { loadJob, resolveJobOptions, runJob } from "../jobs/run.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Clock, Key } from "../store/types.ts";
-import { DEFAULT_TIMEZONE, nextTick, previousTick, validateCron } from "./cron.ts";
+import { DEFAULT_TIMEZONE, nextTick, previousTick, validateCron } from "../cron.ts";
 import { type LastTick, tickKey, type TickLease, TickLeases } from "./lease.ts";
 
 export type { MissedPolicy, OverlapPolicy } from "../config.ts";

@@ -16,7 +16,7 @@
  * @module
  */
 import { Cron } from "croner";
-import { suggest } from "../_suggest.ts";
+import { suggest } from "./_suggest.ts";
 
 /** The zone schedules use unless one is given. */
 export const DEFAULT_TIMEZONE = "UTC";

@@ -1,0 +1,171 @@
+/**
+ * The module graph keeps its shape: no import cycles, and imports point down
+ * the layers.
+ *
+ * The layers, bottom up (an import may point to its own layer or one below):
+ *
+ * 0. **Ground vocabulary**: errors with codes (`src/errors.ts`), the clock and
+ *    timers, durations, cron expressions, log levels, the one module loader,
+ *    and private helpers (`src/_*.ts`). They import nothing of ours but each
+ *    other (and `deno.json`, for the version).
+ * 1. **The store**: the Store contract, the driver contract, `CoreStore` with
+ *    its fallbacks, keys, values, queries, leases (`src/store/`).
+ * 2. **On the store**: the plugin loader and `openStore` (`src/plugin.ts`), the
+ *    built-in plugins (`plugins/`), the state views (`src/state/`), the
+ *    wrappers (`src/wrappers/`), and the conformance suite (`src/testing/`).
+ * 3. **Flows**: parsing, templates, preparing and the storage-free executor
+ *    (`src/flow/`). A flow knows no store but through the state views.
+ * 4. **Records**: runs, versions, metrics, run ids, pruning, the one run
+ *    recorder (`src/records/`).
+ * 5. **The runtime**: config, `openRuntime`, `runFlow` with its recording.
+ * 6. **Jobs and the scheduler**: the job contract and runner (`src/jobs/`), the
+ *    built-in jobs (`jobs/`), the scheduler (`src/scheduler/`).
+ * 7. **The CLI** (`src/cli/`, `cli.ts`), then the public entry points.
+ *
+ * The exceptions below are named one by one, each with its reason; a new
+ * upward import fails this test until it is either removed or listed here.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+/** Layer of a module path (relative to the repository root), by the first matching prefix. */
+const LAYERS: [prefix: string, layer: number][] = [
+  ["src/errors.ts", 0],
+  ["src/clock.ts", 0],
+  ["src/duration.ts", 0],
+  ["src/log.ts", 0],
+  ["src/loader.ts", 0],
+  ["src/_", 0],
+  ["src/cron.ts", 0],
+  ["deno.json", 0],
+  ["src/store/", 1],
+  ["src/plugin.ts", 2],
+  ["plugins/", 2],
+  ["src/state/", 2],
+  ["src/wrappers/", 2],
+  ["src/testing/", 2],
+  ["src/flow/", 3],
+  ["src/records/", 4],
+  ["src/config", 5],
+  ["src/runtime.ts", 5],
+  ["src/run_flow.ts", 5],
+  ["src/jobs/", 6],
+  ["jobs/", 6],
+  ["src/scheduler/", 6],
+  ["src/cli/", 7],
+  ["cli.ts", 7],
+  ["mod.ts", 8],
+  ["testing.ts", 8],
+];
+
+/** Upward imports that are allowed, and why. */
+const EXCEPTIONS: [from: string, to: string, why: string][] = [
+  [
+    "src/flow/",
+    "src/records/types.ts",
+    "the vocabulary of runs (types only): the executor fills in a RunRecord and emits RunEvents, and never stores one",
+  ],
+  [
+    "src/config",
+    "src/jobs/builtin.ts",
+    "a table of built-in job names (no code), so the config can check job names without the job runner",
+  ],
+];
+
+function layerOf(path: string): number {
+  const found = LAYERS.find(([prefix]) => path.startsWith(prefix));
+  if (found === undefined) throw new Error(`no layer for ${path}: add it to LAYERS`);
+  return found[1];
+}
+
+async function entryPoints(): Promise<string[]> {
+  const entries = ["mod.ts", "cli.ts", "testing.ts"];
+  for (const dir of ["jobs", "plugins"]) {
+    for await (const e of Deno.readDir(`${ROOT}${dir}`)) {
+      if (e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")) {
+        entries.push(`${dir}/${e.name}`);
+      } else if (e.isDirectory && !e.name.startsWith("_") && e.name !== "testdata") {
+        try {
+          await Deno.stat(`${ROOT}${dir}/${e.name}/mod.ts`);
+          entries.push(`${dir}/${e.name}/mod.ts`);
+        } catch { /* not a module folder */ }
+      }
+    }
+  }
+  return entries;
+}
+
+/** Our own modules and the modules each imports (code or types), from `deno info --json`. */
+async function moduleGraph(): Promise<Map<string, Set<string>>> {
+  const prefix = new URL("../", import.meta.url).href;
+  const own = (s: string | undefined): s is string => s !== undefined && s.startsWith(prefix);
+  const edges = new Map<string, Set<string>>();
+  const infos = await Promise.all((await entryPoints()).map(async (entry) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", entry],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(out.success, `deno info ${entry}: ${new TextDecoder().decode(out.stderr)}`);
+    return JSON.parse(new TextDecoder().decode(out.stdout));
+  }));
+  for (const graph of infos) {
+    for (const m of graph.modules ?? []) {
+      if (!own(m.specifier)) continue;
+      const from = m.specifier.slice(prefix.length);
+      const to = edges.get(from) ?? new Set<string>();
+      for (const d of m.dependencies ?? []) {
+        for (const s of [d.code?.specifier, d.type?.specifier]) {
+          if (own(s)) to.add(s.slice(prefix.length));
+        }
+      }
+      edges.set(from, to);
+    }
+  }
+  return edges;
+}
+
+function cycles(edges: Map<string, Set<string>>): string[] {
+  const state = new Map<string, "open" | "done">();
+  const found: string[] = [];
+  const visit = (n: string, stack: string[]) => {
+    state.set(n, "open");
+    stack.push(n);
+    for (const t of edges.get(n) ?? []) {
+      if (state.get(t) === "open") found.push([...stack.slice(stack.indexOf(t)), t].join(" -> "));
+      else if (!state.has(t)) visit(t, stack);
+    }
+    stack.pop();
+    state.set(n, "done");
+  };
+  for (const n of [...edges.keys()].sort()) if (!state.has(n)) visit(n, []);
+  return found;
+}
+
+const graph = await moduleGraph();
+
+Deno.test("the module graph has no import cycle", () => {
+  assert.ok(graph.size > 50, `read ${graph.size} modules`);
+  assert.deepEqual(cycles(graph), []);
+});
+
+Deno.test("imports point down the layers, or are a named exception", () => {
+  const upward: string[] = [];
+  for (const [from, tos] of graph) {
+    for (const to of tos) {
+      if (layerOf(to) <= layerOf(from)) continue;
+      if (EXCEPTIONS.some(([f, t]) => from.startsWith(f) && to === t)) continue;
+      upward.push(`${from} (layer ${layerOf(from)}) -> ${to} (layer ${layerOf(to)})`);
+    }
+  }
+  assert.deepEqual(upward, []);
+});
+
+Deno.test("cycles() finds a cycle, and the layer check an upward import (the checks can fail)", () => {
+  const g = new Map([["a.ts", new Set(["b.ts"])], ["b.ts", new Set(["a.ts"])]]);
+  assert.deepEqual(cycles(g), ["a.ts -> b.ts -> a.ts"]);
+  assert.ok(layerOf("src/cli/main.ts") > layerOf("src/store/store.ts"));
+});
