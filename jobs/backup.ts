@@ -66,6 +66,7 @@ import {
   newSha256,
 } from "./_archive_format.ts";
 import { systemClock } from "../src/clock.ts";
+import { BackupError } from "../src/errors.ts";
 
 /** The `format` of a backup file's header. */
 export const BACKUP_FORMAT = "flowstate.backup";
@@ -221,7 +222,7 @@ export async function backupStore(
   const exclude = options.exclude;
   const marker = await store.get<{ file?: string }>(RESTORE_MARKER_KEY);
   if (marker !== null) {
-    throw new Error(
+    throw new BackupError(
       `${what}: it holds an unfinished restore${
         marker.value?.file ? ` of ${marker.value.file}` : ""
       }, so its content is partial; run the restore again to finish it first`,
@@ -290,7 +291,7 @@ export async function backupStore(
           await writer.abort();
           const change = n === entries ? "entries were rewritten" : `${entries} → ${n} entries`;
           if (attempt >= attempts) {
-            throw new Error(
+            throw new BackupError(
               `${what}: it changed while it was being read, in each of ${attempts} tries (last: ${change}); ` +
                 `stop its writers and try again, or use consistency "per-key" for a backup whose entries may come from different moments`,
             );
@@ -419,7 +420,7 @@ export async function backupStores(
     if (options.signal?.aborted) throw cancelled(what);
     const store = await runtime.store(name);
     if (single && await exists(out)) {
-      throw new Error(
+      throw new BackupError(
         `${what} store "${name}" to ${out}: the file exists; remove it or choose another`,
       );
     }

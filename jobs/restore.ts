@@ -51,6 +51,7 @@ import {
   RESTORE_MARKER_KEY,
 } from "./backup.ts";
 import { systemClock } from "../src/clock.ts";
+import { BackupError } from "../src/errors.ts";
 
 export { RESTORE_MARKER_KEY } from "./backup.ts";
 
@@ -487,13 +488,13 @@ export async function restoreBackup(
     if (!force && other.sha256 === verified.sha256) {
       resume = true;
     } else if (!force) {
-      throw new Error(
+      throw new BackupError(
         `${what}: it holds an unfinished restore of another backup (${other.file}, ${other.done} of ${other.entries} entries done); ` +
           `restore that file again to finish it, or pass force (--force) to clear the store and restore this one`,
       );
     }
   } else if (foreign !== null && !force) {
-    throw new Error(
+    throw new BackupError(
       `${what}: the store is not empty (it holds ${JSON.stringify(foreign)} and maybe more); ` +
         `pass force (--force) to delete everything in it first`,
     );
@@ -534,7 +535,7 @@ export async function restoreBackup(
     if (options.runId !== undefined) marker.runId = options.runId;
     const put = await store.set(RESTORE_MARKER_KEY, marker, { ifVersion: null });
     if (!put.ok) {
-      throw new Error(`${what}: another restore into this store started at the same time`);
+      throw new BackupError(`${what}: another restore into this store started at the same time`);
     }
     markerVersion = put.version;
   }
@@ -565,7 +566,7 @@ export async function restoreBackup(
       if (read.expiresAt === entry.expiresAt) return true;
       shift += (read.expiresAt ?? entry.expiresAt) - entry.expiresAt;
     }
-    throw new Error(
+    throw new BackupError(
       `${what}: could not set the exact expiry of ${
         JSON.stringify(entry.key)
       }; the clock is unsteady`,
@@ -635,7 +636,7 @@ export async function restoreBackup(
     });
     await writeBatch();
     if (again.sha256 !== verified.sha256) {
-      throw new Error(
+      throw new BackupError(
         `${what}: the file changed while it was being restored; the store holds a partial restore (marked); restore a sound file with force`,
       );
     }
@@ -690,7 +691,7 @@ const restoreJob: Job<RestoreOptions> = defineJob<RestoreOptions>({
       });
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
-        throw new Error(`Cannot restore ${options.file}: the file does not exist`, { cause: err });
+        throw new BackupError(`Cannot restore ${options.file}: the file does not exist`, { cause: err });
       }
       throw err;
     }

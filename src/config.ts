@@ -35,7 +35,7 @@
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
 import { durationProblem, parseDuration } from "./duration.ts";
 import { builtinJobNames } from "./jobs/builtin.ts";
@@ -253,13 +253,12 @@ export function parseConfigText(
   const source = new YamlSource(text, file, displayPath(file, cwd));
   const doc = source.doc;
   if (doc.errors.length > 0) {
-    const err = doc.errors[0];
-    const pos = err.linePos?.[0] ?? source.linePos(err.pos[0]);
-    const message = err.message.split(/ at line \d+, column \d+/)[0].split("\n")[0];
-    throw new ConfigError(
-      `${source.display}:${pos.line}:${pos.col}: invalid YAML: ${message}`,
-      { cause: err },
-    );
+    const issues = doc.errors.map((err) => {
+      const pos = err.linePos?.[0] ?? source.linePos(err.pos[0]);
+      const message = err.message.split(/ at line \d+, column \d+/)[0].split("\n")[0];
+      return { path: [], message: `invalid YAML: ${message}`, line: pos.line, column: pos.col };
+    });
+    throw ConfigError.fromIssues(issues, { file: source.display, cause: doc.errors[0] });
   }
   let raw: unknown;
   try {
@@ -279,7 +278,8 @@ export function parseConfigText(
     );
   }
   const env = options.env ?? ((name: string) => readEnv(name, undefined));
-  const substituted = substituteEnv(raw, [], env, source);
+  const problems = new ConfigProblems(source);
+  const substituted = substituteEnv(raw, [], env, source, problems);
   return resolveConfig(substituted as ConfigObject, {
     file,
     baseDir: dirname(file),
@@ -287,7 +287,7 @@ export function parseConfigText(
     home: options.home,
     env,
     source,
-  });
+  }, problems);
 }
 
 const TOP_LEVEL_FIELDS = ["stores", "scopes", "home", "records", "flows", "timezone", "jobs"];
@@ -353,29 +353,22 @@ interface ResolveContext {
   source?: YamlSource;
 }
 
-function resolveConfig(input: ConfigObject, ctx: ResolveContext): ResolvedConfig {
+function resolveConfig(
+  input: ConfigObject,
+  ctx: ResolveContext,
+  problems: ConfigProblems = new ConfigProblems(ctx.source),
+): ResolvedConfig {
   const where = (path: Path): string | undefined => ctx.source?.where(path);
-  const fail = (path: Path, message: string, more = 0): never => {
-    const field = fieldPath(path);
-    const location = ctx.source ? `${ctx.source.where(path)}: ` : "Invalid config: ";
-    throw new ConfigError(
-      `${location}${field ? `${field}: ` : ""}${message}${
-        more > 0 ? ` (and ${more} more problem${more === 1 ? "" : "s"})` : ""
-      }`,
-    );
-  };
+  const fail = (path: Path, message: string): void => problems.add(path, message);
 
   const parsed = configSchema.safeParse(input, { reportInput: true });
   if (!parsed.success) {
-    const issues = [...parsed.error.issues];
-    if (ctx.source) {
-      const offset = (i: z.core.$ZodIssue): number =>
-        ctx.source!.offset(issueLocationPath(i)) ?? Infinity;
-      issues.sort((a, b) => offset(a) - offset(b));
+    // Every shape problem at once; the checks below need a well-shaped config.
+    for (const issue of parsed.error.issues) {
+      const { path, message } = explainIssue(issue);
+      problems.add(path, message, issueLocationPath(issue));
     }
-    const first = issues[0];
-    const { path, message } = explainIssue(first);
-    fail(path, message, issues.length - 1);
+    throw problems.error();
   }
   const config = parsed.data!;
 
@@ -408,10 +401,7 @@ function resolveConfig(input: ConfigObject, ctx: ResolveContext): ResolvedConfig
           resolvePluginSpecifier(spec.plugin, ctx.baseDir);
         } catch (err) {
           if (!(err instanceof ConfigError)) throw err;
-          fail(
-            ["stores", name, "plugin"],
-            err.message.replace(/^Unknown plugin/, "unknown plugin"),
-          );
+          for (const issue of err.issues) fail(["stores", name, "plugin"], issue.message);
         }
       }
       stores[name] = Object.freeze({ ...spec });
@@ -446,7 +436,7 @@ function resolveConfig(input: ConfigObject, ctx: ResolveContext): ResolvedConfig
   if (config.timezone !== undefined) {
     const problem = timezoneProblem(config.timezone);
     if (problem !== undefined) fail(["timezone"], problem);
-    timezone = canonicalTimezone(config.timezone);
+    else timezone = canonicalTimezone(config.timezone);
   }
 
   const flowEntries = config.flows === undefined
@@ -480,7 +470,7 @@ function resolveConfig(input: ConfigObject, ctx: ResolveContext): ResolvedConfig
     if (job.timezone !== undefined) {
       const problem = timezoneProblem(job.timezone);
       if (problem !== undefined) fail(at("timezone"), problem);
-      jobTimezone = canonicalTimezone(job.timezone);
+      else jobTimezone = canonicalTimezone(job.timezone);
     }
     if (job.schedule !== undefined) {
       const problem = cronProblem(job.schedule, jobTimezone);
@@ -490,7 +480,7 @@ function resolveConfig(input: ConfigObject, ctx: ResolveContext): ResolvedConfig
     if (job.jitter !== undefined) {
       const problem = durationProblem(job.jitter);
       if (problem !== undefined) fail(at("jitter"), problem.message);
-      jitterMs = parseDuration(job.jitter, `jobs.${name}.jitter`);
+      else jitterMs = parseDuration(job.jitter, `jobs.${name}.jitter`);
     }
     jobs[name] = Object.freeze({
       enabled: job.enabled ?? true,
@@ -515,6 +505,7 @@ function resolveConfig(input: ConfigObject, ctx: ResolveContext): ResolvedConfig
     });
   }
 
+  if (problems.size > 0) throw problems.error();
   return Object.freeze({
     file: ctx.file,
     baseDir: ctx.baseDir,
@@ -631,16 +622,6 @@ function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: string } 
   }
 }
 
-function fieldPath(path: Path): string {
-  return path.map((p, i) =>
-    typeof p === "number"
-      ? `[${p}]`
-      : /^[A-Za-z_][\w-]*$/.test(p)
-      ? (i === 0 ? p : `.${p}`)
-      : `[${JSON.stringify(p)}]`
-  ).join("");
-}
-
 function describeValue(value: unknown): string {
   if (value === undefined) return "nothing";
   if (value === null) return "an empty value";
@@ -675,42 +656,82 @@ function substituteEnv(
   path: (string | number)[],
   env: (name: string) => string | undefined,
   source: YamlSource,
+  problems: ConfigProblems,
 ): unknown {
   if (typeof value === "string") {
     if (!value.includes("${")) return value;
     return value.replace(SUBSTITUTION, (match: string, inner: string | undefined) => {
       if (match === "$${") return "${";
       const ref = ENV_REFERENCE.exec(inner ?? "");
-      const where = `${source.where(path, "value")}: ${fieldPath(path)}`;
       if (!ref) {
-        throw new ConfigError(
-          `${where}: cannot substitute "${match}": only \${env.NAME} is supported; write $$${
+        problems.add(
+          path,
+          `cannot substitute "${match}": only \${env.NAME} is supported; write $$${
             match.slice(1)
           } for a literal "${match}"`,
+          path,
+          "value",
         );
+        return match;
       }
       const found = env(ref[1]);
       if (found === undefined) {
-        throw new ConfigError(
-          `${where}: environment variable ${ref[1]} is not set (used as \${env.${
+        problems.add(
+          path,
+          `environment variable ${ref[1]} is not set (used as \${env.${
             ref[1]
           }}); set it, or write $\${env.${ref[1]}} for a literal`,
+          path,
+          "value",
         );
+        return match;
       }
       return found;
     });
   }
   if (Array.isArray(value)) {
-    return value.map((item, i) => substituteEnv(item, [...path, i], env, source));
+    return value.map((item, i) => substituteEnv(item, [...path, i], env, source, problems));
   }
   if (typeof value === "object" && value !== null && !(value instanceof Uint8Array)) {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
-      out[k] = substituteEnv(v, [...path, k], env, source);
+      out[k] = substituteEnv(v, [...path, k], env, source, problems);
     }
     return out;
   }
   return value;
+}
+
+/** Every problem of one config, with positions when it came from a file. */
+class ConfigProblems {
+  readonly #source: YamlSource | undefined;
+  readonly #list: { problem: Problem; offset: number }[] = [];
+
+  constructor(source: YamlSource | undefined) {
+    this.#source = source;
+  }
+
+  get size(): number {
+    return this.#list.length;
+  }
+
+  /** A problem at `path`; its position is that of `at` (default: `path`). */
+  add(path: Path, message: string, at: Path = path, side: "key" | "value" = "key"): void {
+    const offset = this.#source?.offset(at, side);
+    const pos = this.#source ? this.#source.linePos(offset ?? 0) : undefined;
+    this.#list.push({
+      problem: { path: [...path], message, ...(pos ? { line: pos.line, column: pos.col } : {}) },
+      offset: offset ?? Infinity,
+    });
+  }
+
+  /** One error with every problem, in file order. */
+  error(): ConfigError {
+    const sorted = [...this.#list].sort((a, b) => a.offset - b.offset).map((p) => p.problem);
+    return this.#source
+      ? ConfigError.fromIssues(sorted, { file: this.#source.display })
+      : ConfigError.fromIssues(sorted, { prefix: "Invalid config: " });
+  }
 }
 
 function displayPath(file: string, cwd: string): string {

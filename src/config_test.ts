@@ -250,17 +250,69 @@ Deno.test("parseConfigText() rejects a home that is not a string", () => {
   );
 });
 
-Deno.test("parseConfigText() reports the first problem in file order and counts the rest", () => {
+Deno.test("parseConfigText() reports every shape problem at once, in file order", () => {
   assert.equal(
-    errorOf("home: 1\nstores:\n  a: 2\nextra: 3\n"),
-    "flowstate.yaml:1:1: home: expected a directory path, got the number 1 (and 2 more problems)",
+    errorOf("extra: 3\nhome: 1\nstores:\n  a: 2\n"),
+    [
+      "flowstate.yaml:1:1: extra: unknown field; the top level allows stores, scopes, home, records, flows, timezone, jobs",
+      "flowstate.yaml:2:1: home: expected a directory path, got the number 1",
+      'flowstate.yaml:4:3: stores.a: expected a mapping like "{ plugin: sqlite }", got the number 2',
+    ].join("\n"),
   );
+});
+
+Deno.test("parseConfigText() reports every problem at once, each with its place, path and issue", () => {
+  const text = [
+    "stores:",
+    '  main: { plugin: sqlte, path: "${env.NOPE}" }',
+    "scopes: { global: mian }",
+    "timezone: Europe/Pari",
+    "jobs:",
+    "  retention: { schedule: '@nightly', jitter: 5x }",
+    "",
+  ].join("\n");
+  let error: unknown;
+  try {
+    parseConfigText(text, {
+      file: "/project/flowstate.yaml",
+      cwd: "/project",
+      env: () => undefined,
+    });
+  } catch (err) {
+    error = err;
+  }
+  assert.ok(error instanceof ConfigError);
+  assert.equal(error.code, "CONFIG_INVALID");
+  assert.equal(error.file, "flowstate.yaml");
+  assert.deepEqual(error.issues.map((i) => [i.path.join("."), i.line, i.column]), [
+    ["stores.main.plugin", 2, 11],
+    ["stores.main.path", 2, 32],
+    ["scopes.global", 3, 11],
+    ["timezone", 4, 1],
+    ["jobs.retention.schedule", 6, 16],
+    ["jobs.retention.jitter", 6, 38],
+  ]);
+  assert.deepEqual(error.path, ["stores", "main", "plugin"]);
+  const lines = error.message.split("\n");
+  assert.equal(lines.length, 6);
+  assert.match(
+    lines[0],
+    /^flowstate\.yaml:2:11: stores\.main\.plugin: unknown plugin "sqlte" \(did you mean "sqlite"\?\)/,
+  );
+  assert.match(lines[1], /environment variable NOPE is not set/);
+  assert.match(lines[2], /no store named "mian" \(did you mean "main"\?\)/);
+  assert.match(lines[3], /unknown time zone "Europe\/Pari"/);
+  assert.match(lines[4], /unknown cron nickname "@nightly"/);
+  assert.match(lines[5], /5x/);
 });
 
 Deno.test("parseConfigText() gives file:line:column for malformed YAML", () => {
   assert.equal(
     errorOf("stores:\n  main:\n    plugin: memory\n   x: [\n"),
-    "flowstate.yaml:4:1: invalid YAML: All mapping items must start at the same column",
+    [
+      "flowstate.yaml:4:1: invalid YAML: All mapping items must start at the same column",
+      "flowstate.yaml:5:1: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]",
+    ].join("\n"),
   );
 });
 

@@ -1,9 +1,248 @@
 /**
- * Error classes callers are expected to catch. Everything else is a built-in
- * `TypeError` (bad argument) or `RangeError` (argument out of range).
+ * Every error Flowstate throws on purpose: a class with a stable
+ * {@linkcode FlowstateError.code} and structured fields, so callers (and the
+ * CLI, which maps errors to exit codes by class) never read a fact back out
+ * of a message. Everything else is a built-in `TypeError` (bad argument) or
+ * `RangeError` (argument out of range).
+ *
+ * | class | code | what |
+ * |---|---|---|
+ * | {@linkcode ConfigError} | `CONFIG_INVALID` | a config, plugin or job option is invalid |
+ * | {@linkcode FlowValidationError} | `FLOW_INVALID` | a flow (or its inputs) is invalid |
+ * | {@linkcode UnknownStoreError} | `STORE_UNKNOWN` | no store has that name |
+ * | {@linkcode StoreCorruptError} | `STORE_CORRUPT` | a store's file is damaged or too new |
+ * | {@linkcode StoreUnavailableError} | `STORE_UNAVAILABLE` | a backend cannot be reached |
+ * | {@linkcode StoreClosedError} | `STORE_CLOSED` | a store was used after it was closed |
+ * | {@linkcode ConflictError} | `CONFLICT` | a write lost to concurrent writers |
+ * | {@linkcode MigrationError} | `MIGRATION_FAILED` | a data migration failed or its lock is held |
+ * | {@linkcode BackupError} | `BACKUP_FAILED` | a backup or restore cannot be done |
+ *
+ * This module is the ground floor: it imports nothing.
  *
  * @module
  */
+
+/** The stable codes of {@linkcode FlowstateError}s. */
+export type ErrorCode =
+  | "CONFIG_INVALID"
+  | "FLOW_INVALID"
+  | "STORE_UNKNOWN"
+  | "STORE_CORRUPT"
+  | "STORE_UNAVAILABLE"
+  | "STORE_CLOSED"
+  | "CONFLICT"
+  | "MIGRATION_FAILED"
+  | "BACKUP_FAILED";
+
+/**
+ * The base of every error Flowstate throws on purpose.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError, FlowstateError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const err: unknown = new ConfigError("bad");
+ * assert.ok(err instanceof FlowstateError);
+ * assert.equal(err.code, "CONFIG_INVALID");
+ * ```
+ */
+export abstract class FlowstateError extends Error {
+  /** A stable code: what went wrong, for programs. */
+  abstract readonly code: ErrorCode;
+}
+
+/** A path into a document: `["nodes", 1, "needs", 0]`, `["stores", "main", "path"]`. */
+export type ProblemPath = (string | number)[];
+
+/** One thing wrong with a document (a flow, a config, options), and where. */
+export interface Problem {
+  /** What is wrong, without the position or path (`unknown node "bmp"`). */
+  message: string;
+  /** Where in the document; empty for the whole of it. */
+  path: ProblemPath;
+  /** 1-based line in the YAML source, when there is one. */
+  line?: number;
+  /** 1-based column in the YAML source, when there is one. */
+  column?: number;
+}
+
+/**
+ * A path as text: `nodes[1].needs[0]`, `inputs["my key"]`.
+ *
+ * @example
+ * ```ts
+ * import { formatPath } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(formatPath(["nodes", 1, "needs", 0]), "nodes[1].needs[0]");
+ * assert.equal(formatPath(["inputs", "my key"]), 'inputs["my key"]');
+ * ```
+ */
+export function formatPath(path: readonly (string | number)[]): string {
+  let out = "";
+  for (const segment of path) {
+    if (typeof segment === "number") out += `[${segment}]`;
+    else if (/^[A-Za-z_$][\w$-]*$/.test(segment)) out += out === "" ? segment : `.${segment}`;
+    else out += `[${JSON.stringify(segment)}]`;
+  }
+  return out;
+}
+
+/**
+ * One problem as a line of text: `file:line:column: path: message`. Parts
+ * that are unknown are left out; with a position but no file, the file is
+ * `<source>`.
+ *
+ * @example
+ * ```ts
+ * import { formatProblem } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const line = formatProblem({ message: "bad", path: ["home"], line: 1, column: 7 }, "flowstate.yaml");
+ * assert.equal(line, "flowstate.yaml:1:7: home: bad");
+ * ```
+ */
+export function formatProblem(problem: Problem, file?: string, source = "<source>"): string {
+  const where = problem.line !== undefined
+    ? `${file ?? source}:${problem.line}:${problem.column ?? 1}`
+    : file;
+  return [where, formatPath(problem.path), problem.message].filter((s) => s).join(": ");
+}
+
+/** Details of a {@linkcode ConfigError}. */
+export interface ConfigErrorOptions extends ErrorOptions {
+  /** Every problem found, with its path (and position, in a file). */
+  issues?: Problem[];
+  /** The config file (as shown to the user), when there is one. */
+  file?: string | null;
+}
+
+/**
+ * A configuration (file, object, plugin or job options) is invalid.
+ * {@linkcode ConfigError.issues} holds every problem with its path; the
+ * message says where (file:line:column when there is a file), what, and how
+ * to fix it, one problem per line.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const err = ConfigError.fromIssues([
+ *   { path: ["stores", "main", "plugin"], message: "expected a string", line: 3, column: 5 },
+ * ], { file: "flowstate.yaml" });
+ * assert.equal(err.message, "flowstate.yaml:3:5: stores.main.plugin: expected a string");
+ * assert.deepEqual(err.path, ["stores", "main", "plugin"]);
+ * ```
+ */
+export class ConfigError extends FlowstateError {
+  /** `"CONFIG_INVALID"`. */
+  readonly code = "CONFIG_INVALID" as const;
+  /** Every problem found (one, for errors made from a message alone). */
+  readonly issues: readonly Problem[];
+  /** The config file, or `null`. */
+  readonly file: string | null;
+
+  /** Create the error. Without `issues`, the message is the only problem, at the root. */
+  constructor(message: string, options: ConfigErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "ConfigError";
+    this.issues = Object.freeze([...(options.issues ?? [{ message, path: [] }])]);
+    this.file = options.file ?? null;
+  }
+
+  /** The path of the first problem (empty for the whole config). */
+  get path(): ProblemPath {
+    return this.issues[0]?.path ?? [];
+  }
+
+  /**
+   * The error for `issues`, its message one {@linkcode formatProblem} line
+   * per issue, each after `prefix` (`Invalid config: `, say) when given.
+   */
+  static fromIssues(
+    issues: Problem[],
+    options: { file?: string | null; prefix?: string; cause?: unknown } = {},
+  ): ConfigError {
+    const lines = issues.map((p) =>
+      `${options.prefix ?? ""}${formatProblem(p, options.file ?? undefined, "<config>")}`
+    );
+    return new ConfigError(lines.join("\n"), {
+      issues,
+      file: options.file ?? null,
+      ...(options.cause === undefined ? {} : { cause: options.cause }),
+    });
+  }
+}
+
+/**
+ * A flow is invalid (or, from `coerceInputs`, the inputs given to it are).
+ * {@linkcode FlowValidationError.problems} holds every problem found; the
+ * message lists them one per line as `file:line:column: path: message`.
+ * An input's problems have the path `["inputs", name]`.
+ *
+ * @example
+ * ```ts
+ * import { FlowValidationError, validateFlow } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const error = (() => {
+ *   try {
+ *     validateFlow({ id: "hello", nodes: [{ id: "a", type: "log", needs: ["b"] }] });
+ *   } catch (err) {
+ *     return err;
+ *   }
+ * })();
+ * assert.ok(error instanceof FlowValidationError);
+ * assert.equal(error.code, "FLOW_INVALID");
+ * assert.deepEqual(error.problems[0].path, ["nodes", 0, "needs", 0]);
+ * ```
+ */
+export class FlowValidationError extends FlowstateError {
+  /** `"FLOW_INVALID"`. */
+  readonly code = "FLOW_INVALID" as const;
+  /** Every problem found, in source order when positions are known. */
+  readonly problems: Problem[];
+  /** The flow file, when there is one. */
+  readonly file?: string;
+  /** Create the error; the message is built from `problems`. */
+  constructor(problems: Problem[], file?: string, options?: ErrorOptions) {
+    super(problems.map((p) => formatProblem(p, file, "<flow>")).join("\n"), options);
+    this.name = "FlowValidationError";
+    this.problems = problems;
+    if (file !== undefined) this.file = file;
+  }
+}
+
+/**
+ * No store has this name.
+ *
+ * @example
+ * ```ts
+ * import { openRuntime, UnknownStoreError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const err = await rt.store("mian").catch((e) => e);
+ * assert.ok(err instanceof UnknownStoreError);
+ * assert.equal(err.store, "mian");
+ * assert.deepEqual(err.known, ["main"]);
+ * ```
+ */
+export class UnknownStoreError extends FlowstateError {
+  /** `"STORE_UNKNOWN"`. */
+  readonly code = "STORE_UNKNOWN" as const;
+  /** The name asked for. */
+  readonly store: string;
+  /** The configured stores. */
+  readonly known: readonly string[];
+  /** Create the error. */
+  constructor(
+    message: string,
+    details: { store: string; known: readonly string[] },
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "UnknownStoreError";
+    this.store = details.store;
+    this.known = Object.freeze([...details.known]);
+  }
+}
 
 /**
  * A write could not be applied because a version check failed and retrying
@@ -13,11 +252,14 @@
  * @example
  * ```ts
  * import { ConflictError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  * const err = new ConflictError("Cannot increment counter: 10 concurrent writers won");
- * if (!(err.name === "ConflictError")) throw new Error("unexpected result");
+ * assert.equal(err.code, "CONFLICT");
  * ```
  */
-export class ConflictError extends Error {
+export class ConflictError extends FlowstateError {
+  /** `"CONFLICT"`. */
+  readonly code = "CONFLICT" as const;
   /** Create the error. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
@@ -27,20 +269,24 @@ export class ConflictError extends Error {
 
 /**
  * A store's file is damaged or has a format this version cannot read. The
- * damaged file has been moved aside (see {@linkcode StoreCorruptError.movedTo})
- * and never overwritten.
+ * damaged file is never overwritten; {@linkcode StoreCorruptError.movedTo}
+ * says where it was set aside, if it was.
  *
  * @example
  * ```ts
  * import { StoreCorruptError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  * const err = new StoreCorruptError("Cannot open store \"main\": bad JSON", {
  *   path: "state.json",
  *   movedTo: "state.json.corrupt-20260101T000000Z",
  * });
- * if (!(err.movedTo?.endsWith("Z"))) throw new Error("unexpected result");
+ * assert.equal(err.code, "STORE_CORRUPT");
+ * assert.ok(err.movedTo?.endsWith("Z"));
  * ```
  */
-export class StoreCorruptError extends Error {
+export class StoreCorruptError extends FlowstateError {
+  /** `"STORE_CORRUPT"`. */
+  readonly code = "STORE_CORRUPT" as const;
   /** The damaged file. */
   readonly path: string;
   /** Where the damaged file was moved, or `null` if it was left in place. */
@@ -59,21 +305,39 @@ export class StoreCorruptError extends Error {
 }
 
 /**
- * A configuration (file, object or plugin options) is invalid. The message says
- * where (file:line:column when there is a file), what, and how to fix it.
+ * A store's backend cannot be reached (a server that is down, refuses the
+ * connection, or does not answer in time). Plugins throw it when opening or
+ * using a store; the cause holds the backend's own error.
  *
  * @example
  * ```ts
- * import { ConfigError } from "@flowstate/core";
- * const err = new ConfigError("flowstate.yaml:3:5: stores.main.plugin: expected a string");
- * if (!(err.name === "ConfigError")) throw new Error("unexpected result");
+ * import { StoreUnavailableError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const err = new StoreUnavailableError(
+ *   'Cannot open store "main": postgres at 127.0.0.1:1 refused the connection',
+ *   { store: "main", address: "127.0.0.1:1" },
+ * );
+ * assert.equal(err.code, "STORE_UNAVAILABLE");
+ * assert.equal(err.address, "127.0.0.1:1");
  * ```
  */
-export class ConfigError extends Error {
+export class StoreUnavailableError extends FlowstateError {
+  /** `"STORE_UNAVAILABLE"`. */
+  readonly code = "STORE_UNAVAILABLE" as const;
+  /** The store's name. */
+  readonly store: string;
+  /** Where the backend was looked for (`host:port`, a socket), when known. */
+  readonly address: string | null;
   /** Create the error. */
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(
+    message: string,
+    details: { store: string; address?: string | null },
+    options?: ErrorOptions,
+  ) {
     super(message, options);
-    this.name = "ConfigError";
+    this.name = "StoreUnavailableError";
+    this.store = details.store;
+    this.address = details.address ?? null;
   }
 }
 
@@ -83,19 +347,65 @@ export class ConfigError extends Error {
  * @example
  * ```ts
  * import { openStore, StoreClosedError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  * const store = await openStore({ plugin: "memory" });
  * await store.close();
- * try {
- *   await store.get(["a"]);
- * } catch (err) {
- *   if (!(err instanceof StoreClosedError)) throw new Error("unexpected result");
- * }
+ * await assert.rejects(() => store.get(["a"]), StoreClosedError);
  * ```
  */
-export class StoreClosedError extends Error {
+export class StoreClosedError extends FlowstateError {
+  /** `"STORE_CLOSED"`. */
+  readonly code = "STORE_CLOSED" as const;
   /** Create the error. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "StoreClosedError";
+  }
+}
+
+/**
+ * A failure of a data migration run: a migration threw, the lock is held or
+ * was lost, the folder is missing, or a module is not a migration.
+ *
+ * @example
+ * ```ts
+ * import { MigrationError, migrateUp, openStore } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * await using store = await openStore({ plugin: "memory" });
+ * const err = await migrateUp(store, "./no-such-folder").catch((e) => e);
+ * assert.ok(err instanceof MigrationError);
+ * assert.equal(err.code, "MIGRATION_FAILED");
+ * ```
+ */
+export class MigrationError extends FlowstateError {
+  /** `"MIGRATION_FAILED"`. */
+  readonly code = "MIGRATION_FAILED" as const;
+  /** Create the error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "MigrationError";
+  }
+}
+
+/**
+ * A backup or restore cannot be done: the file is missing or damaged, the
+ * target is not empty, another restore runs, a store changed throughout.
+ * Nothing already stored was changed when it is thrown.
+ *
+ * @example
+ * ```ts
+ * import { BackupError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const err = new BackupError('Cannot restore old.fsbackup into store "main": it is not empty');
+ * assert.equal(err.code, "BACKUP_FAILED");
+ * ```
+ */
+export class BackupError extends FlowstateError {
+  /** `"BACKUP_FAILED"`. */
+  readonly code = "BACKUP_FAILED" as const;
+  /** Create the error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "BackupError";
   }
 }

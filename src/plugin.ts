@@ -7,7 +7,7 @@
 import { resolve } from "node:path";
 import { importDefault, importFailure, moduleUrl } from "./loader.ts";
 import { z } from "zod";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
 import type { StoreDriver } from "./store/driver.ts";
 import { wrapDriver } from "./store/store.ts";
@@ -151,11 +151,13 @@ export function resolvePluginSpecifier(specifier: string, baseDir: string): stri
   }
   const url = moduleUrl(specifier, baseDir);
   if (url !== undefined) return url;
-  throw new ConfigError(
-    `Unknown plugin "${specifier}"${didYouMean(specifier, builtinPluginNames())}: use a built-in (${
-      builtinPluginNames().join(", ")
-    }), a file path starting with ./ or /, or a specifier like npm:name or jsr:@scope/name`,
-  );
+  const fix = `use a built-in (${
+    builtinPluginNames().join(", ")
+  }), a file path starting with ./ or /, or a specifier like npm:name or jsr:@scope/name`;
+  const unknown = `unknown plugin "${specifier}"${didYouMean(specifier, builtinPluginNames())}`;
+  throw new ConfigError(`U${unknown.slice(1)}: ${fix}`, {
+    issues: [{ path: ["plugin"], message: `${unknown}: ${fix}` }],
+  });
 }
 
 /**
@@ -185,17 +187,15 @@ export async function loadPlugin(
   try {
     exported = await importDefault(url);
   } catch (err) {
-    throw new ConfigError(
-      `Cannot load plugin "${specifier}"${forStore}: ${
-        importFailure(err)
-      }. Check the path or specifier (resolved to ${url})`,
-      { cause: err },
-    );
+    const message = `Cannot load plugin "${specifier}"${forStore}: ${
+      importFailure(err)
+    }. Check the path or specifier (resolved to ${url})`;
+    throw new ConfigError(message, { cause: err, issues: [{ path: ["plugin"], message }] });
   }
   if (!isPlugin(exported)) {
-    throw new ConfigError(
-      `Cannot load plugin "${specifier}"${forStore}: its default export is not a plugin; export default definePlugin({ name, optionsSchema, open })`,
-    );
+    const message =
+      `Cannot load plugin "${specifier}"${forStore}: its default export is not a plugin; export default definePlugin({ name, optionsSchema, open })`;
+    throw new ConfigError(message, { issues: [{ path: ["plugin"], message }] });
   }
   return exported;
 }
@@ -252,7 +252,11 @@ export async function openStore(spec: StoreSpec, options: OpenStoreOptions = {})
     storeName: options.name,
   });
   const name = options.name ?? plugin.name;
-  const validated = await validateOptions(plugin, rawOptions, `store "${name}"`);
+  const validated = await validateOptions(
+    plugin,
+    rawOptions,
+    `Cannot open store "${name}" (plugin "${plugin.name}")`,
+  );
   let home = options.home;
   const driver = await plugin.open(validated, {
     storeName: name,
@@ -267,35 +271,61 @@ export async function openStore(spec: StoreSpec, options: OpenStoreOptions = {})
 }
 
 /**
+ * Check options against a plugin's (or job's) schema: the value, or every
+ * problem with its path (`["path"]` for the option `path`; an unknown option
+ * is a problem at its own name, with a suggestion).
+ */
+export async function checkOptions<O>(
+  definition: { optionsSchema: OptionsSchema<O> },
+  raw: unknown,
+): Promise<{ ok: true; value: O } | { ok: false; issues: Problem[] }> {
+  const result = await definition.optionsSchema["~standard"].validate(raw);
+  if (!result.issues) return { ok: true, value: result.value };
+  const known = knownOptions(definition.optionsSchema);
+  const issues: Problem[] = [];
+  for (const issue of result.issues) {
+    const path = (issue.path ?? []).map((p) =>
+      String(typeof p === "object" && p !== null ? p.key : p)
+    );
+    // zod reports unknown keys as one issue with the names in `keys`.
+    const keys = (issue as { code?: unknown; keys?: unknown }).code === "unrecognized_keys"
+      ? (issue as { keys?: unknown }).keys
+      : undefined;
+    if (Array.isArray(keys) && keys.every((k) => typeof k === "string")) {
+      for (const key of keys) {
+        issues.push({
+          path: [...path, key],
+          message: `unknown option "${key}"${known ? didYouMean(key, known) : ""}`,
+        });
+      }
+    } else {
+      issues.push({ path, message: issue.message });
+    }
+  }
+  return { ok: false, issues };
+}
+
+/**
  * Validate options against a plugin's (or job's) schema; a {@linkcode ConfigError}
- * naming the subject, each bad option and the expected shape.
+ * whose issues name each bad option, and whose message starts with `action`
+ * (`Cannot open store "main" (plugin "sqlite")`) and ends with the expected shape.
  */
 export async function validateOptions<O>(
   definition: { name: string; optionsSchema: OptionsSchema<O> },
   raw: unknown,
-  subject: string,
+  action: string,
 ): Promise<O> {
-  const result = await definition.optionsSchema["~standard"].validate(raw);
-  if (!result.issues) return result.value;
-  const known = knownOptions(definition.optionsSchema);
-  const problems = result.issues.map((issue) => {
-    const path = (issue.path ?? []).map((p) =>
-      String(typeof p === "object" && p !== null ? p.key : p)
-    );
-    let message = issue.message;
-    const unknownKeys = /Unrecognized keys?: (.*)/.exec(message);
-    if (unknownKeys && known) {
-      const names = [...unknownKeys[1].matchAll(/"([^"]+)"/g)].map((m) => m[1]);
-      message = names.map((n) => `unknown option "${n}"${didYouMean(n, known)}`).join("; ");
-      return message;
-    }
-    return path.length ? `option "${path.join(".")}": ${message}` : message;
-  });
+  const checked = await checkOptions(definition, raw);
+  if (checked.ok) return checked.value;
+  const text = checked.issues.map((issue) =>
+    issue.message.startsWith("unknown option ") || issue.path.length === 0
+      ? issue.message
+      : `option "${issue.path.join(".")}": ${issue.message}`
+  );
   const shape = describeShape(definition.optionsSchema);
   throw new ConfigError(
-    `Cannot open ${subject} (plugin "${definition.name}"): ${problems.join("; ")}${
-      shape ? `. Expected options: ${shape}` : ""
-    }`,
+    `${action}: ${text.join("; ")}${shape ? `. Expected options: ${shape}` : ""}`,
+    { issues: checked.issues },
   );
 }
 

@@ -67,7 +67,11 @@ export async function runFlow(
   }
   const { parsed, prepared } = await loadFlow(flow, { cwd: host.cwd });
   const def = prepared.definition;
-  const inputs = coerceInputs(def, options.input ?? {}, { fromStrings: options.inputFromStrings });
+  const inputs = coerceInputs(def, options.input ?? {}, {
+    fromStrings: options.inputFromStrings,
+    locate: parsed.locate,
+    file: parsed.file,
+  });
   const envSource = options.env ?? Deno.env.toObject();
   const env: Record<string, string> = {};
   for (const name of def.env ?? []) {

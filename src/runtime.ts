@@ -12,7 +12,13 @@ import {
   type Scope,
   SCOPES,
 } from "./config.ts";
-import { ConfigError, StoreClosedError } from "./errors.ts";
+import {
+  ConfigError,
+  type Problem,
+  type ProblemPath,
+  StoreClosedError,
+  UnknownStoreError,
+} from "./errors.ts";
 import { openStore } from "./plugin.ts";
 import type { Clock, Store } from "./store/types.ts";
 import { didYouMean } from "./_suggest.ts";
@@ -128,8 +134,6 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
   );
 }
 
-const OPTION_IN_MESSAGE = /(?:unknown )?option "([^".]+)/;
-
 class FlowstateRuntime implements Runtime {
   readonly config: ResolvedConfig;
   readonly home: string;
@@ -155,10 +159,11 @@ class FlowstateRuntime implements Runtime {
     }
     if (typeof name !== "string" || !Object.hasOwn(this.config.stores, name)) {
       return Promise.reject(
-        new RangeError(
+        new UnknownStoreError(
           `Cannot open store "${String(name)}": no such store${
             didYouMean(String(name), this.storeNames)
           }; the configured stores are ${this.storeNames.map((n) => `"${n}"`).join(", ")}`,
+          { store: String(name), known: this.storeNames },
         ),
       );
     }
@@ -208,19 +213,25 @@ class FlowstateRuntime implements Runtime {
     }
   }
 
-  /** Prefix a plugin's ConfigError with where the store (or option) is written. */
+  /** Prefix a plugin's ConfigError with where the store (or its first bad option) is written. */
   #locate(err: unknown, name: string): unknown {
     if (!(err instanceof ConfigError) || this.config.file === null) return err;
-    const option = OPTION_IN_MESSAGE.exec(err.message)?.[1];
-    const path = option !== undefined && Object.hasOwn(this.config.stores[name], option)
-      ? ["stores", name, option]
-      : /^Cannot load plugin/.test(err.message)
-      ? ["stores", name, "plugin"]
-      : ["stores", name];
+    const spec = this.config.stores[name];
+    const within = (issue: Problem): ProblemPath => {
+      const option = issue.path[0];
+      return typeof option === "string" && Object.hasOwn(spec, option)
+        ? ["stores", name, option]
+        : ["stores", name];
+    };
+    const path = within(err.issues[0] ?? { path: [], message: "" });
     const where = this.config.where(path);
-    return where === undefined
-      ? err
-      : new ConfigError(`${where}: ${path.join(".")}: ${err.message}`, { cause: err });
+    if (where === undefined) return err;
+    const issues = err.issues.map((issue) => ({ ...issue, path: within(issue) }));
+    return new ConfigError(`${where}: ${path.join(".")}: ${err.message}`, {
+      cause: err,
+      issues,
+      file: this.config.file,
+    });
   }
 
   close(): Promise<void> {

@@ -6,6 +6,7 @@ import { definePlugin, type Plugin } from "./plugin.ts";
 import { openRuntime } from "./runtime.ts";
 import type { StoreDriver } from "./store/driver.ts";
 import { MemoryDriver } from "../plugins/memory.ts";
+import { UnknownStoreError } from "./errors.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-runtime-" });
@@ -87,7 +88,10 @@ Deno.test("Runtime.store() rejects an unknown name with the known names and a su
     config: { stores: { main: { plugin: "memory" }, cache: { plugin: "memory" } } },
   });
   await assert.rejects(runtime.store("mian"), (err: Error) => {
-    assert.ok(err instanceof RangeError);
+    assert.ok(err instanceof UnknownStoreError);
+    assert.equal(err.code, "STORE_UNKNOWN");
+    assert.equal(err.store, "mian");
+    assert.deepEqual(err.known, ["main", "cache"]);
     assert.equal(
       err.message,
       'Cannot open store "mian": no such store (did you mean "main"?); the configured stores are "main", "cache"',

@@ -297,13 +297,15 @@ Deno.test("flowstate run rejects every kind of invalid flow with exit 2, all pro
       {
         name: "unknown input",
         args: ["counter.flow.yaml", "--input", "bz=1"],
-        errors: ['counter.flow.yaml: input "bz": unknown input (did you mean "by"?)'],
+        errors: [
+          'counter.flow.yaml: inputs.bz: unknown input (did you mean "by"?) (from --input bz=1)',
+        ],
       },
       {
         name: "missing module",
         yaml: `id: bad\nnodes:\n  - id: a\n    type: ${MISSING_NODE}\n`,
         errors: [
-          `missing-module.flow.yaml:4:11: nodes[0].type: cannot load node module ${MISSING_NODE}: Module not found "${MISSING_NODE}".`,
+          `missing-module.flow.yaml:4:11: nodes[0].type: cannot load node module ${MISSING_NODE}: Module not found "${MISSING_NODE}"`,
         ],
       },
       {

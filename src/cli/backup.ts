@@ -34,6 +34,7 @@ import {
   interruptible,
   stderrLogger,
 } from "./common.ts";
+import { BackupError, StoreCorruptError } from "../errors.ts";
 
 /** Options of `flowstate backup`. */
 export interface BackupCommandOptions {
@@ -70,10 +71,7 @@ function failure(err: unknown): number {
     return EXIT_INTERRUPTED;
   }
   // Known failures of these commands: one line, exit 1 (unexpected errors go to main's handler).
-  if (
-    err instanceof Error &&
-    (err.name === "StoreCorruptError" || /^Cannot (back up|restore)/.test(err.message))
-  ) {
+  if (err instanceof BackupError || err instanceof StoreCorruptError) {
     console.error(`error: ${err.message.split("\n")[0]}`);
     return 1;
   }

@@ -12,8 +12,8 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import denoJson from "../../deno.json" with { type: "json" };
-import { ConfigError } from "../errors.ts";
-import type { GlobalOptions } from "./common.ts";
+import { ConfigError, FlowstateError, FlowValidationError, UnknownStoreError } from "../errors.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type GlobalOptions } from "./common.ts";
 import { UsageError } from "./input.ts";
 
 const HELP_AFTER = `
@@ -402,24 +402,29 @@ export async function main(args: readonly string[]): Promise<number> {
   }
 }
 
+/** The exit code of an error, by its class. */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof UsageError || err instanceof ConfigError) return EXIT_USAGE;
+  if (err instanceof FlowValidationError || err instanceof UnknownStoreError) return EXIT_USAGE;
+  return EXIT_FAILURE;
+}
+
 /** Print an error and choose its exit code. */
 function report(err: unknown, debug: boolean): number {
   if (err instanceof CommanderError) {
     // Commander already printed its message (or the help / version).
-    if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return 0;
-    if (err.code === "commander.help") return err.exitCode === 0 ? 0 : 2;
-    return 2;
+    if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return EXIT_OK;
+    if (err.code === "commander.help") return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    return EXIT_USAGE;
   }
   if (err instanceof Error && err.name === "SuppressedError" && "suppressed" in err) {
     // The command failed and closing the runtime failed too: the command's error matters.
     err = err.suppressed;
   }
-  // By name, so that the flow modules load only when a flow command runs.
-  const invalidFlow = err instanceof Error && err.name === "FlowValidationError";
-  const usage = err instanceof UsageError || err instanceof ConfigError || invalidFlow;
   const message = err instanceof Error ? err.message : String(err);
-  if (invalidFlow || debug) {
-    // Every problem of a flow, one `file:line:column: path: message` per line.
+  // Every problem of a flow or a config, one `file:line:column: path: message` per line.
+  const listsProblems = err instanceof FlowValidationError || err instanceof ConfigError;
+  if (listsProblems || debug) {
     for (const line of message.split("\n")) console.error(`error: ${line}`);
   } else {
     // One line: a multi-line message (a backend's, say) is cut.
@@ -430,16 +435,9 @@ function report(err: unknown, debug: boolean): number {
       console.error(e instanceof Error ? (e.stack ?? String(e)) : String(e));
       if (!(e instanceof Error)) break;
     }
-  } else if (!usage && !(err instanceof Error && KNOWN_FAILURES.has(err.name))) {
+  } else if (!(err instanceof UsageError) && !(err instanceof FlowstateError)) {
+    // Our own errors say everything a user needs; anything else may be a bug.
     console.error("(run again with --debug for the stack trace)");
   }
-  return usage ? 2 : 1;
+  return exitCodeOf(err);
 }
-
-/** Errors whose message says everything a user needs. */
-const KNOWN_FAILURES = new Set([
-  "StoreCorruptError",
-  "StoreClosedError",
-  "ConflictError",
-  "MigrationError",
-]);

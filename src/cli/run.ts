@@ -20,7 +20,7 @@ import {
   loadFlowFile,
   type ParsedFlow,
 } from "../flow/parse.ts";
-import { loadFlow } from "../flow/load.ts";
+import { type LoadedFlow, loadFlow } from "../flow/load.ts";
 import type { RunEvent, RunRecord } from "../records/types.ts";
 import { openRuntime } from "../runtime.ts";
 import { formatDuration, shortHash } from "./format.ts";
@@ -71,24 +71,28 @@ export async function runCommand(
   global: GlobalOptions,
 ): Promise<number> {
   const input = parseInputPairs(options.input ?? []);
-  // Checked here (runFlow checks again) so that messages name the file as it was
-  // given, and so that problems with the flow and with the inputs show together.
+  // Loaded here, once, so that messages name the file as it was given, and so
+  // that problems with the flow and with the inputs show together.
   const parsed = await loadFlowFile(file);
   const problems: FlowProblem[] = [];
+  let loaded: LoadedFlow | undefined;
   try {
-    await loadFlow(parsed);
+    loaded = await loadFlow(parsed);
   } catch (err) {
     if (!(err instanceof FlowValidationError)) throw err;
     problems.push(...err.problems);
   }
   problems.push(...inputProblems(parsed, input));
-  if (problems.length > 0) throw new FlowValidationError(problems, parsed.file);
+  if (problems.length > 0 || loaded === undefined) {
+    throw new FlowValidationError(problems, parsed.file);
+  }
+  const flow = loaded;
   await using runtime = await openRuntime({ config: global.config });
 
   const { value: record, interrupted } = await interruptible(
     "Cancelling the run",
     (signal) =>
-      runtime.runFlow(parsed, {
+      runtime.runFlow(flow, {
         input,
         inputFromStrings: true,
         signal,
@@ -108,24 +112,18 @@ export async function runCommand(
  */
 function inputProblems(parsed: ParsedFlow, given: Record<string, string>): FlowProblem[] {
   try {
-    coerceInputs(parsed.definition, given, { fromStrings: true });
+    coerceInputs(parsed.definition, given, { fromStrings: true, locate: parsed.locate });
     return [];
   } catch (err) {
     if (!(err instanceof FlowValidationError)) throw err;
-    const declared = Object.keys(parsed.definition.inputs ?? {});
+    // Say which --input a problem came from, or which one to add.
     return err.problems.map((problem): FlowProblem => {
-      const name = declared.find((n) => problem.message.startsWith(`input "${n}": `));
-      if (name === undefined) return problem;
-      const reason = problem.message.slice(`input "${name}": `.length);
-      const at = parsed.locate(["inputs", name]);
-      return {
-        message: Object.hasOwn(given, name)
-          ? `${reason} (from --input ${name}=${given[name]})`
-          : `${reason}; pass --input ${name}=VALUE`,
-        path: ["inputs", name],
-        line: at?.line,
-        column: at?.column,
-      };
+      const [root, name] = problem.path;
+      if (root !== "inputs" || typeof name !== "string") return problem;
+      const hint = Object.hasOwn(given, name)
+        ? ` (from --input ${name}=${given[name]})`
+        : `; pass --input ${name}=VALUE`;
+      return { ...problem, message: `${problem.message}${hint}` };
     });
   }
 }

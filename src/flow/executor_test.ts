@@ -4,6 +4,7 @@ import { defineNode, openStore, Records, type Store } from "../../mod.ts";
 import { fakeClock } from "../testing/clock.ts";
 import type { Timers } from "../clock.ts";
 import { type FlowHost, runFlow } from "../run_flow.ts";
+import { FlowValidationError } from "../errors.ts";
 
 function hostOn(store: Store, clock = fakeClock()): FlowHost {
   return {
@@ -282,7 +283,11 @@ Deno.test("runFlow() rejects bad inputs before writing anything", async () => {
   await using store = await openStore({ plugin: "memory" });
   await assert.rejects(
     runFlow(hostOn(store), "examples/counter.flow.yaml", { input: { by: "three" } }),
-    /input "by"/,
+    (err) =>
+      err instanceof FlowValidationError &&
+      JSON.stringify(err.problems[0].path) === '["inputs","by"]' &&
+      err.problems[0].line === 7 &&
+      /counter\.flow\.yaml:7:7: inputs\.by: expected a number/.test(err.message),
   );
   await assert.rejects(
     runFlow(hostOn(store), { id: "bad", nodes: [node("x", "nope")] }),

@@ -11,11 +11,25 @@ import { loadFlowFile, type ParsedFlow, validateFlow } from "./parse.ts";
 import { prepareFlow } from "./prepare.ts";
 import type { FlowDefinition } from "./types.ts";
 
-/** A flow given as a path, a definition object, or already parsed. */
-export type FlowSource = string | FlowDefinition | Record<string, unknown> | ParsedFlow;
+/** A flow parsed, validated and prepared: what {@linkcode loadFlow} returns. */
+export interface LoadedFlow {
+  /** The validated flow, with positions in its source. */
+  parsed: ParsedFlow;
+  /** Node types resolved and templates compiled. */
+  prepared: PreparedFlow;
+}
+
+/** A flow given as a path, a definition object, already parsed, or already loaded. */
+export type FlowSource =
+  | string
+  | FlowDefinition
+  | Record<string, unknown>
+  | ParsedFlow
+  | LoadedFlow;
 
 /**
  * Load, validate and prepare a flow without running it or writing anything.
+ * A flow loaded already is returned as it is, so it is validated once.
  *
  * @example
  * ```ts
@@ -28,7 +42,8 @@ export type FlowSource = string | FlowDefinition | Record<string, unknown> | Par
 export async function loadFlow(
   flow: FlowSource,
   options: { cwd?: string } = {},
-): Promise<{ parsed: ParsedFlow; prepared: PreparedFlow }> {
+): Promise<LoadedFlow> {
+  if (isLoaded(flow)) return flow;
   const cwd = options.cwd ?? Deno.cwd();
   let parsed: ParsedFlow;
   if (typeof flow === "string") {
@@ -39,6 +54,11 @@ export async function loadFlow(
     baseDir: parsed.file ? dirname(resolve(cwd, parsed.file)) : cwd,
   });
   return { parsed, prepared };
+}
+
+function isLoaded(flow: unknown): flow is LoadedFlow {
+  return typeof flow === "object" && flow !== null && "prepared" in flow && "parsed" in flow &&
+    isParsed((flow as LoadedFlow).parsed);
 }
 
 function isParsed(flow: unknown): flow is ParsedFlow {

@@ -32,76 +32,15 @@ import {
 import { compileValue, TemplateError } from "./template/mod.ts";
 import type { FlowDefinition, InputType } from "./types.ts";
 import { namesModule } from "../loader.ts";
+import { FlowValidationError, formatPath, type Problem, type ProblemPath } from "../errors.ts";
 
 /** A path into a flow definition: `["nodes", 1, "needs", 0]`. */
-export type FlowPath = (string | number)[];
+export type FlowPath = ProblemPath;
 
-/** One thing wrong with a flow. */
-export interface FlowProblem {
-  /** What is wrong, without the position or path (`unknown node "bmp"`). */
-  message: string;
-  /** Where in the definition (`["nodes", 1, "needs", 0]`); empty for the whole flow. */
-  path: FlowPath;
-  /** 1-based line in the YAML source, when there is one. */
-  line?: number;
-  /** 1-based column in the YAML source, when there is one. */
-  column?: number;
-}
+/** One thing wrong with a flow (see {@linkcode Problem}). */
+export type FlowProblem = Problem;
 
-/**
- * A flow is invalid (or, from `coerceInputs`, the inputs given to it are).
- * {@linkcode FlowValidationError.problems} holds every problem found; the
- * message lists them one per line as `file:line:column: path: message`.
- *
- * @example
- * ```ts
- * import { FlowValidationError, validateFlow } from "@flowstate/core";
- * try {
- *   validateFlow({ id: "hello", nodes: [{ id: "a", type: "log", needs: ["b"] }] });
- *   throw new Error("expected a FlowValidationError");
- * } catch (error) {
- *   if (!(error instanceof FlowValidationError)) throw error;
- *   // error.message: nodes[0].needs[0]: unknown node "b" (did you mean "a"?)
- *   const [problem] = error.problems;
- *   if (problem.path.join(".") !== "nodes.0.needs.0") throw new Error(error.message);
- * }
- * ```
- */
-export class FlowValidationError extends Error {
-  /** Every problem found, in source order when positions are known. */
-  readonly problems: FlowProblem[];
-  /** The flow file, when there is one. */
-  readonly file?: string;
-  /** Create the error; the message is built from `problems`. */
-  constructor(problems: FlowProblem[], file?: string, options?: ErrorOptions) {
-    super(problems.map((p) => formatProblem(p, file)).join("\n"), options);
-    this.name = "FlowValidationError";
-    this.problems = problems;
-    if (file !== undefined) this.file = file;
-  }
-}
-
-/**
- * One problem as a line of text: `file:line:column: path: message`. Parts
- * that are unknown are left out; a source without a file name is `<flow>`.
- */
-export function formatProblem(problem: FlowProblem, file?: string): string {
-  const where = problem.line !== undefined
-    ? `${file ?? "<flow>"}:${problem.line}:${problem.column ?? 1}`
-    : file;
-  return [where, formatPath(problem.path), problem.message].filter((s) => s).join(": ");
-}
-
-/** A path as text: `nodes[1].needs[0]`, `inputs["my key"]`. */
-export function formatPath(path: readonly (string | number)[]): string {
-  let out = "";
-  for (const segment of path) {
-    if (typeof segment === "number") out += `[${segment}]`;
-    else if (/^[A-Za-z_$][\w$-]*$/.test(segment)) out += out === "" ? segment : `.${segment}`;
-    else out += `[${JSON.stringify(segment)}]`;
-  }
-  return out;
-}
+export { FlowValidationError, formatPath };
 
 /** A validated flow, with a way back to positions in its YAML source. */
 export interface ParsedFlow {
@@ -854,6 +793,10 @@ export interface CoerceInputsOptions {
    * for objects and arrays, and for `any` JSON when it parses, else the text.
    */
   fromStrings?: boolean;
+  /** Positions of declared inputs in the flow's source (a parsed flow's `locate`). */
+  locate?: ParsedFlow["locate"];
+  /** The flow file, for messages. */
+  file?: string;
 }
 
 /**
@@ -866,8 +809,8 @@ export interface CoerceInputsOptions {
  * @param given The inputs given by the caller.
  * @param options `fromStrings` to parse textual values per their declared type.
  * @returns Every declared input with a value (copies, never the caller's objects).
- * @throws {FlowValidationError} listing every problem, e.g.
- *   `input "by": expected a number, got "abc"`.
+ * @throws {FlowValidationError} listing every problem, each with the path
+ *   `["inputs", name]`, e.g. `inputs.by: expected a number, got "abc"`.
  *
  * @example
  * ```ts
@@ -897,8 +840,11 @@ export function coerceInputs(
   const declared = flow.inputs ?? {};
   const names = Object.keys(declared);
   const problems: FlowProblem[] = [];
-  const problem = (name: string, message: string) =>
-    problems.push({ message: `input "${name}": ${message}`, path: [] });
+  const problem = (name: string, message: string) => {
+    const path = ["inputs", name];
+    const at = Object.hasOwn(declared, name) ? options.locate?.(path) : undefined;
+    problems.push({ message, path, ...(at ? { line: at.line, column: at.column } : {}) });
+  };
   for (const name of Object.keys(given)) {
     if (Object.hasOwn(declared, name) || given[name] === undefined) continue;
     const hint = didYouMean(name, names) ||
@@ -949,7 +895,7 @@ export function coerceInputs(
     }
     result[name] = JSON.parse(JSON.stringify(value));
   }
-  if (problems.length > 0) throw new FlowValidationError(problems);
+  if (problems.length > 0) throw new FlowValidationError(problems, options.file);
   return result;
 }
 

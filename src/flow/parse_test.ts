@@ -773,29 +773,29 @@ Deno.test("coerceInputs() reports unknown, missing and mistyped inputs together"
     {
       name: "FlowValidationError",
       message: [
-        'input "bye": unknown input (did you mean "by"?)',
-        'input "by": expected a number, got "abc"',
-        'input "name": required (it has no default) but not given',
-        'input "verbose": expected true or false, got 1',
-        'input "color": expected one of "red", "blue", got "rde" (did you mean "red"?)',
+        'inputs.bye: unknown input (did you mean "by"?)',
+        'inputs.by: expected a number, got "abc"',
+        "inputs.name: required (it has no default) but not given",
+        "inputs.verbose: expected true or false, got 1",
+        'inputs.color: expected one of "red", "blue", got "rde" (did you mean "red"?)',
       ].join("\n"),
     },
   );
   assert.throws(() => coerceInputs({ id: "bare", nodes: [] }, { x: 1 }), {
-    message: 'input "x": unknown input; flow "bare" declares no inputs',
+    message: 'inputs.x: unknown input; flow "bare" declares no inputs',
   });
   assert.throws(() => coerceInputs(INPUT_FLOW, { name: "n", zzzzzz: 1 }), {
     message:
-      'input "zzzzzz": unknown input; flow "demo" declares by, name, verbose, tags, options, color, anything',
+      'inputs.zzzzzz: unknown input; flow "demo" declares by, name, verbose, tags, options, color, anything',
   });
 });
 
 Deno.test("coerceInputs() rejects values that are not JSON", () => {
   assert.throws(() => coerceInputs(INPUT_FLOW, { name: "n", options: { when: new Date(0) } }), {
-    message: 'input "options": at when: a Date is not a JSON value; use plain objects and arrays',
+    message: "inputs.options: at when: a Date is not a JSON value; use plain objects and arrays",
   });
   assert.throws(() => coerceInputs(INPUT_FLOW, { name: "n", by: NaN }), {
-    message: 'input "by": expected a number, got NaN',
+    message: "inputs.by: expected a number, got NaN",
   });
 });
 
@@ -838,17 +838,17 @@ Deno.test("coerceInputs() with fromStrings reports text that does not parse", ()
     {
       name: "FlowValidationError",
       message: [
-        'input "by": expected a number, got "abc"',
-        'input "verbose": expected true or false, got "yes"',
-        'input "tags": expected a JSON array, got "{not json"',
-        'input "options": expected a mapping, got a list',
-        'input "color": expected one of "red", "blue", got "green"',
+        'inputs.by: expected a number, got "abc"',
+        'inputs.verbose: expected true or false, got "yes"',
+        'inputs.tags: expected a JSON array, got "{not json"',
+        "inputs.options: expected a mapping, got a list",
+        'inputs.color: expected one of "red", "blue", got "green"',
       ].join("\n"),
     },
   );
   assert.throws(
     () => coerceInputs(INPUT_FLOW, { name: "n", by: "" }, { fromStrings: true }),
-    { message: 'input "by": expected a number, got ""' },
+    { message: 'inputs.by: expected a number, got ""' },
   );
 });
 

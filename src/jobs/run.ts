@@ -96,19 +96,8 @@ export async function resolveJobOptions<O>(
   return await validateOptions(
     { name: job.name, optionsSchema: job.optionsSchema },
     merged,
-    `job "${job.name}"`,
-  ).catch((err) => {
-    if (err instanceof ConfigError) {
-      throw new ConfigError(
-        err.message.replace(
-          `Cannot open job "${job.name}" (plugin "${job.name}")`,
-          `Cannot run job "${job.name}"`,
-        ),
-        { cause: err.cause },
-      );
-    }
-    throw err;
-  });
+    `Cannot run job "${job.name}"`,
+  );
 }
 
 /**
