@@ -53,10 +53,10 @@ import { toFileUrl } from "../src/_path.ts";
 import { durationProblem, parseDuration } from "../src/duration.ts";
 import { defineJob, type Job, type JobLogLevel, type JobResult } from "../src/jobs/job.ts";
 import { createProgress, type Progress } from "../src/jobs/progress.ts";
+import { Lease, type LeaseInfo } from "../src/store/lease.ts";
 import type {
   AtomicOperation,
   Clock,
-  CommitResult,
   JsonValue,
   Key,
   ListIterator,
@@ -360,14 +360,18 @@ async function readRecords(store: Store): Promise<Map<string, MigrationRecord>> 
 }
 
 async function readLock(store: Store): Promise<MigrationLockInfo | null> {
-  const entry = await store.get<Partial<MigrationLockInfo>>(MIGRATION_LOCK_KEY);
-  if (entry === null) return null;
-  const v = entry.value ?? {};
+  const held = await Lease.read<Partial<MigrationLockInfo>>(store, MIGRATION_LOCK_KEY);
+  return held === null ? null : lockInfo(held);
+}
+
+/** A lock entry as {@linkcode MigrationLockInfo}, whatever process wrote it. */
+function lockInfo(held: LeaseInfo<Partial<MigrationLockInfo>>): MigrationLockInfo {
+  const v = held.value ?? {};
   return {
     holder: typeof v.holder === "string" ? v.holder : "an unknown process",
     action: typeof v.action === "string" ? v.action : "?",
     since: typeof v.since === "number" ? v.since : 0,
-    expiresAt: entry.expiresAt,
+    expiresAt: held.expiresAt,
   };
 }
 
@@ -536,42 +540,33 @@ function holderName(): string {
   return `${host} pid ${Deno.pid}`;
 }
 
+/** What the migration lock's entry holds. */
+interface MigrationLockHolder {
+  holder: string;
+  action: "up" | "down";
+  since: number;
+}
+
 /**
- * The migration lock: a lease in the target store, taken with
- * compare-and-set and checked by every record write. It is renewed every
+ * The migration lock: a {@linkcode Lease} at {@linkcode MIGRATION_LOCK_KEY}
+ * in the target store, checked by every record write. It is renewed every
  * third of its lifetime, measured on the stores' clock, two ways: by a timer
  * (for migrations that wait on I/O), and before any call a migration makes
  * through `ctx.store` (for migrations whose store calls never yield to the
- * event loop, such as loops over a SQLite store). Renewals and record writes
- * are serialized so that they never race on the lease's version.
+ * event loop, such as loops over a SQLite store). The lease runs renewals
+ * and record writes one at a time, so they never race on its version.
  */
 class MigrationLock {
-  readonly lost = new AbortController();
-  #store: Store;
-  #version: string;
-  #value: Record<string, JsonValue>;
-  #ttl: number;
-  #queue: Promise<unknown> = Promise.resolve();
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #released = false;
+  #lease: Lease<MigrationLockHolder>;
   #log: (message: string, level?: JobLogLevel) => void;
-  #clock: Clock;
-  #renewedAt: number;
 
   private constructor(
-    store: Store,
-    version: string,
-    value: Record<string, JsonValue>,
-    options: { ttl: number; clock: Clock; log: (message: string, level?: JobLogLevel) => void },
+    lease: Lease<MigrationLockHolder>,
+    log: (message: string, level?: JobLogLevel) => void,
   ) {
-    this.#store = store;
-    this.#version = version;
-    this.#value = value;
-    this.#ttl = options.ttl;
-    this.#log = options.log;
-    this.#clock = options.clock;
-    this.#renewedAt = options.clock.now();
-    this.#schedule();
+    this.#lease = lease;
+    this.#log = log;
+    lease.keepAlive({ onError: (err) => this.#renewFailed(err) });
   }
 
   static async acquire(
@@ -579,17 +574,25 @@ class MigrationLock {
     action: "up" | "down",
     options: { ttl: number; clock: Clock; log: (message: string, level?: JobLogLevel) => void },
   ): Promise<MigrationLock> {
-    const value = { holder: holderName(), action, since: options.clock.now() };
+    const value: MigrationLockHolder = {
+      holder: holderName(),
+      action,
+      since: options.clock.now(),
+    };
+    const lostReason = () =>
+      new MigrationError(
+        `Lost the migration lock of store "${store.name}": it expired or was taken over ` +
+          `(lockTtl ${options.ttl} ms); the migration was stopped`,
+      );
     for (let attempt = 0; attempt < 3; attempt++) {
-      const result = await store.set(MIGRATION_LOCK_KEY, value, {
-        ifVersion: null,
-        expireIn: options.ttl,
+      const result = await Lease.acquire(store, MIGRATION_LOCK_KEY, value, {
+        ttl: options.ttl,
+        clock: options.clock,
+        lostReason,
       });
-      if (result.ok) {
-        return new MigrationLock(store, result.version, value, options);
-      }
-      const held = await readLock(store);
-      if (held === null) continue; // It expired or was released just now: try again.
+      if (result.ok) return new MigrationLock(result.lease, options.log);
+      if (result.holder === null) continue; // It expired or was released just now: try again.
+      const held = lockInfo(result.holder);
       throw new MigrationError(
         `Cannot migrate ${action} store "${store.name}": another migration holds the lock ` +
           `(${held.holder}, running "${held.action}" since ${
@@ -604,18 +607,15 @@ class MigrationLock {
     );
   }
 
-  #schedule(): void {
-    if (this.#released) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      void this.#serialized(() => this.#renew()).finally(() => this.#schedule());
-    }, Math.max(1, Math.floor(this.#ttl / 3)));
+  /** Aborted, with a {@linkcode MigrationError}, when the lock is lost. */
+  get signal(): AbortSignal {
+    return this.#lease.signal;
   }
 
-  #serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.#queue.then(fn, fn);
-    this.#queue = next.catch(() => {});
-    return next;
+  #renewFailed(err: unknown): void {
+    // A transient store error: the next renewal tries again; a record write
+    // after the lease expired fails its check.
+    this.#log(`Cannot renew the migration lock: ${messageOf(err)}`, "warn");
   }
 
   /**
@@ -623,73 +623,35 @@ class MigrationLock {
    * third of its lifetime passed since the last renewal.
    */
   beforeStoreCall(): Promise<void> | undefined {
-    if (this.lost.signal.aborted) return Promise.reject(this.lost.signal.reason);
-    if (this.#clock.now() - this.#renewedAt < this.#ttl / 3) return undefined;
-    return this.#serialized(() => this.#renew()).then(() => {
-      if (this.lost.signal.aborted) throw this.lost.signal.reason;
+    const lease = this.#lease;
+    if (lease.lost) return Promise.reject(lease.signal.reason);
+    if (!lease.due) return undefined;
+    return lease.renewIfDue().catch((err) => this.#renewFailed(err)).then(() => {
+      if (lease.lost) throw lease.signal.reason;
     });
-  }
-
-  async #renew(): Promise<void> {
-    if (this.#released || this.lost.signal.aborted) return;
-    if (this.#clock.now() - this.#renewedAt < this.#ttl / 3) return; // renewed meanwhile
-    try {
-      const now = this.#clock.now();
-      const result = await this.#store.set(MIGRATION_LOCK_KEY, this.#value, {
-        ifVersion: this.#version,
-        expireIn: this.#ttl,
-      });
-      if (result.ok) {
-        this.#version = result.version;
-        this.#renewedAt = now;
-      } else this.#lose();
-    } catch (err) {
-      // A transient store error: the next renewal tries again; a record write
-      // after the lease expired fails its check.
-      this.#log(`Cannot renew the migration lock: ${messageOf(err)}`, "warn");
-    }
-  }
-
-  #lose(): void {
-    if (this.lost.signal.aborted) return;
-    this.lost.abort(
-      new MigrationError(
-        `Lost the migration lock of store "${this.#store.name}": it expired or was taken over ` +
-          `(lockTtl ${this.#ttl} ms); the migration was stopped`,
-      ),
-    );
   }
 
   /** Commit `build`'s writes together with a check that the lock is still ours. */
-  commit(build: (op: ReturnType<Store["atomic"]>) => void): Promise<void> {
-    return this.#serialized(async () => {
-      if (this.lost.signal.aborted) throw this.lost.signal.reason;
-      const op = this.#store.atomic().check(MIGRATION_LOCK_KEY, this.#version);
-      build(op);
-      const result: CommitResult = await op.commit();
-      if (!result.ok) {
-        this.#lose();
-        throw this.lost.signal.reason;
-      }
-    });
+  async commit(build: (op: AtomicOperation) => void): Promise<void> {
+    const lease = this.#lease;
+    if (lease.lost) throw lease.signal.reason;
+    const result = await lease.commit(build);
+    // The lock's version is the commit's only check: a conflict means the lock was lost.
+    if (!result.ok) throw lease.signal.reason;
   }
 
   async release(): Promise<void> {
-    this.#released = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.#serialized(async () => {
-      if (this.lost.signal.aborted) return; // Not ours any more.
-      try {
-        await this.#store.delete(MIGRATION_LOCK_KEY, { ifVersion: this.#version });
-      } catch (err) {
-        // Do not hide the outcome of the migrations: the lease expires by itself.
-        this.#log(
-          `Cannot release the migration lock: ${messageOf(err)}; it expires within ${this.#ttl} ms`,
-          "warn",
-        );
-      }
-    });
+    try {
+      await this.#lease.release();
+    } catch (err) {
+      // Do not hide the outcome of the migrations: the lease expires by itself.
+      this.#log(
+        `Cannot release the migration lock: ${
+          messageOf(err)
+        }; it expires within ${this.#lease.ttl} ms`,
+        "warn",
+      );
+    }
   }
 }
 
@@ -886,11 +848,11 @@ export async function migrateUp(
     for (const warning of planned.warnings) runner.log(warning, "warn");
     const loaded: LoadedMigration[] = [];
     for (const file of planned.plan) loaded.push(await importMigration(file));
-    const signal = AbortSignal.any([runner.signal, lock.lost.signal]);
+    const signal = AbortSignal.any([runner.signal, lock.signal]);
     for (const [i, migration] of loaded.entries()) {
       await yieldToEventLoop();
       if (signal.aborted) {
-        if (lock.lost.signal.aborted) throw lock.lost.signal.reason;
+        if (lock.signal.aborted) throw lock.signal.reason;
         result.cancelled = true;
         runner.log(
           `Cancelled before ${migration.id}; not applied: ${result.plan.slice(i).join(", ")}`,
@@ -904,7 +866,7 @@ export async function migrateUp(
       const started = performance.now();
       try {
         await migration.up(contextFor(runner, migration.id, lock, signal));
-        if (lock.lost.signal.aborted) throw lock.lost.signal.reason;
+        if (lock.signal.aborted) throw lock.signal.reason;
       } catch (err) {
         const rest = result.plan.slice(i + 1);
         throw new MigrationError(
@@ -1030,11 +992,11 @@ export async function migrateDown(
   try {
     const loaded = await prepare();
     for (const warning of result.warnings) runner.log(warning, "warn");
-    const signal = AbortSignal.any([runner.signal, lock.lost.signal]);
+    const signal = AbortSignal.any([runner.signal, lock.signal]);
     for (const [i, migration] of loaded.entries()) {
       await yieldToEventLoop();
       if (signal.aborted) {
-        if (lock.lost.signal.aborted) throw lock.lost.signal.reason;
+        if (lock.signal.aborted) throw lock.signal.reason;
         result.cancelled = true;
         runner.log(
           `Cancelled before reverting ${migration.id}; still applied: ${
@@ -1049,7 +1011,7 @@ export async function migrateDown(
       const started = performance.now();
       try {
         await migration.down!(contextFor(runner, migration.id, lock, signal));
-        if (lock.lost.signal.aborted) throw lock.lost.signal.reason;
+        if (lock.signal.aborted) throw lock.signal.reason;
       } catch (err) {
         const rest = result.plan.slice(i + 1);
         throw new MigrationError(
