@@ -23,7 +23,7 @@ import type { RunRecord } from "../flow/types.ts";
 import { builtinJobNames, runJob } from "../jobs/run.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import { nextTick } from "../scheduler/cron.ts";
-import { loadConfiguredJob } from "../scheduler/scheduler.ts";
+import { loadConfiguredJob } from "../scheduler/from_config.ts";
 import { formatDuration, formatTime, printTable } from "./format.ts";
 import { UsageError } from "./input.ts";
 import type { GlobalOptions } from "./main.ts";

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { setImmediate } from "node:timers";
-import type { Timers } from "../clock.ts";
 import { openStore } from "../plugin.ts";
 import { type FakeClock, fakeClock } from "../testing/clock.ts";
+import { manualTimers } from "../testing/timers.ts";
 import { describeHolder, Lease, type LeaseAcquireResult } from "./lease.ts";
 import type { Store } from "./types.ts";
 
@@ -18,53 +17,6 @@ async function setup(): Promise<{ clock: FakeClock; store: Store }> {
 function leaseOf<T>(result: LeaseAcquireResult<T>): Lease<T> {
   assert.ok(result.ok, `expected a lease, got ${JSON.stringify(result)}`);
   return result.lease;
-}
-
-/** Timers that wake only when the test moves the fake clock with `advance`. */
-function manualTimers(clock: FakeClock): Timers & {
-  advance(ms: number): Promise<void>;
-  readonly pending: number;
-} {
-  const sleepers = new Set<{ due: number; wake: () => void }>();
-  const settle = async () => {
-    for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => setImmediate(resolve));
-  };
-  return {
-    sleep(ms, signal) {
-      return new Promise<void>((resolve, reject) => {
-        if (signal?.aborted) return reject(signal.reason);
-        const sleeper = {
-          due: clock.now() + ms,
-          wake: () => {
-            signal?.removeEventListener("abort", onAbort);
-            resolve();
-          },
-        };
-        const onAbort = () => {
-          sleepers.delete(sleeper);
-          reject(signal!.reason);
-        };
-        signal?.addEventListener("abort", onAbort, { once: true });
-        sleepers.add(sleeper);
-      });
-    },
-    async advance(ms) {
-      const to = clock.now() + ms;
-      for (;;) {
-        await settle();
-        const next = [...sleepers].sort((a, b) => a.due - b.due)[0];
-        if (next === undefined || next.due > to) break;
-        clock.set(Math.max(clock.now(), next.due));
-        sleepers.delete(next);
-        next.wake();
-      }
-      clock.set(to);
-      await settle();
-    },
-    get pending() {
-      return sleepers.size;
-    },
-  };
 }
 
 Deno.test("Lease.acquire() gives the key to one of two holders; the other learns who holds it", async () => {
