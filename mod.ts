@@ -199,9 +199,8 @@ export {
   type ListArchivedRunsOptions,
   readArchivedRun,
 } from "./jobs/archive.ts";
+export { loadSchedules, type LoadSchedulesOptions } from "./src/scheduler/from_config.ts";
 export {
-  loadSchedules,
-  type LoadSchedulesOptions,
   type Schedule,
   type ScheduleInfo,
   Scheduler,

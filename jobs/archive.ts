@@ -60,6 +60,7 @@ import {
 import { defineJob, type Job, type JobContext, type JobResult } from "../src/jobs/job.ts";
 import type { Records } from "../src/records/records.ts";
 import { runIdTime } from "../src/records/run_id.ts";
+import { Lease } from "../src/store/lease.ts";
 import type { Key, Store } from "../src/store/types.ts";
 import {
   _internals,
@@ -422,29 +423,38 @@ interface PeriodWork {
   added: number;
 }
 
-/** An expiring lease on the records store, so that one archive job runs at a time. */
+/** What the archive lease holds: the job's run, its process, when it was last renewed. */
+interface ArchiveLeaseHolder {
+  runId?: string;
+  pid: number;
+  at: number;
+}
+
+/**
+ * An expiring lease on the records store (a {@linkcode Lease} at
+ * `["flowstate", "archive-lease"]`), so that one archive job runs at a time.
+ */
 class ArchiveLease {
   #store: Store;
   #ctx: JobContext;
-  #version: string | null = null;
-  #renewedAt = 0;
+  #lease: Lease<ArchiveLeaseHolder> | null = null;
 
   constructor(store: Store, ctx: JobContext) {
     this.#store = store;
     this.#ctx = ctx;
   }
 
-  #value() {
+  #value(): ArchiveLeaseHolder {
     return { runId: this.#ctx.runId, pid: Deno.pid, at: this.#ctx.clock.now() };
   }
 
   async acquire(): Promise<void> {
-    const result = await this.#store.set(LEASE_KEY, this.#value(), {
-      ifVersion: null,
-      expireIn: LEASE_TTL_MS,
+    const result = await Lease.acquire(this.#store, LEASE_KEY, this.#value(), {
+      ttl: LEASE_TTL_MS,
+      clock: this.#ctx.clock,
     });
     if (!result.ok) {
-      const holder = await this.#store.get<{ runId?: string }>(LEASE_KEY);
+      const holder = result.holder;
       throw new Error(
         `Cannot archive runs: another archive job${
           holder?.value.runId ? ` (run ${holder.value.runId})` : ""
@@ -455,32 +465,27 @@ class ArchiveLease {
         }; a killed job's lease expires by itself`,
       );
     }
-    this.#version = result.version;
-    this.#renewedAt = this.#ctx.clock.now();
+    this.#lease = result.lease;
   }
 
   /** Renew if a quarter of the lease has passed; throws if it was lost. */
   async renew(force = false): Promise<void> {
-    if (this.#version === null) return;
-    if (!force && this.#ctx.clock.now() - this.#renewedAt < LEASE_TTL_MS / 4) return;
-    const result = await this.#store.set(LEASE_KEY, this.#value(), {
-      ifVersion: this.#version,
-      expireIn: LEASE_TTL_MS,
-    });
-    if (!result.ok) {
-      this.#version = null;
+    const lease = this.#lease;
+    if (lease === null) return;
+    if (!force && this.#ctx.clock.now() - lease.renewedAt < LEASE_TTL_MS / 4) return;
+    if (!(await lease.renew({ value: this.#value() }))) {
+      this.#lease = null;
       throw new Error(
         "Cannot archive runs: this job lost its lease (it stalled for over two minutes and another archive job may have started); stopped before changing anything more",
       );
     }
-    this.#version = result.version;
-    this.#renewedAt = this.#ctx.clock.now();
   }
 
   async release(): Promise<void> {
-    if (this.#version === null) return;
-    await this.#store.delete(LEASE_KEY, { ifVersion: this.#version }).catch(() => false);
-    this.#version = null;
+    const lease = this.#lease;
+    if (lease === null) return;
+    await lease.release().catch(() => false);
+    this.#lease = null;
   }
 }
 

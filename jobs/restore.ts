@@ -691,7 +691,9 @@ const restoreJob: Job<RestoreOptions> = defineJob<RestoreOptions>({
       });
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
-        throw new BackupError(`Cannot restore ${options.file}: the file does not exist`, { cause: err });
+        throw new BackupError(`Cannot restore ${options.file}: the file does not exist`, {
+          cause: err,
+        });
       }
       throw err;
     }

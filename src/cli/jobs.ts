@@ -24,7 +24,7 @@ import { builtinJobNames } from "../jobs/builtin.ts";
 import { runJob } from "../jobs/run.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import { nextTick } from "../cron.ts";
-import { loadConfiguredJob } from "../scheduler/scheduler.ts";
+import { loadConfiguredJob } from "../scheduler/from_config.ts";
 import { formatDuration, formatTime, printTable } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { EXIT_INTERRUPTED, type GlobalOptions, interruptible } from "./common.ts";

@@ -16,13 +16,18 @@
  *
  * ## Protocol
  *
+ * The lease itself is the store's lease primitive (`src/store/lease.ts`);
+ * the done marker and the last tick are this module's.
+ *
  * - **Acquire**: one atomic commit that checks that the lease and the done
  *   marker are both absent (an expired lease counts as absent) and writes the
  *   lease with `expireIn: leaseMs`. Of several runners trying the same tick,
  *   exactly one commit succeeds.
  * - **Renew**: compare-and-set on the lease's own version, pushing its expiry
  *   back. A runner that crashed stops renewing, so its lease lapses and the
- *   tick may be taken again, but only if it never completed.
+ *   tick may be taken again, but only if it never completed. A lease that
+ *   lapsed but that nobody took is taken again (the acquire commit: safe,
+ *   since it checks the done marker).
  * - **Complete**: one atomic commit writes the done marker, moves `last`
  *   forward (never back), and deletes the lease if it is still this runner's.
  *   Done markers older than `historyMs` (default 7 days) are pruned as new
@@ -33,6 +38,7 @@
  * @module
  */
 import type { RunStatus } from "../records/types.ts";
+import { Lease, type LeaseAcquireResult } from "../store/lease.ts";
 import type { Clock, Entry, Key, Store } from "../store/types.ts";
 import { systemClock } from "../clock.ts";
 
@@ -105,6 +111,33 @@ export const DEFAULT_HISTORY_MS = 7 * 24 * 3_600_000;
 
 const MAX_ATTEMPTS = 50;
 const PRUNE_BATCH = 200;
+
+/**
+ * One attempt at a tick's lease: the lease key must be free (or expired) and
+ * the tick not done. Taking a tick, and taking back a lapsed lease in
+ * {@linkcode TickLease.renew}, are both this.
+ */
+function takeLease(
+  leases: TickLeases,
+  scheduleId: string,
+  tick: number,
+  holder: LeaseHolder,
+): Promise<LeaseAcquireResult<LeaseHolder>> {
+  const doneKey = leases.doneKey(scheduleId, tick);
+  return Lease.acquire(leases.store, leases.leaseKey(scheduleId, tick), holder, {
+    ttl: leases.leaseMs,
+    clock: leases.clock,
+    check: (op) => op.check(doneKey, null),
+  });
+}
+
+/** Makes a {@linkcode TickLease} (its constructor is private to this module). */
+let newTickLease: (
+  leases: TickLeases,
+  scheduleId: string,
+  tick: number,
+  lease: Lease<LeaseHolder>,
+) => TickLease;
 
 /**
  * A tick's nominal time as the key part used for it (ISO 8601, UTC), so that
@@ -195,25 +228,22 @@ export class TickLeases {
    * already completed.
    */
   async acquire(scheduleId: string, tick: number): Promise<AcquireResult> {
-    const leaseKey = this.leaseKey(scheduleId, tick);
     const doneKey = this.doneKey(scheduleId, tick);
     const holder: LeaseHolder = { runner: this.runnerId, tick, takenAt: this.clock.now() };
     for (let attempt = 1;; attempt++) {
-      const result = await this.store.atomic()
-        .check(leaseKey, null)
-        .check(doneKey, null)
-        .set(leaseKey, holder, { expireIn: this.leaseMs })
-        .commit();
-      if (result.ok) {
-        return { ok: true, lease: new TickLease(this, scheduleId, tick, holder, result.version) };
+      const acquired = await takeLease(this, scheduleId, tick, holder);
+      if (acquired.ok) {
+        return { ok: true, lease: newTickLease(this, scheduleId, tick, acquired.lease) };
       }
-      const [lease, done] = await this.store.getMany([leaseKey, doneKey]) as [
-        Entry<LeaseHolder> | null,
-        Entry<DoneMarker> | null,
-      ];
+      const done = await this.store.get<DoneMarker>(doneKey);
       if (done !== null) return { ok: false, reason: "done", done: done.value };
-      if (lease !== null) {
-        return { ok: false, reason: "leased", holder: lease.value, expiresAt: lease.expiresAt };
+      if (acquired.holder !== null) {
+        return {
+          ok: false,
+          reason: "leased",
+          holder: acquired.holder.value,
+          expiresAt: acquired.holder.expiresAt,
+        };
       }
       // Released or lapsed between the commit and the read: try again.
       if (attempt >= MAX_ATTEMPTS) {
@@ -328,27 +358,31 @@ export class TickLease {
   /** What the lease holds. */
   readonly holder: LeaseHolder;
   #leases: TickLeases;
-  #version: string;
+  #lease: Lease<LeaseHolder>;
   #settled = false;
 
-  /** Made by {@linkcode TickLeases.acquire}; not meant to be called directly. */
-  constructor(
+  static {
+    newTickLease = (leases, scheduleId, tick, lease) =>
+      new TickLease(leases, scheduleId, tick, lease);
+  }
+
+  /** Made by {@linkcode TickLeases.acquire} only. */
+  private constructor(
     leases: TickLeases,
     scheduleId: string,
     tick: number,
-    holder: LeaseHolder,
-    version: string,
+    lease: Lease<LeaseHolder>,
   ) {
     this.#leases = leases;
     this.scheduleId = scheduleId;
     this.tick = tick;
-    this.holder = holder;
-    this.#version = version;
+    this.holder = lease.value;
+    this.#lease = lease;
   }
 
   /** The lease entry's current version. */
   get version(): string {
-    return this.#version;
+    return this.#lease.version;
   }
 
   /**
@@ -359,23 +393,10 @@ export class TickLease {
    */
   async renew(): Promise<boolean> {
     if (this.#settled) return false;
-    const leases = this.#leases;
-    const key = leases.leaseKey(this.scheduleId, this.tick);
-    const renewed = await leases.store.set(key, this.holder, {
-      ifVersion: this.#version,
-      expireIn: leases.leaseMs,
-    });
-    if (renewed.ok) {
-      this.#version = renewed.version;
-      return true;
-    }
-    const retaken = await leases.store.atomic()
-      .check(key, null)
-      .check(leases.doneKey(this.scheduleId, this.tick), null)
-      .set(key, this.holder, { expireIn: leases.leaseMs })
-      .commit();
+    if (await this.#lease.renew()) return true;
+    const retaken = await takeLease(this.#leases, this.scheduleId, this.tick, this.holder);
     if (!retaken.ok) return false;
-    this.#version = retaken.version;
+    this.#lease = retaken.lease;
     return true;
   }
 
@@ -388,6 +409,8 @@ export class TickLease {
       throw new Error(`Cannot complete ${this.scheduleId} at ${tickKey(this.tick)} twice`);
     }
     this.#settled = true;
+    // The commit below deletes the lease itself, if it is still ours.
+    this.#lease.abandon();
     const leases = this.#leases;
     const leaseKey = leases.leaseKey(this.scheduleId, this.tick);
     const lastKey = leases.lastKey(this.scheduleId);
@@ -415,8 +438,8 @@ export class TickLease {
         .check(lastKey, previous?.version ?? null)
         .set(leases.doneKey(this.scheduleId, this.tick), done);
       // A lease that lapsed and was taken by another runner is not ours to delete.
-      if (lease !== null && lease.version === this.#version) {
-        op.check(leaseKey, lease.version).delete(leaseKey);
+      if (lease !== null && lease.version === this.#lease.version) {
+        this.#lease.check(op).delete(leaseKey);
       }
       // `last` only moves forward: ticks of one schedule may complete out of order.
       if (previous === null || previous.value.tick <= this.tick) op.set(lastKey, last);
@@ -436,7 +459,6 @@ export class TickLease {
   async release(): Promise<void> {
     if (this.#settled) return;
     this.#settled = true;
-    const key = this.#leases.leaseKey(this.scheduleId, this.tick);
-    await this.#leases.store.delete(key, { ifVersion: this.#version });
+    await this.#lease.release();
   }
 }

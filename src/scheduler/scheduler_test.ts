@@ -1,18 +1,15 @@
 import assert from "node:assert/strict";
 import { setImmediate } from "node:timers";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
-import { ConfigError } from "../errors.ts";
-import type { Timers } from "../clock.ts";
 import type { RunRecord } from "../records/types.ts";
 import { defineJob } from "../jobs/job.ts";
 import { runJob } from "../jobs/run.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import type { ConfigObject } from "../config.ts";
 import { type FakeClock, fakeClock } from "../testing/clock.ts";
-import { tickKey, TickLeases } from "./lease.ts";
+import { type ManualTimers, manualTimers } from "../testing/timers.ts";
+import { TickLeases } from "./lease.ts";
 import {
-  loadSchedules,
   type Schedule,
   Scheduler,
   type SchedulerEvent,
@@ -27,74 +24,7 @@ const T0 = Date.UTC(2026, 0, 1);
 const iso = (ms: number) => new Date(ms).toISOString();
 
 // ---------------------------------------------------------------------------
-// Manual timers: time moves only when the test moves it.
-
-interface ManualTimers extends Timers {
-  /** Move the clock to `to`, waking every sleeper that falls due on the way, in order. */
-  advanceTo(to: number): Promise<void>;
-  /** Move the clock forward by `ms`. */
-  advance(ms: number): Promise<void>;
-  /** Let pending promise chains run (no time passes). */
-  settle(): Promise<void>;
-  /** Sleepers waiting. */
-  readonly pending: number;
-}
-
-function manualTimers(clock: FakeClock): ManualTimers {
-  const sleepers = new Set<{ due: number; resolve: () => void }>();
-  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
-  // Enough event-loop turns for store commits and records to finish; no wall-clock waits.
-  const settle = async () => {
-    for (let i = 0; i < 40; i++) await turn();
-  };
-  const timers: ManualTimers = {
-    sleep(ms, signal) {
-      return new Promise<void>((resolve, reject) => {
-        if (signal?.aborted) return reject(signal.reason);
-        assert.ok(Number.isFinite(ms), `sleep(${ms})`);
-        const sleeper = {
-          due: clock.now() + Math.max(0, ms),
-          resolve: () => {
-            signal?.removeEventListener("abort", onAbort);
-            resolve();
-          },
-        };
-        const onAbort = () => {
-          sleepers.delete(sleeper);
-          reject(signal!.reason);
-        };
-        signal?.addEventListener("abort", onAbort, { once: true });
-        sleepers.add(sleeper);
-      });
-    },
-    async advanceTo(to) {
-      await settle();
-      for (;;) {
-        let due = Infinity;
-        for (const s of sleepers) due = Math.min(due, s.due);
-        if (due > to) break;
-        if (due > clock.now()) clock.set(due);
-        for (const s of [...sleepers]) {
-          if (s.due <= clock.now()) {
-            sleepers.delete(s);
-            s.resolve();
-          }
-        }
-        await settle();
-      }
-      if (clock.now() < to) clock.set(to);
-      await settle();
-    },
-    advance(ms) {
-      return timers.advanceTo(clock.now() + ms);
-    },
-    settle,
-    get pending() {
-      return sleepers.size;
-    },
-  };
-  return timers;
-}
+// Waiting
 
 /** Wait (in event-loop turns, not wall time) until `ready()` holds. */
 async function until(ready: () => boolean, what: string): Promise<void> {
@@ -714,152 +644,6 @@ async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
     await Deno.remove(dir, { recursive: true });
   }
 }
-
-const JOB_MODULE = (name: string, body: string) => `
-import { defineJob } from "${pathToFileURL(join(import.meta.dirname!, "../jobs/job.ts")).href}";
-export default defineJob({
-  name: ${JSON.stringify(name)},
-  description: "a test job",
-  defaultSchedule: "30 3 * * *",
-  optionsSchema: {
-    "~standard": {
-      version: 1,
-      vendor: "test",
-      validate: (v) => typeof v.count === "number"
-        ? { value: v }
-        : { issues: [{ message: "expected a number", path: ["count"] }] },
-    },
-  },
-  run: ${body},
-});
-`;
-
-Deno.test("loadSchedules() schedules configured jobs and scheduled flows, with their settings", async () => {
-  await withTempDir(async (dir) => {
-    await Deno.mkdir(join(dir, "flows"));
-    await Deno.writeTextFile(
-      join(dir, "count.ts"),
-      JOB_MODULE("count", "(ctx, o) => { ctx.log('counting'); return { count: o.count }; }"),
-    );
-    await Deno.writeTextFile(
-      join(dir, "flows", "tick.flow.yaml"),
-      [
-        "id: tick",
-        'schedule: "*/5 * * * * *"',
-        "inputs:",
-        "  scheduledAt: { type: string }",
-        "nodes:",
-        "  - id: remember",
-        "    type: state.set",
-        '    with: { scope: global, key: last, value: "${{ inputs.scheduledAt }}" }',
-      ].join("\n"),
-    );
-    await Deno.writeTextFile(
-      join(dir, "flows", "manual.flow.yaml"),
-      "id: manual\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
-    );
-    const clock = fakeClock(T0);
-    await using runtime = await openRuntime({
-      config: {
-        stores: { main: { plugin: "memory" } },
-        flows: ["./flows"],
-        timezone: "Europe/Paris",
-        jobs: {
-          retention: { enabled: false },
-          gc: { enabled: false },
-          counter: { module: "./count.ts", options: { count: 3 }, overlap: "queue", jitter: "2s" },
-          disabled: { module: "./count.ts", enabled: false },
-        },
-      },
-      cwd: dir,
-      clock,
-      env: {},
-    });
-    const logs: string[] = [];
-    const schedules = await loadSchedules(runtime, {
-      onLog: (id, message) => logs.push(`${id}: ${message}`),
-    });
-    assert.deepEqual(
-      schedules.map((s) => [s.id, s.cron, s.timezone, s.overlap, s.missed, s.jitterMs]),
-      [
-        ["job:counter", "30 3 * * *", "Europe/Paris", "queue", "skip", 2000],
-        ["flow:tick", "*/5 * * * * *", "Europe/Paris", "skip", "skip", 0],
-      ],
-    );
-    const signal = new AbortController().signal;
-    const job = await schedules[0].run({
-      scheduleId: "job:counter",
-      tick: T0,
-      signal,
-      runnerId: "r",
-    });
-    assert.equal((job as RunRecord).flowId, "job:counter");
-    assert.deepEqual((job as RunRecord).outputs, { count: 3 });
-    assert.deepEqual(logs, ["job:counter: counting"]);
-    const flow = await schedules[1].run({
-      scheduleId: "flow:tick",
-      tick: T0,
-      signal,
-      runnerId: "r",
-    });
-    assert.equal((flow as RunRecord).status, "succeeded");
-    assert.equal((await (await runtime.store("main")).get(["global", "last"]))?.value, tickKey(T0));
-  });
-});
-
-Deno.test("loadSchedules() rejects a bad job option as a ConfigError naming the job and field", async () => {
-  await withTempDir(async (dir) => {
-    await Deno.writeTextFile(join(dir, "count.ts"), JOB_MODULE("count", "() => ({})"));
-    await Deno.writeTextFile(
-      join(dir, "flowstate.yaml"),
-      [
-        "stores: { main: { plugin: memory } }",
-        "jobs:",
-        "  retention: { enabled: false }",
-        "  gc: { enabled: false }",
-        "  counter:",
-        "    module: ./count.ts",
-        "    options: { count: three }",
-      ].join("\n"),
-    );
-    await using runtime = await openRuntime({ cwd: dir, env: {} });
-    await assert.rejects(() => loadSchedules(runtime), (err) => {
-      assert.ok(err instanceof ConfigError);
-      assert.match(
-        err.message,
-        /^flowstate\.yaml:7:5: jobs\.counter\.options: Cannot run job "counter"/,
-      );
-      assert.match(err.message, /count/);
-      return true;
-    });
-    // The scheduler refuses to start on it, before anything runs.
-    await assert.rejects(() => new Scheduler(runtime, { runnerId: "r" }).start(), ConfigError);
-  });
-});
-
-Deno.test("loadSchedules() rejects a missing flows path and a job module that cannot load", async () => {
-  await withTempDir(async (dir) => {
-    await using a = await openRuntime({
-      config: { stores: { m: { plugin: "memory" } }, flows: ["./nope"] },
-      cwd: dir,
-      env: {},
-    });
-    await assert.rejects(() => loadSchedules(a), /flows\[0\]: cannot read .*nope: no such file/);
-    await using b = await openRuntime({
-      config: {
-        stores: { m: { plugin: "memory" } },
-        jobs: { gc: { enabled: false }, retention: { enabled: false }, x: { module: "./x.ts" } },
-      },
-      cwd: dir,
-      env: {},
-    });
-    await assert.rejects(() => loadSchedules(b), (err) => {
-      assert.ok(err instanceof ConfigError);
-      assert.match(err.message, /^jobs\.x\.module: Cannot load job "\.\/x\.ts"/);
-      return true;
-    });
-  });
-});
 
 Deno.test("Scheduler runs a scheduled flow from the config and records its runs", async () => {
   await withTempDir(async (dir) => {

@@ -1,0 +1,269 @@
+/**
+ * Schedules from the config: what turns a resolved config into the
+ * {@linkcode Schedule}s a {@linkcode Scheduler} runs. Every enabled job with
+ * a schedule (its own or the job's `defaultSchedule`) and every flow under
+ * `flows:` with a `schedule:`; also how a job named in the config is loaded
+ * ({@linkcode loadConfiguredJob}), which `flowstate jobs` uses too.
+ *
+ * @module
+ */
+import { basename, join } from "node:path";
+import type { JobConfig, MissedPolicy, OverlapPolicy, ResolvedConfig } from "../config.ts";
+import { ConfigError } from "../errors.ts";
+import { parseDuration } from "../duration.ts";
+import type { Timers } from "../clock.ts";
+import { FlowValidationError, loadFlowFile, type ParsedFlow } from "../flow/parse.ts";
+import { loadFlow } from "../flow/load.ts";
+import type { Job, JobLogLevel } from "../jobs/job.ts";
+import { loadJob, resolveJobOptions, runJob } from "../jobs/run.ts";
+import type { Runtime } from "../runtime.ts";
+import { validateCron } from "../cron.ts";
+import { tickKey } from "./lease.ts";
+import type { Schedule } from "./scheduler.ts";
+
+/** A job named in the config (or a built-in), loaded. */
+export interface ConfiguredJob {
+  /** The name it has in the config (and in run records: `job:<name>`). */
+  name: string;
+  /** Its settings. */
+  config: JobConfig;
+  /** The loaded job, renamed to `name`. */
+  job: Job;
+  /** The cron expression it runs at (config, else the job's default), or `null` if none. */
+  schedule: string | null;
+}
+
+/** Where a config field is written, as a message prefix (`flowstate.yaml:4:3: jobs.x: `). */
+function locate(config: ResolvedConfig, path: (string | number)[]): string {
+  const at = config.where(path);
+  const field = path.map((p, i) => typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)
+    .join("");
+  return `${at === undefined ? "" : `${at}: `}${field}: `;
+}
+
+/**
+ * Load a job by its config name: its module (`jobs.<name>.module`) or the
+ * built-in of that name, renamed to `name`, with the schedule it runs at.
+ * A job that cannot be loaded is a {@linkcode ConfigError} pointing at the
+ * config.
+ */
+export async function loadConfiguredJob(
+  config: ResolvedConfig,
+  name: string,
+): Promise<ConfiguredJob> {
+  const settings: JobConfig = config.jobs[name] ?? {
+    enabled: true,
+    timezone: config.timezone,
+    options: {},
+    overlap: "skip",
+    missed: "skip",
+    jitterMs: 0,
+  };
+  let job: Job;
+  try {
+    job = await loadJob(settings.module ?? name, config.baseDir);
+  } catch (err) {
+    if (!(err instanceof ConfigError) || !Object.hasOwn(config.jobs, name)) throw err;
+    const field = settings.module !== undefined ? ["jobs", name, "module"] : ["jobs", name];
+    throw new ConfigError(`${locate(config, field)}${err.message}`, { cause: err });
+  }
+  if (job.name !== name) job = Object.freeze({ ...job, name });
+  const schedule = settings.schedule ?? job.defaultSchedule ?? null;
+  if (schedule !== null && settings.schedule === undefined) {
+    try {
+      validateCron(schedule, settings.timezone);
+    } catch (err) {
+      throw new ConfigError(
+        `Cannot schedule job "${name}": its defaultSchedule is invalid: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
+  return { name, config: settings, job, schedule };
+}
+
+/** The `*.flow.yaml` files the config's `flows:` names, in order, without duplicates. */
+export async function flowFiles(config: ResolvedConfig): Promise<string[]> {
+  const files: string[] = [];
+  for (const [i, entry] of config.flows.entries()) {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(entry);
+    } catch (err) {
+      const reason = err instanceof Deno.errors.NotFound
+        ? "no such file or directory"
+        : (err as Error).message;
+      throw new ConfigError(`${locate(config, ["flows", i])}cannot read ${entry}: ${reason}`, {
+        cause: err,
+      });
+    }
+    if (info.isDirectory) {
+      const inside: string[] = [];
+      for await (const item of Deno.readDir(entry)) {
+        if (item.isFile && item.name.endsWith(".flow.yaml")) inside.push(join(entry, item.name));
+      }
+      files.push(...inside.sort());
+    } else {
+      files.push(entry);
+    }
+  }
+  return [...new Set(files)];
+}
+
+/** A flow's `schedule:` as a string or `{ cron, timezone, overlap, missed, jitter }`. */
+interface FlowScheduleSpec {
+  cron: string;
+  timezone?: string;
+  overlap?: OverlapPolicy;
+  missed?: MissedPolicy;
+  jitterMs?: number;
+}
+
+function flowScheduleOf(value: unknown): FlowScheduleSpec | null {
+  if (typeof value === "string") return { cron: value };
+  if (
+    typeof value === "object" && value !== null &&
+    typeof (value as { cron?: unknown }).cron === "string"
+  ) {
+    const v = value as Record<string, unknown>;
+    const jitter = v.jitterMs ?? v.jitter;
+    const jitterMs = typeof jitter === "number" || typeof jitter === "string"
+      ? parseDuration(jitter, "schedule.jitter")
+      : undefined;
+    return {
+      cron: v.cron as string,
+      ...(typeof v.timezone === "string" ? { timezone: v.timezone } : {}),
+      ...(v.overlap === "queue" || v.overlap === "skip" ? { overlap: v.overlap } : {}),
+      ...(v.missed === "run-once" || v.missed === "skip" ? { missed: v.missed } : {}),
+      ...(jitterMs !== undefined ? { jitterMs } : {}),
+    };
+  }
+  return null;
+}
+
+/** Options for {@linkcode loadSchedules}. */
+export interface LoadSchedulesOptions {
+  /** Timers passed to flow runs (default: real ones). */
+  timers?: Timers;
+  /** Receives jobs' log lines and flows' node logs. */
+  onLog?: (scheduleId: string, message: string, level: JobLogLevel) => void;
+}
+
+/**
+ * The schedules a config defines: every enabled job with a schedule (its
+ * own or the job's `defaultSchedule`; `retention` and `gc` by default), run
+ * with {@linkcode runJob}, and every flow under `flows:` with a `schedule:`,
+ * run with `runtime.runFlow`. Job options are validated now, so a bad option
+ * is a {@linkcode ConfigError} before anything runs.
+ *
+ * A scheduled flow that declares an input named `scheduledAt` receives the
+ * tick's nominal time: an ISO string if the input's type is `string`, else
+ * milliseconds since the epoch.
+ *
+ * @example
+ * ```ts
+ * import { loadSchedules, openRuntime } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({
+ *   config: {
+ *     stores: { main: { plugin: "memory" } },
+ *     jobs: { backup: { schedule: "0 3 * * *" } }, // retention and gc are scheduled by default
+ *   },
+ * });
+ * const schedules = await loadSchedules(rt);
+ * const ids = schedules.map((s) => `${s.id} ${s.cron}`);
+ * if (!ids.includes("job:backup 0 3 * * *")) throw new Error(`no backup in ${ids.join(", ")}`);
+ * ```
+ */
+export async function loadSchedules(
+  runtime: Runtime,
+  options: LoadSchedulesOptions = {},
+): Promise<Schedule[]> {
+  const config = runtime.config;
+  const schedules: Schedule[] = [];
+  for (const name of Object.keys(config.jobs)) {
+    const settings = config.jobs[name];
+    if (!settings.enabled) continue;
+    const { job, schedule } = await loadConfiguredJob(config, name);
+    if (schedule === null) continue;
+    try {
+      await resolveJobOptions(job, { ...settings.options });
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      throw new ConfigError(`${locate(config, ["jobs", name, "options"])}${err.message}`, {
+        cause: err,
+      });
+    }
+    const id = `job:${name}`;
+    schedules.push({
+      id,
+      cron: schedule,
+      timezone: settings.timezone,
+      overlap: settings.overlap,
+      missed: settings.missed,
+      jitterMs: settings.jitterMs,
+      run: ({ signal }) =>
+        runJob(runtime, job, {
+          configOptions: { ...settings.options },
+          signal,
+          progress: "quiet",
+          onLog: (message, level) => options.onLog?.(id, message, level),
+        }),
+    });
+  }
+
+  const byFlowId = new Map<string, string>();
+  for (const file of await flowFiles(config)) {
+    let parsed: ParsedFlow;
+    try {
+      parsed = await loadFlowFile(file);
+      await loadFlow(parsed);
+    } catch (err) {
+      if (!(err instanceof FlowValidationError)) throw err;
+      throw new ConfigError(
+        `Cannot schedule flow ${basename(file)}: ${err.message.split("\n").join("; ")}`,
+        { cause: err },
+      );
+    }
+    const definition = parsed.definition;
+    const spec = flowScheduleOf((definition as { schedule?: unknown }).schedule);
+    if (spec === null) continue;
+    const other = byFlowId.get(definition.id);
+    if (other !== undefined) {
+      throw new ConfigError(
+        `Cannot schedule flow "${definition.id}": both ${other} and ${file} define it; flow ids must be unique`,
+      );
+    }
+    byFlowId.set(definition.id, file);
+    const timezone = spec.timezone ?? config.timezone;
+    try {
+      validateCron(spec.cron, timezone);
+    } catch (err) {
+      throw new ConfigError(`${file}: schedule: ${(err as Error).message}`, { cause: err });
+    }
+    const id = `flow:${definition.id}`;
+    const scheduledAt = definition.inputs?.scheduledAt;
+    schedules.push({
+      id,
+      cron: spec.cron,
+      timezone,
+      overlap: spec.overlap ?? "skip",
+      missed: spec.missed ?? "skip",
+      jitterMs: spec.jitterMs ?? 0,
+      run: ({ signal, tick }) =>
+        runtime.runFlow(parsed, {
+          signal,
+          timers: options.timers,
+          ...(scheduledAt === undefined ? {} : {
+            input: { scheduledAt: scheduledAt.type === "string" ? tickKey(tick) : tick },
+          }),
+          onEvent: (event) => {
+            if (event.type === "node.log" && options.onLog) {
+              options.onLog(id, `${event.node}: ${event.message ?? ""}`, event.level ?? "info");
+            }
+          },
+        }),
+    });
+  }
+  return schedules;
+}
