@@ -19,7 +19,7 @@ import { loadJob, resolveJobOptions, runJob } from "../jobs/run.ts";
 import type { Runtime } from "../runtime.ts";
 import { validateCron } from "../cron.ts";
 import { tickKey } from "./lease.ts";
-import type { Schedule } from "./scheduler.ts";
+import type { Schedule } from "./schedule.ts";
 
 /** A job named in the config (or a built-in), loaded. */
 export interface ConfiguredJob {

@@ -37,45 +37,17 @@
  */
 import type { MissedPolicy, OverlapPolicy } from "../config.ts";
 import { realTimers, type Timers } from "../clock.ts";
-import type { RunRecord, RunStatus } from "../records/types.ts";
+import type { RunStatus } from "../records/types.ts";
 import type { JobLogLevel } from "../jobs/job.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Clock, Key } from "../store/types.ts";
 import { DEFAULT_TIMEZONE, nextTick, previousTick, validateCron } from "../cron.ts";
 import { type LastTick, tickKey, type TickLease, TickLeases } from "./lease.ts";
 import { loadSchedules } from "./from_config.ts";
+import type { Schedule } from "./schedule.ts";
 
 export type { MissedPolicy, OverlapPolicy } from "../config.ts";
-
-/** What a schedule's work receives at a tick. */
-export interface TickContext {
-  /** The schedule's id. */
-  scheduleId: string;
-  /** The tick's nominal time (ms since the epoch). */
-  tick: number;
-  /** Aborted when the scheduler stops (after its grace period) or the lease is lost. */
-  signal: AbortSignal;
-  /** This runner's id. */
-  runnerId: string;
-}
-
-/** A schedule: a cron expression and the work to run at each tick. */
-export interface Schedule {
-  /** Unique id, used in lease keys (`job:retention`, `flow:counter`). */
-  id: string;
-  /** A cron expression (5 or 6 fields) or nickname. */
-  cron: string;
-  /** IANA time zone (default UTC). */
-  timezone?: string;
-  /** Default `skip`. */
-  overlap?: OverlapPolicy;
-  /** Default `skip`. */
-  missed?: MissedPolicy;
-  /** Upper bound of a random delay after each tick, in ms (default 0). */
-  jitterMs?: number;
-  /** The work. A returned run record gives the tick's status; nothing means `succeeded`. */
-  run(ctx: TickContext): Promise<RunRecord | void> | RunRecord | void;
-}
+export type { Schedule, TickContext } from "./schedule.ts";
 
 /** Why a tick was not run by this runner. */
 export type SkipReason =

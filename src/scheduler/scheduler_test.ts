@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { setImmediate } from "node:timers";
 import { join } from "node:path";
-import type { RunRecord } from "../records/types.ts";
 import { defineJob } from "../jobs/job.ts";
 import { runJob } from "../jobs/run.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
