@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { setImmediate } from "node:timers";
 import type { JobLogLevel } from "../src/jobs/job.ts";
 import { Lease, type LeaseInfo } from "../src/store/lease.ts";
 import type {
@@ -20,6 +19,8 @@ import type {
 } from "../src/store/types.ts";
 // MigrationError is used only inside functions, so this import cycle is harmless.
 import { MigrationError } from "../src/errors.ts";
+import { periodicYield } from "../src/_yield.ts";
+import { listIterator } from "../src/store/list_iterator.ts";
 
 /** The lease key `up` and `down` hold while they run. */
 export const MIGRATION_LOCK_KEY: Key = Object.freeze(["flowstate", "locks", "migrate"]);
@@ -196,13 +197,10 @@ export class MigrationLock {
  * `close` refused (the run still needs the store).
  */
 export function storeForMigration(store: Store, lock: MigrationLock): Store {
-  let yieldedAt = performance.now();
+  // So that Ctrl-C reaches ctx.signal during long loops over a synchronous backend.
+  const breathe = periodicYield(YIELD_EVERY_MS);
   const guard = async <T>(call: () => Promise<T>): Promise<T> => {
-    if (performance.now() - yieldedAt > YIELD_EVERY_MS) {
-      // So that Ctrl-C reaches ctx.signal during long loops over a synchronous backend.
-      await yieldToEventLoop();
-      yieldedAt = performance.now();
-    }
+    await breathe();
     await lock.beforeStoreCall();
     return await call();
   };
@@ -219,18 +217,7 @@ export function storeForMigration(store: Store, lock: MigrationLock): Store {
   };
   const list = <T = JsonValue>(options?: ListOptions): ListIterator<T> => {
     const inner = store.list<T>(options);
-    const it = {
-      get cursor() {
-        return inner.cursor;
-      },
-      next: () => guard(() => inner.next()),
-      return: (value?: unknown) => inner.return!(value as undefined),
-      throw: (err?: unknown) => inner.throw!(err),
-      [Symbol.asyncIterator]() {
-        return it;
-      },
-    };
-    return it as unknown as ListIterator<T>;
+    return listIterator(inner, { cursor: () => inner.cursor, next: (step) => guard(step) });
   };
   const refuseClose = () =>
     Promise.reject(
@@ -255,9 +242,4 @@ export function storeForMigration(store: Store, lock: MigrationLock): Store {
     close: refuseClose,
     [Symbol.asyncDispose]: refuseClose,
   } as Store;
-}
-
-/** Let timers and signal handlers run (store calls over SQLite never yield on their own). */
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }

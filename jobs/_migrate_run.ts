@@ -26,10 +26,10 @@ import {
   type MigrationLockInfo,
   readLock,
   storeForMigration,
-  yieldToEventLoop,
 } from "./_migrate_lock.ts";
 // MigrationError is used only inside functions, so this import cycle is harmless.
 import { MigrationError } from "../src/errors.ts";
+import { yieldToEventLoop } from "../src/_yield.ts";
 
 /** Where applied migrations are recorded: `[...MIGRATIONS_PREFIX, id]`. */
 export const MIGRATIONS_PREFIX: Key = Object.freeze(["flowstate", "migrations"]);

@@ -52,7 +52,6 @@
  *
  * @module
  */
-import { setImmediate } from "node:timers";
 import { z } from "zod";
 import { defineJob, type Job, type JobLogLevel } from "../src/jobs/job.ts";
 import { createProgress, type Progress } from "../src/jobs/progress.ts";
@@ -60,6 +59,7 @@ import { compareKeys, keysEqual } from "../src/store/keys.ts";
 import type { Clock, Entry, JsonValue, Key, Store } from "../src/store/types.ts";
 import { MigrationError } from "./migrate.ts";
 import { systemClock } from "../src/clock.ts";
+import { yieldToEventLoop } from "../src/_yield.ts";
 
 /** Checkpoints live under this prefix in the target: `[...CHECKPOINT_PREFIX, sourceName]`. */
 export const CHECKPOINT_PREFIX: Key = Object.freeze(["flowstate", "migrate-store"]);
@@ -695,11 +695,6 @@ export async function moveStore(
       `(checksum ${check.checksum})`,
   );
   return result;
-}
-
-/** Let timers and signal handlers run (store calls over SQLite never yield on their own). */
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 async function firstKey(store: Store): Promise<Key | null> {

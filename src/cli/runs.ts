@@ -9,11 +9,10 @@
  *
  * @module
  */
-import type { RunEvent, RunRecord, RunStatus } from "../records/types.ts";
+import type { RunEvent, RunRecord } from "../records/types.ts";
 import type { RunSummary } from "../records/types.ts";
 import { openRuntime } from "../runtime.ts";
 import { formatDuration, formatTime, printTable, shortHash } from "./format.ts";
-import { UsageError } from "./input.ts";
 import type { GlobalOptions } from "./common.ts";
 import { isRunId } from "../records/run_id.ts";
 import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeOption } from "./run_filters.ts";

@@ -18,6 +18,7 @@ import {
 } from "./template/mod.ts";
 import type { FlowDefinition, NodeSpec } from "./types.ts";
 import type { NodeStatus, RunEvent, RunEventInit, RunRecord, RunStatus } from "../records/types.ts";
+import { periodicYield } from "../_yield.ts";
 
 /** A node ready to run: its type resolved and templates compiled. */
 export interface PreparedNode {
@@ -259,14 +260,14 @@ class Execution {
     });
   }
 
-  #lastYield = performance.now();
+  #breathe = periodicYield(50);
 
   async #runNode(i: number, runSignal: AbortSignal): Promise<NodeResult> {
     // Store calls on embedded backends resolve without giving the event loop a
     // turn; yield now and then so timers and Ctrl-C are seen during long runs.
-    if (performance.now() - this.#lastYield > 50) {
-      await new Promise((resolve) => setTimeout(resolve, 0));
-      this.#lastYield = performance.now();
+    const breath = this.#breathe();
+    if (breath !== undefined) {
+      await breath;
       if (runSignal.aborted) {
         const result: NodeResult = { status: "cancelled", attempts: 0 };
         return result;

@@ -36,6 +36,7 @@ import type {
 } from "./types.ts";
 import { serializeValue } from "./values.ts";
 import { systemClock } from "../clock.ts";
+import { listIterator } from "./list_iterator.ts";
 
 const PROCESS_TAG = Array.from(
   crypto.getRandomValues(new Uint8Array(8)),
@@ -252,24 +253,13 @@ class CoreStore implements Store {
         if (++n >= limit) return;
       }
     }
-    const gen = entries();
-    const iterator = {
-      get cursor() {
-        return lastKey === undefined ? "" : encodeCursor(lastKey);
-      },
-      next: () => {
-        if (self.#closed) {
-          return Promise.reject(new StoreClosedError(`${what}: store "${self.name}" is closed`));
-        }
-        return gen.next();
-      },
-      return: (value?: unknown) => gen.return(value as undefined),
-      throw: (err?: unknown) => gen.throw(err),
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
-    return iterator as unknown as ListIterator<T>;
+    return listIterator(entries(), {
+      cursor: () => lastKey === undefined ? "" : encodeCursor(lastKey),
+      next: (step) =>
+        self.#closed
+          ? Promise.reject(new StoreClosedError(`${what}: store "${self.name}" is closed`))
+          : step(),
+    });
   }
 
   #rangeFor(options: ListOptions, what: string): KeyRange {

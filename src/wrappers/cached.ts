@@ -27,6 +27,7 @@ import type {
 } from "../store/types.ts";
 import { serializeValue } from "../store/values.ts";
 import { systemClock } from "../clock.ts";
+import { listIterator } from "../store/list_iterator.ts";
 
 /** Options for {@linkcode cached}. */
 export interface CacheOptions {
@@ -701,19 +702,7 @@ class CachingStore implements CachedStore {
       await self.#settle();
       for await (const entry of inner) yield self.#shown(entry);
     }
-    const gen = entries();
-    const iterator = {
-      get cursor() {
-        return inner.cursor;
-      },
-      next: () => gen.next(),
-      return: (value?: unknown) => gen.return(value as undefined),
-      throw: (err?: unknown) => gen.throw(err),
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
-    return iterator as unknown as ListIterator<T>;
+    return listIterator(entries(), { cursor: () => inner.cursor });
   }
 
   async count(prefix?: Key, bounds?: KeyBounds): Promise<number> {

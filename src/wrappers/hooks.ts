@@ -23,6 +23,7 @@ import type {
   SetOptions,
   Store,
 } from "../store/types.ts";
+import { listIterator } from "../store/list_iterator.ts";
 
 /** The operation an error came from, as passed to {@linkcode StoreHooks.onError}. */
 export type HookOperation =
@@ -261,19 +262,7 @@ class HookedStore implements Store {
         if (!done) await inner.return?.();
       }
     }
-    const gen = entries();
-    const iterator = {
-      get cursor() {
-        return inner.cursor;
-      },
-      next: () => gen.next(),
-      return: (value?: unknown) => gen.return(value as undefined),
-      throw: (err?: unknown) => gen.throw(err),
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
-    return iterator as unknown as ListIterator<T>;
+    return listIterator(entries(), { cursor: () => inner.cursor });
   }
 
   async count(prefix?: Key, bounds?: KeyBounds): Promise<number> {

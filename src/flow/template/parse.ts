@@ -8,7 +8,7 @@
  */
 import { didYouMean } from "../../_suggest.ts";
 import type { Segment } from "./_segment.ts";
-import type { Ast, AstBase, BinaryOp, Root } from "./ast.ts";
+import type { Ast, BinaryOp, Root } from "./ast.ts";
 import { FUNCTIONS } from "./functions.ts";
 import type { TemplateError } from "./error.ts";
 import type { Token } from "./lex.ts";

@@ -1,0 +1,29 @@
+/**
+ * Giving the event loop a turn during long synchronous store work. Calls to
+ * a synchronous backend (memory, sqlite) never yield on their own, so a loop
+ * over them would starve timers and signal handlers (Ctrl-C would not reach
+ * an AbortSignal). Every such loop uses one of these two.
+ *
+ * @module
+ */
+import { setImmediate } from "node:timers";
+
+/** Let timers, I/O callbacks and signal handlers run once. */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * A function that yields to the event loop when at least `everyMs` of real
+ * time passed since it last did, and otherwise resolves at once (cheaply:
+ * `undefined`, so a caller may skip the `await`).
+ */
+export function periodicYield(everyMs = 50): () => Promise<void> | undefined {
+  let yieldedAt = performance.now();
+  return () => {
+    if (performance.now() - yieldedAt <= everyMs) return undefined;
+    return yieldToEventLoop().then(() => {
+      yieldedAt = performance.now();
+    });
+  };
+}
