@@ -110,7 +110,6 @@ export {
   loadConfig,
   type LoadConfigOptions,
   type ResolvedConfig,
-  type Scope,
 } from "./src/config.ts";
 export { openRuntime, type Runtime, type RuntimeOptions } from "./src/runtime.ts";
 export {

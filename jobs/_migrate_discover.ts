@@ -8,11 +8,11 @@
  */
 import { resolve } from "node:path";
 import { toFileUrl } from "../src/_path.ts";
-import type { JobLogLevel } from "../src/jobs/job.ts";
+import type { LogLevel } from "../src/log.ts";
 import type { Progress } from "../src/jobs/progress.ts";
 import type { Clock, Store } from "../src/store/types.ts";
 // MigrationError is used only inside functions, so this import cycle is harmless.
-import { MigrationError } from "../src/errors.ts";
+import { messageOf, MigrationError } from "../src/errors.ts";
 
 /** What a migration's `up` and `down` receive. */
 export interface MigrationContext {
@@ -21,7 +21,7 @@ export interface MigrationContext {
   /** The store being migrated. */
   store: Store;
   /** Write a log line. */
-  log(message: string, level?: JobLogLevel): void;
+  log(message: string, level?: LogLevel): void;
   /** Report progress of long work. */
   progress: Progress;
   /** Aborted on Ctrl-C, cancellation, or when the lock is lost: stop at a consistent point. */
@@ -94,10 +94,6 @@ export interface MigrationFile {
 }
 
 const FILE_PATTERN = /^(\d+)_([A-Za-z0-9_-]+)\.(?:ts|mts|js|mjs)$/;
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 /** Order ids by their number (numerically), then by the whole id. */
 export function compareMigrationIds(a: string, b: string): number {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { JobLogLevel } from "../src/jobs/job.ts";
+import type { LogLevel } from "../src/log.ts";
 import { Lease, type LeaseInfo } from "../src/store/lease.ts";
 import type {
   AtomicOperation,
@@ -18,7 +18,7 @@ import type {
   Store,
 } from "../src/store/types.ts";
 // MigrationError is used only inside functions, so this import cycle is harmless.
-import { MigrationError } from "../src/errors.ts";
+import { messageOf, MigrationError } from "../src/errors.ts";
 import { periodicYield } from "../src/_yield.ts";
 import { listIterator } from "../src/store/list_iterator.ts";
 
@@ -39,10 +39,6 @@ export interface MigrationLockInfo {
 
 /** A migration's store calls let the event loop run at least this often (ms of real time). */
 const YIELD_EVERY_MS = 50;
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 /** An ISO time, or `"never"`. */
 export function iso(ms: number | null): string {
@@ -94,11 +90,11 @@ interface MigrationLockHolder {
  */
 export class MigrationLock {
   #lease: Lease<MigrationLockHolder>;
-  #log: (message: string, level?: JobLogLevel) => void;
+  #log: (message: string, level?: LogLevel) => void;
 
   private constructor(
     lease: Lease<MigrationLockHolder>,
-    log: (message: string, level?: JobLogLevel) => void,
+    log: (message: string, level?: LogLevel) => void,
   ) {
     this.#lease = lease;
     this.#log = log;
@@ -108,7 +104,7 @@ export class MigrationLock {
   static async acquire(
     store: Store,
     action: "up" | "down",
-    options: { ttl: number; clock: Clock; log: (message: string, level?: JobLogLevel) => void },
+    options: { ttl: number; clock: Clock; log: (message: string, level?: LogLevel) => void },
   ): Promise<MigrationLock> {
     const value: MigrationLockHolder = {
       holder: holderName(),

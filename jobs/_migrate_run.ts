@@ -7,7 +7,7 @@
  * @module
  */
 import { resolve } from "node:path";
-import type { JobLogLevel } from "../src/jobs/job.ts";
+import type { LogLevel } from "../src/log.ts";
 import { createProgress, type Progress } from "../src/jobs/progress.ts";
 import type { Clock, Key, Store } from "../src/store/types.ts";
 import { systemClock } from "../src/clock.ts";
@@ -28,7 +28,7 @@ import {
   storeForMigration,
 } from "./_migrate_lock.ts";
 // MigrationError is used only inside functions, so this import cycle is harmless.
-import { MigrationError } from "../src/errors.ts";
+import { messageOf, MigrationError } from "../src/errors.ts";
 import { yieldToEventLoop } from "../src/_yield.ts";
 
 /** Where applied migrations are recorded: `[...MIGRATIONS_PREFIX, id]`. */
@@ -88,7 +88,7 @@ export interface MigrateOptions {
   /** Stop between migrations (and inside those that honour `ctx.signal`). */
   signal?: AbortSignal;
   /** Receives log lines (default: none). */
-  log?: (message: string, level?: JobLogLevel) => void;
+  log?: (message: string, level?: LogLevel) => void;
   /** Progress reporter handed to migrations (default: quiet). */
   progress?: Progress;
   /** The stores' clock, for `appliedAt` and the lock's expiry (default: the system clock). */
@@ -116,10 +116,6 @@ export interface MigrateResult {
 }
 
 const DEFAULT_LOCK_TTL = 30_000;
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 async function readRecords(store: Store): Promise<Map<string, MigrationRecord>> {
   const records = new Map<string, MigrationRecord>();
@@ -229,7 +225,7 @@ export async function migrationStatus(store: Store, dir: string): Promise<Migrat
 interface Runner {
   store: Store;
   clock: Clock;
-  log: (message: string, level?: JobLogLevel) => void;
+  log: (message: string, level?: LogLevel) => void;
   progress: Progress;
   signal: AbortSignal;
   ttl: number;

@@ -56,6 +56,7 @@ import type { Duration } from "../src/flow/types.ts";
 import { defineJob, type Job, type JobContext } from "../src/jobs/job.ts";
 import type { Records } from "../src/records/records.ts";
 import type { Key, Store } from "../src/store/types.ts";
+import { messageOf } from "../src/errors.ts";
 
 /** Options of the gc job. */
 export interface GcOptions {
@@ -164,10 +165,6 @@ const optionsSchema = z.strictObject({
   compact: z.boolean().default(defaults.compact),
   stores: z.array(z.string().min(1)).optional(),
 });
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 // ---------------------------------------------------------------------------
 // Orphaned state

@@ -53,7 +53,8 @@
  * @module
  */
 import { z } from "zod";
-import { defineJob, type Job, type JobLogLevel } from "../src/jobs/job.ts";
+import { defineJob, type Job } from "../src/jobs/job.ts";
+import type { LogLevel } from "../src/log.ts";
 import { createProgress, type Progress } from "../src/jobs/progress.ts";
 import { compareKeys, keysEqual } from "../src/store/keys.ts";
 import type { Clock, Entry, JsonValue, Key, Store } from "../src/store/types.ts";
@@ -115,7 +116,7 @@ export interface MoveStoreOptions {
   /** Progress of the copy and of the verification (default: quiet). */
   progress?: Progress;
   /** Receives log lines (default: none). */
-  log?: (message: string, level?: JobLogLevel) => void;
+  log?: (message: string, level?: LogLevel) => void;
   /** The clock both stores use, to turn `expiresAt` into `expireIn` (default: the system clock). */
   clock?: Clock;
 }

@@ -46,12 +46,7 @@ import {
   resolvePluginSpecifier,
   type StoreSpec,
 } from "./plugin.ts";
-
-/** The scopes a node sees, each mapped to a named store. */
-export const SCOPES: readonly ["global", "flow", "node"] = ["global", "flow", "node"];
-
-/** One of {@linkcode SCOPES}. */
-export type Scope = "global" | "flow" | "node";
+import { type ScopeName, SCOPES } from "./state/scopes.ts";
 
 /** The file looked for in the working directory when no config is given. */
 export const CONFIG_FILE_NAME = "flowstate.yaml";
@@ -137,7 +132,7 @@ export interface ResolvedConfig {
   /** Store specs by name, in the order they were written. */
   readonly stores: Readonly<Record<string, Readonly<StoreSpec>>>;
   /** The store each scope maps to. */
-  readonly scopes: Readonly<Record<Scope, string>>;
+  readonly scopes: Readonly<Record<ScopeName, string>>;
   /** The store runs, flow versions and metrics are recorded in. */
   readonly records: string;
   /** Flow files and directories (absolute paths), in config order. */
@@ -410,7 +405,7 @@ function resolveConfig(
 
   const names = Object.keys(stores);
   const fallback = Object.hasOwn(stores, DEFAULT_STORE_NAME) ? DEFAULT_STORE_NAME : names[0];
-  const scopes = {} as Record<Scope, string>;
+  const scopes = {} as Record<ScopeName, string>;
   for (const scope of SCOPES) {
     const named = config.scopes?.[scope];
     if (named !== undefined && !Object.hasOwn(stores, named)) {

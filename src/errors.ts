@@ -51,6 +51,21 @@ export abstract class FlowstateError extends Error {
   abstract readonly code: ErrorCode;
 }
 
+/**
+ * The message of anything thrown: an `Error`'s message, else its text.
+ *
+ * @example
+ * ```ts
+ * import { messageOf } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(messageOf(new Error("boom")), "boom");
+ * assert.equal(messageOf("plain"), "plain");
+ * ```
+ */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** A path into a document: `["nodes", 1, "needs", 0]`, `["stores", "main", "path"]`. */
 export type ProblemPath = (string | number)[];
 

@@ -5,13 +5,7 @@
  * @module
  */
 import { dirname, isAbsolute, relative } from "node:path";
-import {
-  type ConfigObject,
-  loadConfig,
-  type ResolvedConfig,
-  type Scope,
-  SCOPES,
-} from "./config.ts";
+import { type ConfigObject, loadConfig, type ResolvedConfig } from "./config.ts";
 import {
   ConfigError,
   type Problem,
@@ -27,6 +21,7 @@ import { runFlow, type RunFlowOptions } from "./run_flow.ts";
 import type { RunRecord } from "./records/types.ts";
 import { Records } from "./records/records.ts";
 import { systemClock } from "./clock.ts";
+import { type ScopeName, SCOPES } from "./state/scopes.ts";
 
 /** Options for {@linkcode openRuntime}. */
 export interface RuntimeOptions {
@@ -72,7 +67,7 @@ export interface Runtime extends AsyncDisposable {
    */
   store(name?: string): Promise<Store>;
   /** The store a scope maps to (`scopes:` in the config), opened on first use. */
-  storeFor(scope: Scope): Promise<Store>;
+  storeFor(scope: ScopeName): Promise<Store>;
   /** Whether the store named `name` has been opened (or is opening). */
   isOpen(name: string): boolean;
   /**
@@ -179,7 +174,7 @@ class FlowstateRuntime implements Runtime {
     return opening;
   }
 
-  storeFor(scope: Scope): Promise<Store> {
+  storeFor(scope: ScopeName): Promise<Store> {
     if (!SCOPES.includes(scope)) {
       return Promise.reject(
         new RangeError(

@@ -39,7 +39,6 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-const SCOPE_NAMES = ["node", "flow", "global"] as const;
 const RUN_STATUSES = ["running", "succeeded", "failed", "cancelled", "timed-out"] as const;
 
 /** `--scope`, `--flow` and `--node`, shared by the state commands. */
@@ -47,7 +46,7 @@ function scopeOption() {
   return new Option(
     "--scope <scope>",
     "keys are relative to this scope (implied by --flow, or --flow with --node)",
-  ).choices(SCOPE_NAMES);
+  ).choices(["node", "flow", "global"] as const);
 }
 const flowHelp = "the flow of the flow or node scope";
 const nodeHelp = "the node of the node scope";

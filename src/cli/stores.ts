@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { SCOPES } from "../config.ts";
+import { SCOPES } from "../state/scopes.ts";
 import { ConfigError } from "../errors.ts";
 import { openRuntime } from "../runtime.ts";
 import type { GlobalOptions } from "./common.ts";

@@ -7,9 +7,9 @@ import type { OptionsSchema } from "../plugin.ts";
 import type { StateView } from "../state/scopes.ts";
 import type { Clock, JsonValue } from "../store/types.ts";
 import type { RunRecord } from "../records/types.ts";
+import type { LogLevel } from "../log.ts";
 
-/** Log levels a node can write at. */
-export type LogLevel = "debug" | "info" | "warn" | "error";
+export type { LogLevel };
 
 /** What a node's `run` receives. */
 export interface NodeContext<I = unknown> {

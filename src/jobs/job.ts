@@ -10,9 +10,14 @@ import type { Records } from "../records/records.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Clock, JsonValue, Store } from "../store/types.ts";
 import type { Progress } from "./progress.ts";
+import type { LogLevel } from "../log.ts";
 
-/** Log levels. */
-export type JobLogLevel = "debug" | "info" | "warn" | "error";
+/**
+ * Log levels of a job (the one {@linkcode LogLevel}).
+ *
+ * @deprecated Use `LogLevel`; this alias goes in 0.4.
+ */
+export type JobLogLevel = LogLevel;
 
 /** What a job's `run` receives. */
 export interface JobContext {
@@ -29,7 +34,7 @@ export interface JobContext {
   /** Flowstate's home directory: files a job writes go under it. */
   home: string;
   /** Write a log line (kept in the run's events; printed unless quiet). */
-  log(message: string, level?: JobLogLevel): void;
+  log(message: string, level?: LogLevel): void;
   /** Report progress of long work (a bar on a terminal, plain lines otherwise). */
   progress: Progress;
   /** Aborted on Ctrl-C, daemon shutdown or cancellation: stop at a consistent point. */

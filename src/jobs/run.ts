@@ -8,13 +8,14 @@
 import { importDefault, importFailure, moduleUrl } from "../loader.ts";
 import { builtinJobNames, builtinJobUrl } from "./builtin.ts";
 import { didYouMean } from "../_suggest.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, messageOf } from "../errors.ts";
 import { validateOptions } from "../plugin.ts";
 import type { Runtime } from "../runtime.ts";
 import type { JsonValue } from "../store/types.ts";
 import { RunRecorder } from "../records/recorder.ts";
 import type { RunRecord } from "../records/types.ts";
-import { isJob, type Job, type JobContext, type JobLogLevel, type JobResult } from "./job.ts";
+import { isJob, type Job, type JobContext, type JobResult } from "./job.ts";
+import type { LogLevel } from "../log.ts";
 import { createProgress, type Progress, type ProgressMode } from "./progress.ts";
 
 /**
@@ -74,13 +75,9 @@ export interface RunJobOptions {
   /** How progress is shown (default: bar on a terminal, plain lines otherwise). */
   progress?: ProgressMode | Progress;
   /** Receives each log line (default: printed to stderr unless progress is quiet). */
-  onLog?: (message: string, level: JobLogLevel) => void;
+  onLog?: (message: string, level: LogLevel) => void;
   /** Directory a job module path resolves against (default: the config's). */
   baseDir?: string;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /**
@@ -172,7 +169,7 @@ export async function runJob(
     }
   } catch (err) {
     status = controller.signal.aborted ? "cancelled" : "failed";
-    error = { node: job.name, message: errorMessage(err) };
+    error = { node: job.name, message: messageOf(err) };
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
   }

@@ -14,7 +14,8 @@ import { parseDuration } from "../duration.ts";
 import type { Timers } from "../clock.ts";
 import { FlowValidationError, loadFlowFile, type ParsedFlow } from "../flow/parse.ts";
 import { loadFlow } from "../flow/load.ts";
-import type { Job, JobLogLevel } from "../jobs/job.ts";
+import type { Job } from "../jobs/job.ts";
+import type { LogLevel } from "../log.ts";
 import { loadJob, resolveJobOptions, runJob } from "../jobs/run.ts";
 import type { Runtime } from "../runtime.ts";
 import { validateCron } from "../cron.ts";
@@ -146,7 +147,7 @@ export interface LoadSchedulesOptions {
   /** Timers passed to flow runs (default: real ones). */
   timers?: Timers;
   /** Receives jobs' log lines and flows' node logs. */
-  onLog?: (scheduleId: string, message: string, level: JobLogLevel) => void;
+  onLog?: (scheduleId: string, message: string, level: LogLevel) => void;
 }
 
 /**

@@ -38,13 +38,14 @@
 import type { MissedPolicy, OverlapPolicy } from "../config.ts";
 import { realTimers, type Timers } from "../clock.ts";
 import type { RunStatus } from "../records/types.ts";
-import type { JobLogLevel } from "../jobs/job.ts";
+import type { LogLevel } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Clock, Key } from "../store/types.ts";
 import { DEFAULT_TIMEZONE, nextTick, previousTick, validateCron } from "../cron.ts";
 import { type LastTick, tickKey, type TickLease, TickLeases } from "./lease.ts";
 import { loadSchedules } from "./from_config.ts";
 import type { Schedule } from "./schedule.ts";
+import { messageOf } from "../errors.ts";
 
 export type { MissedPolicy, OverlapPolicy } from "../config.ts";
 export type { Schedule, TickContext } from "./schedule.ts";
@@ -91,7 +92,7 @@ export type SchedulerEvent =
     holder?: string;
   }
   | { type: "tick.queue"; scheduleId: string; tick: number }
-  | { type: "log"; scheduleId: string; message: string; level: JobLogLevel }
+  | { type: "log"; scheduleId: string; message: string; level: LogLevel }
   | { type: "error"; scheduleId?: string; tick?: number; message: string; error: unknown }
   | { type: "stopping"; running: number; graceMs: number }
   | { type: "stop"; cancelled: number };
@@ -555,8 +556,4 @@ export class Scheduler {
       }
     }
   }
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

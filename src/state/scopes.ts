@@ -12,8 +12,11 @@
 import { ConflictError } from "../errors.ts";
 import type { Entry, JsonValue, Key, Store } from "../store/types.ts";
 
-/** The three scopes. */
+/** The three scopes a node sees: `node`, `flow` and `global`. */
 export type ScopeName = "node" | "flow" | "global";
+
+/** Every {@linkcode ScopeName}, widest first. */
+export const SCOPES: readonly ["global", "flow", "node"] = ["global", "flow", "node"];
 
 /** A key inside a scope: one string, or a path of strings. */
 export type ScopeKey = string | readonly string[];
