@@ -1,15 +1,32 @@
 /**
  * Flowstate: a headless job runner for Deno with storage plugins.
  *
- * Open a store from any plugin and use the one {@linkcode Store} interface:
+ * This entry point is what an application uses: open a runtime (config,
+ * stores, records) and run flows, or open one store from any plugin and use
+ * the one {@linkcode Store} interface; define nodes, jobs and plugins; catch
+ * Flowstate's errors. The rest is in parts:
  *
+ * | import | for |
+ * |---|---|
+ * | `@flowstate/core` | applications: runtime, stores, define*, errors |
+ * | `@flowstate/core/plugin` | plugin authors: the driver contract and key helpers |
+ * | `@flowstate/core/testing` | the conformance suite and fake time |
+ * | `@flowstate/core/flow` | parsing, validating and loading flows |
+ * | `@flowstate/core/records` | runs, versions, metrics, run ids, pruning |
+ * | `@flowstate/core/scheduler` | the scheduler and cron |
+ * | `@flowstate/core/jobs` | running jobs; migrations, backup, restore, archive |
+ * | `@flowstate/core/cache`, `/hooks` | wrappers over any store |
+ * | `@flowstate/core/plugins/<name>` | one built-in plugin |
+ *
+ * @example
  * ```ts
  * import { openStore } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  *
  * await using store = await openStore({ plugin: "memory" });
  * await store.set(["flow", "counter", "count"], 1);
  * const entry = await store.get<number>(["flow", "counter", "count"]);
- * if (!(entry?.value === 1)) throw new Error("unexpected result");
+ * assert.equal(entry?.value, 1);
  * ```
  *
  * @module
@@ -18,7 +35,6 @@ export type {
   AtomicCheck,
   AtomicOperation,
   Capabilities,
-  Clock,
   CommitResult,
   CompactResult,
   DeleteOptions,
@@ -36,18 +52,28 @@ export type {
   WhereClause,
   WhereOp,
 } from "./src/store/types.ts";
-export type {
-  ClearRange,
-  CommitRequest,
-  DriverCommitResult,
-  KeyRange,
-  Mutation,
-  RawEntry,
-  StoreDriver,
-} from "./src/store/driver.ts";
-export type { NormalizedQuery } from "./src/store/query.ts";
-export { compareKeys } from "./src/store/keys.ts";
-export { ConfigError, ConflictError, StoreClosedError, StoreCorruptError } from "./src/errors.ts";
+export type { Clock, Timers } from "./src/clock.ts";
+export { type Duration, parseDuration } from "./src/duration.ts";
+export type { LogLevel } from "./src/log.ts";
+export {
+  BackupError,
+  ConfigError,
+  type ConfigErrorOptions,
+  ConflictError,
+  type ErrorCode,
+  FlowstateError,
+  FlowValidationError,
+  formatPath,
+  formatProblem,
+  messageOf,
+  MigrationError,
+  type Problem,
+  type ProblemPath,
+  StoreClosedError,
+  StoreCorruptError,
+  StoreUnavailableError,
+  UnknownStoreError,
+} from "./src/errors.ts";
 export {
   definePlugin,
   loadPlugin,
@@ -64,164 +90,62 @@ export {
 } from "./src/plugin.ts";
 export {
   defineNode,
-  type LogLevel,
   type NodeContext,
   type NodeDefinition,
   type NodeType,
 } from "./src/flow/node.ts";
-export type {
-  Duration,
-  FlowDefinition,
-  FlowSchedule,
-  InputSpec,
-  InputType,
-  NodeSpec,
-  RetrySpec,
-} from "./src/flow/types.ts";
-export type {
-  NodeStatus,
-  RunEvent,
-  RunRecord,
-  RunStatus,
-  RunSummary,
-} from "./src/records/types.ts";
-export { newRunId, runIdTime } from "./src/records/run_id.ts";
-export { RunRecorder } from "./src/records/recorder.ts";
+export type { FlowDefinition } from "./src/flow/types.ts";
+export type { FlowSource } from "./src/flow/load.ts";
+export type { NodeStatus, RunEvent, RunRecord, RunStatus } from "./src/records/types.ts";
 export type { ScopeCallOptions, ScopeKey, ScopeName, StateView } from "./src/state/scopes.ts";
 export {
-  canonicalJson,
-  type FlowSummary,
-  type FlowVersion,
-  hashFlowDefinition,
-  type ListRunsOptions,
-  Records,
-  type RecordsOptions,
-  type RunPage,
-} from "./src/records/records.ts";
-export {
-  type DurationHistogram,
-  type FlowMetrics,
-  HISTOGRAM_GROWTH,
-  HISTOGRAM_RELATIVE_ERROR,
-  quantile,
-} from "./src/records/metrics.ts";
-export {
   type ConfigObject,
+  type JobConfig,
+  type JobConfigObject,
   loadConfig,
   type LoadConfigOptions,
+  type MissedPolicy,
+  type OverlapPolicy,
   type ResolvedConfig,
 } from "./src/config.ts";
 export { openRuntime, type Runtime, type RuntimeOptions } from "./src/runtime.ts";
-export {
-  cached,
-  type CachedStore,
-  type CacheOptions,
-  type CacheStats,
-} from "./src/wrappers/cached.ts";
-export {
-  type HookMutation,
-  type HookOperation,
-  type StoreHooks,
-  withHooks,
-} from "./src/wrappers/hooks.ts";
-export {
-  coerceInputs,
-  type CoerceInputsOptions,
-  type FlowPath,
-  type FlowProblem,
-  FlowValidationError,
-  loadFlowFile,
-  type ParsedFlow,
-  parseFlow,
-  type ParseFlowOptions,
-  validateFlow,
-  type ValidateFlowOptions,
-} from "./src/flow/parse.ts";
-export { flowJsonSchema, type FlowJsonSchemaOptions, flowSchema } from "./src/flow/schema.ts";
-export { parseDuration } from "./src/duration.ts";
+export type { RunFlowOptions } from "./src/run_flow.ts";
 export {
   defineJob,
   type Job,
   type JobContext,
   type JobDefinition,
-  type JobLogLevel,
   type JobResult,
 } from "./src/jobs/job.ts";
+export { runJob, type RunJobOptions } from "./src/jobs/run.ts";
+
+// Kept for plugins written against 0.2, which imported the driver contract
+// from here. Import these from "@flowstate/core/plugin" instead.
+export type {
+  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.4. */
+  ClearRange,
+  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.4. */
+  CommitRequest,
+  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.4. */
+  DriverCommitResult,
+  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.4. */
+  KeyRange,
+  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.4. */
+  Mutation,
+  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.4. */
+  RawEntry,
+  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.4. */
+  StoreDriver,
+} from "./src/store/driver.ts";
+export type {
+  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.4. */
+  NormalizedQuery,
+} from "./src/store/query.ts";
 export {
-  createProgress,
-  type Progress,
-  type ProgressMode,
-  type ProgressOptions,
-} from "./src/jobs/progress.ts";
-export { loadJob, runJob, type RunJobOptions } from "./src/jobs/run.ts";
-export {
-  defineMigration,
-  migrateDown,
-  type MigrateOptions,
-  type MigrateResult,
-  migrateUp,
-  type Migration,
-  type MigrationContext,
-  type MigrationDefinition,
-  MigrationError,
-  type MigrationLockInfo,
-  type MigrationRecord,
-  type MigrationState,
-  type MigrationStatus,
-  migrationStatus,
-} from "./jobs/migrate.ts";
-export { moveStore, type MoveStoreOptions, type MoveStoreResult } from "./jobs/migrate_store.ts";
-export {
-  type BackupConsistency,
-  type BackupHeader,
-  type BackupInfo,
-  type BackupOptions,
-  type BackupResult,
-  backupStore,
-  type BackupStoreOptions,
-  backupStores,
-  type BackupStoresOptions,
-  type BackupTrailer,
-} from "./jobs/backup.ts";
-export {
-  restoreBackup,
-  type RestoreBackupOptions,
-  type RestoreResult,
-  type VerifiedBackup,
-  verifyBackup,
-  type VerifyBackupOptions,
-} from "./jobs/restore.ts";
-export {
-  type ArchivedRun,
-  type ArchivedRunSummary,
-  listArchivedRuns,
-  type ListArchivedRunsOptions,
-  readArchivedRun,
-} from "./jobs/archive.ts";
-export { loadSchedules, type LoadSchedulesOptions } from "./src/scheduler/from_config.ts";
-export {
-  type Schedule,
-  type ScheduleInfo,
-  Scheduler,
-  type SchedulerEvent,
-  type SchedulerOptions,
-  type SkipReason,
-  type StopResult,
-  type TickContext,
-} from "./src/scheduler/scheduler.ts";
-export { cronProblem, nextTick, previousTick, validateCron } from "./src/cron.ts";
-export {
-  type AcquireFailure,
-  type AcquireResult,
-  type DoneMarker,
-  type LastTick,
-  type LeaseHolder,
-  tickKey,
-  TickLease,
-  TickLeases,
-  type TickLeasesOptions,
-} from "./src/scheduler/lease.ts";
-export type { JobConfig, JobConfigObject, MissedPolicy, OverlapPolicy } from "./src/config.ts";
-export type { Timers } from "./src/clock.ts";
-export type { FlowSource } from "./src/flow/load.ts";
-export type { RunFlowOptions } from "./src/run_flow.ts";
+  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.4. */
+  compareKeys,
+} from "./src/store/keys.ts";
+export type {
+  /** @deprecated Use `LogLevel`; removed in 0.4. */
+  JobLogLevel,
+} from "./src/jobs/job.ts";

@@ -1,0 +1,49 @@
+/**
+ * For plugin authors: the driver contract a storage plugin implements, and
+ * the helpers it needs. A plugin is a module whose default export is
+ * `definePlugin({ name, optionsSchema, open })`; `open` returns a
+ * {@linkcode StoreDriver} (four methods: `get`, `list`, `commit`, `close`),
+ * and the core supplies everything else. Check a plugin with the conformance
+ * suite from `@flowstate/core/testing`.
+ *
+ * @example
+ * ```ts
+ * import { compareKeys, encodeKey } from "@flowstate/core/plugin";
+ * import assert from "node:assert/strict";
+ * assert.ok(compareKeys(["a"], ["a", "b"]) < 0);
+ * assert.ok(encodeKey(["a"]).length > 0);
+ * ```
+ *
+ * @module
+ */
+export type {
+  ClearRange,
+  CommitRequest,
+  DriverCommitResult,
+  KeyRange,
+  Mutation,
+  RawEntry,
+  StoreDriver,
+} from "./src/store/driver.ts";
+export type { NormalizedQuery } from "./src/store/query.ts";
+export {
+  assertKey,
+  compareKeys,
+  decodeCursor,
+  decodeKey,
+  encodeCursor,
+  encodeKey,
+  hasPrefix,
+} from "./src/store/keys.ts";
+export {
+  definePlugin,
+  type OptionsSchema,
+  type ParsingSchema,
+  type Plugin,
+  type PluginContext,
+  type PluginDefinition,
+  type SchemaIssue,
+  type SchemaResult,
+} from "./src/plugin.ts";
+export type { Clock } from "./src/clock.ts";
+export { StoreClosedError, StoreCorruptError, StoreUnavailableError } from "./src/errors.ts";

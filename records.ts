@@ -1,0 +1,60 @@
+/**
+ * The records: runs with their events, hash-addressed flow versions, per-flow
+ * metrics, the run-id format, the one run recorder, and pruning.
+ *
+ * @example
+ * ```ts
+ * import { openStore, Records } from "@flowstate/core/records";
+ * import assert from "node:assert/strict";
+ * await using store = await openStore({ plugin: "memory" });
+ * const records = new Records(store);
+ * assert.deepEqual(await records.listFlows(), []);
+ * ```
+ *
+ * @module
+ */
+export {
+  canonicalJson,
+  type FlowSummary,
+  type FlowVersion,
+  hashFlowDefinition,
+  type ListRunsOptions,
+  Records,
+  type RecordsOptions,
+  type RunPage,
+} from "./src/records/records.ts";
+export {
+  type NodeAttemptEvent,
+  type NodeEndEvent,
+  type NodeLogEvent,
+  type NodeOutcome,
+  type NodeStartEvent,
+  type NodeStatus,
+  type RunEndEvent,
+  type RunEvent,
+  type RunEventInit,
+  type RunRecord,
+  type RunStartEvent,
+  type RunStatus,
+  type RunSummary,
+  summarizeRun,
+} from "./src/records/types.ts";
+export {
+  assertRunId,
+  isRunId,
+  newRunId,
+  RUN_ID_HINT,
+  runIdBoundTime,
+  runIdTime,
+  runIdTimeBound,
+} from "./src/records/run_id.ts";
+export {
+  EVENT_BATCH_MS,
+  EVENT_BATCH_SIZE,
+  type RunEnd,
+  RunRecorder,
+  type RunStart,
+} from "./src/records/recorder.ts";
+export type { PruneOptions, PruneProgress, PruneResult } from "./src/records/prune.ts";
+export { type DurationHistogram, type FlowMetrics, quantile } from "./src/records/metrics.ts";
+export { openStore } from "./src/plugin.ts";
