@@ -32,8 +32,8 @@
  */
 import type { PostgresError, Row, RowList, Sql } from "postgres";
 import { z } from "zod";
-import { StoreClosedError, StoreCorruptError } from "../src/errors.ts";
-import { definePlugin, type ParsingSchema, type Plugin } from "../src/plugin.ts";
+import { StoreClosedError, StoreCorruptError } from "../../src/errors.ts";
+import { definePlugin, type ParsingSchema, type Plugin } from "../../src/plugin.ts";
 import type {
   ClearRange,
   CommitRequest,
@@ -42,16 +42,16 @@ import type {
   Mutation,
   RawEntry,
   StoreDriver,
-} from "../src/store/driver.ts";
+} from "../../src/store/driver.ts";
 import {
   byteBounds,
   compareBytes,
   decodeKey,
   encodeKey,
   prefixUpperBound,
-} from "../src/store/keys.ts";
-import type { NormalizedQuery } from "../src/store/query.ts";
-import type { AtomicCheck, Capabilities, JsonValue, Key } from "../src/store/types.ts";
+} from "../../src/store/keys.ts";
+import type { NormalizedQuery } from "../../src/store/query.ts";
+import type { AtomicCheck, Capabilities, JsonValue, Key } from "../../src/store/types.ts";
 
 /** Default option values of the postgres plugin. */
 export const postgresDefaults = {

@@ -56,9 +56,9 @@
  */
 import { basename, dirname, join, resolve } from "node:path";
 import { z } from "zod";
-import { moveAside } from "../src/_fs.ts";
-import { StoreCorruptError } from "../src/errors.ts";
-import { definePlugin, type ParsingSchema, type Plugin } from "../src/plugin.ts";
+import { moveAside } from "../../src/_fs.ts";
+import { StoreCorruptError } from "../../src/errors.ts";
+import { definePlugin, type ParsingSchema, type Plugin } from "../../src/plugin.ts";
 import type {
   ClearRange,
   CommitRequest,
@@ -66,9 +66,9 @@ import type {
   KeyRange,
   RawEntry,
   StoreDriver,
-} from "../src/store/driver.ts";
-import { compareKeys, hasPrefix, inClearRange } from "../src/store/keys.ts";
-import type { Capabilities, Key } from "../src/store/types.ts";
+} from "../../src/store/driver.ts";
+import { compareKeys, hasPrefix, inClearRange } from "../../src/store/keys.ts";
+import type { Capabilities, Key } from "../../src/store/types.ts";
 
 /** Validated options of the jsonfile plugin (see {@linkcode jsonFileOptions}). */
 export interface JsonFileOptions {

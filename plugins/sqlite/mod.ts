@@ -23,8 +23,8 @@
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
-import { StoreClosedError, StoreCorruptError } from "../src/errors.ts";
-import { definePlugin, type ParsingSchema, type Plugin } from "../src/plugin.ts";
+import { StoreClosedError, StoreCorruptError } from "../../src/errors.ts";
+import { definePlugin, type ParsingSchema, type Plugin } from "../../src/plugin.ts";
 import type {
   ClearRange,
   CommitRequest,
@@ -33,7 +33,7 @@ import type {
   Mutation,
   RawEntry,
   StoreDriver,
-} from "../src/store/driver.ts";
+} from "../../src/store/driver.ts";
 import {
   type ByteBounds,
   byteBounds,
@@ -41,9 +41,9 @@ import {
   decodeKey,
   encodeKey,
   prefixUpperBound,
-} from "../src/store/keys.ts";
-import type { NormalizedQuery } from "../src/store/query.ts";
-import type { Capabilities, JsonValue, Key } from "../src/store/types.ts";
+} from "../../src/store/keys.ts";
+import type { NormalizedQuery } from "../../src/store/query.ts";
+import type { Capabilities, JsonValue, Key } from "../../src/store/types.ts";
 
 /** Default option values of the sqlite plugin. */
 export const sqliteDefaults = {

@@ -11,19 +11,19 @@
  */
 import { resolve } from "node:path";
 import { z } from "zod";
-import { moveAside, writeFileAtomic } from "../src/_fs.ts";
-import { StoreCorruptError } from "../src/errors.ts";
-import { definePlugin, type ParsingSchema, type Plugin } from "../src/plugin.ts";
+import { moveAside, writeFileAtomic } from "../../src/_fs.ts";
+import { StoreCorruptError } from "../../src/errors.ts";
+import { definePlugin, type ParsingSchema, type Plugin } from "../../src/plugin.ts";
 import type {
   CommitRequest,
   DriverCommitResult,
   KeyRange,
   RawEntry,
   StoreDriver,
-} from "../src/store/driver.ts";
-import { compareKeys, hasPrefix } from "../src/store/keys.ts";
-import type { Clock, Key } from "../src/store/types.ts";
-import { systemClock } from "../src/clock.ts";
+} from "../../src/store/driver.ts";
+import { compareKeys, hasPrefix } from "../../src/store/keys.ts";
+import type { Clock, Key } from "../../src/store/types.ts";
+import { systemClock } from "../../src/clock.ts";
 
 /** Validated options of the memory plugin. */
 export interface MemoryOptions {

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConfigError, StoreCorruptError } from "../src/errors.ts";
-import { loadPlugin, openStore } from "../src/plugin.ts";
-import { compareKeys } from "../src/store/keys.ts";
-import { wrapDriver } from "../src/store/store.ts";
-import type { Clock, Key, Store } from "../src/store/types.ts";
+import { ConfigError, StoreCorruptError } from "../../src/errors.ts";
+import { loadPlugin, openStore } from "../../src/plugin.ts";
+import { compareKeys } from "../../src/store/keys.ts";
+import { wrapDriver } from "../../src/store/store.ts";
+import type { Clock, Key, Store } from "../../src/store/types.ts";
 import { testStore } from "@flowstate/core/testing";
-import jsonfile, { JsonFileDriver } from "./jsonfile.ts";
+import jsonfile, { JsonFileDriver } from "./mod.ts";
 
 // The conformance suite: each id is its own file; the same id reopens it.
 const suiteDir = await Deno.makeTempDir({ prefix: "flowstate-jsonfile-suite-" });
@@ -34,7 +34,7 @@ function open(path: string, options: Record<string, unknown> = {}, clock?: Clock
   return openStore({ plugin: "jsonfile", path, ...options }, { name: "main", clock });
 }
 
-const CONFIG = fileURLToPath(new URL("../deno.json", import.meta.url));
+const CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url));
 
 /** Run a helper script from ./testdata in its own Deno process. */
 function spawnHelper(
