@@ -43,15 +43,11 @@ import type {
   RawEntry,
   StoreDriver,
 } from "../../src/store/driver.ts";
-import {
-  byteBounds,
-  compareBytes,
-  decodeKey,
-  encodeKey,
-  prefixUpperBound,
-} from "../../src/store/keys.ts";
+import { byteBounds, encodeKey } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { AtomicCheck, Capabilities, JsonValue, Key } from "../../src/store/types.ts";
+import { boundsWhere } from "../_sql/bounds.ts";
+import { entryOf, type EntryRow, KeysetPages } from "../_sql/keyset.ts";
 
 /** Default option values of the postgres plugin. */
 export const postgresDefaults = {
@@ -141,7 +137,6 @@ export interface PostgresDriverOptions {
 /** The schema version this code reads and writes. */
 const SCHEMA_VERSION = 1;
 const FORMAT = "flowstate.postgres";
-const DEFAULT_PAGE_SIZE = 256;
 const PURGE_BATCH_SIZE = 1000;
 /** How many times a commit is retried after PostgreSQL aborted it for a deadlock. */
 const MAX_COMMIT_ATTEMPTS = 5;
@@ -158,13 +153,6 @@ const LIVE = "(expires_at IS NULL OR expires_at > $NOW::float8)";
  */
 const PREPARED = { prepare: true } as const;
 
-interface EntryRow {
-  key: Uint8Array;
-  value: string;
-  version: string;
-  expires_at: number | null;
-}
-
 // ignoreBOM: a key element may start with U+FEFF, which must survive decoding.
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
@@ -174,15 +162,6 @@ function toHex(bytes: Uint8Array): string {
   let out = "";
   for (let i = 0; i < bytes.length; i++) out += HEX[bytes[i]];
   return out;
-}
-
-function toRaw(row: EntryRow): RawEntry {
-  return {
-    key: decodeKey(row.key),
-    value: row.value,
-    version: row.version,
-    expiresAt: row.expires_at,
-  };
 }
 
 function messageOf(err: unknown): string {
@@ -249,17 +228,11 @@ interface WritePlan {
  * `first`: `key >= $n` / `key > $n` / `key < $n`, or `true` for every key.
  */
 function rangeWhere(range: ClearRange, first: number): { where: string; params: Uint8Array[] } {
-  const bounds = byteBounds(range);
-  const where: string[] = [];
   const params: Uint8Array[] = [];
-  if (bounds.lower !== undefined) {
-    params.push(bounds.lower);
-    where.push(`key ${bounds.lowerExclusive ? ">" : ">="} $${first + params.length - 1}::bytea`);
-  }
-  if (bounds.upper !== undefined) {
-    params.push(bounds.upper);
-    where.push(`key < $${first + params.length - 1}::bytea`);
-  }
+  const where = boundsWhere(
+    byteBounds(range),
+    (bytes) => `$${first + params.push(bytes) - 1}::bytea`,
+  );
   return { where: where.length === 0 ? "true" : where.join(" AND "), params };
 }
 
@@ -544,47 +517,18 @@ export class PostgresDriver implements StoreDriver {
   async *list(range: KeyRange, now: number): AsyncGenerator<RawEntry> {
     const what = "Cannot list";
     this.#assertOpen(what);
-    const bounds = byteBounds(range);
-    const reverse = range.reverse === true;
-    let remaining = range.limit ?? Infinity;
-    const pageSize = range.batchSize ?? DEFAULT_PAGE_SIZE;
-    while (remaining > 0) {
-      if (
-        bounds.lower !== undefined && bounds.upper !== undefined &&
-        compareBytes(bounds.lower, bounds.upper) >= 0
-      ) {
-        return;
-      }
-      const size = Math.min(pageSize, remaining);
+    const pages = new KeysetPages(range);
+    for (let size = pages.nextSize(); size > 0; size = pages.nextSize()) {
       const params: unknown[] = [];
-      const where: string[] = [];
-      if (bounds.lower !== undefined) {
-        params.push(bounds.lower);
-        where.push(`key ${bounds.lowerExclusive ? ">" : ">="} $${params.length}`);
-      }
-      if (bounds.upper !== undefined) {
-        params.push(bounds.upper);
-        where.push(`key < $${params.length}`);
-      }
-      params.push(now, size);
-      where.push(LIVE.replace("$NOW", `$${params.length - 1}`));
+      const where = boundsWhere(pages.bounds, (bytes) => `$${params.push(bytes)}`);
+      where.push(LIVE.replace("$NOW", `$${params.push(now)}`));
       const rows = await this.#run<EntryRow[]>(
         what,
-        `SELECT key, value, version, expires_at FROM ${this.#table} WHERE ${
-          where.join(" AND ")
-        } ORDER BY key ${reverse ? "DESC" : "ASC"} LIMIT $${params.length}`,
+        pages.select(this.#table, where, `$${params.push(size)}`),
         params,
       );
-      for (const row of rows) yield toRaw(row);
-      if (rows.length < size) return;
-      remaining -= rows.length;
-      const last = rows[rows.length - 1].key;
-      if (reverse) {
-        bounds.upper = last;
-      } else {
-        bounds.lower = last;
-        bounds.lowerExclusive = true;
-      }
+      for (const row of rows) yield entryOf(row);
+      if (!pages.advance(rows, size)) return;
       this.#assertOpen(what);
     }
   }
@@ -851,7 +795,7 @@ export class PostgresDriver implements StoreDriver {
     } finally {
       connection?.release();
     }
-    return rows.map(toRaw);
+    return rows.map(entryOf);
   }
 
   /**
@@ -1154,13 +1098,7 @@ function compileQuery(
   now: number,
 ): { sql: string; params: unknown[]; castsValues: boolean } | undefined {
   const params = new SqlParams();
-  const where: string[] = [];
-  if (q.prefix.length > 0) {
-    where.push(
-      `e.key > ${params.bind(encodeKey(q.prefix))}`,
-      `e.key < ${params.bind(prefixUpperBound(q.prefix))}`,
-    );
-  }
+  const where = boundsWhere(byteBounds({ prefix: q.prefix }), (b) => params.bind(b), "e.key");
   where.push(`(e.expires_at IS NULL OR e.expires_at > ${params.bind(now)}::float8)`);
   for (const clause of q.where) {
     const sql = clauseSql(clause, params);

@@ -34,16 +34,11 @@ import type {
   RawEntry,
   StoreDriver,
 } from "../../src/store/driver.ts";
-import {
-  type ByteBounds,
-  byteBounds,
-  compareBytes,
-  decodeKey,
-  encodeKey,
-  prefixUpperBound,
-} from "../../src/store/keys.ts";
+import { byteBounds, encodeKey } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { Capabilities, JsonValue, Key } from "../../src/store/types.ts";
+import { boundsWhere, isEmptyBounds } from "../_sql/bounds.ts";
+import { entryOf, type EntryRow, KeysetPages } from "../_sql/keyset.ts";
 
 /** Default option values of the sqlite plugin. */
 export const sqliteDefaults = {
@@ -102,7 +97,6 @@ const FORMAT = "flowstate.sqlite";
 const SQLITE_MAGIC = "SQLite format 3\0";
 /** Keep the WAL file at most this big after a checkpoint. */
 const JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024;
-const DEFAULT_PAGE_SIZE = 256;
 const STATEMENT_CACHE_SIZE = 64;
 const PURGE_BATCH_SIZE = 1000;
 /** Numeric path segments (array index or object key) that a pushed-down query may have. */
@@ -144,21 +138,6 @@ CREATE INDEX flowstate_entries_expires_at ON flowstate_entries (expires_at)
 const LIVE = "(expires_at IS NULL OR expires_at > ?)";
 
 // ignoreBOM: a key element may start with U+FEFF, which must survive decoding.
-
-/** The `key` conditions of some bounds, and their parameters (appended to by callers). */
-function boundsWhere(bounds: ByteBounds): { where: string[]; params: SQLInputValue[] } {
-  const where: string[] = [];
-  const params: SQLInputValue[] = [];
-  if (bounds.lower !== undefined) {
-    where.push(bounds.lowerExclusive ? "key > ?" : "key >= ?");
-    params.push(bounds.lower);
-  }
-  if (bounds.upper !== undefined) {
-    where.push("key < ?");
-    params.push(bounds.upper);
-  }
-  return { where, params };
-}
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -413,48 +392,19 @@ export class SqliteDriver implements StoreDriver {
   *list(range: KeyRange, now: number): Generator<RawEntry> {
     const what = "Cannot list";
     this.#assertOpen(what);
-    const bounds = byteBounds(range);
-    const reverse = range.reverse === true;
-    let remaining = range.limit ?? Infinity;
-    const pageSize = range.batchSize ?? DEFAULT_PAGE_SIZE;
-    while (remaining > 0) {
-      if (
-        bounds.lower !== undefined && bounds.upper !== undefined &&
-        compareBytes(bounds.lower, bounds.upper) >= 0
-      ) {
-        return;
-      }
-      const size = Math.min(pageSize, remaining);
-      const { where, params } = boundsWhere(bounds);
-      where.push(LIVE);
-      params.push(now, size);
-      let rows: { key: Uint8Array; value: string; version: string; expires_at: number | null }[];
+    const pages = new KeysetPages(range);
+    for (let size = pages.nextSize(); size > 0; size = pages.nextSize()) {
+      const params: SQLInputValue[] = [];
+      const where = boundsWhere(pages.bounds, (bytes) => (params.push(bytes), "?"));
+      let rows: EntryRow[];
       try {
-        rows = this.#statement(
-          `SELECT key, value, version, expires_at FROM flowstate_entries WHERE ${
-            where.join(" AND ")
-          } ORDER BY key ${reverse ? "DESC" : "ASC"} LIMIT ?`,
-        ).all(...params) as typeof rows;
+        rows = this.#statement(pages.select("flowstate_entries", [...where, LIVE], "?"))
+          .all(...params, now, size) as EntryRow[];
       } catch (err) {
         throw this.#error(what, err);
       }
-      for (const row of rows) {
-        yield {
-          key: decodeKey(row.key),
-          value: row.value,
-          version: row.version,
-          expiresAt: row.expires_at,
-        };
-      }
-      if (rows.length < size) return;
-      remaining -= rows.length;
-      const last = rows[rows.length - 1].key;
-      if (reverse) {
-        bounds.upper = last;
-      } else {
-        bounds.lower = last;
-        bounds.lowerExclusive = true;
-      }
+      for (const row of rows) yield entryOf(row);
+      if (!pages.advance(rows, size)) return;
       this.#assertOpen(what);
     }
   }
@@ -476,12 +426,12 @@ export class SqliteDriver implements StoreDriver {
     extra?: string,
   ): { run(...p: SQLInputValue[]): unknown; get(...p: SQLInputValue[]): unknown } {
     const bounds = byteBounds(range);
-    const { where, params } = boundsWhere(bounds);
+    const params: SQLInputValue[] = [];
+    const where = boundsWhere(bounds, (bytes) => (params.push(bytes), "?"));
     if (extra !== undefined) where.push(extra);
     const text = `${sql} ${where.length === 0 ? "1" : where.join(" AND ")}`;
     const statement = this.#statement(text);
-    const empty = bounds.lower !== undefined && bounds.upper !== undefined &&
-      compareBytes(bounds.lower, bounds.upper) >= 0;
+    const empty = isEmptyBounds(bounds);
     const s = statement;
     return {
       run: (...p) => empty ? undefined : s.run(...params, ...p),
@@ -607,7 +557,7 @@ export class SqliteDriver implements StoreDriver {
     this.#assertOpen(what);
     const compiled = compileQuery(query, now);
     if (compiled === undefined) return Promise.resolve(undefined);
-    let rows: { key: Uint8Array; value: string; version: string; expires_at: number | null }[];
+    let rows: EntryRow[];
     try {
       if (!compiled.ordersStrings) {
         rows = this.#statement(compiled.sql).all(...compiled.params) as typeof rows;
@@ -616,14 +566,16 @@ export class SqliteDriver implements StoreDriver {
         // core; if any value under the prefix may hold one, let the core sort.
         // One read transaction, so no writer slips one in between the two.
         this.#beginRead.run();
-        const bounds = query.prefix.length === 0
-          ? []
-          : [encodeKey(query.prefix), prefixUpperBound(query.prefix)];
+        const params: SQLInputValue[] = [];
+        const where = boundsWhere(
+          byteBounds({ prefix: query.prefix }),
+          (bytes) => (params.push(bytes), "?"),
+        );
         const risky = this.#statement(
           `SELECT 1 FROM flowstate_entries WHERE ${
-            bounds.length === 0 ? "" : "key > ? AND key < ? AND "
-          }value GLOB ? LIMIT 1`,
-        ).get(...bounds, LONE_SURROGATE_GLOB);
+            [...where, "value GLOB ?"].join(" AND ")
+          } LIMIT 1`,
+        ).get(...params, LONE_SURROGATE_GLOB);
         rows = risky === undefined
           ? this.#statement(compiled.sql).all(...compiled.params) as typeof rows
           : [];
@@ -634,12 +586,7 @@ export class SqliteDriver implements StoreDriver {
       this.#rollbackQuietly();
       throw this.#error(what, err);
     }
-    return Promise.resolve(rows.map((row) => ({
-      key: decodeKey(row.key),
-      value: row.value,
-      version: row.version,
-      expiresAt: row.expires_at,
-    })));
+    return Promise.resolve(rows.map(entryOf));
   }
 
   /**
@@ -1006,13 +953,7 @@ function compileQuery(
   now: number,
 ): { sql: string; params: SQLInputValue[]; ordersStrings: boolean } | undefined {
   const params = new SqlParams();
-  const where: string[] = [];
-  if (q.prefix.length > 0) {
-    where.push(
-      `e.key > ${params.bind(encodeKey(q.prefix))}`,
-      `e.key < ${params.bind(prefixUpperBound(q.prefix))}`,
-    );
-  }
+  const where = boundsWhere(byteBounds({ prefix: q.prefix }), (b) => params.bind(b), "e.key");
   where.push(`(e.expires_at IS NULL OR e.expires_at > ${params.bind(now)})`);
   for (const clause of q.where) {
     const sql = clauseSql(clause, params);
