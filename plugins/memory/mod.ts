@@ -229,10 +229,12 @@ export class MemoryDriver implements StoreDriver {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openStore } from "@flowstate/core";
+ *
  * await using store = await openStore({ plugin: "memory" });
  * await store.set(["a"], 1);
- * if (!((await store.count()) === 1)) throw new Error("unexpected result");
+ * assert.equal(await store.count(), 1);
  * ```
  */
 const memory: Plugin<MemoryOptions> = definePlugin({
