@@ -55,7 +55,7 @@ export interface Migration extends MigrationDefinition {
  * @example
  * ```ts
  * // migrations/0002_rename_counter.ts
- * import { defineMigration } from "@flowstate/core";
+ * import { defineMigration } from "@flowstate/core/jobs";
  *
  * const migration = defineMigration({
  *   description: "rename the counter key",

@@ -156,7 +156,8 @@ function missingWarning(id: string, dir: string, record: MigrationRecord): strin
  *
  * @example
  * ```ts
- * import { migrationStatus, openStore } from "@flowstate/core";
+ * import { migrationStatus } from "@flowstate/core/jobs";
+ * import { openStore } from "@flowstate/core";
  *
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/0001_seed.js`, "export function up() {}");
@@ -277,7 +278,8 @@ function contextFor(
  *
  * @example
  * ```ts
- * import { migrateUp, openStore } from "@flowstate/core";
+ * import { migrateUp } from "@flowstate/core/jobs";
+ * import { openStore } from "@flowstate/core";
  *
  * const dir = await Deno.makeTempDir();
  * const up = `export const up = ({ store }) => store.set(["app", "seeded"], true);`;
@@ -408,7 +410,8 @@ export async function migrateUp(
  *
  * @example
  * ```ts
- * import { migrateDown, migrateUp, openStore } from "@flowstate/core";
+ * import { migrateDown, migrateUp } from "@flowstate/core/jobs";
+ * import { openStore } from "@flowstate/core";
  *
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/0001_seed.js`, [

@@ -298,7 +298,8 @@ function runOnLine(line: string, runId: string): { run: RunRecord; events: RunEv
  *
  * @example
  * ```ts
- * import { openRuntime, readArchivedRun, runJob } from "@flowstate/core";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import { readArchivedRun } from "@flowstate/core/jobs";
  *
  * const home = await Deno.makeTempDir();
  * let now = Date.UTC(2026, 0, 1);
@@ -342,7 +343,8 @@ export async function readArchivedRun(home: string, runId: string): Promise<Arch
  *
  * @example
  * ```ts
- * import { listArchivedRuns, openRuntime, runJob } from "@flowstate/core";
+ * import { listArchivedRuns } from "@flowstate/core/jobs";
+ * import { openRuntime, runJob } from "@flowstate/core";
  *
  * const home = await Deno.makeTempDir();
  * let now = Date.UTC(2026, 0, 1);

@@ -198,7 +198,8 @@ function versionLine(entry: Entry): string {
  *
  * @example
  * ```ts
- * import { backupStore, openStore } from "@flowstate/core";
+ * import { backupStore } from "@flowstate/core/jobs";
+ * import { openStore } from "@flowstate/core";
  *
  * const dir = await Deno.makeTempDir();
  * await using store = await openStore({ plugin: "memory" }, { name: "main" });
@@ -384,7 +385,8 @@ export interface BackupResult {
  *
  * @example
  * ```ts
- * import { backupStores, openRuntime } from "@flowstate/core";
+ * import { backupStores } from "@flowstate/core/jobs";
+ * import { openRuntime } from "@flowstate/core";
  *
  * const home = await Deno.makeTempDir();
  * const config = { stores: { main: { plugin: "memory" } } };

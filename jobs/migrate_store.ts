@@ -400,7 +400,8 @@ async function verify(
  *
  * @example
  * ```ts
- * import { moveStore, openStore } from "@flowstate/core";
+ * import { moveStore } from "@flowstate/core/jobs";
+ * import { openStore } from "@flowstate/core";
  *
  * await using source = await openStore({ plugin: "memory" }, { name: "old" });
  * await using target = await openStore({ plugin: "memory" }, { name: "new" });

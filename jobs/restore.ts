@@ -136,7 +136,8 @@ const CHECK_EVERY = 1000;
  *
  * @example
  * ```ts
- * import { backupStore, openStore, verifyBackup } from "@flowstate/core";
+ * import { backupStore, verifyBackup } from "@flowstate/core/jobs";
+ * import { openStore } from "@flowstate/core";
  *
  * const dir = await Deno.makeTempDir();
  * await using store = await openStore({ plugin: "memory" }, { name: "main" });
@@ -431,7 +432,8 @@ async function clearTarget(
  *
  * @example
  * ```ts
- * import { backupStore, openStore, restoreBackup } from "@flowstate/core";
+ * import { backupStore, restoreBackup } from "@flowstate/core/jobs";
+ * import { openStore } from "@flowstate/core";
  *
  * const dir = await Deno.makeTempDir();
  * await using old = await openStore({ plugin: "memory" }, { name: "old" });

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { loadConfig, parseConfigText } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { definePlugin } from "./plugin.ts";
-import memory from "../plugins/memory.ts";
+import memory from "../plugins/memory/mod.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-config-" });

@@ -90,7 +90,7 @@ export function canonicalTimezone(timezone: string): string {
  *
  * @example
  * ```ts
- * import { cronProblem } from "@flowstate/core";
+ * import { cronProblem } from "@flowstate/core/scheduler";
  *
  * if (cronProblem("0 3 * * *") !== undefined) throw new Error("a valid expression was refused");
  * if (cronProblem("@daily", "Europe/Paris") !== undefined) throw new Error("@daily was refused");
@@ -157,7 +157,7 @@ function explainCronError(err: unknown): string {
  *
  * @example
  * ```ts
- * import { validateCron } from "@flowstate/core";
+ * import { validateCron } from "@flowstate/core/scheduler";
  *
  * validateCron("0,30 9-17 * * 1-5", "America/New_York"); // valid: returns nothing
  * try {
@@ -184,7 +184,7 @@ export function validateCron(expression: string, timezone: string = DEFAULT_TIME
  *
  * @example
  * ```ts
- * import { nextTick } from "@flowstate/core";
+ * import { nextTick } from "@flowstate/core/scheduler";
  *
  * const newYear = Date.UTC(2026, 0, 1); // 2026-01-01T00:00:00Z
  * if (nextTick("0 3 * * *", newYear) !== Date.UTC(2026, 0, 1, 3)) throw new Error("not 03:00Z");
@@ -211,7 +211,7 @@ export function nextTick(
  *
  * @example
  * ```ts
- * import { previousTick } from "@flowstate/core";
+ * import { previousTick } from "@flowstate/core/scheduler";
  *
  * const newYear = Date.UTC(2026, 0, 1); // 2026-01-01T00:00:00Z
  * const last = previousTick("@daily", newYear);

@@ -195,7 +195,8 @@ export class ConfigError extends FlowstateError {
  *
  * @example
  * ```ts
- * import { FlowValidationError, validateFlow } from "@flowstate/core";
+ * import { FlowValidationError } from "@flowstate/core";
+ * import { validateFlow } from "@flowstate/core/flow";
  * import assert from "node:assert/strict";
  * const error = (() => {
  *   try {
@@ -384,7 +385,8 @@ export class StoreClosedError extends FlowstateError {
  *
  * @example
  * ```ts
- * import { MigrationError, migrateUp, openStore } from "@flowstate/core";
+ * import { MigrationError, openStore } from "@flowstate/core";
+ * import { migrateUp } from "@flowstate/core/jobs";
  * import assert from "node:assert/strict";
  * await using store = await openStore({ plugin: "memory" });
  * const err = await migrateUp(store, "./no-such-folder").catch((e) => e);

@@ -127,10 +127,10 @@ export function definePlugin<O>(definition: PluginDefinition<O>): Plugin<O> {
 
 /** The built-in plugins, by name, as module specifiers relative to this file. */
 const BUILTIN_PLUGINS: Record<string, string> = {
-  memory: "../plugins/memory.ts",
-  jsonfile: "../plugins/jsonfile.ts",
-  sqlite: "../plugins/sqlite.ts",
-  postgres: "../plugins/postgres.ts",
+  memory: "../plugins/memory/mod.ts",
+  jsonfile: "../plugins/jsonfile/mod.ts",
+  sqlite: "../plugins/sqlite/mod.ts",
+  postgres: "../plugins/postgres/mod.ts",
 };
 
 /** Names of the built-in plugins. */

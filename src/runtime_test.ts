@@ -5,7 +5,7 @@ import { ConfigError, StoreClosedError } from "./errors.ts";
 import { definePlugin, type Plugin } from "./plugin.ts";
 import { openRuntime } from "./runtime.ts";
 import type { StoreDriver } from "./store/driver.ts";
-import { MemoryDriver } from "../plugins/memory.ts";
+import { MemoryDriver } from "../plugins/memory/mod.ts";
 import { UnknownStoreError } from "./errors.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {

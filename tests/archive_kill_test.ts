@@ -5,7 +5,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { listArchivedRuns, openRuntime, Records, runJob } from "../mod.ts";
+import { listArchivedRuns } from "../jobs.ts";
+import { openRuntime, runJob } from "../mod.ts";
+import { Records } from "../records.ts";
 import { fakeClock } from "../src/testing/clock.ts";
 import { newRunId } from "../src/records/run_id.ts";
 

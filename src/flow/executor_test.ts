@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineNode, openStore, Records, type Store } from "../../mod.ts";
+import { defineNode, openStore, type Store } from "../../mod.ts";
+import { Records } from "../../records.ts";
 import { fakeClock } from "../testing/clock.ts";
 import type { Timers } from "../clock.ts";
 import { type FlowHost, runFlow } from "../run_flow.ts";

@@ -238,7 +238,7 @@ function emptyRange(node: { range?: [number, number, number] | null }): boolean 
  *
  * @example
  * ```ts
- * import { parseFlow } from "@flowstate/core";
+ * import { parseFlow } from "@flowstate/core/flow";
  * const yaml = "id: hello\nnodes:\n  - id: say\n    type: log\n    with: { message: hi }\n";
  * const flow = parseFlow(yaml, { file: "hello.flow.yaml" });
  * if (flow.definition.nodes[0].with?.message !== "hi") throw new Error("expected the message");
@@ -329,7 +329,7 @@ export function parseFlow(text: string, options: ParseFlowOptions = {}): ParsedF
  *
  * @example
  * ```ts
- * import { validateFlow } from "@flowstate/core";
+ * import { validateFlow } from "@flowstate/core/flow";
  * const flow = validateFlow({
  *   id: "hello",
  *   nodes: [{ id: "say", type: "log", with: { message: "hi" } }],
@@ -363,7 +363,7 @@ export function validateFlow(definition: unknown, options: ValidateFlowOptions =
  *
  * @example
  * ```ts
- * import { loadFlowFile } from "@flowstate/core";
+ * import { loadFlowFile } from "@flowstate/core/flow";
  * const dir = await Deno.makeTempDir();
  * const path = `${dir}/hello.flow.yaml`;
  * await Deno.writeTextFile(path, "id: hello\nnodes:\n  - id: say\n    type: log\n");
@@ -814,7 +814,7 @@ export interface CoerceInputsOptions {
  *
  * @example
  * ```ts
- * import { coerceInputs, validateFlow } from "@flowstate/core";
+ * import { coerceInputs, validateFlow } from "@flowstate/core/flow";
  * const { definition } = validateFlow({
  *   id: "add",
  *   inputs: { by: { type: "number", default: 1 }, name: { type: "string" } },

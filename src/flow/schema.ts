@@ -304,7 +304,7 @@ const flowObjectSchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { flowSchema } from "@flowstate/core";
+ * import { flowSchema } from "@flowstate/core/flow";
  * const ok = flowSchema.safeParse({ id: "hello", nodes: [{ id: "say", type: "log" }] });
  * if (!ok.success) throw ok.error;
  * const bad = flowSchema.safeParse({ id: "Hello!", nodes: [] });
@@ -367,7 +367,7 @@ export interface FlowJsonSchemaOptions {
  *
  * @example
  * ```ts
- * import { flowJsonSchema } from "@flowstate/core";
+ * import { flowJsonSchema } from "@flowstate/core/flow";
  * const schema = flowJsonSchema({ nodeTypes: ["log", "state.set"] });
  * if (schema.$schema !== "https://json-schema.org/draft/2020-12/schema") {
  *   throw new Error("expected draft 2020-12");

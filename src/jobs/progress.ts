@@ -54,7 +54,7 @@ function duration(ms: number): string {
  *
  * @example
  * ```ts
- * import { createProgress } from "@flowstate/core";
+ * import { createProgress } from "@flowstate/core/jobs";
  *
  * const lines: string[] = [];
  * let now = 0;

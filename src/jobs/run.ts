@@ -24,7 +24,8 @@ import { createProgress, type Progress, type ProgressMode } from "./progress.ts"
  *
  * @example
  * ```ts
- * import { ConfigError, loadJob } from "@flowstate/core";
+ * import { ConfigError } from "@flowstate/core";
+ * import { loadJob } from "@flowstate/core/jobs";
  *
  * const backup = await loadJob("backup");
  * if (backup.name !== "backup" || backup.kind !== "flowstate.job") throw new Error("not loaded");

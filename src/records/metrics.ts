@@ -29,7 +29,8 @@ import type { RunRecord, RunStatus } from "./types.ts";
  *
  * @example
  * ```ts
- * import { HISTOGRAM_GROWTH, quantile } from "@flowstate/core";
+ * import { HISTOGRAM_GROWTH } from "@flowstate/core";
+ * import { quantile } from "@flowstate/core/records";
  * const durationMs = 100;
  * const index = Math.floor(Math.log(durationMs) / Math.log(HISTOGRAM_GROWTH)) + 1; // 49
  * const histogram = { growth: HISTOGRAM_GROWTH, buckets: { [index]: 1 } };
@@ -51,7 +52,8 @@ export const HISTOGRAM_MAX_MS = 365 * 24 * 60 * 60 * 1000;
  *
  * @example
  * ```ts
- * import { HISTOGRAM_GROWTH, HISTOGRAM_RELATIVE_ERROR, quantile } from "@flowstate/core";
+ * import { HISTOGRAM_GROWTH, HISTOGRAM_RELATIVE_ERROR } from "@flowstate/core";
+ * import { quantile } from "@flowstate/core/records";
  * // One run of 100 ms, counted in bucket 49: [1.1 ** 48, 1.1 ** 49) ms, about [97, 106.7).
  * const estimate = quantile({ growth: HISTOGRAM_GROWTH, buckets: { "49": 1 } }, 0.5) ?? NaN;
  * if (!(Math.abs(estimate - 100) / 100 <= HISTOGRAM_RELATIVE_ERROR)) {
@@ -207,7 +209,8 @@ export function histogramCount(histogram: DurationHistogram): number {
  *
  * @example
  * ```ts
- * import { openRuntime, quantile } from "@flowstate/core";
+ * import { openRuntime } from "@flowstate/core";
+ * import { quantile } from "@flowstate/core/records";
  * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
  * await rt.runFlow({ id: "hello", nodes: [{ id: "say", type: "log", with: { message: "hi" } }] });
  * const metrics = await (await rt.records()).getMetrics("hello");

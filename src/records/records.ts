@@ -257,7 +257,7 @@ function withoutEvents(stored: StoredRun): RunRecord {
  *
  * @example
  * ```ts
- * import { canonicalJson } from "@flowstate/core";
+ * import { canonicalJson } from "@flowstate/core/records";
  * const text = canonicalJson({ b: 1, a: [true, null], c: undefined });
  * if (text !== '{"a":[true,null],"b":1}') throw new Error(`unexpected ${text}`);
  * try {
@@ -321,7 +321,7 @@ function canonical(value: unknown, path: string, ancestors: object[]): string {
  *
  * @example
  * ```ts
- * import { hashFlowDefinition } from "@flowstate/core";
+ * import { hashFlowDefinition } from "@flowstate/core/records";
  * const a = await hashFlowDefinition({ id: "hello", nodes: [{ id: "say", type: "log" }] });
  * const b = await hashFlowDefinition({ nodes: [{ type: "log", id: "say" }], id: "hello" });
  * if (a !== b) throw new Error("key order must not change the hash");
@@ -343,7 +343,8 @@ const RETRY: unique symbol = Symbol("retry");
  *
  * @example
  * ```ts
- * import { openStore, Records } from "@flowstate/core";
+ * import { openStore } from "@flowstate/core";
+ * import { Records } from "@flowstate/core/records";
  * await using store = await openStore({ plugin: "memory" });
  * const records = new Records(store);
  * const flow = { id: "hello", nodes: [{ id: "say", type: "log" }] };

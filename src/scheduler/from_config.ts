@@ -163,7 +163,8 @@ export interface LoadSchedulesOptions {
  *
  * @example
  * ```ts
- * import { loadSchedules, openRuntime } from "@flowstate/core";
+ * import { loadSchedules } from "@flowstate/core/scheduler";
+ * import { openRuntime } from "@flowstate/core";
  *
  * await using rt = await openRuntime({
  *   config: {

@@ -182,7 +182,8 @@ export function defaultRunnerId(): string {
  *
  * @example
  * ```ts
- * import { openRuntime, Scheduler } from "@flowstate/core";
+ * import { openRuntime } from "@flowstate/core";
+ * import { Scheduler } from "@flowstate/core/scheduler";
  *
  * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
  * const ticks: number[] = [];

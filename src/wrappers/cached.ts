@@ -194,7 +194,8 @@ function slotEntry<T>(slot: CacheSlot): Entry<T> {
  *
  * @example Write-through: the second read is a cache hit
  * ```ts
- * import { cached, openStore } from "@flowstate/core";
+ * import { cached } from "@flowstate/core/cache";
+ * import { openStore } from "@flowstate/core";
  *
  * await using store = cached(await openStore({ plugin: "memory" }), { max: 100 });
  * await store.set(["user", "ada"], { name: "Ada" });
@@ -205,7 +206,8 @@ function slotEntry<T>(slot: CacheSlot): Entry<T> {
  *
  * @example Write-behind: 100 writes to one key become one store write
  * ```ts
- * import { cached, openStore } from "@flowstate/core";
+ * import { cached } from "@flowstate/core/cache";
+ * import { openStore } from "@flowstate/core";
  *
  * const base = await openStore({ plugin: "memory" });
  * const store = cached(base, { mode: "write-behind", flushInterval: 0 });

@@ -117,7 +117,8 @@ export interface StoreHooks {
  *
  * @example Refuse writes outside a prefix, and count reads
  * ```ts
- * import { openStore, withHooks } from "@flowstate/core";
+ * import { openStore } from "@flowstate/core";
+ * import { withHooks } from "@flowstate/core/hooks";
  *
  * let reads = 0;
  * await using store = withHooks(await openStore({ plugin: "memory" }), {

@@ -11,19 +11,19 @@
  */
 import { resolve } from "node:path";
 import { z } from "zod";
-import { moveAside, writeFileAtomic } from "../src/_fs.ts";
-import { StoreCorruptError } from "../src/errors.ts";
-import { definePlugin, type ParsingSchema, type Plugin } from "../src/plugin.ts";
+import { moveAside, writeFileAtomic } from "../../src/_fs.ts";
+import { StoreCorruptError } from "../../src/errors.ts";
+import { definePlugin, type ParsingSchema, type Plugin } from "../../src/plugin.ts";
 import type {
   CommitRequest,
   DriverCommitResult,
   KeyRange,
   RawEntry,
   StoreDriver,
-} from "../src/store/driver.ts";
-import { compareKeys, hasPrefix } from "../src/store/keys.ts";
-import type { Clock, Key } from "../src/store/types.ts";
-import { systemClock } from "../src/clock.ts";
+} from "../../src/store/driver.ts";
+import { compareKeys, hasPrefix } from "../../src/store/keys.ts";
+import type { Clock, Key } from "../../src/store/types.ts";
+import { systemClock } from "../../src/clock.ts";
 
 /** Validated options of the memory plugin. */
 export interface MemoryOptions {
@@ -229,10 +229,12 @@ export class MemoryDriver implements StoreDriver {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openStore } from "@flowstate/core";
+ *
  * await using store = await openStore({ plugin: "memory" });
  * await store.set(["a"], 1);
- * if (!((await store.count()) === 1)) throw new Error("unexpected result");
+ * assert.equal(await store.count(), 1);
  * ```
  */
 const memory: Plugin<MemoryOptions> = definePlugin({

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore, StoreCorruptError } from "@flowstate/core";
 import { fakeClock, testStore } from "@flowstate/core/testing";
-import memory from "./memory.ts";
+import memory from "./mod.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "flowstate-memory-test-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));

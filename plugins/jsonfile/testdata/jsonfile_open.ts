@@ -3,7 +3,7 @@
  * and prints "ok", or prints the error and exits with 1.
  * Usage: jsonfile_open.ts <store path> <lockTimeout>
  */
-import { openStore } from "../../mod.ts";
+import { openStore } from "../../../mod.ts";
 
 const [path, lockTimeout] = Deno.args;
 try {

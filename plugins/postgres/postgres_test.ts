@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import postgres from "postgres";
-import { ConfigError, StoreClosedError, StoreCorruptError } from "../src/errors.ts";
-import { openStore } from "../src/plugin.ts";
-import { readPath } from "../src/store/query.ts";
-import { wrapDriver } from "../src/store/store.ts";
+import { ConfigError, StoreClosedError, StoreCorruptError } from "../../src/errors.ts";
+import { openStore } from "../../src/plugin.ts";
+import { readPath } from "../../src/store/query.ts";
+import { wrapDriver } from "../../src/store/store.ts";
 import type {
   Clock,
   JsonValue,
@@ -15,9 +15,9 @@ import type {
   Store,
   WhereClause,
   WhereOp,
-} from "../src/store/types.ts";
-import { testStore } from "../testing.ts";
-import { PostgresDriver, postgresOptions } from "./postgres.ts";
+} from "../../src/store/types.ts";
+import { testStore } from "../../testing.ts";
+import { PostgresDriver, postgresOptions } from "./mod.ts";
 
 // Tests that need a server read its URL from FLOWSTATE_TEST_POSTGRES_URL (CI:
 // postgres://postgres@127.0.0.1:5432/test). Without it they are registered as
@@ -109,7 +109,7 @@ async function waitFor(what: string, condition: () => Promise<boolean>, ms = 10_
   }
 }
 
-const ROOT = new URL("../", import.meta.url).pathname;
+const ROOT = new URL("../../", import.meta.url).pathname;
 const TESTDATA = new URL("./testdata/", import.meta.url).pathname;
 
 // --- The conformance suite -------------------------------------------------

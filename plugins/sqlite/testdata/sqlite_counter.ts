@@ -1,5 +1,5 @@
 /**
- * Test helper for plugins/sqlite_test.ts (run as a separate OS process):
+ * Test helper for plugins/sqlite/sqlite_test.ts (run as a separate OS process):
  * `deno run sqlite_counter.ts <db path> <increments>` opens the store, prints
  * "ready", waits for a line on stdin (so two processes start together), adds 1
  * to the counter at ["counter"] that many times with compare-and-set (pausing
@@ -8,8 +8,8 @@
  *
  * @module
  */
-import { openStore } from "../../src/plugin.ts";
-import sqlite from "../sqlite.ts";
+import { openStore } from "../../../src/plugin.ts";
+import sqlite from "../mod.ts";
 
 const [path, times] = Deno.args;
 const store = await openStore({ plugin: sqlite, path }, { home: "." });

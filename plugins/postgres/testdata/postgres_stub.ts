@@ -1,5 +1,5 @@
 /**
- * Test helper for plugins/postgres_test.ts: stands in for the `postgres` npm
+ * Test helper for plugins/postgres/postgres_test.ts: stands in for the `postgres` npm
  * package (the lazy-import test maps "postgres" to this file). Evaluating it
  * sets `globalThis.postgresStubLoaded`; every query rejects.
  *

@@ -4,7 +4,7 @@
  * resolved (was acknowledged). The test kills it with SIGKILL.
  * Usage: jsonfile_writer.ts <store path> <durability>
  */
-import { openStore } from "../../mod.ts";
+import { openStore } from "../../../mod.ts";
 
 const [path, durability] = Deno.args;
 const store = await openStore({ plugin: "jsonfile", path, durability }, { name: "writer" });

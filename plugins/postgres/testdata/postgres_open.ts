@@ -1,12 +1,12 @@
 /**
- * Test helper for plugins/postgres_test.ts (run as a separate OS process with
+ * Test helper for plugins/postgres/postgres_test.ts (run as a separate OS process with
  * chosen permissions): `deno run postgres_open.ts <url>` opens a postgres
  * store and prints "opened" or the error message, as one JSON line.
  *
  * @module
  */
-import { openStore } from "../../src/plugin.ts";
-import postgres from "../postgres.ts";
+import { openStore } from "../../../src/plugin.ts";
+import postgres from "../mod.ts";
 
 try {
   const store = await openStore({ plugin: postgres, url: Deno.args[0] }, { name: "main" });

@@ -5,7 +5,7 @@
  * prints the counter value each successful increment wrote, one per line,
  * and finally "conflicts <n>".
  */
-import { openStore } from "../../mod.ts";
+import { openStore } from "../../../mod.ts";
 
 const [path, count, durability] = Deno.args;
 const store = await openStore(

@@ -1,13 +1,13 @@
 /**
- * Test helper for plugins/sqlite_test.ts (run as a separate OS process):
+ * Test helper for plugins/sqlite/sqlite_test.ts (run as a separate OS process):
  * `deno run sqlite_writer.ts <db path> <durability>` writes ["w", i] for
  * i = 0, 1, 2… and prints i on its own line after each write resolves, until
  * the parent kills it.
  *
  * @module
  */
-import { openStore } from "../../src/plugin.ts";
-import sqlite from "../sqlite.ts";
+import { openStore } from "../../../src/plugin.ts";
+import sqlite from "../mod.ts";
 
 const [path, durability] = Deno.args;
 const store = await openStore({ plugin: sqlite, path, durability }, { home: "." });

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { ConfigError, StoreClosedError, StoreCorruptError } from "../src/errors.ts";
-import { openStore } from "../src/plugin.ts";
-import { readPath } from "../src/store/query.ts";
-import { wrapDriver } from "../src/store/store.ts";
+import { ConfigError, StoreClosedError, StoreCorruptError } from "../../src/errors.ts";
+import { openStore } from "../../src/plugin.ts";
+import { readPath } from "../../src/store/query.ts";
+import { wrapDriver } from "../../src/store/store.ts";
 import type {
   Clock,
   JsonValue,
@@ -15,9 +15,9 @@ import type {
   Store,
   WhereClause,
   WhereOp,
-} from "../src/store/types.ts";
-import { testStore } from "../testing.ts";
-import { SqliteDriver, sqliteOptions } from "./sqlite.ts";
+} from "../../src/store/types.ts";
+import { testStore } from "../../testing.ts";
+import { SqliteDriver, sqliteOptions } from "./mod.ts";
 
 // --- The conformance suite -------------------------------------------------
 

@@ -1,0 +1,106 @@
+/**
+ * Keyset pagination of a listing, for the SQL drivers: a listing reads pages
+ * of at most `batchSize` rows in key order, each page starting after the last
+ * key of the one before. No transaction or cursor stays open between pages
+ * (a long listing never blocks a checkpoint or a vacuum), and each page sees
+ * the latest commits.
+ *
+ * The driver runs each page's `SELECT` (synchronously or not);
+ * {@linkcode KeysetPages} keeps where the listing stands:
+ *
+ * ```ts ignore
+ * const pages = new KeysetPages(range);
+ * for (let size = pages.nextSize(); size > 0; size = pages.nextSize()) {
+ *   const params: unknown[] = [];
+ *   const where = boundsWhere(pages.bounds, (bytes) => `$${params.push(bytes)}`);
+ *   const rows = run(pages.select(table, [...where, live], limit), [...params, now, size]);
+ *   for (const row of rows) yield entryOf(row);
+ *   if (!pages.advance(rows, size)) return;
+ * }
+ * ```
+ *
+ * @module
+ */
+import type { KeyRange, RawEntry } from "../../src/store/driver.ts";
+import { type ByteBounds, byteBounds, decodeKey } from "../../src/store/keys.ts";
+import { isEmptyBounds } from "./bounds.ts";
+
+/** Rows in a page when the listing does not say (`KeyRange.batchSize`). */
+export const DEFAULT_PAGE_SIZE = 256;
+
+/**
+ * A row of an entries table: `key` holds `encodeKey()` bytes, `value` JSON
+ * text. (A type, not an interface, so that SQLite's untyped rows convert to it.)
+ */
+export type EntryRow = {
+  /** The encoded key. */
+  key: Uint8Array;
+  /** The value's JSON text. */
+  value: string;
+  /** The version of the commit that wrote it. */
+  version: string;
+  /** Milliseconds since the epoch, or `null` when it never expires. */
+  expires_at: number | null;
+};
+
+/** The entry a row holds. */
+export function entryOf(row: EntryRow): RawEntry {
+  return {
+    key: decodeKey(row.key),
+    value: row.value,
+    version: row.version,
+    expiresAt: row.expires_at,
+  };
+}
+
+/** Where a keyset-paginated listing of one key range stands. */
+export class KeysetPages {
+  /** The bounds of the next page: the range's, narrowed past every page read. */
+  readonly bounds: ByteBounds;
+  /** Whether the listing runs in descending key order. */
+  readonly reverse: boolean;
+  #remaining: number;
+  #pageSize: number;
+
+  /** The pages of `range` (its bounds, order, `limit` and `batchSize`). */
+  constructor(range: KeyRange) {
+    this.bounds = byteBounds(range);
+    this.reverse = range.reverse === true;
+    this.#remaining = range.limit ?? Infinity;
+    this.#pageSize = range.batchSize ?? DEFAULT_PAGE_SIZE;
+  }
+
+  /** How many rows the next page asks for; 0 when the listing is complete. */
+  nextSize(): number {
+    if (this.#remaining <= 0 || isEmptyBounds(this.bounds)) return 0;
+    return Math.min(this.#pageSize, this.#remaining);
+  }
+
+  /**
+   * The `SELECT` of a page: the entries of `table` that satisfy every
+   * condition of `where`, in the listing's key order, at most `limit` (a
+   * placeholder) of them.
+   */
+  select(table: string, where: readonly string[], limit: string): string {
+    return `SELECT key, value, version, expires_at FROM ${table} WHERE ${
+      where.join(" AND ")
+    } ORDER BY key ${this.reverse ? "DESC" : "ASC"} LIMIT ${limit}`;
+  }
+
+  /**
+   * Move past a page that asked for `size` rows and got `rows`. Returns
+   * `false` when that page was the last (it came back short).
+   */
+  advance(rows: readonly { key: Uint8Array }[], size: number): boolean {
+    if (rows.length < size) return false;
+    this.#remaining -= rows.length;
+    const last = rows[rows.length - 1].key;
+    if (this.reverse) {
+      this.bounds.upper = last;
+    } else {
+      this.bounds.lower = last;
+      this.bounds.lowerExclusive = true;
+    }
+    return true;
+  }
+}

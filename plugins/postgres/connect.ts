@@ -1,0 +1,186 @@
+/**
+ * Reaching the server: the connection URL (checked, and shown without its
+ * password), the driver's options, and `connect()`, which opens a pool on
+ * the store's table. The `postgres` npm package is imported by `connect()`,
+ * so a program that never opens a postgres store never loads it.
+ *
+ * @module
+ */
+import type { Sql } from "postgres";
+import { StoreCorruptError } from "../../src/errors.ts";
+import { codeOf, isPostgresError, messageOf } from "./errors.ts";
+import { quoteIdent, setUp } from "./schema.ts";
+
+/** Default option values of the postgres plugin. */
+export const postgresDefaults = {
+  /** The table that holds the entries (its metadata lives in `<table>_meta`). */
+  table: "flowstate_entries",
+  /** The schema (namespace) of the tables; created if missing. */
+  schema: "public",
+  /** Connections in the pool. */
+  max: 4,
+  /** Seconds to wait for a connection to be ready before failing. */
+  connectTimeout: 10,
+} as const satisfies { table: string; schema: string; max: number; connectTimeout: number };
+
+/** Lowercase SQL identifiers: quoting then never changes their meaning or case. */
+export const TABLE_NAME = /^[a-z_][a-z0-9_]{0,47}$/;
+export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+/** What a table name may be, for messages. */
+export const TABLE_RULE =
+  "lowercase letters, digits and _, starting with a letter or _, at most 48 characters, not ending in _meta";
+/** What a schema name may be, for messages. */
+export const SCHEMA_RULE =
+  "lowercase letters, digits and _, starting with a letter or _, at most 63 characters";
+
+/** A `postgres://` or `postgresql://` URL with a host. */
+export function isPostgresUrl(url: string): boolean {
+  try {
+    const parsed = new URL(url);
+    return (parsed.protocol === "postgres:" || parsed.protocol === "postgresql:") &&
+      parsed.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
+/** A table name Flowstate accepts (its `_meta` table's name must be one too). */
+export function isTableName(name: string): boolean {
+  return TABLE_NAME.test(name) && !name.endsWith("_meta");
+}
+
+/** Options for {@linkcode PostgresDriver.open}. */
+export interface PostgresDriverOptions {
+  /** The entries table (default `flowstate_entries`). */
+  table?: string;
+  /** The schema (default `public`). */
+  schema?: string;
+  /** Pool size (default 4). */
+  max?: number;
+  /** Seconds to wait for a connection (default 10). */
+  connectTimeout?: number;
+  /** The store's name, for error messages. */
+  storeName?: string;
+}
+
+/** Where the server is, without the password, as `host:port`. */
+function hostPort(url: URL): string {
+  return `${url.hostname}:${url.port || "5432"}`;
+}
+
+/** The database a URL names (the client defaults it to the user name). */
+function databaseOf(url: URL): string {
+  const path = url.pathname.slice(1);
+  try {
+    return decodeURIComponent(path) || decodeURIComponent(url.username);
+  } catch {
+    return path;
+  }
+}
+
+/** The URL without the password (nor any query parameter whose name mentions one). */
+function redactUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return "postgres://(unparsable URL)";
+  }
+  const user = parsed.username === "" ? "" : `${parsed.username}@`;
+  const params = [...parsed.searchParams].filter(([name]) => !/pass|secret|key/i.test(name));
+  const query = params.length === 0 ? "" : `?${new URLSearchParams(params)}`;
+  return `${parsed.protocol}//${user}${hostPort(parsed)}${parsed.pathname}${query}`;
+}
+
+function validateDriverOptions(
+  options: PostgresDriverOptions,
+  what: string,
+): Required<Omit<PostgresDriverOptions, "storeName">> {
+  const table = options.table ?? postgresDefaults.table;
+  const schema = options.schema ?? postgresDefaults.schema;
+  const max = options.max ?? postgresDefaults.max;
+  const connectTimeout = options.connectTimeout ?? postgresDefaults.connectTimeout;
+  if (typeof table !== "string" || !isTableName(table)) {
+    throw new RangeError(`${what}: table ${JSON.stringify(table)} must be ${TABLE_RULE}`);
+  }
+  if (typeof schema !== "string" || !SCHEMA_NAME.test(schema)) {
+    throw new RangeError(`${what}: schema ${JSON.stringify(schema)} must be ${SCHEMA_RULE}`);
+  }
+  if (!Number.isInteger(max) || max < 1) {
+    throw new RangeError(`${what}: max must be a positive integer (got ${max})`);
+  }
+  if (typeof connectTimeout !== "number" || !(connectTimeout > 0) || connectTimeout > 3600) {
+    throw new RangeError(
+      `${what}: connectTimeout must be a number of seconds in (0, 3600] (got ${connectTimeout})`,
+    );
+  }
+  return { table, schema, max, connectTimeout };
+}
+
+/** A pool on a store's table, set up and checked. */
+export interface Connection {
+  /** The pool. */
+  sql: Sql;
+  /** The store's name, for messages. */
+  storeName: string;
+  /** The server URL without the password, and the table. */
+  location: string;
+  /** The table's name, schema-qualified and quoted. */
+  qualified: string;
+  /** The table's advisory lock id (its lock class is `LOCK_CLASS`). */
+  lockId: number;
+}
+
+/**
+ * Connect to `url` and open (creating if needed) the store's table. Throws
+ * a clear error naming the store, the server (`host:port`, never the
+ * password) and the cause when the server cannot be reached or refuses the
+ * login, and a `StoreCorruptError` (changing nothing) when the table is not
+ * a Flowstate table or has a newer schema version.
+ */
+export async function connect(url: string, options: PostgresDriverOptions): Promise<Connection> {
+  const storeName = options.storeName ?? "postgres";
+  const what = `Cannot open store "${storeName}"`;
+  if (typeof url !== "string" || !isPostgresUrl(url)) {
+    throw new TypeError(
+      `${what}: url must be a postgres:// URL with a host, like "postgres://user@localhost:5432/app"`,
+    );
+  }
+  const { table, schema, max, connectTimeout } = validateDriverOptions(options, what);
+  const parsed = new URL(url);
+  const redacted = redactUrl(url);
+  const location = `${redacted} (table ${schema}.${table})`;
+  const qualified = `${quoteIdent(schema)}.${quoteIdent(table)}`;
+  const { default: postgres } = await import("postgres");
+  let sql: Sql;
+  try {
+    sql = postgres(url, {
+      max,
+      connect_timeout: connectTimeout,
+      onnotice: () => {},
+      connection: { application_name: "flowstate" },
+    });
+  } catch (err) {
+    // Deno permissions: the client reads PG* environment variables (--allow-env).
+    throw new Error(
+      `${what}: the PostgreSQL client cannot start: ${messageOf(err).replaceAll(url, redacted)}`,
+      { cause: err },
+    );
+  }
+  try {
+    const lockId = await setUp(sql, { schema, table, qualified, location, what });
+    return { sql, storeName, location, qualified, lockId };
+  } catch (err) {
+    await sql.end({ timeout: 0 }).catch(() => {});
+    if (err instanceof StoreCorruptError || err instanceof RangeError) throw err;
+    const where = `PostgreSQL at ${hostPort(parsed)} (database ${
+      JSON.stringify(databaseOf(parsed))
+    })`;
+    let cause = messageOf(err).replaceAll(url, redacted);
+    if (codeOf(err) === "CONNECT_TIMEOUT") {
+      cause = `no connection within connectTimeout (${connectTimeout} s)`;
+    }
+    const reach = isPostgresError(err) ? `${where} refused` : `cannot reach ${where}`;
+    throw new Error(`${what}: ${reach}: ${cause}`, { cause: err });
+  }
+}

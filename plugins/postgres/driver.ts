@@ -1,0 +1,508 @@
+/**
+ * The postgres driver: a pool (see `connect.ts`) and one entries table.
+ * Every write takes the table's advisory lock (shared, or exclusive for a
+ * commit with checks), so compare-and-set is exact across processes.
+ *
+ * @module
+ */
+import type { Row, RowList, Sql } from "postgres";
+import { StoreClosedError } from "../../src/errors.ts";
+import type {
+  ClearRange,
+  CommitRequest,
+  DriverCommitResult,
+  KeyRange,
+  Mutation,
+  RawEntry,
+  StoreDriver,
+} from "../../src/store/driver.ts";
+import { encodeKey } from "../../src/store/keys.ts";
+import type { NormalizedQuery } from "../../src/store/query.ts";
+import type { AtomicCheck, Capabilities, Key } from "../../src/store/types.ts";
+import { boundsWhere } from "../_sql/bounds.ts";
+import { entryOf, type EntryRow, KeysetPages } from "../_sql/keyset.ts";
+import { connect, type PostgresDriverOptions } from "./connect.ts";
+import { codeOf, isCastFailure, isPostgresError, isRetryable, messageOf } from "./errors.ts";
+import { compileQuery } from "./query.ts";
+import {
+  LIVE,
+  planWrites,
+  PURGE_BATCH_SIZE,
+  rangeWhere,
+  type Statements,
+  statements,
+  toHex,
+  type WritePlan,
+} from "./statements.ts";
+
+/** How many times a commit is retried after PostgreSQL aborted it for a deadlock. */
+const MAX_COMMIT_ATTEMPTS = 5;
+/** Seconds `close()` lets running queries finish before it drops the connections. */
+const CLOSE_TIMEOUT = 5;
+
+/**
+ * `unsafe()` defaults to unnamed statements, parsed and planned on every call
+ * after an extra round trip to learn parameter types; the store's statements
+ * are a fixed set, so each connection prepares them once.
+ */
+const PREPARED = { prepare: true } as const;
+
+/**
+ * The postgres driver: a connection pool (the `postgres` npm package, imported
+ * when the first store opens) and one entries table.
+ *
+ * Most code opens it through the plugin (`openStore({ plugin: "postgres", url })`);
+ * use {@linkcode PostgresDriver.open} to get the driver itself.
+ */
+export class PostgresDriver implements StoreDriver {
+  /** The server URL without the password, and the table. */
+  readonly location: string;
+  /** Everything is native: persistence, expiry, count, clear, query, multi-process. */
+  readonly capabilities: Readonly<Capabilities> = Object.freeze({
+    persistent: true,
+    expiry: true,
+    query: true,
+    count: true,
+    clear: true,
+    atomicClear: true,
+    multiProcess: true,
+  });
+  #sql: Sql;
+  #storeName: string;
+  #table: string;
+  #sqlText: Statements;
+  #closed = false;
+
+  private constructor(
+    sql: Sql,
+    location: string,
+    storeName: string,
+    table: string,
+    lockId: number,
+  ) {
+    this.#sql = sql;
+    this.location = location;
+    this.#storeName = storeName;
+    this.#table = table;
+    this.#sqlText = statements(table, lockId);
+  }
+
+  /**
+   * Connect to `url` and open (creating if needed) the store's table. Throws
+   * a clear error naming the store, the server (`host:port`, never the
+   * password) and the cause when the server cannot be reached or refuses the
+   * login, and a {@linkcode StoreCorruptError} (changing nothing) when the
+   * table is not a Flowstate table or has a newer schema version.
+   */
+  static async open(url: string, options: PostgresDriverOptions = {}): Promise<PostgresDriver> {
+    const c = await connect(url, options);
+    return new PostgresDriver(c.sql, c.location, c.storeName, c.qualified, c.lockId);
+  }
+
+  #assertOpen(what: string): void {
+    if (this.#closed) {
+      throw new StoreClosedError(
+        `${what}: store "${this.#storeName}" (${this.location}) is closed`,
+      );
+    }
+  }
+
+  /** An error that says what failed, on which store, and why (the driver's error as cause). */
+  #error(what: string, err: unknown): Error {
+    if (err instanceof StoreClosedError) return err;
+    if (this.#closed) {
+      return new StoreClosedError(
+        `${what}: store "${this.#storeName}" (${this.location}) was closed`,
+        { cause: err },
+      );
+    }
+    const code = codeOf(err);
+    const detail = isPostgresError(err)
+      ? `PostgreSQL error ${code}: ${err.message}`
+      : messageOf(err);
+    return new Error(`${what}: store "${this.#storeName}" (${this.location}): ${detail}`, {
+      cause: err,
+    });
+  }
+
+  async #run<T extends Row[]>(
+    what: string,
+    text: string,
+    params: unknown[],
+  ): Promise<RowList<T>> {
+    this.#assertOpen(what);
+    try {
+      return await this.#sql.unsafe<T>(text, params as never[], PREPARED);
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+  }
+
+  /** One live entry, or `null`. */
+  async get(key: Key, now: number): Promise<RawEntry | null> {
+    const rows = await this.#run<Omit<EntryRow, "key">[]>("Cannot get", this.#sqlText.get, [
+      encodeKey(key),
+      now,
+    ]);
+    if (rows.length === 0) return null;
+    const row = rows[0];
+    return { key, value: row.value, version: row.version, expiresAt: row.expires_at };
+  }
+
+  /** Several live entries from one statement (one snapshot), in the order of `keys`. */
+  async getMany(keys: readonly Key[], now: number): Promise<(RawEntry | null)[]> {
+    if (keys.length <= 1) return await Promise.all(keys.map((k) => this.get(k, now)));
+    const hex = keys.map((k) => toHex(encodeKey(k)));
+    const rows = await this.#run<EntryRow[]>("Cannot getMany", this.#sqlText.getMany, [
+      [...new Set(hex)],
+      now,
+    ]);
+    const found = new Map<string, EntryRow>();
+    for (const row of rows) found.set(toHex(row.key), row);
+    return keys.map((key, i) => {
+      const row = found.get(hex[i]);
+      return row === undefined
+        ? null
+        : { key, value: row.value, version: row.version, expiresAt: row.expires_at };
+    });
+  }
+
+  /**
+   * Live entries in key order, fetched in pages of `batchSize` (default 256)
+   * by keyset pagination: no transaction stays open between pages, and each
+   * page sees the latest commits.
+   */
+  async *list(range: KeyRange, now: number): AsyncGenerator<RawEntry> {
+    const what = "Cannot list";
+    this.#assertOpen(what);
+    const pages = new KeysetPages(range);
+    for (let size = pages.nextSize(); size > 0; size = pages.nextSize()) {
+      const params: unknown[] = [];
+      const where = boundsWhere(pages.bounds, (bytes) => `$${params.push(bytes)}`);
+      where.push(LIVE.replace("$NOW", `$${params.push(now)}`));
+      const rows = await this.#run<EntryRow[]>(
+        what,
+        pages.select(this.#table, where, `$${params.push(size)}`),
+        params,
+      );
+      for (const row of rows) yield entryOf(row);
+      if (!pages.advance(rows, size)) return;
+      this.#assertOpen(what);
+    }
+  }
+
+  /**
+   * Apply the checks and mutations atomically.
+   *
+   * - No checks: one statement (its own transaction) that takes the table's
+   *   advisory lock shared, so it waits while a checked commit is between its
+   *   checks and its writes.
+   * - Checks: `BEGIN`, the table's advisory lock (exclusive), one statement
+   *   that reads the checked versions and writes only if all match, `COMMIT`,
+   *   pipelined in one round trip. Checked commits are serialized per table;
+   *   the lock is taken before the statement's snapshot, so the checks read
+   *   the latest committed versions.
+   *
+   * A commit PostgreSQL aborts for a deadlock is retried (it wrote nothing).
+   */
+  async commit(request: CommitRequest): Promise<DriverCommitResult> {
+    const what = "Cannot commit";
+    this.#assertOpen(what);
+    const { checks, mutations, version, now } = request;
+    if (checks.length === 0 && mutations.length === 0) return { ok: true };
+    if (mutations.some((m) => m.type === "clear")) {
+      for (let attempt = 1;; attempt++) {
+        try {
+          return await this.#orderedWrite(checks, mutations, version, now);
+        } catch (err) {
+          if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
+            throw this.#error(what, err);
+          }
+        }
+      }
+    }
+    const plan = planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]);
+    for (let attempt = 1;; attempt++) {
+      try {
+        if (checks.length === 0) {
+          await this.#write(plan, version);
+          return { ok: true };
+        }
+        return await this.#checkedWrite(checks, plan, version, now);
+      } catch (err) {
+        if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
+          throw this.#error(what, err);
+        }
+      }
+    }
+  }
+
+  async #write(plan: WritePlan, version: string): Promise<void> {
+    this.#assertOpen("Cannot commit");
+    const s = this.#sqlText;
+    if (plan.single) {
+      const { mutation: m, key } = plan.single;
+      if (m.type === "set") {
+        await this.#sql.unsafe(s.setOne, [key, m.value, version, m.expiresAt], PREPARED);
+      } else {
+        await this.#sql.unsafe(s.deleteOne, [key], PREPARED);
+      }
+      return;
+    }
+    await this.#sql.unsafe(s.write, [
+      plan.deleteKeys,
+      plan.setKeys,
+      plan.setValues,
+      plan.setExpires as never,
+      version,
+    ], PREPARED);
+  }
+
+  async #checkedWrite(
+    checks: readonly AtomicCheck[],
+    plan: WritePlan,
+    version: string,
+    now: number,
+  ): Promise<DriverCommitResult> {
+    this.#assertOpen("Cannot commit");
+    const s = this.#sqlText;
+    const checkKeys = checks.map((c) => toHex(encodeKey(c.key)));
+    const checkVersions = checks.map((c) => c.version);
+    const conflictsOf = (rows: readonly Row[]): DriverCommitResult =>
+      rows.length === 0
+        ? { ok: true }
+        : { ok: false, conflicts: rows.map((r) => checks[(r.i as number) - 1].key) };
+    if (plan.single === undefined && plan.setKeys.length === 0 && plan.deleteKeys.length === 0) {
+      // Only checks: one statement reads one consistent snapshot; nothing to lock.
+      return conflictsOf(
+        await this.#sql.unsafe(s.check, [checkKeys, checkVersions, now], PREPARED),
+      );
+    }
+    if (plan.single) {
+      const { mutation: m, key } = plan.single;
+      const hex = toHex(key);
+      if (m.type === "set") {
+        plan = { ...plan, setKeys: [hex], setValues: [m.value], setExpires: [m.expiresAt] };
+      } else {
+        plan = { ...plan, deleteKeys: [hex] };
+      }
+    }
+    const params = [
+      checkKeys,
+      checkVersions,
+      now,
+      plan.deleteKeys,
+      plan.setKeys,
+      plan.setValues,
+      plan.setExpires,
+      version,
+    ] as never[];
+    const tx = await this.#sql.reserve();
+    try {
+      // Pipelined: the server runs them in order, we wait for all four answers once.
+      const results = await Promise.allSettled([
+        tx.unsafe("BEGIN"),
+        tx.unsafe(s.lock),
+        tx.unsafe(s.checkedWrite, params, PREPARED),
+        tx.unsafe("COMMIT"),
+      ]);
+      const failures = results.filter((r) => r.status === "rejected").map((r) => r.reason);
+      if (failures.length > 0) {
+        // A failed statement makes COMMIT roll back; make sure nothing stays open.
+        await tx.unsafe("ROLLBACK").catch(() => {});
+        throw failures.find((e) => codeOf(e) !== "25P02") ?? failures[0];
+      }
+      const written = results[2] as PromiseFulfilledResult<Row[]>;
+      return conflictsOf(written.value);
+    } finally {
+      tx.release();
+    }
+  }
+
+  /**
+   * A commit with range deletes: the writes must apply in order, so each
+   * range delete is its own statement, between batched statements for the
+   * sets and deletes around it. In one transaction under the exclusive store
+   * lock: the checks first, then every statement pipelined (one round trip).
+   */
+  async #orderedWrite(
+    checks: readonly AtomicCheck[],
+    mutations: readonly Mutation[],
+    version: string,
+    now: number,
+  ): Promise<DriverCommitResult> {
+    this.#assertOpen("Cannot commit");
+    const s = this.#sqlText;
+    const tx = await this.#sql.reserve();
+    let open = false;
+    try {
+      const [, , failed] = await Promise.all([
+        tx.unsafe("BEGIN").then(() => (open = true)),
+        tx.unsafe(s.lock),
+        checks.length === 0 ? [] : tx.unsafe(s.check, [
+          checks.map((c) => toHex(encodeKey(c.key))),
+          checks.map((c) => c.version),
+          now,
+        ] as never[], PREPARED),
+      ]);
+      if (failed.length > 0) {
+        return { ok: false, conflicts: failed.map((r) => checks[(r.i as number) - 1].key) };
+      }
+      const statements: Promise<unknown>[] = [];
+      let pending: Exclude<Mutation, { type: "clear" }>[] = [];
+      const flushPending = () => {
+        if (pending.length === 0) return;
+        const plan = planWrites(pending);
+        pending = [];
+        if (plan.single) {
+          const { mutation: m, key } = plan.single;
+          statements.push(
+            m.type === "set"
+              ? tx.unsafe(s.setOne, [key, m.value, version, m.expiresAt], PREPARED)
+              : tx.unsafe(s.deleteOne, [key], PREPARED),
+          );
+        } else {
+          statements.push(tx.unsafe(s.write, [
+            plan.deleteKeys,
+            plan.setKeys,
+            plan.setValues,
+            plan.setExpires as never,
+            version,
+          ], PREPARED));
+        }
+      };
+      for (const m of mutations) {
+        if (m.type !== "clear") {
+          pending.push(m);
+          continue;
+        }
+        flushPending();
+        const { where, params } = rangeWhere(m.range, 1);
+        statements.push(tx.unsafe(`DELETE FROM ${this.#table} WHERE ${where}`, params as never[]));
+      }
+      flushPending();
+      statements.push(tx.unsafe("COMMIT"));
+      const results = await Promise.allSettled(statements);
+      const failures = results.filter((r) => r.status === "rejected").map((r) => r.reason);
+      if (failures.length > 0) throw failures.find((e) => codeOf(e) !== "25P02") ?? failures[0];
+      open = false;
+      return { ok: true };
+    } finally {
+      if (open) await tx.unsafe("ROLLBACK").catch(() => {});
+      tx.release();
+    }
+  }
+
+  /** Count the live entries of a range with one SQL `count(*)`. */
+  async count(range: ClearRange, now: number): Promise<number> {
+    const { where, params } = rangeWhere(range, 2);
+    const rows = await this.#run<{ n: number }[]>(
+      "Cannot count",
+      `SELECT count(*)::float8 AS n FROM ${this.#table} WHERE ${where} AND ${
+        LIVE.replace("$NOW", "$1")
+      }`,
+      [now, ...params],
+    );
+    return rows[0].n;
+  }
+
+  /** Delete every entry of a range in one statement; resolves how many were live. */
+  async clear(range: ClearRange, now: number): Promise<number> {
+    const { where, params } = rangeWhere(range, 2);
+    const rows = await this.#run<{ n: number }[]>(
+      "Cannot clear",
+      `WITH d AS (DELETE FROM ${this.#table} WHERE ${where} AND ${this.#sqlText.sharedLock} ` +
+        `RETURNING expires_at) SELECT (count(*) FILTER (WHERE expires_at IS NULL OR ` +
+        `expires_at > $1::float8))::float8 AS n FROM d`,
+      [now, ...params],
+    );
+    return rows[0].n;
+  }
+
+  /**
+   * Run a query in SQL, casting each value to `jsonb` on the fly (the column
+   * stays `TEXT`). Every clause and sort key is translated with exactly the
+   * core's semantics (deep equality is `jsonb` equality, numbers compare as
+   * `numeric`, strings with `COLLATE "C"`, which is code-point order).
+   * Resolves `undefined` (the core evaluates the query instead) when an
+   * operand or a path segment holds `\u0000` or a lone UTF-16 surrogate
+   * (PostgreSQL text cannot hold them), or when a value the query reads
+   * cannot be cast to `jsonb` (it holds one of those in a string).
+   */
+  async query(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined> {
+    const what = "Cannot query";
+    this.#assertOpen(what);
+    const compiled = compileQuery(this.#table, query, now);
+    if (compiled === undefined) return undefined;
+    let rows: EntryRow[];
+    let connection;
+    try {
+      connection = await this.#sql.reserve();
+      rows = await connection.unsafe<EntryRow[]>(compiled.sql, compiled.params as never[], {
+        prepare: false,
+      });
+    } catch (err) {
+      if (connection !== undefined && isPostgresError(err)) {
+        // postgres@3.4.9 keeps counting rows across a statement that failed
+        // after sending some, so the connection's next result would start
+        // with holes; a statement that completes without rows resets it.
+        await connection.unsafe("SELECT 1 WHERE false").catch(() => {});
+      }
+      if (compiled.castsValues && isCastFailure(err)) return undefined;
+      throw this.#error(what, err);
+    } finally {
+      connection?.release();
+    }
+    return rows.map(entryOf);
+  }
+
+  /**
+   * Delete every entry expired at `now` (using the partial index on
+   * `expires_at`), in statements of at most 1000 rows so other writers get
+   * the lock in between; resolves how many were deleted. A row rewritten
+   * meanwhile with a later expiry is left alone.
+   */
+  async purgeExpired(now: number): Promise<number> {
+    const what = "Cannot purge expired entries";
+    let total = 0;
+    for (;;) {
+      const result = await this.#run(what, this.#sqlText.purge, [now]);
+      total += result.count;
+      if (result.count < PURGE_BATCH_SIZE) return total;
+    }
+  }
+
+  /**
+   * `VACUUM` the entries table: dead rows left by updates and deletes become
+   * reusable, and empty pages at the end of the table go back to the file
+   * system. Resolves `pg_total_relation_size` (table, indexes and TOAST)
+   * before and after. It never takes a lock that blocks readers or writers
+   * for long (unlike `VACUUM FULL`, which rewrites the table under an
+   * exclusive lock and is left to the database administrator).
+   */
+  async compact(): Promise<{ bytesBefore: number; bytesAfter: number }> {
+    const what = "Cannot compact";
+    const size = async () =>
+      (await this.#run<{ n: number }[]>(
+        what,
+        `SELECT pg_total_relation_size(to_regclass($1))::float8 AS n`,
+        [this.#table],
+      ))[0].n;
+    const bytesBefore = await size();
+    this.#assertOpen(what);
+    try {
+      // VACUUM cannot run in a transaction block: the simple protocol sends it alone.
+      await this.#sql.unsafe(`VACUUM ${this.#table}`).simple();
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+    return { bytesBefore, bytesAfter: await size() };
+  }
+
+  /** Close the pool: running queries get up to 5 s to finish. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#sql.end({ timeout: CLOSE_TIMEOUT });
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * Query pushdown for the postgres plugin: a `NormalizedQuery` becomes one
+ * `SELECT` with bound parameters, or `undefined` when some part of it cannot
+ * be sent with exactly the core's semantics (the core then evaluates it).
+ *
+ * @module
+ */
+import { byteBounds } from "../../src/store/keys.ts";
+import type { NormalizedQuery } from "../../src/store/query.ts";
+import type { JsonValue } from "../../src/store/types.ts";
+import { boundsWhere } from "../_sql/bounds.ts";
+
+// ---------------------------------------------------------------------------
+// Query pushdown: NormalizedQuery → one SELECT with bound parameters.
+//
+// Each row's value is cast once (`d.doc`, a LATERAL subquery that OFFSET 0
+// keeps from being inlined) and a field is a chain of `->` lookups on it. A
+// field is SQL NULL when it is missing; its JSON type is jsonb_typeof().
+
+/** A segment `readPath` reads as an array index (on an array) or a key (on an object). */
+const ARRAY_INDEX = /^(0|[1-9]\d{0,8})$/;
+
+class SqlParams {
+  readonly values: unknown[] = [];
+  /** Bind a value and return its placeholder. */
+  bind(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+}
+
+function safeText(s: string): boolean {
+  return !s.includes("\u0000") && s.isWellFormed();
+}
+
+/**
+ * The field at `path`, or `undefined` when a segment cannot be sent. A
+ * canonical array index uses `#> '{n}'` (an index on an array, a key on an
+ * object, as readPath does); any other segment uses `-> 'text'`, which is
+ * NULL on an array (PostgreSQL would read "01" or "-1" as indexes with `#>`).
+ */
+function field(path: readonly string[], params: SqlParams): string | undefined {
+  let expr = "d.doc";
+  for (const seg of path) {
+    if (!safeText(seg)) return undefined;
+    expr = ARRAY_INDEX.test(seg)
+      ? `(${expr} #> '{${seg}}')`
+      : `(${expr} -> ${params.bind(seg)}::text)`;
+  }
+  return expr;
+}
+
+/** Whether every string in `value` (object keys included) fits in PostgreSQL text. */
+function fitsText(value: JsonValue): boolean {
+  if (typeof value === "string") return safeText(value);
+  if (typeof value !== "object" || value === null) return true;
+  if (Array.isArray(value)) return value.every(fitsText);
+  return Object.entries(value).every(([k, v]) => safeText(k) && fitsText(v));
+}
+
+/** A `jsonb` operand, or `undefined` when it holds a string PostgreSQL cannot. */
+function jsonOperand(value: JsonValue, params: SqlParams): string | undefined {
+  if (!fitsText(value)) return undefined;
+  const text = JSON.stringify(value);
+  // Bound as text: the driver would JSON.stringify a parameter it knows is jsonb.
+  return `${params.bind(text)}::text::jsonb`;
+}
+
+function textOperand(value: string, params: SqlParams): string | undefined {
+  return safeText(value) ? `${params.bind(value)}::text` : undefined;
+}
+
+const COMPARATORS = { lt: "<", lte: "<=", gt: ">", gte: ">=" } as const;
+
+function clauseSql(
+  clause: NormalizedQuery["where"][number],
+  params: SqlParams,
+): string | undefined {
+  const operand = clause.value;
+  // Clauses that match nothing bind no parameters (an unused one has no type).
+  if (clause.op === "in" && (operand as JsonValue[]).length === 0) return "false";
+  if (clause.op in COMPARATORS && typeof operand !== "number" && typeof operand !== "string") {
+    return "false";
+  }
+  const f = field(clause.path, params);
+  if (f === undefined) return undefined;
+  switch (clause.op) {
+    case "exists":
+      return (operand ?? true) ? `(${f} IS NOT NULL)` : `(${f} IS NULL)`;
+    case "eq":
+    case "ne": {
+      const op = jsonOperand(operand!, params);
+      if (op === undefined) return undefined;
+      return clause.op === "eq"
+        ? `coalesce(${f} = ${op}, false)`
+        : `NOT coalesce(${f} = ${op}, false)`;
+    }
+    case "in": {
+      const list = jsonOperand(operand!, params);
+      if (list === undefined) return undefined;
+      return `coalesce(${f} IN (SELECT jsonb_array_elements(${list})), false)`;
+    }
+    case "contains": {
+      const op = jsonOperand(operand!, params);
+      if (op === undefined) return undefined;
+      const inArray = `EXISTS (SELECT 1 FROM jsonb_array_elements(${f}) AS x(v) WHERE x.v = ${op})`;
+      if (typeof operand !== "string") {
+        return `(CASE WHEN jsonb_typeof(${f}) = 'array' THEN ${inArray} ELSE false END)`;
+      }
+      const s = textOperand(operand, params);
+      if (s === undefined) return undefined;
+      return `(CASE jsonb_typeof(${f}) WHEN 'array' THEN ${inArray} ` +
+        `WHEN 'string' THEN strpos(${f} #>> '{}', ${s}) > 0 ELSE false END)`;
+    }
+    case "lt":
+    case "lte":
+    case "gt":
+    case "gte": {
+      const cmp = COMPARATORS[clause.op];
+      if (typeof operand === "number") {
+        return `(CASE WHEN jsonb_typeof(${f}) = 'number' THEN (${f})::numeric ${cmp} ${
+          params.bind(JSON.stringify(operand))
+        }::numeric ELSE false END)`;
+      }
+      if (typeof operand === "string") {
+        const s = textOperand(operand, params);
+        if (s === undefined) return undefined;
+        return `(CASE WHEN jsonb_typeof(${f}) = 'string' THEN (${f} #>> '{}') COLLATE "C" ${cmp} ${s} ` +
+          `ELSE false END)`;
+      }
+      return undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Compile a query to one SELECT, or `undefined` when some part must be left to the core. */
+export function compileQuery(
+  table: string,
+  q: NormalizedQuery,
+  now: number,
+): { sql: string; params: unknown[]; castsValues: boolean } | undefined {
+  const params = new SqlParams();
+  const where = boundsWhere(byteBounds({ prefix: q.prefix }), (b) => params.bind(b), "e.key");
+  where.push(`(e.expires_at IS NULL OR e.expires_at > ${params.bind(now)}::float8)`);
+  for (const clause of q.where) {
+    const sql = clauseSql(clause, params);
+    if (sql === undefined) return undefined;
+    where.push(sql);
+  }
+  const order: string[] = [];
+  for (const o of q.orderBy) {
+    const f = field(o.path, params);
+    if (f === undefined) return undefined;
+    const dir = o.direction === "desc" ? "DESC" : "ASC";
+    // Rank: missing < null < false < true < number < string < array < object.
+    order.push(
+      `(CASE WHEN ${f} IS NULL THEN 0 ELSE CASE jsonb_typeof(${f}) WHEN 'null' THEN 1 ` +
+        `WHEN 'boolean' THEN CASE WHEN ${f} = 'true'::jsonb THEN 3 ELSE 2 END ` +
+        `WHEN 'number' THEN 4 WHEN 'string' THEN 5 WHEN 'array' THEN 6 ELSE 7 END END) ${dir}`,
+      `(CASE WHEN jsonb_typeof(${f}) = 'number' THEN (${f})::numeric END) ${dir}`,
+      `(CASE WHEN jsonb_typeof(${f}) = 'string' THEN (${f} #>> '{}') COLLATE "C" END) ${dir}`,
+    );
+  }
+  order.push("e.key ASC");
+  const castsValues = q.where.length > 0 || q.orderBy.length > 0;
+  const from = castsValues
+    ? `${table} AS e CROSS JOIN LATERAL (SELECT e.value::jsonb AS doc OFFSET 0) AS d`
+    : `${table} AS e`;
+  const limit = q.limit === Infinity ? "" : ` LIMIT ${params.bind(q.limit)}`;
+  const offset = q.offset === 0 ? "" : ` OFFSET ${params.bind(q.offset)}`;
+  return {
+    sql: `SELECT e.key, e.value, e.version, e.expires_at FROM ${from} WHERE ${
+      where.join(" AND ")
+    } ORDER BY ${order.join(", ")}${limit}${offset}`,
+    params: params.values,
+    castsValues,
+  };
+}

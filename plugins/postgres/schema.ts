@@ -1,0 +1,131 @@
+/**
+ * The postgres plugin's tables: `<table>` holds the entries and
+ * `<table>_meta` the format and schema version. `setUp()` checks them
+ * (read-only first, so a table it refuses is never modified) and creates
+ * them under the table's advisory lock.
+ *
+ * @module
+ */
+import type { Sql } from "postgres";
+import { StoreCorruptError } from "../../src/errors.ts";
+
+/** The schema version this code reads and writes. */
+const SCHEMA_VERSION = 1;
+const FORMAT = "flowstate.postgres";
+/** Advisory lock class of every Flowstate table lock (the object id is the table's hash). */
+export const LOCK_CLASS = 0x464c5354; // "FLST"
+
+/** A quoted SQL identifier. */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+interface SetUpTarget {
+  schema: string;
+  table: string;
+  qualified: string;
+  location: string;
+  what: string;
+}
+
+/** Sql or a transaction: what setUp's helpers need. */
+type Queryable = Pick<Sql, "unsafe">;
+
+/**
+ * Check (read-only first) that the table is a Flowstate table we can read;
+ * create the schema, tables and index if they do not exist, under the
+ * table's advisory lock so processes opening at once do not race. Resolves
+ * the table's advisory lock id.
+ */
+export async function setUp(sql: Sql, target: SetUpTarget): Promise<number> {
+  const { schema, table, qualified, location, what } = target;
+  const metaTable = `${quoteIdent(schema)}.${quoteIdent(`${table}_meta`)}`;
+  const inspect = async (q: Queryable) => {
+    const [row] = await q.unsafe<
+      { encoding: string; entries: boolean; meta: boolean; lock_id: number; schema: boolean }[]
+    >(
+      `SELECT current_setting('server_encoding') AS encoding,
+         to_regclass($1) IS NOT NULL AS entries, to_regclass($2) IS NOT NULL AS meta,
+         hashtext($3) AS lock_id, EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $4) AS schema`,
+      [qualified, metaTable, `${schema}.${table}`, schema],
+    );
+    return row;
+  };
+  const readVersion = async (q: Queryable): Promise<void> => {
+    const rows = await q.unsafe<{ key: string; value: string }[]>(
+      `SELECT key, value FROM ${metaTable}`,
+    );
+    const meta = new Map(rows.map((r) => [r.key, r.value]));
+    const raw = meta.get("schema_version");
+    const version = raw !== undefined && /^[1-9]\d{0,8}$/.test(raw) ? Number(raw) : NaN;
+    if (meta.get("format") !== FORMAT || Number.isNaN(version)) {
+      throw new StoreCorruptError(
+        `${what}: ${schema}.${table}_meta has no valid format and schema_version (format ${
+          JSON.stringify(meta.get("format") ?? null)
+        }, schema_version ${JSON.stringify(raw ?? null)}); nothing was changed`,
+        { path: location },
+      );
+    }
+    if (version > SCHEMA_VERSION) {
+      throw new StoreCorruptError(
+        `${what}: ${location} has schema version ${version}, but this version of Flowstate ` +
+          `reads schema version ${SCHEMA_VERSION} only; upgrade Flowstate to open it ` +
+          `(nothing was changed)`,
+        { path: location },
+      );
+    }
+  };
+  const refuse = (state: { entries: boolean; meta: boolean }): StoreCorruptError =>
+    new StoreCorruptError(
+      state.entries
+        ? `${what}: table ${schema}.${table} exists but is not a Flowstate table (there is no ` +
+          `${schema}.${table}_meta); nothing was changed: choose another "table" option`
+        : `${what}: ${schema}.${table}_meta exists but table ${schema}.${table} does not; ` +
+          `nothing was changed: restore the table or drop ${schema}.${table}_meta`,
+      { path: location },
+    );
+  const check = async (q: Queryable, state: { entries: boolean; meta: boolean }) => {
+    if (state.entries !== state.meta) throw refuse(state);
+    if (state.meta) await readVersion(q);
+  };
+
+  // Read-only inspection first, so a table we refuse is never modified.
+  const state = await inspect(sql);
+  if (state.encoding !== "UTF8") {
+    throw new RangeError(
+      `${what}: the database uses encoding ${state.encoding}; Flowstate needs a UTF8 database`,
+    );
+  }
+  await check(sql, state);
+  if (state.meta) return state.lock_id;
+  await sql.begin(async (tx) => {
+    await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${state.lock_id})`);
+    const now = await inspect(tx);
+    await check(tx, now);
+    if (now.meta) return;
+    if (!now.schema) await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+    await tx.unsafe(
+      `CREATE TABLE ${metaTable} (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+    );
+    /*
+     * key: encodeKey() bytes; bytea compares with memcmp, which is key order.
+     * value: JSON text as the core gives it (jsonb cannot hold \u0000 or lone
+     * surrogates). expires_at: a JS number of ms (float8 round-trips every one).
+     */
+    await tx.unsafe(
+      `CREATE TABLE ${qualified} (key BYTEA PRIMARY KEY, value TEXT NOT NULL, ` +
+        `version TEXT NOT NULL, expires_at DOUBLE PRECISION)`,
+    );
+    await tx.unsafe(
+      `CREATE INDEX ${quoteIdent(`${table}_expires_at`)} ON ${qualified} (expires_at) ` +
+        `WHERE expires_at IS NOT NULL`,
+    );
+    await tx.unsafe(`INSERT INTO ${metaTable} (key, value) VALUES ($1, $2), ($3, $4)`, [
+      "format",
+      FORMAT,
+      "schema_version",
+      String(SCHEMA_VERSION),
+    ]);
+  });
+  return state.lock_id;
+}

@@ -1,0 +1,136 @@
+/**
+ * The SQL of the postgres driver's reads and writes on one table, and the
+ * write plan a commit's mutations become (several entries travel as
+ * `unnest` arrays of hex keys, so a batch is one statement).
+ *
+ * @module
+ */
+import type { ClearRange, Mutation } from "../../src/store/driver.ts";
+import { byteBounds, encodeKey } from "../../src/store/keys.ts";
+import { boundsWhere } from "../_sql/bounds.ts";
+import { LOCK_CLASS } from "./schema.ts";
+
+/** Rows one purge statement deletes at most. */
+export const PURGE_BATCH_SIZE = 1000;
+
+/** The condition of a live entry; `$NOW` stands for the placeholder of `now`. */
+export const LIVE = "(expires_at IS NULL OR expires_at > $NOW::float8)";
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** Hex text of bytes: keys travel in arrays as hex text and are `decode(…, 'hex')`d in SQL. */
+export function toHex(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i++) out += HEX[bytes[i]];
+  return out;
+}
+
+/** Mutations reduced to the last write per key, as sorted arrays for `unnest`. */
+export interface WritePlan {
+  setKeys: string[];
+  setValues: string[];
+  setExpires: (number | null)[];
+  deleteKeys: string[];
+  /** The single mutation, when there is exactly one (a cheaper statement). */
+  single?: { mutation: Exclude<Mutation, { type: "clear" }>; key: Uint8Array };
+}
+
+/**
+ * The SQL condition of a key range, with its parameters numbered from
+ * `first`: `key >= $n` / `key > $n` / `key < $n`, or `true` for every key.
+ */
+export function rangeWhere(
+  range: ClearRange,
+  first: number,
+): { where: string; params: Uint8Array[] } {
+  const params: Uint8Array[] = [];
+  const where = boundsWhere(
+    byteBounds(range),
+    (bytes) => `$${first + params.push(bytes) - 1}::bytea`,
+  );
+  return { where: where.length === 0 ? "true" : where.join(" AND "), params };
+}
+
+/** The write plan of mutations (none of them a range delete). */
+export function planWrites(mutations: readonly Exclude<Mutation, { type: "clear" }>[]): WritePlan {
+  const plan: WritePlan = { setKeys: [], setValues: [], setExpires: [], deleteKeys: [] };
+  if (mutations.length === 1) {
+    plan.single = { mutation: mutations[0], key: encodeKey(mutations[0].key) };
+    return plan;
+  }
+  // A later write to the same key wins; one row per key also keeps
+  // INSERT … ON CONFLICT from touching a row twice.
+  const last = new Map<string, Mutation>();
+  for (const m of mutations) {
+    const hex = toHex(encodeKey(m.key));
+    last.delete(hex);
+    last.set(hex, m);
+  }
+  // Sorted, so concurrent batches lock rows in the same order (no deadlocks).
+  for (const hex of [...last.keys()].sort()) {
+    const m = last.get(hex)!;
+    if (m.type === "set") {
+      plan.setKeys.push(hex);
+      plan.setValues.push(m.value);
+      plan.setExpires.push(m.expiresAt);
+    } else {
+      plan.deleteKeys.push(hex);
+    }
+  }
+  return plan;
+}
+
+/** The SQL text of one store's statements (its table name is part of the text). */
+export interface Statements {
+  get: string;
+  getMany: string;
+  setOne: string;
+  deleteOne: string;
+  /** $1 delete keys, $2 set keys, $3 values, $4 expiries, $5 version. */
+  write: string;
+  /** $1 check keys, $2 check versions, $3 now, then as `write` shifted by 3. */
+  checkedWrite: string;
+  /** $1 check keys, $2 check versions, $3 now. */
+  check: string;
+  lock: string;
+  /** A condition that takes the store's shared lock (for unchecked writes). */
+  sharedLock: string;
+  purge: string;
+}
+
+/** The statements of the table `t` (quoted), whose advisory lock id is `lockId`. */
+export function statements(t: string, lockId: number): Statements {
+  const shared = `(SELECT true FROM pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}))`;
+  const upsert = "ON CONFLICT (key) DO UPDATE SET value = excluded.value, " +
+    "version = excluded.version, expires_at = excluded.expires_at";
+  const live = (n: number) => LIVE.replace("$NOW", `$${n}`);
+  const deleteMany = (keys: number, guard: string) =>
+    `DELETE FROM ${t} WHERE key IN (SELECT decode(k, 'hex') FROM unnest($${keys}::text[]) AS k) ` +
+    `AND ${guard}`;
+  const insertMany = (first: number, guard: string) =>
+    `INSERT INTO ${t} (key, value, version, expires_at) ` +
+    `SELECT decode(u.k, 'hex'), u.v, $${first + 3}::text, u.x ` +
+    `FROM unnest($${first}::text[], $${first + 1}::text[], $${first + 2}::float8[]) ` +
+    `WITH ORDINALITY AS u(k, v, x, i) WHERE ${guard} ORDER BY u.i ${upsert}`;
+  const failedChecks = `SELECT c.i::int AS i FROM unnest($1::text[], $2::text[]) ` +
+    `WITH ORDINALITY AS c(k, v, i) LEFT JOIN ${t} AS e ON e.key = decode(c.k, 'hex') ` +
+    `WHERE (CASE WHEN e.expires_at IS NULL OR e.expires_at > $3::float8 THEN e.version END) ` +
+    `IS DISTINCT FROM c.v`;
+  return {
+    get: `SELECT value, version, expires_at FROM ${t} WHERE key = $1 AND ${live(2)}`,
+    getMany: `SELECT key, value, version, expires_at FROM ${t} WHERE key IN ` +
+      `(SELECT decode(k, 'hex') FROM unnest($1::text[]) AS k) AND ${live(2)}`,
+    setOne: `INSERT INTO ${t} (key, value, version, expires_at) ` +
+      `SELECT $1::bytea, $2::text, $3::text, $4::float8 WHERE ${shared} ${upsert}`,
+    deleteOne: `DELETE FROM ${t} WHERE key = $1 AND ${shared}`,
+    write: `WITH d AS (${deleteMany(1, shared)}), i AS (${insertMany(2, shared)}) SELECT 1`,
+    checkedWrite: `WITH bad AS MATERIALIZED (${failedChecks}), ` +
+      `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
+      `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}) SELECT i FROM bad ORDER BY i`,
+    check: `${failedChecks} ORDER BY c.i`,
+    lock: `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockId})`,
+    sharedLock: shared,
+    purge: `DELETE FROM ${t} WHERE key IN (SELECT key FROM ${t} WHERE expires_at <= $1::float8 ` +
+      `LIMIT ${PURGE_BATCH_SIZE}) AND expires_at <= $1::float8 AND ${shared}`,
+  };
+}

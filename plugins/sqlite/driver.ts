@@ -1,0 +1,550 @@
+/**
+ * The sqlite driver: one `node:sqlite` connection to a WAL-mode file, with
+ * cached prepared statements; every write is one `BEGIN IMMEDIATE`
+ * transaction, so compare-and-set is exact across processes.
+ *
+ * @module
+ */
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import { dirname, resolve } from "node:path";
+import { StoreClosedError, StoreCorruptError } from "../../src/errors.ts";
+import type {
+  ClearRange,
+  CommitRequest,
+  DriverCommitResult,
+  KeyRange,
+  Mutation,
+  RawEntry,
+  StoreDriver,
+} from "../../src/store/driver.ts";
+import { byteBounds, encodeKey } from "../../src/store/keys.ts";
+import type { NormalizedQuery } from "../../src/store/query.ts";
+import type { Capabilities, Key } from "../../src/store/types.ts";
+import { boundsWhere, isEmptyBounds } from "../_sql/bounds.ts";
+import { entryOf, type EntryRow, KeysetPages } from "../_sql/keyset.ts";
+import { isBusy, isCorrupt, messageOf } from "./errors.ts";
+import { compileQuery, LONE_SURROGATE_GLOB } from "./query.ts";
+import { probeFile, setUp } from "./schema.ts";
+
+/** Default option values of the sqlite plugin. */
+export const sqliteDefaults = {
+  /** `PRAGMA synchronous=FULL`: every commit is fsynced before it resolves. */
+  durability: "full",
+  /** How long a write waits for another connection's lock, in milliseconds. */
+  busyTimeout: 5000,
+} as const satisfies { durability: "full" | "relaxed"; busyTimeout: number };
+
+/** Options for {@linkcode SqliteDriver.open}. */
+export interface SqliteDriverOptions {
+  /** `"full"` (default) or `"relaxed"`; see {@linkcode sqliteOptions}. */
+  durability?: "full" | "relaxed";
+  /** Milliseconds to wait for another connection's lock (default 5000). */
+  busyTimeout?: number;
+  /** Page cache in KiB (default: SQLite's). */
+  cacheSize?: number;
+  /** The store's name, for error messages. */
+  storeName?: string;
+}
+
+/** Keep the WAL file at most this big after a checkpoint. */
+const JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024;
+const STATEMENT_CACHE_SIZE = 64;
+const PURGE_BATCH_SIZE = 1000;
+
+const LIVE = "(expires_at IS NULL OR expires_at > ?)";
+
+/**
+ * The sqlite driver: one `node:sqlite` connection with cached prepared
+ * statements. Every method is synchronous under the hood; writes are single
+ * `BEGIN IMMEDIATE` transactions.
+ *
+ * Most code opens it through the plugin (`openStore({ plugin: "sqlite", path })`);
+ * use {@linkcode SqliteDriver.open} to get the driver itself.
+ */
+export class SqliteDriver implements StoreDriver {
+  /** The absolute path of the database file. */
+  readonly location: string;
+  /** Everything is native: persistence, expiry, count, clear, query, multi-process. */
+  readonly capabilities: Readonly<Capabilities> = Object.freeze({
+    persistent: true,
+    expiry: true,
+    query: true,
+    count: true,
+    clear: true,
+    atomicClear: true,
+    multiProcess: true,
+  });
+  #db: DatabaseSync;
+  #storeName: string;
+  #busyTimeout: number;
+  #closed = false;
+  #statements = new Map<string, StatementSync>();
+  #get: StatementSync;
+  #check: StatementSync;
+  #upsert: StatementSync;
+  #delete: StatementSync;
+  #begin: StatementSync;
+  #beginRead: StatementSync;
+  #commit: StatementSync;
+  #rollback: StatementSync;
+  #purgeBatch: StatementSync;
+
+  private constructor(db: DatabaseSync, path: string, storeName: string, busyTimeout: number) {
+    this.#db = db;
+    this.location = path;
+    this.#storeName = storeName;
+    this.#busyTimeout = busyTimeout;
+    this.#get = db.prepare(
+      `SELECT value, version, expires_at FROM flowstate_entries WHERE key = ? AND ${LIVE}`,
+    );
+    this.#check = db.prepare("SELECT version, expires_at FROM flowstate_entries WHERE key = ?");
+    this.#upsert = db.prepare(
+      "INSERT INTO flowstate_entries (key, value, version, expires_at) VALUES (?, ?, ?, ?) " +
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version, " +
+        "expires_at = excluded.expires_at",
+    );
+    this.#delete = db.prepare("DELETE FROM flowstate_entries WHERE key = ?");
+    this.#begin = db.prepare("BEGIN IMMEDIATE");
+    this.#beginRead = db.prepare("BEGIN");
+    this.#commit = db.prepare("COMMIT");
+    this.#rollback = db.prepare("ROLLBACK");
+    this.#purgeBatch = db.prepare(
+      "DELETE FROM flowstate_entries WHERE key IN " +
+        "(SELECT key FROM flowstate_entries WHERE expires_at <= ? LIMIT ?)",
+    );
+  }
+
+  /**
+   * Open (creating if needed) the database at `path`: WAL mode, the chosen
+   * durability, and the Flowstate schema. Throws a {@linkcode StoreCorruptError}
+   * (leaving the file untouched) when the file is not a SQLite database, is a
+   * SQLite database that is not a Flowstate store, or has a newer schema version.
+   */
+  static async open(path: string, options: SqliteDriverOptions = {}): Promise<SqliteDriver> {
+    const storeName = options.storeName ?? "sqlite";
+    const busyTimeout = options.busyTimeout ?? sqliteDefaults.busyTimeout;
+    const durability = options.durability ?? sqliteDefaults.durability;
+    const what = `Cannot open store "${storeName}"`;
+    if (!Number.isInteger(busyTimeout) || busyTimeout < 0) {
+      throw new RangeError(`${what}: busyTimeout must be a non-negative integer (ms)`);
+    }
+    if (durability !== "full" && durability !== "relaxed") {
+      throw new RangeError(`${what}: durability must be "full" or "relaxed"`);
+    }
+    if (
+      options.cacheSize !== undefined &&
+      (!Number.isInteger(options.cacheSize) || options.cacheSize <= 0)
+    ) {
+      throw new RangeError(`${what}: cacheSize must be a positive integer (KiB)`);
+    }
+    path = resolve(path);
+    await Deno.mkdir(dirname(path), { recursive: true });
+    if (await probeFile(path) === "other") {
+      throw new StoreCorruptError(
+        `${what}: ${path} is not a SQLite database (its first bytes are not "SQLite format 3"); ` +
+          `the file was left untouched: move it away or point the store's "path" option elsewhere`,
+        { path },
+      );
+    }
+    let db: DatabaseSync;
+    try {
+      db = new DatabaseSync(path);
+    } catch (err) {
+      throw new Error(`${what}: SQLite cannot open ${path}: ${messageOf(err)}`, { cause: err });
+    }
+    try {
+      db.exec(`PRAGMA busy_timeout = ${busyTimeout}`);
+      await setUp(db, path, what, busyTimeout);
+      db.exec(`PRAGMA synchronous = ${durability === "full" ? "FULL" : "NORMAL"}`);
+      db.exec(`PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
+      if (options.cacheSize !== undefined) {
+        db.exec(`PRAGMA cache_size = ${-options.cacheSize}`);
+      }
+      return new SqliteDriver(db, path, storeName, busyTimeout);
+    } catch (err) {
+      db.close();
+      if (err instanceof StoreCorruptError) throw err;
+      if (isCorrupt(err)) {
+        throw new StoreCorruptError(
+          `${what}: ${path} is not a readable SQLite database (${messageOf(err)}); ` +
+            `the file was left untouched: restore it from a backup or point "path" elsewhere`,
+          { path },
+          { cause: err },
+        );
+      }
+      if (isBusy(err)) {
+        throw new Error(
+          `${what}: ${path} stayed locked by another connection for more than ${busyTimeout} ms ` +
+            `(busyTimeout); retry, or raise the store's busyTimeout option`,
+          { cause: err },
+        );
+      }
+      throw new Error(`${what}: ${path}: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  #assertOpen(what: string): void {
+    if (this.#closed) {
+      throw new StoreClosedError(
+        `${what}: store "${this.#storeName}" (${this.location}) is closed`,
+      );
+    }
+  }
+
+  /** Turn a SQLite error into one that says what failed and what to do. */
+  #error(what: string, err: unknown): Error {
+    if (isBusy(err)) {
+      return new Error(
+        `${what}: ${this.location} stayed locked by another connection for more than ` +
+          `${this.#busyTimeout} ms (busyTimeout); retry, or raise the store's busyTimeout option`,
+        { cause: err },
+      );
+    }
+    if (isCorrupt(err)) {
+      return new StoreCorruptError(
+        `${what}: ${this.location} is damaged (${messageOf(err)}); restore it from a backup`,
+        { path: this.location },
+        { cause: err },
+      );
+    }
+    return err instanceof Error ? err : new Error(String(err));
+  }
+
+  #statement(sql: string): StatementSync {
+    let stmt = this.#statements.get(sql);
+    if (stmt) {
+      // Refresh its place in the LRU order.
+      this.#statements.delete(sql);
+    } else {
+      stmt = this.#db.prepare(sql);
+      if (this.#statements.size >= STATEMENT_CACHE_SIZE) {
+        this.#statements.delete(this.#statements.keys().next().value!);
+      }
+    }
+    this.#statements.set(sql, stmt);
+    return stmt;
+  }
+
+  #read(key: Key, now: number): RawEntry | null {
+    const row = this.#get.get(encodeKey(key), now) as
+      | { value: string; version: string; expires_at: number | null }
+      | undefined;
+    return row === undefined
+      ? null
+      : { key, value: row.value, version: row.version, expiresAt: row.expires_at };
+  }
+
+  /** One live entry, or `null`. */
+  get(key: Key, now: number): RawEntry | null {
+    this.#assertOpen("Cannot get");
+    try {
+      return this.#read(key, now);
+    } catch (err) {
+      throw this.#error("Cannot get", err);
+    }
+  }
+
+  /** Several live entries from one snapshot, in the order of `keys`. */
+  getMany(keys: readonly Key[], now: number): Promise<(RawEntry | null)[]> {
+    const what = "Cannot getMany";
+    this.#assertOpen(what);
+    if (keys.length <= 1) return Promise.resolve(keys.map((k) => this.get(k, now)));
+    try {
+      this.#beginRead.run();
+      const out = keys.map((k) => this.#read(k, now));
+      this.#commit.run();
+      return Promise.resolve(out);
+    } catch (err) {
+      this.#rollbackQuietly();
+      throw this.#error(what, err);
+    }
+  }
+
+  /**
+   * Live entries in key order, fetched in pages (keyset pagination): no read
+   * transaction stays open between pages, so a long listing never blocks
+   * checkpoints, and each page sees the latest commits.
+   */
+  *list(range: KeyRange, now: number): Generator<RawEntry> {
+    const what = "Cannot list";
+    this.#assertOpen(what);
+    const pages = new KeysetPages(range);
+    for (let size = pages.nextSize(); size > 0; size = pages.nextSize()) {
+      const params: SQLInputValue[] = [];
+      const where = boundsWhere(pages.bounds, (bytes) => (params.push(bytes), "?"));
+      let rows: EntryRow[];
+      try {
+        rows = this.#statement(pages.select("flowstate_entries", [...where, LIVE], "?"))
+          .all(...params, now, size) as EntryRow[];
+      } catch (err) {
+        throw this.#error(what, err);
+      }
+      for (const row of rows) yield entryOf(row);
+      if (!pages.advance(rows, size)) return;
+      this.#assertOpen(what);
+    }
+  }
+
+  #apply(m: Mutation, bytesOf: (key: Key) => Uint8Array, version: string): void {
+    if (m.type === "set") this.#upsert.run(bytesOf(m.key), m.value, version, m.expiresAt);
+    else if (m.type === "delete") this.#delete.run(bytesOf(m.key));
+    else this.#inRange("DELETE FROM flowstate_entries WHERE", m.range).run();
+  }
+
+  /**
+   * A statement over the rows of a key range: `sql` followed by the range's
+   * `key` bounds (and `AND extra`), from the statement cache.
+   * Run it with the extra parameters only; the bounds are bound here.
+   */
+  #inRange(
+    sql: string,
+    range: ClearRange,
+    extra?: string,
+  ): { run(...p: SQLInputValue[]): unknown; get(...p: SQLInputValue[]): unknown } {
+    const bounds = byteBounds(range);
+    const params: SQLInputValue[] = [];
+    const where = boundsWhere(bounds, (bytes) => (params.push(bytes), "?"));
+    if (extra !== undefined) where.push(extra);
+    const text = `${sql} ${where.length === 0 ? "1" : where.join(" AND ")}`;
+    const statement = this.#statement(text);
+    const empty = isEmptyBounds(bounds);
+    const s = statement;
+    return {
+      run: (...p) => empty ? undefined : s.run(...params, ...p),
+      get: (...p) => empty ? { n: 0 } : s.get(...params, ...p),
+    };
+  }
+
+  #rollbackQuietly(): void {
+    try {
+      if (this.#db.isTransaction) this.#rollback.run();
+    } catch {
+      // The connection already ended the transaction; nothing to undo.
+    }
+  }
+
+  /**
+   * Apply the checks and mutations in one `BEGIN IMMEDIATE` transaction: the
+   * write lock is taken before the checks are read, so another process cannot
+   * change a checked entry between the check and the write.
+   */
+  commit(request: CommitRequest): DriverCommitResult {
+    const what = "Cannot commit";
+    this.#assertOpen(what);
+    const { checks, mutations, version, now } = request;
+    if (checks.length === 0 && mutations.length <= 1) {
+      // A single statement is its own transaction: no BEGIN/COMMIT round trip.
+      if (mutations.length === 1) {
+        try {
+          this.#apply(mutations[0], encodeKey, version);
+        } catch (err) {
+          throw this.#error(what, err);
+        }
+      }
+      return { ok: true };
+    }
+    try {
+      this.#begin.run();
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+    try {
+      let lastKey: Key | undefined;
+      let lastBytes: Uint8Array | undefined;
+      const bytesOf = (key: Key): Uint8Array => {
+        if (key !== lastKey) {
+          lastKey = key;
+          lastBytes = encodeKey(key);
+        }
+        return lastBytes!;
+      };
+      const conflicts: Key[] = [];
+      for (const check of checks) {
+        const row = this.#check.get(bytesOf(check.key)) as
+          | { version: string; expires_at: number | null }
+          | undefined;
+        const current = row !== undefined && (row.expires_at === null || row.expires_at > now)
+          ? row.version
+          : null;
+        if (current !== check.version) conflicts.push(check.key);
+      }
+      if (conflicts.length > 0) {
+        this.#rollback.run();
+        return { ok: false, conflicts };
+      }
+      for (const m of mutations) this.#apply(m, bytesOf, version);
+      this.#commit.run();
+      return { ok: true };
+    } catch (err) {
+      this.#rollbackQuietly();
+      throw this.#error(what, err);
+    }
+  }
+
+  /** Count the live entries of a range with one SQL `count(*)`. */
+  count(range: ClearRange, now: number): Promise<number> {
+    const what = "Cannot count";
+    this.#assertOpen(what);
+    try {
+      const row = this.#inRange("SELECT count(*) AS n FROM flowstate_entries WHERE", range, LIVE)
+        .get(now) as { n: number };
+      return Promise.resolve(row.n);
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+  }
+
+  /** Delete every entry of a range in one transaction; resolves how many were live. */
+  clear(range: ClearRange, now: number): Promise<number> {
+    const what = "Cannot clear";
+    this.#assertOpen(what);
+    try {
+      this.#begin.run();
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+    try {
+      const live = (this.#inRange("SELECT count(*) AS n FROM flowstate_entries WHERE", range, LIVE)
+        .get(now) as { n: number }).n;
+      this.#inRange("DELETE FROM flowstate_entries WHERE", range).run();
+      this.#commit.run();
+      return Promise.resolve(live);
+    } catch (err) {
+      this.#rollbackQuietly();
+      throw this.#error(what, err);
+    }
+  }
+
+  /**
+   * Run a query in SQL. Resolves `undefined` (the core evaluates it instead)
+   * when a clause cannot be expressed with exactly the core's semantics:
+   * `eq`/`ne`/`in`/`contains` with an array or object operand, a path segment
+   * containing `"` or `\`, more than two numeric path segments, an `in` with
+   * more than 500 items, or an operand string with a lone UTF-16 surrogate.
+   *
+   * Queries that order strings (`orderBy`, or `lt`/`lte`/`gt`/`gte` with a
+   * string) also fall back when a value under the prefix may contain a lone
+   * UTF-16 surrogate (JSON `\udXXX`): SQLite orders those as WTF-8 bytes, the
+   * core by UTF-16 code units with its surrogate rule. A cheap `GLOB` probe in
+   * the same read transaction decides.
+   */
+  query(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined> {
+    const what = "Cannot query";
+    this.#assertOpen(what);
+    const compiled = compileQuery(query, now);
+    if (compiled === undefined) return Promise.resolve(undefined);
+    let rows: EntryRow[];
+    try {
+      if (!compiled.ordersStrings) {
+        rows = this.#statement(compiled.sql).all(...compiled.params) as typeof rows;
+      } else {
+        // SQLite orders a lone surrogate (JSON `\udXXX`) differently from the
+        // core; if any value under the prefix may hold one, let the core sort.
+        // One read transaction, so no writer slips one in between the two.
+        this.#beginRead.run();
+        const params: SQLInputValue[] = [];
+        const where = boundsWhere(
+          byteBounds({ prefix: query.prefix }),
+          (bytes) => (params.push(bytes), "?"),
+        );
+        const risky = this.#statement(
+          `SELECT 1 FROM flowstate_entries WHERE ${
+            [...where, "value GLOB ?"].join(" AND ")
+          } LIMIT 1`,
+        ).get(...params, LONE_SURROGATE_GLOB);
+        rows = risky === undefined
+          ? this.#statement(compiled.sql).all(...compiled.params) as typeof rows
+          : [];
+        this.#commit.run();
+        if (risky !== undefined) return Promise.resolve(undefined);
+      }
+    } catch (err) {
+      this.#rollbackQuietly();
+      throw this.#error(what, err);
+    }
+    return Promise.resolve(rows.map(entryOf));
+  }
+
+  /**
+   * Delete every entry expired at `now` (using the index on `expires_at`), in
+   * transactions of at most 1000 rows so other writers get the lock in
+   * between; resolves how many were deleted.
+   */
+  async purgeExpired(now: number): Promise<number> {
+    const what = "Cannot purge expired entries";
+    let total = 0;
+    for (;;) {
+      this.#assertOpen(what);
+      let deleted: number;
+      try {
+        deleted = Number(this.#purgeBatch.run(now, PURGE_BATCH_SIZE).changes);
+      } catch (err) {
+        throw this.#error(what, err);
+      }
+      total += deleted;
+      if (deleted < PURGE_BATCH_SIZE) return total;
+      // Let the rest of this process run between batches.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+  }
+
+  /**
+   * Hand free pages back to the file system: an incremental vacuum (files
+   * this plugin creates use `auto_vacuum = INCREMENTAL`), then a WAL
+   * checkpoint that truncates the WAL. Resolves the size of the database plus
+   * its WAL before and after, in bytes. A file without incremental vacuum is
+   * converted by one full `VACUUM`, which Deno permits only with `-A` (it
+   * attaches a temporary database); without it this throws and says so.
+   */
+  async compact(): Promise<{ bytesBefore: number; bytesAfter: number }> {
+    const what = "Cannot compact";
+    this.#assertOpen(what);
+    const bytesBefore = await this.#sizeOnDisk();
+    try {
+      const { auto_vacuum } = this.#db.prepare("PRAGMA auto_vacuum").get() as {
+        auto_vacuum: number;
+      };
+      if (auto_vacuum === 2) {
+        this.#db.prepare("PRAGMA incremental_vacuum").all();
+      } else {
+        // Rewrites the file once and switches it to incremental vacuum.
+        this.#db.exec("PRAGMA auto_vacuum = INCREMENTAL");
+        try {
+          this.#db.exec("VACUUM");
+        } catch (err) {
+          if (!/attached databases/i.test(messageOf(err))) throw err;
+          throw new Error(
+            `${what}: ${this.location} does not use incremental vacuum, and converting it ` +
+              `needs VACUUM, which Deno's node:sqlite allows only with all permissions; ` +
+              `compact it once from a process run with -A (--allow-all)`,
+            { cause: err },
+          );
+        }
+      }
+      this.#db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").all();
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+    return { bytesBefore, bytesAfter: await this.#sizeOnDisk() };
+  }
+
+  async #sizeOnDisk(): Promise<number> {
+    let bytes = 0;
+    for (const file of [this.location, `${this.location}-wal`]) {
+      try {
+        bytes += (await Deno.stat(file)).size;
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
+    }
+    return bytes;
+  }
+
+  /** Close the connection (SQLite checkpoints the WAL when the last one closes). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#statements.clear();
+    this.#db.close();
+  }
+}

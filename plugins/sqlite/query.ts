@@ -1,0 +1,232 @@
+/**
+ * Query pushdown for the sqlite plugin: a `NormalizedQuery` becomes one
+ * `SELECT` with bound parameters, or `undefined` when some part of it cannot
+ * be written in SQL with exactly the core's semantics (the core then
+ * evaluates the query itself).
+ *
+ * @module
+ */
+import type { SQLInputValue } from "node:sqlite";
+import { byteBounds } from "../../src/store/keys.ts";
+import type { NormalizedQuery } from "../../src/store/query.ts";
+import type { JsonValue } from "../../src/store/types.ts";
+import { boundsWhere } from "../_sql/bounds.ts";
+
+/** Numeric path segments (array index or object key) that a pushed-down query may have. */
+const MAX_INDEX_SEGMENTS = 2;
+/** `in` operands with more items than this are evaluated by the core. */
+const MAX_IN_ITEMS = 500;
+
+// ---------------------------------------------------------------------------
+// Query pushdown: NormalizedQuery → one SELECT with bound parameters.
+//
+// For a field at a path, T is its json_type (NULL when missing; 'null', 'true',
+// 'false', 'integer', 'real', 'text', 'array', 'object') and V its
+// json_extract. Numbers are compared as CAST(V AS REAL): SQLite parses an
+// integer literal like 1152921504606847000 exactly as int64, while JSON.parse
+// rounds it to the nearest double; casting rounds the same way.
+
+const ARRAY_INDEX = /^(0|[1-9]\d*)$/;
+const NUMBER_TYPES = "('integer', 'real')";
+
+class SqlParams {
+  readonly values: SQLInputValue[] = [];
+  /** Bind a value and return its numbered placeholder (reusable in the SQL text). */
+  bind(value: SQLInputValue): string {
+    this.values.push(value);
+    return `?${this.values.length}`;
+  }
+}
+
+interface Field {
+  /** json_type(...) */
+  type: string;
+  /** json_extract(...) */
+  value: string;
+  /** json_each(...) */
+  each: string;
+}
+
+/**
+ * Locate a path in `e.value`. Object keys are quoted path labels (`$."seg"`).
+ * A segment like `"0"` reads an array index on an array but an object key on
+ * an object (as readPath does); SQLite's path syntax has to pick one, so the
+ * field is the `coalesce` of both lookups (only one can exist). `undefined`
+ * when a segment cannot be written safely as a quoted label.
+ */
+function locate(path: readonly string[], params: SqlParams): Field | undefined {
+  let doc = "e.value";
+  let jsonPath = "$";
+  let indexSegments = 0;
+  for (const seg of path) {
+    if (seg.includes('"') || seg.includes("\\") || !seg.isWellFormed()) return undefined;
+    if (ARRAY_INDEX.test(seg)) {
+      if (seg.length > 9 || ++indexSegments > MAX_INDEX_SEGMENTS) return undefined;
+      const asIndex = params.bind(`${jsonPath}[${seg}]`);
+      const asLabel = params.bind(`${jsonPath}."${seg}"`);
+      doc = `coalesce(${doc} -> ${asIndex}, ${doc} -> ${asLabel})`;
+      jsonPath = "$";
+    } else {
+      jsonPath += `."${seg}"`;
+    }
+  }
+  const p = params.bind(jsonPath);
+  return {
+    type: `coalesce(json_type(${doc}, ${p}), '')`,
+    value: `json_extract(${doc}, ${p})`,
+    each: `json_each(${doc}, ${p})`,
+  };
+}
+
+/** An SQL boolean (never NULL) for "the field deep-equals `operand`", or `undefined`. */
+function equals(field: Field, operand: JsonValue, params: SqlParams): string | undefined {
+  if (operand === null) return `(${field.type} = 'null')`;
+  if (operand === true) return `(${field.type} = 'true')`;
+  if (operand === false) return `(${field.type} = 'false')`;
+  if (typeof operand === "number") {
+    return `(${field.type} IN ${NUMBER_TYPES} AND CAST(${field.value} AS REAL) = ${
+      params.bind(operand)
+    })`;
+  }
+  if (typeof operand === "string") {
+    if (!operand.isWellFormed()) return undefined;
+    return `(${field.type} = 'text' AND ${field.value} = ${params.bind(operand)})`;
+  }
+  return undefined;
+}
+
+/** "One of `items`", grouped by type so large lists stay one IN (...) per type. */
+function oneOf(field: Field, items: readonly JsonValue[], params: SqlParams): string | undefined {
+  if (items.length > MAX_IN_ITEMS) return undefined;
+  const literalTypes = new Set<string>();
+  const numbers: string[] = [];
+  const strings: string[] = [];
+  for (const item of items) {
+    if (item === null) literalTypes.add("'null'");
+    else if (item === true) literalTypes.add("'true'");
+    else if (item === false) literalTypes.add("'false'");
+    else if (typeof item === "number") numbers.push(params.bind(item));
+    else if (typeof item === "string") {
+      if (!item.isWellFormed()) return undefined;
+      strings.push(params.bind(item));
+    } else return undefined;
+  }
+  const alternatives: string[] = [];
+  if (literalTypes.size > 0) {
+    alternatives.push(`${field.type} IN (${[...literalTypes].join(", ")})`);
+  }
+  if (numbers.length > 0) {
+    alternatives.push(
+      `(${field.type} IN ${NUMBER_TYPES} AND CAST(${field.value} AS REAL) IN (${
+        numbers.join(", ")
+      }))`,
+    );
+  }
+  if (strings.length > 0) {
+    alternatives.push(`(${field.type} = 'text' AND ${field.value} IN (${strings.join(", ")}))`);
+  }
+  return alternatives.length === 0 ? "0" : `(${alternatives.join(" OR ")})`;
+}
+
+/** "The field is an array with an item equal to `operand`, or a string containing it." */
+function contains(field: Field, operand: JsonValue, params: SqlParams): string | undefined {
+  let item: string;
+  if (operand === null) item = "j.type = 'null'";
+  else if (operand === true) item = "j.type = 'true'";
+  else if (operand === false) item = "j.type = 'false'";
+  else if (typeof operand === "number") {
+    item = `j.type IN ${NUMBER_TYPES} AND CAST(j.atom AS REAL) = ${params.bind(operand)}`;
+  } else if (typeof operand === "string") {
+    if (!operand.isWellFormed()) return undefined;
+    const s = params.bind(operand);
+    return `(CASE ${field.type} WHEN 'text' THEN instr(${field.value}, ${s}) > 0 ` +
+      `WHEN 'array' THEN EXISTS (SELECT 1 FROM ${field.each} AS j WHERE j.type = 'text' AND j.atom = ${s}) ` +
+      `ELSE 0 END)`;
+  } else return undefined;
+  return `(${field.type} = 'array' AND EXISTS (SELECT 1 FROM ${field.each} AS j WHERE ${item}))`;
+}
+
+const COMPARATORS = { lt: "<", lte: "<=", gt: ">", gte: ">=" } as const;
+/** Matches JSON text that may hold a lone surrogate escape (`\ud800`..`\udfff`). */
+export const LONE_SURROGATE_GLOB = "*\\u[dD][89a-fA-F]*";
+
+function clauseSql(
+  clause: NormalizedQuery["where"][number],
+  params: SqlParams,
+): string | undefined {
+  const field = locate(clause.path, params);
+  if (field === undefined) return undefined;
+  const operand = clause.value;
+  switch (clause.op) {
+    case "exists":
+      return (operand ?? true) ? `(${field.type} <> '')` : `(${field.type} = '')`;
+    case "eq":
+      return equals(field, operand!, params);
+    case "ne": {
+      const eq = equals(field, operand!, params);
+      return eq === undefined ? undefined : `(NOT ${eq})`;
+    }
+    case "in":
+      return oneOf(field, operand as JsonValue[], params);
+    case "contains":
+      return contains(field, operand!, params);
+    case "lt":
+    case "lte":
+    case "gt":
+    case "gte": {
+      const op = COMPARATORS[clause.op];
+      if (typeof operand === "number") {
+        return `(${field.type} IN ${NUMBER_TYPES} AND CAST(${field.value} AS REAL) ${op} ${
+          params.bind(operand)
+        })`;
+      }
+      if (typeof operand === "string") {
+        if (!operand.isWellFormed()) return undefined;
+        return `(${field.type} = 'text' AND ${field.value} ${op} ${params.bind(operand)})`;
+      }
+      return "0";
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Compile a query to one SELECT, or `undefined` when some part must be left to the core. */
+export function compileQuery(
+  q: NormalizedQuery,
+  now: number,
+): { sql: string; params: SQLInputValue[]; ordersStrings: boolean } | undefined {
+  const params = new SqlParams();
+  const where = boundsWhere(byteBounds({ prefix: q.prefix }), (b) => params.bind(b), "e.key");
+  where.push(`(e.expires_at IS NULL OR e.expires_at > ${params.bind(now)})`);
+  for (const clause of q.where) {
+    const sql = clauseSql(clause, params);
+    if (sql === undefined) return undefined;
+    where.push(sql);
+  }
+  const order: string[] = [];
+  for (const o of q.orderBy) {
+    const field = locate(o.path, params);
+    if (field === undefined) return undefined;
+    const dir = o.direction === "desc" ? "DESC" : "ASC";
+    // Rank: missing < null < false < true < number < string < array < object.
+    order.push(
+      `CASE ${field.type} WHEN '' THEN 0 WHEN 'null' THEN 1 WHEN 'false' THEN 2 ` +
+        `WHEN 'true' THEN 3 WHEN 'integer' THEN 4 WHEN 'real' THEN 4 WHEN 'text' THEN 5 ` +
+        `WHEN 'array' THEN 6 ELSE 7 END ${dir}`,
+      `CASE ${field.type} WHEN 'integer' THEN CAST(${field.value} AS REAL) ` +
+        `WHEN 'real' THEN ${field.value} WHEN 'text' THEN ${field.value} END ${dir}`,
+    );
+  }
+  order.push("e.key ASC");
+  const limit = params.bind(q.limit === Infinity ? -1 : q.limit);
+  const offset = params.bind(q.offset);
+  return {
+    sql: `SELECT e.key, e.value, e.version, e.expires_at FROM flowstate_entries AS e WHERE ${
+      where.join(" AND ")
+    } ORDER BY ${order.join(", ")} LIMIT ${limit} OFFSET ${offset}`,
+    params: params.values,
+    ordersStrings: q.orderBy.length > 0 ||
+      q.where.some((c) => c.op in COMPARATORS && typeof c.value === "string"),
+  };
+}
