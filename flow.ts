@@ -37,3 +37,12 @@ export type {
   RetrySpec,
 } from "./src/flow/types.ts";
 export type { PreparedFlow, PreparedNode } from "./src/flow/executor.ts";
+export {
+  type CompiledTemplate,
+  type CompiledValue,
+  compileTemplate,
+  compileValue,
+  TemplateError,
+  type TemplateRefs,
+  type TemplateScope,
+} from "./src/flow/template/mod.ts";

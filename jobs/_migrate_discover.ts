@@ -56,6 +56,7 @@ export interface Migration extends MigrationDefinition {
  * ```ts
  * // migrations/0002_rename_counter.ts
  * import { defineMigration } from "@flowstate/core/jobs";
+ * import assert from "node:assert/strict";
  *
  * const migration = defineMigration({
  *   description: "rename the counter key",
@@ -66,8 +67,8 @@ export interface Migration extends MigrationDefinition {
  *       .set(["flow", "counter", "count"], old.value).commit();
  *   },
  * });
- * if (migration.kind !== "flowstate.migration") throw new Error("not a migration");
- * export default migration;
+ * assert.equal(migration.kind, "flowstate.migration");
+ * // In the module itself: export default migration;
  * ```
  */
 export function defineMigration(definition: MigrationDefinition): Migration {

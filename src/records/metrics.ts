@@ -29,7 +29,7 @@ import type { RunRecord, RunStatus } from "./types.ts";
  *
  * @example
  * ```ts
- * import { HISTOGRAM_GROWTH } from "@flowstate/core";
+ * import { HISTOGRAM_GROWTH } from "./metrics.ts";
  * import { quantile } from "@flowstate/core/records";
  * const durationMs = 100;
  * const index = Math.floor(Math.log(durationMs) / Math.log(HISTOGRAM_GROWTH)) + 1; // 49
@@ -52,7 +52,7 @@ export const HISTOGRAM_MAX_MS = 365 * 24 * 60 * 60 * 1000;
  *
  * @example
  * ```ts
- * import { HISTOGRAM_GROWTH, HISTOGRAM_RELATIVE_ERROR } from "@flowstate/core";
+ * import { HISTOGRAM_GROWTH, HISTOGRAM_RELATIVE_ERROR } from "./metrics.ts";
  * import { quantile } from "@flowstate/core/records";
  * // One run of 100 ms, counted in bucket 49: [1.1 ** 48, 1.1 ** 49) ms, about [97, 106.7).
  * const estimate = quantile({ growth: HISTOGRAM_GROWTH, buckets: { "49": 1 } }, 0.5) ?? NaN;

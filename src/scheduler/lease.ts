@@ -145,7 +145,7 @@ let newTickLease: (
  *
  * @example
  * ```ts
- * import { tickKey } from "@flowstate/core";
+ * import { tickKey } from "./lease.ts";
  *
  * const key = tickKey(Date.UTC(2026, 0, 1, 3));
  * if (key !== "2026-01-01T03:00:00.000Z") throw new Error(`unexpected key ${key}`);
@@ -161,7 +161,8 @@ export function tickKey(tick: number): string {
  *
  * @example
  * ```ts
- * import { openStore, TickLeases } from "@flowstate/core";
+ * import { openStore } from "@flowstate/core";
+ * import { TickLeases } from "./lease.ts";
  *
  * await using store = await openStore({ plugin: "memory" });
  * const a = new TickLeases(store, { runnerId: "a" });
@@ -338,7 +339,8 @@ export class TickLeases {
  *
  * @example
  * ```ts
- * import { openStore, TickLeases } from "@flowstate/core";
+ * import { openStore } from "@flowstate/core";
+ * import { TickLeases } from "./lease.ts";
  *
  * await using store = await openStore({ plugin: "memory" });
  * const leases = new TickLeases(store, { runnerId: "runner-1", leaseMs: 30_000 });
