@@ -14,8 +14,8 @@
  * @module
  */
 import { createHash, type Hash } from "node:crypto";
-import { basename, dirname, join } from "node:path";
-import { syncDir } from "../src/_fs.ts";
+import { basename, dirname } from "node:path";
+import { syncDir, tempPathFor } from "../src/_fs.ts";
 import { StoreCorruptError } from "../src/errors.ts";
 
 /** Lines are gathered into chunks of about this many UTF-16 code units before compressing. */
@@ -97,10 +97,7 @@ export class GzipFileWriter {
 
   /** Create the temp file beside `path` (its directory must exist). */
   static async create(path: string): Promise<GzipFileWriter> {
-    const tempPath = join(
-      dirname(path),
-      `.${basename(path)}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`,
-    );
+    const tempPath = tempPathFor(path);
     const file = await Deno.open(tempPath, { write: true, createNew: true });
     return new GzipFileWriter(path, tempPath, file);
   }

@@ -47,7 +47,7 @@
  */
 import { join } from "node:path";
 import { z } from "zod";
-import { writeFileAtomic } from "../src/_fs.ts";
+import { parseTempName, writeFileAtomic } from "../src/_fs.ts";
 import { durationProblem, parseDuration } from "../src/duration.ts";
 import type { Duration } from "../src/flow/types.ts";
 import {
@@ -157,7 +157,6 @@ export interface ListArchivedRunsOptions {
 }
 
 const FILE = /^runs-(\d{4}-\d{2}(?:-\d{2})?)\.ndjson\.gz$/;
-const TEMP = /^\.runs-.*\.tmp-/;
 const LEASE_KEY: Key = ["flowstate", "archive-lease"];
 const LEASE_TTL_MS = 120_000;
 
@@ -493,7 +492,7 @@ class ArchiveLease {
 
 async function removeStaleTemps(dir: string): Promise<void> {
   for await (const entry of Deno.readDir(dir)) {
-    if (entry.isFile && TEMP.test(entry.name)) {
+    if (entry.isFile && parseTempName(entry.name)?.of.startsWith("runs-")) {
       await Deno.remove(join(dir, entry.name)).catch(() => {});
     }
   }

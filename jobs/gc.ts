@@ -57,6 +57,9 @@ import { defineJob, type Job, type JobContext } from "../src/jobs/job.ts";
 import type { Records } from "../src/records/records.ts";
 import type { Key, Store } from "../src/store/types.ts";
 import { messageOf } from "../src/errors.ts";
+import { parseTempName } from "../src/_fs.ts";
+import { isLockFileName } from "../plugins/jsonfile/files.ts";
+import { removeLockFile } from "../plugins/jsonfile/lock.ts";
 
 /** Options of the gc job. */
 export interface GcOptions {
@@ -340,12 +343,6 @@ function hostName(): string | null {
 // ---------------------------------------------------------------------------
 // Temp and lock files
 
-/** `writeFileAtomic`'s temp files: `.<name>.tmp-<pid>-<8 hex>`. */
-const ATOMIC_TEMP = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/;
-/** The jsonfile plugin's lock files: `<store file>.lock`. */
-const LOCK = /^.+\.lock$/;
-/** The first line a jsonfile lock holder writes is at most this long (256 bytes, a long host name aside). */
-const LOCK_LINE_MAX = 4096;
 
 async function* walkFiles(dir: string, signal: AbortSignal): AsyncGenerator<string> {
   let entries: Deno.DirEntry[];
@@ -378,48 +375,19 @@ async function removeTemp(path: string, pid: number, mtime: number, dryRun: bool
 }
 
 /**
- * A jsonfile lock file left by a process that is gone: remove it (unless dry
- * run) the way the plugin does, as a holder of its lock. It is opened and
- * locked without waiting (`flock`); a lock that someone holds is never
- * touched, whatever it says. Then it must still be the file at `path`, say in
- * its first line that it was last taken on this host by a process that is
- * gone, and it is deleted while the lock is held, so a store that opens it
- * meanwhile reopens the path (see `StoreLock` in plugins/jsonfile.ts).
+ * A jsonfile lock file left by a process that is gone: removed (unless dry
+ * run) by the plugin's own protocol (`removeLockFile` in
+ * plugins/jsonfile/lock.ts: opened, locked without waiting, still the file at
+ * `path`), when its first line says it was last taken on this host by a
+ * process that is gone.
  */
 function removeLock(path: string, mtime: number, host: string | null, dryRun: boolean) {
-  let file: Deno.FsFile;
-  try {
-    file = Deno.openSync(path, { read: true, write: true });
-  } catch {
-    return Promise.resolve(false); // gone, or not ours to open
-  }
-  const judge = async (): Promise<boolean> => {
-    if (!file.tryLockSync(true)) return false; // held right now: a live process
-    const info = file.statSync();
-    const now = await Deno.lstat(path).catch(() => null);
-    if (now === null || info.ino === null || now.ino !== info.ino || now.dev !== info.dev) {
-      return false; // replaced or deleted since it was opened
-    }
-    const head = new Uint8Array(Math.min(info.size, LOCK_LINE_MAX));
-    let got = 0;
-    while (got < head.length) {
-      const n = file.readSync(head.subarray(got));
-      if (n === null) break;
-      got += n;
-    }
-    const text = new TextDecoder().decode(head.subarray(0, got));
-    let holder: { pid?: unknown; hostname?: unknown } | undefined;
-    try {
-      holder = JSON.parse(text.slice(0, text.includes("\n") ? text.indexOf("\n") : undefined));
-    } catch { /* not a Flowstate lock file: never removed */ }
-    const pid = holder?.pid;
-    if (typeof pid !== "number" || !Number.isSafeInteger(pid) || pid <= 0) return false;
-    if (host === null || holder?.hostname !== host) return false; // another host's pid
-    if (!(await writerGone(pid, mtime))) return false;
-    if (!dryRun) await Deno.remove(path);
-    return true;
-  };
-  return judge().finally(() => file.close()); // closing releases the lock
+  return removeLockFile(path, {
+    dryRun,
+    when: async (holder) =>
+      holder !== undefined && holder.pid > 0 && host !== null && holder.hostname === host &&
+      await writerGone(holder.pid, mtime),
+  });
 }
 
 // The job
@@ -520,8 +488,8 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
       for await (const path of walkFiles(ctx.home, signal)) {
         ctx.progress.update(++checked);
         const name = basename(path);
-        const temp = ATOMIC_TEMP.exec(name);
-        if (!temp && !LOCK.test(name)) continue;
+        const temp = parseTempName(name);
+        if (!temp && !isLockFileName(name)) continue;
         let mtime: number;
         try {
           mtime = (await Deno.lstat(path)).mtime?.getTime() ?? now;
@@ -530,7 +498,7 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
         }
         if (now - mtime <= tempMaxAge) continue;
         const removed = temp
-          ? await removeTemp(path, Number(temp[1]), mtime, dryRun)
+          ? await removeTemp(path, temp.pid, mtime, dryRun)
           : await removeLock(path, mtime, host, dryRun);
         if (!removed) continue;
         result.tempFilesRemoved++;

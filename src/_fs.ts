@@ -24,6 +24,30 @@ export async function syncDir(dir: string): Promise<void> {
 }
 
 /**
+ * A new temp file name beside `path`, for writing a file that then replaces
+ * `path`: `.<name>.tmp-<this pid>-<8 random hex>`. The one format every temp
+ * file Flowstate writes has (gc finds the ones a dead process left by it).
+ */
+export function tempPathFor(path: string): string {
+  return join(
+    dirname(path),
+    `.${basename(path)}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`,
+  );
+}
+
+const TEMP_NAME = /^\.(.+)\.tmp-(\d+)-[0-9a-f]{8}$/;
+
+/**
+ * What a temp file's name (from {@linkcode tempPathFor}) says: the name of
+ * the file it was to replace, and the pid of the process that wrote it;
+ * `undefined` for any other name.
+ */
+export function parseTempName(fileName: string): { of: string; pid: number } | undefined {
+  const match = TEMP_NAME.exec(fileName);
+  return match === null ? undefined : { of: match[1], pid: Number(match[2]) };
+}
+
+/**
  * Replace `path` with `data` atomically: write a temp file beside it, fsync it
  * (unless `sync` is false), rename it over `path`, and fsync the directory.
  * A crash at any point leaves either the old or the new content, never a mix.
@@ -35,7 +59,7 @@ export async function writeFileAtomic(
 ): Promise<void> {
   const sync = options.sync ?? true;
   const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+  const tmp = tempPathFor(path);
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
   try {

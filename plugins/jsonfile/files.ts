@@ -14,8 +14,8 @@
  *
  * @module
  */
-import { basename, dirname, join } from "node:path";
 import { moveAside } from "../../src/_fs.ts";
+import { parseTempName as parseTempFileName, tempPathFor } from "../../src/_fs.ts";
 
 /** The lock file of the store file `path`: `<path>.lock`. */
 export function lockPathOf(path: string): string {
@@ -27,15 +27,8 @@ export function isLockFileName(fileName: string): boolean {
   return fileName.length > ".lock".length && fileName.endsWith(".lock");
 }
 
-/** A new temp file name beside the store file `path`: `.<name>.tmp-<this pid>-<8 random hex>`. */
-export function tempPathOf(path: string): string {
-  return join(
-    dirname(path),
-    `.${basename(path)}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`,
-  );
-}
-
-const TEMP_NAME = /^\.(.+)\.tmp-(\d+)-[0-9a-f]{8}$/;
+/** A new temp file name beside the store file `path` (the core's one temp-file format). */
+export const tempPathOf: (path: string) => string = tempPathFor;
 
 /**
  * What a temp file's name says: the name of the file it was to replace, and
@@ -50,10 +43,8 @@ const TEMP_NAME = /^\.(.+)\.tmp-(\d+)-[0-9a-f]{8}$/;
  * assert.equal(parseTempName("state.json"), undefined);
  * ```
  */
-export function parseTempName(fileName: string): { of: string; pid: number } | undefined {
-  const match = TEMP_NAME.exec(fileName);
-  return match === null ? undefined : { of: match[1], pid: Number(match[2]) };
-}
+export const parseTempName: (fileName: string) => { of: string; pid: number } | undefined =
+  parseTempFileName;
 
 /**
  * Move the unreadable store file `path` aside, never overwriting anything,
