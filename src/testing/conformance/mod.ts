@@ -17,6 +17,7 @@ import { defineAtomicCases } from "./atomic.ts";
 import { defineBadInputCases } from "./bad_input.ts";
 import { defineClearCases } from "./clear.ts";
 import { defineCloseCases } from "./close.ts";
+import { defineDifferentialCases } from "./differential.ts";
 import { defineExpiryCases } from "./expiry.ts";
 import { defineKeyCases } from "./keys.ts";
 import { defineListCases } from "./list.ts";
@@ -84,6 +85,7 @@ defineClearCases(define);
 defineCloseCases(define);
 definePersistenceCases(definePersistent);
 defineBadInputCases(define);
+defineDifferentialCases(define);
 
 /**
  * Register the Store conformance suite for one backend: a single
