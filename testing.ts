@@ -48,4 +48,4 @@ export {
   type ConformanceOptions,
   type OpenStoreForTest,
   testStore,
-} from "./src/testing/conformance.ts";
+} from "./src/testing/conformance/mod.ts";

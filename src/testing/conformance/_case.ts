@@ -1,0 +1,21 @@
+/**
+ * What the harness (`mod.ts`) gives the case files: the run of one case and
+ * the function that registers a case.
+ *
+ * @module
+ */
+import type { Store } from "../../store/types.ts";
+import type { FakeClock } from "../clock.ts";
+
+/** What a case body gets: its id, its clock, and open/reopen that track what to close. */
+export interface CaseRun {
+  readonly id: string;
+  readonly clock: FakeClock;
+  /** Open the store for this case's id. The first open must be empty. */
+  open(): Promise<Store>;
+  /** Close `store`, then open the same id again. */
+  reopen(store: Store): Promise<Store>;
+}
+
+/** Registers one case under `name` (a step name of the report, and the key of `options.skip`). */
+export type DefineCase = (name: string, run: (c: CaseRun) => Promise<void>) => void;

@@ -1,0 +1,242 @@
+/**
+ * The Store conformance suite: one set of cases that every storage plugin,
+ * built in or third party, runs to prove it behaves like every other.
+ *
+ * This module is the harness: {@linkcode testStore}, the case registry and
+ * the run of one case. The cases live one topic a file beside it and are
+ * registered below, in the order of the report.
+ *
+ * @module
+ */
+import { AssertionError } from "node:assert/strict";
+import type { Clock, Store } from "../../store/types.ts";
+import { fakeClock } from "../clock.ts";
+import { errorText, show } from "./_assert.ts";
+import type { CaseRun } from "./_case.ts";
+import { defineAtomicCases } from "./atomic.ts";
+import { defineBadInputCases } from "./bad_input.ts";
+import { defineClearCases } from "./clear.ts";
+import { defineCloseCases } from "./close.ts";
+import { defineDifferentialCases } from "./differential.ts";
+import { defineExpiryCases } from "./expiry.ts";
+import { defineKeyCases } from "./keys.ts";
+import { defineListCases } from "./list.ts";
+import { definePersistenceCases } from "./persistence.ts";
+import { defineQueryCases } from "./query.ts";
+import { defineValueCases } from "./values.ts";
+import { defineVersionCases } from "./versions.ts";
+
+/** What {@linkcode OpenStoreForTest} receives for each case. */
+export interface ConformanceContext {
+  /**
+   * Unique per case (letters, digits and `_`, safe as a file, table or schema
+   * name). Opening the same id again must reopen the same data.
+   */
+  id: string;
+  /** The clock the store must use for expiry (pass it as `clock` to `openStore`). */
+  clock: Clock;
+}
+
+/** Opens the store under test: a new, empty store for a new id; the same data for the same id. */
+export type OpenStoreForTest = (ctx: ConformanceContext) => Promise<Store>;
+
+/** Options for {@linkcode testStore}. */
+export interface ConformanceOptions {
+  /** Case names to skip, each with the reason (reported in the step name). */
+  skip?: Record<string, string>;
+  /** Run close/reopen persistence cases (default: store.capabilities.persistent). */
+  persistent?: boolean;
+}
+
+// ---------------------------------------------------------------------------
+// The harness
+
+interface Case {
+  name: string;
+  persistence: boolean;
+  run: (c: CaseRun) => Promise<void>;
+}
+
+const CASES: Case[] = [];
+const CASE_NAMES = new Set<string>();
+
+function define(name: string, run: (c: CaseRun) => Promise<void>): void {
+  if (CASE_NAMES.has(name)) throw new Error(`Duplicate conformance case name: ${name}`);
+  CASE_NAMES.add(name);
+  CASES.push({ name, persistence: false, run });
+}
+
+function definePersistent(name: string, run: (c: CaseRun) => Promise<void>): void {
+  define(name, run);
+  CASES[CASES.length - 1].persistence = true;
+}
+
+// The cases, in the order of the report. Plugins skip cases by name, so a
+// case keeps its name, and the cases keep their order: a new case goes at the
+// end of its topic's file, a new topic at the end of this list.
+defineValueCases(define);
+defineVersionCases(define);
+defineKeyCases(define);
+defineListCases(define);
+defineExpiryCases(define);
+defineQueryCases(define);
+defineAtomicCases(define);
+defineClearCases(define);
+defineCloseCases(define);
+definePersistenceCases(definePersistent);
+defineBadInputCases(define);
+defineDifferentialCases(define);
+
+/**
+ * Register the Store conformance suite for one backend: a single
+ * `Deno.test` named `"<name>: Store conformance"` with one step per case.
+ *
+ * Each case calls `open({ id, clock })` with an id of its own and a fresh
+ * fake clock, and closes every store it opened. Persistence cases open the
+ * same id twice (closing the first store in between); they run when
+ * `options.persistent` is true, or, by default, when the store says
+ * `capabilities.persistent`. A case named in `options.skip` is reported as an
+ * ignored step `"<case> (skipped: <reason>)"`.
+ *
+ * @example A plugin's test file: the suite, then what only this backend does
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { testStore } from "@flowstate/core/testing";
+ * import memory from "@flowstate/core/plugins/memory";
+ *
+ * testStore("memory", (ctx) => openStore({ plugin: memory }, { clock: ctx.clock }));
+ *
+ * Deno.test("memory plugin says where it lives", async () => {
+ *   await using store = await openStore({ plugin: memory });
+ *   assert.equal(store.location, "memory");
+ * });
+ * ```
+ *
+ * @param name The backend's name, shown in the test report.
+ * @param open Opens the store under test for one case.
+ * @param options Cases to skip (with reasons) and whether to run persistence cases.
+ */
+export function testStore(
+  name: string,
+  open: OpenStoreForTest,
+  options: ConformanceOptions = {},
+): void {
+  if (typeof name !== "string" || name === "") {
+    throw new TypeError("Cannot register Store conformance suite: name must be a non-empty string");
+  }
+  if (typeof open !== "function") {
+    throw new TypeError(
+      `Cannot register Store conformance suite "${name}": open must be a function (ctx) => Promise<Store>`,
+    );
+  }
+  const skip = options.skip ?? {};
+  for (const [caseName, reason] of Object.entries(skip)) {
+    if (!CASE_NAMES.has(caseName)) {
+      throw new TypeError(
+        `Cannot register Store conformance suite "${name}": options.skip names unknown case ${
+          JSON.stringify(caseName)
+        }; case names are the step names of the report`,
+      );
+    }
+    if (typeof reason !== "string" || reason.trim() === "") {
+      throw new TypeError(
+        `Cannot register Store conformance suite "${name}": skipping ${
+          JSON.stringify(caseName)
+        } needs a reason`,
+      );
+    }
+  }
+  const token = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(36))
+    .join("").slice(0, 6).padEnd(6, "0");
+
+  Deno.test(`${name}: Store conformance`, async (t) => {
+    let persistent = options.persistent;
+    const learn = (store: Store): void => {
+      persistent ??= store.capabilities?.persistent === true;
+    };
+    const isPersistent = async (): Promise<boolean> => {
+      if (persistent === undefined) {
+        // Every earlier case was skipped: open one store just to read its capabilities.
+        const store = await open({ id: `fs_${token}_probe`, clock: fakeClock() });
+        try {
+          learn(store);
+        } finally {
+          await store.close();
+        }
+      }
+      return persistent === true;
+    };
+    for (const [index, c] of CASES.entries()) {
+      const reason = Object.hasOwn(skip, c.name)
+        ? skip[c.name]
+        : c.persistence && !(await isPersistent())
+        ? "not persistent"
+        : undefined;
+      if (reason !== undefined) {
+        await t.step({ name: `${c.name} (skipped: ${reason})`, ignore: true, fn: () => {} });
+        continue;
+      }
+      const id = `fs_${token}_${String(index).padStart(3, "0")}`;
+      await t.step(c.name, () => runCase(c, id, open, learn));
+    }
+  });
+}
+
+async function runCase(
+  c: Case,
+  id: string,
+  open: OpenStoreForTest,
+  learn: (store: Store) => void,
+): Promise<void> {
+  const clock = fakeClock();
+  const opened: Store[] = [];
+  const run: CaseRun = {
+    id,
+    clock,
+    async open() {
+      const store = await open({ id, clock });
+      if (typeof store?.get !== "function" || typeof store?.close !== "function") {
+        throw new TypeError(`open() must resolve to a Store (got ${show(store)})`);
+      }
+      opened.push(store);
+      learn(store);
+      if (opened.length === 1) {
+        const n = await store.count();
+        if (n !== 0) {
+          throw new AssertionError({
+            message: `open() must give a new id an empty store, but id "${id}" already holds ${n} ${
+              n === 1 ? "entry" : "entries"
+            }`,
+          });
+        }
+      }
+      return store;
+    },
+    async reopen(store) {
+      await store.close();
+      return await run.open();
+    },
+  };
+  // Close everything the case opened, pass or fail; a case's own failure is
+  // the one to report, and a close() failure fails a case that passed.
+  let failure: { error: unknown } | undefined;
+  try {
+    await c.run(run);
+  } catch (error) {
+    failure = { error };
+  } finally {
+    for (const store of opened) {
+      try {
+        await store.close();
+      } catch (error) {
+        failure ??= {
+          error: new Error(`close() failed after the case passed: ${errorText(error)}`, {
+            cause: error,
+          }),
+        };
+      }
+    }
+  }
+  if (failure) throw failure.error;
+}
