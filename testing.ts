@@ -49,3 +49,6 @@ export {
   type OpenStoreForTest,
   testStore,
 } from "./src/testing/conformance/mod.ts";
+export { type ManualTimers, manualTimers } from "./src/testing/timers.ts";
+export type { Clock, Timers } from "./src/clock.ts";
+export type { Store } from "./src/store/types.ts";

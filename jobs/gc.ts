@@ -343,7 +343,6 @@ function hostName(): string | null {
 // ---------------------------------------------------------------------------
 // Temp and lock files
 
-
 async function* walkFiles(dir: string, signal: AbortSignal): AsyncGenerator<string> {
   let entries: Deno.DirEntry[];
   try {

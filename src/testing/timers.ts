@@ -27,7 +27,7 @@ export interface ManualTimers extends Timers {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { fakeClock } from "./clock.ts";
+ * import { fakeClock, manualTimers } from "@flowstate/core/testing";
  * import { manualTimers } from "./timers.ts";
  *
  * const clock = fakeClock(0);
