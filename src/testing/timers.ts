@@ -28,7 +28,6 @@ export interface ManualTimers extends Timers {
  * ```ts
  * import assert from "node:assert/strict";
  * import { fakeClock, manualTimers } from "@flowstate/core/testing";
- * import { manualTimers } from "./timers.ts";
  *
  * const clock = fakeClock(0);
  * const timers = manualTimers(clock);
