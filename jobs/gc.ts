@@ -55,11 +55,12 @@ import { durationProblem, parseDuration } from "../src/duration.ts";
 import type { Duration } from "../src/flow/types.ts";
 import { defineJob, type Job, type JobContext } from "../src/jobs/job.ts";
 import type { Records } from "../src/records/records.ts";
-import type { Key, Store } from "../src/store/types.ts";
+import type { Store } from "../src/store/types.ts";
 import { messageOf } from "../src/errors.ts";
 import { parseTempName } from "../src/_fs.ts";
 import { isLockFileName } from "../plugins/jsonfile/files.ts";
 import { removeLockFile } from "../plugins/jsonfile/lock.ts";
+import { childNames } from "../src/store/children.ts";
 
 /** Options of the gc job. */
 export interface GcOptions {
@@ -171,22 +172,6 @@ const optionsSchema = z.strictObject({
 
 // ---------------------------------------------------------------------------
 // Orphaned state
-
-/**
- * The distinct key elements right under `prefix`, in key order, found by
- * skipping from one to the next (one one-entry listing each).
- */
-async function* childNames(store: Store, prefix: Key): AsyncGenerator<string> {
-  let start: Key | undefined;
-  for (;;) {
-    let next: string | undefined;
-    for await (const e of store.list({ prefix, start, limit: 1 })) next = e.key[prefix.length];
-    if (next === undefined) return;
-    yield next;
-    // The smallest element after `next` in code-point order is `next + "\0"`.
-    start = [...prefix, `${next}\0`];
-  }
-}
 
 /** Which flows and nodes exist: a flow's head version's node ids, `null` for "all". */
 class FlowCatalog {

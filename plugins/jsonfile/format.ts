@@ -17,6 +17,7 @@
 import type { RawEntry } from "../../src/store/driver.ts";
 import { compareKeys } from "../../src/store/keys.ts";
 import type { Key } from "../../src/store/types.ts";
+import { messageOf } from "../../src/errors.ts";
 
 const FORMAT = "flowstate.jsonfile";
 const FORMAT_VERSION = 1;
@@ -239,7 +240,7 @@ function findJsonError(text: string): { position: number; expected: string } | u
 function describeJsonError(err: unknown, text: string): string {
   const found = findJsonError(text);
   if (found === undefined) {
-    return `is not valid JSON: ${err instanceof Error ? err.message : String(err)}`;
+    return `is not valid JSON: ${messageOf(err)}`;
   }
   const { line, column } = lineColumn(text, found.position);
   const got = found.position >= text.length

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Sql } from "postgres";
-import { StoreCorruptError } from "../../src/errors.ts";
+import { StoreCorruptError, StoreUnavailableError } from "../../src/errors.ts";
 import { codeOf, isPostgresError, messageOf } from "./errors.ts";
 import { quoteIdent, setUp } from "./schema.ts";
 
@@ -133,9 +133,9 @@ export interface Connection {
 
 /**
  * Connect to `url` and open (creating if needed) the store's table. Throws
- * a clear error naming the store, the server (`host:port`, never the
- * password) and the cause when the server cannot be reached or refuses the
- * login, and a `StoreCorruptError` (changing nothing) when the table is not
+ * a `StoreUnavailableError` naming the store, the server (`host:port`, never
+ * the password) and the cause when the server cannot be reached or refuses
+ * the login, and a `StoreCorruptError` (changing nothing) when the table is not
  * a Flowstate table or has a newer schema version.
  */
 export async function connect(url: string, options: PostgresDriverOptions): Promise<Connection> {
@@ -181,6 +181,9 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       cause = `no connection within connectTimeout (${connectTimeout} s)`;
     }
     const reach = isPostgresError(err) ? `${where} refused` : `cannot reach ${where}`;
-    throw new Error(`${what}: ${reach}: ${cause}`, { cause: err });
+    throw new StoreUnavailableError(`${what}: ${reach}: ${cause}`, {
+      store: storeName,
+      address: hostPort(parsed),
+    }, { cause: err });
   }
 }

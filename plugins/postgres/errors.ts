@@ -6,10 +6,9 @@
  */
 import type { PostgresError } from "postgres";
 
-/** The message of anything thrown. */
-export function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
+import { messageOf } from "../../src/errors.ts";
+
+export { messageOf };
 
 /** The SQLSTATE of a PostgreSQL error, or the driver's code of a connection error. */
 export function codeOf(err: unknown): string | undefined {

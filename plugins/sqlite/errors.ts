@@ -5,10 +5,9 @@
  * @module
  */
 
-/** The message of anything thrown. */
-export function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
+import { messageOf } from "../../src/errors.ts";
+
+export { messageOf };
 
 /** Another connection held the lock for longer than the busy timeout. */
 export function isBusy(err: unknown): boolean {

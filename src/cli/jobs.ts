@@ -28,6 +28,7 @@ import { loadConfiguredJob } from "../scheduler/from_config.ts";
 import { formatDuration, formatTime, printTable } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { EXIT_INTERRUPTED, type GlobalOptions, interruptible } from "./common.ts";
+import { messageOf } from "../errors.ts";
 
 /** One row of `jobs ls --json`. */
 export interface JobListing {
@@ -88,7 +89,7 @@ export async function describeJobs(runtime: Runtime): Promise<JobListing[]> {
       listing.description = loaded.job.description;
       listing.schedule = loaded.schedule;
     } catch (err) {
-      listing.error = err instanceof Error ? err.message : String(err);
+      listing.error = messageOf(err);
     }
     listing.scheduled = configured && listing.enabled && listing.schedule !== null &&
       listing.error === null;

@@ -12,7 +12,13 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import denoJson from "../../deno.json" with { type: "json" };
-import { ConfigError, FlowstateError, FlowValidationError, UnknownStoreError } from "../errors.ts";
+import {
+  ConfigError,
+  FlowstateError,
+  FlowValidationError,
+  messageOf,
+  UnknownStoreError,
+} from "../errors.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type GlobalOptions } from "./common.ts";
 import { UsageError } from "./input.ts";
 
@@ -420,7 +426,7 @@ function report(err: unknown, debug: boolean): number {
     // The command failed and closing the runtime failed too: the command's error matters.
     err = err.suppressed;
   }
-  const message = err instanceof Error ? err.message : String(err);
+  const message = messageOf(err);
   // Every problem of a flow or a config, one `file:line:column: path: message` per line.
   const listsProblems = err instanceof FlowValidationError || err instanceof ConfigError;
   if (listsProblems || debug) {

@@ -43,6 +43,7 @@ import {
   interruptible as interruptibleCommand,
   stderrLogger,
 } from "./common.ts";
+import { messageOf } from "../errors.ts";
 
 /** Options of `migrate data status|pending`. */
 export interface MigrateDataOptions {
@@ -120,7 +121,7 @@ async function interruptible<T>(
     });
   } catch (err) {
     if (!signal?.aborted || err instanceof RangeError) throw err;
-    console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`error: ${messageOf(err)}`);
     return { value: undefined, interrupted: true };
   }
 }

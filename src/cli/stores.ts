@@ -10,7 +10,7 @@
  * @module
  */
 import { SCOPES } from "../state/scopes.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, messageOf } from "../errors.ts";
 import { openRuntime } from "../runtime.ts";
 import type { GlobalOptions } from "./common.ts";
 
@@ -52,7 +52,7 @@ export async function listStores(
       row.location = store.location;
       row.entries = await store.count();
     } catch (err) {
-      row.error = err instanceof Error ? err.message : String(err);
+      row.error = messageOf(err);
       exitCode = Math.max(exitCode, err instanceof ConfigError ? 2 : 1);
     }
     rows.push(row);

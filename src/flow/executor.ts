@@ -19,6 +19,7 @@ import {
 import type { FlowDefinition, NodeSpec } from "./types.ts";
 import type { NodeStatus, RunEvent, RunEventInit, RunRecord, RunStatus } from "../records/types.ts";
 import { periodicYield } from "../_yield.ts";
+import { messageOf } from "../errors.ts";
 
 /** A node ready to run: its type resolved and templates compiled. */
 export interface PreparedNode {
@@ -417,7 +418,7 @@ class Execution {
       return { ok: true, output: output as JsonValue };
     } catch (err) {
       const timedOut = err instanceof AttemptTimeout;
-      const message = err instanceof Error ? err.message : String(err);
+      const message = messageOf(err);
       return { ok: false, error: message, timedOut };
     } finally {
       timer?.abort("attempt finished");

@@ -60,6 +60,7 @@ import type { AtomicOperation, Key, Store } from "../store/types.ts";
 import { INDEXED_STATUSES, type RecordsLayout } from "./layout.ts";
 import { runIdBoundTime, runIdTimeBound } from "./run_id.ts";
 import type { RunStatus, RunSummary } from "./types.ts";
+import { childNames } from "../store/children.ts";
 
 /** What {@linkcode pruneRuns} deletes, and how it reports. */
 export interface PruneOptions {
@@ -161,22 +162,9 @@ interface Doomed {
   reason: "age" | "count";
 }
 
-/**
- * Flow ids with at least one run, in key order, found by skipping from one
- * flow's index entries to the next (one one-entry listing per flow).
- */
-async function flowIdsWithRuns(store: Store, layout: RecordsLayout): Promise<string[]> {
-  const base = layout.key("runs-by-flow");
-  const flows: string[] = [];
-  let start: Key | undefined;
-  for (;;) {
-    let next: string | undefined;
-    for await (const e of store.list({ prefix: base, start, limit: 1 })) next = e.key[base.length];
-    if (next === undefined) return flows;
-    flows.push(next);
-    // The smallest id after `next` in code-point order is `next + "\0"`.
-    start = [...base, `${next}\0`];
-  }
+/** Flow ids with at least one run, in key order (a skip scan of the flow index). */
+function flowIdsWithRuns(store: Store, layout: RecordsLayout): Promise<string[]> {
+  return Array.fromAsync(childNames(store, layout.key("runs-by-flow")));
 }
 
 /** The first run id in a flow's index at or after `from`, if it is before `before`. */
