@@ -158,12 +158,14 @@ function missingWarning(id: string, dir: string, record: MigrationRecord): strin
  * ```ts
  * import { migrationStatus } from "@flowstate/core/jobs";
  * import { openStore } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/0001_seed.js`, "export function up() {}");
  * await using store = await openStore({ plugin: "memory" });
  * const status = await migrationStatus(store, dir);
- * if (status.pending[0] !== "0001_seed" || status.lock !== null) throw new Error("not pending");
+ * assert.equal(status.pending[0], "0001_seed");
+ * assert.equal(status.lock, null);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -280,6 +282,7 @@ function contextFor(
  * ```ts
  * import { migrateUp } from "@flowstate/core/jobs";
  * import { openStore } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();
  * const up = `export const up = ({ store }) => store.set(["app", "seeded"], true);`;
@@ -287,7 +290,8 @@ function contextFor(
  * await using store = await openStore({ plugin: "memory" });
  * const result = await migrateUp(store, dir);
  * const seeded = await store.get(["app", "seeded"]);
- * if (result.done[0] !== "0001_seed" || seeded?.value !== true) throw new Error("not applied");
+ * assert.equal(result.done[0], "0001_seed");
+ * assert.equal(seeded?.value, true);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -412,6 +416,7 @@ export async function migrateUp(
  * ```ts
  * import { migrateDown, migrateUp } from "@flowstate/core/jobs";
  * import { openStore } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/0001_seed.js`, [
@@ -422,7 +427,8 @@ export async function migrateUp(
  * await migrateUp(store, dir);
  * const result = await migrateDown(store, dir);
  * const seeded = await store.get(["app", "seeded"]);
- * if (result.done[0] !== "0001_seed" || seeded !== null) throw new Error("not reverted");
+ * assert.equal(result.done[0], "0001_seed");
+ * assert.equal(seeded, null);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

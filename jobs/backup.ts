@@ -200,12 +200,14 @@ function versionLine(entry: Entry): string {
  * ```ts
  * import { backupStore } from "@flowstate/core/jobs";
  * import { openStore } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();
  * await using store = await openStore({ plugin: "memory" }, { name: "main" });
  * await store.set(["flow", "counter", "count"], 1);
  * const info = await backupStore(store, `${dir}/main.fsbackup`);
- * if (info.entries !== 1 || info.attempts !== 1) throw new Error("backup incomplete");
+ * assert.equal(info.entries, 1);
+ * assert.equal(info.attempts, 1);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -387,13 +389,15 @@ export interface BackupResult {
  * ```ts
  * import { backupStores } from "@flowstate/core/jobs";
  * import { openRuntime } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  *
  * const home = await Deno.makeTempDir();
  * const config = { stores: { main: { plugin: "memory" } } };
  * await using rt = await openRuntime({ home, config });
  * await (await rt.store("main")).set(["flow", "counter", "count"], 1);
  * const { files } = await backupStores(rt, { all: true });
- * if (files.length !== 1 || files[0].entries !== 1) throw new Error("main was not backed up");
+ * assert.equal(files.length, 1);
+ * assert.equal(files[0].entries, 1);
  * await Deno.stat(files[0].file); // <home>/backups/main-<timestamp>.fsbackup
  * await Deno.remove(home, { recursive: true });
  * ```

@@ -91,11 +91,12 @@ export function canonicalTimezone(timezone: string): string {
  * @example
  * ```ts
  * import { cronProblem } from "@flowstate/core/scheduler";
+ * import assert from "node:assert/strict";
  *
- * if (cronProblem("0 3 * * *") !== undefined) throw new Error("a valid expression was refused");
- * if (cronProblem("@daily", "Europe/Paris") !== undefined) throw new Error("@daily was refused");
+ * assert.equal(cronProblem("0 3 * * *"), undefined);
+ * assert.equal(cronProblem("@daily", "Europe/Paris"), undefined);
  * const problem = cronProblem("0 0 30 2 *"); // February 30th
- * if (problem !== 'cron expression "0 0 30 2 *" never matches a date') throw new Error(problem);
+ * assert.equal(problem, 'cron expression "0 0 30 2 *" never matches a date');
  * ```
  */
 export function cronProblem(
@@ -158,14 +159,10 @@ function explainCronError(err: unknown): string {
  * @example
  * ```ts
  * import { validateCron } from "@flowstate/core/scheduler";
+ * import assert from "node:assert/strict";
  *
  * validateCron("0,30 9-17 * * 1-5", "America/New_York"); // valid: returns nothing
- * try {
- *   validateCron("61 * * * *");
- *   throw new Error("expected a RangeError");
- * } catch (err) {
- *   if (!(err instanceof RangeError)) throw err;
- * }
+ * assert.throws(() => validateCron("61 * * * *"), RangeError);
  * ```
  */
 export function validateCron(expression: string, timezone: string = DEFAULT_TIMEZONE): void {
@@ -185,12 +182,13 @@ export function validateCron(expression: string, timezone: string = DEFAULT_TIME
  * @example
  * ```ts
  * import { nextTick } from "@flowstate/core/scheduler";
+ * import assert from "node:assert/strict";
  *
  * const newYear = Date.UTC(2026, 0, 1); // 2026-01-01T00:00:00Z
- * if (nextTick("0 3 * * *", newYear) !== Date.UTC(2026, 0, 1, 3)) throw new Error("not 03:00Z");
+ * assert.equal(nextTick("0 3 * * *", newYear), Date.UTC(2026, 0, 1, 3));
  * // 03:00 in Paris is 02:00 UTC in winter.
  * const paris = nextTick("0 3 * * *", newYear, "Europe/Paris");
- * if (paris !== Date.UTC(2026, 0, 1, 2)) throw new Error(`not 02:00Z: ${paris}`);
+ * assert.equal(paris, Date.UTC(2026, 0, 1, 2));
  * ```
  */
 export function nextTick(
@@ -212,10 +210,11 @@ export function nextTick(
  * @example
  * ```ts
  * import { previousTick } from "@flowstate/core/scheduler";
+ * import assert from "node:assert/strict";
  *
  * const newYear = Date.UTC(2026, 0, 1); // 2026-01-01T00:00:00Z
  * const last = previousTick("@daily", newYear);
- * if (last !== Date.UTC(2025, 11, 31)) throw new Error(`not the previous midnight: ${last}`);
+ * assert.equal(last, Date.UTC(2025, 11, 31));
  * ```
  */
 export function previousTick(

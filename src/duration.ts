@@ -67,14 +67,10 @@ export function durationProblem(
  * @example
  * ```ts
  * import { parseDuration } from "@flowstate/core";
- * if (parseDuration("1h30m", "timeout") !== 5_400_000) throw new Error("expected 90 minutes");
- * if (parseDuration(250, "retry.delay") !== 250) throw new Error("expected 250 ms");
- * try {
- *   parseDuration("10", "timeout");
- *   throw new Error("expected a RangeError");
- * } catch (error) {
- *   if (!(error instanceof RangeError)) throw error; // "10" has no unit
- * }
+ * import assert from "node:assert/strict";
+ * assert.equal(parseDuration("1h30m", "timeout"), 5_400_000);
+ * assert.equal(parseDuration(250, "retry.delay"), 250);
+ * assert.throws(() => parseDuration("10", "timeout"), RangeError); // "10" has no unit
  * ```
  */
 export function parseDuration(value: Duration, where: string): number {

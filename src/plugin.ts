@@ -93,6 +93,7 @@ export interface Plugin<O = unknown> extends PluginDefinition<O> {
  * ```ts
  * import { definePlugin, openStore } from "@flowstate/core";
  * import { z } from "zod";
+ * import assert from "node:assert/strict";
  *
  * const nothing = definePlugin({
  *   name: "nothing",
@@ -106,7 +107,7 @@ export interface Plugin<O = unknown> extends PluginDefinition<O> {
  *   }),
  * });
  * const store = await openStore({ plugin: nothing });
- * if (!((await store.get(["a"])) === null)) throw new Error("unexpected result");
+ * assert.equal((await store.get(["a"])), null);
  * await store.close();
  * ```
  */
@@ -167,8 +168,9 @@ export function resolvePluginSpecifier(specifier: string, baseDir: string): stri
  * @example
  * ```ts
  * import { loadPlugin } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  * const memory = await loadPlugin("memory");
- * if (!(memory.name === "memory")) throw new Error("unexpected result");
+ * assert.equal(memory.name, "memory");
  * ```
  */
 export async function loadPlugin(
@@ -232,9 +234,10 @@ export function defaultHome(): string {
  * @example
  * ```ts
  * import { openStore } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  * await using store = await openStore({ plugin: "memory" });
  * await store.set(["greeting"], "hello");
- * if (!((await store.get(["greeting"]))?.value === "hello")) throw new Error("unexpected result");
+ * assert.equal((await store.get(["greeting"]))?.value, "hello");
  * ```
  */
 export async function openStore(spec: StoreSpec, options: OpenStoreOptions = {}): Promise<Store> {

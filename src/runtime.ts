@@ -79,13 +79,15 @@ export interface Runtime extends AsyncDisposable {
    * @example
    * ```ts
    * import { openRuntime } from "@flowstate/core";
+   * import assert from "node:assert/strict";
    * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
    * const run = await rt.runFlow({
    *   id: "hello",
    *   nodes: [{ id: "count", type: "state.increment", with: { key: "runs" } }],
    *   outputs: { runs: "${{ nodes.count.output }}" },
    * });
-   * if (!(run.status === "succeeded" && run.outputs?.runs === 1)) throw new Error("unexpected result");
+   * assert.equal(run.status, "succeeded");
+   * assert.equal(run.outputs?.runs, 1);
    * ```
    */
   runFlow(flow: FlowSource, options?: RunFlowOptions): Promise<RunRecord>;
@@ -106,13 +108,14 @@ export interface Runtime extends AsyncDisposable {
  * @example
  * ```ts
  * import { openRuntime } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
- * if (rt.storeNames.join() !== "main" || rt.isOpen("main")) throw new Error("expected lazy main");
+ * assert.deepEqual(rt.storeNames, ["main"]);
+ * assert.equal(rt.isOpen("main"), false); // stores open on first use
  * const store = await rt.storeFor("flow"); // every scope maps to the only store
  * await store.set(["greeting"], "hi");
- * if ((await store.get(["greeting"]))?.value !== "hi" || !rt.isOpen("main")) {
- *   throw new Error("expected main open, holding the greeting");
- * }
+ * assert.equal((await store.get(["greeting"]))?.value, "hi");
+ * assert.equal(rt.isOpen("main"), true);
  * ```
  */
 export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime> {

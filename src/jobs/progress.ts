@@ -55,6 +55,7 @@ function duration(ms: number): string {
  * @example
  * ```ts
  * import { createProgress } from "@flowstate/core/jobs";
+ * import assert from "node:assert/strict";
  *
  * const lines: string[] = [];
  * let now = 0;
@@ -63,9 +64,8 @@ function duration(ms: number): string {
  * now = 2000;
  * progress.advance(4);
  * progress.finish("copied");
- * if (progress.state.done !== 4 || lines[1] !== "copy 40% 4/10 ETA 3s 2/s\n") {
- *   throw new Error(`unexpected output: ${JSON.stringify(lines)}`);
- * }
+ * assert.equal(progress.state.done, 4);
+ * assert.equal(lines[1], "copy 40% 4/10 ETA 3s 2/s\n");
  * ```
  */
 export function createProgress(options: ProgressOptions = {}): Progress {

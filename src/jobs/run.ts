@@ -26,11 +26,13 @@ import { createProgress, type Progress, type ProgressMode } from "./progress.ts"
  * ```ts
  * import { ConfigError } from "@flowstate/core";
  * import { loadJob } from "@flowstate/core/jobs";
+ * import assert from "node:assert/strict";
  *
  * const backup = await loadJob("backup");
- * if (backup.name !== "backup" || backup.kind !== "flowstate.job") throw new Error("not loaded");
+ * assert.equal(backup.name, "backup");
+ * assert.equal(backup.kind, "flowstate.job");
  * const unknown = await loadJob("bakup").catch((err) => err);
- * if (!(unknown instanceof ConfigError)) throw new Error("expected a ConfigError");
+ * assert.ok(unknown instanceof ConfigError);
  * ```
  */
 export async function loadJob(specifier: string | Job, baseDir: string = Deno.cwd()): Promise<Job> {
@@ -107,6 +109,7 @@ export async function resolveJobOptions<O>(
  * ```ts
  * import { defineJob, openRuntime, runJob } from "@flowstate/core";
  * import { z } from "zod";
+ * import assert from "node:assert/strict";
  *
  * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
  * const greet = defineJob({
@@ -116,7 +119,7 @@ export async function resolveJobOptions<O>(
  *   run: (_ctx, { who }) => ({ greeting: `hello ${who}` }),
  * });
  * const run = await runJob(rt, greet, { options: { who: "Ada" }, progress: "quiet" });
- * if (run.outputs?.greeting !== "hello Ada") throw new Error(`the job ${run.status}`);
+ * assert.equal(run.outputs?.greeting, "hello Ada");
  * ```
  */
 export async function runJob(

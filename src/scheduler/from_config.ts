@@ -165,6 +165,7 @@ export interface LoadSchedulesOptions {
  * ```ts
  * import { loadSchedules } from "@flowstate/core/scheduler";
  * import { openRuntime } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  *
  * await using rt = await openRuntime({
  *   config: {
@@ -174,7 +175,7 @@ export interface LoadSchedulesOptions {
  * });
  * const schedules = await loadSchedules(rt);
  * const ids = schedules.map((s) => `${s.id} ${s.cron}`);
- * if (!ids.includes("job:backup 0 3 * * *")) throw new Error(`no backup in ${ids.join(", ")}`);
+ * assert.ok(ids.includes("job:backup 0 3 * * *"));
  * ```
  */
 export async function loadSchedules(

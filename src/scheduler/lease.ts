@@ -146,9 +146,10 @@ let newTickLease: (
  * @example
  * ```ts
  * import { tickKey } from "./lease.ts";
+ * import assert from "node:assert/strict";
  *
  * const key = tickKey(Date.UTC(2026, 0, 1, 3));
- * if (key !== "2026-01-01T03:00:00.000Z") throw new Error(`unexpected key ${key}`);
+ * assert.equal(key, "2026-01-01T03:00:00.000Z");
  * ```
  */
 export function tickKey(tick: number): string {
@@ -163,6 +164,7 @@ export function tickKey(tick: number): string {
  * ```ts
  * import { openStore } from "@flowstate/core";
  * import { TickLeases } from "./lease.ts";
+ * import assert from "node:assert/strict";
  *
  * await using store = await openStore({ plugin: "memory" });
  * const a = new TickLeases(store, { runnerId: "a" });
@@ -170,9 +172,10 @@ export function tickKey(tick: number): string {
  * const tick = Date.UTC(2026, 0, 1, 3);
  * const first = await a.acquire("job:backup", tick);
  * const second = await b.acquire("job:backup", tick);
- * if (!first.ok || second.ok) throw new Error("both runners got the tick");
+ * assert.ok(first.ok);
+ * assert.equal(second.ok, false);
  * await first.lease.complete({ status: "succeeded" });
- * if (await b.state("job:backup", tick) !== "done") throw new Error("the tick is not done");
+ * assert.equal(await b.state("job:backup", tick), "done");
  * ```
  */
 export class TickLeases {
@@ -341,15 +344,16 @@ export class TickLeases {
  * ```ts
  * import { openStore } from "@flowstate/core";
  * import { TickLeases } from "./lease.ts";
+ * import assert from "node:assert/strict";
  *
  * await using store = await openStore({ plugin: "memory" });
  * const leases = new TickLeases(store, { runnerId: "runner-1", leaseMs: 30_000 });
  * const tick = Date.UTC(2026, 0, 1, 3);
  * const acquired = await leases.acquire("flow:report", tick);
- * if (!acquired.ok) throw new Error(`tick not free: ${acquired.reason}`);
- * if (!(await acquired.lease.renew())) throw new Error("lease lost");
+ * assert.ok(acquired.ok);
+ * assert.ok(await acquired.lease.renew());
  * await acquired.lease.release(); // cancelled: no done marker
- * if (await leases.state("flow:report", tick) !== "free") throw new Error("tick still held");
+ * assert.equal(await leases.state("flow:report", tick), "free");
  * ```
  */
 export class TickLease {

@@ -184,6 +184,7 @@ export function defaultRunnerId(): string {
  * ```ts
  * import { openRuntime } from "@flowstate/core";
  * import { Scheduler } from "@flowstate/core/scheduler";
+ * import assert from "node:assert/strict";
  *
  * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
  * const ticks: number[] = [];
@@ -193,7 +194,8 @@ export function defaultRunnerId(): string {
  * });
  * await scheduler.start(); // the tick due now starts at once
  * const { cancelled } = await scheduler.stop(); // stops waiting; the running tick finishes
- * if (ticks[0] !== Date.UTC(2026, 0, 1, 3) || cancelled !== 0) throw new Error("no tick ran");
+ * assert.equal(ticks[0], Date.UTC(2026, 0, 1, 3));
+ * assert.equal(cancelled, 0);
  * ```
  */
 export class Scheduler {

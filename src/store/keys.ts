@@ -75,11 +75,12 @@ export function compareStrings(a: string, b: string): number {
  *
  * @example
  * ```ts
- * import { compareKeys } from "@flowstate/core";
+ * import { compareKeys } from "@flowstate/core/plugin";
+ * import assert from "node:assert/strict";
  * const keys = [["b"], ["a", "z"], ["é"], ["a"], ["Z"]];
  * keys.sort(compareKeys);
  * const sorted = JSON.stringify(keys);
- * if (sorted !== '[["Z"],["a"],["a","z"],["b"],["é"]]') throw new Error(`got ${sorted}`);
+ * assert.equal(sorted, '[["Z"],["a"],["a","z"],["b"],["é"]]');
  * ```
  */
 export function compareKeys(a: Key, b: Key): number {

@@ -126,7 +126,7 @@ function checkTtl(ttl: unknown): asserts ttl is number {
  * const second = await Lease.acquire(store, key, { holder: "b" }, { ttl: 30_000 });
  * assert.equal(first.ok, true);
  * assert.deepEqual(!second.ok && second.holder?.value, { holder: "a" });
- * if (!first.ok) throw new Error("unreachable");
+ * assert.ok(first.ok);
  * const lease = first.lease;
  * // A write that must only happen while the lease is held:
  * const written = await lease.commit((op) => op.set(["app", "data"], 1));

@@ -36,12 +36,13 @@ function assertTime(ms: unknown, what: string): asserts ms is number {
  * @example
  * ```ts
  * import { fakeClock } from "@flowstate/core/testing";
+ * import assert from "node:assert/strict";
  *
  * const clock = fakeClock(1_000);
  * clock.advance(500);
- * if (!(clock.now() === 1_500)) throw new Error("unexpected result");
+ * assert.equal(clock.now(), 1_500);
  * clock.set(0);
- * if (!(clock.now() === 0)) throw new Error("unexpected result");
+ * assert.equal(clock.now(), 0);
  * ```
  */
 export function fakeClock(start: number = DEFAULT_START): FakeClock {

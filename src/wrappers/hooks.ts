@@ -119,6 +119,7 @@ export interface StoreHooks {
  * ```ts
  * import { openStore } from "@flowstate/core";
  * import { withHooks } from "@flowstate/core/hooks";
+ * import assert from "node:assert/strict";
  *
  * let reads = 0;
  * await using store = withHooks(await openStore({ plugin: "memory" }), {
@@ -131,9 +132,9 @@ export interface StoreHooks {
  * });
  * await store.set(["flow", "count"], 1);
  * const refused = await store.set(["other"], 1).then(() => false, (err) => err instanceof Error);
- * if (!refused) throw new Error("the hook should have refused the write");
- * if (!((await store.get(["other"])) === null)) throw new Error("unexpected result"); // nothing was written
- * if (!(reads === 1)) throw new Error("unexpected result");
+ * assert.equal(refused, true);
+ * assert.equal(await store.get(["other"]), null); // nothing was written
+ * assert.equal(reads, 1);
  * ```
  */
 export function withHooks(store: Store, hooks: StoreHooks): Store {
