@@ -75,23 +75,23 @@ export async function prepareFlow(
     }
     const compiled = compileValue(spec.with ?? {});
     if (type && compiled.isStatic) {
-      const result = await type.optionsSchema["~standard"].validate(compiled.evaluate({
-        inputs: {},
-        nodes: {},
-        env: {},
-      }));
+      const options = compiled.evaluate({ inputs: {}, nodes: {}, env: {} });
+      const result = await type.optionsSchema["~standard"].validate(options);
       if (result.issues) {
+        const known = knownOptions(type);
         for (const issue of result.issues) {
           const path = (issue.path ?? []).map((p) =>
             String(typeof p === "object" && p !== null ? p.key : p)
           );
-          const known = knownOptions(type);
-          const unknown = /Unrecognized keys?: (.*)/.exec(issue.message);
-          const message = unknown && known
-            ? [...unknown[1].matchAll(/"([^"]+)"/g)].map((m) =>
-              `unknown option "${m[1]}" for ${spec.type}${didYouMean(m[1], known)}`
+          // zod names unknown keys in `keys` (one issue for all of them).
+          const keys = (issue as { code?: unknown }).code === "unrecognized_keys"
+            ? (issue as { keys?: unknown }).keys
+            : undefined;
+          const message = Array.isArray(keys) && known
+            ? keys.map((k) =>
+              `unknown option "${k}" for ${spec.type}${didYouMean(String(k), known)}`
             ).join("; ")
-            : /received undefined/.test(issue.message) && path.length > 0
+            : path.length > 0 && valueAt(options, path) === undefined
             ? `missing required option "${path.join(".")}" for ${spec.type}`
             : `${spec.type}: ${issue.message}`;
           problem(["nodes", i, "with", ...path], message);
@@ -158,4 +158,14 @@ export async function prepareFlow(
 function knownOptions(type: NodeType<unknown>): string[] | undefined {
   const shape = (type.optionsSchema as unknown as { shape?: Record<string, unknown> }).shape;
   return shape && typeof shape === "object" ? Object.keys(shape) : undefined;
+}
+
+/** The value at `path` in `value`, through own properties only; `undefined` when absent. */
+function valueAt(value: unknown, path: readonly string[]): unknown {
+  let at = value;
+  for (const key of path) {
+    if (typeof at !== "object" || at === null || !Object.hasOwn(at, key)) return undefined;
+    at = (at as Record<string, unknown>)[key];
+  }
+  return at;
 }
