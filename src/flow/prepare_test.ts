@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { FlowValidationError } from "../errors.ts";
+import { parseFlow } from "./parse.ts";
+import { prepareFlow } from "./prepare.ts";
+
+async function problemsOf(yaml: string): Promise<string[]> {
+  const err = await prepareFlow(parseFlow(yaml, { file: "flow.yaml" })).catch((e) => e);
+  assert.ok(err instanceof FlowValidationError, `expected a FlowValidationError, got ${err}`);
+  return err.problems.map((p) => `${p.line}:${p.column} ${p.path.join(".")}: ${p.message}`);
+}
+
+Deno.test("prepareFlow() names unknown static node options, with a suggestion, at their place", async () => {
+  assert.deepEqual(
+    await problemsOf(`id: demo
+nodes:
+  - { id: a, type: log, with: { mesage: hi, levle: info } }
+`),
+    [
+      '3:31 nodes.0.with.message: missing required option "message" for log',
+      '3:31 nodes.0.with: unknown option "mesage" for log (did you mean "message"?); unknown option "levle" for log (did you mean "level"?)',
+    ],
+  );
+});
+
+Deno.test("prepareFlow() reports a missing required node option by its path", async () => {
+  const problems = await problemsOf(`id: demo
+nodes:
+  - { id: a, type: state.set, with: { scope: flow, value: 1 } }
+`);
+  assert.equal(problems.length, 1, problems.join("\n"));
+  assert.match(problems[0], /nodes\.0\.with\.key: missing required option "key" for state\.set$/);
+});
+
+Deno.test("prepareFlow() passes a node option's own message on for a wrong value", async () => {
+  const problems = await problemsOf(`id: demo
+nodes:
+  - { id: a, type: delay, with: { for: [1] } }
+`);
+  assert.equal(problems.length, 1, problems.join("\n"));
+  assert.match(problems[0], /nodes\.0\.with\.for: delay: /);
+});
