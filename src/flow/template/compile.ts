@@ -134,7 +134,7 @@ function emptyRefs(): TemplateRefs {
 }
 
 function compileString(text: string, refs: TemplateRefs): CompiledString {
-  const parts: (string | Evaluator)[] = [];
+  const parts: (string | { evaluate: Evaluator; text: Evaluator })[] = [];
   let literal = "";
   let i = 0;
   for (;;) {
@@ -152,7 +152,7 @@ function compileString(text: string, refs: TemplateRefs): CompiledString {
     if (literal !== "") parts.push(literal);
     literal = "";
     const segment = compileSegment(text, p, refs);
-    parts.push(segment.evaluate);
+    parts.push(segment);
     i = segment.end;
   }
   if (literal !== "") parts.push(literal);
@@ -162,7 +162,7 @@ function compileString(text: string, refs: TemplateRefs): CompiledString {
     const only = parts[0];
     return typeof only === "string"
       ? { isTemplate: false, value: only }
-      : { isTemplate: true, evaluate: only };
+      : { isTemplate: true, evaluate: only.evaluate };
   }
   return {
     isTemplate: true,
@@ -170,7 +170,7 @@ function compileString(text: string, refs: TemplateRefs): CompiledString {
       let out = "";
       for (let k = 0; k < parts.length; k++) {
         const part = parts[k];
-        out += typeof part === "string" ? part : toText(part(scope, clock));
+        out += typeof part === "string" ? part : part.text(scope, clock);
       }
       return out;
     },
@@ -283,7 +283,7 @@ function compileSegment(
   text: string,
   start: number,
   refs: TemplateRefs,
-): { evaluate: Evaluator; end: number } {
+): { evaluate: Evaluator; text: Evaluator; end: number } {
   const segment = new Segment(text, start);
   const tokens = lex(segment);
   segment.end = tokens[tokens.length - 1].end;
@@ -298,7 +298,23 @@ function compileSegment(
       throw segment.evalError(reason, segment.start, segment.end - segment.start, e);
     }
   };
-  return { evaluate, end: segment.end };
+  /** The value as text, for a string that mixes text and templates. */
+  const asText: Evaluator = (scope, clock) => {
+    const value = evaluate(scope, clock);
+    try {
+      return toText(value);
+    } catch (e) {
+      // JSON.stringify throws on a cycle or a BigInt: still a TemplateError.
+      const reason = e instanceof Error ? e.message : String(e);
+      throw segment.evalError(
+        `cannot turn the value into text: ${reason}`,
+        segment.start,
+        segment.end - segment.start,
+        e,
+      );
+    }
+  };
+  return { evaluate, text: asText, end: segment.end };
 }
 
 // ---------------------------------------------------------------------------

@@ -440,3 +440,18 @@ Deno.test("compileValue() throws TypeError for a value that refers back to itsel
     (e) => e instanceof TypeError && /self\.again/.test(e.message),
   );
 });
+
+Deno.test("compileTemplate() reports a value that cannot become text as a TemplateError, never a TypeError", () => {
+  const cyclic: Record<string, unknown> = {};
+  cyclic.self = cyclic;
+  const scope: TemplateScope = { inputs: { c: cyclic, big: { n: 10n } }, nodes: {}, env: {} };
+  for (const text of ["x ${{ inputs.c }}", "x ${{ inputs.big }}"]) {
+    assert.throws(
+      () => compileTemplate(text).evaluate(scope),
+      (err) => err instanceof TemplateError && /cannot turn the value into text/.test(err.message),
+      text,
+    );
+  }
+  // A whole-string template keeps the value as it is: nothing to turn into text.
+  assert.equal(compileTemplate("${{ inputs.c }}").evaluate(scope), cyclic);
+});
