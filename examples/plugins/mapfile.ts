@@ -8,19 +8,20 @@
  *
  * @module
  */
-// A plugin imports only the public API (and its own dependencies).
+// A plugin imports only the public API (and its own dependencies): the
+// driver contract from "@flowstate/core/plugin", the Store types from "@flowstate/core".
 import {
   type CommitRequest,
   compareKeys,
   definePlugin,
   type DriverCommitResult,
-  type Key,
   type KeyRange,
   type Plugin,
   type RawEntry,
   StoreCorruptError,
   type StoreDriver,
-} from "@flowstate/core";
+} from "@flowstate/core/plugin";
+import type { Key } from "@flowstate/core";
 import { z } from "zod";
 
 /** The plugin's options. */
