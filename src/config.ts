@@ -33,7 +33,6 @@
  * @module
  */
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
@@ -47,6 +46,7 @@ import {
   type StoreSpec,
 } from "./plugin.ts";
 import { type ScopeName, SCOPES } from "./state/scopes.ts";
+import { YamlSource } from "./yaml_source.ts";
 
 /** The file looked for in the working directory when no config is given. */
 export const CONFIG_FILE_NAME = "flowstate.yaml";
@@ -245,29 +245,38 @@ export function parseConfigText(
 ): ResolvedConfig {
   const cwd = resolve(options.cwd ?? Deno.cwd());
   const file = resolve(cwd, options.file);
-  const source = new YamlSource(text, file, displayPath(file, cwd));
-  const doc = source.doc;
-  if (doc.errors.length > 0) {
-    const issues = doc.errors.map((err) => {
-      const pos = err.linePos?.[0] ?? source.linePos(err.pos[0]);
-      const message = err.message.split(/ at line \d+, column \d+/)[0].split("\n")[0];
-      return { path: [], message: `invalid YAML: ${message}`, line: pos.line, column: pos.col };
+  const source = new YamlSource(text, {
+    file: displayPath(file, cwd),
+    prettyErrors: true,
+    aliases: "stop",
+    missing: "key",
+    empty: "here",
+  });
+  if (source.syntaxErrors.length > 0) {
+    const issues = source.syntaxErrors.map((err) => ({
+      path: [],
+      message: `invalid YAML: ${err.message.split("\n")[0]}`,
+      line: err.line,
+      column: err.column,
+    }));
+    throw ConfigError.fromIssues(issues, {
+      file: source.file,
+      cause: source.syntaxErrors[0].error,
     });
-    throw ConfigError.fromIssues(issues, { file: source.display, cause: doc.errors[0] });
   }
   let raw: unknown;
   try {
-    raw = doc.toJS({ maxAliasCount: 1000 });
+    raw = source.doc.toJS({ maxAliasCount: 1000 });
   } catch (err) {
     throw new ConfigError(
-      `${source.display}:1:1: cannot read the YAML: ${(err as Error).message}`,
+      `${source.file}:1:1: cannot read the YAML: ${(err as Error).message}`,
       { cause: err },
     );
   }
   if (raw === null || raw === undefined) raw = {};
   if (typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError(
-      `${source.where([])}: the config must be a mapping with fields ${
+      `${source.where([], "key")}: the config must be a mapping with fields ${
         TOP_LEVEL_FIELDS.join(", ")
       }, not ${describeValue(raw)}`,
     );
@@ -353,7 +362,7 @@ function resolveConfig(
   ctx: ResolveContext,
   problems: ConfigProblems = new ConfigProblems(ctx.source),
 ): ResolvedConfig {
-  const where = (path: Path): string | undefined => ctx.source?.where(path);
+  const where = (path: Path): string | undefined => ctx.source?.where(path, "key");
   const fail = (path: Path, message: string): void => problems.add(path, message);
 
   const parsed = configSchema.safeParse(input, { reportInput: true });
@@ -713,9 +722,9 @@ class ConfigProblems {
   /** A problem at `path`; its position is that of `at` (default: `path`). */
   add(path: Path, message: string, at: Path = path, side: "key" | "value" = "key"): void {
     const offset = this.#source?.offset(at, side);
-    const pos = this.#source ? this.#source.linePos(offset ?? 0) : undefined;
+    const pos = this.#source?.position(offset ?? 0);
     this.#list.push({
-      problem: { path: [...path], message, ...(pos ? { line: pos.line, column: pos.col } : {}) },
+      problem: { path: [...path], message, ...pos },
       offset: offset ?? Infinity,
     });
   }
@@ -724,7 +733,7 @@ class ConfigProblems {
   error(): ConfigError {
     const sorted = [...this.#list].sort((a, b) => a.offset - b.offset).map((p) => p.problem);
     return this.#source
-      ? ConfigError.fromIssues(sorted, { file: this.#source.display })
+      ? ConfigError.fromIssues(sorted, { file: this.#source.file })
       : ConfigError.fromIssues(sorted, { prefix: "Invalid config: " });
   }
 }
@@ -732,64 +741,4 @@ class ConfigProblems {
 function displayPath(file: string, cwd: string): string {
   const rel = relative(cwd, file);
   return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : file;
-}
-
-/** A parsed YAML file that can say where a field path is written. */
-class YamlSource {
-  readonly display: string;
-  readonly file: string;
-  readonly doc: ReturnType<typeof parseDocument>;
-  readonly #lines = new LineCounter();
-
-  constructor(text: string, file: string, display: string) {
-    this.file = file;
-    this.display = display;
-    this.doc = parseDocument(text, {
-      lineCounter: this.#lines,
-      prettyErrors: true,
-      uniqueKeys: true,
-    });
-  }
-
-  linePos(offset: number): { line: number; col: number } {
-    return this.#lines.linePos(offset);
-  }
-
-  /**
-   * The source offset of the most specific existing node on `path`: the key
-   * of a mapping entry (default) or its value.
-   */
-  offset(path: Path, at: "key" | "value" = "key"): number | undefined {
-    let node: unknown = this.doc.contents;
-    let offset: number | undefined = (node as { range?: [number] } | null)?.range?.[0];
-    for (let i = 0; i < path.length; i++) {
-      const segment = path[i];
-      const isLast = i === path.length - 1;
-      if (isMap(node)) {
-        const pair = node.items.find((p) =>
-          isPair(p) && isScalar(p.key) && String(p.key.value) === String(segment)
-        );
-        if (!pair) break;
-        const keyStart = (pair.key as { range?: [number] } | null)?.range?.[0];
-        const valueStart = (pair.value as { range?: [number] } | null)?.range?.[0];
-        offset = isLast && at === "value" ? valueStart ?? keyStart : keyStart ?? offset;
-        node = pair.value;
-      } else if (isSeq(node) && typeof segment === "number") {
-        const item = node.items[segment];
-        const start = (item as { range?: [number] } | null)?.range?.[0];
-        if (start === undefined) break;
-        offset = start;
-        node = item;
-      } else {
-        break;
-      }
-    }
-    return offset;
-  }
-
-  /** `file:line:column` for a field path (see {@linkcode offset}). */
-  where(path: Path, at: "key" | "value" = "key"): string {
-    const { line, col } = this.linePos(this.offset(path, at) ?? 0);
-    return `${this.display}:${line}:${col}`;
-  }
 }
