@@ -7,17 +7,7 @@
  * @module
  */
 import { builtinNodes } from "./nodes.ts";
-import {
-  type Document,
-  isAlias,
-  isMap,
-  isScalar,
-  isSeq,
-  LineCounter,
-  parseDocument,
-  Scalar,
-  type YAMLError,
-} from "yaml";
+import { isMap } from "yaml";
 import type { JsonValue } from "../store/types.ts";
 import { didYouMean } from "../_suggest.ts";
 import {
@@ -33,6 +23,7 @@ import { compileValue, TemplateError } from "./template/mod.ts";
 import type { FlowDefinition, InputType } from "./types.ts";
 import { namesModule } from "../loader.ts";
 import { FlowValidationError, formatPath, type Problem, type ProblemPath } from "../errors.ts";
+import { YamlSource } from "../yaml_source.ts";
 
 /** A path into a flow definition: `["nodes", 1, "needs", 0]`. */
 export type FlowPath = ProblemPath;
@@ -76,150 +67,6 @@ export interface ValidateFlowOptions {
   nodeTypes?: ReadonlySet<string>;
 }
 
-type Position = { line: number; column: number };
-
-/** Finds positions in the YAML source for paths in the data it produced. */
-class SourceMap {
-  readonly #doc: Document.Parsed;
-  readonly #lines: LineCounter;
-  readonly #text: string;
-
-  constructor(doc: Document.Parsed, lines: LineCounter, text: string) {
-    this.#doc = doc;
-    this.#lines = lines;
-    this.#text = text;
-  }
-
-  position(offset: number): Position {
-    const { line, col } = this.#lines.linePos(offset);
-    return { line, column: col };
-  }
-
-  /** The YAML node at `path` (and the map pair holding it), as far as the path exists. */
-  #walk(path: readonly (string | number)[]): { node: unknown; key?: unknown; depth: number } {
-    let node: unknown = this.#doc.contents;
-    let key: unknown;
-    let depth = 0;
-    for (const segment of path) {
-      if (isAlias(node)) node = node.resolve(this.#doc);
-      let next: unknown;
-      let nextKey: unknown;
-      if (isMap(node)) {
-        const pair = node.items.findLast((p) => keyText(p.key) === String(segment));
-        if (pair !== undefined) [next, nextKey] = [pair.value, pair.key];
-      } else if (isSeq(node) && typeof segment === "number") {
-        next = node.items[segment];
-      }
-      if (next === undefined && nextKey === undefined) break;
-      node = next;
-      key = nextKey;
-      depth++;
-    }
-    return { node, key, depth };
-  }
-
-  /** Where the value at `path` starts (the key when the value is empty). */
-  value(path: readonly (string | number)[]): Position | undefined {
-    const { node, key } = this.#walk(path);
-    const at = rangeStart(node);
-    if (at !== undefined && !(isScalar(node) && node.value === null && emptyRange(node))) {
-      return this.position(at);
-    }
-    const keyAt = rangeStart(key);
-    return keyAt === undefined ? undefined : this.position(keyAt);
-  }
-
-  /** Where the key of the last segment of `path` starts (the value for list items). */
-  key(path: readonly (string | number)[]): Position | undefined {
-    const { key, depth } = this.#walk(path);
-    const keyAt = depth === path.length ? rangeStart(key) : undefined;
-    return keyAt === undefined ? this.value(path) : this.position(keyAt);
-  }
-
-  /**
-   * Where character `offset` of the string at `path` is: exact for
-   * single-line plain and quoted scalars, the string's start otherwise.
-   */
-  inString(path: readonly (string | number)[], offset: number): Position | undefined {
-    const { node, depth } = this.#walk(path);
-    if (depth !== path.length || !isScalar(node) || typeof node.value !== "string") {
-      return this.value(path);
-    }
-    const [start, end] = node.range!;
-    const raw = this.#text.slice(start, end);
-    if (raw.includes("\n")) return this.position(start);
-    if (node.type === Scalar.PLAIN) return this.position(start + offset);
-    if (node.type === Scalar.QUOTE_SINGLE) {
-      let i = 1;
-      for (let k = 0; k < offset && i < raw.length - 1; k++) i += raw[i] === "'" ? 2 : 1;
-      return this.position(start + i);
-    }
-    if (node.type === Scalar.QUOTE_DOUBLE) {
-      let i = 1;
-      for (let k = 0; k < offset && i < raw.length - 1;) {
-        if (raw[i] !== "\\") {
-          i++;
-          k++;
-          continue;
-        }
-        const escape = raw[i + 1];
-        if (escape === "x") [i, k] = [i + 4, k + 1];
-        else if (escape === "u") [i, k] = [i + 6, k + 1];
-        else if (escape === "U") {
-          const codePoint = parseInt(raw.slice(i + 2, i + 10), 16);
-          [i, k] = [i + 10, k + (codePoint > 0xffff ? 2 : 1)];
-        } else [i, k] = [i + 2, k + 1];
-      }
-      return this.position(start + i);
-    }
-    return this.position(start);
-  }
-
-  /** Every later duplicate key in any mapping. */
-  duplicateKeys(): { path: FlowPath; first: Position; at: Position; key: string }[] {
-    const found: { path: FlowPath; first: Position; at: Position; key: string }[] = [];
-    const seen = new Set<unknown>();
-    const walk = (node: unknown, path: FlowPath) => {
-      if (seen.has(node)) return;
-      seen.add(node);
-      if (isMap(node)) {
-        const firsts = new Map<string, unknown>();
-        for (const pair of node.items) {
-          const key = keyText(pair.key);
-          const first = firsts.get(key);
-          if (first === undefined) firsts.set(key, pair.key);
-          else {
-            found.push({
-              path: [...path, key],
-              first: this.position(rangeStart(first) ?? 0),
-              at: this.position(rangeStart(pair.key) ?? 0),
-              key,
-            });
-          }
-          walk(pair.value, [...path, key]);
-        }
-      } else if (isSeq(node)) {
-        node.items.forEach((item, i) => walk(item, [...path, i]));
-      }
-    };
-    walk(this.#doc.contents, []);
-    return found;
-  }
-}
-
-function keyText(key: unknown): string {
-  return isScalar(key) ? String(key.value) : String(key);
-}
-
-function rangeStart(node: unknown): number | undefined {
-  const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
-  return range?.[0];
-}
-
-function emptyRange(node: { range?: [number, number, number] | null }): boolean {
-  return node.range != null && node.range[0] === node.range[1];
-}
-
 /**
  * Parse a flow from YAML text and validate it. Every problem is collected:
  * YAML syntax errors and duplicate keys, unknown fields (with a did-you-mean
@@ -251,12 +98,10 @@ export function parseFlow(text: string, options: ParseFlowOptions = {}): ParsedF
     throw new TypeError(`Cannot parse flow: expected YAML text, got ${describeValue(text)}`);
   }
   const file = options.file;
-  const lines = new LineCounter();
-  let doc: Document.Parsed;
+  let source: YamlSource;
   try {
-    doc = parseDocument(text, {
-      lineCounter: lines,
-      prettyErrors: false,
+    source = new YamlSource(text, {
+      ...(file === undefined ? {} : { file }),
       uniqueKeys: false,
       logLevel: "error",
     });
@@ -271,18 +116,14 @@ export function parseFlow(text: string, options: ParseFlowOptions = {}): ParsedF
     }
     throw error;
   }
-  const map = new SourceMap(doc, lines, text);
-  const yamlProblem = (error: YAMLError): FlowProblem => ({
-    message: error.message.replace(/ at line \d+, column \d+:?[\s\S]*$/, ""),
-    path: [],
-    ...map.position(error.pos[0]),
-  });
-  const syntax = [...doc.errors, ...doc.warnings].map(yamlProblem);
-  if (doc.errors.length > 0) throw new FlowValidationError(sortProblems(syntax), file);
+  const syntax: FlowProblem[] = [...source.syntaxErrors, ...source.syntaxWarnings].map((
+    { message, line, column },
+  ) => ({ message, path: [], line, column }));
+  if (source.syntaxErrors.length > 0) throw new FlowValidationError(sortProblems(syntax), file);
 
-  const checker = new Checker(map);
+  const checker = new Checker(source);
   for (const problem of syntax) checker.problems.push(problem);
-  for (const dup of map.duplicateKeys()) {
+  for (const dup of source.duplicateKeys()) {
     checker.problems.push({
       message:
         `duplicate key "${dup.key}" (first at line ${dup.first.line}, column ${dup.first.column})`,
@@ -292,13 +133,13 @@ export function parseFlow(text: string, options: ParseFlowOptions = {}): ParsedF
   }
   let data: unknown;
   try {
-    data = doc.toJS({ maxAliasCount: 100 });
+    data = source.doc.toJS({ maxAliasCount: 100 });
   } catch (error) {
     checker.add([], `Cannot read the YAML: ${(error as Error).message}`);
   }
-  if (doc.contents === null || data === null || data === undefined) {
+  if (source.doc.contents === null || data === null || data === undefined) {
     checker.add([], "the flow is empty; expected a mapping with at least id and nodes");
-  } else if (!isMap(doc.contents)) {
+  } else if (!isMap(source.doc.contents)) {
     checker.add(
       [],
       `expected a mapping (id, nodes, …) at the top level, got ${describeValue(data)}`,
@@ -314,7 +155,7 @@ export function parseFlow(text: string, options: ParseFlowOptions = {}): ParsedF
     definition,
     ...(file === undefined ? {} : { file }),
     source: text,
-    locate: (path) => map.value(path),
+    locate: (path) => source.locate(path),
   };
 }
 
@@ -437,21 +278,19 @@ type Refs = { nodes: Set<string>; inputs: Set<string>; env: Set<string> };
 /** Collects problems for one flow. */
 class Checker {
   readonly problems: FlowProblem[] = [];
-  readonly #map: SourceMap | undefined;
+  readonly #source: YamlSource | undefined;
 
-  constructor(map: SourceMap | undefined) {
-    this.#map = map;
+  constructor(source: YamlSource | undefined) {
+    this.#source = source;
   }
 
   /** Add a problem at the value at `path` (or its key, or a character inside the string). */
   add(path: FlowPath, message: string, at: "value" | "key" | { offset: number } = "value"): void {
-    const position = this.#map === undefined
+    const position = this.#source === undefined
       ? undefined
-      : at === "value"
-      ? this.#map.value(path)
-      : at === "key"
-      ? this.#map.key(path)
-      : this.#map.inString(path, at.offset);
+      : typeof at === "string"
+      ? this.#source.locate(path, at)
+      : this.#source.inString(path, at.offset);
     this.problems.push({ message, path, ...position });
   }
 
