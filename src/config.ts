@@ -187,14 +187,14 @@ type Path = readonly (string | number)[];
  * @example
  * ```ts
  * import { loadConfig } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/flowstate.yaml`, "stores:\n  main:\n    plugin: memory\n");
  * const config = await loadConfig({ cwd: dir });
  * await Deno.remove(dir, { recursive: true });
- * if (config.scopes.flow !== "main" || config.records !== "main") throw new Error("not main");
- * if (config.where(["stores", "main", "plugin"]) !== "flowstate.yaml:3:5") {
- *   throw new Error("expected the position of the plugin field");
- * }
+ * assert.equal(config.scopes.flow, "main");
+ * assert.equal(config.records, "main");
+ * assert.equal(config.where(["stores", "main", "plugin"]), "flowstate.yaml:3:5");
  * ```
  */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
