@@ -33,20 +33,25 @@
  * @module
  */
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
-import { z } from "zod";
 import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
 import { durationProblem, parseDuration } from "./duration.ts";
 import { builtinJobNames } from "./jobs/builtin.ts";
 import { canonicalTimezone, cronProblem, DEFAULT_TIMEZONE, timezoneProblem } from "./cron.ts";
-import {
-  builtinPluginNames,
-  type Plugin,
-  resolvePluginSpecifier,
-  type StoreSpec,
-} from "./plugin.ts";
+import { resolvePluginSpecifier, type StoreSpec } from "./plugin.ts";
 import { type ScopeName, SCOPES } from "./state/scopes.ts";
+import {
+  type ConfigObject,
+  configSchema,
+  describeValue,
+  explainIssue,
+  issueLocationPath,
+  type JobConfigObject,
+  type MissedPolicy,
+  type OverlapPolicy,
+  TOP_LEVEL_FIELDS,
+} from "./config_schema.ts";
+import { YamlSource } from "./yaml_source.ts";
 
 /** The file looked for in the working directory when no config is given. */
 export const CONFIG_FILE_NAME = "flowstate.yaml";
@@ -54,34 +59,10 @@ export const CONFIG_FILE_NAME = "flowstate.yaml";
 /** The name of the store used when the config defines none. */
 export const DEFAULT_STORE_NAME = "default";
 
-/** What a schedule does when its previous run (in this runner) is still running at a tick. */
-export type OverlapPolicy = "skip" | "queue";
-
-/** What a schedule does on (re)start about ticks missed while no runner ran. */
-export type MissedPolicy = "skip" | "run-once";
+export type { ConfigObject, JobConfigObject, MissedPolicy, OverlapPolicy };
 
 /** The jobs scheduled even when the config does not mention them (unless disabled). */
 export const DEFAULT_SCHEDULED_JOBS: readonly string[] = ["retention", "gc"];
-
-/** One job's settings under `jobs:`, as written. */
-export interface JobConfigObject {
-  /** The job's module (a `./path.ts` relative to the config, or a specifier); default: the built-in of that name. */
-  module?: string;
-  /** `false` keeps the job from being scheduled (it can still be run by hand). Default `true`. */
-  enabled?: boolean;
-  /** A cron expression or nickname (default: the job's `defaultSchedule`; without one it is not scheduled). */
-  schedule?: string;
-  /** IANA time zone of `schedule` (default: the top-level `timezone`). */
-  timezone?: string;
-  /** Options for the job, merged over its defaults. */
-  options?: Record<string, unknown>;
-  /** Default `skip`. */
-  overlap?: OverlapPolicy;
-  /** Default `skip`. */
-  missed?: MissedPolicy;
-  /** Wait a random time up to this long after each tick (`30s`, or ms). Default 0. */
-  jitter?: number | string;
-}
 
 /** One job's settings, resolved. */
 export interface JobConfig {
@@ -101,24 +82,6 @@ export interface JobConfig {
   readonly missed: MissedPolicy;
   /** Upper bound of the random delay after each tick, in ms. */
   readonly jitterMs: number;
-}
-
-/** A configuration as written in `flowstate.yaml`, or passed as an object. */
-export interface ConfigObject {
-  /** Named stores: `{ <name>: { plugin, ...pluginOptions } }`. */
-  stores?: Record<string, StoreSpec>;
-  /** Which store each scope uses (default: the store named `default`, else the first one). */
-  scopes?: { global?: string; flow?: string; node?: string };
-  /** Flowstate's home directory, where default files go (relative to the config file). */
-  home?: string;
-  /** The store runs, flow versions and metrics are recorded in (default: the `flow` scope's store). */
-  records?: string;
-  /** Flow files, or directories whose `*.flow.yaml` files are read; flows with `schedule:` are scheduled. */
-  flows?: string | string[];
-  /** Default IANA time zone of schedules (default `UTC`). */
-  timezone?: string;
-  /** Jobs by name: settings and schedules. */
-  jobs?: Record<string, JobConfigObject | null>;
 }
 
 /** A validated configuration with every default filled in. */
@@ -187,14 +150,14 @@ type Path = readonly (string | number)[];
  * @example
  * ```ts
  * import { loadConfig } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/flowstate.yaml`, "stores:\n  main:\n    plugin: memory\n");
  * const config = await loadConfig({ cwd: dir });
  * await Deno.remove(dir, { recursive: true });
- * if (config.scopes.flow !== "main" || config.records !== "main") throw new Error("not main");
- * if (config.where(["stores", "main", "plugin"]) !== "flowstate.yaml:3:5") {
- *   throw new Error("expected the position of the plugin field");
- * }
+ * assert.equal(config.scopes.flow, "main");
+ * assert.equal(config.records, "main");
+ * assert.equal(config.where(["stores", "main", "plugin"]), "flowstate.yaml:3:5");
  * ```
  */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
@@ -245,29 +208,38 @@ export function parseConfigText(
 ): ResolvedConfig {
   const cwd = resolve(options.cwd ?? Deno.cwd());
   const file = resolve(cwd, options.file);
-  const source = new YamlSource(text, file, displayPath(file, cwd));
-  const doc = source.doc;
-  if (doc.errors.length > 0) {
-    const issues = doc.errors.map((err) => {
-      const pos = err.linePos?.[0] ?? source.linePos(err.pos[0]);
-      const message = err.message.split(/ at line \d+, column \d+/)[0].split("\n")[0];
-      return { path: [], message: `invalid YAML: ${message}`, line: pos.line, column: pos.col };
+  const source = new YamlSource(text, {
+    file: displayPath(file, cwd),
+    prettyErrors: true,
+    aliases: "stop",
+    missing: "key",
+    empty: "here",
+  });
+  if (source.syntaxErrors.length > 0) {
+    const issues = source.syntaxErrors.map((err) => ({
+      path: [],
+      message: `invalid YAML: ${err.message.split("\n")[0]}`,
+      line: err.line,
+      column: err.column,
+    }));
+    throw ConfigError.fromIssues(issues, {
+      file: source.file,
+      cause: source.syntaxErrors[0].error,
     });
-    throw ConfigError.fromIssues(issues, { file: source.display, cause: doc.errors[0] });
   }
   let raw: unknown;
   try {
-    raw = doc.toJS({ maxAliasCount: 1000 });
+    raw = source.doc.toJS({ maxAliasCount: 1000 });
   } catch (err) {
     throw new ConfigError(
-      `${source.display}:1:1: cannot read the YAML: ${(err as Error).message}`,
+      `${source.file}:1:1: cannot read the YAML: ${(err as Error).message}`,
       { cause: err },
     );
   }
   if (raw === null || raw === undefined) raw = {};
   if (typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError(
-      `${source.where([])}: the config must be a mapping with fields ${
+      `${source.where([], "key")}: the config must be a mapping with fields ${
         TOP_LEVEL_FIELDS.join(", ")
       }, not ${describeValue(raw)}`,
     );
@@ -285,59 +257,7 @@ export function parseConfigText(
   }, problems);
 }
 
-const TOP_LEVEL_FIELDS = ["stores", "scopes", "home", "records", "flows", "timezone", "jobs"];
-
-const JOB_FIELDS = [
-  "module",
-  "enabled",
-  "schedule",
-  "timezone",
-  "options",
-  "overlap",
-  "missed",
-  "jitter",
-];
-
 const JOB_NAME = /^[a-z0-9][a-z0-9_-]*$/;
-
-function isPluginObject(value: unknown): value is Plugin {
-  const v = value as Partial<Plugin> | null;
-  return typeof v === "object" && v !== null && typeof v.open === "function" &&
-    typeof v.name === "string";
-}
-
-const storeSchema = z.looseObject({
-  plugin: z.union([z.string().min(1), z.custom<Plugin>(isPluginObject)]),
-});
-
-const configSchema = z.strictObject({
-  stores: z.record(z.string(), storeSchema).optional(),
-  scopes: z.strictObject({
-    global: z.string().min(1).optional(),
-    flow: z.string().min(1).optional(),
-    node: z.string().min(1).optional(),
-  }).optional(),
-  home: z.string().min(1).optional(),
-  records: z.string().min(1).optional(),
-  flows: z.union([z.string().min(1), z.array(z.string().min(1))]).optional(),
-  timezone: z.string().min(1).optional(),
-  jobs: z.record(
-    z.string(),
-    z.preprocess(
-      (value) => (value === null ? {} : value),
-      z.strictObject({
-        module: z.string().min(1).optional(),
-        enabled: z.boolean().optional(),
-        schedule: z.string().min(1).optional(),
-        timezone: z.string().min(1).optional(),
-        options: z.record(z.string(), z.unknown()).optional(),
-        overlap: z.enum(["skip", "queue"]).optional(),
-        missed: z.enum(["skip", "run-once"]).optional(),
-        jitter: z.union([z.number(), z.string()]).optional(),
-      }),
-    ),
-  ).optional(),
-});
 
 interface ResolveContext {
   file: string | null;
@@ -353,7 +273,7 @@ function resolveConfig(
   ctx: ResolveContext,
   problems: ConfigProblems = new ConfigProblems(ctx.source),
 ): ResolvedConfig {
-  const where = (path: Path): string | undefined => ctx.source?.where(path);
+  const where = (path: Path): string | undefined => ctx.source?.where(path, "key");
   const fail = (path: Path, message: string): void => problems.add(path, message);
 
   const parsed = configSchema.safeParse(input, { reportInput: true });
@@ -515,119 +435,6 @@ function resolveConfig(
   });
 }
 
-/** The path an issue's location should point at (an unknown key points at that key). */
-function issueLocationPath(issue: z.core.$ZodIssue): Path {
-  const path = issue.path as Path;
-  if (issue.code === "unrecognized_keys" && issue.keys.length > 0) {
-    return [...path, issue.keys[0]];
-  }
-  return path;
-}
-
-function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: string } {
-  const path = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p)) as Path;
-  const last = path[path.length - 1];
-  const input = (issue as { input?: unknown }).input;
-  switch (issue.code) {
-    case "unrecognized_keys": {
-      const key = issue.keys[0];
-      if (path.length === 0) {
-        return {
-          path: [key],
-          message: `unknown field${didYouMean(key, TOP_LEVEL_FIELDS)}; the top level allows ${
-            TOP_LEVEL_FIELDS.join(", ")
-          }`,
-        };
-      }
-      if (path.length === 1 && path[0] === "scopes") {
-        return {
-          path: [...path, key],
-          message: `unknown scope${didYouMean(key, SCOPES)}; the scopes are ${SCOPES.join(", ")}`,
-        };
-      }
-      if (path.length === 2 && path[0] === "jobs") {
-        return {
-          path: [...path, key],
-          message: `unknown field${didYouMean(key, JOB_FIELDS)}; a job allows ${
-            JOB_FIELDS.join(", ")
-          }`,
-        };
-      }
-      return { path: [...path, key], message: "unknown field" };
-    }
-    case "invalid_type":
-    case "invalid_union": {
-      if (path.length === 3 && path[0] === "stores" && last === "plugin") {
-        const builtins = builtinPluginNames().join(", ");
-        return input === undefined
-          ? {
-            path: path.slice(0, 2),
-            message: `missing "plugin"; add one, like "plugin: sqlite" (built-ins: ${builtins}; ` +
-              `or a ./file.ts path, or an npm:/jsr:/https: specifier)`,
-          }
-          : {
-            path,
-            message: `expected a plugin name or module specifier, got ${
-              describeValue(input)
-            } (built-ins: ${builtins})`,
-          };
-      }
-      const expected = path.length === 0
-        ? `a mapping with fields ${TOP_LEVEL_FIELDS.join(", ")}`
-        : path.length === 1 && last === "stores"
-        ? "a mapping of store names to { plugin, ...options }"
-        : path.length === 2 && path[0] === "stores"
-        ? `a mapping like "{ plugin: sqlite }"`
-        : path.length === 1 && last === "scopes"
-        ? `a mapping like "{ global: <store>, flow: <store>, node: <store> }"`
-        : path.length === 2 && path[0] === "scopes"
-        ? "a store name"
-        : last === "home"
-        ? "a directory path"
-        : path.length === 1 && last === "flows"
-        ? "a list of flow files or directories"
-        : path.length === 2 && path[0] === "flows"
-        ? "a flow file or directory path"
-        : path.length === 1 && last === "timezone"
-        ? `an IANA time zone like "Europe/Paris"`
-        : path.length === 1 && last === "jobs"
-        ? `a mapping of job names to settings, like "retention: { schedule: '0 3 * * *' }"`
-        : path.length === 2 && path[0] === "jobs"
-        ? `a mapping of job settings (${JOB_FIELDS.join(", ")})`
-        : path.length === 3 && path[0] === "jobs" && last === "jitter"
-        ? `a duration like "30s" or a number of milliseconds`
-        : path.length === 3 && path[0] === "jobs" && last === "options"
-        ? "a mapping of job options"
-        : `a ${(issue as { expected?: string }).expected ?? "valid value"}`;
-      return { path, message: `expected ${expected}, got ${describeValue(input)}` };
-    }
-    case "too_small":
-      return { path, message: "must not be empty" };
-    case "invalid_value": {
-      const values = (issue as { values?: unknown[] }).values ?? [];
-      return {
-        path,
-        message: `expected one of ${values.map((v) => JSON.stringify(v)).join(", ")}, got ${
-          describeValue(input)
-        }`,
-      };
-    }
-    default:
-      return { path, message: issue.message };
-  }
-}
-
-function describeValue(value: unknown): string {
-  if (value === undefined) return "nothing";
-  if (value === null) return "an empty value";
-  if (Array.isArray(value)) return "a list";
-  if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
-  if (typeof value === "number") return `the number ${value}`;
-  if (typeof value === "boolean") return `${value}`;
-  if (typeof value === "object") return "a mapping";
-  return `a ${typeof value}`;
-}
-
 function readEnv(
   name: string,
   env: Readonly<Record<string, string | undefined>> | undefined,
@@ -713,9 +520,9 @@ class ConfigProblems {
   /** A problem at `path`; its position is that of `at` (default: `path`). */
   add(path: Path, message: string, at: Path = path, side: "key" | "value" = "key"): void {
     const offset = this.#source?.offset(at, side);
-    const pos = this.#source ? this.#source.linePos(offset ?? 0) : undefined;
+    const pos = this.#source?.position(offset ?? 0);
     this.#list.push({
-      problem: { path: [...path], message, ...(pos ? { line: pos.line, column: pos.col } : {}) },
+      problem: { path: [...path], message, ...pos },
       offset: offset ?? Infinity,
     });
   }
@@ -724,7 +531,7 @@ class ConfigProblems {
   error(): ConfigError {
     const sorted = [...this.#list].sort((a, b) => a.offset - b.offset).map((p) => p.problem);
     return this.#source
-      ? ConfigError.fromIssues(sorted, { file: this.#source.display })
+      ? ConfigError.fromIssues(sorted, { file: this.#source.file })
       : ConfigError.fromIssues(sorted, { prefix: "Invalid config: " });
   }
 }
@@ -732,64 +539,4 @@ class ConfigProblems {
 function displayPath(file: string, cwd: string): string {
   const rel = relative(cwd, file);
   return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : file;
-}
-
-/** A parsed YAML file that can say where a field path is written. */
-class YamlSource {
-  readonly display: string;
-  readonly file: string;
-  readonly doc: ReturnType<typeof parseDocument>;
-  readonly #lines = new LineCounter();
-
-  constructor(text: string, file: string, display: string) {
-    this.file = file;
-    this.display = display;
-    this.doc = parseDocument(text, {
-      lineCounter: this.#lines,
-      prettyErrors: true,
-      uniqueKeys: true,
-    });
-  }
-
-  linePos(offset: number): { line: number; col: number } {
-    return this.#lines.linePos(offset);
-  }
-
-  /**
-   * The source offset of the most specific existing node on `path`: the key
-   * of a mapping entry (default) or its value.
-   */
-  offset(path: Path, at: "key" | "value" = "key"): number | undefined {
-    let node: unknown = this.doc.contents;
-    let offset: number | undefined = (node as { range?: [number] } | null)?.range?.[0];
-    for (let i = 0; i < path.length; i++) {
-      const segment = path[i];
-      const isLast = i === path.length - 1;
-      if (isMap(node)) {
-        const pair = node.items.find((p) =>
-          isPair(p) && isScalar(p.key) && String(p.key.value) === String(segment)
-        );
-        if (!pair) break;
-        const keyStart = (pair.key as { range?: [number] } | null)?.range?.[0];
-        const valueStart = (pair.value as { range?: [number] } | null)?.range?.[0];
-        offset = isLast && at === "value" ? valueStart ?? keyStart : keyStart ?? offset;
-        node = pair.value;
-      } else if (isSeq(node) && typeof segment === "number") {
-        const item = node.items[segment];
-        const start = (item as { range?: [number] } | null)?.range?.[0];
-        if (start === undefined) break;
-        offset = start;
-        node = item;
-      } else {
-        break;
-      }
-    }
-    return offset;
-  }
-
-  /** `file:line:column` for a field path (see {@linkcode offset}). */
-  where(path: Path, at: "key" | "value" = "key"): string {
-    const { line, col } = this.linePos(this.offset(path, at) ?? 0);
-    return `${this.display}:${line}:${col}`;
-  }
 }

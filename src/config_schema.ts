@@ -1,0 +1,240 @@
+/**
+ * The config as written (in `flowstate.yaml`, or as an object): its types,
+ * the zod schema that checks its shape, and how each zod issue is explained
+ * to the user (`expected a store name, got the number 3`, with did-you-mean
+ * suggestions for unknown fields). The checks that need more than the shape
+ * (store names, time zones, cron expressions) are in `config.ts`.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { didYouMean } from "./_suggest.ts";
+import { builtinPluginNames, type Plugin, type StoreSpec } from "./plugin.ts";
+import { SCOPES } from "./state/scopes.ts";
+
+/** What a schedule does when its previous run (in this runner) is still running at a tick. */
+export type OverlapPolicy = "skip" | "queue";
+
+/** What a schedule does on (re)start about ticks missed while no runner ran. */
+export type MissedPolicy = "skip" | "run-once";
+
+/** One job's settings under `jobs:`, as written. */
+export interface JobConfigObject {
+  /** The job's module (a `./path.ts` relative to the config, or a specifier); default: the built-in of that name. */
+  module?: string;
+  /** `false` keeps the job from being scheduled (it can still be run by hand). Default `true`. */
+  enabled?: boolean;
+  /** A cron expression or nickname (default: the job's `defaultSchedule`; without one it is not scheduled). */
+  schedule?: string;
+  /** IANA time zone of `schedule` (default: the top-level `timezone`). */
+  timezone?: string;
+  /** Options for the job, merged over its defaults. */
+  options?: Record<string, unknown>;
+  /** Default `skip`. */
+  overlap?: OverlapPolicy;
+  /** Default `skip`. */
+  missed?: MissedPolicy;
+  /** Wait a random time up to this long after each tick (`30s`, or ms). Default 0. */
+  jitter?: number | string;
+}
+
+/** A configuration as written in `flowstate.yaml`, or passed as an object. */
+export interface ConfigObject {
+  /** Named stores: `{ <name>: { plugin, ...pluginOptions } }`. */
+  stores?: Record<string, StoreSpec>;
+  /** Which store each scope uses (default: the store named `default`, else the first one). */
+  scopes?: { global?: string; flow?: string; node?: string };
+  /** Flowstate's home directory, where default files go (relative to the config file). */
+  home?: string;
+  /** The store runs, flow versions and metrics are recorded in (default: the `flow` scope's store). */
+  records?: string;
+  /** Flow files, or directories whose `*.flow.yaml` files are read; flows with `schedule:` are scheduled. */
+  flows?: string | string[];
+  /** Default IANA time zone of schedules (default `UTC`). */
+  timezone?: string;
+  /** Jobs by name: settings and schedules. */
+  jobs?: Record<string, JobConfigObject | null>;
+}
+
+type Path = readonly (string | number)[];
+
+/** The fields allowed at the top level of a config. */
+export const TOP_LEVEL_FIELDS: readonly string[] = [
+  "stores",
+  "scopes",
+  "home",
+  "records",
+  "flows",
+  "timezone",
+  "jobs",
+];
+
+/** The fields allowed in one job's settings. */
+export const JOB_FIELDS: readonly string[] = [
+  "module",
+  "enabled",
+  "schedule",
+  "timezone",
+  "options",
+  "overlap",
+  "missed",
+  "jitter",
+];
+
+function isPluginObject(value: unknown): value is Plugin {
+  const v = value as Partial<Plugin> | null;
+  return typeof v === "object" && v !== null && typeof v.open === "function" &&
+    typeof v.name === "string";
+}
+
+const storeSchema = z.looseObject({
+  plugin: z.union([z.string().min(1), z.custom<Plugin>(isPluginObject)]),
+});
+
+/** The shape of a config; {@linkcode explainIssue} turns its issues into messages. */
+export const configSchema: z.ZodType<ConfigObject> = z.strictObject({
+  stores: z.record(z.string(), storeSchema).optional(),
+  scopes: z.strictObject({
+    global: z.string().min(1).optional(),
+    flow: z.string().min(1).optional(),
+    node: z.string().min(1).optional(),
+  }).optional(),
+  home: z.string().min(1).optional(),
+  records: z.string().min(1).optional(),
+  flows: z.union([z.string().min(1), z.array(z.string().min(1))]).optional(),
+  timezone: z.string().min(1).optional(),
+  jobs: z.record(
+    z.string(),
+    z.preprocess(
+      (value) => (value === null ? {} : value),
+      z.strictObject({
+        module: z.string().min(1).optional(),
+        enabled: z.boolean().optional(),
+        schedule: z.string().min(1).optional(),
+        timezone: z.string().min(1).optional(),
+        options: z.record(z.string(), z.unknown()).optional(),
+        overlap: z.enum(["skip", "queue"]).optional(),
+        missed: z.enum(["skip", "run-once"]).optional(),
+        jitter: z.union([z.number(), z.string()]).optional(),
+      }),
+    ),
+  ).optional(),
+});
+
+/** The path an issue's location should point at (an unknown key points at that key). */
+export function issueLocationPath(issue: z.core.$ZodIssue): Path {
+  const path = issue.path as Path;
+  if (issue.code === "unrecognized_keys" && issue.keys.length > 0) {
+    return [...path, issue.keys[0]];
+  }
+  return path;
+}
+
+/**
+ * An issue of {@linkcode configSchema} as the path it is about and a message
+ * saying what was expected and what was found.
+ */
+export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: string } {
+  const path = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p)) as Path;
+  const last = path[path.length - 1];
+  const input = (issue as { input?: unknown }).input;
+  switch (issue.code) {
+    case "unrecognized_keys": {
+      const key = issue.keys[0];
+      if (path.length === 0) {
+        return {
+          path: [key],
+          message: `unknown field${didYouMean(key, TOP_LEVEL_FIELDS)}; the top level allows ${
+            TOP_LEVEL_FIELDS.join(", ")
+          }`,
+        };
+      }
+      if (path.length === 1 && path[0] === "scopes") {
+        return {
+          path: [...path, key],
+          message: `unknown scope${didYouMean(key, SCOPES)}; the scopes are ${SCOPES.join(", ")}`,
+        };
+      }
+      if (path.length === 2 && path[0] === "jobs") {
+        return {
+          path: [...path, key],
+          message: `unknown field${didYouMean(key, JOB_FIELDS)}; a job allows ${
+            JOB_FIELDS.join(", ")
+          }`,
+        };
+      }
+      return { path: [...path, key], message: "unknown field" };
+    }
+    case "invalid_type":
+    case "invalid_union": {
+      if (path.length === 3 && path[0] === "stores" && last === "plugin") {
+        const builtins = builtinPluginNames().join(", ");
+        return input === undefined
+          ? {
+            path: path.slice(0, 2),
+            message: `missing "plugin"; add one, like "plugin: sqlite" (built-ins: ${builtins}; ` +
+              `or a ./file.ts path, or an npm:/jsr:/https: specifier)`,
+          }
+          : {
+            path,
+            message: `expected a plugin name or module specifier, got ${
+              describeValue(input)
+            } (built-ins: ${builtins})`,
+          };
+      }
+      const expected = path.length === 0
+        ? `a mapping with fields ${TOP_LEVEL_FIELDS.join(", ")}`
+        : path.length === 1 && last === "stores"
+        ? "a mapping of store names to { plugin, ...options }"
+        : path.length === 2 && path[0] === "stores"
+        ? `a mapping like "{ plugin: sqlite }"`
+        : path.length === 1 && last === "scopes"
+        ? `a mapping like "{ global: <store>, flow: <store>, node: <store> }"`
+        : path.length === 2 && path[0] === "scopes"
+        ? "a store name"
+        : last === "home"
+        ? "a directory path"
+        : path.length === 1 && last === "flows"
+        ? "a list of flow files or directories"
+        : path.length === 2 && path[0] === "flows"
+        ? "a flow file or directory path"
+        : path.length === 1 && last === "timezone"
+        ? `an IANA time zone like "Europe/Paris"`
+        : path.length === 1 && last === "jobs"
+        ? `a mapping of job names to settings, like "retention: { schedule: '0 3 * * *' }"`
+        : path.length === 2 && path[0] === "jobs"
+        ? `a mapping of job settings (${JOB_FIELDS.join(", ")})`
+        : path.length === 3 && path[0] === "jobs" && last === "jitter"
+        ? `a duration like "30s" or a number of milliseconds`
+        : path.length === 3 && path[0] === "jobs" && last === "options"
+        ? "a mapping of job options"
+        : `a ${(issue as { expected?: string }).expected ?? "valid value"}`;
+      return { path, message: `expected ${expected}, got ${describeValue(input)}` };
+    }
+    case "too_small":
+      return { path, message: "must not be empty" };
+    case "invalid_value": {
+      const values = (issue as { values?: unknown[] }).values ?? [];
+      return {
+        path,
+        message: `expected one of ${values.map((v) => JSON.stringify(v)).join(", ")}, got ${
+          describeValue(input)
+        }`,
+      };
+    }
+    default:
+      return { path, message: issue.message };
+  }
+}
+
+/** A value as the user wrote it, for messages: `the string "x"`, `a list`, `nothing`. */
+export function describeValue(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null) return "an empty value";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
+  if (typeof value === "number") return `the number ${value}`;
+  if (typeof value === "boolean") return `${value}`;
+  if (typeof value === "object") return "a mapping";
+  return `a ${typeof value}`;
+}

@@ -1,0 +1,390 @@
+/**
+ * The checks of a flow definition, each problem placed in its YAML source
+ * when there is one: `__proto__` keys, the structure from the zod schema
+ * (with did-you-mean suggestions), node ids, `needs` and their cycles, node
+ * types, input defaults and enums, and what templates read.
+ *
+ * @module
+ */
+import { didYouMean } from "../_suggest.ts";
+import type { Problem, ProblemPath } from "../errors.ts";
+import { namesModule } from "../loader.ts";
+import type { YamlSource } from "../yaml_source.ts";
+import { deepEqual, isRecord } from "./_values.ts";
+import {
+  describeValue,
+  EXPECTED,
+  flowZodSchema,
+  INPUT_TYPES,
+  inputTypeProblem,
+  knownFields,
+} from "./schema.ts";
+import { compileValue, TemplateError } from "./template/mod.ts";
+import type { InputType } from "./types.ts";
+
+type FlowPath = ProblemPath;
+
+function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
+  let value = data;
+  for (const segment of path) {
+    if (typeof value !== "object" || value === null) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[segment];
+  }
+  return value;
+}
+
+type Refs = { nodes: Set<string>; inputs: Set<string>; env: Set<string> };
+
+/**
+ * Collects the problems of one flow: {@linkcode Checker.check} runs every
+ * check on the data, {@linkcode Checker.add} places one problem.
+ *
+ * @example
+ * ```ts
+ * import { Checker } from "./check.ts";
+ * import assert from "node:assert/strict";
+ * const checker = new Checker(undefined);
+ * const nodes = [{ id: "fetch", type: "log" }, { id: "save", type: "log", needs: ["fetsh"] }];
+ * checker.check({ id: "demo", nodes }, undefined);
+ * assert.deepEqual(checker.problems, [
+ *   { message: 'unknown node "fetsh" (did you mean "fetch"?)', path: ["nodes", 1, "needs", 0] },
+ * ]);
+ * ```
+ */
+export class Checker {
+  /** Every problem found so far, in the order found. */
+  readonly problems: Problem[] = [];
+  readonly #source: YamlSource | undefined;
+
+  /** A checker placing problems in `source`, or without positions. */
+  constructor(source: YamlSource | undefined) {
+    this.#source = source;
+  }
+
+  /** Add a problem at the value at `path` (or its key, or a character inside the string). */
+  add(path: FlowPath, message: string, at: "value" | "key" | { offset: number } = "value"): void {
+    const position = this.#source === undefined
+      ? undefined
+      : typeof at === "string"
+      ? this.#source.locate(path, at)
+      : this.#source.inString(path, at.offset);
+    this.problems.push({ message, path, ...position });
+  }
+
+  /** Run every check on a flow's data (a mapping); `nodeTypes` are the known node types, if any. */
+  check(data: unknown, nodeTypes: ReadonlySet<string> | undefined): void {
+    this.#protoKeys(data, []);
+    this.#schema(data);
+    const flow = data as Record<string, unknown>;
+    const nodes = this.#nodes(flow);
+    if (nodeTypes !== undefined) this.#nodeTypes(nodes, nodeTypes);
+    this.#inputs(flow);
+    this.#templates(flow, nodes);
+  }
+
+  /** `__proto__` keys, which would turn into prototypes when the flow is copied. */
+  #protoKeys(value: unknown, path: FlowPath): void {
+    if (Array.isArray(value)) value.forEach((item, i) => this.#protoKeys(item, [...path, i]));
+    else if (isRecord(value)) {
+      for (const key of Object.keys(value)) {
+        if (key === "__proto__") {
+          this.add([...path, key], 'the key "__proto__" is not allowed', "key");
+        } else this.#protoKeys(value[key], [...path, key]);
+      }
+    }
+  }
+
+  /** Structure, types, patterns and ranges, from the zod schema. */
+  #schema(data: unknown): void {
+    const result = flowZodSchema.safeParse(data);
+    if (result.success) return;
+    for (const issue of result.error.issues) {
+      const path = issue.path.map((s) => typeof s === "number" ? s : String(s));
+      const value = valueAt(data, path);
+      const got = `, got ${describeValue(value)}`;
+      switch (issue.code) {
+        case "unrecognized_keys":
+          for (const key of issue.keys) {
+            this.add([...path, key], `unknown field${didYouMean(key, knownFields(path))}`, "key");
+          }
+          break;
+        case "invalid_type": {
+          const parentPath = path.slice(0, -1);
+          const parent = valueAt(data, parentPath);
+          const last = path.at(-1);
+          if (value === undefined && isRecord(parent) && last !== undefined && !(last in parent)) {
+            this.add(parentPath, `missing required field "${last}"`);
+          } else {
+            this.add(path, `expected ${EXPECTED[issue.expected] ?? issue.expected}${got}`);
+          }
+          break;
+        }
+        case "invalid_value": {
+          const allowed = issue.values.map((v) => JSON.stringify(v));
+          const hint = typeof value === "string"
+            ? didYouMean(value, issue.values.filter((v): v is string => typeof v === "string"))
+            : "";
+          this.add(path, `expected one of ${allowed.join(", ")}${got}${hint}`);
+          break;
+        }
+        case "custom":
+          this.add(path, issue.message);
+          break;
+        case "too_small":
+        case "too_big":
+          this.add(path, Array.isArray(value) ? issue.message : `${issue.message}${got}`);
+          break;
+        default:
+          this.add(path, `${issue.message}${got}`);
+      }
+    }
+  }
+
+  /** Duplicate ids, `needs` references and cycles. Returns the nodes that have an id. */
+  #nodes(flow: Record<string, unknown>): NodeInfo[] {
+    const list = Array.isArray(flow.nodes) ? flow.nodes : [];
+    const nodes: NodeInfo[] = [];
+    const byId = new Map<string, NodeInfo>();
+    list.forEach((raw, index) => {
+      if (!isRecord(raw) || typeof raw.id !== "string") return;
+      const node: NodeInfo = { index, id: raw.id, raw, needs: [] };
+      nodes.push(node);
+      const first = byId.get(raw.id);
+      if (first === undefined) byId.set(raw.id, node);
+      else {
+        this.add(
+          ["nodes", index, "id"],
+          `duplicate node id "${raw.id}" (already used by nodes[${first.index}])`,
+        );
+      }
+    });
+    const ids = [...byId.keys()];
+    for (const node of nodes) {
+      if (!Array.isArray(node.raw.needs)) continue;
+      node.raw.needs.forEach((name, j) => {
+        if (typeof name !== "string") return;
+        const path = ["nodes", node.index, "needs", j];
+        if (name === node.id) this.add(path, `node "${node.id}" cannot need itself`);
+        else if (!byId.has(name)) this.add(path, `unknown node "${name}"${didYouMean(name, ids)}`);
+        else node.needs.push({ id: name, index: j });
+      });
+    }
+    // Cycles, through the first node of each id.
+    const state = new Map<string, "open" | "done">();
+    const stack: string[] = [];
+    // Iterative depth-first search, so a 10,000-node chain cannot overflow the stack.
+    const visit = (root: NodeInfo) => {
+      const frames: { node: NodeInfo; next: number }[] = [{ node: root, next: 0 }];
+      state.set(root.id, "open");
+      stack.push(root.id);
+      while (frames.length > 0) {
+        const frame = frames[frames.length - 1];
+        const need = frame.node.needs[frame.next++];
+        if (need === undefined) {
+          frames.pop();
+          stack.pop();
+          state.set(frame.node.id, "done");
+          continue;
+        }
+        const seen = state.get(need.id);
+        if (seen === "open") {
+          const cycle = [...stack.slice(stack.indexOf(need.id)), need.id];
+          this.add(
+            ["nodes", frame.node.index, "needs", need.index],
+            `dependency cycle: ${cycle.join(" -> ")}`,
+          );
+        } else if (seen === undefined) {
+          const next = byId.get(need.id)!;
+          state.set(next.id, "open");
+          stack.push(next.id);
+          frames.push({ node: next, next: 0 });
+        }
+      }
+    };
+    for (const node of byId.values()) if (!state.has(node.id)) visit(node);
+    // Ancestry through needs is answered on demand (see #reaches): materialising
+    // every node's ancestor set is quadratic on long chains.
+    this.#byId = byId;
+    return nodes;
+  }
+
+  #byId = new Map<string, NodeInfo>();
+
+  /** Whether `target` is an ancestor of `node` through needs (iterative DFS, direct needs first). */
+  #reaches(node: NodeInfo, target: string): boolean {
+    if (node.needs.some((n) => n.id === target)) return true;
+    const seen = new Set<string>([node.id]);
+    const stack = [node];
+    while (stack.length > 0) {
+      const current = stack.pop()!;
+      for (const need of current.needs) {
+        if (need.id === target) return true;
+        if (seen.has(need.id)) continue;
+        seen.add(need.id);
+        const next = this.#byId.get(need.id);
+        if (next) stack.push(next);
+      }
+    }
+    return false;
+  }
+
+  #nodeTypes(nodes: NodeInfo[], known: ReadonlySet<string>): void {
+    for (const node of nodes) {
+      const type = node.raw.type;
+      if (typeof type !== "string" || type === "" || namesModule(type) || known.has(type)) {
+        continue;
+      }
+      const looksLikeFile = type.includes("/") || /\.[cm]?[jt]sx?$/.test(type);
+      this.add(
+        ["nodes", node.index, "type"],
+        looksLikeFile
+          ? `unknown node type "${type}": a module path must start with ./, ../ or / (write "./${type}")`
+          : `unknown node type "${type}"${didYouMean(type, known)}; use a built-in (${
+            [...known].join(", ")
+          }) or a module path like ./nodes/thing.ts`,
+      );
+    }
+  }
+
+  /** Input defaults and enums against the declared type. */
+  #inputs(flow: Record<string, unknown>): void {
+    if (!isRecord(flow.inputs)) return;
+    for (const [name, spec] of Object.entries(flow.inputs)) {
+      if (!isRecord(spec)) continue;
+      const type: InputType = INPUT_TYPES.includes(spec.type as InputType)
+        ? spec.type as InputType
+        : "any";
+      const values = Array.isArray(spec.enum) ? spec.enum : undefined;
+      values?.forEach((v, k) => {
+        const problem = inputTypeProblem(type, v);
+        if (problem !== undefined) this.add(["inputs", name, "enum", k], problem);
+      });
+      if (spec.default === undefined) continue;
+      const problem = inputTypeProblem(type, spec.default);
+      if (problem !== undefined) this.add(["inputs", name, "default"], problem);
+      else if (values !== undefined && !values.some((v) => deepEqual(v, spec.default))) {
+        this.add(
+          ["inputs", name, "default"],
+          `expected one of the enum values (${values.map(describeValue).join(", ")}), got ${
+            describeValue(spec.default)
+          }`,
+        );
+      }
+    }
+  }
+
+  /** Compile every string in `with`, `if` and `outputs`, and check what they read. */
+  #templates(flow: Record<string, unknown>, nodes: NodeInfo[]): void {
+    const inputs = isRecord(flow.inputs) ? Object.keys(flow.inputs) : [];
+    const env = Array.isArray(flow.env) ? flow.env.filter((e) => typeof e === "string") : [];
+    const byId = this.#byId;
+    for (const node of nodes) {
+      const subject = `node "${node.id}"`;
+      const checkRefs = (refs: Refs, path: FlowPath) => {
+        for (const name of refs.nodes) {
+          if (!byId.has(name)) {
+            this.add(
+              path,
+              `${subject} reads nodes.${name}, which is not a node of this flow${
+                didYouMean(name, byId.keys())
+              }`,
+            );
+          } else if (name === node.id) {
+            this.add(path, `${subject} reads its own output (nodes.${name})`);
+          } else if (!this.#reaches(node, name)) {
+            this.add(
+              path,
+              `${subject} reads nodes.${name} but does not list it (directly or indirectly) in needs; add needs: [${name}]`,
+            );
+          }
+        }
+        this.#checkCommonRefs(subject, refs, path, inputs, env);
+      };
+      if (typeof node.raw.if === "string") {
+        const path = ["nodes", node.index, "if"];
+        const refs = this.#compile(node.raw.if, path);
+        if (refs !== undefined) checkRefs(refs, path);
+      }
+      if (isRecord(node.raw.with)) {
+        for (const [text, path] of strings(node.raw.with, ["nodes", node.index, "with"])) {
+          const refs = this.#compile(text, path);
+          if (refs !== undefined) checkRefs(refs, path);
+        }
+      }
+    }
+    if (isRecord(flow.outputs)) {
+      for (const [name, value] of Object.entries(flow.outputs)) {
+        const subject = `output "${name}"`;
+        for (const [text, path] of strings(value, ["outputs", name])) {
+          const refs = this.#compile(text, path);
+          if (refs === undefined) continue;
+          for (const id of refs.nodes) {
+            if (byId.has(id)) continue;
+            this.add(
+              path,
+              `${subject} reads nodes.${id}, which is not a node of this flow${
+                didYouMean(id, byId.keys())
+              }`,
+            );
+          }
+          this.#checkCommonRefs(subject, refs, path, inputs, env);
+        }
+      }
+    }
+  }
+
+  #checkCommonRefs(
+    subject: string,
+    refs: Refs,
+    path: FlowPath,
+    inputs: string[],
+    env: string[],
+  ): void {
+    for (const name of refs.inputs) {
+      if (inputs.includes(name)) continue;
+      this.add(
+        path,
+        `${subject} reads inputs.${name}, which is not declared under inputs${
+          didYouMean(name, inputs)
+        }`,
+      );
+    }
+    for (const name of refs.env) {
+      if (env.includes(name)) continue;
+      const hint = didYouMean(name, env);
+      this.add(
+        path,
+        `${subject} reads env.${name}, which is not listed under env${
+          hint || (env.length === 0 ? `; add env: [${name}]` : `; add ${name} to env`)
+        }`,
+      );
+    }
+  }
+
+  #compile(text: string, path: FlowPath): Refs | undefined {
+    try {
+      return compileValue(text).refs;
+    } catch (error) {
+      if (!(error instanceof TemplateError)) throw error;
+      this.add(path, error.message, { offset: error.offset ?? 0 });
+      return undefined;
+    }
+  }
+}
+
+interface NodeInfo {
+  index: number;
+  id: string;
+  raw: Record<string, unknown>;
+  needs: { id: string; index: number }[];
+}
+
+/** Every string inside `value`, with its path. */
+function* strings(value: unknown, path: FlowPath): Generator<[string, FlowPath]> {
+  if (typeof value === "string") yield [value, path];
+  else if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) yield* strings(value[i], [...path, i]);
+  } else if (isRecord(value)) {
+    for (const [key, item] of Object.entries(value)) yield* strings(item, [...path, key]);
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * The inputs of a run: defaults applied, and every problem with the values
+ * given (unknown, missing, mistyped, outside the enum, not JSON) reported at
+ * once.
+ *
+ * @module
+ */
+import { didYouMean } from "../_suggest.ts";
+import type { JsonValue } from "../store/types.ts";
+import { FlowValidationError, formatPath, type Problem } from "../errors.ts";
+import { deepEqual, isRecord } from "./_values.ts";
+import { describeValue, inputTypeProblem, jsonProblem } from "./schema.ts";
+import type { FlowDefinition, InputType } from "./types.ts";
+
+/** Options for {@linkcode coerceInputs}. */
+export interface CoerceInputsOptions {
+  /**
+   * The given values are text (as from `--input key=value` on a command
+   * line): parse each per its declared type — numbers, `true`/`false`, JSON
+   * for objects and arrays, and for `any` JSON when it parses, else the text.
+   */
+  fromStrings?: boolean;
+  /** Positions of declared inputs in the flow's source (a parsed flow's `locate`). */
+  locate?: (path: (string | number)[]) => { line: number; column: number } | undefined;
+  /** The flow file, for messages. */
+  file?: string;
+}
+
+/**
+ * Check and complete the inputs for a run of `flow`: apply defaults, and
+ * reject unknown inputs (with a did-you-mean), missing required inputs
+ * (those without a default), values of the wrong type, values outside the
+ * `enum`, and values that are not JSON.
+ *
+ * @param flow The flow definition.
+ * @param given The inputs given by the caller.
+ * @param options `fromStrings` to parse textual values per their declared type.
+ * @returns Every declared input with a value (copies, never the caller's objects).
+ * @throws {FlowValidationError} listing every problem, each with the path
+ *   `["inputs", name]`, e.g. `inputs.by: expected a number, got "abc"`.
+ *
+ * @example
+ * ```ts
+ * import { coerceInputs, validateFlow } from "@flowstate/core/flow";
+ * import assert from "node:assert/strict";
+ * const { definition } = validateFlow({
+ *   id: "add",
+ *   inputs: { by: { type: "number", default: 1 }, name: { type: "string" } },
+ *   nodes: [{ id: "say", type: "log" }],
+ * });
+ * const inputs = coerceInputs(definition, { by: "5", name: "x" }, { fromStrings: true });
+ * assert.deepEqual(inputs, { by: 5, name: "x" });
+ * assert.equal(coerceInputs(definition, { name: "y" }).by, 1); // the default
+ * ```
+ */
+export function coerceInputs(
+  flow: FlowDefinition,
+  given: Record<string, unknown>,
+  options: CoerceInputsOptions = {},
+): Record<string, JsonValue> {
+  if (!isRecord(given)) {
+    throw new TypeError(
+      `Cannot check inputs for flow "${flow.id}": expected an object of inputs, got ${
+        describeValue(given)
+      }`,
+    );
+  }
+  const declared = flow.inputs ?? {};
+  const names = Object.keys(declared);
+  const problems: Problem[] = [];
+  const problem = (name: string, message: string) => {
+    const path = ["inputs", name];
+    const at = Object.hasOwn(declared, name) ? options.locate?.(path) : undefined;
+    problems.push({ message, path, ...(at ? { line: at.line, column: at.column } : {}) });
+  };
+  for (const name of Object.keys(given)) {
+    if (Object.hasOwn(declared, name) || given[name] === undefined) continue;
+    const hint = didYouMean(name, names) ||
+      (names.length === 0
+        ? `; flow "${flow.id}" declares no inputs`
+        : `; flow "${flow.id}" declares ${names.join(", ")}`);
+    problem(name, `unknown input${hint}`);
+  }
+  const result: Record<string, JsonValue> = {};
+  for (const name of names) {
+    const spec = declared[name];
+    const type = spec.type ?? "any";
+    let value = Object.hasOwn(given, name) ? given[name] : undefined;
+    if (value === undefined) {
+      if (spec.default !== undefined) result[name] = structuredClone(spec.default);
+      else problem(name, "required (it has no default) but not given");
+      continue;
+    }
+    if (options.fromStrings && typeof value === "string") {
+      const parsed = fromString(type, value);
+      if ("error" in parsed) {
+        problem(name, parsed.error);
+        continue;
+      }
+      value = parsed.value;
+    }
+    const typeProblem = inputTypeProblem(type, value);
+    if (typeProblem !== undefined) {
+      problem(name, typeProblem);
+      continue;
+    }
+    const notJson = jsonProblem(value);
+    if (notJson !== undefined) {
+      const at = formatPath(notJson.path);
+      problem(name, at === "" ? notJson.message : `at ${at}: ${notJson.message}`);
+      continue;
+    }
+    if (spec.enum !== undefined && !spec.enum.some((v) => deepEqual(v, value))) {
+      problem(
+        name,
+        `expected one of ${spec.enum.map(describeValue).join(", ")}, got ${describeValue(value)}${
+          typeof value === "string"
+            ? didYouMean(value, spec.enum.filter((v): v is string => typeof v === "string"))
+            : ""
+        }`,
+      );
+      continue;
+    }
+    result[name] = JSON.parse(JSON.stringify(value));
+  }
+  if (problems.length > 0) throw new FlowValidationError(problems, options.file);
+  return result;
+}
+
+function fromString(type: InputType, text: string): { value: unknown } | { error: string } {
+  const got = `, got ${describeValue(text)}`;
+  switch (type) {
+    case "string":
+      return { value: text };
+    case "number": {
+      const n = text.trim() === "" ? NaN : Number(text);
+      return Number.isFinite(n) ? { value: n } : { error: `expected a number${got}` };
+    }
+    case "boolean":
+      if (text === "true") return { value: true };
+      if (text === "false") return { value: false };
+      return { error: `expected true or false${got}` };
+    case "object":
+    case "array": {
+      const what = type === "object" ? "a JSON object" : "a JSON array";
+      try {
+        return { value: JSON.parse(text) };
+      } catch {
+        return { error: `expected ${what}${got}` };
+      }
+    }
+    case "any":
+      try {
+        return { value: JSON.parse(text) };
+      } catch {
+        return { value: text };
+      }
+  }
+}

@@ -1,0 +1,117 @@
+import assert from "node:assert/strict";
+import { coerceInputs } from "./inputs.ts";
+import type { FlowDefinition } from "./types.ts";
+
+const INPUT_FLOW: FlowDefinition = {
+  id: "demo",
+  inputs: {
+    by: { type: "number", default: 1 },
+    name: { type: "string" },
+    verbose: { type: "boolean", default: false },
+    tags: { type: "array", default: ["a"] },
+    options: { type: "object", default: {} },
+    color: { type: "string", enum: ["red", "blue"], default: "red" },
+    anything: { default: null },
+  },
+  nodes: [{ id: "a", type: "log" }],
+};
+
+Deno.test("coerceInputs() applies defaults and keeps given values", () => {
+  const result = coerceInputs(INPUT_FLOW, { name: "ada", by: 5 });
+  assert.deepEqual(result, {
+    by: 5,
+    name: "ada",
+    verbose: false,
+    tags: ["a"],
+    options: {},
+    color: "red",
+    anything: null,
+  });
+  (result.tags as string[]).push("changed");
+  assert.deepEqual(INPUT_FLOW.inputs!.tags.default, ["a"]);
+});
+
+Deno.test("coerceInputs() reports unknown, missing and mistyped inputs together", () => {
+  assert.throws(
+    () => coerceInputs(INPUT_FLOW, { bye: 2, by: "abc", verbose: 1, color: "rde" }),
+    {
+      name: "FlowValidationError",
+      message: [
+        'inputs.bye: unknown input (did you mean "by"?)',
+        'inputs.by: expected a number, got "abc"',
+        "inputs.name: required (it has no default) but not given",
+        "inputs.verbose: expected true or false, got 1",
+        'inputs.color: expected one of "red", "blue", got "rde" (did you mean "red"?)',
+      ].join("\n"),
+    },
+  );
+  assert.throws(() => coerceInputs({ id: "bare", nodes: [] }, { x: 1 }), {
+    message: 'inputs.x: unknown input; flow "bare" declares no inputs',
+  });
+  assert.throws(() => coerceInputs(INPUT_FLOW, { name: "n", zzzzzz: 1 }), {
+    message:
+      'inputs.zzzzzz: unknown input; flow "demo" declares by, name, verbose, tags, options, color, anything',
+  });
+});
+
+Deno.test("coerceInputs() rejects values that are not JSON", () => {
+  assert.throws(() => coerceInputs(INPUT_FLOW, { name: "n", options: { when: new Date(0) } }), {
+    message: "inputs.options: at when: a Date is not a JSON value; use plain objects and arrays",
+  });
+  assert.throws(() => coerceInputs(INPUT_FLOW, { name: "n", by: NaN }), {
+    message: "inputs.by: expected a number, got NaN",
+  });
+});
+
+Deno.test("coerceInputs() with fromStrings parses values per declared type", () => {
+  const result = coerceInputs(INPUT_FLOW, {
+    by: "3",
+    name: "42",
+    verbose: "true",
+    tags: '["x", "y"]',
+    options: '{"deep": {"a": 1}}',
+    anything: "[1, 2]",
+  }, { fromStrings: true });
+  assert.deepEqual(result, {
+    by: 3,
+    name: "42",
+    verbose: true,
+    tags: ["x", "y"],
+    options: { deep: { a: 1 } },
+    color: "red",
+    anything: [1, 2],
+  });
+  assert.equal(
+    coerceInputs(INPUT_FLOW, { name: "n", anything: "plain text" }, { fromStrings: true })
+      .anything,
+    "plain text",
+  );
+});
+
+Deno.test("coerceInputs() with fromStrings reports text that does not parse", () => {
+  assert.throws(
+    () =>
+      coerceInputs(INPUT_FLOW, {
+        by: "abc",
+        name: "n",
+        verbose: "yes",
+        tags: "{not json",
+        options: "[1]",
+        color: "green",
+      }, { fromStrings: true }),
+    {
+      name: "FlowValidationError",
+      message: [
+        'inputs.by: expected a number, got "abc"',
+        'inputs.verbose: expected true or false, got "yes"',
+        'inputs.tags: expected a JSON array, got "{not json"',
+        "inputs.options: expected a mapping, got a list",
+        'inputs.color: expected one of "red", "blue", got "green"',
+      ].join("\n"),
+    },
+  );
+  assert.throws(
+    () => coerceInputs(INPUT_FLOW, { name: "n", by: "" }, { fromStrings: true }),
+    { message: 'inputs.by: expected a number, got ""' },
+  );
+});

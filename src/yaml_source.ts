@@ -1,0 +1,341 @@
+/**
+ * One YAML text parsed with positions, for the config and for flows: its
+ * syntax errors with line and column, where a path of the data it produced is
+ * written (key or value side; for a missing path, its nearest existing
+ * ancestor), where a character of a string is, its duplicate keys, and
+ * `file:line:column` for messages.
+ *
+ * A path is the one of the data (`["nodes", 1, "needs", 0]`): mapping keys
+ * compare as text, a number indexes a sequence. Where a key appears twice the
+ * last one counts, as it does in the data.
+ *
+ * The two callers differ in three corners, each an option:
+ *
+ * | option | flows (default) | config |
+ * |---|---|---|
+ * | {@linkcode YamlSourceOptions.aliases} | `"follow"`: a path goes through `*alias` into its anchor | `"stop"`: at the alias |
+ * | {@linkcode YamlSourceOptions.missing} | `"value"`: a missing path points at its ancestor's value | `"key"`: at its ancestor's key |
+ * | {@linkcode YamlSourceOptions.empty} | `"key"`: an empty value (`a:`) points at its key (an empty list item has no position) | `"here"`: where it would start |
+ *
+ * This module is on the ground floor: it imports only `yaml`.
+ *
+ * @module
+ */
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  Scalar,
+  type YAMLError,
+} from "yaml";
+
+/** A path into the data of a YAML document: `["nodes", 1, "needs", 0]`. */
+export type YamlPath = readonly (string | number)[];
+
+/** A 1-based line and column in a YAML text. */
+export interface SourcePosition {
+  /** 1-based line. */
+  line: number;
+  /** 1-based column. */
+  column: number;
+}
+
+/** Which side of a mapping entry a position is wanted for. */
+export type YamlSide = "key" | "value";
+
+/** A YAML syntax error (or warning) with its position. */
+export interface YamlSyntaxProblem extends SourcePosition {
+  /** yaml's message, without its own ` at line L, column C:` and excerpt. */
+  message: string;
+  /** The error as yaml reported it. */
+  error: YAMLError;
+}
+
+/** A later occurrence of a key in one mapping (see {@linkcode YamlSource.duplicateKeys}). */
+export interface DuplicateKey {
+  /** The path of the key (its mapping's path and the key). */
+  path: (string | number)[];
+  /** The key, as text. */
+  key: string;
+  /** Where the first occurrence is. */
+  first: SourcePosition;
+  /** Where this later occurrence is. */
+  at: SourcePosition;
+}
+
+/** Options for {@linkcode YamlSource}. */
+export interface YamlSourceOptions {
+  /** The file name in {@linkcode YamlSource.where} (default `<source>`). */
+  file?: string;
+  /**
+   * Whether a key written twice in a mapping is a syntax error (default
+   * `true`). With `false` the last one counts and
+   * {@linkcode YamlSource.duplicateKeys} lists the others.
+   */
+  uniqueKeys?: boolean;
+  /**
+   * Whether yaml writes the position and an excerpt into its errors'
+   * messages (default `false`). {@linkcode YamlSyntaxProblem.message} never
+   * has them.
+   */
+  prettyErrors?: boolean;
+  /** What yaml itself prints while parsing and converting (default `"warn"`: warnings). */
+  logLevel?: "silent" | "error" | "warn" | "debug";
+  /**
+   * Whether a path goes through an `*alias` into its anchor (`"follow"`, the
+   * default) or stops at the alias (`"stop"`).
+   */
+  aliases?: "follow" | "stop";
+  /**
+   * For a path that does not exist, whether its nearest existing ancestor is
+   * located at its value (`"value"`, the default) or its key (`"key"`; list
+   * items and the document have no key and are located at their value).
+   */
+  missing?: YamlSide;
+  /**
+   * Where an empty value (`key:` with nothing after it, or `- ` alone) is:
+   * at its key (`"key"`, the default; an empty list item then has no
+   * position) or where the value would start (`"here"`).
+   */
+  empty?: "key" | "here";
+}
+
+interface Step {
+  key?: unknown;
+  value: unknown;
+}
+
+/**
+ * A YAML text parsed with positions.
+ *
+ * @example Locate a path, on the key or the value side
+ * ```ts
+ * import { YamlSource } from "./yaml_source.ts";
+ * import assert from "node:assert/strict";
+ * const source = new YamlSource("stores:\n  main: { plugin: memory }\n", { file: "flowstate.yaml" });
+ * assert.deepEqual(source.syntaxErrors, []);
+ * assert.deepEqual(source.locate(["stores", "main", "plugin"], "key"), { line: 2, column: 11 });
+ * assert.deepEqual(source.locate(["stores", "main", "plugin"]), { line: 2, column: 19 });
+ * assert.equal(source.where(["stores", "main", "path"], "key"), "flowstate.yaml:2:9");
+ * ```
+ *
+ * @example Syntax errors
+ * ```ts
+ * import { YamlSource } from "./yaml_source.ts";
+ * import assert from "node:assert/strict";
+ * const source = new YamlSource("a: 1\na: 2\n");
+ * assert.equal(source.syntaxErrors[0].message, "Map keys must be unique");
+ * assert.equal(source.syntaxErrors[0].line, 2);
+ * ```
+ */
+export class YamlSource {
+  /** The text that was parsed. */
+  readonly text: string;
+  /** The file name used by {@linkcode YamlSource.where}. */
+  readonly file: string;
+  /** yaml's document (call `toJS()` on it for the data). */
+  readonly doc: Document.Parsed;
+  /** The syntax errors, in the order yaml found them; none when the text is valid YAML. */
+  readonly syntaxErrors: readonly YamlSyntaxProblem[];
+  /** yaml's warnings (an unknown tag, say), which do not stop the data from being read. */
+  readonly syntaxWarnings: readonly YamlSyntaxProblem[];
+  readonly #lines = new LineCounter();
+  readonly #aliases: "follow" | "stop";
+  readonly #missing: YamlSide;
+  readonly #empty: "key" | "here";
+
+  /**
+   * Parse `text`. This does not throw on bad YAML (see
+   * {@linkcode YamlSource.syntaxErrors}), but yaml reads the environment
+   * variables `LOG_TOKENS` and `LOG_STREAM`: without permission to,
+   * `Deno.errors.NotCapable` is thrown.
+   */
+  constructor(text: string, options: YamlSourceOptions = {}) {
+    this.text = text;
+    this.file = options.file ?? "<source>";
+    this.#aliases = options.aliases ?? "follow";
+    this.#missing = options.missing ?? "value";
+    this.#empty = options.empty ?? "key";
+    this.doc = parseDocument(text, {
+      lineCounter: this.#lines,
+      prettyErrors: options.prettyErrors ?? false,
+      uniqueKeys: options.uniqueKeys ?? true,
+      ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
+    });
+    const problem = (error: YAMLError): YamlSyntaxProblem => ({
+      message: error.message.replace(/ at line \d+, column \d+:?[\s\S]*$/, ""),
+      ...this.position(error.pos[0]),
+      error,
+    });
+    this.syntaxErrors = this.doc.errors.map(problem);
+    this.syntaxWarnings = this.doc.warnings.map(problem);
+  }
+
+  /** The line and column of a character offset in the text. */
+  position(offset: number): SourcePosition {
+    const { line, col } = this.#lines.linePos(offset);
+    return { line, column: col };
+  }
+
+  /**
+   * The offset where `path` is written: the key of its mapping entry or its
+   * value (list items and the document have only a value). For a path that
+   * does not exist, its nearest existing ancestor (see
+   * {@linkcode YamlSourceOptions.missing}). `undefined` when nothing is there
+   * to point at (an empty document).
+   */
+  offset(path: YamlPath, side: YamlSide = "value"): number | undefined {
+    const steps = this.#walk(path);
+    const last = steps[steps.length - 1];
+    const key = rangeStart(last.key);
+    const value = this.#valueStart(last.value);
+    const at = steps.length - 1 === path.length ? side : this.#missing;
+    return at === "key" ? key ?? value : value ?? key;
+  }
+
+  /** The position where `path` is written (see {@linkcode YamlSource.offset}). */
+  locate(path: YamlPath, side: YamlSide = "value"): SourcePosition | undefined {
+    const offset = this.offset(path, side);
+    return offset === undefined ? undefined : this.position(offset);
+  }
+
+  /**
+   * `file:line:column` where `path` is written (see
+   * {@linkcode YamlSource.offset}); the start of the text when nothing is.
+   */
+  where(path: YamlPath, side: YamlSide = "value"): string {
+    const { line, column } = this.position(this.offset(path, side) ?? 0);
+    return `${this.file}:${line}:${column}`;
+  }
+
+  /**
+   * Where character `index` of the string at `path` is: exact for single-line
+   * plain and quoted scalars, the string's start for other strings, and
+   * {@linkcode YamlSource.locate} (value side) when `path` is not a string.
+   */
+  inString(path: YamlPath, index: number): SourcePosition | undefined {
+    const steps = this.#walk(path);
+    const node = steps[steps.length - 1].value;
+    if (steps.length - 1 !== path.length || !isScalar(node) || typeof node.value !== "string") {
+      return this.locate(path);
+    }
+    const [start, end] = node.range!;
+    const raw = this.text.slice(start, end);
+    if (raw.includes("\n")) return this.position(start);
+    if (node.type === Scalar.PLAIN) return this.position(start + index);
+    if (node.type === Scalar.QUOTE_SINGLE) {
+      let i = 1;
+      for (let k = 0; k < index && i < raw.length - 1; k++) i += raw[i] === "'" ? 2 : 1;
+      return this.position(start + i);
+    }
+    if (node.type === Scalar.QUOTE_DOUBLE) {
+      let i = 1;
+      for (let k = 0; k < index && i < raw.length - 1;) {
+        if (raw[i] !== "\\") {
+          i++;
+          k++;
+          continue;
+        }
+        const escape = raw[i + 1];
+        if (escape === "x") [i, k] = [i + 4, k + 1];
+        else if (escape === "u") [i, k] = [i + 6, k + 1];
+        else if (escape === "U") {
+          const codePoint = parseInt(raw.slice(i + 2, i + 10), 16);
+          [i, k] = [i + 10, k + (codePoint > 0xffff ? 2 : 1)];
+        } else [i, k] = [i + 2, k + 1];
+      }
+      return this.position(start + i);
+    }
+    return this.position(start);
+  }
+
+  /**
+   * Every later occurrence of a key in any mapping, in document order (only
+   * found with {@linkcode YamlSourceOptions.uniqueKeys} `false`; otherwise
+   * they are syntax errors).
+   *
+   * @example
+   * ```ts
+   * import { YamlSource } from "./yaml_source.ts";
+   * import assert from "node:assert/strict";
+   * const source = new YamlSource("a:\n  b: 1\n  b: 2\n", { uniqueKeys: false });
+   * assert.deepEqual(source.duplicateKeys(), [
+   *   { path: ["a", "b"], key: "b", first: { line: 2, column: 3 }, at: { line: 3, column: 3 } },
+   * ]);
+   * ```
+   */
+  duplicateKeys(): DuplicateKey[] {
+    const found: DuplicateKey[] = [];
+    const seen = new Set<unknown>();
+    const walk = (node: unknown, path: (string | number)[]) => {
+      if (seen.has(node)) return;
+      seen.add(node);
+      if (isMap(node)) {
+        const firsts = new Map<string, unknown>();
+        for (const pair of node.items) {
+          const key = keyText(pair.key);
+          const first = firsts.get(key);
+          if (first === undefined) firsts.set(key, pair.key);
+          else {
+            found.push({
+              path: [...path, key],
+              key,
+              first: this.position(rangeStart(first) ?? 0),
+              at: this.position(rangeStart(pair.key) ?? 0),
+            });
+          }
+          walk(pair.value, [...path, key]);
+        }
+      } else if (isSeq(node)) {
+        node.items.forEach((item, i) => walk(item, [...path, i]));
+      }
+    };
+    walk(this.doc.contents, []);
+    return found;
+  }
+
+  /** The document, then each entry (key and value) on `path`, as far as the path exists. */
+  #walk(path: YamlPath): Step[] {
+    const steps: Step[] = [{ value: this.doc.contents }];
+    let node: unknown = this.doc.contents;
+    for (const segment of path) {
+      if (this.#aliases === "follow" && isAlias(node)) node = node.resolve(this.doc);
+      let step: Step | undefined;
+      if (isMap(node)) {
+        const pair = node.items.findLast((p) => keyText(p.key) === String(segment));
+        if (pair !== undefined) step = { key: pair.key, value: pair.value };
+      } else if (isSeq(node) && typeof segment === "number" && node.items[segment] != null) {
+        step = { value: node.items[segment] };
+      }
+      if (step === undefined) break;
+      steps.push(step);
+      node = step.value;
+    }
+    return steps;
+  }
+
+  /** Where a value starts; an empty one per {@linkcode YamlSourceOptions.empty}. */
+  #valueStart(node: unknown): number | undefined {
+    if (this.#empty === "key" && isScalar(node) && node.value === null && emptyRange(node)) {
+      return undefined;
+    }
+    return rangeStart(node);
+  }
+}
+
+function keyText(key: unknown): string {
+  return isScalar(key) ? String(key.value) : String(key);
+}
+
+function rangeStart(node: unknown): number | undefined {
+  const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
+  return range?.[0];
+}
+
+function emptyRange(node: { range?: [number, number, number] | null }): boolean {
+  return node.range != null && node.range[0] === node.range[1];
+}
