@@ -6,7 +6,8 @@ import type { RunEvent, RunRecord, RunStatus } from "./types.ts";
 import { openStore } from "../plugin.ts";
 import type { Key, ListOptions, Store } from "../store/types.ts";
 import { HISTOGRAM_RELATIVE_ERROR } from "./metrics.ts";
-import { canonicalJson, hashFlowDefinition, Records } from "./records.ts";
+import { canonicalJson, hashFlowDefinition } from "./flow_version.ts";
+import { Records } from "./records.ts";
 import { newRunId, runIdTime } from "./run_id.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
