@@ -70,7 +70,7 @@ import {
   newSha256,
   readGzipLines,
   sha256File,
-} from "./_archive_format.ts";
+} from "../src/archive_format.ts";
 
 /** How runs are grouped into archive files: by day or by month of their start time (UTC). */
 export type ArchivePeriod = "day" | "month";

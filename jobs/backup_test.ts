@@ -10,7 +10,7 @@ import type { Clock, JsonValue, Key, Store } from "../src/store/types.ts";
 import { type FakeClock, fakeClock } from "../src/testing/clock.ts";
 import { backupCommand, restoreCommand } from "../src/cli/backup.ts";
 import { UsageError } from "../src/cli/input.ts";
-import { readGzipLines, sha256File } from "./_archive_format.ts";
+import { readGzipLines, sha256File } from "../src/archive_format.ts";
 import { type BackupInfo, backupStore, RESTORE_MARKER_KEY } from "./backup.ts";
 import { restoreBackup, type RestoreMarker, verifyBackup } from "./restore.ts";
 import { newRunId } from "../src/records/run_id.ts";

@@ -42,7 +42,7 @@ import {
   newSha256,
   parseChecksumLine,
   readGzipLines,
-} from "./_archive_format.ts";
+} from "../src/archive_format.ts";
 import {
   BACKUP_FORMAT,
   BACKUP_VERSION,
