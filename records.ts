@@ -13,17 +13,15 @@
  *
  * @module
  */
+export { Records, type RecordsOptions } from "./src/records/records.ts";
 export {
   canonicalJson,
   type FlowSummary,
   type FlowVersion,
   hashFlowDefinition,
-  type ListRunsOptions,
-  Records,
-  type RecordsOptions,
-  type RunPage,
-} from "./src/records/records.ts";
+} from "./src/records/flow_version.ts";
 export {
+  type ListRunsOptions,
   type NodeAttemptEvent,
   type NodeEndEvent,
   type NodeLogEvent,
@@ -33,6 +31,7 @@ export {
   type RunEndEvent,
   type RunEvent,
   type RunEventInit,
+  type RunPage,
   type RunRecord,
   type RunStartEvent,
   type RunStatus,

@@ -15,7 +15,7 @@ import { openStore, type Store } from "../mod.ts";
 import { decodeKey, encodeKey } from "../src/store/keys.ts";
 import { backupStore } from "../jobs/backup.ts";
 import { restoreBackup } from "../jobs/restore.ts";
-import { GzipFileWriter, readGzipLines } from "../jobs/_archive_format.ts";
+import { GzipFileWriter, readGzipLines } from "../src/archive_format.ts";
 
 const N = 50_000;
 const BATCH = 500;

@@ -43,6 +43,12 @@
  * archived. Cancelling stops at a consistent point: before a file is
  * renamed (the temp file is discarded), or between delete batches.
  *
+ * ## Reading
+ *
+ * Reading the archive back (`listArchivedRuns`, `readArchivedRun`, and the
+ * index checks the job shares) lives in `jobs/_archive_read.ts`; this module
+ * re-exports its public names.
+ *
  * @module
  */
 import { join } from "node:path";
@@ -50,30 +56,36 @@ import { z } from "zod";
 import { parseTempName, writeFileAtomic } from "../src/_fs.ts";
 import { durationProblem, parseDuration } from "../src/duration.ts";
 import type { Duration } from "../src/flow/types.ts";
-import {
-  type RunEvent,
-  type RunRecord,
-  type RunStatus,
-  type RunSummary,
-  summarizeRun,
-} from "../src/records/types.ts";
+import { type RunRecord, type RunSummary, summarizeRun } from "../src/records/types.ts";
 import { defineJob, type Job, type JobContext, type JobResult } from "../src/jobs/job.ts";
 import type { Records } from "../src/records/records.ts";
-import { runIdTime } from "../src/records/run_id.ts";
 import { Lease } from "../src/store/lease.ts";
 import type { Key, Store } from "../src/store/types.ts";
+import { _internals, formatBytes, GzipFileWriter, readGzipLines } from "../src/archive_format.ts";
 import {
-  _internals,
-  damaged,
-  formatBytes,
-  GzipFileWriter,
-  newSha256,
-  readGzipLines,
-  sha256File,
-} from "./_archive_format.ts";
+  ARCHIVE_INDEX_FORMAT,
+  archiveDir,
+  archiveFiles,
+  type ArchiveIndex,
+  type ArchivePeriod,
+  fileName,
+  indexName,
+  loadIndex,
+  periodOf,
+} from "./_archive_read.ts";
 
-/** How runs are grouped into archive files: by day or by month of their start time (UTC). */
-export type ArchivePeriod = "day" | "month";
+export {
+  ARCHIVE_INDEX_FORMAT,
+  archiveDir,
+  type ArchivedRun,
+  type ArchivedRunSummary,
+  type ArchiveIndex,
+  type ArchivePeriod,
+  listArchivedRuns,
+  type ListArchivedRunsOptions,
+  periodOf,
+  readArchivedRun,
+} from "./_archive_read.ts";
 
 /** Options of the archive job. */
 export interface ArchiveOptions {
@@ -101,301 +113,8 @@ const archiveOptions = z.strictObject({
   batchSize: z.number().int().min(1).max(1000).default(defaults.batchSize),
 });
 
-/** The format name of an archive index. */
-export const ARCHIVE_INDEX_FORMAT = "flowstate.archive-index";
-
-/** The index of one archive file (`runs-<period>.index.json`). */
-export interface ArchiveIndex {
-  /** Always {@linkcode ARCHIVE_INDEX_FORMAT}. */
-  format: string;
-  /** Index format version (1). */
-  version: number;
-  /** The archive file's name (in the same directory). */
-  file: string;
-  /** `YYYY-MM` or `YYYY-MM-DD` (UTC). */
-  period: string;
-  /** Runs in the file. */
-  runs: number;
-  /** Size of the file in bytes. */
-  bytes: number;
-  /** SHA-256 (hex) of the file. */
-  sha256: string;
-  /** When the file was last written (ISO 8601). */
-  updatedAt: string;
-  /** One summary per run, in file order. */
-  entries: RunSummary[];
-}
-
-/** An archived run's summary, with the file that holds it. */
-export interface ArchivedRunSummary extends RunSummary {
-  /** The archive file's name (under `<home>/archive/`). */
-  archive: string;
-}
-
-/** A run read back from an archive. */
-export interface ArchivedRun {
-  /** The run's record, as it was in the records store. */
-  run: RunRecord;
-  /** Its events. */
-  events: RunEvent[];
-  /** The archive file's name (under `<home>/archive/`). */
-  archive: string;
-}
-
-/** Filters of {@linkcode listArchivedRuns}; they combine. */
-export interface ListArchivedRunsOptions {
-  /** Only runs of this flow. */
-  flowId?: string;
-  /** Only runs with this status. */
-  status?: RunStatus;
-  /** Only runs started at or after this time (ms since the epoch). */
-  since?: number;
-  /** Only runs started before this time (ms since the epoch, exclusive). */
-  until?: number;
-  /** At most this many (default 100). */
-  limit?: number;
-}
-
-const FILE = /^runs-(\d{4}-\d{2}(?:-\d{2})?)\.ndjson\.gz$/;
 const LEASE_KEY: Key = ["flowstate", "archive-lease"];
 const LEASE_TTL_MS = 120_000;
-
-/** `<home>/archive`. */
-export function archiveDir(home: string): string {
-  return join(home, "archive");
-}
-
-/** The period (UTC) that `ms` falls in: `YYYY-MM` or `YYYY-MM-DD`. */
-export function periodOf(ms: number, period: ArchivePeriod): string {
-  const iso = new Date(ms).toISOString();
-  return period === "month" ? iso.slice(0, 7) : iso.slice(0, 10);
-}
-
-/** The time range `[start, end)` of a period name. */
-function periodRange(period: string): [number, number] {
-  const [y, m, d] = period.split("-").map(Number);
-  if (d === undefined) return [Date.UTC(y, m - 1, 1), Date.UTC(y, m, 1)];
-  return [Date.UTC(y, m - 1, d), Date.UTC(y, m - 1, d + 1)];
-}
-
-function fileName(period: string): string {
-  return `runs-${period}.ndjson.gz`;
-}
-
-function indexName(period: string): string {
-  return `runs-${period}.index.json`;
-}
-
-/** The archive files in `dir`, by period. */
-async function archiveFiles(dir: string): Promise<string[]> {
-  const periods: string[] = [];
-  try {
-    for await (const entry of Deno.readDir(dir)) {
-      const match = entry.isFile ? FILE.exec(entry.name) : null;
-      if (match) periods.push(match[1]);
-    }
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return [];
-    throw err;
-  }
-  return periods.sort();
-}
-
-/** Read a whole archive file: its runs' summaries in file order, size and checksum. */
-async function scanArchive(dir: string, period: string): Promise<ArchiveIndex> {
-  const path = join(dir, fileName(period));
-  const what = `Cannot read archive ${fileName(period)}`;
-  const hash = newSha256();
-  let bytes = 0;
-  const entries: RunSummary[] = [];
-  let n = 0;
-  for await (
-    const line of readGzipLines(path, {
-      what,
-      onBytes: (chunk) => {
-        hash.update(chunk);
-        bytes += chunk.length;
-      },
-    })
-  ) {
-    n++;
-    let run: RunRecord | undefined;
-    try {
-      run = (JSON.parse(line) as { run?: RunRecord }).run;
-    } catch {
-      throw damaged(what, path, `line ${n} is not JSON`);
-    }
-    if (typeof run?.id !== "string") throw damaged(what, path, `line ${n} holds no run`);
-    entries.push(summarizeRun(run));
-  }
-  const stat = await Deno.stat(path);
-  return {
-    format: ARCHIVE_INDEX_FORMAT,
-    version: 1,
-    file: fileName(period),
-    period,
-    runs: entries.length,
-    bytes,
-    sha256: hash.digest("hex"),
-    updatedAt: (stat.mtime ?? new Date(0)).toISOString(),
-    entries,
-  };
-}
-
-/**
- * The index of a period's archive, or `null` if there is no archive file.
- * `check: "size"` trusts an index whose size matches the file; `"full"`
- * checksums the file. An index that is missing, unreadable or does not match
- * is rebuilt from the file (`rebuilt: true`, not written here).
- */
-async function loadIndex(
-  dir: string,
-  period: string,
-  check: "size" | "full",
-): Promise<{ index: ArchiveIndex; rebuilt: boolean } | null> {
-  const path = join(dir, fileName(period));
-  let size: number;
-  try {
-    size = (await Deno.stat(path)).size;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
-    throw err;
-  }
-  let index: ArchiveIndex | undefined;
-  try {
-    const parsed = JSON.parse(await Deno.readTextFile(join(dir, indexName(period))));
-    if (
-      parsed?.format === ARCHIVE_INDEX_FORMAT && parsed.version === 1 &&
-      Array.isArray(parsed.entries) && parsed.entries.length === parsed.runs
-    ) {
-      index = parsed as ArchiveIndex;
-    }
-  } catch {
-    // Missing or unreadable: rebuilt below.
-  }
-  if (index !== undefined && index.bytes === size) {
-    if (check === "size") return { index, rebuilt: false };
-    const { sha256 } = await sha256File(path);
-    if (sha256 === index.sha256) return { index, rebuilt: false };
-  }
-  return { index: await scanArchive(dir, period), rebuilt: true };
-}
-
-/** The run on one line, if the line is that run's. */
-function runOnLine(line: string, runId: string): { run: RunRecord; events: RunEvent[] } | null {
-  if (!line.includes(`"${runId}"`)) return null;
-  const parsed = JSON.parse(line) as { run: RunRecord; events?: RunEvent[] };
-  return parsed.run?.id === runId ? { run: parsed.run, events: parsed.events ?? [] } : null;
-}
-
-/**
- * Read one archived run back, or `null` if no archive under `home` holds it.
- * Looks first in the files of the period its id's time falls in, then in the
- * others' indexes; decompresses only the file that holds it (up to the run's
- * line). Throws a `TypeError` if `runId` is not a run id, and a
- * `StoreCorruptError` if that file is damaged.
- *
- * @example
- * ```ts
- * import { openRuntime, runJob } from "@flowstate/core";
- * import { readArchivedRun } from "@flowstate/core/jobs";
- *
- * const home = await Deno.makeTempDir();
- * let now = Date.UTC(2026, 0, 1);
- * const config = { stores: { main: { plugin: "memory" } } };
- * await using rt = await openRuntime({ home, config, clock: { now: () => now } });
- * const flow = { id: "hello", nodes: [{ id: "hi", type: "transform", with: { value: 1 } }] };
- * const run = await rt.runFlow(flow);
- * now += 40 * 86_400_000; // 40 days later: older than the default olderThan (30d)
- * await runJob(rt, "archive", { progress: "quiet" });
- * const archived = await readArchivedRun(home, run.id);
- * if (archived?.run.status !== "succeeded") throw new Error("the run was not archived");
- * await Deno.remove(home, { recursive: true });
- * ```
- */
-export async function readArchivedRun(home: string, runId: string): Promise<ArchivedRun | null> {
-  const time = runIdTime(runId);
-  const dir = archiveDir(home);
-  const periods = await archiveFiles(dir);
-  const likely = [periodOf(time, "month"), periodOf(time, "day")];
-  const order = [
-    ...likely.filter((p) => periods.includes(p)),
-    ...periods.filter((p) => !likely.includes(p)).reverse(),
-  ];
-  for (const period of order) {
-    const loaded = await loadIndex(dir, period, "size");
-    if (!loaded?.index.entries.some((e) => e.id === runId)) continue;
-    const path = join(dir, fileName(period));
-    for await (
-      const line of readGzipLines(path, { what: `Cannot read archive ${fileName(period)}` })
-    ) {
-      const found = runOnLine(line, runId);
-      if (found) return { ...found, archive: fileName(period) };
-    }
-  }
-  return null;
-}
-
-/**
- * Archived runs' summaries, newest first, read from the archive indexes only.
- * Files whose period cannot hold a match (by `since`/`until`) are not read.
- *
- * @example
- * ```ts
- * import { listArchivedRuns } from "@flowstate/core/jobs";
- * import { openRuntime, runJob } from "@flowstate/core";
- *
- * const home = await Deno.makeTempDir();
- * let now = Date.UTC(2026, 0, 1);
- * const config = { stores: { main: { plugin: "memory" } } };
- * await using rt = await openRuntime({ home, config, clock: { now: () => now } });
- * const flow = { id: "hello", nodes: [{ id: "hi", type: "transform", with: { value: 1 } }] };
- * const run = await rt.runFlow(flow);
- * now += 40 * 86_400_000; // 40 days later: older than the default olderThan (30d)
- * await runJob(rt, "archive", { progress: "quiet" });
- * const [summary] = await listArchivedRuns(home, { flowId: "hello" });
- * if (summary?.id !== run.id) throw new Error("the run was not archived");
- * if (summary.archive !== "runs-2026-01.ndjson.gz") throw new Error(summary.archive);
- * await Deno.remove(home, { recursive: true });
- * ```
- */
-export async function listArchivedRuns(
-  home: string,
-  options: ListArchivedRunsOptions = {},
-): Promise<ArchivedRunSummary[]> {
-  const limit = options.limit ?? 100;
-  if (!Number.isInteger(limit) || limit < 1) {
-    throw new RangeError(
-      `Cannot list archived runs: limit must be a positive integer (got ${limit})`,
-    );
-  }
-  const dir = archiveDir(home);
-  const { flowId, status, since, until } = options;
-  const files = (await archiveFiles(dir))
-    .map((period) => ({ period, range: periodRange(period) }))
-    .filter(({ range: [start, end] }) =>
-      (since === undefined || end > since) && (until === undefined || start < until)
-    )
-    .sort((a, b) => b.range[1] - a.range[1] || b.range[0] - a.range[0]);
-  const found: ArchivedRunSummary[] = [];
-  const newestFirst = (a: RunSummary, b: RunSummary) =>
-    b.startedAt - a.startedAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
-  for (const { period, range } of files) {
-    if (found.length >= limit && range[1] <= found[limit - 1].startedAt) break;
-    const loaded = await loadIndex(dir, period, "size");
-    if (loaded === null) continue;
-    for (const e of loaded.index.entries) {
-      if (flowId !== undefined && e.flowId !== flowId) continue;
-      if (status !== undefined && e.status !== status) continue;
-      if (since !== undefined && e.startedAt < since) continue;
-      if (until !== undefined && e.startedAt >= until) continue;
-      found.push({ ...e, archive: fileName(period) });
-    }
-    found.sort(newestFirst);
-    if (found.length > limit) found.length = limit;
-  }
-  return found;
-}
 
 /** What the archive job reports. */
 interface ArchiveTotals {

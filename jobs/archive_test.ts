@@ -7,7 +7,7 @@ import { openRuntime, type Runtime } from "../src/runtime.ts";
 import type { Store } from "../src/store/types.ts";
 import { type FakeClock, fakeClock } from "../src/testing/clock.ts";
 import { findArchivedRun, listArchivedRuns as listArchivedCommand } from "../src/cli/archive.ts";
-import { _internals, readGzipLines, sha256File } from "./_archive_format.ts";
+import { _internals, readGzipLines, sha256File } from "../src/archive_format.ts";
 import { type ArchiveIndex, listArchivedRuns, periodOf, readArchivedRun } from "./archive.ts";
 import { newRunId } from "../src/records/run_id.ts";
 

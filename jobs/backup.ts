@@ -64,7 +64,7 @@ import {
   formatBytes,
   GzipFileWriter,
   newSha256,
-} from "./_archive_format.ts";
+} from "../src/archive_format.ts";
 import { systemClock } from "../src/clock.ts";
 import { BackupError } from "../src/errors.ts";
 

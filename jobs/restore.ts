@@ -27,33 +27,25 @@
  *   restored exactly; versions are new (they are not portable across
  *   backends). Entries that expired since the backup are skipped.
  *
+ * Verifying a file (`verifyBackup`, and the checks above) lives in
+ * `jobs/_restore_verify.ts`; this module re-exports its public names.
+ *
  * @module
  */
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { defineJob, type Job, type JobContext, type JobResult } from "../src/jobs/job.ts";
 import type { Progress } from "../src/jobs/progress.ts";
-import { assertKey, compareKeys, keysEqual } from "../src/store/keys.ts";
-import type { Clock, JsonValue, Key, Store } from "../src/store/types.ts";
-import {
-  cancelled,
-  damaged,
-  isStorableJson,
-  newSha256,
-  parseChecksumLine,
-  readGzipLines,
-} from "./_archive_format.ts";
-import {
-  BACKUP_FORMAT,
-  BACKUP_VERSION,
-  type BackupHeader,
-  type BackupTrailer,
-  RESTORE_MARKER_KEY,
-} from "./backup.ts";
+import { keysEqual } from "../src/store/keys.ts";
+import type { Clock, Key, Store } from "../src/store/types.ts";
+import { cancelled } from "../src/archive_format.ts";
+import { RESTORE_MARKER_KEY } from "./backup.ts";
+import { type EntryLine, readBackup, verifyBackup } from "./_restore_verify.ts";
 import { systemClock } from "../src/clock.ts";
 import { BackupError } from "../src/errors.ts";
 
 export { RESTORE_MARKER_KEY } from "./backup.ts";
+export { type VerifiedBackup, verifyBackup, type VerifyBackupOptions } from "./_restore_verify.ts";
 
 /** Options of the restore job. */
 export interface RestoreOptions {
@@ -80,22 +72,6 @@ const restoreOptions = z.strictObject({
   batchSize: z.number().int().min(1).max(10_000).default(defaults.batchSize),
 });
 
-/** What {@linkcode verifyBackup} found in a sound backup file. */
-export interface VerifiedBackup {
-  /** The file (absolute). */
-  file: string;
-  /** Its header. */
-  header: BackupHeader;
-  /** Its trailer. */
-  trailer: BackupTrailer;
-  /** Entries in the file. */
-  entries: number;
-  /** SHA-256 (hex) of the compressed file. */
-  sha256: string;
-  /** Whether a `<file>.sha256` was found and matched. */
-  checksumFile: boolean;
-}
-
 /** The value of the marker entry of an unfinished restore. */
 export interface RestoreMarker {
   /** The backup file being restored. */
@@ -110,233 +86,6 @@ export interface RestoreMarker {
   startedAt: string;
   /** The job run doing it, if run as a job. */
   runId?: string;
-}
-
-/** Options for {@linkcode verifyBackup}. */
-export interface VerifyBackupOptions {
-  /** Stops reading between lines. */
-  signal?: AbortSignal;
-  /** Receives progress (lines read). */
-  progress?: Progress;
-}
-
-interface EntryLine {
-  key: Key;
-  value: JsonValue;
-  expiresAt: number | null;
-}
-
-const CHECK_EVERY = 1000;
-
-/**
- * Read a backup file through and check everything (see the module
- * documentation) without writing anything. Resolves what it holds; rejects
- * with a `StoreCorruptError` naming the problem when the file is
- * damaged, and with `Deno.errors.NotFound` when it does not exist.
- *
- * @example
- * ```ts
- * import { backupStore, verifyBackup } from "@flowstate/core/jobs";
- * import { openStore } from "@flowstate/core";
- *
- * const dir = await Deno.makeTempDir();
- * await using store = await openStore({ plugin: "memory" }, { name: "main" });
- * await store.set(["flow", "counter", "count"], 1);
- * await backupStore(store, `${dir}/main.fsbackup`);
- * const backup = await verifyBackup(`${dir}/main.fsbackup`);
- * if (backup.entries !== 1 || backup.header.store !== "main" || !backup.checksumFile) {
- *   throw new Error("the backup did not verify");
- * }
- * await Deno.remove(dir, { recursive: true });
- * ```
- */
-export async function verifyBackup(
-  path: string,
-  options: VerifyBackupOptions = {},
-): Promise<VerifiedBackup> {
-  const file = resolve(path);
-  const what = `Cannot restore from ${path}`;
-  let expectedSha: string | undefined;
-  try {
-    const text = await Deno.readTextFile(`${file}.sha256`);
-    expectedSha = parseChecksumLine(text);
-    if (expectedSha === undefined) {
-      throw damaged(what, `${file}.sha256`, `${path}.sha256 is not a sha256sum line`);
-    }
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
-  const result = await readBackup(file, what, options, undefined);
-  if (expectedSha !== undefined && result.sha256 !== expectedSha) {
-    throw damaged(
-      what,
-      file,
-      `its SHA-256 is ${result.sha256}, but ${path}.sha256 says ${expectedSha} (the file was changed or damaged)`,
-    );
-  }
-  return { ...result, file, checksumFile: expectedSha !== undefined };
-}
-
-/**
- * Read and check a backup file; call `onEntry` for each entry (in file
- * order, with its index) if given. Every check of {@linkcode verifyBackup}
- * except the `.sha256` file.
- */
-async function readBackup(
-  file: string,
-  what: string,
-  options: VerifyBackupOptions,
-  onEntry: ((entry: EntryLine, index: number) => Promise<void>) | undefined,
-): Promise<Omit<VerifiedBackup, "file" | "checksumFile">> {
-  const fileHash = newSha256();
-  const entryHash = newSha256();
-  let header: BackupHeader | undefined;
-  let trailer: BackupTrailer | undefined;
-  let entries = 0;
-  let lineNo = 0;
-  let previous: Key | undefined;
-  const progress = options.progress;
-  for await (
-    const line of readGzipLines(file, { what, onBytes: (chunk) => fileHash.update(chunk) })
-  ) {
-    lineNo++;
-    if (trailer !== undefined) {
-      throw damaged(what, file, `it has data after its trailer (line ${lineNo})`);
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      throw damaged(
-        what,
-        file,
-        header === undefined
-          ? "it is not a Flowstate backup (its first line is not JSON)"
-          : `line ${lineNo} is not valid JSON`,
-      );
-    }
-    if (header === undefined) {
-      header = checkHeader(parsed, what, file);
-      continue;
-    }
-    const record = parsed as Record<string, unknown>;
-    if (typeof record === "object" && record !== null && "end" in record) {
-      trailer = checkTrailer(record, what, file, lineNo);
-      continue;
-    }
-    const entry = checkEntry(parsed, what, file, lineNo);
-    if (previous !== undefined && compareKeys(previous, entry.key) >= 0) {
-      throw damaged(
-        what,
-        file,
-        `line ${lineNo}: key ${JSON.stringify(entry.key)} is not after the key before it ` +
-          `(entries are written in key order, each key once)`,
-      );
-    }
-    previous = entry.key;
-    entryHash.update(line);
-    entryHash.update("\n");
-    if (onEntry) await onEntry(entry, entries);
-    entries++;
-    if (entries % CHECK_EVERY === 0) {
-      progress?.update(entries);
-      if (options.signal?.aborted) throw cancelled(what);
-    }
-  }
-  if (header === undefined) {
-    throw damaged(what, file, "it is empty (no header line)");
-  }
-  if (trailer === undefined) {
-    throw damaged(
-      what,
-      file,
-      `it is truncated: no trailer after ${entries} entries (the backup did not finish writing it)`,
-    );
-  }
-  if (trailer.entries !== entries) {
-    throw damaged(
-      what,
-      file,
-      `its trailer says ${trailer.entries} entries, but it holds ${entries}`,
-    );
-  }
-  const sha = entryHash.digest("hex");
-  if (trailer.sha256 !== sha) {
-    throw damaged(
-      what,
-      file,
-      `the SHA-256 of its entries is ${sha}, but its trailer says ${trailer.sha256}`,
-    );
-  }
-  return { header, trailer, entries, sha256: fileHash.digest("hex") };
-}
-
-function checkHeader(value: unknown, what: string, file: string): BackupHeader {
-  const h = value as Partial<BackupHeader> | null;
-  if (typeof h !== "object" || h === null || h.format !== BACKUP_FORMAT) {
-    throw damaged(what, file, `it is not a Flowstate backup (no "${BACKUP_FORMAT}" header)`);
-  }
-  if (typeof h.version !== "number" || !Number.isInteger(h.version) || h.version < 1) {
-    throw damaged(
-      what,
-      file,
-      `its header has no valid format version (${JSON.stringify(h.version)})`,
-    );
-  }
-  if (h.version > BACKUP_VERSION) {
-    throw damaged(
-      what,
-      file,
-      `it is backup format version ${h.version}, newer than this Flowstate reads (${BACKUP_VERSION}); upgrade Flowstate to restore it`,
-    );
-  }
-  if (typeof h.store !== "string" || typeof h.plugin !== "string") {
-    throw damaged(what, file, "its header lacks the store or plugin name");
-  }
-  return h as BackupHeader;
-}
-
-function checkTrailer(
-  value: Record<string, unknown>,
-  what: string,
-  file: string,
-  lineNo: number,
-): BackupTrailer {
-  const t = value as Partial<BackupTrailer>;
-  if (
-    t.end !== BACKUP_FORMAT || typeof t.entries !== "number" || !Number.isInteger(t.entries) ||
-    typeof t.sha256 !== "string"
-  ) {
-    throw damaged(what, file, `line ${lineNo} is not a valid trailer`);
-  }
-  return t as BackupTrailer;
-}
-
-function checkEntry(value: unknown, what: string, file: string, lineNo: number): EntryLine {
-  const e = value as Partial<EntryLine> | null;
-  if (typeof e !== "object" || e === null || Array.isArray(e)) {
-    throw damaged(what, file, `line ${lineNo} is not an entry object`);
-  }
-  try {
-    assertKey(e.key, `line ${lineNo}`);
-  } catch (err) {
-    throw damaged(what, file, (err as Error).message);
-  }
-  if (keysEqual(e.key, RESTORE_MARKER_KEY)) {
-    throw damaged(
-      what,
-      file,
-      `line ${lineNo} is the marker of an unfinished restore; the backup was taken of a partial store`,
-    );
-  }
-  if (!("value" in e) || !isStorableJson(e.value)) {
-    throw damaged(what, file, `line ${lineNo} has no value, or a number JSON cannot hold`);
-  }
-  const expiresAt = e.expiresAt ?? null;
-  if (expiresAt !== null && (typeof expiresAt !== "number" || !Number.isFinite(expiresAt))) {
-    throw damaged(what, file, `line ${lineNo}: expiresAt must be a number of ms or null`);
-  }
-  return { key: e.key, value: e.value as JsonValue, expiresAt };
 }
 
 /** Options for {@linkcode restoreBackup}. */
@@ -434,6 +183,7 @@ async function clearTarget(
  * ```ts
  * import { backupStore, restoreBackup } from "@flowstate/core/jobs";
  * import { openStore } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();
  * await using old = await openStore({ plugin: "memory" }, { name: "old" });
@@ -442,7 +192,8 @@ async function clearTarget(
  * await using target = await openStore({ plugin: "memory" }, { name: "new" });
  * const result = await restoreBackup(target, `${dir}/old.fsbackup`);
  * const count = await target.get(["flow", "counter", "count"]);
- * if (result.restored !== 1 || count?.value !== 1) throw new Error("not restored");
+ * assert.equal(result.restored, 1);
+ * assert.equal(count?.value, 1);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

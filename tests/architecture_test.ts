@@ -6,9 +6,10 @@
  *
  * 0. **Ground vocabulary**: errors with codes (`src/errors.ts`), the clock and
  *    timers, durations, cron expressions, log levels, the one module loader,
- *    the YAML source locator (`src/yaml_source.ts`), and private helpers
- *    (`src/_*.ts`). They import nothing of ours but each other (and
- *    `deno.json`, for the version).
+ *    the YAML source locator (`src/yaml_source.ts`), the archive file format
+ *    (`src/archive_format.ts`: gzip'd NDJSON and its checksum, for the archive
+ *    and backup jobs and the CLI), and private helpers (`src/_*.ts`). They
+ *    import nothing of ours but each other (and `deno.json`, for the version).
  * 1. **The store**: the Store contract, the driver contract, `CoreStore` with
  *    its fallbacks, keys, values, queries, leases (`src/store/`).
  * 2. **On the store**: the plugin loader and `openStore` (`src/plugin.ts`), the
@@ -41,6 +42,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["src/log.ts", 0],
   ["src/loader.ts", 0],
   ["src/_", 0],
+  ["src/archive_format.ts", 0],
   ["src/cron.ts", 0],
   ["src/yaml_source.ts", 0],
   ["deno.json", 0],

@@ -23,7 +23,7 @@
 import { resolve } from "node:path";
 import { type BackupConsistency, backupStores } from "../../jobs/backup.ts";
 import { restoreBackup } from "../../jobs/restore.ts";
-import { formatBytes } from "../../jobs/_archive_format.ts";
+import { formatBytes } from "../archive_format.ts";
 import { createProgress } from "../jobs/progress.ts";
 import { openRuntime } from "../runtime.ts";
 import { UsageError } from "./input.ts";

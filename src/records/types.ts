@@ -1,8 +1,8 @@
 /**
- * The vocabulary of runs: a run's record, its events and statuses, and the
- * summary the indexes hold. Everything that makes, stores or shows a run uses
- * these types (the executor fills in a {@linkcode RunRecord}; it never stores
- * one). This module holds types and one pure function, and imports only the
+ * The vocabulary of runs: a run's record, its events and statuses, the
+ * summary the indexes hold, and how runs are asked for a page at a time.
+ * Everything that makes, stores or shows a run uses these types (the
+ * executor fills in a {@linkcode RunRecord}; it never stores one). This module holds types and one pure function, and imports only the
  * ground floor.
  *
  * @module
@@ -178,6 +178,33 @@ export interface RunSummary {
   error: { node?: string; message: string } | null;
   /** Parent run, for sub-flows. */
   parentRunId?: string;
+}
+
+/** Which runs `Records.listRuns()` and `Records.listRunSummaries()` return. Filters combine. */
+export interface ListRunsOptions {
+  /** Only runs of this flow. */
+  flowId?: string;
+  /** Only runs with this status. */
+  status?: RunStatus;
+  /** Only runs started at or after this time (ms since the epoch). */
+  since?: number;
+  /** Only runs started before this time (ms since the epoch, exclusive). */
+  until?: number;
+  /** At most this many runs per page (1 to 1000, default 100). */
+  limit?: number;
+  /** The `cursor` of the previous page, to continue after it. */
+  cursor?: string;
+}
+
+/** A page of runs, newest first. */
+export interface RunPage<T> {
+  /** The runs of this page. */
+  runs: T[];
+  /**
+   * Pass as `cursor` for the next page; absent on the last page. A page with
+   * a cursor may hold fewer runs than asked for (see `listRunSummaries`).
+   */
+  cursor?: string;
 }
 
 /**

@@ -1,8 +1,10 @@
 /**
- * File helpers shared by the archive, backup and restore jobs: gzip'd
- * newline-delimited JSON written through a temp file (fsync, rename, fsync of
- * the directory) and read back as a stream of lines, with SHA-256 of the
- * compressed bytes computed on the way.
+ * The file format of archives and backups, shared by the archive, backup and
+ * restore jobs and the CLI: gzip'd newline-delimited JSON written through a
+ * temp file (fsync, rename, fsync of the directory) and read back as a stream
+ * of lines, with SHA-256 of the compressed bytes computed on the way, and a
+ * `sha256sum`-style `.sha256` file beside it. Internal: not exported from any
+ * entry point. It imports only the ground floor (`src/_fs.ts`, `src/errors.ts`).
  *
  * Compression is the web `CompressionStream("gzip")`, built into Deno: zstd
  * would compress better and faster but is not available without a
@@ -15,8 +17,8 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { basename, dirname } from "node:path";
-import { syncDir, tempPathFor } from "../src/_fs.ts";
-import { StoreCorruptError } from "../src/errors.ts";
+import { syncDir, tempPathFor } from "./_fs.ts";
+import { StoreCorruptError } from "./errors.ts";
 
 /** Lines are gathered into chunks of about this many UTF-16 code units before compressing. */
 const CHUNK_CHARS = 64 * 1024;

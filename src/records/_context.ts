@@ -1,0 +1,76 @@
+/**
+ * What every part of `Records` shares: the store, clock, key layout
+ * and retry settings it was set up with ({@linkcode RecordsContext}), the one
+ * compare-and-set retry loop, and the shapes of stored runs and event chunks.
+ * Internal to `src/records/`.
+ *
+ * @module
+ */
+import { ConflictError } from "../errors.ts";
+import type { Clock, Store } from "../store/types.ts";
+import { EVENTS_FIELD, type RecordsLayout } from "./layout.ts";
+import type { RunEvent, RunRecord } from "./types.ts";
+
+/** How many times a read-modify-write is tried, and how long it waits between tries. */
+export interface RetrySettings {
+  /** Tries before giving up with a `ConflictError`. */
+  readonly attempts: number;
+  /** Upper bound of one jittered wait, in ms. */
+  readonly maxDelayMs: number;
+}
+
+/** The settings a `Records` passes to the functions it delegates to. */
+export interface RecordsContext {
+  /** Where the records are kept. */
+  readonly store: Store;
+  /** Time source for `createdAt`, `updatedAt`, `endedAt` and metrics. */
+  readonly clock: Clock;
+  /** The keys, under the records' prefix. */
+  readonly layout: RecordsLayout;
+  /** Compare-and-set retries on conflict. */
+  readonly retry: RetrySettings;
+}
+
+/** What an attempt of a read-modify-write returns when its commit lost a race. */
+export const RETRY: unique symbol = Symbol("retry");
+
+/**
+ * Run `attempt` until it returns something other than {@linkcode RETRY},
+ * waiting a small jittered exponential backoff between tries; after
+ * `settings.attempts` lost races, throw a `ConflictError` starting with `what`.
+ */
+export async function withRetry<T>(
+  settings: RetrySettings,
+  what: string,
+  attempt: () => Promise<T | typeof RETRY>,
+): Promise<T> {
+  for (let n = 0; n < settings.attempts; n++) {
+    const result = await attempt();
+    if (result !== RETRY) return result;
+    if (n + 1 < settings.attempts) {
+      const cap = Math.min(settings.maxDelayMs, 2 ** Math.min(n, 16));
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * cap));
+    }
+  }
+  throw new ConflictError(
+    `${what}: other writers changed the same records ${settings.attempts} times in a row; try again`,
+  );
+}
+
+/** One `appendEvents()` call as stored: the index of its first event, and the events. */
+export interface EventChunk {
+  /** Index of `events[0]` among all the run's events. */
+  first: number;
+  /** The events of the call, in order. */
+  events: RunEvent[];
+}
+
+/** A run record as stored: finished runs may carry their events inline. */
+export type StoredRun = RunRecord & { [EVENTS_FIELD]?: RunEvent[] };
+
+/** The record without its inline events. */
+export function withoutEvents(stored: StoredRun): RunRecord {
+  if (!(EVENTS_FIELD in stored)) return stored;
+  const { [EVENTS_FIELD]: _events, ...record } = stored;
+  return record;
+}

@@ -1,0 +1,270 @@
+/**
+ * Runs, for `Records`: starting a run, appending its events chunk by chunk,
+ * finishing it (record, status indexes, inline events and metrics in one
+ * commit), reading it back, and deleting runs (keys `runs`, `runs-by-*` and
+ * `events` of the layout table in `records.ts`). Internal to `src/records/`.
+ *
+ * @module
+ */
+import { ConflictError } from "../errors.ts";
+import type { Entry } from "../store/types.ts";
+import { checkEvents, checkRun, checkTime } from "./_checks.ts";
+import {
+  type EventChunk,
+  type RecordsContext,
+  RETRY,
+  type StoredRun,
+  withoutEvents,
+  withRetry,
+} from "./_context.ts";
+import { EVENTS_FIELD } from "./layout.ts";
+import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
+import { assertRunId } from "./run_id.ts";
+import { type RunEvent, type RunRecord, summarizeRun } from "./types.ts";
+
+/** Runs with at most this many events get them inline in their record when they finish. */
+const INLINE_EVENTS_MAX = 1000;
+/** At most this many runs have a remembered tail; then the cache starts over. */
+const MAX_CACHED_TAILS = 10_000;
+
+/** Where a run's next event chunk goes: its number, and the index of its first event. */
+interface EventTail {
+  chunk: number;
+  next: number;
+}
+
+/**
+ * The next chunk number and event index per run, remembered so appends need
+ * not list the run's chunks first. One per `Records`; a lost commit forgets
+ * the run's tail, so the next try lists again.
+ */
+export class EventTails {
+  #tails = new Map<string, EventTail>();
+
+  /** Remember a run's tail. */
+  remember(runId: string, tail: EventTail): void {
+    // Runs that never finish in this process must not grow the cache forever.
+    if (this.#tails.size >= MAX_CACHED_TAILS && !this.#tails.has(runId)) this.#tails.clear();
+    this.#tails.set(runId, tail);
+  }
+
+  /** Forget a run's tail (it finished, was deleted, or a commit lost a race). */
+  forget(runId: string): void {
+    this.#tails.delete(runId);
+  }
+
+  /** The run's tail: remembered, or read from its last stored chunk. */
+  async read(ctx: RecordsContext, runId: string): Promise<EventTail> {
+    const cached = this.#tails.get(runId);
+    if (cached) return cached;
+    for await (
+      const e of ctx.store.list<EventChunk>({
+        prefix: ctx.layout.events(runId),
+        reverse: true,
+        limit: 1,
+      })
+    ) {
+      return {
+        chunk: parseInt(e.key[e.key.length - 1], 10) + 1,
+        next: e.value.first + e.value.events.length,
+      };
+    }
+    return { chunk: 0, next: 0 };
+  }
+}
+
+/** `Records.startRun()`: record and index a `running` run; a `ConflictError` if its id exists. */
+export async function startRun(
+  ctx: RecordsContext,
+  tails: EventTails,
+  run: RunRecord,
+): Promise<void> {
+  const what = `Cannot start run ${JSON.stringify(run?.id)}`;
+  checkRun(run, what);
+  if (run.status !== "running") {
+    throw new TypeError(
+      `${what}: status must be "running" (got "${run.status}"); record a final status with finishRun()`,
+    );
+  }
+  const runKey = ctx.layout.run(run.id);
+  const summary = summarizeRun(run);
+  const op = ctx.store.atomic().check(runKey, null).set(runKey, run);
+  for (const key of ctx.layout.indexKeys(summary)) op.set(key, summary);
+  const result = await op.commit();
+  if (!result.ok) throw new ConflictError(`${what}: a run with this id exists already`);
+  tails.remember(run.id, { chunk: 0, next: 0 });
+}
+
+/** `Records.appendEvents()`: one new event chunk per call, in one commit. */
+export async function appendEvents(
+  ctx: RecordsContext,
+  tails: EventTails,
+  runId: string,
+  events: RunEvent[],
+): Promise<void> {
+  const what = `Cannot append events to run ${JSON.stringify(runId)}`;
+  assertRunId(runId, what);
+  checkEvents(events, what);
+  if (events.length === 0) return;
+  await withRetry(ctx.retry, what, async () => {
+    const tail = await tails.read(ctx, runId);
+    const key = ctx.layout.chunk(runId, tail.chunk);
+    const chunk: EventChunk = { first: tail.next, events };
+    const result = await ctx.store.atomic().check(key, null).set(key, chunk).commit();
+    if (!result.ok) {
+      tails.forget(runId);
+      return RETRY;
+    }
+    tails.remember(runId, { chunk: tail.chunk + 1, next: tail.next + events.length });
+    return undefined;
+  });
+}
+
+/**
+ * `Records.finishRun()`: write the final record, move its status indexes,
+ * inline its events (at most 1,000 in all) or append the last chunk, and
+ * count it in the per-version and `"*"` metrics, in one commit.
+ */
+export async function finishRun(
+  ctx: RecordsContext,
+  tails: EventTails,
+  run: RunRecord,
+  events: RunEvent[],
+): Promise<void> {
+  const what = `Cannot finish run ${JSON.stringify(run?.id)}`;
+  checkRun(run, what);
+  if (run.status === "running") {
+    throw new TypeError(`${what}: status must be final (got "running")`);
+  }
+  checkEvents(events, what);
+  const { store, clock, layout } = ctx;
+  const endedAt = run.endedAt ?? clock.now();
+  checkTime(endedAt, "endedAt", what);
+  const durationMs = run.durationMs ?? Math.max(0, endedAt - run.startedAt);
+  if (typeof durationMs !== "number" || !Number.isFinite(durationMs) || durationMs < 0) {
+    throw new TypeError(`${what}: durationMs must be a number >= 0 (got ${durationMs})`);
+  }
+  const record: RunRecord = { ...run, endedAt, durationMs };
+  const summary = summarizeRun(record);
+  const runKey = layout.run(run.id);
+  const versionKey = layout.key("metrics", run.flowId, run.flowVersion);
+  const allKey = layout.key("metrics", run.flowId, "*");
+  await withRetry(ctx.retry, what, async () => {
+    const [stored, perVersion, all] = await store.getMany<StoredRun | FlowMetrics>([
+      runKey,
+      versionKey,
+      allKey,
+    ]) as [Entry<StoredRun> | null, Entry<FlowMetrics> | null, Entry<FlowMetrics> | null];
+    if (stored !== null && stored.value.status !== "running") {
+      if (stored.value.status === record.status && stored.value.endedAt === record.endedAt) {
+        return undefined;
+      }
+      throw new ConflictError(
+        `${what} as "${record.status}": it already finished as "${stored.value.status}" at ${
+          new Date(stored.value.endedAt ?? 0).toISOString()
+        }`,
+      );
+    }
+    const tail = await tails.read(ctx, run.id);
+    const now = clock.now();
+    const op = store.atomic()
+      .check(runKey, stored?.version ?? null)
+      .check(versionKey, perVersion?.version ?? null)
+      .check(allKey, all?.version ?? null)
+      // No chunk may appear after the ones read here.
+      .check(layout.chunk(run.id, tail.chunk), null);
+    if (stored !== null) {
+      for (const key of layout.allIndexKeys(stored.value)) op.delete(key);
+    }
+    if (tail.next + events.length <= INLINE_EVENTS_MAX) {
+      const inline: RunEvent[] = [];
+      if (tail.chunk > 0) {
+        for await (const e of store.list<EventChunk>({ prefix: layout.events(run.id) })) {
+          for (const event of e.value.events) inline.push(event);
+        }
+        op.clear(layout.events(run.id));
+      }
+      for (const event of events) inline.push(event);
+      op.set(runKey, { ...record, [EVENTS_FIELD]: inline } satisfies StoredRun);
+    } else {
+      op.set(runKey, record);
+      if (events.length > 0) {
+        op.set(
+          layout.chunk(run.id, tail.chunk),
+          { first: tail.next, events } satisfies EventChunk,
+        );
+      }
+    }
+    for (const key of layout.indexKeys(summary)) op.set(key, summary);
+    op.set(
+      versionKey,
+      addRunToMetrics(
+        perVersion?.value ?? emptyMetrics(run.flowId, run.flowVersion, now),
+        record,
+        now,
+      ),
+    );
+    op.set(
+      allKey,
+      addRunToMetrics(all?.value ?? emptyMetrics(run.flowId, "*", now), record, now),
+    );
+    const result = await op.commit();
+    if (!result.ok) tails.forget(run.id);
+    return result.ok ? undefined : RETRY;
+  });
+  tails.forget(run.id);
+}
+
+/** `Records.getRun()`: one run's record (without inline events), or `null`. */
+export async function getRun(ctx: RecordsContext, runId: string): Promise<RunRecord | null> {
+  assertRunId(runId, "Cannot get run");
+  const stored = await ctx.store.get<StoredRun>(ctx.layout.run(runId));
+  return stored === null ? null : withoutEvents(stored.value);
+}
+
+/** `Records.getEvents()`: a run's events, inline in its record or from its chunks. */
+export async function getEvents(ctx: RecordsContext, runId: string): Promise<RunEvent[]> {
+  assertRunId(runId, "Cannot get run events");
+  const stored = await ctx.store.get<StoredRun>(ctx.layout.run(runId));
+  const inline = stored?.value[EVENTS_FIELD];
+  if (Array.isArray(inline)) return inline;
+  const events: RunEvent[] = [];
+  for await (const e of ctx.store.list<EventChunk>({ prefix: ctx.layout.events(runId) })) {
+    for (const event of e.value.events) events.push(event);
+  }
+  return events;
+}
+
+/** `Records.deleteRuns()`: delete runs with their events and index entries in one commit. */
+export async function deleteRuns(
+  ctx: RecordsContext,
+  tails: EventTails,
+  runIds: readonly string[],
+): Promise<number> {
+  const what = "Cannot delete runs";
+  if (!Array.isArray(runIds)) throw new TypeError(`${what}: runIds must be an array of run ids`);
+  for (const id of runIds) assertRunId(id, what);
+  const ids = [...new Set(runIds)];
+  if (ids.length === 0) return 0;
+  const { store, layout } = ctx;
+  const keys = ids.map((id) => layout.run(id));
+  const existed = await withRetry(ctx.retry, what, async () => {
+    const stored = await store.getMany<StoredRun>(keys);
+    const op = store.atomic();
+    let found = 0;
+    ids.forEach((id, i) => {
+      const entry = stored[i];
+      op.check(keys[i], entry?.version ?? null);
+      if (entry !== null) {
+        found++;
+        op.delete(keys[i]);
+        for (const key of layout.allIndexKeys(entry.value)) op.delete(key);
+      }
+      op.clear(layout.events(id));
+    });
+    const result = await op.commit();
+    return result.ok ? found : RETRY;
+  });
+  for (const id of ids) tails.forget(id);
+  return existed;
+}

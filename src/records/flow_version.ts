@@ -1,0 +1,125 @@
+/**
+ * A stored version of a flow: its shape ({@linkcode FlowVersion}), the
+ * summary `Records.listFlows()` gives of a flow ({@linkcode FlowSummary}),
+ * and how a version is addressed: the SHA-256 of the definition's canonical
+ * JSON ({@linkcode hashFlowDefinition}).
+ *
+ * @module
+ */
+import type { FlowDefinition } from "../flow/types.ts";
+import type { RunStatus } from "./types.ts";
+
+/** One stored version of a flow. */
+export interface FlowVersion {
+  /** The flow's id. */
+  flowId: string;
+  /** SHA-256 (hex) of the definition's canonical JSON. */
+  hash: string;
+  /** The head when this version was created, or `null` for the first version. */
+  parent: string | null;
+  /** Creation order within the flow, from 1. */
+  seq: number;
+  /** When it was first saved (ms since the epoch). */
+  createdAt: number;
+  /** The definition. */
+  definition: FlowDefinition;
+  /** The text it was parsed from, if given when first saved. */
+  source?: string;
+}
+
+/** One flow, as `Records.listFlows()` reports it. */
+export interface FlowSummary {
+  /** The flow's id. */
+  id: string;
+  /** Hash of the current version. */
+  head: string;
+  /** How many distinct versions exist. */
+  versions: number;
+  /** Start time of the newest run (any status), or `null`. */
+  lastRunAt: number | null;
+  /** Status of the newest run (`running` while it runs), or `null`. */
+  lastStatus: RunStatus | null;
+  /** The current version's description, or `null`. */
+  description: string | null;
+}
+
+/**
+ * The canonical JSON of a JSON-compatible value: object keys sorted,
+ * `undefined` properties dropped, no whitespace. Throws a `TypeError` for
+ * anything JSON cannot hold (functions, `BigInt`, non-finite numbers,
+ * `undefined` in arrays, cycles, class instances).
+ *
+ * @example
+ * ```ts
+ * import { canonicalJson } from "@flowstate/core/records";
+ * import assert from "node:assert/strict";
+ * assert.equal(canonicalJson({ b: 1, a: [true, null], c: undefined }), '{"a":[true,null],"b":1}');
+ * assert.throws(() => canonicalJson({ when: new Date(0) }), TypeError); // a Date is not plain JSON
+ * ```
+ */
+export function canonicalJson(value: unknown): string {
+  return canonical(value, "value", []);
+}
+
+function canonical(value: unknown, path: string, ancestors: object[]): string {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return JSON.stringify(value);
+    case "number":
+      if (!Number.isFinite(value)) {
+        throw new TypeError(`Cannot hash flow: ${path} is ${value}, which JSON cannot hold`);
+      }
+      return JSON.stringify(value);
+    case "object": {
+      if (value === null) return "null";
+      if (ancestors.includes(value)) {
+        throw new TypeError(`Cannot hash flow: ${path} refers back to itself (a cycle)`);
+      }
+      ancestors.push(value);
+      let out: string;
+      if (Array.isArray(value)) {
+        out = `[${value.map((v, i) => canonical(v, `${path}[${i}]`, ancestors)).join(",")}]`;
+      } else {
+        const proto = Object.getPrototypeOf(value);
+        if (proto !== Object.prototype && proto !== null) {
+          throw new TypeError(
+            `Cannot hash flow: ${path} is a ${
+              value.constructor?.name ?? "non-plain object"
+            }; use plain objects, arrays, strings, numbers, booleans and null`,
+          );
+        }
+        const record = value as Record<string, unknown>;
+        const parts: string[] = [];
+        for (const k of Object.keys(record).sort()) {
+          if (record[k] === undefined) continue;
+          parts.push(`${JSON.stringify(k)}:${canonical(record[k], `${path}.${k}`, ancestors)}`);
+        }
+        out = `{${parts.join(",")}}`;
+      }
+      ancestors.pop();
+      return out;
+    }
+    default:
+      throw new TypeError(`Cannot hash flow: ${path} is ${typeof value}, which JSON cannot hold`);
+  }
+}
+
+/**
+ * The content hash of a flow definition: SHA-256 (lowercase hex) of its canonical JSON.
+ *
+ * @example
+ * ```ts
+ * import { hashFlowDefinition } from "@flowstate/core/records";
+ * import assert from "node:assert/strict";
+ * const a = await hashFlowDefinition({ id: "hello", nodes: [{ id: "say", type: "log" }] });
+ * const b = await hashFlowDefinition({ nodes: [{ type: "log", id: "say" }], id: "hello" });
+ * assert.equal(a, b); // key order does not change the hash
+ * assert.match(a, /^[0-9a-f]{64}$/);
+ * ```
+ */
+export async function hashFlowDefinition(definition: FlowDefinition): Promise<string> {
+  const bytes = new TextEncoder().encode(canonicalJson(definition));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
