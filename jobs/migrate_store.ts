@@ -50,56 +50,31 @@
  * - Writers must be stopped while a store moves: entries changed behind the
  *   cursor are not copied again, and verification reports them.
  *
+ * This file holds the options, the decision (fresh start, resume or refuse)
+ * and the job; the batched copy with its checkpoints is in `_move_copy.ts`,
+ * the side-by-side verification in `_move_verify.ts`, and the checksum both
+ * keep in `_move_checksum.ts`.
+ *
  * @module
  */
 import { z } from "zod";
 import { defineJob, type Job } from "../src/jobs/job.ts";
 import type { LogLevel } from "../src/log.ts";
 import { createProgress, type Progress } from "../src/jobs/progress.ts";
-import { compareKeys, keysEqual } from "../src/store/keys.ts";
-import type { Clock, Entry, JsonValue, Key, Store } from "../src/store/types.ts";
-import { MigrationError } from "./migrate.ts";
+import type { Clock, Key, Store } from "../src/store/types.ts";
+import { MigrationError } from "../src/errors.ts";
 import { systemClock } from "../src/clock.ts";
-import { yieldToEventLoop } from "../src/_yield.ts";
+import { keyText } from "./_move_checksum.ts";
+import { copyBatches, isCheckpoint, type MoveCheckpoint } from "./_move_copy.ts";
+import { verify } from "./_move_verify.ts";
+
+export { EXPIRY_TOLERANCE_MS } from "./_move_verify.ts";
+export type { MoveCheckpoint } from "./_move_copy.ts";
 
 /** Checkpoints live under this prefix in the target: `[...CHECKPOINT_PREFIX, sourceName]`. */
 export const CHECKPOINT_PREFIX: Key = Object.freeze(["flowstate", "migrate-store"]);
 
-/** An entry's `expiresAt` on the target may exceed the source's by this much (ms). */
-export const EXPIRY_TOLERANCE_MS = 1000;
-
-const CHECKPOINT_FORMAT = "flowstate.migrate-store.checkpoint";
 const MAX_BATCH = 100_000;
-
-/** The checkpoint a move keeps in the target while it runs. */
-export interface MoveCheckpoint {
-  /** Always `"flowstate.migrate-store.checkpoint"`. */
-  format: string;
-  /** The source store's name. */
-  from: string;
-  /** The source's plugin, to refuse resuming from another backend. */
-  fromPlugin: string;
-  /** The source's location, to refuse resuming from another file or server. */
-  fromLocation: string;
-  /** The target store's name. */
-  to: string;
-  /** Listing cursor after the last key of the last committed batch (`""` before the first). */
-  cursor: string;
-  /** The last key read from the source, or `null`. */
-  lastKey: Key | null;
-  /** Entries written so far. */
-  count: number;
-  /** Running checksum of the entries written so far (see {@linkcode MoveStoreResult.checksum}). */
-  checksum: string;
-  /** Entries that expired before they could be written. */
-  skippedExpired: number;
-  /** Batches committed so far. */
-  batches: number;
-  /** When the move started (ms since the epoch). */
-  startedAt: number;
-  /** When the last batch was committed. */
-  updatedAt: number;
-}
 
 /** Options for {@linkcode moveStore}. */
 export interface MoveStoreOptions {
@@ -161,230 +136,6 @@ export interface MoveStoreResult {
   expiryAdjusted: number;
 }
 
-// --- checksum: an order-independent sum of 128-bit per-entry hashes -------
-
-/** Four 32-bit lanes, least significant first. */
-type Sum = [number, number, number, number];
-
-const ZERO = "0".repeat(32);
-
-function rotl(x: number, r: number): number {
-  return (x << r) | (x >>> (32 - r));
-}
-
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
-}
-
-/** MurmurHash3 x86_128 over the UTF-16 code units of `s` (two per 32-bit word). */
-function hash128(s: string, out: Sum): void {
-  let h1 = 0x9747b28c, h2 = 0x9747b28c, h3 = 0x9747b28c, h4 = 0x9747b28c;
-  const c1 = 0x239b961b, c2 = 0xab0e9789, c3 = 0x38b34ae5, c4 = 0xa1e38b93;
-  const n = s.length;
-  const blocks = n - (n % 8);
-  let i = 0;
-  for (; i < blocks; i += 8) {
-    let k1 = s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16);
-    let k2 = s.charCodeAt(i + 2) | (s.charCodeAt(i + 3) << 16);
-    let k3 = s.charCodeAt(i + 4) | (s.charCodeAt(i + 5) << 16);
-    let k4 = s.charCodeAt(i + 6) | (s.charCodeAt(i + 7) << 16);
-    k1 = Math.imul(rotl(Math.imul(k1, c1), 15), c2);
-    h1 ^= k1;
-    h1 = (Math.imul(rotl(h1, 19) + h2, 5) + 0x561ccd1b) | 0;
-    k2 = Math.imul(rotl(Math.imul(k2, c2), 16), c3);
-    h2 ^= k2;
-    h2 = (Math.imul(rotl(h2, 17) + h3, 5) + 0x0bcaa747) | 0;
-    k3 = Math.imul(rotl(Math.imul(k3, c3), 17), c4);
-    h3 ^= k3;
-    h3 = (Math.imul(rotl(h3, 15) + h4, 5) + 0x96cd1c35) | 0;
-    k4 = Math.imul(rotl(Math.imul(k4, c4), 18), c1);
-    h4 ^= k4;
-    h4 = (Math.imul(rotl(h4, 13) + h1, 5) + 0x32ac3b17) | 0;
-  }
-  if (i < n) {
-    const t = [0, 0, 0, 0];
-    for (let j = 0; i + j < n; j++) t[j >> 1] |= s.charCodeAt(i + j) << ((j & 1) * 16);
-    h1 ^= Math.imul(rotl(Math.imul(t[0], c1), 15), c2);
-    h2 ^= Math.imul(rotl(Math.imul(t[1], c2), 16), c3);
-    h3 ^= Math.imul(rotl(Math.imul(t[2], c3), 17), c4);
-    h4 ^= Math.imul(rotl(Math.imul(t[3], c4), 18), c1);
-  }
-  const len = n * 2;
-  h1 ^= len, h2 ^= len, h3 ^= len, h4 ^= len;
-  h1 = (h1 + h2 + h3 + h4) | 0;
-  h2 = (h2 + h1) | 0, h3 = (h3 + h1) | 0, h4 = (h4 + h1) | 0;
-  h1 = fmix(h1), h2 = fmix(h2), h3 = fmix(h3), h4 = fmix(h4);
-  h1 = (h1 + h2 + h3 + h4) | 0;
-  h2 = (h2 + h1) | 0, h3 = (h3 + h1) | 0, h4 = (h4 + h1) | 0;
-  out[0] = h1 >>> 0, out[1] = h2 >>> 0, out[2] = h3 >>> 0, out[3] = h4 >>> 0;
-}
-
-/** A running order-independent checksum over entries. */
-class Checksum {
-  #sum: Sum = [0, 0, 0, 0];
-  #h: Sum = [0, 0, 0, 0];
-
-  constructor(hex: string = ZERO) {
-    if (!/^[0-9a-f]{32}$/.test(hex)) throw new TypeError(`Invalid checksum ${hex}`);
-    for (let i = 0; i < 4; i++) this.#sum[i] = parseInt(hex.slice(24 - i * 8, 32 - i * 8), 16);
-  }
-
-  /** Add an entry; returns its hash, which {@linkcode addHash} can add to another sum. */
-  add(key: Key, valueText: string, expiresAt: number | null): Readonly<Sum> {
-    hash128(`${JSON.stringify(key)}\n${valueText}\n${expiresAt ?? ""}`, this.#h);
-    this.addHash(this.#h);
-    return this.#h;
-  }
-
-  addHash(h: Readonly<Sum>): void {
-    let carry = 0;
-    for (let i = 0; i < 4; i++) {
-      const s = this.#sum[i] + h[i] + carry;
-      this.#sum[i] = s >>> 0;
-      carry = s > 0xffffffff ? 1 : 0;
-    }
-  }
-
-  toString(): string {
-    let hex = "";
-    for (let i = 3; i >= 0; i--) hex += this.#sum[i].toString(16).padStart(8, "0");
-    return hex;
-  }
-}
-
-// --- the move ---------------------------------------------------------------
-
-function isCheckpoint(value: unknown): value is MoveCheckpoint {
-  const v = value as Partial<MoveCheckpoint> | null;
-  return typeof v === "object" && v !== null && v.format === CHECKPOINT_FORMAT &&
-    typeof v.cursor === "string" && typeof v.count === "number" &&
-    typeof v.checksum === "string" && /^[0-9a-f]{32}$/.test(v.checksum) &&
-    typeof v.fromPlugin === "string" && typeof v.fromLocation === "string";
-}
-
-function iso(ms: number): string {
-  return Number.isFinite(ms) ? new Date(ms).toISOString() : String(ms);
-}
-
-function keyText(key: Key): string {
-  return JSON.stringify(key);
-}
-
-interface Verification {
-  count: number;
-  checksum: string;
-  targetCount: number;
-  targetChecksum: string;
-  expiryAdjusted: number;
-  differences: number;
-  examples: string[];
-}
-
-/** Compare source and target side by side in key order. */
-async function verify(
-  source: Store,
-  target: Store,
-  reserved: Key,
-  options: {
-    batchSize: number;
-    clock: Clock;
-    progress: Progress;
-    total: number;
-    signal: AbortSignal;
-  },
-): Promise<Verification | null> {
-  const src = source.list({ batchSize: options.batchSize });
-  const dst = target.list({ batchSize: options.batchSize });
-  const next = async (it: AsyncIterator<Entry>): Promise<Entry | null> => {
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return null;
-      if (!keysEqual(r.value.key, reserved)) return r.value;
-    }
-  };
-  const sourceSum = new Checksum();
-  const targetSum = new Checksum();
-  const out: Verification = {
-    count: 0,
-    checksum: "",
-    targetCount: 0,
-    targetChecksum: "",
-    expiryAdjusted: 0,
-    differences: 0,
-    examples: [],
-  };
-  const differ = (message: string) => {
-    out.differences++;
-    if (out.examples.length < 3) out.examples.push(message);
-  };
-  const expiring = (e: Entry) =>
-    e.expiresAt !== null && e.expiresAt <= options.clock.now() + EXPIRY_TOLERANCE_MS;
-  options.progress.start(`Verifying "${target.name}" against "${source.name}"`, options.total);
-  let a = await next(src);
-  let b = await next(dst);
-  let seen = 0;
-  while (a !== null || b !== null) {
-    const c = a === null ? 1 : b === null ? -1 : compareKeys(a.key, b.key);
-    if (c === 0) {
-      const at = JSON.stringify(a!.value);
-      const bt = JSON.stringify(b!.value);
-      const h = sourceSum.add(a!.key, at, a!.expiresAt);
-      if (at === bt && a!.expiresAt === b!.expiresAt) targetSum.addHash(h);
-      else targetSum.add(b!.key, bt, b!.expiresAt);
-      out.count++;
-      out.targetCount++;
-      if (at !== bt) {
-        differ(`${keyText(a!.key)} has a different value in "${target.name}"`);
-      } else if (a!.expiresAt !== b!.expiresAt) {
-        const d = a!.expiresAt === null || b!.expiresAt === null
-          ? Infinity
-          : Math.abs(b!.expiresAt - a!.expiresAt);
-        if (d <= EXPIRY_TOLERANCE_MS) out.expiryAdjusted++;
-        else {
-          differ(
-            `${keyText(a!.key)} expires at ${a!.expiresAt ?? "never"} in "${source.name}" ` +
-              `but at ${b!.expiresAt ?? "never"} in "${target.name}"`,
-          );
-        }
-      }
-      a = await next(src);
-      b = await next(dst);
-    } else if (c < 0) {
-      if (!expiring(a!)) {
-        sourceSum.add(a!.key, JSON.stringify(a!.value), a!.expiresAt);
-        out.count++;
-        differ(`${keyText(a!.key)} is missing from "${target.name}"`);
-      }
-      a = await next(src);
-    } else {
-      if (!expiring(b!)) {
-        targetSum.add(b!.key, JSON.stringify(b!.value), b!.expiresAt);
-        out.targetCount++;
-        differ(`${keyText(b!.key)} is in "${target.name}" but not in "${source.name}"`);
-      }
-      b = await next(dst);
-    }
-    if (++seen % 1000 === 0) {
-      options.progress.update(seen);
-      await yieldToEventLoop();
-      if (options.signal.aborted) {
-        await src.return?.();
-        await dst.return?.();
-        return null;
-      }
-    }
-  }
-  options.progress.update(seen);
-  options.progress.finish();
-  out.checksum = sourceSum.toString();
-  out.targetChecksum = targetSum.toString();
-  return out;
-}
-
 /**
  * Copy every live entry of `source` into `target` in key order, in atomic
  * batches that each also write a checkpoint, then verify the copy entry by
@@ -402,15 +153,15 @@ async function verify(
  * ```ts
  * import { moveStore } from "@flowstate/core/jobs";
  * import { openStore } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  *
  * await using source = await openStore({ plugin: "memory" }, { name: "old" });
  * await using target = await openStore({ plugin: "memory" }, { name: "new" });
  * await source.set(["flow", "counter", "count"], 1);
  * const moved = await moveStore(source, target);
- * const count = await target.get(["flow", "counter", "count"]);
- * if (moved.status !== "completed" || !moved.verified || count?.value !== 1) {
- *   throw new Error(`move ${moved.status}`);
- * }
+ * assert.equal(moved.status, "completed");
+ * assert.equal(moved.verified, true);
+ * assert.equal((await target.get(["flow", "counter", "count"]))?.value, 1);
  * ```
  */
 export async function moveStore(
@@ -538,103 +289,29 @@ export async function moveStore(
   }
 
   // --- copy --------------------------------------------------------------------
-  const startedAt = checkpoint?.startedAt ?? clock.now();
-  let running = new Checksum(checkpoint?.checksum ?? ZERO);
-  let count = checkpoint?.count ?? 0;
-  let skipped = checkpoint?.skippedExpired ?? 0;
-  let batches = checkpoint?.batches ?? 0;
-  let lastKey: Key | null = checkpoint?.lastKey ?? null;
   const copyStart = performance.now();
-  progress.start(`Moving "${source.name}" to "${target.name}"`, sourceCount);
-  if (count > 0) progress.update(count);
-  const listing = source.list({
-    cursor: checkpoint?.cursor || undefined,
-    batchSize: Math.min(batchSize, 10_000),
+  const copy = await copyBatches(source, target, {
+    reserved,
+    what,
+    batchSize,
+    clock,
+    progress,
+    sourceCount,
+    signal,
+    checkpoint,
+    checkpointVersion,
   });
-  let interrupted = false;
-  try {
-    let exhausted = false;
-    while (!exhausted) {
-      await yieldToEventLoop();
-      if (signal.aborted) {
-        interrupted = true;
-        break;
-      }
-      const batch: Entry[] = [];
-      while (batch.length < batchSize) {
-        const r = await listing.next();
-        if (r.done) {
-          exhausted = true;
-          break;
-        }
-        if (!keysEqual(r.value.key, reserved)) batch.push(r.value);
-        lastKey = r.value.key;
-      }
-      // "" until the listing yields its first entry: then still where the checkpoint is.
-      const cursor = listing.cursor === "" ? (checkpoint?.cursor ?? "") : listing.cursor;
-      if (batch.length === 0 && cursor === (checkpoint?.cursor ?? "")) break;
-      const op = target.atomic().check(reserved, checkpointVersion);
-      const sum = new Checksum(running.toString());
-      let written = 0;
-      let expired = 0;
-      for (const entry of batch) {
-        const text = JSON.stringify(entry.value);
-        if (entry.expiresAt === null) {
-          op.set(entry.key, entry.value);
-        } else {
-          const expireIn = entry.expiresAt - clock.now();
-          if (!(expireIn > 0)) {
-            expired++;
-            continue;
-          }
-          op.set(entry.key, entry.value, { expireIn });
-        }
-        sum.add(entry.key, text, entry.expiresAt);
-        written++;
-      }
-      const next: MoveCheckpoint = {
-        format: CHECKPOINT_FORMAT,
-        from: source.name,
-        fromPlugin: source.plugin,
-        fromLocation: source.location,
-        to: target.name,
-        cursor,
-        lastKey: lastKey === null ? null : [...lastKey],
-        count: count + written,
-        checksum: sum.toString(),
-        skippedExpired: skipped + expired,
-        batches: batches + 1,
-        startedAt,
-        updatedAt: clock.now(),
-      };
-      op.set(reserved, next as unknown as JsonValue);
-      const committed = await op.commit();
-      if (!committed.ok) {
-        throw new MigrationError(
-          `${what}: the checkpoint ${keyText(reserved)} in "${target.name}" changed during the ` +
-            `move; is another move into "${target.name}" running? Stop it, then run again with --resume`,
-        );
-      }
-      checkpoint = next;
-      checkpointVersion = committed.version;
-      running = sum;
-      count = next.count;
-      skipped = next.skippedExpired;
-      batches = next.batches;
-      result.copied += written;
-      result.batches++;
-      progress.advance(written + expired);
-    }
-  } finally {
-    await listing.return?.();
-  }
+  const { count, checksum } = copy;
+  checkpointVersion = copy.checkpointVersion;
+  result.copied = copy.copied;
+  result.batches = copy.batches;
   result.copyMs = performance.now() - copyStart;
   result.total = count;
-  result.skippedExpired = skipped;
+  result.skippedExpired = copy.skippedExpired;
   result.entriesPerSecond = result.copyMs > 0
     ? Math.round(result.copied / (result.copyMs / 1000))
     : 0;
-  if (interrupted) {
+  if (copy.interrupted) {
     progress.finish(
       `Interrupted after ${count} entries; run again with --resume (resume: true) to continue`,
     );
@@ -642,6 +319,7 @@ export async function moveStore(
     return result;
   }
   progress.finish();
+  const skipped = copy.skippedExpired;
   if (skipped > 0) log(`${skipped} entries expired before they could be copied; skipped`);
 
   // --- verify --------------------------------------------------------------------
@@ -662,7 +340,7 @@ export async function moveStore(
     return result;
   }
   if (check.differences > 0) {
-    const sourceChanged = check.count !== count || check.checksum !== running.toString();
+    const sourceChanged = check.count !== count || check.checksum !== checksum;
     throw new MigrationError(
       `${what}: verification failed: ${check.differences} difference(s) between the stores ` +
         `(${check.examples.join("; ")}); "${source.name}" has ${check.count} entries ` +
@@ -697,6 +375,10 @@ export async function moveStore(
       `(checksum ${check.checksum})`,
   );
   return result;
+}
+
+function iso(ms: number): string {
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : String(ms);
 }
 
 async function firstKey(store: Store): Promise<Key | null> {

@@ -6,7 +6,7 @@
  * @module
  */
 import { StoreClosedError } from "../errors.ts";
-import { assertKey, hasPrefix } from "../store/keys.ts";
+import { assertKey } from "../store/keys.ts";
 import type {
   AtomicCheck,
   AtomicOperation,
@@ -28,6 +28,8 @@ import type {
 import { serializeValue } from "../store/values.ts";
 import { systemClock } from "../clock.ts";
 import { listIterator } from "../store/list_iterator.ts";
+import { type CacheSlot, idOf, InflightTickets, isExpired, LruCache, slotEntry } from "./_lru.ts";
+import { type PendingWrite, ProvisionalVersions, WriteBehindQueue } from "./_write_behind.ts";
 
 /** Options for {@linkcode cached}. */
 export interface CacheOptions {
@@ -99,55 +101,12 @@ export interface CachedStore extends Store {
   flush(): Promise<void>;
 }
 
-interface CacheSlot {
-  key: Key;
-  /** The value as JSON text, or `null` for a key known to be absent. */
-  text: string | null;
-  version: string;
-  expiresAt: number | null;
-}
-
-interface PendingWrite extends CacheSlot {
-  id: string;
-}
-
-interface Ticket {
-  valid: boolean;
-}
-
-interface VersionAlias {
-  key: Key;
-  /** The provisional version the caller was given. */
-  shown: string;
-  /** The version the store made when the write was flushed. */
-  real: string;
-}
-
-const FLUSH_BATCH = 500;
-
-function idOf(key: Key): string {
-  return JSON.stringify(key);
-}
-
-function isExpired(expiresAt: number | null, now: number): boolean {
-  return expiresAt !== null && expiresAt <= now;
-}
-
 function checkExpireIn(expireIn: unknown, what: string): void {
   if (typeof expireIn !== "number" || !Number.isFinite(expireIn) || expireIn <= 0) {
     throw new RangeError(
       `${what}: expireIn must be a positive number of milliseconds (got ${String(expireIn)})`,
     );
   }
-}
-
-function slotEntry<T>(slot: CacheSlot): Entry<T> {
-  return {
-    key: [...slot.key],
-    value: JSON.parse(slot.text as string) as T,
-    version: slot.version,
-    expiresAt: slot.expiresAt,
-  };
 }
 
 /**
@@ -196,26 +155,28 @@ function slotEntry<T>(slot: CacheSlot): Entry<T> {
  * ```ts
  * import { cached } from "@flowstate/core/cache";
  * import { openStore } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  *
  * await using store = cached(await openStore({ plugin: "memory" }), { max: 100 });
  * await store.set(["user", "ada"], { name: "Ada" });
  * const entry = await store.get(["user", "ada"]);
- * if (!(entry?.value !== null)) throw new Error("unexpected result");
- * if (!(store.stats().hits === 1)) throw new Error("unexpected result");
+ * assert.deepEqual(entry?.value, { name: "Ada" });
+ * assert.equal(store.stats().hits, 1);
  * ```
  *
  * @example Write-behind: 100 writes to one key become one store write
  * ```ts
  * import { cached } from "@flowstate/core/cache";
  * import { openStore } from "@flowstate/core";
+ * import assert from "node:assert/strict";
  *
  * const base = await openStore({ plugin: "memory" });
  * const store = cached(base, { mode: "write-behind", flushInterval: 0 });
  * for (let i = 1; i <= 100; i++) await store.set(["counter"], i);
- * if (!(store.stats().pendingWrites === 1)) throw new Error("unexpected result");
- * if (!((await base.get(["counter"])) === null)) throw new Error("unexpected result"); // not written yet
+ * assert.equal(store.stats().pendingWrites, 1);
+ * assert.equal(await base.get(["counter"]), null); // not written yet
  * await store.flush();
- * if (!((await base.get(["counter"]))?.value === 100)) throw new Error("unexpected result");
+ * assert.equal((await base.get(["counter"]))?.value, 100);
  * await store.close(); // flushes, then closes `base`
  * ```
  */
@@ -273,39 +234,33 @@ interface ResolvedOptions {
 
 class CachingStore implements CachedStore {
   readonly #store: Store;
-  readonly #max: number;
   readonly #writeBehind: boolean;
-  readonly #flushInterval: number;
   readonly #clock: Clock;
-  readonly #onFlushError: ((error: unknown) => void) | undefined;
-  readonly #versionTag = Array.from(
-    crypto.getRandomValues(new Uint8Array(6)),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
-  #versionCounter = 0;
-  /** The LRU: Map insertion order is recency order (oldest first). */
-  #cache = new Map<string, CacheSlot>();
+  readonly #cache: LruCache;
   /** Queued write-behind writes, one per key; authoritative for reads. */
-  #pending = new Map<string, PendingWrite>();
-  /** Flushed provisional versions and the real versions they became. */
-  #aliases = new Map<string, VersionAlias>();
+  readonly #writes: WriteBehindQueue;
+  /** Provisional versions of write-behind writes, and the real versions they became. */
+  readonly #versions: ProvisionalVersions;
   /** Store reads and writes in flight, per key: a result is cached only if still valid. */
-  #inflight = new Map<string, Set<Ticket>>();
+  readonly #inflight = new InflightTickets();
   #hits = 0;
   #misses = 0;
-  #evictions = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #flushTail: Promise<void> = Promise.resolve();
   #closed = false;
   #closing: Promise<void> | undefined;
 
   constructor(store: Store, options: ResolvedOptions) {
     this.#store = store;
-    this.#max = options.max;
     this.#writeBehind = options.writeBehind;
-    this.#flushInterval = options.flushInterval;
     this.#clock = options.clock;
-    this.#onFlushError = options.onFlushError;
+    this.#cache = new LruCache(options.max);
+    this.#versions = new ProvisionalVersions(options.max);
+    this.#writes = new WriteBehindQueue({
+      store,
+      clock: options.clock,
+      flushInterval: options.flushInterval,
+      onFlushError: options.onFlushError,
+      onFlushed: (write, current, version, now) => this.#flushed(write, current, version, now),
+    });
   }
 
   get name(): string {
@@ -328,9 +283,9 @@ class CachingStore implements CachedStore {
     return {
       hits: this.#hits,
       misses: this.#misses,
-      evictions: this.#evictions,
+      evictions: this.#cache.evictions,
       size: this.#cache.size,
-      pendingWrites: this.#pending.size,
+      pendingWrites: this.#writes.size,
     };
   }
 
@@ -344,31 +299,21 @@ class CachingStore implements CachedStore {
 
   /** What the cache knows about `id`: an entry, `null` (absent), or `undefined` (a miss). */
   #lookup<T>(id: string, now: number): Entry<T> | null | undefined {
-    const pending = this.#pending.get(id);
+    const pending = this.#writes.get(id);
     if (pending !== undefined) {
       return pending.text === null || isExpired(pending.expiresAt, now)
         ? null
         : slotEntry<T>(pending);
     }
-    const slot = this.#cache.get(id);
+    const slot = this.#cache.use(id, now);
     if (slot === undefined) return undefined;
-    this.#cache.delete(id);
-    if (slot.text !== null && isExpired(slot.expiresAt, now)) return undefined;
-    this.#cache.set(id, slot);
     return slot.text === null ? null : slotEntry<T>(slot);
   }
 
-  /** Cache `slot` as the most recently used entry, evicting the oldest beyond `max`. */
+  /** Cache `slot` as the most recently used entry, unless closed or a write to `id` is queued. */
   #remember(id: string, slot: CacheSlot): void {
-    if (this.#closed || this.#pending.has(id)) return;
-    this.#cache.delete(id);
-    if (slot.text !== null && isExpired(slot.expiresAt, this.#clock.now())) return;
-    this.#cache.set(id, slot);
-    if (this.#cache.size > this.#max) {
-      const oldest = this.#cache.keys().next().value as string;
-      this.#cache.delete(oldest);
-      this.#evictions++;
-    }
+    if (this.#closed || this.#writes.has(id)) return;
+    this.#cache.put(id, slot, this.#clock.now());
   }
 
   #rememberEntry(id: string, key: Key, entry: Entry<unknown> | null): void {
@@ -383,165 +328,43 @@ class CachingStore implements CachedStore {
     );
   }
 
-  #begin(id: string): Ticket {
-    const ticket = { valid: true };
-    let tickets = this.#inflight.get(id);
-    if (tickets === undefined) this.#inflight.set(id, tickets = new Set());
-    tickets.add(ticket);
-    return ticket;
-  }
-
-  /** Finish an in-flight operation; its ticket stays valid if no write to its key overlapped it. */
-  #end(id: string, ticket: Ticket): void {
-    const tickets = this.#inflight.get(id);
-    tickets?.delete(ticket);
-    if (tickets?.size === 0) this.#inflight.delete(id);
-  }
-
-  /** A write to `id` started or ended: results of overlapping operations must not be cached. */
-  #invalidate(id: string): void {
-    const tickets = this.#inflight.get(id);
-    if (tickets === undefined) return;
-    for (const ticket of tickets) ticket.valid = false;
-  }
-
   /** Forget cached entries for `id` (a queued write for it stays authoritative). */
   #drop(id: string): void {
-    this.#invalidate(id);
-    if (!this.#pending.has(id)) this.#cache.delete(id);
+    this.#inflight.invalidate(id);
+    if (!this.#writes.has(id)) this.#cache.delete(id);
   }
 
   #dropUnder(prefix: Key): void {
-    for (const [id, slot] of this.#cache) {
-      if (hasPrefix(slot.key, prefix)) this.#cache.delete(id);
-    }
-    for (const [id, alias] of this.#aliases) {
-      if (hasPrefix(alias.key, prefix)) this.#aliases.delete(id);
-    }
-    for (const id of this.#inflight.keys()) {
-      if (hasPrefix(JSON.parse(id), prefix)) this.#invalidate(id);
-    }
+    this.#cache.deleteUnder(prefix);
+    this.#versions.forgetUnder(prefix);
+    this.#inflight.invalidateUnder(prefix);
   }
 
-  // ---- provisional versions (write-behind) --------------------------------
-
-  #provisionalVersion(): string {
-    this.#versionCounter++;
-    return `wb${this.#versionCounter.toString(36).padStart(8, "0")}${this.#versionTag}`;
-  }
-
-  /** The version to send to the store for a version the caller holds. */
-  #realVersion(id: string, version: string): string {
-    const alias = this.#aliases.get(id);
-    return alias !== undefined && alias.shown === version ? alias.real : version;
-  }
-
-  /** The entry as the caller should see it (its provisional version, if it has one). */
-  #shown<T>(entry: Entry<T>): Entry<T>;
-  #shown<T>(entry: Entry<T> | null): Entry<T> | null;
-  #shown<T>(entry: Entry<T> | null): Entry<T> | null {
-    if (entry === null || this.#aliases.size === 0) return entry;
-    const alias = this.#aliases.get(idOf(entry.key));
-    return alias !== undefined && alias.real === entry.version
-      ? { ...entry, version: alias.shown }
-      : entry;
-  }
-
-  #alias(id: string, key: Key, shown: string, real: string): void {
-    this.#aliases.delete(id);
-    this.#aliases.set(id, { key, shown, real });
-    if (this.#aliases.size > this.#max) {
-      const oldest = this.#aliases.keys().next().value as string;
-      this.#aliases.delete(oldest);
-      // The cache shows the provisional version; without the alias, show the real one.
-      this.#drop(oldest);
-    }
-  }
-
-  // ---- write-behind queue -------------------------------------------------
+  // ---- write-behind -------------------------------------------------------
 
   #queue(write: PendingWrite): void {
-    this.#invalidate(write.id);
+    this.#inflight.invalidate(write.id);
     this.#cache.delete(write.id);
-    this.#aliases.delete(write.id);
-    this.#pending.set(write.id, write);
-    this.#schedule();
+    this.#versions.forget(write.id);
+    this.#writes.add(write);
   }
 
-  #schedule(): void {
-    if (
-      this.#flushInterval === 0 || this.#timer !== undefined || this.#closed ||
-      this.#pending.size === 0
-    ) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      if (this.#closed) return;
-      this.flush().catch((error) => {
-        try {
-          this.#onFlushError?.(error);
-        } finally {
-          this.#schedule();
-        }
-      });
-    }, this.#flushInterval);
+  /** A queued write reached the store: cache what it wrote, under its provisional version. */
+  #flushed(write: PendingWrite, current: boolean, version: string, now: number): void {
+    this.#inflight.invalidate(write.id);
+    if (!current) return; // rewritten meanwhile
+    if (write.text === null || isExpired(write.expiresAt, now)) {
+      this.#remember(write.id, { key: write.key, text: null, version: "", expiresAt: null });
+    } else {
+      const forgotten = this.#versions.alias(write.id, write.key, write.version, version);
+      // The cache shows the provisional version; without the alias, show the real one.
+      if (forgotten !== undefined) this.#drop(forgotten);
+      this.#remember(write.id, write);
+    }
   }
 
   flush(): Promise<void> {
-    const run = this.#flushTail.then(() => this.#flushOnce());
-    this.#flushTail = run.then(() => {}, () => {});
-    return run;
-  }
-
-  /** Flush if anything is queued, so the store sees every acknowledged write. */
-  #settle(): Promise<void> {
-    return this.#pending.size === 0 ? Promise.resolve() : this.flush();
-  }
-
-  async #flushOnce(): Promise<void> {
-    const queued = [...this.#pending.values()];
-    for (let i = 0; i < queued.length; i += FLUSH_BATCH) {
-      const batch = queued.slice(i, i + FLUSH_BATCH).filter((w) => this.#pending.get(w.id) === w);
-      if (batch.length === 0) continue;
-      const op = this.#store.atomic();
-      const now = this.#clock.now();
-      for (const write of batch) {
-        if (write.text === null || isExpired(write.expiresAt, now)) {
-          op.delete(write.key);
-        } else {
-          op.set(
-            write.key,
-            JSON.parse(write.text),
-            write.expiresAt === null ? undefined : { expireIn: write.expiresAt - now },
-          );
-        }
-      }
-      const result = await op.commit();
-      if (!result.ok) {
-        throw new Error(
-          `Cannot flush ${batch.length} pending writes to store "${this.name}": it reported a conflict on ${
-            JSON.stringify(result.conflicts)
-          } for writes without a version check; they stay pending`,
-        );
-      }
-      for (const write of batch) {
-        this.#invalidate(write.id);
-        if (this.#pending.get(write.id) !== write) continue; // rewritten meanwhile
-        this.#pending.delete(write.id);
-        if (write.text === null || isExpired(write.expiresAt, now)) {
-          this.#remember(write.id, { key: write.key, text: null, version: "", expiresAt: null });
-        } else {
-          this.#alias(write.id, write.key, write.version, result.version);
-          this.#remember(write.id, write);
-        }
-      }
-    }
-  }
-
-  #cancelTimer(): void {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
+    return this.#writes.flush();
   }
 
   // ---- Store --------------------------------------------------------------
@@ -556,12 +379,12 @@ class CachingStore implements CachedStore {
       return known;
     }
     this.#misses++;
-    const ticket = this.#begin(id);
+    const ticket = this.#inflight.begin(id);
     let entry: Entry<T> | null;
     try {
-      entry = this.#shown(await this.#store.get<T>(key));
+      entry = this.#versions.shown(await this.#store.get<T>(key));
     } finally {
-      this.#end(id, ticket);
+      this.#inflight.end(id, ticket);
     }
     if (ticket.valid) this.#rememberEntry(id, key, entry);
     return entry;
@@ -587,15 +410,15 @@ class CachingStore implements CachedStore {
     this.#misses += missing.length;
     if (missing.length === 0) return out;
     const ids = missing.map((i) => idOf(keys[i]));
-    const tickets = ids.map((id) => this.#begin(id));
+    const tickets = ids.map((id) => this.#inflight.begin(id));
     let fetched: (Entry<T> | null)[];
     try {
       fetched = await this.#store.getMany<T>(missing.map((i) => keys[i]));
     } finally {
-      ids.forEach((id, j) => this.#end(id, tickets[j]));
+      ids.forEach((id, j) => this.#inflight.end(id, tickets[j]));
     }
     missing.forEach((i, j) => {
-      const entry = this.#shown(fetched[j]);
+      const entry = this.#versions.shown(fetched[j]);
       if (tickets[j].valid) this.#rememberEntry(ids[j], keys[i], entry);
       out[i] = entry;
     });
@@ -616,12 +439,12 @@ class CachingStore implements CachedStore {
     }
     const id = idOf(key);
     if (this.#writeBehind && ifVersion === undefined) {
-      const version = this.#provisionalVersion();
+      const version = this.#versions.next();
       const expiresAt = expireIn === undefined ? null : this.#clock.now() + expireIn;
       this.#queue({ id, key, text, version, expiresAt });
       return Promise.resolve({ ok: true, version });
     }
-    if (this.#pending.size === 0) return this.#setThrough(id, key, value, text, options);
+    if (this.#writes.size === 0) return this.#setThrough(id, key, value, text, options);
     // The store must see queued writes first; pass a copy, as the caller may mutate `value`.
     return this.flush().then(() => this.#setThrough(id, key, JSON.parse(text), text, options));
   }
@@ -638,20 +461,20 @@ class CachingStore implements CachedStore {
     if (options?.ifVersion !== undefined) {
       storeOptions.ifVersion = options.ifVersion === null
         ? null
-        : this.#realVersion(id, options.ifVersion);
+        : this.#versions.real(id, options.ifVersion);
     }
     const expiresAt = options?.expireIn === undefined ? null : this.#clock.now() + options.expireIn;
     this.#drop(id);
-    const ticket = this.#begin(id);
+    const ticket = this.#inflight.begin(id);
     let result: CommitResult;
     try {
       result = await this.#store.set(key, value, storeOptions);
     } finally {
-      this.#end(id, ticket);
-      this.#invalidate(id);
+      this.#inflight.end(id, ticket);
+      this.#inflight.invalidate(id);
     }
     if (result.ok) {
-      this.#aliases.delete(id);
+      this.#versions.forget(id);
       if (ticket.valid) {
         this.#remember(id, { key, text, version: result.version, expiresAt });
       }
@@ -673,21 +496,21 @@ class CachingStore implements CachedStore {
       this.#queue({ id, key, text: null, version: "", expiresAt: null });
       return true;
     }
-    await this.#settle();
+    await this.#writes.settle();
     const storeOptions = ifVersion === undefined
       ? undefined
-      : { ifVersion: this.#realVersion(id, ifVersion) };
+      : { ifVersion: this.#versions.real(id, ifVersion) };
     this.#drop(id);
-    const ticket = this.#begin(id);
+    const ticket = this.#inflight.begin(id);
     let deleted: boolean;
     try {
       deleted = await this.#store.delete(key, storeOptions);
     } finally {
-      this.#end(id, ticket);
-      this.#invalidate(id);
+      this.#inflight.end(id, ticket);
+      this.#inflight.invalidate(id);
     }
     if (deleted) {
-      this.#aliases.delete(id);
+      this.#versions.forget(id);
       if (ticket.valid) {
         this.#remember(id, { key, text: null, version: "", expiresAt: null });
       }
@@ -698,38 +521,38 @@ class CachingStore implements CachedStore {
   list<T = JsonValue>(options?: ListOptions): ListIterator<T> {
     this.#assertOpen("Cannot list");
     const inner = this.#store.list<T>(options);
-    // deno-lint-ignore no-this-alias
-    const self = this;
+    const writes = this.#writes;
+    const versions = this.#versions;
     async function* entries(): AsyncGenerator<Entry<T>> {
-      await self.#settle();
-      for await (const entry of inner) yield self.#shown(entry);
+      await writes.settle();
+      for await (const entry of inner) yield versions.shown(entry);
     }
     return listIterator(entries(), { cursor: () => inner.cursor });
   }
 
   async count(prefix?: Key, bounds?: KeyBounds): Promise<number> {
     this.#assertOpen("Cannot count");
-    await this.#settle();
+    await this.#writes.settle();
     return await this.#store.count(prefix, bounds);
   }
 
   async query<T = JsonValue>(query?: Query): Promise<Entry<T>[]> {
     this.#assertOpen("Cannot query");
-    await this.#settle();
+    await this.#writes.settle();
     const entries = await this.#store.query<T>(query);
-    return this.#aliases.size === 0 ? entries : entries.map((e) => this.#shown(e));
+    return this.#versions.size === 0 ? entries : entries.map((e) => this.#versions.shown(e));
   }
 
   async purgeExpired(): Promise<number> {
     this.#assertOpen("Cannot purge expired entries");
-    await this.#settle();
+    await this.#writes.settle();
     // Expired entries are already misses here; only the backend holds them.
     return await this.#store.purgeExpired();
   }
 
   async compact(): Promise<CompactResult> {
     this.#assertOpen("Cannot compact");
-    await this.#settle();
+    await this.#writes.settle();
     return await this.#store.compact();
   }
 
@@ -738,7 +561,7 @@ class CachingStore implements CachedStore {
     const what = "Cannot clear";
     this.#assertOpen(what);
     assertKey(prefix, what, true);
-    await this.#settle();
+    await this.#writes.settle();
     this.#dropUnder(prefix);
     try {
       return await this.#store.clear(prefix, bounds);
@@ -801,10 +624,10 @@ class CachingStore implements CachedStore {
     written: Key[],
     cleared: Key[],
   ): Promise<CommitResult> {
-    await this.#settle();
+    await this.#writes.settle();
     for (const prefix of cleared) this.#dropUnder(prefix);
     for (const { key, version } of checks) {
-      inner.check(key, version === null ? null : this.#realVersion(idOf(key), version));
+      inner.check(key, version === null ? null : this.#versions.real(idOf(key), version));
     }
     const writtenIds = new Set(written.map(idOf));
     const touched = new Set([...writtenIds, ...checks.map((c) => idOf(c.key))]);
@@ -816,17 +639,17 @@ class CachingStore implements CachedStore {
       for (const id of touched) this.#drop(id);
       for (const prefix of cleared) this.#dropUnder(prefix);
     }
-    if (result.ok) { for (const id of writtenIds) this.#aliases.delete(id); }
+    if (result.ok) { for (const id of writtenIds) this.#versions.forget(id); }
     return result;
   }
 
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
-    this.#cancelTimer();
-    const closing = this.#settle().then(() => this.#store.close()).then(() => {
+    this.#writes.stop();
+    const closing = this.#writes.settle().then(() => this.#store.close()).then(() => {
       this.#cache.clear();
-      this.#aliases.clear();
+      this.#versions.clear();
     });
     this.#closing = closing;
     // A failed flush leaves the store open and the writes pending: close() may be retried.

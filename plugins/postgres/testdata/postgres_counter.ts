@@ -1,5 +1,5 @@
 /**
- * Test helper for plugins/postgres/postgres_test.ts (run as a separate OS process):
+ * Test helper for plugins/postgres/concurrency_test.ts (run as a separate OS process):
  * `deno run postgres_counter.ts <url> <schema> <table> <increments>` opens the
  * store, prints "ready", waits for a line on stdin (so two processes start
  * together), adds 1 to the counter at ["counter"] that many times with

@@ -1,5 +1,5 @@
 /**
- * Test helper for plugins/sqlite/sqlite_test.ts (run as a separate OS process):
+ * Test helper for plugins/sqlite/processes_test.ts (run as a separate OS process):
  * `deno run sqlite_counter.ts <db path> <increments>` opens the store, prints
  * "ready", waits for a line on stdin (so two processes start together), adds 1
  * to the counter at ["counter"] that many times with compare-and-set (pausing

@@ -1,5 +1,5 @@
 /**
- * Test helper for plugins/sqlite/sqlite_test.ts (run as a separate OS process):
+ * Test helper for plugins/sqlite/processes_test.ts (run as a separate OS process):
  * `deno run sqlite_writer.ts <db path> <durability>` writes ["w", i] for
  * i = 0, 1, 2… and prints i on its own line after each write resolves, until
  * the parent kills it.

@@ -1,0 +1,91 @@
+/**
+ * Helpers shared by the postgres plugin's test files (not published).
+ *
+ * Tests that need a server read its URL from FLOWSTATE_TEST_POSTGRES_URL (CI:
+ * postgres://postgres@127.0.0.1:5432/test). Without it {@linkcode pgTest}
+ * registers them as ignored, with the reason in their name. Every table lives
+ * in a schema of the test file's own (each test file runs in its own
+ * isolate, so each gets its own {@linkcode SCHEMA}), dropped by the file's
+ * last test, which {@linkcode dropTestSchema} registers.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { openStore } from "../../src/plugin.ts";
+import type { Clock, Store } from "../../src/store/types.ts";
+
+/** The server to test against, or `undefined` to ignore the tests that need one. */
+export const PG_URL: string | undefined = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL") ||
+  undefined;
+/** Why a test that needs a server is ignored. */
+export const NEEDS_SERVER = "set FLOWSTATE_TEST_POSTGRES_URL to run";
+/** This test file's own schema, dropped by {@linkcode dropTestSchema}'s test. */
+export const SCHEMA = `flowstate_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+/** The advisory lock class every Flowstate table lock uses (see plugins/postgres/schema.ts). */
+export const LOCK_CLASS = 0x464c5354;
+/** The repository root. */
+export const ROOT: string = new URL("../../", import.meta.url).pathname;
+/** The postgres plugin's test scripts. */
+export const TESTDATA: string = new URL("./testdata/", import.meta.url).pathname;
+
+/** Register a test that needs a server, or an ignored one saying why. */
+export function pgTest(name: string, fn: (url: string) => Promise<void>): void {
+  if (PG_URL === undefined) {
+    Deno.test({ name: `${name} (ignored: ${NEEDS_SERVER})`, ignore: true, fn: () => {} });
+  } else {
+    Deno.test(name, () => fn(PG_URL));
+  }
+}
+
+let tableCount = 0;
+/** A new table name for one test. */
+export function newTable(label: string): string {
+  return `t${++tableCount}_${label}`;
+}
+
+/** Open a postgres store on `table` in {@linkcode SCHEMA}. */
+export function openPg(
+  url: string,
+  table: string,
+  options: { clock?: Clock; name?: string; max?: number } = {},
+): Promise<Store> {
+  const spec: Record<string, unknown> = { plugin: "postgres", url, schema: SCHEMA, table };
+  if (options.max !== undefined) spec.max = options.max;
+  return openStore(spec as { plugin: string }, { clock: options.clock, name: options.name });
+}
+
+/** A direct connection for inspecting and tampering with tables. */
+export async function withAdmin(
+  url: string,
+  fn: (sql: postgres.Sql) => Promise<void>,
+): Promise<void> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await fn(sql);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** A clock that stands still until a test moves `t`. */
+export function manualClock(start = 1_000_000): Clock & { t: number } {
+  return {
+    t: start,
+    now() {
+      return this.t;
+    },
+  };
+}
+
+/** Register the test that drops {@linkcode SCHEMA}: call it last in a test file. */
+export function dropTestSchema(): void {
+  pgTest("postgres test tables are dropped", async (url) => {
+    await withAdmin(url, async (sql) => {
+      await sql.unsafe(`DROP SCHEMA IF EXISTS "${SCHEMA}" CASCADE`);
+      const [row] =
+        await sql`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = ${SCHEMA}`;
+      assert.equal(row.n, 0);
+    });
+  });
+}

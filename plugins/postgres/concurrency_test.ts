@@ -1,0 +1,274 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import postgres from "postgres";
+import { openStore } from "../../src/plugin.ts";
+import { PostgresDriver } from "./mod.ts";
+import {
+  dropTestSchema,
+  LOCK_CLASS,
+  newTable,
+  openPg,
+  pgTest,
+  ROOT,
+  SCHEMA,
+  TESTDATA,
+} from "./_test_utils.ts";
+
+// PostgresDriver under concurrency: statements per commit, the table lock,
+// and compare-and-set across two OS processes (needs a server: see
+// _test_utils.ts).
+
+async function lines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+): Promise<void> {
+  let buffer = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffer += chunk;
+    let nl: number;
+    while ((nl = buffer.indexOf("\n")) >= 0) {
+      onLine(buffer.slice(0, nl));
+      buffer = buffer.slice(nl + 1);
+    }
+  }
+}
+
+/** Poll `condition` every 10 ms until it holds (at most `ms`); no fixed sleeps. */
+async function waitFor(what: string, condition: () => Promise<boolean>, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+// --- Concurrency -----------------------------------------------------------------
+
+/**
+ * Counts the statements a client sends to the server: Execute ("E", the
+ * extended protocol) and Query ("Q", the simple protocol) messages.
+ */
+async function withCountingProxy(
+  url: string,
+  fn: (proxyUrl: string, statements: () => number) => Promise<void>,
+): Promise<void> {
+  const target = new URL(url);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let executes = 0;
+  const pipes: Promise<unknown>[] = [];
+  const conns: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const client of listener) {
+      const server = await Deno.connect({
+        hostname: target.hostname,
+        port: Number(target.port || 5432),
+      });
+      conns.push(client, server);
+      pipes.push(server.readable.pipeTo(client.writable).catch(() => {}));
+      let buffer = new Uint8Array(0);
+      let started = false;
+      const counter = new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          const joined = new Uint8Array(buffer.length + chunk.length);
+          joined.set(buffer);
+          joined.set(chunk, buffer.length);
+          let at = 0;
+          for (;;) {
+            const header = started ? 5 : 4;
+            if (joined.length - at < header) break;
+            const view = new DataView(joined.buffer, joined.byteOffset + at);
+            const length = started ? view.getInt32(1) + 1 : view.getInt32(0);
+            if (joined.length - at < length) break;
+            if (started && (joined[at] === 0x45 || joined[at] === 0x51)) executes++;
+            started = true;
+            at += length;
+          }
+          buffer = joined.slice(at);
+          controller.enqueue(chunk);
+        },
+      });
+      pipes.push(
+        client.readable.pipeThrough(counter).pipeTo(server.writable).catch(() => {}),
+      );
+    }
+  })();
+  const proxied = new URL(url);
+  proxied.hostname = "127.0.0.1";
+  proxied.port = String((listener.addr as Deno.NetAddr).port);
+  try {
+    await fn(proxied.href, () => executes);
+  } finally {
+    listener.close();
+    await accepting.catch(() => {});
+    for (const conn of conns) {
+      try {
+        conn.close();
+      } catch {
+        // The pipe closed it already.
+      }
+    }
+    await Promise.all(pipes);
+  }
+}
+
+pgTest(
+  "PostgresDriver.commit() writes a 10 000-entry atomic operation with one statement",
+  async (url) => {
+    await withCountingProxy(url, async (proxyUrl, statements) => {
+      const store = await openStore({
+        plugin: "postgres",
+        url: proxyUrl,
+        schema: SCHEMA,
+        table: newTable("batch"),
+        max: 1,
+      });
+      try {
+        await store.set(["warm"], 0);
+        let before = statements();
+        await store.set(["one"], 1);
+        assert.equal(statements() - before, 1, "a plain set is one statement");
+
+        const op = store.atomic();
+        for (let i = 0; i < 10_000; i++) op.set(["big", String(i).padStart(5, "0")], { i });
+        op.delete(["warm"]);
+        before = statements();
+        assert.ok((await op.commit()).ok);
+        assert.equal(statements() - before, 1, "an unchecked batch is one statement");
+        assert.equal(await store.count(["big"]), 10_000);
+        assert.equal(await store.get(["warm"]), null);
+
+        const checked = store.atomic().check(["one"], (await store.get(["one"]))!.version);
+        for (let i = 0; i < 10_000; i++) {
+          checked.set(["big", String(i).padStart(5, "0")], { i: -i });
+        }
+        before = statements();
+        assert.ok((await checked.commit()).ok);
+        assert.equal(
+          statements() - before,
+          4,
+          "a checked batch is BEGIN, lock, one statement, COMMIT",
+        );
+        assert.deepEqual((await store.get(["big", "09999"]))?.value, { i: -9999 });
+      } finally {
+        await store.close();
+      }
+    });
+  },
+);
+
+pgTest(
+  "PostgresDriver writes without checks wait while a checked commit holds the table lock",
+  async (url) => {
+    const table = newTable("lock");
+    const store = await openPg(url, table);
+    try {
+      await store.set(["k"], 0);
+      // Two connections: one holds the lock, the other watches pg_locks.
+      const sql = postgres(url, { max: 2, onnotice: () => {} });
+      try {
+        const holder = await sql.reserve();
+        await holder.unsafe("BEGIN");
+        // What a checked commit takes before reading its checks.
+        await holder.unsafe(
+          `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`,
+          [`${SCHEMA}.${table}`],
+        );
+        let settled = false;
+        const write = store.set(["k"], 1).finally(() => settled = true);
+        const cleared = store.clear(["nothing"]);
+        await waitFor("the writes to wait for the advisory lock", async () => {
+          const [row] = await sql`
+          SELECT count(*)::int AS n FROM pg_locks
+          WHERE locktype = 'advisory' AND NOT granted AND classid = ${LOCK_CLASS}`;
+          return row.n === 2;
+        });
+        assert.equal(settled, false);
+        // Reads never wait.
+        assert.equal((await store.get(["k"]))?.value, 0);
+        await holder.unsafe("COMMIT");
+        holder.release();
+        assert.ok((await write).ok);
+        assert.equal(await cleared, 0);
+        assert.equal((await store.get(["k"]))?.value, 1);
+      } finally {
+        await sql.end({ timeout: 5 });
+      }
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+pgTest(
+  "PostgresDriver.commit() loses no compare-and-set increment across two processes",
+  async (url) => {
+    const table = newTable("counter");
+    // Create the table first so both processes race on writes, not on setup.
+    await (await PostgresDriver.open(url, { schema: SCHEMA, table })).close();
+    const children = [0, 1].map(() =>
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-read",
+          "--allow-env",
+          "--allow-net=127.0.0.1",
+          "--allow-sys",
+          join(TESTDATA, "postgres_counter.ts"),
+          url,
+          SCHEMA,
+          table,
+          "500",
+        ],
+        cwd: ROOT,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn()
+    );
+    const outputs = children.map((child) => {
+      let ready!: () => void;
+      const isReady = new Promise<void>((resolve) => ready = resolve);
+      const out: string[] = [];
+      const done = lines(child.stdout, (line) => {
+        if (line === "ready") ready();
+        else out.push(line);
+      });
+      const stderr = new Response(child.stderr).text();
+      return { isReady, out, done, stderr };
+    });
+    await Promise.race([
+      Promise.all(outputs.map((o) => o.isReady)),
+      Promise.all(children.map((c) => c.status)).then(async () => {
+        throw new Error(
+          `a child exited early: ${await outputs[0].stderr} ${await outputs[1].stderr}`,
+        );
+      }),
+    ]);
+    for (const child of children) {
+      const writer = child.stdin.getWriter();
+      await writer.write(new TextEncoder().encode("go\n"));
+      await writer.close();
+    }
+    const statuses = await Promise.all(children.map((c) => c.status));
+    for (const [i, status] of statuses.entries()) {
+      await outputs[i].done;
+      assert.ok(status.success, `child ${i} failed: ${await outputs[i].stderr}`);
+    }
+    const store = await openPg(url, table);
+    try {
+      assert.equal((await store.get(["counter"]))?.value, 1000);
+    } finally {
+      await store.close();
+    }
+    // The processes really raced: some of their compare-and-sets lost and were retried.
+    const conflicts = outputs.map((o) => JSON.parse(o.out[0]).conflicts as number);
+    assert.ok(
+      conflicts[0] + conflicts[1] > 0,
+      `no conflicts (${conflicts}): the processes did not race`,
+    );
+  },
+);
+
+// --- Cleanup -------------------------------------------------------------------
+
+dropTestSchema();

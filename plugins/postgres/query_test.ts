@@ -1,0 +1,281 @@
+import assert from "node:assert/strict";
+import { openStore } from "../../src/plugin.ts";
+import { wrapDriver } from "../../src/store/store.ts";
+import type { JsonValue, Key, Query, WhereClause } from "../../src/store/types.ts";
+import { randomQueryWorkload, writeEntries } from "../../src/testing/conformance/_random.ts";
+import { PostgresDriver } from "./mod.ts";
+import { dropTestSchema, manualClock, newTable, openPg, pgTest, SCHEMA } from "./_test_utils.ts";
+
+// PostgresDriver.query(): what runs in SQL, what falls back to the core, and
+// that both answer as the memory plugin does (needs a server: see
+// _test_utils.ts).
+
+// --- Query pushdown ----------------------------------------------------------
+
+const NORMAL = { prefix: [], where: [], orderBy: [], limit: Infinity, offset: 0 };
+
+function normalClauses(where: WhereClause[]) {
+  return where.map((w) => ({
+    path: typeof w.path === "string" ? (w.path === "" ? [] : w.path.split(".")) : [...w.path],
+    op: w.op,
+    value: w.value,
+  }));
+}
+
+pgTest("PostgresDriver.query() leaves what PostgreSQL cannot hold to the core", async (url) => {
+  const driver = await PostgresDriver.open(url, { schema: SCHEMA, table: newTable("fallback") });
+  try {
+    const q = (where: WhereClause[], prefix: Key = []) =>
+      driver.query({ ...NORMAL, prefix, where: normalClauses(where) }, 0);
+    // Operands and path segments PostgreSQL text cannot hold.
+    assert.equal(await q([{ path: "a", op: "eq", value: "\ud800" }]), undefined);
+    assert.equal(await q([{ path: "a", op: "eq", value: "a\u0000" }]), undefined);
+    assert.equal(await q([{ path: "a", op: "in", value: [1, { b: "\u0000" }] }]), undefined);
+    assert.equal(await q([{ path: "a", op: "contains", value: ["\udc00"] }]), undefined);
+    assert.equal(await q([{ path: "a", op: "lt", value: "\ud800" }]), undefined);
+    assert.equal(await q([{ path: ["a\u0000"], op: "exists" }]), undefined);
+    // Everything else runs in SQL, objects and arrays included.
+    assert.deepEqual(await q([{ path: "a", op: "eq", value: { b: [1] } }]), []);
+    assert.deepEqual(await q([{ path: ['we"ird', "back\\slash"], op: "exists" }]), []);
+    assert.deepEqual(await q([{ path: "a.0.1.2.3", op: "contains", value: [1] }]), []);
+
+    // A value that cannot be cast to jsonb sends the queries that read it to the core.
+    await driver.commit({
+      checks: [],
+      mutations: [
+        { type: "set", key: ["s", "1"], value: JSON.stringify({ a: "x\u0000" }), expiresAt: null },
+        { type: "set", key: ["t", "1"], value: JSON.stringify({ a: "😀" }), expiresAt: null },
+        { type: "set", key: ["u", "1"], value: JSON.stringify({ a: "\udfff" }), expiresAt: null },
+      ],
+      version: "v1",
+      now: 0,
+    });
+    const exists = [{ path: "a", op: "exists" as const }];
+    assert.equal(await q(exists, ["s"]), undefined);
+    assert.equal(await q(exists, ["u"]), undefined);
+    assert.equal(await q(exists), undefined);
+    assert.equal((await q(exists, ["t"]))?.length, 1);
+    assert.equal((await q([{ path: "a", op: "eq", value: "😀" }], ["t"]))?.length, 1);
+    // Without clauses or sort keys nothing is cast: key order straight from the index.
+    assert.deepEqual(
+      (await driver.query({ ...NORMAL, limit: 2 }, 0))?.map((e) => e.key),
+      [["s", "1"], ["t", "1"]],
+    );
+  } finally {
+    await driver.close();
+  }
+});
+
+pgTest(
+  "PostgresDriver.query() falls back cleanly when a value fails to cast midway",
+  async (url) => {
+    // One connection, so the statements after the failed one run where it ran;
+    // no sequential scan, so rows stream out in key order from the index
+    // (a sort would read them all, failing before the first row is sent).
+    const noSeqScan = new URL(url);
+    noSeqScan.searchParams.set("enable_seqscan", "off");
+    const driver = await PostgresDriver.open(noSeqScan.href, {
+      schema: SCHEMA,
+      table: newTable("midway"),
+      max: 1,
+    });
+    const store = wrapDriver(driver, { name: "postgres", plugin: "postgres" });
+    try {
+      for (const [i, k] of ["a", "b", "c", "d", "e"].entries()) await store.set([k], { n: i });
+      // Sorts last: the rows before it are sent before its cast fails.
+      await store.set(["zz"], { n: "x\u0000" });
+      const exists = { ...NORMAL, where: normalClauses([{ path: "n", op: "exists" }]) };
+      assert.equal(await driver.query(exists, 0), undefined);
+      assert.deepEqual((await store.get(["a"]))?.value, { n: 0 });
+      assert.deepEqual((await Array.fromAsync(store.list())).map((e) => e.key[0]), [
+        "a",
+        "b",
+        "c",
+        "d",
+        "e",
+        "zz",
+      ]);
+      const gte = await store.query({ prefix: [], where: [{ path: "n", op: "gte", value: 3 }] });
+      assert.deepEqual(gte.map((e) => e.key[0]), ["d", "e"]);
+      assert.equal(await store.count(), 6);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+pgTest("PostgresDriver.query() orders across types and breaks ties by key", async (url) => {
+  const store = await openPg(url, newTable("order"));
+  try {
+    const values: [string, JsonValue][] = [
+      ["obj", { v: { x: 1 } }],
+      ["arr", { v: [1] }],
+      ["str", { v: "a" }],
+      ["num", { v: 2 ** 60 }],
+      ["num2", { v: -1 }],
+      ["true", { v: true }],
+      ["false", { v: false }],
+      ["null", { v: null }],
+      ["missing", {}],
+      ["arr2", { v: [0] }],
+    ];
+    for (const [k, v] of values) await store.set([k], v);
+    const asc = await store.query({ orderBy: { path: "v" } });
+    assert.deepEqual(asc.map((e) => e.key[0]), [
+      "missing",
+      "null",
+      "false",
+      "true",
+      "num2",
+      "num",
+      "str",
+      "arr",
+      "arr2",
+      "obj",
+    ]);
+    const desc = await store.query({ orderBy: { path: "v", direction: "desc" }, limit: 4 });
+    assert.deepEqual(desc.map((e) => e.key[0]), ["obj", "arr", "arr2", "str"]);
+  } finally {
+    await store.close();
+  }
+});
+
+const STRINGS = [
+  "",
+  " ",
+  "a",
+  "ab",
+  "abc",
+  "b",
+  "B",
+  "é",
+  "été",
+  "\ue000",
+  "\uffff",
+  "😀",
+  "😀x",
+  "x.y",
+  'quote"d',
+  "back\\slash",
+  "\\u0000",
+  "10",
+  "2",
+  "null",
+  "true",
+  "\u0001ctl",
+  "{a,b}",
+];
+const NUMBERS = [
+  0,
+  1,
+  -1,
+  2,
+  10,
+  1.5,
+  -2.5,
+  0.1 + 0.2,
+  0.3,
+  2 ** 53,
+  2 ** 53 + 2,
+  2 ** 60,
+  -(2 ** 63),
+  1e19,
+  1e20,
+  1e21,
+  -1e21,
+  1.5e-7,
+  Number.MAX_VALUE,
+  Number.MIN_VALUE,
+  -Number.MIN_VALUE,
+  123456789.125,
+];
+pgTest(
+  "PostgresDriver.query() runs most of 2,000 random queries in SQL, with the memory plugin's results (differential)",
+  async (url) => {
+    // The conformance suite compares a smaller workload on every store; this
+    // one is the full size, and counts what the driver itself answers.
+    const { seed, entries, elapse, operations } = randomQueryWorkload();
+    const clock = manualClock();
+    const driver = await PostgresDriver.open(url, {
+      schema: SCHEMA,
+      table: newTable("differential"),
+    });
+    let pushed = 0;
+    let fellBack = 0;
+    const native = driver.query.bind(driver);
+    driver.query = async (q, now) => {
+      const result = await native(q, now);
+      if (result === undefined) fellBack++;
+      else pushed++;
+      return result;
+    };
+    const pg = wrapDriver(driver, { name: "postgres", plugin: "postgres", clock });
+    const mem = await openStore({ plugin: "memory" }, { clock });
+    try {
+      await writeEntries(pg, entries);
+      await writeEntries(mem, entries);
+      clock.t += elapse;
+      for (const [n, query] of operations.entries()) {
+        const expected = (await mem.query(query)).map((e) => [e.key, e.value]);
+        const actual = (await pg.query(query)).map((e) => [e.key, e.value]);
+        assert.deepEqual(actual, expected, `seed ${seed}, query ${n}: ${JSON.stringify(query)}`);
+      }
+      // The comparison means something only if most queries really ran in SQL.
+      const total = operations.length;
+      assert.ok(pushed >= total / 2, `only ${pushed} of ${total} queries were pushed down`);
+      assert.ok(fellBack > 0, "no query exercised the fallback");
+    } finally {
+      await pg.close();
+      await mem.close();
+    }
+  },
+);
+
+pgTest(
+  "PostgresDriver.query() compares every sample number and string exactly as the core does",
+  async (url) => {
+    const driver = await PostgresDriver.open(url, { schema: SCHEMA, table: newTable("scalars") });
+    let fellBack = 0;
+    const native = driver.query.bind(driver);
+    driver.query = async (q, now) => {
+      const result = await native(q, now);
+      if (result === undefined) fellBack++;
+      return result;
+    };
+    const pg = wrapDriver(driver, { name: "postgres", plugin: "postgres" });
+    const mem = await openStore({ plugin: "memory" });
+    try {
+      const scalars: JsonValue[] = [...NUMBERS, ...STRINGS, null, true, false];
+      for (const [i, v] of scalars.entries()) {
+        const key = [String(i).padStart(3, "0")];
+        for (const s of [pg, mem]) {
+          await s.set([...key, "plain"], { v });
+          await s.set([...key, "list"], { v: [v, "other"] });
+        }
+      }
+      const queries: Query[] = [
+        { orderBy: { path: "v" } },
+        { orderBy: { path: "v", direction: "desc" } },
+      ];
+      for (const operand of scalars) {
+        for (const op of ["eq", "ne", "lt", "lte", "gt", "gte", "contains"] as const) {
+          queries.push({ where: [{ path: "v", op, value: operand }] });
+        }
+        queries.push({ where: [{ path: "v", op: "in", value: [operand, "x"] }] });
+      }
+      for (const query of queries) {
+        const expected = (await mem.query(query)).map((e) => e.key);
+        const actual = (await pg.query(query)).map((e) => e.key);
+        assert.deepEqual(actual, expected, JSON.stringify(query));
+      }
+      assert.equal(fellBack, 0, "every one of these queries can run in SQL");
+    } finally {
+      await pg.close();
+      await mem.close();
+    }
+  },
+);
+
+// --- Cleanup -------------------------------------------------------------------
+
+dropTestSchema();

@@ -1,0 +1,226 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { openStore } from "../../src/plugin.ts";
+import { wrapDriver } from "../../src/store/store.ts";
+import type { JsonValue, Key, Query, WhereClause } from "../../src/store/types.ts";
+import { randomQueryWorkload, writeEntries } from "../../src/testing/conformance/_random.ts";
+import { SqliteDriver } from "./mod.ts";
+import { manualClock, withDir } from "./_test_utils.ts";
+
+// SqliteDriver.query(): what runs in SQL, what falls back to the core, and
+// that both answer as the memory plugin does.
+
+// --- Query pushdown ----------------------------------------------------------
+
+Deno.test("SqliteDriver.query() leaves clauses it cannot express exactly to the core", async () => {
+  await withDir(async (dir) => {
+    const driver = await SqliteDriver.open(join(dir, "s.db"));
+    try {
+      const base = { prefix: [], orderBy: [], limit: Infinity, offset: 0 };
+      const q = (where: WhereClause[]) =>
+        driver.query({
+          ...base,
+          where: where.map((w) => ({
+            path: typeof w.path === "string" ? w.path.split(".") : [...w.path],
+            op: w.op,
+            value: w.value,
+          })),
+        }, 0);
+      assert.equal(await q([{ path: "a", op: "eq", value: { b: 1 } }]), undefined);
+      assert.equal(await q([{ path: "a", op: "ne", value: [1] }]), undefined);
+      assert.equal(await q([{ path: "a", op: "in", value: [1, [2]] }]), undefined);
+      assert.equal(await q([{ path: "a", op: "contains", value: { b: 1 } }]), undefined);
+      assert.equal(await q([{ path: ['we"ird'], op: "exists" }]), undefined);
+      assert.equal(await q([{ path: ["back\\slash"], op: "exists" }]), undefined);
+      assert.equal(await q([{ path: "a.0.1.2", op: "exists" }]), undefined);
+      assert.equal(await q([{ path: "a", op: "eq", value: "\ud800" }]), undefined);
+      assert.deepEqual(await q([{ path: "a.0.1", op: "eq", value: "x" }]), []);
+      assert.deepEqual(await q([{ path: "a", op: "lt", value: { b: 1 } }]), []);
+
+      // Values with a lone surrogate make string ordering fall back, under their prefix only.
+      driver.commit({
+        checks: [],
+        mutations: [
+          { type: "set", key: ["s", "1"], value: JSON.stringify({ a: "\ud800" }), expiresAt: null },
+          { type: "set", key: ["t", "1"], value: JSON.stringify({ a: "😀" }), expiresAt: null },
+        ],
+        version: "v1",
+        now: 0,
+      });
+      const ordered = (prefix: Key) =>
+        driver.query(
+          { ...base, prefix, where: [], orderBy: [{ path: ["a"], direction: "asc" }] },
+          0,
+        );
+      assert.equal(await ordered(["s"]), undefined);
+      assert.equal(await ordered([]), undefined);
+      assert.equal((await ordered(["t"]))?.length, 1);
+      assert.equal(await q([{ path: "a", op: "gt", value: "a" }]), undefined);
+      assert.equal((await q([{ path: "a", op: "eq", value: "😀" }]))?.length, 1);
+      assert.equal((await q([{ path: "a", op: "gt", value: 1 }]))?.length, 0);
+    } finally {
+      driver.close();
+    }
+  });
+});
+
+const STRINGS = [
+  "",
+  " ",
+  "a",
+  "ab",
+  "abc",
+  "b",
+  "B",
+  "é",
+  "été",
+  "\ue000",
+  "\uffff",
+  "😀",
+  "😀x",
+  "a\u0000b",
+  "a\u0000",
+  "x.y",
+  'quote"d',
+  "back\\slash",
+  "10",
+  "2",
+  "null",
+  "true",
+  "\u0001ctl",
+];
+/** Strings with lone surrogates: stored only under ["z"] so other prefixes still push down. */
+const LONE_SURROGATES = ["\ud800", "a\udc00b", "\udfff", "\ud83d"];
+const NUMBERS = [
+  0,
+  1,
+  -1,
+  2,
+  10,
+  1.5,
+  -2.5,
+  0.1 + 0.2,
+  0.3,
+  2 ** 53,
+  2 ** 53 + 2,
+  2 ** 60,
+  -(2 ** 63),
+  1e19,
+  1e20,
+  1e21,
+  -1e21,
+  1.5e-7,
+  Number.MAX_VALUE,
+  Number.MIN_VALUE,
+  123456789.125,
+];
+Deno.test("SqliteDriver.query() runs most of 2,000 random queries in SQL, with the memory plugin's results (differential)", async () => {
+  // The conformance suite compares a smaller workload on every store; this one
+  // is the full size, and counts what the driver itself answers.
+  await withDir(async (dir) => {
+    const { seed, entries, elapse, operations } = randomQueryWorkload();
+    const clock = manualClock();
+    const driver = await SqliteDriver.open(join(dir, "q.db"));
+    let pushed = 0;
+    let fellBack = 0;
+    const native = driver.query.bind(driver);
+    driver.query = async (q, now) => {
+      const result = await native(q, now);
+      if (result === undefined) fellBack++;
+      else pushed++;
+      return result;
+    };
+    const sq = wrapDriver(driver, { name: "sqlite", plugin: "sqlite", clock });
+    const mem = await openStore({ plugin: "memory" }, { clock });
+    try {
+      await writeEntries(sq, entries);
+      await writeEntries(mem, entries);
+      clock.t += elapse;
+      for (const [n, query] of operations.entries()) {
+        const expected = (await mem.query(query)).map((e) => [e.key, e.value]);
+        const actual = (await sq.query(query)).map((e) => [e.key, e.value]);
+        assert.deepEqual(actual, expected, `seed ${seed}, query ${n}: ${JSON.stringify(query)}`);
+      }
+      // The comparison means something only if most queries really ran in SQL.
+      const total = operations.length;
+      assert.ok(pushed >= total / 2, `only ${pushed} of ${total} queries were pushed down`);
+      assert.ok(fellBack > 0, "no query exercised the fallback");
+    } finally {
+      await sq.close();
+      await mem.close();
+    }
+  });
+});
+
+Deno.test("SqliteDriver.query() orders across types and breaks ties by key", async () => {
+  await withDir(async (dir) => {
+    const store = await openStore({ plugin: "sqlite", path: join(dir, "s.db") });
+    try {
+      const values: [string, JsonValue][] = [
+        ["obj", { v: { x: 1 } }],
+        ["arr", { v: [1] }],
+        ["str", { v: "a" }],
+        ["num", { v: 2 ** 60 }],
+        ["num2", { v: -1 }],
+        ["true", { v: true }],
+        ["false", { v: false }],
+        ["null", { v: null }],
+        ["missing", {}],
+        ["arr2", { v: [0] }],
+      ];
+      for (const [k, v] of values) await store.set([k], v);
+      const asc = await store.query({ orderBy: { path: "v" } });
+      assert.deepEqual(asc.map((e) => e.key[0]), [
+        "missing",
+        "null",
+        "false",
+        "true",
+        "num2",
+        "num",
+        "str",
+        "arr",
+        "arr2",
+        "obj",
+      ]);
+      const desc = await store.query({ orderBy: { path: "v", direction: "desc" }, limit: 4 });
+      assert.deepEqual(desc.map((e) => e.key[0]), ["obj", "arr", "arr2", "str"]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("SqliteDriver.query() compares every sample number and string exactly as the core does", async () => {
+  await withDir(async (dir) => {
+    const sq = await openStore({ plugin: "sqlite", path: join(dir, "s.db") });
+    const mem = await openStore({ plugin: "memory" });
+    try {
+      const scalars: JsonValue[] = [...NUMBERS, ...STRINGS, ...LONE_SURROGATES, null, true, false];
+      for (const [i, v] of scalars.entries()) {
+        const key = [String(i).padStart(3, "0")];
+        for (const s of [sq, mem]) {
+          await s.set([...key, "plain"], { v });
+          await s.set([...key, "list"], { v: [v, "other"] });
+        }
+      }
+      const queries: Query[] = [
+        { orderBy: { path: "v" } },
+        { orderBy: { path: "v", direction: "desc" } },
+      ];
+      for (const operand of scalars) {
+        for (const op of ["eq", "ne", "lt", "lte", "gt", "gte", "contains"] as const) {
+          queries.push({ where: [{ path: "v", op, value: operand }] });
+        }
+        queries.push({ where: [{ path: "v", op: "in", value: [operand, "x"] }] });
+      }
+      for (const query of queries) {
+        const expected = (await mem.query(query)).map((e) => e.key);
+        const actual = (await sq.query(query)).map((e) => e.key);
+        assert.deepEqual(actual, expected, JSON.stringify(query));
+      }
+    } finally {
+      await sq.close();
+      await mem.close();
+    }
+  });
+});
