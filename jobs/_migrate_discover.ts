@@ -12,7 +12,8 @@ import type { LogLevel } from "../src/log.ts";
 import type { Progress } from "../src/jobs/progress.ts";
 import type { Clock, Store } from "../src/store/types.ts";
 // MigrationError is used only inside functions, so this import cycle is harmless.
-import { messageOf, MigrationError } from "../src/errors.ts";
+import { MigrationError } from "../src/errors.ts";
+import { importFailure, importModule } from "../src/loader.ts";
 
 /** What a migration's `up` and `down` receive. */
 export interface MigrationContext {
@@ -200,9 +201,9 @@ export interface LoadedMigration {
 export async function importMigration(file: MigrationFile): Promise<LoadedMigration> {
   let mod: Record<string, unknown>;
   try {
-    mod = await import(toFileUrl(file.path).href);
+    mod = await importModule(toFileUrl(file.path).href);
   } catch (err) {
-    const reason = messageOf(err).split("\n")[0].replace(/\.+$/, "");
+    const reason = importFailure(err);
     throw new MigrationError(`Cannot load migration ${file.id} (${file.path}): ${reason}`, {
       cause: err,
     });

@@ -1,6 +1,7 @@
 /**
  * The one module loader: how a plugin, a job, a node type or a migration
- * named in a config or a flow becomes an imported module.
+ * named in a config or a flow (or found in a migrations folder) becomes an
+ * imported module.
  *
  * One rule for what names a module, everywhere:
  * - a **path**: starts with `./`, `../` or `/` (or is absolute on this
@@ -51,18 +52,23 @@ export function importFailure(err: unknown): string {
   return (err instanceof Error ? err.message.split("\n")[0] : String(err)).replace(/\.+$/, "");
 }
 
-const cache = new Map<string, Promise<unknown>>();
+const cache = new Map<string, Promise<Record<string, unknown>>>();
 
 /**
- * Import `url` once per process and resolve its default export. A failed
+ * Import `url` once per process and resolve the module's namespace. A failed
  * import is not cached, so a fixed file loads on the next try.
  */
-export function importDefault(url: string): Promise<unknown> {
+export function importModule(url: string): Promise<Record<string, unknown>> {
   let p = cache.get(url);
   if (!p) {
-    p = import(url).then((m: { default?: unknown }) => m.default);
+    p = import(url) as Promise<Record<string, unknown>>;
     cache.set(url, p);
     p.catch(() => cache.delete(url));
   }
   return p;
+}
+
+/** {@linkcode importModule}, resolving the module's default export. */
+export async function importDefault(url: string): Promise<unknown> {
+  return (await importModule(url)).default;
 }
