@@ -25,7 +25,12 @@ import type { RunEvent, RunRecord } from "../records/types.ts";
 import { openRuntime } from "../runtime.ts";
 import { formatDuration, shortHash } from "./format.ts";
 import { UsageError } from "./input.ts";
-import { EXIT_INTERRUPTED, type GlobalOptions, interruptible } from "./common.ts";
+import {
+  EXIT_INTERRUPTED,
+  type GlobalOptions,
+  type Interruptible,
+  interruptible,
+} from "./common.ts";
 
 /** Options of `flowstate run`. */
 export interface RunOptions {
@@ -71,34 +76,39 @@ export async function runCommand(
   global: GlobalOptions,
 ): Promise<number> {
   const input = parseInputPairs(options.input ?? []);
-  // Loaded here, once, so that messages name the file as it was given, and so
-  // that problems with the flow and with the inputs show together.
+  // Loaded here, once (runFlow takes the loaded flow as it is), so that
+  // messages name the file as it was given.
   const parsed = await loadFlowFile(file);
-  const problems: FlowProblem[] = [];
-  let loaded: LoadedFlow | undefined;
+  let flow: LoadedFlow;
   try {
-    loaded = await loadFlow(parsed);
+    flow = await loadFlow(parsed);
   } catch (err) {
     if (!(err instanceof FlowValidationError)) throw err;
-    problems.push(...err.problems);
+    // An invalid flow never runs: report what is wrong with the inputs too, at once.
+    throw new FlowValidationError([...err.problems, ...inputProblems(parsed, input)], parsed.file);
   }
-  problems.push(...inputProblems(parsed, input));
-  if (problems.length > 0 || loaded === undefined) {
-    throw new FlowValidationError(problems, parsed.file);
-  }
-  const flow = loaded;
   await using runtime = await openRuntime({ config: global.config });
 
-  const { value: record, interrupted } = await interruptible(
-    "Cancelling the run",
-    (signal) =>
-      runtime.runFlow(flow, {
-        input,
-        inputFromStrings: true,
-        signal,
-        onEvent: options.quiet || options.json ? undefined : progressPrinter(),
-      }),
-  );
+  let outcome: Interruptible<RunRecord>;
+  try {
+    outcome = await interruptible(
+      "Cancelling the run",
+      (signal) =>
+        runtime.runFlow(flow, {
+          input,
+          inputFromStrings: true,
+          signal,
+          onEvent: options.quiet || options.json ? undefined : progressPrinter(),
+        }),
+    );
+  } catch (err) {
+    // runFlow checks the inputs (once) before it writes anything.
+    if (err instanceof FlowValidationError) {
+      throw new FlowValidationError(withInputHints(err.problems, input), err.file, { cause: err });
+    }
+    throw err;
+  }
+  const { value: record, interrupted } = outcome;
 
   if (options.json) console.log(JSON.stringify(record));
   else printSummary(record);
@@ -107,8 +117,8 @@ export async function runCommand(
 }
 
 /**
- * What is wrong with the inputs, each problem pointing at the input's
- * declaration in the flow file (`counter.flow.yaml:7:3: inputs.by: …`).
+ * What is wrong with the inputs of a flow that is itself invalid, each problem
+ * pointing at the input's declaration (`counter.flow.yaml:7:3: inputs.by: …`).
  */
 function inputProblems(parsed: ParsedFlow, given: Record<string, string>): FlowProblem[] {
   try {
@@ -116,16 +126,23 @@ function inputProblems(parsed: ParsedFlow, given: Record<string, string>): FlowP
     return [];
   } catch (err) {
     if (!(err instanceof FlowValidationError)) throw err;
-    // Say which --input a problem came from, or which one to add.
-    return err.problems.map((problem): FlowProblem => {
-      const [root, name] = problem.path;
-      if (root !== "inputs" || typeof name !== "string") return problem;
-      const hint = Object.hasOwn(given, name)
-        ? ` (from --input ${name}=${given[name]})`
-        : `; pass --input ${name}=VALUE`;
-      return { ...problem, message: `${problem.message}${hint}` };
-    });
+    return withInputHints(err.problems, given);
   }
+}
+
+/** Say which --input an input's problem came from, or which one to add. */
+function withInputHints(
+  problems: readonly FlowProblem[],
+  given: Record<string, string>,
+): FlowProblem[] {
+  return problems.map((problem): FlowProblem => {
+    const [root, name] = problem.path;
+    if (root !== "inputs" || typeof name !== "string") return problem;
+    const hint = Object.hasOwn(given, name)
+      ? ` (from --input ${name}=${given[name]})`
+      : `; pass --input ${name}=VALUE`;
+    return { ...problem, message: `${problem.message}${hint}` };
+  });
 }
 
 /** Prints node logs, failed attempts and failed nodes to stderr as they happen. */
