@@ -198,7 +198,7 @@ Deno.test("postgres plugin imports the postgres package only when a store opens"
     const result = JSON.parse(new TextDecoder().decode(output.stdout));
     assert.equal(result.afterImport, false, "importing the plugin loaded the driver package");
     assert.equal(result.afterOpen, true, "open() did not load the driver package");
-    assert.match(result.error, /^Error: Cannot open store "lazy": .*stub driver/);
+    assert.match(result.error, /^StoreUnavailableError: Cannot open store "lazy": .*stub driver/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
