@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { openStore } from "../../src/plugin.ts";
 import { wrapDriver } from "../../src/store/store.ts";
 import type { JsonValue, Key, Query, WhereClause } from "../../src/store/types.ts";
-import { randomQueryWorkload, writeEntries } from "../../src/testing/conformance/_random.ts";
+import {
+  randomQueryWorkload,
+  SAMPLE_NUMBERS,
+  SAMPLE_STRINGS,
+  writeEntries,
+} from "../../src/testing/conformance/_random.ts";
 import { PostgresDriver } from "./mod.ts";
 import { dropTestSchema, manualClock, newTable, openPg, pgTest, SCHEMA } from "./_test_utils.ts";
 
@@ -140,55 +145,6 @@ pgTest("PostgresDriver.query() orders across types and breaks ties by key", asyn
   }
 });
 
-const STRINGS = [
-  "",
-  " ",
-  "a",
-  "ab",
-  "abc",
-  "b",
-  "B",
-  "é",
-  "été",
-  "\ue000",
-  "\uffff",
-  "😀",
-  "😀x",
-  "x.y",
-  'quote"d',
-  "back\\slash",
-  "\\u0000",
-  "10",
-  "2",
-  "null",
-  "true",
-  "\u0001ctl",
-  "{a,b}",
-];
-const NUMBERS = [
-  0,
-  1,
-  -1,
-  2,
-  10,
-  1.5,
-  -2.5,
-  0.1 + 0.2,
-  0.3,
-  2 ** 53,
-  2 ** 53 + 2,
-  2 ** 60,
-  -(2 ** 63),
-  1e19,
-  1e20,
-  1e21,
-  -1e21,
-  1.5e-7,
-  Number.MAX_VALUE,
-  Number.MIN_VALUE,
-  -Number.MIN_VALUE,
-  123456789.125,
-];
 pgTest(
   "PostgresDriver.query() runs most of 2,000 random queries in SQL, with the memory plugin's results (differential)",
   async (url) => {
@@ -245,7 +201,7 @@ pgTest(
     const pg = wrapDriver(driver, { name: "postgres", plugin: "postgres" });
     const mem = await openStore({ plugin: "memory" });
     try {
-      const scalars: JsonValue[] = [...NUMBERS, ...STRINGS, null, true, false];
+      const scalars: JsonValue[] = [...SAMPLE_NUMBERS, ...SAMPLE_STRINGS, null, true, false];
       for (const [i, v] of scalars.entries()) {
         const key = [String(i).padStart(3, "0")];
         for (const s of [pg, mem]) {

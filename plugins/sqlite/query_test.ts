@@ -3,7 +3,12 @@ import { join } from "node:path";
 import { openStore } from "../../src/plugin.ts";
 import { wrapDriver } from "../../src/store/store.ts";
 import type { JsonValue, Key, Query, WhereClause } from "../../src/store/types.ts";
-import { randomQueryWorkload, writeEntries } from "../../src/testing/conformance/_random.ts";
+import {
+  randomQueryWorkload,
+  SAMPLE_NUMBERS,
+  SAMPLE_STRINGS,
+  writeEntries,
+} from "../../src/testing/conformance/_random.ts";
 import { SqliteDriver } from "./mod.ts";
 import { manualClock, withDir } from "./_test_utils.ts";
 
@@ -64,56 +69,8 @@ Deno.test("SqliteDriver.query() leaves clauses it cannot express exactly to the 
   });
 });
 
-const STRINGS = [
-  "",
-  " ",
-  "a",
-  "ab",
-  "abc",
-  "b",
-  "B",
-  "é",
-  "été",
-  "\ue000",
-  "\uffff",
-  "😀",
-  "😀x",
-  "a\u0000b",
-  "a\u0000",
-  "x.y",
-  'quote"d',
-  "back\\slash",
-  "10",
-  "2",
-  "null",
-  "true",
-  "\u0001ctl",
-];
 /** Strings with lone surrogates: stored only under ["z"] so other prefixes still push down. */
 const LONE_SURROGATES = ["\ud800", "a\udc00b", "\udfff", "\ud83d"];
-const NUMBERS = [
-  0,
-  1,
-  -1,
-  2,
-  10,
-  1.5,
-  -2.5,
-  0.1 + 0.2,
-  0.3,
-  2 ** 53,
-  2 ** 53 + 2,
-  2 ** 60,
-  -(2 ** 63),
-  1e19,
-  1e20,
-  1e21,
-  -1e21,
-  1.5e-7,
-  Number.MAX_VALUE,
-  Number.MIN_VALUE,
-  123456789.125,
-];
 Deno.test("SqliteDriver.query() runs most of 2,000 random queries in SQL, with the memory plugin's results (differential)", async () => {
   // The conformance suite compares a smaller workload on every store; this one
   // is the full size, and counts what the driver itself answers.
@@ -195,7 +152,14 @@ Deno.test("SqliteDriver.query() compares every sample number and string exactly 
     const sq = await openStore({ plugin: "sqlite", path: join(dir, "s.db") });
     const mem = await openStore({ plugin: "memory" });
     try {
-      const scalars: JsonValue[] = [...NUMBERS, ...STRINGS, ...LONE_SURROGATES, null, true, false];
+      const scalars: JsonValue[] = [
+        ...SAMPLE_NUMBERS,
+        ...SAMPLE_STRINGS,
+        ...LONE_SURROGATES,
+        null,
+        true,
+        false,
+      ];
       for (const [i, v] of scalars.entries()) {
         const key = [String(i).padStart(3, "0")];
         for (const s of [sq, mem]) {

@@ -98,7 +98,7 @@ export function randomListWorkload(seed = 20260101): RandomWorkload<ListOptions>
 // Queries
 
 /** Strings every backend should hold natively: they sit under every prefix. */
-const STRINGS = [
+export const SAMPLE_STRINGS: readonly string[] = [
   "",
   " ",
   "a",
@@ -129,7 +129,8 @@ const STRINGS = [
  * falls back to the core for them still runs queries under ["p"] natively.
  */
 const AWKWARD_STRINGS = ["a\u0000b", "a\u0000", "\ud800", "a\udc00b", "\udfff", "\ud83d"];
-const NUMBERS = [
+/** Numbers whose order and equality every backend must get exactly right. */
+export const SAMPLE_NUMBERS: readonly number[] = [
   0,
   1,
   -1,
@@ -227,8 +228,8 @@ export function randomQueryWorkload(
     const r = rand();
     if (r < 0.08) return null;
     if (r < 0.16) return rand() < 0.5;
-    if (r < 0.55) return pick(NUMBERS);
-    return awkward && rand() < 0.3 ? pick(AWKWARD_STRINGS) : pick(STRINGS);
+    if (r < 0.55) return pick(SAMPLE_NUMBERS);
+    return awkward && rand() < 0.3 ? pick(AWKWARD_STRINGS) : pick(SAMPLE_STRINGS);
   };
   const value = (depth: number): JsonValue => {
     const r = rand();
