@@ -803,43 +803,45 @@ Deno.test("flowstate state --scope reads and writes keys relative to a scope", a
   });
 });
 
-Deno.test("flowstate run: Ctrl-C (SIGINT) cancels the run, records it as cancelled and exits 130", async () => {
-  await withSandbox(async ({ command, json, write }) => {
-    await write(
-      "slow.flow.yaml",
-      `id: slow
+for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const) {
+  Deno.test(`flowstate run: ${signal} cancels the run, records it as cancelled and exits ${code}`, async () => {
+    await withSandbox(async ({ command, json, write }) => {
+      await write(
+        "slow.flow.yaml",
+        `id: slow
 nodes:
   - { id: hello, type: log, with: { message: waiting } }
   - { id: wait, type: delay, needs: [hello], with: { for: 60s } }
 `,
-    );
-    const child = command("run", "slow.flow.yaml").spawn();
-    const stdout = new Response(child.stdout).text();
-    let stderr = "";
-    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    while (!stderr.includes("[hello] waiting\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      stderr += value;
-    }
-    assert.match(stderr, /\[hello\] waiting\n/, stderr);
-    child.kill("SIGINT");
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      stderr += value;
-    }
-    const status = await child.status;
-    assert.equal(status.code, 130, stderr);
-    assert.match(stderr, /Cancelling the run/);
-    assert.match(await stdout, /^status: +cancelled$/m);
+      );
+      const child = command("run", "slow.flow.yaml").spawn();
+      const stdout = new Response(child.stdout).text();
+      let stderr = "";
+      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      while (!stderr.includes("[hello] waiting\n")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stderr += value;
+      }
+      assert.match(stderr, /\[hello\] waiting\n/, stderr);
+      child.kill(signal);
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stderr += value;
+      }
+      const status = await child.status;
+      assert.equal(status.code, code, stderr);
+      assert.match(stderr, new RegExp(`Cancelling the run \\(${signal}`));
+      assert.match(await stdout, /^status: +cancelled$/m);
 
-    const runs = await json<RunSummaryJson[]>(["runs", "ls", "--json"]);
-    assert.equal(runs.length, 1);
-    assert.equal(runs[0].flowId, "slow");
-    assert.equal(runs[0].status, "cancelled");
-    const shown = await json<{ run: RunRecordJson }>(["runs", "show", runs[0].id, "--json"]);
-    assert.equal(shown.run.nodes.hello.status, "succeeded");
-    assert.equal(shown.run.nodes.wait.status, "cancelled");
+      const runs = await json<RunSummaryJson[]>(["runs", "ls", "--json"]);
+      assert.equal(runs.length, 1);
+      assert.equal(runs[0].flowId, "slow");
+      assert.equal(runs[0].status, "cancelled", "no run is left running");
+      const shown = await json<{ run: RunRecordJson }>(["runs", "show", runs[0].id, "--json"]);
+      assert.equal(shown.run.nodes.hello.status, "succeeded");
+      assert.equal(shown.run.nodes.wait.status, "cancelled");
+    });
   });
-});
+}

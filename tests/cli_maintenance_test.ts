@@ -206,3 +206,64 @@ Deno.test("flowstate jobs: ls, run retention, run archive and read archived runs
     assert.equal(shown.run.status, "succeeded");
   });
 });
+
+Deno.test("flowstate jobs run: SIGTERM cancels a running job, records it cancelled and exits 143", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-maint-signal-" });
+  try {
+    const mod = new URL("../jobs.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      join(dir, "slow_job.ts"),
+      `import { defineJob } from ${JSON.stringify(mod)};
+import { z } from "zod";
+export default defineJob({
+  name: "slow",
+  description: "waits until it is cancelled",
+  optionsSchema: z.strictObject({}),
+  async run(ctx) {
+    ctx.log("started");
+    await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+    return { stopped: true };
+  },
+});
+`,
+    );
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: sqlite, path: data/main.db }\njobs:\n  slow: { module: ./slow_job.ts }\n",
+    );
+    const command = (...args: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "--quiet", "--config", DENO_JSON, ...PERMISSIONS, CLI, ...args],
+        cwd: dir,
+        env: { FLOWSTATE_HOME: join(dir, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      });
+    const child = command("jobs", "run", "slow").spawn();
+    const stdout = new Response(child.stdout).text();
+    let stderr = "";
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    while (!stderr.includes("started")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stderr += value;
+    }
+    child.kill("SIGTERM");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stderr += value;
+    }
+    assert.equal((await child.status).code, 143, stderr);
+    assert.match(stderr, /Cancelling job "slow" \(SIGTERM/);
+    await stdout;
+    const listed = await command("runs", "ls", "--json").output();
+    const runs = JSON.parse(new TextDecoder().decode(listed.stdout));
+    assert.equal(runs.length, 1);
+    assert.equal(runs[0].flowId, "job:slow");
+    assert.equal(runs[0].status, "cancelled", "no run is left running");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

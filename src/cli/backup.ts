@@ -9,7 +9,7 @@
  * target store that is not empty without `--force`, a store that kept
  * changing during a snapshot); 2 bad arguments (unknown store, `--store`
  * with `--all`, a backup file that does not exist) or an invalid config; 130
- * interrupted with Ctrl-C (a backup leaves nothing behind; a restore keeps
+ * (143, 129) interrupted with Ctrl-C (SIGTERM, SIGHUP) (a backup leaves nothing behind; a restore keeps
  * its marker: run the same restore again to finish it).
  *
  * `--json` output (one JSON document on stdout, stable):
@@ -141,7 +141,7 @@ export async function restoreCommand(
   checkStore(runtime, options.store);
   const store = await runtime.store(options.store);
   try {
-    const { value: result, interrupted } = await interruptible(
+    const { value: result, interrupted, exitCode } = await interruptible(
       "Stopping the restore at the next consistent point",
       (signal) =>
         restoreBackup(store, path, {
@@ -170,7 +170,7 @@ export async function restoreCommand(
         }${result.expired > 0 ? `; ${result.expired} had expired and were skipped` : ""}`,
       );
     }
-    return result.cancelled ? (interrupted ? EXIT_INTERRUPTED : 1) : 0;
+    return result.cancelled ? (interrupted ? exitCode : 1) : 0;
   } catch (err) {
     return failure(err);
   }

@@ -27,35 +27,70 @@ export const EXIT_USAGE = 2;
 /** Exit code: interrupted with Ctrl-C (128 + SIGINT). */
 export const EXIT_INTERRUPTED = 130;
 
-/** What {@linkcode interruptible} returns: the body's value, and whether Ctrl-C was pressed. */
+/** The signals that stop a command cleanly, and the exit code each gives (128 + its number). */
+export const STOP_SIGNALS: Readonly<Record<"SIGINT" | "SIGTERM" | "SIGHUP", number>> = {
+  SIGINT: EXIT_INTERRUPTED,
+  SIGTERM: 143,
+  SIGHUP: 129,
+};
+
+/** What {@linkcode interruptible} returns: the body's value, and whether a stop signal came. */
 export interface Interruptible<T> {
   /** What the body resolved to. */
   value: T;
-  /** Whether the user pressed Ctrl-C while it ran. */
+  /** Whether Ctrl-C (SIGINT), SIGTERM or SIGHUP came while it ran. */
   interrupted: boolean;
+  /** The exit code for the first stop signal that came (130 for SIGINT, 143, 129), else 130. */
+  exitCode: number;
+}
+
+const signalExitCodes = new WeakMap<AbortSignal, number>();
+
+/**
+ * The exit code for the stop signal that aborted `signal` (one made by
+ * {@linkcode interruptible}), or {@linkcode EXIT_INTERRUPTED}.
+ */
+export function interruptedExitCode(signal: AbortSignal | undefined): number {
+  return (signal && signalExitCodes.get(signal)) ?? EXIT_INTERRUPTED;
 }
 
 /**
- * Run `body` with a signal that the first Ctrl-C aborts, printing `notice`;
- * a second Ctrl-C exits at once with {@linkcode EXIT_INTERRUPTED}.
+ * Run `body` with a signal that the first SIGINT (Ctrl-C), SIGTERM or SIGHUP
+ * aborts, printing `notice`, so the work stops at a consistent point and is
+ * recorded as cancelled; a second stop signal exits at once with its code.
  */
 export async function interruptible<T>(
   notice: string,
   body: (signal: AbortSignal) => Promise<T>,
 ): Promise<Interruptible<T>> {
   const controller = new AbortController();
-  let interrupted = false;
-  const onInterrupt = () => {
-    if (interrupted) Deno.exit(EXIT_INTERRUPTED);
-    interrupted = true;
-    console.error(`${notice} (press Ctrl-C again to exit at once)…`);
-    controller.abort();
-  };
-  Deno.addSignalListener("SIGINT", onInterrupt);
+  let received: keyof typeof STOP_SIGNALS | undefined;
+  const listeners: [Deno.Signal, () => void][] = [];
+  for (const name of Object.keys(STOP_SIGNALS) as (keyof typeof STOP_SIGNALS)[]) {
+    const listener = () => {
+      if (received !== undefined) Deno.exit(STOP_SIGNALS[name]);
+      received = name;
+      signalExitCodes.set(controller.signal, STOP_SIGNALS[name]);
+      const again = name === "SIGINT" ? "press Ctrl-C again" : `send ${name} again`;
+      console.error(`${notice} (${name}; ${again} to exit at once)…`);
+      controller.abort();
+    };
+    try {
+      Deno.addSignalListener(name, listener);
+      listeners.push([name, listener]);
+    } catch {
+      // Not every signal exists on every system (SIGHUP on Windows).
+    }
+  }
+  const result = (value: T): Interruptible<T> => ({
+    value,
+    interrupted: received !== undefined,
+    exitCode: received === undefined ? EXIT_INTERRUPTED : STOP_SIGNALS[received],
+  });
   try {
-    return { value: await body(controller.signal), interrupted };
+    return result(await body(controller.signal));
   } finally {
-    Deno.removeSignalListener("SIGINT", onInterrupt);
+    for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
   }
 }
 

@@ -4,8 +4,8 @@
  * systemd timers, or by hand).
  *
  * `jobs run` exit codes: 0 the job succeeded; 1 it failed or was cancelled;
- * 2 unknown job or invalid option (nothing runs); 130 cancelled with Ctrl-C
- * (a second Ctrl-C exits at once).
+ * 2 unknown job or invalid option (nothing runs); 130, 143 or 129 cancelled
+ * by Ctrl-C (SIGINT), SIGTERM or SIGHUP (a second one exits at once).
  *
  * `--json` output (one JSON document on stdout, stable):
  * - `jobs ls`: `[{ "name", "description", "builtin", "module", "enabled", "scheduled",
@@ -27,7 +27,7 @@ import { nextTick } from "../cron.ts";
 import { loadConfiguredJob } from "../scheduler/from_config.ts";
 import { formatDuration, formatTime, printTable } from "./format.ts";
 import { UsageError } from "./input.ts";
-import { EXIT_INTERRUPTED, type GlobalOptions, interruptible } from "./common.ts";
+import { type GlobalOptions, interruptible } from "./common.ts";
 import { messageOf } from "../errors.ts";
 
 /** One row of `jobs ls --json`. */
@@ -203,7 +203,7 @@ export async function jobsRun(
   }
   const { job, config } = await loadConfiguredJob(runtime.config, name);
 
-  const { value: record, interrupted } = await interruptible(
+  const { value: record, interrupted, exitCode } = await interruptible(
     `Cancelling job "${name}"`,
     (signal) =>
       runJob(runtime, job, {
@@ -219,7 +219,7 @@ export async function jobsRun(
   if (options.json) console.log(JSON.stringify(record));
   else printSummary(name, record, options.dryRun ?? false);
   if (record.status === "succeeded") return 0;
-  return interrupted && record.status === "cancelled" ? EXIT_INTERRUPTED : 1;
+  return interrupted && record.status === "cancelled" ? exitCode : 1;
 }
 
 function printSummary(name: string, record: RunRecord, dryRun: boolean): void {

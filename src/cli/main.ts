@@ -5,8 +5,8 @@
  *
  * Exit codes: 0 ok, 1 failure (including "not found", and a run that failed,
  * was cancelled or timed out), 2 usage or input error (bad arguments, invalid
- * JSON, invalid config, invalid flow or flow input), 130 a run cancelled with
- * Ctrl-C.
+ * JSON, invalid config, invalid flow or flow input), 130 / 143 / 129 a run or
+ * job cancelled by Ctrl-C (SIGINT) / SIGTERM / SIGHUP.
  *
  * @module
  */
@@ -27,7 +27,7 @@ Keys are a JSON array ('["flow","counter","count"]') or slash-separated
 (flow/counter/count). Values are JSON: quote strings ('"hello"').
 
 Exit codes: 0 ok, 1 failure or not found, 2 usage error or invalid config
-or flow, 130 run cancelled with Ctrl-C.
+or flow, 130 run cancelled with Ctrl-C (143 SIGTERM, 129 SIGHUP).
 Config: ./flowstate.yaml, or --config PATH; without one, a SQLite store at
 $FLOWSTATE_HOME/state.db (default home: ./.flowstate).`;
 
@@ -159,7 +159,8 @@ function buildProgram(setExitCode: (code: number) => void) {
     .addHelpText(
       "after",
       "\nExit codes: 0 succeeded, 1 failed, cancelled or timed out, 2 invalid flow or input\n" +
-        "(nothing is written), 130 cancelled with Ctrl-C (press it twice to exit at once).",
+        "(nothing is written), 130 cancelled with Ctrl-C (press it twice to exit at once),\n" +
+        "143 with SIGTERM, 129 with SIGHUP.",
     )
     .action(async (file, options, command) => {
       const { runCommand } = await import("./run.ts");
@@ -287,7 +288,7 @@ function buildProgram(setExitCode: (code: number) => void) {
     .addHelpText(
       "after",
       "\nExit codes: 0 succeeded, 1 failed or cancelled, 2 unknown job or invalid option, " +
-        "130 cancelled with Ctrl-C",
+        "130 cancelled with Ctrl-C, 143 with SIGTERM, 129 with SIGHUP",
     )
     .action(async (name, options, command) => {
       const { jobsRun } = await import("./jobs.ts");

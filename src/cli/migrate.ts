@@ -8,7 +8,8 @@
  *
  * Exit codes: 0 ok; 1 a migration failed, the lock is held, the target is not
  * empty, verification failed; 2 bad arguments (unknown store, unknown
- * `--to`, missing `--dir`) or an invalid config; 130 interrupted with Ctrl-C
+ * `--to`, missing `--dir`) or an invalid config; 130 (143, 129) interrupted
+ * with Ctrl-C (SIGTERM, SIGHUP)
  * (a store move keeps its checkpoint: run again with `--resume`).
  *
  * `--json` output (one JSON document on stdout, stable):
@@ -38,8 +39,9 @@ import { formatDuration, formatTime, printTable } from "./format.ts";
 import { UsageError } from "./input.ts";
 import {
   checkStore,
-  EXIT_INTERRUPTED,
   type GlobalOptions,
+  interruptedExitCode,
+  type Interruptible,
   interruptible as interruptibleCommand,
   stderrLogger,
 } from "./common.ts";
@@ -112,7 +114,7 @@ function progressFor(json: boolean | undefined): Progress {
 async function interruptible<T>(
   what: string,
   body: (signal: AbortSignal) => Promise<T>,
-): Promise<{ value: T; interrupted: boolean } | { value: undefined; interrupted: true }> {
+): Promise<Interruptible<T> | { value: undefined; interrupted: true; exitCode: number }> {
   let signal: AbortSignal | undefined;
   try {
     return await interruptibleCommand(`Stopping ${what} at the next consistent point`, (s) => {
@@ -122,7 +124,7 @@ async function interruptible<T>(
   } catch (err) {
     if (!signal?.aborted || err instanceof RangeError) throw err;
     console.error(`error: ${messageOf(err)}`);
-    return { value: undefined, interrupted: true };
+    return { value: undefined, interrupted: true, exitCode: interruptedExitCode(signal) };
   }
 }
 
@@ -226,13 +228,13 @@ async function runData(
     throw err;
   }
   const result = outcome.value;
-  if (result === undefined) return EXIT_INTERRUPTED;
+  if (result === undefined) return outcome.exitCode;
   if (options.json) {
     console.log(JSON.stringify(result));
   } else {
     printRun(result);
   }
-  return result.cancelled ? (outcome.interrupted ? EXIT_INTERRUPTED : 1) : 0;
+  return result.cancelled ? (outcome.interrupted ? outcome.exitCode : 1) : 0;
 }
 
 function printRun(result: MigrateResult): void {
@@ -324,7 +326,7 @@ export async function migrateStoreCommand(
     throw err;
   }
   const result = outcome.value;
-  if (result === undefined) return EXIT_INTERRUPTED;
+  if (result === undefined) return outcome.exitCode;
   if (options.json) {
     console.log(JSON.stringify(result));
   } else if (result.status === "dry-run") {
@@ -354,6 +356,6 @@ export async function migrateStoreCommand(
         }: ${result.count!.toLocaleString("en-US")} entries, checksum ${result.checksum}`,
     );
   }
-  if (result.status === "interrupted") return outcome.interrupted ? EXIT_INTERRUPTED : 1;
+  if (result.status === "interrupted") return outcome.interrupted ? outcome.exitCode : 1;
   return 0;
 }

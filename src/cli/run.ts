@@ -3,8 +3,9 @@
  * happen (on stderr) and a summary of the outcome (on stdout).
  *
  * Exit codes: 0 the run succeeded; 1 it failed, was cancelled or timed out;
- * 2 the flow or an input is invalid (nothing is written); 130 it was
- * cancelled with Ctrl-C (SIGINT). A second Ctrl-C exits at once.
+ * 2 the flow or an input is invalid (nothing is written); 130, 143 or 129 it
+ * was cancelled by Ctrl-C (SIGINT), SIGTERM or SIGHUP, and recorded as
+ * cancelled. A second such signal exits at once.
  *
  * `--json` prints the {@linkcode RunRecord} as one JSON document on stdout:
  * `{ "id", "flowId", "flowVersion", "status", "inputs", "outputs", "startedAt",
@@ -25,12 +26,7 @@ import type { RunEvent, RunRecord } from "../records/types.ts";
 import { openRuntime } from "../runtime.ts";
 import { formatDuration, shortHash } from "./format.ts";
 import { UsageError } from "./input.ts";
-import {
-  EXIT_INTERRUPTED,
-  type GlobalOptions,
-  type Interruptible,
-  interruptible,
-} from "./common.ts";
+import { type GlobalOptions, type Interruptible, interruptible } from "./common.ts";
 
 /** Options of `flowstate run`. */
 export interface RunOptions {
@@ -108,12 +104,12 @@ export async function runCommand(
     }
     throw err;
   }
-  const { value: record, interrupted } = outcome;
+  const { value: record, interrupted, exitCode } = outcome;
 
   if (options.json) console.log(JSON.stringify(record));
   else printSummary(record);
   if (record.status === "succeeded") return 0;
-  return interrupted && record.status === "cancelled" ? EXIT_INTERRUPTED : 1;
+  return interrupted && record.status === "cancelled" ? exitCode : 1;
 }
 
 /**
