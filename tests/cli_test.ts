@@ -327,3 +327,56 @@ Deno.test("flowstate stores reports a store that cannot open and exits 2 for bad
     assert.match(bad.error, /^flowstate\.yaml:3:26: stores\.bad\.size: .*unknown option "size"/);
   });
 });
+
+for (const plugin of ["jsonfile", "sqlite"] as const) {
+  Deno.test(`flowstate refuses a damaged ${plugin} store on every command until stores repair sets it aside`, async () => {
+    await withSandbox(async ({ dir, run }) => {
+      const file = join(dir, plugin === "jsonfile" ? "state.json" : "state.db");
+      await Deno.writeTextFile(
+        join(dir, "flowstate.yaml"),
+        `stores:\n  main: { plugin: ${plugin}, path: ${file} }\n`,
+      );
+      assert.equal((await run("state", "set", "a", "1")).code, 0);
+      // Damage the file: cut it short (jsonfile) or overwrite its header (sqlite).
+      const bytes = await Deno.readFile(file);
+      const damaged = plugin === "jsonfile" ? bytes.subarray(0, bytes.length >> 1) : bytes.slice();
+      if (plugin === "sqlite") damaged.set(new TextEncoder().encode("not a database, no"), 0);
+      await Deno.writeFile(file, damaged);
+      const before = await Array.fromAsync(Deno.readDir(dir), (e) => e.name);
+
+      // Read-only and writing commands alike refuse it, every time, and move nothing.
+      for (
+        const args of [["stores"], ["state", "get", "a"], ["stores"], ["state", "set", "b", "2"]]
+      ) {
+        const result = await run(...args);
+        assert.equal(result.code, 1, `${args.join(" ")}: ${result.stderr}`);
+        assert.match(result.stderr, /Cannot (open|read)[^\n]*store "main"/, args.join(" "));
+        assertNoStackTrace(result.stderr);
+        assert.deepEqual(await Deno.readFile(file), damaged, `${args.join(" ")} changed the file`);
+        assert.deepEqual(
+          (await Array.fromAsync(Deno.readDir(dir), (e) => e.name)).sort(),
+          before.sort(),
+          `${args.join(" ")} moved or made files`,
+        );
+      }
+
+      // The one explicit step: set it aside, say where.
+      const repair = await run("stores", "repair", "main", "--json");
+      assert.equal(repair.code, 0, repair.stderr);
+      const report = JSON.parse(repair.stdout);
+      assert.equal(report.path, file);
+      assert.match(
+        report.movedTo,
+        new RegExp(`^${file.replaceAll(".", "\\.")}\\.corrupt-\\d{8}T\\d{9}Z$`),
+      );
+      assert.deepEqual(await Deno.readFile(report.movedTo), damaged, "kept byte for byte");
+
+      // Only now does a fresh store start.
+      assert.equal((await run("state", "get", "a")).code, 1, "the fresh store is empty");
+      assert.equal((await run("state", "set", "b", "2")).code, 0);
+      const healthy = await run("stores", "repair", "main");
+      assert.equal(healthy.code, 0);
+      assert.match(healthy.stdout, /opens cleanly: nothing to repair/);
+    });
+  });
+}

@@ -343,7 +343,7 @@ export class JsonFileDriver implements StoreDriver {
     this.#state = state;
   }
 
-  /** Under the lock: make the state match the file, moving a damaged file aside. */
+  /** Under the lock: make the state match the file; a damaged file is refused (or set aside). */
   async #refreshLocked(what: string): Promise<void> {
     // Under the lock no other writer replaces the file: a stat that matches means the state is current.
     if (!sameFile(statOrNull(this.#path), this.#stamp, true)) {
@@ -354,29 +354,38 @@ export class JsonFileDriver implements StoreDriver {
   }
 
   async #handleCorrupt(corrupt: Corruption, what: string): Promise<void> {
-    let movedTo: string | null = null;
-    let moveError: unknown;
-    try {
-      movedTo = await moveCorruptAside(this.#path);
-    } catch (err) {
-      moveError = err;
-    }
     const where = `file ${this.#path} ${corrupt.reason}`;
-    if (movedTo !== null && this.#onCorrupt === "start-empty") {
-      console.warn(
-        `Store "${this.#name}": ${where}; moved it to ${movedTo} and started empty (onCorrupt: "start-empty")`,
+    if (this.#onCorrupt === "start-empty") {
+      let movedTo: string | null = null;
+      let moveError: unknown;
+      try {
+        movedTo = await moveCorruptAside(this.#path);
+      } catch (err) {
+        moveError = err;
+      }
+      if (movedTo !== null) {
+        console.warn(
+          `Store "${this.#name}": ${where}; moved it to ${movedTo} and started empty (onCorrupt: "start-empty")`,
+        );
+        this.#install(emptyState(), null, undefined);
+        return;
+      }
+      this.#poison = new StoreCorruptError(
+        `Cannot ${what} store "${this.#name}": ${where} (left in place, because moving it aside ` +
+          `failed: ${(moveError as Error)?.message}). Repair or remove it; it is never overwritten`,
+        { path: this.#path, movedTo: null },
+        { cause: corrupt.cause ?? moveError },
       );
-      this.#install(emptyState(), null, undefined);
-      return;
+      throw this.#poison;
     }
-    const kept = movedTo !== null
-      ? `kept as ${movedTo}`
-      : `left in place, because moving it aside failed: ${(moveError as Error)?.message}`;
+    // Refused, and left exactly where it is: every later open refuses it too,
+    // until a person repairs it, restores a backup, or sets it aside.
     const error = new StoreCorruptError(
-      `Cannot ${what} store "${this.#name}": ${where} (${kept}). Repair or remove it; ` +
-        `it is never overwritten`,
-      { path: this.#path, movedTo },
-      { cause: corrupt.cause ?? moveError },
+      `Cannot ${what} store "${this.#name}": ${where} (left in place; it is never overwritten). ` +
+        `Restore a backup over it, or run \`flowstate stores repair ${this.#name}\` to set it ` +
+        `aside and start an empty store`,
+      { path: this.#path, movedTo: null },
+      { cause: corrupt.cause },
     );
     this.#poison = error;
     throw error;

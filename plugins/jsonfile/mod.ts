@@ -48,9 +48,11 @@
  * - Expired entries are hidden by the core and stay in the file until
  *   `purgeExpired()` deletes them; `compact()` rewrites the file.
  * - A file that is not valid JSON, or has an unknown format or version, is
- *   never overwritten: it is moved aside as `<path>.corrupt-<timestamp>`, and
- *   the store refuses to open (`onCorrupt: "refuse"`, the default) or starts
- *   empty (`onCorrupt: "start-empty"`).
+ *   never overwritten. With `onCorrupt: "refuse"` (the default) it is left
+ *   where it is and every open refuses it with a `StoreCorruptError`, until a
+ *   person acts (`flowstate stores repair <store>` moves it aside as
+ *   `<path>.corrupt-<timestamp>`); with `onCorrupt: "start-empty"` it is
+ *   moved aside at once and the store starts empty.
  *
  * Reading order: this file (options and the plugin), `driver.ts` (the
  * driver), `format.ts` (the document), `lock.ts` (the lock protocol),
@@ -91,9 +93,10 @@ export const jsonFileOptions: ParsingSchema<JsonFileOptions> = z.strictObject({
    */
   durability: z.enum(["full", "relaxed"]).default("full"),
   /**
-   * What to do with a file that is not a readable store: it is always moved
-   * aside as `<path>.corrupt-<timestamp>`; then `"refuse"` (default) fails
-   * with a `StoreCorruptError`, `"start-empty"` warns and starts empty.
+   * What to do with a file that is not a readable store: `"refuse"` (default)
+   * leaves it in place and fails every open with a `StoreCorruptError` until
+   * it is repaired or set aside (`flowstate stores repair`); `"start-empty"`
+   * moves it aside as `<path>.corrupt-<timestamp>`, warns and starts empty.
    */
   onCorrupt: z.enum(["refuse", "start-empty"]).default("refuse"),
   /** How long (ms) to wait for another process's lock before failing (default 5000). */

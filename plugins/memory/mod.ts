@@ -11,7 +11,7 @@
  */
 import { resolve } from "node:path";
 import { z } from "zod";
-import { moveAside, writeFileAtomic } from "../../src/_fs.ts";
+import { writeFileAtomic } from "../../src/_fs.ts";
 import { StoreCorruptError } from "../../src/errors.ts";
 import { definePlugin, type ParsingSchema, type Plugin } from "../../src/plugin.ts";
 import type {
@@ -83,12 +83,14 @@ export class MemoryDriver implements StoreDriver {
       entries = doc.entries;
       if (!Array.isArray(entries)) throw new Error("entries is not an array");
     } catch (err) {
-      const movedTo = await moveAside(this.#snapshot);
+      // Left in place: every open refuses it until a person sets it aside
+      // (`flowstate stores repair`), so a restart never carries on from nothing.
       throw new StoreCorruptError(
         `Cannot restore memory snapshot ${this.#snapshot}: ${
           (err as Error).message
-        } (kept as ${movedTo})`,
-        { path: this.#snapshot, movedTo },
+        } (left in place; it is never overwritten). Fix it, or run \`flowstate stores repair\` ` +
+          `to set it aside and start empty`,
+        { path: this.#snapshot, movedTo: null },
         { cause: err },
       );
     }

@@ -74,13 +74,32 @@ function buildProgram(setExitCode: (code: number) => void) {
     return { config, debug };
   };
 
-  program
+  const stores = program
     .command("stores")
     .description("list the configured stores: name, plugin, entries, scopes, location")
     .option("--json", "print a JSON array")
     .action(async (options, command) => {
       const { listStores } = await import("./stores.ts");
       setExitCode(await listStores(options, globals(command)));
+    });
+  stores
+    .command("repair")
+    .description(
+      "set a store's damaged file aside (as <file>.corrupt-<time>) so that the store starts empty",
+    )
+    .argument("<store>", "the store, by its name in the config")
+    .option("--json", "print { store, path, movedTo } (movedTo null when nothing was wrong)")
+    .addHelpText(
+      "after",
+      "\nA damaged store file is never moved or overwritten by any other command: every open\n" +
+        "refuses it until you act. Restore a backup into the empty store afterwards with\n" +
+        "`flowstate restore --store <store> <file>`. Exit 0 repaired or healthy, 1 failed.",
+    )
+    .action(async (name, _options, command) => {
+      const { repairStore } = await import("./stores.ts");
+      // `--json` is also an option of `stores`, which takes it wherever it is written.
+      const json = command.optsWithGlobals().json === true;
+      setExitCode(await repairStore(name, { json }, globals(command)));
     });
 
   const state = program

@@ -5,14 +5,21 @@
  * `--json` prints one array, in config order:
  * `[{ "name", "plugin", "location", "entries", "scopes": ["global", ...], "error"? }]`;
  * a store that cannot be opened has `location` and `entries` `null` and an
- * `error` message.
+ * `error` message. Listing changes nothing: a damaged store file is reported,
+ * never moved.
+ *
+ * `flowstate stores repair <store>`: the one step that sets a damaged store
+ * file aside (with the files a backend keeps beside it, like SQLite's `-wal`
+ * and `-shm`), so that the next open starts an empty store.
  *
  * @module
  */
 import { SCOPES } from "../state/scopes.ts";
-import { ConfigError, messageOf } from "../errors.ts";
+import { dirname } from "node:path";
+import { moveAside, syncDir } from "../_fs.ts";
+import { ConfigError, messageOf, StoreCorruptError } from "../errors.ts";
 import { openRuntime } from "../runtime.ts";
-import type { GlobalOptions } from "./common.ts";
+import { checkStore, type GlobalOptions } from "./common.ts";
 
 /** One row of `flowstate stores`. */
 export interface StoreRow {
@@ -85,4 +92,62 @@ function printTable(rows: StoreRow[]): void {
       row.map((cell, i) => i === row.length - 1 ? cell : cell.padEnd(widths[i])).join("  "),
     );
   }
+}
+
+/** Files a backend keeps beside its main file, set aside with it. */
+const SIDE_FILES = ["-wal", "-shm", "-journal"];
+
+/**
+ * `stores repair <store> [--json]`: if the store refuses to open because its
+ * file is damaged (a `StoreCorruptError`), move the file and its side files
+ * aside as `<file>.corrupt-<time>` and say where; a store that opens is left
+ * alone. Exit 0 repaired or healthy, 1 otherwise.
+ */
+export async function repairStore(
+  name: string,
+  options: { json?: boolean },
+  global: GlobalOptions,
+): Promise<number> {
+  await using runtime = await openRuntime({ config: global.config });
+  checkStore(runtime, name);
+  let damaged: StoreCorruptError;
+  try {
+    await runtime.store(name);
+    if (options.json) console.log(JSON.stringify({ store: name, path: null, movedTo: null }));
+    else console.log(`Store "${name}" opens cleanly: nothing to repair.`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof StoreCorruptError)) throw err;
+    damaged = err;
+  }
+  const path = damaged.path;
+  const movedTo = await moveAside(path);
+  const suffix = movedTo.slice(path.length);
+  const moved = [movedTo];
+  for (const side of SIDE_FILES) {
+    try {
+      await Deno.lstat(path + side);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) continue;
+      throw err;
+    }
+    await Deno.rename(path + side, path + side + suffix);
+    moved.push(path + side + suffix);
+  }
+  await syncDir(dirname(path));
+  if (options.json) {
+    console.log(JSON.stringify({ store: name, path, movedTo, sideFiles: moved.slice(1) }));
+  } else {
+    console.log(`Store "${name}": ${damaged.message.split("\n")[0]}`);
+    console.log(
+      `Moved ${path} to ${movedTo}${
+        moved.length > 1 ? ` (and ${moved.length - 1} side file${moved.length > 2 ? "s" : ""})` : ""
+      }.`,
+    );
+    console.log(
+      `The next open of store "${name}" starts empty; restore a backup into it with ` +
+        `flowstate restore --store ${name} <file>.`,
+    );
+  }
+  return 0;
 }
