@@ -232,7 +232,12 @@ export function describeValue(value: unknown): string {
   if (value === undefined) return "nothing";
   if (value === null) return "an empty value";
   if (Array.isArray(value)) return "a list";
-  if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
+  if (typeof value === "string") {
+    // A short excerpt only: a whole file that parses to one string is not echoed back.
+    return value.length <= 60
+      ? `the string ${JSON.stringify(value)}`
+      : `the string ${JSON.stringify(value.slice(0, 40))}… (${value.length} characters)`;
+  }
   if (typeof value === "number") return `the number ${value}`;
   if (typeof value === "boolean") return `${value}`;
   if (typeof value === "object") return "a mapping";

@@ -539,3 +539,13 @@ Deno.test("loadConfig() validates jobs in an object config too", async () => {
     /^ConfigError: Invalid config: jobs\.gc\.schedule: invalid cron expression "nope"/,
   );
 });
+
+Deno.test("parseConfigText() quotes only an excerpt of a config that is one long string", () => {
+  const text = "x".repeat(1_000_000);
+  const message = errorOf(text);
+  assert.ok(message.length < 300, `a ${message.length}-character message`);
+  assert.match(
+    message,
+    /the config must be a mapping .*, not the string "x{40}"… \(1000000 characters\)$/,
+  );
+});
