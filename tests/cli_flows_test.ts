@@ -845,3 +845,33 @@ nodes:
     });
   });
 }
+
+Deno.test("flowstate run and runs show escape terminal control characters from logs and errors", async () => {
+  await withSandbox(async ({ run, json, write }) => {
+    // A node's log and failure carry an escape sequence, a bell and a bidi override.
+    await write(
+      "noisy.flow.yaml",
+      `id: noisy
+nodes:
+  - { id: say, type: log, with: { message: "\\e[2Jcleared\\a and \\u202Eevil" } }
+  - { id: boom, type: fail, needs: [say], with: { message: "\\e[31mred\\e[0m" } }
+`,
+    );
+    const unprintable = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/;
+    const result = await run("run", "noisy.flow.yaml");
+    assert.equal(result.code, 1, result.stderr);
+    assert.doesNotMatch(result.stderr, unprintable, "run's stderr");
+    assert.doesNotMatch(result.stdout, unprintable, "run's stdout");
+    assert.match(result.stderr, /\[say\] \\x1b\[2Jcleared\\x07 and \\u202eevil/);
+    assert.match(result.stdout, /error: +node "boom": \\x1b\[31mred\\x1b\[0m/);
+
+    const [listed] = await json<RunSummaryJson[]>(["runs", "ls", "--json"]);
+    const shown = await run("runs", "show", listed.id);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.doesNotMatch(shown.stdout, unprintable, "runs show");
+    assert.match(shown.stdout, /log: \\x1b\[2Jcleared/);
+    // JSON output stays exact: the escapes are for terminals only.
+    const exact = await json<{ run: RunRecordJson }>(["runs", "show", listed.id, "--json"]);
+    assert.equal(exact.run.nodes.boom.error, "\u001b[31mred\u001b[0m");
+  });
+});

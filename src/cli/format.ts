@@ -46,3 +46,23 @@ export function shortHash(hash: string | null | undefined): string {
 export function printErrorLines(message: string): void {
   for (const line of message.split("\n")) console.error(`error: ${line}`);
 }
+
+/**
+ * Terminal control characters (C0 but tab and newline, DEL, C1) and the
+ * characters that reorder text (bidi overrides and isolates, line and
+ * paragraph separators), as escapes: text from flows, nodes, stores and
+ * errors cannot clear the screen, move the cursor or disguise itself.
+ */
+const UNPRINTABLE =
+  // deno-lint-ignore no-control-regex
+  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** `text` for a terminal, with control characters escaped (`\x1b`, `\u202e`). */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => {
+    const code = c.charCodeAt(0);
+    return code <= 0xff
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
+}

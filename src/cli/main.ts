@@ -20,6 +20,7 @@ import {
   UnknownStoreError,
 } from "../errors.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type GlobalOptions } from "./common.ts";
+import { printable } from "./format.ts";
 import { UsageError } from "./input.ts";
 
 const HELP_AFTER = `
@@ -450,10 +451,10 @@ function report(err: unknown, debug: boolean): number {
   // Every problem of a flow or a config, one `file:line:column: path: message` per line.
   const listsProblems = err instanceof FlowValidationError || err instanceof ConfigError;
   if (listsProblems || debug) {
-    for (const line of message.split("\n")) console.error(`error: ${line}`);
+    for (const line of message.split("\n")) console.error(`error: ${printable(line)}`);
   } else {
     // One line: a multi-line message (a backend's, say) is cut.
-    console.error(`error: ${message.split("\n")[0]}`);
+    console.error(`error: ${printable(message.split("\n")[0])}`);
   }
   if (debug) {
     for (let e: unknown = err; e !== undefined; e = (e as Error).cause) {

@@ -24,7 +24,7 @@ import {
 import { type LoadedFlow, loadFlow } from "../flow/load.ts";
 import type { RunEvent, RunRecord } from "../records/types.ts";
 import { openRuntime } from "../runtime.ts";
-import { formatDuration, shortHash } from "./format.ts";
+import { formatDuration, printable, shortHash } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { type GlobalOptions, type Interruptible, interruptible } from "./common.ts";
 
@@ -155,13 +155,13 @@ function progressPrinter(): (event: RunEvent, run: { id: string; flowId: string 
       case "node.log": {
         const level = event.level === undefined || event.level === "info" ? "" : `${event.level}: `;
         for (const line of String(event.message ?? "").split("\n")) {
-          console.error(`${label} ${level}${line}`);
+          console.error(`${label} ${level}${printable(line)}`);
         }
         break;
       }
       case "node.attempt":
         if (event.error !== undefined) {
-          console.error(`${label} attempt ${event.attempt} failed: ${event.error}`);
+          console.error(`${label} attempt ${event.attempt} failed: ${printable(event.error)}`);
         }
         break;
       case "node.end":
@@ -169,7 +169,7 @@ function progressPrinter(): (event: RunEvent, run: { id: string; flowId: string 
           console.error(
             event.attempt
               ? `${label} ${event.status} after ${plural(event.attempt, "attempt")}`
-              : `${label} ${event.status}: ${event.error ?? "no error message"}`,
+              : `${label} ${event.status}: ${printable(event.error ?? "no error message")}`,
           );
         }
         break;
@@ -190,9 +190,9 @@ function printSummary(record: RunRecord): void {
   ];
   if (record.error) {
     lines.push(
-      `error:    ${
-        record.error.node ? `node "${record.error.node}": ` : ""
-      }${record.error.message}`,
+      `error:    ${record.error.node ? `node "${record.error.node}": ` : ""}${
+        printable(record.error.message)
+      }`,
     );
   }
   if (record.outputs !== null) {
@@ -200,7 +200,9 @@ function printSummary(record: RunRecord): void {
     if (names.length === 0) lines.push("outputs:  (none)");
     else {
       lines.push("outputs:");
-      for (const name of names) lines.push(`  ${name}: ${JSON.stringify(record.outputs[name])}`);
+      for (const name of names) {
+        lines.push(`  ${printable(name)}: ${printable(JSON.stringify(record.outputs[name]))}`);
+      }
     }
   }
   console.log(lines.join("\n"));

@@ -12,7 +12,7 @@
 import type { RunEvent, RunRecord } from "../records/types.ts";
 import type { RunSummary } from "../records/types.ts";
 import { openRuntime } from "../runtime.ts";
-import { formatDuration, formatTime, printTable, shortHash } from "./format.ts";
+import { formatDuration, formatTime, printable, printTable, shortHash } from "./format.ts";
 import type { GlobalOptions } from "./common.ts";
 import { isRunId } from "../records/run_id.ts";
 import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeOption } from "./run_filters.ts";
@@ -119,12 +119,14 @@ function printRun(run: RunRecord, events: readonly RunEvent[]): void {
     `status:   ${run.status}`,
     `started:  ${formatTime(run.startedAt)}`,
     `duration: ${formatDuration(run.durationMs)}`,
-    `inputs:   ${JSON.stringify(run.inputs)}`,
+    `inputs:   ${printable(JSON.stringify(run.inputs))}`,
   );
-  if (run.outputs !== null) lines.push(`outputs:  ${JSON.stringify(run.outputs)}`);
+  if (run.outputs !== null) lines.push(`outputs:  ${printable(JSON.stringify(run.outputs))}`);
   if (run.error) {
     lines.push(
-      `error:    ${run.error.node ? `node "${run.error.node}": ` : ""}${run.error.message}`,
+      `error:    ${run.error.node ? `node "${run.error.node}": ` : ""}${
+        printable(run.error.message)
+      }`,
     );
   }
 
@@ -158,7 +160,7 @@ function printRun(run: RunRecord, events: readonly RunEvent[]): void {
     if (result?.output !== undefined) {
       let output = JSON.stringify(result.output);
       if (output.length > 100) output = `${output.slice(0, 99)}…`;
-      lines.push(`    output: ${output}`);
+      lines.push(`    output: ${printable(output)}`);
     }
   }
   console.log(lines.join("\n"));
@@ -171,15 +173,15 @@ function describeEvent(event: RunEvent): string | undefined {
     case "node.attempt":
       return event.error === undefined
         ? `attempt ${event.attempt}`
-        : `attempt ${event.attempt} failed: ${event.error}`;
+        : `attempt ${event.attempt} failed: ${printable(event.error)}`;
     case "node.log":
       return `${event.level && event.level !== "info" ? `${event.level}: ` : "log: "}${
-        event.message ?? ""
+        printable(event.message ?? "")
       }`;
     case "node.end":
       return `${event.status}${
         event.status === "failed" || event.status === "timed-out"
-          ? event.error === undefined ? "" : `: ${event.error}`
+          ? event.error === undefined ? "" : `: ${printable(event.error)}`
           : ""
       }`;
     default:
