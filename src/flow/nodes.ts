@@ -19,14 +19,20 @@
  * @module
  */
 import { z } from "zod";
-import { parseDuration } from "../duration.ts";
+import { durationProblem, parseDuration } from "../duration.ts";
 import { defineNode, type NodeType } from "./node.ts";
 
 const scope = z.enum(["node", "flow", "global"]).default("flow");
 const stateKey = z.union([z.string().min(1), z.array(z.string()).min(1)]);
 const storeName = z.string().min(1).optional();
 const json = z.custom<unknown>((v) => v !== undefined, { message: "a value is required" });
-const duration = z.union([z.number().nonnegative(), z.string().min(1)]);
+// Checked like every other duration, so `flowstate validate` reports "5 parsecs" at its place.
+const duration = z.union([z.number().nonnegative(), z.string().min(1)]).superRefine(
+  (value, ctx) => {
+    const problem = durationProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem.message });
+  },
+);
 
 const stateGet = defineNode({
   description: "read a value from node, flow or global state",

@@ -39,3 +39,21 @@ nodes:
   assert.equal(problems.length, 1, problems.join("\n"));
   assert.match(problems[0], /nodes\.0\.with\.for: delay: /);
 });
+
+Deno.test("prepareFlow() checks static durations of built-in nodes (delay for, state.set expireIn)", async () => {
+  const problems = await problemsOf(`id: demo
+nodes:
+  - { id: a, type: delay, with: { for: 5 parsecs } }
+  - { id: b, type: state.set, with: { key: k, value: 1, expireIn: soon } }
+  - { id: c, type: delay, with: { for: 1h30m } }
+`);
+  assert.equal(problems.length, 2, problems.join("\n"));
+  assert.match(
+    problems[0],
+    /^3:\d+ nodes\.0\.with\.for: delay: expected a duration .*got "5 parsecs"$/,
+  );
+  assert.match(
+    problems[1],
+    /^4:\d+ nodes\.1\.with\.expireIn: state\.set: expected a duration .*got "soon"$/,
+  );
+});
