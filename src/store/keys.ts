@@ -116,6 +116,36 @@ export function keysEqual(a: Key, b: Key): boolean {
 const encoder = new TextEncoder();
 
 /**
+ * The largest key a store accepts for a write, in bytes of its
+ * {@linkcode encodeKey} form: the same on every backend. PostgreSQL refuses
+ * B-tree entries over about 2,700 bytes (a third of a page), so a longer key
+ * would be stored by sqlite and refused by postgres, and a `migrate store`
+ * between them could fail halfway; 2 KiB (Deno KV's limit too) leaves room.
+ */
+export const MAX_KEY_BYTES = 2048;
+
+/**
+ * Throw a `RangeError` naming the key (shortened) and the limit if `key` is
+ * over {@linkcode MAX_KEY_BYTES} once encoded. Cheap for ordinary keys: the
+ * exact size is computed only when the UTF-16 length could exceed it.
+ */
+export function assertKeySize(key: Key, what: string): void {
+  let upper = 0;
+  for (const part of key) upper += part.length * 3 + 2;
+  if (upper <= MAX_KEY_BYTES) return;
+  const size = encodeKey(key).length;
+  if (size <= MAX_KEY_BYTES) return;
+  const shown = key.map((part) =>
+    part.length > 24 ? `${part.slice(0, 20)}…(${part.length})` : part
+  );
+  throw new RangeError(
+    `${what}: key ${JSON.stringify(shown)} is ${size.toLocaleString("en-US")} bytes encoded; ` +
+      `keys are at most ${MAX_KEY_BYTES.toLocaleString("en-US")} bytes on every backend. ` +
+      `Use a shorter key (a hash of a long element, say) and keep long text in the value`,
+  );
+}
+
+/**
  * Encode a key as bytes whose byte-wise (memcmp) order is the key order:
  * each element is its UTF-8 bytes with 0x00 escaped as 0x00 0xFF, followed by
  * a 0x00 terminator. Backends that sort bytes (SQLite BLOBs) store this.

@@ -14,7 +14,14 @@ import type {
   RawEntry,
   StoreDriver,
 } from "./driver.ts";
-import { assertKey, compareKeys, decodeCursor, encodeCursor, inClearRange } from "./keys.ts";
+import {
+  assertKey,
+  assertKeySize,
+  compareKeys,
+  decodeCursor,
+  encodeCursor,
+  inClearRange,
+} from "./keys.ts";
 import { applyQuery, normalizeQuery } from "./query.ts";
 import type {
   AtomicCheck,
@@ -34,7 +41,7 @@ import type {
   SetOptions,
   Store,
 } from "./types.ts";
-import { serializeValue } from "./values.ts";
+import { assertValueSize, serializeValue } from "./values.ts";
 import { systemClock } from "../clock.ts";
 import { listIterator } from "./list_iterator.ts";
 
@@ -184,8 +191,10 @@ class CoreStore implements Store {
     const what = "Cannot set";
     this.#assertOpen(what);
     assertKey(key, what);
+    assertKeySize(key, what);
     key = [...key];
     const text = serializeValue(value, what);
+    assertValueSize(text, what);
     let expiresAt: number | null = null;
     if (options?.expireIn !== undefined) {
       checkExpireIn(options.expireIn, what);
@@ -377,7 +386,9 @@ class CoreStore implements Store {
       },
       set: (key, value, options) => {
         assertKey(key, `${what}: set`);
+        assertKeySize(key, `${what}: set`);
         const text = serializeValue(value, `${what}: set`);
+        assertValueSize(text, `${what}: set`);
         let expiresAt: number | null = null;
         if (options?.expireIn !== undefined) {
           checkExpireIn(options.expireIn, what);

@@ -19,6 +19,49 @@ export function serializeValue(value: unknown, what: string): string {
   return JSON.stringify(value);
 }
 
+/**
+ * The largest value a store accepts, in bytes of its JSON text (UTF-8): the
+ * same on every backend, and under each one's own limit (PostgreSQL `jsonb`
+ * ~255 MB, SQLite's default 1 GB). 16 MiB holds any run's outputs or a node's
+ * state many times over, and keeps one value from ballooning a jsonfile
+ * document, a backup line or a cache.
+ */
+export const MAX_VALUE_BYTES: number = 16 * 1024 * 1024;
+
+/** The UTF-8 size of `text` (well-formed or not: a lone surrogate counts as U+FFFD). */
+function utf8Length(text: string): number {
+  let size = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) size += 1;
+    else if (c < 0x800) size += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        size += 4;
+        i++;
+      } else size += 3;
+    } else size += 3;
+  }
+  return size;
+}
+
+/**
+ * Throw a `RangeError` naming the size and the limit if the JSON text of a
+ * value is over {@linkcode MAX_VALUE_BYTES}. The exact UTF-8 size is computed
+ * only when the text could be over it.
+ */
+export function assertValueSize(text: string, what: string): void {
+  if (text.length * 3 <= MAX_VALUE_BYTES) return;
+  const size = text.length <= MAX_VALUE_BYTES ? utf8Length(text) : text.length;
+  if (size <= MAX_VALUE_BYTES) return;
+  throw new RangeError(
+    `${what}: the value is ${size.toLocaleString("en-US")} bytes as JSON; values are at most ` +
+      `${MAX_VALUE_BYTES.toLocaleString("en-US")} bytes (16 MiB) on every backend. ` +
+      `Split it over several keys, or keep large files outside the store`,
+  );
+}
+
 function formatPath(path: readonly (string | number)[]): string {
   let out = "value";
   for (const seg of path) {

@@ -6,7 +6,7 @@
  * @module
  */
 import { StoreClosedError } from "../errors.ts";
-import { assertKey } from "../store/keys.ts";
+import { assertKey, assertKeySize } from "../store/keys.ts";
 import type {
   AtomicCheck,
   AtomicOperation,
@@ -25,7 +25,7 @@ import type {
   SetOptions,
   Store,
 } from "../store/types.ts";
-import { serializeValue } from "../store/values.ts";
+import { assertValueSize, serializeValue } from "../store/values.ts";
 import { systemClock } from "../clock.ts";
 import { listIterator } from "../store/list_iterator.ts";
 import { type CacheSlot, idOf, InflightTickets, isExpired, LruCache, slotEntry } from "./_lru.ts";
@@ -429,8 +429,10 @@ class CachingStore implements CachedStore {
     const what = "Cannot set";
     this.#assertOpen(what);
     assertKey(key, what);
+    assertKeySize(key, what);
     key = [...key]; // the caller may reuse the array
     const text = serializeValue(value, what);
+    assertValueSize(text, what); // a write-behind set resolves before the store sees it
     const expireIn = options?.expireIn;
     if (expireIn !== undefined) checkExpireIn(expireIn, what);
     const ifVersion = options?.ifVersion;

@@ -4,7 +4,9 @@
  * @module
  */
 import type { Key } from "../../store/types.ts";
-import { collect, expectValue, fails, listKeys, same } from "./_assert.ts";
+import { MAX_KEY_BYTES } from "../../store/keys.ts";
+import { MAX_VALUE_BYTES } from "../../store/values.ts";
+import { check, collect, expectValue, fails, listKeys, same } from "./_assert.ts";
 import type { DefineCase } from "./_case.ts";
 
 const BAD_KEYS: [string, unknown][] = [
@@ -127,6 +129,50 @@ export function defineBadInputCases(define: DefineCase): void {
     }
     same(await listKeys(store), [["sentinel"]], "keys after all the bad values");
     await expectValue(store, ["sentinel"], "unchanged", "the sentinel after bad overwrites");
+  });
+
+  define(
+    "keys over 2,048 encoded bytes throw RangeError and write nothing; keys at the limit work",
+    async (c) => {
+      const store = await c.open();
+      // Encoded, an element is its UTF-8 bytes and a terminator: ["k", x] is 2 + x + 1 bytes.
+      const atLimit: Key = ["k", "a".repeat(MAX_KEY_BYTES - 3)];
+      const overLimit: Key = ["k", "a".repeat(MAX_KEY_BYTES - 2)];
+      const overInUtf8: Key = ["k", "é".repeat(1024)]; // 1,024 characters, 2,048 bytes
+      await store.set(atLimit, "fits");
+      await expectValue(store, atLimit, "fits", "a key of exactly 2,048 bytes");
+      for (
+        const [label, key] of [["2,049 bytes", overLimit], ["2,051 bytes of UTF-8", overInUtf8]]
+      ) {
+        const err = await fails(() => store.set(key as Key, 1), RangeError, `set() of ${label}`);
+        check(
+          /keys are at most 2,048 bytes/.test(err.message),
+          `the message names the limit: ${err.message}`,
+        );
+        check(err.message.length < 400, "the message shortens the key");
+        await fails(
+          () => store.atomic().set(["ok"], 1).set(key as Key, 1).commit(),
+          RangeError,
+          `atomic().set() of ${label}`,
+        );
+      }
+      same(await listKeys(store), [atLimit], "keys after the refused writes");
+    },
+  );
+
+  define("values over 16 MiB of JSON throw RangeError and write nothing", async (c) => {
+    const store = await c.open();
+    await store.set(["v"], "unchanged");
+    const huge = "x".repeat(MAX_VALUE_BYTES); // with its quotes, 2 bytes over
+    const err = await fails(() => store.set(["v"], huge), RangeError, "set() of 16 MiB + 2");
+    check(/values are at most 16,777,216 bytes/.test(err.message), `the limit: ${err.message}`);
+    await fails(
+      () => store.atomic().set(["w"], 1).set(["v"], huge).commit(),
+      RangeError,
+      "atomic().set() of 16 MiB + 2",
+    );
+    same(await listKeys(store), [["v"]], "keys after the refused writes");
+    await expectValue(store, ["v"], "unchanged", "the value after the refused overwrite");
   });
 
   define("expireIn <= 0 throws RangeError and writes nothing", async (c) => {
