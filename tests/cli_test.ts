@@ -380,3 +380,18 @@ for (const plugin of ["jsonfile", "sqlite"] as const) {
     });
   });
 }
+
+Deno.test("flowstate state set with JSON nested thousands deep exits 2 with a clear error, no crash", async () => {
+  await withSandbox(async ({ run }) => {
+    const deep = "[".repeat(20_000) + "]".repeat(20_000);
+    const result = await run("state", "set", "k", deep);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /^error: Cannot set k: value\[0\]\[0\].*is nested deeper than 256 levels/,
+    );
+    assert.doesNotMatch(result.stderr, /Maximum call stack/);
+    assert.ok(result.stderr.length < 400, result.stderr);
+    assert.equal((await run("state", "get", "k")).code, 1, "nothing was written");
+  });
+});

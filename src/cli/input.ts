@@ -5,6 +5,7 @@
  * @module
  */
 import type { Key } from "../store/types.ts";
+import { serializeValue } from "../store/values.ts";
 
 /** Bad command-line input: the CLI prints the message and exits with code 2. */
 export class UsageError extends Error {
@@ -69,8 +70,9 @@ export function formatKey(key: Key): string {
 
 /** Parse a JSON value from the command line, or explain how to quote it. */
 export function parseJsonValue(text: string, key: Key): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     const shown = text.length > 40 ? `${text.slice(0, 40)}…` : text;
     throw new UsageError(
@@ -78,4 +80,11 @@ export function parseJsonValue(text: string, key: Key): unknown {
         `quote it for the shell and for JSON: '"${shown.replaceAll(/['"]/g, "")}"'`,
     );
   }
+  try {
+    serializeValue(value, `Cannot set ${formatKey(key)}`); // nesting: a usage error, not a crash
+  } catch (err) {
+    if (err instanceof TypeError) throw new UsageError(err.message, { cause: err });
+    throw err;
+  }
+  return value;
 }

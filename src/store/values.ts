@@ -28,6 +28,13 @@ export function serializeValue(value: unknown, what: string): string {
  */
 export const MAX_VALUE_BYTES: number = 16 * 1024 * 1024;
 
+/**
+ * The deepest nesting of arrays and objects a value may have: deep enough for
+ * any data, and far from the depth at which a recursive reader (a query, a
+ * template, a JSON Schema check) would exhaust the stack.
+ */
+export const MAX_VALUE_DEPTH = 256;
+
 /** The UTF-8 size of `text` (well-formed or not: a lone surrogate counts as U+FFFD). */
 function utf8Length(text: string): number {
   let size = 0;
@@ -64,6 +71,12 @@ export function assertValueSize(text: string, what: string): void {
 
 function formatPath(path: readonly (string | number)[]): string {
   let out = "value";
+  if (path.length > 12) {
+    // A deeply nested place: its start and its end are enough to find it.
+    return `${formatPath(path.slice(0, 4))}…(${path.length - 8} more)…${
+      formatPath(path.slice(-4)).slice("value".length)
+    }`;
+  }
   for (const seg of path) {
     out += typeof seg === "number"
       ? `[${seg}]`
@@ -93,6 +106,10 @@ function findProblem(
         : `is ${value}, which JSON cannot hold; store a finite number, null or a string`;
     case "object": {
       if (value === null) return undefined;
+      if (ancestors.length >= MAX_VALUE_DEPTH) {
+        return `is nested deeper than ${MAX_VALUE_DEPTH} levels; flatten it (every backend and ` +
+          `every reader handles ${MAX_VALUE_DEPTH})`;
+      }
       if (ancestors.includes(value)) {
         return "refers back to itself (a cycle); JSON cannot hold it";
       }

@@ -27,7 +27,10 @@ function badValues(): [string, unknown][] {
   cycle.self = cycle;
   const arrayCycle: unknown[] = [1];
   arrayCycle.push({ back: arrayCycle });
+  let deep: unknown = 1;
+  for (let i = 0; i < 300; i++) deep = i % 2 ? [deep] : { a: deep };
   return [
+    ["arrays and objects nested 300 deep", deep],
     ["a function", () => 1],
     ["a symbol", Symbol("s")],
     ["a BigInt", 10n],
