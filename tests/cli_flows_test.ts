@@ -857,6 +857,7 @@ nodes:
   - { id: boom, type: fail, needs: [say], with: { message: "\\e[31mred\\e[0m" } }
 `,
     );
+    // deno-lint-ignore no-control-regex
     const unprintable = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/;
     const result = await run("run", "noisy.flow.yaml");
     assert.equal(result.code, 1, result.stderr);
