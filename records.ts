@@ -33,6 +33,7 @@ export {
   type RunEventInit,
   type RunPage,
   type RunRecord,
+  runShapeProblem,
   type RunStartEvent,
   type RunStatus,
   type RunSummary,

@@ -876,3 +876,33 @@ nodes:
     assert.equal(exact.run.nodes.boom.error, "\u001b[31mred\u001b[0m");
   });
 });
+
+Deno.test("flowstate runs ls and runs show survive a malformed run record", async () => {
+  await withSandbox(async ({ run, json }) => {
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await run("run", join(ROOT, "examples/counter.flow.yaml"))).code, 0);
+    }
+    const runs = await json<RunSummaryJson[]>(["runs", "ls", "--json"]);
+    assert.equal(runs.length, 3);
+    const bad = runs[1].id;
+    const wrote = await run("state", "set", JSON.stringify(["flowstate", "runs", bad]), "{}");
+    assert.equal(wrote.code, 0, wrote.stderr);
+
+    const listed = await run("runs", "ls");
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, new RegExp(runs[0].id));
+    assert.match(listed.stdout, new RegExp(runs[2].id));
+    assert.doesNotMatch(listed.stdout, new RegExp(bad));
+    assert.match(listed.stderr, new RegExp(`warning: skipped 1 malformed run record: ${bad}`));
+    assert.doesNotMatch(listed.stderr, /Cannot read properties/);
+
+    const shown = await run("runs", "show", bad);
+    assert.equal(shown.code, 1);
+    assert.match(
+      shown.stderr,
+      new RegExp(`Run ${bad} is recorded but malformed \\(id is not a string\\)`),
+    );
+    assert.doesNotMatch(shown.stderr, /Cannot read properties|--debug/);
+    assert.equal((await run("runs", "show", runs[0].id)).code, 0, "the others still show");
+  });
+});

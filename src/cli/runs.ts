@@ -15,6 +15,7 @@ import { openRuntime } from "../runtime.ts";
 import { formatDuration, formatTime, printable, printTable, shortHash } from "./format.ts";
 import type { GlobalOptions } from "./common.ts";
 import { isRunId } from "../records/run_id.ts";
+import { runShapeProblem } from "../records/types.ts";
 import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeOption } from "./run_filters.ts";
 
 const PAGE = 1000;
@@ -35,6 +36,7 @@ export async function listRuns(
   await using runtime = await openRuntime({ config: global.config });
   const records = await runtime.records();
   const runs: RunSummary[] = [];
+  const malformed: string[] = [];
   let cursor: string | undefined;
   while (runs.length < limit) {
     const page = await records.listRunSummaries({
@@ -46,6 +48,7 @@ export async function listRuns(
       cursor,
     });
     runs.push(...page.runs);
+    malformed.push(...(page.malformed ?? []));
     cursor = page.cursor;
     if (cursor === undefined) break;
   }
@@ -63,6 +66,14 @@ export async function listRuns(
         formatTime(r.startedAt),
         formatDuration(r.durationMs),
       ]),
+    );
+  }
+  if (malformed.length > 0) {
+    // Shown, not fatal: one damaged entry must not hide every other run.
+    console.error(
+      `warning: skipped ${malformed.length} malformed run record${
+        malformed.length === 1 ? "" : "s"
+      }: ${malformed.slice(0, 10).map(printable).join(", ")}${malformed.length > 10 ? ", …" : ""}`,
     );
   }
   return 0;
@@ -100,6 +111,15 @@ export async function showRun(
     }
     console.error(
       `Run ${runId} not found in store "${runtime.config.records}" (list runs with: flowstate runs ls)`,
+    );
+    return 1;
+  }
+  const problem = runShapeProblem(run);
+  if (problem !== undefined) {
+    console.error(
+      `Run ${runId} is recorded but malformed (${problem}), so it cannot be shown; ` +
+        `see its raw entry with: flowstate state get flowstate/runs/${runId} ` +
+        `--store ${runtime.config.records}`,
     );
     return 1;
   }

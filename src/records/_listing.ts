@@ -16,6 +16,7 @@ import {
   type ListRunsOptions,
   type RunPage,
   type RunRecord,
+  runShapeProblem,
   type RunSummary,
   summarizeRun,
 } from "./types.ts";
@@ -30,6 +31,8 @@ interface IndexPage {
   entries: Entry<RunSummary | StoredRun>[];
   cursor?: string;
   full: boolean;
+  /** The index's prefix: an entry's run id is its key's element at `base.length`. */
+  base?: Key;
 }
 
 async function listIndex(ctx: RecordsContext, options: ListRunsOptions): Promise<IndexPage> {
@@ -91,8 +94,9 @@ async function listIndex(ctx: RecordsContext, options: ListRunsOptions): Promise
     })
   ) {
     scanned++;
-    lastScanned = e.value.id;
-    if (!filtered || e.value.status === status) {
+    // The id from the key: a malformed value must not break the paging.
+    lastScanned = e.key[base.length];
+    if (!filtered || (e.value as { status?: unknown } | null)?.status === status) {
       entries.push(e);
       if (entries.length > limit) break;
     }
@@ -100,10 +104,35 @@ async function listIndex(ctx: RecordsContext, options: ListRunsOptions): Promise
   }
   const more = entries.length > limit;
   if (more) entries.pop();
-  const next = more ? entries[entries.length - 1].value.id : scanned >= maxScan
+  const next = more
+    ? entries[entries.length - 1].key[base.length]
+    : scanned >= maxScan
     ? lastScanned // a short page: the next one continues after the last entry read
     : undefined;
-  return { entries, cursor: next, full: base.length === layout.prefix.length + 1 };
+  return { entries, cursor: next, full: base.length === layout.prefix.length + 1, base };
+}
+
+/** The page's runs that have a run's shape, and the ids (from their keys) of those that do not. */
+function wellFormed<T>(
+  entries: Entry<unknown>[],
+  idAt: number,
+  value: (e: Entry<unknown>) => unknown,
+): { ok: [Entry<unknown>, T][]; malformed: string[] } {
+  const ok: [Entry<unknown>, T][] = [];
+  const malformed: string[] = [];
+  for (const e of entries) {
+    const v = value(e);
+    if (runShapeProblem(v) === undefined) ok.push([e, v as T]);
+    else malformed.push(String(e.key[idAt]));
+  }
+  return { ok, malformed };
+}
+
+function page<T>(runs: T[], cursor: string | undefined, malformed: string[]): RunPage<T> {
+  const out: RunPage<T> = { runs };
+  if (cursor !== undefined) out.cursor = cursor;
+  if (malformed.length > 0) out.malformed = malformed;
+  return out;
 }
 
 /** `Records.listRunSummaries()`: a page of summaries, read from the index alone. */
@@ -111,11 +140,14 @@ export async function listRunSummaries(
   ctx: RecordsContext,
   options: ListRunsOptions,
 ): Promise<RunPage<RunSummary>> {
-  const { entries, cursor, full } = await listIndex(ctx, options);
-  const runs = entries.map((e) =>
-    full ? summarizeRun(e.value as StoredRun) : e.value as RunSummary
+  const { entries, cursor, full, base } = await listIndex(ctx, options);
+  const { ok, malformed } = wellFormed<RunSummary | StoredRun>(
+    entries,
+    base?.length ?? 0,
+    (e) => e.value,
   );
-  return cursor === undefined ? { runs } : { runs, cursor };
+  const runs = ok.map(([, v]) => full ? summarizeRun(v as StoredRun) : v as RunSummary);
+  return page(runs, cursor, malformed);
 }
 
 /** `Records.listRuns()`: a page of full records, with one `getMany` for an index page. */
@@ -123,15 +155,16 @@ export async function listRuns(
   ctx: RecordsContext,
   options: ListRunsOptions,
 ): Promise<RunPage<RunRecord>> {
-  const { entries, cursor, full } = await listIndex(ctx, options);
-  let runs: RunRecord[];
+  const { entries, cursor, full, base } = await listIndex(ctx, options);
+  const idAt = base?.length ?? 0;
   if (full) {
-    runs = entries.map((e) => withoutEvents(e.value as StoredRun));
-  } else {
-    const records = await ctx.store.getMany<StoredRun>(
-      entries.map((e) => ctx.layout.run((e.value as RunSummary).id)),
-    );
-    runs = records.filter((r) => r !== null).map((r) => withoutEvents(r.value));
+    const { ok, malformed } = wellFormed<StoredRun>(entries, idAt, (e) => e.value);
+    return page(ok.map(([, v]) => withoutEvents(v)), cursor, malformed);
   }
-  return cursor === undefined ? { runs } : { runs, cursor };
+  const records = await ctx.store.getMany<StoredRun>(
+    entries.map((e) => ctx.layout.run(String(e.key[idAt]))),
+  );
+  const found = records.filter((r) => r !== null) as Entry<StoredRun>[];
+  const { ok, malformed } = wellFormed<StoredRun>(found, ctx.layout.run().length, (e) => e.value);
+  return page(ok.map(([, v]) => withoutEvents(v)), cursor, malformed);
 }

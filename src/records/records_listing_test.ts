@@ -147,3 +147,44 @@ backendTest(
     await store.close();
   },
 );
+
+backendTest(
+  "Records listings skip and name malformed run entries, and page on past them",
+  async (backend) => {
+    const { store, clock, records } = await setup(backend);
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const run = finished(newRun(clock), "succeeded", 5);
+      await records.startRun({ ...run, status: "running", endedAt: null, durationMs: null });
+      await records.finishRun(run);
+      ids.push(run.id);
+      clock.t += 1000;
+    }
+    // Something else wrote over one record and one index entry (a damaged store, a stray write).
+    await store.set(["flowstate", "runs", ids[2]], { bogus: true });
+    await store.set(["flowstate", "runs-by-flow", "f", ids[4]], "not a summary");
+    const newestFirst = [...ids].reverse();
+
+    const all = await records.listRunSummaries({ limit: 100 });
+    assert.deepEqual(all.runs.map((r) => r.id), newestFirst.filter((id) => id !== ids[2]));
+    assert.deepEqual(all.malformed, [ids[2]]);
+    const full = await records.listRuns({ limit: 100 });
+    assert.deepEqual(full.malformed, [ids[2]]);
+
+    const byFlow = await records.listRunSummaries({ flowId: "f", limit: 100 });
+    assert.deepEqual(byFlow.malformed, [ids[4]]);
+    assert.equal(byFlow.runs.length, 5);
+    const byFlowFull = await records.listRuns({ flowId: "f", limit: 100 });
+    assert.deepEqual(byFlowFull.malformed, [ids[2]], "the index entry is fine, the record is not");
+
+    // Pages of 2 step over the damaged entries with their cursors.
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await records.listRunSummaries({ limit: 2, cursor });
+      seen.push(...page.runs.map((r) => r.id), ...(page.malformed ?? []));
+      cursor = page.cursor;
+    } while (cursor !== undefined);
+    assert.deepEqual(seen.sort(), [...ids].sort());
+  },
+);

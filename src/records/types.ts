@@ -205,6 +205,11 @@ export interface RunPage<T> {
    * a cursor may hold fewer runs than asked for (see `listRunSummaries`).
    */
   cursor?: string;
+  /**
+   * Ids of entries on this page that do not have a run's shape (written by
+   * something else, or damaged): left out of `runs`, named here.
+   */
+  malformed?: string[];
 }
 
 /**
@@ -235,4 +240,41 @@ export function summarizeRun(run: RunRecord): RunSummary {
   };
   if (run.parentRunId !== undefined) summary.parentRunId = run.parentRunId;
   return summary;
+}
+
+const STATUSES: readonly string[] = ["running", "succeeded", "failed", "cancelled", "timed-out"];
+
+/**
+ * What keeps `value` from having the shape of a run (a {@linkcode RunSummary}
+ * or a {@linkcode RunRecord}: id, flow, version, status, times, error), or
+ * `undefined` when it has it. Listings skip and name the runs that do not.
+ *
+ * @example
+ * ```ts
+ * import { runShapeProblem } from "@flowstate/core/records";
+ * import assert from "node:assert/strict";
+ * assert.equal(runShapeProblem({ bogus: true }), "id is not a string");
+ * ```
+ */
+export function runShapeProblem(value: unknown): string | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return "not an object";
+  const v = value as Record<string, unknown>;
+  if (typeof v.id !== "string") return "id is not a string";
+  if (typeof v.flowId !== "string") return "flowId is not a string";
+  if (typeof v.flowVersion !== "string") return "flowVersion is not a string";
+  if (!STATUSES.includes(v.status as string)) return "status is not a run status";
+  if (typeof v.startedAt !== "number") return "startedAt is not a number";
+  for (const name of ["endedAt", "durationMs"]) {
+    const t = v[name];
+    if (t !== undefined && t !== null && typeof t !== "number") return `${name} is not a number`;
+  }
+  const error = v.error;
+  if (
+    error !== undefined && error !== null &&
+    (typeof error !== "object" || typeof (error as { message?: unknown }).message !== "string")
+  ) return "error has no message";
+  if (v.nodes !== undefined && (typeof v.nodes !== "object" || v.nodes === null)) {
+    return "nodes is not an object";
+  }
+  return undefined;
 }
