@@ -14,6 +14,7 @@ import { isNodeType, type NodeType } from "./node.ts";
 import { builtinNodes } from "./nodes.ts";
 import { type FlowProblem, FlowValidationError, type ParsedFlow } from "./parse.ts";
 import { compileTemplate, compileValue } from "./template/mod.ts";
+import { readPath } from "../store/query.ts";
 
 /** Options for {@linkcode prepareFlow}. */
 export interface PrepareOptions {
@@ -91,7 +92,7 @@ export async function prepareFlow(
             ? keys.map((k) =>
               `unknown option "${k}" for ${spec.type}${didYouMean(String(k), known)}`
             ).join("; ")
-            : path.length > 0 && valueAt(options, path) === undefined
+            : path.length > 0 && readPath(options, path) === undefined
             ? `missing required option "${path.join(".")}" for ${spec.type}`
             : `${spec.type}: ${issue.message}`;
           problem(["nodes", i, "with", ...path], message);
@@ -158,14 +159,4 @@ export async function prepareFlow(
 function knownOptions(type: NodeType<unknown>): string[] | undefined {
   const shape = (type.optionsSchema as unknown as { shape?: Record<string, unknown> }).shape;
   return shape && typeof shape === "object" ? Object.keys(shape) : undefined;
-}
-
-/** The value at `path` in `value`, through own properties only; `undefined` when absent. */
-function valueAt(value: unknown, path: readonly string[]): unknown {
-  let at = value;
-  for (const key of path) {
-    if (typeof at !== "object" || at === null || !Object.hasOwn(at, key)) return undefined;
-    at = (at as Record<string, unknown>)[key];
-  }
-  return at;
 }
