@@ -33,6 +33,7 @@ import {
   backendTest,
   CHILD,
   CLI,
+  CONCURRENCY,
   type KillPlan,
   killPlan,
   killPoints,
@@ -132,7 +133,9 @@ for (const backend of BACKENDS) {
     () =>
       withFaultDir(`${backend}-flows`, async (dir) => {
         const tally = new Tally();
-        const projects = await Promise.all([0, 1, 2, 3].map((w) => project(backend, dir, w)));
+        const projects = await Promise.all(
+          Array.from({ length: CONCURRENCY }, (_, w) => project(backend, dir, w)),
+        );
         await killPoints(FLOW_KILLS, tally, async (i, worker) => {
           const seed = SEED + 10_000 + i;
           const { cwd, spec, home } = projects[worker];
@@ -185,7 +188,9 @@ for (const backend of BACKENDS) {
     () =>
       withFaultDir(`${backend}-jobs`, async (dir) => {
         const tally = new Tally();
-        const projects = await Promise.all([0, 1, 2, 3].map((w) => project(backend, dir, w)));
+        const projects = await Promise.all(
+          Array.from({ length: CONCURRENCY }, (_, w) => project(backend, dir, w)),
+        );
         await killPoints(JOB_KILLS, tally, async (i, worker) => {
           const seed = SEED + 20_000 + i;
           const p = projects[worker];
@@ -212,10 +217,7 @@ for (const backend of BACKENDS) {
             if (now.length === 0) deleted++;
             else assert.deepEqual(now, keys, `${context}: run ${id} is half deleted`);
           }
-          const jobRuns = (await (await rt.records()).listRuns({ flowId: "job:retention" })).runs;
-          for (const run of jobRuns) {
-            assert.ok(["running", "succeeded"].includes(run.status), `${context}: ${run.status}`);
-          }
+          await endedOrRunning(rt, "job:retention", context);
           // Run again, the job completes and every seeded (old) run is gone.
           const again = await runJob(rt, "retention", {
             options: RETENTION_OPTIONS,
@@ -297,17 +299,35 @@ function openProject(p: Project): Promise<Runtime> {
 }
 
 /**
+ * Every run of `flowId`, each of which is well-formed and either `succeeded`
+ * or (its process killed) still `running`: never failed or half recorded.
+ */
+async function endedOrRunning(rt: Runtime, flowId: string, context: string) {
+  const records = await rt.records();
+  const runs: RunRecord[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await records.listRuns({ flowId, limit: 1000, cursor });
+    assert.deepEqual(page.malformed ?? [], [], `${context}: malformed run records`);
+    runs.push(...page.runs);
+    cursor = page.cursor;
+  } while (cursor !== undefined);
+  for (const run of runs) {
+    assert.ok(
+      ["running", "succeeded"].includes(run.status),
+      `${context}: run ${run.id} of ${flowId} is ${run.status}`,
+    );
+  }
+  return runs;
+}
+
+/**
  * The runs of the flow are `running` (a killed process) or `succeeded`, and
  * the state agrees: the counter is at least the succeeded runs and at most
  * all of them; every succeeded run's count is distinct and has its mark.
  */
 async function checkFlowRuns(rt: Runtime, context: string): Promise<RunRecord[]> {
-  const page = await (await rt.records()).listRuns({ flowId: "faults", limit: 1000 });
-  assert.deepEqual(page.malformed ?? [], [], `${context}: malformed run records`);
-  const runs = page.runs;
-  for (const run of runs) {
-    assert.ok(["running", "succeeded"].includes(run.status), `${context}: a run is ${run.status}`);
-  }
+  const runs = await endedOrRunning(rt, "faults", context);
   const store = await rt.store("main");
   const count = ((await store.get(["flow", "faults", "count"]))?.value ?? 0) as number;
   const succeeded = runs.filter((r) => r.status === "succeeded");
