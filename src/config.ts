@@ -214,6 +214,9 @@ export function parseConfigText(
     aliases: "stop",
     missing: "key",
     empty: "here",
+    // Problems are reported as ConfigErrors; the YAML library must not also
+    // print its warnings (a collection used as a key) on stderr.
+    logLevel: "error",
   });
   if (source.syntaxErrors.length > 0) {
     const issues = source.syntaxErrors.map((err) => ({
