@@ -62,7 +62,7 @@ export function backendTest(backend: Backend, name: string, fn: () => Promise<vo
   if (backend === "postgres" && PG_URL === undefined) {
     Deno.test({ name: `${name} (ignored: ${NEEDS_SERVER})`, ignore: true, fn: () => {} });
   } else {
-    Deno.test({ name, fn, sanitizeResources: false, sanitizeOps: false });
+    Deno.test(name, fn);
   }
 }
 

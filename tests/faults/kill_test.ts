@@ -133,9 +133,7 @@ for (const backend of BACKENDS) {
     () =>
       withFaultDir(`${backend}-flows`, async (dir) => {
         const tally = new Tally();
-        const projects = await Promise.all(
-          Array.from({ length: CONCURRENCY }, (_, w) => project(backend, dir, w)),
-        );
+        const projects = await projectsFor(backend, dir);
         await killPoints(FLOW_KILLS, tally, async (i, worker) => {
           const seed = SEED + 10_000 + i;
           const { cwd, spec, home } = projects[worker];
@@ -188,9 +186,7 @@ for (const backend of BACKENDS) {
     () =>
       withFaultDir(`${backend}-jobs`, async (dir) => {
         const tally = new Tally();
-        const projects = await Promise.all(
-          Array.from({ length: CONCURRENCY }, (_, w) => project(backend, dir, w)),
-        );
+        const projects = await projectsFor(backend, dir);
         await killPoints(JOB_KILLS, tally, async (i, worker) => {
           const seed = SEED + 20_000 + i;
           const p = projects[worker];
@@ -287,6 +283,11 @@ async function project(backend: Backend, dir: string, worker: number): Promise<P
   );
   await Deno.writeTextFile(join(cwd, "faults.flow.yaml"), FLOW);
   return { cwd, home: join(cwd, "home"), spec };
+}
+
+/** One project a worker. */
+function projectsFor(backend: Backend, dir: string): Promise<Project[]> {
+  return Promise.all(Array.from({ length: CONCURRENCY }, (_, w) => project(backend, dir, w)));
 }
 
 function openProject(p: Project): Promise<Runtime> {

@@ -86,107 +86,104 @@ async function collect(store: Store, options: Parameters<Store["list"]>[0]) {
   return out;
 }
 
-for (const backend of BACKENDS) {
+/** Register a test of `backend` that gets a fresh store of it (closed and removed after). */
+function storeTest(
+  backend: typeof BACKENDS[number],
+  name: string,
+  fn: (store: Store) => Promise<void>,
+): void {
   Deno.test({
-    name: `fuzz: ${backend.name}: random keys list in compareKeys order and read back` +
+    name: `fuzz: ${backend.name}: ${name}` +
       (backend.ignore ? ` (ignored: ${backend.ignore})` : ""),
     ignore: backend.ignore !== undefined,
     async fn() {
       const dir = await Deno.makeTempDir({ prefix: "flowstate-fuzz-" });
       const store = await backend.open(dir);
-      let n = 0;
       try {
-        const ciRuns = backend.name === "memory" ? 600 : 250;
-        await fuzzAsync(
-          `${backend.name} key order`,
-          1902,
-          ciRuns,
-          keysCase,
-          async ({ keys: cased, start, end, page }) => {
-            const prefix = ["case", String(n++)];
-            const atomic = store.atomic();
-            cased.forEach((k, i) => atomic.set([...prefix, ...k], i));
-            assert.ok((await atomic.commit()).ok);
-            const sorted = [...cased].sort(compareKeys);
-            const listed = await collect(store, { prefix });
-            assert.deepEqual(keys(listed, prefix), sorted, "list order");
-            for (const e of listed) {
-              assert.equal(e.value, cased.findIndex((k) => compareKeys(k, e.key.slice(2)) === 0));
-            }
-            const reversed = await collect(store, { prefix, reverse: true });
-            assert.deepEqual(keys(reversed, prefix), [...sorted].reverse(), "reverse order");
-            // Bounds: start inclusive, end exclusive, both within the prefix.
-            const bounded = await collect(store, {
-              prefix,
-              ...(start === undefined ? {} : { start: [...prefix, ...start] }),
-              ...(end === undefined ? {} : { end: [...prefix, ...end] }),
-            });
-            const inBounds = sorted.filter((k) =>
-              (start === undefined || compareKeys(k, start) >= 0) &&
-              (end === undefined || compareKeys(k, end) < 0)
-            );
-            assert.deepEqual(keys(bounded, prefix), inBounds, "bounded listing");
-            // Paging with cursors gives the same keys.
-            const paged: Key[] = [];
-            let cursor: string | undefined;
-            for (let guard = 0; guard <= sorted.length; guard++) {
-              const it = store.list({ prefix, limit: page, ...(cursor ? { cursor } : {}) });
-              let got = 0;
-              for await (const e of it) {
-                paged.push(e.key.slice(prefix.length));
-                got++;
-              }
-              if (got < page) break;
-              cursor = it.cursor;
-            }
-            assert.deepEqual(paged, sorted, "paged listing");
-            // Each key reads back as itself.
-            const read = await store.getMany(cased.map((k) => [...prefix, ...k]));
-            read.forEach((e, i) => {
-              assert.deepEqual(e?.key, [...prefix, ...cased[i]]);
-              assert.equal(e?.value, i);
-            });
-            assert.equal(await store.clear(prefix), cased.length);
-          },
-          0.02,
-        );
+        await fn(store);
       } finally {
         await store.close();
         await Deno.remove(dir, { recursive: true });
       }
     },
   });
+}
 
-  Deno.test({
-    name: `fuzz: ${backend.name}: random JSON values read back as their JSON round trip` +
-      (backend.ignore ? ` (ignored: ${backend.ignore})` : ""),
-    ignore: backend.ignore !== undefined,
-    async fn() {
-      const dir = await Deno.makeTempDir({ prefix: "flowstate-fuzz-" });
-      const store = await backend.open(dir);
-      let n = 0;
-      try {
-        const ciRuns = backend.name === "memory" ? 1000 : 400;
-        await fuzzAsync(
-          `${backend.name} JSON values`,
-          1903,
-          ciRuns,
-          fc.jsonValue({ maxDepth: 4, stringUnit: "binary" }),
-          async (value) => {
-            const key = ["json", String(n++)];
-            assert.ok((await store.set(key, value)).ok);
-            const expected = JSON.parse(JSON.stringify(value));
-            assert.deepStrictEqual((await store.get(key))?.value, expected);
-            const [listed] = await collect(store, { prefix: ["json"], start: key, limit: 1 });
-            assert.deepStrictEqual(listed.value, expected);
-          },
-          0.05,
+for (const backend of BACKENDS) {
+  storeTest(backend, "random keys list in compareKeys order and read back", async (store) => {
+    let n = 0;
+    await fuzzAsync(
+      `${backend.name} key order`,
+      1902,
+      backend.name === "memory" ? 600 : 250,
+      keysCase,
+      async ({ keys: cased, start, end, page }) => {
+        const prefix = ["case", String(n++)];
+        const atomic = store.atomic();
+        cased.forEach((k, i) => atomic.set([...prefix, ...k], i));
+        assert.ok((await atomic.commit()).ok);
+        const sorted = [...cased].sort(compareKeys);
+        const listed = await collect(store, { prefix });
+        assert.deepEqual(keys(listed, prefix), sorted, "list order");
+        for (const e of listed) {
+          assert.equal(e.value, cased.findIndex((k) => compareKeys(k, e.key.slice(2)) === 0));
+        }
+        const reversed = await collect(store, { prefix, reverse: true });
+        assert.deepEqual(keys(reversed, prefix), [...sorted].reverse(), "reverse order");
+        // Bounds: start inclusive, end exclusive, both within the prefix.
+        const bounded = await collect(store, {
+          prefix,
+          ...(start === undefined ? {} : { start: [...prefix, ...start] }),
+          ...(end === undefined ? {} : { end: [...prefix, ...end] }),
+        });
+        const inBounds = sorted.filter((k) =>
+          (start === undefined || compareKeys(k, start) >= 0) &&
+          (end === undefined || compareKeys(k, end) < 0)
         );
-      } finally {
-        await store.close();
-        await Deno.remove(dir, { recursive: true });
-      }
-    },
+        assert.deepEqual(keys(bounded, prefix), inBounds, "bounded listing");
+        // Paging with cursors gives the same keys.
+        const paged: Key[] = [];
+        let cursor: string | undefined;
+        for (let guard = 0; guard <= sorted.length; guard++) {
+          const it = store.list({ prefix, limit: page, ...(cursor ? { cursor } : {}) });
+          let got = 0;
+          for await (const e of it) {
+            paged.push(e.key.slice(prefix.length));
+            got++;
+          }
+          if (got < page) break;
+          cursor = it.cursor;
+        }
+        assert.deepEqual(paged, sorted, "paged listing");
+        // Each key reads back as itself.
+        const read = await store.getMany(cased.map((k) => [...prefix, ...k]));
+        read.forEach((e, i) => {
+          assert.deepEqual(e?.key, [...prefix, ...cased[i]]);
+          assert.equal(e?.value, i);
+        });
+        assert.equal(await store.clear(prefix), cased.length);
+      },
+      0.02,
+    );
+  });
+
+  storeTest(backend, "random JSON values read back as their JSON round trip", async (store) => {
+    let n = 0;
+    await fuzzAsync(
+      `${backend.name} JSON values`,
+      1903,
+      backend.name === "memory" ? 1000 : 400,
+      fc.jsonValue({ maxDepth: 4, stringUnit: "binary" }),
+      async (value) => {
+        const key = ["json", String(n++)];
+        assert.ok((await store.set(key, value)).ok);
+        const expected = JSON.parse(JSON.stringify(value));
+        assert.deepStrictEqual((await store.get(key))?.value, expected);
+        const [listed] = await collect(store, { prefix: ["json"], start: key, limit: 1 });
+        assert.deepStrictEqual(listed.value, expected);
+      },
+      0.05,
+    );
   });
 }
 

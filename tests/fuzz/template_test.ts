@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { compileTemplate, compileValue, TemplateError } from "../../flow.ts";
-import { makeScope } from "../../src/flow/template/_test_utils.ts";
+import { makeScope, TEMPLATE_PIECES } from "../../src/flow/template/_test_utils.ts";
 import { fuzz } from "./_fuzz.ts";
 
 const scope = makeScope();
@@ -38,64 +38,7 @@ const DANGEROUS = [
   "bind",
 ];
 
-const PIECES = [
-  "${{",
-  "${{ ",
-  "}}",
-  " }}",
-  "$${{",
-  "(",
-  ")",
-  "[",
-  "]",
-  "{",
-  "}",
-  ".",
-  ",",
-  ":",
-  "?",
-  "!",
-  "+",
-  "-",
-  "*",
-  "/",
-  "%",
-  "<",
-  ">=",
-  "==",
-  "!=",
-  "&&",
-  "||",
-  "'",
-  '"',
-  "\\",
-  "\\u{",
-  " ",
-  "0",
-  "1e999",
-  "-0",
-  "inputs",
-  "nodes",
-  "env",
-  "run",
-  "output",
-  "list",
-  "obj",
-  "read",
-  "default",
-  "length",
-  "json",
-  "fromJson",
-  "keys",
-  "string",
-  "number",
-  "contains",
-  "upper",
-  "now",
-  "true",
-  "null",
-  ...DANGEROUS,
-];
+const PIECES = [...TEMPLATE_PIECES, "1e999", "-0", ...DANGEROUS];
 
 const PROTOTYPES = new Set<unknown>([
   Object.prototype,
