@@ -100,8 +100,9 @@ export function jsonProblem(
           return `${describeValue(v)} is not a JSON value; use plain objects and arrays`;
         }
         seen.push(v);
+        // Array.from, not map: a hole in a sparse array is an undefined item, not skipped.
         const entries: [string | number, unknown][] = Array.isArray(v)
-          ? v.map((item, i) => [i, item])
+          ? Array.from(v, (item, i) => [i, item])
           : Object.entries(v).filter(([, item]) => item !== undefined);
         for (const [key, item] of entries) {
           const problem = walk(item);

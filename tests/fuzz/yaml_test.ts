@@ -11,7 +11,7 @@ import { join } from "node:path";
 import process from "node:process";
 import fc from "fast-check";
 import { ConfigError, FlowValidationError } from "../../mod.ts";
-import { parseFlow } from "../../flow.ts";
+import { parseFlow, validateFlow } from "../../flow.ts";
 import { parseConfigText } from "../../src/config.ts";
 import { fuzz } from "./_fuzz.ts";
 
@@ -225,4 +225,73 @@ Deno.test("a config with a collection as a key is an error, and no YAML warning 
 Deno.test("fuzz: the config parser on a mutated config throws only ConfigError", () => {
   checkConfig(CONFIG);
   fuzz("config parser, mutated config", 1911, 1000, mutated([CONFIG]), checkConfig);
+});
+
+/** Any JavaScript value, the odd ones too (null prototypes, sparse arrays, Maps, Dates, boxed values). */
+const anything = fc.anything({
+  withNullPrototype: true,
+  withBigInt: true,
+  withDate: true,
+  withMap: true,
+  withSet: true,
+  withSparseArray: true,
+  withBoxedValues: true,
+  withTypedArray: true,
+  withUnicodeString: true,
+  maxDepth: 4,
+});
+
+/** A flow object whose fields are sometimes right and sometimes anything. */
+const flowObject = fc.record({
+  id: fc.oneof(fc.constant("a"), anything),
+  nodes: fc.oneof(
+    fc.array(
+      fc.record({
+        id: fc.oneof(fc.constantFrom("x", "y"), anything),
+        type: fc.oneof(fc.constantFrom("log", "state.set", "flow", "delay", "transform"), anything),
+        with: anything,
+        needs: fc.oneof(fc.constant(["x"]), anything),
+        retry: anything,
+        timeout: anything,
+        if: anything,
+      }, { requiredKeys: [] }),
+      { maxLength: 4 },
+    ),
+    anything,
+  ),
+  inputs: anything,
+  outputs: anything,
+  schedule: anything,
+  env: anything,
+}, { requiredKeys: [] });
+
+/** `validateFlow(value)` validates or throws a FlowValidationError. */
+function checkFlowObject(value: unknown): void {
+  try {
+    validateFlow(value);
+  } catch (e) {
+    if (!(e instanceof FlowValidationError)) {
+      throw new Error(`validateFlow(${Deno.inspect(value)}) threw ${e}`, { cause: e });
+    }
+  }
+}
+
+Deno.test("validateFlow() of an array with holes is a FlowValidationError naming the hole (found by fuzzing)", () => {
+  // jsonProblem() walked `array.map(...)`, which keeps holes, and failed on
+  // one with "TypeError: .for is not iterable".
+  // deno-lint-ignore no-sparse-arrays
+  const sparse = [, 1];
+  assert.throws(
+    () => validateFlow({ id: "a", nodes: [{ id: "x", type: "log", with: { m: sparse } }] }),
+    (e: unknown) => {
+      assert.ok(e instanceof FlowValidationError, String(e));
+      assert.match(e.message, /nodes\[0\]\.with\.m\[0\]: undefined is not a JSON value/);
+      return true;
+    },
+  );
+  checkFlowObject({ outputs: { "": sparse } });
+});
+
+Deno.test("fuzz: validateFlow() on random objects throws only FlowValidationError", () => {
+  fuzz("validateFlow, random objects", 1912, 1500, fc.oneof(flowObject, anything), checkFlowObject);
 });
