@@ -8,7 +8,9 @@
  *   reverse, within random bounds, and paged with cursors), and each reads
  *   back with its own key and value;
  * - random JSON values read back as their JSON round trip (`__proto__` keys
- *   kept as data, `-0` as `0`, key order aside).
+ *   kept as data, `-0` as `0`, key order aside);
+ * - any JavaScript value (Dates, Maps, BigInts, holes, null prototypes…) is
+ *   either stored as its JSON round trip or refused with a TypeError.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -186,5 +188,43 @@ for (const backend of BACKENDS) {
     );
   });
 }
+
+Deno.test("fuzz: any JavaScript value is stored as its JSON round trip or refused with a TypeError naming it", async () => {
+  // Values are checked by the core, the same for every backend: memory is enough.
+  const store = await openStore({ plugin: "memory" }, { name: "fuzz" });
+  let n = 0;
+  try {
+    await fuzzAsync(
+      "any value",
+      1913,
+      2000,
+      fc.anything({
+        withNullPrototype: true,
+        withBigInt: true,
+        withDate: true,
+        withMap: true,
+        withSet: true,
+        withSparseArray: true,
+        withBoxedValues: true,
+        withTypedArray: true,
+        withUnicodeString: true,
+        withObjectString: true,
+        maxDepth: 4,
+      }),
+      async (value) => {
+        const key = ["any", String(n++)];
+        try {
+          await store.set(key, value);
+        } catch (e) {
+          if (!(e instanceof TypeError) || !e.message.startsWith("Cannot set")) throw e;
+          return;
+        }
+        assert.deepStrictEqual((await store.get(key))?.value, JSON.parse(JSON.stringify(value)));
+      },
+    );
+  } finally {
+    await store.close();
+  }
+});
 
 dropTestSchema();
