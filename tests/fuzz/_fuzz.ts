@@ -4,7 +4,8 @@
  *
  * - `FUZZ_SEED`: replace every property's fixed seed with this one.
  * - `FUZZ_RUNS`: cases per property (default: each property's CI count;
- *   `deno task fuzz` runs 20,000 unless FUZZ_RUNS says otherwise).
+ *   `deno task fuzz` runs 20,000 unless FUZZ_RUNS says otherwise). A long
+ *   run without FUZZ_SEED draws a new seed (printed), so each explores anew.
  *
  * A counterexample fast-check finds is printed with its seed and path; keep it
  * as a fixed regression case next to the property once the bug is fixed.
@@ -21,19 +22,21 @@ function envInt(name: string): number | undefined {
   return n;
 }
 
-const SEED = envInt("FUZZ_SEED");
 const RUNS = envInt("FUZZ_RUNS") ?? envInt("FUZZ_DEFAULT_RUNS");
+/** CI runs the fixed seeds; a long run (`deno task fuzz`, FUZZ_RUNS) a new one each time. */
+const SEED = envInt("FUZZ_SEED") ??
+  (RUNS === undefined ? undefined : Math.floor(Math.random() * 2 ** 31));
 
 /** The fast-check parameters of one property: its seed (fixed unless FUZZ_SEED) and runs. */
 export function fuzzParams(
   name: string,
   fixedSeed: number,
   ciRuns: number,
-  /** Long runs of slow properties (a database each case) are this fraction of FUZZ_RUNS. */
+  /** Long runs of slow properties (a database round trip each case) are this fraction of FUZZ_RUNS (at least ciRuns). */
   longFraction = 1,
 ): { seed: number; numRuns: number } {
   const seed = SEED ?? fixedSeed;
-  const numRuns = RUNS === undefined ? ciRuns : Math.max(1, Math.round(RUNS * longFraction));
+  const numRuns = RUNS === undefined ? ciRuns : Math.max(ciRuns, Math.round(RUNS * longFraction));
   console.log(`fuzz: ${name}: ${numRuns} cases, seed ${seed} (FUZZ_SEED=${seed} to replay)`);
   return { seed, numRuns };
 }

@@ -165,7 +165,7 @@ for (const backend of BACKENDS) {
         });
         assert.equal(await store.clear(prefix), cased.length);
       },
-      0.02,
+      0.1,
     );
   });
 
@@ -184,7 +184,7 @@ for (const backend of BACKENDS) {
         const [listed] = await collect(store, { prefix: ["json"], start: key, limit: 1 });
         assert.deepStrictEqual(listed.value, expected);
       },
-      0.05,
+      0.25,
     );
   });
 }
