@@ -41,15 +41,17 @@ export function fuzzParams(
   return { seed, numRuns };
 }
 
-/** Check a synchronous property with {@linkcode fuzzParams}. */
+/** Check a synchronous property with {@linkcode fuzzParams}; returns the number of cases. */
 export function fuzz<T>(
   name: string,
   fixedSeed: number,
   ciRuns: number,
   arb: fc.Arbitrary<T>,
   check: (value: T) => void,
-): void {
-  fc.assert(fc.property(arb, check), fuzzParams(name, fixedSeed, ciRuns));
+): number {
+  const params = fuzzParams(name, fixedSeed, ciRuns);
+  fc.assert(fc.property(arb, check), params);
+  return params.numRuns;
 }
 
 /** Check an asynchronous property with {@linkcode fuzzParams}. */

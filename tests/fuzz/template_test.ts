@@ -75,17 +75,22 @@ function assertNoPollution(text: string): void {
   assert.equal(({} as Record<string, unknown>).polluted, undefined, text);
 }
 
+/** How many cases evaluated to a value (so a property that only ever meets errors shows). */
+const counts = { evaluated: 0, errors: 0 };
+
 /** Compile and evaluate `text`: it succeeds with plain data or throws a TemplateError inside it. */
 function check(text: string): void {
   try {
     const template = compileTemplate(text);
     assertPlain(template.evaluate(scope, clock), text);
+    counts.evaluated++;
     assertPlain(compileValue({ v: [text] }).evaluate(scope, clock), text);
   } catch (e) {
     if (e instanceof assert.AssertionError) throw e;
     if (!(e instanceof TemplateError)) {
       throw new Error(`${JSON.stringify(text)} threw ${e}`, { cause: e });
     }
+    counts.errors++;
     assert.ok(
       e.offset >= 0 && e.length >= 1 && e.offset + e.length <= text.length,
       `offset ${e.offset}+${e.length} is inside ${JSON.stringify(text)}`,
@@ -104,7 +109,16 @@ Deno.test("fuzz: templates from random pieces throw only TemplateError and give 
     fc.boolean(),
   ).map(([open, parts, close]) => `${open ? "${{ " : ""}${parts.join("")}${close ? " }}" : ""}`);
   fuzz("template pieces", 1904, 5000, text, check);
+  assertBothCommon("template pieces");
 });
+
+/** Both outcomes are common, or the generator tests less than it seems; then reset the counts. */
+function assertBothCommon(name: string): void {
+  const { evaluated, errors } = counts;
+  console.log(`fuzz: ${name}: ${evaluated} evaluated, ${errors} TemplateErrors`);
+  assert.ok(evaluated * 20 > errors && errors * 20 > evaluated, `${name}: ${evaluated}/${errors}`);
+  counts.evaluated = counts.errors = 0;
+}
 
 Deno.test("fuzz: random strings throw only TemplateError", () => {
   fuzz("template strings", 1905, 3000, fc.string({ maxLength: 40, unit: "binary" }), check);
@@ -144,7 +158,9 @@ Deno.test("fuzz: accessor chains with prototype names reach only the scope's own
   const chain = fc.tuple(root, fc.array(step, { minLength: 1, maxLength: 4 }), fc.boolean()).map(
     ([r, steps, call]) => `\${{ ${r}${steps.join("")}${call ? "()" : ""} }}`,
   );
+  counts.evaluated = counts.errors = 0;
   fuzz("template prototype chains", 1907, 4000, chain, check);
+  assertBothCommon("template prototype chains");
 });
 
 Deno.test("fuzz: fixed prototype probes evaluate to nothing or a TemplateError", () => {
