@@ -49,16 +49,20 @@ Deno.test("loadConfig() puts the default store under $FLOWSTATE_HOME, resolved a
 });
 
 Deno.test("loadConfig() reads FLOWSTATE_HOME from Deno.env by default", async () => {
+  // In a child process: setting the variable here would leak into the test
+  // files that run beside this one (`deno test --parallel`).
   await withTempDir(async (dir) => {
-    const before = Deno.env.get("FLOWSTATE_HOME");
-    Deno.env.set("FLOWSTATE_HOME", join(dir, "from-env"));
-    try {
-      const config = await loadConfig({ cwd: dir });
-      assert.equal(config.home, join(dir, "from-env"));
-    } finally {
-      if (before === undefined) Deno.env.delete("FLOWSTATE_HOME");
-      else Deno.env.set("FLOWSTATE_HOME", before);
-    }
+    const script = `import { loadConfig } from ${JSON.stringify(import.meta.resolve("./config.ts"))};
+      console.log((await loadConfig({ cwd: ${JSON.stringify(dir)} })).home);`;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--quiet", script],
+      env: { FLOWSTATE_HOME: join(dir, "from-env"), NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, stderr);
+    assert.equal(new TextDecoder().decode(out.stdout).trim(), join(dir, "from-env"));
   });
 });
 
