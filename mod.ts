@@ -56,6 +56,7 @@ export type { Clock, Timers } from "./src/clock.ts";
 export { type Duration, parseDuration } from "./src/duration.ts";
 export type { LogLevel } from "./src/log.ts";
 export {
+  AttemptOverError,
   BackupError,
   ConfigError,
   type ConfigErrorOptions,

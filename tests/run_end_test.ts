@@ -55,7 +55,9 @@ function fanOut(extra: Partial<FlowDefinition> = {}): Record<string, unknown> {
   };
 }
 
-async function allRuns(rt: { records(): Promise<{ listRuns(o: object): Promise<{ runs: RunRecord[] }> }> }) {
+async function allRuns(
+  rt: { records(): Promise<{ listRuns(o: object): Promise<{ runs: RunRecord[] }> }> },
+) {
   return (await (await rt.records()).listRuns({ limit: 100 })).runs;
 }
 
@@ -109,6 +111,7 @@ Deno.test("a timed-out attempt cannot write, and its retry starts only after it 
   const done = rt.runFlow(stubbornFlow(1), { timers });
   const first = await nextHeld();
   (await timers.next(1000)).fire(); // attempt 1 times out; it ignores its signal
+  await timers.next(5000); // the executor waits for it to stop
   first.release();
   assert.match(
     await first.outcome,
@@ -156,7 +159,10 @@ Deno.test("a cancelled run waits for a node ignoring its signal, within the grac
   const first = await nextHeld();
   controller.abort();
   first.release();
-  assert.match(await first.outcome, /attempt 1 of node write in run \S+ is over \(the run was cancelled\)/);
+  assert.match(
+    await first.outcome,
+    /attempt 1 of node write in run \S+ is over \(the run was cancelled\)/,
+  );
   const run = await done;
   assert.equal(run.status, "cancelled");
   assert.equal(run.nodes.write.status, "cancelled");
@@ -176,9 +182,10 @@ Deno.test("a run whose sub-runs do not end within the grace period names them in
   );
   const held = await nextHeld();
   controller.abort();
-  // Both the sub-run's node and the parent's flow node wait 750 ms; the parent gives up first.
+  // The parent's flow node and the sub-run's node each wait 750 ms; the parent
+  // is aborted first, so its grace sleep is asked for first: end only that one.
   const graces = [await timers.next(750), await timers.next(750)];
-  graces[1].fire();
+  graces[0].fire();
   const run = await done;
   assert.equal(run.status, "cancelled");
   const sub = (await allRuns(rt)).find((r) => r.parentRunId === run.id);
@@ -188,7 +195,7 @@ Deno.test("a run whose sub-runs do not end within the grace period names them in
     new RegExp(`sub-run ${sub.id} had not recorded its end after the 750 ms grace period`),
   );
   assert.match(run.nodes.sub.error ?? "", new RegExp(sub.id));
-  graces[0].fire();
+  graces[1].fire();
   held.release();
   await held.outcome;
 });
