@@ -108,6 +108,8 @@ export {
   type MissedPolicy,
   type OverlapPolicy,
   type ResolvedConfig,
+  type RunsConfig,
+  type RunsConfigObject,
 } from "./src/config.ts";
 export { openRuntime, type Runtime, type RuntimeOptions } from "./src/runtime.ts";
 export type { RunFlowOptions } from "./src/run_flow.ts";

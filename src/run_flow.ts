@@ -50,13 +50,14 @@ export interface RunFlowOptions {
   /**
    * How long (ms) a cancelled or timed-out run waits for a node attempt to
    * stop and for its sub-runs to record their end, and a timed-out attempt
-   * for the same before any retry (default 5000). What has not ended by then
-   * is named in the run's record.
+   * for the same before any retry (default: the config's `runs.abortGrace`,
+   * 5000). What has not ended by then is named in the run's record.
    */
   abortGrace?: number;
   /**
-   * The most sub-runs one root run may start, counting every level (default
-   * 1000). Starting one more fails the `flow` node that asked.
+   * The most sub-runs one root run may start, counting every level (default:
+   * the config's `runs.maxSubRuns`, 1000). Starting one more fails the `flow`
+   * node that asked.
    */
   maxSubRuns?: number;
   /** Sub-flow nesting depth (internal). */
@@ -155,7 +156,7 @@ async function runInTree(
           new RangeError(
             `Cannot run sub-flow ${name}: it would start sub-run ${
               tree.subRuns + 1
-            } under root run ${tree.root}, over the limit of ${tree.maxSubRuns} sub-runs per root run (a flow fanning out without end?); if intended, raise it with the maxSubRuns option of runFlow()`,
+            } under root run ${tree.root}, over the limit of ${tree.maxSubRuns} sub-runs per root run (a flow fanning out without end?); if intended, raise it with "runs: { maxSubRuns: N }" in the config (or the maxSubRuns option of runFlow())`,
           ),
         );
       }

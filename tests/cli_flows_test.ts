@@ -965,3 +965,35 @@ ${how === "timeout" ? "timeout: 1s\n" : ""}nodes:
     });
   });
 }
+
+Deno.test("flowstate run: a flow fanning out past runs.maxSubRuns fails, naming the limit and how to raise it", async () => {
+  await withSandbox(async ({ run, json, write }) => {
+    await write("flowstate.yaml", "runs: { maxSubRuns: 3 }\n");
+    // Each run starts two more of itself: 2 + 4 sub-runs wanted, 3 allowed.
+    await write(
+      "tree.flow.yaml",
+      `id: tree
+inputs: { left: { type: number, default: 2 } }
+nodes:
+  - id: a
+    type: flow
+    if: "\${{ inputs.left > 0 }}"
+    with: { flow: ./tree.flow.yaml, input: { left: "\${{ inputs.left - 1 }}" } }
+  - id: b
+    type: flow
+    if: "\${{ inputs.left > 0 }}"
+    with: { flow: ./tree.flow.yaml, input: { left: "\${{ inputs.left - 1 }}" } }
+`,
+    );
+    const result = await run("run", "tree.flow.yaml");
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stdout, /^status: +failed$/m);
+    assert.match(
+      result.stdout,
+      /over the limit of 3 sub-runs per root run .*raise it with "runs: \{ maxSubRuns: N \}" in the config/,
+    );
+    const runs = await json<RunSummaryJson[]>(["runs", "ls", "--json"]);
+    assert.equal(runs.length, 4, "the root run and 3 sub-runs");
+    for (const r of runs) assert.notEqual(r.status, "running");
+  });
+});

@@ -200,14 +200,8 @@ Deno.test("a run whose sub-runs do not end within the grace period names them in
   await held.outcome;
 });
 
-Deno.test("a root run starts at most maxSubRuns sub-runs", async () => {
-  await using rt = await openRuntime({ config: { stores: { default: { plugin: "memory" } } } });
-  const dir = await Deno.makeTempDir();
-  try {
-    // Each run starts two more of itself until `left` reaches 0: 2 + 4 + 8 = 14 sub-runs.
-    await Deno.writeTextFile(
-      `${dir}/tree.flow.yaml`,
-      `id: tree
+/** A flow that starts two more of itself until `left` is 0: 2 + 4 + 8 = 14 sub-runs from 3. */
+const TREE = `id: tree
 inputs:
   left: { type: number, default: 3 }
 nodes:
@@ -219,22 +213,51 @@ nodes:
     type: flow
     if: "\${{ inputs.left > 0 }}"
     with: { flow: ./tree.flow.yaml, input: { left: "\${{ inputs.left - 1 }}" } }
-`,
-    );
+`;
+
+/** Sub-runs under `root`, at every level. */
+function countUnder(runs: RunRecord[], root: string): number {
+  return runs.filter((r) => r.parentRunId === root).reduce(
+    (n, r) => n + 1 + countUnder(runs, r.id),
+    0,
+  );
+}
+
+Deno.test("a root run starts at most maxSubRuns sub-runs", async () => {
+  await using rt = await openRuntime({ config: { stores: { default: { plugin: "memory" } } } });
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/tree.flow.yaml`, TREE);
     const ok = await rt.runFlow(`${dir}/tree.flow.yaml`, { maxSubRuns: 14 });
     assert.equal(ok.status, "succeeded");
     const over = await rt.runFlow(`${dir}/tree.flow.yaml`, { maxSubRuns: 13 });
     assert.equal(over.status, "failed");
     assert.match(
-      JSON.stringify(over),
-      /would start sub-run 14 under root run \S+, over the limit of 13 sub-runs per root run.*maxSubRuns/,
+      over.error?.message ?? "",
+      /would start sub-run 14 under root run \S+, over the limit of 13 sub-runs per root run.*raise it with "runs: \{ maxSubRuns: N \}" in the config \(or the maxSubRuns option of runFlow\(\)\)/,
     );
     const runs = await allRuns(rt);
-    const under = (root: string): number =>
-      runs.filter((r) => r.parentRunId === root).reduce((n, r) => n + 1 + under(r.id), 0);
-    assert.equal(under(ok.id), 14);
-    assert.equal(under(over.id), 13);
+    assert.equal(countUnder(runs, ok.id), 14);
+    assert.equal(countUnder(runs, over.id), 13);
     for (const r of runs) assert.notEqual(r.status, "running");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the config's runs.maxSubRuns applies to every run; the option overrides it", async () => {
+  await using rt = await openRuntime({
+    config: { stores: { default: { plugin: "memory" } }, runs: { maxSubRuns: 5 } },
+  });
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/tree.flow.yaml`, TREE);
+    const limited = await rt.runFlow(`${dir}/tree.flow.yaml`);
+    assert.equal(limited.status, "failed");
+    assert.match(limited.error?.message ?? "", /over the limit of 5 sub-runs per root run/);
+    assert.equal(countUnder(await allRuns(rt), limited.id), 5);
+    const raised = await rt.runFlow(`${dir}/tree.flow.yaml`, { maxSubRuns: 14 });
+    assert.equal(raised.status, "succeeded");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
