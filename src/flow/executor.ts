@@ -405,10 +405,17 @@ class Execution {
     // Each attempt has its own views: once it is over, they refuse every call.
     const fence = new AttemptFence({ runId: o.runId, nodeId: id, attempt });
     const subRuns = new Set<string>();
+    const views = this.#views;
     let nodeView: StateView | undefined;
+    let flowView: StateView | undefined;
+    let globalView: StateView | undefined;
     const ctx: NodeContext<unknown> = {
-      flow: fencedView(this.#views.flow, fence),
-      global: fencedView(this.#views.global, fence),
+      get flow() {
+        return flowView ??= fencedView(views.flow, fence);
+      },
+      get global() {
+        return globalView ??= fencedView(views.global, fence);
+      },
       get node() {
         return nodeView ??= fencedView(createStateView(o.resolver, "node", flowId, id), fence);
       },

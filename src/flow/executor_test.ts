@@ -5,7 +5,7 @@ import { Records } from "../../records.ts";
 import { fakeClock } from "../testing/clock.ts";
 import type { Timers } from "../clock.ts";
 import { type FlowHost, runFlow } from "../run_flow.ts";
-import { FlowValidationError } from "../errors.ts";
+import { AttemptOverError, FlowValidationError } from "../errors.ts";
 
 function hostOn(store: Store, clock = fakeClock()): FlowHost {
   return {
@@ -315,4 +315,46 @@ Deno.test("runFlow() fails a node whose output is not JSON", async () => {
   });
   assert.equal(direct.status, "failed");
   assert.match(direct.error?.message ?? "", /not JSON|Map/);
+});
+
+Deno.test("a node's context is fenced once it returned: later writes and logs throw AttemptOverError", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const late = Promise.withResolvers<unknown[]>();
+  const returnsEarly = defineNode({
+    optionsSchema: z.object({}),
+    run(ctx) {
+      // Work left behind after returning: it must not land once the run is recorded.
+      setTimeout(() => {
+        Promise.allSettled([
+          ctx.flow.set("late", 1),
+          ctx.node.get("x"),
+          Promise.resolve().then(() => ctx.log("late")),
+        ]).then((results) => late.resolve(results.map((r) => r.status === "rejected" && r.reason)));
+      }, 0);
+      return "done";
+    },
+  });
+  const { validateFlow } = await import("./parse.ts");
+  const { prepareFlow } = await import("./prepare.ts");
+  const prepared = await prepareFlow(
+    validateFlow({ id: "early", nodes: [node("n", "early")] }),
+    { nodeTypes: new Map([["early", returnsEarly as never]]) },
+  );
+  const { executeFlow } = await import("./executor.ts");
+  const run = await executeFlow(prepared, {
+    runId: "r1",
+    flowVersion: "v",
+    inputs: {},
+    resolver: hostOn(store).resolver,
+    clock: fakeClock(),
+  });
+  assert.equal(run.status, "succeeded");
+  const errors = await late.promise;
+  assert.equal(errors.length, 3);
+  for (const err of errors) {
+    assert.ok(err instanceof AttemptOverError, `${err}`);
+    assert.equal(err.code, "ATTEMPT_OVER");
+    assert.match(err.message, /^attempt 1 of node n in run r1 is over \(it returned\)/);
+  }
+  assert.equal(await store.get(["flow", "early", "late"]), null);
 });
