@@ -15,6 +15,7 @@ const EXAMPLES = join(ROOT, "examples");
 const EXPLODE_NODE = import.meta.resolve("./fixtures/nodes/explode.ts");
 const NOT_A_NODE = import.meta.resolve("./fixtures/nodes/not_a_node.ts");
 const MISSING_NODE = import.meta.resolve("./fixtures/nodes/missing.ts");
+const TREE_FLOW = fileURLToPath(import.meta.resolve("./fixtures/flows/tree.flow.yaml"));
 const PERMISSIONS = [
   "--allow-read",
   "--allow-write",
@@ -969,23 +970,9 @@ ${how === "timeout" ? "timeout: 1s\n" : ""}nodes:
 Deno.test("flowstate run: a flow fanning out past runs.maxSubRuns fails, naming the limit and how to raise it", async () => {
   await withSandbox(async ({ run, json, write }) => {
     await write("flowstate.yaml", "runs: { maxSubRuns: 3 }\n");
-    // Each run starts two more of itself: 2 + 4 sub-runs wanted, 3 allowed.
-    await write(
-      "tree.flow.yaml",
-      `id: tree
-inputs: { left: { type: number, default: 2 } }
-nodes:
-  - id: a
-    type: flow
-    if: "\${{ inputs.left > 0 }}"
-    with: { flow: ./tree.flow.yaml, input: { left: "\${{ inputs.left - 1 }}" } }
-  - id: b
-    type: flow
-    if: "\${{ inputs.left > 0 }}"
-    with: { flow: ./tree.flow.yaml, input: { left: "\${{ inputs.left - 1 }}" } }
-`,
-    );
-    const result = await run("run", "tree.flow.yaml");
+    // Each run starts two more of itself: from left=2, 2 + 4 sub-runs wanted, 3 allowed.
+    await write("tree.flow.yaml", await Deno.readTextFile(TREE_FLOW));
+    const result = await run("run", "tree.flow.yaml", "--input", "left=2");
     assert.equal(result.code, 1, result.stderr);
     assert.match(result.stdout, /^status: +failed$/m);
     assert.match(

@@ -200,20 +200,8 @@ Deno.test("a run whose sub-runs do not end within the grace period names them in
   await held.outcome;
 });
 
-/** A flow that starts two more of itself until `left` is 0: 2 + 4 + 8 = 14 sub-runs from 3. */
-const TREE = `id: tree
-inputs:
-  left: { type: number, default: 3 }
-nodes:
-  - id: a
-    type: flow
-    if: "\${{ inputs.left > 0 }}"
-    with: { flow: ./tree.flow.yaml, input: { left: "\${{ inputs.left - 1 }}" } }
-  - id: b
-    type: flow
-    if: "\${{ inputs.left > 0 }}"
-    with: { flow: ./tree.flow.yaml, input: { left: "\${{ inputs.left - 1 }}" } }
-`;
+/** Starts two sub-runs of itself until `left` (default 3) is 0: 2 + 4 + 8 = 14 sub-runs. */
+const TREE = new URL("./fixtures/flows/tree.flow.yaml", import.meta.url).pathname;
 
 /** Sub-runs under `root`, at every level. */
 function countUnder(runs: RunRecord[], root: string): number {
@@ -225,40 +213,28 @@ function countUnder(runs: RunRecord[], root: string): number {
 
 Deno.test("a root run starts at most maxSubRuns sub-runs", async () => {
   await using rt = await openRuntime({ config: { stores: { default: { plugin: "memory" } } } });
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(`${dir}/tree.flow.yaml`, TREE);
-    const ok = await rt.runFlow(`${dir}/tree.flow.yaml`, { maxSubRuns: 14 });
-    assert.equal(ok.status, "succeeded");
-    const over = await rt.runFlow(`${dir}/tree.flow.yaml`, { maxSubRuns: 13 });
-    assert.equal(over.status, "failed");
-    assert.match(
-      over.error?.message ?? "",
-      /would start sub-run 14 under root run \S+, over the limit of 13 sub-runs per root run.*raise it with "runs: \{ maxSubRuns: N \}" in the config \(or the maxSubRuns option of runFlow\(\)\)/,
-    );
-    const runs = await allRuns(rt);
-    assert.equal(countUnder(runs, ok.id), 14);
-    assert.equal(countUnder(runs, over.id), 13);
-    for (const r of runs) assert.notEqual(r.status, "running");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  const ok = await rt.runFlow(TREE, { maxSubRuns: 14 });
+  assert.equal(ok.status, "succeeded");
+  const over = await rt.runFlow(TREE, { maxSubRuns: 13 });
+  assert.equal(over.status, "failed");
+  assert.match(
+    over.error?.message ?? "",
+    /would start sub-run 14 under root run \S+, over the limit of 13 sub-runs per root run.*raise it with "runs: \{ maxSubRuns: N \}" in the config \(or the maxSubRuns option of runFlow\(\)\)/,
+  );
+  const runs = await allRuns(rt);
+  assert.equal(countUnder(runs, ok.id), 14);
+  assert.equal(countUnder(runs, over.id), 13);
+  for (const r of runs) assert.notEqual(r.status, "running");
 });
 
 Deno.test("the config's runs.maxSubRuns applies to every run; the option overrides it", async () => {
   await using rt = await openRuntime({
     config: { stores: { default: { plugin: "memory" } }, runs: { maxSubRuns: 5 } },
   });
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(`${dir}/tree.flow.yaml`, TREE);
-    const limited = await rt.runFlow(`${dir}/tree.flow.yaml`);
-    assert.equal(limited.status, "failed");
-    assert.match(limited.error?.message ?? "", /over the limit of 5 sub-runs per root run/);
-    assert.equal(countUnder(await allRuns(rt), limited.id), 5);
-    const raised = await rt.runFlow(`${dir}/tree.flow.yaml`, { maxSubRuns: 14 });
-    assert.equal(raised.status, "succeeded");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  const limited = await rt.runFlow(TREE);
+  assert.equal(limited.status, "failed");
+  assert.match(limited.error?.message ?? "", /over the limit of 5 sub-runs per root run/);
+  assert.equal(countUnder(await allRuns(rt), limited.id), 5);
+  const raised = await rt.runFlow(TREE, { maxSubRuns: 14 });
+  assert.equal(raised.status, "succeeded");
 });
