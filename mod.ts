@@ -56,6 +56,7 @@ export type { Clock, Timers } from "./src/clock.ts";
 export { type Duration, parseDuration } from "./src/duration.ts";
 export type { LogLevel } from "./src/log.ts";
 export {
+  AttemptOverError,
   BackupError,
   ConfigError,
   type ConfigErrorOptions,
@@ -107,6 +108,8 @@ export {
   type MissedPolicy,
   type OverlapPolicy,
   type ResolvedConfig,
+  type RunsConfig,
+  type RunsConfigObject,
 } from "./src/config.ts";
 export { openRuntime, type Runtime, type RuntimeOptions } from "./src/runtime.ts";
 export type { RunFlowOptions } from "./src/run_flow.ts";

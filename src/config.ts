@@ -15,6 +15,7 @@
  *   global: shared              # default for every scope: the store named "default", else the first
  * flows: [./flows, ./other.flow.yaml]  # files or directories (their *.flow.yaml); `schedule:` ones run in the daemon
  * timezone: Europe/Paris        # default IANA zone of schedules (default UTC)
+ * runs: { abortGrace: 5s, maxSubRuns: 1000 }  # the defaults: see RunsConfig
  * jobs:
  *   retention: { schedule: "0 3 * * *", options: { maxAge: 30d }, overlap: skip, missed: run-once, jitter: 30s }
  *   gc: {}                      # scheduled at the job's defaultSchedule
@@ -49,8 +50,11 @@ import {
   type JobConfigObject,
   type MissedPolicy,
   type OverlapPolicy,
+  type RunsConfigObject,
   TOP_LEVEL_FIELDS,
 } from "./config_schema.ts";
+import { DEFAULT_ABORT_GRACE } from "./flow/executor.ts";
+import { DEFAULT_MAX_SUB_RUNS } from "./run_flow.ts";
 import { YamlSource } from "./yaml_source.ts";
 
 /** The file looked for in the working directory when no config is given. */
@@ -59,7 +63,19 @@ export const CONFIG_FILE_NAME = "flowstate.yaml";
 /** The name of the store used when the config defines none. */
 export const DEFAULT_STORE_NAME = "default";
 
-export type { ConfigObject, JobConfigObject, MissedPolicy, OverlapPolicy };
+export type { ConfigObject, JobConfigObject, MissedPolicy, OverlapPolicy, RunsConfigObject };
+
+/** Limits of every flow run (`runs:`), resolved. */
+export interface RunsConfig {
+  /**
+   * How long (ms) a cancelled or timed-out run waits for its node attempts to
+   * stop and its sub-runs to record their end; a timed-out attempt gets as
+   * long before its node is failed without a retry. Default 5000.
+   */
+  readonly abortGraceMs: number;
+  /** The most sub-runs one root run may start, at every level. Default 1000. */
+  readonly maxSubRuns: number;
+}
 
 /** The jobs scheduled even when the config does not mention them (unless disabled). */
 export const DEFAULT_SCHEDULED_JOBS: readonly string[] = ["retention", "gc"];
@@ -107,6 +123,8 @@ export interface ResolvedConfig {
    * {@linkcode DEFAULT_SCHEDULED_JOBS} (enabled) when not named.
    */
   readonly jobs: Readonly<Record<string, JobConfig>>;
+  /** Limits of every flow run. */
+  readonly runs: RunsConfig;
   /**
    * Where a field is written, as `file:line:column` (the most specific part of
    * `path` that exists), or `undefined` when the config is not from a file.
@@ -420,6 +438,17 @@ function resolveConfig(
     });
   }
 
+  let abortGraceMs = DEFAULT_ABORT_GRACE;
+  if (config.runs?.abortGrace !== undefined) {
+    const problem = durationProblem(config.runs.abortGrace);
+    if (problem !== undefined) fail(["runs", "abortGrace"], problem.message);
+    else abortGraceMs = parseDuration(config.runs.abortGrace, "runs.abortGrace");
+  }
+  const runs = Object.freeze({
+    abortGraceMs,
+    maxSubRuns: config.runs?.maxSubRuns ?? DEFAULT_MAX_SUB_RUNS,
+  });
+
   if (problems.size > 0) throw problems.error();
   return Object.freeze({
     file: ctx.file,
@@ -431,6 +460,7 @@ function resolveConfig(
     flows: Object.freeze(flows),
     timezone,
     jobs: Object.freeze(jobs),
+    runs,
     where,
   });
 }

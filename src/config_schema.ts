@@ -54,6 +54,19 @@ export interface ConfigObject {
   timezone?: string;
   /** Jobs by name: settings and schedules. */
   jobs?: Record<string, JobConfigObject | null>;
+  /** Limits of every flow run. */
+  runs?: RunsConfigObject;
+}
+
+/** The `runs:` settings, as written. */
+export interface RunsConfigObject {
+  /**
+   * How long a cancelled or timed-out run waits for its node attempts to stop
+   * and its sub-runs to record their end (`5s`, or ms). Default 5 s.
+   */
+  abortGrace?: number | string;
+  /** The most sub-runs one root run may start, at every level. Default 1000. */
+  maxSubRuns?: number;
 }
 
 type Path = readonly (string | number)[];
@@ -67,7 +80,11 @@ export const TOP_LEVEL_FIELDS: readonly string[] = [
   "flows",
   "timezone",
   "jobs",
+  "runs",
 ];
+
+/** The fields allowed under `runs:`. */
+export const RUNS_FIELDS: readonly string[] = ["abortGrace", "maxSubRuns"];
 
 /** The fields allowed in one job's settings. */
 export const JOB_FIELDS: readonly string[] = [
@@ -119,6 +136,10 @@ export const configSchema: z.ZodType<ConfigObject> = z.strictObject({
       }),
     ),
   ).optional(),
+  runs: z.strictObject({
+    abortGrace: z.union([z.number(), z.string()]).optional(),
+    maxSubRuns: z.number().int().nonnegative().optional(),
+  }).optional(),
 });
 
 /** The path an issue's location should point at (an unknown key points at that key). */
@@ -160,6 +181,14 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
           path: [...path, key],
           message: `unknown field${didYouMean(key, JOB_FIELDS)}; a job allows ${
             JOB_FIELDS.join(", ")
+          }`,
+        };
+      }
+      if (path.length === 1 && path[0] === "runs") {
+        return {
+          path: [...path, key],
+          message: `unknown field${didYouMean(key, RUNS_FIELDS)}; runs allows ${
+            RUNS_FIELDS.join(", ")
           }`,
         };
       }
@@ -208,10 +237,19 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
         ? `a duration like "30s" or a number of milliseconds`
         : path.length === 3 && path[0] === "jobs" && last === "options"
         ? "a mapping of job options"
+        : path.length === 1 && last === "runs"
+        ? `a mapping of run limits (${RUNS_FIELDS.join(", ")})`
+        : path.length === 2 && path[0] === "runs" && last === "abortGrace"
+        ? `a duration like "5s" or a number of milliseconds`
+        : path.length === 2 && path[0] === "runs" && last === "maxSubRuns"
+        ? "a whole number"
         : `a ${(issue as { expected?: string }).expected ?? "valid value"}`;
       return { path, message: `expected ${expected}, got ${describeValue(input)}` };
     }
     case "too_small":
+      if (path[0] === "runs") {
+        return { path, message: `must be at least 0, got ${describeValue(input)}` };
+      }
       return { path, message: "must not be empty" };
     case "invalid_value": {
       const values = (issue as { values?: unknown[] }).values ?? [];

@@ -187,7 +187,7 @@ Deno.test("parseConfigText() rejects an unknown top-level field with a suggestio
   assert.equal(
     errorOf("stores:\n  m: { plugin: memory }\nscope:\n  global: m\n"),
     'flowstate.yaml:3:1: scope: unknown field (did you mean "scopes"?); ' +
-      "the top level allows stores, scopes, home, records, flows, timezone, jobs",
+      "the top level allows stores, scopes, home, records, flows, timezone, jobs, runs",
   );
 });
 
@@ -258,7 +258,7 @@ Deno.test("parseConfigText() reports every shape problem at once, in file order"
   assert.equal(
     errorOf("extra: 3\nhome: 1\nstores:\n  a: 2\n"),
     [
-      "flowstate.yaml:1:1: extra: unknown field; the top level allows stores, scopes, home, records, flows, timezone, jobs",
+      "flowstate.yaml:1:1: extra: unknown field; the top level allows stores, scopes, home, records, flows, timezone, jobs, runs",
       "flowstate.yaml:2:1: home: expected a directory path, got the number 1",
       'flowstate.yaml:4:3: stores.a: expected a mapping like "{ plugin: sqlite }", got the number 2',
     ].join("\n"),
@@ -330,7 +330,7 @@ Deno.test("parseConfigText() rejects duplicate keys with their position", () => 
 Deno.test("parseConfigText() rejects a document that is not a mapping", () => {
   assert.equal(
     errorOf("- stores\n"),
-    "flowstate.yaml:1:1: the config must be a mapping with fields stores, scopes, home, records, flows, timezone, jobs, not a list",
+    "flowstate.yaml:1:1: the config must be a mapping with fields stores, scopes, home, records, flows, timezone, jobs, runs, not a list",
   );
 });
 
@@ -551,5 +551,39 @@ Deno.test("parseConfigText() quotes only an excerpt of a config that is one long
   assert.match(
     message,
     /the config must be a mapping .*, not the string "x{40}"… \(1000000 characters\)$/,
+  );
+});
+
+Deno.test("parseConfigText() resolves runs: limits, 5 s and 1000 by default", () => {
+  const defaults = parseConfigText("", { file: "/project/flowstate.yaml", cwd: "/project" });
+  assert.deepEqual(defaults.runs, { abortGraceMs: 5000, maxSubRuns: 1000 });
+  const set = parseConfigText("runs: { abortGrace: 30s, maxSubRuns: 50 }\n", {
+    file: "/project/flowstate.yaml",
+    cwd: "/project",
+  });
+  assert.deepEqual(set.runs, { abortGraceMs: 30_000, maxSubRuns: 50 });
+});
+
+Deno.test("parseConfigText() rejects bad runs: fields with clear messages", () => {
+  assert.equal(
+    errorOf("runs: { maxSubRun: 5 }\n"),
+    'flowstate.yaml:1:9: runs.maxSubRun: unknown field (did you mean "maxSubRuns"?); ' +
+      "runs allows abortGrace, maxSubRuns",
+  );
+  assert.match(
+    errorOf("runs: { abortGrace: soon }\n"),
+    /^flowstate\.yaml:1:9: runs\.abortGrace: expected a duration like/,
+  );
+  assert.equal(
+    errorOf("runs: { maxSubRuns: 2.5 }\n"),
+    "flowstate.yaml:1:9: runs.maxSubRuns: expected a whole number, got the number 2.5",
+  );
+  assert.equal(
+    errorOf("runs: { maxSubRuns: -1 }\n"),
+    "flowstate.yaml:1:9: runs.maxSubRuns: must be at least 0, got the number -1",
+  );
+  assert.equal(
+    errorOf("runs: 5\n"),
+    "flowstate.yaml:1:1: runs: expected a mapping of run limits (abortGrace, maxSubRuns), got the number 5",
   );
 });

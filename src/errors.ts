@@ -16,6 +16,7 @@
  * | {@linkcode ConflictError} | `CONFLICT` | a write lost to concurrent writers |
  * | {@linkcode MigrationError} | `MIGRATION_FAILED` | a data migration failed or its lock is held |
  * | {@linkcode BackupError} | `BACKUP_FAILED` | a backup or restore cannot be done |
+ * | {@linkcode AttemptOverError} | `ATTEMPT_OVER` | a node used its context after its attempt ended |
  *
  * This module is the ground floor: it imports nothing.
  *
@@ -32,7 +33,8 @@ export type ErrorCode =
   | "STORE_CLOSED"
   | "CONFLICT"
   | "MIGRATION_FAILED"
-  | "BACKUP_FAILED";
+  | "BACKUP_FAILED"
+  | "ATTEMPT_OVER";
 
 /**
  * The base of every error Flowstate throws on purpose.
@@ -424,5 +426,48 @@ export class BackupError extends FlowstateError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "BackupError";
+  }
+}
+
+/**
+ * A node used its context (state, sub-flows, logs) after its attempt was
+ * over: it timed out, its run was cancelled, or it had already returned. The
+ * write is refused, so nothing lands after the run's end is recorded. A node
+ * avoids it by stopping when `ctx.signal` aborts.
+ *
+ * @example
+ * ```ts
+ * import { AttemptOverError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const err = new AttemptOverError({ runId: "r1", nodeId: "fetch", attempt: 2, reason: "timed out after 1000 ms" });
+ * assert.equal(err.code, "ATTEMPT_OVER");
+ * assert.match(err.message, /attempt 2 of node fetch in run r1 is over/);
+ * ```
+ */
+export class AttemptOverError extends FlowstateError {
+  /** `"ATTEMPT_OVER"`. */
+  readonly code = "ATTEMPT_OVER" as const;
+  /** The run. */
+  readonly runId: string;
+  /** The node. */
+  readonly nodeId: string;
+  /** The attempt (1 for the first). */
+  readonly attempt: number;
+  /** Why it ended: `"timed out after 1000 ms"`, `"the run was cancelled"`, `"it returned"`… */
+  readonly reason: string;
+  /** Create the error. */
+  constructor(
+    details: { runId: string; nodeId: string; attempt: number; reason: string },
+    options?: ErrorOptions,
+  ) {
+    super(
+      `attempt ${details.attempt} of node ${details.nodeId} in run ${details.runId} is over (${details.reason}); writes after its end are refused: stop the node when ctx.signal aborts`,
+      options,
+    );
+    this.name = "AttemptOverError";
+    this.runId = details.runId;
+    this.nodeId = details.nodeId;
+    this.attempt = details.attempt;
+    this.reason = details.reason;
   }
 }

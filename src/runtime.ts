@@ -270,7 +270,11 @@ class FlowstateRuntime implements Runtime {
         cwd: this.#cwd,
       },
       flow,
-      options,
+      {
+        abortGrace: this.config.runs.abortGraceMs,
+        maxSubRuns: this.config.runs.maxSubRuns,
+        ...definedOnly(options),
+      },
     );
   }
 
@@ -282,4 +286,11 @@ class FlowstateRuntime implements Runtime {
 function isInside(path: string, dir: string): boolean {
   const rel = relative(dir, path);
   return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
+}
+
+/** `options` without its `undefined` fields, so they do not hide the config's defaults. */
+function definedOnly<T extends object>(options: T | undefined): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(options ?? {}).filter(([, value]) => value !== undefined),
+  ) as Partial<T>;
 }
