@@ -378,7 +378,7 @@ Deno.test("jsonfile acknowledges nothing when a write fails, and stays usable", 
       assert.equal(result.status, "rejected");
       assert.match(
         String((result as PromiseRejectedResult).reason),
-        /Cannot commit to store "main": writing .* failed \(.*\); the commit was not acknowledged/,
+        /Cannot commit to store "main": writing .* failed: .*\. Nothing was written: the store holds what it held before the commit$/,
       );
     }
     // Nothing of the failed writes is visible, on disk or in memory.
