@@ -41,6 +41,7 @@ import {
 } from "./format.ts";
 import { StoreLock } from "./lock.ts";
 import { io } from "./_io.ts";
+import { explainFsError, notWritableReason } from "../../src/store/fs_errors.ts";
 
 /**
  * Past this size (bytes) a jsonfile store warns, once per process, when it is
@@ -51,35 +52,6 @@ import { io } from "./_io.ts";
 export const LARGE_STORE_BYTES: number = 8 * 1024 * 1024;
 /** The store files this process has warned about being large. */
 const warnedLarge = new Set<string>();
-
-/** Whether `err` (or its cause) says the file system will not let us write: read-only, or no permission. */
-function notWritable(err: unknown): string | undefined {
-  for (let e = err; e instanceof Error; e = e.cause) {
-    const code = (e as { code?: unknown }).code;
-    if (code === "EROFS") return "is on a read-only file system";
-    if (e instanceof Deno.errors.PermissionDenied || code === "EACCES" || code === "EPERM") {
-      return "is not writable by this process (permission denied)";
-    }
-  }
-  return undefined;
-}
-
-/** What a failed file operation means, for a person: the OS's error, explained when we can. */
-function explainFsError(err: unknown): string {
-  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
-  const message = messageOf(err);
-  if (code === "ENOSPC" || /os error 28\b/.test(message)) {
-    return `the disk is full (${message}): free some space and try again`;
-  }
-  if (code === "EDQUOT") return `the disk quota is used up (${message})`;
-  if (code === "EIO" || /os error 5\b/.test(message)) {
-    return `the disk reported an I/O error (${message}): check the disk and its kernel log`;
-  }
-  if (code === "EACCES" || code === "EPERM" || err instanceof Deno.errors.PermissionDenied) {
-    return `permission denied (${message}): check the owner and mode of the directory`;
-  }
-  return message;
-}
 
 /** Options of {@linkcode JsonFileDriver.open}. */
 export interface JsonFileDriverOptions {
@@ -241,7 +213,7 @@ export class JsonFileDriver implements StoreDriver {
     try {
       await Deno.mkdir(dir, { recursive: true });
     } catch (err) {
-      const reason = notWritable(err);
+      const reason = notWritableReason(err);
       if (reason === undefined) throw err;
       driver.#readOnly = { path: dir, reason, cause: err };
     }
@@ -251,9 +223,10 @@ export class JsonFileDriver implements StoreDriver {
           driver.#lock = StoreLock.open(lockPathOf(path), driver.#name);
         } catch (err) {
           // A lock file we may not create or write: nobody can write here, so read without one.
-          const reason = notWritable(err);
+          const reason = notWritableReason(err);
           if (reason === undefined) throw err;
-          driver.#readOnly = { path: lockPathOf(path), reason, cause: err };
+          const where = reason.includes("read-only") ? dir : lockPathOf(path);
+          driver.#readOnly = { path: where, reason, cause: err };
         }
       }
       await driver.#locked("open", async () => {
@@ -674,12 +647,13 @@ export class JsonFileDriver implements StoreDriver {
   /** The error for a write that failed before its rename: nothing was applied. */
   #writeError(err: unknown): Error {
     const what = `Cannot commit to store "${this.#name}"`;
-    if ((err as { code?: unknown })?.code === "EROFS") {
+    const reason = notWritableReason(err);
+    if (reason !== undefined) {
+      const dir = dirname(this.#path);
       return new StoreReadOnlyError(
-        `${what}: ${dirname(this.#path)} is on a read-only file system (${
-          messageOf(err)
-        }); nothing was written. Remount it read-write, or copy the store somewhere writable`,
-        { store: this.#name, path: this.#path },
+        `${what}: ${dir} ${reason} (${messageOf(err)}); nothing was written. ` +
+          `Remount it read-write or fix its permissions, or copy the store somewhere writable`,
+        { store: this.#name, path: dir },
         { cause: err },
       );
     }
