@@ -467,7 +467,7 @@ Deno.test("jsonfile warns once per process, on open, when a store is past the si
       assert.equal(warnings.length, 1);
       assert.match(
         warnings[0],
-        /^Store "main": .*big\.json is 8\.\d MiB, past the 8\.0 MiB where a sqlite store is faster: .*`flowstate migrate store --from main --to <a sqlite store>`/,
+        /^Store "main": .*big\.json is 4\.\d MiB, past the 4\.0 MiB where a sqlite store is faster: .*`flowstate migrate store --from main --to <a sqlite store>`/,
       );
       await again.close();
       // Once per process and store file: opening it again says nothing; a small store never.
