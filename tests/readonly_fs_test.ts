@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { openStore, StoreReadOnlyError } from "../mod.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CLI = join(ROOT, "cli.ts");
@@ -116,6 +117,48 @@ for (const [plugin, file] of [["jsonfile", "state.json"], ["sqlite", "state.db"]
         assert.equal((await cli(ro, "state", "get", "--flow", "counter", "count")).out.trim(), "2");
         const after = [...Deno.readDirSync(join(ro, "data"))].map((e) => e.name).sort();
         assert.deepEqual(after, before.files);
+      });
+    },
+  });
+}
+
+for (const withShm of [true, false]) {
+  Deno.test({
+    name:
+      `sqlite on a read-only file system reads commits still in the -wal (${
+        withShm ? "with" : "without"
+      } a -shm file), and refuses writes` +
+      (IS_ROOT ? "" : " (ignored: needs root for a read-only bind mount)"),
+    ignore: !IS_ROOT,
+    async fn() {
+      await withReadOnlyCopy(async (src) => {
+        // The image a crash leaves: the files copied while the store is open, its commits in the WAL.
+        const live = await Deno.makeTempDir({ prefix: "flowstate-ro-live-" });
+        try {
+          const store = await openStore({ plugin: "sqlite", path: join(live, "state.db") });
+          for (let i = 0; i < 20; i++) await store.set(["n", String(i)], i);
+          assert.ok((await Deno.stat(join(live, "state.db-wal"))).size > 0);
+          for (const suffix of ["", "-wal", ...withShm ? ["-shm"] : []]) {
+            await Deno.copyFile(join(live, `state.db${suffix}`), join(src, `state.db${suffix}`));
+          }
+          await store.close();
+        } finally {
+          await Deno.remove(live, { recursive: true });
+        }
+      }, async (ro) => {
+        const store = await openStore({ plugin: "sqlite", path: join(ro, "state.db") });
+        try {
+          assert.equal(await store.count(["n"]), 20);
+          assert.equal((await store.get(["n", "19"]))?.value, 19);
+          await assert.rejects(store.set(["n", "20"], 20), (err: Error) => {
+            assert.ok(err instanceof StoreReadOnlyError, String(err));
+            assert.equal(err.code, "STORE_READ_ONLY");
+            assert.match(err.message, /is on a read-only file system/);
+            return true;
+          });
+        } finally {
+          await store.close();
+        }
       });
     },
   });
