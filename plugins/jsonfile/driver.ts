@@ -269,9 +269,9 @@ export class JsonFileDriver implements StoreDriver {
   #readOnlyError(what: string): StoreReadOnlyError {
     const ro = this.#readOnly!;
     return new StoreReadOnlyError(
-      `Cannot ${what} store "${this.#name}": ${ro.path} ${ro.reason}, so the store was opened ` +
-        `read-only: reads work, writes do not. Remount the file system read-write (or fix the ` +
-        `permissions), or copy the store somewhere writable`,
+      `Cannot ${what} store "${this.#name}": it was opened read-only, because ${ro.path} ` +
+        `${ro.reason}: reads work, writes do not. Remount the file system read-write (or fix ` +
+        `the permissions), or copy the store somewhere writable`,
       { store: this.#name, path: ro.path },
       { cause: ro.cause },
     );

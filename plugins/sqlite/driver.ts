@@ -367,9 +367,9 @@ export class SqliteDriver implements StoreDriver {
     const ro = this.#readOnly;
     if (ro === undefined) return;
     throw new StoreReadOnlyError(
-      `${what}: store "${this.#storeName}" is read-only: ${ro.path} ${ro.reason}, so the store ` +
-        `was opened read-only: reads work, writes do not. Remount it read-write (or fix the ` +
-        `permissions), or copy the store somewhere writable`,
+      `${what}: store "${this.#storeName}" was opened read-only, because ${ro.path} ` +
+        `${ro.reason}: reads work, writes do not. Remount the file system read-write (or fix ` +
+        `the permissions), or copy the store somewhere writable`,
       { store: this.#storeName, path: ro.path },
       { cause: ro.cause },
     );
