@@ -72,6 +72,7 @@ export {
   type ProblemPath,
   StoreClosedError,
   StoreCorruptError,
+  StoreReadOnlyError,
   StoreUnavailableError,
   UnknownStoreError,
 } from "./src/errors.ts";

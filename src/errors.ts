@@ -13,6 +13,7 @@
  * | {@linkcode StoreCorruptError} | `STORE_CORRUPT` | a store's file is damaged or too new |
  * | {@linkcode StoreUnavailableError} | `STORE_UNAVAILABLE` | a backend cannot be reached |
  * | {@linkcode StoreClosedError} | `STORE_CLOSED` | a store was used after it was closed |
+ * | {@linkcode StoreReadOnlyError} | `STORE_READ_ONLY` | a write to a store whose files cannot be written |
  * | {@linkcode ConflictError} | `CONFLICT` | a write lost to concurrent writers |
  * | {@linkcode MigrationError} | `MIGRATION_FAILED` | a data migration failed or its lock is held |
  * | {@linkcode BackupError} | `BACKUP_FAILED` | a backup or restore cannot be done |
@@ -31,6 +32,7 @@ export type ErrorCode =
   | "STORE_CORRUPT"
   | "STORE_UNAVAILABLE"
   | "STORE_CLOSED"
+  | "STORE_READ_ONLY"
   | "CONFLICT"
   | "MIGRATION_FAILED"
   | "BACKUP_FAILED"
@@ -378,6 +380,40 @@ export class StoreClosedError extends FlowstateError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "StoreClosedError";
+  }
+}
+
+/**
+ * A write to a store opened read-only, because its file (or directory) is on
+ * a read-only file system or cannot be written by this process. Reads work;
+ * every write throws this, naming the store and the place. Nothing was
+ * written when it is thrown.
+ *
+ * @example
+ * ```ts
+ * import { StoreReadOnlyError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const err = new StoreReadOnlyError(
+ *   'Cannot commit to store "main": /mnt/ro/state.json is on a read-only file system',
+ *   { store: "main", path: "/mnt/ro/state.json" },
+ * );
+ * assert.equal(err.code, "STORE_READ_ONLY");
+ * assert.equal(err.path, "/mnt/ro/state.json");
+ * ```
+ */
+export class StoreReadOnlyError extends FlowstateError {
+  /** `"STORE_READ_ONLY"`. */
+  readonly code = "STORE_READ_ONLY" as const;
+  /** The store's name. */
+  readonly store: string;
+  /** The file (or directory) that cannot be written. */
+  readonly path: string;
+  /** Create the error. */
+  constructor(message: string, details: { store: string; path: string }, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StoreReadOnlyError";
+    this.store = details.store;
+    this.path = details.path;
   }
 }
 

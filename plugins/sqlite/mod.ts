@@ -13,6 +13,11 @@
  * - `durability: "full"` (the default) fsyncs the WAL on every commit;
  *   `"relaxed"` (`synchronous=NORMAL`) still survives a killed process but may
  *   lose the last commits on power loss or an OS crash.
+ * - A file on a read-only file system (or in a directory this process may
+ *   not write) opens read-only: reads work, every write throws a
+ *   `StoreReadOnlyError` naming the place. Where SQLite cannot create the
+ *   WAL's `-shm` file there, it reads a snapshot copy made in a temp
+ *   directory (removed on close), commits still in the `-wal` included.
  * - Keys are stored as memcmp-ordered bytes (see `encodeKey`), so prefix and
  *   range scans are index range scans. Queries are translated to SQL with
  *   `json_type`/`json_extract`/`json_each` when that can be done with the exact
