@@ -126,6 +126,11 @@ function inputProblems(parsed: ParsedFlow, given: Record<string, string>): FlowP
   }
 }
 
+/** A given value as quoted in a message: at most 60 characters. */
+function excerpt(value: string): string {
+  return value.length > 60 ? `${value.slice(0, 57)}…` : value;
+}
+
 /** Say which --input an input's problem came from, or which one to add. */
 function withInputHints(
   problems: readonly FlowProblem[],
@@ -135,7 +140,7 @@ function withInputHints(
     const [root, name] = problem.path;
     if (root !== "inputs" || typeof name !== "string") return problem;
     const hint = Object.hasOwn(given, name)
-      ? ` (from --input ${name}=${given[name]})`
+      ? ` (from --input ${name}=${excerpt(given[name])})`
       : `; pass --input ${name}=VALUE`;
     return { ...problem, message: `${problem.message}${hint}` };
   });

@@ -12,7 +12,7 @@
  */
 import { isMap } from "yaml";
 import { FlowValidationError, formatPath, type Problem, type ProblemPath } from "../errors.ts";
-import { YamlSource } from "../yaml_source.ts";
+import { readYamlFile, YamlSource } from "../yaml_source.ts";
 import { Checker } from "./check.ts";
 import { builtinNodes } from "./nodes.ts";
 import { describeValue, flowZodSchema } from "./schema.ts";
@@ -125,12 +125,13 @@ export function parseFlow(text: string, options: ParseFlowOptions = {}): ParsedF
       ...dup.at,
     });
   }
-  let data: unknown;
-  try {
-    data = source.doc.toJS({ maxAliasCount: 100 });
-  } catch (error) {
-    checker.add([], `Cannot read the YAML: ${(error as Error).message}`);
+  const read = source.toData({ maxAliasCount: 100 });
+  if ("problem" in read) {
+    // Nothing more can be said about data that cannot be read.
+    checker.problems.push({ path: [], ...read.problem });
+    throw new FlowValidationError(sortProblems(checker.problems), file);
   }
+  const data = read.data;
   if (source.doc.contents === null || data === null || data === undefined) {
     checker.add([], "the flow is empty; expected a mapping with at least id and nodes");
   } else if (!isMap(source.doc.contents)) {
@@ -194,8 +195,11 @@ export function validateFlow(definition: unknown, options: ValidateFlowOptions =
  *
  * @param path The file; messages name it as given.
  * @param options The known node types.
- * @throws {FlowValidationError} when the file is missing, is a directory, or
- *   holds an invalid flow. Other read errors (permissions) are thrown as they are.
+ * @throws {FlowValidationError} when the file is missing, is a directory, is
+ *   over the size limit (4 MiB unless `FLOWSTATE_MAX_YAML_SIZE` says otherwise;
+ *   checked before it is read), is not UTF-8 (with the position of the first
+ *   bad byte), or holds an invalid flow. Other read errors (permissions) are
+ *   thrown as they are.
  *
  * @example
  * ```ts
@@ -224,7 +228,11 @@ export async function loadFlowFile(
   const shown = displayPath ?? path;
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    const read = await readYamlFile(path);
+    if ("problem" in read) {
+      throw new FlowValidationError([{ path: [], ...read.problem }], shown);
+    }
+    text = read.text;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new FlowValidationError(
