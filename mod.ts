@@ -71,6 +71,7 @@ export {
   type ProblemPath,
   StoreClosedError,
   StoreCorruptError,
+  StoreMissingError,
   StoreUnavailableError,
   UnknownStoreError,
 } from "./src/errors.ts";

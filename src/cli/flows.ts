@@ -16,9 +16,8 @@ import { loadFlow } from "../flow/load.ts";
 import { builtinNodes } from "../flow/nodes.ts";
 import { flowJsonSchema } from "../flow/schema.ts";
 import { didYouMean } from "../_suggest.ts";
-import { openRuntime } from "../runtime.ts";
 import { formatTime, printErrorLines, printTable, shortHash } from "./format.ts";
-import type { GlobalOptions } from "./common.ts";
+import { type GlobalOptions, openForReading, unlessMissing } from "./common.ts";
 
 /**
  * `validate <flow>…`: parse and prepare each flow (node types, module nodes,
@@ -45,8 +44,13 @@ export async function listFlows(
   options: { json?: boolean },
   global: GlobalOptions,
 ): Promise<number> {
-  await using runtime = await openRuntime({ config: global.config });
-  const flows = await (await runtime.records()).listFlows();
+  await using runtime = await openForReading(global);
+  const records = await unlessMissing(() => runtime.records());
+  if (records === null) {
+    if (options.json) console.log("[]");
+    return 0;
+  }
+  const flows = await records.listFlows();
   if (options.json) {
     console.log(JSON.stringify(flows));
   } else if (flows.length === 0) {
@@ -72,11 +76,11 @@ export async function listFlowVersions(
   options: { json?: boolean },
   global: GlobalOptions,
 ): Promise<number> {
-  await using runtime = await openRuntime({ config: global.config });
-  const records = await runtime.records();
-  const versions = await records.listVersions(flowId);
+  await using runtime = await openForReading(global);
+  const records = await unlessMissing(() => runtime.records());
+  const versions = records === null ? [] : await records.listVersions(flowId);
   if (versions.length === 0) {
-    const known = (await records.listFlows()).map((f) => f.id);
+    const known = records === null ? [] : (await records.listFlows()).map((f) => f.id);
     console.error(
       `Flow "${flowId}" has no recorded versions${didYouMean(flowId, known)}; ${
         known.length === 0 ? "no flow has run yet" : `the recorded flows are ${known.join(", ")}`
