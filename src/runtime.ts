@@ -11,7 +11,6 @@ import {
   type Problem,
   type ProblemPath,
   StoreClosedError,
-  type StoreMissingError,
   UnknownStoreError,
 } from "./errors.ts";
 import { openStore } from "./plugin.ts";
@@ -44,7 +43,7 @@ export interface RuntimeOptions {
    * Whether opening a store that does not exist yet creates it (default
    * `true`). With `false` (what the read-only CLI commands use) nothing is
    * created, not even the home directory, and {@linkcode Runtime.store}
-   * rejects with a {@linkcode StoreMissingError} for such a store.
+   * rejects with a `StoreMissingError` for such a store.
    */
   createStores?: boolean;
 }
@@ -71,7 +70,7 @@ export interface Runtime extends AsyncDisposable {
    * opened on first use. Rejects with a `RangeError` listing the known names
    * when there is no such store, with a {@linkcode ConfigError} (pointing at
    * the store in the config file) when its options are invalid, with a
-   * {@linkcode StoreMissingError} when it does not exist yet and the runtime
+   * `StoreMissingError` when it does not exist yet and the runtime
    * was opened with `createStores: false`, and with a
    * {@linkcode StoreClosedError} after {@linkcode Runtime.close}.
    */
