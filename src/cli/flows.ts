@@ -16,19 +16,27 @@ import { loadFlow } from "../flow/load.ts";
 import { builtinNodes } from "../flow/nodes.ts";
 import { flowJsonSchema } from "../flow/schema.ts";
 import { didYouMean } from "../_suggest.ts";
+import { loadConfig } from "../config.ts";
 import { formatTime, printErrorLines, printTable, shortHash } from "./format.ts";
 import { type GlobalOptions, openForReading, unlessMissing } from "./common.ts";
 
 /**
  * `validate <flow>…`: parse and prepare each flow (node types, module nodes,
- * static options) without writing anything. Prints `ok <file>` per valid
- * file and every problem of the others; exit 2 if any is invalid.
+ * static options, store names against the config's stores, sub-flow files)
+ * without opening a store or writing anything. Prints `ok <file>` per valid
+ * file and every problem of the others; exit 2 if any is invalid (or if the
+ * config is).
  */
-export async function validateFlows(files: readonly string[]): Promise<number> {
+export async function validateFlows(
+  files: readonly string[],
+  global: GlobalOptions = {},
+): Promise<number> {
+  // The config is read for its store names only: no store is opened.
+  const stores = Object.keys((await loadConfig({ config: global.config })).stores);
   let invalid = 0;
   for (const file of files) {
     try {
-      await loadFlow(await loadFlowFile(file));
+      await loadFlow(await loadFlowFile(file, { stores }), { stores });
       console.log(`ok ${file}`);
     } catch (err) {
       if (!(err instanceof FlowValidationError)) throw err;

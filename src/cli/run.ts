@@ -74,16 +74,17 @@ export async function runCommand(
   const input = parseInputPairs(options.input ?? []);
   // Loaded here, once (runFlow takes the loaded flow as it is), so that
   // messages name the file as it was given.
-  const parsed = await loadFlowFile(file);
+  // Stores open on first use: here the config is read, for its store names.
+  await using runtime = await openRuntime({ config: global.config });
+  const parsed = await loadFlowFile(file, { stores: runtime.storeNames });
   let flow: LoadedFlow;
   try {
-    flow = await loadFlow(parsed);
+    flow = await loadFlow(parsed, { stores: runtime.storeNames });
   } catch (err) {
     if (!(err instanceof FlowValidationError)) throw err;
     // An invalid flow never runs: report what is wrong with the inputs too, at once.
     throw new FlowValidationError([...err.problems, ...inputProblems(parsed, input)], parsed.file);
   }
-  await using runtime = await openRuntime({ config: global.config });
 
   let outcome: Interruptible<RunRecord>;
   try {

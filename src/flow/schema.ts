@@ -344,6 +344,7 @@ export const flowZodSchema: z.ZodType<FlowDefinition> = flowObjectSchema;
 export function knownFields(path: readonly (string | number)[]): string[] {
   let schema = unwrap(flowObjectSchema);
   for (const segment of path) {
+    schema = objectOption(schema); // `schedule`: a string or an object
     const def = schema._zod.def as unknown as Record<string, unknown>;
     let next: unknown;
     if (def.type === "object") next = (def.shape as Record<string, unknown>)[String(segment)];
@@ -352,8 +353,18 @@ export function knownFields(path: readonly (string | number)[]): string[] {
     if (next === undefined) return [];
     schema = unwrap(next as z.ZodType);
   }
-  const def = schema._zod.def as unknown as Record<string, unknown>;
+  const def = objectOption(schema)._zod.def as unknown as Record<string, unknown>;
   return def.type === "object" ? Object.keys(def.shape as Record<string, unknown>) : [];
+}
+
+/** The object among a union's options (the union itself when it has none, or is no union). */
+function objectOption(schema: z.ZodType): z.ZodType {
+  const def = schema._zod.def as unknown as Record<string, unknown>;
+  if (def.type !== "union") return schema;
+  const found = (def.options as z.ZodType[]).map(unwrap).find((option) =>
+    (option._zod.def as unknown as Record<string, unknown>).type === "object"
+  );
+  return found ?? schema;
 }
 
 function unwrap(schema: z.ZodType): z.ZodType {
