@@ -605,7 +605,10 @@ export async function readYamlFile(
   }
   const tooBig = (size: number) => ({
     problem: {
-      message: `the file is ${formatSize(size)} (${size.toLocaleString("en-US")} bytes), over ` +
+      message:
+        `the file is ${formatSize(size)}${
+          size < 1024 ? "" : ` (${size.toLocaleString("en-US")} bytes)`
+        }, over ` +
         `the ${formatSize(limit)} limit for flow and config files; make it smaller, or raise ` +
         `the limit with ${YAML_SIZE_ENV} (for example ${YAML_SIZE_ENV}=${
           Math.ceil((size * 2) / 1024 ** 2)
