@@ -13,13 +13,13 @@
 import { isMap } from "yaml";
 import { FlowValidationError, formatPath, type Problem, type ProblemPath } from "../errors.ts";
 import { dirname, resolve } from "node:path";
-import { readYamlFile, YamlSource } from "../yaml_source.ts";
+import { MAX_YAML_DEPTH, readYamlFile, YamlSource } from "../yaml_source.ts";
 import { isRecord } from "./_values.ts";
 import type { NodeType } from "./node.ts";
 import { optionProblems, type ReferenceContext, referenceProblems } from "./node_options.ts";
 import { Checker } from "./check.ts";
 import { builtinNodes } from "./nodes.ts";
-import { describeValue, flowZodSchema } from "./schema.ts";
+import { describeValue, flowZodSchema, nestedDeeperThan } from "./schema.ts";
 import type { FlowDefinition } from "./types.ts";
 
 /** A path into a flow definition: `["nodes", 1, "needs", 0]`. */
@@ -233,6 +233,12 @@ export function validateFlow(definition: unknown, options: ValidateFlowOptions =
   const checker = new Checker(undefined);
   if (typeof definition !== "object" || definition === null || Array.isArray(definition)) {
     checker.add([], `expected a flow object (id, nodes, …), got ${describeValue(definition)}`);
+  } else if (nestedDeeperThan(definition, MAX_YAML_DEPTH)) {
+    // As for a flow file, before the checks (which recurse) see it.
+    checker.add(
+      [],
+      `nested deeper than ${MAX_YAML_DEPTH} levels of objects and arrays; flatten it`,
+    );
   } else {
     checker.check(definition, options.nodeTypes);
   }

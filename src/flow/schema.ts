@@ -130,7 +130,7 @@ export function jsonProblem(
 }
 
 /** Whether arrays and objects in `value` nest deeper than `limit` (iterative; a cycle counts as deep). */
-function nestedDeeperThan(value: unknown, limit: number): boolean {
+export function nestedDeeperThan(value: unknown, limit: number): boolean {
   const stack: [unknown, number][] = [[value, 0]];
   while (stack.length > 0) {
     const [v, depth] = stack.pop()!;
