@@ -72,6 +72,7 @@ export {
   type ProblemPath,
   StoreClosedError,
   StoreCorruptError,
+  StoreMissingError,
   StoreReadOnlyError,
   StoreUnavailableError,
   UnknownStoreError,

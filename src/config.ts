@@ -55,7 +55,7 @@ import {
 } from "./config_schema.ts";
 import { DEFAULT_ABORT_GRACE } from "./flow/executor.ts";
 import { DEFAULT_MAX_SUB_RUNS } from "./run_flow.ts";
-import { YamlSource } from "./yaml_source.ts";
+import { readYamlFile, YamlSource } from "./yaml_source.ts";
 
 /** The file looked for in the working directory when no config is given. */
 export const CONFIG_FILE_NAME = "flowstate.yaml";
@@ -193,8 +193,16 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   const file = resolve(cwd, given ?? CONFIG_FILE_NAME);
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    const read = await readYamlFile(file);
+    if ("problem" in read) {
+      const { line, column, message } = read.problem;
+      throw ConfigError.fromIssues([{ path: [], message, line, column }], {
+        file: displayPath(file, cwd),
+      });
+    }
+    text = read.text;
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     if (err instanceof Deno.errors.NotFound && given === undefined) {
       return resolveConfig({}, { file: null, baseDir: cwd, cwd, home: options.home, env });
     }
@@ -245,15 +253,11 @@ export function parseConfigText(
       cause: source.syntaxErrors[0].error,
     });
   }
-  let raw: unknown;
-  try {
-    raw = source.doc.toJS({ maxAliasCount: 1000 });
-  } catch (err) {
-    throw new ConfigError(
-      `${source.file}:1:1: cannot read the YAML: ${(err as Error).message}`,
-      { cause: err },
-    );
+  const read = source.toData({ maxAliasCount: 1000 });
+  if ("problem" in read) {
+    throw ConfigError.fromIssues([{ path: [], ...read.problem }], { file: source.file });
   }
+  let raw = read.data;
   if (raw === null || raw === undefined) raw = {};
   if (typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError(

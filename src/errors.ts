@@ -12,6 +12,7 @@
  * | {@linkcode UnknownStoreError} | `STORE_UNKNOWN` | no store has that name |
  * | {@linkcode StoreCorruptError} | `STORE_CORRUPT` | a store's file is damaged or too new |
  * | {@linkcode StoreUnavailableError} | `STORE_UNAVAILABLE` | a backend cannot be reached |
+ * | {@linkcode StoreMissingError} | `STORE_MISSING` | a store opened only to read does not exist yet |
  * | {@linkcode StoreClosedError} | `STORE_CLOSED` | a store was used after it was closed |
  * | {@linkcode StoreReadOnlyError} | `STORE_READ_ONLY` | a write to a store whose files cannot be written |
  * | {@linkcode ConflictError} | `CONFLICT` | a write lost to concurrent writers |
@@ -31,6 +32,7 @@ export type ErrorCode =
   | "STORE_UNKNOWN"
   | "STORE_CORRUPT"
   | "STORE_UNAVAILABLE"
+  | "STORE_MISSING"
   | "STORE_CLOSED"
   | "STORE_READ_ONLY"
   | "CONFLICT"
@@ -358,6 +360,39 @@ export class StoreUnavailableError extends FlowstateError {
     this.name = "StoreUnavailableError";
     this.store = details.store;
     this.address = details.address ?? null;
+  }
+}
+
+/**
+ * A store opened only to read (`mustExist`, as the read-only CLI commands
+ * open theirs) does not exist yet: nothing was created to find that out.
+ *
+ * @example
+ * ```ts
+ * import { openStore, StoreMissingError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * await assert.rejects(
+ *   () => openStore({ plugin: "sqlite", path: `${dir}/none/state.db` }, { mustExist: true }),
+ *   (err) => err instanceof StoreMissingError && err.address === `${dir}/none/state.db`,
+ * );
+ * assert.deepEqual([...Deno.readDirSync(dir)], []); // nothing was created
+ * await Deno.remove(dir);
+ * ```
+ */
+export class StoreMissingError extends FlowstateError {
+  /** `"STORE_MISSING"`. */
+  readonly code = "STORE_MISSING" as const;
+  /** The store's name. */
+  readonly store: string;
+  /** Where the store would be (a file path, a table). */
+  readonly address: string;
+  /** Create the error. */
+  constructor(message: string, details: { store: string; address: string }) {
+    super(message);
+    this.name = "StoreMissingError";
+    this.store = details.store;
+    this.address = details.address;
   }
 }
 

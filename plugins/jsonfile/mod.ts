@@ -74,7 +74,12 @@
  */
 import { resolve } from "node:path";
 import { z } from "zod";
-import { definePlugin, type ParsingSchema, type Plugin } from "../../src/plugin.ts";
+import {
+  definePlugin,
+  type ParsingSchema,
+  type Plugin,
+  requireStoreFile,
+} from "../../src/plugin.ts";
 import { JsonFileDriver } from "./driver.ts";
 
 export { JsonFileDriver, type JsonFileDriverOptions } from "./driver.ts";
@@ -145,11 +150,12 @@ const jsonfile: Plugin<JsonFileOptions> = definePlugin({
   name: "jsonfile",
   description: "one human-readable JSON file per store; durable writes, safe across processes",
   optionsSchema: jsonFileOptions,
-  open(options, context) {
+  async open(options, context) {
     const path = options.path !== undefined
       ? resolve(context.baseDir, options.path)
       : resolve(context.home, `${context.storeName}.json`);
-    return JsonFileDriver.open(path, {
+    await requireStoreFile(path, context);
+    return await JsonFileDriver.open(path, {
       storeName: context.storeName,
       durability: options.durability,
       onCorrupt: options.onCorrupt,

@@ -33,7 +33,12 @@
  */
 import { join, resolve } from "node:path";
 import { z } from "zod";
-import { definePlugin, type ParsingSchema, type Plugin } from "../../src/plugin.ts";
+import {
+  definePlugin,
+  type ParsingSchema,
+  type Plugin,
+  requireStoreFile,
+} from "../../src/plugin.ts";
 import { sqliteDefaults, SqliteDriver } from "./driver.ts";
 
 export { sqliteDefaults, SqliteDriver, type SqliteDriverOptions } from "./driver.ts";
@@ -91,11 +96,12 @@ const sqlite: Plugin<SqliteOptions> = definePlugin({
   name: "sqlite",
   description: "one SQLite file (node:sqlite, WAL); durable, multi-process, native queries",
   optionsSchema: sqliteOptions,
-  open(options, context) {
+  async open(options, context) {
     const path = options.path !== undefined
       ? resolve(context.baseDir, options.path)
       : join(context.home, `${context.storeName}.db`);
-    return SqliteDriver.open(path, {
+    await requireStoreFile(path, context);
+    return await SqliteDriver.open(path, {
       durability: options.durability,
       busyTimeout: options.busyTimeout,
       cacheSize: options.cacheSize,

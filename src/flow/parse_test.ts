@@ -255,3 +255,14 @@ Deno.test("loadFlowFile() reports a missing file or a directory as a FlowValidat
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("validateFlow: an object nested thousands deep is a problem, not a stack overflow", () => {
+  let value: unknown = 1;
+  for (let i = 0; i < 20_000; i++) value = { value };
+  assert.throws(
+    () => validateFlow({ id: "deep", nodes: [{ id: "a", type: "transform", with: { value } }] }),
+    (err) =>
+      err instanceof FlowValidationError &&
+      /^nested deeper than 256 levels/.test(err.problems[0].message),
+  );
+});

@@ -219,8 +219,8 @@ export async function loadSchedules(
   for (const file of await flowFiles(config)) {
     let parsed: ParsedFlow;
     try {
-      parsed = await loadFlowFile(file);
-      await loadFlow(parsed);
+      parsed = await loadFlowFile(file, { stores: runtime.storeNames });
+      await loadFlow(parsed, { stores: runtime.storeNames });
     } catch (err) {
       if (!(err instanceof FlowValidationError)) throw err;
       throw new ConfigError(
@@ -242,7 +242,9 @@ export async function loadSchedules(
     try {
       validateCron(spec.cron, timezone);
     } catch (err) {
-      throw new ConfigError(`${file}: schedule: ${(err as Error).message}`, { cause: err });
+      const at = parsed.locate(["schedule"]);
+      const where = at === undefined ? file : `${file}:${at.line}:${at.column}`;
+      throw new ConfigError(`${where}: schedule: ${(err as Error).message}`, { cause: err });
     }
     const id = `flow:${definition.id}`;
     const scheduledAt = definition.inputs?.scheduledAt;
