@@ -89,33 +89,39 @@ export async function runFlow(
   });
   const runId = recorder.id;
   const runInfo = { id: runId, flowId: def.id };
-  const outcome = await executeFlow(prepared, {
-    runId,
-    flowVersion: hash,
-    inputs: inputs as Record<string, JsonValue>,
-    resolver: host.resolver,
-    clock: host.clock,
-    timers: options.timers,
-    signal: options.signal,
-    env,
-    concurrency: options.concurrency,
-    parentRunId: options.parentRunId,
-    onEvent(event) {
-      recorder.event(event);
-      options.onEvent?.(event, runInfo);
-    },
-    runFlow(sub, input, signal) {
-      const target = typeof sub === "string" ? resolve(prepared.baseDir, sub) : sub;
-      return runFlow({ ...host }, target, {
-        ...options,
-        input,
-        signal,
-        inputFromStrings: false,
-        parentRunId: runId,
-        depth: depth + 1,
-      });
-    },
-  });
+  let outcome: Awaited<ReturnType<typeof executeFlow>>;
+  try {
+    outcome = await executeFlow(prepared, {
+      runId,
+      flowVersion: hash,
+      inputs: inputs as Record<string, JsonValue>,
+      resolver: host.resolver,
+      clock: host.clock,
+      timers: options.timers,
+      signal: options.signal,
+      env,
+      concurrency: options.concurrency,
+      parentRunId: options.parentRunId,
+      onEvent(event) {
+        recorder.event(event);
+        options.onEvent?.(event, runInfo);
+      },
+      runFlow(sub, input, signal) {
+        const target = typeof sub === "string" ? resolve(prepared.baseDir, sub) : sub;
+        return runFlow({ ...host }, target, {
+          ...options,
+          input,
+          signal,
+          inputFromStrings: false,
+          parentRunId: runId,
+          depth: depth + 1,
+        });
+      },
+    });
+  } catch (err) {
+    await recorder.close(); // no end to record: the run is found abandoned later
+    throw err;
+  }
   // The last events go with the final status, in one commit (and inline in
   // the record for a short run: see Records.finishRun).
   const record = await recorder.finish({ ...outcome, endedAt: outcome.endedAt ?? undefined });
