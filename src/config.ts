@@ -41,6 +41,7 @@ import { canonicalTimezone, cronProblem, DEFAULT_TIMEZONE, timezoneProblem } fro
 import { resolvePluginSpecifier, type StoreSpec } from "./plugin.ts";
 import { type ScopeName, SCOPES } from "./state/scopes.ts";
 import {
+  type AbandonedPolicy,
   type ConfigObject,
   configSchema,
   describeValue,
@@ -59,7 +60,7 @@ export const CONFIG_FILE_NAME = "flowstate.yaml";
 /** The name of the store used when the config defines none. */
 export const DEFAULT_STORE_NAME = "default";
 
-export type { ConfigObject, JobConfigObject, MissedPolicy, OverlapPolicy };
+export type { AbandonedPolicy, ConfigObject, JobConfigObject, MissedPolicy, OverlapPolicy };
 
 /** The jobs scheduled even when the config does not mention them (unless disabled). */
 export const DEFAULT_SCHEDULED_JOBS: readonly string[] = ["retention", "gc"];
@@ -80,6 +81,8 @@ export interface JobConfig {
   readonly overlap: OverlapPolicy;
   /** What happens on start about ticks missed since the last one completed. */
   readonly missed: MissedPolicy;
+  /** What happens to a tick whose runner died while running it. */
+  readonly abandoned: AbandonedPolicy;
   /** Upper bound of the random delay after each tick, in ms. */
   readonly jitterMs: number;
 }
@@ -405,6 +408,7 @@ function resolveConfig(
       options: Object.freeze({ ...(job.options ?? {}) }),
       overlap: job.overlap ?? "skip",
       missed: job.missed ?? "skip",
+      abandoned: job.abandoned ?? "skip",
       jitterMs,
     });
   }
@@ -416,6 +420,7 @@ function resolveConfig(
       options: Object.freeze({}),
       overlap: "skip",
       missed: "skip",
+      abandoned: "skip",
       jitterMs: 0,
     });
   }

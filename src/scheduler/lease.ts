@@ -50,6 +50,12 @@ export interface LeaseHolder {
   tick: number;
   /** When the lease was first taken. */
   takenAt: number;
+  /**
+   * The run the tick's work is recording, once it started (see
+   * {@linkcode TickLease.recordRun}): a runner that takes the tick over after
+   * this one died records that run abandoned.
+   */
+  runId?: string;
 }
 
 /** A completed tick. */
@@ -361,8 +367,6 @@ export class TickLease {
   readonly scheduleId: string;
   /** The tick's nominal time. */
   readonly tick: number;
-  /** What the lease holds. */
-  readonly holder: LeaseHolder;
   #leases: TickLeases;
   #lease: Lease<LeaseHolder>;
   #settled = false;
@@ -382,8 +386,22 @@ export class TickLease {
     this.#leases = leases;
     this.scheduleId = scheduleId;
     this.tick = tick;
-    this.holder = lease.value;
     this.#lease = lease;
+  }
+
+  /** What the lease holds. */
+  get holder(): LeaseHolder {
+    return this.#lease.value;
+  }
+
+  /**
+   * Write the id of the tick's run into the lease (renewing it), so that
+   * whoever takes the tick over if this runner dies can find the run.
+   * Resolves `false` if the lease was lost.
+   */
+  async recordRun(runId: string): Promise<boolean> {
+    if (this.#settled) return false;
+    return await this.#lease.renew({ value: { ...this.#lease.value, runId } });
   }
 
   /** The lease entry's current version. */
