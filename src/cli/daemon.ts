@@ -40,6 +40,8 @@ export interface DaemonOptions {
 export interface DaemonControl {
   /** Stops the daemon when aborted, as SIGTERM does. */
   signal?: AbortSignal;
+  /** Lease lifetime of ticks (default 60 s): how soon a dead daemon's tick is taken over. */
+  leaseMs?: number;
 }
 
 /** The default grace period. */
@@ -90,6 +92,7 @@ export async function daemonCommand(
   try {
     const scheduler = new Scheduler(runtime, {
       ...(options.runnerId !== undefined ? { runnerId: options.runnerId } : {}),
+      ...(control.leaseMs !== undefined ? { leaseMs: control.leaseMs } : {}),
       onEvent: printer(quiet),
     });
     await scheduler.start();

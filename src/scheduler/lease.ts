@@ -278,6 +278,17 @@ export class TickLeases {
     return done !== null ? "done" : lease !== null ? "leased" : "free";
   }
 
+  /** The ticks of a schedule whose lease some runner holds now, oldest first (at most `limit`, default 100). */
+  async leased(scheduleId: string, options: { limit?: number } = {}): Promise<number[]> {
+    const ticks: number[] = [];
+    const entries = this.store.list({
+      prefix: [...this.#prefix, "lease", scheduleId],
+      limit: options.limit ?? 100,
+    });
+    for await (const entry of entries) ticks.push(Date.parse(entry.key[entry.key.length - 1]));
+    return ticks;
+  }
+
   /** The latest completed tick of a schedule, or `null` if none was recorded. */
   async last(scheduleId: string): Promise<LastTick | null> {
     return (await this.store.get<LastTick>(this.lastKey(scheduleId)))?.value ?? null;

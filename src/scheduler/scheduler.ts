@@ -33,8 +33,8 @@
  * - A cancelled tick (the scheduler stopped before its work ended) releases
  *   its lease without a done marker, so a `run-once` restart may run it again.
  * - `abandoned: skip` (default) / `rerun`: a runner that finds a tick leased
- *   by another (at the tick, or the latest past tick on start) watches that
- *   lease. If it lapses (its runner died: nobody renewed it for `leaseMs`)
+ *   by another (at the tick, or any leased tick of the schedule on start)
+ *   watches that lease. If it lapses (its runner died: nobody renewed it for `leaseMs`)
  *   with the tick not done, this runner takes the tick over: the run that
  *   the dead runner wrote into the lease is recorded `failed` ("abandoned:
  *   no heartbeat…") once its heartbeat is stale (see
@@ -332,16 +332,15 @@ export class Scheduler {
     const catchUps: [ScheduleState, number][] = [];
     for (const state of this.#states) {
       const { id, cron } = state.schedule;
+      // Ticks held by other runners, maybe dead ones: watch them (see `abandoned`).
+      for (const tick of await this.#leases.leased(id)) this.#watch(state, tick);
       // A tick at exactly `now` is a regular tick; missed ones are strictly before.
       state.next = nextTick(cron, now - 1, state.timezone);
       const last: LastTick = await this.#leases.baseline(id, now);
       const missed = previousTick(cron, now, state.timezone);
       if (missed === null || missed <= last.tick) continue;
-      const missedState = await this.#leases.state(id, missed);
-      // Held by a runner, maybe one that died: watch it (see `abandoned`).
-      if (missedState === "leased") this.#watch(state, missed);
       if (state.missed === "run-once") catchUps.push([state, missed]);
-      else if (missedState === "free") {
+      else if (await this.#leases.state(id, missed) === "free") {
         // Not running elsewhere either: nobody will run it.
         this.#emit({ type: "tick.skip", scheduleId: id, tick: missed, reason: "missed" });
       }
