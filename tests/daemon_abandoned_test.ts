@@ -14,11 +14,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openRuntime } from "../mod.ts";
 import { TickLeases } from "../src/scheduler/lease.ts";
+import { spawnDaemon, streamLines } from "./fixtures/daemon_process.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const RUNNER = join(ROOT, "tests", "fixtures", "daemon_runner.ts");
 const WAIT_NODE = join(ROOT, "tests", "fixtures", "nodes", "wait_for_file.ts");
-const DENO_JSON = join(ROOT, "deno.json");
 
 const FLOW = `
 id: hold
@@ -39,61 +38,9 @@ jobs:
   gc: { enabled: false }
 `;
 
-/** Lines of a stream as they come; `next(pattern)` resolves the first line that matches. */
-function lines(stream: ReadableStream<Uint8Array>) {
-  const seen: string[] = [];
-  const waiting: { pattern: RegExp; resolve: (line: string) => void }[] = [];
-  const done = (async () => {
-    let buffer = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk;
-      const parts = buffer.split("\n");
-      buffer = parts.pop()!;
-      for (const line of parts) {
-        seen.push(line);
-        for (const w of [...waiting]) {
-          if (w.pattern.test(line)) {
-            waiting.splice(waiting.indexOf(w), 1);
-            w.resolve(line);
-          }
-        }
-      }
-    }
-  })();
-  const next = (pattern: RegExp): Promise<string> => {
-    const found = seen.find((line) => pattern.test(line));
-    if (found !== undefined) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      waiting.push({ pattern, resolve });
-      done.then(() => reject(new Error(`ended before ${pattern}:\n${seen.join("\n")}`)));
-    });
-  };
-  return { seen, next, done };
-}
-
 function daemon(dir: string, id: string, hold: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--config",
-      DENO_JSON,
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-sys",
-      RUNNER,
-      join(dir, "flowstate.yaml"),
-      id,
-      "2000",
-    ],
-    cwd: dir,
-    env: { HOLD: hold, NO_COLOR: "1", RUST_BACKTRACE: "0" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  return { child, stdout: lines(child.stdout), stderr: lines(child.stderr) };
+  const child = spawnDaemon(dir, id, { env: { HOLD: hold }, leaseMs: 2000 });
+  return { child, stdout: streamLines(child.stdout), stderr: streamLines(child.stderr) };
 }
 
 Deno.test({
@@ -118,8 +65,8 @@ Deno.test({
       const runId = /run=(\w+)/.exec(line)![1];
       b.child.kill("SIGTERM");
       const status = await b.child.status;
-      assert.equal(status.code, 0, b.stderr.seen.join("\n"));
-      assert.deepEqual(b.stderr.seen.filter((l) => l.startsWith("error")), []);
+      assert.equal(status.code, 0, b.stderr.lines.join("\n"));
+      assert.deepEqual(b.stderr.lines.filter((l) => l.startsWith("error")), []);
 
       await using rt = await openRuntime({
         config: { stores: { default: { plugin: "sqlite", path: join(dir, "state.db") } } },
