@@ -34,7 +34,9 @@
  *   its lease without a done marker, so a `run-once` restart may run it again.
  * - `abandoned: skip` (default) / `rerun`: a runner that finds a tick leased
  *   by another (at the tick, or any leased tick of the schedule on start)
- *   watches that lease. If it lapses (its runner died: nobody renewed it for `leaseMs`)
+ *   watches that lease; on start it also takes over at once any tick whose
+ *   run is still marked running (see `lease.ts`) with its lease gone and the
+ *   tick not done (a runner killed, and restarted after its lease lapsed). If it lapses (its runner died: nobody renewed it for `leaseMs`)
  *   with the tick not done, this runner takes the tick over: the run that
  *   the dead runner wrote into the lease is recorded `failed` ("abandoned:
  *   no heartbeat…") once its heartbeat is stale (see
@@ -53,7 +55,14 @@ import type { LogLevel } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Clock, Key } from "../store/types.ts";
 import { DEFAULT_TIMEZONE, nextTick, previousTick, validateCron } from "../cron.ts";
-import { type LastTick, type LeaseHolder, tickKey, type TickLease, TickLeases } from "./lease.ts";
+import {
+  type LastTick,
+  type LeaseHolder,
+  type RunningMarker,
+  tickKey,
+  type TickLease,
+  TickLeases,
+} from "./lease.ts";
 import { Lease } from "../store/lease.ts";
 import { MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import { loadSchedules } from "./from_config.ts";
@@ -334,6 +343,20 @@ export class Scheduler {
       const { id, cron } = state.schedule;
       // Ticks held by other runners, maybe dead ones: watch them (see `abandoned`).
       for (const tick of await this.#leases.leased(id)) this.#watch(state, tick);
+      // Ticks whose runner died with their run unfinished, their lease lapsed and gone.
+      for (const { tick, marker } of await this.#leases.running(id)) {
+        if (await this.#leases.state(id, tick) !== "free") continue;
+        const dead: LeaseHolder = {
+          runner: marker.runner,
+          tick,
+          takenAt: marker.at,
+          runId: marker.runId,
+        };
+        const acquired = await this.#leases.acquire(id, tick);
+        if (acquired.ok && await this.#takeOver(state, tick, acquired.lease, dead) === "alive") {
+          this.#watch(state, tick, dead);
+        }
+      }
       // A tick at exactly `now` is a regular tick; missed ones are strictly before.
       state.next = nextTick(cron, now - 1, state.timezone);
       const last: LastTick = await this.#leases.baseline(id, now);
@@ -589,10 +612,10 @@ export class Scheduler {
    * Watch a tick that another runner holds (once per tick): if its lease
    * lapses with the tick not done, take it over (see `abandoned`).
    */
-  #watch(state: ScheduleState, tick: number): void {
+  #watch(state: ScheduleState, tick: number, dead?: LeaseHolder): void {
     const key = `${state.schedule.id}\u0000${tick}`;
     if (this.#watching.has(key) || this.#halt.signal.aborted) return;
-    const watching = this.#watchLease(state, tick).catch((error) => {
+    const watching = this.#watchLease(state, tick, dead).catch((error) => {
       this.#emit({
         type: "error",
         scheduleId: state.schedule.id,
@@ -606,12 +629,15 @@ export class Scheduler {
     this.#watching.set(key, watching);
   }
 
-  async #watchLease(state: ScheduleState, tick: number): Promise<void> {
+  async #watchLease(state: ScheduleState, tick: number, dead?: LeaseHolder): Promise<void> {
     const leases = this.#leases!;
     const scheduleId = state.schedule.id;
     const halt = this.#halt.signal;
     const leaseKey = leases.leaseKey(scheduleId, tick);
-    let last: { holder: LeaseHolder; expiresAt: number } | null = null;
+    // A holder known dead already counts as lapsed.
+    let last: { holder: LeaseHolder; expiresAt: number } | null = dead === undefined
+      ? null
+      : { holder: dead, expiresAt: -Infinity };
     while (!halt.aborted) {
       const seen = await Lease.read<LeaseHolder>(leases.store, leaseKey);
       const now = this.#clock.now();
@@ -657,7 +683,10 @@ export class Scheduler {
     dead: LeaseHolder,
   ): Promise<"alive" | "handled"> {
     const scheduleId = state.schedule.id;
-    const runId = dead.runId ?? null;
+    const leases = this.#leases!;
+    // The lease may have lapsed before the run's id reached it; the marker has it.
+    const marker = await leases.store.get<RunningMarker>(leases.runningKey(scheduleId, tick));
+    const runId = dead.runId ?? marker?.value.runId ?? null;
     const records = await this.#runtime.records();
     let run = runId === null ? null : await records.getRun(runId);
     if (run !== null && run.status === "running") {

@@ -811,3 +811,65 @@ Deno.test("Scheduler abandoned: a run that still beats after its runner's lease 
     [["skip", t.deadRunId]],
   );
 });
+
+Deno.test("Scheduler abandoned: a runner started after a dead runner's lease lapsed takes its tick over from the running marker", async () => {
+  for (const policy of ["skip", "rerun"] as const) {
+    await using h = await harness(Date.parse("2026-01-01T00:30:00Z"));
+    const records = await h.runtime.records();
+    const hang = deferred();
+    const deadTimers = manualTimers(h.clock);
+    const runs: { runner: string; runId: string }[] = [];
+    const schedule = (timers: ManualTimers): Schedule => ({
+      id: "hourly",
+      cron: "0 * * * *",
+      missed: "run-once",
+      abandoned: policy,
+      run: async ({ runnerId, started }) => {
+        const recorder = await RunRecorder.start(records, h.clock, {
+          flowId: "hourly",
+          flowVersion: "job",
+          inputs: {},
+        }, { timers });
+        started?.(recorder.id);
+        runs.push({ runner: runnerId, runId: recorder.id });
+        if (runnerId === "runner-1") await hang.promise;
+        return await recorder.finish({ status: "succeeded", outputs: {}, nodes: {}, error: null });
+      },
+    });
+    const dead = h.scheduler({
+      schedules: [schedule(deadTimers)],
+      leaseMs: 5 * MINUTE,
+      timers: deadTimers,
+      maxSleepMs: DAY,
+    });
+    await dead.start();
+    await deadTimers.advanceTo(Date.parse("2026-01-01T01:00:00Z"));
+    await until(() => runs.length === 1, "runner 1 to start its run");
+    const leases = new TickLeases(await h.runtime.store("main"), { runnerId: "x" });
+    // Nobody watched; the lease lapsed and is gone. A runner starts at 01:10.
+    h.clock.set(Date.parse("2026-01-01T01:10:00Z"));
+    assert.equal(await leases.state("hourly", Date.parse("2026-01-01T01:00:00Z")), "free");
+    const restarted = h.scheduler({ schedules: [schedule(h.timers)], leaseMs: 5 * MINUTE });
+    await restarted.start();
+    await h.timers.settle();
+    const dead1 = await records.getRun(runs[0].runId);
+    assert.equal(dead1?.status, "failed", policy);
+    assert.match(dead1?.error?.message ?? "", /^abandoned: no heartbeat/);
+    assert.deepEqual(
+      h.events.flatMap((e) => e.type === "tick.abandoned" ? [[e.action, e.runId]] : []),
+      [[policy, runs[0].runId]],
+    );
+    if (policy === "rerun") await until(() => h.ends("hourly").length === 1, "the re-run");
+    assert.deepEqual(
+      runs.map((r) => r.runner),
+      policy === "skip" ? ["runner-1"] : ["runner-1", "runner-2"],
+    );
+    assert.deepEqual(
+      (await leases.history("hourly")).map((d) => [iso(d.tick), d.done.runner, d.done.status]),
+      [["2026-01-01T01:00:00.000Z", "runner-2", policy === "skip" ? "failed" : "succeeded"]],
+    );
+    assert.deepEqual(await leases.running("hourly"), [], "the marker is gone with the tick done");
+    hang.resolve();
+    await deadTimers.advance(0);
+  }
+});
