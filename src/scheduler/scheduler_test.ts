@@ -9,6 +9,7 @@ import { type FakeClock, fakeClock } from "../testing/clock.ts";
 import { type ManualTimers, manualTimers } from "../testing/timers.ts";
 import { TickLeases } from "./lease.ts";
 import { RunRecorder } from "../records/recorder.ts";
+import type { Records } from "../records/records.ts";
 import {
   type Schedule,
   Scheduler,
@@ -688,6 +689,44 @@ Deno.test("Scheduler rejects duplicate schedule ids and bad expressions", async 
 // ---------------------------------------------------------------------------
 // A runner that dies while running a tick
 
+/** A run this test's schedules recorded. */
+interface RecordedRun {
+  tick: string;
+  runner: string;
+  runId: string;
+  recorder: RunRecorder;
+}
+
+/**
+ * An hourly schedule whose work records a run (heartbeats on `timers`),
+ * reports it, and, on runner-1, never ends until `hang` resolves.
+ */
+function hourlyRecorded(
+  h: Harness,
+  records: Records,
+  timers: ManualTimers,
+  hang: Promise<void>,
+  runs: RecordedRun[],
+  extra: Partial<Schedule>,
+): Schedule {
+  return {
+    id: "hourly",
+    cron: "0 * * * *",
+    ...extra,
+    run: async ({ tick, runnerId, started }) => {
+      const recorder = await RunRecorder.start(records, h.clock, {
+        flowId: "hourly",
+        flowVersion: "job",
+        inputs: {},
+      }, { timers });
+      started?.(recorder.id);
+      runs.push({ tick: iso(tick), runner: runnerId, runId: recorder.id, recorder });
+      if (runnerId === "runner-1") await hang; // "killed": never returns
+      return await recorder.finish({ status: "succeeded", outputs: {}, nodes: {}, error: null });
+    },
+  };
+}
+
 /**
  * Runner 1 takes the 01:00 tick, records a run, writes it into the lease, and
  * "dies" (its timers freeze: no lease renewal, no heartbeat); runner 2 saw
@@ -698,23 +737,9 @@ async function deadRunnerTick(policy: "skip" | "rerun", options: { beating?: boo
   const records = await h.runtime.records();
   const hang = deferred();
   const deadTimers = manualTimers(h.clock);
-  const runs: { tick: string; runner: string; runId: string; recorder: RunRecorder }[] = [];
-  const schedule = (timers: ManualTimers): Schedule => ({
-    id: "hourly",
-    cron: "0 * * * *",
-    abandoned: policy,
-    run: async ({ tick, runnerId, started }) => {
-      const recorder = await RunRecorder.start(records, h.clock, {
-        flowId: "hourly",
-        flowVersion: "job",
-        inputs: {},
-      }, { timers });
-      started?.(recorder.id);
-      runs.push({ tick: iso(tick), runner: runnerId, runId: recorder.id, recorder });
-      if (runnerId === "runner-1") await hang.promise; // "killed": never returns
-      return await recorder.finish({ status: "succeeded", outputs: {}, nodes: {}, error: null });
-    },
-  });
+  const runs: RecordedRun[] = [];
+  const schedule = (timers: ManualTimers) =>
+    hourlyRecorded(h, records, timers, hang.promise, runs, { abandoned: policy });
   const dead = h.scheduler({
     // With `beating`, its run's heartbeat goes on (its process lives, its lease lapses).
     schedules: [schedule(options.beating ? h.timers : deadTimers)],
@@ -818,24 +843,12 @@ Deno.test("Scheduler abandoned: a runner started after a dead runner's lease lap
     const records = await h.runtime.records();
     const hang = deferred();
     const deadTimers = manualTimers(h.clock);
-    const runs: { runner: string; runId: string }[] = [];
-    const schedule = (timers: ManualTimers): Schedule => ({
-      id: "hourly",
-      cron: "0 * * * *",
-      missed: "run-once",
-      abandoned: policy,
-      run: async ({ runnerId, started }) => {
-        const recorder = await RunRecorder.start(records, h.clock, {
-          flowId: "hourly",
-          flowVersion: "job",
-          inputs: {},
-        }, { timers });
-        started?.(recorder.id);
-        runs.push({ runner: runnerId, runId: recorder.id });
-        if (runnerId === "runner-1") await hang.promise;
-        return await recorder.finish({ status: "succeeded", outputs: {}, nodes: {}, error: null });
-      },
-    });
+    const runs: RecordedRun[] = [];
+    const schedule = (timers: ManualTimers) =>
+      hourlyRecorded(h, records, timers, hang.promise, runs, {
+        missed: "run-once",
+        abandoned: policy,
+      });
     const dead = h.scheduler({
       schedules: [schedule(deadTimers)],
       leaseMs: 5 * MINUTE,
