@@ -102,6 +102,7 @@ export type { FlowSource } from "./src/flow/load.ts";
 export type { NodeStatus, RunEvent, RunRecord, RunStatus } from "./src/records/types.ts";
 export type { ScopeCallOptions, ScopeKey, ScopeName, StateView } from "./src/state/scopes.ts";
 export {
+  type AbandonedPolicy,
   type ConfigObject,
   type JobConfig,
   type JobConfigObject,

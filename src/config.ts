@@ -42,6 +42,7 @@ import { canonicalTimezone, cronProblem, DEFAULT_TIMEZONE, timezoneProblem } fro
 import { resolvePluginSpecifier, type StoreSpec } from "./plugin.ts";
 import { type ScopeName, SCOPES } from "./state/scopes.ts";
 import {
+  type AbandonedPolicy,
   type ConfigObject,
   configSchema,
   describeValue,
@@ -63,7 +64,14 @@ export const CONFIG_FILE_NAME = "flowstate.yaml";
 /** The name of the store used when the config defines none. */
 export const DEFAULT_STORE_NAME = "default";
 
-export type { ConfigObject, JobConfigObject, MissedPolicy, OverlapPolicy, RunsConfigObject };
+export type {
+  AbandonedPolicy,
+  ConfigObject,
+  JobConfigObject,
+  MissedPolicy,
+  OverlapPolicy,
+  RunsConfigObject,
+};
 
 /** Limits of every flow run (`runs:`), resolved. */
 export interface RunsConfig {
@@ -96,6 +104,8 @@ export interface JobConfig {
   readonly overlap: OverlapPolicy;
   /** What happens on start about ticks missed since the last one completed. */
   readonly missed: MissedPolicy;
+  /** What happens to a tick whose runner died while running it. */
+  readonly abandoned: AbandonedPolicy;
   /** Upper bound of the random delay after each tick, in ms. */
   readonly jitterMs: number;
 }
@@ -427,6 +437,7 @@ function resolveConfig(
       options: Object.freeze({ ...(job.options ?? {}) }),
       overlap: job.overlap ?? "skip",
       missed: job.missed ?? "skip",
+      abandoned: job.abandoned ?? "skip",
       jitterMs,
     });
   }
@@ -438,6 +449,7 @@ function resolveConfig(
       options: Object.freeze({}),
       overlap: "skip",
       missed: "skip",
+      abandoned: "skip",
       jitterMs: 0,
     });
   }

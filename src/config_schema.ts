@@ -18,6 +18,14 @@ export type OverlapPolicy = "skip" | "queue";
 /** What a schedule does on (re)start about ticks missed while no runner ran. */
 export type MissedPolicy = "skip" | "run-once";
 
+/**
+ * What a runner does with a tick whose runner died while running it (its
+ * lease lapsed, its run's heartbeat stopped): the run is recorded abandoned,
+ * then the tick is recorded as done (`skip`, the default) or run again
+ * (`rerun`; for work that is safe to repeat).
+ */
+export type AbandonedPolicy = "skip" | "rerun";
+
 /** One job's settings under `jobs:`, as written. */
 export interface JobConfigObject {
   /** The job's module (a `./path.ts` relative to the config, or a specifier); default: the built-in of that name. */
@@ -34,6 +42,8 @@ export interface JobConfigObject {
   overlap?: OverlapPolicy;
   /** Default `skip`. */
   missed?: MissedPolicy;
+  /** A tick whose runner died while running it: `skip` (default) or `rerun`. */
+  abandoned?: AbandonedPolicy;
   /** Wait a random time up to this long after each tick (`30s`, or ms). Default 0. */
   jitter?: number | string;
 }
@@ -95,6 +105,7 @@ export const JOB_FIELDS: readonly string[] = [
   "options",
   "overlap",
   "missed",
+  "abandoned",
   "jitter",
 ];
 
@@ -132,6 +143,7 @@ export const configSchema: z.ZodType<ConfigObject> = z.strictObject({
         options: z.record(z.string(), z.unknown()).optional(),
         overlap: z.enum(["skip", "queue"]).optional(),
         missed: z.enum(["skip", "run-once"]).optional(),
+        abandoned: z.enum(["skip", "rerun"]).optional(),
         jitter: z.union([z.number(), z.string()]).optional(),
       }),
     ),

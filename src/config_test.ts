@@ -402,6 +402,7 @@ Deno.test("parseConfigText() schedules retention and gc by default, in UTC", () 
     options: {},
     overlap: "skip",
     missed: "skip",
+    abandoned: "skip",
     jitterMs: 0,
   };
   assert.deepEqual(config.jobs, { retention: defaults, gc: defaults });
@@ -413,7 +414,7 @@ Deno.test("parseConfigText() resolves flows, timezone and every job setting", ()
       "flows: [./flows, ./other.flow.yaml]",
       "timezone: Europe/Paris",
       "jobs:",
-      '  retention: { schedule: "0 3 * * *", options: { maxAge: 30d }, overlap: skip, missed: run-once, jitter: 30s }',
+      '  retention: { schedule: "0 3 * * *", options: { maxAge: 30d }, overlap: skip, missed: run-once, abandoned: rerun, jitter: 30s }',
       "  gc: {}",
       '  nightly-report: { module: ./jobs/report.ts, schedule: "@daily", timezone: America/New_York }',
       "  backup: { enabled: false }",
@@ -429,6 +430,7 @@ Deno.test("parseConfigText() resolves flows, timezone and every job setting", ()
     options: { maxAge: "30d" },
     overlap: "skip",
     missed: "run-once",
+    abandoned: "rerun",
     jitterMs: 30_000,
   });
   assert.deepEqual(config.jobs.gc.schedule, undefined);
@@ -440,6 +442,7 @@ Deno.test("parseConfigText() resolves flows, timezone and every job setting", ()
     options: {},
     overlap: "skip",
     missed: "skip",
+    abandoned: "skip",
     jitterMs: 0,
   });
   assert.equal(config.jobs.backup.enabled, false);
@@ -501,7 +504,7 @@ Deno.test("parseConfigText() rejects bad job fields with clear messages", () => 
   assert.equal(
     errorOf("jobs:\n  gc: { schedul: '@daily' }\n"),
     'flowstate.yaml:2:9: jobs.gc.schedul: unknown field (did you mean "schedule"?); ' +
-      "a job allows module, enabled, schedule, timezone, options, overlap, missed, jitter",
+      "a job allows module, enabled, schedule, timezone, options, overlap, missed, abandoned, jitter",
   );
   assert.equal(
     errorOf("jobs:\n  gc: { overlap: wait }\n"),
@@ -510,6 +513,10 @@ Deno.test("parseConfigText() rejects bad job fields with clear messages", () => 
   assert.equal(
     errorOf("jobs:\n  gc: { missed: all }\n"),
     'flowstate.yaml:2:9: jobs.gc.missed: expected one of "skip", "run-once", got the string "all"',
+  );
+  assert.equal(
+    errorOf("jobs:\n  gc: { abandoned: retry }\n"),
+    'flowstate.yaml:2:9: jobs.gc.abandoned: expected one of "skip", "rerun", got the string "retry"',
   );
   assert.match(
     errorOf("jobs:\n  gc: { jitter: -5 }\n"),

@@ -133,51 +133,57 @@ async function runInTree(
   tree.root ??= runId;
   onStart?.(runId);
   const runInfo = { id: runId, flowId: def.id };
-  const outcome = await executeFlow(prepared, {
-    runId,
-    flowVersion: hash,
-    inputs: inputs as Record<string, JsonValue>,
-    resolver: host.resolver,
-    clock: host.clock,
-    timers: options.timers,
-    signal: options.signal,
-    env,
-    concurrency: options.concurrency,
-    parentRunId: options.parentRunId,
-    abortGrace: options.abortGrace,
-    onEvent(event) {
-      recorder.event(event);
-      options.onEvent?.(event, runInfo);
-    },
-    runFlow(sub, input, { signal, onStart }) {
-      if (tree.subRuns >= tree.maxSubRuns) {
-        const name = typeof sub === "string" ? sub : String(sub.id ?? "(inline)");
-        return Promise.reject(
-          new RangeError(
-            `Cannot run sub-flow ${name}: it would start sub-run ${
-              tree.subRuns + 1
-            } under root run ${tree.root}, over the limit of ${tree.maxSubRuns} sub-runs per root run (a flow fanning out without end?); if intended, raise it with "runs: { maxSubRuns: N }" in the config (or the maxSubRuns option of runFlow())`,
-          ),
+  let outcome: Awaited<ReturnType<typeof executeFlow>>;
+  try {
+    outcome = await executeFlow(prepared, {
+      runId,
+      flowVersion: hash,
+      inputs: inputs as Record<string, JsonValue>,
+      resolver: host.resolver,
+      clock: host.clock,
+      timers: options.timers,
+      signal: options.signal,
+      env,
+      concurrency: options.concurrency,
+      parentRunId: options.parentRunId,
+      abortGrace: options.abortGrace,
+      onEvent(event) {
+        recorder.event(event);
+        options.onEvent?.(event, runInfo);
+      },
+      runFlow(sub, input, { signal, onStart }) {
+        if (tree.subRuns >= tree.maxSubRuns) {
+          const name = typeof sub === "string" ? sub : String(sub.id ?? "(inline)");
+          return Promise.reject(
+            new RangeError(
+              `Cannot run sub-flow ${name}: it would start sub-run ${
+                tree.subRuns + 1
+              } under root run ${tree.root}, over the limit of ${tree.maxSubRuns} sub-runs per root run (a flow fanning out without end?); if intended, raise it with "runs: { maxSubRuns: N }" in the config (or the maxSubRuns option of runFlow())`,
+            ),
+          );
+        }
+        tree.subRuns++;
+        const target = typeof sub === "string" ? resolve(prepared.baseDir, sub) : sub;
+        return runInTree(
+          { ...host },
+          target,
+          {
+            ...options,
+            input,
+            signal,
+            inputFromStrings: false,
+            parentRunId: runId,
+            depth: depth + 1,
+          },
+          tree,
+          onStart,
         );
-      }
-      tree.subRuns++;
-      const target = typeof sub === "string" ? resolve(prepared.baseDir, sub) : sub;
-      return runInTree(
-        { ...host },
-        target,
-        {
-          ...options,
-          input,
-          signal,
-          inputFromStrings: false,
-          parentRunId: runId,
-          depth: depth + 1,
-        },
-        tree,
-        onStart,
-      );
-    },
-  });
+      },
+    });
+  } catch (err) {
+    await recorder.close(); // no end to record: the run is found abandoned later
+    throw err;
+  }
   // The last events go with the final status, in one commit (and inline in
   // the record for a short run: see Records.finishRun).
   const record = await recorder.finish({ ...outcome, endedAt: outcome.endedAt ?? undefined });

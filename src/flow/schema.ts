@@ -282,6 +282,10 @@ const flowObjectSchema = z.strictObject({
       missed: z.enum(["skip", "run-once"]).optional().meta({
         description: "Ticks missed while no daemon ran: `skip` (default) or `run-once`.",
       }),
+      abandoned: z.enum(["skip", "rerun"]).optional().meta({
+        description:
+          "A tick whose daemon died while running it: recorded as abandoned, then `skip` (default) or `rerun`.",
+      }),
       jitter: duration({
         positive: false,
         description: "Wait a random time up to this long before each tick.",
@@ -289,7 +293,7 @@ const flowObjectSchema = z.strictObject({
     }).meta({ description: "A schedule with its policies." }),
   ]).optional().meta({
     description:
-      'A cron expression (`"0 * * * *"`, 5 or 6 fields) or nickname (`@daily`), or `{ cron, timezone, overlap, missed, jitter }`.',
+      'A cron expression (`"0 * * * *"`, 5 or 6 fields) or nickname (`@daily`), or `{ cron, timezone, overlap, missed, abandoned, jitter }`.',
   }),
   env: z.array(
     z.string().regex(ENV_NAME_PATTERN, {
