@@ -56,6 +56,7 @@ export type { Clock, Timers } from "./src/clock.ts";
 export { type Duration, parseDuration } from "./src/duration.ts";
 export type { LogLevel } from "./src/log.ts";
 export {
+  AttemptOverError,
   BackupError,
   ConfigError,
   type ConfigErrorOptions,
@@ -71,6 +72,8 @@ export {
   type ProblemPath,
   StoreClosedError,
   StoreCorruptError,
+  StoreMissingError,
+  StoreReadOnlyError,
   StoreUnavailableError,
   UnknownStoreError,
 } from "./src/errors.ts";
@@ -99,6 +102,7 @@ export type { FlowSource } from "./src/flow/load.ts";
 export type { NodeStatus, RunEvent, RunRecord, RunStatus } from "./src/records/types.ts";
 export type { ScopeCallOptions, ScopeKey, ScopeName, StateView } from "./src/state/scopes.ts";
 export {
+  type AbandonedPolicy,
   type ConfigObject,
   type JobConfig,
   type JobConfigObject,
@@ -107,6 +111,8 @@ export {
   type MissedPolicy,
   type OverlapPolicy,
   type ResolvedConfig,
+  type RunsConfig,
+  type RunsConfigObject,
 } from "./src/config.ts";
 export { openRuntime, type Runtime, type RuntimeOptions } from "./src/runtime.ts";
 export type { RunFlowOptions } from "./src/run_flow.ts";

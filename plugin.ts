@@ -42,8 +42,15 @@ export {
   type Plugin,
   type PluginContext,
   type PluginDefinition,
+  requireStoreFile,
   type SchemaIssue,
   type SchemaResult,
 } from "./src/plugin.ts";
 export type { Clock } from "./src/clock.ts";
-export { StoreClosedError, StoreCorruptError, StoreUnavailableError } from "./src/errors.ts";
+export {
+  StoreClosedError,
+  StoreCorruptError,
+  StoreMissingError,
+  StoreReadOnlyError,
+  StoreUnavailableError,
+} from "./src/errors.ts";

@@ -51,10 +51,22 @@ export {
 export {
   EVENT_BATCH_MS,
   EVENT_BATCH_SIZE,
+  FINISH_RETRY_DELAYS_MS,
   type RunEnd,
+  RunEndNotRecordedError,
   RunRecorder,
+  type RunRecorderOptions,
   type RunStart,
 } from "./src/records/recorder.ts";
+export {
+  abandonedMessage,
+  abandonedRun,
+  type Abandonment,
+  DEFAULT_ABANDONED_MS,
+  HEARTBEAT_MS,
+  LEGACY_ABANDONED_MS,
+  MIN_ABANDONED_MS,
+} from "./src/records/heartbeat.ts";
 export type { PruneOptions, PruneProgress, PruneResult } from "./src/records/prune.ts";
 export { type DurationHistogram, type FlowMetrics, quantile } from "./src/records/metrics.ts";
 export { openStore } from "./src/plugin.ts";

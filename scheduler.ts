@@ -31,4 +31,4 @@ export {
   timezoneProblem,
   validateCron,
 } from "./src/cron.ts";
-export type { MissedPolicy, OverlapPolicy } from "./src/config.ts";
+export type { AbandonedPolicy, MissedPolicy, OverlapPolicy } from "./src/config.ts";

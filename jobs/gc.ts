@@ -34,11 +34,15 @@
  *    A process is "gone" when its pid does not exist (`kill(pid, 0)`), and,
  *    where Deno may read /proc (`--allow-all` on Linux), also when it is a
  *    zombie or started after the file was last written (a reused pid).
- * 4. `abandonedAfter` (off unless set, e.g. `"7d"`): runs still recorded as
- *    `running` that started longer ago than this are recorded as `failed`
- *    ("abandoned"): their process was killed or crashed before it could
- *    record the end, and retention never deletes a running run. Choose a
- *    duration longer than any real run.
+ * 4. `abandonedAfter` (default `"1m"`; `null` turns it off): runs still
+ *    recorded as `running` whose heartbeat is older than this are recorded
+ *    as `failed` ("abandoned: …"): their process was killed, crashed or
+ *    could not record the end, and retention never deletes a running run.
+ *    A live run writes its heartbeat every 5 s, so a live run is never
+ *    touched: values under 20 s (four missed beats) count as 20 s. A run
+ *    recorded by a version before heartbeats (no `heartbeatAt`) is judged by
+ *    its age instead, and only after a day at least (or `abandonedAfter`,
+ *    if longer). See `src/records/heartbeat.ts`.
  * 5. `compact`: every store that can returns free space to the file system
  *    (`Store.compact()`: SQLite's incremental vacuum, a jsonfile rewrite), and
  *    the sizes before and after are reported.
@@ -55,6 +59,8 @@ import { durationProblem, parseDuration } from "../src/duration.ts";
 import type { Duration } from "../src/flow/types.ts";
 import { defineJob, type Job, type JobContext } from "../src/jobs/job.ts";
 import type { Records } from "../src/records/records.ts";
+import type { RunRecord } from "../src/records/types.ts";
+import { abandonedRun, MIN_ABANDONED_MS } from "../src/records/heartbeat.ts";
 import type { Store } from "../src/store/types.ts";
 import { messageOf } from "../src/errors.ts";
 import { parseTempName } from "../src/_fs.ts";
@@ -74,7 +80,7 @@ export interface GcOptions {
   tempFiles: boolean;
   /** Only temp and lock files older than this are removed. */
   tempMaxAge: Duration;
-  /** Record runs still `running` after this long as failed ("abandoned"); `null` (default) never does. */
+  /** Record runs still `running` with no heartbeat for this long (at least 20 s) as failed ("abandoned"); `null` never does. Default `"1m"`. */
   abandonedAfter: Duration | null;
   /** Return free space to the file system where a store can. */
   compact: boolean;
@@ -89,7 +95,7 @@ export const defaults = {
   knownFlows: [],
   tempFiles: true,
   tempMaxAge: "1h",
-  abandonedAfter: null,
+  abandonedAfter: "1m",
   compact: true,
 } satisfies Partial<GcOptions>;
 
@@ -129,7 +135,7 @@ export type GcResult = {
   tempFilesRemoved: number;
   /** Those files, relative to the home (at most 1000 listed). */
   tempFiles: string[];
-  /** Runs that were still `running` past `abandonedAfter`, now recorded as failed (or that a dry run would). */
+  /** Runs still `running` with no heartbeat for `abandonedAfter`, now recorded as failed (or that a dry run would). */
   abandonedRuns: number;
   /** Size on disk of the compacted stores before. */
   bytesBefore: number;
@@ -494,10 +500,24 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
     }
 
     if (options.abandonedAfter !== null && !signal.aborted) {
-      const cutoff = ctx.clock.now() - parseDuration(options.abandonedAfter, "abandonedAfter");
+      const afterMs = parseDuration(options.abandonedAfter, "abandonedAfter");
+      const now = ctx.clock.now();
+      // A run's heartbeat is never older than its start: only runs that started
+      // before the (raised) threshold can be abandoned.
+      const cutoff = now - Math.max(afterMs, MIN_ABANDONED_MS);
+      if (afterMs < MIN_ABANDONED_MS) {
+        ctx.log(
+          `abandonedAfter ${
+            String(options.abandonedAfter)
+          } is shorter than four missed heartbeats; using ${
+            MIN_ABANDONED_MS / 1000
+          }s so that no live run is touched`,
+          "warn",
+        );
+      }
       const records = await ctx.records();
       ctx.progress.start(dryRun ? "gc (dry run): abandoned runs" : "gc: abandoned runs");
-      const stale: string[] = [];
+      const candidates: string[] = [];
       let cursor: string | undefined;
       do {
         const page = await records.listRunSummaries({
@@ -506,26 +526,18 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
           limit: 1000,
           cursor,
         });
-        for (const summary of page.runs) if (summary.id !== ctx.runId) stale.push(summary.id);
+        for (const summary of page.runs) if (summary.id !== ctx.runId) candidates.push(summary.id);
         cursor = page.cursor;
       } while (cursor !== undefined && !signal.aborted);
-      for (const id of stale) {
+      for (const id of candidates) {
         if (signal.aborted) break;
-        const run = await records.getRun(id);
-        if (run === null || run.status !== "running") continue;
-        if (!dryRun) {
-          const endedAt = ctx.clock.now();
-          await records.finishRun({
-            ...run,
-            status: "failed",
-            endedAt,
-            durationMs: endedAt - run.startedAt,
-            error: {
-              message: `abandoned: still recorded as running after ${
-                String(options.abandonedAfter)
-              } (its process was killed or crashed)`,
-            },
-          });
+        let run: RunRecord | null;
+        if (dryRun) {
+          run = await records.getRun(id);
+          if (run === null || abandonedRun(run, now, afterMs) === null) continue;
+        } else {
+          run = await records.abandonRun(id, { afterMs, now });
+          if (run === null) continue;
         }
         result.abandonedRuns++;
         ctx.progress.advance();

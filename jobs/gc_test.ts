@@ -589,7 +589,7 @@ Deno.test("gc stops when cancelled", async () => {
   });
 });
 
-Deno.test("gc records runs still running past abandonedAfter as failed, and only those", async () => {
+Deno.test("gc records runs without heartbeat (older versions) by their age, past a day at least", async () => {
   await withEnv({ main: { plugin: "memory" } }, async ({ rt, clock }) => {
     const records = await rt.records();
     const start = async (flowId: string) => {
@@ -613,8 +613,16 @@ Deno.test("gc records runs still running past abandonedAfter as failed, and only
     clock.advance(3 * 86_400_000);
     const recent = await start("young");
     clock.advance(3600_000);
-    const off = await gc.run(jobContext(rt), await resolveJobOptions(gc, {}, {}));
-    assert.equal(off.abandonedRuns, 0, "off by default");
+    const off = await gc.run(
+      jobContext(rt),
+      await resolveJobOptions(gc, {}, { abandonedAfter: null }),
+    );
+    assert.equal(off.abandonedRuns, 0, "off when null");
+    const byDefault = await gc.run(
+      jobContext(rt, { dryRun: true }),
+      await resolveJobOptions(gc, {}, {}),
+    );
+    assert.equal(byDefault.abandonedRuns, 1, "on by default: a run without heartbeat after a day");
     const options = await resolveJobOptions(gc, {}, {
       abandonedAfter: "2d",
       expired: false,
@@ -628,7 +636,10 @@ Deno.test("gc records runs still running past abandonedAfter as failed, and only
     assert.equal(result.abandonedRuns, 1);
     const marked = await records.getRun(crashed);
     assert.equal(marked?.status, "failed");
-    assert.match(marked?.error?.message ?? "", /abandoned/);
+    assert.match(
+      marked?.error?.message ?? "",
+      /^abandoned: still recorded as running .* older version/,
+    );
     assert.equal((await records.getRun(recent))?.status, "running", "a recent run is left alone");
     assert.equal((await records.getMetrics("old"))?.failed, 1);
   });

@@ -15,6 +15,7 @@
  *   global: shared              # default for every scope: the store named "default", else the first
  * flows: [./flows, ./other.flow.yaml]  # files or directories (their *.flow.yaml); `schedule:` ones run in the daemon
  * timezone: Europe/Paris        # default IANA zone of schedules (default UTC)
+ * runs: { abortGrace: 5s, maxSubRuns: 1000 }  # the defaults: see RunsConfig
  * jobs:
  *   retention: { schedule: "0 3 * * *", options: { maxAge: 30d }, overlap: skip, missed: run-once, jitter: 30s }
  *   gc: {}                      # scheduled at the job's defaultSchedule
@@ -41,6 +42,7 @@ import { canonicalTimezone, cronProblem, DEFAULT_TIMEZONE, timezoneProblem } fro
 import { resolvePluginSpecifier, type StoreSpec } from "./plugin.ts";
 import { type ScopeName, SCOPES } from "./state/scopes.ts";
 import {
+  type AbandonedPolicy,
   type ConfigObject,
   configSchema,
   describeValue,
@@ -49,9 +51,12 @@ import {
   type JobConfigObject,
   type MissedPolicy,
   type OverlapPolicy,
+  type RunsConfigObject,
   TOP_LEVEL_FIELDS,
 } from "./config_schema.ts";
-import { YamlSource } from "./yaml_source.ts";
+import { DEFAULT_ABORT_GRACE } from "./flow/executor.ts";
+import { DEFAULT_MAX_SUB_RUNS } from "./run_flow.ts";
+import { readYamlFile, YamlSource } from "./yaml_source.ts";
 
 /** The file looked for in the working directory when no config is given. */
 export const CONFIG_FILE_NAME = "flowstate.yaml";
@@ -59,7 +64,26 @@ export const CONFIG_FILE_NAME = "flowstate.yaml";
 /** The name of the store used when the config defines none. */
 export const DEFAULT_STORE_NAME = "default";
 
-export type { ConfigObject, JobConfigObject, MissedPolicy, OverlapPolicy };
+export type {
+  AbandonedPolicy,
+  ConfigObject,
+  JobConfigObject,
+  MissedPolicy,
+  OverlapPolicy,
+  RunsConfigObject,
+};
+
+/** Limits of every flow run (`runs:`), resolved. */
+export interface RunsConfig {
+  /**
+   * How long (ms) a cancelled or timed-out run waits for its node attempts to
+   * stop and its sub-runs to record their end; a timed-out attempt gets as
+   * long before its node is failed without a retry. Default 5000.
+   */
+  readonly abortGraceMs: number;
+  /** The most sub-runs one root run may start, at every level. Default 1000. */
+  readonly maxSubRuns: number;
+}
 
 /** The jobs scheduled even when the config does not mention them (unless disabled). */
 export const DEFAULT_SCHEDULED_JOBS: readonly string[] = ["retention", "gc"];
@@ -80,6 +104,8 @@ export interface JobConfig {
   readonly overlap: OverlapPolicy;
   /** What happens on start about ticks missed since the last one completed. */
   readonly missed: MissedPolicy;
+  /** What happens to a tick whose runner died while running it. */
+  readonly abandoned: AbandonedPolicy;
   /** Upper bound of the random delay after each tick, in ms. */
   readonly jitterMs: number;
 }
@@ -107,6 +133,8 @@ export interface ResolvedConfig {
    * {@linkcode DEFAULT_SCHEDULED_JOBS} (enabled) when not named.
    */
   readonly jobs: Readonly<Record<string, JobConfig>>;
+  /** Limits of every flow run. */
+  readonly runs: RunsConfig;
   /**
    * Where a field is written, as `file:line:column` (the most specific part of
    * `path` that exists), or `undefined` when the config is not from a file.
@@ -175,8 +203,16 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   const file = resolve(cwd, given ?? CONFIG_FILE_NAME);
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    const read = await readYamlFile(file);
+    if ("problem" in read) {
+      const { line, column, message } = read.problem;
+      throw ConfigError.fromIssues([{ path: [], message, line, column }], {
+        file: displayPath(file, cwd),
+      });
+    }
+    text = read.text;
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     if (err instanceof Deno.errors.NotFound && given === undefined) {
       return resolveConfig({}, { file: null, baseDir: cwd, cwd, home: options.home, env });
     }
@@ -230,15 +266,11 @@ export function parseConfigText(
       cause: source.syntaxErrors[0].error,
     });
   }
-  let raw: unknown;
-  try {
-    raw = source.doc.toJS({ maxAliasCount: 1000 });
-  } catch (err) {
-    throw new ConfigError(
-      `${source.file}:1:1: cannot read the YAML: ${(err as Error).message}`,
-      { cause: err },
-    );
+  const read = source.toData({ maxAliasCount: 1000 });
+  if ("problem" in read) {
+    throw ConfigError.fromIssues([{ path: [], ...read.problem }], { file: source.file });
   }
+  let raw = read.data;
   if (raw === null || raw === undefined) raw = {};
   if (typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError(
@@ -408,6 +440,7 @@ function resolveConfig(
       options: Object.freeze({ ...(job.options ?? {}) }),
       overlap: job.overlap ?? "skip",
       missed: job.missed ?? "skip",
+      abandoned: job.abandoned ?? "skip",
       jitterMs,
     });
   }
@@ -419,9 +452,21 @@ function resolveConfig(
       options: Object.freeze({}),
       overlap: "skip",
       missed: "skip",
+      abandoned: "skip",
       jitterMs: 0,
     });
   }
+
+  let abortGraceMs = DEFAULT_ABORT_GRACE;
+  if (config.runs?.abortGrace !== undefined) {
+    const problem = durationProblem(config.runs.abortGrace);
+    if (problem !== undefined) fail(["runs", "abortGrace"], problem.message);
+    else abortGraceMs = parseDuration(config.runs.abortGrace, "runs.abortGrace");
+  }
+  const runs = Object.freeze({
+    abortGraceMs,
+    maxSubRuns: config.runs?.maxSubRuns ?? DEFAULT_MAX_SUB_RUNS,
+  });
 
   if (problems.size > 0) throw problems.error();
   return Object.freeze({
@@ -434,6 +479,7 @@ function resolveConfig(
     flows: Object.freeze(flows),
     timezone,
     jobs: Object.freeze(jobs),
+    runs,
     where,
   });
 }

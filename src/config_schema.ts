@@ -18,6 +18,14 @@ export type OverlapPolicy = "skip" | "queue";
 /** What a schedule does on (re)start about ticks missed while no runner ran. */
 export type MissedPolicy = "skip" | "run-once";
 
+/**
+ * What a runner does with a tick whose runner died while running it (its
+ * lease lapsed, its run's heartbeat stopped): the run is recorded abandoned,
+ * then the tick is recorded as done (`skip`, the default) or run again
+ * (`rerun`; for work that is safe to repeat).
+ */
+export type AbandonedPolicy = "skip" | "rerun";
+
 /** One job's settings under `jobs:`, as written. */
 export interface JobConfigObject {
   /** The job's module (a `./path.ts` relative to the config, or a specifier); default: the built-in of that name. */
@@ -34,6 +42,8 @@ export interface JobConfigObject {
   overlap?: OverlapPolicy;
   /** Default `skip`. */
   missed?: MissedPolicy;
+  /** A tick whose runner died while running it: `skip` (default) or `rerun`. */
+  abandoned?: AbandonedPolicy;
   /** Wait a random time up to this long after each tick (`30s`, or ms). Default 0. */
   jitter?: number | string;
 }
@@ -54,6 +64,19 @@ export interface ConfigObject {
   timezone?: string;
   /** Jobs by name: settings and schedules. */
   jobs?: Record<string, JobConfigObject | null>;
+  /** Limits of every flow run. */
+  runs?: RunsConfigObject;
+}
+
+/** The `runs:` settings, as written. */
+export interface RunsConfigObject {
+  /**
+   * How long a cancelled or timed-out run waits for its node attempts to stop
+   * and its sub-runs to record their end (`5s`, or ms). Default 5 s.
+   */
+  abortGrace?: number | string;
+  /** The most sub-runs one root run may start, at every level. Default 1000. */
+  maxSubRuns?: number;
 }
 
 type Path = readonly (string | number)[];
@@ -67,7 +90,11 @@ export const TOP_LEVEL_FIELDS: readonly string[] = [
   "flows",
   "timezone",
   "jobs",
+  "runs",
 ];
+
+/** The fields allowed under `runs:`. */
+export const RUNS_FIELDS: readonly string[] = ["abortGrace", "maxSubRuns"];
 
 /** The fields allowed in one job's settings. */
 export const JOB_FIELDS: readonly string[] = [
@@ -78,6 +105,7 @@ export const JOB_FIELDS: readonly string[] = [
   "options",
   "overlap",
   "missed",
+  "abandoned",
   "jitter",
 ];
 
@@ -115,10 +143,15 @@ export const configSchema: z.ZodType<ConfigObject> = z.strictObject({
         options: z.record(z.string(), z.unknown()).optional(),
         overlap: z.enum(["skip", "queue"]).optional(),
         missed: z.enum(["skip", "run-once"]).optional(),
+        abandoned: z.enum(["skip", "rerun"]).optional(),
         jitter: z.union([z.number(), z.string()]).optional(),
       }),
     ),
   ).optional(),
+  runs: z.strictObject({
+    abortGrace: z.union([z.number(), z.string()]).optional(),
+    maxSubRuns: z.number().int().nonnegative().optional(),
+  }).optional(),
 });
 
 /** The path an issue's location should point at (an unknown key points at that key). */
@@ -160,6 +193,14 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
           path: [...path, key],
           message: `unknown field${didYouMean(key, JOB_FIELDS)}; a job allows ${
             JOB_FIELDS.join(", ")
+          }`,
+        };
+      }
+      if (path.length === 1 && path[0] === "runs") {
+        return {
+          path: [...path, key],
+          message: `unknown field${didYouMean(key, RUNS_FIELDS)}; runs allows ${
+            RUNS_FIELDS.join(", ")
           }`,
         };
       }
@@ -208,10 +249,19 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
         ? `a duration like "30s" or a number of milliseconds`
         : path.length === 3 && path[0] === "jobs" && last === "options"
         ? "a mapping of job options"
+        : path.length === 1 && last === "runs"
+        ? `a mapping of run limits (${RUNS_FIELDS.join(", ")})`
+        : path.length === 2 && path[0] === "runs" && last === "abortGrace"
+        ? `a duration like "5s" or a number of milliseconds`
+        : path.length === 2 && path[0] === "runs" && last === "maxSubRuns"
+        ? "a whole number"
         : `a ${(issue as { expected?: string }).expected ?? "valid value"}`;
       return { path, message: `expected ${expected}, got ${describeValue(input)}` };
     }
     case "too_small":
+      if (path[0] === "runs") {
+        return { path, message: `must be at least 0, got ${describeValue(input)}` };
+      }
       return { path, message: "must not be empty" };
     case "invalid_value": {
       const values = (issue as { values?: unknown[] }).values ?? [];

@@ -49,16 +49,20 @@ Deno.test("loadConfig() puts the default store under $FLOWSTATE_HOME, resolved a
 });
 
 Deno.test("loadConfig() reads FLOWSTATE_HOME from Deno.env by default", async () => {
+  // In a child process: setting the variable here would leak into the test
+  // files that run beside this one (`deno test --parallel`).
   await withTempDir(async (dir) => {
-    const before = Deno.env.get("FLOWSTATE_HOME");
-    Deno.env.set("FLOWSTATE_HOME", join(dir, "from-env"));
-    try {
-      const config = await loadConfig({ cwd: dir });
-      assert.equal(config.home, join(dir, "from-env"));
-    } finally {
-      if (before === undefined) Deno.env.delete("FLOWSTATE_HOME");
-      else Deno.env.set("FLOWSTATE_HOME", before);
-    }
+    const script = `import { loadConfig } from ${JSON.stringify(import.meta.resolve("./config.ts"))};
+      console.log((await loadConfig({ cwd: ${JSON.stringify(dir)} })).home);`;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--quiet", script],
+      env: { FLOWSTATE_HOME: join(dir, "from-env"), NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, stderr);
+    assert.equal(new TextDecoder().decode(out.stdout).trim(), join(dir, "from-env"));
   });
 });
 
@@ -183,7 +187,7 @@ Deno.test("parseConfigText() rejects an unknown top-level field with a suggestio
   assert.equal(
     errorOf("stores:\n  m: { plugin: memory }\nscope:\n  global: m\n"),
     'flowstate.yaml:3:1: scope: unknown field (did you mean "scopes"?); ' +
-      "the top level allows stores, scopes, home, records, flows, timezone, jobs",
+      "the top level allows stores, scopes, home, records, flows, timezone, jobs, runs",
   );
 });
 
@@ -254,7 +258,7 @@ Deno.test("parseConfigText() reports every shape problem at once, in file order"
   assert.equal(
     errorOf("extra: 3\nhome: 1\nstores:\n  a: 2\n"),
     [
-      "flowstate.yaml:1:1: extra: unknown field; the top level allows stores, scopes, home, records, flows, timezone, jobs",
+      "flowstate.yaml:1:1: extra: unknown field; the top level allows stores, scopes, home, records, flows, timezone, jobs, runs",
       "flowstate.yaml:2:1: home: expected a directory path, got the number 1",
       'flowstate.yaml:4:3: stores.a: expected a mapping like "{ plugin: sqlite }", got the number 2',
     ].join("\n"),
@@ -326,7 +330,7 @@ Deno.test("parseConfigText() rejects duplicate keys with their position", () => 
 Deno.test("parseConfigText() rejects a document that is not a mapping", () => {
   assert.equal(
     errorOf("- stores\n"),
-    "flowstate.yaml:1:1: the config must be a mapping with fields stores, scopes, home, records, flows, timezone, jobs, not a list",
+    "flowstate.yaml:1:1: the config must be a mapping with fields stores, scopes, home, records, flows, timezone, jobs, runs, not a list",
   );
 });
 
@@ -398,6 +402,7 @@ Deno.test("parseConfigText() schedules retention and gc by default, in UTC", () 
     options: {},
     overlap: "skip",
     missed: "skip",
+    abandoned: "skip",
     jitterMs: 0,
   };
   assert.deepEqual(config.jobs, { retention: defaults, gc: defaults });
@@ -409,7 +414,7 @@ Deno.test("parseConfigText() resolves flows, timezone and every job setting", ()
       "flows: [./flows, ./other.flow.yaml]",
       "timezone: Europe/Paris",
       "jobs:",
-      '  retention: { schedule: "0 3 * * *", options: { maxAge: 30d }, overlap: skip, missed: run-once, jitter: 30s }',
+      '  retention: { schedule: "0 3 * * *", options: { maxAge: 30d }, overlap: skip, missed: run-once, abandoned: rerun, jitter: 30s }',
       "  gc: {}",
       '  nightly-report: { module: ./jobs/report.ts, schedule: "@daily", timezone: America/New_York }',
       "  backup: { enabled: false }",
@@ -425,6 +430,7 @@ Deno.test("parseConfigText() resolves flows, timezone and every job setting", ()
     options: { maxAge: "30d" },
     overlap: "skip",
     missed: "run-once",
+    abandoned: "rerun",
     jitterMs: 30_000,
   });
   assert.deepEqual(config.jobs.gc.schedule, undefined);
@@ -436,6 +442,7 @@ Deno.test("parseConfigText() resolves flows, timezone and every job setting", ()
     options: {},
     overlap: "skip",
     missed: "skip",
+    abandoned: "skip",
     jitterMs: 0,
   });
   assert.equal(config.jobs.backup.enabled, false);
@@ -497,7 +504,7 @@ Deno.test("parseConfigText() rejects bad job fields with clear messages", () => 
   assert.equal(
     errorOf("jobs:\n  gc: { schedul: '@daily' }\n"),
     'flowstate.yaml:2:9: jobs.gc.schedul: unknown field (did you mean "schedule"?); ' +
-      "a job allows module, enabled, schedule, timezone, options, overlap, missed, jitter",
+      "a job allows module, enabled, schedule, timezone, options, overlap, missed, abandoned, jitter",
   );
   assert.equal(
     errorOf("jobs:\n  gc: { overlap: wait }\n"),
@@ -506,6 +513,10 @@ Deno.test("parseConfigText() rejects bad job fields with clear messages", () => 
   assert.equal(
     errorOf("jobs:\n  gc: { missed: all }\n"),
     'flowstate.yaml:2:9: jobs.gc.missed: expected one of "skip", "run-once", got the string "all"',
+  );
+  assert.equal(
+    errorOf("jobs:\n  gc: { abandoned: retry }\n"),
+    'flowstate.yaml:2:9: jobs.gc.abandoned: expected one of "skip", "rerun", got the string "retry"',
   );
   assert.match(
     errorOf("jobs:\n  gc: { jitter: -5 }\n"),
@@ -547,5 +558,39 @@ Deno.test("parseConfigText() quotes only an excerpt of a config that is one long
   assert.match(
     message,
     /the config must be a mapping .*, not the string "x{40}"… \(1000000 characters\)$/,
+  );
+});
+
+Deno.test("parseConfigText() resolves runs: limits, 5 s and 1000 by default", () => {
+  const defaults = parseConfigText("", { file: "/project/flowstate.yaml", cwd: "/project" });
+  assert.deepEqual(defaults.runs, { abortGraceMs: 5000, maxSubRuns: 1000 });
+  const set = parseConfigText("runs: { abortGrace: 30s, maxSubRuns: 50 }\n", {
+    file: "/project/flowstate.yaml",
+    cwd: "/project",
+  });
+  assert.deepEqual(set.runs, { abortGraceMs: 30_000, maxSubRuns: 50 });
+});
+
+Deno.test("parseConfigText() rejects bad runs: fields with clear messages", () => {
+  assert.equal(
+    errorOf("runs: { maxSubRun: 5 }\n"),
+    'flowstate.yaml:1:9: runs.maxSubRun: unknown field (did you mean "maxSubRuns"?); ' +
+      "runs allows abortGrace, maxSubRuns",
+  );
+  assert.match(
+    errorOf("runs: { abortGrace: soon }\n"),
+    /^flowstate\.yaml:1:9: runs\.abortGrace: expected a duration like/,
+  );
+  assert.equal(
+    errorOf("runs: { maxSubRuns: 2.5 }\n"),
+    "flowstate.yaml:1:9: runs.maxSubRuns: expected a whole number, got the number 2.5",
+  );
+  assert.equal(
+    errorOf("runs: { maxSubRuns: -1 }\n"),
+    "flowstate.yaml:1:9: runs.maxSubRuns: must be at least 0, got the number -1",
+  );
+  assert.equal(
+    errorOf("runs: 5\n"),
+    "flowstate.yaml:1:1: runs: expected a mapping of run limits (abortGrace, maxSubRuns), got the number 5",
   );
 });

@@ -12,10 +12,13 @@
  * | {@linkcode UnknownStoreError} | `STORE_UNKNOWN` | no store has that name |
  * | {@linkcode StoreCorruptError} | `STORE_CORRUPT` | a store's file is damaged or too new |
  * | {@linkcode StoreUnavailableError} | `STORE_UNAVAILABLE` | a backend cannot be reached |
+ * | {@linkcode StoreMissingError} | `STORE_MISSING` | a store opened only to read does not exist yet |
  * | {@linkcode StoreClosedError} | `STORE_CLOSED` | a store was used after it was closed |
+ * | {@linkcode StoreReadOnlyError} | `STORE_READ_ONLY` | a write to a store whose files cannot be written |
  * | {@linkcode ConflictError} | `CONFLICT` | a write lost to concurrent writers |
  * | {@linkcode MigrationError} | `MIGRATION_FAILED` | a data migration failed or its lock is held |
  * | {@linkcode BackupError} | `BACKUP_FAILED` | a backup or restore cannot be done |
+ * | {@linkcode AttemptOverError} | `ATTEMPT_OVER` | a node used its context after its attempt ended |
  *
  * This module is the ground floor: it imports nothing.
  *
@@ -29,10 +32,13 @@ export type ErrorCode =
   | "STORE_UNKNOWN"
   | "STORE_CORRUPT"
   | "STORE_UNAVAILABLE"
+  | "STORE_MISSING"
   | "STORE_CLOSED"
+  | "STORE_READ_ONLY"
   | "CONFLICT"
   | "MIGRATION_FAILED"
-  | "BACKUP_FAILED";
+  | "BACKUP_FAILED"
+  | "ATTEMPT_OVER";
 
 /**
  * The base of every error Flowstate throws on purpose.
@@ -358,6 +364,39 @@ export class StoreUnavailableError extends FlowstateError {
 }
 
 /**
+ * A store opened only to read (`mustExist`, as the read-only CLI commands
+ * open theirs) does not exist yet: nothing was created to find that out.
+ *
+ * @example
+ * ```ts
+ * import { openStore, StoreMissingError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * await assert.rejects(
+ *   () => openStore({ plugin: "sqlite", path: `${dir}/none/state.db` }, { mustExist: true }),
+ *   (err) => err instanceof StoreMissingError && err.address === `${dir}/none/state.db`,
+ * );
+ * assert.deepEqual([...Deno.readDirSync(dir)], []); // nothing was created
+ * await Deno.remove(dir);
+ * ```
+ */
+export class StoreMissingError extends FlowstateError {
+  /** `"STORE_MISSING"`. */
+  readonly code = "STORE_MISSING" as const;
+  /** The store's name. */
+  readonly store: string;
+  /** Where the store would be (a file path, a table). */
+  readonly address: string;
+  /** Create the error. */
+  constructor(message: string, details: { store: string; address: string }) {
+    super(message);
+    this.name = "StoreMissingError";
+    this.store = details.store;
+    this.address = details.address;
+  }
+}
+
+/**
  * A store was used after it was closed.
  *
  * @example
@@ -376,6 +415,40 @@ export class StoreClosedError extends FlowstateError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "StoreClosedError";
+  }
+}
+
+/**
+ * A write to a store opened read-only, because its file (or directory) is on
+ * a read-only file system or cannot be written by this process. Reads work;
+ * every write throws this, naming the store and the place. Nothing was
+ * written when it is thrown.
+ *
+ * @example
+ * ```ts
+ * import { StoreReadOnlyError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const err = new StoreReadOnlyError(
+ *   'Cannot commit to store "main": /mnt/ro/state.json is on a read-only file system',
+ *   { store: "main", path: "/mnt/ro/state.json" },
+ * );
+ * assert.equal(err.code, "STORE_READ_ONLY");
+ * assert.equal(err.path, "/mnt/ro/state.json");
+ * ```
+ */
+export class StoreReadOnlyError extends FlowstateError {
+  /** `"STORE_READ_ONLY"`. */
+  readonly code = "STORE_READ_ONLY" as const;
+  /** The store's name. */
+  readonly store: string;
+  /** The file (or directory) that cannot be written. */
+  readonly path: string;
+  /** Create the error. */
+  constructor(message: string, details: { store: string; path: string }, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StoreReadOnlyError";
+    this.store = details.store;
+    this.path = details.path;
   }
 }
 
@@ -424,5 +497,48 @@ export class BackupError extends FlowstateError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "BackupError";
+  }
+}
+
+/**
+ * A node used its context (state, sub-flows, logs) after its attempt was
+ * over: it timed out, its run was cancelled, or it had already returned. The
+ * write is refused, so nothing lands after the run's end is recorded. A node
+ * avoids it by stopping when `ctx.signal` aborts.
+ *
+ * @example
+ * ```ts
+ * import { AttemptOverError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const err = new AttemptOverError({ runId: "r1", nodeId: "fetch", attempt: 2, reason: "timed out after 1000 ms" });
+ * assert.equal(err.code, "ATTEMPT_OVER");
+ * assert.match(err.message, /attempt 2 of node fetch in run r1 is over/);
+ * ```
+ */
+export class AttemptOverError extends FlowstateError {
+  /** `"ATTEMPT_OVER"`. */
+  readonly code = "ATTEMPT_OVER" as const;
+  /** The run. */
+  readonly runId: string;
+  /** The node. */
+  readonly nodeId: string;
+  /** The attempt (1 for the first). */
+  readonly attempt: number;
+  /** Why it ended: `"timed out after 1000 ms"`, `"the run was cancelled"`, `"it returned"`… */
+  readonly reason: string;
+  /** Create the error. */
+  constructor(
+    details: { runId: string; nodeId: string; attempt: number; reason: string },
+    options?: ErrorOptions,
+  ) {
+    super(
+      `attempt ${details.attempt} of node ${details.nodeId} in run ${details.runId} is over (${details.reason}); writes after its end are refused: stop the node when ctx.signal aborts`,
+      options,
+    );
+    this.name = "AttemptOverError";
+    this.runId = details.runId;
+    this.nodeId = details.nodeId;
+    this.attempt = details.attempt;
+    this.reason = details.reason;
   }
 }

@@ -7,7 +7,7 @@
 import { resolve } from "node:path";
 import { importDefault, importFailure, moduleUrl } from "./loader.ts";
 import { z } from "zod";
-import { ConfigError, type Problem } from "./errors.ts";
+import { ConfigError, type Problem, StoreMissingError } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
 import type { StoreDriver } from "./store/driver.ts";
 import { wrapDriver } from "./store/store.ts";
@@ -66,6 +66,12 @@ export interface PluginContext {
   home: string;
   /** The directory relative paths in options are resolved against. */
   baseDir: string;
+  /**
+   * The caller only reads (the read-only CLI commands): when the store does
+   * not exist yet, `open` creates nothing (no file, directory or table) and
+   * throws {@linkcode StoreMissingError}. A store that exists opens as usual.
+   */
+  mustExist?: boolean;
 }
 
 /** What a plugin module declares. */
@@ -78,6 +84,36 @@ export interface PluginDefinition<O> {
   optionsSchema: OptionsSchema<O>;
   /** Open a backend with validated options. */
   open(options: O, context: PluginContext): Promise<StoreDriver> | StoreDriver;
+}
+
+/**
+ * For a plugin that keeps a store in a file: when `context.mustExist` is set
+ * and `path` does not exist, throw {@linkcode StoreMissingError} (before
+ * anything is created). Otherwise do nothing.
+ *
+ * @example
+ * ```ts
+ * import { requireStoreFile, StoreMissingError } from "@flowstate/core/plugin";
+ * import assert from "node:assert/strict";
+ * const context = { storeName: "main", mustExist: true };
+ * await assert.rejects(() => requireStoreFile("/nonexistent/main.json", context), StoreMissingError);
+ * await requireStoreFile("/nonexistent/main.json", { storeName: "main" }); // may be created
+ * ```
+ */
+export async function requireStoreFile(
+  path: string,
+  context: Pick<PluginContext, "storeName" | "mustExist">,
+): Promise<void> {
+  if (!context.mustExist) return;
+  try {
+    await Deno.stat(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    throw new StoreMissingError(
+      `Store "${context.storeName}" does not exist yet: there is no file at ${path}`,
+      { store: context.storeName, address: path },
+    );
+  }
 }
 
 /** A plugin made by {@linkcode definePlugin}. */
@@ -220,6 +256,11 @@ export interface OpenStoreOptions {
   baseDir?: string;
   /** Clock for expiry (default: the system clock). */
   clock?: Clock;
+  /**
+   * Only open a store that exists: see {@linkcode PluginContext.mustExist}
+   * (default `false`: a missing store is created).
+   */
+  mustExist?: boolean;
 }
 
 /** Flowstate's home: `$FLOWSTATE_HOME`, or `.flowstate` under the working directory. */
@@ -269,6 +310,7 @@ export async function openStore(spec: StoreSpec, options: OpenStoreOptions = {})
       return home ??= defaultHome();
     },
     baseDir,
+    mustExist: options.mustExist ?? false,
   });
   return wrapDriver(driver, { name, plugin: plugin.name, clock: options.clock });
 }

@@ -47,17 +47,59 @@ export interface RunFlowOptions {
   env?: Record<string, string | undefined>;
   /** The parent run, for sub-flows. */
   parentRunId?: string;
+  /**
+   * How long (ms) a cancelled or timed-out run waits for a node attempt to
+   * stop and for its sub-runs to record their end, and a timed-out attempt
+   * for the same before any retry (default: the config's `runs.abortGrace`,
+   * 5000). What has not ended by then is named in the run's record.
+   */
+  abortGrace?: number;
+  /**
+   * The most sub-runs one root run may start, counting every level (default:
+   * the config's `runs.maxSubRuns`, 1000). Starting one more fails the `flow`
+   * node that asked.
+   */
+  maxSubRuns?: number;
   /** Sub-flow nesting depth (internal). */
   depth?: number;
 }
 
 const MAX_DEPTH = 16;
 
+/** The most sub-runs a root run starts unless `maxSubRuns` says otherwise. */
+export const DEFAULT_MAX_SUB_RUNS = 1000;
+
+/** What every run under one root run shares. */
+interface RunTree {
+  /** The root run's id, once recorded. */
+  root?: string;
+  /** Sub-runs started so far. */
+  subRuns: number;
+  /** The limit. */
+  maxSubRuns: number;
+}
+
 /** Run a flow and return its record. Invalid flows and inputs throw before anything is written. */
-export async function runFlow(
+export function runFlow(
   host: FlowHost,
   flow: FlowSource,
   options: RunFlowOptions = {},
+): Promise<RunRecord> {
+  const maxSubRuns = options.maxSubRuns ?? DEFAULT_MAX_SUB_RUNS;
+  if (!Number.isInteger(maxSubRuns) || maxSubRuns < 0) {
+    throw new RangeError(
+      `Cannot run flow: maxSubRuns must be a whole number of at least 0 (got ${maxSubRuns})`,
+    );
+  }
+  return runInTree(host, flow, options, { subRuns: 0, maxSubRuns });
+}
+
+async function runInTree(
+  host: FlowHost,
+  flow: FlowSource,
+  options: RunFlowOptions,
+  tree: RunTree,
+  onStart?: (runId: string) => void,
 ): Promise<RunRecord> {
   const depth = options.depth ?? 0;
   if (depth > MAX_DEPTH) {
@@ -88,34 +130,60 @@ export async function runFlow(
     ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
   });
   const runId = recorder.id;
+  tree.root ??= runId;
+  onStart?.(runId);
   const runInfo = { id: runId, flowId: def.id };
-  const outcome = await executeFlow(prepared, {
-    runId,
-    flowVersion: hash,
-    inputs: inputs as Record<string, JsonValue>,
-    resolver: host.resolver,
-    clock: host.clock,
-    timers: options.timers,
-    signal: options.signal,
-    env,
-    concurrency: options.concurrency,
-    parentRunId: options.parentRunId,
-    onEvent(event) {
-      recorder.event(event);
-      options.onEvent?.(event, runInfo);
-    },
-    runFlow(sub, input, signal) {
-      const target = typeof sub === "string" ? resolve(prepared.baseDir, sub) : sub;
-      return runFlow({ ...host }, target, {
-        ...options,
-        input,
-        signal,
-        inputFromStrings: false,
-        parentRunId: runId,
-        depth: depth + 1,
-      });
-    },
-  });
+  let outcome: Awaited<ReturnType<typeof executeFlow>>;
+  try {
+    outcome = await executeFlow(prepared, {
+      runId,
+      flowVersion: hash,
+      inputs: inputs as Record<string, JsonValue>,
+      resolver: host.resolver,
+      clock: host.clock,
+      timers: options.timers,
+      signal: options.signal,
+      env,
+      concurrency: options.concurrency,
+      parentRunId: options.parentRunId,
+      abortGrace: options.abortGrace,
+      onEvent(event) {
+        recorder.event(event);
+        options.onEvent?.(event, runInfo);
+      },
+      runFlow(sub, input, { signal, onStart }) {
+        if (tree.subRuns >= tree.maxSubRuns) {
+          const name = typeof sub === "string" ? sub : String(sub.id ?? "(inline)");
+          return Promise.reject(
+            new RangeError(
+              `Cannot run sub-flow ${name}: it would start sub-run ${
+                tree.subRuns + 1
+              } under root run ${tree.root}, over the limit of ${tree.maxSubRuns} sub-runs per root run (a flow fanning out without end?); if intended, raise it with "runs: { maxSubRuns: N }" in the config (or the maxSubRuns option of runFlow())`,
+            ),
+          );
+        }
+        tree.subRuns++;
+        const target = typeof sub === "string" ? resolve(prepared.baseDir, sub) : sub;
+        return runInTree(
+          { ...host },
+          target,
+          {
+            ...options,
+            input,
+            signal,
+            inputFromStrings: false,
+            parentRunId: runId,
+            depth: depth + 1,
+          },
+          tree,
+          onStart,
+        );
+      },
+    });
+  } catch (err) {
+    await recorder.close(); // no end to record: the run is found abandoned later
+    throw err;
+  }
   // The last events go with the final status, in one commit (and inline in
   // the record for a short run: see Records.finishRun).
   const record = await recorder.finish({ ...outcome, endedAt: outcome.endedAt ?? undefined });

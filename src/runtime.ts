@@ -39,6 +39,13 @@ export interface RuntimeOptions {
   clock?: Clock;
   /** Environment lookup for `${env.NAME}` and `FLOWSTATE_HOME` (default: `Deno.env`). */
   env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Whether opening a store that does not exist yet creates it (default
+   * `true`). With `false` (what the read-only CLI commands use) nothing is
+   * created, not even the home directory, and {@linkcode Runtime.store}
+   * rejects with a `StoreMissingError` for such a store.
+   */
+  createStores?: boolean;
 }
 
 /**
@@ -62,7 +69,9 @@ export interface Runtime extends AsyncDisposable {
    * The store named `name` (default: the store the `global` scope maps to),
    * opened on first use. Rejects with a `RangeError` listing the known names
    * when there is no such store, with a {@linkcode ConfigError} (pointing at
-   * the store in the config file) when its options are invalid, and with a
+   * the store in the config file) when its options are invalid, with a
+   * `StoreMissingError` when it does not exist yet and the runtime
+   * was opened with `createStores: false`, and with a
    * {@linkcode StoreClosedError} after {@linkcode Runtime.close}.
    */
   store(name?: string): Promise<Store>;
@@ -129,6 +138,7 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
     config,
     options.clock ?? systemClock,
     options.cwd ?? Deno.cwd(),
+    options.createStores ?? true,
   );
 }
 
@@ -140,9 +150,11 @@ class FlowstateRuntime implements Runtime {
   #opening = new Map<string, Promise<Store>>();
   #closing: Promise<void> | undefined;
   #cwd: string;
+  #createStores: boolean;
 
-  constructor(config: ResolvedConfig, clock: Clock, cwd: string) {
+  constructor(config: ResolvedConfig, clock: Clock, cwd: string, createStores: boolean) {
     this.#cwd = cwd;
+    this.#createStores = createStores;
     this.config = config;
     this.home = config.home;
     this.clock = clock;
@@ -194,7 +206,10 @@ class FlowstateRuntime implements Runtime {
 
   async #open(name: string): Promise<Store> {
     const spec = this.config.stores[name];
-    if (typeof spec.path === "string" && isAbsolute(spec.path) && isInside(spec.path, this.home)) {
+    if (
+      this.#createStores && typeof spec.path === "string" && isAbsolute(spec.path) &&
+      isInside(spec.path, this.home)
+    ) {
       // Flowstate owns its home: create the directory of a store file under it
       // (the default store's .flowstate/state.db) on first use, never elsewhere.
       await Deno.mkdir(dirname(spec.path), { recursive: true });
@@ -205,6 +220,7 @@ class FlowstateRuntime implements Runtime {
         home: this.home,
         baseDir: this.config.baseDir,
         clock: this.clock,
+        mustExist: !this.#createStores,
       });
     } catch (err) {
       throw this.#locate(err, name);
@@ -270,7 +286,11 @@ class FlowstateRuntime implements Runtime {
         cwd: this.#cwd,
       },
       flow,
-      options,
+      {
+        abortGrace: this.config.runs.abortGraceMs,
+        maxSubRuns: this.config.runs.maxSubRuns,
+        ...definedOnly(options),
+      },
     );
   }
 
@@ -282,4 +302,11 @@ class FlowstateRuntime implements Runtime {
 function isInside(path: string, dir: string): boolean {
   const rel = relative(dir, path);
   return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
+}
+
+/** `options` without its `undefined` fields, so they do not hide the config's defaults. */
+function definedOnly<T extends object>(options: T | undefined): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(options ?? {}).filter(([, value]) => value !== undefined),
+  ) as Partial<T>;
 }

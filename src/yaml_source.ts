@@ -22,16 +22,40 @@
  * @module
  */
 import {
+  Composer,
+  type CST,
   type Document,
   isAlias,
+  isCollection,
   isMap,
+  isPair,
   isScalar,
   isSeq,
   LineCounter,
-  parseDocument,
+  Parser,
   Scalar,
+  visit,
   type YAMLError,
+  YAMLParseError,
 } from "yaml";
+
+/**
+ * The deepest nesting of mappings and lists a YAML text may have. Deeper
+ * text is a syntax error at the first collection past it, found before the
+ * text is turned into data (whose readers recurse and would exhaust the
+ * stack): far deeper than any flow or config needs.
+ */
+export const MAX_YAML_DEPTH = 256;
+
+/** The largest flow or config file read, unless {@linkcode YAML_SIZE_ENV} says otherwise: 4 MiB. */
+export const DEFAULT_MAX_YAML_BYTES: number = 4 * 1024 * 1024;
+
+/**
+ * The environment variable that sets the largest flow or config file read:
+ * bytes (`8388608`) or with a unit (`8MiB`, `512KiB`, `1GiB`; `KB`/`MB`/`GB` are
+ * powers of 1000).
+ */
+export const YAML_SIZE_ENV = "FLOWSTATE_MAX_YAML_SIZE";
 
 /** A path into the data of a YAML document: `["nodes", 1, "needs", 0]`. */
 export type YamlPath = readonly (string | number)[];
@@ -160,12 +184,44 @@ export class YamlSource {
     this.#aliases = options.aliases ?? "follow";
     this.#missing = options.missing ?? "value";
     this.#empty = options.empty ?? "key";
-    this.doc = parseDocument(text, {
-      lineCounter: this.#lines,
-      prettyErrors: options.prettyErrors ?? false,
+    // parseDocument(), in its steps: the tokens are checked for depth before
+    // they are composed (composing recurses).
+    const tokens = [...new Parser(this.#lines.addNewLine).parse(text)];
+    const deep = tooDeep(tokens, MAX_YAML_DEPTH);
+    const composer = new Composer({
       uniqueKeys: options.uniqueKeys ?? true,
       ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
     });
+    let doc: Document.Parsed | undefined;
+    for (const next of composer.compose(deep === undefined ? tokens : [], true, text.length)) {
+      if (doc === undefined) doc = next;
+      else {
+        doc.errors.push(
+          new YAMLParseError(
+            [next.range[0], next.range[1]],
+            "MULTIPLE_DOCS",
+            "Source contains multiple documents; please use YAML.parseAllDocuments()",
+          ),
+        );
+        break;
+      }
+    }
+    this.doc = doc!;
+    if (deep !== undefined) {
+      this.doc.errors.push(
+        new YAMLParseError(
+          [deep, deep + 1],
+          "RESOURCE_EXHAUSTION",
+          `nested deeper than ${MAX_YAML_DEPTH} levels of mappings and lists; flatten it`,
+        ),
+      );
+    }
+    if (options.prettyErrors) {
+      for (const error of [...this.doc.errors, ...this.doc.warnings]) {
+        const { line, col } = this.#lines.linePos(error.pos[0]);
+        error.message += ` at line ${line}, column ${col}`;
+      }
+    }
     const problem = (error: YAMLError): YamlSyntaxProblem => ({
       message: error.message.replace(/ at line \d+, column \d+:?[\s\S]*$/, ""),
       ...this.position(error.pos[0]),
@@ -173,6 +229,81 @@ export class YamlSource {
     });
     this.syntaxErrors = this.doc.errors.map(problem);
     this.syntaxWarnings = this.doc.warnings.map(problem);
+  }
+
+  /**
+   * The data of the document (yaml's `toJS`), or where and why it cannot be
+   * read: aliases that expand past `maxAliasCount` (yaml's measure; default
+   * 100) are an alias bomb ("billion laughs"), reported at the alias that
+   * expands the most.
+   *
+   * @example
+   * ```ts
+   * import { YamlSource } from "./yaml_source.ts";
+   * import assert from "node:assert/strict";
+   * assert.deepEqual(new YamlSource("a: &x [1]\nb: *x\n").toData(), { data: { a: [1], b: [1] } });
+   * const levels = ["a: &a [x, x, x, x, x, x, x, x, x]"];
+   * for (const n of "bcdefgh") {
+   *   const prev = String.fromCharCode(n.charCodeAt(0) - 1);
+   *   levels.push(`${n}: &${n} [${Array(9).fill(`*${prev}`).join(", ")}]`);
+   * }
+   * const bomb = new YamlSource(levels.join("\n")).toData();
+   * assert.ok("problem" in bomb);
+   * assert.match(bomb.problem.message, /alias bomb/);
+   * assert.equal(bomb.problem.line, 8);
+   * ```
+   */
+  toData(
+    options: { maxAliasCount?: number } = {},
+  ): { data: unknown } | { problem: { message: string } & SourcePosition } {
+    try {
+      return { data: this.doc.toJS({ maxAliasCount: options.maxAliasCount ?? 100 }) };
+    } catch (error) {
+      if (!(error instanceof ReferenceError) || !/alias count/i.test(error.message)) {
+        return {
+          problem: { message: `cannot read the YAML: ${messageOf(error)}`, line: 1, column: 1 },
+        };
+      }
+      const worst = this.#largestAlias();
+      const what = worst === undefined
+        ? "its aliases expand"
+        : `*${worst.alias.source} expands to ${
+          worst.size.toLocaleString("en-US")
+        } values, and its aliases expand`;
+      return {
+        problem: {
+          message:
+            `${what} too far to be read: this looks like an alias bomb ("billion laughs"); ` +
+            "write the repeated data out, or nest fewer aliases",
+          ...this.position(rangeStart(worst?.alias) ?? 0),
+        },
+      };
+    }
+  }
+
+  /** The alias that expands to the most values (the first of equals), and how many. */
+  #largestAlias(): { alias: { source: string }; size: number } | undefined {
+    const sizes = new Map<unknown, number>();
+    // Depth is bounded by MAX_YAML_DEPTH, so this recursion is too.
+    const size = (node: unknown): number => {
+      const known = sizes.get(node);
+      if (known !== undefined) return known;
+      sizes.set(node, 1); // an alias into its own anchor counts once
+      let n = 1;
+      if (isAlias(node)) n = size(node.resolve(this.doc));
+      else if (isPair(node)) n = size(node.key) + size(node.value);
+      else if (isCollection(node)) { for (const item of node.items) n += size(item); }
+      sizes.set(node, n);
+      return n;
+    };
+    let worst: { alias: { source: string }; size: number } | undefined;
+    visit(this.doc, {
+      Alias: (_key, alias) => {
+        const n = size(alias);
+        if (worst === undefined || n > worst.size) worst = { alias, size: n };
+      },
+    });
+    return worst;
   }
 
   /** The line and column of a character offset in the text. */
@@ -327,6 +458,37 @@ export class YamlSource {
   }
 }
 
+/** The offset of the first collection nested deeper than `limit` in yaml's tokens, if any. */
+function tooDeep(tokens: readonly CST.Token[], limit: number): number | undefined {
+  // Iterative: the point is to look before anything recurses.
+  const stack: [unknown, number][] = tokens.map((token): [unknown, number] => [token, 0]).reverse();
+  while (stack.length > 0) {
+    const [token, outer] = stack.pop()!;
+    if (typeof token !== "object" || token === null) continue;
+    const t = token as {
+      type?: string;
+      offset?: number;
+      value?: unknown;
+      items?: { key?: unknown; value?: unknown }[];
+    };
+    const collection = t.type === "block-map" || t.type === "block-seq" ||
+      t.type === "flow-collection";
+    const depth = collection ? outer + 1 : outer;
+    if (depth > limit) return t.offset ?? 0;
+    const children: unknown[] = t.value === undefined ? [] : [t.value];
+    for (const item of t.items ?? []) children.push(item.key, item.value);
+    // Reversed, so that the first collection too deep in document order is found.
+    for (let i = children.length - 1; i >= 0; i--) {
+      if (children[i] != null) stack.push([children[i], depth]);
+    }
+  }
+  return undefined;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 function keyText(key: unknown): string {
   return isScalar(key) ? String(key.value) : String(key);
 }
@@ -338,4 +500,182 @@ function rangeStart(node: unknown): number | undefined {
 
 function emptyRange(node: { range?: [number, number, number] | null }): boolean {
   return node.range != null && node.range[0] === node.range[1];
+}
+
+/** What {@linkcode readYamlFile} could not read, with a position for bad bytes. */
+export interface YamlFileProblem {
+  /** What is wrong and how to fix it. */
+  message: string;
+  /** 1-based line of the first bad byte, for text that is not UTF-8. */
+  line?: number;
+  /** 1-based column (in UTF-16 units, as YAML positions are) of the first bad byte. */
+  column?: number;
+}
+
+/**
+ * The largest YAML file to read: {@linkcode YAML_SIZE_ENV} when set (bytes,
+ * or a number with `KiB`, `MiB`, `GiB`, `KB`, `MB` or `GB`), else
+ * {@linkcode DEFAULT_MAX_YAML_BYTES}; a problem when the variable is not a size.
+ * Without permission to read the variable, the default.
+ *
+ * @example
+ * ```ts
+ * import { yamlSizeLimit } from "./yaml_source.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(yamlSizeLimit({ FLOWSTATE_MAX_YAML_SIZE: "8MiB" }), { bytes: 8 * 1024 * 1024 });
+ * assert.deepEqual(yamlSizeLimit({}), { bytes: 4 * 1024 * 1024 });
+ * assert.ok("problem" in yamlSizeLimit({ FLOWSTATE_MAX_YAML_SIZE: "big" }));
+ * ```
+ */
+export function yamlSizeLimit(
+  env?: Readonly<Record<string, string | undefined>>,
+): { bytes: number } | { problem: YamlFileProblem } {
+  let raw: string | undefined;
+  if (env !== undefined) raw = Object.hasOwn(env, YAML_SIZE_ENV) ? env[YAML_SIZE_ENV] : undefined;
+  else {
+    try {
+      raw = Deno.env.get(YAML_SIZE_ENV);
+    } catch {
+      raw = undefined; // not allowed to look: the default
+    }
+  }
+  if (raw === undefined || raw.trim() === "") return { bytes: DEFAULT_MAX_YAML_BYTES };
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(|b|kib|mib|gib|kb|mb|gb)\s*$/i.exec(raw);
+  const unit = match?.[2].toLowerCase() ?? "";
+  const bytes = match === null ? NaN : Math.floor(Number(match[1]) * (SIZE_UNITS[unit] ?? NaN));
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+    return {
+      problem: {
+        message: `${YAML_SIZE_ENV}=${JSON.stringify(raw)} is not a size; write bytes ` +
+          `(${YAML_SIZE_ENV}=8388608) or with a unit (${YAML_SIZE_ENV}=8MiB)`,
+      },
+    };
+  }
+  return { bytes };
+}
+
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  "": 1,
+  b: 1,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+};
+
+/** A size for people: `4 MiB`, `512 KiB`, `900 bytes`. */
+function formatSize(bytes: number): string {
+  for (const [unit, size] of [["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]] as const) {
+    if (bytes >= size) return `${Number((bytes / size).toFixed(1))} ${unit}`;
+  }
+  return `${bytes} bytes`;
+}
+
+/**
+ * Read a YAML file (a flow or a config) as text, refusing before it is parsed
+ * a file over the size limit ({@linkcode yamlSizeLimit}, or `maxBytes`) and
+ * text that is not UTF-8 (with the line and column of the first bad byte).
+ * A leading byte order mark is dropped. File-system errors (not found, a
+ * directory, permissions) are thrown as they are.
+ *
+ * @example
+ * ```ts
+ * import { readYamlFile } from "./yaml_source.ts";
+ * import assert from "node:assert/strict";
+ * const path = await Deno.makeTempFile({ suffix: ".yaml" });
+ * await Deno.writeFile(path, new Uint8Array([0x61, 0x3a, 0x20, 0xff, 0x0a])); // "a: \xff"
+ * const read = await readYamlFile(path);
+ * await Deno.remove(path);
+ * assert.ok("problem" in read);
+ * assert.equal(read.problem.line, 1);
+ * assert.equal(read.problem.column, 4);
+ * ```
+ */
+export async function readYamlFile(
+  path: string,
+  options: { maxBytes?: number } = {},
+): Promise<{ text: string } | { problem: YamlFileProblem }> {
+  let limit = options.maxBytes;
+  if (limit === undefined) {
+    const found = yamlSizeLimit();
+    if ("problem" in found) return found;
+    limit = found.bytes;
+  }
+  const tooBig = (size: number) => ({
+    problem: {
+      message:
+        `the file is ${formatSize(size)}${
+          size < 1024 ? "" : ` (${size.toLocaleString("en-US")} bytes)`
+        }, over ` +
+        `the ${formatSize(limit)} limit for flow and config files; make it smaller, or raise ` +
+        `the limit with ${YAML_SIZE_ENV} (for example ${YAML_SIZE_ENV}=${
+          Math.ceil((size * 2) / 1024 ** 2)
+        }MiB)`,
+    },
+  });
+  using file = await Deno.open(path);
+  const { size, isDirectory } = await file.stat();
+  if (isDirectory) throw new Deno.errors.IsADirectory(`${path} is a directory`);
+  if (size > limit) return tooBig(size);
+  // Read at most one byte past the limit: a file that grew since is refused too.
+  const bytes = new Uint8Array(Math.min(size, limit) + 1);
+  let length = 0;
+  for (;;) {
+    const n = await file.read(bytes.subarray(length));
+    if (n === null) break;
+    length += n;
+    if (length === bytes.length) break;
+  }
+  if (length > limit) return tooBig(length);
+  const data = bytes.subarray(0, length);
+  try {
+    return { text: new TextDecoder("utf-8", { fatal: true }).decode(data) };
+  } catch {
+    return { problem: utf8Problem(data) };
+  }
+}
+
+/** Where the first byte is that makes `bytes` not UTF-8, and what it is. */
+function utf8Problem(bytes: Uint8Array): YamlFileProblem {
+  const bad = firstInvalidUtf8(bytes);
+  const lineStart = bytes.lastIndexOf(0x0a, bad - 1) + 1;
+  let line = 1;
+  for (let i = 0; i < lineStart; i++) if (bytes[i] === 0x0a) line++;
+  const before = new TextDecoder().decode(bytes.subarray(lineStart, bad));
+  const hex = bytes[bad]?.toString(16).toUpperCase().padStart(2, "0");
+  return {
+    message: `the file is not UTF-8 text: byte 0x${hex ?? "??"} at offset ${bad} does not ` +
+      "fit a UTF-8 character; save the file as UTF-8",
+    line,
+    column: before.length + 1,
+  };
+}
+
+/** The offset of the first byte that breaks UTF-8 (the start of a bad or cut-off sequence). */
+function firstInvalidUtf8(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i];
+    let need: number;
+    let min: number;
+    if (b < 0x80) {
+      i++;
+      continue;
+    } else if (b >= 0xc2 && b <= 0xdf) [need, min] = [1, 0x80];
+    else if (b >= 0xe0 && b <= 0xef) [need, min] = [2, 0x800];
+    else if (b >= 0xf0 && b <= 0xf4) [need, min] = [3, 0x10000];
+    else return i;
+    if (i + need >= bytes.length) return i; // cut off at the end
+    let cp = b & (0xff >> (need + 2));
+    for (let k = 1; k <= need; k++) {
+      const c = bytes[i + k];
+      if ((c & 0xc0) !== 0x80) return i;
+      cp = (cp << 6) | (c & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += need + 1;
+  }
+  return bytes.length;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { YamlSource } from "./yaml_source.ts";
+import { MAX_YAML_DEPTH, readYamlFile, YamlSource } from "./yaml_source.ts";
 
 const TEXT = `stores:
   main:
@@ -108,4 +108,76 @@ Deno.test("YamlSource.inString() finds a character in plain, quoted and multi-li
   assert.deepEqual(source.inString(["block"], 5), { line: 4, column: 8 });
   assert.deepEqual(source.inString(["number"], 1), { line: 6, column: 9 });
   assert.deepEqual(source.inString(["missing"], 1), { line: 1, column: 1 });
+});
+
+Deno.test("YamlSource: nesting up to MAX_YAML_DEPTH is read, one level more is a syntax error at that collection", () => {
+  const nested = (depth: number) => "a: " + "[".repeat(depth - 1) + "]".repeat(depth - 1);
+  const ok = new YamlSource(nested(MAX_YAML_DEPTH)); // the mapping is one level
+  assert.deepEqual(ok.syntaxErrors, []);
+  const deep = new YamlSource(nested(MAX_YAML_DEPTH + 1));
+  assert.equal(deep.syntaxErrors.length, 1);
+  assert.match(deep.syntaxErrors[0].message, /^nested deeper than 256 levels/);
+  assert.deepEqual(
+    { line: deep.syntaxErrors[0].line, column: deep.syntaxErrors[0].column },
+    { line: 1, column: 3 + MAX_YAML_DEPTH },
+  );
+  assert.equal(deep.doc.contents, null, "nothing deeper was composed");
+});
+
+Deno.test("YamlSource.toData(): an alias bomb is a problem at the alias that expands most; plain aliases read", () => {
+  const plain = new YamlSource("base: &b { retry: 3 }\nnode: *b\n");
+  assert.deepEqual(plain.toData(), { data: { base: { retry: 3 }, node: { retry: 3 } } });
+  const lines = ["a: &a [x, x, x, x, x, x, x, x, x]"];
+  for (let i = 1; i < 6; i++) {
+    const [name, prev] = [String.fromCharCode(97 + i), String.fromCharCode(96 + i)];
+    lines.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(", ")}]`);
+  }
+  const bomb = new YamlSource(lines.join("\n") + "\n").toData({ maxAliasCount: 100 });
+  assert.ok("problem" in bomb);
+  assert.match(
+    bomb.problem.message,
+    /^\*e expands to [\d,]+ values.*alias bomb \("billion laughs"\)/,
+  );
+  assert.deepEqual([bomb.problem.line, bomb.problem.column], [6, 8]);
+});
+
+Deno.test("readYamlFile(): UTF-8 problems at the first bad byte, a BOM dropped, the size limit before reading", async () => {
+  const dir = await Deno.makeTempDir();
+  const read = async (bytes: number[], options?: { maxBytes?: number }) => {
+    await Deno.writeFile(`${dir}/f.yaml`, new Uint8Array(bytes));
+    return await readYamlFile(`${dir}/f.yaml`, options);
+  };
+  const text = (s: string) => [...new TextEncoder().encode(s)];
+  try {
+    assert.deepEqual(await read([0xef, 0xbb, 0xbf, ...text("a: é\n")]), { text: "a: é\n" });
+    for (
+      const [bytes, line, column] of [
+        [[...text("a: 1\nb: é"), 0xc3], 2, 5], // cut off at the end
+        [[...text("x\nyz: "), 0xc0, 0x80], 2, 5], // overlong
+        [[...text("k: "), 0xed, 0xa0, 0x80], 1, 4], // a UTF-16 surrogate
+        [[...text("é: "), 0xf5, 0x80, 0x80, 0x80], 1, 4], // past U+10FFFF
+      ] as const
+    ) {
+      const result = await read([...bytes]);
+      assert.ok("problem" in result, JSON.stringify(bytes));
+      assert.deepEqual([result.problem.line, result.problem.column], [line, column]);
+      assert.match(
+        result.problem.message,
+        /^the file is not UTF-8 text: byte 0x[0-9A-F]{2} at offset \d+/,
+      );
+    }
+    const big = await read(text("a: 1\n".repeat(100)), { maxBytes: 499 });
+    assert.ok("problem" in big);
+    assert.match(
+      big.problem.message,
+      /^the file is 500 bytes, over the 499 bytes limit/,
+    );
+    assert.deepEqual(await read(text("a: 1\n".repeat(100)), { maxBytes: 500 }), {
+      text: "a: 1\n".repeat(100),
+    });
+    await assert.rejects(() => readYamlFile(`${dir}/none.yaml`), Deno.errors.NotFound);
+    await assert.rejects(() => readYamlFile(dir), Deno.errors.IsADirectory);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

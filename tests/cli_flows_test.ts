@@ -15,6 +15,7 @@ const EXAMPLES = join(ROOT, "examples");
 const EXPLODE_NODE = import.meta.resolve("./fixtures/nodes/explode.ts");
 const NOT_A_NODE = import.meta.resolve("./fixtures/nodes/not_a_node.ts");
 const MISSING_NODE = import.meta.resolve("./fixtures/nodes/missing.ts");
+const TREE_FLOW = fileURLToPath(import.meta.resolve("./fixtures/flows/tree.flow.yaml"));
 const PERMISSIONS = [
   "--allow-read",
   "--allow-write",
@@ -904,5 +905,82 @@ Deno.test("flowstate runs ls and runs show survive a malformed run record", asyn
     );
     assert.doesNotMatch(shown.stderr, /Cannot read properties|--debug/);
     assert.equal((await run("runs", "show", runs[0].id)).code, 0, "the others still show");
+  });
+});
+
+/** Read `reader` into `text` until `done(text)` holds or the stream ends. */
+async function readUntil(
+  reader: ReadableStreamDefaultReader<string>,
+  text: string,
+  done: (text: string) => boolean,
+): Promise<string> {
+  while (!done(text)) {
+    const { value, done: ended } = await reader.read();
+    if (ended) break;
+    text += value;
+  }
+  return text;
+}
+
+for (const how of ["SIGINT", "timeout"] as const) {
+  Deno.test(`flowstate run: a flow with parallel flow nodes ended by ${how} leaves no sub-run running`, async () => {
+    await withSandbox(async ({ command, json, write }) => {
+      await write(
+        "slow.flow.yaml",
+        `id: slow
+inputs: { n: { type: number } }
+nodes:
+  - { id: hello, type: log, with: { message: "waiting \${{ inputs.n }}" } }
+  - { id: wait, type: delay, needs: [hello], with: { for: 60s } }
+`,
+      );
+      await write(
+        "parent.flow.yaml",
+        `id: parent
+${how === "timeout" ? "timeout: 1s\n" : ""}nodes:
+  - { id: a, type: flow, with: { flow: ./slow.flow.yaml, input: { n: 1 } } }
+  - { id: b, type: flow, with: { flow: ./slow.flow.yaml, input: { n: 2 } } }
+  - { id: c, type: flow, with: { flow: ./slow.flow.yaml, input: { n: 3 } } }
+`,
+      );
+      const child = command("run", "parent.flow.yaml").spawn();
+      const stdout = new Response(child.stdout).text();
+      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      const started = (text: string) => [1, 2, 3].every((n) => text.includes(`waiting ${n}`));
+      let stderr = await readUntil(reader, "", started);
+      assert.ok(started(stderr), stderr);
+      if (how === "SIGINT") child.kill("SIGINT");
+      stderr = await readUntil(reader, stderr, () => false);
+      const status = await child.status;
+      assert.equal(status.code, how === "SIGINT" ? 130 : 1, stderr);
+      assert.match(await stdout, how === "SIGINT" ? /cancelled/ : /timed-out/);
+
+      const runs = await json<RunSummaryJson[]>(["runs", "ls", "--json"]);
+      assert.equal(runs.length, 4, JSON.stringify(runs));
+      const parent = runs.find((r) => r.flowId === "parent")!;
+      assert.equal(parent.status, how === "SIGINT" ? "cancelled" : "timed-out");
+      for (const sub of runs.filter((r) => r.flowId === "slow")) {
+        assert.equal(sub.parentRunId, parent.id);
+        assert.equal(sub.status, "cancelled", `sub-run ${sub.id} is not left running`);
+      }
+    });
+  });
+}
+
+Deno.test("flowstate run: a flow fanning out past runs.maxSubRuns fails, naming the limit and how to raise it", async () => {
+  await withSandbox(async ({ run, json, write }) => {
+    await write("flowstate.yaml", "runs: { maxSubRuns: 3 }\n");
+    // Each run starts two more of itself: from left=2, 2 + 4 sub-runs wanted, 3 allowed.
+    await write("tree.flow.yaml", await Deno.readTextFile(TREE_FLOW));
+    const result = await run("run", "tree.flow.yaml", "--input", "left=2");
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stdout, /^status: +failed$/m);
+    assert.match(
+      result.stdout,
+      /over the limit of 3 sub-runs per root run .*raise it with "runs: \{ maxSubRuns: N \}" in the config/,
+    );
+    const runs = await json<RunSummaryJson[]>(["runs", "ls", "--json"]);
+    assert.equal(runs.length, 4, "the root run and 3 sub-runs");
+    for (const r of runs) assert.notEqual(r.status, "running");
   });
 });

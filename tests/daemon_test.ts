@@ -13,12 +13,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { openStore } from "../src/plugin.ts";
+import { spawnDaemon, streamLines } from "./fixtures/daemon_process.ts";
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const RUNNER = join(ROOT, "tests", "fixtures", "daemon_runner.ts");
-const DENO_JSON = join(ROOT, "deno.json");
 const RUNNERS = ["runner-a", "runner-b", "runner-c"];
 const RUN_FOR_MS = 5_000;
 
@@ -55,26 +52,12 @@ jobs:
   gc: { enabled: false }
 `;
 
-/** Reads a process's stdout line by line, resolving `started` at the daemon's first line. */
+/** A daemon's output lines, with `started` resolved at its first line. */
 function collect(stream: ReadableStream<Uint8Array>) {
-  const lines: string[] = [];
-  const started = Promise.withResolvers<void>();
-  const done = (async () => {
-    let buffer = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk;
-      const parts = buffer.split("\n");
-      buffer = parts.pop()!;
-      for (const line of parts) {
-        lines.push(line);
-        if (line.startsWith("Scheduler started")) started.resolve();
-      }
-    }
-    if (buffer) lines.push(buffer);
-    started.reject(new Error(`the daemon ended before starting:\n${lines.join("\n")}`));
-  })();
-  started.promise.catch(() => {}); // Only awaited for stdout.
-  return { lines, started: started.promise, done };
+  const { lines, next, done } = streamLines(stream);
+  const started = next(/^Scheduler started/).then(() => {});
+  started.catch(() => {}); // Only awaited for stdout.
+  return { lines, started, done };
 }
 
 Deno.test({
@@ -86,26 +69,7 @@ Deno.test({
       await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG);
       await Deno.writeTextFile(join(dir, "tick.flow.yaml"), FLOW);
       const daemons = RUNNERS.map((id) => {
-        const child = new Deno.Command(Deno.execPath(), {
-          args: [
-            "run",
-            "--quiet",
-            "--config",
-            DENO_JSON,
-            "--allow-read",
-            "--allow-write",
-            "--allow-env",
-            "--allow-sys",
-            RUNNER,
-            join(dir, "flowstate.yaml"),
-            id,
-          ],
-          cwd: dir,
-          env: { RUNNER_ID: id, NO_COLOR: "1", RUST_BACKTRACE: "0" },
-          stdin: "null",
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn();
+        const child = spawnDaemon(dir, id, { env: { RUNNER_ID: id } });
         const stdout = collect(child.stdout);
         const stderr = collect(child.stderr);
         return { id, child, stdout, stderr };

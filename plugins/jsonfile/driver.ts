@@ -7,7 +7,7 @@
  * @module
  */
 import { basename, dirname, join, resolve } from "node:path";
-import { StoreCorruptError } from "../../src/errors.ts";
+import { messageOf, StoreCorruptError, StoreReadOnlyError } from "../../src/errors.ts";
 import type {
   ClearRange,
   CommitRequest,
@@ -40,6 +40,21 @@ import {
   type State,
 } from "./format.ts";
 import { StoreLock } from "./lock.ts";
+import { io } from "./_io.ts";
+import { explainFsError, notWritableReason } from "../../src/store/fs_errors.ts";
+
+/**
+ * Past this size (bytes) a jsonfile store warns, once per process, when it is
+ * opened: every commit rewrites the whole file and every other process
+ * re-reads all of it. Measured at 4 MB (2-core VM): opening takes ~80 ms
+ * (sqlite ~5), a commit ~20 ms (sqlite ~3), and a commit or read after
+ * another process's write ~90 ms (sqlite ~2), growing ~20 ms per MB; at
+ * 2 MB jsonfile is still within a few times sqlite. `flowstate migrate
+ * store` moves a store over.
+ */
+export const LARGE_STORE_BYTES: number = 4 * 1024 * 1024;
+/** The store files this process has warned about being large. */
+const warnedLarge = new Set<string>();
 
 /** Options of {@linkcode JsonFileDriver.open}. */
 export interface JsonFileDriverOptions {
@@ -49,7 +64,11 @@ export interface JsonFileDriverOptions {
   durability?: "full" | "relaxed";
   /** See {@linkcode jsonFileOptions}; default `"refuse"`. */
   onCorrupt?: "refuse" | "start-empty";
-  /** See {@linkcode jsonFileOptions}; default 5000 ms. */
+  /**
+   * See {@linkcode jsonFileOptions}; default 5000 ms: the least time a commit
+   * waits for the lock, raised from measured commit times (see `lockWaitBudget`
+   * in `lock.ts`); 0 means one try.
+   */
   lockTimeout?: number;
 }
 
@@ -160,6 +179,12 @@ export class JsonFileDriver implements StoreDriver {
   #mutex: Promise<void> = Promise.resolve();
   #reloading: Promise<void> | undefined;
   #writes = 0;
+  #closed = false;
+  /**
+   * Why this store was opened read-only (its directory or lock file cannot be
+   * written), or `undefined`: then every write is refused with a {@linkcode StoreReadOnlyError}.
+   */
+  #readOnly: { path: string; reason: string; cause: unknown } | undefined;
 
   private constructor(path: string, options: JsonFileDriverOptions) {
     this.#path = path;
@@ -187,11 +212,28 @@ export class JsonFileDriver implements StoreDriver {
     // name for one file shares one lock, and the link survives our renames.
     if ((await Deno.lstat(path).catch(() => null))?.isSymlink) path = await Deno.realPath(path);
     const driver = new JsonFileDriver(path, options);
-    await Deno.mkdir(dirname(driver.#path), { recursive: true });
+    const dir = dirname(driver.#path);
     try {
-      driver.#lock = StoreLock.open(lockPathOf(path), driver.#name);
+      await Deno.mkdir(dir, { recursive: true });
+    } catch (err) {
+      const reason = notWritableReason(err);
+      if (reason === undefined) throw err;
+      driver.#readOnly = { path: dir, reason, cause: err };
+    }
+    try {
+      if (driver.#readOnly === undefined) {
+        try {
+          driver.#lock = StoreLock.open(lockPathOf(path), driver.#name);
+        } catch (err) {
+          // A lock file we may not create or write: nobody can write here, so read without one.
+          const reason = notWritableReason(err);
+          if (reason === undefined) throw err;
+          const where = reason.includes("read-only") ? dir : lockPathOf(path);
+          driver.#readOnly = { path: where, reason, cause: err };
+        }
+      }
       await driver.#locked("open", async () => {
-        await driver.#removeLeftoverTemps();
+        if (driver.#readOnly === undefined) await driver.#removeLeftoverTemps();
         await driver.#refreshLocked("open");
       });
     } catch (err) {
@@ -199,7 +241,40 @@ export class JsonFileDriver implements StoreDriver {
       driver.#lock?.close();
       throw err;
     }
+    driver.#warnIfLarge();
     return driver;
+  }
+
+  /** Whether this store was opened read-only (its file system or directory cannot be written). */
+  get readOnly(): boolean {
+    return this.#readOnly !== undefined;
+  }
+
+  /** Once per process and store file: say that a store this large is better off in sqlite. */
+  #warnIfLarge(): void {
+    const size = this.#stamp?.size ?? 0;
+    if (size <= LARGE_STORE_BYTES || warnedLarge.has(this.#path)) return;
+    warnedLarge.add(this.#path);
+    const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+    console.warn(
+      `Store "${this.#name}": ${this.#path} is ${mb(size)}, past the ${
+        mb(LARGE_STORE_BYTES)
+      } where a sqlite store is faster: a jsonfile store rewrites the whole file on every ` +
+        `commit, and every other process re-reads it. Move it to sqlite with \`flowstate migrate ` +
+        `store --from ${this.#name} --to <a sqlite store>\` (add the sqlite store to the config first)`,
+    );
+  }
+
+  /** The error for a write to a store opened read-only. */
+  #readOnlyError(what: string): StoreReadOnlyError {
+    const ro = this.#readOnly!;
+    return new StoreReadOnlyError(
+      `Cannot ${what} store "${this.#name}": it was opened read-only, because ${ro.path} ` +
+        `${ro.reason}: reads work, writes do not. Remount the file system read-write (or fix ` +
+        `the permissions), or copy the store somewhere writable`,
+      { store: this.#name, path: ro.path },
+      { cause: ro.cause },
+    );
   }
 
   /** How many times this driver has written the file (group commit makes this fewer than commits). */
@@ -286,6 +361,7 @@ export class JsonFileDriver implements StoreDriver {
     this.#dir = undefined;
     this.#lock?.close();
     this.#lock = undefined;
+    this.#closed = true;
   }
 
   // -- reading -------------------------------------------------------------
@@ -407,6 +483,9 @@ export class JsonFileDriver implements StoreDriver {
 
   #enqueue(op: Operation): Promise<OperationResult> {
     if (this.#poison) return Promise.reject(this.#poison);
+    if (this.#readOnly !== undefined) {
+      return Promise.reject(this.#readOnlyError(op.kind === "commit" ? "commit to" : `${op.kind}`));
+    }
     const { promise, resolve, reject } = Promise.withResolvers<OperationResult>();
     this.#queue.push({ op, resolve, reject });
     this.#flushing ??= this.#flushLoop();
@@ -518,13 +597,13 @@ export class JsonFileDriver implements StoreDriver {
     const temp = tempPathOf(this.#path);
     let file: Deno.FsFile | undefined;
     let stamp: Stamp;
-    let renamed = false;
+    // Until the rename, nothing is applied: a failure leaves the file and the state as they were.
     try {
-      file = await Deno.open(temp, { write: true, createNew: true });
+      file = await io.createTemp(temp);
       for (let written = 0; written < doc.bytes.length;) {
-        written += await file.write(doc.bytes.subarray(written));
+        written += await io.write(file, doc.bytes.subarray(written));
       }
-      if (this.#sync) await file.sync();
+      if (this.#sync) await io.sync(file);
       stamp = stampOf(file.statSync());
       // The file being replaced is still at the path (we hold the lock): stop holding it,
       // so that the rename frees it, as a plain replace does, instead of a close here.
@@ -532,20 +611,15 @@ export class JsonFileDriver implements StoreDriver {
       this.#held?.close();
       this.#held = undefined;
       this.#stamp = { dev: -1, ino: -1, size: -1, mtime: null };
-      await Deno.rename(temp, this.#path);
-      renamed = true;
-      if (this.#sync) await this.#syncDir(dir);
+      // rename(2) is atomic: when it fails, the old file is still in place.
+      await io.rename(temp, this.#path);
     } catch (err) {
       file?.close();
-      if (!renamed) await Deno.remove(temp).catch(() => {});
+      await Deno.remove(temp).catch(() => {});
       this.#scratch = doc.buffer ?? undefined;
-      throw new Error(
-        `Cannot commit to store "${this.#name}": writing ${this.#path} failed (${
-          (err as Error)?.message ?? err
-        }); the commit was not acknowledged`,
-        { cause: err },
-      );
+      throw this.#writeError(err);
     }
+    // The rename is done: the commit is applied, whatever happens next, and says so.
     this.#writes++;
     for (const [id, rec] of overlay) {
       if (rec === null) base.entries.delete(id);
@@ -556,7 +630,42 @@ export class JsonFileDriver implements StoreDriver {
     this.#held = file;
     this.#stamp = stamp;
     this.#state = { entries: base.entries, sorted, doc };
+    if (this.#sync) {
+      try {
+        await this.#syncDir(dir);
+      } catch (err) {
+        // Every process already sees this commit: reporting it failed would have it retried on
+        // top of itself. It stands; only its survival of a power loss is in doubt.
+        console.warn(
+          `Store "${this.#name}": a commit was applied to ${this.#path}, but flushing the ` +
+            `directory ${dir} failed: ${
+              explainFsError(err)
+            }. The commit stands, but may not survive a power loss`,
+        );
+      }
+    }
     return doc.bytes.length;
+  }
+
+  /** The error for a write that failed before its rename: nothing was applied. */
+  #writeError(err: unknown): Error {
+    const what = `Cannot commit to store "${this.#name}"`;
+    const reason = notWritableReason(err);
+    if (reason !== undefined) {
+      const dir = dirname(this.#path);
+      return new StoreReadOnlyError(
+        `${what}: ${dir} ${reason} (${messageOf(err)}); nothing was written. ` +
+          `Remount it read-write or fix its permissions, or copy the store somewhere writable`,
+        { store: this.#name, path: dir },
+        { cause: err },
+      );
+    }
+    return new Error(
+      `${what}: writing ${this.#path} failed: ${
+        explainFsError(err)
+      }. Nothing was written: the store holds what it held before the commit`,
+      { cause: err },
+    );
   }
 
   /**
@@ -581,7 +690,7 @@ export class JsonFileDriver implements StoreDriver {
           throw err;
         }
       }
-      await this.#dir.handle.sync();
+      await io.syncDir(this.#dir.handle);
     } catch (err) {
       if (
         !(err instanceof Deno.errors.PermissionDenied) &&
@@ -615,7 +724,17 @@ export class JsonFileDriver implements StoreDriver {
     await previous;
     try {
       const lock = this.#lock;
-      if (lock === undefined) throw new Error(`Cannot ${what} store "${this.#name}": it is closed`);
+      if (this.#closed) throw new Error(`Cannot ${what} store "${this.#name}": it is closed`);
+      if (lock === undefined) {
+        // Opened read-only: no lock file, and no writer here to exclude (writes are refused).
+        return await this.#exclusive(async () => {
+          try {
+            return await fn();
+          } finally {
+            this.#lockHeld = false;
+          }
+        });
+      }
       const waiting = lock.acquire(what, this.#lockTimeout);
       if (waiting) await waiting;
       try {

@@ -7,6 +7,7 @@ import { wrapDriver } from "../../src/store/store.ts";
 import type { Key } from "../../src/store/types.ts";
 import { testStore } from "@flowstate/core/testing";
 import jsonfile, { JsonFileDriver } from "./mod.ts";
+import { LARGE_STORE_BYTES } from "./driver.ts";
 import { doc, files, open, withTempDir } from "./testdata/helpers.ts";
 
 // The conformance suite: each id is its own file; the same id reopens it.
@@ -378,7 +379,7 @@ Deno.test("jsonfile acknowledges nothing when a write fails, and stays usable", 
       assert.equal(result.status, "rejected");
       assert.match(
         String((result as PromiseRejectedResult).reason),
-        /Cannot commit to store "main": writing .* failed \(.*\); the commit was not acknowledged/,
+        /Cannot commit to store "main": writing .* failed: .*\. Nothing was written: the store holds what it held before the commit$/,
       );
     }
     // Nothing of the failed writes is visible, on disk or in memory.
@@ -438,5 +439,43 @@ Deno.test("jsonfile reads see writes made through another handle on the same fil
     assert.deepEqual((await Array.fromAsync(a.list())).map((e) => e.key), [["edited"]]);
     await a.close();
     await b.close();
+  });
+});
+
+Deno.test("jsonfile warns once per process, on open, when a store is past the size where sqlite is better", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "big.json");
+    const small = join(dir, "small.json");
+    const warnings: string[] = [];
+    const warn = console.warn;
+    console.warn = (...args: unknown[]) => void warnings.push(args.join(" "));
+    try {
+      const store = await open(path);
+      const atomic = store.atomic();
+      const value = "x".repeat(4096);
+      for (let i = 0; i * 4000 < LARGE_STORE_BYTES; i++) atomic.set(["big", String(i)], value);
+      assert.equal((await atomic.commit()).ok, true);
+      await store.close();
+      assert.deepEqual(
+        warnings,
+        [],
+        "a store that grows past the size is warned about when opened",
+      );
+      assert.ok((await Deno.stat(path)).size > LARGE_STORE_BYTES);
+
+      const again = await open(path);
+      assert.equal(warnings.length, 1);
+      assert.match(
+        warnings[0],
+        /^Store "main": .*big\.json is 4\.\d MiB, past the 4\.0 MiB where a sqlite store is faster: .*`flowstate migrate store --from main --to <a sqlite store>`/,
+      );
+      await again.close();
+      // Once per process and store file: opening it again says nothing; a small store never.
+      await (await open(path)).close();
+      await (await open(small)).close();
+      assert.equal(warnings.length, 1);
+    } finally {
+      console.warn = warn;
+    }
   });
 });

@@ -25,34 +25,72 @@
 import { sameInode, statOrNull } from "./files.ts";
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** The longest pause between two tries to take a lock another process holds (ms). */
 const LOCK_POLL_MAX_MS = 4;
 /** Bytes a holder writes into the lock file: one line, padded so that every holder writes as many. */
 const HOLDER_LINE_BYTES = 256;
-let holderTemplate: { bytes: Uint8Array; timeAt: number } | undefined;
+/**
+ * How many expected turns a waiter sits through before it gives up (see
+ * {@linkcode lockWaitBudget}).
+ */
+export const LOCK_WAIT_FACTOR = 8;
+/** Weight of the newest hold in the moving average of hold times. */
+const HOLD_AVERAGE_WEIGHT = 0.2;
+let hostnameCache: string | undefined;
 
 /**
  * What this process writes into a lock file it takes: one JSON line, padded
  * with spaces to {@linkcode HOLDER_LINE_BYTES} so that it replaces the last
  * holder's line without a truncate. Readers look at the first line only.
+ * `holdMs` is the holder's moving average of how long it holds the lock, for
+ * waiters that have not measured it themselves.
  */
-function holderLine(): Uint8Array {
-  const time = new Date().toISOString();
-  if (holderTemplate === undefined || time.length !== 24) {
-    let hostname = "unknown";
+function holderLine(holdMs: number | undefined): Uint8Array {
+  if (hostnameCache === undefined) {
+    hostnameCache = "unknown";
     try {
-      hostname = Deno.hostname();
+      hostnameCache = Deno.hostname();
     } catch { /* no --allow-sys: the message cannot name the host */ }
-    const prefix = `{"pid": ${Deno.pid}, "hostname": ${JSON.stringify(hostname)}, "since": "`;
-    const line = `${prefix}${time}"}`;
-    const bytes = encoder.encode(`${line.padEnd(HOLDER_LINE_BYTES - 1)}\n`);
-    if (time.length !== 24) return bytes;
-    holderTemplate = { bytes, timeAt: encoder.encode(prefix).length };
   }
-  // Only the time changes: write it over the last one (an ISO time is 24 ASCII bytes).
-  encoder.encodeInto(time, holderTemplate.bytes.subarray(holderTemplate.timeAt));
-  return holderTemplate.bytes;
+  const hold = holdMs === undefined ? "" : `, "holdMs": ${Math.ceil(holdMs)}`;
+  const line = `{"pid": ${Deno.pid}, "hostname": ${JSON.stringify(hostnameCache)}, "since": "${
+    new Date().toISOString()
+  }"${hold}}`;
+  return encoder.encode(`${line.padEnd(HOLDER_LINE_BYTES - 1)}\n`);
+}
+
+/**
+ * How long (ms) a taker waits for a lock held by others before it fails:
+ * `max(floor, LOCK_WAIT_FACTOR × commitMs × contenders)`, where `floor` is
+ * the store's `lockTimeout`, `commitMs` the measured time one holder keeps
+ * the lock for a commit (a moving average), and `contenders` the processes
+ * seen taking turns at it, the waiter included. Waiting behind `n`
+ * processes that each hold the lock `c` ms takes about `n × c`; the factor
+ * covers commits slower than average (one that re-reads a file another
+ * process rewrote costs several plain ones) and the unfairness of a polled
+ * lock: a waiter that wins each turn with chance `1/n` waits more than
+ * `8n` turns with chance about `e^-8` (0.03%). A `floor` of 0 means one try
+ * and no waiting at all, whatever the measurements.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { lockWaitBudget } from "./lock.ts";
+ *
+ * // A small store: commits are quick, the configured floor decides.
+ * assert.equal(lockWaitBudget(5000, 4, 6), 5000);
+ * // A 15 MB store, six processes at 200 ms per commit: 8 × 200 × 6.
+ * assert.equal(lockWaitBudget(5000, 200, 6), 9600);
+ * // lockTimeout 0: never wait.
+ * assert.equal(lockWaitBudget(0, 200, 6), 0);
+ * ```
+ */
+export function lockWaitBudget(floor: number, commitMs: number, contenders: number): number {
+  if (floor <= 0) return 0;
+  const measured = Number.isFinite(commitMs) && commitMs > 0 ? commitMs : 0;
+  return Math.max(floor, Math.ceil(LOCK_WAIT_FACTOR * measured * Math.max(1, contenders)));
 }
 
 /** The holder a lock file names in its first line. */
@@ -63,6 +101,8 @@ export interface LockHolder {
   hostname?: string;
   /** When it took the lock (an ISO time). */
   since?: string;
+  /** Its moving average of how long it holds the lock (ms), when it has measured one. */
+  holdMs?: number;
 }
 
 /**
@@ -84,7 +124,7 @@ export interface LockHolder {
  */
 export function parseLockHolder(text: string): LockHolder | undefined {
   const end = text.indexOf("\n");
-  let parsed: { pid?: unknown; hostname?: unknown; since?: unknown } | null;
+  let parsed: { pid?: unknown; hostname?: unknown; since?: unknown; holdMs?: unknown } | null;
   try {
     parsed = JSON.parse(end < 0 ? text : text.slice(0, end));
   } catch {
@@ -95,6 +135,8 @@ export function parseLockHolder(text: string): LockHolder | undefined {
   const holder: LockHolder = { pid };
   if (typeof parsed!.hostname === "string") holder.hostname = parsed!.hostname;
   if (typeof parsed!.since === "string") holder.since = parsed!.since;
+  const holdMs = parsed!.holdMs;
+  if (typeof holdMs === "number" && Number.isFinite(holdMs) && holdMs >= 0) holder.holdMs = holdMs;
   return holder;
 }
 
@@ -103,11 +145,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Who holds a lock, from what the holder wrote into the lock file. */
-async function describeHolder(path: string): Promise<string> {
-  let holder: LockHolder | undefined;
-  try {
-    holder = parseLockHolder(await Deno.readTextFile(path));
-  } catch { /* being written right now, or unreadable */ }
+function describeHolder(holder: LockHolder | undefined): string {
   if (holder === undefined) return "another process (the lock file does not say which)";
   const since = holder.since !== undefined ? ` since ${holder.since}` : "";
   return `process ${holder.pid} on host ${JSON.stringify(holder.hostname ?? "unknown")}${since}`;
@@ -188,6 +226,10 @@ export class StoreLock {
   /** The open file's identity, or `null` where the OS does not report inodes. */
   #info: Deno.FileInfo | null = null;
   #held = false;
+  /** When the lock was taken (`performance.now()`), while it is held. */
+  #heldSince = 0;
+  #holdMs: number | undefined;
+  #head: Uint8Array | undefined;
 
   private constructor(path: string, storeName: string) {
     this.path = path;
@@ -222,10 +264,21 @@ export class StoreLock {
   }
 
   /**
-   * Take the lock, trying again every few milliseconds for up to `timeout` ms
-   * while another handle holds it. (Polling, rather than a blocking `lock()`
-   * raced against a timer: a blocking lock cannot be cancelled, so after a
-   * timeout it would keep a thread, and the process, waiting for the holder.)
+   * This handle's moving average of how long it holds the lock (ms), from
+   * taking it to releasing it; `undefined` until it has held it once.
+   */
+  get holdMs(): number | undefined {
+    return this.#holdMs;
+  }
+
+  /**
+   * Take the lock, trying again every few milliseconds while another handle
+   * holds it, for up to {@linkcode lockWaitBudget}`(timeout, …)` ms: the
+   * measured hold time (this handle's, or the one the holders publish) times
+   * the processes seen taking turns. (Polling, rather than a blocking
+   * `lock()` raced against a timer: a blocking lock cannot be cancelled, so
+   * after a timeout it would keep a thread, and the process, waiting for the
+   * holder.)
    */
   acquire(what: string, timeout: number): Promise<void> | undefined {
     // Taken at once (the usual case): no promise, no turn of the event loop.
@@ -233,19 +286,54 @@ export class StoreLock {
   }
 
   async #wait(what: string, timeout: number): Promise<void> {
-    const deadline = performance.now() + timeout;
+    const started = performance.now();
+    /** The holders seen during this wait (pid and host), and the longest hold time they publish. */
+    const holders = new Set<string>();
+    let published = 0;
+    let holder: LockHolder | undefined;
     for (let pause = 1;; pause = Math.min(pause * 2, LOCK_POLL_MAX_MS)) {
-      const remaining = deadline - performance.now();
+      holder = this.#readHolder() ?? holder;
+      if (holder !== undefined) {
+        holders.add(`${holder.pid}@${holder.hostname}`);
+        published = Math.max(published, holder.holdMs ?? 0);
+      }
+      const commitMs = Math.max(this.#holdMs ?? 0, published);
+      const budget = lockWaitBudget(timeout, commitMs, holders.size + 1);
+      const remaining = started + budget - performance.now();
       if (remaining <= 0) {
+        const raised = budget > timeout
+          ? `lockTimeout ${timeout} ms, raised for ${
+            holders.size + 1
+          } processes taking turns at about ${Math.ceil(commitMs)} ms per commit`
+          : "lockTimeout";
         throw new Deno.errors.TimedOut(
-          `Cannot ${what} store "${this.#storeName}": the lock file ${this.path} is held by ${await describeHolder(
-            this.path,
-          )}, and it was not released within ${timeout} ms (lockTimeout). If that process is ` +
+          `Cannot ${what} store "${this.#storeName}": the lock file ${this.path} is held by ${
+            describeHolder(holder)
+          }, and it was not released within ${budget} ms (${raised}). If that process is ` +
             `stuck, stop it: the lock is released when it exits`,
         );
       }
       await sleep(Math.min(pause * (0.5 + Math.random()), remaining));
       if (this.#tryAcquire(what)) return;
+    }
+  }
+
+  /** The holder the lock file names now (read through our own handle), if it names one. */
+  #readHolder(): LockHolder | undefined {
+    const file = this.#file;
+    if (file === undefined) return undefined;
+    try {
+      const head = this.#head ??= new Uint8Array(HOLDER_LINE_BYTES * 2);
+      file.seekSync(0, Deno.SeekMode.Start);
+      let got = 0;
+      while (got < head.length) {
+        const n = file.readSync(head.subarray(got));
+        if (n === null || n === 0) break;
+        got += n;
+      }
+      return parseLockHolder(decoder.decode(head.subarray(0, got)));
+    } catch {
+      return undefined; // only informational
     }
   }
 
@@ -276,9 +364,10 @@ export class StoreLock {
       file = this.#reopen(what);
     }
     this.#held = true;
-    // For the message of whoever waits for us: who holds the lock, and since when.
+    this.#heldSince = performance.now();
+    // For whoever waits for us: who holds the lock, since when, and for how long it usually does.
     try {
-      const line = holderLine();
+      const line = holderLine(this.#holdMs);
       file.seekSync(0, Deno.SeekMode.Start);
       for (let written = 0; written < line.length;) {
         written += file.writeSync(line.subarray(written));
@@ -294,11 +383,27 @@ export class StoreLock {
     return now !== null && sameInode(now, info);
   }
 
-  /** Release the lock. */
+  /**
+   * Release the lock. Never throws: what the lock guarded is done by now, and
+   * a failure here must not turn a commit that landed into one reported
+   * failed. If unlocking fails, the file is closed instead (which releases
+   * the lock) and the next taker reopens it.
+   */
   release(): void {
     if (!this.#held) return;
     this.#held = false;
-    this.#file!.unlockSync();
+    const held = performance.now() - this.#heldSince;
+    this.#holdMs = this.#holdMs === undefined
+      ? held
+      : this.#holdMs + HOLD_AVERAGE_WEIGHT * (held - this.#holdMs);
+    try {
+      this.#file!.unlockSync();
+    } catch {
+      try {
+        this.#file?.close();
+      } catch { /* closed already */ }
+      this.#file = undefined;
+    }
   }
 
   /**

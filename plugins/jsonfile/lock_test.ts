@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parseLockHolder, removeLockFile } from "./lock.ts";
+import { LOCK_WAIT_FACTOR, lockWaitBudget, parseLockHolder, removeLockFile } from "./lock.ts";
 import { drain, files, lines, open, spawnHelper, withTempDir } from "./testdata/helpers.ts";
 
 // ---------------------------------------------------------------------------
@@ -185,6 +185,54 @@ Deno.test({
       assert.deepEqual(await files(dir), ["state.json"]);
     });
   },
+});
+
+Deno.test("lockWaitBudget() is the lockTimeout floor, raised to LOCK_WAIT_FACTOR x measured commit time x contenders", () => {
+  assert.equal(LOCK_WAIT_FACTOR, 8);
+  // Nothing measured yet, or quick commits: the floor.
+  assert.equal(lockWaitBudget(5000, 0, 1), 5000);
+  assert.equal(lockWaitBudget(5000, 3, 4), 5000);
+  // Slow commits and many processes raise it: 8 x 200 ms x 6 processes.
+  assert.equal(lockWaitBudget(5000, 200, 6), 9600);
+  assert.equal(lockWaitBudget(100, 300, 2), 4800);
+  // Fractions round up; a waiter counts itself even when it has seen no holder.
+  assert.equal(lockWaitBudget(1, 0.1, 0), 1);
+  assert.equal(lockWaitBudget(1, 10.05, 1), 81);
+  // lockTimeout 0 means one try, whatever was measured; a nonsense measurement is ignored.
+  assert.equal(lockWaitBudget(0, 500, 10), 0);
+  assert.equal(lockWaitBudget(50, Number.NaN, 3), 50);
+  assert.equal(lockWaitBudget(50, -5, 3), 50);
+  assert.equal(lockWaitBudget(50, Infinity, 3), 50);
+});
+
+Deno.test("jsonfile waits past lockTimeout for a holder whose commits are measured to take longer", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "state.json");
+    const store = await open(path, { lockTimeout: 100 });
+    await store.set(["a"], 1);
+    // The holder says its commits take 300 ms, and holds the lock for 600: longer than
+    // lockTimeout, well within 8 x 300 ms x 2 processes. A constant 100 ms gave up.
+    const holder = spawnHelper("jsonfile_lock_holder.ts", [`${path}.lock`, "300", "600"]);
+    await holder.stdin.close();
+    const out = lines(holder.stdout);
+    try {
+      assert.equal((await out.next()).value, "locked");
+      assert.equal((await store.set(["a"], 2)).ok, true);
+      assert.equal((await out.next()).value, "released");
+      assert.equal((await store.get(["a"]))?.value, 2);
+      // This store's own holds are measured, and published for the next waiter.
+      const holderLine = parseLockHolder(await Deno.readTextFile(`${path}.lock`));
+      assert.equal(holderLine?.pid, Deno.pid);
+      assert.equal(typeof holderLine?.holdMs, "number");
+    } finally {
+      try {
+        holder.kill("SIGKILL");
+      } catch { /* it exited on its own, as it should */ }
+      await holder.status;
+      await drain(out);
+      await store.close();
+    }
+  });
 });
 
 Deno.test("jsonfile waits for a lock held through another handle in the same process", async () => {

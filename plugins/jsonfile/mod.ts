@@ -29,9 +29,21 @@
  *   `LockFileEx` on Windows) only for its read-modify-write: it re-reads the
  *   file if another process replaced it, evaluates the version checks against
  *   that fresh content, writes, and releases. Another process (or another
- *   store on the same file in this process) waits up to `lockTimeout`, then
- *   fails naming the holder: each holder writes its pid, host name and time
- *   into the lock file when it takes the lock, for that message only.
+ *   store on the same file in this process) waits, then fails naming the
+ *   holder: each holder writes its pid, host name, time and its measured
+ *   average hold time into the lock file when it takes the lock. The wait
+ *   is `lockTimeout` at least, raised to 8 × the measured time a commit holds
+ *   the lock × the processes seen taking turns, so a big store shared by
+ *   many processes queues instead of failing (see `lockWaitBudget` in `lock.ts`).
+ * - A commit's outcome is always known: it fails, and nothing was written,
+ *   until the rename that puts the new file in place; after the rename it
+ *   stands (a failing directory fsync then only warns that it may not
+ *   survive a power loss).
+ * - A store whose directory is on a read-only file system, or cannot be
+ *   written by this process, opens read-only: reads work, and every write
+ *   throws a `StoreReadOnlyError` naming the place.
+ * - A store file past 4 MiB is better off in sqlite: opening one says so,
+ *   once per process, naming `flowstate migrate store`.
  * - The OS releases the lock of a process that dies, however it dies, so a
  *   crash never leaves the store locked and no lock is ever judged stale. A
  *   waiting process tries again every few milliseconds (a blocking wait could
@@ -62,7 +74,12 @@
  */
 import { resolve } from "node:path";
 import { z } from "zod";
-import { definePlugin, type ParsingSchema, type Plugin } from "../../src/plugin.ts";
+import {
+  definePlugin,
+  type ParsingSchema,
+  type Plugin,
+  requireStoreFile,
+} from "../../src/plugin.ts";
 import { JsonFileDriver } from "./driver.ts";
 
 export { JsonFileDriver, type JsonFileDriverOptions } from "./driver.ts";
@@ -75,7 +92,10 @@ export interface JsonFileOptions {
   durability: "full" | "relaxed";
   /** `"refuse"` (default) or `"start-empty"`. */
   onCorrupt: "refuse" | "start-empty";
-  /** Milliseconds to wait for another process's lock (default 5000). */
+  /**
+   * The least time (ms) to wait for another process's lock (default 5000),
+   * raised from measured commit times; 0: one try, no waiting.
+   */
   lockTimeout: number;
 }
 
@@ -99,7 +119,12 @@ export const jsonFileOptions: ParsingSchema<JsonFileOptions> = z.strictObject({
    * moves it aside as `<path>.corrupt-<timestamp>`, warns and starts empty.
    */
   onCorrupt: z.enum(["refuse", "start-empty"]).default("refuse"),
-  /** How long (ms) to wait for another process's lock before failing (default 5000). */
+  /**
+   * The least time (ms) to wait for another process's lock before failing
+   * (default 5000). The wait is raised to 8 × the measured time one commit
+   * holds the lock × the processes seen taking turns, when that is longer.
+   * 0: one try, never wait.
+   */
   lockTimeout: z.number().int().min(0).default(5000),
 });
 
@@ -125,11 +150,12 @@ const jsonfile: Plugin<JsonFileOptions> = definePlugin({
   name: "jsonfile",
   description: "one human-readable JSON file per store; durable writes, safe across processes",
   optionsSchema: jsonFileOptions,
-  open(options, context) {
+  async open(options, context) {
     const path = options.path !== undefined
       ? resolve(context.baseDir, options.path)
       : resolve(context.home, `${context.storeName}.json`);
-    return JsonFileDriver.open(path, {
+    await requireStoreFile(path, context);
+    return await JsonFileDriver.open(path, {
       storeName: context.storeName,
       durability: options.durability,
       onCorrupt: options.onCorrupt,

@@ -9,11 +9,16 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "../../src/_fs.ts";
 import { StoreCorruptError } from "../../src/errors.ts";
-import { definePlugin, type ParsingSchema, type Plugin } from "../../src/plugin.ts";
+import {
+  definePlugin,
+  type ParsingSchema,
+  type Plugin,
+  requireStoreFile,
+} from "../../src/plugin.ts";
 import type {
   CommitRequest,
   DriverCommitResult,
@@ -217,6 +222,8 @@ export class MemoryDriver implements StoreDriver {
         `[${JSON.stringify(e.key)},${e.value},${JSON.stringify(e.version)},${e.expiresAt}]`,
       );
     }
+    // Like the other file stores, create the snapshot's directory on first write.
+    await Deno.mkdir(dirname(this.#snapshot), { recursive: true });
     await writeFileAtomic(
       this.#snapshot,
       `{"format":"${SNAPSHOT_FORMAT}","version":${SNAPSHOT_VERSION},"entries":[\n${
@@ -244,10 +251,10 @@ const memory: Plugin<MemoryOptions> = definePlugin({
   description: "in-process store; optional snapshot file",
   optionsSchema: memoryOptions,
   async open(options, context) {
-    const driver = new MemoryDriver(
-      options.snapshot ? resolve(context.baseDir, options.snapshot) : undefined,
-      context.clock,
-    );
+    const snapshot = options.snapshot ? resolve(context.baseDir, options.snapshot) : undefined;
+    // Without a snapshot the store always "exists" (empty); with one, the file is the store.
+    if (snapshot !== undefined) await requireStoreFile(snapshot, context);
+    const driver = new MemoryDriver(snapshot, context.clock);
     await driver.restore();
     return driver;
   },

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Sql } from "postgres";
-import { StoreCorruptError, StoreUnavailableError } from "../../src/errors.ts";
+import { StoreCorruptError, StoreMissingError, StoreUnavailableError } from "../../src/errors.ts";
 import { codeOf, isPostgresError, messageOf } from "./errors.ts";
 import { quoteIdent, setUp } from "./schema.ts";
 
@@ -61,6 +61,8 @@ export interface PostgresDriverOptions {
   connectTimeout?: number;
   /** The store's name, for error messages. */
   storeName?: string;
+  /** Create nothing: a missing table is a `StoreMissingError` (see `PluginContext.mustExist`). */
+  mustExist?: boolean;
 }
 
 /** Where the server is, without the password, as `host:port`. */
@@ -95,7 +97,7 @@ function redactUrl(url: string): string {
 function validateDriverOptions(
   options: PostgresDriverOptions,
   what: string,
-): Required<Omit<PostgresDriverOptions, "storeName">> {
+): Required<Omit<PostgresDriverOptions, "storeName" | "mustExist">> {
   const table = options.table ?? postgresDefaults.table;
   const schema = options.schema ?? postgresDefaults.schema;
   const max = options.max ?? postgresDefaults.max;
@@ -168,11 +170,22 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
     );
   }
   try {
-    const lockId = await setUp(sql, { schema, table, qualified, location, what });
+    const lockId = await setUp(sql, {
+      schema,
+      table,
+      qualified,
+      location,
+      what,
+      storeName,
+      mustExist: options.mustExist ?? false,
+    });
     return { sql, storeName, location, qualified, lockId };
   } catch (err) {
     await sql.end({ timeout: 0 }).catch(() => {});
-    if (err instanceof StoreCorruptError || err instanceof RangeError) throw err;
+    if (
+      err instanceof StoreCorruptError || err instanceof StoreMissingError ||
+      err instanceof RangeError
+    ) throw err;
     const where = `PostgreSQL at ${hostPort(parsed)} (database ${
       JSON.stringify(databaseOf(parsed))
     })`;

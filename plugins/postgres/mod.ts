@@ -118,6 +118,7 @@ const postgresPlugin: Plugin<PostgresOptions> = definePlugin({
       max: options.max,
       connectTimeout: options.connectTimeout,
       storeName: context.storeName,
+      mustExist: context.mustExist ?? false,
     });
   },
 });

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Sql } from "postgres";
-import { StoreCorruptError } from "../../src/errors.ts";
+import { StoreCorruptError, StoreMissingError } from "../../src/errors.ts";
 
 /** The schema version this code reads and writes. */
 const SCHEMA_VERSION = 1;
@@ -26,6 +26,10 @@ interface SetUpTarget {
   qualified: string;
   location: string;
   what: string;
+  /** The store's name, for a missing table. */
+  storeName?: string;
+  /** Create nothing: a missing table throws StoreMissingError. */
+  mustExist?: boolean;
 }
 
 /** Sql or a transaction: what setUp's helpers need. */
@@ -98,6 +102,13 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<number> {
   }
   await check(sql, state);
   if (state.meta) return state.lock_id;
+  if (target.mustExist) {
+    const store = target.storeName ?? "postgres";
+    throw new StoreMissingError(
+      `Store "${store}" does not exist yet: there is no table ${schema}.${table} at ${location}`,
+      { store, address: location },
+    );
+  }
   await sql.begin(async (tx) => {
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${state.lock_id})`);
     const now = await inspect(tx);

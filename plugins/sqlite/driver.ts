@@ -6,8 +6,9 @@
  * @module
  */
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
-import { dirname, resolve } from "node:path";
-import { StoreClosedError, StoreCorruptError } from "../../src/errors.ts";
+import { dirname, join, resolve } from "node:path";
+import { StoreClosedError, StoreCorruptError, StoreReadOnlyError } from "../../src/errors.ts";
+import { explainFsError, notWritableReason } from "../../src/store/fs_errors.ts";
 import type {
   ClearRange,
   CommitRequest,
@@ -24,7 +25,7 @@ import { boundsWhere, isEmptyBounds } from "../_sql/bounds.ts";
 import { entryOf, type EntryRow, KeysetPages } from "../_sql/keyset.ts";
 import { isBusy, isCorrupt, messageOf } from "./errors.ts";
 import { compileQuery, LONE_SURROGATE_GLOB } from "./query.ts";
-import { probeFile, setUp } from "./schema.ts";
+import { checkSchema, probeFile, setUp } from "./schema.ts";
 
 /** Default option values of the sqlite plugin. */
 export const sqliteDefaults = {
@@ -53,6 +54,97 @@ const PURGE_BATCH_SIZE = 1000;
 
 const LIVE = "(expires_at IS NULL OR expires_at > ?)";
 
+/** Why a store is opened read-only: the place that cannot be written, and why. */
+interface ReadOnlyReason {
+  path: string;
+  reason: string;
+  cause: unknown;
+}
+
+/** Whether SQLite's error says it could not open (or create) a file: SQLITE_CANTOPEN or a read-only one. */
+function cannotOpen(err: unknown): boolean {
+  return /unable to open database file|readonly database|SQLITE_(CANTOPEN|READONLY)/i.test(
+    messageOf(err),
+  );
+}
+
+/** Whether this process may write the existing file `path`; resolves why not, if not. */
+async function fileNotWritable(path: string): Promise<ReadOnlyReason | undefined> {
+  try {
+    (await Deno.open(path, { read: true, write: true })).close();
+    return undefined;
+  } catch (err) {
+    const reason = notWritableReason(err);
+    return reason === undefined ? undefined : { path, reason, cause: err };
+  }
+}
+
+/** Whether this process may create files in `dir` (SQLite puts `-wal` and `-shm` there); why not, if not. */
+async function dirNotWritable(dir: string): Promise<ReadOnlyReason | undefined> {
+  try {
+    await Deno.remove(await Deno.makeTempFile({ dir, prefix: ".flowstate-probe-" }));
+    return undefined;
+  } catch (err) {
+    const reason = notWritableReason(err);
+    return reason === undefined ? undefined : { path: dir, reason, cause: err };
+  }
+}
+
+/**
+ * Open `path` read-only. SQLite reads a WAL database only through its
+ * `-shm` file, which it must create when it is missing. Where it cannot
+ * (the usual case on a read-only file system), the file and its `-wal` are
+ * copied into a temp directory and the copy is opened: a snapshot, which is
+ * all there is to read where nothing can write. (SQLite's `immutable` URI
+ * would avoid the copy, but Deno takes a URI for a relative path unless run
+ * with `-A`, and it would not read the commits in a `-wal`.) Resolves the
+ * connection, and the temp directory to remove when it closes.
+ */
+async function openReadOnly(
+  path: string,
+  what: string,
+): Promise<{ db: DatabaseSync; copy?: string }> {
+  try {
+    const db = new DatabaseSync(path, { readOnly: true });
+    try {
+      db.prepare("SELECT count(*) FROM sqlite_schema").get();
+      return { db };
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  } catch (err) {
+    if (!cannotOpen(err)) throw err;
+  }
+  let copy: string;
+  try {
+    copy = await Deno.makeTempDir({ prefix: "flowstate-readonly-" });
+  } catch (err) {
+    throw new Error(
+      `${what}: ${path} is read-only, and reading it needs a copy in a temp directory, which ` +
+        `could not be made: ${explainFsError(err)}. Set TMPDIR to a writable directory`,
+      { cause: err },
+    );
+  }
+  try {
+    const target = join(copy, "store.db");
+    await Deno.copyFile(path, target);
+    try {
+      await Deno.copyFile(`${path}-wal`, `${target}-wal`);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    // Opened writable so that SQLite may fold the copied -wal in; the store refuses writes.
+    return { db: new DatabaseSync(target), copy };
+  } catch (err) {
+    await Deno.remove(copy, { recursive: true }).catch(() => {});
+    throw new Error(
+      `${what}: ${path} is read-only, and copying it to read it failed: ${explainFsError(err)}`,
+      { cause: err },
+    );
+  }
+}
+
 /**
  * The sqlite driver: one `node:sqlite` connection with cached prepared
  * statements. Every method is synchronous under the hood; writes are single
@@ -78,6 +170,10 @@ export class SqliteDriver implements StoreDriver {
   #storeName: string;
   #busyTimeout: number;
   #closed = false;
+  /** Why the store was opened read-only, or `undefined`. */
+  #readOnly: ReadOnlyReason | undefined;
+  /** The temp directory holding the copy a read-only store reads, removed on close. */
+  #copy: string | undefined;
   #statements = new Map<string, StatementSync>();
   #get: StatementSync;
   #check: StatementSync;
@@ -89,8 +185,15 @@ export class SqliteDriver implements StoreDriver {
   #rollback: StatementSync;
   #purgeBatch: StatementSync;
 
-  private constructor(db: DatabaseSync, path: string, storeName: string, busyTimeout: number) {
+  private constructor(
+    db: DatabaseSync,
+    path: string,
+    storeName: string,
+    busyTimeout: number,
+    readOnly?: ReadOnlyReason,
+  ) {
     this.#db = db;
+    this.#readOnly = readOnly;
     this.location = path;
     this.#storeName = storeName;
     this.#busyTimeout = busyTimeout;
@@ -138,14 +241,76 @@ export class SqliteDriver implements StoreDriver {
       throw new RangeError(`${what}: cacheSize must be a positive integer (KiB)`);
     }
     path = resolve(path);
-    await Deno.mkdir(dirname(path), { recursive: true });
-    if (await probeFile(path) === "other") {
+    let readOnly: ReadOnlyReason | undefined;
+    try {
+      await Deno.mkdir(dirname(path), { recursive: true });
+    } catch (err) {
+      const reason = notWritableReason(err);
+      if (reason === undefined) throw err;
+      readOnly = { path: dirname(path), reason, cause: err };
+    }
+    const kind = await probeFile(path);
+    if (kind === "other") {
       throw new StoreCorruptError(
         `${what}: ${path} is not a SQLite database (its first bytes are not "SQLite format 3"); ` +
           `the file was left untouched: move it away or point the store's "path" option elsewhere`,
         { path },
       );
     }
+    if (readOnly === undefined && kind !== "absent") readOnly = await fileNotWritable(path);
+    if (readOnly === undefined) {
+      try {
+        return await SqliteDriver.#openWritable(path, storeName, what, {
+          busyTimeout,
+          durability,
+          cacheSize: options.cacheSize,
+        });
+      } catch (err) {
+        // SQLite creates -wal and -shm beside the file: a directory it may not write is read-only.
+        if (!cannotOpen(err)) throw err;
+        readOnly = await dirNotWritable(dirname(path));
+        if (readOnly === undefined) throw err;
+      }
+    }
+    if (kind === "absent" || kind === "empty") {
+      throw new StoreReadOnlyError(
+        `${what}: ${path} does not exist yet, and ${readOnly.path} ${readOnly.reason}, so it ` +
+          `cannot be created. Remount it read-write or fix its permissions, or point the store's ` +
+          `"path" option somewhere writable`,
+        { store: storeName, path: readOnly.path },
+        { cause: readOnly.cause },
+      );
+    }
+    const { db, copy } = await openReadOnly(path, what);
+    try {
+      db.exec(`PRAGMA busy_timeout = ${busyTimeout}`);
+      if (checkSchema(db, path, what) === "empty") {
+        throw new StoreReadOnlyError(
+          `${what}: ${path} has no Flowstate tables yet, and ${readOnly.path} ${readOnly.reason}, ` +
+            `so they cannot be created`,
+          { store: storeName, path: readOnly.path },
+          { cause: readOnly.cause },
+        );
+      }
+      if (options.cacheSize !== undefined) db.exec(`PRAGMA cache_size = ${-options.cacheSize}`);
+      const driver = new SqliteDriver(db, path, storeName, busyTimeout, readOnly);
+      driver.#copy = copy;
+      return driver;
+    } catch (err) {
+      db.close();
+      if (copy !== undefined) await Deno.remove(copy, { recursive: true }).catch(() => {});
+      throw SqliteDriver.#openError(err, path, what, busyTimeout);
+    }
+  }
+
+  /** Open `path` for reading and writing: WAL, the durability, the schema. */
+  static async #openWritable(
+    path: string,
+    storeName: string,
+    what: string,
+    options: { busyTimeout: number; durability: "full" | "relaxed"; cacheSize?: number },
+  ): Promise<SqliteDriver> {
+    const { busyTimeout, durability } = options;
     let db: DatabaseSync;
     try {
       db = new DatabaseSync(path);
@@ -163,24 +328,51 @@ export class SqliteDriver implements StoreDriver {
       return new SqliteDriver(db, path, storeName, busyTimeout);
     } catch (err) {
       db.close();
-      if (err instanceof StoreCorruptError) throw err;
-      if (isCorrupt(err)) {
-        throw new StoreCorruptError(
-          `${what}: ${path} is not a readable SQLite database (${messageOf(err)}); ` +
-            `the file was left untouched: restore it from a backup or point "path" elsewhere`,
-          { path },
-          { cause: err },
-        );
-      }
-      if (isBusy(err)) {
-        throw new Error(
-          `${what}: ${path} stayed locked by another connection for more than ${busyTimeout} ms ` +
-            `(busyTimeout); retry, or raise the store's busyTimeout option`,
-          { cause: err },
-        );
-      }
-      throw new Error(`${what}: ${path}: ${messageOf(err)}`, { cause: err });
+      throw SqliteDriver.#openError(err, path, what, busyTimeout);
     }
+  }
+
+  /** The error to throw for `err`, met while opening `path`. */
+  static #openError(err: unknown, path: string, what: string, busyTimeout: number): Error {
+    if (err instanceof StoreCorruptError || err instanceof StoreReadOnlyError) return err;
+    if (isCorrupt(err)) {
+      return new StoreCorruptError(
+        `${what}: ${path} is not a readable SQLite database (${messageOf(err)}); ` +
+          `the file was left untouched: restore it from a backup or point "path" elsewhere`,
+        { path },
+        { cause: err },
+      );
+    }
+    if (isBusy(err)) {
+      return new Error(
+        `${what}: ${path} stayed locked by another connection for more than ${busyTimeout} ms ` +
+          `(busyTimeout); retry, or raise the store's busyTimeout option`,
+        { cause: err },
+      );
+    }
+    if (cannotOpen(err)) {
+      // SQLite's own words, kept: the caller may still find the place read-only.
+      return new Error(`${what}: ${path}: ${messageOf(err)}`, { cause: err });
+    }
+    return new Error(`${what}: ${path}: ${explainFsError(err)}`, { cause: err });
+  }
+
+  /** Whether this store was opened read-only (its file system or directory cannot be written). */
+  get readOnly(): boolean {
+    return this.#readOnly !== undefined;
+  }
+
+  /** Throw a {@linkcode StoreReadOnlyError} if this store was opened read-only. */
+  #assertWritable(what: string): void {
+    const ro = this.#readOnly;
+    if (ro === undefined) return;
+    throw new StoreReadOnlyError(
+      `${what}: store "${this.#storeName}" was opened read-only, because ${ro.path} ` +
+        `${ro.reason}: reads work, writes do not. Remount the file system read-write (or fix ` +
+        `the permissions), or copy the store somewhere writable`,
+      { store: this.#storeName, path: ro.path },
+      { cause: ro.cause },
+    );
   }
 
   #assertOpen(what: string): void {
@@ -204,6 +396,23 @@ export class SqliteDriver implements StoreDriver {
       return new StoreCorruptError(
         `${what}: ${this.location} is damaged (${messageOf(err)}); restore it from a backup`,
         { path: this.location },
+        { cause: err },
+      );
+    }
+    const message = messageOf(err);
+    if (/readonly database|SQLITE_READONLY/i.test(message)) {
+      return new StoreReadOnlyError(
+        `${what}: store "${this.#storeName}" (${this.location}) cannot be written (${message}): ` +
+          `its file system may have become read-only; nothing was written`,
+        { store: this.#storeName, path: this.location },
+        { cause: err },
+      );
+    }
+    if (/database or disk is full|disk I\/O error|SQLITE_(FULL|IOERR)/i.test(message)) {
+      return new Error(
+        `${what}: store "${this.#storeName}" (${this.location}): ${
+          explainFsError(err)
+        }; the transaction was rolled back, nothing of it was written`,
         { cause: err },
       );
     }
@@ -331,6 +540,7 @@ export class SqliteDriver implements StoreDriver {
   commit(request: CommitRequest): DriverCommitResult {
     const what = "Cannot commit";
     this.#assertOpen(what);
+    this.#assertWritable(what);
     const { checks, mutations, version, now } = request;
     if (checks.length === 0 && mutations.length <= 1) {
       // A single statement is its own transaction: no BEGIN/COMMIT round trip.
@@ -398,6 +608,7 @@ export class SqliteDriver implements StoreDriver {
   clear(range: ClearRange, now: number): Promise<number> {
     const what = "Cannot clear";
     this.#assertOpen(what);
+    this.#assertWritable(what);
     try {
       this.#begin.run();
     } catch (err) {
@@ -475,6 +686,7 @@ export class SqliteDriver implements StoreDriver {
     let total = 0;
     for (;;) {
       this.#assertOpen(what);
+      this.#assertWritable(what);
       let deleted: number;
       try {
         deleted = Number(this.#purgeBatch.run(now, PURGE_BATCH_SIZE).changes);
@@ -499,6 +711,7 @@ export class SqliteDriver implements StoreDriver {
   async compact(): Promise<{ bytesBefore: number; bytesAfter: number }> {
     const what = "Cannot compact";
     this.#assertOpen(what);
+    this.#assertWritable(what);
     const bytesBefore = await this.#sizeOnDisk();
     try {
       const { auto_vacuum } = this.#db.prepare("PRAGMA auto_vacuum").get() as {
@@ -546,5 +759,10 @@ export class SqliteDriver implements StoreDriver {
     this.#closed = true;
     this.#statements.clear();
     this.#db.close();
+    if (this.#copy !== undefined) {
+      try {
+        Deno.removeSync(this.#copy, { recursive: true });
+      } catch { /* a temp directory: the OS cleans it up in the end */ }
+    }
   }
 }

@@ -13,6 +13,11 @@
  * - `durability: "full"` (the default) fsyncs the WAL on every commit;
  *   `"relaxed"` (`synchronous=NORMAL`) still survives a killed process but may
  *   lose the last commits on power loss or an OS crash.
+ * - A file on a read-only file system (or in a directory this process may
+ *   not write) opens read-only: reads work, every write throws a
+ *   `StoreReadOnlyError` naming the place. Where SQLite cannot create the
+ *   WAL's `-shm` file there, it reads a snapshot copy made in a temp
+ *   directory (removed on close), commits still in the `-wal` included.
  * - Keys are stored as memcmp-ordered bytes (see `encodeKey`), so prefix and
  *   range scans are index range scans. Queries are translated to SQL with
  *   `json_type`/`json_extract`/`json_each` when that can be done with the exact
@@ -28,7 +33,12 @@
  */
 import { join, resolve } from "node:path";
 import { z } from "zod";
-import { definePlugin, type ParsingSchema, type Plugin } from "../../src/plugin.ts";
+import {
+  definePlugin,
+  type ParsingSchema,
+  type Plugin,
+  requireStoreFile,
+} from "../../src/plugin.ts";
 import { sqliteDefaults, SqliteDriver } from "./driver.ts";
 
 export { sqliteDefaults, SqliteDriver, type SqliteDriverOptions } from "./driver.ts";
@@ -86,11 +96,12 @@ const sqlite: Plugin<SqliteOptions> = definePlugin({
   name: "sqlite",
   description: "one SQLite file (node:sqlite, WAL); durable, multi-process, native queries",
   optionsSchema: sqliteOptions,
-  open(options, context) {
+  async open(options, context) {
     const path = options.path !== undefined
       ? resolve(context.baseDir, options.path)
       : join(context.home, `${context.storeName}.db`);
-    return SqliteDriver.open(path, {
+    await requireStoreFile(path, context);
+    return await SqliteDriver.open(path, {
       durability: options.durability,
       busyTimeout: options.busyTimeout,
       cacheSize: options.cacheSize,

@@ -73,13 +73,13 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Check (read-only first) that the file is a Flowstate store we can read; create the schema if new. */
-export async function setUp(
-  db: DatabaseSync,
-  path: string,
-  what: string,
-  busyTimeout: number,
-): Promise<void> {
+/**
+ * Read-only inspection of an open database: `"flowstate"` when it is a
+ * Flowstate store this code reads, `"empty"` when it has no tables; throws a
+ * {@linkcode StoreCorruptError} for anything else (another application's
+ * database, a newer schema). Writes nothing.
+ */
+export function checkSchema(db: DatabaseSync, path: string, what: string): "flowstate" | "empty" {
   const tables = (): string[] =>
     (db.prepare(
       "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
@@ -116,14 +116,28 @@ export async function setUp(
       } and no flowstate_meta); the file was left untouched: point "path" at a new file`,
       { path },
     );
+  const names = tables();
+  if (names.includes("flowstate_meta")) {
+    readVersion();
+    return "flowstate";
+  }
+  if (names.length > 0) throw foreign(names);
+  return "empty";
+}
+
+/** Check (read-only first) that the file is a Flowstate store we can read; create the schema if new. */
+export async function setUp(
+  db: DatabaseSync,
+  path: string,
+  what: string,
+  busyTimeout: number,
+): Promise<void> {
   // Read-only inspection first, so a file we refuse is never modified.
-  let names = tables();
-  if (names.includes("flowstate_meta")) readVersion();
-  else if (names.length > 0) throw foreign(names);
+  const found = checkSchema(db, path, what);
 
   // Only possible before the first table exists (and outside a transaction):
   // lets compact() hand free pages back with an incremental vacuum.
-  if (names.length === 0) db.exec("PRAGMA auto_vacuum = INCREMENTAL");
+  if (found === "empty") db.exec("PRAGMA auto_vacuum = INCREMENTAL");
 
   // WAL needs a moment of exclusive access; SQLite does not always call the
   // busy handler for it, so retry while another process is setting it up.
@@ -145,15 +159,11 @@ export async function setUp(
     }
   }
 
-  if (names.includes("flowstate_meta")) return;
+  if (found === "flowstate") return;
   db.exec("BEGIN IMMEDIATE");
   try {
-    names = tables();
-    if (names.includes("flowstate_meta")) {
-      readVersion();
-    } else if (names.length > 0) {
-      throw foreign(names);
-    } else {
+    // Another process may have set it up meanwhile: check again, under the write lock.
+    if (checkSchema(db, path, what) === "empty") {
       db.exec(SCHEMA_SQL);
       db.prepare("INSERT INTO flowstate_meta (key, value) VALUES (?, ?), (?, ?)").run(
         "format",

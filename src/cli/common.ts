@@ -6,8 +6,10 @@
  * @module
  */
 import { didYouMean } from "../_suggest.ts";
+import { StoreMissingError } from "../errors.ts";
 import type { LogLevel } from "../log.ts";
-import type { Runtime } from "../runtime.ts";
+import { openRuntime, type Runtime } from "../runtime.ts";
+import { printable } from "./format.ts";
 import { UsageError } from "./input.ts";
 
 /** Options every command sees. */
@@ -107,6 +109,37 @@ export function checkStore(runtime: Runtime, name: string | undefined, flag?: st
         `the configured stores are ${runtime.storeNames.join(", ")}`,
     );
   }
+}
+
+/**
+ * The runtime of a command that only reads (`runs ls`, `state get`, `stores`…):
+ * it creates no store, no file and no directory (see `createStores`).
+ */
+export function openForReading(global: GlobalOptions): Promise<Runtime> {
+  return openRuntime({ config: global.config, createStores: false });
+}
+
+/**
+ * What `open` resolves to, or `null` when the store it opens does not exist
+ * yet (a {@linkcode StoreMissingError} from a runtime made by
+ * {@linkcode openForReading}), after saying so on stderr: the command then
+ * shows an empty result.
+ */
+export async function unlessMissing<T>(open: () => Promise<T>): Promise<T | null> {
+  try {
+    return await open();
+  } catch (err) {
+    if (!(err instanceof StoreMissingError)) throw err;
+    console.error(noStoreYet(err));
+    return null;
+  }
+}
+
+/** The one line that says a store does not exist yet. */
+export function noStoreYet(err: StoreMissingError): string {
+  return printable(
+    `No store yet at ${err.address} (store "${err.store}"): nothing has been written to it`,
+  );
 }
 
 /**

@@ -11,7 +11,9 @@
  * per tick this runner ran:
  * `2026-01-01T03:00:00.000Z job:retention succeeded 1.25s run=0mjuohs004pv1au2ebsh`.
  * Log lines of jobs and flows go to stderr (unless `--quiet`), and so do errors
- * (always).
+ * (always). A tick taken over from a runner that died while running it is
+ * one line on stderr (always):
+ * `2026-01-01T03:00:00.000Z job:backup abandoned by runner host:123:x (run=…): recorded as failed (abandoned: skip)`.
  *
  * @module
  */
@@ -38,6 +40,8 @@ export interface DaemonOptions {
 export interface DaemonControl {
   /** Stops the daemon when aborted, as SIGTERM does. */
   signal?: AbortSignal;
+  /** Lease lifetime of ticks (default 60 s): how soon a dead daemon's tick is taken over. */
+  leaseMs?: number;
 }
 
 /** The default grace period. */
@@ -88,6 +92,7 @@ export async function daemonCommand(
   try {
     const scheduler = new Scheduler(runtime, {
       ...(options.runnerId !== undefined ? { runnerId: options.runnerId } : {}),
+      ...(control.leaseMs !== undefined ? { leaseMs: control.leaseMs } : {}),
       onEvent: printer(quiet),
     });
     await scheduler.start();
@@ -148,6 +153,19 @@ function printer(quiet: boolean): (event: SchedulerEvent) => void {
         if (!quiet && why !== undefined) {
           console.log(`${tickKey(event.tick)} ${event.scheduleId} ${why}`);
         }
+        return;
+      }
+      case "tick.abandoned": {
+        const what = event.action === "skip"
+          ? "recorded as failed (abandoned: skip)"
+          : event.action === "rerun"
+          ? "running it again (abandoned: rerun)"
+          : "its run had ended; recorded the tick";
+        console.error(
+          `${tickKey(event.tick)} ${event.scheduleId} abandoned by runner ${event.runner}${
+            event.runId ? ` (run=${event.runId})` : ""
+          }: ${what}`,
+        );
         return;
       }
       case "tick.queue":

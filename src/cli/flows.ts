@@ -16,20 +16,27 @@ import { loadFlow } from "../flow/load.ts";
 import { builtinNodes } from "../flow/nodes.ts";
 import { flowJsonSchema } from "../flow/schema.ts";
 import { didYouMean } from "../_suggest.ts";
-import { openRuntime } from "../runtime.ts";
+import { loadConfig } from "../config.ts";
 import { formatTime, printErrorLines, printTable, shortHash } from "./format.ts";
-import type { GlobalOptions } from "./common.ts";
+import { type GlobalOptions, openForReading, unlessMissing } from "./common.ts";
 
 /**
  * `validate <flow>…`: parse and prepare each flow (node types, module nodes,
- * static options) without writing anything. Prints `ok <file>` per valid
- * file and every problem of the others; exit 2 if any is invalid.
+ * static options, store names against the config's stores, sub-flow files)
+ * without opening a store or writing anything. Prints `ok <file>` per valid
+ * file and every problem of the others; exit 2 if any is invalid (or if the
+ * config is).
  */
-export async function validateFlows(files: readonly string[]): Promise<number> {
+export async function validateFlows(
+  files: readonly string[],
+  global: GlobalOptions = {},
+): Promise<number> {
+  // The config is read for its store names only: no store is opened.
+  const stores = Object.keys((await loadConfig({ config: global.config })).stores);
   let invalid = 0;
   for (const file of files) {
     try {
-      await loadFlow(await loadFlowFile(file));
+      await loadFlow(await loadFlowFile(file, { stores }), { stores });
       console.log(`ok ${file}`);
     } catch (err) {
       if (!(err instanceof FlowValidationError)) throw err;
@@ -45,8 +52,13 @@ export async function listFlows(
   options: { json?: boolean },
   global: GlobalOptions,
 ): Promise<number> {
-  await using runtime = await openRuntime({ config: global.config });
-  const flows = await (await runtime.records()).listFlows();
+  await using runtime = await openForReading(global);
+  const records = await unlessMissing(() => runtime.records());
+  if (records === null) {
+    if (options.json) console.log("[]");
+    return 0;
+  }
+  const flows = await records.listFlows();
   if (options.json) {
     console.log(JSON.stringify(flows));
   } else if (flows.length === 0) {
@@ -72,11 +84,11 @@ export async function listFlowVersions(
   options: { json?: boolean },
   global: GlobalOptions,
 ): Promise<number> {
-  await using runtime = await openRuntime({ config: global.config });
-  const records = await runtime.records();
-  const versions = await records.listVersions(flowId);
+  await using runtime = await openForReading(global);
+  const records = await unlessMissing(() => runtime.records());
+  const versions = records === null ? [] : await records.listVersions(flowId);
   if (versions.length === 0) {
-    const known = (await records.listFlows()).map((f) => f.id);
+    const known = records === null ? [] : (await records.listFlows()).map((f) => f.id);
     console.error(
       `Flow "${flowId}" has no recorded versions${didYouMean(flowId, known)}; ${
         known.length === 0 ? "no flow has run yet" : `the recorded flows are ${known.join(", ")}`

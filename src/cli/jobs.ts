@@ -27,7 +27,7 @@ import { nextTick } from "../cron.ts";
 import { loadConfiguredJob } from "../scheduler/from_config.ts";
 import { formatDuration, formatTime, printTable } from "./format.ts";
 import { UsageError } from "./input.ts";
-import { type GlobalOptions, interruptible } from "./common.ts";
+import { type GlobalOptions, interruptible, openForReading, unlessMissing } from "./common.ts";
 import { messageOf } from "../errors.ts";
 
 /** One row of `jobs ls --json`. */
@@ -64,7 +64,8 @@ function jobNames(runtime: Runtime): string[] {
 /** Describe every job: built-in and configured, with schedule, last and next run. */
 export async function describeJobs(runtime: Runtime): Promise<JobListing[]> {
   const config = runtime.config;
-  const records = await runtime.records();
+  // No records store yet (a read-only runtime): no job has run.
+  const records = await unlessMissing(() => runtime.records());
   const now = runtime.clock.now();
   const builtins = builtinJobNames();
   const out: JobListing[] = [];
@@ -94,8 +95,9 @@ export async function describeJobs(runtime: Runtime): Promise<JobListing[]> {
     listing.scheduled = configured && listing.enabled && listing.schedule !== null &&
       listing.error === null;
     if (listing.scheduled) listing.nextRun = nextTick(listing.schedule!, now, listing.timezone);
-    const { runs } = await records.listRunSummaries({ flowId: `job:${name}`, limit: 1 });
-    const last = runs[0];
+    const last = records === null
+      ? undefined
+      : (await records.listRunSummaries({ flowId: `job:${name}`, limit: 1 })).runs[0];
     if (last !== undefined) {
       listing.lastRun = {
         id: last.id,
@@ -114,7 +116,7 @@ export async function jobsList(
   options: { json?: boolean },
   global: GlobalOptions,
 ): Promise<number> {
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openForReading(global);
   const jobs = await describeJobs(runtime);
   if (options.json) {
     console.log(JSON.stringify(jobs));

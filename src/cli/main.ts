@@ -191,9 +191,9 @@ function buildProgram(setExitCode: (code: number) => void) {
     .command("validate")
     .description("check flow files without running them or writing anything")
     .argument("<flow...>", "flow files (YAML)")
-    .action(async (files) => {
+    .action(async (files, _options, command) => {
       const { validateFlows } = await import("./flows.ts");
-      setExitCode(await validateFlows(files));
+      setExitCode(await validateFlows(files, globals(command)));
     });
 
   const runs = program.command("runs").description("list and inspect recorded runs");

@@ -15,10 +15,9 @@
  */
 import type { RunStatus } from "../records/types.ts";
 import type { FlowMetrics } from "../records/records.ts";
-import { openRuntime } from "../runtime.ts";
 import { didYouMean } from "../_suggest.ts";
 import { formatDuration, printTable, shortHash } from "./format.ts";
-import type { GlobalOptions } from "./common.ts";
+import { type GlobalOptions, openForReading, unlessMissing } from "./common.ts";
 
 /** One row of `flowstate metrics --json`. */
 export interface MetricsRow {
@@ -77,8 +76,12 @@ export async function showMetrics(
   options: { json?: boolean },
   global: GlobalOptions,
 ): Promise<number> {
-  await using runtime = await openRuntime({ config: global.config });
-  const records = await runtime.records();
+  await using runtime = await openForReading(global);
+  const records = await unlessMissing(() => runtime.records());
+  if (records === null) {
+    if (options.json) console.log("[]");
+    return flowId === undefined ? 0 : 1; // no flow has run yet
+  }
   const all = await records.listMetrics(flowId);
   let rows: MetricsRow[];
   if (flowId === undefined) {

@@ -74,16 +74,17 @@ export async function runCommand(
   const input = parseInputPairs(options.input ?? []);
   // Loaded here, once (runFlow takes the loaded flow as it is), so that
   // messages name the file as it was given.
-  const parsed = await loadFlowFile(file);
+  // Stores open on first use: here the config is read, for its store names.
+  await using runtime = await openRuntime({ config: global.config });
+  const parsed = await loadFlowFile(file, { stores: runtime.storeNames });
   let flow: LoadedFlow;
   try {
-    flow = await loadFlow(parsed);
+    flow = await loadFlow(parsed, { stores: runtime.storeNames });
   } catch (err) {
     if (!(err instanceof FlowValidationError)) throw err;
     // An invalid flow never runs: report what is wrong with the inputs too, at once.
     throw new FlowValidationError([...err.problems, ...inputProblems(parsed, input)], parsed.file);
   }
-  await using runtime = await openRuntime({ config: global.config });
 
   let outcome: Interruptible<RunRecord>;
   try {
@@ -126,6 +127,11 @@ function inputProblems(parsed: ParsedFlow, given: Record<string, string>): FlowP
   }
 }
 
+/** A given value as quoted in a message: at most 60 characters. */
+function excerpt(value: string): string {
+  return value.length > 60 ? `${value.slice(0, 57)}…` : value;
+}
+
 /** Say which --input an input's problem came from, or which one to add. */
 function withInputHints(
   problems: readonly FlowProblem[],
@@ -135,7 +141,7 @@ function withInputHints(
     const [root, name] = problem.path;
     if (root !== "inputs" || typeof name !== "string") return problem;
     const hint = Object.hasOwn(given, name)
-      ? ` (from --input ${name}=${given[name]})`
+      ? ` (from --input ${name}=${excerpt(given[name])})`
       : `; pass --input ${name}=VALUE`;
     return { ...problem, message: `${problem.message}${hint}` };
   });

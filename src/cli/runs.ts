@@ -11,9 +11,8 @@
  */
 import type { RunEvent, RunRecord } from "../records/types.ts";
 import type { RunSummary } from "../records/types.ts";
-import { openRuntime } from "../runtime.ts";
 import { formatDuration, formatTime, printable, printTable, shortHash } from "./format.ts";
-import type { GlobalOptions } from "./common.ts";
+import { type GlobalOptions, openForReading, unlessMissing } from "./common.ts";
 import { isRunId } from "../records/run_id.ts";
 import { runShapeProblem } from "../records/types.ts";
 import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeOption } from "./run_filters.ts";
@@ -33,8 +32,12 @@ export async function listRuns(
     ? undefined
     : parseTimeOption(options.until, "--until", now);
   const limit = options.limit ?? DEFAULT_RUNS_LIMIT;
-  await using runtime = await openRuntime({ config: global.config });
-  const records = await runtime.records();
+  await using runtime = await openForReading(global);
+  const records = await unlessMissing(() => runtime.records());
+  if (records === null) {
+    if (options.json) console.log("[]");
+    return 0;
+  }
   const runs: RunSummary[] = [];
   const malformed: string[] = [];
   let cursor: string | undefined;
@@ -92,9 +95,9 @@ export async function showRun(
     );
     return 1;
   }
-  await using runtime = await openRuntime({ config: global.config });
-  const records = await runtime.records();
-  const run = await records.getRun(runId);
+  await using runtime = await openForReading(global);
+  const records = await unlessMissing(() => runtime.records());
+  const run = records === null ? null : await records.getRun(runId);
   if (run === null) {
     const { findArchivedRun } = await import("./archive.ts");
     const archived = await findArchivedRun(runId, runtime.home);
@@ -123,7 +126,7 @@ export async function showRun(
     );
     return 1;
   }
-  const events = await records.getEvents(runId);
+  const events = await records!.getEvents(runId); // a run was found, so the store exists
   if (options.json) console.log(JSON.stringify({ run, events }));
   else printRun(run, events);
   return 0;

@@ -17,10 +17,11 @@
  * @module
  */
 import { type ScopeName, scopePrefix } from "../state/scopes.ts";
+import { StoreMissingError } from "../errors.ts";
 import { openRuntime } from "../runtime.ts";
 import type { Entry, Key, Store } from "../store/types.ts";
 import { formatKey, parseJsonValue, parseKey, UsageError } from "./input.ts";
-import { checkStore, type GlobalOptions } from "./common.ts";
+import { checkStore, type GlobalOptions, noStoreYet, openForReading } from "./common.ts";
 
 /** Options shared by the state commands. */
 export interface StateOptions {
@@ -72,22 +73,35 @@ function resolveScope(options: StateOptions): { scope: ScopeName; prefix: Key } 
   return { scope, prefix: scopePrefix("node", flow, node) };
 }
 
+/**
+ * Open the store of a state command and run `body` on it. With `whenMissing`
+ * the command only reads: a store that does not exist yet is not created,
+ * and `whenMissing` gives the exit code instead.
+ */
 async function withStore(
   global: GlobalOptions,
   options: StateOptions,
   body: (place: Place) => Promise<number>,
+  whenMissing?: (note: string) => number,
 ): Promise<number> {
   const scoped = resolveScope(options);
   const storeName = options.store;
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = whenMissing === undefined
+    ? await openRuntime({ config: global.config })
+    : await openForReading(global);
   checkStore(runtime, storeName);
+  let store: Store;
+  try {
+    store = scoped === undefined || storeName !== undefined
+      ? await runtime.store(storeName)
+      : await runtime.storeFor(scoped.scope);
+  } catch (err) {
+    if (!(err instanceof StoreMissingError) || whenMissing === undefined) throw err;
+    return whenMissing(noStoreYet(err));
+  }
   if (scoped === undefined) {
-    const store = await runtime.store(storeName);
     return await body({ store, prefix: [], label: `store "${store.name}"` });
   }
-  const store = storeName === undefined
-    ? await runtime.storeFor(scoped.scope)
-    : await runtime.store(storeName);
   const owner = scoped.scope === "global"
     ? ""
     : scoped.scope === "flow"
@@ -125,6 +139,10 @@ export function stateGet(
     }
     console.log(options.json ? entryJson(entry, prefix) : JSON.stringify(entry.value, null, 2));
     return 0;
+  }, (note) => {
+    if (options.json) console.log("null");
+    console.error(`Key ${formatKey(key)} not found. ${note}`);
+    return 1;
   });
 }
 
@@ -190,6 +208,10 @@ export function stateList(
       );
     }
     return 0;
+  }, (note) => {
+    if (options.json) console.log("[]");
+    console.error(note);
+    return 0;
   });
 }
 
@@ -211,5 +233,10 @@ export function stateRemove(
     }
     if (!options.json) console.log(`Deleted ${formatKey(key)} from ${label}`);
     return 0;
+  }, (note) => {
+    // Nothing to delete, and no store is created to find that out.
+    if (options.json) console.log(JSON.stringify({ key, deleted: false }));
+    console.error(`Key ${formatKey(key)} not found; nothing deleted. ${note}`);
+    return 1;
   });
 }

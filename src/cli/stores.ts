@@ -3,10 +3,11 @@
  * the scopes that use it and where it lives.
  *
  * `--json` prints one array, in config order:
- * `[{ "name", "plugin", "location", "entries", "scopes": ["global", ...], "error"? }]`;
+ * `[{ "name", "plugin", "location", "entries", "scopes": ["global", ...], "error"?, "missing"? }]`;
  * a store that cannot be opened has `location` and `entries` `null` and an
- * `error` message. Listing changes nothing: a damaged store file is reported,
- * never moved.
+ * `error` message; a store that does not exist yet has `"missing": true` and
+ * 0 entries. Listing changes nothing: it creates no store, and a damaged
+ * store file is reported, never moved.
  *
  * `flowstate stores repair <store>`: the one step that sets a damaged store
  * file aside (with the files a backend keeps beside it, like SQLite's `-wal`
@@ -17,9 +18,9 @@
 import { SCOPES } from "../state/scopes.ts";
 import { dirname } from "node:path";
 import { moveAside, syncDir } from "../_fs.ts";
-import { ConfigError, messageOf, StoreCorruptError } from "../errors.ts";
+import { ConfigError, messageOf, StoreCorruptError, StoreMissingError } from "../errors.ts";
 import { openRuntime } from "../runtime.ts";
-import { checkStore, type GlobalOptions } from "./common.ts";
+import { checkStore, type GlobalOptions, openForReading } from "./common.ts";
 
 /** One row of `flowstate stores`. */
 export interface StoreRow {
@@ -35,6 +36,8 @@ export interface StoreRow {
   scopes: string[];
   /** Why it could not be opened. */
   error?: string;
+  /** `true` when the store does not exist yet (nothing was created to list it); `entries` is 0. */
+  missing?: true;
 }
 
 /** `stores [--json]`. Exit 1 if a store failed to open, 2 if its options are invalid. */
@@ -42,7 +45,7 @@ export async function listStores(
   options: { json?: boolean },
   global: GlobalOptions,
 ): Promise<number> {
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openForReading(global);
   const rows: StoreRow[] = [];
   let exitCode = 0;
   for (const name of runtime.storeNames) {
@@ -59,8 +62,14 @@ export async function listStores(
       row.location = store.location;
       row.entries = await store.count();
     } catch (err) {
-      row.error = messageOf(err);
-      exitCode = Math.max(exitCode, err instanceof ConfigError ? 2 : 1);
+      if (err instanceof StoreMissingError) {
+        row.location = err.address;
+        row.entries = 0;
+        row.missing = true;
+      } else {
+        row.error = messageOf(err);
+        exitCode = Math.max(exitCode, err instanceof ConfigError ? 2 : 1);
+      }
     }
     rows.push(row);
   }
@@ -83,7 +92,7 @@ function printTable(rows: StoreRow[]): void {
       r.plugin,
       r.entries === null ? "-" : String(r.entries),
       r.scopes.join(",") || "-",
-      r.location ?? "(not opened: see below)",
+      r.missing ? `${r.location} (not created yet)` : r.location ?? "(not opened: see below)",
     ]),
   ];
   const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));

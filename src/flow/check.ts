@@ -19,7 +19,7 @@ import {
   inputTypeProblem,
   knownFields,
 } from "./schema.ts";
-import { compileValue, TemplateError } from "./template/mod.ts";
+import { checkTemplates } from "./template/mod.ts";
 import type { InputType } from "./types.ts";
 
 type FlowPath = ProblemPath;
@@ -302,13 +302,11 @@ export class Checker {
       };
       if (typeof node.raw.if === "string") {
         const path = ["nodes", node.index, "if"];
-        const refs = this.#compile(node.raw.if, path);
-        if (refs !== undefined) checkRefs(refs, path);
+        checkRefs(this.#compile(node.raw.if, path), path);
       }
       if (isRecord(node.raw.with)) {
         for (const [text, path] of strings(node.raw.with, ["nodes", node.index, "with"])) {
-          const refs = this.#compile(text, path);
-          if (refs !== undefined) checkRefs(refs, path);
+          checkRefs(this.#compile(text, path), path);
         }
       }
     }
@@ -317,7 +315,6 @@ export class Checker {
         const subject = `output "${name}"`;
         for (const [text, path] of strings(value, ["outputs", name])) {
           const refs = this.#compile(text, path);
-          if (refs === undefined) continue;
           for (const id of refs.nodes) {
             if (byId.has(id)) continue;
             this.add(
@@ -361,14 +358,11 @@ export class Checker {
     }
   }
 
-  #compile(text: string, path: FlowPath): Refs | undefined {
-    try {
-      return compileValue(text).refs;
-    } catch (error) {
-      if (!(error instanceof TemplateError)) throw error;
-      this.add(path, error.message, { offset: error.offset ?? 0 });
-      return undefined;
-    }
+  /** Every template problem of the string, each at its place; what its good templates read. */
+  #compile(text: string, path: FlowPath): Refs {
+    const { refs, errors } = checkTemplates(text);
+    for (const error of errors) this.add(path, error.message, { offset: error.offset });
+    return refs;
   }
 }
 

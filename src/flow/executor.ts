@@ -20,6 +20,10 @@ import type { FlowDefinition, NodeSpec } from "./types.ts";
 import type { NodeStatus, RunEvent, RunEventInit, RunRecord, RunStatus } from "../records/types.ts";
 import { periodicYield } from "../_yield.ts";
 import { messageOf } from "../errors.ts";
+import { AttemptFence, fencedView } from "./_attempt.ts";
+
+/** How long a node attempt that is over may take to stop, by default (ms). */
+export const DEFAULT_ABORT_GRACE = 5000;
 
 /** A node ready to run: its type resolved and templates compiled. */
 export interface PreparedNode {
@@ -77,16 +81,33 @@ export interface ExecuteOptions {
   env?: Record<string, string>;
   /** Receives every event as it happens. */
   onEvent?: (event: RunEvent) => void;
-  /** Runs a sub-flow; `signal` is the calling node's. */
+  /**
+   * Runs a sub-flow: `signal` is the calling node's; `onStart` is told the
+   * sub-run's id once it is recorded.
+   */
   runFlow?: (
     flow: string | Record<string, unknown>,
     input: Record<string, unknown> | undefined,
-    signal: AbortSignal,
+    call: { signal: AbortSignal; onStart(runId: string): void },
   ) => Promise<RunRecord>;
+  /**
+   * How long (ms) a node attempt that timed out or was cancelled may take to
+   * stop, and its sub-runs to record their end, before the node is given up
+   * on (default {@linkcode DEFAULT_ABORT_GRACE}).
+   */
+  abortGrace?: number;
   /** Overrides the flow's `concurrency` (default 16). */
   concurrency?: number;
   /** Parent run, for sub-flows. */
   parentRunId?: string;
+}
+
+interface AttemptFailure {
+  ok: false;
+  error: string;
+  timedOut: boolean;
+  /** Set when the attempt did not stop within the grace period: what is still running. */
+  stuck?: string;
 }
 
 interface NodeResult {
@@ -121,6 +142,8 @@ class Execution {
   #views: { flow: StateView; global: StateView };
   #failure: { node?: string; message: string } | null = null;
   #stopping = false;
+  /** What did not stop within the grace period, by node. */
+  #stuck: string[] = [];
 
   constructor(flow: PreparedFlow, options: ExecuteOptions) {
     this.#flow = flow;
@@ -168,9 +191,12 @@ class Execution {
     if (signal.aborted) {
       status = signal.reason === "timed-out" ? "timed-out" : "cancelled";
       this.#failure ??= {
-        message: status === "timed-out"
-          ? `the flow timed out after ${flow.timeout} ms`
-          : "the run was cancelled",
+        message: [
+          status === "timed-out"
+            ? `the flow timed out after ${flow.timeout} ms`
+            : "the run was cancelled",
+          ...this.#stuck,
+        ].join("; "),
       };
     } else if (this.#failure) {
       status = "failed";
@@ -318,11 +344,20 @@ class Execution {
       if (outcome.ok) {
         return end({ status: "succeeded", attempts: attempt, output: outcome.output });
       }
+      if (outcome.stuck !== undefined) this.#stuck.push(`node ${id}: ${outcome.stuck}`);
       if (runSignal.aborted) {
-        return end({ status: "cancelled", attempts: attempt, error: outcome.error });
+        const error = outcome.stuck ? `${outcome.error}; ${outcome.stuck}` : outcome.error;
+        return end({ status: "cancelled", attempts: attempt, error });
       }
       lastError = outcome.error;
       timedOut = outcome.timedOut;
+      if (outcome.stuck !== undefined) {
+        // It may still run: another attempt now would run alongside it.
+        const error = `${lastError}; ${outcome.stuck}${
+          attempt < attempts ? "; no retry was started while it may still run" : ""
+        }`;
+        return end({ status: timedOut ? "timed-out" : "failed", attempts: attempt, error });
+      }
       this.#emit({ type: "node.attempt", node: id, attempt, error: lastError });
       if (attempt < attempts) {
         const wait = backoff === "exponential"
@@ -358,38 +393,78 @@ class Execution {
     input: unknown,
     attempt: number,
     runSignal: AbortSignal,
-  ): Promise<{ ok: true; output: JsonValue } | { ok: false; error: string; timedOut: boolean }> {
+  ): Promise<{ ok: true; output: JsonValue } | AttemptFailure> {
     const controller = new AbortController();
     const onRunAbort = () => controller.abort(runSignal.reason);
     runSignal.addEventListener("abort", onRunAbort, { once: true });
     const timer = node.timeout === undefined ? undefined : new AbortController();
     const id = node.spec.id;
     const timers = this.#timers;
+    const o = this.#o;
+    const flowId = this.#flow.definition.id;
+    // Each attempt has its own views: once it is over, they refuse every call.
+    const fence = new AttemptFence({ runId: o.runId, nodeId: id, attempt });
+    const subRuns = new Set<string>();
+    const views = this.#views;
+    let nodeView: StateView | undefined;
+    let flowView: StateView | undefined;
+    let globalView: StateView | undefined;
     const ctx: NodeContext<unknown> = {
-      flow: this.#views.flow,
-      global: this.#views.global,
+      get flow() {
+        return flowView ??= fencedView(views.flow, fence);
+      },
+      get global() {
+        return globalView ??= fencedView(views.global, fence);
+      },
       get node() {
-        const view = createStateView(this_.#o.resolver, "node", this_.#flow.definition.id, id);
-        Object.defineProperty(ctx, "node", { value: view });
-        return view;
+        return nodeView ??= fencedView(createStateView(o.resolver, "node", flowId, id), fence);
       },
       input,
-      inputs: this.#o.inputs,
-      log: (message: string, level: LogLevel = "info") =>
-        this.#emit({ type: "node.log", node: id, message: String(message), level }),
+      inputs: o.inputs,
+      log: (message: string, level: LogLevel = "info") => {
+        fence.check();
+        this.#emit({ type: "node.log", node: id, message: String(message), level });
+      },
       signal: controller.signal,
-      runId: this.#o.runId,
-      flowId: this.#flow.definition.id,
+      runId: o.runId,
+      flowId,
       nodeId: id,
       attempt,
-      clock: this.#o.clock,
+      clock: o.clock,
       sleep: (ms: number) => timers.sleep(ms, controller.signal),
-      runFlow: (sub, subInput) => (this.#o.runFlow ?? noRunFlow)(sub, subInput, controller.signal),
+      runFlow: (sub, subInput) =>
+        fence.guard(() => {
+          let subRun: string | undefined;
+          const onStart = (runId: string) => subRuns.add(subRun = runId);
+          const run = (o.runFlow ?? noRunFlow)(sub, subInput, {
+            signal: controller.signal,
+            onStart,
+          });
+          const done = () => subRun !== undefined && subRuns.delete(subRun);
+          run.then(done, done);
+          return run;
+        }),
     };
-    // deno-lint-ignore no-this-alias
-    const this_ = this;
+    // Closed the moment it times out or the run is cancelled, not a tick later.
+    controller.signal.addEventListener("abort", () => {
+      const why = controller.signal.reason;
+      fence.close(
+        why instanceof AttemptTimeout
+          ? why.message
+          : why === "timed-out"
+          ? "the flow timed out"
+          : "the run was cancelled",
+      );
+    }, { once: true });
+    let settled = false;
+    const work = Promise.resolve().then(() => node.type.run(ctx, input));
+    const workSettled = work.then(() => {
+      settled = true;
+    }, () => {
+      settled = true;
+    });
     const contenders: Promise<unknown>[] = [
-      Promise.resolve().then(() => node.type.run(ctx, input)),
+      work,
       new Promise((_, reject) => {
         if (controller.signal.aborted) reject(controller.signal.reason);
         controller.signal.addEventListener("abort", () => reject(controller.signal.reason), {
@@ -407,6 +482,7 @@ class Execution {
         }),
       );
     }
+    let outcome: { ok: true; output: JsonValue } | AttemptFailure;
     try {
       const value = await Promise.race(contenders);
       // A copy, so later nodes cannot change this node's recorded output.
@@ -415,15 +491,39 @@ class Execution {
         : typeof value === "object"
         ? JSON.parse(serializeValue(value, `node ${id} returned a value that is not JSON`))
         : (serializeValue(value, `node ${id} returned a value that is not JSON`), value);
-      return { ok: true, output: output as JsonValue };
+      outcome = { ok: true, output: output as JsonValue };
     } catch (err) {
       const timedOut = err instanceof AttemptTimeout;
-      const message = messageOf(err);
-      return { ok: false, error: message, timedOut };
+      outcome = { ok: false, error: messageOf(err), timedOut };
     } finally {
       timer?.abort("attempt finished");
       runSignal.removeEventListener("abort", onRunAbort);
-      if (!controller.signal.aborted) controller.abort("attempt finished");
     }
+    // The attempt is over: nothing it does from now on reaches state or the run.
+    fence.close(settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
+    if (!controller.signal.aborted) controller.abort("attempt finished");
+    if (settled && !fence.busy) return outcome;
+    // Wait for it to stop (and its sub-runs to record their end), within the grace period.
+    const grace = o.abortGrace ?? DEFAULT_ABORT_GRACE;
+    const graceTimer = new AbortController();
+    const stopped = await Promise.race([
+      Promise.all([workSettled, fence.drained()]).then(() => true),
+      timers.sleep(grace, graceTimer.signal).then(() => false, () => false),
+    ]);
+    graceTimer.abort("attempt stopped");
+    if (stopped) return outcome;
+    const notes = [`attempt ${attempt} did not stop within the ${grace} ms grace period`];
+    if (subRuns.size > 0) {
+      const ids = [...subRuns];
+      notes.push(
+        `${ids.length === 1 ? "sub-run" : "sub-runs"} ${ids.join(", ")} had not recorded ${
+          ids.length === 1 ? "its" : "their"
+        } end after the ${grace} ms grace period and may stay running until found abandoned`,
+      );
+    }
+    const stuck = notes.join("; ");
+    this.#emit({ type: "node.log", node: id, message: stuck, level: "warn" });
+    if (outcome.ok) return outcome;
+    return { ...outcome, stuck };
   }
 }

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineNode, openStore, type Store } from "../../mod.ts";
+import { defineNode, openStore, type RunRecord, type Store } from "../../mod.ts";
 import { Records } from "../../records.ts";
 import { fakeClock } from "../testing/clock.ts";
 import type { Timers } from "../clock.ts";
 import { type FlowHost, runFlow } from "../run_flow.ts";
-import { FlowValidationError } from "../errors.ts";
+import { AttemptOverError, FlowValidationError } from "../errors.ts";
 
 function hostOn(store: Store, clock = fakeClock()): FlowHost {
   return {
@@ -48,6 +48,27 @@ const node = (id: string, type: string, extra: Record<string, unknown> = {}) => 
   ...extra,
 });
 
+/** Run `flow` with the executor alone (no records), with extra node types by name. */
+async function execute(
+  store: Store,
+  flow: Record<string, unknown>,
+  types: Record<string, unknown>,
+): Promise<RunRecord> {
+  const { validateFlow } = await import("./parse.ts");
+  const { prepareFlow } = await import("./prepare.ts");
+  const { executeFlow } = await import("./executor.ts");
+  const prepared = await prepareFlow(validateFlow(flow), {
+    nodeTypes: new Map(Object.entries(types)) as Map<string, never>,
+  });
+  return executeFlow(prepared, {
+    runId: "r1",
+    flowVersion: "v",
+    inputs: {},
+    resolver: hostOn(store).resolver,
+    clock: fakeClock(),
+  });
+}
+
 Deno.test("runFlow() runs the counter and keeps flow state between runs", async () => {
   await using store = await openStore({ plugin: "memory" });
   const host = hostOn(store);
@@ -75,20 +96,7 @@ Deno.test("runFlow() runs independent nodes concurrently, bounded by concurrency
     },
   });
   const nodes = Array.from({ length: 6 }, (_, i) => node(`n${i}`, "wait"));
-  const flow = { id: "wide", concurrency: 3, nodes };
-  const { validateFlow } = await import("./parse.ts");
-  const { prepareFlow } = await import("./prepare.ts");
-  const prepared = await prepareFlow(validateFlow(flow), {
-    nodeTypes: new Map([["wait", wait as never]]),
-  });
-  const { executeFlow } = await import("./executor.ts");
-  const done = executeFlow(prepared, {
-    runId: "r",
-    flowVersion: "v",
-    inputs: {},
-    resolver: hostOn(store).resolver,
-    clock: fakeClock(),
-  });
+  const done = execute(store, { id: "wide", concurrency: 3, nodes }, { wait });
   await new Promise((r) => setTimeout(r, 10));
   assert.equal(peak, 3, "exactly 3 nodes ran at once");
   gate.resolve();
@@ -299,20 +307,39 @@ Deno.test("runFlow() rejects bad inputs before writing anything", async () => {
 
 Deno.test("runFlow() fails a node whose output is not JSON", async () => {
   await using store = await openStore({ plugin: "memory" });
-  const { prepareFlow } = await import("./prepare.ts");
-  const { validateFlow } = await import("./parse.ts");
   const bad = defineNode({ optionsSchema: z.object({}), run: () => new Map() });
-  const prepared = await prepareFlow(validateFlow({ id: "badout", nodes: [node("x", "bad")] }), {
-    nodeTypes: new Map([["bad", bad as never]]),
-  });
-  const { executeFlow } = await import("./executor.ts");
-  const direct = await executeFlow(prepared, {
-    runId: "r",
-    flowVersion: "v",
-    inputs: {},
-    resolver: hostOn(store).resolver,
-    clock: fakeClock(),
-  });
+  const direct = await execute(store, { id: "badout", nodes: [node("x", "bad")] }, { bad });
   assert.equal(direct.status, "failed");
   assert.match(direct.error?.message ?? "", /not JSON|Map/);
+});
+
+Deno.test("a node's context is fenced once it returned: later writes and logs throw AttemptOverError", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const late = Promise.withResolvers<unknown[]>();
+  const returnsEarly = defineNode({
+    optionsSchema: z.object({}),
+    run(ctx) {
+      // Work left behind after returning: it must not land once the run is recorded.
+      setTimeout(() => {
+        Promise.allSettled([
+          ctx.flow.set("late", 1),
+          ctx.node.get("x"),
+          Promise.resolve().then(() => ctx.log("late")),
+        ]).then((results) => late.resolve(results.map((r) => r.status === "rejected" && r.reason)));
+      }, 0);
+      return "done";
+    },
+  });
+  const run = await execute(store, { id: "early", nodes: [node("n", "early")] }, {
+    early: returnsEarly,
+  });
+  assert.equal(run.status, "succeeded");
+  const errors = await late.promise;
+  assert.equal(errors.length, 3);
+  for (const err of errors) {
+    assert.ok(err instanceof AttemptOverError, `${err}`);
+    assert.equal(err.code, "ATTEMPT_OVER");
+    assert.match(err.message, /^attempt 1 of node n in run r1 is over \(it returned\)/);
+  }
+  assert.equal(await store.get(["flow", "early", "late"]), null);
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { coerceInputs } from "./inputs.ts";
+import { FlowValidationError, validateFlow } from "./parse.ts";
 import type { FlowDefinition } from "./types.ts";
 
 const INPUT_FLOW: FlowDefinition = {
@@ -114,4 +115,24 @@ Deno.test("coerceInputs() with fromStrings reports text that does not parse", ()
     () => coerceInputs(INPUT_FLOW, { name: "n", by: "" }, { fromStrings: true }),
     { message: 'inputs.by: expected a number, got ""' },
   );
+});
+
+Deno.test("coerceInputs: a value nested thousands deep is a problem of its input, not a stack overflow", () => {
+  const { definition } = validateFlow({
+    id: "deep",
+    inputs: { x: { type: "any" } },
+    nodes: [{ id: "a", type: "log", with: { message: "hi" } }],
+  });
+  const deep = "[".repeat(20_000) + "]".repeat(20_000);
+  assert.throws(
+    () => coerceInputs(definition, { x: deep }, { fromStrings: true }),
+    (err) =>
+      err instanceof FlowValidationError &&
+      err.problems.length === 1 &&
+      /^nested deeper than 256 levels/.test(err.problems[0].message) &&
+      err.problems[0].path.join(".") === "inputs.x",
+  );
+  // 256 levels are fine.
+  const ok = "[".repeat(256) + "]".repeat(256);
+  assert.ok(Array.isArray(coerceInputs(definition, { x: ok }, { fromStrings: true }).x));
 });

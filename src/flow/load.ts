@@ -41,7 +41,12 @@ export type FlowSource =
  */
 export async function loadFlow(
   flow: FlowSource,
-  options: { cwd?: string } = {},
+  options: {
+    /** The directory a path (and a definition's sub-flows) resolve against (default: `Deno.cwd()`). */
+    cwd?: string;
+    /** The configured store names, to check the `store` of `state.*` nodes against. */
+    stores?: readonly string[];
+  } = {},
 ): Promise<LoadedFlow> {
   if (isLoaded(flow)) return flow;
   const cwd = options.cwd ?? Deno.cwd();
@@ -52,6 +57,7 @@ export async function loadFlow(
   else parsed = validateFlow(flow, { nodeTypes: new Set(builtinNodes.keys()) });
   const prepared = await prepareFlow(parsed, {
     baseDir: parsed.file ? dirname(resolve(cwd, parsed.file)) : cwd,
+    ...(options.stores === undefined ? {} : { stores: options.stores }),
   });
   return { parsed, prepared };
 }

@@ -11,7 +11,14 @@ import type { LogLevel } from "../log.ts";
 
 export type { LogLevel };
 
-/** What a node's `run` receives. */
+/**
+ * What a node's `run` receives. It belongs to one attempt: once the attempt
+ * is over (it returned or threw, timed out, or its run was cancelled), its
+ * state views, `runFlow` and `log` throw `AttemptOverError`, so nothing it
+ * does later lands after its run's end is recorded. A node that ignores
+ * `signal` is waited for (the run's `abortGrace`, 5 s by default) before a
+ * retry starts or its run is recorded.
+ */
 export interface NodeContext<I = unknown> {
   /** This node's own state (per flow id and node id). */
   node: StateView;
@@ -25,7 +32,7 @@ export interface NodeContext<I = unknown> {
   inputs: Readonly<Record<string, JsonValue>>;
   /** Write a log line into the run's events (and to the terminal, unless quiet). */
   log(message: string, level?: LogLevel): void;
-  /** Aborted when the run is cancelled or this attempt timed out. */
+  /** Aborted when the run is cancelled or times out, this attempt times out, or it is over. */
   signal: AbortSignal;
   /** The run's id. */
   runId: string;

@@ -12,10 +12,14 @@
  */
 import { isMap } from "yaml";
 import { FlowValidationError, formatPath, type Problem, type ProblemPath } from "../errors.ts";
-import { YamlSource } from "../yaml_source.ts";
+import { dirname, resolve } from "node:path";
+import { MAX_YAML_DEPTH, readYamlFile, YamlSource } from "../yaml_source.ts";
+import { isRecord } from "./_values.ts";
+import type { NodeType } from "./node.ts";
+import { optionProblems, type ReferenceContext, referenceProblems } from "./node_options.ts";
 import { Checker } from "./check.ts";
 import { builtinNodes } from "./nodes.ts";
-import { describeValue, flowZodSchema } from "./schema.ts";
+import { describeValue, flowZodSchema, nestedDeeperThan } from "./schema.ts";
 import type { FlowDefinition } from "./types.ts";
 
 /** A path into a flow definition: `["nodes", 1, "needs", 0]`. */
@@ -88,6 +92,33 @@ export interface ValidateFlowOptions {
  * ```
  */
 export function parseFlow(text: string, options: ParseFlowOptions = {}): ParsedFlow {
+  const read = readFlow(text, options);
+  if (read.checker.problems.length > 0) {
+    throw new FlowValidationError(sortProblems(read.checker.problems), options.file);
+  }
+  return parsedFlow(read, text, options.file);
+}
+
+/** A flow's text read and checked: the problems found, and the data when it could be read. */
+interface FlowRead {
+  source: YamlSource;
+  checker: Checker;
+  /** The data, when it is a mapping that was checked. */
+  data?: Record<string, unknown>;
+}
+
+function parsedFlow(read: FlowRead, text: string, file: string | undefined): ParsedFlow {
+  const definition = flowZodSchema.parse(read.data);
+  return {
+    definition,
+    ...(file === undefined ? {} : { file }),
+    source: text,
+    locate: (path) => read.source.locate(path),
+  };
+}
+
+/** Parse and check; throws only for YAML syntax errors and unreadable data. */
+function readFlow(text: string, options: ParseFlowOptions): FlowRead {
   if (typeof text !== "string") {
     throw new TypeError(`Cannot parse flow: expected YAML text, got ${describeValue(text)}`);
   }
@@ -125,12 +156,13 @@ export function parseFlow(text: string, options: ParseFlowOptions = {}): ParsedF
       ...dup.at,
     });
   }
-  let data: unknown;
-  try {
-    data = source.doc.toJS({ maxAliasCount: 100 });
-  } catch (error) {
-    checker.add([], `Cannot read the YAML: ${(error as Error).message}`);
+  const read = source.toData({ maxAliasCount: 100 });
+  if ("problem" in read) {
+    // Nothing more can be said about data that cannot be read.
+    checker.problems.push({ path: [], ...read.problem });
+    throw new FlowValidationError(sortProblems(checker.problems), file);
   }
+  const data = read.data;
   if (source.doc.contents === null || data === null || data === undefined) {
     checker.add([], "the flow is empty; expected a mapping with at least id and nodes");
   } else if (!isMap(source.doc.contents)) {
@@ -140,17 +172,40 @@ export function parseFlow(text: string, options: ParseFlowOptions = {}): ParsedF
     );
   } else {
     checker.check(data, options.nodeTypes);
+    return { source, checker, data: data as Record<string, unknown> };
   }
-  if (checker.problems.length > 0) {
-    throw new FlowValidationError(sortProblems(checker.problems), file);
+  return { source, checker };
+}
+
+/**
+ * The built-in nodes' option and reference problems of a flow that has other
+ * problems (a valid flow gets them from `prepareFlow`, for every node type):
+ * so that one run of `validate` reports every independent problem. A node
+ * with a problem inside its `with` already, or with templates there, is left
+ * to be checked once those are fixed.
+ */
+async function nodeProblems(read: FlowRead, context: ReferenceContext): Promise<void> {
+  const nodes = Array.isArray(read.data?.nodes) ? read.data.nodes : [];
+  const placed = read.checker.problems.map((p) => p.path);
+  for (let i = 0; i < nodes.length; i++) {
+    const node = nodes[i] as Record<string, unknown> | null;
+    if (typeof node !== "object" || node === null || typeof node.type !== "string") continue;
+    const type = builtinNodes.get(node.type) as NodeType<unknown> | undefined;
+    const values = node.with ?? {};
+    if (type === undefined || !isRecord(values) || holdsTemplate(values)) continue;
+    if (placed.some((p) => p[0] === "nodes" && p[1] === i && p[2] === "with")) continue;
+    const found = [
+      ...await optionProblems(type, node.type, values),
+      ...await referenceProblems(type, values, context),
+    ];
+    for (const problem of found) read.checker.add(["nodes", i, ...problem.path], problem.message);
   }
-  const definition = flowZodSchema.parse(data);
-  return {
-    definition,
-    ...(file === undefined ? {} : { file }),
-    source: text,
-    locate: (path) => source.locate(path),
-  };
+}
+
+function holdsTemplate(value: unknown): boolean {
+  if (typeof value === "string") return value.includes("${{");
+  if (Array.isArray(value)) return value.some(holdsTemplate);
+  return isRecord(value) && Object.values(value).some(holdsTemplate);
 }
 
 /**
@@ -178,6 +233,12 @@ export function validateFlow(definition: unknown, options: ValidateFlowOptions =
   const checker = new Checker(undefined);
   if (typeof definition !== "object" || definition === null || Array.isArray(definition)) {
     checker.add([], `expected a flow object (id, nodes, …), got ${describeValue(definition)}`);
+  } else if (nestedDeeperThan(definition, MAX_YAML_DEPTH)) {
+    // As for a flow file, before the checks (which recurse) see it.
+    checker.add(
+      [],
+      `nested deeper than ${MAX_YAML_DEPTH} levels of objects and arrays; flatten it`,
+    );
   } else {
     checker.check(definition, options.nodeTypes);
   }
@@ -194,8 +255,11 @@ export function validateFlow(definition: unknown, options: ValidateFlowOptions =
  *
  * @param path The file; messages name it as given.
  * @param options The known node types.
- * @throws {FlowValidationError} when the file is missing, is a directory, or
- *   holds an invalid flow. Other read errors (permissions) are thrown as they are.
+ * @throws {FlowValidationError} when the file is missing, is a directory, is
+ *   over the size limit (4 MiB unless `FLOWSTATE_MAX_YAML_SIZE` says otherwise;
+ *   checked before it is read), is not UTF-8 (with the position of the first
+ *   bad byte), or holds an invalid flow. Other read errors (permissions) are
+ *   thrown as they are.
  *
  * @example
  * ```ts
@@ -215,16 +279,27 @@ export async function loadFlowFile(
   options: Omit<ParseFlowOptions, "file"> & {
     /** The name used in messages and as `ParsedFlow.file` (default: `path`). */
     displayPath?: string;
+    /**
+     * The configured store names. When the flow has problems, the `store` of
+     * its `state.*` nodes is checked against them too (and its sub-flow files
+     * for existence), so that every problem is reported at once; a valid flow
+     * gets these checks from `loadFlow`.
+     */
+    stores?: readonly string[];
   } = {},
 ): Promise<ParsedFlow> {
-  const { displayPath, ...parseOptions } = options;
+  const { displayPath, stores, ...parseOptions } = options;
   // A file's node types are built-ins or module paths, so unknown names are
   // reported here, with every other problem of the file.
   parseOptions.nodeTypes ??= BUILTIN_NODE_NAMES;
   const shown = displayPath ?? path;
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    const read = await readYamlFile(path);
+    if ("problem" in read) {
+      throw new FlowValidationError([{ path: [], ...read.problem }], shown);
+    }
+    text = read.text;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new FlowValidationError(
@@ -244,7 +319,15 @@ export async function loadFlowFile(
     }
     throw error;
   }
-  return parseFlow(text, { ...parseOptions, file: shown });
+  const read = readFlow(text, { ...parseOptions, file: shown });
+  if (read.checker.problems.length > 0) {
+    await nodeProblems(read, {
+      baseDir: dirname(resolve(path)),
+      ...(stores === undefined ? {} : { stores }),
+    });
+    throw new FlowValidationError(sortProblems(read.checker.problems), shown);
+  }
+  return parsedFlow(read, text, shown);
 }
 
 const BUILTIN_NODE_NAMES: ReadonlySet<string> = new Set(builtinNodes.keys());

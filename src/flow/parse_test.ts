@@ -255,3 +255,25 @@ Deno.test("loadFlowFile() reports a missing file or a directory as a FlowValidat
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("validateFlow: an object nested thousands deep is a problem, not a stack overflow", () => {
+  let value: unknown = 1;
+  for (let i = 0; i < 20_000; i++) value = { value };
+  assert.throws(
+    () => validateFlow({ id: "deep", nodes: [{ id: "a", type: "transform", with: { value } }] }),
+    (err) =>
+      err instanceof FlowValidationError &&
+      /^nested deeper than 256 levels/.test(err.problems[0].message),
+  );
+});
+
+Deno.test("parseFlow() checks a schedule's abandoned policy", () => {
+  const text = (policy: string) =>
+    `id: demo\nschedule: { cron: "0 * * * *", abandoned: ${policy} }\nnodes:\n  - { id: a, type: log }\n`;
+  const schedule = parseFlow(text("rerun"), { nodeTypes: NODE_TYPES }).definition.schedule;
+  assert.deepEqual(schedule, { cron: "0 * * * *", abandoned: "rerun" });
+  // Refused at the schedule (how a bad field of a schedule object is worded is not this test's).
+  const refused = problems(text("retry"), { nodeTypes: NODE_TYPES });
+  assert.equal(refused.length, 1);
+  assert.match(refused[0], /^flow\.yaml:2:\d+: schedule/);
+});

@@ -14,7 +14,7 @@ import { isNodeType, type NodeType } from "./node.ts";
 import { builtinNodes } from "./nodes.ts";
 import { type FlowProblem, FlowValidationError, type ParsedFlow } from "./parse.ts";
 import { compileTemplate, compileValue } from "./template/mod.ts";
-import { readPath } from "../store/query.ts";
+import { optionProblems, referenceProblems } from "./node_options.ts";
 
 /** Options for {@linkcode prepareFlow}. */
 export interface PrepareOptions {
@@ -22,6 +22,11 @@ export interface PrepareOptions {
   baseDir?: string;
   /** Extra node types by name (in addition to the built-ins). */
   nodeTypes?: ReadonlyMap<string, NodeType<never>>;
+  /**
+   * The configured store names: a built-in `state.*` node whose static
+   * `store` is not one of them is a problem. Without them, not checked.
+   */
+  stores?: readonly string[];
 }
 
 const DEFAULT_RETRY_DELAY = 1000;
@@ -76,28 +81,15 @@ export async function prepareFlow(
     }
     const compiled = compileValue(spec.with ?? {});
     if (type && compiled.isStatic) {
-      const options = compiled.evaluate({ inputs: {}, nodes: {}, env: {} });
-      const result = await type.optionsSchema["~standard"].validate(options);
-      if (result.issues) {
-        const known = knownOptions(type);
-        for (const issue of result.issues) {
-          const path = (issue.path ?? []).map((p) =>
-            String(typeof p === "object" && p !== null ? p.key : p)
-          );
-          // zod names unknown keys in `keys` (one issue for all of them).
-          const keys = (issue as { code?: unknown }).code === "unrecognized_keys"
-            ? (issue as { keys?: unknown }).keys
-            : undefined;
-          const message = Array.isArray(keys) && known
-            ? keys.map((k) =>
-              `unknown option "${k}" for ${spec.type}${didYouMean(String(k), known)}`
-            ).join("; ")
-            : path.length > 0 && readPath(options, path) === undefined
-            ? `missing required option "${path.join(".")}" for ${spec.type}`
-            : `${spec.type}: ${issue.message}`;
-          problem(["nodes", i, "with", ...path], message);
-        }
-      }
+      const values = compiled.evaluate({ inputs: {}, nodes: {}, env: {} });
+      const found = [
+        ...await optionProblems(type, spec.type, values),
+        ...await referenceProblems(type, values as Record<string, unknown>, {
+          baseDir,
+          ...(options.stores === undefined ? {} : { stores: options.stores }),
+        }),
+      ];
+      for (const p of found) problem(["nodes", i, ...p.path], p.message);
     }
     let timeout: number | undefined;
     let retry = {
@@ -154,9 +146,4 @@ export async function prepareFlow(
     outputs: def.outputs === undefined ? undefined : compileValue(def.outputs),
     timeout,
   };
-}
-
-function knownOptions(type: NodeType<unknown>): string[] | undefined {
-  const shape = (type.optionsSchema as unknown as { shape?: Record<string, unknown> }).shape;
-  return shape && typeof shape === "object" ? Object.keys(shape) : undefined;
 }

@@ -10,6 +10,7 @@
  */
 import { z } from "zod";
 import type { JsonValue } from "../store/types.ts";
+import { MAX_VALUE_DEPTH } from "../store/values.ts";
 import type { ParsingSchema } from "../plugin.ts";
 import { DURATION_HINT, DURATION_PATTERN, durationProblem, parseDuration } from "../duration.ts";
 import type { FlowDefinition, InputType } from "./types.ts";
@@ -81,6 +82,13 @@ export function describeValue(value: unknown): string {
 export function jsonProblem(
   value: unknown,
 ): { path: (string | number)[]; message: string } | undefined {
+  if (nestedDeeperThan(value, MAX_VALUE_DEPTH)) {
+    // Said before the walk below, which recurses.
+    return {
+      path: [],
+      message: `nested deeper than ${MAX_VALUE_DEPTH} levels of lists and mappings; flatten it`,
+    };
+  }
   const path: (string | number)[] = [];
   const seen: object[] = [];
   const walk = (v: unknown): string | undefined => {
@@ -120,6 +128,18 @@ export function jsonProblem(
   };
   const message = walk(value);
   return message === undefined ? undefined : { path, message };
+}
+
+/** Whether arrays and objects in `value` nest deeper than `limit` (iterative; a cycle counts as deep). */
+export function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    if (depth + 1 > limit) return true;
+    for (const item of Array.isArray(v) ? v : Object.values(v)) stack.push([item, depth + 1]);
+  }
+  return false;
 }
 
 /** Why `value` does not have input type `type`, or `undefined` when it does. */
@@ -263,6 +283,10 @@ const flowObjectSchema = z.strictObject({
       missed: z.enum(["skip", "run-once"]).optional().meta({
         description: "Ticks missed while no daemon ran: `skip` (default) or `run-once`.",
       }),
+      abandoned: z.enum(["skip", "rerun"]).optional().meta({
+        description:
+          "A tick whose daemon died while running it: recorded as abandoned, then `skip` (default) or `rerun`.",
+      }),
       jitter: duration({
         positive: false,
         description: "Wait a random time up to this long before each tick.",
@@ -270,7 +294,7 @@ const flowObjectSchema = z.strictObject({
     }).meta({ description: "A schedule with its policies." }),
   ]).optional().meta({
     description:
-      'A cron expression (`"0 * * * *"`, 5 or 6 fields) or nickname (`@daily`), or `{ cron, timezone, overlap, missed, jitter }`.',
+      'A cron expression (`"0 * * * *"`, 5 or 6 fields) or nickname (`@daily`), or `{ cron, timezone, overlap, missed, abandoned, jitter }`.',
   }),
   env: z.array(
     z.string().regex(ENV_NAME_PATTERN, {
@@ -325,6 +349,7 @@ export const flowZodSchema: z.ZodType<FlowDefinition> = flowObjectSchema;
 export function knownFields(path: readonly (string | number)[]): string[] {
   let schema = unwrap(flowObjectSchema);
   for (const segment of path) {
+    schema = objectOption(schema); // `schedule`: a string or an object
     const def = schema._zod.def as unknown as Record<string, unknown>;
     let next: unknown;
     if (def.type === "object") next = (def.shape as Record<string, unknown>)[String(segment)];
@@ -333,8 +358,18 @@ export function knownFields(path: readonly (string | number)[]): string[] {
     if (next === undefined) return [];
     schema = unwrap(next as z.ZodType);
   }
-  const def = schema._zod.def as unknown as Record<string, unknown>;
+  const def = objectOption(schema)._zod.def as unknown as Record<string, unknown>;
   return def.type === "object" ? Object.keys(def.shape as Record<string, unknown>) : [];
+}
+
+/** The object among a union's options (the union itself when it has none, or is no union). */
+function objectOption(schema: z.ZodType): z.ZodType {
+  const def = schema._zod.def as unknown as Record<string, unknown>;
+  if (def.type !== "union") return schema;
+  const found = (def.options as z.ZodType[]).map(unwrap).find((option) =>
+    (option._zod.def as unknown as Record<string, unknown>).type === "object"
+  );
+  return found ?? schema;
 }
 
 function unwrap(schema: z.ZodType): z.ZodType {

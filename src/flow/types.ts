@@ -68,6 +68,8 @@ export interface FlowSchedule {
   overlap?: "skip" | "queue";
   /** Ticks missed while no daemon ran: `skip` (default) or `run-once`. */
   missed?: "skip" | "run-once";
+  /** A tick whose daemon died while running it: recorded as abandoned, then `skip` (default) or `rerun`. */
+  abandoned?: "skip" | "rerun";
   /** Wait a random time up to this long before each tick. */
   jitter?: Duration;
 }

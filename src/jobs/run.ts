@@ -81,6 +81,8 @@ export interface RunJobOptions {
   onLog?: (message: string, level: LogLevel) => void;
   /** Directory a job module path resolves against (default: the config's). */
   baseDir?: string;
+  /** Called with the run's id once the run is recorded as `running`, before the job starts. */
+  onStart?: (runId: string) => void;
 }
 
 /**
@@ -135,6 +137,7 @@ export async function runJob(
   const inputs = JSON.parse(JSON.stringify(resolved ?? {})) as Record<string, JsonValue>;
   const recorder = await RunRecorder.start(records, clock, { flowId, flowVersion: "job", inputs });
   const runId = recorder.id;
+  options.onStart?.(runId);
   const progress = typeof options.progress === "object"
     ? options.progress
     : createProgress({ mode: options.progress });

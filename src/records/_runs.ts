@@ -130,7 +130,8 @@ export async function finishRun(
   tails: EventTails,
   run: RunRecord,
   events: RunEvent[],
-): Promise<void> {
+  onlyIf?: (stored: RunRecord) => boolean,
+): Promise<boolean> {
   const what = `Cannot finish run ${JSON.stringify(run?.id)}`;
   checkRun(run, what);
   if (run.status === "running") {
@@ -149,15 +150,17 @@ export async function finishRun(
   const runKey = layout.run(run.id);
   const versionKey = layout.key("metrics", run.flowId, run.flowVersion);
   const allKey = layout.key("metrics", run.flowId, "*");
-  await withRetry(ctx.retry, what, async () => {
+  const written = await withRetry(ctx.retry, what, async () => {
     const [stored, perVersion, all] = await store.getMany<StoredRun | FlowMetrics>([
       runKey,
       versionKey,
       allKey,
     ]) as [Entry<StoredRun> | null, Entry<FlowMetrics> | null, Entry<FlowMetrics> | null];
+    // A guarded finish (abandonRun) writes only over a running run that still matches.
+    if (onlyIf !== undefined && (stored === null || !onlyIf(stored.value))) return false;
     if (stored !== null && stored.value.status !== "running") {
       if (stored.value.status === record.status && stored.value.endedAt === record.endedAt) {
-        return undefined;
+        return true;
       }
       throw new ConflictError(
         `${what} as "${record.status}": it already finished as "${stored.value.status}" at ${
@@ -210,9 +213,29 @@ export async function finishRun(
     );
     const result = await op.commit();
     if (!result.ok) tails.forget(run.id);
-    return result.ok ? undefined : RETRY;
+    return result.ok ? true : RETRY;
   });
   tails.forget(run.id);
+  return written;
+}
+
+/**
+ * `Records.heartbeat()`: write `heartbeatAt` into a `running` run's record,
+ * one compare-and-set. Resolves `false`, writing nothing, when the run is
+ * gone, no longer running, or changed meanwhile (the next beat tries again).
+ */
+export async function heartbeat(ctx: RecordsContext, runId: string, at: number): Promise<boolean> {
+  const what = `Cannot record a heartbeat of run ${JSON.stringify(runId)}`;
+  assertRunId(runId, what);
+  checkTime(at, "at", what);
+  const key = ctx.layout.run(runId);
+  const stored = await ctx.store.get<StoredRun>(key);
+  if (stored === null || stored.value.status !== "running") return false;
+  const result = await ctx.store.atomic()
+    .check(key, stored.version)
+    .set(key, { ...stored.value, heartbeatAt: at } satisfies StoredRun)
+    .commit();
+  return result.ok;
 }
 
 /** `Records.getRun()`: one run's record (without inline events), or `null`. */

@@ -8,11 +8,21 @@
  * a fraction of a second); {@linkcode RunRecorder.finish} writes the last
  * batch with the final status in one commit (see `Records.finishRun`).
  *
+ * While the run lives, the recorder writes its heartbeat (`heartbeatAt`)
+ * every {@linkcode HEARTBEAT_MS} (see `heartbeat.ts`), so that a run whose
+ * process died is told from a long live one. The final commit is retried
+ * with backoff ({@linkcode FINISH_RETRY_DELAYS_MS}: 5 tries over 7.5 s)
+ * when the store fails (a lock timeout, a full disk, a server gone); if it
+ * never succeeds, `finish` throws a {@linkcode RunEndNotRecordedError}, the
+ * heartbeat has stopped, and the run is later found abandoned.
+ *
  * @module
  */
-import type { Clock } from "../clock.ts";
+import { type Clock, realTimers, type Timers } from "../clock.ts";
+import { messageOf } from "../errors.ts";
 import type { JsonValue } from "../store/types.ts";
 import type { Records } from "./records.ts";
+import { HEARTBEAT_MS } from "./heartbeat.ts";
 import { newRunId } from "./run_id.ts";
 import type { RunEvent, RunRecord } from "./types.ts";
 
@@ -20,6 +30,61 @@ import type { RunEvent, RunRecord } from "./types.ts";
 export const EVENT_BATCH_SIZE = 200;
 /** A batch is appended once its oldest event is this old (ms), at the next event. */
 export const EVENT_BATCH_MS = 200;
+
+/**
+ * Waits before each retry of a run's final commit, in ms: five tries in all,
+ * over 7.5 s, long enough to ride out a lock held by a slow writer or a
+ * restarting server, short enough that a process does not hang on a store
+ * that is gone.
+ */
+export const FINISH_RETRY_DELAYS_MS: readonly number[] = [500, 1_000, 2_000, 4_000];
+
+/** How a {@linkcode RunRecorder} works (tests shorten its waits). */
+export interface RunRecorderOptions {
+  /** Timers for heartbeats and retry waits (default: real ones). */
+  timers?: Timers;
+  /** How often the heartbeat is written, in ms (default {@linkcode HEARTBEAT_MS}). */
+  heartbeatMs?: number;
+  /** Waits before each retry of the final commit (default {@linkcode FINISH_RETRY_DELAYS_MS}). */
+  finishRetryDelaysMs?: readonly number[];
+}
+
+/**
+ * A run's end could not be recorded: its final commit failed on every try.
+ * The run stays recorded as `running`; its heartbeat has stopped, so it is
+ * found abandoned later (`gc`, or a surviving daemon for a scheduled tick).
+ *
+ * @example
+ * ```ts
+ * import { RunEndNotRecordedError } from "@flowstate/core/records";
+ * import assert from "node:assert/strict";
+ * const err = new RunEndNotRecordedError("0mjuw3ms0abcdefghijk", "succeeded", 5, new Error("disk full"));
+ * assert.match(err.message, /disk full/);
+ * assert.match(err.message, /found abandoned/);
+ * ```
+ */
+export class RunEndNotRecordedError extends Error {
+  /** The run. */
+  readonly runId: string;
+  /** The status it should have been recorded with. */
+  readonly status: RunRecord["status"];
+  /** Tries made. */
+  readonly attempts: number;
+
+  /** The run `runId` ended `status`, and `attempts` tries to record it failed, the last with `cause`. */
+  constructor(runId: string, status: RunRecord["status"], attempts: number, cause: unknown) {
+    super(
+      `Cannot record the end of run ${runId} (${status}): ${attempts} tries failed, the last with: ${
+        messageOf(cause)
+      }. The run stays recorded as running with no heartbeat, so it will be found abandoned (gc records it failed); check the records store`,
+      { cause },
+    );
+    this.name = "RunEndNotRecordedError";
+    this.runId = runId;
+    this.status = status;
+    this.attempts = attempts;
+  }
+}
 
 /** What a new run is. */
 export interface RunStart {
@@ -67,26 +132,77 @@ export class RunRecorder {
   #lastFlush: number;
   #flushing: Promise<void> = Promise.resolve();
   #flushError: unknown;
+  readonly #timers: Timers;
+  readonly #retryDelays: readonly number[];
+  readonly #stopBeating = new AbortController();
+  #beating: Promise<void> = Promise.resolve();
 
-  private constructor(records: Records, clock: Clock, start: RunStart, startedAt: number) {
+  private constructor(
+    records: Records,
+    clock: Clock,
+    start: RunStart,
+    startedAt: number,
+    options: RunRecorderOptions,
+  ) {
     this.#records = records;
     this.#clock = clock;
     this.#start = start;
     this.startedAt = startedAt;
     this.id = newRunId(startedAt);
     this.#lastFlush = startedAt;
+    this.#timers = options.timers ?? realTimers;
+    this.#retryDelays = options.finishRetryDelaysMs ?? FINISH_RETRY_DELAYS_MS;
   }
 
-  /** Read the clock once, make the run's id, and record the run as `running`. */
-  static async start(records: Records, clock: Clock, start: RunStart): Promise<RunRecorder> {
-    const recorder = new RunRecorder(records, clock, start, clock.now());
-    await records.startRun(recorder.#record({
-      status: "running",
-      outputs: null,
-      nodes: {},
-      error: null,
-    }, null));
+  /**
+   * Read the clock once, make the run's id, record the run as `running`
+   * (with its first heartbeat), and start writing its heartbeat.
+   */
+  static async start(
+    records: Records,
+    clock: Clock,
+    start: RunStart,
+    options: RunRecorderOptions = {},
+  ): Promise<RunRecorder> {
+    const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
+    if (!(heartbeatMs > 0) || !Number.isFinite(heartbeatMs)) {
+      throw new RangeError(`Cannot start a run: heartbeatMs must be > 0 (got ${heartbeatMs})`);
+    }
+    const recorder = new RunRecorder(records, clock, start, clock.now(), options);
+    await records.startRun({
+      ...recorder.#record({ status: "running", outputs: null, nodes: {}, error: null }, null),
+      heartbeatAt: recorder.startedAt,
+    });
+    recorder.#beating = recorder.#beat(heartbeatMs);
     return recorder;
+  }
+
+  /** Write the heartbeat every `ms` until stopped; a beat that fails is left to the next. */
+  async #beat(ms: number): Promise<void> {
+    const stop = this.#stopBeating.signal;
+    while (!stop.aborted) {
+      try {
+        await this.#timers.sleep(ms, stop);
+      } catch {
+        return; // Stopped.
+      }
+      try {
+        await this.#records.heartbeat(this.id, this.#clock.now());
+      } catch {
+        // The store is busy or failing: the next beat tries again. Four missed
+        // beats are needed before anyone calls the run abandoned.
+      }
+    }
+  }
+
+  /**
+   * Stop the heartbeat without recording an end (the run stays `running`
+   * and is found abandoned later). `finish` does this itself; call it when
+   * a run is given up without `finish`.
+   */
+  async close(): Promise<void> {
+    this.#stopBeating.abort();
+    await this.#beating;
   }
 
   #record(end: RunEnd, endedAt: number | null): RunRecord {
@@ -133,11 +249,12 @@ export class RunRecorder {
    * end) if an earlier batch of events could not be appended.
    */
   async finish(end: RunEnd): Promise<RunRecord> {
+    await this.close();
     await this.#flushing;
     const last = this.#buffer;
     this.#buffer = [];
     const record = this.#record(end, end.endedAt ?? this.#clock.now());
-    await this.#records.finishRun(record, last);
+    await this.#commitEnd(record, last);
     if (this.#flushError !== undefined) {
       throw new Error(
         `Run ${this.id} finished ${record.status} but some of its events could not be recorded`,
@@ -145,6 +262,33 @@ export class RunRecorder {
       );
     }
     return record;
+  }
+
+  /**
+   * `Records.finishRun`, retried after the waits of `finishRetryDelaysMs`
+   * while the store fails. Not retried: a bad record (a `TypeError` or
+   * `RangeError`), or a run that someone else finished meanwhile.
+   */
+  async #commitEnd(record: RunRecord, events: RunEvent[]): Promise<void> {
+    const delays = this.#retryDelays;
+    for (let attempt = 1;; attempt++) {
+      try {
+        await this.#records.finishRun(record, events);
+        return;
+      } catch (err) {
+        if (err instanceof TypeError || err instanceof RangeError) throw err;
+        const stored = await this.#records.getRun(this.id).catch(() => undefined);
+        if (stored !== undefined && stored !== null && stored.status !== "running") {
+          // Finished by someone else (or by this commit, if it landed after all).
+          if (stored.status === record.status && stored.endedAt === record.endedAt) return;
+          throw err;
+        }
+        if (attempt > delays.length) {
+          throw new RunEndNotRecordedError(this.id, record.status, attempt, err);
+        }
+        await this.#timers.sleep(delays[attempt - 1]);
+      }
+    }
   }
 }
 

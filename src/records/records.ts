@@ -85,8 +85,10 @@ import {
   finishRun,
   getEvents,
   getRun,
+  heartbeat,
   startRun,
 } from "./_runs.ts";
+import { abandonedMessage, abandonedRun } from "./heartbeat.ts";
 import { getHead, getVersion, listFlows, listVersions, saveVersion } from "./_versions.ts";
 import { checkFlowId } from "./_checks.ts";
 import type { FlowDefinition } from "../flow/types.ts";
@@ -230,8 +232,69 @@ export class Records {
    * and end time does nothing; with another, it throws a `ConflictError`
    * (the run was already finished, for example cancelled by another process).
    */
-  finishRun(run: RunRecord, events: RunEvent[] = []): Promise<void> {
-    return finishRun(this.#ctx, this.#eventTails, run, events);
+  async finishRun(run: RunRecord, events: RunEvent[] = []): Promise<void> {
+    await finishRun(this.#ctx, this.#eventTails, run, events);
+  }
+
+  /**
+   * Record that a `running` run is still alive: write `heartbeatAt: at` into
+   * its record. Resolves `false` (nothing written) when the run is gone, has
+   * finished, or changed meanwhile. `RunRecorder` calls this every few
+   * seconds; see `heartbeat.ts`.
+   */
+  heartbeat(runId: string, at: number): Promise<boolean> {
+    return heartbeat(this.#ctx, runId, at);
+  }
+
+  /**
+   * Record a run as `failed` ("abandoned: …") if, at `now` (default: the
+   * clock's), it is still `running` with a heartbeat older than `afterMs`
+   * (see `abandonedRun()` in `heartbeat.ts`: at least four missed beats; a
+   * run without heartbeat by its age, at least a day). Checked again in the
+   * commit, so a run that beats or finishes meanwhile is left alone.
+   * Resolves the record as written, or `null` when the run was not abandoned.
+   *
+   * @example
+   * ```ts
+   * import { openStore } from "@flowstate/core";
+   * import { Records, RunRecorder } from "@flowstate/core/records";
+   * import assert from "node:assert/strict";
+   * await using store = await openStore({ plugin: "memory" });
+   * let now = Date.UTC(2026, 0, 1);
+   * const clock = { now: () => now };
+   * const records = new Records(store, { clock });
+   * const run = await RunRecorder.start(records, clock, { flowId: "f", flowVersion: "job", inputs: {} });
+   * await run.close(); // the process "dies": no more heartbeats
+   * assert.equal(await records.abandonRun(run.id, { afterMs: 60_000 }), null, "still fresh");
+   * now += 61_000;
+   * const marked = await records.abandonRun(run.id, { afterMs: 60_000 });
+   * assert.equal(marked?.status, "failed");
+   * assert.match(marked?.error?.message ?? "", /^abandoned: no heartbeat/);
+   * ```
+   */
+  async abandonRun(
+    runId: string,
+    options: { afterMs: number; now?: number },
+  ): Promise<RunRecord | null> {
+    const now = options.now ?? this.#ctx.clock.now();
+    const run = await getRun(this.#ctx, runId);
+    const why = run === null ? null : abandonedRun(run, now, options.afterMs);
+    if (run === null || why === null) return null;
+    const record: RunRecord = {
+      ...run,
+      status: "failed",
+      endedAt: now,
+      durationMs: Math.max(0, now - run.startedAt),
+      error: { message: abandonedMessage(why) },
+    };
+    const written = await finishRun(
+      this.#ctx,
+      this.#eventTails,
+      record,
+      [],
+      (stored) => abandonedRun(stored, now, options.afterMs) !== null,
+    );
+    return written ? record : null;
   }
 
   /** One run's record, or `null`. */

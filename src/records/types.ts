@@ -156,6 +156,14 @@ export interface RunRecord {
   error: { node?: string; message: string } | null;
   /** Parent run id, for sub-flows. */
   parentRunId?: string;
+  /**
+   * When the process running it last said it is alive (ms since the epoch):
+   * written at the start and every few seconds while the run is `running`
+   * (see `HEARTBEAT_MS` in `recorder.ts`). Absent in records written by
+   * versions before heartbeats, and in records of runs made without a
+   * `RunRecorder`.
+   */
+  heartbeatAt?: number;
 }
 
 /** What the run indexes hold: a run without its inputs, outputs and nodes. */

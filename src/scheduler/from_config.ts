@@ -8,7 +8,13 @@
  * @module
  */
 import { basename, join } from "node:path";
-import type { JobConfig, MissedPolicy, OverlapPolicy, ResolvedConfig } from "../config.ts";
+import type {
+  AbandonedPolicy,
+  JobConfig,
+  MissedPolicy,
+  OverlapPolicy,
+  ResolvedConfig,
+} from "../config.ts";
 import { ConfigError } from "../errors.ts";
 import { parseDuration } from "../duration.ts";
 import type { Timers } from "../clock.ts";
@@ -58,6 +64,7 @@ export async function loadConfiguredJob(
     options: {},
     overlap: "skip",
     missed: "skip",
+    abandoned: "skip",
     jitterMs: 0,
   };
   let job: Job;
@@ -111,12 +118,13 @@ export async function flowFiles(config: ResolvedConfig): Promise<string[]> {
   return [...new Set(files)];
 }
 
-/** A flow's `schedule:` as a string or `{ cron, timezone, overlap, missed, jitter }`. */
+/** A flow's `schedule:` as a string or `{ cron, timezone, overlap, missed, abandoned, jitter }`. */
 interface FlowScheduleSpec {
   cron: string;
   timezone?: string;
   overlap?: OverlapPolicy;
   missed?: MissedPolicy;
+  abandoned?: AbandonedPolicy;
   jitterMs?: number;
 }
 
@@ -136,6 +144,7 @@ function flowScheduleOf(value: unknown): FlowScheduleSpec | null {
       ...(typeof v.timezone === "string" ? { timezone: v.timezone } : {}),
       ...(v.overlap === "queue" || v.overlap === "skip" ? { overlap: v.overlap } : {}),
       ...(v.missed === "run-once" || v.missed === "skip" ? { missed: v.missed } : {}),
+      ...(v.abandoned === "rerun" || v.abandoned === "skip" ? { abandoned: v.abandoned } : {}),
       ...(jitterMs !== undefined ? { jitterMs } : {}),
     };
   }
@@ -204,11 +213,13 @@ export async function loadSchedules(
       timezone: settings.timezone,
       overlap: settings.overlap,
       missed: settings.missed,
+      abandoned: settings.abandoned,
       jitterMs: settings.jitterMs,
-      run: ({ signal }) =>
+      run: ({ signal, started }) =>
         runJob(runtime, job, {
           configOptions: { ...settings.options },
           signal,
+          onStart: started,
           progress: "quiet",
           onLog: (message, level) => options.onLog?.(id, message, level),
         }),
@@ -219,8 +230,8 @@ export async function loadSchedules(
   for (const file of await flowFiles(config)) {
     let parsed: ParsedFlow;
     try {
-      parsed = await loadFlowFile(file);
-      await loadFlow(parsed);
+      parsed = await loadFlowFile(file, { stores: runtime.storeNames });
+      await loadFlow(parsed, { stores: runtime.storeNames });
     } catch (err) {
       if (!(err instanceof FlowValidationError)) throw err;
       throw new ConfigError(
@@ -242,7 +253,9 @@ export async function loadSchedules(
     try {
       validateCron(spec.cron, timezone);
     } catch (err) {
-      throw new ConfigError(`${file}: schedule: ${(err as Error).message}`, { cause: err });
+      const at = parsed.locate(["schedule"]);
+      const where = at === undefined ? file : `${file}:${at.line}:${at.column}`;
+      throw new ConfigError(`${where}: schedule: ${(err as Error).message}`, { cause: err });
     }
     const id = `flow:${definition.id}`;
     const scheduledAt = definition.inputs?.scheduledAt;
@@ -252,20 +265,28 @@ export async function loadSchedules(
       timezone,
       overlap: spec.overlap ?? "skip",
       missed: spec.missed ?? "skip",
+      abandoned: spec.abandoned ?? "skip",
       jitterMs: spec.jitterMs ?? 0,
-      run: ({ signal, tick }) =>
-        runtime.runFlow(parsed, {
+      run: ({ signal, tick, started }) => {
+        let reported = false;
+        return runtime.runFlow(parsed, {
           signal,
           timers: options.timers,
           ...(scheduledAt === undefined ? {} : {
             input: { scheduledAt: scheduledAt.type === "string" ? tickKey(tick) : tick },
           }),
-          onEvent: (event) => {
+          onEvent: (event, run) => {
+            // The first event is the run's own start (sub-runs start later).
+            if (!reported) {
+              reported = true;
+              started?.(run.id);
+            }
             if (event.type === "node.log" && options.onLog) {
               options.onLog(id, `${event.node}: ${event.message ?? ""}`, event.level ?? "info");
             }
           },
-        }),
+        });
+      },
     });
   }
   return schedules;

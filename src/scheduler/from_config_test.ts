@@ -50,7 +50,7 @@ Deno.test("loadSchedules() schedules configured jobs and scheduled flows, with t
       join(dir, "flows", "tick.flow.yaml"),
       [
         "id: tick",
-        'schedule: "*/5 * * * * *"',
+        'schedule: { cron: "*/5 * * * * *", abandoned: rerun }',
         "inputs:",
         "  scheduledAt: { type: string }",
         "nodes:",
@@ -72,7 +72,12 @@ Deno.test("loadSchedules() schedules configured jobs and scheduled flows, with t
         jobs: {
           retention: { enabled: false },
           gc: { enabled: false },
-          counter: { module: "./count.ts", options: { count: 3 }, overlap: "queue", jitter: "2s" },
+          counter: {
+            module: "./count.ts",
+            options: { count: 3 },
+            overlap: "queue",
+            jitter: "2s",
+          },
           disabled: { module: "./count.ts", enabled: false },
         },
       },
@@ -85,19 +90,24 @@ Deno.test("loadSchedules() schedules configured jobs and scheduled flows, with t
       onLog: (id, message) => logs.push(`${id}: ${message}`),
     });
     assert.deepEqual(
-      schedules.map((s) => [s.id, s.cron, s.timezone, s.overlap, s.missed, s.jitterMs]),
+      schedules.map((
+        s,
+      ) => [s.id, s.cron, s.timezone, s.overlap, s.missed, s.abandoned, s.jitterMs]),
       [
-        ["job:counter", "30 3 * * *", "Europe/Paris", "queue", "skip", 2000],
-        ["flow:tick", "*/5 * * * * *", "Europe/Paris", "skip", "skip", 0],
+        ["job:counter", "30 3 * * *", "Europe/Paris", "queue", "skip", "skip", 2000],
+        ["flow:tick", "*/5 * * * * *", "Europe/Paris", "skip", "skip", "rerun", 0],
       ],
     );
     const signal = new AbortController().signal;
+    const started: string[] = [];
     const job = await schedules[0].run({
       scheduleId: "job:counter",
       tick: T0,
       signal,
       runnerId: "r",
+      started: (id) => started.push(id),
     });
+    assert.deepEqual(started, [(job as RunRecord).id], "the job's run id is reported as it starts");
     assert.equal((job as RunRecord).flowId, "job:counter");
     assert.deepEqual((job as RunRecord).outputs, { count: 3 });
     assert.deepEqual(logs, ["job:counter: counting"]);
@@ -106,8 +116,10 @@ Deno.test("loadSchedules() schedules configured jobs and scheduled flows, with t
       tick: T0,
       signal,
       runnerId: "r",
+      started: (id) => started.push(id),
     });
     assert.equal((flow as RunRecord).status, "succeeded");
+    assert.deepEqual(started[1], (flow as RunRecord).id, "the flow's run id is reported");
     assert.equal((await (await runtime.store("main")).get(["global", "last"]))?.value, tickKey(T0));
   });
 });

@@ -13,6 +13,7 @@
  * | `P, "lease", scheduleId, tick` | {@linkcode LeaseHolder}: who runs the tick | `leaseMs`, renewed while it runs |
  * | `P, "done", scheduleId, tick` | {@linkcode DoneMarker}: the tick ran | none; pruned after `historyMs` |
  * | `P, "last", scheduleId` | {@linkcode LastTick}: the latest tick that completed | none |
+ * | `P, "running", scheduleId, tick` | {@linkcode RunningMarker}: the run a tick's work is recording | none; deleted when the tick completes |
  *
  * ## Protocol
  *
@@ -34,6 +35,11 @@
  *   ones are written, so the history stays bounded.
  * - **Release**: deletes the lease without a done marker (a cancelled tick),
  *   so the tick may be run again (by a catch-up after a restart).
+ * - **Record the run**: once the tick's work has recorded its run, its id is
+ *   written into the lease and into a running marker that does not expire;
+ *   completing (or releasing) the tick deletes the marker. A marker whose
+ *   tick is neither leased nor done tells that the runner died with the run
+ *   unfinished, even after its lease lapsed and vanished.
  *
  * @module
  */
@@ -50,6 +56,12 @@ export interface LeaseHolder {
   tick: number;
   /** When the lease was first taken. */
   takenAt: number;
+  /**
+   * The run the tick's work is recording, once it started (see
+   * {@linkcode TickLease.recordRun}): a runner that takes the tick over after
+   * this one died records that run abandoned.
+   */
+  runId?: string;
 }
 
 /** A completed tick. */
@@ -62,6 +74,16 @@ export interface DoneMarker {
   runId: string | null;
   /** When it completed. */
   endedAt: number;
+}
+
+/** The run a tick's work is recording, kept until the tick completes. */
+export interface RunningMarker {
+  /** The runner running it. */
+  runner: string;
+  /** The run's id. */
+  runId: string;
+  /** When it was written. */
+  at: number;
 }
 
 /** The latest completed tick of a schedule (what missed ticks are counted from). */
@@ -222,6 +244,27 @@ export class TickLeases {
     return [...this.#prefix, "done", scheduleId, tickKey(tick)];
   }
 
+  /** The key of a tick's running marker. */
+  runningKey(scheduleId: string, tick: number): Key {
+    return [...this.#prefix, "running", scheduleId, tickKey(tick)];
+  }
+
+  /** The running markers of a schedule's ticks, oldest first (at most `limit`, default 100). */
+  async running(
+    scheduleId: string,
+    options: { limit?: number } = {},
+  ): Promise<{ tick: number; marker: RunningMarker }[]> {
+    const out: { tick: number; marker: RunningMarker }[] = [];
+    const entries = this.store.list<RunningMarker>({
+      prefix: [...this.#prefix, "running", scheduleId],
+      limit: options.limit ?? 100,
+    });
+    for await (const entry of entries) {
+      out.push({ tick: Date.parse(entry.key[entry.key.length - 1]), marker: entry.value });
+    }
+    return out;
+  }
+
   /** The key of a schedule's last completed tick. */
   lastKey(scheduleId: string): Key {
     return [...this.#prefix, "last", scheduleId];
@@ -270,6 +313,17 @@ export class TickLeases {
       this.doneKey(scheduleId, tick),
     ]);
     return done !== null ? "done" : lease !== null ? "leased" : "free";
+  }
+
+  /** The ticks of a schedule whose lease some runner holds now, oldest first (at most `limit`, default 100). */
+  async leased(scheduleId: string, options: { limit?: number } = {}): Promise<number[]> {
+    const ticks: number[] = [];
+    const entries = this.store.list({
+      prefix: [...this.#prefix, "lease", scheduleId],
+      limit: options.limit ?? 100,
+    });
+    for await (const entry of entries) ticks.push(Date.parse(entry.key[entry.key.length - 1]));
+    return ticks;
   }
 
   /** The latest completed tick of a schedule, or `null` if none was recorded. */
@@ -361,11 +415,10 @@ export class TickLease {
   readonly scheduleId: string;
   /** The tick's nominal time. */
   readonly tick: number;
-  /** What the lease holds. */
-  readonly holder: LeaseHolder;
   #leases: TickLeases;
   #lease: Lease<LeaseHolder>;
   #settled = false;
+  #recordedRun = false;
 
   static {
     newTickLease = (leases, scheduleId, tick, lease) =>
@@ -382,8 +435,27 @@ export class TickLease {
     this.#leases = leases;
     this.scheduleId = scheduleId;
     this.tick = tick;
-    this.holder = lease.value;
     this.#lease = lease;
+  }
+
+  /** What the lease holds. */
+  get holder(): LeaseHolder {
+    return this.#lease.value;
+  }
+
+  /**
+   * Write the id of the tick's run into the lease (renewing it), so that
+   * whoever takes the tick over if this runner dies can find the run.
+   * Resolves `false` if the lease was lost.
+   */
+  async recordRun(runId: string): Promise<boolean> {
+    if (this.#settled) return false;
+    if (!(await this.#lease.renew({ value: { ...this.#lease.value, runId } }))) return false;
+    const leases = this.#leases;
+    const marker: RunningMarker = { runner: leases.runnerId, runId, at: leases.clock.now() };
+    await leases.store.set(leases.runningKey(this.scheduleId, this.tick), marker);
+    this.#recordedRun = true;
+    return true;
   }
 
   /** The lease entry's current version. */
@@ -442,7 +514,8 @@ export class TickLease {
       ];
       const op = leases.store.atomic()
         .check(lastKey, previous?.version ?? null)
-        .set(leases.doneKey(this.scheduleId, this.tick), done);
+        .set(leases.doneKey(this.scheduleId, this.tick), done)
+        .delete(leases.runningKey(this.scheduleId, this.tick));
       // A lease that lapsed and was taken by another runner is not ours to delete.
       if (lease !== null && lease.version === this.#lease.version) {
         this.#lease.check(op).delete(leaseKey);
@@ -466,5 +539,10 @@ export class TickLease {
     if (this.#settled) return;
     this.#settled = true;
     await this.#lease.release();
+    // Its run recorded its own end (cancelled). A lease taken over from a
+    // dead runner and given back leaves that runner's marker alone.
+    if (this.#recordedRun) {
+      await this.#leases.store.delete(this.#leases.runningKey(this.scheduleId, this.tick));
+    }
   }
 }

@@ -184,3 +184,31 @@ Deno.test("TickLeases rejects bad options", async () => {
   assert.throws(() => new TickLeases(store, { runnerId: "a", leaseMs: 0 }), RangeError);
   await store.close();
 });
+
+Deno.test("TickLease.recordRun() writes the run into the lease and a marker that outlives it until the tick ends", async () => {
+  const { clock, store, leases } = await setup();
+  const a = leases("a", 10_000);
+  const first = leaseOf(await a.acquire("s", T));
+  assert.equal(await first.recordRun("run-1"), true);
+  assert.equal(first.holder.runId, "run-1");
+  assert.deepEqual(await a.leased("s"), [T]);
+  clock.advance(60_000); // the lease lapses; the marker stays
+  assert.deepEqual(await a.leased("s"), []);
+  assert.deepEqual((await a.running("s")).map((r) => [r.tick, r.marker.runner, r.marker.runId]), [
+    [T, "a", "run-1"],
+  ]);
+  // Taken over and completed: the marker goes with the done marker, in one commit.
+  const b = leaseOf(await leases("b").acquire("s", T));
+  await b.complete({ status: "failed", runId: "run-1" });
+  assert.deepEqual(await a.running("s"), []);
+  // A released tick (its run recorded itself cancelled) leaves no marker either.
+  const next = leaseOf(await a.acquire("s", T + 3_600_000));
+  await next.recordRun("run-2");
+  await next.release();
+  assert.deepEqual(await a.running("s"), []);
+  assert.deepEqual(await keys(store), [
+    `done/s/${tickKey(T)}`,
+    "last/s",
+  ]);
+  await store.close();
+});

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { MissedPolicy, OverlapPolicy } from "../config.ts";
+import type { AbandonedPolicy, MissedPolicy, OverlapPolicy } from "../config.ts";
 import type { RunRecord } from "../records/types.ts";
 
 /** What a schedule's work receives at a tick. */
@@ -17,6 +17,12 @@ export interface TickContext {
   signal: AbortSignal;
   /** This runner's id. */
   runnerId: string;
+  /**
+   * Call with the id of the work's run once it is recorded: it is written
+   * into the tick's lease, so that if this runner dies, the runner that takes
+   * the lapsed tick over can record that run abandoned. Optional to call.
+   */
+  started?: (runId: string) => void;
 }
 
 /** A schedule: a cron expression and the work to run at each tick. */
@@ -31,6 +37,8 @@ export interface Schedule {
   overlap?: OverlapPolicy;
   /** Default `skip`. */
   missed?: MissedPolicy;
+  /** A tick whose runner died while running it: `skip` (default) or `rerun`. */
+  abandoned?: AbandonedPolicy;
   /** Upper bound of a random delay after each tick, in ms (default 0). */
   jitterMs?: number;
   /** The work. A returned run record gives the tick's status; nothing means `succeeded`. */

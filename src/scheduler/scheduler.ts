@@ -32,22 +32,44 @@
  *   runs only the latest tick that is due and skips the older ones.
  * - A cancelled tick (the scheduler stopped before its work ended) releases
  *   its lease without a done marker, so a `run-once` restart may run it again.
+ * - `abandoned: skip` (default) / `rerun`: a runner that finds a tick leased
+ *   by another (at the tick, or any leased tick of the schedule on start)
+ *   watches that lease; on start it also takes over at once any tick whose
+ *   run is still marked running (see `lease.ts`) with its lease gone and the
+ *   tick not done (a runner killed, and restarted after its lease lapsed). If it lapses (its runner died: nobody renewed it for `leaseMs`)
+ *   with the tick not done, this runner takes the tick over: the run that
+ *   the dead runner wrote into the lease is recorded `failed` ("abandoned:
+ *   no heartbeat…") once its heartbeat is stale (see
+ *   `records/heartbeat.ts`; a run still beating is left to its runner and
+ *   watched again), then the tick is recorded done as `failed` (`skip`,
+ *   reported as `tick.abandoned`) or run again here (`rerun`, for work safe
+ *   to repeat). A run that had ended before its runner died just has its
+ *   tick recorded done with the run's status.
  *
  * @module
  */
-import type { MissedPolicy, OverlapPolicy } from "../config.ts";
+import type { AbandonedPolicy, MissedPolicy, OverlapPolicy } from "../config.ts";
 import { realTimers, type Timers } from "../clock.ts";
 import type { RunStatus } from "../records/types.ts";
 import type { LogLevel } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Clock, Key } from "../store/types.ts";
 import { DEFAULT_TIMEZONE, nextTick, previousTick, validateCron } from "../cron.ts";
-import { type LastTick, tickKey, type TickLease, TickLeases } from "./lease.ts";
+import {
+  type LastTick,
+  type LeaseHolder,
+  type RunningMarker,
+  tickKey,
+  type TickLease,
+  TickLeases,
+} from "./lease.ts";
+import { Lease } from "../store/lease.ts";
+import { MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import { loadSchedules } from "./from_config.ts";
 import type { Schedule } from "./schedule.ts";
 import { messageOf } from "../errors.ts";
 
-export type { MissedPolicy, OverlapPolicy } from "../config.ts";
+export type { AbandonedPolicy, MissedPolicy, OverlapPolicy } from "../config.ts";
 export type { Schedule, TickContext } from "./schedule.ts";
 
 /** Why a tick was not run by this runner. */
@@ -92,6 +114,22 @@ export type SchedulerEvent =
     holder?: string;
   }
   | { type: "tick.queue"; scheduleId: string; tick: number }
+  | {
+    /**
+     * A tick's runner died while running it (its lease lapsed, the tick not
+     * done); this runner took it over. `runId`: the dead runner's run, now
+     * recorded abandoned (`null` if its work had not started a run).
+     * `action`: `skip` (recorded done as failed), `rerun` (running again
+     * here), or `ended` (the run had ended: its tick is recorded with its
+     * status).
+     */
+    type: "tick.abandoned";
+    scheduleId: string;
+    tick: number;
+    runner: string;
+    runId: string | null;
+    action: "skip" | "rerun" | "ended";
+  }
   | { type: "log"; scheduleId: string; message: string; level: LogLevel }
   | { type: "error"; scheduleId?: string; tick?: number; message: string; error: unknown }
   | { type: "stopping"; running: number; graceMs: number }
@@ -139,6 +177,8 @@ export interface ScheduleInfo {
   overlap: OverlapPolicy;
   /** Missed-tick policy. */
   missed: MissedPolicy;
+  /** What happens to a tick whose runner died while running it. */
+  abandoned: AbandonedPolicy;
   /** Jitter upper bound, ms. */
   jitterMs: number;
   /** The next tick this runner will look at, or `null` if there is none. */
@@ -152,6 +192,7 @@ interface ScheduleState {
   timezone: string;
   overlap: OverlapPolicy;
   missed: MissedPolicy;
+  abandoned: AbandonedPolicy;
   jitterMs: number;
   next: number | null;
   active: Promise<void> | null;
@@ -217,6 +258,8 @@ export class Scheduler {
   /** Aborted after the grace period: cancels running work. */
   readonly #cancel = new AbortController();
   readonly #running = new Set<Promise<void>>();
+  /** Watches of ticks leased by other runners, by `scheduleId` and tick. */
+  readonly #watching = new Map<string, Promise<void>>();
 
   /** Create a scheduler; {@linkcode Scheduler.start} starts it. */
   constructor(runtime: Runtime, options: SchedulerOptions = {}) {
@@ -279,6 +322,7 @@ export class Scheduler {
         timezone,
         overlap: schedule.overlap ?? "skip",
         missed: schedule.missed ?? "skip",
+        abandoned: schedule.abandoned ?? "skip",
         jitterMs,
         next: null,
         active: null,
@@ -297,6 +341,22 @@ export class Scheduler {
     const catchUps: [ScheduleState, number][] = [];
     for (const state of this.#states) {
       const { id, cron } = state.schedule;
+      // Ticks held by other runners, maybe dead ones: watch them (see `abandoned`).
+      for (const tick of await this.#leases.leased(id)) this.#watch(state, tick);
+      // Ticks whose runner died with their run unfinished, their lease lapsed and gone.
+      for (const { tick, marker } of await this.#leases.running(id)) {
+        if (await this.#leases.state(id, tick) !== "free") continue;
+        const dead: LeaseHolder = {
+          runner: marker.runner,
+          tick,
+          takenAt: marker.at,
+          runId: marker.runId,
+        };
+        const acquired = await this.#leases.acquire(id, tick);
+        if (acquired.ok && await this.#takeOver(state, tick, acquired.lease, dead) === "alive") {
+          this.#watch(state, tick, dead);
+        }
+      }
       // A tick at exactly `now` is a regular tick; missed ones are strictly before.
       state.next = nextTick(cron, now - 1, state.timezone);
       const last: LastTick = await this.#leases.baseline(id, now);
@@ -331,6 +391,7 @@ export class Scheduler {
       timezone: s.timezone,
       overlap: s.overlap,
       missed: s.missed,
+      abandoned: s.abandoned,
       jitterMs: s.jitterMs,
       next: s.next,
       running: s.active !== null,
@@ -356,6 +417,7 @@ export class Scheduler {
     this.#halt.abort(new DOMException("The scheduler is stopping", "AbortError"));
     await this.#starting?.catch(() => {});
     await this.#loop;
+    await Promise.allSettled([...this.#watching.values()]);
     for (const state of this.#states) state.queued = null;
     let cancelled = 0;
     if (this.#running.size > 0) {
@@ -475,9 +537,15 @@ export class Scheduler {
         reason: acquired.reason,
         ...(acquired.reason === "leased" ? { holder: acquired.holder.runner } : {}),
       });
+      if (acquired.reason === "leased") this.#watch(state, tick);
       return;
     }
-    const lease = acquired.lease;
+    await this.#work(state, tick, catchUp, acquired.lease);
+  }
+
+  /** Run a tick's work under its lease, renewing it, and record the outcome. */
+  async #work(state: ScheduleState, tick: number, catchUp: boolean, lease: TickLease) {
+    const scheduleId = state.schedule.id;
     const lost = new AbortController();
     const signal = AbortSignal.any([this.#cancel.signal, lost.signal]);
     const renewing = new AbortController();
@@ -489,12 +557,27 @@ export class Scheduler {
     let status: RunStatus = "succeeded";
     let runId: string | null = null;
     let error: string | null = null;
+    let recording: Promise<unknown> = Promise.resolve();
+    const started = (id: string) => {
+      recording = recording.then(() => lease.recordRun(id)).catch((err) => {
+        this.#emit({
+          type: "error",
+          scheduleId,
+          tick,
+          message: `Cannot write run ${id} into the lease of ${scheduleId} at ${tickKey(tick)}: ${
+            messageOf(err)
+          }`,
+          error: err,
+        });
+      });
+    };
     try {
       const result = await state.schedule.run({
         scheduleId,
         tick,
         signal,
         runnerId: this.runnerId,
+        started,
       });
       if (result) {
         status = result.status;
@@ -507,6 +590,7 @@ export class Scheduler {
     } finally {
       renewing.abort();
       await keeping;
+      await recording;
     }
     if (status === "running") status = signal.aborted ? "cancelled" : "failed";
     const durationMs = this.#clock.now() - startedAt;
@@ -522,6 +606,125 @@ export class Scheduler {
       durationMs,
       error,
     });
+  }
+
+  /**
+   * Watch a tick that another runner holds (once per tick): if its lease
+   * lapses with the tick not done, take it over (see `abandoned`).
+   */
+  #watch(state: ScheduleState, tick: number, dead?: LeaseHolder): void {
+    const key = `${state.schedule.id}\u0000${tick}`;
+    if (this.#watching.has(key) || this.#halt.signal.aborted) return;
+    const watching = this.#watchLease(state, tick, dead).catch((error) => {
+      this.#emit({
+        type: "error",
+        scheduleId: state.schedule.id,
+        tick,
+        message: `Cannot watch ${state.schedule.id} at ${tickKey(tick)} for a dead runner: ${
+          messageOf(error)
+        }`,
+        error,
+      });
+    }).finally(() => this.#watching.delete(key));
+    this.#watching.set(key, watching);
+  }
+
+  async #watchLease(state: ScheduleState, tick: number, dead?: LeaseHolder): Promise<void> {
+    const leases = this.#leases!;
+    const scheduleId = state.schedule.id;
+    const halt = this.#halt.signal;
+    const leaseKey = leases.leaseKey(scheduleId, tick);
+    // A holder known dead already counts as lapsed.
+    let last: { holder: LeaseHolder; expiresAt: number } | null = dead === undefined
+      ? null
+      : { holder: dead, expiresAt: -Infinity };
+    while (!halt.aborted) {
+      const seen = await Lease.read<LeaseHolder>(leases.store, leaseKey);
+      const now = this.#clock.now();
+      if (seen !== null) {
+        // A live holder renews it before then; a dead one lets it lapse.
+        const expiresAt = seen.expiresAt ?? now + leases.leaseMs;
+        last = { holder: seen.value, expiresAt };
+        const wait = Math.min(Math.max(1, expiresAt - now), this.#maxSleepMs);
+        try {
+          await this.#timers.sleep(wait, halt);
+        } catch {
+          return; // Halted.
+        }
+        continue;
+      }
+      // Gone before it could lapse: completed or released (cancelled) by its holder.
+      if (last === null || now < last.expiresAt) return;
+      const acquired = await leases.acquire(scheduleId, tick);
+      if (!acquired.ok) {
+        if (acquired.reason === "done") return;
+        continue; // Another runner took it over: watch that one.
+      }
+      if (await this.#takeOver(state, tick, acquired.lease, last.holder) === "handled") return;
+      // Its run still beats though its lease lapsed: look again later (`last`
+      // stays, so a lease still free then is taken over again).
+      try {
+        await this.#timers.sleep(MIN_ABANDONED_MS, halt);
+      } catch {
+        return;
+      }
+    }
+  }
+
+  /**
+   * This runner holds the lease of a tick whose previous holder let it lapse:
+   * record that holder's run abandoned (unless it still beats: "alive", the
+   * lease is given back) and skip or re-run the tick per its policy.
+   */
+  async #takeOver(
+    state: ScheduleState,
+    tick: number,
+    lease: TickLease,
+    dead: LeaseHolder,
+  ): Promise<"alive" | "handled"> {
+    const scheduleId = state.schedule.id;
+    const leases = this.#leases!;
+    // The lease may have lapsed before the run's id reached it; the marker has it.
+    const marker = await leases.store.get<RunningMarker>(leases.runningKey(scheduleId, tick));
+    const runId = dead.runId ?? marker?.value.runId ?? null;
+    const records = await this.#runtime.records();
+    let run = runId === null ? null : await records.getRun(runId);
+    if (run !== null && run.status === "running") {
+      const abandoned = await records.abandonRun(run.id, {
+        afterMs: MIN_ABANDONED_MS,
+        now: this.#clock.now(),
+      });
+      run = abandoned ?? await records.getRun(run.id);
+      if (run !== null && run.status === "running") {
+        await lease.release();
+        return "alive";
+      }
+    }
+    const report = (action: "skip" | "rerun" | "ended") =>
+      this.#emit({ type: "tick.abandoned", scheduleId, tick, runner: dead.runner, runId, action });
+    if (run !== null && !(run.status === "failed" && run.error?.message.startsWith("abandoned"))) {
+      // Its run ended before its runner could record the tick.
+      await lease.complete({ status: run.status, runId });
+      report("ended");
+      return "handled";
+    }
+    if (state.abandoned === "rerun" && !this.#halt.signal.aborted) {
+      report("rerun");
+      const running = this.#work(state, tick, true, lease).catch((error) => {
+        this.#emit({
+          type: "error",
+          scheduleId,
+          tick,
+          message: `Cannot run ${scheduleId} at ${tickKey(tick)} again: ${messageOf(error)}`,
+          error,
+        });
+      }).finally(() => this.#running.delete(running));
+      this.#running.add(running);
+      return "handled";
+    }
+    await lease.complete({ status: "failed", runId });
+    report("skip");
+    return "handled";
   }
 
   async #keepLease(lease: TickLease, stop: AbortSignal, onLost: () => void): Promise<void> {

@@ -8,6 +8,8 @@ import type { ConfigObject } from "../config.ts";
 import { type FakeClock, fakeClock } from "../testing/clock.ts";
 import { type ManualTimers, manualTimers } from "../testing/timers.ts";
 import { TickLeases } from "./lease.ts";
+import { RunRecorder } from "../records/recorder.ts";
+import type { Records } from "../records/records.ts";
 import {
   type Schedule,
   Scheduler,
@@ -682,4 +684,205 @@ Deno.test("Scheduler rejects duplicate schedule ids and bad expressions", async 
     () => h.scheduler({ schedules: [{ id: "b", cron: "* * *", run }] }).start(),
     /schedule "b": Cannot use cron expression/,
   );
+});
+
+// ---------------------------------------------------------------------------
+// A runner that dies while running a tick
+
+/** A run this test's schedules recorded. */
+interface RecordedRun {
+  tick: string;
+  runner: string;
+  runId: string;
+  recorder: RunRecorder;
+}
+
+/**
+ * An hourly schedule whose work records a run (heartbeats on `timers`),
+ * reports it, and, on runner-1, never ends until `hang` resolves.
+ */
+function hourlyRecorded(
+  h: Harness,
+  records: Records,
+  timers: ManualTimers,
+  hang: Promise<void>,
+  runs: RecordedRun[],
+  extra: Partial<Schedule>,
+): Schedule {
+  return {
+    id: "hourly",
+    cron: "0 * * * *",
+    ...extra,
+    run: async ({ tick, runnerId, started }) => {
+      const recorder = await RunRecorder.start(records, h.clock, {
+        flowId: "hourly",
+        flowVersion: "job",
+        inputs: {},
+      }, { timers });
+      started?.(recorder.id);
+      runs.push({ tick: iso(tick), runner: runnerId, runId: recorder.id, recorder });
+      if (runnerId === "runner-1") await hang; // "killed": never returns
+      return await recorder.finish({ status: "succeeded", outputs: {}, nodes: {}, error: null });
+    },
+  };
+}
+
+/**
+ * Runner 1 takes the 01:00 tick, records a run, writes it into the lease, and
+ * "dies" (its timers freeze: no lease renewal, no heartbeat); runner 2 saw
+ * the tick leased and watches it. Returns what runner 2 did.
+ */
+async function deadRunnerTick(policy: "skip" | "rerun", options: { beating?: boolean } = {}) {
+  const h = await harness(Date.parse("2026-01-01T00:30:00Z"));
+  const records = await h.runtime.records();
+  const hang = deferred();
+  const deadTimers = manualTimers(h.clock);
+  const runs: RecordedRun[] = [];
+  const schedule = (timers: ManualTimers) =>
+    hourlyRecorded(h, records, timers, hang.promise, runs, { abandoned: policy });
+  const dead = h.scheduler({
+    // With `beating`, its run's heartbeat goes on (its process lives, its lease lapses).
+    schedules: [schedule(options.beating ? h.timers : deadTimers)],
+    leaseMs: 5 * MINUTE,
+    timers: deadTimers,
+    maxSleepMs: DAY,
+  });
+  const survivor = h.scheduler({ schedules: [schedule(h.timers)], leaseMs: 5 * MINUTE });
+  await Promise.all([dead.start(), survivor.start()]);
+  await deadTimers.advanceTo(Date.parse("2026-01-01T01:00:00Z"));
+  await until(() => runs.length === 1, "runner 1 to start its run");
+  const deadRunId = runs[0].runId;
+  await h.timers.advanceTo(Date.parse("2026-01-01T01:00:00Z"));
+  assert.deepEqual(h.skips("hourly").map((s) => [iso(s.tick), s.reason, s.holder]), [
+    ["2026-01-01T01:00:00.000Z", "leased", "runner-1"],
+  ]);
+  // Before the lease lapses nothing happens: the run is left alone.
+  await h.timers.advanceTo(Date.parse("2026-01-01T01:04:59Z"));
+  assert.equal((await records.getRun(deadRunId))?.status, "running");
+  assert.deepEqual(h.events.filter((e) => e.type === "tick.abandoned"), []);
+  // After it lapsed (5 min after runner 1's last renewal at 01:00).
+  await h.timers.advanceTo(Date.parse("2026-01-01T01:06:00Z"));
+  const abandoned = h.events.filter((e) => e.type === "tick.abandoned");
+  const leases = new TickLeases(await h.runtime.store("main"), { runnerId: "x" });
+  const history = await leases.history("hourly");
+  const result = { h, records, runs, deadRunId, abandoned, history };
+  return {
+    ...result,
+    async [Symbol.asyncDispose]() {
+      hang.resolve();
+      await deadTimers.advance(0);
+      await h[Symbol.asyncDispose]();
+    },
+  };
+}
+
+Deno.test("Scheduler abandoned skip: a dead runner's tick is recorded abandoned and done, not run again", async () => {
+  await using t = await deadRunnerTick("skip");
+  const run = await t.records.getRun(t.deadRunId);
+  assert.equal(run?.status, "failed");
+  assert.match(run?.error?.message ?? "", /^abandoned: no heartbeat/);
+  assert.deepEqual(t.abandoned, [{
+    type: "tick.abandoned",
+    scheduleId: "hourly",
+    tick: Date.parse("2026-01-01T01:00:00Z"),
+    runner: "runner-1",
+    runId: t.deadRunId,
+    action: "skip",
+  }]);
+  assert.equal(t.runs.length, 1, "not run again");
+  assert.deepEqual(
+    t.history.map((d) => [iso(d.tick), d.done.runner, d.done.status, d.done.runId]),
+    [
+      ["2026-01-01T01:00:00.000Z", "runner-2", "failed", t.deadRunId],
+    ],
+  );
+  // The next tick runs as usual.
+  await t.h.timers.advanceTo(Date.parse("2026-01-01T02:00:00Z"));
+  await until(() => t.runs.length === 2, "the 02:00 tick");
+  assert.deepEqual(t.runs[1].tick, "2026-01-01T02:00:00.000Z");
+});
+
+Deno.test("Scheduler abandoned rerun: a dead runner's tick is recorded abandoned and run again", async () => {
+  await using t = await deadRunnerTick("rerun");
+  await until(() => t.h.ends("hourly").length === 1, "the re-run to end");
+  assert.equal((await t.records.getRun(t.deadRunId))?.status, "failed");
+  assert.deepEqual(t.abandoned.map((e) => e.type === "tick.abandoned" && e.action), ["rerun"]);
+  assert.deepEqual(t.runs.map((r) => [r.tick, r.runner]), [
+    ["2026-01-01T01:00:00.000Z", "runner-1"],
+    ["2026-01-01T01:00:00.000Z", "runner-2"],
+  ]);
+  const end = t.h.ends("hourly")[0];
+  assert.equal(end.status, "succeeded");
+  assert.equal(end.catchUp, true);
+  assert.equal((await t.records.getRun(end.runId!))?.status, "succeeded");
+  const leases = new TickLeases(await t.h.runtime.store("main"), { runnerId: "x" });
+  assert.deepEqual(
+    (await leases.history("hourly")).map((d) => [iso(d.tick), d.done.runner, d.done.status]),
+    [["2026-01-01T01:00:00.000Z", "runner-2", "succeeded"]],
+  );
+});
+
+Deno.test("Scheduler abandoned: a run that still beats after its runner's lease lapsed is left alone until it stops", async () => {
+  await using t = await deadRunnerTick("skip", { beating: true });
+  assert.deepEqual(t.abandoned, [], "its heartbeat is fresh");
+  assert.equal((await t.records.getRun(t.deadRunId))?.status, "running");
+  await t.h.timers.advanceTo(Date.parse("2026-01-01T01:30:00Z"));
+  assert.equal((await t.records.getRun(t.deadRunId))?.status, "running", "still beating");
+  await t.runs[0].recorder.close(); // now its process dies
+  await t.h.timers.advanceTo(Date.parse("2026-01-01T01:31:00Z"));
+  assert.equal((await t.records.getRun(t.deadRunId))?.status, "failed");
+  assert.deepEqual(
+    t.h.events.flatMap((e) => e.type === "tick.abandoned" ? [[e.action, e.runId]] : []),
+    [["skip", t.deadRunId]],
+  );
+});
+
+Deno.test("Scheduler abandoned: a runner started after a dead runner's lease lapsed takes its tick over from the running marker", async () => {
+  for (const policy of ["skip", "rerun"] as const) {
+    await using h = await harness(Date.parse("2026-01-01T00:30:00Z"));
+    const records = await h.runtime.records();
+    const hang = deferred();
+    const deadTimers = manualTimers(h.clock);
+    const runs: RecordedRun[] = [];
+    const schedule = (timers: ManualTimers) =>
+      hourlyRecorded(h, records, timers, hang.promise, runs, {
+        missed: "run-once",
+        abandoned: policy,
+      });
+    const dead = h.scheduler({
+      schedules: [schedule(deadTimers)],
+      leaseMs: 5 * MINUTE,
+      timers: deadTimers,
+      maxSleepMs: DAY,
+    });
+    await dead.start();
+    await deadTimers.advanceTo(Date.parse("2026-01-01T01:00:00Z"));
+    await until(() => runs.length === 1, "runner 1 to start its run");
+    const leases = new TickLeases(await h.runtime.store("main"), { runnerId: "x" });
+    // Nobody watched; the lease lapsed and is gone. A runner starts at 01:10.
+    h.clock.set(Date.parse("2026-01-01T01:10:00Z"));
+    assert.equal(await leases.state("hourly", Date.parse("2026-01-01T01:00:00Z")), "free");
+    const restarted = h.scheduler({ schedules: [schedule(h.timers)], leaseMs: 5 * MINUTE });
+    await restarted.start();
+    await h.timers.settle();
+    const dead1 = await records.getRun(runs[0].runId);
+    assert.equal(dead1?.status, "failed", policy);
+    assert.match(dead1?.error?.message ?? "", /^abandoned: no heartbeat/);
+    assert.deepEqual(
+      h.events.flatMap((e) => e.type === "tick.abandoned" ? [[e.action, e.runId]] : []),
+      [[policy, runs[0].runId]],
+    );
+    if (policy === "rerun") await until(() => h.ends("hourly").length === 1, "the re-run");
+    assert.deepEqual(
+      runs.map((r) => r.runner),
+      policy === "skip" ? ["runner-1"] : ["runner-1", "runner-2"],
+    );
+    assert.deepEqual(
+      (await leases.history("hourly")).map((d) => [iso(d.tick), d.done.runner, d.done.status]),
+      [["2026-01-01T01:00:00.000Z", "runner-2", policy === "skip" ? "failed" : "succeeded"]],
+    );
+    assert.deepEqual(await leases.running("hourly"), [], "the marker is gone with the tick done");
+    hang.resolve();
+    await deadTimers.advance(0);
+  }
 });

@@ -122,6 +122,47 @@ export function compileValue(value: unknown): CompiledValue {
   };
 }
 
+/**
+ * Every problem of the templates in a string, not only the first: each
+ * `${{ … }}` is compiled on its own, and a bad one is skipped to its `}}`.
+ * `refs` holds what the good ones reference.
+ *
+ * @example
+ * ```ts
+ * import { checkTemplates } from "./compile.ts";
+ * import assert from "node:assert/strict";
+ * const { errors, refs } = checkTemplates("${{ nope }} ${{ inputs.n }} ${{ 1 + }}");
+ * assert.equal(errors.length, 2);
+ * assert.deepEqual(errors.map((e) => e.offset), [4, 36]);
+ * assert.deepEqual([...refs.inputs], ["n"]);
+ * ```
+ */
+export function checkTemplates(text: string): { refs: TemplateRefs; errors: TemplateError[] } {
+  const refs = emptyRefs();
+  const errors: TemplateError[] = [];
+  let i = 0;
+  for (;;) {
+    const p = text.indexOf(OPEN, i);
+    if (p < 0) break;
+    i = p + OPEN.length;
+    if (p > 0 && text.charCodeAt(p - 1) === 36 /* $ */) continue; // an escaped $${{
+    const own = emptyRefs(); // a bad segment's half-read references are not reported
+    try {
+      i = compileSegment(text, p, own).end;
+      for (const kind of ["nodes", "inputs", "env"] as const) {
+        for (const name of own[kind]) refs[kind].add(name);
+      }
+    } catch (e) {
+      if (!(e instanceof TemplateError)) throw e;
+      errors.push(e);
+      const close = text.indexOf("}}", Math.max(e.offset, i));
+      if (close < 0) break;
+      i = close + 2;
+    }
+  }
+  return { refs, errors };
+}
+
 // ---------------------------------------------------------------------------
 // Compiling strings and values
 

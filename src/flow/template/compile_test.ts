@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { compileTemplate, compileValue, TemplateError, type TemplateScope } from "./mod.ts";
+import {
+  checkTemplates,
+  compileTemplate,
+  compileValue,
+  TemplateError,
+  type TemplateScope,
+} from "./mod.ts";
 import { assertErrorAt, assertEvalError, evaluate, makeScope, scope } from "./_test_utils.ts";
 
 // ---------------------------------------------------------------------------
@@ -454,4 +460,14 @@ Deno.test("compileTemplate() reports a value that cannot become text as a Templa
   }
   // A whole-string template keeps the value as it is: nothing to turn into text.
   assert.equal(compileTemplate("${{ inputs.c }}").evaluate(scope), cyclic);
+});
+
+Deno.test("checkTemplates() reports every bad template of a string and what the good ones read", () => {
+  const text = "${{ nope }} $${{ escaped }} ${{ nodes.a.output }} ${{ 'unclosed";
+  const { errors, refs } = checkTemplates(text);
+  assert.deepEqual(errors.map((e) => text.slice(e.offset, e.offset + e.length)), ["nope", "'"]);
+  assert.deepEqual([...refs.nodes], ["a"]);
+  // A bad template's half-read references are not reported as references.
+  assert.deepEqual([...checkTemplates("${{ inputs.x + }}").refs.inputs], []);
+  assert.deepEqual(checkTemplates("no templates").errors, []);
 });

@@ -30,6 +30,7 @@
  */
 export type { Clock } from "../../clock.ts";
 export {
+  checkTemplates,
   type CompiledTemplate,
   type CompiledValue,
   compileTemplate,

@@ -1,0 +1,93 @@
+/**
+ * Heartbeats of running runs, and when a run counts as abandoned.
+ *
+ * While a run is `running`, the process running it writes `heartbeatAt`
+ * into its record every {@linkcode HEARTBEAT_MS} (5 s; see `RunRecorder`).
+ * A run is *abandoned* when its heartbeat is older than the threshold asked
+ * for, which is never less than {@linkcode MIN_ABANDONED_MS} (four missed
+ * beats): a slow commit or a blocked event loop delays a beat or two, not
+ * four. A run's age alone never makes it abandoned, except for records
+ * written before heartbeats existed (no `heartbeatAt`): those are abandoned
+ * only when they started longer ago than {@linkcode LEGACY_ABANDONED_MS}
+ * (one day) or the threshold, whichever is longer, since nothing tells a
+ * long live run of an older version from a dead one.
+ *
+ * @module
+ */
+import type { RunRecord } from "./types.ts";
+
+/** How often a running run's heartbeat is written, in ms. */
+export const HEARTBEAT_MS = 5_000;
+
+/** The shortest threshold a run is judged abandoned by: four missed heartbeats, in ms. */
+export const MIN_ABANDONED_MS = 4 * HEARTBEAT_MS;
+
+/** The threshold `gc` uses by default: one minute without a heartbeat (twelve missed beats). */
+export const DEFAULT_ABANDONED_MS = 60_000;
+
+/** How old a running run without any heartbeat (an older version's) must be to be abandoned: one day. */
+export const LEGACY_ABANDONED_MS = 86_400_000;
+
+/** Why {@linkcode abandonedRun} judged a run abandoned. */
+export interface Abandonment {
+  /** `heartbeat`: its last heartbeat is too old; `age`: it has none and started too long ago. */
+  by: "heartbeat" | "age";
+  /** The last sign of life: its heartbeat, or its start. */
+  lastSeenAt: number;
+  /** The threshold applied, in ms (at least {@linkcode MIN_ABANDONED_MS}). */
+  thresholdMs: number;
+}
+
+/**
+ * Whether `run` is abandoned at `now` with a threshold of `afterMs` (raised
+ * to {@linkcode MIN_ABANDONED_MS}): `null` if it is not (it finished, or its
+ * heartbeat is fresh), else why.
+ *
+ * @example
+ * ```ts
+ * import { abandonedRun, HEARTBEAT_MS } from "@flowstate/core/records";
+ * import assert from "node:assert/strict";
+ * const run = {
+ *   id: "0mjuw3ms0abcdefghijk", flowId: "f", flowVersion: "v", status: "running" as const,
+ *   inputs: {}, outputs: null, startedAt: 0, endedAt: null, durationMs: null, nodes: {},
+ *   error: null, heartbeatAt: 3_600_000,
+ * };
+ * const now = 3_600_000 + HEARTBEAT_MS;
+ * assert.equal(abandonedRun(run, now, 2_000), null); // an hour old, but alive
+ * assert.equal(abandonedRun(run, now + 60_000, 60_000)?.by, "heartbeat");
+ * ```
+ */
+export function abandonedRun(run: RunRecord, now: number, afterMs: number): Abandonment | null {
+  if (run.status !== "running") return null;
+  const threshold = Math.max(afterMs, MIN_ABANDONED_MS);
+  const beat = run.heartbeatAt;
+  if (typeof beat === "number" && Number.isFinite(beat)) {
+    return now - beat > threshold
+      ? { by: "heartbeat", lastSeenAt: beat, thresholdMs: threshold }
+      : null;
+  }
+  const legacy = Math.max(threshold, LEGACY_ABANDONED_MS);
+  return now - run.startedAt > legacy
+    ? { by: "age", lastSeenAt: run.startedAt, thresholdMs: legacy }
+    : null;
+}
+
+/**
+ * The error message an abandoned run is recorded with.
+ *
+ * @example
+ * ```ts
+ * import { abandonedMessage } from "@flowstate/core/records";
+ * import assert from "node:assert/strict";
+ * const message = abandonedMessage({ by: "heartbeat", lastSeenAt: 0, thresholdMs: 60_000 });
+ * assert.match(message, /^abandoned: no heartbeat for more than 60s/);
+ * ```
+ */
+export function abandonedMessage(why: Abandonment): string {
+  const seconds = `${Math.round(why.thresholdMs / 1000)}s`;
+  return why.by === "heartbeat"
+    ? `abandoned: no heartbeat for more than ${seconds} since ${
+      new Date(why.lastSeenAt).toISOString()
+    } (its process was killed, crashed or could not record its end)`
+    : `abandoned: still recorded as running more than ${seconds} after it started, with no heartbeat (written by an older version; its process was killed or crashed)`;
+}

@@ -1,0 +1,112 @@
+// Tests of `RunRecorder`: heartbeats while a run lives, and retrying its final commit.
+import assert from "node:assert/strict";
+import { openStore } from "../plugin.ts";
+import { fakeClock } from "../testing/clock.ts";
+import { manualTimers } from "../testing/timers.ts";
+import { withHooks } from "../wrappers/hooks.ts";
+import { HEARTBEAT_MS, MIN_ABANDONED_MS } from "./heartbeat.ts";
+import { RunEndNotRecordedError, RunRecorder } from "./recorder.ts";
+import { Records } from "./records.ts";
+
+const START = { flowId: "f", flowVersion: "job", inputs: {} };
+const END = { status: "succeeded" as const, outputs: {}, nodes: {}, error: null };
+
+/** A store whose commits that record a run's end fail `failures` times (-1: always). */
+async function failingEnds(failures: number) {
+  const inner = await openStore({ plugin: "memory" });
+  let left = failures;
+  let tries = 0;
+  const store = withHooks(inner, {
+    beforeCommit(mutations) {
+      const ends = mutations.some((m) =>
+        m.type === "set" && m.key.includes("runs") &&
+        (m.value as { status?: string }).status !== "running" &&
+        typeof (m.value as { flowId?: unknown }).flowId === "string"
+      );
+      if (!ends) return;
+      tries++;
+      if (left === 0) return;
+      if (left > 0) left--;
+      throw new Error("No space left on device (injected)");
+    },
+  });
+  return { store, tries: () => tries };
+}
+
+Deno.test("RunRecorder writes a heartbeat every HEARTBEAT_MS while the run lives, and stops at finish", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const records = new Records(store, { clock });
+  const recorder = await RunRecorder.start(records, clock, START, { timers });
+  assert.equal((await records.getRun(recorder.id))?.heartbeatAt, recorder.startedAt);
+  await timers.advance(HEARTBEAT_MS);
+  assert.equal((await records.getRun(recorder.id))?.heartbeatAt, recorder.startedAt + HEARTBEAT_MS);
+  await timers.advance(3 * HEARTBEAT_MS);
+  assert.equal(
+    (await records.getRun(recorder.id))?.heartbeatAt,
+    recorder.startedAt + 4 * HEARTBEAT_MS,
+  );
+  // Alive: never abandoned, however old, however short the threshold asked for.
+  assert.equal(await records.abandonRun(recorder.id, { afterMs: 1 }), null);
+  await recorder.finish(END);
+  assert.equal(timers.pending, 0, "the heartbeat stopped");
+  assert.equal((await records.getRun(recorder.id))?.status, "succeeded");
+});
+
+Deno.test("a run whose process stopped beating is abandoned after the threshold, not before", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const records = new Records(store, { clock });
+  const recorder = await RunRecorder.start(records, clock, START, { timers });
+  await timers.advance(HEARTBEAT_MS);
+  await recorder.close(); // the process "died"
+  const lastBeat = clock.now();
+  clock.set(lastBeat + MIN_ABANDONED_MS);
+  assert.equal(await records.abandonRun(recorder.id, { afterMs: 2_000 }), null, "raised to 20 s");
+  clock.set(lastBeat + MIN_ABANDONED_MS + 1);
+  const marked = await records.abandonRun(recorder.id, { afterMs: 2_000 });
+  assert.equal(marked?.status, "failed");
+  assert.equal((await records.getRun(recorder.id))?.status, "failed");
+  assert.equal((await records.getMetrics("f"))?.failed, 1);
+});
+
+Deno.test("RunRecorder retries a final commit that fails, and records the end", async () => {
+  const { store, tries } = await failingEnds(3);
+  await using _ = store;
+  const records = new Records(store);
+  const recorder = await RunRecorder.start(records, { now: Date.now }, START, {
+    finishRetryDelaysMs: [0, 0, 0, 0],
+  });
+  const run = await recorder.finish(END);
+  assert.equal(tries(), 4);
+  assert.equal((await records.getRun(run.id))?.status, "succeeded");
+});
+
+Deno.test("RunRecorder gives up after the last retry with RunEndNotRecordedError; the run stays running", async () => {
+  const { store, tries } = await failingEnds(-1);
+  await using _ = store;
+  const records = new Records(store);
+  const recorder = await RunRecorder.start(records, { now: Date.now }, START, {
+    finishRetryDelaysMs: [0, 0, 0, 0],
+  });
+  const err = await recorder.finish(END).then(() => null, (e) => e);
+  assert.ok(err instanceof RunEndNotRecordedError, String(err));
+  assert.equal(err.runId, recorder.id);
+  assert.equal(err.attempts, 5);
+  assert.equal(tries(), 5);
+  assert.match(err.message, /No space left on device.*found abandoned/);
+  assert.equal((await records.getRun(recorder.id))?.status, "running");
+});
+
+Deno.test("RunRecorder does not retry when the run was finished by someone else", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  const recorder = await RunRecorder.start(records, { now: Date.now }, START, {
+    finishRetryDelaysMs: [60_000],
+  });
+  const run = await records.getRun(recorder.id);
+  await records.finishRun({ ...run!, status: "cancelled", error: { message: "by hand" } });
+  await assert.rejects(() => recorder.finish(END), /already finished as "cancelled"/);
+});

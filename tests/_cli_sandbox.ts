@@ -1,0 +1,63 @@
+/**
+ * A temporary working directory in which to run the `flowstate` CLI as a
+ * subprocess (`deno run cli.ts`), with FLOWSTATE_HOME inside it.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const CLI = join(ROOT, "cli.ts");
+const DENO_JSON = join(ROOT, "deno.json");
+const PERMISSIONS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-net",
+  "--allow-run",
+  "--allow-sys",
+];
+
+/** What a CLI run printed and its exit code. */
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The sandbox: its directory, the home inside it, and a way to run the CLI there. */
+export interface Sandbox {
+  dir: string;
+  home: string;
+  run(...args: string[]): Promise<Result>;
+  /** Run with extra environment variables. */
+  runWith(env: Record<string, string>, ...args: string[]): Promise<Result>;
+}
+
+/** Run `fn` in a fresh sandbox, removed afterwards. */
+export async function withSandbox(fn: (sandbox: Sandbox) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-cli-" });
+  const home = join(dir, "home");
+  const runWith = async (env: Record<string, string>, ...args: string[]): Promise<Result> => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", "--config", DENO_JSON, ...PERMISSIONS, CLI, ...args],
+      cwd: dir,
+      env: { FLOWSTATE_HOME: home, NO_COLOR: "1", RUST_BACKTRACE: "0", ...env },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decoder = new TextDecoder();
+    return {
+      code: output.code,
+      stdout: decoder.decode(output.stdout),
+      stderr: decoder.decode(output.stderr),
+    };
+  };
+  try {
+    await fn({ dir, home, run: (...args) => runWith({}, ...args), runWith });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

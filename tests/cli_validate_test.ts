@@ -1,0 +1,215 @@
+/**
+ * `flowstate validate` reports every static problem of a flow at once, each at
+ * its `file:line:column` (issue 9): store names against the config's stores,
+ * sub-flow files, cron fields out of range (also when the daemon loads the
+ * config), unknown fields of a `schedule` object, and every template problem
+ * in a string; option problems alongside the flow's other problems.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { withSandbox } from "./_cli_sandbox.ts";
+
+const CONFIG = "stores:\n  main: { plugin: memory }\n  shared: { plugin: memory }\n";
+
+function lines(stderr: string): string[] {
+  return stderr.trim().split("\n");
+}
+
+Deno.test("validate: a state node's unknown store is reported at its place, against the config's stores", async () => {
+  await withSandbox(async ({ dir, run, home }) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG);
+    await Deno.writeTextFile(
+      join(dir, "s.flow.yaml"),
+      `id: s
+nodes:
+  - id: a
+    type: state.set
+    with: { key: k, value: 1, store: shraed }
+  - id: b
+    type: state.get
+    with: { key: k, store: shared }
+  - id: c
+    type: state.get
+    with: { key: k, store: "\${{ 'main' }}" }
+`,
+    );
+    const result = await run("validate", "s.flow.yaml");
+    assert.equal(result.code, 2, result.stderr);
+    assert.deepEqual(lines(result.stderr), [
+      'error: s.flow.yaml:5:38: nodes[0].with.store: unknown store "shraed" (did you mean "shared"?); the configured stores are "main", "shared"',
+    ]);
+    // run refuses it the same way, before anything is written
+    const ran = await run("run", "s.flow.yaml");
+    assert.equal(ran.code, 2, ran.stderr);
+    assert.match(ran.stderr, /s\.flow\.yaml:5:38: nodes\[0\]\.with\.store: unknown store "shraed"/);
+    await assert.rejects(Deno.stat(home), Deno.errors.NotFound, "nothing was written");
+  });
+});
+
+Deno.test("validate: a flow node's missing sub-flow file is reported at its place", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.mkdir(join(dir, "flows", "folder"));
+    await Deno.writeTextFile(
+      join(dir, "flows", "child.flow.yaml"),
+      "id: child\nnodes:\n  - id: a\n    type: log\n    with: { message: hi }\n",
+    );
+    await Deno.writeTextFile(
+      join(dir, "flows", "parent.flow.yaml"),
+      `id: parent
+nodes:
+  - id: ok
+    type: flow
+    with: { flow: ./child.flow.yaml }
+  - id: gone
+    type: flow
+    with: { flow: ./chlid.flow.yaml }
+  - id: dir
+    type: flow
+    with: { flow: ./folder }
+`,
+    );
+    const result = await run("validate", "flows/parent.flow.yaml");
+    assert.equal(result.code, 2, result.stderr);
+    const [gone, folder, ...rest] = lines(result.stderr);
+    assert.match(
+      gone,
+      /^error: flows\/parent\.flow\.yaml:8:19: nodes\[1\]\.with\.flow: sub-flow \.\/chlid\.flow\.yaml does not exist \(looked for .*flows\/chlid\.flow\.yaml\)$/,
+    );
+    assert.match(
+      folder,
+      /^error: flows\/parent\.flow\.yaml:11:19: nodes\[2\]\.with\.flow: sub-flow \.\/folder is a directory, not a flow file/,
+    );
+    assert.deepEqual(rest, []);
+  });
+});
+
+Deno.test("validate: every template problem of one string is reported, each at its column", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "t.flow.yaml"),
+      `id: t
+nodes:
+  - id: a
+    type: log
+    with: { message: "\${{ nope }} and \${{ 1 + }} and \${{ inputs.x }} and \${{ len( }}" }
+`,
+    );
+    const result = await run("validate", "t.flow.yaml");
+    assert.equal(result.code, 2, result.stderr);
+    const found = lines(result.stderr);
+    assert.equal(found.length, 4, result.stderr);
+    assert.match(found[0], /^error: t\.flow\.yaml:5:22: .*reads inputs\.x, which is not declared/);
+    assert.match(
+      found[1],
+      /^error: t\.flow\.yaml:5:27: .*Cannot parse \$\{\{ nope \}\}: unknown name "nope"/,
+    );
+    assert.match(
+      found[2],
+      /^error: t\.flow\.yaml:5:47: .*Cannot parse \$\{\{ 1 \+ \}\}: expected a value/,
+    );
+    assert.match(found[3], /^error: t\.flow\.yaml:5:\d+: .*Cannot parse \$\{\{ len\( \}\}/);
+  });
+});
+
+Deno.test("validate: unknown fields of a schedule object are named, with a suggestion, at their place", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "sched.flow.yaml"),
+      `id: sched
+schedule:
+  cron: "0 * * * *"
+  timezon: UTC
+  overlaps: skip
+nodes:
+  - id: a
+    type: log
+    with: { message: hi }
+`,
+    );
+    const result = await run("validate", "sched.flow.yaml");
+    assert.equal(result.code, 2, result.stderr);
+    assert.deepEqual(lines(result.stderr), [
+      'error: sched.flow.yaml:4:3: schedule.timezon: unknown field (did you mean "timezone"?)',
+      'error: sched.flow.yaml:5:3: schedule.overlaps: unknown field (did you mean "overlap"?)',
+    ]);
+  });
+});
+
+Deno.test("a cron field out of range is reported at its place by validate and by the daemon's config load", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "cron.flow.yaml"),
+      'id: cron\nschedule: "61 * * * *"\nnodes:\n  - id: a\n    type: log\n    with: { message: hi }\n',
+    );
+    const validated = await run("validate", "cron.flow.yaml");
+    assert.equal(validated.code, 2, validated.stderr);
+    assert.deepEqual(lines(validated.stderr), [
+      'error: cron.flow.yaml:2:11: schedule: invalid cron expression "61 * * * *": minute value 61 is out of range',
+    ]);
+
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG + "flows: [./cron.flow.yaml]\n");
+    const daemon = await run("daemon");
+    assert.equal(daemon.code, 2, daemon.stderr);
+    assert.match(
+      daemon.stderr,
+      /cron\.flow\.yaml:2:11: schedule: invalid cron expression "61 \* \* \* \*": minute value 61 is out of range/,
+    );
+
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      CONFIG + 'jobs:\n  gc: { schedule: "0 25 * * *" }\n',
+    );
+    const job = await run("daemon");
+    assert.equal(job.code, 2, job.stderr);
+    assert.match(
+      job.stderr,
+      /^error: flowstate\.yaml:5:9: jobs\.gc\.schedule: invalid cron expression "0 25 \* \* \*": hour value 25 is out of range/,
+    );
+  });
+});
+
+Deno.test("validate: node option problems are reported with the flow's other problems, at once", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "all.flow.yaml"),
+      `id: all
+descripton: typo
+nodes:
+  - id: a
+    type: log
+  - id: b
+    type: delay
+    with: { for: 5 parsecs }
+  - id: c
+    type: state.get
+    with: { key: k, store: nowhere }
+  - id: d
+    type: log
+    with: { message: hi }
+    needs: [zz]
+`,
+    );
+    const result = await run("validate", "all.flow.yaml");
+    assert.equal(result.code, 2, result.stderr);
+    const found = lines(result.stderr);
+    assert.match(
+      found[0],
+      /^error: all\.flow\.yaml:2:1: descripton: unknown field \(did you mean "description"\?\)/,
+    );
+    assert.match(
+      found[1],
+      /^error: all\.flow\.yaml:4:5: nodes\[0\]\.with\.message: missing required option "message" for log/,
+    );
+    assert.match(found[2], /^error: all\.flow\.yaml:8:18: nodes\[1\]\.with\.for: /);
+    assert.match(
+      found[3],
+      /^error: all\.flow\.yaml:11:28: nodes\[2\]\.with\.store: unknown store "nowhere"/,
+    );
+    assert.match(
+      found[4],
+      /^error: all\.flow\.yaml:15:13: nodes\[3\]\.needs\[0\]: unknown node "zz"/,
+    );
+    assert.equal(found.length, 5, result.stderr);
+  });
+});

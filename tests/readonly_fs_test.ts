@@ -1,0 +1,165 @@
+/**
+ * A store on a read-only file system, through the CLI: reads work
+ * (`state get`, `runs ls`), writes fail with exit 1 and a message that says
+ * the store is read-only and where. The file system is made read-only with
+ * a read-only bind mount, which needs root (CI runs as root): without root
+ * these tests are ignored (a chmod cannot stand in: root writes anyway).
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { openStore, StoreReadOnlyError } from "../mod.ts";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const CLI = join(ROOT, "cli.ts");
+const DENO_JSON = join(ROOT, "deno.json");
+const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-sys"];
+const IS_ROOT = Deno.uid() === 0;
+
+const FLOW = `id: counter
+nodes:
+  - id: bump
+    type: state.increment
+    with: { scope: flow, key: count }
+`;
+
+async function cli(cwd: string, ...args: string[]): Promise<{ code: number; out: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "--config", DENO_JSON, ...PERMISSIONS, CLI, ...args],
+    cwd,
+    env: { FLOWSTATE_HOME: join(cwd, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return { code: output.code, out: decoder.decode(output.stdout) + decoder.decode(output.stderr) };
+}
+
+async function mount(...args: string[]): Promise<void> {
+  const output = await new Deno.Command("mount", { args, stdout: "piped", stderr: "piped" })
+    .output();
+  if (!output.success) {
+    throw new Error(`mount ${args.join(" ")} failed: ${new TextDecoder().decode(output.stderr)}`);
+  }
+}
+
+/** `fn` with `ro`, a read-only bind mount of `src` (filled by `fill` first). */
+async function withReadOnlyCopy(
+  fill: (src: string) => Promise<void>,
+  fn: (ro: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-ro-" });
+  const src = join(dir, "src");
+  const ro = join(dir, "ro");
+  await Deno.mkdir(src);
+  await Deno.mkdir(ro);
+  try {
+    await fill(src);
+    await mount("--bind", src, ro);
+    try {
+      await mount("-o", "remount,bind,ro", ro);
+      await fn(ro);
+    } finally {
+      await new Deno.Command("umount", { args: [ro] }).output();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+for (const [plugin, file] of [["jsonfile", "state.json"], ["sqlite", "state.db"]]) {
+  Deno.test({
+    name:
+      `${plugin} on a read-only file system: state get and runs ls work, state set fails clearly` +
+      (IS_ROOT ? "" : " (ignored: needs root for a read-only bind mount)"),
+    ignore: !IS_ROOT,
+    async fn() {
+      const before: Record<string, string[]> = {};
+      await withReadOnlyCopy(async (src) => {
+        await Deno.writeTextFile(
+          join(src, "flowstate.yaml"),
+          `stores:\n  default: { plugin: ${plugin}, path: data/${file} }\n`,
+        );
+        await Deno.writeTextFile(join(src, "counter.flow.yaml"), FLOW);
+        for (let i = 0; i < 2; i++) {
+          const run = await cli(src, "run", "counter.flow.yaml");
+          assert.equal(run.code, 0, run.out);
+        }
+        before.files = [...Deno.readDirSync(join(src, "data"))].map((e) => e.name).sort();
+      }, async (ro) => {
+        const get = await cli(ro, "state", "get", "--flow", "counter", "count");
+        assert.equal(get.code, 0, get.out);
+        assert.equal(get.out.trim(), "2");
+        const runs = await cli(ro, "runs", "ls", "--json");
+        assert.equal(runs.code, 0, runs.out);
+        const listed = JSON.parse(runs.out) as { status: string }[];
+        assert.deepEqual(listed.map((r) => r.status), ["succeeded", "succeeded"]);
+
+        const set = await cli(ro, "state", "set", "--flow", "counter", "count", "5");
+        assert.equal(set.code, 1, set.out);
+        assert.match(
+          set.out,
+          new RegExp(
+            `store "default".* ${
+              ro.replaceAll("/", "\\/")
+            }\\/data\\S* is on a read-only file system`,
+          ),
+        );
+        assert.match(set.out, /read-only/);
+        assert.doesNotMatch(set.out, /^\s+at /m, "no stack trace");
+        assert.doesNotMatch(set.out, /unable to open database file/);
+        // A run cannot even be recorded: it fails, saying why.
+        const run = await cli(ro, "run", "counter.flow.yaml");
+        assert.equal(run.code, 1, run.out);
+        assert.match(run.out, /read-only file system/);
+        // Nothing changed, and nothing was added beside the store.
+        assert.equal((await cli(ro, "state", "get", "--flow", "counter", "count")).out.trim(), "2");
+        const after = [...Deno.readDirSync(join(ro, "data"))].map((e) => e.name).sort();
+        assert.deepEqual(after, before.files);
+      });
+    },
+  });
+}
+
+for (const withShm of [true, false]) {
+  Deno.test({
+    name:
+      `sqlite on a read-only file system reads commits still in the -wal (${
+        withShm ? "with" : "without"
+      } a -shm file), and refuses writes` +
+      (IS_ROOT ? "" : " (ignored: needs root for a read-only bind mount)"),
+    ignore: !IS_ROOT,
+    async fn() {
+      await withReadOnlyCopy(async (src) => {
+        // The image a crash leaves: the files copied while the store is open, its commits in the WAL.
+        const live = await Deno.makeTempDir({ prefix: "flowstate-ro-live-" });
+        try {
+          const store = await openStore({ plugin: "sqlite", path: join(live, "state.db") });
+          for (let i = 0; i < 20; i++) await store.set(["n", String(i)], i);
+          assert.ok((await Deno.stat(join(live, "state.db-wal"))).size > 0);
+          for (const suffix of ["", "-wal", ...withShm ? ["-shm"] : []]) {
+            await Deno.copyFile(join(live, `state.db${suffix}`), join(src, `state.db${suffix}`));
+          }
+          await store.close();
+        } finally {
+          await Deno.remove(live, { recursive: true });
+        }
+      }, async (ro) => {
+        const store = await openStore({ plugin: "sqlite", path: join(ro, "state.db") });
+        try {
+          assert.equal(await store.count(["n"]), 20);
+          assert.equal((await store.get(["n", "19"]))?.value, 19);
+          await assert.rejects(store.set(["n", "20"], 20), (err: Error) => {
+            assert.ok(err instanceof StoreReadOnlyError, String(err));
+            assert.equal(err.code, "STORE_READ_ONLY");
+            assert.match(err.message, /is on a read-only file system/);
+            return true;
+          });
+        } finally {
+          await store.close();
+        }
+      });
+    },
+  });
+}
