@@ -269,6 +269,32 @@ pgTest(
   },
 );
 
+pgTest(
+  "stores on different tables of a schema that does not exist yet can be opened at once (found by the kill tests)",
+  async (url) => {
+    // Each open created the schema under its own table's lock, so two first opens raced on
+    // CREATE SCHEMA IF NOT EXISTS and one failed: 'duplicate key value violates unique
+    // constraint "pg_namespace_nspname_index"'.
+    for (let round = 0; round < 10; round++) {
+      const schema = `${SCHEMA}_new${round}`;
+      try {
+        const opened = await Promise.allSettled(
+          [0, 1, 2, 3].map((i) =>
+            openStore({ plugin: "postgres", url, schema, table: `t${i}` }, { name: `s${i}` })
+          ),
+        );
+        for (const result of opened) if (result.status === "fulfilled") await result.value.close();
+        const failed = opened.flatMap((r) => r.status === "rejected" ? [String(r.reason)] : []);
+        assert.deepEqual(failed, [], `round ${round}`);
+      } finally {
+        const admin = postgres(url, { max: 1, onnotice: () => {} });
+        await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+        await admin.end({ timeout: 5 });
+      }
+    }
+  },
+);
+
 // --- Cleanup -------------------------------------------------------------------
 
 dropTestSchema();

@@ -2,7 +2,7 @@
  * The postgres plugin's tables: `<table>` holds the entries and
  * `<table>_meta` the format and schema version. `setUp()` checks them
  * (read-only first, so a table it refuses is never modified) and creates
- * them under the table's advisory lock.
+ * them under the table's advisory lock (and a new schema under the schema's).
  *
  * @module
  */
@@ -12,7 +12,10 @@ import { StoreCorruptError, StoreMissingError } from "../../src/errors.ts";
 /** The schema version this code reads and writes. */
 const SCHEMA_VERSION = 1;
 const FORMAT = "flowstate.postgres";
-/** Advisory lock class of every Flowstate table lock (the object id is the table's hash). */
+/**
+ * Advisory lock class of every Flowstate table lock (the object id is the
+ * hash of `schema.table`) and schema lock (the hash of the schema's name).
+ */
 export const LOCK_CLASS = 0x464c5354; // "FLST"
 
 /** A quoted SQL identifier. */
@@ -114,7 +117,13 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<number> {
     const now = await inspect(tx);
     await check(tx, now);
     if (now.meta) return;
-    if (!now.schema) await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+    if (!now.schema) {
+      // Stores on other tables of the same new schema may be opening at this moment, each
+      // under its own table's lock: creating the schema under a lock of the schema's own keeps
+      // two CREATE SCHEMA IF NOT EXISTS from racing (the loser fails on a unique index).
+      await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [schema]);
+      await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+    }
     await tx.unsafe(
       `CREATE TABLE ${metaTable} (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
     );
