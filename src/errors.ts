@@ -19,6 +19,7 @@
  * | {@linkcode MigrationError} | `MIGRATION_FAILED` | a data migration failed or its lock is held |
  * | {@linkcode BackupError} | `BACKUP_FAILED` | a backup or restore cannot be done |
  * | {@linkcode AttemptOverError} | `ATTEMPT_OVER` | a node used its context after its attempt ended |
+ * | `RunEndNotRecordedError` (`./records`) | `RUN_END_NOT_RECORDED` | a run's final commit failed on every try |
  *
  * This module is the ground floor: it imports nothing.
  *
@@ -38,7 +39,8 @@ export type ErrorCode =
   | "CONFLICT"
   | "MIGRATION_FAILED"
   | "BACKUP_FAILED"
-  | "ATTEMPT_OVER";
+  | "ATTEMPT_OVER"
+  | "RUN_END_NOT_RECORDED";
 
 /**
  * The base of every error Flowstate throws on purpose.

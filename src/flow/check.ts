@@ -11,6 +11,7 @@ import type { Problem, ProblemPath } from "../errors.ts";
 import { namesModule } from "../loader.ts";
 import type { YamlSource } from "../yaml_source.ts";
 import { deepEqual, isRecord } from "./_values.ts";
+import type { z } from "zod";
 import {
   describeValue,
   EXPECTED,
@@ -98,7 +99,7 @@ export class Checker {
   #schema(data: unknown): void {
     const result = flowZodSchema.safeParse(data);
     if (result.success) return;
-    for (const issue of result.error.issues) {
+    for (const issue of matchingOption(result.error.issues)) {
       const path = issue.path.map((s) => typeof s === "number" ? s : String(s));
       const value = valueAt(data, path);
       const got = `, got ${describeValue(value)}`;
@@ -129,6 +130,14 @@ export class Checker {
         }
         case "custom":
           this.add(path, issue.message);
+          break;
+        case "invalid_union":
+          this.add(
+            path,
+            path.length === 1 && path[0] === "schedule"
+              ? `expected a cron expression ("0 * * * *", @daily) or a mapping like { cron: "0 * * * *", missed: run-once }${got}`
+              : `${issue.message}${got}`,
+          );
           break;
         case "too_small":
         case "too_big":
@@ -381,4 +390,25 @@ function* strings(value: unknown, path: FlowPath): Generator<[string, FlowPath]>
   } else if (isRecord(value)) {
     for (const [key, item] of Object.entries(value)) yield* strings(item, [...path, key]);
   }
+}
+
+type ZodIssue = z.core.$ZodIssue;
+
+/**
+ * A union's issues are those of the option the value has the shape of: a
+ * `schedule:` mapping with a bad field is reported at that field
+ * (`schedule.abandoned: expected one of "skip", "rerun"`), not as "Invalid
+ * input" for the whole union. Issues of other unions are kept as they are.
+ */
+function matchingOption(issues: readonly ZodIssue[]): ZodIssue[] {
+  return issues.flatMap((issue) => {
+    if (issue.code !== "invalid_union") return [issue];
+    const shaped = issue.errors.filter((option) =>
+      !option.some((inner) => inner.path.length === 0 && inner.code === "invalid_type")
+    );
+    if (shaped.length !== 1) return [issue];
+    return matchingOption(
+      shaped[0].map((inner) => ({ ...inner, path: [...issue.path, ...inner.path] }) as ZodIssue),
+    );
+  });
 }

@@ -272,8 +272,17 @@ Deno.test("parseFlow() checks a schedule's abandoned policy", () => {
     `id: demo\nschedule: { cron: "0 * * * *", abandoned: ${policy} }\nnodes:\n  - { id: a, type: log }\n`;
   const schedule = parseFlow(text("rerun"), { nodeTypes: NODE_TYPES }).definition.schedule;
   assert.deepEqual(schedule, { cron: "0 * * * *", abandoned: "rerun" });
-  // Refused at the schedule (how a bad field of a schedule object is worded is not this test's).
+  // Refused at the field itself, with the values it takes (it was "schedule: Invalid input").
   const refused = problems(text("retry"), { nodeTypes: NODE_TYPES });
+  assert.deepEqual(refused, [
+    'flow.yaml:2:43: schedule.abandoned: expected one of "skip", "rerun", got "retry"',
+  ]);
+});
+
+Deno.test("parseFlow() names what a schedule may be when it is neither a string nor a mapping", () => {
+  const refused = problems("id: demo\nschedule: 5\nnodes:\n  - { id: a, type: log }\n", {
+    nodeTypes: NODE_TYPES,
+  });
   assert.equal(refused.length, 1);
-  assert.match(refused[0], /^flow\.yaml:2:\d+: schedule/);
+  assert.match(refused[0], /^flow\.yaml:2:11: schedule: expected a cron expression .* got 5$/);
 });

@@ -19,7 +19,7 @@
  * @module
  */
 import { type Clock, realTimers, type Timers } from "../clock.ts";
-import { messageOf } from "../errors.ts";
+import { FlowstateError, messageOf } from "../errors.ts";
 import type { JsonValue } from "../store/types.ts";
 import type { Records } from "./records.ts";
 import { HEARTBEAT_MS } from "./heartbeat.ts";
@@ -63,7 +63,9 @@ export interface RunRecorderOptions {
  * assert.match(err.message, /found abandoned/);
  * ```
  */
-export class RunEndNotRecordedError extends Error {
+export class RunEndNotRecordedError extends FlowstateError {
+  /** Always `"RUN_END_NOT_RECORDED"`. */
+  readonly code = "RUN_END_NOT_RECORDED" as const;
   /** The run. */
   readonly runId: string;
   /** The status it should have been recorded with. */
