@@ -52,7 +52,9 @@ Deno.test("loadConfig() reads FLOWSTATE_HOME from Deno.env by default", async ()
   // In a child process: setting the variable here would leak into the test
   // files that run beside this one (`deno test --parallel`).
   await withTempDir(async (dir) => {
-    const script = `import { loadConfig } from ${JSON.stringify(import.meta.resolve("./config.ts"))};
+    const script = `import { loadConfig } from ${
+      JSON.stringify(import.meta.resolve("./config.ts"))
+    };
       console.log((await loadConfig({ cwd: ${JSON.stringify(dir)} })).home);`;
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["eval", "--quiet", script],
