@@ -112,3 +112,21 @@ export const trickyString: fc.Arbitrary<string> = fc.oneof(
     { maxLength: 5 },
   ).map((parts) => parts.join("")),
 );
+
+/**
+ * Any JavaScript value, the odd ones too: null prototypes, sparse arrays,
+ * Maps, Sets, Dates, BigInts, boxed values, typed arrays, full-Unicode strings.
+ */
+export const anyValue: fc.Arbitrary<unknown> = fc.anything({
+  withNullPrototype: true,
+  withBigInt: true,
+  withDate: true,
+  withMap: true,
+  withSet: true,
+  withSparseArray: true,
+  withBoxedValues: true,
+  withTypedArray: true,
+  withUnicodeString: true,
+  withObjectString: true,
+  maxDepth: 4,
+});

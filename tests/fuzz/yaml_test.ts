@@ -13,7 +13,7 @@ import fc from "fast-check";
 import { ConfigError, FlowValidationError } from "../../mod.ts";
 import { parseFlow, validateFlow } from "../../flow.ts";
 import { parseConfigText } from "../../src/config.ts";
-import { fuzz } from "./_fuzz.ts";
+import { anyValue, fuzz } from "./_fuzz.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -234,19 +234,7 @@ Deno.test("fuzz: the config parser on a mutated config throws only ConfigError",
   fuzz("config parser, mutated config", 1911, 1000, mutated([CONFIG]), checkConfig);
 });
 
-/** Any JavaScript value, the odd ones too (null prototypes, sparse arrays, Maps, Dates, boxed values). */
-const anything = fc.anything({
-  withNullPrototype: true,
-  withBigInt: true,
-  withDate: true,
-  withMap: true,
-  withSet: true,
-  withSparseArray: true,
-  withBoxedValues: true,
-  withTypedArray: true,
-  withUnicodeString: true,
-  maxDepth: 4,
-});
+const anything = anyValue;
 
 /** A flow object whose fields are sometimes right and sometimes anything. */
 const flowObject = fc.record({
