@@ -290,3 +290,40 @@ Deno.test("validateFlow() of an array with holes is a FlowValidationError naming
 Deno.test("fuzz: validateFlow() on random objects throws only FlowValidationError", () => {
   fuzz("validateFlow, random objects", 1912, 1500, fc.oneof(flowObject, anything), checkFlowObject);
 });
+
+/** YAML nested from a few to thousands of levels, in flow and block style, mixed. */
+const deepYaml = fc.tuple(
+  fc.array(fc.constantFrom("[", "{a: ", "- ", "b:\n"), { minLength: 1, maxLength: 4 }),
+  fc.integer({ min: 1, max: 4000 }),
+  fc.constantFrom("flow", "config"),
+).map(([kinds, depth, target]) => {
+  let open = "";
+  let close = "";
+  let indent = 0;
+  for (let i = 0; i < depth; i++) {
+    const kind = kinds[i % kinds.length];
+    if (kind === "[" || kind === "{a: ") {
+      open += kind;
+      close = (kind === "[" ? "]" : "}") + close;
+    } else if (close === "") {
+      // Block style only outside flow collections.
+      open += kind === "- " ? `\n${" ".repeat(indent)}- ` : `\n${" ".repeat(indent)}b:`;
+      indent += 2;
+    }
+  }
+  const body = `${open}1${close}`;
+  return { target, text: target === "flow" ? `id: a\nnodes: ${body}\n` : `stores: ${body}\n` };
+});
+
+Deno.test("fuzz: YAML nested thousands deep is a FlowValidationError or ConfigError, never a stack overflow", () => {
+  fuzz("deep YAML", 1914, 100, deepYaml, ({ target, text }) => {
+    try {
+      if (target === "flow") parseFlow(text);
+      else parseConfigText(text, { file: "flowstate.yaml", cwd: "/tmp" });
+    } catch (e) {
+      const expected = target === "flow" ? FlowValidationError : ConfigError;
+      if (!(e instanceof expected)) throw new Error(`${target}: threw ${e}`, { cause: e });
+      assert.doesNotMatch(e.message, /call stack/i);
+    }
+  });
+});
