@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { importDefault, importFailure, moduleUrl } from "../loader.ts";
+import { importDefault, importFailure, mappingHint, moduleUrl } from "../loader.ts";
 import { builtinJobNames, builtinJobUrl } from "./builtin.ts";
 import { didYouMean } from "../_suggest.ts";
 import { ConfigError, messageOf } from "../errors.ts";
@@ -45,7 +45,7 @@ export async function loadJob(specifier: string | Job, baseDir: string = Deno.cw
     throw new ConfigError(
       `Unknown job "${specifier}"${didYouMean(specifier, builtinJobNames())}: use a built-in (${
         builtinJobNames().join(", ")
-      }) or a module path starting with ./`,
+      }), a module path starting with ./, or a package name (${mappingHint(specifier, baseDir)})`,
     );
   }
   let exported: unknown;
