@@ -82,6 +82,8 @@ function cwd(): string {
 
 function readText(path: string): string | undefined {
   try {
+    // Never prompt for a permission: without read access there is no map to read.
+    if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return undefined;
     return Deno.readTextFileSync(path);
   } catch {
     return undefined; // absent, unreadable or not permitted: no map there
