@@ -253,3 +253,36 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("importing @flowstate/core loads no postgres driver and no plugin dependency", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-consumer-" });
+  try {
+    await write(dir, {
+      "deno.json": json({ links: [ROOT], imports: { "@flowstate/core": CORE } }),
+      "main.ts":
+        `import { openRuntime } from "@flowstate/core";\nconsole.log(typeof openRuntime);\n`,
+    });
+    const info = ok(await deno(dir, "info", "--json", "main.ts"), "deno info");
+    const graph = JSON.parse(info.stdout) as { npmPackages?: Record<string, unknown> };
+    const npm = Object.keys(graph.npmPackages ?? {});
+    assert.ok(npm.length > 0, "the graph lists npm packages"); // zod, yaml, croner…
+    assert.deepEqual(npm.filter((id) => !/^(zod|yaml|croner)@/.test(id)), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("deno publish --dry-run publishes no tests, fixtures or test data", async () => {
+  const result = ok(
+    await deno(ROOT, "publish", "--dry-run", "--allow-dirty", "--no-check"),
+    "publish",
+  );
+  const files = [...(result.stdout + result.stderr).matchAll(/file:\/\/\S+/g)].map((m) => m[0]);
+  assert.ok(files.some((f) => f.endsWith("/mod.ts")), "the file list is printed");
+  assert.deepEqual(
+    files.filter((f) =>
+      /\/testdata\/|\/tests\/|_test\.ts$|\/_test_utils\.ts$|\/\.flowstate\//.test(f)
+    ),
+    [],
+  );
+});
