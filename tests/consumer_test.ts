@@ -230,6 +230,35 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
     await Deno.stat(join(app, ".flowstate/state.db"));
     ok(await deno(app, "task", "test"), "test");
 
+    // Scheduled: the daemon runs the flow on its schedule (every second here) until SIGINT.
+    const flowFile = join(app, "flows/hello.flow.yaml");
+    const flowText = await Deno.readTextFile(flowFile);
+    assert.match(flowText, /^# schedule: "\*\/5 \* \* \* \*"$/m);
+    await Deno.writeTextFile(
+      flowFile,
+      flowText.replace(/^# schedule: .*$/m, 'schedule: "* * * * * *"'),
+    );
+    const daemon = new Deno.Command(Deno.execPath(), {
+      args: ["task", "flowstate", "daemon"],
+      cwd: app,
+      env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DENO_NO_UPDATE_CHECK: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    let seen = "";
+    let stopping = false;
+    for await (const chunk of daemon.stdout.pipeThrough(new TextDecoderStream())) {
+      seen += chunk;
+      if (!stopping && /flow:hello succeeded/.test(seen)) {
+        stopping = true;
+        daemon.kill("SIGINT"); // and read on until it has stopped
+      }
+    }
+    assert.match(seen, /flow:hello succeeded/);
+    assert.match(seen, /Stopped/);
+    assert.equal((await daemon.status).code, 0, seen);
+
     // A second init keeps every file as it is.
     const before = await Deno.readTextFile(join(app, "deno.json"));
     const again = ok(
