@@ -216,7 +216,22 @@ function lookUp(name: string, map: ImportMap): string | undefined {
 
 /**
  * A bare name resolved through the import map of the project around `baseDir`,
- * or else of the one around the working directory.
+ * or else of the one around the working directory: the target `url` and the
+ * `file` that maps it.
+ *
+ * @example
+ * ```ts
+ * import { resolveMappedName } from "./loader.ts";
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(
+ *   `${dir}/deno.json`,
+ *   JSON.stringify({ imports: { "@example/redis": "jsr:@example/redis@^1" } }),
+ * );
+ * assert.equal(resolveMappedName("@example/redis", dir)?.url, "jsr:@example/redis@^1");
+ * assert.equal(resolveMappedName("@example/other", dir), undefined);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export function resolveMappedName(
   name: string,
@@ -262,6 +277,15 @@ function packageOf(name: string): string {
  * <deno.json>`. The target is the one `manifestDir`'s own deno.json or
  * package.json gives it (a plugin's own dependency), or a `jsr:` (scoped) /
  * `npm:` specifier with a version to fill in.
+ *
+ * @example
+ * ```ts
+ * import { mappingHint } from "./loader.ts";
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * assert.match(mappingHint("ioredis/built", dir), /^add "ioredis": "npm:ioredis@<version>" to the imports of /);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export function mappingHint(name: string, projectDir: string, manifestDir?: string): string {
   const pkg = packageOf(name);

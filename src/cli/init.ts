@@ -18,10 +18,19 @@ import denoJson from "../../deno.json" with { type: "json" };
 import { messageOf } from "../errors.ts";
 
 /** The permissions of the `run` and `flowstate` tasks: files, env, network, subprocesses, sys. */
-export const RUN_PERMISSIONS =
+const RUN_PERMISSIONS =
   "--allow-read --allow-write --allow-env --allow-net --allow-run --allow-sys";
 
-/** `jsr:@flowstate/core@^<major>.<minor>` of this version. */
+/**
+ * `jsr:@flowstate/core@^<major>.<minor>` of a version (default: this one).
+ *
+ * @example
+ * ```ts
+ * import { coreSpecifier } from "./init.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(coreSpecifier("0.3.1"), "jsr:@flowstate/core@^0.3");
+ * ```
+ */
 export function coreSpecifier(version: string = denoJson.version): string {
   const [major, minor] = version.split(".");
   return `jsr:${denoJson.name}@^${major}.${minor}`;
@@ -34,7 +43,7 @@ function zodSpecifier(): string {
 }
 
 /** The starter project's deno.json, as an object (also printed for merging into a kept one). */
-export function starterDenoJson(): {
+function starterDenoJson(): {
   imports: Record<string, string>;
   tasks: Record<string, string>;
 } {
@@ -121,7 +130,7 @@ const GITIGNORE = `# Flowstate's state, records and temporary files
 `;
 
 /** The starter files, by path relative to the project directory, in the order written. */
-export function starterFiles(): [path: string, text: string][] {
+function starterFiles(): [path: string, text: string][] {
   return [
     ["deno.json", JSON.stringify(starterDenoJson(), null, 2) + "\n"],
     ["flowstate.yaml", FLOWSTATE_YAML],
@@ -144,7 +153,22 @@ export interface InitResult {
   failed: { path: string; error: string }[];
 }
 
-/** Write the starter files into `dir`, never overwriting one. */
+/**
+ * Write the starter files into `dir`, never overwriting one.
+ *
+ * @example
+ * ```ts
+ * import { initProject } from "./init.ts";
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/flowstate.yaml`, "stores: {}\n");
+ * const result = await initProject(dir);
+ * assert.ok(result.written.includes("flows/hello.flow.yaml"));
+ * assert.deepEqual(result.kept, ["flowstate.yaml"]);
+ * assert.equal(await Deno.readTextFile(`${dir}/flowstate.yaml`), "stores: {}\n");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export async function initProject(dir: string): Promise<InitResult> {
   const result: InitResult = { dir: resolve(dir), written: [], kept: [], failed: [] };
   for (const [path, text] of starterFiles()) {
@@ -161,7 +185,7 @@ export async function initProject(dir: string): Promise<InitResult> {
   return result;
 }
 
-/** `init [dir] [--json]`. */
+/** `init [dir] [--json]`: exit 0 when every file was written or kept, 1 when one could not be written. */
 export async function initCommand(
   dir: string | undefined,
   options: { json?: boolean },
