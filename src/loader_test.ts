@@ -142,6 +142,10 @@ export default defineNode({ optionsSchema: z.object({}).passthrough(), run: () =
     const prepared = await prepareFlow(flow);
     assert.equal(await prepared.nodes[0].type.run({} as never, {} as never), "mine");
     assert.equal(prepared.nodes[1].type, builtinNodes.get("log"));
+    // A near miss of a built-in is a typo, not a package to map.
+    const typo = await loadPlugin("sqlte", { baseDir: dir }).catch((e) => e);
+    assert.match(typo.message, /did you mean "sqlite"/);
+    assert.doesNotMatch(typo.message, /package name/);
     const unknown = await loadPlugin("@mine/nothing", { baseDir: dir }).catch((e) => e);
     assert.match(
       unknown.message,

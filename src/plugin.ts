@@ -188,12 +188,16 @@ export function resolvePluginSpecifier(specifier: string, baseDir: string): stri
   }
   const url = moduleUrl(specifier, baseDir);
   if (url !== undefined) return url;
+  const suggestion = didYouMean(specifier, builtinPluginNames());
+  // A near miss of a built-in is a typo; anything else may be a package to map.
   const fix = `use a built-in (${
     builtinPluginNames().join(", ")
   }), a file path starting with ./ or /, a specifier like npm:name or jsr:@scope/name${
-    /^[@a-z0-9]/i.test(specifier) ? `, or a package name (${mappingHint(specifier, baseDir)})` : ""
+    suggestion === "" && /^[@a-z0-9]/i.test(specifier)
+      ? `, or a package name (${mappingHint(specifier, baseDir)})`
+      : ""
   }`;
-  const unknown = `unknown plugin "${specifier}"${didYouMean(specifier, builtinPluginNames())}`;
+  const unknown = `unknown plugin "${specifier}"${suggestion}`;
   throw new ConfigError(`U${unknown.slice(1)}: ${fix}`, {
     issues: [{ path: ["plugin"], message: `${unknown}: ${fix}` }],
   });

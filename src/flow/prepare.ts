@@ -71,13 +71,14 @@ export async function prepareFlow(
       }
     } else if (!type) {
       const names = [...builtinNodes.keys(), ...(options.nodeTypes?.keys() ?? [])];
+      const suggestion = didYouMean(spec.type, names);
       problem(
         ["nodes", i, "type"],
-        `unknown node type "${spec.type}"${didYouMean(spec.type, names)}; use a built-in (${
+        `unknown node type "${spec.type}"${suggestion}; use a built-in (${
           names.join(", ")
-        }), a module path like ./nodes/thing.ts, or a package name (${
-          mappingHint(spec.type, baseDir)
-        })`,
+        }), a module path like ./nodes/thing.ts${
+          suggestion === "" ? `, or a package name (${mappingHint(spec.type, baseDir)})` : ""
+        }`,
       );
     }
     const compiled = compileValue(spec.with ?? {});
