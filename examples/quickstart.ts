@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { openRuntime } from "../mod.ts";
+import { openRuntime } from "@flowstate/core";
 
 await using runtime = await openRuntime();
 const store = await runtime.store(); // the store of the global scope: "default"

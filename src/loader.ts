@@ -7,16 +7,24 @@
  * - a **path**: starts with `./`, `../` or `/` (or is absolute on this
  *   system), resolved against the directory of the file that names it;
  * - a **specifier**: starts with a URL scheme (`jsr:`, `npm:`, `https:`,
- *   `file:`), imported as it is.
+ *   `file:`), imported as it is;
+ * - a **mapped name**: a bare name (`@example/flowstate-redis`) that the
+ *   user's project maps in the `imports` of its `deno.json` (or `deno.jsonc`,
+ *   its `importMap` file, or a `package.json` dependency), found by walking up
+ *   from the directory of the file that names it, then from the working
+ *   directory. It is resolved here, to the target the project maps it to,
+ *   because a dynamic `import()` inside this package resolves bare names
+ *   through this package's own imports, never the user's.
  *
- * Anything else is a built-in name of its kind (`sqlite`, `retention`,
- * `state.set`), looked up in the kind's own table. So `lib/a:b.ts` is neither
- * a path nor a specifier: it is reported as an unknown name, with the fix
- * (`./lib/a:b.ts`), by the flow checker and the loader alike.
+ * Built-in names of each kind (`sqlite`, `retention`, `state.set`) come
+ * first; anything else that is neither is reported as an unknown name with the
+ * fix (`./lib/a:b.ts`, or the line to add to `deno.json`), by the flow checker
+ * and the loader alike.
  *
  * @module
  */
-import { isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { toFileUrl } from "./_path.ts";
 
 const SCHEME = /^[a-z][a-z0-9+.-]*:/i;
@@ -32,24 +40,302 @@ export function isModuleSpecifier(name: string): boolean {
   return SCHEME.test(name) && !isAbsolute(name);
 }
 
-/** Whether `name` names a module (a path or a specifier) rather than a built-in. */
-export function namesModule(name: string): boolean {
-  return isModulePath(name) || isModuleSpecifier(name);
+/**
+ * Whether `name` names a module (a path, a specifier, or a bare name the
+ * project around `baseDir` maps) rather than a built-in.
+ */
+export function namesModule(name: string, baseDir: string = cwd()): boolean {
+  return isModulePath(name) || isModuleSpecifier(name) ||
+    resolveMappedName(name, baseDir) !== undefined;
 }
 
 /**
  * The importable URL for a module name: a path resolved against `baseDir`,
- * a specifier as it is; `undefined` when `name` names no module.
+ * a specifier as it is, a bare name through the import map of the project
+ * around `baseDir` (or the working directory); `undefined` when `name` names
+ * no module.
  */
 export function moduleUrl(name: string, baseDir: string): string | undefined {
   if (isModulePath(name)) return toFileUrl(resolve(baseDir, name)).href;
   if (isModuleSpecifier(name)) return name;
+  return resolveMappedName(name, baseDir)?.url;
+}
+
+// ---------------------------------------------------------------------------
+// The user's project: its deno.json imports (and package.json dependencies).
+
+/** What a project maps names to: one import map, with where it was read from. */
+interface ImportMap {
+  /** The file the map was read from (a deno.json, an import map file or a package.json). */
+  file: string;
+  /** Name (or `prefix/`) → target, targets already absolute (paths as `file:` URLs). */
+  imports: Map<string, string>;
+}
+
+function cwd(): string {
+  try {
+    return Deno.cwd();
+  } catch {
+    return ".";
+  }
+}
+
+function readText(path: string): string | undefined {
+  try {
+    // Never prompt for a permission: without read access there is no map to read.
+    if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return undefined;
+    return Deno.readTextFileSync(path);
+  } catch {
+    return undefined; // absent, unreadable or not permitted: no map there
+  }
+}
+
+/** JSON with comments and trailing commas (deno.jsonc), parsed; `undefined` when not JSON. */
+function parseJsonc(text: string): unknown {
+  let out = "";
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      const start = i;
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === "\\") i++;
+      out += text.slice(start, i + 1);
+    } else if (c === "/" && text[i + 1] === "/") {
+      while (i < text.length && text[i] !== "\n") i++;
+      out += "\n";
+    } else if (c === "/" && text[i + 1] === "*") {
+      const end = text.indexOf("*/", i + 2);
+      i = end < 0 ? text.length : end + 1;
+      out += " ";
+    } else out += c;
+  }
+  try {
+    return JSON.parse(out.replace(/,(\s*[}\]])/g, "$1"));
+  } catch {
+    return undefined;
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** An import map's `imports`, with relative targets made absolute against `dir`. */
+function importsOf(value: unknown, dir: string, file: string): ImportMap | undefined {
+  if (!isRecord(value)) return undefined;
+  const imports = new Map<string, string>();
+  for (const [key, target] of Object.entries(value)) {
+    if (typeof target !== "string") continue;
+    imports.set(
+      key,
+      isModulePath(target)
+        ? toFileUrl(resolve(dir, target)).href + (target.endsWith("/") ? "/" : "")
+        : target,
+    );
+  }
+  return { file, imports };
+}
+
+/** The maps of the project file (deno.json, deno.jsonc, package.json) in `dir`, nearest first. */
+function mapsIn(dir: string): { maps: ImportMap[]; deno?: Record<string, unknown> } {
+  const maps: ImportMap[] = [];
+  let deno: Record<string, unknown> | undefined;
+  for (const name of ["deno.json", "deno.jsonc"]) {
+    const file = join(dir, name);
+    const text = readText(file);
+    if (text === undefined) continue;
+    const json = parseJsonc(text);
+    if (!isRecord(json)) continue;
+    deno = json;
+    const own = importsOf(json.imports, dir, file);
+    if (own) maps.push(own);
+    if (typeof json.importMap === "string") {
+      const mapFile = resolve(dir, json.importMap);
+      const mapJson = parseJsonc(readText(mapFile) ?? "");
+      const external = isRecord(mapJson)
+        ? importsOf(mapJson.imports, dirname(mapFile), mapFile)
+        : undefined;
+      if (external) maps.push(external);
+    }
+    break;
+  }
+  const pkgFile = join(dir, "package.json");
+  const pkg = parseJsonc(readText(pkgFile) ?? "");
+  if (isRecord(pkg)) {
+    const imports = new Map<string, string>();
+    for (const field of ["dependencies", "devDependencies", "optionalDependencies"]) {
+      const deps = pkg[field];
+      if (!isRecord(deps)) continue;
+      for (const [dep, range] of Object.entries(deps)) {
+        if (typeof range === "string" && !imports.has(dep)) imports.set(dep, `npm:${dep}@${range}`);
+      }
+    }
+    if (imports.size > 0) maps.push({ file: pkgFile, imports });
+  }
+  return { maps, ...(deno ? { deno } : {}) };
+}
+
+/**
+ * The import maps of the project around `dir`: those of the nearest directory
+ * with a deno.json (or package.json), then those of a workspace root above it.
+ */
+function projectMaps(dir: string): ImportMap[] {
+  // Read afresh each time (a few small files): a daemon sees an edited deno.json.
+  const start = resolve(dir);
+  const maps: ImportMap[] = [];
+  let foundProject = false;
+  for (let at = start;; at = dirname(at)) {
+    const found = mapsIn(at);
+    if (!foundProject && (found.deno !== undefined || found.maps.length > 0)) {
+      foundProject = true;
+      maps.push(...found.maps);
+      if (found.deno?.workspace !== undefined) break; // the root of its own workspace
+    } else if (foundProject && found.deno?.workspace !== undefined) {
+      maps.push(...found.maps); // the workspace root's imports apply to its members
+      break;
+    }
+    if (dirname(at) === at) break;
+  }
+  return maps;
+}
+
+/** `name` through one map: an exact key, or the longest `prefix/` key (and `jsr:`/`npm:` subpaths). */
+function lookUp(name: string, map: ImportMap): string | undefined {
+  const exact = map.imports.get(name);
+  if (exact !== undefined && !name.endsWith("/")) return exact;
+  let best: [string, string] | undefined;
+  for (const [key, target] of map.imports) {
+    const prefix = key.endsWith("/") ? key : `${key}/`;
+    if (!name.startsWith(prefix) || (best && best[0].length >= prefix.length)) continue;
+    if (key.endsWith("/") || /^(jsr|npm):/.test(target)) best = [prefix, target];
+  }
+  if (best === undefined) return undefined;
+  const [prefix, target] = best;
+  const rest = name.slice(prefix.length);
+  return target.endsWith("/") ? target + rest : `${target}/${rest}`;
+}
+
+/**
+ * A bare name resolved through the import map of the project around `baseDir`,
+ * or else of the one around the working directory: the target `url` and the
+ * `file` that maps it.
+ *
+ * @example
+ * ```ts
+ * import { resolveMappedName } from "./loader.ts";
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(
+ *   `${dir}/deno.json`,
+ *   JSON.stringify({ imports: { "@example/redis": "jsr:@example/redis@^1" } }),
+ * );
+ * assert.equal(resolveMappedName("@example/redis", dir)?.url, "jsr:@example/redis@^1");
+ * assert.equal(resolveMappedName("@example/other", dir), undefined);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function resolveMappedName(
+  name: string,
+  baseDir: string,
+): { url: string; file: string } | undefined {
+  if (name === "" || isModulePath(name) || isModuleSpecifier(name)) return undefined;
+  const dirs = [resolve(baseDir)];
+  const here = resolve(cwd());
+  if (here !== dirs[0]) dirs.push(here);
+  for (const dir of dirs) {
+    for (const map of projectMaps(dir)) {
+      const url = lookUp(name, map);
+      if (url !== undefined) return { url, file: map.file };
+    }
+  }
   return undefined;
 }
 
-/** Why a module could not be imported: its first line, without a trailing period. */
-export function importFailure(err: unknown): string {
-  return (err instanceof Error ? err.message.split("\n")[0] : String(err)).replace(/\.+$/, "");
+/** The deno.json (or deno.jsonc) of the project around `dir`; `./deno.json` there when none. */
+export function projectConfigFile(dir: string): string {
+  for (let at = resolve(dir);; at = dirname(at)) {
+    for (const name of ["deno.json", "deno.jsonc"]) {
+      if (readText(join(at, name)) !== undefined) return join(at, name);
+    }
+    if (dirname(at) === at) return join(resolve(dir), "deno.json");
+  }
+}
+
+/** `path` as shown to a user: relative to the working directory when under it. */
+function shown(path: string): string {
+  const rel = relative(cwd(), path);
+  return rel === "" || rel.startsWith("..") || isAbsolute(rel) ? path : `./${rel}`;
+}
+
+/** The package a bare name belongs to: `@scope/name` or `name`, without a subpath. */
+function packageOf(name: string): string {
+  const parts = name.split("/");
+  return name.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0];
+}
+
+/**
+ * How to map a bare name: `add "<name>": "<target>" to the imports of
+ * <deno.json>`. The target is the one `manifestDir`'s own deno.json or
+ * package.json gives it (a plugin's own dependency), or a `jsr:` (scoped) /
+ * `npm:` specifier with a version to fill in.
+ *
+ * @example
+ * ```ts
+ * import { mappingHint } from "./loader.ts";
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * assert.match(mappingHint("ioredis/built", dir), /^add "ioredis": "npm:ioredis@<version>" to the imports of /);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function mappingHint(name: string, projectDir: string, manifestDir?: string): string {
+  const pkg = packageOf(name);
+  let entry = `"${pkg}": "${pkg.startsWith("@") ? "jsr" : "npm"}:${pkg}@<version>"`;
+  if (manifestDir !== undefined) {
+    for (const map of projectMaps(manifestDir)) {
+      const key = map.imports.has(pkg) ? pkg : map.imports.has(`${pkg}/`) ? `${pkg}/` : undefined;
+      if (key === undefined) continue;
+      let target = map.imports.get(key)!;
+      if (target.startsWith("file:")) target = shown(fileURLToPath(target));
+      entry = `"${key}": "${target}"`;
+      break;
+    }
+  }
+  return `add ${entry} to the imports of ${shown(projectConfigFile(projectDir))}`;
+}
+
+// ---------------------------------------------------------------------------
+// Importing.
+
+const UNMAPPED = [
+  /^Import "([^"]+)" not a dependency and not in import map from "([^"]+)"/,
+  /^Relative import path "([^"]+)" not prefixed with \/ or \.\/ or \.\.\/ and not in import map from "([^"]+)"/,
+];
+
+/**
+ * Why a module could not be imported: its first line, without a trailing
+ * period. A bare import that no import map resolves (Deno's `Import "x" not a
+ * dependency…`) says what to add to which deno.json: a module of the user's
+ * project, or a plugin folder inside it, resolves its imports through the
+ * project's deno.json, not a deno.json of its own.
+ */
+export function importFailure(err: unknown, projectDir: string = cwd()): string {
+  // deno-lint-ignore no-control-regex
+  const first = (err instanceof Error ? err.message : String(err)).replace(/\x1b\[[0-9;]*m/g, "")
+    .split("\n")[0].replace(/\.+$/, "");
+  for (const pattern of UNMAPPED) {
+    const m = pattern.exec(first);
+    if (!m) continue;
+    const [, name, from] = m;
+    let fromDir: string | undefined;
+    try {
+      fromDir = from.startsWith("file:") ? dirname(fileURLToPath(from)) : undefined;
+    } catch { /* not a file URL */ }
+    const where = fromDir === undefined ? from : shown(fileURLToPath(from));
+    return `${where} imports "${name}", which no import map resolves: ${
+      mappingHint(name, projectDir, fromDir)
+    }`;
+  }
+  return first;
 }
 
 const cache = new Map<string, Promise<Record<string, unknown>>>();

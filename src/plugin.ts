@@ -5,7 +5,7 @@
  * @module
  */
 import { resolve } from "node:path";
-import { importDefault, importFailure, moduleUrl } from "./loader.ts";
+import { importDefault, importFailure, mappingHint, moduleUrl } from "./loader.ts";
 import { z } from "zod";
 import { ConfigError, type Problem, StoreMissingError } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
@@ -188,10 +188,16 @@ export function resolvePluginSpecifier(specifier: string, baseDir: string): stri
   }
   const url = moduleUrl(specifier, baseDir);
   if (url !== undefined) return url;
+  const suggestion = didYouMean(specifier, builtinPluginNames());
+  // A near miss of a built-in is a typo; anything else may be a package to map.
   const fix = `use a built-in (${
     builtinPluginNames().join(", ")
-  }), a file path starting with ./ or /, or a specifier like npm:name or jsr:@scope/name`;
-  const unknown = `unknown plugin "${specifier}"${didYouMean(specifier, builtinPluginNames())}`;
+  }), a file path starting with ./ or /, a specifier like npm:name or jsr:@scope/name${
+    suggestion === "" && /^[@a-z0-9]/i.test(specifier)
+      ? `, or a package name (${mappingHint(specifier, baseDir)})`
+      : ""
+  }`;
+  const unknown = `unknown plugin "${specifier}"${suggestion}`;
   throw new ConfigError(`U${unknown.slice(1)}: ${fix}`, {
     issues: [{ path: ["plugin"], message: `${unknown}: ${fix}` }],
   });

@@ -2,7 +2,7 @@
  * A custom node that fails its first `failures` attempts in each run, then
  * succeeds: used by examples/retry.flow.yaml to show retries.
  */
-import { defineNode } from "../../mod.ts";
+import { defineNode } from "@flowstate/core";
 import { z } from "zod";
 
 export default defineNode({

@@ -329,6 +329,17 @@ function buildProgram(setExitCode: (code: number) => void) {
     });
 
   program
+    .command("init")
+    .description("write a starter project (deno.json, flowstate.yaml, a flow, a node, a test)")
+    .argument("[dir]", "the project directory (default: the working directory)")
+    .option("--json", "print { dir, written, kept, failed }")
+    .addHelpText("after", "\nNever overwrites a file: one that exists is kept and listed.")
+    .action(async (dir, options) => {
+      const { initCommand } = await import("./init.ts");
+      setExitCode(await initCommand(dir, options));
+    });
+
+  program
     .command("schema")
     .description("print the flow format as JSON Schema (for editors)")
     .action(async () => {

@@ -8,7 +8,7 @@
  */
 import { didYouMean } from "../_suggest.ts";
 import type { Problem, ProblemPath } from "../errors.ts";
-import { namesModule } from "../loader.ts";
+import { mappingHint, namesModule } from "../loader.ts";
 import type { YamlSource } from "../yaml_source.ts";
 import { deepEqual, isRecord } from "./_values.ts";
 import type { z } from "zod";
@@ -56,10 +56,16 @@ export class Checker {
   /** Every problem found so far, in the order found. */
   readonly problems: Problem[] = [];
   readonly #source: YamlSource | undefined;
+  readonly #baseDir: string | undefined;
 
-  /** A checker placing problems in `source`, or without positions. */
-  constructor(source: YamlSource | undefined) {
+  /**
+   * A checker placing problems in `source`, or without positions; package
+   * names in node types resolve through the project around `baseDir`
+   * (default: the working directory).
+   */
+  constructor(source: YamlSource | undefined, baseDir?: string) {
     this.#source = source;
+    this.#baseDir = baseDir;
   }
 
   /** Add a problem at the value at `path` (or its key, or a character inside the string). */
@@ -240,13 +246,20 @@ export class Checker {
   #nodeTypes(nodes: NodeInfo[], known: ReadonlySet<string>): void {
     for (const node of nodes) {
       const type = node.raw.type;
-      if (typeof type !== "string" || type === "" || namesModule(type) || known.has(type)) {
+      if (
+        typeof type !== "string" || type === "" || known.has(type) ||
+        namesModule(type, this.#baseDir)
+      ) {
         continue;
       }
       const looksLikeFile = type.includes("/") || /\.[cm]?[jt]sx?$/.test(type);
       this.add(
         ["nodes", node.index, "type"],
-        looksLikeFile
+        type.startsWith("@")
+          ? `unknown node type "${type}": a package name must be in the project's import map; ${
+            mappingHint(type, this.#baseDir ?? Deno.cwd())
+          }`
+          : looksLikeFile
           ? `unknown node type "${type}": a module path must start with ./, ../ or / (write "./${type}")`
           : `unknown node type "${type}"${didYouMean(type, known)}; use a built-in (${
             [...known].join(", ")

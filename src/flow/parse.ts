@@ -146,7 +146,7 @@ function readFlow(text: string, options: ParseFlowOptions): FlowRead {
   ) => ({ message, path: [], line, column }));
   if (source.syntaxErrors.length > 0) throw new FlowValidationError(sortProblems(syntax), file);
 
-  const checker = new Checker(source);
+  const checker = new Checker(source, file === undefined ? undefined : dirname(resolve(file)));
   for (const problem of syntax) checker.problems.push(problem);
   for (const dup of source.duplicateKeys()) {
     checker.problems.push({

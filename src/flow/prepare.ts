@@ -6,7 +6,7 @@
  * @module
  */
 import { dirname, resolve } from "node:path";
-import { importDefault, importFailure, moduleUrl } from "../loader.ts";
+import { importDefault, importFailure, mappingHint, moduleUrl } from "../loader.ts";
 import { didYouMean } from "../_suggest.ts";
 import { parseDuration } from "../duration.ts";
 import type { PreparedFlow, PreparedNode } from "./executor.ts";
@@ -47,8 +47,12 @@ export async function prepareFlow(
   const nodes: PreparedNode[] = [];
   for (let i = 0; i < def.nodes.length; i++) {
     const spec = def.nodes[i];
-    let type: NodeType<unknown> | undefined;
-    const url = moduleUrl(spec.type, baseDir);
+    const builtin = (options.nodeTypes?.get(spec.type) ?? builtinNodes.get(spec.type)) as
+      | NodeType<unknown>
+      | undefined;
+    let type: NodeType<unknown> | undefined = builtin;
+    // A built-in name comes first, even when the project's import map has it too.
+    const url = builtin === undefined ? moduleUrl(spec.type, baseDir) : undefined;
     if (url !== undefined) {
       try {
         const exported = await importDefault(url);
@@ -65,19 +69,17 @@ export async function prepareFlow(
           `cannot load node module ${spec.type}: ${importFailure(err)}`,
         );
       }
-    } else {
-      type = (options.nodeTypes?.get(spec.type) ?? builtinNodes.get(spec.type)) as
-        | NodeType<unknown>
-        | undefined;
-      if (!type) {
-        const names = [...builtinNodes.keys(), ...(options.nodeTypes?.keys() ?? [])];
-        problem(
-          ["nodes", i, "type"],
-          `unknown node type "${spec.type}"${didYouMean(spec.type, names)}; use a built-in (${
-            names.join(", ")
-          }) or a module path like ./nodes/thing.ts`,
-        );
-      }
+    } else if (!type) {
+      const names = [...builtinNodes.keys(), ...(options.nodeTypes?.keys() ?? [])];
+      const suggestion = didYouMean(spec.type, names);
+      problem(
+        ["nodes", i, "type"],
+        `unknown node type "${spec.type}"${suggestion}; use a built-in (${
+          names.join(", ")
+        }), a module path like ./nodes/thing.ts${
+          suggestion === "" ? `, or a package name (${mappingHint(spec.type, baseDir)})` : ""
+        }`,
+      );
     }
     const compiled = compileValue(spec.with ?? {});
     if (type && compiled.isStatic) {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { importDefault, importFailure, moduleUrl } from "../loader.ts";
+import { importDefault, importFailure, mappingHint, moduleUrl } from "../loader.ts";
 import { builtinJobNames, builtinJobUrl } from "./builtin.ts";
 import { didYouMean } from "../_suggest.ts";
 import { ConfigError, messageOf } from "../errors.ts";
@@ -42,10 +42,13 @@ export async function loadJob(specifier: string | Job, baseDir: string = Deno.cw
   }
   const url = builtinJobUrl(specifier) ?? moduleUrl(specifier, baseDir);
   if (url === undefined) {
+    const suggestion = didYouMean(specifier, builtinJobNames());
     throw new ConfigError(
-      `Unknown job "${specifier}"${didYouMean(specifier, builtinJobNames())}: use a built-in (${
+      `Unknown job "${specifier}"${suggestion}: use a built-in (${
         builtinJobNames().join(", ")
-      }) or a module path starting with ./`,
+      }), a module path starting with ./${
+        suggestion === "" ? `, or a package name (${mappingHint(specifier, baseDir)})` : ""
+      }`,
     );
   }
   let exported: unknown;

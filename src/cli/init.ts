@@ -1,0 +1,237 @@
+/**
+ * `flowstate init [dir]`: a starter project in `dir` (default: the working
+ * directory) that uses Flowstate as a package: `deno.json` (the import of
+ * `@flowstate/core` and the tasks `run`, `flowstate`, `test`),
+ * `flowstate.yaml` (one SQLite store), `flows/hello.flow.yaml`, a custom node
+ * in `nodes/`, a test of the flow on the memory store, and `.gitignore`.
+ *
+ * It never overwrites a file: each file is created only if it does not exist
+ * (atomically, `createNew`), and one that exists is reported as kept. For a
+ * kept `deno.json`, it prints the imports and tasks to merge into it.
+ *
+ * Exit codes: 0 every file written or kept, 1 a file could not be written.
+ *
+ * @module
+ */
+import { join, relative, resolve } from "node:path";
+import denoJson from "../../deno.json" with { type: "json" };
+import { messageOf } from "../errors.ts";
+
+/** The permissions of the `run` and `flowstate` tasks: files, env, network, subprocesses, sys. */
+const RUN_PERMISSIONS =
+  "--allow-read --allow-write --allow-env --allow-net --allow-run --allow-sys";
+
+/**
+ * `jsr:@flowstate/core@^<major>.<minor>` of a version (default: this one).
+ *
+ * @example
+ * ```ts
+ * import { coreSpecifier } from "./init.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(coreSpecifier("0.3.1"), "jsr:@flowstate/core@^0.3");
+ * ```
+ */
+export function coreSpecifier(version: string = denoJson.version): string {
+  const [major, minor] = version.split(".");
+  return `jsr:${denoJson.name}@^${major}.${minor}`;
+}
+
+/** The `npm:zod@^x.y.z` the starter node's options schema uses (this package's own zod). */
+function zodSpecifier(): string {
+  const pinned = (denoJson.imports as Record<string, string>).zod; // "npm:zod@4.6.7"
+  return pinned.replace(/^npm:zod@\^?/, "npm:zod@^");
+}
+
+/** The starter project's deno.json, as an object (also printed for merging into a kept one). */
+function starterDenoJson(): {
+  imports: Record<string, string>;
+  tasks: Record<string, string>;
+} {
+  const cli = `${coreSpecifier()}/cli`;
+  return {
+    imports: { [denoJson.name]: coreSpecifier(), zod: zodSpecifier() },
+    tasks: {
+      run: `deno run ${RUN_PERMISSIONS} ${cli} run`,
+      flowstate: `deno run ${RUN_PERMISSIONS} ${cli}`,
+      test: "deno test --allow-read --allow-write --allow-env",
+    },
+  };
+}
+
+const FLOWSTATE_YAML = `# Flowstate configuration: https://jsr.io/@flowstate/core
+# One SQLite store holds state, run records and flow versions.
+stores:
+  default:
+    plugin: sqlite
+    path: .flowstate/state.db
+
+# Flow files (or folders of *.flow.yaml) the daemon reads; flows with a
+# schedule: run on it under \`deno task flowstate daemon\`.
+flows: flows/
+`;
+
+const HELLO_FLOW = `# deno task run flows/hello.flow.yaml --input name=you
+id: hello
+description: greets someone and counts the greetings (the count is kept between runs)
+# To run it on a schedule, uncomment the next line and start: deno task flowstate daemon
+# schedule: "*/5 * * * *"
+inputs:
+  name: { type: string, default: world }
+nodes:
+  - id: count
+    type: state.increment
+    with: { scope: flow, key: greetings }
+  - id: greet
+    type: ../nodes/greet.ts
+    needs: [count]
+    with: { name: "\${{ inputs.name }}", count: "\${{ nodes.count.output }}" }
+outputs:
+  greeting: "\${{ nodes.greet.output }}"
+  count: "\${{ nodes.count.output }}"
+`;
+
+const GREET_NODE = `/**
+ * A custom node: flows name it by path (type: ../nodes/greet.ts).
+ * Its options are checked against optionsSchema before it runs.
+ */
+import { defineNode } from "@flowstate/core";
+import { z } from "zod";
+
+export default defineNode({
+  description: "greets someone and says how many greetings there have been",
+  optionsSchema: z.strictObject({ name: z.string(), count: z.number().int() }),
+  run(ctx, { name, count }) {
+    const greeting = \`Hello, \${name}! (greeting number \${count})\`;
+    ctx.log(greeting);
+    return greeting;
+  },
+});
+`;
+
+const HELLO_TEST = `import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { openRuntime } from "@flowstate/core";
+
+const flow = fileURLToPath(new URL("../flows/hello.flow.yaml", import.meta.url));
+
+Deno.test("hello counts its greetings", async () => {
+  // A memory store: the test leaves nothing behind.
+  await using rt = await openRuntime({ config: { stores: { default: { plugin: "memory" } } } });
+  const first = await rt.runFlow(flow, { input: { name: "test" } });
+  assert.equal(first.status, "succeeded");
+  assert.equal(first.outputs?.greeting, "Hello, test! (greeting number 1)");
+  const second = await rt.runFlow(flow);
+  assert.equal(second.outputs?.greeting, "Hello, world! (greeting number 2)");
+});
+`;
+
+const GITIGNORE = `# Flowstate's state, records and temporary files
+.flowstate/
+`;
+
+/** The starter files, by path relative to the project directory, in the order written. */
+function starterFiles(): [path: string, text: string][] {
+  return [
+    ["deno.json", JSON.stringify(starterDenoJson(), null, 2) + "\n"],
+    ["flowstate.yaml", FLOWSTATE_YAML],
+    ["flows/hello.flow.yaml", HELLO_FLOW],
+    ["nodes/greet.ts", GREET_NODE],
+    ["tests/hello_test.ts", HELLO_TEST],
+    [".gitignore", GITIGNORE],
+  ];
+}
+
+/** What `init` did with each file. */
+export interface InitResult {
+  /** The project directory (absolute). */
+  dir: string;
+  /** Files created, relative to `dir`. */
+  written: string[];
+  /** Files that existed and were left as they were. */
+  kept: string[];
+  /** Files that could not be written, with why. */
+  failed: { path: string; error: string }[];
+}
+
+/**
+ * Write the starter files into `dir`, never overwriting one.
+ *
+ * @example
+ * ```ts
+ * import { initProject } from "./init.ts";
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/flowstate.yaml`, "stores: {}\n");
+ * const result = await initProject(dir);
+ * assert.ok(result.written.includes("flows/hello.flow.yaml"));
+ * assert.deepEqual(result.kept, ["flowstate.yaml"]);
+ * assert.equal(await Deno.readTextFile(`${dir}/flowstate.yaml`), "stores: {}\n");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function initProject(dir: string): Promise<InitResult> {
+  const result: InitResult = { dir: resolve(dir), written: [], kept: [], failed: [] };
+  for (const [path, text] of starterFiles()) {
+    const file = join(result.dir, path);
+    try {
+      await Deno.mkdir(join(file, ".."), { recursive: true });
+      await Deno.writeTextFile(file, text, { createNew: true });
+      result.written.push(path);
+    } catch (err) {
+      if (err instanceof Deno.errors.AlreadyExists) result.kept.push(path);
+      else result.failed.push({ path, error: messageOf(err) });
+    }
+  }
+  return result;
+}
+
+/** `init [dir] [--json]`: exit 0 when every file was written or kept, 1 when one could not be written. */
+export async function initCommand(
+  dir: string | undefined,
+  options: { json?: boolean },
+): Promise<number> {
+  const result = await initProject(dir ?? ".");
+  const exitCode = result.failed.length > 0 ? 1 : 0;
+  if (options.json) {
+    console.log(JSON.stringify(result, null, 2));
+    return exitCode;
+  }
+  const shownDir = relative(Deno.cwd(), result.dir) || ".";
+  const lines: string[] = [];
+  if (result.written.length > 0) {
+    lines.push(`Created in ${shownDir}:`, ...result.written.map((p) => `  ${p}`));
+  }
+  if (result.kept.length > 0) {
+    lines.push(
+      `Kept (already there, not changed):`,
+      ...result.kept.map((p) => `  ${p}`),
+    );
+  }
+  if (result.kept.includes("deno.json")) {
+    lines.push(
+      "",
+      "deno.json was kept: merge these imports and tasks into it:",
+      JSON.stringify(starterDenoJson(), null, 2),
+    );
+  }
+  console.log(lines.join("\n"));
+  for (const { path, error } of result.failed) {
+    console.error(`error: cannot write ${join(shownDir, path)}: ${error}`);
+  }
+  if (exitCode === 0) {
+    console.log(
+      [
+        "",
+        "Next:",
+        ...(shownDir === "."
+          ? []
+          : [`  cd ${/\s/.test(shownDir) ? JSON.stringify(shownDir) : shownDir}`]),
+        "  deno task run flows/hello.flow.yaml      # run the flow (run it twice: the count goes up)",
+        "  deno task test                           # test it on a memory store",
+        "  deno task flowstate --help               # every command",
+        "  deno task flowstate daemon               # run flows with a schedule: on it",
+      ].join("\n"),
+    );
+  }
+  return exitCode;
+}

@@ -1,0 +1,317 @@
+/**
+ * Flowstate used as a package, end to end: a user's own project in a
+ * temporary directory, whose deno.json imports `jsr:@flowstate/core@^0.3`
+ * and links it to this repository (as it would resolve from JSR), runs the
+ * exported CLI through its own `deno task run`, loads a plugin package with
+ * its own npm dependency by its import-map name, a custom node by a mapped
+ * name and one by path, and scripts the same store with `openRuntime`.
+ * And `flowstate init` writes a project whose flow runs and whose test passes.
+ *
+ * Offline: every `deno` here runs with `--cached-only`, against the DENO_DIR
+ * of the test run, which holds the npm packages already.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import denoJson from "../deno.json" with { type: "json" };
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const PERMISSIONS =
+  "--allow-read --allow-write --allow-env --allow-net=127.0.0.1 --allow-run --allow-sys";
+const CORE = `jsr:@flowstate/core@^${denoJson.version.split(".").slice(0, 2).join(".")}`;
+const ZOD = (denoJson.imports as Record<string, string>).zod;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `deno <args>` in `cwd`, without colours. */
+async function deno(cwd: string, ...args: string[]): Promise<Result> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args,
+    cwd,
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DENO_NO_UPDATE_CHECK: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+function ok(result: Result, what: string): Result {
+  assert.equal(
+    result.code,
+    0,
+    `${what} exited ${result.code}:\n${result.stdout}\n${result.stderr}`,
+  );
+  return result;
+}
+
+async function write(dir: string, files: Record<string, string>): Promise<void> {
+  for (const [path, text] of Object.entries(files)) {
+    await Deno.mkdir(join(dir, path, ".."), { recursive: true });
+    await Deno.writeTextFile(join(dir, path), text);
+  }
+}
+
+const json = (value: unknown) => JSON.stringify(value, null, 2) + "\n";
+
+/** The example plugin (a Map saved to a JSON file), made to need an npm package of its own. */
+async function pluginSource(): Promise<string> {
+  const mapfile = await Deno.readTextFile(join(ROOT, "examples/plugins/mapfile.ts"));
+  return `import { uniformInt } from "pure-rand/distribution/uniformInt";
+if (typeof uniformInt !== "function") throw new Error("pure-rand did not load");
+${mapfile}`;
+}
+
+Deno.test("a user's project runs the CLI, a mapped plugin with its own npm dependency and custom nodes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-consumer-" });
+  try {
+    await write(dir, {
+      "deno.json": json({
+        links: [ROOT, "./mapfile-plugin"],
+        imports: {
+          "@flowstate/core": CORE,
+          "@example/flowstate-mapfile": "jsr:@example/flowstate-mapfile@^0.1",
+          "#nodes/": "./nodes/",
+          "#plugins/": "./plugins/",
+          zod: ZOD,
+        },
+        tasks: {
+          run: `deno run --cached-only ${PERMISSIONS} ${CORE}/cli run`,
+          flowstate: `deno run --cached-only ${PERMISSIONS} ${CORE}/cli`,
+        },
+      }),
+      // A plugin package of its own: a name, a version, and its npm dependency.
+      "mapfile-plugin/deno.json": json({
+        name: "@example/flowstate-mapfile",
+        version: "0.1.0",
+        exports: "./mod.ts",
+        imports: {
+          "@flowstate/core": CORE,
+          "pure-rand": "npm:pure-rand@8.4.2",
+          zod: ZOD,
+        },
+      }),
+      "mapfile-plugin/mod.ts": await pluginSource(),
+      "flowstate.yaml": `stores:
+  default:
+    plugin: "@example/flowstate-mapfile"
+    path: state.json
+`,
+      "flows/count.flow.yaml": `id: count
+nodes:
+  - id: count
+    type: state.increment
+    with: { scope: flow, key: runs }
+  - id: double
+    type: "#nodes/double.ts"
+    needs: [count]
+    with: { n: "\${{ nodes.count.output }}" }
+  - id: label
+    type: ../nodes/label.ts
+    needs: [double]
+    with: { n: "\${{ nodes.double.output }}" }
+outputs:
+  runs: "\${{ nodes.count.output }}"
+  label: "\${{ nodes.label.output }}"
+`,
+      "nodes/double.ts": `import { defineNode } from "@flowstate/core";
+import { z } from "zod";
+export default defineNode({
+  optionsSchema: z.strictObject({ n: z.number() }),
+  run: (_ctx, { n }) => n * 2,
+});
+`,
+      "nodes/label.ts": `import { defineNode } from "@flowstate/core";
+import { z } from "zod";
+export default defineNode({
+  optionsSchema: z.strictObject({ n: z.number() }),
+  run: (_ctx, { n }) => \`doubled: \${n}\`,
+});
+`,
+      "script.ts": `import { openRuntime } from "@flowstate/core";
+await using rt = await openRuntime();
+const run = await rt.runFlow("flows/count.flow.yaml");
+const store = await rt.store();
+console.log(JSON.stringify({
+  status: run.status,
+  outputs: run.outputs,
+  plugin: rt.config.stores.default.plugin,
+  runs: (await store.get(["flow", "count", "runs"]))?.value ?? null,
+}));
+`,
+    });
+
+    for (const n of [1, 2]) {
+      const run = ok(await deno(dir, "task", "run", "flows/count.flow.yaml", "--json"), "run");
+      const record = JSON.parse(run.stdout);
+      assert.equal(record.status, "succeeded");
+      assert.deepEqual(record.outputs, { runs: n, label: `doubled: ${n * 2}` });
+    }
+    // The plugin's own file holds the state the two runs wrote.
+    assert.match(await Deno.readTextFile(join(dir, "state.json")), /flowstate\.mapfile\/1/);
+
+    const script = ok(
+      await deno(dir, "run", "--cached-only", ...PERMISSIONS.split(" "), "script.ts"),
+      "script",
+    );
+    assert.deepEqual(JSON.parse(script.stdout), {
+      status: "succeeded",
+      outputs: { runs: 3, label: "doubled: 6" },
+      plugin: "@example/flowstate-mapfile",
+      runs: 3,
+    });
+
+    // A name nobody maps, and a plugin folder whose own import the project does not map:
+    // each error says what to add, and to which deno.json.
+    await write(dir, {
+      "unmapped.yaml": `stores:\n  default: { plugin: "@example/nowhere", path: x.json }\n`,
+      "needs-dep.yaml": `stores:\n  default: { plugin: "#plugins/needs-dep.ts", path: x.json }\n`,
+      "plugins/needs-dep.ts": `export { default } from "ioredis";\n`,
+    });
+    const unmapped = await deno(dir, "task", "flowstate", "-c", "unmapped.yaml", "stores");
+    assert.equal(unmapped.code, 2, unmapped.stderr);
+    assert.match(
+      unmapped.stderr,
+      /add "@example\/nowhere": "jsr:@example\/nowhere@<version>" to the imports of \.\/deno\.json/,
+    );
+    const needsDep = await deno(dir, "task", "flowstate", "-c", "needs-dep.yaml", "stores");
+    assert.notEqual(needsDep.code, 0, needsDep.stderr);
+    assert.match(
+      needsDep.stderr,
+      /\.\/plugins\/needs-dep\.ts imports "ioredis", which no import map resolves: add "ioredis": "npm:ioredis@<version>" to the imports of \.\/deno\.json/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("flowstate init writes a project whose flow runs and whose test passes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-init-" });
+  try {
+    const init = ok(
+      await deno(
+        dir,
+        "run",
+        "--cached-only",
+        ...PERMISSIONS.split(" "),
+        join(ROOT, "cli.ts"),
+        "init",
+        "app",
+      ),
+      "init",
+    );
+    assert.match(init.stdout, /flows\/hello\.flow\.yaml/);
+    assert.match(init.stdout, /deno task run flows\/hello\.flow\.yaml/);
+    const app = join(dir, "app");
+    // Link the package to this repository, and keep every deno offline.
+    const config = JSON.parse(await Deno.readTextFile(join(app, "deno.json")));
+    assert.equal(config.imports["@flowstate/core"], CORE);
+    config.links = [ROOT];
+    for (const [name, task] of Object.entries<string>(config.tasks)) {
+      config.tasks[name] = task.replace(/^deno (run|test) /, "deno $1 --cached-only ");
+    }
+    await Deno.writeTextFile(join(app, "deno.json"), json(config));
+
+    for (const n of [1, 2]) {
+      const run = ok(await deno(app, "task", "run", "flows/hello.flow.yaml", "--json"), "run");
+      assert.deepEqual(JSON.parse(run.stdout).outputs, {
+        greeting: `Hello, world! (greeting number ${n})`,
+        count: n,
+      });
+    }
+    // The default sqlite store of its flowstate.yaml holds the count.
+    await Deno.stat(join(app, ".flowstate/state.db"));
+    ok(await deno(app, "task", "test"), "test");
+
+    // Scheduled: the daemon runs the flow on its schedule (every second here) until SIGINT.
+    const flowFile = join(app, "flows/hello.flow.yaml");
+    const flowText = await Deno.readTextFile(flowFile);
+    assert.match(flowText, /^# schedule: "\*\/5 \* \* \* \*"$/m);
+    await Deno.writeTextFile(
+      flowFile,
+      flowText.replace(/^# schedule: .*$/m, 'schedule: "* * * * * *"'),
+    );
+    const daemon = new Deno.Command(Deno.execPath(), {
+      args: ["task", "flowstate", "daemon"],
+      cwd: app,
+      env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DENO_NO_UPDATE_CHECK: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    let seen = "";
+    let stopping = false;
+    for await (const chunk of daemon.stdout.pipeThrough(new TextDecoderStream())) {
+      seen += chunk;
+      if (!stopping && /flow:hello succeeded/.test(seen)) {
+        stopping = true;
+        daemon.kill("SIGINT"); // and read on until it has stopped
+      }
+    }
+    assert.match(seen, /flow:hello succeeded/);
+    assert.match(seen, /Stopped/);
+    assert.equal((await daemon.status).code, 0, seen);
+
+    // A second init keeps every file as it is.
+    const before = await Deno.readTextFile(join(app, "deno.json"));
+    const again = ok(
+      await deno(
+        dir,
+        "run",
+        "--cached-only",
+        ...PERMISSIONS.split(" "),
+        join(ROOT, "cli.ts"),
+        "init",
+        "app",
+        "--json",
+      ),
+      "init again",
+    );
+    const result = JSON.parse(again.stdout);
+    assert.deepEqual(result.written, []);
+    assert.ok(result.kept.includes("deno.json") && result.kept.includes("flows/hello.flow.yaml"));
+    assert.equal(await Deno.readTextFile(join(app, "deno.json")), before);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("importing @flowstate/core loads no postgres driver and no plugin dependency", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-consumer-" });
+  try {
+    await write(dir, {
+      "deno.json": json({ links: [ROOT], imports: { "@flowstate/core": CORE } }),
+      "main.ts":
+        `import { openRuntime } from "@flowstate/core";\nconsole.log(typeof openRuntime);\n`,
+    });
+    const info = ok(await deno(dir, "info", "--json", "main.ts"), "deno info");
+    const graph = JSON.parse(info.stdout) as { npmPackages?: Record<string, unknown> };
+    const npm = Object.keys(graph.npmPackages ?? {});
+    assert.ok(npm.length > 0, "the graph lists npm packages"); // zod, yaml, croner…
+    assert.deepEqual(npm.filter((id) => !/^(zod|yaml|croner)@/.test(id)), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("deno publish --dry-run publishes no tests, fixtures or test data", async () => {
+  const result = ok(
+    await deno(ROOT, "publish", "--dry-run", "--allow-dirty", "--no-check"),
+    "publish",
+  );
+  const files = [...(result.stdout + result.stderr).matchAll(/file:\/\/\S+/g)].map((m) => m[0]);
+  assert.ok(files.some((f) => f.endsWith("/mod.ts")), "the file list is printed");
+  assert.deepEqual(
+    files.filter((f) =>
+      /\/testdata\/|\/tests\/|_test\.ts$|\/_test_utils\.ts$|\/\.flowstate\//.test(f)
+    ),
+    [],
+  );
+});
