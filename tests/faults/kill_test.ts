@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { openRuntime, openStore, runJob, type Runtime } from "../../mod.ts";
 import { newRunId } from "../../src/records/run_id.ts";
 import type { RunRecord } from "../../src/records/types.ts";
-import { dropTestSchema } from "../../plugins/postgres/_test_utils.ts";
+import { dropTestSchema, PG_URL, SCHEMA, withAdmin } from "../../plugins/postgres/_test_utils.ts";
 import { model, ops } from "./_ops.ts";
 import {
   assertFilesParse,
@@ -119,6 +119,12 @@ for (const backend of BACKENDS) {
             assert.ok((await store.set(["after"], true)).ok, context);
           } finally {
             await store.close();
+          }
+          if (backend === "postgres") {
+            // Thousands of tables would be too many locks for one DROP SCHEMA … CASCADE.
+            await withAdmin(PG_URL!, async (sql) => {
+              await sql.unsafe(`DROP TABLE "${SCHEMA}"."w${i}", "${SCHEMA}"."w${i}_meta"`);
+            });
           }
           tally.add(watched, acked.length > 0, context);
         });
