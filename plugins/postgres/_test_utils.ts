@@ -68,6 +68,31 @@ export async function withAdmin(
   }
 }
 
+/**
+ * Run `fn` with the URL of a database of its own, dropped afterwards. For
+ * tests whose outcome other sessions could change: VACUUM keeps dead rows
+ * that an older transaction of any session *in the same database* may still
+ * see, and the other test files run beside this one (`--parallel`).
+ */
+export async function withOwnDatabase(
+  url: string,
+  label: string,
+  fn: (url: string) => Promise<void>,
+): Promise<void> {
+  const name = `flowstate_${label}_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  await withAdmin(url, (sql) => sql.unsafe(`CREATE DATABASE "${name}" TEMPLATE template0`).then());
+  try {
+    const own = new URL(url);
+    own.pathname = `/${name}`;
+    await fn(own.href);
+  } finally {
+    await withAdmin(
+      url,
+      (sql) => sql.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).then(),
+    );
+  }
+}
+
 /** A clock that stands still until a test moves `t`. */
 export function manualClock(start = 1_000_000): Clock & { t: number } {
   return {
