@@ -145,11 +145,11 @@ export async function migrateDataStatus(
     console.log(JSON.stringify(status));
     return 0;
   }
-  printStatus(status);
+  printStatus(status, runtime.config.timezone);
   return 0;
 }
 
-function printStatus(status: MigrationStatus): void {
+function printStatus(status: MigrationStatus, tz: string): void {
   if (status.migrations.length === 0) {
     console.error(`No migrations in ${status.dir}`);
   } else {
@@ -158,7 +158,7 @@ function printStatus(status: MigrationStatus): void {
       status.migrations.map((m) => [
         m.id,
         m.changed ? `${m.state} (changed)` : m.state,
-        formatTime(m.appliedAt),
+        formatTime(m.appliedAt, tz),
         formatDuration(m.durationMs),
       ]),
     );
@@ -167,8 +167,8 @@ function printStatus(status: MigrationStatus): void {
   if (status.lock !== null) {
     console.error(
       `lock: held by ${status.lock.holder} (${status.lock.action}) since ${
-        formatTime(status.lock.since)
-      }, until ${formatTime(status.lock.expiresAt)} unless renewed`,
+        formatTime(status.lock.since, tz)
+      }, until ${formatTime(status.lock.expiresAt, tz)} unless renewed`,
     );
   }
   const applied = status.migrations.length - status.pending.length;

@@ -21,7 +21,14 @@ import { StoreMissingError } from "../errors.ts";
 import { openRuntime } from "../runtime.ts";
 import type { Entry, Key, Store } from "../store/types.ts";
 import { formatKey, parseJsonValue, parseKey, UsageError } from "./input.ts";
-import { checkStore, type GlobalOptions, noStoreYet, openForReading } from "./common.ts";
+import {
+  checkStore,
+  type GlobalOptions,
+  noStoreYet,
+  notFound,
+  openForReading,
+  printError,
+} from "./common.ts";
 
 /** Options shared by the state commands. */
 export interface StateOptions {
@@ -132,18 +139,10 @@ export function stateGet(
   const key = parseKey(keyText);
   return withStore(global, options, async ({ store, prefix, label }) => {
     const entry = await store.get([...prefix, ...key]);
-    if (entry === null) {
-      if (options.json) console.log("null");
-      console.error(`Key ${formatKey(key)} not found in ${label}`);
-      return 1;
-    }
+    if (entry === null) return notFound(options.json, `Key ${formatKey(key)} not found in ${label}`);
     console.log(options.json ? entryJson(entry, prefix) : JSON.stringify(entry.value, null, 2));
     return 0;
-  }, (note) => {
-    if (options.json) console.log("null");
-    console.error(`Key ${formatKey(key)} not found. ${note}`);
-    return 1;
-  });
+  }, (note) => notFound(options.json, `Key ${formatKey(key)} not found. ${note}`));
 }
 
 /** `state set <key> <json-value> [--expire-in MS]`. */
@@ -158,7 +157,7 @@ export function stateSet(
   return withStore(global, options, async ({ store, prefix, label }) => {
     const result = await store.set([...prefix, ...key], value, { expireIn: options.expireIn });
     if (!result.ok) {
-      console.error(`Cannot set ${formatKey(key)} in ${label}: the write conflicted`);
+      printError(`Cannot set ${formatKey(key)} in ${label}: the write conflicted`);
       return 1;
     }
     if (options.json) {
@@ -228,7 +227,7 @@ export function stateRemove(
     if (existed) await store.delete(full);
     if (options.json) console.log(JSON.stringify({ key, deleted: existed }));
     if (!existed) {
-      console.error(`Key ${formatKey(key)} not found in ${label}; nothing deleted`);
+      printError(`Key ${formatKey(key)} not found in ${label}; nothing deleted`);
       return 1;
     }
     if (!options.json) console.log(`Deleted ${formatKey(key)} from ${label}`);
@@ -236,7 +235,7 @@ export function stateRemove(
   }, (note) => {
     // Nothing to delete, and no store is created to find that out.
     if (options.json) console.log(JSON.stringify({ key, deleted: false }));
-    console.error(`Key ${formatKey(key)} not found; nothing deleted. ${note}`);
+    printError(`Key ${formatKey(key)} not found; nothing deleted. ${note}`);
     return 1;
   });
 }
