@@ -19,13 +19,7 @@ import {
   messageOf,
   UnknownStoreError,
 } from "../errors.ts";
-import {
-  configPath,
-  EXIT_FAILURE,
-  EXIT_OK,
-  EXIT_USAGE,
-  type GlobalOptions,
-} from "./common.ts";
+import { configPath, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type GlobalOptions } from "./common.ts";
 import { printable } from "./format.ts";
 import { UsageError } from "./input.ts";
 

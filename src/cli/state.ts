@@ -139,7 +139,9 @@ export function stateGet(
   const key = parseKey(keyText);
   return withStore(global, options, async ({ store, prefix, label }) => {
     const entry = await store.get([...prefix, ...key]);
-    if (entry === null) return notFound(options.json, `Key ${formatKey(key)} not found in ${label}`);
+    if (entry === null) {
+      return notFound(options.json, `Key ${formatKey(key)} not found in ${label}`);
+    }
     console.log(options.json ? entryJson(entry, prefix) : JSON.stringify(entry.value, null, 2));
     return 0;
   }, (note) => notFound(options.json, `Key ${formatKey(key)} not found. ${note}`));
