@@ -229,6 +229,9 @@ async function runData(
       },
       dryRun: options.dryRun,
       quiet: options.json || global.quiet,
+      // "Applying 0002_b…" is progress, which the summary below only counts; a dry run's
+      // plan is the summary itself.
+      infoLogs: !options.dryRun,
       notice: "Stopping the migrations at the next consistent point",
     },
   );

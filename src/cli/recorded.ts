@@ -3,8 +3,9 @@
  * up|down`, `migrate store`) run their built-in job through `runJob`, as
  * `flowstate jobs run` does, so each is recorded as a run of flow
  * `job:<name>` (`flowstate runs ls --flow job:backup`). They print their own
- * result, so the job's `info` log lines (the same news, and recorded as the
- * run's events) are not printed; warnings and errors are.
+ * result on stdout; where the job's `info` log lines say the same (a
+ * backup's, a restore's, a store move's), they are not printed (they are
+ * recorded as the run's events). Warnings and errors always are.
  *
  * @module
  */
@@ -19,8 +20,10 @@ export interface RecordedJobOptions {
   options: Record<string, unknown>;
   /** `--dry-run`. */
   dryRun?: boolean;
-  /** `--quiet` or `--json`: no progress bar. */
+  /** `--quiet` or `--json`: no progress bar and no `info` log lines. */
   quiet?: boolean;
+  /** Print the job's `info` log lines (unless `quiet`); default: warnings and errors only. */
+  infoLogs?: boolean;
   /** What the first Ctrl-C prints (`Stopping the backup at the next consistent point`). */
   notice: string;
 }
@@ -53,7 +56,7 @@ export async function runRecordedJob<T>(
         dryRun: how.dryRun ?? false,
         signal,
         progress: how.quiet ? "quiet" : undefined,
-        onLog: stderrLogger(true),
+        onLog: stderrLogger(how.quiet || !how.infoLogs),
       }),
   );
   const failureCode = interrupted && record.status === "cancelled" ? exitCode : 1;

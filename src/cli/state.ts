@@ -187,7 +187,11 @@ export function stateList(
       // Stream the array so a large store does not have to fit in memory.
       let first = true;
       const encoder = new TextEncoder();
-      const write = (text: string) => Deno.stdout.writeSync(encoder.encode(text));
+      const write = (text: string) => {
+        // writeSync may write part of the bytes (a pipe that is full): write the rest.
+        let bytes = encoder.encode(text);
+        while (bytes.length > 0) bytes = bytes.subarray(Deno.stdout.writeSync(bytes));
+      };
       write("[");
       for await (const entry of entries) {
         write(`${first ? "" : ",\n"}${entryJson(entry, prefix)}`);
