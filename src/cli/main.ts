@@ -303,7 +303,10 @@ function buildProgram(setExitCode: (code: number) => void) {
   const jobs = program.command("jobs").description("maintenance jobs: list them, run one now");
   jobs
     .command("ls")
-    .description("list the jobs (built-in and configured): schedule, time zone, last and next run")
+    .description(
+      "list the jobs (built-in and configured): schedule, time zone, last and next run " +
+        "(jobs and flows the daemon runs: flowstate schedules ls)",
+    )
     .option("--json", "print a JSON array")
     .action(async (options, command) => {
       const { jobsList } = await import("./jobs.ts");
@@ -328,6 +331,17 @@ function buildProgram(setExitCode: (code: number) => void) {
     .action(async (name, options, command) => {
       const { jobsRun } = await import("./jobs.ts");
       setExitCode(await jobsRun(name, { ...options, quiet: quiet(command) }, globals(command)));
+    });
+
+  program
+    .command("schedules")
+    .description("what the daemon runs, jobs and flows: schedule, time zone, next tick, last run")
+    .command("ls")
+    .description("list the schedules, jobs first, then flows (as the daemon starts them)")
+    .option("--json", "print a JSON array")
+    .action(async (options, command) => {
+      const { listSchedules } = await import("./schedules.ts");
+      setExitCode(await listSchedules(options, globals(command)));
     });
 
   program
