@@ -170,7 +170,8 @@ export function noStoreYet(err: StoreMissingError): string {
 }
 
 /**
- * A job's log lines on stderr: `info` plain, other levels prefixed; with
+ * A job's log lines on stderr: `info` plain, others prefixed (`warning:`,
+ * `error:`, as every command prints them); with
  * `warningsOnly` (stdout holds the result, or `--quiet`, or the command
  * prints its own summary of what the info lines say), only warnings and
  * errors.
@@ -180,7 +181,8 @@ export function stderrLogger(
 ): (message: string, level?: LogLevel) => void {
   return (message, level = "info") => {
     if (warningsOnly && level !== "warn" && level !== "error") return;
-    console.error(printable(level === "info" ? message : `${level}: ${message}`));
+    const prefix = level === "info" ? "" : `${level === "warn" ? "warning" : level}: `;
+    console.error(printable(`${prefix}${message}`));
   };
 }
 

@@ -7,7 +7,9 @@
  * - `flows ls`: `[{ "id", "head", "versions", "lastRunAt", "lastStatus", "description" }]`
  *   in id order (`head` is the full hash; `lastRunAt` ms since the epoch or `null`)
  * - `flows versions <id>`: `[{ "flowId", "hash", "parent", "seq", "createdAt" }]`,
- *   newest first (`parent` is `null` for the first version)
+ *   newest first (`parent` is `null` for the first version); `null` (exit 1) for an unknown flow
+ * - `validate`: `[{ "file", "ok", "problems": [{ "file", "line", "column", "path", "message" }] }]`
+ *   (`line` and `column` `null` when not known)
  *
  * @module
  */

@@ -8,6 +8,13 @@
  * JSON, invalid config, invalid flow or flow input), 130 / 143 / 129 a run or
  * job cancelled by Ctrl-C (SIGINT) / SIGTERM / SIGHUP.
  *
+ * Rules every command keeps: `--quiet` (global, accepted anywhere) drops
+ * progress bars and log lines; a failure is a line on stderr starting with
+ * `error:`; a lookup that finds nothing prints `null` with `--json` and exits
+ * 1; the config is `--config`, else `$FLOWSTATE_CONFIG`, else
+ * `./flowstate.yaml`; times in tables carry their zone (the config's
+ * `timezone`, default UTC).
+ *
  * @module
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "@commander-js/extra-typings";

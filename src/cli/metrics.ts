@@ -8,8 +8,9 @@
  * `[{ "flowId", "version", "count", "succeeded", "failed", "cancelled", "timedOut",
  * "p50DurationMs", "p95DurationMs", "meanDurationMs", "minDurationMs", "maxDurationMs",
  * "lastRunAt", "lastStatus" }]` where `version` is `"*"` for all versions together or
- * a version hash; durations are in ms (`null` before the first finished run), p50 and
- * p95 are histogram estimates (within 5 %).
+ * a version hash; durations are in ms, rounded to 0.1 ms (`null` before the first
+ * finished run), p50 and p95 are histogram estimates (within 5 %). A flow with no
+ * recorded runs prints `null` (exit 1), as every lookup of the CLI does.
  *
  * @module
  */

@@ -1,10 +1,12 @@
 /**
  * `flowstate migrate data status|pending|up|down` (data migrations) and
  * `flowstate migrate store --from A --to B` (move a whole store to another
- * backend). These call the library functions of `jobs/migrate.ts` and
- * `jobs/migrate_store.ts` directly: they record no job run (so that moving
- * the store runs are recorded in never touches the move's source); use
- * `flowstate jobs run migrate|migrate-store` for a recorded run.
+ * backend). `data up|down` and `store` run the built-in `migrate` and
+ * `migrate-store` jobs, recorded as runs of `job:migrate` and
+ * `job:migrate-store` like `flowstate jobs run`; a move whose source or
+ * target is the store runs are recorded in is the exception: it is not
+ * recorded (a run record would change what is moved), and says so.
+ * `data status|pending` only read, and record nothing.
  *
  * Exit codes: 0 ok; 1 a migration failed, the lock is held, the target is not
  * empty, verification failed; 2 bad arguments (unknown store, unknown
@@ -17,10 +19,12 @@
  *   "appliedAt", "durationMs", "checksum", "changed" }], "pending": [id], "warnings": [text],
  *   "lock": { "holder", "action", "since", "expiresAt" } | null }`
  * - `data pending`: `{ "store", "dir", "pending": [id] }`
- * - `data up|down`: `{ "action", "store", "dryRun", "plan": [id], "done": [id], "cancelled", "warnings" }`
+ * - `data up|down`: `{ "action", "store", "dryRun", "plan": [id], "done": [id], "cancelled", "warnings",
+ *   "runId" }`
  * - `store`: `{ "from", "to", "status": "completed"|"interrupted"|"dry-run", "resumed", "copied",
  *   "total", "skippedExpired", "batches", "copyMs", "verifyMs", "entriesPerSecond", "verified",
- *   "count", "checksum", "targetChecksum", "expiryAdjusted" }`
+ *   "count", "checksum", "targetChecksum", "expiryAdjusted", "runId"? }` (no `runId` when the
+ *   move is not recorded)
  *
  * @module
  */

@@ -5,7 +5,10 @@
  * - `runs ls`: `[{ "id", "flowId", "flowVersion", "status", "startedAt", "endedAt",
  *   "durationMs", "error", "parentRunId"? }]`, newest first (times in ms since the epoch)
  * - `runs show <id>`: `{ "run": <RunRecord>, "events": [{ "at", "type", "node"?, "attempt"?,
- *   "status"?, "durationMs"?, "outputBytes"?, "error"?, "message"?, "level"? }] }`
+ *   "status"?, "durationMs"?, "outputBytes"?, "error"?, "message"?, "level"? }] }`, or `null`
+ *   (exit 1) for a run that is not found, as every lookup of the CLI does
+ *
+ * Times in the tables are shown in the config's `timezone` (default UTC), with it.
  *
  * @module
  */
