@@ -268,9 +268,10 @@ Deno.test("backupCommand() and restoreCommand() write, refuse and force with the
     assert.equal((await listDir(join(dir, "all"))).length, 4);
     {
       await using rt = await openRuntime({ config, cwd: dir });
+      // "default" also holds the records of the backup and restore runs (they are job runs).
       assert.deepEqual(
         await content(await rt.store("copy")),
-        await content(await rt.store("default")),
+        await content(await rt.store("default"), (key) => key[0] === "flowstate"),
       );
     }
   } finally {

@@ -543,7 +543,7 @@ Deno.test("flowstate runs ls lists runs newest first and filters by flow, status
     assert.match(
       rows[2],
       new RegExp(
-        `^${ids[1]}\\s+fails\\s+failed\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\s+\\d+ms$`,
+        `^${ids[1]}\\s+fails\\s+failed\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC\\s+\\d+ms$`,
       ),
     );
   });
@@ -585,11 +585,19 @@ Deno.test("flowstate runs show prints a run with a timeline per node, and exits 
     assert.equal(unknown.stdout, "");
     assert.equal(
       unknown.stderr.trim(),
-      'Run 0000000000zzzzzzzzzz not found in store "default" (list runs with: flowstate runs ls)',
+      'error: Run 0000000000zzzzzzzzzz not found in store "default" (list runs with: flowstate runs ls)',
     );
+    // Not found with --json: null on stdout, exit 1 (the rule of every lookup).
+    const unknownJson = await run("runs", "show", "0000000000zzzzzzzzzz", "--json");
+    assert.equal(unknownJson.code, 1);
+    assert.equal(unknownJson.stdout, "null\n");
     const malformed = await run("runs", "show", "latest");
     assert.equal(malformed.code, 1);
-    assert.match(malformed.stderr, /^Run "latest" not found: run ids are 20 lowercase letters/);
+    assert.match(
+      malformed.stderr,
+      /^error: Run "latest" not found: run ids are 20 lowercase letters/,
+    );
+    assert.equal((await run("runs", "show", "latest", "--json")).stdout, "null\n");
   });
 });
 
@@ -653,15 +661,18 @@ Deno.test("flowstate flows ls and flows versions show versions with their lineag
     assert.match(list.stdout, /^ID\s+HEAD\s+VERSIONS\s+LAST RUN\s+LAST STATUS$/m);
     assert.match(
       list.stdout,
-      /^edited\s+[0-9a-f]{12}\s+2\s+\d{4}-\d\d-\d\d [\d:]{8}\s+succeeded$/m,
+      /^edited\s+[0-9a-f]{12}\s+2\s+\d{4}-\d\d-\d\d [\d:]{8} UTC\s+succeeded$/m,
     );
 
     const unknown = await run("flows", "versions", "edted");
     assert.equal(unknown.code, 1);
     assert.match(
       unknown.stderr,
-      /^Flow "edted" has no recorded versions \(did you mean "edited"\?\)/,
+      /^error: Flow "edted" has no recorded versions \(did you mean "edited"\?\)/,
     );
+    const unknownJson = await run("flows", "versions", "edted", "--json");
+    assert.equal(unknownJson.code, 1);
+    assert.equal(unknownJson.stdout, "null\n");
   });
 });
 
@@ -720,8 +731,11 @@ Deno.test("flowstate metrics counts runs per flow with p50, p95 and mean duratio
     assert.equal(unknown.code, 1);
     assert.match(
       unknown.stderr,
-      /^Flow "countr" has no recorded runs \(did you mean "counter"\?\)/,
+      /^error: Flow "countr" has no recorded runs \(did you mean "counter"\?\)/,
     );
+    const unknownJson = await run("metrics", "countr", "--json");
+    assert.equal(unknownJson.code, 1);
+    assert.equal(unknownJson.stdout, "null\n");
   });
 });
 

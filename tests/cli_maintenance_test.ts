@@ -81,7 +81,16 @@ Deno.test("flowstate backup + restore moves a sqlite store into jsonfile with id
       await ok(run, "restore", join(dir, "main.fsbackup"), "--store", "copy", "--json"),
     );
     assert.equal(restored.restored, 3, JSON.stringify(restored));
-    assert.deepEqual(await dump(run, "copy"), await dump(run, "main"));
+    // The backup left its own run record out; "main" holds the records of both runs too.
+    const user = (entries: { key: string[] }[]) => entries.filter((e) => e.key[0] !== "flowstate");
+    assert.deepEqual(await dump(run, "copy"), user(await dump(run, "main")));
+    // Each standalone command is recorded as a job run, as `jobs run` is.
+    for (const [job, runId] of [["backup", backup.runId], ["restore", restored.runId]]) {
+      const runs = JSON.parse(await ok(run, "runs", "ls", "--flow", `job:${job}`, "--json"));
+      assert.deepEqual(runs.map((r: { id: string; status: string }) => [r.id, r.status]), [
+        [runId, "succeeded"],
+      ]);
+    }
     // A second restore into the now non-empty store is refused without --force.
     const again = await run("restore", join(dir, "main.fsbackup"), "--store", "copy");
     assert.equal(again.code, 1, again.stderr);

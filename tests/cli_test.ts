@@ -101,7 +101,7 @@ Deno.test("flowstate state get of a missing key exits 1 (--json prints null)", a
     // The snapshot does not exist yet, and reading does not create it.
     assert.match(
       result.stderr,
-      /^Key nope not found\. No store yet at .*main\.snapshot\.json \(store "main"\)/,
+      /^error: Key nope not found\. No store yet at .*main\.snapshot\.json \(store "main"\)/,
     );
     const json = await run("state", "get", "nope", "--json");
     assert.equal(json.code, 1);

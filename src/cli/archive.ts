@@ -58,7 +58,7 @@ export async function listArchivedRuns(
         r.id,
         r.parentRunId === undefined ? r.flowId : `${r.flowId} (sub-flow)`,
         r.status,
-        formatTime(r.startedAt),
+        formatTime(r.startedAt, runtime.config.timezone),
         formatDuration(r.durationMs),
         r.archive,
       ]),

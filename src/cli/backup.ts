@@ -1,9 +1,10 @@
 /**
  * `flowstate backup [--store NAME | --all] [--out FILE]` and
- * `flowstate restore <file> --store NAME [--force]`. These call the library
- * functions of `jobs/backup.ts` and `jobs/restore.ts` directly and record no
- * job run, so a restore into the records store leaves exactly the backup's
- * content (use `flowstate jobs run backup|restore` for a recorded run).
+ * `flowstate restore <file> --store NAME [--force]`. These run the built-in
+ * `backup` and `restore` jobs, recorded as runs of `job:backup` and
+ * `job:restore` like `flowstate jobs run` (a backup leaves its own run
+ * record out; a restore into the records store keeps only its own run
+ * record beside the backup's content).
  *
  * Exit codes: 0 ok; 1 the backup or restore failed (a damaged backup file, a
  * target store that is not empty without `--force`, a store that kept
@@ -14,27 +15,22 @@
  *
  * `--json` output (one JSON document on stdout, stable):
  * - `backup`: `{ "files": [{ "store", "plugin", "file", "entries", "bytes", "sha256",
- *   "consistency", "attempts" }], "entries", "bytes", "dryRun" }`
+ *   "consistency", "attempts" }], "entries", "bytes", "dryRun", "runId" }`
  * - `restore`: `{ "file", "store", "entries", "restored", "expired", "cleared", "resumedFrom",
- *   "interruptedRunId", "sha256", "cancelled", "dryRun" }`
+ *   "interruptedRunId", "sha256", "cancelled", "dryRun", "runId" }`
+ *
+ * `runId` is the run recorded for the command (`flowstate runs show <runId>`).
  *
  * @module
  */
 import { resolve } from "node:path";
-import { type BackupConsistency, backupStores } from "../../jobs/backup.ts";
-import { restoreBackup } from "../../jobs/restore.ts";
+import type { BackupConsistency, BackupResult } from "../../jobs/backup.ts";
+import type { RestoreResult } from "../../jobs/restore.ts";
 import { formatBytes } from "../archive_format.ts";
-import { createProgress } from "../jobs/progress.ts";
 import { openRuntime } from "../runtime.ts";
 import { UsageError } from "./input.ts";
-import {
-  checkStore,
-  EXIT_INTERRUPTED,
-  type GlobalOptions,
-  interruptible,
-  stderrLogger,
-} from "./common.ts";
-import { BackupError, StoreCorruptError } from "../errors.ts";
+import { checkStore, type GlobalOptions } from "./common.ts";
+import { runRecordedJob } from "./recorded.ts";
 
 /** Options of `flowstate backup`. */
 export interface BackupCommandOptions {
@@ -64,20 +60,6 @@ export interface RestoreCommandOptions {
   json?: boolean;
 }
 
-function failure(err: unknown): number {
-  if (err instanceof UsageError) throw err;
-  if (err instanceof Error && err.name === "AbortError") {
-    console.error(`error: ${err.message}`);
-    return EXIT_INTERRUPTED;
-  }
-  // Known failures of these commands: one line, exit 1 (unexpected errors go to main's handler).
-  if (err instanceof BackupError || err instanceof StoreCorruptError) {
-    console.error(`error: ${err.message.split("\n")[0]}`);
-    return 1;
-  }
-  throw err;
-}
-
 /** `backup [--store NAME | --all] [--out PATH] [--per-key] [--dry-run] [--json]`. */
 export async function backupCommand(
   options: BackupCommandOptions,
@@ -89,38 +71,32 @@ export async function backupCommand(
   await using runtime = await openRuntime({ config: global.config });
   checkStore(runtime, options.store);
   const consistency: BackupConsistency = options.perKey ? "per-key" : "snapshot";
-  try {
-    const { value: result } = await interruptible(
-      "Stopping the backup at the next consistent point",
-      (signal) =>
-        backupStores(runtime, {
-          store: options.store,
-          all: options.all,
-          out: options.out,
-          consistency,
-          signal,
-          progress: createProgress({ mode: options.json ? "quiet" : undefined }),
-          log: stderrLogger(options.json),
-          dryRun: options.dryRun,
-        }),
-    );
-    if (options.json) {
-      console.log(JSON.stringify(result));
-    } else {
-      for (const f of result.files) {
-        console.log(
-          result.dryRun
-            ? `${f.store}: would write ${f.entries} entries to ${f.file}`
-            : `${f.store}: ${f.entries} entries → ${f.file} (${
-              formatBytes(f.bytes)
-            }, sha256 ${f.sha256})`,
-        );
-      }
+  const { result, record, failureCode } = await runRecordedJob<BackupResult>(runtime, "backup", {
+    options: {
+      ...(options.store !== undefined ? { store: options.store } : {}),
+      ...(options.all ? { all: true } : {}),
+      ...(options.out !== undefined ? { out: options.out } : {}),
+      consistency,
+    },
+    dryRun: options.dryRun,
+    quiet: options.json || global.quiet,
+    notice: "Stopping the backup at the next consistent point",
+  });
+  if (result === null) return failureCode;
+  if (options.json) {
+    console.log(JSON.stringify({ ...result, runId: record.id }));
+  } else {
+    for (const f of result.files) {
+      console.log(
+        result.dryRun
+          ? `${f.store}: would write ${f.entries} entries to ${f.file}`
+          : `${f.store}: ${f.entries} entries → ${f.file} (${
+            formatBytes(f.bytes)
+          }, sha256 ${f.sha256})`,
+      );
     }
-    return 0;
-  } catch (err) {
-    return failure(err);
   }
+  return record.status === "succeeded" ? 0 : failureCode;
 }
 
 /** `restore <file> --store NAME [--force] [--dry-run] [--json]`. */
@@ -139,39 +115,35 @@ export async function restoreCommand(
   }
   await using runtime = await openRuntime({ config: global.config });
   checkStore(runtime, options.store);
-  const store = await runtime.store(options.store);
-  try {
-    const { value: result, interrupted, exitCode } = await interruptible(
-      "Stopping the restore at the next consistent point",
-      (signal) =>
-        restoreBackup(store, path, {
-          force: options.force,
-          signal,
-          progress: createProgress({ mode: options.json ? "quiet" : undefined }),
-          log: stderrLogger(options.json),
-          clock: runtime.clock,
-          dryRun: options.dryRun,
-        }),
+  const { result, record, failureCode } = await runRecordedJob<RestoreResult>(
+    runtime,
+    "restore",
+    {
+      options: { file: path, store: options.store, force: options.force ?? false },
+      dryRun: options.dryRun,
+      quiet: options.json || global.quiet,
+      notice: "Stopping the restore at the next consistent point",
+    },
+  );
+  if (result === null) return failureCode;
+  if (options.json) {
+    console.log(JSON.stringify({ ...result, dryRun: options.dryRun ?? false, runId: record.id }));
+  } else if (options.dryRun) {
+    console.log(`${file} is sound: ${result.entries} entries; nothing written (dry run)`);
+  } else if (result.cancelled) {
+    console.log(
+      `Restored ${
+        result.resumedFrom + result.restored
+      } of ${result.entries} entries into store "${result.store}" before stopping; run the same command again to finish`,
     );
-    if (options.json) {
-      console.log(JSON.stringify({ ...result, dryRun: options.dryRun ?? false }));
-    } else if (options.dryRun) {
-      console.log(`${file} is sound: ${result.entries} entries; nothing written (dry run)`);
-    } else if (result.cancelled) {
-      console.log(
-        `Restored ${
-          result.resumedFrom + result.restored
-        } of ${result.entries} entries into store "${result.store}" before stopping; run the same command again to finish`,
-      );
-    } else {
-      console.log(
-        `Restored ${result.restored} entries into store "${result.store}" from ${file}${
-          result.resumedFrom > 0 ? ` (resumed after ${result.resumedFrom})` : ""
-        }${result.expired > 0 ? `; ${result.expired} had expired and were skipped` : ""}`,
-      );
-    }
-    return result.cancelled ? (interrupted ? exitCode : 1) : 0;
-  } catch (err) {
-    return failure(err);
+  } else {
+    console.log(
+      `Restored ${result.restored} entries into store "${result.store}" from ${file}${
+        result.resumedFrom > 0 ? ` (resumed after ${result.resumedFrom})` : ""
+      }${result.expired > 0 ? `; ${result.expired} had expired and were skipped` : ""}${
+        result.cleared > 0 ? `; cleared ${result.cleared} entries first (--force)` : ""
+      }`,
+    );
   }
+  return record.status === "succeeded" && !result.cancelled ? 0 : failureCode;
 }

@@ -18,6 +18,33 @@ export interface GlobalOptions {
   config?: string;
   /** `--debug`: print stack traces. */
   debug?: boolean;
+  /** `--quiet` (global): no progress bars and no log lines, only results, warnings and errors. */
+  quiet?: boolean;
+}
+
+/** The environment variable naming the config file when `--config` is not given. */
+export const CONFIG_ENV = "FLOWSTATE_CONFIG";
+
+/**
+ * The config path a command uses: `--config`, else `$FLOWSTATE_CONFIG` (when
+ * set and not empty), else `undefined` (`./flowstate.yaml` if it exists).
+ *
+ * @example
+ * ```ts
+ * import { configPath } from "./common.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(configPath("a.yaml", { FLOWSTATE_CONFIG: "b.yaml" }), "a.yaml");
+ * assert.equal(configPath(undefined, { FLOWSTATE_CONFIG: "b.yaml" }), "b.yaml");
+ * assert.equal(configPath(undefined, { FLOWSTATE_CONFIG: "" }), undefined);
+ * ```
+ */
+export function configPath(
+  given: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = { [CONFIG_ENV]: Deno.env.get(CONFIG_ENV) },
+): string | undefined {
+  if (given !== undefined) return given;
+  const fromEnv = env[CONFIG_ENV];
+  return fromEnv === undefined || fromEnv === "" ? undefined : fromEnv;
 }
 
 /** Exit code: the command did what was asked. */
@@ -143,14 +170,34 @@ export function noStoreYet(err: StoreMissingError): string {
 }
 
 /**
- * A job's log lines on stderr: `info` plain, other levels prefixed; with
- * `json` (stdout holds the result), only warnings and errors.
+ * A job's log lines on stderr: `info` plain, others prefixed (`warning:`,
+ * `error:`, as every command prints them); with
+ * `warningsOnly` (stdout holds the result, or `--quiet`, or the command
+ * prints its own summary of what the info lines say), only warnings and
+ * errors.
  */
 export function stderrLogger(
-  json: boolean | undefined,
+  warningsOnly: boolean | undefined,
 ): (message: string, level?: LogLevel) => void {
   return (message, level = "info") => {
-    if (json && level !== "warn" && level !== "error") return;
-    console.error(level === "info" ? message : `${level}: ${message}`);
+    if (warningsOnly && level !== "warn" && level !== "error") return;
+    const prefix = level === "info" ? "" : `${level === "warn" ? "warning" : level}: `;
+    console.error(printable(`${prefix}${message}`));
   };
+}
+
+/** Print one failure line on stderr: `error: <message>` (first line only, printable). */
+export function printError(message: string): void {
+  console.error(`error: ${printable(message.split("\n")[0])}`);
+}
+
+/**
+ * The one rule of every lookup that finds nothing (`runs show`, `state get`,
+ * `flows versions`, `metrics <flow>`): with `--json`, `null` on stdout; the
+ * reason on stderr as an `error:` line; exit 1.
+ */
+export function notFound(json: boolean | undefined, message: string): number {
+  if (json) console.log("null");
+  printError(message);
+  return EXIT_FAILURE;
 }

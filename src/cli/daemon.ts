@@ -13,11 +13,22 @@
  * Log lines of jobs and flows go to stderr (unless `--quiet`), and so do errors
  * (always). A tick taken over from a runner that died while running it is
  * one line on stderr (always):
- * `2026-01-01T03:00:00.000Z job:backup abandoned by runner host:123:x (run=…): recorded as failed (abandoned: skip)`.
+ * `warning: 2026-01-01T03:00:00.000Z job:backup abandoned by runner host:123:x (run=…): recorded as failed (abandoned: skip)`.
+ * With `--quiet`, a tick that did not succeed is an `error:` line on stderr.
+ *
+ * With `--json`, every line on stdout is one JSON object: the scheduler's
+ * event with `time` (ISO 8601, UTC) first, `type` (`start`, `tick.start`,
+ * `tick.end`, `tick.skip`, `tick.queue`, `tick.abandoned`, `log`, `error`,
+ * `stopping`, `stop`, and `signal` with its `signal`), and its fields
+ * (`tick` as ms since the epoch, `tickAt` as ISO 8601; an `error` event's
+ * `error` is its message). With `--json --quiet`: only `error`, failed
+ * `tick.end`, `tick.abandoned` and `stop` objects.
  *
  * @module
  */
 import { parseDuration } from "../duration.ts";
+import { messageOf } from "../errors.ts";
+import type { Clock } from "../store/types.ts";
 import { openRuntime } from "../runtime.ts";
 import { tickKey } from "../scheduler/lease.ts";
 import { Scheduler, type SchedulerEvent } from "../scheduler/scheduler.ts";
@@ -32,6 +43,8 @@ export interface DaemonOptions {
   grace?: string;
   /** `--quiet`: print only errors. */
   quiet?: boolean;
+  /** `--json`: one JSON object a line on stdout for every event. */
+  json?: boolean;
   /** `--runner-id <id>`: this runner's id in leases (default `<hostname>:<pid>:<random>`). */
   runnerId?: string;
 }
@@ -63,6 +76,7 @@ export async function daemonCommand(
   }
   const quiet = options.quiet ?? false;
   await using runtime = await openRuntime({ config: global.config });
+  const clock = runtime.clock;
 
   // Listen before starting, so a signal while schedules load still stops cleanly.
   const stopRequested = Promise.withResolvers<string>();
@@ -93,11 +107,13 @@ export async function daemonCommand(
     const scheduler = new Scheduler(runtime, {
       ...(options.runnerId !== undefined ? { runnerId: options.runnerId } : {}),
       ...(control.leaseMs !== undefined ? { leaseMs: control.leaseMs } : {}),
-      onEvent: printer(quiet),
+      onEvent: options.json ? jsonPrinter(quiet, clock) : printer(quiet),
     });
     await scheduler.start();
     const reason = await stopRequested.promise;
-    if (!quiet) console.log(`Received ${reason}: stopping`);
+    if (options.json) {
+      if (!quiet) printJson(clock, { type: "signal", signal: reason });
+    } else if (!quiet) console.log(`Received ${reason}: stopping`);
     await scheduler.stop({ graceMs });
     return 0;
   } finally {
@@ -142,7 +158,7 @@ function printer(quiet: boolean): (event: SchedulerEvent) => void {
         if (event.status === "succeeded") {
           if (!quiet) console.log(line);
         } else if (quiet) {
-          console.error(line);
+          console.error(`error: ${line}`);
         } else {
           console.log(line);
         }
@@ -162,7 +178,7 @@ function printer(quiet: boolean): (event: SchedulerEvent) => void {
           ? "running it again (abandoned: rerun)"
           : "its run had ended; recorded the tick";
         console.error(
-          `${tickKey(event.tick)} ${event.scheduleId} abandoned by runner ${event.runner}${
+          `warning: ${tickKey(event.tick)} ${event.scheduleId} abandoned by runner ${event.runner}${
             event.runId ? ` (run=${event.runId})` : ""
           }: ${what}`,
         );
@@ -196,7 +212,7 @@ function printer(quiet: boolean): (event: SchedulerEvent) => void {
       case "stop":
         if (event.cancelled > 0) {
           console.error(
-            `Cancelled ${event.cancelled} tick${
+            `warning: cancelled ${event.cancelled} tick${
               event.cancelled === 1 ? "" : "s"
             } still running after the grace period`,
           );
@@ -206,5 +222,25 @@ function printer(quiet: boolean): (event: SchedulerEvent) => void {
       case "tick.start":
         return;
     }
+  };
+}
+
+/** Print one JSON object on stdout: `time` first, then the fields of `fields`. */
+function printJson(clock: Clock, fields: Record<string, unknown>): void {
+  console.log(JSON.stringify({ time: new Date(clock.now()).toISOString(), ...fields }));
+}
+
+/** Turns scheduler events into one JSON object a line on stdout (`--json`). */
+function jsonPrinter(quiet: boolean, clock: Clock): (event: SchedulerEvent) => void {
+  return (event) => {
+    if (quiet) {
+      const shown = event.type === "error" || event.type === "tick.abandoned" ||
+        event.type === "stop" || (event.type === "tick.end" && event.status !== "succeeded");
+      if (!shown) return;
+    }
+    const fields: Record<string, unknown> = { ...event };
+    if ("tick" in event && typeof event.tick === "number") fields.tickAt = tickKey(event.tick);
+    if (event.type === "error") fields.error = messageOf(event.error);
+    printJson(clock, fields);
   };
 }

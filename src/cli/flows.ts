@@ -7,7 +7,9 @@
  * - `flows ls`: `[{ "id", "head", "versions", "lastRunAt", "lastStatus", "description" }]`
  *   in id order (`head` is the full hash; `lastRunAt` ms since the epoch or `null`)
  * - `flows versions <id>`: `[{ "flowId", "hash", "parent", "seq", "createdAt" }]`,
- *   newest first (`parent` is `null` for the first version)
+ *   newest first (`parent` is `null` for the first version); `null` (exit 1) for an unknown flow
+ * - `validate`: `[{ "file", "ok", "problems": [{ "file", "line", "column", "path", "message" }] }]`
+ *   (`line` and `column` `null` when not known)
  *
  * @module
  */
@@ -17,34 +19,73 @@ import { builtinNodes } from "../flow/nodes.ts";
 import { flowJsonSchema } from "../flow/schema.ts";
 import { didYouMean } from "../_suggest.ts";
 import { loadConfig } from "../config.ts";
+import { formatPath } from "../errors.ts";
 import { formatTime, printErrorLines, printTable, shortHash } from "./format.ts";
-import { type GlobalOptions, openForReading, unlessMissing } from "./common.ts";
+import { type GlobalOptions, notFound, openForReading, unlessMissing } from "./common.ts";
+
+/** One problem of `validate --json`. */
+export interface ValidateProblem {
+  /** The file the problem is in (a sub-flow's file when it is there). */
+  file: string;
+  /** 1-based line, or `null` when not known. */
+  line: number | null;
+  /** 1-based column, or `null` when not known. */
+  column: number | null;
+  /** Where in the document, as text (`nodes[1].needs[0]`); `""` for the whole of it. */
+  path: string;
+  /** What is wrong. */
+  message: string;
+}
+
+/** One file of `validate --json`. */
+export interface ValidateResult {
+  /** The file as given. */
+  file: string;
+  /** Whether it is a valid flow. */
+  ok: boolean;
+  /** Its problems (empty when `ok`). */
+  problems: ValidateProblem[];
+}
 
 /**
- * `validate <flow>…`: parse and prepare each flow (node types, module nodes,
- * static options, store names against the config's stores, sub-flow files)
- * without opening a store or writing anything. Prints `ok <file>` per valid
- * file and every problem of the others; exit 2 if any is invalid (or if the
- * config is).
+ * `validate <flow>… [--json]`: parse and prepare each flow (node types,
+ * module nodes, static options, store names against the config's stores,
+ * sub-flow files) without opening a store or writing anything. Prints
+ * `ok <file>` per valid file and every problem of the others as `error:`
+ * lines, or with `json` one array of {@linkcode ValidateResult}; exit 2 if
+ * any is invalid (or if the config is).
  */
 export async function validateFlows(
   files: readonly string[],
   global: GlobalOptions = {},
+  options: { json?: boolean } = {},
 ): Promise<number> {
   // The config is read for its store names only: no store is opened.
   const stores = Object.keys((await loadConfig({ config: global.config })).stores);
-  let invalid = 0;
+  const results: ValidateResult[] = [];
   for (const file of files) {
     try {
       await loadFlow(await loadFlowFile(file, { stores }), { stores });
-      console.log(`ok ${file}`);
+      results.push({ file, ok: true, problems: [] });
+      if (!options.json) console.log(`ok ${file}`);
     } catch (err) {
       if (!(err instanceof FlowValidationError)) throw err;
-      printErrorLines(err.message);
-      invalid++;
+      results.push({
+        file,
+        ok: false,
+        problems: err.problems.map((p) => ({
+          file: err.file ?? file,
+          line: p.line ?? null,
+          column: p.line === undefined ? null : p.column ?? 1,
+          path: formatPath(p.path),
+          message: p.message,
+        })),
+      });
+      if (!options.json) printErrorLines(err.message);
     }
   }
-  return invalid > 0 ? 2 : 0;
+  if (options.json) console.log(JSON.stringify(results));
+  return results.some((r) => !r.ok) ? 2 : 0;
 }
 
 /** `flows ls [--json]`. */
@@ -70,7 +111,7 @@ export async function listFlows(
         f.id,
         shortHash(f.head),
         String(f.versions),
-        formatTime(f.lastRunAt),
+        formatTime(f.lastRunAt, runtime.config.timezone),
         f.lastStatus ?? "-",
       ]),
     );
@@ -89,13 +130,12 @@ export async function listFlowVersions(
   const versions = records === null ? [] : await records.listVersions(flowId);
   if (versions.length === 0) {
     const known = records === null ? [] : (await records.listFlows()).map((f) => f.id);
-    console.error(
+    return notFound(
+      options.json,
       `Flow "${flowId}" has no recorded versions${didYouMean(flowId, known)}; ${
         known.length === 0 ? "no flow has run yet" : `the recorded flows are ${known.join(", ")}`
       }`,
     );
-    if (options.json) console.log("[]");
-    return 1;
   }
   if (options.json) {
     console.log(JSON.stringify(versions.map((v) => ({
@@ -112,7 +152,7 @@ export async function listFlowVersions(
         String(v.seq),
         shortHash(v.hash),
         shortHash(v.parent),
-        formatTime(v.createdAt),
+        formatTime(v.createdAt, runtime.config.timezone),
       ]),
     );
   }

@@ -28,13 +28,46 @@ export function formatDuration(ms: number | null | undefined): string {
   return `${Math.floor(m / 1440)}d ${Math.floor((m % 1440) / 60)}h`;
 }
 
-/** A time (ms since the epoch) as local `YYYY-MM-DD HH:MM:SS`; `-` for `null`. */
-export function formatTime(ms: number | null | undefined): string {
+const timeFormats = new Map<string, Intl.DateTimeFormat>();
+
+/**
+ * A time (ms since the epoch) for a table, with its zone:
+ * `2026-12-04 21:15:03 UTC` in UTC, `2026-12-04 22:15:03 +01:00` in another
+ * IANA zone (the offset in force at that time); `-` for `null`. Commands pass
+ * the config's `timezone` (default UTC), the zone schedules use too.
+ *
+ * @example
+ * ```ts
+ * import { formatTime } from "./format.ts";
+ * import assert from "node:assert/strict";
+ * const t = Date.UTC(2026, 11, 4, 21, 15, 3);
+ * assert.equal(formatTime(t), "2026-12-04 21:15:03 UTC");
+ * assert.equal(formatTime(t, "Europe/Paris"), "2026-12-04 22:15:03 +01:00");
+ * ```
+ */
+export function formatTime(ms: number | null | undefined, timezone = "UTC"): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return "-";
-  const d = new Date(ms);
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
-    `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  let format = timeFormats.get(timezone);
+  if (format === undefined) {
+    format = new Intl.DateTimeFormat("en-US", {
+      timeZone: timezone,
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+      hourCycle: "h23",
+      timeZoneName: "longOffset",
+    });
+    timeFormats.set(timezone, format);
+  }
+  const part: Record<string, string> = {};
+  for (const { type, value } of format.formatToParts(ms)) part[type] = value;
+  // "GMT+01:00", or "GMT" for a zero offset.
+  const offset = part.timeZoneName.replace(/^GMT/, "") || "+00:00";
+  const zone = timezone === "UTC" || timezone === "Etc/UTC" ? "UTC" : offset;
+  return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}:${part.second} ${zone}`;
 }
 
 /** The first 12 hex digits of a version hash (`-` for `null`). */

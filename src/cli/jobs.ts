@@ -118,6 +118,7 @@ export async function jobsList(
 ): Promise<number> {
   await using runtime = await openForReading(global);
   const jobs = await describeJobs(runtime);
+  const tz = runtime.config.timezone;
   if (options.json) {
     console.log(JSON.stringify(jobs));
   } else {
@@ -128,8 +129,8 @@ export async function jobsList(
         j.schedule === null ? "-" : j.scheduled ? j.schedule : `(${j.schedule})`,
         j.scheduled ? j.timezone : "-",
         j.enabled ? "yes" : "no",
-        j.lastRun === null ? "-" : `${j.lastRun.status} ${formatTime(j.lastRun.startedAt)}`,
-        formatTime(j.nextRun),
+        j.lastRun === null ? "-" : `${j.lastRun.status} ${formatTime(j.lastRun.startedAt, tz)}`,
+        formatTime(j.nextRun, tz),
         j.description ?? "(cannot be loaded)",
       ]),
     );

@@ -8,6 +8,13 @@
  * JSON, invalid config, invalid flow or flow input), 130 / 143 / 129 a run or
  * job cancelled by Ctrl-C (SIGINT) / SIGTERM / SIGHUP.
  *
+ * Rules every command keeps: `--quiet` (global, accepted anywhere) drops
+ * progress bars and log lines; a failure is a line on stderr starting with
+ * `error:`; a lookup that finds nothing prints `null` with `--json` and exits
+ * 1; the config is `--config`, else `$FLOWSTATE_CONFIG`, else
+ * `./flowstate.yaml`; times in tables carry their zone (the config's
+ * `timezone`, default UTC).
+ *
  * @module
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "@commander-js/extra-typings";
@@ -19,7 +26,7 @@ import {
   messageOf,
   UnknownStoreError,
 } from "../errors.ts";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type GlobalOptions } from "./common.ts";
+import { configPath, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type GlobalOptions } from "./common.ts";
 import { printable } from "./format.ts";
 import { UsageError } from "./input.ts";
 
@@ -29,8 +36,11 @@ Keys are a JSON array ('["flow","counter","count"]') or slash-separated
 
 Exit codes: 0 ok, 1 failure or not found, 2 usage error or invalid config
 or flow, 130 run cancelled with Ctrl-C (143 SIGTERM, 129 SIGHUP).
-Config: ./flowstate.yaml, or --config PATH; without one, a SQLite store at
-$FLOWSTATE_HOME/state.db (default home: ./.flowstate).`;
+Config: --config PATH, else $FLOWSTATE_CONFIG, else ./flowstate.yaml if it
+exists; without one, a SQLite store at $FLOWSTATE_HOME/state.db (default
+home: ./.flowstate).
+Times in tables are shown in the config's timezone (default UTC), with it.
+Failures are printed on stderr as lines starting with "error: ".`;
 
 function integer(name: string, min: number) {
   return (value: string): number => {
@@ -64,16 +74,24 @@ function buildProgram(setExitCode: (code: number) => void) {
     .description("Flowstate: a headless job runner for Deno with storage plugins.")
     .version(denoJson.version, "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")
-    .option("-c, --config <path>", "config file (default: ./flowstate.yaml if it exists)")
+    .option(
+      "-c, --config <path>",
+      "config file (default: $FLOWSTATE_CONFIG, else ./flowstate.yaml if it exists)",
+    )
+    .option("-q, --quiet", "no progress bars, no log lines: only results and errors")
     .option("--debug", "print stack traces of errors")
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride()
     .showHelpAfterError("(run flowstate --help for usage)")
     .addHelpText("after", HELP_AFTER);
 
   const globals = (command: { optsWithGlobals(): GlobalOptions }): GlobalOptions => {
-    const { config, debug } = command.optsWithGlobals();
-    return { config, debug };
+    const { config, debug, quiet } = command.optsWithGlobals();
+    return { config: configPath(config), debug, quiet };
   };
+  /** `--quiet` is a global option: wherever it is written, the program takes it. */
+  const quiet = (command: { optsWithGlobals(): GlobalOptions }) =>
+    command.optsWithGlobals().quiet === true;
 
   const stores = program
     .command("stores")
@@ -175,7 +193,6 @@ function buildProgram(setExitCode: (code: number) => void) {
       collect,
     )
     .option("--json", "print the run record as one JSON document (no logs)")
-    .option("-q, --quiet", "do not print node logs")
     .addHelpText(
       "after",
       "\nExit codes: 0 succeeded, 1 failed, cancelled or timed out, 2 invalid flow or input\n" +
@@ -184,16 +201,22 @@ function buildProgram(setExitCode: (code: number) => void) {
     )
     .action(async (file, options, command) => {
       const { runCommand } = await import("./run.ts");
-      setExitCode(await runCommand(file, options, globals(command)));
+      setExitCode(
+        await runCommand(file, { ...options, quiet: quiet(command) }, globals(command)),
+      );
     });
 
   program
     .command("validate")
     .description("check flow files without running them or writing anything")
     .argument("<flow...>", "flow files (YAML)")
-    .action(async (files, _options, command) => {
+    .option(
+      "--json",
+      "print [{ file, ok, problems: [{ file, line, column, path, message }] }]",
+    )
+    .action(async (files, options, command) => {
       const { validateFlows } = await import("./flows.ts");
-      setExitCode(await validateFlows(files, globals(command)));
+      setExitCode(await validateFlows(files, globals(command), options));
     });
 
   const runs = program.command("runs").description("list and inspect recorded runs");
@@ -287,7 +310,10 @@ function buildProgram(setExitCode: (code: number) => void) {
   const jobs = program.command("jobs").description("maintenance jobs: list them, run one now");
   jobs
     .command("ls")
-    .description("list the jobs (built-in and configured): schedule, time zone, last and next run")
+    .description(
+      "list the jobs (built-in and configured): schedule, time zone, last and next run " +
+        "(jobs and flows the daemon runs: flowstate schedules ls)",
+    )
     .option("--json", "print a JSON array")
     .action(async (options, command) => {
       const { jobsList } = await import("./jobs.ts");
@@ -304,7 +330,6 @@ function buildProgram(setExitCode: (code: number) => void) {
     )
     .option("--dry-run", "report what would be done without changing anything")
     .option("--json", "print the run record as one JSON document")
-    .option("-q, --quiet", "no progress bar and no log lines")
     .addHelpText(
       "after",
       "\nExit codes: 0 succeeded, 1 failed or cancelled, 2 unknown job or invalid option, " +
@@ -312,7 +337,18 @@ function buildProgram(setExitCode: (code: number) => void) {
     )
     .action(async (name, options, command) => {
       const { jobsRun } = await import("./jobs.ts");
-      setExitCode(await jobsRun(name, options, globals(command)));
+      setExitCode(await jobsRun(name, { ...options, quiet: quiet(command) }, globals(command)));
+    });
+
+  program
+    .command("schedules")
+    .description("what the daemon runs, jobs and flows: schedule, time zone, next tick, last run")
+    .command("ls")
+    .description("list the schedules, jobs first, then flows (as the daemon starts them)")
+    .option("--json", "print a JSON array")
+    .action(async (options, command) => {
+      const { listSchedules } = await import("./schedules.ts");
+      setExitCode(await listSchedules(options, globals(command)));
     });
 
   program
@@ -322,10 +358,13 @@ function buildProgram(setExitCode: (code: number) => void) {
     )
     .option("--grace <duration>", "when stopping, wait this long for running work", "30s")
     .option("--runner-id <id>", "this runner's id in leases (default: <hostname>:<pid>:<random>)")
-    .option("-q, --quiet", "print only errors and failed ticks")
+    .option("--json", "print each event as one JSON object a line (stdout), for log collectors")
+    .addHelpText("after", "\nWith --quiet: only errors and failed ticks.")
     .action(async (options, command) => {
       const { daemonCommand } = await import("./daemon.ts");
-      setExitCode(await daemonCommand(options, globals(command)));
+      setExitCode(
+        await daemonCommand({ ...options, quiet: quiet(command) }, globals(command)),
+      );
     });
 
   program

@@ -8,8 +8,9 @@
  * `[{ "flowId", "version", "count", "succeeded", "failed", "cancelled", "timedOut",
  * "p50DurationMs", "p95DurationMs", "meanDurationMs", "minDurationMs", "maxDurationMs",
  * "lastRunAt", "lastStatus" }]` where `version` is `"*"` for all versions together or
- * a version hash; durations are in ms (`null` before the first finished run), p50 and
- * p95 are histogram estimates (within 5 %).
+ * a version hash; durations are in ms, rounded to 0.1 ms (`null` before the first
+ * finished run), p50 and p95 are histogram estimates (within 5 %). A flow with no
+ * recorded runs prints `null` (exit 1), as every lookup of the CLI does.
  *
  * @module
  */
@@ -17,7 +18,7 @@ import type { RunStatus } from "../records/types.ts";
 import type { FlowMetrics } from "../records/records.ts";
 import { didYouMean } from "../_suggest.ts";
 import { formatDuration, printTable, shortHash } from "./format.ts";
-import { type GlobalOptions, openForReading, unlessMissing } from "./common.ts";
+import { type GlobalOptions, notFound, openForReading, unlessMissing } from "./common.ts";
 
 /** One row of `flowstate metrics --json`. */
 export interface MetricsRow {
@@ -51,6 +52,11 @@ export interface MetricsRow {
   lastStatus: RunStatus | null;
 }
 
+/** A duration in ms to 0.1 ms: estimates and means are not more precise than that. */
+function roundMs(ms: number | null): number | null {
+  return ms === null ? null : Math.round(ms * 10) / 10;
+}
+
 function toRow(m: FlowMetrics): MetricsRow {
   return {
     flowId: m.flowId,
@@ -60,9 +66,9 @@ function toRow(m: FlowMetrics): MetricsRow {
     failed: m.failed,
     cancelled: m.cancelled,
     timedOut: m.timedOut,
-    p50DurationMs: m.p50DurationMs,
-    p95DurationMs: m.p95DurationMs,
-    meanDurationMs: m.count === 0 ? null : m.totalDurationMs / m.count,
+    p50DurationMs: roundMs(m.p50DurationMs),
+    p95DurationMs: roundMs(m.p95DurationMs),
+    meanDurationMs: m.count === 0 ? null : roundMs(m.totalDurationMs / m.count),
     minDurationMs: m.minDurationMs,
     maxDurationMs: m.maxDurationMs,
     lastRunAt: m.lastRunAt,
@@ -79,8 +85,11 @@ export async function showMetrics(
   await using runtime = await openForReading(global);
   const records = await unlessMissing(() => runtime.records());
   if (records === null) {
+    if (flowId !== undefined) {
+      return notFound(options.json, `Flow "${flowId}" has no recorded runs; no flow has run yet`);
+    }
     if (options.json) console.log("[]");
-    return flowId === undefined ? 0 : 1; // no flow has run yet
+    return 0;
   }
   const all = await records.listMetrics(flowId);
   let rows: MetricsRow[];
@@ -94,15 +103,14 @@ export async function showMetrics(
     if (rows.length === 0) {
       const known = (await records.listFlows()).map((f) => f.id);
       if (!known.includes(flowId)) {
-        console.error(
+        return notFound(
+          options.json,
           `Flow "${flowId}" has no recorded runs${didYouMean(flowId, known)}; ${
             known.length === 0
               ? "no flow has run yet"
               : `the recorded flows are ${known.join(", ")}`
           }`,
         );
-        if (options.json) console.log("[]");
-        return 1;
       }
     }
   }

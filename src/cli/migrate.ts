@@ -1,10 +1,12 @@
 /**
  * `flowstate migrate data status|pending|up|down` (data migrations) and
  * `flowstate migrate store --from A --to B` (move a whole store to another
- * backend). These call the library functions of `jobs/migrate.ts` and
- * `jobs/migrate_store.ts` directly: they record no job run (so that moving
- * the store runs are recorded in never touches the move's source); use
- * `flowstate jobs run migrate|migrate-store` for a recorded run.
+ * backend). `data up|down` and `store` run the built-in `migrate` and
+ * `migrate-store` jobs, recorded as runs of `job:migrate` and
+ * `job:migrate-store` like `flowstate jobs run`; a move whose source or
+ * target is the store runs are recorded in is the exception: it is not
+ * recorded (a run record would change what is moved), and says so.
+ * `data status|pending` only read, and record nothing.
  *
  * Exit codes: 0 ok; 1 a migration failed, the lock is held, the target is not
  * empty, verification failed; 2 bad arguments (unknown store, unknown
@@ -17,10 +19,12 @@
  *   "appliedAt", "durationMs", "checksum", "changed" }], "pending": [id], "warnings": [text],
  *   "lock": { "holder", "action", "since", "expiresAt" } | null }`
  * - `data pending`: `{ "store", "dir", "pending": [id] }`
- * - `data up|down`: `{ "action", "store", "dryRun", "plan": [id], "done": [id], "cancelled", "warnings" }`
+ * - `data up|down`: `{ "action", "store", "dryRun", "plan": [id], "done": [id], "cancelled", "warnings",
+ *   "runId" }`
  * - `store`: `{ "from", "to", "status": "completed"|"interrupted"|"dry-run", "resumed", "copied",
  *   "total", "skippedExpired", "batches", "copyMs", "verifyMs", "entriesPerSecond", "verified",
- *   "count", "checksum", "targetChecksum", "expiryAdjusted" }`
+ *   "count", "checksum", "targetChecksum", "expiryAdjusted", "runId"? }` (no `runId` when the
+ *   move is not recorded)
  *
  * @module
  */
@@ -46,6 +50,7 @@ import {
   stderrLogger,
 } from "./common.ts";
 import { messageOf } from "../errors.ts";
+import { runRecordedJob } from "./recorded.ts";
 
 /** Options of `migrate data status|pending`. */
 export interface MigrateDataOptions {
@@ -145,11 +150,11 @@ export async function migrateDataStatus(
     console.log(JSON.stringify(status));
     return 0;
   }
-  printStatus(status);
+  printStatus(status, runtime.config.timezone);
   return 0;
 }
 
-function printStatus(status: MigrationStatus): void {
+function printStatus(status: MigrationStatus, tz: string): void {
   if (status.migrations.length === 0) {
     console.error(`No migrations in ${status.dir}`);
   } else {
@@ -158,7 +163,7 @@ function printStatus(status: MigrationStatus): void {
       status.migrations.map((m) => [
         m.id,
         m.changed ? `${m.state} (changed)` : m.state,
-        formatTime(m.appliedAt),
+        formatTime(m.appliedAt, tz),
         formatDuration(m.durationMs),
       ]),
     );
@@ -167,8 +172,8 @@ function printStatus(status: MigrationStatus): void {
   if (status.lock !== null) {
     console.error(
       `lock: held by ${status.lock.holder} (${status.lock.action}) since ${
-        formatTime(status.lock.since)
-      }, until ${formatTime(status.lock.expiresAt)} unless renewed`,
+        formatTime(status.lock.since, tz)
+      }, until ${formatTime(status.lock.expiresAt, tz)} unless renewed`,
     );
   }
   const applied = status.migrations.length - status.pending.length;
@@ -207,34 +212,40 @@ async function runData(
   checkStore(runtime, options.store, "--store");
   const dir = await migrationsDir(runtime, options.dir);
   const store = await runtime.store(options.store);
-  const common = {
-    dryRun: options.dryRun,
-    log: stderrLogger(options.json),
-    progress: progressFor(options.json),
-    clock: runtime.clock,
-  };
-  let outcome: Awaited<ReturnType<typeof interruptible<MigrateResult>>>;
+  // A bad --to or --step is a usage error: plan first (a dry run changes nothing).
   try {
-    outcome = await interruptible(
-      "the migrations",
-      (signal) =>
-        action === "up"
-          ? migrateUp(store, dir, { ...common, signal, to: options.to })
-          : migrateDown(store, dir, { ...common, signal, step: options.step }),
-    );
+    if (action === "up") await migrateUp(store, dir, { dryRun: true, to: options.to });
+    else await migrateDown(store, dir, { dryRun: true, step: options.step });
   } catch (err) {
-    // Bad --to or --step.
     if (err instanceof RangeError) throw new UsageError(err.message, { cause: err });
     throw err;
   }
-  const result = outcome.value;
-  if (result === undefined) return outcome.exitCode;
+  const { result, record, failureCode } = await runRecordedJob<MigrateResult>(
+    runtime,
+    "migrate",
+    {
+      options: {
+        action,
+        dir,
+        ...(options.store !== undefined ? { store: options.store } : {}),
+        ...(options.to !== undefined ? { to: options.to } : {}),
+        ...(options.step !== undefined ? { step: options.step } : {}),
+      },
+      dryRun: options.dryRun,
+      quiet: options.json || global.quiet,
+      // "Applying 0002_b…" is progress, which the summary below only counts; a dry run's
+      // plan is the summary itself.
+      infoLogs: !options.dryRun,
+      notice: "Stopping the migrations at the next consistent point",
+    },
+  );
+  if (result === null) return failureCode;
   if (options.json) {
-    console.log(JSON.stringify(result));
+    console.log(JSON.stringify({ ...result, runId: record.id }));
   } else {
     printRun(result);
   }
-  return result.cancelled ? (outcome.interrupted ? outcome.exitCode : 1) : 0;
+  return record.status === "succeeded" && !result.cancelled ? 0 : failureCode;
 }
 
 function printRun(result: MigrateResult): void {
@@ -242,7 +253,7 @@ function printRun(result: MigrateResult): void {
   const past = result.action === "up" ? "Applied" : "Reverted";
   const where = `store "${result.store}"`;
   if (result.dryRun) {
-    printWarnings(result.warnings);
+    // Its warnings were printed as the job logged them.
     if (result.plan.length === 0) console.log(`Nothing to ${verb} in ${where}`);
     else {
       console.log(`Would ${verb} in ${where}, in this order:`);
@@ -305,57 +316,104 @@ export async function migrateStoreCommand(
   }
   const source = await runtime.store(options.from);
   const target = await runtime.store(options.to);
-  let outcome: Awaited<ReturnType<typeof interruptible<MoveStoreResult>>>;
-  try {
-    outcome = await interruptible(
-      "the move",
-      (signal) =>
-        moveStore(source, target, {
-          batchSize: options.batch,
-          resume: options.resume,
-          force: options.force,
-          dryRun: options.dryRun,
-          signal,
-          progress: progressFor(options.json),
-          log: stderrLogger(options.json),
-          clock: runtime.clock,
-        }),
+  const quiet = options.json || global.quiet;
+  const records = runtime.config.records;
+  let outcome: { value: MoveStoreResult | undefined; interrupted: boolean; exitCode: number };
+  if (records !== options.from && records !== options.to) {
+    const { result, record, failureCode } = await runRecordedJob<MoveStoreResult>(
+      runtime,
+      "migrate-store",
+      {
+        options: {
+          from: options.from,
+          to: options.to,
+          ...(options.batch !== undefined ? { batchSize: options.batch } : {}),
+          resume: options.resume ?? false,
+          force: options.force ?? false,
+        },
+        dryRun: options.dryRun,
+        quiet,
+        notice: "Stopping the move at the next consistent point",
+      },
     );
-  } catch (err) {
-    if (err instanceof RangeError) throw new UsageError(err.message, { cause: err });
-    throw err;
-  }
-  const result = outcome.value;
-  if (result === undefined) return outcome.exitCode;
-  if (options.json) {
-    console.log(JSON.stringify(result));
-  } else if (result.status === "dry-run") {
-    console.log(
-      `Dry run: would copy about ${result.copied.toLocaleString("en-US")} entries from ` +
-        `"${result.from}" to "${result.to}" in ${result.batches} batch(es)${
-          result.resumed ? `, resuming after ${result.total.toLocaleString("en-US")}` : ""
-        }; nothing was changed`,
-    );
-  } else if (result.status === "interrupted") {
-    console.log(
-      `Interrupted after ${
-        result.total.toLocaleString("en-US")
-      } entries; the checkpoint is saved ` +
-        `in "${result.to}": run the same command with --resume to continue`,
-    );
+    if (result === null) return failureCode;
+    outcome = { value: result, interrupted: failureCode !== 1, exitCode: failureCode };
+    if (options.json) {
+      console.log(JSON.stringify({ ...result, runId: record.id }));
+      return result.status === "interrupted" ? failureCode : 0;
+    }
   } else {
-    console.log(
-      `Moved ${
-        result.total.toLocaleString("en-US")
-      } entries from "${result.from}" (${source.plugin}) ` +
-        `to "${result.to}" (${target.plugin})${result.resumed ? " (resumed)" : ""}: ` +
-        `${result.copied.toLocaleString("en-US")} copied by this run in ${
-          formatDuration(result.copyMs)
-        } (${result.entriesPerSecond.toLocaleString("en-US")} entries/s), verified in ${
-          formatDuration(result.verifyMs)
-        }: ${result.count!.toLocaleString("en-US")} entries, checksum ${result.checksum}`,
-    );
+    // Runs are recorded in the move's source or target: a run record there would change
+    // what is moved or verified, so this move is not recorded.
+    if (!quiet) {
+      console.error(
+        `note: not recorded as a job run: runs are recorded in store "${records}", ` +
+          `the move's ${records === options.from ? "source" : "target"}`,
+      );
+    }
+    outcome = await moveUnrecorded();
   }
-  if (result.status === "interrupted") return outcome.interrupted ? outcome.exitCode : 1;
-  return 0;
+  return printMove(outcome);
+
+  async function moveUnrecorded() {
+    try {
+      return await interruptible(
+        "the move",
+        (signal) =>
+          moveStore(source, target, {
+            batchSize: options.batch,
+            resume: options.resume,
+            force: options.force,
+            dryRun: options.dryRun,
+            signal,
+            progress: progressFor(quiet),
+            log: stderrLogger(true),
+            clock: runtime.clock,
+          }),
+      );
+    } catch (err) {
+      if (err instanceof RangeError) throw new UsageError(err.message, { cause: err });
+      throw err;
+    }
+  }
+
+  function printMove(
+    outcome: { value: MoveStoreResult | undefined; interrupted: boolean; exitCode: number },
+  ): number {
+    const result = outcome.value;
+    if (result === undefined) return outcome.exitCode;
+    if (options.json) {
+      console.log(JSON.stringify(result));
+    } else if (result.status === "dry-run") {
+      console.log(
+        `Dry run: would copy about ${result.copied.toLocaleString("en-US")} entries from ` +
+          `"${result.from}" to "${result.to}" in ${result.batches} batch(es)${
+            result.resumed ? `, resuming after ${result.total.toLocaleString("en-US")}` : ""
+          }; nothing was changed`,
+      );
+    } else if (result.status === "interrupted") {
+      console.log(
+        `Interrupted after ${
+          result.total.toLocaleString("en-US")
+        } entries; the checkpoint is saved ` +
+          `in "${result.to}": run the same command with --resume to continue`,
+      );
+    } else {
+      console.log(
+        `Moved ${
+          result.total.toLocaleString("en-US")
+        } entries from "${result.from}" (${source.plugin}) ` +
+          `to "${result.to}" (${target.plugin})${result.resumed ? " (resumed)" : ""}: ` +
+          `${result.copied.toLocaleString("en-US")} copied by this run in ${
+            formatDuration(result.copyMs)
+          } (${result.entriesPerSecond.toLocaleString("en-US")} entries/s), verified in ${
+            formatDuration(result.verifyMs)
+          }: ${result.count!.toLocaleString("en-US")} entries, checksum ${result.checksum}${
+            result.skippedExpired > 0 ? `; ${result.skippedExpired} expired entries skipped` : ""
+          }`,
+      );
+    }
+    if (result.status === "interrupted") return outcome.interrupted ? outcome.exitCode : 1;
+    return 0;
+  }
 }

@@ -5,14 +5,23 @@
  * - `runs ls`: `[{ "id", "flowId", "flowVersion", "status", "startedAt", "endedAt",
  *   "durationMs", "error", "parentRunId"? }]`, newest first (times in ms since the epoch)
  * - `runs show <id>`: `{ "run": <RunRecord>, "events": [{ "at", "type", "node"?, "attempt"?,
- *   "status"?, "durationMs"?, "outputBytes"?, "error"?, "message"?, "level"? }] }`
+ *   "status"?, "durationMs"?, "outputBytes"?, "error"?, "message"?, "level"? }] }`, or `null`
+ *   (exit 1) for a run that is not found, as every lookup of the CLI does
+ *
+ * Times in the tables are shown in the config's `timezone` (default UTC), with it.
  *
  * @module
  */
 import type { RunEvent, RunRecord } from "../records/types.ts";
 import type { RunSummary } from "../records/types.ts";
 import { formatDuration, formatTime, printable, printTable, shortHash } from "./format.ts";
-import { type GlobalOptions, openForReading, unlessMissing } from "./common.ts";
+import {
+  type GlobalOptions,
+  notFound,
+  openForReading,
+  printError,
+  unlessMissing,
+} from "./common.ts";
 import { isRunId } from "../records/run_id.ts";
 import { runShapeProblem } from "../records/types.ts";
 import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeOption } from "./run_filters.ts";
@@ -66,7 +75,7 @@ export async function listRuns(
         r.id,
         r.parentRunId === undefined ? r.flowId : `${r.flowId} (sub-flow)`,
         r.status,
-        formatTime(r.startedAt),
+        formatTime(r.startedAt, runtime.config.timezone),
         formatDuration(r.durationMs),
       ]),
     );
@@ -89,11 +98,11 @@ export async function showRun(
   global: GlobalOptions,
 ): Promise<number> {
   if (!isRunId(runId)) {
-    console.error(
+    return notFound(
+      options.json,
       `Run "${runId}" not found: run ids are 20 lowercase letters and digits, as printed by ` +
         "flowstate run and flowstate runs ls",
     );
-    return 1;
   }
   await using runtime = await openForReading(global);
   const records = await unlessMissing(() => runtime.records());
@@ -107,19 +116,19 @@ export async function showRun(
           JSON.stringify({ run: archived.run, events: archived.events, archive: archived.archive }),
         );
       } else {
-        printRun(archived.run, archived.events);
+        printRun(archived.run, archived.events, runtime.config.timezone);
         console.log(`archived: ${archived.archive}`);
       }
       return 0;
     }
-    console.error(
+    return notFound(
+      options.json,
       `Run ${runId} not found in store "${runtime.config.records}" (list runs with: flowstate runs ls)`,
     );
-    return 1;
   }
   const problem = runShapeProblem(run);
   if (problem !== undefined) {
-    console.error(
+    printError(
       `Run ${runId} is recorded but malformed (${problem}), so it cannot be shown; ` +
         `see its raw entry with: flowstate state get flowstate/runs/${runId} ` +
         `--store ${runtime.config.records}`,
@@ -128,11 +137,11 @@ export async function showRun(
   }
   const events = await records!.getEvents(runId); // a run was found, so the store exists
   if (options.json) console.log(JSON.stringify({ run, events }));
-  else printRun(run, events);
+  else printRun(run, events, runtime.config.timezone);
   return 0;
 }
 
-function printRun(run: RunRecord, events: readonly RunEvent[]): void {
+function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void {
   const lines = [
     `run:      ${run.id}`,
     `flow:     ${run.flowId} (version ${shortHash(run.flowVersion)})`,
@@ -140,7 +149,7 @@ function printRun(run: RunRecord, events: readonly RunEvent[]): void {
   if (run.parentRunId !== undefined) lines.push(`parent:   ${run.parentRunId}`);
   lines.push(
     `status:   ${run.status}`,
-    `started:  ${formatTime(run.startedAt)}`,
+    `started:  ${formatTime(run.startedAt, tz)}`,
     `duration: ${formatDuration(run.durationMs)}`,
     `inputs:   ${printable(JSON.stringify(run.inputs))}`,
   );

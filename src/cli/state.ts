@@ -21,7 +21,14 @@ import { StoreMissingError } from "../errors.ts";
 import { openRuntime } from "../runtime.ts";
 import type { Entry, Key, Store } from "../store/types.ts";
 import { formatKey, parseJsonValue, parseKey, UsageError } from "./input.ts";
-import { checkStore, type GlobalOptions, noStoreYet, openForReading } from "./common.ts";
+import {
+  checkStore,
+  type GlobalOptions,
+  noStoreYet,
+  notFound,
+  openForReading,
+  printError,
+} from "./common.ts";
 
 /** Options shared by the state commands. */
 export interface StateOptions {
@@ -133,17 +140,11 @@ export function stateGet(
   return withStore(global, options, async ({ store, prefix, label }) => {
     const entry = await store.get([...prefix, ...key]);
     if (entry === null) {
-      if (options.json) console.log("null");
-      console.error(`Key ${formatKey(key)} not found in ${label}`);
-      return 1;
+      return notFound(options.json, `Key ${formatKey(key)} not found in ${label}`);
     }
     console.log(options.json ? entryJson(entry, prefix) : JSON.stringify(entry.value, null, 2));
     return 0;
-  }, (note) => {
-    if (options.json) console.log("null");
-    console.error(`Key ${formatKey(key)} not found. ${note}`);
-    return 1;
-  });
+  }, (note) => notFound(options.json, `Key ${formatKey(key)} not found. ${note}`));
 }
 
 /** `state set <key> <json-value> [--expire-in MS]`. */
@@ -158,7 +159,7 @@ export function stateSet(
   return withStore(global, options, async ({ store, prefix, label }) => {
     const result = await store.set([...prefix, ...key], value, { expireIn: options.expireIn });
     if (!result.ok) {
-      console.error(`Cannot set ${formatKey(key)} in ${label}: the write conflicted`);
+      printError(`Cannot set ${formatKey(key)} in ${label}: the write conflicted`);
       return 1;
     }
     if (options.json) {
@@ -186,7 +187,11 @@ export function stateList(
       // Stream the array so a large store does not have to fit in memory.
       let first = true;
       const encoder = new TextEncoder();
-      const write = (text: string) => Deno.stdout.writeSync(encoder.encode(text));
+      const write = (text: string) => {
+        // writeSync may write part of the bytes (a pipe that is full): write the rest.
+        let bytes = encoder.encode(text);
+        while (bytes.length > 0) bytes = bytes.subarray(Deno.stdout.writeSync(bytes));
+      };
       write("[");
       for await (const entry of entries) {
         write(`${first ? "" : ",\n"}${entryJson(entry, prefix)}`);
@@ -228,7 +233,7 @@ export function stateRemove(
     if (existed) await store.delete(full);
     if (options.json) console.log(JSON.stringify({ key, deleted: existed }));
     if (!existed) {
-      console.error(`Key ${formatKey(key)} not found in ${label}; nothing deleted`);
+      printError(`Key ${formatKey(key)} not found in ${label}; nothing deleted`);
       return 1;
     }
     if (!options.json) console.log(`Deleted ${formatKey(key)} from ${label}`);
@@ -236,7 +241,7 @@ export function stateRemove(
   }, (note) => {
     // Nothing to delete, and no store is created to find that out.
     if (options.json) console.log(JSON.stringify({ key, deleted: false }));
-    console.error(`Key ${formatKey(key)} not found; nothing deleted. ${note}`);
+    printError(`Key ${formatKey(key)} not found; nothing deleted. ${note}`);
     return 1;
   });
 }
