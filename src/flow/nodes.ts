@@ -43,8 +43,9 @@ const stateGet = defineNode({
     default: json.optional(),
   }),
   async run(ctx, o) {
-    const value = await ctx[o.scope].get(o.key, { store: o.store });
-    return value === undefined ? (o.default ?? null) : value;
+    // The entry, not get(): a stored null is a value, and only absence takes the default.
+    const entry = await ctx[o.scope].entry(o.key, { store: o.store });
+    return entry === null ? (o.default ?? null) : entry.value;
   },
 });
 
