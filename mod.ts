@@ -54,7 +54,7 @@ export type {
 } from "./src/store/types.ts";
 export type { Clock, Timers } from "./src/clock.ts";
 export { type Duration, parseDuration } from "./src/duration.ts";
-export type { LogLevel } from "./src/log.ts";
+export type { LogLevel, Warning, WarningCode, WarningHandler } from "./src/log.ts";
 export {
   AttemptOverError,
   BackupError,

@@ -114,10 +114,10 @@ async function runInTree(
     locate: parsed.locate,
     file: parsed.file,
   });
-  const envSource = options.env ?? Deno.env.toObject();
+  // Only the names the flow lists are read, so a flow without `env:` needs no --allow-env.
   const env: Record<string, string> = {};
   for (const name of def.env ?? []) {
-    const value = envSource[name];
+    const value = options.env ? options.env[name] : Deno.env.get(name);
     if (value !== undefined) env[name] = value;
   }
 

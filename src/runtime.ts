@@ -22,6 +22,7 @@ import type { RunRecord } from "./records/types.ts";
 import { Records } from "./records/records.ts";
 import { systemClock } from "./clock.ts";
 import { type ScopeName, SCOPES } from "./state/scopes.ts";
+import type { WarningHandler } from "./log.ts";
 
 /** Options for {@linkcode openRuntime}. */
 export interface RuntimeOptions {
@@ -46,6 +47,13 @@ export interface RuntimeOptions {
    * rejects with a `StoreMissingError` for such a store.
    */
   createStores?: boolean;
+  /**
+   * Receives warnings from the stores (see {@linkcode Warning}): a large
+   * jsonfile store, a directory flush that failed after a commit… Default:
+   * none, and warnings are dropped: the library never prints (the CLI passes
+   * a handler that prints them on stderr).
+   */
+  onWarning?: WarningHandler;
 }
 
 /**
@@ -139,6 +147,7 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
     options.clock ?? systemClock,
     options.cwd ?? Deno.cwd(),
     options.createStores ?? true,
+    options.onWarning,
   );
 }
 
@@ -151,9 +160,17 @@ class FlowstateRuntime implements Runtime {
   #closing: Promise<void> | undefined;
   #cwd: string;
   #createStores: boolean;
+  #onWarning: WarningHandler | undefined;
 
-  constructor(config: ResolvedConfig, clock: Clock, cwd: string, createStores: boolean) {
+  constructor(
+    config: ResolvedConfig,
+    clock: Clock,
+    cwd: string,
+    createStores: boolean,
+    onWarning: WarningHandler | undefined,
+  ) {
     this.#cwd = cwd;
+    this.#onWarning = onWarning;
     this.#createStores = createStores;
     this.config = config;
     this.home = config.home;
@@ -221,6 +238,7 @@ class FlowstateRuntime implements Runtime {
         baseDir: this.config.baseDir,
         clock: this.clock,
         mustExist: !this.#createStores,
+        onWarning: this.#onWarning,
       });
     } catch (err) {
       throw this.#locate(err, name);

@@ -48,6 +48,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["deno.json", 0],
   ["src/store/", 1],
   ["src/plugin.ts", 2],
+  ["src/plugin_define.ts", 2],
   ["plugins/", 2],
   ["src/state/", 2],
   ["src/wrappers/", 2],

@@ -32,6 +32,7 @@ import {
   EXIT_INTERRUPTED,
   type GlobalOptions,
   interruptible,
+  printWarning,
   stderrLogger,
 } from "./common.ts";
 import { BackupError, StoreCorruptError } from "../errors.ts";
@@ -86,7 +87,7 @@ export async function backupCommand(
   if (options.all && options.store !== undefined) {
     throw new UsageError("Cannot back up: give --store NAME or --all, not both");
   }
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.store);
   const consistency: BackupConsistency = options.perKey ? "per-key" : "snapshot";
   try {
@@ -137,7 +138,7 @@ export async function restoreCommand(
     if (!(err instanceof Deno.errors.NotFound)) throw err;
     throw new UsageError(`Cannot restore ${file}: the file does not exist`);
   }
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.store);
   const store = await runtime.store(options.store);
   try {

@@ -7,7 +7,7 @@
  */
 import { didYouMean } from "../_suggest.ts";
 import { StoreMissingError } from "../errors.ts";
-import type { LogLevel } from "../log.ts";
+import type { LogLevel, Warning } from "../log.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import { printable } from "./format.ts";
 import { UsageError } from "./input.ts";
@@ -116,7 +116,7 @@ export function checkStore(runtime: Runtime, name: string | undefined, flag?: st
  * it creates no store, no file and no directory (see `createStores`).
  */
 export function openForReading(global: GlobalOptions): Promise<Runtime> {
-  return openRuntime({ config: global.config, createStores: false });
+  return openRuntime({ config: global.config, onWarning: printWarning, createStores: false });
 }
 
 /**
@@ -140,6 +140,15 @@ export function noStoreYet(err: StoreMissingError): string {
   return printable(
     `No store yet at ${err.address} (store "${err.store}"): nothing has been written to it`,
   );
+}
+
+/**
+ * The library's warnings (a large jsonfile store, a failed directory flush…)
+ * on stderr, as the CLI has always printed them: the library itself never
+ * prints, so every runtime the CLI opens passes this as `onWarning`.
+ */
+export function printWarning(warning: Warning): void {
+  console.error(printable(warning.message));
 }
 
 /**

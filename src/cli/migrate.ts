@@ -43,6 +43,7 @@ import {
   interruptedExitCode,
   type Interruptible,
   interruptible as interruptibleCommand,
+  printWarning,
   stderrLogger,
 } from "./common.ts";
 import { messageOf } from "../errors.ts";
@@ -137,7 +138,7 @@ export async function migrateDataStatus(
   options: MigrateDataOptions,
   global: GlobalOptions,
 ): Promise<number> {
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.store, "--store");
   const dir = await migrationsDir(runtime, options.dir);
   const status = await migrationStatus(await runtime.store(options.store), dir);
@@ -182,7 +183,7 @@ export async function migrateDataPending(
   options: MigrateDataOptions,
   global: GlobalOptions,
 ): Promise<number> {
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.store, "--store");
   const dir = await migrationsDir(runtime, options.dir);
   const status = await migrationStatus(await runtime.store(options.store), dir);
@@ -203,7 +204,7 @@ async function runData(
   options: MigrateDataRunOptions & { to?: string; step?: number },
   global: GlobalOptions,
 ): Promise<number> {
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.store, "--store");
   const dir = await migrationsDir(runtime, options.dir);
   const store = await runtime.store(options.store);
@@ -292,7 +293,7 @@ export async function migrateStoreCommand(
   options: MigrateStoreCommandOptions,
   global: GlobalOptions,
 ): Promise<number> {
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.from, "--from");
   checkStore(runtime, options.to, "--to");
   if (options.from === options.to) {

@@ -21,7 +21,13 @@ import { StoreMissingError } from "../errors.ts";
 import { openRuntime } from "../runtime.ts";
 import type { Entry, Key, Store } from "../store/types.ts";
 import { formatKey, parseJsonValue, parseKey, UsageError } from "./input.ts";
-import { checkStore, type GlobalOptions, noStoreYet, openForReading } from "./common.ts";
+import {
+  checkStore,
+  type GlobalOptions,
+  noStoreYet,
+  openForReading,
+  printWarning,
+} from "./common.ts";
 
 /** Options shared by the state commands. */
 export interface StateOptions {
@@ -87,7 +93,7 @@ async function withStore(
   const scoped = resolveScope(options);
   const storeName = options.store;
   await using runtime = whenMissing === undefined
-    ? await openRuntime({ config: global.config })
+    ? await openRuntime({ config: global.config, onWarning: printWarning })
     : await openForReading(global);
   checkStore(runtime, storeName);
   let store: Store;

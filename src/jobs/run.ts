@@ -17,6 +17,7 @@ import type { RunRecord } from "../records/types.ts";
 import { isJob, type Job, type JobContext, type JobResult } from "./job.ts";
 import type { LogLevel } from "../log.ts";
 import { createProgress, type Progress, type ProgressMode } from "./progress.ts";
+import type { JobOptionsFor, JobRef } from "./options.ts";
 
 /**
  * Load a job by built-in name, file path (relative to `baseDir`) or any
@@ -65,19 +66,29 @@ export async function loadJob(specifier: string | Job, baseDir: string = Deno.cw
   return exported;
 }
 
-/** Options for {@linkcode runJob}. */
-export interface RunJobOptions {
+/**
+ * Options for {@linkcode runJob}. `O` is the job's own options type: for a
+ * built-in job, its options (see {@linkcode JobOptionsFor}).
+ */
+export interface RunJobOptions<O extends object = Record<string, unknown>> {
   /** Options for the job, merged over its defaults (and over `configOptions`). */
-  options?: Record<string, unknown>;
+  options?: O;
   /** Options from the config file (`jobs.<name>.options`), merged between defaults and `options`. */
   configOptions?: Record<string, unknown>;
   /** Report what would be done without changing anything. */
   dryRun?: boolean;
   /** Cancels the job (it is then recorded as `cancelled`). */
   signal?: AbortSignal;
-  /** How progress is shown (default: bar on a terminal, plain lines otherwise). */
+  /**
+   * How progress is shown: a {@linkcode Progress} (from `createProgress`), or
+   * a mode for one that writes to stderr (`"tty"`, `"plain"`). Default
+   * `"quiet"`: the library never prints unless asked to.
+   */
   progress?: ProgressMode | Progress;
-  /** Receives each log line (default: printed to stderr unless progress is quiet). */
+  /**
+   * Receives each log line (they are kept in the run's events either way).
+   * Default: none; nothing is printed.
+   */
   onLog?: (message: string, level: LogLevel) => void;
   /** Directory a job module path resolves against (default: the config's). */
   baseDir?: string;
@@ -124,13 +135,17 @@ export async function resolveJobOptions<O>(
  * assert.equal(run.outputs?.greeting, "hello Ada");
  * ```
  */
-export async function runJob(
+export async function runJob<const J extends JobRef>(
   runtime: Runtime,
-  jobRef: string | Job,
-  options: RunJobOptions = {},
+  jobRef: J,
+  options: RunJobOptions<JobOptionsFor<J>> = {},
 ): Promise<RunRecord> {
   const job = await loadJob(jobRef, options.baseDir ?? runtime.config.baseDir);
-  const resolved = await resolveJobOptions(job, options.configOptions, options.options);
+  const resolved = await resolveJobOptions(
+    job,
+    options.configOptions,
+    options.options as Record<string, unknown> | undefined,
+  );
   const records = await runtime.records();
   const clock = runtime.clock;
   const flowId = `job:${job.name}`;
@@ -140,8 +155,7 @@ export async function runJob(
   options.onStart?.(runId);
   const progress = typeof options.progress === "object"
     ? options.progress
-    : createProgress({ mode: options.progress });
-  const quiet = typeof options.progress === "string" && options.progress === "quiet";
+    : createProgress({ mode: options.progress ?? "quiet" });
   recorder.event({ at: recorder.startedAt, type: "run.start" });
   const controller = new AbortController();
   const onAbort = () => controller.abort(options.signal?.reason ?? "cancelled");
@@ -156,8 +170,7 @@ export async function runJob(
     home: runtime.home,
     log(message, level = "info") {
       recorder.event({ at: clock.now(), type: "node.log", node: job.name, message, level });
-      if (options.onLog) options.onLog(message, level);
-      else if (!quiet) console.error(`[${job.name}] ${message}`);
+      options.onLog?.(message, level);
     },
     progress,
     signal: controller.signal,

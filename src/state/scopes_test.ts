@@ -5,10 +5,14 @@ import { createStateView } from "./scopes.ts";
 
 Deno.test("StateView.get() and Store.get() both say absent with null", async () => {
   await using store = await openStore({ plugin: "memory" });
-  const view = createStateView({
-    forScope: () => Promise.resolve(store),
-    byName: () => Promise.resolve(store),
-  }, "flow", "f");
+  const view = createStateView(
+    {
+      forScope: () => Promise.resolve(store),
+      byName: () => Promise.resolve(store),
+    },
+    "flow",
+    "f",
+  );
   assert.equal(await store.get(["flow", "f", "missing"]), null);
   assert.equal(await view.get("missing"), null);
   await view.set("stored-null", null);
