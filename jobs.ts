@@ -32,6 +32,12 @@ export {
 } from "./src/jobs/job.ts";
 export { loadJob, resolveJobOptions, runJob, type RunJobOptions } from "./src/jobs/run.ts";
 export { builtinJobNames } from "./src/jobs/builtin.ts";
+export type {
+  BuiltinJobName,
+  BuiltinJobOptions,
+  JobOptionsFor,
+  JobRef,
+} from "./src/jobs/options.ts";
 export {
   createProgress,
   type Progress,

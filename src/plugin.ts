@@ -7,13 +7,16 @@
 import { resolve } from "node:path";
 import { importDefault, importFailure, moduleUrl } from "./loader.ts";
 import { z } from "zod";
-import { ConfigError, type Problem, StoreMissingError } from "./errors.ts";
+import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
-import type { StoreDriver } from "./store/driver.ts";
 import { wrapDriver } from "./store/store.ts";
 import type { Clock, Store } from "./store/types.ts";
 import { systemClock } from "./clock.ts";
 import type { WarningHandler } from "./log.ts";
+import type { MemoryOptions } from "../plugins/memory/mod.ts";
+import type { JsonFileOptions } from "../plugins/jsonfile/mod.ts";
+import type { SqliteOptions } from "../plugins/sqlite/mod.ts";
+import type { PostgresOptions } from "../plugins/postgres/mod.ts";
 
 export {
   definePlugin,
@@ -26,7 +29,7 @@ export {
   type SchemaIssue,
   type SchemaResult,
 } from "./plugin_define.ts";
-import type { OptionsSchema, Plugin, PluginContext } from "./plugin_define.ts";
+import type { OptionsSchema, Plugin } from "./plugin_define.ts";
 
 /** The built-in plugins, by name, as module specifiers relative to this file. */
 const BUILTIN_PLUGINS: Record<string, string> = {
@@ -119,13 +122,76 @@ export async function loadPlugin(
   return exported;
 }
 
-/** A store's configuration: the plugin plus its options. */
+/**
+ * A store's configuration: the plugin plus its options. `plugin` offers the
+ * built-in names ({@linkcode BuiltinPluginName}) and takes any other string
+ * (a module path or specifier) or a plugin object. {@linkcode openStore} and
+ * {@linkcode openRuntime}'s `config` check a built-in plugin's options at
+ * compile time (see {@linkcode CheckedStoreSpec}).
+ */
 export interface StoreSpec {
   /** A built-in name, a module specifier or a plugin object. */
-  plugin: string | Plugin<unknown>;
+  // deno-lint-ignore ban-types
+  plugin: BuiltinPluginName | (string & {}) | Plugin<unknown>;
   /** Plugin options. */
   [option: string]: unknown;
 }
+
+/**
+ * The options each built-in plugin takes, by name, as written in a store's
+ * spec (so each is optional where the plugin has a default).
+ *
+ * @example
+ * ```ts
+ * import type { BuiltinPluginOptions } from "@flowstate/core";
+ * const sqlite: BuiltinPluginOptions["sqlite"] = { path: "state.db", durability: "relaxed" };
+ * ```
+ */
+export interface BuiltinPluginOptions {
+  /** `memory`: in-process. */
+  memory: Partial<MemoryOptions>;
+  /** `jsonfile`: one JSON file. */
+  jsonfile: Partial<JsonFileOptions>;
+  /** `sqlite`: `node:sqlite`, the default store. */
+  sqlite: Partial<SqliteOptions>;
+  /** `postgres`: a PostgreSQL server (`url` required). */
+  postgres: Partial<PostgresOptions> & Pick<PostgresOptions, "url">;
+}
+
+/**
+ * The name of a built-in plugin.
+ *
+ * @example
+ * ```ts
+ * import type { BuiltinPluginName } from "@flowstate/core";
+ * const name: BuiltinPluginName = "sqlite";
+ * ```
+ */
+export type BuiltinPluginName = keyof BuiltinPluginOptions;
+
+/** `S` with every key `Allowed` does not have typed `never`, and the rest as `Allowed` has them. */
+type Exactly<S, Allowed> = { [K in keyof S]: K extends keyof Allowed ? Allowed[K] : never };
+
+/**
+ * The compile-time check of a store spec `S`: for a built-in plugin name,
+ * exactly that plugin's options (a misspelt option, a wrong value or a
+ * missing `url` does not compile); anything else as it is, checked when the
+ * plugin is loaded.
+ *
+ * @example
+ * ```ts
+ * import type { CheckedStoreSpec } from "@flowstate/core";
+ * const ok: CheckedStoreSpec<{ plugin: "sqlite"; path: string }> = { plugin: "sqlite", path: "a.db" };
+ * // @ts-expect-error: sqlite has no option "pth"
+ * const typo: CheckedStoreSpec<{ plugin: "sqlite"; pth: string }> = { plugin: "sqlite", pth: "a.db" };
+ * ```
+ */
+export type CheckedStoreSpec<S> = S extends { plugin: infer P }
+  // One built-in name (not a union that also holds other strings): check it.
+  ? [P] extends [BuiltinPluginName]
+    ? Exactly<S, { plugin: P } & BuiltinPluginOptions[P]> & { plugin: P } & BuiltinPluginOptions[P]
+  : S
+  : S;
 
 /** Options for {@linkcode openStore}. */
 export interface OpenStoreOptions {
@@ -167,7 +233,10 @@ export function defaultHome(): string {
  * assert.equal((await store.get(["greeting"]))?.value, "hello");
  * ```
  */
-export async function openStore(spec: StoreSpec, options: OpenStoreOptions = {}): Promise<Store> {
+export async function openStore<const S extends StoreSpec>(
+  spec: S & CheckedStoreSpec<S>,
+  options: OpenStoreOptions = {},
+): Promise<Store> {
   if (typeof spec !== "object" || spec === null || spec.plugin === undefined) {
     throw new ConfigError(
       `Cannot open store${

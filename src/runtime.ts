@@ -13,7 +13,7 @@ import {
   StoreClosedError,
   UnknownStoreError,
 } from "./errors.ts";
-import { openStore } from "./plugin.ts";
+import { type CheckedStoreSpec, openStore } from "./plugin.ts";
 import type { Clock, Store } from "./store/types.ts";
 import { didYouMean } from "./_suggest.ts";
 import type { FlowSource } from "./flow/load.ts";
@@ -55,6 +55,22 @@ export interface RuntimeOptions {
    */
   onWarning?: WarningHandler;
 }
+
+/**
+ * The compile-time check of a config object `C`: each store under `stores`
+ * whose `plugin` is a built-in name takes exactly that plugin's options (see
+ * {@linkcode CheckedStoreSpec}); the rest is checked when the config loads.
+ *
+ * @example
+ * ```ts
+ * import type { CheckedConfig } from "@flowstate/core";
+ * type Ok = CheckedConfig<{ stores: { main: { plugin: "memory" } } }>;
+ * const ok: Ok = { stores: { main: { plugin: "memory" } } };
+ * ```
+ */
+export type CheckedConfig<C> = C extends { stores: infer T }
+  ? { stores: { [K in keyof T]: CheckedStoreSpec<T[K]> } }
+  : unknown;
 
 /**
  * A loaded configuration and its stores.
@@ -135,7 +151,9 @@ export interface Runtime extends AsyncDisposable {
  * assert.equal(rt.isOpen("main"), true);
  * ```
  */
-export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime> {
+export async function openRuntime<const C extends ConfigObject>(
+  options: RuntimeOptions & { config?: string | (C & CheckedConfig<C>) } = {},
+): Promise<Runtime> {
   const config = await loadConfig({
     config: options.config,
     cwd: options.cwd,

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { basename, dirname, join } from "node:path";
 import { StoreCorruptError } from "../../src/errors.ts";
-import type { Store } from "../../src/store/types.ts";
 import {
   isLockFileName,
   lockPathOf,

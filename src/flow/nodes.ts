@@ -21,6 +21,7 @@
 import { z } from "zod";
 import { durationProblem, parseDuration } from "../duration.ts";
 import { defineNode, type NodeType } from "./node.ts";
+import type { BuiltinNodeType } from "./types.ts";
 
 const scope = z.enum(["node", "flow", "global"]).default("flow");
 const stateKey = z.union([z.string().min(1), z.array(z.string()).min(1)]);
@@ -151,7 +152,8 @@ const flow = defineNode({
 
 /** Built-in node types by name. */
 export const builtinNodes: ReadonlyMap<string, NodeType<never>> = new Map<string, NodeType<never>>(
-  [
+  // Typed as the names, so that BuiltinNodeType and this table cannot drift apart.
+  ([
     ["state.get", stateGet],
     ["state.set", stateSet],
     ["state.delete", stateDelete],
@@ -162,5 +164,5 @@ export const builtinNodes: ReadonlyMap<string, NodeType<never>> = new Map<string
     ["delay", delay],
     ["fail", fail],
     ["flow", flow],
-  ] as [string, NodeType<never>][],
+  ] satisfies [BuiltinNodeType, unknown][]) as [string, NodeType<never>][],
 );

@@ -64,7 +64,7 @@ export type BuiltinJobName = keyof BuiltinJobOptions;
  * const module: JobRef = "./jobs/report.ts";
  * ```
  */
-// deno-lint-ignore no-explicit-any
+// deno-lint-ignore no-explicit-any ban-types
 export type JobRef = BuiltinJobName | (string & {}) | Job<any>;
 
 /**
