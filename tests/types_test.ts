@@ -8,7 +8,6 @@ import {
   type BuiltinNodeType,
   type BuiltinPluginName,
   type FlowDefinition,
-  type JsonValue,
   openRuntime,
   openStore,
   runJob,

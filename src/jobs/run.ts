@@ -17,7 +17,23 @@ import type { RunRecord } from "../records/types.ts";
 import { isJob, type Job, type JobContext, type JobResult } from "./job.ts";
 import type { LogLevel } from "../log.ts";
 import { createProgress, type Progress, type ProgressMode } from "./progress.ts";
-import type { JobOptionsFor, JobRef } from "./options.ts";
+import type { BuiltinJobName, JobOptionsFor, JobRef } from "./options.ts";
+
+/**
+ * The built-in jobs, each by a literal `import()`: part of the module graph,
+ * so loading one needs no `--allow-read` of this package's files (nor
+ * `--allow-net` when the package comes from `jsr:`). The same modules as
+ * {@linkcode builtinJobUrl} names.
+ */
+const IN_GRAPH: Readonly<Record<BuiltinJobName, () => Promise<{ default: unknown }>>> = {
+  retention: () => import("../../jobs/retention.ts"),
+  gc: () => import("../../jobs/gc.ts"),
+  archive: () => import("../../jobs/archive.ts"),
+  backup: () => import("../../jobs/backup.ts"),
+  restore: () => import("../../jobs/restore.ts"),
+  migrate: () => import("../../jobs/migrate.ts"),
+  "migrate-store": () => import("../../jobs/migrate_store.ts"),
+};
 
 /**
  * Load a job by built-in name, file path (relative to `baseDir`) or any
@@ -51,7 +67,9 @@ export async function loadJob(specifier: string | Job, baseDir: string = Deno.cw
   }
   let exported: unknown;
   try {
-    exported = await importDefault(url);
+    exported = Object.hasOwn(IN_GRAPH, specifier)
+      ? (await IN_GRAPH[specifier as BuiltinJobName]()).default
+      : await importDefault(url);
   } catch (err) {
     throw new ConfigError(
       `Cannot load job "${specifier}": ${importFailure(err)} (resolved to ${url})`,
