@@ -124,6 +124,16 @@ export {
   type RuntimeOptions,
 } from "./src/runtime.ts";
 export type { RunFlowOptions } from "./src/run_flow.ts";
+export type {
+  EventsDroppedEvent,
+  EventsOptions,
+  JobProgressEvent,
+  RunEndedEvent,
+  RunNodeEvent,
+  RunStartedEvent,
+  RuntimeEvent,
+  RuntimeEventBase,
+} from "./src/runtime_events.ts";
 export {
   defineJob,
   type Job,

@@ -181,9 +181,8 @@ type Exactly<S, Allowed> = { [K in keyof S]: K extends keyof Allowed ? Allowed[K
  * @example
  * ```ts
  * import type { CheckedStoreSpec } from "@flowstate/core";
+ * // { plugin: "sqlite", pth: "a.db" } would not compile: sqlite has no option "pth"
  * const ok: CheckedStoreSpec<{ plugin: "sqlite"; path: string }> = { plugin: "sqlite", path: "a.db" };
- * // @ts-expect-error: sqlite has no option "pth"
- * const typo: CheckedStoreSpec<{ plugin: "sqlite"; pth: string }> = { plugin: "sqlite", pth: "a.db" };
  * ```
  */
 export type CheckedStoreSpec<S> = S extends { plugin: infer P }

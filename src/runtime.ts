@@ -23,6 +23,12 @@ import { Records } from "./records/records.ts";
 import { systemClock } from "./clock.ts";
 import { type ScopeName, SCOPES } from "./state/scopes.ts";
 import type { WarningHandler } from "./log.ts";
+import {
+  attachEventBus,
+  EventBus,
+  type EventsOptions,
+  type RuntimeEvent,
+} from "./runtime_events.ts";
 
 /** Options for {@linkcode openRuntime}. */
 export interface RuntimeOptions {
@@ -127,6 +133,37 @@ export interface Runtime extends AsyncDisposable {
   /** The run records, flow versions and metrics (in the `records` store). */
   records(): Promise<Records>;
   /**
+   * Every run started through this runtime from now on, whoever started it
+   * (`runFlow`, `runJob`, the scheduler, a `flow` node's sub-runs): its start,
+   * its node events, its end, and a job's progress, in one ordered stream
+   * (see {@linkcode RuntimeEvent}). Each call is a consumer of its own that
+   * buffers from the moment it is made; runs never wait for a consumer: past
+   * `bufferSize` (default 10,000) held events, new ones are dropped for that
+   * consumer and it gets one `dropped` event with their count in their place.
+   * The stream ends when the runtime closes (after what is buffered), when
+   * `signal` aborts, or when the loop is left (`break`).
+   *
+   * @example
+   * ```ts
+   * import { openRuntime, type RuntimeEvent } from "@flowstate/core";
+   * import assert from "node:assert/strict";
+   *
+   * const rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+   * const seen: string[] = [];
+   * const watching = (async () => {
+   *   for await (const event of rt.events()) {
+   *     if (event.type === "run.ended") seen.push(`${event.flowId} ${event.status}`);
+   *   }
+   * })();
+   * await rt.runFlow({ id: "a", nodes: [{ id: "n", type: "transform", with: { value: 1 } }] });
+   * await rt.runFlow({ id: "b", nodes: [{ id: "n", type: "fail", with: { message: "no" } }] });
+   * await rt.close(); // ends the stream once it is read
+   * await watching;
+   * assert.deepEqual(seen, ["a succeeded", "b failed"]);
+   * ```
+   */
+  events(options?: EventsOptions): AsyncIterableIterator<RuntimeEvent>;
+  /**
    * Close every opened store. All are closed even if one throws; the first
    * error is rethrown (an `AggregateError` if several failed). Idempotent.
    */
@@ -179,6 +216,7 @@ class FlowstateRuntime implements Runtime {
   #cwd: string;
   #createStores: boolean;
   #onWarning: WarningHandler | undefined;
+  #events = new EventBus();
 
   constructor(
     config: ResolvedConfig,
@@ -194,6 +232,11 @@ class FlowstateRuntime implements Runtime {
     this.home = config.home;
     this.clock = clock;
     this.storeNames = Object.freeze(Object.keys(config.stores));
+    attachEventBus(this, this.#events);
+  }
+
+  events(options?: EventsOptions): AsyncIterableIterator<RuntimeEvent> {
+    return this.#events.subscribe(options);
   }
 
   store(name: string = this.config.scopes.global): Promise<Store> {
@@ -285,6 +328,7 @@ class FlowstateRuntime implements Runtime {
   }
 
   close(): Promise<void> {
+    this.#events.close();
     this.#closing ??= this.#closeAll();
     return this.#closing;
   }
@@ -320,6 +364,7 @@ class FlowstateRuntime implements Runtime {
         recordsStore: () => this.store(this.config.records),
         clock: this.clock,
         cwd: this.#cwd,
+        events: this.#events,
       },
       flow,
       {

@@ -57,6 +57,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["src/records/", 4],
   ["src/config", 5],
   ["src/runtime.ts", 5],
+  ["src/runtime_events.ts", 5],
   ["src/run_flow.ts", 5],
   ["src/jobs/", 6],
   ["jobs/", 6],

@@ -76,9 +76,7 @@ export type JobRef = BuiltinJobName | (string & {}) | Job<any>;
  * @example
  * ```ts
  * import type { JobOptionsFor } from "@flowstate/core/jobs";
- * const ok: JobOptionsFor<"retention"> = { maxAge: "1d" };
- * // @ts-expect-error: a misspelt option of a built-in job does not compile
- * const typo: JobOptionsFor<"retention"> = { maxAgee: "1d" };
+ * const ok: JobOptionsFor<"retention"> = { maxAge: "1d" }; // { maxAgee: "1d" } does not compile
  * const any: JobOptionsFor<"./jobs/report.ts"> = { whatever: 1 };
  * ```
  */

@@ -18,6 +18,8 @@ import { isJob, type Job, type JobContext, type JobResult } from "./job.ts";
 import type { LogLevel } from "../log.ts";
 import { createProgress, type Progress, type ProgressMode } from "./progress.ts";
 import type { BuiltinJobName, JobOptionsFor, JobRef } from "./options.ts";
+import { type EventBus, eventBusOf, unrecorded } from "../runtime_events.ts";
+import type { Clock } from "../store/types.ts";
 
 /**
  * The built-in jobs, each by a literal `import()`: part of the module graph,
@@ -170,10 +172,13 @@ export async function runJob<const J extends JobRef>(
   const inputs = JSON.parse(JSON.stringify(resolved ?? {})) as Record<string, JsonValue>;
   const recorder = await RunRecorder.start(records, clock, { flowId, flowVersion: "job", inputs });
   const runId = recorder.id;
+  const bus = eventBusOf(runtime);
+  bus?.emit({ type: "run.started", at: recorder.startedAt, runId, flowId });
   options.onStart?.(runId);
-  const progress = typeof options.progress === "object"
+  const shown = typeof options.progress === "object"
     ? options.progress
     : createProgress({ mode: options.progress ?? "quiet" });
+  const progress = bus ? withProgressEvents(shown, bus, runId, flowId, clock) : shown;
   recorder.event({ at: recorder.startedAt, type: "run.start" });
   const controller = new AbortController();
   const onAbort = () => controller.abort(options.signal?.reason ?? "cancelled");
@@ -187,7 +192,9 @@ export async function runJob<const J extends JobRef>(
     records: () => runtime.records(),
     home: runtime.home,
     log(message, level = "info") {
-      recorder.event({ at: clock.now(), type: "node.log", node: job.name, message, level });
+      const event = { at: clock.now(), type: "node.log", node: job.name, message, level } as const;
+      recorder.event(event);
+      bus?.emit({ type: "node", at: event.at, runId, flowId, event });
       options.onLog?.(message, level);
     },
     progress,
@@ -213,19 +220,75 @@ export async function runJob<const J extends JobRef>(
   }
   const endedAt = clock.now();
   recorder.event({ at: endedAt, type: "run.end" });
-  const record = await recorder.finish({
-    status,
-    outputs,
-    endedAt,
-    nodes: {
-      [job.name]: {
-        status: status === "succeeded" ? "succeeded" : status === "failed" ? "failed" : "cancelled",
-        attempts: 1,
-        ...(outputs ? { output: outputs } : {}),
-        ...(error ? { error: error.message } : {}),
+  let record: RunRecord;
+  try {
+    record = await recorder.finish({
+      status,
+      outputs,
+      endedAt,
+      nodes: {
+        [job.name]: {
+          status: status === "succeeded"
+            ? "succeeded"
+            : status === "failed"
+            ? "failed"
+            : "cancelled",
+          attempts: 1,
+          ...(outputs ? { output: outputs } : {}),
+          ...(error ? { error: error.message } : {}),
+        },
       },
-    },
-    error,
-  });
+      error,
+    });
+  } catch (err) {
+    unrecorded(bus, runId, flowId, clock.now(), err);
+    throw err;
+  }
+  bus?.emit({ type: "run.ended", at: endedAt, runId, flowId, status: record.status, record });
   return record;
+}
+
+/** `progress`, also telling the runtime's event stream (when anyone listens). */
+function withProgressEvents(
+  progress: Progress,
+  bus: EventBus,
+  runId: string,
+  flowId: string,
+  clock: Clock,
+): Progress {
+  const tell = (finished: boolean) => {
+    if (!bus.listening) return;
+    const { label, done, total } = progress.state;
+    bus.emit({
+      type: "job.progress",
+      at: clock.now(),
+      runId,
+      flowId,
+      label,
+      done,
+      total,
+      finished,
+    });
+  };
+  return {
+    get state() {
+      return progress.state;
+    },
+    start(label, total) {
+      progress.start(label, total);
+      tell(false);
+    },
+    advance(n) {
+      progress.advance(n);
+      tell(false);
+    },
+    update(done) {
+      progress.update(done);
+      tell(false);
+    },
+    finish(message) {
+      progress.finish(message);
+      tell(true);
+    },
+  };
 }
