@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { defineJob, openRuntime, runJob, type RuntimeEvent } from "../mod.ts";
+import { Scheduler } from "../scheduler.ts";
 
 const config = { stores: { main: { plugin: "memory" } } } as const;
 
@@ -144,4 +145,24 @@ Deno.test("rt.events() ends on close (after what it holds), on abort, and on bre
   assert.deepEqual([kept[0].type, kept.at(-1)!.type], ["run.started", "run.ended"]);
   assert.deepEqual(await drain(rt.events()), [], "a consumer after close ends at once");
   assert.throws(() => rt.events({ bufferSize: 0 }), RangeError);
+});
+
+Deno.test("rt.events() sees the runs the scheduler starts through the runtime", async () => {
+  const at = Date.UTC(2026, 0, 1, 3);
+  const rt = await openRuntime({
+    config: {
+      stores: { main: { plugin: "memory" } },
+      jobs: { retention: { schedule: "0 3 * * *" }, gc: { enabled: false } },
+    },
+  });
+  const consumer = drain(rt.events());
+  const scheduler = new Scheduler(rt, { clock: { now: () => at } });
+  await scheduler.start(); // the tick due now starts at once
+  await scheduler.stop();
+  await rt.close();
+  const events = await consumer;
+  const flows = events.flatMap((e) =>
+    e.type === "run.started" || e.type === "run.ended" ? [`${e.type} ${e.flowId}`] : []
+  );
+  assert.deepEqual(flows, ["run.started job:retention", "run.ended job:retention"]);
 });
