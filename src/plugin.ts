@@ -169,9 +169,6 @@ export interface BuiltinPluginOptions {
  */
 export type BuiltinPluginName = keyof BuiltinPluginOptions;
 
-/** `S` with every key `Allowed` does not have typed `never`, and the rest as `Allowed` has them. */
-type Exactly<S, Allowed> = { [K in keyof S]: K extends keyof Allowed ? Allowed[K] : never };
-
 /**
  * The compile-time check of a store spec `S`: for a built-in plugin name,
  * exactly that plugin's options (a misspelt option, a wrong value or a
@@ -187,8 +184,15 @@ type Exactly<S, Allowed> = { [K in keyof S]: K extends keyof Allowed ? Allowed[K
  */
 export type CheckedStoreSpec<S> = S extends { plugin: infer P }
   // One built-in name (not a union that also holds other strings): check it.
-  ? [P] extends [BuiltinPluginName]
-    ? Exactly<S, { plugin: P } & BuiltinPluginOptions[P]> & { plugin: P } & BuiltinPluginOptions[P]
+  // Every key of S that the plugin does not take is typed `never`.
+  ? [P] extends [BuiltinPluginName] ?
+      & {
+        [K in keyof S]: K extends keyof ({ plugin: P } & BuiltinPluginOptions[P])
+          ? ({ plugin: P } & BuiltinPluginOptions[P])[K]
+          : never;
+      }
+      & { plugin: P }
+      & BuiltinPluginOptions[P]
   : S
   : S;
 
