@@ -32,6 +32,18 @@ export {
 } from "./src/jobs/job.ts";
 export { loadJob, resolveJobOptions, runJob, type RunJobOptions } from "./src/jobs/run.ts";
 export { builtinJobNames } from "./src/jobs/builtin.ts";
+export type { RetentionOptions } from "./jobs/retention.ts";
+export type { GcOptions } from "./jobs/gc.ts";
+export type { ArchiveOptions, ArchivePeriod } from "./jobs/archive.ts";
+export type { RestoreOptions } from "./jobs/restore.ts";
+export type { MigrateJobOptions } from "./jobs/migrate.ts";
+export type { MigrateStoreOptions } from "./jobs/migrate_store.ts";
+export type {
+  BuiltinJobName,
+  BuiltinJobOptions,
+  JobOptionsFor,
+  JobRef,
+} from "./src/jobs/options.ts";
 export {
   createProgress,
   type Progress,

@@ -54,7 +54,7 @@ export type {
 } from "./src/store/types.ts";
 export type { Clock, Timers } from "./src/clock.ts";
 export { type Duration, parseDuration } from "./src/duration.ts";
-export type { LogLevel } from "./src/log.ts";
+export type { LogLevel, Warning, WarningCode, WarningHandler } from "./src/log.ts";
 export {
   AttemptOverError,
   BackupError,
@@ -78,6 +78,9 @@ export {
   UnknownStoreError,
 } from "./src/errors.ts";
 export {
+  type BuiltinPluginName,
+  type BuiltinPluginOptions,
+  type CheckedStoreSpec,
   definePlugin,
   loadPlugin,
   openStore,
@@ -97,7 +100,7 @@ export {
   type NodeDefinition,
   type NodeType,
 } from "./src/flow/node.ts";
-export type { FlowDefinition } from "./src/flow/types.ts";
+export type { BuiltinNodeType, FlowDefinition } from "./src/flow/types.ts";
 export type { FlowSource } from "./src/flow/load.ts";
 export type { NodeStatus, RunEvent, RunRecord, RunStatus } from "./src/records/types.ts";
 export type { ScopeCallOptions, ScopeKey, ScopeName, StateView } from "./src/state/scopes.ts";
@@ -114,8 +117,23 @@ export {
   type RunsConfig,
   type RunsConfigObject,
 } from "./src/config.ts";
-export { openRuntime, type Runtime, type RuntimeOptions } from "./src/runtime.ts";
+export {
+  type CheckedConfig,
+  openRuntime,
+  type Runtime,
+  type RuntimeOptions,
+} from "./src/runtime.ts";
 export type { RunFlowOptions } from "./src/run_flow.ts";
+export type {
+  EventsDroppedEvent,
+  EventsOptions,
+  JobProgressEvent,
+  RunEndedEvent,
+  RunNodeEvent,
+  RunStartedEvent,
+  RuntimeEvent,
+  RuntimeEventBase,
+} from "./src/runtime_events.ts";
 export {
   defineJob,
   type Job,

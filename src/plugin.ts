@@ -7,160 +7,29 @@
 import { resolve } from "node:path";
 import { importDefault, importFailure, mappingHint, moduleUrl } from "./loader.ts";
 import { z } from "zod";
-import { ConfigError, type Problem, StoreMissingError } from "./errors.ts";
+import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
-import type { StoreDriver } from "./store/driver.ts";
 import { wrapDriver } from "./store/store.ts";
 import type { Clock, Store } from "./store/types.ts";
 import { systemClock } from "./clock.ts";
+import type { WarningHandler } from "./log.ts";
+import type { MemoryOptions } from "../plugins/memory/mod.ts";
+import type { JsonFileOptions } from "../plugins/jsonfile/mod.ts";
+import type { SqliteOptions } from "../plugins/sqlite/mod.ts";
+import type { PostgresOptions } from "../plugins/postgres/mod.ts";
 
-/** One problem reported by an options schema. */
-export interface SchemaIssue {
-  /** What is wrong. */
-  readonly message: string;
-  /** Where, as path segments. */
-  readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }>;
-}
-
-/** The result of validating options. */
-export type SchemaResult<O> =
-  | { readonly value: O; readonly issues?: undefined }
-  | { readonly issues: ReadonlyArray<SchemaIssue> };
-
-/**
- * Any schema that implements Standard Schema v1 (zod, valibot, arktype…).
- * Plugins and jobs use it to validate their options.
- */
-export interface OptionsSchema<O> {
-  /** The Standard Schema interface. */
-  readonly "~standard": {
-    readonly version: 1;
-    readonly vendor: string;
-    readonly validate: (value: unknown) => SchemaResult<O> | Promise<SchemaResult<O>>;
-    readonly types?: { readonly input: unknown; readonly output: O } | undefined;
-  };
-}
-
-/**
- * An options schema that also validates synchronously, as zod schemas do:
- * the type the built-in plugins export their option schemas as.
- */
-export interface ParsingSchema<O> extends OptionsSchema<O> {
-  /** Validate `value` and return the options (defaults filled in); throws if invalid. */
-  parse(value: unknown): O;
-  /** Validate `value` without throwing. */
-  safeParse(
-    value: unknown,
-  ):
-    | { readonly success: true; readonly data: O }
-    | { readonly success: false; readonly error: { readonly issues: ReadonlyArray<SchemaIssue> } };
-}
-
-/** What `open()` receives besides the options. */
-export interface PluginContext {
-  /** The name of the store being opened. */
-  storeName: string;
-  /** The clock the store uses for expiry. */
-  clock: Clock;
-  /** Flowstate's home directory: where default files go. */
-  home: string;
-  /** The directory relative paths in options are resolved against. */
-  baseDir: string;
-  /**
-   * The caller only reads (the read-only CLI commands): when the store does
-   * not exist yet, `open` creates nothing (no file, directory or table) and
-   * throws {@linkcode StoreMissingError}. A store that exists opens as usual.
-   */
-  mustExist?: boolean;
-}
-
-/** What a plugin module declares. */
-export interface PluginDefinition<O> {
-  /** Short name (`sqlite`, `redis`…). */
-  name: string;
-  /** One line for `flowstate stores` and docs. */
-  description?: string;
-  /** Validates the store's options before `open` sees them. */
-  optionsSchema: OptionsSchema<O>;
-  /** Open a backend with validated options. */
-  open(options: O, context: PluginContext): Promise<StoreDriver> | StoreDriver;
-}
-
-/**
- * For a plugin that keeps a store in a file: when `context.mustExist` is set
- * and `path` does not exist, throw {@linkcode StoreMissingError} (before
- * anything is created). Otherwise do nothing.
- *
- * @example
- * ```ts
- * import { requireStoreFile, StoreMissingError } from "@flowstate/core/plugin";
- * import assert from "node:assert/strict";
- * const context = { storeName: "main", mustExist: true };
- * await assert.rejects(() => requireStoreFile("/nonexistent/main.json", context), StoreMissingError);
- * await requireStoreFile("/nonexistent/main.json", { storeName: "main" }); // may be created
- * ```
- */
-export async function requireStoreFile(
-  path: string,
-  context: Pick<PluginContext, "storeName" | "mustExist">,
-): Promise<void> {
-  if (!context.mustExist) return;
-  try {
-    await Deno.stat(path);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-    throw new StoreMissingError(
-      `Store "${context.storeName}" does not exist yet: there is no file at ${path}`,
-      { store: context.storeName, address: path },
-    );
-  }
-}
-
-/** A plugin made by {@linkcode definePlugin}. */
-export interface Plugin<O = unknown> extends PluginDefinition<O> {
-  /** Marks the object as a Flowstate plugin. */
-  readonly kind: "flowstate.plugin";
-}
-
-/**
- * Define a storage plugin. A plugin module's default export is the result.
- *
- * @example
- * ```ts
- * import { definePlugin, openStore } from "@flowstate/core";
- * import { z } from "zod";
- * import assert from "node:assert/strict";
- *
- * const nothing = definePlugin({
- *   name: "nothing",
- *   optionsSchema: z.strictObject({}),
- *   open: () => ({
- *     location: "nowhere",
- *     get: () => null,
- *     list: () => [],
- *     commit: () => ({ ok: true }),
- *     close: () => {},
- *   }),
- * });
- * const store = await openStore({ plugin: nothing });
- * assert.equal((await store.get(["a"])), null);
- * await store.close();
- * ```
- */
-export function definePlugin<O>(definition: PluginDefinition<O>): Plugin<O> {
-  if (typeof definition?.name !== "string" || definition.name === "") {
-    throw new TypeError("Cannot define plugin: name must be a non-empty string");
-  }
-  if (typeof definition.open !== "function") {
-    throw new TypeError(`Cannot define plugin "${definition.name}": open must be a function`);
-  }
-  if (typeof definition.optionsSchema?.["~standard"]?.validate !== "function") {
-    throw new TypeError(
-      `Cannot define plugin "${definition.name}": optionsSchema must be a Standard Schema (for example a zod schema)`,
-    );
-  }
-  return Object.freeze({ ...definition, kind: "flowstate.plugin" as const });
-}
+export {
+  definePlugin,
+  type OptionsSchema,
+  type ParsingSchema,
+  type Plugin,
+  type PluginContext,
+  type PluginDefinition,
+  requireStoreFile,
+  type SchemaIssue,
+  type SchemaResult,
+} from "./plugin_define.ts";
+import type { OptionsSchema, Plugin } from "./plugin_define.ts";
 
 /** The built-in plugins, by name, as module specifiers relative to this file. */
 const BUILTIN_PLUGINS: Record<string, string> = {
@@ -174,6 +43,19 @@ const BUILTIN_PLUGINS: Record<string, string> = {
 export function builtinPluginNames(): string[] {
   return Object.keys(BUILTIN_PLUGINS);
 }
+
+/**
+ * The built-in plugins that are imported by a literal `import()`: part of the
+ * module graph, so loading one needs no `--allow-read` of this package's
+ * files (nor `--allow-net` when the package comes from `jsr:`). `postgres` is
+ * imported by URL, so that its npm driver never enters the graph of a program
+ * that does not use it.
+ */
+const IN_GRAPH: Readonly<Record<string, () => Promise<{ default: unknown }>>> = {
+  memory: () => import("../plugins/memory/mod.ts"),
+  jsonfile: () => import("../plugins/jsonfile/mod.ts"),
+  sqlite: () => import("../plugins/sqlite/mod.ts"),
+};
 
 function isPlugin(value: unknown): value is Plugin {
   const v = value as Partial<Plugin> | null;
@@ -229,7 +111,9 @@ export async function loadPlugin(
   const url = resolvePluginSpecifier(specifier, options.baseDir ?? Deno.cwd());
   let exported: unknown;
   try {
-    exported = await importDefault(url);
+    exported = Object.hasOwn(IN_GRAPH, specifier)
+      ? (await IN_GRAPH[specifier]()).default
+      : await importDefault(url);
   } catch (err) {
     const message = `Cannot load plugin "${specifier}"${forStore}: ${
       importFailure(err)
@@ -244,13 +128,79 @@ export async function loadPlugin(
   return exported;
 }
 
-/** A store's configuration: the plugin plus its options. */
+/**
+ * A store's configuration: the plugin plus its options. `plugin` offers the
+ * built-in names ({@linkcode BuiltinPluginName}) and takes any other string
+ * (a module path or specifier) or a plugin object. {@linkcode openStore} and
+ * {@linkcode openRuntime}'s `config` check a built-in plugin's options at
+ * compile time (see {@linkcode CheckedStoreSpec}).
+ */
 export interface StoreSpec {
   /** A built-in name, a module specifier or a plugin object. */
-  plugin: string | Plugin<unknown>;
+  // deno-lint-ignore ban-types
+  plugin: BuiltinPluginName | (string & {}) | Plugin<unknown>;
   /** Plugin options. */
   [option: string]: unknown;
 }
+
+/**
+ * The options each built-in plugin takes, by name, as written in a store's
+ * spec (so each is optional where the plugin has a default).
+ *
+ * @example
+ * ```ts
+ * import type { BuiltinPluginOptions } from "@flowstate/core";
+ * const sqlite: BuiltinPluginOptions["sqlite"] = { path: "state.db", durability: "relaxed" };
+ * ```
+ */
+export interface BuiltinPluginOptions {
+  /** `memory`: in-process. */
+  memory: Partial<MemoryOptions>;
+  /** `jsonfile`: one JSON file. */
+  jsonfile: Partial<JsonFileOptions>;
+  /** `sqlite`: `node:sqlite`, the default store. */
+  sqlite: Partial<SqliteOptions>;
+  /** `postgres`: a PostgreSQL server (`url` required). */
+  postgres: Partial<PostgresOptions> & Pick<PostgresOptions, "url">;
+}
+
+/**
+ * The name of a built-in plugin.
+ *
+ * @example
+ * ```ts
+ * import type { BuiltinPluginName } from "@flowstate/core";
+ * const name: BuiltinPluginName = "sqlite";
+ * ```
+ */
+export type BuiltinPluginName = keyof BuiltinPluginOptions;
+
+/**
+ * The compile-time check of a store spec `S`: for a built-in plugin name,
+ * exactly that plugin's options (a misspelt option, a wrong value or a
+ * missing `url` does not compile); anything else as it is, checked when the
+ * plugin is loaded.
+ *
+ * @example
+ * ```ts
+ * import type { CheckedStoreSpec } from "@flowstate/core";
+ * // { plugin: "sqlite", pth: "a.db" } would not compile: sqlite has no option "pth"
+ * const ok: CheckedStoreSpec<{ plugin: "sqlite"; path: string }> = { plugin: "sqlite", path: "a.db" };
+ * ```
+ */
+export type CheckedStoreSpec<S> = S extends { plugin: infer P }
+  // One built-in name (not a union that also holds other strings): check it.
+  // Every key of S that the plugin does not take is typed `never`.
+  ? [P] extends [BuiltinPluginName] ?
+      & {
+        [K in keyof S]: K extends keyof ({ plugin: P } & BuiltinPluginOptions[P])
+          ? ({ plugin: P } & BuiltinPluginOptions[P])[K]
+          : never;
+      }
+      & { plugin: P }
+      & BuiltinPluginOptions[P]
+  : S
+  : S;
 
 /** Options for {@linkcode openStore}. */
 export interface OpenStoreOptions {
@@ -267,6 +217,11 @@ export interface OpenStoreOptions {
    * (default `false`: a missing store is created).
    */
   mustExist?: boolean;
+  /**
+   * Receives the store's warnings (see {@linkcode Warning}). Default: none,
+   * and they are dropped: the library never prints.
+   */
+  onWarning?: WarningHandler;
 }
 
 /** Flowstate's home: `$FLOWSTATE_HOME`, or `.flowstate` under the working directory. */
@@ -287,7 +242,10 @@ export function defaultHome(): string {
  * assert.equal((await store.get(["greeting"]))?.value, "hello");
  * ```
  */
-export async function openStore(spec: StoreSpec, options: OpenStoreOptions = {}): Promise<Store> {
+export async function openStore<const S extends StoreSpec>(
+  spec: S & CheckedStoreSpec<S>,
+  options: OpenStoreOptions = {},
+): Promise<Store> {
   if (typeof spec !== "object" || spec === null || spec.plugin === undefined) {
     throw new ConfigError(
       `Cannot open store${
@@ -308,6 +266,7 @@ export async function openStore(spec: StoreSpec, options: OpenStoreOptions = {})
     `Cannot open store "${name}" (plugin "${plugin.name}")`,
   );
   let home = options.home;
+  const onWarning = options.onWarning;
   const driver = await plugin.open(validated, {
     storeName: name,
     clock: options.clock ?? systemClock,
@@ -317,6 +276,10 @@ export async function openStore(spec: StoreSpec, options: OpenStoreOptions = {})
     },
     baseDir,
     mustExist: options.mustExist ?? false,
+    // Only with a handler, so that a plugin can tell nobody listens (and skip the work).
+    ...(onWarning
+      ? { warn: ({ code, message }) => onWarning({ code, message, store: name }) }
+      : {}),
   });
   return wrapDriver(driver, { name, plugin: plugin.name, clock: options.clock });
 }

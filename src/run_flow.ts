@@ -16,6 +16,7 @@ import { RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
 import type { RunEvent, RunRecord } from "./records/types.ts";
 import type { JsonValue, Store } from "./store/types.ts";
+import { type EventBus, unrecorded } from "./runtime_events.ts";
 
 /** What running a flow needs from the runtime. */
 export interface FlowHost {
@@ -27,6 +28,8 @@ export interface FlowHost {
   clock: Clock;
   /** Directory relative flow paths resolve against. */
   cwd: string;
+  /** The runtime's event stream (runs started and ended, node events). */
+  events?: EventBus;
 }
 
 /** Options for running a flow. */
@@ -114,10 +117,10 @@ async function runInTree(
     locate: parsed.locate,
     file: parsed.file,
   });
-  const envSource = options.env ?? Deno.env.toObject();
+  // Only the names the flow lists are read, so a flow without `env:` needs no --allow-env.
   const env: Record<string, string> = {};
   for (const name of def.env ?? []) {
-    const value = envSource[name];
+    const value = options.env ? options.env[name] : Deno.env.get(name);
     if (value !== undefined) env[name] = value;
   }
 
@@ -133,6 +136,14 @@ async function runInTree(
   tree.root ??= runId;
   onStart?.(runId);
   const runInfo = { id: runId, flowId: def.id };
+  const bus = host.events;
+  bus?.emit({
+    type: "run.started",
+    at: recorder.startedAt,
+    runId,
+    flowId: def.id,
+    ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
+  });
   let outcome: Awaited<ReturnType<typeof executeFlow>>;
   try {
     outcome = await executeFlow(prepared, {
@@ -149,6 +160,9 @@ async function runInTree(
       abortGrace: options.abortGrace,
       onEvent(event) {
         recorder.event(event);
+        if (bus?.listening && event.type.startsWith("node.")) {
+          bus.emit({ type: "node", at: event.at, runId, flowId: def.id, event });
+        }
         options.onEvent?.(event, runInfo);
       },
       runFlow(sub, input, { signal, onStart }) {
@@ -182,10 +196,25 @@ async function runInTree(
     });
   } catch (err) {
     await recorder.close(); // no end to record: the run is found abandoned later
+    unrecorded(bus, runId, def.id, host.clock.now(), err);
     throw err;
   }
   // The last events go with the final status, in one commit (and inline in
   // the record for a short run: see Records.finishRun).
-  const record = await recorder.finish({ ...outcome, endedAt: outcome.endedAt ?? undefined });
+  let record: RunRecord;
+  try {
+    record = await recorder.finish({ ...outcome, endedAt: outcome.endedAt ?? undefined });
+  } catch (err) {
+    unrecorded(bus, runId, def.id, host.clock.now(), err);
+    throw err;
+  }
+  bus?.emit({
+    type: "run.ended",
+    at: record.endedAt ?? host.clock.now(),
+    runId,
+    flowId: def.id,
+    status: record.status,
+    record,
+  });
   return record;
 }

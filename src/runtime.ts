@@ -13,7 +13,7 @@ import {
   StoreClosedError,
   UnknownStoreError,
 } from "./errors.ts";
-import { openStore } from "./plugin.ts";
+import { type CheckedStoreSpec, openStore } from "./plugin.ts";
 import type { Clock, Store } from "./store/types.ts";
 import { didYouMean } from "./_suggest.ts";
 import type { FlowSource } from "./flow/load.ts";
@@ -22,6 +22,13 @@ import type { RunRecord } from "./records/types.ts";
 import { Records } from "./records/records.ts";
 import { systemClock } from "./clock.ts";
 import { type ScopeName, SCOPES } from "./state/scopes.ts";
+import type { WarningHandler } from "./log.ts";
+import {
+  attachEventBus,
+  EventBus,
+  type EventsOptions,
+  type RuntimeEvent,
+} from "./runtime_events.ts";
 
 /** Options for {@linkcode openRuntime}. */
 export interface RuntimeOptions {
@@ -46,7 +53,30 @@ export interface RuntimeOptions {
    * rejects with a `StoreMissingError` for such a store.
    */
   createStores?: boolean;
+  /**
+   * Receives warnings from the stores (see {@linkcode Warning}): a large
+   * jsonfile store, a directory flush that failed after a commit… Default:
+   * none, and warnings are dropped: the library never prints (the CLI passes
+   * a handler that prints them on stderr).
+   */
+  onWarning?: WarningHandler;
 }
+
+/**
+ * The compile-time check of a config object `C`: each store under `stores`
+ * whose `plugin` is a built-in name takes exactly that plugin's options (see
+ * {@linkcode CheckedStoreSpec}); the rest is checked when the config loads.
+ *
+ * @example
+ * ```ts
+ * import type { CheckedConfig } from "@flowstate/core";
+ * type Ok = CheckedConfig<{ stores: { main: { plugin: "memory" } } }>;
+ * const ok: Ok = { stores: { main: { plugin: "memory" } } };
+ * ```
+ */
+export type CheckedConfig<C> = C extends { stores: infer T }
+  ? { stores: { [K in keyof T]: CheckedStoreSpec<T[K]> } }
+  : unknown;
 
 /**
  * A loaded configuration and its stores.
@@ -103,6 +133,37 @@ export interface Runtime extends AsyncDisposable {
   /** The run records, flow versions and metrics (in the `records` store). */
   records(): Promise<Records>;
   /**
+   * Every run started through this runtime from now on, whoever started it
+   * (`runFlow`, `runJob`, the scheduler, a `flow` node's sub-runs): its start,
+   * its node events, its end, and a job's progress, in one ordered stream
+   * (see {@linkcode RuntimeEvent}). Each call is a consumer of its own that
+   * buffers from the moment it is made; runs never wait for a consumer: past
+   * `bufferSize` (default 10,000) held events, new ones are dropped for that
+   * consumer and it gets one `dropped` event with their count in their place.
+   * The stream ends when the runtime closes (after what is buffered), when
+   * `signal` aborts, or when the loop is left (`break`).
+   *
+   * @example
+   * ```ts
+   * import { openRuntime, type RuntimeEvent } from "@flowstate/core";
+   * import assert from "node:assert/strict";
+   *
+   * const rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+   * const seen: string[] = [];
+   * const watching = (async () => {
+   *   for await (const event of rt.events()) {
+   *     if (event.type === "run.ended") seen.push(`${event.flowId} ${event.status}`);
+   *   }
+   * })();
+   * await rt.runFlow({ id: "a", nodes: [{ id: "n", type: "transform", with: { value: 1 } }] });
+   * await rt.runFlow({ id: "b", nodes: [{ id: "n", type: "fail", with: { message: "no" } }] });
+   * await rt.close(); // ends the stream once it is read
+   * await watching;
+   * assert.deepEqual(seen, ["a succeeded", "b failed"]);
+   * ```
+   */
+  events(options?: EventsOptions): AsyncIterableIterator<RuntimeEvent>;
+  /**
    * Close every opened store. All are closed even if one throws; the first
    * error is rethrown (an `AggregateError` if several failed). Idempotent.
    */
@@ -127,7 +188,9 @@ export interface Runtime extends AsyncDisposable {
  * assert.equal(rt.isOpen("main"), true);
  * ```
  */
-export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime> {
+export async function openRuntime<const C extends ConfigObject>(
+  options: RuntimeOptions & { config?: string | (C & CheckedConfig<C>) } = {},
+): Promise<Runtime> {
   const config = await loadConfig({
     config: options.config,
     cwd: options.cwd,
@@ -139,6 +202,7 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
     options.clock ?? systemClock,
     options.cwd ?? Deno.cwd(),
     options.createStores ?? true,
+    options.onWarning,
   );
 }
 
@@ -151,14 +215,28 @@ class FlowstateRuntime implements Runtime {
   #closing: Promise<void> | undefined;
   #cwd: string;
   #createStores: boolean;
+  #onWarning: WarningHandler | undefined;
+  #events = new EventBus();
 
-  constructor(config: ResolvedConfig, clock: Clock, cwd: string, createStores: boolean) {
+  constructor(
+    config: ResolvedConfig,
+    clock: Clock,
+    cwd: string,
+    createStores: boolean,
+    onWarning: WarningHandler | undefined,
+  ) {
     this.#cwd = cwd;
+    this.#onWarning = onWarning;
     this.#createStores = createStores;
     this.config = config;
     this.home = config.home;
     this.clock = clock;
     this.storeNames = Object.freeze(Object.keys(config.stores));
+    attachEventBus(this, this.#events);
+  }
+
+  events(options?: EventsOptions): AsyncIterableIterator<RuntimeEvent> {
+    return this.#events.subscribe(options);
   }
 
   store(name: string = this.config.scopes.global): Promise<Store> {
@@ -221,6 +299,7 @@ class FlowstateRuntime implements Runtime {
         baseDir: this.config.baseDir,
         clock: this.clock,
         mustExist: !this.#createStores,
+        onWarning: this.#onWarning,
       });
     } catch (err) {
       throw this.#locate(err, name);
@@ -249,6 +328,7 @@ class FlowstateRuntime implements Runtime {
   }
 
   close(): Promise<void> {
+    this.#events.close();
     this.#closing ??= this.#closeAll();
     return this.#closing;
   }
@@ -284,6 +364,7 @@ class FlowstateRuntime implements Runtime {
         recordsStore: () => this.store(this.config.records),
         clock: this.clock,
         cwd: this.#cwd,
+        events: this.#events,
       },
       flow,
       {

@@ -70,6 +70,8 @@ export interface JsonFileDriverOptions {
    * in `lock.ts`); 0 means one try.
    */
   lockTimeout?: number;
+  /** Receives warnings (a large store, a failed directory flush…); default: dropped. */
+  onWarning?: (warning: { code: string; message: string }) => void;
 }
 
 type Operation =
@@ -153,6 +155,7 @@ export class JsonFileDriver implements StoreDriver {
   readonly #sync: boolean;
   readonly #onCorrupt: "refuse" | "start-empty";
   readonly #lockTimeout: number;
+  readonly #onWarning: JsonFileDriverOptions["onWarning"];
   #state: State = emptyState();
   /**
    * The file `#stamp` describes (loaded or written), kept open so its inode
@@ -193,6 +196,7 @@ export class JsonFileDriver implements StoreDriver {
     this.#sync = (options.durability ?? "full") === "full";
     this.#onCorrupt = options.onCorrupt ?? "refuse";
     this.#lockTimeout = options.lockTimeout ?? 5000;
+    this.#onWarning = options.onWarning;
     if (!Number.isFinite(this.#lockTimeout) || this.#lockTimeout < 0) {
       throw new RangeError(
         `Cannot open store "${this.#name}": lockTimeout must be a non-negative number of milliseconds (got ${this.#lockTimeout})`,
@@ -253,16 +257,24 @@ export class JsonFileDriver implements StoreDriver {
   /** Once per process and store file: say that a store this large is better off in sqlite. */
   #warnIfLarge(): void {
     const size = this.#stamp?.size ?? 0;
-    if (size <= LARGE_STORE_BYTES || warnedLarge.has(this.#path)) return;
+    // Said once per process and file to whoever listens (a store opened without a handler does
+    // not use up the warning).
+    if (size <= LARGE_STORE_BYTES || warnedLarge.has(this.#path) || !this.#onWarning) return;
     warnedLarge.add(this.#path);
     const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-    console.warn(
+    this.#warn(
+      "STORE_LARGE",
       `Store "${this.#name}": ${this.#path} is ${mb(size)}, past the ${
         mb(LARGE_STORE_BYTES)
       } where a sqlite store is faster: a jsonfile store rewrites the whole file on every ` +
         `commit, and every other process re-reads it. Move it to sqlite with \`flowstate migrate ` +
         `store --from ${this.#name} --to <a sqlite store>\` (add the sqlite store to the config first)`,
     );
+  }
+
+  /** Hand a warning to the caller's handler, if any (the library never prints). */
+  #warn(code: string, message: string): void {
+    this.#onWarning?.({ code, message });
   }
 
   /** The error for a write to a store opened read-only. */
@@ -440,7 +452,8 @@ export class JsonFileDriver implements StoreDriver {
         moveError = err;
       }
       if (movedTo !== null) {
-        console.warn(
+        this.#warn(
+          "STORE_CORRUPT_MOVED",
           `Store "${this.#name}": ${where}; moved it to ${movedTo} and started empty (onCorrupt: "start-empty")`,
         );
         this.#install(emptyState(), null, undefined);
@@ -636,7 +649,8 @@ export class JsonFileDriver implements StoreDriver {
       } catch (err) {
         // Every process already sees this commit: reporting it failed would have it retried on
         // top of itself. It stands; only its survival of a power loss is in doubt.
-        console.warn(
+        this.#warn(
+          "DIR_SYNC_FAILED",
           `Store "${this.#name}": a commit was applied to ${this.#path}, but flushing the ` +
             `directory ${dir} failed: ${
               explainFsError(err)

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { basename, dirname, join } from "node:path";
 import { StoreCorruptError } from "../../src/errors.ts";
-import type { Store } from "../../src/store/types.ts";
 import {
   isLockFileName,
   lockPathOf,
@@ -10,7 +9,7 @@ import {
   parseTempName,
   tempPathOf,
 } from "./files.ts";
-import { files, open, withTempDir } from "./testdata/helpers.ts";
+import { collectWarnings, files, open, withTempDir } from "./testdata/helpers.ts";
 
 // ---------------------------------------------------------------------------
 // Names
@@ -160,24 +159,23 @@ Deno.test('jsonfile with onCorrupt "start-empty" moves a corrupt file aside and 
     const path = join(dir, "state.json");
     const bytes = new TextEncoder().encode("{ not json");
     await Deno.writeFile(path, bytes);
-    const warnings: string[] = [];
-    const warn = console.warn;
-    console.warn = (...args: unknown[]) => warnings.push(args.join(" "));
-    let store: Store;
-    try {
-      store = await open(path, { onCorrupt: "start-empty" });
-    } finally {
-      console.warn = warn;
-    }
+    // Said to the caller's handler, never printed.
+    const { result: store, warnings } = await collectWarnings((onWarning) =>
+      open(path, { onCorrupt: "start-empty" }, undefined, onWarning)
+    );
     assert.equal(await store.count(), 0);
     const moved = (await files(dir)).filter((n) => n.startsWith("state.json.corrupt-"));
     assert.equal(moved.length, 1);
     assert.equal(warnings.length, 1);
+    assert.equal(warnings[0].code, "STORE_CORRUPT_MOVED");
+    assert.equal(warnings[0].store, "main");
     assert.match(
-      warnings[0],
+      warnings[0].message,
       /^Store "main": file .*state\.json is not valid JSON at line 1, column 3/,
     );
-    assert.ok(warnings[0].includes(`moved it to ${join(dir, moved[0])} and started empty`));
+    assert.ok(
+      warnings[0].message.includes(`moved it to ${join(dir, moved[0])} and started empty`),
+    );
     await store.set(["fresh"], 1);
     await store.close();
     assert.deepEqual(await Deno.readFile(join(dir, moved[0])), bytes);

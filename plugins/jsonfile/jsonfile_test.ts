@@ -8,7 +8,7 @@ import type { Key } from "../../src/store/types.ts";
 import { testStore } from "@flowstate/core/testing";
 import jsonfile, { JsonFileDriver } from "./mod.ts";
 import { LARGE_STORE_BYTES } from "./driver.ts";
-import { doc, files, open, withTempDir } from "./testdata/helpers.ts";
+import { collectWarnings, doc, files, open, withTempDir } from "./testdata/helpers.ts";
 
 // The conformance suite: each id is its own file; the same id reopens it.
 const suiteDir = await Deno.makeTempDir({ prefix: "flowstate-jsonfile-suite-" });
@@ -446,36 +446,31 @@ Deno.test("jsonfile warns once per process, on open, when a store is past the si
   await withTempDir(async (dir) => {
     const path = join(dir, "big.json");
     const small = join(dir, "small.json");
-    const warnings: string[] = [];
-    const warn = console.warn;
-    console.warn = (...args: unknown[]) => void warnings.push(args.join(" "));
-    try {
-      const store = await open(path);
+    const { warnings } = await collectWarnings(async (onWarning) => {
+      const store = await open(path, {}, undefined, onWarning);
       const atomic = store.atomic();
       const value = "x".repeat(4096);
       for (let i = 0; i * 4000 < LARGE_STORE_BYTES; i++) atomic.set(["big", String(i)], value);
       assert.equal((await atomic.commit()).ok, true);
       await store.close();
-      assert.deepEqual(
-        warnings,
-        [],
-        "a store that grows past the size is warned about when opened",
-      );
       assert.ok((await Deno.stat(path)).size > LARGE_STORE_BYTES);
-
-      const again = await open(path);
-      assert.equal(warnings.length, 1);
-      assert.match(
-        warnings[0],
-        /^Store "main": .*big\.json is 4\.\d MiB, past the 4\.0 MiB where a sqlite store is faster: .*`flowstate migrate store --from main --to <a sqlite store>`/,
-      );
+      // Opened without a handler: nothing is said, nothing printed, and the warning is not used up.
+      await (await open(path)).close();
+      const again = await open(path, {}, undefined, onWarning);
       await again.close();
       // Once per process and store file: opening it again says nothing; a small store never.
-      await (await open(path)).close();
-      await (await open(small)).close();
-      assert.equal(warnings.length, 1);
-    } finally {
-      console.warn = warn;
-    }
+      await (await open(path, {}, undefined, onWarning)).close();
+      await (await open(small, {}, undefined, onWarning)).close();
+    });
+    assert.equal(
+      warnings.length,
+      1,
+      "a store that grows past the size is warned about once opened",
+    );
+    assert.equal(warnings[0].code, "STORE_LARGE");
+    assert.match(
+      warnings[0].message,
+      /^Store "main": .*big\.json is 4\.\d MiB, past the 4\.0 MiB where a sqlite store is faster: .*`flowstate migrate store --from main --to <a sqlite store>`/,
+    );
   });
 });

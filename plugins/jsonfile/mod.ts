@@ -79,7 +79,7 @@ import {
   type ParsingSchema,
   type Plugin,
   requireStoreFile,
-} from "../../src/plugin.ts";
+} from "../../src/plugin_define.ts";
 import { JsonFileDriver } from "./driver.ts";
 
 export { JsonFileDriver, type JsonFileDriverOptions } from "./driver.ts";
@@ -160,6 +160,7 @@ const jsonfile: Plugin<JsonFileOptions> = definePlugin({
       durability: options.durability,
       onCorrupt: options.onCorrupt,
       lockTimeout: options.lockTimeout,
+      onWarning: context.warn,
     });
   },
 });

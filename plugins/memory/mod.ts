@@ -18,7 +18,7 @@ import {
   type ParsingSchema,
   type Plugin,
   requireStoreFile,
-} from "../../src/plugin.ts";
+} from "../../src/plugin_define.ts";
 import type {
   CommitRequest,
   DriverCommitResult,

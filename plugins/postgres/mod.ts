@@ -38,7 +38,7 @@
  * @module
  */
 import { z } from "zod";
-import { definePlugin, type ParsingSchema, type Plugin } from "../../src/plugin.ts";
+import { definePlugin, type ParsingSchema, type Plugin } from "../../src/plugin_define.ts";
 import {
   isPostgresUrl,
   isTableName,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConfigError, StoreCorruptError } from "../../src/errors.ts";
-import { openStore } from "../../src/plugin.ts";
+import { openStore, type StoreSpec } from "../../src/plugin.ts";
 import { testStore } from "../../testing.ts";
 import { PostgresDriver, postgresOptions } from "./mod.ts";
 import {
@@ -68,7 +68,8 @@ Deno.test("postgresOptions fills in defaults and rejects unknown or bad options"
   ];
   for (const [options, pattern] of bad) {
     await assert.rejects(
-      openStore({ plugin: "postgres", ...options }, { name: "main" }),
+      // Not a typed spec: these are the mistakes the options schema refuses at run time.
+      openStore({ plugin: "postgres", ...options } as StoreSpec, { name: "main" }),
       (err) => {
         assert.ok(err instanceof ConfigError, `${JSON.stringify(options)}: ${err}`);
         assert.match(err.message, /^Cannot open store "main" \(plugin "postgres"\)/);

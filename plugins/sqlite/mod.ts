@@ -38,7 +38,7 @@ import {
   type ParsingSchema,
   type Plugin,
   requireStoreFile,
-} from "../../src/plugin.ts";
+} from "../../src/plugin_define.ts";
 import { sqliteDefaults, SqliteDriver } from "./driver.ts";
 
 export { sqliteDefaults, SqliteDriver, type SqliteDriverOptions } from "./driver.ts";

@@ -59,10 +59,12 @@ Deno.test("sqliteOptions fills in defaults and rejects unknown or bad options", 
   });
   await withDir(async (dir) => {
     await assert.rejects(
+      // @ts-expect-error: a bad value of a built-in plugin's option does not compile either
       openStore({ plugin: "sqlite", path: "x.db", durability: "fast" }, { baseDir: dir }),
       (err) => err instanceof ConfigError && /durability/.test(err.message),
     );
     await assert.rejects(
+      // @ts-expect-error: a misspelt option of a built-in plugin does not compile either
       openStore({ plugin: "sqlite", path: "x.db", busyTimeot: 10 }, { baseDir: dir }),
       (err) => err instanceof ConfigError && /unknown option "busyTimeot"/.test(err.message),
     );

@@ -19,7 +19,7 @@ import {
 } from "../../jobs/archive.ts";
 import { openRuntime } from "../runtime.ts";
 import { formatDuration, formatTime, printTable } from "./format.ts";
-import type { GlobalOptions } from "./common.ts";
+import { type GlobalOptions, printWarning } from "./common.ts";
 import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeOption } from "./run_filters.ts";
 import { isRunId } from "../records/run_id.ts";
 
@@ -39,7 +39,7 @@ export async function listArchivedRuns(
   const until = options.until === undefined
     ? undefined
     : parseTimeOption(options.until, "--until", now);
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   const runs: ArchivedRunSummary[] = await listFromArchive(runtime.home, {
     flowId: options.flow,
     status: options.status,

@@ -29,7 +29,7 @@ import type { RestoreResult } from "../../jobs/restore.ts";
 import { formatBytes } from "../archive_format.ts";
 import { openRuntime } from "../runtime.ts";
 import { UsageError } from "./input.ts";
-import { checkStore, type GlobalOptions } from "./common.ts";
+import { checkStore, type GlobalOptions, printWarning } from "./common.ts";
 import { runRecordedJob } from "./recorded.ts";
 
 /** Options of `flowstate backup`. */
@@ -68,7 +68,7 @@ export async function backupCommand(
   if (options.all && options.store !== undefined) {
     throw new UsageError("Cannot back up: give --store NAME or --all, not both");
   }
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.store);
   const consistency: BackupConsistency = options.perKey ? "per-key" : "snapshot";
   const { result, record, failureCode } = await runRecordedJob<BackupResult>(runtime, "backup", {
@@ -113,7 +113,7 @@ export async function restoreCommand(
     if (!(err instanceof Deno.errors.NotFound)) throw err;
     throw new UsageError(`Cannot restore ${file}: the file does not exist`);
   }
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.store);
   const { result, record, failureCode } = await runRecordedJob<RestoreResult>(
     runtime,

@@ -7,8 +7,9 @@
  */
 import { didYouMean } from "../_suggest.ts";
 import { StoreMissingError } from "../errors.ts";
-import type { LogLevel } from "../log.ts";
+import type { LogLevel, Warning } from "../log.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
+import type { ProgressMode } from "../jobs/progress.ts";
 import { printable } from "./format.ts";
 import { UsageError } from "./input.ts";
 
@@ -143,7 +144,7 @@ export function checkStore(runtime: Runtime, name: string | undefined, flag?: st
  * it creates no store, no file and no directory (see `createStores`).
  */
 export function openForReading(global: GlobalOptions): Promise<Runtime> {
-  return openRuntime({ config: global.config, createStores: false });
+  return openRuntime({ config: global.config, onWarning: printWarning, createStores: false });
 }
 
 /**
@@ -167,6 +168,25 @@ export function noStoreYet(err: StoreMissingError): string {
   return printable(
     `No store yet at ${err.address} (store "${err.store}"): nothing has been written to it`,
   );
+}
+
+/**
+ * The library's warnings (a large jsonfile store, a failed directory flush…)
+ * on stderr, as the CLI has always printed them: the library itself never
+ * prints, so every runtime the CLI opens passes this as `onWarning`.
+ */
+export function printWarning(warning: Warning): void {
+  const message = printable(warning.message);
+  console.error(message.startsWith("warning:") ? message : `warning: ${message}`);
+}
+
+/**
+ * How a job's progress shows on stderr: nothing with `--quiet` (or `--json`),
+ * a bar on a terminal, plain lines otherwise. The library shows none unless
+ * asked, so every command that runs a job asks with this.
+ */
+export function progressMode(quiet: boolean | undefined): ProgressMode {
+  return quiet ? "quiet" : Deno.stderr.isTerminal() ? "tty" : "plain";
 }
 
 /**

@@ -34,7 +34,7 @@ import { tickKey } from "../scheduler/lease.ts";
 import { Scheduler, type SchedulerEvent } from "../scheduler/scheduler.ts";
 import { formatDuration } from "./format.ts";
 import { UsageError } from "./input.ts";
-import type { GlobalOptions } from "./common.ts";
+import { type GlobalOptions, printWarning } from "./common.ts";
 import { EXIT_INTERRUPTED } from "./common.ts";
 
 /** Options of `flowstate daemon`. */
@@ -75,7 +75,7 @@ export async function daemonCommand(
     throw new UsageError((err as Error).message);
   }
   const quiet = options.quiet ?? false;
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   const clock = runtime.clock;
 
   // Listen before starting, so a signal while schedules load still stops cleanly.

@@ -27,7 +27,14 @@ import { nextTick } from "../cron.ts";
 import { loadConfiguredJob } from "../scheduler/from_config.ts";
 import { formatDuration, formatTime, printTable } from "./format.ts";
 import { UsageError } from "./input.ts";
-import { type GlobalOptions, interruptible, openForReading, unlessMissing } from "./common.ts";
+import {
+  type GlobalOptions,
+  interruptible,
+  openForReading,
+  printWarning,
+  progressMode,
+  unlessMissing,
+} from "./common.ts";
 import { messageOf } from "../errors.ts";
 
 /** One row of `jobs ls --json`. */
@@ -196,7 +203,7 @@ export async function jobsRun(
   global: GlobalOptions,
 ): Promise<number> {
   const cliOptions = parseOptionPairs(options.option ?? []);
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   const names = jobNames(runtime);
   if (!names.includes(name)) {
     throw new UsageError(
@@ -214,8 +221,9 @@ export async function jobsRun(
         options: cliOptions,
         dryRun: options.dryRun ?? false,
         signal,
-        progress: options.quiet ? "quiet" : undefined,
-        ...(options.quiet ? { onLog: () => {} } : {}),
+        // The library prints nothing: the CLI asks for a progress bar and log lines on stderr.
+        progress: progressMode(options.quiet),
+        ...(options.quiet ? {} : { onLog: (message) => console.error(`[${job.name}] ${message}`) }),
       }),
   );
 

@@ -47,6 +47,7 @@ import {
   interruptedExitCode,
   type Interruptible,
   interruptible as interruptibleCommand,
+  printWarning,
   stderrLogger,
 } from "./common.ts";
 import { messageOf } from "../errors.ts";
@@ -142,7 +143,7 @@ export async function migrateDataStatus(
   options: MigrateDataOptions,
   global: GlobalOptions,
 ): Promise<number> {
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.store, "--store");
   const dir = await migrationsDir(runtime, options.dir);
   const status = await migrationStatus(await runtime.store(options.store), dir);
@@ -187,7 +188,7 @@ export async function migrateDataPending(
   options: MigrateDataOptions,
   global: GlobalOptions,
 ): Promise<number> {
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.store, "--store");
   const dir = await migrationsDir(runtime, options.dir);
   const status = await migrationStatus(await runtime.store(options.store), dir);
@@ -208,7 +209,7 @@ async function runData(
   options: MigrateDataRunOptions & { to?: string; step?: number },
   global: GlobalOptions,
 ): Promise<number> {
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.store, "--store");
   const dir = await migrationsDir(runtime, options.dir);
   const store = await runtime.store(options.store);
@@ -303,7 +304,7 @@ export async function migrateStoreCommand(
   options: MigrateStoreCommandOptions,
   global: GlobalOptions,
 ): Promise<number> {
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.from, "--from");
   checkStore(runtime, options.to, "--to");
   if (options.from === options.to) {

@@ -12,7 +12,7 @@
 import { runJob } from "../jobs/run.ts";
 import type { RunRecord } from "../records/types.ts";
 import type { Runtime } from "../runtime.ts";
-import { interruptible, printError, stderrLogger } from "./common.ts";
+import { interruptible, printError, progressMode, stderrLogger } from "./common.ts";
 
 /** How to run one recorded maintenance job. */
 export interface RecordedJobOptions {
@@ -55,7 +55,7 @@ export async function runRecordedJob<T>(
         options: how.options,
         dryRun: how.dryRun ?? false,
         signal,
-        progress: how.quiet ? "quiet" : undefined,
+        progress: progressMode(how.quiet),
         onLog: stderrLogger(how.quiet || !how.infoLogs),
       }),
   );

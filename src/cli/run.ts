@@ -26,7 +26,7 @@ import type { RunEvent, RunRecord } from "../records/types.ts";
 import { openRuntime } from "../runtime.ts";
 import { formatDuration, printable, shortHash } from "./format.ts";
 import { UsageError } from "./input.ts";
-import { type GlobalOptions, type Interruptible, interruptible } from "./common.ts";
+import { type GlobalOptions, type Interruptible, interruptible, printWarning } from "./common.ts";
 
 /** Options of `flowstate run`. */
 export interface RunOptions {
@@ -75,7 +75,7 @@ export async function runCommand(
   // Loaded here, once (runFlow takes the loaded flow as it is), so that
   // messages name the file as it was given.
   // Stores open on first use: here the config is read, for its store names.
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   const parsed = await loadFlowFile(file, { stores: runtime.storeNames });
   let flow: LoadedFlow;
   try {

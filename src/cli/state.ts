@@ -28,6 +28,7 @@ import {
   notFound,
   openForReading,
   printError,
+  printWarning,
 } from "./common.ts";
 
 /** Options shared by the state commands. */
@@ -94,7 +95,7 @@ async function withStore(
   const scoped = resolveScope(options);
   const storeName = options.store;
   await using runtime = whenMissing === undefined
-    ? await openRuntime({ config: global.config })
+    ? await openRuntime({ config: global.config, onWarning: printWarning })
     : await openForReading(global);
   checkStore(runtime, storeName);
   let store: Store;

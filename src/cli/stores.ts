@@ -20,7 +20,7 @@ import { dirname } from "node:path";
 import { moveAside, syncDir } from "../_fs.ts";
 import { ConfigError, messageOf, StoreCorruptError, StoreMissingError } from "../errors.ts";
 import { openRuntime } from "../runtime.ts";
-import { checkStore, type GlobalOptions, openForReading } from "./common.ts";
+import { checkStore, type GlobalOptions, openForReading, printWarning } from "./common.ts";
 
 /** One row of `flowstate stores`. */
 export interface StoreRow {
@@ -117,7 +117,7 @@ export async function repairStore(
   options: { json?: boolean },
   global: GlobalOptions,
 ): Promise<number> {
-  await using runtime = await openRuntime({ config: global.config });
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, name);
   let damaged: StoreCorruptError;
   try {

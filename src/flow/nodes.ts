@@ -21,6 +21,7 @@
 import { z } from "zod";
 import { durationProblem, parseDuration } from "../duration.ts";
 import { defineNode, type NodeType } from "./node.ts";
+import type { BuiltinNodeType } from "./types.ts";
 
 const scope = z.enum(["node", "flow", "global"]).default("flow");
 const stateKey = z.union([z.string().min(1), z.array(z.string()).min(1)]);
@@ -43,8 +44,9 @@ const stateGet = defineNode({
     default: json.optional(),
   }),
   async run(ctx, o) {
-    const value = await ctx[o.scope].get(o.key, { store: o.store });
-    return value === undefined ? (o.default ?? null) : value;
+    // The entry, not get(): a stored null is a value, and only absence takes the default.
+    const entry = await ctx[o.scope].entry(o.key, { store: o.store });
+    return entry === null ? (o.default ?? null) : entry.value;
   },
 });
 
@@ -150,7 +152,8 @@ const flow = defineNode({
 
 /** Built-in node types by name. */
 export const builtinNodes: ReadonlyMap<string, NodeType<never>> = new Map<string, NodeType<never>>(
-  [
+  // Typed as the names, so that BuiltinNodeType and this table cannot drift apart.
+  ([
     ["state.get", stateGet],
     ["state.set", stateSet],
     ["state.delete", stateDelete],
@@ -161,5 +164,5 @@ export const builtinNodes: ReadonlyMap<string, NodeType<never>> = new Map<string
     ["delay", delay],
     ["fail", fail],
     ["flow", flow],
-  ] as [string, NodeType<never>][],
+  ] satisfies [BuiltinNodeType, unknown][]) as [string, NodeType<never>][],
 );

@@ -36,12 +36,35 @@ export interface RetrySpec {
   maxDelay?: Duration;
 }
 
+/**
+ * The name of a built-in node type. A node's `type` offers these and takes any
+ * other string (a module path or specifier).
+ *
+ * @example
+ * ```ts
+ * import type { BuiltinNodeType } from "@flowstate/core";
+ * const type: BuiltinNodeType = "state.increment";
+ * ```
+ */
+export type BuiltinNodeType =
+  | "state.get"
+  | "state.set"
+  | "state.delete"
+  | "state.increment"
+  | "state.list"
+  | "log"
+  | "transform"
+  | "delay"
+  | "fail"
+  | "flow";
+
 /** One node of a flow. */
 export interface NodeSpec {
   /** Unique within the flow: `[A-Za-z0-9_-]+`. */
   id: string;
   /** A built-in type (`state.set`, `log`…) or a module path (`./nodes/thing.ts`). */
-  type: string;
+  // deno-lint-ignore ban-types
+  type: BuiltinNodeType | (string & {});
   /** Options for the node; strings may hold `${{ … }}` templates. */
   with?: Record<string, unknown>;
   /** Nodes that must finish first. */

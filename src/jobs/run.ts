@@ -17,6 +17,25 @@ import type { RunRecord } from "../records/types.ts";
 import { isJob, type Job, type JobContext, type JobResult } from "./job.ts";
 import type { LogLevel } from "../log.ts";
 import { createProgress, type Progress, type ProgressMode } from "./progress.ts";
+import type { BuiltinJobName, JobOptionsFor, JobRef } from "./options.ts";
+import { type EventBus, eventBusOf, unrecorded } from "../runtime_events.ts";
+import type { Clock } from "../store/types.ts";
+
+/**
+ * The built-in jobs, each by a literal `import()`: part of the module graph,
+ * so loading one needs no `--allow-read` of this package's files (nor
+ * `--allow-net` when the package comes from `jsr:`). The same modules as
+ * {@linkcode builtinJobUrl} names.
+ */
+const IN_GRAPH: Readonly<Record<BuiltinJobName, () => Promise<{ default: unknown }>>> = {
+  retention: () => import("../../jobs/retention.ts"),
+  gc: () => import("../../jobs/gc.ts"),
+  archive: () => import("../../jobs/archive.ts"),
+  backup: () => import("../../jobs/backup.ts"),
+  restore: () => import("../../jobs/restore.ts"),
+  migrate: () => import("../../jobs/migrate.ts"),
+  "migrate-store": () => import("../../jobs/migrate_store.ts"),
+};
 
 /**
  * Load a job by built-in name, file path (relative to `baseDir`) or any
@@ -53,7 +72,9 @@ export async function loadJob(specifier: string | Job, baseDir: string = Deno.cw
   }
   let exported: unknown;
   try {
-    exported = await importDefault(url);
+    exported = Object.hasOwn(IN_GRAPH, specifier)
+      ? (await IN_GRAPH[specifier as BuiltinJobName]()).default
+      : await importDefault(url);
   } catch (err) {
     throw new ConfigError(
       `Cannot load job "${specifier}": ${importFailure(err)} (resolved to ${url})`,
@@ -68,19 +89,29 @@ export async function loadJob(specifier: string | Job, baseDir: string = Deno.cw
   return exported;
 }
 
-/** Options for {@linkcode runJob}. */
-export interface RunJobOptions {
+/**
+ * Options for {@linkcode runJob}. `O` is the job's own options type: for a
+ * built-in job, its options (see {@linkcode JobOptionsFor}).
+ */
+export interface RunJobOptions<O extends object = Record<string, unknown>> {
   /** Options for the job, merged over its defaults (and over `configOptions`). */
-  options?: Record<string, unknown>;
+  options?: O;
   /** Options from the config file (`jobs.<name>.options`), merged between defaults and `options`. */
   configOptions?: Record<string, unknown>;
   /** Report what would be done without changing anything. */
   dryRun?: boolean;
   /** Cancels the job (it is then recorded as `cancelled`). */
   signal?: AbortSignal;
-  /** How progress is shown (default: bar on a terminal, plain lines otherwise). */
+  /**
+   * How progress is shown: a {@linkcode Progress} (from `createProgress`), or
+   * a mode for one that writes to stderr (`"tty"`, `"plain"`). Default
+   * `"quiet"`: the library never prints unless asked to.
+   */
   progress?: ProgressMode | Progress;
-  /** Receives each log line (default: printed to stderr unless progress is quiet). */
+  /**
+   * Receives each log line (they are kept in the run's events either way).
+   * Default: none; nothing is printed.
+   */
   onLog?: (message: string, level: LogLevel) => void;
   /** Directory a job module path resolves against (default: the config's). */
   baseDir?: string;
@@ -127,24 +158,30 @@ export async function resolveJobOptions<O>(
  * assert.equal(run.outputs?.greeting, "hello Ada");
  * ```
  */
-export async function runJob(
+export async function runJob<const J extends JobRef>(
   runtime: Runtime,
-  jobRef: string | Job,
-  options: RunJobOptions = {},
+  jobRef: J,
+  options: RunJobOptions<JobOptionsFor<J>> = {},
 ): Promise<RunRecord> {
   const job = await loadJob(jobRef, options.baseDir ?? runtime.config.baseDir);
-  const resolved = await resolveJobOptions(job, options.configOptions, options.options);
+  const resolved = await resolveJobOptions(
+    job,
+    options.configOptions,
+    options.options as Record<string, unknown> | undefined,
+  );
   const records = await runtime.records();
   const clock = runtime.clock;
   const flowId = `job:${job.name}`;
   const inputs = JSON.parse(JSON.stringify(resolved ?? {})) as Record<string, JsonValue>;
   const recorder = await RunRecorder.start(records, clock, { flowId, flowVersion: "job", inputs });
   const runId = recorder.id;
+  const bus = eventBusOf(runtime);
+  bus?.emit({ type: "run.started", at: recorder.startedAt, runId, flowId });
   options.onStart?.(runId);
-  const progress = typeof options.progress === "object"
+  const shown = typeof options.progress === "object"
     ? options.progress
-    : createProgress({ mode: options.progress });
-  const quiet = typeof options.progress === "string" && options.progress === "quiet";
+    : createProgress({ mode: options.progress ?? "quiet" });
+  const progress = bus ? withProgressEvents(shown, bus, runId, flowId, clock) : shown;
   recorder.event({ at: recorder.startedAt, type: "run.start" });
   const controller = new AbortController();
   const onAbort = () => controller.abort(options.signal?.reason ?? "cancelled");
@@ -158,9 +195,10 @@ export async function runJob(
     records: () => runtime.records(),
     home: runtime.home,
     log(message, level = "info") {
-      recorder.event({ at: clock.now(), type: "node.log", node: job.name, message, level });
-      if (options.onLog) options.onLog(message, level);
-      else if (!quiet) console.error(`[${job.name}] ${message}`);
+      const event = { at: clock.now(), type: "node.log", node: job.name, message, level } as const;
+      recorder.event(event);
+      bus?.emit({ type: "node", at: event.at, runId, flowId, event });
+      options.onLog?.(message, level);
     },
     progress,
     signal: controller.signal,
@@ -185,19 +223,75 @@ export async function runJob(
   }
   const endedAt = clock.now();
   recorder.event({ at: endedAt, type: "run.end" });
-  const record = await recorder.finish({
-    status,
-    outputs,
-    endedAt,
-    nodes: {
-      [job.name]: {
-        status: status === "succeeded" ? "succeeded" : status === "failed" ? "failed" : "cancelled",
-        attempts: 1,
-        ...(outputs ? { output: outputs } : {}),
-        ...(error ? { error: error.message } : {}),
+  let record: RunRecord;
+  try {
+    record = await recorder.finish({
+      status,
+      outputs,
+      endedAt,
+      nodes: {
+        [job.name]: {
+          status: status === "succeeded"
+            ? "succeeded"
+            : status === "failed"
+            ? "failed"
+            : "cancelled",
+          attempts: 1,
+          ...(outputs ? { output: outputs } : {}),
+          ...(error ? { error: error.message } : {}),
+        },
       },
-    },
-    error,
-  });
+      error,
+    });
+  } catch (err) {
+    unrecorded(bus, runId, flowId, clock.now(), err);
+    throw err;
+  }
+  bus?.emit({ type: "run.ended", at: endedAt, runId, flowId, status: record.status, record });
   return record;
+}
+
+/** `progress`, also telling the runtime's event stream (when anyone listens). */
+function withProgressEvents(
+  progress: Progress,
+  bus: EventBus,
+  runId: string,
+  flowId: string,
+  clock: Clock,
+): Progress {
+  const tell = (finished: boolean) => {
+    if (!bus.listening) return;
+    const { label, done, total } = progress.state;
+    bus.emit({
+      type: "job.progress",
+      at: clock.now(),
+      runId,
+      flowId,
+      label,
+      done,
+      total,
+      finished,
+    });
+  };
+  return {
+    get state() {
+      return progress.state;
+    },
+    start(label, total) {
+      progress.start(label, total);
+      tell(false);
+    },
+    advance(n) {
+      progress.advance(n);
+      tell(false);
+    },
+    update(done) {
+      progress.update(done);
+      tell(false);
+    },
+    finish(message) {
+      progress.finish(message);
+      tell(true);
+    },
+  };
 }

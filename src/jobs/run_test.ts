@@ -87,6 +87,7 @@ Deno.test("runJob() rejects a bad option naming the job and the field, writing n
       /limit/.test(err.message),
   );
   await assert.rejects(
+    // @ts-expect-error: a typo in a typed job's options does not compile; it is refused at run time too
     runJob(rt, counting, { options: { limt: 3 }, progress: "quiet" }),
     /unknown option "limt" \(did you mean "limit"\?\)/,
   );

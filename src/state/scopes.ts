@@ -31,8 +31,12 @@ export interface ScopeCallOptions {
 export interface StateView {
   /** The scope. */
   readonly scope: ScopeName;
-  /** Read a value (`undefined` when absent). */
-  get<T = JsonValue>(key: ScopeKey, options?: ScopeCallOptions): Promise<T | undefined>;
+  /**
+   * Read a value: `null` when absent, as {@linkcode Store.get} says absent
+   * (a stored `null` reads as `null` too: use {@linkcode StateView.entry} to
+   * tell them apart). Until 0.4 this was `undefined`.
+   */
+  get<T = JsonValue>(key: ScopeKey, options?: ScopeCallOptions): Promise<T | null>;
   /** Read the entry with its version (for compare-and-set). */
   entry<T = JsonValue>(key: ScopeKey, options?: ScopeCallOptions): Promise<Entry<T> | null>;
   /** Write a value. */
@@ -158,7 +162,7 @@ export function createStateView(
     scope,
     async get<T>(key: ScopeKey, options?: ScopeCallOptions) {
       const e = await (await storeFor(options)).get<T>(full(key, `Cannot get ${scope} state`));
-      return e === null ? undefined : e.value;
+      return e === null ? null : e.value;
     },
     async entry<T>(key: ScopeKey, options?: ScopeCallOptions) {
       return await (await storeFor(options)).get<T>(full(key, `Cannot get ${scope} state`));

@@ -15,7 +15,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openStore, type Store, StoreReadOnlyError } from "../../mod.ts";
+import { openStore, type Store, StoreReadOnlyError, type Warning } from "../../mod.ts";
 import { type CommitIo, io, realIo } from "../../plugins/jsonfile/_io.ts";
 
 const IS_ROOT = Deno.uid() === 0;
@@ -203,11 +203,15 @@ for (const [op, code, message] of BEFORE_RENAME) {
 Deno.test("jsonfile: EIO on the directory fsync after the rename: the commit stands and says so, with a warning", async () => {
   await withTempDir(async (dir) => {
     const path = join(dir, "state.json");
-    const store = await open("jsonfile", path);
+    const warnings: Warning[] = [];
+    const store = await openStore({ plugin: "jsonfile", path }, {
+      name: "main",
+      onWarning: (warning) => void warnings.push(warning),
+    });
     await store.set(["kept"], 1);
-    const warnings: string[] = [];
+    const printed: unknown[] = [];
     const warn = console.warn;
-    console.warn = (...args: unknown[]) => void warnings.push(args.join(" "));
+    console.warn = (...args: unknown[]) => void printed.push(args.join(" "));
     try {
       await withFault("syncDir", "EIO", async () => {
         // Every process already sees it: reporting it failed would have it retried on top of itself.
@@ -216,9 +220,11 @@ Deno.test("jsonfile: EIO on the directory fsync after the rename: the commit sta
     } finally {
       console.warn = warn;
     }
+    assert.deepEqual(printed, [], "the library never prints: the warning goes to onWarning");
     assert.equal(warnings.length, 1);
+    assert.equal(warnings[0].code, "DIR_SYNC_FAILED");
     assert.match(
-      warnings[0],
+      warnings[0].message,
       /^Store "main": a commit was applied to .*state\.json, but flushing the directory .* failed: the disk reported an I\/O error .*may not survive a power loss$/,
     );
     assert.equal((await store.get(["kept"]))?.value, 2);

@@ -65,7 +65,7 @@ const BACKENDS: { name: string; ignore?: string; open: (dir: string) => Promise<
     name: "postgres",
     ignore: PG_URL === undefined ? NEEDS_SERVER : undefined,
     open: () =>
-      openStore({ plugin: "postgres", url: PG_URL, schema: SCHEMA, table: "fuzz" }, {
+      openStore({ plugin: "postgres", url: PG_URL!, schema: SCHEMA, table: "fuzz" }, {
         name: "fuzz",
       }),
   },

@@ -8,6 +8,7 @@
 import { fileURLToPath } from "node:url";
 import { openStore } from "../../../src/plugin.ts";
 import type { Clock, Key, Store } from "../../../src/store/types.ts";
+import type { Warning, WarningHandler } from "../../../src/log.ts";
 
 /** Run `fn` with a new temp directory, removed after it. */
 export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -24,8 +25,30 @@ export function open(
   path: string,
   options: Record<string, unknown> = {},
   clock?: Clock,
+  onWarning?: WarningHandler,
 ): Promise<Store> {
-  return openStore({ plugin: "jsonfile", path, ...options }, { name: "main", clock });
+  return openStore({ plugin: "jsonfile", path, ...options }, { name: "main", clock, onWarning });
+}
+
+/**
+ * Collect warnings given to a handler, and fail if anything is printed with
+ * `console.warn` or `console.error` meanwhile (the library never prints).
+ */
+export async function collectWarnings<T>(
+  fn: (onWarning: WarningHandler) => Promise<T>,
+): Promise<{ result: T; warnings: Warning[] }> {
+  const warnings: Warning[] = [];
+  const printed: string[] = [];
+  const { warn, error } = console;
+  console.warn = console.error = (...args: unknown[]) => void printed.push(args.join(" "));
+  try {
+    const result = await fn((warning) => void warnings.push(warning));
+    if (printed.length > 0) throw new Error(`printed: ${printed.join("\n")}`);
+    return { result, warnings };
+  } finally {
+    console.warn = warn;
+    console.error = error;
+  }
 }
 
 const CONFIG = fileURLToPath(new URL("../../../deno.json", import.meta.url));

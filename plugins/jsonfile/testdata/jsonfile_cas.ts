@@ -7,7 +7,7 @@
  */
 import { openStore } from "../../../mod.ts";
 
-const [path, count, durability] = Deno.args;
+const [path, count, durability] = Deno.args as [string, string, "full" | "relaxed"];
 const store = await openStore(
   { plugin: "jsonfile", path, durability, lockTimeout: 30_000 },
   { name: "cas" },

@@ -6,7 +6,7 @@
  */
 import { openStore } from "../../../mod.ts";
 
-const [path, durability] = Deno.args;
+const [path, durability] = Deno.args as [string, "full" | "relaxed"];
 const store = await openStore({ plugin: "jsonfile", path, durability }, { name: "writer" });
 const padding = "x".repeat(500);
 const encoder = new TextEncoder();

@@ -1,0 +1,166 @@
+/**
+ * Defining a plugin: `definePlugin()` and the types a plugin module needs.
+ * A leaf below the loader, so the built-in plugins import this and the loader
+ * can import them without a cycle.
+ *
+ * @module
+ */
+import { StoreMissingError } from "./errors.ts";
+import type { StoreDriver } from "./store/driver.ts";
+import type { Clock } from "./store/types.ts";
+import type { WarningCode } from "./log.ts";
+
+/** One problem reported by an options schema. */
+export interface SchemaIssue {
+  /** What is wrong. */
+  readonly message: string;
+  /** Where, as path segments. */
+  readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }>;
+}
+
+/** The result of validating options. */
+export type SchemaResult<O> =
+  | { readonly value: O; readonly issues?: undefined }
+  | { readonly issues: ReadonlyArray<SchemaIssue> };
+
+/**
+ * Any schema that implements Standard Schema v1 (zod, valibot, arktype…).
+ * Plugins and jobs use it to validate their options.
+ */
+export interface OptionsSchema<O> {
+  /** The Standard Schema interface. */
+  readonly "~standard": {
+    readonly version: 1;
+    readonly vendor: string;
+    readonly validate: (value: unknown) => SchemaResult<O> | Promise<SchemaResult<O>>;
+    readonly types?: { readonly input: unknown; readonly output: O } | undefined;
+  };
+}
+
+/**
+ * An options schema that also validates synchronously, as zod schemas do:
+ * the type the built-in plugins export their option schemas as.
+ */
+export interface ParsingSchema<O> extends OptionsSchema<O> {
+  /** Validate `value` and return the options (defaults filled in); throws if invalid. */
+  parse(value: unknown): O;
+  /** Validate `value` without throwing. */
+  safeParse(
+    value: unknown,
+  ):
+    | { readonly success: true; readonly data: O }
+    | { readonly success: false; readonly error: { readonly issues: ReadonlyArray<SchemaIssue> } };
+}
+
+/** What `open()` receives besides the options. */
+export interface PluginContext {
+  /** The name of the store being opened. */
+  storeName: string;
+  /** The clock the store uses for expiry. */
+  clock: Clock;
+  /** Flowstate's home directory: where default files go. */
+  home: string;
+  /** The directory relative paths in options are resolved against. */
+  baseDir: string;
+  /**
+   * The caller only reads (the read-only CLI commands): when the store does
+   * not exist yet, `open` creates nothing (no file, directory or table) and
+   * throws {@linkcode StoreMissingError}. A store that exists opens as usual.
+   */
+  mustExist?: boolean;
+  /**
+   * Report a {@linkcode Warning}: the core adds the store's name and hands it
+   * to the caller's `onWarning`. A plugin never prints: it warns here. Absent
+   * when the caller gave no handler (nobody listens), so call it as
+   * `context.warn?.({ code, message })`.
+   */
+  warn?: (warning: { code: WarningCode; message: string }) => void;
+}
+
+/** What a plugin module declares. */
+export interface PluginDefinition<O> {
+  /** Short name (`sqlite`, `redis`…). */
+  name: string;
+  /** One line for `flowstate stores` and docs. */
+  description?: string;
+  /** Validates the store's options before `open` sees them. */
+  optionsSchema: OptionsSchema<O>;
+  /** Open a backend with validated options. */
+  open(options: O, context: PluginContext): Promise<StoreDriver> | StoreDriver;
+}
+
+/**
+ * For a plugin that keeps a store in a file: when `context.mustExist` is set
+ * and `path` does not exist, throw {@linkcode StoreMissingError} (before
+ * anything is created). Otherwise do nothing.
+ *
+ * @example
+ * ```ts
+ * import { requireStoreFile, StoreMissingError } from "@flowstate/core/plugin";
+ * import assert from "node:assert/strict";
+ * const context = { storeName: "main", mustExist: true };
+ * await assert.rejects(() => requireStoreFile("/nonexistent/main.json", context), StoreMissingError);
+ * await requireStoreFile("/nonexistent/main.json", { storeName: "main" }); // may be created
+ * ```
+ */
+export async function requireStoreFile(
+  path: string,
+  context: Pick<PluginContext, "storeName" | "mustExist">,
+): Promise<void> {
+  if (!context.mustExist) return;
+  try {
+    await Deno.stat(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    throw new StoreMissingError(
+      `Store "${context.storeName}" does not exist yet: there is no file at ${path}`,
+      { store: context.storeName, address: path },
+    );
+  }
+}
+
+/** A plugin made by {@linkcode definePlugin}. */
+export interface Plugin<O = unknown> extends PluginDefinition<O> {
+  /** Marks the object as a Flowstate plugin. */
+  readonly kind: "flowstate.plugin";
+}
+
+/**
+ * Define a storage plugin. A plugin module's default export is the result.
+ *
+ * @example
+ * ```ts
+ * import { definePlugin, openStore } from "@flowstate/core";
+ * import { z } from "zod";
+ * import assert from "node:assert/strict";
+ *
+ * const nothing = definePlugin({
+ *   name: "nothing",
+ *   optionsSchema: z.strictObject({}),
+ *   open: () => ({
+ *     location: "nowhere",
+ *     get: () => null,
+ *     list: () => [],
+ *     commit: () => ({ ok: true }),
+ *     close: () => {},
+ *   }),
+ * });
+ * const store = await openStore({ plugin: nothing });
+ * assert.equal((await store.get(["a"])), null);
+ * await store.close();
+ * ```
+ */
+export function definePlugin<O>(definition: PluginDefinition<O>): Plugin<O> {
+  if (typeof definition?.name !== "string" || definition.name === "") {
+    throw new TypeError("Cannot define plugin: name must be a non-empty string");
+  }
+  if (typeof definition.open !== "function") {
+    throw new TypeError(`Cannot define plugin "${definition.name}": open must be a function`);
+  }
+  if (typeof definition.optionsSchema?.["~standard"]?.validate !== "function") {
+    throw new TypeError(
+      `Cannot define plugin "${definition.name}": optionsSchema must be a Standard Schema (for example a zod schema)`,
+    );
+  }
+  return Object.freeze({ ...definition, kind: "flowstate.plugin" as const });
+}
