@@ -152,7 +152,9 @@ Deno.test("jobsList() shows schedules, time zones, last and next runs", async ()
     ].join("\n"),
     async (config) => {
       await capture(() => jobsRun("counter", { quiet: true }, { config }));
+      const before = Date.now();
       const { result, stdout } = await capture(() => jobsList({ json: true }, { config }));
+      const after = Date.now();
       const jobs = JSON.parse(stdout.join("\n")) as JobListing[];
       const byName = new Map(jobs.map((j) => [j.name, j]));
       const counter = byName.get("counter")!;
@@ -163,7 +165,10 @@ Deno.test("jobsList() shows schedules, time zones, last and next runs", async ()
       assert.equal(counter.schedule, "*/5 * * * *");
       assert.equal(counter.timezone, "Europe/Paris");
       assert.equal(counter.lastRun?.status, "succeeded");
-      assert.ok(counter.nextRun! > Date.now() && counter.nextRun! <= Date.now() + 5 * 60_000);
+      // The next 5-minute tick after the moment jobsList() ran (read between before and after:
+      // reading the clock only after the call fails when a tick passes meanwhile).
+      assert.equal(counter.nextRun! % (5 * 60_000), 0);
+      assert.ok(counter.nextRun! > before && counter.nextRun! <= after + 5 * 60_000);
       const manual = byName.get("manual")!;
       assert.deepEqual(
         [manual.enabled, manual.scheduled, manual.schedule, manual.nextRun, manual.lastRun],
