@@ -78,9 +78,7 @@ export class TemplateDriver implements StoreDriver {
 
   /** The entries in the range, in key order (`compareKeys`), reversed on request. */
   list(range: KeyRange): RawEntry[] {
-    const found = [...this.#entries.values()].filter((e) =>
-      inRange(e.key, range)
-    );
+    const found = [...this.#entries.values()].filter((e) => inRange(e.key, range));
     found.sort((a, b) => compareKeys(a.key, b.key));
     return range.reverse ? found.reverse() : found;
   }
