@@ -54,9 +54,7 @@ function inRange(key: Key, range: KeyRange | ClearRange): boolean {
   if (prefix.length > 0 && !hasPrefix(key, prefix)) return false;
   if (range.start !== undefined) {
     const c = compareKeys(key, range.start);
-    if (
-      c < 0 || (c === 0 && "startExclusive" in range && range.startExclusive)
-    ) return false;
+    if (c < 0 || (c === 0 && "startExclusive" in range && range.startExclusive)) return false;
   }
   return range.end === undefined || compareKeys(key, range.end) < 0;
 }
@@ -95,25 +93,17 @@ export class TemplateDriver implements StoreDriver {
   }
 
   /** Every check holds, then every mutation applies; or nothing changes. */
-  commit(
-    { checks, mutations, version, now }: CommitRequest,
-  ): DriverCommitResult {
+  commit({ checks, mutations, version, now }: CommitRequest): DriverCommitResult {
     const conflicts = checks.filter((check) => {
       const entry = this.#entries.get(JSON.stringify(check.key));
-      const live = entry !== undefined &&
-        (entry.expiresAt === null || entry.expiresAt > now);
+      const live = entry !== undefined && (entry.expiresAt === null || entry.expiresAt > now);
       return (live ? entry.version : null) !== check.version;
     }).map((check) => check.key);
     if (conflicts.length > 0) return { ok: false, conflicts };
     for (const m of mutations) {
       if (m.type === "set") {
         const { key, value, expiresAt } = m;
-        this.#entries.set(JSON.stringify(key), {
-          key,
-          value,
-          version,
-          expiresAt,
-        });
+        this.#entries.set(JSON.stringify(key), { key, value, version, expiresAt });
       } else if (m.type === "delete") {
         this.#entries.delete(JSON.stringify(m.key));
       } // "clear" only reaches drivers that claim capabilities.atomicClear.

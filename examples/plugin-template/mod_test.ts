@@ -2,7 +2,4 @@ import { openStore } from "@flowstate/core";
 import { testStore } from "@flowstate/core/testing";
 import template from "./mod.ts";
 
-testStore(
-  "template",
-  ({ clock }) => openStore({ plugin: template }, { clock }),
-);
+testStore("template", ({ clock }) => openStore({ plugin: template }, { clock }));
