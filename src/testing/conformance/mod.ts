@@ -89,7 +89,23 @@ export interface ConformanceOptions {
   multiProcess?: MultiProcessOptions;
 }
 
-/** The flags the second process of the multi-process case runs with, unless told otherwise. */
+/**
+ * The flags the second process of the multi-process case runs with, unless
+ * `options.multiProcess.flags` says otherwise.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_CHILD_FLAGS, type MultiProcessOptions } from "@flowstate/core/testing";
+ * import assert from "node:assert/strict";
+ *
+ * // A plugin whose client also needs to run a helper binary:
+ * const multiProcess: MultiProcessOptions = {
+ *   spec: ({ id }) => ({ plugin: "sqlite", path: `/tmp/${id}.db` }),
+ *   flags: [...DEFAULT_CHILD_FLAGS, "--allow-run"],
+ * };
+ * assert.ok(multiProcess.flags?.includes("--allow-net"));
+ * ```
+ */
 export const DEFAULT_CHILD_FLAGS: readonly string[] = [
   "--allow-read",
   "--allow-write",
