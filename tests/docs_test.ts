@@ -98,7 +98,10 @@ Deno.test("a ```ts block in docs/ either runs under --doc or is an excerpt (ts i
 });
 
 Deno.test("the excerpt check can fail", () => {
-  const [block] = blocks("x.md", "```ts ignore\n// examples/plugin-template/mod.ts\na\n// …\nb\n```");
+  const [block] = blocks(
+    "x.md",
+    "```ts ignore\n// examples/plugin-template/mod.ts\na\n// …\nb\n```",
+  );
   assert.equal(sourceOf(block), "examples/plugin-template/mod.ts");
   assert.deepEqual(fragments(block.lines.slice(1)), ["a", "b"]);
 });
