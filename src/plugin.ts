@@ -125,7 +125,8 @@ const SECRET_PARAM = /pass|secret|key|token|auth|credential/i;
  * mentions a secret (`password`, `sslkey`, `token`, `auth`…). The user name,
  * host, port, path and other parameters stay, so a person can still tell
  * which server and database it is. With `defaultPort`, a URL without a port
- * shows that one (`db.internal:5432`). A string that is not a URL becomes
+ * shows that one (`db.internal:5432`). A string that is not a URL with a host
+ * (`user:pw@host` without a scheme parses as an opaque URL) becomes
  * `"(unparsable URL)"`: it may hold a password in a shape we cannot find.
  *
  * Use it for {@linkcode StoreDriver.location} and for every message that
@@ -144,7 +145,8 @@ const SECRET_PARAM = /pass|secret|key|token|auth|credential/i;
  *   redactUrl("postgres://app:pw@db.internal/app", { defaultPort: 5432 }),
  *   "postgres://app@db.internal:5432/app",
  * );
- * assert.equal(redactUrl("app:pw@nowhere"), "(unparsable URL)");
+ * assert.equal(redactUrl("app:pw@db.internal"), "(unparsable URL)");
+ * assert.equal(redactUrl("not a url"), "(unparsable URL)");
  * ```
  */
 export function redactUrl(url: string, options: { defaultPort?: number | string } = {}): string {
@@ -154,6 +156,7 @@ export function redactUrl(url: string, options: { defaultPort?: number | string 
   } catch {
     return "(unparsable URL)";
   }
+  if (parsed.hostname === "") return "(unparsable URL)";
   const user = parsed.username === "" ? "" : `${parsed.username}@`;
   const port = parsed.port ||
     (options.defaultPort === undefined ? "" : String(options.defaultPort));

@@ -1,11 +1,11 @@
 /**
- * The code in docs/*.md is real. A ```ts block without `ignore` is run by
- * `deno test --doc` (the root test task runs Markdown too). Every other block
+ * The code in docs/*.md is real. A TypeScript block without `ignore` is run
+ * by `deno test --doc` (the root test task runs Markdown too). Every other block
  * that starts with a comment naming a file of this repository
  * (`// examples/plugin-template/mod.ts`, `# docs/examples/flowstate.yaml`)
  * is an excerpt of that file: its text, split at lines `// …` or `# …`,
  * must appear in the file in that order, so the doc shows what the tests run.
- * A ```ts ignore block must be such an excerpt.
+ * A block marked `ts ignore` must be such an excerpt.
  *
  * @module
  */

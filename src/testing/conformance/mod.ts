@@ -192,10 +192,9 @@ defineProcessCases(defineMultiProcess);
  * });
  * ```
  *
- * @param name The backend's name, shown in the test report.
- * @param open Opens the store under test for one case.
  * @example A plugin whose stores are files, which several processes may share
  * ```ts
+ * import assert from "node:assert/strict";
  * import { join } from "node:path";
  * import { openStore } from "@flowstate/core";
  * import { testStore } from "@flowstate/core/testing";
@@ -203,6 +202,14 @@ defineProcessCases(defineMultiProcess);
  * const dir = await Deno.makeTempDir();
  * // How a config names the plugin: a second process imports it by this specifier.
  * const plugin = "sqlite";
+ *
+ * Deno.test("sqlite keeps a store in the file its options name", async () => {
+ *   await using store = await openStore({ plugin, path: join(dir, "named.db") });
+ *   await store.set(["a"], 1);
+ *   assert.ok((await Deno.stat(join(dir, "named.db"))).isFile);
+ * });
+ *
+ * // The suite runs after the tests registered before it; afterAll runs last.
  * testStore(
  *   "sqlite",
  *   ({ id, clock }) => openStore({ plugin, path: join(dir, `${id}.db`) }, { clock }),
@@ -213,6 +220,9 @@ defineProcessCases(defineMultiProcess);
  *   },
  * );
  * ```
+ *
+ * @param name The backend's name, shown in the test report.
+ * @param open Opens the store under test for one case.
  *
  * @param name The backend's name, shown in the test report.
  * @param open Opens the store under test for one case.
