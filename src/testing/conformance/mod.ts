@@ -223,9 +223,6 @@ defineProcessCases(defineMultiProcess);
  *
  * @param name The backend's name, shown in the test report.
  * @param open Opens the store under test for one case.
- *
- * @param name The backend's name, shown in the test report.
- * @param open Opens the store under test for one case.
  * @param options Cases to skip (with reasons), whether to run persistence
  *   cases, cleanup hooks, and how a second process opens the store.
  */
