@@ -42,6 +42,7 @@ export {
   type Plugin,
   type PluginContext,
   type PluginDefinition,
+  redactUrl,
   requireStoreFile,
   type SchemaIssue,
   type SchemaResult,

@@ -46,7 +46,10 @@ export { type FakeClock, fakeClock } from "./src/testing/clock.ts";
 export {
   type ConformanceContext,
   type ConformanceOptions,
+  DEFAULT_CHILD_FLAGS,
+  type MultiProcessOptions,
   type OpenStoreForTest,
+  type SecondProcessSpec,
   testStore,
 } from "./src/testing/conformance/mod.ts";
 export { type ManualTimers, manualTimers } from "./src/testing/timers.ts";

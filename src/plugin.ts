@@ -25,6 +25,7 @@ export {
   type Plugin,
   type PluginContext,
   type PluginDefinition,
+  redactUrl,
   requireStoreFile,
   type SchemaIssue,
   type SchemaResult,

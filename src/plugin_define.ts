@@ -119,6 +119,56 @@ export async function requireStoreFile(
   }
 }
 
+/** Query parameters {@linkcode redactUrl} drops: their names mention a secret. */
+const SECRET_PARAM = /pass|secret|key|token|auth|credential/i;
+
+/**
+ * A connection URL fit to show as a store's `location`, in messages and in
+ * logs: without the password, and without any query parameter whose name
+ * mentions a secret (`password`, `sslkey`, `token`, `auth`…). The user name,
+ * host, port, path and other parameters stay, so a person can still tell
+ * which server and database it is. With `defaultPort`, a URL without a port
+ * shows that one (`db.internal:5432`). A string that is not a URL with a host
+ * (`user:pw@host` without a scheme parses as an opaque URL) becomes
+ * `"(unparsable URL)"`: it may hold a password in a shape we cannot find.
+ *
+ * Use it for {@linkcode StoreDriver.location} and for every message that
+ * names the server; a driver's own errors may quote the URL too, so replace
+ * it there as well (`message.replaceAll(url, redactUrl(url))`).
+ *
+ * @example
+ * ```ts
+ * import { redactUrl } from "@flowstate/core/plugin";
+ * import assert from "node:assert/strict";
+ * assert.equal(
+ *   redactUrl("redis://app:s3cret@cache.internal/0?tls=true&authToken=x"),
+ *   "redis://app@cache.internal/0?tls=true",
+ * );
+ * assert.equal(
+ *   redactUrl("postgres://app:pw@db.internal/app", { defaultPort: 5432 }),
+ *   "postgres://app@db.internal:5432/app",
+ * );
+ * assert.equal(redactUrl("app:pw@db.internal"), "(unparsable URL)");
+ * assert.equal(redactUrl("not a url"), "(unparsable URL)");
+ * ```
+ */
+export function redactUrl(url: string, options: { defaultPort?: number | string } = {}): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return "(unparsable URL)";
+  }
+  if (parsed.hostname === "") return "(unparsable URL)";
+  const user = parsed.username === "" ? "" : `${parsed.username}@`;
+  const port = parsed.port ||
+    (options.defaultPort === undefined ? "" : String(options.defaultPort));
+  const host = port === "" ? parsed.hostname : `${parsed.hostname}:${port}`;
+  const params = [...parsed.searchParams].filter(([name]) => !SECRET_PARAM.test(name));
+  const query = params.length === 0 ? "" : `?${new URLSearchParams(params)}`;
+  return `${parsed.protocol}//${user}${host}${parsed.pathname}${query}`;
+}
+
 /** A plugin made by {@linkcode definePlugin}. */
 export interface Plugin<O = unknown> extends PluginDefinition<O> {
   /** Marks the object as a Flowstate plugin. */

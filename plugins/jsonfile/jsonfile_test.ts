@@ -17,6 +17,12 @@ testStore(
   "jsonfile",
   ({ id, clock }) =>
     openStore({ plugin: "jsonfile", path: join(suiteDir, `${id}.json`) }, { clock }),
+  // A second process opens the same file to check the multiProcess claim.
+  {
+    multiProcess: {
+      spec: ({ id }) => ({ plugin: "jsonfile", path: join(suiteDir, `${id}.json`) }),
+    },
+  },
 );
 
 // ---------------------------------------------------------------------------

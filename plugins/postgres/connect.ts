@@ -8,6 +8,7 @@
  */
 import type { Sql } from "postgres";
 import { StoreCorruptError, StoreMissingError, StoreUnavailableError } from "../../src/errors.ts";
+import { redactUrl } from "../../src/plugin_define.ts";
 import { codeOf, isPostgresError, messageOf } from "./errors.ts";
 import { quoteIdent, setUp } from "./schema.ts";
 
@@ -80,20 +81,6 @@ function databaseOf(url: URL): string {
   }
 }
 
-/** The URL without the password (nor any query parameter whose name mentions one). */
-function redactUrl(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return "postgres://(unparsable URL)";
-  }
-  const user = parsed.username === "" ? "" : `${parsed.username}@`;
-  const params = [...parsed.searchParams].filter(([name]) => !/pass|secret|key/i.test(name));
-  const query = params.length === 0 ? "" : `?${new URLSearchParams(params)}`;
-  return `${parsed.protocol}//${user}${hostPort(parsed)}${parsed.pathname}${query}`;
-}
-
 function validateDriverOptions(
   options: PostgresDriverOptions,
   what: string,
@@ -150,7 +137,7 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
   }
   const { table, schema, max, connectTimeout } = validateDriverOptions(options, what);
   const parsed = new URL(url);
-  const redacted = redactUrl(url);
+  const redacted = redactUrl(url, { defaultPort: 5432 });
   const location = `${redacted} (table ${schema}.${table})`;
   const qualified = `${quoteIdent(schema)}.${quoteIdent(table)}`;
   const { default: postgres } = await import("postgres");

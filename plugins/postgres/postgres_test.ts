@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { ConfigError, StoreCorruptError } from "../../src/errors.ts";
 import { openStore, type StoreSpec } from "../../src/plugin.ts";
 import { testStore } from "../../testing.ts";
+import postgres from "postgres";
 import { PostgresDriver, postgresOptions } from "./mod.ts";
 import {
   dropTestSchema,
@@ -33,14 +34,33 @@ if (PG_URL === undefined) {
   });
 } else {
   const url = PG_URL;
-  // Each case id gets its own table; the same id reopens the same table.
-  testStore("postgres", ({ id, clock }) =>
-    openStore({
-      plugin: "postgres",
-      url,
-      schema: SCHEMA,
-      table: `t_${id.toLowerCase().replace(/[^a-z0-9_]/g, "_")}`,
-    }, { clock }));
+  // Each case id gets its own table; the same id reopens the same table, and
+  // a second process opens it from the same spec. Each case drops its tables.
+  const spec = (id: string) => ({
+    plugin: "postgres",
+    url,
+    schema: SCHEMA,
+    table: `t_${id.toLowerCase().replace(/[^a-z0-9_]/g, "_")}`,
+  });
+  let admin: postgres.Sql | undefined;
+  testStore("postgres", ({ id, clock }) => openStore(spec(id), { clock }), {
+    multiProcess: { spec: ({ id }) => spec(id) },
+    async cleanup({ id }) {
+      admin ??= postgres(url, { max: 1, onnotice: () => {} });
+      const { table } = spec(id);
+      await admin.unsafe(
+        `DROP TABLE IF EXISTS "${SCHEMA}"."${table}", "${SCHEMA}"."${table}_meta"`,
+      );
+    },
+    async afterAll() {
+      if (admin === undefined) return;
+      // The suite left no table behind.
+      const left = await admin`SELECT tablename FROM pg_tables WHERE schemaname = ${SCHEMA}
+        AND tablename LIKE 't\_fs\_%'`;
+      await admin.end({ timeout: 5 });
+      assert.deepEqual(left.map((r) => r.tablename), [], "tables left by the conformance suite");
+    },
+  });
 }
 
 // --- Options, connection, lazy loading (no server needed) --------------------

@@ -20,6 +20,12 @@ testStore(
   "sqlite",
   ({ id, clock }) =>
     openStore({ plugin: "sqlite", path: join(conformanceDir, `${id}.db`) }, { clock }),
+  // A second process opens the same file to check the multiProcess claim.
+  {
+    multiProcess: {
+      spec: ({ id }) => ({ plugin: "sqlite", path: join(conformanceDir, `${id}.db`) }),
+    },
+  },
 );
 
 // --- Opening, options, file format -----------------------------------------

@@ -15,6 +15,11 @@ export interface CaseRun {
   open(): Promise<Store>;
   /** Close `store`, then open the same id again. */
   reopen(store: Store): Promise<Store>;
+  /**
+   * How a second OS process opens this case's store (`options.multiProcess`
+   * of `testStore`), or `undefined` when the plugin's test did not say.
+   */
+  readonly secondProcess?: { spec: Record<string, unknown>; flags: string[] };
 }
 
 /** Registers one case under `name` (a step name of the report, and the key of `options.skip`). */

@@ -22,6 +22,7 @@ import { defineExpiryCases } from "./expiry.ts";
 import { defineKeyCases } from "./keys.ts";
 import { defineListCases } from "./list.ts";
 import { definePersistenceCases } from "./persistence.ts";
+import { defineProcessCases } from "./processes.ts";
 import { defineQueryCases } from "./query.ts";
 import { defineValueCases } from "./values.ts";
 import { defineVersionCases } from "./versions.ts";
@@ -40,20 +41,86 @@ export interface ConformanceContext {
 /** Opens the store under test: a new, empty store for a new id; the same data for the same id. */
 export type OpenStoreForTest = (ctx: ConformanceContext) => Promise<Store>;
 
+/**
+ * A store as a second OS process opens it: a module specifier that process
+ * can import (an absolute `file:` URL from `import.meta.resolve`, or a
+ * `jsr:`/`npm:` specifier) and the plugin's options, all JSON. Use absolute
+ * paths in options: relative ones resolve against the working directory.
+ */
+export interface SecondProcessSpec {
+  /** The plugin's module specifier. */
+  plugin: string;
+  /** The plugin's options. */
+  [option: string]: unknown;
+}
+
+/** How the multi-process case opens a case's store from a second process. */
+export interface MultiProcessOptions {
+  /** The spec for a case id: it must name the same data as `open` does for that id. */
+  spec: (ctx: { id: string }) => SecondProcessSpec;
+  /**
+   * Flags for `deno run` of the second process (default: `--allow-read
+   * --allow-write --allow-env --allow-net --allow-sys`). It runs in the test's
+   * working directory, so it finds the same `deno.json` and import map.
+   */
+  flags?: string[];
+}
+
 /** Options for {@linkcode testStore}. */
 export interface ConformanceOptions {
   /** Case names to skip, each with the reason (reported in the step name). */
   skip?: Record<string, string>;
   /** Run close/reopen persistence cases (default: store.capabilities.persistent). */
   persistent?: boolean;
+  /**
+   * Called after each case, once every store it opened is closed, whether it
+   * passed or failed (and after the capability probe): delete what that id
+   * left behind (its table, key prefix, files). A failure here fails the case.
+   */
+  cleanup?: (ctx: { id: string }) => Promise<void> | void;
+  /** Called once after the last case, pass or fail: close admin connections, drop a schema. */
+  afterAll?: () => Promise<void> | void;
+  /**
+   * For a store that claims `capabilities.multiProcess`: how a second OS
+   * process opens a case's store. The case
+   * `"multiProcess: two processes writing with compare-and-set lose no update"`
+   * fails without it (or skip it with a reason).
+   */
+  multiProcess?: MultiProcessOptions;
 }
+
+/**
+ * The flags the second process of the multi-process case runs with, unless
+ * `options.multiProcess.flags` says otherwise.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_CHILD_FLAGS, type MultiProcessOptions } from "@flowstate/core/testing";
+ * import assert from "node:assert/strict";
+ *
+ * // A plugin whose client also needs to run a helper binary:
+ * const multiProcess: MultiProcessOptions = {
+ *   spec: ({ id }) => ({ plugin: "sqlite", path: `/tmp/${id}.db` }),
+ *   flags: [...DEFAULT_CHILD_FLAGS, "--allow-run"],
+ * };
+ * assert.ok(multiProcess.flags?.includes("--allow-net"));
+ * ```
+ */
+export const DEFAULT_CHILD_FLAGS: readonly string[] = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-net",
+  "--allow-sys",
+];
 
 // ---------------------------------------------------------------------------
 // The harness
 
 interface Case {
   name: string;
-  persistence: boolean;
+  /** Run only when the store claims this capability (otherwise skipped, saying so). */
+  needs?: "persistent" | "multiProcess";
   run: (c: CaseRun) => Promise<void>;
 }
 
@@ -63,12 +130,17 @@ const CASE_NAMES = new Set<string>();
 function define(name: string, run: (c: CaseRun) => Promise<void>): void {
   if (CASE_NAMES.has(name)) throw new Error(`Duplicate conformance case name: ${name}`);
   CASE_NAMES.add(name);
-  CASES.push({ name, persistence: false, run });
+  CASES.push({ name, run });
 }
 
 function definePersistent(name: string, run: (c: CaseRun) => Promise<void>): void {
   define(name, run);
-  CASES[CASES.length - 1].persistence = true;
+  CASES[CASES.length - 1].needs = "persistent";
+}
+
+function defineMultiProcess(name: string, run: (c: CaseRun) => Promise<void>): void {
+  define(name, run);
+  CASES[CASES.length - 1].needs = "multiProcess";
 }
 
 // The cases, in the order of the report. Plugins skip cases by name, so a
@@ -86,6 +158,7 @@ defineCloseCases(define);
 definePersistenceCases(definePersistent);
 defineBadInputCases(define);
 defineDifferentialCases(define);
+defineProcessCases(defineMultiProcess);
 
 /**
  * Register the Store conformance suite for one backend: a single
@@ -95,8 +168,14 @@ defineDifferentialCases(define);
  * fake clock, and closes every store it opened. Persistence cases open the
  * same id twice (closing the first store in between); they run when
  * `options.persistent` is true, or, by default, when the store says
- * `capabilities.persistent`. A case named in `options.skip` is reported as an
- * ignored step `"<case> (skipped: <reason>)"`.
+ * `capabilities.persistent`. A store that claims `capabilities.multiProcess`
+ * gets a case that opens the same store in a second OS process from
+ * `options.multiProcess.spec` and has both write at once. A case named in
+ * `options.skip` is reported as an ignored step `"<case> (skipped: <reason>)"`.
+ *
+ * `options.cleanup({ id })` runs after each case, once its stores are closed,
+ * and `options.afterAll()` once after the last: a server-backed plugin drops
+ * what the suite created there.
  *
  * @example A plugin's test file: the suite, then what only this backend does
  * ```ts
@@ -113,9 +192,39 @@ defineDifferentialCases(define);
  * });
  * ```
  *
+ * @example A plugin whose stores are files, which several processes may share
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { openStore } from "@flowstate/core";
+ * import { testStore } from "@flowstate/core/testing";
+ *
+ * const dir = await Deno.makeTempDir();
+ * // How a config names the plugin: a second process imports it by this specifier.
+ * const plugin = "sqlite";
+ *
+ * Deno.test("sqlite keeps a store in the file its options name", async () => {
+ *   await using store = await openStore({ plugin, path: join(dir, "named.db") });
+ *   await store.set(["a"], 1);
+ *   assert.ok((await Deno.stat(join(dir, "named.db"))).isFile);
+ * });
+ *
+ * // The suite runs after the tests registered before it; afterAll runs last.
+ * testStore(
+ *   "sqlite",
+ *   ({ id, clock }) => openStore({ plugin, path: join(dir, `${id}.db`) }, { clock }),
+ *   {
+ *     multiProcess: { spec: ({ id }) => ({ plugin, path: join(dir, `${id}.db`) }) },
+ *     cleanup: ({ id }) => Deno.remove(join(dir, `${id}.db`)).catch(() => {}),
+ *     afterAll: () => Deno.remove(dir, { recursive: true }),
+ *   },
+ * );
+ * ```
+ *
  * @param name The backend's name, shown in the test report.
  * @param open Opens the store under test for one case.
- * @param options Cases to skip (with reasons) and whether to run persistence cases.
+ * @param options Cases to skip (with reasons), whether to run persistence
+ *   cases, cleanup hooks, and how a second process opens the store.
  */
 export function testStore(
   name: string,
@@ -147,53 +256,93 @@ export function testStore(
       );
     }
   }
+  if (options.cleanup !== undefined && typeof options.cleanup !== "function") {
+    throw new TypeError(
+      `Cannot register Store conformance suite "${name}": options.cleanup must be a function ({ id }) => void`,
+    );
+  }
+  if (options.multiProcess !== undefined && typeof options.multiProcess?.spec !== "function") {
+    throw new TypeError(
+      `Cannot register Store conformance suite "${name}": options.multiProcess.spec must be a ` +
+        `function ({ id }) => ({ plugin: "<module specifier>", ...options })`,
+    );
+  }
   const token = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(36))
     .join("").slice(0, 6).padEnd(6, "0");
+  const hooks: Hooks = {
+    open,
+    cleanup: options.cleanup,
+    multiProcess: options.multiProcess,
+  };
 
   Deno.test(`${name}: Store conformance`, async (t) => {
-    let persistent = options.persistent;
+    // What the store claims, learned from the first store a case opens.
+    let claims: Partial<Record<"persistent" | "multiProcess", boolean>> | undefined;
     const learn = (store: Store): void => {
-      persistent ??= store.capabilities?.persistent === true;
+      claims ??= {
+        persistent: store.capabilities?.persistent === true,
+        multiProcess: store.capabilities?.multiProcess === true,
+      };
     };
-    const isPersistent = async (): Promise<boolean> => {
-      if (persistent === undefined) {
+    const claimed = async (capability: "persistent" | "multiProcess"): Promise<boolean> => {
+      if (capability === "persistent" && options.persistent !== undefined) {
+        return options.persistent;
+      }
+      if (claims === undefined) {
         // Every earlier case was skipped: open one store just to read its capabilities.
-        const store = await open({ id: `fs_${token}_probe`, clock: fakeClock() });
+        const id = `fs_${token}_probe`;
+        const store = await open({ id, clock: fakeClock() });
         try {
           learn(store);
         } finally {
           await store.close();
+          await options.cleanup?.({ id });
         }
       }
-      return persistent === true;
+      return claims![capability] === true;
     };
-    for (const [index, c] of CASES.entries()) {
-      const reason = Object.hasOwn(skip, c.name)
-        ? skip[c.name]
-        : c.persistence && !(await isPersistent())
-        ? "not persistent"
-        : undefined;
-      if (reason !== undefined) {
-        await t.step({ name: `${c.name} (skipped: ${reason})`, ignore: true, fn: () => {} });
-        continue;
+    try {
+      for (const [index, c] of CASES.entries()) {
+        const reason = Object.hasOwn(skip, c.name)
+          ? skip[c.name]
+          : c.needs !== undefined && !(await claimed(c.needs))
+          ? c.needs === "persistent" ? "not persistent" : "does not claim multiProcess"
+          : undefined;
+        if (reason !== undefined) {
+          await t.step({ name: `${c.name} (skipped: ${reason})`, ignore: true, fn: () => {} });
+          continue;
+        }
+        const id = `fs_${token}_${String(index).padStart(3, "0")}`;
+        await t.step(c.name, () => runCase(c, id, hooks, learn));
       }
-      const id = `fs_${token}_${String(index).padStart(3, "0")}`;
-      await t.step(c.name, () => runCase(c, id, open, learn));
+    } finally {
+      await options.afterAll?.();
     }
   });
+}
+
+interface Hooks {
+  open: OpenStoreForTest;
+  cleanup?: (ctx: { id: string }) => Promise<void> | void;
+  multiProcess?: MultiProcessOptions;
 }
 
 async function runCase(
   c: Case,
   id: string,
-  open: OpenStoreForTest,
+  hooks: Hooks,
   learn: (store: Store) => void,
 ): Promise<void> {
+  const { open, multiProcess } = hooks;
   const clock = fakeClock();
   const opened: Store[] = [];
   const run: CaseRun = {
     id,
     clock,
+    secondProcess: multiProcess && {
+      spec: multiProcess.spec({ id }),
+      flags: [...(multiProcess.flags ?? DEFAULT_CHILD_FLAGS)],
+    },
     async open() {
       const store = await open({ id, clock });
       if (typeof store?.get !== "function" || typeof store?.close !== "function") {
@@ -236,6 +385,15 @@ async function runCase(
           }),
         };
       }
+    }
+    try {
+      await hooks.cleanup?.({ id });
+    } catch (error) {
+      failure ??= {
+        error: new Error(`options.cleanup({ id: "${id}" }) failed: ${errorText(error)}`, {
+          cause: error,
+        }),
+      };
     }
   }
   if (failure) throw failure.error;

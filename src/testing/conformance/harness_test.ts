@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { openStore } from "../../plugin.ts";
+import { testStore } from "./mod.ts";
+
+// The harness itself: cleanup hooks, and the multiProcess check (it must be
+// able to fail).
+
+// Every case's id is cleaned up once its stores are closed, and afterAll runs
+// once, after all of them.
+const opened = new Set<string>();
+const cleaned: string[] = [];
+testStore(
+  "cleanup hooks (memory)",
+  async ({ id, clock }) => {
+    assert.ok(!cleaned.includes(id), `case ${id} opened its store after its cleanup ran`);
+    opened.add(id);
+    return await openStore({ plugin: "memory" }, { clock });
+  },
+  {
+    cleanup: ({ id }) => void cleaned.push(id),
+    afterAll: () => {
+      assert.ok(opened.size > 100, `the suite opened stores for ${opened.size} ids`);
+      assert.deepEqual(
+        [...cleaned].sort(),
+        [...opened].sort(),
+        "cleanup ran once for every id that was opened",
+      );
+    },
+  },
+);
+
+Deno.test("testStore rejects a cleanup that is not a function and a multiProcess without spec", () => {
+  const open = () => openStore({ plugin: "memory" });
+  assert.throws(
+    () => testStore("x", open, { cleanup: "drop" as never }),
+    /options\.cleanup must be a function/,
+  );
+  assert.throws(
+    () => testStore("x", open, { multiProcess: {} as never }),
+    /options\.multiProcess\.spec must be a function/,
+  );
+});
+
+Deno.test("the multiProcess case fails a store whose second process does not see the first's writes", async () => {
+  const suite = new URL("../testdata/false_claim_suite.ts", import.meta.url).pathname;
+  const { code, stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["test", "--allow-read", "--allow-env", "--allow-run", suite],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const out = new TextDecoder().decode(stdout);
+  assert.equal(code, 1, out);
+  const step = "multiProcess: two processes writing with compare-and-set lose no update";
+  // Only that case fails, in both suites, and says why.
+  assert.match(out, /with spec: Store conformance \.\.\. FAILED/);
+  assert.match(out, /without spec: Store conformance \.\.\. FAILED/);
+  assert.equal(out.split(`${step} ... FAILED`).length - 1, 2, out);
+  assert.match(out, /a smaller count is a lost update/);
+  assert.match(out, /pass testStore\(name, open, \{ multiProcess: \{ spec:/);
+  assert.match(out, /FAILED \| 0 passed \(\d+ steps\) \| 2 failed \(2 steps\)/);
+});

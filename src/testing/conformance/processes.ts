@@ -1,0 +1,114 @@
+/**
+ * The conformance case run when the backend claims `multiProcess`: a second
+ * OS process opens the same store (from a module specifier and options, as a
+ * config names it) and both write at once with compare-and-set; no update
+ * may be lost and no claim won twice.
+ *
+ * @module
+ */
+import { AssertionError } from "node:assert/strict";
+import { check, same, show } from "./_assert.ts";
+import type { DefineCase } from "./_case.ts";
+import { claimKey, COUNTER_KEY, race, type RaceResult } from "./_race.ts";
+
+/** Rounds each process runs: enough for their writes to interleave many times. */
+const ROUNDS = 40;
+
+/** The second process: its script, run with `deno run`. */
+const CHILD = new URL("./_child.ts", import.meta.url).href;
+
+/** Registers the case of this file with `defineMultiProcess`. */
+export function defineProcessCases(defineMultiProcess: DefineCase): void {
+  defineMultiProcess(
+    "multiProcess: two processes writing with compare-and-set lose no update",
+    async (c) => {
+      const second = c.secondProcess;
+      if (second === undefined) {
+        throw new AssertionError({
+          message: "the store claims capabilities.multiProcess, so the suite checks it from a " +
+            "second process: pass testStore(name, open, { multiProcess: { spec: ({ id }) => " +
+            '({ plugin: "<module specifier>", ...options }) } }) naming the same data as open() ' +
+            "for that id, or skip this case with a reason",
+        });
+      }
+      const store = await c.open();
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          ...second.flags,
+          CHILD,
+          JSON.stringify({ spec: second.spec, rounds: ROUNDS }),
+        ],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const stderr = new Response(child.stderr).text();
+      const lines = readLines(child.stdout);
+      const failed = async (what: string): Promise<never> => {
+        const status = await child.status;
+        throw new AssertionError({
+          message: `${what}: the second process exited with code ${status.code}; its stderr:\n${
+            (await stderr).trim()
+          }`,
+        });
+      };
+      const stdin = child.stdin.getWriter();
+      try {
+        const ready = await lines.next();
+        if (ready.done || ready.value !== "ready") {
+          await stdin.close().catch(() => {});
+          await failed(`expected "ready" from the second process, got ${show(ready.value)}`);
+        }
+        // Go: both processes now write at once.
+        await stdin.write(new TextEncoder().encode("go\n"));
+        await stdin.close();
+        const [mine, reply] = await Promise.all([race(store, "first", ROUNDS), lines.next()]);
+        if (reply.done) await failed("the second process reported no result");
+        const theirs = JSON.parse(reply.value as string) as RaceResult;
+        if (!(await child.status).success) await failed("after reporting its result");
+
+        same(
+          (await store.get(COUNTER_KEY))?.value,
+          2 * ROUNDS,
+          `the counter after ${ROUNDS} compare-and-set increments by each of two processes ` +
+            `(${mine.retries} + ${theirs.retries} retries): a smaller count is a lost update`,
+        );
+        const both = mine.won.filter((i) => theirs.won.includes(i));
+        check(
+          both.length === 0,
+          `set(key, value, { ifVersion: null }) must succeed for one process only, but both ` +
+            `won rounds ${show(both)}`,
+        );
+        for (let i = 0; i < ROUNDS; i++) {
+          const winner = mine.won.includes(i) ? "first" : theirs.won.includes(i) ? "second" : null;
+          same(
+            (await store.get(claimKey(i)))?.value ?? null,
+            winner,
+            `claim ${i}: the stored value is the one process whose set(…, { ifVersion: null }) succeeded`,
+          );
+        }
+      } finally {
+        try {
+          child.kill();
+        } catch { /* already exited */ }
+        await lines.return(undefined);
+        await child.status;
+        await stderr;
+      }
+    },
+  );
+}
+
+async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buffer = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffer += chunk;
+    let newline;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      yield buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+    }
+  }
+  if (buffer !== "") yield buffer;
+}
