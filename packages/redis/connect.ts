@@ -95,6 +95,9 @@ export function storeKeys(prefix: string): StoreKeys {
   };
 }
 
+/** Reconnection attempts a command waits through before it fails. */
+export const RETRIES = 2;
+
 /** How long ioredis waits before its n-th reconnection attempt: 100 ms more each time, at most 2 s. */
 function retryDelay(times: number): number {
   return Math.min(times * 100, 2000);
@@ -127,7 +130,7 @@ export async function connect(
     // A command waits through at most two reconnection attempts (about 0.3 s
     // when the server refuses) and then fails: the store reports the server
     // unavailable rather than hanging; the client goes on reconnecting.
-    maxRetriesPerRequest: 2,
+    maxRetriesPerRequest: RETRIES,
     retryStrategy: retryDelay,
   };
   const redis = new Redis(url, clientOptions);

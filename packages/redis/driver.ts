@@ -21,11 +21,13 @@ import type { Key } from "@flowstate/core";
 import { after, lexRange, member } from "./bounds.ts";
 import {
   connect,
+  type Connection,
   isRedisUrl,
   PREFIX,
   PREFIX_RULE,
   redactRedisUrl,
   redisDefaults,
+  RETRIES,
   type StoreKeys,
   storeKeys,
   unavailable,
@@ -109,9 +111,16 @@ export class RedisDriver implements StoreDriver {
   #keys: StoreKeys;
   #url: string;
   #storeName: string;
+  #lastError: () => Error | undefined;
 
-  private constructor(redis: Redis & Scripts, url: string, prefix: string, storeName: string) {
-    this.#redis = redis;
+  private constructor(
+    connection: Connection,
+    url: string,
+    prefix: string,
+    storeName: string,
+  ) {
+    this.#redis = defineScripts(connection.redis);
+    this.#lastError = connection.lastError;
     this.#keys = storeKeys(prefix);
     this.#url = url;
     this.#storeName = storeName;
@@ -152,12 +161,11 @@ export class RedisDriver implements StoreDriver {
       );
     }
     const connection = await connect(url, { storeName, connectTimeout });
-    const redis = defineScripts(connection.redis);
-    const driver = new RedisDriver(redis, url, prefix, storeName);
+    const driver = new RedisDriver(connection, url, prefix, storeName);
     try {
       await driver.#setUp(options.mustExist === true);
     } catch (err) {
-      redis.disconnect();
+      connection.redis.disconnect();
       throw err;
     }
     return driver;
@@ -197,13 +205,22 @@ export class RedisDriver implements StoreDriver {
     );
   }
 
-  /** Run a command; a lost connection becomes a `StoreUnavailableError`. */
+  /**
+   * Run a command; a lost connection becomes a `StoreUnavailableError` that
+   * says why the client could not reconnect (`connect ECONNREFUSED…`).
+   */
   async #call<T>(what: string, run: () => Promise<T>): Promise<T> {
     try {
       return await run();
     } catch (err) {
-      if (isConnectionError(err)) throw unavailable(what, this.#storeName, this.#url, err);
-      throw err;
+      if (!isConnectionError(err)) throw err;
+      const last = this.#lastError();
+      const cause = (err as Error).name === "MaxRetriesPerRequestError" && last !== undefined
+        ? new Error(`${last.message} (gave up after ${RETRIES} reconnection attempts)`, {
+          cause: err,
+        })
+        : err;
+      throw unavailable(what, this.#storeName, this.#url, cause);
     }
   }
 
