@@ -97,10 +97,13 @@ function numberArg(n: number): string {
 export class RedisDriver implements StoreDriver {
   /** The server URL without the password, and the prefix. */
   readonly location: string;
-  /** Durable as the server is, shared by processes, counts and clears on the server. */
+  /**
+   * Durable as the server is, shared by processes, counts and clears on the
+   * server; skips expired entries itself (so a listing's `limit` reaches it).
+   */
   readonly capabilities = {
     persistent: true,
-    expiry: false,
+    expiry: true,
     query: false,
     count: true,
     clear: true,
@@ -243,35 +246,55 @@ export class RedisDriver implements StoreDriver {
     return records.map((r, i) => r === null ? null : parseEntry(keys[i], r));
   }
 
-  /** Entries in key order, a page (one script run) at a time. */
-  async *list(range: KeyRange): AsyncGenerator<RawEntry> {
+  /**
+   * Live entries (at `now`) in key order, a page (one script run) at a time,
+   * at most `range.limit` of them. Expired entries are skipped here, so a
+   * listing with a limit fetches no more than it needs.
+   */
+  list(range: KeyRange, now: number): AsyncIterable<RawEntry> {
     let { min, max } = lexRange(range);
-    const reverse = range.reverse === true;
-    const page = Math.min(range.batchSize ?? PAGE, MAX_PAGE);
+    const reverse = range.reverse === true ? "1" : "";
+    const pageSize = Math.min(range.batchSize ?? PAGE, MAX_PAGE);
+    let remaining = range.limit ?? Infinity;
     const what = `Cannot list store "${this.#storeName}"`;
-    for (;;) {
-      const reply = await this.#call(
+    const k = this.#keys;
+    const redis = this.#redis;
+    let page: (Buffer | null)[] = [];
+    let at = 0;
+    let more = remaining > 0;
+    const fetch = async (): Promise<void> => {
+      const size = Math.min(pageSize, remaining);
+      page = await this.#call(
         what,
-        () =>
-          this.#redis.flowstateListBuffer(
-            this.#keys.keys,
-            this.#keys.entries,
-            min,
-            max,
-            reverse ? "1" : "",
-            page,
-          ),
+        () => redis.flowstateListBuffer(k.keys, k.entries, min, max, reverse, size),
       );
-      for (let i = 0; i < reply.length; i += 2) {
-        const record = reply[i + 1];
-        // Never null: the scripts change both keys together.
-        if (record !== null) yield parseEntry(decodeKey(reply[i]!), record.toString("utf8"));
+      at = 0;
+      more = page.length === 2 * size;
+      if (more) {
+        const last = after(page[page.length - 2]!);
+        if (reverse) max = last;
+        else min = last;
       }
-      if (reply.length < 2 * page) return;
-      const last = after(reply[reply.length - 2]!);
-      if (reverse) max = last;
-      else min = last;
-    }
+    };
+    // A hand-written iterator over the buffered page: no generator machinery per entry.
+    const next = async (): Promise<IteratorResult<RawEntry>> => {
+      for (;;) {
+        while (at < page.length && remaining > 0) {
+          const key = page[at]!;
+          const record = page[at + 1];
+          at += 2;
+          // Never null: the scripts change both keys together.
+          if (record === null) continue;
+          const entry = parseEntry(decodeKey(key), record.toString("utf8"));
+          if (entry.expiresAt !== null && entry.expiresAt <= now) continue;
+          if (--remaining <= 0) more = false;
+          return { value: entry, done: false };
+        }
+        if (!more) return { value: undefined, done: true };
+        await fetch();
+      }
+    };
+    return { [Symbol.asyncIterator]: () => ({ next }) };
   }
 
   /** Checks and mutations in one Lua script: all or nothing, across every client. */

@@ -105,7 +105,7 @@ redisTest("the store says where it lives, without the password, and what it does
   );
   assert.deepEqual(store.capabilities, {
     persistent: true,
-    expiry: false,
+    expiry: true,
     query: false,
     count: true,
     clear: true,
@@ -234,6 +234,37 @@ redisTest(
       await values({ prefix: ["k"], start: ["k", "0300"], end: ["k", "0310"], reverse: true }),
       all.slice(300, 310).toReversed(),
     );
+  },
+);
+
+redisTest(
+  "list() with a limit skips expired entries across pages and stops at the limit",
+  async (url) => {
+    const clock = fakeClock(0);
+    await using store = await openStore({ plugin: redis, url, prefix: newPrefix("limit") }, {
+      clock,
+    });
+    const op = store.atomic();
+    for (let i = 0; i < 300; i++) {
+      op.set(["k", String(i).padStart(3, "0")], i, i % 100 < 95 ? { expireIn: 10 } : undefined);
+    }
+    await op.commit();
+    clock.advance(10);
+    const values = async (options: Parameters<typeof store.list>[0]) => {
+      const out: number[] = [];
+      for await (const e of store.list<number>(options)) out.push(e.value);
+      return out;
+    };
+    // Live: 95-99, 195-199, 295-299; pages of 10 hold mostly expired entries.
+    assert.deepEqual(
+      await values({ prefix: ["k"], limit: 7, batchSize: 10 }),
+      [95, 96, 97, 98, 99, 195, 196],
+    );
+    assert.deepEqual(
+      await values({ prefix: ["k"], limit: 3, reverse: true, batchSize: 4 }),
+      [299, 298, 297],
+    );
+    assert.equal((await values({ prefix: ["k"] })).length, 15);
   },
 );
 
