@@ -38,9 +38,13 @@ import { CLEAR, COMMIT, COUNT, LIST, OPEN, PURGE } from "./scripts.ts";
 export const FORMAT = "flowstate.redis";
 /** The layout version this driver reads and writes. */
 export const LAYOUT_VERSION = 1;
-/** Entries per `list` round trip unless the caller asks for another batch size. */
-const PAGE = 256;
-/** The most entries one `list` round trip fetches (Lua's `unpack` has a stack limit). */
+/**
+ * The most entries one `list` round trip fetches (Lua's `unpack` has a stack
+ * limit), and how many it fetches unless the listing asks for fewer
+ * (`batchSize`, or a `limit`, which reaches this driver since it filters
+ * expiry itself). A round trip costs more than the entries it brings, so
+ * pages are as large as the script allows.
+ */
 const MAX_PAGE = 1000;
 
 /** Options for {@linkcode RedisDriver.open}. */
@@ -254,7 +258,7 @@ export class RedisDriver implements StoreDriver {
   list(range: KeyRange, now: number): AsyncIterable<RawEntry> {
     let { min, max } = lexRange(range);
     const reverse = range.reverse === true ? "1" : "";
-    const pageSize = Math.min(range.batchSize ?? PAGE, MAX_PAGE);
+    const pageSize = Math.min(range.batchSize ?? MAX_PAGE, MAX_PAGE);
     let remaining = range.limit ?? Infinity;
     const what = `Cannot list store "${this.#storeName}"`;
     const k = this.#keys;

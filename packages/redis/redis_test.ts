@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { ConfigError, openStore, StoreCorruptError, StoreMissingError } from "@flowstate/core";
-import { fakeClock, testStore } from "@flowstate/core/testing";
+import { type ConformanceOptions, fakeClock, testStore } from "@flowstate/core/testing";
 import { decodeKey, encodeKey } from "@flowstate/core/plugin";
 import redis, { redactRedisUrl, RedisDriver, redisOptions } from "./mod.ts";
 import {
   keysUnder,
   NEEDS_SERVER,
   newPrefix,
+  PREFIX,
   REDIS_URL,
   redisTest,
   removeTestKeys,
@@ -30,12 +31,29 @@ if (REDIS_URL === undefined) {
   });
 } else {
   const url = REDIS_URL;
-  // Each case id gets its own prefix; the same id reopens the same keys.
-  const prefixes = new Map<string, string>();
-  testStore("redis", ({ id, clock }) => {
-    if (!prefixes.has(id)) prefixes.set(id, newPrefix(id));
-    return openStore({ plugin: redis, url, prefix: prefixes.get(id)! }, { clock });
+  // Each case id gets its own prefix under this file's; the same id reopens
+  // the same keys, and a second process opens them from the same spec.
+  const spec = (id: string) => ({
+    plugin: import.meta.resolve("./mod.ts"),
+    url,
+    prefix: `${PREFIX}${id}:`,
   });
+  // `multiProcess` and `cleanup` are read by testStore versions that have
+  // them (the multi-process case, per-case cleanup) and ignored by older ones;
+  // removeTestKeys() below removes whatever is left either way.
+  const options: ConformanceOptions = {
+    multiProcess: { spec: ({ id }: { id: string }) => spec(id) },
+    cleanup: ({ id }: { id: string }) =>
+      withAdmin(url, async (admin) => {
+        const keys = await keysUnder(admin, spec(id).prefix);
+        if (keys.length > 0) await admin.unlink(...keys);
+      }),
+  } as ConformanceOptions;
+  testStore(
+    "redis",
+    ({ id, clock }) => openStore({ ...spec(id), plugin: redis }, { clock }),
+    options,
+  );
 }
 
 // --- Options (no server needed) ----------------------------------------------

@@ -6,11 +6,12 @@
  * plugin / bare (lower is better; the target is within 1.3×).
  *
  * "By hand" keeps the same data the plugin keeps (an entry with its version in
- * a hash, its key in a sorted set for ordered listing, atomically), each in
- * one round trip: set is `MULTI HSET ZADD ZREM EXEC`, get is `HGET` and
- * `JSON.parse`, batch is one `MULTI` of N × (`HSET`, `ZADD`), list is
- * `ZRANGEBYLEX` then `HMGET`, decoding each key and `JSON.parse` of each value. For scale, the table also shows a
- * plain `SET` and `GET` of the JSON (no version, no order, no atomic checks).
+ * a hash, its key in a sorted set for ordered listing, atomically): set is
+ * one `MULTI HSET ZADD ZREM EXEC`; get is `HGET` and `JSON.parse`; batch is
+ * one `MULTI` of N × (`HSET`, `ZADD`, `ZREM`); list is `ZRANGEBYLEX` then
+ * `HMGET` (two round trips; the plugin's is one script), building the same
+ * entries (key decoded, value parsed, version, expiry). For scale, the table
+ * also shows a plain `SET` and `GET` of the JSON (no version, no order).
  *
  *   cd packages/redis && deno task bench [rounds] [redis url]
  *
@@ -138,15 +139,19 @@ const ops: [name: string, plugin: Op, bare: Op, plain?: Op][] = [
       for (let r = 0; r < LISTS; r++) {
         const keys = await bare.zrangebylexBuffer(z, listLower, listUpper, "LIMIT", 0, LIST);
         const recs = await bare.hmget(h, ...keys);
-        let n = 0;
+        const entries = [];
         for (const [i, rec] of recs.entries()) {
           const a = rec!.indexOf("\n");
           const b = rec!.indexOf("\n", a + 1);
-          decodeKey(keys[i]);
-          JSON.parse(rec!.slice(b + 1));
-          n++;
+          const expires = rec!.slice(a + 1, b);
+          entries.push({
+            key: decodeKey(keys[i]),
+            value: JSON.parse(rec!.slice(b + 1)),
+            version: rec!.slice(0, a),
+            expiresAt: expires === "" ? null : Number(expires),
+          });
         }
-        if (n !== LIST) throw new Error(`listed ${n}`);
+        if (entries.length !== LIST) throw new Error(`listed ${entries.length}`);
       }
     },
   ],
