@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { ConfigError, openStore, StoreCorruptError, StoreMissingError } from "@flowstate/core";
+import {
+  ConfigError,
+  type ListOptions,
+  openStore,
+  type Store,
+  StoreCorruptError,
+  StoreMissingError,
+} from "@flowstate/core";
 import { type ConformanceOptions, fakeClock, testStore } from "@flowstate/core/testing";
 import { decodeKey, encodeKey } from "@flowstate/core/plugin";
 import redis, { redactRedisUrl, RedisDriver, redisOptions } from "./mod.ts";
@@ -106,6 +113,13 @@ Deno.test("RedisDriver.open() refuses a bad URL, prefix or timeout before connec
 });
 
 // --- On a server ---------------------------------------------------------------
+
+/** The values a listing yields, in order. */
+async function listValues(store: Store, options: ListOptions): Promise<number[]> {
+  const out: number[] = [];
+  for await (const e of store.list<number>(options)) out.push(e.value);
+  return out;
+}
 
 redisTest("the store says where it lives, without the password, and what it does", async (url) => {
   // Redis accepts any password for the default user when it has none set.
@@ -238,11 +252,7 @@ redisTest(
     const op = store.atomic();
     for (let i = 0; i < 700; i++) op.set(["k", String(i).padStart(4, "0")], i);
     await op.commit();
-    const values = async (options: Parameters<typeof store.list>[0]) => {
-      const out: number[] = [];
-      for await (const e of store.list<number>(options)) out.push(e.value);
-      return out;
-    };
+    const values = (options: ListOptions) => listValues(store, options);
     const all = Array.from({ length: 700 }, (_, i) => i);
     assert.deepEqual(await values({ prefix: ["k"] }), all);
     assert.deepEqual(await values({ prefix: ["k"], reverse: true }), all.toReversed());
@@ -268,11 +278,7 @@ redisTest(
     }
     await op.commit();
     clock.advance(10);
-    const values = async (options: Parameters<typeof store.list>[0]) => {
-      const out: number[] = [];
-      for await (const e of store.list<number>(options)) out.push(e.value);
-      return out;
-    };
+    const values = (options: ListOptions) => listValues(store, options);
     // Live: 95-99, 195-199, 295-299; pages of 10 hold mostly expired entries.
     assert.deepEqual(
       await values({ prefix: ["k"], limit: 7, batchSize: 10 }),
