@@ -88,7 +88,7 @@ function parseEntry(key: Key, record: string): RawEntry {
     key,
     value: record.slice(b + 1),
     version: record.slice(0, a),
-    expiresAt: expires === "" ? null : Number(expires),
+    expiresAt: expires === "" ? null : expires === "inf" ? Infinity : Number(expires),
   };
 }
 

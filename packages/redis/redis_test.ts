@@ -203,6 +203,42 @@ redisTest(
   },
 );
 
+redisTest(
+  "expiry times round-trip exactly through Redis and Lua, fractions and extremes too",
+  async (url) => {
+    const clock = fakeClock(1_000);
+    await using store = await openStore({ plugin: redis, url, prefix: newPrefix("times") }, {
+      clock,
+    });
+    const cases = [0.5, 1e-3, 2 ** 53, Number.MAX_VALUE];
+    for (const [i, expireIn] of cases.entries()) {
+      await store.set(["t", String(i)], i, { expireIn });
+      assert.equal((await store.get(["t", String(i)]))?.expiresAt, 1_000 + expireIn);
+    }
+    assert.equal(await store.count(["t"]), cases.length);
+    clock.advance(0.5);
+    assert.equal(await store.count(["t"]), cases.length - 2);
+    // A compare-and-set sees the same times the reads do.
+    const live = await store.get(["t", "3"]);
+    assert.ok((await store.set(["t", "3"], "again", { ifVersion: live!.version })).ok);
+    assert.equal(await store.purgeExpired(), 2);
+  },
+);
+
+redisTest(
+  "a 20,000-entry atomic operation commits whole; clear removes it in one script",
+  async (url) => {
+    await using store = await openStore({ plugin: redis, url, prefix: newPrefix("big") });
+    const op = store.atomic().check(["marker"], null).set(["marker"], true);
+    for (let i = 0; i < 20_000; i++) op.set(["big", String(i).padStart(5, "0")], i);
+    assert.ok((await op.commit()).ok);
+    assert.equal(await store.count(["big"]), 20_000);
+    assert.equal((await store.get(["big", "19999"]))?.value, 19_999);
+    assert.equal(await store.clear(["big"]), 20_000);
+    assert.equal(await store.count(), 1);
+  },
+);
+
 redisTest("stores under different prefixes on one server do not see each other", async (url) => {
   await using a = await openStore({ plugin: redis, url, prefix: newPrefix("a") });
   await using b = await openStore({ plugin: redis, url, prefix: newPrefix("b") });
