@@ -1,0 +1,185 @@
+/**
+ * Reaching the server: the URL (checked, and shown without its password), the
+ * Redis key names of a store, and `connect()`, which opens an ioredis client
+ * within `connectTimeout` or throws `StoreUnavailableError`. ioredis is
+ * imported by `connect()`, so importing this package loads nothing from npm
+ * until a store opens.
+ *
+ * @module
+ */
+import type { Redis, RedisOptions } from "ioredis";
+import { StoreUnavailableError } from "@flowstate/core/plugin";
+
+/** Default option values of the redis plugin. */
+export const redisDefaults = {
+  /** The server: Redis on this machine, database 0. */
+  url: "redis://127.0.0.1:6379",
+  /** Every Redis key of the store starts with this. */
+  prefix: "flowstate:",
+  /** Seconds to wait for the server to answer when opening. */
+  connectTimeout: 10,
+} as const satisfies { url: string; prefix: string; connectTimeout: number };
+
+/**
+ * What a key prefix may hold: letters, digits and `: _ - . / { }` (braces
+ * make a Redis Cluster hash tag), 1 to 100 of them. No glob characters, so a
+ * prefix is also a `SCAN MATCH <prefix>*` pattern of exactly its own keys.
+ */
+export const PREFIX = /^[A-Za-z0-9:_\-./{}]{1,100}$/;
+/** What a prefix may be, for messages. */
+export const PREFIX_RULE = "1 to 100 letters, digits or : _ - . / { }";
+
+/** A `redis://` or `rediss://` (TLS) URL with a host and, if any, a database number as its path. */
+export function isRedisUrl(url: string): boolean {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return false;
+  }
+  return (parsed.protocol === "redis:" || parsed.protocol === "rediss:") &&
+    parsed.hostname !== "" && /^\/?(\d{1,5})?$/.test(parsed.pathname);
+}
+
+/** Where the server is, as `host:port`. */
+export function hostPort(url: URL): string {
+  return `${url.hostname}:${url.port || "6379"}`;
+}
+
+/**
+ * A Redis URL without its password (nor any query parameter whose name
+ * mentions one), with the port and database spelled out: what a store shows
+ * as its `location` and in messages.
+ *
+ * @example
+ * ```ts
+ * import { redactRedisUrl } from "@flowstate/redis";
+ * import assert from "node:assert/strict";
+ * assert.equal(redactRedisUrl("redis://app:s3cret@cache.internal/2"), "redis://app@cache.internal:6379/2");
+ * assert.equal(redactRedisUrl("redis://:s3cret@127.0.0.1:6380"), "redis://127.0.0.1:6380/0");
+ * ```
+ */
+export function redactRedisUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return "redis://(unparsable URL)";
+  }
+  const user = parsed.username === "" ? "" : `${parsed.username}@`;
+  const db = parsed.pathname.replace(/^\//, "") || "0";
+  const params = [...parsed.searchParams].filter(([name]) => !/pass|secret|key/i.test(name));
+  const query = params.length === 0 ? "" : `?${new URLSearchParams(params)}`;
+  return `${parsed.protocol}//${user}${hostPort(parsed)}/${db}${query}`;
+}
+
+/** The Redis keys that hold one store. */
+export interface StoreKeys {
+  /** A hash: `format` and `version` of the store's layout. Its presence means the store exists. */
+  meta: string;
+  /** A sorted set, every score 0: the encoded keys, so lexicographic order is key order. */
+  keys: string;
+  /** A hash: encoded key → `version \n expiresAt \n value`. */
+  entries: string;
+  /** A sorted set: encoded keys that expire, scored by their expiry time (ms). */
+  expiry: string;
+}
+
+/** The Redis keys of the store under `prefix`. */
+export function storeKeys(prefix: string): StoreKeys {
+  return {
+    meta: `${prefix}meta`,
+    keys: `${prefix}keys`,
+    entries: `${prefix}entries`,
+    expiry: `${prefix}expiry`,
+  };
+}
+
+/** Reconnection attempts a command waits through before it fails. */
+export const RETRIES = 2;
+
+/** How long ioredis waits before its n-th reconnection attempt: 100 ms more each time, at most 2 s. */
+function retryDelay(times: number): number {
+  return Math.min(times * 100, 2000);
+}
+
+/** A connected client, and the last connection error it reported. */
+export interface Connection {
+  /** The client; it reconnects by itself when the connection drops. */
+  redis: Redis;
+  /** The last error the client reported (connection refused, reset…), or `undefined`. */
+  lastError(): Error | undefined;
+}
+
+/**
+ * Connect to `url`; resolves once the server answers. Throws a
+ * `StoreUnavailableError` naming the store and `host:port` (never the
+ * password), with the cause, when it refuses, fails or does not answer within
+ * `connectTimeout` seconds.
+ */
+export async function connect(
+  url: string,
+  options: { storeName: string; connectTimeout: number },
+): Promise<Connection> {
+  const { Redis } = await import("ioredis");
+  const ms = Math.round(options.connectTimeout * 1000);
+  const clientOptions: RedisOptions = {
+    lazyConnect: true,
+    connectTimeout: ms,
+    connectionName: "flowstate",
+    // A command waits through at most two reconnection attempts (about 0.3 s
+    // when the server refuses) and then fails: the store reports the server
+    // unavailable rather than hanging; the client goes on reconnecting.
+    maxRetriesPerRequest: RETRIES,
+    retryStrategy: retryDelay,
+  };
+  const redis = new Redis(url, clientOptions);
+  let last: Error | undefined;
+  // Without a listener, ioredis prints "[ioredis] Unhandled error event"; a
+  // library never prints, so errors are kept for the messages instead.
+  redis.on("error", (err: Error) => last = err);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      redis.connect(),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within connectTimeout (${options.connectTimeout} s)`)),
+          ms,
+        );
+      }),
+    ]);
+  } catch (err) {
+    redis.disconnect();
+    throw unavailable(
+      `Cannot open store "${options.storeName}"`,
+      options.storeName,
+      url,
+      last ?? err,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+  return { redis, lastError: () => last };
+}
+
+/**
+ * The `StoreUnavailableError` for a server that cannot be reached or refuses
+ * us, the password scrubbed: `<action>: cannot reach Redis at host:port: <cause>`.
+ */
+export function unavailable(
+  action: string,
+  storeName: string,
+  url: string,
+  cause: unknown,
+): StoreUnavailableError {
+  const address = hostPort(new URL(url));
+  const text = (cause instanceof Error ? cause.message : String(cause))
+    .replaceAll(url, redactRedisUrl(url));
+  const refused = /^(NOAUTH|WRONGPASS|NOPERM|ERR)\b/.test(text);
+  const reach = refused ? `Redis at ${address} refused` : `cannot reach Redis at ${address}`;
+  return new StoreUnavailableError(`${action}: ${reach}: ${text}`, {
+    store: storeName,
+    address,
+  }, { cause });
+}

@@ -1,0 +1,156 @@
+import assert from "node:assert/strict";
+import { openStore, StoreUnavailableError } from "@flowstate/core";
+import redis from "./mod.ts";
+import { newPrefix, redisTest, removeTestKeys } from "./_test_utils.ts";
+
+// A server that cannot be reached, does not answer, refuses us, or goes away
+// after the store opened: StoreUnavailableError, naming the store and
+// host:port, never the password.
+
+Deno.test("an unreachable server is StoreUnavailableError with the store and address, no password", async () => {
+  // Nothing listens on port 1: the connection is refused at once.
+  const err = await openStore(
+    { plugin: redis, url: "redis://app:s3cret-pw@127.0.0.1:1/0" },
+    { name: "cache" },
+  ).catch((e) => e);
+  assert.ok(err instanceof StoreUnavailableError, `got ${err}`);
+  assert.equal(err.code, "STORE_UNAVAILABLE");
+  assert.equal(err.store, "cache");
+  assert.equal(err.address, "127.0.0.1:1");
+  assert.match(
+    err.message,
+    /^Cannot open store "cache": cannot reach Redis at 127\.0\.0\.1:1: connect ECONNREFUSED/,
+  );
+  assert.ok(!err.message.includes("s3cret"));
+});
+
+Deno.test("a server that accepts but never answers fails after connectTimeout", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) held.push(conn);
+  })();
+  try {
+    const err = await openStore(
+      { plugin: redis, url: `redis://127.0.0.1:${port}`, connectTimeout: 0.2 },
+      { name: "cache" },
+    ).catch((e) => e);
+    assert.ok(err instanceof StoreUnavailableError, `got ${err}`);
+    assert.equal(err.address, `127.0.0.1:${port}`);
+    assert.match(err.message, /no answer within connectTimeout \(0\.2 s\)/);
+  } finally {
+    listener.close();
+    await accepting.catch(() => {});
+    for (const conn of held) conn.close();
+  }
+});
+
+redisTest("a server that refuses the login is StoreUnavailableError saying so", async (url) => {
+  const wrong = new URL(url);
+  wrong.username = "no_such_flowstate_user";
+  wrong.password = "s3cret-pw";
+  const err = await openStore({ plugin: redis, url: wrong.href }, { name: "cache" })
+    .catch((e) => e);
+  assert.ok(err instanceof StoreUnavailableError, `got ${err}`);
+  assert.match(err.message, /^Cannot open store "cache": Redis at .* refused: WRONGPASS/);
+  assert.ok(!err.message.includes("s3cret"));
+});
+
+/**
+ * A TCP proxy to the server that can be cut: cutting closes its port and
+ * every connection through it, as a server that went away; restoring listens
+ * on the same port again.
+ */
+function cuttableProxy(url: string) {
+  const target = new URL(url);
+  let listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const conns = new Set<Deno.Conn>();
+  const pending: Promise<unknown>[] = [];
+  const drop = (c: Deno.Conn) => {
+    if (!conns.delete(c)) return;
+    try {
+      c.close();
+    } catch {
+      // Already closed.
+    }
+  };
+  const accept = (l: Deno.Listener) =>
+    pending.push(
+      (async () => {
+        for await (const client of l) {
+          const server = await Deno.connect({
+            hostname: target.hostname,
+            port: Number(target.port || 6379),
+          });
+          conns.add(client);
+          conns.add(server);
+          pending.push(
+            server.readable.pipeTo(client.writable).catch(() => {}).finally(() => drop(client)),
+            client.readable.pipeTo(server.writable).catch(() => {}).finally(() => drop(server)),
+          );
+        }
+      })().catch(() => {}),
+    );
+  accept(listener);
+  const proxied = new URL(url);
+  proxied.hostname = "127.0.0.1";
+  proxied.port = String(port);
+  return {
+    url: proxied.href,
+    cut() {
+      listener.close();
+      for (const c of [...conns]) drop(c);
+    },
+    restore() {
+      listener = Deno.listen({ hostname: "127.0.0.1", port });
+      accept(listener);
+    },
+    async close() {
+      try {
+        listener.close();
+      } catch {
+        // Cut and not restored.
+      }
+      for (const c of [...conns]) drop(c);
+      await Promise.all(pending);
+    },
+  };
+}
+
+redisTest(
+  "a server lost after opening makes operations StoreUnavailableError; they work again once it is back",
+  async (url) => {
+    const proxy = cuttableProxy(url);
+    try {
+      const store = await openStore(
+        { plugin: redis, url: proxy.url, prefix: newPrefix("lost") },
+        { name: "cache" },
+      );
+      try {
+        await store.set(["k"], 1);
+        proxy.cut();
+        for (const op of [() => store.get(["k"]), () => store.set(["k"], 2), () => store.count()]) {
+          const err = await op().catch((e) => e);
+          assert.ok(err instanceof StoreUnavailableError, `got ${err}`);
+          assert.equal(err.store, "cache");
+          assert.match(
+            err.message,
+            /^Cannot \w+ (\w+ )?store "cache": cannot reach Redis at 127\.0\.0\.1:\d+: connect ECONNREFUSED .* \(gave up after 2 reconnection attempts\)$/,
+          );
+        }
+        proxy.restore();
+        // The client reconnects by itself; a command sent meanwhile waits for it.
+        assert.equal((await store.get(["k"]))?.value, 1);
+        assert.ok((await store.set(["k"], 3)).ok);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await proxy.close();
+    }
+  },
+);
+
+removeTestKeys();
