@@ -16,7 +16,7 @@ import type { WarningHandler } from "./log.ts";
 import type { MemoryOptions } from "../plugins/memory/mod.ts";
 import type { JsonFileOptions } from "../plugins/jsonfile/mod.ts";
 import type { SqliteOptions } from "../plugins/sqlite/mod.ts";
-import type { PostgresOptions } from "../plugins/postgres/mod.ts";
+import type { PostgresOptions } from "../plugins/postgres/options.ts";
 
 export {
   definePlugin,

@@ -48,23 +48,12 @@ import {
   TABLE_RULE,
 } from "./connect.ts";
 import { PostgresDriver } from "./driver.ts";
+import type { PostgresOptions } from "./options.ts";
 
 export { postgresDefaults, type PostgresDriverOptions } from "./connect.ts";
 export { PostgresDriver } from "./driver.ts";
 
-/** Validated options of the postgres plugin (see {@linkcode postgresOptions}). */
-export interface PostgresOptions {
-  /** A `postgres://` URL. */
-  url: string;
-  /** The entries table (default `flowstate_entries`). */
-  table: string;
-  /** The schema the tables live in (default `public`). */
-  schema: string;
-  /** Connections in the pool (default 4). */
-  max: number;
-  /** Seconds to wait for a connection (default 10). */
-  connectTimeout: number;
-}
+export type { PostgresOptions } from "./options.ts";
 
 /** The schema of the postgres plugin's options (a zod schema). */
 export const postgresOptions: ParsingSchema<PostgresOptions> = z.strictObject({
