@@ -33,6 +33,7 @@ export type {
   FlowSchedule,
   InputSpec,
   InputType,
+  NodePermissions,
   NodeSpec,
   RetrySpec,
 } from "./src/flow/types.ts";

@@ -63,6 +63,7 @@ Deno.test("archive killed with kill -9 mid-scan and mid-delete, then rerun, lose
         args: [
           "run",
           "-A",
+          "--unstable-worker-options",
           "--config",
           join(ROOT, "deno.json"),
           CHILD,

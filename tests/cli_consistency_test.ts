@@ -294,6 +294,7 @@ Deno.test("daemon --json prints one JSON object a line, from start to stop", asy
       args: [
         "run",
         "--quiet",
+        "--unstable-worker-options",
         "--config",
         join(ROOT, "deno.json"),
         "-A",

@@ -19,7 +19,7 @@ import denoJson from "../deno.json" with { type: "json" };
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const PERMISSIONS =
-  "--allow-read --allow-write --allow-env --allow-net=127.0.0.1 --allow-run --allow-sys";
+  "--unstable-worker-options --allow-read --allow-write --allow-env --allow-net=127.0.0.1 --allow-run --allow-sys";
 const CORE = `jsr:@flowstate/core@^${denoJson.version.split(".").slice(0, 2).join(".")}`;
 const ZOD = (denoJson.imports as Record<string, string>).zod;
 

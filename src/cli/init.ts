@@ -17,9 +17,13 @@ import { join, relative, resolve } from "node:path";
 import denoJson from "../../deno.json" with { type: "json" };
 import { messageOf } from "../errors.ts";
 
-/** The permissions of the `run` and `flowstate` tasks: files, env, network, subprocesses, sys. */
+/**
+ * The flags of the `run` and `flowstate` tasks: files, env, network,
+ * subprocesses, sys, and `--unstable-worker-options` (custom nodes run in
+ * Workers with only the permissions their flow declares).
+ */
 const RUN_PERMISSIONS =
-  "--allow-read --allow-write --allow-env --allow-net --allow-run --allow-sys";
+  "--unstable-worker-options --allow-read --allow-write --allow-env --allow-net --allow-run --allow-sys";
 
 /**
  * `jsr:@flowstate/core@^<major>.<minor>` of a version (default: this one).
@@ -53,7 +57,7 @@ function starterDenoJson(): {
     tasks: {
       run: `deno run ${RUN_PERMISSIONS} ${cli} run`,
       flowstate: `deno run ${RUN_PERMISSIONS} ${cli}`,
-      test: "deno test --allow-read --allow-write --allow-env",
+      test: "deno test --unstable-worker-options --allow-read --allow-write --allow-env",
     },
   };
 }

@@ -21,6 +21,7 @@ import type { NodeStatus, RunEvent, RunEventInit, RunRecord, RunStatus } from ".
 import { periodicYield } from "../_yield.ts";
 import { messageOf } from "../errors.ts";
 import { AttemptFence, fencedView } from "./_attempt.ts";
+import { releaseSandbox } from "./sandbox.ts";
 
 /** How long a node attempt that is over may take to stop, by default (ms). */
 export const DEFAULT_ABORT_GRACE = 5000;
@@ -186,6 +187,7 @@ class Execution {
     } finally {
       flowTimer.abort("run finished");
       this.#o.signal?.removeEventListener("abort", onOuterAbort);
+      for (const node of flow.nodes) releaseSandbox(node.type, this.#o.runId);
     }
     let status: RunStatus = "succeeded";
     if (signal.aborted) {

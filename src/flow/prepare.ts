@@ -15,6 +15,12 @@ import { builtinNodes } from "./nodes.ts";
 import { type FlowProblem, FlowValidationError, type ParsedFlow } from "./parse.ts";
 import { compileTemplate, compileValue } from "./template/mod.ts";
 import { optionProblems, referenceProblems } from "./node_options.ts";
+import {
+  missingRunnerPermission,
+  resolvePermissions,
+  sandboxedNodeType,
+  SandboxWorker,
+} from "./sandbox.ts";
 
 /** Options for {@linkcode prepareFlow}. */
 export interface PrepareOptions {
@@ -27,6 +33,15 @@ export interface PrepareOptions {
    * `store` is not one of them is a problem. Without them, not checked.
    */
   stores?: readonly string[];
+  /**
+   * Module node types that run in-process with the runner's permissions
+   * (paths as written in the config, resolved against `trustedBaseDir`, or
+   * specifiers). Every other module node runs in a Worker with only the
+   * permissions its flow declares.
+   */
+  trusted?: readonly string[];
+  /** Directory `trusted` paths resolve against (default: cwd). */
+  trustedBaseDir?: string;
 }
 
 const DEFAULT_RETRY_DELAY = 1000;
@@ -44,6 +59,11 @@ export async function prepareFlow(
     problems.push({ message, path, line: at?.line, column: at?.column });
   };
   const index = new Map(def.nodes.map((n, i) => [n.id, i]));
+  const trustedBase = options.trustedBaseDir ?? Deno.cwd();
+  const trusted = new Set(
+    (options.trusted ?? []).map((t) => moduleUrl(t, trustedBase)).filter((u) => u !== undefined),
+  );
+  const sandboxes = new Map<string, { type: NodeType<unknown> }>();
   const nodes: PreparedNode[] = [];
   for (let i = 0; i < def.nodes.length; i++) {
     const spec = def.nodes[i];
@@ -53,7 +73,59 @@ export async function prepareFlow(
     let type: NodeType<unknown> | undefined = builtin;
     // A built-in name comes first, even when the project's import map has it too.
     const url = builtin === undefined ? moduleUrl(spec.type, baseDir) : undefined;
-    if (url !== undefined) {
+    const sandboxed = url !== undefined && !trusted.has(url);
+    if (spec.permissions !== undefined && url === undefined && builtin !== undefined) {
+      problem(
+        ["nodes", i, "permissions"],
+        `built-in node type "${spec.type}" runs in-process; permissions: applies to custom node modules only`,
+      );
+    }
+    const permissions = resolvePermissions(spec.permissions, baseDir);
+    if (sandboxed) {
+      const missing = missingRunnerPermission(permissions);
+      if (missing !== undefined) {
+        problem(
+          ["nodes", i, "permissions"],
+          `node ${spec.id} asks for a permission this runner lacks: run flowstate with ${missing}, or narrow the node's permissions:`,
+        );
+      } else {
+        const key = `${url}\n${JSON.stringify(permissions)}`;
+        let sandbox = sandboxes.get(key);
+        if (!sandbox) {
+          sandbox = { type: sandboxedNodeType(url, spec.type, permissions) };
+          sandboxes.set(key, sandbox);
+        }
+        const worker = new SandboxWorker(url, permissions);
+        try {
+          if (await worker.isNodeType()) type = sandbox.type;
+          else {
+            problem(
+              ["nodes", i, "type"],
+              `module ${spec.type} does not export a node type: its default export must be defineNode({ optionsSchema, run })`,
+            );
+          }
+          const compiledWith = compileValue(spec.with ?? {});
+          if (type && compiledWith.isStatic) {
+            const issues = await worker.validate(
+              compiledWith.evaluate({ inputs: {}, nodes: {}, env: {} }),
+            );
+            for (const issue of issues ?? []) {
+              const path = (issue.path ?? []).map((p) =>
+                typeof p === "object" && p !== null ? (p as { key: string | number }).key : p
+              ) as (string | number)[];
+              problem(["nodes", i, "with", ...path], issue.message);
+            }
+          }
+        } catch (err) {
+          problem(
+            ["nodes", i, "type"],
+            `cannot load node module ${spec.type}: ${importFailure(err)}`,
+          );
+        } finally {
+          worker.terminate();
+        }
+      }
+    } else if (url !== undefined) {
       try {
         const exported = await importDefault(url);
         if (isNodeType(exported)) type = exported as NodeType<unknown>;
@@ -82,7 +154,7 @@ export async function prepareFlow(
       );
     }
     const compiled = compileValue(spec.with ?? {});
-    if (type && compiled.isStatic) {
+    if (type && compiled.isStatic && !sandboxed) {
       const values = compiled.evaluate({ inputs: {}, nodes: {}, env: {} });
       const found = [
         ...await optionProblems(type, spec.type, values),

@@ -225,6 +225,25 @@ const nodeTypeSchema = z.string().min(1, { error: "must not be empty" }).meta({
     "A built-in node type (`log`, `state.set`…) or a module path (`./nodes/thing.ts`) or specifier (`jsr:@scope/pkg`) whose default export is `defineNode(...)`.",
 });
 
+const permissionValue = z.union([
+  z.boolean(),
+  z.array(z.string().min(1, { error: "must not be empty" })),
+]);
+
+const permissionsSchema = z.strictObject({
+  read: permissionValue.optional(),
+  write: permissionValue.optional(),
+  net: permissionValue.optional(),
+  env: permissionValue.optional(),
+  run: permissionValue.optional(),
+  sys: permissionValue.optional(),
+  ffi: permissionValue.optional(),
+  import: permissionValue.optional(),
+}).meta({
+  description:
+    "What a custom node's Worker may do, in Deno's permission names: each `true`, `false` or a list (`read: [./data]`, `net: [\"api.example.com:443\"]`, `env: [API_TOKEN]`). Paths are relative to the flow file. Without it a custom node gets no permission at all.",
+});
+
 const nodeSchema = z.strictObject({
   id: z.string().regex(NODE_ID_PATTERN, {
     error: 'expected a node id of letters, digits, "_" and "-"',
@@ -249,6 +268,7 @@ const nodeSchema = z.strictObject({
   continueOnError: z.boolean().optional().meta({
     description: "A failure of this node does not fail the run (dependents still run).",
   }),
+  permissions: permissionsSchema.optional(),
 }).meta({ description: "One node of the flow." });
 
 const cronSchema = z.string().superRefine((value, ctx) => {

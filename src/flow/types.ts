@@ -79,6 +79,40 @@ export interface NodeSpec {
   continueOnError?: boolean;
   /** Free text. */
   description?: string;
+  /**
+   * What a custom node's Worker may do (Deno's permission names). Without it
+   * a custom node gets no permission at all; built-in nodes ignore it.
+   */
+  permissions?: NodePermissions;
+}
+
+/**
+ * A node's declared permissions: Deno's names, each `true`, `false` or a list
+ * (paths relative to the flow file, hosts, variable names, commands).
+ *
+ * @example
+ * ```ts
+ * import type { NodePermissions } from "@flowstate/core/flow";
+ * const p: NodePermissions = { read: ["./data"], env: ["API_TOKEN"] };
+ * ```
+ */
+export interface NodePermissions {
+  /** File reads. */
+  read?: boolean | string[];
+  /** File writes. */
+  write?: boolean | string[];
+  /** Network (`host:port`). */
+  net?: boolean | string[];
+  /** Environment variables. */
+  env?: boolean | string[];
+  /** Subprocesses. */
+  run?: boolean | string[];
+  /** System information. */
+  sys?: boolean | string[];
+  /** Native libraries. */
+  ffi?: boolean | string[];
+  /** Module imports from the network (hosts). */
+  import?: boolean | string[];
 }
 
 /** A flow's schedule with its policies. */

@@ -140,7 +140,7 @@ export async function runAndKill(
   options: { cwd?: string; env?: Record<string, string> } = {},
 ): Promise<Watched> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--config", DENO_JSON, "-A", ...args],
+    args: ["run", "--quiet", "--unstable-worker-options", "--config", DENO_JSON, "-A", ...args],
     cwd: options.cwd,
     env: { NO_COLOR: "1", RUST_BACKTRACE: "0", ...options.env },
     stdin: "null",

@@ -1,0 +1,320 @@
+/**
+ * Sandboxed custom nodes: a node module runs in a Worker whose permissions
+ * are exactly those its flow declares (`permissions:`). The host keeps the
+ * node's state views, log and sub-flows; the Worker reaches them only by
+ * messages, so a node reaches only its own flow and node scopes and the
+ * global scope. Values cross as JSON.
+ *
+ * @module
+ */
+import { isAbsolute, resolve } from "node:path";
+import type { NodeContext, NodeType } from "./node.ts";
+import type { NodePermissions } from "./types.ts";
+import type { StateView } from "../state/scopes.ts";
+
+/** Deno's permission names a node may declare. */
+export const PERMISSION_NAMES = [
+  "read",
+  "write",
+  "net",
+  "env",
+  "run",
+  "sys",
+  "ffi",
+  "import",
+] as const;
+
+/** One Deno permission name. */
+export type PermissionName = typeof PERMISSION_NAMES[number];
+
+/** Resolved permissions, as a Worker takes them (every name present). */
+export type ResolvedPermissions = Record<PermissionName, boolean | string[]>;
+
+/** How long a Worker whose node was aborted may take to stop before it is terminated (ms). */
+export const WORKER_STOP_GRACE = 1000;
+
+const PATH_NAMES = new Set<PermissionName>(["read", "write", "ffi"]);
+
+/**
+ * A node's declaration with paths resolved against `baseDir` (the flow file's
+ * directory) and every name present: a name not declared is `false`.
+ */
+export function resolvePermissions(
+  declared: NodePermissions | undefined,
+  baseDir: string,
+): ResolvedPermissions {
+  const out = {} as ResolvedPermissions;
+  for (const name of PERMISSION_NAMES) {
+    const value = declared?.[name] ?? false;
+    out[name] = Array.isArray(value) && PATH_NAMES.has(name)
+      ? value.map((p) => isAbsolute(p) ? p : resolve(baseDir, p))
+      : value;
+  }
+  return out;
+}
+
+/**
+ * The first permission in `perms` that this process lacks, as the flag that
+ * would grant it (`--allow-read=/data`), or `undefined` when it has them all:
+ * a Worker can never get a permission its runner lacks.
+ */
+export function missingRunnerPermission(perms: ResolvedPermissions): string | undefined {
+  for (const name of PERMISSION_NAMES) {
+    const value = perms[name];
+    if (value === false) continue;
+    const items = value === true ? [undefined] : value;
+    for (const item of items) {
+      const desc = describe(name, item);
+      if (Deno.permissions.querySync(desc).state !== "granted") {
+        return item === undefined ? `--allow-${name}` : `--allow-${name}=${item}`;
+      }
+    }
+  }
+  return undefined;
+}
+
+function describe(name: PermissionName, item: string | undefined): Deno.PermissionDescriptor {
+  if (item === undefined) return { name } as Deno.PermissionDescriptor;
+  switch (name) {
+    case "read":
+    case "write":
+    case "ffi":
+      return { name, path: item };
+    case "net":
+    case "import":
+      return { name, host: item };
+    case "env":
+      return { name, variable: item };
+    case "run":
+      return { name, command: item };
+    case "sys":
+      return { name, kind: item as Deno.SysPermissionDescriptor["kind"] };
+  }
+}
+
+interface Waiter {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+/** One Worker running one node module with one set of permissions. */
+export class SandboxWorker {
+  #worker: Worker;
+  #waiters = new Map<number, Waiter>();
+  #contexts = new Map<number, NodeContext<unknown>>();
+  #ready: Promise<void>;
+  #next = 0;
+  #dead: Error | undefined;
+  /** Called once the Worker is gone (terminated or crashed). */
+  onExit: (() => void) | undefined;
+
+  /** Start a Worker importing `moduleUrl` with `permissions`. */
+  constructor(moduleUrl: string, permissions: ResolvedPermissions) {
+    const serveUrl = new URL("./sandbox_worker.ts", import.meta.url).href;
+    const entry = `import mod from ${JSON.stringify(moduleUrl)};\n` +
+      `import { serve } from ${JSON.stringify(serveUrl)};\nserve(mod);\n`;
+    let ready!: () => void;
+    this.#ready = new Promise<void>((r) => ready = r);
+    this.#worker = new Worker("data:application/javascript," + encodeURIComponent(entry), {
+      type: "module",
+      deno: { permissions },
+    });
+    this.#worker.onmessage = (event) => {
+      const msg = JSON.parse(event.data as string);
+      if (msg.op === "ready") ready();
+      else if (msg.op === "done") this.#settle(msg);
+      else if (msg.op === "log") this.#contexts.get(msg.run)?.log(msg.message, msg.level);
+      else if (msg.op === "call") this.#call(msg);
+    };
+    this.#worker.onerror = (event) => {
+      event.preventDefault();
+      this.#kill(new Error(event.message));
+      ready();
+    };
+  }
+
+  /** Whether the Worker is gone. */
+  get dead(): boolean {
+    return this.#dead !== undefined;
+  }
+
+  async #request(op: string, body: Record<string, unknown>, ctx?: NodeContext<unknown>) {
+    await this.#ready;
+    if (this.#dead) throw this.#dead;
+    const id = ++this.#next;
+    if (ctx) this.#contexts.set(id, ctx);
+    return new Promise<unknown>((resolve, reject) => {
+      this.#waiters.set(id, { resolve, reject });
+      this.#worker.postMessage(JSON.stringify({ op, id, ...body }));
+    }).finally(() => this.#contexts.delete(id));
+  }
+
+  #settle(msg: { id: number; value?: unknown; error?: { name: string; message: string } }) {
+    const waiter = this.#waiters.get(msg.id);
+    this.#waiters.delete(msg.id);
+    if (!waiter) return;
+    if (msg.error) waiter.reject(nodeError(msg.error));
+    else waiter.resolve(msg.value);
+  }
+
+  async #call(msg: { id: number; run: number; scope?: string; method: string; args: unknown[] }) {
+    const ctx = this.#contexts.get(msg.run);
+    const reply = (body: Record<string, unknown>) => {
+      if (!this.#dead) {
+        this.#worker.postMessage(JSON.stringify({ op: "reply", id: msg.id, ...body }));
+      }
+    };
+    try {
+      if (!ctx) throw new Error("the node's attempt is over");
+      const args = msg.args.map((a) => a === null ? undefined : a);
+      let value: unknown;
+      if (msg.method === "runFlow") {
+        value = await ctx.runFlow(args[0] as string, args[1] as Record<string, unknown>);
+      } else {
+        const scope = msg.scope === "node"
+          ? ctx.node
+          : msg.scope === "flow"
+          ? ctx.flow
+          : msg.scope === "global"
+          ? ctx.global
+          : undefined;
+        if (!scope || !STATE_METHODS.has(msg.method)) {
+          throw new Error(`unknown state call ${msg.scope}.${msg.method}`);
+        }
+        value = await (scope[msg.method as keyof StateView] as (...a: unknown[]) => unknown)(
+          ...(args.length === 1 && args[0] === undefined ? [] : args),
+        );
+      }
+      reply({ value: value === undefined ? null : value });
+    } catch (err) {
+      reply({ error: { name: (err as Error).name, message: (err as Error).message } });
+    }
+  }
+
+  /** Whether the module's default export is a node type. */
+  async isNodeType(): Promise<boolean> {
+    return await this.#request("describe", {}) === true;
+  }
+
+  /** The module's optionsSchema issues for `value` (null when valid). */
+  async validate(value: unknown): Promise<{ message: string; path?: unknown[] }[] | null> {
+    return await this.#request("validate", { value }) as
+      | { message: string; path?: unknown[] }[]
+      | null;
+  }
+
+  /** Run the node for one attempt of `ctx`. */
+  async run(ctx: NodeContext<unknown>, input: unknown): Promise<unknown> {
+    const id = this.#next + 1;
+    const onAbort = () => {
+      if (this.#dead) return;
+      this.#worker.postMessage(
+        JSON.stringify({ op: "abort", run: id, reason: String(ctx.signal.reason ?? "aborted") }),
+      );
+      const timer = setTimeout(() => {
+        if (this.#waiters.has(id)) {
+          this.terminate(
+            new Error(
+              `the node did not stop within ${WORKER_STOP_GRACE} ms of being aborted; its Worker was terminated`,
+            ),
+          );
+        }
+      }, WORKER_STOP_GRACE);
+      Deno.unrefTimer(timer);
+    };
+    if (ctx.signal.aborted) throw ctx.signal.reason;
+    ctx.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await this.#request("run", {
+        input: input === undefined ? null : input,
+        inputs: ctx.inputs,
+        runId: ctx.runId,
+        flowId: ctx.flowId,
+        nodeId: ctx.nodeId,
+        attempt: ctx.attempt,
+      }, ctx);
+    } finally {
+      ctx.signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  #kill(error: Error) {
+    this.#dead ??= error;
+    this.#worker.terminate();
+    for (const waiter of this.#waiters.values()) waiter.reject(error);
+    this.#waiters.clear();
+    this.onExit?.();
+  }
+
+  /** Stop the Worker; pending requests fail with `error`. */
+  terminate(error: Error = new Error("the node's Worker was stopped")): void {
+    if (!this.#dead) this.#kill(error);
+  }
+}
+
+const STATE_METHODS = new Set(["get", "entry", "set", "delete", "increment", "keys", "entries"]);
+
+function nodeError(error: { name: string; message: string }): Error {
+  const message = error.name === "NotCapable" || error.name === "PermissionDenied"
+    ? `${
+      error.message.replace(/, run again with the --allow-\S+ flag/, "")
+    } (permission denied: the node may only do what its permissions: in the flow declare)`
+    : error.message;
+  const err = new Error(message);
+  err.name = error.name;
+  return err;
+}
+
+/** Passes every value through: the real schema runs inside the Worker. */
+const passThrough = {
+  "~standard": {
+    version: 1,
+    vendor: "flowstate-sandbox",
+    validate: (value: unknown) => ({ value }),
+  },
+} as const;
+
+/**
+ * A node type that runs `moduleUrl` in a Worker with `permissions`: one
+ * Worker, started on first use and reused by every node and attempt using
+ * it, per run, until {@linkcode releaseSandbox} (the end of that run).
+ */
+export function sandboxedNodeType(
+  moduleUrl: string,
+  name: string,
+  permissions: ResolvedPermissions,
+): NodeType<unknown> {
+  const workers = new Map<string, SandboxWorker>();
+  const type: NodeType<unknown> & { [RELEASE]: (runId: string) => void } = {
+    kind: "flowstate.node",
+    name,
+    optionsSchema: passThrough as unknown as NodeType<unknown>["optionsSchema"],
+    run: (ctx, input) => {
+      const missing = missingRunnerPermission(permissions);
+      if (missing !== undefined) {
+        throw new Error(
+          `node ${ctx.nodeId} (${name}) declares a permission this runner lacks: run flowstate with ${missing}, or narrow the node's permissions:`,
+        );
+      }
+      let worker = workers.get(ctx.runId);
+      if (!worker || worker.dead) {
+        const started = new SandboxWorker(moduleUrl, permissions);
+        started.onExit = () => {
+          if (workers.get(ctx.runId) === started) workers.delete(ctx.runId);
+        };
+        workers.set(ctx.runId, started);
+        worker = started;
+      }
+      return worker.run(ctx, input);
+    },
+    [RELEASE]: (runId: string) => workers.get(runId)?.terminate(),
+  };
+  return type;
+}
+
+const RELEASE = Symbol("flowstate.sandbox.release");
+
+/** Stop the Worker a sandboxed node type started for run `runId` (the run is over). */
+export function releaseSandbox(type: NodeType<unknown>, runId: string): void {
+  (type as { [RELEASE]?: (runId: string) => void })[RELEASE]?.(runId);
+}

@@ -1,0 +1,138 @@
+/**
+ * The inside of a sandboxed node's Worker: loads the node module (imported
+ * statically by the generated entry module) and serves `describe`, `validate`
+ * and `run` requests from the host. Every state call, log line and sub-flow
+ * is a message to the host, which performs it on the node's own views.
+ *
+ * @module
+ */
+
+// deno-lint-ignore no-explicit-any
+type Any = any;
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+const scope = globalThis as unknown as {
+  postMessage(message: unknown): void;
+  onmessage: ((event: MessageEvent) => void) | null;
+};
+
+/** Serve the node type `mod` (the module's default export) to the host. */
+export function serve(mod: unknown): void {
+  const type = mod as Any;
+  const calls = new Map<number, Pending>();
+  const aborts = new Map<number, AbortController>();
+  let next = 0;
+  const send = (message: Record<string, unknown>) => scope.postMessage(JSON.stringify(message));
+  const call = (run: number, body: Record<string, unknown>): Promise<unknown> => {
+    const id = ++next;
+    return new Promise((resolve, reject) => {
+      calls.set(id, { resolve, reject });
+      send({ op: "call", id, run, ...body });
+    });
+  };
+  const view = (run: number, name: string) => {
+    const method = (m: string) => (...args: unknown[]) =>
+      call(run, { scope: name, method: m, args: args.map((a) => a === undefined ? null : a) });
+    return {
+      scope: name,
+      get: method("get"),
+      entry: method("entry"),
+      set: method("set"),
+      delete: method("delete"),
+      increment: method("increment"),
+      keys: method("keys"),
+      entries: method("entries"),
+    };
+  };
+  const fail = (err: unknown) => ({
+    name: (err as Error)?.name ?? "Error",
+    message: (err as Error)?.message ?? String(err),
+  });
+  scope.onmessage = async (event: MessageEvent) => {
+    const msg = JSON.parse(event.data as string);
+    if (msg.op === "reply") {
+      const pending = calls.get(msg.id);
+      calls.delete(msg.id);
+      if (msg.error) pending?.reject(Object.assign(new Error(msg.error.message), msg.error));
+      else pending?.resolve(msg.value);
+      return;
+    }
+    if (msg.op === "abort") {
+      aborts.get(msg.run)?.abort(new DOMException(msg.reason ?? "aborted", "AbortError"));
+      return;
+    }
+    if (msg.op === "describe") {
+      const ok = typeof type?.run === "function" &&
+        typeof type?.optionsSchema?.["~standard"]?.validate === "function";
+      send({ op: "done", id: msg.id, value: ok });
+      return;
+    }
+    if (msg.op === "validate") {
+      try {
+        const result = await type.optionsSchema["~standard"].validate(msg.value);
+        send({ op: "done", id: msg.id, value: result.issues ?? null });
+      } catch (err) {
+        send({ op: "done", id: msg.id, error: fail(err) });
+      }
+      return;
+    }
+    if (msg.op !== "run") return;
+    const run: number = msg.id;
+    const controller = new AbortController();
+    aborts.set(run, controller);
+    const signal = controller.signal;
+    try {
+      const checked = await type.optionsSchema["~standard"].validate(msg.input);
+      if (checked.issues) {
+        throw new TypeError(
+          `invalid options: ${
+            checked.issues.map((i: Any) =>
+              `${(i.path ?? []).map((p: Any) => p?.key ?? p).join(".") || "(root)"}: ${i.message}`
+            ).join("; ")
+          }`,
+        );
+      }
+      const ctx = {
+        node: view(run, "node"),
+        flow: view(run, "flow"),
+        global: view(run, "global"),
+        input: checked.value,
+        inputs: msg.inputs,
+        runId: msg.runId,
+        flowId: msg.flowId,
+        nodeId: msg.nodeId,
+        attempt: msg.attempt,
+        signal,
+        clock: { now: () => Date.now() },
+        log: (message: string, level?: string) =>
+          send({ op: "log", run, message: String(message), level: level ?? "info" }),
+        sleep: (ms: number) =>
+          new Promise<void>((resolve, reject) => {
+            if (signal.aborted) return reject(signal.reason);
+            const timer = setTimeout(() => {
+              signal.removeEventListener("abort", onAbort);
+              resolve();
+            }, ms);
+            const onAbort = () => {
+              clearTimeout(timer);
+              reject(signal.reason);
+            };
+            signal.addEventListener("abort", onAbort, { once: true });
+          }),
+        runFlow: (flow: unknown, input?: unknown) =>
+          call(run, { method: "runFlow", args: [flow, input ?? null] }),
+      };
+      const value = await type.run(ctx, checked.value);
+      send({ op: "done", id: run, value: value === undefined ? null : value });
+    } catch (err) {
+      send({ op: "done", id: run, error: fail(err) });
+    } finally {
+      aborts.delete(run);
+    }
+  };
+  send({ op: "ready" });
+}

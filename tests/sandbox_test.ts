@@ -1,0 +1,133 @@
+/**
+ * Custom nodes run in a Worker with only the permissions their flow declares
+ * (issue 11): a hostile node's every escape fails with a permission error
+ * recorded on the run, and nothing outside is touched.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { withSandbox } from "./_cli_sandbox.ts";
+
+/** A node module needing no imports: it tries `with.attempt` and returns what it got. */
+const HOSTILE = `
+const schema = { "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } };
+export default {
+  kind: "flowstate.node",
+  optionsSchema: schema,
+  async run(ctx, input) {
+    const a = input.attempt;
+    const arg = input.arg;
+    switch (a) {
+      case "read": return await Deno.readTextFile(arg);
+      case "env": return Deno.env.get(arg) ?? "(unset)";
+      case "envAll": return Object.keys(Deno.env.toObject()).sort().join(",");
+      case "run": return new TextDecoder().decode((await new Deno.Command("id").output()).stdout);
+      case "connect": { const c = await Deno.connect({ hostname: "127.0.0.1", port: 5432 }); c.close(); return "connected"; }
+      case "listen": { const l = Deno.listen({ hostname: "127.0.0.1", port: 0 }); l.close(); return "listening"; }
+      case "write": await Deno.writeTextFile(arg, "pwned"); return "written";
+      case "open": { const f = await Deno.open(arg, { read: true, write: true }); f.close(); return "opened"; }
+      case "state": {
+        const n = await ctx.node.increment("count");
+        await ctx.flow.set("seen", { n });
+        ctx.log("counted " + n);
+        return { n, flow: await ctx.flow.get("seen"), global: await ctx.global.get("nothing") };
+      }
+      case "hang": await new Promise(() => {}); return "never";
+    }
+    throw new Error("unknown attempt " + a);
+  },
+};
+`;
+
+interface RunJson {
+  status: string;
+  nodes: Record<string, { status: string; output?: unknown; error?: string }>;
+}
+
+async function runFlow(
+  sandbox: { dir: string; runWith(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> },
+  yaml: string,
+  env: Record<string, string> = {},
+): Promise<RunJson> {
+  await Deno.writeTextFile(join(sandbox.dir, "t.flow.yaml"), yaml);
+  const result = await sandbox.runWith(env, "run", "t.flow.yaml", "--json");
+  assert.ok(result.stdout.trim() !== "", `no output: ${result.stderr}`);
+  return JSON.parse(result.stdout) as RunJson;
+}
+
+function node(id: string, attempt: string, arg?: string, permissions?: string): string {
+  return `  - id: ${id}\n    type: ./nodes/hostile.ts\n    continueOnError: true\n` +
+    `    with: { attempt: ${attempt}${arg === undefined ? "" : `, arg: ${JSON.stringify(arg)}`} }\n` +
+    (permissions === undefined ? "" : `    permissions: ${permissions}\n`);
+}
+
+Deno.test("a custom node without permissions: every escape fails and is recorded", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "hostile.ts"), HOSTILE);
+    const outside = await Deno.makeTempDir({ prefix: "flowstate-outside-" });
+    try {
+      const secret = join(outside, "secret.txt");
+      await Deno.writeTextFile(secret, "secret");
+      const target = join(outside, "written.txt");
+      // Make the store exist first.
+      const first = await runFlow(sandbox, `id: t\nnodes:\n${node("state", "state")}`);
+      assert.equal(first.nodes.state.status, "succeeded", JSON.stringify(first));
+      const storeFile = join(sandbox.dir, ".flowstate");
+      const yaml = `id: t\nnodes:\n` +
+        node("passwd", "read", "/etc/passwd") +
+        node("outside", "read", secret) +
+        node("env", "env", "HOME") +
+        node("spawn", "run") +
+        node("connect", "connect") +
+        node("listen", "listen") +
+        node("write", "write", target) +
+        node("store", "open", storeFile);
+      const record = await runFlow(sandbox, yaml);
+      for (const id of ["passwd", "outside", "env", "spawn", "connect", "listen", "write", "store"]) {
+        const n = record.nodes[id];
+        assert.equal(n.status, "failed", `${id}: ${JSON.stringify(n)}`);
+        assert.match(n.error ?? "", /NotCapable|Requires|permission/i, `${id}: ${n.error}`);
+      }
+      await assert.rejects(Deno.stat(target), Deno.errors.NotFound);
+    } finally {
+      await Deno.remove(outside, { recursive: true });
+    }
+  });
+});
+
+Deno.test("a custom node's state, log and options work through the host", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "hostile.ts"), HOSTILE);
+    const yaml = `id: t\nnodes:\n${node("state", "state")}`;
+    const one = await runFlow(sandbox, yaml);
+    const two = await runFlow(sandbox, yaml);
+    assert.deepEqual(one.nodes.state.output, { n: 1, flow: { n: 1 }, global: null });
+    assert.deepEqual(two.nodes.state.output, { n: 2, flow: { n: 2 }, global: null });
+  });
+});
+
+Deno.test("read: [./data] reads there and nowhere else; env: [NAME] sees that variable only", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.mkdir(join(sandbox.dir, "data"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "hostile.ts"), HOSTILE);
+    await Deno.writeTextFile(join(sandbox.dir, "data", "in.txt"), "inside");
+    await Deno.writeTextFile(join(sandbox.dir, "other.txt"), "other");
+    const yaml = `id: t\nnodes:\n` +
+      node("inside", "read", "data/in.txt", "{ read: [./data] }") +
+      node("other", "read", "other.txt", "{ read: [./data] }") +
+      node("named", "env", "FLOWSTATE_TEST_ALLOWED", "{ env: [FLOWSTATE_TEST_ALLOWED] }") +
+      node("unnamed", "env", "FLOWSTATE_TEST_SECRET", "{ env: [FLOWSTATE_TEST_ALLOWED] }");
+    const record = await runFlow(sandbox, yaml, {
+      FLOWSTATE_TEST_ALLOWED: "yes",
+      FLOWSTATE_TEST_SECRET: "no",
+    });
+    assert.equal(record.nodes.inside.output, "inside", JSON.stringify(record.nodes.inside));
+    assert.equal(record.nodes.other.status, "failed");
+    assert.match(record.nodes.other.error ?? "", /read access/);
+    assert.equal(record.nodes.named.output, "yes");
+    assert.equal(record.nodes.unnamed.status, "failed");
+    assert.match(record.nodes.unnamed.error ?? "", /env access/);
+  });
+});
