@@ -135,6 +135,11 @@ export interface ResolvedConfig {
   readonly jobs: Readonly<Record<string, JobConfig>>;
   /** Limits of every flow run. */
   readonly runs: RunsConfig;
+  /** Custom node settings. */
+  readonly nodes: {
+    /** Node modules that run in-process (as written; paths resolve against `baseDir`). */
+    readonly trusted: readonly string[];
+  };
   /**
    * Where a field is written, as `file:line:column` (the most specific part of
    * `path` that exists), or `undefined` when the config is not from a file.
@@ -480,6 +485,7 @@ function resolveConfig(
     timezone,
     jobs: Object.freeze(jobs),
     runs,
+    nodes: Object.freeze({ trusted: Object.freeze([...(config.nodes?.trusted ?? [])]) }),
     where,
   });
 }

@@ -66,6 +66,18 @@ export interface ConfigObject {
   jobs?: Record<string, JobConfigObject | null>;
   /** Limits of every flow run. */
   runs?: RunsConfigObject;
+  /** Custom node settings (`nodes:`). */
+  nodes?: NodesConfigObject;
+}
+
+/** The `nodes:` settings, as written. */
+export interface NodesConfigObject {
+  /**
+   * Node modules that run in-process with every permission of the runner
+   * (paths relative to the config file, or specifiers). Every other custom
+   * node runs in a Worker with only the permissions its flow declares.
+   */
+  trusted?: string[];
 }
 
 /** The `runs:` settings, as written. */
@@ -91,6 +103,7 @@ export const TOP_LEVEL_FIELDS: readonly string[] = [
   "timezone",
   "jobs",
   "runs",
+  "nodes",
 ];
 
 /** The fields allowed under `runs:`. */
@@ -151,6 +164,9 @@ export const configSchema: z.ZodType<ConfigObject> = z.strictObject({
   runs: z.strictObject({
     abortGrace: z.union([z.number(), z.string()]).optional(),
     maxSubRuns: z.number().int().nonnegative().optional(),
+  }).optional(),
+  nodes: z.strictObject({
+    trusted: z.array(z.string().min(1)).optional(),
   }).optional(),
 });
 

@@ -30,6 +30,10 @@ export interface FlowHost {
   cwd: string;
   /** The runtime's event stream (runs started and ended, node events). */
   events?: EventBus;
+  /** Node modules that run in-process (the config's `nodes.trusted`). */
+  trustedNodes?: readonly string[];
+  /** Directory `trustedNodes` paths resolve against (the config's directory). */
+  trustedBaseDir?: string;
 }
 
 /** Options for running a flow. */
@@ -110,7 +114,11 @@ async function runInTree(
       `Cannot run sub-flow: nesting is deeper than ${MAX_DEPTH} (a flow calling itself?)`,
     );
   }
-  const { parsed, prepared } = await loadFlow(flow, { cwd: host.cwd });
+  const { parsed, prepared } = await loadFlow(flow, {
+    cwd: host.cwd,
+    ...(host.trustedNodes === undefined ? {} : { trusted: host.trustedNodes }),
+    ...(host.trustedBaseDir === undefined ? {} : { trustedBaseDir: host.trustedBaseDir }),
+  });
   const def = prepared.definition;
   const inputs = coerceInputs(def, options.input ?? {}, {
     fromStrings: options.inputFromStrings,

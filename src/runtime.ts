@@ -365,6 +365,8 @@ class FlowstateRuntime implements Runtime {
         clock: this.clock,
         cwd: this.#cwd,
         events: this.#events,
+        trustedNodes: this.config.nodes.trusted,
+        trustedBaseDir: this.config.baseDir,
       },
       flow,
       {

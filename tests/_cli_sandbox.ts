@@ -41,7 +41,16 @@ export async function withSandbox(fn: (sandbox: Sandbox) => Promise<void>): Prom
   const home = join(dir, "home");
   const runWith = async (env: Record<string, string>, ...args: string[]): Promise<Result> => {
     const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--quiet", "--unstable-worker-options", "--config", DENO_JSON, ...PERMISSIONS, CLI, ...args],
+      args: [
+        "run",
+        "--quiet",
+        "--unstable-worker-options",
+        "--config",
+        DENO_JSON,
+        ...PERMISSIONS,
+        CLI,
+        ...args,
+      ],
       cwd: dir,
       env: { FLOWSTATE_HOME: home, NO_COLOR: "1", RUST_BACKTRACE: "0", ...env },
       stdin: "null",

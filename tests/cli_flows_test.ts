@@ -46,7 +46,16 @@ async function withSandbox(fn: (sandbox: Sandbox) => Promise<void>): Promise<voi
   const home = join(dir, "home");
   const command = (...args: string[]) =>
     new Deno.Command(Deno.execPath(), {
-      args: ["run", "--quiet", "--unstable-worker-options", "--config", DENO_JSON, ...PERMISSIONS, CLI, ...args],
+      args: [
+        "run",
+        "--quiet",
+        "--unstable-worker-options",
+        "--config",
+        DENO_JSON,
+        ...PERMISSIONS,
+        CLI,
+        ...args,
+      ],
       cwd: dir,
       env: { FLOWSTATE_HOME: home, NO_COLOR: "1", RUST_BACKTRACE: "0" },
       stdin: "null",

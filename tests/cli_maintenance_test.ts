@@ -33,7 +33,16 @@ async function withProject(
   await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG);
   const run = async (...args: string[]): Promise<Result> => {
     const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--quiet", "--unstable-worker-options", "--config", DENO_JSON, ...PERMISSIONS, CLI, ...args],
+      args: [
+        "run",
+        "--quiet",
+        "--unstable-worker-options",
+        "--config",
+        DENO_JSON,
+        ...PERMISSIONS,
+        CLI,
+        ...args,
+      ],
       cwd: dir,
       env: { FLOWSTATE_HOME: join(dir, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
       stdin: "null",
@@ -242,7 +251,16 @@ export default defineJob({
     );
     const command = (...args: string[]) =>
       new Deno.Command(Deno.execPath(), {
-        args: ["run", "--quiet", "--unstable-worker-options", "--config", DENO_JSON, ...PERMISSIONS, CLI, ...args],
+        args: [
+          "run",
+          "--quiet",
+          "--unstable-worker-options",
+          "--config",
+          DENO_JSON,
+          ...PERMISSIONS,
+          CLI,
+          ...args,
+        ],
         cwd: dir,
         env: { FLOWSTATE_HOME: join(dir, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
         stdin: "null",

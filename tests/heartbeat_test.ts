@@ -27,7 +27,16 @@ interface Result {
 
 function command(dir: string, args: string[], piped = true): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--unstable-worker-options", "--config", DENO_JSON, ...PERMISSIONS, CLI, ...args],
+    args: [
+      "run",
+      "--quiet",
+      "--unstable-worker-options",
+      "--config",
+      DENO_JSON,
+      ...PERMISSIONS,
+      CLI,
+      ...args,
+    ],
     cwd: dir,
     env: { FLOWSTATE_HOME: join(dir, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
     stdin: "null",

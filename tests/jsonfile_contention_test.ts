@@ -28,7 +28,16 @@ nodes:
 
 async function cli(dir: string, ...args: string[]): Promise<Deno.CommandOutput> {
   return await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--unstable-worker-options", "--config", DENO_JSON, ...PERMISSIONS, CLI, ...args],
+    args: [
+      "run",
+      "--quiet",
+      "--unstable-worker-options",
+      "--config",
+      DENO_JSON,
+      ...PERMISSIONS,
+      CLI,
+      ...args,
+    ],
     cwd: dir,
     env: { FLOWSTATE_HOME: join(dir, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
     stdin: "null",

@@ -25,7 +25,16 @@ nodes:
 
 async function cli(cwd: string, ...args: string[]): Promise<{ code: number; out: string }> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--unstable-worker-options", "--config", DENO_JSON, ...PERMISSIONS, CLI, ...args],
+    args: [
+      "run",
+      "--quiet",
+      "--unstable-worker-options",
+      "--config",
+      DENO_JSON,
+      ...PERMISSIONS,
+      CLI,
+      ...args,
+    ],
     cwd,
     env: { FLOWSTATE_HOME: join(cwd, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
     stdin: "null",

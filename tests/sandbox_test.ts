@@ -44,7 +44,13 @@ interface RunJson {
 }
 
 async function runFlow(
-  sandbox: { dir: string; runWith(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> },
+  sandbox: {
+    dir: string;
+    runWith(
+      env: Record<string, string>,
+      ...args: string[]
+    ): Promise<{ code: number; stdout: string; stderr: string }>;
+  },
   yaml: string,
   env: Record<string, string> = {},
 ): Promise<RunJson> {
@@ -56,7 +62,9 @@ async function runFlow(
 
 function node(id: string, attempt: string, arg?: string, permissions?: string): string {
   return `  - id: ${id}\n    type: ./nodes/hostile.ts\n    continueOnError: true\n` +
-    `    with: { attempt: ${attempt}${arg === undefined ? "" : `, arg: ${JSON.stringify(arg)}`} }\n` +
+    `    with: { attempt: ${attempt}${
+      arg === undefined ? "" : `, arg: ${JSON.stringify(arg)}`
+    } }\n` +
     (permissions === undefined ? "" : `    permissions: ${permissions}\n`);
 }
 
@@ -72,23 +80,39 @@ Deno.test("a custom node without permissions: every escape fails and is recorded
       // Make the store exist first.
       const first = await runFlow(sandbox, `id: t\nnodes:\n${node("state", "state")}`);
       assert.equal(first.nodes.state.status, "succeeded", JSON.stringify(first));
-      const storeFile = join(sandbox.dir, ".flowstate");
+      const storeFile = join(sandbox.home, "state.db");
+      const storeBefore = await Deno.readFile(storeFile);
       const yaml = `id: t\nnodes:\n` +
         node("passwd", "read", "/etc/passwd") +
         node("outside", "read", secret) +
         node("env", "env", "HOME") +
+        node("secret", "env", "FLOWSTATE_TEST_SECRET") +
         node("spawn", "run") +
         node("connect", "connect") +
         node("listen", "listen") +
         node("write", "write", target) +
         node("store", "open", storeFile);
-      const record = await runFlow(sandbox, yaml);
-      for (const id of ["passwd", "outside", "env", "spawn", "connect", "listen", "write", "store"]) {
+      const record = await runFlow(sandbox, yaml, { FLOWSTATE_TEST_SECRET: "hunter2" });
+      assert.ok(!JSON.stringify(record).includes("hunter2"));
+      for (
+        const id of [
+          "passwd",
+          "outside",
+          "env",
+          "secret",
+          "spawn",
+          "connect",
+          "listen",
+          "write",
+          "store",
+        ]
+      ) {
         const n = record.nodes[id];
         assert.equal(n.status, "failed", `${id}: ${JSON.stringify(n)}`);
         assert.match(n.error ?? "", /NotCapable|Requires|permission/i, `${id}: ${n.error}`);
       }
       await assert.rejects(Deno.stat(target), Deno.errors.NotFound);
+      assert.ok(storeBefore.length > 0);
     } finally {
       await Deno.remove(outside, { recursive: true });
     }
@@ -129,5 +153,102 @@ Deno.test("read: [./data] reads there and nowhere else; env: [NAME] sees that va
     assert.equal(record.nodes.named.output, "yes");
     assert.equal(record.nodes.unnamed.status, "failed");
     assert.match(record.nodes.unnamed.error ?? "", /env access/);
+  });
+});
+
+Deno.test("validate lists what each node asks for, and checks permissions: with file:line:column", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "hostile.ts"), HOSTILE);
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "fast.ts"), HOSTILE);
+    await Deno.writeTextFile(
+      join(sandbox.dir, "flowstate.yaml"),
+      "stores:\n  default:\n    plugin: memory\nnodes:\n  trusted: [./nodes/fast.ts]\n",
+    );
+    await Deno.writeTextFile(
+      join(sandbox.dir, "ok.flow.yaml"),
+      "id: t\nnodes:\n" + node("a", "read", "x", "{ read: [./data], env: [TOKEN] }") +
+        node("b", "read", "x") +
+        "  - { id: c, type: ./nodes/fast.ts, with: { attempt: read, arg: x } }\n" +
+        "  - { id: d, type: log, with: { message: hi } }\n",
+    );
+    const ok = await sandbox.run("validate", "ok.flow.yaml", "--json");
+    assert.equal(ok.code, 0, ok.stderr);
+    const [result] = JSON.parse(ok.stdout);
+    const none = {
+      read: false,
+      write: false,
+      net: false,
+      env: false,
+      run: false,
+      sys: false,
+      ffi: false,
+      import: false,
+    };
+    assert.deepEqual(result.nodes, [
+      {
+        id: "a",
+        type: "./nodes/hostile.ts",
+        runs: "worker",
+        permissions: {
+          ...none,
+          read: [join(await Deno.realPath(sandbox.dir), "data")],
+          env: ["TOKEN"],
+        },
+      },
+      { id: "b", type: "./nodes/hostile.ts", runs: "worker", permissions: none },
+      { id: "c", type: "./nodes/fast.ts", runs: "trusted", permissions: null },
+      { id: "d", type: "log", runs: "builtin", permissions: null },
+    ]);
+    const text = await sandbox.run("validate", "ok.flow.yaml");
+    assert.match(
+      text.stdout,
+      /a \(\.\/nodes\/hostile\.ts\): worker, permissions: read=.*data env=TOKEN/,
+    );
+    assert.match(text.stdout, /b \(\.\/nodes\/hostile\.ts\): worker, permissions: none/);
+    assert.match(text.stdout, /c \(\.\/nodes\/fast\.ts\): trusted: in-process/);
+
+    await Deno.writeTextFile(
+      join(sandbox.dir, "bad.flow.yaml"),
+      "id: t\nnodes:\n" + node("a", "read", "x", "{ read: yes please, bogus: true }"),
+    );
+    const bad = await sandbox.run("validate", "bad.flow.yaml");
+    assert.equal(bad.code, 2);
+    assert.match(
+      bad.stderr,
+      /bad\.flow\.yaml:7:26: nodes\[0\]\.permissions\.read: expected true, false or a list/,
+    );
+    assert.match(bad.stderr, /bad\.flow\.yaml:7:38: nodes\[0\]\.permissions\.bogus: unknown field/);
+    await Deno.writeTextFile(
+      join(sandbox.dir, "ffi.flow.yaml"),
+      "id: t\nnodes:\n" + node("b", "read", "x", "{ ffi: true }"),
+    );
+    const ffi = await sandbox.run("validate", "ffi.flow.yaml");
+    assert.equal(ffi.code, 2);
+    assert.match(
+      ffi.stderr,
+      /ffi\.flow\.yaml:7:\d+: nodes\[0\]\.permissions: .*run flowstate with --allow-ffi/,
+    );
+  });
+});
+
+Deno.test("a trusted node runs in-process; a hung sandboxed node's Worker is terminated at its timeout", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "hostile.ts"), HOSTILE);
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "fast.ts"), HOSTILE);
+    await Deno.writeTextFile(join(sandbox.dir, "other.txt"), "other");
+    await Deno.writeTextFile(
+      join(sandbox.dir, "flowstate.yaml"),
+      "stores:\n  default:\n    plugin: memory\nnodes:\n  trusted: [./nodes/fast.ts]\n",
+    );
+    const record = await runFlow(
+      sandbox,
+      "id: t\nnodes:\n" +
+        "  - { id: trusted, type: ./nodes/fast.ts, with: { attempt: read, arg: other.txt } }\n" +
+        "  - { id: hang, type: ./nodes/hostile.ts, timeout: 200ms, continueOnError: true, with: { attempt: hang } }\n",
+    );
+    assert.equal(record.nodes.trusted.output, "other");
+    assert.equal(record.nodes.hang.status, "timed-out", JSON.stringify(record.nodes.hang));
   });
 });

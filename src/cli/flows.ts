@@ -8,8 +8,10 @@
  *   in id order (`head` is the full hash; `lastRunAt` ms since the epoch or `null`)
  * - `flows versions <id>`: `[{ "flowId", "hash", "parent", "seq", "createdAt" }]`,
  *   newest first (`parent` is `null` for the first version); `null` (exit 1) for an unknown flow
- * - `validate`: `[{ "file", "ok", "problems": [{ "file", "line", "column", "path", "message" }] }]`
- *   (`line` and `column` `null` when not known)
+ * - `validate`: `[{ "file", "ok", "problems": [{ "file", "line", "column", "path", "message" }],
+ *   "nodes": [{ "id", "type", "runs", "permissions" }] }]` (`line` and `column` `null` when not
+ *   known; `nodes` empty when not `ok`; `runs` is `builtin`, `trusted` or `worker`, and
+ *   `permissions` what a `worker` node may do, paths resolved, or `null`)
  *
  * @module
  */
@@ -45,6 +47,20 @@ export interface ValidateResult {
   ok: boolean;
   /** Its problems (empty when `ok`). */
   problems: ValidateProblem[];
+  /** Its nodes, where each runs and what each may do (empty when not `ok`). */
+  nodes: ValidateNode[];
+}
+
+/** One node of `validate --json`: where it runs and what it may do. */
+export interface ValidateNode {
+  /** The node's id. */
+  id: string;
+  /** Its type as written. */
+  type: string;
+  /** `builtin` and `trusted` run in-process; `worker` in a Worker with `permissions`. */
+  runs: "builtin" | "trusted" | "worker";
+  /** A `worker` node's permissions (Deno's names, paths resolved), else `null`. */
+  permissions: Record<string, boolean | string[]> | null;
 }
 
 /**
@@ -61,18 +77,38 @@ export async function validateFlows(
   options: { json?: boolean } = {},
 ): Promise<number> {
   // The config is read for its store names only: no store is opened.
-  const stores = Object.keys((await loadConfig({ config: global.config })).stores);
+  const config = await loadConfig({ config: global.config });
+  const stores = Object.keys(config.stores);
+  const trusted = config.nodes.trusted;
+  const trustedBaseDir = config.baseDir;
   const results: ValidateResult[] = [];
   for (const file of files) {
     try {
-      await loadFlow(await loadFlowFile(file, { stores }), { stores });
-      results.push({ file, ok: true, problems: [] });
-      if (!options.json) console.log(`ok ${file}`);
+      const { prepared } = await loadFlow(await loadFlowFile(file, { stores }), {
+        stores,
+        trusted,
+        trustedBaseDir,
+      });
+      const nodes = prepared.nodes.map((n): ValidateNode => ({
+        id: n.spec.id,
+        type: n.spec.type,
+        runs: n.runs ?? "builtin",
+        permissions: n.permissions ?? null,
+      }));
+      results.push({ file, ok: true, problems: [], nodes });
+      if (!options.json) {
+        console.log(`ok ${file}`);
+        for (const n of nodes) {
+          if (n.runs === "builtin") continue;
+          console.log(`  ${n.id} (${n.type}): ${describeRuns(n)}`);
+        }
+      }
     } catch (err) {
       if (!(err instanceof FlowValidationError)) throw err;
       results.push({
         file,
         ok: false,
+        nodes: [],
         problems: err.problems.map((p) => ({
           file: err.file ?? file,
           line: p.line ?? null,
@@ -86,6 +122,16 @@ export async function validateFlows(
   }
   if (options.json) console.log(JSON.stringify(results));
   return results.some((r) => !r.ok) ? 2 : 0;
+}
+
+function describeRuns(node: ValidateNode): string {
+  if (node.runs === "trusted") return "trusted: in-process with every permission of the runner";
+  const granted = Object.entries(node.permissions ?? {}).filter(([, v]) => v !== false);
+  return `worker, permissions: ${
+    granted.length === 0
+      ? "none"
+      : granted.map(([k, v]) => v === true ? k : `${k}=${(v as string[]).join(",")}`).join(" ")
+  }`;
 }
 
 /** `flows ls [--json]`. */

@@ -79,7 +79,11 @@ export async function runCommand(
   const parsed = await loadFlowFile(file, { stores: runtime.storeNames });
   let flow: LoadedFlow;
   try {
-    flow = await loadFlow(parsed, { stores: runtime.storeNames });
+    flow = await loadFlow(parsed, {
+      stores: runtime.storeNames,
+      trusted: runtime.config.nodes.trusted,
+      trustedBaseDir: runtime.config.baseDir,
+    });
   } catch (err) {
     if (!(err instanceof FlowValidationError)) throw err;
     // An invalid flow never runs: report what is wrong with the inputs too, at once.

@@ -44,6 +44,13 @@ export interface PreparedNode {
   retry: { attempts: number; delay: number; backoff: "constant" | "exponential"; maxDelay: number };
   /** Per-attempt timeout in ms. */
   timeout?: number;
+  /**
+   * Where it runs: `builtin` and `trusted` in-process, `worker` in a Worker
+   * with {@linkcode PreparedNode.permissions}.
+   */
+  runs?: "builtin" | "trusted" | "worker";
+  /** A `worker` node's permissions (paths resolved), every Deno name present. */
+  permissions?: Record<string, boolean | string[]>;
 }
 
 /** A flow ready to run. */

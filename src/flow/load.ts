@@ -46,6 +46,10 @@ export async function loadFlow(
     cwd?: string;
     /** The configured store names, to check the `store` of `state.*` nodes against. */
     stores?: readonly string[];
+    /** Module node types that run in-process (the config's `nodes.trusted`). */
+    trusted?: readonly string[];
+    /** Directory `trusted` paths resolve against (the config's directory). */
+    trustedBaseDir?: string;
   } = {},
 ): Promise<LoadedFlow> {
   if (isLoaded(flow)) return flow;
@@ -58,6 +62,8 @@ export async function loadFlow(
   const prepared = await prepareFlow(parsed, {
     baseDir: parsed.file ? dirname(resolve(cwd, parsed.file)) : cwd,
     ...(options.stores === undefined ? {} : { stores: options.stores }),
+    ...(options.trusted === undefined ? {} : { trusted: options.trusted }),
+    ...(options.trustedBaseDir === undefined ? {} : { trustedBaseDir: options.trustedBaseDir }),
   });
   return { parsed, prepared };
 }

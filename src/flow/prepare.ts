@@ -202,6 +202,8 @@ export async function prepareFlow(
       dependents: [],
       retry,
       timeout,
+      runs: url === undefined ? "builtin" : sandboxed ? "worker" : "trusted",
+      ...(sandboxed ? { permissions } : {}),
     });
   }
   nodes.forEach((n, i) => n.needs.forEach((d) => nodes[d].dependents.push(i)));

@@ -228,7 +228,7 @@ const nodeTypeSchema = z.string().min(1, { error: "must not be empty" }).meta({
 const permissionValue = z.union([
   z.boolean(),
   z.array(z.string().min(1, { error: "must not be empty" })),
-]);
+], { error: "expected true, false or a list (of paths, hosts, names or commands)" });
 
 const permissionsSchema = z.strictObject({
   read: permissionValue.optional(),

@@ -231,7 +231,11 @@ export async function loadSchedules(
     let parsed: ParsedFlow;
     try {
       parsed = await loadFlowFile(file, { stores: runtime.storeNames });
-      await loadFlow(parsed, { stores: runtime.storeNames });
+      await loadFlow(parsed, {
+        stores: runtime.storeNames,
+        trusted: runtime.config.nodes.trusted,
+        trustedBaseDir: runtime.config.baseDir,
+      });
     } catch (err) {
       if (!(err instanceof FlowValidationError)) throw err;
       throw new ConfigError(
