@@ -189,7 +189,7 @@ Deno.test("parseConfigText() rejects an unknown top-level field with a suggestio
   assert.equal(
     errorOf("stores:\n  m: { plugin: memory }\nscope:\n  global: m\n"),
     'flowstate.yaml:3:1: scope: unknown field (did you mean "scopes"?); ' +
-      "the top level allows stores, scopes, home, records, flows, timezone, jobs, runs",
+      "the top level allows stores, scopes, home, records, flows, timezone, jobs, runs, nodes",
   );
 });
 
@@ -260,7 +260,7 @@ Deno.test("parseConfigText() reports every shape problem at once, in file order"
   assert.equal(
     errorOf("extra: 3\nhome: 1\nstores:\n  a: 2\n"),
     [
-      "flowstate.yaml:1:1: extra: unknown field; the top level allows stores, scopes, home, records, flows, timezone, jobs, runs",
+      "flowstate.yaml:1:1: extra: unknown field; the top level allows stores, scopes, home, records, flows, timezone, jobs, runs, nodes",
       "flowstate.yaml:2:1: home: expected a directory path, got the number 1",
       'flowstate.yaml:4:3: stores.a: expected a mapping like "{ plugin: sqlite }", got the number 2',
     ].join("\n"),
@@ -332,7 +332,7 @@ Deno.test("parseConfigText() rejects duplicate keys with their position", () => 
 Deno.test("parseConfigText() rejects a document that is not a mapping", () => {
   assert.equal(
     errorOf("- stores\n"),
-    "flowstate.yaml:1:1: the config must be a mapping with fields stores, scopes, home, records, flows, timezone, jobs, runs, not a list",
+    "flowstate.yaml:1:1: the config must be a mapping with fields stores, scopes, home, records, flows, timezone, jobs, runs, nodes, not a list",
   );
 });
 

@@ -432,7 +432,9 @@ Deno.test("flowstate validate checks flows without writing and reports every inv
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(
       ok.stdout,
-      `ok good.flow.yaml\nok ${example("retry")}\nok ${example("sub-flow")}\n`,
+      `ok good.flow.yaml\nok ${
+        example("retry")
+      }\n  flaky (./nodes/flaky.ts): worker, permissions: none\nok ${example("sub-flow")}\n`,
     );
 
     const mixed = await run("validate", "good.flow.yaml", "bad.flow.yaml", "not-a-node.flow.yaml");

@@ -88,6 +88,12 @@ export async function prepareFlow(
           ["nodes", i, "permissions"],
           `node ${spec.id} asks for a permission this runner lacks: run flowstate with ${missing}, or narrow the node's permissions:`,
         );
+      } else if (url.startsWith("file:") && !await exists(url)) {
+        // Checked here: a Worker failing to load its module also prints to stderr.
+        problem(
+          ["nodes", i, "type"],
+          `cannot load node module ${spec.type}: Module not found "${url}"`,
+        );
       } else {
         const key = `${url}\n${JSON.stringify(permissions)}`;
         let sandbox = sandboxes.get(key);
@@ -222,4 +228,12 @@ export async function prepareFlow(
     outputs: def.outputs === undefined ? undefined : compileValue(def.outputs),
     timeout,
   };
+}
+
+async function exists(url: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(new URL(url))).isFile;
+  } catch {
+    return false;
+  }
 }
