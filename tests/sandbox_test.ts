@@ -252,3 +252,55 @@ Deno.test("a trusted node runs in-process; a hung sandboxed node's Worker is ter
     assert.equal(record.nodes.hang.status, "timed-out", JSON.stringify(record.nodes.hang));
   });
 });
+
+Deno.test("without --unstable-worker-options a custom node is refused with the flag to add, not a crash", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "hostile.ts"), HOSTILE);
+    await Deno.writeTextFile(
+      join(sandbox.dir, "t.flow.yaml"),
+      `id: t\nnodes:\n${node("s", "state")}`,
+    );
+    const root = new URL("../", import.meta.url);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--quiet",
+        "--config",
+        new URL("deno.json", root).pathname,
+        "-A",
+        new URL("cli.ts", root).pathname,
+        "run",
+        "t.flow.yaml",
+      ],
+      cwd: sandbox.dir,
+      env: { FLOWSTATE_HOME: sandbox.home, NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 2, stderr);
+    assert.match(stderr, /t\.flow\.yaml:4:11: nodes\[0\]\.type: .*--unstable-worker-options/);
+  });
+});
+
+Deno.test("limit of Deno's model: a symlink inside an allowed directory is followed outside it", async () => {
+  // Deno checks the path as given, not where a symlink in it leads: a node with
+  // read: [./data] reads what data/link points at. This test pins that down so
+  // the README's statement stays true (see its Security section).
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.mkdir(join(sandbox.dir, "data"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "hostile.ts"), HOSTILE);
+    await Deno.writeTextFile(join(sandbox.dir, "outside.txt"), "outside");
+    await Deno.symlink(join(sandbox.dir, "outside.txt"), join(sandbox.dir, "data", "link"));
+    const record = await runFlow(
+      sandbox,
+      "id: t\nnodes:\n" +
+        node("direct", "read", "outside.txt", "{ read: [./data] }") +
+        node("via", "read", "data/link", "{ read: [./data] }"),
+    );
+    assert.equal(record.nodes.direct.status, "failed");
+    assert.equal(record.nodes.via.output, "outside");
+  });
+});

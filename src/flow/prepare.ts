@@ -17,9 +17,11 @@ import { compileTemplate, compileValue } from "./template/mod.ts";
 import { optionProblems, referenceProblems } from "./node_options.ts";
 import {
   missingRunnerPermission,
+  NO_WORKER_OPTIONS,
   resolvePermissions,
   sandboxedNodeType,
   SandboxWorker,
+  workerOptionsEnabled,
 } from "./sandbox.ts";
 
 /** Options for {@linkcode prepareFlow}. */
@@ -83,7 +85,8 @@ export async function prepareFlow(
     const permissions = resolvePermissions(spec.permissions, baseDir);
     if (sandboxed) {
       const missing = missingRunnerPermission(permissions);
-      if (missing !== undefined) {
+      if (!workerOptionsEnabled()) problem(["nodes", i, "type"], NO_WORKER_OPTIONS);
+      else if (missing !== undefined) {
         problem(
           ["nodes", i, "permissions"],
           `node ${spec.id} asks for a permission this runner lacks: run flowstate with ${missing}, or narrow the node's permissions:`,

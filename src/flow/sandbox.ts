@@ -92,6 +92,26 @@ function describe(name: PermissionName, item: string | undefined): Deno.Permissi
   }
 }
 
+/**
+ * Whether this process was started with `--unstable-worker-options` (without
+ * it, starting a Worker with permissions exits the whole process). Read from
+ * `/proc/self/cmdline` where it can be; assumed present where it cannot.
+ */
+export function workerOptionsEnabled(): boolean {
+  const path = "/proc/self/cmdline";
+  try {
+    if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return true;
+    const args = Deno.readTextFileSync(path).split("\0");
+    return args.some((a) => a === "--unstable-worker-options" || a === "--unstable");
+  } catch {
+    return true;
+  }
+}
+
+/** The error for a process started without `--unstable-worker-options`. */
+export const NO_WORKER_OPTIONS =
+  "custom nodes run in Workers with their declared permissions, which needs Deno's --unstable-worker-options flag: add it to the deno run/test command (or list the module under nodes: { trusted: [...] } in the config to run it in-process)";
+
 interface Waiter {
   resolve(value: unknown): void;
   reject(error: Error): void;
@@ -290,6 +310,7 @@ export function sandboxedNodeType(
     name,
     optionsSchema: passThrough as unknown as NodeType<unknown>["optionsSchema"],
     run: (ctx, input) => {
+      if (!workerOptionsEnabled()) throw new Error(NO_WORKER_OPTIONS);
       const missing = missingRunnerPermission(permissions);
       if (missing !== undefined) {
         throw new Error(
