@@ -112,6 +112,7 @@ export {
   loadConfig,
   type LoadConfigOptions,
   type MissedPolicy,
+  type NodesConfigObject,
   type OverlapPolicy,
   type ResolvedConfig,
   type RunsConfig,

@@ -50,6 +50,7 @@ import {
   issueLocationPath,
   type JobConfigObject,
   type MissedPolicy,
+  type NodesConfigObject,
   type OverlapPolicy,
   type RunsConfigObject,
   TOP_LEVEL_FIELDS,
@@ -69,6 +70,7 @@ export type {
   ConfigObject,
   JobConfigObject,
   MissedPolicy,
+  NodesConfigObject,
   OverlapPolicy,
   RunsConfigObject,
 };

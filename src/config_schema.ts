@@ -70,7 +70,15 @@ export interface ConfigObject {
   nodes?: NodesConfigObject;
 }
 
-/** The `nodes:` settings, as written. */
+/**
+ * The `nodes:` settings, as written.
+ *
+ * @example
+ * ```ts
+ * import type { NodesConfigObject } from "@flowstate/core";
+ * const nodes: NodesConfigObject = { trusted: ["./nodes/fast.ts"] };
+ * ```
+ */
 export interface NodesConfigObject {
   /**
    * Node modules that run in-process with every permission of the runner
