@@ -62,7 +62,10 @@ async function allRuns(
 }
 
 Deno.test("cancelling a flow with parallel flow nodes records every sub-run's end before it returns", async () => {
-  await using rt = await openRuntime({ config: { stores: { default: { plugin: "memory" } } } });
+  await using rt = await openRuntime({
+    // The stubborn node shares state with this test: it runs in-process.
+    config: { stores: { default: { plugin: "memory" } }, nodes: { trusted: [STUBBORN] } },
+  });
   const timers = manualTimers();
   const controller = new AbortController();
   const done = rt.runFlow(fanOut(), { timers, signal: controller.signal });
@@ -78,7 +81,10 @@ Deno.test("cancelling a flow with parallel flow nodes records every sub-run's en
 });
 
 Deno.test("a flow that times out with parallel flow nodes records every sub-run's end before it returns", async () => {
-  await using rt = await openRuntime({ config: { stores: { default: { plugin: "memory" } } } });
+  await using rt = await openRuntime({
+    // The stubborn node shares state with this test: it runs in-process.
+    config: { stores: { default: { plugin: "memory" } }, nodes: { trusted: [STUBBORN] } },
+  });
   const timers = manualTimers();
   const done = rt.runFlow(fanOut({ timeout: "2h" }), { timers });
   const flowTimeout = await timers.next(2 * HOUR);
@@ -106,7 +112,10 @@ function stubbornFlow(hold: number): Record<string, unknown> {
 
 Deno.test("a timed-out attempt cannot write, and its retry starts only after it settled", async () => {
   reset();
-  await using rt = await openRuntime({ config: { stores: { default: { plugin: "memory" } } } });
+  await using rt = await openRuntime({
+    // The stubborn node shares state with this test: it runs in-process.
+    config: { stores: { default: { plugin: "memory" } }, nodes: { trusted: [STUBBORN] } },
+  });
   const timers = manualTimers();
   const done = rt.runFlow(stubbornFlow(1), { timers });
   const first = await nextHeld();
@@ -128,7 +137,10 @@ Deno.test("a timed-out attempt cannot write, and its retry starts only after it 
 
 Deno.test("an attempt that does not stop within the grace period fails the node without a retry, and stays fenced", async () => {
   reset();
-  await using rt = await openRuntime({ config: { stores: { default: { plugin: "memory" } } } });
+  await using rt = await openRuntime({
+    // The stubborn node shares state with this test: it runs in-process.
+    config: { stores: { default: { plugin: "memory" } }, nodes: { trusted: [STUBBORN] } },
+  });
   const timers = manualTimers();
   const done = rt.runFlow(stubbornFlow(3), { timers, abortGrace: 750 });
   const first = await nextHeld();
@@ -152,7 +164,10 @@ Deno.test("an attempt that does not stop within the grace period fails the node 
 
 Deno.test("a cancelled run waits for a node ignoring its signal, within the grace period, and fences it", async () => {
   reset();
-  await using rt = await openRuntime({ config: { stores: { default: { plugin: "memory" } } } });
+  await using rt = await openRuntime({
+    // The stubborn node shares state with this test: it runs in-process.
+    config: { stores: { default: { plugin: "memory" } }, nodes: { trusted: [STUBBORN] } },
+  });
   const timers = manualTimers();
   const controller = new AbortController();
   const done = rt.runFlow(stubbornFlow(1), { timers, signal: controller.signal });
@@ -172,7 +187,10 @@ Deno.test("a cancelled run waits for a node ignoring its signal, within the grac
 
 Deno.test("a run whose sub-runs do not end within the grace period names them in its record", async () => {
   reset();
-  await using rt = await openRuntime({ config: { stores: { default: { plugin: "memory" } } } });
+  await using rt = await openRuntime({
+    // The stubborn node shares state with this test: it runs in-process.
+    config: { stores: { default: { plugin: "memory" } }, nodes: { trusted: [STUBBORN] } },
+  });
   const timers = manualTimers();
   const controller = new AbortController();
   const stuck = { id: "stuck", nodes: [{ id: "write", type: STUBBORN, with: { key: "k" } }] };
@@ -212,7 +230,10 @@ function countUnder(runs: RunRecord[], root: string): number {
 }
 
 Deno.test("a root run starts at most maxSubRuns sub-runs", async () => {
-  await using rt = await openRuntime({ config: { stores: { default: { plugin: "memory" } } } });
+  await using rt = await openRuntime({
+    // The stubborn node shares state with this test: it runs in-process.
+    config: { stores: { default: { plugin: "memory" } }, nodes: { trusted: [STUBBORN] } },
+  });
   const ok = await rt.runFlow(TREE, { maxSubRuns: 14 });
   assert.equal(ok.status, "succeeded");
   const over = await rt.runFlow(TREE, { maxSubRuns: 13 });
