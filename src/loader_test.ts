@@ -139,7 +139,8 @@ export default defineNode({ optionsSchema: z.object({}).passthrough(), run: () =
       `id: f\nnodes:\n  - { id: a, type: "@mine/node" }\n  - { id: b, type: log, with: { message: hi } }\n`,
       { file: join(dir, "f.flow.yaml"), nodeTypes: new Set(["log"]) },
     );
-    const prepared = await prepareFlow(flow);
+    // Trusted, so its run() can be called here directly (a sandboxed one needs a run's ctx).
+    const prepared = await prepareFlow(flow, { trusted: ["@mine/node"], trustedBaseDir: dir });
     assert.equal(await prepared.nodes[0].type.run({} as never, {} as never), "mine");
     assert.equal(prepared.nodes[1].type, builtinNodes.get("log"));
     // A near miss of a built-in is a typo, not a package to map.

@@ -162,7 +162,15 @@ Deno.test("validate --json lists every file with ok and its problems (file, line
     assert.equal(r.code, 2);
     assert.equal(r.stderr, "");
     const results = JSON.parse(r.stdout);
-    assert.deepEqual(results[0], { file: COUNTER, ok: true, problems: [] });
+    assert.deepEqual(results[0], {
+      file: COUNTER,
+      ok: true,
+      problems: [],
+      nodes: [
+        { id: "bump", type: "state.increment", runs: "builtin", permissions: null },
+        { id: "report", type: "log", runs: "builtin", permissions: null },
+      ],
+    });
     assert.equal(results[1].file, "bad.flow.yaml");
     assert.equal(results[1].ok, false);
     assert.equal(results[1].problems.length, 1);

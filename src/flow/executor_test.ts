@@ -108,7 +108,9 @@ Deno.test("runFlow() runs independent nodes concurrently, bounded by concurrency
 Deno.test("runFlow() retries a failing node, waiting delay then exponential backoff", async () => {
   await using store = await openStore({ plugin: "memory" });
   const timers = instantTimers();
-  const run = await runFlow(hostOn(store), "examples/retry.flow.yaml", { timers });
+  // Trusted: with instant timers, a Worker's start would lose the race with the attempt timeout.
+  const host = { ...hostOn(store), trustedNodes: ["./examples/nodes/flaky.ts"] };
+  const run = await runFlow(host, "examples/retry.flow.yaml", { timers });
   assert.equal(run.status, "succeeded");
   assert.equal(run.nodes.flaky.attempts, 3);
   assert.deepEqual(run.outputs, { attempts: 3 });

@@ -186,7 +186,8 @@ export class SandboxWorker {
     };
     try {
       if (!ctx) throw new Error("the node's attempt is over");
-      const args = msg.args.map((a) => a === null ? undefined : a);
+      // Arguments come as `{ v }`, or `{}` for undefined (see sandbox_worker.ts).
+      const args = (msg.args as { v?: unknown }[]).map((a) => a.v);
       let value: unknown;
       if (msg.method === "runFlow") {
         value = await ctx.runFlow(args[0] as string, args[1] as Record<string, unknown>);
@@ -202,7 +203,7 @@ export class SandboxWorker {
           throw new Error(`unknown state call ${msg.scope}.${msg.method}`);
         }
         value = await (scope[msg.method as keyof StateView] as (...a: unknown[]) => unknown)(
-          ...(args.length === 1 && args[0] === undefined ? [] : args),
+          ...args,
         );
       }
       reply({ value: value === undefined ? null : value });

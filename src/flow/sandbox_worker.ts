@@ -20,6 +20,11 @@ const scope = globalThis as unknown as {
   onmessage: ((event: MessageEvent) => void) | null;
 };
 
+/** Arguments as JSON: `undefined` (which JSON cannot hold) as `{}`, a value as `{ v }`. */
+function encodeArgs(args: unknown[]): { v?: unknown }[] {
+  return args.map((a) => a === undefined ? {} : { v: a });
+}
+
 /** Serve the node type `mod` (the module's default export) to the host. */
 export function serve(mod: unknown): void {
   const type = mod as Any;
@@ -36,7 +41,7 @@ export function serve(mod: unknown): void {
   };
   const view = (run: number, name: string) => {
     const method = (m: string) => (...args: unknown[]) =>
-      call(run, { scope: name, method: m, args: args.map((a) => a === undefined ? null : a) });
+      call(run, { scope: name, method: m, args: encodeArgs(args) });
     return {
       scope: name,
       get: method("get"),
@@ -124,7 +129,7 @@ export function serve(mod: unknown): void {
             signal.addEventListener("abort", onAbort, { once: true });
           }),
         runFlow: (flow: unknown, input?: unknown) =>
-          call(run, { method: "runFlow", args: [flow, input ?? null] }),
+          call(run, { method: "runFlow", args: encodeArgs([flow, input]) }),
       };
       const value = await type.run(ctx, checked.value);
       send({ op: "done", id: run, value: value === undefined ? null : value });
