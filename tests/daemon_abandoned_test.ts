@@ -27,6 +27,7 @@ nodes:
   - id: wait
     type: ${WAIT_NODE}
     with: { path: "\${{ env.HOLD }}" }
+    permissions: { read: true }
 `;
 
 const CONFIG = `

@@ -96,7 +96,9 @@ Deno.test("gc with a tiny abandonedAfter leaves a live run alone, and the run su
       join(dir, "wait.flow.yaml"),
       `id: wait\nnodes:\n  - id: wait\n    type: ${
         join(FIXTURES, "nodes", "wait_for_file.ts")
-      }\n    with: { path: ${JSON.stringify(release)} }\n`,
+      }\n    with: { path: ${JSON.stringify(release)} }\n    permissions: { read: [${
+        JSON.stringify(release)
+      }] }\n`,
     );
     const child = command(dir, ["run", "wait.flow.yaml"]).spawn();
     const stdout = new Response(child.stdout).text();
