@@ -65,7 +65,8 @@ export async function prepareFlow(
   const trusted = new Set(
     (options.trusted ?? []).map((t) => moduleUrl(t, trustedBase)).filter((u) => u !== undefined),
   );
-  const sandboxes = new Map<string, { type: NodeType<unknown> }>();
+  // One validation Worker per module and permission set, stopped once all nodes are checked.
+  const sandboxes = new Map<string, { type: NodeType<unknown>; worker: SandboxWorker }>();
   const nodes: PreparedNode[] = [];
   for (let i = 0; i < def.nodes.length; i++) {
     const spec = def.nodes[i];
@@ -101,10 +102,13 @@ export async function prepareFlow(
         const key = `${url}\n${JSON.stringify(permissions)}`;
         let sandbox = sandboxes.get(key);
         if (!sandbox) {
-          sandbox = { type: sandboxedNodeType(url, spec.type, permissions) };
+          sandbox = {
+            type: sandboxedNodeType(url, spec.type, permissions),
+            worker: new SandboxWorker(url, permissions),
+          };
           sandboxes.set(key, sandbox);
         }
-        const worker = new SandboxWorker(url, permissions);
+        const worker = sandbox.worker;
         try {
           if (await worker.isNodeType()) type = sandbox.type;
           else {
@@ -130,8 +134,6 @@ export async function prepareFlow(
             ["nodes", i, "type"],
             `cannot load node module ${spec.type}: ${importFailure(err)}`,
           );
-        } finally {
-          worker.terminate();
         }
       }
     } else if (url !== undefined) {
@@ -215,6 +217,7 @@ export async function prepareFlow(
       ...(sandboxed ? { permissions } : {}),
     });
   }
+  for (const sandbox of sandboxes.values()) sandbox.worker.terminate();
   nodes.forEach((n, i) => n.needs.forEach((d) => nodes[d].dependents.push(i)));
   let timeout: number | undefined;
   try {
