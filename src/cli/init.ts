@@ -18,12 +18,12 @@ import denoJson from "../../deno.json" with { type: "json" };
 import { messageOf } from "../errors.ts";
 
 /**
- * The flags of the `run` and `flowstate` tasks: files, env, network,
- * subprocesses, sys, and `--unstable-worker-options` (custom nodes run in
+ * The flags of the `run` and `flowstate` tasks: files, env, network, sys
+ * (no --allow-run: nothing in Flowstate spawns processes), and `--unstable-worker-options` (custom nodes run in
  * Workers with only the permissions their flow declares).
  */
 const RUN_PERMISSIONS =
-  "--unstable-worker-options --allow-read --allow-write --allow-env --allow-net --allow-run --allow-sys";
+  "--unstable-worker-options --allow-read --allow-write --allow-env --allow-net --allow-sys";
 
 /**
  * `jsr:@flowstate/core@^<major>.<minor>` of a version (default: this one).
