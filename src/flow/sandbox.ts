@@ -224,8 +224,8 @@ export class SandboxWorker {
       | null;
   }
 
-  /** Run the node for one attempt of `ctx`. */
-  async run(ctx: NodeContext<unknown>, input: unknown): Promise<unknown> {
+  /** Run the node for one attempt of `ctx`; `type` (`./nodes/x.ts`) names it in errors. */
+  async run(ctx: NodeContext<unknown>, input: unknown, type: string): Promise<unknown> {
     const id = this.#next + 1;
     const onAbort = () => {
       if (this.#dead) return;
@@ -247,6 +247,7 @@ export class SandboxWorker {
     ctx.signal.addEventListener("abort", onAbort, { once: true });
     try {
       return await this.#request("run", {
+        type,
         input: input === undefined ? null : input,
         inputs: ctx.inputs,
         runId: ctx.runId,
@@ -327,7 +328,7 @@ export function sandboxedNodeType(
         workers.set(ctx.runId, started);
         worker = started;
       }
-      return worker.run(ctx, input);
+      return worker.run(ctx, input, name);
     },
     [RELEASE]: (runId: string) => workers.get(runId)?.terminate(),
   };

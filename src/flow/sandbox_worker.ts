@@ -93,11 +93,14 @@ export function serve(mod: unknown): void {
     try {
       const checked = await type.optionsSchema["~standard"].validate(msg.input);
       if (checked.issues) {
+        // Worded as the in-process executor words it (`invalid options for
+        // ./nodes/x.ts: with.name: …`): the host sends the node's type.
         throw new TypeError(
-          `invalid options: ${
-            checked.issues.map((i: Any) =>
-              `${(i.path ?? []).map((p: Any) => p?.key ?? p).join(".") || "(root)"}: ${i.message}`
-            ).join("; ")
+          `invalid options for ${msg.type}: ${
+            checked.issues.map((i: Any) => {
+              const path = (i.path ?? []).map((p: Any) => p?.key ?? p);
+              return path.length ? `with.${path.join(".")}: ${i.message}` : i.message;
+            }).join("; ")
           }`,
         );
       }
