@@ -35,35 +35,61 @@ export interface Sandbox {
   runWith(env: Record<string, string>, ...args: string[]): Promise<Result>;
 }
 
+/**
+ * The `flowstate` CLI (`deno run cli.ts`) as a command in `dir`, with
+ * FLOWSTATE_HOME at `home` (default `<dir>/home`), stdin closed and
+ * stdout/stderr piped (stdout `"null"` on request).
+ */
+export function cliCommand(
+  dir: string,
+  args: string[],
+  options: { home?: string; env?: Record<string, string>; stdout?: "piped" | "null" } = {},
+): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--unstable-worker-options",
+      "--config",
+      DENO_JSON,
+      ...PERMISSIONS,
+      CLI,
+      ...args,
+    ],
+    cwd: dir,
+    env: {
+      FLOWSTATE_HOME: options.home ?? join(dir, "home"),
+      NO_COLOR: "1",
+      RUST_BACKTRACE: "0",
+      ...options.env,
+    },
+    stdin: "null",
+    stdout: options.stdout ?? "piped",
+    stderr: "piped",
+  });
+}
+
+/** Run the CLI in `dir` (see {@linkcode cliCommand}) and decode what it printed. */
+export async function runCli(
+  dir: string,
+  args: string[],
+  options: { home?: string; env?: Record<string, string> } = {},
+): Promise<Result> {
+  const output = await cliCommand(dir, args, options).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
 /** Run `fn` in a fresh sandbox, removed afterwards. */
 export async function withSandbox(fn: (sandbox: Sandbox) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-cli-" });
   const home = join(dir, "home");
-  const runWith = async (env: Record<string, string>, ...args: string[]): Promise<Result> => {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        "--unstable-worker-options",
-        "--config",
-        DENO_JSON,
-        ...PERMISSIONS,
-        CLI,
-        ...args,
-      ],
-      cwd: dir,
-      env: { FLOWSTATE_HOME: home, NO_COLOR: "1", RUST_BACKTRACE: "0", ...env },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const decoder = new TextDecoder();
-    return {
-      code: output.code,
-      stdout: decoder.decode(output.stdout),
-      stderr: decoder.decode(output.stderr),
-    };
-  };
+  const runWith = (env: Record<string, string>, ...args: string[]): Promise<Result> =>
+    runCli(dir, args, { home, env });
   try {
     await fn({ dir, home, run: (...args) => runWith({}, ...args), runWith });
   } finally {

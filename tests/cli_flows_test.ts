@@ -7,29 +7,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { cliCommand, type Result, runCli } from "./_cli_sandbox.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const CLI = join(ROOT, "cli.ts");
-const DENO_JSON = join(ROOT, "deno.json");
 const EXAMPLES = join(ROOT, "examples");
 const EXPLODE_NODE = import.meta.resolve("./fixtures/nodes/explode.ts");
 const NOT_A_NODE = import.meta.resolve("./fixtures/nodes/not_a_node.ts");
 const MISSING_NODE = import.meta.resolve("./fixtures/nodes/missing.ts");
 const TREE_FLOW = fileURLToPath(import.meta.resolve("./fixtures/flows/tree.flow.yaml"));
-const PERMISSIONS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-net",
-  "--allow-run",
-  "--allow-sys",
-];
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 interface Sandbox {
   dir: string;
@@ -44,33 +29,8 @@ interface Sandbox {
 async function withSandbox(fn: (sandbox: Sandbox) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-flows-" });
   const home = join(dir, "home");
-  const command = (...args: string[]) =>
-    new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        "--unstable-worker-options",
-        "--config",
-        DENO_JSON,
-        ...PERMISSIONS,
-        CLI,
-        ...args,
-      ],
-      cwd: dir,
-      env: { FLOWSTATE_HOME: home, NO_COLOR: "1", RUST_BACKTRACE: "0" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    });
-  const run = async (...args: string[]): Promise<Result> => {
-    const output = await command(...args).output();
-    const decoder = new TextDecoder();
-    return {
-      code: output.code,
-      stdout: decoder.decode(output.stdout),
-      stderr: decoder.decode(output.stderr),
-    };
-  };
+  const command = (...args: string[]) => cliCommand(dir, args, { home });
+  const run = (...args: string[]): Promise<Result> => runCli(dir, args, { home });
   const json = async <T>(args: string[], code = 0): Promise<T> => {
     const result = await run(...args);
     assert.equal(result.code, code, `flowstate ${args.join(" ")}:\n${result.stderr}`);

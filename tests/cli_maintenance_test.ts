@@ -6,17 +6,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { cliCommand, type Result, runCli } from "./_cli_sandbox.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const CLI = join(ROOT, "cli.ts");
-const DENO_JSON = join(ROOT, "deno.json");
-const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-run", "--allow-sys"];
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 const CONFIG = `
 stores:
@@ -31,31 +23,7 @@ async function withProject(
 ) {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-maint-" });
   await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG);
-  const run = async (...args: string[]): Promise<Result> => {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        "--unstable-worker-options",
-        "--config",
-        DENO_JSON,
-        ...PERMISSIONS,
-        CLI,
-        ...args,
-      ],
-      cwd: dir,
-      env: { FLOWSTATE_HOME: join(dir, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const decoder = new TextDecoder();
-    return {
-      code: output.code,
-      stdout: decoder.decode(output.stdout),
-      stderr: decoder.decode(output.stderr),
-    };
-  };
+  const run = (...args: string[]): Promise<Result> => runCli(dir, args);
   try {
     await fn(run, dir);
   } finally {
@@ -249,24 +217,7 @@ export default defineJob({
       join(dir, "flowstate.yaml"),
       "stores:\n  main: { plugin: sqlite, path: data/main.db }\njobs:\n  slow: { module: ./slow_job.ts }\n",
     );
-    const command = (...args: string[]) =>
-      new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--quiet",
-          "--unstable-worker-options",
-          "--config",
-          DENO_JSON,
-          ...PERMISSIONS,
-          CLI,
-          ...args,
-        ],
-        cwd: dir,
-        env: { FLOWSTATE_HOME: join(dir, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      });
+    const command = (...args: string[]) => cliCommand(dir, args);
     const child = command("jobs", "run", "slow").spawn();
     const stdout = new Response(child.stdout).text();
     let stderr = "";

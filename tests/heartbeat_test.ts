@@ -12,47 +12,17 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openRuntime } from "../mod.ts";
+import { cliCommand, type Result, runCli } from "./_cli_sandbox.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const CLI = join(ROOT, "cli.ts");
-const DENO_JSON = join(ROOT, "deno.json");
 const FIXTURES = join(ROOT, "tests", "fixtures");
-const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-run", "--allow-sys"];
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 function command(dir: string, args: string[], piped = true): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--unstable-worker-options",
-      "--config",
-      DENO_JSON,
-      ...PERMISSIONS,
-      CLI,
-      ...args,
-    ],
-    cwd: dir,
-    env: { FLOWSTATE_HOME: join(dir, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
-    stdin: "null",
-    stdout: piped ? "piped" : "null",
-    stderr: "piped",
-  });
+  return cliCommand(dir, args, { stdout: piped ? "piped" : "null" });
 }
 
-async function cli(dir: string, ...args: string[]): Promise<Result> {
-  const output = await command(dir, args).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function cli(dir: string, ...args: string[]): Promise<Result> {
+  return runCli(dir, args);
 }
 
 async function withProject(config: string, fn: (dir: string) => Promise<void>): Promise<void> {

@@ -7,13 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { openStore } from "../mod.ts";
-
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const CLI = join(ROOT, "cli.ts");
-const DENO_JSON = join(ROOT, "deno.json");
-const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-sys"];
+import { cliCommand } from "./_cli_sandbox.ts";
 
 const PROCESSES = 4;
 const RUNS_EACH = 3;
@@ -26,24 +21,8 @@ nodes:
     with: { scope: flow, key: count }
 `;
 
-async function cli(dir: string, ...args: string[]): Promise<Deno.CommandOutput> {
-  return await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--unstable-worker-options",
-      "--config",
-      DENO_JSON,
-      ...PERMISSIONS,
-      CLI,
-      ...args,
-    ],
-    cwd: dir,
-    env: { FLOWSTATE_HOME: join(dir, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+function cli(dir: string, ...args: string[]): Promise<Deno.CommandOutput> {
+  return cliCommand(dir, args).output();
 }
 
 Deno.test("jsonfile under contention: 4 processes x 3 counter runs; exit codes, run records and the counter agree", async () => {

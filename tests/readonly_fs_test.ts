@@ -7,13 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { openStore, StoreReadOnlyError } from "../mod.ts";
+import { runCli } from "./_cli_sandbox.ts";
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const CLI = join(ROOT, "cli.ts");
-const DENO_JSON = join(ROOT, "deno.json");
-const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-sys"];
 const IS_ROOT = Deno.uid() === 0;
 
 const FLOW = `id: counter
@@ -24,25 +20,8 @@ nodes:
 `;
 
 async function cli(cwd: string, ...args: string[]): Promise<{ code: number; out: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--unstable-worker-options",
-      "--config",
-      DENO_JSON,
-      ...PERMISSIONS,
-      CLI,
-      ...args,
-    ],
-    cwd,
-    env: { FLOWSTATE_HOME: join(cwd, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return { code: output.code, out: decoder.decode(output.stdout) + decoder.decode(output.stderr) };
+  const { code, stdout, stderr } = await runCli(cwd, args);
+  return { code, out: stdout + stderr };
 }
 
 async function mount(...args: string[]): Promise<void> {
