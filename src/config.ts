@@ -141,6 +141,8 @@ export interface ResolvedConfig {
   readonly nodes: {
     /** Node modules that run in-process (as written; paths resolve against `baseDir`). */
     readonly trusted: readonly string[];
+    /** How long (ms) a node module's Worker is kept after a run; `undefined` when not set. */
+    readonly workerIdleMs: number | undefined;
   };
   /**
    * Where a field is written, as `file:line:column` (the most specific part of
@@ -470,6 +472,12 @@ function resolveConfig(
     if (problem !== undefined) fail(["runs", "abortGrace"], problem.message);
     else abortGraceMs = parseDuration(config.runs.abortGrace, "runs.abortGrace");
   }
+  let workerIdleMs: number | undefined;
+  if (config.nodes?.workerIdle !== undefined) {
+    const problem = durationProblem(config.nodes.workerIdle);
+    if (problem !== undefined) fail(["nodes", "workerIdle"], problem.message);
+    else workerIdleMs = parseDuration(config.nodes.workerIdle, "nodes.workerIdle");
+  }
   const runs = Object.freeze({
     abortGraceMs,
     maxSubRuns: config.runs?.maxSubRuns ?? DEFAULT_MAX_SUB_RUNS,
@@ -487,7 +495,10 @@ function resolveConfig(
     timezone,
     jobs: Object.freeze(jobs),
     runs,
-    nodes: Object.freeze({ trusted: Object.freeze([...(config.nodes?.trusted ?? [])]) }),
+    nodes: Object.freeze({
+      trusted: Object.freeze([...(config.nodes?.trusted ?? [])]),
+      workerIdleMs,
+    }),
     where,
   });
 }

@@ -86,6 +86,12 @@ export interface NodesConfigObject {
    * node runs in a Worker with only the permissions its flow declares.
    */
   trusted?: string[];
+  /**
+   * How long a custom node module's Worker is kept after a run, to serve the
+   * next run of a module with the same permissions (`1m`, or ms). Default 0
+   * (stopped when the run ends), and 1 minute in `flowstate daemon`.
+   */
+  workerIdle?: number | string;
 }
 
 /** The `runs:` settings, as written. */
@@ -175,6 +181,7 @@ export const configSchema: z.ZodType<ConfigObject> = z.strictObject({
   }).optional(),
   nodes: z.strictObject({
     trusted: z.array(z.string().min(1)).optional(),
+    workerIdle: z.union([z.number(), z.string()]).optional(),
   }).optional(),
 });
 

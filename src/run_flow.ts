@@ -10,7 +10,8 @@ import { resolve } from "node:path";
 import type { Clock, Timers } from "./clock.ts";
 import type { StoreResolver } from "./state/scopes.ts";
 import { executeFlow } from "./flow/executor.ts";
-import { type FlowSource, loadFlow } from "./flow/load.ts";
+import { type FlowSource, loadFlowIn } from "./flow/load.ts";
+import { SandboxPool } from "./flow/sandbox.ts";
 import { coerceInputs } from "./flow/parse.ts";
 import { RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
@@ -34,6 +35,8 @@ export interface FlowHost {
   trustedNodes?: readonly string[];
   /** Directory `trustedNodes` paths resolve against (the config's directory). */
   trustedBaseDir?: string;
+  /** Where sandboxed nodes take their Workers (default: one pool per run, kept for none). */
+  sandboxes?: SandboxPool;
 }
 
 /** Options for running a flow. */
@@ -114,7 +117,19 @@ async function runInTree(
       `Cannot run sub-flow: nesting is deeper than ${MAX_DEPTH} (a flow calling itself?)`,
     );
   }
-  const { parsed, prepared } = await loadFlow(flow, {
+  if (host.sandboxes === undefined) {
+    // Sub-runs share the root run's pool; it stops its Workers when the root run ends.
+    const pool = new SandboxPool();
+    try {
+      return await runInTree({ ...host, sandboxes: pool }, flow, options, tree, onStart);
+    } finally {
+      pool.close();
+    }
+  }
+  // Held from the check to the end of the run: the Worker that checked a module runs it.
+  using _held = host.sandboxes.hold();
+  const { parsed, prepared } = await loadFlowIn(flow, {
+    pool: host.sandboxes,
     cwd: host.cwd,
     ...(host.trustedNodes === undefined ? {} : { trusted: host.trustedNodes }),
     ...(host.trustedBaseDir === undefined ? {} : { trustedBaseDir: host.trustedBaseDir }),

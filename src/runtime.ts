@@ -18,6 +18,7 @@ import type { Clock, Store } from "./store/types.ts";
 import { didYouMean } from "./_suggest.ts";
 import type { FlowSource } from "./flow/load.ts";
 import { runFlow, type RunFlowOptions } from "./run_flow.ts";
+import { SandboxPool } from "./flow/sandbox.ts";
 import type { RunRecord } from "./records/types.ts";
 import { Records } from "./records/records.ts";
 import { systemClock } from "./clock.ts";
@@ -217,6 +218,8 @@ class FlowstateRuntime implements Runtime {
   #createStores: boolean;
   #onWarning: WarningHandler | undefined;
   #events = new EventBus();
+  /** The Workers of sandboxed node modules; see {@linkcode sandboxPoolOf}. */
+  readonly sandboxes: SandboxPool;
 
   constructor(
     config: ResolvedConfig,
@@ -232,6 +235,7 @@ class FlowstateRuntime implements Runtime {
     this.home = config.home;
     this.clock = clock;
     this.storeNames = Object.freeze(Object.keys(config.stores));
+    this.sandboxes = new SandboxPool({ idleMs: config.nodes.workerIdleMs ?? 0 });
     attachEventBus(this, this.#events);
   }
 
@@ -329,6 +333,7 @@ class FlowstateRuntime implements Runtime {
 
   close(): Promise<void> {
     this.#events.close();
+    this.sandboxes.close();
     this.#closing ??= this.#closeAll();
     return this.#closing;
   }
@@ -367,6 +372,7 @@ class FlowstateRuntime implements Runtime {
         events: this.#events,
         trustedNodes: this.config.nodes.trusted,
         trustedBaseDir: this.config.baseDir,
+        sandboxes: this.sandboxes,
       },
       flow,
       {
@@ -380,6 +386,15 @@ class FlowstateRuntime implements Runtime {
   async records(): Promise<Records> {
     return new Records(await this.store(this.config.records), { clock: this.clock });
   }
+}
+
+/**
+ * The pool `runtime` takes custom node Workers from (internal: the CLI checks
+ * a flow with it, so that its run reuses the Worker that checked it).
+ */
+export function sandboxPoolOf(runtime: Runtime): SandboxPool | undefined {
+  const pool = (runtime as Partial<FlowstateRuntime>).sandboxes;
+  return pool instanceof SandboxPool ? pool : undefined;
 }
 
 function isInside(path: string, dir: string): boolean {

@@ -29,13 +29,16 @@
 import { parseDuration } from "../duration.ts";
 import { messageOf } from "../errors.ts";
 import type { Clock } from "../store/types.ts";
-import { openRuntime } from "../runtime.ts";
+import { openRuntime, sandboxPoolOf } from "../runtime.ts";
 import { tickKey } from "../scheduler/lease.ts";
 import { Scheduler, type SchedulerEvent } from "../scheduler/scheduler.ts";
 import { formatDuration } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { type GlobalOptions, printWarning } from "./common.ts";
 import { EXIT_INTERRUPTED } from "./common.ts";
+
+/** How long the daemon keeps a custom node module's Worker after a run, unless the config says (ms). */
+const DAEMON_WORKER_IDLE = 60_000;
 
 /** Options of `flowstate daemon`. */
 export interface DaemonOptions {
@@ -76,6 +79,9 @@ export async function daemonCommand(
   }
   const quiet = options.quiet ?? false;
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
+  // A daemon runs flows again and again: custom node Workers serve the next run (nodes.workerIdle).
+  const pool = sandboxPoolOf(runtime);
+  if (pool && runtime.config.nodes.workerIdleMs === undefined) pool.idleMs = DAEMON_WORKER_IDLE;
   const clock = runtime.clock;
 
   // Listen before starting, so a signal while schedules load still stops cleanly.

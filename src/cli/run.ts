@@ -21,9 +21,9 @@ import {
   loadFlowFile,
   type ParsedFlow,
 } from "../flow/parse.ts";
-import { type LoadedFlow, loadFlow } from "../flow/load.ts";
+import { type LoadedFlow, loadFlowIn } from "../flow/load.ts";
 import type { RunEvent, RunRecord } from "../records/types.ts";
-import { openRuntime } from "../runtime.ts";
+import { openRuntime, sandboxPoolOf } from "../runtime.ts";
 import { formatDuration, printable, shortHash } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { type GlobalOptions, type Interruptible, interruptible, printWarning } from "./common.ts";
@@ -77,9 +77,13 @@ export async function runCommand(
   // Stores open on first use: here the config is read, for its store names.
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   const parsed = await loadFlowFile(file, { stores: runtime.storeNames });
+  // Held until the run ends: the Worker that checks a custom node module runs it.
+  const pool = sandboxPoolOf(runtime);
+  using _held = pool?.hold();
   let flow: LoadedFlow;
   try {
-    flow = await loadFlow(parsed, {
+    flow = await loadFlowIn(parsed, {
+      ...(pool === undefined ? {} : { pool }),
       stores: runtime.storeNames,
       trusted: runtime.config.nodes.trusted,
       trustedBaseDir: runtime.config.baseDir,

@@ -9,6 +9,7 @@ import type { PreparedFlow } from "./executor.ts";
 import { builtinNodes } from "./nodes.ts";
 import { loadFlowFile, type ParsedFlow, validateFlow } from "./parse.ts";
 import { prepareFlow } from "./prepare.ts";
+import type { SandboxPool } from "./sandbox.ts";
 import type { FlowDefinition } from "./types.ts";
 
 /** A flow parsed, validated and prepared: what {@linkcode loadFlow} returns. */
@@ -39,7 +40,7 @@ export type FlowSource =
  * assert.equal(prepared.definition.id, "hello");
  * ```
  */
-export async function loadFlow(
+export function loadFlow(
   flow: FlowSource,
   options: {
     /** The directory a path (and a definition's sub-flows) resolve against (default: `Deno.cwd()`). */
@@ -51,6 +52,14 @@ export async function loadFlow(
     /** Directory `trusted` paths resolve against (the config's directory). */
     trustedBaseDir?: string;
   } = {},
+): Promise<LoadedFlow> {
+  return loadFlowIn(flow, options);
+}
+
+/** {@linkcode loadFlow}, taking sandboxed nodes' Workers from `options.pool` (internal). */
+export async function loadFlowIn(
+  flow: FlowSource,
+  options: Parameters<typeof loadFlow>[1] & { pool?: SandboxPool } = {},
 ): Promise<LoadedFlow> {
   if (isLoaded(flow)) return flow;
   const cwd = options.cwd ?? Deno.cwd();
@@ -64,6 +73,7 @@ export async function loadFlow(
     ...(options.stores === undefined ? {} : { stores: options.stores }),
     ...(options.trusted === undefined ? {} : { trusted: options.trusted }),
     ...(options.trustedBaseDir === undefined ? {} : { trustedBaseDir: options.trustedBaseDir }),
+    ...(options.pool === undefined ? {} : { pool: options.pool }),
   });
   return { parsed, prepared };
 }

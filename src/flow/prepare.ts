@@ -20,7 +20,8 @@ import {
   NO_WORKER_OPTIONS,
   resolvePermissions,
   sandboxedNodeType,
-  SandboxWorker,
+  SandboxPool,
+  type SandboxWorker,
   workerOptionsEnabled,
 } from "./sandbox.ts";
 
@@ -44,6 +45,12 @@ export interface PrepareOptions {
   trusted?: readonly string[];
   /** Directory `trusted` paths resolve against (default: cwd). */
   trustedBaseDir?: string;
+  /**
+   * Where sandboxed nodes take their Workers from, both to check the module
+   * here and to run it (default: a pool of this flow's own, which keeps no
+   * idle Worker).
+   */
+  pool?: SandboxPool;
 }
 
 const DEFAULT_RETRY_DELAY = 1000;
@@ -65,7 +72,8 @@ export async function prepareFlow(
   const trusted = new Set(
     (options.trusted ?? []).map((t) => moduleUrl(t, trustedBase)).filter((u) => u !== undefined),
   );
-  // One validation Worker per module and permission set, stopped once all nodes are checked.
+  // One Worker per module and permission set checks the nodes, then goes back to the pool.
+  const pool = options.pool ?? new SandboxPool();
   const sandboxes = new Map<string, { type: NodeType<unknown>; worker: SandboxWorker }>();
   const nodes: PreparedNode[] = [];
   for (let i = 0; i < def.nodes.length; i++) {
@@ -103,8 +111,8 @@ export async function prepareFlow(
         let sandbox = sandboxes.get(key);
         if (!sandbox) {
           sandbox = {
-            type: sandboxedNodeType(url, spec.type, permissions),
-            worker: new SandboxWorker(url, permissions),
+            type: sandboxedNodeType(url, spec.type, permissions, pool),
+            worker: pool.acquire(url, permissions),
           };
           sandboxes.set(key, sandbox);
         }
@@ -217,7 +225,7 @@ export async function prepareFlow(
       ...(sandboxed ? { permissions } : {}),
     });
   }
-  for (const sandbox of sandboxes.values()) sandbox.worker.terminate();
+  for (const sandbox of sandboxes.values()) pool.release(sandbox.worker);
   nodes.forEach((n, i) => n.needs.forEach((d) => nodes[d].dependents.push(i)));
   let timeout: number | undefined;
   try {

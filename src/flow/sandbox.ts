@@ -125,11 +125,17 @@ export class SandboxWorker {
   #ready: Promise<void>;
   #next = 0;
   #dead: Error | undefined;
-  /** Called once the Worker is gone (terminated or crashed). */
-  onExit: (() => void) | undefined;
+  /** The module the Worker runs. */
+  readonly moduleUrl: string;
+  /** The permissions it runs with. */
+  readonly permissions: ResolvedPermissions;
+  /** Set by the {@linkcode SandboxPool} that started it. */
+  poolKey: string | undefined;
 
   /** Start a Worker importing `moduleUrl` with `permissions`. */
   constructor(moduleUrl: string, permissions: ResolvedPermissions) {
+    this.moduleUrl = moduleUrl;
+    this.permissions = permissions;
     const serveUrl = new URL("./sandbox_worker.ts", import.meta.url).href;
     const entry = `import mod from ${JSON.stringify(moduleUrl)};\n` +
       `import { serve } from ${JSON.stringify(serveUrl)};\nserve(mod);\n`;
@@ -156,6 +162,11 @@ export class SandboxWorker {
   /** Whether the Worker is gone. */
   get dead(): boolean {
     return this.#dead !== undefined;
+  }
+
+  /** Whether a request (a node run, a check) is still pending. */
+  get busy(): boolean {
+    return this.#waiters.size > 0;
   }
 
   async #request(op: string, body: Record<string, unknown>, ctx?: NodeContext<unknown>) {
@@ -265,7 +276,6 @@ export class SandboxWorker {
     this.#worker.terminate();
     for (const waiter of this.#waiters.values()) waiter.reject(error);
     this.#waiters.clear();
-    this.onExit?.();
   }
 
   /** Stop the Worker; pending requests fail with `error`. */
@@ -296,15 +306,144 @@ const passThrough = {
   },
 } as const;
 
+/** What a {@linkcode SandboxPool} keeps a Worker under: module, permissions, and the module file's version. */
+function poolKey(moduleUrl: string, permissions: ResolvedPermissions): string {
+  let version = "";
+  if (moduleUrl.startsWith("file:")) {
+    try {
+      const info = Deno.statSync(new URL(moduleUrl));
+      version = `${info.mtime?.getTime() ?? ""}:${info.size}`;
+    } catch {
+      version = "missing";
+    }
+  }
+  return `${moduleUrl}\n${JSON.stringify(permissions)}\n${version}`;
+}
+
+/**
+ * The Workers of sandboxed node modules, kept between uses so that checking a
+ * flow and running it start one Worker per module, and so that runs in a
+ * long-lived process (the daemon) reuse them.
+ *
+ * A Worker is handed to one run at a time (runs never share one), and it is
+ * put back only when it is idle and alive. An idle Worker is kept for
+ * `idleMs`, or, with `idleMs` 0, while a {@linkcode SandboxPool.hold} is open
+ * (from checking a flow until its run ends). A Worker for a module file that
+ * changed since is never handed out. {@linkcode SandboxPool.close} stops them
+ * all: an idle Worker keeps its process alive.
+ */
+export class SandboxPool {
+  #idle = new Map<string, { worker: SandboxWorker; timer?: ReturnType<typeof setTimeout> }[]>();
+  #holds = 0;
+  #closed = false;
+  #idleMs: number;
+  /** Workers started by this pool (for tests and benchmarks). */
+  started = 0;
+
+  /** A pool keeping idle Workers for `idleMs` (0: only while held). */
+  constructor(options: { idleMs?: number } = {}) {
+    this.#idleMs = options.idleMs ?? 0;
+  }
+
+  /** How long (ms) an idle Worker is kept; applies to Workers released from now on. */
+  get idleMs(): number {
+    return this.#idleMs;
+  }
+  set idleMs(ms: number) {
+    this.#idleMs = ms;
+  }
+
+  /** A Worker for `moduleUrl` with `permissions`: an idle one, or a new one. */
+  acquire(moduleUrl: string, permissions: ResolvedPermissions): SandboxWorker {
+    const key = poolKey(moduleUrl, permissions);
+    const idle = this.#idle.get(key);
+    while (idle && idle.length > 0) {
+      const entry = idle.pop()!;
+      clearTimeout(entry.timer);
+      if (!entry.worker.dead) return entry.worker;
+    }
+    this.started++;
+    const worker = new SandboxWorker(moduleUrl, permissions);
+    worker.poolKey = key;
+    return worker;
+  }
+
+  /** Give `worker` back: kept when alive, idle and wanted, else stopped. */
+  release(worker: SandboxWorker): void {
+    const key = worker.poolKey;
+    if (
+      this.#closed || worker.dead || worker.busy || key === undefined ||
+      (this.#idleMs === 0 && this.#holds === 0) ||
+      key !== poolKey(worker.moduleUrl, worker.permissions)
+    ) {
+      worker.terminate();
+      return;
+    }
+    const entry: { worker: SandboxWorker; timer?: ReturnType<typeof setTimeout> } = { worker };
+    if (this.#idleMs > 0) {
+      entry.timer = setTimeout(() => this.#drop(key, entry), this.#idleMs);
+    }
+    const list = this.#idle.get(key) ?? [];
+    list.push(entry);
+    this.#idle.set(key, list);
+  }
+
+  #drop(key: string, entry: { worker: SandboxWorker; timer?: ReturnType<typeof setTimeout> }) {
+    const list = this.#idle.get(key);
+    const at = list?.indexOf(entry) ?? -1;
+    if (at >= 0) list!.splice(at, 1);
+    if (list?.length === 0) this.#idle.delete(key);
+    clearTimeout(entry.timer);
+    entry.worker.terminate();
+  }
+
+  /**
+   * Keep released Workers until the returned handle is disposed, even with
+   * `idleMs` 0: a flow's check and its run share them.
+   */
+  hold(): Disposable {
+    this.#holds++;
+    let open = true;
+    return {
+      [Symbol.dispose]: () => {
+        if (!open) return;
+        open = false;
+        if (--this.#holds === 0 && this.#idleMs === 0) this.#stopIdle();
+      },
+    };
+  }
+
+  /** Idle Workers kept now (for tests). */
+  get idle(): number {
+    let n = 0;
+    for (const list of this.#idle.values()) n += list.length;
+    return n;
+  }
+
+  #stopIdle() {
+    for (const [key, list] of [...this.#idle]) {
+      for (const entry of [...list]) this.#drop(key, entry);
+    }
+  }
+
+  /** Stop every idle Worker; Workers released later are stopped at once. */
+  close(): void {
+    this.#closed = true;
+    this.#stopIdle();
+  }
+}
+
 /**
  * A node type that runs `moduleUrl` in a Worker with `permissions`: one
- * Worker, started on first use and reused by every node and attempt using
- * it, per run, until {@linkcode releaseSandbox} (the end of that run).
+ * Worker per run, taken from `pool` on first use and shared by every node and
+ * attempt of that run using the module, until {@linkcode releaseSandbox} (the
+ * end of that run) gives it back.
  */
 export function sandboxedNodeType(
   moduleUrl: string,
   name: string,
   permissions: ResolvedPermissions,
+  pool: SandboxPool,
 ): NodeType<unknown> {
   const workers = new Map<string, SandboxWorker>();
   const type: NodeType<unknown> & { [RELEASE]: (runId: string) => void } = {
@@ -321,23 +460,23 @@ export function sandboxedNodeType(
       }
       let worker = workers.get(ctx.runId);
       if (!worker || worker.dead) {
-        const started = new SandboxWorker(moduleUrl, permissions);
-        started.onExit = () => {
-          if (workers.get(ctx.runId) === started) workers.delete(ctx.runId);
-        };
-        workers.set(ctx.runId, started);
-        worker = started;
+        worker = pool.acquire(moduleUrl, permissions);
+        workers.set(ctx.runId, worker);
       }
       return worker.run(ctx, input, name);
     },
-    [RELEASE]: (runId: string) => workers.get(runId)?.terminate(),
+    [RELEASE]: (runId: string) => {
+      const worker = workers.get(runId);
+      workers.delete(runId);
+      if (worker) pool.release(worker);
+    },
   };
   return type;
 }
 
 const RELEASE = Symbol("flowstate.sandbox.release");
 
-/** Stop the Worker a sandboxed node type started for run `runId` (the run is over). */
+/** Give back the Worker a sandboxed node type took for run `runId` (the run is over). */
 export function releaseSandbox(type: NodeType<unknown>, runId: string): void {
   (type as { [RELEASE]?: (runId: string) => void })[RELEASE]?.(runId);
 }

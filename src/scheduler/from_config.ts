@@ -19,11 +19,11 @@ import { ConfigError } from "../errors.ts";
 import { parseDuration } from "../duration.ts";
 import type { Timers } from "../clock.ts";
 import { FlowValidationError, loadFlowFile, type ParsedFlow } from "../flow/parse.ts";
-import { loadFlow } from "../flow/load.ts";
+import { loadFlowIn } from "../flow/load.ts";
 import type { Job } from "../jobs/job.ts";
 import type { LogLevel } from "../log.ts";
 import { loadJob, resolveJobOptions, runJob } from "../jobs/run.ts";
-import type { Runtime } from "../runtime.ts";
+import { type Runtime, sandboxPoolOf } from "../runtime.ts";
 import { validateCron } from "../cron.ts";
 import { tickKey } from "./lease.ts";
 import type { Schedule } from "./schedule.ts";
@@ -231,7 +231,8 @@ export async function loadSchedules(
     let parsed: ParsedFlow;
     try {
       parsed = await loadFlowFile(file, { stores: runtime.storeNames });
-      await loadFlow(parsed, {
+      await loadFlowIn(parsed, {
+        ...(sandboxPoolOf(runtime) === undefined ? {} : { pool: sandboxPoolOf(runtime) }),
         stores: runtime.storeNames,
         trusted: runtime.config.nodes.trusted,
         trustedBaseDir: runtime.config.baseDir,

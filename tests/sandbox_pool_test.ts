@@ -1,0 +1,157 @@
+/**
+ * Workers of sandboxed custom nodes are started once per module and run
+ * (the Worker that checks a module runs it), and reused across runs where a
+ * runtime keeps them (`nodes.workerIdle`; the daemon's default is 1 minute).
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { openRuntime } from "../mod.ts";
+import { sandboxPoolOf } from "../src/runtime.ts";
+import { withSandbox } from "./_cli_sandbox.ts";
+import { streamLines } from "./fixtures/daemon_process.ts";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+/**
+ * A node module that appends a line to starts.log when a Worker loads it, and
+ * returns how many times this Worker has run it, tagged with `version`.
+ */
+function counter(version: string): string {
+  return `
+const schema = { "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } };
+await Deno.writeTextFile(new URL("../starts.log", import.meta.url), "start\\n", { append: true });
+let calls = 0;
+export default {
+  kind: "flowstate.node",
+  optionsSchema: schema,
+  run() { calls++; return "${version}:" + calls; },
+};
+`;
+}
+
+const FLOW = "id: count\nnodes:\n" +
+  "  - { id: a, type: ./nodes/counter.js, permissions: { write: [./starts.log] } }\n" +
+  "  - { id: b, type: ./nodes/counter.js, needs: [a], permissions: { write: [./starts.log] } }\n";
+
+async function project(dir: string, config: string): Promise<void> {
+  await Deno.mkdir(join(dir, "nodes"), { recursive: true });
+  await Deno.writeTextFile(join(dir, "nodes", "counter.js"), counter("v1"));
+  await Deno.writeTextFile(join(dir, "count.flow.yaml"), FLOW);
+  await Deno.writeTextFile(join(dir, "flowstate.yaml"), config);
+}
+
+async function starts(dir: string): Promise<number> {
+  const log = await Deno.readTextFile(join(dir, "starts.log")).catch(() => "");
+  return log.split("\n").filter((l) => l === "start").length;
+}
+
+Deno.test("one Worker per module and run: the Worker that checks a module runs it (CLI run)", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await project(dir, "stores:\n  default: { plugin: memory }\n");
+    const result = await run("run", "count.flow.yaml", "--json");
+    assert.equal(result.code, 0, result.stderr);
+    const record = JSON.parse(result.stdout);
+    // Both nodes ran in the same Worker, which was also the one that checked the module.
+    assert.deepEqual([record.nodes.a.output, record.nodes.b.output], ["v1:1", "v1:2"]);
+    assert.equal(await starts(dir), 1);
+  });
+});
+
+Deno.test("a runtime with nodes.workerIdle reuses a module's Worker across runs, never a stale one", async () => {
+  await withSandbox(async ({ dir }) => {
+    await project(dir, "stores:\n  default: { plugin: memory }\nnodes:\n  workerIdle: 1m\n");
+    await using rt = await openRuntime({ config: join(dir, "flowstate.yaml"), cwd: dir });
+    const pool = sandboxPoolOf(rt)!;
+    const outputs = async () => {
+      const record = await rt.runFlow("count.flow.yaml");
+      assert.equal(record.status, "succeeded", JSON.stringify(record.nodes));
+      return [record.nodes.a.output, record.nodes.b.output];
+    };
+    assert.deepEqual(await outputs(), ["v1:1", "v1:2"]);
+    assert.equal(pool.idle, 1, "the Worker is kept after the run");
+    assert.deepEqual(await outputs(), ["v1:3", "v1:4"], "the second run uses the same Worker");
+    assert.equal(await starts(dir), 1);
+    assert.equal(pool.started, 1);
+
+    // An edited module is never served by the Worker of its old version.
+    await Deno.writeTextFile(join(dir, "nodes", "counter.js"), counter("v2") + "\n// edited\n");
+    assert.deepEqual(await outputs(), ["v2:1", "v2:2"]);
+    assert.equal(pool.started, 2);
+
+    // Two runs at once never share a Worker.
+    const [x, y] = await Promise.all([
+      rt.runFlow("count.flow.yaml"),
+      rt.runFlow("count.flow.yaml"),
+    ]);
+    const pairs = [x, y].map((r) => [r.nodes.a.output, r.nodes.b.output]);
+    for (const [a, b] of pairs) {
+      assert.equal(Number(String(b).split(":")[1]), Number(String(a).split(":")[1]) + 1);
+    }
+    assert.equal(pool.started, 3);
+    await rt.close();
+    assert.equal(pool.idle, 0, "close stops idle Workers (they would keep the process alive)");
+  });
+});
+
+Deno.test("without nodes.workerIdle a runtime keeps no Worker after a run", async () => {
+  await withSandbox(async ({ dir }) => {
+    await project(dir, "stores:\n  default: { plugin: memory }\n");
+    await using rt = await openRuntime({ config: join(dir, "flowstate.yaml"), cwd: dir });
+    const pool = sandboxPoolOf(rt)!;
+    for (let i = 0; i < 2; i++) {
+      const record = await rt.runFlow("count.flow.yaml");
+      assert.deepEqual([record.nodes.a.output, record.nodes.b.output], ["v1:1", "v1:2"]);
+      assert.equal(pool.idle, 0);
+    }
+    assert.equal(pool.started, 2, "one start per run, check included");
+  });
+});
+
+Deno.test("the daemon reuses a scheduled flow's node Worker from tick to tick", async () => {
+  await withSandbox(async ({ dir, home }) => {
+    await project(
+      dir,
+      "stores:\n  default: { plugin: memory }\nflows: [./count.flow.yaml]\n" +
+        "jobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
+    );
+    await Deno.writeTextFile(
+      join(dir, "count.flow.yaml"),
+      'schedule: "* * * * * *"\n' + FLOW,
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--quiet",
+        "--unstable-worker-options",
+        "--config",
+        join(ROOT, "deno.json"),
+        "-A",
+        join(ROOT, "cli.ts"),
+        "daemon",
+        "--json",
+      ],
+      cwd: dir,
+      env: { FLOWSTATE_HOME: home, NO_COLOR: "1", RUST_BACKTRACE: "0" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stdout = streamLines(child.stdout);
+    const stderr = new Response(child.stderr).text();
+    await stdout.next(/"type":"tick\.end"/);
+    // Two more ticks (one a second): wait for them, as long as the daemon lives.
+    const ticks = () => stdout.lines.filter((l) => l.includes('"type":"tick.end"')).length;
+    let exited = false;
+    child.status.then(() => exited = true);
+    while (ticks() < 3 && !exited) await new Promise((r) => setTimeout(r, 50));
+    child.kill("SIGTERM");
+    const status = await child.status;
+    await stdout.done;
+    assert.equal(status.code, 0, await stderr);
+    const ends = stdout.lines.map((l) => JSON.parse(l)).filter((e) => e.type === "tick.end");
+    assert.ok(ends.length >= 3);
+    for (const end of ends) assert.equal(end.status, "succeeded", JSON.stringify(end));
+    assert.equal(await starts(dir), 1, "one Worker start for every tick");
+  });
+});
