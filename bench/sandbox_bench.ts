@@ -8,7 +8,9 @@
  * Per row: a 1-node run (one Worker start for the module, plus the run), a
  * 100-node run, and the warm cost per extra node ((100-node − 1-node) / 99).
  * "increment" nodes do one `ctx.flow.increment` (a message round trip to the
- * host when sandboxed).
+ * host when sandboxed). "reused" rows run on a runtime with
+ * `nodes.workerIdle: 1m` (the daemon's default): the module's Worker from the
+ * previous run serves the next, so no Worker starts.
  */
 import { join } from "node:path";
 import { openRuntime } from "../mod.ts";
@@ -41,29 +43,35 @@ const cwd = Deno.cwd();
 Deno.chdir(dir);
 try {
   await using rt = await openRuntime({ config, home: dir });
+  await using kept = await openRuntime({
+    config: { ...config, nodes: { ...config.nodes, workerIdle: "1m" } },
+    home: dir,
+  });
   const cases = [
-    ["noop, Worker", "./nodes/noop.ts"],
-    ["noop, trusted", "./nodes/noop_trusted.ts"],
-    ["increment, Worker", "./nodes/increment.ts"],
-    ["increment, trusted", "./nodes/increment_trusted.ts"],
+    ["noop, Worker", "./nodes/noop.ts", rt],
+    ["noop, Worker reused", "./nodes/noop.ts", kept],
+    ["noop, trusted", "./nodes/noop_trusted.ts", rt],
+    ["increment, Worker", "./nodes/increment.ts", rt],
+    ["increment, Worker reused", "./nodes/increment.ts", kept],
+    ["increment, trusted", "./nodes/increment_trusted.ts", rt],
   ] as const;
   const files = new Map<string, [string, string]>();
   for (const [, type] of cases) {
     files.set(type, [await flowFile(type, 1), await flowFile(type, 100)]);
   }
   const times = new Map<string, [number[], number[]]>(cases.map(([l]) => [l, [[], []]]));
-  const once = async (file: string) => {
+  const once = async (runtime: typeof rt, file: string) => {
     const t0 = performance.now();
-    const run = await rt.runFlow(file);
+    const run = await runtime.runFlow(file);
     if (run.status !== "succeeded") throw new Error(JSON.stringify(run.error));
     return performance.now() - t0;
   };
   for (let r = 0; r <= rounds; r++) {
     const order = r % 2 === 0 ? cases : [...cases].reverse();
-    for (const [label, type] of order) {
+    for (const [label, type, runtime] of order) {
       const [one, hundred] = files.get(type)!;
-      const a = await once(one);
-      const b = await once(hundred);
+      const a = await once(runtime, one);
+      const b = await once(runtime, hundred);
       if (r > 0) { // round 0 warms up
         times.get(label)![0].push(a);
         times.get(label)![1].push(b);

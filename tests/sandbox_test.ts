@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { withSandbox } from "./_cli_sandbox.ts";
+import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
 
 /** A node module needing no imports: it tries `with.attempt` and returns what it got. */
 const HOSTILE = `
@@ -32,6 +32,13 @@ export default {
         return { n, flow: await ctx.flow.get("seen"), global: await ctx.global.get("nothing") };
       }
       case "hang": await new Promise(() => {}); return "never";
+      case "spin": ctx.log("spinning"); await new Promise((r) => setTimeout(r, 10)); for (;;) {}
+      case "connectTo": {
+        const [hostname, port] = arg.split(":");
+        const c = await Deno.connect({ hostname, port: Number(port) });
+        c.close();
+        return "connected";
+      }
     }
     throw new Error("unknown attempt " + a);
   },
@@ -303,4 +310,135 @@ Deno.test("limit of Deno's model: a symlink inside an allowed directory is follo
     assert.equal(record.nodes.direct.status, "failed");
     assert.equal(record.nodes.via.output, "outside");
   });
+});
+
+Deno.test('net: ["127.0.0.1:<port>"] connects there and nowhere else', async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "hostile.ts"), HOSTILE);
+    // Two listeners of this test: the node may reach the first only.
+    const allowed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const other = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const accepted: string[] = [];
+    const accept = async (listener: Deno.Listener, name: string) => {
+      for await (const conn of listener) {
+        accepted.push(name);
+        conn.close();
+      }
+    };
+    const loops = [accept(allowed, "allowed"), accept(other, "other")];
+    try {
+      const a = `127.0.0.1:${allowed.addr.port}`;
+      const o = `127.0.0.1:${other.addr.port}`;
+      const net = `{ net: ["${a}"] }`;
+      const record = await runFlow(
+        sandbox,
+        "id: t\nnodes:\n" + node("there", "connectTo", a, net) +
+          node("elsewhere", "connectTo", o, net) +
+          node("byName", "connectTo", `localhost:${allowed.addr.port}`, net) +
+          node("database", "connectTo", "127.0.0.1:5432", net),
+      );
+      assert.equal(record.nodes.there.output, "connected", JSON.stringify(record.nodes.there));
+      for (const id of ["elsewhere", "byName", "database"]) {
+        assert.equal(record.nodes[id].status, "failed", id);
+        assert.match(record.nodes[id].error!, /permission denied/, id);
+      }
+      assert.deepEqual(accepted, ["allowed"]);
+    } finally {
+      allowed.close();
+      other.close();
+      await Promise.allSettled(loops);
+    }
+  });
+});
+
+for (const attempt of ["spin", "hang"]) {
+  Deno.test(`Ctrl-C cancels a run whose Worker node ${attempt === "spin" ? "spins" : "never settles"}: the Worker is terminated, the run recorded cancelled`, async () => {
+    await withSandbox(async (sandbox) => {
+      await Deno.mkdir(join(sandbox.dir, "nodes"));
+      await Deno.writeTextFile(join(sandbox.dir, "nodes", "hostile.ts"), HOSTILE);
+      await Deno.writeTextFile(
+        join(sandbox.dir, "t.flow.yaml"),
+        "id: t\nnodes:\n  - { id: hello, type: log, with: { message: started } }\n" +
+          `  - { id: stuck, type: ./nodes/hostile.ts, needs: [hello], with: { attempt: ${attempt} } }\n`,
+      );
+      const child = cliCommand(sandbox.dir, ["run", "t.flow.yaml"], { home: sandbox.home })
+        .spawn();
+      const stdout = new Response(child.stdout).text();
+      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      let stderr = "";
+      const marker = attempt === "spin" ? "[stuck] spinning\n" : "[hello] started\n";
+      while (!stderr.includes(marker)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stderr += value;
+      }
+      assert.ok(stderr.includes(marker), stderr);
+      child.kill("SIGINT");
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stderr += value;
+      }
+      const status = await child.status;
+      assert.equal(status.code, 130, stderr);
+      assert.match(await stdout, /^status: +cancelled$/m);
+      const shown = await sandbox.run("runs", "ls", "--json");
+      const runs = JSON.parse(shown.stdout);
+      assert.equal(runs.length, 1);
+      assert.equal(runs[0].status, "cancelled", "no run is left running");
+      const detail = JSON.parse((await sandbox.run("runs", "show", runs[0].id, "--json")).stdout);
+      assert.equal(detail.run.nodes.stuck.status, "cancelled", JSON.stringify(detail.run.nodes));
+    });
+  });
+}
+
+Deno.test("a node module that fails to load is one clear error, without Deno's uncaught-error report", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.writeTextFile(
+      join(sandbox.dir, "nodes", "bad.js"),
+      'throw new Error("boom at load");\n',
+    );
+    await Deno.writeTextFile(
+      join(sandbox.dir, "t.flow.yaml"),
+      "id: t\nnodes:\n  - { id: a, type: ./nodes/bad.js }\n",
+    );
+    for (const command of ["validate", "run"]) {
+      const result = await sandbox.run(command, "t.flow.yaml");
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(
+        result.stderr,
+        "error: t.flow.yaml:3:20: nodes[0].type: cannot load node module ./nodes/bad.js: boom at load\n",
+      );
+    }
+  });
+});
+
+Deno.test("ctx.clock in a Worker follows the runtime's clock", async () => {
+  const { openRuntime } = await import("../mod.ts");
+  const { fakeClock } = await import("../testing.ts");
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-clock-" });
+  try {
+    await Deno.mkdir(join(dir, "nodes"));
+    await Deno.writeTextFile(
+      join(dir, "nodes", "now.js"),
+      'export default { kind: "flowstate.node", optionsSchema: { "~standard": { version: 1, vendor: "t", validate: (value) => ({ value }) } }, run: (ctx) => ctx.clock.now() };\n',
+    );
+    await Deno.writeTextFile(
+      join(dir, "t.flow.yaml"),
+      "id: t\nnodes:\n  - { id: a, type: ./nodes/now.js }\n",
+    );
+    const clock = fakeClock(Date.UTC(2030, 0, 1));
+    await using rt = await openRuntime({
+      config: { stores: { default: { plugin: "memory" } } },
+      clock,
+      cwd: dir,
+    });
+    const record = await rt.runFlow("t.flow.yaml");
+    const now = record.nodes.a.output as number;
+    assert.ok(now >= Date.UTC(2030, 0, 1) && now < Date.UTC(2030, 0, 1) + 60_000, String(now));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

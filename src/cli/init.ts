@@ -18,12 +18,14 @@ import denoJson from "../../deno.json" with { type: "json" };
 import { messageOf } from "../errors.ts";
 
 /**
- * The flags of the `run` and `flowstate` tasks: files, env, network, sys
- * (no --allow-run: nothing in Flowstate spawns processes), and `--unstable-worker-options` (custom nodes run in
- * Workers with only the permissions their flow declares).
+ * The flags of the `run` and `flowstate` tasks: read files, write only the
+ * home (`.flowstate`, which holds the store and backups), env, network, the
+ * host name (it names a daemon in its leases), no --allow-run (nothing in
+ * Flowstate spawns processes), and `--unstable-worker-options` (custom nodes
+ * run in Workers with only the permissions their flow declares).
  */
 const RUN_PERMISSIONS =
-  "--unstable-worker-options --allow-read --allow-write --allow-env --allow-net --allow-sys";
+  "--unstable-worker-options --allow-read --allow-write=.flowstate --allow-env --allow-net --allow-sys=hostname";
 
 /**
  * `jsr:@flowstate/core@^<major>.<minor>` of a version (default: this one).

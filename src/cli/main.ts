@@ -485,6 +485,32 @@ export function exitCodeOf(err: unknown): number {
   return EXIT_FAILURE;
 }
 
+/**
+ * For a permission this process lacks (Deno's `NotCapable`), where to grant
+ * it: the `flowstate` and `run` tasks grant writes to `.flowstate` only, and
+ * the host name of the system information.
+ *
+ * @example
+ * ```ts
+ * import { permissionHint } from "./main.ts";
+ * import assert from "node:assert/strict";
+ * const err = Object.assign(new Error('Requires write access to "/data/x.db", run again with the --allow-write flag'), { name: "NotCapable" });
+ * assert.match(permissionHint(err)!, /--allow-write=\.flowstate,\/data\/x\.db/);
+ * ```
+ */
+export function permissionHint(err: unknown): string | undefined {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (e.name !== "NotCapable" && e.name !== "PermissionDenied") continue;
+    const m = /Requires (\w+) access to "?([^",]*)"?/.exec(e.message);
+    if (!m) return undefined;
+    const [, kind, what] = m;
+    const flag = `--allow-${kind}`;
+    const example = kind === "write" ? `--allow-write=.flowstate,${what}` : `${flag}=${what}`;
+    return `Flowstate was started without ${flag} for ${what}; add it to the flags of the command or task that runs flowstate (deno.json "tasks"), e.g. ${example}`;
+  }
+  return undefined;
+}
+
 /** Print an error and choose its exit code. */
 function report(err: unknown, debug: boolean): number {
   if (err instanceof CommanderError) {
@@ -506,12 +532,16 @@ function report(err: unknown, debug: boolean): number {
     // One line: a multi-line message (a backend's, say) is cut.
     console.error(`error: ${printable(message.split("\n")[0])}`);
   }
+  const grant = permissionHint(err);
+  if (grant !== undefined) console.error(`hint: ${grant}`);
   if (debug) {
     for (let e: unknown = err; e !== undefined; e = (e as Error).cause) {
       console.error(e instanceof Error ? (e.stack ?? String(e)) : String(e));
       if (!(e instanceof Error)) break;
     }
-  } else if (!(err instanceof UsageError) && !(err instanceof FlowstateError)) {
+  } else if (
+    !(err instanceof UsageError) && !(err instanceof FlowstateError) && grant === undefined
+  ) {
     // Our own errors say everything a user needs; anything else may be a bug.
     console.error("(run again with --debug for the stack trace)");
   }

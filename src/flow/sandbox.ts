@@ -137,8 +137,8 @@ export class SandboxWorker {
     this.moduleUrl = moduleUrl;
     this.permissions = permissions;
     const serveUrl = new URL("./sandbox_worker.ts", import.meta.url).href;
-    const entry = `import mod from ${JSON.stringify(moduleUrl)};\n` +
-      `import { serve } from ${JSON.stringify(serveUrl)};\nserve(mod);\n`;
+    const entry = `import { serve } from ${JSON.stringify(serveUrl)};\n` +
+      `await serve(() => import(${JSON.stringify(moduleUrl)}));\n`;
     let ready!: () => void;
     this.#ready = new Promise<void>((r) => ready = r);
     this.#worker = new Worker("data:application/javascript," + encodeURIComponent(entry), {
@@ -148,7 +148,10 @@ export class SandboxWorker {
     this.#worker.onmessage = (event) => {
       const msg = JSON.parse(event.data as string);
       if (msg.op === "ready") ready();
-      else if (msg.op === "done") this.#settle(msg);
+      else if (msg.op === "loadError") {
+        this.#kill(Object.assign(new Error(msg.error.message), { name: msg.error.name }));
+        ready();
+      } else if (msg.op === "done") this.#settle(msg);
       else if (msg.op === "log") this.#contexts.get(msg.run)?.log(msg.message, msg.level);
       else if (msg.op === "call") this.#call(msg);
     };
@@ -265,6 +268,7 @@ export class SandboxWorker {
         flowId: ctx.flowId,
         nodeId: ctx.nodeId,
         attempt: ctx.attempt,
+        now: ctx.clock.now(),
       }, ctx);
     } finally {
       ctx.signal.removeEventListener("abort", onAbort);

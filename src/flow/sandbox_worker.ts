@@ -25,9 +25,26 @@ function encodeArgs(args: unknown[]): { v?: unknown }[] {
   return args.map((a) => a === undefined ? {} : { v: a });
 }
 
-/** Serve the node type `mod` (the module's default export) to the host. */
-export function serve(mod: unknown): void {
-  const type = mod as Any;
+/**
+ * Load the node module with `load` (the generated entry module's `import()`
+ * of it) and serve its default export to the host. A module that fails to
+ * load is reported to the host as `loadError`, never as an uncaught error
+ * (which Deno would also print to stderr).
+ */
+export async function serve(load: () => Promise<{ default?: unknown }>): Promise<void> {
+  let type: Any;
+  try {
+    type = (await load()).default;
+  } catch (err) {
+    scope.postMessage(JSON.stringify({
+      op: "loadError",
+      error: {
+        name: (err as Error)?.name ?? "Error",
+        message: (err as Error)?.message ?? String(err),
+      },
+    }));
+    return;
+  }
   const calls = new Map<number, Pending>();
   const aborts = new Map<number, AbortController>();
   let next = 0;
@@ -90,6 +107,7 @@ export function serve(mod: unknown): void {
     const controller = new AbortController();
     aborts.set(run, controller);
     const signal = controller.signal;
+    const startedAt = performance.now();
     try {
       const checked = await type.optionsSchema["~standard"].validate(msg.input);
       if (checked.issues) {
@@ -115,7 +133,8 @@ export function serve(mod: unknown): void {
         nodeId: msg.nodeId,
         attempt: msg.attempt,
         signal,
-        clock: { now: () => Date.now() },
+        // The host's clock as the attempt started, advancing in real time from there.
+        clock: { now: () => msg.now + (performance.now() - startedAt) },
         log: (message: string, level?: string) =>
           send({ op: "log", run, message: String(message), level: level ?? "info" }),
         sleep: (ms: number) =>

@@ -1,0 +1,128 @@
+/**
+ * The `flowstate` task's own flags (issue 11): writes only under `.flowstate`,
+ * the host name only of the system information, no `--allow-run`. Everything
+ * a default project does works with exactly those flags, and a write the
+ * config asks for elsewhere fails naming the flag to add.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import denoJson from "../deno.json" with { type: "json" };
+import { streamLines } from "./fixtures/daemon_process.ts";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+/** The flags between `deno run` and `cli.ts` in the `flowstate` task. */
+function taskFlags(): string[] {
+  const task = denoJson.tasks.flowstate;
+  const m = /^deno run (.*) cli\.ts$/.exec(task);
+  assert.ok(m, `unexpected flowstate task: ${task}`);
+  return m[1].split(" ");
+}
+
+function flowstateCommand(dir: string, ...args: string[]): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--config",
+      join(ROOT, "deno.json"),
+      ...taskFlags(),
+      join(ROOT, "cli.ts"),
+      ...args,
+    ],
+    cwd: dir,
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    clearEnv: false,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+async function flowstate(dir: string, ...args: string[]) {
+  const out = await flowstateCommand(dir, ...args).output();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+Deno.test("the flowstate task's flags grant no --allow-run, write only .flowstate and sys only hostname", () => {
+  const flags = taskFlags();
+  assert.ok(!flags.some((f) => f.startsWith("--allow-run")), flags.join(" "));
+  assert.ok(!flags.includes("-A") && !flags.includes("--allow-all"));
+  assert.ok(flags.includes("--allow-write=.flowstate"), flags.join(" "));
+  assert.ok(flags.includes("--allow-sys=hostname"), flags.join(" "));
+  assert.equal(denoJson.tasks.run, denoJson.tasks.flowstate + " run");
+});
+
+Deno.test("a default project runs, records, backs up and runs its daemon with exactly the task's flags", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-flags-" });
+  try {
+    await Deno.copyFile(
+      join(ROOT, "examples", "counter.flow.yaml"),
+      join(dir, "counter.flow.yaml"),
+    );
+    for (let i = 0; i < 2; i++) {
+      const run = await flowstate(dir, "run", "counter.flow.yaml", "--json");
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(JSON.parse(run.stdout).status, "succeeded");
+    }
+    const state = await flowstate(dir, "state", "get", "count", "--flow", "counter");
+    assert.equal(state.code, 0, state.stderr);
+    assert.equal(state.stdout.trim(), "2");
+    const backup = await flowstate(dir, "backup", "--store", "default", "--quiet");
+    assert.equal(backup.code, 0, backup.stderr);
+    const backups = [...Deno.readDirSync(join(dir, ".flowstate", "backups"))];
+    assert.ok(backups.some((b) => b.name.endsWith(".fsbackup")), JSON.stringify(backups));
+    const gc = await flowstate(dir, "jobs", "run", "gc", "--quiet");
+    assert.equal(gc.code, 0, gc.stderr);
+
+    // The daemon names itself by the host name (--allow-sys=hostname) in its leases.
+    await Deno.writeTextFile(
+      join(dir, "tick.flow.yaml"),
+      'id: tick\nschedule: "* * * * * *"\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n',
+    );
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), "flows: [./tick.flow.yaml]\n");
+    const daemon = flowstateCommand(dir, "daemon", "--json").spawn();
+    const stdout = streamLines(daemon.stdout);
+    const stderr = new Response(daemon.stderr).text();
+    const end = JSON.parse(await stdout.next(/"type":"tick\.end"/));
+    daemon.kill("SIGTERM");
+    assert.equal((await daemon.status).code, 0, await stderr);
+    await stdout.done;
+    assert.equal(end.status, "succeeded");
+    const start = JSON.parse(stdout.lines[0]);
+    assert.equal(start.type, "start");
+    assert.ok(String(start.runnerId).startsWith(`${Deno.hostname()}:`), stdout.lines[0]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a store the task's flags do not cover fails naming the flag to add, writing nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-flags-" });
+  const outside = await Deno.makeTempDir({ prefix: "flowstate-outside-" });
+  try {
+    await Deno.copyFile(
+      join(ROOT, "examples", "counter.flow.yaml"),
+      join(dir, "counter.flow.yaml"),
+    );
+    const db = join(outside, "data", "state.db");
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      `stores:\n  default: { plugin: sqlite, path: ${JSON.stringify(db)} }\n`,
+    );
+    const run = await flowstate(dir, "run", "counter.flow.yaml");
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /^error: Requires write access to /m);
+    assert.ok(
+      run.stderr.includes(`e.g. --allow-write=.flowstate,${join(outside, "data")}`),
+      run.stderr,
+    );
+    assert.doesNotMatch(run.stderr, /--debug/);
+    assert.deepEqual([...Deno.readDirSync(outside)], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});
