@@ -259,3 +259,51 @@ Deno.test("the config's runs.maxSubRuns applies to every run; the option overrid
   const raised = await rt.runFlow(TREE, { maxSubRuns: 14 });
   assert.equal(raised.status, "succeeded");
 });
+
+Deno.test("outputs too large for a run record: a node over 4 MiB fails; outputs over 16 MiB together are dropped and the run is recorded failed, never left running", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-big-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/big.js`,
+      'export default { kind: "flowstate.node", optionsSchema: { "~standard": { version: 1, vendor: "t", validate: (value) => ({ value }) } }, run: (ctx, input) => "x".repeat(input.mib * 1024 * 1024) };\n',
+    );
+    for (const trusted of [true, false]) {
+      await using rt = await openRuntime({
+        config: {
+          stores: { main: { plugin: "memory" } },
+          nodes: { trusted: trusted ? ["./big.js"] : [] },
+        },
+        cwd: dir,
+        home: dir,
+      });
+      const records = await rt.records();
+      const one = await rt.runFlow({
+        id: "one",
+        nodes: [{ id: "huge", type: "./big.js", with: { mib: 5 }, continueOnError: true }],
+      });
+      assert.equal(one.nodes.huge.status, "failed");
+      assert.match(
+        one.nodes.huge.error!,
+        /node huge returned 5,242,882 bytes of JSON; a node's output is at most 4,194,304 bytes/,
+      );
+      assert.equal((await records.getRun(one.id))?.status, "succeeded");
+
+      const nodes = Array.from(
+        { length: 5 },
+        (_, i) => ({ id: `n${i}`, type: "./big.js", with: { mib: 3.9 } }),
+      );
+      const many = await rt.runFlow({ id: "many", nodes } as FlowDefinition);
+      assert.equal(many.status, "failed");
+      assert.match(many.error!.message, /could not be stored with its outputs .*16 MiB/);
+      const stored = await records.getRun(many.id);
+      assert.equal(stored?.status, "failed", "recorded, not left running");
+      assert.equal(stored?.outputs, null);
+      for (const node of Object.values(stored!.nodes)) {
+        assert.equal(node.status, "succeeded");
+        assert.equal(node.output, undefined);
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

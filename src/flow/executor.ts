@@ -6,7 +6,7 @@
  * @module
  */
 import { createStateView, type StateView, type StoreResolver } from "../state/scopes.ts";
-import { serializeValue } from "../store/values.ts";
+import { MAX_VALUE_BYTES, serializeValue } from "../store/values.ts";
 import type { JsonValue } from "../store/types.ts";
 import { type Clock, realTimers, type Timers } from "../clock.ts";
 import type { LogLevel, NodeContext, NodeType } from "./node.ts";
@@ -22,6 +22,28 @@ import { periodicYield } from "../_yield.ts";
 import { messageOf } from "../errors.ts";
 import { AttemptFence, fencedView } from "./_attempt.ts";
 import { releaseSandbox } from "./sandbox.ts";
+
+/**
+ * The largest output a node may return, in bytes of its JSON text: it is kept
+ * in the run record beside every other node's output, and a record is at most
+ * {@linkcode MAX_VALUE_BYTES}.
+ */
+export const MAX_NODE_OUTPUT_BYTES: number = MAX_VALUE_BYTES / 4;
+
+function assertOutputSize(text: string, id: string): void {
+  if (text.length * 3 <= MAX_NODE_OUTPUT_BYTES) return;
+  const size = new TextEncoder().encode(text).length;
+  if (size <= MAX_NODE_OUTPUT_BYTES) return;
+  throw new RangeError(
+    `node ${id} returned ${
+      size.toLocaleString("en-US")
+    } bytes of JSON; a node's output is at most ` +
+      `${
+        MAX_NODE_OUTPUT_BYTES.toLocaleString("en-US")
+      } bytes (4 MiB), since it is kept in the run's record: ` +
+      `put large data in state (or outside the store) and return a reference to it`,
+  );
+}
 
 /** How long a node attempt that is over may take to stop, by default (ms). */
 export const DEFAULT_ABORT_GRACE = 5000;
@@ -495,11 +517,12 @@ class Execution {
     try {
       const value = await Promise.race(contenders);
       // A copy, so later nodes cannot change this node's recorded output.
-      const output = value === undefined || value === null
-        ? null
-        : typeof value === "object"
-        ? JSON.parse(serializeValue(value, `node ${id} returned a value that is not JSON`))
-        : (serializeValue(value, `node ${id} returned a value that is not JSON`), value);
+      let output: unknown = null;
+      if (value !== undefined && value !== null) {
+        const text = serializeValue(value, `node ${id} returned a value that is not JSON`);
+        assertOutputSize(text, id);
+        output = typeof value === "object" ? JSON.parse(text) : value;
+      }
       outcome = { ok: true, output: output as JsonValue };
     } catch (err) {
       const timedOut = err instanceof AttemptTimeout;

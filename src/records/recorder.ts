@@ -255,8 +255,30 @@ export class RunRecorder {
     await this.#flushing;
     const last = this.#buffer;
     this.#buffer = [];
-    const record = this.#record(end, end.endedAt ?? this.#clock.now());
-    await this.#commitEnd(record, last);
+    const endedAt = end.endedAt ?? this.#clock.now();
+    let record = this.#record(end, endedAt);
+    try {
+      await this.#commitEnd(record, last);
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+      // Too large to store (the outputs of many nodes together, say): the end
+      // is recorded all the same, as failed, without the outputs.
+      const nodes: RunRecord["nodes"] = {};
+      for (const [id, outcome] of Object.entries(end.nodes)) {
+        const { output: _dropped, ...rest } = outcome;
+        nodes[id] = rest;
+      }
+      record = this.#record({
+        status: "failed",
+        outputs: null,
+        nodes,
+        error: {
+          message: `the run's record could not be stored with its outputs (${err.message}); ` +
+            `it is recorded without them: return smaller outputs and keep large data in state`,
+        },
+      }, endedAt);
+      await this.#commitEnd(record, last.filter((e) => e.type !== "node.log"));
+    }
     if (this.#flushError !== undefined) {
       throw new Error(
         `Run ${this.id} finished ${record.status} but some of its events could not be recorded`,
