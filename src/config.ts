@@ -56,6 +56,7 @@ import {
   TOP_LEVEL_FIELDS,
 } from "./config_schema.ts";
 import { DEFAULT_ABORT_GRACE } from "./flow/executor.ts";
+import { DEFAULT_WORKER_MEMORY_MIB } from "./flow/sandbox.ts";
 import { DEFAULT_MAX_SUB_RUNS } from "./run_flow.ts";
 import { readYamlFile, YamlSource } from "./yaml_source.ts";
 
@@ -143,6 +144,8 @@ export interface ResolvedConfig {
     readonly trusted: readonly string[];
     /** How long (ms) a node module's Worker is kept after a run; `undefined` when not set. */
     readonly workerIdleMs: number | undefined;
+    /** The heap (MiB) a node's Worker may use while a node runs. Default 512. */
+    readonly memoryLimitMiB: number;
   };
   /**
    * Where a field is written, as `file:line:column` (the most specific part of
@@ -478,6 +481,18 @@ function resolveConfig(
     if (problem !== undefined) fail(["nodes", "workerIdle"], problem.message);
     else workerIdleMs = parseDuration(config.nodes.workerIdle, "nodes.workerIdle");
   }
+  let memoryLimitMiB = DEFAULT_WORKER_MEMORY_MIB;
+  if (config.nodes?.memoryLimit !== undefined) {
+    const parsed = parseMiB(config.nodes.memoryLimit);
+    if (parsed === undefined) {
+      fail(
+        ["nodes", "memoryLimit"],
+        `expected a size in MiB (a number) or like "256MiB", "1GiB", "512MB", got ${
+          JSON.stringify(config.nodes.memoryLimit)
+        }`,
+      );
+    } else memoryLimitMiB = parsed;
+  }
   const runs = Object.freeze({
     abortGraceMs,
     maxSubRuns: config.runs?.maxSubRuns ?? DEFAULT_MAX_SUB_RUNS,
@@ -498,9 +513,19 @@ function resolveConfig(
     nodes: Object.freeze({
       trusted: Object.freeze([...(config.nodes?.trusted ?? [])]),
       workerIdleMs,
+      memoryLimitMiB,
     }),
     where,
   });
+}
+
+/** A size as MiB: a positive number, or `<n>MiB|MB|GiB|GB` (MB and GB taken as MiB and GiB). */
+function parseMiB(value: number | string): number | undefined {
+  if (typeof value === "number") return Number.isFinite(value) && value > 0 ? value : undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(MiB|MB|GiB|GB)\s*$/i.exec(value);
+  if (!m) return undefined;
+  const n = Number(m[1]) * (/^g/i.test(m[2]) ? 1024 : 1);
+  return n > 0 ? n : undefined;
 }
 
 function readEnv(

@@ -92,6 +92,12 @@ export interface NodesConfigObject {
    * (stopped when the run ends), and 1 minute in `flowstate daemon`.
    */
   workerIdle?: number | string;
+  /**
+   * The heap a custom node's Worker may use while a node runs: MiB, or a
+   * size such as `256MiB` or `1GiB`. Past it the Worker is stopped and the
+   * node fails with that reason. Default 512 MiB.
+   */
+  memoryLimit?: number | string;
 }
 
 /** The `runs:` settings, as written. */
@@ -182,6 +188,7 @@ export const configSchema: z.ZodType<ConfigObject> = z.strictObject({
   nodes: z.strictObject({
     trusted: z.array(z.string().min(1)).optional(),
     workerIdle: z.union([z.number(), z.string()]).optional(),
+    memoryLimit: z.union([z.number().positive(), z.string()]).optional(),
   }).optional(),
 });
 

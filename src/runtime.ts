@@ -235,7 +235,10 @@ class FlowstateRuntime implements Runtime {
     this.home = config.home;
     this.clock = clock;
     this.storeNames = Object.freeze(Object.keys(config.stores));
-    this.sandboxes = new SandboxPool({ idleMs: config.nodes.workerIdleMs ?? 0 });
+    this.sandboxes = new SandboxPool({
+      idleMs: config.nodes.workerIdleMs ?? 0,
+      memoryLimitMiB: config.nodes.memoryLimitMiB,
+    });
     attachEventBus(this, this.#events);
   }
 

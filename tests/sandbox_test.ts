@@ -32,6 +32,7 @@ export default {
         return { n, flow: await ctx.flow.get("seen"), global: await ctx.global.get("nothing") };
       }
       case "hang": await new Promise(() => {}); return "never";
+      case "hog": { const kept = []; for (;;) { kept.push(new Array(1e6).fill(Math.random())); await new Promise((r) => setTimeout(r, 1)); } }
       case "spin": ctx.log("spinning"); await new Promise((r) => setTimeout(r, 10)); for (;;) {}
       case "connectTo": {
         const [hostname, port] = arg.split(":");
@@ -441,4 +442,41 @@ Deno.test("ctx.clock in a Worker follows the runtime's clock", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a node whose Worker passes nodes.memoryLimit is stopped, the reason recorded, the runner unharmed", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "hostile.ts"), HOSTILE);
+    await Deno.writeTextFile(
+      join(sandbox.dir, "flowstate.yaml"),
+      "stores:\n  default: { plugin: memory }\nnodes:\n  memoryLimit: 64MiB\n",
+    );
+    const record = await runFlow(
+      sandbox,
+      "id: t\nnodes:\n" + node("hog", "hog") + node("after", "state", undefined, undefined).replace(
+        "continueOnError: true\n",
+        "continueOnError: true\n    needs: [hog]\n",
+      ),
+    );
+    assert.equal(record.nodes.hog.status, "failed", JSON.stringify(record.nodes.hog));
+    assert.match(
+      record.nodes.hog.error!,
+      /^the node's Worker used \d+ MiB of heap, over its limit of 64 MiB \(nodes\.memoryLimit in the config\); it was stopped$/,
+    );
+    // The next node gets a fresh Worker.
+    assert.equal(record.nodes.after.status, "succeeded", JSON.stringify(record.nodes.after));
+  });
+});
+
+Deno.test("nodes.memoryLimit must be a size", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.writeTextFile(
+      join(sandbox.dir, "flowstate.yaml"),
+      "stores:\n  default: { plugin: memory }\nnodes:\n  memoryLimit: lots\n",
+    );
+    const result = await sandbox.run("validate", "flowstate.yaml");
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /flowstate\.yaml:4:3: nodes\.memoryLimit: expected a size in MiB/);
+  });
 });

@@ -30,6 +30,11 @@ export type PermissionName = typeof PERMISSION_NAMES[number];
 /** Resolved permissions, as a Worker takes them (every name present). */
 export type ResolvedPermissions = Record<PermissionName, boolean | string[]>;
 
+/** The heap a node's Worker may use by default (MiB): `nodes.memoryLimit`. */
+export const DEFAULT_WORKER_MEMORY_MIB = 512;
+
+const MIB = 1024 * 1024;
+
 /** How long a Worker whose node was aborted may take to stop before it is terminated (ms). */
 export const WORKER_STOP_GRACE = 1000;
 
@@ -131,14 +136,23 @@ export class SandboxWorker {
   readonly permissions: ResolvedPermissions;
   /** Set by the {@linkcode SandboxPool} that started it. */
   poolKey: string | undefined;
+  /** The heap the Worker may use while a node runs (MiB). */
+  readonly memoryLimitMiB: number;
 
   /** Start a Worker importing `moduleUrl` with `permissions`. */
-  constructor(moduleUrl: string, permissions: ResolvedPermissions) {
+  constructor(
+    moduleUrl: string,
+    permissions: ResolvedPermissions,
+    memoryLimitMiB: number = DEFAULT_WORKER_MEMORY_MIB,
+  ) {
     this.moduleUrl = moduleUrl;
     this.permissions = permissions;
+    this.memoryLimitMiB = memoryLimitMiB;
     const serveUrl = new URL("./sandbox_worker.ts", import.meta.url).href;
     const entry = `import { serve } from ${JSON.stringify(serveUrl)};\n` +
-      `await serve(() => import(${JSON.stringify(moduleUrl)}));\n`;
+      `await serve(() => import(${JSON.stringify(moduleUrl)}), ${
+        JSON.stringify({ memoryLimitBytes: memoryLimitMiB * MIB })
+      });\n`;
     let ready!: () => void;
     this.#ready = new Promise<void>((r) => ready = r);
     this.#worker = new Worker("data:application/javascript," + encodeURIComponent(entry), {
@@ -153,7 +167,15 @@ export class SandboxWorker {
         ready();
       } else if (msg.op === "done") this.#settle(msg);
       else if (msg.op === "log") this.#contexts.get(msg.run)?.log(msg.message, msg.level);
-      else if (msg.op === "call") this.#call(msg);
+      else if (msg.op === "memory") {
+        this.#kill(
+          new Error(
+            `the node's Worker used ${
+              Math.round(msg.heapUsed / MIB)
+            } MiB of heap, over its limit of ${this.memoryLimitMiB} MiB (nodes.memoryLimit in the config); it was stopped`,
+          ),
+        );
+      } else if (msg.op === "call") this.#call(msg);
     };
     this.#worker.onerror = (event) => {
       event.preventDefault();
@@ -341,12 +363,17 @@ export class SandboxPool {
   #holds = 0;
   #closed = false;
   #idleMs: number;
+  readonly #memoryLimitMiB: number;
   /** Workers started by this pool (for tests and benchmarks). */
   started = 0;
 
-  /** A pool keeping idle Workers for `idleMs` (0: only while held). */
-  constructor(options: { idleMs?: number } = {}) {
+  /**
+   * A pool keeping idle Workers for `idleMs` (0: only while held), each
+   * stopped when its heap passes `memoryLimitMiB` while a node runs.
+   */
+  constructor(options: { idleMs?: number; memoryLimitMiB?: number } = {}) {
     this.#idleMs = options.idleMs ?? 0;
+    this.#memoryLimitMiB = options.memoryLimitMiB ?? DEFAULT_WORKER_MEMORY_MIB;
   }
 
   /** How long (ms) an idle Worker is kept; applies to Workers released from now on. */
@@ -367,7 +394,7 @@ export class SandboxPool {
       if (!entry.worker.dead) return entry.worker;
     }
     this.started++;
-    const worker = new SandboxWorker(moduleUrl, permissions);
+    const worker = new SandboxWorker(moduleUrl, permissions, this.#memoryLimitMiB);
     worker.poolKey = key;
     return worker;
   }

@@ -31,7 +31,10 @@ function encodeArgs(args: unknown[]): { v?: unknown }[] {
  * load is reported to the host as `loadError`, never as an uncaught error
  * (which Deno would also print to stderr).
  */
-export async function serve(load: () => Promise<{ default?: unknown }>): Promise<void> {
+export async function serve(
+  load: () => Promise<{ default?: unknown }>,
+  limits: { memoryLimitBytes?: number } = {},
+): Promise<void> {
   let type: Any;
   try {
     type = (await load()).default;
@@ -49,6 +52,22 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
   const aborts = new Map<number, AbortController>();
   let next = 0;
   const send = (message: Record<string, unknown>) => scope.postMessage(JSON.stringify(message));
+  // While a node runs, its heap is checked every 50 ms; past the limit the host stops the Worker.
+  // (A node allocating in one synchronous stretch is not seen until it yields.)
+  let watchdog: ReturnType<typeof setInterval> | undefined;
+  const watch = () => {
+    const limit = limits.memoryLimitBytes;
+    if (limit === undefined || watchdog !== undefined) return;
+    watchdog = setInterval(() => {
+      const { heapUsed } = Deno.memoryUsage();
+      if (heapUsed > limit) send({ op: "memory", heapUsed });
+    }, 50);
+  };
+  const unwatch = () => {
+    if (aborts.size > 0 || watchdog === undefined) return;
+    clearInterval(watchdog);
+    watchdog = undefined;
+  };
   const call = (run: number, body: Record<string, unknown>): Promise<unknown> => {
     const id = ++next;
     return new Promise((resolve, reject) => {
@@ -106,6 +125,7 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
     const run: number = msg.id;
     const controller = new AbortController();
     aborts.set(run, controller);
+    watch();
     const signal = controller.signal;
     const startedAt = performance.now();
     try {
@@ -159,6 +179,7 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
       send({ op: "done", id: run, error: fail(err) });
     } finally {
       aborts.delete(run);
+      unwatch();
     }
   };
   send({ op: "ready" });
