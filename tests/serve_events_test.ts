@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openRuntime, type Runtime } from "../mod.ts";
 import { eventsRoute, type EventsRouteOptions, RETRY_MS } from "../src/serve/events.ts";
+import { newRunId } from "../records.ts";
 import { cliCommand } from "./_cli_sandbox.ts";
 
 /** One message of the stream. */
@@ -251,12 +252,32 @@ Deno.test("/api/events: a run this process started before the first client, seen
   const ended = await sse.until((m) => m.event === "run.ended");
   assert.equal(data(ended).runId, runId);
   await running;
-  // A later in-process run: everything before its end has been sent.
-  const second = await rt.runFlow({
-    id: "after",
-    nodes: [{ id: "n", type: "transform", with: { value: 1 } }],
+  // A run recorded without this runtime's events (as by another process).
+  const records = await rt.records();
+  const startedAt = Date.now();
+  const foreign = {
+    id: newRunId(startedAt),
+    flowId: "elsewhere",
+    flowVersion: "v",
+    status: "running" as const,
+    inputs: {},
+    outputs: null,
+    startedAt,
+    endedAt: null,
+    durationMs: null,
+    nodes: {},
+    error: null,
+  };
+  await records.startRun(foreign);
+  await sse.until((m) => m.event === "run.started" && data(m).runId === foreign.id);
+  await records.finishRun({
+    ...foreign,
+    status: "succeeded",
+    endedAt: startedAt + 1,
+    durationMs: 1,
   });
-  await sse.until((m) => m.event === "run.ended" && data(m).runId === second.id);
+  // Its end is found by a later poll, which also went through the run this test is about.
+  await sse.until((m) => m.event === "run.ended" && data(m).runId === foreign.id);
   const of = (name: string) => sse.seen.filter((m) => m.event === name && data(m).runId === runId);
   assert.equal(of("run.started").length, 1);
   assert.equal(of("run.ended").length, 1);
