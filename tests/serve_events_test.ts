@@ -23,9 +23,8 @@ interface Message {
 /** Reads a stream of Server-Sent Events message by message. */
 class SseReader {
   readonly response: Response;
-  /** Aborts the request's signal: the client went away, as `Deno.serve` tells it. */
-  disconnect: () => void = () => {};
-  #reader: ReadableStreamDefaultReader<string>;
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #decoder = new TextDecoder();
   #buffer = "";
   #queue: Message[] = [];
   #done = false;
@@ -34,7 +33,7 @@ class SseReader {
 
   constructor(response: Response) {
     this.response = response;
-    this.#reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    this.#reader = response.body!.getReader();
   }
 
   /** The next message, or `null` once the stream ended; fails after `ms`. */
@@ -52,7 +51,7 @@ class SseReader {
         this.#done = true;
         continue;
       }
-      this.#buffer += read.value;
+      this.#buffer += this.#decoder.decode(read.value, { stream: true });
       let end: number;
       while ((end = this.#buffer.indexOf("\n\n")) !== -1) {
         const block = this.#buffer.slice(0, end);
@@ -82,7 +81,8 @@ class SseReader {
     return out;
   }
 
-  cancel(): Promise<void> {
+  /** Go away, as a client that disconnects: its stream is cancelled. */
+  disconnect(): Promise<void> {
     return this.#reader.cancel();
   }
 }
@@ -108,19 +108,13 @@ const nodeEvent = (m: Message) => data(m).event as { type: string; node: string 
 function connect(
   rt: Runtime,
   query = "",
-  options: Partial<EventsRouteOptions> & { headers?: HeadersInit; requestSignal?: AbortSignal } =
-    {},
+  options: Partial<EventsRouteOptions> & { headers?: HeadersInit } = {},
   shutdown = new AbortController(),
 ): SseReader {
-  const gone = new AbortController();
   const request = new Request(`http://127.0.0.1:8377/api/events${query}`, {
     headers: options.headers,
-    signal: options.requestSignal ?? gone.signal,
   });
-  const response = eventsRoute(rt, request, { signal: shutdown.signal, ...options });
-  const reader = new SseReader(response);
-  reader.disconnect = () => gone.abort();
-  return reader;
+  return new SseReader(eventsRoute(rt, request, { signal: shutdown.signal, ...options }));
 }
 
 const memoryConfig = { stores: { main: { plugin: "memory" as const } } };
@@ -294,7 +288,7 @@ Deno.test("/api/events resumes after Last-Event-ID from the backlog, and says re
   const first = connect(rt, "", {}, shutdown);
   await store.set(["a"], 1);
   const a = await first.until((m) => m.event === "state.changed");
-  first.disconnect();
+  await first.disconnect();
   await store.set(["b"], 2);
   await store.delete(["a"]);
 
@@ -340,7 +334,7 @@ Deno.test("/api/events: events missed while no client listened cannot be resumed
   const only = connect(rt, "", {}, shutdown);
   await store.set(["a"], 1);
   const a = await only.until((m) => m.event === "state.changed");
-  only.disconnect(); // the last client: the feed stops
+  await only.disconnect(); // the last client: the feed stops
   await store.set(["unseen"], 1);
   const back = connect(rt, "", { headers: { "last-event-id": a.id! } }, shutdown);
   await back.next();
@@ -444,14 +438,12 @@ Deno.test("/api/events drops a client that does not read past its queue limit, w
 Deno.test("/api/events ends on the server's shutdown, on the client's going away, and when the runtime closes; pings an idle client", async () => {
   const rt = await openRuntime({ config: memoryConfig });
   const shutdown = new AbortController();
-  const gone = new AbortController();
-  const leaving = connect(rt, "", { requestSignal: gone.signal }, shutdown);
+  const leaving = connect(rt, "", {}, shutdown);
   const pinged = connect(rt, "", { pingMs: 20 }, shutdown);
   await pinged.next();
   assert.deepEqual(await pinged.next(), { comment: "ping" });
   await leaving.next();
-  gone.abort();
-  assert.deepEqual(await leaving.rest(), []);
+  await leaving.disconnect(); // (that the feed lets go of it: see the reset test above)
 
   const staying = connect(rt, "", {}, new AbortController());
   await staying.next();

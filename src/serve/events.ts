@@ -102,18 +102,15 @@ export function eventsRoute(
     start(controller) {
       client = new Client(controller, filter, queueLimit, () => feed.remove(client!));
       client.write(`retry: ${RETRY_MS}\n\n`);
-      if (options.signal.aborted || request.signal.aborted) {
+      if (options.signal.aborted) {
         client.end();
         return;
       }
+      // A client that goes away cancels the stream (Deno.serve does, on disconnect): that is
+      // how it is noticed; request.signal is not used (Deno.serve warns about its legacy use).
       const onShutdown = () => client!.end();
-      const onGone = () => client!.drop();
       options.signal.addEventListener("abort", onShutdown, { once: true });
-      request.signal.addEventListener("abort", onGone, { once: true });
-      client.onClose(() => {
-        options.signal.removeEventListener("abort", onShutdown);
-        request.signal.removeEventListener("abort", onGone);
-      });
+      client.onClose(() => options.signal.removeEventListener("abort", onShutdown));
       if (pingMs > 0) {
         const ping = setInterval(() => client!.ping(), pingMs);
         client.onClose(() => clearInterval(ping));
