@@ -77,7 +77,7 @@ export interface ConfigObject {
  *
  * @example
  * ```ts
- * import type { ServeConfigObject } from "./config_schema.ts";
+ * import type { ServeConfigObject } from "@flowstate/core";
  * const serve: ServeConfigObject = { port: 8377, host: "0.0.0.0", token: "${env.FLOWSTATE_TOKEN}" };
  * ```
  */
@@ -343,12 +343,18 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
     }
     case "too_big":
       if (path[0] === "serve") {
-        return { path, message: `expected a port number from 0 to 65535, got ${describeValue(input)}` };
+        return {
+          path,
+          message: `expected a port number from 0 to 65535, got ${describeValue(input)}`,
+        };
       }
       return { path, message: issue.message };
     case "too_small":
       if (path[0] === "serve" && last === "port") {
-        return { path, message: `expected a port number from 0 to 65535, got ${describeValue(input)}` };
+        return {
+          path,
+          message: `expected a port number from 0 to 65535, got ${describeValue(input)}`,
+        };
       }
       if (path[0] === "runs") {
         return { path, message: `must be at least 0, got ${describeValue(input)}` };

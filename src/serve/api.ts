@@ -283,7 +283,6 @@ const ERROR_TEXT: Record<number, string> = {
   428: "If-Match (or If-None-Match: *) is required",
 };
 
-const STORE = "store";
 const KEY_QUERY = {
   name: "key",
   description: "one part of the key, in order (repeat it)",
