@@ -24,19 +24,11 @@ import { HttpError, json, readJson } from "./http.ts";
 import { sameToken, sessionCookie } from "./auth.ts";
 import type { Route, RouteContext } from "./router.ts";
 import * as S from "./schemas.ts";
-import { prometheusText } from "./metrics.ts";
+import { prometheusText, type SchedulerStatus } from "./metrics.ts";
 import { eventsRoute } from "./events.ts";
 import { openApiDocument } from "./openapi.ts";
 
-/** What the scheduler beside the server reports (`flowstate daemon --serve`). */
-export interface SchedulerStatus {
-  /** Whether it is running. */
-  ticking: boolean;
-  /** When it last started a tick (ms since the epoch), or `null`. */
-  lastTickAt: number | null;
-  /** How late (s) its last tick started after its nominal time, or `null`. */
-  lagSeconds: number | null;
-}
+export type { SchedulerStatus } from "./metrics.ts";
 
 /** What every handler shares: the runtime, the limits, and the runs started here. */
 export interface ServerState {
