@@ -40,8 +40,10 @@ export interface ServerState {
   token: string | undefined;
   /** Aborted when the server shuts down. */
   signal: AbortSignal;
-  /** Runs started by this server and still running, to cancel them. */
+  /** Runs started by this server and still running, by id, to cancel them. */
   runs: Map<string, AbortController>;
+  /** The cancel controllers of every run started here and not ended (started or starting). */
+  controllers: Set<AbortController>;
   /** Promises of the runs started here (awaited on shutdown). */
   pending: Set<Promise<unknown>>;
   /** The scheduler's status, when one runs beside the server. */
@@ -233,7 +235,11 @@ async function startTracked(
   start: (signal: AbortSignal, onStart: (runId: string) => void) => Promise<RunRecord>,
   wait: boolean,
 ): Promise<{ runId: string; record?: RunRecord }> {
+  if (state.signal.aborted) {
+    throw new HttpError("internal", "Cannot start a run: the server is stopping", {}, 503);
+  }
   const controller = new AbortController();
+  state.controllers.add(controller);
   const started = Promise.withResolvers<string>();
   let runId: string | undefined;
   const running = start(controller.signal, (id) => {
@@ -243,11 +249,15 @@ async function startTracked(
   });
   const tracked = running.finally(() => {
     if (runId !== undefined) state.runs.delete(runId);
+    state.controllers.delete(controller);
     state.pending.delete(tracked);
   });
   state.pending.add(tracked);
-  tracked.catch(() => {}); // Failures before the start are answered below; later ones are recorded.
-  const id = await Promise.race([started.promise, running.then((r) => r.id)]);
+  // Failures before the start are answered below; later ones are in the run's record.
+  tracked.catch(() => {});
+  const endedFirst = running.then((r) => r.id);
+  endedFirst.catch(() => {});
+  const id = await Promise.race([started.promise, endedFirst]);
   if (!wait) return { runId: id };
   return { runId: id, record: await running };
 }
