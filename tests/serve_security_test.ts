@@ -245,7 +245,10 @@ Deno.test("serve: a store that does not answer is 503 on /health, and no passwor
   const stores = (dir: string) => ({
     main: { plugin: "memory" },
     files: { plugin: "sqlite", path: `${dir}/data.db` },
-    remote: { plugin: "postgres", url: "postgres://app:s3cret-pw@127.0.0.1:1/db?password=s3cret-pw" },
+    remote: {
+      plugin: "postgres",
+      url: "postgres://app:s3cret-pw@127.0.0.1:1/db?password=s3cret-pw",
+    },
   });
   await withServed(stores, async ({ request }) => {
     const health = await request("/health");
@@ -265,7 +268,13 @@ Deno.test("serve: a store that does not answer is 503 on /health, and no passwor
     const listed = await res.clone().text();
     assert.ok(!listed.includes("s3cret-pw"), listed);
     const stores = await documented<
-      { name: string; ok: boolean; location: string | null; sizeBytes: number | null; error?: string }[]
+      {
+        name: string;
+        ok: boolean;
+        location: string | null;
+        sizeBytes: number | null;
+        error?: string;
+      }[]
     >("GET", "/api/stores", res);
     const remote = stores.find((s) => s.name === "remote");
     assert.equal(remote?.ok, false);
