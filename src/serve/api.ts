@@ -230,7 +230,7 @@ function problemsOf(err: FlowValidationError): string {
  * recorded) as a run of this server, tracked for cancel and shutdown.
  * Resolves the id once started, or the record with `wait`.
  */
-async function startTracked(
+export async function startTracked(
   state: ServerState,
   start: (signal: AbortSignal, onStart: (runId: string) => void) => Promise<RunRecord>,
   wait: boolean,
