@@ -53,6 +53,7 @@ import {
   type NodesConfigObject,
   type OverlapPolicy,
   type RunsConfigObject,
+  type ServeConfigObject,
   TOP_LEVEL_FIELDS,
 } from "./config_schema.ts";
 import { DEFAULT_ABORT_GRACE } from "./flow/executor.ts";
@@ -74,6 +75,7 @@ export type {
   NodesConfigObject,
   OverlapPolicy,
   RunsConfigObject,
+  ServeConfigObject,
 };
 
 /** Limits of every flow run (`runs:`), resolved. */
@@ -146,6 +148,15 @@ export interface ResolvedConfig {
     readonly workerIdleMs: number | undefined;
     /** The heap (MiB) a node's Worker may use while a node runs. Default 512. */
     readonly memoryLimitMiB: number;
+  };
+  /** `flowstate serve` settings (`serve:`), as written (the token after `${env.…}`). */
+  readonly serve: {
+    /** The port, when set. */
+    readonly port?: number;
+    /** The address to bind, when set. */
+    readonly host?: string;
+    /** The token, when set. */
+    readonly token?: string;
   };
   /**
    * Where a field is written, as `file:line:column` (the most specific part of
@@ -515,6 +526,7 @@ function resolveConfig(
       workerIdleMs,
       memoryLimitMiB,
     }),
+    serve: Object.freeze({ ...(config.serve ?? {}) }),
     where,
   });
 }
