@@ -10,6 +10,7 @@ import { openRuntime, type Runtime } from "../mod.ts";
 import { eventsRoute, type EventsRouteOptions, RETRY_MS } from "../src/serve/events.ts";
 import { newRunId } from "../records.ts";
 import { cliCommand } from "./_cli_sandbox.ts";
+import { withServed } from "./_serve.ts";
 
 /** One message of the stream. */
 interface Message {
@@ -454,4 +455,57 @@ Deno.test("/api/events ends on the server's shutdown, on the client's going away
   assert.ok((await pinged.rest()).every((m) => m.comment === "ping"));
   const late = connect(rt, "", {}, shutdown); // after shutdown: the retry line, then the end
   assert.deepEqual(await late.rest(), [{ retry: RETRY_MS }]);
+});
+
+Deno.test("flowstate serve mounts the feed: an EventSource sees a run started through the API and a value set through it", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ server, request }) => {
+    const source = new EventSource(new URL("/api/events?flow=hello", server.url));
+    const got: { type: string; id: string; data: Data }[] = [];
+    let notify = () => {};
+    const on = (type: string) =>
+      source.addEventListener(type, (e) => {
+        const m = e as MessageEvent;
+        got.push({ type, id: m.lastEventId, data: JSON.parse(m.data) });
+        notify();
+      });
+    for (const type of ["run.started", "node", "run.ended", "state.changed"]) on(type);
+    const seen = async (test: (m: (typeof got)[number]) => boolean) => {
+      for (;;) {
+        const found = got.find(test);
+        if (found) return found;
+        await new Promise<void>((resolve) => (notify = resolve));
+      }
+    };
+    try {
+      await new Promise((resolve, reject) => {
+        source.onopen = resolve;
+        source.onerror = reject;
+      });
+      const started = await request("/api/flows/hello/runs", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ input: { name: "sse" } }),
+      });
+      assert.equal(started.status, 202);
+      const { runId } = await started.json();
+      const ended = await seen((m) => m.type === "run.ended");
+      assert.equal(ended.data.runId, runId);
+      assert.equal(ended.data.status, "succeeded");
+      assert.ok(got.some((m) => m.type === "run.started" && m.data.runId === runId));
+      assert.ok(got.some((m) => m.type === "node" && nodeEvent(m as Message).type === "node.end"));
+      const put = await request("/api/stores/main/entry?key=flow&key=hello&key=greeting", {
+        method: "PUT",
+        headers: { "content-type": "application/json", "if-none-match": "*" },
+        body: JSON.stringify({ value: "hi" }),
+      });
+      assert.equal(put.status, 200, await put.clone().text());
+      const changed = await seen((m) => m.type === "state.changed");
+      assert.deepEqual(changed.data.key, ["flow", "hello", "greeting"]);
+      assert.equal(changed.data.op, "set");
+      assert.equal(changed.data.version, (await put.json()).version);
+      assert.ok(Number(changed.id) > Number(ended.id), "ids increase");
+    } finally {
+      source.close();
+    }
+  });
 });
