@@ -32,6 +32,7 @@ import { isRunId } from "../records/run_id.ts";
 import { type RunEvent, type RunSummary, summarizeRun } from "../records/types.ts";
 import type { Key, Store } from "../store/types.ts";
 import { messageOf } from "../errors.ts";
+import { json } from "./http.ts";
 
 /** Events kept for `Last-Event-ID` resumption, per runtime. */
 export const BACKLOG_SIZE = 1_000;
@@ -166,10 +167,7 @@ function parseLastEventId(value: string | null): number | undefined {
 }
 
 function badRequest(message: string): Response {
-  return new Response(JSON.stringify({ error: { code: "bad_request", message } }), {
-    status: 400,
-    headers: { "content-type": "application/json; charset=utf-8" },
-  });
+  return json({ error: { code: "bad_request", message } }, 400);
 }
 
 // --- Frames -----------------------------------------------------------------
