@@ -70,6 +70,25 @@ export interface RunFlowOptions {
    * node that asked.
    */
   maxSubRuns?: number;
+  /**
+   * Called with the run's id as soon as the run is recorded as `running`,
+   * before its first node starts: how a caller that does not wait for the
+   * end (an HTTP API answering at once) learns the id. Sub-runs do not call it.
+   *
+   * @example
+   * ```ts
+   * import { openRuntime } from "@flowstate/core";
+   * import assert from "node:assert/strict";
+   * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+   * let started: string | undefined;
+   * const run = await rt.runFlow(
+   *   { id: "hello", nodes: [{ id: "n", type: "transform", with: { value: 1 } }] },
+   *   { onStart: (runId) => started = runId },
+   * );
+   * assert.equal(started, run.id);
+   * ```
+   */
+  onStart?: (runId: string) => void;
   /** Sub-flow nesting depth (internal). */
   depth?: number;
 }
@@ -101,7 +120,8 @@ export function runFlow(
       `Cannot run flow: maxSubRuns must be a whole number of at least 0 (got ${maxSubRuns})`,
     );
   }
-  return runInTree(host, flow, options, { subRuns: 0, maxSubRuns });
+  const { onStart, ...rest } = options;
+  return runInTree(host, flow, rest, { subRuns: 0, maxSubRuns }, onStart);
 }
 
 async function runInTree(
@@ -149,95 +169,114 @@ async function runInTree(
 
   const records = new Records(await host.recordsStore(), { clock: host.clock });
   const { hash } = await records.saveVersion(def, parsed.source);
-  const recorder = await RunRecorder.start(records, host.clock, {
-    flowId: def.id,
-    flowVersion: hash,
-    inputs: inputs as Record<string, JsonValue>,
-    ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
-  });
-  const runId = recorder.id;
-  tree.root ??= runId;
-  onStart?.(runId);
-  const runInfo = { id: runId, flowId: def.id };
-  const bus = host.events;
-  bus?.emit({
-    type: "run.started",
-    at: recorder.startedAt,
-    runId,
-    flowId: def.id,
-    ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
-  });
-  let outcome: Awaited<ReturnType<typeof executeFlow>>;
+  // Aborted by the caller's signal, or by a cancel request from another process.
+  const cancel = new AbortController();
+  const onAbort = () => cancel.abort(options.signal?.reason);
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener("abort", onAbort, { once: true });
+  let recorder: RunRecorder;
   try {
-    outcome = await executeFlow(prepared, {
-      runId,
+    recorder = await RunRecorder.start(records, host.clock, {
+      flowId: def.id,
       flowVersion: hash,
       inputs: inputs as Record<string, JsonValue>,
-      resolver: host.resolver,
-      clock: host.clock,
-      timers: options.timers,
-      signal: options.signal,
-      env,
-      concurrency: options.concurrency,
-      parentRunId: options.parentRunId,
-      abortGrace: options.abortGrace,
-      onEvent(event) {
-        recorder.event(event);
-        if (bus?.listening && event.type.startsWith("node.")) {
-          bus.emit({ type: "node", at: event.at, runId, flowId: def.id, event });
-        }
-        options.onEvent?.(event, runInfo);
-      },
-      runFlow(sub, input, { signal, onStart }) {
-        if (tree.subRuns >= tree.maxSubRuns) {
-          const name = typeof sub === "string" ? sub : String(sub.id ?? "(inline)");
-          return Promise.reject(
-            new RangeError(
-              `Cannot run sub-flow ${name}: it would start sub-run ${
-                tree.subRuns + 1
-              } under root run ${tree.root}, over the limit of ${tree.maxSubRuns} sub-runs per root run (a flow fanning out without end?); if intended, raise it with "runs: { maxSubRuns: N }" in the config (or the maxSubRuns option of runFlow())`,
-            ),
-          );
-        }
-        tree.subRuns++;
-        const target = typeof sub === "string" ? resolve(prepared.baseDir, sub) : sub;
-        return runInTree(
-          { ...host },
-          target,
-          {
-            ...options,
-            input,
-            signal,
-            inputFromStrings: false,
-            parentRunId: runId,
-            depth: depth + 1,
-          },
-          tree,
-          onStart,
-        );
-      },
-    });
+      ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
+    }, { onCancelRequested: () => cancel.abort("cancel requested") });
   } catch (err) {
-    await recorder.close(); // no end to record: the run is found abandoned later
-    unrecorded(bus, runId, def.id, host.clock.now(), err);
+    options.signal?.removeEventListener("abort", onAbort);
     throw err;
   }
-  // The last events go with the final status, in one commit (and inline in
-  // the record for a short run: see Records.finishRun).
-  let record: RunRecord;
   try {
-    record = await recorder.finish({ ...outcome, endedAt: outcome.endedAt ?? undefined });
-  } catch (err) {
-    unrecorded(bus, runId, def.id, host.clock.now(), err);
-    throw err;
+    return await recordRun(recorder, cancel.signal);
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
   }
-  bus?.emit({
-    type: "run.ended",
-    at: record.endedAt ?? host.clock.now(),
-    runId,
-    flowId: def.id,
-    status: record.status,
-    record,
-  });
-  return record;
+
+  async function recordRun(recorder: RunRecorder, signal: AbortSignal): Promise<RunRecord> {
+    const runId = recorder.id;
+    tree.root ??= runId;
+    onStart?.(runId);
+    const runInfo = { id: runId, flowId: def.id };
+    const bus = host.events;
+    bus?.emit({
+      type: "run.started",
+      at: recorder.startedAt,
+      runId,
+      flowId: def.id,
+      ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
+    });
+    let outcome: Awaited<ReturnType<typeof executeFlow>>;
+    try {
+      outcome = await executeFlow(prepared, {
+        runId,
+        flowVersion: hash,
+        inputs: inputs as Record<string, JsonValue>,
+        resolver: host.resolver,
+        clock: host.clock,
+        timers: options.timers,
+        signal,
+        env,
+        concurrency: options.concurrency,
+        parentRunId: options.parentRunId,
+        abortGrace: options.abortGrace,
+        onEvent(event) {
+          recorder.event(event);
+          if (bus?.listening && event.type.startsWith("node.")) {
+            bus.emit({ type: "node", at: event.at, runId, flowId: def.id, event });
+          }
+          options.onEvent?.(event, runInfo);
+        },
+        runFlow(sub, input, { signal, onStart }) {
+          if (tree.subRuns >= tree.maxSubRuns) {
+            const name = typeof sub === "string" ? sub : String(sub.id ?? "(inline)");
+            return Promise.reject(
+              new RangeError(
+                `Cannot run sub-flow ${name}: it would start sub-run ${
+                  tree.subRuns + 1
+                } under root run ${tree.root}, over the limit of ${tree.maxSubRuns} sub-runs per root run (a flow fanning out without end?); if intended, raise it with "runs: { maxSubRuns: N }" in the config (or the maxSubRuns option of runFlow())`,
+              ),
+            );
+          }
+          tree.subRuns++;
+          const target = typeof sub === "string" ? resolve(prepared.baseDir, sub) : sub;
+          return runInTree(
+            { ...host },
+            target,
+            {
+              ...options,
+              input,
+              signal,
+              inputFromStrings: false,
+              parentRunId: runId,
+              depth: depth + 1,
+            },
+            tree,
+            onStart,
+          );
+        },
+      });
+    } catch (err) {
+      await recorder.close(); // no end to record: the run is found abandoned later
+      unrecorded(bus, runId, def.id, host.clock.now(), err);
+      throw err;
+    }
+    // The last events go with the final status, in one commit (and inline in
+    // the record for a short run: see Records.finishRun).
+    let record: RunRecord;
+    try {
+      record = await recorder.finish({ ...outcome, endedAt: outcome.endedAt ?? undefined });
+    } catch (err) {
+      unrecorded(bus, runId, def.id, host.clock.now(), err);
+      throw err;
+    }
+    bus?.emit({
+      type: "run.ended",
+      at: record.endedAt ?? host.clock.now(),
+      runId,
+      flowId: def.id,
+      status: record.status,
+      record,
+    });
+    return record;
+  }
 }

@@ -173,7 +173,14 @@ export async function runJob<const J extends JobRef>(
   const clock = runtime.clock;
   const flowId = `job:${job.name}`;
   const inputs = JSON.parse(JSON.stringify(resolved ?? {})) as Record<string, JsonValue>;
-  const recorder = await RunRecorder.start(records, clock, { flowId, flowVersion: "job", inputs });
+  const controller = new AbortController();
+  const recorder = await RunRecorder.start(
+    records,
+    clock,
+    { flowId, flowVersion: "job", inputs },
+    // A cancel request from another process (`flowstate runs cancel`, the HTTP API).
+    { onCancelRequested: () => controller.abort("cancel requested") },
+  );
   const runId = recorder.id;
   const bus = eventBusOf(runtime);
   bus?.emit({ type: "run.started", at: recorder.startedAt, runId, flowId });
@@ -183,7 +190,6 @@ export async function runJob<const J extends JobRef>(
     : createProgress({ mode: options.progress ?? "quiet" });
   const progress = bus ? withProgressEvents(shown, bus, runId, flowId, clock) : shown;
   recorder.event({ at: recorder.startedAt, type: "run.start" });
-  const controller = new AbortController();
   const onAbort = () => controller.abort(options.signal?.reason ?? "cancelled");
   if (options.signal?.aborted) onAbort();
   options.signal?.addEventListener("abort", onAbort, { once: true });

@@ -179,6 +179,8 @@ export async function finishRun(
     if (stored !== null) {
       for (const key of layout.allIndexKeys(stored.value)) op.delete(key);
     }
+    // A cancel request ends with the run it asked to cancel.
+    op.delete(layout.cancel(run.id));
     if (tail.next + events.length <= INLINE_EVENTS_MAX) {
       const inline: RunEvent[] = [];
       if (tail.chunk > 0) {
@@ -283,6 +285,7 @@ export async function deleteRuns(
         op.delete(keys[i]);
         for (const key of layout.allIndexKeys(entry.value)) op.delete(key);
       }
+      op.delete(layout.cancel(id));
       op.clear(layout.events(id));
     });
     const result = await op.commit();

@@ -85,6 +85,11 @@ export class RecordsLayout {
     return id === undefined ? this.key("events") : this.key("events", id);
   }
 
+  /** A run's cancel request (see `Records.requestCancel`), or the prefix of every one. */
+  cancel(id?: string): Key {
+    return id === undefined ? this.key("cancel") : this.key("cancel", id);
+  }
+
   /** One event chunk of a run. */
   chunk(id: string, n: number): Key {
     return this.key("events", id, String(n).padStart(CHUNK_DIGITS, "0"));

@@ -47,7 +47,18 @@ export interface RunRecorderOptions {
   heartbeatMs?: number;
   /** Waits before each retry of the final commit (default {@linkcode FINISH_RETRY_DELAYS_MS}). */
   finishRetryDelaysMs?: readonly number[];
+  /**
+   * Called once when a cancel request for the run is found in the records
+   * (`Records.requestCancel`, from another process); the recorder then
+   * stops looking. Without it the recorder does not look.
+   */
+  onCancelRequested?: () => void;
+  /** How often the cancel request is looked for, in ms (default {@linkcode CANCEL_POLL_MS}). */
+  cancelPollMs?: number;
 }
+
+/** How often a running run's process looks for a cancel request from another process, in ms. */
+export const CANCEL_POLL_MS = 1_000;
 
 /**
  * A run's end could not be recorded: its final commit failed on every try.
@@ -138,6 +149,7 @@ export class RunRecorder {
   readonly #retryDelays: readonly number[];
   readonly #stopBeating = new AbortController();
   #beating: Promise<void> = Promise.resolve();
+  #watching: Promise<void> = Promise.resolve();
 
   private constructor(
     records: Records,
@@ -176,6 +188,13 @@ export class RunRecorder {
       heartbeatAt: recorder.startedAt,
     });
     recorder.#beating = recorder.#beat(heartbeatMs);
+    if (options.onCancelRequested !== undefined) {
+      const pollMs = options.cancelPollMs ?? CANCEL_POLL_MS;
+      if (!(pollMs > 0) || !Number.isFinite(pollMs)) {
+        throw new RangeError(`Cannot start a run: cancelPollMs must be > 0 (got ${pollMs})`);
+      }
+      recorder.#watching = recorder.#watchCancel(pollMs, options.onCancelRequested);
+    }
     return recorder;
   }
 
@@ -197,6 +216,28 @@ export class RunRecorder {
     }
   }
 
+  /** Look for a cancel request every `ms` until one is found or the run ends. */
+  async #watchCancel(ms: number, found: () => void): Promise<void> {
+    const stop = this.#stopBeating.signal;
+    while (!stop.aborted) {
+      try {
+        await this.#timers.sleep(ms, stop);
+      } catch {
+        return; // The run ended.
+      }
+      let requested = false;
+      try {
+        requested = await this.#records.cancelRequested(this.id);
+      } catch {
+        // The store is busy or failing: look again at the next poll.
+      }
+      if (requested && !stop.aborted) {
+        found();
+        return;
+      }
+    }
+  }
+
   /**
    * Stop the heartbeat without recording an end (the run stays `running`
    * and is found abandoned later). `finish` does this itself; call it when
@@ -205,6 +246,7 @@ export class RunRecorder {
   async close(): Promise<void> {
     this.#stopBeating.abort();
     await this.#beating;
+    await this.#watching;
   }
 
   #record(end: RunEnd, endedAt: number | null): RunRecord {

@@ -16,6 +16,7 @@
  * | `P, "runs-by-flow-status", flowId, status, runId` | the same, per flow |
  * | `P, "events", runId, chunk` | `{ first, events }`: one `appendEvents()` call |
  * | `P, "metrics", flowId, version` | {@linkcode FlowMetrics}; `version` is a hash or `"*"` |
+ * | `P, "cancel", runId` | `{ requestedAt }`: a request to cancel a running run (see below) |
  *
  * Run ids start with their creation time (9 base-36 digits of ms), so key
  * order is time order: "newest first" is a reverse listing, and a time range
@@ -49,6 +50,15 @@
  * Stores written before this layout (0.1, which indexed `succeeded` runs too
  * and never inlined events) are read as they are: deleting a run removes the
  * status entries either layout may have written.
+ *
+ * ## Cancelling a run of another process
+ *
+ * `requestCancel()` writes `P, "cancel", runId` beside a `running` run. The
+ * process running it (its `RunRecorder`) reads that key every second while
+ * the run runs and, when it appears, aborts the run, which then ends
+ * `cancelled` and is recorded as usual. The key is deleted in the same
+ * commit as the run's end (`finishRun`, including a run found abandoned)
+ * and with the run (`deleteRuns`), so it never outlives its run.
  *
  * ## Versions
  *
@@ -295,6 +305,48 @@ export class Records {
       (stored) => abandonedRun(stored, now, options.afterMs) !== null,
     );
     return written ? record : null;
+  }
+
+  /**
+   * Ask the process running `runId` to cancel it: write the cancel marker
+   * (see the module documentation) if the run is `running`. Resolves the
+   * run's record as read (`status: "running"` when the request was
+   * written), or `null` when there is no such run. A run that already ended
+   * is returned as it is, and nothing is written.
+   *
+   * @example
+   * ```ts
+   * import { openStore } from "@flowstate/core";
+   * import { Records, RunRecorder } from "@flowstate/core/records";
+   * import assert from "node:assert/strict";
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const clock = { now: () => Date.now() };
+   * const run = await RunRecorder.start(records, clock, { flowId: "f", flowVersion: "job", inputs: {} });
+   * assert.equal((await records.requestCancel(run.id))?.status, "running");
+   * assert.equal(await records.cancelRequested(run.id), true);
+   * await run.finish({ status: "cancelled", outputs: null, nodes: {}, error: null });
+   * assert.equal(await records.cancelRequested(run.id), false); // ended with the run
+   * ```
+   */
+  async requestCancel(runId: string): Promise<RunRecord | null> {
+    assertRunId(runId, `Cannot cancel run ${JSON.stringify(runId)}`);
+    const { store, layout, clock } = this.#ctx;
+    for (;;) {
+      const entry = await store.get<RunRecord>(layout.run(runId));
+      if (entry === null || entry.value.status !== "running") return getRun(this.#ctx, runId);
+      // Written only if the run is still running as read: never a marker beside an ended run.
+      const result = await store.atomic()
+        .check(layout.run(runId), entry.version)
+        .set(layout.cancel(runId), { requestedAt: clock.now() })
+        .commit();
+      if (result.ok) return entry.value;
+    }
+  }
+
+  /** Whether a cancel request for `runId` is recorded (see {@linkcode Records.requestCancel}). */
+  async cancelRequested(runId: string): Promise<boolean> {
+    return (await this.#ctx.store.get(this.#ctx.layout.cancel(runId))) !== null;
   }
 
   /** One run's record, or `null`. */
