@@ -22,6 +22,7 @@ export {
 } from "./src/records/flow_version.ts";
 export {
   type ListRunsOptions,
+  MAX_STATE_ACCESS,
   type NodeAttemptEvent,
   type NodeEndEvent,
   type NodeLogEvent,
@@ -37,6 +38,7 @@ export {
   type RunStartEvent,
   type RunStatus,
   type RunSummary,
+  type StateAccess,
   summarizeRun,
 } from "./src/records/types.ts";
 export {
