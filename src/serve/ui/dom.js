@@ -118,7 +118,8 @@ export function relativeTime(ms, now = Date.now()) {
 /** A duration in ms as `12 ms`, `1.4 s`, `2 min 5 s`. */
 export function formatDuration(ms) {
   if (ms === null || ms === undefined) return "—";
-  if (ms < 1) return `${ms.toFixed(2)} ms`;
+  if (ms === 0) return "0 ms";
+  if (ms < 1) return "<1 ms";
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
   const min = Math.floor(ms / 60_000);
@@ -144,6 +145,13 @@ export function formatBytes(n) {
 export function formatCount(n) {
   if (n === null || n === undefined) return "—";
   return n.toLocaleString("en-US");
+}
+
+/** A ratio as a percentage: `100%`, `97.5%`, `0%`. */
+export function formatPercent(ratio) {
+  if (ratio === null || ratio === undefined) return "—";
+  const p = ratio * 100;
+  return Number.isInteger(p) ? `${p}%` : `${p.toFixed(1)}%`;
 }
 
 /** A status badge (`running`, `succeeded`, `failed`, …). */

@@ -4,7 +4,7 @@
 import { api, ApiError } from "./api.js";
 import { durationChart, outcomeBar } from "./charts.js";
 import { diffLines, diffStats, hunks } from "./diff.js";
-import { formatDuration, formatTime, h, relativeTime, replace, statusBadge } from "./dom.js";
+import { formatDuration, formatPercent, formatTime, h, relativeTime, replace, statusBadge } from "./dom.js";
 
 export async function renderFlows(container, ctx) {
   const [flows, metrics] = await Promise.all([api.flows(), api.metrics().catch(() => [])]);
@@ -88,7 +88,7 @@ function successCell(m) {
     {},
     outcomeBar(m, { width: 80, height: 10 }),
     " ",
-    h("span", { text: rate === null ? "—" : `${(rate * 100).toFixed(rate === 1 ? 0 : 1)}%` }),
+    h("span", { text: rate === null ? "—" : formatPercent(rate) }),
   );
 }
 
@@ -125,7 +125,7 @@ export async function renderFlow(container, id, route, ctx) {
       stat("runs", all ? String(all.count) : "0"),
       stat("p50", formatDuration(all?.p50DurationMs ?? null)),
       stat("p95", formatDuration(all?.p95DurationMs ?? null)),
-      stat("success rate", rate === null ? "—" : `${(rate * 100).toFixed(rate === 1 ? 0 : 1)}%`),
+      stat("success rate", rate === null ? "—" : formatPercent(rate)),
       stat("failed", all ? String(all.failed) : "0"),
     ),
     all ? h("div.outcome-row", {}, outcomeBar(all, { width: 520, height: 12 })) : null,

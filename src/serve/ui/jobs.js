@@ -58,14 +58,25 @@ export async function renderJobs(container, ctx) {
           h(
             "tr",
             { dataset: { job: job.name } },
-            h("td.mono", { text: job.name }),
+            h(
+              "td",
+              {},
+              h("div.mono.job-name", { text: job.name }),
+              job.description ? h("div.muted.job-description", { text: job.description }) : null,
+              job.error ? h("div.error-text.job-error", { text: job.error }) : null,
+            ),
             h("td", {}, h(`span.badge.${job.enabled ? "status-succeeded" : "status-cancelled"}`, {
               text: job.enabled ? "enabled" : "disabled",
             })),
             h("td", {}, job.schedule
               ? h("span", {}, h("span.mono", { text: job.schedule }), h("span.muted", { text: ` ${job.timezone ?? ""}` }))
               : h("span.muted", { text: "manual" })),
-            h("td", { text: job.next ? relativeTime(job.next) : "—", title: formatTime(job.next) }),
+            h("td", {
+              text: job.next ? relativeTime(job.next) : job.schedule && job.enabled ? "not scheduled" : "—",
+              title: job.next
+                ? formatTime(job.next)
+                : "Not in the config's jobs: the daemon does not run it (add it under jobs:)",
+            }),
             h("td", {}, lastRun(job.last, ctx)),
             h(
               "td.actions-cell",

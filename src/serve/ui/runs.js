@@ -136,7 +136,7 @@ export async function renderRuns(container, route, ctx) {
   function runRow(run) {
     return h(
       "tr",
-      { dataset: { run: run.id, status: run.status } },
+      { dataset: { run: run.id, status: run.status, flow: run.flowId } },
       h("td", {}, statusBadge(run.status)),
       h("td.mono", {}, h("a", { href: ctx.routeHash(["runs", run.id]), text: run.id })),
       h("td", {}, h("a", { href: ctx.routeHash(["flows", run.flowId]), text: run.flowId })),
@@ -209,6 +209,8 @@ export function nodeTimeline(run, events) {
     const node = get(event.node);
     addKeys(node, "reads", event.reads);
     addKeys(node, "writes", event.writes);
+    if (event.readsTruncated) node.readsTruncated = true;
+    if (event.writesTruncated) node.writesTruncated = true;
     switch (event.type) {
       case "node.start":
         node.startedAt = event.at;
@@ -457,8 +459,8 @@ export async function renderRun(container, id, ctx) {
       h(
         "div.keysets",
         {},
-        keyList("Reads", node.reads, "reads"),
-        keyList("Writes", node.writes, "writes"),
+        keyList("Reads", node.reads, node.readsTruncated, run, node, "reads"),
+        keyList("Writes", node.writes, node.writesTruncated, run, node, "writes"),
       ),
       h(
         "div.logs",
@@ -562,31 +564,42 @@ export async function renderRun(container, id, ctx) {
   return () => clearInterval(timer);
 }
 
-function keyList(title, keys, className) {
+function keyList(title, keys, truncated, run, node, className) {
   return h(
     `div.keyset.${className}`,
     {},
-    h("h3", { text: `${title} (${keys.length})` }),
+    h("h3", { text: `${title} (${keys.length}${truncated ? "+" : ""})` }),
     keys.length === 0 ? h("p.muted", { text: "none recorded" }) : h(
       "ul.mono",
       {},
-      keys.map((k) => h("li", {}, keyLink(k))),
+      keys.map((k) => h("li", {}, accessLink(k, run, node))),
     ),
+    truncated ? h("p.muted", { text: `only the first ${keys.length} are recorded` }) : null,
   );
 }
 
-/** A key of a read/write set: `["a","b"]`, or `{ store, key }`, or `{ scope, key }`. */
-function keyLink(item) {
-  if (Array.isArray(item)) return h("span", { text: keyText(item.map(String)) });
-  if (item && typeof item === "object" && Array.isArray(item.key)) {
-    const text = keyText(item.key.map(String));
-    if (typeof item.store === "string") {
-      return h("a", {
-        href: `#/state?store=${encodeURIComponent(item.store)}&key=${encodeURIComponent(JSON.stringify(item.key))}`,
-        text: `${item.store}: ${text}`,
-      });
-    }
-    return h("span", { text: item.scope ? `${item.scope}: ${text}` : text });
+/** The full store key of a node's state access `{ scope, key, store?, prefix? }`. */
+export function accessKey(access, flowId, nodeId) {
+  const prefix = access.scope === "global"
+    ? ["global"]
+    : access.scope === "flow"
+    ? ["flow", flowId]
+    : ["node", flowId, nodeId];
+  return [...prefix, ...access.key.map(String)];
+}
+
+/** One read or write: `scope: a / b`, a link to the value in the state view. */
+function accessLink(item, run, node) {
+  if (!item || typeof item !== "object" || !Array.isArray(item.key)) {
+    return h("span", { text: JSON.stringify(item) });
   }
-  return h("span", { text: JSON.stringify(item) });
+  const scope = typeof item.scope === "string" ? item.scope : "?";
+  const text = `${scope}: ${item.key.length ? keyText(item.key.map(String)) : "(all)"}${
+    item.prefix ? " / …" : ""
+  }${item.store ? ` (store ${item.store})` : ""}`;
+  if (item.prefix || !["node", "flow", "global"].includes(scope)) return h("span", { text });
+  const params = new URLSearchParams();
+  if (item.store) params.set("store", item.store);
+  params.set("key", JSON.stringify(accessKey(item, run.flowId, node.id)));
+  return h("a", { href: `#/state?${params}`, text, title: "open in State" });
 }

@@ -21,11 +21,13 @@ const SEARCH_PAGE = 50;
 /** Characters of a value shown before "show all". */
 const VALUE_PREVIEW_CHARS = 200_000;
 
-/** What a key part at `depth` under `path` is: scope, flow, node or key. */
-export function levelOf(path) {
+/** What a key part `part` under `path` is: scope (or records, data), flow, node or key. */
+export function levelOf(path, part) {
   const depth = path.length;
+  if (depth === 0) {
+    return ["global", "flow", "node"].includes(part) ? "scope" : part === "flowstate" ? "records" : "data";
+  }
   const scope = path[0];
-  if (depth === 0) return "scope";
   if (scope === "node") return depth === 1 ? "flow" : depth === 2 ? "node" : "key";
   if (scope === "flow") return depth === 1 ? "flow" : "key";
   return "key";
@@ -61,7 +63,12 @@ export async function renderState(container, route, ctx) {
     key = null;
   }
   const storeNames = stores.map((s) => s.name);
-  let current = storeNames.includes(wanted) ? wanted : storeNames[0];
+  // Without a store named, the one scopes use by default: "default", else the first.
+  let current = storeNames.includes(wanted)
+    ? wanted
+    : storeNames.includes("default")
+    ? "default"
+    : storeNames[0];
 
   const storesEl = h("section.stores", { "aria-label": "Stores" });
   const treeCol = h("section.panel.tree-panel", { "aria-label": "Keys" });
@@ -231,7 +238,7 @@ class KeyTree {
 
   node(prefix, child) {
     const path = [...prefix, child.part];
-    const level = levelOf(prefix);
+    const level = levelOf(prefix, child.part);
     const li = h("li.tree-node", { role: "treeitem", dataset: { key: JSON.stringify(path) } });
     let expanded = false;
     let sub = null;
