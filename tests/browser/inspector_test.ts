@@ -32,17 +32,19 @@ async function withPage(
   let browser: Browser | undefined;
   try {
     browser = await launchChromium();
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    context.setDefaultTimeout(20_000);
+    // On the context: every tab of the test is watched.
     const watch: Watch = { dialogs: [], errors: [] };
-    page.on("dialog", (dialog) => {
+    context.on("dialog", (dialog) => {
       watch.dialogs.push(`${dialog.type()}: ${dialog.message()}`);
       dialog.dismiss().catch(() => {});
     });
-    page.on("pageerror", (err) => watch.errors.push(`pageerror: ${err.message}`));
-    page.on("console", (msg) => {
+    context.on("weberror", (err) => watch.errors.push(`pageerror: ${err.error().message}`));
+    context.on("console", (msg) => {
       if (msg.type() === "error") watch.errors.push(`console: ${msg.text()}`);
     });
-    page.setDefaultTimeout(20_000);
+    const page = await context.newPage();
     await fn(page, inspector, watch);
     assert.deepEqual(watch.dialogs, [], "no dialog may open");
   } finally {
@@ -247,30 +249,45 @@ Deno.test({
   },
 });
 
+/** A flow whose node waits until the file `inputs.release` exists (under the inspector's dir). */
+async function writeGateFlow(inspector: Inspector): Promise<void> {
+  await Deno.writeTextFile(
+    join(inspector.dir, "flows", "gate.flow.yaml"),
+    `id: gate
+inputs:
+  release: { type: string }
+nodes:
+  - id: wait
+    type: ${join(FIXTURES, "nodes", "wait_for_file.ts")}
+    with: { path: "\${{ inputs.release }}" }
+    permissions: { read: [${JSON.stringify(inspector.dir)}] }
+  - id: after
+    type: log
+    needs: [wait]
+    with: { message: released }
+`,
+  );
+}
+
 Deno.test({
-  name: "inspector: a run started by the CLI appears live, and its detail progresses to the end",
+  name: "inspector: a run started by the CLI appears live, and its detail follows it to the end",
   ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
     await withPage(async (page, inspector, watch) => {
-      const release = join(inspector.dir, "release");
-      await Deno.writeTextFile(
-        join(inspector.dir, "gate.flow.yaml"),
-        `id: gate\nnodes:\n  - id: wait\n    type: ${
-          join(FIXTURES, "nodes", "wait_for_file.ts")
-        }\n    with: { path: ${JSON.stringify(release)} }\n    permissions: { read: [${
-          JSON.stringify(release)
-        }] }\n  - id: after\n    type: log\n    needs: [wait]\n    with: { message: released }\n`,
-      );
+      await writeGateFlow(inspector);
+      const release = join(inspector.dir, "release-cli");
       await page.goto(new URL("#/runs", inspector.url).href);
       await page.locator(".runs-table tbody tr[data-run]").first().waitFor();
       await page.locator("#live.on").waitFor();
       // A marker that a reload would lose.
       await page.evaluate(() => (globalThis as unknown as { marker: number }).marker = 42);
 
-      const child = inspector.command(["run", "gate.flow.yaml"]).spawn();
+      const child = inspector.command(["run", "flows/gate.flow.yaml", "--input", `release=${release}`])
+        .spawn();
       try {
+        // Another process's run: seen by the feed polling the records.
         const row = page.locator('.runs-table tr[data-flow="gate"]');
         await row.locator(".badge.status-running").waitFor();
         // Its detail, in a second tab, while it runs.
@@ -278,7 +295,6 @@ Deno.test({
         const detail = await page.context().newPage();
         await detail.goto(new URL(href!, inspector.url).href);
         await detail.locator(".run-title .badge.status-running").waitFor();
-        await detail.locator('.node-row[data-node="wait"][data-status="running"]').waitFor();
         assert.equal(await detail.getByRole("button", { name: "Cancel run" }).count(), 1);
         await detail.evaluate(() => (globalThis as unknown as { marker: number }).marker = 7);
 
@@ -286,6 +302,7 @@ Deno.test({
         // Both tabs follow the run to its end without a reload.
         await row.locator(".badge.status-succeeded").waitFor();
         await detail.locator(".run-title .badge.status-succeeded").waitFor();
+        await detail.locator('.node-row[data-node="wait"][data-status="succeeded"]').waitFor();
         await detail.locator('.node-row[data-node="after"][data-status="succeeded"]').waitFor();
         assert.equal(await detail.getByRole("button", { name: "Cancel run" }).count(), 0);
         assert.equal(
@@ -306,6 +323,45 @@ Deno.test({
         await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker),
         42,
         "the list was not reloaded",
+      );
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "inspector: a run's detail shows each node as it starts and ends, live",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      await writeGateFlow(inspector);
+      const release = join(inspector.dir, "release-api");
+      // Started in the server's process: its node events reach the feed as they happen.
+      const started = await api(inspector, "POST", "/api/flows/gate/runs", {
+        body: { input: { release } },
+      });
+      assert.equal(started.status, 202, await started.clone().text());
+      const { runId } = await started.json();
+      await page.goto(new URL(`#/runs/${runId}`, inspector.url).href);
+      await page.locator("#live.on").waitFor();
+      await page.locator(".run-title .badge.status-running").waitFor();
+      await page.locator('.node-row[data-node="wait"][data-status="running"]').waitFor();
+      await page.locator('.node-row[data-node="wait"] .node-summary').click();
+      await page.locator('.node-row[data-node="wait"] .log-message')
+        .filter({ hasText: `waiting for ${release}` }).waitFor();
+      assert.equal(await page.locator('.node-row[data-node="after"]').count(), 0);
+      await page.evaluate(() => (globalThis as unknown as { marker: number }).marker = 9);
+
+      await Deno.writeTextFile(release, "go");
+      await page.locator('.node-row[data-node="wait"][data-status="succeeded"]').waitFor();
+      await page.locator('.node-row[data-node="after"][data-status="succeeded"]').waitFor();
+      await page.locator(".run-title .badge.status-succeeded").waitFor();
+      assert.equal(
+        await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker),
+        9,
+        "the page was not reloaded",
       );
       assert.deepEqual(unexpectedErrors(watch), []);
     });

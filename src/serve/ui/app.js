@@ -121,6 +121,8 @@ const live = {
         }, 2000);
       }
     });
+    source.addEventListener("reset", () => this.resync());
+    source.addEventListener("dropped", () => this.resync());
     for (const type of ["run.started", "node", "run.ended", "state.changed", "job.progress"]) {
       source.addEventListener(type, (event) => {
         let data;
@@ -138,6 +140,10 @@ const live = {
         }
       });
     }
+  },
+  /** Tells the views to fetch again: the feed missed events (`reset`, `dropped`). */
+  resync() {
+    for (const fn of this.listeners) fn("connection", { connected: this.connected });
   },
   restart() {
     this.source?.close();

@@ -483,6 +483,8 @@ class ValuePanel {
   }
 
   confirmDelete(actions) {
+    // A pending action: a change meanwhile is announced, not loaded over it.
+    this.editing = true;
     const version = this.entry.version;
     replace(
       actions,
@@ -492,7 +494,14 @@ class ValuePanel {
         text: "Yes, delete",
         onclick: () => this.remove(version),
       }),
-      h("button", { type: "button", text: "Cancel", onclick: () => this.renderEntry() }),
+      h("button", {
+        type: "button",
+        text: "Cancel",
+        onclick: () => {
+          this.editing = false;
+          this.renderEntry();
+        },
+      }),
     );
   }
 
