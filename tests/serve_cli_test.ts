@@ -81,20 +81,33 @@ Deno.test("flowstate serve --host 0.0.0.0 without a token generates one, prints 
     child.kill("SIGTERM");
     await drain(reader, seen);
     assert.equal((await child.status).code, 0, seen.text);
-    assert.equal(seen.text.split(token).length - 1, 2, "the token is printed once (URL and header line)");
+    assert.equal(
+      seen.text.split(token).length - 1,
+      2,
+      "the token is printed once (URL and header line)",
+    );
   });
 });
 
 Deno.test("flowstate serve: an invalid serve: section is exit 2 with file:line:column", async () => {
   await withDir(async (dir) => {
-    await Deno.writeTextFile(join(dir, "flowstate.yaml"), "stores:\n  main: { plugin: memory }\nserve:\n  port: 99999\n");
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: memory }\nserve:\n  port: 99999\n",
+    );
     const result = await runCli(dir, ["serve"]);
     assert.equal(result.code, 2, result.stderr);
-    assert.match(result.stderr, /flowstate\.yaml:4:\d+: serve\.port: expected a port number from 0 to 65535/);
+    assert.match(
+      result.stderr,
+      /flowstate\.yaml:4:\d+: serve\.port: expected a port number from 0 to 65535/,
+    );
     await Deno.writeTextFile(join(dir, "flowstate.yaml"), "serve:\n  prot: 1\n");
     const typo = await runCli(dir, ["serve"]);
     assert.equal(typo.code, 2);
-    assert.match(typo.stderr, /flowstate\.yaml:2:\d+: serve\.prot: unknown field \(did you mean "port"\?\)/);
+    assert.match(
+      typo.stderr,
+      /flowstate\.yaml:2:\d+: serve\.prot: unknown field \(did you mean "port"\?\)/,
+    );
   });
 });
 
@@ -139,7 +152,10 @@ Deno.test("flowstate runs cancel: a run of another process ends cancelled; ended
 
     const again = await runCli(dir, ["runs", "cancel", run.id]);
     assert.equal(again.code, 1);
-    assert.match(again.stderr, new RegExp(`^error: run ${run.id} already ended \\(cancelled\\)$`, "m"));
+    assert.match(
+      again.stderr,
+      new RegExp(`^error: run ${run.id} already ended \\(cancelled\\)$`, "m"),
+    );
     const unknown = await runCli(dir, ["runs", "cancel", "0mjuw3ms0abcdefghijk"]);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /^error: unknown run 0mjuw3ms0abcdefghijk$/m);

@@ -52,10 +52,15 @@ Deno.test("serve with a token: 401 without it, bearer or session cookie with it;
     const body = await anonymous.json();
     assert.equal(body.error.code, "unauthorized");
     assert.match(body.error.message, /Authorization: Bearer/);
-    assert.equal((await request("/api/stores", { headers: { authorization: "Bearer wrong" } })).status, 401);
+    assert.equal(
+      (await request("/api/stores", { headers: { authorization: "Bearer wrong" } })).status,
+      401,
+    );
     assert.equal((await request("/metrics")).status, 401);
     assert.equal((await request("/api/openapi.json")).status, 401);
-    const withBearer = await request("/api/stores", { headers: { authorization: `Bearer ${TOKEN}` } });
+    const withBearer = await request("/api/stores", {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     assert.equal(withBearer.status, 200);
     await withBearer.body?.cancel();
     const health = await request("/health");
@@ -118,7 +123,11 @@ Deno.test("serve: a mutating request from another origin, or without origin and 
     await bare.body?.cancel();
     const crossSite = await fetch(new URL("/api/stores/main/entry?key=k", server.url), {
       method: "PUT",
-      headers: { "content-type": "application/json", "if-none-match": "*", "sec-fetch-site": "cross-site" },
+      headers: {
+        "content-type": "application/json",
+        "if-none-match": "*",
+        "sec-fetch-site": "cross-site",
+      },
       body: JSON.stringify({ value: 1 }),
     });
     assert.equal(crossSite.status, 403);
@@ -126,12 +135,20 @@ Deno.test("serve: a mutating request from another origin, or without origin and 
     // A bearer request (a program, not a browser) needs no origin.
     const program = await fetch(new URL("/api/stores/main/entry?key=k", server.url), {
       method: "PUT",
-      headers: { "content-type": "application/json", "if-none-match": "*", authorization: "Bearer x" },
+      headers: {
+        "content-type": "application/json",
+        "if-none-match": "*",
+        authorization: "Bearer x",
+      },
       body: JSON.stringify({ value: 1 }),
     });
     assert.equal(program.status, 200);
     await program.body?.cancel();
-    const sameOrigin = await put({ "sec-fetch-site": "same-origin", "if-none-match": "", "if-match": "\"nope\"" });
+    const sameOrigin = await put({
+      "sec-fetch-site": "same-origin",
+      "if-none-match": "",
+      "if-match": '"nope"',
+    });
     assert.equal(sameOrigin.status, 409, "passes the origin check, then meets the version check");
     await sameOrigin.body?.cancel();
   });

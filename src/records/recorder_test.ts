@@ -118,7 +118,13 @@ Deno.test("RunRecorder appends buffered events within EVENT_BATCH_MS even when n
   const records = new Records(store, { clock });
   const recorder = await RunRecorder.start(records, clock, START, { timers });
   recorder.event({ at: clock.now(), type: "node.start", node: "wait" });
-  recorder.event({ at: clock.now(), type: "node.log", node: "wait", message: "waiting", level: "info" });
+  recorder.event({
+    at: clock.now(),
+    type: "node.log",
+    node: "wait",
+    message: "waiting",
+    level: "info",
+  });
   await timers.settle();
   assert.deepEqual(await records.getEvents(recorder.id), [], "still in the batch");
   // The node now waits: no event comes, the batch is appended all the same.

@@ -19,7 +19,11 @@ Deno.test("openApiDocument() describes every route of the table with its method 
     const op = doc.paths[route.path]?.[route.method.toLowerCase()];
     assert.ok(op, `${route.method} ${route.path} is missing from the document`);
     const inPath = op.parameters.filter((p) => p.in === "path").map((p) => p.name);
-    assert.deepEqual(inPath, pathParams(route.path), `${route.method} ${route.path}: path parameters`);
+    assert.deepEqual(
+      inPath,
+      pathParams(route.path),
+      `${route.method} ${route.path}: path parameters`,
+    );
     const inQuery = op.parameters.filter((p) => p.in === "query").map((p) => p.name);
     assert.deepEqual(inQuery, (route.query ?? []).map((q) => q.name), `${route.path}: query`);
     assert.deepEqual(
@@ -35,7 +39,10 @@ Deno.test("openApiDocument() describes every route of the table with its method 
     for (const method of Object.keys(operations)) {
       const concrete = path.replace(/\{[^}]+\}/g, "x");
       const match = router.match(method.toUpperCase(), concrete);
-      assert.ok(match !== null && match !== "method", `${method} ${path} is documented but not routed`);
+      assert.ok(
+        match !== null && match !== "method",
+        `${method} ${path} is documented but not routed`,
+      );
       assert.equal(match.route.path, path);
     }
   }

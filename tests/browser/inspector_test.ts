@@ -13,7 +13,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
-import { CHROMIUM, type Inspector, launchChromium, startInspector, XSS_VALUE } from "./_inspector.ts";
+import {
+  CHROMIUM,
+  type Inspector,
+  launchChromium,
+  startInspector,
+  XSS_VALUE,
+} from "./_inspector.ts";
 
 const ignore = CHROMIUM === undefined;
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
@@ -284,7 +290,12 @@ Deno.test({
       // A marker that a reload would lose.
       await page.evaluate(() => (globalThis as unknown as { marker: number }).marker = 42);
 
-      const child = inspector.command(["run", "flows/gate.flow.yaml", "--input", `release=${release}`])
+      const child = inspector.command([
+        "run",
+        "flows/gate.flow.yaml",
+        "--input",
+        `release=${release}`,
+      ])
         .spawn();
       try {
         // Another process's run: seen by the feed polling the records.
@@ -415,7 +426,9 @@ Deno.test({
       // Re-run with the same inputs: a new run of greet with name Edsger.
       await page.goto(new URL(`#/runs/${greet.id}`, inspector.url).href);
       await page.getByRole("button", { name: "Re-run with the same inputs" }).click();
-      await page.waitForURL((url) => url.hash.startsWith("#/runs/") && !url.hash.endsWith(greet.id));
+      await page.waitForURL((url) =>
+        url.hash.startsWith("#/runs/") && !url.hash.endsWith(greet.id)
+      );
       await page.locator(".run-title .badge.status-succeeded").waitFor();
       const id = new URL(page.url()).hash.slice("#/runs/".length);
       const rerun = await records.getRun(id);
@@ -452,7 +465,8 @@ Deno.test({
         "<img src=x onerror=alert(3)>",
       );
       await openValue(page, hostileKey);
-      await page.locator(".value-panel .value-key").filter({ hasText: "onerror=alert(3)" }).waitFor();
+      await page.locator(".value-panel .value-key").filter({ hasText: "onerror=alert(3)" })
+        .waitFor();
       await page.locator(".value-panel pre.value-view").filter({ hasText: "<script>" }).waitFor();
       // Editing shows it as text in the textarea too.
       await page.getByRole("button", { name: "Edit", exact: true }).click();

@@ -45,7 +45,10 @@ try {
   await shot("runs");
 
   // A run's timeline: the failed flaky run, its failing node open.
-  const failed = (await inspector.runtime.records()).listRunSummaries({ flowId: "flaky", limit: 1 });
+  const failed = (await inspector.runtime.records()).listRunSummaries({
+    flowId: "flaky",
+    limit: 1,
+  });
   const failedId = (await failed).runs[0].id;
   await page.goto(new URL(`#/runs/${failedId}`, inspector.url).href);
   await page.locator('.node-row[data-node="parse"] .node-summary').click();

@@ -27,7 +27,7 @@ export function query(params) {
   const search = new URLSearchParams();
   for (const [name, value] of Object.entries(params ?? {})) {
     if (value === undefined || value === null || value === "") continue;
-    if (Array.isArray(value)) for (const v of value) search.append(name, String(v));
+    if (Array.isArray(value)) { for (const v of value) search.append(name, String(v)); }
     else search.append(name, String(value));
   }
   const text = search.toString();

@@ -81,7 +81,11 @@ onUnauthorized(() => promptForToken());
 
 /** A short message in the corner: `kind` "ok" | "error" | "info". Children may hold links. */
 export function toast(kind, ...children) {
-  const el = h(`div.toast.toast-${kind}`, { role: kind === "error" ? "alert" : "status" }, children);
+  const el = h(
+    `div.toast.toast-${kind}`,
+    { role: kind === "error" ? "alert" : "status" },
+    children,
+  );
   toasts.appendChild(el);
   setTimeout(() => el.remove(), kind === "error" ? 9000 : 5000);
 }
@@ -187,7 +191,7 @@ const views = {
     route.parts.length > 1 ? renderRun(el, route.parts[1], ctx) : renderRuns(el, route, ctx),
   flows: (el, route, ctx) =>
     route.parts.length > 1 ? renderFlow(el, route.parts[1], route, ctx) : renderFlows(el, ctx),
-  jobs: (el, route, ctx) => renderJobs(el, ctx),
+  jobs: (el, _route, ctx) => renderJobs(el, ctx),
 };
 
 let cleanup = null;
@@ -276,7 +280,7 @@ async function boot() {
   if (location.hash === "" || location.hash === "#" || location.hash === "#/") {
     history.replaceState(null, "", location.pathname + location.search + "#/state");
   }
-  window.addEventListener("hashchange", render);
+  globalThis.addEventListener("hashchange", render);
   live.setConnected(false);
   live.start();
   await render();

@@ -4,7 +4,15 @@
 import { api, ApiError } from "./api.js";
 import { durationChart, outcomeBar } from "./charts.js";
 import { diffLines, diffStats, hunks } from "./diff.js";
-import { formatDuration, formatPercent, formatTime, h, relativeTime, replace, statusBadge } from "./dom.js";
+import {
+  formatDuration,
+  formatPercent,
+  formatTime,
+  h,
+  relativeTime,
+  replace,
+  statusBadge,
+} from "./dom.js";
 
 export async function renderFlows(container, ctx) {
   const [flows, metrics] = await Promise.all([api.flows(), api.metrics().catch(() => [])]);
@@ -46,10 +54,16 @@ export async function renderFlows(container, ctx) {
             "td",
             {},
             f.schedule
-              ? h("span", {}, h("span.mono", { text: f.schedule.cron }), " · next ", h("span", {
-                text: relativeTime(f.schedule.next),
-                title: formatTime(f.schedule.next),
-              }))
+              ? h(
+                "span",
+                {},
+                h("span.mono", { text: f.schedule.cron }),
+                " · next ",
+                h("span", {
+                  text: relativeTime(f.schedule.next),
+                  title: formatTime(f.schedule.next),
+                }),
+              )
               : h("span.muted", { text: "—" }),
           ),
         );
@@ -99,7 +113,9 @@ function shortHash(hash) {
 export async function renderFlow(container, id, route, ctx) {
   const [flows, versions, metrics, recent] = await Promise.all([
     api.flows(),
-    api.versions(id).catch((e) => (e instanceof ApiError && e.status === 404 ? [] : Promise.reject(e))),
+    api.versions(id).catch((
+      e,
+    ) => (e instanceof ApiError && e.status === 404 ? [] : Promise.reject(e))),
     api.metrics(id).catch(() => []),
     api.runs({ flow: id, limit: 60 }).catch(() => ({ runs: [] })),
   ]);
@@ -118,7 +134,12 @@ export async function renderFlow(container, id, route, ctx) {
   const metricsPanel = h(
     "div.panel.metrics-panel",
     {},
-    h("div.panel-head", {}, h("h2", { text: "Metrics" }), h("span.muted", { text: "all versions" })),
+    h(
+      "div.panel-head",
+      {},
+      h("h2", { text: "Metrics" }),
+      h("span.muted", { text: "all versions" }),
+    ),
     h(
       "div.stat-cards",
       {},
@@ -245,7 +266,12 @@ export async function renderFlow(container, id, route, ctx) {
 
   async function renderDiff() {
     if (!to) {
-      replace(diffEl, h("p.muted", { text: "No recorded versions yet (a version is recorded when the flow runs)." }));
+      replace(
+        diffEl,
+        h("p.muted", {
+          text: "No recorded versions yet (a version is recorded when the flow runs).",
+        }),
+      );
       return;
     }
     replace(diffEl, h("p.muted", { text: "loading…" }));
@@ -270,7 +296,11 @@ export async function renderFlow(container, id, route, ctx) {
       for (const hunk of hunks(rows, 3)) {
         if (hunk.skippedBefore > 0) {
           table.appendChild(
-            h("tr.diff-skip", {}, h("td", { colSpan: 4, text: `⋯ ${hunk.skippedBefore} unchanged lines` })),
+            h(
+              "tr.diff-skip",
+              {},
+              h("td", { colSpan: 4, text: `⋯ ${hunk.skippedBefore} unchanged lines` }),
+            ),
           );
         }
         for (const row of hunk.rows) {
@@ -294,13 +324,22 @@ export async function renderFlow(container, id, route, ctx) {
   const versionsPanel = h(
     "div.panel.versions-panel",
     {},
-    h("div.panel-head", {}, h("h2", { text: `Versions (${sorted.length})` }), h("span.muted", {
-      text: "pick two to compare",
-    })),
+    h(
+      "div.panel-head",
+      {},
+      h("h2", { text: `Versions (${sorted.length})` }),
+      h("span.muted", {
+        text: "pick two to compare",
+      }),
+    ),
     sorted.length === 0 ? h("p.muted", { text: "No recorded versions." }) : h(
       "table.versions-table",
       {},
-      h("thead", {}, h("tr", {}, ["from", "to", "Hash", "Parent", "Recorded"].map((t) => h("th", { text: t })))),
+      h(
+        "thead",
+        {},
+        h("tr", {}, ["from", "to", "Hash", "Parent", "Recorded"].map((t) => h("th", { text: t }))),
+      ),
       versionRows,
     ),
     diffEl,
@@ -315,7 +354,9 @@ export async function renderFlow(container, id, route, ctx) {
       h("h1.view-title", {}, "Flow ", h("span.mono", { text: id })),
       flow?.schedule
         ? h("span.muted", {
-          text: `${flow.schedule.cron} (${flow.schedule.timezone}) · next ${formatTime(flow.schedule.next)}`,
+          text: `${flow.schedule.cron} (${flow.schedule.timezone}) · next ${
+            formatTime(flow.schedule.next)
+          }`,
         })
         : null,
       h("a.button", { href: ctx.routeHash(["runs"], { flow: id }), text: "Runs of this flow" }),
@@ -328,7 +369,12 @@ export async function renderFlow(container, id, route, ctx) {
 }
 
 function stat(label, value) {
-  return h("div.stat", {}, h("div.stat-value", { text: value }), h("div.stat-label", { text: label }));
+  return h(
+    "div.stat",
+    {},
+    h("div.stat-value", { text: value }),
+    h("div.stat-label", { text: label }),
+  );
 }
 
 function sourceBlock(text) {

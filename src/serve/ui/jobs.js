@@ -21,7 +21,9 @@ export async function renderJobs(container, ctx) {
           h(
             "tr",
             {},
-            ["Job", "Enabled", "Schedule", "Next run", "Last run", ""].map((t) => h("th", { text: t })),
+            ["Job", "Enabled", "Schedule", "Next run", "Last run", ""].map((t) =>
+              h("th", { text: t })
+            ),
           ),
         ),
         jobsBody,
@@ -40,7 +42,9 @@ export async function renderJobs(container, ctx) {
           h(
             "tr",
             {},
-            ["Id", "Kind", "Cron", "Time zone", "Next run", "Last run"].map((t) => h("th", { text: t })),
+            ["Id", "Kind", "Cron", "Time zone", "Next run", "Last run"].map((t) =>
+              h("th", { text: t })
+            ),
           ),
         ),
         schedulesBody,
@@ -65,14 +69,31 @@ export async function renderJobs(container, ctx) {
               job.description ? h("div.muted.job-description", { text: job.description }) : null,
               job.error ? h("div.error-text.job-error", { text: job.error }) : null,
             ),
-            h("td", {}, h(`span.badge.${job.enabled ? "status-succeeded" : "status-cancelled"}`, {
-              text: job.enabled ? "enabled" : "disabled",
-            })),
-            h("td", {}, job.schedule
-              ? h("span", {}, h("span.mono", { text: job.schedule }), h("span.muted", { text: ` ${job.timezone ?? ""}` }))
-              : h("span.muted", { text: "manual" })),
+            h(
+              "td",
+              {},
+              h(`span.badge.${job.enabled ? "status-succeeded" : "status-cancelled"}`, {
+                text: job.enabled ? "enabled" : "disabled",
+              }),
+            ),
+            h(
+              "td",
+              {},
+              job.schedule
+                ? h(
+                  "span",
+                  {},
+                  h("span.mono", { text: job.schedule }),
+                  h("span.muted", { text: ` ${job.timezone ?? ""}` }),
+                )
+                : h("span.muted", { text: "manual" }),
+            ),
             h("td", {
-              text: job.next ? relativeTime(job.next) : job.schedule && job.enabled ? "not scheduled" : "—",
+              text: job.next
+                ? relativeTime(job.next)
+                : job.schedule && job.enabled
+                ? "not scheduled"
+                : "—",
               title: job.next
                 ? formatTime(job.next)
                 : "Not in the config's jobs: the daemon does not run it (add it under jobs:)",
@@ -112,9 +133,13 @@ export async function renderJobs(container, ctx) {
           h(
             "tr",
             { dataset: { schedule: s.id } },
-            h("td.mono", {}, s.kind === "flow"
-              ? h("a", { href: ctx.routeHash(["flows", s.id.replace(/^flow:/, "")]), text: s.id })
-              : s.id),
+            h(
+              "td.mono",
+              {},
+              s.kind === "flow"
+                ? h("a", { href: ctx.routeHash(["flows", s.id.replace(/^flow:/, "")]), text: s.id })
+                : s.id,
+            ),
             h("td", { text: s.kind }),
             h("td.mono", { text: s.cron }),
             h("td", { text: s.timezone }),

@@ -97,8 +97,11 @@ export async function renderRuns(container, route, ctx) {
     pager,
   );
 
+  let loads = 0;
   async function load() {
+    const serial = ++loads;
     const page = await api.runs({ flow, status, limit: PAGE, cursor });
+    if (serial !== loads) return; // a later load answers
     nextCursor = page.cursor;
     replace(
       tbody,
@@ -149,8 +152,7 @@ export async function renderRuns(container, route, ctx) {
     );
   }
 
-  await load();
-  // Live: a run started or ended anywhere refreshes the first page.
+  // Live (listening before the first load): a run started or ended anywhere refreshes the first page.
   const refresh = throttle(() => {
     if (stack.length === 0) load().catch(() => {});
   }, 400);
@@ -165,6 +167,7 @@ export async function renderRuns(container, route, ctx) {
       refresh();
     }
   });
+  await load();
 }
 
 // --- a run's detail -----------------------------------------------------------------------
@@ -261,6 +264,13 @@ export function nodeTimeline(run, events) {
 }
 
 export async function renderRun(container, id, ctx) {
+  // Listen before fetching: events that arrive meanwhile are applied after.
+  let onEvent = null;
+  const early = [];
+  ctx.live.subscribe((type, data) => {
+    if (onEvent) onEvent(type, data);
+    else early.push([type, data]);
+  });
   let data;
   try {
     data = await api.run(id);
@@ -276,7 +286,17 @@ export async function renderRun(container, id, ctx) {
     throw e;
   }
   let run = data.run;
-  const events = [...(data.events ?? [])];
+  const events = [];
+  const seen = new Set();
+  /** Adds an event unless the run already has it (from the records and the feed both). */
+  const addEvent = (event) => {
+    const key = JSON.stringify(event);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    events.push(event);
+    return true;
+  };
+  for (const event of data.events ?? []) addEvent(event);
   const expanded = new Set();
   const header = h("div.run-header");
   const timeline = h("div.panel.timeline-panel");
@@ -301,7 +321,11 @@ export async function renderRun(container, id, ctx) {
       onclick: async () => {
         try {
           const started = await api.startRun(run.flowId, run.inputs);
-          ctx.toast("ok", "Started ", h("a", { href: ctx.routeHash(["runs", started.runId]) }, started.runId));
+          ctx.toast(
+            "ok",
+            "Started ",
+            h("a", { href: ctx.routeHash(["runs", started.runId]) }, started.runId),
+          );
           ctx.navigate(ctx.routeHash(["runs", started.runId]));
         } catch (e) {
           ctx.toast("error", `Could not start a run: ${e.message}`);
@@ -349,10 +373,14 @@ export async function renderRun(container, id, ctx) {
         }),
         run.parentRunId ? h("dt", { text: "parent" }) : null,
         run.parentRunId
-          ? h("dd.mono", {}, h("a", {
-            href: ctx.routeHash(["runs", run.parentRunId]),
-            text: run.parentRunId,
-          }))
+          ? h(
+            "dd.mono",
+            {},
+            h("a", {
+              href: ctx.routeHash(["runs", run.parentRunId]),
+              text: run.parentRunId,
+            }),
+          )
           : null,
       ),
       run.error
@@ -375,7 +403,9 @@ export async function renderRun(container, id, ctx) {
     const rows = nodes.map((node) => {
       const left = node.startedAt === null ? 0 : ((node.startedAt - start) / span) * 100;
       const stop = node.endedAt ?? (node.status === "running" ? end : node.startedAt ?? start);
-      const width = node.startedAt === null ? 0 : Math.max(0.5, ((stop - node.startedAt) / span) * 100);
+      const width = node.startedAt === null
+        ? 0
+        : Math.max(0.5, ((stop - node.startedAt) / span) * 100);
       const bar = h(`div.gantt-bar.status-${node.status ?? "pending"}`);
       bar.style.left = `${Math.min(99.5, Math.max(0, left))}%`;
       bar.style.width = `${Math.min(100 - Math.min(99.5, left), width)}%`;
@@ -397,7 +427,11 @@ export async function renderRun(container, id, ctx) {
           h("span.node-name.mono", { text: node.id }),
           statusBadge(node.status ?? "pending"),
           h("span.node-attempts", {
-            text: node.attempt > 1 ? `${node.attempt} attempts` : node.attempt === 1 ? "1 attempt" : "",
+            text: node.attempt > 1
+              ? `${node.attempt} attempts`
+              : node.attempt === 1
+              ? "1 attempt"
+              : "",
           }),
           h("span.node-duration.num", {
             text: node.durationMs !== null
@@ -420,10 +454,14 @@ export async function renderRun(container, id, ctx) {
         {},
         h("h2", { text: "Timeline" }),
         h("span.muted", {
-          text: `${nodes.length} node${nodes.length === 1 ? "" : "s"} · click a node for attempts, logs, reads and writes`,
+          text: `${nodes.length} node${
+            nodes.length === 1 ? "" : "s"
+          } · click a node for attempts, logs, reads and writes`,
         }),
       ),
-      nodes.length === 0 ? h("p.muted", { text: "No node has started yet." }) : h("div.nodes", {}, rows),
+      nodes.length === 0
+        ? h("p.muted", { text: "No node has started yet." })
+        : h("div.nodes", {}, rows),
     );
   }
 
@@ -451,7 +489,12 @@ export async function renderRun(container, id, ctx) {
             "ol",
             {},
             node.attempts.map((a) =>
-              h("li", {}, `#${a.attempt} `, a.error ? h("span.error-text", { text: a.error }) : "ok")
+              h(
+                "li",
+                {},
+                `#${a.attempt} `,
+                a.error ? h("span.error-text", { text: a.error }) : "ok",
+              )
             ),
           ),
         )
@@ -481,7 +524,12 @@ export async function renderRun(container, id, ctx) {
         ),
       ),
       outcome && outcome.output !== undefined
-        ? h("div", {}, h("h3", { text: "Output" }), h("pre.json", { text: prettyJson(outcome.output) }))
+        ? h(
+          "div",
+          {},
+          h("h3", { text: "Output" }),
+          h("pre.json", { text: prettyJson(outcome.output) }),
+        )
         : null,
     );
   }
@@ -489,7 +537,12 @@ export async function renderRun(container, id, ctx) {
   function renderIo() {
     replace(
       io,
-      h("div.panel", {}, h("h2", { text: "Inputs" }), h("pre.json", { text: prettyJson(run.inputs) })),
+      h(
+        "div.panel",
+        {},
+        h("h2", { text: "Inputs" }),
+        h("pre.json", { text: prettyJson(run.inputs) }),
+      ),
       h(
         "div.panel",
         {},
@@ -530,22 +583,22 @@ export async function renderRun(container, id, ctx) {
     try {
       const fresh = await api.run(id);
       run = fresh.run;
-      events.length = 0;
-      events.push(...(fresh.events ?? []));
+      for (const event of fresh.events ?? []) addEvent(event);
+      events.sort((a, b) => a.at - b.at);
       renderAll();
     } catch {
       // keep what is shown
     }
   }, 300);
 
-  ctx.live.subscribe((type, data) => {
+  onEvent = (type, data) => {
     if (type === "connection") {
       if (data.connected) reload();
       return;
     }
     if (data?.runId !== id && data?.run?.id !== id && data?.id !== id) return;
     if (type === "node" && data.event) {
-      events.push(data.event);
+      if (!addEvent(data.event)) return;
       if (data.event.type === "run.end") reload();
       else {
         renderTimeline();
@@ -554,7 +607,8 @@ export async function renderRun(container, id, ctx) {
     } else if (type === "run.ended" || type === "run.started") {
       reload();
     }
-  });
+  };
+  for (const [type, data] of early.splice(0)) onEvent(type, data);
   // A running run's durations grow; without the feed, poll.
   const timer = setInterval(() => {
     if (run.status !== "running") return;

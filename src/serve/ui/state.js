@@ -25,7 +25,11 @@ const VALUE_PREVIEW_CHARS = 200_000;
 export function levelOf(path, part) {
   const depth = path.length;
   if (depth === 0) {
-    return ["global", "flow", "node"].includes(part) ? "scope" : part === "flowstate" ? "records" : "data";
+    return ["global", "flow", "node"].includes(part)
+      ? "scope"
+      : part === "flowstate"
+      ? "records"
+      : "data";
   }
   const scope = path[0];
   if (scope === "node") return depth === 1 ? "flow" : depth === 2 ? "node" : "key";
@@ -42,10 +46,10 @@ export function parsePrefix(text) {
     try {
       parsed = JSON.parse(trimmed);
     } catch {
-      throw new Error("The prefix looks like JSON but does not parse: write [\"a\", \"b\"] or a/b");
+      throw new Error('The prefix looks like JSON but does not parse: write ["a", "b"] or a/b');
     }
     if (!Array.isArray(parsed) || !parsed.every((p) => typeof p === "string")) {
-      throw new Error("A JSON prefix is an array of strings, like [\"node\", \"hello\"]");
+      throw new Error('A JSON prefix is an array of strings, like ["node", "hello"]');
     }
     return parsed;
   }
@@ -163,7 +167,7 @@ class KeyTree {
   start() {
     const input = h("input.prefix-input", {
       type: "search",
-      placeholder: "prefix: node / hello  or  [\"node\",\"hello\"]",
+      placeholder: 'prefix: node / hello  or  ["node","hello"]',
       "aria-label": "Key prefix",
       spellcheck: false,
     });
@@ -224,14 +228,18 @@ class KeyTree {
     }
     for (const child of page.children) list.appendChild(this.node(prefix, child));
     if (page.cursor) {
-      const more = h("li.tree-more", {}, h("button.link", {
-        type: "button",
-        text: `load more under ${prefix.length ? keyText(prefix) : "the root"}`,
-        onclick: () => {
-          more.remove();
-          this.loadChildren(prefix, list, page.cursor);
-        },
-      }));
+      const more = h(
+        "li.tree-more",
+        {},
+        h("button.link", {
+          type: "button",
+          text: `load more under ${prefix.length ? keyText(prefix) : "the root"}`,
+          onclick: () => {
+            more.remove();
+            this.loadChildren(prefix, list, page.cursor);
+          },
+        }),
+      );
       list.appendChild(more);
     }
   }
@@ -306,7 +314,11 @@ class KeyTree {
         "div.search-head",
         {},
         h("span", { text: `Entries under ${keyText(prefix)}` }),
-        h("button.link", { type: "button", text: "back to the tree", onclick: () => this.showRoot() }),
+        h("button.link", {
+          type: "button",
+          text: "back to the tree",
+          onclick: () => this.showRoot(),
+        }),
       ),
       results,
     );
@@ -470,7 +482,11 @@ class ValuePanel {
         text: "Delete",
         onclick: () => this.confirmDelete(actions),
       }),
-      h("button", { type: "button", text: "Reload", onclick: () => this.show(this.store, this.key) }),
+      h("button", {
+        type: "button",
+        text: "Reload",
+        onclick: () => this.show(this.store, this.key),
+      }),
     );
     replace(
       this.el,
