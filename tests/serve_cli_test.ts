@@ -184,3 +184,21 @@ Deno.test("POST /api/runs/{id}/cancel cancels a run of another process (flowstat
     }
   });
 });
+
+Deno.test("flowstate daemon --serve serves beside the scheduler (serve: from the config) and stops on SIGTERM", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), "serve:\n  port: 0\n");
+    const child = cliCommand(dir, ["daemon", "--serve"], { stdout: "null" }).spawn();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    const seen = { text: "" };
+    const [, port] = await waitFor(reader, /^Serving http:\/\/127\.0\.0\.1:(\d+)\/$/m, seen);
+    const health = await (await fetch(`http://127.0.0.1:${port}/health`)).json();
+    assert.equal(health.status, "ok");
+    assert.equal(health.daemon.ticking, true);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    assert.match(metrics, /^flowstate_scheduler_lag_seconds \d/m);
+    child.kill("SIGTERM");
+    await drain(reader, seen);
+    assert.equal((await child.status).code, 0, seen.text);
+  });
+});

@@ -141,6 +141,7 @@ export async function serve(
     token,
     signal: stopping.signal,
     runs: new Map(),
+    controllers: new Set(),
     pending: new Set(),
     ...(options.scheduler ? { scheduler: options.scheduler } : {}),
   };
@@ -229,7 +230,7 @@ export async function serve(
   const shutdown = () => {
     shuttingDown ??= (async () => {
       stopping.abort();
-      for (const controller of state.runs.values()) controller.abort("the server is stopping");
+      for (const controller of state.controllers) controller.abort("the server is stopping");
       await Promise.allSettled([...state.pending]);
       await httpServer.shutdown();
     })();
