@@ -105,6 +105,9 @@ Deno.test({
       // The store card shows the plugin and the count.
       const card = page.locator('.store-card[data-store="default"]');
       await card.filter({ hasText: "sqlite" }).waitFor();
+      // The count arrives after the tree (counting a large store takes a while).
+      const count = await (await inspector.runtime.store("default")).count();
+      await card.locator(".entries").filter({ hasText: `${count} entries` }).waitFor();
       await expand(page, ["global"]);
       await openValue(page, ["global", "settings"]);
       const value = page.locator(".value-panel pre.value-view");

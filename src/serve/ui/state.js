@@ -56,8 +56,34 @@ export function parsePrefix(text) {
   return trimmed.split("/").map((p) => p.trim()).filter((p) => p !== "");
 }
 
+/**
+ * The stores from /health (names, plugins, reachable: cheap), for the tree to
+ * start at once; /api/stores (entry counts and sizes: a count over a large
+ * store takes a while) fills the cards in when it answers.
+ */
+async function storesQuickly() {
+  let health;
+  try {
+    health = await api.health();
+  } catch (e) {
+    // 503: a store does not answer; the body still lists them all.
+    if (e instanceof ApiError && e.body?.stores) health = e.body;
+    else return await api.stores();
+  }
+  return Object.entries(health.stores ?? {}).map(([name, s]) => ({
+    name,
+    plugin: s.plugin ?? "",
+    location: null,
+    entries: null,
+    sizeBytes: null,
+    ok: s.ok,
+    ...(s.ok ? {} : { error: s.error }),
+    pending: true,
+  }));
+}
+
 export async function renderState(container, route, ctx) {
-  const stores = await api.stores();
+  let stores = await storesQuickly();
   const wanted = route.params.get("store");
   let key = null;
   try {
@@ -119,12 +145,17 @@ export async function renderState(container, route, ctx) {
             h("span.store-name", { text: s.name }),
             h("span.plugin", { text: s.plugin }),
           ),
-          h("div.store-location.mono", { text: s.location ?? "", title: s.location ?? "" }),
+          h("div.store-location.mono", {
+            text: s.pending ? "…" : s.location ?? "",
+            title: s.location ?? "",
+          }),
           h(
             "div.store-stats",
             {},
-            h("span", { text: `${formatCount(s.entries)} entries` }),
-            h("span", { text: formatBytes(s.sizeBytes) }),
+            h("span.entries", {
+              text: s.pending ? "counting…" : `${formatCount(s.entries)} entries`,
+            }),
+            s.pending ? null : h("span.size", { text: formatBytes(s.sizeBytes) }),
           ),
           s.ok ? null : h("div.store-error", { text: s.error ?? "unreachable" }),
         )
@@ -142,6 +173,13 @@ export async function renderState(container, route, ctx) {
     return;
   }
   renderStores();
+  if (stores.some((s) => s.pending)) {
+    api.stores().then((full) => {
+      if (!storesEl.isConnected) return;
+      stores = full;
+      renderStores();
+    }, (e) => ctx.toast("error", `Could not read the stores' sizes: ${e.message}`));
+  }
   showTree();
   if (key && Array.isArray(key) && key.every((p) => typeof p === "string")) {
     valuePanel.show(current, key);
