@@ -147,6 +147,8 @@ export interface InspectorOptions {
   token?: string;
   /** Run the flows and write the example state first (default true). */
   seed?: boolean;
+  /** With the seed, the values and key parts holding HTML (default true; not in screenshots). */
+  hostile?: boolean;
 }
 
 /** Start a server over a fresh temporary home with flows (seeded with runs and state by default). */
@@ -161,7 +163,7 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
   const runtime = await openRuntime({ config: "flowstate.yaml", cwd: dir, home });
   let server: FlowstateServer | undefined;
   try {
-    if (options.seed ?? true) await seed(runtime, dir);
+    if (options.seed ?? true) await seed(runtime, dir, options.hostile ?? true);
     server = await serve(runtime, { port: 0, ...(options.token ? { token: options.token } : {}) });
     if (options.seed ?? true) {
       // A job run through the API, so the jobs page has a last run.
@@ -199,7 +201,7 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
 }
 
 /** Runs and state for the pages to show. */
-async function seed(runtime: Runtime, dir: string): Promise<void> {
+async function seed(runtime: Runtime, dir: string, hostile: boolean): Promise<void> {
   const flow = (name: string) => join(dir, "flows", `${name}.flow.yaml`);
   for (const name of ["Ada", "Grace", "Edsger"]) {
     await runtime.runFlow(flow("greet"), { input: { name } });
@@ -218,8 +220,10 @@ async function seed(runtime: Runtime, dir: string): Promise<void> {
   });
   await store.set(["global", "motd"], "Deploys are frozen on Fridays.");
   await store.set(["global", "session", "abc123"], { user: "ada" }, { expireIn: 3_600_000 });
-  await store.set(["global", "xss"], XSS_VALUE);
-  await store.set(["global", "<img src=x onerror=alert(3)>"], { note: XSS_VALUE });
+  if (hostile) {
+    await store.set(["global", "xss"], XSS_VALUE);
+    await store.set(["global", "<img src=x onerror=alert(3)>"], { note: XSS_VALUE });
+  }
   for (let i = 0; i < 30; i++) {
     await store.set(["global", "users", `user-${String(i).padStart(3, "0")}`], {
       id: i,

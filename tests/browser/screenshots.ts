@@ -20,7 +20,7 @@ import { launchChromium, startInspector } from "./_inspector.ts";
 const out = Deno.args[0] ?? fileURLToPath(new URL("../../docs/", import.meta.url));
 await Deno.mkdir(out, { recursive: true });
 
-const inspector = await startInspector();
+const inspector = await startInspector({ hostile: false });
 const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
@@ -30,13 +30,23 @@ try {
     console.log(path);
   };
 
-  // State: global → settings open.
+  // State: the scopes open down to keys, global/settings shown.
+  const toggle = (key: string[]) =>
+    page.locator(`li.tree-node[data-key='${JSON.stringify(key)}'] > .tree-row .toggle`).click();
+  const item = (key: string[]) => page.locator(`li.tree-node[data-key='${JSON.stringify(key)}']`);
   await page.goto(new URL("#/state", inspector.url).href);
-  await page.getByRole("treeitem").filter({ hasText: "global" }).first().locator(".toggle").click();
-  await page.locator('[data-key=\'["global","users"]\'] > .tree-row .toggle').click();
-  await page.locator('[data-key=\'["global","users","user-000"]\']').waitFor();
-  await page.locator('[data-key=\'["global","settings"]\'] > .tree-row .tree-label').click();
+  await toggle(["flow"]);
+  await toggle(["flow", "counter"]);
+  await item(["flow", "counter", "count"]).waitFor();
+  await toggle(["global"]);
+  await item(["global", "settings"]).waitFor();
+  await toggle(["node"]);
+  await toggle(["node", "slow"]);
+  await item(["node", "slow", "visits"]).waitFor();
+  await item(["global", "settings"]).locator(":scope > .tree-row .tree-label").click();
   await page.locator(".value-view").waitFor();
+  await page.locator(".store-card .entries").filter({ hasText: "entries" }).waitFor();
+  await page.mouse.move(0, 0);
   await shot("state");
 
   // Runs list.
@@ -61,7 +71,9 @@ try {
   })).runs[0].id;
   await page.goto(new URL(`#/runs/${greet}`, inspector.url).href);
   await page.locator('.node-row[data-node="remember"] .node-summary').click();
-  await page.locator(".node-detail").waitFor();
+  await page.locator('.node-row[data-node="report"] .node-summary').click();
+  await page.locator('.node-row[data-node="report"] .log-message').waitFor();
+  await page.mouse.move(0, 0);
   await shot("run");
 
   // A flow with the diff of its two versions.

@@ -101,6 +101,15 @@ export function formatTime(ms) {
   }:${pad(d.getSeconds())}`;
 }
 
+/** A time of day with milliseconds, `HH:MM:SS.mmm` (for events within a run). */
+export function formatClock(ms) {
+  if (ms === null || ms === undefined) return "—";
+  const d = new Date(ms);
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${
+    pad(d.getMilliseconds(), 3)
+  }`;
+}
+
 /** How long ago (or ahead) a time is, in words: `3 min ago`, `in 2 h`. */
 export function relativeTime(ms, now = Date.now()) {
   if (ms === null || ms === undefined) return "";

@@ -3,6 +3,7 @@
 
 import { api, ApiError } from "./api.js";
 import {
+  formatClock,
   formatDuration,
   formatTime,
   h,
@@ -348,6 +349,8 @@ export async function renderRun(container, id, ctx) {
         },
       }));
     }
+    const fact = (label, ...value) =>
+      h("span.fact", {}, h("span.fact-label", { text: label }), h("span.fact-value", {}, value));
     replace(
       header,
       h(
@@ -355,31 +358,27 @@ export async function renderRun(container, id, ctx) {
         {},
         h("h1.view-title", {}, "Run ", h("span.mono", { text: run.id })),
         statusBadge(run.status),
+        actions,
       ),
       h(
-        "dl.meta.run-meta",
+        "div.run-facts",
         {},
-        h("dt", { text: "flow" }),
-        h("dd", {}, h("a", { href: ctx.routeHash(["flows", run.flowId]), text: run.flowId })),
-        h("dt", { text: "version" }),
-        h("dd.mono", { text: run.flowVersion.slice(0, 12), title: run.flowVersion }),
-        h("dt", { text: "started" }),
-        h("dd", { text: `${formatTime(run.startedAt)} (${relativeTime(run.startedAt)})` }),
-        h("dt", { text: "duration" }),
-        h("dd", {
-          text: run.durationMs === null
+        fact("flow", h("a", { href: ctx.routeHash(["flows", run.flowId]), text: run.flowId })),
+        fact(
+          "version",
+          h("span.mono", { text: run.flowVersion.slice(0, 10), title: run.flowVersion }),
+        ),
+        fact("started", `${formatTime(run.startedAt)} (${relativeTime(run.startedAt)})`),
+        fact(
+          "duration",
+          run.durationMs === null
             ? `running for ${formatDuration(Date.now() - run.startedAt)}`
             : formatDuration(run.durationMs),
-        }),
-        run.parentRunId ? h("dt", { text: "parent" }) : null,
+        ),
         run.parentRunId
-          ? h(
-            "dd.mono",
-            {},
-            h("a", {
-              href: ctx.routeHash(["runs", run.parentRunId]),
-              text: run.parentRunId,
-            }),
+          ? fact(
+            "parent",
+            h("a.mono", { href: ctx.routeHash(["runs", run.parentRunId]), text: run.parentRunId }),
           )
           : null,
       ),
@@ -391,7 +390,6 @@ export async function renderRun(container, id, ctx) {
           run.error.message,
         )
         : null,
-      actions,
     );
   }
 
@@ -471,14 +469,13 @@ export async function renderRun(container, id, ctx) {
       "div.node-detail",
       {},
       h(
-        "dl.meta",
+        "div.node-facts",
         {},
-        h("dt", { text: "started" }),
-        h("dd", { text: formatTime(node.startedAt) }),
-        h("dt", { text: "ended" }),
-        h("dd", { text: formatTime(node.endedAt) }),
-        node.outputBytes !== undefined ? h("dt", { text: "output" }) : null,
-        node.outputBytes !== undefined ? h("dd", { text: `${node.outputBytes} bytes` }) : null,
+        h("span", {}, h("span.fact-label", { text: "started" }), formatClock(node.startedAt)),
+        h("span", {}, h("span.fact-label", { text: "ended" }), formatClock(node.endedAt)),
+        node.outputBytes !== undefined
+          ? h("span", {}, h("span.fact-label", { text: "output" }), `${node.outputBytes} bytes`)
+          : null,
       ),
       node.attempts.some((a) => a.error)
         ? h(
@@ -509,14 +506,14 @@ export async function renderRun(container, id, ctx) {
         "div.logs",
         {},
         h("h3", { text: `Logs (${node.logs.length})` }),
-        node.logs.length === 0 ? h("p.muted", { text: "No log lines." }) : h(
+        node.logs.length === 0 ? h("p.muted.none", { text: "none" }) : h(
           "ol.log-lines.mono",
           {},
           node.logs.map((l) =>
             h(
               `li.log-${l.level}`,
               {},
-              h("span.log-time", { text: formatTime(l.at).slice(11) }),
+              h("span.log-time", { text: formatClock(l.at) }),
               h("span.log-level", { text: l.level }),
               h("span.log-message", { text: l.message }),
             )
@@ -563,7 +560,7 @@ export async function renderRun(container, id, ctx) {
           return h(
             "li",
             {},
-            h("span.log-time", { text: formatTime(at).slice(11) }),
+            h("span.log-time", { text: formatClock(at) }),
             h("span.event-type", { text: type }),
             h("span", { text: JSON.stringify(rest) }),
           );
@@ -623,7 +620,7 @@ function keyList(title, keys, truncated, run, node, className) {
     `div.keyset.${className}`,
     {},
     h("h3", { text: `${title} (${keys.length}${truncated ? "+" : ""})` }),
-    keys.length === 0 ? h("p.muted", { text: "none recorded" }) : h(
+    keys.length === 0 ? h("p.muted.none", { text: "none" }) : h(
       "ul.mono",
       {},
       keys.map((k) => h("li", {}, accessLink(k, run, node))),
