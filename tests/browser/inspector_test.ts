@@ -252,6 +252,11 @@ Deno.test({
       await page.getByRole("button", { name: "Discard mine, show current" }).click();
       await page.locator(".value-panel pre.value-view").filter({ hasText: "Changed again." })
         .waitFor();
+      // Then a delete with nothing in between: done.
+      await page.getByRole("button", { name: "Delete", exact: true }).click();
+      await page.getByRole("button", { name: "Yes, delete" }).click();
+      await page.locator(".value-panel .notice-ok").filter({ hasText: "Deleted" }).waitFor();
+      assert.equal(await store.get(key), null);
       // The 409 answers are logged by the browser as failed resources; nothing else.
       assert.deepEqual(unexpectedErrors(watch, [/409/]), []);
     });
@@ -376,6 +381,21 @@ Deno.test({
         await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker),
         9,
         "the page was not reloaded",
+      );
+
+      // Cancel a running run from its page.
+      const second = await api(inspector, "POST", "/api/flows/gate/runs", {
+        body: { input: { release: join(inspector.dir, "never") } },
+      });
+      assert.equal(second.status, 202);
+      const { runId: cancelId } = await second.json();
+      await page.goto(new URL(`#/runs/${cancelId}`, inspector.url).href);
+      await page.locator('.node-row[data-node="wait"][data-status="running"]').waitFor();
+      await page.getByRole("button", { name: "Cancel run" }).click();
+      await page.locator(".run-title .badge.status-cancelled").waitFor();
+      assert.equal(
+        (await (await inspector.runtime.records()).getRun(cancelId))?.status,
+        "cancelled",
       );
       assert.deepEqual(unexpectedErrors(watch), []);
     });
@@ -532,5 +552,55 @@ Deno.test({
       assert.equal(await prompt.count(), 0);
       assert.deepEqual(unexpectedErrors(watch, [/401/]), []);
     }, { token });
+  },
+});
+
+Deno.test({
+  name: "inspector: a flow's versions diff, its metrics, and a job run now",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      await page.goto(new URL("#/flows", inspector.url).href);
+      const counter = page.locator('.flows-table tr[data-flow="counter"]');
+      await counter.waitFor();
+      assert.equal(await counter.locator("td").nth(1).textContent(), "2");
+      await counter.locator("a.flow-link").click();
+      // The head against its parent: the changed description, the added node.
+      const diff = page.locator("table.diff");
+      await diff.waitFor();
+      assert.match(await page.locator(".diff-title").textContent() ?? "", /\+6 −1/);
+      assert.deepEqual(
+        await diff.locator("tr.diff-del td.code").allTextContents(),
+        ["description: counts its runs"],
+      );
+      assert.ok(
+        (await diff.locator("tr.diff-add td.code").allTextContents()).includes("  - id: stamp"),
+      );
+      // Metrics: 7 runs, all succeeded; one bar per run in the chart.
+      await page.locator(".stat").filter({ hasText: "runs" }).filter({ hasText: "7" }).waitFor();
+      await page.locator(".stat").filter({ hasText: "success rate" }).filter({ hasText: "100%" })
+        .waitFor();
+      assert.equal(await page.locator("svg.chart rect.bar").count(), 7);
+      // The same version on both sides: no difference.
+      const head = await page.locator(".versions-table tbody tr").first().getAttribute(
+        "data-version",
+      );
+      await page.getByRole("radio", { name: `diff from ${head!.slice(0, 10)}` }).check();
+      await page.locator(".diff-panel").filter({ hasText: "The sources are the same." }).waitFor();
+
+      // Jobs: run gc now; its run appears with a link.
+      await page.goto(new URL("#/jobs", inspector.url).href);
+      const gc = page.locator('.jobs-table tr[data-job="gc"]');
+      await gc.getByRole("button", { name: "Run now" }).click();
+      const link = page.locator(".toast a");
+      await link.waitFor();
+      const runId = await link.textContent();
+      await link.click();
+      await page.locator(".run-title .badge.status-succeeded").waitFor();
+      assert.equal((await (await inspector.runtime.records()).getRun(runId!))?.flowId, "job:gc");
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
   },
 });

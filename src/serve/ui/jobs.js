@@ -98,7 +98,7 @@ export async function renderJobs(container, ctx) {
                 ? formatTime(job.next)
                 : "Not in the config's jobs: the daemon does not run it (add it under jobs:)",
             }),
-            h("td", {}, lastRun(job.last, ctx)),
+            h("td.nowrap", {}, lastRun(job.last, ctx)),
             h(
               "td.actions-cell",
               {},

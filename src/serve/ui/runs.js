@@ -143,7 +143,14 @@ export async function renderRuns(container, route, ctx) {
       { dataset: { run: run.id, status: run.status, flow: run.flowId } },
       h("td", {}, statusBadge(run.status)),
       h("td.mono", {}, h("a", { href: ctx.routeHash(["runs", run.id]), text: run.id })),
-      h("td", {}, h("a", { href: ctx.routeHash(["flows", run.flowId]), text: run.flowId })),
+      h(
+        "td",
+        {},
+        h("a", {
+          href: run.flowId.startsWith("job:") ? "#/jobs" : ctx.routeHash(["flows", run.flowId]),
+          text: run.flowId,
+        }),
+      ),
       h("td", { title: formatTime(run.startedAt), text: relativeTime(run.startedAt) }),
       h("td.num", { text: formatDuration(run.durationMs) }),
       h("td.error-cell", {
@@ -363,7 +370,13 @@ export async function renderRun(container, id, ctx) {
       h(
         "div.run-facts",
         {},
-        fact("flow", h("a", { href: ctx.routeHash(["flows", run.flowId]), text: run.flowId })),
+        fact(
+          run.flowId.startsWith("job:") ? "job" : "flow",
+          h("a", {
+            href: run.flowId.startsWith("job:") ? "#/jobs" : ctx.routeHash(["flows", run.flowId]),
+            text: run.flowId,
+          }),
+        ),
         fact(
           "version",
           h("span.mono", { text: run.flowVersion.slice(0, 10), title: run.flowVersion }),

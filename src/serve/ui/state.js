@@ -165,7 +165,7 @@ export async function renderState(container, route, ctx) {
 
   function showTree() {
     tree = new KeyTree(treeCol, current, valuePanel);
-    tree.start();
+    return tree.start();
   }
 
   if (stores.length === 0) {
@@ -173,18 +173,17 @@ export async function renderState(container, route, ctx) {
     return;
   }
   renderStores();
+  const firstPage = showTree();
+  const shown = key && Array.isArray(key) && key.every((p) => typeof p === "string")
+    ? valuePanel.show(current, key)
+    : valuePanel.clear();
   if (stores.some((s) => s.pending)) {
-    api.stores().then((full) => {
+    // Counting a large store keeps the server busy a while: after the tree and the value.
+    Promise.all([firstPage, shown]).then(() => api.stores()).then((full) => {
       if (!storesEl.isConnected) return;
       stores = full;
       renderStores();
     }, (e) => ctx.toast("error", `Could not read the stores' sizes: ${e.message}`));
-  }
-  showTree();
-  if (key && Array.isArray(key) && key.every((p) => typeof p === "string")) {
-    valuePanel.show(current, key);
-  } else {
-    valuePanel.clear();
   }
 
   ctx.live.subscribe((type, data) => {
@@ -238,14 +237,15 @@ class KeyTree {
       error,
       this.body,
     );
-    this.showRoot();
+    return this.showRoot();
   }
 
+  /** The first level of the tree; resolves once its first page is shown. */
   showRoot() {
     this.rows.clear();
     const list = h("ul.tree", { role: "tree", "aria-label": `keys of ${this.store}` });
     replace(this.body, list);
-    this.loadChildren([], list, undefined);
+    return this.loadChildren([], list, undefined);
   }
 
   /** Loads one page of the children of `prefix` into `list` (a "load more" button for the next). */
