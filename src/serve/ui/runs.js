@@ -619,10 +619,14 @@ export async function renderRun(container, id, ctx) {
     }
   };
   for (const [type, data] of early.splice(0)) onEvent(type, data);
-  // A running run's durations grow; without the feed, poll.
+  // A running run's durations grow. Its record is fetched again every 2 s
+  // while it runs: events it emitted before this page listened, and not yet
+  // in the records when it was first fetched, come with it (the feed brings
+  // the rest at once); without the feed, that is all there is.
+  let ticks = 0;
   const timer = setInterval(() => {
     if (run.status !== "running") return;
-    if (!ctx.live.connected) reload();
+    if (!ctx.live.connected || ++ticks % 2 === 0) reload();
     else renderTimeline();
   }, 1000);
   return () => clearInterval(timer);
