@@ -19,7 +19,7 @@ export function durationChart(runs, { p50, p95, width = 520, height = 120 } = {}
   const top = 8;
   const bottom = height - 18;
   const left = 44;
-  const right = width - 6;
+  const right = width - 84; // room for the p50/p95 labels
   if (finished.length === 0) {
     chart.appendChild(
       svg("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "chart-empty" }),
@@ -52,11 +52,16 @@ export function durationChart(runs, { p50, p95, width = 520, height = 120 } = {}
     bar.appendChild(title);
     chart.appendChild(bar);
   });
-  for (const [label, value] of [["p50", p50], ["p95", p95]]) {
+  let p95LabelY = null;
+  for (const [label, value] of [["p95", p95], ["p50", p50]]) {
     if (typeof value !== "number") continue;
     const ly = y(value);
     chart.appendChild(svg("line", { x1: left, y1: ly, x2: right, y2: ly, class: `mark ${label}` }));
-    const text = svg("text", { x: right, y: ly - 3, "text-anchor": "end", class: `mark-label` });
+    // Labels 11 px apart at least, p50 below p95.
+    let labelY = ly + 3;
+    if (label === "p95") p95LabelY = labelY;
+    else if (p95LabelY !== null) labelY = Math.max(labelY, p95LabelY + 11);
+    const text = svg("text", { x: right + 6, y: labelY, class: `mark-label ${label}` });
     text.textContent = `${label} ${formatDuration(value)}`;
     chart.appendChild(text);
   }

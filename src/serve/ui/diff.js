@@ -86,7 +86,8 @@ function lcsRows(a, a0, a1, b, b0, b1) {
 
 /**
  * Rows grouped into hunks: changed rows with up to `context` unchanged rows
- * around them; unchanged stretches between hunks are left out.
+ * around them; unchanged stretches between hunks are left out (those shorter
+ * than 3 rows are kept: skipping them would save nothing).
  * @param {{ op: string }[]} rows
  * @param {number} [context]
  * @returns {{ rows: typeof rows, skippedBefore: number }[]}
@@ -99,6 +100,17 @@ export function hunks(rows, context = 3) {
     const to = Math.min(rows.length - 1, index + context);
     for (let k = from; k <= to; k++) keep[k] = 1;
   });
+  // A gap of fewer than 3 unchanged rows between two hunks is shown, not skipped.
+  for (let i = 0; i < rows.length;) {
+    if (keep[i]) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < rows.length && !keep[j]) j++;
+    if (i > 0 && j < rows.length && j - i < 3) keep.fill(1, i, j);
+    i = j;
+  }
   const out = [];
   let current = null;
   let skipped = 0;

@@ -151,6 +151,7 @@ export async function renderFlow(container, id, route, ctx) {
     ),
     all ? h("div.outcome-row", {}, outcomeBar(all, { width: 520, height: 12 })) : null,
     durationChart([...recent.runs].reverse(), {
+      width: 680,
       p50: all?.p50DurationMs ?? undefined,
       p95: all?.p95DurationMs ?? undefined,
     }),
@@ -299,7 +300,12 @@ export async function renderFlow(container, id, route, ctx) {
             h(
               "tr.diff-skip",
               {},
-              h("td", { colSpan: 4, text: `⋯ ${hunk.skippedBefore} unchanged lines` }),
+              h("td", {
+                colSpan: 4,
+                text: `⋯ ${hunk.skippedBefore} unchanged line${
+                  hunk.skippedBefore === 1 ? "" : "s"
+                }`,
+              }),
             ),
           );
         }

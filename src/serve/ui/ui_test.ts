@@ -82,6 +82,13 @@ Deno.test("hunks keep changes with their context and count what they skip", () =
   assert.equal(out[0].skippedBefore, 8);
   assert.deepEqual(out[0].rows.map((r: Row) => r.op), [" ", " ", "-", "+", " ", " "]);
   assert.deepEqual(hunks(diffLines("x\n", "x\n")), []);
+  // Two changes 5 lines apart, context 2: the 1 line between the contexts is shown, one hunk.
+  const c = [...a];
+  c[4] = "first";
+  c[10] = "second";
+  const merged = hunks(diffLines(a.join("\n"), c.join("\n")), 2);
+  assert.equal(merged.length, 1);
+  assert.equal(merged[0].rows.length, 2 + 2 + 5 + 2 + 2);
 });
 
 Deno.test("nodeTimeline: attempts, errors, logs, reads and writes per node, in start order", () => {
