@@ -77,7 +77,7 @@ export async function renderJobs(container, ctx) {
               }),
             ),
             h(
-              "td",
+              "td.nowrap",
               {},
               job.schedule
                 ? h(
@@ -88,7 +88,7 @@ export async function renderJobs(container, ctx) {
                 )
                 : h("span.muted", { text: "manual" }),
             ),
-            h("td", {
+            h("td.nowrap", {
               text: job.next
                 ? relativeTime(job.next)
                 : job.schedule && job.enabled
