@@ -240,3 +240,49 @@ Deno.test("serve: values are JSON with the JSON content type and nosniff, never 
     assert.equal((await request("/api/stores", { method: "DELETE" })).status, 405);
   });
 });
+
+Deno.test("serve: a store that does not answer is 503 on /health, and no password leaves in any message", async () => {
+  const stores = (dir: string) => ({
+    main: { plugin: "memory" },
+    files: { plugin: "sqlite", path: `${dir}/data.db` },
+    remote: {
+      plugin: "postgres",
+      url: "postgres://app:s3cret-pw@127.0.0.1:1/db?password=s3cret-pw",
+    },
+  });
+  await withServed(stores, async ({ request }) => {
+    const health = await request("/health");
+    assert.equal(health.status, 503);
+    const text = await health.clone().text();
+    assert.ok(!text.includes("s3cret-pw"), text);
+    const body = await documented<{ status: string; stores: Record<string, { ok: boolean }> }>(
+      "GET",
+      "/health",
+      health,
+    );
+    assert.equal(body.status, "unavailable");
+    assert.equal(body.stores.main.ok, true);
+    assert.equal(body.stores.remote.ok, false);
+
+    const res = await request("/api/stores");
+    const listed = await res.clone().text();
+    assert.ok(!listed.includes("s3cret-pw"), listed);
+    const stores = await documented<
+      {
+        name: string;
+        ok: boolean;
+        location: string | null;
+        sizeBytes: number | null;
+        error?: string;
+      }[]
+    >("GET", "/api/stores", res);
+    const remote = stores.find((s) => s.name === "remote");
+    assert.equal(remote?.ok, false);
+    assert.ok(remote?.error, "the reason is given");
+    const files = stores.find((s) => s.name === "files");
+    assert.equal(files?.ok, true);
+    assert.ok((files?.sizeBytes ?? 0) > 0, "a file store has a size");
+    const metrics = await (await request("/metrics")).text();
+    assert.ok(!metrics.includes("s3cret-pw"));
+  });
+});
