@@ -31,6 +31,8 @@ export { flowJsonSchema, type FlowJsonSchemaOptions, flowSchema } from "./src/fl
 export type {
   FlowDefinition,
   FlowSchedule,
+  FlowTrigger,
+  HttpTrigger,
   InputSpec,
   InputType,
   NodePermissions,

@@ -140,7 +140,9 @@ export interface Runtime extends AsyncDisposable {
    * Every run started through this runtime from now on, whoever started it
    * (`runFlow`, `runJob`, the scheduler, a `flow` node's sub-runs): its start,
    * its node events, its end, and a job's progress, in one ordered stream
-   * (see {@linkcode RuntimeEvent}). Each call is a consumer of its own that
+   * (see {@linkcode RuntimeEvent}), with every state write committed through
+   * the runtime (`state.changed`: by a node's state views, or on a store from
+   * {@linkcode Runtime.store}). Each call is a consumer of its own that
    * buffers from the moment it is made; runs never wait for a consumer: past
    * `bufferSize` (default 10,000) held events, new ones are dropped for that
    * consumer and it gets one `dropped` event with their count in their place.

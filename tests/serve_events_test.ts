@@ -10,6 +10,7 @@ import { openRuntime, type Runtime } from "../mod.ts";
 import { eventsRoute, type EventsRouteOptions, RETRY_MS } from "../src/serve/events.ts";
 import { newRunId } from "../records.ts";
 import { cliCommand } from "./_cli_sandbox.ts";
+import { withServed } from "./_serve.ts";
 
 /** One message of the stream. */
 interface Message {
@@ -23,9 +24,8 @@ interface Message {
 /** Reads a stream of Server-Sent Events message by message. */
 class SseReader {
   readonly response: Response;
-  /** Aborts the request's signal: the client went away, as `Deno.serve` tells it. */
-  disconnect: () => void = () => {};
-  #reader: ReadableStreamDefaultReader<string>;
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #decoder = new TextDecoder();
   #buffer = "";
   #queue: Message[] = [];
   #done = false;
@@ -34,7 +34,7 @@ class SseReader {
 
   constructor(response: Response) {
     this.response = response;
-    this.#reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    this.#reader = response.body!.getReader();
   }
 
   /** The next message, or `null` once the stream ended; fails after `ms`. */
@@ -52,7 +52,7 @@ class SseReader {
         this.#done = true;
         continue;
       }
-      this.#buffer += read.value;
+      this.#buffer += this.#decoder.decode(read.value, { stream: true });
       let end: number;
       while ((end = this.#buffer.indexOf("\n\n")) !== -1) {
         const block = this.#buffer.slice(0, end);
@@ -82,7 +82,8 @@ class SseReader {
     return out;
   }
 
-  cancel(): Promise<void> {
+  /** Go away, as a client that disconnects: its stream is cancelled. */
+  disconnect(): Promise<void> {
     return this.#reader.cancel();
   }
 }
@@ -108,19 +109,13 @@ const nodeEvent = (m: Message) => data(m).event as { type: string; node: string 
 function connect(
   rt: Runtime,
   query = "",
-  options: Partial<EventsRouteOptions> & { headers?: HeadersInit; requestSignal?: AbortSignal } =
-    {},
+  options: Partial<EventsRouteOptions> & { headers?: HeadersInit } = {},
   shutdown = new AbortController(),
 ): SseReader {
-  const gone = new AbortController();
   const request = new Request(`http://127.0.0.1:8377/api/events${query}`, {
     headers: options.headers,
-    signal: options.requestSignal ?? gone.signal,
   });
-  const response = eventsRoute(rt, request, { signal: shutdown.signal, ...options });
-  const reader = new SseReader(response);
-  reader.disconnect = () => gone.abort();
-  return reader;
+  return new SseReader(eventsRoute(rt, request, { signal: shutdown.signal, ...options }));
 }
 
 const memoryConfig = { stores: { main: { plugin: "memory" as const } } };
@@ -294,7 +289,7 @@ Deno.test("/api/events resumes after Last-Event-ID from the backlog, and says re
   const first = connect(rt, "", {}, shutdown);
   await store.set(["a"], 1);
   const a = await first.until((m) => m.event === "state.changed");
-  first.disconnect();
+  await first.disconnect();
   await store.set(["b"], 2);
   await store.delete(["a"]);
 
@@ -340,7 +335,7 @@ Deno.test("/api/events: events missed while no client listened cannot be resumed
   const only = connect(rt, "", {}, shutdown);
   await store.set(["a"], 1);
   const a = await only.until((m) => m.event === "state.changed");
-  only.disconnect(); // the last client: the feed stops
+  await only.disconnect(); // the last client: the feed stops
   await store.set(["unseen"], 1);
   const back = connect(rt, "", { headers: { "last-event-id": a.id! } }, shutdown);
   await back.next();
@@ -444,14 +439,12 @@ Deno.test("/api/events drops a client that does not read past its queue limit, w
 Deno.test("/api/events ends on the server's shutdown, on the client's going away, and when the runtime closes; pings an idle client", async () => {
   const rt = await openRuntime({ config: memoryConfig });
   const shutdown = new AbortController();
-  const gone = new AbortController();
-  const leaving = connect(rt, "", { requestSignal: gone.signal }, shutdown);
+  const leaving = connect(rt, "", {}, shutdown);
   const pinged = connect(rt, "", { pingMs: 20 }, shutdown);
   await pinged.next();
   assert.deepEqual(await pinged.next(), { comment: "ping" });
   await leaving.next();
-  gone.abort();
-  assert.deepEqual(await leaving.rest(), []);
+  await leaving.disconnect(); // (that the feed lets go of it: see the reset test above)
 
   const staying = connect(rt, "", {}, new AbortController());
   await staying.next();
@@ -462,4 +455,57 @@ Deno.test("/api/events ends on the server's shutdown, on the client's going away
   assert.ok((await pinged.rest()).every((m) => m.comment === "ping"));
   const late = connect(rt, "", {}, shutdown); // after shutdown: the retry line, then the end
   assert.deepEqual(await late.rest(), [{ retry: RETRY_MS }]);
+});
+
+Deno.test("flowstate serve mounts the feed: an EventSource sees a run started through the API and a value set through it", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ server, request }) => {
+    const source = new EventSource(new URL("/api/events?flow=hello", server.url));
+    const got: { type: string; id: string; data: Data }[] = [];
+    let notify = () => {};
+    const on = (type: string) =>
+      source.addEventListener(type, (e) => {
+        const m = e as MessageEvent;
+        got.push({ type, id: m.lastEventId, data: JSON.parse(m.data) });
+        notify();
+      });
+    for (const type of ["run.started", "node", "run.ended", "state.changed"]) on(type);
+    const seen = async (test: (m: (typeof got)[number]) => boolean) => {
+      for (;;) {
+        const found = got.find(test);
+        if (found) return found;
+        await new Promise<void>((resolve) => (notify = resolve));
+      }
+    };
+    try {
+      await new Promise((resolve, reject) => {
+        source.onopen = resolve;
+        source.onerror = reject;
+      });
+      const started = await request("/api/flows/hello/runs", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ input: { name: "sse" } }),
+      });
+      assert.equal(started.status, 202);
+      const { runId } = await started.json();
+      const ended = await seen((m) => m.type === "run.ended");
+      assert.equal(ended.data.runId, runId);
+      assert.equal(ended.data.status, "succeeded");
+      assert.ok(got.some((m) => m.type === "run.started" && m.data.runId === runId));
+      assert.ok(got.some((m) => m.type === "node" && nodeEvent(m as Message).type === "node.end"));
+      const put = await request("/api/stores/main/entry?key=flow&key=hello&key=greeting", {
+        method: "PUT",
+        headers: { "content-type": "application/json", "if-none-match": "*" },
+        body: JSON.stringify({ value: "hi" }),
+      });
+      assert.equal(put.status, 200, await put.clone().text());
+      const changed = await seen((m) => m.type === "state.changed");
+      assert.deepEqual(changed.data.key, ["flow", "hello", "greeting"]);
+      assert.equal(changed.data.op, "set");
+      assert.equal(changed.data.version, (await put.json()).version);
+      assert.ok(Number(changed.id) > Number(ended.id), "ids increase");
+    } finally {
+      source.close();
+    }
+  });
 });

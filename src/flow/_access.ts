@@ -14,8 +14,11 @@ class AccessList {
   #seen = new Set<string>();
   readonly list: StateAccess[] = [];
   truncated = false;
+  /** Set once the list is in the node's `node.end` event: a late call changes nothing. */
+  closed = false;
 
   add(scope: ScopeName, key: readonly string[], store: string | undefined, prefix: boolean): void {
+    if (this.closed) return;
     // JSON, not a join: key parts may hold any character.
     const id = JSON.stringify([scope, store ?? null, prefix, key]);
     if (this.#seen.has(id)) return;
@@ -61,8 +64,12 @@ export class NodeAccess {
     };
   }
 
-  /** The `reads`/`writes` fields of the `node.end` event (none when empty). */
+  /**
+   * The `reads`/`writes` fields of the `node.end` event (none when empty); what
+   * an attempt that is still stopping reads or writes later is not added.
+   */
   fields(): Pick<NodeEndEvent, "reads" | "readsTruncated" | "writes" | "writesTruncated"> {
+    this.#reads.closed = this.#writes.closed = true;
     const out: Pick<NodeEndEvent, "reads" | "readsTruncated" | "writes" | "writesTruncated"> = {};
     if (this.#reads.list.length > 0) out.reads = this.#reads.list;
     if (this.#reads.truncated) out.readsTruncated = true;

@@ -32,6 +32,7 @@ import { isRunId } from "../records/run_id.ts";
 import { type RunEvent, type RunSummary, summarizeRun } from "../records/types.ts";
 import type { Key, Store } from "../store/types.ts";
 import { messageOf } from "../errors.ts";
+import { json } from "./http.ts";
 
 /** Events kept for `Last-Event-ID` resumption, per runtime. */
 export const BACKLOG_SIZE = 1_000;
@@ -102,18 +103,15 @@ export function eventsRoute(
     start(controller) {
       client = new Client(controller, filter, queueLimit, () => feed.remove(client!));
       client.write(`retry: ${RETRY_MS}\n\n`);
-      if (options.signal.aborted || request.signal.aborted) {
+      if (options.signal.aborted) {
         client.end();
         return;
       }
+      // A client that goes away cancels the stream (Deno.serve does, on disconnect): that is
+      // how it is noticed; request.signal is not used (Deno.serve warns about its legacy use).
       const onShutdown = () => client!.end();
-      const onGone = () => client!.drop();
       options.signal.addEventListener("abort", onShutdown, { once: true });
-      request.signal.addEventListener("abort", onGone, { once: true });
-      client.onClose(() => {
-        options.signal.removeEventListener("abort", onShutdown);
-        request.signal.removeEventListener("abort", onGone);
-      });
+      client.onClose(() => options.signal.removeEventListener("abort", onShutdown));
       if (pingMs > 0) {
         const ping = setInterval(() => client!.ping(), pingMs);
         client.onClose(() => clearInterval(ping));
@@ -169,10 +167,7 @@ function parseLastEventId(value: string | null): number | undefined {
 }
 
 function badRequest(message: string): Response {
-  return new Response(JSON.stringify({ error: { code: "bad_request", message } }), {
-    status: 400,
-    headers: { "content-type": "application/json; charset=utf-8" },
-  });
+  return json({ error: { code: "bad_request", message } }, 400);
 }
 
 // --- Frames -----------------------------------------------------------------

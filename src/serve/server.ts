@@ -13,7 +13,7 @@
  */
 import type { Runtime } from "../runtime.ts";
 import { messageOf } from "../errors.ts";
-import { apiRoutes, type SchedulerStatus, type ServerState } from "./api.ts";
+import { apiRoutes, type SchedulerStatus, type ServerState, startTracked } from "./api.ts";
 import { checkRequest, generateToken, isLoopbackHost } from "./auth.ts";
 import { errorResponse, HttpError } from "./http.ts";
 import { Router } from "./router.ts";
@@ -175,7 +175,9 @@ export async function serve(
           405,
         );
       }
-      return await handleWebhook(runtime, request, path);
+      return await handleWebhook(runtime, request, path, {
+        track: (start, wait) => startTracked(state, start, wait),
+      });
     }
     if (
       (request.method === "GET" || request.method === "HEAD") &&
