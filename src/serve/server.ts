@@ -77,7 +77,19 @@ const PLACEHOLDER_PAGE =
   '<!doctype html><meta charset="utf-8"><title>Flowstate</title><p>The inspector page is not built yet. The API is at <a href="/api/openapi.json">/api/openapi.json</a>.</p>';
 
 /** The inspector's files by contract, read by name where a directory cannot be listed (a remote package). */
-const UI_FILES = ["index.html", "app.js", "style.css"];
+const UI_FILES = [
+  "index.html",
+  "style.css",
+  "app.js",
+  "api.js",
+  "dom.js",
+  "diff.js",
+  "charts.js",
+  "state.js",
+  "runs.js",
+  "flows.js",
+  "jobs.js",
+];
 
 /** The files of `ui/`, read once at start (a placeholder page when there are none). */
 async function loadUi(): Promise<Map<string, { body: Uint8Array; type: string }>> {
