@@ -76,8 +76,8 @@ export const UI_CSP =
 const PLACEHOLDER_PAGE =
   '<!doctype html><meta charset="utf-8"><title>Flowstate</title><p>The inspector page is not built yet. The API is at <a href="/api/openapi.json">/api/openapi.json</a>.</p>';
 
-/** The inspector's files by contract, read by name where a directory cannot be listed (a remote package). */
-const UI_FILES = [
+/** The inspector's files, read by name where a directory cannot be listed (a remote package). */
+export const UI_FILES: readonly string[] = [
   "index.html",
   "style.css",
   "app.js",

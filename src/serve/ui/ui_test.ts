@@ -187,3 +187,12 @@ Deno.test("levelOf names the parts of the state layout", () => {
   assert.equal(levelOf(["flow", "hello"], "count"), "key");
   assert.equal(levelOf(["global"], "x"), "key");
 });
+
+Deno.test("UI_FILES names every file of the inspector (a remote package serves only those)", async () => {
+  const { UI_FILES } = await import("../server.ts");
+  const onDisk: string[] = [];
+  for await (const entry of Deno.readDir(new URL(".", import.meta.url))) {
+    if (entry.isFile && !entry.name.endsWith("_test.ts")) onDisk.push(entry.name);
+  }
+  assert.deepEqual([...UI_FILES].sort(), onDisk.sort());
+});
