@@ -98,9 +98,37 @@ export async function readJson(
       }; send JSON with "Content-Type: application/json"`,
     );
   }
+  const bytes = await readBytes(request, maxBytes, timeoutMs);
+  if (bytes.length === 0) return undefined;
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch (err) {
+    throw new HttpError(
+      "bad_request",
+      `Cannot read the request body: it is not valid JSON (${(err as Error).message})`,
+    );
+  }
+}
+
+function tooLarge(maxBytes: number): HttpError {
+  return new HttpError(
+    "too_large",
+    `Cannot read the request body: it is larger than ${maxBytes} bytes (the server's maxBodyBytes)`,
+  );
+}
+
+/**
+ * Read `request`'s body as bytes: at most `maxBytes`, counted while reading
+ * (413), arriving within `timeoutMs` (408).
+ */
+export async function readBytes(
+  request: Request,
+  maxBytes: number,
+  timeoutMs: number = BODY_TIMEOUT_MS,
+): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length"));
   if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
-  if (request.body === null) return undefined;
+  if (request.body === null) return new Uint8Array();
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -133,26 +161,11 @@ export async function readJson(
   } finally {
     clearTimeout(timer);
   }
-  if (size === 0) return undefined;
   const bytes = new Uint8Array(size);
   let at = 0;
   for (const chunk of chunks) {
     bytes.set(chunk, at);
     at += chunk.byteLength;
   }
-  try {
-    return JSON.parse(new TextDecoder().decode(bytes));
-  } catch (err) {
-    throw new HttpError(
-      "bad_request",
-      `Cannot read the request body: it is not valid JSON (${(err as Error).message})`,
-    );
-  }
-}
-
-function tooLarge(maxBytes: number): HttpError {
-  return new HttpError(
-    "too_large",
-    `Cannot read the request body: it is larger than ${maxBytes} bytes (the server's maxBodyBytes)`,
-  );
+  return bytes;
 }

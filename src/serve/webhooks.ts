@@ -13,6 +13,7 @@ import type { HttpTrigger } from "../flow/types.ts";
 import type { RunRecord } from "../records/types.ts";
 import type { Runtime } from "../runtime.ts";
 import { flowFiles } from "../scheduler/from_config.ts";
+import { errorResponse, HttpError, json, readBytes } from "./http.ts";
 
 /** The largest webhook body read (bytes). */
 export const MAX_WEBHOOK_BODY = 1024 * 1024;
@@ -102,76 +103,15 @@ function shown(file: string): string {
   return rel.startsWith("..") ? file : rel;
 }
 
-function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: {
-      "content-type": "application/json; charset=utf-8",
-      "x-content-type-options": "nosniff",
-      ...headers,
-    },
-  });
-}
-
-function error(status: number, code: string, message: string, headers?: Record<string, string>) {
-  return json(status, { error: { code, message } }, headers);
-}
-
-class BodyError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-  }
-}
-
-/** The raw body, at most `MAX_WEBHOOK_BODY` bytes, within `WEBHOOK_BODY_TIMEOUT`. */
-async function readBody(request: Request, timeoutMs: number): Promise<Uint8Array> {
-  const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > MAX_WEBHOOK_BODY) {
-    throw new BodyError(413, "too_large", tooLarge());
-  }
-  if (!request.body) return new Uint8Array();
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new BodyError(
-            408,
-            "bad_request",
-            `the request body did not arrive within ${timeoutMs / 1000} s`,
-          ),
-        ),
-      timeoutMs,
-    );
-  });
-  try {
-    for (;;) {
-      const { value, done } = await Promise.race([reader.read(), timeout]);
-      if (done) break;
-      size += value.length;
-      if (size > MAX_WEBHOOK_BODY) throw new BodyError(413, "too_large", tooLarge());
-      chunks.push(value);
-    }
-  } catch (err) {
-    reader.cancel().catch(() => {});
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
-}
-
-function tooLarge(): string {
-  return `the request body is over ${MAX_WEBHOOK_BODY.toLocaleString("en-US")} bytes`;
+function error(status: number, message: string, headers?: Record<string, string>): Response {
+  const code = status === 404
+    ? "not_found"
+    : status === 401
+    ? "unauthorized"
+    : status >= 500
+    ? "internal"
+    : "bad_request";
+  return json({ error: { code, message } }, status, headers);
 }
 
 /** Hex HMAC-SHA256 of `body` with `secret`. */
@@ -205,7 +145,7 @@ function parseBody(request: Request, raw: Uint8Array): unknown {
     try {
       return JSON.parse(text);
     } catch (err) {
-      throw new BodyError(400, "bad_request", `the body is not valid JSON: ${messageOf(err)}`);
+      throw new HttpError("bad_request", `the body is not valid JSON: ${messageOf(err)}`);
     }
   }
   if (type === "application/x-www-form-urlencoded") {
@@ -223,8 +163,7 @@ function inputsOf(
   if (trigger.inputs === undefined) {
     if (body === null) return {};
     if (typeof body !== "object" || Array.isArray(body)) {
-      throw new BodyError(
-        400,
+      throw new HttpError(
         "bad_request",
         `the body is not a JSON object of inputs; the flow can map it with trigger.http.inputs (e.g. payload: body)`,
       );
@@ -279,33 +218,34 @@ export async function handleWebhook(
   try {
     routes = await webhookRoutes(runtime);
   } catch (err) {
-    return error(500, "internal", messageOf(err));
+    return error(500, messageOf(err));
   }
   const route = routes.get(path);
   if (!route) {
     return error(
       404,
-      "not_found",
       `no flow declares the webhook ${path}: add trigger: { http: { path: ${path} } } to a flow under the config's flows:`,
     );
   }
   if (request.method !== route.method) {
     return error(
       405,
-      "bad_request",
       `the webhook ${path} takes ${route.method}, not ${request.method}`,
       { allow: route.method },
     );
   }
   try {
-    const raw = await readBody(request, options.bodyTimeoutMs ?? WEBHOOK_BODY_TIMEOUT);
+    const raw = await readBytes(
+      request,
+      MAX_WEBHOOK_BODY,
+      options.bodyTimeoutMs ?? WEBHOOK_BODY_TIMEOUT,
+    );
     const secret = route.trigger.secret;
     if (secret !== undefined) {
       const value = Deno.env.get(secret.env);
       if (!value) {
         return error(
           500,
-          "internal",
           `the webhook ${path} needs its secret in the environment variable ${secret.env}, which the server does not have: set it where flowstate serve runs`,
         );
       }
@@ -315,7 +255,6 @@ export async function handleWebhook(
       if (given === null || !timingSafeEqual(given.trim().toLowerCase(), expected)) {
         return error(
           401,
-          "unauthorized",
           given === null
             ? `the webhook ${path} needs a signature: X-Flowstate-Signature: sha256=<hex HMAC-SHA256 of the body with the shared secret>`
             : `the signature of the request to ${path} does not match its body`,
@@ -327,7 +266,7 @@ export async function handleWebhook(
       body = parseBody(request, raw);
     } catch (err) {
       if (err instanceof TypeError) {
-        throw new BodyError(400, "bad_request", "the body is not valid UTF-8");
+        throw new HttpError("bad_request", "the body is not valid UTF-8");
       }
       throw err;
     }
@@ -344,15 +283,15 @@ export async function handleWebhook(
       const id = await Promise.race([started.promise, run.then((r) => r.id)]);
       result = wait ? { runId: id, record: await run } : { runId: id };
     }
-    if (wait) return json(200, { run: result.record });
-    return json(202, { runId: result.runId }, { location: `/api/runs/${result.runId}` });
+    if (wait) return json({ run: result.record });
+    return json({ runId: result.runId }, 202, { location: `/api/runs/${result.runId}` });
   } catch (err) {
-    if (err instanceof BodyError) return error(err.status, err.code, err.message);
+    if (err instanceof HttpError) return errorResponse(err);
     if (err instanceof FlowValidationError) {
-      return json(400, {
+      return json({
         error: { code: "bad_request", message: err.message, problems: err.problems },
-      });
+      }, 400);
     }
-    return error(500, "internal", messageOf(err));
+    return error(500, messageOf(err));
   }
 }
