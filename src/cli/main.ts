@@ -56,7 +56,7 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-const RUN_STATUSES = ["running", "succeeded", "failed", "cancelled", "timed-out"] as const;
+const RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "timed-out"] as const;
 
 /** `--scope`, `--flow` and `--node`, shared by the state commands. */
 function scopeOption() {
