@@ -154,6 +154,25 @@ function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void
     `inputs:   ${printable(JSON.stringify(run.inputs))}`,
   );
   if (run.outputs !== null) lines.push(`outputs:  ${printable(JSON.stringify(run.outputs))}`);
+  const q = run.queue;
+  if (q !== undefined) {
+    lines.push(
+      `queue:    run at ${formatTime(q.runAt, tz)}, priority ${q.priority}${
+        q.key === undefined ? "" : `, key ${printable(q.key)}`
+      }, attempt ${q.attempt} of ${q.maxAttempts}${
+        q.claim ? `, claimed by ${printable(q.claim.worker)}` : ""
+      }`,
+    );
+    for (const a of q.attempts) {
+      lines.push(
+        `  attempt ${a.attempt}: ${a.outcome} on ${printable(a.worker)} at ${
+          formatTime(a.startedAt, tz)
+        } (${formatDuration(a.endedAt - a.startedAt)})${
+          a.error === undefined ? "" : `: ${printable(a.error)}`
+        }`,
+      );
+    }
+  }
   if (run.error) {
     lines.push(
       `error:    ${run.error.node ? `node "${run.error.node}": ` : ""}${
