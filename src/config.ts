@@ -147,6 +147,15 @@ export interface ResolvedConfig {
     /** The heap (MiB) a node's Worker may use while a node runs. Default 512. */
     readonly memoryLimitMiB: number;
   };
+  /** `flowstate serve` settings (`serve:`), as written (the token after `${env.…}`). */
+  readonly serve: {
+    /** The port, when set. */
+    readonly port?: number;
+    /** The address to bind, when set. */
+    readonly host?: string;
+    /** The token, when set. */
+    readonly token?: string;
+  };
   /**
    * Where a field is written, as `file:line:column` (the most specific part of
    * `path` that exists), or `undefined` when the config is not from a file.
@@ -515,6 +524,7 @@ function resolveConfig(
       workerIdleMs,
       memoryLimitMiB,
     }),
+    serve: Object.freeze({ ...(config.serve ?? {}) }),
     where,
   });
 }

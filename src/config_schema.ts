@@ -68,6 +68,26 @@ export interface ConfigObject {
   runs?: RunsConfigObject;
   /** Custom node settings (`nodes:`). */
   nodes?: NodesConfigObject;
+  /** `flowstate serve` (and `flowstate daemon --serve`) settings. */
+  serve?: ServeConfigObject;
+}
+
+/**
+ * The `serve:` settings, as written.
+ *
+ * @example
+ * ```ts
+ * import type { ServeConfigObject } from "./config_schema.ts";
+ * const serve: ServeConfigObject = { port: 8377, host: "0.0.0.0", token: "${env.FLOWSTATE_TOKEN}" };
+ * ```
+ */
+export interface ServeConfigObject {
+  /** The port (default 8377; 0 picks a free one). */
+  port?: number;
+  /** The address to bind (default 127.0.0.1; any other requires a token). */
+  host?: string;
+  /** The token requests must carry (write `${env.NAME}`, never the token itself). */
+  token?: string;
 }
 
 /**
@@ -124,7 +144,11 @@ export const TOP_LEVEL_FIELDS: readonly string[] = [
   "jobs",
   "runs",
   "nodes",
+  "serve",
 ];
+
+/** The fields allowed under `serve:`. */
+export const SERVE_FIELDS: readonly string[] = ["port", "host", "token"];
 
 /** The fields allowed under `runs:`. */
 export const RUNS_FIELDS: readonly string[] = ["abortGrace", "maxSubRuns"];
@@ -190,6 +214,11 @@ export const configSchema: z.ZodType<ConfigObject> = z.strictObject({
     workerIdle: z.union([z.number(), z.string()]).optional(),
     memoryLimit: z.union([z.number().positive(), z.string()]).optional(),
   }).optional(),
+  serve: z.strictObject({
+    port: z.number().int().min(0).max(65535).optional(),
+    host: z.string().min(1).optional(),
+    token: z.string().min(1).optional(),
+  }).optional(),
 });
 
 /** The path an issue's location should point at (an unknown key points at that key). */
@@ -231,6 +260,14 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
           path: [...path, key],
           message: `unknown field${didYouMean(key, JOB_FIELDS)}; a job allows ${
             JOB_FIELDS.join(", ")
+          }`,
+        };
+      }
+      if (path.length === 1 && path[0] === "serve") {
+        return {
+          path: [...path, key],
+          message: `unknown field${didYouMean(key, SERVE_FIELDS)}; serve allows ${
+            SERVE_FIELDS.join(", ")
           }`,
         };
       }
@@ -293,10 +330,26 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
         ? `a duration like "5s" or a number of milliseconds`
         : path.length === 2 && path[0] === "runs" && last === "maxSubRuns"
         ? "a whole number"
+        : path.length === 1 && last === "serve"
+        ? `a mapping of server settings (${SERVE_FIELDS.join(", ")})`
+        : path.length === 2 && path[0] === "serve" && last === "port"
+        ? "a port number from 0 to 65535"
+        : path.length === 2 && path[0] === "serve" && last === "host"
+        ? `an address to bind, like "127.0.0.1" or "0.0.0.0"`
+        : path.length === 2 && path[0] === "serve" && last === "token"
+        ? `a token, best written as "\${env.FLOWSTATE_TOKEN}"`
         : `a ${(issue as { expected?: string }).expected ?? "valid value"}`;
       return { path, message: `expected ${expected}, got ${describeValue(input)}` };
     }
+    case "too_big":
+      if (path[0] === "serve") {
+        return { path, message: `expected a port number from 0 to 65535, got ${describeValue(input)}` };
+      }
+      return { path, message: issue.message };
     case "too_small":
+      if (path[0] === "serve" && last === "port") {
+        return { path, message: `expected a port number from 0 to 65535, got ${describeValue(input)}` };
+      }
       if (path[0] === "runs") {
         return { path, message: `must be at least 0, got ${describeValue(input)}` };
       }

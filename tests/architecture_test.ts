@@ -20,8 +20,9 @@
  * 4. **Records**: runs, versions, metrics, run ids, pruning, the one run
  *    recorder (`src/records/`).
  * 5. **The runtime**: config, `openRuntime`, `runFlow` with its recording.
- * 6. **Jobs and the scheduler**: the job contract and runner (`src/jobs/`), the
- *    built-in jobs (`jobs/`), the scheduler (`src/scheduler/`).
+ * 6. **Jobs, the scheduler and the server**: the job contract and runner
+ *    (`src/jobs/`), the built-in jobs (`jobs/`), the scheduler
+ *    (`src/scheduler/`), the HTTP server (`src/serve/`).
  * 7. **The CLI** (`src/cli/`, `cli.ts`), then the public entry points
  *    (`mod.ts`, `plugin.ts`, `testing.ts`, `flow.ts`, `records.ts`,
  *    `scheduler.ts`, `jobs.ts`, `cache.ts`, `hooks.ts`), which only re-export.
@@ -62,6 +63,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["src/jobs/", 6],
   ["jobs/", 6],
   ["src/scheduler/", 6],
+  ["src/serve/", 6],
   ["src/cli/", 7],
   ["cli.ts", 7],
   ...["mod.ts", "plugin.ts", "testing.ts", "flow.ts", "records.ts", "scheduler.ts", "jobs.ts"]

@@ -36,6 +36,8 @@ import { formatDuration } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { type GlobalOptions, printWarning } from "./common.ts";
 import { EXIT_INTERRUPTED } from "./common.ts";
+import type { SchedulerStatus } from "../serve/api.ts";
+import { startServer } from "./serve.ts";
 
 /** How long the daemon keeps a custom node module's Worker after a run, unless the config says (ms). */
 const DAEMON_WORKER_IDLE = 60_000;
@@ -50,6 +52,8 @@ export interface DaemonOptions {
   json?: boolean;
   /** `--runner-id <id>`: this runner's id in leases (default `<hostname>:<pid>:<random>`). */
   runnerId?: string;
+  /** `--serve`: also serve the HTTP API (settings from the config's `serve:`). */
+  serve?: boolean;
 }
 
 /** What a test (or an embedding program) can give the daemon instead of OS signals. */
@@ -110,17 +114,33 @@ export async function daemonCommand(
   if (control.signal?.aborted) onAbort();
 
   try {
+    const print = options.json ? jsonPrinter(quiet, clock) : printer(quiet);
+    const status: SchedulerStatus = { ticking: false, lastTickAt: null, lagSeconds: null };
     const scheduler = new Scheduler(runtime, {
       ...(options.runnerId !== undefined ? { runnerId: options.runnerId } : {}),
       ...(control.leaseMs !== undefined ? { leaseMs: control.leaseMs } : {}),
-      onEvent: options.json ? jsonPrinter(quiet, clock) : printer(quiet),
+      onEvent(event) {
+        if (event.type === "tick.start") {
+          const now = clock.now();
+          status.lastTickAt = now;
+          status.lagSeconds = Math.max(0, now - event.tick) / 1000;
+        }
+        print(event);
+      },
     });
     await scheduler.start();
+    status.ticking = true;
+    const server = options.serve
+      ? await startServer(runtime, {}, { scheduler: () => ({ ...status }) })
+      : undefined;
     const reason = await stopRequested.promise;
     if (options.json) {
       if (!quiet) printJson(clock, { type: "signal", signal: reason });
     } else if (!quiet) console.log(`Received ${reason}: stopping`);
+    // The server first: its runs are cancelled and recorded, its streams closed.
+    await server?.shutdown();
     await scheduler.stop({ graceMs });
+    status.ticking = false;
     return 0;
   } finally {
     for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);

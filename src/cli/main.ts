@@ -240,6 +240,19 @@ function buildProgram(setExitCode: (code: number) => void) {
       setExitCode(await listRuns(options, globals(command)));
     });
   runs
+    .command("cancel")
+    .description("cancel a running run, of this machine or another process sharing the store")
+    .argument("<id>", "the run id")
+    .addHelpText(
+      "after",
+      "\nThe process running it sees the request within a second and records the run\n" +
+        "cancelled. Exit 0 when the request is recorded, 1 when the run already ended or is unknown.",
+    )
+    .action(async (id, _options, command) => {
+      const { cancelRun } = await import("./runs.ts");
+      setExitCode(await cancelRun(id, globals(command)));
+    });
+  runs
     .command("show")
     .description("show a run: its record and a timeline per node (exit 1 if unknown)")
     .argument("<run-id>", "the run id")
@@ -359,12 +372,30 @@ function buildProgram(setExitCode: (code: number) => void) {
     .option("--grace <duration>", "when stopping, wait this long for running work", "30s")
     .option("--runner-id <id>", "this runner's id in leases (default: <hostname>:<pid>:<random>)")
     .option("--json", "print each event as one JSON object a line (stdout), for log collectors")
+    .option("--serve", "also serve the HTTP API and the inspector (settings: serve: in the config)")
     .addHelpText("after", "\nWith --quiet: only errors and failed ticks.")
     .action(async (options, command) => {
       const { daemonCommand } = await import("./daemon.ts");
       setExitCode(
         await daemonCommand({ ...options, quiet: quiet(command) }, globals(command)),
       );
+    });
+
+  program
+    .command("serve")
+    .description("serve the HTTP API, /metrics and the inspector page until SIGINT/SIGTERM")
+    .option("--port <n>", "port (default: serve.port in the config, else 8377; 0 picks one)", integer("--port", 0))
+    .option("--host <address>", "address to bind (default 127.0.0.1; any other requires a token)")
+    .option("--token <token>", "token requests must carry (default: $FLOWSTATE_SERVE_TOKEN, serve.token)")
+    .addHelpText(
+      "after",
+      "\nOn any host but 127.0.0.1 a token is required: without one, one is generated and\n" +
+        "printed once. Clients send \"Authorization: Bearer <token>\"; the page takes it from\n" +
+        "the URL printed at start (#token=…). The API is described at /api/openapi.json.",
+    )
+    .action(async (options, command) => {
+      const { serveCommand } = await import("./serve.ts");
+      setExitCode(await serveCommand(options, globals(command)));
     });
 
   program

@@ -239,3 +239,25 @@ function describeEvent(event: RunEvent): string | undefined {
       return undefined;
   }
 }
+
+/**
+ * `runs cancel <id>`: record a cancel request for a running run (see
+ * `Records.requestCancel`); the process running it ends it `cancelled`
+ * within a second. Exit 0 when recorded, 1 when the run already ended
+ * ("run X already ended (status)") or is unknown ("unknown run X").
+ */
+export async function cancelRun(id: string, global: GlobalOptions): Promise<number> {
+  await using runtime = await openForReading(global);
+  const records = await unlessMissing(() => runtime.records());
+  const run = records === null || !isRunId(id) ? null : await records.requestCancel(id);
+  if (run === null) {
+    printError(`unknown run ${id}`);
+    return 1;
+  }
+  if (run.status !== "running") {
+    printError(`run ${id} already ended (${run.status})`);
+    return 1;
+  }
+  console.log(`Cancel requested for run ${id} (${run.flowId}): it stops within a second`);
+  return 0;
+}

@@ -1,0 +1,105 @@
+/**
+ * `flowstate serve [--port 8377] [--host 127.0.0.1] [--token T]`: the HTTP
+ * API, `/metrics`, the event feed and the inspector page, until SIGINT or
+ * SIGTERM; then it cancels the runs it started (they record themselves
+ * cancelled), closes every connection and event stream, and exits 0.
+ *
+ * Settings: the flags, else the config's `serve:` section (`port`, `host`,
+ * `token`, which may be `${env.NAME}`); the token also from
+ * `$FLOWSTATE_SERVE_TOKEN`. Any host but 127.0.0.1 requires a token: without
+ * one, a token is generated and printed once on stderr with the URL to open.
+ *
+ * Output (stderr): `Serving http://127.0.0.1:8377/` once listening (with
+ * `--port 0`, the port picked), and `Stopped` at the end.
+ *
+ * @module
+ */
+import { openRuntime, type Runtime } from "../runtime.ts";
+import { serve, type FlowstateServer } from "../serve/server.ts";
+import type { SchedulerStatus } from "../serve/api.ts";
+import { type GlobalOptions, interruptible, printWarning } from "./common.ts";
+import { UsageError } from "./input.ts";
+
+/** The environment variable a token may come from. */
+export const SERVE_TOKEN_ENV = "FLOWSTATE_SERVE_TOKEN";
+
+/** Options of `flowstate serve` (and the server of `daemon --serve`). */
+export interface ServeCommandOptions {
+  /** `--port N`. */
+  port?: number;
+  /** `--host H`. */
+  host?: string;
+  /** `--token T`. */
+  token?: string;
+}
+
+/** Start the server of `runtime` with the flags over the config's `serve:`, and say where on stderr. */
+export async function startServer(
+  runtime: Runtime,
+  options: ServeCommandOptions,
+  extra: { signal?: AbortSignal; scheduler?: () => SchedulerStatus } = {},
+): Promise<FlowstateServer> {
+  const config = runtime.config.serve;
+  const envToken = Deno.env.get(SERVE_TOKEN_ENV);
+  const token = options.token ?? (envToken === "" ? undefined : envToken) ?? config.token;
+  const hostname = options.host ?? config.host ?? "127.0.0.1";
+  const port = options.port ?? config.port;
+  let server: FlowstateServer;
+  try {
+    server = await serve(runtime, {
+      hostname,
+      ...(port === undefined ? {} : { port }),
+      ...(token === undefined ? {} : { token }),
+      ...extra,
+    });
+  } catch (err) {
+    if (err instanceof Deno.errors.AddrInUse) {
+      throw new UsageError(
+        `Cannot serve on ${hostname}:${port ?? 8377}: the address is in use; pick another with --port (or serve.port in the config)`,
+      );
+    }
+    if (err instanceof Deno.errors.AddrNotAvailable || err instanceof Deno.errors.PermissionDenied) {
+      throw new UsageError(`Cannot serve on ${hostname}:${port ?? 8377}: ${(err as Error).message}`);
+    }
+    throw err;
+  }
+  console.error(`Serving ${server.url}`);
+  if (server.tokenGenerated) {
+    const wildcard = hostname === "0.0.0.0" || hostname === "::";
+    let shown = server.url;
+    if (wildcard) {
+      let name = "127.0.0.1";
+      try {
+        name = Deno.hostname();
+      } catch {
+        // Without --allow-sys=hostname: the loopback name works on this machine.
+      }
+      shown = `http://${name}:${server.port}/`;
+    }
+    console.error(
+      `Generated a token (shown only now; pass --token or set ${SERVE_TOKEN_ENV} to choose one):`,
+    );
+    console.error(`  open ${shown}#token=${server.token}`);
+    console.error(`  or send "Authorization: Bearer ${server.token}"`);
+  }
+  return server;
+}
+
+/** `serve [--port N] [--host H] [--token T]`: exit 0 after a clean stop. */
+export async function serveCommand(
+  options: ServeCommandOptions,
+  global: GlobalOptions,
+): Promise<number> {
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
+  await interruptible("Stopping the server", async (signal) => {
+    const server = await startServer(runtime, options);
+    const stopped = Promise.withResolvers<void>();
+    signal.addEventListener("abort", () => stopped.resolve(), { once: true });
+    if (signal.aborted) stopped.resolve();
+    await stopped.promise;
+    await server.shutdown();
+    await server.finished;
+  });
+  console.error("Stopped");
+  return 0;
+}

@@ -1,0 +1,1117 @@
+/**
+ * The JSON routes of `flowstate serve` (everything under `/api/` but the
+ * event feed's own module, plus `/health` and `/metrics`), as one table
+ * that the router serves and the OpenAPI document describes. See
+ * `/work/notes/serve-api.md` for the contract they keep.
+ *
+ * @module
+ */
+import { isAbsolute, relative } from "node:path";
+import { z } from "zod";
+import { ConfigError, FlowValidationError, messageOf } from "../errors.ts";
+import type { Runtime } from "../runtime.ts";
+import type { Entry, JsonValue, Key, Store } from "../store/types.ts";
+import { assertKey } from "../store/keys.ts";
+import { redactUrl } from "../plugin_define.ts";
+import { RUN_STATUSES } from "../records/layout.ts";
+import type { RunRecord, RunStatus } from "../records/types.ts";
+import { builtinJobNames } from "../jobs/builtin.ts";
+import { runJob } from "../jobs/run.ts";
+import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
+import { flowFiles, loadConfiguredJob, loadSchedules } from "../scheduler/from_config.ts";
+import { loadFlowFile } from "../flow/parse.ts";
+import { HttpError, json, readJson } from "./http.ts";
+import { sameToken, sessionCookie } from "./auth.ts";
+import type { Route, RouteContext } from "./router.ts";
+import * as S from "./schemas.ts";
+import { prometheusText } from "./metrics.ts";
+import { eventsRoute } from "./events.ts";
+import { openApiDocument } from "./openapi.ts";
+
+/** What the scheduler beside the server reports (`flowstate daemon --serve`). */
+export interface SchedulerStatus {
+  /** Whether it is running. */
+  ticking: boolean;
+  /** When it last started a tick (ms since the epoch), or `null`. */
+  lastTickAt: number | null;
+  /** How late (s) its last tick started after its nominal time, or `null`. */
+  lagSeconds: number | null;
+}
+
+/** What every handler shares: the runtime, the limits, and the runs started here. */
+export interface ServerState {
+  /** The runtime whose stores and records are served. */
+  runtime: Runtime;
+  /** The largest request body, in bytes. */
+  maxBodyBytes: number;
+  /** The token, when one is required. */
+  token: string | undefined;
+  /** Aborted when the server shuts down. */
+  signal: AbortSignal;
+  /** Runs started by this server and still running, to cancel them. */
+  runs: Map<string, AbortController>;
+  /** Promises of the runs started here (awaited on shutdown). */
+  pending: Set<Promise<unknown>>;
+  /** The scheduler's status, when one runs beside the server. */
+  scheduler?: () => SchedulerStatus;
+}
+
+type Ctx = RouteContext<ServerState>;
+type ApiRoute = Route<ServerState>;
+
+/** The largest value (as JSON, in bytes) an entry listing returns whole. */
+export const MAX_LISTED_VALUE_BYTES = 64 * 1024;
+
+const encoder = new TextEncoder();
+
+function badRequest(message: string): HttpError {
+  return new HttpError("bad_request", message);
+}
+
+function notFound(message: string): HttpError {
+  return new HttpError("not_found", message);
+}
+
+/** Parse and check a JSON body against `schema`. */
+async function body<T>(ctx: Ctx, schema: z.ZodType<T>, what: string): Promise<T> {
+  const raw = (await readJson(ctx.request, ctx.server.maxBodyBytes)) ?? {};
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) =>
+      `${i.path.length ? i.path.join(".") : "(body)"}: ${i.message}`
+    );
+    throw badRequest(`Invalid body of ${what}: ${problems.join("; ")}`);
+  }
+  return parsed.data;
+}
+
+function intParam(url: URL, name: string, def: number, min: number, max: number): number {
+  const text = url.searchParams.get(name);
+  if (text === null || text === "") return def;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < min || n > max) {
+    throw badRequest(
+      `Invalid query parameter ${name}=${text}: expected a whole number from ${min} to ${max}`,
+    );
+  }
+  return n;
+}
+
+function timeParam(url: URL, name: string): number | undefined {
+  const text = url.searchParams.get(name);
+  if (text === null || text === "") return undefined;
+  const n = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  if (!Number.isFinite(n)) {
+    throw badRequest(
+      `Invalid query parameter ${name}=${text}: expected ms since the epoch or an ISO date`,
+    );
+  }
+  return n;
+}
+
+function keyParam(url: URL, name: string, allowEmpty: boolean): Key {
+  const key = url.searchParams.getAll(name);
+  try {
+    assertKey(key, `Invalid query parameter ${name}`, allowEmpty);
+  } catch (err) {
+    throw badRequest(
+      key.length === 0 && !allowEmpty
+        ? `Missing query parameter ${name}: give the key's parts as repeated ${name}= parameters (${name}=flow&${name}=counter)`
+        : messageOf(err),
+    );
+  }
+  return key;
+}
+
+async function storeOf(ctx: Ctx): Promise<Store> {
+  const name = ctx.params.store;
+  if (!ctx.server.runtime.storeNames.includes(name)) {
+    throw notFound(
+      `No store "${name}": the configured stores are ${ctx.server.runtime.storeNames.join(", ")}`,
+    );
+  }
+  return await ctx.server.runtime.store(name);
+}
+
+/** A location or message with any URL's password and secret parameters removed. */
+export function redactText(text: string): string {
+  return text.replace(/[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (url) => redactUrl(url));
+}
+
+function entryJson(entry: Entry): z.infer<typeof S.EntrySchema> {
+  return {
+    key: [...entry.key],
+    value: entry.value,
+    version: entry.version,
+    expiresAt: entry.expiresAt,
+  };
+}
+
+/** The version in an `If-Match` header: `"v"`, `W/"v"` or a bare `v`. */
+function versionOf(header: string): string {
+  const text = header.trim().replace(/^W\//, "");
+  return text.startsWith('"') && text.endsWith('"') && text.length >= 2 ? text.slice(1, -1) : text;
+}
+
+async function conflict(store: Store, key: Key, what: string): Promise<HttpError> {
+  const current = await store.get(key);
+  return new HttpError(
+    "conflict",
+    `${what}: the entry changed meanwhile (${
+      current === null ? "it does not exist now" : `its version is now "${current.version}"`
+    }); read it again and retry with If-Match set to its version`,
+    { current: current === null ? null : entryJson(current) },
+  );
+}
+
+async function fileSize(location: string): Promise<number | null> {
+  if (!isAbsolute(location)) return null;
+  let total = 0;
+  try {
+    const info = await Deno.stat(location);
+    if (!info.isFile) return null;
+    total += info.size;
+  } catch {
+    return null;
+  }
+  for (const side of ["-wal", "-shm"]) {
+    try {
+      total += (await Deno.stat(location + side)).size;
+    } catch {
+      // No such side file.
+    }
+  }
+  return total;
+}
+
+/** Every flow id of the config's `flows:` files, with its file and definition. */
+export async function configuredFlows(
+  runtime: Runtime,
+): Promise<Map<string, { file: string; schedule: unknown }>> {
+  const out = new Map<string, { file: string; schedule: unknown }>();
+  for (const file of await flowFiles(runtime.config)) {
+    try {
+      const parsed = await loadFlowFile(file, { stores: runtime.storeNames });
+      const def = parsed.definition as { id: string; schedule?: unknown };
+      if (!out.has(def.id)) out.set(def.id, { file, schedule: def.schedule });
+    } catch {
+      // An invalid flow file: not startable; `flowstate validate` says why.
+    }
+  }
+  return out;
+}
+
+function scheduleOf(value: unknown): { cron: string; timezone?: string } | null {
+  if (typeof value === "string") return { cron: value };
+  if (
+    typeof value === "object" && value !== null &&
+    typeof (value as { cron?: unknown }).cron === "string"
+  ) {
+    const v = value as { cron: string; timezone?: unknown };
+    return { cron: v.cron, ...(typeof v.timezone === "string" ? { timezone: v.timezone } : {}) };
+  }
+  return null;
+}
+
+function lastRunOf(
+  summary:
+    | { id: string; status: RunStatus; startedAt: number; durationMs: number | null }
+    | undefined,
+) {
+  return summary === undefined ? null : {
+    id: summary.id,
+    status: summary.status,
+    startedAt: summary.startedAt,
+    durationMs: summary.durationMs,
+  };
+}
+
+function problemsOf(err: FlowValidationError): string {
+  return err.problems.map((p) => `${p.path.length ? p.path.join(".") + ": " : ""}${p.message}`)
+    .join("; ");
+}
+
+/**
+ * Start `start` (which calls `onStart` with the run's id once it is
+ * recorded) as a run of this server, tracked for cancel and shutdown.
+ * Resolves the id once started, or the record with `wait`.
+ */
+async function startTracked(
+  state: ServerState,
+  start: (signal: AbortSignal, onStart: (runId: string) => void) => Promise<RunRecord>,
+  wait: boolean,
+): Promise<{ runId: string; record?: RunRecord }> {
+  const controller = new AbortController();
+  const started = Promise.withResolvers<string>();
+  let runId: string | undefined;
+  const running = start(controller.signal, (id) => {
+    runId = id;
+    state.runs.set(id, controller);
+    started.resolve(id);
+  });
+  const tracked = running.finally(() => {
+    if (runId !== undefined) state.runs.delete(runId);
+    state.pending.delete(tracked);
+  });
+  state.pending.add(tracked);
+  tracked.catch(() => {}); // Failures before the start are answered below; later ones are recorded.
+  const id = await Promise.race([started.promise, running.then((r) => r.id)]);
+  if (!wait) return { runId: id };
+  return { runId: id, record: await running };
+}
+
+function startError(err: unknown, what: string): never {
+  if (err instanceof FlowValidationError) {
+    throw badRequest(`Cannot start ${what}: ${problemsOf(err)}`);
+  }
+  if (err instanceof ConfigError) throw badRequest(`Cannot start ${what}: ${err.message}`);
+  throw err;
+}
+
+const errors = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((s) => [s, { description: ERROR_TEXT[s], schema: S.ErrorBody }]));
+
+const ERROR_TEXT: Record<number, string> = {
+  400: "Invalid request (the message says what and how to fix it)",
+  401: "The token is missing or wrong",
+  403: "Cross-origin mutating request, or a Host that is not loopback on a server without token",
+  404: "Not found",
+  408: "The body did not arrive within 10 s",
+  409: "Conflict",
+  413: "The body is larger than maxBodyBytes",
+  415: "The body is not application/json",
+  428: "If-Match (or If-None-Match: *) is required",
+};
+
+const STORE = "store";
+const KEY_QUERY = {
+  name: "key",
+  description: "one part of the key, in order (repeat it)",
+  type: "string",
+  repeated: true,
+  required: true,
+} as const;
+
+/** The routes of the API, in the order the OpenAPI document lists them. */
+export const apiRoutes: readonly ApiRoute[] = [
+  {
+    method: "GET",
+    path: "/health",
+    tag: "server",
+    summary: "Whether the stores answer (and the daemon ticks); needs no token",
+    open: true,
+    responses: {
+      200: { description: "Every store answers", schema: S.HealthSchema },
+      503: { description: "A store does not answer", schema: S.HealthSchema },
+    },
+    async handler({ server }) {
+      const stores: Record<string, { ok: true; plugin: string } | { ok: false; error: string }> =
+        {};
+      let ok = true;
+      for (const name of server.runtime.storeNames) {
+        try {
+          const store = await server.runtime.store(name);
+          for await (const _ of store.list({ limit: 1 })) break;
+          stores[name] = { ok: true, plugin: store.plugin };
+        } catch (err) {
+          ok = false;
+          stores[name] = { ok: false, error: redactText(messageOf(err)) };
+        }
+      }
+      const status = server.scheduler?.();
+      return json({
+        status: ok ? "ok" : "unavailable",
+        stores,
+        ...(status ? { daemon: { ticking: status.ticking, lastTickAt: status.lastTickAt } } : {}),
+      }, ok ? 200 : 503);
+    },
+  },
+  {
+    method: "GET",
+    path: "/metrics",
+    tag: "server",
+    summary: "Prometheus metrics (text format 0.0.4)",
+    responses: {
+      200: { description: "The metrics", contentType: "text/plain; version=0.0.4; charset=utf-8" },
+      ...errors(401),
+    },
+    async handler({ server }) {
+      return new Response(await prometheusText(server.runtime, server.scheduler?.()), {
+        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+      });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/openapi.json",
+    tag: "server",
+    summary: "This document",
+    responses: { 200: { description: "The OpenAPI 3.1 document" }, ...errors(401) },
+    handler() {
+      return json(openApiDocument(apiRoutes));
+    },
+  },
+  {
+    method: "POST",
+    path: "/api/session",
+    tag: "server",
+    summary: "Trade the token for a session cookie (HttpOnly, SameSite=Strict)",
+    open: true,
+    body: S.SessionBody,
+    responses: { 204: { description: "The cookie is set" }, ...errors(400, 401, 403, 415) },
+    async handler(ctx) {
+      const { token } = await body(ctx, S.SessionBody, "POST /api/session");
+      const expected = ctx.server.token;
+      if (expected === undefined) return new Response(null, { status: 204 });
+      if (!(await sameToken(token, expected))) {
+        throw new HttpError(
+          "unauthorized",
+          "The token is wrong: send the token printed when the server started",
+        );
+      }
+      return new Response(null, {
+        status: 204,
+        headers: { "set-cookie": sessionCookie(expected) },
+      });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/stores",
+    tag: "state",
+    summary: "The configured stores: plugin, location (no password), entries, size",
+    responses: {
+      200: { description: "The stores, in config order", schema: S.StoreInfoSchema.array() },
+      ...errors(401),
+    },
+    async handler({ server }) {
+      const out: z.infer<typeof S.StoreInfoSchema>[] = [];
+      for (const name of server.runtime.storeNames) {
+        const spec = server.runtime.config.stores[name];
+        const plugin = typeof spec.plugin === "string" ? spec.plugin : spec.plugin.name;
+        try {
+          const store = await server.runtime.store(name);
+          out.push({
+            name,
+            plugin,
+            location: redactText(store.location),
+            entries: await store.count(),
+            sizeBytes: await fileSize(store.location),
+            ok: true,
+          });
+        } catch (err) {
+          out.push({
+            name,
+            plugin,
+            location: null,
+            entries: null,
+            sizeBytes: null,
+            ok: false,
+            error: redactText(messageOf(err)),
+          });
+        }
+      }
+      return json(out);
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/stores/{store}/entries",
+    tag: "state",
+    summary: "A page of entries under a prefix, in key order",
+    query: [
+      {
+        name: "prefix",
+        description: "one part of the prefix, in order (repeat it)",
+        type: "string",
+        repeated: true,
+      },
+      { name: "limit", description: "entries per page, 1 to 1000 (default 100)", type: "integer" },
+      { name: "cursor", description: "the cursor of the previous page", type: "string" },
+    ],
+    responses: {
+      200: {
+        description: "Values over 64 KiB as JSON come truncated (fetch them with GET …/entry)",
+        schema: z.object({
+          entries: S.EntrySchema.or(S.TruncatedEntrySchema).array(),
+          cursor: z.string().optional(),
+        }),
+      },
+      ...errors(400, 401, 404),
+    },
+    async handler(ctx) {
+      const store = await storeOf(ctx);
+      const prefix = keyParam(ctx.url, "prefix", true);
+      const limit = intParam(ctx.url, "limit", 100, 1, 1000);
+      const cursor = ctx.url.searchParams.get("cursor") ?? undefined;
+      const entries: unknown[] = [];
+      let next: string | undefined;
+      let more = false;
+      try {
+        const it = store.list({ prefix, cursor, batchSize: limit + 1 });
+        for await (const e of it) {
+          if (entries.length === limit) {
+            more = true; // An entry follows the page: the cursor is worth giving.
+            break;
+          }
+          const text = JSON.stringify(e.value);
+          const size = encoder.encode(text).length;
+          entries.push(
+            size > MAX_LISTED_VALUE_BYTES
+              ? {
+                key: [...e.key],
+                version: e.version,
+                expiresAt: e.expiresAt,
+                truncated: true,
+                size,
+              }
+              : entryJson(e),
+          );
+          if (entries.length === limit) next = it.cursor;
+        }
+      } catch (err) {
+        if (err instanceof TypeError || err instanceof RangeError) throw badRequest(messageOf(err));
+        throw err;
+      }
+      return json(more && next !== undefined ? { entries, cursor: next } : { entries });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/stores/{store}/children",
+    tag: "state",
+    summary: "The next key parts under a prefix (the tree), a page at a time",
+    query: [
+      {
+        name: "prefix",
+        description: "one part of the prefix, in order (repeat it)",
+        type: "string",
+        repeated: true,
+      },
+      { name: "limit", description: "children per page, 1 to 1000 (default 200)", type: "integer" },
+      { name: "cursor", description: "the cursor of the previous page", type: "string" },
+    ],
+    responses: {
+      200: {
+        description: "The children in key order",
+        schema: z.object({
+          children: z.object({
+            part: z.string(),
+            hasChildren: z.boolean(),
+            isEntry: z.boolean(),
+          }).array(),
+          cursor: z.string().optional(),
+        }),
+      },
+      ...errors(400, 401, 404),
+    },
+    async handler(ctx) {
+      const store = await storeOf(ctx);
+      const prefix = keyParam(ctx.url, "prefix", true);
+      const limit = intParam(ctx.url, "limit", 200, 1, 1000);
+      const cursor = ctx.url.searchParams.get("cursor");
+      let after: string | undefined;
+      if (cursor !== null && cursor !== "") {
+        try {
+          after = JSON.parse(
+            new TextDecoder().decode(
+              Uint8Array.from(
+                atob(cursor.replaceAll("-", "+").replaceAll("_", "/")),
+                (c) => c.charCodeAt(0),
+              ),
+            ),
+          );
+        } catch {
+          after = undefined;
+        }
+        if (typeof after !== "string") {
+          throw badRequest(
+            `Invalid cursor "${cursor}": pass the cursor of the previous page as it was`,
+          );
+        }
+      }
+      const children: { part: string; hasChildren: boolean; isEntry: boolean }[] = [];
+      let start: Key | undefined = after === undefined ? undefined : [...prefix, `${after}\0`];
+      let more = false;
+      for (;;) {
+        let first: Key | undefined;
+        for await (const e of store.list({ prefix, start, limit: 1 })) first = e.key;
+        if (first === undefined) break;
+        if (children.length === limit) {
+          more = true;
+          break;
+        }
+        const part = first[prefix.length];
+        const isEntry = first.length === prefix.length + 1;
+        let hasChildren = !isEntry;
+        if (isEntry) {
+          for await (const e of store.list({ prefix: [...prefix, part], limit: 2 })) {
+            if (e.key.length > prefix.length + 1) hasChildren = true;
+          }
+        }
+        children.push({ part, hasChildren, isEntry });
+        start = [...prefix, `${part}\0`];
+      }
+      const last = children.at(-1)?.part;
+      return json(
+        more && last !== undefined
+          ? {
+            children,
+            cursor: btoa(String.fromCharCode(...encoder.encode(JSON.stringify(last)))).replaceAll(
+              "+",
+              "-",
+            ).replaceAll("/", "_").replaceAll("=", ""),
+          }
+          : { children },
+      );
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/stores/{store}/entry",
+    tag: "state",
+    summary: "One entry, whole (with its version as ETag)",
+    query: [KEY_QUERY],
+    responses: {
+      200: { description: "The entry", schema: S.EntrySchema },
+      ...errors(400, 401, 404),
+    },
+    async handler(ctx) {
+      const store = await storeOf(ctx);
+      const key = keyParam(ctx.url, "key", false);
+      const entry = await store.get(key);
+      if (entry === null) {
+        throw notFound(`No entry ${JSON.stringify(key)} in store "${ctx.params.store}"`);
+      }
+      return json(entryJson(entry), 200, { etag: `"${entry.version}"` });
+    },
+  },
+  {
+    method: "PUT",
+    path: "/api/stores/{store}/entry",
+    tag: "state",
+    summary: "Set an entry with compare-and-set (If-Match, or If-None-Match: * to create only)",
+    query: [KEY_QUERY],
+    headers: [
+      { name: "If-Match", description: 'the entry\'s current version, quoted: "<version>"' },
+      { name: "If-None-Match", description: "* to create the entry only if it does not exist" },
+    ],
+    body: S.PutEntryBody,
+    responses: {
+      200: { description: "The entry as written", schema: S.EntrySchema },
+      409: {
+        description: "The entry changed meanwhile; `current` is it now",
+        schema: S.ConflictBody,
+      },
+      ...errors(400, 401, 403, 404, 408, 413, 415, 428),
+    },
+    async handler(ctx) {
+      const store = await storeOf(ctx);
+      const key = keyParam(ctx.url, "key", false);
+      const ifMatch = ctx.request.headers.get("if-match");
+      const ifNoneMatch = ctx.request.headers.get("if-none-match");
+      if (ifMatch === null && ifNoneMatch?.trim() !== "*") {
+        throw new HttpError(
+          "bad_request",
+          `Cannot set ${
+            JSON.stringify(key)
+          }: the API only writes with compare-and-set; send If-Match: "<version>" (from GET …/entry) or If-None-Match: * to create`,
+          {},
+          428,
+        );
+      }
+      const input = await body(ctx, S.PutEntryBody, `PUT /api/stores/${ctx.params.store}/entry`);
+      if (input.value === undefined) {
+        throw badRequest('Invalid body: value is missing ({ "value": … })');
+      }
+      const ifVersion = ifMatch === null ? null : versionOf(ifMatch);
+      let result;
+      try {
+        result = await store.set(key, input.value, {
+          ifVersion,
+          ...(input.expireIn === undefined ? {} : { expireIn: input.expireIn }),
+        });
+      } catch (err) {
+        if (err instanceof TypeError || err instanceof RangeError) throw badRequest(messageOf(err));
+        throw err;
+      }
+      if (!result.ok) throw await conflict(store, key, `Cannot set ${JSON.stringify(key)}`);
+      const now = ctx.server.runtime.clock.now();
+      return json(
+        {
+          key: [...key],
+          value: input.value as JsonValue,
+          version: result.version,
+          expiresAt: input.expireIn === undefined ? null : now + input.expireIn,
+        },
+        200,
+        { etag: `"${result.version}"` },
+      );
+    },
+  },
+  {
+    method: "DELETE",
+    path: "/api/stores/{store}/entry",
+    tag: "state",
+    summary: "Delete an entry with compare-and-set (If-Match)",
+    query: [KEY_QUERY],
+    headers: [{ name: "If-Match", description: "the entry's current version, quoted" }],
+    responses: {
+      204: { description: "Deleted" },
+      409: {
+        description: "The entry changed meanwhile; `current` is it now",
+        schema: S.ConflictBody,
+      },
+      ...errors(400, 401, 403, 404, 428),
+    },
+    async handler(ctx) {
+      const store = await storeOf(ctx);
+      const key = keyParam(ctx.url, "key", false);
+      const ifMatch = ctx.request.headers.get("if-match");
+      if (ifMatch === null) {
+        throw new HttpError(
+          "bad_request",
+          `Cannot delete ${
+            JSON.stringify(key)
+          }: the API only deletes with compare-and-set; send If-Match: "<version>" (from GET …/entry)`,
+          {},
+          428,
+        );
+      }
+      const deleted = await store.delete(key, { ifVersion: versionOf(ifMatch) });
+      if (!deleted) throw await conflict(store, key, `Cannot delete ${JSON.stringify(key)}`);
+      return new Response(null, { status: 204 });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/flows",
+    tag: "flows",
+    summary: "Flows: recorded ones and the config's flow files, with head, last run and schedule",
+    responses: {
+      200: { description: "The flows, by id", schema: S.FlowInfoSchema.array() },
+      ...errors(401),
+    },
+    async handler({ server }) {
+      const records = await server.runtime.records();
+      const recorded = new Map((await records.listFlows()).map((f) => [f.id, f]));
+      const files = await configuredFlows(server.runtime);
+      const ids = [...new Set([...recorded.keys(), ...files.keys()])].sort();
+      const now = server.runtime.clock.now();
+      const out: z.infer<typeof S.FlowInfoSchema>[] = [];
+      for (const id of ids) {
+        const summary = recorded.get(id);
+        const file = files.get(id);
+        const last = (await records.listRunSummaries({ flowId: id, limit: 1 })).runs[0];
+        const info: z.infer<typeof S.FlowInfoSchema> = {
+          id,
+          head: summary?.head ?? null,
+          versions: summary?.versions ?? 0,
+          lastRun: last === undefined ? null : { ...last },
+        };
+        if (file) {
+          info.file = relative(server.runtime.config.baseDir, file.file) || file.file;
+          const schedule = scheduleOf(file.schedule);
+          if (schedule) {
+            const timezone = schedule.timezone ?? server.runtime.config.timezone ??
+              DEFAULT_TIMEZONE;
+            let next: number | null = null;
+            try {
+              next = nextTick(schedule.cron, now, timezone);
+            } catch {
+              next = null;
+            }
+            info.schedule = { cron: schedule.cron, timezone, next };
+          }
+        }
+        out.push(info);
+      }
+      return json(out);
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/flows/{flow}/versions",
+    tag: "flows",
+    summary: "A flow's versions, newest first",
+    responses: {
+      200: { description: "The versions", schema: S.VersionSchema.array() },
+      ...errors(401, 404),
+    },
+    async handler({ server, params }) {
+      const records = await server.runtime.records();
+      const versions = await records.listVersions(params.flow);
+      if (versions.length === 0) throw notFound(`No recorded flow "${params.flow}"`);
+      return json(
+        versions.map((v) => ({
+          hash: v.hash,
+          parent: v.parent,
+          seq: v.seq,
+          createdAt: v.createdAt,
+        })),
+      );
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/flows/{flow}/versions/{hash}",
+    tag: "flows",
+    summary: "One version of a flow, with its source (YAML) and definition",
+    responses: {
+      200: { description: "The version", schema: S.VersionDetailSchema },
+      ...errors(401, 404),
+    },
+    async handler({ server, params }) {
+      const records = await server.runtime.records();
+      const v = await records.getVersion(params.flow, params.hash);
+      if (v === null) throw notFound(`No version ${params.hash} of flow "${params.flow}"`);
+      return json({
+        hash: v.hash,
+        parent: v.parent,
+        seq: v.seq,
+        createdAt: v.createdAt,
+        ...(v.source === undefined ? {} : { source: v.source }),
+        definition: v.definition,
+      });
+    },
+  },
+  {
+    method: "POST",
+    path: "/api/flows/{flow}/runs",
+    tag: "runs",
+    summary:
+      "Start a run of a flow of the config's flows: at once (202), or ?wait=true for its end",
+    query: [{
+      name: "wait",
+      description: "true: answer when the run ends, with its record",
+      type: "boolean",
+    }],
+    body: S.StartRunBody,
+    responses: {
+      200: {
+        description: "With wait=true: the run ended",
+        schema: z.object({ run: S.RunRecordSchema }),
+      },
+      202: { description: "The run started (Location: /api/runs/{id})", schema: S.RunIdSchema },
+      ...errors(400, 401, 403, 404, 408, 413, 415),
+    },
+    async handler(ctx) {
+      const { server, params } = ctx;
+      const flows = await configuredFlows(server.runtime);
+      const flow = flows.get(params.flow);
+      if (flow === undefined) {
+        throw notFound(
+          `No flow "${params.flow}" among the config's flows: files${
+            flows.size ? ` (${[...flows.keys()].join(", ")})` : ""
+          }; add its file under "flows:" in the config`,
+        );
+      }
+      const input = await body(ctx, S.StartRunBody, `POST /api/flows/${params.flow}/runs`);
+      const wait = ctx.url.searchParams.get("wait") === "true";
+      let started;
+      try {
+        started = await startTracked(
+          server,
+          (signal, onStart) =>
+            server.runtime.runFlow(flow.file, { input: input.input ?? {}, signal, onStart }),
+          wait,
+        );
+      } catch (err) {
+        startError(err, `flow "${params.flow}"`);
+      }
+      if (started.record) return json({ run: started.record });
+      return json({ runId: started.runId }, 202, { location: `/api/runs/${started.runId}` });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/runs",
+    tag: "runs",
+    summary: "A page of runs, newest first",
+    query: [
+      {
+        name: "flow",
+        description: "only runs of this flow (job runs: job:<name>)",
+        type: "string",
+      },
+      {
+        name: "status",
+        description: `only runs with this status (${RUN_STATUSES.join(", ")})`,
+        type: "string",
+      },
+      {
+        name: "since",
+        description: "only runs started at or after (ms since the epoch, or ISO date)",
+        type: "string",
+      },
+      {
+        name: "until",
+        description: "only runs started before (ms since the epoch, or ISO date)",
+        type: "string",
+      },
+      { name: "limit", description: "runs per page, 1 to 1000 (default 50)", type: "integer" },
+      { name: "cursor", description: "the cursor of the previous page", type: "string" },
+    ],
+    responses: { 200: { description: "The page", schema: S.RunPageSchema }, ...errors(400, 401) },
+    async handler({ server, url }) {
+      const status = url.searchParams.get("status") || undefined;
+      if (status !== undefined && !RUN_STATUSES.includes(status as RunStatus)) {
+        throw badRequest(`Invalid status "${status}": expected one of ${RUN_STATUSES.join(", ")}`);
+      }
+      const records = await server.runtime.records();
+      const flowId = url.searchParams.get("flow") || undefined;
+      const since = timeParam(url, "since");
+      const until = timeParam(url, "until");
+      const cursor = url.searchParams.get("cursor") || undefined;
+      try {
+        const page = await records.listRunSummaries({
+          ...(flowId ? { flowId } : {}),
+          ...(status ? { status: status as RunStatus } : {}),
+          ...(since === undefined ? {} : { since }),
+          ...(until === undefined ? {} : { until }),
+          ...(cursor ? { cursor } : {}),
+          limit: intParam(url, "limit", 50, 1, 1000),
+        });
+        return json(
+          page.cursor === undefined
+            ? { runs: page.runs }
+            : { runs: page.runs, cursor: page.cursor },
+        );
+      } catch (err) {
+        if (err instanceof TypeError || err instanceof RangeError) throw badRequest(messageOf(err));
+        throw err;
+      }
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/runs/{id}",
+    tag: "runs",
+    summary: "A run with its events (the node timeline)",
+    responses: { 200: { description: "The run", schema: S.RunDetailSchema }, ...errors(401, 404) },
+    async handler({ server, params }) {
+      const records = await server.runtime.records();
+      let run: RunRecord | null;
+      try {
+        run = await records.getRun(params.id);
+      } catch (err) {
+        if (err instanceof TypeError) throw notFound(`No run ${params.id}: ${messageOf(err)}`);
+        throw err;
+      }
+      if (run === null) throw notFound(`No run ${params.id}`);
+      return json({ run, events: await records.getEvents(params.id) });
+    },
+  },
+  {
+    method: "POST",
+    path: "/api/runs/{id}/cancel",
+    tag: "runs",
+    summary: "Cancel a running run (of this process at once, of another within a second)",
+    responses: {
+      202: {
+        description: "Cancel requested; `status` is the run's status when asked",
+        schema: S.CancelSchema,
+      },
+      409: { description: "The run already ended", schema: S.ErrorBody },
+      ...errors(401, 403, 404),
+    },
+    async handler({ server, params }) {
+      const local = server.runs.get(params.id);
+      if (local !== undefined) {
+        local.abort("cancelled over HTTP");
+        return json({ runId: params.id, status: "running" }, 202);
+      }
+      const records = await server.runtime.records();
+      let run: RunRecord | null;
+      try {
+        run = await records.requestCancel(params.id);
+      } catch (err) {
+        if (err instanceof TypeError) throw notFound(`No run ${params.id}: ${messageOf(err)}`);
+        throw err;
+      }
+      if (run === null) throw notFound(`No run ${params.id}`);
+      if (run.status !== "running") {
+        throw new HttpError(
+          "conflict",
+          `Cannot cancel run ${params.id}: it already ended (${run.status})`,
+        );
+      }
+      return json({ runId: params.id, status: run.status }, 202);
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/metrics",
+    tag: "runs",
+    summary: 'Per-flow metrics (counts by status, p50/p95 durations), per version and "*"',
+    query: [{ name: "flow", description: "only this flow's", type: "string" }],
+    responses: {
+      200: { description: "The metrics", schema: S.FlowMetricsSchema.array() },
+      ...errors(400, 401),
+    },
+    async handler({ server, url }) {
+      const records = await server.runtime.records();
+      const flow = url.searchParams.get("flow") || undefined;
+      try {
+        return json(await records.listMetrics(flow));
+      } catch (err) {
+        if (err instanceof TypeError) throw badRequest(messageOf(err));
+        throw err;
+      }
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/jobs",
+    tag: "jobs",
+    summary: "The jobs, built in and configured, with schedule, next and last run",
+    responses: {
+      200: { description: "The jobs", schema: S.JobInfoSchema.array() },
+      ...errors(401),
+    },
+    async handler({ server }) {
+      const runtime = server.runtime;
+      const records = await runtime.records();
+      const now = runtime.clock.now();
+      const names = [...new Set([...builtinJobNames(), ...Object.keys(runtime.config.jobs)])];
+      const out: z.infer<typeof S.JobInfoSchema>[] = [];
+      for (const name of names) {
+        const settings = runtime.config.jobs[name];
+        const timezone = settings?.timezone ?? runtime.config.timezone;
+        let description: string | null = null;
+        let schedule: string | null = settings?.schedule ?? null;
+        let error: string | null = null;
+        try {
+          const loaded = await loadConfiguredJob(runtime.config, name);
+          description = loaded.job.description;
+          schedule = loaded.schedule;
+        } catch (err) {
+          error = redactText(messageOf(err));
+        }
+        const enabled = settings?.enabled ?? true;
+        const scheduled = settings !== undefined && enabled && schedule !== null && error === null;
+        let next: number | null = null;
+        if (scheduled) {
+          try {
+            next = nextTick(schedule!, now, timezone);
+          } catch {
+            next = null;
+          }
+        }
+        const last = (await records.listRunSummaries({ flowId: `job:${name}`, limit: 1 })).runs[0];
+        out.push({
+          name,
+          description,
+          enabled,
+          schedule,
+          timezone,
+          next,
+          last: lastRunOf(last),
+          error,
+        });
+      }
+      return json(out);
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/schedules",
+    tag: "jobs",
+    summary: "What the daemon runs, jobs then flows (as flowstate schedules ls --json)",
+    responses: {
+      200: { description: "The schedules", schema: S.ScheduleInfoSchema.array() },
+      ...errors(400, 401),
+    },
+    async handler({ server }) {
+      const runtime = server.runtime;
+      let schedules;
+      try {
+        schedules = await loadSchedules(runtime);
+      } catch (err) {
+        if (err instanceof ConfigError) throw badRequest(redactText(err.message));
+        throw err;
+      }
+      const records = await runtime.records();
+      const now = runtime.clock.now();
+      const out: z.infer<typeof S.ScheduleInfoSchema>[] = [];
+      for (const s of schedules) {
+        const kind = s.id.startsWith("job:") ? "job" : "flow";
+        const timezone = s.timezone ?? DEFAULT_TIMEZONE;
+        const flowId = kind === "job" ? s.id : s.id.slice("flow:".length);
+        const last = (await records.listRunSummaries({ flowId, limit: 1 })).runs[0];
+        out.push({
+          id: s.id,
+          kind,
+          cron: s.cron,
+          timezone,
+          nextRun: nextTick(s.cron, now, timezone),
+          lastRun: lastRunOf(last),
+        });
+      }
+      return json(out);
+    },
+  },
+  {
+    method: "POST",
+    path: "/api/jobs/{name}/runs",
+    tag: "jobs",
+    summary: "Run a job now (202 at once, or ?wait=true for its end)",
+    query: [{
+      name: "wait",
+      description: "true: answer when the job ends, with its record",
+      type: "boolean",
+    }],
+    body: S.RunJobBody,
+    responses: {
+      200: {
+        description: "With wait=true: the job ended",
+        schema: z.object({ run: S.RunRecordSchema }),
+      },
+      202: { description: "The job started (Location: /api/runs/{id})", schema: S.RunIdSchema },
+      ...errors(400, 401, 403, 404, 408, 413, 415),
+    },
+    async handler(ctx) {
+      const { server, params } = ctx;
+      const runtime = server.runtime;
+      const names = [...new Set([...builtinJobNames(), ...Object.keys(runtime.config.jobs)])];
+      if (!names.includes(params.name)) {
+        throw notFound(`No job "${params.name}": the jobs are ${names.join(", ")}`);
+      }
+      const input = await body(ctx, S.RunJobBody, `POST /api/jobs/${params.name}/runs`);
+      const wait = ctx.url.searchParams.get("wait") === "true";
+      let started;
+      try {
+        const { job, config } = await loadConfiguredJob(runtime.config, params.name);
+        started = await startTracked(server, (signal, onStart) =>
+          runJob(runtime, job, {
+            configOptions: { ...config.options },
+            options: input.options ?? {},
+            signal,
+            onStart,
+          }), wait);
+      } catch (err) {
+        startError(err, `job "${params.name}"`);
+      }
+      if (started.record) return json({ run: started.record });
+      return json({ runId: started.runId }, 202, { location: `/api/runs/${started.runId}` });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/events",
+    tag: "events",
+    summary: "Server-Sent Events: run.started, node, run.ended, state.changed, job.progress",
+    query: [
+      { name: "flow", description: "only events of this flow", type: "string" },
+      { name: "run", description: "only events of this run", type: "string" },
+    ],
+    headers: [{ name: "Last-Event-ID", description: "resume after this event (bounded backlog)" }],
+    responses: {
+      200: { description: "The event stream", contentType: "text/event-stream" },
+      ...errors(401),
+    },
+    handler({ server, request }) {
+      return eventsRoute(server.runtime, request, { signal: server.signal });
+    },
+  },
+];

@@ -1,0 +1,158 @@
+/**
+ * The HTTP vocabulary of `flowstate serve`: JSON responses, JSON errors
+ * (`{ error: { code, message } }` with the matching status), and reading a
+ * JSON request body within a size limit and a time limit.
+ *
+ * @module
+ */
+
+/** The `code` of a JSON error (the contract's fixed set). */
+export type ErrorCode =
+  | "not_found"
+  | "bad_request"
+  | "conflict"
+  | "unauthorized"
+  | "forbidden"
+  | "too_large"
+  | "unsupported_media_type"
+  | "internal";
+
+const STATUS: Record<ErrorCode, number> = {
+  not_found: 404,
+  bad_request: 400,
+  conflict: 409,
+  unauthorized: 401,
+  forbidden: 403,
+  too_large: 413,
+  unsupported_media_type: 415,
+  internal: 500,
+};
+
+/** A request that cannot be served: turned into a JSON error response by the server. */
+export class HttpError extends Error {
+  /** The error's code. */
+  readonly code: ErrorCode;
+  /** The HTTP status. */
+  readonly status: number;
+  /** More fields of the error body (a conflict's `current` entry). */
+  readonly extra: Record<string, unknown>;
+
+  /**
+   * An error with `code` and `message`, and `extra` fields beside `error` in
+   * the body; `status` overrides the code's own (408, 428 and 405 are
+   * `bad_request` errors with their own status).
+   */
+  constructor(
+    code: ErrorCode,
+    message: string,
+    extra: Record<string, unknown> = {},
+    status?: number,
+  ) {
+    super(message);
+    this.name = "HttpError";
+    this.code = code;
+    this.status = status ?? STATUS[code];
+    this.extra = extra;
+  }
+}
+
+/** The content type of every JSON response. */
+export const JSON_TYPE = "application/json; charset=utf-8";
+
+/** A JSON response: `value` serialized, with the JSON content type. */
+export function json(value: unknown, status = 200, headers: HeadersInit = {}): Response {
+  const h = new Headers(headers);
+  h.set("content-type", JSON_TYPE);
+  return new Response(JSON.stringify(value), { status, headers: h });
+}
+
+/** The JSON response of an {@linkcode HttpError}. */
+export function errorResponse(err: HttpError): Response {
+  const headers: HeadersInit = err.status === 408 ? { connection: "close" } : {};
+  return json(
+    { error: { code: err.code, message: err.message }, ...err.extra },
+    err.status,
+    headers,
+  );
+}
+
+/** How long a client may take to send a request body, in ms. */
+export const BODY_TIMEOUT_MS = 10_000;
+
+/**
+ * Read `request`'s body as JSON: its media type must be `application/json`
+ * (415), it must be at most `maxBytes` long, counted while reading (413),
+ * and arrive within `timeoutMs` (408). An empty body is `undefined`.
+ */
+export async function readJson(
+  request: Request,
+  maxBytes: number,
+  timeoutMs: number = BODY_TIMEOUT_MS,
+): Promise<unknown> {
+  const type = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  if (type !== "application/json") {
+    throw new HttpError(
+      "unsupported_media_type",
+      `Cannot read the request body: its Content-Type is ${
+        type === "" ? "missing" : `"${type}"`
+      }; send JSON with "Content-Type: application/json"`,
+    );
+  }
+  const declared = Number(request.headers.get("content-length"));
+  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
+  if (request.body === null) return undefined;
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new HttpError(
+            "bad_request",
+            `Cannot read the request body: it did not arrive within ${timeoutMs / 1000} s`,
+            {},
+            408,
+          ),
+        ),
+      timeoutMs,
+    );
+  });
+  try {
+    for (;;) {
+      const { done, value } = await Promise.race([reader.read(), timedOut]);
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBytes) throw tooLarge(maxBytes);
+      chunks.push(value);
+    }
+  } catch (err) {
+    reader.cancel().catch(() => {});
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (size === 0) return undefined;
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch (err) {
+    throw new HttpError(
+      "bad_request",
+      `Cannot read the request body: it is not valid JSON (${(err as Error).message})`,
+    );
+  }
+}
+
+function tooLarge(maxBytes: number): HttpError {
+  return new HttpError(
+    "too_large",
+    `Cannot read the request body: it is larger than ${maxBytes} bytes (the server's maxBodyBytes)`,
+  );
+}

@@ -1,0 +1,133 @@
+/**
+ * The route table of `flowstate serve` and the router that walks it: a
+ * method and a path pattern with `{param}` segments. Each route also
+ * describes itself (summary, query parameters, request and response
+ * schemas), and the OpenAPI document is built from the same table
+ * (`openapi.ts`), so the two cannot drift.
+ *
+ * @module
+ */
+import type { z } from "zod";
+
+/** A query parameter of a route. */
+export interface QueryParam {
+  /** Its name. */
+  name: string;
+  /** What it does. */
+  description: string;
+  /** Its type. */
+  type: "string" | "integer" | "boolean";
+  /** Whether it may be repeated (`key=a&key=b`). */
+  repeated?: boolean;
+  /** Whether it must be given. */
+  required?: boolean;
+}
+
+/** A request header a route reads. */
+export interface HeaderParam {
+  /** Its name. */
+  name: string;
+  /** What it does. */
+  description: string;
+}
+
+/** One documented response of a route. */
+export interface RouteResponse {
+  /** What it means. */
+  description: string;
+  /** The shape of its JSON body (none for an empty body or non-JSON). */
+  schema?: z.ZodType;
+  /** Its content type, when not JSON. */
+  contentType?: string;
+}
+
+/** What a handler gets. */
+export interface RouteContext<S> {
+  /** The request. */
+  request: Request;
+  /** Its URL. */
+  url: URL;
+  /** The path parameters, decoded. */
+  params: Record<string, string>;
+  /** What the server shares with every handler. */
+  server: S;
+}
+
+/** One route. */
+export interface Route<S> {
+  /** The HTTP method. */
+  method: "GET" | "POST" | "PUT" | "DELETE";
+  /** The path pattern: `/api/runs/{id}`. */
+  path: string;
+  /** One line about it. */
+  summary: string;
+  /** The OpenAPI tag it is listed under. */
+  tag: string;
+  /** No token needed (`GET /health`, `POST /api/session`). */
+  open?: boolean;
+  /** Its query parameters. */
+  query?: QueryParam[];
+  /** Request headers it reads. */
+  headers?: HeaderParam[];
+  /** The shape of its JSON request body. */
+  body?: z.ZodType;
+  /** Its responses by status. */
+  responses: Record<number, RouteResponse>;
+  /** Serves it. */
+  handler(ctx: RouteContext<S>): Promise<Response> | Response;
+}
+
+/** A route that matched a request, with its path parameters. */
+export interface Match<S> {
+  /** The route. */
+  route: Route<S>;
+  /** The path parameters, decoded. */
+  params: Record<string, string>;
+}
+
+/** The path parameter names of a pattern, in order. */
+export function pathParams(pattern: string): string[] {
+  return [...pattern.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
+}
+
+/** Finds the route of a request among a table of routes. */
+export class Router<S> {
+  readonly #routes: { route: Route<S>; parts: string[] }[];
+
+  /** A router over `routes`. */
+  constructor(routes: readonly Route<S>[]) {
+    this.#routes = routes.map((route) => ({ route, parts: route.path.split("/") }));
+  }
+
+  /**
+   * The route of `method` and `path`; `"method"` when the path is known but
+   * not with this method; `null` when nothing matches.
+   */
+  match(method: string, path: string): Match<S> | "method" | null {
+    const parts = path.split("/");
+    let pathKnown = false;
+    for (const { route, parts: pattern } of this.#routes) {
+      if (pattern.length !== parts.length) continue;
+      const params: Record<string, string> = {};
+      let ok = true;
+      for (let i = 0; i < pattern.length && ok; i++) {
+        const p = pattern[i];
+        if (p.startsWith("{") && p.endsWith("}")) {
+          if (parts[i] === "") ok = false;
+          else {
+            try {
+              params[p.slice(1, -1)] = decodeURIComponent(parts[i]);
+            } catch {
+              ok = false;
+            }
+          }
+        } else if (p !== parts[i]) ok = false;
+      }
+      if (!ok) continue;
+      const head = method === "HEAD" && route.method === "GET";
+      if (route.method === method || head) return { route, params };
+      pathKnown = true;
+    }
+    return pathKnown ? "method" : null;
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * The shapes of the JSON the API sends and takes, as zod schemas: the route
+ * table points at them, the OpenAPI document is generated from them, and
+ * the tests check real responses against them.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** `{ error: { code, message } }`. */
+export const ErrorBody = z.object({
+  error: z.object({ code: z.string(), message: z.string() }),
+});
+
+/** A Flowstate key: an array of strings. */
+export const KeySchema = z.array(z.string());
+
+/** A stored entry. */
+export const EntrySchema = z.object({
+  key: KeySchema,
+  value: z.unknown(),
+  version: z.string(),
+  expiresAt: z.number().nullable(),
+});
+
+/** An entry whose value is too large to list (fetch it with `GET …/entry`). */
+export const TruncatedEntrySchema = z.object({
+  key: KeySchema,
+  version: z.string(),
+  expiresAt: z.number().nullable(),
+  truncated: z.literal(true),
+  size: z.number(),
+});
+
+/** A conflict of a compare-and-set: the entry as it is now. */
+export const ConflictBody = ErrorBody.extend({ current: EntrySchema.nullable() });
+
+/** One store of `GET /api/stores`. */
+export const StoreInfoSchema = z.object({
+  name: z.string(),
+  plugin: z.string(),
+  location: z.string().nullable(),
+  entries: z.number().nullable(),
+  sizeBytes: z.number().nullable(),
+  ok: z.boolean(),
+  error: z.string().optional(),
+});
+
+/** A run's status. */
+export const RunStatusSchema = z.enum(["running", "succeeded", "failed", "cancelled", "timed-out"]);
+
+const RunError = z.object({ node: z.string().optional(), message: z.string() }).nullable();
+
+/** A run summary (an index entry). */
+export const RunSummarySchema = z.looseObject({
+  id: z.string(),
+  flowId: z.string(),
+  flowVersion: z.string(),
+  status: RunStatusSchema,
+  startedAt: z.number(),
+  endedAt: z.number().nullable(),
+  durationMs: z.number().nullable(),
+  error: RunError,
+  parentRunId: z.string().optional(),
+});
+
+/** A full run record. */
+export const RunRecordSchema = RunSummarySchema.extend({
+  inputs: z.record(z.string(), z.unknown()),
+  outputs: z.record(z.string(), z.unknown()).nullable(),
+  nodes: z.record(z.string(), z.looseObject({ status: z.string() })),
+});
+
+/** One recorded event of a run (node events may carry `reads`/`writes` key lists). */
+export const RunEventSchema = z.looseObject({ at: z.number(), type: z.string() });
+
+/** A page of run summaries. */
+export const RunPageSchema = z.object({
+  runs: z.array(RunSummarySchema),
+  cursor: z.string().optional(),
+});
+
+/** A run with its events. */
+export const RunDetailSchema = z.object({ run: RunRecordSchema, events: z.array(RunEventSchema) });
+
+/** A flow of `GET /api/flows`. */
+export const FlowInfoSchema = z.object({
+  id: z.string(),
+  head: z.string().nullable(),
+  versions: z.number(),
+  lastRun: RunSummarySchema.nullable(),
+  file: z.string().optional(),
+  schedule: z.object({ cron: z.string(), timezone: z.string(), next: z.number().nullable() })
+    .optional(),
+});
+
+/** A flow version. */
+export const VersionSchema = z.object({
+  hash: z.string(),
+  parent: z.string().nullable(),
+  seq: z.number(),
+  createdAt: z.number(),
+  source: z.string().optional(),
+});
+
+/** A flow version with its source and definition. */
+export const VersionDetailSchema = VersionSchema.extend({ definition: z.unknown() });
+
+/** `{ runId }`. */
+export const RunIdSchema = z.object({ runId: z.string() });
+
+/** The answer to a cancel. */
+export const CancelSchema = z.object({ runId: z.string(), status: RunStatusSchema });
+
+/** A flow's metrics (`records.listMetrics`). */
+export const FlowMetricsSchema = z.looseObject({
+  flowId: z.string(),
+  version: z.string(),
+  count: z.number(),
+  succeeded: z.number(),
+  failed: z.number(),
+  cancelled: z.number(),
+  timedOut: z.number(),
+  p50DurationMs: z.number().nullable(),
+  p95DurationMs: z.number().nullable(),
+});
+
+const LastRun = z.object({
+  id: z.string(),
+  status: RunStatusSchema,
+  startedAt: z.number(),
+  durationMs: z.number().nullable(),
+}).nullable();
+
+/** A job of `GET /api/jobs`. */
+export const JobInfoSchema = z.object({
+  name: z.string(),
+  description: z.string().nullable(),
+  enabled: z.boolean(),
+  schedule: z.string().nullable(),
+  timezone: z.string(),
+  next: z.number().nullable(),
+  last: LastRun,
+  error: z.string().nullable(),
+});
+
+/** A schedule of `GET /api/schedules` (as `flowstate schedules ls --json`). */
+export const ScheduleInfoSchema = z.object({
+  id: z.string(),
+  kind: z.enum(["job", "flow"]),
+  cron: z.string(),
+  timezone: z.string(),
+  nextRun: z.number().nullable(),
+  lastRun: LastRun,
+});
+
+/** `GET /health`. */
+export const HealthSchema = z.object({
+  status: z.enum(["ok", "unavailable"]),
+  stores: z.record(
+    z.string(),
+    z.union([
+      z.object({ ok: z.literal(true), plugin: z.string() }),
+      z.object({ ok: z.literal(false), error: z.string() }),
+    ]),
+  ),
+  daemon: z.object({ ticking: z.boolean(), lastTickAt: z.number().nullable() }).optional(),
+});
+
+/** Body of `PUT …/entry`. */
+export const PutEntryBody = z.object({
+  value: z.unknown(),
+  expireIn: z.number().positive().optional(),
+});
+
+/** Body of `POST /api/flows/{flow}/runs`. */
+export const StartRunBody = z.object({ input: z.record(z.string(), z.unknown()).optional() });
+
+/** Body of `POST /api/jobs/{name}/runs`. */
+export const RunJobBody = z.object({ options: z.record(z.string(), z.unknown()).optional() });
+
+/** Body of `POST /api/session`. */
+export const SessionBody = z.object({ token: z.string() });

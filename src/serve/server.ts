@@ -1,0 +1,254 @@
+/**
+ * `serve(runtime, options)`: the HTTP server of `flowstate serve`, on
+ * `Deno.serve`. Routes: the JSON API and `/health`, `/metrics` (`api.ts`,
+ * one table that the OpenAPI document is built from), the event feed
+ * (`events.ts`), webhooks under `/hooks/` (`webhooks.ts`), and the
+ * inspector page at `/` and `/ui/*` (the files of `ui/`).
+ *
+ * Security (see `auth.ts`): 127.0.0.1 by default; any other host needs a
+ * token, generated when none is given. Every response has
+ * `X-Content-Type-Options: nosniff`; errors are JSON.
+ *
+ * @module
+ */
+import type { Runtime } from "../runtime.ts";
+import { messageOf } from "../errors.ts";
+import { apiRoutes, type SchedulerStatus, type ServerState } from "./api.ts";
+import { checkRequest, generateToken, isLoopbackHost } from "./auth.ts";
+import { errorResponse, HttpError } from "./http.ts";
+import { Router } from "./router.ts";
+import { handleWebhook } from "./webhooks.ts";
+
+/** Options of {@linkcode serve}. */
+export interface ServeOptions {
+  /** The port (default 8377; 0 picks a free one). */
+  port?: number;
+  /** The address to bind (default `127.0.0.1`; any other requires a token). */
+  hostname?: string;
+  /** The token requests must carry; generated when the host is not 127.0.0.1 and none is given. */
+  token?: string;
+  /** Shuts the server down when aborted. */
+  signal?: AbortSignal;
+  /** Called once the server listens. */
+  onListen?: (info: { hostname: string; port: number; url: string }) => void;
+  /** The largest request body, in bytes (default 1 MiB). */
+  maxBodyBytes?: number;
+  /** The status of a scheduler running beside the server (for /health and /metrics). */
+  scheduler?: () => SchedulerStatus;
+}
+
+/** A running server. */
+export interface FlowstateServer {
+  /** Its URL: `http://127.0.0.1:8377/`. */
+  readonly url: string;
+  /** The port it listens on. */
+  readonly port: number;
+  /** The address it is bound to. */
+  readonly hostname: string;
+  /** The token requests must carry, or `undefined`. */
+  readonly token: string | undefined;
+  /** Whether the token was generated (print it once). */
+  readonly tokenGenerated: boolean;
+  /** Stop: cancel the runs it started (they record themselves cancelled), close streams and connections. */
+  shutdown(): Promise<void>;
+  /** Settles when the server has stopped. */
+  readonly finished: Promise<void>;
+}
+
+/** The default port. */
+export const DEFAULT_PORT = 8377;
+/** The default largest request body: 1 MiB. */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+const UI_TYPES: Record<string, string> = {
+  html: "text/html; charset=utf-8",
+  js: "text/javascript; charset=utf-8",
+  css: "text/css; charset=utf-8",
+  svg: "image/svg+xml",
+  png: "image/png",
+  json: "application/json; charset=utf-8",
+};
+
+/** The inspector's Content-Security-Policy. */
+export const UI_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+
+const PLACEHOLDER_PAGE =
+  '<!doctype html><meta charset="utf-8"><title>Flowstate</title><p>The inspector page is not built yet. The API is at <a href="/api/openapi.json">/api/openapi.json</a>.</p>';
+
+/** The files of `ui/`, read once at start (none when the directory is absent). */
+async function loadUi(): Promise<Map<string, { body: Uint8Array; type: string }>> {
+  const files = new Map<string, { body: Uint8Array; type: string }>();
+  const dir = new URL("./ui/", import.meta.url);
+  try {
+    for await (const item of Deno.readDir(dir)) {
+      const ext = item.name.split(".").pop() ?? "";
+      if (!item.isFile || !Object.hasOwn(UI_TYPES, ext)) continue;
+      files.set(item.name, {
+        body: await Deno.readFile(new URL(item.name, dir)),
+        type: UI_TYPES[ext],
+      });
+    }
+  } catch {
+    // No ui/ directory (or a remote package without a listing): the placeholder page.
+  }
+  if (!files.has("index.html")) {
+    files.set("index.html", {
+      body: new TextEncoder().encode(PLACEHOLDER_PAGE),
+      type: UI_TYPES.html,
+    });
+  }
+  return files;
+}
+
+/**
+ * Serve `runtime` over HTTP. Resolves once the server listens.
+ *
+ * @example
+ * ```ts
+ * import { openRuntime } from "../runtime.ts";
+ * import { serve } from "./server.ts";
+ * import assert from "node:assert/strict";
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const server = await serve(rt, { port: 0 });
+ * const res = await fetch(new URL("/health", server.url));
+ * assert.equal((await res.json()).status, "ok");
+ * await server.shutdown();
+ * ```
+ */
+export async function serve(
+  runtime: Runtime,
+  options: ServeOptions = {},
+): Promise<FlowstateServer> {
+  const hostname = options.hostname ?? "127.0.0.1";
+  let token = options.token === "" ? undefined : options.token;
+  let tokenGenerated = false;
+  if (token === undefined && !isLoopbackHost(hostname)) {
+    token = generateToken();
+    tokenGenerated = true;
+  }
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) {
+    throw new RangeError(
+      `Cannot serve: maxBodyBytes must be a positive integer (got ${maxBodyBytes})`,
+    );
+  }
+  const ui = await loadUi();
+  const stopping = new AbortController();
+  const state: ServerState = {
+    runtime,
+    maxBodyBytes,
+    token,
+    signal: stopping.signal,
+    runs: new Map(),
+    pending: new Set(),
+    ...(options.scheduler ? { scheduler: options.scheduler } : {}),
+  };
+  const router = new Router(apiRoutes);
+  let port = 0;
+
+  const handle = async (request: Request): Promise<Response> => {
+    const url = new URL(request.url);
+    const path = url.pathname;
+    if (path.startsWith("/hooks/")) {
+      if (request.method !== "POST" && request.method !== "PUT") {
+        throw new HttpError(
+          "bad_request",
+          `A webhook takes POST or PUT, not ${request.method}`,
+          {},
+          405,
+        );
+      }
+      return await handleWebhook(runtime, request, path);
+    }
+    if (
+      (request.method === "GET" || request.method === "HEAD") &&
+      (path === "/" || path.startsWith("/ui/"))
+    ) {
+      await checkRequest(request, { token, port }, { open: true });
+      const name = path === "/" ? "index.html" : path.slice("/ui/".length);
+      const file = ui.get(name);
+      if (file === undefined) throw new HttpError("not_found", `No file ${path} in the inspector`);
+      return new Response(request.method === "HEAD" ? null : file.body as Uint8Array<ArrayBuffer>, {
+        headers: {
+          "content-type": file.type,
+          "cache-control": "no-cache",
+          "content-security-policy": UI_CSP,
+          "referrer-policy": "no-referrer",
+        },
+      });
+    }
+    const match = router.match(request.method, path);
+    if (match === null) throw new HttpError("not_found", `No route ${path}: see /api/openapi.json`);
+    if (match === "method") {
+      throw new HttpError(
+        "bad_request",
+        `${path} does not take ${request.method}: see /api/openapi.json`,
+        {},
+        405,
+      );
+    }
+    await checkRequest(request, { token, port }, { open: match.route.open ?? false });
+    return await match.route.handler({ request, url, params: match.params, server: state });
+  };
+
+  const listening = Promise.withResolvers<void>();
+  const httpServer = Deno.serve({
+    port: options.port ?? DEFAULT_PORT,
+    hostname,
+    onListen(addr) {
+      port = addr.port;
+      listening.resolve();
+    },
+    onError(err) {
+      return errorResponse(new HttpError("internal", `Internal error: ${messageOf(err)}`));
+    },
+  }, async (request) => {
+    let response: Response;
+    try {
+      response = await handle(request);
+    } catch (err) {
+      response = err instanceof HttpError
+        ? errorResponse(err)
+        : errorResponse(new HttpError("internal", `Internal error: ${messageOf(err)}`));
+    }
+    try {
+      response.headers.set("x-content-type-options", "nosniff");
+    } catch {
+      response = new Response(response.body, response);
+      response.headers.set("x-content-type-options", "nosniff");
+    }
+    return response;
+  });
+  await listening.promise;
+  const shownHost = hostname.includes(":") ? `[${hostname}]` : hostname;
+  const url = `http://${shownHost}:${port}/`;
+  options.onListen?.({ hostname, port, url });
+
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = () => {
+    shuttingDown ??= (async () => {
+      stopping.abort();
+      for (const controller of state.runs.values()) controller.abort("the server is stopping");
+      await Promise.allSettled([...state.pending]);
+      await httpServer.shutdown();
+    })();
+    return shuttingDown;
+  };
+  const onAbort = () => void shutdown();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  if (options.signal?.aborted) onAbort();
+  const finished = httpServer.finished.finally(() =>
+    options.signal?.removeEventListener("abort", onAbort)
+  );
+
+  return {
+    url,
+    port,
+    hostname,
+    token,
+    tokenGenerated,
+    shutdown,
+    finished,
+  };
+}

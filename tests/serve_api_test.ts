@@ -1,0 +1,377 @@
+/**
+ * The HTTP API of `flowstate serve` on every built-in backend (postgres when
+ * FLOWSTATE_TEST_POSTGRES_URL is set), through `serve()` on port 0 and real
+ * `fetch`; every answer of the main routes is checked against the shape the
+ * route table (and so the OpenAPI document) gives it.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { ConfigObject } from "../mod.ts";
+import { documented, eventually, withServed } from "./_serve.ts";
+
+const POSTGRES_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
+
+const BACKENDS: [string, (dir: string) => ConfigObject["stores"], boolean][] = [
+  ["memory", () => ({ main: { plugin: "memory" } }), false],
+  ["jsonfile", (dir) => ({ main: { plugin: "jsonfile", path: join(dir, "state.json") } }), false],
+  ["sqlite", (dir) => ({ main: { plugin: "sqlite", path: join(dir, "state.db") } }), false],
+  [
+    "postgres",
+    () => ({
+      main: {
+        plugin: "postgres",
+        url: POSTGRES_URL ?? "",
+        table: `serve_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`,
+      },
+    }),
+    POSTGRES_URL === undefined,
+  ],
+];
+
+type Entry = { key: string[]; value: unknown; version: string; expiresAt: number | null };
+type RunDetail = {
+  run: { id: string; status: string; flowId: string; outputs: Record<string, unknown> | null };
+  events: { type: string }[];
+};
+
+const json = (value: unknown) => ({
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify(value),
+});
+
+for (const [backend, stores, ignore] of BACKENDS) {
+  Deno.test({
+    name: `serve API on ${backend}: stores, tree, entries with compare-and-set, runs, flows, metrics, jobs`,
+    ignore,
+    async fn(t) {
+      await withServed(stores, async ({ request, runtime }) => {
+        await t.step("stores list with location and entry count", async () => {
+          const res = await request("/api/stores");
+          const list = await documented<{ name: string; plugin: string; location: string; ok: boolean }[]>(
+            "GET",
+            "/api/stores",
+            res,
+          );
+          assert.equal(list.length, 1);
+          assert.equal(list[0].name, "main");
+          assert.equal(list[0].plugin, backend);
+          assert.equal(list[0].ok, true);
+          if (POSTGRES_URL !== undefined) {
+            const password = new URL(POSTGRES_URL).password;
+            if (password) assert.ok(!list[0].location.includes(password), "no password");
+          }
+          const health = await documented<{ status: string }>("GET", "/health", await request("/health"));
+          assert.equal(health.status, "ok");
+        });
+
+        await t.step("entries and children page by cursor over more than 1000 keys", async () => {
+          const store = await runtime.store("main");
+          for (let start = 0; start < 1100; start += 275) {
+            const op = store.atomic();
+            for (let i = start; i < start + 275; i++) {
+              op.set(["bulk", String(i).padStart(4, "0")], { i });
+            }
+            assert.equal((await op.commit()).ok, true);
+          }
+          await store.set(["bulk", "0005", "child"], "deep");
+          await store.set(["other"], 1);
+
+          const first = await documented<{ entries: Entry[]; cursor?: string }>(
+            "GET",
+            "/api/stores/{store}/entries",
+            await request("/api/stores/main/entries?prefix=bulk&limit=1000"),
+          );
+          assert.equal(first.entries.length, 1000);
+          assert.deepEqual(first.entries[0].key, ["bulk", "0000"]);
+          assert.ok(first.cursor, "a cursor for the next page");
+          const second = await documented<{ entries: Entry[]; cursor?: string }>(
+            "GET",
+            "/api/stores/{store}/entries",
+            await request(
+              `/api/stores/main/entries?prefix=bulk&limit=1000&cursor=${encodeURIComponent(first.cursor)}`,
+            ),
+          );
+          assert.equal(second.entries.length, 101); // 1100 and the deep one
+          assert.equal(second.cursor, undefined, "the last page has no cursor");
+          const keys = [...first.entries, ...second.entries].map((e) => e.key.join("/"));
+          assert.equal(new Set(keys).size, 1101);
+
+          const top = await documented<{ children: { part: string; hasChildren: boolean; isEntry: boolean }[] }>(
+            "GET",
+            "/api/stores/{store}/children",
+            await request("/api/stores/main/children"),
+          );
+          const parts = top.children.map((c) => c.part);
+          assert.ok(parts.includes("bulk") && parts.includes("other"), parts.join(","));
+          assert.deepEqual(top.children.find((c) => c.part === "other"), {
+            part: "other",
+            hasChildren: false,
+            isEntry: true,
+          });
+          const page1 = await documented<{ children: { part: string; hasChildren: boolean; isEntry: boolean }[]; cursor?: string }>(
+            "GET",
+            "/api/stores/{store}/children",
+            await request("/api/stores/main/children?prefix=bulk&limit=1000"),
+          );
+          assert.equal(page1.children.length, 1000);
+          assert.deepEqual(page1.children[5], { part: "0005", hasChildren: true, isEntry: true });
+          assert.ok(page1.cursor);
+          const page2 = await documented<{ children: { part: string }[]; cursor?: string }>(
+            "GET",
+            "/api/stores/{store}/children",
+            await request(`/api/stores/main/children?prefix=bulk&limit=1000&cursor=${page1.cursor}`),
+          );
+          assert.equal(page2.children.length, 100);
+          assert.equal(page2.children[0].part, "1000");
+          assert.equal(page2.cursor, undefined);
+          await store.clear(["bulk"]);
+        });
+
+        await t.step("entry get, put and delete with If-Match; 409 with current; 428", async () => {
+          const path = "/api/stores/main/entry?key=app&key=greeting";
+          const missing = await request(path);
+          assert.equal(missing.status, 404);
+          await documented("GET", "/api/stores/{store}/entry", missing);
+
+          const bare = await request(path, { method: "PUT", ...json({ value: "hi" }) });
+          assert.equal(bare.status, 428);
+          assert.equal((await bare.json()).error.code, "bad_request");
+
+          const created = await documented<Entry>(
+            "PUT",
+            "/api/stores/{store}/entry",
+            await request(path, {
+              method: "PUT",
+              ...json({ value: "hi" }),
+              headers: { "content-type": "application/json", "if-none-match": "*" },
+            }),
+          );
+          assert.deepEqual(created.key, ["app", "greeting"]);
+          assert.equal(created.value, "hi");
+
+          const again = await request(path, {
+            method: "PUT",
+            ...json({ value: "other" }),
+            headers: { "content-type": "application/json", "if-none-match": "*" },
+          });
+          assert.equal(again.status, 409);
+          const conflict = await documented<{ error: { code: string }; current: Entry }>(
+            "PUT",
+            "/api/stores/{store}/entry",
+            again,
+          );
+          assert.equal(conflict.error.code, "conflict");
+          assert.equal(conflict.current.value, "hi");
+          assert.equal(conflict.current.version, created.version);
+
+          const got = await request(path);
+          assert.equal(got.headers.get("etag"), `"${created.version}"`);
+          assert.deepEqual((await documented<Entry>("GET", "/api/stores/{store}/entry", got)).value, "hi");
+
+          // Someone else writes meanwhile: a write with the old version conflicts.
+          const store = await runtime.store("main");
+          await store.set(["app", "greeting"], "changed elsewhere");
+          const stale = await request(path, {
+            method: "PUT",
+            ...json({ value: "mine" }),
+            headers: { "content-type": "application/json", "if-match": `"${created.version}"` },
+          });
+          assert.equal(stale.status, 409);
+          const current = (await stale.json()).current as Entry;
+          assert.equal(current.value, "changed elsewhere");
+
+          const updated = await documented<Entry>(
+            "PUT",
+            "/api/stores/{store}/entry",
+            await request(path, {
+              method: "PUT",
+              ...json({ value: { nested: [1, 2] }, expireIn: 60_000 }),
+              headers: { "content-type": "application/json", "if-match": `"${current.version}"` },
+            }),
+          );
+          assert.deepEqual(updated.value, { nested: [1, 2] });
+          assert.equal(typeof updated.expiresAt, "number");
+          assert.deepEqual((await store.get(["app", "greeting"]))?.value, { nested: [1, 2] });
+
+          const noMatch = await request(path, { method: "DELETE" });
+          assert.equal(noMatch.status, 428);
+          const staleDelete = await request(path, {
+            method: "DELETE",
+            headers: { "if-match": `"${current.version}"` },
+          });
+          assert.equal(staleDelete.status, 409);
+          assert.deepEqual(((await staleDelete.json()).current as Entry).value, { nested: [1, 2] });
+          const deleted = await request(path, {
+            method: "DELETE",
+            headers: { "if-match": `"${updated.version}"` },
+          });
+          assert.equal(deleted.status, 204);
+          assert.equal(await store.get(["app", "greeting"]), null);
+        });
+
+        let helloRun = "";
+        await t.step("start a run: 202 with its id at once, then GET shows it; wait=true", async () => {
+          const started = await request("/api/flows/hello/runs", {
+            method: "POST",
+            ...json({ input: { name: "api" } }),
+          });
+          assert.equal(started.status, 202);
+          const { runId } = await documented<{ runId: string }>("POST", "/api/flows/{flow}/runs", started);
+          assert.equal(started.headers.get("location"), `/api/runs/${runId}`);
+          const shown = await documented<RunDetail>("GET", "/api/runs/{id}", await request(`/api/runs/${runId}`));
+          assert.equal(shown.run.id, runId);
+          assert.equal(shown.run.flowId, "hello");
+          await eventually("the run ends", async () => {
+            const res = await request(`/api/runs/${runId}`);
+            return (await res.json()).run.status !== "running";
+          });
+          const ended = await documented<RunDetail>("GET", "/api/runs/{id}", await request(`/api/runs/${runId}`));
+          assert.equal(ended.run.status, "succeeded");
+          assert.equal(ended.run.outputs?.greeting, "hello api");
+          assert.ok(ended.events.some((e) => e.type === "node.end"), "node events are included");
+
+          const waited = await documented<RunDetail>(
+            "POST",
+            "/api/flows/{flow}/runs",
+            await request("/api/flows/hello/runs?wait=true", { method: "POST", ...json({}) }),
+          );
+          assert.equal(waited.run.status, "succeeded");
+          assert.equal(waited.run.outputs?.greeting, "hello world");
+          helloRun = waited.run.id;
+
+          const unknown = await request("/api/flows/nope/runs", { method: "POST", ...json({}) });
+          assert.equal(unknown.status, 404);
+          const badInput = await request("/api/flows/hello/runs", {
+            method: "POST",
+            ...json({ input: { name: 5 } }),
+          });
+          assert.equal(badInput.status, 400);
+          assert.match((await badInput.json()).error.message, /name/);
+        });
+
+        await t.step("run list pages and filters", async () => {
+          const page = await documented<{ runs: { id: string; flowId: string }[]; cursor?: string }>(
+            "GET",
+            "/api/runs",
+            await request("/api/runs?flow=hello&limit=1"),
+          );
+          assert.equal(page.runs.length, 1);
+          assert.equal(page.runs[0].id, helloRun, "newest first");
+          assert.ok(page.cursor);
+          const next = await documented<{ runs: { id: string }[] }>(
+            "GET",
+            "/api/runs",
+            await request(`/api/runs?flow=hello&limit=1&cursor=${encodeURIComponent(page.cursor)}`),
+          );
+          assert.equal(next.runs.length, 1);
+          assert.notEqual(next.runs[0].id, helloRun);
+          const bad = await request("/api/runs?status=nope");
+          assert.equal(bad.status, 400);
+        });
+
+        await t.step("cancel a running run", async () => {
+          const started = await request("/api/flows/slow/runs", { method: "POST", ...json({}) });
+          const { runId } = await started.json();
+          const cancel = await request(`/api/runs/${runId}/cancel`, { method: "POST" });
+          assert.equal(cancel.status, 202);
+          const answer = await documented<{ runId: string; status: string }>(
+            "POST",
+            "/api/runs/{id}/cancel",
+            cancel,
+          );
+          assert.equal(answer.runId, runId);
+          await eventually("the run is recorded cancelled", async () => {
+            const res = await request(`/api/runs/${runId}`);
+            return (await res.json()).run.status === "cancelled";
+          });
+          const again = await request(`/api/runs/${runId}/cancel`, { method: "POST" });
+          assert.equal(again.status, 409);
+          assert.match((await again.json()).error.message, /already ended \(cancelled\)/);
+          const unknown = await request(`/api/runs/0mjuw3ms0abcdefghijk/cancel`, { method: "POST" });
+          assert.equal(unknown.status, 404);
+        });
+
+        await t.step("flows and versions", async () => {
+          const flows = await documented<{ id: string; head: string | null; versions: number; file?: string; lastRun: unknown }[]>(
+            "GET",
+            "/api/flows",
+            await request("/api/flows"),
+          );
+          const hello = flows.find((f) => f.id === "hello");
+          assert.ok(hello);
+          assert.equal(hello.versions, 1);
+          assert.equal(hello.file, join("flows", "hello.flow.yaml"));
+          assert.ok(hello.lastRun);
+          const versions = await documented<{ hash: string }[]>(
+            "GET",
+            "/api/flows/{flow}/versions",
+            await request("/api/flows/hello/versions"),
+          );
+          assert.equal(versions[0].hash, hello.head);
+          const version = await documented<{ source?: string }>(
+            "GET",
+            "/api/flows/{flow}/versions/{hash}",
+            await request(`/api/flows/hello/versions/${hello.head}`),
+          );
+          assert.match(version.source ?? "", /^id: hello/);
+          assert.equal((await request("/api/flows/nope/versions")).status, 404);
+        });
+
+        await t.step("metrics: Prometheus text and per-flow JSON", async () => {
+          const res = await request("/metrics");
+          assert.equal(res.status, 200);
+          assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+          const text = await res.text();
+          assert.match(text, /^flowstate_runs_total\{flow="hello",status="succeeded"\} 2$/m);
+          assert.match(text, /^flowstate_runs_total\{flow="slow",status="cancelled"\} 1$/m);
+          assert.match(text, /^flowstate_run_duration_seconds_bucket\{flow="hello",le="60"\} 2$/m);
+          assert.match(text, /^flowstate_run_duration_seconds_count\{flow="hello"\} 2$/m);
+          assert.match(text, /^flowstate_store_entries\{store="main"\} \d+$/m);
+          assert.match(text, /^flowstate_up 1$/m);
+          const metrics = await documented<{ flowId: string; version: string; succeeded: number }[]>(
+            "GET",
+            "/api/metrics",
+            await request("/api/metrics?flow=hello"),
+          );
+          assert.equal(metrics.find((m) => m.version === "*")?.succeeded, 2);
+        });
+
+        await t.step("jobs and schedules; run a job now", async () => {
+          const jobs = await documented<{ name: string }[]>("GET", "/api/jobs", await request("/api/jobs"));
+          assert.ok(jobs.some((j) => j.name === "gc"));
+          const schedules = await documented<{ id: string }[]>(
+            "GET",
+            "/api/schedules",
+            await request("/api/schedules"),
+          );
+          assert.ok(schedules.some((s) => s.id === "job:retention"));
+          const ran = await documented<RunDetail>(
+            "POST",
+            "/api/jobs/{name}/runs",
+            await request("/api/jobs/gc/runs?wait=true", { method: "POST", ...json({}) }),
+          );
+          assert.equal(ran.run.flowId, "job:gc");
+          assert.equal(ran.run.status, "succeeded");
+          const started = await request("/api/jobs/gc/runs", {
+            method: "POST",
+            ...json({ options: { orphans: false } }),
+          });
+          assert.equal(started.status, 202);
+          const { runId } = await documented<{ runId: string }>("POST", "/api/jobs/{name}/runs", started);
+          await eventually("the job ends", async () => {
+            const res = await request(`/api/runs/${runId}`);
+            return (await res.json()).run.status === "succeeded";
+          });
+          const badOption = await request("/api/jobs/gc/runs", {
+            method: "POST",
+            ...json({ options: { orphans: "yes" } }),
+          });
+          assert.equal(badOption.status, 400);
+          assert.equal((await request("/api/jobs/nope/runs", { method: "POST", ...json({}) })).status, 404);
+          const text = await (await request("/metrics")).text();
+          assert.match(text, /^flowstate_job_runs_total\{job="gc",status="succeeded"\} 2$/m);
+        });
+      });
+    },
+  });
+}
