@@ -241,7 +241,8 @@ function describeEvent(event: RunEvent): string | undefined {
 }
 
 /**
- * `runs cancel <id>`: record a cancel request for a running run (see
+ * `runs cancel <id>`: cancel a queued run at once (it never starts), or
+ * record a cancel request for a running run (see
  * `Records.requestCancel`); the process running it ends it `cancelled`
  * within a second. Exit 0 when recorded, 1 when the run already ended
  * ("run X already ended (status)") or is unknown ("unknown run X").
@@ -249,6 +250,12 @@ function describeEvent(event: RunEvent): string | undefined {
 export async function cancelRun(id: string, global: GlobalOptions): Promise<number> {
   await using runtime = await openForReading(global);
   const records = await unlessMissing(() => runtime.records());
+  // A queued run is cancelled at once: it never starts.
+  const queued = records === null || !isRunId(id) ? null : await records.cancelQueuedRun(id);
+  if (queued !== null) {
+    console.log(`Cancelled run ${id} (${queued.flowId}) before it started`);
+    return 0;
+  }
   const run = records === null || !isRunId(id) ? null : await records.requestCancel(id);
   if (run === null) {
     printError(`unknown run ${id}`);

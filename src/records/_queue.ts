@@ -387,7 +387,13 @@ export async function finishClaimedRun(
       failures(attempts) < q.maxAttempts);
   const keys = new QueueKeys(ctx);
   if (!retry) {
-    const final: RunRecord = { ...record, queue: { ...rest, attempts } };
+    // Its duration is its last attempt's: the time it waited in the queue is not the run's.
+    const final: RunRecord = {
+      ...record,
+      endedAt,
+      durationMs: Math.max(0, endedAt - q.claim.at),
+      queue: { ...rest, attempts },
+    };
     delete final.heartbeatAt;
     return await finishRun(
       ctx,
