@@ -281,6 +281,23 @@ class QueueWorker implements Worker {
     this.#s.onEvent({ type: "claim", runId: run.id, flowId: run.flowId, attempt });
     const started = performance.now();
     const { host, defaults } = flowHostOf(this.#rt);
+    // The claim's lease is kept alive from the claim to the end of the attempt, including
+    // while the flow loads and while the end is committed (the run's own heartbeat
+    // covers only the time between).
+    const beating = new AbortController();
+    const beat = (async () => {
+      while (!beating.signal.aborted) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.#s.heartbeatMs);
+          beating.signal.addEventListener("abort", () => {
+            clearTimeout(timer);
+            resolve();
+          }, { once: true });
+        });
+        if (beating.signal.aborted) return;
+        await records.heartbeatClaim(run, this.#rt.clock.now()).catch(() => false);
+      }
+    })();
     const done = (async () => {
       let status: RunStatus = "failed";
       let error: string | undefined;
@@ -321,6 +338,8 @@ class QueueWorker implements Worker {
           }
         }
       } finally {
+        beating.abort();
+        await beat;
         this.#inFlight.delete(run.id);
         this.#s.onEvent({
           type: "end",

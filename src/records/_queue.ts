@@ -643,3 +643,23 @@ export async function requeueRun(
     return result.ok ? requeued : RETRY;
   });
 }
+
+/**
+ * `Records.heartbeatClaim()`: extend a claim's lease (write `heartbeatAt`)
+ * if the run is still claimed by the same worker and attempt. Resolves
+ * `false`, writing nothing, otherwise (or when the record changed meanwhile).
+ */
+export async function heartbeatClaim(
+  ctx: RecordsContext,
+  claimed: RunRecord,
+  at: number,
+): Promise<boolean> {
+  const key = ctx.layout.run(claimed.id);
+  const stored = await ctx.store.get<StoredRun>(key);
+  if (stored === null || !stillClaimed(stored.value, claimed)) return false;
+  const result = await ctx.store.atomic()
+    .check(key, stored.version)
+    .set(key, { ...stored.value, heartbeatAt: at } satisfies StoredRun)
+    .commit();
+  return result.ok;
+}

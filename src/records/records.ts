@@ -133,6 +133,7 @@ import {
   type EnqueueInit,
   enqueueRun,
   finishClaimedRun,
+  heartbeatClaim,
   reclaimLost,
   requeueRun,
 } from "./_queue.ts";
@@ -441,6 +442,15 @@ export class Records {
     options: { release?: boolean } = {},
   ): Promise<boolean> {
     return finishClaimedRun(this.#ctx, this.#eventTails, record, events, options);
+  }
+
+  /**
+   * Extend the lease of a claim (`claimed` as `claimRun` returned it): its
+   * `heartbeatAt` is written if the run is still this worker's, this
+   * attempt's. Resolves whether it was.
+   */
+  heartbeatClaim(claimed: RunRecord, at: number = this.#ctx.clock.now()): Promise<boolean> {
+    return heartbeatClaim(this.#ctx, claimed, at);
   }
 
   /**
