@@ -9,6 +9,7 @@ import { join, resolve } from "node:path";
 import type { ResolvedConfig } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { loadFlowFile } from "./flow/parse.ts";
+import { isFlowPath } from "./flow/load.ts";
 import { readYamlFile } from "./yaml_source.ts";
 
 /** Where a config field is written, as a message prefix (`flowstate.yaml:4:3: flows[0]: `). */
@@ -47,10 +48,7 @@ export async function flowFiles(config: ResolvedConfig): Promise<string[]> {
   return [...new Set(files)];
 }
 
-/** Whether `flow` names a file (a path) rather than a flow id. */
-export function isFlowPath(flow: string): boolean {
-  return flow.includes("/") || flow.includes("\\") || /\.ya?ml$/.test(flow);
-}
+export { isFlowPath } from "./flow/load.ts";
 
 /**
  * The file of a flow given by id (searched among the config's `flows:`) or

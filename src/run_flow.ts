@@ -10,7 +10,7 @@ import { resolve } from "node:path";
 import type { Clock, Timers } from "./clock.ts";
 import type { StoreResolver } from "./state/scopes.ts";
 import { executeFlow } from "./flow/executor.ts";
-import { type FlowSource, loadFlowIn } from "./flow/load.ts";
+import { type FlowSource, isFlowPath, loadFlowIn } from "./flow/load.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
 import { coerceInputs } from "./flow/parse.ts";
 import { RunRecorder } from "./records/recorder.ts";
@@ -19,7 +19,7 @@ import type { RunEvent, RunRecord } from "./records/types.ts";
 import type { JsonValue, Store } from "./store/types.ts";
 import { type EventBus, unrecorded } from "./runtime_events.ts";
 import type { EnqueueOptions, EnqueueResult } from "./queue/enqueue.ts";
-import { isFlowPath } from "./flow_files.ts";
+
 
 /** What running a flow needs from the runtime. */
 export interface FlowHost {
