@@ -147,7 +147,7 @@ export interface Runtime extends AsyncDisposable {
    * import { openRuntime } from "@flowstate/core";
    * import assert from "node:assert/strict";
    * const dir = await Deno.makeTempDir();
-   * await Deno.writeTextFile(`${dir}/hello.flow.yaml`, "id: hello\nnodes:\n  - id: a\n    type: log\n");
+   * await Deno.writeTextFile(`${dir}/hello.flow.yaml`, "id: hello\nnodes:\n  - id: a\n    type: log\n    with: { message: hi }\n");
    * await using rt = await openRuntime({ cwd: dir, config: { stores: { main: { plugin: "memory" } } } });
    * const { runId, existing } = await rt.enqueue("./hello.flow.yaml", { delay: "10m", key: "greet" });
    * assert.equal(existing, false);

@@ -243,6 +243,49 @@ for (const backend of BACKENDS) {
     }));
 }
 
+
+Deno.test({
+  name: `queue on postgres: LISTEN/NOTIFY wakes an idle worker when a run is enqueued${
+    PG_URL === undefined ? " (ignored: set FLOWSTATE_TEST_POSTGRES_URL to run)" : ""
+  }`,
+  ignore: PG_URL === undefined,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "flowstate-queue-notify-" });
+    await Deno.writeTextFile(join(dir, "hi.flow.yaml"), "id: hi\nnodes:\n  - id: a\n    type: log\n    with: { message: hi }\n");
+    const config = {
+      stores: { main: { plugin: "postgres" as const, url: PG_URL!, schema: pgSchema, table: "notify" } },
+    };
+    const { openRuntime, startWorker } = await import("../mod.ts");
+    await using workerRt = await openRuntime({ cwd: dir, config });
+    await using client = await openRuntime({ cwd: dir, config });
+    const started = Promise.withResolvers<void>();
+    const ended = Promise.withResolvers<string>();
+    // It polls once at start, then only every 10 minutes: only a wake-up can start the run in time.
+    const worker = startWorker(workerRt, {
+      pollMs: 600_000,
+      onEvent: (e) => {
+        if (e.type === "start") started.resolve();
+        if (e.type === "end") ended.resolve(e.status);
+      },
+    });
+    await started.promise;
+    // Let its first poll pass (it finds nothing), then enqueue from another runtime.
+    await (await workerRt.records()).listRunSummaries();
+    await new Promise((r) => setTimeout(r, 200));
+    const { runId } = await client.enqueue("./hi.flow.yaml");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const status = await Promise.race([
+      ended.promise,
+      new Promise<string>((r) => timer = setTimeout(() => r("not woken within 30 s"), 30_000)),
+    ]);
+    clearTimeout(timer);
+    await worker.stop();
+    assert.equal(status, "succeeded");
+    assert.equal((await (await client.records()).getRun(runId))?.status, "succeeded");
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
 Deno.test({
   name: `queue conformance: test data removed${PG_URL === undefined ? "" : " (and the postgres schema)"}`,
   async fn() {

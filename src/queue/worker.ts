@@ -25,6 +25,8 @@ import type { Records } from "../records/records.ts";
 import type { RunRecord, RunStatus } from "../records/types.ts";
 import { HEARTBEAT_MS } from "../records/heartbeat.ts";
 import { RunNotOwnedError } from "../records/recorder.ts";
+import { QUEUE_TOPIC } from "../records/_queue.ts";
+import type { Store } from "../store/types.ts";
 
 /** Default lease of a claim without a heartbeat, in ms. */
 export const DEFAULT_LEASE_MS = 30_000;
@@ -107,7 +109,7 @@ function defaultWorkerId(): string {
  * import { openRuntime, startWorker } from "@flowstate/core";
  * import assert from "node:assert/strict";
  * const dir = await Deno.makeTempDir();
- * await Deno.writeTextFile(`${dir}/hi.flow.yaml`, "id: hi\nnodes:\n  - id: a\n    type: log\n");
+ * await Deno.writeTextFile(`${dir}/hi.flow.yaml`, "id: hi\nnodes:\n  - id: a\n    type: log\n    with: { message: hi }\n");
  * await using rt = await openRuntime({ cwd: dir, config: { stores: { main: { plugin: "memory" } } } });
  * const { runId } = await rt.enqueue("./hi.flow.yaml");
  * const ended = Promise.withResolvers<string>();
@@ -396,8 +398,8 @@ function willRetry(record: RunRecord): boolean {
   return failed < q.maxAttempts;
 }
 
-/** The store's wake-up capability, when it has one (an optional `queueNotifier()` method). */
-function notifierOf(store: unknown): QueueNotifier | undefined {
-  const s = store as { queueNotifier?: () => QueueNotifier | undefined };
-  return typeof s?.queueNotifier === "function" ? s.queueNotifier() : undefined;
+/** The store's wake-ups, when it carries them across processes (`Store.listen`: postgres). */
+function notifierOf(store: Store): QueueNotifier | undefined {
+  if (typeof store.listen !== "function") return undefined;
+  return { listen: (wake) => store.listen!(QUEUE_TOPIC, wake) };
 }

@@ -83,6 +83,19 @@ interface ActiveRuns {
   runs: string[];
 }
 
+/** The topic of the store's wake-ups (`Store.signal`) that tell workers a run may be due. */
+export const QUEUE_TOPIC = "queue";
+
+/** Tell listening workers that a run may have become claimable (when the store can). */
+async function wake(ctx: RecordsContext): Promise<void> {
+  if (typeof ctx.store.signal !== "function") return;
+  try {
+    await ctx.store.signal(QUEUE_TOPIC);
+  } catch {
+    // A lost wake-up costs one poll interval, nothing more.
+  }
+}
+
 /** The key part a time takes in queue keys (zero-padded ms, so key order is time order). */
 export function timePart(ms: number): string {
   return String(Math.max(0, Math.floor(ms))).padStart(TIME_DIGITS, "0");
@@ -220,6 +233,9 @@ export async function enqueueRun(
     addDueEntry(keys, op, run, now);
     const result = await op.commit();
     return result.ok ? { runId: run.id, existing: false, run } : RETRY;
+  }).then(async (result) => {
+    if (!result.existing && queue.runAt <= now) await wake(ctx);
+    return result;
   });
 }
 
@@ -382,16 +398,26 @@ export async function finishClaimedRun(
   else if (record.error) attempt.error = record.error.message;
   const attempts = [...q.attempts, attempt];
   const { claim: _claim, ...rest } = q;
+  const claimedAt = q.claim.at;
   const retry = options.release === true ||
     ((record.status === "failed" || record.status === "timed-out") &&
       failures(attempts) < q.maxAttempts);
   const keys = new QueueKeys(ctx);
   if (!retry) {
+    if (q.limit !== undefined) {
+      // A slot of a limited flow frees up: a run waiting for it may go.
+      const ok = await finishClaimedEnd();
+      if (ok) await wake(ctx);
+      return ok;
+    }
+    return await finishClaimedEnd();
+  }
+  async function finishClaimedEnd(): Promise<boolean> {
     // Its duration is its last attempt's: the time it waited in the queue is not the run's.
     const final: RunRecord = {
       ...record,
       endedAt,
-      durationMs: Math.max(0, endedAt - q.claim.at),
+      durationMs: Math.max(0, endedAt - claimedAt),
       queue: { ...rest, attempts },
     };
     delete final.heartbeatAt;
@@ -436,6 +462,7 @@ export async function finishClaimedRun(
     tails.forget(record.id);
     return result.ok ? true : RETRY;
   });
+  if (written && runAt <= ctx.clock.now()) await wake(ctx);
   return written;
 }
 
@@ -528,6 +555,7 @@ export async function reclaimLost(
     addDueEntry(keys, op, requeued, now);
     if ((await op.commit()).ok) taken.push(run.id);
   }
+  if (taken.length > 0) await wake(ctx);
   return taken;
 }
 
@@ -641,6 +669,9 @@ export async function requeueRun(
     const result = await op.commit();
     tails.forget(runId);
     return result.ok ? requeued : RETRY;
+  }).then(async (requeued) => {
+    await wake(ctx);
+    return requeued;
   });
 }
 
