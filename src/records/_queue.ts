@@ -282,7 +282,11 @@ export async function claimRun(
   for await (const e of store.list<QueueEntry>({ prefix: keys.ready(), limit: CLAIM_SCAN })) {
     if (options.flows === undefined || options.flows.has(e.value.flowId)) candidates.push(e);
   }
-  for (const candidate of candidates) {
+  // In order; after a lost race (another worker took that run), skip a few
+  // candidates at random, so that many workers claiming at once spread over
+  // the head of the queue instead of all racing for the same next run.
+  for (let i = 0; i < candidates.length; i++) {
+    const candidate = candidates[i];
     const runKey = layout.run(candidate.value.id);
     const stored = await store.get<StoredRun>(runKey);
     if (stored === null || stored.value.status !== "queued" || stored.value.queue === undefined) {
@@ -320,6 +324,7 @@ export async function claimRun(
     op.set(keys.claimed(run.id), { worker: options.worker, at: now });
     const result = await op.commit();
     if (result.ok) return claimed;
+    i += Math.floor(Math.random() * 4);
   }
   return null;
 }
