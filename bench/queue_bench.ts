@@ -181,7 +181,11 @@ async function main(): Promise<void> {
           (fs.perSecond / bare.perSecond).toFixed(2)
         } |`,
       );
-      console.error(`workers=${workers}: flowstate ${fs.perSecond.toFixed(0)}/s, bare ${bare.perSecond.toFixed(0)}/s`);
+      console.error(
+        `workers=${workers}: flowstate ${fs.perSecond.toFixed(0)}/s, bare ${
+          bare.perSecond.toFixed(0)
+        }/s`,
+      );
     }
     console.log(`Throughput, ${runs} runs, ${concurrency} at once per process:\n`);
     console.log("| worker processes | Flowstate runs/s | bare SKIP LOCKED jobs/s | ratio |");

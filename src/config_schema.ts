@@ -343,12 +343,18 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
     }
     case "too_big":
       if (path[0] === "serve") {
-        return { path, message: `expected a port number from 0 to 65535, got ${describeValue(input)}` };
+        return {
+          path,
+          message: `expected a port number from 0 to 65535, got ${describeValue(input)}`,
+        };
       }
       return { path, message: issue.message };
     case "too_small":
       if (path[0] === "serve" && last === "port") {
-        return { path, message: `expected a port number from 0 to 65535, got ${describeValue(input)}` };
+        return {
+          path,
+          message: `expected a port number from 0 to 65535, got ${describeValue(input)}`,
+        };
       }
       if (path[0] === "runs") {
         return { path, message: `must be at least 0, got ${describeValue(input)}` };

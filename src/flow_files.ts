@@ -72,7 +72,9 @@ export async function findFlowFile(
   }
   throw new RangeError(
     `Cannot find flow "${flow}": no file under the config's flows: has that id (${
-      ids.length === 0 ? "no flows are configured: add flows: [./flows] to flowstate.yaml" : `found: ${ids.join(", ")}`
+      ids.length === 0
+        ? "no flows are configured: add flows: [./flows] to flowstate.yaml"
+        : `found: ${ids.join(", ")}`
     }); or pass a path to the flow file`,
   );
 }

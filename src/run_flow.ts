@@ -20,7 +20,6 @@ import type { JsonValue, Store } from "./store/types.ts";
 import { type EventBus, unrecorded } from "./runtime_events.ts";
 import type { EnqueueOptions, EnqueueResult } from "./queue/enqueue.ts";
 
-
 /** What running a flow needs from the runtime. */
 export interface FlowHost {
   /** Stores behind the scopes. */

@@ -419,15 +419,19 @@ class FlowstateRuntime implements Runtime {
   }
 
   enqueue(flow: string, options: EnqueueOptions = {}): Promise<EnqueueResult> {
-    return enqueueFlow({
-      records: () => this.records(),
-      findFlow: (name) => findFlowFile(this.config, name, this.#cwd),
-      now: () => this.clock.now(),
-      pool: this.sandboxes,
-      trusted: this.config.nodes.trusted,
-      trustedBaseDir: this.config.baseDir,
-      stores: this.storeNames,
-    }, flow, options);
+    return enqueueFlow(
+      {
+        records: () => this.records(),
+        findFlow: (name) => findFlowFile(this.config, name, this.#cwd),
+        now: () => this.clock.now(),
+        pool: this.sandboxes,
+        trusted: this.config.nodes.trusted,
+        trustedBaseDir: this.config.baseDir,
+        stores: this.storeNames,
+      },
+      flow,
+      options,
+    );
   }
 
   async records(): Promise<Records> {

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type ConfigObject, openRuntime, type Runtime } from "../mod.ts";
-import { serve, type ServeOptions, type FlowstateServer } from "../src/serve/server.ts";
+import { type FlowstateServer, serve, type ServeOptions } from "../src/serve/server.ts";
 import { apiRoutes } from "../src/serve/api.ts";
 
 /** Flow files every served test directory holds. */
@@ -93,7 +93,10 @@ export async function documented<T = unknown>(
   assert.ok(route, `no route ${method} ${pattern} in the table`);
   const doc = route.responses[response.status];
   const text = await response.text();
-  assert.ok(doc, `${method} ${pattern} answered ${response.status}, which it does not document: ${text}`);
+  assert.ok(
+    doc,
+    `${method} ${pattern} answered ${response.status}, which it does not document: ${text}`,
+  );
   if (doc.schema === undefined) return text as T;
   assert.equal(response.headers.get("content-type"), "application/json; charset=utf-8");
   const body = JSON.parse(text);

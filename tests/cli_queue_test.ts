@@ -64,7 +64,9 @@ Deno.test("cli queue: enqueue, runs ls --status queued, worker, runs show, dedup
     const id = a.stdout.trim();
     assert.match(id, /^[0-9a-z]{20}$/);
     const k1 = JSON.parse((await run("enqueue", "mark", "--key", "k", "--json")).stdout);
-    const k2 = JSON.parse((await run("enqueue", "./flows/mark.flow.yaml", "--key", "k", "--json")).stdout);
+    const k2 = JSON.parse(
+      (await run("enqueue", "./flows/mark.flow.yaml", "--key", "k", "--json")).stdout,
+    );
     assert.deepEqual(k2, { runId: k1.runId, existing: true });
     const later = (await run("enqueue", "mark", "--delay", "1h")).stdout.trim();
     const queued = JSON.parse((await run("runs", "ls", "--status", "queued", "--json")).stdout);
@@ -78,7 +80,9 @@ Deno.test("cli queue: enqueue, runs ls --status queued, worker, runs show, dedup
     assert.match(text, /queue: {4}run at .*priority 0, attempt 1 of 1/);
     assert.match(text, /attempt 1: succeeded on /);
     // The delayed run did not start.
-    const stillQueued = JSON.parse((await run("runs", "ls", "--status", "queued", "--json")).stdout);
+    const stillQueued = JSON.parse(
+      (await run("runs", "ls", "--status", "queued", "--json")).stdout,
+    );
     assert.deepEqual(stillQueued.map((r: { id: string }) => r.id), [later]);
     // Cancelled while queued: it never starts.
     const cancel = await run("runs", "cancel", later);

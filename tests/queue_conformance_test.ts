@@ -46,7 +46,8 @@ const BACKENDS: Backend[] = [
   },
   {
     name: "jsonfile",
-    open: (id, clock) => openStore({ plugin: "jsonfile", path: join(tmp, `${id}.json`) }, { clock }),
+    open: (id, clock) =>
+      openStore({ plugin: "jsonfile", path: join(tmp, `${id}.json`) }, { clock }),
     cleanup: async () => {},
   },
   {
@@ -72,7 +73,12 @@ async function withQueue(
   fn: (records: Records[], clock: { t: number; now(): number }) => Promise<void>,
 ): Promise<void> {
   const id = `q${++caseNo}_${backend.name}`;
-  const clock = { t: T0, now() { return this.t; } };
+  const clock = {
+    t: T0,
+    now() {
+      return this.t;
+    },
+  };
   const stores: Store[] = [];
   try {
     for (let i = 0; i < handles; i++) stores.push(await backend.open(id, clock));
@@ -243,7 +249,6 @@ for (const backend of BACKENDS) {
     }));
 }
 
-
 Deno.test({
   name: `queue on postgres: LISTEN/NOTIFY wakes an idle worker when a run is enqueued${
     PG_URL === undefined ? " (ignored: set FLOWSTATE_TEST_POSTGRES_URL to run)" : ""
@@ -251,9 +256,14 @@ Deno.test({
   ignore: PG_URL === undefined,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "flowstate-queue-notify-" });
-    await Deno.writeTextFile(join(dir, "hi.flow.yaml"), "id: hi\nnodes:\n  - id: a\n    type: log\n    with: { message: hi }\n");
+    await Deno.writeTextFile(
+      join(dir, "hi.flow.yaml"),
+      "id: hi\nnodes:\n  - id: a\n    type: log\n    with: { message: hi }\n",
+    );
     const config = {
-      stores: { main: { plugin: "postgres" as const, url: PG_URL!, schema: pgSchema, table: "notify" } },
+      stores: {
+        main: { plugin: "postgres" as const, url: PG_URL!, schema: pgSchema, table: "notify" },
+      },
     };
     const { openRuntime, startWorker } = await import("../mod.ts");
     await using workerRt = await openRuntime({ cwd: dir, config });
@@ -287,10 +297,15 @@ Deno.test({
 });
 
 Deno.test({
-  name: `queue conformance: test data removed${PG_URL === undefined ? "" : " (and the postgres schema)"}`,
+  name: `queue conformance: test data removed${
+    PG_URL === undefined ? "" : " (and the postgres schema)"
+  }`,
   async fn() {
     if (PG_URL !== undefined) {
-      await withAdmin(PG_URL, (sql) => sql.unsafe(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`).then());
+      await withAdmin(
+        PG_URL,
+        (sql) => sql.unsafe(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`).then(),
+      );
     }
     await Deno.remove(tmp, { recursive: true });
   },

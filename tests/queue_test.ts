@@ -39,7 +39,10 @@ async function open(dir: string, clock?: TestClock): Promise<Runtime> {
 }
 
 /** Wait until `check` returns a value (polling every 10 ms; fails after 30 s with `what`). */
-async function until<T>(what: string, check: () => Promise<T | undefined | null | false>) {
+async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+) {
   const deadline = Date.now() + 30_000;
   for (;;) {
     const value = await check();
@@ -116,7 +119,7 @@ Deno.test("queue: higher priority first, then first enqueued first", async () =>
     pollMs: 20,
     onEvent: (e) => e.type === "claim" && order.push(e.runId),
   });
-  await until("all runs", async () => order.length === ids.length);
+  await until("all runs", () => order.length === ids.length);
   await worker.stop();
   assert.deepEqual(order, [ids[4], ids[1], ids[3], ids[0], ids[5], ids[2]]);
   await Deno.remove(dir, { recursive: true });
@@ -141,7 +144,7 @@ Deno.test("queue: a delayed run is not claimed before its time, and is once it c
   await statusIs(rt, now.runId, "succeeded");
   // Several more polls: still not started.
   let polls = 0;
-  await until("more polls", async () => ++polls > 20);
+  await until("more polls", () => ++polls > 20);
   assert.equal((await run(rt, later.runId)).status, "queued");
   clock.t = T0 + 600_000;
   const done = await statusIs(rt, later.runId, "succeeded");
@@ -209,7 +212,7 @@ Deno.test("queue: per-flow limits, overall and per input value, hold across work
     startWorker(rt, { concurrency: 4, pollMs: 10, onEvent }),
     startWorker(rt, { concurrency: 4, pollMs: 10, onEvent }),
   ];
-  await until("every run", async () => ended === 10);
+  await until("every run", () => ended === 10);
   for (const w of workers) await w.stop();
   assert.equal(max.get("a"), 1);
   assert.equal(max.get("b"), 1);
@@ -269,7 +272,11 @@ Deno.test("queue: a failed run is retried per maxAttempts and backoff, then kept
   });
   assert.equal(again.queue?.attempt, 3);
   const events = await (await rt.records()).getEvents(dead.runId);
-  assert.equal(events.filter((e) => e.type === "run.start").length, 3, "every attempt's events kept");
+  assert.equal(
+    events.filter((e) => e.type === "run.start").length,
+    3,
+    "every attempt's events kept",
+  );
   await worker.stop();
   await Deno.remove(dir, { recursive: true });
 });

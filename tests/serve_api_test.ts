@@ -41,13 +41,16 @@ const json = (value: unknown) => ({
 
 for (const [backend, stores, ignore] of BACKENDS) {
   Deno.test({
-    name: `serve API on ${backend}: stores, tree, entries with compare-and-set, runs, flows, metrics, jobs`,
+    name:
+      `serve API on ${backend}: stores, tree, entries with compare-and-set, runs, flows, metrics, jobs`,
     ignore,
     async fn(t) {
       await withServed(stores, async ({ request, runtime }) => {
         await t.step("stores list with location and entry count", async () => {
           const res = await request("/api/stores");
-          const list = await documented<{ name: string; plugin: string; location: string; ok: boolean }[]>(
+          const list = await documented<
+            { name: string; plugin: string; location: string; ok: boolean }[]
+          >(
             "GET",
             "/api/stores",
             res,
@@ -60,7 +63,11 @@ for (const [backend, stores, ignore] of BACKENDS) {
             const password = new URL(POSTGRES_URL).password;
             if (password) assert.ok(!list[0].location.includes(password), "no password");
           }
-          const health = await documented<{ status: string }>("GET", "/health", await request("/health"));
+          const health = await documented<{ status: string }>(
+            "GET",
+            "/health",
+            await request("/health"),
+          );
           assert.equal(health.status, "ok");
         });
 
@@ -88,7 +95,9 @@ for (const [backend, stores, ignore] of BACKENDS) {
             "GET",
             "/api/stores/{store}/entries",
             await request(
-              `/api/stores/main/entries?prefix=bulk&limit=1000&cursor=${encodeURIComponent(first.cursor)}`,
+              `/api/stores/main/entries?prefix=bulk&limit=1000&cursor=${
+                encodeURIComponent(first.cursor)
+              }`,
             ),
           );
           assert.equal(second.entries.length, 101); // 1100 and the deep one
@@ -96,7 +105,9 @@ for (const [backend, stores, ignore] of BACKENDS) {
           const keys = [...first.entries, ...second.entries].map((e) => e.key.join("/"));
           assert.equal(new Set(keys).size, 1101);
 
-          const top = await documented<{ children: { part: string; hasChildren: boolean; isEntry: boolean }[] }>(
+          const top = await documented<
+            { children: { part: string; hasChildren: boolean; isEntry: boolean }[] }
+          >(
             "GET",
             "/api/stores/{store}/children",
             await request("/api/stores/main/children"),
@@ -108,7 +119,12 @@ for (const [backend, stores, ignore] of BACKENDS) {
             hasChildren: false,
             isEntry: true,
           });
-          const page1 = await documented<{ children: { part: string; hasChildren: boolean; isEntry: boolean }[]; cursor?: string }>(
+          const page1 = await documented<
+            {
+              children: { part: string; hasChildren: boolean; isEntry: boolean }[];
+              cursor?: string;
+            }
+          >(
             "GET",
             "/api/stores/{store}/children",
             await request("/api/stores/main/children?prefix=bulk&limit=1000"),
@@ -119,7 +135,9 @@ for (const [backend, stores, ignore] of BACKENDS) {
           const page2 = await documented<{ children: { part: string }[]; cursor?: string }>(
             "GET",
             "/api/stores/{store}/children",
-            await request(`/api/stores/main/children?prefix=bulk&limit=1000&cursor=${page1.cursor}`),
+            await request(
+              `/api/stores/main/children?prefix=bulk&limit=1000&cursor=${page1.cursor}`,
+            ),
           );
           assert.equal(page2.children.length, 100);
           assert.equal(page2.children[0].part, "1000");
@@ -166,7 +184,10 @@ for (const [backend, stores, ignore] of BACKENDS) {
 
           const got = await request(path);
           assert.equal(got.headers.get("etag"), `"${created.version}"`);
-          assert.deepEqual((await documented<Entry>("GET", "/api/stores/{store}/entry", got)).value, "hi");
+          assert.deepEqual(
+            (await documented<Entry>("GET", "/api/stores/{store}/entry", got)).value,
+            "hi",
+          );
 
           // Someone else writes meanwhile: a write with the old version conflicts.
           const store = await runtime.store("main");
@@ -210,47 +231,64 @@ for (const [backend, stores, ignore] of BACKENDS) {
         });
 
         let helloRun = "";
-        await t.step("start a run: 202 with its id at once, then GET shows it; wait=true", async () => {
-          const started = await request("/api/flows/hello/runs", {
-            method: "POST",
-            ...json({ input: { name: "api" } }),
-          });
-          assert.equal(started.status, 202);
-          const { runId } = await documented<{ runId: string }>("POST", "/api/flows/{flow}/runs", started);
-          assert.equal(started.headers.get("location"), `/api/runs/${runId}`);
-          const shown = await documented<RunDetail>("GET", "/api/runs/{id}", await request(`/api/runs/${runId}`));
-          assert.equal(shown.run.id, runId);
-          assert.equal(shown.run.flowId, "hello");
-          await eventually("the run ends", async () => {
-            const res = await request(`/api/runs/${runId}`);
-            return (await res.json()).run.status !== "running";
-          });
-          const ended = await documented<RunDetail>("GET", "/api/runs/{id}", await request(`/api/runs/${runId}`));
-          assert.equal(ended.run.status, "succeeded");
-          assert.equal(ended.run.outputs?.greeting, "hello api");
-          assert.ok(ended.events.some((e) => e.type === "node.end"), "node events are included");
+        await t.step(
+          "start a run: 202 with its id at once, then GET shows it; wait=true",
+          async () => {
+            const started = await request("/api/flows/hello/runs", {
+              method: "POST",
+              ...json({ input: { name: "api" } }),
+            });
+            assert.equal(started.status, 202);
+            const { runId } = await documented<{ runId: string }>(
+              "POST",
+              "/api/flows/{flow}/runs",
+              started,
+            );
+            assert.equal(started.headers.get("location"), `/api/runs/${runId}`);
+            const shown = await documented<RunDetail>(
+              "GET",
+              "/api/runs/{id}",
+              await request(`/api/runs/${runId}`),
+            );
+            assert.equal(shown.run.id, runId);
+            assert.equal(shown.run.flowId, "hello");
+            await eventually("the run ends", async () => {
+              const res = await request(`/api/runs/${runId}`);
+              return (await res.json()).run.status !== "running";
+            });
+            const ended = await documented<RunDetail>(
+              "GET",
+              "/api/runs/{id}",
+              await request(`/api/runs/${runId}`),
+            );
+            assert.equal(ended.run.status, "succeeded");
+            assert.equal(ended.run.outputs?.greeting, "hello api");
+            assert.ok(ended.events.some((e) => e.type === "node.end"), "node events are included");
 
-          const waited = await documented<RunDetail>(
-            "POST",
-            "/api/flows/{flow}/runs",
-            await request("/api/flows/hello/runs?wait=true", { method: "POST", ...json({}) }),
-          );
-          assert.equal(waited.run.status, "succeeded");
-          assert.equal(waited.run.outputs?.greeting, "hello world");
-          helloRun = waited.run.id;
+            const waited = await documented<RunDetail>(
+              "POST",
+              "/api/flows/{flow}/runs",
+              await request("/api/flows/hello/runs?wait=true", { method: "POST", ...json({}) }),
+            );
+            assert.equal(waited.run.status, "succeeded");
+            assert.equal(waited.run.outputs?.greeting, "hello world");
+            helloRun = waited.run.id;
 
-          const unknown = await request("/api/flows/nope/runs", { method: "POST", ...json({}) });
-          assert.equal(unknown.status, 404);
-          const badInput = await request("/api/flows/hello/runs", {
-            method: "POST",
-            ...json({ input: { name: 5 } }),
-          });
-          assert.equal(badInput.status, 400);
-          assert.match((await badInput.json()).error.message, /name/);
-        });
+            const unknown = await request("/api/flows/nope/runs", { method: "POST", ...json({}) });
+            assert.equal(unknown.status, 404);
+            const badInput = await request("/api/flows/hello/runs", {
+              method: "POST",
+              ...json({ input: { name: 5 } }),
+            });
+            assert.equal(badInput.status, 400);
+            assert.match((await badInput.json()).error.message, /name/);
+          },
+        );
 
         await t.step("run list pages and filters", async () => {
-          const page = await documented<{ runs: { id: string; flowId: string }[]; cursor?: string }>(
+          const page = await documented<
+            { runs: { id: string; flowId: string }[]; cursor?: string }
+          >(
             "GET",
             "/api/runs",
             await request("/api/runs?flow=hello&limit=1"),
@@ -287,12 +325,16 @@ for (const [backend, stores, ignore] of BACKENDS) {
           const again = await request(`/api/runs/${runId}/cancel`, { method: "POST" });
           assert.equal(again.status, 409);
           assert.match((await again.json()).error.message, /already ended \(cancelled\)/);
-          const unknown = await request(`/api/runs/0mjuw3ms0abcdefghijk/cancel`, { method: "POST" });
+          const unknown = await request(`/api/runs/0mjuw3ms0abcdefghijk/cancel`, {
+            method: "POST",
+          });
           assert.equal(unknown.status, 404);
         });
 
         await t.step("flows and versions", async () => {
-          const flows = await documented<{ id: string; head: string | null; versions: number; file?: string; lastRun: unknown }[]>(
+          const flows = await documented<
+            { id: string; head: string | null; versions: number; file?: string; lastRun: unknown }[]
+          >(
             "GET",
             "/api/flows",
             await request("/api/flows"),
@@ -328,7 +370,9 @@ for (const [backend, stores, ignore] of BACKENDS) {
           assert.match(text, /^flowstate_run_duration_seconds_count\{flow="hello"\} 2$/m);
           assert.match(text, /^flowstate_store_entries\{store="main"\} \d+$/m);
           assert.match(text, /^flowstate_up 1$/m);
-          const metrics = await documented<{ flowId: string; version: string; succeeded: number }[]>(
+          const metrics = await documented<
+            { flowId: string; version: string; succeeded: number }[]
+          >(
             "GET",
             "/api/metrics",
             await request("/api/metrics?flow=hello"),
@@ -337,7 +381,11 @@ for (const [backend, stores, ignore] of BACKENDS) {
         });
 
         await t.step("jobs and schedules; run a job now", async () => {
-          const jobs = await documented<{ name: string }[]>("GET", "/api/jobs", await request("/api/jobs"));
+          const jobs = await documented<{ name: string }[]>(
+            "GET",
+            "/api/jobs",
+            await request("/api/jobs"),
+          );
           assert.ok(jobs.some((j) => j.name === "gc"));
           const schedules = await documented<{ id: string }[]>(
             "GET",
@@ -357,7 +405,11 @@ for (const [backend, stores, ignore] of BACKENDS) {
             ...json({ options: { orphans: false } }),
           });
           assert.equal(started.status, 202);
-          const { runId } = await documented<{ runId: string }>("POST", "/api/jobs/{name}/runs", started);
+          const { runId } = await documented<{ runId: string }>(
+            "POST",
+            "/api/jobs/{name}/runs",
+            started,
+          );
           await eventually("the job ends", async () => {
             const res = await request(`/api/runs/${runId}`);
             return (await res.json()).run.status === "succeeded";
@@ -367,7 +419,10 @@ for (const [backend, stores, ignore] of BACKENDS) {
             ...json({ options: { orphans: "yes" } }),
           });
           assert.equal(badOption.status, 400);
-          assert.equal((await request("/api/jobs/nope/runs", { method: "POST", ...json({}) })).status, 404);
+          assert.equal(
+            (await request("/api/jobs/nope/runs", { method: "POST", ...json({}) })).status,
+            404,
+          );
           const text = await (await request("/metrics")).text();
           assert.match(text, /^flowstate_job_runs_total\{job="gc",status="succeeded"\} 2$/m);
         });

@@ -56,7 +56,14 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-const RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "timed-out"] as const;
+const RUN_STATUSES = [
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "timed-out",
+] as const;
 
 /** `--scope`, `--flow` and `--node`, shared by the state commands. */
 function scopeOption() {
@@ -454,13 +461,20 @@ function buildProgram(setExitCode: (code: number) => void) {
   program
     .command("serve")
     .description("serve the HTTP API, /metrics and the inspector page until SIGINT/SIGTERM")
-    .option("--port <n>", "port (default: serve.port in the config, else 8377; 0 picks one)", integer("--port", 0))
+    .option(
+      "--port <n>",
+      "port (default: serve.port in the config, else 8377; 0 picks one)",
+      integer("--port", 0),
+    )
     .option("--host <address>", "address to bind (default 127.0.0.1; any other requires a token)")
-    .option("--token <token>", "token requests must carry (default: $FLOWSTATE_SERVE_TOKEN, serve.token)")
+    .option(
+      "--token <token>",
+      "token requests must carry (default: $FLOWSTATE_SERVE_TOKEN, serve.token)",
+    )
     .addHelpText(
       "after",
       "\nOn any host but 127.0.0.1 a token is required: without one, one is generated and\n" +
-        "printed once. Clients send \"Authorization: Bearer <token>\"; the page takes it from\n" +
+        'printed once. Clients send "Authorization: Bearer <token>"; the page takes it from\n' +
         "the URL printed at start (#token=…). The API is described at /api/openapi.json.",
     )
     .action(async (options, command) => {

@@ -56,7 +56,9 @@ export interface EnqueueCommandOptions {
 function wholeNumber(text: string, flag: string, min: number, max: number): number {
   const n = Number(text);
   if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError(`Invalid ${flag} "${text}": expected a whole number from ${min} to ${max}`);
+    throw new UsageError(
+      `Invalid ${flag} "${text}": expected a whole number from ${min} to ${max}`,
+    );
   }
   return n;
 }
@@ -122,7 +124,9 @@ export async function enqueueCommand(
   else {
     console.log(result.runId);
     if (result.existing && !global.quiet) {
-      console.error(`(key ${printable(options.key ?? "")}: run ${result.runId} was already queued or running)`);
+      console.error(
+        `(key ${printable(options.key ?? "")}: run ${result.runId} was already queued or running)`,
+      );
     }
   }
   return 0;
@@ -152,8 +156,10 @@ export interface WorkerCommandOptions {
 export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEvent) => void {
   return (event) => {
     if (json) {
-      if (quiet && event.type !== "error" && event.type !== "stop" && event.type !== "lost" &&
-        !(event.type === "end" && event.status !== "succeeded")) return;
+      if (
+        quiet && event.type !== "error" && event.type !== "stop" && event.type !== "lost" &&
+        !(event.type === "end" && event.status !== "succeeded")
+      ) return;
       console.log(JSON.stringify({ time: new Date().toISOString(), ...event }));
       return;
     }
@@ -176,7 +182,11 @@ export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEven
             : event.requeued === "released"
             ? ": released to the queue"
             : ""
-        }${event.error && event.status !== "succeeded" ? `: ${printable(event.error.split("\n")[0])}` : ""}`;
+        }${
+          event.error && event.status !== "succeeded"
+            ? `: ${printable(event.error.split("\n")[0])}`
+            : ""
+        }`;
         if (event.status === "succeeded") {
           if (!quiet) console.log(line);
         } else if (quiet) console.error(`error: ${line}`);
@@ -306,7 +316,10 @@ export async function retryCommand(
   global: GlobalOptions,
 ): Promise<number> {
   if (!isRunId(runId)) {
-    return notFound(options.json, `Run "${runId}" not found: run ids are 20 lowercase letters and digits`);
+    return notFound(
+      options.json,
+      `Run "${runId}" not found: run ids are 20 lowercase letters and digits`,
+    );
   }
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   const records = await runtime.records();

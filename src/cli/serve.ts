@@ -15,7 +15,7 @@
  * @module
  */
 import { openRuntime, type Runtime } from "../runtime.ts";
-import { serve, type FlowstateServer } from "../serve/server.ts";
+import { type FlowstateServer, serve } from "../serve/server.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
 import { type GlobalOptions, interruptible, printWarning } from "./common.ts";
 import { UsageError } from "./input.ts";
@@ -55,11 +55,17 @@ export async function startServer(
   } catch (err) {
     if (err instanceof Deno.errors.AddrInUse) {
       throw new UsageError(
-        `Cannot serve on ${hostname}:${port ?? 8377}: the address is in use; pick another with --port (or serve.port in the config)`,
+        `Cannot serve on ${hostname}:${
+          port ?? 8377
+        }: the address is in use; pick another with --port (or serve.port in the config)`,
       );
     }
-    if (err instanceof Deno.errors.AddrNotAvailable || err instanceof Deno.errors.PermissionDenied) {
-      throw new UsageError(`Cannot serve on ${hostname}:${port ?? 8377}: ${(err as Error).message}`);
+    if (
+      err instanceof Deno.errors.AddrNotAvailable || err instanceof Deno.errors.PermissionDenied
+    ) {
+      throw new UsageError(
+        `Cannot serve on ${hostname}:${port ?? 8377}: ${(err as Error).message}`,
+      );
     }
     throw err;
   }

@@ -336,7 +336,10 @@ export class Checker {
       const path = ["queue", "by"];
       const refs = this.#compile(flow.queue.by, path);
       for (const id of refs.nodes) {
-        this.add(path, `queue.by reads nodes.${id}: it may read only inputs (it is computed at enqueue)`);
+        this.add(
+          path,
+          `queue.by reads nodes.${id}: it may read only inputs (it is computed at enqueue)`,
+        );
       }
       this.#checkCommonRefs("queue.by", refs, path, inputs, env);
     }

@@ -152,7 +152,8 @@ const flow = defineNode({
 });
 
 const queue = defineNode({
-  description: "enqueue a run of another flow (a flow id or a path); its output is { runId, existing }",
+  description:
+    "enqueue a run of another flow (a flow id or a path); its output is { runId, existing }",
   optionsSchema: z.strictObject({
     flow: z.string().min(1),
     input: z.record(z.string(), z.unknown()).default({}),

@@ -123,7 +123,9 @@ function defaultWorkerId(): string {
 export function startWorker(runtime: Runtime, options: WorkerOptions = {}): Worker {
   const concurrency = options.concurrency ?? 4;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new RangeError(`Cannot start a worker: concurrency must be a whole number >= 1 (got ${concurrency})`);
+    throw new RangeError(
+      `Cannot start a worker: concurrency must be a whole number >= 1 (got ${concurrency})`,
+    );
   }
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
   if (!(leaseMs >= 100) || !Number.isFinite(leaseMs)) {
@@ -224,7 +226,8 @@ class QueueWorker implements Worker {
     let unlisten: (() => Promise<void>) | undefined;
     try {
       records = await this.#rt.records();
-      const notifier = this.#s.notifier ?? notifierOf(await this.#rt.store(this.#rt.config.records));
+      const notifier = this.#s.notifier ??
+        notifierOf(await this.#rt.store(this.#rt.config.records));
       if (notifier !== undefined) unlisten = await notifier.listen(this.#wakeUp);
     } catch (err) {
       this.#s.onEvent({ type: "error", message: `the worker cannot start: ${messageOf(err)}` });

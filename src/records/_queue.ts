@@ -222,7 +222,9 @@ export async function enqueueRun(
       const held = await ctx.store.get<{ runId: string }>(dedupeKey);
       if (held !== null) {
         const other = await ctx.store.get<StoredRun>(ctx.layout.run(held.value.runId));
-        if (other !== null && (other.value.status === "queued" || other.value.status === "running")) {
+        if (
+          other !== null && (other.value.status === "queued" || other.value.status === "running")
+        ) {
           return { runId: other.value.id, existing: true, run: withoutEvents(other.value) };
         }
       }
@@ -483,7 +485,9 @@ export async function reclaimLost(
 ): Promise<string[]> {
   const keys = new QueueKeys(ctx);
   const claims: Entry<{ worker: string; at: number }>[] = [];
-  for await (const e of ctx.store.list<{ worker: string; at: number }>({ prefix: keys.claimed() })) {
+  for await (
+    const e of ctx.store.list<{ worker: string; at: number }>({ prefix: keys.claimed() })
+  ) {
     claims.push(e);
   }
   if (claims.length === 0) return [];
@@ -494,7 +498,9 @@ export async function reclaimLost(
   for (let i = 0; i < ids.length; i++) {
     const entry = runs[i];
     const claimKey = claims[i].key;
-    if (entry === null || entry.value.status !== "running" || entry.value.queue?.claim === undefined) {
+    if (
+      entry === null || entry.value.status !== "running" || entry.value.queue?.claim === undefined
+    ) {
       await ctx.store.atomic().check(claimKey, claims[i].version).delete(claimKey).commit();
       continue;
     }

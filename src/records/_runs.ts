@@ -162,7 +162,8 @@ export async function finishRun(
     if (onlyIf !== undefined && (stored === null || !onlyIf(stored.value))) return false;
     // A queued run is finished only by the queue (cancelled before it started).
     const open = stored !== null &&
-      (stored.value.status === "running" || (onlyIf !== undefined && stored.value.status === "queued"));
+      (stored.value.status === "running" ||
+        (onlyIf !== undefined && stored.value.status === "queued"));
     if (stored !== null && !open) {
       if (stored.value.status === record.status && stored.value.endedAt === record.endedAt) {
         return true;

@@ -253,14 +253,13 @@ export class RunRecorder {
   }
 
   #watch(heartbeatMs: number, options: RunRecorderOptions): void {
-    const recorder = this;
-    recorder.#beating = recorder.#beat(heartbeatMs);
+    this.#beating = this.#beat(heartbeatMs);
     if (options.onCancelRequested !== undefined) {
       const pollMs = options.cancelPollMs ?? CANCEL_POLL_MS;
       if (!(pollMs > 0) || !Number.isFinite(pollMs)) {
         throw new RangeError(`Cannot start a run: cancelPollMs must be > 0 (got ${pollMs})`);
       }
-      recorder.#watching = recorder.#watchCancel(pollMs, options.onCancelRequested);
+      this.#watching = this.#watchCancel(pollMs, options.onCancelRequested);
     }
   }
 

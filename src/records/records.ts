@@ -128,8 +128,8 @@ import { getHead, getVersion, listFlows, listVersions, saveVersion } from "./_ve
 import { checkFlowId } from "./_checks.ts";
 import {
   cancelQueuedRun,
-  claimRun,
   type ClaimOptions,
+  claimRun,
   type EnqueueInit,
   enqueueRun,
   finishClaimedRun,

@@ -310,7 +310,14 @@ export function summarizeRun(run: RunRecord): RunSummary {
   return summary;
 }
 
-const STATUSES: readonly string[] = ["queued", "running", "succeeded", "failed", "cancelled", "timed-out"];
+const STATUSES: readonly string[] = [
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "timed-out",
+];
 
 /**
  * What keeps `value` from having the shape of a run (a {@linkcode RunSummary}

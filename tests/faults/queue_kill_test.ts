@@ -137,8 +137,11 @@ async function crashTest(storeYaml: string, processes: number): Promise<void> {
     for (let i = 0; i < processes; i++) workers.push(new WorkerProcess(dir, home, `w${i}`));
     const victim = workers[0];
     // Kill the victim mid-work: after some of its runs ended, while it holds claims.
-    await until("the victim to hold claims", 120_000, () =>
-      victim.ended >= 3 && victim.inFlight.size > 0);
+    await until(
+      "the victim to hold claims",
+      120_000,
+      () => victim.ended >= 3 && victim.inFlight.size > 0,
+    );
     const held = [...victim.inFlight];
     victim.child.kill("SIGKILL");
     await victim.child.status;
@@ -223,7 +226,10 @@ Deno.test({
     try {
       await crashTest(`{ plugin: postgres, url: "${PG_URL}", schema: ${pgSchema} }`, 4);
     } finally {
-      await withAdmin(PG_URL!, (sql) => sql.unsafe(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`).then());
+      await withAdmin(
+        PG_URL!,
+        (sql) => sql.unsafe(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`).then(),
+      );
     }
   },
 });
