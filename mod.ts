@@ -117,6 +117,7 @@ export {
   type ResolvedConfig,
   type RunsConfig,
   type RunsConfigObject,
+  type ServeConfigObject,
 } from "./src/config.ts";
 export {
   type CheckedConfig,

@@ -53,6 +53,7 @@ import {
   type NodesConfigObject,
   type OverlapPolicy,
   type RunsConfigObject,
+  type ServeConfigObject,
   TOP_LEVEL_FIELDS,
 } from "./config_schema.ts";
 import { DEFAULT_ABORT_GRACE } from "./flow/executor.ts";
@@ -74,6 +75,7 @@ export type {
   NodesConfigObject,
   OverlapPolicy,
   RunsConfigObject,
+  ServeConfigObject,
 };
 
 /** Limits of every flow run (`runs:`), resolved. */

@@ -77,7 +77,7 @@ export interface ConfigObject {
  *
  * @example
  * ```ts
- * import type { ServeConfigObject } from "./config_schema.ts";
+ * import type { ServeConfigObject } from "@flowstate/core";
  * const serve: ServeConfigObject = { port: 8377, host: "0.0.0.0", token: "${env.FLOWSTATE_TOKEN}" };
  * ```
  */

@@ -189,7 +189,7 @@ Deno.test("parseConfigText() rejects an unknown top-level field with a suggestio
   assert.equal(
     errorOf("stores:\n  m: { plugin: memory }\nscope:\n  global: m\n"),
     'flowstate.yaml:3:1: scope: unknown field (did you mean "scopes"?); ' +
-      "the top level allows stores, scopes, home, records, flows, timezone, jobs, runs, nodes",
+      "the top level allows stores, scopes, home, records, flows, timezone, jobs, runs, nodes, serve",
   );
 });
 
@@ -260,7 +260,7 @@ Deno.test("parseConfigText() reports every shape problem at once, in file order"
   assert.equal(
     errorOf("extra: 3\nhome: 1\nstores:\n  a: 2\n"),
     [
-      "flowstate.yaml:1:1: extra: unknown field; the top level allows stores, scopes, home, records, flows, timezone, jobs, runs, nodes",
+      "flowstate.yaml:1:1: extra: unknown field; the top level allows stores, scopes, home, records, flows, timezone, jobs, runs, nodes, serve",
       "flowstate.yaml:2:1: home: expected a directory path, got the number 1",
       'flowstate.yaml:4:3: stores.a: expected a mapping like "{ plugin: sqlite }", got the number 2',
     ].join("\n"),
@@ -332,7 +332,7 @@ Deno.test("parseConfigText() rejects duplicate keys with their position", () => 
 Deno.test("parseConfigText() rejects a document that is not a mapping", () => {
   assert.equal(
     errorOf("- stores\n"),
-    "flowstate.yaml:1:1: the config must be a mapping with fields stores, scopes, home, records, flows, timezone, jobs, runs, nodes, not a list",
+    "flowstate.yaml:1:1: the config must be a mapping with fields stores, scopes, home, records, flows, timezone, jobs, runs, nodes, serve, not a list",
   );
 });
 
@@ -594,5 +594,23 @@ Deno.test("parseConfigText() rejects bad runs: fields with clear messages", () =
   assert.equal(
     errorOf("runs: 5\n"),
     "flowstate.yaml:1:1: runs: expected a mapping of run limits (abortGrace, maxSubRuns), got the number 5",
+  );
+});
+
+Deno.test("parseConfigText() takes serve: { port, host, token } and locates a bad field", async () => {
+  const config = await loadConfig({
+    config: {
+      stores: { m: { plugin: "memory" } },
+      serve: { port: 0, host: "0.0.0.0", token: "t" },
+    },
+  });
+  assert.deepEqual(config.serve, { port: 0, host: "0.0.0.0", token: "t" });
+  assert.equal(
+    errorOf("serve:\n  port: http\n"),
+    'flowstate.yaml:2:3: serve.port: expected a port number from 0 to 65535, got the string "http"',
+  );
+  assert.equal(
+    errorOf("serve:\n  tokne: x\n"),
+    'flowstate.yaml:2:3: serve.tokne: unknown field (did you mean "token"?); serve allows port, host, token',
   );
 });

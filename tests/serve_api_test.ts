@@ -430,3 +430,15 @@ for (const [backend, stores, ignore] of BACKENDS) {
     },
   });
 }
+
+Deno.test("serve: shutdown cancels the runs it started; they are recorded cancelled", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ request, server, runtime }) => {
+    const started = await request("/api/flows/slow/runs", { method: "POST", ...json({}) });
+    assert.equal(started.status, 202);
+    const { runId } = await started.json();
+    await server.shutdown();
+    await server.finished;
+    const records = await runtime.records();
+    assert.equal((await records.getRun(runId))?.status, "cancelled");
+  });
+});

@@ -5,7 +5,7 @@ import { fakeClock } from "../testing/clock.ts";
 import { manualTimers } from "../testing/timers.ts";
 import { withHooks } from "../wrappers/hooks.ts";
 import { HEARTBEAT_MS, MIN_ABANDONED_MS } from "./heartbeat.ts";
-import { RunEndNotRecordedError, RunRecorder } from "./recorder.ts";
+import { CANCEL_POLL_MS, RunEndNotRecordedError, RunRecorder } from "./recorder.ts";
 import { Records } from "./records.ts";
 
 const START = { flowId: "f", flowVersion: "job", inputs: {} };
@@ -109,4 +109,42 @@ Deno.test("RunRecorder does not retry when the run was finished by someone else"
   const run = await records.getRun(recorder.id);
   await records.finishRun({ ...run!, status: "cancelled", error: { message: "by hand" } });
   await assert.rejects(() => recorder.finish(END), /already finished as "cancelled"/);
+});
+
+Deno.test("RunRecorder sees a cancel request within CANCEL_POLL_MS, once, and the marker ends with the run", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const records = new Records(store, { clock });
+  let requested = 0;
+  const recorder = await RunRecorder.start(records, clock, START, {
+    timers,
+    onCancelRequested: () => requested++,
+  });
+  await timers.advance(CANCEL_POLL_MS);
+  assert.equal(requested, 0, "no request yet");
+  assert.equal((await records.requestCancel(recorder.id))?.status, "running");
+  assert.equal(await records.cancelRequested(recorder.id), true);
+  await timers.advance(CANCEL_POLL_MS);
+  assert.equal(requested, 1);
+  await timers.advance(3 * CANCEL_POLL_MS);
+  assert.equal(requested, 1, "called once");
+  await recorder.finish({ ...END, status: "cancelled" });
+  assert.equal(timers.pending, 0, "the poll stopped");
+  assert.equal(await records.cancelRequested(recorder.id), false, "the marker ended with the run");
+  const ended = await records.requestCancel(recorder.id);
+  assert.equal(ended?.status, "cancelled", "an ended run is returned as it is");
+  assert.equal(await records.cancelRequested(recorder.id), false, "and nothing is written");
+  assert.equal(await records.requestCancel("0mjuw3ms0abcdefghijk"), null);
+});
+
+Deno.test("Records.deleteRun removes a run's cancel marker with it", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const records = new Records(store, { clock });
+  const recorder = await RunRecorder.start(records, clock, START, { timers: manualTimers(clock) });
+  await records.requestCancel(recorder.id);
+  await recorder.close();
+  assert.equal(await records.deleteRun(recorder.id), true);
+  assert.deepEqual(await Array.fromAsync(store.list({ prefix: ["flowstate"] })), []);
 });

@@ -24,19 +24,11 @@ import { HttpError, json, readJson } from "./http.ts";
 import { sameToken, sessionCookie } from "./auth.ts";
 import type { Route, RouteContext } from "./router.ts";
 import * as S from "./schemas.ts";
-import { prometheusText } from "./metrics.ts";
+import { prometheusText, type SchedulerStatus } from "./metrics.ts";
 import { eventsRoute } from "./events.ts";
 import { openApiDocument } from "./openapi.ts";
 
-/** What the scheduler beside the server reports (`flowstate daemon --serve`). */
-export interface SchedulerStatus {
-  /** Whether it is running. */
-  ticking: boolean;
-  /** When it last started a tick (ms since the epoch), or `null`. */
-  lastTickAt: number | null;
-  /** How late (s) its last tick started after its nominal time, or `null`. */
-  lagSeconds: number | null;
-}
+export type { SchedulerStatus } from "./metrics.ts";
 
 /** What every handler shares: the runtime, the limits, and the runs started here. */
 export interface ServerState {
@@ -48,8 +40,10 @@ export interface ServerState {
   token: string | undefined;
   /** Aborted when the server shuts down. */
   signal: AbortSignal;
-  /** Runs started by this server and still running, to cancel them. */
+  /** Runs started by this server and still running, by id, to cancel them. */
   runs: Map<string, AbortController>;
+  /** The cancel controllers of every run started here and not ended (started or starting). */
+  controllers: Set<AbortController>;
   /** Promises of the runs started here (awaited on shutdown). */
   pending: Set<Promise<unknown>>;
   /** The scheduler's status, when one runs beside the server. */
@@ -241,7 +235,11 @@ async function startTracked(
   start: (signal: AbortSignal, onStart: (runId: string) => void) => Promise<RunRecord>,
   wait: boolean,
 ): Promise<{ runId: string; record?: RunRecord }> {
+  if (state.signal.aborted) {
+    throw new HttpError("internal", "Cannot start a run: the server is stopping", {}, 503);
+  }
   const controller = new AbortController();
+  state.controllers.add(controller);
   const started = Promise.withResolvers<string>();
   let runId: string | undefined;
   const running = start(controller.signal, (id) => {
@@ -251,11 +249,15 @@ async function startTracked(
   });
   const tracked = running.finally(() => {
     if (runId !== undefined) state.runs.delete(runId);
+    state.controllers.delete(controller);
     state.pending.delete(tracked);
   });
   state.pending.add(tracked);
-  tracked.catch(() => {}); // Failures before the start are answered below; later ones are recorded.
-  const id = await Promise.race([started.promise, running.then((r) => r.id)]);
+  // Failures before the start are answered below; later ones are in the run's record.
+  tracked.catch(() => {});
+  const endedFirst = running.then((r) => r.id);
+  endedFirst.catch(() => {});
+  const id = await Promise.race([started.promise, endedFirst]);
   if (!wait) return { runId: id };
   return { runId: id, record: await running };
 }
@@ -283,7 +285,6 @@ const ERROR_TEXT: Record<number, string> = {
   428: "If-Match (or If-None-Match: *) is required",
 };
 
-const STORE = "store";
 const KEY_QUERY = {
   name: "key",
   description: "one part of the key, in order (repeat it)",

@@ -18,7 +18,16 @@ import { isAbsolute } from "node:path";
 import type { Runtime } from "../runtime.ts";
 import { bucketBounds } from "../records/metrics.ts";
 import type { FlowMetrics } from "../records/metrics.ts";
-import type { SchedulerStatus } from "./api.ts";
+
+/** What the scheduler beside the server reports (`flowstate daemon --serve`). */
+export interface SchedulerStatus {
+  /** Whether it is running. */
+  ticking: boolean;
+  /** When it last started a tick (ms since the epoch), or `null`. */
+  lastTickAt: number | null;
+  /** How late (s) its last tick started after its nominal time, or `null`. */
+  lagSeconds: number | null;
+}
 
 /** The `le` bounds of `flowstate_run_duration_seconds`, in seconds. */
 export const DURATION_BUCKETS_SECONDS: readonly number[] = [

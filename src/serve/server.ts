@@ -76,21 +76,36 @@ export const UI_CSP =
 const PLACEHOLDER_PAGE =
   '<!doctype html><meta charset="utf-8"><title>Flowstate</title><p>The inspector page is not built yet. The API is at <a href="/api/openapi.json">/api/openapi.json</a>.</p>';
 
-/** The files of `ui/`, read once at start (none when the directory is absent). */
+/** The inspector's files by contract, read by name where a directory cannot be listed (a remote package). */
+const UI_FILES = ["index.html", "app.js", "style.css"];
+
+/** The files of `ui/`, read once at start (a placeholder page when there are none). */
 async function loadUi(): Promise<Map<string, { body: Uint8Array; type: string }>> {
   const files = new Map<string, { body: Uint8Array; type: string }>();
   const dir = new URL("./ui/", import.meta.url);
-  try {
-    for await (const item of Deno.readDir(dir)) {
-      const ext = item.name.split(".").pop() ?? "";
-      if (!item.isFile || !Object.hasOwn(UI_TYPES, ext)) continue;
-      files.set(item.name, {
-        body: await Deno.readFile(new URL(item.name, dir)),
-        type: UI_TYPES[ext],
-      });
+  const typeOf = (name: string) => UI_TYPES[name.split(".").pop() ?? ""];
+  if (dir.protocol === "file:") {
+    try {
+      for await (const item of Deno.readDir(dir)) {
+        if (!item.isFile || typeOf(item.name) === undefined) continue;
+        files.set(item.name, {
+          body: await Deno.readFile(new URL(item.name, dir)),
+          type: typeOf(item.name),
+        });
+      }
+    } catch {
+      // No ui/ directory: the placeholder page.
     }
-  } catch {
-    // No ui/ directory (or a remote package without a listing): the placeholder page.
+  } else {
+    for (const name of UI_FILES) {
+      try {
+        const res = await fetch(new URL(name, dir));
+        if (res.ok) files.set(name, { body: await res.bytes(), type: typeOf(name) });
+        else await res.body?.cancel();
+      } catch {
+        // Not published: the placeholder page (for index.html) or a 404.
+      }
+    }
   }
   if (!files.has("index.html")) {
     files.set("index.html", {
@@ -141,6 +156,7 @@ export async function serve(
     token,
     signal: stopping.signal,
     runs: new Map(),
+    controllers: new Set(),
     pending: new Set(),
     ...(options.scheduler ? { scheduler: options.scheduler } : {}),
   };
@@ -229,7 +245,7 @@ export async function serve(
   const shutdown = () => {
     shuttingDown ??= (async () => {
       stopping.abort();
-      for (const controller of state.runs.values()) controller.abort("the server is stopping");
+      for (const controller of state.controllers) controller.abort("the server is stopping");
       await Promise.allSettled([...state.pending]);
       await httpServer.shutdown();
     })();

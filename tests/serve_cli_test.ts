@@ -1,0 +1,204 @@
+/**
+ * `flowstate serve` and `flowstate runs cancel` as subprocesses: the port
+ * printed (with --port 0), /health, SIGTERM → exit 0; a generated token on
+ * a non-loopback host; a run of another process cancelled from the CLI and
+ * over HTTP (the `flowstate run` process then exits 1: its run was cancelled
+ * by someone else, which is a failure of the run, not an interruption of
+ * the process — 130 is only for its own Ctrl-C).
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cliCommand, runCli } from "./_cli_sandbox.ts";
+import { openRuntime } from "../mod.ts";
+import { serve } from "../src/serve/server.ts";
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-serve-cli-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Read `stream` until `pattern` matches what was read; resolves the match and a reader of the rest. */
+async function waitFor(
+  reader: ReadableStreamDefaultReader<string>,
+  pattern: RegExp,
+  seen = { text: "" },
+): Promise<RegExpExecArray> {
+  for (;;) {
+    const match = pattern.exec(seen.text);
+    if (match) return match;
+    const { value, done } = await reader.read();
+    if (done) assert.fail(`the process ended before printing ${pattern}: ${seen.text}`);
+    seen.text += value;
+  }
+}
+
+async function drain(reader: ReadableStreamDefaultReader<string>, seen: { text: string }) {
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    seen.text += value;
+  }
+}
+
+Deno.test("flowstate serve --port 0 prints its URL, answers /health and exits 0 on SIGTERM", async () => {
+  await withDir(async (dir) => {
+    const child = cliCommand(dir, ["serve", "--port", "0"], { stdout: "null" }).spawn();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    const seen = { text: "" };
+    const [, port] = await waitFor(reader, /^Serving http:\/\/127\.0\.0\.1:(\d+)\/$/m, seen);
+    assert.notEqual(port, "0");
+    const res = await fetch(`http://127.0.0.1:${port}/health`);
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).status, "ok");
+    child.kill("SIGTERM");
+    await drain(reader, seen);
+    const status = await child.status;
+    assert.equal(status.code, 0, seen.text);
+    assert.match(seen.text, /Stopped/);
+  });
+});
+
+Deno.test("flowstate serve --host 0.0.0.0 without a token generates one, prints it once and requires it", async () => {
+  await withDir(async (dir) => {
+    const child = cliCommand(dir, ["serve", "--host", "0.0.0.0", "--port", "0"], { stdout: "null" })
+      .spawn();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    const seen = { text: "" };
+    const [, port] = await waitFor(reader, /^Serving http:\/\/0\.0\.0\.0:(\d+)\/$/m, seen);
+    const [, token] = await waitFor(reader, /#token=([A-Za-z0-9_-]{43})$/m, seen);
+    const anonymous = await fetch(`http://127.0.0.1:${port}/api/stores`);
+    assert.equal(anonymous.status, 401);
+    await anonymous.body?.cancel();
+    const allowed = await fetch(`http://127.0.0.1:${port}/api/stores`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal(allowed.status, 200);
+    await allowed.body?.cancel();
+    child.kill("SIGTERM");
+    await drain(reader, seen);
+    assert.equal((await child.status).code, 0, seen.text);
+    assert.equal(
+      seen.text.split(token).length - 1,
+      2,
+      "the token is printed once (URL and header line)",
+    );
+  });
+});
+
+Deno.test("flowstate serve: an invalid serve: section is exit 2 with file:line:column", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: memory }\nserve:\n  port: 99999\n",
+    );
+    const result = await runCli(dir, ["serve"]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /flowstate\.yaml:4:\d+: serve\.port: expected a port number from 0 to 65535/,
+    );
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), "serve:\n  prot: 1\n");
+    const typo = await runCli(dir, ["serve"]);
+    assert.equal(typo.code, 2);
+    assert.match(
+      typo.stderr,
+      /flowstate\.yaml:2:\d+: serve\.prot: unknown field \(did you mean "port"\?\)/,
+    );
+  });
+});
+
+const SLOW = `id: slow
+nodes:
+  - { id: hello, type: log, with: { message: waiting } }
+  - { id: wait, type: delay, needs: [hello], with: { for: 60s } }
+`;
+
+/** Start `flowstate run slow.flow.yaml` in `dir` and wait until its first node logged. */
+async function startSlowRun(dir: string) {
+  await Deno.writeTextFile(join(dir, "slow.flow.yaml"), SLOW);
+  const child = cliCommand(dir, ["run", "slow.flow.yaml"]).spawn();
+  const stdout = new Response(child.stdout).text();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  const seen = { text: "" };
+  await waitFor(reader, /\[hello\] waiting\n/, seen);
+  const listed = await runCli(dir, ["runs", "ls", "--json", "--status", "running"]);
+  const [run] = JSON.parse(listed.stdout) as { id: string }[];
+  assert.ok(run, `a running run: ${listed.stdout} ${listed.stderr}`);
+  return {
+    id: run.id,
+    async end() {
+      await drain(reader, seen);
+      return { code: (await child.status).code, stdout: await stdout, stderr: seen.text };
+    },
+  };
+}
+
+Deno.test("flowstate runs cancel: a run of another process ends cancelled; ended and unknown runs exit 1", async () => {
+  await withDir(async (dir) => {
+    const run = await startSlowRun(dir);
+    const cancel = await runCli(dir, ["runs", "cancel", run.id]);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.match(cancel.stdout, new RegExp(`Cancel requested for run ${run.id}`));
+    const ended = await run.end();
+    assert.equal(ended.code, 1, ended.stderr);
+    assert.match(ended.stdout, /^status: +cancelled$/m);
+    const shown = JSON.parse((await runCli(dir, ["runs", "show", run.id, "--json"])).stdout);
+    assert.equal(shown.run.status, "cancelled");
+    assert.equal(shown.run.nodes.wait.status, "cancelled");
+
+    const again = await runCli(dir, ["runs", "cancel", run.id]);
+    assert.equal(again.code, 1);
+    assert.match(
+      again.stderr,
+      new RegExp(`^error: run ${run.id} already ended \\(cancelled\\)$`, "m"),
+    );
+    const unknown = await runCli(dir, ["runs", "cancel", "0mjuw3ms0abcdefghijk"]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /^error: unknown run 0mjuw3ms0abcdefghijk$/m);
+  });
+});
+
+Deno.test("POST /api/runs/{id}/cancel cancels a run of another process (flowstate run)", async () => {
+  await withDir(async (dir) => {
+    const run = await startSlowRun(dir);
+    // The server shares the CLI's default store (home/state.db) from this process.
+    await using runtime = await openRuntime({ cwd: dir, home: join(dir, "home") });
+    const server = await serve(runtime, { port: 0 });
+    try {
+      const res = await fetch(new URL(`/api/runs/${run.id}/cancel`, server.url), {
+        method: "POST",
+        headers: { origin: server.url.slice(0, -1) },
+      });
+      assert.equal(res.status, 202, await res.clone().text());
+      assert.deepEqual(await res.json(), { runId: run.id, status: "running" });
+      const ended = await run.end();
+      assert.equal(ended.code, 1, ended.stderr);
+      const detail = await (await fetch(new URL(`/api/runs/${run.id}`, server.url))).json();
+      assert.equal(detail.run.status, "cancelled");
+    } finally {
+      await server.shutdown();
+    }
+  });
+});
+
+Deno.test("flowstate daemon --serve serves beside the scheduler (serve: from the config) and stops on SIGTERM", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), "serve:\n  port: 0\n");
+    const child = cliCommand(dir, ["daemon", "--serve"], { stdout: "null" }).spawn();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    const seen = { text: "" };
+    const [, port] = await waitFor(reader, /^Serving http:\/\/127\.0\.0\.1:(\d+)\/$/m, seen);
+    const health = await (await fetch(`http://127.0.0.1:${port}/health`)).json();
+    assert.equal(health.status, "ok");
+    assert.equal(health.daemon.ticking, true);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    assert.match(metrics, /^flowstate_scheduler_lag_seconds \d/m);
+    child.kill("SIGTERM");
+    await drain(reader, seen);
+    assert.equal((await child.status).code, 0, seen.text);
+  });
+});
