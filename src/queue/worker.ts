@@ -247,6 +247,9 @@ class QueueWorker implements Worker {
             const run = await records.claimRun({
               worker: this.id,
               leaseMs: this.#s.leaseMs,
+              // Several at once: take one of the oldest runs of the top priority at random,
+              // so that claimers do not all race for the same run.
+              spread: this.#s.concurrency > 1,
               ...(this.#s.flows === undefined ? {} : { flows: this.#s.flows }),
             });
             if (run === null) break;

@@ -249,6 +249,12 @@ export interface ClaimOptions {
   leaseMs: number;
   /** Only runs of these flows (default: any). */
   flows?: ReadonlySet<string>;
+  /**
+   * Start from a random one of the oldest due runs of the highest priority
+   * instead of the oldest (default `false`): for a worker running several
+   * runs at once, among others, so that claimers do not all race for one run.
+   */
+  spread?: boolean;
 }
 
 /** Make the delayed runs that are due ready (a few at a time; losing a race is fine). */
@@ -287,7 +293,9 @@ export async function claimRun(
   // In order; after a lost race (another worker took that run), skip a few
   // candidates at random, so that many workers claiming at once spread over
   // the head of the queue instead of all racing for the same next run.
-  for (let i = 0; i < candidates.length; i++) {
+  const order = claimOrder(candidates, options.spread === true);
+  for (let n = 0; n < order.length; n++) {
+    const i = order[n];
     const candidate = candidates[i];
     const runKey = layout.run(candidate.value.id);
     const stored = await store.get<StoredRun>(runKey);
@@ -326,9 +334,29 @@ export async function claimRun(
     op.set(keys.claimed(run.id), { worker: options.worker, at: now });
     const result = await op.commit();
     if (result.ok) return claimed;
-    i += Math.floor(Math.random() * 4);
+    if (options.spread === true) n += Math.floor(Math.random() * 4);
   }
   return null;
+}
+
+/** Candidates of the same priority a spread claim picks its first try among. */
+const SPREAD = 16;
+
+/**
+ * The order to try claim candidates in: as listed, or, with `spread`, from a
+ * random one of the oldest {@linkcode SPREAD} of the highest priority (then
+ * the rest of that priority, then the others, in order), so that many
+ * claimers at once do not all race for the same run.
+ */
+function claimOrder(candidates: readonly Entry<QueueEntry>[], spread: boolean): number[] {
+  const all = candidates.map((_, i) => i);
+  if (!spread || candidates.length < 2) return all;
+  const priorityOf = (e: Entry<QueueEntry>) => e.key[e.key.length - 3];
+  const top = priorityOf(candidates[0]);
+  let same = candidates.findIndex((c) => priorityOf(c) !== top);
+  if (same === -1) same = candidates.length;
+  const start = Math.floor(Math.random() * Math.min(same, SPREAD));
+  return [...all.slice(start, same), ...all.slice(0, start), ...all.slice(same)];
 }
 
 /** Release a limited partition's slot held by `runId`, in `op`. */
