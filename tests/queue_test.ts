@@ -391,3 +391,19 @@ outputs:
   await worker.stop();
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("queue: POST /api/runs/{id}/cancel cancels a queued run before it starts", async () => {
+  const { withServed, documented } = await import("./_serve.ts");
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ runtime, request }) => {
+    const { runId } = await runtime.enqueue("hello", { delay: "1h" });
+    const response = await request(`/api/runs/${runId}/cancel`, { method: "POST" });
+    assert.equal(response.status, 202);
+    assert.deepEqual(await documented("POST", "/api/runs/{id}/cancel", response), {
+      runId,
+      status: "queued",
+    });
+    const run = await (await runtime.records()).getRun(runId);
+    assert.equal(run?.status, "cancelled");
+    assert.deepEqual(run?.queue?.attempts, []);
+  });
+});
