@@ -32,6 +32,8 @@ export type {
   FlowDefinition,
   FlowQueueLimits,
   FlowSchedule,
+  FlowTrigger,
+  HttpTrigger,
   InputSpec,
   InputType,
   NodePermissions,

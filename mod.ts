@@ -145,6 +145,7 @@ export type {
   RunStartedEvent,
   RuntimeEvent,
   RuntimeEventBase,
+  StateChangedEvent,
 } from "./src/runtime_events.ts";
 export {
   defineJob,

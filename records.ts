@@ -27,6 +27,7 @@ export {
 } from "./src/records/flow_version.ts";
 export {
   type ListRunsOptions,
+  MAX_STATE_ACCESS,
   type NodeAttemptEvent,
   type NodeEndEvent,
   type NodeLogEvent,
@@ -46,6 +47,7 @@ export {
   type RunStartEvent,
   type RunStatus,
   type RunSummary,
+  type StateAccess,
   summarizeRun,
 } from "./src/records/types.ts";
 export {

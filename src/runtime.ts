@@ -24,7 +24,8 @@ import { SandboxPool } from "./flow/sandbox.ts";
 import type { RunRecord } from "./records/types.ts";
 import { Records } from "./records/records.ts";
 import { systemClock } from "./clock.ts";
-import { type ScopeName, SCOPES } from "./state/scopes.ts";
+import { type ScopeName, SCOPES, type StateChange, type StateChangeSink } from "./state/scopes.ts";
+import { notifyingStore } from "./wrappers/_notify.ts";
 import type { WarningHandler } from "./log.ts";
 import {
   attachEventBus,
@@ -100,7 +101,9 @@ export interface Runtime extends AsyncDisposable {
   readonly storeNames: readonly string[];
   /**
    * The store named `name` (default: the store the `global` scope maps to),
-   * opened on first use. Rejects with a `RangeError` listing the known names
+   * opened on first use. Writes committed through it (`set`, `delete`, an
+   * atomic commit, `clear`) are told to {@linkcode Runtime.events} as
+   * `state.changed` while someone listens. Rejects with a `RangeError` listing the known names
    * when there is no such store, with a {@linkcode ConfigError} (pointing at
    * the store in the config file) when its options are invalid, with a
    * `StoreMissingError` when it does not exist yet and the runtime
@@ -163,7 +166,9 @@ export interface Runtime extends AsyncDisposable {
    * Every run started through this runtime from now on, whoever started it
    * (`runFlow`, `runJob`, the scheduler, a `flow` node's sub-runs): its start,
    * its node events, its end, and a job's progress, in one ordered stream
-   * (see {@linkcode RuntimeEvent}). Each call is a consumer of its own that
+   * (see {@linkcode RuntimeEvent}), with every state write committed through
+   * the runtime (`state.changed`: by a node's state views, or on a store from
+   * {@linkcode Runtime.store}). Each call is a consumer of its own that
    * buffers from the moment it is made; runs never wait for a consumer: past
    * `bufferSize` (default 10,000) held events, new ones are dropped for that
    * consumer and it gets one `dropped` event with their count in their place.
@@ -244,6 +249,10 @@ class FlowstateRuntime implements Runtime {
   #createStores: boolean;
   #onWarning: WarningHandler | undefined;
   #events = new EventBus();
+  /** What `store()` hands out: each opened store, reporting its writes to the event stream. */
+  #notifying = new WeakMap<Store, Store>();
+  /** State writes of flow nodes, onto the event stream (with the run, flow and node). */
+  #stateChanges: StateChangeSink;
   /** The Workers of sandboxed node modules; see {@linkcode sandboxPoolOf}. */
   readonly sandboxes: SandboxPool;
 
@@ -266,13 +275,44 @@ class FlowstateRuntime implements Runtime {
       memoryLimitMiB: config.nodes.memoryLimitMiB,
     });
     attachEventBus(this, this.#events);
+    const events = this.#events;
+    const at = () => clock.now();
+    this.#stateChanges = {
+      get listening() {
+        return events.listening;
+      },
+      changed: (change: StateChange) =>
+        events.emit({ type: "state.changed", at: at(), ...change, key: [...change.key] }),
+    };
   }
 
   events(options?: EventsOptions): AsyncIterableIterator<RuntimeEvent> {
     return this.#events.subscribe(options);
   }
 
-  store(name: string = this.config.scopes.global): Promise<Store> {
+  async store(name: string = this.config.scopes.global): Promise<Store> {
+    const store = await this.#store(name);
+    let notifying = this.#notifying.get(store);
+    if (notifying === undefined) {
+      const events = this.#events;
+      const clock = this.clock;
+      // Flowstate's own records (runs, versions, leases) are not state changes.
+      const records = name === this.config.records;
+      notifying = notifyingStore(store, {
+        get listening() {
+          return events.listening;
+        },
+        changed: (change) =>
+          events.emit({ type: "state.changed", at: clock.now(), store: name, ...change }),
+        ignore: records ? (key) => key[0] === "flowstate" : undefined,
+      });
+      this.#notifying.set(store, notifying);
+    }
+    return notifying;
+  }
+
+  /** The store itself, unwrapped: for the records and for the state views (they report their own writes). */
+  #store(name: string = this.config.scopes.global): Promise<Store> {
     if (this.#closing) {
       return Promise.reject(
         new StoreClosedError(`Cannot open store "${name}": the runtime is closed`),
@@ -309,6 +349,12 @@ class FlowstateRuntime implements Runtime {
       );
     }
     return this.store(this.config.scopes[scope]);
+  }
+
+  /** {@linkcode storeFor}, unwrapped (see `#store`). */
+  #storeFor(scope: ScopeName): Promise<Store> {
+    if (!SCOPES.includes(scope)) return this.storeFor(scope); // its error
+    return this.#store(this.config.scopes[scope]);
   }
 
   isOpen(name: string): boolean {
@@ -394,8 +440,12 @@ class FlowstateRuntime implements Runtime {
   /** What running a flow needs (internal: the queue's workers run claimed runs with it). */
   flowHost(): FlowHost {
     return {
-      resolver: { forScope: (scope) => this.storeFor(scope), byName: (name) => this.store(name) },
-      recordsStore: () => this.store(this.config.records),
+      resolver: {
+        forScope: (scope) => this.#storeFor(scope),
+        byName: (name) => this.#store(name),
+        stateChanges: this.#stateChanges,
+      },
+      recordsStore: () => this.#store(this.config.records),
       clock: this.clock,
       cwd: this.#cwd,
       events: this.#events,
@@ -435,7 +485,7 @@ class FlowstateRuntime implements Runtime {
   }
 
   async records(): Promise<Records> {
-    return new Records(await this.store(this.config.records), { clock: this.clock });
+    return new Records(await this.#store(this.config.records), { clock: this.clock });
   }
 }
 

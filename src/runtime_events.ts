@@ -1,11 +1,13 @@
 /**
  * The runtime-wide event stream: every run started through one runtime (by
- * `runFlow`, `runJob`, the scheduler), its node events, its end, and job
- * progress, to any number of consumers, each with its own bounded buffer.
+ * `runFlow`, `runJob`, the scheduler), its node events, its end, job
+ * progress and committed state writes, to any number of consumers, each with
+ * its own bounded buffer.
  *
  * @module
  */
 import type { RunEvent, RunRecord, RunStatus } from "./records/types.ts";
+import type { Key } from "./store/types.ts";
 import { messageOf } from "./errors.ts";
 
 /** What every {@linkcode RuntimeEvent} carries. */
@@ -81,6 +83,34 @@ export interface JobProgressEvent extends RuntimeEventBase {
 }
 
 /**
+ * A write committed through the runtime: by a flow node through its state
+ * views (`ctx.flow.set`, `state.increment`…, with the run, flow and node), or
+ * on a store from {@linkcode Runtime.store} (`set`, `delete`, an atomic
+ * commit, `clear`). Flowstate's own records (keys under `["flowstate"]` in
+ * the records store) are not reported. Emitted only while someone listens.
+ */
+export interface StateChangedEvent extends RuntimeEventBase {
+  /** The type. */
+  readonly type: "state.changed";
+  /** The store's configured name. */
+  readonly store: string;
+  /** The whole key in the store (a node's `ctx.flow` key `n` is `["flow", flowId, "n"]`). */
+  readonly key: Key;
+  /** A set, or a delete (of an entry that existed, for a node; any key, for a store). */
+  readonly op: "set" | "delete";
+  /** The entry's new version, after a set. */
+  readonly version?: string;
+  /** Set for a `clear`: every key under `key` was deleted. */
+  readonly prefix?: true;
+  /** The run whose node wrote it. */
+  readonly runId?: string;
+  /** That run's flow. */
+  readonly flowId?: string;
+  /** The node. */
+  readonly nodeId?: string;
+}
+
+/**
  * This consumer's buffer was full, and `count` events were dropped here: the
  * events before and after it are in order; only these are missing. Its `seq`
  * and `at` are those of the first missing event, so the next event's `seq` is
@@ -105,6 +135,7 @@ export interface EventsDroppedEvent extends RuntimeEventBase {
  *     case "node": return `${e.flowId}: ${e.event.type}`;
  *     case "run.ended": return `${e.flowId} ${e.status}`;
  *     case "job.progress": return `${e.label} ${e.done}/${e.total ?? "?"}`;
+ *     case "state.changed": return `${e.op} ${e.store}:${e.key.join("/")}`;
  *     case "dropped": return `missed ${e.count} events`;
  *   }
  * }
@@ -115,6 +146,7 @@ export type RuntimeEvent =
   | RunNodeEvent
   | RunEndedEvent
   | JobProgressEvent
+  | StateChangedEvent
   | EventsDroppedEvent;
 
 /** Options for {@linkcode Runtime.events}. */

@@ -17,7 +17,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openStore } from "../src/plugin.ts";
-import { type Result, withSandbox } from "./_cli_sandbox.ts";
+import { cliCommand, type Result, withSandbox } from "./_cli_sandbox.ts";
 import { streamLines } from "./fixtures/daemon_process.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -298,24 +298,7 @@ Deno.test("daemon --json prints one JSON object a line, from start to stop", asy
       join(dir, "flowstate.yaml"),
       "flows: [./tick.flow.yaml]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
     );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        "--unstable-worker-options",
-        "--config",
-        join(ROOT, "deno.json"),
-        "-A",
-        join(ROOT, "cli.ts"),
-        "daemon",
-        "--json",
-      ],
-      cwd: dir,
-      env: { FLOWSTATE_HOME: home, NO_COLOR: "1", RUST_BACKTRACE: "0" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = cliCommand(dir, ["daemon", "--json"], { home }).spawn();
     const stdout = streamLines(child.stdout);
     const stderr = new Response(child.stderr).text();
     await stdout.next(/"type":"tick\.end"/);

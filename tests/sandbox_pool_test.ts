@@ -5,13 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { openRuntime } from "../mod.ts";
 import { sandboxPoolOf } from "../src/runtime.ts";
-import { withSandbox } from "./_cli_sandbox.ts";
+import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
 import { streamLines } from "./fixtures/daemon_process.ts";
-
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 /**
  * A node module that appends a line to starts.log when a Worker loads it, and
@@ -119,24 +116,7 @@ Deno.test("the daemon reuses a scheduled flow's node Worker from tick to tick", 
       join(dir, "count.flow.yaml"),
       'schedule: "* * * * * *"\n' + FLOW,
     );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        "--unstable-worker-options",
-        "--config",
-        join(ROOT, "deno.json"),
-        "-A",
-        join(ROOT, "cli.ts"),
-        "daemon",
-        "--json",
-      ],
-      cwd: dir,
-      env: { FLOWSTATE_HOME: home, NO_COLOR: "1", RUST_BACKTRACE: "0" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = cliCommand(dir, ["daemon", "--json"], { home }).spawn();
     const stdout = streamLines(child.stdout);
     const stderr = new Response(child.stderr).text();
     await stdout.next(/"type":"tick\.end"/);

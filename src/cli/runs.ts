@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { RunEvent, RunRecord } from "../records/types.ts";
+import type { RunEvent, RunRecord, StateAccess } from "../records/types.ts";
 import type { RunSummary } from "../records/types.ts";
 import { formatDuration, formatTime, printable, printTable, shortHash } from "./format.ts";
 import {
@@ -208,6 +208,12 @@ function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void
       const offset = `+${formatDuration(event.at - run.startedAt)}`.padEnd(offsetWidth);
       if (line !== undefined) lines.push(`    ${offset}  ${line}`);
     }
+    if (end?.type === "node.end") {
+      const reads = describeAccess(end.reads, end.readsTruncated);
+      if (reads !== undefined) lines.push(`    reads:  ${reads}`);
+      const writes = describeAccess(end.writes, end.writesTruncated);
+      if (writes !== undefined) lines.push(`    writes: ${writes}`);
+    }
     if (result?.output !== undefined) {
       let output = JSON.stringify(result.output);
       if (output.length > 100) output = `${output.slice(0, 99)}…`;
@@ -215,6 +221,22 @@ function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void
     }
   }
   console.log(lines.join("\n"));
+}
+
+/** `flow:a/b, node:items/*, global:x (store other)`, and a note when the list was cut. */
+function describeAccess(
+  list: readonly StateAccess[] | undefined,
+  truncated: true | undefined,
+): string | undefined {
+  if (!Array.isArray(list) || list.length === 0) return undefined;
+  const keys = list.map((a) => {
+    const key = Array.isArray(a.key) ? a.key.join("/") : String(a.key);
+    const listed = a.prefix ? (key === "" ? "*" : `${key}/*`) : key;
+    return printable(`${a.scope}:${listed}${a.store === undefined ? "" : ` (store ${a.store})`}`);
+  });
+  return `${keys.join(", ")}${
+    truncated ? `, … (only the first ${list.length} keys are recorded)` : ""
+  }`;
 }
 
 function describeEvent(event: RunEvent): string | undefined {

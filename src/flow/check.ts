@@ -121,6 +121,11 @@ export class Checker {
           const last = path.at(-1);
           if (value === undefined && isRecord(parent) && last !== undefined && !(last in parent)) {
             this.add(parentPath, `missing required field "${last}"`);
+          } else if (path.join(".") === "trigger.http.secret") {
+            this.add(
+              path,
+              `expected { env: NAME }, the name of the environment variable holding the secret (never the secret itself)${got}`,
+            );
           } else {
             this.add(path, `expected ${EXPECTED[issue.expected] ?? issue.expected}${got}`);
           }

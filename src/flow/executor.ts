@@ -21,6 +21,7 @@ import type { NodeStatus, RunEvent, RunEventInit, RunRecord, RunStatus } from ".
 import { periodicYield } from "../_yield.ts";
 import { messageOf } from "../errors.ts";
 import { AttemptFence, fencedView } from "./_attempt.ts";
+import { NodeAccess } from "./_access.ts";
 import { releaseSandbox } from "./sandbox.ts";
 
 /**
@@ -171,7 +172,6 @@ class Execution {
   #controller = new AbortController();
   #results: (NodeResult | undefined)[];
   #scope: TemplateScope;
-  #views: { flow: StateView; global: StateView };
   #failure: { node?: string; message: string } | null = null;
   #stopping = false;
   /** What did not stop within the grace period, by node. */
@@ -187,10 +187,6 @@ class Execution {
       nodes: {},
       env: options.env ?? {},
       run: { id: options.runId, flowId: flow.definition.id },
-    };
-    this.#views = {
-      flow: createStateView(options.resolver, "flow", flow.definition.id),
-      global: createStateView(options.resolver, "global", flow.definition.id),
     };
   }
 
@@ -336,6 +332,10 @@ class Execution {
     const node = this.#flow.nodes[i];
     const id = node.spec.id;
     const started = this.#o.clock.now();
+    const access = new NodeAccess(
+      { runId: this.#o.runId, flowId: this.#flow.definition.id, nodeId: id },
+      this.#o.resolver.stateChanges,
+    );
     const end = (result: NodeResult): NodeResult => {
       let outputBytes: number | undefined;
       if (result.output !== undefined) outputBytes = JSON.stringify(result.output).length;
@@ -347,6 +347,7 @@ class Execution {
         durationMs: this.#o.clock.now() - started,
         outputBytes,
         error: result.error,
+        ...access.fields(),
       });
       return result;
     };
@@ -373,7 +374,7 @@ class Execution {
         // Bad options never get better on retry.
         return end({ status: "failed", attempts: attempt, error: (err as Error).message });
       }
-      const outcome = await this.#attempt(node, input, attempt, runSignal);
+      const outcome = await this.#attempt(node, input, attempt, runSignal, access);
       if (outcome.ok) {
         return end({ status: "succeeded", attempts: attempt, output: outcome.output });
       }
@@ -426,6 +427,7 @@ class Execution {
     input: unknown,
     attempt: number,
     runSignal: AbortSignal,
+    access: NodeAccess,
   ): Promise<{ ok: true; output: JsonValue } | AttemptFailure> {
     const controller = new AbortController();
     const onRunAbort = () => controller.abort(runSignal.reason);
@@ -438,19 +440,30 @@ class Execution {
     // Each attempt has its own views: once it is over, they refuse every call.
     const fence = new AttemptFence({ runId: o.runId, nodeId: id, attempt });
     const subRuns = new Set<string>();
-    const views = this.#views;
+    // Each records what it reads and writes for the node's `node.end` event.
+    const view = (scope: "node" | "flow" | "global") =>
+      fencedView(
+        createStateView(
+          o.resolver,
+          scope,
+          flowId,
+          scope === "node" ? id : undefined,
+          access.observer,
+        ),
+        fence,
+      );
     let nodeView: StateView | undefined;
     let flowView: StateView | undefined;
     let globalView: StateView | undefined;
     const ctx: NodeContext<unknown> = {
       get flow() {
-        return flowView ??= fencedView(views.flow, fence);
+        return flowView ??= view("flow");
       },
       get global() {
-        return globalView ??= fencedView(views.global, fence);
+        return globalView ??= view("global");
       },
       get node() {
-        return nodeView ??= fencedView(createStateView(o.resolver, "node", flowId, id), fence);
+        return nodeView ??= view("node");
       },
       input,
       inputs: o.inputs,

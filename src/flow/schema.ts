@@ -316,6 +316,39 @@ const flowObjectSchema = z.strictObject({
     description:
       'A cron expression (`"0 * * * *"`, 5 or 6 fields) or nickname (`@daily`), or `{ cron, timezone, overlap, missed, abandoned, jitter }`.',
   }),
+  trigger: z.strictObject({
+    http: z.strictObject({
+      path: z.string().regex(/^\/hooks\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/, {
+        error:
+          'expected a path under /hooks/ of letters, digits and "._~-" segments, like /hooks/deploy',
+      }).meta({ description: "Under `/hooks/`: `/hooks/deploy`." }),
+      method: z.enum(["POST", "PUT"]).optional().meta({
+        description: "`POST` (default) or `PUT`.",
+      }),
+      secret: z.strictObject({
+        env: z.string().regex(ENV_NAME_PATTERN, {
+          error: 'expected an environment variable name (letters, digits and "_")',
+        }),
+      }, {
+        error:
+          "expected { env: NAME }: the name of the environment variable holding the secret, never the secret itself",
+      }).optional().meta({
+        description:
+          "The environment variable holding a shared secret: requests must carry `X-Flowstate-Signature: sha256=<hex HMAC-SHA256 of the body>` (or `X-Hub-Signature-256`).",
+      }),
+      inputs: z.record(
+        z.string(),
+        z.string().regex(/^(body(\.[^.\s]+)*|headers\.[A-Za-z0-9-]+|query\.[^.\s]+)$/, {
+          error: "expected body, body.<field>[.<field>…], headers.<name> or query.<name>",
+        }),
+      ).optional().meta({
+        description:
+          "Inputs from the request: `body`, `body.a.b`, `headers.x-name`, `query.name`. Without it, a JSON object body is the inputs.",
+      }),
+    }).meta({ description: "Run the flow on an HTTP request to `flowstate serve`." }),
+  }).optional().meta({
+    description: "What else starts the flow: `{ http: { path, method, secret, inputs } }`.",
+  }),
   env: z.array(
     z.string().regex(ENV_NAME_PATTERN, {
       error: 'expected an environment variable name (letters, digits and "_")',

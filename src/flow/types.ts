@@ -144,6 +144,34 @@ export interface FlowQueueLimits {
   by?: string;
 }
 
+/**
+ * An HTTP trigger: `flowstate serve` (and `daemon --serve`) runs the flow when
+ * a request comes to `path`.
+ */
+export interface HttpTrigger {
+  /** Under `/hooks/`: `/hooks/deploy`. */
+  path: string;
+  /** `POST` (default) or `PUT`. */
+  method?: "POST" | "PUT";
+  /**
+   * The environment variable holding a shared secret: requests must carry
+   * `X-Flowstate-Signature: sha256=<hex HMAC-SHA256 of the body>` (or
+   * GitHub's `X-Hub-Signature-256`).
+   */
+  secret?: { env: string };
+  /**
+   * Inputs from the request: `body`, `body.a.b`, `headers.x-name`,
+   * `query.name`. Without it, a JSON object body is the inputs.
+   */
+  inputs?: Record<string, string>;
+}
+
+/** What starts a flow besides a schedule and a person. */
+export interface FlowTrigger {
+  /** An HTTP request to `flowstate serve`. */
+  http?: HttpTrigger;
+}
+
 /** A whole flow. */
 export interface FlowDefinition {
   /** `[a-z0-9_-]+`, unique per home. */
@@ -152,6 +180,8 @@ export interface FlowDefinition {
   description?: string;
   /** A cron expression, or one with its policies (used by the daemon). */
   schedule?: string | FlowSchedule;
+  /** What else starts it: an HTTP request (`trigger: { http: { path: /hooks/x } }`). */
+  trigger?: FlowTrigger;
   /** Names of environment variables templates may read as `env.NAME`. */
   env?: string[];
   /** Declared inputs. */

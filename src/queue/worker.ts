@@ -226,8 +226,9 @@ class QueueWorker implements Worker {
     let unlisten: (() => Promise<void>) | undefined;
     try {
       records = await this.#rt.records();
+      // The records store itself (not the runtime's event-reporting wrapper): it carries wake-ups.
       const notifier = this.#s.notifier ??
-        notifierOf(await this.#rt.store(this.#rt.config.records));
+        notifierOf(await flowHostOf(this.#rt).host.recordsStore());
       if (notifier !== undefined) unlisten = await notifier.listen(this.#wakeUp);
     } catch (err) {
       this.#s.onEvent({ type: "error", message: `the worker cannot start: ${messageOf(err)}` });

@@ -3,7 +3,8 @@
  * they happen. {@linkcode RunRecorder.start} reads the clock once for the run
  * id and `startedAt` and writes the `running` record; {@linkcode
  * RunRecorder.event} buffers events and appends them in batches (every
- * {@linkcode EVENT_BATCH_SIZE} events or {@linkcode EVENT_BATCH_MS} ms, so a
+ * {@linkcode EVENT_BATCH_SIZE} events or {@linkcode EVENT_BATCH_MS} ms, at the
+ * next event or by a timer when none follows, so a
  * crash loses at most the last batch and a log line reaches the store within
  * a fraction of a second); {@linkcode RunRecorder.finish} writes the last
  * batch with the final status in one commit (see `Records.finishRun`).
@@ -182,6 +183,7 @@ export class RunRecorder {
   #lastFlush: number;
   #flushing: Promise<void> = Promise.resolve();
   #flushError: unknown;
+  #flushTimer = false;
   readonly #timers: Timers;
   readonly #retryDelays: readonly number[];
   readonly #stopBeating = new AbortController();
@@ -338,6 +340,19 @@ export class RunRecorder {
     this.#buffer.push(event);
     if (this.#buffer.length >= EVENT_BATCH_SIZE || event.at - this.#lastFlush >= EVENT_BATCH_MS) {
       this.#flush();
+    } else if (!this.#flushTimer && !this.#stopBeating.signal.aborted) {
+      // No next event may come for long (a node that waits): append within
+      // EVENT_BATCH_MS all the same, so readers of the records see it.
+      this.#flushTimer = true;
+      this.#timers.sleep(EVENT_BATCH_MS, this.#stopBeating.signal).then(
+        () => {
+          this.#flushTimer = false;
+          this.#flush();
+        },
+        () => {
+          this.#flushTimer = false;
+        },
+      );
     }
   }
 

@@ -5,7 +5,7 @@ import { fakeClock } from "../testing/clock.ts";
 import { manualTimers } from "../testing/timers.ts";
 import { withHooks } from "../wrappers/hooks.ts";
 import { HEARTBEAT_MS, MIN_ABANDONED_MS } from "./heartbeat.ts";
-import { CANCEL_POLL_MS, RunEndNotRecordedError, RunRecorder } from "./recorder.ts";
+import { CANCEL_POLL_MS, EVENT_BATCH_MS, RunEndNotRecordedError, RunRecorder } from "./recorder.ts";
 import { Records } from "./records.ts";
 
 const START = { flowId: "f", flowVersion: "job", inputs: {} };
@@ -147,4 +147,31 @@ Deno.test("Records.deleteRun removes a run's cancel marker with it", async () =>
   await recorder.close();
   assert.equal(await records.deleteRun(recorder.id), true);
   assert.deepEqual(await Array.fromAsync(store.list({ prefix: ["flowstate"] })), []);
+});
+
+Deno.test("RunRecorder appends buffered events within EVENT_BATCH_MS even when no event follows", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const records = new Records(store, { clock });
+  const recorder = await RunRecorder.start(records, clock, START, { timers });
+  recorder.event({ at: clock.now(), type: "node.start", node: "wait" });
+  recorder.event({
+    at: clock.now(),
+    type: "node.log",
+    node: "wait",
+    message: "waiting",
+    level: "info",
+  });
+  await timers.settle();
+  assert.deepEqual(await records.getEvents(recorder.id), [], "still in the batch");
+  // The node now waits: no event comes, the batch is appended all the same.
+  await timers.advance(EVENT_BATCH_MS);
+  assert.deepEqual((await records.getEvents(recorder.id)).map((e) => e.type), [
+    "node.start",
+    "node.log",
+  ]);
+  await recorder.finish(END);
+  assert.equal(timers.pending, 0, "no timer left");
+  assert.equal((await records.getEvents(recorder.id)).length, 2);
 });

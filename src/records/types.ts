@@ -114,6 +114,43 @@ export interface NodeAttemptEvent {
   error?: string;
 }
 
+/**
+ * One state key a node read or wrote (in {@linkcode NodeEndEvent.reads} and
+ * {@linkcode NodeEndEvent.writes}).
+ *
+ * @example
+ * ```ts
+ * import type { StateAccess } from "@flowstate/core/records";
+ * import assert from "node:assert/strict";
+ * const access: StateAccess = { scope: "flow", key: ["users", "ada"] };
+ * assert.equal(`${access.scope}:${access.key.join("/")}`, "flow:users/ada");
+ * ```
+ */
+export interface StateAccess {
+  /** The scope the key is in. */
+  scope: "node" | "flow" | "global";
+  /** The key within the scope (without the scope's prefix); `[]` with `prefix` for the whole scope. */
+  key: string[];
+  /** The store, when the call named one (`{ store }`) rather than the scope's own. */
+  store?: string;
+  /** Set for a listing (`keys()`, `entries()`): every key under `key` was read. */
+  prefix?: true;
+}
+
+/**
+ * The most distinct keys kept in {@linkcode NodeEndEvent.reads} (and in
+ * `writes`): a node looping over a million keys records the first 100 and
+ * `readsTruncated: true`.
+ *
+ * @example
+ * ```ts
+ * import { MAX_STATE_ACCESS } from "@flowstate/core/records";
+ * import assert from "node:assert/strict";
+ * assert.equal(MAX_STATE_ACCESS, 100);
+ * ```
+ */
+export const MAX_STATE_ACCESS = 100;
+
 /** A node ended. */
 export interface NodeEndEvent {
   /** Milliseconds since the epoch. */
@@ -132,6 +169,20 @@ export interface NodeEndEvent {
   outputBytes?: number;
   /** Why it failed, when it did. */
   error?: string;
+  /**
+   * The state keys its attempts read (every attempt together), each once, in
+   * the order first read; absent when it read none. At most
+   * {@linkcode MAX_STATE_ACCESS}: see `readsTruncated`. Reads through
+   * `ctx.node`, `ctx.flow` and `ctx.global` count (from a sandboxed node
+   * too), not those a node makes on a store it opened itself.
+   */
+  reads?: StateAccess[];
+  /** Set when it read more distinct keys than `reads` holds. */
+  readsTruncated?: true;
+  /** The state keys its attempts wrote (committed sets, increments and deletes), as `reads`. */
+  writes?: StateAccess[];
+  /** Set when it wrote more distinct keys than `writes` holds. */
+  writesTruncated?: true;
 }
 
 /** A node (or a job) logged a line. */

@@ -230,7 +230,7 @@ function problemsOf(err: FlowValidationError): string {
  * recorded) as a run of this server, tracked for cancel and shutdown.
  * Resolves the id once started, or the record with `wait`.
  */
-async function startTracked(
+export async function startTracked(
   state: ServerState,
   start: (signal: AbortSignal, onStart: (runId: string) => void) => Promise<RunRecord>,
   wait: boolean,
@@ -1106,13 +1106,18 @@ export const apiRoutes: readonly ApiRoute[] = [
     tag: "events",
     summary: "Server-Sent Events: run.started, node, run.ended, state.changed, job.progress",
     query: [
-      { name: "flow", description: "only events of this flow", type: "string" },
-      { name: "run", description: "only events of this run", type: "string" },
+      { name: "flow", description: "only events of this flow (repeatable)", type: "string" },
+      { name: "run", description: "only events of this run (repeatable)", type: "string" },
+      {
+        name: "lastEventId",
+        description: "as the Last-Event-ID header, for clients that cannot set it",
+        type: "integer",
+      },
     ],
     headers: [{ name: "Last-Event-ID", description: "resume after this event (bounded backlog)" }],
     responses: {
       200: { description: "The event stream", contentType: "text/event-stream" },
-      ...errors(401),
+      ...errors(400, 401),
     },
     handler({ server, request }) {
       return eventsRoute(server.runtime, request, { signal: server.signal });

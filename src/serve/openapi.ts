@@ -79,6 +79,31 @@ export function openApiDocument<S>(routes: readonly Route<S>[]): Json {
     };
     (paths[route.path] ??= {})[route.method.toLowerCase()] = operation;
   }
+  // Webhooks: answered by src/serve/webhooks.ts, for the paths flows declare.
+  const webhook = (method: string): Json => ({
+    summary: `Run the flow declaring trigger: { http: { path: /hooks/{path}, method: ${method} } }`,
+    description:
+      "No token: a flow's `secret: { env: NAME }` requires `X-Flowstate-Signature: sha256=<hex HMAC-SHA256 of the raw body>` " +
+      "(or `X-Hub-Signature-256`). The body (JSON, form fields or text; at most 1 MiB, within 10 s) " +
+      "becomes inputs through the flow's `trigger.http.inputs`.",
+    security: [],
+    parameters: [
+      { name: "path", in: "path", required: true, schema: { type: "string" } },
+      { name: "wait", in: "query", required: false, schema: { type: "boolean" } },
+    ],
+    requestBody: { required: false, content: { "*/*": { schema: {} } } },
+    responses: {
+      200: { description: "With wait=true: `{ run }` at the run's end" },
+      202: { description: "`{ runId }` once the run started; Location: /api/runs/{id}" },
+      400: { description: "Bad body or inputs" },
+      401: { description: "Missing or wrong signature" },
+      404: { description: "No flow declares this path" },
+      405: { description: "The flow declares the other method" },
+      408: { description: "The body did not arrive within 10 s" },
+      413: { description: "The body is over 1 MiB" },
+    },
+  });
+  paths["/hooks/{path}"] = { post: webhook("POST"), put: webhook("PUT") };
   return {
     openapi: "3.1.0",
     info: {

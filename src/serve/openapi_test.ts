@@ -36,6 +36,7 @@ Deno.test("openApiDocument() describes every route of the table with its method 
   // And nothing in the document that the router does not serve.
   const router = new Router(apiRoutes);
   for (const [path, operations] of Object.entries(doc.paths)) {
+    if (path === "/hooks/{path}") continue; // webhooks: src/serve/webhooks_test.ts
     for (const method of Object.keys(operations)) {
       const concrete = path.replace(/\{[^}]+\}/g, "x");
       const match = router.match(method.toUpperCase(), concrete);

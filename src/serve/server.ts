@@ -13,7 +13,7 @@
  */
 import type { Runtime } from "../runtime.ts";
 import { messageOf } from "../errors.ts";
-import { apiRoutes, type SchedulerStatus, type ServerState } from "./api.ts";
+import { apiRoutes, type SchedulerStatus, type ServerState, startTracked } from "./api.ts";
 import { checkRequest, generateToken, isLoopbackHost } from "./auth.ts";
 import { errorResponse, HttpError } from "./http.ts";
 import { Router } from "./router.ts";
@@ -76,8 +76,20 @@ export const UI_CSP =
 const PLACEHOLDER_PAGE =
   '<!doctype html><meta charset="utf-8"><title>Flowstate</title><p>The inspector page is not built yet. The API is at <a href="/api/openapi.json">/api/openapi.json</a>.</p>';
 
-/** The inspector's files by contract, read by name where a directory cannot be listed (a remote package). */
-const UI_FILES = ["index.html", "app.js", "style.css"];
+/** The inspector's files, read by name where a directory cannot be listed (a remote package). */
+export const UI_FILES: readonly string[] = [
+  "index.html",
+  "style.css",
+  "app.js",
+  "api.js",
+  "dom.js",
+  "diff.js",
+  "charts.js",
+  "state.js",
+  "runs.js",
+  "flows.js",
+  "jobs.js",
+];
 
 /** The files of `ui/`, read once at start (a placeholder page when there are none). */
 async function loadUi(): Promise<Map<string, { body: Uint8Array; type: string }>> {
@@ -175,7 +187,9 @@ export async function serve(
           405,
         );
       }
-      return await handleWebhook(runtime, request, path);
+      return await handleWebhook(runtime, request, path, {
+        track: (start, wait) => startTracked(state, start, wait),
+      });
     }
     if (
       (request.method === "GET" || request.method === "HEAD") &&

@@ -1,18 +1,358 @@
 /**
- * Webhooks `POST|PUT /hooks/{path…}` (placeholder until they are merged).
+ * Webhooks: a flow declaring `trigger: { http: { path: /hooks/x } }` runs
+ * when a request comes to that path of `flowstate serve`. The request's body,
+ * headers and query become inputs through the declared mappings; a declared
+ * secret is checked as an HMAC-SHA256 of the raw body, in constant time.
  *
  * @module
  */
+import { relative } from "node:path";
+import { ConfigError, messageOf } from "../errors.ts";
+import { FlowValidationError, loadFlowFile } from "../flow/parse.ts";
+import type { HttpTrigger } from "../flow/types.ts";
+import type { RunRecord } from "../records/types.ts";
 import type { Runtime } from "../runtime.ts";
-import { json } from "./http.ts";
+import { flowFiles } from "../scheduler/from_config.ts";
 
-/** Start the flow whose `trigger.http.path` is `path`; this placeholder knows none. */
-export function handleWebhook(
-  _runtime: Runtime,
-  _request: Request,
-  path: string,
-): Promise<Response> {
-  return Promise.resolve(
-    json({ error: { code: "not_found", message: `no flow declares the webhook ${path}` } }, 404),
+/** The largest webhook body read (bytes). */
+export const MAX_WEBHOOK_BODY = 1024 * 1024;
+
+/** How long a client may take to send its body (ms). */
+export const WEBHOOK_BODY_TIMEOUT = 10_000;
+
+/** One flow's webhook. */
+export interface WebhookRoute {
+  /** `/hooks/…`. */
+  path: string;
+  /** `POST` or `PUT`. */
+  method: "POST" | "PUT";
+  /** The flow's id. */
+  flowId: string;
+  /** The flow file. */
+  file: string;
+  /** The trigger as declared. */
+  trigger: HttpTrigger;
+}
+
+interface Cached {
+  mtime: number | null;
+  size: number;
+  trigger: HttpTrigger | undefined;
+  flowId: string;
+}
+
+const caches = new WeakMap<Runtime, Map<string, Cached>>();
+
+/**
+ * The webhooks the config's flows declare, by path. Flow files are re-read
+ * when they change. Two flows declaring one path are a {@linkcode ConfigError}
+ * naming both; an invalid flow file is skipped here (`flowstate validate`
+ * reports it).
+ */
+export async function webhookRoutes(runtime: Runtime): Promise<Map<string, WebhookRoute>> {
+  let cache = caches.get(runtime);
+  if (!cache) caches.set(runtime, cache = new Map());
+  const routes = new Map<string, WebhookRoute>();
+  for (const file of await flowFiles(runtime.config)) {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(file);
+    } catch {
+      continue;
+    }
+    const mtime = info.mtime?.getTime() ?? null;
+    let entry = cache.get(file);
+    if (!entry || entry.mtime !== mtime || entry.size !== info.size || mtime === null) {
+      try {
+        const parsed = await loadFlowFile(file, { stores: runtime.storeNames });
+        entry = {
+          mtime,
+          size: info.size,
+          trigger: parsed.definition.trigger?.http,
+          flowId: parsed.definition.id,
+        };
+      } catch (err) {
+        if (!(err instanceof FlowValidationError)) throw err;
+        entry = { mtime, size: info.size, trigger: undefined, flowId: "" };
+      }
+      cache.set(file, entry);
+    }
+    if (entry.trigger === undefined) continue;
+    const other = routes.get(entry.trigger.path);
+    if (other !== undefined) {
+      throw new ConfigError(
+        `flows ${other.flowId} (${shown(other.file)}) and ${entry.flowId} (${
+          shown(file)
+        }) both declare the webhook ${entry.trigger.path}: give each flow its own trigger.http.path`,
+      );
+    }
+    routes.set(entry.trigger.path, {
+      path: entry.trigger.path,
+      method: entry.trigger.method ?? "POST",
+      flowId: entry.flowId,
+      file,
+      trigger: entry.trigger,
+    });
+  }
+  return routes;
+}
+
+function shown(file: string): string {
+  const rel = relative(Deno.cwd(), file);
+  return rel.startsWith("..") ? file : rel;
+}
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: {
+      "content-type": "application/json; charset=utf-8",
+      "x-content-type-options": "nosniff",
+      ...headers,
+    },
+  });
+}
+
+function error(status: number, code: string, message: string, headers?: Record<string, string>) {
+  return json(status, { error: { code, message } }, headers);
+}
+
+class BodyError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+/** The raw body, at most `MAX_WEBHOOK_BODY` bytes, within `WEBHOOK_BODY_TIMEOUT`. */
+async function readBody(request: Request, timeoutMs: number): Promise<Uint8Array> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > MAX_WEBHOOK_BODY) {
+    throw new BodyError(413, "too_large", tooLarge());
+  }
+  if (!request.body) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new BodyError(
+            408,
+            "bad_request",
+            `the request body did not arrive within ${timeoutMs / 1000} s`,
+          ),
+        ),
+      timeoutMs,
+    );
+  });
+  try {
+    for (;;) {
+      const { value, done } = await Promise.race([reader.read(), timeout]);
+      if (done) break;
+      size += value.length;
+      if (size > MAX_WEBHOOK_BODY) throw new BodyError(413, "too_large", tooLarge());
+      chunks.push(value);
+    }
+  } catch (err) {
+    reader.cancel().catch(() => {});
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}
+
+function tooLarge(): string {
+  return `the request body is over ${MAX_WEBHOOK_BODY.toLocaleString("en-US")} bytes`;
+}
+
+/** Hex HMAC-SHA256 of `body` with `secret`. */
+async function hmacHex(secret: string, body: Uint8Array): Promise<string> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
   );
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, body as BufferSource));
+  return [...mac].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Equal strings, compared in time independent of where they differ. */
+export function timingSafeEqual(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
+
+/** The body as a value: JSON, form fields, or text. */
+function parseBody(request: Request, raw: Uint8Array): unknown {
+  if (raw.length === 0) return null;
+  const type = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  const text = new TextDecoder("utf-8", { fatal: true }).decode(raw);
+  if (type === "application/json" || type.endsWith("+json")) {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new BodyError(400, "bad_request", `the body is not valid JSON: ${messageOf(err)}`);
+    }
+  }
+  if (type === "application/x-www-form-urlencoded") {
+    return Object.fromEntries(new URLSearchParams(text));
+  }
+  return text;
+}
+
+/** The inputs a request gives through `trigger.inputs` (or its JSON object body). */
+function inputsOf(
+  trigger: HttpTrigger,
+  request: Request,
+  body: unknown,
+): Record<string, unknown> {
+  if (trigger.inputs === undefined) {
+    if (body === null) return {};
+    if (typeof body !== "object" || Array.isArray(body)) {
+      throw new BodyError(
+        400,
+        "bad_request",
+        `the body is not a JSON object of inputs; the flow can map it with trigger.http.inputs (e.g. payload: body)`,
+      );
+    }
+    return body as Record<string, unknown>;
+  }
+  const query = new URL(request.url).searchParams;
+  const inputs: Record<string, unknown> = {};
+  for (const [name, source] of Object.entries(trigger.inputs)) {
+    const [root, ...path] = source.split(".");
+    let value: unknown;
+    if (root === "headers") value = request.headers.get(path.join(".")) ?? undefined;
+    else if (root === "query") value = query.get(path.join(".")) ?? undefined;
+    else {
+      value = body;
+      for (const part of path) {
+        if (value === null || typeof value !== "object") {
+          value = undefined;
+          break;
+        }
+        value = Object.hasOwn(value, part) ? (value as Record<string, unknown>)[part] : undefined;
+      }
+    }
+    if (value !== undefined) inputs[name] = value;
+  }
+  return inputs;
+}
+
+/**
+ * Answer a request to `path` (`/hooks/…`): run the flow declaring it, with
+ * the request's inputs. 202 `{ runId }` once the run has started (`?wait=true`:
+ * 200 `{ run }` at its end); 404 for a path no flow declares, 405 for another
+ * method, 401 for a missing or wrong signature, 400 for bad inputs.
+ */
+export async function handleWebhook(
+  runtime: Runtime,
+  request: Request,
+  path: string,
+  options: {
+    bodyTimeoutMs?: number;
+    /**
+     * Runs the flow as a run of the server (tracked for cancel and
+     * shutdown); resolves its id once started, or its record with `wait`.
+     */
+    track?: (
+      start: (signal: AbortSignal, onStart: (runId: string) => void) => Promise<RunRecord>,
+      wait: boolean,
+    ) => Promise<{ runId: string; record?: RunRecord }>;
+  } = {},
+): Promise<Response> {
+  let routes: Map<string, WebhookRoute>;
+  try {
+    routes = await webhookRoutes(runtime);
+  } catch (err) {
+    return error(500, "internal", messageOf(err));
+  }
+  const route = routes.get(path);
+  if (!route) {
+    return error(
+      404,
+      "not_found",
+      `no flow declares the webhook ${path}: add trigger: { http: { path: ${path} } } to a flow under the config's flows:`,
+    );
+  }
+  if (request.method !== route.method) {
+    return error(
+      405,
+      "bad_request",
+      `the webhook ${path} takes ${route.method}, not ${request.method}`,
+      { allow: route.method },
+    );
+  }
+  try {
+    const raw = await readBody(request, options.bodyTimeoutMs ?? WEBHOOK_BODY_TIMEOUT);
+    const secret = route.trigger.secret;
+    if (secret !== undefined) {
+      const value = Deno.env.get(secret.env);
+      if (!value) {
+        return error(
+          500,
+          "internal",
+          `the webhook ${path} needs its secret in the environment variable ${secret.env}, which the server does not have: set it where flowstate serve runs`,
+        );
+      }
+      const given = request.headers.get("x-flowstate-signature") ??
+        request.headers.get("x-hub-signature-256");
+      const expected = `sha256=${await hmacHex(value, raw)}`;
+      if (given === null || !timingSafeEqual(given.trim().toLowerCase(), expected)) {
+        return error(
+          401,
+          "unauthorized",
+          given === null
+            ? `the webhook ${path} needs a signature: X-Flowstate-Signature: sha256=<hex HMAC-SHA256 of the body with the shared secret>`
+            : `the signature of the request to ${path} does not match its body`,
+        );
+      }
+    }
+    let body: unknown;
+    try {
+      body = parseBody(request, raw);
+    } catch (err) {
+      if (err instanceof TypeError) {
+        throw new BodyError(400, "bad_request", "the body is not valid UTF-8");
+      }
+      throw err;
+    }
+    const input = inputsOf(route.trigger, request, body);
+    const wait = new URL(request.url).searchParams.get("wait") === "true";
+    const start = (signal: AbortSignal | undefined, onStart: (runId: string) => void) =>
+      runtime.runFlow(route.file, { input, onStart, ...(signal ? { signal } : {}) });
+    let result: { runId: string; record?: RunRecord };
+    if (options.track) result = await options.track(start, wait);
+    else {
+      const started = Promise.withResolvers<string>();
+      const run = start(undefined, started.resolve);
+      run.catch(() => {}); // Errors after the start are in the run's record.
+      const id = await Promise.race([started.promise, run.then((r) => r.id)]);
+      result = wait ? { runId: id, record: await run } : { runId: id };
+    }
+    if (wait) return json(200, { run: result.record });
+    return json(202, { runId: result.runId }, { location: `/api/runs/${result.runId}` });
+  } catch (err) {
+    if (err instanceof BodyError) return error(err.status, err.code, err.message);
+    if (err instanceof FlowValidationError) {
+      return json(400, {
+        error: { code: "bad_request", message: err.message, problems: err.problems },
+      });
+    }
+    return error(500, "internal", messageOf(err));
+  }
 }

@@ -57,12 +57,59 @@ export interface StateView {
   ): Promise<{ key: ScopeKey; value: T }[]>;
 }
 
+/** A committed write to a store, as told to a {@linkcode StateChangeSink}. */
+export interface StateChange {
+  /** The store's name. */
+  store: string;
+  /** The whole key in the store (scope prefix included). */
+  key: Key;
+  /** What the write did. */
+  op: "set" | "delete";
+  /** The entry's new version, after a `set`. */
+  version?: string;
+  /** The run that wrote it. */
+  runId?: string;
+  /** The flow of that run. */
+  flowId?: string;
+  /** The node that wrote it. */
+  nodeId?: string;
+}
+
+/** Where committed writes made through state views are told (the runtime's event stream). */
+export interface StateChangeSink {
+  /** Whether anyone listens: writes are not reported otherwise. */
+  readonly listening: boolean;
+  /** Report one committed write. */
+  changed(change: StateChange): void;
+}
+
 /** Finds stores: the one behind each scope, and any by name. */
 export interface StoreResolver {
   /** The store a scope maps to. */
   forScope(scope: ScopeName): Promise<Store>;
   /** A store by configured name (a clear error for an unknown one). */
   byName(name: string): Promise<Store>;
+  /** Told of every committed write made through the views of a run (none by default). */
+  stateChanges?: StateChangeSink;
+}
+
+/**
+ * Told of what a view read and wrote (see {@linkcode createStateView}): keys
+ * are within the scope, `store` is set only when the call named a store.
+ */
+export interface StateObserver {
+  /** A read returned: one key, or a listing under `key` (`prefix`). */
+  read(scope: ScopeName, key: readonly string[], store: string | undefined, prefix: boolean): void;
+  /**
+   * A write committed: `key` within the scope, `change.key` the whole key in
+   * the store `change.store` (`op: "delete"` only when the entry existed).
+   */
+  wrote(scope: ScopeName, key: readonly string[], store: string | undefined, change: {
+    store: string;
+    key: Key;
+    op: "set" | "delete";
+    version?: string;
+  }): void;
 }
 
 /** The key prefix of a scope. */
@@ -111,6 +158,16 @@ export async function increment(
   by = 1,
   options: IncrementOptions = {},
 ): Promise<number> {
+  return (await incrementEntry(store, key, by, options)).value;
+}
+
+/** {@linkcode increment}, also returning the version of the entry it wrote. */
+export async function incrementEntry(
+  store: Store,
+  key: Key,
+  by = 1,
+  options: IncrementOptions = {},
+): Promise<{ value: number; version: string }> {
   if (typeof by !== "number" || !Number.isFinite(by)) {
     throw new TypeError(`Cannot increment ${JSON.stringify(key)}: by must be a finite number`);
   }
@@ -127,7 +184,7 @@ export async function increment(
     }
     const next = value + by;
     const result = await store.set(key, next, { ifVersion: current?.version ?? null });
-    if (result.ok) return next;
+    if (result.ok) return { value: next, version: result.version };
     const wait = Math.min(50, attempt) * Math.random();
     if (wait >= 1) await new Promise((r) => setTimeout(r, wait));
   }
@@ -136,54 +193,93 @@ export async function increment(
   );
 }
 
-/** Make the view of one scope for a flow (and node). */
+/**
+ * Make the view of one scope for a flow (and node). With an `observer`, every
+ * read that returns and every write that commits is told to it (what a node
+ * attempt read and wrote, in its `node.end` event).
+ */
 export function createStateView(
   resolver: StoreResolver,
   scope: ScopeName,
   flowId: string,
   nodeId?: string,
+  observer?: StateObserver,
 ): StateView {
   const prefix = scopePrefix(scope, flowId, nodeId);
   const storeFor = (options?: ScopeCallOptions) =>
     options?.store === undefined ? resolver.forScope(scope) : resolver.byName(options.store);
-  const full = (key: ScopeKey, what: string): Key => [...prefix, ...toParts(key, what)];
+  const full = (parts: readonly string[]): Key => [...prefix, ...parts];
   const list = async (
     options: (ScopeCallOptions & { prefix?: ScopeKey; limit?: number }) | undefined,
   ) => {
     const store = await storeFor(options);
-    const listPrefix = options?.prefix === undefined
-      ? prefix
-      : [...prefix, ...toParts(options.prefix, `Cannot list ${scope} state`)];
+    const parts = options?.prefix === undefined
+      ? []
+      : toParts(options.prefix, `Cannot list ${scope} state`);
     const out: Entry[] = [];
-    for await (const e of store.list({ prefix: listPrefix, limit: options?.limit })) out.push(e);
+    for await (const e of store.list({ prefix: full(parts), limit: options?.limit })) out.push(e);
+    observer?.read(scope, parts, options?.store, true);
     return out;
   };
   return {
     scope,
     async get<T>(key: ScopeKey, options?: ScopeCallOptions) {
-      const e = await (await storeFor(options)).get<T>(full(key, `Cannot get ${scope} state`));
+      const store = await storeFor(options);
+      const parts = toParts(key, `Cannot get ${scope} state`);
+      const e = await store.get<T>(full(parts));
+      observer?.read(scope, parts, options?.store, false);
       return e === null ? null : e.value;
     },
     async entry<T>(key: ScopeKey, options?: ScopeCallOptions) {
-      return await (await storeFor(options)).get<T>(full(key, `Cannot get ${scope} state`));
+      const store = await storeFor(options);
+      const parts = toParts(key, `Cannot get ${scope} state`);
+      const e = await store.get<T>(full(parts));
+      observer?.read(scope, parts, options?.store, false);
+      return e;
     },
     async set(key, value, options) {
       const store = await storeFor(options);
-      await store.set(
-        full(key, `Cannot set ${scope} state`),
+      const parts = toParts(key, `Cannot set ${scope} state`);
+      const k = full(parts);
+      const result = await store.set(
+        k,
         value,
         options?.expireIn === undefined ? undefined : { expireIn: options.expireIn },
       );
+      if (observer && result.ok) {
+        observer.wrote(scope, parts, options?.store, {
+          store: store.name,
+          key: k,
+          op: "set",
+          version: result.version,
+        });
+      }
     },
     async delete(key, options) {
       const store = await storeFor(options);
-      const k = full(key, `Cannot delete ${scope} state`);
+      const parts = toParts(key, `Cannot delete ${scope} state`);
+      const k = full(parts);
       const existed = (await store.get(k)) !== null;
       await store.delete(k);
+      if (observer && existed) {
+        observer.wrote(scope, parts, options?.store, { store: store.name, key: k, op: "delete" });
+      }
       return existed;
     },
     async increment(key, by = 1, options) {
-      return increment(await storeFor(options), full(key, `Cannot increment ${scope} state`), by);
+      const store = await storeFor(options);
+      const parts = toParts(key, `Cannot increment ${scope} state`);
+      const k = full(parts);
+      if (!observer) return increment(store, k, by);
+      const { value, version } = await incrementEntry(store, k, by);
+      observer.read(scope, parts, options?.store, false);
+      observer.wrote(scope, parts, options?.store, {
+        store: store.name,
+        key: k,
+        op: "set",
+        version,
+      });
+      return value;
     },
     async keys(options) {
       return (await list(options)).map((e) => fromParts(e.key.slice(prefix.length)));

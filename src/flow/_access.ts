@@ -1,0 +1,80 @@
+/**
+ * What one node read and wrote through its state views, for its `node.end`
+ * event: each key once, in first-use order, at most
+ * {@linkcode MAX_STATE_ACCESS} per list (then a `truncated` flag), so a node
+ * looping over a million keys cannot bloat its run's record.
+ *
+ * @module
+ */
+import { MAX_STATE_ACCESS, type NodeEndEvent, type StateAccess } from "../records/types.ts";
+import type { ScopeName, StateChangeSink, StateObserver } from "../state/scopes.ts";
+
+/** A bounded, de-duplicated list of state keys. */
+class AccessList {
+  #seen = new Set<string>();
+  readonly list: StateAccess[] = [];
+  truncated = false;
+  /** Set once the list is in the node's `node.end` event: a late call changes nothing. */
+  closed = false;
+
+  add(scope: ScopeName, key: readonly string[], store: string | undefined, prefix: boolean): void {
+    if (this.closed) return;
+    // JSON, not a join: key parts may hold any character.
+    const id = JSON.stringify([scope, store ?? null, prefix, key]);
+    if (this.#seen.has(id)) return;
+    if (this.list.length >= MAX_STATE_ACCESS) {
+      this.truncated = true;
+      return;
+    }
+    this.#seen.add(id);
+    const access: StateAccess = { scope, key: [...key] };
+    if (store !== undefined) access.store = store;
+    if (prefix) access.prefix = true;
+    this.list.push(access);
+  }
+}
+
+/** Who writes, for the state-change events. */
+export interface Writer {
+  /** The run. */
+  runId: string;
+  /** Its flow. */
+  flowId: string;
+  /** The node. */
+  nodeId: string;
+}
+
+/** The reads and writes of one node, over all its attempts. */
+export class NodeAccess {
+  #reads = new AccessList();
+  #writes = new AccessList();
+  /** The observer its attempts' views report to. */
+  readonly observer: StateObserver;
+
+  /** Collect for the node `writer`, telling committed writes to `sink` while it listens. */
+  constructor(writer: Writer, sink: StateChangeSink | undefined) {
+    const reads = this.#reads;
+    const writes = this.#writes;
+    this.observer = {
+      read: (scope, key, store, prefix) => reads.add(scope, key, store, prefix),
+      wrote(scope, key, store, change) {
+        writes.add(scope, key, store, false);
+        if (sink?.listening) sink.changed({ ...change, ...writer });
+      },
+    };
+  }
+
+  /**
+   * The `reads`/`writes` fields of the `node.end` event (none when empty); what
+   * an attempt that is still stopping reads or writes later is not added.
+   */
+  fields(): Pick<NodeEndEvent, "reads" | "readsTruncated" | "writes" | "writesTruncated"> {
+    this.#reads.closed = this.#writes.closed = true;
+    const out: Pick<NodeEndEvent, "reads" | "readsTruncated" | "writes" | "writesTruncated"> = {};
+    if (this.#reads.list.length > 0) out.reads = this.#reads.list;
+    if (this.#reads.truncated) out.readsTruncated = true;
+    if (this.#writes.list.length > 0) out.writes = this.#writes.list;
+    if (this.#writes.truncated) out.writesTruncated = true;
+    return out;
+  }
+}

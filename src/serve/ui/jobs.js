@@ -1,0 +1,180 @@
+// Jobs and schedules: last and next run, "run now".
+
+import { api } from "./api.js";
+import { formatDuration, formatTime, h, relativeTime, replace, statusBadge } from "./dom.js";
+
+export async function renderJobs(container, ctx) {
+  const jobsBody = h("tbody");
+  const schedulesBody = h("tbody");
+  replace(
+    container,
+    h("h1.view-title", { text: "Jobs" }),
+    h(
+      "div.panel.table-panel",
+      {},
+      h(
+        "table.jobs-table",
+        {},
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Job", "Enabled", "Schedule", "Next run", "Last run", ""].map((t) =>
+              h("th", { text: t })
+            ),
+          ),
+        ),
+        jobsBody,
+      ),
+    ),
+    h("h2.section-title", { text: "Schedules" }),
+    h(
+      "div.panel.table-panel",
+      {},
+      h(
+        "table.schedules-table",
+        {},
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Id", "Kind", "Cron", "Time zone", "Next run", "Last run"].map((t) =>
+              h("th", { text: t })
+            ),
+          ),
+        ),
+        schedulesBody,
+      ),
+    ),
+  );
+
+  async function load() {
+    const [jobs, schedules] = await Promise.all([api.jobs(), api.schedules()]);
+    replace(
+      jobsBody,
+      jobs.length === 0
+        ? h("tr", {}, h("td.muted.empty-row", { colSpan: 6, text: "No jobs." }))
+        : jobs.map((job) =>
+          h(
+            "tr",
+            { dataset: { job: job.name } },
+            h(
+              "td",
+              {},
+              h("div.mono.job-name", { text: job.name }),
+              job.description ? h("div.muted.job-description", { text: job.description }) : null,
+              job.error ? h("div.error-text.job-error", { text: job.error }) : null,
+            ),
+            h(
+              "td",
+              {},
+              h(`span.badge.${job.enabled ? "status-succeeded" : "status-cancelled"}`, {
+                text: job.enabled ? "enabled" : "disabled",
+              }),
+            ),
+            h(
+              "td.nowrap",
+              {},
+              job.schedule
+                ? h(
+                  "span",
+                  {},
+                  h("span.mono", { text: job.schedule }),
+                  h("span.muted", { text: ` ${job.timezone ?? ""}` }),
+                )
+                : h("span.muted", { text: "manual" }),
+            ),
+            h("td.nowrap", {
+              text: job.next
+                ? relativeTime(job.next)
+                : job.schedule && job.enabled
+                ? "not scheduled"
+                : "—",
+              title: job.next
+                ? formatTime(job.next)
+                : "Not in the config's jobs: the daemon does not run it (add it under jobs:)",
+            }),
+            h("td.nowrap", {}, lastRun(job.last, ctx)),
+            h(
+              "td.actions-cell",
+              {},
+              h("button", {
+                type: "button",
+                text: "Run now",
+                onclick: async (event) => {
+                  event.target.disabled = true;
+                  try {
+                    const started = await api.runJob(job.name);
+                    ctx.toast(
+                      "ok",
+                      `Started ${job.name}: `,
+                      h("a", { href: ctx.routeHash(["runs", started.runId]), text: started.runId }),
+                    );
+                  } catch (e) {
+                    ctx.toast("error", `Could not run ${job.name}: ${e.message}`);
+                  } finally {
+                    event.target.disabled = false;
+                  }
+                },
+              }),
+            ),
+          )
+        ),
+    );
+    replace(
+      schedulesBody,
+      schedules.length === 0
+        ? h("tr", {}, h("td.muted.empty-row", { colSpan: 6, text: "Nothing is scheduled." }))
+        : schedules.map((s) =>
+          h(
+            "tr",
+            { dataset: { schedule: s.id } },
+            h(
+              "td.mono",
+              {},
+              s.kind === "flow"
+                ? h("a", { href: ctx.routeHash(["flows", s.id.replace(/^flow:/, "")]), text: s.id })
+                : s.id,
+            ),
+            h("td", { text: s.kind }),
+            h("td.mono", { text: s.cron }),
+            h("td", { text: s.timezone }),
+            h("td", {
+              text: s.nextRun ? `${formatTime(s.nextRun)} (${relativeTime(s.nextRun)})` : "never",
+            }),
+            h("td", {}, lastRun(s.lastRun, ctx)),
+          )
+        ),
+    );
+  }
+
+  await load();
+  let pending = null;
+  ctx.live.subscribe((type, data) => {
+    const flowId = data?.flowId ?? data?.run?.flowId ?? "";
+    if ((type === "run.ended" || type === "run.started") && String(flowId).startsWith("job:")) {
+      clearTimeout(pending);
+      pending = setTimeout(() => load().catch(() => {}), 300);
+    }
+  });
+  return () => clearTimeout(pending);
+}
+
+function lastRun(last, ctx) {
+  if (!last) return h("span.muted", { text: "never" });
+  return h(
+    "span.last-run",
+    {},
+    statusBadge(last.status),
+    " ",
+    h("a", {
+      href: ctx.routeHash(["runs", last.id]),
+      text: relativeTime(last.startedAt),
+      title: `${formatTime(last.startedAt)} · ${formatDuration(last.durationMs)}`,
+    }),
+  );
+}

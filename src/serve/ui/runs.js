@@ -1,0 +1,673 @@
+// Runs: the list (filters, cursor paging, live) and a run's detail (node
+// timeline with attempts, durations, errors, logs, reads and writes).
+
+import { api, ApiError } from "./api.js";
+import {
+  formatClock,
+  formatDuration,
+  formatTime,
+  h,
+  keyText,
+  prettyJson,
+  relativeTime,
+  replace,
+  statusBadge,
+} from "./dom.js";
+
+const PAGE = 50;
+const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "timed-out"];
+
+/** Calls `fn` at most once per `ms`, trailing. */
+function throttle(fn, ms) {
+  let timer = null;
+  let again = false;
+  return () => {
+    if (timer) {
+      again = true;
+      return;
+    }
+    fn();
+    timer = setTimeout(function tick() {
+      timer = null;
+      if (again) {
+        again = false;
+        fn();
+        timer = setTimeout(tick, ms);
+      }
+    }, ms);
+  };
+}
+
+// --- the list ---------------------------------------------------------------------------
+
+export async function renderRuns(container, route, ctx) {
+  const flow = route.params.get("flow") ?? "";
+  const status = route.params.get("status") ?? "";
+  // Cursors of the pages before this one, to go back ("newer").
+  const stack = [];
+  let cursor = undefined;
+  let nextCursor = undefined;
+
+  const flows = await api.flows().catch(() => []);
+  const flowSelect = h(
+    "select#filter-flow",
+    { "aria-label": "flow" },
+    h("option", { value: "", text: "all flows" }),
+    flows.map((f) => h("option", { value: f.id, text: f.id, selected: f.id === flow })),
+  );
+  if (flow && !flows.some((f) => f.id === flow)) {
+    flowSelect.appendChild(h("option", { value: flow, text: flow, selected: true }));
+  }
+  const statusSelect = h(
+    "select#filter-status",
+    { "aria-label": "status" },
+    h("option", { value: "", text: "any status" }),
+    STATUSES.map((s) => h("option", { value: s, text: s, selected: s === status })),
+  );
+  const onFilter = () =>
+    ctx.navigate(ctx.routeHash(["runs"], { flow: flowSelect.value, status: statusSelect.value }));
+  flowSelect.addEventListener("change", onFilter);
+  statusSelect.addEventListener("change", onFilter);
+
+  const tbody = h("tbody");
+  const pager = h("div.pager");
+  const table = h(
+    "table.runs-table",
+    {},
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["Status", "Run", "Flow", "Started", "Duration", "Error"].map((t) => h("th", { text: t })),
+      ),
+    ),
+    tbody,
+  );
+  replace(
+    container,
+    h("h1.view-title", { text: "Runs" }),
+    h(
+      "div.toolbar",
+      {},
+      h("label", {}, "Flow ", flowSelect),
+      h("label", {}, "Status ", statusSelect),
+    ),
+    h("div.panel.table-panel", {}, table),
+    pager,
+  );
+
+  let loads = 0;
+  async function load() {
+    const serial = ++loads;
+    const page = await api.runs({ flow, status, limit: PAGE, cursor });
+    if (serial !== loads) return; // a later load answers
+    nextCursor = page.cursor;
+    replace(
+      tbody,
+      page.runs.length === 0
+        ? h("tr", {}, h("td.muted.empty-row", { colSpan: 6, text: "No runs." }))
+        : page.runs.map(runRow),
+    );
+    replace(
+      pager,
+      stack.length > 0
+        ? h("button", {
+          type: "button",
+          text: "← newer",
+          onclick: () => {
+            cursor = stack.pop();
+            load();
+          },
+        })
+        : null,
+      h("span.muted", { text: `page ${stack.length + 1}` }),
+      nextCursor
+        ? h("button", {
+          type: "button",
+          text: "older →",
+          onclick: () => {
+            stack.push(cursor);
+            cursor = nextCursor;
+            load();
+          },
+        })
+        : null,
+    );
+  }
+
+  function runRow(run) {
+    return h(
+      "tr",
+      { dataset: { run: run.id, status: run.status, flow: run.flowId } },
+      h("td", {}, statusBadge(run.status)),
+      h("td.mono", {}, h("a", { href: ctx.routeHash(["runs", run.id]), text: run.id })),
+      h(
+        "td",
+        {},
+        h("a", {
+          href: run.flowId.startsWith("job:") ? "#/jobs" : ctx.routeHash(["flows", run.flowId]),
+          text: run.flowId,
+        }),
+      ),
+      h("td", { title: formatTime(run.startedAt), text: relativeTime(run.startedAt) }),
+      h("td.num", { text: formatDuration(run.durationMs) }),
+      h("td.error-cell", {
+        text: run.error ? `${run.error.node ? run.error.node + ": " : ""}${run.error.message}` : "",
+        title: run.error?.message ?? "",
+      }),
+    );
+  }
+
+  // Live (listening before the first load): a run started or ended anywhere refreshes the first page.
+  const refresh = throttle(() => {
+    if (stack.length === 0) load().catch(() => {});
+  }, 400);
+  ctx.live.subscribe((type, data) => {
+    if (type === "run.started" || type === "run.ended") {
+      if (flow && data?.flowId !== undefined && data.flowId !== flow) return;
+      refresh();
+    } else if (type === "node" && data?.runId) {
+      // A run we have not seen yet (its run.started was missed): refresh.
+      if (!tbody.querySelector(`tr[data-run="${CSS.escape(data.runId)}"]`)) refresh();
+    } else if (type === "connection" && data.connected) {
+      refresh();
+    }
+  });
+  await load();
+}
+
+// --- a run's detail -----------------------------------------------------------------------
+
+/** Node rows from a run's events and record: start, attempts, end, logs, reads, writes. */
+export function nodeTimeline(run, events) {
+  const nodes = new Map();
+  const get = (id) => {
+    let node = nodes.get(id);
+    if (!node) {
+      node = {
+        id,
+        startedAt: null,
+        endedAt: null,
+        status: null,
+        attempts: [],
+        attempt: 0,
+        durationMs: null,
+        error: null,
+        logs: [],
+        reads: [],
+        writes: [],
+      };
+      nodes.set(id, node);
+    }
+    return node;
+  };
+  const seen = new Map();
+  const addKeys = (node, field, list) => {
+    if (!Array.isArray(list)) return;
+    let set = seen.get(node.id + "\u0000" + field);
+    if (!set) seen.set(node.id + "\u0000" + field, set = new Set());
+    for (const item of list) {
+      const id = JSON.stringify(item);
+      if (set.has(id)) continue;
+      set.add(id);
+      node[field].push(item);
+    }
+  };
+  for (const event of events) {
+    if (!event || typeof event.node !== "string") continue;
+    const node = get(event.node);
+    addKeys(node, "reads", event.reads);
+    addKeys(node, "writes", event.writes);
+    if (event.readsTruncated) node.readsTruncated = true;
+    if (event.writesTruncated) node.writesTruncated = true;
+    switch (event.type) {
+      case "node.start":
+        node.startedAt = event.at;
+        node.status = node.status ?? "running";
+        break;
+      case "node.attempt":
+        if (event.error === undefined) {
+          node.attempts.push({ attempt: event.attempt, startedAt: event.at, error: null });
+        } else {
+          const a = node.attempts.find((x) => x.attempt === event.attempt);
+          if (a) {
+            a.error = event.error;
+            a.endedAt = event.at;
+          } else {
+            node.attempts.push({ attempt: event.attempt, endedAt: event.at, error: event.error });
+          }
+        }
+        node.attempt = Math.max(node.attempt, event.attempt);
+        break;
+      case "node.end":
+        node.status = event.status;
+        node.endedAt = event.at;
+        node.durationMs = event.durationMs;
+        node.attempt = Math.max(node.attempt, event.attempt ?? 0);
+        node.error = event.error ?? null;
+        node.outputBytes = event.outputBytes;
+        if (node.startedAt === null && typeof event.durationMs === "number") {
+          node.startedAt = event.at - event.durationMs;
+        }
+        break;
+      case "node.log":
+        node.logs.push({ at: event.at, level: event.level, message: event.message });
+        break;
+    }
+  }
+  // Nodes in the record that left no events (skipped before starting, or an old record).
+  for (const [id, outcome] of Object.entries(run?.nodes ?? {})) {
+    const node = get(id);
+    if (node.status === null || node.status === "running") {
+      if (run.status !== "running" || outcome.status) node.status = outcome.status ?? node.status;
+    }
+    if (!node.attempt) node.attempt = outcome.attempts ?? 0;
+    if (!node.error && outcome.error) node.error = outcome.error;
+  }
+  return [...nodes.values()].sort((a, b) =>
+    (a.startedAt ?? Infinity) - (b.startedAt ?? Infinity) || a.id.localeCompare(b.id)
+  );
+}
+
+export async function renderRun(container, id, ctx) {
+  // Listen before fetching: events that arrive meanwhile are applied after.
+  let onEvent = null;
+  const early = [];
+  ctx.live.subscribe((type, data) => {
+    if (onEvent) onEvent(type, data);
+    else early.push([type, data]);
+  });
+  let data;
+  try {
+    data = await api.run(id);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) {
+      replace(
+        container,
+        h("p", {}, h("a", { href: "#/runs", text: "← Runs" })),
+        h("div.panel", {}, h("p", { text: `No run with id ${id}.` })),
+      );
+      return;
+    }
+    throw e;
+  }
+  let run = data.run;
+  const events = [];
+  const seen = new Set();
+  /** Adds an event unless the run already has it (from the records and the feed both). */
+  const addEvent = (event) => {
+    const key = JSON.stringify(event);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    events.push(event);
+    return true;
+  };
+  for (const event of data.events ?? []) addEvent(event);
+  const expanded = new Set();
+  const header = h("div.run-header");
+  const timeline = h("div.panel.timeline-panel");
+  const io = h("div.io-grid");
+  const eventLog = h("details.panel.event-log");
+  replace(
+    container,
+    h("p.crumbs", {}, h("a", { href: "#/runs", text: "← Runs" })),
+    header,
+    timeline,
+    io,
+    eventLog,
+  );
+
+  function renderHeader() {
+    const actions = h("div.actions");
+    actions.appendChild(h("button.primary", {
+      type: "button",
+      text: "Re-run with the same inputs",
+      title: "Start a new run of this flow with this run's inputs",
+      disabled: run.flowId.startsWith("job:"),
+      onclick: async () => {
+        try {
+          const started = await api.startRun(run.flowId, run.inputs);
+          ctx.toast(
+            "ok",
+            "Started ",
+            h("a", { href: ctx.routeHash(["runs", started.runId]) }, started.runId),
+          );
+          ctx.navigate(ctx.routeHash(["runs", started.runId]));
+        } catch (e) {
+          ctx.toast("error", `Could not start a run: ${e.message}`);
+        }
+      },
+    }));
+    if (run.status === "running") {
+      actions.appendChild(h("button.danger", {
+        type: "button",
+        text: "Cancel run",
+        onclick: async (event) => {
+          event.target.disabled = true;
+          try {
+            const answer = await api.cancelRun(run.id);
+            ctx.toast("info", `Cancelling ${run.id} (${answer?.status ?? "requested"})`);
+          } catch (e) {
+            event.target.disabled = false;
+            ctx.toast("error", `Could not cancel: ${e.message}`);
+          }
+        },
+      }));
+    }
+    const fact = (label, ...value) =>
+      h("span.fact", {}, h("span.fact-label", { text: label }), h("span.fact-value", {}, value));
+    replace(
+      header,
+      h(
+        "div.run-title",
+        {},
+        h("h1.view-title", {}, "Run ", h("span.mono", { text: run.id })),
+        statusBadge(run.status),
+        actions,
+      ),
+      h(
+        "div.run-facts",
+        {},
+        fact(
+          run.flowId.startsWith("job:") ? "job" : "flow",
+          h("a", {
+            href: run.flowId.startsWith("job:") ? "#/jobs" : ctx.routeHash(["flows", run.flowId]),
+            text: run.flowId,
+          }),
+        ),
+        fact(
+          "version",
+          h("span.mono", { text: run.flowVersion.slice(0, 10), title: run.flowVersion }),
+        ),
+        fact("started", `${formatTime(run.startedAt)} (${relativeTime(run.startedAt)})`),
+        fact(
+          "duration",
+          run.durationMs === null
+            ? `running for ${formatDuration(Date.now() - run.startedAt)}`
+            : formatDuration(run.durationMs),
+        ),
+        run.parentRunId
+          ? fact(
+            "parent",
+            h("a.mono", { href: ctx.routeHash(["runs", run.parentRunId]), text: run.parentRunId }),
+          )
+          : null,
+      ),
+      run.error
+        ? h(
+          "div.notice.notice-error.run-error",
+          { role: "alert" },
+          h("strong", { text: run.error.node ? `${run.error.node}: ` : "Error: " }),
+          run.error.message,
+        )
+        : null,
+    );
+  }
+
+  function renderTimeline() {
+    const nodes = nodeTimeline(run, events);
+    const start = run.startedAt;
+    const end = run.endedAt ?? Math.max(Date.now(), ...nodes.map((n) => n.endedAt ?? 0));
+    const span = Math.max(1, end - start);
+    const rows = nodes.map((node) => {
+      const left = node.startedAt === null ? 0 : ((node.startedAt - start) / span) * 100;
+      const stop = node.endedAt ?? (node.status === "running" ? end : node.startedAt ?? start);
+      const width = node.startedAt === null
+        ? 0
+        : Math.max(0.5, ((stop - node.startedAt) / span) * 100);
+      const bar = h(`div.gantt-bar.status-${node.status ?? "pending"}`);
+      bar.style.left = `${Math.min(99.5, Math.max(0, left))}%`;
+      bar.style.width = `${Math.min(100 - Math.min(99.5, left), width)}%`;
+      const open = expanded.has(node.id);
+      const row = h(
+        "div.node-row",
+        { dataset: { node: node.id, status: node.status ?? "pending" } },
+        h(
+          "button.node-summary",
+          {
+            type: "button",
+            "aria-expanded": String(open),
+            onclick: () => {
+              if (expanded.has(node.id)) expanded.delete(node.id);
+              else expanded.add(node.id);
+              renderTimeline();
+            },
+          },
+          h("span.node-name.mono", { text: node.id }),
+          statusBadge(node.status ?? "pending"),
+          h("span.node-attempts", {
+            text: node.attempt > 1
+              ? `${node.attempt} attempts`
+              : node.attempt === 1
+              ? "1 attempt"
+              : "",
+          }),
+          h("span.node-duration.num", {
+            text: node.durationMs !== null
+              ? formatDuration(node.durationMs)
+              : node.status === "running" && node.startedAt !== null
+              ? formatDuration(Date.now() - node.startedAt)
+              : "",
+          }),
+          h("span.gantt", {}, bar),
+        ),
+        node.error ? h("div.node-error", { text: node.error }) : null,
+        open ? nodeDetail(node) : null,
+      );
+      return row;
+    });
+    replace(
+      timeline,
+      h(
+        "div.panel-head",
+        {},
+        h("h2", { text: "Timeline" }),
+        h("span.muted", {
+          text: `${nodes.length} node${
+            nodes.length === 1 ? "" : "s"
+          } · click a node for attempts, logs, reads and writes`,
+        }),
+      ),
+      nodes.length === 0
+        ? h("p.muted", { text: "No node has started yet." })
+        : h("div.nodes", {}, rows),
+    );
+  }
+
+  function nodeDetail(node) {
+    const outcome = run.nodes?.[node.id];
+    return h(
+      "div.node-detail",
+      {},
+      h(
+        "div.node-facts",
+        {},
+        h("span", {}, h("span.fact-label", { text: "started" }), formatClock(node.startedAt)),
+        h("span", {}, h("span.fact-label", { text: "ended" }), formatClock(node.endedAt)),
+        node.outputBytes !== undefined
+          ? h("span", {}, h("span.fact-label", { text: "output" }), `${node.outputBytes} bytes`)
+          : null,
+      ),
+      node.attempts.some((a) => a.error)
+        ? h(
+          "div.attempts",
+          {},
+          h("h3", { text: "Attempts" }),
+          h(
+            "ol",
+            {},
+            node.attempts.map((a) =>
+              h(
+                "li",
+                {},
+                `#${a.attempt} `,
+                a.error ? h("span.error-text", { text: a.error }) : "ok",
+              )
+            ),
+          ),
+        )
+        : null,
+      h(
+        "div.keysets",
+        {},
+        keyList("Reads", node.reads, node.readsTruncated, run, node, "reads"),
+        keyList("Writes", node.writes, node.writesTruncated, run, node, "writes"),
+      ),
+      h(
+        "div.logs",
+        {},
+        h("h3", { text: `Logs (${node.logs.length})` }),
+        node.logs.length === 0 ? h("p.muted.none", { text: "none" }) : h(
+          "ol.log-lines.mono",
+          {},
+          node.logs.map((l) =>
+            h(
+              `li.log-${l.level}`,
+              {},
+              h("span.log-time", { text: formatClock(l.at) }),
+              h("span.log-level", { text: l.level }),
+              h("span.log-message", { text: l.message }),
+            )
+          ),
+        ),
+      ),
+      outcome && outcome.output !== undefined
+        ? h(
+          "div",
+          {},
+          h("h3", { text: "Output" }),
+          h("pre.json", { text: prettyJson(outcome.output) }),
+        )
+        : null,
+    );
+  }
+
+  function renderIo() {
+    replace(
+      io,
+      h(
+        "div.panel",
+        {},
+        h("h2", { text: "Inputs" }),
+        h("pre.json", { text: prettyJson(run.inputs) }),
+      ),
+      h(
+        "div.panel",
+        {},
+        h("h2", { text: "Outputs" }),
+        run.outputs === null
+          ? h("p.muted", { text: run.status === "running" ? "Not yet." : "None." })
+          : h("pre.json", { text: prettyJson(run.outputs) }),
+      ),
+    );
+    replace(
+      eventLog,
+      h("summary", { text: `Events (${events.length})` }),
+      h(
+        "ol.event-lines.mono",
+        {},
+        events.map((e) => {
+          const { at, type, ...rest } = e;
+          return h(
+            "li",
+            {},
+            h("span.log-time", { text: formatClock(at) }),
+            h("span.event-type", { text: type }),
+            h("span", { text: JSON.stringify(rest) }),
+          );
+        }),
+      ),
+    );
+  }
+
+  function renderAll() {
+    renderHeader();
+    renderTimeline();
+    renderIo();
+  }
+  renderAll();
+
+  const reload = throttle(async () => {
+    try {
+      const fresh = await api.run(id);
+      run = fresh.run;
+      for (const event of fresh.events ?? []) addEvent(event);
+      events.sort((a, b) => a.at - b.at);
+      renderAll();
+    } catch {
+      // keep what is shown
+    }
+  }, 300);
+
+  onEvent = (type, data) => {
+    if (type === "connection") {
+      if (data.connected) reload();
+      return;
+    }
+    if (data?.runId !== id && data?.run?.id !== id && data?.id !== id) return;
+    if (type === "node" && data.event) {
+      if (!addEvent(data.event)) return;
+      if (data.event.type === "run.end") reload();
+      else {
+        renderTimeline();
+        renderIo();
+      }
+    } else if (type === "run.ended" || type === "run.started") {
+      reload();
+    }
+  };
+  for (const [type, data] of early.splice(0)) onEvent(type, data);
+  // A running run's durations grow. Its record is fetched again every 2 s
+  // while it runs: events it emitted before this page listened, and not yet
+  // in the records when it was first fetched, come with it (the feed brings
+  // the rest at once); without the feed, that is all there is.
+  let ticks = 0;
+  const timer = setInterval(() => {
+    if (run.status !== "running") return;
+    if (!ctx.live.connected || ++ticks % 2 === 0) reload();
+    else renderTimeline();
+  }, 1000);
+  return () => clearInterval(timer);
+}
+
+function keyList(title, keys, truncated, run, node, className) {
+  return h(
+    `div.keyset.${className}`,
+    {},
+    h("h3", { text: `${title} (${keys.length}${truncated ? "+" : ""})` }),
+    keys.length === 0 ? h("p.muted.none", { text: "none" }) : h(
+      "ul.mono",
+      {},
+      keys.map((k) => h("li", {}, accessLink(k, run, node))),
+    ),
+    truncated ? h("p.muted", { text: `only the first ${keys.length} are recorded` }) : null,
+  );
+}
+
+/** The full store key of a node's state access `{ scope, key, store?, prefix? }`. */
+export function accessKey(access, flowId, nodeId) {
+  const prefix = access.scope === "global"
+    ? ["global"]
+    : access.scope === "flow"
+    ? ["flow", flowId]
+    : ["node", flowId, nodeId];
+  return [...prefix, ...access.key.map(String)];
+}
+
+/** One read or write: `scope: a / b`, a link to the value in the state view. */
+function accessLink(item, run, node) {
+  if (!item || typeof item !== "object" || !Array.isArray(item.key)) {
+    return h("span", { text: JSON.stringify(item) });
+  }
+  const scope = typeof item.scope === "string" ? item.scope : "?";
+  const text = `${scope}: ${item.key.length ? keyText(item.key.map(String)) : "(all)"}${
+    item.prefix ? " / …" : ""
+  }${item.store ? ` (store ${item.store})` : ""}`;
+  if (item.prefix || !["node", "flow", "global"].includes(scope)) return h("span", { text });
+  const params = new URLSearchParams();
+  if (item.store) params.set("store", item.store);
+  params.set("key", JSON.stringify(accessKey(item, run.flowId, node.id)));
+  return h("a", { href: `#/state?${params}`, text, title: "open in State" });
+}

@@ -1,0 +1,198 @@
+// Units of the inspector's modules that need no browser: the line diff, the
+// node timeline built from run events, the prefix box, read/write keys.
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { diffLines, diffStats, hunks, MAX_CELLS, splitLines } from "./diff.js";
+import { accessKey, nodeTimeline } from "./runs.js";
+import { levelOf, parsePrefix } from "./state.js";
+
+type Row = { op: " " | "-" | "+"; text: string; aLine?: number; bLine?: number };
+
+/** The lines of a (" " and "-") and of b (" " and "+") that the rows spell. */
+function sides(rows: Row[]): { a: string[]; b: string[] } {
+  return {
+    a: rows.filter((r) => r.op !== "+").map((r) => r.text),
+    b: rows.filter((r) => r.op !== "-").map((r) => r.text),
+  };
+}
+
+function lcsLength(a: string[], b: string[]): number {
+  const t = Array.from({ length: a.length + 1 }, () => new Array(b.length + 1).fill(0));
+  for (let i = a.length - 1; i >= 0; i--) {
+    for (let j = b.length - 1; j >= 0; j--) {
+      t[i][j] = a[i] === b[j] ? t[i + 1][j + 1] + 1 : Math.max(t[i + 1][j], t[i][j + 1]);
+    }
+  }
+  return t[0][0];
+}
+
+Deno.test("diffLines: a changed line is removed then added, with both line numbers", () => {
+  const rows = diffLines(
+    "id: x\ndescription: old\nnodes: []\n",
+    "id: x\ndescription: new\nnodes: []\n",
+  );
+  assert.deepEqual(rows, [
+    { op: " ", text: "id: x", aLine: 1, bLine: 1 },
+    { op: "-", text: "description: old", aLine: 2 },
+    { op: "+", text: "description: new", bLine: 2 },
+    { op: " ", text: "nodes: []", aLine: 3, bLine: 3 },
+  ]);
+  assert.deepEqual(diffStats(rows), { added: 1, removed: 1 });
+});
+
+Deno.test("diffLines: empty sides, identical texts, CRLF", () => {
+  assert.deepEqual(diffLines("", ""), []);
+  assert.deepEqual(diffLines("", "a\n"), [{ op: "+", text: "a", bLine: 1 }]);
+  assert.deepEqual(diffLines("a", ""), [{ op: "-", text: "a", aLine: 1 }]);
+  assert.deepEqual(diffStats(diffLines("a\r\nb\r\n", "a\nb")), { added: 0, removed: 0 });
+  assert.deepEqual(splitLines("a\n\nb\n"), ["a", "", "b"]);
+});
+
+Deno.test("diffLines keeps a longest common subsequence and spells both sides", () => {
+  const line = fc.constantFrom("a", "b", "c", "d", "");
+  fc.assert(
+    fc.property(fc.array(line, { maxLength: 30 }), fc.array(line, { maxLength: 30 }), (a, b) => {
+      const rows = diffLines(a.map((l) => l + "\n").join(""), b.map((l) => l + "\n").join(""));
+      assert.deepEqual(sides(rows), { a, b });
+      assert.equal(rows.filter((r) => r.op === " ").length, lcsLength(a, b));
+      // Line numbers count each side's lines in order.
+      assert.deepEqual(rows.filter((r) => r.aLine).map((r) => r.aLine), a.map((_, i) => i + 1));
+      assert.deepEqual(rows.filter((r) => r.bLine).map((r) => r.bLine), b.map((_, i) => i + 1));
+    }),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("diffLines past MAX_CELLS still spells both sides (the middle whole)", () => {
+  const n = Math.ceil(Math.sqrt(MAX_CELLS)) + 10;
+  const a = Array.from({ length: n }, (_, i) => `a${i}`);
+  const b = Array.from({ length: n }, (_, i) => (i % 2 ? `a${i}` : `b${i}`));
+  const rows = diffLines(["same", ...a, "end"].join("\n"), ["same", ...b, "end"].join("\n"));
+  assert.deepEqual(sides(rows), { a: ["same", ...a, "end"], b: ["same", ...b, "end"] });
+  assert.equal(rows[0].op, " ");
+  assert.equal(rows.at(-1)?.op, " ");
+});
+
+Deno.test("hunks keep changes with their context and count what they skip", () => {
+  const a = Array.from({ length: 20 }, (_, i) => `line ${i}`);
+  const b = [...a];
+  b[10] = "changed";
+  const out = hunks(diffLines(a.join("\n"), b.join("\n")), 2);
+  assert.equal(out.length, 1);
+  assert.equal(out[0].skippedBefore, 8);
+  assert.deepEqual(out[0].rows.map((r: Row) => r.op), [" ", " ", "-", "+", " ", " "]);
+  assert.deepEqual(hunks(diffLines("x\n", "x\n")), []);
+  // Two changes 5 lines apart, context 2: the 1 line between the contexts is shown, one hunk.
+  const c = [...a];
+  c[4] = "first";
+  c[10] = "second";
+  const merged = hunks(diffLines(a.join("\n"), c.join("\n")), 2);
+  assert.equal(merged.length, 1);
+  assert.equal(merged[0].rows.length, 2 + 2 + 5 + 2 + 2);
+});
+
+Deno.test("nodeTimeline: attempts, errors, logs, reads and writes per node, in start order", () => {
+  const run = {
+    status: "failed",
+    nodes: {
+      fetch: { status: "succeeded", attempts: 1 },
+      parse: { status: "failed", attempts: 2, error: "bad" },
+      never: { status: "skipped", attempts: 0 },
+    },
+  };
+  const flow = { scope: "flow", key: ["count"] };
+  const events = [
+    { at: 0, type: "run.start" },
+    { at: 1, type: "node.start", node: "fetch" },
+    { at: 1, type: "node.attempt", node: "fetch", attempt: 1 },
+    { at: 2, type: "node.log", node: "fetch", message: "<b>hi</b>", level: "info" },
+    {
+      at: 3,
+      type: "node.end",
+      node: "fetch",
+      status: "succeeded",
+      attempt: 1,
+      durationMs: 2,
+      reads: [flow],
+    },
+    { at: 4, type: "node.start", node: "parse" },
+    { at: 4, type: "node.attempt", node: "parse", attempt: 1 },
+    { at: 5, type: "node.attempt", node: "parse", attempt: 1, error: "first" },
+    { at: 6, type: "node.attempt", node: "parse", attempt: 2 },
+    { at: 7, type: "node.attempt", node: "parse", attempt: 2, error: "bad" },
+    {
+      at: 7,
+      type: "node.end",
+      node: "parse",
+      status: "failed",
+      attempt: 2,
+      durationMs: 3,
+      error: "bad",
+      writes: [flow, flow],
+      writesTruncated: true,
+    },
+  ];
+  const nodes = nodeTimeline(run, events);
+  assert.deepEqual(nodes.map((n: { id: string }) => n.id), ["fetch", "parse", "never"]);
+  const [fetch, parse, never] = nodes;
+  assert.equal(fetch.status, "succeeded");
+  assert.equal(fetch.durationMs, 2);
+  assert.deepEqual(fetch.logs, [{ at: 2, level: "info", message: "<b>hi</b>" }]);
+  assert.deepEqual(fetch.reads, [flow]);
+  assert.equal(parse.attempt, 2);
+  assert.deepEqual(parse.attempts.map((a: { error: string }) => a.error), ["first", "bad"]);
+  assert.equal(parse.error, "bad");
+  assert.deepEqual(parse.writes, [flow], "deduped");
+  assert.equal(parse.writesTruncated, true);
+  assert.equal(never.status, "skipped");
+  assert.equal(never.startedAt, null);
+});
+
+Deno.test("nodeTimeline: a running node has no end yet", () => {
+  const nodes = nodeTimeline({ status: "running", nodes: {} }, [
+    { at: 1, type: "node.start", node: "wait" },
+    { at: 1, type: "node.attempt", node: "wait", attempt: 1 },
+  ]);
+  assert.equal(nodes[0].status, "running");
+  assert.equal(nodes[0].endedAt, null);
+});
+
+Deno.test("accessKey puts a scope's prefix before the key", () => {
+  assert.deepEqual(accessKey({ scope: "global", key: ["a"] }, "f", "n"), ["global", "a"]);
+  assert.deepEqual(accessKey({ scope: "flow", key: ["a", "b"] }, "f", "n"), [
+    "flow",
+    "f",
+    "a",
+    "b",
+  ]);
+  assert.deepEqual(accessKey({ scope: "node", key: ["a"] }, "f", "n"), ["node", "f", "n", "a"]);
+});
+
+Deno.test("parsePrefix reads a / b or a JSON array, and says what is wrong", () => {
+  assert.deepEqual(parsePrefix(" node / hello /greet "), ["node", "hello", "greet"]);
+  assert.deepEqual(parsePrefix('["a/b", " c"]'), ["a/b", " c"]);
+  assert.deepEqual(parsePrefix(""), []);
+  assert.throws(() => parsePrefix("[1, 2]"), /array of strings/);
+  assert.throws(() => parsePrefix("[oops"), /does not parse/);
+});
+
+Deno.test("levelOf names the parts of the state layout", () => {
+  assert.equal(levelOf([], "global"), "scope");
+  assert.equal(levelOf([], "flowstate"), "records");
+  assert.equal(levelOf([], "other"), "data");
+  assert.equal(levelOf(["node"], "hello"), "flow");
+  assert.equal(levelOf(["node", "hello"], "greet"), "node");
+  assert.equal(levelOf(["node", "hello", "greet"], "count"), "key");
+  assert.equal(levelOf(["flow"], "hello"), "flow");
+  assert.equal(levelOf(["flow", "hello"], "count"), "key");
+  assert.equal(levelOf(["global"], "x"), "key");
+});
+
+Deno.test("UI_FILES names every file of the inspector (a remote package serves only those)", async () => {
+  const { UI_FILES } = await import("../server.ts");
+  const onDisk: string[] = [];
+  for await (const entry of Deno.readDir(new URL(".", import.meta.url))) {
+    if (entry.isFile && !entry.name.endsWith("_test.ts")) onDisk.push(entry.name);
+  }
+  assert.deepEqual([...UI_FILES].sort(), onDisk.sort());
+});

@@ -1,0 +1,606 @@
+/**
+ * The inspector page in a real browser: Debian's chromium driven by
+ * playwright-core against a real `serve()` over a temporary sqlite home.
+ * Ignored (reported as such) unless FLOWSTATE_TEST_CHROMIUM names the
+ * chromium binary (`.ci/run` sets it to /usr/bin/chromium).
+ *
+ * No sleeps: every wait is a playwright locator waiting for what the page
+ * must show.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Browser, Page } from "playwright-core";
+import {
+  CHROMIUM,
+  type Inspector,
+  launchChromium,
+  startInspector,
+  XSS_VALUE,
+} from "./_inspector.ts";
+
+const ignore = CHROMIUM === undefined;
+const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
+
+/** What the page did that it must not: dialogs, uncaught errors, console errors (CSP reports). */
+interface Watch {
+  dialogs: string[];
+  errors: string[];
+}
+
+async function withPage(
+  fn: (page: Page, inspector: Inspector, watch: Watch) => Promise<void>,
+  options: { token?: string } = {},
+): Promise<void> {
+  const inspector = await startInspector(options);
+  let browser: Browser | undefined;
+  try {
+    browser = await launchChromium();
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    context.setDefaultTimeout(20_000);
+    // On the context: every tab of the test is watched.
+    const watch: Watch = { dialogs: [], errors: [] };
+    context.on("dialog", (dialog) => {
+      watch.dialogs.push(`${dialog.type()}: ${dialog.message()}`);
+      dialog.dismiss().catch(() => {});
+    });
+    context.on("weberror", (err) => watch.errors.push(`pageerror: ${err.error().message}`));
+    context.on("console", (msg) => {
+      if (msg.type() === "error") watch.errors.push(`console: ${msg.text()}`);
+    });
+    const page = await context.newPage();
+    await fn(page, inspector, watch);
+    assert.deepEqual(watch.dialogs, [], "no dialog may open");
+  } finally {
+    await browser?.close();
+    await inspector.close();
+  }
+}
+
+/** Errors the page logged, less the expected ones (a 401/409 answer logs a failed resource). */
+function unexpectedErrors(watch: Watch, allowed: RegExp[] = []): string[] {
+  return watch.errors.filter((e) => !allowed.some((re) => re.test(e)));
+}
+
+/** An API call from "another client" (Bearer: no same-origin check). */
+async function api(
+  inspector: Inspector,
+  method: string,
+  path: string,
+  init: { body?: unknown; headers?: Record<string, string> } = {},
+): Promise<Response> {
+  return await fetch(new URL(path, inspector.url), {
+    method,
+    headers: {
+      authorization: "Bearer test-client",
+      ...(init.body === undefined ? {} : { "content-type": "application/json" }),
+      ...init.headers,
+    },
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+  });
+}
+
+function treeItem(page: Page, key: string[]) {
+  return page.locator(`li.tree-node[data-key='${JSON.stringify(key)}']`);
+}
+
+async function expand(page: Page, key: string[]): Promise<void> {
+  await treeItem(page, key).locator(":scope > .tree-row .toggle").click();
+}
+
+async function openValue(page: Page, key: string[]): Promise<void> {
+  await treeItem(page, key).locator(":scope > .tree-row .tree-label").click();
+}
+
+Deno.test({
+  name: "inspector: the tree leads store → scope → key to a value with its version",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      await page.goto(new URL("#/state", inspector.url).href);
+      // The store card shows the plugin and the count.
+      const card = page.locator('.store-card[data-store="default"]');
+      await card.filter({ hasText: "sqlite" }).waitFor();
+      // The count arrives after the tree (counting a large store takes a while).
+      const count = await (await inspector.runtime.store("default")).count();
+      await card.locator(".entries").filter({ hasText: `${count} entries` }).waitFor();
+      await expand(page, ["global"]);
+      await openValue(page, ["global", "settings"]);
+      const value = page.locator(".value-panel pre.value-view");
+      await value.filter({ hasText: '"region": "eu-west-1"' }).waitFor();
+      const entry = await (await inspector.runtime.store("default")).get(["global", "settings"]);
+      assert.ok(entry);
+      assert.equal(await value.textContent(), JSON.stringify(entry.value, null, 2));
+      assert.equal(await page.locator(".value-panel .version").textContent(), entry.version);
+      assert.equal(await page.locator(".value-panel .expiry").textContent(), "never");
+      // The URL names the value: a reload opens it again.
+      assert.match(decodeURIComponent(page.url()), /key=\["global","settings"\]/);
+      await page.reload();
+      await page.locator(".value-panel pre.value-view").filter({ hasText: "eu-west-1" }).waitFor();
+
+      // Scope → flow → node → key: the node-scoped counter of the slow flow.
+      await expand(page, ["node"]);
+      await expand(page, ["node", "slow"]);
+      await treeItem(page, ["node", "slow", "visits"]).waitFor();
+      assert.equal(
+        await treeItem(page, ["node", "slow"]).locator(":scope > .tree-row .level").textContent(),
+        "flow",
+      );
+      assert.equal(
+        await treeItem(page, ["node", "slow", "visits"]).locator(":scope > .tree-row .level")
+          .textContent(),
+        "node",
+      );
+      await expand(page, ["flow"]);
+      await expand(page, ["flow", "counter"]);
+      await openValue(page, ["flow", "counter", "count"]);
+      // 1 + 2 + 3 then 4 × 2.
+      await page.locator(".value-panel pre.value-view").filter({ hasText: /^14$/ }).waitFor();
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "inspector: the prefix box lists entries under a prefix, a page at a time",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      await page.goto(new URL("#/state", inspector.url).href);
+      await page.locator(".prefix-input").fill("global / users");
+      await page.getByRole("button", { name: "Find" }).click();
+      const rows = page.locator(".entry-list li");
+      await rows.first().waitFor();
+      // 30 users, 50 a page: one page, no "next".
+      assert.equal(await rows.count(), 30);
+      assert.equal(await page.getByRole("button", { name: "next page" }).count(), 0);
+      await rows.filter({ hasText: "user-007" }).locator("button").click();
+      await page.locator(".value-panel pre.value-view").filter({ hasText: '"name": "User 7"' })
+        .waitFor();
+
+      // 260 keys under one prefix: the tree loads 200 and offers the rest.
+      const store = await inspector.runtime.store("default");
+      for (let i = 0; i < 260; i++) {
+        await store.set(["global", "many", `k${String(i).padStart(4, "0")}`], i);
+      }
+      await page.goto(new URL("#/state", inspector.url).href);
+      await expand(page, ["global"]);
+      await expand(page, ["global", "many"]);
+      const children = treeItem(page, ["global", "many"]).locator("li.tree-node");
+      await children.nth(199).waitFor();
+      assert.equal(await children.count(), 200);
+      await treeItem(page, ["global", "many"]).getByRole("button", { name: /load more/ }).click();
+      await children.nth(259).waitFor();
+      assert.equal(await children.count(), 260);
+      assert.equal(
+        await children.nth(259).locator(".part").textContent(),
+        "k0259",
+      );
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "inspector: an edit that meets a concurrent change shows both and overwrites nothing",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      const key = ["global", "motd"];
+      const store = await inspector.runtime.store("default");
+      await page.goto(new URL("#/state", inspector.url).href);
+      await expand(page, ["global"]);
+      await openValue(page, key);
+      await page.locator(".value-panel pre.value-view").filter({ hasText: "Fridays" }).waitFor();
+      const loaded = await store.get(key);
+      assert.ok(loaded);
+      await page.getByRole("button", { name: "Edit", exact: true }).click();
+      await page.locator("textarea.value-editor").fill('"Deploys are welcome any day."');
+
+      // Another client changes the value between load and save.
+      const put = await api(inspector, "PUT", `/api/stores/default/entry?key=global&key=motd`, {
+        body: { value: "Changed by someone else." },
+        headers: { "if-match": `"${loaded.version}"` },
+      });
+      assert.equal(put.status, 200, await put.clone().text());
+      const theirs = await put.json();
+
+      await page.getByRole("button", { name: "Save" }).click();
+      const conflict = page.locator(".notice-conflict");
+      await conflict.waitFor();
+      assert.match(await conflict.textContent() ?? "", /Nothing was overwritten/);
+      assert.equal(
+        await page.locator("pre.conflict-current").textContent(),
+        '"Changed by someone else."',
+      );
+      assert.equal(
+        await page.locator("pre.conflict-mine").textContent(),
+        '"Deploys are welcome any day."',
+      );
+      assert.equal(await page.locator(".current-version").textContent(), theirs.version);
+      // Nothing was written.
+      const after = await store.get(key);
+      assert.equal(after?.value, "Changed by someone else.");
+      assert.equal(after?.version, theirs.version);
+
+      // The user overwrites deliberately: compare-and-set against the version shown.
+      await page.getByRole("button", { name: `Overwrite version ${theirs.version} with mine` })
+        .click();
+      await page.locator(".value-panel .notice-ok").filter({ hasText: "Saved" }).waitFor();
+      const saved = await store.get(key);
+      assert.equal(saved?.value, "Deploys are welcome any day.");
+      assert.equal(await page.locator(".value-panel .version").textContent(), saved?.version);
+
+      // A delete that meets a change: shown, nothing deleted; "discard" shows the current value.
+      await page.getByRole("button", { name: "Delete", exact: true }).click();
+      const change = await api(inspector, "PUT", `/api/stores/default/entry?key=global&key=motd`, {
+        body: { value: "Changed again." },
+        headers: { "if-match": `"${saved?.version}"` },
+      });
+      assert.equal(change.status, 200);
+      await page.getByRole("button", { name: "Yes, delete" }).click();
+      await page.locator(".notice-conflict").filter({ hasText: "Nothing was deleted" }).waitFor();
+      assert.equal((await store.get(key))?.value, "Changed again.");
+      await page.getByRole("button", { name: "Discard mine, show current" }).click();
+      await page.locator(".value-panel pre.value-view").filter({ hasText: "Changed again." })
+        .waitFor();
+      // Then a delete with nothing in between: done.
+      await page.getByRole("button", { name: "Delete", exact: true }).click();
+      await page.getByRole("button", { name: "Yes, delete" }).click();
+      await page.locator(".value-panel .notice-ok").filter({ hasText: "Deleted" }).waitFor();
+      assert.equal(await store.get(key), null);
+      // The 409 answers are logged by the browser as failed resources; nothing else.
+      assert.deepEqual(unexpectedErrors(watch, [/409/]), []);
+    });
+  },
+});
+
+/** A flow whose node waits until the file `inputs.release` exists (under the inspector's dir). */
+async function writeGateFlow(inspector: Inspector): Promise<void> {
+  await Deno.writeTextFile(
+    join(inspector.dir, "flows", "gate.flow.yaml"),
+    `id: gate
+inputs:
+  release: { type: string }
+nodes:
+  - id: wait
+    type: ${join(FIXTURES, "nodes", "wait_for_file.ts")}
+    with: { path: "\${{ inputs.release }}" }
+    permissions: { read: [${JSON.stringify(inspector.dir)}] }
+  - id: after
+    type: log
+    needs: [wait]
+    with: { message: released }
+`,
+  );
+}
+
+Deno.test({
+  name: "inspector: a run started by the CLI appears live, and its detail follows it to the end",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      await writeGateFlow(inspector);
+      const release = join(inspector.dir, "release-cli");
+      await page.goto(new URL("#/runs", inspector.url).href);
+      await page.locator(".runs-table tbody tr[data-run]").first().waitFor();
+      await page.locator("#live.on").waitFor();
+      // A marker that a reload would lose.
+      await page.evaluate(() => (globalThis as unknown as { marker: number }).marker = 42);
+
+      const child = inspector.command([
+        "run",
+        "flows/gate.flow.yaml",
+        "--input",
+        `release=${release}`,
+      ])
+        .spawn();
+      try {
+        // Another process's run: seen by the feed polling the records.
+        const row = page.locator('.runs-table tr[data-flow="gate"]');
+        await row.locator(".badge.status-running").waitFor();
+        // Its detail, in a second tab, while it runs.
+        const href = await row.locator("a").first().getAttribute("href");
+        const detail = await page.context().newPage();
+        await detail.goto(new URL(href!, inspector.url).href);
+        await detail.locator(".run-title .badge.status-running").waitFor();
+        assert.equal(await detail.getByRole("button", { name: "Cancel run" }).count(), 1);
+        await detail.evaluate(() => (globalThis as unknown as { marker: number }).marker = 7);
+
+        await Deno.writeTextFile(release, "go");
+        // Both tabs follow the run to its end without a reload.
+        await row.locator(".badge.status-succeeded").waitFor();
+        await detail.locator(".run-title .badge.status-succeeded").waitFor();
+        await detail.locator('.node-row[data-node="wait"][data-status="succeeded"]').waitFor();
+        await detail.locator('.node-row[data-node="after"][data-status="succeeded"]').waitFor();
+        assert.equal(await detail.getByRole("button", { name: "Cancel run" }).count(), 0);
+        assert.equal(
+          await detail.evaluate(() => (globalThis as unknown as { marker?: number }).marker),
+          7,
+          "the detail was not reloaded",
+        );
+        const status = await child.output();
+        assert.equal(status.code, 0, new TextDecoder().decode(status.stderr));
+      } finally {
+        try {
+          child.kill();
+        } catch {
+          // already ended
+        }
+      }
+      assert.equal(
+        await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker),
+        42,
+        "the list was not reloaded",
+      );
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "inspector: a run's detail shows each node as it starts and ends, live",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      await writeGateFlow(inspector);
+      const release = join(inspector.dir, "release-api");
+      // Started in the server's process: its node events reach the feed as they happen.
+      const started = await api(inspector, "POST", "/api/flows/gate/runs", {
+        body: { input: { release } },
+      });
+      assert.equal(started.status, 202, await started.clone().text());
+      const { runId } = await started.json();
+      await page.goto(new URL(`#/runs/${runId}`, inspector.url).href);
+      await page.locator("#live.on").waitFor();
+      await page.locator(".run-title .badge.status-running").waitFor();
+      await page.locator('.node-row[data-node="wait"][data-status="running"]').waitFor();
+      await page.locator('.node-row[data-node="wait"] .node-summary').click();
+      await page.locator('.node-row[data-node="wait"] .log-message')
+        .filter({ hasText: `waiting for ${release}` }).waitFor();
+      assert.equal(await page.locator('.node-row[data-node="after"]').count(), 0);
+      await page.evaluate(() => (globalThis as unknown as { marker: number }).marker = 9);
+
+      await Deno.writeTextFile(release, "go");
+      await page.locator('.node-row[data-node="wait"][data-status="succeeded"]').waitFor();
+      await page.locator('.node-row[data-node="after"][data-status="succeeded"]').waitFor();
+      await page.locator(".run-title .badge.status-succeeded").waitFor();
+      assert.equal(
+        await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker),
+        9,
+        "the page was not reloaded",
+      );
+
+      // Cancel a running run from its page.
+      const second = await api(inspector, "POST", "/api/flows/gate/runs", {
+        body: { input: { release: join(inspector.dir, "never") } },
+      });
+      assert.equal(second.status, 202);
+      const { runId: cancelId } = await second.json();
+      await page.goto(new URL(`#/runs/${cancelId}`, inspector.url).href);
+      await page.locator('.node-row[data-node="wait"][data-status="running"]').waitFor();
+      await page.getByRole("button", { name: "Cancel run" }).click();
+      await page.locator(".run-title .badge.status-cancelled").waitFor();
+      assert.equal(
+        (await (await inspector.runtime.records()).getRun(cancelId))?.status,
+        "cancelled",
+      );
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "inspector: a run's timeline shows statuses, attempts, errors, logs, reads and writes",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      const records = await inspector.runtime.records();
+      const flaky = (await records.listRunSummaries({ flowId: "flaky", limit: 1 })).runs[0];
+      await page.goto(new URL("#/runs", inspector.url).href);
+      await page.locator(".runs-table tr[data-flow=flaky] a").first().click();
+      await page.locator(".run-title .badge.status-failed").waitFor();
+      assert.ok(page.url().endsWith(`#/runs/${flaky.id}`));
+      const parse = page.locator('.node-row[data-node="parse"]');
+      assert.equal(await parse.getAttribute("data-status"), "failed");
+      assert.equal(await parse.locator(".node-attempts").textContent(), "3 attempts");
+      assert.equal(
+        await parse.locator(".node-error").textContent(),
+        "upstream answered 503 Service Unavailable",
+      );
+      await parse.locator(".node-summary").click();
+      assert.equal(await parse.locator(".attempts li").count(), 3);
+      assert.equal(
+        await page.locator('.node-row[data-node="fetch"]').getAttribute("data-status"),
+        "succeeded",
+      );
+
+      // greet: reads and writes of flow state, and the log line.
+      const greet = (await records.listRunSummaries({ flowId: "greet", limit: 1 })).runs[0];
+      await page.goto(new URL(`#/runs/${greet.id}`, inspector.url).href);
+      const remember = page.locator('.node-row[data-node="remember"]');
+      await remember.locator(".node-summary").click();
+      await remember.locator(".keyset.writes li").filter({ hasText: "flow: last-name" }).waitFor();
+      const previous = page.locator('.node-row[data-node="previous"]');
+      await previous.locator(".node-summary").click();
+      await previous.locator(".keyset.reads li").filter({ hasText: "flow: last-name" }).waitFor();
+      const report = page.locator('.node-row[data-node="report"]');
+      await report.locator(".node-summary").click();
+      await report.locator(".log-message").filter({ hasText: "hello, Edsger (last time: Grace)" })
+        .waitFor();
+      // A written key links to its value in the state view.
+      await remember.locator(".keyset.writes a").click();
+      await page.locator(".value-panel pre.value-view").filter({ hasText: '"Edsger"' }).waitFor();
+
+      // Re-run with the same inputs: a new run of greet with name Edsger.
+      await page.goto(new URL(`#/runs/${greet.id}`, inspector.url).href);
+      await page.getByRole("button", { name: "Re-run with the same inputs" }).click();
+      await page.waitForURL((url) =>
+        url.hash.startsWith("#/runs/") && !url.hash.endsWith(greet.id)
+      );
+      await page.locator(".run-title .badge.status-succeeded").waitFor();
+      const id = new URL(page.url()).hash.slice("#/runs/".length);
+      const rerun = await records.getRun(id);
+      assert.deepEqual(rerun?.inputs, { name: "Edsger" });
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "inspector: values, key parts, inputs and logs holding HTML show as text; no dialog",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      const hostile = "<img src=x onerror=alert(4)><script>alert(5)</script>";
+      const started = await api(inspector, "POST", "/api/flows/greet/runs?wait=true", {
+        body: { input: { name: hostile } },
+      });
+      assert.equal(started.status, 200, await started.clone().text());
+      const { run } = await started.json();
+
+      await page.goto(new URL("#/state", inspector.url).href);
+      await expand(page, ["global"]);
+      await openValue(page, ["global", "xss"]);
+      const value = page.locator(".value-panel pre.value-view");
+      await value.filter({ hasText: "<script>" }).waitFor();
+      assert.equal(await value.textContent(), JSON.stringify(XSS_VALUE));
+      // A key part holding HTML is a label, not markup.
+      const hostileKey = ["global", "<img src=x onerror=alert(3)>"];
+      assert.equal(
+        await treeItem(page, hostileKey).locator(".part").textContent(),
+        "<img src=x onerror=alert(3)>",
+      );
+      await openValue(page, hostileKey);
+      await page.locator(".value-panel .value-key").filter({ hasText: "onerror=alert(3)" })
+        .waitFor();
+      await page.locator(".value-panel pre.value-view").filter({ hasText: "<script>" }).waitFor();
+      // Editing shows it as text in the textarea too.
+      await page.getByRole("button", { name: "Edit", exact: true }).click();
+      assert.match(await page.locator("textarea.value-editor").inputValue(), /<script>alert\(1\)/);
+
+      await page.goto(new URL(`#/runs/${run.id}`, inspector.url).href);
+      await page.locator(".run-title .badge.status-succeeded").waitFor();
+      await page.locator('.node-row[data-node="report"] .node-summary').click();
+      await page.locator(".log-message").filter({ hasText: "<script>alert(5)</script>" }).waitFor();
+      await page.locator(".io-grid pre").filter({ hasText: "onerror=alert(4)" }).first().waitFor();
+
+      // Nothing of it became markup: no <img>, no <script> but the app's own module.
+      assert.equal(await page.locator("main img").count(), 0);
+      assert.deepEqual(
+        await page.evaluate(
+          '[...document.querySelectorAll("script")].map((s) => s.getAttribute("src"))',
+        ),
+        ["/ui/app.js"],
+      );
+      assert.deepEqual(watch.dialogs, []);
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "inspector: with a token, #token= opens a session and leaves the address bar",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const token = "inspector-test-token-0123456789";
+    await withPage(async (page, inspector, watch) => {
+      await page.goto(new URL(`#token=${token}`, inspector.url).href);
+      await page.locator('.store-card[data-store="default"]').waitFor();
+      assert.ok(!page.url().includes(token), page.url());
+      assert.ok(page.url().endsWith("#/state"), page.url());
+      await expand(page, ["global"]);
+      await openValue(page, ["global", "motd"]);
+      await page.locator(".value-panel pre.value-view").filter({ hasText: "Fridays" }).waitFor();
+      // The cookie carries the session; the token is nowhere in the page's storage.
+      const cookies = await page.context().cookies();
+      const session = cookies.find((c) => c.name === "flowstate_token");
+      assert.ok(session?.httpOnly, JSON.stringify(cookies));
+      assert.equal(await page.evaluate("document.cookie"), "");
+      assert.deepEqual(unexpectedErrors(watch), []);
+    }, { token });
+
+    await withPage(async (page, inspector, watch) => {
+      // Without it: the prompt; a wrong token is refused, the right one opens the page.
+      await page.goto(new URL("#/runs", inspector.url).href);
+      const prompt = page.locator("#token-prompt");
+      await prompt.waitFor();
+      await page.locator("#token-input").fill("not-the-token");
+      await prompt.getByRole("button", { name: "Open" }).click();
+      await prompt.locator(".form-error").filter({ hasText: "not this server's token" }).waitFor();
+      await page.locator("#token-input").fill(token);
+      await prompt.getByRole("button", { name: "Open" }).click();
+      await page.locator(".runs-table tbody tr[data-run]").first().waitFor();
+      assert.equal(await prompt.count(), 0);
+      assert.deepEqual(unexpectedErrors(watch, [/401/]), []);
+    }, { token });
+  },
+});
+
+Deno.test({
+  name: "inspector: a flow's versions diff, its metrics, and a job run now",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      await page.goto(new URL("#/flows", inspector.url).href);
+      const counter = page.locator('.flows-table tr[data-flow="counter"]');
+      await counter.waitFor();
+      assert.equal(await counter.locator("td").nth(1).textContent(), "2");
+      await counter.locator("a.flow-link").click();
+      // The head against its parent: the changed description, the added node.
+      const diff = page.locator("table.diff");
+      await diff.waitFor();
+      assert.match(await page.locator(".diff-title").textContent() ?? "", /\+5 −1/);
+      assert.deepEqual(
+        await diff.locator("tr.diff-del td.code").allTextContents(),
+        ["description: counts its runs"],
+      );
+      assert.ok(
+        (await diff.locator("tr.diff-add td.code").allTextContents()).includes("  - id: stamp"),
+      );
+      // Metrics: 7 runs, all succeeded; one bar per run in the chart.
+      await page.locator(".stat").filter({ hasText: "runs" }).filter({ hasText: "7" }).waitFor();
+      await page.locator(".stat").filter({ hasText: "success rate" }).filter({ hasText: "100%" })
+        .waitFor();
+      assert.equal(await page.locator("svg.chart:not(.outcome) rect.bar").count(), 7);
+      // The same version on both sides: no difference.
+      const head = await page.locator(".versions-table tbody tr").first().getAttribute(
+        "data-version",
+      );
+      await page.getByRole("radio", { name: `diff from ${head!.slice(0, 10)}` }).check();
+      await page.locator(".diff-panel").filter({ hasText: "The sources are the same." }).waitFor();
+
+      // Jobs: run gc now; its run appears with a link.
+      await page.goto(new URL("#/jobs", inspector.url).href);
+      const gc = page.locator('.jobs-table tr[data-job="gc"]');
+      await gc.getByRole("button", { name: "Run now" }).click();
+      const link = page.locator(".toast a");
+      await link.waitFor();
+      const runId = await link.textContent();
+      await link.click();
+      await page.locator(".run-title .badge.status-succeeded").waitFor();
+      assert.equal((await (await inspector.runtime.records()).getRun(runId!))?.flowId, "job:gc");
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});

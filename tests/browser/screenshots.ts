@@ -1,0 +1,95 @@
+/**
+ * Screenshots of the inspector's main views for the README, into `docs/`:
+ *
+ * ```sh
+ * FLOWSTATE_TEST_CHROMIUM=/usr/bin/chromium deno run --unstable-worker-options -A \
+ *   tests/browser/screenshots.ts [outDir]
+ * ```
+ *
+ * Starts a real server over a temporary home seeded with flows, runs and
+ * state (see `_inspector.ts`), and photographs: the state tree with a value
+ * open, the runs list, a run's timeline, a flow with a diff of two versions,
+ * and the jobs.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { launchChromium, startInspector } from "./_inspector.ts";
+
+const out = Deno.args[0] ?? fileURLToPath(new URL("../../docs/", import.meta.url));
+await Deno.mkdir(out, { recursive: true });
+
+const inspector = await startInspector({ hostile: false });
+const browser = await launchChromium();
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
+  const shot = async (name: string) => {
+    const path = join(out, `inspector-${name}.png`);
+    await page.screenshot({ path });
+    console.log(path);
+  };
+
+  // State: the scopes open down to keys, global/settings shown.
+  const toggle = (key: string[]) =>
+    page.locator(`li.tree-node[data-key='${JSON.stringify(key)}'] > .tree-row .toggle`).click();
+  const item = (key: string[]) => page.locator(`li.tree-node[data-key='${JSON.stringify(key)}']`);
+  await page.goto(new URL("#/state", inspector.url).href);
+  await toggle(["flow"]);
+  await toggle(["flow", "counter"]);
+  await item(["flow", "counter", "count"]).waitFor();
+  await toggle(["global"]);
+  await item(["global", "settings"]).waitFor();
+  await toggle(["node"]);
+  await toggle(["node", "slow"]);
+  await item(["node", "slow", "visits"]).waitFor();
+  await item(["global", "settings"]).locator(":scope > .tree-row .tree-label").click();
+  await page.locator(".value-view").waitFor();
+  await page.locator(".store-card .entries").filter({ hasText: "entries" }).waitFor();
+  await page.mouse.move(0, 0);
+  await shot("state");
+
+  // Runs list.
+  await page.goto(new URL("#/runs", inspector.url).href);
+  await page.locator(".runs-table tbody tr[data-run]").first().waitFor();
+  await shot("runs");
+
+  // A run's timeline: the failed flaky run, its failing node open.
+  const failed = (await inspector.runtime.records()).listRunSummaries({
+    flowId: "flaky",
+    limit: 1,
+  });
+  const failedId = (await failed).runs[0].id;
+  await page.goto(new URL(`#/runs/${failedId}`, inspector.url).href);
+  await page.locator('.node-row[data-node="parse"] .node-summary').click();
+  await page.locator(".node-detail").waitFor();
+  await shot("run-failed");
+
+  const greet = (await (await inspector.runtime.records()).listRunSummaries({
+    flowId: "greet",
+    limit: 1,
+  })).runs[0].id;
+  await page.goto(new URL(`#/runs/${greet}`, inspector.url).href);
+  await page.locator('.node-row[data-node="remember"] .node-summary').click();
+  await page.locator('.node-row[data-node="report"] .node-summary').click();
+  await page.locator('.node-row[data-node="report"] .log-message').waitFor();
+  await page.mouse.move(0, 0);
+  await shot("run");
+
+  // A flow with the diff of its two versions.
+  await page.goto(new URL("#/flows/counter", inspector.url).href);
+  await page.locator("table.diff").waitFor();
+  await shot("flow");
+
+  await page.goto(new URL("#/flows", inspector.url).href);
+  await page.locator(".flows-table tbody tr[data-flow]").first().waitFor();
+  await shot("flows");
+
+  // Jobs.
+  await page.goto(new URL("#/jobs", inspector.url).href);
+  await page.locator(".jobs-table tbody tr[data-job]").first().waitFor();
+  await shot("jobs");
+} finally {
+  await browser.close();
+  await inspector.close();
+}
