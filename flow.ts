@@ -30,6 +30,7 @@ export { type FlowSource, type LoadedFlow, loadFlow } from "./src/flow/load.ts";
 export { flowJsonSchema, type FlowJsonSchemaOptions, flowSchema } from "./src/flow/schema.ts";
 export type {
   FlowDefinition,
+  FlowQueueLimits,
   FlowSchedule,
   FlowTrigger,
   HttpTrigger,

@@ -125,6 +125,16 @@ export {
   type Runtime,
   type RuntimeOptions,
 } from "./src/runtime.ts";
+export { type EnqueueOptions, type EnqueueResult } from "./src/queue/enqueue.ts";
+export {
+  DEFAULT_LEASE_MS,
+  DEFAULT_POLL_MS,
+  type QueueNotifier,
+  startWorker,
+  type Worker,
+  type WorkerEvent,
+  type WorkerOptions,
+} from "./src/queue/worker.ts";
 export type { RunFlowOptions } from "./src/run_flow.ts";
 export type {
   EventsDroppedEvent,

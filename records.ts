@@ -13,7 +13,12 @@
  *
  * @module
  */
-export { Records, type RecordsOptions } from "./src/records/records.ts";
+export {
+  type ClaimOptions,
+  type EnqueueInit,
+  Records,
+  type RecordsOptions,
+} from "./src/records/records.ts";
 export {
   canonicalJson,
   type FlowSummary,
@@ -29,6 +34,10 @@ export {
   type NodeOutcome,
   type NodeStartEvent,
   type NodeStatus,
+  type QueueAttempt,
+  type QueueAttemptOutcome,
+  type QueueBackoff,
+  type QueueInfo,
   type RunEndEvent,
   type RunEvent,
   type RunEventInit,
@@ -56,6 +65,7 @@ export {
   FINISH_RETRY_DELAYS_MS,
   type RunEnd,
   RunEndNotRecordedError,
+  RunNotOwnedError,
   RunRecorder,
   type RunRecorderOptions,
   type RunStart,

@@ -40,7 +40,8 @@ export type ErrorCode =
   | "MIGRATION_FAILED"
   | "BACKUP_FAILED"
   | "ATTEMPT_OVER"
-  | "RUN_END_NOT_RECORDED";
+  | "RUN_END_NOT_RECORDED"
+  | "RUN_NOT_OWNED";
 
 /**
  * The base of every error Flowstate throws on purpose.

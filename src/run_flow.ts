@@ -10,7 +10,7 @@ import { resolve } from "node:path";
 import type { Clock, Timers } from "./clock.ts";
 import type { StoreResolver } from "./state/scopes.ts";
 import { executeFlow } from "./flow/executor.ts";
-import { type FlowSource, loadFlowIn } from "./flow/load.ts";
+import { type FlowSource, isFlowPath, loadFlowIn } from "./flow/load.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
 import { coerceInputs } from "./flow/parse.ts";
 import { RunRecorder } from "./records/recorder.ts";
@@ -18,6 +18,7 @@ import { Records } from "./records/records.ts";
 import type { RunEvent, RunRecord } from "./records/types.ts";
 import type { JsonValue, Store } from "./store/types.ts";
 import { type EventBus, unrecorded } from "./runtime_events.ts";
+import type { EnqueueOptions, EnqueueResult } from "./queue/enqueue.ts";
 
 /** What running a flow needs from the runtime. */
 export interface FlowHost {
@@ -37,6 +38,8 @@ export interface FlowHost {
   trustedBaseDir?: string;
   /** Where sandboxed nodes take their Workers (default: one pool per run, kept for none). */
   sandboxes?: SandboxPool;
+  /** Enqueues a run (the `queue` node type): a flow id, or an absolute path. */
+  enqueue?: (flow: string, options: EnqueueOptions) => Promise<EnqueueResult>;
 }
 
 /** Options for running a flow. */
@@ -124,12 +127,50 @@ export function runFlow(
   return runInTree(host, flow, rest, { subRuns: 0, maxSubRuns }, onStart);
 }
 
+/** A run a worker claimed from the queue, for {@linkcode runClaimed}. */
+export interface ClaimedRun {
+  /** The run's record as claimed (`running`, with `queue.claim`). */
+  record: RunRecord;
+  /** How often its heartbeat (which extends the claim's lease) is written, in ms. */
+  heartbeatMs: number;
+  /** Whether a cancelled end means "give the run back to the queue" (the worker is stopping). */
+  released?: () => boolean;
+}
+
+/**
+ * Run a run claimed from the queue: its flow file, with its recorded
+ * inputs, on its run id. The end is committed with
+ * `Records.finishClaimedRun` (a failure with attempts left goes back to
+ * the queue); a `RunNotOwnedError` is thrown when the claim lapsed meanwhile.
+ */
+export function runClaimed(
+  host: FlowHost,
+  claimed: ClaimedRun,
+  options: RunFlowOptions = {},
+): Promise<RunRecord> {
+  const maxSubRuns = options.maxSubRuns ?? DEFAULT_MAX_SUB_RUNS;
+  const { onStart, ...rest } = options;
+  const path = claimed.record.queue?.flowPath;
+  if (path === undefined) {
+    return Promise.reject(new TypeError(`Cannot run ${claimed.record.id}: it has no queue info`));
+  }
+  return runInTree(
+    host,
+    path,
+    { ...rest, input: claimed.record.inputs, inputFromStrings: false },
+    { subRuns: 0, maxSubRuns },
+    onStart,
+    claimed,
+  );
+}
+
 async function runInTree(
   host: FlowHost,
   flow: FlowSource,
   options: RunFlowOptions,
   tree: RunTree,
   onStart?: (runId: string) => void,
+  claimed?: ClaimedRun,
 ): Promise<RunRecord> {
   const depth = options.depth ?? 0;
   if (depth > MAX_DEPTH) {
@@ -141,7 +182,7 @@ async function runInTree(
     // Sub-runs share the root run's pool; it stops its Workers when the root run ends.
     const pool = new SandboxPool();
     try {
-      return await runInTree({ ...host, sandboxes: pool }, flow, options, tree, onStart);
+      return await runInTree({ ...host, sandboxes: pool }, flow, options, tree, onStart, claimed);
     } finally {
       pool.close();
     }
@@ -176,12 +217,27 @@ async function runInTree(
   else options.signal?.addEventListener("abort", onAbort, { once: true });
   let recorder: RunRecorder;
   try {
-    recorder = await RunRecorder.start(records, host.clock, {
+    const start = {
       flowId: def.id,
       flowVersion: hash,
       inputs: inputs as Record<string, JsonValue>,
       ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
-    }, { onCancelRequested: () => cancel.abort("cancel requested") });
+    };
+    const onCancelRequested = () => cancel.abort("cancel requested");
+    recorder = claimed === undefined
+      ? await RunRecorder.start(records, host.clock, start, { onCancelRequested })
+      : RunRecorder.adopt(records, host.clock, claimed.record, {
+        ...start,
+        ...(claimed.record.parentRunId ? { parentRunId: claimed.record.parentRunId } : {}),
+        queue: claimed.record.queue,
+      }, {
+        onCancelRequested,
+        heartbeatMs: claimed.heartbeatMs,
+        commit: (record, events) =>
+          records.finishClaimedRun(record, events, {
+            release: record.status === "cancelled" && claimed.released?.() === true,
+          }),
+      });
   } catch (err) {
     options.signal?.removeEventListener("abort", onAbort);
     throw err;
@@ -219,6 +275,13 @@ async function runInTree(
         concurrency: options.concurrency,
         parentRunId: options.parentRunId,
         abortGrace: options.abortGrace,
+        ...(host.enqueue === undefined ? {} : {
+          enqueue: (flow: string, opts: EnqueueOptions) =>
+            host.enqueue!(isFlowPath(flow) ? resolve(prepared.baseDir, flow) : flow, {
+              ...opts,
+              parentRunId: runId,
+            }),
+        }),
         onEvent(event) {
           recorder.event(event);
           if (bus?.listening && event.type.startsWith("node.")) {

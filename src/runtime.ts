@@ -17,7 +17,9 @@ import { type CheckedStoreSpec, openStore } from "./plugin.ts";
 import type { Clock, Store } from "./store/types.ts";
 import { didYouMean } from "./_suggest.ts";
 import type { FlowSource } from "./flow/load.ts";
-import { runFlow, type RunFlowOptions } from "./run_flow.ts";
+import { type FlowHost, runFlow, type RunFlowOptions } from "./run_flow.ts";
+import { enqueueFlow, type EnqueueOptions, type EnqueueResult } from "./queue/enqueue.ts";
+import { findFlowFile } from "./flow_files.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
 import type { RunRecord } from "./records/types.ts";
 import { Records } from "./records/records.ts";
@@ -134,6 +136,30 @@ export interface Runtime extends AsyncDisposable {
    * ```
    */
   runFlow(flow: FlowSource, options?: RunFlowOptions): Promise<RunRecord>;
+  /**
+   * Put a run of `flow` in the queue and return its id at once: the run is
+   * recorded `queued` and a worker (`flowstate worker`, `flowstate daemon`,
+   * or {@linkcode startWorker}) runs it when it is due. `flow` is a flow id
+   * found among the config's `flows:` files, or a path to a flow file
+   * (relative to `cwd`). The flow and `input` are checked now: an invalid one
+   * throws and nothing is written. With `key`, a run enqueued with the same
+   * key that is still queued or running is returned instead (`existing: true`).
+   *
+   * @example
+   * ```ts
+   * import { openRuntime } from "@flowstate/core";
+   * import assert from "node:assert/strict";
+   * const dir = await Deno.makeTempDir();
+   * await Deno.writeTextFile(`${dir}/hello.flow.yaml`, "id: hello\nnodes:\n  - id: a\n    type: log\n    with: { message: hi }\n");
+   * await using rt = await openRuntime({ cwd: dir, config: { stores: { main: { plugin: "memory" } } } });
+   * const { runId, existing } = await rt.enqueue("./hello.flow.yaml", { delay: "10m", key: "greet" });
+   * assert.equal(existing, false);
+   * assert.equal((await (await rt.records()).getRun(runId))?.status, "queued");
+   * assert.deepEqual(await rt.enqueue("./hello.flow.yaml", { key: "greet" }), { runId, existing: true });
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  enqueue(flow: string, options?: EnqueueOptions): Promise<EnqueueResult>;
   /** The run records, flow versions and metrics (in the `records` store). */
   records(): Promise<Records>;
   /**
@@ -411,28 +437,50 @@ class FlowstateRuntime implements Runtime {
     return this.close();
   }
 
+  /** What running a flow needs (internal: the queue's workers run claimed runs with it). */
+  flowHost(): FlowHost {
+    return {
+      resolver: {
+        forScope: (scope) => this.#storeFor(scope),
+        byName: (name) => this.#store(name),
+        stateChanges: this.#stateChanges,
+      },
+      recordsStore: () => this.#store(this.config.records),
+      clock: this.clock,
+      cwd: this.#cwd,
+      events: this.#events,
+      trustedNodes: this.config.nodes.trusted,
+      trustedBaseDir: this.config.baseDir,
+      sandboxes: this.sandboxes,
+      enqueue: (flow, options) => this.enqueue(flow, options),
+    };
+  }
+
+  /** The defaults of run options from the config. */
+  runDefaults(): RunFlowOptions {
+    return {
+      abortGrace: this.config.runs.abortGraceMs,
+      maxSubRuns: this.config.runs.maxSubRuns,
+    };
+  }
+
   runFlow(flow: FlowSource, options?: RunFlowOptions): Promise<RunRecord> {
-    return runFlow(
+    return runFlow(this.flowHost(), flow, { ...this.runDefaults(), ...definedOnly(options) });
+  }
+
+  enqueue(flow: string, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+    return enqueueFlow(
       {
-        resolver: {
-          forScope: (scope) => this.#storeFor(scope),
-          byName: (name) => this.#store(name),
-          stateChanges: this.#stateChanges,
-        },
-        recordsStore: () => this.#store(this.config.records),
-        clock: this.clock,
-        cwd: this.#cwd,
-        events: this.#events,
-        trustedNodes: this.config.nodes.trusted,
+        records: () => this.records(),
+        findFlow: (name) => findFlowFile(this.config, name, this.#cwd),
+        now: () => this.clock.now(),
+        pool: this.sandboxes,
+        trusted: this.config.nodes.trusted,
         trustedBaseDir: this.config.baseDir,
-        sandboxes: this.sandboxes,
+        stores: this.storeNames,
       },
       flow,
-      {
-        abortGrace: this.config.runs.abortGraceMs,
-        maxSubRuns: this.config.runs.maxSubRuns,
-        ...definedOnly(options),
-      },
+      options,
     );
   }
 
@@ -448,6 +496,17 @@ class FlowstateRuntime implements Runtime {
 export function sandboxPoolOf(runtime: Runtime): SandboxPool | undefined {
   const pool = (runtime as Partial<FlowstateRuntime>).sandboxes;
   return pool instanceof SandboxPool ? pool : undefined;
+}
+
+/**
+ * How `runtime` runs flows, with the config's run defaults (internal: the
+ * queue's workers run claimed runs with it).
+ */
+export function flowHostOf(runtime: Runtime): { host: FlowHost; defaults: RunFlowOptions } {
+  if (!(runtime instanceof FlowstateRuntime)) {
+    throw new TypeError("Cannot work the queue: the runtime must come from openRuntime()");
+  }
+  return { host: runtime.flowHost(), defaults: runtime.runDefaults() };
 }
 
 function isInside(path: string, dir: string): boolean {

@@ -19,10 +19,12 @@
  *    (`src/flow/`). A flow knows no store but through the state views.
  * 4. **Records**: runs, versions, metrics, run ids, pruning, the one run
  *    recorder (`src/records/`).
- * 5. **The runtime**: config, `openRuntime`, `runFlow` with its recording.
- * 6. **Jobs, the scheduler and the server**: the job contract and runner
- *    (`src/jobs/`), the built-in jobs (`jobs/`), the scheduler
- *    (`src/scheduler/`), the HTTP server (`src/serve/`).
+ * 5. **The runtime**: config, `openRuntime`, `runFlow` with its recording,
+ *    the config's flow files, enqueueing (`src/queue/enqueue.ts`).
+ * 6. **Jobs, the scheduler, the queue's workers and the server**: the job
+ *    contract and runner (`src/jobs/`), the built-in jobs (`jobs/`), the
+ *    scheduler (`src/scheduler/`), queue workers (`src/queue/`), the HTTP
+ *    server (`src/serve/`).
  * 7. **The CLI** (`src/cli/`, `cli.ts`), then the public entry points
  *    (`mod.ts`, `plugin.ts`, `testing.ts`, `flow.ts`, `records.ts`,
  *    `scheduler.ts`, `jobs.ts`, `cache.ts`, `hooks.ts`), which only re-export.
@@ -60,6 +62,9 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["src/runtime.ts", 5],
   ["src/runtime_events.ts", 5],
   ["src/run_flow.ts", 5],
+  ["src/flow_files.ts", 5],
+  ["src/queue/enqueue.ts", 5],
+  ["src/queue/", 6],
   ["src/jobs/", 6],
   ["jobs/", 6],
   ["src/scheduler/", 6],

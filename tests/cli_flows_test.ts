@@ -505,7 +505,10 @@ Deno.test("flowstate runs ls lists runs newest first and filters by flow, status
     assert.match(bad.stderr, /^error: Invalid --since "yesterday": expected an ISO date/);
     const badStatus = await run("runs", "ls", "--status", "done");
     assert.equal(badStatus.code, 2);
-    assert.match(badStatus.stderr, /Allowed choices are running, succeeded, failed, cancelled/);
+    assert.match(
+      badStatus.stderr,
+      /Allowed choices are queued, running, succeeded, failed, cancelled/,
+    );
 
     const table = await run("runs", "ls");
     assert.equal(table.code, 0, table.stderr);

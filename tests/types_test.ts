@@ -77,6 +77,7 @@ Deno.test("BuiltinJobName, BuiltinPluginName and BuiltinNodeType name exactly th
     delay: true,
     fail: true,
     flow: true,
+    queue: true,
   };
   assert.deepEqual(Object.keys(nodes).sort(), [...builtinNodes.keys()].sort());
 });

@@ -73,6 +73,9 @@ export class PostgresDriver implements StoreDriver {
   #sqlText: Statements;
   #closed = false;
 
+  #lockId: number;
+  #listeners = new Set<{ unlisten(): Promise<void> }>();
+
   private constructor(
     sql: Sql,
     location: string,
@@ -80,6 +83,7 @@ export class PostgresDriver implements StoreDriver {
     table: string,
     lockId: number,
   ) {
+    this.#lockId = lockId;
     this.#sql = sql;
     this.location = location;
     this.#storeName = storeName;
@@ -500,7 +504,35 @@ export class PostgresDriver implements StoreDriver {
   }
 
   /** Close the pool: running queries get up to 5 s to finish. */
+  /** The NOTIFY channel of `topic` for this table: short, and the same in every process. */
+  #channel(topic: string): string {
+    const safe = topic.replace(/[^a-z0-9_]/gi, "_").slice(0, 30);
+    return `flowstate_${(this.#lockId >>> 0).toString(36)}_${safe}`;
+  }
+
+  /**
+   * `LISTEN` on this table's channel for `topic` (on a connection of its own,
+   * which the client keeps and reconnects): `onSignal` runs for every
+   * {@linkcode PostgresDriver.signal} of the same topic, from any process.
+   */
+  async listen(topic: string, onSignal: () => void): Promise<() => Promise<void>> {
+    const sub = await this.#sql.listen(this.#channel(topic), () => onSignal());
+    const handle = { unlisten: () => sub.unlisten() };
+    this.#listeners.add(handle);
+    return async () => {
+      if (!this.#listeners.delete(handle)) return;
+      await handle.unlisten().catch(() => {});
+    };
+  }
+
+  /** `NOTIFY` this table's channel for `topic`. */
+  async signal(topic: string): Promise<void> {
+    await this.#sql.notify(this.#channel(topic), "");
+  }
+
   async close(): Promise<void> {
+    for (const handle of this.#listeners) await handle.unlisten().catch(() => {});
+    this.#listeners.clear();
     if (this.#closed) return;
     this.#closed = true;
     await this.#sql.end({ timeout: CLOSE_TIMEOUT });

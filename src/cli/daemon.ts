@@ -38,6 +38,8 @@ import { type GlobalOptions, printWarning } from "./common.ts";
 import { EXIT_INTERRUPTED } from "./common.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
 import { startServer } from "./serve.ts";
+import { startWorker } from "../queue/worker.ts";
+import { workerPrinter } from "./queue.ts";
 
 /** How long the daemon keeps a custom node module's Worker after a run, unless the config says (ms). */
 const DAEMON_WORKER_IDLE = 60_000;
@@ -54,6 +56,10 @@ export interface DaemonOptions {
   runnerId?: string;
   /** `--serve`: also serve the HTTP API (settings from the config's `serve:`). */
   serve?: boolean;
+  /** `--no-queue` makes this `false`: do not work the queue (default: work it). */
+  queue?: boolean;
+  /** `--concurrency N`: queued runs at once (default 4). */
+  concurrency?: number;
 }
 
 /** What a test (or an embedding program) can give the daemon instead of OS signals. */
@@ -130,6 +136,19 @@ export async function daemonCommand(
     });
     await scheduler.start();
     status.ticking = true;
+    // The queue too: one line per queued run that ends (JSON: `queue.end`, `queue.lost`, `queue.error`).
+    const worker = options.queue === false ? undefined : startWorker(runtime, {
+      ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+      ...(options.runnerId === undefined ? {} : { workerId: options.runnerId }),
+      onEvent(event) {
+        if (event.type !== "end" && event.type !== "lost" && event.type !== "error") return;
+        if (options.json) {
+          if (quiet && event.type === "end" && event.status === "succeeded") return;
+          printJson(clock, { ...event, type: `queue.${event.type}` });
+        } else queueLine(event);
+      },
+    });
+    const queueLine = workerPrinter(false, quiet);
     const server = options.serve
       ? await startServer(runtime, {}, { scheduler: () => ({ ...status }) })
       : undefined;
@@ -139,7 +158,7 @@ export async function daemonCommand(
     } else if (!quiet) console.log(`Received ${reason}: stopping`);
     // The server first: its runs are cancelled and recorded, its streams closed.
     await server?.shutdown();
-    await scheduler.stop({ graceMs });
+    await Promise.all([scheduler.stop({ graceMs }), worker?.stop({ graceMs })]);
     status.ticking = false;
     return 0;
   } finally {

@@ -56,7 +56,14 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-const RUN_STATUSES = ["running", "succeeded", "failed", "cancelled", "timed-out"] as const;
+const RUN_STATUSES = [
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "timed-out",
+] as const;
 
 /** `--scope`, `--flow` and `--node`, shared by the state commands. */
 function scopeOption() {
@@ -241,7 +248,9 @@ function buildProgram(setExitCode: (code: number) => void) {
     });
   runs
     .command("cancel")
-    .description("cancel a running run, of this machine or another process sharing the store")
+    .description(
+      "cancel a queued run (it never starts) or a running one, of this machine or another process sharing the store",
+    )
     .argument("<id>", "the run id")
     .addHelpText(
       "after",
@@ -251,6 +260,22 @@ function buildProgram(setExitCode: (code: number) => void) {
     .action(async (id, _options, command) => {
       const { cancelRun } = await import("./runs.ts");
       setExitCode(await cancelRun(id, globals(command)));
+    });
+  runs
+    .command("retry")
+    .description(
+      "queue a failed, cancelled or timed-out run again: one more attempt on the same run id",
+    )
+    .argument("<id>", "the run id")
+    .option("--json", "print { runId, status }")
+    .addHelpText(
+      "after",
+      "\nA worker (flowstate worker, or the daemon) runs it. Its earlier attempts and events\n" +
+        "stay in its record. Exit 1 when the run is unknown, queued, running or succeeded.",
+    )
+    .action(async (id, options, command) => {
+      const { retryCommand } = await import("./queue.ts");
+      setExitCode(await retryCommand(id, options, globals(command)));
     });
   runs
     .command("show")
@@ -365,6 +390,56 @@ function buildProgram(setExitCode: (code: number) => void) {
     });
 
   program
+    .command("enqueue")
+    .description("put a run of a flow in the queue and print its id; a worker runs it")
+    .argument("<flow>", "a flow id (from the config's flows:) or a flow file")
+    .option(
+      "-i, --input <name=value>",
+      "an input (repeatable), converted to the type the flow declares",
+      collect,
+    )
+    .option("--delay <duration>", "do not start before this long from now (10m, 1h)")
+    .option("--at <time>", "do not start before this time (ISO 8601, 2026-05-01T12:00:00Z)")
+    .option("--priority <n>", "higher runs first among due runs (whole number, default 0)")
+    .option("--key <key>", "dedupe key: while a run with it is queued or running, print that run")
+    .option("--max-attempts <n>", "attempts in all if attempts fail (default 1)")
+    .option("--backoff <duration>", "wait before a retry, doubling each time (default none)")
+    .option("--json", "print { runId, existing }")
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 queued (or an existing run for --key), 2 invalid flow, input or option\n" +
+        "(nothing is written).",
+    )
+    .action(async (flow, options, command) => {
+      const { enqueueCommand } = await import("./queue.ts");
+      setExitCode(await enqueueCommand(flow, options, globals(command)));
+    });
+
+  program
+    .command("worker")
+    .description(
+      "run queued runs until SIGINT/SIGTERM (any number of workers may share a store)",
+    )
+    .option("--concurrency <n>", "runs at once (default 4)", integer("--concurrency", 1))
+    .option("--flows <ids>", "only runs of these flows (comma-separated ids)")
+    .option("--lease <duration>", "a claim without heartbeat lapses after this long", "30s")
+    .option("--poll <duration>", "look for due runs this often (with jitter)", "500ms")
+    .option(
+      "--grace <duration>",
+      "when stopping, wait this long for running runs, then release them to the queue (default: runs.abortGrace)",
+    )
+    .option("--worker-id <id>", "this worker's id in claims (default: <hostname>:<pid>:<random>)")
+    .option("--json", "print each event as one JSON object a line (stdout)")
+    .addHelpText(
+      "after",
+      "\nOutput: one line per run that ends. With --quiet: only errors and runs that did not succeed.",
+    )
+    .action(async (options, command) => {
+      const { workerCommand } = await import("./queue.ts");
+      setExitCode(await workerCommand({ ...options, quiet: quiet(command) }, globals(command)));
+    });
+
+  program
     .command("daemon")
     .description(
       "run scheduled jobs and flows until SIGINT/SIGTERM (several daemons may share a store)",
@@ -373,6 +448,8 @@ function buildProgram(setExitCode: (code: number) => void) {
     .option("--runner-id <id>", "this runner's id in leases (default: <hostname>:<pid>:<random>)")
     .option("--json", "print each event as one JSON object a line (stdout), for log collectors")
     .option("--serve", "also serve the HTTP API and the inspector (settings: serve: in the config)")
+    .option("--no-queue", "do not run queued runs (by default the daemon works the queue too)")
+    .option("--concurrency <n>", "queued runs at once (default 4)", integer("--concurrency", 1))
     .addHelpText("after", "\nWith --quiet: only errors and failed ticks.")
     .action(async (options, command) => {
       const { daemonCommand } = await import("./daemon.ts");

@@ -154,6 +154,25 @@ function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void
     `inputs:   ${printable(JSON.stringify(run.inputs))}`,
   );
   if (run.outputs !== null) lines.push(`outputs:  ${printable(JSON.stringify(run.outputs))}`);
+  const q = run.queue;
+  if (q !== undefined) {
+    lines.push(
+      `queue:    run at ${formatTime(q.runAt, tz)}, priority ${q.priority}${
+        q.key === undefined ? "" : `, key ${printable(q.key)}`
+      }, attempt ${q.attempt} of ${q.maxAttempts}${
+        q.claim ? `, claimed by ${printable(q.claim.worker)}` : ""
+      }`,
+    );
+    for (const a of q.attempts) {
+      lines.push(
+        `  attempt ${a.attempt}: ${a.outcome} on ${printable(a.worker)} at ${
+          formatTime(a.startedAt, tz)
+        } (${formatDuration(a.endedAt - a.startedAt)})${
+          a.error === undefined ? "" : `: ${printable(a.error)}`
+        }`,
+      );
+    }
+  }
   if (run.error) {
     lines.push(
       `error:    ${run.error.node ? `node "${run.error.node}": ` : ""}${
@@ -244,7 +263,8 @@ function describeEvent(event: RunEvent): string | undefined {
 }
 
 /**
- * `runs cancel <id>`: record a cancel request for a running run (see
+ * `runs cancel <id>`: cancel a queued run at once (it never starts), or
+ * record a cancel request for a running run (see
  * `Records.requestCancel`); the process running it ends it `cancelled`
  * within a second. Exit 0 when recorded, 1 when the run already ended
  * ("run X already ended (status)") or is unknown ("unknown run X").
@@ -252,6 +272,12 @@ function describeEvent(event: RunEvent): string | undefined {
 export async function cancelRun(id: string, global: GlobalOptions): Promise<number> {
   await using runtime = await openForReading(global);
   const records = await unlessMissing(() => runtime.records());
+  // A queued run is cancelled at once: it never starts.
+  const queued = records === null || !isRunId(id) ? null : await records.cancelQueuedRun(id);
+  if (queued !== null) {
+    console.log(`Cancelled run ${id} (${queued.flowId}) before it started`);
+    return 0;
+  }
   const run = records === null || !isRunId(id) ? null : await records.requestCancel(id);
   if (run === null) {
     printError(`unknown run ${id}`);

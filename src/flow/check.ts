@@ -337,6 +337,17 @@ export class Checker {
         }
       }
     }
+    if (isRecord(flow.queue) && typeof flow.queue.by === "string") {
+      const path = ["queue", "by"];
+      const refs = this.#compile(flow.queue.by, path);
+      for (const id of refs.nodes) {
+        this.add(
+          path,
+          `queue.by reads nodes.${id}: it may read only inputs (it is computed at enqueue)`,
+        );
+      }
+      this.#checkCommonRefs("queue.by", refs, path, inputs, env);
+    }
     if (isRecord(flow.outputs)) {
       for (const [name, value] of Object.entries(flow.outputs)) {
         const subject = `output "${name}"`;

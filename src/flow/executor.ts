@@ -129,6 +129,8 @@ export interface ExecuteOptions {
   abortGrace?: number;
   /** Overrides the flow's `concurrency` (default 16). */
   concurrency?: number;
+  /** Enqueues a run of another flow (the `queue` node type); absent where there is no queue. */
+  enqueue?: NodeContext<unknown>["enqueue"];
   /** Parent run, for sub-flows. */
   parentRunId?: string;
 }
@@ -488,6 +490,9 @@ class Execution {
           run.then(done, done);
           return run;
         }),
+      ...(o.enqueue === undefined
+        ? {}
+        : { enqueue: (flow, options) => fence.guard(() => o.enqueue!(flow, options)) }),
     };
     // Closed the moment it times out or the run is cancelled, not a tick later.
     controller.signal.addEventListener("abort", () => {

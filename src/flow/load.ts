@@ -87,3 +87,8 @@ function isParsed(flow: unknown): flow is ParsedFlow {
   return typeof flow === "object" && flow !== null && "definition" in flow &&
     typeof (flow as ParsedFlow).locate === "function";
 }
+
+/** Whether `flow` names a flow file (a path, or a name ending in `.yaml`) rather than a flow id. */
+export function isFlowPath(flow: string): boolean {
+  return flow.includes("/") || flow.includes("\\") || /\.ya?ml$/.test(flow);
+}

@@ -51,6 +51,22 @@ export interface NodeContext<I = unknown> {
     flow: string | Record<string, unknown>,
     input?: Record<string, unknown>,
   ): Promise<RunRecord>;
+  /**
+   * Put a run of another flow in the queue (a flow id, or a path relative to
+   * this flow's file) and resolve its id at once; `existing` when its `key`
+   * matched a queued or running run. Absent where runs are not recorded in a
+   * runtime (and in sandboxed custom nodes).
+   */
+  enqueue?(
+    flow: string,
+    options: {
+      input?: Record<string, unknown>;
+      delay?: number | string;
+      key?: string;
+      priority?: number;
+      maxAttempts?: number;
+    },
+  ): Promise<{ runId: string; existing: boolean }>;
 }
 
 /** What `defineNode` takes. */

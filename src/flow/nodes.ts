@@ -13,6 +13,7 @@
  * | `delay` | `for` (a duration) | `null` |
  * | `fail` | `message?` | never: fails the node |
  * | `flow` | `flow` (path or definition), `input?` | the sub-flow's outputs |
+ * | `queue` | `flow` (id or path), `input?`, `delay?`, `key?`, `priority?`, `maxAttempts?` | `{ runId, existing }` |
  *
  * `scope` is `node`, `flow` (default) or `global`.
  *
@@ -150,6 +151,34 @@ const flow = defineNode({
   },
 });
 
+const queue = defineNode({
+  description:
+    "enqueue a run of another flow (a flow id or a path); its output is { runId, existing }",
+  optionsSchema: z.strictObject({
+    flow: z.string().min(1),
+    input: z.record(z.string(), z.unknown()).default({}),
+    delay: duration.optional(),
+    key: z.string().min(1).optional(),
+    priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
+    maxAttempts: z.number().int().min(1).optional(),
+  }),
+  async run(ctx, o) {
+    if (ctx.enqueue === undefined) {
+      throw new Error(
+        "the queue is not available here: queue nodes run in a runtime (openRuntime, the CLI, a worker)",
+      );
+    }
+    const { runId, existing } = await ctx.enqueue(o.flow, {
+      input: o.input,
+      ...(o.delay === undefined ? {} : { delay: o.delay }),
+      ...(o.key === undefined ? {} : { key: o.key }),
+      ...(o.priority === undefined ? {} : { priority: o.priority }),
+      ...(o.maxAttempts === undefined ? {} : { maxAttempts: o.maxAttempts }),
+    });
+    return { runId, existing };
+  },
+});
+
 /** Built-in node types by name. */
 export const builtinNodes: ReadonlyMap<string, NodeType<never>> = new Map<string, NodeType<never>>(
   // Typed as the names, so that BuiltinNodeType and this table cannot drift apart.
@@ -164,5 +193,6 @@ export const builtinNodes: ReadonlyMap<string, NodeType<never>> = new Map<string
     ["delay", delay],
     ["fail", fail],
     ["flow", flow],
+    ["queue", queue],
   ] satisfies [BuiltinNodeType, unknown][]) as [string, NodeType<never>][],
 );

@@ -362,6 +362,17 @@ const flowObjectSchema = z.strictObject({
   concurrency: z.number().int().min(1, { error: "must be at least 1" }).optional().meta({
     description: "Maximum nodes running at once (default 16).",
   }),
+  queue: z.strictObject({
+    concurrency: z.number().int().min(1, { error: "must be at least 1" }).meta({
+      description: "Runs of this flow taken from the queue at once, across every worker.",
+    }),
+    by: z.string().min(1).optional().meta({
+      description:
+        "A template over inputs (`${{ inputs.customer }}`): the limit applies per value of it.",
+    }),
+  }).optional().meta({
+    description: "Limits on queued runs of this flow: `{ concurrency, by? }`.",
+  }),
   timeout: duration({ positive: true, description: "Fail the whole run after this long." })
     .optional(),
   nodes: z.array(nodeSchema).min(1, { error: "a flow needs at least one node" }).meta({

@@ -56,7 +56,8 @@ export type BuiltinNodeType =
   | "transform"
   | "delay"
   | "fail"
-  | "flow";
+  | "flow"
+  | "queue";
 
 /** One node of a flow. */
 export interface NodeSpec {
@@ -132,6 +133,18 @@ export interface FlowSchedule {
 }
 
 /**
+ * How many runs of a flow taken from the queue run at once, across every
+ * worker: at most `concurrency`, or, with `by` (a template over `inputs`,
+ * like `${{ inputs.customer }}`), at most `concurrency` per value of it.
+ */
+export interface FlowQueueLimits {
+  /** Runs at once (per value of `by`). */
+  concurrency: number;
+  /** A template over the run's inputs: runs with the same value share the limit. */
+  by?: string;
+}
+
+/**
  * An HTTP trigger: `flowstate serve` (and `daemon --serve`) runs the flow when
  * a request comes to `path`.
  */
@@ -175,6 +188,8 @@ export interface FlowDefinition {
   inputs?: Record<string, InputSpec>;
   /** Maximum nodes running at once (default 16). */
   concurrency?: number;
+  /** Limits on queued runs of this flow (see {@linkcode FlowQueueLimits}). */
+  queue?: FlowQueueLimits;
   /** Fail the whole run after this long. */
   timeout?: Duration;
   /** The nodes (a DAG through `needs`). */

@@ -7,7 +7,7 @@
  * @module
  */
 import { ConflictError } from "../errors.ts";
-import type { Entry } from "../store/types.ts";
+import type { AtomicOperation, Entry } from "../store/types.ts";
 import { checkEvents, checkRun, checkTime } from "./_checks.ts";
 import {
   type EventChunk,
@@ -131,11 +131,13 @@ export async function finishRun(
   run: RunRecord,
   events: RunEvent[],
   onlyIf?: (stored: RunRecord) => boolean,
+  /** More writes (and checks) for the same commit: the queue's bookkeeping of a claimed run. */
+  extra?: (op: AtomicOperation, stored: RunRecord | null) => Promise<void> | void,
 ): Promise<boolean> {
   const what = `Cannot finish run ${JSON.stringify(run?.id)}`;
   checkRun(run, what);
-  if (run.status === "running") {
-    throw new TypeError(`${what}: status must be final (got "running")`);
+  if (run.status === "running" || run.status === "queued") {
+    throw new TypeError(`${what}: status must be final (got "${run.status}")`);
   }
   checkEvents(events, what);
   const { store, clock, layout } = ctx;
@@ -158,7 +160,11 @@ export async function finishRun(
     ]) as [Entry<StoredRun> | null, Entry<FlowMetrics> | null, Entry<FlowMetrics> | null];
     // A guarded finish (abandonRun) writes only over a running run that still matches.
     if (onlyIf !== undefined && (stored === null || !onlyIf(stored.value))) return false;
-    if (stored !== null && stored.value.status !== "running") {
+    // A queued run is finished only by the queue (cancelled before it started).
+    const open = stored !== null &&
+      (stored.value.status === "running" ||
+        (onlyIf !== undefined && stored.value.status === "queued"));
+    if (stored !== null && !open) {
       if (stored.value.status === record.status && stored.value.endedAt === record.endedAt) {
         return true;
       }
@@ -181,6 +187,7 @@ export async function finishRun(
     }
     // A cancel request ends with the run it asked to cancel.
     op.delete(layout.cancel(run.id));
+    if (extra !== undefined) await extra(op, stored === null ? null : stored.value);
     if (tail.next + events.length <= INLINE_EVENTS_MAX) {
       const inline: RunEvent[] = [];
       if (tail.chunk > 0) {

@@ -15,6 +15,7 @@ import type { Key } from "../store/types.ts";
  * time-ordered lists instead (where they are most of what is read).
  */
 export const INDEXED_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>([
+  "queued",
   "running",
   "failed",
   "cancelled",
@@ -23,6 +24,7 @@ export const INDEXED_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>([
 
 /** Every status a run can have. */
 export const RUN_STATUSES: readonly RunStatus[] = [
+  "queued",
   "running",
   "succeeded",
   "failed",

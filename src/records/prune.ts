@@ -437,7 +437,7 @@ export async function pruneRuns(
             const id = e.key[prefix.length];
             const { flowId } = e.value;
             const cut = countCuts.get(flowId);
-            if (status === "running") {
+            if (status === "running" || status === "queued") {
               keep.set(id, flowId);
               op.check(e.key, e.version); // it must not finish meanwhile
               continue;
@@ -585,7 +585,7 @@ export async function pruneRuns(
         for await (const { key, value: run } of page) {
           n++;
           const id = key[prefix.length];
-          if (run.status === "running") continue;
+          if (run.status === "running" || run.status === "queued") continue;
           let reason: Doomed["reason"] | undefined;
           if (aged(run.status, id)) reason = "age";
           else if (countCut !== undefined && id <= countCut) reason = "count";

@@ -25,7 +25,7 @@ import type { JsonValue } from "../store/types.ts";
 import type { Records } from "./records.ts";
 import { HEARTBEAT_MS } from "./heartbeat.ts";
 import { newRunId } from "./run_id.ts";
-import type { RunEvent, RunRecord } from "./types.ts";
+import type { QueueInfo, RunEvent, RunRecord } from "./types.ts";
 
 /** Events appended per batch at most. */
 export const EVENT_BATCH_SIZE = 200;
@@ -56,6 +56,41 @@ export interface RunRecorderOptions {
   onCancelRequested?: () => void;
   /** How often the cancel request is looked for, in ms (default {@linkcode CANCEL_POLL_MS}). */
   cancelPollMs?: number;
+  /**
+   * How the end is committed (default `Records.finishRun`); a claimed queued
+   * run's is `Records.finishClaimedRun`. Resolving `false` means the run is
+   * no longer this process's to finish: `finish` then throws a
+   * {@linkcode RunNotOwnedError}.
+   */
+  commit?: (record: RunRecord, events: RunEvent[]) => Promise<boolean | void>;
+}
+
+/**
+ * A run's end was not recorded because the run is no longer this process's:
+ * it was claimed from the queue and its lease lapsed meanwhile, so another
+ * worker took it back.
+ *
+ * @example
+ * ```ts
+ * import { RunNotOwnedError } from "@flowstate/core/records";
+ * import assert from "node:assert/strict";
+ * const err = new RunNotOwnedError("0mjuw3ms0abcdefghijk");
+ * assert.equal(err.code, "RUN_NOT_OWNED");
+ * ```
+ */
+export class RunNotOwnedError extends FlowstateError {
+  /** Always `"RUN_NOT_OWNED"`. */
+  readonly code = "RUN_NOT_OWNED" as const;
+  /** The run. */
+  readonly runId: string;
+  /** The run `runId` was taken back by the queue. */
+  constructor(runId: string) {
+    super(
+      `Cannot record the end of run ${runId}: its claim lapsed and the queue gave it to another worker (this attempt is recorded as lost)`,
+    );
+    this.name = "RunNotOwnedError";
+    this.runId = runId;
+  }
 }
 
 /** How often a running run's process looks for a cancel request from another process, in ms. */
@@ -110,6 +145,8 @@ export interface RunStart {
   inputs: Record<string, JsonValue>;
   /** The parent run, for sub-flows. */
   parentRunId?: string;
+  /** The queue's part of the record, for a run claimed from the queue. */
+  queue?: QueueInfo;
 }
 
 /**
@@ -152,6 +189,7 @@ export class RunRecorder {
   readonly #stopBeating = new AbortController();
   #beating: Promise<void> = Promise.resolve();
   #watching: Promise<void> = Promise.resolve();
+  readonly #commit: (record: RunRecord, events: RunEvent[]) => Promise<boolean | void>;
 
   private constructor(
     records: Records,
@@ -159,12 +197,14 @@ export class RunRecorder {
     start: RunStart,
     startedAt: number,
     options: RunRecorderOptions,
+    id?: string,
   ) {
     this.#records = records;
     this.#clock = clock;
     this.#start = start;
     this.startedAt = startedAt;
-    this.id = newRunId(startedAt);
+    this.id = id ?? newRunId(startedAt);
+    this.#commit = options.commit ?? ((record, events) => records.finishRun(record, events));
     this.#lastFlush = startedAt;
     this.#timers = options.timers ?? realTimers;
     this.#retryDelays = options.finishRetryDelaysMs ?? FINISH_RETRY_DELAYS_MS;
@@ -189,15 +229,40 @@ export class RunRecorder {
       ...recorder.#record({ status: "running", outputs: null, nodes: {}, error: null }, null),
       heartbeatAt: recorder.startedAt,
     });
-    recorder.#beating = recorder.#beat(heartbeatMs);
+    recorder.#watch(heartbeatMs, options);
+    return recorder;
+  }
+
+  /**
+   * Record a run that is already recorded `running` (a run a worker claimed
+   * from the queue): same id and start, no new record; heartbeats and the
+   * cancel watch start as for {@linkcode RunRecorder.start}.
+   */
+  static adopt(
+    records: Records,
+    clock: Clock,
+    run: RunRecord,
+    start: RunStart,
+    options: RunRecorderOptions = {},
+  ): RunRecorder {
+    const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
+    if (!(heartbeatMs > 0) || !Number.isFinite(heartbeatMs)) {
+      throw new RangeError(`Cannot adopt a run: heartbeatMs must be > 0 (got ${heartbeatMs})`);
+    }
+    const recorder = new RunRecorder(records, clock, start, run.startedAt, options, run.id);
+    recorder.#watch(heartbeatMs, options);
+    return recorder;
+  }
+
+  #watch(heartbeatMs: number, options: RunRecorderOptions): void {
+    this.#beating = this.#beat(heartbeatMs);
     if (options.onCancelRequested !== undefined) {
       const pollMs = options.cancelPollMs ?? CANCEL_POLL_MS;
       if (!(pollMs > 0) || !Number.isFinite(pollMs)) {
         throw new RangeError(`Cannot start a run: cancelPollMs must be > 0 (got ${pollMs})`);
       }
-      recorder.#watching = recorder.#watchCancel(pollMs, options.onCancelRequested);
+      this.#watching = this.#watchCancel(pollMs, options.onCancelRequested);
     }
-    return recorder;
   }
 
   /** Write the heartbeat every `ms` until stopped; a beat that fails is left to the next. */
@@ -266,6 +331,7 @@ export class RunRecorder {
       error: end.error,
     };
     if (this.#start.parentRunId !== undefined) record.parentRunId = this.#start.parentRunId;
+    if (this.#start.queue !== undefined) record.queue = this.#start.queue;
     return record;
   }
 
@@ -354,10 +420,12 @@ export class RunRecorder {
     const delays = this.#retryDelays;
     for (let attempt = 1;; attempt++) {
       try {
-        await this.#records.finishRun(record, events);
+        if ((await this.#commit(record, events)) === false) throw new RunNotOwnedError(this.id);
         return;
       } catch (err) {
-        if (err instanceof TypeError || err instanceof RangeError) throw err;
+        if (
+          err instanceof TypeError || err instanceof RangeError || err instanceof RunNotOwnedError
+        ) throw err;
         const stored = await this.#records.getRun(this.id).catch(() => undefined);
         if (stored !== undefined && stored !== null && stored.status !== "running") {
           // Finished by someone else (or by this commit, if it landed after all).

@@ -17,6 +17,11 @@
  * | `P, "events", runId, chunk` | `{ first, events }`: one `appendEvents()` call |
  * | `P, "metrics", flowId, version` | {@linkcode FlowMetrics}; `version` is a hash or `"*"` |
  * | `P, "cancel", runId` | `{ requestedAt }`: a request to cancel a running run (see below) |
+ * | `P, "queue", "ready", priority, runAt, runId` | `{ id, flowId }`: a queued run that is due |
+ * | `P, "queue", "delayed", runAt, priority, runId` | the same, for a run not due yet |
+ * | `P, "queue", "claimed", runId` | `{ worker, at }`: a run a worker holds |
+ * | `P, "queue", "key", key` | `{ runId }`: the run a dedupe key was last given to |
+ * | `P, "queue", "active", flowId, partition` | `{ runs }`: running runs of a flow with `queue: { concurrency }` |
  *
  * Run ids start with their creation time (9 base-36 digits of ms), so key
  * order is time order: "newest first" is a reverse listing, and a time range
@@ -60,6 +65,26 @@
  * commit as the run's end (`finishRun`, including a run found abandoned)
  * and with the run (`deleteRuns`), so it never outlives its run.
  *
+ * ## The queue
+ *
+ * An enqueued run is a run record with status `queued` and a `queue` field
+ * ({@linkcode QueueInfo}: `runAt`, `priority`, `key`, attempts). `runAt` is
+ * 15 zero-padded digits of ms and `priority` is `1000000 - priority` in 7
+ * digits, so that key order is the order runs are taken in. A due run's
+ * entry is under `ready`, ordered by priority first, then time, then id:
+ * the next run to take is the first key of that prefix, one `list` with
+ * `limit`, however many runs wait. A run not due yet waits under `delayed`,
+ * ordered by time, and is moved to `ready` (one compare-and-set) by the
+ * first worker that sees it due: a range read ending at now. Priorities
+ * thus order due runs, and never let a later run start before its time.
+ *
+ * A claim is one commit that checks the ready entry and the run record (and
+ * a limited flow's `active` entry) at the versions read, and moves the run
+ * to `running` with `queue.claim` (worker, time, lease). The lease is the
+ * run's heartbeat: a claim whose `heartbeatAt` is older than its `leaseMs` is
+ * taken back by any worker (`reclaimLost`), the attempt recorded `lost`. An
+ * attempt's end is written only if the claim is still the worker's.
+ *
  * ## Versions
  *
  * A version's hash is the SHA-256 of the definition's canonical JSON (object
@@ -101,13 +126,33 @@ import {
 import { abandonedMessage, abandonedRun } from "./heartbeat.ts";
 import { getHead, getVersion, listFlows, listVersions, saveVersion } from "./_versions.ts";
 import { checkFlowId } from "./_checks.ts";
+import {
+  cancelQueuedRun,
+  type ClaimOptions,
+  claimRun,
+  type EnqueueInit,
+  enqueueRun,
+  finishClaimedRun,
+  heartbeatClaim,
+  reclaimLost,
+  requeueRun,
+} from "./_queue.ts";
 import type { FlowDefinition } from "../flow/types.ts";
 import type { FlowSummary, FlowVersion } from "./flow_version.ts";
 import { RecordsLayout } from "./layout.ts";
 import type { FlowMetrics } from "./metrics.ts";
 import { type PruneOptions, type PruneResult, pruneRuns } from "./prune.ts";
 import { assertRunId } from "./run_id.ts";
-import type { ListRunsOptions, RunEvent, RunPage, RunRecord, RunSummary } from "./types.ts";
+import type {
+  ListRunsOptions,
+  QueueInfo,
+  RunEvent,
+  RunPage,
+  RunRecord,
+  RunSummary,
+} from "./types.ts";
+
+export type { ClaimOptions, EnqueueInit } from "./_queue.ts";
 
 export type { DurationHistogram, FlowMetrics } from "./metrics.ts";
 
@@ -342,6 +387,101 @@ export class Records {
         .commit();
       if (result.ok) return entry.value;
     }
+  }
+
+  /**
+   * Record a run as `queued` (see "The queue" in the module documentation):
+   * it starts when a worker claims it, not before `init.runAt`. With a
+   * `key` held by a run that is still queued or running, nothing is written
+   * and that run is returned (`existing: true`).
+   *
+   * @example
+   * ```ts
+   * import { openStore } from "@flowstate/core";
+   * import { Records } from "@flowstate/core/records";
+   * import assert from "node:assert/strict";
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const init = { flowId: "f", flowVersion: "v1", inputs: {}, flowPath: "/f.flow.yaml", key: "k" };
+   * const first = await records.enqueueRun(init);
+   * assert.equal(first.existing, false);
+   * assert.equal((await records.getRun(first.runId))?.status, "queued");
+   * const again = await records.enqueueRun(init);
+   * assert.deepEqual([again.runId, again.existing], [first.runId, true]);
+   * const claimed = await records.claimRun({ worker: "w1", leaseMs: 30_000 });
+   * assert.equal(claimed?.id, first.runId);
+   * assert.equal(claimed?.status, "running");
+   * assert.equal(await records.claimRun({ worker: "w2", leaseMs: 30_000 }), null);
+   * ```
+   */
+  enqueueRun(init: EnqueueInit): Promise<{ runId: string; existing: boolean; run: RunRecord }> {
+    return enqueueRun(this.#ctx, init);
+  }
+
+  /**
+   * Claim the next due queued run (highest priority, then earliest, then
+   * oldest) for `options.worker`: it is recorded `running` with the claim in
+   * `queue.claim`. Resolves `null` when no run is due for this worker.
+   */
+  claimRun(options: ClaimOptions): Promise<RunRecord | null> {
+    return claimRun(this.#ctx, options);
+  }
+
+  /**
+   * Record how an attempt of a claimed run ended (`record` is the claimed
+   * run with its final status, outputs and nodes): a failure with attempts
+   * left requeues it after its backoff; anything else is its end. Resolves
+   * `false`, writing nothing, when the claim is no longer the worker's (its
+   * lease lapsed and the run was taken back). With `release`, the attempt is
+   * given up without counting (a worker stopping): the run is queued again,
+   * due now, and the attempt recorded `lost`.
+   */
+  finishClaimedRun(
+    record: RunRecord,
+    events: RunEvent[] = [],
+    options: { release?: boolean } = {},
+  ): Promise<boolean> {
+    return finishClaimedRun(this.#ctx, this.#eventTails, record, events, options);
+  }
+
+  /**
+   * Extend the lease of a claim (`claimed` as `claimRun` returned it): its
+   * `heartbeatAt` is written if the run is still this worker's, this
+   * attempt's. Resolves whether it was.
+   */
+  heartbeatClaim(claimed: RunRecord, at: number = this.#ctx.clock.now()): Promise<boolean> {
+    return heartbeatClaim(this.#ctx, claimed, at);
+  }
+
+  /**
+   * Requeue every claimed run whose lease lapsed (no heartbeat within its
+   * claim's `leaseMs`), recording the attempt as `lost`. Resolves their ids.
+   */
+  reclaimLost(): Promise<string[]> {
+    return reclaimLost(this.#ctx, this.#eventTails);
+  }
+
+  /**
+   * Cancel a `queued` run: it is recorded `cancelled` and never starts.
+   * Resolves `null` when the run is not queued (a running run is cancelled
+   * with {@linkcode Records.requestCancel}).
+   */
+  cancelQueuedRun(runId: string): Promise<RunRecord | null> {
+    return cancelQueuedRun(this.#ctx, this.#eventTails, runId);
+  }
+
+  /**
+   * Put a failed, cancelled or timed-out run back in the queue, due now, for
+   * one more attempt on the same id (its earlier attempts and events stay).
+   * A run that was not enqueued needs `options.flowPath`, its flow file.
+   */
+  requeueRun(runId: string, options: { flowPath?: string } = {}): Promise<RunRecord> {
+    return requeueRun(this.#ctx, this.#eventTails, runId, options);
+  }
+
+  /** The queue fields of a run, or `null` for a run that was never enqueued (or is missing). */
+  async queueInfo(runId: string): Promise<QueueInfo | null> {
+    return (await getRun(this.#ctx, runId))?.queue ?? null;
   }
 
   /** Whether a cancel request for `runId` is recorded (see {@linkcode Records.requestCancel}). */

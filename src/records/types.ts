@@ -11,7 +11,65 @@ import type { LogLevel } from "../log.ts";
 import type { JsonValue } from "../store/types.ts";
 
 /** Final status of a run. `queued` and `running` runs have not finished. */
-export type RunStatus = "running" | "succeeded" | "failed" | "cancelled" | "timed-out";
+export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled" | "timed-out";
+
+/** How one attempt of a queued run ended: `lost` when its worker's lease lapsed. */
+export type QueueAttemptOutcome = "succeeded" | "failed" | "cancelled" | "timed-out" | "lost";
+
+/** One attempt of a queued run: which worker claimed it, when, and how it ended. */
+export interface QueueAttempt {
+  /** Attempt number (1-based). */
+  attempt: number;
+  /** The worker that claimed it. */
+  worker: string;
+  /** When it was claimed (ms since the epoch). */
+  startedAt: number;
+  /** When it ended, or was found lost. */
+  endedAt: number;
+  /** How it ended. */
+  outcome: QueueAttemptOutcome;
+  /** Why it failed or was lost. */
+  error?: string;
+}
+
+/** Retry waits of a queued run: `delay × factor^(attempt-1)`, at most `max` (ms). */
+export interface QueueBackoff {
+  /** The first wait, in ms. */
+  delay: number;
+  /** What each wait is multiplied by for the next (default 2). */
+  factor: number;
+  /** The longest wait, in ms (default: none). */
+  max?: number;
+}
+
+/**
+ * The queue's part of a run that was enqueued (`RunRecord.queue`): when it may
+ * start, its priority and dedupe key, its attempts, and the worker holding it.
+ */
+export interface QueueInfo {
+  /** The flow file the run executes (absolute path). */
+  flowPath: string;
+  /** When it was enqueued (ms since the epoch). */
+  enqueuedAt: number;
+  /** It does not start before this time (ms since the epoch). */
+  runAt: number;
+  /** Higher starts first among due runs. */
+  priority: number;
+  /** Dedupe key: another enqueue with it, while this run is queued or running, returns this run. */
+  key?: string;
+  /** The current (or last) attempt's number; 0 before the first claim. */
+  attempt: number;
+  /** Attempts allowed in all. */
+  maxAttempts: number;
+  /** Waits between attempts after a failure. */
+  backoff?: QueueBackoff;
+  /** Every finished attempt, oldest first. */
+  attempts: QueueAttempt[];
+  /** The claim while the run is `running`: the worker, when, and its lease in ms. */
+  claim?: { worker: string; at: number; leaseMs: number };
+  /** The flow's `queue:` limit for this run: at most `concurrency` running per `partition`. */
+  limit?: { concurrency: number; partition: string };
+}
 
 /** Final status of one node in a run. */
 export type NodeStatus = "succeeded" | "failed" | "skipped" | "cancelled" | "timed-out";
@@ -215,6 +273,8 @@ export interface RunRecord {
    * `RunRecorder`.
    */
   heartbeatAt?: number;
+  /** For a run that was enqueued: its time, priority, key and attempts (see {@linkcode QueueInfo}). */
+  queue?: QueueInfo;
 }
 
 /** What the run indexes hold: a run without its inputs, outputs and nodes. */
@@ -301,7 +361,14 @@ export function summarizeRun(run: RunRecord): RunSummary {
   return summary;
 }
 
-const STATUSES: readonly string[] = ["running", "succeeded", "failed", "cancelled", "timed-out"];
+const STATUSES: readonly string[] = [
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "timed-out",
+];
 
 /**
  * What keeps `value` from having the shape of a run (a {@linkcode RunSummary}

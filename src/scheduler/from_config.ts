@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { basename, join } from "node:path";
+import { basename } from "node:path";
+import { flowFiles } from "../flow_files.ts";
 import type {
   AbandonedPolicy,
   JobConfig,
@@ -90,33 +91,7 @@ export async function loadConfiguredJob(
   return { name, config: settings, job, schedule };
 }
 
-/** The `*.flow.yaml` files the config's `flows:` names, in order, without duplicates. */
-export async function flowFiles(config: ResolvedConfig): Promise<string[]> {
-  const files: string[] = [];
-  for (const [i, entry] of config.flows.entries()) {
-    let info: Deno.FileInfo;
-    try {
-      info = await Deno.stat(entry);
-    } catch (err) {
-      const reason = err instanceof Deno.errors.NotFound
-        ? "no such file or directory"
-        : (err as Error).message;
-      throw new ConfigError(`${locate(config, ["flows", i])}cannot read ${entry}: ${reason}`, {
-        cause: err,
-      });
-    }
-    if (info.isDirectory) {
-      const inside: string[] = [];
-      for await (const item of Deno.readDir(entry)) {
-        if (item.isFile && item.name.endsWith(".flow.yaml")) inside.push(join(entry, item.name));
-      }
-      files.push(...inside.sort());
-    } else {
-      files.push(entry);
-    }
-  }
-  return [...new Set(files)];
-}
+export { flowFiles } from "../flow_files.ts";
 
 /** A flow's `schedule:` as a string or `{ cron, timezone, overlap, missed, abandoned, jitter }`. */
 interface FlowScheduleSpec {

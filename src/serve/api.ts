@@ -925,6 +925,9 @@ export const apiRoutes: readonly ApiRoute[] = [
       const records = await server.runtime.records();
       let run: RunRecord | null;
       try {
+        // A queued run ends cancelled at once, without ever starting.
+        const queued = await records.cancelQueuedRun(params.id);
+        if (queued !== null) return json({ runId: params.id, status: "queued" }, 202);
         run = await records.requestCancel(params.id);
       } catch (err) {
         if (err instanceof TypeError) throw notFound(`No run ${params.id}: ${messageOf(err)}`);

@@ -47,7 +47,14 @@ export const StoreInfoSchema = z.object({
 });
 
 /** A run's status. */
-export const RunStatusSchema = z.enum(["running", "succeeded", "failed", "cancelled", "timed-out"]);
+export const RunStatusSchema = z.enum([
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "timed-out",
+]);
 
 const RunError = z.object({ node: z.string().optional(), message: z.string() }).nullable();
 

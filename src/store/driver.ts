@@ -120,4 +120,13 @@ export interface StoreDriver {
    * jsonfile: rewrite). Resolves the size on disk before and after, in bytes.
    */
   compact?(): Promise<{ bytesBefore: number; bytesAfter: number }>;
+  /**
+   * Wake-ups across processes (PostgreSQL: `LISTEN`): call `onSignal`
+   * whenever any process sharing this store calls {@linkcode StoreDriver.signal}
+   * with the same `topic`; resolves a function that stops listening. Optional:
+   * without it, whoever waits for news (a queue worker) polls.
+   */
+  listen?(topic: string, onSignal: () => void): Promise<() => Promise<void>>;
+  /** Wake every listener of `topic` in every process (PostgreSQL: `NOTIFY`). */
+  signal?(topic: string): Promise<void>;
 }

@@ -131,7 +131,20 @@ class CoreStore implements Store {
     this.plugin = options.plugin;
     this.location = driver.location;
     this.capabilities = Object.freeze({ ...DEFAULT_CAPABILITIES, ...driver.capabilities });
+    if (typeof driver.listen === "function" && typeof driver.signal === "function") {
+      this.listen = (topic, onSignal) => {
+        this.#assertOpen("Cannot listen");
+        return driver.listen!(topic, onSignal);
+      };
+      this.signal = (topic) => {
+        this.#assertOpen("Cannot signal");
+        return driver.signal!(topic);
+      };
+    }
   }
+
+  listen?: (topic: string, onSignal: () => void) => Promise<() => Promise<void>>;
+  signal?: (topic: string) => Promise<void>;
 
   #assertOpen(what: string): void {
     if (this.#closed) {

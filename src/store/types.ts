@@ -227,6 +227,16 @@ export interface Store extends AsyncDisposable {
   compact(): Promise<CompactResult>;
   /** Release the backend; later calls throw. */
   close(): Promise<void>;
+  /**
+   * Present when the backend carries wake-ups across processes (the postgres
+   * plugin: `LISTEN/NOTIFY`): call `onSignal` whenever any process sharing the
+   * store calls `signal(topic)`. Resolves a function that stops listening.
+   * Queue workers use it to start enqueued runs at once instead of at their
+   * next poll.
+   */
+  listen?(topic: string, onSignal: () => void): Promise<() => Promise<void>>;
+  /** Present with `listen`: wake the listeners of `topic` in every process. */
+  signal?(topic: string): Promise<void>;
 }
 
 /** What {@linkcode Store.compact} did. */

@@ -15,7 +15,7 @@ import {
 } from "./dom.js";
 
 const PAGE = 50;
-const STATUSES = ["running", "succeeded", "failed", "cancelled", "timed-out"];
+const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "timed-out"];
 
 /** Calls `fn` at most once per `ms`, trailing. */
 function throttle(fn, ms) {

@@ -1,0 +1,262 @@
+/**
+ * The queue on PostgreSQL: throughput of a trivial flow with 1, 2, 4 and 8
+ * worker processes, beside a bare `FOR UPDATE SKIP LOCKED` claim loop (npm:postgres,
+ * a table of the same shape: id, priority, run_at, state, worker) with the same
+ * number of processes and the same concurrency per process, in the same run;
+ * then enqueue-to-start latency (p50/p95) on PostgreSQL (LISTEN/NOTIFY) and on
+ * SQLite (polling).
+ *
+ *   FLOWSTATE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
+ *     deno run -A --unstable-worker-options bench/queue_bench.ts [runs=400] [concurrency=4]
+ *
+ * Throughput is runs (or bare jobs) per second from a common start time
+ * (every process has started, connected and waits for it) to the last end,
+ * as the worker processes report it. Latency is from `enqueue()` returning to the claim, per run,
+ * with runs enqueued one at a time (50 ms apart) while 4 workers wait.
+ */
+import { join } from "node:path";
+import postgres from "postgres";
+import { openRuntime, startWorker } from "../mod.ts";
+
+const SELF = new URL(import.meta.url).pathname;
+const FLOW = "id: trivial\nnodes:\n  - id: a\n    type: transform\n    with: { value: 1 }\n";
+
+function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+/** Wait until `at` (ms since the epoch): every process starts work at once. */
+async function startAt(at: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
+}
+
+/**
+ * A child process: `--flowstate <start> <dir> <name> <concurrency>` or
+ * `--bare <start> <url> <schema> <name> <concurrency>`; it sets up, waits for
+ * `start`, then works until killed.
+ */
+async function child(args: string[]): Promise<void> {
+  if (args[0] === "--flowstate") {
+    const [, start, dir, name, concurrency] = args;
+    const rt = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
+    await (await rt.records()).listRunSummaries({ limit: 1 }); // connect first
+    await startAt(Number(start));
+    startWorker(rt, {
+      workerId: name,
+      concurrency: Number(concurrency),
+      pollMs: 50,
+      onEvent(e) {
+        if (e.type === "claim") console.log(JSON.stringify({ t: Date.now(), claim: e.runId }));
+        if (e.type === "end") console.log(JSON.stringify({ t: Date.now(), end: e.runId }));
+      },
+    });
+    return; // Runs until killed.
+  }
+  const [, start, url, schema, name, concurrency] = args;
+  const sql = postgres(url, { max: Number(concurrency), onnotice: () => {} });
+  const table = `"${schema}".bench_jobs`;
+  await Promise.all(Array.from({ length: Number(concurrency) }, () => sql`SELECT 1`));
+  await startAt(Number(start));
+  await Promise.all(Array.from({ length: Number(concurrency) }, async () => {
+    for (;;) {
+      const now = Date.now();
+      const rows = await sql.begin(async (tx) => {
+        const [job] = await tx.unsafe(
+          `SELECT id FROM ${table} WHERE state = 'queued' AND run_at <= $1
+           ORDER BY priority DESC, run_at, id FOR UPDATE SKIP LOCKED LIMIT 1`,
+          [now],
+        );
+        if (job === undefined) return [];
+        await tx.unsafe(`UPDATE ${table} SET state = 'running', worker = $1 WHERE id = $2`, [
+          name,
+          job.id,
+        ]);
+        return [job];
+      });
+      if (rows.length === 0) {
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      console.log(JSON.stringify({ t: now, claim: String(rows[0].id) }));
+      await sql.unsafe(`UPDATE ${table} SET state = 'done' WHERE id = $1`, [rows[0].id]);
+      console.log(JSON.stringify({ t: Date.now(), end: String(rows[0].id) }));
+    }
+  }));
+}
+
+/**
+ * Spawn `n` children with `args(start, i)`, all starting work at `start`;
+ * resolve the throughput from `start` to the last end once `total` ended.
+ */
+async function race(n: number, args: (start: string, i: number) => string[], total: number) {
+  const start = Date.now() + 3_000 + 500 * n;
+  const procs = Array.from({ length: n }, (_, i) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--unstable-worker-options", SELF, ...args(String(start), i)],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn());
+  let first = Infinity;
+  let last = 0;
+  let ended = 0;
+  const done = Promise.withResolvers<void>();
+  const readers = procs.map(async (p) => {
+    let rest = "";
+    for await (const chunk of p.stdout.pipeThrough(new TextDecoderStream())) {
+      rest += chunk;
+      const lines = rest.split("\n");
+      rest = lines.pop()!;
+      for (const line of lines) {
+        const e = JSON.parse(line);
+        if (e.claim) first = Math.min(first, e.t);
+        if (e.end) {
+          last = Math.max(last, e.t);
+          if (++ended === total) done.resolve();
+        }
+      }
+    }
+  });
+  await done.promise;
+  for (const p of procs) p.kill("SIGKILL");
+  await Promise.all(procs.map((p) => p.status));
+  await Promise.all(readers);
+  if (first < start) throw new Error("a child started before the start time");
+  return { perSecond: total / ((last - start) / 1000), seconds: (last - start) / 1000 };
+}
+
+async function main(): Promise<void> {
+  const url = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
+  if (!url) throw new Error("set FLOWSTATE_TEST_POSTGRES_URL");
+  const runs = Number(Deno.args[0] ?? 400);
+  const concurrency = Number(Deno.args[1] ?? 4);
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  const results: string[] = [];
+  const dirs: string[] = [];
+  const schemas: string[] = [];
+  try {
+    for (const workers of [1, 2, 4, 8]) {
+      // Flowstate: a fresh table, `runs` enqueued, then the workers start.
+      const schema = `fs_qbench_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
+      schemas.push(schema);
+      const dir = await Deno.makeTempDir({ prefix: "flowstate-queue-bench-" });
+      dirs.push(dir);
+      await Deno.writeTextFile(join(dir, "trivial.flow.yaml"), FLOW);
+      await Deno.writeTextFile(
+        join(dir, "flowstate.yaml"),
+        `stores:\n  main: { plugin: postgres, url: "${url}", schema: ${schema}, max: ${
+          concurrency + 2
+        } }\nflows: [./trivial.flow.yaml]\n`,
+      );
+      {
+        await using rt = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
+        for (let i = 0; i < runs; i++) await rt.enqueue("trivial");
+      }
+      const fs = await race(
+        workers,
+        (start, i) => ["--flowstate", start, dir, `w${i}`, String(concurrency)],
+        runs,
+      );
+      // Bare: the same number of jobs, processes and concurrency.
+      await admin.unsafe(`CREATE SCHEMA "${schema}_bare"`);
+      schemas.push(`${schema}_bare`);
+      await admin.unsafe(
+        `CREATE TABLE "${schema}_bare".bench_jobs (id bigserial PRIMARY KEY, priority int NOT NULL,
+         run_at bigint NOT NULL, state text NOT NULL, worker text)`,
+      );
+      await admin.unsafe(
+        `CREATE INDEX ON "${schema}_bare".bench_jobs (state, priority DESC, run_at, id)`,
+      );
+      await admin.unsafe(
+        `INSERT INTO "${schema}_bare".bench_jobs (priority, run_at, state)
+         SELECT 0, ${Date.now()}, 'queued' FROM generate_series(1, ${runs})`,
+      );
+      const bare = await race(
+        workers,
+        (start, i) => ["--bare", start, url, `${schema}_bare`, `b${i}`, String(concurrency)],
+        runs,
+      );
+      results.push(
+        `| ${workers} | ${fs.perSecond.toFixed(0)} | ${bare.perSecond.toFixed(0)} | ${
+          (fs.perSecond / bare.perSecond).toFixed(2)
+        } |`,
+      );
+      console.error(
+        `workers=${workers}: flowstate ${fs.perSecond.toFixed(0)}/s, bare ${
+          bare.perSecond.toFixed(0)
+        }/s`,
+      );
+    }
+    console.log(`Throughput, ${runs} runs, ${concurrency} at once per process:\n`);
+    console.log("| worker processes | Flowstate runs/s | bare SKIP LOCKED jobs/s | ratio |");
+    console.log("|---|---|---|---|");
+    for (const line of results) console.log(line);
+
+    // Latency: enqueue → claim, 4 idle workers, on postgres (NOTIFY) and sqlite (polling).
+    for (const backend of ["postgres", "sqlite"] as const) {
+      const dir = await Deno.makeTempDir({ prefix: "flowstate-queue-latency-" });
+      dirs.push(dir);
+      const schema = `fs_qlat_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
+      schemas.push(schema);
+      await Deno.writeTextFile(join(dir, "trivial.flow.yaml"), FLOW);
+      const store = backend === "postgres"
+        ? `{ plugin: postgres, url: "${url}", schema: ${schema} }`
+        : `{ plugin: sqlite, path: ./state.db }`;
+      await Deno.writeTextFile(
+        join(dir, "flowstate.yaml"),
+        `stores:\n  main: ${store}\nflows: [./trivial.flow.yaml]\n`,
+      );
+      await using rt = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
+      const workers = Array.from({ length: 4 }, (_, i) =>
+        new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", "--unstable-worker-options", SELF, "--flowstate-poll", dir, `l${i}`],
+          stdout: "null",
+          stderr: "inherit",
+        }).spawn());
+      await new Promise((r) => setTimeout(r, 3000)); // let them start and go idle
+      const records = await rt.records();
+      const ids: string[] = [];
+      const enqueuedAt = new Map<string, number>();
+      for (let i = 0; i < 100; i++) {
+        const { runId } = await rt.enqueue("trivial");
+        enqueuedAt.set(runId, Date.now());
+        ids.push(runId);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const latencies: number[] = [];
+      for (const id of ids) {
+        for (;;) {
+          const run = await records.getRun(id);
+          if (run?.status === "succeeded") {
+            latencies.push(Math.max(0, run.queue!.attempts[0].startedAt - enqueuedAt.get(id)!));
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+      for (const w of workers) w.kill("SIGKILL");
+      await Promise.all(workers.map((w) => w.status));
+      latencies.sort((a, b) => a - b);
+      console.log(
+        `\nEnqueue-to-start latency on ${backend}${
+          backend === "postgres" ? " (LISTEN/NOTIFY)" : " (poll 500 ms ± 25%)"
+        }, 100 runs, 4 idle workers: p50 ${quantile(latencies, 0.5)} ms, p95 ${
+          quantile(latencies, 0.95)
+        } ms`,
+      );
+    }
+  } finally {
+    for (const schema of schemas) await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.end();
+    for (const dir of dirs) await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+if (import.meta.main) {
+  if (Deno.args[0] === "--flowstate" || Deno.args[0] === "--bare") await child(Deno.args);
+  else if (Deno.args[0] === "--flowstate-poll") {
+    const [, dir, name] = Deno.args;
+    const rt = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
+    startWorker(rt, { workerId: name, concurrency: 4 });
+  } else await main();
+}

@@ -1,0 +1,351 @@
+/**
+ * The queue on the command line: `flowstate enqueue`, `flowstate worker`,
+ * `flowstate runs retry` and the queued half of `flowstate runs cancel`.
+ *
+ * - `enqueue <flow> [--input k=v]… [--delay 10m | --at <iso>] [--priority N] [--key K]
+ *   [--max-attempts N] [--backoff 10s] [--json]` prints the run id (with `--json`:
+ *   `{ "runId", "existing" }`). Exit 0, 2 for an invalid flow, input or option.
+ * - `worker [--concurrency N] [--flows a,b] [--lease 30s] [--poll 500ms] [--grace 5s] [--json]`
+ *   claims and runs queued runs until SIGINT/SIGTERM: one line per run that ends
+ *   (`<run id> <flow> <status> <duration> (attempt N)`), and with `--json` one JSON object a
+ *   line, the {@linkcode WorkerEvent} with `time` first. On a signal it stops claiming, waits
+ *   up to the grace period, then releases what still runs back to the queue, and exits 0.
+ * - `runs retry <id> [--json]`: a failed, cancelled or timed-out run is queued again
+ *   (same id, one more attempt). Exit 1 if it is not found or not retryable.
+ * - `runs cancel <id>` of a queued run records it `cancelled` (it never starts).
+ *
+ * @module
+ */
+import { parseDuration } from "../duration.ts";
+import { ConflictError } from "../errors.ts";
+import { findFlowFile } from "../flow_files.ts";
+import { isRunId } from "../records/run_id.ts";
+import { openRuntime } from "../runtime.ts";
+import { startWorker, type WorkerEvent } from "../queue/worker.ts";
+import { formatDuration, printable } from "./format.ts";
+import { UsageError } from "./input.ts";
+import { parseInputPairs } from "./run.ts";
+import {
+  EXIT_INTERRUPTED,
+  type GlobalOptions,
+  notFound,
+  printError,
+  printWarning,
+} from "./common.ts";
+
+/** Options of `flowstate enqueue`. */
+export interface EnqueueCommandOptions {
+  /** `--input name=value`, repeatable. */
+  input?: string[];
+  /** `--delay 10m`. */
+  delay?: string;
+  /** `--at <ISO time>`. */
+  at?: string;
+  /** `--priority N`. */
+  priority?: string;
+  /** `--key K`. */
+  key?: string;
+  /** `--max-attempts N`. */
+  maxAttempts?: string;
+  /** `--backoff 10s`: the first wait between attempts (doubling). */
+  backoff?: string;
+  /** `--json`. */
+  json?: boolean;
+}
+
+function wholeNumber(text: string, flag: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(
+      `Invalid ${flag} "${text}": expected a whole number from ${min} to ${max}`,
+    );
+  }
+  return n;
+}
+
+function duration(text: string, flag: string): number {
+  try {
+    return parseDuration(text, flag);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** `enqueue <flow> …`: print the run id. */
+export async function enqueueCommand(
+  flow: string,
+  options: EnqueueCommandOptions,
+  global: GlobalOptions,
+): Promise<number> {
+  const input = parseInputPairs(options.input ?? []);
+  if (options.delay !== undefined && options.at !== undefined) {
+    throw new UsageError("Give --delay or --at, not both");
+  }
+  let runAt: number | undefined;
+  if (options.at !== undefined) {
+    runAt = Date.parse(options.at);
+    if (!/^\d{4}-\d{2}-\d{2}/.test(options.at) || !Number.isFinite(runAt)) {
+      throw new UsageError(
+        `Invalid --at "${options.at}": expected an ISO date-time, like 2026-05-01T12:00:00Z`,
+      );
+    }
+  }
+  const delay = options.delay === undefined ? undefined : duration(options.delay, "--delay");
+  const priority = options.priority === undefined
+    ? undefined
+    : wholeNumber(options.priority, "--priority", -1_000_000, 1_000_000);
+  const maxAttempts = options.maxAttempts === undefined
+    ? undefined
+    : wholeNumber(options.maxAttempts, "--max-attempts", 1, 1_000_000);
+  const backoff = options.backoff === undefined
+    ? undefined
+    : { delay: duration(options.backoff, "--backoff") };
+  if (options.key === "") throw new UsageError("Invalid --key: it must not be empty");
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
+  let result;
+  try {
+    result = await runtime.enqueue(flow, {
+      input,
+      inputFromStrings: true,
+      ...(runAt === undefined ? {} : { runAt }),
+      ...(delay === undefined ? {} : { delay }),
+      ...(priority === undefined ? {} : { priority }),
+      ...(options.key === undefined ? {} : { key: options.key }),
+      ...(maxAttempts === undefined ? {} : { maxAttempts }),
+      ...(backoff === undefined ? {} : { backoff }),
+    });
+  } catch (err) {
+    if (err instanceof RangeError && err.message.startsWith("Cannot find flow")) {
+      throw new UsageError(err.message);
+    }
+    throw err;
+  }
+  if (options.json) console.log(JSON.stringify(result));
+  else {
+    console.log(result.runId);
+    if (result.existing && !global.quiet) {
+      console.error(
+        `(key ${printable(options.key ?? "")}: run ${result.runId} was already queued or running)`,
+      );
+    }
+  }
+  return 0;
+}
+
+/** Options of `flowstate worker`. */
+export interface WorkerCommandOptions {
+  /** `--concurrency N`. */
+  concurrency?: number;
+  /** `--flows a,b`. */
+  flows?: string;
+  /** `--lease 30s`. */
+  lease?: string;
+  /** `--poll 500ms`. */
+  poll?: string;
+  /** `--grace 5s` (default: the config's `runs.abortGrace`). */
+  grace?: string;
+  /** `--worker-id ID`. */
+  workerId?: string;
+  /** `--json`. */
+  json?: boolean;
+  /** `--quiet`. */
+  quiet?: boolean;
+}
+
+/** Print worker events as lines (or JSON lines). */
+export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEvent) => void {
+  return (event) => {
+    if (json) {
+      if (
+        quiet && event.type !== "error" && event.type !== "stop" && event.type !== "lost" &&
+        !(event.type === "end" && event.status !== "succeeded")
+      ) return;
+      console.log(JSON.stringify({ time: new Date().toISOString(), ...event }));
+      return;
+    }
+    switch (event.type) {
+      case "start":
+        if (!quiet) {
+          console.log(
+            `Worker ${event.worker} started: ${event.concurrency} at once, ${
+              event.flows === null ? "any flow" : `flows ${event.flows.join(", ")}`
+            }`,
+          );
+        }
+        return;
+      case "end": {
+        const line = `${event.runId} ${event.flowId} ${event.status} ${
+          formatDuration(event.durationMs)
+        } (attempt ${event.attempt})${
+          event.requeued === "retry"
+            ? ": queued again to retry"
+            : event.requeued === "released"
+            ? ": released to the queue"
+            : ""
+        }${
+          event.error && event.status !== "succeeded"
+            ? `: ${printable(event.error.split("\n")[0])}`
+            : ""
+        }`;
+        if (event.status === "succeeded") {
+          if (!quiet) console.log(line);
+        } else if (quiet) console.error(`error: ${line}`);
+        else console.log(line);
+        return;
+      }
+      case "lost":
+        console.error(
+          `warning: took back ${event.runIds.length} run${
+            event.runIds.length === 1 ? "" : "s"
+          } whose worker stopped answering: ${event.runIds.join(", ")}`,
+        );
+        return;
+      case "error":
+        console.error(`error: ${printable(event.message.split("\n")[0])}`);
+        return;
+      case "stopping":
+        if (!quiet) {
+          console.log(
+            `Waiting up to ${formatDuration(event.graceMs)} for ${event.running} running run${
+              event.running === 1 ? "" : "s"
+            }…`,
+          );
+        }
+        return;
+      case "stop":
+        if (event.released > 0) {
+          console.error(
+            `warning: released ${event.released} run${
+              event.released === 1 ? "" : "s"
+            } still running after the grace period back to the queue`,
+          );
+        }
+        if (!quiet) console.log("Stopped");
+        return;
+      case "claim":
+        return;
+    }
+  };
+}
+
+/** Parse the worker options shared by `worker` and `daemon`. */
+export function workerSettings(options: WorkerCommandOptions): {
+  concurrency?: number;
+  flows?: string[];
+  leaseMs?: number;
+  pollMs?: number;
+  graceMs?: number;
+  workerId?: string;
+} {
+  const flows = options.flows?.split(",").map((f) => f.trim()).filter((f) => f !== "");
+  if (flows !== undefined && flows.length === 0) {
+    throw new UsageError(`Invalid --flows "${options.flows}": expected flow ids, like a,b`);
+  }
+  const leaseMs = options.lease === undefined ? undefined : duration(options.lease, "--lease");
+  if (leaseMs !== undefined && leaseMs < 1_000) {
+    throw new UsageError(`Invalid --lease "${options.lease}": it must be at least 1s`);
+  }
+  const pollMs = options.poll === undefined ? undefined : duration(options.poll, "--poll");
+  if (pollMs !== undefined && pollMs <= 0) {
+    throw new UsageError(`Invalid --poll "${options.poll}": it must be more than 0`);
+  }
+  return {
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    ...(flows === undefined ? {} : { flows }),
+    ...(leaseMs === undefined ? {} : { leaseMs }),
+    ...(pollMs === undefined ? {} : { pollMs }),
+    ...(options.grace === undefined ? {} : { graceMs: duration(options.grace, "--grace") }),
+    ...(options.workerId === undefined ? {} : { workerId: options.workerId }),
+  };
+}
+
+/** `worker …`: run queued runs until SIGINT or SIGTERM; exit 0 after a clean stop. */
+export async function workerCommand(
+  options: WorkerCommandOptions,
+  global: GlobalOptions,
+  control: { signal?: AbortSignal } = {},
+): Promise<number> {
+  const settings = workerSettings(options);
+  const quiet = options.quiet ?? global.quiet ?? false;
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
+  for (const flow of settings.flows ?? []) {
+    // A flow id nobody has: most likely a typo, and the worker would idle forever.
+    await findFlowFile(runtime.config, flow, Deno.cwd()).catch(() => {
+      console.error(
+        `warning: no flow "${flow}" among the config's flows: this worker takes its runs when they come`,
+      );
+    });
+  }
+  const stop = Promise.withResolvers<string>();
+  let signals = 0;
+  const listeners: [Deno.Signal, () => void][] = [];
+  for (const name of ["SIGINT", "SIGTERM"] as Deno.Signal[]) {
+    const listener = () => {
+      if (++signals > 1) {
+        console.error(`Received ${name} again: exiting without waiting`);
+        Deno.exit(EXIT_INTERRUPTED);
+      }
+      stop.resolve(name);
+    };
+    try {
+      Deno.addSignalListener(name, listener);
+      listeners.push([name, listener]);
+    } catch {
+      // SIGTERM cannot be listened to on Windows.
+    }
+  }
+  control.signal?.addEventListener("abort", () => stop.resolve("stop request"), { once: true });
+  try {
+    const worker = startWorker(runtime, {
+      ...settings,
+      onEvent: workerPrinter(options.json ?? false, quiet),
+    });
+    const reason = await stop.promise;
+    if (!quiet && !options.json) console.log(`Received ${reason}: stopping`);
+    await worker.stop(settings.graceMs === undefined ? {} : { graceMs: settings.graceMs });
+    return 0;
+  } finally {
+    for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
+  }
+}
+
+/** `runs retry <id> [--json]`. */
+export async function retryCommand(
+  runId: string,
+  options: { json?: boolean },
+  global: GlobalOptions,
+): Promise<number> {
+  if (!isRunId(runId)) {
+    return notFound(
+      options.json,
+      `Run "${runId}" not found: run ids are 20 lowercase letters and digits`,
+    );
+  }
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
+  const records = await runtime.records();
+  const run = await records.getRun(runId);
+  if (run === null) return notFound(options.json, `Run ${runId} not found`);
+  let flowPath: string | undefined;
+  if (run.queue === undefined) {
+    try {
+      flowPath = await findFlowFile(runtime.config, run.flowId, Deno.cwd());
+    } catch (err) {
+      printError(
+        `Cannot retry run ${runId}: it was not enqueued, and ${(err as Error).message}`,
+      );
+      return 1;
+    }
+  }
+  try {
+    const record = await records.requeueRun(runId, flowPath === undefined ? {} : { flowPath });
+    if (options.json) console.log(JSON.stringify({ runId, status: record.status }));
+    else console.log(`${runId} queued again (attempt ${(record.queue?.attempt ?? 0) + 1})`);
+    return 0;
+  } catch (err) {
+    if (err instanceof ConflictError) {
+      printError(err.message);
+      return 1;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The flow files a config names under `flows:` (files, or directories of
+ * `*.flow.yaml`), and finding one of them by its flow id: what the daemon's
+ * schedules and the queue (`enqueue <flow id>`) share.
+ *
+ * @module
+ */
+import { join, resolve } from "node:path";
+import type { ResolvedConfig } from "./config.ts";
+import { ConfigError } from "./errors.ts";
+import { loadFlowFile } from "./flow/parse.ts";
+import { isFlowPath } from "./flow/load.ts";
+import { readYamlFile } from "./yaml_source.ts";
+
+/** Where a config field is written, as a message prefix (`flowstate.yaml:4:3: flows[0]: `). */
+function locate(config: ResolvedConfig, path: (string | number)[]): string {
+  const at = config.where(path);
+  const field = path.map((p, i) => typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)
+    .join("");
+  return `${at === undefined ? "" : `${at}: `}${field}: `;
+}
+
+/** The `*.flow.yaml` files the config's `flows:` names, in order, without duplicates. */
+export async function flowFiles(config: ResolvedConfig): Promise<string[]> {
+  const files: string[] = [];
+  for (const [i, entry] of config.flows.entries()) {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(entry);
+    } catch (err) {
+      const reason = err instanceof Deno.errors.NotFound
+        ? "no such file or directory"
+        : (err as Error).message;
+      throw new ConfigError(`${locate(config, ["flows", i])}cannot read ${entry}: ${reason}`, {
+        cause: err,
+      });
+    }
+    if (info.isDirectory) {
+      const inside: string[] = [];
+      for await (const item of Deno.readDir(entry)) {
+        if (item.isFile && item.name.endsWith(".flow.yaml")) inside.push(join(entry, item.name));
+      }
+      files.push(...inside.sort());
+    } else {
+      files.push(entry);
+    }
+  }
+  return [...new Set(files)];
+}
+
+export { isFlowPath } from "./flow/load.ts";
+
+/**
+ * The file of a flow given by id (searched among the config's `flows:`) or
+ * by path (relative to `cwd`). Throws a `RangeError` naming the flow ids
+ * found when there is no flow with that id.
+ */
+export async function findFlowFile(
+  config: ResolvedConfig,
+  flow: string,
+  cwd: string,
+): Promise<string> {
+  if (typeof flow !== "string" || flow === "") {
+    throw new TypeError("Cannot find the flow: expected a flow id or a path to a flow file");
+  }
+  if (isFlowPath(flow)) return resolve(cwd, flow);
+  const ids: string[] = [];
+  for (const file of await flowFiles(config)) {
+    const id = await flowIdOf(file);
+    if (id === flow) return file;
+    if (id !== undefined) ids.push(id);
+  }
+  throw new RangeError(
+    `Cannot find flow "${flow}": no file under the config's flows: has that id (${
+      ids.length === 0
+        ? "no flows are configured: add flows: [./flows] to flowstate.yaml"
+        : `found: ${ids.join(", ")}`
+    }); or pass a path to the flow file`,
+  );
+}
+
+async function flowIdOf(file: string): Promise<string | undefined> {
+  try {
+    return (await loadFlowFile(file)).definition.id;
+  } catch {
+    // An invalid file: its id, if it has one, is read from the YAML alone.
+    const read = await readYamlFile(file).catch(() => null);
+    const doc = read !== null && "value" in read ? read.value : undefined;
+    const id = (doc as { id?: unknown } | undefined)?.id;
+    return typeof id === "string" ? id : undefined;
+  }
+}

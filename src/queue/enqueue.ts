@@ -1,0 +1,137 @@
+/**
+ * Enqueueing a run of a flow: find the flow (an id among the config's
+ * `flows:`, or a path), validate it and its inputs (nothing is written for
+ * an invalid one), store its version, work out its `queue:` limit partition,
+ * and record the run as `queued` (see "The queue" in `records/records.ts`).
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import { parseDuration } from "../duration.ts";
+import { coerceInputs } from "../flow/parse.ts";
+import { loadFlowIn } from "../flow/load.ts";
+import type { SandboxPool } from "../flow/sandbox.ts";
+import { compileTemplate } from "../flow/template/mod.ts";
+import type { Records } from "../records/records.ts";
+import type { QueueBackoff, QueueInfo } from "../records/types.ts";
+import type { JsonValue } from "../store/types.ts";
+
+/** Options of `Runtime.enqueue()`. */
+export interface EnqueueOptions {
+  /** Input values (checked against the flow's `inputs` now, before anything is written). */
+  input?: Record<string, unknown>;
+  /** Inputs are strings from a command line: convert them per declared type. */
+  inputFromStrings?: boolean;
+  /** Do not start before this time (a `Date` or ms since the epoch). */
+  runAt?: Date | number;
+  /** Do not start before this long from now (ms, or a duration like `"10m"`). */
+  delay?: number | string;
+  /** Higher starts first among due runs (a whole number, default 0). */
+  priority?: number;
+  /** Dedupe key: while a run enqueued with it is queued or running, that run is returned. */
+  key?: string;
+  /** Attempts in all when attempts fail (default 1: no retry). */
+  maxAttempts?: number;
+  /** Waits between attempts: `delay` (ms or duration), `factor` (default 2), `max`. */
+  backoff?: { delay: number | string; factor?: number; max?: number | string };
+  /** The run that enqueued it (a `queue` node's run). */
+  parentRunId?: string;
+}
+
+/** What `Runtime.enqueue()` resolves: the run's id, and whether it existed (dedupe key). */
+export interface EnqueueResult {
+  /** The queued (or, with `existing`, the earlier) run's id. */
+  runId: string;
+  /** `true` when a run with the same key was queued or running: that run's id is returned. */
+  existing: boolean;
+}
+
+/** What enqueueing needs from the runtime (internal). */
+export interface EnqueueHost {
+  /** The records. */
+  records(): Promise<Records>;
+  /** The flow file of an id or path. */
+  findFlow(flow: string): Promise<string>;
+  /** Now. */
+  now(): number;
+  /** For checking custom node modules. */
+  pool?: SandboxPool;
+  /** The config's trusted node modules. */
+  trusted?: readonly string[];
+  /** Where they resolve from. */
+  trustedBaseDir?: string;
+  /** Store names, for `state.*` nodes' `store`. */
+  stores?: readonly string[];
+}
+
+/** Enqueue a run of `flow` (internal: `Runtime.enqueue()`). */
+export async function enqueueFlow(
+  host: EnqueueHost,
+  flow: string,
+  options: EnqueueOptions = {},
+): Promise<EnqueueResult> {
+  const what = `Cannot enqueue ${JSON.stringify(flow)}`;
+  if (options.runAt !== undefined && options.delay !== undefined) {
+    throw new TypeError(`${what}: give runAt or delay, not both`);
+  }
+  const path = await host.findFlow(flow);
+  const { parsed, prepared } = await loadFlowIn(resolve(path), {
+    ...(host.pool === undefined ? {} : { pool: host.pool }),
+    ...(host.stores === undefined ? {} : { stores: host.stores }),
+    ...(host.trusted === undefined ? {} : { trusted: host.trusted }),
+    ...(host.trustedBaseDir === undefined ? {} : { trustedBaseDir: host.trustedBaseDir }),
+  });
+  const def = prepared.definition;
+  const inputs = coerceInputs(def, options.input ?? {}, {
+    fromStrings: options.inputFromStrings,
+    locate: parsed.locate,
+    file: parsed.file,
+  }) as Record<string, JsonValue>;
+  const now = host.now();
+  let runAt: number | undefined;
+  if (options.runAt !== undefined) {
+    runAt = options.runAt instanceof Date ? options.runAt.getTime() : options.runAt;
+    if (typeof runAt !== "number" || !Number.isFinite(runAt) || runAt < 0) {
+      throw new TypeError(`${what}: runAt must be a Date or ms since the epoch`);
+    }
+  } else if (options.delay !== undefined) {
+    runAt = now + parseDuration(options.delay, "delay");
+  }
+  let backoff: QueueBackoff | undefined;
+  if (options.backoff !== undefined) {
+    const factor = options.backoff.factor ?? 2;
+    if (typeof factor !== "number" || !(factor >= 1)) {
+      throw new RangeError(`${what}: backoff.factor must be a number >= 1 (got ${factor})`);
+    }
+    backoff = { delay: parseDuration(options.backoff.delay, "backoff.delay"), factor };
+    if (options.backoff.max !== undefined) {
+      backoff.max = parseDuration(options.backoff.max, "backoff.max");
+    }
+  }
+  let limit: QueueInfo["limit"];
+  if (def.queue !== undefined) {
+    let partition = "*";
+    if (def.queue.by !== undefined) {
+      const value = compileTemplate(def.queue.by).evaluate({ inputs, nodes: {}, env: {} });
+      partition = typeof value === "string" ? value : JSON.stringify(value) ?? "null";
+      if (partition === "") partition = '""';
+    }
+    limit = { concurrency: def.queue.concurrency, partition };
+  }
+  const records = await host.records();
+  const { hash } = await records.saveVersion(def, parsed.source);
+  const { runId, existing } = await records.enqueueRun({
+    flowId: def.id,
+    flowVersion: hash,
+    inputs,
+    flowPath: resolve(path),
+    ...(runAt === undefined ? {} : { runAt }),
+    ...(options.priority === undefined ? {} : { priority: options.priority }),
+    ...(options.key === undefined ? {} : { key: options.key }),
+    ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
+    ...(backoff === undefined ? {} : { backoff }),
+    ...(limit === undefined ? {} : { limit }),
+    ...(options.parentRunId === undefined ? {} : { parentRunId: options.parentRunId }),
+  });
+  return { runId, existing };
+}

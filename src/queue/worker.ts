@@ -1,0 +1,412 @@
+/**
+ * A queue worker: claims due runs from the records store and runs them, up
+ * to `concurrency` at once, until stopped. What `flowstate worker` and the
+ * daemon run; any number of workers, in any number of processes, may share
+ * one store (see "The queue" in `records/records.ts` for the protocol).
+ *
+ * Each claim is a lease kept alive by the run's heartbeat (every quarter of
+ * `leaseMs`); every worker, on each poll, takes back the runs whose lease
+ * lapsed (their worker died), so a run is delivered at least once. Wake-ups
+ * are by polling every `pollMs` (with ±25% jitter so that workers do not
+ * poll in step), and at once when one of this worker's runs ends; a store
+ * that announces new runs (PostgreSQL's LISTEN/NOTIFY, see
+ * {@linkcode QueueNotifier}) wakes it as soon as a run is enqueued.
+ *
+ * Stopping: no new claims; runs in flight get `graceMs` to end, then are
+ * cancelled and released back to `queued` (attempt recorded `lost`), so a
+ * stopped worker never leaves a run `running`.
+ *
+ * @module
+ */
+import { messageOf } from "../errors.ts";
+import { flowHostOf, type Runtime } from "../runtime.ts";
+import { runClaimed } from "../run_flow.ts";
+import type { Records } from "../records/records.ts";
+import type { RunRecord, RunStatus } from "../records/types.ts";
+import { HEARTBEAT_MS } from "../records/heartbeat.ts";
+import { RunNotOwnedError } from "../records/recorder.ts";
+import { QUEUE_TOPIC } from "../records/_queue.ts";
+import type { Store } from "../store/types.ts";
+
+/** Default lease of a claim without a heartbeat, in ms. */
+export const DEFAULT_LEASE_MS = 30_000;
+/** Default poll interval, in ms. */
+export const DEFAULT_POLL_MS = 500;
+
+/** What a worker tells as it works. */
+export type WorkerEvent =
+  | { type: "start"; worker: string; concurrency: number; flows: string[] | null }
+  | { type: "claim"; runId: string; flowId: string; attempt: number }
+  | {
+    type: "end";
+    runId: string;
+    flowId: string;
+    attempt: number;
+    status: RunStatus;
+    durationMs: number;
+    /** The run went back to the queue: `retry` after a failure, `released` at stop. */
+    requeued?: "retry" | "released";
+    error?: string;
+  }
+  | { type: "lost"; runIds: string[] }
+  | { type: "error"; message: string }
+  | { type: "stopping"; running: number; graceMs: number }
+  | { type: "stop"; released: number };
+
+/** Something that wakes workers when runs are enqueued (a plugin capability). */
+export interface QueueNotifier {
+  /** Call `wake` whenever a run may have become due; resolves a function that stops it. */
+  listen(wake: () => void): Promise<() => Promise<void>>;
+}
+
+/** Options of {@linkcode startWorker}. */
+export interface WorkerOptions {
+  /** This worker's id (default `<hostname>:<pid>:<random>`). */
+  workerId?: string;
+  /** Runs at once (default 4). */
+  concurrency?: number;
+  /** Only runs of these flow ids (default: any). */
+  flows?: readonly string[];
+  /** How long a claim lives without a heartbeat, in ms (default 30 s). */
+  leaseMs?: number;
+  /** Poll interval, in ms (default 500). */
+  pollMs?: number;
+  /** Told of claims, ends, lost runs and errors. */
+  onEvent?: (event: WorkerEvent) => void;
+  /** Wakes the worker early (default: the records store's, when it has one). */
+  notifier?: QueueNotifier;
+}
+
+/** A running worker. */
+export interface Worker {
+  /** Its id. */
+  readonly id: string;
+  /** Runs in flight. */
+  readonly running: number;
+  /**
+   * Stop claiming; wait up to `graceMs` (default: the config's
+   * `runs.abortGrace`) for runs in flight, then cancel them and release them
+   * back to the queue. Resolves when every run has ended or been released.
+   */
+  stop(options?: { graceMs?: number }): Promise<void>;
+}
+
+function defaultWorkerId(): string {
+  let host = "host";
+  try {
+    host = Deno.hostname();
+  } catch {
+    // No --allow-sys=hostname: the pid and random part still tell workers apart.
+  }
+  return `${host}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/**
+ * Start a worker on `runtime`'s records store.
+ *
+ * @example
+ * ```ts
+ * import { openRuntime, startWorker } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hi.flow.yaml`, "id: hi\nnodes:\n  - id: a\n    type: log\n    with: { message: hi }\n");
+ * await using rt = await openRuntime({ cwd: dir, config: { stores: { main: { plugin: "memory" } } } });
+ * const { runId } = await rt.enqueue("./hi.flow.yaml");
+ * const ended = Promise.withResolvers<string>();
+ * const worker = startWorker(rt, { onEvent: (e) => e.type === "end" && ended.resolve(e.status) });
+ * assert.equal(await ended.promise, "succeeded");
+ * await worker.stop();
+ * assert.equal((await (await rt.records()).getRun(runId))?.status, "succeeded");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function startWorker(runtime: Runtime, options: WorkerOptions = {}): Worker {
+  const concurrency = options.concurrency ?? 4;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RangeError(
+      `Cannot start a worker: concurrency must be a whole number >= 1 (got ${concurrency})`,
+    );
+  }
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  if (!(leaseMs >= 100) || !Number.isFinite(leaseMs)) {
+    throw new RangeError(`Cannot start a worker: leaseMs must be at least 100 (got ${leaseMs})`);
+  }
+  const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
+  if (!(pollMs > 0) || !Number.isFinite(pollMs)) {
+    throw new RangeError(`Cannot start a worker: pollMs must be > 0 (got ${pollMs})`);
+  }
+  const w = new QueueWorker(runtime, {
+    id: options.workerId ?? defaultWorkerId(),
+    concurrency,
+    flows: options.flows === undefined ? undefined : new Set(options.flows),
+    leaseMs,
+    pollMs,
+    heartbeatMs: Math.min(HEARTBEAT_MS, leaseMs / 4),
+    onEvent: options.onEvent ?? (() => {}),
+    notifier: options.notifier,
+  });
+  w.start();
+  return w;
+}
+
+interface Settings {
+  id: string;
+  concurrency: number;
+  flows: ReadonlySet<string> | undefined;
+  leaseMs: number;
+  pollMs: number;
+  heartbeatMs: number;
+  onEvent: (event: WorkerEvent) => void;
+  notifier: QueueNotifier | undefined;
+}
+
+interface InFlight {
+  run: RunRecord;
+  cancel: AbortController;
+  done: Promise<void>;
+}
+
+class QueueWorker implements Worker {
+  readonly id: string;
+  readonly #rt: Runtime;
+  readonly #s: Settings;
+  readonly #inFlight = new Map<string, InFlight>();
+  #stopping = false;
+  #releasing = false;
+  #released = 0;
+  #wake: (() => void) | undefined;
+  #woken = false;
+  #loop: Promise<void> = Promise.resolve();
+  #stopped: Promise<void> | undefined;
+
+  constructor(rt: Runtime, settings: Settings) {
+    this.#rt = rt;
+    this.#s = settings;
+    this.id = settings.id;
+  }
+
+  get running(): number {
+    return this.#inFlight.size;
+  }
+
+  start(): void {
+    this.#s.onEvent({
+      type: "start",
+      worker: this.id,
+      concurrency: this.#s.concurrency,
+      flows: this.#s.flows === undefined ? null : [...this.#s.flows],
+    });
+    this.#loop = this.#work();
+  }
+
+  #wakeUp = (): void => {
+    this.#woken = true;
+    this.#wake?.();
+  };
+
+  async #sleep(ms: number): Promise<void> {
+    if (this.#woken) {
+      this.#woken = false;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = done;
+    });
+    this.#wake = undefined;
+    this.#woken = false;
+  }
+
+  async #work(): Promise<void> {
+    let records: Records;
+    let unlisten: (() => Promise<void>) | undefined;
+    try {
+      records = await this.#rt.records();
+      // The records store itself (not the runtime's event-reporting wrapper): it carries wake-ups.
+      const notifier = this.#s.notifier ??
+        notifierOf(await flowHostOf(this.#rt).host.recordsStore());
+      if (notifier !== undefined) unlisten = await notifier.listen(this.#wakeUp);
+    } catch (err) {
+      this.#s.onEvent({ type: "error", message: `the worker cannot start: ${messageOf(err)}` });
+      return;
+    }
+    let lastReclaim = 0;
+    try {
+      while (!this.#stopping) {
+        try {
+          const now = Date.now();
+          if (now - lastReclaim >= Math.min(1_000, this.#s.leaseMs / 4)) {
+            lastReclaim = now;
+            const lost = await records.reclaimLost();
+            if (lost.length > 0) this.#s.onEvent({ type: "lost", runIds: lost });
+          }
+          while (!this.#stopping && this.#inFlight.size < this.#s.concurrency) {
+            const run = await records.claimRun({
+              worker: this.id,
+              leaseMs: this.#s.leaseMs,
+              // Several at once: take one of the oldest runs of the top priority at random,
+              // so that claimers do not all race for the same run.
+              spread: this.#s.concurrency > 1,
+              ...(this.#s.flows === undefined ? {} : { flows: this.#s.flows }),
+            });
+            if (run === null) break;
+            if (this.#stopping) {
+              // Claimed while stopping: give it straight back.
+              await this.#release(records, run);
+              break;
+            }
+            this.#launch(records, run);
+          }
+        } catch (err) {
+          this.#s.onEvent({ type: "error", message: messageOf(err) });
+        }
+        if (this.#stopping) break;
+        const jitter = 0.75 + Math.random() * 0.5;
+        await this.#sleep(this.#s.pollMs * jitter);
+      }
+    } finally {
+      await unlisten?.().catch(() => {});
+    }
+  }
+
+  /** Put a claimed run that never started back in the queue. */
+  async #release(records: Records, run: RunRecord): Promise<void> {
+    const now = Date.now();
+    await records.finishClaimedRun(
+      { ...run, status: "cancelled", endedAt: now, error: { message: "released" } },
+      [],
+      { release: true },
+    ).catch(() => {});
+    this.#released++;
+  }
+
+  #launch(records: Records, run: RunRecord): void {
+    const cancel = new AbortController();
+    const attempt = run.queue?.attempt ?? 1;
+    this.#s.onEvent({ type: "claim", runId: run.id, flowId: run.flowId, attempt });
+    const started = performance.now();
+    const { host, defaults } = flowHostOf(this.#rt);
+    // The claim's lease is kept alive from the claim to the end of the attempt, including
+    // while the flow loads and while the end is committed (the run's own heartbeat
+    // covers only the time between).
+    const beating = new AbortController();
+    const beat = (async () => {
+      while (!beating.signal.aborted) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.#s.heartbeatMs);
+          beating.signal.addEventListener("abort", () => {
+            clearTimeout(timer);
+            resolve();
+          }, { once: true });
+        });
+        if (beating.signal.aborted) return;
+        await records.heartbeatClaim(run, this.#rt.clock.now()).catch(() => false);
+      }
+    })();
+    const done = (async () => {
+      let status: RunStatus = "failed";
+      let error: string | undefined;
+      let requeued: "retry" | "released" | undefined;
+      try {
+        const record = await runClaimed(host, {
+          record: run,
+          heartbeatMs: this.#s.heartbeatMs,
+          released: () => this.#releasing,
+        }, { ...defaults, signal: cancel.signal });
+        status = record.status;
+        if (record.error) error = record.error.message;
+        requeued = this.#releasing && status === "cancelled"
+          ? "released"
+          : willRetry(record)
+          ? "retry"
+          : undefined;
+        if (requeued === "released") this.#released++;
+      } catch (err) {
+        if (err instanceof RunNotOwnedError) {
+          error = err.message;
+        } else {
+          // The flow could not even start (its file is gone or invalid): that attempt failed.
+          error = messageOf(err);
+          const now = Date.now();
+          const failed: RunRecord = {
+            ...run,
+            status: "failed",
+            endedAt: now,
+            durationMs: Math.max(0, now - run.startedAt),
+            error: { message: error },
+          };
+          try {
+            await records.finishClaimedRun(failed);
+            if (willRetry(failed)) requeued = "retry";
+          } catch (e) {
+            this.#s.onEvent({ type: "error", message: `run ${run.id}: ${messageOf(e)}` });
+          }
+        }
+      } finally {
+        beating.abort();
+        await beat;
+        this.#inFlight.delete(run.id);
+        this.#s.onEvent({
+          type: "end",
+          runId: run.id,
+          flowId: run.flowId,
+          attempt,
+          status,
+          durationMs: Math.round(performance.now() - started),
+          ...(requeued === undefined ? {} : { requeued }),
+          ...(error === undefined ? {} : { error }),
+        });
+        this.#wakeUp(); // a slot is free
+      }
+    })();
+    this.#inFlight.set(run.id, { run, cancel, done });
+  }
+
+  stop(options: { graceMs?: number } = {}): Promise<void> {
+    this.#stopped ??= this.#stop(options.graceMs ?? this.#rt.config.runs.abortGraceMs ?? 5_000);
+    return this.#stopped;
+  }
+
+  async #stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    this.#wakeUp();
+    await this.#loop;
+    if (this.#inFlight.size > 0) {
+      this.#s.onEvent({ type: "stopping", running: this.#inFlight.size, graceMs });
+      const all = Promise.all([...this.#inFlight.values()].map((f) => f.done));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = await Promise.race([
+        all.then(() => false),
+        new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), graceMs)),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        this.#releasing = true;
+        for (const f of this.#inFlight.values()) f.cancel.abort("the worker is stopping");
+        await all;
+      }
+    }
+    this.#s.onEvent({ type: "stop", released: this.#released });
+  }
+}
+
+/** Whether a run that ended this way goes back to the queue for another attempt. */
+function willRetry(record: RunRecord): boolean {
+  const q = record.queue;
+  if (q === undefined || (record.status !== "failed" && record.status !== "timed-out")) {
+    return false;
+  }
+  const failed = q.attempts.filter((a) => a.outcome !== "lost" && a.outcome !== "succeeded")
+    .length + 1;
+  return failed < q.maxAttempts;
+}
+
+/** The store's wake-ups, when it carries them across processes (`Store.listen`: postgres). */
+function notifierOf(store: Store): QueueNotifier | undefined {
+  if (typeof store.listen !== "function") return undefined;
+  return { listen: (wake) => store.listen!(QUEUE_TOPIC, wake) };
+}

@@ -1,0 +1,735 @@
+/**
+ * The run queue on the Store contract, for `Records`: enqueueing a run
+ * (status `queued`), claiming the next due one under a lease, finishing or
+ * retrying a claimed run, taking back runs whose worker's lease lapsed,
+ * cancelling a queued run and requeueing an ended one. Every transition is
+ * one atomic commit guarded by version checks (the store's compare-and-set),
+ * so any number of processes may share the queue. Internal to
+ * `src/records/`; see "The queue" in `records.ts` for the key layout.
+ *
+ * @module
+ */
+import { ConflictError } from "../errors.ts";
+import type { AtomicOperation, Entry, Key } from "../store/types.ts";
+import { checkRun } from "./_checks.ts";
+import {
+  type EventChunk,
+  type RecordsContext,
+  RETRY,
+  type StoredRun,
+  withoutEvents,
+  withRetry,
+} from "./_context.ts";
+import { type EventTails, finishRun } from "./_runs.ts";
+import { EVENTS_FIELD } from "./layout.ts";
+import { assertRunId, newRunId } from "./run_id.ts";
+import {
+  type QueueAttempt,
+  type QueueBackoff,
+  type QueueInfo,
+  type RunEvent,
+  type RunRecord,
+  summarizeRun,
+} from "./types.ts";
+
+/** Priorities are whole numbers in `-PRIORITY_MAX..PRIORITY_MAX`. */
+export const PRIORITY_MAX = 1_000_000;
+/** Digits of an encoded priority and of a zero-padded time in queue keys. */
+const PRIORITY_DIGITS = 7;
+const TIME_DIGITS = 15;
+/** A run whose worker was lost this many times is recorded failed instead of claimed again. */
+export const MAX_LOST_ATTEMPTS = 10;
+/** Ready entries looked at per claim (runs of other flows or at their limit are passed over). */
+const CLAIM_SCAN = 100;
+/** Delayed entries made ready per claim at most. */
+const PROMOTE_BATCH = 100;
+
+/** What a queue index entry holds. */
+export interface QueueEntry {
+  /** The run. */
+  id: string;
+  /** Its flow. */
+  flowId: string;
+}
+
+/** What `Records.enqueueRun()` is given: the run to queue. */
+export interface EnqueueInit {
+  /** The flow's id. */
+  flowId: string;
+  /** The flow version's hash at enqueue time. */
+  flowVersion: string;
+  /** Inputs after defaults and type checks. */
+  inputs: RunRecord["inputs"];
+  /** The flow file to run (absolute path). */
+  flowPath: string;
+  /** It does not start before this time (ms; default: now). */
+  runAt?: number;
+  /** Higher first among due runs (default 0). */
+  priority?: number;
+  /** Dedupe key. */
+  key?: string;
+  /** Attempts allowed (default 1). */
+  maxAttempts?: number;
+  /** Waits between attempts after a failure. */
+  backoff?: QueueBackoff;
+  /** The flow's limit for this run. */
+  limit?: QueueInfo["limit"];
+  /** The run that enqueued it, if any (a `queue` node's). */
+  parentRunId?: string;
+}
+
+/** The state of one flow partition's running runs, for `queue: { concurrency }`. */
+interface ActiveRuns {
+  runs: string[];
+}
+
+/** The topic of the store's wake-ups (`Store.signal`) that tell workers a run may be due. */
+export const QUEUE_TOPIC = "queue";
+
+/** Tell listening workers that a run may have become claimable (when the store can). */
+async function wake(ctx: RecordsContext): Promise<void> {
+  if (typeof ctx.store.signal !== "function") return;
+  try {
+    await ctx.store.signal(QUEUE_TOPIC);
+  } catch {
+    // A lost wake-up costs one poll interval, nothing more.
+  }
+}
+
+/** The key part a time takes in queue keys (zero-padded ms, so key order is time order). */
+export function timePart(ms: number): string {
+  return String(Math.max(0, Math.floor(ms))).padStart(TIME_DIGITS, "0");
+}
+
+/** The key part a priority takes: higher priorities sort first. */
+export function priorityPart(priority: number): string {
+  return String(PRIORITY_MAX - priority).padStart(PRIORITY_DIGITS, "0");
+}
+
+/** The queue's keys under the records prefix. */
+export class QueueKeys {
+  readonly #ctx: RecordsContext;
+  constructor(ctx: RecordsContext) {
+    this.#ctx = ctx;
+  }
+  /** `P, "queue", "ready"`, or a run's entry there. */
+  ready(q?: Pick<QueueInfo, "priority" | "runAt">, id?: string): Key {
+    const base = this.#ctx.layout.key("queue", "ready");
+    return q === undefined ? base : [...base, priorityPart(q.priority), timePart(q.runAt), id!];
+  }
+  /** `P, "queue", "delayed"`, or a run's entry there. */
+  delayed(q?: Pick<QueueInfo, "priority" | "runAt">, id?: string): Key {
+    const base = this.#ctx.layout.key("queue", "delayed");
+    return q === undefined ? base : [...base, timePart(q.runAt), priorityPart(q.priority), id!];
+  }
+  /** `P, "queue", "claimed"`, or a run's claim entry. */
+  claimed(id?: string): Key {
+    const base = this.#ctx.layout.key("queue", "claimed");
+    return id === undefined ? base : [...base, id];
+  }
+  /** `P, "queue", "key", key`: the run holding a dedupe key. */
+  dedupe(key: string): Key {
+    return this.#ctx.layout.key("queue", "key", key);
+  }
+  /** `P, "queue", "active", flowId, partition`: the running runs of a limited partition. */
+  active(limit: NonNullable<QueueInfo["limit"]>, flowId: string): Key {
+    return this.#ctx.layout.key("queue", "active", flowId, limit.partition);
+  }
+}
+
+/** Add the writes that put a queued run's entry in the ready or delayed index. */
+function addDueEntry(keys: QueueKeys, op: AtomicOperation, run: RunRecord, now: number): void {
+  const q = run.queue!;
+  const entry: QueueEntry = { id: run.id, flowId: run.flowId };
+  op.set(q.runAt <= now ? keys.ready(q, run.id) : keys.delayed(q, run.id), entry);
+}
+
+/** Delete both possible due entries of a run (only one exists). */
+function deleteDueEntries(keys: QueueKeys, op: AtomicOperation, run: RunRecord): void {
+  const q = run.queue!;
+  op.delete(keys.ready(q, run.id)).delete(keys.delayed(q, run.id));
+}
+
+/** Move a run's status index entries from `from` to `to` (its record's new status). */
+function moveIndexes(
+  ctx: RecordsContext,
+  op: AtomicOperation,
+  from: RunRecord,
+  to: RunRecord,
+): void {
+  for (const key of ctx.layout.allIndexKeys(from)) op.delete(key);
+  for (const key of ctx.layout.indexKeys(summarizeRun(to))) op.set(key, summarizeRun(to));
+}
+
+/** `Records.enqueueRun()`. */
+export async function enqueueRun(
+  ctx: RecordsContext,
+  init: EnqueueInit,
+): Promise<{ runId: string; existing: boolean; run: RunRecord }> {
+  const what = `Cannot enqueue a run of ${JSON.stringify(init?.flowId)}`;
+  const now = ctx.clock.now();
+  const priority = init.priority ?? 0;
+  if (!Number.isInteger(priority) || Math.abs(priority) > PRIORITY_MAX) {
+    throw new RangeError(
+      `${what}: priority must be a whole number from -${PRIORITY_MAX} to ${PRIORITY_MAX} (got ${priority})`,
+    );
+  }
+  const maxAttempts = init.maxAttempts ?? 1;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+    throw new RangeError(`${what}: maxAttempts must be a whole number >= 1 (got ${maxAttempts})`);
+  }
+  const runAt = init.runAt ?? now;
+  if (!Number.isFinite(runAt) || runAt < 0) {
+    throw new RangeError(`${what}: runAt must be a time in ms since the epoch (got ${runAt})`);
+  }
+  if (init.key !== undefined && (typeof init.key !== "string" || init.key === "")) {
+    throw new TypeError(`${what}: key must be a non-empty string`);
+  }
+  const queue: QueueInfo = {
+    flowPath: init.flowPath,
+    enqueuedAt: now,
+    runAt: Math.floor(runAt),
+    priority,
+    attempt: 0,
+    maxAttempts,
+    attempts: [],
+  };
+  if (init.key !== undefined) queue.key = init.key;
+  if (init.backoff !== undefined) queue.backoff = init.backoff;
+  if (init.limit !== undefined) queue.limit = init.limit;
+  const run: RunRecord = {
+    id: newRunId(now),
+    flowId: init.flowId,
+    flowVersion: init.flowVersion,
+    status: "queued",
+    inputs: init.inputs,
+    outputs: null,
+    startedAt: now,
+    endedAt: null,
+    durationMs: null,
+    nodes: {},
+    error: null,
+    queue,
+  };
+  if (init.parentRunId !== undefined) run.parentRunId = init.parentRunId;
+  checkRun(run, what);
+  const keys = new QueueKeys(ctx);
+  const runKey = ctx.layout.run(run.id);
+  return await withRetry(ctx.retry, what, async () => {
+    const op = ctx.store.atomic();
+    if (init.key !== undefined) {
+      const dedupeKey = keys.dedupe(init.key);
+      const held = await ctx.store.get<{ runId: string }>(dedupeKey);
+      if (held !== null) {
+        const other = await ctx.store.get<StoredRun>(ctx.layout.run(held.value.runId));
+        if (
+          other !== null && (other.value.status === "queued" || other.value.status === "running")
+        ) {
+          return { runId: other.value.id, existing: true, run: withoutEvents(other.value) };
+        }
+      }
+      op.check(dedupeKey, held?.version ?? null).set(dedupeKey, { runId: run.id });
+    }
+    op.check(runKey, null).set(runKey, run);
+    for (const key of ctx.layout.indexKeys(summarizeRun(run))) op.set(key, summarizeRun(run));
+    addDueEntry(keys, op, run, now);
+    const result = await op.commit();
+    return result.ok ? { runId: run.id, existing: false, run } : RETRY;
+  }).then(async (result) => {
+    if (!result.existing && queue.runAt <= now) await wake(ctx);
+    return result;
+  });
+}
+
+/** What a claim is made with. */
+export interface ClaimOptions {
+  /** The worker's id, written into the claim. */
+  worker: string;
+  /** How long the claim lives without a heartbeat, in ms. */
+  leaseMs: number;
+  /** Only runs of these flows (default: any). */
+  flows?: ReadonlySet<string>;
+  /**
+   * Start from a random one of the oldest due runs of the highest priority
+   * instead of the oldest (default `false`): for a worker running several
+   * runs at once, among others, so that claimers do not all race for one run.
+   */
+  spread?: boolean;
+}
+
+/** Make the delayed runs that are due ready (a few at a time; losing a race is fine). */
+async function promoteDue(ctx: RecordsContext, keys: QueueKeys, now: number): Promise<void> {
+  const prefix = keys.delayed();
+  const due = ctx.store.list<QueueEntry>({
+    prefix,
+    end: [...prefix, timePart(now + 1)],
+    limit: PROMOTE_BATCH,
+  });
+  for await (const e of due) {
+    const [runAt, priority] = e.key.slice(prefix.length);
+    const ready = [...keys.ready(), priority, runAt, e.value.id];
+    await ctx.store.atomic().check(e.key, e.version).delete(e.key).set(ready, e.value).commit();
+  }
+}
+
+/**
+ * `Records.claimRun()`: take the next due run (highest priority first, then
+ * earliest `runAt`, then oldest) and mark it `running` under this worker's
+ * claim; `null` when none is due (or all due ones are of other flows or at
+ * their flow's limit).
+ */
+export async function claimRun(
+  ctx: RecordsContext,
+  options: ClaimOptions,
+): Promise<RunRecord | null> {
+  const { store, clock, layout } = ctx;
+  const keys = new QueueKeys(ctx);
+  const now = clock.now();
+  await promoteDue(ctx, keys, now);
+  const candidates: Entry<QueueEntry>[] = [];
+  for await (const e of store.list<QueueEntry>({ prefix: keys.ready(), limit: CLAIM_SCAN })) {
+    if (options.flows === undefined || options.flows.has(e.value.flowId)) candidates.push(e);
+  }
+  // In order; after a lost race (another worker took that run), skip a few
+  // candidates at random, so that many workers claiming at once spread over
+  // the head of the queue instead of all racing for the same next run.
+  const order = claimOrder(candidates, options.spread === true);
+  for (let n = 0; n < order.length; n++) {
+    const i = order[n];
+    const candidate = candidates[i];
+    const runKey = layout.run(candidate.value.id);
+    const stored = await store.get<StoredRun>(runKey);
+    if (stored === null || stored.value.status !== "queued" || stored.value.queue === undefined) {
+      // A stray entry (its run was cancelled or deleted meanwhile): drop it.
+      await store.atomic().check(candidate.key, candidate.version).delete(candidate.key).commit();
+      continue;
+    }
+    const run = withoutEvents(stored.value);
+    const q = run.queue!;
+    if (q.runAt > now) continue; // never early (a clock behind the one that made it ready)
+    const op = store.atomic()
+      .check(candidate.key, candidate.version)
+      .check(runKey, stored.version)
+      .delete(candidate.key);
+    if (q.limit !== undefined) {
+      const activeKey = keys.active(q.limit, run.flowId);
+      const active = await store.get<ActiveRuns>(activeKey);
+      const runs = active?.value.runs ?? [];
+      if (runs.length >= q.limit.concurrency) continue;
+      op.check(activeKey, active?.version ?? null).set(activeKey, { runs: [...runs, run.id] });
+    }
+    const claimed: RunRecord = {
+      ...run,
+      status: "running",
+      heartbeatAt: now,
+      error: null,
+      queue: {
+        ...q,
+        attempt: q.attempt + 1,
+        claim: { worker: options.worker, at: now, leaseMs: options.leaseMs },
+      },
+    };
+    op.set(runKey, claimed);
+    moveIndexes(ctx, op, run, claimed);
+    op.set(keys.claimed(run.id), { worker: options.worker, at: now });
+    const result = await op.commit();
+    if (result.ok) return claimed;
+    if (options.spread === true) n += Math.floor(Math.random() * 4);
+  }
+  return null;
+}
+
+/** Candidates of the same priority a spread claim picks its first try among. */
+const SPREAD = 16;
+
+/**
+ * The order to try claim candidates in: as listed, or, with `spread`, from a
+ * random one of the oldest {@linkcode SPREAD} of the highest priority (then
+ * the rest of that priority, then the others, in order), so that many
+ * claimers at once do not all race for the same run.
+ */
+function claimOrder(candidates: readonly Entry<QueueEntry>[], spread: boolean): number[] {
+  const all = candidates.map((_, i) => i);
+  if (!spread || candidates.length < 2) return all;
+  const priorityOf = (e: Entry<QueueEntry>) => e.key[e.key.length - 3];
+  const top = priorityOf(candidates[0]);
+  let same = candidates.findIndex((c) => priorityOf(c) !== top);
+  if (same === -1) same = candidates.length;
+  const start = Math.floor(Math.random() * Math.min(same, SPREAD));
+  return [...all.slice(start, same), ...all.slice(0, start), ...all.slice(same)];
+}
+
+/** Release a limited partition's slot held by `runId`, in `op`. */
+async function releaseSlot(
+  ctx: RecordsContext,
+  op: AtomicOperation,
+  run: RunRecord,
+): Promise<void> {
+  const limit = run.queue?.limit;
+  if (limit === undefined) return;
+  const keys = new QueueKeys(ctx);
+  const activeKey = keys.active(limit, run.flowId);
+  const active = await ctx.store.get<ActiveRuns>(activeKey);
+  if (active === null) {
+    op.check(activeKey, null);
+    return;
+  }
+  const runs = active.value.runs.filter((id) => id !== run.id);
+  op.check(activeKey, active.version);
+  if (runs.length === 0) op.delete(activeKey);
+  else op.set(activeKey, { runs });
+}
+
+/** The wait before the next attempt after `failures` failed ones. */
+export function backoffMs(backoff: QueueBackoff | undefined, failures: number): number {
+  if (backoff === undefined) return 0;
+  const wait = backoff.delay * backoff.factor ** Math.max(0, failures - 1);
+  return Math.round(backoff.max === undefined ? wait : Math.min(wait, backoff.max));
+}
+
+/** Attempts that count against `maxAttempts`: the ones that ran to an end (not lost). */
+function failures(attempts: readonly QueueAttempt[]): number {
+  return attempts.filter((a) => a.outcome !== "lost" && a.outcome !== "succeeded").length;
+}
+
+/** Whether `stored` is still the claim `claimed` made (same attempt, same worker). */
+function stillClaimed(stored: RunRecord, claimed: RunRecord): boolean {
+  return stored.status === "running" &&
+    stored.queue?.attempt === claimed.queue?.attempt &&
+    stored.queue?.claim?.worker === claimed.queue?.claim?.worker;
+}
+
+/**
+ * `Records.finishClaimedRun()`: record how an attempt of a claimed run ended,
+ * if the claim is still this worker's (else resolve `false`: the lease lapsed
+ * and the run was taken back). A failed (or timed-out) attempt with attempts
+ * left puts the run back in the queue after its backoff; anything else is
+ * the run's end, recorded as `finishRun` does, with the claim released in the
+ * same commit.
+ */
+export async function finishClaimedRun(
+  ctx: RecordsContext,
+  tails: EventTails,
+  record: RunRecord,
+  events: RunEvent[],
+  options: { release?: boolean } = {},
+): Promise<boolean> {
+  const what = `Cannot finish claimed run ${JSON.stringify(record?.id)}`;
+  checkRun(record, what);
+  const q = record.queue;
+  if (q === undefined || q.claim === undefined) {
+    throw new TypeError(`${what}: it has no claim (it was not taken from the queue)`);
+  }
+  const now = ctx.clock.now();
+  const endedAt = record.endedAt ?? now;
+  const attempt: QueueAttempt = {
+    attempt: q.attempt,
+    worker: q.claim.worker,
+    startedAt: q.claim.at,
+    endedAt,
+    outcome: options.release ? "lost" : record.status as QueueAttempt["outcome"],
+  };
+  if (options.release) attempt.error = `released: worker ${q.claim.worker} stopped`;
+  else if (record.error) attempt.error = record.error.message;
+  const attempts = [...q.attempts, attempt];
+  const { claim: _claim, ...rest } = q;
+  const claimedAt = q.claim.at;
+  const retry = options.release === true ||
+    ((record.status === "failed" || record.status === "timed-out") &&
+      failures(attempts) < q.maxAttempts);
+  const keys = new QueueKeys(ctx);
+  if (!retry) {
+    if (q.limit !== undefined) {
+      // A slot of a limited flow frees up: a run waiting for it may go.
+      const ok = await finishClaimedEnd();
+      if (ok) await wake(ctx);
+      return ok;
+    }
+    return await finishClaimedEnd();
+  }
+  async function finishClaimedEnd(): Promise<boolean> {
+    // Its duration is its last attempt's: the time it waited in the queue is not the run's.
+    const final: RunRecord = {
+      ...record,
+      endedAt,
+      durationMs: Math.max(0, endedAt - claimedAt),
+      queue: { ...rest, attempts },
+    };
+    delete final.heartbeatAt;
+    return await finishRun(
+      ctx,
+      tails,
+      final,
+      events,
+      (stored) => stillClaimed(stored, record),
+      async (op, stored) => {
+        op.delete(keys.claimed(record.id));
+        if (stored !== null) await releaseSlot(ctx, op, stored);
+      },
+    );
+  }
+  const runAt = options.release ? now : endedAt + backoffMs(q.backoff, failures(attempts));
+  const runKey = ctx.layout.run(record.id);
+  const written = await withRetry(ctx.retry, what, async () => {
+    const stored = await ctx.store.get<StoredRun>(runKey);
+    if (stored === null || !stillClaimed(stored.value, record)) return false;
+    const requeued: RunRecord = {
+      ...record,
+      status: "queued",
+      endedAt: null,
+      durationMs: null,
+      outputs: null,
+      error: options.release ? null : record.error,
+      queue: { ...rest, runAt, attempts },
+    };
+    delete requeued.heartbeatAt;
+    const op = ctx.store.atomic().check(runKey, stored.version).set(runKey, requeued);
+    moveIndexes(ctx, op, stored.value, requeued);
+    op.delete(keys.claimed(record.id)).delete(ctx.layout.cancel(record.id));
+    await releaseSlot(ctx, op, stored.value);
+    addDueEntry(keys, op, requeued, ctx.clock.now());
+    if (events.length > 0) {
+      const tail = await tails.read(ctx, record.id);
+      const chunk = ctx.layout.chunk(record.id, tail.chunk);
+      op.check(chunk, null).set(chunk, { first: tail.next, events } satisfies EventChunk);
+    }
+    const result = await op.commit();
+    tails.forget(record.id);
+    return result.ok ? true : RETRY;
+  });
+  if (written && runAt <= ctx.clock.now()) await wake(ctx);
+  return written;
+}
+
+/**
+ * `Records.reclaimLost()`: put back in the queue every claimed run whose
+ * lease lapsed (no heartbeat for longer than its claim's `leaseMs`), with the
+ * attempt recorded as `lost`; a run lost {@linkcode MAX_LOST_ATTEMPTS} times
+ * is recorded `failed` instead. Resolves the ids taken back.
+ */
+export async function reclaimLost(
+  ctx: RecordsContext,
+  tails: EventTails,
+): Promise<string[]> {
+  const keys = new QueueKeys(ctx);
+  const claims: Entry<{ worker: string; at: number }>[] = [];
+  for await (
+    const e of ctx.store.list<{ worker: string; at: number }>({ prefix: keys.claimed() })
+  ) {
+    claims.push(e);
+  }
+  if (claims.length === 0) return [];
+  const ids = claims.map((e) => e.key[e.key.length - 1]);
+  const runs = await ctx.store.getMany<StoredRun>(ids.map((id) => ctx.layout.run(id)));
+  const now = ctx.clock.now();
+  const taken: string[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    const entry = runs[i];
+    const claimKey = claims[i].key;
+    if (
+      entry === null || entry.value.status !== "running" || entry.value.queue?.claim === undefined
+    ) {
+      await ctx.store.atomic().check(claimKey, claims[i].version).delete(claimKey).commit();
+      continue;
+    }
+    const run = withoutEvents(entry.value);
+    const q = run.queue!;
+    const claim = q.claim!;
+    const lastSeen = run.heartbeatAt ?? claim.at;
+    if (now - lastSeen <= claim.leaseMs) continue;
+    const lost: QueueAttempt = {
+      attempt: q.attempt,
+      worker: claim.worker,
+      startedAt: claim.at,
+      endedAt: now,
+      outcome: "lost",
+      error: `no heartbeat from worker ${claim.worker} since ${
+        new Date(lastSeen).toISOString()
+      } (lease ${claim.leaseMs} ms lapsed)`,
+    };
+    const attempts = [...q.attempts, lost];
+    const { claim: _c, ...rest } = q;
+    const lostCount = attempts.filter((a) => a.outcome === "lost").length;
+    const runKey = ctx.layout.run(run.id);
+    if (lostCount >= MAX_LOST_ATTEMPTS) {
+      const final: RunRecord = {
+        ...run,
+        status: "failed",
+        endedAt: now,
+        durationMs: Math.max(0, now - run.startedAt),
+        error: { message: `lost ${lostCount} times: ${lost.error}` },
+        queue: { ...rest, attempts },
+      };
+      delete final.heartbeatAt;
+      const ok = await finishRun(
+        ctx,
+        tails,
+        final,
+        [],
+        (stored) => stillClaimed(stored, run) && stored.heartbeatAt === run.heartbeatAt,
+        async (op, stored) => {
+          op.delete(keys.claimed(run.id));
+          if (stored !== null) await releaseSlot(ctx, op, stored);
+        },
+      ).catch((err) => {
+        if (err instanceof ConflictError) return false;
+        throw err;
+      });
+      if (ok) taken.push(run.id);
+      continue;
+    }
+    const requeued: RunRecord = {
+      ...run,
+      status: "queued",
+      queue: { ...rest, runAt: now, attempts },
+    };
+    delete requeued.heartbeatAt;
+    const op = ctx.store.atomic()
+      .check(runKey, entry.version)
+      .set(runKey, requeued)
+      .delete(claimKey)
+      .delete(ctx.layout.cancel(run.id));
+    moveIndexes(ctx, op, run, requeued);
+    await releaseSlot(ctx, op, run);
+    addDueEntry(keys, op, requeued, now);
+    if ((await op.commit()).ok) taken.push(run.id);
+  }
+  if (taken.length > 0) await wake(ctx);
+  return taken;
+}
+
+/**
+ * `Records.cancelQueuedRun()`: record a `queued` run as `cancelled` without
+ * it ever starting (its queue entry goes in the same commit). Resolves the
+ * record as written, or `null` when the run is not queued (any more).
+ */
+export async function cancelQueuedRun(
+  ctx: RecordsContext,
+  tails: EventTails,
+  runId: string,
+): Promise<RunRecord | null> {
+  assertRunId(runId, `Cannot cancel run ${JSON.stringify(runId)}`);
+  const keys = new QueueKeys(ctx);
+  const stored = await ctx.store.get<StoredRun>(ctx.layout.run(runId));
+  if (stored === null || stored.value.status !== "queued") return null;
+  const run = withoutEvents(stored.value);
+  const now = ctx.clock.now();
+  const record: RunRecord = {
+    ...run,
+    status: "cancelled",
+    endedAt: now,
+    durationMs: Math.max(0, now - run.startedAt),
+    error: { message: "cancelled while queued" },
+  };
+  const ok = await finishRun(
+    ctx,
+    tails,
+    record,
+    [],
+    (s) => s.status === "queued" && s.queue?.attempt === run.queue?.attempt,
+    (op) => deleteDueEntries(keys, op, run),
+  );
+  return ok ? record : null;
+}
+
+/**
+ * `Records.requeueRun()`: put an ended run (failed, cancelled, timed out;
+ * an abandoned one is failed) back in the queue for one more attempt on the
+ * same run id, due now. A run that was never queued needs `flowPath`, the
+ * flow file to run. Resolves the record as written.
+ */
+export async function requeueRun(
+  ctx: RecordsContext,
+  tails: EventTails,
+  runId: string,
+  options: { flowPath?: string } = {},
+): Promise<RunRecord> {
+  const what = `Cannot retry run ${JSON.stringify(runId)}`;
+  assertRunId(runId, what);
+  const keys = new QueueKeys(ctx);
+  const runKey = ctx.layout.run(runId);
+  return await withRetry(ctx.retry, what, async () => {
+    const stored = await ctx.store.get<StoredRun>(runKey);
+    if (stored === null) throw new RangeError(`${what}: no such run`);
+    const run = withoutEvents(stored.value);
+    if (run.status === "queued" || run.status === "running" || run.status === "succeeded") {
+      throw new ConflictError(
+        `${what}: it is ${run.status}; only a failed, cancelled or timed-out run can be retried`,
+      );
+    }
+    const now = ctx.clock.now();
+    const previous: QueueInfo = run.queue ?? {
+      flowPath: options.flowPath ?? "",
+      enqueuedAt: run.startedAt,
+      runAt: now,
+      priority: 0,
+      attempt: 1,
+      maxAttempts: 1,
+      attempts: [],
+    };
+    if (previous.flowPath === "") {
+      throw new TypeError(`${what}: the flow file of "${run.flowId}" is not known`);
+    }
+    const requeued: RunRecord = {
+      ...run,
+      status: "queued",
+      endedAt: null,
+      durationMs: null,
+      outputs: null,
+      queue: {
+        ...previous,
+        runAt: now,
+        // One more attempt than have failed so far.
+        maxAttempts: failures(previous.attempts) + 1,
+      },
+    };
+    const op = ctx.store.atomic().check(runKey, stored.version).set(runKey, requeued);
+    moveIndexes(ctx, op, run, requeued);
+    addDueEntry(keys, op, requeued, now);
+    if (previous.key !== undefined) {
+      // The key is this run's again, unless another run took it meanwhile.
+      const held = await ctx.store.get<{ runId: string }>(keys.dedupe(previous.key));
+      const holder = held === null || held.value.runId === runId
+        ? null
+        : await ctx.store.get<StoredRun>(ctx.layout.run(held.value.runId));
+      const taken = holder !== null &&
+        (holder.value.status === "queued" || holder.value.status === "running");
+      if (!taken) {
+        op.check(keys.dedupe(previous.key), held?.version ?? null)
+          .set(keys.dedupe(previous.key), { runId });
+      }
+    }
+    // Inline events go back to a chunk, so the next attempt's events follow them.
+    const inline = stored.value[EVENTS_FIELD];
+    if (Array.isArray(inline) && inline.length > 0) {
+      op.check(ctx.layout.chunk(runId, 0), null)
+        .set(ctx.layout.chunk(runId, 0), { first: 0, events: inline } satisfies EventChunk);
+    }
+    const result = await op.commit();
+    tails.forget(runId);
+    return result.ok ? requeued : RETRY;
+  }).then(async (requeued) => {
+    await wake(ctx);
+    return requeued;
+  });
+}
+
+/**
+ * `Records.heartbeatClaim()`: extend a claim's lease (write `heartbeatAt`)
+ * if the run is still claimed by the same worker and attempt. Resolves
+ * `false`, writing nothing, otherwise (or when the record changed meanwhile).
+ */
+export async function heartbeatClaim(
+  ctx: RecordsContext,
+  claimed: RunRecord,
+  at: number,
+): Promise<boolean> {
+  const key = ctx.layout.run(claimed.id);
+  const stored = await ctx.store.get<StoredRun>(key);
+  if (stored === null || !stillClaimed(stored.value, claimed)) return false;
+  const result = await ctx.store.atomic()
+    .check(key, stored.version)
+    .set(key, { ...stored.value, heartbeatAt: at } satisfies StoredRun)
+    .commit();
+  return result.ok;
+}

@@ -1,0 +1,157 @@
+/**
+ * The queue through the CLI (subprocesses): `enqueue` (ids, `--key`,
+ * `--delay`, bad input), `runs ls --status queued`, `worker` (runs them,
+ * stops on SIGTERM with exit 0), `runs show` (attempts), `runs cancel` of a
+ * queued run, `runs retry`, and `validate` of a flow's `queue:` field.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
+
+const FLOWS = {
+  "mark.flow.yaml": `id: mark
+inputs:
+  n: { type: number, default: 1 }
+queue: { concurrency: 2, by: "\${{ inputs.n }}" }
+nodes:
+  - id: w
+    type: state.set
+    with: { scope: global, key: "done-\${{ run.id }}", value: "\${{ inputs.n }}" }
+`,
+  "boom.flow.yaml": `id: boom
+nodes:
+  - id: f
+    type: fail
+    with: { message: boom }
+`,
+};
+
+async function setUp(dir: string): Promise<void> {
+  await Deno.mkdir(join(dir, "flows"));
+  for (const [name, text] of Object.entries(FLOWS)) {
+    await Deno.writeTextFile(join(dir, "flows", name), text);
+  }
+  await Deno.writeTextFile(join(dir, "flowstate.yaml"), "flows: [./flows]\n");
+}
+
+/** Run a worker until `runs` have ended (its --json lines), then SIGTERM it; its exit code. */
+async function workUntil(dir: string, home: string, ends: number): Promise<number> {
+  const child = cliCommand(dir, ["worker", "--json", "--poll", "50ms"], { home }).spawn();
+  let seen = 0;
+  let rest = "";
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  while (seen < ends) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    rest += value;
+    const lines = rest.split("\n");
+    rest = lines.pop()!;
+    for (const line of lines) if (JSON.parse(line).type === "end") seen++;
+  }
+  child.kill("SIGTERM");
+  while (!(await reader.read()).done) { /* drain */ }
+  await child.stderr.cancel();
+  const status = await child.status;
+  assert.equal(seen, ends, "the worker ran the runs");
+  return status.code;
+}
+
+Deno.test("cli queue: enqueue, runs ls --status queued, worker, runs show, dedupe keys", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    await setUp(dir);
+    const a = await run("enqueue", "mark", "--input", "n=5");
+    assert.equal(a.code, 0, a.stderr);
+    const id = a.stdout.trim();
+    assert.match(id, /^[0-9a-z]{20}$/);
+    const k1 = JSON.parse((await run("enqueue", "mark", "--key", "k", "--json")).stdout);
+    const k2 = JSON.parse(
+      (await run("enqueue", "./flows/mark.flow.yaml", "--key", "k", "--json")).stdout,
+    );
+    assert.deepEqual(k2, { runId: k1.runId, existing: true });
+    const later = (await run("enqueue", "mark", "--delay", "1h")).stdout.trim();
+    const queued = JSON.parse((await run("runs", "ls", "--status", "queued", "--json")).stdout);
+    assert.deepEqual(queued.map((r: { id: string }) => r.id).sort(), [id, k1.runId, later].sort());
+
+    assert.equal(await workUntil(dir, home, 2), 0);
+    const shown = JSON.parse((await run("runs", "show", id, "--json")).stdout);
+    assert.equal(shown.run.status, "succeeded");
+    assert.equal(shown.run.queue.attempts[0].outcome, "succeeded");
+    const text = (await run("runs", "show", id)).stdout;
+    assert.match(text, /queue: {4}run at .*priority 0, attempt 1 of 1/);
+    assert.match(text, /attempt 1: succeeded on /);
+    // The delayed run did not start.
+    const stillQueued = JSON.parse(
+      (await run("runs", "ls", "--status", "queued", "--json")).stdout,
+    );
+    assert.deepEqual(stillQueued.map((r: { id: string }) => r.id), [later]);
+    // Cancelled while queued: it never starts.
+    const cancel = await run("runs", "cancel", later);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.match(cancel.stdout, /before it started/);
+    const cancelled = JSON.parse((await run("runs", "show", later, "--json")).stdout);
+    assert.equal(cancelled.run.status, "cancelled");
+    assert.deepEqual(cancelled.run.queue.attempts, []);
+  });
+});
+
+Deno.test("cli queue: bad input, unknown flows and bad options exit 2 and write nothing", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await setUp(dir);
+    const bad = await run("enqueue", "mark", "--input", "n=x");
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /n/);
+    const unknown = await run("enqueue", "nope");
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /Cannot find flow "nope".*found: boom, mark/);
+    const both = await run("enqueue", "mark", "--delay", "1m", "--at", "2030-01-01T00:00:00Z");
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /--delay or --at/);
+    const priority = await run("enqueue", "mark", "--priority", "high");
+    assert.equal(priority.code, 2);
+    assert.match(priority.stderr, /--priority "high"/);
+    const none = JSON.parse((await run("runs", "ls", "--json")).stdout);
+    assert.deepEqual(none, []);
+  });
+});
+
+Deno.test("cli queue: a failed run stays failed with its attempts; runs retry queues it again", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    await setUp(dir);
+    const id = (await run("enqueue", "boom", "--max-attempts", "2")).stdout.trim();
+    assert.equal(await workUntil(dir, home, 2), 0);
+    const failed = JSON.parse((await run("runs", "show", id, "--json")).stdout).run;
+    assert.equal(failed.status, "failed");
+    assert.deepEqual(failed.queue.attempts.map((a: { outcome: string }) => a.outcome), [
+      "failed",
+      "failed",
+    ]);
+    const retry = await run("runs", "retry", id);
+    assert.equal(retry.code, 0, retry.stderr);
+    assert.equal(JSON.parse((await run("runs", "show", id, "--json")).stdout).run.status, "queued");
+    const twice = await run("runs", "retry", id);
+    assert.equal(twice.code, 1);
+    assert.match(twice.stderr, /it is queued/);
+    assert.equal(await workUntil(dir, home, 1), 0);
+    const again = JSON.parse((await run("runs", "show", id, "--json")).stdout).run;
+    assert.equal(again.queue.attempts.length, 3);
+  });
+});
+
+Deno.test("cli queue: validate reports a bad queue: field at its file:line:column", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "bad.flow.yaml"),
+      `id: bad
+queue:
+  concurrency: 0
+  by: "\${{ nodes.x.output }}"
+nodes:
+  - id: x
+    type: log
+`,
+    );
+    const result = await run("validate", "bad.flow.yaml");
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /bad\.flow\.yaml:3:16: queue\.concurrency: must be at least 1/);
+  });
+});

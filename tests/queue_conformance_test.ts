@@ -1,0 +1,312 @@
+/**
+ * The queue on every built-in backend (memory, jsonfile, sqlite, and
+ * postgres when FLOWSTATE_TEST_POSTGRES_URL is set): the same cases through
+ * `Records` over each store, with a controllable clock: the order runs are
+ * claimed in (priority, then time, then age; never before `runAt`), claims
+ * by several store handles at once (each run claimed exactly once), every
+ * transition (finish, retry with backoff, lost claim, cancel, requeue) with
+ * the status indexes agreeing, and per-flow limits.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { openStore, type Store } from "../mod.ts";
+import { Records, type RunRecord } from "../records.ts";
+import { PG_URL, withAdmin } from "../plugins/postgres/_test_utils.ts";
+
+const T0 = Date.UTC(2026, 0, 1);
+
+interface Backend {
+  name: string;
+  /** Open a handle on the case's store (every call: the same data). */
+  open(id: string, clock: { now(): number }): Promise<Store>;
+  cleanup(id: string): Promise<void>;
+  ignore?: string;
+}
+
+const tmp = await Deno.makeTempDir({ prefix: "flowstate-queue-conf-" });
+const pgSchema = `flowstate_qconf_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
+const memories = new Map<string, Store>();
+
+const BACKENDS: Backend[] = [
+  {
+    name: "memory",
+    async open(id, clock) {
+      // One memory store shared by the handles of a case (a memory store is one process's).
+      let store = memories.get(id);
+      if (store === undefined) {
+        store = await openStore({ plugin: "memory" }, { clock });
+        memories.set(id, store);
+      }
+      return store;
+    },
+    cleanup(id) {
+      memories.delete(id);
+      return Promise.resolve();
+    },
+  },
+  {
+    name: "jsonfile",
+    open: (id, clock) =>
+      openStore({ plugin: "jsonfile", path: join(tmp, `${id}.json`) }, { clock }),
+    cleanup: async () => {},
+  },
+  {
+    name: "sqlite",
+    open: (id, clock) => openStore({ plugin: "sqlite", path: join(tmp, `${id}.db`) }, { clock }),
+    cleanup: async () => {},
+  },
+  {
+    name: "postgres",
+    ...(PG_URL === undefined ? { ignore: "set FLOWSTATE_TEST_POSTGRES_URL to run" } : {}),
+    open: (id, clock) =>
+      openStore({ plugin: "postgres", url: PG_URL!, schema: pgSchema, table: id }, { clock }),
+    cleanup: async () => {},
+  },
+];
+
+let caseNo = 0;
+
+/** Run `fn` with `handles` Records over one fresh store of `backend`, and a clock at T0. */
+async function withQueue(
+  backend: Backend,
+  handles: number,
+  fn: (records: Records[], clock: { t: number; now(): number }) => Promise<void>,
+): Promise<void> {
+  const id = `q${++caseNo}_${backend.name}`;
+  const clock = {
+    t: T0,
+    now() {
+      return this.t;
+    },
+  };
+  const stores: Store[] = [];
+  try {
+    for (let i = 0; i < handles; i++) stores.push(await backend.open(id, clock));
+    await fn(stores.map((s) => new Records(s, { clock })), clock);
+  } finally {
+    for (const s of new Set(stores)) await s.close();
+    await backend.cleanup(id);
+  }
+}
+
+function init(n: number, extra: Partial<Parameters<Records["enqueueRun"]>[0]> = {}) {
+  return { flowId: "f", flowVersion: "v1", inputs: { n }, flowPath: "/f.flow.yaml", ...extra };
+}
+
+async function statuses(records: Records, status: "queued" | "running"): Promise<string[]> {
+  return (await records.listRunSummaries({ status, limit: 1000 })).runs.map((r) => r.id).sort();
+}
+
+async function finish(records: Records, run: RunRecord, status: RunRecord["status"]) {
+  return await records.finishClaimedRun({
+    ...run,
+    status,
+    outputs: status === "succeeded" ? {} : null,
+    error: status === "succeeded" ? null : { message: status },
+  });
+}
+
+for (const backend of BACKENDS) {
+  const name = (what: string) =>
+    `queue on ${backend.name}: ${what}${backend.ignore ? ` (ignored: ${backend.ignore})` : ""}`;
+  const test = (what: string, fn: () => Promise<void>) =>
+    Deno.test({ name: name(what), ignore: backend.ignore !== undefined, fn });
+
+  test("claims in priority order, then runAt, then age; never before runAt", () =>
+    withQueue(backend, 1, async ([records], clock) => {
+      const a = await records.enqueueRun(init(1));
+      const b = await records.enqueueRun(init(2, { priority: 7 }));
+      clock.t += 1;
+      const c = await records.enqueueRun(init(3, { priority: 7 }));
+      const d = await records.enqueueRun(init(4, { priority: -3 }));
+      const later = await records.enqueueRun(init(5, { priority: 1_000_000, runAt: T0 + 60_000 }));
+      const order: string[] = [];
+      for (;;) {
+        const run = await records.claimRun({ worker: "w", leaseMs: 30_000 });
+        if (run === null) break;
+        order.push(run.id);
+      }
+      assert.deepEqual(order, [b.runId, c.runId, a.runId, d.runId]);
+      clock.t = T0 + 59_999;
+      assert.equal(await records.claimRun({ worker: "w", leaseMs: 30_000 }), null);
+      clock.t = T0 + 60_000;
+      assert.equal((await records.claimRun({ worker: "w", leaseMs: 30_000 }))?.id, later.runId);
+      assert.deepEqual(await statuses(records, "queued"), []);
+      assert.equal((await statuses(records, "running")).length, 5);
+    }));
+
+  test("several handles claiming at once take each run exactly once", () =>
+    withQueue(backend, 3, async (handles) => {
+      const ids = new Set<string>();
+      for (let i = 0; i < 60; i++) ids.add((await handles[0].enqueueRun(init(i))).runId);
+      const taken = await Promise.all(handles.map(async (records, w) => {
+        const mine: string[] = [];
+        for (;;) {
+          const run = await records.claimRun({ worker: `w${w}`, leaseMs: 30_000 });
+          if (run === null) break;
+          mine.push(run.id);
+          assert.ok(await finish(records, run, "succeeded"));
+        }
+        return mine;
+      }));
+      const all = taken.flat();
+      assert.equal(all.length, ids.size, "no run claimed twice");
+      assert.deepEqual(new Set(all), ids);
+      for (const id of ids) {
+        const run = await handles[1].getRun(id);
+        assert.equal(run?.status, "succeeded");
+        assert.equal(run?.queue?.attempts.length, 1);
+      }
+      assert.deepEqual(await statuses(handles[2], "running"), []);
+    }));
+
+  test("dedupe keys: a queued or running run is returned; an ended one frees the key", () =>
+    withQueue(backend, 2, async ([a, b]) => {
+      const first = await a.enqueueRun(init(1, { key: "k" }));
+      const again = await b.enqueueRun(init(2, { key: "k" }));
+      assert.deepEqual([again.runId, again.existing], [first.runId, true]);
+      const run = await a.claimRun({ worker: "w", leaseMs: 30_000 });
+      assert.equal((await b.enqueueRun(init(3, { key: "k" }))).existing, true, "running");
+      await finish(a, run!, "succeeded");
+      const fresh = await b.enqueueRun(init(4, { key: "k" }));
+      assert.equal(fresh.existing, false);
+    }));
+
+  test("a failure with attempts left is queued again after its backoff; then kept failed", () =>
+    withQueue(backend, 1, async ([records], clock) => {
+      const { runId } = await records.enqueueRun(
+        init(1, { maxAttempts: 2, backoff: { delay: 10_000, factor: 2 } }),
+      );
+      const first = await records.claimRun({ worker: "w", leaseMs: 30_000 });
+      assert.ok(await finish(records, first!, "failed"));
+      const waiting = await records.getRun(runId);
+      assert.equal(waiting?.status, "queued");
+      assert.equal(waiting?.queue?.runAt, T0 + 10_000);
+      assert.deepEqual(await statuses(records, "queued"), [runId]);
+      assert.equal(await records.claimRun({ worker: "w", leaseMs: 30_000 }), null);
+      clock.t = T0 + 10_000;
+      const second = await records.claimRun({ worker: "w", leaseMs: 30_000 });
+      assert.equal(second?.queue?.attempt, 2);
+      assert.ok(await finish(records, second!, "failed"));
+      const failed = await records.getRun(runId);
+      assert.equal(failed?.status, "failed");
+      assert.deepEqual(failed?.queue?.attempts.map((a) => a.outcome), ["failed", "failed"]);
+      assert.deepEqual(await statuses(records, "queued"), []);
+      // Requeued by hand: one more attempt.
+      await records.requeueRun(runId);
+      const third = await records.claimRun({ worker: "w", leaseMs: 30_000 });
+      assert.equal(third?.queue?.attempt, 3);
+      assert.ok(await finish(records, third!, "succeeded"));
+      assert.equal((await records.getRun(runId))?.status, "succeeded");
+    }));
+
+  test("a lapsed claim is taken back (attempt lost) and its old holder cannot finish it", () =>
+    withQueue(backend, 2, async ([a, b], clock) => {
+      const { runId } = await a.enqueueRun(init(1));
+      const held = await a.claimRun({ worker: "a", leaseMs: 5_000 });
+      clock.t += 4_000;
+      assert.ok(await a.heartbeatClaim(held!));
+      clock.t += 5_000;
+      assert.deepEqual(await b.reclaimLost(), [], "the heartbeat extended the lease");
+      clock.t += 5_001;
+      assert.deepEqual(await b.reclaimLost(), [runId]);
+      const retaken = await b.claimRun({ worker: "b", leaseMs: 5_000 });
+      assert.equal(retaken?.id, runId);
+      assert.equal(await a.heartbeatClaim(held!), false, "not a's any more");
+      assert.equal(await finish(a, held!, "succeeded"), false);
+      assert.ok(await finish(b, retaken!, "succeeded"));
+      const done = await a.getRun(runId);
+      assert.deepEqual(done?.queue?.attempts.map((x) => [x.worker, x.outcome]), [
+        ["a", "lost"],
+        ["b", "succeeded"],
+      ]);
+    }));
+
+  test("a queued run is cancelled without starting; only ended runs are requeued", () =>
+    withQueue(backend, 1, async ([records], clock) => {
+      const { runId } = await records.enqueueRun(init(1, { runAt: T0 + 1_000 }));
+      await assert.rejects(records.requeueRun(runId), /it is queued/);
+      assert.equal((await records.cancelQueuedRun(runId))?.status, "cancelled");
+      clock.t += 2_000;
+      assert.equal(await records.claimRun({ worker: "w", leaseMs: 30_000 }), null);
+      assert.deepEqual(await statuses(records, "queued"), []);
+      const cancelled = (await records.listRunSummaries({ status: "cancelled" })).runs;
+      assert.deepEqual(cancelled.map((r) => r.id), [runId]);
+    }));
+
+  test("per-flow limits: at most `concurrency` running per partition, across handles", () =>
+    withQueue(backend, 2, async ([a, b]) => {
+      const limit = (partition: string) => ({ limit: { concurrency: 1, partition } });
+      await a.enqueueRun(init(1, limit("x")));
+      await a.enqueueRun(init(2, limit("x")));
+      await a.enqueueRun(init(3, limit("y")));
+      const first = await a.claimRun({ worker: "a", leaseMs: 30_000 });
+      const second = await b.claimRun({ worker: "b", leaseMs: 30_000 });
+      assert.deepEqual([first?.inputs.n, second?.inputs.n], [1, 3]);
+      assert.equal(await b.claimRun({ worker: "b", leaseMs: 30_000 }), null, "x is at its limit");
+      await finish(a, first!, "succeeded");
+      assert.equal((await b.claimRun({ worker: "b", leaseMs: 30_000 }))?.inputs.n, 2);
+    }));
+}
+
+Deno.test({
+  name: `queue on postgres: LISTEN/NOTIFY wakes an idle worker when a run is enqueued${
+    PG_URL === undefined ? " (ignored: set FLOWSTATE_TEST_POSTGRES_URL to run)" : ""
+  }`,
+  ignore: PG_URL === undefined,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "flowstate-queue-notify-" });
+    await Deno.writeTextFile(
+      join(dir, "hi.flow.yaml"),
+      "id: hi\nnodes:\n  - id: a\n    type: log\n    with: { message: hi }\n",
+    );
+    const config = {
+      stores: {
+        main: { plugin: "postgres" as const, url: PG_URL!, schema: pgSchema, table: "notify" },
+      },
+    };
+    const { openRuntime, startWorker } = await import("../mod.ts");
+    await using workerRt = await openRuntime({ cwd: dir, config });
+    await using client = await openRuntime({ cwd: dir, config });
+    const started = Promise.withResolvers<void>();
+    const ended = Promise.withResolvers<string>();
+    // It polls once at start, then only every 10 minutes: only a wake-up can start the run in time.
+    const worker = startWorker(workerRt, {
+      pollMs: 600_000,
+      onEvent: (e) => {
+        if (e.type === "start") started.resolve();
+        if (e.type === "end") ended.resolve(e.status);
+      },
+    });
+    await started.promise;
+    // Let its first poll pass (it finds nothing), then enqueue from another runtime.
+    await (await workerRt.records()).listRunSummaries();
+    await new Promise((r) => setTimeout(r, 200));
+    const { runId } = await client.enqueue("./hi.flow.yaml");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const status = await Promise.race([
+      ended.promise,
+      new Promise<string>((r) => timer = setTimeout(() => r("not woken within 30 s"), 30_000)),
+    ]);
+    clearTimeout(timer);
+    await worker.stop();
+    assert.equal(status, "succeeded");
+    assert.equal((await (await client.records()).getRun(runId))?.status, "succeeded");
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: `queue conformance: test data removed${
+    PG_URL === undefined ? "" : " (and the postgres schema)"
+  }`,
+  async fn() {
+    if (PG_URL !== undefined) {
+      await withAdmin(
+        PG_URL,
+        (sql) => sql.unsafe(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`).then(),
+      );
+    }
+    await Deno.remove(tmp, { recursive: true });
+  },
+});

@@ -1,0 +1,409 @@
+/**
+ * The run queue through the public library surface (mod.ts): enqueue,
+ * workers, priorities, delayed runs, dedupe keys, per-flow limits, retries,
+ * cancel of queued and running runs, lost claims, a stopping worker, and the
+ * `queue` node type. A controllable clock decides when runs are due; waits
+ * are on recorded state, never on elapsed time.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  FlowValidationError,
+  openRuntime,
+  type Runtime,
+  startWorker,
+  type Worker,
+  type WorkerEvent,
+} from "../mod.ts";
+import type { RunRecord } from "../records.ts";
+
+const T0 = Date.UTC(2026, 0, 1);
+
+class TestClock {
+  t = T0;
+  now = () => this.t;
+}
+
+async function project(files: Record<string, string>): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-queue-" });
+  for (const [name, text] of Object.entries(files)) await Deno.writeTextFile(join(dir, name), text);
+  return dir;
+}
+
+async function open(dir: string, clock?: TestClock): Promise<Runtime> {
+  return await openRuntime({
+    cwd: dir,
+    ...(clock ? { clock } : {}),
+    config: { stores: { main: { plugin: "memory" } }, flows: [dir] },
+  });
+}
+
+/** Wait until `check` returns a value (polling every 10 ms; fails after 30 s with `what`). */
+async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== null && value !== false) return value as T;
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function run(rt: Runtime, id: string): Promise<RunRecord> {
+  const r = await (await rt.records()).getRun(id);
+  assert.ok(r, `run ${id} exists`);
+  return r;
+}
+
+function statusIs(rt: Runtime, id: string, status: string) {
+  return until(`run ${id} to be ${status}`, async () => {
+    const r = await run(rt, id);
+    return r.status === status ? r : undefined;
+  });
+}
+
+const MARK = `id: mark
+inputs:
+  n: { type: number, default: 0 }
+nodes:
+  - id: w
+    type: state.set
+    with: { scope: global, key: "done-\${{ run.id }}", value: "\${{ inputs.n }}" }
+`;
+
+Deno.test("queue: enqueue records a queued run at once; a worker runs it on the same run id", async () => {
+  const dir = await project({ "mark.flow.yaml": MARK });
+  await using rt = await open(dir);
+  const { runId, existing } = await rt.enqueue("mark", { input: { n: 7 } });
+  assert.equal(existing, false);
+  const queued = await run(rt, runId);
+  assert.equal(queued.status, "queued");
+  assert.equal(queued.queue?.attempt, 0);
+  const page = await (await rt.records()).listRunSummaries({ status: "queued" });
+  assert.deepEqual(page.runs.map((r) => r.id), [runId]);
+  const worker = startWorker(rt, { pollMs: 20 });
+  const done = await statusIs(rt, runId, "succeeded");
+  await worker.stop();
+  assert.equal(done.queue?.attempts.length, 1);
+  assert.equal(done.queue?.attempts[0].outcome, "succeeded");
+  assert.equal(done.queue?.attempts[0].worker, worker.id);
+  assert.equal((await (await rt.store()).get(["global", `done-${runId}`]))?.value, 7);
+  assert.equal((await (await rt.records()).listRunSummaries({ status: "queued" })).runs.length, 0);
+  assert.equal((await (await rt.records()).listRunSummaries({ status: "running" })).runs.length, 0);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("queue: an invalid input or an unknown flow throws and writes nothing", async () => {
+  const dir = await project({ "mark.flow.yaml": MARK });
+  await using rt = await open(dir);
+  await assert.rejects(rt.enqueue("mark", { input: { n: "x" } }), FlowValidationError);
+  await assert.rejects(rt.enqueue("nope"), /Cannot find flow "nope".*found: mark/);
+  assert.equal((await (await rt.records()).listRunSummaries()).runs.length, 0);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("queue: higher priority first, then first enqueued first", async () => {
+  const dir = await project({ "mark.flow.yaml": MARK });
+  await using rt = await open(dir);
+  const priorities = [0, 5, -1, 5, 10, 0];
+  const ids: string[] = [];
+  for (const [n, priority] of priorities.entries()) {
+    ids.push((await rt.enqueue("mark", { input: { n }, priority })).runId);
+  }
+  const order: string[] = [];
+  const worker = startWorker(rt, {
+    concurrency: 1,
+    pollMs: 20,
+    onEvent: (e) => e.type === "claim" && order.push(e.runId),
+  });
+  await until("all runs", () => order.length === ids.length);
+  await worker.stop();
+  assert.deepEqual(order, [ids[4], ids[1], ids[3], ids[0], ids[5], ids[2]]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("queue: a delayed run is not claimed before its time, and is once it comes", async () => {
+  const dir = await project({ "mark.flow.yaml": MARK });
+  const clock = new TestClock();
+  await using rt = await open(dir, clock);
+  const records = await rt.records();
+  const later = await rt.enqueue("mark", { delay: "10m", priority: 100 });
+  const at = await rt.enqueue("mark", { runAt: new Date(T0 + 5 * 60_000) });
+  assert.equal((await run(rt, later.runId)).queue?.runAt, T0 + 600_000);
+  assert.equal(await records.claimRun({ worker: "w", leaseMs: 60_000 }), null);
+  clock.t = T0 + 5 * 60_000 - 1;
+  assert.equal(await records.claimRun({ worker: "w", leaseMs: 60_000 }), null);
+  clock.t = T0 + 5 * 60_000;
+  assert.equal((await records.claimRun({ worker: "w", leaseMs: 60_000 }))?.id, at.runId);
+  // Through a worker: an immediate run goes, the delayed one waits.
+  const now = await rt.enqueue("mark");
+  const worker = startWorker(rt, { pollMs: 10 });
+  await statusIs(rt, now.runId, "succeeded");
+  // Several more polls: still not started.
+  let polls = 0;
+  await until("more polls", () => ++polls > 20);
+  assert.equal((await run(rt, later.runId)).status, "queued");
+  clock.t = T0 + 600_000;
+  const done = await statusIs(rt, later.runId, "succeeded");
+  assert.ok(done.queue!.attempts[0].startedAt >= T0 + 600_000);
+  await worker.stop();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("queue: a dedupe key returns the queued or running run, and is free once it ended", async () => {
+  const dir = await project({ "mark.flow.yaml": MARK });
+  await using rt = await open(dir);
+  const a = await rt.enqueue("mark", { key: "invoice-1" });
+  const b = await rt.enqueue("mark", { key: "invoice-1", input: { n: 2 } });
+  assert.deepEqual(b, { runId: a.runId, existing: true });
+  const other = await rt.enqueue("mark", { key: "invoice-2" });
+  assert.notEqual(other.runId, a.runId);
+  const worker = startWorker(rt, { pollMs: 10 });
+  await statusIs(rt, a.runId, "succeeded");
+  await worker.stop();
+  const c = await rt.enqueue("mark", { key: "invoice-1" });
+  assert.equal(c.existing, false);
+  assert.notEqual(c.runId, a.runId);
+  await Deno.remove(dir, { recursive: true });
+});
+
+const SLOW = `id: slow
+inputs:
+  customer: { type: string }
+queue: { concurrency: 1, by: "\${{ inputs.customer }}" }
+nodes:
+  - id: wait
+    type: delay
+    with: { for: 50ms }
+`;
+const SLOW_ALL = `id: slow-all
+queue: { concurrency: 2 }
+nodes:
+  - id: wait
+    type: delay
+    with: { for: 50ms }
+`;
+
+Deno.test("queue: per-flow limits, overall and per input value, hold across workers", async () => {
+  const dir = await project({ "slow.flow.yaml": SLOW, "slow_all.flow.yaml": SLOW_ALL });
+  await using rt = await open(dir);
+  const customerOf = new Map<string, string>();
+  for (const customer of ["a", "a", "a", "b", "b"]) {
+    const { runId } = await rt.enqueue("slow", { input: { customer } });
+    customerOf.set(runId, customer);
+  }
+  const all = new Set<string>();
+  for (let i = 0; i < 5; i++) all.add((await rt.enqueue("slow-all")).runId);
+  const running = new Map<string, number>();
+  const max = new Map<string, number>();
+  let ended = 0;
+  const onEvent = (e: WorkerEvent) => {
+    if (e.type !== "claim" && e.type !== "end") return;
+    const group = customerOf.get(e.runId) ?? "all";
+    const n = (running.get(group) ?? 0) + (e.type === "claim" ? 1 : -1);
+    running.set(group, n);
+    max.set(group, Math.max(max.get(group) ?? 0, n));
+    if (e.type === "end") ended++;
+  };
+  const workers: Worker[] = [
+    startWorker(rt, { concurrency: 4, pollMs: 10, onEvent }),
+    startWorker(rt, { concurrency: 4, pollMs: 10, onEvent }),
+  ];
+  await until("every run", () => ended === 10);
+  for (const w of workers) await w.stop();
+  assert.equal(max.get("a"), 1);
+  assert.equal(max.get("b"), 1);
+  assert.ok((max.get("all") ?? 0) <= 2, `slow-all ran ${max.get("all")} at once`);
+  for (const id of [...customerOf.keys(), ...all]) {
+    assert.equal((await run(rt, id)).status, "succeeded");
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
+const FLAKY = `id: flaky
+inputs:
+  pass: { type: number }
+nodes:
+  - id: count
+    type: state.increment
+    with: { scope: global, key: "tries-\${{ run.id }}" }
+  - id: check
+    needs: [count]
+    if: "\${{ nodes.count.output < inputs.pass }}"
+    type: fail
+    with: { message: "not yet" }
+`;
+
+Deno.test("queue: a failed run is retried per maxAttempts and backoff, then kept failed with every attempt; retry requeues it", async () => {
+  const dir = await project({ "flaky.flow.yaml": FLAKY });
+  const clock = new TestClock();
+  await using rt = await open(dir, clock);
+  const ok = await rt.enqueue("flaky", { input: { pass: 3 }, maxAttempts: 3 });
+  const worker = startWorker(rt, { pollMs: 10 });
+  const done = await statusIs(rt, ok.runId, "succeeded");
+  assert.deepEqual(done.queue?.attempts.map((a) => a.outcome), ["failed", "failed", "succeeded"]);
+  assert.match(done.queue?.attempts[0].error ?? "", /not yet/);
+
+  const dead = await rt.enqueue("flaky", {
+    input: { pass: 5 },
+    maxAttempts: 2,
+    backoff: { delay: "1m" },
+  });
+  const waiting = await until("the first failure", async () => {
+    const r = await run(rt, dead.runId);
+    return r.queue?.attempts.length === 1 ? r : undefined;
+  });
+  assert.equal(waiting.status, "queued");
+  assert.equal(waiting.queue!.runAt, waiting.queue!.attempts[0].endedAt + 60_000);
+  clock.t += 60_000;
+  const failed = await statusIs(rt, dead.runId, "failed");
+  assert.deepEqual(failed.queue?.attempts.map((a) => a.outcome), ["failed", "failed"]);
+  assert.match(failed.error?.message ?? "", /not yet/);
+
+  // Retried by hand: one more attempt on the same id (the third try still fails: pass is 5).
+  const requeued = await (await rt.records()).requeueRun(dead.runId);
+  assert.equal(requeued.status, "queued");
+  const again = await until("the third attempt", async () => {
+    const r = await run(rt, dead.runId);
+    return r.status === "failed" && r.queue?.attempts.length === 3 ? r : undefined;
+  });
+  assert.equal(again.queue?.attempt, 3);
+  const events = await (await rt.records()).getEvents(dead.runId);
+  assert.equal(
+    events.filter((e) => e.type === "run.start").length,
+    3,
+    "every attempt's events kept",
+  );
+  await worker.stop();
+  await Deno.remove(dir, { recursive: true });
+});
+
+const WAIT = `id: wait
+inputs:
+  for: { type: string, default: 30s }
+nodes:
+  - id: wait
+    type: delay
+    with: { for: "\${{ inputs.for }}" }
+`;
+
+Deno.test("queue: cancelling a queued run ends it cancelled without it ever starting", async () => {
+  const dir = await project({ "wait.flow.yaml": WAIT });
+  const clock = new TestClock();
+  await using rt = await open(dir, clock);
+  const records = await rt.records();
+  const { runId } = await rt.enqueue("wait", { delay: "1h" });
+  const cancelled = await records.cancelQueuedRun(runId);
+  assert.equal(cancelled?.status, "cancelled");
+  clock.t += 3_600_000;
+  assert.equal(await records.claimRun({ worker: "w", leaseMs: 60_000 }), null);
+  const stored = await run(rt, runId);
+  assert.equal(stored.status, "cancelled");
+  assert.deepEqual(stored.queue?.attempts, []);
+  assert.equal(await records.cancelQueuedRun(runId), null, "only a queued run");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("queue: cancelling a running claimed run through the records stops it within the worker", async () => {
+  const dir = await project({ "wait.flow.yaml": WAIT });
+  await using rt = await open(dir);
+  const { runId } = await rt.enqueue("wait", { maxAttempts: 3 });
+  const worker = startWorker(rt, { pollMs: 10 });
+  await statusIs(rt, runId, "running");
+  assert.equal((await (await rt.records()).requestCancel(runId))?.status, "running");
+  const done = await statusIs(rt, runId, "cancelled");
+  assert.deepEqual(done.queue?.attempts.map((a) => a.outcome), ["cancelled"], "not retried");
+  await worker.stop();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("queue: a claim whose heartbeat stopped is taken back, its attempt recorded lost", async () => {
+  const dir = await project({ "mark.flow.yaml": MARK });
+  const clock = new TestClock();
+  await using rt = await open(dir, clock);
+  const records = await rt.records();
+  const { runId } = await rt.enqueue("mark");
+  const claimed = await records.claimRun({ worker: "dead-worker", leaseMs: 10_000 });
+  assert.equal(claimed?.id, runId);
+  assert.deepEqual(await records.reclaimLost(), [], "the lease has not lapsed");
+  clock.t += 10_001;
+  const worker = startWorker(rt, { pollMs: 10 });
+  const done = await statusIs(rt, runId, "succeeded");
+  await worker.stop();
+  assert.deepEqual(done.queue?.attempts.map((a) => [a.worker, a.outcome]), [
+    ["dead-worker", "lost"],
+    [worker.id, "succeeded"],
+  ]);
+  // The dead worker's late end is refused: the run is not its any more.
+  assert.equal(await records.finishClaimedRun({ ...claimed!, status: "failed" }), false);
+  assert.equal((await run(rt, runId)).status, "succeeded");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("queue: a stopping worker releases runs still running after the grace period back to queued", async () => {
+  const dir = await project({ "wait.flow.yaml": WAIT });
+  await using rt = await open(dir);
+  const { runId } = await rt.enqueue("wait");
+  const events: WorkerEvent[] = [];
+  const worker = startWorker(rt, { pollMs: 10, onEvent: (e) => events.push(e) });
+  await statusIs(rt, runId, "running");
+  await worker.stop({ graceMs: 20 });
+  const released = await run(rt, runId);
+  assert.equal(released.status, "queued");
+  assert.equal(released.queue?.attempts[0].outcome, "lost");
+  assert.match(released.queue?.attempts[0].error ?? "", /released/);
+  assert.deepEqual(events.at(-1), { type: "stop", released: 1 });
+  assert.equal((await (await rt.records()).cancelQueuedRun(runId))?.status, "cancelled");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("queue: the queue node enqueues another flow and returns { runId, existing }", async () => {
+  const dir = await project({
+    "mark.flow.yaml": MARK,
+    "parent.flow.yaml": `id: parent
+nodes:
+  - id: q
+    type: queue
+    with: { flow: mark, input: { n: 3 }, key: "once" }
+  - id: again
+    needs: [q]
+    type: queue
+    with: { flow: ./mark.flow.yaml, key: "once" }
+outputs:
+  first: "\${{ nodes.q.output }}"
+  second: "\${{ nodes.again.output }}"
+`,
+  });
+  await using rt = await open(dir);
+  const parent = await rt.runFlow("parent.flow.yaml");
+  assert.equal(parent.status, "succeeded", parent.error?.message);
+  const first = parent.outputs?.first as { runId: string; existing: boolean };
+  assert.equal(first.existing, false);
+  assert.deepEqual(parent.outputs?.second, { runId: first.runId, existing: true });
+  const child = await run(rt, first.runId);
+  assert.equal(child.status, "queued");
+  assert.equal(child.parentRunId, parent.id);
+  const worker = startWorker(rt, { pollMs: 10 });
+  await statusIs(rt, first.runId, "succeeded");
+  await worker.stop();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("queue: POST /api/runs/{id}/cancel cancels a queued run before it starts", async () => {
+  const { withServed, documented } = await import("./_serve.ts");
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ runtime, request }) => {
+    const { runId } = await runtime.enqueue("hello", { delay: "1h" });
+    const response = await request(`/api/runs/${runId}/cancel`, { method: "POST" });
+    assert.equal(response.status, 202);
+    assert.deepEqual(await documented("POST", "/api/runs/{id}/cancel", response), {
+      runId,
+      status: "queued",
+    });
+    const run = await (await runtime.records()).getRun(runId);
+    assert.equal(run?.status, "cancelled");
+    assert.deepEqual(run?.queue?.attempts, []);
+  });
+});
