@@ -7,14 +7,23 @@ import memory from "./mod.ts";
 const dir = await Deno.makeTempDir({ prefix: "flowstate-memory-test-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
 
-testStore("memory", (ctx) => openStore({ plugin: memory }, { clock: ctx.clock }));
+testStore(
+  "memory",
+  (ctx) =>
+    openStore({ plugin: memory, indexes: ctx.indexes, search: ctx.search }, { clock: ctx.clock }),
+);
 
 // With a snapshot file the memory plugin survives close and reopen, so the
 // persistence cases apply too.
 testStore(
   "memory (snapshot)",
   (ctx) =>
-    openStore({ plugin: memory, snapshot: join(dir, `${ctx.id}.json`) }, { clock: ctx.clock }),
+    openStore({
+      plugin: memory,
+      snapshot: join(dir, `${ctx.id}.json`),
+      indexes: ctx.indexes,
+      search: ctx.search,
+    }, { clock: ctx.clock }),
   { persistent: true },
 );
 

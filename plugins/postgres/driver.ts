@@ -66,6 +66,8 @@ export class PostgresDriver implements StoreDriver {
     clear: true,
     atomicClear: true,
     multiProcess: true,
+    indexes: false,
+    search: false,
   });
   #sql: Sql;
   #storeName: string;

@@ -24,7 +24,26 @@ import type { Capabilities, Key } from "../../src/store/types.ts";
 import { boundsWhere, isEmptyBounds } from "../_sql/bounds.ts";
 import { entryOf, type EntryRow, KeysetPages } from "../_sql/keyset.ts";
 import { isBusy, isCorrupt, messageOf } from "./errors.ts";
-import { compileQuery, LONE_SURROGATE_GLOB } from "./query.ts";
+import { type CompiledQuery, compileQuery, LONE_SURROGATE_GLOB } from "./query.ts";
+import type {
+  IndexSpec,
+  PreparedIndexes,
+  PrepareIndexesRequest,
+  RawSearchHit,
+  SearchRequest,
+  SearchSpec,
+} from "../../src/store/driver.ts";
+import type { QueryPlan } from "../../src/store/types.ts";
+import {
+  createIndexSql,
+  createSearchSql,
+  DROP_SEARCH_SQL,
+  matchExpression,
+  searchColumns,
+} from "./indexes.ts";
+
+/** Above this many entries under its prefix, building an index reports progress. */
+const BUILD_NOTICE_ENTRIES = 10_000;
 import { checkSchema, probeFile, setUp } from "./schema.ts";
 
 /** Default option values of the sqlite plugin. */
@@ -156,7 +175,7 @@ async function openReadOnly(
 export class SqliteDriver implements StoreDriver {
   /** The absolute path of the database file. */
   readonly location: string;
-  /** Everything is native: persistence, expiry, count, clear, query, multi-process. */
+  /** Everything is native: persistence, expiry, count, clear, query, indexes, search, multi-process. */
   readonly capabilities: Readonly<Capabilities> = Object.freeze({
     persistent: true,
     expiry: true,
@@ -165,8 +184,14 @@ export class SqliteDriver implements StoreDriver {
     clear: true,
     atomicClear: true,
     multiProcess: true,
+    indexes: true,
+    search: true,
   });
   #db: DatabaseSync;
+  /** The declared indexes that exist in the file. */
+  #indexes: IndexSpec[] = [];
+  /** The search declaration the file's FTS table was built for, if any. */
+  #search: SearchSpec | undefined;
   #storeName: string;
   #busyTimeout: number;
   #closed = false;
@@ -642,7 +667,7 @@ export class SqliteDriver implements StoreDriver {
   query(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined> {
     const what = "Cannot query";
     this.#assertOpen(what);
-    const compiled = compileQuery(query, now);
+    const compiled = compileQuery(query, now, this.#indexes);
     if (compiled === undefined) return Promise.resolve(undefined);
     let rows: EntryRow[];
     try {
@@ -674,6 +699,154 @@ export class SqliteDriver implements StoreDriver {
       throw this.#error(what, err);
     }
     return Promise.resolve(rows.map(entryOf));
+  }
+
+  /**
+   * Build the declared indexes missing from the file (each one
+   * `CREATE INDEX`, reported through `progress` when its prefix holds many
+   * entries) and the FTS5 search table with its triggers (rebuilt when the
+   * declaration changed). A read-only store uses what the file has.
+   */
+  prepareIndexes(request: PrepareIndexesRequest): PreparedIndexes {
+    const what = "Cannot build indexes";
+    this.#assertOpen(what);
+    const existing = new Set(
+      (this.#db.prepare("SELECT name FROM sqlite_schema WHERE type IN ('index', 'table')")
+        .all() as { name: string }[]).map((r) => r.name),
+    );
+    const built: IndexSpec[] = [];
+    for (const index of request.indexes) {
+      if (existing.has(index.name)) {
+        built.push(index);
+        continue;
+      }
+      if (this.#readOnly !== undefined) continue;
+      const n = this.#countUnder(index.prefix);
+      const started = performance.now();
+      const label = `index ${index.name} on ${index.path.join(".")} under ${
+        JSON.stringify(index.prefix)
+      }`;
+      if (n > BUILD_NOTICE_ENTRIES) request.progress(`building ${label}: ${n} entries…`);
+      try {
+        this.#db.exec(createIndexSql(index));
+      } catch (err) {
+        throw this.#error(what, err);
+      }
+      if (n > BUILD_NOTICE_ENTRIES) {
+        request.progress(`built ${label} in ${Math.round(performance.now() - started)} ms`);
+      }
+      built.push(index);
+    }
+    this.#indexes = built;
+    let search = false;
+    if (request.search !== undefined) {
+      search = this.#prepareSearch(request.search, request.progress);
+    }
+    return { indexes: built.map((i) => i.name), search };
+  }
+
+  #countUnder(prefix: Key): number {
+    return (this.#inRange("SELECT count(*) AS n FROM flowstate_entries WHERE", { prefix })
+      .get() as { n: number }).n;
+  }
+
+  #prepareSearch(spec: SearchSpec, progress: (message: string) => void): boolean {
+    const wanted = JSON.stringify(spec);
+    const row = this.#db.prepare("SELECT value FROM flowstate_meta WHERE key = 'search'").get() as
+      | { value: string }
+      | undefined;
+    if (row?.value === wanted) {
+      this.#search = spec;
+      return true;
+    }
+    if (this.#readOnly !== undefined) return false;
+    const n = this.#countUnder(spec.prefix);
+    const started = performance.now();
+    if (n > BUILD_NOTICE_ENTRIES) progress(`building the search index: ${n} entries…`);
+    try {
+      this.#begin.run();
+      for (const sql of DROP_SEARCH_SQL) this.#db.exec(sql);
+      for (const sql of createSearchSql(spec)) this.#db.exec(sql);
+      this.#db.prepare("INSERT OR REPLACE INTO flowstate_meta (key, value) VALUES ('search', ?)")
+        .run(wanted);
+      this.#commit.run();
+    } catch (err) {
+      this.#rollbackQuietly();
+      throw this.#error("Cannot build the search index", err);
+    }
+    if (n > BUILD_NOTICE_ENTRIES) {
+      progress(`built the search index in ${Math.round(performance.now() - started)} ms`);
+    }
+    this.#search = spec;
+    return true;
+  }
+
+  /** Describe how `query` runs: the index chosen and SQLite's own plan. */
+  explain(query: NormalizedQuery, now: number): Promise<QueryPlan | undefined> {
+    const what = "Cannot explain";
+    this.#assertOpen(what);
+    const compiled: CompiledQuery | undefined = compileQuery(query, now, this.#indexes);
+    if (compiled === undefined) return Promise.resolve(undefined);
+    let rows: { detail: string }[];
+    try {
+      rows = this.#db.prepare(`EXPLAIN QUERY PLAN ${compiled.sql}`)
+        .all(...compiled.params) as { detail: string }[];
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+    const detail = rows.map((r) => `sqlite: ${r.detail}`);
+    if (compiled.ordersStrings) {
+      detail.push(
+        "falls back to the core's scan if a value under the prefix holds a lone surrogate",
+      );
+    }
+    return Promise.resolve({
+      index: compiled.index?.name ?? null,
+      scan: !compiled.narrows,
+      by: "native",
+      detail,
+    });
+  }
+
+  /** Full-text search with FTS5 (ranked by bm25), or `undefined` when the request does not fit the declaration. */
+  search(request: SearchRequest, now: number): Promise<RawSearchHit[] | undefined> {
+    const what = "Cannot search";
+    this.#assertOpen(what);
+    const spec = this.#search;
+    if (spec === undefined) return Promise.resolve(undefined);
+    const within = request.prefix.length >= spec.prefix.length &&
+      spec.prefix.every((p, i) => request.prefix[i] === p);
+    if (!within) return Promise.resolve(undefined);
+    let columns: string[] | undefined;
+    if (request.fields !== null) {
+      if (spec.fields === null) return Promise.resolve(undefined);
+      const names = spec.fields.map((f) => f.join("\0"));
+      const all = searchColumns(spec);
+      columns = request.fields.map((f) => all[names.indexOf(f.join("\0"))]);
+      if (columns.includes(undefined as unknown as string)) return Promise.resolve(undefined);
+    }
+    const params: SQLInputValue[] = [matchExpression(request.terms, columns)];
+    const where = boundsWhere(
+      byteBounds({ prefix: request.prefix }),
+      (bytes) => (params.push(bytes), "?"),
+      "e.key",
+    );
+    const sql =
+      `SELECT e.key, e.value, e.version, e.expires_at, -bm25(flowstate_search) AS score ` +
+      `FROM flowstate_search JOIN flowstate_entries AS e ON e.rowid = flowstate_search.rowid ` +
+      `WHERE flowstate_search MATCH ? AND ${
+        [...where, "(e.expires_at IS NULL OR e.expires_at > ?)"].join(" AND ")
+      } ORDER BY bm25(flowstate_search), e.key LIMIT ?`;
+    try {
+      const rows = this.#statement(sql).all(
+        ...params,
+        now,
+        request.limit,
+      ) as (EntryRow & { score: number })[];
+      return Promise.resolve(rows.map((r) => ({ ...entryOf(r), score: r.score })));
+    } catch (err) {
+      throw this.#error(what, err);
+    }
   }
 
   /**

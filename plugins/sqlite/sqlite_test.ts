@@ -18,8 +18,10 @@ globalThis.addEventListener("unload", () => {
 });
 testStore(
   "sqlite",
-  ({ id, clock }) =>
-    openStore({ plugin: "sqlite", path: join(conformanceDir, `${id}.db`) }, { clock }),
+  ({ id, clock, indexes, search }) =>
+    openStore({ plugin: "sqlite", path: join(conformanceDir, `${id}.db`), indexes, search }, {
+      clock,
+    }),
   // A second process opens the same file to check the multiProcess claim.
   {
     multiProcess: {

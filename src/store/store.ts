@@ -23,6 +23,15 @@ import {
   inClearRange,
 } from "./keys.ts";
 import { applyQuery, normalizeQuery } from "./query.ts";
+import {
+  chooseIndex,
+  type IndexSpec,
+  normalizeSearchRequest,
+  searchScore,
+  type SearchSpec,
+  sortHits,
+} from "./indexes.ts";
+import type { PreparedIndexes } from "./driver.ts";
 import type {
   AtomicCheck,
   AtomicOperation,
@@ -32,12 +41,16 @@ import type {
   CompactResult,
   DeleteOptions,
   Entry,
+  IndexInfo,
   JsonValue,
   Key,
   KeyBounds,
   ListIterator,
   ListOptions,
   Query,
+  QueryPlan,
+  SearchHit,
+  SearchOptions,
   SetOptions,
   Store,
 } from "./types.ts";
@@ -74,6 +87,8 @@ const DEFAULT_CAPABILITIES: Capabilities = {
   clear: false,
   atomicClear: false,
   multiProcess: false,
+  indexes: false,
+  search: false,
 };
 
 /** How the core wraps a driver. */
@@ -84,6 +99,12 @@ export interface WrapOptions {
   plugin: string;
   /** The clock (default: the system clock). */
   clock?: Clock;
+  /** The declared indexes (validated with `normalizeIndexes`). */
+  indexes?: IndexSpec[];
+  /** The declared search index. */
+  search?: SearchSpec;
+  /** What the driver's `prepareIndexes` built natively. */
+  prepared?: PreparedIndexes;
 }
 
 function checkExpireIn(expireIn: unknown, what: string): void {
@@ -123,9 +144,25 @@ class CoreStore implements Store {
   #clock: Clock;
   #closed = false;
   #closing: Promise<void> | undefined;
+  #indexSpecs: IndexSpec[];
+  #search: SearchSpec | undefined;
+  #nativeSearch: boolean;
+  readonly indexes: readonly IndexInfo[];
 
   constructor(driver: StoreDriver, options: WrapOptions) {
     this.#driver = driver;
+    this.#indexSpecs = options.indexes ?? [];
+    this.#search = options.search;
+    const native = new Set(options.prepared?.indexes ?? []);
+    this.#nativeSearch = options.prepared?.search ?? false;
+    this.indexes = Object.freeze(this.#indexSpecs.map((i) =>
+      Object.freeze({
+        name: i.name,
+        prefix: Object.freeze([...i.prefix]),
+        path: Object.freeze([...i.path]),
+        native: native.has(i.name),
+      })
+    ));
     this.#clock = options.clock ?? systemClock;
     this.name = options.name;
     this.plugin = options.plugin;
@@ -367,6 +404,57 @@ class CoreStore implements Store {
       entries.push({ key: raw.key, value: JSON.parse(raw.value), raw });
     }
     return applyQuery(entries, q).map(({ raw }) => toEntry<T>(raw));
+  }
+
+  async explain(query: Query = {}): Promise<QueryPlan> {
+    const what = "Cannot explain";
+    this.#assertOpen(what);
+    const q = normalizeQuery(query);
+    assertKey(q.prefix, what, true);
+    if (this.capabilities.query && this.#driver.explain) {
+      const plan = await this.#driver.explain(q, this.#clock.now());
+      if (plan !== undefined) return plan;
+    }
+    const choice = chooseIndex(this.#indexSpecs, q);
+    const detail = [`scan every live entry under ${JSON.stringify(q.prefix)} and filter in memory`];
+    if (choice !== undefined) {
+      detail.push(
+        `index ${choice.index.name} (${choice.index.path.join(".")}) fits, but this backend ` +
+          `does not build indexes natively`,
+      );
+    }
+    return { index: null, scan: true, by: "core", detail };
+  }
+
+  async search<T = JsonValue>(text: string, options?: SearchOptions): Promise<SearchHit<T>[]> {
+    const what = "Cannot search";
+    this.#assertOpen(what);
+    const request = normalizeSearchRequest(text, options, this.#search, what);
+    const now = this.#clock.now();
+    if (this.#nativeSearch && this.#driver.search) {
+      const native = await this.#driver.search(request, now);
+      if (native !== undefined) {
+        return native.filter((r) => this.#live(r, now) !== null).map((r) => ({
+          ...toEntry<T>(r),
+          score: r.score,
+        }));
+      }
+    }
+    const hits: SearchHit<T>[] = [];
+    for await (const raw of this.#driver.list({ prefix: request.prefix }, now)) {
+      if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
+      const value = JSON.parse(raw.value);
+      const score = searchScore(value, request.terms, request.fields);
+      if (score === undefined) continue;
+      hits.push({
+        key: [...raw.key],
+        value: value as T,
+        version: raw.version,
+        expiresAt: raw.expiresAt,
+        score,
+      });
+    }
+    return sortHits(hits).slice(0, request.limit);
   }
 
   atomic(): AtomicOperation {
