@@ -140,3 +140,64 @@ Deno.test("a bad index declaration in the config is reported at its file:line:co
     assert.match(deep.stderr, /array index/);
   });
 });
+
+Deno.test("state.query and state.search nodes query and search a scope", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      `stores:
+  default:
+    plugin: sqlite
+    path: state.db
+    indexes: [{ prefix: [global, orders], path: status }]
+    search: { prefix: [global, notes], fields: [text] }
+`,
+    );
+    await Deno.writeTextFile(
+      join(dir, "find.flow.yaml"),
+      `id: find
+nodes:
+  - { id: a, type: state.set, with: { scope: global, key: [orders, "1"], value: { status: open, n: 2 } } }
+  - { id: b, type: state.set, with: { scope: global, key: [orders, "2"], value: { status: done, n: 1 } } }
+  - { id: c, type: state.set, with: { scope: global, key: [orders, "3"], value: { status: open, n: 1 } } }
+  - { id: d, type: state.set, with: { scope: global, key: [notes, x], value: { text: "Blue Whale" } } }
+  - { id: e, type: state.set, with: { scope: global, key: [notes, y], value: { text: "blue sky" } } }
+  - id: open
+    type: state.query
+    needs: [a, b, c]
+    with:
+      scope: global
+      prefix: orders
+      where: [{ path: status, op: eq, value: open }]
+      orderBy: { path: n }
+  - id: found
+    type: state.search
+    needs: [d, e]
+    with: { scope: global, text: whale BLUE, prefix: notes }
+outputs:
+  open: "\${{ nodes.open.output }}"
+  found: "\${{ nodes.found.output }}"
+`,
+    );
+    const r = await run("run", "find.flow.yaml", "--json");
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const outputs = JSON.parse(r.stdout).outputs;
+    assert.deepEqual(outputs.open, [
+      { key: ["orders", "3"], value: { status: "open", n: 1 } },
+      { key: ["orders", "1"], value: { status: "open", n: 2 } },
+    ]);
+    assert.equal(outputs.found.length, 1);
+    assert.deepEqual(outputs.found[0].key, ["notes", "x"]);
+    assert.equal(typeof outputs.found[0].score, "number");
+    await Deno.writeTextFile(
+      join(dir, "bad.flow.yaml"),
+      `id: bad
+nodes:
+  - { id: q, type: state.query, with: { scope: global, where: [{ path: a, op: like, value: 1 }] } }
+`,
+    );
+    const invalid = await run("validate", "bad.flow.yaml");
+    assert.equal(invalid.code, 2);
+    assert.match(invalid.stdout + invalid.stderr, /bad\.flow\.yaml:3:\d+.*op/);
+  });
+});
