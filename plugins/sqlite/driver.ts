@@ -18,9 +18,9 @@ import type {
   RawEntry,
   StoreDriver,
 } from "../../src/store/driver.ts";
-import { byteBounds, encodeKey } from "../../src/store/keys.ts";
+import { byteBounds, encodeKey, keysEqual } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
-import type { Capabilities, Key } from "../../src/store/types.ts";
+import type { AtomicCheck, Capabilities, Key } from "../../src/store/types.ts";
 import { boundsWhere, isEmptyBounds } from "../_sql/bounds.ts";
 import { entryOf, type EntryRow, KeysetPages } from "../_sql/keyset.ts";
 import { isBusy, isCorrupt, messageOf } from "./errors.ts";
@@ -41,6 +41,15 @@ import {
   matchExpression,
   searchColumns,
 } from "./indexes.ts";
+
+/**
+ * Whether a value's JSON text may hold a lone surrogate: JSON.stringify
+ * writes those (only those) as `\udXXX` escapes. A `\\ud800` in a string
+ * matches too, which only makes queries more careful.
+ */
+function mayHoldLoneSurrogate(text: string): boolean {
+  return text.includes("\\u") && /\\u[dD][89a-fA-F]/.test(text);
+}
 
 /** Above this many entries under its prefix, building an index reports progress. */
 const BUILD_NOTICE_ENTRIES = 10_000;
@@ -209,6 +218,18 @@ export class SqliteDriver implements StoreDriver {
   #commit: StatementSync;
   #rollback: StatementSync;
   #purgeBatch: StatementSync;
+  #casUpdate: StatementSync;
+  #casInsert: StatementSync;
+  #casDelete: StatementSync;
+  #markSurrogates: StatementSync;
+  #hasSurrogates: StatementSync;
+  /**
+   * Whether the file's flag of lone surrogates can be trusted: every value
+   * with one that this code writes sets it, and a file written before the
+   * flag existed was checked once (writable stores). Otherwise each query
+   * that orders strings probes the values.
+   */
+  #surrogateFlag = false;
 
   private constructor(
     db: DatabaseSync,
@@ -236,6 +257,26 @@ export class SqliteDriver implements StoreDriver {
     this.#beginRead = db.prepare("BEGIN");
     this.#commit = db.prepare("COMMIT");
     this.#rollback = db.prepare("ROLLBACK");
+    this.#casUpdate = db.prepare(
+      "UPDATE flowstate_entries SET value = ?, version = ?, expires_at = ? " +
+        "WHERE key = ? AND version = ? AND (expires_at IS NULL OR expires_at > ?)",
+    );
+    this.#casInsert = db.prepare(
+      "INSERT INTO flowstate_entries (key, value, version, expires_at) VALUES (?, ?, ?, ?) " +
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version, " +
+        "expires_at = excluded.expires_at WHERE flowstate_entries.expires_at IS NOT NULL " +
+        "AND flowstate_entries.expires_at <= ?",
+    );
+    this.#casDelete = db.prepare(
+      "DELETE FROM flowstate_entries WHERE key = ? AND version = ? " +
+        "AND (expires_at IS NULL OR expires_at > ?)",
+    );
+    this.#markSurrogates = db.prepare(
+      "INSERT OR IGNORE INTO flowstate_meta (key, value) VALUES ('lone_surrogates', '1')",
+    );
+    this.#hasSurrogates = db.prepare(
+      "SELECT 1 AS yes FROM flowstate_meta WHERE key = 'lone_surrogates'",
+    );
     this.#purgeBatch = db.prepare(
       "DELETE FROM flowstate_entries WHERE key IN " +
         "(SELECT key FROM flowstate_entries WHERE expires_at <= ? LIMIT ?)",
@@ -350,7 +391,9 @@ export class SqliteDriver implements StoreDriver {
       if (options.cacheSize !== undefined) {
         db.exec(`PRAGMA cache_size = ${-options.cacheSize}`);
       }
-      return new SqliteDriver(db, path, storeName, busyTimeout);
+      const driver = new SqliteDriver(db, path, storeName, busyTimeout);
+      driver.#checkSurrogateFlag();
+      return driver;
     } catch (err) {
       db.close();
       throw SqliteDriver.#openError(err, path, what, busyTimeout);
@@ -520,7 +563,11 @@ export class SqliteDriver implements StoreDriver {
   }
 
   #apply(m: Mutation, bytesOf: (key: Key) => Uint8Array, version: string): void {
-    if (m.type === "set") this.#upsert.run(bytesOf(m.key), m.value, version, m.expiresAt);
+    if (m.type === "set") {
+      // Flagged first: without a transaction, a crash in between leaves only a harmless flag.
+      if (mayHoldLoneSurrogate(m.value)) this.#markSurrogates.run();
+      this.#upsert.run(bytesOf(m.key), m.value, version, m.expiresAt);
+    }
     else if (m.type === "delete") this.#delete.run(bytesOf(m.key));
     else this.#inRange("DELETE FROM flowstate_entries WHERE", m.range).run();
   }
@@ -578,6 +625,10 @@ export class SqliteDriver implements StoreDriver {
       }
       return { ok: true };
     }
+    if (checks.length === 1 && mutations.length === 1) {
+      const cas = this.#compareAndSet(checks[0], mutations[0], version, now);
+      if (cas !== undefined) return cas;
+    }
     try {
       this.#begin.run();
     } catch (err) {
@@ -616,13 +667,92 @@ export class SqliteDriver implements StoreDriver {
     }
   }
 
-  /** Count the live entries of a range with one SQL `count(*)`. */
+  /** Whether some value under `prefix` may hold a lone surrogate (a scan of the prefix). */
+  #probeSurrogates(prefix: Key): unknown {
+    const params: SQLInputValue[] = [];
+    const where = boundsWhere(byteBounds({ prefix }), (bytes) => (params.push(bytes), "?"));
+    return this.#statement(
+      `SELECT 1 FROM flowstate_entries WHERE ${[...where, "value GLOB ?"].join(" AND ")} LIMIT 1`,
+    ).get(...params, LONE_SURROGATE_GLOB);
+  }
+
+  /**
+   * Trust the flag of lone surrogates from now on: a file that predates it
+   * is probed once (a scan), and the result recorded. Writable stores only.
+   */
+  #checkSurrogateFlag(): void {
+    if (this.#readOnly !== undefined) return;
+    const checked = this.#db.prepare(
+      "SELECT 1 AS yes FROM flowstate_meta WHERE key = 'surrogates_flagged'",
+    ).get();
+    if (checked === undefined) {
+      this.#begin.run();
+      try {
+        if (this.#probeSurrogates([]) !== undefined) this.#markSurrogates.run();
+        this.#db.prepare(
+          "INSERT OR IGNORE INTO flowstate_meta (key, value) VALUES ('surrogates_flagged', '1')",
+        ).run();
+        this.#commit.run();
+      } catch (err) {
+        this.#rollbackQuietly();
+        throw err;
+      }
+    }
+    this.#surrogateFlag = true;
+  }
+
+  /**
+   * One check and one write of the same key as a single conditional
+   * statement (its own transaction): `UPDATE … WHERE version = ?`,
+   * `INSERT … ON CONFLICT DO UPDATE … WHERE expired`, or `DELETE … WHERE
+   * version = ?`; one row changed means the check held. `undefined` for
+   * the shapes it does not cover (the caller runs the general path).
+   */
+  #compareAndSet(
+    check: AtomicCheck,
+    m: Mutation,
+    version: string,
+    now: number,
+  ): DriverCommitResult | undefined {
+    if (m.type === "clear" || !keysEqual(check.key, m.key)) return undefined;
+    if (m.type === "delete" && check.version === null) return undefined;
+    const key = encodeKey(m.key);
+    let changes: number;
+    try {
+      if (m.type === "delete") {
+        changes = Number(this.#casDelete.run(key, check.version, now).changes);
+      } else {
+        if (mayHoldLoneSurrogate(m.value)) this.#markSurrogates.run();
+        changes = Number(
+          check.version === null
+            ? this.#casInsert.run(key, m.value, version, m.expiresAt, now).changes
+            : this.#casUpdate.run(m.value, version, m.expiresAt, key, check.version, now).changes,
+        );
+      }
+    } catch (err) {
+      throw this.#error("Cannot commit", err);
+    }
+    return changes === 1 ? { ok: true } : { ok: false, conflicts: [check.key] };
+  }
+
+  /**
+   * Count the live entries of a range: every key of the range (read from
+   * the key index alone) minus the expired ones (read from the index on
+   * `expires_at`, which holds only entries that expire), in one statement.
+   */
   count(range: ClearRange, now: number): Promise<number> {
     const what = "Cannot count";
     this.#assertOpen(what);
+    const bounds = byteBounds(range);
+    if (isEmptyBounds(bounds)) return Promise.resolve(0);
+    const params: SQLInputValue[] = [];
+    const where = boundsWhere(bounds, (bytes) => (params.push(bytes), "?"));
+    const keys = where.length === 0 ? "1" : where.join(" AND ");
+    const sql = `SELECT (SELECT count(*) FROM flowstate_entries WHERE ${keys}) - ` +
+      `(SELECT count(*) FROM flowstate_entries INDEXED BY flowstate_entries_expires_at ` +
+      `WHERE expires_at <= ? AND ${keys}) AS n`;
     try {
-      const row = this.#inRange("SELECT count(*) AS n FROM flowstate_entries WHERE", range, LIVE)
-        .get(now) as { n: number };
+      const row = this.#statement(sql).get(...params, now, ...params) as { n: number };
       return Promise.resolve(row.n);
     } catch (err) {
       throw this.#error(what, err);
@@ -678,16 +808,9 @@ export class SqliteDriver implements StoreDriver {
         // core; if any value under the prefix may hold one, let the core sort.
         // One read transaction, so no writer slips one in between the two.
         this.#beginRead.run();
-        const params: SQLInputValue[] = [];
-        const where = boundsWhere(
-          byteBounds({ prefix: query.prefix }),
-          (bytes) => (params.push(bytes), "?"),
-        );
-        const risky = this.#statement(
-          `SELECT 1 FROM flowstate_entries WHERE ${
-            [...where, "value GLOB ?"].join(" AND ")
-          } LIMIT 1`,
-        ).get(...params, LONE_SURROGATE_GLOB);
+        const risky = this.#surrogateFlag && this.#hasSurrogates.get() === undefined
+          ? undefined
+          : this.#probeSurrogates(query.prefix);
         rows = risky === undefined
           ? this.#statement(compiled.sql).all(...compiled.params) as typeof rows
           : [];
