@@ -551,8 +551,9 @@ export class SqliteDriver implements StoreDriver {
       const where = boundsWhere(pages.bounds, (bytes) => (params.push(bytes), "?"));
       let rows: EntryRow[];
       try {
-        rows = this.#statement(pages.select("flowstate_entries", [...where, LIVE], "?"))
-          .all(...params, now, size) as EntryRow[];
+        // The page size as a literal: a bound LIMIT costs SQLite ~20 µs a statement.
+        rows = this.#statement(pages.select("flowstate_entries", [...where, LIVE], String(size)))
+          .all(...params, now) as EntryRow[];
       } catch (err) {
         throw this.#error(what, err);
       }
@@ -567,8 +568,7 @@ export class SqliteDriver implements StoreDriver {
       // Flagged first: without a transaction, a crash in between leaves only a harmless flag.
       if (mayHoldLoneSurrogate(m.value)) this.#markSurrogates.run();
       this.#upsert.run(bytesOf(m.key), m.value, version, m.expiresAt);
-    }
-    else if (m.type === "delete") this.#delete.run(bytesOf(m.key));
+    } else if (m.type === "delete") this.#delete.run(bytesOf(m.key));
     else this.#inRange("DELETE FROM flowstate_entries WHERE", m.range).run();
   }
 
