@@ -298,11 +298,16 @@ export function compileQuery(
   const from = choice === undefined
     ? "flowstate_entries AS e"
     : `flowstate_entries AS e INDEXED BY ${ident(choice.index.name)}`;
+  const sql = `SELECT e.key, e.value, e.version, e.expires_at FROM ${from} WHERE ${
+    where.join(" AND ")
+  } ORDER BY ${order.join(", ")}${limit}${offset}`;
+  // Parameters past the last placeholder in the text (bound by a clause that
+  // turned out constant, or replaced by an index's terms) must not be passed.
+  let last = 0;
+  for (const m of sql.matchAll(/\?(\d+)/g)) last = Math.max(last, Number(m[1]));
   return {
-    sql: `SELECT e.key, e.value, e.version, e.expires_at FROM ${from} WHERE ${
-      where.join(" AND ")
-    } ORDER BY ${order.join(", ")}${limit}${offset}`,
-    params: params.values,
+    sql,
+    params: params.values.slice(0, last),
     ordersStrings: q.orderBy.length > 0 ||
       q.where.some((c) => c.op in COMPARATORS && typeof c.value === "string"),
     index: choice?.index,
