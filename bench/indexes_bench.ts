@@ -11,7 +11,9 @@
  * Per size: an indexed `eq` query with one match, the same query without
  * the index (today's scan; skipped above 100k), `count(prefix)`, a list of
  * 100. At 100,000 entries (when among the sizes) also FTS p50 over 100,000
- * values.
+ * values. With FLOWSTATE_TEST_POSTGRES_URL, the same for postgres (indexed
+ * eq, count, list of 100) beside the bare `postgres` client, in a schema
+ * of its own that is dropped at the end.
  */
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
@@ -19,6 +21,7 @@ import { openStore } from "../mod.ts";
 import type { Store } from "../src/store/types.ts";
 import { byteBounds } from "../src/store/keys.ts";
 import { prefixTerms, rankExpr, valueExpr } from "../plugins/sqlite/indexes.ts";
+import { prefixTerms as pgPrefixTerms, stringExpr } from "../plugins/postgres/indexes.ts";
 
 const SIZES = (Deno.args[0] ?? "1000,100000").split(",").map(Number);
 const ROUNDS = Number(Deno.args[1] ?? 15);
@@ -207,5 +210,78 @@ for (const size of SIZES) {
     if (hits === 0) console.error("(the 2-word searches found nothing)");
   }
   db.close();
+}
+const pgUrl = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
+if (pgUrl) {
+  const { default: postgres } = await import("postgres");
+  const admin = postgres(pgUrl, { max: 1, onnotice: () => {} });
+  const schema = `bench_${crypto.randomUUID().slice(0, 8)}`;
+  console.log("");
+  console.log("| workload (postgres) | Flowstate | bare postgres client | bare / Flowstate |");
+  console.log("| --- | --- | --- | --- |");
+  try {
+    for (const size of SIZES) {
+      const table = `t${size}`;
+      const spec = { plugin: "postgres", url: pgUrl, schema, table } as const;
+      const t0 = performance.now();
+      {
+        await using plain = await openStore(spec);
+        await fill(plain, size, false);
+      }
+      await using store = await openStore({
+        ...spec,
+        indexes: [{ prefix: ["orders"], path: "status" }],
+      });
+      await admin.unsafe(`ANALYZE "${schema}"."${table}"`);
+      console.error(
+        `postgres size ${size}: ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      );
+      const bare = postgres(pgUrl, { max: 1, onnotice: () => {} });
+      const qualified = `"${schema}"."${table}"`;
+      const prefix = pgPrefixTerms("key", ["orders"]).join(" AND ");
+      const eqSql = `SELECT key, value, version, expires_at FROM ${qualified} WHERE ${
+        stringExpr(schema, "value", ["status"])
+      } = $1::text AND ${prefix}`;
+      const query = {
+        prefix: ["orders"],
+        where: [{ path: "status", op: "eq" as const, value: "needle" }],
+      };
+      if ((await store.query(query)).length !== 1) throw new Error("expected one match");
+      const plan = await store.explain(query);
+      console.error(`postgres plan: ${plan.index} ${plan.detail.join(" / ")}`);
+      await pair(
+        `indexed eq, 1 match, ${size} entries`,
+        100,
+        () => store.query(query),
+        async () =>
+          (await bare.unsafe(eqSql, ["needle"])).map((r) => JSON.parse(r.value as string)),
+      );
+      const b = byteBounds({ prefix: ["orders"] });
+      await pair(
+        `count(prefix), ${size} entries`,
+        size >= 100_000 ? 2 : 50,
+        () => store.count(["orders"]),
+        async () =>
+          (await bare.unsafe(
+            `SELECT count(*) AS n FROM ${qualified} WHERE key > $1 AND key < $2`,
+            [b.lower!, b.upper!] as never[],
+          ))[0].n,
+      );
+      await pair(`list of 100, ${size} entries`, 50, async () => {
+        const out = [];
+        for await (const e of store.list({ prefix: ["orders"], limit: 100 })) out.push(e);
+        return out;
+      }, async () =>
+        (await bare.unsafe(
+          `SELECT key, value, version, expires_at FROM ${qualified} WHERE key > $1 AND key < $2 ` +
+            `ORDER BY key LIMIT 100`,
+          [b.lower!, b.upper!] as never[],
+        )).map((r) => JSON.parse(r.value as string)));
+      await bare.end();
+    }
+  } finally {
+    await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.end();
+  }
 }
 await Deno.remove(dir, { recursive: true });

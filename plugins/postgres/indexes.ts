@@ -39,14 +39,16 @@ export function castFunction(schema: string): string {
  * escape replaced by `\ufffd` (so the fields without one still read as
  * they are), or NULL if even that fails. Queries keep their exact clauses,
  * which cast the real value: a row the index finds that jsonb cannot hold
- * makes the query fail over to the core.
+ * makes the query fail over to the core. PARALLEL UNSAFE: its exception
+ * blocks are subtransactions, which parallel workers (an index build on a
+ * large table) cannot start.
  */
 export function createCastFunctionSql(schema: string): string {
   // An escape of \u0000 or a surrogate, after an even run of backslashes (so not "\\u0000").
   const escape = String.raw`((^|[^\\])(\\\\)*)\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})`;
   const replacement = String.raw`\1\\ufffd`;
   return `CREATE OR REPLACE FUNCTION ${castFunction(schema)}(t text) RETURNS jsonb ` +
-    `LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fs$
+    `LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL UNSAFE AS $fs$
 DECLARE
   s text := t;
   prev text;
