@@ -155,8 +155,19 @@ export interface StoreSpec {
   [option: string]: unknown;
 }
 
-/** The options every store takes besides its plugin's: indexes and search. */
-interface CoreStoreOptions {
+/**
+ * The options every store takes besides its plugin's: `indexes` and `search`.
+ *
+ * @example
+ * ```ts
+ * import type { CoreStoreOptions } from "@flowstate/core";
+ * const options: CoreStoreOptions = {
+ *   indexes: [{ prefix: ["orders"], path: "status" }],
+ *   search: { prefix: ["notes"], fields: ["title", "body"] },
+ * };
+ * ```
+ */
+export interface CoreStoreOptions {
   /** Indexes on JSON paths under key prefixes. */
   indexes?: readonly IndexDeclaration[];
   /** Which values full-text search indexes. */

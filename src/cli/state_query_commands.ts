@@ -27,13 +27,12 @@ export interface StateCommandHooks {
   /** Set the process's exit code. */
   setExitCode(code: number): void;
   /** The global options of a command. */
-  globals(command: { optsWithGlobals(): GlobalOptions }): GlobalOptions;
+  globals(command: { optsWithGlobals(): object }): GlobalOptions;
 }
 
 /** Add `query` and `search` to the `state` command. */
-// deno-lint-ignore no-explicit-any
 export function addStateQueryCommands(
-  state: Command<any, any, any>,
+  state: Pick<Command, "command">,
   hooks: StateCommandHooks,
 ): void {
   const storeHelp = "store to use (default: the store of the scope, or of the global scope)";

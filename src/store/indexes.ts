@@ -62,7 +62,10 @@ export function indexName(prefix: Key, path: readonly string[]): string {
 function checkPath(path: unknown, what: string): string[] {
   const segments = parsePath(path as string | string[], what);
   for (const seg of segments) {
-    if (seg === "" || ARRAY_INDEX.test(seg) || /["\\\u0000]/.test(seg) || !seg.isWellFormed()) {
+    if (
+      seg === "" || ARRAY_INDEX.test(seg) || /["\\]/.test(seg) || seg.includes("\u0000") ||
+      !seg.isWellFormed()
+    ) {
       throw new TypeError(
         `${what}: path segment ${
           JSON.stringify(seg)
