@@ -39,8 +39,23 @@ export function jsonPathLiteral(path: readonly string[]): string {
   return `'${`$${path.map((s) => `."${s}"`).join("")}`.replaceAll("'", "''")}'`;
 }
 
+const memo = new Map<string, string>();
+/** `make()`, remembered by `key` (expressions are rebuilt for every query otherwise). */
+function memoized(key: string, make: () => string): string {
+  let text = memo.get(key);
+  if (text === undefined) {
+    if (memo.size > 1000) memo.clear();
+    memo.set(key, text = make());
+  }
+  return text;
+}
+
 /** The rank expression R of `path` on column `col`. */
 export function rankExpr(col: string, path: readonly string[]): string {
+  return memoized(`r\0${col}\0${path.join("\0")}`, () => makeRankExpr(col, path));
+}
+
+function makeRankExpr(col: string, path: readonly string[]): string {
   const p = jsonPathLiteral(path);
   return `CASE json_type(${col}, ${p}) WHEN 'null' THEN 1 WHEN 'false' THEN 2 ` +
     `WHEN 'true' THEN 3 WHEN 'integer' THEN 4 WHEN 'real' THEN 4 WHEN 'text' THEN 5 ` +
@@ -49,6 +64,10 @@ export function rankExpr(col: string, path: readonly string[]): string {
 
 /** The sort value expression V of `path` on column `col`. */
 export function valueExpr(col: string, path: readonly string[]): string {
+  return memoized(`v\0${col}\0${path.join("\0")}`, () => makeValueExpr(col, path));
+}
+
+function makeValueExpr(col: string, path: readonly string[]): string {
   const p = jsonPathLiteral(path);
   return `CASE json_type(${col}, ${p}) WHEN 'integer' THEN CAST(json_extract(${col}, ${p}) AS REAL) ` +
     `WHEN 'real' THEN json_extract(${col}, ${p}) WHEN 'text' THEN json_extract(${col}, ${p}) END`;
