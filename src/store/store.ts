@@ -276,21 +276,56 @@ class CoreStore implements Store {
     const self = this;
     // The cursor is encoded only when asked for: encoding per entry is costly.
     let lastKey: Key | undefined;
-    async function* entries(): AsyncGenerator<Entry<T>> {
-      if (limit === 0) return;
+    /**
+     * A synchronous driver (memory, sqlite) pages its rows itself: hand each
+     * entry out as an already resolved promise, without an async generator's
+     * promise jobs per entry.
+     */
+    function fromSync(source: Iterator<RawEntry>): AsyncIterator<Entry<T>> {
       let n = 0;
-      const source = self.#driver.list(range, self.#clock.now());
-      if (Symbol.iterator in source) {
-        // A synchronous driver (memory, sqlite): no await per entry here.
-        for (const raw of source as Iterable<RawEntry>) {
-          self.#assertOpen(what);
-          if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
-          lastKey = raw.key;
-          yield toEntry<T>(raw);
-          if (++n >= limit) return;
+      let finished = limit === 0;
+      const done = (): IteratorResult<Entry<T>> => ({ done: true, value: undefined });
+      const finish = () => {
+        if (!finished) {
+          finished = true;
+          source.return?.();
         }
-        return;
-      }
+      };
+      return {
+        next() {
+          try {
+            while (!finished) {
+              self.#assertOpen(what);
+              const r = source.next();
+              if (r.done) {
+                finished = true;
+                break;
+              }
+              const raw = r.value;
+              if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
+              lastKey = raw.key;
+              if (++n >= limit) finish();
+              return Promise.resolve({ done: false, value: toEntry<T>(raw) });
+            }
+            return Promise.resolve(done());
+          } catch (err) {
+            finish();
+            return Promise.reject(err);
+          }
+        },
+        return() {
+          finish();
+          return Promise.resolve(done());
+        },
+        throw(err?: unknown) {
+          finish();
+          return Promise.reject(err);
+        },
+      };
+    }
+    async function* entries(source?: AsyncIterable<RawEntry>): AsyncGenerator<Entry<T>> {
+      if (source === undefined) return;
+      let n = 0;
       for await (const raw of source) {
         self.#assertOpen(what);
         if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
@@ -299,7 +334,37 @@ class CoreStore implements Store {
         if (++n >= limit) return;
       }
     }
-    return listIterator(entries(), {
+    // The driver is asked at the first step, as of then (not when list() is called).
+    let inner: AsyncIterator<Entry<T>> | undefined;
+    const started = (): AsyncIterator<Entry<T>> => {
+      if (inner === undefined) {
+        if (limit === 0) inner = entries();
+        else {
+          const listed = self.#driver.list(range, self.#clock.now());
+          inner = Symbol.iterator in listed
+            ? fromSync((listed as Iterable<RawEntry>)[Symbol.iterator]())
+            : entries(listed as AsyncIterable<RawEntry>);
+        }
+      }
+      return inner;
+    };
+    const source: AsyncIterator<Entry<T>> = {
+      next() {
+        try {
+          return started().next();
+        } catch (err) {
+          return Promise.reject(err);
+        }
+      },
+      return(value?: unknown) {
+        return inner?.return?.(value) ??
+          Promise.resolve({ done: true as const, value: undefined });
+      },
+      throw(err?: unknown) {
+        return inner?.throw?.(err) ?? Promise.reject(err);
+      },
+    };
+    return listIterator(source, {
       cursor: () => lastKey === undefined ? "" : encodeCursor(lastKey),
       next: (step) =>
         self.#closed
