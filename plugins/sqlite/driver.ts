@@ -888,6 +888,14 @@ export class SqliteDriver implements StoreDriver {
     if (n > BUILD_NOTICE_ENTRIES) progress(`building the search index: ${n} entries…`);
     try {
       this.#begin.run();
+      // Another process may have built it meanwhile: check again under the write lock.
+      const again = this.#db.prepare("SELECT value FROM flowstate_meta WHERE key = 'search'")
+        .get() as { value: string } | undefined;
+      if (again?.value === wanted) {
+        this.#commit.run();
+        this.#search = spec;
+        return true;
+      }
       for (const sql of DROP_SEARCH_SQL) this.#db.exec(sql);
       for (const sql of createSearchSql(spec)) this.#db.exec(sql);
       this.#db.prepare("INSERT OR REPLACE INTO flowstate_meta (key, value) VALUES ('search', ?)")
