@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { withSandbox } from "./_cli_sandbox.ts";
+import { openStore } from "../mod.ts";
 
 const CONFIG = `stores:
   default:
@@ -199,5 +200,44 @@ nodes:
     const invalid = await run("validate", "bad.flow.yaml");
     assert.equal(invalid.code, 2);
     assert.match(invalid.stdout + invalid.stderr, /bad\.flow\.yaml:3:\d+.*op/);
+  });
+});
+
+Deno.test("an index declared on a large existing store is built at open, with a line before and after", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    {
+      await using store = await openStore({ plugin: "sqlite", path: join(dir, "big.db") });
+      const op = store.atomic();
+      for (let i = 0; i < 10_001; i++) {
+        op.set(["orders", String(i)], { status: i === 7 ? "x" : "y" });
+      }
+      assert.ok((await op.commit()).ok);
+    }
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  default:\n    plugin: sqlite\n    path: big.db\n    indexes: [{ prefix: [orders], path: status }]\n",
+    );
+    const first = await run(
+      "state",
+      "query",
+      "--prefix",
+      "orders",
+      "--where",
+      "status=x",
+      "--json",
+    );
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual(JSON.parse(first.stdout).map((e: { key: string[] }) => e.key), [[
+      "orders",
+      "7",
+    ]]);
+    assert.match(
+      first.stderr,
+      /building index fs_ix_\w+ on status under \["orders"\]: 10001 entries/,
+    );
+    assert.match(first.stderr, /built index fs_ix_\w+ .* in \d+ ms/);
+    const second = await run("state", "query", "--prefix", "orders", "--where", "status=x");
+    assert.equal(second.code, 0, second.stderr);
+    assert.doesNotMatch(second.stderr, /building/);
   });
 });
