@@ -319,7 +319,11 @@ export async function openStore<const S extends StoreSpec>(
       : {}),
   });
   let prepared: PreparedIndexes | undefined;
-  if ((indexes.length > 0 || search !== undefined) && driver.prepareIndexes) {
+  const native = driver.capabilities ?? {};
+  if (
+    driver.prepareIndexes &&
+    ((indexes.length > 0 && native.indexes) || (search !== undefined && native.search))
+  ) {
     try {
       prepared = await driver.prepareIndexes({
         indexes,

@@ -194,7 +194,9 @@ defineIndexCases(define);
  * import { testStore } from "@flowstate/core/testing";
  * import memory from "@flowstate/core/plugins/memory";
  *
- * testStore("memory", (ctx) => openStore({ plugin: memory }, { clock: ctx.clock }));
+ * testStore("memory", ({ clock, indexes, search }) =>
+ *   openStore({ plugin: memory, indexes, search }, { clock })
+ * );
  *
  * Deno.test("memory plugin says where it lives", async () => {
  *   await using store = await openStore({ plugin: memory });
@@ -222,7 +224,8 @@ defineIndexCases(define);
  * // The suite runs after the tests registered before it; afterAll runs last.
  * testStore(
  *   "sqlite",
- *   ({ id, clock }) => openStore({ plugin, path: join(dir, `${id}.db`) }, { clock }),
+ *   ({ id, clock, indexes, search }) =>
+ *     openStore({ plugin, path: join(dir, `${id}.db`), indexes, search }, { clock }),
  *   {
  *     multiProcess: { spec: ({ id }) => ({ plugin, path: join(dir, `${id}.db`) }) },
  *     cleanup: ({ id }) => Deno.remove(join(dir, `${id}.db`)).catch(() => {}),
