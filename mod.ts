@@ -39,6 +39,8 @@ export type {
   CompactResult,
   DeleteOptions,
   Entry,
+  IndexDeclaration,
+  IndexInfo,
   JsonValue,
   Key,
   KeyBounds,
@@ -47,6 +49,10 @@ export type {
   ListOptions,
   OrderBy,
   Query,
+  QueryPlan,
+  SearchDeclaration,
+  SearchHit,
+  SearchOptions,
   SetOptions,
   Store,
   WhereClause,
@@ -81,6 +87,7 @@ export {
   type BuiltinPluginName,
   type BuiltinPluginOptions,
   type CheckedStoreSpec,
+  type CoreStoreOptions,
   definePlugin,
   loadPlugin,
   openStore,
@@ -103,7 +110,14 @@ export {
 export type { BuiltinNodeType, FlowDefinition } from "./src/flow/types.ts";
 export type { FlowSource } from "./src/flow/load.ts";
 export type { NodeStatus, RunEvent, RunRecord, RunStatus } from "./src/records/types.ts";
-export type { ScopeCallOptions, ScopeKey, ScopeName, StateView } from "./src/state/scopes.ts";
+export type {
+  ScopeCallOptions,
+  ScopeKey,
+  ScopeName,
+  ScopeQueryOptions,
+  ScopeSearchOptions,
+  StateView,
+} from "./src/state/scopes.ts";
 export {
   type AbandonedPolicy,
   type ConfigObject,

@@ -20,11 +20,18 @@ export type {
   ClearRange,
   CommitRequest,
   DriverCommitResult,
+  IndexSpec,
   KeyRange,
   Mutation,
+  PreparedIndexes,
+  PrepareIndexesRequest,
   RawEntry,
+  RawSearchHit,
+  SearchRequest,
+  SearchSpec,
   StoreDriver,
 } from "./src/store/driver.ts";
+export type { QueryPlan } from "./src/store/types.ts";
 export type { NormalizedQuery } from "./src/store/query.ts";
 export {
   assertKey,

@@ -14,7 +14,9 @@
  * import { fakeClock, testStore } from "@flowstate/core/testing";
  * import memory from "@flowstate/core/plugins/memory";
  *
- * testStore("memory", (ctx) => openStore({ plugin: memory }, { clock: ctx.clock }));
+ * testStore("memory", ({ clock, indexes, search }) =>
+ *   openStore({ plugin: memory, indexes, search }, { clock })
+ * );
  *
  * // What only this backend does gets its own tests beside the suite; move
  * // the fake clock instead of sleeping.

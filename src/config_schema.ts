@@ -172,8 +172,16 @@ function isPluginObject(value: unknown): value is Plugin {
     typeof v.name === "string";
 }
 
+const keySchema = z.array(z.string());
+const pathSchema = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 const storeSchema = z.looseObject({
   plugin: z.union([z.string().min(1), z.custom<Plugin>(isPluginObject)]),
+  // Checked again (array-index segments and the like) when the store opens.
+  indexes: z.array(z.strictObject({ prefix: keySchema, path: pathSchema })).optional(),
+  search: z.strictObject({
+    prefix: keySchema.optional(),
+    fields: z.array(pathSchema).min(1).optional(),
+  }).optional(),
 });
 
 /** The shape of a config; {@linkcode explainIssue} turns its issues into messages. */

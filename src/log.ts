@@ -60,8 +60,13 @@ export interface Warning {
  * const code: WarningCode = "STORE_LARGE";
  * ```
  */
-// deno-lint-ignore ban-types
-export type WarningCode = "STORE_LARGE" | "DIR_SYNC_FAILED" | "STORE_CORRUPT_MOVED" | (string & {});
+export type WarningCode =
+  | "STORE_LARGE"
+  | "DIR_SYNC_FAILED"
+  | "STORE_CORRUPT_MOVED"
+  | "INDEX_BUILD"
+  // deno-lint-ignore ban-types
+  | (string & {});
 
 /**
  * Receives the library's warnings (see {@linkcode Warning}).

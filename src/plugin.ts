@@ -10,7 +10,14 @@ import { z } from "zod";
 import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
 import { wrapDriver } from "./store/store.ts";
-import type { Clock, Store } from "./store/types.ts";
+import type { Clock, IndexDeclaration, SearchDeclaration, Store } from "./store/types.ts";
+import {
+  type IndexSpec,
+  normalizeIndexes,
+  normalizeSearch,
+  type SearchSpec,
+} from "./store/indexes.ts";
+import type { PreparedIndexes } from "./store/driver.ts";
 import { systemClock } from "./clock.ts";
 import type { WarningHandler } from "./log.ts";
 import type { MemoryOptions } from "../plugins/memory/mod.ts";
@@ -140,8 +147,31 @@ export interface StoreSpec {
   /** A built-in name, a module specifier or a plugin object. */
   // deno-lint-ignore ban-types
   plugin: BuiltinPluginName | (string & {}) | Plugin<unknown>;
+  /** Indexes on JSON paths under key prefixes (see {@linkcode IndexDeclaration}). */
+  indexes?: readonly IndexDeclaration[];
+  /** Which values full-text search indexes (see {@linkcode SearchDeclaration}). */
+  search?: SearchDeclaration;
   /** Plugin options. */
   [option: string]: unknown;
+}
+
+/**
+ * The options every store takes besides its plugin's: `indexes` and `search`.
+ *
+ * @example
+ * ```ts
+ * import type { CoreStoreOptions } from "@flowstate/core";
+ * const options: CoreStoreOptions = {
+ *   indexes: [{ prefix: ["orders"], path: "status" }],
+ *   search: { prefix: ["notes"], fields: ["title", "body"] },
+ * };
+ * ```
+ */
+export interface CoreStoreOptions {
+  /** Indexes on JSON paths under key prefixes. */
+  indexes?: readonly IndexDeclaration[];
+  /** Which values full-text search indexes. */
+  search?: SearchDeclaration;
 }
 
 /**
@@ -194,11 +224,12 @@ export type CheckedStoreSpec<S> = S extends { plugin: infer P }
   // Every key of S that the plugin does not take is typed `never`.
   ? [P] extends [BuiltinPluginName] ?
       & {
-        [K in keyof S]: K extends keyof ({ plugin: P } & BuiltinPluginOptions[P])
-          ? ({ plugin: P } & BuiltinPluginOptions[P])[K]
+        [K in keyof S]: K extends keyof ({ plugin: P } & CoreStoreOptions & BuiltinPluginOptions[P])
+          ? ({ plugin: P } & CoreStoreOptions & BuiltinPluginOptions[P])[K]
           : never;
       }
       & { plugin: P }
+      & CoreStoreOptions
       & BuiltinPluginOptions[P]
   : S
   : S;
@@ -255,12 +286,17 @@ export async function openStore<const S extends StoreSpec>(
     );
   }
   const baseDir = options.baseDir ?? Deno.cwd();
-  const { plugin: pluginSpec, ...rawOptions } = spec;
+  const { plugin: pluginSpec, indexes: rawIndexes, search: rawSearch, ...rawOptions } = spec;
   const plugin = await loadPlugin(pluginSpec as string | Plugin, {
     baseDir,
     storeName: options.name,
   });
   const name = options.name ?? plugin.name;
+  const { indexes, search } = checkIndexOptions(
+    rawIndexes,
+    rawSearch,
+    `Cannot open store "${name}"`,
+  );
   const validated = await validateOptions(
     plugin,
     rawOptions,
@@ -282,7 +318,50 @@ export async function openStore<const S extends StoreSpec>(
       ? { warn: ({ code, message }) => onWarning({ code, message, store: name }) }
       : {}),
   });
-  return wrapDriver(driver, { name, plugin: plugin.name, clock: options.clock });
+  let prepared: PreparedIndexes | undefined;
+  const native = driver.capabilities ?? {};
+  if (
+    driver.prepareIndexes &&
+    ((indexes.length > 0 && native.indexes) || (search !== undefined && native.search))
+  ) {
+    try {
+      prepared = await driver.prepareIndexes({
+        indexes,
+        search,
+        progress: (message) => onWarning?.({ code: "INDEX_BUILD", message, store: name }),
+      });
+    } catch (err) {
+      await Promise.resolve(driver.close()).catch(() => {});
+      throw err;
+    }
+  }
+  return wrapDriver(driver, {
+    name,
+    plugin: plugin.name,
+    clock: options.clock,
+    indexes,
+    search,
+    prepared,
+  });
+}
+
+/** Validate a store's `indexes` and `search`: a {@linkcode ConfigError} at the option's path. */
+function checkIndexOptions(
+  indexes: unknown,
+  search: unknown,
+  what: string,
+): { indexes: IndexSpec[]; search: SearchSpec | undefined } {
+  let option = "indexes";
+  try {
+    const specs = normalizeIndexes(indexes, what);
+    option = "search";
+    return { indexes: specs, search: normalizeSearch(search, what) };
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    throw new ConfigError(err.message, {
+      issues: [{ message: err.message.replace(`${what}: `, ""), path: [option] }],
+    });
+  }
 }
 
 /**

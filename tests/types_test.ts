@@ -72,6 +72,8 @@ Deno.test("BuiltinJobName, BuiltinPluginName and BuiltinNodeType name exactly th
     "state.delete": true,
     "state.increment": true,
     "state.list": true,
+    "state.query": true,
+    "state.search": true,
     log: true,
     transform: true,
     delay: true,

@@ -11,7 +11,11 @@ globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: tr
 // One file per case id: the same id reopens the same file.
 testStore(
   "mapfile",
-  (ctx) => openStore({ plugin, path: `${ctx.id}.json` }, { clock: ctx.clock, baseDir: dir }),
+  (ctx) =>
+    openStore({ plugin, path: `${ctx.id}.json`, indexes: ctx.indexes, search: ctx.search }, {
+      clock: ctx.clock,
+      baseDir: dir,
+    }),
 );
 
 Deno.test("mapfile plugin rejects a damaged file and leaves it in place", async () => {

@@ -58,7 +58,8 @@ if (REDIS_URL === undefined) {
   } as ConformanceOptions;
   testStore(
     "redis",
-    ({ id, clock }) => openStore({ ...spec(id), plugin: redis }, { clock }),
+    ({ id, clock, indexes, search }) =>
+      openStore({ ...spec(id), plugin: redis, indexes, search }, { clock }),
     options,
   );
 }

@@ -15,8 +15,10 @@ const suiteDir = await Deno.makeTempDir({ prefix: "flowstate-jsonfile-suite-" })
 globalThis.addEventListener("unload", () => Deno.removeSync(suiteDir, { recursive: true }));
 testStore(
   "jsonfile",
-  ({ id, clock }) =>
-    openStore({ plugin: "jsonfile", path: join(suiteDir, `${id}.json`) }, { clock }),
+  ({ id, clock, indexes, search }) =>
+    openStore({ plugin: "jsonfile", path: join(suiteDir, `${id}.json`), indexes, search }, {
+      clock,
+    }),
   // A second process opens the same file to check the multiProcess claim.
   {
     multiProcess: {
@@ -248,6 +250,8 @@ Deno.test("jsonfile resolves a relative path against baseDir", async () => {
       clear: true,
       atomicClear: true,
       multiProcess: true,
+      indexes: false,
+      search: false,
     });
     await store.set(["a"], 1);
     await store.close();

@@ -7,14 +7,23 @@ import memory from "./mod.ts";
 const dir = await Deno.makeTempDir({ prefix: "flowstate-memory-test-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
 
-testStore("memory", (ctx) => openStore({ plugin: memory }, { clock: ctx.clock }));
+testStore(
+  "memory",
+  (ctx) =>
+    openStore({ plugin: memory, indexes: ctx.indexes, search: ctx.search }, { clock: ctx.clock }),
+);
 
 // With a snapshot file the memory plugin survives close and reopen, so the
 // persistence cases apply too.
 testStore(
   "memory (snapshot)",
   (ctx) =>
-    openStore({ plugin: memory, snapshot: join(dir, `${ctx.id}.json`) }, { clock: ctx.clock }),
+    openStore({
+      plugin: memory,
+      snapshot: join(dir, `${ctx.id}.json`),
+      indexes: ctx.indexes,
+      search: ctx.search,
+    }, { clock: ctx.clock }),
   { persistent: true },
 );
 
@@ -86,4 +95,31 @@ Deno.test("memory plugin refuses a corrupt snapshot on every open and leaves it 
       assert.equal(await Deno.readTextFile(snapshot), content, `${what}: content kept in place`);
     }
   }
+});
+
+Deno.test("memory plugin indexes the entries it restores from its snapshot, and answers eq from the index", async () => {
+  const snapshot = join(dir, "indexed.json");
+  {
+    await using store = await openStore({ plugin: memory, snapshot });
+    await store.set(["o", "1"], { status: "open" });
+    await store.set(["o", "2"], { status: "done" });
+    await store.set(["p", "3"], { status: "open" });
+  }
+  await using store = await openStore({
+    plugin: memory,
+    snapshot,
+    indexes: [{ prefix: ["o"], path: "status" }],
+  });
+  const q = { prefix: ["o"], where: [{ path: "status", op: "eq" as const, value: "open" }] };
+  assert.deepEqual((await store.query(q)).map((e) => e.key), [["o", "1"]]);
+  const plan = await store.explain(q);
+  assert.deepEqual([plan.index, plan.scan, plan.by], [store.indexes[0].name, false, "native"]);
+  await store.set(["o", "2"], { status: "open" });
+  await store.delete(["o", "1"]);
+  assert.deepEqual((await store.query(q)).map((e) => e.key), [["o", "2"]]);
+  const range = await store.explain({
+    prefix: ["o"],
+    where: [{ path: "status", op: "gt", value: "a" }],
+  });
+  assert.deepEqual([range.index, range.scan, range.by], [null, true, "core"]);
 });

@@ -27,6 +27,18 @@ import type {
   StoreDriver,
 } from "../../src/store/driver.ts";
 import { compareKeys, hasPrefix } from "../../src/store/keys.ts";
+import { applyQuery, type NormalizedQuery, readPath } from "../../src/store/query.ts";
+import { chooseIndex } from "../../src/store/indexes.ts";
+import type { IndexSpec, PreparedIndexes, PrepareIndexesRequest } from "../../src/store/driver.ts";
+import type { QueryPlan } from "../../src/store/types.ts";
+
+/** A scalar field as an index key (`eq` is JSON equality); `undefined` for anything else. */
+function scalarToken(field: unknown): string | undefined {
+  return field === null || typeof field === "string" || typeof field === "number" ||
+      typeof field === "boolean"
+    ? JSON.stringify(field)
+    : undefined;
+}
 import type { Clock, Key } from "../../src/store/types.ts";
 import { systemClock } from "../../src/clock.ts";
 
@@ -53,12 +65,20 @@ interface Slot {
 /** The memory driver: a Map plus a lazily merged sorted index. */
 export class MemoryDriver implements StoreDriver {
   readonly location: string;
-  readonly capabilities = { persistent: false, expiry: false, atomicClear: true };
+  readonly capabilities = {
+    persistent: false,
+    expiry: false,
+    atomicClear: true,
+    query: true,
+    indexes: true,
+  };
   #entries = new Map<string, RawEntry>();
   #sorted: Slot[] = [];
   #inSorted = new Set<string>();
   #pending: Slot[] = [];
   #snapshot: string | undefined;
+  /** Declared indexes: for each, the ids of the entries by their field's value (scalars only). */
+  #ix: { spec: IndexSpec; byValue: Map<string, Set<string>> }[] = [];
 
   #clock: Clock;
 
@@ -106,11 +126,91 @@ export class MemoryDriver implements StoreDriver {
 
   #put(entry: RawEntry): void {
     const id = JSON.stringify(entry.key);
-    if (this.#entries.get(id) === undefined && !this.#inSorted.has(id)) {
+    const old = this.#entries.get(id);
+    if (old === undefined && !this.#inSorted.has(id)) {
       this.#pending.push({ id, key: entry.key });
       this.#inSorted.add(id);
     }
+    if (this.#ix.length > 0) {
+      if (old !== undefined) this.#indexEntry(id, old, false);
+      this.#indexEntry(id, entry, true);
+    }
     this.#entries.set(id, entry);
+  }
+
+  #remove(id: string): void {
+    if (this.#ix.length > 0) {
+      const old = this.#entries.get(id);
+      if (old !== undefined) this.#indexEntry(id, old, false);
+    }
+    this.#entries.delete(id);
+  }
+
+  /** Add (or remove) one entry to (from) every index whose prefix holds it. */
+  #indexEntry(id: string, entry: RawEntry, add: boolean): void {
+    let value: unknown;
+    let parsed = false;
+    for (const ix of this.#ix) {
+      if (ix.spec.prefix.length > 0 && !hasPrefix(entry.key, ix.spec.prefix)) continue;
+      if (!parsed) {
+        value = JSON.parse(entry.value);
+        parsed = true;
+      }
+      const token = scalarToken(readPath(value, ix.spec.path));
+      if (token === undefined) continue;
+      let ids = ix.byValue.get(token);
+      if (add) {
+        if (ids === undefined) ix.byValue.set(token, ids = new Set());
+        ids.add(id);
+      } else if (ids !== undefined) {
+        ids.delete(id);
+        if (ids.size === 0) ix.byValue.delete(token);
+      }
+    }
+  }
+
+  /** Build the declared indexes from the entries (kept exact by every commit from now on). */
+  prepareIndexes(request: PrepareIndexesRequest): PreparedIndexes {
+    this.#ix = request.indexes.map((spec) => ({ spec, byValue: new Map() }));
+    for (const [id, entry] of this.#entries) this.#indexEntry(id, entry, true);
+    return { indexes: request.indexes.map((i) => i.name), search: false };
+  }
+
+  /** The index and clause that answer `q`: an `eq` on a scalar only. */
+  #eqIndex(q: NormalizedQuery) {
+    const choice = chooseIndex(this.#ix.map((i) => i.spec), q);
+    if (choice?.clause === undefined || q.where[choice.clause].op !== "eq") return undefined;
+    const token = scalarToken(q.where[choice.clause].value);
+    if (token === undefined) return undefined;
+    return { ix: this.#ix.find((i) => i.spec === choice.index)!, token };
+  }
+
+  /** An `eq` on an indexed path: the entries with that value, then the rest of the query. */
+  query(q: NormalizedQuery): Promise<RawEntry[] | undefined> {
+    const found = this.#eqIndex(q);
+    if (found === undefined) return Promise.resolve(undefined);
+    const now = this.#clock.now();
+    const candidates: { key: Key; value: unknown; raw: RawEntry }[] = [];
+    for (const id of found.ix.byValue.get(found.token) ?? []) {
+      const raw = this.#entries.get(id)!;
+      if (q.prefix.length > 0 && !hasPrefix(raw.key, q.prefix)) continue;
+      if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
+      candidates.push({ key: raw.key, value: JSON.parse(raw.value), raw });
+    }
+    return Promise.resolve(applyQuery(candidates, q).map((c) => c.raw));
+  }
+
+  /** Say whether an index answers `q` (`undefined`: the core scans). */
+  explain(q: NormalizedQuery): Promise<QueryPlan | undefined> {
+    const found = this.#eqIndex(q);
+    if (found === undefined) return Promise.resolve(undefined);
+    const n = found.ix.byValue.get(found.token)?.size ?? 0;
+    return Promise.resolve({
+      index: found.ix.spec.name,
+      scan: false,
+      by: "native",
+      detail: [`memory: ${n} entries with ${found.ix.spec.path.join(".")} = ${found.token}`],
+    });
   }
 
   get(key: Key): RawEntry | null {
@@ -201,11 +301,11 @@ export class MemoryDriver implements StoreDriver {
       if (m.type === "set") {
         this.#put({ key: m.key, value: m.value, version: request.version, expiresAt: m.expiresAt });
       } else if (m.type === "delete") {
-        this.#entries.delete(JSON.stringify(m.key));
+        this.#remove(JSON.stringify(m.key));
       } else {
         const { prefix, start, end } = m.range;
         const doomed = [...this.list({ prefix, start, end })];
-        for (const e of doomed) this.#entries.delete(JSON.stringify(e.key));
+        for (const e of doomed) this.#remove(JSON.stringify(e.key));
       }
     }
     return { ok: true };

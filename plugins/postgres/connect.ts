@@ -118,6 +118,10 @@ export interface Connection {
   qualified: string;
   /** The table's advisory lock id (its lock class is `LOCK_CLASS`). */
   lockId: number;
+  /** The schema, unquoted. */
+  schema: string;
+  /** The table, unquoted. */
+  table: string;
 }
 
 /**
@@ -166,7 +170,7 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       storeName,
       mustExist: options.mustExist ?? false,
     });
-    return { sql, storeName, location, qualified, lockId };
+    return { sql, storeName, location, qualified, lockId, schema, table };
   } catch (err) {
     await sql.end({ timeout: 0 }).catch(() => {});
     if (

@@ -24,6 +24,13 @@ import { entryOf, type EntryRow, KeysetPages } from "../_sql/keyset.ts";
 import { connect, type PostgresDriverOptions } from "./connect.ts";
 import { codeOf, isCastFailure, isPostgresError, isRetryable, messageOf } from "./errors.ts";
 import { compileQuery } from "./query.ts";
+import type { IndexSpec, PreparedIndexes, PrepareIndexesRequest } from "../../src/store/driver.ts";
+import type { QueryPlan } from "../../src/store/types.ts";
+import { createCastFunctionSql, createIndexSql, indexNames } from "./indexes.ts";
+import { LOCK_CLASS } from "./schema.ts";
+
+/** Above this many entries under its prefix, building an index reports progress. */
+const BUILD_NOTICE_ENTRIES = 10_000;
 import {
   LIVE,
   planWrites,
@@ -66,14 +73,19 @@ export class PostgresDriver implements StoreDriver {
     clear: true,
     atomicClear: true,
     multiProcess: true,
+    indexes: true,
+    search: false,
   });
   #sql: Sql;
   #storeName: string;
   #table: string;
   #sqlText: Statements;
   #closed = false;
-
+  #schema: string;
+  #bareTable: string;
   #lockId: number;
+  /** The declared indexes built in the database. */
+  #indexes: IndexSpec[] = [];
   #listeners = new Set<{ unlisten(): Promise<void> }>();
 
   private constructor(
@@ -82,6 +94,8 @@ export class PostgresDriver implements StoreDriver {
     storeName: string,
     table: string,
     lockId: number,
+    schema: string,
+    bareTable: string,
   ) {
     this.#lockId = lockId;
     this.#sql = sql;
@@ -89,6 +103,8 @@ export class PostgresDriver implements StoreDriver {
     this.#storeName = storeName;
     this.#table = table;
     this.#sqlText = statements(table, lockId);
+    this.#schema = schema;
+    this.#bareTable = bareTable;
   }
 
   /**
@@ -100,7 +116,15 @@ export class PostgresDriver implements StoreDriver {
    */
   static async open(url: string, options: PostgresDriverOptions = {}): Promise<PostgresDriver> {
     const c = await connect(url, options);
-    return new PostgresDriver(c.sql, c.location, c.storeName, c.qualified, c.lockId);
+    return new PostgresDriver(
+      c.sql,
+      c.location,
+      c.storeName,
+      c.qualified,
+      c.lockId,
+      c.schema,
+      c.table,
+    );
   }
 
   #assertOpen(what: string): void {
@@ -436,7 +460,10 @@ export class PostgresDriver implements StoreDriver {
   async query(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined> {
     const what = "Cannot query";
     this.#assertOpen(what);
-    const compiled = compileQuery(this.#table, query, now);
+    const compiled = compileQuery(this.#table, query, now, {
+      schema: this.#schema,
+      indexes: this.#indexes,
+    });
     if (compiled === undefined) return undefined;
     let rows: EntryRow[];
     let connection;
@@ -458,6 +485,96 @@ export class PostgresDriver implements StoreDriver {
       connection?.release();
     }
     return rows.map(entryOf);
+  }
+
+  /**
+   * Build the declared indexes missing from the database (two partial
+   * b-tree expression indexes each, see `indexes.ts`), under the table's
+   * advisory lock so that processes opening at once build each once. A
+   * build reports progress when the prefix holds many entries; it blocks
+   * writes to the table while it runs (`CREATE INDEX`, not `CONCURRENTLY`).
+   */
+  async prepareIndexes(request: PrepareIndexesRequest): Promise<PreparedIndexes> {
+    const what = "Cannot build indexes";
+    this.#assertOpen(what);
+    if (request.indexes.length === 0) return { indexes: [], search: false };
+    const missing = async () => {
+      const names = request.indexes.flatMap((i) => {
+        const n = indexNames(this.#bareTable, i);
+        return [n.s, n.n];
+      });
+      const rows = await this.#sql.unsafe<{ name: string }[]>(
+        `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace ` +
+          `WHERE n.nspname = $1 AND c.relname = ANY($2::text[])`,
+        [this.#schema, names] as never[],
+      );
+      const have = new Set(rows.map((r) => r.name));
+      return request.indexes.filter((i) => {
+        const n = indexNames(this.#bareTable, i);
+        return !have.has(n.s) || !have.has(n.n);
+      });
+    };
+    try {
+      if ((await missing()).length > 0) {
+        await this.#sql.begin(async (tx) => {
+          await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${this.#lockId})`);
+          const todo = await missing();
+          if (todo.length === 0) return;
+          const fn = await tx.unsafe<{ ok: boolean }[]>(
+            `SELECT to_regprocedure($1) IS NOT NULL AS ok`,
+            [`${this.#schema}.flowstate_jsonb(text)`],
+          );
+          if (!fn[0].ok) await tx.unsafe(createCastFunctionSql(this.#schema));
+          for (const index of todo) {
+            const { where, params } = rangeWhere({ prefix: index.prefix }, 1);
+            const [{ n }] = await tx.unsafe<{ n: number }[]>(
+              `SELECT count(*)::float8 AS n FROM ${this.#table} WHERE ${where}`,
+              params as never[],
+            );
+            const label = `index ${index.name} on ${index.path.join(".")} under ${
+              JSON.stringify(index.prefix)
+            }`;
+            const started = performance.now();
+            if (n > BUILD_NOTICE_ENTRIES) request.progress(`building ${label}: ${n} entries…`);
+            for (
+              const statement of createIndexSql(this.#schema, this.#bareTable, this.#table, index)
+            ) {
+              await tx.unsafe(statement);
+            }
+            if (n > BUILD_NOTICE_ENTRIES) {
+              request.progress(`built ${label} in ${Math.round(performance.now() - started)} ms`);
+            }
+          }
+        });
+      }
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+    this.#indexes = [...request.indexes];
+    return { indexes: request.indexes.map((i) => i.name), search: false };
+  }
+
+  /** Describe how `query` runs: the index chosen and PostgreSQL's own plan. */
+  async explain(query: NormalizedQuery, now: number): Promise<QueryPlan | undefined> {
+    const compiled = compileQuery(this.#table, query, now, {
+      schema: this.#schema,
+      indexes: this.#indexes,
+    });
+    if (compiled === undefined) return undefined;
+    const rows = await this.#run<{ "QUERY PLAN": string }[]>(
+      "Cannot explain",
+      `EXPLAIN ${compiled.sql}`,
+      compiled.params,
+    );
+    const detail = rows.map((r) => `postgres: ${r["QUERY PLAN"]}`);
+    const used = compiled.index !== undefined &&
+      detail.some((d) => d.includes(`${this.#bareTable}_${compiled.index!.name}`));
+    return {
+      index: used ? compiled.index!.name : null,
+      scan: !used,
+      by: "native",
+      detail,
+    };
   }
 
   /**

@@ -43,24 +43,28 @@ if (PG_URL === undefined) {
     table: `t_${id.toLowerCase().replace(/[^a-z0-9_]/g, "_")}`,
   });
   let admin: postgres.Sql | undefined;
-  testStore("postgres", ({ id, clock }) => openStore(spec(id), { clock }), {
-    multiProcess: { spec: ({ id }) => spec(id) },
-    async cleanup({ id }) {
-      admin ??= postgres(url, { max: 1, onnotice: () => {} });
-      const { table } = spec(id);
-      await admin.unsafe(
-        `DROP TABLE IF EXISTS "${SCHEMA}"."${table}", "${SCHEMA}"."${table}_meta"`,
-      );
-    },
-    async afterAll() {
-      if (admin === undefined) return;
-      // The suite left no table behind.
-      const left = await admin`SELECT tablename FROM pg_tables WHERE schemaname = ${SCHEMA}
+  testStore(
+    "postgres",
+    ({ id, clock, indexes, search }) => openStore({ ...spec(id), indexes, search }, { clock }),
+    {
+      multiProcess: { spec: ({ id }) => spec(id) },
+      async cleanup({ id }) {
+        admin ??= postgres(url, { max: 1, onnotice: () => {} });
+        const { table } = spec(id);
+        await admin.unsafe(
+          `DROP TABLE IF EXISTS "${SCHEMA}"."${table}", "${SCHEMA}"."${table}_meta"`,
+        );
+      },
+      async afterAll() {
+        if (admin === undefined) return;
+        // The suite left no table behind.
+        const left = await admin`SELECT tablename FROM pg_tables WHERE schemaname = ${SCHEMA}
         AND tablename LIKE 't\_fs\_%'`;
-      await admin.end({ timeout: 5 });
-      assert.deepEqual(left.map((r) => r.tablename), [], "tables left by the conformance suite");
+        await admin.end({ timeout: 5 });
+        assert.deepEqual(left.map((r) => r.tablename), [], "tables left by the conformance suite");
+      },
     },
-  });
+  );
 }
 
 // --- Options, connection, lazy loading (no server needed) --------------------

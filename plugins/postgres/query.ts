@@ -9,6 +9,8 @@ import { byteBounds } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { JsonValue } from "../../src/store/types.ts";
 import { boundsWhere } from "../_sql/bounds.ts";
+import { chooseIndex, type IndexSpec } from "../../src/store/indexes.ts";
+import { numberExpr, prefixTerms, stringExpr } from "./indexes.ts";
 
 // ---------------------------------------------------------------------------
 // Query pushdown: NormalizedQuery → one SELECT with bound parameters.
@@ -135,12 +137,21 @@ function clauseSql(
   }
 }
 
+/** Declared indexes as the postgres driver built them. */
+export interface PgIndexes {
+  /** The schema of the cast function. */
+  schema: string;
+  /** The indexes. */
+  indexes: readonly IndexSpec[];
+}
+
 /** Compile a query to one SELECT, or `undefined` when some part must be left to the core. */
 export function compileQuery(
   table: string,
   q: NormalizedQuery,
   now: number,
-): { sql: string; params: unknown[]; castsValues: boolean } | undefined {
+  indexed?: PgIndexes,
+): { sql: string; params: unknown[]; castsValues: boolean; index?: IndexSpec } | undefined {
   const params = new SqlParams();
   const where = boundsWhere(byteBounds({ prefix: q.prefix }), (b) => params.bind(b), "e.key");
   where.push(`(e.expires_at IS NULL OR e.expires_at > ${params.bind(now)}::float8)`);
@@ -148,6 +159,35 @@ export function compileQuery(
     const sql = clauseSql(clause, params);
     if (sql === undefined) return undefined;
     where.push(sql);
+  }
+  // An index narrows an eq on a string or number (the clause itself stays, exact).
+  let index: IndexSpec | undefined;
+  const eqOnly = q.where.map((c) => ({
+    ...c,
+    op: c.op === "eq" && (typeof c.value === "string" || typeof c.value === "number")
+      ? c.op
+      : "ne" as const,
+  }));
+  const choice = indexed && !where.includes("false")
+    ? chooseIndex(indexed.indexes, { ...q, where: eqOnly, orderBy: [] })
+    : undefined;
+  if (choice?.clause !== undefined) {
+    const operand = q.where[choice.clause].value;
+    if (typeof operand === "string" && safeText(operand)) {
+      index = choice.index;
+      where.push(
+        ...prefixTerms("e.key", index.prefix),
+        `${stringExpr(indexed!.schema, "e.value", index.path)} = ${params.bind(operand)}::text`,
+      );
+    } else if (typeof operand === "number") {
+      index = choice.index;
+      where.push(
+        ...prefixTerms("e.key", index.prefix),
+        `${numberExpr(indexed!.schema, "e.value", index.path)} = ${
+          params.bind(JSON.stringify(operand))
+        }::numeric`,
+      );
+    }
   }
   const order: string[] = [];
   for (const o of q.orderBy) {
@@ -176,5 +216,6 @@ export function compileQuery(
     } ORDER BY ${order.join(", ")}${limit}${offset}`,
     params: params.values,
     castsValues,
+    index,
   };
 }

@@ -18,13 +18,41 @@ import type {
   RawEntry,
   StoreDriver,
 } from "../../src/store/driver.ts";
-import { byteBounds, encodeKey } from "../../src/store/keys.ts";
+import { byteBounds, encodeKey, keysEqual } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
-import type { Capabilities, Key } from "../../src/store/types.ts";
+import type { AtomicCheck, Capabilities, Key } from "../../src/store/types.ts";
 import { boundsWhere, isEmptyBounds } from "../_sql/bounds.ts";
 import { entryOf, type EntryRow, KeysetPages } from "../_sql/keyset.ts";
 import { isBusy, isCorrupt, messageOf } from "./errors.ts";
-import { compileQuery, LONE_SURROGATE_GLOB } from "./query.ts";
+import { type CompiledQuery, compileQuery, LONE_SURROGATE_GLOB } from "./query.ts";
+import type {
+  IndexSpec,
+  PreparedIndexes,
+  PrepareIndexesRequest,
+  RawSearchHit,
+  SearchRequest,
+  SearchSpec,
+} from "../../src/store/driver.ts";
+import type { QueryPlan } from "../../src/store/types.ts";
+import {
+  createIndexSql,
+  createSearchSql,
+  DROP_SEARCH_SQL,
+  matchExpression,
+  searchColumns,
+} from "./indexes.ts";
+
+/**
+ * Whether a value's JSON text may hold a lone surrogate: JSON.stringify
+ * writes those (only those) as `\udXXX` escapes. A `\\ud800` in a string
+ * matches too, which only makes queries more careful.
+ */
+function mayHoldLoneSurrogate(text: string): boolean {
+  return text.includes("\\u") && /\\u[dD][89a-fA-F]/.test(text);
+}
+
+/** Above this many entries under its prefix, building an index reports progress. */
+const BUILD_NOTICE_ENTRIES = 10_000;
 import { checkSchema, probeFile, setUp } from "./schema.ts";
 
 /** Default option values of the sqlite plugin. */
@@ -156,7 +184,7 @@ async function openReadOnly(
 export class SqliteDriver implements StoreDriver {
   /** The absolute path of the database file. */
   readonly location: string;
-  /** Everything is native: persistence, expiry, count, clear, query, multi-process. */
+  /** Everything is native: persistence, expiry, count, clear, query, indexes, search, multi-process. */
   readonly capabilities: Readonly<Capabilities> = Object.freeze({
     persistent: true,
     expiry: true,
@@ -165,8 +193,14 @@ export class SqliteDriver implements StoreDriver {
     clear: true,
     atomicClear: true,
     multiProcess: true,
+    indexes: true,
+    search: true,
   });
   #db: DatabaseSync;
+  /** The declared indexes that exist in the file. */
+  #indexes: IndexSpec[] = [];
+  /** The search declaration the file's FTS table was built for, if any. */
+  #search: SearchSpec | undefined;
   #storeName: string;
   #busyTimeout: number;
   #closed = false;
@@ -184,6 +218,18 @@ export class SqliteDriver implements StoreDriver {
   #commit: StatementSync;
   #rollback: StatementSync;
   #purgeBatch: StatementSync;
+  #casUpdate: StatementSync;
+  #casInsert: StatementSync;
+  #casDelete: StatementSync;
+  #markSurrogates: StatementSync;
+  #hasSurrogates: StatementSync;
+  /**
+   * Whether the file's flag of lone surrogates can be trusted: every value
+   * with one that this code writes sets it, and a file written before the
+   * flag existed was checked once (writable stores). Otherwise each query
+   * that orders strings probes the values.
+   */
+  #surrogateFlag = false;
 
   private constructor(
     db: DatabaseSync,
@@ -211,6 +257,26 @@ export class SqliteDriver implements StoreDriver {
     this.#beginRead = db.prepare("BEGIN");
     this.#commit = db.prepare("COMMIT");
     this.#rollback = db.prepare("ROLLBACK");
+    this.#casUpdate = db.prepare(
+      "UPDATE flowstate_entries SET value = ?, version = ?, expires_at = ? " +
+        "WHERE key = ? AND version = ? AND (expires_at IS NULL OR expires_at > ?)",
+    );
+    this.#casInsert = db.prepare(
+      "INSERT INTO flowstate_entries (key, value, version, expires_at) VALUES (?, ?, ?, ?) " +
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version, " +
+        "expires_at = excluded.expires_at WHERE flowstate_entries.expires_at IS NOT NULL " +
+        "AND flowstate_entries.expires_at <= ?",
+    );
+    this.#casDelete = db.prepare(
+      "DELETE FROM flowstate_entries WHERE key = ? AND version = ? " +
+        "AND (expires_at IS NULL OR expires_at > ?)",
+    );
+    this.#markSurrogates = db.prepare(
+      "INSERT OR IGNORE INTO flowstate_meta (key, value) VALUES ('lone_surrogates', '1')",
+    );
+    this.#hasSurrogates = db.prepare(
+      "SELECT 1 AS yes FROM flowstate_meta WHERE key = 'lone_surrogates'",
+    );
     this.#purgeBatch = db.prepare(
       "DELETE FROM flowstate_entries WHERE key IN " +
         "(SELECT key FROM flowstate_entries WHERE expires_at <= ? LIMIT ?)",
@@ -325,7 +391,9 @@ export class SqliteDriver implements StoreDriver {
       if (options.cacheSize !== undefined) {
         db.exec(`PRAGMA cache_size = ${-options.cacheSize}`);
       }
-      return new SqliteDriver(db, path, storeName, busyTimeout);
+      const driver = new SqliteDriver(db, path, storeName, busyTimeout);
+      driver.#checkSurrogateFlag();
+      return driver;
     } catch (err) {
       db.close();
       throw SqliteDriver.#openError(err, path, what, busyTimeout);
@@ -483,8 +551,9 @@ export class SqliteDriver implements StoreDriver {
       const where = boundsWhere(pages.bounds, (bytes) => (params.push(bytes), "?"));
       let rows: EntryRow[];
       try {
-        rows = this.#statement(pages.select("flowstate_entries", [...where, LIVE], "?"))
-          .all(...params, now, size) as EntryRow[];
+        // The page size as a literal: a bound LIMIT costs SQLite ~20 µs a statement.
+        rows = this.#statement(pages.select("flowstate_entries", [...where, LIVE], String(size)))
+          .all(...params, now) as EntryRow[];
       } catch (err) {
         throw this.#error(what, err);
       }
@@ -495,8 +564,11 @@ export class SqliteDriver implements StoreDriver {
   }
 
   #apply(m: Mutation, bytesOf: (key: Key) => Uint8Array, version: string): void {
-    if (m.type === "set") this.#upsert.run(bytesOf(m.key), m.value, version, m.expiresAt);
-    else if (m.type === "delete") this.#delete.run(bytesOf(m.key));
+    if (m.type === "set") {
+      // Flagged first: without a transaction, a crash in between leaves only a harmless flag.
+      if (mayHoldLoneSurrogate(m.value)) this.#markSurrogates.run();
+      this.#upsert.run(bytesOf(m.key), m.value, version, m.expiresAt);
+    } else if (m.type === "delete") this.#delete.run(bytesOf(m.key));
     else this.#inRange("DELETE FROM flowstate_entries WHERE", m.range).run();
   }
 
@@ -553,6 +625,10 @@ export class SqliteDriver implements StoreDriver {
       }
       return { ok: true };
     }
+    if (checks.length === 1 && mutations.length === 1) {
+      const cas = this.#compareAndSet(checks[0], mutations[0], version, now);
+      if (cas !== undefined) return cas;
+    }
     try {
       this.#begin.run();
     } catch (err) {
@@ -591,13 +667,92 @@ export class SqliteDriver implements StoreDriver {
     }
   }
 
-  /** Count the live entries of a range with one SQL `count(*)`. */
+  /** Whether some value under `prefix` may hold a lone surrogate (a scan of the prefix). */
+  #probeSurrogates(prefix: Key): unknown {
+    const params: SQLInputValue[] = [];
+    const where = boundsWhere(byteBounds({ prefix }), (bytes) => (params.push(bytes), "?"));
+    return this.#statement(
+      `SELECT 1 FROM flowstate_entries WHERE ${[...where, "value GLOB ?"].join(" AND ")} LIMIT 1`,
+    ).get(...params, LONE_SURROGATE_GLOB);
+  }
+
+  /**
+   * Trust the flag of lone surrogates from now on: a file that predates it
+   * is probed once (a scan), and the result recorded. Writable stores only.
+   */
+  #checkSurrogateFlag(): void {
+    if (this.#readOnly !== undefined) return;
+    const checked = this.#db.prepare(
+      "SELECT 1 AS yes FROM flowstate_meta WHERE key = 'surrogates_flagged'",
+    ).get();
+    if (checked === undefined) {
+      this.#begin.run();
+      try {
+        if (this.#probeSurrogates([]) !== undefined) this.#markSurrogates.run();
+        this.#db.prepare(
+          "INSERT OR IGNORE INTO flowstate_meta (key, value) VALUES ('surrogates_flagged', '1')",
+        ).run();
+        this.#commit.run();
+      } catch (err) {
+        this.#rollbackQuietly();
+        throw err;
+      }
+    }
+    this.#surrogateFlag = true;
+  }
+
+  /**
+   * One check and one write of the same key as a single conditional
+   * statement (its own transaction): `UPDATE … WHERE version = ?`,
+   * `INSERT … ON CONFLICT DO UPDATE … WHERE expired`, or `DELETE … WHERE
+   * version = ?`; one row changed means the check held. `undefined` for
+   * the shapes it does not cover (the caller runs the general path).
+   */
+  #compareAndSet(
+    check: AtomicCheck,
+    m: Mutation,
+    version: string,
+    now: number,
+  ): DriverCommitResult | undefined {
+    if (m.type === "clear" || !keysEqual(check.key, m.key)) return undefined;
+    if (m.type === "delete" && check.version === null) return undefined;
+    const key = encodeKey(m.key);
+    let changes: number;
+    try {
+      if (m.type === "delete") {
+        changes = Number(this.#casDelete.run(key, check.version, now).changes);
+      } else {
+        if (mayHoldLoneSurrogate(m.value)) this.#markSurrogates.run();
+        changes = Number(
+          check.version === null
+            ? this.#casInsert.run(key, m.value, version, m.expiresAt, now).changes
+            : this.#casUpdate.run(m.value, version, m.expiresAt, key, check.version, now).changes,
+        );
+      }
+    } catch (err) {
+      throw this.#error("Cannot commit", err);
+    }
+    return changes === 1 ? { ok: true } : { ok: false, conflicts: [check.key] };
+  }
+
+  /**
+   * Count the live entries of a range: every key of the range (read from
+   * the key index alone) minus the expired ones (read from the index on
+   * `expires_at`, which holds only entries that expire), in one statement.
+   */
   count(range: ClearRange, now: number): Promise<number> {
     const what = "Cannot count";
     this.#assertOpen(what);
+    const bounds = byteBounds(range);
+    if (isEmptyBounds(bounds)) return Promise.resolve(0);
+    const params: SQLInputValue[] = [];
+    const where = boundsWhere(bounds, (bytes) => (params.push(bytes), "?"));
+    const keys = where.length === 0 ? "1" : where.join(" AND ");
+    const sql = `SELECT (SELECT count(*) FROM flowstate_entries WHERE ${keys}) - ` +
+      `(SELECT count(*) FROM flowstate_entries INDEXED BY flowstate_entries_expires_at ` +
+      `WHERE expires_at <= ? AND ${keys}) AS n`;
     try {
-      const row = this.#inRange("SELECT count(*) AS n FROM flowstate_entries WHERE", range, LIVE)
-        .get(now) as { n: number };
+      const row = this.#statement(sql).get(...params, now, ...params) as { n: number };
       return Promise.resolve(row.n);
     } catch (err) {
       throw this.#error(what, err);
@@ -642,7 +797,7 @@ export class SqliteDriver implements StoreDriver {
   query(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined> {
     const what = "Cannot query";
     this.#assertOpen(what);
-    const compiled = compileQuery(query, now);
+    const compiled = compileQuery(query, now, this.#indexes);
     if (compiled === undefined) return Promise.resolve(undefined);
     let rows: EntryRow[];
     try {
@@ -653,16 +808,9 @@ export class SqliteDriver implements StoreDriver {
         // core; if any value under the prefix may hold one, let the core sort.
         // One read transaction, so no writer slips one in between the two.
         this.#beginRead.run();
-        const params: SQLInputValue[] = [];
-        const where = boundsWhere(
-          byteBounds({ prefix: query.prefix }),
-          (bytes) => (params.push(bytes), "?"),
-        );
-        const risky = this.#statement(
-          `SELECT 1 FROM flowstate_entries WHERE ${
-            [...where, "value GLOB ?"].join(" AND ")
-          } LIMIT 1`,
-        ).get(...params, LONE_SURROGATE_GLOB);
+        const risky = this.#surrogateFlag && this.#hasSurrogates.get() === undefined
+          ? undefined
+          : this.#probeSurrogates(query.prefix);
         rows = risky === undefined
           ? this.#statement(compiled.sql).all(...compiled.params) as typeof rows
           : [];
@@ -674,6 +822,162 @@ export class SqliteDriver implements StoreDriver {
       throw this.#error(what, err);
     }
     return Promise.resolve(rows.map(entryOf));
+  }
+
+  /**
+   * Build the declared indexes missing from the file (each one
+   * `CREATE INDEX`, reported through `progress` when its prefix holds many
+   * entries) and the FTS5 search table with its triggers (rebuilt when the
+   * declaration changed). A read-only store uses what the file has.
+   */
+  prepareIndexes(request: PrepareIndexesRequest): PreparedIndexes {
+    const what = "Cannot build indexes";
+    this.#assertOpen(what);
+    const existing = new Set(
+      (this.#db.prepare("SELECT name FROM sqlite_schema WHERE type IN ('index', 'table')")
+        .all() as { name: string }[]).map((r) => r.name),
+    );
+    const built: IndexSpec[] = [];
+    for (const index of request.indexes) {
+      if (existing.has(index.name)) {
+        built.push(index);
+        continue;
+      }
+      if (this.#readOnly !== undefined) continue;
+      const n = this.#countUnder(index.prefix);
+      const started = performance.now();
+      const label = `index ${index.name} on ${index.path.join(".")} under ${
+        JSON.stringify(index.prefix)
+      }`;
+      if (n > BUILD_NOTICE_ENTRIES) request.progress(`building ${label}: ${n} entries…`);
+      try {
+        this.#db.exec(createIndexSql(index));
+      } catch (err) {
+        throw this.#error(what, err);
+      }
+      if (n > BUILD_NOTICE_ENTRIES) {
+        request.progress(`built ${label} in ${Math.round(performance.now() - started)} ms`);
+      }
+      built.push(index);
+    }
+    this.#indexes = built;
+    let search = false;
+    if (request.search !== undefined) {
+      search = this.#prepareSearch(request.search, request.progress);
+    }
+    return { indexes: built.map((i) => i.name), search };
+  }
+
+  #countUnder(prefix: Key): number {
+    return (this.#inRange("SELECT count(*) AS n FROM flowstate_entries WHERE", { prefix })
+      .get() as { n: number }).n;
+  }
+
+  #prepareSearch(spec: SearchSpec, progress: (message: string) => void): boolean {
+    const wanted = JSON.stringify(spec);
+    const row = this.#db.prepare("SELECT value FROM flowstate_meta WHERE key = 'search'").get() as
+      | { value: string }
+      | undefined;
+    if (row?.value === wanted) {
+      this.#search = spec;
+      return true;
+    }
+    if (this.#readOnly !== undefined) return false;
+    const n = this.#countUnder(spec.prefix);
+    const started = performance.now();
+    if (n > BUILD_NOTICE_ENTRIES) progress(`building the search index: ${n} entries…`);
+    try {
+      this.#begin.run();
+      // Another process may have built it meanwhile: check again under the write lock.
+      const again = this.#db.prepare("SELECT value FROM flowstate_meta WHERE key = 'search'")
+        .get() as { value: string } | undefined;
+      if (again?.value === wanted) {
+        this.#commit.run();
+        this.#search = spec;
+        return true;
+      }
+      for (const sql of DROP_SEARCH_SQL) this.#db.exec(sql);
+      for (const sql of createSearchSql(spec)) this.#db.exec(sql);
+      this.#db.prepare("INSERT OR REPLACE INTO flowstate_meta (key, value) VALUES ('search', ?)")
+        .run(wanted);
+      this.#commit.run();
+    } catch (err) {
+      this.#rollbackQuietly();
+      throw this.#error("Cannot build the search index", err);
+    }
+    if (n > BUILD_NOTICE_ENTRIES) {
+      progress(`built the search index in ${Math.round(performance.now() - started)} ms`);
+    }
+    this.#search = spec;
+    return true;
+  }
+
+  /** Describe how `query` runs: the index chosen and SQLite's own plan. */
+  explain(query: NormalizedQuery, now: number): Promise<QueryPlan | undefined> {
+    const what = "Cannot explain";
+    this.#assertOpen(what);
+    const compiled: CompiledQuery | undefined = compileQuery(query, now, this.#indexes);
+    if (compiled === undefined) return Promise.resolve(undefined);
+    let rows: { detail: string }[];
+    try {
+      rows = this.#db.prepare(`EXPLAIN QUERY PLAN ${compiled.sql}`)
+        .all(...compiled.params) as { detail: string }[];
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+    const detail = rows.map((r) => `sqlite: ${r.detail}`);
+    if (compiled.ordersStrings) {
+      detail.push(
+        "falls back to the core's scan if a value under the prefix holds a lone surrogate",
+      );
+    }
+    return Promise.resolve({
+      index: compiled.index?.name ?? null,
+      scan: !compiled.narrows,
+      by: "native",
+      detail,
+    });
+  }
+
+  /** Full-text search with FTS5 (ranked by bm25), or `undefined` when the request does not fit the declaration. */
+  search(request: SearchRequest, now: number): Promise<RawSearchHit[] | undefined> {
+    const what = "Cannot search";
+    this.#assertOpen(what);
+    const spec = this.#search;
+    if (spec === undefined) return Promise.resolve(undefined);
+    const within = request.prefix.length >= spec.prefix.length &&
+      spec.prefix.every((p, i) => request.prefix[i] === p);
+    if (!within) return Promise.resolve(undefined);
+    let columns: string[] | undefined;
+    if (request.fields !== null) {
+      if (spec.fields === null) return Promise.resolve(undefined);
+      const names = spec.fields.map((f) => f.join("\0"));
+      const all = searchColumns(spec);
+      columns = request.fields.map((f) => all[names.indexOf(f.join("\0"))]);
+      if (columns.includes(undefined as unknown as string)) return Promise.resolve(undefined);
+    }
+    const params: SQLInputValue[] = [matchExpression(request.terms, columns)];
+    const where = boundsWhere(
+      byteBounds({ prefix: request.prefix }),
+      (bytes) => (params.push(bytes), "?"),
+      "e.key",
+    );
+    const sql =
+      `SELECT e.key, e.value, e.version, e.expires_at, -bm25(flowstate_search) AS score ` +
+      `FROM flowstate_search JOIN flowstate_entries AS e ON e.rowid = flowstate_search.rowid ` +
+      `WHERE flowstate_search MATCH ? AND ${
+        [...where, "(e.expires_at IS NULL OR e.expires_at > ?)"].join(" AND ")
+      } ORDER BY bm25(flowstate_search), e.key LIMIT ?`;
+    try {
+      const rows = this.#statement(sql).all(
+        ...params,
+        now,
+        request.limit,
+      ) as (EntryRow & { score: number })[];
+      return Promise.resolve(rows.map((r) => ({ ...entryOf(r), score: r.score })));
+    } catch (err) {
+      throw this.#error(what, err);
+    }
   }
 
   /**

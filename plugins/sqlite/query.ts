@@ -11,6 +11,8 @@ import { byteBounds } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { JsonValue } from "../../src/store/types.ts";
 import { boundsWhere } from "../_sql/bounds.ts";
+import { chooseIndex, type IndexSpec } from "../../src/store/indexes.ts";
+import { ident, prefixTerms, rankExpr, valueExpr } from "./indexes.ts";
 
 /** Numeric path segments (array index or object key) that a pushed-down query may have. */
 const MAX_INDEX_SEGMENTS = 2;
@@ -191,24 +193,95 @@ function clauseSql(
   }
 }
 
+/** A compiled query: one SELECT with its parameters, and the index it uses. */
+export interface CompiledQuery {
+  /** The SELECT. */
+  sql: string;
+  /** Its parameters. */
+  params: SQLInputValue[];
+  /** Whether it orders or compares strings (lone surrogates order differently in SQLite). */
+  ordersStrings: boolean;
+  /** The declared index it uses, if any. */
+  index?: IndexSpec;
+  /** Whether the index narrows the rows (a where clause), not only orders them. */
+  narrows?: boolean;
+}
+
+const RANK_OF: Record<string, number> = { null: 1, false: 2, true: 3 };
+
+/** The index terms for `clause` (R = t AND V op ?), or `undefined` when it cannot narrow. */
+function indexTerms(
+  index: IndexSpec,
+  clause: NormalizedQuery["where"][number],
+  params: SqlParams,
+): string[] | undefined {
+  const r = rankExpr("e.value", index.path);
+  const v = valueExpr("e.value", index.path);
+  const operand = clause.value;
+  if (clause.op === "eq" && String(operand) in RANK_OF && typeof operand !== "string") {
+    return [`${r} = ${RANK_OF[String(operand)]}`];
+  }
+  const cmp = clause.op === "eq" ? "=" : COMPARATORS[clause.op as keyof typeof COMPARATORS];
+  if (cmp === undefined) return undefined;
+  if (typeof operand === "number") return [`${r} = 4`, `${v} ${cmp} ${params.bind(operand)}`];
+  if (typeof operand === "string" && operand.isWellFormed()) {
+    return [`${r} = 5`, `${v} ${cmp} ${params.bind(operand)}`];
+  }
+  return undefined;
+}
+
 /** Compile a query to one SELECT, or `undefined` when some part must be left to the core. */
 export function compileQuery(
   q: NormalizedQuery,
   now: number,
-): { sql: string; params: SQLInputValue[]; ordersStrings: boolean } | undefined {
+  indexes: readonly IndexSpec[] = [],
+): CompiledQuery | undefined {
   const params = new SqlParams();
   const where = boundsWhere(byteBounds({ prefix: q.prefix }), (b) => params.bind(b), "e.key");
+  const boundTerms = where.length;
   where.push(`(e.expires_at IS NULL OR e.expires_at > ${params.bind(now)})`);
+  const clauseAt: number[] = [];
   for (const clause of q.where) {
     const sql = clauseSql(clause, params);
     if (sql === undefined) return undefined;
+    clauseAt.push(where.length);
     where.push(sql);
   }
+  // A clause that is constantly false matches nothing: no index to name (INDEXED BY would fail).
+  let choice = where.includes("0") ? undefined : chooseIndex(indexes, q);
+  let narrows = false;
+  if (choice !== undefined) {
+    const terms = choice.clause === undefined
+      ? undefined
+      : indexTerms(choice.index, q.where[choice.clause], params);
+    if (terms === undefined && !choice.orders) choice = undefined;
+    else {
+      const literal = prefixTerms("e.key", choice.index.prefix);
+      if (q.prefix.length === choice.index.prefix.length) {
+        // The same prefix: the literal bounds (needed to match the partial index) say it all.
+        where.splice(0, boundTerms, ...literal);
+        clauseAt.forEach((_, i) => clauseAt[i] += literal.length - boundTerms);
+      } else where.push(...literal);
+      if (terms !== undefined) {
+        // The index terms say exactly what the clause says (type and value): they replace it.
+        where[clauseAt[choice.clause!]] = terms.join(" AND ");
+        narrows = true;
+      }
+    }
+  }
   const order: string[] = [];
-  for (const o of q.orderBy) {
+  for (const [i, o] of q.orderBy.entries()) {
+    const dir = o.direction === "desc" ? "DESC" : "ASC";
+    if (i === 0 && choice?.orders) {
+      // The index's own expressions: the same order, and SQLite can read it from the index.
+      order.push(
+        `${rankExpr("e.value", choice.index.path)} ${dir}`,
+        `${valueExpr("e.value", choice.index.path)} ${dir}`,
+      );
+      continue;
+    }
     const field = locate(o.path, params);
     if (field === undefined) return undefined;
-    const dir = o.direction === "desc" ? "DESC" : "ASC";
     // Rank: missing < null < false < true < number < string < array < object.
     order.push(
       `CASE ${field.type} WHEN '' THEN 0 WHEN 'null' THEN 1 WHEN 'false' THEN 2 ` +
@@ -219,14 +292,25 @@ export function compileQuery(
     );
   }
   order.push("e.key ASC");
-  const limit = params.bind(q.limit === Infinity ? -1 : q.limit);
-  const offset = params.bind(q.offset);
+  // Literal integers (validated by normalizeQuery): a bound LIMIT costs SQLite ~20 µs a query.
+  const limit = q.limit === Infinity ? "" : ` LIMIT ${q.limit}`;
+  const offset = q.offset === 0 ? "" : `${limit === "" ? " LIMIT -1" : ""} OFFSET ${q.offset}`;
+  const from = choice === undefined
+    ? "flowstate_entries AS e"
+    : `flowstate_entries AS e INDEXED BY ${ident(choice.index.name)}`;
+  const sql = `SELECT e.key, e.value, e.version, e.expires_at FROM ${from} WHERE ${
+    where.join(" AND ")
+  } ORDER BY ${order.join(", ")}${limit}${offset}`;
+  // Parameters past the last placeholder in the text (bound by a clause that
+  // turned out constant, or replaced by an index's terms) must not be passed.
+  let last = 0;
+  for (const m of sql.matchAll(/\?(\d+)/g)) last = Math.max(last, Number(m[1]));
   return {
-    sql: `SELECT e.key, e.value, e.version, e.expires_at FROM flowstate_entries AS e WHERE ${
-      where.join(" AND ")
-    } ORDER BY ${order.join(", ")} LIMIT ${limit} OFFSET ${offset}`,
-    params: params.values,
+    sql,
+    params: params.values.slice(0, last),
     ordersStrings: q.orderBy.length > 0 ||
       q.where.some((c) => c.op in COMPARATORS && typeof c.value === "string"),
+    index: choice?.index,
+    narrows,
   };
 }

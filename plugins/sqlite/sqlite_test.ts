@@ -18,8 +18,10 @@ globalThis.addEventListener("unload", () => {
 });
 testStore(
   "sqlite",
-  ({ id, clock }) =>
-    openStore({ plugin: "sqlite", path: join(conformanceDir, `${id}.db`) }, { clock }),
+  ({ id, clock, indexes, search }) =>
+    openStore({ plugin: "sqlite", path: join(conformanceDir, `${id}.db`), indexes, search }, {
+      clock,
+    }),
   // A second process opens the same file to check the multiProcess claim.
   {
     multiProcess: {
@@ -92,6 +94,8 @@ Deno.test("SqliteDriver.open() creates a WAL database with schema version 1", as
       assert.deepEqual(meta.map((r) => [r.key, r.value]), [
         ["format", "flowstate.sqlite"],
         ["schema_version", "1"],
+        // Checked for lone surrogates (none): queries trust the flag from now on.
+        ["surrogates_flagged", "1"],
       ]);
       const columns = db.prepare("PRAGMA table_info(flowstate_entries)").all();
       assert.deepEqual(columns.map((c) => [c.name, c.type, c.pk]), [

@@ -29,6 +29,7 @@ import {
 import { configPath, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type GlobalOptions } from "./common.ts";
 import { printable } from "./format.ts";
 import { UsageError } from "./input.ts";
+import { addStateQueryCommands } from "./state_query_commands.ts";
 
 const HELP_AFTER = `
 Keys are a JSON array ('["flow","counter","count"]') or slash-separated
@@ -189,6 +190,7 @@ function buildProgram(setExitCode: (code: number) => void) {
       const { stateRemove } = await import("./state.ts");
       setExitCode(await stateRemove(key, options, globals(command)));
     });
+  addStateQueryCommands(state, { setExitCode, globals });
 
   program
     .command("run")

@@ -46,7 +46,7 @@ export interface StateOptions {
 }
 
 /** Where keys live: a store and the prefix keys are relative to. */
-interface Place {
+export interface Place {
   store: Store;
   /** `[]` without a scope. */
   prefix: Key;
@@ -86,7 +86,7 @@ function resolveScope(options: StateOptions): { scope: ScopeName; prefix: Key } 
  * the command only reads: a store that does not exist yet is not created,
  * and `whenMissing` gives the exit code instead.
  */
-async function withStore(
+export async function withStore(
   global: GlobalOptions,
   options: StateOptions,
   body: (place: Place) => Promise<number>,
@@ -122,7 +122,8 @@ async function withStore(
   });
 }
 
-function entryJson(entry: Entry, prefix: Key): string {
+/** An entry as one line of `--json` output, its key relative to `prefix`. */
+export function entryJson(entry: Entry, prefix: Key): string {
   return JSON.stringify({
     key: entry.key.slice(prefix.length),
     value: entry.value,

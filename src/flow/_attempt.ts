@@ -7,7 +7,13 @@
  * @module
  */
 import { AttemptOverError } from "../errors.ts";
-import type { ScopeCallOptions, ScopeKey, StateView } from "../state/scopes.ts";
+import type {
+  ScopeCallOptions,
+  ScopeKey,
+  ScopeQueryOptions,
+  ScopeSearchOptions,
+  StateView,
+} from "../state/scopes.ts";
 
 /** Who the attempt is, for the error. */
 export interface AttemptIdentity {
@@ -81,5 +87,10 @@ export function fencedView(view: StateView, fence: AttemptFence): StateView {
     keys: (options) => fence.guard(() => view.keys(options)),
     entries: <T>(options?: ScopeCallOptions & { prefix?: ScopeKey; limit?: number }) =>
       fence.guard(() => view.entries<T>(options)),
+    query: view.query &&
+      (<T>(options?: ScopeQueryOptions) => fence.guard(() => view.query!<T>(options))),
+    search: view.search &&
+      (<T>(text: string, options?: ScopeSearchOptions) =>
+        fence.guard(() => view.search!<T>(text, options))),
   };
 }

@@ -8,6 +8,8 @@
  * | `state.delete` | `scope`, `key`, `store?` | whether it existed |
  * | `state.increment` | `scope`, `key`, `by?` (1), `store?` | the new number (atomic) |
  * | `state.list` | `scope`, `prefix?`, `limit?`, `store?` | `[{ key, value }]` |
+ * | `state.query` | `scope`, `prefix?`, `where?`, `orderBy?`, `limit?`, `offset?`, `store?` | `[{ key, value }]` |
+ * | `state.search` | `scope`, `text`, `prefix?`, `fields?`, `limit?`, `store?` | `[{ key, value, score }]` |
  * | `log` | `message`, `level?` | the message |
  * | `transform` | `value` | the value (templates evaluated) |
  * | `delay` | `for` (a duration) | `null` |
@@ -23,6 +25,7 @@ import { z } from "zod";
 import { durationProblem, parseDuration } from "../duration.ts";
 import { defineNode, type NodeType } from "./node.ts";
 import type { BuiltinNodeType } from "./types.ts";
+import type { JsonValue } from "../store/types.ts";
 
 const scope = z.enum(["node", "flow", "global"]).default("flow");
 const stateKey = z.union([z.string().min(1), z.array(z.string()).min(1)]);
@@ -93,6 +96,72 @@ const stateList = defineNode({
     store: storeName,
   }),
   run: (ctx, o) => ctx[o.scope].entries({ prefix: o.prefix, limit: o.limit, store: o.store }),
+});
+
+const path = z.union([z.string(), z.array(z.string())]);
+const whereClause = z.strictObject({
+  path,
+  op: z.enum(["eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "exists"]),
+  value: z.custom<JsonValue>((v) => v !== undefined).optional(),
+});
+const orderBy = z.strictObject({ path, direction: z.enum(["asc", "desc"]).optional() });
+
+/**
+ * `state.query`: filter and sort the values of a scope, with the store's
+ * declared indexes. `where` is a list of `{ path, op, value }` (`op` one of
+ * eq, ne, lt, lte, gt, gte, in, contains, exists); `orderBy` one
+ * `{ path, direction }` or a list. Output: `[{ key, value }]`, keys relative
+ * to the scope.
+ */
+const stateQuery = defineNode({
+  description: "filter and sort the values of a scope (uses the store's declared indexes)",
+  optionsSchema: z.strictObject({
+    scope,
+    prefix: stateKey.optional(),
+    where: z.array(whereClause).default([]),
+    orderBy: z.union([orderBy, z.array(orderBy)]).optional(),
+    limit: z.number().int().nonnegative().optional(),
+    offset: z.number().int().nonnegative().optional(),
+    store: storeName,
+  }),
+  run(ctx, o) {
+    const view = ctx[o.scope];
+    if (!view.query) throw new Error(`the ${o.scope} scope cannot query here`);
+    return view.query({
+      prefix: o.prefix,
+      where: o.where,
+      orderBy: o.orderBy,
+      limit: o.limit,
+      offset: o.offset,
+      store: o.store,
+    });
+  },
+});
+
+/**
+ * `state.search`: full-text search in a scope (every word of `text`,
+ * case-insensitive), best first. Output: `[{ key, value, score }]`.
+ */
+const stateSearch = defineNode({
+  description: "full-text search in a scope: entries holding every word, best first",
+  optionsSchema: z.strictObject({
+    scope,
+    text: z.string().min(1),
+    prefix: stateKey.optional(),
+    fields: z.array(path).min(1).optional(),
+    limit: z.number().int().positive().optional(),
+    store: storeName,
+  }),
+  run(ctx, o) {
+    const view = ctx[o.scope];
+    if (!view.search) throw new Error(`the ${o.scope} scope cannot search here`);
+    return view.search(o.text, {
+      prefix: o.prefix,
+      fields: o.fields,
+      limit: o.limit,
+      store: o.store,
+    });
+  },
 });
 
 const log = defineNode({
@@ -188,6 +257,8 @@ export const builtinNodes: ReadonlyMap<string, NodeType<never>> = new Map<string
     ["state.delete", stateDelete],
     ["state.increment", stateIncrement],
     ["state.list", stateList],
+    ["state.query", stateQuery],
+    ["state.search", stateSearch],
     ["log", log],
     ["transform", transform],
     ["delay", delay],

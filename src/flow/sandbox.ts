@@ -310,7 +310,17 @@ export class SandboxWorker {
   }
 }
 
-const STATE_METHODS = new Set(["get", "entry", "set", "delete", "increment", "keys", "entries"]);
+const STATE_METHODS = new Set([
+  "get",
+  "entry",
+  "set",
+  "delete",
+  "increment",
+  "keys",
+  "entries",
+  "query",
+  "search",
+]);
 
 function nodeError(error: { name: string; message: string }): Error {
   const message = error.name === "NotCapable" || error.name === "PermissionDenied"

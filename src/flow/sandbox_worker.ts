@@ -87,6 +87,8 @@ export async function serve(
       increment: method("increment"),
       keys: method("keys"),
       entries: method("entries"),
+      query: method("query"),
+      search: method("search"),
     };
   };
   const fail = (err: unknown) => ({

@@ -41,6 +41,8 @@ export const BUILTIN_NODE_TYPE_EXAMPLES: readonly string[] = [
   "state.delete",
   "state.increment",
   "state.list",
+  "state.query",
+  "state.search",
   "log",
   "transform",
   "delay",

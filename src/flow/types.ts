@@ -52,6 +52,8 @@ export type BuiltinNodeType =
   | "state.delete"
   | "state.increment"
   | "state.list"
+  | "state.query"
+  | "state.search"
   | "log"
   | "transform"
   | "delay"

@@ -10,7 +10,15 @@
  * @module
  */
 import { ConflictError } from "../errors.ts";
-import type { Entry, JsonValue, Key, Store } from "../store/types.ts";
+import type {
+  Entry,
+  JsonValue,
+  Key,
+  OrderBy,
+  SearchOptions,
+  Store,
+  WhereClause,
+} from "../store/types.ts";
 
 /** The three scopes a node sees: `node`, `flow` and `global`. */
 export type ScopeName = "node" | "flow" | "global";
@@ -55,6 +63,33 @@ export interface StateView {
   entries<T = JsonValue>(
     options?: ScopeCallOptions & { prefix?: ScopeKey; limit?: number },
   ): Promise<{ key: ScopeKey; value: T }[]>;
+  /** Filter and sort the values of this scope (using the store's declared indexes). */
+  query?<T = JsonValue>(options?: ScopeQueryOptions): Promise<{ key: ScopeKey; value: T }[]>;
+  /** Full-text search in this scope, best first (see {@linkcode Store.search}). */
+  search?<T = JsonValue>(
+    text: string,
+    options?: ScopeSearchOptions,
+  ): Promise<{ key: ScopeKey; value: T; score: number }[]>;
+}
+
+/** Options of {@linkcode StateView.query}: a {@linkcode Query} whose prefix is relative to the scope. */
+export interface ScopeQueryOptions extends ScopeCallOptions {
+  /** Only keys under this key of the scope (default: the whole scope). */
+  prefix?: ScopeKey;
+  /** All clauses must match. */
+  where?: readonly WhereClause[];
+  /** Sort keys (default: key order). */
+  orderBy?: OrderBy | readonly OrderBy[];
+  /** At most this many. */
+  limit?: number;
+  /** Skip this many first. */
+  offset?: number;
+}
+
+/** Options of {@linkcode StateView.search}: {@linkcode SearchOptions} with a prefix relative to the scope. */
+export interface ScopeSearchOptions extends ScopeCallOptions, Omit<SearchOptions, "prefix"> {
+  /** Only keys under this key of the scope (default: the whole scope). */
+  prefix?: ScopeKey;
 }
 
 /** A committed write to a store, as told to a {@linkcode StateChangeSink}. */
@@ -288,6 +323,36 @@ export function createStateView(
       return (await list(options)).map((e) => ({
         key: fromParts(e.key.slice(prefix.length)),
         value: e.value as T,
+      }));
+    },
+    async query<T>(options: ScopeQueryOptions = {}) {
+      const store = await storeFor(options);
+      const under = options.prefix === undefined
+        ? prefix
+        : [...prefix, ...toParts(options.prefix, `Cannot query ${scope} state`)];
+      const entries = await store.query<T>({
+        prefix: under,
+        where: options.where,
+        orderBy: options.orderBy,
+        limit: options.limit,
+        offset: options.offset,
+      });
+      return entries.map((e) => ({ key: fromParts(e.key.slice(prefix.length)), value: e.value }));
+    },
+    async search<T>(text: string, options: ScopeSearchOptions = {}) {
+      const store = await storeFor(options);
+      const under = options.prefix === undefined
+        ? prefix
+        : [...prefix, ...toParts(options.prefix, `Cannot search ${scope} state`)];
+      const hits = await store.search<T>(text, {
+        prefix: under,
+        limit: options.limit,
+        fields: options.fields,
+      });
+      return hits.map((h) => ({
+        key: fromParts(h.key.slice(prefix.length)),
+        value: h.value,
+        score: h.score,
       }));
     },
   };

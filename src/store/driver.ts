@@ -8,8 +8,34 @@
  *
  * @module
  */
-import type { AtomicCheck, Capabilities, Key } from "./types.ts";
+import type { AtomicCheck, Capabilities, Key, QueryPlan } from "./types.ts";
 import type { NormalizedQuery } from "./query.ts";
+import type { IndexSpec, SearchRequest, SearchSpec } from "./indexes.ts";
+export type { IndexSpec, SearchRequest, SearchSpec };
+
+/** What {@linkcode StoreDriver.prepareIndexes} receives. */
+export interface PrepareIndexesRequest {
+  /** The declared indexes (validated, named). */
+  indexes: IndexSpec[];
+  /** The declared search index, if any. */
+  search?: SearchSpec;
+  /** Report progress of a long build (shown to the user as a warning line). */
+  progress(message: string): void;
+}
+
+/** What {@linkcode StoreDriver.prepareIndexes} built. */
+export interface PreparedIndexes {
+  /** Names of the indexes the driver maintains natively (the rest are answered by scans). */
+  indexes: string[];
+  /** Whether the driver maintains the search index natively. */
+  search: boolean;
+}
+
+/** A search hit as a driver returns it. */
+export interface RawSearchHit extends RawEntry {
+  /** Relevance, higher is better. */
+  score: number;
+}
 
 /** An entry as a driver stores it: the value is JSON text. */
 export interface RawEntry {
@@ -104,6 +130,23 @@ export interface StoreDriver {
    * Used when `capabilities.query`.
    */
   query?(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined>;
+  /**
+   * Build the declared indexes (and search index) natively, once, right after
+   * open: an index already built is kept as is, a missing one is built from
+   * the existing entries (report progress for a long build). Every later
+   * commit must keep them exact. Used when `capabilities.indexes` or
+   * `capabilities.search`.
+   */
+  prepareIndexes?(request: PrepareIndexesRequest): Promise<PreparedIndexes> | PreparedIndexes;
+  /** Describe how `query` would run natively (`undefined`: the core scans it). */
+  explain?(query: NormalizedQuery, now: number): Promise<QueryPlan | undefined>;
+  /**
+   * Full-text search natively: the live entries under `request.prefix` whose
+   * searchable text holds every term (see `searchScore` for the exact
+   * rule), best first, at most `request.limit`. Return `undefined` to let the
+   * core scan. Used when `capabilities.search`.
+   */
+  search?(request: SearchRequest, now: number): Promise<RawSearchHit[] | undefined>;
   /**
    * Delete every entry in a range (expired ones too) and say how many live
    * ones there were. Used when `capabilities.clear`.

@@ -23,6 +23,15 @@ import {
   inClearRange,
 } from "./keys.ts";
 import { applyQuery, normalizeQuery } from "./query.ts";
+import {
+  chooseIndex,
+  type IndexSpec,
+  normalizeSearchRequest,
+  searchScore,
+  type SearchSpec,
+  sortHits,
+} from "./indexes.ts";
+import type { PreparedIndexes } from "./driver.ts";
 import type {
   AtomicCheck,
   AtomicOperation,
@@ -32,12 +41,16 @@ import type {
   CompactResult,
   DeleteOptions,
   Entry,
+  IndexInfo,
   JsonValue,
   Key,
   KeyBounds,
   ListIterator,
   ListOptions,
   Query,
+  QueryPlan,
+  SearchHit,
+  SearchOptions,
   SetOptions,
   Store,
 } from "./types.ts";
@@ -74,6 +87,8 @@ const DEFAULT_CAPABILITIES: Capabilities = {
   clear: false,
   atomicClear: false,
   multiProcess: false,
+  indexes: false,
+  search: false,
 };
 
 /** How the core wraps a driver. */
@@ -84,6 +99,12 @@ export interface WrapOptions {
   plugin: string;
   /** The clock (default: the system clock). */
   clock?: Clock;
+  /** The declared indexes (validated with `normalizeIndexes`). */
+  indexes?: IndexSpec[];
+  /** The declared search index. */
+  search?: SearchSpec;
+  /** What the driver's `prepareIndexes` built natively. */
+  prepared?: PreparedIndexes;
 }
 
 function checkExpireIn(expireIn: unknown, what: string): void {
@@ -123,9 +144,25 @@ class CoreStore implements Store {
   #clock: Clock;
   #closed = false;
   #closing: Promise<void> | undefined;
+  #indexSpecs: IndexSpec[];
+  #search: SearchSpec | undefined;
+  #nativeSearch: boolean;
+  readonly indexes: readonly IndexInfo[];
 
   constructor(driver: StoreDriver, options: WrapOptions) {
     this.#driver = driver;
+    this.#indexSpecs = options.indexes ?? [];
+    this.#search = options.search;
+    const native = new Set(options.prepared?.indexes ?? []);
+    this.#nativeSearch = options.prepared?.search ?? false;
+    this.indexes = Object.freeze(this.#indexSpecs.map((i) =>
+      Object.freeze({
+        name: i.name,
+        prefix: Object.freeze([...i.prefix]),
+        path: Object.freeze([...i.path]),
+        native: native.has(i.name),
+      })
+    ));
     this.#clock = options.clock ?? systemClock;
     this.name = options.name;
     this.plugin = options.plugin;
@@ -252,21 +289,56 @@ class CoreStore implements Store {
     const self = this;
     // The cursor is encoded only when asked for: encoding per entry is costly.
     let lastKey: Key | undefined;
-    async function* entries(): AsyncGenerator<Entry<T>> {
-      if (limit === 0) return;
+    /**
+     * A synchronous driver (memory, sqlite) pages its rows itself: hand each
+     * entry out as an already resolved promise, without an async generator's
+     * promise jobs per entry.
+     */
+    function fromSync(source: Iterator<RawEntry>): AsyncIterator<Entry<T>> {
       let n = 0;
-      const source = self.#driver.list(range, self.#clock.now());
-      if (Symbol.iterator in source) {
-        // A synchronous driver (memory, sqlite): no await per entry here.
-        for (const raw of source as Iterable<RawEntry>) {
-          self.#assertOpen(what);
-          if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
-          lastKey = raw.key;
-          yield toEntry<T>(raw);
-          if (++n >= limit) return;
+      let finished = limit === 0;
+      const done = (): IteratorResult<Entry<T>> => ({ done: true, value: undefined });
+      const finish = () => {
+        if (!finished) {
+          finished = true;
+          source.return?.();
         }
-        return;
-      }
+      };
+      return {
+        next() {
+          try {
+            while (!finished) {
+              self.#assertOpen(what);
+              const r = source.next();
+              if (r.done) {
+                finished = true;
+                break;
+              }
+              const raw = r.value;
+              if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
+              lastKey = raw.key;
+              if (++n >= limit) finish();
+              return Promise.resolve({ done: false, value: toEntry<T>(raw) });
+            }
+            return Promise.resolve(done());
+          } catch (err) {
+            finish();
+            return Promise.reject(err);
+          }
+        },
+        return() {
+          finish();
+          return Promise.resolve(done());
+        },
+        throw(err?: unknown) {
+          finish();
+          return Promise.reject(err);
+        },
+      };
+    }
+    async function* entries(source?: AsyncIterable<RawEntry>): AsyncGenerator<Entry<T>> {
+      if (source === undefined) return;
+      let n = 0;
       for await (const raw of source) {
         self.#assertOpen(what);
         if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
@@ -275,7 +347,37 @@ class CoreStore implements Store {
         if (++n >= limit) return;
       }
     }
-    return listIterator(entries(), {
+    // The driver is asked at the first step, as of then (not when list() is called).
+    let inner: AsyncIterator<Entry<T>> | undefined;
+    const started = (): AsyncIterator<Entry<T>> => {
+      if (inner === undefined) {
+        if (limit === 0) inner = entries();
+        else {
+          const listed = self.#driver.list(range, self.#clock.now());
+          inner = Symbol.iterator in listed
+            ? fromSync((listed as Iterable<RawEntry>)[Symbol.iterator]())
+            : entries(listed as AsyncIterable<RawEntry>);
+        }
+      }
+      return inner;
+    };
+    const source: AsyncIterator<Entry<T>> = {
+      next() {
+        try {
+          return started().next();
+        } catch (err) {
+          return Promise.reject(err);
+        }
+      },
+      return(value?: unknown) {
+        return inner?.return?.(value) ??
+          Promise.resolve({ done: true as const, value: undefined });
+      },
+      throw(err?: unknown) {
+        return inner?.throw?.(err) ?? Promise.reject(err);
+      },
+    };
+    return listIterator(source, {
       cursor: () => lastKey === undefined ? "" : encodeCursor(lastKey),
       next: (step) =>
         self.#closed
@@ -380,6 +482,57 @@ class CoreStore implements Store {
       entries.push({ key: raw.key, value: JSON.parse(raw.value), raw });
     }
     return applyQuery(entries, q).map(({ raw }) => toEntry<T>(raw));
+  }
+
+  async explain(query: Query = {}): Promise<QueryPlan> {
+    const what = "Cannot explain";
+    this.#assertOpen(what);
+    const q = normalizeQuery(query);
+    assertKey(q.prefix, what, true);
+    if (this.capabilities.query && this.#driver.explain) {
+      const plan = await this.#driver.explain(q, this.#clock.now());
+      if (plan !== undefined) return plan;
+    }
+    const choice = chooseIndex(this.#indexSpecs, q);
+    const detail = [`scan every live entry under ${JSON.stringify(q.prefix)} and filter in memory`];
+    if (choice !== undefined) {
+      detail.push(
+        `index ${choice.index.name} (${choice.index.path.join(".")}) fits, but this backend ` +
+          `does not build indexes natively`,
+      );
+    }
+    return { index: null, scan: true, by: "core", detail };
+  }
+
+  async search<T = JsonValue>(text: string, options?: SearchOptions): Promise<SearchHit<T>[]> {
+    const what = "Cannot search";
+    this.#assertOpen(what);
+    const request = normalizeSearchRequest(text, options, this.#search, what);
+    const now = this.#clock.now();
+    if (this.#nativeSearch && this.#driver.search) {
+      const native = await this.#driver.search(request, now);
+      if (native !== undefined) {
+        return native.filter((r) => this.#live(r, now) !== null).map((r) => ({
+          ...toEntry<T>(r),
+          score: r.score,
+        }));
+      }
+    }
+    const hits: SearchHit<T>[] = [];
+    for await (const raw of this.#driver.list({ prefix: request.prefix }, now)) {
+      if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
+      const value = JSON.parse(raw.value);
+      const score = searchScore(value, request.terms, request.fields);
+      if (score === undefined) continue;
+      hits.push({
+        key: [...raw.key],
+        value: value as T,
+        version: raw.version,
+        expiresAt: raw.expiresAt,
+        score,
+      });
+    }
+    return sortHits(hits).slice(0, request.limit);
   }
 
   atomic(): AtomicOperation {

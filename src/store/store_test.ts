@@ -127,6 +127,8 @@ Deno.test("wrapDriver() fills the capabilities a driver does not declare with fa
     clear: false,
     atomicClear: false,
     multiProcess: false,
+    indexes: false,
+    search: false,
   });
   assert.ok(Object.isFrozen(store.capabilities));
   assert.equal(store.name, "tiny-store");

@@ -185,6 +185,75 @@ export interface Capabilities {
   atomicClear: boolean;
   /** Several processes may open it at once without lost updates. */
   multiProcess: boolean;
+  /** Builds declared indexes itself (otherwise indexed queries are answered by a scan). */
+  indexes: boolean;
+  /** Runs full-text search itself (otherwise the core scans). */
+  search: boolean;
+}
+
+/**
+ * An index declared on a store: the values under `prefix`, by the field at
+ * `path` (dot-separated or an array of segments; segments that are array
+ * indexes are not allowed). `query` uses it for an `eq` or range clause on
+ * that path, or to sort by it.
+ */
+export interface IndexDeclaration {
+  /** Only entries strictly under this key prefix. */
+  prefix: Key;
+  /** The field: `"status"`, `"customer.id"` or `["customer", "id"]`. */
+  path: string | readonly string[];
+}
+
+/** A declared index as the store uses it (see {@linkcode Store.indexes}). */
+export interface IndexInfo {
+  /** A stable name derived from the prefix and path (`fs_ix_…`). */
+  readonly name: string;
+  /** The key prefix. */
+  readonly prefix: Key;
+  /** The path, split into segments. */
+  readonly path: readonly string[];
+  /** Whether the backend built it natively; `false`: queries that fit it scan. */
+  readonly native: boolean;
+}
+
+/**
+ * Which values {@linkcode Store.search} indexes: the entries under `prefix`
+ * (default: every entry), by the strings at `fields` (default: every string
+ * in the value).
+ */
+export interface SearchDeclaration {
+  /** Only entries strictly under this prefix. */
+  prefix?: Key;
+  /** Paths of the fields to index; a field holding an array or object contributes every string in it. */
+  fields?: readonly (string | readonly string[])[];
+}
+
+/** Options for {@linkcode Store.search}. */
+export interface SearchOptions {
+  /** Only entries under this prefix (default: the declared search prefix, or every entry). */
+  prefix?: Key;
+  /** Return at most this many hits (default 20). */
+  limit?: number;
+  /** Match only in these fields (default: every declared field). */
+  fields?: readonly (string | readonly string[])[];
+}
+
+/** One hit of {@linkcode Store.search}: the entry and its relevance (higher is better). */
+export interface SearchHit<T = JsonValue> extends Entry<T> {
+  /** Relevance: comparable within one result list only. */
+  score: number;
+}
+
+/** How {@linkcode Store.query} answers a query, as {@linkcode Store.explain} reports it. */
+export interface QueryPlan {
+  /** The declared index used, or `null`. */
+  index: string | null;
+  /** Whether every live entry under the prefix is read (no index narrows it). */
+  scan: boolean;
+  /** Who evaluates it: the backend (`"native"`) or the core's scan (`"core"`). */
+  by: "native" | "core";
+  /** Human-readable details (the backend's own plan where it has one). */
+  detail: string[];
 }
 
 /** The interface every store exposes, whatever the backend. */
@@ -211,6 +280,17 @@ export interface Store extends AsyncDisposable {
   count(prefix?: Key, bounds?: KeyBounds): Promise<number>;
   /** Filter and sort values. */
   query<T = JsonValue>(query?: Query): Promise<Entry<T>[]>;
+  /** Say how {@linkcode Store.query} would answer `query`: which index, and whether it scans. */
+  explain(query?: Query): Promise<QueryPlan>;
+  /**
+   * Full-text search: the live entries whose indexed text contains every word
+   * of `text` (words are runs of letters and digits, compared
+   * case-insensitively), best first. Which entries match is the same on every
+   * backend; the order of hits by `score` is the backend's.
+   */
+  search<T = JsonValue>(text: string, options?: SearchOptions): Promise<SearchHit<T>[]>;
+  /** The indexes declared when the store was opened. */
+  readonly indexes: readonly IndexInfo[];
   /** Start an all-or-nothing operation. */
   atomic(): AtomicOperation;
   /**

@@ -15,12 +15,16 @@ import type {
   CompactResult,
   DeleteOptions,
   Entry,
+  IndexInfo,
   JsonValue,
   Key,
   KeyBounds,
   ListIterator,
   ListOptions,
   Query,
+  QueryPlan,
+  SearchHit,
+  SearchOptions,
   SetOptions,
   Store,
 } from "../store/types.ts";
@@ -121,6 +125,18 @@ class NotifyingStore implements Store {
 
   query<T = JsonValue>(query?: Query): Promise<Entry<T>[]> {
     return this.#store.query<T>(query);
+  }
+
+  explain(query?: Query): Promise<QueryPlan> {
+    return this.#store.explain(query);
+  }
+
+  search<T = JsonValue>(text: string, options?: SearchOptions): Promise<SearchHit<T>[]> {
+    return this.#store.search<T>(text, options);
+  }
+
+  get indexes(): readonly IndexInfo[] {
+    return this.#store.indexes;
   }
 
   clear(prefix: Key, bounds?: KeyBounds): Promise<number> {

@@ -16,12 +16,16 @@ import type {
   CompactResult,
   DeleteOptions,
   Entry,
+  IndexInfo,
   JsonValue,
   Key,
   KeyBounds,
   ListIterator,
   ListOptions,
   Query,
+  QueryPlan,
+  SearchHit,
+  SearchOptions,
   SetOptions,
   Store,
 } from "../store/types.ts";
@@ -277,6 +281,10 @@ class CachingStore implements CachedStore {
 
   get capabilities(): Readonly<Capabilities> {
     return this.#store.capabilities;
+  }
+
+  get indexes(): readonly IndexInfo[] {
+    return this.#store.indexes;
   }
 
   stats(): CacheStats {
@@ -543,6 +551,21 @@ class CachingStore implements CachedStore {
     await this.#writes.settle();
     const entries = await this.#store.query<T>(query);
     return this.#versions.size === 0 ? entries : entries.map((e) => this.#versions.shown(e));
+  }
+
+  async explain(query?: Query): Promise<QueryPlan> {
+    this.#assertOpen("Cannot explain");
+    await this.#writes.settle();
+    return await this.#store.explain(query);
+  }
+
+  async search<T = JsonValue>(text: string, options?: SearchOptions): Promise<SearchHit<T>[]> {
+    this.#assertOpen("Cannot search");
+    await this.#writes.settle();
+    const hits = await this.#store.search<T>(text, options);
+    return this.#versions.size === 0
+      ? hits
+      : hits.map((h) => ({ ...this.#versions.shown(h), score: h.score }));
   }
 
   async purgeExpired(): Promise<number> {

@@ -22,13 +22,14 @@ import { cached } from "./cached.ts";
 
 testStore(
   "cached(memory) write-through",
-  ({ clock }) => openStore({ plugin: "memory" }, { clock }).then((s) => cached(s, { clock })),
+  ({ clock, indexes, search }) =>
+    openStore({ plugin: "memory", indexes, search }, { clock }).then((s) => cached(s, { clock })),
 );
 
 testStore(
   "cached(memory) write-behind",
-  ({ clock }) =>
-    openStore({ plugin: "memory" }, { clock }).then((s) =>
+  ({ clock, indexes, search }) =>
+    openStore({ plugin: "memory", indexes, search }, { clock }).then((s) =>
       cached(s, { clock, mode: "write-behind", flushInterval: 0 })
     ),
   {
@@ -116,6 +117,15 @@ class SpyStore implements Store {
   }
   query<T = JsonValue>(query?: Query): Promise<Entry<T>[]> {
     return this.inner.query<T>(query);
+  }
+  explain(query?: Query): ReturnType<Store["explain"]> {
+    return this.inner.explain(query);
+  }
+  search<T = JsonValue>(text: string, options?: Parameters<Store["search"]>[1]) {
+    return this.inner.search<T>(text, options);
+  }
+  get indexes(): Store["indexes"] {
+    return this.inner.indexes;
   }
   clear(prefix: Key): Promise<number> {
     return this.inner.clear(prefix);

@@ -14,12 +14,16 @@ import type {
   CompactResult,
   DeleteOptions,
   Entry,
+  IndexInfo,
   JsonValue,
   Key,
   KeyBounds,
   ListIterator,
   ListOptions,
   Query,
+  QueryPlan,
+  SearchHit,
+  SearchOptions,
   SetOptions,
   Store,
 } from "../store/types.ts";
@@ -35,6 +39,8 @@ export type HookOperation =
   | "list"
   | "count"
   | "query"
+  | "explain"
+  | "search"
   | "clear"
   | "purgeExpired"
   | "compact"
@@ -106,7 +112,7 @@ export interface StoreHooks {
  * `getMany` runs `beforeGet` for each key in order, one store `getMany`, then
  * `afterGet` for each key in order. `atomic()` calls `beforeCommit` and
  * `afterCommit` at `commit()`, never the set/delete hooks. `list`, `count`,
- * `query`, `clear` and `close` have no before/after hooks (so they can read
+ * `query`, `explain`, `search`, `clear` and `close` have no before/after hooks (so they can read
  * or delete without `beforeGet`/`beforeDelete`); their store errors, and
  * errors while iterating a `list`, do go to `onError`. Concurrent calls are
  * not serialized: hooks of different calls may interleave.
@@ -180,6 +186,10 @@ class HookedStore implements Store {
 
   get capabilities(): Readonly<Capabilities> {
     return this.#store.capabilities;
+  }
+
+  get indexes(): readonly IndexInfo[] {
+    return this.#store.indexes;
   }
 
   #assertOpen(what: string): void {
@@ -275,6 +285,16 @@ class HookedStore implements Store {
   async query<T = JsonValue>(query?: Query): Promise<Entry<T>[]> {
     this.#assertOpen("Cannot query");
     return await this.#run("query", undefined, () => this.#store.query<T>(query));
+  }
+
+  async explain(query?: Query): Promise<QueryPlan> {
+    this.#assertOpen("Cannot explain");
+    return await this.#run("explain", undefined, () => this.#store.explain(query));
+  }
+
+  async search<T = JsonValue>(text: string, options?: SearchOptions): Promise<SearchHit<T>[]> {
+    this.#assertOpen("Cannot search");
+    return await this.#run("search", undefined, () => this.#store.search<T>(text, options));
   }
 
   async purgeExpired(): Promise<number> {

@@ -8,14 +8,18 @@ import { type HookMutation, type StoreHooks, withHooks } from "./hooks.ts";
 
 testStore(
   "withHooks(memory)",
-  ({ clock }) =>
-    openStore({ plugin: "memory" }, { clock }).then((s) => withHooks(s, { beforeSet() {} })),
+  ({ clock, indexes, search }) =>
+    openStore({ plugin: "memory", indexes, search }, { clock }).then((s) =>
+      withHooks(s, { beforeSet() {} })
+    ),
 );
 
 testStore(
   "withHooks(cached(memory))",
-  ({ clock }) =>
-    openStore({ plugin: "memory" }, { clock }).then((s) => withHooks(cached(s, { clock }), {})),
+  ({ clock, indexes, search }) =>
+    openStore({ plugin: "memory", indexes, search }, { clock }).then((s) =>
+      withHooks(cached(s, { clock }), {})
+    ),
 );
 
 /** Hooks that record every call as a line in `log`. */

@@ -9,7 +9,7 @@
  * @module
  */
 import { AssertionError } from "node:assert/strict";
-import type { Clock, Store } from "../../store/types.ts";
+import type { Clock, IndexDeclaration, SearchDeclaration, Store } from "../../store/types.ts";
 import { fakeClock } from "../clock.ts";
 import { errorText, show } from "./_assert.ts";
 import type { CaseRun } from "./_case.ts";
@@ -26,6 +26,7 @@ import { defineProcessCases } from "./processes.ts";
 import { defineQueryCases } from "./query.ts";
 import { defineValueCases } from "./values.ts";
 import { defineVersionCases } from "./versions.ts";
+import { defineIndexCases } from "./indexes.ts";
 
 /** What {@linkcode OpenStoreForTest} receives for each case. */
 export interface ConformanceContext {
@@ -36,6 +37,14 @@ export interface ConformanceContext {
   id: string;
   /** The clock the store must use for expiry (pass it as `clock` to `openStore`). */
   clock: Clock;
+  /**
+   * Indexes the case declares: pass them in the spec to `openStore`
+   * (`openStore({ plugin, ...options, indexes: ctx.indexes, search: ctx.search })`).
+   * The index and search cases fail, saying so, when the store does not have them.
+   */
+  indexes?: IndexDeclaration[];
+  /** The search declaration the case makes: pass it in the spec to `openStore`, like `indexes`. */
+  search?: SearchDeclaration;
 }
 
 /** Opens the store under test: a new, empty store for a new id; the same data for the same id. */
@@ -159,6 +168,7 @@ definePersistenceCases(definePersistent);
 defineBadInputCases(define);
 defineDifferentialCases(define);
 defineProcessCases(defineMultiProcess);
+defineIndexCases(define);
 
 /**
  * Register the Store conformance suite for one backend: a single
@@ -184,7 +194,9 @@ defineProcessCases(defineMultiProcess);
  * import { testStore } from "@flowstate/core/testing";
  * import memory from "@flowstate/core/plugins/memory";
  *
- * testStore("memory", (ctx) => openStore({ plugin: memory }, { clock: ctx.clock }));
+ * testStore("memory", ({ clock, indexes, search }) =>
+ *   openStore({ plugin: memory, indexes, search }, { clock })
+ * );
  *
  * Deno.test("memory plugin says where it lives", async () => {
  *   await using store = await openStore({ plugin: memory });
@@ -212,7 +224,8 @@ defineProcessCases(defineMultiProcess);
  * // The suite runs after the tests registered before it; afterAll runs last.
  * testStore(
  *   "sqlite",
- *   ({ id, clock }) => openStore({ plugin, path: join(dir, `${id}.db`) }, { clock }),
+ *   ({ id, clock, indexes, search }) =>
+ *     openStore({ plugin, path: join(dir, `${id}.db`), indexes, search }, { clock }),
  *   {
  *     multiProcess: { spec: ({ id }) => ({ plugin, path: join(dir, `${id}.db`) }) },
  *     cleanup: ({ id }) => Deno.remove(join(dir, `${id}.db`)).catch(() => {}),
@@ -343,8 +356,8 @@ async function runCase(
       spec: multiProcess.spec({ id }),
       flags: [...(multiProcess.flags ?? DEFAULT_CHILD_FLAGS)],
     },
-    async open() {
-      const store = await open({ id, clock });
+    async open(declarations) {
+      const store = await open({ id, clock, ...declarations });
       if (typeof store?.get !== "function" || typeof store?.close !== "function") {
         throw new TypeError(`open() must resolve to a Store (got ${show(store)})`);
       }

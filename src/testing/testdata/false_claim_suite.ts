@@ -7,7 +7,10 @@ const plugin = import.meta.resolve("./single_process_plugin.ts");
 
 testStore(
   "with spec",
-  ({ clock }) => openStore({ plugin }, { clock }),
+  ({ clock, indexes, search }) => openStore({ plugin, indexes, search }, { clock }),
   { multiProcess: { spec: () => ({ plugin }) } },
 );
-testStore("without spec", ({ clock }) => openStore({ plugin }, { clock }));
+testStore(
+  "without spec",
+  ({ clock, indexes, search }) => openStore({ plugin, indexes, search }, { clock }),
+);

@@ -1,0 +1,287 @@
+/**
+ * Declared indexes, count, list and full-text search on the sqlite plugin,
+ * each beside a bare `node:sqlite` baseline doing the same work on the same
+ * file (a second connection) in the same run: rounds interleaved, the order
+ * flipped every round, medians, and the ratio bare time / Flowstate time
+ * (1.0 = parity, higher is better for Flowstate).
+ *
+ *   deno run -A bench/indexes_bench.ts [sizes=1000,100000] [rounds=15]
+ *   deno run -A bench/indexes_bench.ts 1000,100000,1000000 15
+ *
+ * Per size: an indexed `eq` query with one match, the same query without
+ * the index (today's scan; skipped above 100k), `count(prefix)`, a list of
+ * 100. At 100,000 entries (when among the sizes) also FTS p50 over 100,000
+ * values. With FLOWSTATE_TEST_POSTGRES_URL, the same for postgres (indexed
+ * eq, count, list of 100) beside the bare `postgres` client, in a schema
+ * of its own that is dropped at the end.
+ */
+import { DatabaseSync } from "node:sqlite";
+import { join } from "node:path";
+import { openStore } from "../mod.ts";
+import type { Store } from "../src/store/types.ts";
+import { byteBounds } from "../src/store/keys.ts";
+import { prefixTerms, rankExpr, valueExpr } from "../plugins/sqlite/indexes.ts";
+import { prefixTerms as pgPrefixTerms, stringExpr } from "../plugins/postgres/indexes.ts";
+
+const SIZES = (Deno.args[0] ?? "1000,100000").split(",").map(Number);
+const ROUNDS = Number(Deno.args[1] ?? 15);
+const dir = await Deno.makeTempDir({ prefix: "flowstate-indexes-bench-" });
+const WORDS = Array.from({ length: 2000 }, (_, i) => `w${(i * 7919 % 2000).toString(36)}x`);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Interleaved rounds of `ops` repetitions each; per-op medians of both and the ratio. */
+async function pair(
+  label: string,
+  ops: number,
+  ours: (i: number) => unknown | Promise<unknown>,
+  bare: (i: number) => unknown | Promise<unknown>,
+  rounds = ROUNDS,
+): Promise<void> {
+  const a: number[] = [];
+  const b: number[] = [];
+  const time = async (fn: (i: number) => unknown | Promise<unknown>) => {
+    const t0 = performance.now();
+    for (let i = 0; i < ops; i++) await fn(i);
+    return (performance.now() - t0) / ops;
+  };
+  await time(ours); // warm-up
+  await time(bare);
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2 === 0) {
+      a.push(await time(ours));
+      b.push(await time(bare));
+    } else {
+      b.push(await time(bare));
+      a.push(await time(ours));
+    }
+  }
+  const ma = median(a);
+  const mb = median(b);
+  console.log(
+    `| ${label} | ${fmt(ma)} | ${fmt(mb)} | ${(mb / ma).toFixed(2)} |`,
+  );
+}
+
+function fmt(ms: number): string {
+  return ms >= 1 ? `${ms.toFixed(2)} ms` : `${(ms * 1000).toFixed(1)} µs`;
+}
+
+async function fill(store: Store, n: number, withText: boolean): Promise<void> {
+  let op = store.atomic();
+  for (let i = 0; i < n; i++) {
+    const value: Record<string, unknown> = {
+      status: i === Math.floor(n / 2) ? "needle" : `s${i % 50}`,
+      n: i,
+      customer: { id: i % 1000 },
+    };
+    if (withText) {
+      value.title = `${WORDS[i % WORDS.length]} ${WORDS[(i * 31) % WORDS.length]}`;
+      value.body = Array.from({ length: 8 }, (_, j) => WORDS[(i * 13 + j * 101) % WORDS.length])
+        .join(" ");
+    }
+    op.set(["orders", String(i).padStart(8, "0")], value);
+    if (i % 5000 === 4999) {
+      await op.commit();
+      op = store.atomic();
+    }
+  }
+  await op.commit();
+}
+
+console.log(`Deno ${Deno.version.deno}, ${ROUNDS} rounds, medians per operation`);
+console.log("");
+console.log("| workload (sqlite) | Flowstate | bare node:sqlite | bare / Flowstate |");
+console.log("| --- | --- | --- | --- |");
+
+for (const size of SIZES) {
+  const path = join(dir, `s${size}.db`);
+  const indexes = [{ prefix: ["orders"], path: "status" }];
+  const withText = size === 100_000;
+  const t0 = performance.now();
+  {
+    await using plain = await openStore({ plugin: "sqlite", path, durability: "relaxed" });
+    await fill(plain, size, withText);
+  }
+  const loaded = performance.now() - t0;
+  const t1 = performance.now();
+  await using store = await openStore({
+    plugin: "sqlite",
+    path,
+    indexes,
+    ...(withText ? { search: { prefix: ["orders"], fields: ["title", "body"] } } : {}),
+  });
+  const built = performance.now() - t1;
+  console.error(
+    `size ${size}: loaded in ${(loaded / 1000).toFixed(1)} s, index build ${
+      (built / 1000).toFixed(1)
+    } s`,
+  );
+  const db = new DatabaseSync(path);
+  const ix = store.indexes[0];
+  const bounds = byteBounds({ prefix: ["orders"] });
+  const eqSql =
+    `SELECT key, value, version, expires_at FROM flowstate_entries INDEXED BY "${ix.name}" ` +
+    `WHERE ${rankExpr("value", ix.path)} = 5 AND ${valueExpr("value", ix.path)} = ? AND ${
+      prefixTerms("key", ["orders"]).join(" AND ")
+    }`;
+  const eqStmt = db.prepare(eqSql);
+  const query = {
+    prefix: ["orders"],
+    where: [{ path: "status", op: "eq" as const, value: "needle" }],
+  };
+  if ((await store.query(query)).length !== 1) throw new Error("expected one match");
+  await pair(`indexed eq, 1 match, ${size} entries`, 200, () => store.query(query), () => {
+    return (eqStmt.all("needle") as { value: string }[]).map((r) => JSON.parse(r.value));
+  });
+  if (size <= 100_000) {
+    await using unindexed = await openStore({ plugin: "sqlite", path });
+    const scanStmt = db.prepare(
+      `SELECT key, value FROM flowstate_entries WHERE key > ? AND key < ? AND ` +
+        `json_extract(value, '$.status') = ?`,
+    );
+    await pair(
+      `unindexed eq (scan), ${size} entries`,
+      size >= 100_000 ? 1 : 20,
+      () => unindexed.query(query),
+      () =>
+        (scanStmt.all(bounds.lower!, bounds.upper!, "needle") as { value: string }[]).map((r) =>
+          JSON.parse(r.value)
+        ),
+      size >= 100_000 ? 5 : ROUNDS,
+    );
+  }
+  const countStmt = db.prepare(
+    "SELECT count(*) AS n FROM flowstate_entries WHERE key > ? AND key < ?",
+  );
+  await pair(
+    `count(prefix), ${size} entries`,
+    size >= 100_000 ? 3 : 200,
+    () => store.count(["orders"]),
+    () => (countStmt.get(bounds.lower!, bounds.upper!) as { n: number }).n,
+  );
+  const listStmt = db.prepare(
+    "SELECT key, value, version, expires_at FROM flowstate_entries WHERE key > ? AND key < ? " +
+      "ORDER BY key LIMIT 100",
+  );
+  await pair(
+    `list of 100, ${size} entries`,
+    100,
+    async () => {
+      const out = [];
+      for await (const e of store.list({ prefix: ["orders"], limit: 100 })) out.push(e);
+      return out;
+    },
+    () =>
+      (listStmt.all(bounds.lower!, bounds.upper!) as { value: string }[]).map((r) =>
+        JSON.parse(r.value)
+      ),
+  );
+  if (withText) {
+    const ftsStmt = db.prepare(
+      "SELECT e.key, e.value, e.version, e.expires_at, bm25(flowstate_search) AS s FROM " +
+        "flowstate_search JOIN flowstate_entries AS e ON e.rowid = flowstate_search.rowid " +
+        "WHERE flowstate_search MATCH ? ORDER BY s LIMIT 20",
+    );
+    let hits = 0;
+    await pair(
+      `search, 2 words, limit 20, ${size} values`,
+      50,
+      async (i) => {
+        hits += (await store.search(`${WORDS[i * 17 % 2000]} ${WORDS[i * 29 % 2000]}`)).length;
+      },
+      (i) =>
+        (ftsStmt.all(`"${WORDS[i * 17 % 2000]}" AND "${WORDS[i * 29 % 2000]}"`) as {
+          value: string;
+        }[]).map((r) => JSON.parse(r.value)),
+    );
+    await pair(
+      `search, 1 word, limit 20, ${size} values`,
+      50,
+      (i) => store.search(WORDS[i * 17 % 2000]),
+      (i) =>
+        (ftsStmt.all(`"${WORDS[i * 17 % 2000]}"`) as { value: string }[]).map((r) =>
+          JSON.parse(r.value)
+        ),
+    );
+    if (hits === 0) console.error("(the 2-word searches found nothing)");
+  }
+  db.close();
+}
+const pgUrl = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
+if (pgUrl) {
+  const { default: postgres } = await import("postgres");
+  const admin = postgres(pgUrl, { max: 1, onnotice: () => {} });
+  const schema = `bench_${crypto.randomUUID().slice(0, 8)}`;
+  console.log("");
+  console.log("| workload (postgres) | Flowstate | bare postgres client | bare / Flowstate |");
+  console.log("| --- | --- | --- | --- |");
+  try {
+    for (const size of SIZES) {
+      const table = `t${size}`;
+      const spec = { plugin: "postgres", url: pgUrl, schema, table } as const;
+      const t0 = performance.now();
+      {
+        await using plain = await openStore(spec);
+        await fill(plain, size, false);
+      }
+      await using store = await openStore({
+        ...spec,
+        indexes: [{ prefix: ["orders"], path: "status" }],
+      });
+      await admin.unsafe(`ANALYZE "${schema}"."${table}"`);
+      console.error(
+        `postgres size ${size}: ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      );
+      const bare = postgres(pgUrl, { max: 1, onnotice: () => {} });
+      const qualified = `"${schema}"."${table}"`;
+      const prefix = pgPrefixTerms("key", ["orders"]).join(" AND ");
+      const eqSql = `SELECT key, value, version, expires_at FROM ${qualified} WHERE ${
+        stringExpr(schema, "value", ["status"])
+      } = $1::text AND ${prefix}`;
+      const query = {
+        prefix: ["orders"],
+        where: [{ path: "status", op: "eq" as const, value: "needle" }],
+      };
+      if ((await store.query(query)).length !== 1) throw new Error("expected one match");
+      const plan = await store.explain(query);
+      console.error(`postgres plan: ${plan.index} ${plan.detail.join(" / ")}`);
+      await pair(
+        `indexed eq, 1 match, ${size} entries`,
+        100,
+        () => store.query(query),
+        async () =>
+          (await bare.unsafe(eqSql, ["needle"])).map((r) => JSON.parse(r.value as string)),
+      );
+      const b = byteBounds({ prefix: ["orders"] });
+      await pair(
+        `count(prefix), ${size} entries`,
+        size >= 100_000 ? 2 : 50,
+        () => store.count(["orders"]),
+        async () =>
+          (await bare.unsafe(
+            `SELECT count(*) AS n FROM ${qualified} WHERE key > $1 AND key < $2`,
+            [b.lower!, b.upper!] as never[],
+          ))[0].n,
+      );
+      await pair(`list of 100, ${size} entries`, 50, async () => {
+        const out = [];
+        for await (const e of store.list({ prefix: ["orders"], limit: 100 })) out.push(e);
+        return out;
+      }, async () =>
+        (await bare.unsafe(
+          `SELECT key, value, version, expires_at FROM ${qualified} WHERE key > $1 AND key < $2 ` +
+            `ORDER BY key LIMIT 100`,
+          [b.lower!, b.upper!] as never[],
+        )).map((r) => JSON.parse(r.value as string)));
+      await bare.end();
+    }
+  } finally {
+    await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.end();
+  }
+}
+await Deno.remove(dir, { recursive: true });

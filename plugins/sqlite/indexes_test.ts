@@ -1,0 +1,170 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { openStore } from "../../src/plugin.ts";
+import type { Warning } from "../../src/log.ts";
+import { fakeClock } from "../../src/testing/clock.ts";
+import { rawDb, withDir } from "./_test_utils.ts";
+
+// Declared indexes, search and the slow paths of the sqlite plugin; the
+// conformance suite checks their answers against a scan.
+
+const ORDERS = [{ prefix: ["orders"], path: "status" }, { prefix: ["orders"], path: "n" }];
+
+Deno.test("sqlite builds a declared index once, reports a long build, and queries through it", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "s.db");
+    {
+      await using store = await openStore({ plugin: "sqlite", path });
+      for (let i = 0; i < 12_000; i += 1000) {
+        const op = store.atomic();
+        for (let j = i; j < i + 1000; j++) {
+          op.set(["orders", String(j).padStart(6, "0")], {
+            status: j === 777 ? "lost" : "ok",
+            n: j,
+          });
+        }
+        assert.ok((await op.commit()).ok);
+      }
+    }
+    const warnings: Warning[] = [];
+    const open = () =>
+      openStore({ plugin: "sqlite", path, indexes: ORDERS }, {
+        onWarning: (w) => warnings.push(w),
+      });
+    {
+      await using store = await open();
+      assert.deepEqual(
+        warnings.map((w) => w.code),
+        ["INDEX_BUILD", "INDEX_BUILD"].concat([
+          "INDEX_BUILD",
+          "INDEX_BUILD",
+        ]),
+      );
+      assert.match(
+        warnings[0].message,
+        /^building index fs_ix_\w+ on status under \["orders"\]: 12000 entries/,
+      );
+      assert.match(warnings[1].message, /^built index fs_ix_\w+ .* in \d+ ms$/);
+      const q = {
+        prefix: ["orders"],
+        where: [{ path: "status", op: "eq" as const, value: "lost" }],
+      };
+      const plan = await store.explain(q);
+      assert.equal(plan.index, store.indexes[0].name);
+      assert.equal(plan.scan, false);
+      assert.ok(
+        plan.detail.some((d) => /SEARCH e USING INDEX fs_ix_/.test(d)),
+        plan.detail.join("\n"),
+      );
+      assert.deepEqual((await store.query(q)).map((e) => e.key), [["orders", "000777"]]);
+      const top = await store.query({
+        prefix: ["orders"],
+        orderBy: { path: "n", direction: "asc" },
+        limit: 2,
+      });
+      assert.deepEqual(top.map((e) => e.value), [{ status: "ok", n: 0 }, { status: "ok", n: 1 }]);
+      const sorted = await store.explain({ prefix: ["orders"], orderBy: { path: "n" }, limit: 2 });
+      assert.equal(sorted.index, store.indexes[1].name);
+      assert.ok(!sorted.detail.some((d) => /TEMP B-TREE/.test(d)), sorted.detail.join("\n"));
+    }
+    warnings.length = 0;
+    await using again = await open();
+    assert.deepEqual(warnings, [], "an index already built is not rebuilt");
+    assert.ok(again.indexes.every((i) => i.native));
+    const names = (rawDb(path).prepare(
+      "SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'fs_ix_%' ORDER BY name",
+    ).all() as { name: string }[]).map((r) => r.name);
+    assert.deepEqual(names, again.indexes.map((i) => i.name).sort());
+  });
+});
+
+Deno.test("sqlite search follows writes from another connection and rebuilds when the declaration changes", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "s.db");
+    const search = { prefix: ["notes"], fields: ["title"] };
+    await using a = await openStore({ plugin: "sqlite", path, search });
+    await using b = await openStore({ plugin: "sqlite", path });
+    await b.set(["notes", "1"], { title: "Quarterly report", body: "numbers" });
+    await b.set(["notes", "2"], { title: "report draft", body: "quarterly" });
+    assert.deepEqual((await a.search("report")).map((h) => h.key[1]).sort(), ["1", "2"]);
+    assert.deepEqual((await a.search("quarterly")).map((h) => h.key[1]), ["1"]);
+    await b.delete(["notes", "1"]);
+    assert.deepEqual((await a.search("report")).map((h) => h.key[1]), ["2"]);
+    await a.close();
+    await using c = await openStore({
+      plugin: "sqlite",
+      path,
+      search: { prefix: ["notes"], fields: ["title", "body"] },
+    });
+    assert.deepEqual((await c.search("quarterly", { fields: ["body"] })).map((h) => h.key[1]), [
+      "2",
+    ]);
+  });
+});
+
+Deno.test("sqlite compare-and-set is one statement with the semantics of a checked commit", async () => {
+  await withDir(async (dir) => {
+    const clock = fakeClock();
+    await using store = await openStore({ plugin: "sqlite", path: join(dir, "s.db") }, { clock });
+    const first = await store.set(["k"], 1, { ifVersion: null });
+    assert.ok(first.ok);
+    assert.equal((await store.set(["k"], 2, { ifVersion: null })).ok, false);
+    assert.equal((await store.set(["k"], 2, { ifVersion: "nope" })).ok, false);
+    const second = await store.set(["k"], 2, { ifVersion: first.version!, expireIn: 10 });
+    assert.ok(second.ok);
+    assert.equal((await store.get(["k"]))?.value, 2);
+    clock.advance(10);
+    // Expired: absent for a check, so a "must be absent" write succeeds and an old version fails.
+    assert.equal((await store.set(["k"], 3, { ifVersion: second.version! })).ok, false);
+    assert.ok((await store.set(["k"], 4, { ifVersion: null })).ok);
+    const live = await store.get(["k"]);
+    assert.deepEqual([live?.value, live?.expiresAt], [4, null]);
+    assert.equal(await store.delete(["k"], { ifVersion: "nope" }), false);
+    assert.equal(await store.delete(["k"], { ifVersion: live!.version }), true);
+    assert.equal(await store.get(["k"]), null);
+  });
+});
+
+Deno.test("sqlite queries that order strings trust the surrogate flag, and a value with a lone surrogate sets it", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "s.db");
+    await using store = await openStore({ plugin: "sqlite", path });
+    await store.set(["s", "a"], { t: "\uffff" });
+    await store.set(["s", "b"], { t: "\ud83d\ude00" });
+    const ordered = async () =>
+      (await store.query({ prefix: ["s"], orderBy: { path: "t" } })).map((e) => e.key[1]);
+    // Code-point order: U+1F600 sorts after U+FFFF.
+    assert.deepEqual(await ordered(), ["a", "b"]);
+    const flag = () =>
+      (rawDb(path).prepare("SELECT value FROM flowstate_meta WHERE key = 'lone_surrogates'")
+        .get() as
+          | { value: string }
+          | undefined)?.value;
+    assert.equal(flag(), undefined);
+    await store.set(["s", "c"], { t: "\ud800" });
+    assert.equal(flag(), "1");
+    // The core's order (SQLite's WTF-8 bytes would put "c" first): the query fell back.
+    assert.deepEqual(await ordered(), ["a", "c", "b"]);
+  });
+});
+
+Deno.test("sqlite count() skips expired entries without reading every row", async () => {
+  await withDir(async (dir) => {
+    const clock = fakeClock();
+    const path = join(dir, "s.db");
+    await using store = await openStore({ plugin: "sqlite", path }, { clock });
+    for (let i = 0; i < 10; i++) {
+      await store.set(["c", String(i)], i, i % 3 === 0 ? { expireIn: 5 } : undefined);
+    }
+    await store.set(["d", "x"], 1, { expireIn: 5 });
+    assert.equal(await store.count(["c"]), 10);
+    clock.advance(5);
+    assert.equal(await store.count(["c"]), 6);
+    assert.equal(await store.count(["c"], { start: ["c", "5"] }), 3);
+    assert.equal(await store.count(), 6);
+    const plan = (rawDb(path).prepare(
+      "EXPLAIN QUERY PLAN SELECT (SELECT count(*) FROM flowstate_entries WHERE key > ? AND key < ?)",
+    ).all(new Uint8Array([1]), new Uint8Array([2])) as { detail: string }[]).map((r) => r.detail);
+    assert.ok(plan.some((d) => /COVERING INDEX/.test(d)), plan.join("\n"));
+  });
+});
