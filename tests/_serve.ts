@@ -114,7 +114,8 @@ export async function documented<T = unknown>(
 export async function eventually(
   what: string,
   check: () => Promise<boolean>,
-  tries = 400,
+  // Generous (2 minutes): it only bounds a hang; a loaded CI machine can be slow to get there.
+  tries = 2400,
 ): Promise<void> {
   for (let i = 0; i < tries; i++) {
     if (await check()) return;
