@@ -8,26 +8,32 @@ import { notifyingStore, type StoreChange } from "./_notify.ts";
 const changes: StoreChange[] = [];
 testStore(
   "notifyingStore(memory), listening",
-  ({ clock }) =>
-    openStore({ plugin: "memory" }, { clock }).then((s) =>
+  ({ clock, indexes, search }) =>
+    openStore({ plugin: "memory", indexes, search }, { clock }).then((s) =>
       notifyingStore(s, { listening: true, changed: (c) => void changes.push(c) })
     ),
 );
 
 const dir = await Deno.makeTempDir({ prefix: "flowstate-notify-conformance-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
-testStore("Runtime.store() (sqlite) with a listener on rt.events()", async ({ id, clock }) => {
-  const rt = await openRuntime({
-    config: { stores: { main: { plugin: "sqlite", path: join(dir, `${id}.db`) } } },
-    clock,
-    cwd: dir,
-  });
-  rt.events({ bufferSize: 1 }); // listening, never read: runs and writes never wait for it
-  return await rt.store("main");
-}, {
-  persistent: true,
-  multiProcess: { spec: ({ id }) => ({ plugin: "sqlite", path: join(dir, `${id}.db`) }) },
-});
+testStore(
+  "Runtime.store() (sqlite) with a listener on rt.events()",
+  async ({ id, clock, indexes, search }) => {
+    const rt = await openRuntime({
+      config: {
+        stores: { main: { plugin: "sqlite", path: join(dir, `${id}.db`), indexes, search } },
+      },
+      clock,
+      cwd: dir,
+    });
+    rt.events({ bufferSize: 1 }); // listening, never read: runs and writes never wait for it
+    return await rt.store("main");
+  },
+  {
+    persistent: true,
+    multiProcess: { spec: ({ id }) => ({ plugin: "sqlite", path: join(dir, `${id}.db`) }) },
+  },
+);
 
 Deno.test("notifyingStore() reports committed writes only, and nothing while nobody listens", async () => {
   const seen: StoreChange[] = [];
