@@ -6,7 +6,7 @@
  * @module
  */
 import { createStateView, type StateView, type StoreResolver } from "../state/scopes.ts";
-import { MAX_VALUE_BYTES, serializeValue } from "../store/values.ts";
+import { MAX_VALUE_BYTES, serializeValue, utf8Length } from "../store/values.ts";
 import type { JsonValue } from "../store/types.ts";
 import { type Clock, realTimers, type Timers } from "../clock.ts";
 import type { LogLevel, NodeContext, NodeType } from "./node.ts";
@@ -33,7 +33,7 @@ export const MAX_NODE_OUTPUT_BYTES: number = MAX_VALUE_BYTES / 4;
 
 function assertOutputSize(text: string, id: string): void {
   if (text.length * 3 <= MAX_NODE_OUTPUT_BYTES) return;
-  const size = new TextEncoder().encode(text).length;
+  const size = utf8Length(text);
   if (size <= MAX_NODE_OUTPUT_BYTES) return;
   throw new RangeError(
     `node ${id} returned ${

@@ -103,6 +103,13 @@ function describe(name: PermissionName, item: string | undefined): Deno.Permissi
  * `/proc/self/cmdline` where it can be; assumed present where it cannot.
  */
 export function workerOptionsEnabled(): boolean {
+  // The command line does not change: read it once, not on every node run.
+  return workerOptionsFlag ??= readWorkerOptionsFlag();
+}
+
+let workerOptionsFlag: boolean | undefined;
+
+function readWorkerOptionsFlag(): boolean {
   const path = "/proc/self/cmdline";
   try {
     if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return true;

@@ -13,6 +13,7 @@ import type { HttpTrigger } from "../flow/types.ts";
 import type { RunRecord } from "../records/types.ts";
 import type { Runtime } from "../runtime.ts";
 import { flowFiles } from "../scheduler/from_config.ts";
+import { sameToken } from "./auth.ts";
 import { errorResponse, HttpError, json, readBytes } from "./http.ts";
 
 /** The largest webhook body read (bytes). */
@@ -125,15 +126,6 @@ async function hmacHex(secret: string, body: Uint8Array): Promise<string> {
   );
   const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, body as BufferSource));
   return [...mac].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Equal strings, compared in time independent of where they differ. */
-export function timingSafeEqual(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
-  return diff === 0;
 }
 
 /** The body as a value: JSON, form fields, or text. */
@@ -252,7 +244,7 @@ export async function handleWebhook(
       const given = request.headers.get("x-flowstate-signature") ??
         request.headers.get("x-hub-signature-256");
       const expected = `sha256=${await hmacHex(value, raw)}`;
-      if (given === null || !timingSafeEqual(given.trim().toLowerCase(), expected)) {
+      if (given === null || !(await sameToken(given.trim().toLowerCase(), expected))) {
         return error(
           401,
           given === null

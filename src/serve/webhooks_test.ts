@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openRuntime, type Runtime } from "../../mod.ts";
-import { handleWebhook, MAX_WEBHOOK_BODY, timingSafeEqual } from "./webhooks.ts";
+import { handleWebhook, MAX_WEBHOOK_BODY } from "./webhooks.ts";
+import { sameToken } from "./auth.ts";
 import { parseFlow } from "../flow/parse.ts";
 import { FlowValidationError } from "../flow/parse.ts";
 
@@ -256,11 +257,11 @@ Deno.test("trigger.http is checked with file:line:column", () => {
   }
 });
 
-Deno.test("timingSafeEqual compares whole strings", () => {
-  assert.equal(timingSafeEqual("sha256=ab", "sha256=ab"), true);
-  assert.equal(timingSafeEqual("sha256=ab", "sha256=ac"), false);
-  assert.equal(timingSafeEqual("sha256=ab", "sha256=abc"), false);
-  assert.equal(timingSafeEqual("", ""), true);
+Deno.test("signatures are compared whole (sameToken)", async () => {
+  assert.equal(await sameToken("sha256=ab", "sha256=ab"), true);
+  assert.equal(await sameToken("sha256=ab", "sha256=ac"), false);
+  assert.equal(await sameToken("sha256=ab", "sha256=abc"), false);
+  assert.equal(await sameToken("", ""), true);
 });
 
 Deno.test("webhooks through the server: no token needed, a signed request runs, a server shutdown cancels a webhook's run", async () => {

@@ -36,7 +36,8 @@ export const MAX_VALUE_BYTES: number = 16 * 1024 * 1024;
 export const MAX_VALUE_DEPTH = 256;
 
 /** The UTF-8 size of `text` (well-formed or not: a lone surrogate counts as U+FFFD). */
-function utf8Length(text: string): number {
+/** The UTF-8 size of `text` in bytes, without encoding it. */
+export function utf8Length(text: string): number {
   let size = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
