@@ -322,7 +322,10 @@ export async function openStore<const S extends StoreSpec>(
   const native = driver.capabilities ?? {};
   if (
     driver.prepareIndexes &&
-    ((indexes.length > 0 && native.indexes) || (search !== undefined && native.search))
+    // An `indexes` option, even an empty one, is the whole declaration: the driver drops
+    // native indexes (and search) no longer in it. Without one, nothing is touched.
+    (((indexes.length > 0 || rawIndexes !== undefined) && native.indexes) ||
+      (search !== undefined && native.search))
   ) {
     try {
       prepared = await driver.prepareIndexes({
