@@ -57,6 +57,31 @@ import type {
 import { assertValueSize, serializeValue } from "./values.ts";
 import { systemClock } from "../clock.ts";
 import { listIterator } from "./list_iterator.ts";
+import {
+  INTERNAL,
+  INTERNAL_ACCESS,
+  type InternalAccess,
+  outsideInternal,
+  reachesInternal,
+} from "./internal_keys.ts";
+
+/**
+ * A driver's listing of several ranges one after the other, synchronous when
+ * every part is (so the core's fast path for synchronous drivers still holds).
+ */
+function chainListings(
+  parts: (AsyncIterable<RawEntry> | Iterable<RawEntry>)[],
+): AsyncIterable<RawEntry> | Iterable<RawEntry> {
+  if (parts.length === 1) return parts[0];
+  if (parts.every((p) => Symbol.iterator in p)) {
+    return (function* () {
+      for (const p of parts) yield* p as Iterable<RawEntry>;
+    })();
+  }
+  return (async function* () {
+    for (const p of parts) yield* p;
+  })();
+}
 
 const PROCESS_TAG = Array.from(
   crypto.getRandomValues(new Uint8Array(8)),
@@ -353,7 +378,7 @@ class CoreStore implements Store {
       if (inner === undefined) {
         if (limit === 0) inner = entries();
         else {
-          const listed = self.#driver.list(range, self.#clock.now());
+          const listed = self.#listOutsideInternal(range, self.#clock.now());
           inner = Symbol.iterator in listed
             ? fromSync((listed as Iterable<RawEntry>)[Symbol.iterator]())
             : entries(listed as AsyncIterable<RawEntry>);
@@ -384,6 +409,52 @@ class CoreStore implements Store {
           ? Promise.reject(new StoreClosedError(`${what}: store "${self.name}" is closed`))
           : step(),
     });
+  }
+
+  /**
+   * The driver's listing of `range` without the internal space: the range as
+   * is when it cannot reach it, else the parts below and above it, chained.
+   * Lazy: each part is asked of the driver when the listing reaches it.
+   */
+  #listOutsideInternal(range: KeyRange, now: number): AsyncIterable<RawEntry> | Iterable<RawEntry> {
+    if (!reachesInternal(range)) return this.#driver.list(range, now);
+    const parts = outsideInternal(range);
+    if (range.reverse) parts.reverse();
+    if (parts.length === 0) return [];
+    if (parts.length === 1) return this.#driver.list(parts[0], now);
+    const first = this.#driver.list(parts[0], now);
+    const driver = this.#driver;
+    if (Symbol.iterator in first) {
+      return (function* () {
+        yield* first as Iterable<RawEntry>;
+        const second = driver.list(parts[1], now);
+        if (Symbol.iterator in second) yield* second as Iterable<RawEntry>;
+        else throw new TypeError("a driver's list() must be always synchronous or always async");
+      })();
+    }
+    return chainListings([first, {
+      [Symbol.asyncIterator]: () => {
+        const second = driver.list(parts[1], now);
+        return Symbol.asyncIterator in second
+          ? second[Symbol.asyncIterator]()
+          : (async function* () {
+            yield* second as Iterable<RawEntry>;
+          })();
+      },
+    }]);
+  }
+
+  /** True when the internal space holds at least one entry (expired ones too). */
+  async #hasInternal(): Promise<boolean> {
+    for await (const _ of this.#driver.list({ prefix: [INTERNAL], limit: 1, batchSize: 1 }, 0)) {
+      return true;
+    }
+    return false;
+  }
+
+  /** The internal access for core code (see `internalAccess`). */
+  [INTERNAL_ACCESS](): InternalAccess {
+    return { driver: this.#driver, clock: this.#clock };
   }
 
   #rangeFor(options: ListOptions, what: string): KeyRange {
@@ -442,7 +513,7 @@ class CoreStore implements Store {
 
   /** Every entry in the range, expired ones too (listed as of the earliest time). */
   #listRange(range: ClearRange, batchSize?: number): AsyncIterable<RawEntry> | Iterable<RawEntry> {
-    return this.#driver.list(
+    return this.#listOutsideInternal(
       { prefix: range.prefix, start: range.start, end: range.end, batchSize },
       Number.MIN_SAFE_INTEGER,
     );
@@ -454,11 +525,13 @@ class CoreStore implements Store {
     const range = this.#clearRange(prefix, bounds, what);
     const now = this.#clock.now();
     if (this.capabilities.count && this.#driver.count) {
-      return await this.#driver.count(range, now);
+      let total = 0;
+      for (const part of outsideInternal(range)) total += await this.#driver.count(part, now);
+      return total;
     }
     let n = 0;
     const { prefix: p, start, end } = range;
-    for await (const raw of this.#driver.list({ prefix: p, start, end }, now)) {
+    for await (const raw of this.#listOutsideInternal({ prefix: p, start, end }, now)) {
       if (raw.expiresAt === null || raw.expiresAt > now) n++;
     }
     return n;
@@ -470,14 +543,18 @@ class CoreStore implements Store {
     const q = normalizeQuery(query);
     assertKey(q.prefix, what, true);
     const now = this.#clock.now();
-    if (this.capabilities.query && this.#driver.query) {
+    // A native query over every key would see the internal space: only when it is empty.
+    if (
+      this.capabilities.query && this.#driver.query &&
+      !(reachesInternal({ prefix: q.prefix }) && await this.#hasInternal())
+    ) {
       const native = await this.#driver.query(q, now);
       if (native !== undefined) {
         return native.filter((r) => this.#live(r, now) !== null).map((r) => toEntry<T>(r));
       }
     }
     const entries: { key: Key; value: unknown; raw: RawEntry }[] = [];
-    for await (const raw of this.#driver.list({ prefix: q.prefix }, now)) {
+    for await (const raw of this.#listOutsideInternal({ prefix: q.prefix }, now)) {
       if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
       entries.push({ key: raw.key, value: JSON.parse(raw.value), raw });
     }
@@ -509,7 +586,10 @@ class CoreStore implements Store {
     this.#assertOpen(what);
     const request = normalizeSearchRequest(text, options, this.#search, what);
     const now = this.#clock.now();
-    if (this.#nativeSearch && this.#driver.search) {
+    if (
+      this.#nativeSearch && this.#driver.search &&
+      !(reachesInternal({ prefix: request.prefix }) && await this.#hasInternal())
+    ) {
       const native = await this.#driver.search(request, now);
       if (native !== undefined) {
         return native.filter((r) => this.#live(r, now) !== null).map((r) => ({
@@ -519,7 +599,7 @@ class CoreStore implements Store {
       }
     }
     const hits: SearchHit<T>[] = [];
-    for await (const raw of this.#driver.list({ prefix: request.prefix }, now)) {
+    for await (const raw of this.#listOutsideInternal({ prefix: request.prefix }, now)) {
       if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
       const value = JSON.parse(raw.value);
       const score = searchScore(value, request.terms, request.fields);
@@ -569,10 +649,8 @@ class CoreStore implements Store {
         return op;
       },
       clear: (prefix, bounds) => {
-        mutations.push({
-          type: "clear",
-          range: this.#clearRange(prefix, bounds, `${what}: clear`),
-        });
+        const range = this.#clearRange(prefix, bounds, `${what}: clear`);
+        for (const part of outsideInternal(range)) mutations.push({ type: "clear", range: part });
         return op;
       },
       commit: () => {
@@ -620,7 +698,11 @@ class CoreStore implements Store {
     this.#assertOpen(what);
     const range = this.#clearRange(prefix, bounds, what);
     const now = this.#clock.now();
-    if (this.capabilities.clear && this.#driver.clear) return await this.#driver.clear(range, now);
+    if (this.capabilities.clear && this.#driver.clear) {
+      let total = 0;
+      for (const part of outsideInternal(range)) total += await this.#driver.clear(part, now);
+      return total;
+    }
     let removed = 0;
     for (;;) {
       const batch: RawEntry[] = [];
@@ -667,7 +749,9 @@ class CoreStore implements Store {
     };
     // List as of the earliest time, so a driver that hides expired entries
     // itself still returns them here.
-    for await (const raw of this.#driver.list({ batchSize: 500 }, Number.MIN_SAFE_INTEGER)) {
+    for await (
+      const raw of this.#listOutsideInternal({ batchSize: 500 }, Number.MIN_SAFE_INTEGER)
+    ) {
       if (raw.expiresAt !== null && raw.expiresAt <= now) batch.push(raw);
       if (batch.length >= 500) await flush();
     }
