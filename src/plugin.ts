@@ -9,7 +9,7 @@ import { importDefault, importFailure, mappingHint, moduleUrl } from "./loader.t
 import { z } from "zod";
 import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
-import { wrapDriver } from "./store/store.ts";
+import { prepareCoreIndexes, wrapDriver } from "./store/store.ts";
 import type { Clock, IndexDeclaration, SearchDeclaration, Store } from "./store/types.ts";
 import {
   type IndexSpec,
@@ -338,7 +338,7 @@ export async function openStore<const S extends StoreSpec>(
       throw err;
     }
   }
-  return wrapDriver(driver, {
+  const store = wrapDriver(driver, {
     name,
     plugin: plugin.name,
     clock: options.clock,
@@ -346,6 +346,19 @@ export async function openStore<const S extends StoreSpec>(
     search,
     prepared,
   });
+  try {
+    // Index entries the core keeps for a driver without native indexes: built (resuming an
+    // interrupted build) before the store is handed out; dropped when no longer declared.
+    await prepareCoreIndexes(
+      store,
+      rawIndexes !== undefined,
+      (message) => onWarning?.({ code: "INDEX_BUILD", message, store: name }),
+    );
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
+  return store;
 }
 
 /** Validate a store's `indexes` and `search`: a {@linkcode ConfigError} at the option's path. */
