@@ -21,7 +21,12 @@ import { openStore } from "../mod.ts";
 import type { Store } from "../src/store/types.ts";
 import { byteBounds } from "../src/store/keys.ts";
 import { prefixTerms, rankExpr, valueExpr } from "../plugins/sqlite/indexes.ts";
-import { prefixTerms as pgPrefixTerms, stringExpr } from "../plugins/postgres/indexes.ts";
+import {
+  numberExpr,
+  prefixTerms as pgPrefixTerms,
+  rankExpr as pgRankExpr,
+  stringExpr,
+} from "../plugins/postgres/indexes.ts";
 
 const SIZES = (Deno.args[0] ?? "1000,100000").split(",").map(Number);
 const ROUNDS = Number(Deno.args[1] ?? 15);
@@ -226,11 +231,13 @@ if (pgUrl) {
       const t0 = performance.now();
       {
         await using plain = await openStore(spec);
-        await fill(plain, size, false);
+        await fill(plain, size, size === 100_000);
       }
+      const withText = size === 100_000;
       await using store = await openStore({
         ...spec,
-        indexes: [{ prefix: ["orders"], path: "status" }],
+        indexes: [{ prefix: ["orders"], path: "status" }, { prefix: ["orders"], path: "n" }],
+        ...(withText ? { search: { prefix: ["orders"], fields: ["title", "body"] } } : {}),
       });
       await admin.unsafe(`ANALYZE "${schema}"."${table}"`);
       console.error(
@@ -239,7 +246,10 @@ if (pgUrl) {
       const bare = postgres(pgUrl, { max: 1, onnotice: () => {} });
       const qualified = `"${schema}"."${table}"`;
       const prefix = pgPrefixTerms("key", ["orders"]).join(" AND ");
+      // The bare queries use the same index with the same expressions, unprepared like ours.
       const eqSql = `SELECT key, value, version, expires_at FROM ${qualified} WHERE ${
+        pgRankExpr(schema, "value", ["status"])
+      } = 5 AND ${numberExpr(schema, "value", ["status"])} IS NULL AND ${
         stringExpr(schema, "value", ["status"])
       } = $1::text AND ${prefix}`;
       const query = {
@@ -256,6 +266,54 @@ if (pgUrl) {
         async () =>
           (await bare.unsafe(eqSql, ["needle"])).map((r) => JSON.parse(r.value as string)),
       );
+      const rangeSql = `SELECT key, value, version, expires_at FROM ${qualified} WHERE ${
+        pgRankExpr(schema, "value", ["n"])
+      } = 4 AND ${numberExpr(schema, "value", ["n"])} >= $1::numeric AND ${prefix} ORDER BY ${
+        pgRankExpr(schema, "value", ["n"])
+      }, ${numberExpr(schema, "value", ["n"])}, ${
+        stringExpr(schema, "value", ["n"])
+      }, key LIMIT 10`;
+      const rangeQuery = (i: number) => ({
+        prefix: ["orders"],
+        where: [{ path: "n", op: "gte" as const, value: (i * 7919) % size }],
+        orderBy: { path: "n" },
+        limit: 10,
+      });
+      console.error(
+        `postgres range plan: ${(await store.explain(rangeQuery(1))).detail.join(" / ")}`,
+      );
+      await pair(
+        `indexed range + orderBy, limit 10, ${size} entries`,
+        100,
+        (i) => store.query(rangeQuery(i)),
+        async (i) =>
+          (await bare.unsafe(rangeSql, [String((i * 7919) % size)])).map((r) =>
+            JSON.parse(r.value as string)
+          ),
+      );
+      if (withText) {
+        const ftsSql = `SELECT key, value, version, expires_at, ` +
+          `ts_rank(fs_search, $1::tsquery, 1) AS s FROM ${qualified} WHERE fs_search @@ ` +
+          `$1::tsquery ORDER BY s DESC, key LIMIT 20`;
+        const two = (i: number) => `${WORDS[i * 17 % 2000]} ${WORDS[i * 29 % 2000]}`;
+        await pair(
+          `search, 2 words, limit 20, ${size} values`,
+          50,
+          (i) => store.search(two(i)),
+          async (i) =>
+            (await bare.unsafe(ftsSql, [`'${WORDS[i * 17 % 2000]}' & '${WORDS[i * 29 % 2000]}'`]))
+              .map((r) => JSON.parse(r.value as string)),
+        );
+        await pair(
+          `search, 1 word, limit 20, ${size} values`,
+          50,
+          (i) => store.search(WORDS[i * 17 % 2000]),
+          async (i) =>
+            (await bare.unsafe(ftsSql, [`'${WORDS[i * 17 % 2000]}'`])).map((r) =>
+              JSON.parse(r.value as string)
+            ),
+        );
+      }
       const b = byteBounds({ prefix: ["orders"] });
       await pair(
         `count(prefix), ${size} entries`,
