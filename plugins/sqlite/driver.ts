@@ -38,6 +38,7 @@ import {
   createIndexSql,
   createSearchSql,
   DROP_SEARCH_SQL,
+  ident,
   matchExpression,
   searchColumns,
 } from "./indexes.ts";
@@ -861,9 +862,33 @@ export class SqliteDriver implements StoreDriver {
       built.push(index);
     }
     this.#indexes = built;
+    if (this.#readOnly === undefined) {
+      // The declaration is the whole one: drop declared indexes (and search) no longer in it.
+      const wanted = new Set(request.indexes.map((i) => i.name));
+      for (const name of existing) {
+        if (!/^fs_ix_[0-9a-f]{8}$/.test(name) || wanted.has(name)) continue;
+        try {
+          this.#db.exec(`DROP INDEX IF EXISTS ${ident(name)}`);
+        } catch (err) {
+          throw this.#error(what, err);
+        }
+        request.progress(`dropped index ${name}: no longer declared`);
+      }
+    }
     let search = false;
     if (request.search !== undefined) {
       search = this.#prepareSearch(request.search, request.progress);
+    } else if (this.#readOnly === undefined && existing.has("flowstate_search")) {
+      try {
+        this.#begin.run();
+        for (const sql of DROP_SEARCH_SQL) this.#db.exec(sql);
+        this.#db.prepare("DELETE FROM flowstate_meta WHERE key = 'search'").run();
+        this.#commit.run();
+      } catch (err) {
+        this.#rollbackQuietly();
+        throw this.#error("Cannot drop the search index", err);
+      }
+      request.progress("dropped the search index: no longer declared");
     }
     return { indexes: built.map((i) => i.name), search };
   }
