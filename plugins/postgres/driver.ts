@@ -472,23 +472,13 @@ export class PostgresDriver implements StoreDriver {
     });
     if (compiled === undefined) return undefined;
     let rows: EntryRow[];
-    let connection;
-    try {
-      connection = await this.#sql.reserve();
-      rows = await connection.unsafe<EntryRow[]>(compiled.sql, compiled.params as never[], {
-        prepare: false,
-      });
-    } catch (err) {
-      if (connection !== undefined && isPostgresError(err)) {
-        // postgres@3.4.9 keeps counting rows across a statement that failed
-        // after sending some, so the connection's next result would start
-        // with holes; a statement that completes without rows resets it.
-        await connection.unsafe("SELECT 1 WHERE false").catch(() => {});
-      }
-      if (compiled.castsValues && isCastFailure(err)) return undefined;
-      throw this.#error(what, err);
-    } finally {
-      connection?.release();
+    if (!compiled.castsValues) {
+      // Nothing to cast, so nothing that fails midway: any connection of the pool (as list).
+      rows = await this.#run<EntryRow[]>(what, compiled.sql, compiled.params);
+    } else {
+      const cast = await this.#castingQuery(what, compiled.sql, compiled.params);
+      if (cast === undefined) return undefined;
+      rows = cast;
     }
     if (rows.length === 0 && compiled.oddCheck !== undefined) {
       // No rows: maybe because a value the index misplaces is under its prefix.
@@ -496,6 +486,37 @@ export class PostgresDriver implements StoreDriver {
       if (odd) return undefined;
     }
     return rows.map(entryOf);
+  }
+
+  /**
+   * A query that casts values to jsonb, on a connection of its own; `undefined`
+   * when a cast failed (the core answers).
+   */
+  async #castingQuery(
+    what: string,
+    sql: string,
+    params: unknown[],
+  ): Promise<EntryRow[] | undefined> {
+    let rows: EntryRow[];
+    let connection;
+    try {
+      connection = await this.#sql.reserve();
+      // Prepared: a query's text depends on its shape only (operands are bound), so each
+      // connection plans a shape once, as the bare client does with a prepared statement.
+      rows = await connection.unsafe<EntryRow[]>(sql, params as never[], PREPARED);
+    } catch (err) {
+      if (connection !== undefined && isPostgresError(err)) {
+        // postgres@3.4.9 keeps counting rows across a statement that failed
+        // after sending some, so the connection's next result would start
+        // with holes; a statement that completes without rows resets it.
+        await connection.unsafe("SELECT 1 WHERE false").catch(() => {});
+      }
+      if (isCastFailure(err)) return undefined;
+      throw this.#error(what, err);
+    } finally {
+      connection?.release();
+    }
+    return rows;
   }
 
   /**

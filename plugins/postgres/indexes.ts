@@ -84,7 +84,7 @@ $fs$`;
 }
 
 /** The field reader and the three index functions (R, N, S), schema-qualified. */
-function fn(schema: string, name: "field" | "ix_r" | "ix_n" | "ix_s"): string {
+function fn(schema: string, name: "field" | "ix_r" | "ix_n" | "ix_s" | "odd"): string {
   return `${quoteIdent(schema)}.flowstate_${name}`;
 }
 
@@ -99,6 +99,11 @@ BEGIN
 END
 $fs$`;
   return [
+    // PL/pgSQL, so that the planner does not inline it and run the regular expression over the
+    // column's statistics while planning every query that proves the partial index.
+    `CREATE OR REPLACE FUNCTION ${fn(schema, "odd")}(t text) RETURNS boolean LANGUAGE plpgsql ` +
+    `IMMUTABLE STRICT PARALLEL SAFE AS $fs$ BEGIN RETURN strpos(t, '\\u') > 0 AND ` +
+    `t ~ '\\\\u(0000|[dD][89a-fA-F])'; END $fs$`,
     // Only text holding a \u escape can fail the plain cast (the core writes JSON.stringify text).
     `CREATE OR REPLACE FUNCTION ${field}(t text, p text[]) RETURNS jsonb LANGUAGE sql ` +
     `IMMUTABLE STRICT PARALLEL UNSAFE AS $fs$ SELECT (CASE WHEN strpos(t, '\\u') = 0 ` +
@@ -160,21 +165,21 @@ export function oddIndexName(table: string): string {
  * `\u0000` or surrogate escape; an escaped backslash before `u0000` also
  * matches, which only sends that query to the core).
  */
-export function oddPredicate(col: string): string {
-  return `(strpos(${col}, '\\u') > 0 AND ${col} ~ '\\\\u(0000|[dD][89a-fA-F])')`;
+export function oddPredicate(schema: string, col: string): string {
+  return `${fn(schema, "odd")}(${col})`;
 }
 
 /**
  * `NOT EXISTS` a value jsonb cannot hold under `prefix` (an uncorrelated
  * sub-select: PostgreSQL runs it once, as a gate, from the odd index).
  */
-export function noOddUnder(table: string, prefix: Key): string {
-  return `NOT ${oddExists(table, prefix)}`;
+export function noOddUnder(schema: string, table: string, prefix: Key): string {
+  return `NOT ${oddExists(schema, table, prefix)}`;
 }
 
 /** `EXISTS` a value jsonb cannot hold under `prefix`. */
-export function oddExists(table: string, prefix: Key): string {
-  const where = [oddPredicate("o.value"), ...prefixTerms("o.key", prefix)];
+export function oddExists(schema: string, table: string, prefix: Key): string {
+  const where = [oddPredicate(schema, "o.value"), ...prefixTerms("o.key", prefix)];
   return `EXISTS (SELECT 1 FROM ${table} AS o WHERE ${where.join(" AND ")})`;
 }
 
@@ -250,7 +255,7 @@ export async function preparePgIndexes(
     if (!have.includes(oddIndexName(t.table))) {
       await tx.unsafe(
         `CREATE INDEX IF NOT EXISTS ${quoteIdent(oddIndexName(t.table))} ON ${t.qualified} ` +
-          `(key) WHERE ${oddPredicate("value")}`,
+          `(key) WHERE ${oddPredicate(t.schema, "value")}`,
       );
     }
     for (const index of request.indexes) {

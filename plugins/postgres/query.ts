@@ -226,7 +226,7 @@ export function compileQuery(
     else {
       where.push(
         ...prefixTerms("e.key", choice.index.prefix),
-        noOddUnder(table, choice.index.prefix),
+        noOddUnder(indexed!.schema, table, choice.index.prefix),
       );
     }
   }
@@ -273,9 +273,9 @@ export function compileQuery(
   const from = readsDoc
     ? `${table} AS e CROSS JOIN LATERAL (SELECT e.value::jsonb AS doc OFFSET 0) AS d`
     : `${table} AS e`;
-  // Literal integers (validated by normalizeQuery): the planner sees the limit.
-  const limit = q.limit === Infinity ? "" : ` LIMIT ${q.limit}`;
-  const offset = q.offset === 0 ? "" : ` OFFSET ${q.offset}`;
+  // Bound, so that one prepared statement serves every limit.
+  const limit = q.limit === Infinity ? "" : ` LIMIT ${params.bind(q.limit)}`;
+  const offset = q.offset === 0 ? "" : ` OFFSET ${params.bind(q.offset)}`;
   return {
     sql: `SELECT e.key, e.value, e.version, e.expires_at FROM ${from} WHERE ${
       where.join(" AND ")
@@ -286,6 +286,6 @@ export function compileQuery(
     narrows,
     oddCheck: choice === undefined
       ? undefined
-      : `SELECT ${oddExists(table, choice.index.prefix)} AS odd`,
+      : `SELECT ${oddExists(indexed!.schema, table, choice.index.prefix)} AS odd`,
   };
 }

@@ -189,7 +189,9 @@ export async function pgSearch(
   const query = request.terms.map((term) => `'${term}'${weights ? `:${weights}` : ""}`)
     .join(" & ");
   const params: unknown[] = [query, now];
-  const where = boundsWhere(
+  // The column is NULL outside the declaration's prefix: bounds only for a narrower one (the
+  // planner would otherwise walk the key index over the whole prefix instead of the GIN one).
+  const where = request.prefix.length === spec.prefix.length ? [] : boundsWhere(
     byteBounds({ prefix: request.prefix }),
     (b) => `$${params.push(b)}::bytea`,
     "e.key",
