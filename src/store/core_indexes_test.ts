@@ -216,3 +216,52 @@ Deno.test("a compare-and-set conflict stays the caller's; a write racing the ind
   );
   assert.equal(await indexKeys(driver), 1);
 });
+
+Deno.test("an interrupted build of the core's index entries resumes where it stopped", async () => {
+  const c = clock();
+  const inner = new MemoryDriver();
+  {
+    const before = wrapDriver(plainDriver(inner), { name: "t", plugin: "plain", clock: c });
+    const op = before.atomic();
+    for (let i = 0; i < 1200; i++) op.set(["o", String(i).padStart(5, "0")], { st: `s${i % 7}` });
+    await op.commit();
+  }
+  const one = DECLARED.slice(0, 1);
+  const abort = new AbortController();
+  let batches = 0;
+  const driver = plainDriver(inner);
+  const interrupting: StoreDriver = {
+    ...driver,
+    commit: async (req) => {
+      const result = await driver.commit(req);
+      if (req.mutations.some((m) => m.type === "set" && m.key[1] === "ix") && ++batches === 1) {
+        abort.abort();
+      }
+      return result;
+    },
+  };
+  const first = wrapDriver(interrupting, { name: "t", plugin: "plain", clock: c, indexes: one });
+  await assert.rejects(prepareCoreIndexes(first, true, () => {}, abort.signal), /abort/i);
+  assert.equal(await indexKeys(driver), 500);
+  const lines: string[] = [];
+  let listedFrom: unknown;
+  const watching: StoreDriver = {
+    ...driver,
+    list: (r, now) => {
+      if (r.prefix?.[0] === "o" && listedFrom === undefined) listedFrom = r.start;
+      return driver.list(r, now);
+    },
+  };
+  const store = await open(watching, c, lines, one);
+  assert.ok(lines.some((l) => /resuming the build of index/.test(l)), lines.join("\n"));
+  assert.deepEqual(listedFrom, ["o", "00499"]);
+  assert.equal(await indexKeys(driver), 1200);
+  const found = await store.query({
+    prefix: ["o"],
+    where: [{ path: "st", op: "eq", value: "s3" }],
+  });
+  assert.equal(
+    found.length,
+    Array.from({ length: 1200 }, (_, i) => i % 7).filter((x) => x === 3).length,
+  );
+});
