@@ -34,10 +34,9 @@
  * @module
  */
 import type { Sql } from "postgres";
-import { byteBounds } from "../../src/store/keys.ts";
 import type { IndexSpec, PreparedIndexes, PrepareIndexesRequest } from "../../src/store/driver.ts";
 import type { Key } from "../../src/store/types.ts";
-import { boundsWhere } from "../_sql/bounds.ts";
+import { literalPrefixTerms } from "../_sql/bounds.ts";
 import { LOCK_CLASS, quoteIdent } from "./schema.ts";
 import { rangeWhere, toHex } from "./statements.ts";
 
@@ -147,7 +146,7 @@ export function stringExpr(schema: string, col: string, path: readonly string[])
 
 /** The literal key bounds of a prefix, on column `col`. */
 export function prefixTerms(col: string, prefix: Key): string[] {
-  return boundsWhere(byteBounds({ prefix }), (b) => `'\\x${toHex(b)}'::bytea`, col);
+  return literalPrefixTerms(prefix, col, "postgres", (b) => `'\\x${toHex(b)}'::bytea`);
 }
 
 /** The name of a declaration's index on `table`. */

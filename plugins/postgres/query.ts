@@ -5,10 +5,9 @@
  *
  * @module
  */
-import { byteBounds } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { JsonValue } from "../../src/store/types.ts";
-import { boundsWhere } from "../_sql/bounds.ts";
+import { boundsWhere, prefixBounds } from "../_sql/bounds.ts";
 import { chooseIndex, type IndexSpec } from "../../src/store/indexes.ts";
 import { noOddUnder, numberExpr, oddExists, prefixTerms, rankExpr, stringExpr } from "./indexes.ts";
 
@@ -208,7 +207,7 @@ export function compileQuery(
   indexed?: PgIndexes,
 ): PgCompiledQuery | undefined {
   const params = new SqlParams();
-  const where = boundsWhere(byteBounds({ prefix: q.prefix }), (b) => params.bind(b), "e.key");
+  const where = boundsWhere(prefixBounds(q.prefix), (b) => params.bind(b), "e.key");
   where.push(`(e.expires_at IS NULL OR e.expires_at > ${params.bind(now)}::float8)`);
   // An index narrows by one clause (its terms replace the clause: they say the same) and/or
   // gives the order of the first sort key. A clause that is constantly false needs none.

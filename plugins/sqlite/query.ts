@@ -7,10 +7,9 @@
  * @module
  */
 import type { SQLInputValue } from "node:sqlite";
-import { byteBounds } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { JsonValue } from "../../src/store/types.ts";
-import { boundsWhere } from "../_sql/bounds.ts";
+import { boundsWhere, prefixBounds } from "../_sql/bounds.ts";
 import { chooseIndex, type IndexSpec } from "../../src/store/indexes.ts";
 import { ident, prefixTerms, rankExpr, valueExpr } from "./indexes.ts";
 
@@ -237,7 +236,7 @@ export function compileQuery(
   indexes: readonly IndexSpec[] = [],
 ): CompiledQuery | undefined {
   const params = new SqlParams();
-  const where = boundsWhere(byteBounds({ prefix: q.prefix }), (b) => params.bind(b), "e.key");
+  const where = boundsWhere(prefixBounds(q.prefix), (b) => params.bind(b), "e.key");
   const boundTerms = where.length;
   where.push(`(e.expires_at IS NULL OR e.expires_at > ${params.bind(now)})`);
   const clauseAt: number[] = [];
