@@ -4,7 +4,7 @@ import type { StoreDriver } from "./driver.ts";
 import { normalizeIndexes } from "./indexes.ts";
 import { fieldToken, numberToken } from "./core_indexes.ts";
 import { prepareCoreIndexes, wrapDriver } from "./store.ts";
-import type { Clock, JsonValue, Query, Store } from "./types.ts";
+import type { Clock, JsonValue, Query } from "./types.ts";
 import { compareStrings } from "./keys.ts";
 
 // Index entries kept by the core for a driver without native indexes: built
@@ -16,8 +16,8 @@ function plainDriver(inner = new MemoryDriver()): StoreDriver {
   return {
     location: "plain",
     capabilities: { atomicClear: true },
-    get: (k, now) => inner.get(k),
-    list: (r, now) => inner.list(r),
+    get: (k) => inner.get(k),
+    list: (r) => inner.list(r),
     commit: (req) => inner.commit(req),
     close: () => inner.close(),
   };
