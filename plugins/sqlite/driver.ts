@@ -24,7 +24,7 @@ import type { AtomicCheck, Capabilities, Key } from "../../src/store/types.ts";
 import { boundsWhere, isEmptyBounds } from "../_sql/bounds.ts";
 import { entryOf, type EntryRow, KeysetPages } from "../_sql/keyset.ts";
 import { isBusy, isCorrupt, messageOf } from "./errors.ts";
-import { type CompiledQuery, compileQuery, LONE_SURROGATE_GLOB } from "./query.ts";
+import { CompiledQueries, type CompiledQuery, compileQuery, LONE_SURROGATE_GLOB } from "./query.ts";
 import type {
   IndexSpec,
   PreparedIndexes,
@@ -200,6 +200,8 @@ export class SqliteDriver implements StoreDriver {
   #db: DatabaseSync;
   /** The declared indexes that exist in the file. */
   #indexes: IndexSpec[] = [];
+  /** Compiled queries by shape, over `#indexes`. */
+  #queries = new CompiledQueries([]);
   /** The search declaration the file's FTS table was built for, if any. */
   #search: SearchSpec | undefined;
   #storeName: string;
@@ -798,7 +800,7 @@ export class SqliteDriver implements StoreDriver {
   query(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined> {
     const what = "Cannot query";
     this.#assertOpen(what);
-    const compiled = compileQuery(query, now, this.#indexes);
+    const compiled = this.#queries.compile(query, now);
     if (compiled === undefined) return Promise.resolve(undefined);
     let rows: EntryRow[];
     try {
@@ -862,6 +864,7 @@ export class SqliteDriver implements StoreDriver {
       built.push(index);
     }
     this.#indexes = built;
+    this.#queries = new CompiledQueries(built);
     if (this.#readOnly === undefined) {
       // The declaration is the whole one: drop declared indexes (and search) no longer in it.
       const wanted = new Set(request.indexes.map((i) => i.name));
