@@ -451,6 +451,8 @@ class EncryptingStore implements EncryptedStore {
       let to: Record<string, JsonValue> = out;
       for (let i = 0; i < path.length; i++) {
         if (Array.isArray(from)) {
+          // As queries read it: only an index segment reaches into an array.
+          if (!/^(0|[1-9]\d*)$/.test(path[i]) || Number(path[i]) >= from.length) break;
           throw new TypeError(
             `${what} ${showKey(key)} in encrypted store "${this.name}": the plaintext path ` +
               `"${path.join(".")}" goes through an array at "${path.slice(0, i).join(".")}"; ` +
