@@ -360,3 +360,92 @@ Deno.test("encrypt: the config takes encrypt: with ${env.NAME}; a bad key is a l
       /stores\.main\.encrypt\.key/.test(err.message) && !err.message.includes("not-a-key"),
   );
 });
+
+// --- Backups, restores and moves -------------------------------------------
+
+Deno.test("encrypt: a backup of an encrypted store stays sealed; restore needs an encrypted target with the key", async () => {
+  const { backupStore, restoreBackup, moveStore } = await import("../../jobs.ts");
+  const { gunzipSync } = await import("node:zlib");
+  const file = join(dir, "enc.fsbackup");
+  await using source = await openStore({
+    plugin: "sqlite",
+    path: join(dir, "backup-source.db"),
+    encrypt: { key: KEY, plaintext: ["status"] },
+  }, { name: "main" });
+  for (let i = 0; i < 20; i++) {
+    await source.set(["o", String(i)], { status: i % 2 ? "open" : "paid", card: `${MARKER}-${i}` });
+  }
+  const info = await backupStore(source, file);
+  assert.equal(info.entries, 20);
+  const text = new TextDecoder().decode(gunzipSync(await Deno.readFile(file)));
+  assert.ok(!text.includes(MARKER), "the backup holds a value in the clear");
+  assert.ok(text.includes(SEALED_FIELD));
+  const header = JSON.parse(text.split("\n")[0]);
+  assert.deepEqual(header.encrypted, { keyIds: [(source as { keyId?: string }).keyId] });
+
+  // into a plain store: refused, nothing written
+  await using plain = await openStore({ plugin: "memory" }, { name: "plain" });
+  await assert.rejects(() => restoreBackup(plain, file), /holds sealed values.*not encrypted/);
+  assert.equal(await plain.count(), 0);
+  // into a store with another key: refused
+  await using other = await openStore({ plugin: "memory", encrypt: { key: OTHER_KEY } }, {
+    name: "other",
+  });
+  await assert.rejects(() => restoreBackup(other, file), /add the key they were sealed with/);
+  assert.equal(await other.count(), 0);
+  // into a store with the key (and another backend): readable, plaintext paths queryable
+  await using target = await openStore({
+    plugin: "jsonfile",
+    path: join(dir, "restored.json"),
+    encrypt: { keys: [OTHER_KEY, KEY], plaintext: ["status"] },
+  }, { name: "target" });
+  const restored = await restoreBackup(target, file);
+  assert.equal(restored.restored, 20);
+  assert.deepEqual((await target.get(["o", "3"]))?.value, {
+    status: "open",
+    card: `${MARKER}-3`,
+  });
+  assert.equal(
+    (await target.query({ where: [{ path: "status", op: "eq", value: "open" }] })).length,
+    10,
+  );
+  assert.ok(!includesBytes(await Deno.readFile(join(dir, "restored.json")), MARKER));
+
+  // a move: never from an encrypted store into a plain one; into another key, re-sealed
+  await using plainTarget = await openStore({ plugin: "memory" }, { name: "plain-target" });
+  await assert.rejects(() => moveStore(source, plainTarget), /would be written in the clear/);
+  assert.equal(await plainTarget.count(), 0);
+  await using moved = await openStore({
+    plugin: "sqlite",
+    path: join(dir, "moved.db"),
+    encrypt: { key: OTHER_KEY },
+  }, { name: "moved" });
+  const move = await moveStore(source, moved);
+  assert.equal(move.status, "completed");
+  assert.deepEqual((await moved.get(["o", "4"]))?.value, { status: "paid", card: `${MARKER}-4` });
+});
+
+Deno.test("encrypt: the backup job through the runtime writes sealed values", async () => {
+  const cwd = await Deno.makeTempDir({ dir, prefix: "backup-job-" });
+  await using rt = await openRuntime({
+    cwd,
+    config: {
+      stores: {
+        main: { plugin: "sqlite", path: join(cwd, "s.db"), encrypt: { key: KEY } },
+        runs: { plugin: "memory" },
+      },
+      records: "runs",
+    },
+  });
+  await (await rt.store("main")).set(["secret"], MARKER);
+  const { runJob } = await import("../../mod.ts");
+  const run = await runJob(rt, "backup", {
+    options: { store: "main", out: join(cwd, "b.fsbackup") },
+    progress: "quiet",
+    onLog: () => {},
+  });
+  assert.equal(run.status, "succeeded", JSON.stringify(run.error));
+  const { gunzipSync } = await import("node:zlib");
+  const text = new TextDecoder().decode(gunzipSync(await Deno.readFile(join(cwd, "b.fsbackup"))));
+  assert.ok(!text.includes(MARKER) && text.includes(SEALED_FIELD));
+});
