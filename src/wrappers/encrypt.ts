@@ -239,6 +239,12 @@ function showKey(key: Key): string {
   return JSON.stringify(key);
 }
 
+/** Whether `sealed` holds no field but the sealed value (no allocation). */
+function onlySealedField(sealed: Record<string, unknown>): boolean {
+  for (const field in sealed) if (field !== SEALED_FIELD) return false;
+  return true;
+}
+
 function isEnvelope(value: unknown): value is Record<string, JsonValue> & { $sealed: string } {
   return typeof value === "object" && value !== null && !Array.isArray(value) &&
     typeof (value as Record<string, unknown>)[SEALED_FIELD] === "string" &&
@@ -345,6 +351,8 @@ class EncryptingStore implements EncryptedStore {
   readonly #byId: Map<string, CryptoKey>;
   readonly #plaintext: readonly (readonly string[])[];
   readonly #handle: EncryptionHandle;
+  /** The key ids as the authenticated data holds them (`<id>\0`). */
+  readonly #aadIds: Map<string, Uint8Array>;
   readonly listen?: Store["listen"];
   readonly signal?: Store["signal"];
 
@@ -352,6 +360,7 @@ class EncryptingStore implements EncryptedStore {
     this.#store = store;
     this.#keys = keys;
     this.#byId = new Map(keys.map((k) => [k.id, k.key]));
+    this.#aadIds = new Map(keys.map((k) => [k.id, ENCODER.encode(k.id + "\u0000")]));
     this.#plaintext = plaintext;
     if (store.listen) this.listen = store.listen.bind(store);
     if (store.signal) this.signal = store.signal.bind(store);
@@ -434,7 +443,7 @@ class EncryptingStore implements EncryptedStore {
   }
 
   #aad(id: string, key: Key): Uint8Array<ArrayBuffer> {
-    const idBytes = ENCODER.encode(id + "\u0000");
+    const idBytes = this.#aadIds.get(id) ?? ENCODER.encode(id + "\u0000");
     const keyBytes = encodeKey(key);
     const aad = new Uint8Array(AAD_PREFIX.length + idBytes.length + keyBytes.length);
     aad.set(AAD_PREFIX);
@@ -541,7 +550,7 @@ class EncryptingStore implements EncryptedStore {
       );
     }
     const value = JSON.parse(DECODER.decode(plain)) as T;
-    if (this.#plaintext.length > 0 || Object.keys(stored).length > 1) {
+    if (this.#plaintext.length > 0 || !onlySealedField(stored)) {
       const expected = this.#project(key, value, "Cannot read");
       const actual: Record<string, JsonValue> = { ...stored };
       delete actual[SEALED_FIELD];
