@@ -393,13 +393,15 @@ function checkEncryptOptions(
   const plain = (path: readonly string[]) =>
     parsed.plaintext.some((p) => p.length <= path.length && p.every((s, i) => s === path[i]));
   const fail = (path: (string | number)[], message: string): never => {
-    throw new ConfigError(`${what}: ${path.join(".")} ${message}`, { issues: [{ path, message }] });
+    throw new ConfigError(`${what}: ${path.join(".")}: ${message}`, {
+      issues: [{ path, message }],
+    });
   };
   indexes.forEach((index, i) => {
     if (!plain(index.path)) {
       fail(
         ["indexes", i],
-        `is on "${index.path.join(".")}", which is sealed (the store is encrypted); ` +
+        `the index is on "${index.path.join(".")}", which is sealed (the store is encrypted); ` +
           `add it to encrypt.plaintext, or remove the index`,
       );
     }
@@ -408,14 +410,14 @@ function checkEncryptOptions(
     if (search.fields === null) {
       fail(
         ["search"],
-        "indexes every field, and the store is encrypted; list fields that are in encrypt.plaintext",
+        "search indexes every field, and the store is encrypted; list fields that are in encrypt.plaintext",
       );
     }
     for (const field of search.fields ?? []) {
       if (!plain(field)) {
         fail(
           ["search", "fields"],
-          `has "${field.join(".")}", which is sealed (the store is encrypted); ` +
+          `search field "${field.join(".")}" is sealed (the store is encrypted); ` +
             `add it to encrypt.plaintext, or remove it`,
         );
       }

@@ -102,10 +102,14 @@ export interface EncryptedStore extends Store {
 
 function keyProblem(material: unknown): string | null {
   if (material instanceof Uint8Array) {
-    return material.length === 32 ? null : `is ${material.length} bytes; it must be 32 bytes`;
+    return material.length === 32
+      ? null
+      : `the key is ${material.length} bytes; it must be 32 bytes`;
   }
-  if (typeof material !== "string") return "must be a string (64 hex digits or base64 of 32 bytes)";
-  if (material === "") return "is empty (is its environment variable set?)";
+  if (typeof material !== "string") {
+    return "the key must be a string (64 hex digits or base64 of 32 bytes)";
+  }
+  if (material === "") return "the key is empty (is its environment variable set?)";
   return null;
 }
 
@@ -122,7 +126,7 @@ function decodeKey(material: unknown): Uint8Array | string {
   if (/^[A-Za-z0-9_-]{43}=?$/.test(text)) {
     return Uint8Array.fromBase64(text.length === 43 ? text + "=" : text, { alphabet: "base64url" });
   }
-  return `is not 32 bytes as 64 hex digits or base64 (got ${text.length} characters); ` +
+  return `the key is not 32 bytes as 64 hex digits or base64 (got ${text.length} characters); ` +
     `make one with: openssl rand -base64 32`;
 }
 
@@ -145,8 +149,10 @@ export function parseEncryptOptions(
   options: EncryptOptions,
   what = "Cannot encrypt store",
 ): ParsedEncryptOptions {
+  // The message names the option itself ("the key is empty"), so that it
+  // reads after a location (`stores.main.encrypt.key: the key is empty`).
   const fail = (path: (string | number)[], message: string): never => {
-    throw new ConfigError(`${what}: encrypt.${path.join(".")} ${message}`, {
+    throw new ConfigError(`${what}: encrypt.${path.join(".")}: ${message}`, {
       issues: [{ path: ["encrypt", ...path], message }],
     });
   };
@@ -160,12 +166,15 @@ export function parseEncryptOptions(
   }
   for (const field of Object.keys(options)) {
     if (!["key", "keys", "plaintext"].includes(field)) {
-      fail([field], `is not an option of encrypt; the options are key, keys and plaintext`);
+      fail(
+        [field],
+        `unknown option "${field}"; the options of encrypt are key, keys and plaintext`,
+      );
     }
   }
   const keys: Uint8Array[] = [];
   if (options.key !== undefined && options.keys !== undefined) {
-    fail(["keys"], "and encrypt.key are both given; give key (one key) or keys (current first)");
+    fail(["keys"], "key and keys are both given; give key (one key) or keys (current first)");
   }
   if (options.key !== undefined) {
     const key = decodeKey(options.key);
@@ -173,7 +182,7 @@ export function parseEncryptOptions(
     keys.push(key as Uint8Array);
   } else if (options.keys !== undefined) {
     if (!Array.isArray(options.keys) || options.keys.length === 0) {
-      fail(["keys"], "must be a non-empty list of keys, the current one first");
+      fail(["keys"], "keys must be a non-empty list of keys, the current one first");
     }
     options.keys.forEach((material, i) => {
       const key = decodeKey(material);
@@ -181,30 +190,30 @@ export function parseEncryptOptions(
       keys.push(key as Uint8Array);
     });
   } else {
-    fail(["key"], `is missing: give the key, like key: "\${env.FLOWSTATE_KEY}"`);
+    fail(["key"], `the key is missing: give it, like key: "\${env.FLOWSTATE_KEY}"`);
   }
   const plaintext: string[][] = [];
   const declared = options.plaintext ?? [];
   if (!Array.isArray(declared)) {
-    fail(["plaintext"], "must be a list of paths like [status, customer.id]");
+    fail(["plaintext"], "plaintext must be a list of paths like [status, customer.id]");
   }
   declared.forEach((path, i) => {
     let segments: string[];
     try {
       segments = parsePath(path, "plaintext path");
     } catch {
-      return fail(["plaintext", i], "must be a path like status or customer.id");
+      return fail(["plaintext", i], "a plaintext path must be like status or customer.id");
     }
     if (segments.length === 0 || segments.some((s) => s === "")) {
       fail(
         ["plaintext", i],
-        `(${JSON.stringify(path)}) must name a field, like status or customer.id`,
+        `the plaintext path ${JSON.stringify(path)} must name a field, like status or customer.id`,
       );
     }
     if (segments[0] === SEALED_FIELD) {
       fail(
         ["plaintext", i],
-        `must not start with ${SEALED_FIELD}: that field holds the sealed value`,
+        `a plaintext path must not start with ${SEALED_FIELD}: that field holds the sealed value`,
       );
     }
     plaintext.push(segments);

@@ -304,13 +304,16 @@ Deno.test("encrypt: bad key material and options are ConfigErrors that say what 
   const base = await openStore({ plugin: "memory" });
   for (
     const [options, pattern] of [
-      [{ key: "short-key" }, /encrypt\.key is not 32 bytes as 64 hex digits or base64/],
-      [{ key: "" }, /encrypt\.key is empty/],
-      [{}, /encrypt\.key is missing/],
+      [{ key: "short-key" }, /encrypt\.key: the key is not 32 bytes as 64 hex digits or base64/],
+      [{ key: "" }, /encrypt\.key: the key is empty/],
+      [{}, /encrypt\.key: the key is missing/],
       [{ key: KEY, keys: [KEY] }, /both given/],
-      [{ keys: [KEY, "ab".repeat(31)] }, /encrypt\.keys\.1 is not 32 bytes/],
-      [{ key: KEY, plaintext: ["$sealed"] }, /encrypt\.plaintext\.0 must not start with \$sealed/],
-      [{ key: KEY, plain: [] }, /encrypt\.plain is not an option/],
+      [{ keys: [KEY, "ab".repeat(31)] }, /encrypt\.keys\.1: the key is not 32 bytes/],
+      [
+        { key: KEY, plaintext: ["$sealed"] },
+        /encrypt\.plaintext\.0: a plaintext path must not start with \$sealed/,
+      ],
+      [{ key: KEY, plain: [] }, /encrypt\.plain: unknown option "plain"/],
     ] as const
   ) {
     await assert.rejects(() => encrypted(base, options as never), (err: unknown) => {
@@ -328,7 +331,7 @@ Deno.test("encrypt: bad key material and options are ConfigErrors that say what 
         indexes: [{ prefix: ["o"], path: "card" }],
         encrypt: { key: KEY, plaintext: ["status"] },
       }),
-    /indexes\.0 is on "card", which is sealed/,
+    /indexes\.0: the index is on "card", which is sealed/,
   );
   // a plaintext path through an array is refused at write
   const store = await encrypted(base, { key: KEY, plaintext: ["items.0.id"] });
