@@ -424,7 +424,7 @@ class EncryptingStore implements EncryptedStore {
     return this.#plaintext;
   }
 
-  /** At open: the first sealed value (among the first entries) must be under a configured key, and open. */
+  /** At open: the first sealed value (among the first entries) must be under a configured key id. */
   async checkKeys(): Promise<void> {
     for await (const entry of this.#store.list({ limit: OPEN_CHECK_ENTRIES })) {
       if (!isEnvelope(entry.value)) continue;
@@ -439,7 +439,9 @@ class EncryptingStore implements EncryptedStore {
           { store: this.name, key: entry.key, keyId: id },
         );
       }
-      await this.#open(entry.key, entry.value); // a wrong key of the same id cannot happen; tampering can
+      // The id is a hash of the key: the same id is the same key. A value
+      // that is damaged is reported when it is read, not here (one bad value
+      // must not make the whole store unopenable).
       return;
     }
   }

@@ -452,3 +452,16 @@ Deno.test("encrypt: the backup job through the runtime writes sealed values", as
   const text = new TextDecoder().decode(gunzipSync(await Deno.readFile(join(cwd, "b.fsbackup"))));
   assert.ok(!text.includes(MARKER) && text.includes(SEALED_FIELD));
 });
+
+Deno.test("encrypt: one tampered value does not keep the store from opening; reading it names its key", async () => {
+  const base = await openStore({ plugin: "memory" }, { name: "main" });
+  const first = await encrypted(base, { key: KEY });
+  await first.set(["a"], "first");
+  await first.set(["b"], "second");
+  const stored = (await base.get(["a"]))!.value as Record<string, string>;
+  await base.set(["a"], { [SEALED_FIELD]: stored[SEALED_FIELD].slice(0, -8) + "AAAAAAA=" });
+  const again = await encrypted(base, { key: KEY });
+  assert.equal((await again.get(["b"]))?.value, "second");
+  await assert.rejects(() => again.get(["a"]), /\["a"\].*fails authentication/);
+  await again.close();
+});
