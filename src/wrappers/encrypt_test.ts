@@ -78,7 +78,7 @@ const VALUES: Record<string, unknown> = {
   boolean: true,
   nothing: null,
   list: [1, "two", { three: MARKER }],
-  nested: { card: MARKER, deep: { er: [MARKER] }, status: "open" },
+  nested: { secret: MARKER, deep: { er: ["visible"], hidden: MARKER }, status: "open" },
 };
 
 interface Backend {
@@ -139,11 +139,14 @@ for (const backend of BACKENDS) {
     ignore: backend.ignore,
     fn: async () => {
       const id = `rt_${backend.name}`;
-      const spec = { ...backend.spec(id), encrypt: { key: KEY, plaintext: ["status"] } };
+      const spec = {
+        ...backend.spec(id),
+        encrypt: { key: KEY, plaintext: ["status", "deep.er", "card"] },
+      };
       {
         await using store = await openStore(spec as { plugin: string }, { name: "main" });
         for (const [k, v] of Object.entries(VALUES)) await store.set(["v", k], v);
-        await store.atomic().set(["a", "1"], { card: MARKER }).set(["a", "2"], MARKER).commit();
+        await store.atomic().set(["a", "1"], { secret: MARKER }).set(["a", "2"], MARKER).commit();
         await store.set(["exp"], MARKER, { expireIn: 60_000 });
         assert.deepEqual((await store.get(["v", "nested"]))?.value, VALUES.nested);
         const many = await store.getMany([["v", "list"], ["missing"], ["a", "2"]]);
@@ -154,9 +157,13 @@ for (const backend of BACKENDS) {
         // plaintext: a query on the declared path works, on any other is refused
         const open = await store.query({ where: [{ path: "status", op: "eq", value: "open" }] });
         assert.deepEqual(open.map((e) => e.key), [["v", "nested"]]);
+        const deep = await store.query({
+          where: [{ path: "deep.er", op: "contains", value: "visible" }],
+        });
+        assert.deepEqual(deep.map((e) => e.key), [["v", "nested"]]);
         await assert.rejects(
-          () => store.query({ where: [{ path: "card", op: "exists" }] }),
-          (err: Error) => err instanceof TypeError && /"card", which is sealed/.test(err.message),
+          () => store.query({ where: [{ path: "secret", op: "exists" }] }),
+          (err: Error) => err instanceof TypeError && /"secret", which is sealed/.test(err.message),
         );
         assert.equal((await store.query({ prefix: ["a"] })).length, 2);
         // the store under the wrapper holds no plaintext but the declared field
