@@ -193,6 +193,31 @@ for (const backend of BACKENDS) {
   });
 }
 
+if (PG_URL === undefined) {
+  Deno.test({
+    name:
+      "postgres (encrypted): Store conformance (ignored: set FLOWSTATE_TEST_POSTGRES_URL to run)",
+    ignore: true,
+    fn: () => {},
+  });
+} else {
+  // Each case id gets its own table; the same id reopens the same table, and
+  // a second process opens it from the same spec (with encrypt:). The schema
+  // is dropped by the last test of this file.
+  const spec = (id: string) => ({
+    plugin: "postgres",
+    url: PG_URL,
+    schema: PG_SCHEMA,
+    table: `c_${id.toLowerCase().replace(/[^a-z0-9_]/g, "_")}`,
+  });
+  testStore(
+    "postgres (encrypted)",
+    async ({ id, clock, indexes, search }) =>
+      await encrypted(await openStore({ ...spec(id), indexes, search }, { clock }), { key: KEY }),
+    { skip, multiProcess: { spec: ({ id }) => ({ ...spec(id), encrypt: { key: KEY } }) } },
+  );
+}
+
 Deno.test({
   name: "encrypt: drop the postgres test schema",
   ignore: PG_URL === undefined,
