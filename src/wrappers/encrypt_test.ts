@@ -497,3 +497,16 @@ Deno.test("encrypt: one tampered value does not keep the store from opening; rea
   await assert.rejects(() => again.get(["a"]), /\["a"\].*fails authentication/);
   await again.close();
 });
+
+Deno.test("encrypt: a backup of a hooked encrypted store still holds sealed values", async () => {
+  const { backupStore } = await import("../../jobs.ts");
+  const { withHooks } = await import("../../hooks.ts");
+  const { gunzipSync } = await import("node:zlib");
+  const store = withHooks(await encrypted(await openStore({ plugin: "memory" }), { key: KEY }), {});
+  await store.set(["a"], MARKER);
+  const file = join(dir, "hooked.fsbackup");
+  await backupStore(store, file);
+  const text = new TextDecoder().decode(gunzipSync(await Deno.readFile(file)));
+  assert.ok(!text.includes(MARKER) && text.includes(SEALED_FIELD));
+  await store.close();
+});
