@@ -19,8 +19,8 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { ConfigError, DecryptionError } from "../errors.ts";
-import { assertKey, assertKeySize, encodeKey } from "../store/keys.ts";
+import { ConfigError, DecryptionError, StoreClosedError } from "../errors.ts";
+import { assertKey, assertKeySize, encodeCursor, encodeKey } from "../store/keys.ts";
 import { jsonEqual, parsePath } from "../store/query.ts";
 import { listIterator } from "../store/list_iterator.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
@@ -57,6 +57,8 @@ const ENCODER = new TextEncoder();
 const DECODER = new TextDecoder();
 /** Entries the open-time check looks at for a sealed value. */
 const OPEN_CHECK_ENTRIES = 1000;
+/** Entries a listing reads ahead of the one it yields, to open their values in parallel. */
+const LIST_READ_AHEAD = 16;
 
 /** Key material: 32 bytes, as 64 hex digits, base64 (44 characters) or base64url, or the bytes. */
 export type EncryptionKeyMaterial = string | Uint8Array;
@@ -360,6 +362,7 @@ class EncryptingStore implements EncryptedStore {
   readonly #byId: Map<string, CryptoKey>;
   readonly #plaintext: readonly (readonly string[])[];
   readonly #handle: EncryptionHandle;
+  #closed = false;
   /** The key ids as the authenticated data holds them (`<id>\0`). */
   readonly #aadIds: Map<string, Uint8Array>;
   readonly listen?: Store["listen"];
@@ -632,10 +635,40 @@ class EncryptingStore implements EncryptedStore {
   list<T = JsonValue>(options?: ListOptions): ListIterator<T> {
     const inner = this.#store.list<T>(options);
     const open = (entry: Entry<T>) => this.#openEntry(entry);
+    const closed = () => this.#closed;
+    const name = this.name;
+    // Entries are read a few ahead so that their values are opened in
+    // parallel (each WebCrypto call waits for a thread); they are yielded in
+    // order, and the cursor is the last one yielded, as the store's own is.
+    let last: Key | undefined;
     async function* opened(): AsyncGenerator<Entry<T>> {
-      for await (const entry of inner) yield await open(entry);
+      const ahead: Promise<Entry<T>>[] = [];
+      let exhausted = false;
+      try {
+        for (;;) {
+          while (!exhausted && ahead.length < LIST_READ_AHEAD) {
+            const step = await inner.next();
+            if (step.done) {
+              exhausted = true;
+              break;
+            }
+            const opening = open(step.value);
+            opening.catch(() => {}); // reported when its turn comes, or dropped with the rest
+            ahead.push(opening);
+          }
+          const next = ahead.shift();
+          if (next === undefined) return;
+          // Entries read ahead are not handed out once the store is closed.
+          if (closed()) throw new StoreClosedError(`Cannot list: store "${name}" is closed`);
+          const entry = await next;
+          last = entry.key;
+          yield entry;
+        }
+      } finally {
+        if (!exhausted) await inner.return?.();
+      }
     }
-    return listIterator(opened(), { cursor: () => inner.cursor });
+    return listIterator(opened(), { cursor: () => last === undefined ? "" : encodeCursor(last) });
   }
 
   count(prefix?: Key, bounds?: KeyBounds): Promise<number> {
@@ -789,6 +822,7 @@ class EncryptingStore implements EncryptedStore {
   }
 
   close(): Promise<void> {
+    this.#closed = true;
     return this.#store.close();
   }
 
