@@ -21,7 +21,7 @@ import type {
 import { byteBounds, encodeKey, keysEqual } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { AtomicCheck, Capabilities, Key } from "../../src/store/types.ts";
-import { boundsWhere, isEmptyBounds } from "../_sql/bounds.ts";
+import { boundsWhere, isEmptyBounds, prefixBounds } from "../_sql/bounds.ts";
 import { entryOf, type EntryRow, KeysetPages } from "../_sql/keyset.ts";
 import { isBusy, isCorrupt, messageOf } from "./errors.ts";
 import { CompiledQueries, type CompiledQuery, compileQuery, LONE_SURROGATE_GLOB } from "./query.ts";
@@ -202,6 +202,8 @@ export class SqliteDriver implements StoreDriver {
   #indexes: IndexSpec[] = [];
   /** Compiled queries by shape, over `#indexes`. */
   #queries = new CompiledQueries([]);
+  /** Search statements' text by the shape of their key bounds. */
+  #searchSql = new Map<string, string>();
   /** The search declaration the file's FTS table was built for, if any. */
   #search: SearchSpec | undefined;
   #storeName: string;
@@ -986,16 +988,22 @@ export class SqliteDriver implements StoreDriver {
     }
     const params: SQLInputValue[] = [matchExpression(request.terms, columns)];
     const where = boundsWhere(
-      byteBounds({ prefix: request.prefix }),
+      prefixBounds(request.prefix),
       (bytes) => (params.push(bytes), "?"),
       "e.key",
     );
-    const sql =
-      `SELECT e.key, e.value, e.version, e.expires_at, -bm25(flowstate_search) AS score ` +
-      `FROM flowstate_search JOIN flowstate_entries AS e ON e.rowid = flowstate_search.rowid ` +
-      `WHERE flowstate_search MATCH ? AND ${
-        [...where, "(e.expires_at IS NULL OR e.expires_at > ?)"].join(" AND ")
-      } ORDER BY bm25(flowstate_search), e.key LIMIT ?`;
+    // The same string for the same bounds: the statement cache finds it without hashing anew.
+    const shape = where.join(" AND ");
+    let sql = this.#searchSql.get(shape);
+    if (sql === undefined) {
+      sql = `SELECT e.key, e.value, e.version, e.expires_at, -bm25(flowstate_search) AS score ` +
+        `FROM flowstate_search JOIN flowstate_entries AS e ON e.rowid = flowstate_search.rowid ` +
+        `WHERE flowstate_search MATCH ? AND ${
+          [...where, "(e.expires_at IS NULL OR e.expires_at > ?)"].join(" AND ")
+        } ORDER BY bm25(flowstate_search), e.key LIMIT ?`;
+      if (this.#searchSql.size >= 100) this.#searchSql.clear();
+      this.#searchSql.set(shape, sql);
+    }
     try {
       const rows = this.#statement(sql).all(
         ...params,
