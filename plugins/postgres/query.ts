@@ -207,8 +207,6 @@ export function compileQuery(
   indexed?: PgIndexes,
 ): PgCompiledQuery | undefined {
   const params = new SqlParams();
-  const where = boundsWhere(prefixBounds(q.prefix), (b) => params.bind(b), "e.key");
-  where.push(`(e.expires_at IS NULL OR e.expires_at > ${params.bind(now)}::float8)`);
   // An index narrows by one clause (its terms replace the clause: they say the same) and/or
   // gives the order of the first sort key. A clause that is constantly false needs none.
   const constantFalse = q.where.some((c) =>
@@ -222,12 +220,17 @@ export function compileQuery(
       ? undefined
       : indexTerms(indexed!.schema, choice.index, q.where[choice.clause], params);
     if (terms === undefined && !choice.orders) choice = undefined;
-    else {
-      where.push(
-        ...prefixTerms("e.key", choice.index.prefix),
-        noOddUnder(indexed!.schema, table, choice.index.prefix),
-      );
-    }
+  }
+  // With the index's own prefix, its literal bounds (which prove the partial index) say it all.
+  const where = choice !== undefined && choice.index.prefix.length === q.prefix.length
+    ? []
+    : boundsWhere(prefixBounds(q.prefix), (b) => params.bind(b), "e.key");
+  where.push(`(e.expires_at IS NULL OR e.expires_at > ${params.bind(now)}::float8)`);
+  if (choice !== undefined) {
+    where.push(
+      ...prefixTerms("e.key", choice.index.prefix),
+      noOddUnder(indexed!.schema, table, choice.index.prefix),
+    );
   }
   const narrows = terms !== undefined;
   const clauses: string[] = [];
