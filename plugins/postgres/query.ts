@@ -275,9 +275,10 @@ export function compileQuery(
   const from = readsDoc
     ? `${table} AS e CROSS JOIN LATERAL (SELECT e.value::jsonb AS doc OFFSET 0) AS d`
     : `${table} AS e`;
-  // Bound, so that one prepared statement serves every limit.
-  const limit = q.limit === Infinity ? "" : ` LIMIT ${params.bind(q.limit)}`;
-  const offset = q.offset === 0 ? "" : ` OFFSET ${params.bind(q.offset)}`;
+  // Literal integers (validated by normalizeQuery): a generic plan of a bound LIMIT assumes a
+  // tenth of the rows and may sort them all instead of reading the index in order.
+  const limit = q.limit === Infinity ? "" : ` LIMIT ${q.limit}`;
+  const offset = q.offset === 0 ? "" : ` OFFSET ${q.offset}`;
   return {
     sql: `SELECT e.key, e.value, e.version, e.expires_at FROM ${from} WHERE ${
       where.join(" AND ")
