@@ -587,7 +587,9 @@ class Execution {
     fence.close(settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
     // A signal asked for from now on is born aborted.
     stopped ??= { reason: "attempt finished" };
-    if (controller !== undefined && !controller.signal.aborted) controller.abort("attempt finished");
+    if (controller !== undefined && !controller.signal.aborted) {
+      controller.abort("attempt finished");
+    }
     if (settled && !fence.busy) return outcome;
     // Wait for it to stop (and its sub-runs to record their end), within the grace period.
     const grace = o.abortGrace ?? DEFAULT_ABORT_GRACE;
