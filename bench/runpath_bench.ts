@@ -11,9 +11,14 @@
  *    `INSERT … ON CONFLICT DO UPDATE SET value = value + 1` each, the same
  *    journal mode and synchronous setting), in both durabilities.
  *
+ * Wall time and this process's CPU time (user + system) are both reported:
+ * on a machine shared with other work the CPU time is the steadier one
+ * (it leaves out waiting for fsync and for a core).
+ *
  * Run: deno run -A --unstable-worker-options bench/runpath_bench.ts [rounds=10] [increments=10000]
  */
 import { DatabaseSync } from "node:sqlite";
+import process from "node:process";
 import { join } from "node:path";
 import { openRuntime } from "../mod.ts";
 import { builtinNodes } from "../src/flow/nodes.ts";
@@ -28,10 +33,20 @@ const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-async function timed(fn: () => Promise<unknown> | unknown): Promise<number> {
+/** CPU time of this process (user + system) in ms, and the wall time, of `fn`. */
+const cpu = { samples: new Map<string, number[]>() };
+async function timed(fn: () => Promise<unknown> | unknown, name?: string): Promise<number> {
+  const c = process.cpuUsage();
   const t = performance.now();
   await fn();
-  return performance.now() - t;
+  const wall = performance.now() - t;
+  const used = process.cpuUsage(c);
+  if (name !== undefined) {
+    const list = cpu.samples.get(name) ?? [];
+    list.push((used.user + used.system) / 1000);
+    cpu.samples.set(name, list);
+  }
+  return wall;
 }
 
 // --- 1. runFlow per node on a cached flow --------------------------------
@@ -58,8 +73,13 @@ const recorded = async () => {
 for (let i = 0; i < 3; i++) await recorded(), await direct(); // warm-up (and the cache)
 const perNode = { direct: [] as number[], runFlow: [] as number[] };
 for (let r = 0; r < rounds * 3; r++) {
-  if (r % 2) perNode.runFlow.push(await timed(recorded)), perNode.direct.push(await timed(direct));
-  else perNode.direct.push(await timed(direct)), perNode.runFlow.push(await timed(recorded));
+  if (r % 2) {
+    perNode.runFlow.push(await timed(recorded, "runFlow"));
+    perNode.direct.push(await timed(direct, "direct"));
+  } else {
+    perNode.direct.push(await timed(direct, "direct"));
+    perNode.runFlow.push(await timed(recorded, "runFlow"));
+  }
 }
 await memory.close();
 const us = (ms: number) => (ms * 1000 / CHAIN).toFixed(1);
@@ -67,10 +87,18 @@ console.log(
   `\n1. Recorded runFlow, ${CHAIN}-node chain of transform nodes, memory store, cached flow`,
 );
 console.log(`(${rounds * 3} interleaved rounds, medians)\n`);
-console.log("| what | per node |");
-console.log("| --- | --- |");
-console.log(`| direct: the node function called in a loop | ${us(median(perNode.direct))} µs |`);
-console.log(`| rt.runFlow (recorded, memory store) | ${us(median(perNode.runFlow))} µs |`);
+console.log("| what | wall per node | CPU per node |");
+console.log("| --- | --- | --- |");
+console.log(
+  `| direct: the node function called in a loop | ${us(median(perNode.direct))} µs | ${
+    us(median(cpu.samples.get("direct")!))
+  } µs |`,
+);
+console.log(
+  `| rt.runFlow (recorded, memory store) | ${us(median(perNode.runFlow))} µs | ${
+    us(median(cpu.samples.get("runFlow")!))
+  } µs |`,
+);
 
 // --- 2. 10k state.increment nodes vs bare node:sqlite -----------------------
 const increments = {
@@ -86,8 +114,10 @@ console.log(
   `\n2. ${INCREMENTS} increments: a recorded flow of state.increment nodes vs bare node:sqlite`,
 );
 console.log(`(${rounds} interleaved rounds, medians; ratio = bare time / flow time, per round)\n`);
-console.log("| durability | bare node:sqlite | runFlow (recorded) | ratio (bare/flow) |");
-console.log("| --- | --- | --- | --- |");
+console.log(
+  "| durability | bare node:sqlite | runFlow (recorded) | ratio (bare/flow) | CPU: bare / flow | CPU ratio |",
+);
+console.log("| --- | --- | --- | --- | --- | --- |");
 for (const durability of ["relaxed", "full"] as const) {
   const rt = await openRuntime({
     config: {
@@ -122,14 +152,20 @@ for (const durability of ["relaxed", "full"] as const) {
   const times = { bare: [] as number[], flow: [] as number[], ratio: [] as number[] };
   for (let r = 0; r < rounds; r++) {
     let b: number, f: number;
-    if (r % 2) f = await timed(flow), b = await timed(bare);
-    else b = await timed(bare), f = await timed(flow);
+    if (r % 2) {
+      f = await timed(flow, `flow ${durability}`), b = await timed(bare, `bare ${durability}`);
+    } else b = await timed(bare, `bare ${durability}`), f = await timed(flow, `flow ${durability}`);
     times.bare.push(b), times.flow.push(f), times.ratio.push(b / f);
   }
+  const cpuBare = cpu.samples.get(`bare ${durability}`)!;
+  const cpuFlow = cpu.samples.get(`flow ${durability}`)!;
+  const cpuRatio = median(cpuBare.map((b, k) => b / cpuFlow[k]));
   console.log(
     `| ${durability} | ${median(times.bare).toFixed(0)} ms | ${
       median(times.flow).toFixed(0)
-    } ms | ${median(times.ratio).toFixed(2)} |`,
+    } ms | ${median(times.ratio).toFixed(2)} | ${median(cpuBare).toFixed(0)} ms / ${
+      median(cpuFlow).toFixed(0)
+    } ms | ${cpuRatio.toFixed(2)} |`,
   );
   db.close();
   await rt.close();
