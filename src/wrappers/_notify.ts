@@ -29,6 +29,7 @@ import type {
   Store,
 } from "../store/types.ts";
 import { markUniqueVersions } from "../store/store.ts";
+import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
 
 /** One committed write of a {@linkcode notifyingStore}. */
 export interface StoreChange {
@@ -81,6 +82,11 @@ class NotifyingStore implements Store {
 
   get capabilities(): Readonly<Capabilities> {
     return this.#store.capabilities;
+  }
+
+  /** An encrypted store's handle, forwarded (the backup and rekey jobs read sealed values through it). */
+  get [ENCRYPTION](): EncryptionHandle | undefined {
+    return encryptionOf(this.#store);
   }
 
   #tell(change: StoreChange): void {
