@@ -15,7 +15,7 @@
  * on a machine shared with other work the CPU time is the steadier one
  * (it leaves out waiting for fsync and for a core).
  *
- * Run: deno run -A --unstable-worker-options bench/runpath_bench.ts [rounds=10] [increments=10000]
+ * Run: deno run -A --unstable-worker-options bench/runpath.ts [rounds=10] [increments=10000]
  */
 import { DatabaseSync } from "node:sqlite";
 import process from "node:process";
