@@ -28,6 +28,7 @@ import type {
   SetOptions,
   Store,
 } from "../store/types.ts";
+import { markUniqueVersions } from "../store/store.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
 
 /** One committed write of a {@linkcode notifyingStore}. */
@@ -64,6 +65,7 @@ class NotifyingStore implements Store {
   constructor(store: Store, listener: StoreChangeListener) {
     this.#store = store;
     this.#listener = listener;
+    markUniqueVersions(this, store);
   }
 
   get name(): string {
