@@ -104,3 +104,60 @@ export class KeysetPages {
     return true;
   }
 }
+
+/**
+ * The entries of an async driver's keyset-paginated listing of `range`:
+ * `fetch(pages, size)` runs one page's `SELECT`. Within a page each entry is
+ * handed out as an already resolved promise (no async generator's promise
+ * jobs per entry); the next page is read when the last one is used up.
+ */
+export function asyncPagedEntries(
+  range: KeyRange,
+  fetch: (pages: KeysetPages, size: number) => Promise<EntryRow[]>,
+): AsyncIterableIterator<RawEntry> {
+  const pages = new KeysetPages(range);
+  let rows: EntryRow[] = [];
+  let i = 0;
+  let more = true;
+  let finished = false;
+  const done = (): IteratorResult<RawEntry> => ({ done: true, value: undefined });
+  const nextPage = async (): Promise<IteratorResult<RawEntry>> => {
+    while (!finished) {
+      const size = more ? pages.nextSize() : 0;
+      if (size === 0) break;
+      try {
+        rows = await fetch(pages, size);
+      } catch (err) {
+        finished = true;
+        throw err;
+      }
+      i = 0;
+      more = pages.advance(rows, size);
+      if (finished) break;
+      if (rows.length > 0) return { done: false, value: entryOf(rows[i++]) };
+    }
+    finished = true;
+    return done();
+  };
+  const iterator: AsyncIterableIterator<RawEntry> = {
+    next() {
+      if (i < rows.length && !finished) {
+        return Promise.resolve({ done: false, value: entryOf(rows[i++]) });
+      }
+      try {
+        return nextPage();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    },
+    return() {
+      finished = true;
+      rows = [];
+      return Promise.resolve(done());
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}
