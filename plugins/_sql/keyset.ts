@@ -23,7 +23,7 @@
  */
 import type { KeyRange, RawEntry } from "../../src/store/driver.ts";
 import { type ByteBounds, byteBounds, decodeKey } from "../../src/store/keys.ts";
-import { isEmptyBounds } from "./bounds.ts";
+import { isEmptyBounds, prefixBounds } from "./bounds.ts";
 
 /** Rows in a page when the listing does not say (`KeyRange.batchSize`). */
 export const DEFAULT_PAGE_SIZE = 256;
@@ -64,7 +64,10 @@ export class KeysetPages {
 
   /** The pages of `range` (its bounds, order, `limit` and `batchSize`). */
   constructor(range: KeyRange) {
-    this.bounds = byteBounds(range);
+    // A prefix alone (the common listing) takes its bounds from the shared memo.
+    this.bounds = range.start === undefined && range.end === undefined && range.prefix !== undefined
+      ? { ...prefixBounds(range.prefix) }
+      : byteBounds(range);
     this.reverse = range.reverse === true;
     this.#remaining = range.limit ?? Infinity;
     this.#pageSize = range.batchSize ?? DEFAULT_PAGE_SIZE;
