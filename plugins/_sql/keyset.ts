@@ -164,3 +164,49 @@ export function asyncPagedEntries(
   };
   return iterator;
 }
+
+/**
+ * The entries of a synchronous driver's keyset-paginated listing of `range`:
+ * `fetch(pages, size)` runs one page's `SELECT`. A plain iterator over each
+ * page's rows (no generator to resume per entry); the next page is read when
+ * the last one is used up.
+ */
+export function pagedEntries(
+  range: KeyRange,
+  fetch: (pages: KeysetPages, size: number) => EntryRow[],
+): IterableIterator<RawEntry> {
+  const pages = new KeysetPages(range);
+  let rows: EntryRow[] = [];
+  let i = 0;
+  let more = true;
+  let finished = false;
+  const done = (): IteratorResult<RawEntry> => ({ done: true, value: undefined });
+  const iterator: IterableIterator<RawEntry> = {
+    next() {
+      while (!finished) {
+        if (i < rows.length) return { done: false, value: entryOf(rows[i++]) };
+        const size = more ? pages.nextSize() : 0;
+        if (size === 0) break;
+        try {
+          rows = fetch(pages, size);
+        } catch (err) {
+          finished = true;
+          throw err;
+        }
+        i = 0;
+        more = pages.advance(rows, size);
+      }
+      finished = true;
+      return done();
+    },
+    return() {
+      finished = true;
+      rows = [];
+      return done();
+    },
+    [Symbol.iterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}

@@ -6,6 +6,7 @@ import {
   entryOf,
   type EntryRow,
   KeysetPages,
+  pagedEntries,
 } from "./keyset.ts";
 import { prefixBounds } from "./bounds.ts";
 
@@ -120,4 +121,47 @@ Deno.test("asyncPagedEntries reads nothing after return() and ends after an erro
   await assert.rejects(failing.next(), /closed/);
   assert.deepEqual(await failing.next(), { done: true, value: undefined });
   assert.equal(calls, 1);
+});
+
+Deno.test("pagedEntries hands out every row of every page in order, up to the limit", () => {
+  const all = (range: Parameters<typeof pagedEntries>[0]) => {
+    const t = table(5);
+    const seen: string[] = [];
+    const rowsOf = (pages: KeysetPages, size: number): EntryRow[] => {
+      t.sizes.push(size);
+      const { lower } = pages.bounds;
+      return t.rows.filter((r) => lower === undefined || compareBytes(r.key, lower) > 0)
+        .slice(0, size);
+    };
+    for (const e of pagedEntries(range, rowsOf)) seen.push(e.key[1]);
+    return { seen, sizes: t.sizes };
+  };
+  assert.deepEqual(all({ prefix: ["t"], batchSize: 2 }), {
+    seen: ["000", "001", "002", "003", "004"],
+    sizes: [2, 2, 2],
+  });
+  assert.deepEqual(all({ prefix: ["t"], limit: 3, batchSize: 2 }), {
+    seen: ["000", "001", "002"],
+    sizes: [2, 1],
+  });
+});
+
+Deno.test("pagedEntries reads nothing after return() and ends after an error", () => {
+  let calls = 0;
+  const it = pagedEntries({ prefix: ["t"], batchSize: 1 }, () => {
+    calls++;
+    return [{ key: encodeKey(["t", "a"]), value: "1", version: "v", expires_at: null }];
+  });
+  assert.deepEqual(it.next().value?.key, ["t", "a"]);
+  it.return!();
+  assert.deepEqual(it.next(), { done: true, value: undefined });
+  assert.equal(calls, 1);
+
+  const failing = pagedEntries({ prefix: ["t"] }, () => {
+    calls++;
+    throw new Error("closed");
+  });
+  assert.throws(() => failing.next(), /closed/);
+  assert.deepEqual(failing.next(), { done: true, value: undefined });
+  assert.equal(calls, 2);
 });
