@@ -19,6 +19,7 @@ import {
 } from "./_context.ts";
 import { EVENTS_FIELD } from "./layout.ts";
 import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
+import { metricShards, shardKey } from "./_metric_shards.ts";
 import { assertRunId } from "./run_id.ts";
 import { type RunEvent, type RunRecord, summarizeRun } from "./types.ts";
 
@@ -123,7 +124,8 @@ export async function appendEvents(
 /**
  * `Records.finishRun()`: write the final record, move its status indexes,
  * inline its events (at most 1,000 in all) or append the last chunk, and
- * count it in the per-version and `"*"` metrics, in one commit.
+ * count it in the per-version and `"*"` metrics (shards of them: see
+ * `_metric_shards.ts`), in one commit.
  */
 export async function finishRun(
   ctx: RecordsContext,
@@ -150,8 +152,12 @@ export async function finishRun(
   const record: RunRecord = { ...run, endedAt, durationMs };
   const summary = summarizeRun(record);
   const runKey = layout.run(run.id);
-  const versionKey = layout.key("metrics", run.flowId, run.flowVersion);
-  const allKey = layout.key("metrics", run.flowId, "*");
+  // This run's counts go to a shard only this Records writes to at the moment
+  // (see _metric_shards.ts): runs of one flow ending at once never conflict.
+  const shards = metricShards(ctx);
+  const shard = shards.take();
+  const versionKey = shardKey(ctx, run.flowId, run.flowVersion, shard);
+  const allKey = shardKey(ctx, run.flowId, "*", shard);
   const written = await withRetry(ctx.retry, what, async () => {
     const [stored, perVersion, all] = await store.getMany<StoredRun | FlowMetrics>([
       runKey,
@@ -223,7 +229,7 @@ export async function finishRun(
     const result = await op.commit();
     if (!result.ok) tails.forget(run.id);
     return result.ok ? true : RETRY;
-  });
+  }).finally(() => shards.give(shard));
   tails.forget(run.id);
   return written;
 }
