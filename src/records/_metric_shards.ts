@@ -3,15 +3,15 @@
  * *shard* of its flow's metrics (`P, "metrics-shards", flowId, version,
  * shard`) instead of the one `P, "metrics", flowId, version` entry, so that
  * many runs of one flow ending at once (several workers) never retry against
- * each other. Each `Records` holds its own shard ids (a random id per
- * `Records` and a slot per run ending at the same moment in it), so a
+ * each other. Each store object of a process has its own shard ids (a
+ * random id, and a slot per run ending at the same moment through it), so a
  * shard has one writer at a time. Readers merge the entry and its shards;
  * `compactMetrics` folds the shards into the entry (retention does it).
  * Internal to `src/records/`.
  *
  * @module
  */
-import type { Entry, Key } from "../store/types.ts";
+import type { Entry, Key, Store } from "../store/types.ts";
 import { type RecordsContext, RETRY, withRetry } from "./_context.ts";
 import { type FlowMetrics, mergeHistograms, quantile } from "./metrics.ts";
 
@@ -36,12 +36,16 @@ export class MetricShards {
   }
 }
 
-const shardsOf = new WeakMap<RecordsContext, MetricShards>();
+const shardsOf = new WeakMap<Store, MetricShards>();
 
-/** The shard slots of `ctx`'s `Records`. */
+/**
+ * The shard slots of `ctx`'s store in this process: every `Records` on one
+ * store object shares them (a runtime makes a `Records` per call of
+ * `records()`), so shards stay as few as the runs that ever ended at once.
+ */
 export function metricShards(ctx: RecordsContext): MetricShards {
-  let shards = shardsOf.get(ctx);
-  if (shards === undefined) shardsOf.set(ctx, shards = new MetricShards());
+  let shards = shardsOf.get(ctx.store);
+  if (shards === undefined) shardsOf.set(ctx.store, shards = new MetricShards());
   return shards;
 }
 

@@ -105,8 +105,8 @@
  * {@linkcode ConflictError} after `retry.attempts` tries. Finishing a run
  * writes the record, moves its status indexes and counts it in the
  * per-version and the `"*"` metrics in one commit. The counts go to a
- * *shard* of those metrics that only this `Records` writes to at that moment
- * (an id per `Records`, a slot per run ending at once in it), so several
+ * *shard* of those metrics that only this process writes to at that moment
+ * (an id per store object, a slot per run ending at once through it), so several
  * processes finishing runs of one flow at once never conflict on metrics;
  * `getMetrics()` and `listMetrics()` merge the entry with its shards (exact
  * totals, re-read if a compaction moved shards meanwhile), and
