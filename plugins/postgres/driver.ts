@@ -10,8 +10,10 @@
 import type { Row, RowList, Sql } from "postgres";
 import { StoreClosedError } from "../../src/errors.ts";
 import type {
+  ClaimRequest,
   ClearRange,
   CommitRequest,
+  DriverClaimResult,
   DriverCommitResult,
   KeyRange,
   Mutation,
@@ -722,6 +724,106 @@ export class PostgresDriver implements StoreDriver {
   /** `NOTIFY` this table's channel for `topic`. */
   async signal(topic: string): Promise<void> {
     await this.#sql.notify(this.#channel(topic), "");
+  }
+
+  /**
+   * Native claims: in one transaction, the store's lock shared, then the
+   * first live entry under the prefix that no other transaction holds
+   * (`SELECT … ORDER BY key LIMIT 1 FOR UPDATE SKIP LOCKED`), offered to
+   * `decide`; passed over, the next one after it (the passed-over ones stay
+   * held until the end, so no other claim is offered them twice); taken,
+   * the commit it made runs in the same transaction (the keys' locks, one
+   * statement for checks and writes, `COMMIT`: one round trip), while the
+   * entry is still held. Concurrent claims thus get distinct entries.
+   */
+  async claim(request: ClaimRequest): Promise<DriverClaimResult> {
+    const what = "Cannot claim";
+    this.#assertOpen(what);
+    const { prefix, limit, now, decide } = request;
+    const s = this.#sqlText;
+    const { where, params } = rangeWhere({ prefix }, 3);
+    const next = `SELECT key, value, version, expires_at FROM ${this.#table} ` +
+      `WHERE ${where} AND key > $1::bytea AND ${LIVE.replace("$NOW", "$2")} ` +
+      `ORDER BY key LIMIT 1 FOR UPDATE SKIP LOCKED`;
+    for (let attempt = 1;; attempt++) {
+      const tx = await this.#sql.reserve();
+      let open = false;
+      try {
+        const [, , first] = await Promise.all([
+          tx.unsafe("BEGIN").then(() => (open = true)),
+          tx.unsafe(`SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${this.#lockId})`),
+          tx.unsafe<EntryRow[]>(next, [new Uint8Array(0), now, ...params] as never[]),
+        ]);
+        let rows = first;
+        for (let offered = 0; rows.length === 1 && offered < limit; offered++) {
+          const entry = entryOf(rows[0]);
+          const commit = await decide(entry);
+          if (commit === null) {
+            rows = await tx.unsafe<EntryRow[]>(next, [rows[0].key, now, ...params] as never[]);
+            continue;
+          }
+          const result = await this.#commitIn(tx, commit);
+          open = false;
+          return { key: entry.key, result };
+        }
+        return null;
+      } catch (err) {
+        // The core's own errors (from decide) pass through as they are.
+        if (!isPostgresError(err) && !this.#closed) throw err;
+        if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
+          throw this.#error(what, err);
+        }
+      } finally {
+        if (open) await tx.unsafe("ROLLBACK").catch(() => {});
+        tx.release();
+      }
+    }
+  }
+
+  /**
+   * A commit (no range deletes) inside an open transaction, which it ends:
+   * the keys' locks, the checked write, then `COMMIT` (or `ROLLBACK` when a
+   * check failed), pipelined.
+   */
+  async #commitIn(
+    tx: { unsafe: Sql["unsafe"] },
+    request: CommitRequest,
+  ): Promise<DriverCommitResult> {
+    const { checks, mutations, version, now } = request;
+    if (mutations.some((m) => m.type === "clear")) {
+      throw new TypeError("Cannot claim: a claim's commit cannot clear a range");
+    }
+    const plan = planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]);
+    if (plan.single) {
+      const { mutation: m, key } = plan.single;
+      const hex = toHex(key);
+      if (m.type === "set") {
+        plan.setKeys = [hex];
+        plan.setValues = [m.value];
+        plan.setExpires = [m.expiresAt];
+      } else plan.deleteKeys = [hex];
+    }
+    const s = this.#sqlText;
+    const checkKeys = checks.map((c) => toHex(encodeKey(c.key)));
+    const locked = [...checkKeys, ...plan.deleteKeys, ...plan.setKeys];
+    const [, failed] = await Promise.all([
+      tx.unsafe(s.keyLocks, [locked] as never[], PREPARED),
+      tx.unsafe(s.checkedWrite, [
+        checkKeys,
+        checks.map((c) => c.version),
+        now,
+        plan.deleteKeys,
+        plan.setKeys,
+        plan.setValues,
+        plan.setExpires,
+        version,
+      ] as never[], PREPARED),
+      // A failed check wrote nothing: COMMIT ends the transaction all the same.
+      tx.unsafe("COMMIT"),
+    ]);
+    return failed.length === 0
+      ? { ok: true }
+      : { ok: false, conflicts: failed.map((r) => checks[(r.i as number) - 1].key) };
   }
 
   async close(): Promise<void> {
