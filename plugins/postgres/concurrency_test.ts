@@ -299,6 +299,84 @@ pgTest(
 );
 
 pgTest(
+  "Store.claimFirst() on postgres: concurrent claims get distinct entries, never wait for one",
+  async (url) => {
+    const table = newTable("claim");
+    const store = await openPg(url, table);
+    try {
+      for (const k of ["a", "b", "c"]) await store.set(["q", k], { k });
+      await store.set(["other"], 1);
+      assert.ok(typeof store.claimFirst === "function");
+      // The first claim holds "a" (its take() has not resolved yet)...
+      const holding = Promise.withResolvers<void>();
+      const offeredFirst = Promise.withResolvers<void>();
+      const first = store.claimFirst<{ k: string }>(["q"], async (entry, op) => {
+        offeredFirst.resolve();
+        await holding.promise;
+        op.check(entry.key, entry.version).delete(entry.key).set(["done", entry.value.k], 1);
+        return true;
+      });
+      await offeredFirst.promise;
+      // ... so a second claim is offered "b" at once; it passes over it and takes "c".
+      const offered: string[] = [];
+      const second = await store.claimFirst<{ k: string }>(["q"], (entry, op) => {
+        offered.push(entry.value.k);
+        if (entry.value.k === "b") return Promise.resolve(false);
+        op.check(entry.key, entry.version).delete(entry.key).set(["done", entry.value.k], 1);
+        return Promise.resolve(true);
+      });
+      assert.deepEqual(offered, ["b", "c"]);
+      assert.deepEqual(second?.key, ["q", "c"]);
+      assert.ok(second?.result.ok);
+      holding.resolve();
+      const firstResult = await first;
+      assert.deepEqual(firstResult?.key, ["q", "a"]);
+      assert.ok(firstResult?.result.ok);
+      assert.deepEqual(
+        (await store.getMany([["q", "a"], ["q", "b"], ["q", "c"]])).map((e) => e?.key ?? null),
+        [
+          null,
+          ["q", "b"],
+          null,
+        ],
+      );
+      assert.equal((await store.get(["done", "a"]))?.value, 1);
+      // A failed check writes nothing and reports the conflict.
+      const b = (await store.get(["q", "b"]))!;
+      const lost = await store.claimFirst(["q"], (entry, op) => {
+        op.check(["other"], b.version).delete(entry.key);
+        return Promise.resolve(true);
+      });
+      assert.equal(lost?.result.ok, false);
+      assert.deepEqual(lost?.result.ok === false ? lost.result.conflicts : [], [["other"]]);
+      assert.ok(await store.get(["q", "b"]));
+      // Nothing to offer (or all passed over): null.
+      assert.equal(await store.claimFirst(["nothing"], () => Promise.resolve(true)), null);
+      assert.equal(await store.claimFirst(["q"], () => Promise.resolve(false)), null);
+      // take() must not commit the operation, nor clear a range.
+      await assert.rejects(
+        store.claimFirst(["q"], async (_e, op) => {
+          await op.set(["x"], 1).commit();
+          return true;
+        }),
+        /the claim commits the operation/,
+      );
+      await assert.rejects(
+        store.claimFirst(["q"], (_e, op) => {
+          op.clear(["done"]);
+          return Promise.resolve(true);
+        }),
+        /cannot clear a range/,
+      );
+      assert.equal(await store.get(["x"]), null);
+      assert.equal(await store.count(["done"]), 2);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+pgTest(
   "PostgresDriver.commit() loses no compare-and-set increment across two processes",
   async (url) => {
     const table = newTable("counter");
