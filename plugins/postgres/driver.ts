@@ -730,7 +730,8 @@ export class PostgresDriver implements StoreDriver {
    * Native claims: in one transaction, the store's lock shared, then the
    * first live entry under the prefix that no other transaction holds
    * (`SELECT … ORDER BY key LIMIT 1 FOR UPDATE SKIP LOCKED`), offered to
-   * `decide`; passed over, the next one after it (the passed-over ones stay
+   * `decide` (whose reads run in the same transaction: a claim needs one
+   * connection, never a second); passed over, the next one after it (the passed-over ones stay
    * held until the end, so no other claim is offered them twice); taken,
    * the commit it made runs in the same transaction (the keys' locks, one
    * statement for checks and writes, `COMMIT`: one round trip), while the
@@ -757,7 +758,18 @@ export class PostgresDriver implements StoreDriver {
         let rows = first;
         for (let offered = 0; rows.length === 1 && offered < limit; offered++) {
           const entry = entryOf(rows[0]);
-          const commit = await decide(entry);
+          const commit = await decide(entry, async (keys) => {
+            const hex = keys.map((k) => toHex(encodeKey(k)));
+            const found = new Map<string, EntryRow>();
+            const read = await tx.unsafe<EntryRow[]>(s.getMany, [hex, now] as never[], PREPARED);
+            for (const row of read) found.set(toHex(row.key), row);
+            return keys.map((key, i) => {
+              const row = found.get(hex[i]);
+              return row === undefined
+                ? null
+                : { key, value: row.value, version: row.version, expiresAt: row.expires_at };
+            });
+          });
           if (commit === null) {
             rows = await tx.unsafe<EntryRow[]>(next, [rows[0].key, now, ...params] as never[]);
             continue;

@@ -300,7 +300,7 @@ export async function claimRun(
   for (let n = 0; n < order.length; n++) {
     const candidate = candidates[order[n]];
     const op = store.atomic();
-    const claimed = await prepareClaim(ctx, keys, candidate, op, options, now);
+    const claimed = await prepareClaim(ctx, keys, candidate, op, options, now, (k) => store.get(k));
     if (claimed === null) continue;
     const result = await op.commit();
     if (claimed === STRAY) continue;
@@ -322,11 +322,15 @@ async function claimNatively(
 ): Promise<RunRecord | null> {
   for (let n = 0; n < NATIVE_TRIES; n++) {
     let claimed: RunRecord | typeof STRAY | null = null;
-    const taken = await ctx.store.claimFirst!<QueueEntry>(keys.ready(), async (candidate, op) => {
-      if (options.flows !== undefined && !options.flows.has(candidate.value.flowId)) return false;
-      claimed = await prepareClaim(ctx, keys, candidate, op, options, now);
-      return claimed !== null;
-    }, { limit: CLAIM_SCAN });
+    const taken = await ctx.store.claimFirst!<QueueEntry>(
+      keys.ready(),
+      async (candidate, op, get) => {
+        if (options.flows !== undefined && !options.flows.has(candidate.value.flowId)) return false;
+        claimed = await prepareClaim(ctx, keys, candidate, op, options, now, get);
+        return claimed !== null;
+      },
+      { limit: CLAIM_SCAN },
+    );
     if (taken === null) return null;
     // A stray entry dropped, or a check lost to a writer of the run: next.
     if (taken.result.ok && claimed !== null && claimed !== STRAY) return claimed;
@@ -350,10 +354,11 @@ async function prepareClaim(
   op: AtomicOperation,
   options: ClaimOptions,
   now: number,
+  /** Reads (a native claim's: inside its transaction). */
+  get: <T>(key: Key) => Promise<Entry<T> | null>,
 ): Promise<RunRecord | typeof STRAY | null> {
-  const { store, layout } = ctx;
-  const runKey = layout.run(candidate.value.id);
-  const stored = await store.get<StoredRun>(runKey);
+  const runKey = ctx.layout.run(candidate.value.id);
+  const stored = await get<StoredRun>(runKey);
   if (stored === null || stored.value.status !== "queued" || stored.value.queue === undefined) {
     // A stray entry (its run was cancelled or deleted meanwhile): drop it.
     op.check(candidate.key, candidate.version).delete(candidate.key);
@@ -365,7 +370,7 @@ async function prepareClaim(
   let slot: { key: Key; version: string | null; runs: string[] } | undefined;
   if (q.limit !== undefined) {
     const activeKey = keys.active(q.limit, run.flowId);
-    const active = await store.get<ActiveRuns>(activeKey);
+    const active = await get<ActiveRuns>(activeKey);
     const runs = active?.value.runs ?? [];
     if (runs.length >= q.limit.concurrency) return null;
     slot = { key: activeKey, version: active?.version ?? null, runs };

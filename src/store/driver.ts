@@ -121,11 +121,14 @@ export interface ClaimRequest {
    * Called with each candidate in key order while the driver holds it for
    * this claim (concurrent claims skip it, never wait for it); resolves the
    * commit to apply in the same transaction (without `clear` mutations), or
-   * `null` to pass over it and be offered the next. It must not write the
-   * candidate through another connection meanwhile (that would wait for
-   * this claim); reads are fine.
+   * `null` to pass over it and be offered the next. `read` reads entries
+   * (live at `now`, like `getMany`) inside the claim's own transaction: a
+   * decision needs no other connection while the claim holds one.
    */
-  decide(entry: RawEntry): Promise<CommitRequest | null>;
+  decide(
+    entry: RawEntry,
+    read: (keys: readonly Key[]) => Promise<(RawEntry | null)[]>,
+  ): Promise<CommitRequest | null>;
 }
 
 /** What {@linkcode StoreDriver.claim} did. */

@@ -608,7 +608,11 @@ class CoreStore implements Store {
   async #claimFirst<T>(
     claim: NonNullable<StoreDriver["claim"]>,
     prefix: Key,
-    take: (entry: Entry<T>, op: AtomicOperation) => Promise<boolean>,
+    take: (
+      entry: Entry<T>,
+      op: AtomicOperation,
+      get: <U = JsonValue>(key: Key) => Promise<Entry<U> | null>,
+    ) => Promise<boolean>,
     options: { limit?: number } = {},
   ): Promise<{ key: Key; result: CommitResult } | null> {
     const what = "Cannot claim";
@@ -625,13 +629,19 @@ class CoreStore implements Store {
       prefix: [...prefix],
       limit,
       now,
-      decide: async (raw) => {
+      decide: async (raw, read) => {
+        const get = async <U>(key: Key): Promise<Entry<U> | null> => {
+          assertKey(key, `${what}: get`);
+          const [found] = await read([[...key]]);
+          const live = this.#live(found ?? null, now);
+          return live === null ? null : toEntry<U>(live);
+        };
         const { op, checks, mutations } = this.#operation(() =>
           Promise.reject(
             new TypeError(`${what}: the claim commits the operation; take() must not`),
           )
         );
-        if (!(await take(toEntry<T>(raw), op))) return null;
+        if (!(await take(toEntry<T>(raw), op, get))) return null;
         if (mutations.some((m) => m.type === "clear")) {
           throw new TypeError(`${what}: a claim's operation cannot clear a range`);
         }

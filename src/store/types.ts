@@ -325,14 +325,19 @@ export interface Store extends AsyncDisposable {
    * writes to `op` and resolves `true` to commit them (in the same
    * transaction, while the entry is held) or `false` to be offered the next.
    * Concurrent claimers get distinct entries instead of racing for one.
-   * `take` must not commit `op` itself, nor write the offered entry through
-   * the store (that would wait for this claim); reads are fine. Resolves the
-   * entry's key and the commit's result, or `null` when nothing was taken.
-   * The queue's workers use it to claim runs.
+   * `take` reads what it needs with `get` (inside the claim's transaction);
+   * it must not commit `op` itself, nor use the store meanwhile (the claim
+   * holds one of its connections and the entry). Resolves the entry's key
+   * and the commit's result, or `null` when nothing was taken. The queue's
+   * workers use it to claim runs.
    */
   claimFirst?<T = JsonValue>(
     prefix: Key,
-    take: (entry: Entry<T>, op: AtomicOperation) => Promise<boolean>,
+    take: (
+      entry: Entry<T>,
+      op: AtomicOperation,
+      get: <U = JsonValue>(key: Key) => Promise<Entry<U> | null>,
+    ) => Promise<boolean>,
     options?: { limit?: number },
   ): Promise<{ key: Key; result: CommitResult } | null>;
 }
