@@ -1,12 +1,14 @@
 /**
- * Sharded run metrics, for `Records`: a run's end adds its counts to a
- * *shard* of its flow's metrics (`P, "metrics-shards", flowId, version,
- * shard`) instead of the one `P, "metrics", flowId, version` entry, so that
- * many runs of one flow ending at once (several workers) never retry against
- * each other. Each store object of a process has its own shard ids (a
+ * Sharded run metrics, for `Records`: once run ends of a process have
+ * conflicted on a flow's metrics entry (`P, "metrics", flowId, version`:
+ * several runs ending at once, as in queue workers), that process adds each
+ * run's counts to a *shard* of it (`P, "metrics-shards", flowId, version,
+ * shard`) instead, so that many runs of one flow ending at once never retry
+ * against each other. Each store object of a process has its own shard ids (a
  * random id, and a slot per run ending at the same moment through it), so a
  * shard has one writer at a time. Readers merge the entry and its shards;
- * `compactMetrics` folds the shards into the entry (retention does it).
+ * `compactMetrics` folds the shards into the entry (queue workers do it when
+ * they start and stop).
  * Internal to `src/records/`.
  *
  * @module
@@ -18,8 +20,15 @@ import { type FlowMetrics, mergeHistograms, quantile } from "./metrics.ts";
 /** How many times a reader re-reads when a compaction moved shards meanwhile. */
 const READ_TRIES = 20;
 
-/** The shard slots of one `Records`: a slot is held by one run end at a time. */
+/** The shard slots of one store object: a slot is held by one run end at a time. */
 export class MetricShards {
+  /**
+   * Whether run ends count in shards: set (for the life of the store object)
+   * once a run end of this process conflicted on a metrics entry. Until then
+   * they count in the entries themselves, so a process that never races
+   * (one CLI run) leaves no shard behind.
+   */
+  sharded = false;
   readonly #id = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
   #free: number[] = [];
   #next = 0;

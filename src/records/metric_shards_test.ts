@@ -6,9 +6,10 @@ import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
 import { allKeys, backendTest, FakeClock, finished, newRun, openBackend } from "./_test_utils.ts";
 import type { RunRecord, RunStatus } from "./types.ts";
 
-// Sharded metrics: runs of one flow ending at once (several Records, as
-// several worker processes) never conflict on metrics, and every reader
-// sees exact totals, before and after compaction, and during it.
+// Sharded metrics: runs of one flow ending at once (several Records on one
+// store, as in a worker) never conflict on metrics after the first conflict,
+// and every reader sees exact totals, before and after compaction, and
+// during it.
 
 const STATUSES: RunStatus[] = ["succeeded", "failed", "succeeded", "cancelled", "timed-out"];
 
@@ -71,8 +72,9 @@ async function exactUnderConcurrency(store: Store, clock: FakeClock): Promise<vo
   );
   const runs = await endAtOnce(store, clock, writers, 40);
   await checkTotals([...writers, new Records(store, { clock })], runs);
+  // The first conflict on the metrics entries sent this process's counts to shards.
   const shardKeys = (await allKeys(store)).filter((k) => k[1] === "metrics-shards");
-  assert.ok(shardKeys.length >= 6, `shards of 3 writers: ${shardKeys.length}`);
+  assert.ok(shardKeys.length > 0, "runs ending at once count in shards");
 
   // Compaction folds them all; the totals do not move.
   const compactor = new Records(store, { clock });
@@ -96,14 +98,7 @@ async function exactUnderConcurrency(store: Store, clock: FakeClock): Promise<vo
   const all = [...runs, ...(await more)];
   await Promise.all([compacting, reading]);
   await checkTotals([compactor], all);
-  // prune() compacts too.
-  await compactor.prune({
-    maxAge: null,
-    failedMaxAge: null,
-    maxRuns: null,
-    batchSize: 100,
-    now: clock.now(),
-  });
+  await compactor.compactMetrics();
   assert.deepEqual((await allKeys(store)).filter((k) => k[1] === "metrics-shards"), []);
   await checkTotals([compactor], all);
 }

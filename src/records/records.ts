@@ -104,13 +104,15 @@
  * a small jittered exponential backoff, and abandoned with a
  * {@linkcode ConflictError} after `retry.attempts` tries. Finishing a run
  * writes the record, moves its status indexes and counts it in the
- * per-version and the `"*"` metrics in one commit. The counts go to a
- * *shard* of those metrics that only this process writes to at that moment
- * (an id per store object, a slot per run ending at once through it), so several
- * processes finishing runs of one flow at once never conflict on metrics;
- * `getMetrics()` and `listMetrics()` merge the entry with its shards (exact
- * totals, re-read if a compaction moved shards meanwhile), and
- * `compactMetrics()` (run by `prune()`) folds the shards into the entry.
+ * per-version and the `"*"` metrics in one commit. Once a process has seen
+ * such a commit conflict on the metrics (runs of one flow ending at once),
+ * its counts go to a *shard* of those metrics that only it writes to at that
+ * moment (an id per store object, a slot per run ending at once through it),
+ * so several workers finishing runs of one flow never retry against each
+ * other on metrics; `getMetrics()` and `listMetrics()` merge the entry with
+ * its shards (exact totals, re-read if a compaction moved shards meanwhile),
+ * and `compactMetrics()` (run by queue workers as they start and stop) folds
+ * the shards into the entry.
  *
  * @module
  */
@@ -543,11 +545,13 @@ export class Records {
   }
 
   /**
-   * Fold the metrics shards into the metrics entries. Runs ending at once
-   * add their counts to shards of their flow's metrics (one per process and
-   * run ending at that moment), so that they never retry against each other;
-   * readers merge them, and this (which {@linkcode Records.prune} and so the
-   * retention job run) keeps them few. Resolves how many shards were folded.
+   * Fold the metrics shards into the metrics entries. In a process whose
+   * run ends conflicted on their flow's metrics (several runs ending at
+   * once: a queue worker), runs add their counts to shards of the metrics
+   * (one per process and run ending at that moment), so that they never
+   * retry against each other; readers merge them, and this (which queue
+   * workers run when they start and stop) keeps them few. Resolves how many
+   * shards were folded.
    *
    * @example
    * ```ts
@@ -569,7 +573,8 @@ export class Records {
    * };
    * await records.startRun(run);
    * await records.finishRun({ ...run, status: "succeeded", endedAt: 5 }, []);
-   * assert.equal(await records.compactMetrics(), 2); // the version's and "*"
+   * // One run at a time never conflicts: its counts went to the entries, no shard.
+   * assert.equal(await records.compactMetrics(), 0);
    * assert.equal((await records.getMetrics("hello"))?.succeeded, 1);
    * ```
    */
@@ -598,11 +603,8 @@ export class Records {
    * assert.equal(result.deleted, 0);
    * ```
    */
-  async prune(options: PruneOptions): Promise<PruneResult> {
-    const result = await pruneRuns(this.#ctx.store, this.#ctx.layout, options);
-    // Metrics are kept, whatever runs go; their shards are folded meanwhile.
-    await compactMetrics(this.#ctx);
-    return result;
+  prune(options: PruneOptions): Promise<PruneResult> {
+    return pruneRuns(this.#ctx.store, this.#ctx.layout, options);
   }
 
   /**
