@@ -555,12 +555,12 @@ export class Records {
    *
    * @example
    * ```ts
-   * import { openStore, Records } from "@flowstate/core/records";
+   * import { newRunId, openStore, Records } from "@flowstate/core/records";
    * import assert from "node:assert/strict";
    * await using store = await openStore({ plugin: "memory" });
    * const records = new Records(store);
    * const run = {
-   *   id: "mfk0dv3bs-0a1b2c3d",
+   *   id: newRunId(1),
    *   flowId: "hello",
    *   flowVersion: "v1",
    *   status: "running" as const,
@@ -570,6 +570,7 @@ export class Records {
    *   startedAt: 1,
    *   endedAt: null,
    *   durationMs: null,
+   *   nodes: {},
    * };
    * await records.startRun(run);
    * await records.finishRun({ ...run, status: "succeeded", endedAt: 5 }, []);
