@@ -38,11 +38,16 @@ async function startAt(at: number): Promise<void> {
  */
 async function child(args: string[]): Promise<void> {
   if (args[0] === "--flowstate") {
-    const [, start, dir, name, concurrency] = args;
-    const rt = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
+    const [, start, dir, name, concurrency, root] = args;
+    // Another checkout's code (QUEUE_BENCH_BEFORE), or this one's.
+    const lib: typeof import("../mod.ts") = root ? await import(`file://${root}/mod.ts`) : {
+      openRuntime,
+      startWorker,
+    } as never;
+    const rt = await lib.openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
     await (await rt.records()).listRunSummaries({ limit: 1 }); // connect first
     await startAt(Number(start));
-    startWorker(rt, {
+    lib.startWorker(rt, {
       workerId: name,
       concurrency: Number(concurrency),
       pollMs: 50,
@@ -135,10 +140,13 @@ async function main(): Promise<void> {
   const dirs: string[] = [];
   const schemas: string[] = [];
   const WORKERS = [1, 2, 4, 8];
-  const measured = new Map<number, { fs: number[]; bare: number[] }>();
-  for (const w of WORKERS) measured.set(w, { fs: [], bare: [] });
+  // QUEUE_BENCH_BEFORE=<a checkout of another commit>: its Flowstate measured too, in the
+  // same rounds (what a change did, under the same load).
+  const before = Deno.env.get("QUEUE_BENCH_BEFORE") ?? "";
+  const measured = new Map<number, { fs: number[]; bare: number[]; before: number[] }>();
+  for (const w of WORKERS) measured.set(w, { fs: [], bare: [], before: [] });
   try {
-    const flowstate = async (workers: number) => {
+    const flowstate = async (workers: number, root = "") => {
       // Flowstate: a fresh table, `runs` enqueued, then the workers start.
       const schema = `fs_qbench_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
       schemas.push(schema);
@@ -157,7 +165,7 @@ async function main(): Promise<void> {
       }
       return await race(
         workers,
-        (start, i) => ["--flowstate", start, dir, `w${i}`, String(concurrency)],
+        (start, i) => ["--flowstate", start, dir, `w${i}`, String(concurrency), root],
         runs,
       );
     };
@@ -188,17 +196,19 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       for (const workers of WORKERS) {
         const m = measured.get(workers)!;
-        if (round % 2 === 1) {
-          m.fs.push((await flowstate(workers)).perSecond);
-          m.bare.push((await bare(workers)).perSecond);
-        } else {
-          m.bare.push((await bare(workers)).perSecond);
-          m.fs.push((await flowstate(workers)).perSecond);
-        }
+        const steps = [
+          async () => m.fs.push((await flowstate(workers)).perSecond),
+          async () => m.bare.push((await bare(workers)).perSecond),
+          ...(before
+            ? [async () => m.before.push((await flowstate(workers, before)).perSecond)]
+            : []),
+        ];
+        if (round % 2 === 0) steps.reverse();
+        for (const step of steps) await step();
         console.error(
           `round ${round}, workers=${workers}: flowstate ${m.fs.at(-1)!.toFixed(0)}/s, bare ${
             m.bare.at(-1)!.toFixed(0)
-          }/s`,
+          }/s${before ? `, before ${m.before.at(-1)!.toFixed(0)}/s` : ""}`,
         );
       }
     }
@@ -219,6 +229,21 @@ async function main(): Promise<void> {
           median(ratios).toFixed(2)
         } | ${ratios.map((r) => r.toFixed(2)).join(", ")} |`,
       );
+    }
+    if (before) {
+      console.log(`\nBefore (${before}), the same rounds:\n`);
+      console.log("| worker processes | before runs/s | ratio to bare (median) | per round |");
+      console.log("|---|---|---|---|");
+      for (const workers of WORKERS) {
+        const m = measured.get(workers)!;
+        const ratios = m.before.map((f, i) => f / m.bare[i]);
+        console.log(
+          `| ${workers} | ${median(m.before).toFixed(0)} | ${median(ratios).toFixed(2)} | ${
+            ratios.map((r) => r.toFixed(2)).join(", ")
+          } |`,
+        );
+      }
+      console.log("");
     }
 
     // Latency: enqueue → claim, 4 idle workers, on postgres (NOTIFY) and sqlite (polling).
