@@ -212,7 +212,8 @@ async function main(): Promise<void> {
         );
       }
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const median = (xs: number[]) =>
+      xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     console.log(
       `Throughput, ${runs} runs, ${concurrency} at once per process, ${rounds} rounds ` +
         `(median; each round's ratio in brackets):\n`,

@@ -61,6 +61,30 @@ timeMethods(PostgresDriver.prototype, [
   "signal",
 ], "driver");
 
+/** This process's CPU time (user + system), in ms, from /proc. */
+function cpuMs(): number {
+  const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
+  // utime and stime are fields 14 and 15 of the line (11 and 12 after the command name).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** CPU time of every PostgreSQL server process on this machine, in ms (a local server only). */
+async function serverCpuMs(_url: string): Promise<number> {
+  let total = 0;
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${e.name}/stat`);
+      if (!stat.includes("(postgres)")) continue;
+      const fields = stat.split(") ")[1].split(" ");
+      total += (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return total;
+}
+
 const url = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
 if (!url) throw new Error("set FLOWSTATE_TEST_POSTGRES_URL");
 const runs = Number(Deno.args[0] ?? 200);
@@ -75,6 +99,8 @@ try {
   await using rt = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
   for (let i = 0; i < runs; i++) await rt.enqueue("trivial");
   spent.clear();
+  const cpu0 = cpuMs();
+  const pg0 = await serverCpuMs(url);
   let ended = 0;
   const done = Promise.withResolvers<void>();
   const t0 = performance.now();
@@ -88,8 +114,15 @@ try {
   });
   await done.promise;
   const total = performance.now() - t0;
+  const cpu = cpuMs() - cpu0;
+  const pg = (await serverCpuMs(url)) - pg0;
   await worker.stop();
-  console.log(`${runs} runs, one at a time: ${(total / runs).toFixed(1)} ms per run\n`);
+  console.log(`${runs} runs, one at a time: ${(total / runs).toFixed(1)} ms per run`);
+  console.log(
+    `CPU per run: this process ${(cpu / runs).toFixed(1)} ms, PostgreSQL server ${
+      (pg / runs).toFixed(1)
+    } ms (all its processes, so other clients' load too)\n`,
+  );
   console.log("| step | calls per run | ms per run |");
   console.log("|---|---|---|");
   for (const [name, s] of [...spent].sort((a, b) => b[1].ms - a[1].ms)) {
