@@ -67,6 +67,7 @@ export {
   ConfigError,
   type ConfigErrorOptions,
   ConflictError,
+  DecryptionError,
   type ErrorCode,
   FlowstateError,
   FlowValidationError,

@@ -18,6 +18,12 @@ import {
   type SearchSpec,
 } from "./store/indexes.ts";
 import type { PreparedIndexes } from "./store/driver.ts";
+import {
+  encrypted,
+  type EncryptOptions,
+  type ParsedEncryptOptions,
+  parseEncryptOptions,
+} from "./wrappers/encrypt.ts";
 import { systemClock } from "./clock.ts";
 import type { WarningHandler } from "./log.ts";
 import type { MemoryOptions } from "../plugins/memory/mod.ts";
@@ -151,12 +157,15 @@ export interface StoreSpec {
   indexes?: readonly IndexDeclaration[];
   /** Which values full-text search indexes (see {@linkcode SearchDeclaration}). */
   search?: SearchDeclaration;
+  /** Encryption at rest of the values (see {@linkcode EncryptOptions}). */
+  encrypt?: EncryptOptions;
   /** Plugin options. */
   [option: string]: unknown;
 }
 
 /**
- * The options every store takes besides its plugin's: `indexes` and `search`.
+ * The options every store takes besides its plugin's: `indexes`, `search`
+ * and `encrypt`.
  *
  * @example
  * ```ts
@@ -164,6 +173,7 @@ export interface StoreSpec {
  * const options: CoreStoreOptions = {
  *   indexes: [{ prefix: ["orders"], path: "status" }],
  *   search: { prefix: ["notes"], fields: ["title", "body"] },
+ *   encrypt: { key: "${env.FLOWSTATE_KEY}", plaintext: ["status", "title", "body"] },
  * };
  * ```
  */
@@ -172,6 +182,12 @@ export interface CoreStoreOptions {
   indexes?: readonly IndexDeclaration[];
   /** Which values full-text search indexes. */
   search?: SearchDeclaration;
+  /**
+   * Seal every value with AES-256-GCM (see `encrypted()` in
+   * `@flowstate/core/encrypt`): `{ key }` or `{ keys: [current, old] }`, and
+   * the `plaintext` paths that queries, indexes and search may use.
+   */
+  encrypt?: EncryptOptions;
 }
 
 /**
@@ -286,7 +302,13 @@ export async function openStore<const S extends StoreSpec>(
     );
   }
   const baseDir = options.baseDir ?? Deno.cwd();
-  const { plugin: pluginSpec, indexes: rawIndexes, search: rawSearch, ...rawOptions } = spec;
+  const {
+    plugin: pluginSpec,
+    indexes: rawIndexes,
+    search: rawSearch,
+    encrypt: rawEncrypt,
+    ...rawOptions
+  } = spec;
   const plugin = await loadPlugin(pluginSpec as string | Plugin, {
     baseDir,
     storeName: options.name,
@@ -297,6 +319,9 @@ export async function openStore<const S extends StoreSpec>(
     rawSearch,
     `Cannot open store "${name}"`,
   );
+  const encryption = rawEncrypt === undefined
+    ? undefined
+    : checkEncryptOptions(rawEncrypt as EncryptOptions, indexes, search, name);
   const validated = await validateOptions(
     plugin,
     rawOptions,
@@ -335,7 +360,7 @@ export async function openStore<const S extends StoreSpec>(
       throw err;
     }
   }
-  return wrapDriver(driver, {
+  const store = wrapDriver(driver, {
     name,
     plugin: plugin.name,
     clock: options.clock,
@@ -343,6 +368,62 @@ export async function openStore<const S extends StoreSpec>(
     search,
     prepared,
   });
+  if (encryption === undefined) return store;
+  try {
+    return await encrypted(store, rawEncrypt as EncryptOptions);
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * Check a store's `encrypt` option before anything is opened: the keys'
+ * format, and that every declared index and search field is on a plaintext
+ * path (a sealed field cannot be indexed).
+ */
+function checkEncryptOptions(
+  raw: EncryptOptions,
+  indexes: IndexSpec[],
+  search: SearchSpec | undefined,
+  name: string,
+): ParsedEncryptOptions {
+  const what = `Cannot open store "${name}"`;
+  const parsed = parseEncryptOptions(raw, what);
+  const plain = (path: readonly string[]) =>
+    parsed.plaintext.some((p) => p.length <= path.length && p.every((s, i) => s === path[i]));
+  const fail = (path: (string | number)[], message: string): never => {
+    throw new ConfigError(`${what}: ${path.join(".")}: ${message}`, {
+      issues: [{ path, message }],
+    });
+  };
+  indexes.forEach((index, i) => {
+    if (!plain(index.path)) {
+      fail(
+        ["indexes", i],
+        `the index is on "${index.path.join(".")}", which is sealed (the store is encrypted); ` +
+          `add it to encrypt.plaintext, or remove the index`,
+      );
+    }
+  });
+  if (search !== undefined) {
+    if (search.fields === null) {
+      fail(
+        ["search"],
+        "search indexes every field, and the store is encrypted; list fields that are in encrypt.plaintext",
+      );
+    }
+    for (const field of search.fields ?? []) {
+      if (!plain(field)) {
+        fail(
+          ["search", "fields"],
+          `search field "${field.join(".")}" is sealed (the store is encrypted); ` +
+            `add it to encrypt.plaintext, or remove it`,
+        );
+      }
+    }
+  }
+  return parsed;
 }
 
 /** Validate a store's `indexes` and `search`: a {@linkcode ConfigError} at the option's path. */

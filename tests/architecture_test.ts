@@ -63,6 +63,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["src/runtime_events.ts", 5],
   ["src/run_flow.ts", 5],
   ["src/flow_files.ts", 5],
+  ["src/flow_cache.ts", 5],
   ["src/queue/enqueue.ts", 5],
   ["src/queue/", 6],
   ["src/jobs/", 6],
@@ -74,6 +75,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ...["mod.ts", "plugin.ts", "testing.ts", "flow.ts", "records.ts", "scheduler.ts", "jobs.ts"]
     .map((entry): [string, number] => [entry, 8]),
   ["cache.ts", 8],
+  ["encrypt.ts", 8],
   ["hooks.ts", 8],
 ];
 
@@ -107,6 +109,7 @@ async function entryPoints(): Promise<string[]> {
     "scheduler.ts",
     "jobs.ts",
     "cache.ts",
+    "encrypt.ts",
     "hooks.ts",
     "cli.ts",
   ];

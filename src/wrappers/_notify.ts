@@ -28,6 +28,8 @@ import type {
   SetOptions,
   Store,
 } from "../store/types.ts";
+import { markUniqueVersions } from "../store/store.ts";
+import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
 
 /** One committed write of a {@linkcode notifyingStore}. */
 export interface StoreChange {
@@ -63,6 +65,7 @@ class NotifyingStore implements Store {
   constructor(store: Store, listener: StoreChangeListener) {
     this.#store = store;
     this.#listener = listener;
+    markUniqueVersions(this, store);
   }
 
   get name(): string {
@@ -79,6 +82,11 @@ class NotifyingStore implements Store {
 
   get capabilities(): Readonly<Capabilities> {
     return this.#store.capabilities;
+  }
+
+  /** An encrypted store's handle, forwarded (the backup and rekey jobs read sealed values through it). */
+  get [ENCRYPTION](): EncryptionHandle | undefined {
+    return encryptionOf(this.#store);
   }
 
   #tell(change: StoreChange): void {
