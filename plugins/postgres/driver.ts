@@ -39,6 +39,7 @@ import type {
 import type { QueryPlan } from "../../src/store/types.ts";
 import { indexName, type PgIndexTarget, preparePgIndexes } from "./indexes.ts";
 import { pgSearch, preparePgSearch } from "./search.ts";
+import { LOCK_CLASS } from "./schema.ts";
 import {
   LIVE,
   planWrites,
