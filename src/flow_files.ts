@@ -10,7 +10,7 @@ import type { ResolvedConfig } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { loadFlowFile } from "./flow/parse.ts";
 import { isFlowPath } from "./flow/load.ts";
-import { readYamlFile } from "./yaml_source.ts";
+import { readYamlFile } from "./_yaml_file.ts";
 
 /** Where a config field is written, as a message prefix (`flowstate.yaml:4:3: flows[0]: `). */
 function locate(config: ResolvedConfig, path: (string | number)[]): string {
