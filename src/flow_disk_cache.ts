@@ -98,6 +98,22 @@ interface Entry {
   positions: [(string | number)[], number, number][];
 }
 
+/** What {@linkcode loadFlowFileCached} returns. */
+export interface CachedFlowFile {
+  /** The flow, as `loadFlowFile` returns it. */
+  parsed: ParsedFlow;
+  /** Whether it came from the cache. */
+  hit: boolean;
+  /**
+   * Write the cache entry (after a miss of a cacheable flow; else nothing).
+   * Call it once the flow was prepared and its run started: a flow that is
+   * refused must not write anything to the home. Never throws.
+   */
+  save(): Promise<void>;
+}
+
+const NOTHING = () => Promise.resolve();
+
 /**
  * Load a flow file as `loadFlowFile` does (same result, same errors), through
  * the cache under `cacheDir` when given.
@@ -109,12 +125,12 @@ interface Entry {
 export async function loadFlowFileCached(
   path: string,
   options: { displayPath?: string; stores?: readonly string[]; cacheDir?: string } = {},
-): Promise<ParsedFlow> {
+): Promise<CachedFlowFile> {
   const { cacheDir, ...loadOptions } = options;
   const shown = options.displayPath ?? path;
-  const parse = async (): Promise<ParsedFlow> => {
+  const parse = async (): Promise<CachedFlowFile> => {
     const { loadFlowFile } = await import("./flow/parse.ts");
-    return await loadFlowFile(path, loadOptions);
+    return { parsed: await loadFlowFile(path, loadOptions), hit: false, save: NOTHING };
   };
   if (cacheDir === undefined) return await parse();
   let text: string;
@@ -138,12 +154,18 @@ export async function loadFlowFileCached(
   const entry = await readEntry(entryFile, print, absolute, textHash);
   if (entry !== undefined) {
     flowDiskCacheStats.hits++;
-    return parsedFromEntry(entry, shown, text);
+    return { parsed: parsedFromEntry(entry, shown, text), hit: true, save: NOTHING };
   }
   flowDiskCacheStats.misses++;
-  const parsed = await parse();
+  const { parsed } = await parse();
   // Cached only when the parser read the same text (the file did not change between reads).
-  if (parsed.source === text && cacheable(parsed.definition)) {
+  if (parsed.source !== text || !cacheable(parsed.definition)) {
+    return { parsed, hit: false, save: NOTHING };
+  }
+  let saved = false;
+  const save = async () => {
+    if (saved) return;
+    saved = true;
     await writeEntry(join(cacheDir, "flows"), entryFile, {
       format: FORMAT,
       fingerprint: print,
@@ -152,8 +174,8 @@ export async function loadFlowFileCached(
       definition: parsed.definition,
       positions: positionsOf(parsed),
     });
-  }
-  return parsed;
+  };
+  return { parsed, hit: false, save };
 }
 
 function parsedFromEntry(entry: Entry, file: string, text: string): ParsedFlow {

@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { flowDiskCacheStats, loadFlowFileCached } from "../src/flow_disk_cache.ts";
-import { parseFlow } from "../src/flow/parse.ts";
+import { FlowValidationError, parseFlow } from "../src/flow/parse.ts";
+import { loadFlowIn } from "../src/flow/load.ts";
 
 const CLI = fromFileUrl(new URL("../cli.ts", import.meta.url));
 const EXAMPLES = fromFileUrl(new URL("../examples/", import.meta.url));
@@ -162,7 +163,7 @@ Deno.test("run: a home whose cache cannot be written runs without a cache, silen
   }
 });
 
-Deno.test("run: errors found while preparing a cached flow still say file:line:column", async () => {
+Deno.test("run: a flow refused when prepared is not cached, and writes nothing", async () => {
   const dir = await Deno.makeTempDir();
   try {
     // Valid as a file; the unknown store is found when the flow is prepared.
@@ -170,13 +171,39 @@ Deno.test("run: errors found while preparing a cached flow still say file:line:c
       join(dir, "f.flow.yaml"),
       "id: f\nnodes:\n  - id: a\n    type: state.get\n    with: { key: k, store: nope }\n",
     );
-    const first = await run(dir, ["f.flow.yaml"]);
-    assert.equal(first.code, 2, first.stderr);
-    assert.match(first.stderr, /f\.flow\.yaml:5:\d+: .*nope/);
-    assert.equal((await entries(dir)).length, 1);
-    const hit = await run(dir, ["f.flow.yaml"], NO_YAML);
-    assert.equal(hit.stderr, first.stderr);
-    assert.equal(hit.code, 2);
+    for (const _ of [1, 2]) {
+      const out = await run(dir, ["f.flow.yaml"]);
+      assert.equal(out.code, 2, out.stderr);
+      assert.match(out.stderr, /f\.flow\.yaml:5:\d+: .*nope/);
+    }
+    await assert.rejects(Deno.stat(join(dir, ".flowstate")), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loadFlowFileCached(): errors found while preparing a hit say file:line:column", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "f.flow.yaml");
+    await Deno.writeTextFile(
+      path,
+      "id: f\nnodes:\n  - id: a\n    type: state.get\n    with: { key: k, store: nope }\n",
+    );
+    const cacheDir = join(dir, "cache");
+    const miss = await loadFlowFileCached(path, { displayPath: "f.flow.yaml", cacheDir });
+    assert.equal(miss.hit, false);
+    await miss.save();
+    const hit = await loadFlowFileCached(path, { displayPath: "f.flow.yaml", cacheDir });
+    assert.equal(hit.hit, true);
+    const messages = [];
+    for (const { parsed } of [miss, hit]) {
+      const err = await loadFlowIn(parsed, { stores: ["main"] }).catch((e) => e);
+      assert.ok(err instanceof FlowValidationError, String(err));
+      messages.push(err.message);
+    }
+    assert.match(messages[0], /f\.flow\.yaml:5:\d+: nodes\[0\]\.with\.store: .*"nope"/);
+    assert.equal(messages[1], messages[0]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -190,8 +217,12 @@ Deno.test("loadFlowFileCached(): a hit locates every path as the parser does", a
       const path = join(EXAMPLES, e.name);
       const parsed = parseFlow(await Deno.readTextFile(path), { file: e.name });
       const before = { ...flowDiskCacheStats };
-      const miss = await loadFlowFileCached(path, { displayPath: e.name, cacheDir });
-      const hit = await loadFlowFileCached(path, { displayPath: e.name, cacheDir });
+      const { parsed: miss, save } = await loadFlowFileCached(path, {
+        displayPath: e.name,
+        cacheDir,
+      });
+      await save();
+      const { parsed: hit } = await loadFlowFileCached(path, { displayPath: e.name, cacheDir });
       assert.equal(flowDiskCacheStats.misses, before.misses + 1, e.name);
       assert.equal(flowDiskCacheStats.hits, before.hits + 1, e.name);
       assert.deepEqual(hit.definition, parsed.definition);

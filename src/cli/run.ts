@@ -76,7 +76,7 @@ export async function runCommand(
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   // A file run before (same bytes, same Flowstate) is read from the home's
   // cache: neither the YAML parser nor the flow schema is loaded.
-  const parsed = await loadFlowFileCached(file, {
+  const { parsed, save: saveToCache } = await loadFlowFileCached(file, {
     stores: runtime.storeNames,
     cacheDir: join(runtime.config.home, "cache"),
   });
@@ -117,6 +117,8 @@ export async function runCommand(
     throw err;
   }
   const { value: record, interrupted, exitCode } = outcome;
+  // Only now: a flow or inputs refused above write nothing to the home.
+  await saveToCache();
 
   if (options.json) console.log(JSON.stringify(record));
   else printSummary(record);
