@@ -252,8 +252,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     );
   }
   // The YAML parser is loaded only when there is a config file to parse.
-  const { parseConfigText } = await import("./config_file.ts");
-  return parseConfigText(text, { file, cwd, home: options.home, env });
+  const { YamlSource } = await import("./yaml_source.ts");
+  return parseConfigTextWith(YamlSource, text, { file, cwd, home: options.home, env });
 }
 
 /**
