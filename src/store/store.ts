@@ -57,6 +57,32 @@ import type {
 import { assertValueSize, serializeValue } from "./values.ts";
 import { systemClock } from "../clock.ts";
 import { listIterator } from "./list_iterator.ts";
+import { CoreIndexes } from "./core_indexes.ts";
+import {
+  INTERNAL,
+  INTERNAL_ACCESS,
+  type InternalAccess,
+  outsideInternal,
+  reachesInternal,
+} from "./internal_keys.ts";
+
+/**
+ * A driver's listing of several ranges one after the other, synchronous when
+ * every part is (so the core's fast path for synchronous drivers still holds).
+ */
+function chainListings(
+  parts: (AsyncIterable<RawEntry> | Iterable<RawEntry>)[],
+): AsyncIterable<RawEntry> | Iterable<RawEntry> {
+  if (parts.length === 1) return parts[0];
+  if (parts.every((p) => Symbol.iterator in p)) {
+    return (function* () {
+      for (const p of parts) yield* p as Iterable<RawEntry>;
+    })();
+  }
+  return (async function* () {
+    for (const p of parts) yield* p;
+  })();
+}
 
 const PROCESS_TAG = Array.from(
   crypto.getRandomValues(new Uint8Array(8)),
@@ -155,6 +181,20 @@ export function markUniqueVersions(wrapper: Store, inner: Store): void {
   if (uniqueVersions.has(inner)) uniqueVersions.add(wrapper);
 }
 
+/**
+ * Build the index entries the core keeps for a store `wrapDriver` made (no-op
+ * for any other store); `authoritative`: the declaration is the whole one,
+ * so the entries of indexes no longer in it are dropped.
+ */
+export async function prepareCoreIndexes(
+  store: Store,
+  authoritative: boolean,
+  progress: (message: string) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  if (store instanceof CoreStore) await store.prepareCoreIndexes(authoritative, progress, signal);
+}
+
 class CoreStore implements Store {
   readonly name: string;
   readonly plugin: string;
@@ -167,6 +207,10 @@ class CoreStore implements Store {
   #indexSpecs: IndexSpec[];
   #search: SearchSpec | undefined;
   #nativeSearch: boolean;
+  /** Index entries kept by the core, for a driver that builds no index natively. */
+  #coreIx: CoreIndexes;
+  /** Whether the core's index entries are built (answer queries from them only then). */
+  #coreIxReady = false;
   readonly indexes: readonly IndexInfo[];
 
   constructor(driver: StoreDriver, options: WrapOptions) {
@@ -188,6 +232,12 @@ class CoreStore implements Store {
     this.plugin = options.plugin;
     this.location = driver.location;
     this.capabilities = Object.freeze({ ...DEFAULT_CAPABILITIES, ...driver.capabilities });
+    // A driver that builds indexes natively answers (or scans) every query itself; for the
+    // others the core keeps index entries in the internal space.
+    this.#coreIx = new CoreIndexes(
+      driver,
+      this.capabilities.indexes ? [] : this.#indexSpecs.filter((i) => !native.has(i.name)),
+    );
     if (typeof driver.listen === "function" && typeof driver.signal === "function") {
       this.listen = (topic, onSignal) => {
         this.#assertOpen("Cannot listen");
@@ -198,10 +248,16 @@ class CoreStore implements Store {
         return driver.signal!(topic);
       };
     }
+    if (typeof driver.claim === "function") {
+      const claim = driver.claim;
+      this.claimFirst = (prefix, take, options) =>
+        this.#claimFirst(claim, prefix, take as never, options);
+    }
   }
 
   listen?: (topic: string, onSignal: () => void) => Promise<() => Promise<void>>;
   signal?: (topic: string) => Promise<void>;
+  claimFirst?: Store["claimFirst"];
 
   #assertOpen(what: string): void {
     if (this.#closed) {
@@ -235,9 +291,33 @@ class CoreStore implements Store {
     });
   }
 
+  /**
+   * Build the core's index entries not built yet (and, when `authoritative`,
+   * drop those of indexes no longer declared); from then on queries use them.
+   */
+  async prepareCoreIndexes(
+    authoritative: boolean,
+    progress: (message: string) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    if (!this.#coreIx.active && !authoritative) return;
+    await this.#coreIx.prepare(
+      authoritative,
+      () => this.#clock.now(),
+      () => newVersion(),
+      progress,
+      signal,
+    );
+    this.#coreIxReady = this.#coreIx.active;
+  }
+
   #commit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
     const now = this.#clock.now();
     const version = newVersion(this.#clock === systemClock ? now : Date.now());
+    if (this.#coreIx.active) {
+      return this.#coreIx.commit(checks, mutations, version, () => this.#clock.now())
+        .then((r) => commitResult(r, version));
+    }
     const request: CommitRequest = { checks, mutations, version, now };
     let result;
     try {
@@ -373,7 +453,7 @@ class CoreStore implements Store {
       if (inner === undefined) {
         if (limit === 0) inner = entries();
         else {
-          const listed = self.#driver.list(range, self.#clock.now());
+          const listed = self.#listOutsideInternal(range, self.#clock.now());
           inner = Symbol.iterator in listed
             ? fromSync((listed as Iterable<RawEntry>)[Symbol.iterator]())
             : entries(listed as AsyncIterable<RawEntry>);
@@ -404,6 +484,52 @@ class CoreStore implements Store {
           ? Promise.reject(new StoreClosedError(`${what}: store "${self.name}" is closed`))
           : step(),
     });
+  }
+
+  /**
+   * The driver's listing of `range` without the internal space: the range as
+   * is when it cannot reach it, else the parts below and above it, chained.
+   * Lazy: each part is asked of the driver when the listing reaches it.
+   */
+  #listOutsideInternal(range: KeyRange, now: number): AsyncIterable<RawEntry> | Iterable<RawEntry> {
+    if (!reachesInternal(range)) return this.#driver.list(range, now);
+    const parts = outsideInternal(range);
+    if (range.reverse) parts.reverse();
+    if (parts.length === 0) return [];
+    if (parts.length === 1) return this.#driver.list(parts[0], now);
+    const first = this.#driver.list(parts[0], now);
+    const driver = this.#driver;
+    if (Symbol.iterator in first) {
+      return (function* () {
+        yield* first as Iterable<RawEntry>;
+        const second = driver.list(parts[1], now);
+        if (Symbol.iterator in second) yield* second as Iterable<RawEntry>;
+        else throw new TypeError("a driver's list() must be always synchronous or always async");
+      })();
+    }
+    return chainListings([first, {
+      [Symbol.asyncIterator]: () => {
+        const second = driver.list(parts[1], now);
+        return Symbol.asyncIterator in second
+          ? second[Symbol.asyncIterator]()
+          : (async function* () {
+            yield* second as Iterable<RawEntry>;
+          })();
+      },
+    }]);
+  }
+
+  /** True when the internal space holds at least one entry (expired ones too). */
+  async #hasInternal(): Promise<boolean> {
+    for await (const _ of this.#driver.list({ prefix: [INTERNAL], limit: 1, batchSize: 1 }, 0)) {
+      return true;
+    }
+    return false;
+  }
+
+  /** The internal access for core code (see `internalAccess`). */
+  [INTERNAL_ACCESS](): InternalAccess {
+    return { driver: this.#driver, clock: this.#clock };
   }
 
   #rangeFor(options: ListOptions, what: string): KeyRange {
@@ -462,7 +588,7 @@ class CoreStore implements Store {
 
   /** Every entry in the range, expired ones too (listed as of the earliest time). */
   #listRange(range: ClearRange, batchSize?: number): AsyncIterable<RawEntry> | Iterable<RawEntry> {
-    return this.#driver.list(
+    return this.#listOutsideInternal(
       { prefix: range.prefix, start: range.start, end: range.end, batchSize },
       Number.MIN_SAFE_INTEGER,
     );
@@ -474,11 +600,13 @@ class CoreStore implements Store {
     const range = this.#clearRange(prefix, bounds, what);
     const now = this.#clock.now();
     if (this.capabilities.count && this.#driver.count) {
-      return await this.#driver.count(range, now);
+      let total = 0;
+      for (const part of outsideInternal(range)) total += await this.#driver.count(part, now);
+      return total;
     }
     let n = 0;
     const { prefix: p, start, end } = range;
-    for await (const raw of this.#driver.list({ prefix: p, start, end }, now)) {
+    for await (const raw of this.#listOutsideInternal({ prefix: p, start, end }, now)) {
       if (raw.expiresAt === null || raw.expiresAt > now) n++;
     }
     return n;
@@ -490,14 +618,22 @@ class CoreStore implements Store {
     const q = normalizeQuery(query);
     assertKey(q.prefix, what, true);
     const now = this.#clock.now();
-    if (this.capabilities.query && this.#driver.query) {
+    // A native query over every key would see the internal space: only when it is empty.
+    if (
+      this.capabilities.query && this.#driver.query &&
+      !(reachesInternal({ prefix: q.prefix }) && await this.#hasInternal())
+    ) {
       const native = await this.#driver.query(q, now);
       if (native !== undefined) {
         return native.filter((r) => this.#live(r, now) !== null).map((r) => toEntry<T>(r));
       }
     }
+    if (this.#coreIxReady) {
+      const indexed = await this.#coreIx.query(q, now);
+      if (indexed !== undefined) return indexed.map((r) => toEntry<T>(r));
+    }
     const entries: { key: Key; value: unknown; raw: RawEntry }[] = [];
-    for await (const raw of this.#driver.list({ prefix: q.prefix }, now)) {
+    for await (const raw of this.#listOutsideInternal({ prefix: q.prefix }, now)) {
       if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
       entries.push({ key: raw.key, value: JSON.parse(raw.value), raw });
     }
@@ -511,6 +647,10 @@ class CoreStore implements Store {
     assertKey(q.prefix, what, true);
     if (this.capabilities.query && this.#driver.explain) {
       const plan = await this.#driver.explain(q, this.#clock.now());
+      if (plan !== undefined) return plan;
+    }
+    if (this.#coreIxReady) {
+      const plan = this.#coreIx.explain(q);
       if (plan !== undefined) return plan;
     }
     const choice = chooseIndex(this.#indexSpecs, q);
@@ -529,7 +669,10 @@ class CoreStore implements Store {
     this.#assertOpen(what);
     const request = normalizeSearchRequest(text, options, this.#search, what);
     const now = this.#clock.now();
-    if (this.#nativeSearch && this.#driver.search) {
+    if (
+      this.#nativeSearch && this.#driver.search &&
+      !(reachesInternal({ prefix: request.prefix }) && await this.#hasInternal())
+    ) {
       const native = await this.#driver.search(request, now);
       if (native !== undefined) {
         return native.filter((r) => this.#live(r, now) !== null).map((r) => ({
@@ -539,7 +682,7 @@ class CoreStore implements Store {
       }
     }
     const hits: SearchHit<T>[] = [];
-    for await (const raw of this.#driver.list({ prefix: request.prefix }, now)) {
+    for await (const raw of this.#listOutsideInternal({ prefix: request.prefix }, now)) {
       if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
       const value = JSON.parse(raw.value);
       const score = searchScore(value, request.terms, request.fields);
@@ -556,6 +699,13 @@ class CoreStore implements Store {
   }
 
   atomic(): AtomicOperation {
+    return this.#operation().op;
+  }
+
+  /** An atomic operation and what it collects (`commit`: the one to use, or the default). */
+  #operation(
+    commit?: () => Promise<CommitResult>,
+  ): { op: AtomicOperation; checks: AtomicCheck[]; mutations: Mutation[] } {
     const what = "Cannot commit atomic operation";
     this.#assertOpen(what);
     const checks: AtomicCheck[] = [];
@@ -589,25 +739,78 @@ class CoreStore implements Store {
         return op;
       },
       clear: (prefix, bounds) => {
-        mutations.push({
-          type: "clear",
-          range: this.#clearRange(prefix, bounds, `${what}: clear`),
-        });
+        const range = this.#clearRange(prefix, bounds, `${what}: clear`);
+        for (const part of outsideInternal(range)) mutations.push({ type: "clear", range: part });
         return op;
       },
       commit: () => {
+        if (commit !== undefined) return commit();
         this.#assertOpen(what);
         if (committed) {
           return Promise.reject(new TypeError(`${what}: this operation was already committed`));
         }
         committed = true;
-        if (this.capabilities.atomicClear || !mutations.some((m) => m.type === "clear")) {
+        const clears = mutations.filter((m) => m.type === "clear");
+        if (
+          (this.capabilities.atomicClear &&
+            !clears.some((m) => this.#coreIx.touches(m.range))) || clears.length === 0
+        ) {
           return this.#commit(checks, mutations);
         }
         return this.#expandClears(mutations).then((expanded) => this.#commit(checks, expanded));
       },
     };
-    return op;
+    return { op, checks, mutations };
+  }
+
+  /** `Store.claimFirst`, over the driver's `claim` (set up in the constructor when it has one). */
+  async #claimFirst<T>(
+    claim: NonNullable<StoreDriver["claim"]>,
+    prefix: Key,
+    take: (
+      entry: Entry<T>,
+      op: AtomicOperation,
+      get: <U = JsonValue>(key: Key) => Promise<Entry<U> | null>,
+    ) => Promise<boolean>,
+    options: { limit?: number } = {},
+  ): Promise<{ key: Key; result: CommitResult } | null> {
+    const what = "Cannot claim";
+    this.#assertOpen(what);
+    assertKey(prefix, `${what}: prefix`, true);
+    const limit = options.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1) {
+      throw new RangeError(`${what}: limit must be a whole number >= 1 (got ${limit})`);
+    }
+    if (typeof take !== "function") throw new TypeError(`${what}: take must be a function`);
+    let version = "";
+    const now = this.#clock.now();
+    const claimed = await claim.call(this.#driver, {
+      prefix: [...prefix],
+      limit,
+      now,
+      decide: async (raw, read) => {
+        const get = async <U>(key: Key): Promise<Entry<U> | null> => {
+          assertKey(key, `${what}: get`);
+          const [found] = await read([[...key]]);
+          const live = this.#live(found ?? null, now);
+          return live === null ? null : toEntry<U>(live);
+        };
+        const { op, checks, mutations } = this.#operation(() =>
+          Promise.reject(
+            new TypeError(`${what}: the claim commits the operation; take() must not`),
+          )
+        );
+        if (!(await take(toEntry<T>(raw), op, get))) return null;
+        if (mutations.some((m) => m.type === "clear")) {
+          throw new TypeError(`${what}: a claim's operation cannot clear a range`);
+        }
+        const at = this.#clock.now();
+        version = newVersion(this.#clock === systemClock ? at : Date.now());
+        return { checks, mutations, version, now: at };
+      },
+    });
+    if (claimed === null) return null;
+    return { key: claimed.key, result: commitResult(claimed.result, version) };
   }
 
   /**
@@ -640,7 +843,11 @@ class CoreStore implements Store {
     this.#assertOpen(what);
     const range = this.#clearRange(prefix, bounds, what);
     const now = this.#clock.now();
-    if (this.capabilities.clear && this.#driver.clear) return await this.#driver.clear(range, now);
+    if (this.capabilities.clear && this.#driver.clear && !this.#coreIx.touches(range)) {
+      let total = 0;
+      for (const part of outsideInternal(range)) total += await this.#driver.clear(part, now);
+      return total;
+    }
     let removed = 0;
     for (;;) {
       const batch: RawEntry[] = [];
@@ -650,12 +857,14 @@ class CoreStore implements Store {
       }
       if (batch.length === 0) return removed;
       removed += batch.filter((r) => r.expiresAt === null || r.expiresAt > now).length;
-      await this.#driver.commit({
-        checks: [],
-        mutations: batch.map((r) => ({ type: "delete", key: r.key })),
-        version: newVersion(),
-        now,
-      });
+      const deletes: Mutation[] = batch.map((r) => ({ type: "delete", key: r.key }));
+      if (this.#coreIx.active) await this.#commit([], deletes);
+      else {await this.#driver.commit({
+          checks: [],
+          mutations: deletes,
+          version: newVersion(),
+          now,
+        });}
     }
   }
 
@@ -687,11 +896,23 @@ class CoreStore implements Store {
     };
     // List as of the earliest time, so a driver that hides expired entries
     // itself still returns them here.
-    for await (const raw of this.#driver.list({ batchSize: 500 }, Number.MIN_SAFE_INTEGER)) {
+    for await (
+      const raw of this.#listOutsideInternal({ batchSize: 500 }, Number.MIN_SAFE_INTEGER)
+    ) {
       if (raw.expiresAt !== null && raw.expiresAt <= now) batch.push(raw);
       if (batch.length >= 500) await flush();
     }
     await flush();
+    if (this.#coreIx.active) {
+      // The core's index entries expire with their entries: purge those too (not counted).
+      const counted = removed;
+      for await (const raw of this.#driver.list({ prefix: [INTERNAL, "ix"], batchSize: 500 }, 0)) {
+        if (raw.expiresAt !== null && raw.expiresAt <= now) batch.push(raw);
+        if (batch.length >= 500) await flush();
+      }
+      await flush();
+      removed = counted;
+    }
     return removed;
   }
 
