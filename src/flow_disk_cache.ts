@@ -4,14 +4,15 @@
  * file it has run before does not load the YAML parser nor the flow schema.
  *
  * - The key is the SHA-256 of: a fingerprint of Flowstate's own parser and
- *   schema code (the text of those modules and of `deno.json`, or the module's
- *   URL when it is not a local file), the file's absolute path and its text.
- *   An edited file, a moved one, or an upgrade of Flowstate is a miss.
+ *   schema code (the text of `deno.json` and the size and modification time
+ *   of those modules, or the module's URL when it is not a local file), the
+ *   file's absolute path and its text. An edited file, a moved one, an edit
+ *   of Flowstate's parser or an upgrade is a miss.
  * - An entry holds the validated definition and the position in the YAML of
  *   every value in it, so that errors raised while preparing or running still
  *   say `file:line:column` without parsing the YAML again.
- * - An entry is checked before it is used (its own checksum, the fingerprint,
- *   the path, the text's hash): a corrupt, truncated, foreign or unreadable
+ * - An entry is checked before it is used (its own checksum, the format, the
+ *   key, the path): a corrupt, truncated, foreign or unreadable
  *   entry is ignored and written again. Only valid flows are written; an
  *   invalid file is parsed every time and fails with the same located error.
  * - Writes are atomic (a temporary file renamed over the entry). When the
@@ -61,25 +62,32 @@ const FINGERPRINTED = [
   "./_yaml_file.ts",
   "./loader.ts",
   "./flow_disk_cache.ts",
-  "../deno.json",
 ];
 
-let fingerprint: Promise<string | undefined> | undefined;
+let fingerprint: string | undefined;
 
-/** The fingerprint of Flowstate's parser and schema code; `undefined` when it cannot be read. */
-function codeFingerprint(): Promise<string | undefined> {
-  return fingerprint ??= (async () => {
-    const self = new URL(import.meta.url);
-    if (self.protocol !== "file:") return self.href; // a published version: its URL names it
-    try {
-      const texts = await Promise.all(
-        FINGERPRINTED.map((p) => Deno.readTextFile(new URL(p, self)).catch(() => "")),
-      );
-      return await sha256(`${FORMAT}\0${texts.join("\0")}`);
-    } catch {
-      return undefined;
+/**
+ * The fingerprint of Flowstate's parser and schema code: the text of
+ * `deno.json` (the version, the pinned `yaml` and `zod`) and the size and
+ * modification time of each module that decides what a flow validates to
+ * (read synchronously: a few stats are cheaper than hashing the code on every
+ * cold run). For a published version (not a local file), the module's URL,
+ * which names the version. `undefined` when it cannot be read.
+ */
+function codeFingerprint(): string | undefined {
+  if (fingerprint !== undefined) return fingerprint;
+  const self = new URL(import.meta.url);
+  if (self.protocol !== "file:") return fingerprint = self.href;
+  try {
+    const parts = [String(FORMAT), Deno.readTextFileSync(new URL("../deno.json", self))];
+    for (const p of FINGERPRINTED) {
+      const info = Deno.statSync(new URL(p, self));
+      parts.push(`${p}:${info.size}:${info.mtime?.getTime() ?? 0}`);
     }
-  })();
+    return fingerprint = parts.join("\0");
+  } catch {
+    return undefined;
+  }
 }
 
 async function sha256(text: string): Promise<string> {
@@ -90,9 +98,9 @@ async function sha256(text: string): Promise<string> {
 /** One entry as stored. */
 interface Entry {
   format: number;
-  fingerprint: string;
+  /** SHA-256 of the code fingerprint, the path and the text: also the file's name. */
+  key: string;
   path: string;
-  textHash: string;
   definition: FlowDefinition;
   /** `[path, line, column]` of every value of the definition that has a position. */
   positions: [(string | number)[], number, number][];
@@ -142,16 +150,13 @@ export async function loadFlowFileCached(
     return await parse(); // the same error, from the parser
   }
   const absolute = isAbsolute(path) ? path : resolve(path);
-  const print = await codeFingerprint();
+  const print = codeFingerprint();
   if (print === undefined) return await parse();
-  const textHash = await sha256(text);
-  const entryFile = join(
-    cacheDir,
-    "flows",
-    `${await sha256(`${print}\0${absolute}\0${textHash}`)}.json`,
-  );
+  // One digest: the key covers the code, the path and the text.
+  const key = await sha256(`${print}\0${absolute}\0${text}`);
+  const entryFile = join(cacheDir, "flows", `${key}.json`);
 
-  const entry = await readEntry(entryFile, print, absolute, textHash);
+  const entry = await readEntry(entryFile, key, absolute);
   if (entry !== undefined) {
     flowDiskCacheStats.hits++;
     return { parsed: parsedFromEntry(entry, shown, text), hit: true, save: NOTHING };
@@ -168,9 +173,8 @@ export async function loadFlowFileCached(
     saved = true;
     await writeEntry(join(cacheDir, "flows"), entryFile, {
       format: FORMAT,
-      fingerprint: print,
+      key,
       path: absolute,
-      textHash,
       definition: parsed.definition,
       positions: positionsOf(parsed),
     });
@@ -221,14 +225,9 @@ function cacheable(definition: FlowDefinition): boolean {
   );
 }
 
-async function readEntry(
-  file: string,
-  print: string,
-  path: string,
-  textHash: string,
-): Promise<Entry | undefined> {
+async function readEntry(file: string, key: string, path: string): Promise<Entry | undefined> {
   try {
-    const raw = await Deno.readTextFile(file);
+    const raw = Deno.readTextFileSync(file);
     const nl = raw.indexOf("\n");
     if (nl === -1) return undefined;
     const sum = raw.slice(0, nl);
@@ -236,8 +235,8 @@ async function readEntry(
     if (sum !== await sha256(body)) return undefined; // corrupt or truncated
     const entry = JSON.parse(body) as Entry;
     if (
-      entry?.format !== FORMAT || entry.fingerprint !== print || entry.path !== path ||
-      entry.textHash !== textHash || typeof entry.definition?.id !== "string" ||
+      entry?.format !== FORMAT || entry.key !== key || entry.path !== path ||
+      typeof entry.definition?.id !== "string" ||
       !Array.isArray(entry.definition.nodes) || !Array.isArray(entry.positions)
     ) return undefined;
     return entry;
