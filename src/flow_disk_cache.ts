@@ -55,9 +55,20 @@ const FINGERPRINTED = [
   "./flow/inputs.ts",
   "./flow/nodes.ts",
   "./flow/node_options.ts",
-  "./flow/template/parse.ts",
+  "./flow/_shapes.ts",
+  "./flow/_values.ts",
+  "./flow/template/_segment.ts",
+  "./flow/template/ast.ts",
+  "./flow/template/compile.ts",
+  "./flow/template/error.ts",
+  "./flow/template/functions.ts",
   "./flow/template/lex.ts",
   "./flow/template/mod.ts",
+  "./flow/template/parse.ts",
+  "./flow/template/values.ts",
+  "./duration.ts",
+  "./cron.ts",
+  "./store/values.ts",
   "./yaml_source.ts",
   "./_yaml_file.ts",
   "./loader.ts",
@@ -81,8 +92,13 @@ function codeFingerprint(): string | undefined {
   try {
     const parts = [String(FORMAT), Deno.readTextFileSync(new URL("../deno.json", self))];
     for (const p of FINGERPRINTED) {
-      const info = Deno.statSync(new URL(p, self));
-      parts.push(`${p}:${info.size}:${info.mtime?.getTime() ?? 0}`);
+      let info: Deno.FileInfo | undefined;
+      try {
+        info = Deno.statSync(new URL(p, self));
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err; // a module renamed since: still a fingerprint
+      }
+      parts.push(`${p}:${info?.size ?? "-"}:${info?.mtime?.getTime() ?? 0}`);
     }
     return fingerprint = parts.join("\0");
   } catch {
