@@ -42,7 +42,9 @@
  *    touched: values under 20 s (four missed beats) count as 20 s. A run
  *    recorded by a version before heartbeats (no `heartbeatAt`) is judged by
  *    its age instead, and only after a day at least (or `abandonedAfter`,
- *    if longer). See `src/records/heartbeat.ts`.
+ *    if longer). See `src/records/heartbeat.ts`. A queued run is never
+ *    recorded abandoned: once its worker's lease lapsed, gc puts it back in
+ *    the queue (`requeuedRuns`), as any worker would.
  * 5. `changes`: every store that keeps a change feed (`changes: { keep }`)
  *    drops the entries its retention no longer keeps (older than `keep`'s
  *    age, or beyond its count). Point-in-time reads (`getAt`, `state get
@@ -149,6 +151,8 @@ export type GcResult = {
   abandonedRuns: number;
   /** Change feed entries removed by retention in all stores (`null` in a dry run or when off). */
   changesRemoved: number | null;
+  /** Queued runs whose worker's lease lapsed, now back in the queue (none in a dry run). */
+  requeuedRuns: number;
   /** Size on disk of the compacted stores before. */
   bytesBefore: number;
   /** Size on disk of the compacted stores after. */
@@ -436,6 +440,7 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
     tempFiles: [],
     abandonedRuns: 0,
     changesRemoved: options.changes && !dryRun ? 0 : null,
+    requeuedRuns: 0,
     bytesBefore: 0,
     bytesAfter: 0,
     bytesFreed: 0,
@@ -547,6 +552,13 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
         );
       }
       const records = await ctx.records();
+      if (!dryRun) {
+        // Queued runs are never recorded abandoned: when their worker's lease lapsed, they
+        // go back to the queue for the next worker (the same as any worker does on its poll).
+        const requeued = await records.reclaimLost();
+        result.requeuedRuns += requeued.length;
+        for (const id of requeued) ctx.log(`run ${id} lost its worker: back in the queue`);
+      }
       ctx.progress.start(dryRun ? "gc (dry run): abandoned runs" : "gc: abandoned runs");
       const candidates: string[] = [];
       let cursor: string | undefined;

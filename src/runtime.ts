@@ -475,7 +475,17 @@ class FlowstateRuntime implements Runtime {
     return runFlow(this.flowHost(), flow, { ...this.runDefaults(), ...definedOnly(options) });
   }
 
+  /** Told when this runtime enqueued a run: its own workers wake at once (internal). */
+  readonly enqueued: EventTarget = new EventTarget();
+
   enqueue(flow: string, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+    return this.#enqueue(flow, options).then((result) => {
+      this.enqueued.dispatchEvent(new Event("enqueued"));
+      return result;
+    });
+  }
+
+  #enqueue(flow: string, options: EnqueueOptions): Promise<EnqueueResult> {
     return enqueueFlow(
       {
         records: () => this.records(),
@@ -509,11 +519,13 @@ export function sandboxPoolOf(runtime: Runtime): SandboxPool | undefined {
  * How `runtime` runs flows, with the config's run defaults (internal: the
  * queue's workers run claimed runs with it).
  */
-export function flowHostOf(runtime: Runtime): { host: FlowHost; defaults: RunFlowOptions } {
+export function flowHostOf(
+  runtime: Runtime,
+): { host: FlowHost; defaults: RunFlowOptions; enqueued: EventTarget } {
   if (!(runtime instanceof FlowstateRuntime)) {
     throw new TypeError("Cannot work the queue: the runtime must come from openRuntime()");
   }
-  return { host: runtime.flowHost(), defaults: runtime.runDefaults() };
+  return { host: runtime.flowHost(), defaults: runtime.runDefaults(), enqueued: runtime.enqueued };
 }
 
 function isInside(path: string, dir: string): boolean {

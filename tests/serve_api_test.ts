@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { ConfigObject } from "../mod.ts";
+import { type ConfigObject, startWorker } from "../mod.ts";
 import { documented, eventually, withServed } from "./_serve.ts";
 
 const POSTGRES_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
@@ -232,18 +232,22 @@ for (const [backend, stores, ignore] of BACKENDS) {
 
         let helloRun = "";
         await t.step(
-          "start a run: 202 with its id at once, then GET shows it; wait=true",
+          "start a run: 202 with its id at once (queued), then GET shows it; wait=true",
           async () => {
             const started = await request("/api/flows/hello/runs", {
               method: "POST",
               ...json({ input: { name: "api" } }),
             });
             assert.equal(started.status, 202);
-            const { runId } = await documented<{ runId: string }>(
+            const { runId, status, existing } = await documented<
+              { runId: string; status: string; existing: boolean }
+            >(
               "POST",
               "/api/flows/{flow}/runs",
               started,
             );
+            assert.equal(status, "queued");
+            assert.equal(existing, false);
             assert.equal(started.headers.get("location"), `/api/runs/${runId}`);
             const shown = await documented<RunDetail>(
               "GET",
@@ -252,9 +256,9 @@ for (const [backend, stores, ignore] of BACKENDS) {
             );
             assert.equal(shown.run.id, runId);
             assert.equal(shown.run.flowId, "hello");
-            await eventually("the run ends", async () => {
+            await eventually("the server's worker runs it to its end", async () => {
               const res = await request(`/api/runs/${runId}`);
-              return (await res.json()).run.status !== "running";
+              return !["queued", "running"].includes((await res.json()).run.status);
             });
             const ended = await documented<RunDetail>(
               "GET",
@@ -431,14 +435,90 @@ for (const [backend, stores, ignore] of BACKENDS) {
   });
 }
 
-Deno.test("serve: shutdown cancels the runs it started; they are recorded cancelled", async () => {
+Deno.test("serve: shutdown gives a run in flight back to the queue, never leaves it running", async () => {
   await withServed(() => ({ main: { plugin: "memory" } }), async ({ request, server, runtime }) => {
     const started = await request("/api/flows/slow/runs", { method: "POST", ...json({}) });
     assert.equal(started.status, 202);
     const { runId } = await started.json();
+    const records = await runtime.records();
+    await eventually(
+      "the server's worker starts it",
+      async () => (await records.getRun(runId))?.status === "running",
+    );
     await server.shutdown();
     await server.finished;
-    const records = await runtime.records();
-    assert.equal((await records.getRun(runId))?.status, "cancelled");
+    const run = await records.getRun(runId);
+    assert.equal(run?.status, "queued", "released for the next worker");
+    assert.deepEqual(run?.queue?.attempts.map((a) => a.outcome), ["lost"]);
   });
+});
+
+Deno.test("serve: POST runs enqueues with delay, priority and a dedupe key; without a worker here, runs wait for one", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ request, runtime }) => {
+    const post = (body: unknown, headers: Record<string, string> = {}, query = "") =>
+      request(`/api/flows/hello/runs${query}`, {
+        method: "POST",
+        ...json(body),
+        headers: { "content-type": "application/json", ...headers },
+      });
+    const records = await runtime.records();
+
+    const first = await documented<{ runId: string; status: string; existing: boolean }>(
+      "POST",
+      "/api/flows/{flow}/runs",
+      await post({ input: { name: "a" }, key: "k1" }),
+    );
+    assert.deepEqual({ status: first.status, existing: first.existing }, {
+      status: "queued",
+      existing: false,
+    });
+    // The Idempotency-Key header is the same dedupe key as the body's "key".
+    const again = await (await post({ input: { name: "b" } }, { "idempotency-key": "k1" })).json();
+    assert.deepEqual(again, { runId: first.runId, status: "queued", existing: true });
+
+    const before = Date.now();
+    const delayed = await (await post({ delay: "1h", priority: 5 })).json();
+    const queued = await records.getRun(delayed.runId);
+    assert.equal(queued?.queue?.priority, 5);
+    assert.ok(queued!.queue!.runAt >= before + 3_600_000, "not before an hour from now");
+
+    const at = new Date(Date.now() + 86_400_000).toISOString();
+    const dated = await (await post({ runAt: at })).json();
+    assert.equal((await records.getRun(dated.runId))?.queue?.runAt, Date.parse(at));
+
+    for (
+      const [body, pattern] of [
+        [{ delay: "soon" }, /delay/],
+        [{ priority: 2_000_000 }, /priority/],
+        [{ maxAttempts: 0 }, /maxAttempts/],
+        [{ runAt: "tomorrow" }, /runAt/],
+      ] as const
+    ) {
+      const res = await post(body);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.match((await res.json()).error.message, pattern);
+    }
+
+    // Nothing runs here: the first run is still queued; ?wait=true waits for a worker anywhere.
+    assert.equal((await records.getRun(first.runId))?.status, "queued");
+    const waiting = post({ input: { name: "w" } }, {}, "?wait=true");
+    await new Promise((r) => setTimeout(r, 100));
+    const worker = startWorker(runtime, { pollMs: 50 });
+    try {
+      const waited = await documented<{ run: { status: string; outputs: { greeting: string } } }>(
+        "POST",
+        "/api/flows/{flow}/runs",
+        await waiting,
+      );
+      assert.equal(waited.run.status, "succeeded");
+      assert.equal(waited.run.outputs.greeting, "hello w");
+      await eventually(
+        "the first run ran too",
+        async () => (await records.getRun(first.runId))?.status === "succeeded",
+      );
+      assert.equal((await records.getRun(delayed.runId))?.status, "queued", "never early");
+    } finally {
+      await worker.stop();
+    }
+  }, { worker: false });
 });

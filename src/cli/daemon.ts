@@ -150,13 +150,14 @@ export async function daemonCommand(
     });
     const queueLine = workerPrinter(false, quiet);
     const server = options.serve
-      ? await startServer(runtime, {}, { scheduler: () => ({ ...status }) })
+      // The daemon's own worker runs what the server enqueues (none with --no-queue).
+      ? await startServer(runtime, {}, { scheduler: () => ({ ...status }), worker: false })
       : undefined;
     const reason = await stopRequested.promise;
     if (options.json) {
       if (!quiet) printJson(clock, { type: "signal", signal: reason });
     } else if (!quiet) console.log(`Received ${reason}: stopping`);
-    // The server first: its runs are cancelled and recorded, its streams closed.
+    // The server first: its waiting requests answered, its jobs cancelled, its streams closed.
     await server?.shutdown();
     await Promise.all([scheduler.stop({ graceMs }), worker?.stop({ graceMs })]);
     status.ticking = false;

@@ -518,15 +518,26 @@ function buildProgram(setExitCode: (code: number) => void) {
       "--token <token>",
       "token requests must carry (default: $FLOWSTATE_SERVE_TOKEN, serve.token)",
     )
+    .option(
+      "--no-worker",
+      "run no queue worker here: runs started over HTTP wait for workers elsewhere",
+    )
+    .option(
+      "--concurrency <n>",
+      "the worker's runs at once (default 4)",
+      integer("--concurrency", 1),
+    )
     .addHelpText(
       "after",
-      "\nOn any host but 127.0.0.1 a token is required: without one, one is generated and\n" +
+      "\nRuns started over HTTP and by webhooks are enqueued; the server's worker runs them\n" +
+        "(and any other queued run), unless --no-worker.\n" +
+        "On any host but 127.0.0.1 a token is required: without one, one is generated and\n" +
         'printed once. Clients send "Authorization: Bearer <token>"; the page takes it from\n' +
         "the URL printed at start (#token=…). The API is described at /api/openapi.json.",
     )
     .action(async (options, command) => {
       const { serveCommand } = await import("./serve.ts");
-      setExitCode(await serveCommand(options, globals(command)));
+      setExitCode(await serveCommand({ ...options, quiet: quiet(command) }, globals(command)));
     });
 
   program

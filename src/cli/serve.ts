@@ -1,8 +1,11 @@
 /**
- * `flowstate serve [--port 8377] [--host 127.0.0.1] [--token T]`: the HTTP
- * API, `/metrics`, the event feed and the inspector page, until SIGINT or
- * SIGTERM; then it cancels the runs it started (they record themselves
- * cancelled), closes every connection and event stream, and exits 0.
+ * `flowstate serve [--port 8377] [--host 127.0.0.1] [--token T] [--no-worker]
+ * [--concurrency N]`: the HTTP API, `/metrics`, the event feed and the
+ * inspector page, and a queue worker running the runs it enqueues (and any
+ * other queued run), until SIGINT or SIGTERM; then the worker's runs get
+ * `runs.abortGrace` and go back to the queue, the jobs it started are
+ * cancelled (recorded cancelled), every connection and event stream is
+ * closed, and it exits 0.
  *
  * Settings: the flags, else the config's `serve:` section (`port`, `host`,
  * `token`, which may be `${env.NAME}`); the token also from
@@ -10,7 +13,8 @@
  * one, a token is generated and printed once on stderr with the URL to open.
  *
  * Output (stderr): `Serving http://127.0.0.1:8377/` once listening (with
- * `--port 0`, the port picked), and `Stopped` at the end.
+ * `--port 0`, the port picked), and `Stopped` at the end; (stdout) the
+ * worker's lines, as `flowstate worker` prints them.
  *
  * @module
  */
@@ -19,6 +23,8 @@ import { type FlowstateServer, serve } from "../serve/server.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
 import { type GlobalOptions, interruptible, printWarning } from "./common.ts";
 import { UsageError } from "./input.ts";
+import { workerPrinter } from "./queue.ts";
+import type { WorkerOptions } from "../queue/worker.ts";
 
 /** The environment variable a token may come from. */
 export const SERVE_TOKEN_ENV = "FLOWSTATE_SERVE_TOKEN";
@@ -31,13 +37,23 @@ export interface ServeCommandOptions {
   host?: string;
   /** `--token T`. */
   token?: string;
+  /** `--no-worker`: `false` runs no queue worker here. */
+  worker?: boolean;
+  /** `--concurrency N`: the worker's runs at once. */
+  concurrency?: number;
+  /** `--quiet`: worker lines only for runs that did not succeed. */
+  quiet?: boolean;
 }
 
 /** Start the server of `runtime` with the flags over the config's `serve:`, and say where on stderr. */
 export async function startServer(
   runtime: Runtime,
   options: ServeCommandOptions,
-  extra: { signal?: AbortSignal; scheduler?: () => SchedulerStatus } = {},
+  extra: {
+    signal?: AbortSignal;
+    scheduler?: () => SchedulerStatus;
+    worker?: WorkerOptions | false;
+  } = {},
 ): Promise<FlowstateServer> {
   const config = runtime.config.serve;
   const envToken = Deno.env.get(SERVE_TOKEN_ENV);
@@ -91,14 +107,20 @@ export async function startServer(
   return server;
 }
 
-/** `serve [--port N] [--host H] [--token T]`: exit 0 after a clean stop. */
+/** `serve [--port N] [--host H] [--token T] [--no-worker] [--concurrency N]`: exit 0 after a clean stop. */
 export async function serveCommand(
   options: ServeCommandOptions,
   global: GlobalOptions,
 ): Promise<number> {
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   await interruptible("Stopping the server", async (signal) => {
-    const server = await startServer(runtime, options);
+    const printLine = workerPrinter(false, options.quiet === true);
+    const server = await startServer(runtime, options, {
+      worker: options.worker === false ? false : {
+        ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+        onEvent: printLine,
+      },
+    });
     const stopped = Promise.withResolvers<void>();
     signal.addEventListener("abort", () => stopped.resolve(), { once: true });
     if (signal.aborted) stopped.resolve();

@@ -230,6 +230,14 @@ class QueueWorker implements Worker {
       const notifier = this.#s.notifier ??
         notifierOf(await flowHostOf(this.#rt).host.recordsStore());
       if (notifier !== undefined) unlisten = await notifier.listen(this.#wakeUp);
+      // Runs enqueued through this runtime (HTTP, webhooks, queue nodes) wake it at once.
+      const local = flowHostOf(this.#rt).enqueued;
+      local.addEventListener("enqueued", this.#wakeUp);
+      const unlistenStore = unlisten;
+      unlisten = async () => {
+        local.removeEventListener("enqueued", this.#wakeUp);
+        await unlistenStore?.();
+      };
     } catch (err) {
       this.#s.onEvent({ type: "error", message: `the worker cannot start: ${messageOf(err)}` });
       return;

@@ -59,6 +59,9 @@ export interface Abandonment {
  */
 export function abandonedRun(run: RunRecord, now: number, afterMs: number): Abandonment | null {
   if (run.status !== "running") return null;
+  // A queued run's attempt is held by its worker's lease: when the lease lapses, the run goes
+  // back to the queue (`Records.reclaimLost`), it is never recorded failed for a missing heartbeat.
+  if (run.queue?.claim !== undefined) return null;
   const threshold = Math.max(afterMs, MIN_ABANDONED_MS);
   const beat = run.heartbeatAt;
   if (typeof beat === "number" && Number.isFinite(beat)) {

@@ -27,6 +27,7 @@ import * as S from "./schemas.ts";
 import { prometheusText, type SchedulerStatus } from "./metrics.ts";
 import { eventsRoute } from "./events.ts";
 import { openApiDocument } from "./openapi.ts";
+import { enqueueOverHttp, httpDedupeKey } from "./queued.ts";
 
 export type { SchedulerStatus } from "./metrics.ts";
 
@@ -860,10 +861,10 @@ export const apiRoutes: readonly ApiRoute[] = [
     path: "/api/flows/{flow}/runs",
     tag: "runs",
     summary:
-      "Start a run of a flow of the config's flows: at once (202), or ?wait=true for its end",
+      "Enqueue a run of a flow of the config's flows (202 with its id), or ?wait=true for its end",
     query: [{
       name: "wait",
-      description: "true: answer when the run ends, with its record",
+      description: "true: answer when the run ends (whichever worker runs it), with its record",
       type: "boolean",
     }],
     body: S.StartRunBody,
@@ -872,7 +873,10 @@ export const apiRoutes: readonly ApiRoute[] = [
         description: "With wait=true: the run ended",
         schema: z.object({ run: S.RunRecordSchema }),
       },
-      202: { description: "The run started (Location: /api/runs/{id})", schema: S.RunIdSchema },
+      202: {
+        description: "The run is queued (Location: /api/runs/{id}); a queue worker runs it",
+        schema: S.QueuedRunSchema,
+      },
       ...errors(400, 401, 403, 404, 408, 413, 415),
     },
     async handler(ctx) {
@@ -886,21 +890,31 @@ export const apiRoutes: readonly ApiRoute[] = [
           }; add its file under "flows:" in the config`,
         );
       }
-      const input = await body(ctx, S.StartRunBody, `POST /api/flows/${params.flow}/runs`);
+      const what = `POST /api/flows/${params.flow}/runs`;
+      const b = await body(ctx, S.StartRunBody, what);
       const wait = ctx.url.searchParams.get("wait") === "true";
-      let started;
+      const key = httpDedupeKey(params.flow, ctx.request, b.key);
+      let answer;
       try {
-        started = await startTracked(
-          server,
-          (signal, onStart) =>
-            server.runtime.runFlow(flow.file, { input: input.input ?? {}, signal, onStart }),
-          wait,
-        );
+        answer = await enqueueOverHttp(server.runtime, flow.file, {
+          input: b.input ?? {},
+          ...(b.delay === undefined ? {} : { delay: b.delay }),
+          ...(b.runAt === undefined
+            ? {}
+            : { runAt: typeof b.runAt === "number" ? b.runAt : Date.parse(b.runAt) }),
+          ...(b.priority === undefined ? {} : { priority: b.priority }),
+          ...(key === undefined ? {} : { key }),
+          ...(b.maxAttempts === undefined ? {} : { maxAttempts: b.maxAttempts }),
+        }, wait ? { signal: AbortSignal.any([server.signal, ctx.request.signal]) } : undefined);
       } catch (err) {
         startError(err, `flow "${params.flow}"`);
       }
-      if (started.record) return json({ run: started.record });
-      return json({ runId: started.runId }, 202, { location: `/api/runs/${started.runId}` });
+      if (answer.record) return json({ run: answer.record });
+      return json(
+        { runId: answer.runId, status: answer.status, existing: answer.existing },
+        202,
+        { location: `/api/runs/${answer.runId}` },
+      );
     },
   },
   {

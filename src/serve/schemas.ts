@@ -209,7 +209,27 @@ export const PutEntryBody = z.object({
 });
 
 /** Body of `POST /api/flows/{flow}/runs`. */
-export const StartRunBody = z.object({ input: z.record(z.string(), z.unknown()).optional() });
+export const StartRunBody = z.object({
+  input: z.record(z.string(), z.unknown()).optional(),
+  delay: z.union([z.number().positive(), z.string().min(1)]).optional()
+    .describe('do not start before this long from now: ms, or a duration like "10m"'),
+  runAt: z.union([z.number().nonnegative(), z.iso.datetime({ offset: true })]).optional()
+    .describe("do not start before this time: ms since the epoch, or an ISO date-time"),
+  priority: z.number().int().optional().describe("higher starts first among due runs (default 0)"),
+  key: z.string().optional()
+    .describe(
+      "dedupe key (or the Idempotency-Key header): while a run with it is queued or running, that run is answered",
+    ),
+  maxAttempts: z.number().int().min(1).optional()
+    .describe("attempts in all when attempts fail (default 1)"),
+});
+
+/** The answer to starting (enqueueing) a run. */
+export const QueuedRunSchema = z.object({
+  runId: z.string(),
+  status: RunStatusSchema,
+  existing: z.boolean().describe("a run with the same dedupe key was queued or running: its id"),
+});
 
 /** Body of `POST /api/jobs/{name}/runs`. */
 export const RunJobBody = z.object({ options: z.record(z.string(), z.unknown()).optional() });

@@ -13,11 +13,12 @@
  */
 import type { Runtime } from "../runtime.ts";
 import { messageOf } from "../errors.ts";
-import { apiRoutes, type SchedulerStatus, type ServerState, startTracked } from "./api.ts";
+import { apiRoutes, type SchedulerStatus, type ServerState } from "./api.ts";
 import { checkRequest, generateToken, isLoopbackHost } from "./auth.ts";
 import { errorResponse, HttpError } from "./http.ts";
 import { Router } from "./router.ts";
 import { handleWebhook } from "./webhooks.ts";
+import { startWorker, type Worker, type WorkerOptions } from "../queue/worker.ts";
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions {
@@ -35,6 +36,13 @@ export interface ServeOptions {
   maxBodyBytes?: number;
   /** The status of a scheduler running beside the server (for /health and /metrics). */
   scheduler?: () => SchedulerStatus;
+  /**
+   * The queue worker that runs the runs started over HTTP and by webhooks
+   * (they are enqueued): its options (default `{}`: a worker with the
+   * defaults), or `false` to run none here (other processes' workers, the
+   * daemon or `flowstate worker`, run them).
+   */
+  worker?: WorkerOptions | false;
 }
 
 /** A running server. */
@@ -49,10 +57,16 @@ export interface FlowstateServer {
   readonly token: string | undefined;
   /** Whether the token was generated (print it once). */
   readonly tokenGenerated: boolean;
-  /** Stop: cancel the runs it started (they record themselves cancelled), close streams and connections. */
+  /**
+   * Stop: stop the worker (runs in flight get `runs.abortGrace`, then go back
+   * to the queue), cancel the jobs started over HTTP (recorded cancelled),
+   * close streams and connections.
+   */
   shutdown(): Promise<void>;
   /** Settles when the server has stopped. */
   readonly finished: Promise<void>;
+  /** The server's queue worker, unless `worker: false`. */
+  readonly worker: Worker | undefined;
 }
 
 /** The default port. */
@@ -187,9 +201,7 @@ export async function serve(
           405,
         );
       }
-      return await handleWebhook(runtime, request, path, {
-        track: (start, wait) => startTracked(state, start, wait),
-      });
+      return await handleWebhook(runtime, request, path, { signal: stopping.signal });
     }
     if (
       (request.method === "GET" || request.method === "HEAD") &&
@@ -251,6 +263,7 @@ export async function serve(
     return response;
   });
   await listening.promise;
+  const worker = options.worker === false ? undefined : startWorker(runtime, options.worker ?? {});
   const shownHost = hostname.includes(":") ? `[${hostname}]` : hostname;
   const url = `http://${shownHost}:${port}/`;
   options.onListen?.({ hostname, port, url });
@@ -260,7 +273,8 @@ export async function serve(
     shuttingDown ??= (async () => {
       stopping.abort();
       for (const controller of state.controllers) controller.abort("the server is stopping");
-      await Promise.allSettled([...state.pending]);
+      // Runs in flight get the grace period, then go back to the queue (never left running).
+      await Promise.allSettled([...state.pending, worker?.stop()]);
       await httpServer.shutdown();
     })();
     return shuttingDown;
@@ -280,5 +294,6 @@ export async function serve(
     tokenGenerated,
     shutdown,
     finished,
+    worker,
   };
 }

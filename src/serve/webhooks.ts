@@ -10,11 +10,11 @@ import { relative } from "node:path";
 import { ConfigError, messageOf } from "../errors.ts";
 import { FlowValidationError, loadFlowFile } from "../flow/parse.ts";
 import type { HttpTrigger } from "../flow/types.ts";
-import type { RunRecord } from "../records/types.ts";
 import type { Runtime } from "../runtime.ts";
 import { flowFiles } from "../scheduler/from_config.ts";
 import { sameToken } from "./auth.ts";
 import { errorResponse, HttpError, json, readBytes } from "./http.ts";
+import { enqueueOverHttp, httpDedupeKey } from "./queued.ts";
 
 /** The largest webhook body read (bytes). */
 export const MAX_WEBHOOK_BODY = 1024 * 1024;
@@ -185,9 +185,10 @@ function inputsOf(
 }
 
 /**
- * Answer a request to `path` (`/hooks/…`): run the flow declaring it, with
- * the request's inputs. 202 `{ runId }` once the run has started (`?wait=true`:
- * 200 `{ run }` at its end); 404 for a path no flow declares, 405 for another
+ * Answer a request to `path` (`/hooks/…`): enqueue a run of the flow
+ * declaring it, with the request's inputs (an `Idempotency-Key` header is its
+ * dedupe key). 202 `{ runId, status, existing }` once queued (`?wait=true`:
+ * 200 `{ run }` at its end, whichever worker runs it); 404 for a path no flow declares, 405 for another
  * method, 401 for a missing or wrong signature, 400 for bad inputs.
  */
 export async function handleWebhook(
@@ -196,14 +197,8 @@ export async function handleWebhook(
   path: string,
   options: {
     bodyTimeoutMs?: number;
-    /**
-     * Runs the flow as a run of the server (tracked for cancel and
-     * shutdown); resolves its id once started, or its record with `wait`.
-     */
-    track?: (
-      start: (signal: AbortSignal, onStart: (runId: string) => void) => Promise<RunRecord>,
-      wait: boolean,
-    ) => Promise<{ runId: string; record?: RunRecord }>;
+    /** Aborted when the server stops: a waiting request (`?wait=true`) stops waiting. */
+    signal?: AbortSignal;
   } = {},
 ): Promise<Response> {
   let routes: Map<string, WebhookRoute>;
@@ -264,19 +259,20 @@ export async function handleWebhook(
     }
     const input = inputsOf(route.trigger, request, body);
     const wait = new URL(request.url).searchParams.get("wait") === "true";
-    const start = (signal: AbortSignal | undefined, onStart: (runId: string) => void) =>
-      runtime.runFlow(route.file, { input, onStart, ...(signal ? { signal } : {}) });
-    let result: { runId: string; record?: RunRecord };
-    if (options.track) result = await options.track(start, wait);
-    else {
-      const started = Promise.withResolvers<string>();
-      const run = start(undefined, started.resolve);
-      run.catch(() => {}); // Errors after the start are in the run's record.
-      const id = await Promise.race([started.promise, run.then((r) => r.id)]);
-      result = wait ? { runId: id, record: await run } : { runId: id };
-    }
-    if (wait) return json({ run: result.record });
-    return json({ runId: result.runId }, 202, { location: `/api/runs/${result.runId}` });
+    const key = httpDedupeKey(route.flowId, request, undefined);
+    const signals = [request.signal, ...(options.signal ? [options.signal] : [])];
+    const answer = await enqueueOverHttp(
+      runtime,
+      route.file,
+      { input, ...(key === undefined ? {} : { key }) },
+      wait ? { signal: AbortSignal.any(signals) } : undefined,
+    );
+    if (answer.record) return json({ run: answer.record });
+    return json(
+      { runId: answer.runId, status: answer.status, existing: answer.existing },
+      202,
+      { location: `/api/runs/${answer.runId}` },
+    );
   } catch (err) {
     if (err instanceof HttpError) return errorResponse(err);
     if (err instanceof FlowValidationError) {

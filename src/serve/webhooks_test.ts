@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openRuntime, type Runtime } from "../../mod.ts";
+import { openRuntime, type Runtime, startWorker } from "../../mod.ts";
 import { handleWebhook, MAX_WEBHOOK_BODY } from "./webhooks.ts";
 import { sameToken } from "./auth.ts";
 import { parseFlow } from "../flow/parse.ts";
@@ -37,7 +37,10 @@ outputs:
   name: "\${{ inputs.name }}"
 `;
 
-async function withHooks(fn: (rt: Runtime, dir: string) => Promise<void>) {
+async function withHooks(
+  fn: (rt: Runtime, dir: string) => Promise<void>,
+  { worker: withWorker = true } = {},
+) {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-hooks-" });
   Deno.env.set("FLOWSTATE_TEST_HOOK_SECRET", "s3cret");
   try {
@@ -49,7 +52,13 @@ async function withHooks(fn: (rt: Runtime, dir: string) => Promise<void>) {
       home: dir,
       cwd: dir,
     });
-    await fn(rt, dir);
+    // Webhooks enqueue; this worker runs what they enqueue.
+    const worker = withWorker ? startWorker(rt, { pollMs: 50 }) : undefined;
+    try {
+      await fn(rt, dir);
+    } finally {
+      await worker?.stop();
+    }
   } finally {
     Deno.env.delete("FLOWSTATE_TEST_HOOK_SECRET");
     await Deno.remove(dir, { recursive: true });
@@ -109,18 +118,51 @@ Deno.test("a signed webhook runs its flow with inputs mapped from body, headers 
       "/hooks/deploy",
     );
     assert.equal(res.status, 202);
-    const { runId } = await res.json();
+    const { runId, status } = await res.json();
+    assert.equal(status, "queued");
     assert.equal(res.headers.get("location"), `/api/runs/${runId}`);
     const records = await rt.records();
     for (;;) {
       const run = await records.getRun(runId);
-      if (run?.status !== "running") {
+      if (run?.status !== "running" && run?.status !== "queued") {
         assert.equal(run?.status, "succeeded");
         break;
       }
       await new Promise((r) => setTimeout(r, 10));
     }
   });
+});
+
+Deno.test("a webhook delivered twice with one Idempotency-Key is one run while it is queued or running", async () => {
+  await withHooks(async (rt) => {
+    // No worker: the first run stays queued.
+    const body = JSON.stringify({ name: "once" });
+    const send = () =>
+      handleWebhook(
+        rt,
+        post("/hooks/open", body, {
+          "content-type": "application/json",
+          "idempotency-key": "delivery-1",
+        }, "PUT"),
+        "/hooks/open",
+      );
+    const first = await (await send()).json();
+    const second = await (await send()).json();
+    assert.equal(second.runId, first.runId);
+    assert.equal(first.existing, false);
+    assert.equal(second.existing, true);
+    assert.equal((await runsOf(rt)).filter((r) => r.flowId === "open").length, 1);
+    const tooLong = await handleWebhook(
+      rt,
+      post("/hooks/open", body, {
+        "content-type": "application/json",
+        "idempotency-key": "x".repeat(201),
+      }, "PUT"),
+      "/hooks/open",
+    );
+    assert.equal(tooLong.status, 400);
+    assert.match((await tooLong.json()).error.message, /Idempotency-Key/);
+  }, { worker: false });
 });
 
 Deno.test("a webhook with a missing or wrong signature is refused and runs nothing", async () => {
@@ -264,7 +306,7 @@ Deno.test("signatures are compared whole (sameToken)", async () => {
   assert.equal(await sameToken("", ""), true);
 });
 
-Deno.test("webhooks through the server: no token needed, a signed request runs, a server shutdown cancels a webhook's run", async () => {
+Deno.test("webhooks through the server: no token needed, a signed request runs, a server shutdown gives a webhook's run back to the queue", async () => {
   const { withServed } = await import("../../tests/_serve.ts");
   Deno.env.set("FLOWSTATE_TEST_HOOK_SECRET", "s3cret");
   try {
@@ -297,7 +339,8 @@ Deno.test("webhooks through the server: no token needed, a signed request runs, 
         const { runId } = await held.json();
         await served.server.shutdown();
         const run = await (await served.runtime.records()).getRun(runId);
-        assert.equal(run?.status, "cancelled", "the server's shutdown ends the webhook's run");
+        // Claimed or not, the run waits in the queue for the next worker: never left running.
+        assert.equal(run?.status, "queued", "the server's shutdown gives the webhook's run back");
       },
       { token: "t0ken" },
     );
