@@ -48,8 +48,8 @@ import type {
   Store,
   WatchOptions,
 } from "../store/types.ts";
-import { INNER_STORE } from "../store/internal_keys.ts";
 import { assertValueSize, serializeValue } from "../store/values.ts";
+import { INNER_STORE } from "../store/internal_keys.ts";
 
 /** The field of a sealed value that holds the ciphertext. */
 export const SEALED_FIELD = "$sealed";
@@ -616,29 +616,29 @@ class EncryptingStore implements EncryptedStore {
     return await this.#seal(key, text, this.#plaintext.length > 0 ? JSON.parse(text) : undefined);
   }
 
-  /** A feed entry with its value unsealed (a `set`'s value is stored sealed, as every value). */
-  async #openChange<T>(change: Change<T>): Promise<Change<T>> {
-    return change.op === "set"
-      ? { ...change, value: await this.#open<T>(change.key, change.value) }
-      : change;
+  /** The wrapped store, for core code (see `coreStore`). */
+  [INNER_STORE](): Store {
+    return this.#store;
   }
 
-  changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
-    const inner = this.#store.changes<T>(options);
-    // deno-lint-ignore no-this-alias
-    const self = this;
-    return (async function* () {
-      for await (const change of inner) yield await self.#openChange(change);
-    })();
+  async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
+    const entry = await this.#store.get<T>(key);
+    return entry === null ? null : await this.#openEntry(entry);
   }
 
-  watch<T = JsonValue>(prefixes: readonly Key[], options?: WatchOptions): AsyncIterable<Change<T>> {
-    const inner = this.#store.watch<T>(prefixes, options);
-    // deno-lint-ignore no-this-alias
-    const self = this;
-    return (async function* () {
-      for await (const change of inner) yield await self.#openChange(change);
-    })();
+  async *changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
+    for await (const change of this.#store.changes<T>(options)) {
+      yield await this.#openChange(change);
+    }
+  }
+
+  async *watch<T = JsonValue>(
+    prefixes: readonly Key[],
+    options?: WatchOptions,
+  ): AsyncIterable<Change<T>> {
+    for await (const change of this.#store.watch<T>(prefixes, options)) {
+      yield await this.#openChange(change);
+    }
   }
 
   async getAt<T = JsonValue>(
@@ -653,14 +653,10 @@ class EncryptingStore implements EncryptedStore {
     return this.#store.feedInfo();
   }
 
-  /** The wrapped store, for core code (see `coreStore`). */
-  [INNER_STORE](): Store {
-    return this.#store;
-  }
-
-  async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
-    const entry = await this.#store.get<T>(key);
-    return entry === null ? null : await this.#openEntry(entry);
+  /** A feed entry with its value opened (a delete has none). */
+  async #openChange<T>(change: Change<T>): Promise<Change<T>> {
+    if (change.op !== "set") return change;
+    return { ...change, value: await this.#open<T>(change.key, change.value) };
   }
 
   async getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {
