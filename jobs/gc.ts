@@ -149,10 +149,10 @@ export type GcResult = {
   tempFiles: string[];
   /** Runs still `running` with no heartbeat for `abandonedAfter`, now recorded as failed (or that a dry run would). */
   abandonedRuns: number;
-  /** Change feed entries removed by retention in all stores (`null` in a dry run or when off). */
-  changesRemoved: number | null;
   /** Queued runs whose worker's lease lapsed, now back in the queue (none in a dry run). */
   requeuedRuns: number;
+  /** Change feed entries removed by retention in all stores (`null` in a dry run or when off). */
+  changesRemoved: number | null;
   /** Size on disk of the compacted stores before. */
   bytesBefore: number;
   /** Size on disk of the compacted stores after. */
@@ -439,8 +439,8 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
     tempFilesRemoved: 0,
     tempFiles: [],
     abandonedRuns: 0,
-    changesRemoved: options.changes && !dryRun ? 0 : null,
     requeuedRuns: 0,
+    changesRemoved: options.changes && !dryRun ? 0 : null,
     bytesBefore: 0,
     bytesAfter: 0,
     bytesFreed: 0,

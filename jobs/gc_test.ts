@@ -646,6 +646,39 @@ Deno.test("gc records runs without heartbeat (older versions) by their age, past
   });
 });
 
+Deno.test("gc puts a queued run whose worker died back in the queue, never records it abandoned", async () => {
+  await withEnv({ main: { plugin: "memory" } }, async ({ rt, clock }) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(
+        join(dir, "q.flow.yaml"),
+        "id: q\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+      );
+      const { runId } = await rt.enqueue(join(dir, "q.flow.yaml"));
+      const records = await rt.records();
+      // A worker claims it and dies: no heartbeat, no end.
+      const claimed = await records.claimRun({ worker: "dead", leaseMs: 30_000 });
+      assert.equal(claimed?.id, runId);
+      clock.advance(10 * 60_000);
+      const options = await resolveJobOptions(gc, {}, {
+        expired: false,
+        tempFiles: false,
+        compact: false,
+      });
+      const dry = await gc.run(jobContext(rt, { dryRun: true }), options);
+      assert.deepEqual([dry.abandonedRuns, dry.requeuedRuns], [0, 0]);
+      assert.equal((await records.getRun(runId))?.status, "running", "a dry run changes nothing");
+      const result = await gc.run(jobContext(rt), options);
+      assert.deepEqual([result.abandonedRuns, result.requeuedRuns], [0, 1]);
+      const run = await records.getRun(runId);
+      assert.equal(run?.status, "queued");
+      assert.deepEqual(run?.queue?.attempts.map((a) => a.outcome), ["lost"]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
+
 // ---------------------------------------------------------------------------
 // Change feeds
 
@@ -681,38 +714,5 @@ Deno.test("gc trims each store's change feed by its retention, and leaves a stor
       [7],
     );
     assert.equal((await store.get(["k", "5"]))?.value, 5, "the data itself is untouched");
-  });
-});
-
-Deno.test("gc puts a queued run whose worker died back in the queue, never records it abandoned", async () => {
-  await withEnv({ main: { plugin: "memory" } }, async ({ rt, clock }) => {
-    const dir = await Deno.makeTempDir();
-    try {
-      await Deno.writeTextFile(
-        join(dir, "q.flow.yaml"),
-        "id: q\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
-      );
-      const { runId } = await rt.enqueue(join(dir, "q.flow.yaml"));
-      const records = await rt.records();
-      // A worker claims it and dies: no heartbeat, no end.
-      const claimed = await records.claimRun({ worker: "dead", leaseMs: 30_000 });
-      assert.equal(claimed?.id, runId);
-      clock.advance(10 * 60_000);
-      const options = await resolveJobOptions(gc, {}, {
-        expired: false,
-        tempFiles: false,
-        compact: false,
-      });
-      const dry = await gc.run(jobContext(rt, { dryRun: true }), options);
-      assert.deepEqual([dry.abandonedRuns, dry.requeuedRuns], [0, 0]);
-      assert.equal((await records.getRun(runId))?.status, "running", "a dry run changes nothing");
-      const result = await gc.run(jobContext(rt), options);
-      assert.deepEqual([result.abandonedRuns, result.requeuedRuns], [0, 1]);
-      const run = await records.getRun(runId);
-      assert.equal(run?.status, "queued");
-      assert.deepEqual(run?.queue?.attempts.map((a) => a.outcome), ["lost"]);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
   });
 });
