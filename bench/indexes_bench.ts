@@ -7,13 +7,16 @@
  *
  *   deno run -A bench/indexes_bench.ts [sizes=1000,100000] [rounds=15]
  *   deno run -A bench/indexes_bench.ts 1000,100000,1000000 15
+ *   deno run -A bench/indexes_bench.ts 100000 9 postgres   # one backend (sqlite|postgres)
  *
  * Per size: an indexed `eq` query with one match, the same query without
  * the index (today's scan; skipped above 100k), `count(prefix)`, a list of
  * 100. At 100,000 entries (when among the sizes) also FTS p50 over 100,000
  * values. With FLOWSTATE_TEST_POSTGRES_URL, the same for postgres (indexed
- * eq, count, list of 100) beside the bare `postgres` client, in a schema
- * of its own that is dropped at the end.
+ * eq, an indexed range with orderBy, count, list of 100, and at 100,000
+ * search) beside the bare `postgres` client running the same SQL on the same
+ * index as a prepared statement (as the driver does), in a schema of its own
+ * that is dropped at the end.
  */
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
@@ -21,10 +24,17 @@ import { openStore } from "../mod.ts";
 import type { Store } from "../src/store/types.ts";
 import { byteBounds } from "../src/store/keys.ts";
 import { prefixTerms, rankExpr, valueExpr } from "../plugins/sqlite/indexes.ts";
-import { prefixTerms as pgPrefixTerms, stringExpr } from "../plugins/postgres/indexes.ts";
+import {
+  numberExpr,
+  prefixTerms as pgPrefixTerms,
+  rankExpr as pgRankExpr,
+  stringExpr,
+} from "../plugins/postgres/indexes.ts";
 
 const SIZES = (Deno.args[0] ?? "1000,100000").split(",").map(Number);
 const ROUNDS = Number(Deno.args[1] ?? 15);
+/** `sqlite` or `postgres` to run one backend only. */
+const ONLY = Deno.args[2];
 const dir = await Deno.makeTempDir({ prefix: "flowstate-indexes-bench-" });
 const WORDS = Array.from({ length: 2000 }, (_, i) => `w${(i * 7919 % 2000).toString(36)}x`);
 
@@ -97,7 +107,7 @@ console.log("");
 console.log("| workload (sqlite) | Flowstate | bare node:sqlite | bare / Flowstate |");
 console.log("| --- | --- | --- | --- |");
 
-for (const size of SIZES) {
+for (const size of ONLY === "postgres" ? [] : SIZES) {
   const path = join(dir, `s${size}.db`);
   const indexes = [{ prefix: ["orders"], path: "status" }];
   const withText = size === 100_000;
@@ -212,7 +222,7 @@ for (const size of SIZES) {
   db.close();
 }
 const pgUrl = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
-if (pgUrl) {
+if (pgUrl && ONLY !== "sqlite") {
   const { default: postgres } = await import("postgres");
   const admin = postgres(pgUrl, { max: 1, onnotice: () => {} });
   const schema = `bench_${crypto.randomUUID().slice(0, 8)}`;
@@ -226,11 +236,13 @@ if (pgUrl) {
       const t0 = performance.now();
       {
         await using plain = await openStore(spec);
-        await fill(plain, size, false);
+        await fill(plain, size, size === 100_000);
       }
+      const withText = size === 100_000;
       await using store = await openStore({
         ...spec,
-        indexes: [{ prefix: ["orders"], path: "status" }],
+        indexes: [{ prefix: ["orders"], path: "status" }, { prefix: ["orders"], path: "n" }],
+        ...(withText ? { search: { prefix: ["orders"], fields: ["title", "body"] } } : {}),
       });
       await admin.unsafe(`ANALYZE "${schema}"."${table}"`);
       console.error(
@@ -239,7 +251,10 @@ if (pgUrl) {
       const bare = postgres(pgUrl, { max: 1, onnotice: () => {} });
       const qualified = `"${schema}"."${table}"`;
       const prefix = pgPrefixTerms("key", ["orders"]).join(" AND ");
+      // The bare queries use the same index with the same expressions, unprepared like ours.
       const eqSql = `SELECT key, value, version, expires_at FROM ${qualified} WHERE ${
+        pgRankExpr(schema, "value", ["status"])
+      } = 5 AND ${numberExpr(schema, "value", ["status"])} IS NULL AND ${
         stringExpr(schema, "value", ["status"])
       } = $1::text AND ${prefix}`;
       const query = {
@@ -254,8 +269,60 @@ if (pgUrl) {
         100,
         () => store.query(query),
         async () =>
-          (await bare.unsafe(eqSql, ["needle"])).map((r) => JSON.parse(r.value as string)),
+          (await bare.unsafe(eqSql, ["needle"], { prepare: true })).map((r) =>
+            JSON.parse(r.value as string)
+          ),
       );
+      const rangeSql = `SELECT key, value, version, expires_at FROM ${qualified} WHERE ${
+        pgRankExpr(schema, "value", ["n"])
+      } = 4 AND ${numberExpr(schema, "value", ["n"])} >= $1::numeric AND ${prefix} ORDER BY ${
+        pgRankExpr(schema, "value", ["n"])
+      }, ${numberExpr(schema, "value", ["n"])}, ${
+        stringExpr(schema, "value", ["n"])
+      }, key LIMIT 10`;
+      const rangeQuery = (i: number) => ({
+        prefix: ["orders"],
+        where: [{ path: "n", op: "gte" as const, value: (i * 7919) % size }],
+        orderBy: { path: "n" },
+        limit: 10,
+      });
+      console.error(
+        `postgres range plan: ${(await store.explain(rangeQuery(1))).detail.join(" / ")}`,
+      );
+      await pair(
+        `indexed range + orderBy, limit 10, ${size} entries`,
+        100,
+        (i) => store.query(rangeQuery(i)),
+        async (i) =>
+          (await bare.unsafe(rangeSql, [String((i * 7919) % size)], { prepare: true })).map((r) =>
+            JSON.parse(r.value as string)
+          ),
+      );
+      if (withText) {
+        const ftsSql = `SELECT key, value, version, expires_at, ` +
+          `ts_rank(fs_search, $1::tsquery, 1) AS s FROM ${qualified} WHERE fs_search @@ ` +
+          `$1::tsquery ORDER BY s DESC, key LIMIT 20`;
+        const two = (i: number) => `${WORDS[i * 17 % 2000]} ${WORDS[i * 29 % 2000]}`;
+        await pair(
+          `search, 2 words, limit 20, ${size} values`,
+          50,
+          (i) => store.search(two(i)),
+          async (i) =>
+            (await bare.unsafe(ftsSql, [`'${WORDS[i * 17 % 2000]}' & '${WORDS[i * 29 % 2000]}'`], {
+              prepare: true,
+            }))
+              .map((r) => JSON.parse(r.value as string)),
+        );
+        await pair(
+          `search, 1 word, limit 20, ${size} values`,
+          50,
+          (i) => store.search(WORDS[i * 17 % 2000]),
+          async (i) =>
+            (await bare.unsafe(ftsSql, [`'${WORDS[i * 17 % 2000]}'`], { prepare: true })).map((r) =>
+              JSON.parse(r.value as string)
+            ),
+        );
+      }
       const b = byteBounds({ prefix: ["orders"] });
       await pair(
         `count(prefix), ${size} entries`,
@@ -265,6 +332,7 @@ if (pgUrl) {
           (await bare.unsafe(
             `SELECT count(*) AS n FROM ${qualified} WHERE key > $1 AND key < $2`,
             [b.lower!, b.upper!] as never[],
+            { prepare: true },
           ))[0].n,
       );
       await pair(`list of 100, ${size} entries`, 50, async () => {
@@ -276,6 +344,7 @@ if (pgUrl) {
           `SELECT key, value, version, expires_at FROM ${qualified} WHERE key > $1 AND key < $2 ` +
             `ORDER BY key LIMIT 100`,
           [b.lower!, b.upper!] as never[],
+          { prepare: true },
         )).map((r) => JSON.parse(r.value as string)));
       await bare.end();
     }

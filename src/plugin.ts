@@ -9,7 +9,7 @@ import { importDefault, importFailure, mappingHint, moduleUrl } from "./loader.t
 import { z } from "zod";
 import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
-import { wrapDriver } from "./store/store.ts";
+import { prepareCoreIndexes, wrapDriver } from "./store/store.ts";
 import { type FeedRetention, normalizeFeedOption } from "./store/feed.ts";
 import { setProcessActor } from "./store/actor.ts";
 import type { Clock, FeedKeep, IndexDeclaration, SearchDeclaration, Store } from "./store/types.ts";
@@ -387,7 +387,10 @@ export async function openStore<const S extends StoreSpec>(
   const native = driver.capabilities ?? {};
   if (
     driver.prepareIndexes &&
-    ((indexes.length > 0 && native.indexes) || (search !== undefined && native.search))
+    // An `indexes` option, even an empty one, is the whole declaration: the driver drops
+    // native indexes (and search) no longer in it. Without one, nothing is touched.
+    (((indexes.length > 0 || rawIndexes !== undefined) && native.indexes) ||
+      (search !== undefined && native.search))
   ) {
     try {
       prepared = await driver.prepareIndexes({
@@ -409,8 +412,15 @@ export async function openStore<const S extends StoreSpec>(
     prepared,
     changes,
   });
-  if (encryption === undefined) return store;
   try {
+    // Index entries the core keeps for a driver without native indexes: built (resuming an
+    // interrupted build) before the store is handed out; dropped when no longer declared.
+    await prepareCoreIndexes(
+      store,
+      rawIndexes !== undefined,
+      (message) => onWarning?.({ code: "INDEX_BUILD", message, store: name }),
+    );
+    if (encryption === undefined) return store;
     return await encrypted(store, rawEncrypt as EncryptOptions);
   } catch (err) {
     await store.close().catch(() => {});

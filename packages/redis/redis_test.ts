@@ -144,7 +144,7 @@ redisTest("the store says where it lives, without the password, and what it does
     clear: true,
     atomicClear: true,
     multiProcess: true,
-    indexes: false, // declared indexes and search are answered by the core's scan
+    indexes: false, // the core keeps index entries for declared indexes; search is a scan
     search: false,
   });
 });

@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { type ByteBounds, compareBytes } from "../../src/store/keys.ts";
+import { type ByteBounds, byteBounds, compareBytes } from "../../src/store/keys.ts";
+import type { Key } from "../../src/store/types.ts";
 
 /** Whether no key lies within `bounds`: the lower bound is at or above the upper one. */
 export function isEmptyBounds(bounds: ByteBounds): boolean {
@@ -38,4 +39,42 @@ export function boundsWhere(
   }
   if (bounds.upper !== undefined) where.push(`${column} < ${bind(bounds.upper)}`);
   return where;
+}
+
+/** Remembered bounds of recent prefixes (queries repeat a few prefixes many times). */
+const prefixMemo = new Map<string, ByteBounds>();
+/** Remembered literal terms of recent prefixes, by column and literal style. */
+const termsMemo = new Map<string, string[]>();
+
+/**
+ * `byteBounds({ prefix })`, remembered: a query's prefix costs its encoding
+ * once, not on every query. The result is shared: do not change it.
+ */
+export function prefixBounds(prefix: Key): ByteBounds {
+  const id = JSON.stringify(prefix);
+  let bounds = prefixMemo.get(id);
+  if (bounds === undefined) {
+    if (prefixMemo.size >= 1000) prefixMemo.clear();
+    prefixMemo.set(id, bounds = byteBounds({ prefix }));
+  }
+  return bounds;
+}
+
+/**
+ * The conditions on `column` of a prefix's bounds written as literals by
+ * `literal` (named by `style`, part of the memo's key), remembered.
+ */
+export function literalPrefixTerms(
+  prefix: Key,
+  column: string,
+  style: string,
+  literal: (bytes: Uint8Array) => string,
+): string[] {
+  const id = `${style}\u0000${column}\u0000${JSON.stringify(prefix)}`;
+  let terms = termsMemo.get(id);
+  if (terms === undefined) {
+    if (termsMemo.size >= 1000) termsMemo.clear();
+    termsMemo.set(id, terms = boundsWhere(prefixBounds(prefix), literal, column));
+  }
+  return terms.slice();
 }

@@ -42,6 +42,10 @@ import {
 import { StoreLock } from "./lock.ts";
 import { io } from "./_io.ts";
 import { explainFsError, notWritableReason } from "../../src/store/fs_errors.ts";
+import type { NormalizedQuery } from "../../src/store/query.ts";
+import type { PreparedIndexes, PrepareIndexesRequest } from "../../src/store/driver.ts";
+import type { QueryPlan } from "../../src/store/types.ts";
+import { EqIndexes } from "../_shared/eq_indexes.ts";
 
 /**
  * Past this size (bytes) a jsonfile store warns, once per process, when it is
@@ -139,7 +143,11 @@ function live(rec: Rec | null | undefined, now: number): rec is Rec {
 export class JsonFileDriver implements StoreDriver {
   /** The store file's absolute path. */
   readonly location: string;
-  /** Persistent and safe across processes; the core filters expiry and runs queries. */
+  /**
+   * Persistent and safe across processes; the core filters expiry and runs
+   * queries, except an `eq` on a declared index, answered from an in-memory
+   * index kept with the entries.
+   */
   readonly capabilities: Partial<Capabilities> = {
     persistent: true,
     multiProcess: true,
@@ -147,7 +155,8 @@ export class JsonFileDriver implements StoreDriver {
     count: true,
     clear: true,
     atomicClear: true,
-    query: false,
+    query: true,
+    indexes: true,
   };
   readonly #path: string;
   #lock: StoreLock | undefined;
@@ -157,6 +166,8 @@ export class JsonFileDriver implements StoreDriver {
   readonly #lockTimeout: number;
   readonly #onWarning: JsonFileDriverOptions["onWarning"];
   #state: State = emptyState();
+  /** The declared indexes of `#state`'s entries, updated with it. */
+  #ix = new EqIndexes();
   /**
    * The file `#stamp` describes (loaded or written), kept open so its inode
    * cannot be reused while we compare against it.
@@ -325,6 +336,23 @@ export class JsonFileDriver implements StoreDriver {
     }
   }
 
+  /** Build the declared indexes (in memory) from the entries; every commit keeps them exact. */
+  async prepareIndexes(request: PrepareIndexesRequest): Promise<PreparedIndexes> {
+    const state = await this.#fresh();
+    return this.#ix.prepare(request, rawEntries(state));
+  }
+
+  /** An `eq` on a declared index, from the in-memory index; `undefined`: the core scans. */
+  async query(q: NormalizedQuery, now: number): Promise<RawEntry[] | undefined> {
+    const state = await this.#fresh();
+    return this.#ix.query(q, (id) => state.entries.get(id)?.raw, now);
+  }
+
+  /** Say whether an index answers `q` (`undefined`: the core scans). */
+  explain(q: NormalizedQuery): Promise<QueryPlan | undefined> {
+    return Promise.resolve(this.#ix.explain(q, "jsonfile"));
+  }
+
   async count(range: ClearRange, now: number): Promise<number> {
     const { sorted } = await this.#fresh();
     let n = 0;
@@ -429,6 +457,7 @@ export class JsonFileDriver implements StoreDriver {
     this.#held = file;
     this.#stamp = stamp;
     this.#state = state;
+    this.#ix.rebuild(rawEntries(state));
   }
 
   /** Under the lock: make the state match the file; a damaged file is refused (or set aside). */
@@ -635,6 +664,7 @@ export class JsonFileDriver implements StoreDriver {
     // The rename is done: the commit is applied, whatever happens next, and says so.
     this.#writes++;
     for (const [id, rec] of overlay) {
+      this.#ix.update(id, base.entries.get(id)?.raw, rec?.raw);
       if (rec === null) base.entries.delete(id);
       else base.entries.set(id, rec);
     }
@@ -766,6 +796,11 @@ export class JsonFileDriver implements StoreDriver {
       turn.resolve();
     }
   }
+}
+
+/** The entries of a state, as `[id, entry]` pairs. */
+function* rawEntries(state: State): Iterable<[string, RawEntry]> {
+  for (const [id, rec] of state.entries) yield [id, rec.raw];
 }
 
 /** The records of `base` with `overlay` applied (`null`: deleted), in key order; `base` is unchanged. */

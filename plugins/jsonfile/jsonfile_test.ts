@@ -248,12 +248,12 @@ Deno.test("jsonfile resolves a relative path against baseDir", async () => {
     assert.deepEqual(store.capabilities, {
       persistent: true,
       expiry: false,
-      query: false,
+      query: true,
       count: true,
       clear: true,
       atomicClear: true,
       multiProcess: true,
-      indexes: false,
+      indexes: true,
       search: false,
     });
     await store.set(["a"], 1);
@@ -485,5 +485,33 @@ Deno.test("jsonfile warns once per process, on open, when a store is past the si
       warnings[0].message,
       /^Store "main": .*big\.json is 4\.\d MiB, past the 4\.0 MiB where a sqlite store is faster: .*`flowstate migrate store --from main --to <a sqlite store>`/,
     );
+  });
+});
+
+Deno.test("jsonfile answers an indexed eq from its in-memory index, kept exact by commits and by another writer's file", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "ix.json");
+    const indexes = [{ prefix: ["o"], path: "st" }];
+    await using a = await openStore({ plugin: "jsonfile", path, indexes });
+    await using b = await openStore({ plugin: "jsonfile", path, indexes });
+    const q = { prefix: ["o"], where: [{ path: "st", op: "eq" as const, value: "open" }] };
+    const keys = async (s: typeof a) => (await s.query(q)).map((e) => e.key[1]);
+    await a.atomic().set(["o", "1"], { st: "open" }).set(["o", "2"], { st: "done" })
+      .set(["o", "3"], { st: "open" }).set(["p", "1"], { st: "open" }).commit();
+    assert.deepEqual(await keys(a), ["1", "3"]);
+    const plan = await a.explain(q);
+    assert.equal(plan.index, a.indexes[0].name);
+    assert.equal(plan.scan, false);
+    assert.equal(a.indexes[0].native, true);
+    // Overwrite and delete in this process; then another process (b) writes the file.
+    await a.set(["o", "1"], { st: "done" });
+    await a.delete(["o", "3"]);
+    assert.deepEqual(await keys(a), []);
+    await b.set(["o", "4"], { st: "open" });
+    assert.deepEqual(await keys(a), ["4"]);
+    await a.set(["o", "5"], { st: "open" }, { expireIn: 1 });
+    await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(await keys(a), ["4"]);
+    assert.deepEqual(await keys(b), ["4"]);
   });
 });

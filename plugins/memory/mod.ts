@@ -27,18 +27,10 @@ import type {
   StoreDriver,
 } from "../../src/store/driver.ts";
 import { compareKeys, hasPrefix } from "../../src/store/keys.ts";
-import { applyQuery, type NormalizedQuery, readPath } from "../../src/store/query.ts";
-import { chooseIndex } from "../../src/store/indexes.ts";
-import type { IndexSpec, PreparedIndexes, PrepareIndexesRequest } from "../../src/store/driver.ts";
+import type { NormalizedQuery } from "../../src/store/query.ts";
+import type { PreparedIndexes, PrepareIndexesRequest } from "../../src/store/driver.ts";
 import type { QueryPlan } from "../../src/store/types.ts";
-
-/** A scalar field as an index key (`eq` is JSON equality); `undefined` for anything else. */
-function scalarToken(field: unknown): string | undefined {
-  return field === null || typeof field === "string" || typeof field === "number" ||
-      typeof field === "boolean"
-    ? JSON.stringify(field)
-    : undefined;
-}
+import { EqIndexes } from "../_shared/eq_indexes.ts";
 import type { Clock, Key } from "../../src/store/types.ts";
 import { systemClock } from "../../src/clock.ts";
 
@@ -78,7 +70,7 @@ export class MemoryDriver implements StoreDriver {
   #pending: Slot[] = [];
   #snapshot: string | undefined;
   /** Declared indexes: for each, the ids of the entries by their field's value (scalars only). */
-  #ix: { spec: IndexSpec; byValue: Map<string, Set<string>> }[] = [];
+  #ix = new EqIndexes();
 
   #clock: Clock;
 
@@ -131,86 +123,30 @@ export class MemoryDriver implements StoreDriver {
       this.#pending.push({ id, key: entry.key });
       this.#inSorted.add(id);
     }
-    if (this.#ix.length > 0) {
-      if (old !== undefined) this.#indexEntry(id, old, false);
-      this.#indexEntry(id, entry, true);
-    }
+    this.#ix.update(id, old, entry);
     this.#entries.set(id, entry);
   }
 
   #remove(id: string): void {
-    if (this.#ix.length > 0) {
-      const old = this.#entries.get(id);
-      if (old !== undefined) this.#indexEntry(id, old, false);
-    }
+    if (this.#ix.active) this.#ix.update(id, this.#entries.get(id), undefined);
     this.#entries.delete(id);
-  }
-
-  /** Add (or remove) one entry to (from) every index whose prefix holds it. */
-  #indexEntry(id: string, entry: RawEntry, add: boolean): void {
-    let value: unknown;
-    let parsed = false;
-    for (const ix of this.#ix) {
-      if (ix.spec.prefix.length > 0 && !hasPrefix(entry.key, ix.spec.prefix)) continue;
-      if (!parsed) {
-        value = JSON.parse(entry.value);
-        parsed = true;
-      }
-      const token = scalarToken(readPath(value, ix.spec.path));
-      if (token === undefined) continue;
-      let ids = ix.byValue.get(token);
-      if (add) {
-        if (ids === undefined) ix.byValue.set(token, ids = new Set());
-        ids.add(id);
-      } else if (ids !== undefined) {
-        ids.delete(id);
-        if (ids.size === 0) ix.byValue.delete(token);
-      }
-    }
   }
 
   /** Build the declared indexes from the entries (kept exact by every commit from now on). */
   prepareIndexes(request: PrepareIndexesRequest): PreparedIndexes {
-    this.#ix = request.indexes.map((spec) => ({ spec, byValue: new Map() }));
-    for (const [id, entry] of this.#entries) this.#indexEntry(id, entry, true);
-    return { indexes: request.indexes.map((i) => i.name), search: false };
-  }
-
-  /** The index and clause that answer `q`: an `eq` on a scalar only. */
-  #eqIndex(q: NormalizedQuery) {
-    const choice = chooseIndex(this.#ix.map((i) => i.spec), q);
-    if (choice?.clause === undefined || q.where[choice.clause].op !== "eq") return undefined;
-    const token = scalarToken(q.where[choice.clause].value);
-    if (token === undefined) return undefined;
-    return { ix: this.#ix.find((i) => i.spec === choice.index)!, token };
+    return this.#ix.prepare(request, this.#entries);
   }
 
   /** An `eq` on an indexed path: the entries with that value, then the rest of the query. */
   query(q: NormalizedQuery): Promise<RawEntry[] | undefined> {
-    const found = this.#eqIndex(q);
-    if (found === undefined) return Promise.resolve(undefined);
-    const now = this.#clock.now();
-    const candidates: { key: Key; value: unknown; raw: RawEntry }[] = [];
-    for (const id of found.ix.byValue.get(found.token) ?? []) {
-      const raw = this.#entries.get(id)!;
-      if (q.prefix.length > 0 && !hasPrefix(raw.key, q.prefix)) continue;
-      if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
-      candidates.push({ key: raw.key, value: JSON.parse(raw.value), raw });
-    }
-    return Promise.resolve(applyQuery(candidates, q).map((c) => c.raw));
+    return Promise.resolve(
+      this.#ix.query(q, (id) => this.#entries.get(id), this.#clock.now()),
+    );
   }
 
   /** Say whether an index answers `q` (`undefined`: the core scans). */
   explain(q: NormalizedQuery): Promise<QueryPlan | undefined> {
-    const found = this.#eqIndex(q);
-    if (found === undefined) return Promise.resolve(undefined);
-    const n = found.ix.byValue.get(found.token)?.size ?? 0;
-    return Promise.resolve({
-      index: found.ix.spec.name,
-      scan: false,
-      by: "native",
-      detail: [`memory: ${n} entries with ${found.ix.spec.path.join(".")} = ${found.token}`],
-    });
+    return Promise.resolve(this.#ix.explain(q, "memory"));
   }
 
   get(key: Key): RawEntry | null {

@@ -24,13 +24,17 @@ import { entryOf, type EntryRow, KeysetPages } from "../_sql/keyset.ts";
 import { connect, type PostgresDriverOptions } from "./connect.ts";
 import { codeOf, isCastFailure, isPostgresError, isRetryable, messageOf } from "./errors.ts";
 import { compileQuery } from "./query.ts";
-import type { IndexSpec, PreparedIndexes, PrepareIndexesRequest } from "../../src/store/driver.ts";
+import type {
+  IndexSpec,
+  PreparedIndexes,
+  PrepareIndexesRequest,
+  RawSearchHit,
+  SearchRequest,
+  SearchSpec,
+} from "../../src/store/driver.ts";
 import type { QueryPlan } from "../../src/store/types.ts";
-import { createCastFunctionSql, createIndexSql, indexNames } from "./indexes.ts";
-import { LOCK_CLASS } from "./schema.ts";
-
-/** Above this many entries under its prefix, building an index reports progress. */
-const BUILD_NOTICE_ENTRIES = 10_000;
+import { indexName, type PgIndexTarget, preparePgIndexes } from "./indexes.ts";
+import { pgSearch, preparePgSearch } from "./search.ts";
 import {
   LIVE,
   planWrites,
@@ -74,7 +78,7 @@ export class PostgresDriver implements StoreDriver {
     atomicClear: true,
     multiProcess: true,
     indexes: true,
-    search: false,
+    search: true,
   });
   #sql: Sql;
   #storeName: string;
@@ -86,6 +90,8 @@ export class PostgresDriver implements StoreDriver {
   #lockId: number;
   /** The declared indexes built in the database. */
   #indexes: IndexSpec[] = [];
+  /** The search declaration the database's search column was built for. */
+  #search: SearchSpec | undefined;
   #listeners = new Set<{ unlisten(): Promise<void> }>();
 
   private constructor(
@@ -424,11 +430,15 @@ export class PostgresDriver implements StoreDriver {
   /** Count the live entries of a range with one SQL `count(*)`. */
   async count(range: ClearRange, now: number): Promise<number> {
     const { where, params } = rangeWhere(range, 2);
+    // Every key in the range (the key index alone, an index-only scan), less the expired ones
+    // (from the partial index on expires_at): one statement, one snapshot.
     const rows = await this.#run<{ n: number }[]>(
       "Cannot count",
-      `SELECT count(*)::float8 AS n FROM ${this.#table} WHERE ${where} AND ${
-        LIVE.replace("$NOW", "$1")
-      }`,
+      `SELECT ((SELECT count(*) FROM ${this.#table} WHERE ${where}) - (SELECT count(*) FROM ` +
+        // OFFSET 0 fences the expired rows' scan off the key range (else a generic plan may
+        // walk the key index over the whole range and read every row).
+        `(SELECT key FROM ${this.#table} WHERE expires_at IS NOT NULL AND ` +
+        `expires_at <= $1::float8 OFFSET 0) AS x WHERE ${where}))::float8 AS n`,
       [now, ...params],
     );
     return rows[0].n;
@@ -466,12 +476,38 @@ export class PostgresDriver implements StoreDriver {
     });
     if (compiled === undefined) return undefined;
     let rows: EntryRow[];
+    if (!compiled.castsValues) {
+      // Nothing to cast, so nothing that fails midway: any connection of the pool (as list).
+      rows = await this.#run<EntryRow[]>(what, compiled.sql, compiled.params);
+    } else {
+      const cast = await this.#castingQuery(what, compiled.sql, compiled.params);
+      if (cast === undefined) return undefined;
+      rows = cast;
+    }
+    if (rows.length === 0 && compiled.oddCheck !== undefined) {
+      // No rows: maybe because a value the index misplaces is under its prefix.
+      const [{ odd }] = await this.#run<{ odd: boolean }[]>(what, compiled.oddCheck, []);
+      if (odd) return undefined;
+    }
+    return rows.map(entryOf);
+  }
+
+  /**
+   * A query that casts values to jsonb, on a connection of its own; `undefined`
+   * when a cast failed (the core answers).
+   */
+  async #castingQuery(
+    what: string,
+    sql: string,
+    params: unknown[],
+  ): Promise<EntryRow[] | undefined> {
+    let rows: EntryRow[];
     let connection;
     try {
       connection = await this.#sql.reserve();
-      rows = await connection.unsafe<EntryRow[]>(compiled.sql, compiled.params as never[], {
-        prepare: false,
-      });
+      // Prepared: a query's text depends on its shape only (operands are bound), so each
+      // connection plans a shape once, as the bare client does with a prepared statement.
+      rows = await connection.unsafe<EntryRow[]>(sql, params as never[], PREPARED);
     } catch (err) {
       if (connection !== undefined && isPostgresError(err)) {
         // postgres@3.4.9 keeps counting rows across a statement that failed
@@ -479,79 +515,55 @@ export class PostgresDriver implements StoreDriver {
         // with holes; a statement that completes without rows resets it.
         await connection.unsafe("SELECT 1 WHERE false").catch(() => {});
       }
-      if (compiled.castsValues && isCastFailure(err)) return undefined;
+      if (isCastFailure(err)) return undefined;
       throw this.#error(what, err);
     } finally {
       connection?.release();
     }
-    return rows.map(entryOf);
+    return rows;
   }
 
   /**
-   * Build the declared indexes missing from the database (two partial
-   * b-tree expression indexes each, see `indexes.ts`), under the table's
-   * advisory lock so that processes opening at once build each once. A
-   * build reports progress when the prefix holds many entries; it blocks
-   * writes to the table while it runs (`CREATE INDEX`, not `CONCURRENTLY`).
+   * Build the declared indexes missing from the database (one partial b-tree
+   * expression index each, see `indexes.ts`) and drop those no longer
+   * declared; build, rebuild or drop the search column (see `search.ts`).
+   * Under the table's advisory lock, so that processes opening at once do the
+   * work once. A build blocks writes to the table while it runs.
    */
   async prepareIndexes(request: PrepareIndexesRequest): Promise<PreparedIndexes> {
     const what = "Cannot build indexes";
     this.#assertOpen(what);
-    if (request.indexes.length === 0) return { indexes: [], search: false };
-    const missing = async () => {
-      const names = request.indexes.flatMap((i) => {
-        const n = indexNames(this.#bareTable, i);
-        return [n.s, n.n];
-      });
-      const rows = await this.#sql.unsafe<{ name: string }[]>(
-        `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace ` +
-          `WHERE n.nspname = $1 AND c.relname = ANY($2::text[])`,
-        [this.#schema, names] as never[],
-      );
-      const have = new Set(rows.map((r) => r.name));
-      return request.indexes.filter((i) => {
-        const n = indexNames(this.#bareTable, i);
-        return !have.has(n.s) || !have.has(n.n);
-      });
+    const target: PgIndexTarget = {
+      schema: this.#schema,
+      table: this.#bareTable,
+      qualified: this.#table,
+      lockId: this.#lockId,
     };
+    let search: boolean;
     try {
-      if ((await missing()).length > 0) {
-        await this.#sql.begin(async (tx) => {
-          await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${this.#lockId})`);
-          const todo = await missing();
-          if (todo.length === 0) return;
-          const fn = await tx.unsafe<{ ok: boolean }[]>(
-            `SELECT to_regprocedure($1) IS NOT NULL AS ok`,
-            [`${this.#schema}.flowstate_jsonb(text)`],
-          );
-          if (!fn[0].ok) await tx.unsafe(createCastFunctionSql(this.#schema));
-          for (const index of todo) {
-            const { where, params } = rangeWhere({ prefix: index.prefix }, 1);
-            const [{ n }] = await tx.unsafe<{ n: number }[]>(
-              `SELECT count(*)::float8 AS n FROM ${this.#table} WHERE ${where}`,
-              params as never[],
-            );
-            const label = `index ${index.name} on ${index.path.join(".")} under ${
-              JSON.stringify(index.prefix)
-            }`;
-            const started = performance.now();
-            if (n > BUILD_NOTICE_ENTRIES) request.progress(`building ${label}: ${n} entries…`);
-            for (
-              const statement of createIndexSql(this.#schema, this.#bareTable, this.#table, index)
-            ) {
-              await tx.unsafe(statement);
-            }
-            if (n > BUILD_NOTICE_ENTRIES) {
-              request.progress(`built ${label} in ${Math.round(performance.now() - started)} ms`);
-            }
-          }
-        });
-      }
+      this.#indexes = [];
+      const built = await preparePgIndexes(this.#sql, target, request);
+      this.#indexes = request.indexes.filter((i) => built.includes(i.name));
+      search = await preparePgSearch(this.#sql, target, request.search, request.progress);
     } catch (err) {
       throw this.#error(what, err);
     }
-    this.#indexes = [...request.indexes];
-    return { indexes: request.indexes.map((i) => i.name), search: false };
+    this.#search = search ? request.search : undefined;
+    return { indexes: this.#indexes.map((i) => i.name), search };
+  }
+
+  /** Full-text search through the GIN index of the search column. */
+  search(request: SearchRequest, now: number): Promise<RawSearchHit[] | undefined> {
+    const what = "Cannot search";
+    this.#assertOpen(what);
+    if (this.#search === undefined) return Promise.resolve(undefined);
+    return pgSearch(
+      (text, params) => this.#run<(EntryRow & { score: number })[]>(what, text, params),
+      this.#table,
+      this.#search,
+      request,
+      now,
+    );
   }
 
   /** Describe how `query` runs: the index chosen and PostgreSQL's own plan. */
@@ -568,10 +580,16 @@ export class PostgresDriver implements StoreDriver {
     );
     const detail = rows.map((r) => `postgres: ${r["QUERY PLAN"]}`);
     const used = compiled.index !== undefined &&
-      detail.some((d) => d.includes(`${this.#bareTable}_${compiled.index!.name}`));
+      detail.some((d) => d.includes(indexName(this.#bareTable, compiled.index!)));
+    if (used) {
+      detail.push(
+        "falls back to the core's scan if a value under the index's prefix holds a \\u0000 " +
+          "or lone surrogate escape (listed by the partial index _fs_odd)",
+      );
+    }
     return {
       index: used ? compiled.index!.name : null,
-      scan: !used,
+      scan: !(used && compiled.narrows),
       by: "native",
       detail,
     };

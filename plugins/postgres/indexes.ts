@@ -1,32 +1,47 @@
 /**
  * Declared indexes in the postgres plugin. Values are `TEXT` (jsonb cannot
- * hold `\u0000` or lone surrogates), so an index reads them through
- * `<schema>.flowstate_jsonb(text)`, an immutable cast that yields NULL for a
- * value jsonb cannot hold. An index on `path` under `prefix` is two partial
- * b-tree indexes, one for string fields and one for numbers:
+ * hold `\u0000` or lone surrogates), so an index reads a field through
+ * three immutable functions of the value's text and the path:
  *
  * ```sql
- * CREATE INDEX "<table>_<name>_s" ON t (S, key) WHERE key > '\x…' AND key < '\x…'
- * CREATE INDEX "<table>_<name>_n" ON t (N, key) WHERE …
+ * CREATE INDEX "<table>_<name>_o" ON t (
+ *   <schema>.flowstate_ix_r(value, '{a,b}'),            -- R: the rank of the field's type
+ *   <schema>.flowstate_ix_n(value, '{a,b}'),            -- N: its value when a number
+ *   (<schema>.flowstate_ix_s(value, '{a,b}') COLLATE "C"), -- S: its text when a string
+ *   key) WHERE key >= '\x…' AND key < '\x…'
  * ```
  *
- * S is the field's text when it is a string (`COLLATE "C"`: code-point
- * order), N its value when it is a number. An `eq` or range clause on a
- * string or number adds `S op $x` (or `N op $x`) to the query, with the
- * prefix bounds written literally (PostgreSQL proves a partial index from
- * constants). A value jsonb cannot hold (`\u0000`, a lone surrogate) is
- * indexed with those escapes replaced, and the query keeps its exact
- * clauses, whose cast of such a row fails the query over to the core.
- * Only `eq` on a string or number uses the indexes on postgres.
+ * R is the rank of the field's JSON type in the core's sort order (missing 0,
+ * null 1, false 2, true 3, number 4, string 5, array 6, object 7). Ordered by
+ * (R, N, S, key) the index is exactly the order of `orderBy` on the path
+ * with ties by key; an `eq` on a number is `R = 4 AND N = x`, on a string
+ * `R = 5 AND N IS NULL AND S = x`, a range `R = 4 AND N > x`, and so on.
+ * Each function parses the value once (`t::jsonb`; only a value holding a
+ * `\u` escape goes through `flowstate_jsonb`, whose exception block costs a
+ * subtransaction).
+ *
+ * A value jsonb cannot hold (a `\u0000` or lone surrogate escape) is indexed
+ * with those escapes replaced by `\ufffd`, so its place in the index may be
+ * wrong. Such values are rare: a partial index `<table>_fs_odd` lists their
+ * keys, and a query that uses a declared index first checks (one probe of
+ * that, nearly always empty, index) that none lies under the index's
+ * prefix; if one does, the core answers the query with its scan.
+ *
+ * An index that is no longer declared (and the two per-type indexes
+ * `_s`/`_n` of earlier versions) is dropped when the store opens with its
+ * `indexes` option.
  *
  * @module
  */
-import { byteBounds } from "../../src/store/keys.ts";
-import type { IndexSpec } from "../../src/store/indexes.ts";
+import type { Sql } from "postgres";
+import type { IndexSpec, PreparedIndexes, PrepareIndexesRequest } from "../../src/store/driver.ts";
 import type { Key } from "../../src/store/types.ts";
-import { boundsWhere } from "../_sql/bounds.ts";
-import { quoteIdent } from "./schema.ts";
-import { toHex } from "./statements.ts";
+import { literalPrefixTerms } from "../_sql/bounds.ts";
+import { LOCK_CLASS, quoteIdent } from "./schema.ts";
+import { rangeWhere, toHex } from "./statements.ts";
+
+/** Above this many entries under its prefix, building an index reports progress. */
+export const BUILD_NOTICE_ENTRIES = 10_000;
 
 /** The cast function, schema-qualified. */
 export function castFunction(schema: string): string {
@@ -37,9 +52,7 @@ export function castFunction(schema: string): string {
  * Create (or replace) the cast function: the value as jsonb; for a value
  * jsonb cannot hold, the same value with each `\u0000` and lone surrogate
  * escape replaced by `\ufffd` (so the fields without one still read as
- * they are), or NULL if even that fails. Queries keep their exact clauses,
- * which cast the real value: a row the index finds that jsonb cannot hold
- * makes the query fail over to the core. PARALLEL UNSAFE: its exception
+ * they are), or NULL if even that fails. PARALLEL UNSAFE: its exception
  * blocks are subtransactions, which parallel workers (an index build on a
  * large table) cannot start.
  */
@@ -69,54 +82,198 @@ END
 $fs$`;
 }
 
+/** The field reader and the three index functions (R, N, S), schema-qualified. */
+function fn(schema: string, name: "field" | "ix_r" | "ix_n" | "ix_s" | "odd"): string {
+  return `${quoteIdent(schema)}.flowstate_${name}`;
+}
+
+/** CREATE OR REPLACE statements of the field reader and the index functions. */
+export function createIndexFunctionsSql(schema: string): string[] {
+  const field = fn(schema, "field");
+  const body = (returns: string, expr: string) =>
+    `RETURNS ${returns} LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL UNSAFE AS $fs$
+DECLARE f jsonb := ${field}(t, p);
+BEGIN
+  RETURN ${expr};
+END
+$fs$`;
+  return [
+    // PL/pgSQL, so that the planner does not inline it and run the regular expression over the
+    // column's statistics while planning every query that proves the partial index.
+    `CREATE OR REPLACE FUNCTION ${fn(schema, "odd")}(t text) RETURNS boolean LANGUAGE plpgsql ` +
+    `IMMUTABLE STRICT PARALLEL SAFE AS $fs$ BEGIN RETURN strpos(t, '\\u') > 0 AND ` +
+    `t ~ '\\\\u(0000|[dD][89a-fA-F])'; END $fs$`,
+    // Only text holding a \u escape can fail the plain cast (the core writes JSON.stringify text).
+    `CREATE OR REPLACE FUNCTION ${field}(t text, p text[]) RETURNS jsonb LANGUAGE sql ` +
+    `IMMUTABLE STRICT PARALLEL UNSAFE AS $fs$ SELECT (CASE WHEN strpos(t, '\\u') = 0 ` +
+    `THEN t::jsonb ELSE ${castFunction(schema)}(t) END) #> p $fs$`,
+    `CREATE OR REPLACE FUNCTION ${fn(schema, "ix_r")}(t text, p text[]) ${
+      body(
+        "integer",
+        `CASE jsonb_typeof(f) WHEN 'null' THEN 1 WHEN 'boolean' THEN ` +
+          `CASE WHEN f = 'true'::jsonb THEN 3 ELSE 2 END WHEN 'number' THEN 4 ` +
+          `WHEN 'string' THEN 5 WHEN 'array' THEN 6 WHEN 'object' THEN 7 ELSE 0 END`,
+      )
+    }`,
+    `CREATE OR REPLACE FUNCTION ${fn(schema, "ix_n")}(t text, p text[]) ${
+      body("numeric", `CASE WHEN jsonb_typeof(f) = 'number' THEN f::numeric END`)
+    }`,
+    `CREATE OR REPLACE FUNCTION ${fn(schema, "ix_s")}(t text, p text[]) ${
+      body("text", `CASE WHEN jsonb_typeof(f) = 'string' THEN f #>> '{}' END`)
+    }`,
+  ];
+}
+
 function pathLiteral(path: readonly string[]): string {
   // Segments hold no quote, backslash or NUL (normalizeIndexes): quoted array elements.
-  return `'${`{${path.map((s) => `"${s}"`).join(",")}}`.replaceAll("'", "''")}'`;
+  return `'${`{${path.map((s) => `"${s}"`).join(",")}}`.replaceAll("'", "''")}'::text[]`;
 }
 
-/** The field expression of `path` on column `col`. */
-function fieldExpr(schema: string, col: string, path: readonly string[]): string {
-  return `(${castFunction(schema)}(${col}) #> ${pathLiteral(path)}::text[])`;
-}
-
-/** S: the field's text when it is a string. */
-export function stringExpr(schema: string, col: string, path: readonly string[]): string {
-  const f = fieldExpr(schema, col, path);
-  return `(CASE WHEN jsonb_typeof(${f}) = 'string' THEN ${f} #>> '{}' END) COLLATE "C"`;
+/** R: the rank of the field's JSON type, on column `col`. */
+export function rankExpr(schema: string, col: string, path: readonly string[]): string {
+  return `${fn(schema, "ix_r")}(${col}, ${pathLiteral(path)})`;
 }
 
 /** N: the field's value when it is a number. */
 export function numberExpr(schema: string, col: string, path: readonly string[]): string {
-  const f = fieldExpr(schema, col, path);
-  return `(CASE WHEN jsonb_typeof(${f}) = 'number' THEN (${f})::numeric END)`;
+  return `${fn(schema, "ix_n")}(${col}, ${pathLiteral(path)})`;
+}
+
+/** S: the field's text when it is a string, in code-point order. */
+export function stringExpr(schema: string, col: string, path: readonly string[]): string {
+  return `(${fn(schema, "ix_s")}(${col}, ${pathLiteral(path)}) COLLATE "C")`;
 }
 
 /** The literal key bounds of a prefix, on column `col`. */
 export function prefixTerms(col: string, prefix: Key): string[] {
-  return boundsWhere(byteBounds({ prefix }), (b) => `'\\x${toHex(b)}'::bytea`, col);
+  return literalPrefixTerms(prefix, col, "postgres", (b) => `'\\x${toHex(b)}'::bytea`);
 }
 
-/** The names of the two indexes of a declaration on `table`. */
-export function indexNames(table: string, index: IndexSpec): { s: string; n: string } {
-  return { s: `${table}_${index.name}_s`, n: `${table}_${index.name}_n` };
+/** The name of a declaration's index on `table`. */
+export function indexName(table: string, index: IndexSpec): string {
+  return `${table}_${index.name}_o`;
 }
 
-/** The CREATE INDEX statements of a declaration. */
+/** The name of the partial index of values jsonb cannot hold. */
+export function oddIndexName(table: string): string {
+  return `${table}_fs_odd`;
+}
+
+/**
+ * The predicate of values jsonb cannot hold exactly, on column `col` (a
+ * `\u0000` or surrogate escape; an escaped backslash before `u0000` also
+ * matches, which only sends that query to the core).
+ */
+export function oddPredicate(schema: string, col: string): string {
+  return `${fn(schema, "odd")}(${col})`;
+}
+
+/**
+ * `NOT EXISTS` a value jsonb cannot hold under `prefix` (an uncorrelated
+ * sub-select: PostgreSQL runs it once, as a gate, from the odd index).
+ */
+export function noOddUnder(schema: string, table: string, prefix: Key): string {
+  return `NOT ${oddExists(schema, table, prefix)}`;
+}
+
+/** `EXISTS` a value jsonb cannot hold under `prefix`. */
+export function oddExists(schema: string, table: string, prefix: Key): string {
+  const where = [oddPredicate(schema, "o.value"), ...prefixTerms("o.key", prefix)];
+  return `EXISTS (SELECT 1 FROM ${table} AS o WHERE ${where.join(" AND ")})`;
+}
+
+/** The CREATE INDEX statement of a declaration. */
 export function createIndexSql(
   schema: string,
   table: string,
   qualified: string,
   index: IndexSpec,
-): string[] {
-  const names = indexNames(table, index);
+): string {
   const where = prefixTerms("key", index.prefix);
   const partial = where.length === 0 ? "" : ` WHERE ${where.join(" AND ")}`;
-  return [
-    `CREATE INDEX IF NOT EXISTS ${quoteIdent(names.s)} ON ${qualified} ((${
-      stringExpr(schema, "value", index.path)
-    }), key)${partial}`,
-    `CREATE INDEX IF NOT EXISTS ${quoteIdent(names.n)} ON ${qualified} ((${
-      numberExpr(schema, "value", index.path)
-    }), key)${partial}`,
-  ];
+  return `CREATE INDEX IF NOT EXISTS ${quoteIdent(indexName(table, index))} ON ${qualified} (${
+    rankExpr(schema, "value", index.path)
+  }, ${numberExpr(schema, "value", index.path)}, ${
+    stringExpr(schema, "value", index.path)
+  }, key)${partial}`;
+}
+
+/** Where the driver's indexes live. */
+export interface PgIndexTarget {
+  /** The schema. */
+  schema: string;
+  /** The table's bare name. */
+  table: string;
+  /** The table, schema-qualified and quoted. */
+  qualified: string;
+  /** The table's advisory lock id. */
+  lockId: number;
+}
+
+/** The names of Flowstate index objects on the table: declared indexes and the odd index. */
+async function existingIndexes(sql: Pick<Sql, "unsafe">, t: PgIndexTarget): Promise<string[]> {
+  const rows = await sql.unsafe<{ name: string }[]>(
+    `SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid ` +
+      `WHERE i.indrelid = $1::regclass AND (starts_with(c.relname, $2) OR c.relname = $3)`,
+    [t.qualified, `${t.table}_fs_ix_`, oddIndexName(t.table)] as never[],
+  );
+  return rows.map((r) => r.name);
+}
+
+/**
+ * Build the declared indexes missing from the database and drop the ones no
+ * longer declared, under the table's advisory lock so that processes opening
+ * at once do the work once. A build reports progress when the prefix holds
+ * many entries; it blocks writes to the table while it runs (`CREATE INDEX`,
+ * not `CONCURRENTLY`). Resolves the indexes now maintained.
+ */
+export async function preparePgIndexes(
+  sql: Sql,
+  t: PgIndexTarget,
+  request: PrepareIndexesRequest,
+): Promise<PreparedIndexes["indexes"]> {
+  const wanted = new Set(request.indexes.map((i) => indexName(t.table, i)));
+  if (wanted.size > 0) wanted.add(oddIndexName(t.table));
+  const settled = (have: string[]) =>
+    have.length === wanted.size && have.every((n) => wanted.has(n));
+  if (settled(await existingIndexes(sql, t))) return request.indexes.map((i) => i.name);
+  await sql.begin(async (tx) => {
+    await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${t.lockId})`);
+    const have = await existingIndexes(tx, t);
+    if (settled(have)) return;
+    for (const name of have) {
+      if (wanted.has(name)) continue;
+      await tx.unsafe(`DROP INDEX IF EXISTS ${quoteIdent(t.schema)}.${quoteIdent(name)}`);
+      if (name !== oddIndexName(t.table) && !/_[sn]$/.test(name)) {
+        request.progress(`dropped index ${name.slice(t.table.length + 1, -2)}: no longer declared`);
+      }
+    }
+    if (wanted.size === 0) return;
+    await tx.unsafe(createCastFunctionSql(t.schema));
+    for (const statement of createIndexFunctionsSql(t.schema)) await tx.unsafe(statement);
+    if (!have.includes(oddIndexName(t.table))) {
+      await tx.unsafe(
+        `CREATE INDEX IF NOT EXISTS ${quoteIdent(oddIndexName(t.table))} ON ${t.qualified} ` +
+          `(key) WHERE ${oddPredicate(t.schema, "value")}`,
+      );
+    }
+    for (const index of request.indexes) {
+      if (have.includes(indexName(t.table, index))) continue;
+      const { where, params } = rangeWhere({ prefix: index.prefix }, 1);
+      const [{ n }] = await tx.unsafe<{ n: number }[]>(
+        `SELECT count(*)::float8 AS n FROM ${t.qualified} WHERE ${where}`,
+        params as never[],
+      );
+      const label = `index ${index.name} on ${index.path.join(".")} under ${
+        JSON.stringify(index.prefix)
+      }`;
+      const started = performance.now();
+      if (n > BUILD_NOTICE_ENTRIES) request.progress(`building ${label}: ${n} entries…`);
+      await tx.unsafe(createIndexSql(t.schema, t.table, t.qualified, index));
+      if (n > BUILD_NOTICE_ENTRIES) {
+        request.progress(`built ${label} in ${Math.round(performance.now() - started)} ms`);
+      }
+    }
+  });
+  return request.indexes.map((i) => i.name);
 }

@@ -5,12 +5,11 @@
  *
  * @module
  */
-import { byteBounds } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { JsonValue } from "../../src/store/types.ts";
-import { boundsWhere } from "../_sql/bounds.ts";
+import { boundsWhere, prefixBounds } from "../_sql/bounds.ts";
 import { chooseIndex, type IndexSpec } from "../../src/store/indexes.ts";
-import { numberExpr, prefixTerms, stringExpr } from "./indexes.ts";
+import { noOddUnder, numberExpr, oddExists, prefixTerms, rankExpr, stringExpr } from "./indexes.ts";
 
 // ---------------------------------------------------------------------------
 // Query pushdown: NormalizedQuery → one SELECT with bound parameters.
@@ -139,10 +138,65 @@ function clauseSql(
 
 /** Declared indexes as the postgres driver built them. */
 export interface PgIndexes {
-  /** The schema of the cast function. */
+  /** The schema of the index functions. */
   schema: string;
   /** The indexes. */
   indexes: readonly IndexSpec[];
+}
+
+/** A compiled query. */
+export interface PgCompiledQuery {
+  /** The SELECT. */
+  sql: string;
+  /** Its parameters. */
+  params: unknown[];
+  /** Whether it casts values to jsonb (a cast failure sends the query to the core). */
+  castsValues: boolean;
+  /** The declared index it uses, if any. */
+  index?: IndexSpec;
+  /** Whether the index narrows the rows (a where clause), not only orders them. */
+  narrows?: boolean;
+  /**
+   * With an index: a SELECT of one boolean, whether a value under the index's
+   * prefix is one jsonb cannot hold (then the index may misplace it, and the
+   * query, which returned no rows, must be answered by the core). The query
+   * itself returns no rows in that case.
+   */
+  oddCheck?: string;
+}
+
+const RANK_OF: Record<string, number> = { null: 1, false: 2, true: 3 };
+
+/** The index terms that say exactly what `clause` says, or `undefined`. */
+function indexTerms(
+  schema: string,
+  index: IndexSpec,
+  clause: NormalizedQuery["where"][number],
+  params: SqlParams,
+): string[] | undefined {
+  const r = rankExpr(schema, "e.value", index.path);
+  const operand = clause.value;
+  if (clause.op === "eq" && typeof operand !== "string" && String(operand) in RANK_OF) {
+    return [`${r} = ${RANK_OF[String(operand)]}`];
+  }
+  const cmp = clause.op === "eq" ? "=" : COMPARATORS[clause.op as keyof typeof COMPARATORS];
+  if (cmp === undefined) return undefined;
+  if (typeof operand === "number") {
+    return [
+      `${r} = 4`,
+      `${numberExpr(schema, "e.value", index.path)} ${cmp} ${
+        params.bind(JSON.stringify(operand))
+      }::numeric`,
+    ];
+  }
+  if (typeof operand === "string" && safeText(operand)) {
+    return [
+      `${r} = 5`,
+      `${numberExpr(schema, "e.value", index.path)} IS NULL`,
+      `${stringExpr(schema, "e.value", index.path)} ${cmp} ${params.bind(operand)}::text`,
+    ];
+  }
+  return undefined;
 }
 
 /** Compile a query to one SELECT, or `undefined` when some part must be left to the core. */
@@ -151,49 +205,63 @@ export function compileQuery(
   q: NormalizedQuery,
   now: number,
   indexed?: PgIndexes,
-): { sql: string; params: unknown[]; castsValues: boolean; index?: IndexSpec } | undefined {
+): PgCompiledQuery | undefined {
   const params = new SqlParams();
-  const where = boundsWhere(byteBounds({ prefix: q.prefix }), (b) => params.bind(b), "e.key");
+  // An index narrows by one clause (its terms replace the clause: they say the same) and/or
+  // gives the order of the first sort key. A clause that is constantly false needs none.
+  const constantFalse = q.where.some((c) =>
+    (c.op === "in" && (c.value as JsonValue[]).length === 0) ||
+    (c.op in COMPARATORS && typeof c.value !== "number" && typeof c.value !== "string")
+  );
+  let choice = indexed && !constantFalse ? chooseIndex(indexed.indexes, q) : undefined;
+  let terms: string[] | undefined;
+  if (choice !== undefined) {
+    terms = choice.clause === undefined
+      ? undefined
+      : indexTerms(indexed!.schema, choice.index, q.where[choice.clause], params);
+    if (terms === undefined && !choice.orders) choice = undefined;
+  }
+  // With the index's own prefix, its literal bounds (which prove the partial index) say it all.
+  const where = choice !== undefined && choice.index.prefix.length === q.prefix.length
+    ? []
+    : boundsWhere(prefixBounds(q.prefix), (b) => params.bind(b), "e.key");
   where.push(`(e.expires_at IS NULL OR e.expires_at > ${params.bind(now)}::float8)`);
-  for (const clause of q.where) {
+  if (choice !== undefined) {
+    where.push(
+      ...prefixTerms("e.key", choice.index.prefix),
+      noOddUnder(indexed!.schema, table, choice.index.prefix),
+    );
+  }
+  const narrows = terms !== undefined;
+  const clauses: string[] = [];
+  let readsDoc = q.orderBy.length > (choice?.orders ? 1 : 0);
+  for (const [i, clause] of q.where.entries()) {
+    if (narrows && i === choice!.clause) {
+      clauses.push(terms!.join(" AND "));
+      continue;
+    }
     const sql = clauseSql(clause, params);
     if (sql === undefined) return undefined;
-    where.push(sql);
+    clauses.push(sql);
+    readsDoc = true;
   }
-  // An index narrows an eq on a string or number (the clause itself stays, exact).
-  let index: IndexSpec | undefined;
-  const eqOnly = q.where.map((c) => ({
-    ...c,
-    op: c.op === "eq" && (typeof c.value === "string" || typeof c.value === "number")
-      ? c.op
-      : "ne" as const,
-  }));
-  const choice = indexed && !where.includes("false")
-    ? chooseIndex(indexed.indexes, { ...q, where: eqOnly, orderBy: [] })
-    : undefined;
-  if (choice?.clause !== undefined) {
-    const operand = q.where[choice.clause].value;
-    if (typeof operand === "string" && safeText(operand)) {
-      index = choice.index;
-      where.push(
-        ...prefixTerms("e.key", index.prefix),
-        `${stringExpr(indexed!.schema, "e.value", index.path)} = ${params.bind(operand)}::text`,
-      );
-    } else if (typeof operand === "number") {
-      index = choice.index;
-      where.push(
-        ...prefixTerms("e.key", index.prefix),
-        `${numberExpr(indexed!.schema, "e.value", index.path)} = ${
-          params.bind(JSON.stringify(operand))
-        }::numeric`,
-      );
-    }
-  }
+  where.push(...clauses);
   const order: string[] = [];
-  for (const o of q.orderBy) {
+  for (const [i, o] of q.orderBy.entries()) {
+    const dir = o.direction === "desc" ? "DESC" : "ASC";
+    if (i === 0 && choice?.orders) {
+      // The index's own expressions: the same order, read from the index.
+      const s = indexed!.schema;
+      const p = choice.index.path;
+      order.push(
+        `${rankExpr(s, "e.value", p)} ${dir}`,
+        `${numberExpr(s, "e.value", p)} ${dir}`,
+        `${stringExpr(s, "e.value", p)} ${dir}`,
+      );
+      continue;
+    }
     const f = field(o.path, params);
     if (f === undefined) return undefined;
-    const dir = o.direction === "desc" ? "DESC" : "ASC";
     // Rank: missing < null < false < true < number < string < array < object.
     order.push(
       `(CASE WHEN ${f} IS NULL THEN 0 ELSE CASE jsonb_typeof(${f}) WHEN 'null' THEN 1 ` +
@@ -204,18 +272,23 @@ export function compileQuery(
     );
   }
   order.push("e.key ASC");
-  const castsValues = q.where.length > 0 || q.orderBy.length > 0;
-  const from = castsValues
+  const from = readsDoc
     ? `${table} AS e CROSS JOIN LATERAL (SELECT e.value::jsonb AS doc OFFSET 0) AS d`
     : `${table} AS e`;
-  const limit = q.limit === Infinity ? "" : ` LIMIT ${params.bind(q.limit)}`;
-  const offset = q.offset === 0 ? "" : ` OFFSET ${params.bind(q.offset)}`;
+  // Literal integers (validated by normalizeQuery): a generic plan of a bound LIMIT assumes a
+  // tenth of the rows and may sort them all instead of reading the index in order.
+  const limit = q.limit === Infinity ? "" : ` LIMIT ${q.limit}`;
+  const offset = q.offset === 0 ? "" : ` OFFSET ${q.offset}`;
   return {
     sql: `SELECT e.key, e.value, e.version, e.expires_at FROM ${from} WHERE ${
       where.join(" AND ")
     } ORDER BY ${order.join(", ")}${limit}${offset}`,
     params: params.values,
-    castsValues,
-    index,
+    castsValues: readsDoc,
+    index: choice?.index,
+    narrows,
+    oddCheck: choice === undefined
+      ? undefined
+      : `SELECT ${oddExists(indexed!.schema, table, choice.index.prefix)} AS odd`,
   };
 }

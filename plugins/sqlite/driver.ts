@@ -21,10 +21,10 @@ import type {
 import { byteBounds, encodeKey, keysEqual } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { AtomicCheck, Capabilities, Key } from "../../src/store/types.ts";
-import { boundsWhere, isEmptyBounds } from "../_sql/bounds.ts";
+import { boundsWhere, isEmptyBounds, prefixBounds } from "../_sql/bounds.ts";
 import { entryOf, type EntryRow, KeysetPages } from "../_sql/keyset.ts";
 import { isBusy, isCorrupt, messageOf } from "./errors.ts";
-import { type CompiledQuery, compileQuery, LONE_SURROGATE_GLOB } from "./query.ts";
+import { CompiledQueries, type CompiledQuery, compileQuery, LONE_SURROGATE_GLOB } from "./query.ts";
 import type {
   IndexSpec,
   PreparedIndexes,
@@ -38,6 +38,7 @@ import {
   createIndexSql,
   createSearchSql,
   DROP_SEARCH_SQL,
+  ident,
   matchExpression,
   searchColumns,
 } from "./indexes.ts";
@@ -199,6 +200,10 @@ export class SqliteDriver implements StoreDriver {
   #db: DatabaseSync;
   /** The declared indexes that exist in the file. */
   #indexes: IndexSpec[] = [];
+  /** Compiled queries by shape, over `#indexes`. */
+  #queries = new CompiledQueries([]);
+  /** Search statements' text by the shape of their key bounds. */
+  #searchSql = new Map<string, string>();
   /** The search declaration the file's FTS table was built for, if any. */
   #search: SearchSpec | undefined;
   #storeName: string;
@@ -797,7 +802,7 @@ export class SqliteDriver implements StoreDriver {
   query(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined> {
     const what = "Cannot query";
     this.#assertOpen(what);
-    const compiled = compileQuery(query, now, this.#indexes);
+    const compiled = this.#queries.compile(query, now);
     if (compiled === undefined) return Promise.resolve(undefined);
     let rows: EntryRow[];
     try {
@@ -861,9 +866,34 @@ export class SqliteDriver implements StoreDriver {
       built.push(index);
     }
     this.#indexes = built;
+    this.#queries = new CompiledQueries(built);
+    if (this.#readOnly === undefined) {
+      // The declaration is the whole one: drop declared indexes (and search) no longer in it.
+      const wanted = new Set(request.indexes.map((i) => i.name));
+      for (const name of existing) {
+        if (!/^fs_ix_[0-9a-f]{8}$/.test(name) || wanted.has(name)) continue;
+        try {
+          this.#db.exec(`DROP INDEX IF EXISTS ${ident(name)}`);
+        } catch (err) {
+          throw this.#error(what, err);
+        }
+        request.progress(`dropped index ${name}: no longer declared`);
+      }
+    }
     let search = false;
     if (request.search !== undefined) {
       search = this.#prepareSearch(request.search, request.progress);
+    } else if (this.#readOnly === undefined && existing.has("flowstate_search")) {
+      try {
+        this.#begin.run();
+        for (const sql of DROP_SEARCH_SQL) this.#db.exec(sql);
+        this.#db.prepare("DELETE FROM flowstate_meta WHERE key = 'search'").run();
+        this.#commit.run();
+      } catch (err) {
+        this.#rollbackQuietly();
+        throw this.#error("Cannot drop the search index", err);
+      }
+      request.progress("dropped the search index: no longer declared");
     }
     return { indexes: built.map((i) => i.name), search };
   }
@@ -958,16 +988,22 @@ export class SqliteDriver implements StoreDriver {
     }
     const params: SQLInputValue[] = [matchExpression(request.terms, columns)];
     const where = boundsWhere(
-      byteBounds({ prefix: request.prefix }),
+      prefixBounds(request.prefix),
       (bytes) => (params.push(bytes), "?"),
       "e.key",
     );
-    const sql =
-      `SELECT e.key, e.value, e.version, e.expires_at, -bm25(flowstate_search) AS score ` +
-      `FROM flowstate_search JOIN flowstate_entries AS e ON e.rowid = flowstate_search.rowid ` +
-      `WHERE flowstate_search MATCH ? AND ${
-        [...where, "(e.expires_at IS NULL OR e.expires_at > ?)"].join(" AND ")
-      } ORDER BY bm25(flowstate_search), e.key LIMIT ?`;
+    // The same string for the same bounds: the statement cache finds it without hashing anew.
+    const shape = where.join(" AND ");
+    let sql = this.#searchSql.get(shape);
+    if (sql === undefined) {
+      sql = `SELECT e.key, e.value, e.version, e.expires_at, -bm25(flowstate_search) AS score ` +
+        `FROM flowstate_search JOIN flowstate_entries AS e ON e.rowid = flowstate_search.rowid ` +
+        `WHERE flowstate_search MATCH ? AND ${
+          [...where, "(e.expires_at IS NULL OR e.expires_at > ?)"].join(" AND ")
+        } ORDER BY bm25(flowstate_search), e.key LIMIT ?`;
+      if (this.#searchSql.size >= 100) this.#searchSql.clear();
+      this.#searchSql.set(shape, sql);
+    }
     try {
       const rows = this.#statement(sql).all(
         ...params,

@@ -25,8 +25,7 @@
  *
  * @module
  */
-import { byteBounds } from "../../src/store/keys.ts";
-import { boundsWhere } from "../_sql/bounds.ts";
+import { literalPrefixTerms } from "../_sql/bounds.ts";
 import type { IndexSpec, SearchSpec } from "../../src/store/indexes.ts";
 import type { Key } from "../../src/store/types.ts";
 
@@ -75,7 +74,7 @@ function makeValueExpr(col: string, path: readonly string[]): string {
 
 /** The literal key-range terms of a prefix, on column `col` (empty for `[]`). */
 export function prefixTerms(col: string, prefix: Key): string[] {
-  return boundsWhere(byteBounds({ prefix }), (bytes) => `X'${hex(bytes)}'`, col);
+  return literalPrefixTerms(prefix, col, "sqlite", (bytes) => `X'${hex(bytes)}'`);
 }
 
 /** A quoted identifier (index names are `fs_ix_` and hex). */

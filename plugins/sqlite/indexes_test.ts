@@ -168,3 +168,54 @@ Deno.test("sqlite count() skips expired entries without reading every row", asyn
     assert.ok(plan.some((d) => /COVERING INDEX/.test(d)), plan.join("\n"));
   });
 });
+
+Deno.test("sqlite drops an index and the search index no longer declared, saying so; a store opened without the option keeps them", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "d.db");
+    const names = () => {
+      const db = rawDb(path);
+      try {
+        return (db.prepare(
+          "SELECT name FROM sqlite_schema WHERE name LIKE 'fs_ix_%' OR name = 'flowstate_search' " +
+            "ORDER BY name",
+        ).all() as { name: string }[]).map((r) => r.name);
+      } finally {
+        db.close();
+      }
+    };
+    {
+      await using store = await openStore({
+        plugin: "sqlite",
+        path,
+        indexes: ORDERS,
+        search: { prefix: ["notes"] },
+      });
+      await store.set(["notes", "a"], "hello world");
+    }
+    assert.equal(names().length, 3);
+    {
+      // No indexes option: nothing is touched.
+      await using _ = await openStore({ plugin: "sqlite", path });
+    }
+    assert.equal(names().length, 3);
+    const warnings: Warning[] = [];
+    {
+      await using store = await openStore({ plugin: "sqlite", path, indexes: ORDERS.slice(1) }, {
+        onWarning: (w) => warnings.push(w),
+      });
+      assert.equal(store.indexes.length, 1);
+      await store.set(["notes", "b"], "still writable");
+    }
+    assert.equal(names().length, 1);
+    assert.ok(names()[0].startsWith("fs_ix_"));
+    const lines = warnings.map((w) => w.message);
+    assert.ok(
+      lines.some((l) => /dropped index fs_ix_\w+: no longer declared/.test(l)),
+      lines.join(),
+    );
+    assert.ok(
+      lines.some((l) => /dropped the search index: no longer declared/.test(l)),
+      lines.join(),
+    );
+  });
+});

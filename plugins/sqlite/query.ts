@@ -7,10 +7,9 @@
  * @module
  */
 import type { SQLInputValue } from "node:sqlite";
-import { byteBounds } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { JsonValue } from "../../src/store/types.ts";
-import { boundsWhere } from "../_sql/bounds.ts";
+import { boundsWhere, prefixBounds } from "../_sql/bounds.ts";
 import { chooseIndex, type IndexSpec } from "../../src/store/indexes.ts";
 import { ident, prefixTerms, rankExpr, valueExpr } from "./indexes.ts";
 
@@ -237,7 +236,7 @@ export function compileQuery(
   indexes: readonly IndexSpec[] = [],
 ): CompiledQuery | undefined {
   const params = new SqlParams();
-  const where = boundsWhere(byteBounds({ prefix: q.prefix }), (b) => params.bind(b), "e.key");
+  const where = boundsWhere(prefixBounds(q.prefix), (b) => params.bind(b), "e.key");
   const boundTerms = where.length;
   where.push(`(e.expires_at IS NULL OR e.expires_at > ${params.bind(now)})`);
   const clauseAt: number[] = [];
@@ -313,4 +312,126 @@ export function compileQuery(
     index: choice?.index,
     narrows,
   };
+}
+
+// ---------------------------------------------------------------------------
+// Compiled queries by shape. A query's SQL text depends on its shape only
+// (prefix, paths, ops, the operands' types, sort keys, limit, offset): the
+// operands and `now` are parameters. The cache compiles a shape once, finds
+// which parameter comes from which operand by compiling the same shape with
+// unique probe operands, and from then on only fills the parameters in — no
+// SQL text built, and the same string for the statement cache every time.
+
+type Source =
+  | { kind: "now" }
+  | { kind: "operand"; clause: number; item: number }
+  | { kind: "const"; value: SQLInputValue };
+
+interface Template {
+  compiled: CompiledQuery;
+  sources: Source[];
+}
+
+/** A signature of an operand's type, as far as the SQL text depends on it. */
+function signature(v: unknown): string {
+  if (v === undefined) return "u";
+  if (v === null || typeof v === "boolean") return String(v);
+  if (typeof v === "number") return "n";
+  if (typeof v === "string") return v.isWellFormed() ? "s" : "S";
+  if (Array.isArray(v)) return `[${v.map(signature).join(",")}]`;
+  return `o${JSON.stringify(v)}`;
+}
+
+function shapeKey(q: NormalizedQuery): string {
+  const parts = [JSON.stringify(q.prefix)];
+  for (const c of q.where) parts.push(c.op, JSON.stringify(c.path), signature(c.value));
+  parts.push(JSON.stringify(q.orderBy), String(q.limit), String(q.offset));
+  return parts.join("\u0001");
+}
+
+/** `q` with every number and string operand (and `in` item) replaced by a unique probe. */
+function probeQuery(q: NormalizedQuery): { probe: NormalizedQuery; probes: Map<unknown, Source> } {
+  const probes = new Map<unknown, Source>();
+  let k = 0;
+  const probeOf = (v: JsonValue, clause: number, item: number): JsonValue => {
+    if (typeof v === "number") {
+      const p = -(++k) * 1.000000123e-250;
+      probes.set(p, { kind: "operand", clause, item });
+      return p;
+    }
+    if (typeof v === "string" && v.isWellFormed()) {
+      const p = `\u0002probe${++k}\u0002`;
+      probes.set(p, { kind: "operand", clause, item });
+      return p;
+    }
+    return v;
+  };
+  const where = q.where.map((c, i) => ({
+    ...c,
+    value: c.op === "in" && Array.isArray(c.value)
+      ? c.value.map((x, j) => probeOf(x, i, j))
+      : c.value === undefined
+      ? undefined
+      : probeOf(c.value, i, -1),
+  }));
+  return { probe: { ...q, where }, probes };
+}
+
+const PROBE_NOW = 1.2345e-300;
+
+function makeTemplate(
+  q: NormalizedQuery,
+  now: number,
+  indexes: readonly IndexSpec[],
+): Template | null | "uncacheable" {
+  const real = compileQuery(q, now, indexes);
+  if (real === undefined) return null;
+  const { probe, probes } = probeQuery(q);
+  const pc = compileQuery(probe, PROBE_NOW, indexes);
+  if (pc === undefined || pc.sql !== real.sql || pc.params.length !== real.params.length) {
+    return "uncacheable";
+  }
+  const sources: Source[] = [];
+  for (let i = 0; i < pc.params.length; i++) {
+    const p = pc.params[i];
+    if (p === PROBE_NOW) sources.push({ kind: "now" });
+    else if (probes.has(p)) sources.push(probes.get(p)!);
+    else if (p === real.params[i]) sources.push({ kind: "const", value: p });
+    else return "uncacheable";
+  }
+  return { compiled: real, sources };
+}
+
+/** At most this many shapes are remembered (then the cache starts over). */
+const MAX_SHAPES = 500;
+
+/** {@linkcode compileQuery}, remembered by the query's shape, for one set of indexes. */
+export class CompiledQueries {
+  readonly #indexes: readonly IndexSpec[];
+  readonly #shapes = new Map<string, Template | null | "uncacheable">();
+
+  /** A cache for queries over `indexes`. */
+  constructor(indexes: readonly IndexSpec[]) {
+    this.#indexes = indexes;
+  }
+
+  /** The compiled query (as `compileQuery` returns it). */
+  compile(q: NormalizedQuery, now: number): CompiledQuery | undefined {
+    const key = shapeKey(q);
+    let t = this.#shapes.get(key);
+    if (t === undefined) {
+      if (this.#shapes.size >= MAX_SHAPES) this.#shapes.clear();
+      this.#shapes.set(key, t = makeTemplate(q, now, this.#indexes));
+      if (t !== "uncacheable") return t?.compiled;
+    }
+    if (t === null) return undefined;
+    if (t === "uncacheable") return compileQuery(q, now, this.#indexes);
+    const params = t.sources.map((s): SQLInputValue => {
+      if (s.kind === "now") return now;
+      if (s.kind === "const") return s.value;
+      const v = q.where[s.clause].value as JsonValue;
+      return (s.item < 0 ? v : (v as JsonValue[])[s.item]) as SQLInputValue;
+    });
+    return { ...t.compiled, params };
+  }
 }

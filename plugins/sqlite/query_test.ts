@@ -10,6 +10,9 @@ import {
   writeEntries,
 } from "../../src/testing/conformance/_random.ts";
 import { SqliteDriver } from "./mod.ts";
+import { CompiledQueries, compileQuery } from "./query.ts";
+import { normalizeIndexes } from "../../src/store/indexes.ts";
+import { normalizeQuery } from "../../src/store/query.ts";
 import { manualClock, withDir } from "./_test_utils.ts";
 
 // SqliteDriver.query(): what runs in SQL, what falls back to the core, and
@@ -187,4 +190,25 @@ Deno.test("SqliteDriver.query() compares every sample number and string exactly 
       await mem.close();
     }
   });
+});
+
+Deno.test("CompiledQueries compiles each shape once and fills in the operands exactly as compileQuery", () => {
+  const indexes = normalizeIndexes([
+    { prefix: [], path: "a" },
+    { prefix: [], path: "b" },
+    { prefix: ["p"], path: "c" },
+  ], "test");
+  const queries = randomQueryWorkload({ seed: 7, queries: 3000 }).operations;
+  const cache = new CompiledQueries(indexes);
+  let now = 1_000;
+  // Twice over: the second pass meets every shape again (with other operands in between).
+  for (const pass of [0, 1]) {
+    for (const query of queries) {
+      const q = normalizeQuery(query);
+      now += 7;
+      const expected = compileQuery(q, now, indexes);
+      const got = cache.compile(q, now);
+      assert.deepEqual(got, expected, `pass ${pass}: ${JSON.stringify(query)}`);
+    }
+  }
 });

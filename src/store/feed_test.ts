@@ -185,3 +185,24 @@ Deno.test("feed: trimming by count and by age keeps the newest entries and getAt
   // The by-key index is trimmed too: history of a trimmed key is empty.
   assert.equal((await store.getAt(["k", "7"], { seq: 9 }))?.value, 7);
 });
+
+Deno.test("feed: with the core's own indexes (jsonfile), index entries move with the write and never show in the feed", async () => {
+  await using store = await openStore({
+    plugin: "jsonfile",
+    path: join(dir, "indexed.json"),
+    indexes: [{ prefix: ["orders"], path: "status" }],
+    changes: { keep: "30d" },
+  });
+  await store.set(["orders", "1"], { status: "open" });
+  await store.set(["orders", "2"], { status: "open" });
+  await store.set(["orders", "1"], { status: "shipped" });
+  const open = await store.query({
+    prefix: ["orders"],
+    where: [{ path: "status", op: "eq", value: "open" }],
+  });
+  assert.deepEqual(open.map((e) => e.key), [["orders", "2"]]);
+  assert.deepEqual(
+    (await all(store)).map((c) => [c.seq, c.key.join("/")]),
+    [[1, "orders/1"], [2, "orders/2"], [3, "orders/1"]],
+  );
+});

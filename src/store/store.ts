@@ -75,6 +75,7 @@ import type {
 import { assertValueSize, serializeValue } from "./values.ts";
 import { systemClock } from "../clock.ts";
 import { listIterator } from "./list_iterator.ts";
+import { CoreIndexes } from "./core_indexes.ts";
 import {
   coreStore,
   INTERNAL,
@@ -227,6 +228,20 @@ export function markUniqueVersions(wrapper: Store, inner: Store): void {
   if (uniqueVersions.has(inner)) uniqueVersions.add(wrapper);
 }
 
+/**
+ * Build the index entries the core keeps for a store `wrapDriver` made (no-op
+ * for any other store); `authoritative`: the declaration is the whole one,
+ * so the entries of indexes no longer in it are dropped.
+ */
+export async function prepareCoreIndexes(
+  store: Store,
+  authoritative: boolean,
+  progress: (message: string) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  if (store instanceof CoreStore) await store.prepareCoreIndexes(authoritative, progress, signal);
+}
+
 class CoreStore implements Store {
   readonly name: string;
   readonly plugin: string;
@@ -239,6 +254,10 @@ class CoreStore implements Store {
   #indexSpecs: IndexSpec[];
   #search: SearchSpec | undefined;
   #nativeSearch: boolean;
+  /** Index entries kept by the core, for a driver that builds no index natively. */
+  #coreIx: CoreIndexes;
+  /** Whether the core's index entries are built (answer queries from them only then). */
+  #coreIxReady = false;
   readonly indexes: readonly IndexInfo[];
   #feed: FeedRetention | undefined;
   /** Watchers in this process, woken after each feed commit. */
@@ -268,6 +287,12 @@ class CoreStore implements Store {
     this.plugin = options.plugin;
     this.location = driver.location;
     this.capabilities = Object.freeze({ ...DEFAULT_CAPABILITIES, ...driver.capabilities });
+    // A driver that builds indexes natively answers (or scans) every query itself; for the
+    // others the core keeps index entries in the internal space.
+    this.#coreIx = new CoreIndexes(
+      driver,
+      this.capabilities.indexes ? [] : this.#indexSpecs.filter((i) => !native.has(i.name)),
+    );
     if (typeof driver.listen === "function" && typeof driver.signal === "function") {
       this.listen = (topic, onSignal) => {
         this.#assertOpen("Cannot listen");
@@ -315,10 +340,34 @@ class CoreStore implements Store {
     });
   }
 
+  /**
+   * Build the core's index entries not built yet (and, when `authoritative`,
+   * drop those of indexes no longer declared); from then on queries use them.
+   */
+  async prepareCoreIndexes(
+    authoritative: boolean,
+    progress: (message: string) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    if (!this.#coreIx.active && !authoritative) return;
+    await this.#coreIx.prepare(
+      authoritative,
+      () => this.#clock.now(),
+      () => newVersion(),
+      progress,
+      signal,
+    );
+    this.#coreIxReady = this.#coreIx.active;
+  }
+
   #commit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
     if (this.#feed !== undefined) return this.#feedCommit(checks, mutations);
     const now = this.#clock.now();
     const version = newVersion(this.#clock === systemClock ? now : Date.now());
+    if (this.#coreIx.active) {
+      return this.#coreIx.commit(checks, mutations, version, () => this.#clock.now())
+        .then((r) => commitResult(r, version));
+    }
     const request: CommitRequest = { checks, mutations, version, now };
     let result;
     try {
@@ -344,12 +393,20 @@ class CoreStore implements Store {
       const now = this.#clock.now();
       const version = newVersion(this.#clock === systemClock ? now : Date.now());
       const plan = await planFeed(this.#driver, expanded, now, version, by);
-      const result = await this.#driver.commit({
-        checks: [...checks, plan.check],
-        mutations: [...expanded, ...plan.mutations],
-        version,
-        now,
-      });
+      // With the core's own indexes, their entries move in the same commit too.
+      const result = this.#coreIx.active
+        ? await this.#coreIx.commit(
+          [...checks, plan.check],
+          [...expanded, ...plan.mutations],
+          version,
+          () => now,
+        )
+        : await this.#driver.commit({
+          checks: [...checks, plan.check],
+          mutations: [...expanded, ...plan.mutations],
+          version,
+          now,
+        });
       if (result.ok) {
         if (plan.mutations.length > 0) this.#announce();
         return { ok: true, version };
@@ -826,6 +883,10 @@ class CoreStore implements Store {
         return native.filter((r) => this.#live(r, now) !== null).map((r) => toEntry<T>(r));
       }
     }
+    if (this.#coreIxReady) {
+      const indexed = await this.#coreIx.query(q, now);
+      if (indexed !== undefined) return indexed.map((r) => toEntry<T>(r));
+    }
     const entries: { key: Key; value: unknown; raw: RawEntry }[] = [];
     for await (const raw of this.#listOutsideInternal({ prefix: q.prefix }, now)) {
       if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
@@ -841,6 +902,10 @@ class CoreStore implements Store {
     assertKey(q.prefix, what, true);
     if (this.capabilities.query && this.#driver.explain) {
       const plan = await this.#driver.explain(q, this.#clock.now());
+      if (plan !== undefined) return plan;
+    }
+    if (this.#coreIxReady) {
+      const plan = this.#coreIx.explain(q);
       if (plan !== undefined) return plan;
     }
     const choice = chooseIndex(this.#indexSpecs, q);
@@ -932,7 +997,11 @@ class CoreStore implements Store {
           return Promise.reject(new TypeError(`${what}: this operation was already committed`));
         }
         committed = true;
-        if (this.capabilities.atomicClear || !mutations.some((m) => m.type === "clear")) {
+        const clears = mutations.filter((m) => m.type === "clear");
+        if (
+          (this.capabilities.atomicClear &&
+            !clears.some((m) => this.#coreIx.touches(m.range))) || clears.length === 0
+        ) {
           return this.#commit(checks, mutations);
         }
         return this.#expandClears(mutations).then((expanded) => this.#commit(checks, expanded));
@@ -971,7 +1040,10 @@ class CoreStore implements Store {
     this.#assertOpen(what);
     const range = this.#clearRange(prefix, bounds, what);
     const now = this.#clock.now();
-    if (this.capabilities.clear && this.#driver.clear && this.#feed === undefined) {
+    if (
+      this.capabilities.clear && this.#driver.clear && this.#feed === undefined &&
+      !this.#coreIx.touches(range)
+    ) {
       let total = 0;
       for (const part of outsideInternal(range)) total += await this.#driver.clear(part, now);
       return total;
@@ -986,7 +1058,7 @@ class CoreStore implements Store {
       if (batch.length === 0) return removed;
       removed += batch.filter((r) => r.expiresAt === null || r.expiresAt > now).length;
       const deletes: Mutation[] = batch.map((r) => ({ type: "delete", key: r.key }));
-      if (this.#feed !== undefined) await this.#feedCommit([], deletes);
+      if (this.#feed !== undefined || this.#coreIx.active) await this.#commit([], deletes);
       else {await this.#driver.commit({
           checks: [],
           mutations: deletes,
@@ -1031,6 +1103,16 @@ class CoreStore implements Store {
       if (batch.length >= 500) await flush();
     }
     await flush();
+    if (this.#coreIx.active) {
+      // The core's index entries expire with their entries: purge those too (not counted).
+      const counted = removed;
+      for await (const raw of this.#driver.list({ prefix: [INTERNAL, "ix"], batchSize: 500 }, 0)) {
+        if (raw.expiresAt !== null && raw.expiresAt <= now) batch.push(raw);
+        if (batch.length >= 500) await flush();
+      }
+      await flush();
+      removed = counted;
+    }
     return removed;
   }
 

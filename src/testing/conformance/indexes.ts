@@ -193,6 +193,10 @@ export function defineIndexCases(define: DefineCase): void {
     if (index.native) {
       same(plan.index, index.name, `explain() of an eq on a native index: ${show(plan)}`);
       same(plan.scan, false, `explain() of an eq on a native index scans nothing`);
+    } else if (plan.by === "core") {
+      // Index entries kept by the core (a driver without native indexes).
+      same(plan.index, index.name, `explain() of an eq on the core's index entries: ${show(plan)}`);
+      same(plan.scan, false, `explain() of an eq on the core's index entries scans nothing`);
     } else {
       same(plan.index, null, `explain() without native indexes names none: ${show(plan)}`);
       same(plan.scan, true, `explain() without native indexes scans`);

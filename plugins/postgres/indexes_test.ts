@@ -1,0 +1,216 @@
+import assert from "node:assert/strict";
+import { openStore } from "../../src/plugin.ts";
+import type { Store } from "../../src/store/types.ts";
+import postgres from "postgres";
+import { dropTestSchema, newTable, pgTest, SCHEMA } from "./_test_utils.ts";
+
+/** Rows of one statement on a connection of its own. */
+async function rows<T>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    return [...await sql.unsafe(text, params as never[])] as T[];
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+// Declared indexes and full-text search on postgres, through openStore():
+// ranges and sorts from the index, the guard for values jsonb cannot hold,
+// lifecycle (a removed declaration is dropped), and search through the GIN
+// index of the tsvector column (needs a server: see _test_utils.ts).
+
+function open(
+  url: string,
+  table: string,
+  extra: Record<string, unknown> = {},
+  warnings: string[] = [],
+): Promise<Store> {
+  return openStore(
+    { plugin: "postgres", url, schema: SCHEMA, table, ...extra },
+    { onWarning: (w) => warnings.push(w.message) },
+  );
+}
+
+const ORDERS = { indexes: [{ prefix: ["o"], path: "total" }, { prefix: ["o"], path: "st" }] };
+
+async function fill(store: Store): Promise<void> {
+  const op = store.atomic();
+  for (let i = 0; i < 40; i++) {
+    const total = i % 3 === 0 ? `t${i}` : i % 5 === 0 ? null : i * 1.5;
+    op.set(["o", `k${String(i).padStart(2, "0")}`], { total, st: i % 2 ? "open" : "done" });
+  }
+  op.set(["o", "missing"], { st: "open" });
+  op.set(["p", "other"], { total: 3 });
+  await op.commit();
+}
+
+pgTest(
+  "postgres indexes answer eq, ranges and orderBy from the index, as a scan does",
+  async (url) => {
+    const table = newTable("ix");
+    await using store = await open(url, table, ORDERS);
+    await using reference = await openStore({ plugin: "memory" });
+    await fill(store);
+    await fill(reference);
+    const queries = [
+      { prefix: ["o"], where: [{ path: "total", op: "gt" as const, value: 30 }] },
+      { prefix: ["o"], where: [{ path: "total", op: "lte" as const, value: "t2" }] },
+      { prefix: ["o"], where: [{ path: "total", op: "eq" as const, value: null }] },
+      { prefix: ["o"], where: [{ path: "st", op: "eq" as const, value: "open" }], limit: 3 },
+      { prefix: ["o"], orderBy: { path: "total" }, limit: 10 },
+      { prefix: ["o"], orderBy: { path: "total", direction: "desc" as const }, limit: 10 },
+      {
+        prefix: ["o"],
+        where: [{ path: "total", op: "gte" as const, value: 10 }],
+        orderBy: { path: "total", direction: "desc" as const },
+        offset: 2,
+        limit: 4,
+      },
+    ];
+    for (const q of queries) {
+      assert.deepEqual(
+        (await store.query(q)).map((e) => [e.key, e.value]),
+        (await reference.query(q)).map((e) => [e.key, e.value]),
+        JSON.stringify(q),
+      );
+    }
+    for (const q of queries.slice(0, 3)) {
+      const plan = await store.explain(q);
+      assert.equal(plan.by, "native");
+      assert.equal(plan.index, store.indexes[0].name, JSON.stringify(plan));
+      assert.equal(plan.scan, false);
+    }
+    // A sort alone: PostgreSQL reads the order from the index (no Sort node).
+    await rows(url, `ANALYZE "${SCHEMA}"."${table}"`);
+    const sorted = await store.explain(queries[4]);
+    assert.equal(sorted.index, store.indexes[0].name, sorted.detail.join("\n"));
+    assert.ok(!sorted.detail.some((d) => / Sort /.test(d)), sorted.detail.join("\n"));
+  },
+);
+
+pgTest(
+  "postgres: a value jsonb cannot hold under an index's prefix sends its queries to the core",
+  async (url) => {
+    await using store = await open(url, newTable("odd"), ORDERS);
+    await using reference = await openStore({ plugin: "memory" });
+    for (const s of [store, reference]) {
+      await s.set(["o", "a"], { total: "\ud800" });
+      await s.set(["o", "b"], { total: "\ufffd" });
+      await s.set(["o", "c"], { total: "zz" });
+    }
+    for (
+      const q of [
+        { prefix: ["o"], orderBy: { path: "total" } },
+        { prefix: ["o"], orderBy: { path: "total", direction: "desc" as const }, limit: 1 },
+        { prefix: ["o"], where: [{ path: "total", op: "lt" as const, value: "\ue000" }] },
+        { prefix: ["o"], where: [{ path: "total", op: "gt" as const, value: "\ue000" }] },
+      ]
+    ) {
+      const ours = (await store.query(q)).map((e) => e.key[1]);
+      assert.deepEqual(ours, (await reference.query(q)).map((e) => e.key[1]), JSON.stringify(q));
+    }
+    const none = await store.query({
+      prefix: ["o"],
+      where: [{ path: "total", op: "eq", value: 5 }],
+    });
+    assert.deepEqual(none, []);
+  },
+);
+
+pgTest(
+  "postgres: an index removed from the declaration is dropped, with a line saying so",
+  async (url) => {
+    const table = newTable("drop");
+    const names = () =>
+      rows<{ n: string }>(
+        url,
+        `SELECT indexname AS n FROM pg_indexes WHERE schemaname = $1 AND tablename = $2 ` +
+          `AND indexname LIKE '%fs\\_%' ORDER BY 1`,
+        [SCHEMA, table],
+      ).then((r) => r.map((x) => x.n));
+    {
+      await using _ = await open(url, table, ORDERS);
+    }
+    assert.equal((await names()).length, 3); // two declared and the guard
+    const warnings: string[] = [];
+    {
+      await using s = await open(url, table, { indexes: [ORDERS.indexes[0]] }, warnings);
+      assert.equal(s.indexes.length, 1);
+    }
+    assert.equal((await names()).length, 2);
+    assert.ok(
+      warnings.some((w) => /dropped index fs_ix_\w+: no longer declared/.test(w)),
+      warnings.join(),
+    );
+  },
+);
+
+pgTest(
+  "postgres search: tsvector + GIN finds what the reference rule finds, kept exact on every write",
+  async (url) => {
+    const table = newTable("fts");
+    const search = { prefix: ["n"], fields: ["title", "body"] };
+    await using store = await open(url, table, { search });
+    await using reference = await openStore({ plugin: "memory" });
+    const docs: [string, unknown][] = [
+      ["a", { title: "Red apples", body: "Apples grow on trees; the red-apple harvest." }],
+      ["b", { title: "Green pears", body: "Pears, not apples." }],
+      ["c", { title: "Été à Paris", body: "日本語 text and naïve café" }],
+      ["d", { title: "nothing", body: 42 }],
+    ];
+    for (const [k, v] of docs) {
+      await store.set(["n", k], v as never);
+      await reference.set(["n", k], v as never);
+    }
+    await store.set(["x", "a"], { title: "apples outside the prefix" });
+    const same = async (text: string, options?: { fields?: string[] }) => {
+      const ours = (await store.search(text, options)).map((h) => h.key[1]).sort();
+      const ref = (await reference.search(text, { prefix: ["n"], ...options }))
+        .map((h) => h.key[1]).sort();
+      assert.deepEqual(ours, ref, text);
+      return ours;
+    };
+    assert.deepEqual(await same("apples"), ["a", "b"]);
+    assert.deepEqual(await same("APPLE"), ["a"]);
+    assert.deepEqual(await same("red apples"), ["a"]);
+    assert.deepEqual(await same("été"), ["c"]);
+    assert.deepEqual(await same("日本語 CAFÉ"), ["c"]);
+    assert.deepEqual(await same("apples", { fields: ["title"] }), ["a"]);
+    assert.deepEqual(await same("42"), []);
+    // Ranked: two mentions in a short text first.
+    assert.deepEqual((await store.search("apples")).map((h) => h.key[1]), ["a", "b"]);
+    // Overwrites and deletes are seen at once.
+    await store.set(["n", "b"], { title: "plums" });
+    await store.delete(["n", "a"]);
+    assert.deepEqual((await store.search("apples")).map((h) => h.key[1]), []);
+    assert.deepEqual((await store.search("plums")).map((h) => h.key[1]), ["b"]);
+    // Native: the GIN index is there.
+    const gin = await rows<{ n: number }>(
+      url,
+      `SELECT count(*)::int AS n FROM pg_indexes WHERE schemaname = $1 AND tablename = $2 ` +
+        `AND indexdef LIKE '%USING gin (fs_search)%'`,
+      [SCHEMA, table],
+    );
+    assert.equal(gin[0].n, 1);
+    // Removing the declaration (indexes still declared) drops the column.
+    const warnings: string[] = [];
+    {
+      await using _ = await open(
+        url,
+        table,
+        { indexes: [{ prefix: ["n"], path: "title" }] },
+        warnings,
+      );
+    }
+    assert.ok(warnings.some((w) => /dropped the search index/.test(w)), warnings.join());
+    const cols = await rows<{ n: number }>(
+      url,
+      `SELECT count(*)::int AS n FROM information_schema.columns WHERE table_schema = $1 ` +
+        `AND table_name = $2 AND column_name = 'fs_search'`,
+      [SCHEMA, table],
+    );
+    assert.equal(cols[0].n, 0);
+  },
+);
+
+dropTestSchema();

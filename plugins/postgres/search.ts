@@ -1,0 +1,219 @@
+/**
+ * Full-text search in the postgres plugin: a `tsvector` column
+ * (`fs_search`) on the entries table, filled by a `BEFORE INSERT OR UPDATE
+ * OF key, value` trigger inside every writer's own transaction (so it is
+ * exact on every commit, whoever writes), and a GIN index on it.
+ *
+ * The words of a value are what the core's reference search reads: every
+ * string (or the strings at the declared fields), lower-cased, split into
+ * runs of letters and digits (`[[:alnum:]]+`), joined by spaces and handed
+ * to `to_tsvector('simple', …)`, which keeps each such run as one lexeme.
+ * With up to four declared fields each field gets its own weight (A–D), so
+ * a search in some fields is `'word':AB`. A query is `'t1' & 't2'` (terms
+ * as the core splits them). Hits are ranked by `ts_rank(…, 1)`
+ * (frequency, shrinking with the document's length); every hit is checked
+ * again with the core's `searchScore`, so no entry that the reference
+ * search would not find is returned.
+ *
+ * The declaration the column was built for is kept in `<table>_meta`
+ * (`search`); a changed declaration rebuilds it, a removed one drops it.
+ *
+ * @module
+ */
+import type { Sql } from "postgres";
+import { byteBounds } from "../../src/store/keys.ts";
+import type { RawSearchHit, SearchRequest, SearchSpec } from "../../src/store/driver.ts";
+import { coversPrefix, searchScore } from "../../src/store/indexes.ts";
+import { boundsWhere } from "../_sql/bounds.ts";
+import { entryOf, type EntryRow } from "../_sql/keyset.ts";
+import {
+  BUILD_NOTICE_ENTRIES,
+  createCastFunctionSql,
+  createIndexFunctionsSql,
+  prefixTerms,
+} from "./indexes.ts";
+import { LOCK_CLASS, quoteIdent } from "./schema.ts";
+import type { PgIndexTarget } from "./indexes.ts";
+
+/** Characters of searchable text indexed per entry (a tsvector holds at most 1 MB). */
+export const MAX_SEARCH_TEXT = 200_000;
+const WEIGHTS = ["A", "B", "C", "D"];
+
+function metaTable(t: PgIndexTarget): string {
+  return `${quoteIdent(t.schema)}.${quoteIdent(`${t.table}_meta`)}`;
+}
+
+function words(schema: string): string {
+  return `${quoteIdent(schema)}.flowstate_words`;
+}
+
+function tsvFunction(t: PgIndexTarget): string {
+  return `${quoteIdent(t.schema)}.${quoteIdent(`${t.table}_fs_tsv`)}`;
+}
+
+function triggerFunction(t: PgIndexTarget): string {
+  return `${quoteIdent(t.schema)}.${quoteIdent(`${t.table}_fs_search`)}`;
+}
+
+function pathArray(path: readonly string[]): string {
+  // Segments hold no quote, backslash or NUL (checked when declared).
+  return `'{${path.map((s) => `"${s}"`).join(",")}}'::text[]`;
+}
+
+/** Whether a declaration's fields each get a weight (a search may then name some of them). */
+function weighted(spec: SearchSpec): boolean {
+  return spec.fields !== null && spec.fields.length <= WEIGHTS.length;
+}
+
+/** The statements that create the search column, functions, trigger and index (not the fill). */
+function createSql(t: PgIndexTarget, spec: SearchSpec): string[] {
+  const field = `${quoteIdent(t.schema)}.flowstate_field`;
+  const vector = (doc: string) =>
+    `to_tsvector('simple'::regconfig, left(coalesce(${
+      words(t.schema)
+    }(${doc}), ''), ${MAX_SEARCH_TEXT}))`;
+  const tsv = spec.fields === null
+    ? vector(`${field}(v, '{}'::text[])`)
+    : spec.fields.map((f, i) => {
+      const one = vector(`${field}(v, ${pathArray(f)})`);
+      return weighted(spec) ? `setweight(${one}, '${WEIGHTS[i]}')` : one;
+    }).join(" || ");
+  const range = prefixTerms("NEW.key", spec.prefix);
+  return [
+    `CREATE OR REPLACE FUNCTION ${words(t.schema)}(doc jsonb) RETURNS text LANGUAGE sql ` +
+    `IMMUTABLE PARALLEL SAFE AS $fs$ SELECT string_agg(m[1], ' ') FROM ` +
+    `jsonb_path_query(doc, 'strict $.**') AS s(v), ` +
+    `regexp_matches(lower(s.v #>> '{}'), '([[:alnum:]]+)', 'g') AS m ` +
+    `WHERE jsonb_typeof(s.v) = 'string' $fs$`,
+    `ALTER TABLE ${t.qualified} ADD COLUMN IF NOT EXISTS fs_search tsvector`,
+    `CREATE OR REPLACE FUNCTION ${tsvFunction(t)}(v text) RETURNS tsvector LANGUAGE sql ` +
+    `IMMUTABLE PARALLEL UNSAFE AS $fs$ SELECT ${tsv} $fs$`,
+    `CREATE OR REPLACE FUNCTION ${triggerFunction(t)}() RETURNS trigger LANGUAGE plpgsql AS $fs$
+BEGIN
+  IF ${range.length === 0 ? "true" : range.join(" AND ")} THEN
+    NEW.fs_search := ${tsvFunction(t)}(NEW.value);
+  ELSE
+    NEW.fs_search := NULL;
+  END IF;
+  RETURN NEW;
+END
+$fs$`,
+    `CREATE TRIGGER ${quoteIdent(`${t.table}_fs_search`)} BEFORE INSERT OR UPDATE OF key, value ` +
+    `ON ${t.qualified} FOR EACH ROW EXECUTE FUNCTION ${triggerFunction(t)}()`,
+  ];
+}
+
+function dropSql(t: PgIndexTarget): string[] {
+  return [
+    `DROP TRIGGER IF EXISTS ${quoteIdent(`${t.table}_fs_search`)} ON ${t.qualified}`,
+    `DROP FUNCTION IF EXISTS ${triggerFunction(t)}()`,
+    `ALTER TABLE ${t.qualified} DROP COLUMN IF EXISTS fs_search`,
+    `DROP FUNCTION IF EXISTS ${tsvFunction(t)}(text)`,
+  ];
+}
+
+async function builtFor(sql: Pick<Sql, "unsafe">, t: PgIndexTarget): Promise<string | null> {
+  const rows = await sql.unsafe<{ value: string }[]>(
+    `SELECT value FROM ${metaTable(t)} WHERE key = 'search'`,
+  );
+  return rows[0]?.value ?? null;
+}
+
+/**
+ * Build (or rebuild, or drop) the search column for `spec`, under the
+ * table's advisory lock. Resolves whether search is native.
+ */
+export async function preparePgSearch(
+  sql: Sql,
+  t: PgIndexTarget,
+  spec: SearchSpec | undefined,
+  progress: (message: string) => void,
+): Promise<boolean> {
+  const wanted = spec === undefined ? null : JSON.stringify(spec);
+  if (await builtFor(sql, t) === wanted) return spec !== undefined;
+  await sql.begin(async (tx) => {
+    await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${t.lockId})`);
+    const had = await builtFor(tx, t);
+    if (had === wanted) return;
+    for (const statement of dropSql(t)) await tx.unsafe(statement);
+    await tx.unsafe(`DELETE FROM ${metaTable(t)} WHERE key = 'search'`);
+    if (spec === undefined) {
+      progress("dropped the search index: no longer declared");
+      return;
+    }
+    await tx.unsafe(createCastFunctionSql(t.schema));
+    for (const statement of createIndexFunctionsSql(t.schema)) await tx.unsafe(statement);
+    for (const statement of createSql(t, spec)) await tx.unsafe(statement);
+    const range = prefixTerms("key", spec.prefix);
+    const where = range.length === 0 ? "" : ` WHERE ${range.join(" AND ")}`;
+    const [{ n }] = await tx.unsafe<{ n: number }[]>(
+      `SELECT count(*)::float8 AS n FROM ${t.qualified}${where}`,
+    );
+    const started = performance.now();
+    if (n > BUILD_NOTICE_ENTRIES) progress(`building the search index: ${n} entries…`);
+    await tx.unsafe(`UPDATE ${t.qualified} SET fs_search = ${tsvFunction(t)}(value)${where}`);
+    await tx.unsafe(
+      `CREATE INDEX ${quoteIdent(`${t.table}_fs_search_gin`)} ON ${t.qualified} ` +
+        `USING gin (fs_search)`,
+    );
+    await tx.unsafe(`INSERT INTO ${metaTable(t)} (key, value) VALUES ('search', $1)`, [wanted!]);
+    if (n > BUILD_NOTICE_ENTRIES) {
+      progress(`built the search index in ${Math.round(performance.now() - started)} ms`);
+    }
+  });
+  return spec !== undefined;
+}
+
+/**
+ * A search through the GIN index, or `undefined` when the request does not
+ * fit the declaration (the core scans). `run` sends one statement.
+ */
+export async function pgSearch(
+  run: (text: string, params: unknown[]) => Promise<(EntryRow & { score: number })[]>,
+  table: string,
+  spec: SearchSpec,
+  request: SearchRequest,
+  now: number,
+): Promise<RawSearchHit[] | undefined> {
+  if (!coversPrefix(spec.prefix, request.prefix)) return undefined;
+  let weights = "";
+  if (request.fields !== null) {
+    if (!weighted(spec)) return undefined;
+    const names = spec.fields!.map((f) => f.join("\0"));
+    for (const f of request.fields) {
+      const i = names.indexOf(f.join("\0"));
+      if (i < 0) return undefined;
+      weights += WEIGHTS[i];
+    }
+  }
+  const query = request.terms.map((term) => `'${term}'${weights ? `:${weights}` : ""}`)
+    .join(" & ");
+  const params: unknown[] = [query, now];
+  // The column is NULL outside the declaration's prefix: bounds only for a narrower one (the
+  // planner would otherwise walk the key index over the whole prefix instead of the GIN one).
+  const where = request.prefix.length === spec.prefix.length ? [] : boundsWhere(
+    byteBounds({ prefix: request.prefix }),
+    (b) => `$${params.push(b)}::bytea`,
+    "e.key",
+  );
+  const rows = await run(
+    `SELECT e.key, e.value, e.version, e.expires_at, ` +
+      `ts_rank(e.fs_search, $1::tsquery, 1)::float8 AS score FROM ${table} AS e ` +
+      `WHERE e.fs_search @@ $1::tsquery AND (e.expires_at IS NULL OR e.expires_at > $2::float8)${
+        where.map((w) => ` AND ${w}`).join("")
+      } ORDER BY score DESC, e.key LIMIT ${request.limit}`,
+    params,
+  );
+  const hits: RawSearchHit[] = [];
+  for (const row of rows) {
+    const entry = entryOf(row);
+    // Tokenizers differ at the margins: keep only what the reference search finds.
+    if (searchScore(JSON.parse(entry.value), request.terms, request.fields) === undefined) {
+      continue;
+    }
+    hits.push({ ...entry, score: row.score });
+  }
+  // A dropped hit from a full page leaves the page short: let the core answer exactly.
+  if (hits.length < rows.length && rows.length === request.limit) return undefined;
+  return hits;
+}

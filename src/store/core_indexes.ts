@@ -1,0 +1,386 @@
+/**
+ * Index entries kept by the core, for declared indexes a driver does not
+ * build natively (a third-party driver, Redis): for each live entry under an
+ * index's prefix whose field is a scalar, an internal key
+ *
+ * ```text
+ * ["\u0000", "ix", <index name>, <token>, ...the entry's key]
+ * ```
+ *
+ * written in the same `commit()` as the entry itself (with a check on the
+ * entry's version as read, retried when another writer got there first), and
+ * expiring with it. The token orders like the core's sort: the type's rank
+ * (`1` null, `2` false, `3` true, `4` number, `5` string), then for a number
+ * 16 hex digits whose order is the number's, for a string its first
+ * {@linkcode TOKEN_CHARS} characters. A query with an `eq` or range clause on
+ * the path lists the matching index keys, reads those entries, and applies
+ * the whole query to them (so a truncated string or an entry expired since
+ * is never answered wrongly). `["\u0000", "ixmeta", <name>]` records that an
+ * index is built.
+ *
+ * @module
+ */
+import { applyQuery, type NormalizedQuery, readPath } from "./query.ts";
+import { chooseIndex, type IndexSpec } from "./indexes.ts";
+import { hasPrefix } from "./keys.ts";
+import type { AtomicCheck, Key, QueryPlan } from "./types.ts";
+import type { CommitRequest, Mutation, RawEntry, StoreDriver } from "./driver.ts";
+import { internalKey, isInternalKey } from "./internal_keys.ts";
+
+/** Characters of a string field kept in its token (longer strings share a token; reads recheck). */
+export const TOKEN_CHARS = 256;
+/** Attempts of a commit whose index reads another writer overtook. */
+const MAX_ATTEMPTS = 50;
+/** Entries per commit while building an index. */
+const BUILD_BATCH = 500;
+
+const view = new DataView(new ArrayBuffer(8));
+
+/** 16 hex digits whose string order is the order of the numbers. */
+export function numberToken(n: number): string {
+  view.setFloat64(0, n === 0 ? 0 : n);
+  let hi = view.getUint32(0);
+  let lo = view.getUint32(4);
+  if (hi & 0x80000000) {
+    hi = ~hi >>> 0;
+    lo = ~lo >>> 0;
+  } else hi = (hi | 0x80000000) >>> 0;
+  return hi.toString(16).padStart(8, "0") + lo.toString(16).padStart(8, "0");
+}
+
+function truncate(s: string): string {
+  if (s.length <= TOKEN_CHARS) return s;
+  const code = s.charCodeAt(TOKEN_CHARS - 1);
+  return s.slice(0, code >= 0xd800 && code < 0xdc00 ? TOKEN_CHARS - 1 : TOKEN_CHARS);
+}
+
+/** The token of a field's value, or `undefined` when it is not a scalar (not indexed). */
+export function fieldToken(field: unknown): string | undefined {
+  if (field === null) return "1";
+  if (field === false) return "2";
+  if (field === true) return "3";
+  if (typeof field === "number") return `4${numberToken(field)}`;
+  if (typeof field === "string") return `5${truncate(field)}`;
+  return undefined;
+}
+
+const AREA = "ix";
+const META = "ixmeta";
+
+/** The core's index entries of one store. */
+export class CoreIndexes {
+  readonly #driver: StoreDriver;
+  readonly specs: readonly IndexSpec[];
+
+  /** `specs`: the declared indexes the driver does not build natively. */
+  constructor(driver: StoreDriver, specs: readonly IndexSpec[]) {
+    this.#driver = driver;
+    this.specs = specs;
+  }
+
+  /** Whether any index is kept by the core. */
+  get active(): boolean {
+    return this.specs.length > 0;
+  }
+
+  #covering(key: Key): IndexSpec[] {
+    // The core's own keys (the change feed's entries) are never indexed.
+    if (isInternalKey(key)) return [];
+    return this.specs.filter((s) => s.prefix.length === 0 || hasPrefix(key, s.prefix));
+  }
+
+  /** Whether a `clear` of `range` may remove an indexed entry. */
+  touches(range: { prefix: Key }): boolean {
+    return this.specs.some((s) => {
+      const n = Math.min(s.prefix.length, range.prefix.length);
+      return s.prefix.slice(0, n).every((p, i) => range.prefix[i] === p);
+    });
+  }
+
+  #entryKeys(key: Key, value: string | undefined): Map<string, Key> {
+    const out = new Map<string, Key>();
+    if (value === undefined) return out;
+    const specs = this.#covering(key);
+    if (specs.length === 0) return out;
+    const doc = JSON.parse(value);
+    for (const spec of specs) {
+      const token = fieldToken(readPath(doc, spec.path));
+      if (token === undefined) continue;
+      const k = internalKey(AREA, spec.name, token, ...key);
+      out.set(JSON.stringify(k), k);
+    }
+    return out;
+  }
+
+  /**
+   * Commit `mutations` (clears already expanded into deletes) with the index
+   * entries they change: each touched indexed key is read, checked at that
+   * version, and its old index entries replaced by its new ones. Retried
+   * while only those checks fail; a failed check of the caller's is the
+   * caller's conflict.
+   */
+  async commit(
+    checks: AtomicCheck[],
+    mutations: Mutation[],
+    version: string,
+    now: () => number,
+  ): Promise<{ ok: true } | { ok: false; conflicts: Key[] }> {
+    const last = new Map<string, Mutation & { key: Key }>();
+    for (const m of mutations) {
+      if (m.type === "clear") throw new TypeError("CoreIndexes.commit: expand clears first");
+      if (this.#covering(m.key).length > 0) last.set(JSON.stringify(m.key), m);
+    }
+    if (last.size === 0) {
+      return await this.#driver.commit({ checks, mutations, version, now: now() });
+    }
+    const keys = [...last.values()].map((m) => m.key);
+    const userChecked = new Set(checks.map((c) => JSON.stringify(c.key)));
+    for (let attempt = 1;; attempt++) {
+      const t = now();
+      const olds = this.#driver.getMany
+        ? await this.#driver.getMany(keys, t)
+        : await Promise.all(keys.map((k) => this.#driver.get(k, t)));
+      const extraChecks: AtomicCheck[] = [];
+      const extra: Mutation[] = [];
+      keys.forEach((key, i) => {
+        const old = olds[i];
+        const live = old !== null && (old.expiresAt === null || old.expiresAt > t);
+        extraChecks.push({ key, version: live ? old!.version : null });
+        const m = last.get(JSON.stringify(key))!;
+        const before = this.#entryKeys(key, old?.value);
+        const after = this.#entryKeys(key, m.type === "set" ? m.value : undefined);
+        for (const [id, k] of before) if (!after.has(id)) extra.push({ type: "delete", key: k });
+        for (const [id, k] of after) {
+          const sameExpiry = before.has(id) &&
+            old!.expiresAt === (m as { expiresAt: number | null }).expiresAt;
+          if (!sameExpiry) {
+            extra.push({
+              type: "set",
+              key: k,
+              value: "0",
+              expiresAt: (m as { expiresAt: number | null }).expiresAt,
+            });
+          }
+        }
+      });
+      const request: CommitRequest = {
+        checks: [...checks, ...extraChecks],
+        mutations: [...mutations, ...extra],
+        version,
+        now: t,
+      };
+      const result = await this.#driver.commit(request);
+      if (result.ok) return result;
+      // A failed check of the caller's is the caller's conflict; one of ours is retried.
+      const mine = result.conflicts.filter((k) => userChecked.has(JSON.stringify(k)));
+      if (mine.length > 0) return { ok: false, conflicts: mine };
+      if (attempt >= MAX_ATTEMPTS) {
+        throw new Error(
+          `Cannot commit: the entries kept changing under other writers while their index ` +
+            `entries were written (${attempt} attempts); try again`,
+        );
+      }
+    }
+  }
+
+  /** The index, and the range of its keys, that narrows `q`; `undefined`: none fits. */
+  #plan(q: NormalizedQuery) {
+    if (!this.active) return undefined;
+    const choice = chooseIndex(this.specs, q);
+    if (choice?.clause === undefined) return undefined;
+    const clause = q.where[choice.clause];
+    const operand = clause.value;
+    const base = internalKey(AREA, choice.index.name);
+    if (clause.op === "eq") {
+      const token = fieldToken(operand);
+      if (token === undefined) return undefined;
+      return { index: choice.index, range: { prefix: [...base, token] } };
+    }
+    let rank: string;
+    let token: string;
+    if (typeof operand === "number") [rank, token] = ["4", `4${numberToken(operand)}`];
+    else if (typeof operand === "string") [rank, token] = ["5", `5${truncate(operand)}`];
+    else return undefined;
+    const next = String(Number(rank) + 1);
+    // A truncated string token may stand for longer strings on either side: bounds include it.
+    const range = clause.op === "lt" || clause.op === "lte"
+      ? { prefix: base, start: [...base, rank], end: [...base, `${token}\u0000`] }
+      : { prefix: base, start: [...base, token], end: [...base, next] };
+    return { index: choice.index, range };
+  }
+
+  /** Answer `q` from index entries, or `undefined` when no core index narrows it. */
+  async query(q: NormalizedQuery, now: number): Promise<RawEntry[] | undefined> {
+    const plan = this.#plan(q);
+    if (plan === undefined) return undefined;
+    const skip = 4; // ["\u0000", "ix", name, token, ...key]
+    const keys: Key[] = [];
+    const seen = new Set<string>();
+    for await (const raw of this.#driver.list(plan.range, now)) {
+      if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
+      const key = raw.key.slice(skip);
+      if (q.prefix.length > 0 && !hasPrefix(key, q.prefix)) continue;
+      const id = JSON.stringify(key);
+      if (!seen.has(id)) {
+        seen.add(id);
+        keys.push(key);
+      }
+    }
+    const raws = this.#driver.getMany
+      ? await this.#driver.getMany(keys, now)
+      : await Promise.all(keys.map((k) => this.#driver.get(k, now)));
+    const candidates: { key: Key; value: unknown; raw: RawEntry }[] = [];
+    for (const raw of raws) {
+      if (raw === null || (raw.expiresAt !== null && raw.expiresAt <= now)) continue;
+      candidates.push({ key: raw.key, value: JSON.parse(raw.value), raw });
+    }
+    return applyQuery(candidates, q).map((c) => c.raw);
+  }
+
+  /** How `q` runs on the core's index entries, or `undefined`. */
+  explain(q: NormalizedQuery): QueryPlan | undefined {
+    const plan = this.#plan(q);
+    if (plan === undefined) return undefined;
+    return {
+      index: plan.index.name,
+      scan: false,
+      by: "core",
+      detail: [
+        `index entries kept by the core for ${plan.index.name} (${
+          plan.index.path.join(".")
+        }): list the matching ones, read those entries, apply the query to them`,
+      ],
+    };
+  }
+
+  /**
+   * Build every index not yet built from the entries under its prefix (in
+   * batches, each its own commit through {@linkcode CoreIndexes.commit}-like
+   * checks), and, when `authoritative`, drop the index entries of indexes no
+   * longer declared. `progress` gets a line per step worth telling.
+   */
+  async prepare(
+    authoritative: boolean,
+    now: () => number,
+    newVersion: () => string,
+    progress: (message: string) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const built = new Set<string>();
+    for await (const raw of this.#driver.list({ prefix: internalKey(META) }, 0)) {
+      built.add(raw.key[2]);
+    }
+    if (authoritative) {
+      for (const name of built) {
+        if (this.specs.some((s) => s.name === name)) continue;
+        await this.#clearArea(internalKey(AREA, name), now, newVersion);
+        await this.#driver.commit({
+          checks: [],
+          mutations: [{ type: "delete", key: internalKey(META, name) }],
+          version: newVersion(),
+          now: now(),
+        });
+        progress(`dropped index ${name}: no longer declared`);
+      }
+    }
+    for (const spec of this.specs) {
+      if (built.has(spec.name)) continue;
+      await this.#build(spec, now, newVersion, progress, signal);
+    }
+  }
+
+  async #clearArea(prefix: Key, now: () => number, newVersion: () => string): Promise<void> {
+    for (;;) {
+      const batch: Mutation[] = [];
+      for await (const raw of this.#driver.list({ prefix, batchSize: BUILD_BATCH }, 0)) {
+        batch.push({ type: "delete", key: raw.key });
+        if (batch.length >= BUILD_BATCH) break;
+      }
+      if (batch.length === 0) return;
+      await this.#driver.commit({
+        checks: [],
+        mutations: batch,
+        version: newVersion(),
+        now: now(),
+      });
+    }
+  }
+
+  async #build(
+    spec: IndexSpec,
+    now: () => number,
+    newVersion: () => string,
+    progress: (message: string) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    // Resumable: a cursor (the last key done) is kept in the meta area while building.
+    const cursorKey = internalKey(META + "-cursor", spec.name);
+    const saved = await this.#driver.get(cursorKey, 0);
+    let after: Key | undefined = saved === null ? undefined : JSON.parse(saved.value);
+    const label = `index ${spec.name} on ${spec.path.join(".")} under ${
+      JSON.stringify(spec.prefix)
+    }`;
+    let done = 0;
+    let told = performance.now();
+    if (after !== undefined) progress(`resuming the build of ${label}`);
+    for (;;) {
+      signal?.throwIfAborted();
+      const from = after;
+      const batch: RawEntry[] = [];
+      const range = {
+        prefix: spec.prefix,
+        ...(after === undefined ? {} : { start: after, startExclusive: true }),
+        batchSize: BUILD_BATCH,
+      };
+      for await (const raw of this.#driver.list(range, Number.MIN_SAFE_INTEGER)) {
+        if (raw.key[0] === "\u0000") continue;
+        batch.push(raw);
+        if (batch.length >= BUILD_BATCH) break;
+      }
+      if (batch.length === 0) break;
+      const mutations: Mutation[] = [];
+      for (const raw of batch) {
+        for (const k of this.#entryKeys(raw.key, raw.value).values()) {
+          mutations.push({ type: "set", key: k, value: "0", expiresAt: raw.expiresAt });
+        }
+      }
+      after = batch[batch.length - 1].key;
+      mutations.push({
+        type: "set",
+        key: cursorKey,
+        value: JSON.stringify(after),
+        expiresAt: null,
+      });
+      // Checked at the versions read: an entry rewritten meanwhile by a writer that does not
+      // keep this index yet is read again.
+      const result = await this.#driver.commit({
+        checks: batch.map((r) => ({
+          key: r.key,
+          version: r.expiresAt !== null && r.expiresAt <= now() ? null : r.version,
+        })),
+        mutations,
+        version: newVersion(),
+        now: now(),
+      });
+      if (!result.ok) {
+        after = from; // read this batch again
+        continue;
+      }
+      done += batch.length;
+      if (performance.now() - told > 2000) {
+        progress(`building ${label}: ${done} entries…`);
+        told = performance.now();
+      }
+    }
+    await this.#driver.commit({
+      checks: [],
+      mutations: [
+        { type: "set", key: internalKey(META, spec.name), value: "true", expiresAt: null },
+        { type: "delete", key: cursorKey },
+      ],
+      version: newVersion(),
+      now: now(),
+    });
+    if (done > 0) progress(`built ${label}: ${done} entries`);
+  }
+}
