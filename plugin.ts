@@ -17,8 +17,10 @@
  * @module
  */
 export type {
+  ClaimRequest,
   ClearRange,
   CommitRequest,
+  DriverClaimResult,
   DriverCommitResult,
   IndexSpec,
   KeyRange,

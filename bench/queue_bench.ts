@@ -7,7 +7,7 @@
  * SQLite (polling).
  *
  *   FLOWSTATE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
- *     deno run -A --unstable-worker-options bench/queue_bench.ts [runs=400] [concurrency=4]
+ *     deno run -A --unstable-worker-options bench/queue_bench.ts [runs=400] [concurrency=4] [rounds=3]
  *
  * Throughput is runs (or bare jobs) per second from a common start time
  * (every process has started, connected and waits for it) to the last end,
@@ -38,11 +38,16 @@ async function startAt(at: number): Promise<void> {
  */
 async function child(args: string[]): Promise<void> {
   if (args[0] === "--flowstate") {
-    const [, start, dir, name, concurrency] = args;
-    const rt = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
+    const [, start, dir, name, concurrency, root] = args;
+    // Another checkout's code (QUEUE_BENCH_BEFORE), or this one's.
+    const lib: typeof import("../mod.ts") = root ? await import(`file://${root}/mod.ts`) : {
+      openRuntime,
+      startWorker,
+    } as never;
+    const rt = await lib.openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
     await (await rt.records()).listRunSummaries({ limit: 1 }); // connect first
     await startAt(Number(start));
-    startWorker(rt, {
+    lib.startWorker(rt, {
       workerId: name,
       concurrency: Number(concurrency),
       pollMs: 50,
@@ -130,12 +135,18 @@ async function main(): Promise<void> {
   if (!url) throw new Error("set FLOWSTATE_TEST_POSTGRES_URL");
   const runs = Number(Deno.args[0] ?? 400);
   const concurrency = Number(Deno.args[1] ?? 4);
+  const rounds = Number(Deno.args[2] ?? 3);
   const admin = postgres(url, { max: 1, onnotice: () => {} });
-  const results: string[] = [];
   const dirs: string[] = [];
   const schemas: string[] = [];
+  const WORKERS = [1, 2, 4, 8];
+  // QUEUE_BENCH_BEFORE=<a checkout of another commit>: its Flowstate measured too, in the
+  // same rounds (what a change did, under the same load).
+  const before = Deno.env.get("QUEUE_BENCH_BEFORE") ?? "";
+  const measured = new Map<number, { fs: number[]; bare: number[]; before: number[] }>();
+  for (const w of WORKERS) measured.set(w, { fs: [], bare: [], before: [] });
   try {
-    for (const workers of [1, 2, 4, 8]) {
+    const flowstate = async (workers: number, root = "") => {
       // Flowstate: a fresh table, `runs` enqueued, then the workers start.
       const schema = `fs_qbench_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
       schemas.push(schema);
@@ -152,45 +163,89 @@ async function main(): Promise<void> {
         await using rt = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
         for (let i = 0; i < runs; i++) await rt.enqueue("trivial");
       }
-      const fs = await race(
+      return await race(
         workers,
-        (start, i) => ["--flowstate", start, dir, `w${i}`, String(concurrency)],
+        (start, i) => ["--flowstate", start, dir, `w${i}`, String(concurrency), root],
         runs,
       );
+    };
+    const bare = async (workers: number) => {
       // Bare: the same number of jobs, processes and concurrency.
-      await admin.unsafe(`CREATE SCHEMA "${schema}_bare"`);
-      schemas.push(`${schema}_bare`);
+      const schema = `fs_qbare_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
+      await admin.unsafe(`CREATE SCHEMA "${schema}"`);
+      schemas.push(schema);
       await admin.unsafe(
-        `CREATE TABLE "${schema}_bare".bench_jobs (id bigserial PRIMARY KEY, priority int NOT NULL,
+        `CREATE TABLE "${schema}".bench_jobs (id bigserial PRIMARY KEY, priority int NOT NULL,
          run_at bigint NOT NULL, state text NOT NULL, worker text)`,
       );
       await admin.unsafe(
-        `CREATE INDEX ON "${schema}_bare".bench_jobs (state, priority DESC, run_at, id)`,
+        `CREATE INDEX ON "${schema}".bench_jobs (state, priority DESC, run_at, id)`,
       );
       await admin.unsafe(
-        `INSERT INTO "${schema}_bare".bench_jobs (priority, run_at, state)
+        `INSERT INTO "${schema}".bench_jobs (priority, run_at, state)
          SELECT 0, ${Date.now()}, 'queued' FROM generate_series(1, ${runs})`,
       );
-      const bare = await race(
+      return await race(
         workers,
-        (start, i) => ["--bare", start, url, `${schema}_bare`, `b${i}`, String(concurrency)],
+        (start, i) => ["--bare", start, url, schema, `b${i}`, String(concurrency)],
         runs,
       );
-      results.push(
-        `| ${workers} | ${fs.perSecond.toFixed(0)} | ${bare.perSecond.toFixed(0)} | ${
-          (fs.perSecond / bare.perSecond).toFixed(2)
-        } |`,
-      );
-      console.error(
-        `workers=${workers}: flowstate ${fs.perSecond.toFixed(0)}/s, bare ${
-          bare.perSecond.toFixed(0)
-        }/s`,
+    };
+    // Interleaved: every round measures each worker count, Flowstate and bare back to back
+    // (which goes first alternates), so that a busier moment of the machine hits both.
+    for (let round = 1; round <= rounds; round++) {
+      for (const workers of WORKERS) {
+        const m = measured.get(workers)!;
+        const steps = [
+          async () => m.fs.push((await flowstate(workers)).perSecond),
+          async () => m.bare.push((await bare(workers)).perSecond),
+          ...(before
+            ? [async () => m.before.push((await flowstate(workers, before)).perSecond)]
+            : []),
+        ];
+        if (round % 2 === 0) steps.reverse();
+        for (const step of steps) await step();
+        console.error(
+          `round ${round}, workers=${workers}: flowstate ${m.fs.at(-1)!.toFixed(0)}/s, bare ${
+            m.bare.at(-1)!.toFixed(0)
+          }/s${before ? `, before ${m.before.at(-1)!.toFixed(0)}/s` : ""}`,
+        );
+      }
+    }
+    const median = (xs: number[]) =>
+      xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    console.log(
+      `Throughput, ${runs} runs, ${concurrency} at once per process, ${rounds} rounds ` +
+        `(median; each round's ratio in brackets):\n`,
+    );
+    console.log(
+      "| worker processes | Flowstate runs/s | bare SKIP LOCKED jobs/s | ratio (median) | ratio per round |",
+    );
+    console.log("|---|---|---|---|---|");
+    for (const workers of WORKERS) {
+      const m = measured.get(workers)!;
+      const ratios = m.fs.map((f, i) => f / m.bare[i]);
+      console.log(
+        `| ${workers} | ${median(m.fs).toFixed(0)} | ${median(m.bare).toFixed(0)} | ${
+          median(ratios).toFixed(2)
+        } | ${ratios.map((r) => r.toFixed(2)).join(", ")} |`,
       );
     }
-    console.log(`Throughput, ${runs} runs, ${concurrency} at once per process:\n`);
-    console.log("| worker processes | Flowstate runs/s | bare SKIP LOCKED jobs/s | ratio |");
-    console.log("|---|---|---|---|");
-    for (const line of results) console.log(line);
+    if (before) {
+      console.log(`\nBefore (${before}), the same rounds:\n`);
+      console.log("| worker processes | before runs/s | ratio to bare (median) | per round |");
+      console.log("|---|---|---|---|");
+      for (const workers of WORKERS) {
+        const m = measured.get(workers)!;
+        const ratios = m.before.map((f, i) => f / m.bare[i]);
+        console.log(
+          `| ${workers} | ${median(m.before).toFixed(0)} | ${median(ratios).toFixed(2)} | ${
+            ratios.map((r) => r.toFixed(2)).join(", ")
+          } |`,
+        );
+      }
+      console.log("");
+    }
 
     // Latency: enqueue → claim, 4 idle workers, on postgres (NOTIFY) and sqlite (polling).
     for (const backend of ["postgres", "sqlite"] as const) {

@@ -56,13 +56,43 @@ const BACKENDS: Backend[] = [
     cleanup: async () => {},
   },
   {
+    // Native claims: Store.claimFirst (FOR UPDATE SKIP LOCKED).
     name: "postgres",
     ...(PG_URL === undefined ? { ignore: "set FLOWSTATE_TEST_POSTGRES_URL to run" } : {}),
-    open: (id, clock) =>
-      openStore({ plugin: "postgres", url: PG_URL!, schema: pgSchema, table: id }, { clock }),
+    open: async (id, clock) => {
+      const store = await openStore(
+        { plugin: "postgres", url: PG_URL!, schema: pgSchema, table: id },
+        { clock },
+      );
+      assert.equal(typeof store.claimFirst, "function", "postgres claims natively");
+      return store;
+    },
+    cleanup: async () => {},
+  },
+  {
+    // The same store without the capability: claims by compare-and-set.
+    name: "postgres (compare-and-set claims)",
+    ...(PG_URL === undefined ? { ignore: "set FLOWSTATE_TEST_POSTGRES_URL to run" } : {}),
+    open: async (id, clock) =>
+      withoutNativeClaims(
+        await openStore({ plugin: "postgres", url: PG_URL!, schema: pgSchema, table: id }, {
+          clock,
+        }),
+      ),
     cleanup: async () => {},
   },
 ];
+
+/** `store` as a store without `claimFirst` (as a plugin without `claim` would be). */
+function withoutNativeClaims(store: Store): Store {
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop === "claimFirst") return undefined;
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
 
 let caseNo = 0;
 
@@ -72,7 +102,7 @@ async function withQueue(
   handles: number,
   fn: (records: Records[], clock: { t: number; now(): number }) => Promise<void>,
 ): Promise<void> {
-  const id = `q${++caseNo}_${backend.name}`;
+  const id = `q${++caseNo}_${backend.name.replace(/\W+/g, "_")}`;
   const clock = {
     t: T0,
     now() {

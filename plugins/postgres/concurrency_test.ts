@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import postgres from "postgres";
 import { openStore } from "../../src/plugin.ts";
+import { encodeKey } from "../../src/store/keys.ts";
 import { PostgresDriver } from "./mod.ts";
 import {
   dropTestSchema,
@@ -130,12 +131,33 @@ pgTest(
 
         const op = store.atomic();
         for (let i = 0; i < 10_000; i++) op.set(["big", String(i).padStart(5, "0")], { i });
-        op.delete(["warm"]);
         before = statements();
         assert.ok((await op.commit()).ok);
-        assert.equal(statements() - before, 1, "an unchecked batch is one statement");
+        assert.equal(statements() - before, 1, "an unchecked batch of sets is one statement");
         assert.equal(await store.count(["big"]), 10_000);
+
+        // A delete locks in a statement of its own first (a row committed
+        // while a statement waits is not in its snapshot): one round trip.
+        const withDelete = store.atomic().set(["big", "00000"], { i: 0 }).delete(["warm"]);
+        before = statements();
+        assert.ok((await withDelete.commit()).ok);
+        assert.equal(statements() - before, 4, "BEGIN, locks, one statement, COMMIT");
         assert.equal(await store.get(["warm"]), null);
+
+        // A lone compare-and-set is one statement, whichever its check.
+        const one = (await store.get(["one"]))!;
+        before = statements();
+        assert.ok((await store.set(["one"], 2, { ifVersion: one.version })).ok);
+        assert.ok((await store.set(["new"], 1, { ifVersion: null })).ok);
+        assert.equal((await store.set(["new"], 2, { ifVersion: null })).ok, false);
+        assert.equal((await store.set(["one"], 3, { ifVersion: one.version })).ok, false);
+        const del = store.atomic().check(["new"], (await store.get(["new"]))!.version);
+        const afterRead = statements();
+        assert.ok((await del.delete(["new"]).commit()).ok);
+        assert.equal(statements() - afterRead, 1, "a checked delete is one statement");
+        assert.equal(afterRead - 1 - before, 4, "each lone compare-and-set is one statement");
+        assert.equal((await store.get(["one"]))?.value, 2);
+        assert.equal(await store.get(["new"]), null);
 
         const checked = store.atomic().check(["one"], (await store.get(["one"]))!.version);
         for (let i = 0; i < 10_000; i++) {
@@ -195,6 +217,159 @@ pgTest(
       } finally {
         await sql.end({ timeout: 5 });
       }
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+pgTest(
+  "PostgresDriver: checked commits on different keys proceed while one on a locked key waits",
+  async (url) => {
+    const table = newTable("keylock");
+    const store = await openPg(url, table);
+    try {
+      for (const k of ["a", "b", "k"]) await store.set([k], 0);
+      const sql = postgres(url, { max: 2, onnotice: () => {} });
+      try {
+        const lockId = `hashtext('${SCHEMA}.${table}')`;
+        const keyLock = `hashtextextended($1, ${lockId})`;
+        const hexOf = (key: string[]) =>
+          Array.from(encodeKey(key), (b) => b.toString(16).padStart(2, "0")).join("");
+        const holder = await sql.reserve();
+        await holder.unsafe("BEGIN");
+        // What a commit on ["k"] takes before reading its checks.
+        await holder.unsafe(`SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId})`);
+        await holder.unsafe(`SELECT pg_advisory_xact_lock(${keyLock})`, [hexOf(["k"])]);
+        const cas = async (key: string[], value: number) => {
+          const e = (await store.get(key))!;
+          // Two keys checked and written: the general path (BEGIN, locks, statement, COMMIT).
+          return await store.atomic().check(key, e.version).set(key, value)
+            .set([...key, "side"], value).commit();
+        };
+        let settled = false;
+        const blocked = cas(["k"], 1).finally(() => settled = true);
+        const waiting = async () => {
+          const [row] = await sql.unsafe(
+            `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+               AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) =
+                 ${keyLock}`,
+            [hexOf(["k"])],
+          );
+          return row.n === 1;
+        };
+        await waitFor("the commit on the locked key to wait for its lock", waiting);
+        // Commits on other keys, both paths (general and lone compare-and-set), go through.
+        assert.ok((await cas(["a"], 1)).ok);
+        assert.ok((await cas(["b"], 1)).ok);
+        const a = (await store.get(["a"]))!;
+        assert.ok((await store.set(["a"], 2, { ifVersion: a.version })).ok);
+        assert.ok((await store.set(["c"], 1)).ok);
+        // A lone compare-and-set on the locked key waits too.
+        const k = (await store.get(["k"]))!;
+        let loneSettled = false;
+        const lone = store.set(["k"], 5, { ifVersion: k.version }).finally(() =>
+          loneSettled = true
+        );
+        await waitFor("both commits on the locked key to wait", async () => {
+          const [row] = await sql.unsafe(
+            `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+               AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) =
+                 ${keyLock}`,
+            [hexOf(["k"])],
+          );
+          return row.n === 2;
+        });
+        assert.equal(settled, false);
+        assert.equal(loneSettled, false);
+        await holder.unsafe("COMMIT");
+        holder.release();
+        // Exactly one of the two compare-and-sets of ["k"] (same version read) wins.
+        const results = [await blocked, await lone];
+        assert.equal(results.filter((r) => r.ok).length, 1, JSON.stringify(results));
+        assert.deepEqual((await store.get(["a"]))?.value, 2);
+        assert.deepEqual((await store.get(["b", "side"]))?.value, 1);
+      } finally {
+        await sql.end({ timeout: 5 });
+      }
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+pgTest(
+  "Store.claimFirst() on postgres: concurrent claims get distinct entries, never wait for one",
+  async (url) => {
+    const table = newTable("claim");
+    const store = await openPg(url, table);
+    try {
+      for (const k of ["a", "b", "c"]) await store.set(["q", k], { k });
+      await store.set(["other"], 1);
+      assert.ok(typeof store.claimFirst === "function");
+      // The first claim holds "a" (its take() has not resolved yet)...
+      const holding = Promise.withResolvers<void>();
+      const offeredFirst = Promise.withResolvers<void>();
+      const first = store.claimFirst<{ k: string }>(["q"], async (entry, op) => {
+        offeredFirst.resolve();
+        await holding.promise;
+        op.check(entry.key, entry.version).delete(entry.key).set(["done", entry.value.k], 1);
+        return true;
+      });
+      await offeredFirst.promise;
+      // ... so a second claim is offered "b" at once; it passes over it and takes "c".
+      const offered: string[] = [];
+      const second = await store.claimFirst<{ k: string }>(["q"], (entry, op) => {
+        offered.push(entry.value.k);
+        if (entry.value.k === "b") return Promise.resolve(false);
+        op.check(entry.key, entry.version).delete(entry.key).set(["done", entry.value.k], 1);
+        return Promise.resolve(true);
+      });
+      assert.deepEqual(offered, ["b", "c"]);
+      assert.deepEqual(second?.key, ["q", "c"]);
+      assert.ok(second?.result.ok);
+      holding.resolve();
+      const firstResult = await first;
+      assert.deepEqual(firstResult?.key, ["q", "a"]);
+      assert.ok(firstResult?.result.ok);
+      assert.deepEqual(
+        (await store.getMany([["q", "a"], ["q", "b"], ["q", "c"]])).map((e) => e?.key ?? null),
+        [
+          null,
+          ["q", "b"],
+          null,
+        ],
+      );
+      assert.equal((await store.get(["done", "a"]))?.value, 1);
+      // A failed check writes nothing and reports the conflict.
+      const b = (await store.get(["q", "b"]))!;
+      const lost = await store.claimFirst(["q"], (entry, op) => {
+        op.check(["other"], b.version).delete(entry.key);
+        return Promise.resolve(true);
+      });
+      assert.equal(lost?.result.ok, false);
+      assert.deepEqual(lost?.result.ok === false ? lost.result.conflicts : [], [["other"]]);
+      assert.ok(await store.get(["q", "b"]));
+      // Nothing to offer (or all passed over): null.
+      assert.equal(await store.claimFirst(["nothing"], () => Promise.resolve(true)), null);
+      assert.equal(await store.claimFirst(["q"], () => Promise.resolve(false)), null);
+      // take() must not commit the operation, nor clear a range.
+      await assert.rejects(
+        store.claimFirst(["q"], async (_e, op) => {
+          await op.set(["x"], 1).commit();
+          return true;
+        }),
+        /the claim commits the operation/,
+      );
+      await assert.rejects(
+        store.claimFirst(["q"], (_e, op) => {
+          op.clear(["done"]);
+          return Promise.resolve(true);
+        }),
+        /cannot clear a range/,
+      );
+      assert.equal(await store.get(["x"]), null);
+      assert.equal(await store.count(["done"]), 2);
     } finally {
       await store.close();
     }

@@ -1,15 +1,19 @@
 /**
  * The postgres driver: a pool (see `connect.ts`) and one entries table.
  * Every write takes the table's advisory lock (shared, or exclusive for a
- * commit with checks), so compare-and-set is exact across processes.
+ * range delete) and an advisory lock per key it checks or writes, so
+ * compare-and-set is exact across processes and commits on different keys
+ * never wait for each other.
  *
  * @module
  */
 import type { Row, RowList, Sql } from "postgres";
 import { StoreClosedError } from "../../src/errors.ts";
 import type {
+  ClaimRequest,
   ClearRange,
   CommitRequest,
+  DriverClaimResult,
   DriverCommitResult,
   KeyRange,
   Mutation,
@@ -35,6 +39,7 @@ import type {
 import type { QueryPlan } from "../../src/store/types.ts";
 import { indexName, type PgIndexTarget, preparePgIndexes } from "./indexes.ts";
 import { pgSearch, preparePgSearch } from "./search.ts";
+import { LOCK_CLASS } from "./schema.ts";
 import {
   LIVE,
   planWrites,
@@ -228,14 +233,24 @@ export class PostgresDriver implements StoreDriver {
   /**
    * Apply the checks and mutations atomically.
    *
-   * - No checks: one statement (its own transaction) that takes the table's
-   *   advisory lock shared, so it waits while a checked commit is between its
-   *   checks and its writes.
-   * - Checks: `BEGIN`, the table's advisory lock (exclusive), one statement
-   *   that reads the checked versions and writes only if all match, `COMMIT`,
-   *   pipelined in one round trip. Checked commits are serialized per table;
-   *   the lock is taken before the statement's snapshot, so the checks read
-   *   the latest committed versions.
+   * Every commit without a range delete takes the table's advisory lock
+   * *shared* and then an exclusive advisory lock per key it checks or writes
+   * (in hash order, so that commits never wait for each other in a cycle),
+   * before the statement that reads the checked versions: commits on
+   * different keys run at once, commits on a common key one after the other,
+   * and the checks always read the latest committed versions.
+   *
+   * - Sets only, no checks: one statement that takes its keys' locks first
+   *   (an upsert sees the latest committed row whatever its snapshot).
+   * - A lone compare-and-set (one check, one write of the same key): one
+   *   statement (`UPDATE`/`DELETE … WHERE version = $v`, or an `INSERT` that
+   *   meets a live row as a conflict), which re-reads the row's latest
+   *   version after waiting for the key's lock.
+   * - Anything else: `BEGIN`, the locks, one statement that reads the
+   *   checked versions and writes only if all match, `COMMIT`, pipelined in
+   *   one round trip.
+   * - A commit with a range delete (`clear`) takes the table's lock
+   *   exclusive, so it waits for every other commit and they for it.
    *
    * A commit PostgreSQL aborts for a deadlock is retried (it wrote nothing).
    */
@@ -258,10 +273,15 @@ export class PostgresDriver implements StoreDriver {
     const plan = planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]);
     for (let attempt = 1;; attempt++) {
       try {
-        if (checks.length === 0) {
-          await this.#write(plan, version);
+        if (
+          checks.length === 0 && plan.deleteKeys.length === 0 &&
+          plan.single?.mutation.type !== "delete"
+        ) {
+          await this.#upsert(plan, version);
           return { ok: true };
         }
+        const lone = await this.#loneCompareAndSet(checks, plan, version, now);
+        if (lone !== undefined) return lone;
         return await this.#checkedWrite(checks, plan, version, now);
       } catch (err) {
         if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
@@ -271,25 +291,58 @@ export class PostgresDriver implements StoreDriver {
     }
   }
 
-  async #write(plan: WritePlan, version: string): Promise<void> {
+  /** Sets without checks or deletes: one statement that locks its keys, then upserts. */
+  async #upsert(plan: WritePlan, version: string): Promise<void> {
     this.#assertOpen("Cannot commit");
     const s = this.#sqlText;
     if (plan.single) {
       const { mutation: m, key } = plan.single;
-      if (m.type === "set") {
-        await this.#sql.unsafe(s.setOne, [key, m.value, version, m.expiresAt], PREPARED);
-      } else {
-        await this.#sql.unsafe(s.deleteOne, [key], PREPARED);
-      }
+      if (m.type !== "set") throw new TypeError("unreachable: a delete is not an upsert");
+      await this.#sql.unsafe(s.setOne, [key, m.value, version, m.expiresAt], PREPARED);
       return;
     }
-    await this.#sql.unsafe(s.write, [
+    await this.#sql.unsafe(s.upsertMany, [
       plan.deleteKeys,
       plan.setKeys,
       plan.setValues,
       plan.setExpires as never,
       version,
     ], PREPARED);
+  }
+
+  /**
+   * One check and one write of the same key, as one statement; `undefined`
+   * for any other commit (and for a delete checked absent, which the
+   * general path does).
+   */
+  async #loneCompareAndSet(
+    checks: readonly AtomicCheck[],
+    plan: WritePlan,
+    version: string,
+    now: number,
+  ): Promise<DriverCommitResult | undefined> {
+    if (checks.length !== 1 || plan.single === undefined) return undefined;
+    const { mutation: m, key } = plan.single;
+    const check = checks[0];
+    if (toHex(encodeKey(check.key)) !== toHex(key)) return undefined;
+    const s = this.#sqlText;
+    let rows: Row[];
+    if (m.type === "set") {
+      rows = check.version === null
+        ? await this.#sql.unsafe(s.casInsert, [key, m.value, version, m.expiresAt, now], PREPARED)
+        : await this.#sql.unsafe(s.casUpdate, [
+          key,
+          m.value,
+          version,
+          m.expiresAt,
+          check.version,
+          now,
+        ] as never[], PREPARED);
+    } else {
+      if (check.version === null) return undefined;
+      rows = await this.#sql.unsafe(s.casDelete, [key, check.version, now], PREPARED);
+    }
+    return rows.length === 1 ? { ok: true } : { ok: false, conflicts: [check.key] };
   }
 
   async #checkedWrite(
@@ -331,13 +384,16 @@ export class PostgresDriver implements StoreDriver {
       plan.setExpires,
       version,
     ] as never[];
+    const locked = [...checkKeys, ...plan.deleteKeys, ...plan.setKeys];
     const tx = await this.#sql.reserve();
     try {
       // Pipelined: the server runs them in order, we wait for all four answers once.
       const results = await Promise.allSettled([
         tx.unsafe("BEGIN"),
-        tx.unsafe(s.lock),
-        tx.unsafe(s.checkedWrite, params, PREPARED),
+        tx.unsafe(s.keyLocks, [locked] as never[], PREPARED),
+        checks.length === 0
+          ? tx.unsafe(s.write, params.slice(3) as never[], PREPARED)
+          : tx.unsafe(s.checkedWrite, params, PREPARED),
         tx.unsafe("COMMIT"),
       ]);
       const failures = results.filter((r) => r.status === "rejected").map((r) => r.reason);
@@ -346,6 +402,7 @@ export class PostgresDriver implements StoreDriver {
         await tx.unsafe("ROLLBACK").catch(() => {});
         throw failures.find((e) => codeOf(e) !== "25P02") ?? failures[0];
       }
+      if (checks.length === 0) return { ok: true };
       const written = results[2] as PromiseFulfilledResult<Row[]>;
       return conflictsOf(written.value);
     } finally {
@@ -446,15 +503,38 @@ export class PostgresDriver implements StoreDriver {
 
   /** Delete every entry of a range in one statement; resolves how many were live. */
   async clear(range: ClearRange, now: number): Promise<number> {
+    const what = "Cannot clear";
+    this.#assertOpen(what);
     const { where, params } = rangeWhere(range, 2);
-    const rows = await this.#run<{ n: number }[]>(
-      "Cannot clear",
-      `WITH d AS (DELETE FROM ${this.#table} WHERE ${where} AND ${this.#sqlText.sharedLock} ` +
-        `RETURNING expires_at) SELECT (count(*) FILTER (WHERE expires_at IS NULL OR ` +
-        `expires_at > $1::float8))::float8 AS n FROM d`,
-      [now, ...params],
-    );
-    return rows[0].n;
+    const text = `WITH d AS (DELETE FROM ${this.#table} WHERE ${where} RETURNING expires_at) ` +
+      `SELECT (count(*) FILTER (WHERE expires_at IS NULL OR ` +
+      `expires_at > $1::float8))::float8 AS n FROM d`;
+    // The table's lock exclusive, taken before the DELETE's snapshot: it sees
+    // every commit that held the lock before it.
+    for (let attempt = 1;; attempt++) {
+      let tx;
+      try {
+        tx = await this.#sql.reserve();
+        const results = await Promise.allSettled([
+          tx.unsafe("BEGIN"),
+          tx.unsafe(this.#sqlText.lock),
+          tx.unsafe<{ n: number }[]>(text, [now, ...params] as never[]),
+          tx.unsafe("COMMIT"),
+        ]);
+        const failures = results.filter((r) => r.status === "rejected").map((r) => r.reason);
+        if (failures.length > 0) {
+          await tx.unsafe("ROLLBACK").catch(() => {});
+          throw failures.find((e) => codeOf(e) !== "25P02") ?? failures[0];
+        }
+        return (results[2] as PromiseFulfilledResult<{ n: number }[]>).value[0].n;
+      } catch (err) {
+        if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
+          throw this.#error(what, err);
+        }
+      } finally {
+        tx?.release();
+      }
+    }
   }
 
   /**
@@ -663,6 +743,118 @@ export class PostgresDriver implements StoreDriver {
   /** `NOTIFY` this table's channel for `topic`. */
   async signal(topic: string): Promise<void> {
     await this.#sql.notify(this.#channel(topic), "");
+  }
+
+  /**
+   * Native claims: in one transaction, the store's lock shared, then the
+   * first live entry under the prefix that no other transaction holds
+   * (`SELECT … ORDER BY key LIMIT 1 FOR UPDATE SKIP LOCKED`), offered to
+   * `decide` (whose reads run in the same transaction: a claim needs one
+   * connection, never a second); passed over, the next one after it (the passed-over ones stay
+   * held until the end, so no other claim is offered them twice); taken,
+   * the commit it made runs in the same transaction (the keys' locks, one
+   * statement for checks and writes, `COMMIT`: one round trip), while the
+   * entry is still held. Concurrent claims thus get distinct entries.
+   */
+  async claim(request: ClaimRequest): Promise<DriverClaimResult> {
+    const what = "Cannot claim";
+    this.#assertOpen(what);
+    const { prefix, limit, now, decide } = request;
+    const s = this.#sqlText;
+    const { where, params } = rangeWhere({ prefix }, 3);
+    const next = `SELECT key, value, version, expires_at FROM ${this.#table} ` +
+      `WHERE ${where} AND key > $1::bytea AND ${LIVE.replace("$NOW", "$2")} ` +
+      `ORDER BY key LIMIT 1 FOR UPDATE SKIP LOCKED`;
+    for (let attempt = 1;; attempt++) {
+      const tx = await this.#sql.reserve();
+      let open = false;
+      try {
+        const [, , first] = await Promise.all([
+          tx.unsafe("BEGIN").then(() => (open = true)),
+          tx.unsafe(`SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${this.#lockId})`),
+          tx.unsafe<EntryRow[]>(next, [new Uint8Array(0), now, ...params] as never[]),
+        ]);
+        let rows = first;
+        for (let offered = 0; rows.length === 1 && offered < limit; offered++) {
+          const entry = entryOf(rows[0]);
+          const commit = await decide(entry, async (keys) => {
+            const hex = keys.map((k) => toHex(encodeKey(k)));
+            const found = new Map<string, EntryRow>();
+            const read = await tx.unsafe<EntryRow[]>(s.getMany, [hex, now] as never[], PREPARED);
+            for (const row of read) found.set(toHex(row.key), row);
+            return keys.map((key, i) => {
+              const row = found.get(hex[i]);
+              return row === undefined
+                ? null
+                : { key, value: row.value, version: row.version, expiresAt: row.expires_at };
+            });
+          });
+          if (commit === null) {
+            rows = await tx.unsafe<EntryRow[]>(next, [rows[0].key, now, ...params] as never[]);
+            continue;
+          }
+          const result = await this.#commitIn(tx, commit);
+          open = false;
+          return { key: entry.key, result };
+        }
+        return null;
+      } catch (err) {
+        // The core's own errors (from decide) pass through as they are.
+        if (!isPostgresError(err) && !this.#closed) throw err;
+        if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
+          throw this.#error(what, err);
+        }
+      } finally {
+        if (open) await tx.unsafe("ROLLBACK").catch(() => {});
+        tx.release();
+      }
+    }
+  }
+
+  /**
+   * A commit (no range deletes) inside an open transaction, which it ends:
+   * the keys' locks, the checked write, then `COMMIT` (or `ROLLBACK` when a
+   * check failed), pipelined.
+   */
+  async #commitIn(
+    tx: { unsafe: Sql["unsafe"] },
+    request: CommitRequest,
+  ): Promise<DriverCommitResult> {
+    const { checks, mutations, version, now } = request;
+    if (mutations.some((m) => m.type === "clear")) {
+      throw new TypeError("Cannot claim: a claim's commit cannot clear a range");
+    }
+    const plan = planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]);
+    if (plan.single) {
+      const { mutation: m, key } = plan.single;
+      const hex = toHex(key);
+      if (m.type === "set") {
+        plan.setKeys = [hex];
+        plan.setValues = [m.value];
+        plan.setExpires = [m.expiresAt];
+      } else plan.deleteKeys = [hex];
+    }
+    const s = this.#sqlText;
+    const checkKeys = checks.map((c) => toHex(encodeKey(c.key)));
+    const locked = [...checkKeys, ...plan.deleteKeys, ...plan.setKeys];
+    const [, failed] = await Promise.all([
+      tx.unsafe(s.keyLocks, [locked] as never[], PREPARED),
+      tx.unsafe(s.checkedWrite, [
+        checkKeys,
+        checks.map((c) => c.version),
+        now,
+        plan.deleteKeys,
+        plan.setKeys,
+        plan.setValues,
+        plan.setExpires,
+        version,
+      ] as never[], PREPARED),
+      // A failed check wrote nothing: COMMIT ends the transaction all the same.
+      tx.unsafe("COMMIT"),
+    ]);
+    return failed.length === 0
+      ? { ok: true }
+      : { ok: false, conflicts: failed.map((r) => checks[(r.i as number) - 1].key) };
   }
 
   async close(): Promise<void> {

@@ -84,23 +84,60 @@ export function planWrites(mutations: readonly Exclude<Mutation, { type: "clear"
 export interface Statements {
   get: string;
   getMany: string;
+  /** Takes its key's lock itself. */
   setOne: string;
+  /** After `keyLocks`, in the same transaction. */
   deleteOne: string;
-  /** $1 delete keys, $2 set keys, $3 values, $4 expiries, $5 version. */
+  /** $1 delete keys, $2 set keys, $3 values, $4 expiries, $5 version (after `keyLocks`). */
   write: string;
+  /** As `write` with no deletes, taking its keys' locks itself (one statement). */
+  upsertMany: string;
   /** $1 check keys, $2 check versions, $3 now, then as `write` shifted by 3. */
   checkedWrite: string;
   /** $1 check keys, $2 check versions, $3 now. */
   check: string;
+  /** The store's lock, exclusive (for commits with range deletes). */
   lock: string;
+  /**
+   * The store's lock shared, then every key's lock (exclusive, in hash
+   * order); $1 the keys (hex). What a commit takes before its statement.
+   */
+  keyLocks: string;
   /** A condition that takes the store's shared lock (for unchecked writes). */
   sharedLock: string;
+  /** Lone compare-and-set, set over a live version: $1 key, $2 value, $3 version, $4 expiry, $5 checked version, $6 now. */
+  casUpdate: string;
+  /** Lone compare-and-set, set where no live entry is: $1 key, $2 value, $3 version, $4 expiry, $5 now. */
+  casInsert: string;
+  /** Lone compare-and-set, delete of a live version: $1 key, $2 checked version, $3 now. */
+  casDelete: string;
   purge: string;
+}
+
+/**
+ * The advisory lock of one key of a table: the two-`int4` space (class,
+ * object) holds the table locks, the one-`bigint` space these, so they
+ * never collide with a table lock. `hex` is an SQL expression of the key's
+ * hex text.
+ */
+export function keyLockId(hex: string, lockId: number): string {
+  return `hashtextextended(${hex}, ${lockId})`;
 }
 
 /** The statements of the table `t` (quoted), whose advisory lock id is `lockId`. */
 export function statements(t: string, lockId: number): Statements {
   const shared = `(SELECT true FROM pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}))`;
+  // The table lock shared first (its function scan runs before the sort
+  // returns a row), then each key's lock in hash order: two commits never
+  // wait for each other in a cycle.
+  const keyLocks = (keys: string) =>
+    `SELECT count(pg_advisory_xact_lock(h))::int AS n FROM (SELECT DISTINCT ` +
+    `${keyLockId("k", lockId)} AS h FROM unnest(${keys}) AS k ` +
+    `CROSS JOIN pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}) ORDER BY h) AS s`;
+  // One key (a bytea parameter): the shared table lock, then the key's.
+  const oneKeyLock = (key: string) =>
+    `(SELECT count(pg_advisory_xact_lock(${keyLockId(`encode(${key}, 'hex')`, lockId)})) >= 0 ` +
+    `FROM pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}))`;
   const upsert = "ON CONFLICT (key) DO UPDATE SET value = excluded.value, " +
     "version = excluded.version, expires_at = excluded.expires_at";
   const live = (n: number) => LIVE.replace("$NOW", `$${n}`);
@@ -120,16 +157,40 @@ export function statements(t: string, lockId: number): Statements {
     get: `SELECT value, version, expires_at FROM ${t} WHERE key = $1 AND ${live(2)}`,
     getMany: `SELECT key, value, version, expires_at FROM ${t} WHERE key IN ` +
       `(SELECT decode(k, 'hex') FROM unnest($1::text[]) AS k) AND ${live(2)}`,
+    // An insert or upsert sees the latest committed row whenever it takes
+    // its locks (ON CONFLICT), so it may lock inside its own statement.
     setOne: `INSERT INTO ${t} (key, value, version, expires_at) ` +
-      `SELECT $1::bytea, $2::text, $3::text, $4::float8 WHERE ${shared} ${upsert}`,
-    deleteOne: `DELETE FROM ${t} WHERE key = $1 AND ${shared}`,
-    write: `WITH d AS (${deleteMany(1, shared)}), i AS (${insertMany(2, shared)}) SELECT 1`,
+      `SELECT $1::bytea, $2::text, $3::text, $4::float8 WHERE ${oneKeyLock("$1::bytea")} ${upsert}`,
+    // A delete must lock in an earlier statement of its transaction: a row
+    // committed while it waited is not in its snapshot.
+    deleteOne: `DELETE FROM ${t} WHERE key = $1`,
+    write: `WITH d AS (${deleteMany(1, "true")}), i AS (${insertMany(2, "true")}) SELECT 1`,
+    // Only sets ($1 unused): upserts that lock their own keys first.
+    upsertMany: `WITH l AS MATERIALIZED (${keyLocks("$2::text[]")}), ` +
+      `i AS (${insertMany(2, "(SELECT n FROM l) >= 0")}) SELECT cardinality($1::text[])`,
     checkedWrite: `WITH bad AS MATERIALIZED (${failedChecks}), ` +
       `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
       `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}) SELECT i FROM bad ORDER BY i`,
     check: `${failedChecks} ORDER BY c.i`,
     lock: `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockId})`,
+    keyLocks: keyLocks("$1::text[]"),
     sharedLock: shared,
+    // A lone compare-and-set is one statement: an UPDATE or DELETE that
+    // waited for the key's lock re-reads the row's latest version (and
+    // re-checks it) before it writes; an INSERT meets a row committed
+    // meanwhile as a conflict.
+    casUpdate: `UPDATE ${t} SET value = $2::text, version = $3::text, expires_at = $4::float8 ` +
+      `WHERE key = $1::bytea AND version = $5::text AND ${live(6)} AND ${
+        oneKeyLock("$1::bytea")
+      } RETURNING 1 AS ok`,
+    casInsert: `INSERT INTO ${t} AS e (key, value, version, expires_at) ` +
+      `SELECT $1::bytea, $2::text, $3::text, $4::float8 WHERE ${oneKeyLock("$1::bytea")} ` +
+      `ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version, ` +
+      `expires_at = excluded.expires_at WHERE NOT (e.expires_at IS NULL OR ` +
+      `e.expires_at > $5::float8) RETURNING 1 AS ok`,
+    casDelete: `DELETE FROM ${t} WHERE key = $1::bytea AND version = $2::text AND ${live(3)} AND ${
+      oneKeyLock("$1::bytea")
+    } RETURNING 1 AS ok`,
     purge: `DELETE FROM ${t} WHERE key IN (SELECT key FROM ${t} WHERE expires_at <= $1::float8 ` +
       `LIMIT ${PURGE_BATCH_SIZE}) AND expires_at <= $1::float8 AND ${shared}`,
   };

@@ -178,6 +178,7 @@ class QueueWorker implements Worker {
   #woken = false;
   #loop: Promise<void> = Promise.resolve();
   #stopped: Promise<void> | undefined;
+  #records: Records | undefined;
 
   constructor(rt: Runtime, settings: Settings) {
     this.#rt = rt;
@@ -242,6 +243,9 @@ class QueueWorker implements Worker {
       this.#s.onEvent({ type: "error", message: `the worker cannot start: ${messageOf(err)}` });
       return;
     }
+    this.#records = records;
+    // Fold the metrics shards left by workers before this one (killed ones too).
+    await this.#compactMetrics(records);
     let lastReclaim = 0;
     try {
       while (!this.#stopping) {
@@ -398,7 +402,18 @@ class QueueWorker implements Worker {
         await all;
       }
     }
+    // Fold this worker's metrics shards (and any other's) into the metrics entries.
+    if (this.#records !== undefined) await this.#compactMetrics(this.#records);
     this.#s.onEvent({ type: "stop", released: this.#released });
+  }
+
+  /** `Records.compactMetrics()`; a failure is reported, never fatal (readers merge shards). */
+  async #compactMetrics(records: Records): Promise<void> {
+    try {
+      await records.compactMetrics();
+    } catch (err) {
+      this.#s.onEvent({ type: "error", message: `cannot compact metrics: ${messageOf(err)}` });
+    }
   }
 }
 

@@ -276,16 +276,19 @@ async function promoteDue(ctx: RecordsContext, keys: QueueKeys, now: number): Pr
  * `Records.claimRun()`: take the next due run (highest priority first, then
  * earliest `runAt`, then oldest) and mark it `running` under this worker's
  * claim; `null` when none is due (or all due ones are of other flows or at
- * their flow's limit).
+ * their flow's limit). On a store that claims natively (`Store.claimFirst`:
+ * PostgreSQL's `FOR UPDATE SKIP LOCKED`), concurrent claimers are handed
+ * distinct ready entries; on any other, they compare-and-set.
  */
 export async function claimRun(
   ctx: RecordsContext,
   options: ClaimOptions,
 ): Promise<RunRecord | null> {
-  const { store, clock, layout } = ctx;
+  const { store, clock } = ctx;
   const keys = new QueueKeys(ctx);
   const now = clock.now();
   await promoteDue(ctx, keys, now);
+  if (typeof store.claimFirst === "function") return await claimNatively(ctx, keys, options, now);
   const candidates: Entry<QueueEntry>[] = [];
   for await (const e of store.list<QueueEntry>({ prefix: keys.ready(), limit: CLAIM_SCAN })) {
     if (options.flows === undefined || options.flows.has(e.value.flowId)) candidates.push(e);
@@ -295,48 +298,104 @@ export async function claimRun(
   // the head of the queue instead of all racing for the same next run.
   const order = claimOrder(candidates, options.spread === true);
   for (let n = 0; n < order.length; n++) {
-    const i = order[n];
-    const candidate = candidates[i];
-    const runKey = layout.run(candidate.value.id);
-    const stored = await store.get<StoredRun>(runKey);
-    if (stored === null || stored.value.status !== "queued" || stored.value.queue === undefined) {
-      // A stray entry (its run was cancelled or deleted meanwhile): drop it.
-      await store.atomic().check(candidate.key, candidate.version).delete(candidate.key).commit();
-      continue;
-    }
-    const run = withoutEvents(stored.value);
-    const q = run.queue!;
-    if (q.runAt > now) continue; // never early (a clock behind the one that made it ready)
-    const op = store.atomic()
-      .check(candidate.key, candidate.version)
-      .check(runKey, stored.version)
-      .delete(candidate.key);
-    if (q.limit !== undefined) {
-      const activeKey = keys.active(q.limit, run.flowId);
-      const active = await store.get<ActiveRuns>(activeKey);
-      const runs = active?.value.runs ?? [];
-      if (runs.length >= q.limit.concurrency) continue;
-      op.check(activeKey, active?.version ?? null).set(activeKey, { runs: [...runs, run.id] });
-    }
-    const claimed: RunRecord = {
-      ...run,
-      status: "running",
-      heartbeatAt: now,
-      error: null,
-      queue: {
-        ...q,
-        attempt: q.attempt + 1,
-        claim: { worker: options.worker, at: now, leaseMs: options.leaseMs },
-      },
-    };
-    op.set(runKey, claimed);
-    moveIndexes(ctx, op, run, claimed);
-    op.set(keys.claimed(run.id), { worker: options.worker, at: now });
+    const candidate = candidates[order[n]];
+    const op = store.atomic();
+    const claimed = await prepareClaim(ctx, keys, candidate, op, options, now, (k) => store.get(k));
+    if (claimed === null) continue;
     const result = await op.commit();
+    if (claimed === STRAY) continue;
     if (result.ok) return claimed;
     if (options.spread === true) n += Math.floor(Math.random() * 4);
   }
   return null;
+}
+
+/** Lost claims (a run changed between its read and the claim's commit) retried natively. */
+const NATIVE_TRIES = 20;
+
+/** `claimRun` on a store with `claimFirst`: each claimer is offered ready entries no other holds. */
+async function claimNatively(
+  ctx: RecordsContext,
+  keys: QueueKeys,
+  options: ClaimOptions,
+  now: number,
+): Promise<RunRecord | null> {
+  for (let n = 0; n < NATIVE_TRIES; n++) {
+    let claimed: RunRecord | typeof STRAY | null = null;
+    const taken = await ctx.store.claimFirst!<QueueEntry>(
+      keys.ready(),
+      async (candidate, op, get) => {
+        if (options.flows !== undefined && !options.flows.has(candidate.value.flowId)) return false;
+        claimed = await prepareClaim(ctx, keys, candidate, op, options, now, get);
+        return claimed !== null;
+      },
+      { limit: CLAIM_SCAN },
+    );
+    if (taken === null) return null;
+    // A stray entry dropped, or a check lost to a writer of the run: next.
+    if (taken.result.ok && claimed !== null && claimed !== STRAY) return claimed;
+  }
+  return null;
+}
+
+/** What `prepareClaim` resolves for a stray entry it dropped (its run is not queued). */
+const STRAY: unique symbol = Symbol("stray");
+
+/**
+ * Add to `op` the claim of `candidate`'s run by this worker, and resolve
+ * the record the claim writes; `STRAY` when the entry's run is gone or not
+ * queued (`op` drops the entry); `null` (nothing added) when the run may not
+ * start now (not due yet, or its flow at its limit).
+ */
+async function prepareClaim(
+  ctx: RecordsContext,
+  keys: QueueKeys,
+  candidate: Entry<QueueEntry>,
+  op: AtomicOperation,
+  options: ClaimOptions,
+  now: number,
+  /** Reads (a native claim's: inside its transaction). */
+  get: <T>(key: Key) => Promise<Entry<T> | null>,
+): Promise<RunRecord | typeof STRAY | null> {
+  const runKey = ctx.layout.run(candidate.value.id);
+  const stored = await get<StoredRun>(runKey);
+  if (stored === null || stored.value.status !== "queued" || stored.value.queue === undefined) {
+    // A stray entry (its run was cancelled or deleted meanwhile): drop it.
+    op.check(candidate.key, candidate.version).delete(candidate.key);
+    return STRAY;
+  }
+  const run = withoutEvents(stored.value);
+  const q = run.queue!;
+  if (q.runAt > now) return null; // never early (a clock behind the one that made it ready)
+  let slot: { key: Key; version: string | null; runs: string[] } | undefined;
+  if (q.limit !== undefined) {
+    const activeKey = keys.active(q.limit, run.flowId);
+    const active = await get<ActiveRuns>(activeKey);
+    const runs = active?.value.runs ?? [];
+    if (runs.length >= q.limit.concurrency) return null;
+    slot = { key: activeKey, version: active?.version ?? null, runs };
+  }
+  op.check(candidate.key, candidate.version)
+    .check(runKey, stored.version)
+    .delete(candidate.key);
+  if (slot !== undefined) {
+    op.check(slot.key, slot.version).set(slot.key, { runs: [...slot.runs, run.id] });
+  }
+  const claimed: RunRecord = {
+    ...run,
+    status: "running",
+    heartbeatAt: now,
+    error: null,
+    queue: {
+      ...q,
+      attempt: q.attempt + 1,
+      claim: { worker: options.worker, at: now, leaseMs: options.leaseMs },
+    },
+  };
+  op.set(runKey, claimed);
+  moveIndexes(ctx, op, run, claimed);
+  op.set(keys.claimed(run.id), { worker: options.worker, at: now });
+  return claimed;
 }
 
 /** Candidates of the same priority a spread claim picks its first try among. */

@@ -7,7 +7,8 @@
  * @module
  */
 import { ConflictError } from "../errors.ts";
-import type { AtomicOperation, Entry } from "../store/types.ts";
+import type { AtomicOperation, Entry, Key } from "../store/types.ts";
+import { compareKeys } from "../store/keys.ts";
 import { checkEvents, checkRun, checkTime } from "./_checks.ts";
 import {
   type EventChunk,
@@ -19,6 +20,7 @@ import {
 } from "./_context.ts";
 import { EVENTS_FIELD } from "./layout.ts";
 import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
+import { metricShards, shardKey } from "./_metric_shards.ts";
 import { assertRunId } from "./run_id.ts";
 import { type RunEvent, type RunRecord, summarizeRun } from "./types.ts";
 
@@ -123,7 +125,8 @@ export async function appendEvents(
 /**
  * `Records.finishRun()`: write the final record, move its status indexes,
  * inline its events (at most 1,000 in all) or append the last chunk, and
- * count it in the per-version and `"*"` metrics, in one commit.
+ * count it in the per-version and `"*"` metrics (or shards of them, in a
+ * process where they were contended: see `_metric_shards.ts`), in one commit.
  */
 export async function finishRun(
   ctx: RecordsContext,
@@ -150,9 +153,39 @@ export async function finishRun(
   const record: RunRecord = { ...run, endedAt, durationMs };
   const summary = summarizeRun(record);
   const runKey = layout.run(run.id);
-  const versionKey = layout.key("metrics", run.flowId, run.flowVersion);
-  const allKey = layout.key("metrics", run.flowId, "*");
+  // The counts go to the flow's metrics entries, or, once this process has
+  // seen runs of its own conflict on them (several at once: a worker), to a
+  // shard only it writes to at the moment (see _metric_shards.ts): runs
+  // ending at once then never conflict.
+  const shards = metricShards(ctx);
+  const shard = shards.take();
+  let versionKey: Key = [];
+  let allKey: Key = [];
+  let inShard = false;
+  const target = () => {
+    inShard = shards.sharded;
+    versionKey = inShard
+      ? shardKey(ctx, run.flowId, run.flowVersion, shard)
+      : layout.key("metrics", run.flowId, run.flowVersion);
+    allKey = inShard
+      ? shardKey(ctx, run.flowId, "*", shard)
+      : layout.key("metrics", run.flowId, "*");
+  };
+  target();
+  let metricsConflict = false;
   const written = await withRetry(ctx.retry, what, async () => {
+    const result = await attempt();
+    if (result !== RETRY || inShard || !metricsConflict) return result;
+    // Metrics were contended: from now on this process counts in shards.
+    shards.sharded = true;
+    target();
+    return await attempt();
+  }).finally(() => shards.give(shard));
+  tails.forget(run.id);
+  return written;
+
+  async function attempt(): Promise<boolean | typeof RETRY> {
+    metricsConflict = false;
     const [stored, perVersion, all] = await store.getMany<StoredRun | FlowMetrics>([
       runKey,
       versionKey,
@@ -221,11 +254,14 @@ export async function finishRun(
       addRunToMetrics(all?.value ?? emptyMetrics(run.flowId, "*", now), record, now),
     );
     const result = await op.commit();
-    if (!result.ok) tails.forget(run.id);
+    if (!result.ok) {
+      tails.forget(run.id);
+      metricsConflict = result.conflicts.some((k) =>
+        compareKeys(k, versionKey) === 0 || compareKeys(k, allKey) === 0
+      );
+    }
     return result.ok ? true : RETRY;
-  });
-  tails.forget(run.id);
-  return written;
+  }
 }
 
 /**

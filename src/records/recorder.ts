@@ -205,7 +205,10 @@ export class RunRecorder {
     this.startedAt = startedAt;
     this.id = id ?? newRunId(startedAt);
     this.#commit = options.commit ?? ((record, events) => records.finishRun(record, events));
-    this.#lastFlush = startedAt;
+    // From now, not from `startedAt`: a claimed run's `startedAt` is when it
+    // was enqueued, and its first event would otherwise be appended at once
+    // (a commit of its own) instead of with the others.
+    this.#lastFlush = Math.max(startedAt, clock.now());
     this.#timers = options.timers ?? realTimers;
     this.#retryDelays = options.finishRetryDelaysMs ?? FINISH_RETRY_DELAYS_MS;
   }

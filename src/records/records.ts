@@ -16,6 +16,7 @@
  * | `P, "runs-by-flow-status", flowId, status, runId` | the same, per flow |
  * | `P, "events", runId, chunk` | `{ first, events }`: one `appendEvents()` call |
  * | `P, "metrics", flowId, version` | {@linkcode FlowMetrics}; `version` is a hash or `"*"` |
+ * | `P, "metrics-shards", flowId, version, shard` | {@linkcode FlowMetrics} of runs not folded into the above yet |
  * | `P, "cancel", runId` | `{ requestedAt }`: a request to cancel a running run (see below) |
  * | `P, "queue", "ready", priority, runAt, runId` | `{ id, flowId }`: a queued run that is due |
  * | `P, "queue", "delayed", runAt, priority, runId` | the same, for a run not due yet |
@@ -102,9 +103,16 @@
  * event chunks) is one atomic commit guarded by version checks, retried with
  * a small jittered exponential backoff, and abandoned with a
  * {@linkcode ConflictError} after `retry.attempts` tries. Finishing a run
- * writes the record, moves its status indexes and updates both the
- * per-version and the `"*"` metrics in one commit, so several processes can
- * finish runs of one flow at once without losing a count.
+ * writes the record, moves its status indexes and counts it in the
+ * per-version and the `"*"` metrics in one commit. Once a process has seen
+ * such a commit conflict on the metrics (runs of one flow ending at once),
+ * its counts go to a *shard* of those metrics that only it writes to at that
+ * moment (an id per store object, a slot per run ending at once through it),
+ * so several workers finishing runs of one flow never retry against each
+ * other on metrics; `getMetrics()` and `listMetrics()` merge the entry with
+ * its shards (exact totals, re-read if a compaction moved shards meanwhile),
+ * and `compactMetrics()` (run by queue workers as they start and stop) folds
+ * the shards into the entry.
  *
  * @module
  */
@@ -141,6 +149,7 @@ import type { FlowDefinition } from "../flow/types.ts";
 import type { FlowSummary, FlowVersion } from "./flow_version.ts";
 import { RecordsLayout } from "./layout.ts";
 import type { FlowMetrics } from "./metrics.ts";
+import { compactMetrics, listMetrics, readMetrics } from "./_metric_shards.ts";
 import { type PruneOptions, type PruneResult, pruneRuns } from "./prune.ts";
 import { assertRunId } from "./run_id.ts";
 import type {
@@ -526,18 +535,52 @@ export class Records {
     if (typeof version !== "string" || version === "") {
       throw new TypeError(`Cannot get metrics of "${flowId}": version must be a hash or "*"`);
     }
-    const key = this.#ctx.layout.key("metrics", flowId, version);
-    return (await this.#ctx.store.get<FlowMetrics>(key))?.value ?? null;
+    return await readMetrics(this.#ctx, flowId, version);
   }
 
   /** Every metrics record (each flow's `"*"` and per-version ones), or only one flow's. */
   async listMetrics(flowId?: string): Promise<FlowMetrics[]> {
     if (flowId !== undefined) checkFlowId(flowId, "Cannot list metrics");
-    const { layout, store } = this.#ctx;
-    const prefix = flowId === undefined ? layout.key("metrics") : layout.key("metrics", flowId);
-    const out: FlowMetrics[] = [];
-    for await (const e of store.list<FlowMetrics>({ prefix })) out.push(e.value);
-    return out;
+    return await listMetrics(this.#ctx, flowId);
+  }
+
+  /**
+   * Fold the metrics shards into the metrics entries. In a process whose
+   * run ends conflicted on their flow's metrics (several runs ending at
+   * once: a queue worker), runs add their counts to shards of the metrics
+   * (one per process and run ending at that moment), so that they never
+   * retry against each other; readers merge them, and this (which queue
+   * workers run when they start and stop) keeps them few. Resolves how many
+   * shards were folded.
+   *
+   * @example
+   * ```ts
+   * import { newRunId, openStore, Records } from "@flowstate/core/records";
+   * import assert from "node:assert/strict";
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const run = {
+   *   id: newRunId(1),
+   *   flowId: "hello",
+   *   flowVersion: "v1",
+   *   status: "running" as const,
+   *   inputs: {},
+   *   outputs: null,
+   *   error: null,
+   *   startedAt: 1,
+   *   endedAt: null,
+   *   durationMs: null,
+   *   nodes: {},
+   * };
+   * await records.startRun(run);
+   * await records.finishRun({ ...run, status: "succeeded", endedAt: 5 }, []);
+   * // One run at a time never conflicts: its counts went to the entries, no shard.
+   * assert.equal(await records.compactMetrics(), 0);
+   * assert.equal((await records.getMetrics("hello"))?.succeeded, 1);
+   * ```
+   */
+  compactMetrics(): Promise<number> {
+    return compactMetrics(this.#ctx);
   }
 
   /**

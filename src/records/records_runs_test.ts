@@ -335,10 +335,11 @@ backendTest(
     counts.commits = 0;
     assert.equal(await batch.deleteRuns([...ids, ids[0], stray]), 4, "four runs existed");
     assert.equal(counts.commits, 1, "one commit");
-    const metrics = (await allKeys(store)).filter((k) => k[1] === "metrics");
+    const isMetrics = (k: readonly string[]) => k[1] === "metrics" || k[1] === "metrics-shards";
+    const metrics = (await allKeys(store)).filter(isMetrics);
     assert.deepEqual(
-      (await allKeys(store)).filter((k) => k[1] !== "metrics"),
-      before.filter((k) => k[1] !== "metrics"),
+      (await allKeys(store)).filter((k) => !isMetrics(k)),
+      before.filter((k) => !isMetrics(k)),
       "only the first run is left (metrics aside)",
     );
     assert.ok(metrics.length > 0);

@@ -106,6 +106,38 @@ export interface CommitRequest {
 /** What a driver's commit reports. */
 export type DriverCommitResult = { ok: true } | { ok: false; conflicts: Key[] };
 
+/**
+ * What {@linkcode StoreDriver.claim} is given: a claim of the first entry
+ * under `prefix` that no other claim holds at the moment.
+ */
+export interface ClaimRequest {
+  /** The entries to take from (live ones only, in key order). */
+  prefix: Key;
+  /** Offer at most this many entries to `decide`. */
+  limit: number;
+  /** The current time (ms), for expiry. */
+  now: number;
+  /**
+   * Called with each candidate in key order while the driver holds it for
+   * this claim (concurrent claims skip it, never wait for it); resolves the
+   * commit to apply in the same transaction (without `clear` mutations), or
+   * `null` to pass over it and be offered the next. `read` reads entries
+   * (live at `now`, like `getMany`) inside the claim's own transaction: a
+   * decision needs no other connection while the claim holds one.
+   */
+  decide(
+    entry: RawEntry,
+    read: (keys: readonly Key[]) => Promise<(RawEntry | null)[]>,
+  ): Promise<CommitRequest | null>;
+}
+
+/** What {@linkcode StoreDriver.claim} did. */
+export type DriverClaimResult =
+  /** No candidate was taken: none was free, or `decide` passed over all. */
+  | null
+  /** The commit `decide` made for the candidate at `key`, and how it went. */
+  | { key: Key; result: DriverCommitResult };
+
 /** The interface a plugin's `open()` returns. */
 export interface StoreDriver {
   /** Where the data lives, for display (a path, a URL without password, `"memory"`). */
@@ -172,4 +204,14 @@ export interface StoreDriver {
   listen?(topic: string, onSignal: () => void): Promise<() => Promise<void>>;
   /** Wake every listener of `topic` in every process (PostgreSQL: `NOTIFY`). */
   signal?(topic: string): Promise<void>;
+  /**
+   * Native claims (PostgreSQL: `SELECT … FOR UPDATE SKIP LOCKED`): in one
+   * transaction, hold the first live entries under `request.prefix` that no
+   * other claim holds, one at a time, offer each to `request.decide`, and
+   * apply the first commit it resolves (checks and all, exactly as
+   * {@linkcode StoreDriver.commit} would) before letting the entry go.
+   * Concurrent claims get distinct candidates instead of racing for one.
+   * Optional: without it, the queue claims by compare-and-set.
+   */
+  claim?(request: ClaimRequest): Promise<DriverClaimResult>;
 }

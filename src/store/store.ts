@@ -303,10 +303,18 @@ class CoreStore implements Store {
         return driver.signal!(topic);
       };
     }
+    // A native claim commits inside the driver's own transaction, past the change feed: a store
+    // that keeps a feed does without it (the queue then claims through compare-and-set).
+    if (typeof driver.claim === "function" && this.#feed === undefined) {
+      const claim = driver.claim;
+      this.claimFirst = (prefix, take, options) =>
+        this.#claimFirst(claim, prefix, take as never, options);
+    }
   }
 
   listen?: (topic: string, onSignal: () => void) => Promise<() => Promise<void>>;
   signal?: (topic: string) => Promise<void>;
+  claimFirst?: Store["claimFirst"];
 
   #assertOpen(what: string): void {
     if (this.#closed) {
@@ -954,6 +962,13 @@ class CoreStore implements Store {
   }
 
   atomic(): AtomicOperation {
+    return this.#operation().op;
+  }
+
+  /** An atomic operation and what it collects (`commit`: the one to use, or the default). */
+  #operation(
+    commit?: () => Promise<CommitResult>,
+  ): { op: AtomicOperation; checks: AtomicCheck[]; mutations: Mutation[] } {
     const what = "Cannot commit atomic operation";
     this.#assertOpen(what);
     const checks: AtomicCheck[] = [];
@@ -992,6 +1007,7 @@ class CoreStore implements Store {
         return op;
       },
       commit: () => {
+        if (commit !== undefined) return commit();
         this.#assertOpen(what);
         if (committed) {
           return Promise.reject(new TypeError(`${what}: this operation was already committed`));
@@ -1007,7 +1023,57 @@ class CoreStore implements Store {
         return this.#expandClears(mutations).then((expanded) => this.#commit(checks, expanded));
       },
     };
-    return op;
+    return { op, checks, mutations };
+  }
+
+  /** `Store.claimFirst`, over the driver's `claim` (set up in the constructor when it has one). */
+  async #claimFirst<T>(
+    claim: NonNullable<StoreDriver["claim"]>,
+    prefix: Key,
+    take: (
+      entry: Entry<T>,
+      op: AtomicOperation,
+      get: <U = JsonValue>(key: Key) => Promise<Entry<U> | null>,
+    ) => Promise<boolean>,
+    options: { limit?: number } = {},
+  ): Promise<{ key: Key; result: CommitResult } | null> {
+    const what = "Cannot claim";
+    this.#assertOpen(what);
+    assertKey(prefix, `${what}: prefix`, true);
+    const limit = options.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1) {
+      throw new RangeError(`${what}: limit must be a whole number >= 1 (got ${limit})`);
+    }
+    if (typeof take !== "function") throw new TypeError(`${what}: take must be a function`);
+    let version = "";
+    const now = this.#clock.now();
+    const claimed = await claim.call(this.#driver, {
+      prefix: [...prefix],
+      limit,
+      now,
+      decide: async (raw, read) => {
+        const get = async <U>(key: Key): Promise<Entry<U> | null> => {
+          assertKey(key, `${what}: get`);
+          const [found] = await read([[...key]]);
+          const live = this.#live(found ?? null, now);
+          return live === null ? null : toEntry<U>(live);
+        };
+        const { op, checks, mutations } = this.#operation(() =>
+          Promise.reject(
+            new TypeError(`${what}: the claim commits the operation; take() must not`),
+          )
+        );
+        if (!(await take(toEntry<T>(raw), op, get))) return null;
+        if (mutations.some((m) => m.type === "clear")) {
+          throw new TypeError(`${what}: a claim's operation cannot clear a range`);
+        }
+        const at = this.#clock.now();
+        version = newVersion(this.#clock === systemClock ? at : Date.now());
+        return { checks, mutations, version, now: at };
+      },
+    });
+    if (claimed === null) return null;
+    return { key: claimed.key, result: commitResult(claimed.result, version) };
   }
 
   /**

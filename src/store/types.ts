@@ -417,6 +417,29 @@ export interface Store extends AsyncDisposable {
   getAt<T = JsonValue>(key: Key, at: { time: number } | { seq: number }): Promise<Entry<T> | null>;
   /** Whether the store keeps a change feed, and which sequence numbers it holds. */
   feedInfo(): Promise<FeedInfo>;
+  /**
+   * Present when the backend claims natively (the postgres plugin: `SELECT …
+   * FOR UPDATE SKIP LOCKED`): offer the first live entries under `prefix`
+   * (key order, at most `options.limit`, default 100) that no other claim
+   * holds at the moment, one at a time, to `take`, which adds checks and
+   * writes to `op` and resolves `true` to commit them (in the same
+   * transaction, while the entry is held) or `false` to be offered the next.
+   * Concurrent claimers get distinct entries instead of racing for one.
+   * `take` reads what it needs with `get` (inside the claim's transaction);
+   * it must not commit `op` itself, nor use the store meanwhile (the claim
+   * holds one of its connections and the entry). Resolves the entry's key
+   * and the commit's result, or `null` when nothing was taken. The queue's
+   * workers use it to claim runs.
+   */
+  claimFirst?<T = JsonValue>(
+    prefix: Key,
+    take: (
+      entry: Entry<T>,
+      op: AtomicOperation,
+      get: <U = JsonValue>(key: Key) => Promise<Entry<U> | null>,
+    ) => Promise<boolean>,
+    options?: { limit?: number },
+  ): Promise<{ key: Key; result: CommitResult } | null>;
 }
 
 /** What {@linkcode Store.compact} did. */
