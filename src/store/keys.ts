@@ -6,10 +6,24 @@
 import type { Key } from "./types.ts";
 
 /**
- * Throw a `TypeError` unless `key` is a non-empty array of well-formed strings.
- * `what` names the operation for the message ("Cannot set").
+ * Throw a `TypeError` unless `key` is a non-empty array of well-formed strings
+ * whose first element does not start with `"\u0000"` (reserved for the
+ * core's internal keys). `what` names the operation for the message ("Cannot set").
  */
 export function assertKey(key: unknown, what: string, allowEmpty = false): asserts key is Key {
+  assertKeyShape(key, what, allowEmpty);
+  if (key.length > 0 && key[0].charCodeAt(0) === 0) {
+    throw new TypeError(
+      `${what}: key ${
+        safeJson(key)
+      } starts with "\\u0000", which is reserved for Flowstate's internal keys ` +
+        `(the change feed, indexes); use a first element that does not start with U+0000`,
+    );
+  }
+}
+
+/** {@linkcode assertKey} without the check of the reserved first element (any key a driver holds). */
+function assertKeyShape(key: unknown, what: string, allowEmpty: boolean): asserts key is Key {
   if (!Array.isArray(key)) {
     throw new TypeError(
       `${what}: key must be an array of strings, like ["flow", "counter"] (got ${describe(key)})`,
@@ -274,7 +288,8 @@ export function decodeCursor(cursor: string): Key {
     const bin = atob(b64 + "=".repeat((4 - b64.length % 4) % 4));
     const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
     const key = JSON.parse(utf8.decode(bytes));
-    assertKey(key, "Cannot list");
+    // A cursor may point anywhere: the listing's range split keeps out of the internal space.
+    assertKeyShape(key, "Cannot list", false);
     return key;
   } catch (err) {
     throw new TypeError(

@@ -4,7 +4,18 @@
  *
  * @module
  */
-import { StoreClosedError } from "../errors.ts";
+import { FeedDisabledError, StoreClosedError } from "../errors.ts";
+import { currentActor } from "./actor.ts";
+import {
+  changeAt,
+  checkChangesOptions,
+  feedBounds,
+  type FeedRetention,
+  planFeed,
+  readChanges,
+  readHead,
+  trimFeed,
+} from "./feed.ts";
 import type {
   ClearRange,
   CommitRequest,
@@ -20,6 +31,7 @@ import {
   compareKeys,
   decodeCursor,
   encodeCursor,
+  hasPrefix,
   inClearRange,
 } from "./keys.ts";
 import { applyQuery, normalizeQuery } from "./query.ts";
@@ -36,11 +48,14 @@ import type {
   AtomicCheck,
   AtomicOperation,
   Capabilities,
+  Change,
+  ChangesOptions,
   Clock,
   CommitResult,
   CompactResult,
   DeleteOptions,
   Entry,
+  FeedInfo,
   IndexInfo,
   JsonValue,
   Key,
@@ -53,10 +68,46 @@ import type {
   SearchOptions,
   SetOptions,
   Store,
+  WatchOptions,
 } from "./types.ts";
 import { assertValueSize, serializeValue } from "./values.ts";
 import { systemClock } from "../clock.ts";
 import { listIterator } from "./list_iterator.ts";
+import {
+  coreStore,
+  INTERNAL,
+  INTERNAL_ACCESS,
+  type InternalAccess,
+  isInternalKey,
+  outsideInternal,
+  reachesInternal,
+} from "./internal_keys.ts";
+
+/** The topic of the wake-ups a feed commit sends (`listen`/`signal`) to watchers in other processes. */
+export const FEED_TOPIC = "feed";
+
+/** How often a watcher looks for changes by polling: bounded, cheap (one read of the head). */
+const POLL_MS_LOCAL = 20;
+/** With wake-ups across processes (`listen`), polling is only a safety net. */
+const POLL_MS_SIGNALLED = 1_000;
+
+/**
+ * A driver's listing of several ranges one after the other, synchronous when
+ * every part is (so the core's fast path for synchronous drivers still holds).
+ */
+function chainListings(
+  parts: (AsyncIterable<RawEntry> | Iterable<RawEntry>)[],
+): AsyncIterable<RawEntry> | Iterable<RawEntry> {
+  if (parts.length === 1) return parts[0];
+  if (parts.every((p) => Symbol.iterator in p)) {
+    return (function* () {
+      for (const p of parts) yield* p as Iterable<RawEntry>;
+    })();
+  }
+  return (async function* () {
+    for (const p of parts) yield* p;
+  })();
+}
 
 const PROCESS_TAG = Array.from(
   crypto.getRandomValues(new Uint8Array(8)),
@@ -91,6 +142,22 @@ const DEFAULT_CAPABILITIES: Capabilities = {
   search: false,
 };
 
+/** The core's method that trims a store's feed (the `gc` job calls it through `trimChanges`). */
+const TRIM_FEED: unique symbol = Symbol("flowstate.trimFeed");
+
+/**
+ * Trim `store`'s change feed by its retention; resolves how many entries were
+ * removed, or `undefined` when the store keeps no feed or is not one the core
+ * wrapped.
+ */
+export async function trimChanges(store: Store): Promise<number | undefined> {
+  const core = coreStore(store);
+  const trim = (core as { [TRIM_FEED]?: () => Promise<number> } | undefined)?.[TRIM_FEED];
+  if (typeof trim !== "function") return undefined;
+  if (!(await store.feedInfo()).enabled) return undefined;
+  return await trim.call(core);
+}
+
 /** How the core wraps a driver. */
 export interface WrapOptions {
   /** The store's name. */
@@ -105,6 +172,8 @@ export interface WrapOptions {
   search?: SearchSpec;
   /** What the driver's `prepareIndexes` built natively. */
   prepared?: PreparedIndexes;
+  /** Keep a change feed with this retention (`normalizeFeedOption`); none without it. */
+  changes?: FeedRetention;
 }
 
 function checkExpireIn(expireIn: unknown, what: string): void {
@@ -148,9 +217,17 @@ class CoreStore implements Store {
   #search: SearchSpec | undefined;
   #nativeSearch: boolean;
   readonly indexes: readonly IndexInfo[];
+  #feed: FeedRetention | undefined;
+  /** Watchers in this process, woken after each feed commit. */
+  #wakers = new Set<() => void>();
+  /** Wake-ups sent to other processes, awaited by close(). */
+  #signals = new Set<Promise<void>>();
+  /** Aborted by close(): ends every watch. */
+  #closedSignal = new AbortController();
 
   constructor(driver: StoreDriver, options: WrapOptions) {
     this.#driver = driver;
+    this.#feed = options.changes;
     this.#indexSpecs = options.indexes ?? [];
     this.#search = options.search;
     const native = new Set(options.prepared?.indexes ?? []);
@@ -216,6 +293,7 @@ class CoreStore implements Store {
   }
 
   #commit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
+    if (this.#feed !== undefined) return this.#feedCommit(checks, mutations);
     const now = this.#clock.now();
     const version = newVersion(this.#clock === systemClock ? now : Date.now());
     const request: CommitRequest = { checks, mutations, version, now };
@@ -227,6 +305,203 @@ class CoreStore implements Store {
     }
     if (result instanceof Promise) return result.then((r) => commitResult(r, version));
     return Promise.resolve(commitResult(result, version));
+  }
+
+  /**
+   * A commit with the feed: the entries and the head move in the same driver
+   * commit, checked against the head as read. When another commit moved the
+   * head meanwhile, plan again (the user's own checks are evaluated anew).
+   */
+  async #feedCommit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
+    const by = currentActor();
+    for (;;) {
+      const expanded = mutations.some((m) => m.type === "clear")
+        ? await this.#expandClears(mutations)
+        : mutations;
+      const now = this.#clock.now();
+      const version = newVersion(this.#clock === systemClock ? now : Date.now());
+      const plan = await planFeed(this.#driver, expanded, now, version, by);
+      const result = await this.#driver.commit({
+        checks: [...checks, plan.check],
+        mutations: [...expanded, ...plan.mutations],
+        version,
+        now,
+      });
+      if (result.ok) {
+        if (plan.mutations.length > 0) this.#announce();
+        return { ok: true, version };
+      }
+      const head = await readHead(this.#driver);
+      if (head.version !== plan.headVersion) continue;
+      return {
+        ok: false,
+        version: null,
+        conflicts: result.conflicts.filter((k) => !isInternalKey(k)),
+      };
+    }
+  }
+
+  /** Wake this process's watchers, and other processes' (where the driver carries signals). */
+  #announce(): void {
+    for (const wake of this.#wakers) wake();
+    if (this.#driver.signal && this.#driver.listen) {
+      const sent = this.#driver.signal(FEED_TOPIC).catch(() => {});
+      this.#signals.add(sent);
+      sent.finally(() => this.#signals.delete(sent));
+    }
+  }
+
+  #assertFeed(what: string): FeedRetention {
+    this.#assertOpen(what);
+    if (this.#feed === undefined) throw new FeedDisabledError(this.name, what);
+    return this.#feed;
+  }
+
+  changes<T = JsonValue>(options: ChangesOptions = {}): AsyncIterable<Change<T>> {
+    const what = "Cannot read changes";
+    this.#assertFeed(what);
+    checkChangesOptions(options, what);
+    if (options.prefix !== undefined) assertKey(options.prefix, `${what}: prefix`, true);
+    const driver = this.#driver;
+    // deno-lint-ignore no-this-alias
+    const self = this;
+    return (async function* () {
+      for await (const change of readChanges<T>(driver, options)) {
+        self.#assertOpen(what);
+        yield change;
+      }
+    })();
+  }
+
+  watch<T = JsonValue>(
+    prefixes: readonly Key[],
+    options: WatchOptions = {},
+  ): AsyncIterable<Change<T>> {
+    const what = "Cannot watch";
+    this.#assertFeed(what);
+    if (!Array.isArray(prefixes) || prefixes.length === 0) {
+      throw new TypeError(`${what}: prefixes must be a non-empty array of keys ([[]]: every key)`);
+    }
+    for (const p of prefixes) assertKey(p, `${what}: prefix`, true);
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError(`${what}: options must be an object`);
+    }
+    if (options.since !== undefined) checkChangesOptions({ since: options.since }, what);
+    const wanted = prefixes.map((p) => [...p]);
+    const driver = this.#driver;
+    const closed = this.#closedSignal.signal;
+    const wakers = this.#wakers;
+    // deno-lint-ignore no-this-alias
+    const self = this;
+    return (async function* () {
+      const signal = options.signal;
+      if (signal?.aborted || closed.aborted) return;
+      let since = options.since;
+      if (since === undefined) since = (await readHead(driver)).seq;
+      else {
+        const { firstSeq } = await feedBounds(driver);
+        if (since < firstSeq - 1) {
+          throw new RangeError(
+            `${what}: the changes after #${since} were trimmed (the oldest kept is #${firstSeq}); ` +
+              `resume from #${firstSeq - 1} or keep the feed longer (changes.keep)`,
+          );
+        }
+      }
+      let wake: (() => void) | undefined;
+      let woken = false;
+      const waker = () => {
+        woken = true;
+        wake?.();
+      };
+      wakers.add(waker);
+      const onAbort = () => wake?.();
+      signal?.addEventListener("abort", onAbort);
+      closed.addEventListener("abort", onAbort);
+      let unlisten: (() => Promise<void>) | undefined;
+      try {
+        if (driver.listen && driver.signal) unlisten = await driver.listen(FEED_TOPIC, waker);
+        const pollMs = unlisten ? POLL_MS_SIGNALLED : POLL_MS_LOCAL;
+        let lastHead = -1;
+        while (!signal?.aborted && !closed.aborted) {
+          woken = false;
+          const head = await readHead(driver);
+          if (head.seq !== lastHead) {
+            lastHead = head.seq;
+            for await (const change of readChanges<T>(driver, { since, limit: 1000 })) {
+              since = change.seq;
+              if (wanted.some((p) => p.length === 0 || hasPrefix(change.key, p))) {
+                yield change;
+                if (signal?.aborted || closed.aborted) return;
+              }
+            }
+            if (since < head.seq) {
+              lastHead = -1; // more than one batch behind: read on at once
+              continue;
+            }
+          }
+          if (woken) continue;
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(done, pollMs);
+            function done() {
+              clearTimeout(timer);
+              wake = undefined;
+              resolve();
+            }
+            wake = done;
+            if (woken || signal?.aborted || closed.aborted) done();
+          });
+        }
+      } finally {
+        wakers.delete(waker);
+        signal?.removeEventListener("abort", onAbort);
+        closed.removeEventListener("abort", onAbort);
+        await unlisten?.().catch(() => {});
+        void self;
+      }
+    })();
+  }
+
+  async getAt<T = JsonValue>(
+    key: Key,
+    at: { time: number } | { seq: number },
+  ): Promise<Entry<T> | null> {
+    const what = "Cannot read a key as it was";
+    this.#assertFeed(what);
+    assertKey(key, what);
+    if (typeof at !== "object" || at === null || !("time" in at || "seq" in at)) {
+      throw new TypeError(
+        `${what}: at must be { time: <ms since the epoch> } or { seq: <number> }`,
+      );
+    }
+    const { result, time } = await changeAt(this.#driver, key, at, what);
+    if (result.kind === "absent") return null;
+    if (result.kind === "current") {
+      const raw = await this.#driver.get(key, time);
+      if (raw === null || (raw.expiresAt !== null && raw.expiresAt <= time)) return null;
+      return toEntry<T>(raw);
+    }
+    const change = result.change;
+    if (change.op === "delete") return null;
+    if (change.expiresAt !== null && change.expiresAt <= time) return null;
+    return {
+      key: [...key],
+      value: change.value as T,
+      version: change.version!,
+      expiresAt: change.expiresAt,
+    };
+  }
+
+  async feedInfo(): Promise<FeedInfo> {
+    this.#assertOpen("Cannot read the feed's state");
+    if (this.#feed === undefined) return { enabled: false, firstSeq: 1, lastSeq: 0, keep: null };
+    const { firstSeq, lastSeq } = await feedBounds(this.#driver);
+    return { enabled: true, firstSeq, lastSeq, keep: this.#feed.keep };
+  }
+
+  /** Trim the feed by its retention (the `gc` job); resolves how many entries it removed. */
+  async [TRIM_FEED](): Promise<number> {
+    const feed = this.#assertFeed("Cannot trim the change feed");
+    return await trimFeed(this.#driver, feed, this.#clock.now(), () => newVersion());
   }
 
   set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
@@ -353,7 +628,7 @@ class CoreStore implements Store {
       if (inner === undefined) {
         if (limit === 0) inner = entries();
         else {
-          const listed = self.#driver.list(range, self.#clock.now());
+          const listed = self.#listOutsideInternal(range, self.#clock.now());
           inner = Symbol.iterator in listed
             ? fromSync((listed as Iterable<RawEntry>)[Symbol.iterator]())
             : entries(listed as AsyncIterable<RawEntry>);
@@ -384,6 +659,52 @@ class CoreStore implements Store {
           ? Promise.reject(new StoreClosedError(`${what}: store "${self.name}" is closed`))
           : step(),
     });
+  }
+
+  /**
+   * The driver's listing of `range` without the internal space: the range as
+   * is when it cannot reach it, else the parts below and above it, chained.
+   * Lazy: each part is asked of the driver when the listing reaches it.
+   */
+  #listOutsideInternal(range: KeyRange, now: number): AsyncIterable<RawEntry> | Iterable<RawEntry> {
+    if (!reachesInternal(range)) return this.#driver.list(range, now);
+    const parts = outsideInternal(range);
+    if (range.reverse) parts.reverse();
+    if (parts.length === 0) return [];
+    if (parts.length === 1) return this.#driver.list(parts[0], now);
+    const first = this.#driver.list(parts[0], now);
+    const driver = this.#driver;
+    if (Symbol.iterator in first) {
+      return (function* () {
+        yield* first as Iterable<RawEntry>;
+        const second = driver.list(parts[1], now);
+        if (Symbol.iterator in second) yield* second as Iterable<RawEntry>;
+        else throw new TypeError("a driver's list() must be always synchronous or always async");
+      })();
+    }
+    return chainListings([first, {
+      [Symbol.asyncIterator]: () => {
+        const second = driver.list(parts[1], now);
+        return Symbol.asyncIterator in second
+          ? second[Symbol.asyncIterator]()
+          : (async function* () {
+            yield* second as Iterable<RawEntry>;
+          })();
+      },
+    }]);
+  }
+
+  /** True when the internal space holds at least one entry (expired ones too). */
+  async #hasInternal(): Promise<boolean> {
+    for await (const _ of this.#driver.list({ prefix: [INTERNAL], limit: 1, batchSize: 1 }, 0)) {
+      return true;
+    }
+    return false;
+  }
+
+  /** The internal access for core code (see `internalAccess`). */
+  [INTERNAL_ACCESS](): InternalAccess {
+    return { driver: this.#driver, clock: this.#clock };
   }
 
   #rangeFor(options: ListOptions, what: string): KeyRange {
@@ -442,7 +763,7 @@ class CoreStore implements Store {
 
   /** Every entry in the range, expired ones too (listed as of the earliest time). */
   #listRange(range: ClearRange, batchSize?: number): AsyncIterable<RawEntry> | Iterable<RawEntry> {
-    return this.#driver.list(
+    return this.#listOutsideInternal(
       { prefix: range.prefix, start: range.start, end: range.end, batchSize },
       Number.MIN_SAFE_INTEGER,
     );
@@ -454,11 +775,13 @@ class CoreStore implements Store {
     const range = this.#clearRange(prefix, bounds, what);
     const now = this.#clock.now();
     if (this.capabilities.count && this.#driver.count) {
-      return await this.#driver.count(range, now);
+      let total = 0;
+      for (const part of outsideInternal(range)) total += await this.#driver.count(part, now);
+      return total;
     }
     let n = 0;
     const { prefix: p, start, end } = range;
-    for await (const raw of this.#driver.list({ prefix: p, start, end }, now)) {
+    for await (const raw of this.#listOutsideInternal({ prefix: p, start, end }, now)) {
       if (raw.expiresAt === null || raw.expiresAt > now) n++;
     }
     return n;
@@ -470,14 +793,18 @@ class CoreStore implements Store {
     const q = normalizeQuery(query);
     assertKey(q.prefix, what, true);
     const now = this.#clock.now();
-    if (this.capabilities.query && this.#driver.query) {
+    // A native query over every key would see the internal space: only when it is empty.
+    if (
+      this.capabilities.query && this.#driver.query &&
+      !(reachesInternal({ prefix: q.prefix }) && await this.#hasInternal())
+    ) {
       const native = await this.#driver.query(q, now);
       if (native !== undefined) {
         return native.filter((r) => this.#live(r, now) !== null).map((r) => toEntry<T>(r));
       }
     }
     const entries: { key: Key; value: unknown; raw: RawEntry }[] = [];
-    for await (const raw of this.#driver.list({ prefix: q.prefix }, now)) {
+    for await (const raw of this.#listOutsideInternal({ prefix: q.prefix }, now)) {
       if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
       entries.push({ key: raw.key, value: JSON.parse(raw.value), raw });
     }
@@ -509,7 +836,10 @@ class CoreStore implements Store {
     this.#assertOpen(what);
     const request = normalizeSearchRequest(text, options, this.#search, what);
     const now = this.#clock.now();
-    if (this.#nativeSearch && this.#driver.search) {
+    if (
+      this.#nativeSearch && this.#driver.search &&
+      !(reachesInternal({ prefix: request.prefix }) && await this.#hasInternal())
+    ) {
       const native = await this.#driver.search(request, now);
       if (native !== undefined) {
         return native.filter((r) => this.#live(r, now) !== null).map((r) => ({
@@ -519,7 +849,7 @@ class CoreStore implements Store {
       }
     }
     const hits: SearchHit<T>[] = [];
-    for await (const raw of this.#driver.list({ prefix: request.prefix }, now)) {
+    for await (const raw of this.#listOutsideInternal({ prefix: request.prefix }, now)) {
       if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
       const value = JSON.parse(raw.value);
       const score = searchScore(value, request.terms, request.fields);
@@ -569,10 +899,8 @@ class CoreStore implements Store {
         return op;
       },
       clear: (prefix, bounds) => {
-        mutations.push({
-          type: "clear",
-          range: this.#clearRange(prefix, bounds, `${what}: clear`),
-        });
+        const range = this.#clearRange(prefix, bounds, `${what}: clear`);
+        for (const part of outsideInternal(range)) mutations.push({ type: "clear", range: part });
         return op;
       },
       commit: () => {
@@ -620,7 +948,11 @@ class CoreStore implements Store {
     this.#assertOpen(what);
     const range = this.#clearRange(prefix, bounds, what);
     const now = this.#clock.now();
-    if (this.capabilities.clear && this.#driver.clear) return await this.#driver.clear(range, now);
+    if (this.capabilities.clear && this.#driver.clear && this.#feed === undefined) {
+      let total = 0;
+      for (const part of outsideInternal(range)) total += await this.#driver.clear(part, now);
+      return total;
+    }
     let removed = 0;
     for (;;) {
       const batch: RawEntry[] = [];
@@ -630,12 +962,14 @@ class CoreStore implements Store {
       }
       if (batch.length === 0) return removed;
       removed += batch.filter((r) => r.expiresAt === null || r.expiresAt > now).length;
-      await this.#driver.commit({
-        checks: [],
-        mutations: batch.map((r) => ({ type: "delete", key: r.key })),
-        version: newVersion(),
-        now,
-      });
+      const deletes: Mutation[] = batch.map((r) => ({ type: "delete", key: r.key }));
+      if (this.#feed !== undefined) await this.#feedCommit([], deletes);
+      else {await this.#driver.commit({
+          checks: [],
+          mutations: deletes,
+          version: newVersion(),
+          now,
+        });}
     }
   }
 
@@ -667,7 +1001,9 @@ class CoreStore implements Store {
     };
     // List as of the earliest time, so a driver that hides expired entries
     // itself still returns them here.
-    for await (const raw of this.#driver.list({ batchSize: 500 }, Number.MIN_SAFE_INTEGER)) {
+    for await (
+      const raw of this.#listOutsideInternal({ batchSize: 500 }, Number.MIN_SAFE_INTEGER)
+    ) {
       if (raw.expiresAt !== null && raw.expiresAt <= now) batch.push(raw);
       if (batch.length >= 500) await flush();
     }
@@ -684,7 +1020,8 @@ class CoreStore implements Store {
   close(): Promise<void> {
     if (!this.#closing) {
       this.#closed = true;
-      this.#closing = Promise.resolve().then(() => this.#driver.close());
+      this.#closedSignal.abort();
+      this.#closing = Promise.allSettled([...this.#signals]).then(() => this.#driver.close());
     }
     return this.#closing;
   }

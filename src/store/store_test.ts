@@ -184,7 +184,8 @@ Deno.test("Store.count() falls back to scanning list() and skips expired entries
   driver.put([["p"], 0, null], [["p", "1"], 1, null], [["p", "2"], 2, START - 5], [["q"], 3, null]);
   assert.equal(await store.count(["p"]), 1);
   assert.equal(await store.count(), 3);
-  assert.deepEqual(driver.ranges.map((r) => r.prefix), [["p"], []]);
+  // Every key: below and above the internal space (see internal_keys.ts).
+  assert.deepEqual(driver.ranges.map((r) => r.prefix), [["p"], [], []]);
 });
 
 Deno.test("Store.count() uses the driver's count() when it declares capabilities.count", async () => {
@@ -301,9 +302,14 @@ Deno.test("Store.clear() uses the driver's clear() when it declares capabilities
   }
   const driver = new Clearing();
   const { store } = tinyStore(driver);
-  assert.equal(await store.clear([]), 7);
+  // clear([]) clears below and above the internal space, and adds the counts.
+  assert.equal(await store.clear([]), 14);
   assert.equal(await store.clear(["x"], { end: ["x", "m"] }), 7);
-  assert.deepEqual(driver.cleared, [{ prefix: [] }, { prefix: ["x"], end: ["x", "m"] }]);
+  assert.deepEqual(driver.cleared, [
+    { prefix: [], end: ["\u0000"] },
+    { prefix: [], start: ["\u0000\u0000"] },
+    { prefix: ["x"], end: ["x", "m"] },
+  ]);
   assert.equal(driver.commits.length, 0);
 });
 
@@ -313,14 +319,19 @@ Deno.test("Store.list() with a cursor asks the driver for the keys after it", as
   const first = store.list({ limit: 2 });
   assert.deepEqual(await keys(first), [["a"], ["b"]]);
   assert.deepEqual(await keys(store.list({ cursor: first.cursor })), [["c"], ["d"], ["e"]]);
-  assert.deepEqual(driver.ranges[1], { reverse: false, start: ["b"], startExclusive: true });
+  // (The first listing asked below the internal space, then above it.)
+  assert.deepEqual(driver.ranges[2], { reverse: false, start: ["b"], startExclusive: true });
 
   const back = store.list({ reverse: true, limit: 2 });
   assert.deepEqual(await keys(back), [["e"], ["d"]]);
   assert.deepEqual(await keys(store.list({ reverse: true, cursor: back.cursor })), [["c"], ["b"], [
     "a",
   ]]);
-  assert.deepEqual(driver.ranges[3], { reverse: true, end: ["d"] });
+  // Above the internal space first (reverse), then below it.
+  assert.deepEqual(driver.ranges.slice(-2), [
+    { reverse: true, start: ["\u0000\u0000"], end: ["d"] },
+    { reverse: true, end: ["\u0000"] },
+  ]);
 
   // A cursor outside the listing's own bounds never widens them.
   assert.deepEqual(await keys(store.list({ start: ["d"], cursor: first.cursor })), [["d"], ["e"]]);

@@ -60,7 +60,7 @@ export function defineClearCases(define: DefineCase): void {
 
   define("clear([]) empties the store", async (c) => {
     const store = await c.open();
-    await seed(store, scramble([...LETTERS, ["c", "1"], [""], ["\u0000"]]).map((k) => [k, 1]));
+    await seed(store, scramble([...LETTERS, ["c", "1"], [""], ["\u0001"]]).map((k) => [k, 1]));
     same(await store.clear([]), 8, "clear([]) returns the number deleted");
     same(await store.count(), 0, "count() after clear([])");
     same(await listKeys(store), [], "list() after clear([])");

@@ -27,6 +27,7 @@ import { defineQueryCases } from "./query.ts";
 import { defineValueCases } from "./values.ts";
 import { defineVersionCases } from "./versions.ts";
 import { defineIndexCases } from "./indexes.ts";
+import { defineInternalCases } from "./internal.ts";
 
 /** What {@linkcode OpenStoreForTest} receives for each case. */
 export interface ConformanceContext {
@@ -169,6 +170,7 @@ defineBadInputCases(define);
 defineDifferentialCases(define);
 defineProcessCases(defineMultiProcess);
 defineIndexCases(define);
+defineInternalCases(define);
 
 /**
  * Register the Store conformance suite for one backend: a single
