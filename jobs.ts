@@ -68,6 +68,12 @@ export {
 } from "./jobs/migrate.ts";
 export { moveStore, type MoveStoreOptions, type MoveStoreResult } from "./jobs/migrate_store.ts";
 export {
+  type RekeyOptions,
+  type RekeyReport,
+  rekeyStore,
+  type RekeyStoreOptions,
+} from "./jobs/rekey.ts";
+export {
   type BackupConsistency,
   type BackupHeader,
   type BackupInfo,

@@ -74,6 +74,7 @@ export {
   ConfigError,
   type ConfigErrorOptions,
   ConflictError,
+  DecryptionError,
   type ErrorCode,
   FeedDisabledError,
   FlowstateError,

@@ -22,7 +22,9 @@
  * in `sha256sum` format (`sha256sum -c` checks it). gzip adds its own CRC-32.
  * Versions are not written: they are not portable across backends, and a
  * restore gives every entry a new version (compare-and-set callers re-read).
- * Expired entries are not written. The file is written to a temp file,
+ * Expired entries are not written. An encrypted store's values are written
+ * as stored, sealed (the header says `encrypted: { keyIds }`): a backup
+ * file never holds a value in the clear, and restoring it needs the key. The file is written to a temp file,
  * fsynced and renamed, so a crash never leaves a partial backup under the
  * final name.
  *
@@ -67,6 +69,7 @@ import {
 } from "../src/archive_format.ts";
 import { systemClock } from "../src/clock.ts";
 import { BackupError } from "../src/errors.ts";
+import { encryptionOf } from "../src/store/sealed.ts";
 
 /** The `format` of a backup file's header. */
 export const BACKUP_FORMAT = "flowstate.backup";
@@ -130,6 +133,12 @@ export interface BackupHeader {
   plugin: string;
   /** When the backup started (ISO 8601). */
   createdAt: string;
+  /**
+   * Present when the store is encrypted: its values are written sealed, as
+   * stored, and `keyIds` are the key ids the store had (the current one
+   * first). A restore needs a target encrypted with one of them.
+   */
+  encrypted?: { keyIds: string[] };
 }
 
 /** The trailer line of a backup file. */
@@ -217,6 +226,9 @@ export async function backupStore(
   options: BackupStoreOptions = {},
 ): Promise<BackupInfo> {
   const what = `Cannot back up store "${store.name}"`;
+  // An encrypted store is backed up as stored: its values stay sealed.
+  const encryption = encryptionOf(store);
+  if (encryption !== undefined) store = encryption.sealed;
   const consistency = options.consistency ?? defaults.consistency;
   const attempts = options.attempts ?? defaults.attempts;
   const clock = options.clock ?? systemClock;
@@ -244,6 +256,7 @@ export async function backupStore(
         plugin: store.plugin,
         createdAt: new Date(clock.now()).toISOString(),
       };
+      if (encryption !== undefined) header.encrypted = { keyIds: [...encryption.keyIds] };
       await writer.writeLine(JSON.stringify(header));
       const entryHash = newSha256();
       const versions = newSha256();

@@ -38,6 +38,10 @@
  *   reads; verification accepts up to 1 s of difference and counts them as
  *   `expiryAdjusted`. An entry that expires while the move runs may be
  *   dropped: it is gone from both sides by the time they are compared.
+ * - Encrypted stores: values are read opened (with the source's keys) and
+ *   written through the target, so an encrypted target seals them with its
+ *   own key (a move is also how to change a store's key without `rekey`).
+ *   An encrypted source is never moved into a plain target: refused.
  * - The checkpoint key itself, if the source happens to hold it, is neither
  *   copied nor compared.
  * - The target must be empty (or hold a checkpoint of a move from the same
@@ -63,6 +67,7 @@ import type { LogLevel } from "../src/log.ts";
 import { createProgress, type Progress } from "../src/jobs/progress.ts";
 import type { Clock, Key, Store } from "../src/store/types.ts";
 import { MigrationError } from "../src/errors.ts";
+import { encryptionOf } from "../src/store/sealed.ts";
 import { systemClock } from "../src/clock.ts";
 import { keyText } from "./_move_checksum.ts";
 import { copyBatches, isCheckpoint, type MoveCheckpoint } from "./_move_copy.ts";
@@ -185,6 +190,12 @@ export async function moveStore(
   ) {
     throw new RangeError(
       `${what}: both are the same ${source.plugin} store at ${source.location}`,
+    );
+  }
+  if (encryptionOf(source) !== undefined && encryptionOf(target) === undefined) {
+    throw new MigrationError(
+      `${what}: "${source.name}" is encrypted and "${target.name}" is not, so its values would ` +
+        `be written in the clear; add encrypt: { key } to "${target.name}" (its own key, or the same)`,
     );
   }
   const clock = options.clock ?? systemClock;

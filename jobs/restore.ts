@@ -27,6 +27,12 @@
  *   restored exactly; versions are new (they are not portable across
  *   backends). Entries that expired since the backup are skipped.
  *
+ * - **Encrypted backups stay sealed.** A backup of an encrypted store
+ *   (`encrypted` in its header) is restored only into an encrypted store
+ *   holding one of its key ids, and its values are written as they are,
+ *   sealed; a backup of a plain store restored into an encrypted one is
+ *   sealed as it is written.
+ *
  * Verifying a file (`verifyBackup`, and the checks above) lives in
  * `jobs/_restore_verify.ts`; this module re-exports its public names.
  *
@@ -43,6 +49,7 @@ import { RESTORE_MARKER_KEY } from "./backup.ts";
 import { type EntryLine, readBackup, verifyBackup } from "./_restore_verify.ts";
 import { systemClock } from "../src/clock.ts";
 import { BackupError } from "../src/errors.ts";
+import { encryptionOf } from "../src/store/sealed.ts";
 
 export { RESTORE_MARKER_KEY } from "./backup.ts";
 export { type VerifiedBackup, verifyBackup, type VerifyBackupOptions } from "./_restore_verify.ts";
@@ -220,6 +227,34 @@ export async function restoreBackup(
     log?.(`no ${path}.sha256 beside the backup: checked its embedded checksums only`, "warn");
   }
 
+  const sealedIds = verified.header.encrypted?.keyIds;
+  if (Array.isArray(sealedIds)) {
+    const encryption = encryptionOf(store);
+    if (encryption === undefined) {
+      throw new BackupError(
+        `${what}: the backup holds sealed values (of an encrypted store, key ids ${
+          sealedIds.join(", ")
+        }) and the store is not encrypted; add encrypt: { key } with the key they were sealed with to the store`,
+      );
+    }
+    const missing = sealedIds.filter((id) => !encryption.keyIds.includes(id));
+    if (missing.length === sealedIds.length) {
+      throw new BackupError(
+        `${what}: the backup's values are sealed with key ids ${sealedIds.join(", ")}, and the ` +
+          `store's keys have ids ${
+            encryption.keyIds.join(", ")
+          }; add the key they were sealed with to encrypt.keys`,
+      );
+    }
+    if (missing.length > 0) {
+      log?.(
+        `the store has no key of id ${missing.join(", ")}, which the backed-up store had: ` +
+          `values sealed with it will not open (run rekey on the source before backing up)`,
+        "warn",
+      );
+    }
+    store = encryption.sealed; // written as they are: sealed
+  }
   const result: RestoreResult = {
     file,
     store: store.name,

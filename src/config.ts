@@ -40,6 +40,7 @@ import { durationProblem, parseDuration } from "./duration.ts";
 import { builtinJobNames } from "./jobs/builtin.ts";
 import { canonicalTimezone, cronProblem, DEFAULT_TIMEZONE, timezoneProblem } from "./cron.ts";
 import { resolvePluginSpecifier, type StoreSpec } from "./plugin.ts";
+import { parseEncryptOptions } from "./wrappers/encrypt.ts";
 import { type ScopeName, SCOPES } from "./state/scopes.ts";
 import {
   type AbandonedPolicy,
@@ -375,6 +376,14 @@ function resolveConfig(
         } catch (err) {
           if (!(err instanceof ConfigError)) throw err;
           for (const issue of err.issues) fail(["stores", name, "plugin"], issue.message);
+        }
+      }
+      if (spec.encrypt !== undefined) {
+        try {
+          parseEncryptOptions(spec.encrypt, `store "${name}"`);
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err;
+          for (const issue of err.issues) fail(["stores", name, ...issue.path], issue.message);
         }
       }
       stores[name] = Object.freeze({ ...spec });

@@ -193,6 +193,12 @@ const storeSchema = z.looseObject({
       }),
     ]),
   }).optional(),
+  // The keys' format is checked in config.ts (parseEncryptOptions), with the reason.
+  encrypt: z.strictObject({
+    key: z.string().optional(),
+    keys: z.array(z.string()).min(1).optional(),
+    plaintext: z.array(pathSchema).optional(),
+  }).optional(),
 });
 
 /** The shape of a config; {@linkcode explainIssue} turns its issues into messages. */

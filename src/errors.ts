@@ -18,6 +18,7 @@
  * | {@linkcode ConflictError} | `CONFLICT` | a write lost to concurrent writers |
  * | {@linkcode MigrationError} | `MIGRATION_FAILED` | a data migration failed or its lock is held |
  * | {@linkcode BackupError} | `BACKUP_FAILED` | a backup or restore cannot be done |
+ * | {@linkcode DecryptionError} | `DECRYPTION_FAILED` | an encrypted store's value cannot be opened (wrong key, tampered) |
  * | {@linkcode AttemptOverError} | `ATTEMPT_OVER` | a node used its context after its attempt ended |
  * | {@linkcode FeedDisabledError} | `FEED_DISABLED` | a store's change feed was read, but it keeps none |
  * | `RunEndNotRecordedError` (`./records`) | `RUN_END_NOT_RECORDED` | a run's final commit failed on every try |
@@ -40,6 +41,7 @@ export type ErrorCode =
   | "CONFLICT"
   | "MIGRATION_FAILED"
   | "BACKUP_FAILED"
+  | "DECRYPTION_FAILED"
   | "ATTEMPT_OVER"
   | "RUN_END_NOT_RECORDED"
   | "RUN_NOT_OWNED"
@@ -502,6 +504,48 @@ export class BackupError extends FlowstateError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "BackupError";
+  }
+}
+
+/**
+ * A value of an encrypted store cannot be opened: it was sealed with a key
+ * that is not configured (a wrong key), it was tampered with or copied from
+ * another key (authentication failed), or it is not sealed at all. Nothing
+ * is written when this is thrown.
+ *
+ * @example
+ * ```ts
+ * import { DecryptionError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const err = new DecryptionError('Cannot read ["a"] in store "main": tampered', {
+ *   store: "main",
+ *   key: ["a"],
+ *   keyId: "0123456789abcdef",
+ * });
+ * assert.equal(err.code, "DECRYPTION_FAILED");
+ * assert.deepEqual(err.key, ["a"]);
+ * ```
+ */
+export class DecryptionError extends FlowstateError {
+  /** `"DECRYPTION_FAILED"`. */
+  readonly code = "DECRYPTION_FAILED" as const;
+  /** The store. */
+  readonly store: string;
+  /** The entry's key, or `null` when the error is about the store as a whole. */
+  readonly key: readonly string[] | null;
+  /** The key id the value was sealed with, or `null` (not sealed, or unknown). */
+  readonly keyId: string | null;
+  /** Create the error. */
+  constructor(
+    message: string,
+    details: { store: string; key?: readonly string[] | null; keyId?: string | null },
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "DecryptionError";
+    this.store = details.store;
+    this.key = details.key ?? null;
+    this.keyId = details.keyId ?? null;
   }
 }
 

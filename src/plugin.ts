@@ -20,6 +20,12 @@ import {
   type SearchSpec,
 } from "./store/indexes.ts";
 import type { PreparedIndexes } from "./store/driver.ts";
+import {
+  encrypted,
+  type EncryptOptions,
+  type ParsedEncryptOptions,
+  parseEncryptOptions,
+} from "./wrappers/encrypt.ts";
 import { systemClock } from "./clock.ts";
 import type { WarningHandler } from "./log.ts";
 import type { MemoryOptions } from "../plugins/memory/mod.ts";
@@ -155,12 +161,15 @@ export interface StoreSpec {
   search?: SearchDeclaration;
   /** Keep a change feed (`{ keep: "30d" }`; off by default). */
   changes?: ChangesConfig;
+  /** Encryption at rest of the values (see {@linkcode EncryptOptions}). */
+  encrypt?: EncryptOptions;
   /** Plugin options. */
   [option: string]: unknown;
 }
 
 /**
- * The options every store takes besides its plugin's: `indexes` and `search`.
+ * The options every store takes besides its plugin's: `indexes`, `search`
+ * and `encrypt`.
  *
  * @example
  * ```ts
@@ -168,6 +177,7 @@ export interface StoreSpec {
  * const options: CoreStoreOptions = {
  *   indexes: [{ prefix: ["orders"], path: "status" }],
  *   search: { prefix: ["notes"], fields: ["title", "body"] },
+ *   encrypt: { key: "${env.FLOWSTATE_KEY}", plaintext: ["status", "title", "body"] },
  * };
  * ```
  */
@@ -178,6 +188,12 @@ export interface CoreStoreOptions {
   search?: SearchDeclaration;
   /** Keep a change feed: every commit records each changed key (off by default). */
   changes?: ChangesConfig;
+  /**
+   * Seal every value with AES-256-GCM (see `encrypted()` in
+   * `@flowstate/core/encrypt`): `{ key }` or `{ keys: [current, old] }`, and
+   * the `plaintext` paths that queries, indexes and search may use.
+   */
+  encrypt?: EncryptOptions;
 }
 
 /**
@@ -317,6 +333,7 @@ export async function openStore<const S extends StoreSpec>(
     indexes: rawIndexes,
     search: rawSearch,
     changes: rawChanges,
+    encrypt: rawEncrypt,
     ...rawOptions
   } = spec;
   const plugin = await loadPlugin(pluginSpec as string | Plugin, {
@@ -342,6 +359,9 @@ export async function openStore<const S extends StoreSpec>(
     });
   }
   setProcessActor(options.actor);
+  const encryption = rawEncrypt === undefined
+    ? undefined
+    : checkEncryptOptions(rawEncrypt as EncryptOptions, indexes, search, name);
   const validated = await validateOptions(
     plugin,
     rawOptions,
@@ -380,7 +400,7 @@ export async function openStore<const S extends StoreSpec>(
       throw err;
     }
   }
-  return wrapDriver(driver, {
+  const store = wrapDriver(driver, {
     name,
     plugin: plugin.name,
     clock: options.clock,
@@ -389,6 +409,62 @@ export async function openStore<const S extends StoreSpec>(
     prepared,
     changes,
   });
+  if (encryption === undefined) return store;
+  try {
+    return await encrypted(store, rawEncrypt as EncryptOptions);
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * Check a store's `encrypt` option before anything is opened: the keys'
+ * format, and that every declared index and search field is on a plaintext
+ * path (a sealed field cannot be indexed).
+ */
+function checkEncryptOptions(
+  raw: EncryptOptions,
+  indexes: IndexSpec[],
+  search: SearchSpec | undefined,
+  name: string,
+): ParsedEncryptOptions {
+  const what = `Cannot open store "${name}"`;
+  const parsed = parseEncryptOptions(raw, what);
+  const plain = (path: readonly string[]) =>
+    parsed.plaintext.some((p) => p.length <= path.length && p.every((s, i) => s === path[i]));
+  const fail = (path: (string | number)[], message: string): never => {
+    throw new ConfigError(`${what}: ${path.join(".")}: ${message}`, {
+      issues: [{ path, message }],
+    });
+  };
+  indexes.forEach((index, i) => {
+    if (!plain(index.path)) {
+      fail(
+        ["indexes", i],
+        `the index is on "${index.path.join(".")}", which is sealed (the store is encrypted); ` +
+          `add it to encrypt.plaintext, or remove the index`,
+      );
+    }
+  });
+  if (search !== undefined) {
+    if (search.fields === null) {
+      fail(
+        ["search"],
+        "search indexes every field, and the store is encrypted; list fields that are in encrypt.plaintext",
+      );
+    }
+    for (const field of search.fields ?? []) {
+      if (!plain(field)) {
+        fail(
+          ["search", "fields"],
+          `search field "${field.join(".")}" is sealed (the store is encrypted); ` +
+            `add it to encrypt.plaintext, or remove it`,
+        );
+      }
+    }
+  }
+  return parsed;
 }
 
 /** Validate a store's `indexes` and `search`: a {@linkcode ConfigError} at the option's path. */

@@ -74,6 +74,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ...["mod.ts", "plugin.ts", "testing.ts", "flow.ts", "records.ts", "scheduler.ts", "jobs.ts"]
     .map((entry): [string, number] => [entry, 8]),
   ["cache.ts", 8],
+  ["encrypt.ts", 8],
   ["hooks.ts", 8],
 ];
 
@@ -107,6 +108,7 @@ async function entryPoints(): Promise<string[]> {
     "scheduler.ts",
     "jobs.ts",
     "cache.ts",
+    "encrypt.ts",
     "hooks.ts",
     "cli.ts",
   ];

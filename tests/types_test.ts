@@ -57,6 +57,7 @@ Deno.test("BuiltinJobName, BuiltinPluginName and BuiltinNodeType name exactly th
     restore: true,
     migrate: true,
     "migrate-store": true,
+    rekey: true,
   };
   assert.deepEqual(Object.keys(jobs).sort(), builtinJobNames().sort());
   const plugins: Record<BuiltinPluginName, true> = {

@@ -14,6 +14,7 @@ export const BUILTIN_JOBS: Readonly<Record<string, string>> = {
   restore: "../../jobs/restore.ts",
   migrate: "../../jobs/migrate.ts",
   "migrate-store": "../../jobs/migrate_store.ts",
+  rekey: "../../jobs/rekey.ts",
 };
 
 /** Names of the built-in jobs. */

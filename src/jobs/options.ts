@@ -10,6 +10,7 @@ import type { BackupOptions } from "../../jobs/backup.ts";
 import type { GcOptions } from "../../jobs/gc.ts";
 import type { MigrateJobOptions } from "../../jobs/migrate.ts";
 import type { MigrateStoreOptions } from "../../jobs/migrate_store.ts";
+import type { RekeyOptions } from "../../jobs/rekey.ts";
 import type { RestoreOptions } from "../../jobs/restore.ts";
 import type { RetentionOptions } from "../../jobs/retention.ts";
 import type { Job } from "./job.ts";
@@ -39,6 +40,8 @@ export interface BuiltinJobOptions {
   migrate: MigrateJobOptions;
   /** `migrate-store`: move a whole store to another backend. */
   "migrate-store": MigrateStoreOptions;
+  /** `rekey`: seal every value of the encrypted stores with their current key. */
+  rekey: RekeyOptions;
 }
 
 /**

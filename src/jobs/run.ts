@@ -35,6 +35,7 @@ const IN_GRAPH: Readonly<Record<BuiltinJobName, () => Promise<{ default: unknown
   restore: () => import("../../jobs/restore.ts"),
   migrate: () => import("../../jobs/migrate.ts"),
   "migrate-store": () => import("../../jobs/migrate_store.ts"),
+  rekey: () => import("../../jobs/rekey.ts"),
 };
 
 /**

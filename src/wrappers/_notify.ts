@@ -33,6 +33,7 @@ import type {
   WatchOptions,
 } from "../store/types.ts";
 import { INNER_STORE } from "../store/internal_keys.ts";
+import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
 
 /** One committed write of a {@linkcode notifyingStore}. */
 export interface StoreChange {
@@ -84,6 +85,11 @@ class NotifyingStore implements Store {
 
   get capabilities(): Readonly<Capabilities> {
     return this.#store.capabilities;
+  }
+
+  /** An encrypted store's handle, forwarded (the backup and rekey jobs read sealed values through it). */
+  get [ENCRYPTION](): EncryptionHandle | undefined {
+    return encryptionOf(this.#store);
   }
 
   #tell(change: StoreChange): void {

@@ -1,0 +1,235 @@
+/**
+ * The `rekey` job: seal every value of an encrypted store with its current
+ * key, in place, after a key rotation (or after turning encryption on for a
+ * store that already held values).
+ *
+ * ```yaml
+ * stores:
+ *   main:
+ *     plugin: sqlite
+ *     encrypt: { keys: ["${env.FLOWSTATE_KEY}", "${env.FLOWSTATE_OLD_KEY}"] }
+ * ```
+ *
+ * `flowstate jobs run rekey` then reads each entry as stored, and when its
+ * value is not sealed with the current key (the first of `keys`) opens it
+ * with the key it was sealed with (or takes it as it is, if it was never
+ * sealed) and writes it back sealed with the current key, by compare-and-set
+ * on the version it read: a concurrent write wins, and is not lost (it went
+ * through the wrapper, so it is sealed with the current key already; a
+ * conflicting entry is read again and checked again). Expiry is kept.
+ *
+ * It is idempotent: a value already under the current key is skipped, so a
+ * job stopped at any point (Ctrl-C, `kill -9`) is finished by running it
+ * again. When it reports `remaining: 0`, the old key can be removed from the
+ * config. Values that cannot be opened (tampered, or sealed with a key that
+ * is not configured) fail the job, naming the key; nothing else changes.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { defineJob, type Job, type JobContext, type JobResult } from "../src/jobs/job.ts";
+import type { Progress } from "../src/jobs/progress.ts";
+import { encryptionOf } from "../src/store/sealed.ts";
+import type { Clock, Entry, Store } from "../src/store/types.ts";
+import { ConfigError } from "../src/errors.ts";
+import { systemClock } from "../src/clock.ts";
+
+/** Options of the rekey job. */
+export interface RekeyOptions {
+  /** The stores to rekey (default: every configured store with `encrypt:`). */
+  stores?: string[];
+  /** Entries read per page. */
+  batchSize: number;
+}
+
+/** Default options of the rekey job. */
+export const defaults = { batchSize: 500 } satisfies Partial<RekeyOptions>;
+
+const optionsSchema = z.strictObject({
+  stores: z.array(z.string().min(1)).min(1).optional(),
+  batchSize: z.number().int().min(1).max(100_000).default(defaults.batchSize),
+});
+
+/** What {@linkcode rekeyStore} did to one store. */
+export interface RekeyReport {
+  /** The store. */
+  store: string;
+  /** The key id values are now sealed with. */
+  keyId: string;
+  /** Entries read. */
+  entries: number;
+  /** Entries sealed again with the current key (in a dry run: that would be). */
+  resealed: number;
+  /** Entries already under the current key. */
+  skipped: number;
+  /** Compare-and-set conflicts (a concurrent write), each read again and checked again. */
+  conflicts: number;
+}
+
+/** Options of {@linkcode rekeyStore}. */
+export interface RekeyStoreOptions {
+  /** Entries read per page (default 500). */
+  batchSize?: number;
+  /** Stops between entries (the job is idempotent: run it again to finish). */
+  signal?: AbortSignal;
+  /** Receives progress. */
+  progress?: Progress;
+  /** Count what would be resealed, write nothing. */
+  dryRun?: boolean;
+  /** For the remaining time of expiring entries (default: the system clock). */
+  clock?: Clock;
+}
+
+const MAX_TRIES = 20;
+
+/**
+ * Seal every value of the encrypted `store` with its current key, in place
+ * (see the module documentation). Rejects with a `TypeError` if the store is
+ * not encrypted, with a `DecryptionError` for a value that cannot be opened.
+ *
+ * @example
+ * ```ts
+ * import { rekeyStore } from "@flowstate/core/jobs";
+ * import { encrypted } from "@flowstate/core/encrypt";
+ * import { openStore } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ *
+ * const base = await openStore({ plugin: "memory" }, { name: "main" });
+ * const old = await encrypted(base, { key: "11".repeat(32) });
+ * await old.set(["a"], 1);
+ * const store = await encrypted(base, { keys: ["22".repeat(32), "11".repeat(32)] });
+ * const report = await rekeyStore(store);
+ * assert.equal(report.resealed, 1);
+ * assert.equal((await rekeyStore(store)).resealed, 0); // idempotent
+ * await assert.rejects(() => old.get(["a"])); // the old key alone no longer opens it
+ * await store.close();
+ * ```
+ */
+export async function rekeyStore(
+  store: Store,
+  options: RekeyStoreOptions = {},
+): Promise<RekeyReport> {
+  const handle = encryptionOf(store);
+  if (handle === undefined) {
+    throw new TypeError(
+      `Cannot rekey store "${store.name}": it is not encrypted; add encrypt: { key: ... } to it`,
+    );
+  }
+  const sealed = handle.sealed;
+  const clock = options.clock ?? systemClock;
+  const batchSize = options.batchSize ?? defaults.batchSize;
+  const report: RekeyReport = {
+    store: store.name,
+    keyId: handle.currentKeyId,
+    entries: 0,
+    resealed: 0,
+    skipped: 0,
+    conflicts: 0,
+  };
+  const total = sealed.capabilities.count ? await sealed.count() : undefined;
+  options.progress?.start(`rekey ${store.name}`, total);
+  let cursor: string | undefined;
+  for (;;) {
+    // One page at a time, read before any of it is written.
+    const page: Entry[] = [];
+    const listing = sealed.list({ limit: batchSize, cursor, batchSize });
+    for await (const entry of listing) page.push(entry);
+    cursor = listing.cursor;
+    for (let entry of page) {
+      options.signal?.throwIfAborted();
+      report.entries++;
+      for (let tries = 1;; tries++) {
+        if (handle.keyIdOf(entry.value) === handle.currentKeyId) {
+          report.skipped++;
+          break;
+        }
+        const value = await handle.reseal(entry); // throws for a value it cannot open
+        if (options.dryRun) {
+          report.resealed++;
+          break;
+        }
+        let expireIn: number | undefined;
+        if (entry.expiresAt !== null) {
+          expireIn = entry.expiresAt - clock.now();
+          if (expireIn <= 0) break; // expired: never read again, gc deletes it
+        }
+        const result = await sealed.set(entry.key, value, { ifVersion: entry.version, expireIn });
+        if (result.ok) {
+          report.resealed++;
+          break;
+        }
+        report.conflicts++;
+        const current = await sealed.get(entry.key);
+        if (current === null) break; // deleted meanwhile
+        if (tries >= MAX_TRIES) {
+          throw new Error(
+            `Cannot rekey ${JSON.stringify(entry.key)} in store "${store.name}": it changed ` +
+              `${tries} times while being resealed; run the job again when it is quieter`,
+          );
+        }
+        entry = current;
+      }
+      options.progress?.advance();
+    }
+    if (page.length < batchSize) break;
+  }
+  options.progress?.finish(
+    `rekey ${store.name}: ${report.resealed} resealed, ${report.skipped} already under key ${report.keyId}`,
+  );
+  return report;
+}
+
+async function runRekey(ctx: JobContext, options: RekeyOptions): Promise<JobResult> {
+  const configured = ctx.runtime.config.stores;
+  const names = options.stores ??
+    Object.keys(configured).filter((name) => configured[name].encrypt !== undefined);
+  if (names.length === 0) {
+    throw new ConfigError(
+      "Cannot rekey: no store is encrypted; add encrypt: { key: ... } to a store in the config",
+    );
+  }
+  const reports: RekeyReport[] = [];
+  for (const name of names) {
+    const store = await ctx.store(name);
+    const report = await rekeyStore(store, {
+      batchSize: options.batchSize,
+      signal: ctx.signal,
+      progress: ctx.progress,
+      dryRun: ctx.dryRun,
+      clock: ctx.clock,
+    });
+    ctx.log(
+      `${ctx.dryRun ? "would reseal" : "resealed"} ${report.resealed} of ${report.entries} ` +
+        `entries of store "${name}" with key ${report.keyId} (${report.conflicts} conflicts)`,
+    );
+    reports.push(report);
+  }
+  return { stores: reports.map((r) => ({ ...r })) };
+}
+
+/**
+ * The rekey job. Options: `stores` (default: every encrypted store),
+ * `batchSize`. Result: `{ stores: [{ store, keyId, entries, resealed,
+ * skipped, conflicts }] }`.
+ *
+ * @example
+ * ```ts
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * await using rt = await openRuntime({
+ *   config: { stores: { main: { plugin: "memory", encrypt: { key: "33".repeat(32) } } } },
+ * });
+ * const run = await runJob(rt, "rekey", { progress: "quiet", onLog: () => {} });
+ * assert.equal(run.status, "succeeded");
+ * ```
+ */
+const rekeyJob: Job<RekeyOptions> = defineJob<RekeyOptions>({
+  name: "rekey",
+  description:
+    "seals every value of the encrypted stores with their current key (after a rotation)",
+  optionsSchema,
+  defaults,
+  run: runRekey,
+});
+
+export default rekeyJob;

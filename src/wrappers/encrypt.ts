@@ -1,0 +1,813 @@
+/**
+ * Encryption at rest over any {@linkcode Store}: values sealed with
+ * AES-256-GCM (WebCrypto), bound to their entry key, with a key id so that
+ * old keys stay readable while the `rekey` job rotates values to the new one.
+ *
+ * A sealed value, as the store under the wrapper holds it, is a JSON object:
+ *
+ * ```json
+ * { "$sealed": "fs1:<key id>:<base64 of 12-byte IV + ciphertext + 16-byte tag>",
+ *   "status": "open" }
+ * ```
+ *
+ * beside `$sealed`, only the fields at the declared `plaintext` paths, at the
+ * same paths, so that the backend's own queries and indexes on them work.
+ * The authenticated data (AAD) is `flowstate.encrypt.v1`, the key id and the
+ * entry's encoded key, so a value copied to another key (or another key id)
+ * does not open. Entry keys, versions and expiry times stay in the clear.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { ConfigError, DecryptionError } from "../errors.ts";
+import { assertKey, assertKeySize, encodeKey } from "../store/keys.ts";
+import { parsePath } from "../store/query.ts";
+import { listIterator } from "../store/list_iterator.ts";
+import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
+import type {
+  AtomicOperation,
+  Capabilities,
+  Change,
+  ChangesOptions,
+  CommitResult,
+  CompactResult,
+  DeleteOptions,
+  Entry,
+  FeedInfo,
+  IndexInfo,
+  JsonValue,
+  Key,
+  KeyBounds,
+  ListIterator,
+  ListOptions,
+  Query,
+  QueryPlan,
+  SearchHit,
+  SearchOptions,
+  SetOptions,
+  Store,
+  WatchOptions,
+} from "../store/types.ts";
+import { assertValueSize, serializeValue } from "../store/values.ts";
+
+/** The field of a sealed value that holds the ciphertext. */
+export const SEALED_FIELD = "$sealed";
+
+const FORMAT = "fs1";
+const AAD_PREFIX = new TextEncoder().encode("flowstate.encrypt.v1\u0000");
+const KEY_ID_PREFIX = new TextEncoder().encode("flowstate.encrypt.key-id\u0000");
+const IV_BYTES = 12;
+const ENCODER = new TextEncoder();
+const DECODER = new TextDecoder();
+/** Entries the open-time check looks at for a sealed value. */
+const OPEN_CHECK_ENTRIES = 1000;
+
+/** Key material: 32 bytes, as 64 hex digits, base64 (44 characters) or base64url, or the bytes. */
+export type EncryptionKeyMaterial = string | Uint8Array;
+
+/**
+ * Options for {@linkcode encrypted}, and the `encrypt:` field of a store in
+ * the config (`encrypt: { key: "${env.FLOWSTATE_KEY}" }`).
+ */
+export interface EncryptOptions {
+  /** The key: 32 random bytes as 64 hex digits or base64 (`openssl rand -base64 32`). */
+  key?: EncryptionKeyMaterial;
+  /**
+   * Several keys, for a rotation: the first seals new values, every one of
+   * them opens values sealed with it. Give `key` or `keys`, not both.
+   */
+  keys?: readonly EncryptionKeyMaterial[];
+  /**
+   * Paths of fields kept readable beside the sealed value (`"status"`,
+   * `"customer.id"`, `["customer", "id"]`), so that queries, indexes and
+   * search on them work. Everything else of the value is sealed. A path must
+   * go through objects only (not arrays).
+   */
+  plaintext?: readonly (string | readonly string[])[];
+}
+
+/** A parsed, checked {@linkcode EncryptOptions} (no key material in it is ever printed). */
+export interface ParsedEncryptOptions {
+  /** The raw keys, the current one first. */
+  readonly keys: readonly Uint8Array[];
+  /** The plaintext paths, split into segments. */
+  readonly plaintext: readonly (readonly string[])[];
+}
+
+/** An encrypted store, made by {@linkcode encrypted}. */
+export interface EncryptedStore extends Store {
+  /** The key id new values are sealed with (16 hex digits, derived from the key). */
+  readonly keyId: string;
+  /** Every configured key id, the current one first. */
+  readonly keyIds: readonly string[];
+  /** The declared plaintext paths, split into segments. */
+  readonly plaintext: readonly (readonly string[])[];
+}
+
+function keyProblem(material: unknown): string | null {
+  if (material instanceof Uint8Array) {
+    return material.length === 32
+      ? null
+      : `the key is ${material.length} bytes; it must be 32 bytes`;
+  }
+  if (typeof material !== "string") {
+    return "the key must be a string (64 hex digits or base64 of 32 bytes)";
+  }
+  if (material === "") return "the key is empty (is its environment variable set?)";
+  return null;
+}
+
+/** Decode one key, or say what is wrong with it (never showing it). */
+function decodeKey(material: unknown): Uint8Array | string {
+  const problem = keyProblem(material);
+  if (problem !== null) return problem;
+  if (material instanceof Uint8Array) return new Uint8Array(material);
+  const text = (material as string).trim();
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Uint8Array.fromHex(text);
+  if (/^[A-Za-z0-9+/]{43}=?$/.test(text)) {
+    return Uint8Array.fromBase64(text.length === 43 ? text + "=" : text);
+  }
+  if (/^[A-Za-z0-9_-]{43}=?$/.test(text)) {
+    return Uint8Array.fromBase64(text.length === 43 ? text + "=" : text, { alphabet: "base64url" });
+  }
+  return `the key is not 32 bytes as 64 hex digits or base64 (got ${text.length} characters); ` +
+    `make one with: openssl rand -base64 32`;
+}
+
+/**
+ * Check encryption options: the keys decoded, the paths split. A
+ * {@linkcode ConfigError} says which option is wrong (at `encrypt.key`,
+ * `encrypt.keys.1`, `encrypt.plaintext.0`…) and never shows a key.
+ *
+ * @example
+ * ```ts
+ * import { parseEncryptOptions } from "@flowstate/core/encrypt";
+ * import { ConfigError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const parsed = parseEncryptOptions({ key: "a".repeat(64), plaintext: ["status"] });
+ * assert.equal(parsed.keys[0].length, 32);
+ * assert.throws(() => parseEncryptOptions({ key: "short" }), ConfigError);
+ * ```
+ */
+export function parseEncryptOptions(
+  options: EncryptOptions,
+  what = "Cannot encrypt store",
+): ParsedEncryptOptions {
+  // The message names the option itself ("the key is empty"), so that it
+  // reads after a location (`stores.main.encrypt.key: the key is empty`).
+  const fail = (path: (string | number)[], message: string): never => {
+    throw new ConfigError(`${what}: encrypt.${path.join(".")}: ${message}`, {
+      issues: [{ path: ["encrypt", ...path], message }],
+    });
+  };
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new ConfigError(
+      `${what}: encrypt must be an object like { key: "\${env.FLOWSTATE_KEY}" }`,
+      {
+        issues: [{ path: ["encrypt"], message: "must be an object like { key: ... }" }],
+      },
+    );
+  }
+  for (const field of Object.keys(options)) {
+    if (!["key", "keys", "plaintext"].includes(field)) {
+      fail(
+        [field],
+        `unknown option "${field}"; the options of encrypt are key, keys and plaintext`,
+      );
+    }
+  }
+  const keys: Uint8Array[] = [];
+  if (options.key !== undefined && options.keys !== undefined) {
+    fail(["keys"], "key and keys are both given; give key (one key) or keys (current first)");
+  }
+  if (options.key !== undefined) {
+    const key = decodeKey(options.key);
+    if (typeof key === "string") fail(["key"], key);
+    keys.push(key as Uint8Array);
+  } else if (options.keys !== undefined) {
+    if (!Array.isArray(options.keys) || options.keys.length === 0) {
+      fail(["keys"], "keys must be a non-empty list of keys, the current one first");
+    }
+    options.keys.forEach((material, i) => {
+      const key = decodeKey(material);
+      if (typeof key === "string") fail(["keys", i], key);
+      keys.push(key as Uint8Array);
+    });
+  } else {
+    fail(["key"], `the key is missing: give it, like key: "\${env.FLOWSTATE_KEY}"`);
+  }
+  const plaintext: string[][] = [];
+  const declared = options.plaintext ?? [];
+  if (!Array.isArray(declared)) {
+    fail(["plaintext"], "plaintext must be a list of paths like [status, customer.id]");
+  }
+  declared.forEach((path, i) => {
+    let segments: string[];
+    try {
+      segments = parsePath(path, "plaintext path");
+    } catch {
+      return fail(["plaintext", i], "a plaintext path must be like status or customer.id");
+    }
+    if (segments.length === 0 || segments.some((s) => s === "")) {
+      fail(
+        ["plaintext", i],
+        `the plaintext path ${JSON.stringify(path)} must name a field, like status or customer.id`,
+      );
+    }
+    if (segments[0] === SEALED_FIELD) {
+      fail(
+        ["plaintext", i],
+        `a plaintext path must not start with ${SEALED_FIELD}: that field holds the sealed value`,
+      );
+    }
+    plaintext.push(segments);
+  });
+  return { keys, plaintext };
+}
+
+async function keyIdOf(raw: Uint8Array): Promise<string> {
+  const data = new Uint8Array(KEY_ID_PREFIX.length + raw.length);
+  data.set(KEY_ID_PREFIX);
+  data.set(raw, KEY_ID_PREFIX.length);
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+  return hash.subarray(0, 8).toHex();
+}
+
+interface SealingKey {
+  id: string;
+  key: CryptoKey;
+}
+
+/** Whether `path` is covered by a declared plaintext path (equal to one, or under one). */
+function covered(plaintext: readonly (readonly string[])[], path: readonly string[]): boolean {
+  return plaintext.some((p) => p.length <= path.length && p.every((s, i) => s === path[i]));
+}
+
+function describePath(path: readonly string[]): string {
+  return path.length === 0 ? "the whole value" : `"${path.join(".")}"`;
+}
+
+/** Keys shown in messages: JSON. */
+function showKey(key: Key): string {
+  return JSON.stringify(key);
+}
+
+/** Whether `sealed` holds no field but the sealed value (no allocation). */
+function onlySealedField(sealed: Record<string, unknown>): boolean {
+  for (const field in sealed) if (field !== SEALED_FIELD) return false;
+  return true;
+}
+
+function isEnvelope(value: unknown): value is Record<string, JsonValue> & { $sealed: string } {
+  return typeof value === "object" && value !== null && !Array.isArray(value) &&
+    typeof (value as Record<string, unknown>)[SEALED_FIELD] === "string" &&
+    (value as Record<string, string>)[SEALED_FIELD].startsWith(`${FORMAT}:`);
+}
+
+/**
+ * Put encryption at rest in front of any store: every value is sealed with
+ * AES-256-GCM before the store sees it, and opened on every read. Resolves
+ * once the keys are imported and the store is checked: if it already holds a
+ * sealed value whose key id is none of the configured keys (a wrong key),
+ * this rejects with a {@linkcode DecryptionError} and writes nothing.
+ *
+ * - Keys (entry keys) stay in the clear, so ordering, prefixes, `list`,
+ *   `count` and `clear` work as before. Versions and expiry are unchanged.
+ * - Values are bound to their key: a sealed value copied to another key
+ *   fails authentication. A tampered value fails too: a
+ *   {@linkcode DecryptionError} naming the key.
+ * - `query` (and `explain`) with a `where` or `orderBy` path that is not
+ *   declared `plaintext` is refused with a `TypeError` that says which path
+ *   and how to declare it; `search` needs `fields`, all declared plaintext.
+ *   A query without `where` and `orderBy` (a prefix, offset, limit) works.
+ * - Reading a value that is not sealed (written before encryption was turned
+ *   on) is a {@linkcode DecryptionError}: run the `rekey` job to seal them.
+ * - The open-time check reads at most the first 1,000 entries; a store whose
+ *   first 1,000 entries hold no sealed value is not checked there (each read
+ *   still is).
+ *
+ * @example Values are sealed in the store under the wrapper
+ * ```ts
+ * import { encrypted } from "@flowstate/core/encrypt";
+ * import { openStore } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ *
+ * const key = "kZ8b3YqB6h4n0aY0m6E2c1rG9d5Vq7sJ2uT4wX8yZ0A="; // openssl rand -base64 32
+ * const base = await openStore({ plugin: "memory" });
+ * await using store = await encrypted(base, { key, plaintext: ["status"] });
+ * await store.set(["orders", "1"], { status: "open", card: "4242 4242" });
+ * assert.deepEqual((await store.get(["orders", "1"]))?.value, { status: "open", card: "4242 4242" });
+ *
+ * const stored = (await base.get(["orders", "1"]))?.value as Record<string, string>;
+ * assert.equal(stored.status, "open"); // declared plaintext
+ * assert.ok(!JSON.stringify(stored).includes("4242"));
+ *
+ * // queries on a plaintext path work; on any other path they are refused
+ * assert.equal((await store.query({ where: [{ path: "status", op: "eq", value: "open" }] })).length, 1);
+ * await assert.rejects(() => store.query({ where: [{ path: "card", op: "exists" }] }), TypeError);
+ * ```
+ *
+ * @example Rotation: the new key first, the old one still opens old values
+ * ```ts
+ * import { encrypted } from "@flowstate/core/encrypt";
+ * import { openStore } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ *
+ * const oldKey = "11".repeat(32);
+ * const newKey = "22".repeat(32);
+ * const base = await openStore({ plugin: "memory" });
+ * const before = await encrypted(base, { key: oldKey });
+ * await before.set(["a"], "sealed with the old key");
+ * const after = await encrypted(base, { keys: [newKey, oldKey] });
+ * assert.equal((await after.get(["a"]))?.value, "sealed with the old key");
+ * assert.notEqual(after.keyId, before.keyId);
+ * await after.close();
+ * ```
+ */
+export async function encrypted(store: Store, options: EncryptOptions): Promise<EncryptedStore> {
+  if (
+    typeof store !== "object" || store === null || typeof store.get !== "function" ||
+    typeof store.atomic !== "function"
+  ) {
+    throw new TypeError("Cannot encrypt store: expected a Store (as returned by openStore())");
+  }
+  if (encryptionOf(store) !== undefined) {
+    throw new TypeError(
+      `Cannot encrypt store "${store.name}": it is encrypted already (do not wrap it twice)`,
+    );
+  }
+  const parsed = parseEncryptOptions(options, `Cannot encrypt store "${store.name}"`);
+  const keys: SealingKey[] = [];
+  for (const raw of parsed.keys) {
+    const id = await keyIdOf(raw);
+    if (keys.some((k) => k.id === id)) continue;
+    const key = await crypto.subtle.importKey(
+      "raw",
+      raw as Uint8Array<ArrayBuffer>,
+      "AES-GCM",
+      false,
+      [
+        "encrypt",
+        "decrypt",
+      ],
+    );
+    keys.push({ id, key });
+  }
+  const wrapper = new EncryptingStore(store, keys, parsed.plaintext);
+  await wrapper.checkKeys();
+  return wrapper;
+}
+
+class EncryptingStore implements EncryptedStore {
+  readonly #store: Store;
+  readonly #keys: SealingKey[];
+  readonly #byId: Map<string, CryptoKey>;
+  readonly #plaintext: readonly (readonly string[])[];
+  readonly #handle: EncryptionHandle;
+  /** The key ids as the authenticated data holds them (`<id>\0`). */
+  readonly #aadIds: Map<string, Uint8Array>;
+  readonly listen?: Store["listen"];
+  readonly signal?: Store["signal"];
+
+  constructor(store: Store, keys: SealingKey[], plaintext: readonly (readonly string[])[]) {
+    this.#store = store;
+    this.#keys = keys;
+    this.#byId = new Map(keys.map((k) => [k.id, k.key]));
+    this.#aadIds = new Map(keys.map((k) => [k.id, ENCODER.encode(k.id + "\u0000")]));
+    this.#plaintext = plaintext;
+    if (store.listen) this.listen = store.listen.bind(store);
+    if (store.signal) this.signal = store.signal.bind(store);
+    this.#handle = Object.freeze({
+      sealed: store,
+      currentKeyId: keys[0].id,
+      keyIds: keys.map((k) => k.id),
+      keyIdOf: (stored: JsonValue) => this.#keyIdOfStored(stored),
+      reseal: async (entry: Entry) => {
+        const value = isEnvelope(entry.value)
+          ? await this.#open(entry.key, entry.value)
+          : entry.value;
+        return await this.#seal(entry.key, serializeValue(value, "Cannot rekey"), value);
+      },
+      open: (key: Key, stored: JsonValue) => this.#open<JsonValue>(key, stored),
+    });
+  }
+
+  get [ENCRYPTION](): EncryptionHandle {
+    return this.#handle;
+  }
+
+  get name(): string {
+    return this.#store.name;
+  }
+
+  get plugin(): string {
+    return this.#store.plugin;
+  }
+
+  get location(): string {
+    return this.#store.location;
+  }
+
+  get capabilities(): Readonly<Capabilities> {
+    return this.#store.capabilities;
+  }
+
+  get indexes(): readonly IndexInfo[] {
+    return this.#store.indexes;
+  }
+
+  get keyId(): string {
+    return this.#keys[0].id;
+  }
+
+  get keyIds(): readonly string[] {
+    return this.#keys.map((k) => k.id);
+  }
+
+  get plaintext(): readonly (readonly string[])[] {
+    return this.#plaintext;
+  }
+
+  /** At open: the first sealed value (among the first entries) must be under a configured key id. */
+  async checkKeys(): Promise<void> {
+    for await (const entry of this.#store.list({ limit: OPEN_CHECK_ENTRIES })) {
+      if (!isEnvelope(entry.value)) continue;
+      const id = this.#keyIdOfStored(entry.value);
+      if (id === null || !this.#byId.has(id)) {
+        throw new DecryptionError(
+          `Cannot open encrypted store "${this.name}": it holds values sealed with key id ${id}, ` +
+            `and the configured key${this.#keys.length > 1 ? "s have ids" : " has id"} ${
+              this.keyIds.join(", ")
+            }: the key is wrong. Configure the key it was sealed with (for a rotation: ` +
+            `keys: [new, old]); nothing was written`,
+          { store: this.name, key: entry.key, keyId: id },
+        );
+      }
+      // The id is a hash of the key: the same id is the same key. A value
+      // that is damaged is reported when it is read, not here (one bad value
+      // must not make the whole store unopenable).
+      return;
+    }
+  }
+
+  #keyIdOfStored(stored: unknown): string | null {
+    if (!isEnvelope(stored)) return null;
+    const text = stored[SEALED_FIELD];
+    const end = text.indexOf(":", FORMAT.length + 1);
+    return end < 0 ? null : text.slice(FORMAT.length + 1, end);
+  }
+
+  #aad(id: string, key: Key): Uint8Array<ArrayBuffer> {
+    const idBytes = this.#aadIds.get(id) ?? ENCODER.encode(id + "\u0000");
+    const keyBytes = encodeKey(key);
+    const aad = new Uint8Array(AAD_PREFIX.length + idBytes.length + keyBytes.length);
+    aad.set(AAD_PREFIX);
+    aad.set(idBytes, AAD_PREFIX.length);
+    aad.set(keyBytes, AAD_PREFIX.length + idBytes.length);
+    return aad;
+  }
+
+  /** The fields at the plaintext paths, at the same paths; throws if a path crosses an array. */
+  #project(key: Key, value: unknown, what: string): Record<string, JsonValue> {
+    const out: Record<string, JsonValue> = {};
+    for (const path of this.#plaintext) {
+      let from: unknown = value;
+      let to: Record<string, JsonValue> = out;
+      for (let i = 0; i < path.length; i++) {
+        if (Array.isArray(from)) {
+          // As queries read it: only an index segment reaches into an array.
+          if (!/^(0|[1-9]\d*)$/.test(path[i]) || Number(path[i]) >= from.length) break;
+          throw new TypeError(
+            `${what} ${showKey(key)} in encrypted store "${this.name}": the plaintext path ` +
+              `"${path.join(".")}" goes through an array at "${path.slice(0, i).join(".")}"; ` +
+              `plaintext paths go through objects only: declare the array itself (or a field above it)`,
+          );
+        }
+        if (typeof from !== "object" || from === null || !Object.hasOwn(from, path[i])) break;
+        from = (from as Record<string, unknown>)[path[i]];
+        if (i === path.length - 1) {
+          to[path[i]] = from as JsonValue;
+        } else {
+          const next = Object.hasOwn(to, path[i]) ? to[path[i]] : undefined;
+          if (typeof next === "object" && next !== null && !Array.isArray(next)) {
+            to = next as Record<string, JsonValue>;
+          } else if (next === undefined) {
+            to = (to[path[i]] = {}) as Record<string, JsonValue>;
+          } else {
+            break; // a shorter declared path copied this subtree whole already
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Seal `text` (the value's JSON) for `key` under the current key. */
+  async #seal(key: Key, text: string, value: unknown): Promise<JsonValue> {
+    const projection = this.#plaintext.length > 0 ? this.#project(key, value, "Cannot write") : {};
+    const { id, key: cryptoKey } = this.#keys[0];
+    const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
+    const ct = new Uint8Array(
+      await crypto.subtle.encrypt(
+        { name: "AES-GCM", iv, additionalData: this.#aad(id, key) },
+        cryptoKey,
+        ENCODER.encode(text),
+      ),
+    );
+    const packed = new Uint8Array(IV_BYTES + ct.length);
+    packed.set(iv);
+    packed.set(ct, IV_BYTES);
+    return {
+      [SEALED_FIELD]: `${FORMAT}:${id}:${Buffer.from(packed.buffer).toString("base64")}`,
+      ...projection,
+    };
+  }
+
+  async #open<T>(key: Key, stored: unknown): Promise<T> {
+    const where = `${showKey(key)} in encrypted store "${this.name}"`;
+    if (!isEnvelope(stored)) {
+      throw new DecryptionError(
+        `Cannot read ${where}: its value is not sealed (written before encryption was turned on, ` +
+          `or by a program without the key); run the rekey job to seal every value`,
+        { store: this.name, key, keyId: null },
+      );
+    }
+    const text = stored[SEALED_FIELD];
+    const idEnd = text.indexOf(":", FORMAT.length + 1);
+    const id = idEnd < 0 ? "" : text.slice(FORMAT.length + 1, idEnd);
+    const cryptoKey = this.#byId.get(id);
+    if (cryptoKey === undefined) {
+      throw new DecryptionError(
+        `Cannot read ${where}: it was sealed with key id ${id || "(none)"}, which is not a ` +
+          `configured key (${this.keyIds.join(", ")}); configure that key (keys: [current, old])`,
+        { store: this.name, key, keyId: id || null },
+      );
+    }
+    const packed = Buffer.from(text.slice(idEnd + 1), "base64");
+    let plain: ArrayBuffer;
+    try {
+      if (packed.length < IV_BYTES + 16) throw new Error("too short");
+      plain = await crypto.subtle.decrypt(
+        {
+          name: "AES-GCM",
+          iv: packed.subarray(0, IV_BYTES),
+          additionalData: this.#aad(id, key),
+        },
+        cryptoKey,
+        packed.subarray(IV_BYTES),
+      );
+    } catch (err) {
+      throw new DecryptionError(
+        `Cannot read ${where}: its sealed value fails authentication (key id ${id}): it was ` +
+          `tampered with, damaged, or copied from another key. Restore it from a backup or delete it`,
+        { store: this.name, key, keyId: id },
+        { cause: err },
+      );
+    }
+    const value = JSON.parse(DECODER.decode(plain)) as T;
+    if (this.#plaintext.length > 0 || !onlySealedField(stored)) {
+      const expected = this.#project(key, value, "Cannot read");
+      const actual: Record<string, JsonValue> = { ...stored };
+      delete actual[SEALED_FIELD];
+      if (JSON.stringify(expected) !== JSON.stringify(actual)) {
+        throw new DecryptionError(
+          `Cannot read ${where}: its plaintext fields do not match its sealed value (key id ${id}): ` +
+            `they were tampered with, or the plaintext paths changed (run the rekey job after changing them)`,
+          { store: this.name, key, keyId: id },
+        );
+      }
+    }
+    return value;
+  }
+
+  async #openEntry<T>(entry: Entry<T>): Promise<Entry<T>> {
+    return { ...entry, value: await this.#open<T>(entry.key, entry.value) };
+  }
+
+  async #sealFor(key: Key, value: unknown, what: string): Promise<JsonValue> {
+    const text = serializeValue(value, what);
+    assertValueSize(text, what);
+    return await this.#seal(key, text, this.#plaintext.length > 0 ? JSON.parse(text) : undefined);
+  }
+
+  async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
+    const entry = await this.#store.get<T>(key);
+    return entry === null ? null : await this.#openEntry(entry);
+  }
+
+  async *changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
+    for await (const change of this.#store.changes<T>(options)) {
+      yield await this.#openChange(change);
+    }
+  }
+
+  async *watch<T = JsonValue>(
+    prefixes: readonly Key[],
+    options?: WatchOptions,
+  ): AsyncIterable<Change<T>> {
+    for await (const change of this.#store.watch<T>(prefixes, options)) {
+      yield await this.#openChange(change);
+    }
+  }
+
+  async getAt<T = JsonValue>(
+    key: Key,
+    at: { time: number } | { seq: number },
+  ): Promise<Entry<T> | null> {
+    const entry = await this.#store.getAt<T>(key, at);
+    return entry === null ? null : await this.#openEntry(entry);
+  }
+
+  feedInfo(): Promise<FeedInfo> {
+    return this.#store.feedInfo();
+  }
+
+  /** A feed entry with its value opened (a delete has none). */
+  async #openChange<T>(change: Change<T>): Promise<Change<T>> {
+    if (change.op !== "set") return change;
+    return { ...change, value: await this.#open<T>(change.key, change.value) };
+  }
+
+  async getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {
+    const entries = await this.#store.getMany<T>(keys);
+    return await Promise.all(entries.map((e) => e === null ? null : this.#openEntry(e)));
+  }
+
+  async set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
+    const what = "Cannot set";
+    assertKey(key, what);
+    assertKeySize(key, what);
+    return await this.#store.set(key, await this.#sealFor(key, value, what), options);
+  }
+
+  delete(key: Key, options?: DeleteOptions): Promise<boolean> {
+    return this.#store.delete(key, options);
+  }
+
+  list<T = JsonValue>(options?: ListOptions): ListIterator<T> {
+    const inner = this.#store.list<T>(options);
+    const open = (entry: Entry<T>) => this.#openEntry(entry);
+    async function* opened(): AsyncGenerator<Entry<T>> {
+      for await (const entry of inner) yield await open(entry);
+    }
+    return listIterator(opened(), { cursor: () => inner.cursor });
+  }
+
+  count(prefix?: Key, bounds?: KeyBounds): Promise<number> {
+    return this.#store.count(prefix, bounds);
+  }
+
+  /** Refuse a query whose paths are not all declared plaintext. */
+  #checkQuery(query: Query | undefined, what: string): void {
+    if (typeof query !== "object" || query === null) return; // the store's own error
+    const paths: { path: unknown; where: string }[] = [];
+    (Array.isArray(query.where) ? query.where : []).forEach((c, i) =>
+      paths.push({ path: c?.path, where: `where[${i}]` })
+    );
+    const orders = query.orderBy === undefined
+      ? []
+      : Array.isArray(query.orderBy)
+      ? query.orderBy
+      : [query.orderBy];
+    orders.forEach((o, i) =>
+      paths.push({ path: (o as { path?: unknown })?.path, where: `orderBy[${i}]` })
+    );
+    for (const { path, where } of paths) {
+      let segments: string[];
+      try {
+        segments = parsePath(path as string, what);
+      } catch {
+        continue; // malformed: the store's own error says so
+      }
+      if (!covered(this.#plaintext, segments)) {
+        throw new TypeError(
+          `${what}: ${where} is on ${describePath(segments)}, which is sealed in encrypted store ` +
+            `"${this.name}" (queries cannot read sealed values); declare it plaintext ` +
+            `(encrypt: { plaintext: [${segments.join(".") || "..."}] }) and run the rekey job, ` +
+            `or filter the listed values in your code`,
+        );
+      }
+    }
+  }
+
+  async query<T = JsonValue>(query?: Query): Promise<Entry<T>[]> {
+    this.#checkQuery(query, "Cannot query");
+    const entries = await this.#store.query<T>(query);
+    return await Promise.all(entries.map((e) => this.#openEntry(e)));
+  }
+
+  explain(query?: Query): Promise<QueryPlan> {
+    try {
+      this.#checkQuery(query, "Cannot explain");
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#store.explain(query);
+  }
+
+  async search<T = JsonValue>(text: string, options?: SearchOptions): Promise<SearchHit<T>[]> {
+    const what = "Cannot search";
+    const fields = options?.fields;
+    const paths = Array.isArray(fields) ? fields : [];
+    const sealed = paths.length === 0 ? "every field" : paths.map((p) => {
+      try {
+        const segments = parsePath(p as string, what);
+        return covered(this.#plaintext, segments) ? null : describePath(segments);
+      } catch {
+        return null; // malformed: the store's own error
+      }
+    }).find((p) => p !== null);
+    if (sealed !== undefined && sealed !== null) {
+      throw new TypeError(
+        `${what}: encrypted store "${this.name}" cannot search sealed values (${sealed}); ` +
+          `search only fields declared plaintext and name them in fields ` +
+          `(search(text, { fields: ["title"] }) with encrypt: { plaintext: [title] })`,
+      );
+    }
+    const hits = await this.#store.search<T>(text, options);
+    return await Promise.all(
+      hits.map(async (hit) => ({ ...hit, value: await this.#open<T>(hit.key, hit.value) })),
+    );
+  }
+
+  atomic(): AtomicOperation {
+    const what = "Cannot commit atomic operation";
+    // Every call is made on a probe first, so that a bad argument throws
+    // where the caller made it, with the store's own message; the probe is
+    // never committed. The writes are replayed, sealed, at commit.
+    const probe = this.#store.atomic();
+    type Step =
+      | { type: "check"; key: Key; version: string | null }
+      | { type: "set"; key: Key; text: string; value: unknown; options?: { expireIn?: number } }
+      | { type: "delete"; key: Key }
+      | { type: "clear"; prefix: Key; bounds?: KeyBounds };
+    const steps: Step[] = [];
+    let committed = false;
+    const op: AtomicOperation = {
+      check: (key, version) => {
+        probe.check(key, version);
+        steps.push({ type: "check", key: [...key], version });
+        return op;
+      },
+      set: (key, value, options) => {
+        const text = serializeValue(value, `${what}: set`);
+        probe.set(key, null, options);
+        assertValueSize(text, `${what}: set`);
+        steps.push({
+          type: "set",
+          key: [...key],
+          text,
+          value: this.#plaintext.length > 0 ? JSON.parse(text) : undefined,
+          options: options === undefined ? undefined : { ...options },
+        });
+        return op;
+      },
+      delete: (key) => {
+        probe.delete(key);
+        steps.push({ type: "delete", key: [...key] });
+        return op;
+      },
+      clear: (prefix, bounds) => {
+        probe.clear(prefix, bounds);
+        steps.push({ type: "clear", prefix: [...prefix], bounds: bounds && { ...bounds } });
+        return op;
+      },
+      commit: async () => {
+        if (committed) throw new TypeError(`${what}: this operation was already committed`);
+        committed = true;
+        const sealed = await Promise.all(
+          steps.map((s) => s.type === "set" ? this.#seal(s.key, s.text, s.value) : null),
+        );
+        const inner = this.#store.atomic();
+        steps.forEach((s, i) => {
+          if (s.type === "check") inner.check(s.key, s.version);
+          else if (s.type === "set") inner.set(s.key, sealed[i], s.options);
+          else if (s.type === "delete") inner.delete(s.key);
+          else inner.clear(s.prefix, s.bounds);
+        });
+        return await inner.commit();
+      },
+    };
+    return op;
+  }
+
+  clear(prefix: Key, bounds?: KeyBounds): Promise<number> {
+    return this.#store.clear(prefix, bounds);
+  }
+
+  purgeExpired(): Promise<number> {
+    return this.#store.purgeExpired();
+  }
+
+  compact(): Promise<CompactResult> {
+    return this.#store.compact();
+  }
+
+  close(): Promise<void> {
+    return this.#store.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,467 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ConfigError, DecryptionError, openRuntime, openStore, type Store } from "../../mod.ts";
+import { encrypted, SEALED_FIELD } from "../../encrypt.ts";
+import { testStore } from "../../testing.ts";
+
+const KEY = "kZ8b3YqB6h4n0aY0m6E2c1rG9d5Vq7sJ2uT4wX8yZ0A=";
+const OLD_KEY = "11".repeat(32);
+const OTHER_KEY = "22".repeat(32);
+const MARKER = "PLAINTEXT-MARKER-7f3a9c";
+
+const dir = await Deno.makeTempDir({ prefix: "flowstate-encrypt-test-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+
+// The conformance suite through the wrapper. The cases that query, index or
+// search sealed fields are refused by design (a TypeError saying which path
+// to declare plaintext): they are skipped, each with that reason.
+const SEALED_QUERY = "queries on sealed values are refused by design (declare paths plaintext)";
+const QUERY_CASES = [
+  "unicode values round-trip exactly",
+  "expired entries are absent from query()",
+  "query() eq and ne on nested paths and array indices",
+  "query() missing fields and null follow the documented semantics",
+  "query() lt lte gt gte compare numbers and strings, never across types",
+  "query() in and contains",
+  "query() paths: dot strings, segment arrays and the value itself",
+  "query() orderBy asc and desc break ties by key",
+  "query() orderBy ranks types: missing < null < false < true < number < string < array < object",
+  "query() orderBy compares strings by code point, not by locale",
+  "query() orderBy with several keys",
+  "query() limit and offset",
+  "query({ prefix }) scopes to keys strictly under the prefix",
+  "query() matches the memory plugin on random data and queries (differential)",
+  "indexes: indexed queries answer like a scan after random writes, deletes and expiries (differential)",
+  "indexes: store.indexes and explain() name the index a query uses",
+  "search: finds exactly the entries holding every word, after writes, deletes and expiry (differential)",
+  "search: refuses text without words and fields that are not declared",
+];
+
+const skip: Record<string, string> = Object.fromEntries(
+  QUERY_CASES.map((name) => [name, SEALED_QUERY]),
+);
+
+testStore(
+  "memory (encrypted)",
+  async ({ clock, indexes, search }) =>
+    await encrypted(await openStore({ plugin: "memory", indexes, search }, { clock }), {
+      key: KEY,
+    }),
+  { skip },
+);
+
+testStore(
+  "sqlite (encrypted)",
+  ({ id, clock, indexes, search }) =>
+    openStore({
+      plugin: "sqlite",
+      path: join(dir, `${id}.db`),
+      indexes,
+      search,
+    }, { clock }).then((store) => encrypted(store, { key: KEY })),
+  {
+    skip,
+    multiProcess: {
+      spec: ({ id }) => ({ plugin: "sqlite", path: join(dir, `${id}.db`), encrypt: { key: KEY } }),
+    },
+  },
+);
+
+// --- Round trip on every built-in backend, through openStore's `encrypt` ----
+
+const PG_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL") || undefined;
+const PG_SCHEMA = `flowstate_test_enc_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
+
+const VALUES: Record<string, unknown> = {
+  string: `secret ${MARKER} é😀\u0000`,
+  number: 42.5,
+  boolean: true,
+  nothing: null,
+  list: [1, "two", { three: MARKER }],
+  nested: { card: MARKER, deep: { er: [MARKER] }, status: "open" },
+};
+
+interface Backend {
+  name: string;
+  spec: (id: string) => Record<string, unknown> & { plugin: string };
+  /** The files holding the data (scanned for the marker). */
+  files?: (id: string) => string[];
+  ignore?: boolean;
+}
+
+const BACKENDS: Backend[] = [
+  {
+    name: "memory",
+    spec: (id) => ({ plugin: "memory", snapshot: join(dir, `${id}.snap.json`) }),
+    files: (id) => [join(dir, `${id}.snap.json`)],
+  },
+  {
+    name: "jsonfile",
+    spec: (id) => ({ plugin: "jsonfile", path: join(dir, `${id}.json`) }),
+    files: (id) => [join(dir, `${id}.json`)],
+  },
+  {
+    name: "sqlite",
+    spec: (id) => ({ plugin: "sqlite", path: join(dir, `${id}.db`) }),
+    files: (id) => [join(dir, `${id}.db`), join(dir, `${id}.db-wal`)],
+  },
+  {
+    name: "postgres",
+    spec: (id) => ({ plugin: "postgres", url: PG_URL!, schema: PG_SCHEMA, table: id }),
+    ignore: PG_URL === undefined,
+  },
+];
+
+async function fileBytes(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return new Uint8Array();
+    throw err;
+  }
+}
+
+function includesBytes(haystack: Uint8Array, needle: string): boolean {
+  return new TextDecoder("latin1").decode(haystack).includes(needle);
+}
+
+async function rawValues(store: Store): Promise<string> {
+  const out: unknown[] = [];
+  for await (const e of store.list()) out.push(e.value);
+  return JSON.stringify(out);
+}
+
+for (const backend of BACKENDS) {
+  Deno.test({
+    name: `encrypt: round trip on ${backend.name}, reopened, and no plaintext value stored${
+      backend.ignore ? " (ignored: set FLOWSTATE_TEST_POSTGRES_URL to run)" : ""
+    }`,
+    ignore: backend.ignore,
+    fn: async () => {
+      const id = `rt_${backend.name}`;
+      const spec = { ...backend.spec(id), encrypt: { key: KEY, plaintext: ["status"] } };
+      {
+        await using store = await openStore(spec as { plugin: string }, { name: "main" });
+        for (const [k, v] of Object.entries(VALUES)) await store.set(["v", k], v);
+        await store.atomic().set(["a", "1"], { card: MARKER }).set(["a", "2"], MARKER).commit();
+        await store.set(["exp"], MARKER, { expireIn: 60_000 });
+        assert.deepEqual((await store.get(["v", "nested"]))?.value, VALUES.nested);
+        const many = await store.getMany([["v", "list"], ["missing"], ["a", "2"]]);
+        assert.deepEqual(many.map((e) => e?.value ?? null), [VALUES.list, null, MARKER]);
+        const listed = [];
+        for await (const e of store.list({ prefix: ["v"] })) listed.push([e.key[1], e.value]);
+        assert.deepEqual(Object.fromEntries(listed), VALUES);
+        // plaintext: a query on the declared path works, on any other is refused
+        const open = await store.query({ where: [{ path: "status", op: "eq", value: "open" }] });
+        assert.deepEqual(open.map((e) => e.key), [["v", "nested"]]);
+        await assert.rejects(
+          () => store.query({ where: [{ path: "card", op: "exists" }] }),
+          (err: Error) => err instanceof TypeError && /"card", which is sealed/.test(err.message),
+        );
+        assert.equal((await store.query({ prefix: ["a"] })).length, 2);
+        // the store under the wrapper holds no plaintext but the declared field
+        const raw = await rawValues(encryptionOfStore(store));
+        assert.ok(!raw.includes(MARKER), "a sealed value holds the marker in the clear");
+        assert.ok(raw.includes(`"status":"open"`));
+      }
+      await using reopened = await openStore(spec as { plugin: string }, { name: "main" });
+      assert.deepEqual((await reopened.get(["v", "string"]))?.value, VALUES.string);
+      assert.equal((await reopened.get(["exp"]))?.value, MARKER);
+      assert.equal(await reopened.count(), Object.keys(VALUES).length + 3);
+      for (const file of backend.files?.(id) ?? []) {
+        const bytes = await fileBytes(file);
+        assert.ok(!includesBytes(bytes, MARKER), `${file} holds the marker in the clear`);
+      }
+      if (backend.files) {
+        // The scan can fail: the same data without encryption shows the marker.
+        const plainId = `${id}_plain`;
+        {
+          await using plain = await openStore(backend.spec(plainId), { name: "plain" });
+          await plain.set(["v"], MARKER);
+        }
+        const all = await Promise.all(backend.files(plainId).map(fileBytes));
+        assert.ok(all.some((b) => includesBytes(b, MARKER)), "the scan never sees a marker");
+      }
+    },
+  });
+}
+
+Deno.test({
+  name: "encrypt: drop the postgres test schema",
+  ignore: PG_URL === undefined,
+  fn: async () => {
+    const { default: postgres } = await import("postgres");
+    const sql = postgres(PG_URL!, { onnotice: () => {} });
+    try {
+      await sql.unsafe(`DROP SCHEMA IF EXISTS ${PG_SCHEMA} CASCADE`);
+    } finally {
+      await sql.end();
+    }
+  },
+});
+
+function encryptionOfStore(store: Store): Store {
+  const handle = (store as unknown as Record<symbol, { sealed: Store }>)[
+    Symbol.for("flowstate.encryption")
+  ];
+  assert.ok(handle, "not an encrypted store");
+  return handle.sealed;
+}
+
+// --- Tampering, wrong keys, bad keys ----------------------------------------
+
+Deno.test("encrypt: tampered ciphertext, a value copied to another key, tampered plaintext fields: each a DecryptionError naming the key", async () => {
+  const base = await openStore({ plugin: "memory" }, { name: "main" });
+  const store = await encrypted(base, { key: KEY, plaintext: ["status"] });
+  await store.set(["orders", "1"], { status: "open", card: "4242" });
+  await store.set(["orders", "2"], { status: "paid", card: "1111" });
+  const stored = (await base.get(["orders", "1"]))!.value as Record<string, string>;
+
+  // one flipped character of the ciphertext
+  const text = stored[SEALED_FIELD];
+  const i = text.length - 10;
+  const flipped = text.slice(0, i) + (text[i] === "A" ? "B" : "A") + text.slice(i + 1);
+  await base.set(["orders", "1"], { ...stored, [SEALED_FIELD]: flipped });
+  await assert.rejects(() => store.get(["orders", "1"]), (err: unknown) => {
+    assert.ok(err instanceof DecryptionError);
+    assert.deepEqual(err.key, ["orders", "1"]);
+    assert.equal(err.keyId, store.keyId);
+    assert.match(err.message, /\["orders","1"\].*fails authentication.*tampered/);
+    return true;
+  });
+
+  // the intact value of 1, copied to 2: bound to its key, it does not open
+  await base.set(["orders", "2"], stored);
+  await assert.rejects(() => store.get(["orders", "2"]), DecryptionError);
+  // listing stops at the first bad value, with the same error
+  await assert.rejects(async () => {
+    for await (const _ of store.list()) { /* read all */ }
+  }, DecryptionError);
+
+  // a plaintext field changed beside an intact sealed value
+  await base.set(["orders", "1"], { ...stored, status: "refunded" });
+  await assert.rejects(() => store.get(["orders", "1"]), /plaintext fields do not match/);
+  // back to the original: it opens again
+  await base.set(["orders", "1"], stored);
+  assert.deepEqual((await store.get(["orders", "1"]))?.value, { status: "open", card: "4242" });
+
+  // a value written without the wrapper
+  await base.set(["plain"], "not sealed");
+  await assert.rejects(() => store.get(["plain"]), /is not sealed.*rekey/);
+  await store.close();
+});
+
+Deno.test("encrypt: a wrong key fails at open and writes nothing; the right keys open it", async () => {
+  const path = join(dir, "wrong-key.db");
+  {
+    await using store = await openStore({ plugin: "sqlite", path, encrypt: { key: KEY } }, {
+      name: "main",
+    });
+    await store.set(["a"], "sealed");
+  }
+  const before = await Deno.readFile(path);
+  await assert.rejects(
+    () => openStore({ plugin: "sqlite", path, encrypt: { key: OTHER_KEY } }, { name: "main" }),
+    (err: unknown) => {
+      assert.ok(err instanceof DecryptionError);
+      assert.match(
+        err.message,
+        /store "main": it holds values sealed with key id [0-9a-f]{16}.*the key is wrong/,
+      );
+      assert.ok(!err.message.includes(OTHER_KEY) && !err.message.includes(KEY));
+      return true;
+    },
+  );
+  assert.deepEqual(await Deno.readFile(path), before);
+  // a wrong key among several opens the store, reading with the right one
+  await using store = await openStore({
+    plugin: "sqlite",
+    path,
+    encrypt: { keys: [OTHER_KEY, KEY] },
+  });
+  assert.equal((await store.get(["a"]))?.value, "sealed");
+});
+
+Deno.test("encrypt: a read under a key that is not configured is a DecryptionError, and rotation reads old keys", async () => {
+  const base = await openStore({ plugin: "memory" }, { name: "main" });
+  const old = await encrypted(base, { key: OLD_KEY });
+  await old.set(["old"], 1);
+  const rotated = await encrypted(base, { keys: [KEY, OLD_KEY] });
+  await rotated.set(["new"], 2);
+  assert.equal((await rotated.get(["old"]))?.value, 1);
+  assert.equal((await rotated.get(["new"]))?.value, 2);
+  assert.deepEqual(rotated.keyIds, [rotated.keyId, old.keyId]);
+  await assert.rejects(
+    () => old.get(["new"]),
+    (err: unknown) =>
+      err instanceof DecryptionError && err.keyId === rotated.keyId &&
+      /not a configured key/.test(err.message),
+  );
+  await rotated.close();
+});
+
+Deno.test("encrypt: bad key material and options are ConfigErrors that say what and where, never the key", async () => {
+  const base = await openStore({ plugin: "memory" });
+  for (
+    const [options, pattern] of [
+      [{ key: "short-key" }, /encrypt\.key: the key is not 32 bytes as 64 hex digits or base64/],
+      [{ key: "" }, /encrypt\.key: the key is empty/],
+      [{}, /encrypt\.key: the key is missing/],
+      [{ key: KEY, keys: [KEY] }, /both given/],
+      [{ keys: [KEY, "ab".repeat(31)] }, /encrypt\.keys\.1: the key is not 32 bytes/],
+      [
+        { key: KEY, plaintext: ["$sealed"] },
+        /encrypt\.plaintext\.0: a plaintext path must not start with \$sealed/,
+      ],
+      [{ key: KEY, plain: [] }, /encrypt\.plain: unknown option "plain"/],
+    ] as const
+  ) {
+    await assert.rejects(() => encrypted(base, options as never), (err: unknown) => {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.match(err.message, pattern);
+      assert.ok(!err.message.includes("short-key"));
+      return true;
+    });
+  }
+  // through openStore: an index on a sealed path is refused before anything opens
+  await assert.rejects(
+    () =>
+      openStore({
+        plugin: "memory",
+        indexes: [{ prefix: ["o"], path: "card" }],
+        encrypt: { key: KEY, plaintext: ["status"] },
+      }),
+    /indexes\.0: the index is on "card", which is sealed/,
+  );
+  // a plaintext path through an array is refused at write
+  const store = await encrypted(base, { key: KEY, plaintext: ["items.0.id"] });
+  await assert.rejects(
+    () => store.set(["x"], { items: [{ id: 1 }] }),
+    /goes through an array at "items"/,
+  );
+  await store.close();
+});
+
+Deno.test("encrypt: the config takes encrypt: with ${env.NAME}; a bad key is a located config error", async () => {
+  const cwd = await Deno.makeTempDir({ dir, prefix: "config-" });
+  await Deno.writeTextFile(
+    join(cwd, "flowstate.yaml"),
+    "stores:\n  main:\n    plugin: sqlite\n    path: ./state.db\n    encrypt:\n      key: ${env.TEST_KEY}\n      plaintext: [status]\n",
+  );
+  {
+    await using rt = await openRuntime({ cwd, env: { TEST_KEY: KEY } });
+    const store = await rt.store("main");
+    await store.set(["o"], { status: "open", card: MARKER });
+    assert.deepEqual((await store.get(["o"]))?.value, { status: "open", card: MARKER });
+  }
+  const bytes = await Deno.readFile(join(cwd, "state.db"));
+  assert.ok(!includesBytes(bytes, MARKER));
+  await assert.rejects(
+    () => openRuntime({ cwd, env: { TEST_KEY: "not-a-key" } }),
+    (err: unknown) =>
+      err instanceof ConfigError && /flowstate\.yaml:6/.test(err.message) &&
+      /stores\.main\.encrypt\.key/.test(err.message) && !err.message.includes("not-a-key"),
+  );
+});
+
+// --- Backups, restores and moves -------------------------------------------
+
+Deno.test("encrypt: a backup of an encrypted store stays sealed; restore needs an encrypted target with the key", async () => {
+  const { backupStore, restoreBackup, moveStore } = await import("../../jobs.ts");
+  const { gunzipSync } = await import("node:zlib");
+  const file = join(dir, "enc.fsbackup");
+  await using source = await openStore({
+    plugin: "sqlite",
+    path: join(dir, "backup-source.db"),
+    encrypt: { key: KEY, plaintext: ["status"] },
+  }, { name: "main" });
+  for (let i = 0; i < 20; i++) {
+    await source.set(["o", String(i)], { status: i % 2 ? "open" : "paid", card: `${MARKER}-${i}` });
+  }
+  const info = await backupStore(source, file);
+  assert.equal(info.entries, 20);
+  const text = new TextDecoder().decode(gunzipSync(await Deno.readFile(file)));
+  assert.ok(!text.includes(MARKER), "the backup holds a value in the clear");
+  assert.ok(text.includes(SEALED_FIELD));
+  const header = JSON.parse(text.split("\n")[0]);
+  assert.deepEqual(header.encrypted, { keyIds: [(source as { keyId?: string }).keyId] });
+
+  // into a plain store: refused, nothing written
+  await using plain = await openStore({ plugin: "memory" }, { name: "plain" });
+  await assert.rejects(() => restoreBackup(plain, file), /holds sealed values.*not encrypted/);
+  assert.equal(await plain.count(), 0);
+  // into a store with another key: refused
+  await using other = await openStore({ plugin: "memory", encrypt: { key: OTHER_KEY } }, {
+    name: "other",
+  });
+  await assert.rejects(() => restoreBackup(other, file), /add the key they were sealed with/);
+  assert.equal(await other.count(), 0);
+  // into a store with the key (and another backend): readable, plaintext paths queryable
+  await using target = await openStore({
+    plugin: "jsonfile",
+    path: join(dir, "restored.json"),
+    encrypt: { keys: [OTHER_KEY, KEY], plaintext: ["status"] },
+  }, { name: "target" });
+  const restored = await restoreBackup(target, file);
+  assert.equal(restored.restored, 20);
+  assert.deepEqual((await target.get(["o", "3"]))?.value, {
+    status: "open",
+    card: `${MARKER}-3`,
+  });
+  assert.equal(
+    (await target.query({ where: [{ path: "status", op: "eq", value: "open" }] })).length,
+    10,
+  );
+  assert.ok(!includesBytes(await Deno.readFile(join(dir, "restored.json")), MARKER));
+
+  // a move: never from an encrypted store into a plain one; into another key, re-sealed
+  await using plainTarget = await openStore({ plugin: "memory" }, { name: "plain-target" });
+  await assert.rejects(() => moveStore(source, plainTarget), /would be written in the clear/);
+  assert.equal(await plainTarget.count(), 0);
+  await using moved = await openStore({
+    plugin: "sqlite",
+    path: join(dir, "moved.db"),
+    encrypt: { key: OTHER_KEY },
+  }, { name: "moved" });
+  const move = await moveStore(source, moved);
+  assert.equal(move.status, "completed");
+  assert.deepEqual((await moved.get(["o", "4"]))?.value, { status: "paid", card: `${MARKER}-4` });
+});
+
+Deno.test("encrypt: the backup job through the runtime writes sealed values", async () => {
+  const cwd = await Deno.makeTempDir({ dir, prefix: "backup-job-" });
+  await using rt = await openRuntime({
+    cwd,
+    config: {
+      stores: {
+        main: { plugin: "sqlite", path: join(cwd, "s.db"), encrypt: { key: KEY } },
+        runs: { plugin: "memory" },
+      },
+      records: "runs",
+    },
+  });
+  await (await rt.store("main")).set(["secret"], MARKER);
+  const { runJob } = await import("../../mod.ts");
+  const run = await runJob(rt, "backup", {
+    options: { store: "main", out: join(cwd, "b.fsbackup") },
+    progress: "quiet",
+    onLog: () => {},
+  });
+  assert.equal(run.status, "succeeded", JSON.stringify(run.error));
+  const { gunzipSync } = await import("node:zlib");
+  const text = new TextDecoder().decode(gunzipSync(await Deno.readFile(join(cwd, "b.fsbackup"))));
+  assert.ok(!text.includes(MARKER) && text.includes(SEALED_FIELD));
+});
+
+Deno.test("encrypt: one tampered value does not keep the store from opening; reading it names its key", async () => {
+  const base = await openStore({ plugin: "memory" }, { name: "main" });
+  const first = await encrypted(base, { key: KEY });
+  await first.set(["a"], "first");
+  await first.set(["b"], "second");
+  const stored = (await base.get(["a"]))!.value as Record<string, string>;
+  await base.set(["a"], { [SEALED_FIELD]: stored[SEALED_FIELD].slice(0, -8) + "AAAAAAA=" });
+  const again = await encrypted(base, { key: KEY });
+  assert.equal((await again.get(["b"]))?.value, "second");
+  await assert.rejects(() => again.get(["a"]), /\["a"\].*fails authentication/);
+  await again.close();
+});

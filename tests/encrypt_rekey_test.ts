@@ -1,0 +1,164 @@
+/**
+ * The rekey job: rotation in place, resumed after kill -9, concurrent writes
+ * never lost, plaintext values sealed.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { openRuntime, openStore, runJob, type Store } from "../mod.ts";
+import { encrypted } from "../encrypt.ts";
+import { rekeyStore } from "../jobs.ts";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const CHILD = join(ROOT, "tests/fixtures/rekey_child.ts");
+const OLD_KEY = "11".repeat(32);
+const NEW_KEY = "22".repeat(32);
+const ENTRIES = 600;
+
+function sealedWith(store: Store): Promise<Map<string, number>> {
+  const handle =
+    (store as unknown as Record<symbol, { sealed: Store; keyIdOf(v: unknown): string }>)[
+      Symbol.for("flowstate.encryption")
+    ];
+  return (async () => {
+    const counts = new Map<string, number>();
+    for await (const e of handle.sealed.list()) {
+      const id = handle.keyIdOf(e.value) ?? "plain";
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+    return counts;
+  })();
+}
+
+Deno.test("rekey killed with kill -9 mid-way loses nothing; run again, every value is under the new key", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-rekey-kill-" });
+  try {
+    const path = join(dir, "s.db");
+    let oldId: string;
+    {
+      await using old = await openStore({ plugin: "sqlite", path, encrypt: { key: OLD_KEY } });
+      oldId = (old as unknown as { keyId: string }).keyId;
+      const op = old.atomic();
+      for (let i = 0; i < ENTRIES; i++) {
+        op.set(["k", String(i).padStart(4, "0")], { i, secret: `s${i}` });
+      }
+      await op.commit();
+      await old.set(["expiring"], "e", { expireIn: 3_600_000 });
+    }
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--config", join(ROOT, "deno.json"), CHILD, dir, NEW_KEY, OLD_KEY],
+      stdout: "piped",
+      stderr: "null",
+      env: { RUST_BACKTRACE: "0" },
+    }).spawn();
+    const decoder = new TextDecoder();
+    let buffered = "";
+    let killed = false;
+    for await (const chunk of child.stdout) {
+      buffered += decoder.decode(chunk, { stream: true });
+      const lines = buffered.split("\n");
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        const match = /^progress (\d+)$/.exec(line);
+        if (!killed && match && Number(match[1]) >= 200) {
+          child.kill("SIGKILL");
+          killed = true;
+        }
+      }
+    }
+    assert.ok(killed, "the child finished before its kill point");
+    assert.equal((await child.status).signal, "SIGKILL");
+
+    // Mid-way: some values under each key, every one readable with both keys.
+    const config = (keys: string[]) => ({ plugin: "sqlite" as const, path, encrypt: { keys } });
+    {
+      await using both = await openStore(config([NEW_KEY, OLD_KEY]));
+      const counts = await sealedWith(both);
+      const newId = (both as unknown as { keyId: string }).keyId;
+      assert.ok((counts.get(newId) ?? 0) >= 200, `after the kill: ${JSON.stringify([...counts])}`);
+      assert.ok((counts.get(oldId) ?? 0) > 0, `after the kill: ${JSON.stringify([...counts])}`);
+      let n = 0;
+      for await (const e of both.list({ prefix: ["k"] })) {
+        assert.deepEqual(e.value, { i: n, secret: `s${n}` });
+        n++;
+      }
+      assert.equal(n, ENTRIES);
+    }
+
+    // Run again (in this process): it finishes, skipping what was done.
+    {
+      await using rt = await openRuntime({
+        config: { stores: { main: config([NEW_KEY, OLD_KEY]) } },
+        home: join(dir, "home"),
+        cwd: dir,
+      });
+      const run = await runJob(rt, "rekey", { progress: "quiet", onLog: () => {} });
+      assert.equal(run.status, "succeeded", JSON.stringify(run.error));
+      const [report] = (run.outputs as { stores: { resealed: number; skipped: number }[] }).stores;
+      assert.ok(report.skipped >= 200, JSON.stringify(report));
+      assert.ok(report.resealed > 0 && report.resealed < ENTRIES + 1, JSON.stringify(report));
+    }
+    // The new key alone opens every value; expiry was kept.
+    await using fresh = await openStore(config([NEW_KEY]));
+    let n = 0;
+    for await (const e of fresh.list({ prefix: ["k"] })) {
+      assert.deepEqual(e.value, { i: n, secret: `s${n}` });
+      n++;
+    }
+    assert.equal(n, ENTRIES);
+    const expiring = await fresh.get(["expiring"]);
+    assert.equal(expiring?.value, "e");
+    assert.ok(expiring!.expiresAt! > Date.now() + 3_000_000);
+    // The old key alone no longer opens any value of the store.
+    await assert.rejects(() => openStore(config([OLD_KEY])), /the key is wrong/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("rekey never loses a concurrent write: a compare-and-set per entry", async () => {
+  const base = await openStore({ plugin: "memory" }, { name: "main" });
+  const old = await encrypted(base, { key: OLD_KEY });
+  const N = 2000;
+  for (let i = 0; i < N; i++) await old.set(["k", String(i)], `old ${i}`);
+  const store = await encrypted(base, { keys: [NEW_KEY, OLD_KEY] });
+  const writer = (async () => {
+    for (let i = N - 1; i >= 0; i--) {
+      await store.set(["k", String(i)], `written ${i}`);
+      if (i % 50 === 0) await new Promise((r) => setTimeout(r, 0));
+    }
+  })();
+  const [report] = await Promise.all([rekeyStore(store, { batchSize: 100 }), writer]);
+  assert.equal(report.entries, N);
+  for (let i = 0; i < N; i++) {
+    assert.equal((await store.get(["k", String(i)]))?.value, `written ${i}`);
+  }
+  assert.deepEqual([...(await sealedWith(store)).keys()], [store.keyId]);
+  await store.close();
+});
+
+Deno.test("rekey seals the values of a store that held them in the clear; a dry run writes nothing", async () => {
+  const base = await openStore({ plugin: "memory" }, { name: "main" });
+  await base.set(["a"], { secret: "was plain" });
+  await base.set(["b"], 2);
+  const store = await encrypted(base, { key: NEW_KEY });
+  await assert.rejects(() => store.get(["a"]), /is not sealed.*rekey/);
+  assert.equal((await rekeyStore(store, { dryRun: true })).resealed, 2);
+  assert.deepEqual((await base.get(["a"]))?.value, { secret: "was plain" });
+  const report = await rekeyStore(store);
+  assert.deepEqual(
+    { entries: report.entries, resealed: report.resealed, skipped: report.skipped },
+    { entries: 2, resealed: 2, skipped: 0 },
+  );
+  assert.deepEqual((await store.get(["a"]))?.value, { secret: "was plain" });
+  assert.ok(!JSON.stringify((await base.get(["a"]))?.value).includes("was plain"));
+  await assert.rejects(() => rekeyStore(base), /not encrypted/);
+  await store.close();
+});
+
+Deno.test("rekey without an encrypted store in the config fails saying what to add", async () => {
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const run = await runJob(rt, "rekey", { progress: "quiet", onLog: () => {} });
+  assert.equal(run.status, "failed");
+  assert.match(JSON.stringify(run.error), /no store is encrypted; add encrypt/);
+});
