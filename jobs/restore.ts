@@ -436,7 +436,9 @@ async function planChain(
   const reached: number = stoppedAt ?? position.seq;
   if (at !== undefined) {
     const end = full.trailer.feedSeqEnd ?? full.header.feedSeq!;
-    if (reached < end) {
+    const feedAt = full.header.feedAt ?? null;
+    const lastInBackup = { seq: full.header.feedSeq!, at: feedAt ?? -Infinity };
+    if (reached < end || late(lastInBackup)) {
       throw new BackupError(
         `${what}: ${path} was taken after ${
           "time" in at ? showTime(at.time) : `change ${at.seq}`
