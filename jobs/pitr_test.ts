@@ -8,7 +8,7 @@ import { BackupError } from "../src/errors.ts";
 import { openStore, type StoreSpec } from "../src/plugin.ts";
 import { trimChanges } from "../src/store/store.ts";
 import type { JsonValue, Store } from "../src/store/types.ts";
-import { fakeClock, type FakeClock } from "../src/testing/clock.ts";
+import { type FakeClock, fakeClock } from "../src/testing/clock.ts";
 import { backupIncrement, backupStore } from "./backup.ts";
 import { restoreBackup, verifyBackup } from "./restore.ts";
 

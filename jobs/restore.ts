@@ -439,11 +439,15 @@ async function planChain(
     const feedAt = full.header.feedAt ?? null;
     const lastInBackup = { seq: full.header.feedSeq!, at: feedAt ?? -Infinity };
     if (reached < end || late(lastInBackup)) {
+      const point = "time" in at ? showTime(at.time) : `change ${at.seq}`;
       throw new BackupError(
-        `${what}: ${path} was taken after ${
-          "time" in at ? showTime(at.time) : `change ${at.seq}`
-        } (it was read up to change ${end}, and the point in time is change ${reached}): ` +
-          `restore from a full backup taken before that point`,
+        `${what}: ${path} was taken after ${point} (${
+          late(lastInBackup)
+            ? `it holds change ${lastInBackup.seq}${
+              feedAt === null ? "" : `, committed at ${showTime(feedAt)}`
+            }`
+            : `it was read up to change ${end}, and the point in time is change ${reached}`
+        }): restore from a full backup taken before that point`,
       );
     }
     if (stoppedAt === null && from === undefined) {
@@ -875,6 +879,12 @@ const restoreJob: Job<RestoreOptions> = defineJob<RestoreOptions>({
     if (fromName === undefined && at !== undefined) {
       // The store the backup was taken of, when this config has it with a feed.
       const header = await readHeader(file).catch(() => undefined);
+      if (header?.store === options.store) {
+        throw new TypeError(
+          `${what}: it is the store the backup was taken of; a point-in-time restore goes into ` +
+            `a new, empty store: restore into a new, empty store, and move it into place after checking it`,
+        );
+      }
       if (
         header !== undefined && ctx.runtime.storeNames.includes(header.store) &&
         header.store !== options.store
