@@ -27,6 +27,8 @@ import {
   type BackupHeader,
   type BackupTrailer,
   type ChangeLine,
+  FULL_BACKUP_VERSION,
+  INCREMENT_VERSION,
   RESTORE_MARKER_KEY,
 } from "./backup.ts";
 
@@ -257,6 +259,15 @@ function checkHeader(value: unknown, what: string, file: string): BackupHeader {
     throw damaged(what, file, "its header lacks the store or plugin name");
   }
   const seq = (n: unknown) => typeof n === "number" && Number.isInteger(n) && n >= 0;
+  if ((h.kind === "increment") !== (h.version === INCREMENT_VERSION)) {
+    throw damaged(
+      what,
+      file,
+      `its header says format version ${h.version}${
+        h.kind === undefined ? "" : ` and kind ${JSON.stringify(h.kind)}`
+      }: increments are version ${INCREMENT_VERSION}, full backups version ${FULL_BACKUP_VERSION}`,
+    );
+  }
   if (h.kind !== undefined) {
     if (
       h.kind !== "increment" || !seq(h.fromSeq) || !seq(h.toSeq) || h.toSeq! < h.fromSeq! ||
