@@ -412,26 +412,37 @@ async function planChain(
         );
       }
     }
-    const source: ChangeSource = { name, apply: 0 };
-    let expected = position.seq + 1;
-    for await (const c of live.changes({ since: position.seq })) {
-      if (c.seq > info.lastSeq) break;
-      if (c.seq !== expected) {
-        throw new BackupError(
-          `${what}: the feed of ${name} skipped from change ${expected - 1} to ${c.seq} while it ` +
-            `was read (its retention?); try again`,
-        );
+    // The last change at or before the point: found by a binary search on the
+    // commit times (they follow sequence numbers), without reading the feed through.
+    const upper = at !== undefined && "seq" in at ? Math.min(at.seq, info.lastSeq) : info.lastSeq;
+    let cutoff = upper;
+    if (at !== undefined && "time" in at && upper > position.seq) {
+      const timeOf = async (seq: number) => {
+        const t = await changeTime(live, seq);
+        if (t === null) {
+          throw new BackupError(
+            `${what}: the feed of ${name} no longer holds change ${seq} (its retention removed it ` +
+              `while the restore was planned); try again`,
+          );
+        }
+        return t;
+      };
+      if ((await timeOf(upper)) > at.time) {
+        let lo = position.seq; // at or before the point (checked below against the backup)
+        let hi = upper; // after it
+        while (hi - lo > 1) {
+          const mid = lo + Math.floor((hi - lo) / 2);
+          if ((await timeOf(mid)) > at.time) hi = mid;
+          else lo = mid;
+        }
+        cutoff = lo;
       }
-      expected++;
-      if (late(c)) {
-        stoppedAt = c.seq - 1;
-        break;
-      }
-      source.apply++;
     }
+    if (cutoff < info.lastSeq) stoppedAt = cutoff;
+    const source: ChangeSource = { name, apply: Math.max(0, cutoff - position.seq) };
     chain.sources.push(source);
     chain.total += source.apply;
-    if (stoppedAt === null) position = { seq: info.lastSeq, at: null, base: position.base };
+    position = { seq: Math.max(cutoff, position.seq), at: null, base: position.base };
   }
   const reached: number = stoppedAt ?? position.seq;
   if (at !== undefined) {
