@@ -18,6 +18,25 @@
  * 3. a trailer: `{ "end": "flowstate.backup", "entries": N, "sha256": "<hex>", "consistency" }`,
  *    where `sha256` covers the entry lines (each line's UTF-8 bytes plus its `\n`).
  *
+ * A store that keeps a change feed also records, in the header, `feedSeq` and
+ * `feedAt` (the feed's last sequence number, read before the snapshot starts,
+ * and that change's commit time) and, in the trailer, `feedSeqEnd` (the last
+ * one read after the entries): replaying the feed's changes after `feedSeq`
+ * over the snapshot is exact, and a point-in-time restore needs a point at or
+ * after `feedSeqEnd`.
+ *
+ * ## Incremental backups (format version 2)
+ *
+ * `since: <previous file>` writes only the feed's changes after the previous
+ * backup (a full one's `feedSeq`, an increment's `toSeq`), in the same
+ * container: a header `{ "format", "version": 2, "kind": "increment", "store",
+ * "plugin", "createdAt", "fromSeq", "toSeq", "toAt", "base" }` (`base`: the
+ * SHA-256 of the full backup file the chain starts from), one line per change
+ * in sequence order `{ "seq", "at", "key", "op": "set" | "delete", "value",
+ * "expiresAt", "by" }`, and the same trailer with the SHA-256 of the lines.
+ * It is refused when the feed no longer holds the changes right after the
+ * previous backup (its retention removed them): take a full backup then.
+ *
  * The whole compressed file's SHA-256 is written beside it as `<file>.sha256`
  * in `sha256sum` format (`sha256sum -c` checks it). gzip adds its own CRC-32.
  * Versions are not written: they are not portable across backends, and a

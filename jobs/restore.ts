@@ -33,6 +33,17 @@
  *   sealed; a backup of a plain store restored into an encrypted one is
  *   sealed as it is written.
  *
+ * - **Increments, in order.** `increments` (CLI: more files after the full
+ *   backup) are applied after it, each one's changes replayed in sequence
+ *   order. Before anything is written, each is verified, and a gap (changes
+ *   missing between two files), a wrong order or an increment of another full
+ *   backup is refused, naming the files and the sequence numbers.
+ * - **Point in time.** `at: { time } | { seq }` (CLI `--at`, `--at-seq`)
+ *   rebuilds the store as it was then: the full backup, then the increments'
+ *   and the live store's (`from`) changes up to that point. Only into an empty
+ *   store (never over a live one: `force` is refused), and only from a full
+ *   backup taken before that point. Entries that expired since are left out.
+ *
  * Verifying a file (`verifyBackup`, and the checks above) lives in
  * `jobs/_restore_verify.ts`; this module re-exports its public names.
  *
