@@ -21,6 +21,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "@commande
 import denoJson from "../../deno.json" with { type: "json" };
 import {
   ConfigError,
+  FeedDisabledError,
   FlowstateError,
   FlowValidationError,
   messageOf,
@@ -144,7 +145,17 @@ function buildProgram(setExitCode: (code: number) => void) {
     .option("--flow <id>", flowHelp)
     .option("--node <id>", nodeHelp)
     .option("--json", "print the entry as JSON: { key, value, version, expiresAt } or null")
+    .option(
+      "--at <when>",
+      "the value as it was: #<seq> (a change's sequence number) or a time " +
+        "(2026-12-04T21:15:00Z, or ms since the epoch); needs the store's change feed",
+    )
     .action(async (key, options, command) => {
+      if (options.at !== undefined) {
+        const { stateGetAt } = await import("./changes.ts");
+        setExitCode(await stateGetAt(key, options.at, options, globals(command)));
+        return;
+      }
       const { stateGet } = await import("./state.ts");
       setExitCode(await stateGet(key, options, globals(command)));
     });
@@ -190,7 +201,41 @@ function buildProgram(setExitCode: (code: number) => void) {
       const { stateRemove } = await import("./state.ts");
       setExitCode(await stateRemove(key, options, globals(command)));
     });
+  state
+    .command("history")
+    .description(
+      "who changed a key, when, and to what (from the store's change feed), oldest first",
+    )
+    .argument("<key>", "the key")
+    .option("--limit <n>", "at most n changes", integer("--limit", 0))
+    .option("--store <name>", storeHelp)
+    .addOption(scopeOption())
+    .option("--flow <id>", flowHelp)
+    .option("--node <id>", nodeHelp)
+    .option("--json", "print one JSON object per change (seq, at, key, op, value, version, by…)")
+    .action(async (key, options, command) => {
+      const { stateHistory } = await import("./changes.ts");
+      setExitCode(await stateHistory(key, options, globals(command)));
+    });
   addStateQueryCommands(state, { setExitCode, globals });
+
+  program
+    .command("changes")
+    .description(
+      "print a store's change feed (who changed what, when), oldest first; --follow to watch",
+    )
+    .option("--store <name>", "the store (default: the store of the global scope)")
+    .option("--since <seq>", "only changes after this sequence number", integer("--since", 0))
+    .option("--prefix <key>", "only keys under this prefix")
+    .option("--flow <id>", "only changes made by runs of this flow")
+    .option("--run <id>", "only changes made by this run")
+    .option("--limit <n>", "at most n changes", integer("--limit", 0))
+    .option("--json", "print one JSON object per change (seq, at, key, op, value, version, by…)")
+    .option("--follow", "keep printing changes as they commit, in any process, until Ctrl-C")
+    .action(async (options, command) => {
+      const { changesCommand } = await import("./changes.ts");
+      setExitCode(await changesCommand(options, globals(command)));
+    });
 
   program
     .command("run")
@@ -628,6 +673,7 @@ export async function main(args: readonly string[]): Promise<number> {
 export function exitCodeOf(err: unknown): number {
   if (err instanceof UsageError || err instanceof ConfigError) return EXIT_USAGE;
   if (err instanceof FlowValidationError || err instanceof UnknownStoreError) return EXIT_USAGE;
+  if (err instanceof FeedDisabledError) return EXIT_USAGE;
   return EXIT_FAILURE;
 }
 

@@ -86,3 +86,14 @@ export function currentActor(): ChangeActor {
   const set = storage.getStore();
   return set?.actor !== undefined ? { ...set } : { ...set, actor: declaredActor() };
 }
+
+/** The actor set here by {@linkcode withActor} (`undefined`: none), to carry across a message boundary. */
+export function captureActor(): ChangeActor | undefined {
+  const set = storage.getStore();
+  return set === undefined ? undefined : { ...set };
+}
+
+/** Run `fn` as `actor` (one {@linkcode captureActor} returned), exactly: nothing is merged. */
+export function runAsActor<R>(actor: ChangeActor | undefined, fn: () => R): R {
+  return actor === undefined ? fn() : storage.run(actor, fn);
+}

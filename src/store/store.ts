@@ -11,8 +11,10 @@ import {
   checkChangesOptions,
   feedBounds,
   type FeedRetention,
+  keyHistorySeqs,
   planFeed,
   readChanges,
+  readEntry,
   readHead,
   trimFeed,
 } from "./feed.ts";
@@ -78,6 +80,7 @@ import {
   INTERNAL,
   INTERNAL_ACCESS,
   type InternalAccess,
+  internalAccess,
   isInternalKey,
   outsideInternal,
   reachesInternal,
@@ -1028,5 +1031,38 @@ class CoreStore implements Store {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+}
+
+/**
+ * The changes of exactly `key` kept in `store`'s feed, oldest first (newest
+ * first with `reverse`), through the feed's index by key: `state history`.
+ * Throws a `FeedDisabledError` when the store keeps no feed.
+ */
+export async function* keyHistory(
+  store: Store,
+  key: Key,
+  options: { reverse?: boolean; limit?: number } = {},
+): AsyncGenerator<Change> {
+  assertKey(key, "Cannot read a key's history");
+  const info = await store.feedInfo();
+  if (!info.enabled) throw new FeedDisabledError(store.name, "Cannot read a key's history");
+  const access = internalAccess(store);
+  if (access === undefined) {
+    // Not a store the core wrapped: read the whole feed.
+    const all: Change[] = [];
+    for await (const change of store.changes()) {
+      if (JSON.stringify(change.key) === JSON.stringify(key)) all.push(change);
+    }
+    if (options.reverse) all.reverse();
+    yield* all.slice(0, options.limit ?? all.length);
+    return;
+  }
+  let n = 0;
+  for await (const seq of keyHistorySeqs(access.driver, key, { reverse: options.reverse })) {
+    const change = await readEntry(access.driver, seq);
+    if (change === null) continue; // trimmed meanwhile
+    yield change;
+    if (++n >= (options.limit ?? Infinity)) return;
   }
 }
