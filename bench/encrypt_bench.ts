@@ -11,6 +11,7 @@
  * (`deno task bench` loads this file without running it.)
  */
 import { join } from "node:path";
+import { createCipheriv, createDecipheriv } from "node:crypto";
 import { openStore, type Store } from "../mod.ts";
 import { encrypted } from "../encrypt.ts";
 
@@ -48,6 +49,31 @@ async function timeOps(
   }
   const get = performance.now() - t;
   return { set: (n / set) * 1000, get: (n / get) * 1000 };
+}
+
+/** The same with node:crypto (synchronous), for comparison only: the wrapper uses WebCrypto. */
+function rawNodeCrypto(n: number): { seal: number; open: number } {
+  const key = new Uint8Array(32);
+  const data = new TextEncoder().encode(JSON.stringify(value(1)));
+  const iv = new Uint8Array(12);
+  const sealed: { ct: Uint8Array; tag: Uint8Array }[] = [];
+  let t = performance.now();
+  for (let i = 0; i < n; i++) {
+    const c = createCipheriv("aes-256-gcm", key, iv);
+    const first = c.update(data);
+    c.final();
+    sealed.push({ ct: first, tag: c.getAuthTag() });
+  }
+  const seal = performance.now() - t;
+  t = performance.now();
+  for (let i = 0; i < n; i++) {
+    const d = createDecipheriv("aes-256-gcm", key, iv);
+    d.setAuthTag(sealed[i].tag);
+    d.update(sealed[i].ct);
+    d.final();
+  }
+  const open = performance.now() - t;
+  return { seal: (n / seal) * 1000, open: (n / open) * 1000 };
 }
 
 async function rawCrypto(n: number): Promise<{ seal: number; open: number }> {
@@ -102,6 +128,7 @@ if (import.meta.main) {
     };
   }
   const crypto: { seal: number[]; open: number[] } = { seal: [], open: [] };
+  const nodeCrypto: { seal: number[]; open: number[] } = { seal: [], open: [] };
   for (let round = 0; round < rounds; round++) {
     for (const b of backends) {
       const order = round % 2 === 0 ? ["plain", "enc"] as const : ["enc", "plain"] as const;
@@ -112,6 +139,9 @@ if (import.meta.main) {
     const c = await rawCrypto(n * 5);
     crypto.seal.push(c.seal);
     crypto.open.push(c.open);
+    const nc = rawNodeCrypto(n * 5);
+    nodeCrypto.seal.push(nc.seal);
+    nodeCrypto.open.push(nc.open);
   }
   for (const s of Object.values(stores)) {
     await s.plain.close();
@@ -142,5 +172,10 @@ if (import.meta.main) {
     `| WebCrypto AES-256-GCM alone | seal / open 1 KB | | ${fmt(median(crypto.seal))} / ${
       fmt(median(crypto.open))
     } | |`,
+  );
+  console.log(
+    `| node:crypto AES-256-GCM alone (not used) | seal / open 1 KB | | ${
+      fmt(median(nodeCrypto.seal))
+    } / ${fmt(median(nodeCrypto.open))} | |`,
   );
 }

@@ -18,6 +18,9 @@
  * through the wrapper, so it is sealed with the current key already; a
  * conflicting entry is read again and checked again). Expiry is kept.
  *
+ * A value whose plaintext fields are not what the declared `plaintext`
+ * paths give now (after changing them) is sealed again too.
+ *
  * It is idempotent: a value already under the current key is skipped, so a
  * job stopped at any point (Ctrl-C, `kill -9`) is finished by running it
  * again. When it reports `remaining: 0`, the old key can be removed from the
@@ -139,7 +142,7 @@ export async function rekeyStore(
       options.signal?.throwIfAborted();
       report.entries++;
       for (let tries = 1;; tries++) {
-        if (handle.keyIdOf(entry.value) === handle.currentKeyId) {
+        if (!(await handle.needsReseal(entry))) {
           report.skipped++;
           break;
         }

@@ -162,3 +162,25 @@ Deno.test("rekey without an encrypted store in the config fails saying what to a
   assert.equal(run.status, "failed");
   assert.match(JSON.stringify(run.error), /no store is encrypted; add encrypt/);
 });
+
+Deno.test("rekey after changing the plaintext paths: values read again, and queries see the new paths", async () => {
+  const base = await openStore({ plugin: "memory" }, { name: "main" });
+  const before = await encrypted(base, { key: NEW_KEY, plaintext: ["status"] });
+  await before.set(["o", "1"], { status: "open", customer: { id: "c1", name: "Ada" } });
+  await before.set(["o", "2"], [1, 2]);
+  const after = await encrypted(base, { key: NEW_KEY, plaintext: ["customer.id", "status"] });
+  await assert.rejects(() => after.get(["o", "1"]), /plaintext paths changed.*rekey/);
+  const report = await rekeyStore(after);
+  assert.deepEqual({ resealed: report.resealed, skipped: report.skipped }, {
+    resealed: 1,
+    skipped: 1,
+  });
+  assert.deepEqual((await after.get(["o", "1"]))?.value, {
+    status: "open",
+    customer: { id: "c1", name: "Ada" },
+  });
+  const hits = await after.query({ where: [{ path: "customer.id", op: "eq", value: "c1" }] });
+  assert.deepEqual(hits.map((e) => e.key), [["o", "1"]]);
+  assert.equal((await rekeyStore(after)).resealed, 0);
+  await after.close();
+});

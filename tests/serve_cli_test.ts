@@ -202,3 +202,58 @@ Deno.test("flowstate daemon --serve serves beside the scheduler (serve: from the
     assert.equal((await child.status).code, 0, seen.text);
   });
 });
+
+Deno.test("flowstate serve runs what it enqueues with its own worker; --no-worker leaves it queued for one", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  default: { plugin: sqlite, path: .flowstate/s.db }\nflows: [./flows]\n",
+    );
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.writeTextFile(
+      join(dir, "flows", "hi.flow.yaml"),
+      "id: hi\nnodes:\n  - { id: a, type: transform, with: { value: 1 } }\noutputs:\n  one: ${{ nodes.a.output }}\n",
+    );
+    const start = async (args: string[]) => {
+      const child = cliCommand(dir, ["serve", "--port", "0", ...args], { stdout: "piped" }).spawn();
+      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      const stdout = new Response(child.stdout).text();
+      const seen = { text: "" };
+      const [, port] = await waitFor(reader, /^Serving http:\/\/127\.0\.0\.1:(\d+)\/$/m, seen);
+      const post = (query = "") =>
+        fetch(`http://127.0.0.1:${port}/api/flows/hi/runs${query}`, {
+          method: "POST",
+          headers: { authorization: "Bearer any", "content-type": "application/json" },
+          body: "{}",
+        });
+      const stop = async () => {
+        child.kill("SIGTERM");
+        await drain(reader, seen);
+        const out = await stdout;
+        assert.equal((await child.status).code, 0, seen.text);
+        return out;
+      };
+      return { post, stop };
+    };
+
+    const plain = await start([]);
+    const waited = await plain.post("?wait=true");
+    assert.equal(waited.status, 200);
+    const { run } = await waited.json();
+    assert.equal(run.status, "succeeded");
+    assert.deepEqual(run.outputs, { one: 1 });
+    const lines = await plain.stop();
+    assert.match(lines, new RegExp(`${run.id} hi succeeded`), "the worker's line");
+
+    const idle = await start(["--no-worker"]);
+    const queued = await idle.post();
+    assert.equal(queued.status, 202);
+    const { runId, status } = await queued.json();
+    assert.equal(status, "queued");
+    await new Promise((r) => setTimeout(r, 1_500));
+    await idle.stop();
+    const ls = await runCli(dir, ["runs", "ls", "--status", "queued", "--json"]);
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.deepEqual(JSON.parse(ls.stdout).map((r: { id: string }) => r.id), [runId]);
+  });
+});

@@ -24,6 +24,12 @@ export interface EncryptionHandle {
   /** The key id a stored (sealed) value was sealed with, or `null` if it is not sealed. */
   keyIdOf(stored: JsonValue): string | null;
   /**
+   * Whether the stored `entry` must be sealed again: not sealed, sealed with
+   * an older key, or its plaintext fields are not those the declared paths
+   * give now (the paths changed).
+   */
+  needsReseal(entry: Entry): Promise<boolean>;
+  /**
    * The stored value `entry` (read from {@linkcode EncryptionHandle.sealed})
    * sealed under the current key: opened with its key (or taken as it is,
    * if it is not sealed) and sealed again. Throws a `DecryptionError` if it

@@ -19,9 +19,9 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { ConfigError, DecryptionError } from "../errors.ts";
-import { assertKey, assertKeySize, encodeKey } from "../store/keys.ts";
-import { parsePath } from "../store/query.ts";
+import { ConfigError, DecryptionError, StoreClosedError } from "../errors.ts";
+import { assertKey, assertKeySize, encodeCursor, encodeKey } from "../store/keys.ts";
+import { jsonEqual, parsePath } from "../store/query.ts";
 import { listIterator } from "../store/list_iterator.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
 import type {
@@ -61,6 +61,8 @@ const ENCODER = new TextEncoder();
 const DECODER = new TextDecoder();
 /** Entries the open-time check looks at for a sealed value. */
 const OPEN_CHECK_ENTRIES = 1000;
+/** Entries a listing reads ahead of the one it yields, to open their values in parallel. */
+const LIST_READ_AHEAD = 16;
 
 /** Key material: 32 bytes, as 64 hex digits, base64 (44 characters) or base64url, or the bytes. */
 export type EncryptionKeyMaterial = string | Uint8Array;
@@ -364,6 +366,7 @@ class EncryptingStore implements EncryptedStore {
   readonly #byId: Map<string, CryptoKey>;
   readonly #plaintext: readonly (readonly string[])[];
   readonly #handle: EncryptionHandle;
+  #closed = false;
   /** The key ids as the authenticated data holds them (`<id>\0`). */
   readonly #aadIds: Map<string, Uint8Array>;
   readonly listen?: Store["listen"];
@@ -382,9 +385,21 @@ class EncryptingStore implements EncryptedStore {
       currentKeyId: keys[0].id,
       keyIds: keys.map((k) => k.id),
       keyIdOf: (stored: JsonValue) => this.#keyIdOfStored(stored),
+      needsReseal: async (entry: Entry) => {
+        if (this.#keyIdOfStored(entry.value) !== keys[0].id) return true;
+        if (
+          this.#plaintext.length === 0 && onlySealedField(entry.value as Record<string, unknown>)
+        ) {
+          return false;
+        }
+        // Under the current key: resealed only if its plaintext fields are not
+        // what the declared paths give now (the paths changed, or were tampered with).
+        const value = await this.#open(entry.key, entry.value, false);
+        return !this.#projectionMatches(entry.key, value, entry.value as Record<string, JsonValue>);
+      },
       reseal: async (entry: Entry) => {
         const value = isEnvelope(entry.value)
-          ? await this.#open(entry.key, entry.value)
+          ? await this.#open(entry.key, entry.value, false)
           : entry.value;
         return await this.#seal(entry.key, serializeValue(value, "Cannot rekey"), value);
       },
@@ -523,7 +538,19 @@ class EncryptingStore implements EncryptedStore {
     };
   }
 
-  async #open<T>(key: Key, stored: unknown): Promise<T> {
+  /** Whether the plaintext fields stored beside a sealed value are the projection of `value`. */
+  #projectionMatches(key: Key, value: unknown, stored: Record<string, JsonValue>): boolean {
+    const actual: Record<string, JsonValue> = { ...stored };
+    delete actual[SEALED_FIELD];
+    // Compared as JSON values: a backend may reorder object fields (jsonb does).
+    return jsonEqual(this.#project(key, value, "Cannot read"), actual);
+  }
+
+  /**
+   * Open a stored value; with `checkProjection` (the default) its plaintext
+   * fields must be what the declared paths give.
+   */
+  async #open<T>(key: Key, stored: unknown, checkProjection = true): Promise<T> {
     const where = `${showKey(key)} in encrypted store "${this.name}"`;
     if (!isEnvelope(stored)) {
       throw new DecryptionError(
@@ -565,17 +592,15 @@ class EncryptingStore implements EncryptedStore {
       );
     }
     const value = JSON.parse(DECODER.decode(plain)) as T;
-    if (this.#plaintext.length > 0 || !onlySealedField(stored)) {
-      const expected = this.#project(key, value, "Cannot read");
-      const actual: Record<string, JsonValue> = { ...stored };
-      delete actual[SEALED_FIELD];
-      if (JSON.stringify(expected) !== JSON.stringify(actual)) {
-        throw new DecryptionError(
-          `Cannot read ${where}: its plaintext fields do not match its sealed value (key id ${id}): ` +
-            `they were tampered with, or the plaintext paths changed (run the rekey job after changing them)`,
-          { store: this.name, key, keyId: id },
-        );
-      }
+    if (
+      checkProjection && (this.#plaintext.length > 0 || !onlySealedField(stored)) &&
+      !this.#projectionMatches(key, value, stored)
+    ) {
+      throw new DecryptionError(
+        `Cannot read ${where}: its plaintext fields do not match its sealed value (key id ${id}): ` +
+          `they were tampered with, or the plaintext paths changed (run the rekey job after changing them)`,
+        { store: this.name, key, keyId: id },
+      );
     }
     return value;
   }
@@ -647,10 +672,40 @@ class EncryptingStore implements EncryptedStore {
   list<T = JsonValue>(options?: ListOptions): ListIterator<T> {
     const inner = this.#store.list<T>(options);
     const open = (entry: Entry<T>) => this.#openEntry(entry);
+    const closed = () => this.#closed;
+    const name = this.name;
+    // Entries are read a few ahead so that their values are opened in
+    // parallel (each WebCrypto call waits for a thread); they are yielded in
+    // order, and the cursor is the last one yielded, as the store's own is.
+    let last: Key | undefined;
     async function* opened(): AsyncGenerator<Entry<T>> {
-      for await (const entry of inner) yield await open(entry);
+      const ahead: Promise<Entry<T>>[] = [];
+      let exhausted = false;
+      try {
+        for (;;) {
+          while (!exhausted && ahead.length < LIST_READ_AHEAD) {
+            const step = await inner.next();
+            if (step.done) {
+              exhausted = true;
+              break;
+            }
+            const opening = open(step.value);
+            opening.catch(() => {}); // reported when its turn comes, or dropped with the rest
+            ahead.push(opening);
+          }
+          const next = ahead.shift();
+          if (next === undefined) return;
+          // Entries read ahead are not handed out once the store is closed.
+          if (closed()) throw new StoreClosedError(`Cannot list: store "${name}" is closed`);
+          const entry = await next;
+          last = entry.key;
+          yield entry;
+        }
+      } finally {
+        if (!exhausted) await inner.return?.();
+      }
     }
-    return listIterator(opened(), { cursor: () => inner.cursor });
+    return listIterator(opened(), { cursor: () => last === undefined ? "" : encodeCursor(last) });
   }
 
   count(prefix?: Key, bounds?: KeyBounds): Promise<number> {
@@ -804,6 +859,7 @@ class EncryptingStore implements EncryptedStore {
   }
 
   close(): Promise<void> {
+    this.#closed = true;
     return this.#store.close();
   }
 

@@ -33,6 +33,7 @@ import type {
 } from "../store/types.ts";
 import { INNER_STORE } from "../store/internal_keys.ts";
 import { listIterator } from "../store/list_iterator.ts";
+import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
 
 /** The operation an error came from, as passed to {@linkcode StoreHooks.onError}. */
 export type HookOperation =
@@ -195,6 +196,15 @@ class HookedStore implements Store {
 
   get indexes(): readonly IndexInfo[] {
     return this.#store.indexes;
+  }
+
+  /**
+   * An encrypted store's handle, forwarded: a backup of a hooked encrypted
+   * store reads its sealed values (without calling the read hooks), so that
+   * it never writes them in the clear.
+   */
+  get [ENCRYPTION](): EncryptionHandle | undefined {
+    return encryptionOf(this.#store);
   }
 
   #assertOpen(what: string): void {
