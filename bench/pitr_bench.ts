@@ -73,7 +73,7 @@ async function flowstate(): Promise<number> {
 }
 
 /** Bare: read the same changes from the feed, apply them with node:sqlite. */
-async function bare(): Promise<number> {
+function bare(): number {
   const db = new DatabaseSync(join(dir, `b${fileNo++}.db`));
   db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
   db.exec("CREATE TABLE kv (key BLOB PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID");
@@ -102,7 +102,7 @@ for (let round = 0; round < ROUNDS; round++) {
   // Interleaved, alternating which goes first.
   const order = round % 2 === 0 ? ["bare", "flowstate"] : ["flowstate", "bare"];
   for (const name of order) {
-    rates[name].push(name === "bare" ? await bare() : await flowstate());
+    rates[name].push(name === "bare" ? bare() : await flowstate());
   }
   console.log(
     `round ${round + 1}: bare ${Math.round(rates.bare.at(-1)!)} changes/s, ` +
@@ -115,9 +115,9 @@ const b = median(rates.bare);
 console.log(
   `\npoint-in-time restore of ${changes} changes (sqlite → sqlite, relaxed), median of ${ROUNDS}:\n` +
     `  bare node:sqlite   ${Math.round(b)} changes/s\n` +
-    `  flowstate          ${Math.round(f)} changes/s (${(b / f).toFixed(2)}x the bare time; target >= 50000/s: ${
-      f >= 50_000 ? "met" : "NOT met"
-    })`,
+    `  flowstate          ${Math.round(f)} changes/s (${
+      (b / f).toFixed(2)
+    }x the bare time; target >= 50000/s: ${f >= 50_000 ? "met" : "NOT met"})`,
 );
 await source.close();
 await Deno.remove(dir, { recursive: true });

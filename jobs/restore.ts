@@ -364,13 +364,11 @@ async function planChain(
     chain.sha256s.set(v.file, v.sha256);
     const source: ChangeSource = { name: inc, file: v.file, apply: 0 };
     if (stoppedAt === null) {
-      await readBackup(v.file, what, {}, async (c) => {
-        if (stoppedAt !== null) return;
-        if (late(c as { seq: number; at: number })) {
-          stoppedAt = c.seq! - 1;
-          return;
-        }
-        source.apply++;
+      await readBackup(v.file, what, {}, (c) => {
+        if (stoppedAt !== null) return Promise.resolve();
+        if (late(c as { seq: number; at: number })) stoppedAt = c.seq! - 1;
+        else source.apply++;
+        return Promise.resolve();
       });
     }
     chain.sources.push(source);
