@@ -30,7 +30,7 @@ import {
   FULL_BACKUP_VERSION,
   INCREMENT_VERSION,
   RESTORE_MARKER_KEY,
-} from "./backup.ts";
+} from "./_backup_format.ts";
 
 /** What {@linkcode verifyBackup} found in a sound backup file. */
 export interface VerifiedBackup {
