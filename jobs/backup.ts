@@ -78,14 +78,7 @@ import { fileTimestamp, writeFileAtomic } from "../src/_fs.ts";
 import { defineJob, type Job, type JobResult } from "../src/jobs/job.ts";
 import type { Progress } from "../src/jobs/progress.ts";
 import type { Runtime } from "../src/runtime.ts";
-import type {
-  Change,
-  Clock,
-  Entry,
-  JsonValue,
-  Key,
-  Store,
-} from "../src/store/types.ts";
+import type { Change, Clock, Entry, JsonValue, Key, Store } from "../src/store/types.ts";
 import {
   cancelled,
   checksumLine,
