@@ -4,7 +4,8 @@
 // the source; gaps, wrong orders and a feed cut by its retention are refused.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { BackupError } from "../src/errors.ts";
+import { BackupError, StoreCorruptError } from "../src/errors.ts";
+import { quietProgress } from "./_test_utils.ts";
 import { openStore, type StoreSpec } from "../src/plugin.ts";
 import { trimChanges } from "../src/store/store.ts";
 import type { JsonValue, Store } from "../src/store/types.ts";
@@ -271,5 +272,54 @@ Deno.test("a point-in-time restore goes into an empty store only, from a backup 
       restoreBackup(empty, full, { at: { time: clock.now() } }),
       /the changes after it are not in the files/,
     );
+  });
+});
+
+Deno.test("a point-in-time restore stopped midway resumes from its marker and ends equal; a damaged increment is refused before writing", async () => {
+  await withDir(async (dir) => {
+    const clock = fakeClock();
+    const rand = random(11);
+    await using src = await openStore(
+      { plugin: "sqlite", path: join(dir, "src.db"), changes: { keep: "30d" } },
+      { clock, name: "src" },
+    );
+    await churn(src, clock, 50, rand);
+    const full = join(dir, "full.fsbackup");
+    await backupStore(src, full, { clock });
+    await churn(src, clock, 300, rand);
+    const inc = join(dir, "inc.fsbackup");
+    await backupIncrement(src, inc, full, { clock });
+    await churn(src, clock, 300, rand);
+    const time = clock.now();
+    const expected = await snapshot(src);
+    await churn(src, clock, 50, rand);
+
+    await using target = await openStore({ plugin: "sqlite", path: join(dir, "t.db") }, {
+      clock,
+      name: "t",
+    });
+    const stop = new AbortController();
+    const progress = quietProgress((label, done) => {
+      if (label.startsWith("restore into") && done >= 100) stop.abort();
+    });
+    const options = { at: { time }, increments: [inc], from: src, clock, batchSize: 50 };
+    const first = await restoreBackup(target, full, { ...options, signal: stop.signal, progress });
+    assert.equal(first.cancelled, true);
+    const second = await restoreBackup(target, full, options);
+    assert.equal(second.cancelled, false);
+    assert.ok(second.resumedFrom >= 100, `resumed from ${second.resumedFrom}`);
+    assert.deepEqual(await snapshot(target), expected);
+
+    // One byte of the increment changed: refused, naming it; the target is not touched.
+    const bytes = await Deno.readFile(inc);
+    bytes[bytes.length - 20] ^= 0xff;
+    const bad = join(dir, "bad.fsbackup");
+    await Deno.writeFile(bad, bytes);
+    await using empty = await openStore({ plugin: "memory" }, { clock, name: "e" });
+    await assert.rejects(
+      restoreBackup(empty, full, { increments: [bad] }),
+      (err: Error) => err instanceof StoreCorruptError && /bad\.fsbackup/.test(err.message),
+    );
+    assert.deepEqual(await snapshot(empty), {});
   });
 });

@@ -625,7 +625,8 @@ export async function restoreBackup(
   const existing = await store.get<RestoreMarker>(RESTORE_MARKER_KEY);
   const foreign = await firstForeignKey(store, keep);
   let resume = false;
-  if (options.at !== undefined && foreign !== null) {
+  const resuming = existing !== null && existing.value.sha256 === chain.id && !force;
+  if (options.at !== undefined && foreign !== null && !resuming) {
     throw new BackupError(
       `${what}: a point-in-time restore goes into a new, empty store only, and this one holds ` +
         `${

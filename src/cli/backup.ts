@@ -16,9 +16,12 @@
  *
  * `--json` output (one JSON document on stdout, stable):
  * - `backup`: `{ "files": [{ "store", "plugin", "file", "entries", "bytes", "sha256",
- *   "consistency", "attempts" }], "entries", "bytes", "dryRun", "runId" }`
+ *   "consistency", "attempts", "feedSeq"?, "fromSeq"?, "toSeq"? }], "entries", "bytes", "dryRun",
+ *   "runId" }` (`feedSeq`: a full backup's feed position; `fromSeq`/`toSeq`: an increment's range)
  * - `restore`: `{ "file", "store", "entries", "restored", "expired", "cleared", "resumedFrom",
- *   "interruptedRunId", "sha256", "cancelled", "dryRun", "runId" }`
+ *   "interruptedRunId", "sha256", "cancelled", "changes", "feedSeq", "dryRun", "runId" }`
+ *   (`changes`: replayed from increments and the live feed; `feedSeq`: the source's feed
+ *   position the restored store matches, or `null`)
  *
  * `runId` is the run recorded for the command (`flowstate runs show <runId>`).
  *
