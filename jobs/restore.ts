@@ -790,12 +790,14 @@ export async function restoreBackup(
   };
 
   const skip = marker.done;
+  const replaying = chain.sources.some((source) => source.apply > 0);
   let index = 0;
   /** Take the next item (past those an interrupted restore did). */
   const take = async (item: Item) => {
     if (index++ < skip) return;
-    if (item.op !== undefined) {
-      result.changes++;
+    if (item.op !== undefined) result.changes++;
+    // One write per key in a batch (a change may follow the snapshot's entry in the same batch).
+    if (item.op !== undefined || replaying) {
       const id = JSON.stringify(item.key);
       const at = inBatch.get(id);
       if (at !== undefined) batch[at] = null;
