@@ -323,3 +323,42 @@ Deno.test("a point-in-time restore stopped midway resumes from its marker and en
     assert.deepEqual(await snapshot(empty), {});
   });
 });
+
+Deno.test("an encrypted store: increments hold sealed values, and a point-in-time restore into an encrypted store equals the source", async () => {
+  await withDir(async (dir) => {
+    const key = "kZ8b3YqB6h4n0aY0m6E2c1rG9d5Vq7sJ2uT4wX8yZ0A=";
+    const clock = fakeClock();
+    const rand = random(5);
+    const spec = (id: string) =>
+      ({ plugin: "sqlite", path: join(dir, `${id}.db`), encrypt: { key } }) as StoreSpec;
+    await using src = await openStore({ ...spec("src"), changes: { keep: "30d" } }, {
+      clock,
+      name: "src",
+    });
+    await src.set(["secret"], "PLAINTEXT-MARKER");
+    const full = join(dir, "full.fsbackup");
+    await backupStore(src, full, { clock });
+    await churn(src, clock, 40, rand);
+    await src.set(["secret2"], "PLAINTEXT-MARKER");
+    const inc = join(dir, "inc.fsbackup");
+    await backupIncrement(src, inc, full, { clock });
+    const time = clock.now();
+    const expected = await snapshot(src);
+    await churn(src, clock, 20, rand);
+    // No value in the clear in the increment.
+    const text = await new Response(
+      (await Deno.open(inc)).readable.pipeThrough(new DecompressionStream("gzip")),
+    ).text();
+    assert.ok(!text.includes("PLAINTEXT-MARKER"));
+    assert.ok(text.includes('"encrypted"'));
+
+    await using target = await openStore(spec("t"), { clock, name: "t" });
+    await restoreBackup(target, full, { at: { time }, increments: [inc], from: src, clock });
+    assert.deepEqual(await snapshot(target), expected);
+    await using plain = await openStore({ plugin: "memory" }, { clock, name: "p" });
+    await assert.rejects(
+      restoreBackup(plain, full, { increments: [inc], clock }),
+      /sealed values .* the store is not encrypted/,
+    );
+  });
+});
