@@ -12,6 +12,7 @@ import type { StoreResolver } from "./state/scopes.ts";
 import { executeFlow } from "./flow/executor.ts";
 import { type FlowSource, isFlowPath, loadFlowIn } from "./flow/load.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
+import type { FlowCache } from "./flow_cache.ts";
 import { coerceInputs } from "./flow/parse.ts";
 import { RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
@@ -38,6 +39,8 @@ export interface FlowHost {
   trustedBaseDir?: string;
   /** Where sandboxed nodes take their Workers (default: one pool per run, kept for none). */
   sandboxes?: SandboxPool;
+  /** Prepared flows kept across runs, by content (default: every run prepares its flow). */
+  flows?: FlowCache;
   /** Enqueues a run (the `queue` node type): a flow id, or an absolute path. */
   enqueue?: (flow: string, options: EnqueueOptions) => Promise<EnqueueResult>;
 }
@@ -189,12 +192,15 @@ async function runInTree(
   }
   // Held from the check to the end of the run: the Worker that checked a module runs it.
   using _held = host.sandboxes.hold();
-  const { parsed, prepared } = await loadFlowIn(flow, {
+  const loadOptions = {
     pool: host.sandboxes,
     cwd: host.cwd,
     ...(host.trustedNodes === undefined ? {} : { trusted: host.trustedNodes }),
     ...(host.trustedBaseDir === undefined ? {} : { trustedBaseDir: host.trustedBaseDir }),
-  });
+  };
+  const { parsed, prepared } = host.flows === undefined
+    ? await loadFlowIn(flow, loadOptions)
+    : await host.flows.load(flow, loadOptions);
   const def = prepared.definition;
   const inputs = coerceInputs(def, options.input ?? {}, {
     fromStrings: options.inputFromStrings,

@@ -22,6 +22,7 @@ import { type FlowHost, runFlow, type RunFlowOptions } from "./run_flow.ts";
 import { enqueueFlow, type EnqueueOptions, type EnqueueResult } from "./queue/enqueue.ts";
 import { findFlowFile } from "./flow_files.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
+import { FlowCache } from "./flow_cache.ts";
 import type { RunRecord } from "./records/types.ts";
 import { Records } from "./records/records.ts";
 import { systemClock } from "./clock.ts";
@@ -256,6 +257,8 @@ class FlowstateRuntime implements Runtime {
   #createStores: boolean;
   #onWarning: WarningHandler | undefined;
   #events = new EventBus();
+  /** Prepared flows by content, kept across runs of this runtime. */
+  #flows = new FlowCache();
   /** What `store()` hands out: each opened store, reporting its writes to the event stream. */
   #notifying = new WeakMap<Store, Store>();
   /** State writes of flow nodes, onto the event stream (with the run, flow and node). */
@@ -459,6 +462,7 @@ class FlowstateRuntime implements Runtime {
       trustedNodes: this.config.nodes.trusted,
       trustedBaseDir: this.config.baseDir,
       sandboxes: this.sandboxes,
+      flows: this.#flows,
       enqueue: (flow, options) => this.enqueue(flow, options),
     };
   }

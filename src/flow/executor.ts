@@ -136,6 +136,13 @@ export interface ExecuteOptions {
   parentRunId?: string;
 }
 
+interface AttemptSuccess {
+  ok: true;
+  output: JsonValue;
+  /** The length of the output's JSON text (for `node.end`'s `outputBytes`). */
+  bytes: number;
+}
+
 interface AttemptFailure {
   ok: false;
   error: string;
@@ -177,6 +184,8 @@ class Execution {
   #stopping = false;
   /** What did not stop within the grace period, by node. */
   #stuck: string[] = [];
+  /** How to stop each attempt running now (when the run is cancelled or times out). */
+  #live = new Set<(reason: unknown) => void>();
 
   constructor(flow: PreparedFlow, options: ExecuteOptions) {
     this.#flow = flow;
@@ -199,6 +208,9 @@ class Execution {
     const flow = this.#flow;
     const startedAt = this.#o.clock.now();
     const signal = this.#controller.signal;
+    signal.addEventListener("abort", () => {
+      for (const stop of [...this.#live]) stop(signal.reason);
+    }, { once: true });
     const onOuterAbort = () => this.#controller.abort("cancelled");
     if (this.#o.signal?.aborted) onOuterAbort();
     this.#o.signal?.addEventListener("abort", onOuterAbort, { once: true });
@@ -337,9 +349,9 @@ class Execution {
       { runId: this.#o.runId, flowId: this.#flow.definition.id, nodeId: id },
       this.#o.resolver.stateChanges,
     );
-    const end = (result: NodeResult): NodeResult => {
+    const end = (result: NodeResult, bytes?: number): NodeResult => {
       let outputBytes: number | undefined;
-      if (result.output !== undefined) outputBytes = JSON.stringify(result.output).length;
+      if (result.output !== undefined) outputBytes = bytes ?? JSON.stringify(result.output).length;
       this.#emit({
         type: "node.end",
         node: id,
@@ -377,7 +389,10 @@ class Execution {
       }
       const outcome = await this.#attempt(node, input, attempt, runSignal, access);
       if (outcome.ok) {
-        return end({ status: "succeeded", attempts: attempt, output: outcome.output });
+        return end(
+          { status: "succeeded", attempts: attempt, output: outcome.output },
+          outcome.bytes,
+        );
       }
       if (outcome.stuck !== undefined) this.#stuck.push(`node ${id}: ${outcome.stuck}`);
       if (runSignal.aborted) {
@@ -429,17 +444,40 @@ class Execution {
     attempt: number,
     runSignal: AbortSignal,
     access: NodeAccess,
-  ): Promise<{ ok: true; output: JsonValue } | AttemptFailure> {
-    const controller = new AbortController();
-    const onRunAbort = () => controller.abort(runSignal.reason);
-    runSignal.addEventListener("abort", onRunAbort, { once: true });
-    const timer = node.timeout === undefined ? undefined : new AbortController();
+  ): Promise<AttemptSuccess | AttemptFailure> {
     const id = node.spec.id;
     const timers = this.#timers;
     const o = this.#o;
     const flowId = this.#flow.definition.id;
     // Each attempt has its own views: once it is over, they refuse every call.
     const fence = new AttemptFence({ runId: o.runId, nodeId: id, attempt });
+    // The attempt's signal (ctx.signal) is made only when the node asks for it,
+    // or when the node has a timeout: most nodes never look at it.
+    let controller: AbortController | undefined;
+    /** Why the attempt was stopped (the run's abort reason, or its timeout). */
+    let stopped: { reason: unknown } | undefined;
+    let interrupt: ((reason: unknown) => void) | undefined;
+    const signalOf = (): AbortSignal => {
+      if (controller === undefined) {
+        controller = new AbortController();
+        if (stopped !== undefined) controller.abort(stopped.reason);
+      }
+      return controller.signal;
+    };
+    // Closed the moment it times out or the run is cancelled, not a tick later.
+    const stop = (reason: unknown) => {
+      if (stopped !== undefined) return;
+      stopped = { reason };
+      fence.close(
+        reason instanceof AttemptTimeout
+          ? reason.message
+          : reason === "timed-out"
+          ? "the flow timed out"
+          : "the run was cancelled",
+      );
+      interrupt?.(reason);
+      controller?.abort(reason);
+    };
     const subRuns = new Set<string>();
     // Each records what it reads and writes for the node's `node.end` event.
     const view = (scope: "node" | "flow" | "global") =>
@@ -472,19 +510,21 @@ class Execution {
         fence.check();
         this.#emit({ type: "node.log", node: id, message: String(message), level });
       },
-      signal: controller.signal,
+      get signal() {
+        return signalOf();
+      },
       runId: o.runId,
       flowId,
       nodeId: id,
       attempt,
       clock: o.clock,
-      sleep: (ms: number) => timers.sleep(ms, controller.signal),
+      sleep: (ms: number) => timers.sleep(ms, signalOf()),
       runFlow: (sub, subInput) =>
         fence.guard(() => {
           let subRun: string | undefined;
           const onStart = (runId: string) => subRuns.add(subRun = runId);
           const run = (o.runFlow ?? noRunFlow)(sub, subInput, {
-            signal: controller.signal,
+            signal: signalOf(),
             onStart,
           });
           const done = () => subRun !== undefined && subRuns.delete(subRun);
@@ -495,17 +535,10 @@ class Execution {
         ? {}
         : { enqueue: (flow, options) => fence.guard(() => o.enqueue!(flow, options)) }),
     };
-    // Closed the moment it times out or the run is cancelled, not a tick later.
-    controller.signal.addEventListener("abort", () => {
-      const why = controller.signal.reason;
-      fence.close(
-        why instanceof AttemptTimeout
-          ? why.message
-          : why === "timed-out"
-          ? "the flow timed out"
-          : "the run was cancelled",
-      );
-    }, { once: true });
+    // The run's abort reaches the attempts running then through one listener of the run.
+    this.#live.add(stop);
+    if (runSignal.aborted) stop(runSignal.reason);
+    const timer = node.timeout === undefined ? undefined : new AbortController();
     let settled = false;
     // Every store write the node makes is recorded in change feeds as this run's node.
     const work = withActor(
@@ -517,13 +550,12 @@ class Execution {
     }, () => {
       settled = true;
     });
+    // The work, unless the attempt is stopped first (cancelled, or timed out).
     const contenders: Promise<unknown>[] = [
       work,
-      new Promise((_, reject) => {
-        if (controller.signal.aborted) reject(controller.signal.reason);
-        controller.signal.addEventListener("abort", () => reject(controller.signal.reason), {
-          once: true,
-        });
+      new Promise<never>((_, reject) => {
+        if (stopped !== undefined) reject(stopped.reason);
+        else interrupt = reject;
       }),
     ];
     if (node.timeout !== undefined) {
@@ -531,42 +563,48 @@ class Execution {
       contenders.push(
         timers.sleep(ms, timer!.signal).then(() => {
           const err = new AttemptTimeout(ms);
-          controller.abort(err);
+          stop(err);
           throw err;
         }),
       );
     }
-    let outcome: { ok: true; output: JsonValue } | AttemptFailure;
+    let outcome: AttemptSuccess | AttemptFailure;
     try {
       const value = await Promise.race(contenders);
       // A copy, so later nodes cannot change this node's recorded output.
       let output: unknown = null;
+      let bytes = 4; // "null"
       if (value !== undefined && value !== null) {
         const text = serializeValue(value, `node ${id} returned a value that is not JSON`);
         assertOutputSize(text, id);
         output = typeof value === "object" ? JSON.parse(text) : value;
+        bytes = text.length;
       }
-      outcome = { ok: true, output: output as JsonValue };
+      outcome = { ok: true, output: output as JsonValue, bytes };
     } catch (err) {
       const timedOut = err instanceof AttemptTimeout;
       outcome = { ok: false, error: messageOf(err), timedOut };
     } finally {
       timer?.abort("attempt finished");
-      runSignal.removeEventListener("abort", onRunAbort);
+      this.#live.delete(stop);
     }
     // The attempt is over: nothing it does from now on reaches state or the run.
     fence.close(settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
-    if (!controller.signal.aborted) controller.abort("attempt finished");
+    // A signal asked for from now on is born aborted.
+    stopped ??= { reason: "attempt finished" };
+    if (controller !== undefined && !controller.signal.aborted) {
+      controller.abort("attempt finished");
+    }
     if (settled && !fence.busy) return outcome;
     // Wait for it to stop (and its sub-runs to record their end), within the grace period.
     const grace = o.abortGrace ?? DEFAULT_ABORT_GRACE;
     const graceTimer = new AbortController();
-    const stopped = await Promise.race([
+    const ended = await Promise.race([
       Promise.all([workSettled, fence.drained()]).then(() => true),
       timers.sleep(grace, graceTimer.signal).then(() => false, () => false),
     ]);
     graceTimer.abort("attempt stopped");
-    if (stopped) return outcome;
+    if (ended) return outcome;
     const notes = [`attempt ${attempt} did not stop within the ${grace} ms grace period`];
     if (subRuns.size > 0) {
       const ids = [...subRuns];

@@ -10,7 +10,12 @@ import type { FlowDefinition } from "../flow/types.ts";
 import type { Entry } from "../store/types.ts";
 import { checkFlowId } from "./_checks.ts";
 import { type RecordsContext, RETRY, withRetry } from "./_context.ts";
-import { type FlowSummary, type FlowVersion, hashFlowDefinition } from "./flow_version.ts";
+import {
+  type FlowSummary,
+  type FlowVersion,
+  hashFlowDefinition,
+  knownFlowHash,
+} from "./flow_version.ts";
 import type { RunSummary } from "./types.ts";
 
 /** The value under `P, "heads", flowId`: the current version and what `listFlows` shows. */
@@ -37,7 +42,7 @@ export async function saveVersion(
   }
   const { store, clock, layout } = ctx;
   const flowId = definition.id;
-  const hash = await hashFlowDefinition(definition);
+  const hash = knownFlowHash(definition) ?? await hashFlowDefinition(definition);
   const headKey = layout.key("heads", flowId);
   const versionKey = layout.key("versions", flowId, hash);
   const description = typeof definition.description === "string" ? definition.description : null;

@@ -123,3 +123,25 @@ export async function hashFlowDefinition(definition: FlowDefinition): Promise<st
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/** Hashes of definitions a runtime's flow cache holds (objects nobody else can change). */
+const knownHashes = new WeakMap<FlowDefinition, string>();
+
+/**
+ * Compute `definition`'s hash once and keep it for {@linkcode knownFlowHash}
+ * (internal: for definitions the caller owns and never changes, such as a
+ * runtime's cached prepared flows).
+ */
+export async function rememberFlowHash(definition: FlowDefinition): Promise<string> {
+  let hash = knownHashes.get(definition);
+  if (hash === undefined) {
+    hash = await hashFlowDefinition(definition);
+    knownHashes.set(definition, hash);
+  }
+  return hash;
+}
+
+/** The hash {@linkcode rememberFlowHash} kept for this very object, if any (internal). */
+export function knownFlowHash(definition: FlowDefinition): string | undefined {
+  return knownHashes.get(definition);
+}

@@ -58,3 +58,63 @@ export default defineNode({
   assert.equal(run.status, "succeeded", JSON.stringify(run.error));
   assert.deepEqual(run.outputs, { probe: { absentIsNull: true }, nil: null, none: 7 });
 });
+
+Deno.test("increment() after its own increment is one compare-and-set, and still sees other writers", async () => {
+  const { z } = await import("zod");
+  const { definePlugin } = await import("../plugin.ts");
+  const { MemoryDriver } = await import("../../plugins/memory/mod.ts");
+  const { increment } = await import("./scopes.ts");
+  let reads = 0;
+  const plugin = definePlugin({
+    name: "counting",
+    optionsSchema: z.strictObject({}),
+    open() {
+      const driver = new MemoryDriver();
+      return {
+        location: "counting",
+        get: (key) => (reads++, driver.get(key)),
+        list: (range) => driver.list(range),
+        commit: (request) => driver.commit(request),
+        close: () => {},
+      };
+    },
+  });
+  await using store = await openStore({ plugin });
+  const key = ["flow", "f", "n"];
+  assert.equal(await increment(store, key), 1);
+  assert.equal(reads, 1, "the first increment reads the entry");
+  assert.equal(await increment(store, key, 2), 3);
+  assert.equal(await increment(store, key, 3), 6);
+  assert.equal(reads, 1, "later ones compare-and-set against the version they wrote");
+
+  // Someone else wrote: the compare-and-set fails, the increment reads and carries on from there.
+  await store.set(key, 100);
+  assert.equal(await increment(store, key), 101);
+  assert.equal(reads, 2);
+  await store.delete(key);
+  assert.equal(await increment(store, key, 5), 5);
+  await store.set(key, "text");
+  await assert.rejects(increment(store, key), /it holds "text", not a number/);
+  assert.equal((await store.get(key))?.value, "text");
+});
+
+Deno.test("increment() on two sqlite Stores over one file: neither loses the other's increments", async () => {
+  const { increment } = await import("./scopes.ts");
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "s.db");
+    await using a = await openStore({ plugin: "sqlite", path });
+    await using b = await openStore({ plugin: "sqlite", path });
+    const key = ["global", "n"];
+    for (let i = 0; i < 20; i++) {
+      await increment(a, key);
+      await increment(b, key, 10);
+    }
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => increment(i % 2 ? a : b, key, i % 2 ? 1 : 10)),
+    );
+    assert.equal((await a.get(key))?.value, 20 * 11 + 10 * 11);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

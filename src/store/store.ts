@@ -204,7 +204,27 @@ function commitResult(result: DriverCommitResult, version: string): CommitResult
 
 /** Wrap a driver into a full {@linkcode Store}. */
 export function wrapDriver(driver: StoreDriver, options: WrapOptions): Store {
-  return new CoreStore(driver, options);
+  const store = new CoreStore(driver, options);
+  uniqueVersions.add(store);
+  return store;
+}
+
+/** Stores whose every write gets a globally unique version ({@linkcode newVersion}). */
+const uniqueVersions = new WeakSet<Store>();
+
+/**
+ * Whether every write to `store` gets a version no other write ever gets (a
+ * store from {@linkcode wrapDriver}, or a wrapper that says so with
+ * {@linkcode markUniqueVersions}): then an entry whose version is one this
+ * process wrote still holds the value it wrote (internal).
+ */
+export function hasUniqueVersions(store: Store): boolean {
+  return uniqueVersions.has(store);
+}
+
+/** Say that `wrapper` writes through to a store with unique versions, unchanged (internal). */
+export function markUniqueVersions(wrapper: Store, inner: Store): void {
+  if (uniqueVersions.has(inner)) uniqueVersions.add(wrapper);
 }
 
 class CoreStore implements Store {

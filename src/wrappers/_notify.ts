@@ -33,6 +33,7 @@ import type {
   WatchOptions,
 } from "../store/types.ts";
 import { INNER_STORE } from "../store/internal_keys.ts";
+import { markUniqueVersions } from "../store/store.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
 
 /** One committed write of a {@linkcode notifyingStore}. */
@@ -69,6 +70,7 @@ class NotifyingStore implements Store {
   constructor(store: Store, listener: StoreChangeListener) {
     this.#store = store;
     this.#listener = listener;
+    markUniqueVersions(this, store);
   }
 
   get name(): string {

@@ -49,6 +49,7 @@ import type {
   WatchOptions,
 } from "../store/types.ts";
 import { assertValueSize, serializeValue } from "../store/values.ts";
+import { INNER_STORE } from "../store/internal_keys.ts";
 
 /** The field of a sealed value that holds the ciphertext. */
 export const SEALED_FIELD = "$sealed";
@@ -613,6 +614,11 @@ class EncryptingStore implements EncryptedStore {
     const text = serializeValue(value, what);
     assertValueSize(text, what);
     return await this.#seal(key, text, this.#plaintext.length > 0 ? JSON.parse(text) : undefined);
+  }
+
+  /** The wrapped store, for core code (see `coreStore`). */
+  [INNER_STORE](): Store {
+    return this.#store;
   }
 
   async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {

@@ -1,0 +1,137 @@
+/**
+ * Cold start of `deno task run examples/counter.flow.yaml` beside a bare Deno
+ * start doing the same write (bench/cold_bare.ts), interleaved and repeated;
+ * then what each module on the run path costs to import, each in a fresh
+ * process, interleaved too. Prints medians and ratios (markdown tables).
+ *
+ * Run (from the repository root):
+ *   deno run -A bench/cold_start.ts [rounds=15]
+ *
+ * Both write under `./.flowstate` of the repository (state.db, bare.db).
+ * With `BEFORE=<another checkout>`, that checkout's `cli.ts run` is timed in
+ * the same rounds too (before/after a change).
+ */
+const rounds = Number(Deno.args[0] ?? 15);
+const root = new URL("..", import.meta.url).pathname;
+
+const commands: Record<string, string[]> = {
+  "bare: deno run bench/cold_bare.ts": [
+    "run",
+    "--allow-read",
+    "--allow-write=.flowstate",
+    "bench/cold_bare.ts",
+  ],
+  "deno task run examples/counter.flow.yaml": [
+    "task",
+    "--quiet",
+    "run",
+    "examples/counter.flow.yaml",
+    "--quiet",
+  ],
+  "deno run … cli.ts run examples/counter.flow.yaml (the task's command)": [
+    "run",
+    "--unstable-worker-options",
+    "--allow-read",
+    "--allow-write=.flowstate",
+    "--allow-env",
+    "--allow-net",
+    "--allow-sys=hostname",
+    "cli.ts",
+    "run",
+    "examples/counter.flow.yaml",
+    "--quiet",
+  ],
+};
+
+const before = Deno.env.get("BEFORE");
+if (before !== undefined) {
+  commands[`the same, with ${before}/cli.ts (before)`] = commands[
+    "deno run … cli.ts run examples/counter.flow.yaml (the task's command)"
+  ].map((a) => a === "cli.ts" ? `${before}/cli.ts` : a);
+}
+
+async function time(args: string[]): Promise<number> {
+  const start = performance.now();
+  const out = await new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const ms = performance.now() - start;
+  if (!out.success) {
+    throw new Error(`deno ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
+  }
+  return ms;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+// Warm Deno's caches (transpiled modules, code cache) first: "cold" is a new process.
+for (const args of Object.values(commands)) await time(args);
+const samples = Object.fromEntries(Object.keys(commands).map((k) => [k, [] as number[]]));
+const ratios = Object.fromEntries(Object.keys(commands).map((k) => [k, [] as number[]]));
+for (let r = 0; r < rounds; r++) {
+  // Interleaved, the order rotating each round.
+  const names = Object.keys(commands);
+  const order = names.map((_, i) => names[(i + r) % names.length]);
+  const round: Record<string, number> = {};
+  for (const name of order) round[name] = await time(commands[name]);
+  const bare = round[names[0]];
+  for (const name of names) {
+    samples[name].push(round[name]);
+    ratios[name].push(round[name] / bare);
+  }
+}
+console.log(`\nCold start, ${rounds} interleaved rounds (wall time of the process)\n`);
+console.log("| command | median | min | ratio to bare (median of per-round ratios) |");
+console.log("| --- | --- | --- | --- |");
+for (const name of Object.keys(commands)) {
+  console.log(
+    `| ${name} | ${median(samples[name]).toFixed(1)} ms | ${
+      Math.min(...samples[name]).toFixed(1)
+    } ms | ${median(ratios[name]).toFixed(2)} |`,
+  );
+}
+
+// What importing each module costs, measured inside a fresh process.
+const modules = [
+  "node:sqlite",
+  "npm:yaml@2.9.1",
+  "npm:zod@4.6.7",
+  "npm:@commander-js/extra-typings@15.1.0",
+  "./src/cli/main.ts",
+  "./src/cli/program.ts",
+  "./src/cli/run.ts",
+  "./src/runtime.ts",
+  "./src/flow/parse.ts",
+  "./plugins/sqlite/mod.ts",
+];
+const probe = (m: string) => [
+  "eval",
+  "--ext=ts",
+  `const t = performance.now(); await import(${
+    JSON.stringify(m.startsWith(".") ? new URL(m, `file://${root}`).href : m)
+  }); console.log(performance.now() - t);`,
+];
+const importMs = Object.fromEntries(modules.map((m) => [m, [] as number[]]));
+for (const m of modules) await time(probe(m));
+for (let r = 0; r < Math.max(5, Math.round(rounds / 2)); r++) {
+  for (const m of modules) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: probe(m),
+      cwd: root,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    importMs[m].push(Number(new TextDecoder().decode(out.stdout).trim()));
+  }
+}
+console.log("\nImport cost, alone in a fresh process (median)\n");
+console.log("| module | import |");
+console.log("| --- | --- |");
+for (const m of modules) console.log(`| ${m} | ${median(importMs[m]).toFixed(1)} ms |`);

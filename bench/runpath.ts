@@ -1,0 +1,173 @@
+/**
+ * The run path (issue 14), each measurement beside its baseline in the same
+ * process, interleaved and repeated; prints markdown tables of medians and
+ * ratios.
+ *
+ * 1. A recorded `rt.runFlow` of a 1,000-node chain of `transform` nodes on a
+ *    memory store, its prepared flow cached by the runtime, in µs per node;
+ *    beside the same 1,000 node functions called directly in a loop.
+ * 2. A recorded `rt.runFlow` of 10,000 chained `state.increment` nodes on a
+ *    sqlite store, beside 10,000 increments done with bare node:sqlite (one
+ *    `INSERT … ON CONFLICT DO UPDATE SET value = value + 1` each, the same
+ *    journal mode and synchronous setting), in both durabilities.
+ *
+ * Wall time and this process's CPU time (user + system) are both reported:
+ * on a machine shared with other work the CPU time is the steadier one
+ * (it leaves out waiting for fsync and for a core).
+ *
+ * Run: deno run -A --unstable-worker-options bench/runpath.ts [rounds=10] [increments=10000]
+ */
+import { DatabaseSync } from "node:sqlite";
+import process from "node:process";
+import { join } from "node:path";
+import { openRuntime } from "../mod.ts";
+import { builtinNodes } from "../src/flow/nodes.ts";
+import type { NodeContext } from "../src/flow/node.ts";
+
+const rounds = Number(Deno.args[0] ?? 10);
+const INCREMENTS = Number(Deno.args[1] ?? 10_000);
+const CHAIN = 1_000;
+const dir = await Deno.makeTempDir({ prefix: "flowstate-bench-runpath-" });
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+/** CPU time of this process (user + system) in ms, and the wall time, of `fn`. */
+const cpu = { samples: new Map<string, number[]>() };
+async function timed(fn: () => Promise<unknown> | unknown, name?: string): Promise<number> {
+  const c = process.cpuUsage();
+  const t = performance.now();
+  await fn();
+  const wall = performance.now() - t;
+  const used = process.cpuUsage(c);
+  if (name !== undefined) {
+    const list = cpu.samples.get(name) ?? [];
+    list.push((used.user + used.system) / 1000);
+    cpu.samples.set(name, list);
+  }
+  return wall;
+}
+
+// --- 1. runFlow per node on a cached flow --------------------------------
+const transform = builtinNodes.get("transform")!;
+const chain = {
+  id: "chain",
+  nodes: Array.from({ length: CHAIN }, (_, i) => ({
+    id: `n${i}`,
+    type: "transform",
+    needs: i === 0 ? [] : [`n${i - 1}`],
+    with: { value: i },
+  })),
+};
+const memory = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+const direct = async () => {
+  for (let i = 0; i < CHAIN; i++) {
+    await transform.run({} as NodeContext<never>, { value: i } as never);
+  }
+};
+const recorded = async () => {
+  const run = await memory.runFlow(chain);
+  if (run.status !== "succeeded") throw new Error(`run ${run.status}`);
+};
+for (let i = 0; i < 3; i++) await recorded(), await direct(); // warm-up (and the cache)
+const perNode = { direct: [] as number[], runFlow: [] as number[] };
+for (let r = 0; r < rounds * 3; r++) {
+  if (r % 2) {
+    perNode.runFlow.push(await timed(recorded, "runFlow"));
+    perNode.direct.push(await timed(direct, "direct"));
+  } else {
+    perNode.direct.push(await timed(direct, "direct"));
+    perNode.runFlow.push(await timed(recorded, "runFlow"));
+  }
+}
+await memory.close();
+const us = (ms: number) => (ms * 1000 / CHAIN).toFixed(1);
+console.log(
+  `\n1. Recorded runFlow, ${CHAIN}-node chain of transform nodes, memory store, cached flow`,
+);
+console.log(`(${rounds * 3} interleaved rounds, medians)\n`);
+console.log("| what | wall per node | CPU per node |");
+console.log("| --- | --- | --- |");
+console.log(
+  `| direct: the node function called in a loop | ${us(median(perNode.direct))} µs | ${
+    us(median(cpu.samples.get("direct")!))
+  } µs |`,
+);
+console.log(
+  `| rt.runFlow (recorded, memory store) | ${us(median(perNode.runFlow))} µs | ${
+    us(median(cpu.samples.get("runFlow")!))
+  } µs |`,
+);
+
+// --- 2. 10k state.increment nodes vs bare node:sqlite -----------------------
+const increments = {
+  id: "increments",
+  nodes: Array.from({ length: INCREMENTS }, (_, i) => ({
+    id: `n${i}`,
+    type: "state.increment",
+    needs: i === 0 ? [] : [`n${i - 1}`],
+    with: { scope: "flow", key: "count" },
+  })),
+};
+console.log(
+  `\n2. ${INCREMENTS} increments: a recorded flow of state.increment nodes vs bare node:sqlite`,
+);
+console.log(`(${rounds} interleaved rounds, medians; ratio = bare time / flow time, per round)\n`);
+console.log(
+  "| durability | bare node:sqlite | runFlow (recorded) | ratio (bare/flow) | CPU: bare / flow | CPU ratio |",
+);
+console.log("| --- | --- | --- | --- | --- | --- |");
+for (const durability of ["relaxed", "full"] as const) {
+  const rt = await openRuntime({
+    config: {
+      stores: { main: { plugin: "sqlite", path: join(dir, `${durability}.db`), durability } },
+    },
+    cwd: dir,
+  });
+  const db = new DatabaseSync(join(dir, `bare-${durability}.db`));
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec(`PRAGMA synchronous = ${durability === "full" ? "FULL" : "NORMAL"}`);
+  db.exec(
+    "CREATE TABLE kv (key BLOB PRIMARY KEY, value TEXT NOT NULL, version TEXT NOT NULL) WITHOUT ROWID",
+  );
+  const add = db.prepare(
+    "INSERT INTO kv (key, value, version) VALUES (?, 1, ?) ON CONFLICT (key) DO UPDATE " +
+      "SET value = value + 1, version = excluded.version RETURNING value",
+  );
+  const key = new TextEncoder().encode("flow\0increments\0count");
+  let seq = 0;
+  const bare = () => {
+    let last = 0;
+    for (let i = 0; i < INCREMENTS; i++) {
+      last = (add.get(key, `v${seq++}`) as { value: number }).value;
+    }
+    return last;
+  };
+  const flow = async () => {
+    const run = await rt.runFlow(increments);
+    if (run.status !== "succeeded") throw new Error(`run ${run.status}: ${run.error?.message}`);
+  };
+  await flow(), bare(); // warm-up (and the cache)
+  const times = { bare: [] as number[], flow: [] as number[], ratio: [] as number[] };
+  for (let r = 0; r < rounds; r++) {
+    let b: number, f: number;
+    if (r % 2) {
+      f = await timed(flow, `flow ${durability}`), b = await timed(bare, `bare ${durability}`);
+    } else b = await timed(bare, `bare ${durability}`), f = await timed(flow, `flow ${durability}`);
+    times.bare.push(b), times.flow.push(f), times.ratio.push(b / f);
+  }
+  const cpuBare = cpu.samples.get(`bare ${durability}`)!;
+  const cpuFlow = cpu.samples.get(`flow ${durability}`)!;
+  const cpuRatio = median(cpuBare.map((b, k) => b / cpuFlow[k]));
+  console.log(
+    `| ${durability} | ${median(times.bare).toFixed(0)} ms | ${
+      median(times.flow).toFixed(0)
+    } ms | ${median(times.ratio).toFixed(2)} | ${median(cpuBare).toFixed(0)} ms / ${
+      median(cpuFlow).toFixed(0)
+    } ms | ${cpuRatio.toFixed(2)} |`,
+  );
+  db.close();
+  await rt.close();
+}
+await Deno.remove(dir, { recursive: true });

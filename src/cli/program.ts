@@ -1,0 +1,635 @@
+/**
+ * The `flowstate` command definitions (commander): every command, its
+ * options and help. Loaded by `main.ts` for every command line but a plain
+ * `flowstate run <flow>` (see `plain_run.ts`), so that a run pays nothing for
+ * the definitions of the others. Command bodies live in sibling modules and
+ * are imported only when their command runs.
+ *
+ * @module
+ */
+import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import denoJson from "../../deno.json" with { type: "json" };
+import { configPath, type GlobalOptions } from "./common.ts";
+import { addStateQueryCommands } from "./state_query_commands.ts";
+
+const HELP_AFTER = `
+Keys are a JSON array ('["flow","counter","count"]') or slash-separated
+(flow/counter/count). Values are JSON: quote strings ('"hello"').
+
+Exit codes: 0 ok, 1 failure or not found, 2 usage error or invalid config
+or flow, 130 run cancelled with Ctrl-C (143 SIGTERM, 129 SIGHUP).
+Config: --config PATH, else $FLOWSTATE_CONFIG, else ./flowstate.yaml if it
+exists; without one, a SQLite store at $FLOWSTATE_HOME/state.db (default
+home: ./.flowstate).
+Times in tables are shown in the config's timezone (default UTC), with it.
+Failures are printed on stderr as lines starting with "error: ".`;
+
+function integer(name: string, min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`${name} must be an integer >= ${min} (got "${value}")`);
+    }
+    return n;
+  };
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+const RUN_STATUSES = [
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "timed-out",
+] as const;
+
+/** `--scope`, `--flow` and `--node`, shared by the state commands. */
+function scopeOption() {
+  return new Option(
+    "--scope <scope>",
+    "keys are relative to this scope (implied by --flow, or --flow with --node)",
+  ).choices(["node", "flow", "global"] as const);
+}
+const flowHelp = "the flow of the flow or node scope";
+const nodeHelp = "the node of the node scope";
+
+/** The program: every command, calling `setExitCode` with its exit code. */
+export function buildProgram(setExitCode: (code: number) => void) {
+  const program = new Command()
+    .name("flowstate")
+    .description("Flowstate: a headless job runner for Deno with storage plugins.")
+    .version(denoJson.version, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .option(
+      "-c, --config <path>",
+      "config file (default: $FLOWSTATE_CONFIG, else ./flowstate.yaml if it exists)",
+    )
+    .option("-q, --quiet", "no progress bars, no log lines: only results and errors")
+    .option("--debug", "print stack traces of errors")
+    .configureHelp({ showGlobalOptions: true })
+    .exitOverride()
+    .showHelpAfterError("(run flowstate --help for usage)")
+    .addHelpText("after", HELP_AFTER);
+
+  const globals = (command: { optsWithGlobals(): GlobalOptions }): GlobalOptions => {
+    const { config, debug, quiet } = command.optsWithGlobals();
+    return { config: configPath(config), debug, quiet };
+  };
+  /** `--quiet` is a global option: wherever it is written, the program takes it. */
+  const quiet = (command: { optsWithGlobals(): GlobalOptions }) =>
+    command.optsWithGlobals().quiet === true;
+
+  const stores = program
+    .command("stores")
+    .description("list the configured stores: name, plugin, entries, scopes, location")
+    .option("--json", "print a JSON array")
+    .action(async (options, command) => {
+      const { listStores } = await import("./stores.ts");
+      setExitCode(await listStores(options, globals(command)));
+    });
+  stores
+    .command("repair")
+    .description(
+      "set a store's damaged file aside (as <file>.corrupt-<time>) so that the store starts empty",
+    )
+    .argument("<store>", "the store, by its name in the config")
+    .option("--json", "print { store, path, movedTo } (movedTo null when nothing was wrong)")
+    .addHelpText(
+      "after",
+      "\nA damaged store file is never moved or overwritten by any other command: every open\n" +
+        "refuses it until you act. Restore a backup into the empty store afterwards with\n" +
+        "`flowstate restore --store <store> <file>`. Exit 0 repaired or healthy, 1 failed.",
+    )
+    .action(async (name, _options, command) => {
+      const { repairStore } = await import("./stores.ts");
+      // `--json` is also an option of `stores`, which takes it wherever it is written.
+      const json = command.optsWithGlobals().json === true;
+      setExitCode(await repairStore(name, { json }, globals(command)));
+    });
+
+  const state = program
+    .command("state")
+    .description("read and write state in a store")
+    .addHelpText("after", HELP_AFTER);
+
+  const storeHelp = "store to use (default: the store of the scope, or of the global scope)";
+  state
+    .command("get")
+    .description("print the value at a key (exit 1 if absent)")
+    .argument("<key>", "the key")
+    .option("--store <name>", storeHelp)
+    .addOption(scopeOption())
+    .option("--flow <id>", flowHelp)
+    .option("--node <id>", nodeHelp)
+    .option("--json", "print the entry as JSON: { key, value, version, expiresAt } or null")
+    .option(
+      "--at <when>",
+      "the value as it was: #<seq> (a change's sequence number) or a time " +
+        "(2026-12-04T21:15:00Z, or ms since the epoch); needs the store's change feed",
+    )
+    .action(async (key, options, command) => {
+      if (options.at !== undefined) {
+        const { stateGetAt } = await import("./changes.ts");
+        setExitCode(await stateGetAt(key, options.at, options, globals(command)));
+        return;
+      }
+      const { stateGet } = await import("./state.ts");
+      setExitCode(await stateGet(key, options, globals(command)));
+    });
+  state
+    .command("set")
+    .description("write a JSON value at a key")
+    .argument("<key>", "the key")
+    .argument("<json-value>", `the value as JSON; quote strings: '"hello"'`)
+    .option("--expire-in <ms>", "expire after this many milliseconds", integer("--expire-in", 1))
+    .option("--store <name>", storeHelp)
+    .addOption(scopeOption())
+    .option("--flow <id>", flowHelp)
+    .option("--node <id>", nodeHelp)
+    .option("--json", "print { key, version }")
+    .action(async (key, value, options, command) => {
+      const { stateSet } = await import("./state.ts");
+      setExitCode(await stateSet(key, value, options, globals(command)));
+    });
+  state
+    .command("ls")
+    .description("list entries under a prefix, in key order")
+    .argument("[prefix]", "only keys under this prefix (default: every key)")
+    .option("--limit <n>", "at most n entries", integer("--limit", 0))
+    .option("--store <name>", storeHelp)
+    .addOption(scopeOption())
+    .option("--flow <id>", flowHelp)
+    .option("--node <id>", nodeHelp)
+    .option("--json", "print a JSON array of { key, value, version, expiresAt }")
+    .action(async (prefix, options, command) => {
+      const { stateList } = await import("./state.ts");
+      setExitCode(await stateList(prefix, options, globals(command)));
+    });
+  state
+    .command("rm")
+    .description("delete a key (exit 1 if it was absent)")
+    .argument("<key>", "the key")
+    .option("--store <name>", storeHelp)
+    .addOption(scopeOption())
+    .option("--flow <id>", flowHelp)
+    .option("--node <id>", nodeHelp)
+    .option("--json", "print { key, deleted }")
+    .action(async (key, options, command) => {
+      const { stateRemove } = await import("./state.ts");
+      setExitCode(await stateRemove(key, options, globals(command)));
+    });
+  state
+    .command("history")
+    .description(
+      "who changed a key, when, and to what (from the store's change feed), oldest first",
+    )
+    .argument("<key>", "the key")
+    .option("--limit <n>", "at most n changes", integer("--limit", 0))
+    .option("--store <name>", storeHelp)
+    .addOption(scopeOption())
+    .option("--flow <id>", flowHelp)
+    .option("--node <id>", nodeHelp)
+    .option("--json", "print one JSON object per change (seq, at, key, op, value, version, by…)")
+    .action(async (key, options, command) => {
+      const { stateHistory } = await import("./changes.ts");
+      setExitCode(await stateHistory(key, options, globals(command)));
+    });
+  addStateQueryCommands(state, { setExitCode, globals });
+
+  program
+    .command("changes")
+    .description(
+      "print a store's change feed (who changed what, when), oldest first; --follow to watch",
+    )
+    .option("--store <name>", "the store (default: the store of the global scope)")
+    .option("--since <seq>", "only changes after this sequence number", integer("--since", 0))
+    .option("--prefix <key>", "only keys under this prefix")
+    .option("--flow <id>", "only changes made by runs of this flow")
+    .option("--run <id>", "only changes made by this run")
+    .option("--limit <n>", "at most n changes", integer("--limit", 0))
+    .option("--json", "print one JSON object per change (seq, at, key, op, value, version, by…)")
+    .option("--follow", "keep printing changes as they commit, in any process, until Ctrl-C")
+    .action(async (options, command) => {
+      const { changesCommand } = await import("./changes.ts");
+      setExitCode(await changesCommand(options, globals(command)));
+    });
+
+  program
+    .command("run")
+    .description("run a flow once: print its logs as they happen, then its outcome")
+    .argument("<flow>", "the flow file (YAML)")
+    .option(
+      "-i, --input <name=value>",
+      "an input (repeatable), converted to the type the flow declares",
+      collect,
+    )
+    .option("--json", "print the run record as one JSON document (no logs)")
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 succeeded, 1 failed, cancelled or timed out, 2 invalid flow or input\n" +
+        "(nothing is written), 130 cancelled with Ctrl-C (press it twice to exit at once),\n" +
+        "143 with SIGTERM, 129 with SIGHUP.",
+    )
+    .action(async (file, options, command) => {
+      const { runCommand } = await import("./run.ts");
+      setExitCode(
+        await runCommand(file, { ...options, quiet: quiet(command) }, globals(command)),
+      );
+    });
+
+  program
+    .command("validate")
+    .description("check flow files without running them or writing anything")
+    .argument("<flow...>", "flow files (YAML)")
+    .option(
+      "--json",
+      "print [{ file, ok, problems: [{ file, line, column, path, message }] }]",
+    )
+    .action(async (files, options, command) => {
+      const { validateFlows } = await import("./flows.ts");
+      setExitCode(await validateFlows(files, globals(command), options));
+    });
+
+  const runs = program.command("runs").description("list and inspect recorded runs");
+  runs
+    .command("ls")
+    .description("list runs, newest first")
+    .option("--flow <id>", "only runs of this flow")
+    .addOption(new Option("--status <status>", "only runs with this status").choices(RUN_STATUSES))
+    .option("--since <time>", "only runs started at or after: an ISO date, or a duration ago (7d)")
+    .option("--until <time>", "only runs started before: an ISO date, or a duration ago (1h)")
+    .option("--limit <n>", "at most n runs (default 20)", integer("--limit", 1))
+    .option("--archived", "list runs moved to <home>/archive by the archive job")
+    .option("--json", "print a JSON array of run summaries")
+    .action(async (options, command) => {
+      if (options.archived) {
+        const { listArchivedRuns } = await import("./archive.ts");
+        setExitCode(await listArchivedRuns(options, globals(command)));
+        return;
+      }
+      const { listRuns } = await import("./runs.ts");
+      setExitCode(await listRuns(options, globals(command)));
+    });
+  runs
+    .command("cancel")
+    .description(
+      "cancel a queued run (it never starts) or a running one, of this machine or another process sharing the store",
+    )
+    .argument("<id>", "the run id")
+    .addHelpText(
+      "after",
+      "\nThe process running it sees the request within a second and records the run\n" +
+        "cancelled. Exit 0 when the request is recorded, 1 when the run already ended or is unknown.",
+    )
+    .action(async (id, _options, command) => {
+      const { cancelRun } = await import("./runs.ts");
+      setExitCode(await cancelRun(id, globals(command)));
+    });
+  runs
+    .command("retry")
+    .description(
+      "queue a failed, cancelled or timed-out run again: one more attempt on the same run id",
+    )
+    .argument("<id>", "the run id")
+    .option("--json", "print { runId, status }")
+    .addHelpText(
+      "after",
+      "\nA worker (flowstate worker, or the daemon) runs it. Its earlier attempts and events\n" +
+        "stay in its record. Exit 1 when the run is unknown, queued, running or succeeded.",
+    )
+    .action(async (id, options, command) => {
+      const { retryCommand } = await import("./queue.ts");
+      setExitCode(await retryCommand(id, options, globals(command)));
+    });
+  runs
+    .command("show")
+    .description("show a run: its record and a timeline per node (exit 1 if unknown)")
+    .argument("<run-id>", "the run id")
+    .option("--json", "print { run, events }")
+    .action(async (runId, options, command) => {
+      const { showRun } = await import("./runs.ts");
+      setExitCode(await showRun(runId, options, globals(command)));
+    });
+
+  const flows = program.command("flows").description("list recorded flows and their versions");
+  flows
+    .command("ls")
+    .description("list flows: head version, versions, last run and its status")
+    .option("--json", "print a JSON array")
+    .action(async (options, command) => {
+      const { listFlows } = await import("./flows.ts");
+      setExitCode(await listFlows(options, globals(command)));
+    });
+  flows
+    .command("versions")
+    .description("list a flow's versions, newest first (exit 1 if unknown)")
+    .argument("<flow-id>", "the flow id")
+    .option("--json", "print a JSON array")
+    .action(async (flowId, options, command) => {
+      const { listFlowVersions } = await import("./flows.ts");
+      setExitCode(await listFlowVersions(flowId, options, globals(command)));
+    });
+
+  program
+    .command("metrics")
+    .description("run counts and durations (p50, p95, mean) per flow, or per version of one flow")
+    .argument("[flow-id]", "only this flow, with a row per version")
+    .option("--json", "print a JSON array")
+    .action(async (flowId, options, command) => {
+      const { showMetrics } = await import("./metrics.ts");
+      setExitCode(await showMetrics(flowId, options, globals(command)));
+    });
+
+  program
+    .command("backup")
+    .description("write a compressed, checksummed snapshot of a store (or of each) to a file")
+    .option("--store <name>", "store to back up (default: the store of the global scope)")
+    .option("--all", "back up every configured store, one file each")
+    .option(
+      "--out <path>",
+      "file to write (with --all: a directory); default <home>/backups/<store>-<time>.fsbackup",
+    )
+    .option("--per-key", "read once, without the snapshot check (for a store that is never quiet)")
+    .option(
+      "--since <file>",
+      "an incremental backup: only the changes after this earlier backup of the store (its change feed)",
+    )
+    .option("--dry-run", "say what would be written, write nothing")
+    .option("--json", "print { files: [...], entries, bytes, dryRun }")
+    .action(async (options, command) => {
+      const { backupCommand } = await import("./backup.ts");
+      setExitCode(await backupCommand(options, globals(command)));
+    });
+  program
+    .command("restore")
+    .description(
+      "verify a backup file (and its increments), then load it into a store (empty, or cleared " +
+        "with --force); --at: the store as it was at a time, into a new, empty store",
+    )
+    .argument("<file>", "the full backup file (.fsbackup)")
+    .argument("[increments...]", "incremental backups after it, in the order they were taken")
+    .option("--store <name>", "store to restore into")
+    .option("--into <name>", "same as --store (reads better with --at)")
+    .option(
+      "--at <time>",
+      "point-in-time restore: replay the changes up to this time (ISO 8601, e.g. 2026-01-01T12:00:00Z)",
+    )
+    .option("--at-seq <n>", "point-in-time restore up to this sequence number of the feed")
+    .option(
+      "--from <store>",
+      "the live store whose feed continues the files (default with --at: the backed-up store, if configured with a feed)",
+    )
+    .option("--force", "delete everything in the store first if it is not empty")
+    .option("--dry-run", "verify the file and check the store, write nothing")
+    .option("--json", "print the result as JSON")
+    .action(async (file, increments, options, command) => {
+      const { restoreCommand } = await import("./backup.ts");
+      setExitCode(await restoreCommand(file, { ...options, increments }, globals(command)));
+    });
+
+  const jobs = program.command("jobs").description("maintenance jobs: list them, run one now");
+  jobs
+    .command("ls")
+    .description(
+      "list the jobs (built-in and configured): schedule, time zone, last and next run " +
+        "(jobs and flows the daemon runs: flowstate schedules ls)",
+    )
+    .option("--json", "print a JSON array")
+    .action(async (options, command) => {
+      const { jobsList } = await import("./jobs.ts");
+      setExitCode(await jobsList(options, globals(command)));
+    });
+  jobs
+    .command("run")
+    .description("run a job now (recorded as flow job:<name>)")
+    .argument("<name>", "a built-in job (retention, gc, …) or one configured under jobs:")
+    .option(
+      "-o, --option <name=value>",
+      "a job option (repeatable): JSON if it parses, else a string; over jobs.<name>.options",
+      collect,
+    )
+    .option("--dry-run", "report what would be done without changing anything")
+    .option("--json", "print the run record as one JSON document")
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 succeeded, 1 failed or cancelled, 2 unknown job or invalid option, " +
+        "130 cancelled with Ctrl-C, 143 with SIGTERM, 129 with SIGHUP",
+    )
+    .action(async (name, options, command) => {
+      const { jobsRun } = await import("./jobs.ts");
+      setExitCode(await jobsRun(name, { ...options, quiet: quiet(command) }, globals(command)));
+    });
+
+  program
+    .command("schedules")
+    .description("what the daemon runs, jobs and flows: schedule, time zone, next tick, last run")
+    .command("ls")
+    .description("list the schedules, jobs first, then flows (as the daemon starts them)")
+    .option("--json", "print a JSON array")
+    .action(async (options, command) => {
+      const { listSchedules } = await import("./schedules.ts");
+      setExitCode(await listSchedules(options, globals(command)));
+    });
+
+  program
+    .command("enqueue")
+    .description("put a run of a flow in the queue and print its id; a worker runs it")
+    .argument("<flow>", "a flow id (from the config's flows:) or a flow file")
+    .option(
+      "-i, --input <name=value>",
+      "an input (repeatable), converted to the type the flow declares",
+      collect,
+    )
+    .option("--delay <duration>", "do not start before this long from now (10m, 1h)")
+    .option("--at <time>", "do not start before this time (ISO 8601, 2026-05-01T12:00:00Z)")
+    .option("--priority <n>", "higher runs first among due runs (whole number, default 0)")
+    .option("--key <key>", "dedupe key: while a run with it is queued or running, print that run")
+    .option("--max-attempts <n>", "attempts in all if attempts fail (default 1)")
+    .option("--backoff <duration>", "wait before a retry, doubling each time (default none)")
+    .option("--json", "print { runId, existing }")
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 queued (or an existing run for --key), 2 invalid flow, input or option\n" +
+        "(nothing is written).",
+    )
+    .action(async (flow, options, command) => {
+      const { enqueueCommand } = await import("./queue.ts");
+      setExitCode(await enqueueCommand(flow, options, globals(command)));
+    });
+
+  program
+    .command("worker")
+    .description(
+      "run queued runs until SIGINT/SIGTERM (any number of workers may share a store)",
+    )
+    .option("--concurrency <n>", "runs at once (default 4)", integer("--concurrency", 1))
+    .option("--flows <ids>", "only runs of these flows (comma-separated ids)")
+    .option("--lease <duration>", "a claim without heartbeat lapses after this long", "30s")
+    .option("--poll <duration>", "look for due runs this often (with jitter)", "500ms")
+    .option(
+      "--grace <duration>",
+      "when stopping, wait this long for running runs, then release them to the queue (default: runs.abortGrace)",
+    )
+    .option("--worker-id <id>", "this worker's id in claims (default: <hostname>:<pid>:<random>)")
+    .option("--json", "print each event as one JSON object a line (stdout)")
+    .addHelpText(
+      "after",
+      "\nOutput: one line per run that ends. With --quiet: only errors and runs that did not succeed.",
+    )
+    .action(async (options, command) => {
+      const { workerCommand } = await import("./queue.ts");
+      setExitCode(await workerCommand({ ...options, quiet: quiet(command) }, globals(command)));
+    });
+
+  program
+    .command("daemon")
+    .description(
+      "run scheduled jobs and flows until SIGINT/SIGTERM (several daemons may share a store)",
+    )
+    .option("--grace <duration>", "when stopping, wait this long for running work", "30s")
+    .option("--runner-id <id>", "this runner's id in leases (default: <hostname>:<pid>:<random>)")
+    .option("--json", "print each event as one JSON object a line (stdout), for log collectors")
+    .option("--serve", "also serve the HTTP API and the inspector (settings: serve: in the config)")
+    .option("--no-queue", "do not run queued runs (by default the daemon works the queue too)")
+    .option("--concurrency <n>", "queued runs at once (default 4)", integer("--concurrency", 1))
+    .addHelpText("after", "\nWith --quiet: only errors and failed ticks.")
+    .action(async (options, command) => {
+      const { daemonCommand } = await import("./daemon.ts");
+      setExitCode(
+        await daemonCommand({ ...options, quiet: quiet(command) }, globals(command)),
+      );
+    });
+
+  program
+    .command("serve")
+    .description("serve the HTTP API, /metrics and the inspector page until SIGINT/SIGTERM")
+    .option(
+      "--port <n>",
+      "port (default: serve.port in the config, else 8377; 0 picks one)",
+      integer("--port", 0),
+    )
+    .option("--host <address>", "address to bind (default 127.0.0.1; any other requires a token)")
+    .option(
+      "--token <token>",
+      "token requests must carry (default: $FLOWSTATE_SERVE_TOKEN, serve.token)",
+    )
+    .option(
+      "--no-worker",
+      "run no queue worker here: runs started over HTTP wait for workers elsewhere",
+    )
+    .option(
+      "--concurrency <n>",
+      "the worker's runs at once (default 4)",
+      integer("--concurrency", 1),
+    )
+    .addHelpText(
+      "after",
+      "\nRuns started over HTTP and by webhooks are enqueued; the server's worker runs them\n" +
+        "(and any other queued run), unless --no-worker.\n" +
+        "On any host but 127.0.0.1 a token is required: without one, one is generated and\n" +
+        'printed once. Clients send "Authorization: Bearer <token>"; the page takes it from\n' +
+        "the URL printed at start (#token=…). The API is described at /api/openapi.json.",
+    )
+    .action(async (options, command) => {
+      const { serveCommand } = await import("./serve.ts");
+      setExitCode(await serveCommand({ ...options, quiet: quiet(command) }, globals(command)));
+    });
+
+  program
+    .command("init")
+    .description("write a starter project (deno.json, flowstate.yaml, a flow, a node, a test)")
+    .argument("[dir]", "the project directory (default: the working directory)")
+    .option("--json", "print { dir, written, kept, failed }")
+    .addHelpText("after", "\nNever overwrites a file: one that exists is kept and listed.")
+    .action(async (dir, options) => {
+      const { initCommand } = await import("./init.ts");
+      setExitCode(await initCommand(dir, options));
+    });
+
+  program
+    .command("schema")
+    .description("print the flow format as JSON Schema (for editors)")
+    .action(async () => {
+      const { printFlowSchema } = await import("./flows.ts");
+      setExitCode(printFlowSchema());
+    });
+
+  const migrate = program
+    .command("migrate")
+    .description(
+      "data migrations (migrate data …) and moving a whole store to another backend (migrate store)",
+    );
+  const data = migrate
+    .command("data")
+    .description(
+      "apply, revert and inspect data migrations (modules like migrations/0001_name.ts)",
+    );
+  const dirHelp = "migrations folder (default: migrations/ beside the config)";
+  const migrateStoreHelp = "store to migrate (default: the store of the global scope)";
+  data
+    .command("status")
+    .description("list every migration (applied, pending, missing) and warn about changed modules")
+    .option("--dir <dir>", dirHelp)
+    .option("--store <name>", migrateStoreHelp)
+    .option("--json", "print { store, dir, migrations, pending, warnings, lock }")
+    .action(async (options, command) => {
+      const { migrateDataStatus } = await import("./migrate.ts");
+      setExitCode(await migrateDataStatus(options, globals(command)));
+    });
+  data
+    .command("pending")
+    .description("print the ids of the migrations not applied yet, in the order up applies them")
+    .option("--dir <dir>", dirHelp)
+    .option("--store <name>", migrateStoreHelp)
+    .option("--json", "print { store, dir, pending }")
+    .action(async (options, command) => {
+      const { migrateDataPending } = await import("./migrate.ts");
+      setExitCode(await migrateDataPending(options, globals(command)));
+    });
+  data
+    .command("up")
+    .description("apply the pending migrations in order, under a lock, recording each")
+    .option("--to <id>", "stop after this migration (its id, or its number)")
+    .option("--dir <dir>", dirHelp)
+    .option("--store <name>", migrateStoreHelp)
+    .option("--dry-run", "print the plan and change nothing")
+    .option("--json", "print { action, store, dryRun, plan, done, cancelled, warnings }")
+    .action(async (options, command) => {
+      const { migrateDataUp } = await import("./migrate.ts");
+      setExitCode(await migrateDataUp(options, globals(command)));
+    });
+  data
+    .command("down")
+    .description("revert the most recent migrations, newest first, and delete their records")
+    .option("--step <n>", "how many to revert (default 1)", integer("--step", 1))
+    .option("--dir <dir>", dirHelp)
+    .option("--store <name>", migrateStoreHelp)
+    .option("--dry-run", "print the plan and change nothing")
+    .option("--json", "print { action, store, dryRun, plan, done, cancelled, warnings }")
+    .action(async (options, command) => {
+      const { migrateDataDown } = await import("./migrate.ts");
+      setExitCode(await migrateDataDown(options, globals(command)));
+    });
+  migrate
+    .command("store")
+    .description(
+      "copy every entry of one store into another (any backends) in resumable batches, then verify",
+    )
+    .requiredOption("--from <name>", "the store to copy (it is only read)")
+    .requiredOption("--to <name>", "the store to fill (must be empty unless --resume or --force)")
+    .option("--batch <n>", "entries per atomic commit (default 1000)", integer("--batch", 1))
+    .option("--resume", "continue an interrupted move from the checkpoint in the target")
+    .option("--force", "clear the target first and start over")
+    .option("--dry-run", "print what would be done and change nothing")
+    .option("--json", "print the result: { from, to, status, total, count, checksum, … }")
+    .action(async (options, command) => {
+      const { migrateStoreCommand } = await import("./migrate.ts");
+      setExitCode(await migrateStoreCommand(options, globals(command)));
+    });
+
+  return program;
+}
