@@ -110,6 +110,10 @@ for (let round = 0; round < ROUNDS; round++) {
   );
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+// Each round's time ratio (the two ran back to back: the fairest comparison on a busy machine).
+const ratios = rates.bare.map((b, i) => b / rates.flowstate[i]);
+console.log(`time ratio flowstate/bare per round: ${ratios.map((r) => r.toFixed(2)).join(", ")}`);
+console.log(`median of the per-round ratios: ${median(ratios).toFixed(2)}x`);
 const f = median(rates.flowstate);
 const b = median(rates.bare);
 console.log(
