@@ -7,6 +7,14 @@
  * Several daemons may share one store (SQLite file, Postgres…): each tick
  * runs once, on whichever takes its lease first.
  *
+ * Flows with `trigger: { changes: { store, prefix } }` run once per change
+ * of a key under the prefix, at least once, from a position stored after
+ * each run (see `src/scheduler/change_triggers.ts`); one daemon delivers a
+ * trigger at a time. Lines: `Change trigger flow:<id> watching store "<s>"
+ * under [...] after change N` at start, `change <seq> <key> flow:<id>
+ * <status> run=<id>` per change (`--json`: `trigger.start`, `trigger.run`,
+ * `trigger.standby`, `trigger.error`).
+ *
  * Output (stdout, unless `--quiet`): the schedules at start, then one line
  * per tick this runner ran:
  * `2026-01-01T03:00:00.000Z job:retention succeeded 1.25s run=0mjuohs004pv1au2ebsh`.
