@@ -716,6 +716,41 @@ export async function backupStores(
     const path = single
       ? out
       : await defaultBackupPath(dir, name, runtime.clock.now(), since !== undefined);
+    if (options.dryRun && since !== undefined) {
+      // The previous file is verified and the feed checked as for a real increment.
+      const prev = await verifyBackup(since);
+      const from = backupPosition(prev, `${what} the changes of store "${name}"`);
+      const { lastSeq, firstSeq, enabled } = await store.feedInfo();
+      if (!enabled || firstSeq > from.seq + 1 || lastSeq < from.seq) {
+        throw new BackupError(
+          `${what} the changes of store "${name}" since ${options.since}: ${
+            !enabled
+              ? "the store keeps no change feed"
+              : lastSeq < from.seq
+              ? `its feed ends at change ${lastSeq}, before the backup's ${from.seq}`
+              : `the feed no longer holds change ${from.seq + 1} (the oldest kept is ${firstSeq})`
+          }; take a full backup`,
+        );
+      }
+      const entries = lastSeq - from.seq;
+      options.log?.(
+        `would back up the changes of store "${name}" after ${from.seq} (${entries}) to ${path}`,
+      );
+      result.files.push({
+        store: name,
+        plugin: store.plugin,
+        file: path,
+        entries,
+        bytes: 0,
+        sha256: "",
+        consistency: "snapshot",
+        attempts: 0,
+        fromSeq: from.seq,
+        toSeq: lastSeq,
+      });
+      result.entries += entries;
+      continue;
+    }
     if (options.dryRun) {
       const entries = await store.count();
       options.log?.(`would back up store "${name}" (${entries} entries) to ${path}`);

@@ -76,6 +76,10 @@ Deno.test("flowstate backup --since, restore <full> <increments>, restore --at -
       ),
     );
     assert.deepEqual([inc1.files[0].fromSeq, inc1.files[0].toSeq, inc1.entries], [2, 4, 2]);
+    const dry = JSON.parse(
+      await ok(run, "backup", "--store", "data", "--since", "inc1.fsbackup", "--dry-run", "--json"),
+    );
+    assert.deepEqual([dry.files[0].fromSeq, dry.files[0].toSeq, dry.dryRun], [4, 4, true]);
     await ok(run, "state", "set", "--store", "data", "c", "3");
     await ok(
       run,
