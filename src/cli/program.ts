@@ -354,6 +354,10 @@ export function buildProgram(setExitCode: (code: number) => void) {
       "file to write (with --all: a directory); default <home>/backups/<store>-<time>.fsbackup",
     )
     .option("--per-key", "read once, without the snapshot check (for a store that is never quiet)")
+    .option(
+      "--since <file>",
+      "an incremental backup: only the changes after this earlier backup of the store (its change feed)",
+    )
     .option("--dry-run", "say what would be written, write nothing")
     .option("--json", "print { files: [...], entries, bytes, dryRun }")
     .action(async (options, command) => {
@@ -362,15 +366,29 @@ export function buildProgram(setExitCode: (code: number) => void) {
     });
   program
     .command("restore")
-    .description("verify a backup file, then load it into a store (empty, or cleared with --force)")
-    .argument("<file>", "the backup file (.fsbackup)")
-    .requiredOption("--store <name>", "store to restore into")
+    .description(
+      "verify a backup file (and its increments), then load it into a store (empty, or cleared " +
+        "with --force); --at: the store as it was at a time, into a new, empty store",
+    )
+    .argument("<file>", "the full backup file (.fsbackup)")
+    .argument("[increments...]", "incremental backups after it, in the order they were taken")
+    .option("--store <name>", "store to restore into")
+    .option("--into <name>", "same as --store (reads better with --at)")
+    .option(
+      "--at <time>",
+      "point-in-time restore: replay the changes up to this time (ISO 8601, e.g. 2026-01-01T12:00:00Z)",
+    )
+    .option("--at-seq <n>", "point-in-time restore up to this sequence number of the feed")
+    .option(
+      "--from <store>",
+      "the live store whose feed continues the files (default with --at: the backed-up store, if configured with a feed)",
+    )
     .option("--force", "delete everything in the store first if it is not empty")
     .option("--dry-run", "verify the file and check the store, write nothing")
     .option("--json", "print the result as JSON")
-    .action(async (file, options, command) => {
+    .action(async (file, increments, options, command) => {
       const { restoreCommand } = await import("./backup.ts");
-      setExitCode(await restoreCommand(file, options, globals(command)));
+      setExitCode(await restoreCommand(file, { ...options, increments }, globals(command)));
     });
 
   const jobs = program.command("jobs").description("maintenance jobs: list them, run one now");

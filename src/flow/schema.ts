@@ -216,9 +216,22 @@ const flowObjectSchema = z.strictObject({
         description:
           "Inputs from the request: `body`, `body.a.b`, `headers.x-name`, `query.name`. Without it, a JSON object body is the inputs.",
       }),
-    }).meta({ description: "Run the flow on an HTTP request to `flowstate serve`." }),
+    }).meta({ description: "Run the flow on an HTTP request to `flowstate serve`." }).optional(),
+    changes: z.strictObject({
+      store: z.string().min(1).optional().meta({
+        description:
+          "The store to watch (default: the global scope's); it needs `changes: { keep }`.",
+      }),
+      prefix: z.array(z.string()).optional().meta({
+        description: "Only keys under this prefix, like `[orders]` (default: every key).",
+      }),
+    }).meta({
+      description:
+        "Run the flow for each change of a key under `prefix` in `store` (`flowstate daemon`; at-least-once, from a stored position). Inputs it may declare: `key`, `op`, `value`, `seq`, `at`, `by`, `expiresAt`, `store`, `change`.",
+    }).optional(),
   }).optional().meta({
-    description: "What else starts the flow: `{ http: { path, method, secret, inputs } }`.",
+    description:
+      "What else starts the flow: `{ http: { path, method, secret, inputs } }` or `{ changes: { store, prefix } }`.",
   }),
   env: z.array(
     z.string().regex(ENV_NAME_PATTERN, {
