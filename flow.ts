@@ -29,6 +29,7 @@ export {
 export { type FlowSource, type LoadedFlow, loadFlow } from "./src/flow/load.ts";
 export { flowJsonSchema, type FlowJsonSchemaOptions, flowSchema } from "./src/flow/schema.ts";
 export type {
+  ChangesTrigger,
   FlowDefinition,
   FlowQueueLimits,
   FlowSchedule,

@@ -76,6 +76,7 @@ export {
 export {
   type BackupConsistency,
   type BackupHeader,
+  backupIncrement,
   type BackupInfo,
   type BackupOptions,
   type BackupResult,
@@ -84,6 +85,7 @@ export {
   backupStores,
   type BackupStoresOptions,
   type BackupTrailer,
+  type ChangeLine,
 } from "./jobs/backup.ts";
 export {
   restoreBackup,

@@ -35,10 +35,15 @@ export type {
   AtomicCheck,
   AtomicOperation,
   Capabilities,
+  Change,
+  ChangeActor,
+  ChangesOptions,
   CommitResult,
   CompactResult,
   DeleteOptions,
   Entry,
+  FeedInfo,
+  FeedKeep,
   IndexDeclaration,
   IndexInfo,
   JsonValue,
@@ -55,9 +60,11 @@ export type {
   SearchOptions,
   SetOptions,
   Store,
+  WatchOptions,
   WhereClause,
   WhereOp,
 } from "./src/store/types.ts";
+export { withActor } from "./src/store/actor.ts";
 export type { Clock, Timers } from "./src/clock.ts";
 export { type Duration, parseDuration } from "./src/duration.ts";
 export type { LogLevel, Warning, WarningCode, WarningHandler } from "./src/log.ts";
@@ -69,6 +76,7 @@ export {
   ConflictError,
   DecryptionError,
   type ErrorCode,
+  FeedDisabledError,
   FlowstateError,
   FlowValidationError,
   formatPath,
@@ -87,6 +95,7 @@ export {
 export {
   type BuiltinPluginName,
   type BuiltinPluginOptions,
+  type ChangesConfig,
   type CheckedStoreSpec,
   type CoreStoreOptions,
   definePlugin,

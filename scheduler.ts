@@ -23,6 +23,17 @@ export {
 export type { Schedule, TickContext } from "./src/scheduler/schedule.ts";
 export { loadSchedules, type LoadSchedulesOptions } from "./src/scheduler/from_config.ts";
 export {
+  type ChangeTriggerEvent,
+  type ChangeTriggers,
+  type ChangeTriggersOptions,
+  type ChangeTriggerSpec,
+  loadChangeTriggers,
+  startChangeTriggers,
+  type TriggerPosition,
+  triggerPositionKey,
+  TRIGGERS_PREFIX,
+} from "./src/scheduler/change_triggers.ts";
+export {
   canonicalTimezone,
   cronProblem,
   DEFAULT_TIMEZONE,

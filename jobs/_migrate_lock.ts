@@ -7,6 +7,7 @@
  * @module
  */
 import type { LogLevel } from "../src/log.ts";
+import { INNER_STORE } from "../src/store/internal_keys.ts";
 import { Lease, type LeaseInfo } from "../src/store/lease.ts";
 import type {
   AtomicOperation,
@@ -238,6 +239,11 @@ export function storeForMigration(store: Store, lock: MigrationLock): Store {
     clear: (prefix, bounds) => guard(() => store.clear(prefix, bounds)),
     purgeExpired: () => guard(() => store.purgeExpired()),
     compact: () => guard(() => store.compact()),
+    changes: (options) => store.changes(options),
+    watch: (prefixes, options) => store.watch(prefixes, options),
+    getAt: (key, at) => guard(() => store.getAt(key, at)),
+    feedInfo: () => store.feedInfo(),
+    [INNER_STORE]: () => store,
     close: refuseClose,
     [Symbol.asyncDispose]: refuseClose,
   } as Store;

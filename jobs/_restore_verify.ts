@@ -26,8 +26,11 @@ import {
   BACKUP_VERSION,
   type BackupHeader,
   type BackupTrailer,
+  type ChangeLine,
+  FULL_BACKUP_VERSION,
+  INCREMENT_VERSION,
   RESTORE_MARKER_KEY,
-} from "./backup.ts";
+} from "./_backup_format.ts";
 
 /** What {@linkcode verifyBackup} found in a sound backup file. */
 export interface VerifiedBackup {
@@ -124,7 +127,7 @@ export async function readBackup(
   file: string,
   what: string,
   options: VerifyBackupOptions,
-  onEntry: ((entry: EntryLine, index: number) => Promise<void>) | undefined,
+  onEntry: ((entry: EntryLine & Partial<ChangeLine>, index: number) => Promise<void>) | undefined,
 ): Promise<Omit<VerifiedBackup, "file" | "checksumFile">> {
   const fileHash = newSha256();
   const entryHash = newSha256();
@@ -133,6 +136,7 @@ export async function readBackup(
   let entries = 0;
   let lineNo = 0;
   let previous: Key | undefined;
+  let lastSeq: number | undefined;
   const progress = options.progress;
   for await (
     const line of readGzipLines(file, { what, onBytes: (chunk) => fileHash.update(chunk) })
@@ -160,6 +164,29 @@ export async function readBackup(
     const record = parsed as Record<string, unknown>;
     if (typeof record === "object" && record !== null && "end" in record) {
       trailer = checkTrailer(record, what, file, lineNo);
+      continue;
+    }
+    if (header.kind === "increment") {
+      const change = checkChange(parsed, what, file, lineNo);
+      if (change.seq <= (lastSeq ?? header.fromSeq!) || change.seq > header.toSeq!) {
+        throw damaged(
+          what,
+          file,
+          `line ${lineNo}: change ${change.seq} is out of order (the increment holds the changes ` +
+            `after ${header.fromSeq} up to ${header.toSeq}, in order; the one before was ${
+              lastSeq ?? "none"
+            })`,
+        );
+      }
+      lastSeq = change.seq;
+      entryHash.update(line);
+      entryHash.update("\n");
+      if (onEntry) await onEntry(change as EntryLine & ChangeLine, entries);
+      entries++;
+      if (entries % CHECK_EVERY === 0) {
+        progress?.update(entries);
+        if (options.signal?.aborted) throw cancelled(what);
+      }
       continue;
     }
     const entry = checkEntry(parsed, what, file, lineNo);
@@ -231,6 +258,30 @@ function checkHeader(value: unknown, what: string, file: string): BackupHeader {
   if (typeof h.store !== "string" || typeof h.plugin !== "string") {
     throw damaged(what, file, "its header lacks the store or plugin name");
   }
+  const seq = (n: unknown) => typeof n === "number" && Number.isInteger(n) && n >= 0;
+  if ((h.kind === "increment") !== (h.version === INCREMENT_VERSION)) {
+    throw damaged(
+      what,
+      file,
+      `its header says format version ${h.version}${
+        h.kind === undefined ? "" : ` and kind ${JSON.stringify(h.kind)}`
+      }: increments are version ${INCREMENT_VERSION}, full backups version ${FULL_BACKUP_VERSION}`,
+    );
+  }
+  if (h.kind !== undefined) {
+    if (
+      h.kind !== "increment" || !seq(h.fromSeq) || !seq(h.toSeq) || h.toSeq! < h.fromSeq! ||
+      typeof h.base !== "string"
+    ) {
+      throw damaged(
+        what,
+        file,
+        "its header is not a valid increment's (kind, fromSeq <= toSeq, base)",
+      );
+    }
+  } else if (h.feedSeq !== undefined && !seq(h.feedSeq)) {
+    throw damaged(what, file, `its header's feedSeq is not a sequence number`);
+  }
   return h as BackupHeader;
 }
 
@@ -248,6 +299,35 @@ function checkTrailer(
     throw damaged(what, file, `line ${lineNo} is not a valid trailer`);
   }
   return t as BackupTrailer;
+}
+
+function checkChange(value: unknown, what: string, file: string, lineNo: number): ChangeLine {
+  const c = value as Partial<ChangeLine> | null;
+  if (typeof c !== "object" || c === null || Array.isArray(c)) {
+    throw damaged(what, file, `line ${lineNo} is not a change object`);
+  }
+  if (typeof c.seq !== "number" || !Number.isInteger(c.seq) || c.seq < 1) {
+    throw damaged(what, file, `line ${lineNo}: seq must be a sequence number`);
+  }
+  if (typeof c.at !== "number" || !Number.isFinite(c.at)) {
+    throw damaged(what, file, `line ${lineNo}: at must be a time in ms`);
+  }
+  try {
+    assertKey(c.key, `line ${lineNo}`);
+  } catch (err) {
+    throw damaged(what, file, (err as Error).message);
+  }
+  if (c.op !== "set" && c.op !== "delete") {
+    throw damaged(what, file, `line ${lineNo}: op must be "set" or "delete"`);
+  }
+  if (c.op === "set" && (!("value" in c) || !isStorableJson(c.value))) {
+    throw damaged(what, file, `line ${lineNo} sets no value, or a number JSON cannot hold`);
+  }
+  const expiresAt = c.expiresAt ?? null;
+  if (expiresAt !== null && (typeof expiresAt !== "number" || !Number.isFinite(expiresAt))) {
+    throw damaged(what, file, `line ${lineNo}: expiresAt must be a number of ms or null`);
+  }
+  return { ...c, expiresAt } as ChangeLine;
 }
 
 function checkEntry(value: unknown, what: string, file: string, lineNo: number): EntryLine {

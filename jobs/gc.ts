@@ -45,7 +45,11 @@
  *    if longer). See `src/records/heartbeat.ts`. A queued run is never
  *    recorded abandoned: once its worker's lease lapsed, gc puts it back in
  *    the queue (`requeuedRuns`), as any worker would.
- * 5. `compact`: every store that can returns free space to the file system
+ * 5. `changes`: every store that keeps a change feed (`changes: { keep }`)
+ *    drops the entries its retention no longer keeps (older than `keep`'s
+ *    age, or beyond its count). Point-in-time reads (`getAt`, `state get
+ *    --at`) reach back to the oldest entry kept. Not in a dry run.
+ * 6. `compact`: every store that can returns free space to the file system
  *    (`Store.compact()`: SQLite's incremental vacuum, a jsonfile rewrite), and
  *    the sizes before and after are reported.
  *
@@ -64,6 +68,7 @@ import type { Records } from "../src/records/records.ts";
 import type { RunRecord } from "../src/records/types.ts";
 import { abandonedRun, MIN_ABANDONED_MS } from "../src/records/heartbeat.ts";
 import type { Store } from "../src/store/types.ts";
+import { trimChanges } from "../src/store/store.ts";
 import { messageOf } from "../src/errors.ts";
 import { parseTempName } from "../src/_fs.ts";
 import { isLockFileName } from "../plugins/jsonfile/files.ts";
@@ -84,6 +89,8 @@ export interface GcOptions {
   tempMaxAge: Duration;
   /** Record runs still `running` with no heartbeat for this long (at least 20 s) as failed ("abandoned"); `null` never does. Default `"1m"`. */
   abandonedAfter: Duration | null;
+  /** Trim each store's change feed by its retention (`changes.keep`). */
+  changes: boolean;
   /** Return free space to the file system where a store can. */
   compact: boolean;
   /** Only these configured stores (default: every configured store). */
@@ -98,6 +105,7 @@ export const defaults = {
   tempFiles: true,
   tempMaxAge: "1h",
   abandonedAfter: "1m",
+  changes: true,
   compact: true,
 } satisfies Partial<GcOptions>;
 
@@ -119,6 +127,8 @@ export type GcStoreResult = {
   expiredRemoved: number | null;
   /** Orphaned keys found (deleted unless dry run). */
   orphanKeys: number;
+  /** Change feed entries removed by retention (`null`: no feed, dry run, or `changes: false`). */
+  changesRemoved?: number | null;
   /** What compacting did (`null` when not run: dry run, `compact: false`, or an error). */
   compact: { supported: boolean; bytesBefore: number; bytesAfter: number } | null;
   /** Why the store could not be processed. */
@@ -141,6 +151,8 @@ export type GcResult = {
   abandonedRuns: number;
   /** Queued runs whose worker's lease lapsed, now back in the queue (none in a dry run). */
   requeuedRuns: number;
+  /** Change feed entries removed by retention in all stores (`null` in a dry run or when off). */
+  changesRemoved: number | null;
   /** Size on disk of the compacted stores before. */
   bytesBefore: number;
   /** Size on disk of the compacted stores after. */
@@ -176,6 +188,7 @@ const optionsSchema = z.strictObject({
       const problem = durationProblem(value);
       if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem.message });
     }),
+  changes: z.boolean().default(defaults.changes),
   compact: z.boolean().default(defaults.compact),
   stores: z.array(z.string().min(1)).optional(),
 });
@@ -386,6 +399,23 @@ function removeLock(path: string, mtime: number, host: string | null, dryRun: bo
 
 // The job
 
+// ---------------------------------------------------------------------------
+// Change feeds
+
+/** Trim one store's change feed by its retention (a store without a feed is left alone). */
+async function trimFeed(
+  ctx: JobContext,
+  store: Store,
+  name: string,
+  result: GcResult,
+): Promise<void> {
+  const removed = await trimChanges(store);
+  result.stores[name].changesRemoved = removed ?? null;
+  if (removed === undefined) return;
+  result.changesRemoved = (result.changesRemoved ?? 0) + removed;
+  ctx.log(`store "${name}": ${removed} change feed entries past retention removed`);
+}
+
 async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
   const startedAt = performance.now();
   const { dryRun, signal, runtime } = ctx;
@@ -410,6 +440,7 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
     tempFiles: [],
     abandonedRuns: 0,
     requeuedRuns: 0,
+    changesRemoved: options.changes && !dryRun ? 0 : null,
     bytesBefore: 0,
     bytesAfter: 0,
     bytesFreed: 0,
@@ -556,6 +587,10 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
         ctx.log(`${dryRun ? "would record" : "recorded"} run ${id} of ${run.flowId} as abandoned`);
       }
       ctx.progress.finish();
+    }
+
+    if (options.changes && !dryRun && !signal.aborted) {
+      await eachStore("gc: change feeds", (store, name) => trimFeed(ctx, store, name, result));
     }
 
     if (options.compact && !dryRun && !signal.aborted) {

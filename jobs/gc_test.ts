@@ -61,6 +61,7 @@ async function collect(
     expired: false,
     tempFiles: false,
     compact: false,
+    changes: false,
     ...options,
   });
   return await gc.run(jobContext(rt, context), resolved) as GcResult;
@@ -675,5 +676,43 @@ Deno.test("gc puts a queued run whose worker died back in the queue, never recor
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Change feeds
+
+Deno.test("gc trims each store's change feed by its retention, and leaves a store without one alone", async () => {
+  await withEnv({
+    audited: { plugin: "sqlite", path: "audited.db", changes: { keep: { age: "1h", count: 4 } } },
+    plain: { plugin: "memory" },
+  }, async ({ rt, clock }) => {
+    const store = await rt.store("audited");
+    for (let i = 0; i < 6; i++) await store.set(["k", String(i)], i);
+    await (await rt.store("plain")).set(["x"], 1);
+    const dry = await collect(rt, { changes: true }, { dryRun: true });
+    assert.equal(dry.changesRemoved, null);
+    assert.equal((await store.feedInfo()).firstSeq, 1, "a dry run trims nothing");
+
+    const byCount = await collect(rt, { changes: true });
+    assert.equal(byCount.changesRemoved, 2, "the two oldest of six, past count 4");
+    assert.equal(byCount.stores.audited.changesRemoved, 2);
+    assert.equal(byCount.stores.plain.changesRemoved, null, "no feed: nothing to trim");
+    assert.deepEqual(await store.feedInfo(), {
+      enabled: true,
+      firstSeq: 3,
+      lastSeq: 6,
+      keep: { age: "1h", count: 4 },
+    });
+
+    clock.advance(2 * HOUR);
+    await store.set(["k", "late"], 1);
+    const byAge = await collect(rt, { changes: true });
+    assert.equal(byAge.changesRemoved, 4, "every entry older than an hour");
+    assert.deepEqual(
+      (await Array.fromAsync(store.changes())).map((c) => c.seq),
+      [7],
+    );
+    assert.equal((await store.get(["k", "5"]))?.value, 5, "the data itself is untouched");
   });
 });

@@ -33,6 +33,17 @@
  *   sealed; a backup of a plain store restored into an encrypted one is
  *   sealed as it is written.
  *
+ * - **Increments, in order.** `increments` (CLI: more files after the full
+ *   backup) are applied after it, each one's changes replayed in sequence
+ *   order. Before anything is written, each is verified, and a gap (changes
+ *   missing between two files), a wrong order or an increment of another full
+ *   backup is refused, naming the files and the sequence numbers.
+ * - **Point in time.** `at: { time } | { seq }` (CLI `--at`, `--at-seq`)
+ *   rebuilds the store as it was then: the full backup, then the increments'
+ *   and the live store's (`from`) changes up to that point. Only into an empty
+ *   store (never over a live one: `force` is refused), and only from a full
+ *   backup taken before that point. Entries that expired since are left out.
+ *
  * Verifying a file (`verifyBackup`, and the checks above) lives in
  * `jobs/_restore_verify.ts`; this module re-exports its public names.
  *
@@ -43,10 +54,16 @@ import { z } from "zod";
 import { defineJob, type Job, type JobContext, type JobResult } from "../src/jobs/job.ts";
 import type { Progress } from "../src/jobs/progress.ts";
 import { keysEqual } from "../src/store/keys.ts";
-import type { Clock, Key, Store } from "../src/store/types.ts";
-import { cancelled } from "../src/archive_format.ts";
-import { RESTORE_MARKER_KEY } from "./backup.ts";
-import { type EntryLine, readBackup, verifyBackup } from "./_restore_verify.ts";
+import type { Change, Clock, JsonValue, Key, Store } from "../src/store/types.ts";
+import { cancelled, readGzipLines } from "../src/archive_format.ts";
+import { createHash } from "node:crypto";
+import { type BackupHeader, backupPosition, changeTime, RESTORE_MARKER_KEY } from "./backup.ts";
+import {
+  type EntryLine,
+  readBackup,
+  type VerifiedBackup,
+  verifyBackup,
+} from "./_restore_verify.ts";
 import { systemClock } from "../src/clock.ts";
 import { BackupError } from "../src/errors.ts";
 import { encryptionOf } from "../src/store/sealed.ts";
@@ -64,6 +81,21 @@ export interface RestoreOptions {
   force: boolean;
   /** Entries per atomic commit. */
   batchSize: number;
+  /** Incremental backups to apply after `file`, in the order they were taken. */
+  increments?: string[];
+  /**
+   * A point-in-time restore into a new, empty store: a time (ISO 8601, or ms
+   * since the epoch) up to which changes are replayed.
+   */
+  at?: string | number;
+  /** A point-in-time restore up to this sequence number of the feed instead. */
+  atSeq?: number;
+  /**
+   * The live store whose feed continues the files (default for `at`/`atSeq`:
+   * the store named in the backup's header, when it is configured and keeps a
+   * feed).
+   */
+  from?: string;
 }
 
 /** Default options of the restore job. */
@@ -77,7 +109,28 @@ const restoreOptions = z.strictObject({
   store: z.string().min(1),
   force: z.boolean().default(defaults.force),
   batchSize: z.number().int().min(1).max(10_000).default(defaults.batchSize),
+  increments: z.array(z.string().min(1)).optional(),
+  at: z.union([z.string().min(1), z.number()]).optional(),
+  atSeq: z.number().int().min(0).optional(),
+  from: z.string().min(1).optional(),
 });
+
+/** A time option (ISO 8601 or ms since the epoch) in ms; throws a `TypeError` naming it. */
+export function parseTime(value: string | number, what: string): number {
+  const ms = typeof value === "number"
+    ? value
+    : /^\d+$/.test(value)
+    ? Number(value)
+    : Date.parse(value);
+  if (!Number.isFinite(ms)) {
+    throw new TypeError(
+      `${what}: ${
+        JSON.stringify(value)
+      } is not a time; give an ISO 8601 time like 2026-01-01T12:00:00Z (or ms since the epoch)`,
+    );
+  }
+  return ms;
+}
 
 /** The value of the marker entry of an unfinished restore. */
 export interface RestoreMarker {
@@ -118,6 +171,26 @@ export interface RestoreBackupOptions {
   keep?: (key: Key) => boolean;
   /** Written into the marker, to tell which run left an unfinished restore. */
   runId?: string;
+  /**
+   * Incremental backups to apply after the full backup, in the order they
+   * were taken (each one's changes start where the file before it ends; a
+   * gap, a wrong order or an increment of another full backup is refused
+   * before anything is written).
+   */
+  increments?: readonly string[];
+  /**
+   * A point-in-time restore: stop at this time (the first change committed
+   * after it, in sequence order, ends the replay) or after this sequence
+   * number. The target must be empty (no `force`), and the full backup must
+   * have been taken before that point.
+   */
+  at?: { time: number } | { seq: number };
+  /**
+   * A live store whose change feed continues the files (the store the backup
+   * was taken of): its changes after the last file are replayed too (up to
+   * `at`, or up to its last change when the restore starts).
+   */
+  from?: Store;
 }
 
 /** What {@linkcode restoreBackup} did. */
@@ -142,6 +215,285 @@ export interface RestoreResult {
   sha256: string;
   /** `true` when cancelled: the marker stays and a rerun resumes. */
   cancelled: boolean;
+  /** Changes replayed from increments and the live feed (0 for a full backup alone). */
+  changes: number;
+  /**
+   * The source's feed position the restored store matches (its last change
+   * replayed), or `null` when the backup records none.
+   */
+  feedSeq: number | null;
+}
+
+/** One step of a restore: a full backup's entry, or a change. */
+type Item = EntryLine & { op?: "set" | "delete"; seq?: number; at?: number };
+
+/** A source of changes after the full backup: an increment, or the live feed. */
+interface ChangeSource {
+  /** The file, or `store "<name>"` for the live feed. */
+  name: string;
+  /** The file (absent for the live feed). */
+  file?: string;
+  /** How many of its changes are replayed (up to the point in time). */
+  apply: number;
+}
+
+/** What a restore replays after the full backup, checked before anything is written. */
+interface Chain {
+  /** Identifies the restore in the marker (a rerun of the same one resumes). */
+  id: string;
+  /** Items in all: the full backup's entries plus the changes replayed. */
+  total: number;
+  /** The increments, then the live feed, in order. */
+  sources: ChangeSource[];
+  /** The SHA-256 of each increment file, as verified. */
+  sha256s: Map<string, string>;
+  /** The live feed's changes replayed come after this sequence number. */
+  liveSince: number;
+  /** The source's feed position the restored store matches. */
+  feedSeq: number | null;
+}
+
+function sealedOf(store: Store): Store {
+  return encryptionOf(store)?.sealed ?? store;
+}
+
+function itemOf(change: Change): Item {
+  return {
+    key: change.key,
+    value: (change.value ?? null) as JsonValue,
+    expiresAt: change.op === "set" ? change.expiresAt : null,
+    op: change.op,
+    seq: change.seq,
+    at: change.at,
+  };
+}
+
+function showTime(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/**
+ * Check the increments and the live feed against the full backup (order,
+ * gaps, the same chain, encryption) and find how much of each to replay,
+ * up to `options.at`. Throws a `BackupError` naming the files and sequence
+ * numbers; writes nothing.
+ */
+async function planChain(
+  full: VerifiedBackup,
+  path: string,
+  what: string,
+  options: RestoreBackupOptions,
+): Promise<Chain> {
+  const increments = options.increments ?? [];
+  const at = options.at;
+  const simple = increments.length === 0 && at === undefined && options.from === undefined;
+  const feedSeq = typeof full.header.feedSeq === "number" ? full.header.feedSeq : null;
+  const chain: Chain = {
+    id: full.sha256,
+    total: full.entries,
+    sources: [],
+    sha256s: new Map(),
+    liveSince: 0,
+    feedSeq,
+  };
+  if (simple) return chain;
+  if (full.header.kind === "increment") {
+    throw new BackupError(
+      `${what}: ${path} is an increment (changes ${full.header.fromSeq} < seq <= ${full.header.toSeq}); ` +
+        `give the full backup first, then its increments in order`,
+    );
+  }
+  if (at !== undefined) {
+    const ok = "time" in at ? Number.isFinite(at.time) : Number.isInteger(at.seq) && at.seq >= 0;
+    if (!ok) {
+      throw new RangeError(
+        `${what}: at must be { time: <ms since the epoch> } or { seq: <sequence number> }`,
+      );
+    }
+  }
+  let position = backupPosition(full, what);
+  const encrypted = full.header.encrypted !== undefined;
+  const late = (c: { seq: number; at: number }) =>
+    at === undefined ? false : "time" in at ? c.at > at.time : c.seq > at.seq;
+  /** The last sequence number at or before the point in time (when the replay stops early). */
+  let stoppedAt: number | null = null;
+  let previousName = path;
+  let lastCreatedAt = Date.parse(full.header.createdAt);
+  for (const inc of increments) {
+    let v: VerifiedBackup;
+    try {
+      v = await verifyBackup(inc);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) {
+        throw new BackupError(`${what}: the increment ${inc} does not exist`, { cause: err });
+      }
+      throw err;
+    }
+    const h = v.header;
+    if (h.kind !== "increment") {
+      throw new BackupError(
+        `${what}: ${inc} is a full backup, not an increment; give one full backup first, then its increments`,
+      );
+    }
+    if (h.base !== position.base) {
+      throw new BackupError(
+        `${what}: ${inc} does not continue ${path}: its chain starts from another full backup ` +
+          `(SHA-256 ${h.base!.slice(0, 12)}…, not ${position.base.slice(0, 12)}…)`,
+      );
+    }
+    if (h.fromSeq! > position.seq) {
+      throw new BackupError(
+        `${what}: a gap: ${previousName} ends at change ${position.seq}, and ${inc} holds the changes ` +
+          `after ${h.fromSeq}; changes ${position.seq + 1} to ${h.fromSeq} are missing (give the ` +
+          `increment that holds them, in the order they were taken)`,
+      );
+    }
+    if (h.fromSeq! < position.seq) {
+      throw new BackupError(
+        `${what}: out of order: ${inc} holds the changes after ${h.fromSeq}, but ${previousName} ` +
+          `already ends at change ${position.seq}; give the increments in the order they were taken`,
+      );
+    }
+    if ((h.encrypted !== undefined) !== encrypted) {
+      throw new BackupError(
+        `${what}: ${inc} is ${encrypted ? "not " : ""}encrypted and ${path} is${
+          encrypted ? "" : " not"
+        }; an increment comes from the same store as its full backup`,
+      );
+    }
+    chain.sha256s.set(v.file, v.sha256);
+    const source: ChangeSource = { name: inc, file: v.file, apply: 0 };
+    if (stoppedAt === null) {
+      await readBackup(v.file, what, {}, (c) => {
+        if (stoppedAt !== null) return Promise.resolve();
+        if (late(c as { seq: number; at: number })) stoppedAt = c.seq! - 1;
+        else source.apply++;
+        return Promise.resolve();
+      });
+    }
+    chain.sources.push(source);
+    chain.total += source.apply;
+    position = { seq: h.toSeq!, at: h.toAt ?? null, base: position.base };
+    previousName = inc;
+    lastCreatedAt = Date.parse(h.createdAt);
+  }
+  chain.liveSince = position.seq;
+  const from = options.from;
+  if (from !== undefined && stoppedAt === null) {
+    const live = sealedOf(from);
+    const name = `store "${from.name}"`;
+    if ((encryptionOf(from) !== undefined) !== encrypted) {
+      throw new BackupError(
+        `${what}: ${name} is ${encrypted ? "not " : ""}encrypted and ${path} is${
+          encrypted ? "" : " not"
+        }; give the store the backup was taken of`,
+      );
+    }
+    const info = await live.feedInfo();
+    if (!info.enabled) {
+      throw new BackupError(
+        `${what}: ${name} keeps no change feed, so it cannot continue the files`,
+      );
+    }
+    if (info.lastSeq < position.seq) {
+      throw new BackupError(
+        `${what}: the feed of ${name} ends at change ${info.lastSeq}, before ${previousName} ` +
+          `(change ${position.seq}): it is not the store the backup was taken of, or its feed was reset`,
+      );
+    }
+    if (info.firstSeq > position.seq + 1) {
+      throw new BackupError(
+        `${what}: a gap: ${previousName} ends at change ${position.seq}, and the feed of ${name} ` +
+          `starts at ${info.firstSeq} (its retention removed changes ${position.seq + 1} to ${
+            info.firstSeq - 1
+          }); give the increments that hold them`,
+      );
+    }
+    if (position.at !== null && position.seq >= info.firstSeq) {
+      const seen = await changeTime(live, position.seq);
+      if (seen !== position.at) {
+        throw new BackupError(
+          `${what}: change ${position.seq} of ${name}'s feed is not the one ${previousName} ends at ` +
+            `(committed at ${seen === null ? "?" : showTime(seen)}, not ${
+              showTime(position.at)
+            }): ` +
+            `give the store the backup was taken of`,
+        );
+      }
+    }
+    // The last change at or before the point: found by a binary search on the
+    // commit times (they follow sequence numbers), without reading the feed through.
+    const upper = at !== undefined && "seq" in at ? Math.min(at.seq, info.lastSeq) : info.lastSeq;
+    let cutoff = upper;
+    if (at !== undefined && "time" in at && upper > position.seq) {
+      const timeOf = async (seq: number) => {
+        const t = await changeTime(live, seq);
+        if (t === null) {
+          throw new BackupError(
+            `${what}: the feed of ${name} no longer holds change ${seq} (its retention removed it ` +
+              `while the restore was planned); try again`,
+          );
+        }
+        return t;
+      };
+      if ((await timeOf(upper)) > at.time) {
+        let lo = position.seq; // at or before the point (checked below against the backup)
+        let hi = upper; // after it
+        while (hi - lo > 1) {
+          const mid = lo + Math.floor((hi - lo) / 2);
+          if ((await timeOf(mid)) > at.time) hi = mid;
+          else lo = mid;
+        }
+        cutoff = lo;
+      }
+    }
+    if (cutoff < info.lastSeq) stoppedAt = cutoff;
+    const source: ChangeSource = { name, apply: Math.max(0, cutoff - position.seq) };
+    chain.sources.push(source);
+    chain.total += source.apply;
+    position = { seq: Math.max(cutoff, position.seq), at: null, base: position.base };
+  }
+  const reached: number = stoppedAt ?? position.seq;
+  if (at !== undefined) {
+    const end = full.trailer.feedSeqEnd ?? full.header.feedSeq!;
+    const feedAt = full.header.feedAt ?? null;
+    const lastInBackup = { seq: full.header.feedSeq!, at: feedAt ?? -Infinity };
+    if (reached < end || late(lastInBackup)) {
+      const point = "time" in at ? showTime(at.time) : `change ${at.seq}`;
+      throw new BackupError(
+        `${what}: ${path} was taken after ${point} (${
+          late(lastInBackup)
+            ? `it holds change ${lastInBackup.seq}${
+              feedAt === null ? "" : `, committed at ${showTime(feedAt)}`
+            }`
+            : `it was read up to change ${end}, and the point in time is change ${reached}`
+        }): restore from a full backup taken before that point`,
+      );
+    }
+    if (stoppedAt === null && from === undefined) {
+      if ("seq" in at && at.seq > reached) {
+        throw new BackupError(
+          `${what}: the files end at change ${reached}, before change ${at.seq}; ` +
+            `give the increments after ${previousName}, or the live store (from) to read the rest of its feed`,
+        );
+      }
+      if ("time" in at && at.time > lastCreatedAt) {
+        throw new BackupError(
+          `${what}: ${previousName}, the last file, was taken at ${showTime(lastCreatedAt)}, ` +
+            `before ${showTime(at.time)}: the changes after it are not in the files; give the ` +
+            `increments after it, or the live store (from) to read the rest of its feed`,
+        );
+      }
+    }
+  }
+  chain.feedSeq = reached;
+  chain.id = createHash("sha256").update(JSON.stringify({
+    full: full.sha256,
+    increments: [...chain.sha256s.values()],
+    at: at ?? null,
+    from: from?.name ?? null,
+  })).digest("hex");
+  return chain;
 }
 
 /** Whether the target holds anything but the caller's own entries and the marker. */
@@ -227,6 +579,7 @@ export async function restoreBackup(
     log?.(`no ${path}.sha256 beside the backup: checked its embedded checksums only`, "warn");
   }
 
+  const chain = await planChain(verified, path, what, options);
   const sealedIds = verified.header.encrypted?.keyIds;
   if (Array.isArray(sealedIds)) {
     const encryption = encryptionOf(store);
@@ -266,14 +619,25 @@ export async function restoreBackup(
     interruptedRunId: null,
     sha256: verified.sha256,
     cancelled: false,
+    changes: 0,
+    feedSeq: chain.feedSeq,
   };
   const existing = await store.get<RestoreMarker>(RESTORE_MARKER_KEY);
   const foreign = await firstForeignKey(store, keep);
   let resume = false;
+  const resuming = existing !== null && existing.value.sha256 === chain.id && !force;
+  if (options.at !== undefined && foreign !== null && !resuming) {
+    throw new BackupError(
+      `${what}: a point-in-time restore goes into a new, empty store only, and this one holds ` +
+        `${
+          JSON.stringify(foreign)
+        } (and maybe more); give an empty store (a new one in the config)`,
+    );
+  }
   if (existing !== null) {
     const other = existing.value;
     result.interruptedRunId = other.runId ?? null;
-    if (!force && other.sha256 === verified.sha256) {
+    if (!force && other.sha256 === chain.id) {
       resume = true;
     } else if (!force) {
       throw new BackupError(
@@ -290,10 +654,14 @@ export async function restoreBackup(
   if (options.dryRun) {
     log?.(
       resume
-        ? `would resume the unfinished restore at entry ${existing?.value.done} of ${verified.entries}`
+        ? `would resume the unfinished restore at entry ${existing?.value.done} of ${chain.total}`
         : `would ${
           foreign !== null || existing !== null ? "clear the store and " : ""
-        }restore ${verified.entries} entries`,
+        }restore ${verified.entries} entries${
+          chain.total > verified.entries
+            ? ` and replay ${chain.total - verified.entries} changes`
+            : ""
+        }`,
     );
     return result;
   }
@@ -315,8 +683,8 @@ export async function restoreBackup(
     }
     marker = {
       file,
-      sha256: verified.sha256,
-      entries: verified.entries,
+      sha256: chain.id,
+      entries: chain.total,
       done: 0,
       startedAt: new Date(clock.now()).toISOString(),
     };
@@ -361,14 +729,23 @@ export async function restoreBackup(
     );
   };
 
-  let batch: EntryLine[] = [];
+  let batch: (Item | null)[] = [];
+  let consumed = 0;
+  /** Where each key is in the batch: a later change of it replaces the earlier one. */
+  const inBatch = new Map<string, number>();
   let done = marker.done;
   const writeBatch = async () => {
-    if (batch.length === 0) return;
+    if (consumed === 0) return;
     const op = store.atomic().check(RESTORE_MARKER_KEY, markerVersion);
     const suspects: (EntryLine & { expiresAt: number })[] = [];
     let written = 0;
     for (const entry of batch) {
+      if (entry === null) continue;
+      if (entry.op === "delete") {
+        op.delete(entry.key);
+        written++;
+        continue;
+      }
       if (entry.expiresAt === null) {
         op.set(entry.key, entry.value);
         written++;
@@ -378,6 +755,8 @@ export async function restoreBackup(
       const expireIn = entry.expiresAt - before;
       if (!(expireIn > 0)) {
         result.expired++;
+        // A change: an older value of the key may be there (from the snapshot).
+        if (entry.op === "set") op.delete(entry.key);
         continue;
       }
       op.set(entry.key, entry.value, { expireIn });
@@ -385,7 +764,7 @@ export async function restoreBackup(
       if (clock.now() !== before) suspects.push(entry as EntryLine & { expiresAt: number });
       written++;
     }
-    const next = done + batch.length;
+    const next = done + consumed;
     if (suspects.length === 0) op.set(RESTORE_MARKER_KEY, { ...marker, done: next });
     const committed = await op.commit();
     if (!committed.ok) throw lost();
@@ -405,29 +784,73 @@ export async function restoreBackup(
     result.restored += written;
     done = next;
     batch = [];
+    consumed = 0;
+    inBatch.clear();
     progress?.update(done);
   };
 
   const skip = marker.done;
-  progress?.start(`restore into ${store.name}`, verified.entries);
+  const replaying = chain.sources.some((source) => source.apply > 0);
+  let index = 0;
+  /** Take the next item (past those an interrupted restore did). */
+  const take = async (item: Item) => {
+    if (index++ < skip) return;
+    if (item.op !== undefined) result.changes++;
+    // One write per key in a batch (a change may follow the snapshot's entry in the same batch).
+    if (item.op !== undefined || replaying) {
+      const id = JSON.stringify(item.key);
+      const at = inBatch.get(id);
+      if (at !== undefined) batch[at] = null;
+      inBatch.set(id, batch.length);
+    }
+    batch.push(item);
+    consumed++;
+    if (consumed >= batchSize) {
+      await writeBatch();
+      if (signal?.aborted) throw cancelled(what);
+    }
+  };
+  progress?.start(`restore into ${store.name}`, chain.total);
   progress?.update(done);
   try {
-    // Read the file again (it was verified, but may have been replaced since:
+    // Read the files again (they were verified, but may have been replaced since:
     // the checksums are recomputed, and a mismatch leaves the marker in place).
-    const again = await readBackup(file, what, {}, async (entry, index) => {
-      if (index < skip) return;
-      batch.push(entry);
-      if (batch.length >= batchSize) {
-        await writeBatch();
-        if (signal?.aborted) throw cancelled(what);
-      }
-    });
-    await writeBatch();
-    if (again.sha256 !== verified.sha256) {
-      throw new BackupError(
-        `${what}: the file changed while it was being restored; the store holds a partial restore (marked); restore a sound file with force`,
+    const again = await readBackup(file, what, {}, take);
+    const changed = () =>
+      new BackupError(
+        `${what}: a file changed while it was being restored; the store holds a partial restore (marked); restore sound files with force`,
       );
+    if (again.sha256 !== verified.sha256) throw changed();
+    for (const source of chain.sources) {
+      let left = source.apply;
+      if (left === 0) continue;
+      if (source.file !== undefined) {
+        const read = await readBackup(source.file, what, {}, async (item) => {
+          if (left > 0) {
+            left--;
+            await take(item);
+          }
+        });
+        if (read.sha256 !== chain.sha256s.get(source.file)) throw changed();
+      } else {
+        const live = sealedOf(options.from!);
+        let expected = chain.liveSince + 1;
+        const until = chain.liveSince + source.apply;
+        for await (const change of live.changes({ since: chain.liveSince })) {
+          if (change.seq > until) break;
+          if (change.seq !== expected) break;
+          expected++;
+          await take(itemOf(change));
+        }
+        if (expected !== until + 1) {
+          throw new BackupError(
+            `${what}: the feed of ${source.name} no longer holds change ${expected} (its retention ` +
+              `removed it while the restore ran?); the store holds a partial restore (marked); restore again with force`,
+          );
+        }
+      }
     }
+    await writeBatch();
   } catch (err) {
     progress?.finish();
     if ((err as Error).name === "AbortError") {
@@ -448,9 +871,10 @@ export async function restoreBackup(
 }
 
 /**
- * The restore job. Options: `file`, `store`, `force`, `batchSize` (see
- * {@linkcode RestoreOptions}). Result: `{ file, store, entries, restored,
- * expired, cleared, resumedFrom, interruptedRunId, sha256, cancelled }`.
+ * The restore job. Options: `file`, `store`, `force`, `batchSize`,
+ * `increments`, `at`, `atSeq`, `from` (see {@linkcode RestoreOptions}).
+ * Result: `{ file, store, entries, restored, expired, cleared, resumedFrom,
+ * interruptedRunId, sha256, cancelled, changes, feedSeq }`.
  */
 const restoreJob: Job<RestoreOptions> = defineJob<RestoreOptions>({
   name: "restore",
@@ -460,6 +884,52 @@ const restoreJob: Job<RestoreOptions> = defineJob<RestoreOptions>({
   async run(ctx, options): Promise<JobResult> {
     const store = await ctx.store(options.store);
     const file = isAbsolute(options.file) ? options.file : resolve(options.file);
+    const what = `Cannot restore ${options.file} into store "${options.store}"`;
+    if (options.at !== undefined && options.atSeq !== undefined) {
+      throw new TypeError(`${what}: give at (a time) or atSeq (a sequence number), not both`);
+    }
+    const at: { time: number } | { seq: number } | undefined = options.at !== undefined
+      ? { time: parseTime(options.at, `${what}: at`) }
+      : options.atSeq !== undefined
+      ? { seq: options.atSeq }
+      : undefined;
+    if (at !== undefined && options.force) {
+      throw new TypeError(
+        `${what}: a point-in-time restore goes into a new, empty store only; force is refused`,
+      );
+    }
+    let fromName = options.from;
+    if (fromName === undefined && at !== undefined) {
+      // The store the backup was taken of, when this config has it with a feed.
+      const header = await readHeader(file).catch(() => undefined);
+      if (header?.store === options.store) {
+        throw new TypeError(
+          `${what}: it is the store the backup was taken of; a point-in-time restore goes into ` +
+            `a new, empty store: restore into a new, empty store, and move it into place after checking it`,
+        );
+      }
+      if (
+        header !== undefined && ctx.runtime.storeNames.includes(header.store) &&
+        header.store !== options.store
+      ) {
+        const candidate = await ctx.store(header.store);
+        if ((await candidate.feedInfo()).enabled) fromName = header.store;
+      }
+    }
+    if (fromName !== undefined && fromName === options.store) {
+      throw new TypeError(
+        `${what}: the store to read the feed from is the store to restore into; ` +
+          `restore into a new, empty store`,
+      );
+    }
+    const from = fromName === undefined ? undefined : await ctx.store(fromName);
+    if (at !== undefined) {
+      ctx.log(
+        `point-in-time restore at ${
+          "time" in at ? new Date(at.time).toISOString() : `change ${at.seq}`
+        }${from !== undefined ? `, reading the feed of store "${from.name}" after the files` : ""}`,
+      );
+    }
     // When the target also holds the run records, this run's own record is not content.
     const keep = options.store === ctx.runtime.config.records
       ? (key: Key) => key[0] === "flowstate" && key.includes(ctx.runId)
@@ -476,6 +946,9 @@ const restoreJob: Job<RestoreOptions> = defineJob<RestoreOptions>({
         dryRun: ctx.dryRun,
         keep,
         runId: ctx.runId,
+        increments: options.increments?.map((f) => resolve(f)),
+        at,
+        from,
       });
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
@@ -491,7 +964,9 @@ const restoreJob: Job<RestoreOptions> = defineJob<RestoreOptions>({
     }
     if (!ctx.dryRun && !result.cancelled) {
       ctx.log(
-        `restored ${result.restored} entries into store "${result.store}"${
+        `restored ${result.restored} entries${
+          result.changes > 0 ? ` (${result.changes} of them changes replayed)` : ""
+        } into store "${result.store}"${
           result.resumedFrom > 0 ? ` (resumed after ${result.resumedFrom})` : ""
         }${result.expired > 0 ? `; ${result.expired} had expired and were skipped` : ""}`,
       );
@@ -499,6 +974,14 @@ const restoreJob: Job<RestoreOptions> = defineJob<RestoreOptions>({
     return { ...result, ...(ctx.dryRun ? { dryRun: true } : {}) };
   },
 });
+
+/** The header of a backup file (its first line), unchecked beyond JSON. */
+async function readHeader(file: string): Promise<BackupHeader | undefined> {
+  for await (const line of readGzipLines(file, { what: `Cannot read ${file}` })) {
+    return JSON.parse(line) as BackupHeader;
+  }
+  return undefined;
+}
 
 /** Record a restore run killed before it finished as failed, so it does not stay "running". */
 async function finishInterruptedRun(ctx: JobContext, runId: string): Promise<void> {

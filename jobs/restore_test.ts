@@ -123,10 +123,10 @@ Deno.test("restore refuses each kind of damaged backup file before writing anyth
         "unknown format version",
         () =>
           rewrite(good, join(dir, "f"), (l) => [
-            JSON.stringify({ ...JSON.parse(l[0]), version: 2 }),
+            JSON.stringify({ ...JSON.parse(l[0]), version: 3 }),
             ...l.slice(1),
           ]),
-        /format version 2, newer than this Flowstate reads \(1\)/,
+        /format version 3, newer than this Flowstate reads \(2\)/,
       ],
       [
         "no trailer",

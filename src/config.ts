@@ -60,7 +60,8 @@ import {
 import { DEFAULT_ABORT_GRACE } from "./flow/executor.ts";
 import { DEFAULT_WORKER_MEMORY_MIB } from "./flow/sandbox.ts";
 import { DEFAULT_MAX_SUB_RUNS } from "./run_flow.ts";
-import { readYamlFile, YamlSource } from "./yaml_source.ts";
+import type { YamlSource } from "./yaml_source.ts";
+import { readYamlFile } from "./_yaml_file.ts";
 
 /** The file looked for in the working directory when no config is given. */
 export const CONFIG_FILE_NAME = "flowstate.yaml";
@@ -250,14 +251,17 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
       { cause: err },
     );
   }
-  return parseConfigText(text, { file, cwd, home: options.home, env });
+  // The YAML parser is loaded only when there is a config file to parse.
+  const { YamlSource } = await import("./yaml_source.ts");
+  return parseConfigTextWith(YamlSource, text, { file, cwd, home: options.home, env });
 }
 
 /**
- * Parse a config file's text. Exposed for tests and tools; {@linkcode loadConfig}
- * reads the file and calls this.
+ * {@linkcode parseConfigText} (in `config_file.ts`, which loads the YAML
+ * parser) with the {@linkcode YamlSource} class given (internal).
  */
-export function parseConfigText(
+export function parseConfigTextWith(
+  Source: typeof YamlSource,
   text: string,
   options: {
     file: string;
@@ -268,7 +272,7 @@ export function parseConfigText(
 ): ResolvedConfig {
   const cwd = resolve(options.cwd ?? Deno.cwd());
   const file = resolve(cwd, options.file);
-  const source = new YamlSource(text, {
+  const source = new Source(text, {
     file: displayPath(file, cwd),
     prettyErrors: true,
     aliases: "stop",

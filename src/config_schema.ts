@@ -182,6 +182,17 @@ const storeSchema = z.looseObject({
     prefix: keySchema.optional(),
     fields: z.array(pathSchema).min(1).optional(),
   }).optional(),
+  // Checked in detail (durations, count) when the store opens.
+  changes: z.strictObject({
+    keep: z.union([
+      z.string(),
+      z.number(),
+      z.strictObject({
+        age: z.union([z.string(), z.number()]).optional(),
+        count: z.number().optional(),
+      }),
+    ]),
+  }).optional(),
   // The keys' format is checked in config.ts (parseEncryptOptions), with the reason.
   encrypt: z.strictObject({
     key: z.string().optional(),

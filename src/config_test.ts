@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadConfig, parseConfigText } from "./config.ts";
+import { loadConfig } from "./config.ts";
+import { parseConfigText } from "./config_file.ts";
 import { ConfigError } from "./errors.ts";
 import { definePlugin } from "./plugin.ts";
 import memory from "../plugins/memory/mod.ts";

@@ -20,6 +20,7 @@
  * | {@linkcode BackupError} | `BACKUP_FAILED` | a backup or restore cannot be done |
  * | {@linkcode DecryptionError} | `DECRYPTION_FAILED` | an encrypted store's value cannot be opened (wrong key, tampered) |
  * | {@linkcode AttemptOverError} | `ATTEMPT_OVER` | a node used its context after its attempt ended |
+ * | {@linkcode FeedDisabledError} | `FEED_DISABLED` | a store's change feed was read, but it keeps none |
  * | `RunEndNotRecordedError` (`./records`) | `RUN_END_NOT_RECORDED` | a run's final commit failed on every try |
  *
  * This module is the ground floor: it imports nothing.
@@ -43,7 +44,8 @@ export type ErrorCode =
   | "DECRYPTION_FAILED"
   | "ATTEMPT_OVER"
   | "RUN_END_NOT_RECORDED"
-  | "RUN_NOT_OWNED";
+  | "RUN_NOT_OWNED"
+  | "FEED_DISABLED";
 
 /**
  * The base of every error Flowstate throws on purpose.
@@ -587,5 +589,34 @@ export class AttemptOverError extends FlowstateError {
     this.nodeId = details.nodeId;
     this.attempt = details.attempt;
     this.reason = details.reason;
+  }
+}
+
+/**
+ * The change feed of a store was read (`changes`, `watch`, `getAt`, `state
+ * history`), but the store keeps none. The message names the config to add:
+ * `changes: { keep: 30d }` on the store.
+ *
+ * @example
+ * ```ts
+ * import { FeedDisabledError, openStore } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * await using store = await openStore({ plugin: "memory" });
+ * await assert.rejects(() => store.feedInfo().then(() => store.getAt(["a"], { seq: 1 })), FeedDisabledError);
+ * ```
+ */
+export class FeedDisabledError extends FlowstateError {
+  /** `"FEED_DISABLED"`. */
+  readonly code = "FEED_DISABLED" as const;
+  /** The store's name. */
+  readonly store: string;
+  /** Create the error for store `store`. */
+  constructor(store: string, what: string) {
+    super(
+      `${what}: store "${store}" keeps no change feed; add \`changes: { keep: 30d }\` to ` +
+        `stores.${store} in flowstate.yaml (or pass changes: { keep: "30d" } to openStore)`,
+    );
+    this.name = "FeedDisabledError";
+    this.store = store;
   }
 }

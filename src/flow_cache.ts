@@ -14,7 +14,7 @@ import { type FlowSource, type LoadedFlow, loadFlowIn } from "./flow/load.ts";
 import type { ParsedFlow } from "./flow/parse.ts";
 import type { SandboxPool } from "./flow/sandbox.ts";
 import { canonicalJson, rememberFlowHash } from "./records/flow_version.ts";
-import { readYamlFile } from "./yaml_source.ts";
+import { readYamlFile } from "./_yaml_file.ts";
 
 /** How a runtime loads flows: what {@linkcode loadFlowIn} takes. */
 export interface FlowLoadOptions {

@@ -8,9 +8,8 @@
 import { join, resolve } from "node:path";
 import type { ResolvedConfig } from "./config.ts";
 import { ConfigError } from "./errors.ts";
-import { loadFlowFile } from "./flow/parse.ts";
 import { isFlowPath } from "./flow/load.ts";
-import { readYamlFile } from "./yaml_source.ts";
+import { readYamlFile } from "./_yaml_file.ts";
 
 /** Where a config field is written, as a message prefix (`flowstate.yaml:4:3: flows[0]: `). */
 function locate(config: ResolvedConfig, path: (string | number)[]): string {
@@ -81,6 +80,7 @@ export async function findFlowFile(
 
 async function flowIdOf(file: string): Promise<string | undefined> {
   try {
+    const { loadFlowFile } = await import("./flow/parse.ts");
     return (await loadFlowFile(file)).definition.id;
   } catch {
     // An invalid file: its id, if it has one, is read from the YAML alone.

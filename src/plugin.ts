@@ -10,7 +10,9 @@ import { z } from "zod";
 import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
 import { prepareCoreIndexes, wrapDriver } from "./store/store.ts";
-import type { Clock, IndexDeclaration, SearchDeclaration, Store } from "./store/types.ts";
+import { type FeedRetention, normalizeFeedOption } from "./store/feed.ts";
+import { setProcessActor } from "./store/actor.ts";
+import type { Clock, FeedKeep, IndexDeclaration, SearchDeclaration, Store } from "./store/types.ts";
 import {
   type IndexSpec,
   normalizeIndexes,
@@ -157,6 +159,8 @@ export interface StoreSpec {
   indexes?: readonly IndexDeclaration[];
   /** Which values full-text search indexes (see {@linkcode SearchDeclaration}). */
   search?: SearchDeclaration;
+  /** Keep a change feed (`{ keep: "30d" }`; off by default). */
+  changes?: ChangesConfig;
   /** Encryption at rest of the values (see {@linkcode EncryptOptions}). */
   encrypt?: EncryptOptions;
   /** Plugin options. */
@@ -182,12 +186,29 @@ export interface CoreStoreOptions {
   indexes?: readonly IndexDeclaration[];
   /** Which values full-text search indexes. */
   search?: SearchDeclaration;
+  /** Keep a change feed: every commit records each changed key (off by default). */
+  changes?: ChangesConfig;
   /**
    * Seal every value with AES-256-GCM (see `encrypted()` in
    * `@flowstate/core/encrypt`): `{ key }` or `{ keys: [current, old] }`, and
    * the `plaintext` paths that queries, indexes and search may use.
    */
   encrypt?: EncryptOptions;
+}
+
+/**
+ * A store's change feed option: how long the `gc` job keeps its entries, a
+ * duration (`"30d"`) or `{ age, count }`.
+ *
+ * @example
+ * ```ts
+ * import type { ChangesConfig } from "@flowstate/core";
+ * const changes: ChangesConfig = { keep: { age: "30d", count: 1_000_000 } };
+ * ```
+ */
+export interface ChangesConfig {
+  /** A duration, or an age and/or a number of entries. */
+  keep: FeedKeep;
 }
 
 /**
@@ -261,6 +282,11 @@ export interface OpenStoreOptions {
   /** Clock for expiry (default: the system clock). */
   clock?: Clock;
   /**
+   * Who this process writes as, in the change feed (`FLOWSTATE_ACTOR` wins;
+   * default `<user>@<hostname>`).
+   */
+  actor?: string;
+  /**
    * Only open a store that exists: see {@linkcode PluginContext.mustExist}
    * (default `false`: a missing store is created).
    */
@@ -306,6 +332,7 @@ export async function openStore<const S extends StoreSpec>(
     plugin: pluginSpec,
     indexes: rawIndexes,
     search: rawSearch,
+    changes: rawChanges,
     encrypt: rawEncrypt,
     ...rawOptions
   } = spec;
@@ -319,6 +346,19 @@ export async function openStore<const S extends StoreSpec>(
     rawSearch,
     `Cannot open store "${name}"`,
   );
+  let changes: FeedRetention | undefined;
+  try {
+    changes = normalizeFeedOption(rawChanges, `Cannot open store "${name}"`);
+  } catch (err) {
+    if (!(err instanceof TypeError || err instanceof RangeError)) throw err;
+    throw new ConfigError(err.message, {
+      issues: [{
+        message: err.message.replace(`Cannot open store "${name}": `, ""),
+        path: ["changes"],
+      }],
+    });
+  }
+  setProcessActor(options.actor);
   const encryption = rawEncrypt === undefined
     ? undefined
     : checkEncryptOptions(rawEncrypt as EncryptOptions, indexes, search, name);
@@ -370,6 +410,7 @@ export async function openStore<const S extends StoreSpec>(
     indexes,
     search,
     prepared,
+    changes,
   });
   try {
     // Index entries the core keeps for a driver without native indexes: built (resuming an

@@ -13,7 +13,7 @@ import { executeFlow } from "./flow/executor.ts";
 import { type FlowSource, isFlowPath, loadFlowIn } from "./flow/load.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
 import type { FlowCache } from "./flow_cache.ts";
-import { coerceInputs } from "./flow/parse.ts";
+import { coerceInputs } from "./flow/inputs.ts";
 import { RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
 import type { RunEvent, RunRecord } from "./records/types.ts";

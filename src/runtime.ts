@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { setProcessActor } from "./store/actor.ts";
 import { dirname, isAbsolute, relative } from "node:path";
 import { type ConfigObject, loadConfig, type ResolvedConfig } from "./config.ts";
 import {
@@ -37,6 +38,11 @@ import {
 
 /** Options for {@linkcode openRuntime}. */
 export interface RuntimeOptions {
+  /**
+   * Who this process writes as, in change feeds, outside of runs and jobs
+   * (`FLOWSTATE_ACTOR` wins; default `<user>@<hostname>`).
+   */
+  actor?: string;
   /**
    * A path to a YAML config file (relative to `cwd`) or a config object.
    * Default: `flowstate.yaml` in `cwd` if it exists, else one `sqlite` store
@@ -224,6 +230,7 @@ export interface Runtime extends AsyncDisposable {
 export async function openRuntime<const C extends ConfigObject>(
   options: RuntimeOptions & { config?: string | (C & CheckedConfig<C>) } = {},
 ): Promise<Runtime> {
+  setProcessActor(options.actor);
   const config = await loadConfig({
     config: options.config,
     cwd: options.cwd,

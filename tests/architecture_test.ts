@@ -64,6 +64,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["src/run_flow.ts", 5],
   ["src/flow_files.ts", 5],
   ["src/flow_cache.ts", 5],
+  ["src/flow_disk_cache.ts", 5],
   ["src/queue/enqueue.ts", 5],
   ["src/queue/", 6],
   ["src/jobs/", 6],

@@ -58,8 +58,8 @@ if (REDIS_URL === undefined) {
   } as ConformanceOptions;
   testStore(
     "redis",
-    ({ id, clock, indexes, search }) =>
-      openStore({ ...spec(id), plugin: redis, indexes, search }, { clock }),
+    ({ id, clock, indexes, search, changes }) =>
+      openStore({ ...spec(id), plugin: redis, indexes, search, changes }, { clock }),
     options,
   );
 }

@@ -15,10 +15,13 @@ const suiteDir = await Deno.makeTempDir({ prefix: "flowstate-jsonfile-suite-" })
 globalThis.addEventListener("unload", () => Deno.removeSync(suiteDir, { recursive: true }));
 testStore(
   "jsonfile",
-  ({ id, clock, indexes, search }) =>
-    openStore({ plugin: "jsonfile", path: join(suiteDir, `${id}.json`), indexes, search }, {
-      clock,
-    }),
+  ({ id, clock, indexes, search, changes }) =>
+    openStore(
+      { plugin: "jsonfile", path: join(suiteDir, `${id}.json`), indexes, search, changes },
+      {
+        clock,
+      },
+    ),
   // A second process opens the same file to check the multiProcess claim.
   {
     multiProcess: {

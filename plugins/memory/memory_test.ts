@@ -10,7 +10,9 @@ globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: tr
 testStore(
   "memory",
   (ctx) =>
-    openStore({ plugin: memory, indexes: ctx.indexes, search: ctx.search }, { clock: ctx.clock }),
+    openStore({ plugin: memory, indexes: ctx.indexes, search: ctx.search, changes: ctx.changes }, {
+      clock: ctx.clock,
+    }),
 );
 
 // With a snapshot file the memory plugin survives close and reopen, so the
@@ -23,6 +25,7 @@ testStore(
       snapshot: join(dir, `${ctx.id}.json`),
       indexes: ctx.indexes,
       search: ctx.search,
+      changes: ctx.changes,
     }, { clock: ctx.clock }),
   { persistent: true },
 );

@@ -45,7 +45,8 @@ if (PG_URL === undefined) {
   let admin: postgres.Sql | undefined;
   testStore(
     "postgres",
-    ({ id, clock, indexes, search }) => openStore({ ...spec(id), indexes, search }, { clock }),
+    ({ id, clock, indexes, search, changes }) =>
+      openStore({ ...spec(id), indexes, search, changes }, { clock }),
     {
       multiProcess: { spec: ({ id }) => spec(id) },
       async cleanup({ id }) {

@@ -18,8 +18,14 @@ globalThis.addEventListener("unload", () => {
 });
 testStore(
   "sqlite",
-  ({ id, clock, indexes, search }) =>
-    openStore({ plugin: "sqlite", path: join(conformanceDir, `${id}.db`), indexes, search }, {
+  ({ id, clock, indexes, search, changes }) =>
+    openStore({
+      plugin: "sqlite",
+      path: join(conformanceDir, `${id}.db`),
+      indexes,
+      search,
+      changes,
+    }, {
       clock,
     }),
   // A second process opens the same file to check the multiProcess claim.

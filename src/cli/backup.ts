@@ -1,6 +1,7 @@
 /**
- * `flowstate backup [--store NAME | --all] [--out FILE]` and
- * `flowstate restore <file> --store NAME [--force]`. These run the built-in
+ * `flowstate backup [--store NAME | --all] [--out FILE] [--since FILE]` and
+ * `flowstate restore <file> [increments...] --store NAME [--force]`
+ * (`--at TIME --into NAME [--from STORE]`: a point-in-time restore). These run the built-in
  * `backup` and `restore` jobs, recorded as runs of `job:backup` and
  * `job:restore` like `flowstate jobs run` (a backup leaves its own run
  * record out; a restore into the records store keeps only its own run
@@ -15,9 +16,12 @@
  *
  * `--json` output (one JSON document on stdout, stable):
  * - `backup`: `{ "files": [{ "store", "plugin", "file", "entries", "bytes", "sha256",
- *   "consistency", "attempts" }], "entries", "bytes", "dryRun", "runId" }`
+ *   "consistency", "attempts", "feedSeq"?, "fromSeq"?, "toSeq"? }], "entries", "bytes", "dryRun",
+ *   "runId" }` (`feedSeq`: a full backup's feed position; `fromSeq`/`toSeq`: an increment's range)
  * - `restore`: `{ "file", "store", "entries", "restored", "expired", "cleared", "resumedFrom",
- *   "interruptedRunId", "sha256", "cancelled", "dryRun", "runId" }`
+ *   "interruptedRunId", "sha256", "cancelled", "changes", "feedSeq", "dryRun", "runId" }`
+ *   (`changes`: replayed from increments and the live feed; `feedSeq`: the source's feed
+ *   position the restored store matches, or `null`)
  *
  * `runId` is the run recorded for the command (`flowstate runs show <runId>`).
  *
@@ -31,6 +35,7 @@ import { openRuntime } from "../runtime.ts";
 import { UsageError } from "./input.ts";
 import { checkStore, type GlobalOptions, printWarning } from "./common.ts";
 import { runRecordedJob } from "./recorded.ts";
+import { parseTimeOption } from "./run_filters.ts";
 
 /** Options of `flowstate backup`. */
 export interface BackupCommandOptions {
@@ -42,6 +47,8 @@ export interface BackupCommandOptions {
   out?: string;
   /** `--per-key`: one pass, no snapshot check (for a store that is never quiet). */
   perKey?: boolean;
+  /** `--since FILE`: an incremental backup, the changes after that backup. */
+  since?: string;
   /** `--dry-run`: say what would be written. */
   dryRun?: boolean;
   /** `--json`. */
@@ -50,8 +57,18 @@ export interface BackupCommandOptions {
 
 /** Options of `flowstate restore`. */
 export interface RestoreCommandOptions {
-  /** `--store NAME`: the store to restore into (required). */
-  store: string;
+  /** `--store NAME` (or `--into NAME`): the store to restore into (required). */
+  store?: string;
+  /** `--into NAME`: the same as `--store`. */
+  into?: string;
+  /** Increment files after the full backup, in order. */
+  increments?: string[];
+  /** `--at TIME`: a point-in-time restore (ISO 8601, or ms since the epoch). */
+  at?: string;
+  /** `--at-seq N`: a point-in-time restore up to a sequence number. */
+  atSeq?: string;
+  /** `--from STORE`: the live store whose feed continues the files. */
+  from?: string;
   /** `--force`: delete everything in a non-empty target first. */
   force?: boolean;
   /** `--dry-run`: verify the file and check the target, write nothing. */
@@ -68,6 +85,21 @@ export async function backupCommand(
   if (options.all && options.store !== undefined) {
     throw new UsageError("Cannot back up: give --store NAME or --all, not both");
   }
+  if (options.all && options.since !== undefined) {
+    throw new UsageError(
+      "Cannot back up: --since (an incremental backup) takes one store: give --store NAME, not --all",
+    );
+  }
+  if (options.since !== undefined) {
+    try {
+      await Deno.stat(resolve(options.since));
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      throw new UsageError(
+        `Cannot back up: --since ${options.since}: the file does not exist; give the last backup of the store`,
+      );
+    }
+  }
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.store);
   const consistency: BackupConsistency = options.perKey ? "per-key" : "snapshot";
@@ -76,6 +108,7 @@ export async function backupCommand(
       ...(options.store !== undefined ? { store: options.store } : {}),
       ...(options.all ? { all: true } : {}),
       ...(options.out !== undefined ? { out: options.out } : {}),
+      ...(options.since !== undefined ? { since: resolve(options.since) } : {}),
       consistency,
     },
     dryRun: options.dryRun,
@@ -106,20 +139,59 @@ export async function restoreCommand(
   global: GlobalOptions,
 ): Promise<number> {
   const path = resolve(file);
-  try {
-    const info = await Deno.stat(path);
-    if (!info.isFile) throw new UsageError(`Cannot restore ${file}: it is not a file`);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-    throw new UsageError(`Cannot restore ${file}: the file does not exist`);
+  const increments = options.increments ?? [];
+  for (const f of [file, ...increments]) {
+    try {
+      const info = await Deno.stat(resolve(f));
+      if (!info.isFile) throw new UsageError(`Cannot restore ${f}: it is not a file`);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      throw new UsageError(`Cannot restore ${f}: the file does not exist`);
+    }
+  }
+  if (options.store !== undefined && options.into !== undefined && options.store !== options.into) {
+    throw new UsageError(`Cannot restore ${file}: give --store or --into, not both`);
+  }
+  const target = options.store ?? options.into;
+  if (target === undefined) {
+    throw new UsageError(
+      `Cannot restore ${file}: say which store to restore into with --store NAME (or --into NAME)`,
+    );
+  }
+  if (options.at !== undefined && options.atSeq !== undefined) {
+    throw new UsageError(`Cannot restore ${file}: give --at or --at-seq, not both`);
+  }
+  let atSeq: number | undefined;
+  if (options.atSeq !== undefined) {
+    atSeq = Number(options.atSeq);
+    if (!/^\d+$/.test(options.atSeq)) {
+      throw new UsageError(
+        `Cannot restore ${file}: --at-seq ${options.atSeq} is not a sequence number (an integer >= 0)`,
+      );
+    }
+  }
+  const at = options.at === undefined ? undefined : parseTimeOption(options.at, "--at", Date.now());
+  if ((at !== undefined || atSeq !== undefined) && options.force) {
+    throw new UsageError(
+      `Cannot restore ${file}: a point-in-time restore (--at) goes into a new, empty store only; --force is refused`,
+    );
   }
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
-  checkStore(runtime, options.store);
+  checkStore(runtime, target);
+  if (options.from !== undefined) checkStore(runtime, options.from);
   const { result, record, failureCode } = await runRecordedJob<RestoreResult>(
     runtime,
     "restore",
     {
-      options: { file: path, store: options.store, force: options.force ?? false },
+      options: {
+        file: path,
+        store: target,
+        force: options.force ?? false,
+        ...(increments.length > 0 ? { increments: increments.map((f) => resolve(f)) } : {}),
+        ...(at !== undefined ? { at } : {}),
+        ...(atSeq !== undefined ? { atSeq } : {}),
+        ...(options.from !== undefined ? { from: options.from } : {}),
+      },
       dryRun: options.dryRun,
       quiet: options.json || global.quiet,
       notice: "Stopping the restore at the next consistent point",
@@ -139,10 +211,14 @@ export async function restoreCommand(
   } else {
     console.log(
       `Restored ${result.restored} entries into store "${result.store}" from ${file}${
-        result.resumedFrom > 0 ? ` (resumed after ${result.resumedFrom})` : ""
-      }${result.expired > 0 ? `; ${result.expired} had expired and were skipped` : ""}${
-        result.cleared > 0 ? `; cleared ${result.cleared} entries first (--force)` : ""
-      }`,
+        increments.length > 0 ? ` and ${increments.length} increment(s)` : ""
+      }${result.changes > 0 ? ` (${result.changes} changes replayed)` : ""}${
+        result.feedSeq !== null && (options.at !== undefined || atSeq !== undefined)
+          ? `, as of change ${result.feedSeq}`
+          : ""
+      }${result.resumedFrom > 0 ? ` (resumed after ${result.resumedFrom})` : ""}${
+        result.expired > 0 ? `; ${result.expired} had expired and were skipped` : ""
+      }${result.cleared > 0 ? `; cleared ${result.cleared} entries first (--force)` : ""}`,
     );
   }
   return record.status === "succeeded" && !result.cancelled ? 0 : failureCode;

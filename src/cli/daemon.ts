@@ -7,6 +7,14 @@
  * Several daemons may share one store (SQLite file, Postgres…): each tick
  * runs once, on whichever takes its lease first.
  *
+ * Flows with `trigger: { changes: { store, prefix } }` run once per change
+ * of a key under the prefix, at least once, from a position stored after
+ * each run (see `src/scheduler/change_triggers.ts`); one daemon delivers a
+ * trigger at a time. Lines: `Change trigger flow:<id> watching store "<s>"
+ * under [...] after change N` at start, `change <seq> <key> flow:<id>
+ * <status> run=<id>` per change (`--json`: `trigger.start`, `trigger.run`,
+ * `trigger.standby`, `trigger.error`).
+ *
  * Output (stdout, unless `--quiet`): the schedules at start, then one line
  * per tick this runner ran:
  * `2026-01-01T03:00:00.000Z job:retention succeeded 1.25s run=0mjuohs004pv1au2ebsh`.
@@ -32,6 +40,7 @@ import type { Clock } from "../store/types.ts";
 import { openRuntime, sandboxPoolOf } from "../runtime.ts";
 import { tickKey } from "../scheduler/lease.ts";
 import { Scheduler, type SchedulerEvent } from "../scheduler/scheduler.ts";
+import { type ChangeTriggerEvent, startChangeTriggers } from "../scheduler/change_triggers.ts";
 import { formatDuration } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { type GlobalOptions, printWarning } from "./common.ts";
@@ -136,6 +145,15 @@ export async function daemonCommand(
     });
     await scheduler.start();
     status.ticking = true;
+    // Flows with trigger: { changes }: one run per change, from a stored position.
+    const triggers = await startChangeTriggers(runtime, {
+      ...(options.runnerId !== undefined ? { runnerId: options.runnerId } : {}),
+      ...(control.leaseMs !== undefined ? { leaseMs: control.leaseMs } : {}),
+      onEvent: (event) => printTrigger(event, options.json ?? false, quiet, clock),
+    }).catch(async (err) => {
+      await scheduler.stop({ graceMs: 0 });
+      throw err;
+    });
     // The queue too: one line per queued run that ends (JSON: `queue.end`, `queue.lost`, `queue.error`).
     const worker = options.queue === false ? undefined : startWorker(runtime, {
       ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
@@ -159,7 +177,11 @@ export async function daemonCommand(
     } else if (!quiet) console.log(`Received ${reason}: stopping`);
     // The server first: its waiting requests answered, its jobs cancelled, its streams closed.
     await server?.shutdown();
-    await Promise.all([scheduler.stop({ graceMs }), worker?.stop({ graceMs })]);
+    await Promise.all([
+      scheduler.stop({ graceMs }),
+      worker?.stop({ graceMs }),
+      triggers.stop({ graceMs }),
+    ]);
     status.ticking = false;
     return 0;
   } finally {
@@ -173,6 +195,56 @@ const SKIP_REASONS: Partial<Record<string, string>> = {
   missed: "missed while no runner was running (missed: skip)",
   late: "skipped: the runner woke late; running the latest due tick instead",
 };
+
+/** Prints a change trigger's event: a line (stdout; errors on stderr), or JSON with `--json`. */
+function printTrigger(event: ChangeTriggerEvent, json: boolean, quiet: boolean, clock: Clock) {
+  if (json) {
+    if (event.type === "error") {
+      printJson(clock, {
+        type: "trigger.error",
+        flowId: event.flowId,
+        error: messageOf(event.error),
+      });
+    } else if (event.type === "trigger.run") {
+      if (quiet && event.run.status === "succeeded") return;
+      printJson(clock, {
+        type: "trigger.run",
+        flowId: event.flowId,
+        seq: event.seq,
+        key: event.key,
+        runId: event.run.id,
+        status: event.run.status,
+      });
+    } else if (!quiet) printJson(clock, { ...event });
+    return;
+  }
+  switch (event.type) {
+    case "error":
+      console.error(`error: ${messageOf(event.error)}`);
+      return;
+    case "trigger.start":
+      if (!quiet) {
+        console.log(
+          `Change trigger flow:${event.flowId} watching store "${event.store}" under ${
+            JSON.stringify(event.prefix)
+          } after change ${event.since}`,
+        );
+      }
+      return;
+    case "trigger.standby":
+      if (!quiet) {
+        console.log(`Change trigger flow:${event.flowId} is run by ${event.holder}; standing by`);
+      }
+      return;
+    case "trigger.run": {
+      const line = `change ${event.seq} ${
+        JSON.stringify(event.key)
+      } flow:${event.flowId} ${event.run.status} run=${event.run.id}`;
+      if (event.run.status !== "succeeded") console.error(quiet ? `error: ${line}` : line);
+      else if (!quiet) console.log(line);
+    }
+  }
+}
 
 /** Turns scheduler events into lines: progress on stdout, logs and errors on stderr. */
 function printer(quiet: boolean): (event: SchedulerEvent) => void {

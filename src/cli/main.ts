@@ -21,6 +21,7 @@
  */
 import {
   ConfigError,
+  FeedDisabledError,
   FlowstateError,
   FlowValidationError,
   messageOf,
@@ -58,6 +59,7 @@ export async function main(args: readonly string[]): Promise<number> {
 export function exitCodeOf(err: unknown): number {
   if (err instanceof UsageError || err instanceof ConfigError) return EXIT_USAGE;
   if (err instanceof FlowValidationError || err instanceof UnknownStoreError) return EXIT_USAGE;
+  if (err instanceof FeedDisabledError) return EXIT_USAGE;
   return EXIT_FAILURE;
 }
 

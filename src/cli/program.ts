@@ -126,7 +126,17 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .option("--flow <id>", flowHelp)
     .option("--node <id>", nodeHelp)
     .option("--json", "print the entry as JSON: { key, value, version, expiresAt } or null")
+    .option(
+      "--at <when>",
+      "the value as it was: #<seq> (a change's sequence number) or a time " +
+        "(2026-12-04T21:15:00Z, or ms since the epoch); needs the store's change feed",
+    )
     .action(async (key, options, command) => {
+      if (options.at !== undefined) {
+        const { stateGetAt } = await import("./changes.ts");
+        setExitCode(await stateGetAt(key, options.at, options, globals(command)));
+        return;
+      }
       const { stateGet } = await import("./state.ts");
       setExitCode(await stateGet(key, options, globals(command)));
     });
@@ -172,7 +182,41 @@ export function buildProgram(setExitCode: (code: number) => void) {
       const { stateRemove } = await import("./state.ts");
       setExitCode(await stateRemove(key, options, globals(command)));
     });
+  state
+    .command("history")
+    .description(
+      "who changed a key, when, and to what (from the store's change feed), oldest first",
+    )
+    .argument("<key>", "the key")
+    .option("--limit <n>", "at most n changes", integer("--limit", 0))
+    .option("--store <name>", storeHelp)
+    .addOption(scopeOption())
+    .option("--flow <id>", flowHelp)
+    .option("--node <id>", nodeHelp)
+    .option("--json", "print one JSON object per change (seq, at, key, op, value, version, by…)")
+    .action(async (key, options, command) => {
+      const { stateHistory } = await import("./changes.ts");
+      setExitCode(await stateHistory(key, options, globals(command)));
+    });
   addStateQueryCommands(state, { setExitCode, globals });
+
+  program
+    .command("changes")
+    .description(
+      "print a store's change feed (who changed what, when), oldest first; --follow to watch",
+    )
+    .option("--store <name>", "the store (default: the store of the global scope)")
+    .option("--since <seq>", "only changes after this sequence number", integer("--since", 0))
+    .option("--prefix <key>", "only keys under this prefix")
+    .option("--flow <id>", "only changes made by runs of this flow")
+    .option("--run <id>", "only changes made by this run")
+    .option("--limit <n>", "at most n changes", integer("--limit", 0))
+    .option("--json", "print one JSON object per change (seq, at, key, op, value, version, by…)")
+    .option("--follow", "keep printing changes as they commit, in any process, until Ctrl-C")
+    .action(async (options, command) => {
+      const { changesCommand } = await import("./changes.ts");
+      setExitCode(await changesCommand(options, globals(command)));
+    });
 
   program
     .command("run")
@@ -310,6 +354,10 @@ export function buildProgram(setExitCode: (code: number) => void) {
       "file to write (with --all: a directory); default <home>/backups/<store>-<time>.fsbackup",
     )
     .option("--per-key", "read once, without the snapshot check (for a store that is never quiet)")
+    .option(
+      "--since <file>",
+      "an incremental backup: only the changes after this earlier backup of the store (its change feed)",
+    )
     .option("--dry-run", "say what would be written, write nothing")
     .option("--json", "print { files: [...], entries, bytes, dryRun }")
     .action(async (options, command) => {
@@ -318,15 +366,29 @@ export function buildProgram(setExitCode: (code: number) => void) {
     });
   program
     .command("restore")
-    .description("verify a backup file, then load it into a store (empty, or cleared with --force)")
-    .argument("<file>", "the backup file (.fsbackup)")
-    .requiredOption("--store <name>", "store to restore into")
+    .description(
+      "verify a backup file (and its increments), then load it into a store (empty, or cleared " +
+        "with --force); --at: the store as it was at a time, into a new, empty store",
+    )
+    .argument("<file>", "the full backup file (.fsbackup)")
+    .argument("[increments...]", "incremental backups after it, in the order they were taken")
+    .option("--store <name>", "store to restore into")
+    .option("--into <name>", "same as --store (reads better with --at)")
+    .option(
+      "--at <time>",
+      "point-in-time restore: replay the changes up to this time (ISO 8601, e.g. 2026-01-01T12:00:00Z)",
+    )
+    .option("--at-seq <n>", "point-in-time restore up to this sequence number of the feed")
+    .option(
+      "--from <store>",
+      "the live store whose feed continues the files (default with --at: the backed-up store, if configured with a feed)",
+    )
     .option("--force", "delete everything in the store first if it is not empty")
     .option("--dry-run", "verify the file and check the store, write nothing")
     .option("--json", "print the result as JSON")
-    .action(async (file, options, command) => {
+    .action(async (file, increments, options, command) => {
       const { restoreCommand } = await import("./backup.ts");
-      setExitCode(await restoreCommand(file, options, globals(command)));
+      setExitCode(await restoreCommand(file, { ...options, increments }, globals(command)));
     });
 
   const jobs = program.command("jobs").description("maintenance jobs: list them, run one now");

@@ -14,13 +14,11 @@
  *
  * @module
  */
-import {
-  coerceInputs,
-  type FlowProblem,
-  FlowValidationError,
-  loadFlowFile,
-  type ParsedFlow,
-} from "../flow/parse.ts";
+import { FlowValidationError, type Problem as FlowProblem } from "../errors.ts";
+import { coerceInputs } from "../flow/inputs.ts";
+import type { ParsedFlow } from "../flow/parse.ts";
+import { loadFlowFileCached } from "../flow_disk_cache.ts";
+import { join } from "node:path";
 import { type LoadedFlow, loadFlowIn } from "../flow/load.ts";
 import type { RunEvent, RunRecord } from "../records/types.ts";
 import { openRuntime, sandboxPoolOf } from "../runtime.ts";
@@ -76,7 +74,12 @@ export async function runCommand(
   // messages name the file as it was given.
   // Stores open on first use: here the config is read, for its store names.
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
-  const parsed = await loadFlowFile(file, { stores: runtime.storeNames });
+  // A file run before (same bytes, same Flowstate) is read from the home's
+  // cache: neither the YAML parser nor the flow schema is loaded.
+  const { parsed, save: saveToCache } = await loadFlowFileCached(file, {
+    stores: runtime.storeNames,
+    cacheDir: join(runtime.config.home, "cache"),
+  });
   // Held until the run ends: the Worker that checks a custom node module runs it.
   const pool = sandboxPoolOf(runtime);
   using _held = pool?.hold();
@@ -114,6 +117,8 @@ export async function runCommand(
     throw err;
   }
   const { value: record, interrupted, exitCode } = outcome;
+  // Only now: a flow or inputs refused above write nothing to the home.
+  await saveToCache();
 
   if (options.json) console.log(JSON.stringify(record));
   else printSummary(record);

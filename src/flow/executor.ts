@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { withActor } from "../store/actor.ts";
 import { createStateView, type StateView, type StoreResolver } from "../state/scopes.ts";
 import { MAX_VALUE_BYTES, serializeValue, utf8Length } from "../store/values.ts";
 import type { JsonValue } from "../store/types.ts";
@@ -539,7 +540,11 @@ class Execution {
     if (runSignal.aborted) stop(runSignal.reason);
     const timer = node.timeout === undefined ? undefined : new AbortController();
     let settled = false;
-    const work = Promise.resolve().then(() => node.type.run(ctx, input));
+    // Every store write the node makes is recorded in change feeds as this run's node.
+    const work = withActor(
+      { runId: o.runId, flowId, nodeId: id },
+      () => Promise.resolve().then(() => node.type.run(ctx, input)),
+    );
     const workSettled = work.then(() => {
       settled = true;
     }, () => {

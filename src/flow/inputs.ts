@@ -9,7 +9,7 @@ import { didYouMean } from "../_suggest.ts";
 import type { JsonValue } from "../store/types.ts";
 import { FlowValidationError, formatPath, type Problem } from "../errors.ts";
 import { deepEqual, isRecord } from "./_values.ts";
-import { describeValue, inputTypeProblem, jsonProblem } from "./schema.ts";
+import { describeValue, inputTypeProblem, jsonProblem } from "./_shapes.ts";
 import type { FlowDefinition, InputType } from "./types.ts";
 
 /** Options for {@linkcode coerceInputs}. */

@@ -7,7 +7,7 @@
 import { dirname, resolve } from "node:path";
 import type { PreparedFlow } from "./executor.ts";
 import { builtinNodes } from "./nodes.ts";
-import { loadFlowFile, type ParsedFlow, validateFlow } from "./parse.ts";
+import type { ParsedFlow } from "./parse.ts";
 import { prepareFlow } from "./prepare.ts";
 import type { SandboxPool } from "./sandbox.ts";
 import type { FlowDefinition } from "./types.ts";
@@ -64,10 +64,14 @@ export async function loadFlowIn(
   if (isLoaded(flow)) return flow;
   const cwd = options.cwd ?? Deno.cwd();
   let parsed: ParsedFlow;
-  if (typeof flow === "string") {
-    parsed = await loadFlowFile(resolve(cwd, flow), { displayPath: flow });
-  } else if (isParsed(flow)) parsed = flow;
-  else parsed = validateFlow(flow, { nodeTypes: new Set(builtinNodes.keys()) });
+  if (isParsed(flow)) parsed = flow;
+  else {
+    // The parser (and the YAML library) is loaded only when a flow is parsed.
+    const { loadFlowFile, validateFlow } = await import("./parse.ts");
+    parsed = typeof flow === "string"
+      ? await loadFlowFile(resolve(cwd, flow), { displayPath: flow })
+      : validateFlow(flow, { nodeTypes: new Set(builtinNodes.keys()) });
+  }
   const prepared = await prepareFlow(parsed, {
     baseDir: parsed.file ? dirname(resolve(cwd, parsed.file)) : cwd,
     ...(options.stores === undefined ? {} : { stores: options.stores }),

@@ -12,7 +12,8 @@ import { parseDuration } from "../duration.ts";
 import type { PreparedFlow, PreparedNode } from "./executor.ts";
 import { isNodeType, type NodeType } from "./node.ts";
 import { builtinNodes } from "./nodes.ts";
-import { type FlowProblem, FlowValidationError, type ParsedFlow } from "./parse.ts";
+import { FlowValidationError, type Problem as FlowProblem } from "../errors.ts";
+import type { ParsedFlow } from "./parse.ts";
 import { compileTemplate, compileValue } from "./template/mod.ts";
 import { optionProblems, referenceProblems } from "./node_options.ts";
 import {

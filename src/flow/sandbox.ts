@@ -7,6 +7,8 @@
  *
  * @module
  */
+import { captureActor, runAsActor } from "../store/actor.ts";
+import type { ChangeActor } from "../store/types.ts";
 import { isAbsolute, resolve } from "node:path";
 import type { NodeContext, NodeType } from "./node.ts";
 import type { NodePermissions } from "./types.ts";
@@ -134,6 +136,8 @@ export class SandboxWorker {
   #worker: Worker;
   #waiters = new Map<number, Waiter>();
   #contexts = new Map<number, NodeContext<unknown>>();
+  /** Who writes for each request: its state calls arrive by message, outside the node's actor. */
+  #actors = new Map<number, ChangeActor | undefined>();
   #ready: Promise<void>;
   #next = 0;
   #dead: Error | undefined;
@@ -182,7 +186,7 @@ export class SandboxWorker {
             } MiB of heap, over its limit of ${this.memoryLimitMiB} MiB (nodes.memoryLimit in the config); it was stopped`,
           ),
         );
-      } else if (msg.op === "call") this.#call(msg);
+      } else if (msg.op === "call") runAsActor(this.#actors.get(msg.run), () => this.#call(msg));
     };
     this.#worker.onerror = (event) => {
       event.preventDefault();
@@ -205,11 +209,17 @@ export class SandboxWorker {
     await this.#ready;
     if (this.#dead) throw this.#dead;
     const id = ++this.#next;
-    if (ctx) this.#contexts.set(id, ctx);
+    if (ctx) {
+      this.#contexts.set(id, ctx);
+      this.#actors.set(id, captureActor());
+    }
     return new Promise<unknown>((resolve, reject) => {
       this.#waiters.set(id, { resolve, reject });
       this.#worker.postMessage(JSON.stringify({ op, id, ...body }));
-    }).finally(() => this.#contexts.delete(id));
+    }).finally(() => {
+      this.#contexts.delete(id);
+      this.#actors.delete(id);
+    });
   }
 
   #settle(msg: { id: number; value?: unknown; error?: { name: string; message: string } }) {

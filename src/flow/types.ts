@@ -168,10 +168,24 @@ export interface HttpTrigger {
   inputs?: Record<string, string>;
 }
 
+/**
+ * A change trigger: `flowstate daemon` runs the flow once for each change of
+ * a key under `prefix` in `store` (whose config keeps a change feed), with
+ * at-least-once delivery from a stored position.
+ */
+export interface ChangesTrigger {
+  /** The store to watch (default: the global scope's store). */
+  store?: string;
+  /** Only keys under this prefix (default `[]`: every key but Flowstate's own records). */
+  prefix?: string[];
+}
+
 /** What starts a flow besides a schedule and a person. */
 export interface FlowTrigger {
   /** An HTTP request to `flowstate serve`. */
   http?: HttpTrigger;
+  /** A change of a key in a store (run by `flowstate daemon`). */
+  changes?: ChangesTrigger;
 }
 
 /** A whole flow. */
@@ -182,7 +196,10 @@ export interface FlowDefinition {
   description?: string;
   /** A cron expression, or one with its policies (used by the daemon). */
   schedule?: string | FlowSchedule;
-  /** What else starts it: an HTTP request (`trigger: { http: { path: /hooks/x } }`). */
+  /**
+   * What else starts it: an HTTP request (`trigger: { http: { path: /hooks/x } }`)
+   * or changes in a store (`trigger: { changes: { store, prefix } }`).
+   */
   trigger?: FlowTrigger;
   /** Names of environment variables templates may read as `env.NAME`. */
   env?: string[];

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { withActor } from "../store/actor.ts";
 import { importDefault, importFailure, mappingHint, moduleUrl } from "../loader.ts";
 import { builtinJobNames, builtinJobUrl } from "./builtin.ts";
 import { didYouMean } from "../_suggest.ts";
@@ -216,7 +217,8 @@ export async function runJob<const J extends JobRef>(
   let outputs: JobResult | null = null;
   let error: RunRecord["error"] = null;
   try {
-    const result = await job.run(ctx, resolved);
+    // Every store write the job makes is recorded in change feeds as the job's.
+    const result = await withActor({ job: job.name }, () => job.run(ctx, resolved));
     outputs = JSON.parse(JSON.stringify(result ?? {}));
     if (controller.signal.aborted) {
       status = "cancelled";

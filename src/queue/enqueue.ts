@@ -8,7 +8,7 @@
  */
 import { resolve } from "node:path";
 import { parseDuration } from "../duration.ts";
-import { coerceInputs } from "../flow/parse.ts";
+import { coerceInputs } from "../flow/inputs.ts";
 import { loadFlowIn } from "../flow/load.ts";
 import type { SandboxPool } from "../flow/sandbox.ts";
 import { compileTemplate } from "../flow/template/mod.ts";

@@ -8,9 +8,9 @@
  */
 import { isAbsolute, relative } from "node:path";
 import { z } from "zod";
-import { ConfigError, FlowValidationError, messageOf } from "../errors.ts";
+import { ConfigError, FeedDisabledError, FlowValidationError, messageOf } from "../errors.ts";
 import type { Runtime } from "../runtime.ts";
-import type { Entry, JsonValue, Key, Store } from "../store/types.ts";
+import type { Change, Entry, JsonValue, Key, Store } from "../store/types.ts";
 import { assertKey } from "../store/keys.ts";
 import { redactUrl } from "../plugin_define.ts";
 import { RUN_STATUSES } from "../records/layout.ts";
@@ -508,6 +508,53 @@ export const apiRoutes: readonly ApiRoute[] = [
         throw err;
       }
       return json(more && next !== undefined ? { entries, cursor: next } : { entries });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/stores/{store}/changes",
+    tag: "state",
+    summary: "A page of the store's change feed (who changed what, when), oldest first",
+    query: [
+      {
+        name: "since",
+        description: "only changes after this sequence number (default 0)",
+        type: "integer",
+      },
+      {
+        name: "prefix",
+        description: "one part of a key prefix, in order (repeat it): only keys under it",
+        type: "string",
+        repeated: true,
+      },
+      { name: "limit", description: "changes per page, 1 to 1000 (default 100)", type: "integer" },
+    ],
+    responses: {
+      200: {
+        description: "Changes in commit order; `next` is the `since` of the next page",
+        schema: S.ChangesPageSchema,
+      },
+      ...errors(400, 401, 404),
+    },
+    async handler(ctx) {
+      const store = await storeOf(ctx);
+      const since = intParam(ctx.url, "since", 0, 0, Number.MAX_SAFE_INTEGER);
+      const prefix = keyParam(ctx.url, "prefix", true);
+      const limit = intParam(ctx.url, "limit", 100, 1, 1000);
+      try {
+        const { lastSeq } = await store.feedInfo();
+        const changes: Change[] = [];
+        for await (const change of store.changes({ since, prefix, limit })) changes.push(change);
+        const last = changes.at(-1)?.seq;
+        return json(
+          changes.length === limit && last !== undefined && last < lastSeq
+            ? { changes, lastSeq, next: last }
+            : { changes, lastSeq },
+        );
+      } catch (err) {
+        if (err instanceof FeedDisabledError) throw badRequest(err.message);
+        throw err;
+      }
     },
   },
   {

@@ -23,6 +23,34 @@ export const EntrySchema = z.object({
   expiresAt: z.number().nullable(),
 });
 
+/** One change of a store's change feed. */
+export const ChangeSchema = z.object({
+  seq: z.number(),
+  at: z.number(),
+  key: KeySchema,
+  op: z.enum(["set", "delete"]),
+  value: z.unknown().optional(),
+  version: z.string().nullable(),
+  previousVersion: z.string().nullable(),
+  expiresAt: z.number().nullable(),
+  by: z.object({
+    runId: z.string().optional(),
+    flowId: z.string().optional(),
+    nodeId: z.string().optional(),
+    job: z.string().optional(),
+    actor: z.string().optional(),
+  }),
+});
+
+/** A page of a store's change feed. */
+export const ChangesPageSchema = z.object({
+  changes: ChangeSchema.array(),
+  /** The feed's last sequence number when the page was read. */
+  lastSeq: z.number(),
+  /** Pass as `since` for the next page (present when more may follow). */
+  next: z.number().optional(),
+});
+
 /** An entry whose value is too large to list (fetch it with `GET …/entry`). */
 export const TruncatedEntrySchema = z.object({
   key: KeySchema,

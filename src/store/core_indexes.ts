@@ -25,7 +25,7 @@ import { chooseIndex, type IndexSpec } from "./indexes.ts";
 import { hasPrefix } from "./keys.ts";
 import type { AtomicCheck, Key, QueryPlan } from "./types.ts";
 import type { CommitRequest, Mutation, RawEntry, StoreDriver } from "./driver.ts";
-import { internalKey } from "./internal_keys.ts";
+import { internalKey, isInternalKey } from "./internal_keys.ts";
 
 /** Characters of a string field kept in its token (longer strings share a token; reads recheck). */
 export const TOKEN_CHARS = 256;
@@ -84,6 +84,8 @@ export class CoreIndexes {
   }
 
   #covering(key: Key): IndexSpec[] {
+    // The core's own keys (the change feed's entries) are never indexed.
+    if (isInternalKey(key)) return [];
     return this.specs.filter((s) => s.prefix.length === 0 || hasPrefix(key, s.prefix));
   }
 

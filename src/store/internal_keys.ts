@@ -117,7 +117,27 @@ export interface InternalAccess {
  * wrapper that does not forward it, a test double).
  */
 export function internalAccess(store: unknown): InternalAccess | undefined {
-  if (typeof store !== "object" || store === null) return undefined;
-  const get = (store as { [INTERNAL_ACCESS]?: () => InternalAccess })[INTERNAL_ACCESS];
-  return typeof get === "function" ? get.call(store) : undefined;
+  const core = coreStore(store);
+  if (core === undefined) return undefined;
+  const get = (core as { [INTERNAL_ACCESS]?: () => InternalAccess })[INTERNAL_ACCESS];
+  return typeof get === "function" ? get.call(core) : undefined;
+}
+
+/**
+ * The key under which a wrapper (cache, hooks, the server's notifying store)
+ * hands out the store it wraps, so that core code finds the core's store
+ * beneath (see {@linkcode coreStore}).
+ */
+export const INNER_STORE: unique symbol = Symbol("flowstate.innerStore");
+
+/** The innermost store beneath wrappers that forward {@linkcode INNER_STORE}. */
+export function coreStore(store: unknown): object | undefined {
+  let current = store;
+  for (let depth = 0; depth < 32; depth++) {
+    if (typeof current !== "object" || current === null) return undefined;
+    const inner = (current as { [INNER_STORE]?: () => unknown })[INNER_STORE];
+    if (typeof inner !== "function") return current;
+    current = inner.call(current);
+  }
+  return undefined;
 }

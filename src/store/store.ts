@@ -4,7 +4,20 @@
  *
  * @module
  */
-import { StoreClosedError } from "../errors.ts";
+import { FeedDisabledError, StoreClosedError } from "../errors.ts";
+import { currentActor } from "./actor.ts";
+import {
+  changeAt,
+  checkChangesOptions,
+  feedBounds,
+  type FeedRetention,
+  keyHistorySeqs,
+  planFeed,
+  readChanges,
+  readEntry,
+  readHead,
+  trimFeed,
+} from "./feed.ts";
 import type {
   ClearRange,
   CommitRequest,
@@ -20,6 +33,7 @@ import {
   compareKeys,
   decodeCursor,
   encodeCursor,
+  hasPrefix,
   inClearRange,
 } from "./keys.ts";
 import { applyQuery, normalizeQuery } from "./query.ts";
@@ -36,11 +50,14 @@ import type {
   AtomicCheck,
   AtomicOperation,
   Capabilities,
+  Change,
+  ChangesOptions,
   Clock,
   CommitResult,
   CompactResult,
   DeleteOptions,
   Entry,
+  FeedInfo,
   IndexInfo,
   JsonValue,
   Key,
@@ -53,18 +70,30 @@ import type {
   SearchOptions,
   SetOptions,
   Store,
+  WatchOptions,
 } from "./types.ts";
 import { assertValueSize, serializeValue } from "./values.ts";
 import { systemClock } from "../clock.ts";
 import { listIterator } from "./list_iterator.ts";
 import { CoreIndexes } from "./core_indexes.ts";
 import {
+  coreStore,
   INTERNAL,
   INTERNAL_ACCESS,
   type InternalAccess,
+  internalAccess,
+  isInternalKey,
   outsideInternal,
   reachesInternal,
 } from "./internal_keys.ts";
+
+/** The topic of the wake-ups a feed commit sends (`listen`/`signal`) to watchers in other processes. */
+export const FEED_TOPIC = "feed";
+
+/** How often a watcher looks for changes by polling: bounded, cheap (one read of the head). */
+const POLL_MS_LOCAL = 20;
+/** With wake-ups across processes (`listen`), polling is only a safety net. */
+const POLL_MS_SIGNALLED = 1_000;
 
 /**
  * A driver's listing of several ranges one after the other, synchronous when
@@ -117,6 +146,22 @@ const DEFAULT_CAPABILITIES: Capabilities = {
   search: false,
 };
 
+/** The core's method that trims a store's feed (the `gc` job calls it through `trimChanges`). */
+const TRIM_FEED: unique symbol = Symbol("flowstate.trimFeed");
+
+/**
+ * Trim `store`'s change feed by its retention; resolves how many entries were
+ * removed, or `undefined` when the store keeps no feed or is not one the core
+ * wrapped.
+ */
+export async function trimChanges(store: Store): Promise<number | undefined> {
+  const core = coreStore(store);
+  const trim = (core as { [TRIM_FEED]?: () => Promise<number> } | undefined)?.[TRIM_FEED];
+  if (typeof trim !== "function") return undefined;
+  if (!(await store.feedInfo()).enabled) return undefined;
+  return await trim.call(core);
+}
+
 /** How the core wraps a driver. */
 export interface WrapOptions {
   /** The store's name. */
@@ -131,6 +176,8 @@ export interface WrapOptions {
   search?: SearchSpec;
   /** What the driver's `prepareIndexes` built natively. */
   prepared?: PreparedIndexes;
+  /** Keep a change feed with this retention (`normalizeFeedOption`); none without it. */
+  changes?: FeedRetention;
 }
 
 function checkExpireIn(expireIn: unknown, what: string): void {
@@ -212,9 +259,17 @@ class CoreStore implements Store {
   /** Whether the core's index entries are built (answer queries from them only then). */
   #coreIxReady = false;
   readonly indexes: readonly IndexInfo[];
+  #feed: FeedRetention | undefined;
+  /** Watchers in this process, woken after each feed commit. */
+  #wakers = new Set<() => void>();
+  /** Wake-ups sent to other processes, awaited by close(). */
+  #signals = new Set<Promise<void>>();
+  /** Aborted by close(): ends every watch. */
+  #closedSignal = new AbortController();
 
   constructor(driver: StoreDriver, options: WrapOptions) {
     this.#driver = driver;
+    this.#feed = options.changes;
     this.#indexSpecs = options.indexes ?? [];
     this.#search = options.search;
     const native = new Set(options.prepared?.indexes ?? []);
@@ -248,7 +303,9 @@ class CoreStore implements Store {
         return driver.signal!(topic);
       };
     }
-    if (typeof driver.claim === "function") {
+    // A native claim commits inside the driver's own transaction, past the change feed: a store
+    // that keeps a feed does without it (the queue then claims through compare-and-set).
+    if (typeof driver.claim === "function" && this.#feed === undefined) {
       const claim = driver.claim;
       this.claimFirst = (prefix, take, options) =>
         this.#claimFirst(claim, prefix, take as never, options);
@@ -312,6 +369,7 @@ class CoreStore implements Store {
   }
 
   #commit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
+    if (this.#feed !== undefined) return this.#feedCommit(checks, mutations);
     const now = this.#clock.now();
     const version = newVersion(this.#clock === systemClock ? now : Date.now());
     if (this.#coreIx.active) {
@@ -327,6 +385,211 @@ class CoreStore implements Store {
     }
     if (result instanceof Promise) return result.then((r) => commitResult(r, version));
     return Promise.resolve(commitResult(result, version));
+  }
+
+  /**
+   * A commit with the feed: the entries and the head move in the same driver
+   * commit, checked against the head as read. When another commit moved the
+   * head meanwhile, plan again (the user's own checks are evaluated anew).
+   */
+  async #feedCommit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
+    const by = currentActor();
+    for (;;) {
+      const expanded = mutations.some((m) => m.type === "clear")
+        ? await this.#expandClears(mutations)
+        : mutations;
+      const now = this.#clock.now();
+      const version = newVersion(this.#clock === systemClock ? now : Date.now());
+      const plan = await planFeed(this.#driver, expanded, now, version, by);
+      // With the core's own indexes, their entries move in the same commit too.
+      const result = this.#coreIx.active
+        ? await this.#coreIx.commit(
+          [...checks, plan.check],
+          [...expanded, ...plan.mutations],
+          version,
+          () => now,
+        )
+        : await this.#driver.commit({
+          checks: [...checks, plan.check],
+          mutations: [...expanded, ...plan.mutations],
+          version,
+          now,
+        });
+      if (result.ok) {
+        if (plan.mutations.length > 0) this.#announce();
+        return { ok: true, version };
+      }
+      const head = await readHead(this.#driver);
+      if (head.version !== plan.headVersion) continue;
+      return {
+        ok: false,
+        version: null,
+        conflicts: result.conflicts.filter((k) => !isInternalKey(k)),
+      };
+    }
+  }
+
+  /** Wake this process's watchers, and other processes' (where the driver carries signals). */
+  #announce(): void {
+    for (const wake of this.#wakers) wake();
+    if (this.#driver.signal && this.#driver.listen) {
+      const sent = this.#driver.signal(FEED_TOPIC).catch(() => {});
+      this.#signals.add(sent);
+      sent.finally(() => this.#signals.delete(sent));
+    }
+  }
+
+  #assertFeed(what: string): FeedRetention {
+    this.#assertOpen(what);
+    if (this.#feed === undefined) throw new FeedDisabledError(this.name, what);
+    return this.#feed;
+  }
+
+  changes<T = JsonValue>(options: ChangesOptions = {}): AsyncIterable<Change<T>> {
+    const what = "Cannot read changes";
+    this.#assertFeed(what);
+    checkChangesOptions(options, what);
+    if (options.prefix !== undefined) assertKey(options.prefix, `${what}: prefix`, true);
+    const driver = this.#driver;
+    // deno-lint-ignore no-this-alias
+    const self = this;
+    return (async function* () {
+      for await (const change of readChanges<T>(driver, options)) {
+        self.#assertOpen(what);
+        yield change;
+      }
+    })();
+  }
+
+  watch<T = JsonValue>(
+    prefixes: readonly Key[],
+    options: WatchOptions = {},
+  ): AsyncIterable<Change<T>> {
+    const what = "Cannot watch";
+    this.#assertFeed(what);
+    if (!Array.isArray(prefixes) || prefixes.length === 0) {
+      throw new TypeError(`${what}: prefixes must be a non-empty array of keys ([[]]: every key)`);
+    }
+    for (const p of prefixes) assertKey(p, `${what}: prefix`, true);
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError(`${what}: options must be an object`);
+    }
+    if (options.since !== undefined) checkChangesOptions({ since: options.since }, what);
+    const wanted = prefixes.map((p) => [...p]);
+    const driver = this.#driver;
+    const closed = this.#closedSignal.signal;
+    const wakers = this.#wakers;
+    // deno-lint-ignore no-this-alias
+    const self = this;
+    return (async function* () {
+      const signal = options.signal;
+      if (signal?.aborted || closed.aborted) return;
+      let since = options.since;
+      if (since === undefined) since = (await readHead(driver)).seq;
+      else {
+        const { firstSeq } = await feedBounds(driver);
+        if (since < firstSeq - 1) {
+          throw new RangeError(
+            `${what}: the changes after #${since} were trimmed (the oldest kept is #${firstSeq}); ` +
+              `resume from #${firstSeq - 1} or keep the feed longer (changes.keep)`,
+          );
+        }
+      }
+      let wake: (() => void) | undefined;
+      let woken = false;
+      const waker = () => {
+        woken = true;
+        wake?.();
+      };
+      wakers.add(waker);
+      const onAbort = () => wake?.();
+      signal?.addEventListener("abort", onAbort);
+      closed.addEventListener("abort", onAbort);
+      let unlisten: (() => Promise<void>) | undefined;
+      try {
+        if (driver.listen && driver.signal) unlisten = await driver.listen(FEED_TOPIC, waker);
+        const pollMs = unlisten ? POLL_MS_SIGNALLED : POLL_MS_LOCAL;
+        let lastHead = -1;
+        while (!signal?.aborted && !closed.aborted) {
+          woken = false;
+          const head = await readHead(driver);
+          if (head.seq !== lastHead) {
+            lastHead = head.seq;
+            for await (const change of readChanges<T>(driver, { since, limit: 1000 })) {
+              since = change.seq;
+              if (wanted.some((p) => p.length === 0 || hasPrefix(change.key, p))) {
+                yield change;
+                if (signal?.aborted || closed.aborted) return;
+              }
+            }
+            if (since < head.seq) {
+              lastHead = -1; // more than one batch behind: read on at once
+              continue;
+            }
+          }
+          if (woken) continue;
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(done, pollMs);
+            function done() {
+              clearTimeout(timer);
+              wake = undefined;
+              resolve();
+            }
+            wake = done;
+            if (woken || signal?.aborted || closed.aborted) done();
+          });
+        }
+      } finally {
+        wakers.delete(waker);
+        signal?.removeEventListener("abort", onAbort);
+        closed.removeEventListener("abort", onAbort);
+        await unlisten?.().catch(() => {});
+        void self;
+      }
+    })();
+  }
+
+  async getAt<T = JsonValue>(
+    key: Key,
+    at: { time: number } | { seq: number },
+  ): Promise<Entry<T> | null> {
+    const what = "Cannot read a key as it was";
+    this.#assertFeed(what);
+    assertKey(key, what);
+    if (typeof at !== "object" || at === null || !("time" in at || "seq" in at)) {
+      throw new TypeError(
+        `${what}: at must be { time: <ms since the epoch> } or { seq: <number> }`,
+      );
+    }
+    const { result, time } = await changeAt(this.#driver, key, at, what);
+    if (result.kind === "absent") return null;
+    if (result.kind === "current") {
+      const raw = await this.#driver.get(key, time);
+      if (raw === null || (raw.expiresAt !== null && raw.expiresAt <= time)) return null;
+      return toEntry<T>(raw);
+    }
+    const change = result.change;
+    if (change.op === "delete") return null;
+    if (change.expiresAt !== null && change.expiresAt <= time) return null;
+    return {
+      key: [...key],
+      value: change.value as T,
+      version: change.version!,
+      expiresAt: change.expiresAt,
+    };
+  }
+
+  async feedInfo(): Promise<FeedInfo> {
+    this.#assertOpen("Cannot read the feed's state");
+    if (this.#feed === undefined) return { enabled: false, firstSeq: 1, lastSeq: 0, keep: null };
+    const { firstSeq, lastSeq } = await feedBounds(this.#driver);
+    return { enabled: true, firstSeq, lastSeq, keep: this.#feed.keep };
+  }
+
+  /** Trim the feed by its retention (the `gc` job); resolves how many entries it removed. */
+  async [TRIM_FEED](): Promise<number> {
+    const feed = this.#assertFeed("Cannot trim the change feed");
+    return await trimFeed(this.#driver, feed, this.#clock.now(), () => newVersion());
   }
 
   set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
@@ -908,7 +1171,10 @@ class CoreStore implements Store {
     this.#assertOpen(what);
     const range = this.#clearRange(prefix, bounds, what);
     const now = this.#clock.now();
-    if (this.capabilities.clear && this.#driver.clear && !this.#coreIx.touches(range)) {
+    if (
+      this.capabilities.clear && this.#driver.clear && this.#feed === undefined &&
+      !this.#coreIx.touches(range)
+    ) {
       let total = 0;
       for (const part of outsideInternal(range)) total += await this.#driver.clear(part, now);
       return total;
@@ -923,7 +1189,7 @@ class CoreStore implements Store {
       if (batch.length === 0) return removed;
       removed += batch.filter((r) => r.expiresAt === null || r.expiresAt > now).length;
       const deletes: Mutation[] = batch.map((r) => ({ type: "delete", key: r.key }));
-      if (this.#coreIx.active) await this.#commit([], deletes);
+      if (this.#feed !== undefined || this.#coreIx.active) await this.#commit([], deletes);
       else {await this.#driver.commit({
           checks: [],
           mutations: deletes,
@@ -990,12 +1256,46 @@ class CoreStore implements Store {
   close(): Promise<void> {
     if (!this.#closing) {
       this.#closed = true;
-      this.#closing = Promise.resolve().then(() => this.#driver.close());
+      this.#closedSignal.abort();
+      this.#closing = Promise.allSettled([...this.#signals]).then(() => this.#driver.close());
     }
     return this.#closing;
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+}
+
+/**
+ * The changes of exactly `key` kept in `store`'s feed, oldest first (newest
+ * first with `reverse`), through the feed's index by key: `state history`.
+ * Throws a `FeedDisabledError` when the store keeps no feed.
+ */
+export async function* keyHistory(
+  store: Store,
+  key: Key,
+  options: { reverse?: boolean; limit?: number } = {},
+): AsyncGenerator<Change> {
+  assertKey(key, "Cannot read a key's history");
+  const info = await store.feedInfo();
+  if (!info.enabled) throw new FeedDisabledError(store.name, "Cannot read a key's history");
+  const access = internalAccess(store);
+  if (access === undefined) {
+    // Not a store the core wrapped: read the whole feed.
+    const all: Change[] = [];
+    for await (const change of store.changes()) {
+      if (JSON.stringify(change.key) === JSON.stringify(key)) all.push(change);
+    }
+    if (options.reverse) all.reverse();
+    yield* all.slice(0, options.limit ?? all.length);
+    return;
+  }
+  let n = 0;
+  for await (const seq of keyHistorySeqs(access.driver, key, { reverse: options.reverse })) {
+    const change = await readEntry(access.driver, seq);
+    if (change === null) continue; // trimmed meanwhile
+    yield change;
+    if (++n >= (options.limit ?? Infinity)) return;
   }
 }

@@ -256,6 +256,86 @@ export interface QueryPlan {
   detail: string[];
 }
 
+/**
+ * Who made a change, as the change feed records it: the run, flow and node
+ * when a flow wrote it, the job when a job did, and the process's declared
+ * actor (`FLOWSTATE_ACTOR`, an `actor` option, or `<user>@<hostname>`).
+ */
+export interface ChangeActor {
+  /** The run that wrote it. */
+  runId?: string;
+  /** The flow of that run. */
+  flowId?: string;
+  /** The node of that run. */
+  nodeId?: string;
+  /** The maintenance job that wrote it. */
+  job?: string;
+  /** The process's declared actor. */
+  actor?: string;
+}
+
+/** One entry of a store's change feed: one changed key of one commit. */
+export interface Change<T = JsonValue> {
+  /** 1, 2, 3 … gap-free per store, in commit order. */
+  seq: number;
+  /** Commit time, ms since the epoch. */
+  at: number;
+  /** The key that changed. */
+  key: Key;
+  /** What happened to it. */
+  op: "set" | "delete";
+  /** The new value, for `"set"` (as stored). */
+  value?: T;
+  /** The new version; `null` for `"delete"`. */
+  version: string | null;
+  /** The version before (`null`: the key was absent or expired). */
+  previousVersion: string | null;
+  /** The new entry's expiry, for `"set"` (`null`: never). */
+  expiresAt: number | null;
+  /** Who made the change. */
+  by: ChangeActor;
+}
+
+/** Which entries {@linkcode Store.changes} reads. */
+export interface ChangesOptions {
+  /** Only entries after this sequence number (exclusive; default 0: from the oldest kept). */
+  since?: number;
+  /** Only entries committed at or before this time (ms since the epoch, inclusive). */
+  until?: number;
+  /** Only changes of keys strictly under this prefix. */
+  prefix?: Key;
+  /** At most this many entries. */
+  limit?: number;
+  /** Newest first. */
+  reverse?: boolean;
+}
+
+/** Options for {@linkcode Store.watch}. */
+export interface WatchOptions {
+  /** Start after this sequence number (exclusive; default: the feed's last one, live changes only). */
+  since?: number;
+  /** Stop watching when it aborts. */
+  signal?: AbortSignal;
+}
+
+/**
+ * How long a store keeps its change feed: a duration (`"30d"`), or an age
+ * and/or a number of entries (whichever removes more). The `gc` job trims it.
+ */
+export type FeedKeep = string | number | { age?: string | number; count?: number };
+
+/** What {@linkcode Store.feedInfo} reports. */
+export interface FeedInfo {
+  /** Whether the store keeps a change feed (`changes: { keep }` in its config). */
+  enabled: boolean;
+  /** The oldest sequence number kept (`lastSeq + 1` when none is). */
+  firstSeq: number;
+  /** The newest sequence number (0 before the first change). */
+  lastSeq: number;
+  /** The retention, as configured (`null` without a feed). */
+  keep: FeedKeep | null;
+}
+
 /** The interface every store exposes, whatever the backend. */
 export interface Store extends AsyncDisposable {
   /** The store's name (from the config, or the plugin's name). */
@@ -317,6 +397,26 @@ export interface Store extends AsyncDisposable {
   listen?(topic: string, onSignal: () => void): Promise<() => Promise<void>>;
   /** Present with `listen`: wake the listeners of `topic` in every process. */
   signal?(topic: string): Promise<void>;
+  /**
+   * Read the change feed, oldest first (see {@linkcode ChangesOptions}).
+   * Throws a `FeedDisabledError` when the store keeps no feed.
+   */
+  changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>>;
+  /**
+   * The changes of keys under any of `prefixes` (`[[]]`: every key) as they
+   * commit, in any process sharing the store; from `options.since` (so a
+   * consumer that restarts from the last `seq` it handled loses nothing and
+   * sees nothing twice). Ends when the signal aborts or the store closes.
+   */
+  watch<T = JsonValue>(prefixes: readonly Key[], options?: WatchOptions): AsyncIterable<Change<T>>;
+  /**
+   * The entry at `key` as it was at a time (ms since the epoch) or just after
+   * the change with a sequence number; `null` when it was absent or expired.
+   * Throws when the feed does not reach back that far.
+   */
+  getAt<T = JsonValue>(key: Key, at: { time: number } | { seq: number }): Promise<Entry<T> | null>;
+  /** Whether the store keeps a change feed, and which sequence numbers it holds. */
+  feedInfo(): Promise<FeedInfo>;
   /**
    * Present when the backend claims natively (the postgres plugin: `SELECT …
    * FOR UPDATE SKIP LOCKED`): offer the first live entries under `prefix`

@@ -11,10 +11,13 @@
 import type {
   AtomicOperation,
   Capabilities,
+  Change,
+  ChangesOptions,
   CommitResult,
   CompactResult,
   DeleteOptions,
   Entry,
+  FeedInfo,
   IndexInfo,
   JsonValue,
   Key,
@@ -27,7 +30,9 @@ import type {
   SearchOptions,
   SetOptions,
   Store,
+  WatchOptions,
 } from "../store/types.ts";
+import { INNER_STORE } from "../store/internal_keys.ts";
 import { markUniqueVersions } from "../store/store.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
 
@@ -133,6 +138,27 @@ class NotifyingStore implements Store {
 
   query<T = JsonValue>(query?: Query): Promise<Entry<T>[]> {
     return this.#store.query<T>(query);
+  }
+
+  changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
+    return this.#store.changes<T>(options);
+  }
+
+  watch<T = JsonValue>(prefixes: readonly Key[], options?: WatchOptions): AsyncIterable<Change<T>> {
+    return this.#store.watch<T>(prefixes, options);
+  }
+
+  getAt<T = JsonValue>(key: Key, at: { time: number } | { seq: number }): Promise<Entry<T> | null> {
+    return this.#store.getAt<T>(key, at);
+  }
+
+  feedInfo(): Promise<FeedInfo> {
+    return this.#store.feedInfo();
+  }
+
+  /** The wrapped store, for core code (see `coreStore`). */
+  [INNER_STORE](): Store {
+    return this.#store;
   }
 
   explain(query?: Query): Promise<QueryPlan> {

@@ -8,8 +8,8 @@ import { notifyingStore, type StoreChange } from "./_notify.ts";
 const changes: StoreChange[] = [];
 testStore(
   "notifyingStore(memory), listening",
-  ({ clock, indexes, search }) =>
-    openStore({ plugin: "memory", indexes, search }, { clock }).then((s) =>
+  ({ clock, indexes, search, changes: feed }) =>
+    openStore({ plugin: "memory", indexes, search, changes: feed }, { clock }).then((s) =>
       notifyingStore(s, { listening: true, changed: (c) => void changes.push(c) })
     ),
 );
@@ -18,10 +18,12 @@ const dir = await Deno.makeTempDir({ prefix: "flowstate-notify-conformance-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
 testStore(
   "Runtime.store() (sqlite) with a listener on rt.events()",
-  async ({ id, clock, indexes, search }) => {
+  async ({ id, clock, indexes, search, changes }) => {
     const rt = await openRuntime({
       config: {
-        stores: { main: { plugin: "sqlite", path: join(dir, `${id}.db`), indexes, search } },
+        stores: {
+          main: { plugin: "sqlite", path: join(dir, `${id}.db`), indexes, search, changes },
+        },
       },
       clock,
       cwd: dir,

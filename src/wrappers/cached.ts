@@ -11,11 +11,14 @@ import type {
   AtomicCheck,
   AtomicOperation,
   Capabilities,
+  Change,
+  ChangesOptions,
   Clock,
   CommitResult,
   CompactResult,
   DeleteOptions,
   Entry,
+  FeedInfo,
   IndexInfo,
   JsonValue,
   Key,
@@ -28,7 +31,9 @@ import type {
   SearchOptions,
   SetOptions,
   Store,
+  WatchOptions,
 } from "../store/types.ts";
+import { INNER_STORE } from "../store/internal_keys.ts";
 import { assertValueSize, serializeValue } from "../store/values.ts";
 import { systemClock } from "../clock.ts";
 import { listIterator } from "../store/list_iterator.ts";
@@ -551,6 +556,27 @@ class CachingStore implements CachedStore {
     await this.#writes.settle();
     const entries = await this.#store.query<T>(query);
     return this.#versions.size === 0 ? entries : entries.map((e) => this.#versions.shown(e));
+  }
+
+  changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
+    return this.#store.changes<T>(options);
+  }
+
+  watch<T = JsonValue>(prefixes: readonly Key[], options?: WatchOptions): AsyncIterable<Change<T>> {
+    return this.#store.watch<T>(prefixes, options);
+  }
+
+  getAt<T = JsonValue>(key: Key, at: { time: number } | { seq: number }): Promise<Entry<T> | null> {
+    return this.#store.getAt<T>(key, at);
+  }
+
+  feedInfo(): Promise<FeedInfo> {
+    return this.#store.feedInfo();
+  }
+
+  /** The wrapped store, for core code (see `coreStore`). */
+  [INNER_STORE](): Store {
+    return this.#store;
   }
 
   async explain(query?: Query): Promise<QueryPlan> {

@@ -22,14 +22,16 @@ import { cached } from "./cached.ts";
 
 testStore(
   "cached(memory) write-through",
-  ({ clock, indexes, search }) =>
-    openStore({ plugin: "memory", indexes, search }, { clock }).then((s) => cached(s, { clock })),
+  ({ clock, indexes, search, changes }) =>
+    openStore({ plugin: "memory", indexes, search, changes }, { clock }).then((s) =>
+      cached(s, { clock })
+    ),
 );
 
 testStore(
   "cached(memory) write-behind",
-  ({ clock, indexes, search }) =>
-    openStore({ plugin: "memory", indexes, search }, { clock }).then((s) =>
+  ({ clock, indexes, search, changes }) =>
+    openStore({ plugin: "memory", indexes, search, changes }, { clock }).then((s) =>
       cached(s, { clock, mode: "write-behind", flushInterval: 0 })
     ),
   {
@@ -38,6 +40,19 @@ testStore(
       // it is the one case write-behind cannot pass, by design.
       "persistence: entries, values and versions survive close and reopen":
         "write-behind set() returns a provisional version, valid through this cached handle only; after reopening, the store reports the real version it made at flush time",
+      ...Object.fromEntries(
+        [
+          "change feed: one entry per changed key, gap-free, in commit order",
+          "change feed: a failed compare-and-set records nothing",
+          "change feed: clear() records one delete per removed key",
+          "change feed: who made each change (withActor)",
+          "change feed: getAt() reads a key as it was, by sequence number and by time",
+          "change feed: watch() from since loses nothing and repeats nothing",
+        ].map((name) => [
+          name,
+          "write-behind queues plain writes: they reach the store, and its change feed, at the next flush (flushInterval 0 here: never during the case), with the store's real versions and the actor in effect at the flush",
+        ]),
+      ),
     },
   },
 );
@@ -120,6 +135,18 @@ class SpyStore implements Store {
   }
   explain(query?: Query): ReturnType<Store["explain"]> {
     return this.inner.explain(query);
+  }
+  changes<T = JsonValue>(options?: Parameters<Store["changes"]>[0]) {
+    return this.inner.changes<T>(options);
+  }
+  watch<T = JsonValue>(prefixes: readonly Key[], options?: Parameters<Store["watch"]>[1]) {
+    return this.inner.watch<T>(prefixes, options);
+  }
+  getAt<T = JsonValue>(key: Key, at: Parameters<Store["getAt"]>[1]) {
+    return this.inner.getAt<T>(key, at);
+  }
+  feedInfo(): ReturnType<Store["feedInfo"]> {
+    return this.inner.feedInfo();
   }
   search<T = JsonValue>(text: string, options?: Parameters<Store["search"]>[1]) {
     return this.inner.search<T>(text, options);

@@ -27,10 +27,13 @@ import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed
 import type {
   AtomicOperation,
   Capabilities,
+  Change,
+  ChangesOptions,
   CommitResult,
   CompactResult,
   DeleteOptions,
   Entry,
+  FeedInfo,
   IndexInfo,
   JsonValue,
   Key,
@@ -43,8 +46,10 @@ import type {
   SearchOptions,
   SetOptions,
   Store,
+  WatchOptions,
 } from "../store/types.ts";
 import { assertValueSize, serializeValue } from "../store/values.ts";
+import { INNER_STORE } from "../store/internal_keys.ts";
 
 /** The field of a sealed value that holds the ciphertext. */
 export const SEALED_FIELD = "$sealed";
@@ -611,9 +616,47 @@ class EncryptingStore implements EncryptedStore {
     return await this.#seal(key, text, this.#plaintext.length > 0 ? JSON.parse(text) : undefined);
   }
 
+  /** The wrapped store, for core code (see `coreStore`). */
+  [INNER_STORE](): Store {
+    return this.#store;
+  }
+
   async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
     const entry = await this.#store.get<T>(key);
     return entry === null ? null : await this.#openEntry(entry);
+  }
+
+  async *changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
+    for await (const change of this.#store.changes<T>(options)) {
+      yield await this.#openChange(change);
+    }
+  }
+
+  async *watch<T = JsonValue>(
+    prefixes: readonly Key[],
+    options?: WatchOptions,
+  ): AsyncIterable<Change<T>> {
+    for await (const change of this.#store.watch<T>(prefixes, options)) {
+      yield await this.#openChange(change);
+    }
+  }
+
+  async getAt<T = JsonValue>(
+    key: Key,
+    at: { time: number } | { seq: number },
+  ): Promise<Entry<T> | null> {
+    const entry = await this.#store.getAt<T>(key, at);
+    return entry === null ? null : await this.#openEntry(entry);
+  }
+
+  feedInfo(): Promise<FeedInfo> {
+    return this.#store.feedInfo();
+  }
+
+  /** A feed entry with its value opened (a delete has none). */
+  async #openChange<T>(change: Change<T>): Promise<Change<T>> {
+    if (change.op !== "set") return change;
+    return { ...change, value: await this.#open<T>(change.key, change.value) };
   }
 
   async getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {

@@ -43,8 +43,8 @@ const skip: Record<string, string> = Object.fromEntries(
 
 testStore(
   "memory (encrypted)",
-  async ({ clock, indexes, search }) =>
-    await encrypted(await openStore({ plugin: "memory", indexes, search }, { clock }), {
+  async ({ clock, indexes, search, changes }) =>
+    await encrypted(await openStore({ plugin: "memory", indexes, search, changes }, { clock }), {
       key: KEY,
     }),
   { skip },
@@ -52,12 +52,13 @@ testStore(
 
 testStore(
   "sqlite (encrypted)",
-  ({ id, clock, indexes, search }) =>
+  ({ id, clock, indexes, search, changes }) =>
     openStore({
       plugin: "sqlite",
       path: join(dir, `${id}.db`),
       indexes,
       search,
+      changes,
     }, { clock }).then((store) => encrypted(store, { key: KEY })),
   {
     skip,
@@ -212,8 +213,10 @@ if (PG_URL === undefined) {
   });
   testStore(
     "postgres (encrypted)",
-    async ({ id, clock, indexes, search }) =>
-      await encrypted(await openStore({ ...spec(id), indexes, search }, { clock }), { key: KEY }),
+    async ({ id, clock, indexes, search, changes }) =>
+      await encrypted(await openStore({ ...spec(id), indexes, search, changes }, { clock }), {
+        key: KEY,
+      }),
     { skip, multiProcess: { spec: ({ id }) => ({ ...spec(id), encrypt: { key: KEY } }) } },
   );
 }

@@ -8,16 +8,16 @@ import { type HookMutation, type StoreHooks, withHooks } from "./hooks.ts";
 
 testStore(
   "withHooks(memory)",
-  ({ clock, indexes, search }) =>
-    openStore({ plugin: "memory", indexes, search }, { clock }).then((s) =>
+  ({ clock, indexes, search, changes }) =>
+    openStore({ plugin: "memory", indexes, search, changes }, { clock }).then((s) =>
       withHooks(s, { beforeSet() {} })
     ),
 );
 
 testStore(
   "withHooks(cached(memory))",
-  ({ clock, indexes, search }) =>
-    openStore({ plugin: "memory", indexes, search }, { clock }).then((s) =>
+  ({ clock, indexes, search, changes }) =>
+    openStore({ plugin: "memory", indexes, search, changes }, { clock }).then((s) =>
       withHooks(cached(s, { clock }), {})
     ),
 );

@@ -50,6 +50,8 @@ import {
 const WRITE_KILLS = Math.round(KILLS * 5 / 9);
 const FLOW_KILLS = Math.round(KILLS * 2 / 9);
 const JOB_KILLS = KILLS - WRITE_KILLS - FLOW_KILLS;
+/** Kill points of writers with a change feed (in addition to the others). */
+const FEED_KILLS = Math.max(3, Math.round(KILLS / 6));
 /** Writes in a child's sequence: more than it gets through before its kill. */
 const OPS = 3000;
 
@@ -130,6 +132,74 @@ for (const backend of BACKENDS) {
         });
         console.log(tally.line(`${backend} writes`));
         assert.ok(tally.killed >= WRITE_KILLS, tally.line(`${backend} writes`));
+      }),
+  );
+
+  backendTest(
+    backend,
+    `${backend}: ${FEED_KILLS} writers with a change feed killed (SIGKILL): the feed and the data agree`,
+    () =>
+      withFaultDir(`${backend}-feed`, async (dir) => {
+        const tally = new Tally();
+        await killPoints(FEED_KILLS, tally, async (i) => {
+          const seed = SEED + 20_000 + i;
+          const plan = killPlan(seed, { lines: 80, ms: 500, thenMs: 10 });
+          const spec = {
+            ...storeSpec(backend, dir, `f${i}`, plan.durability),
+            changes: { keep: "30d" },
+          };
+          const context = `${backend} feed, kill point ${i} (seed ${seed}, ${
+            JSON.stringify(plan)
+          })`;
+          const watched = await runAndKillChild(spec, seed, plan);
+          const acked = watched.stdout.filter((l) => /^\d+$/.test(l));
+          if (!watched.killed) {
+            assert.equal(watched.status.code, 0, `${context}: ${watched.stderr.join("\n")}`);
+          }
+          assertFilesParse(spec, context);
+          const sequence = ops(seed, OPS);
+          const store = await openForCheck(spec);
+          try {
+            const actual = new Map<string, string>();
+            for await (const e of store.list()) {
+              actual.set(JSON.stringify(e.key), JSON.stringify(e.value));
+            }
+            const n = acked.length;
+            assert.ok(
+              sameMap(actual, model(sequence, n)) ||
+                (n < OPS && sameMap(actual, model(sequence, n + 1))),
+              `${context}: after ${n} acknowledged writes the data is neither state n nor n + 1`,
+            );
+            // Replaying the feed from nothing gives the data, and its numbers have no gap.
+            const replayed = new Map<string, string>();
+            let expected = 1;
+            for await (const change of store.changes()) {
+              assert.equal(change.seq, expected++, `${context}: gap-free sequence numbers`);
+              const k = JSON.stringify(change.key);
+              if (change.op === "set") replayed.set(k, JSON.stringify(change.value));
+              else replayed.delete(k);
+            }
+            assert.ok(
+              sameMap(replayed, actual),
+              `${context}: the feed replayed is not the data (${diff(replayed, actual)})`,
+            );
+            const info = await store.feedInfo();
+            assert.equal(info.lastSeq, expected - 1, `${context}: feedInfo().lastSeq`);
+            // The store takes writes again, numbered on.
+            assert.ok((await store.set(["after"], true)).ok, context);
+            assert.equal((await store.feedInfo()).lastSeq, expected, context);
+          } finally {
+            await store.close();
+          }
+          if (backend === "postgres") {
+            await withAdmin(PG_URL!, async (sql) => {
+              await sql.unsafe(`DROP TABLE "${SCHEMA}"."f${i}", "${SCHEMA}"."f${i}_meta"`);
+            });
+          }
+          tally.add(watched, acked.length > 0, context);
+        });
+        console.log(tally.line(`${backend} feed`));
+        assert.ok(tally.killed >= FEED_KILLS, tally.line(`${backend} feed`));
       }),
   );
 

@@ -12,7 +12,7 @@ import process from "node:process";
 import fc from "fast-check";
 import { ConfigError, FlowValidationError } from "../../mod.ts";
 import { parseFlow, validateFlow } from "../../flow.ts";
-import { parseConfigText } from "../../src/config.ts";
+import { parseConfigText } from "../../src/config_file.ts";
 import { anyValue, fuzz } from "./_fuzz.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;

@@ -6,13 +6,20 @@
  */
 import type { IndexDeclaration, SearchDeclaration, Store } from "../../store/types.ts";
 import type { FakeClock } from "../clock.ts";
+import type { ChangesConfig } from "../../plugin.ts";
 
 /** What a case body gets: its id, its clock, and open/reopen that track what to close. */
 export interface CaseRun {
   readonly id: string;
   readonly clock: FakeClock;
   /** Open the store for this case's id (with these indexes and search). The first open must be empty. */
-  open(declarations?: { indexes?: IndexDeclaration[]; search?: SearchDeclaration }): Promise<Store>;
+  open(
+    declarations?: {
+      indexes?: IndexDeclaration[];
+      search?: SearchDeclaration;
+      changes?: ChangesConfig;
+    },
+  ): Promise<Store>;
   /** Close `store`, then open the same id again. */
   reopen(store: Store): Promise<Store>;
   /**

@@ -95,18 +95,30 @@ export function defineInternalCases(define: DefineCase): void {
       AROUND,
       "query() of every key",
     );
-    same(
-      (await store.query({ where: [{ path: "", op: "eq", value: "hello internal" }] })).length,
-      0,
-      "query() by value finds no internal entry",
-    );
-    same(
-      (await store.query({ orderBy: { path: "", direction: "desc" }, limit: 2 })).length,
-      2,
-      "query() with orderBy and limit",
-    );
-    same((await store.search("internal")).length, 0, "search() finds no internal entry");
-    same((await store.search("user")).length, AROUND.length, "search() finds the users' entries");
+    // A store that cannot read values (an encrypted one) refuses queries and
+    // search on them, saying so: then only the listing cases above apply.
+    const readsValues = await store.search("user").then(() => true, (err) => {
+      if (!(err instanceof TypeError) || !/seal|encrypt/i.test(err.message)) throw err;
+      return false;
+    });
+    if (readsValues) {
+      same(
+        (await store.query({ where: [{ path: "", op: "eq", value: "hello internal" }] })).length,
+        0,
+        "query() by value finds no internal entry",
+      );
+      same(
+        (await store.query({ orderBy: { path: "", direction: "desc" }, limit: 2 })).length,
+        2,
+        "query() with orderBy and limit",
+      );
+      same((await store.search("internal")).length, 0, "search() finds no internal entry");
+      same(
+        (await store.search("user")).length,
+        AROUND.length,
+        "search() finds the users' entries",
+      );
+    }
     same(await store.purgeExpired(), 0, "purgeExpired()");
     same(await internalLeft(store), INTERNAL.length, "internal keys survive purgeExpired()");
     const ok = await store.atomic().clear([], { end: ["a"] }).commit();

@@ -10,6 +10,7 @@
  */
 import { AssertionError } from "node:assert/strict";
 import type { Clock, IndexDeclaration, SearchDeclaration, Store } from "../../store/types.ts";
+import type { ChangesConfig } from "../../plugin.ts";
 import { fakeClock } from "../clock.ts";
 import { errorText, show } from "./_assert.ts";
 import type { CaseRun } from "./_case.ts";
@@ -28,6 +29,7 @@ import { defineValueCases } from "./values.ts";
 import { defineVersionCases } from "./versions.ts";
 import { defineIndexCases } from "./indexes.ts";
 import { defineInternalCases } from "./internal.ts";
+import { defineFeedCases } from "./feed.ts";
 
 /** What {@linkcode OpenStoreForTest} receives for each case. */
 export interface ConformanceContext {
@@ -46,6 +48,11 @@ export interface ConformanceContext {
   indexes?: IndexDeclaration[];
   /** The search declaration the case makes: pass it in the spec to `openStore`, like `indexes`. */
   search?: SearchDeclaration;
+  /**
+   * The change feed the case asks for: pass it in the spec to `openStore`,
+   * like `indexes`. The feed cases run only on a store that keeps it.
+   */
+  changes?: ChangesConfig;
 }
 
 /** Opens the store under test: a new, empty store for a new id; the same data for the same id. */
@@ -171,6 +178,7 @@ defineDifferentialCases(define);
 defineProcessCases(defineMultiProcess);
 defineIndexCases(define);
 defineInternalCases(define);
+defineFeedCases(define);
 
 /**
  * Register the Store conformance suite for one backend: a single

@@ -1,0 +1,180 @@
+/**
+ * The change feed on the command line: `flowstate changes`, `flowstate state
+ * history <key>` and `flowstate state get <key> --at <time|#seq>`.
+ *
+ * `--json` output is one JSON object per line (a {@linkcode Change}: `seq`,
+ * `at`, `key`, `op`, `value`, `version`, `previousVersion`, `expiresAt`,
+ * `by`), so that `--follow` streams it.
+ *
+ * @module
+ */
+import { keyHistory } from "../store/store.ts";
+import type { Change, Key } from "../store/types.ts";
+import { formatKey, parseKey, UsageError } from "./input.ts";
+import { formatTime } from "./format.ts";
+import { type GlobalOptions, interruptible, notFound } from "./common.ts";
+import { entryJson, type StateOptions, withStore } from "./state.ts";
+
+const MAX_VALUE_WIDTH = 80;
+
+function write(text: string): void {
+  let bytes = new TextEncoder().encode(text);
+  while (bytes.length > 0) bytes = bytes.subarray(Deno.stdout.writeSync(bytes));
+}
+
+/** Who, for a table: `run <id> (flow/node)`, `job gc`, or the actor. */
+export function formatActor(by: Change["by"]): string {
+  if (by.runId !== undefined) {
+    return `run ${by.runId} (${by.flowId ?? "?"}${by.nodeId ? `/${by.nodeId}` : ""})`;
+  }
+  if (by.job !== undefined) return `job ${by.job}`;
+  return by.actor ?? "unknown";
+}
+
+/** One change as a line of a table (key relative to `prefix`). */
+export function formatChange(change: Change, prefix: Key, timezone?: string): string {
+  let value = change.op === "set" ? JSON.stringify(change.value) : "";
+  if (value.length > MAX_VALUE_WIDTH) value = `${value.slice(0, MAX_VALUE_WIDTH - 1)}…`;
+  return [
+    `#${change.seq}`,
+    formatTime(change.at, timezone),
+    change.op,
+    formatKey(change.key.slice(prefix.length)),
+    formatActor(change.by),
+    value,
+  ].join("\t").trimEnd();
+}
+
+function changeJson(change: Change, prefix: Key): string {
+  return JSON.stringify({ ...change, key: change.key.slice(prefix.length) });
+}
+
+/**
+ * Parse `--at`: `#<seq>` (a sequence number), a number of ms since the
+ * epoch, or a date/time (ISO 8601, `2026-12-04T21:15:00Z`).
+ */
+export function parseAt(text: string): { seq: number } | { time: number } {
+  const t = text.trim();
+  if (t.startsWith("#")) {
+    const seq = Number(t.slice(1));
+    if (!Number.isInteger(seq) || seq < 0 || t.length === 1) {
+      throw new UsageError(`--at ${text}: after "#" comes a sequence number, like #42`);
+    }
+    return { seq };
+  }
+  if (/^\d+$/.test(t)) return { time: Number(t) };
+  const time = Date.parse(t);
+  if (Number.isNaN(time)) {
+    throw new UsageError(
+      `--at ${JSON.stringify(text)}: expected #<sequence number>, a time like ` +
+        `2026-12-04T21:15:00Z, or ms since the epoch`,
+    );
+  }
+  return { time };
+}
+
+/** `state get <key> --at <time|#seq>`. */
+export function stateGetAt(
+  keyText: string,
+  atText: string,
+  options: StateOptions,
+  global: GlobalOptions,
+): Promise<number> {
+  const key = parseKey(keyText);
+  const at = parseAt(atText);
+  const when = "seq" in at ? `#${at.seq}` : new Date(at.time).toISOString();
+  return withStore(global, options, async ({ store, prefix, label }) => {
+    const entry = await store.getAt([...prefix, ...key], at);
+    if (entry === null) {
+      return notFound(options.json, `Key ${formatKey(key)} was absent in ${label} at ${when}`);
+    }
+    console.log(options.json ? entryJson(entry, prefix) : JSON.stringify(entry.value, null, 2));
+    return 0;
+  }, (note) => notFound(options.json, `Key ${formatKey(key)} not found. ${note}`));
+}
+
+/** `state history <key> [--limit N] [--json]`. */
+export function stateHistory(
+  keyText: string,
+  options: StateOptions & { limit?: number },
+  global: GlobalOptions,
+): Promise<number> {
+  const key = parseKey(keyText);
+  return withStore(global, options, async ({ store, prefix, label }) => {
+    let n = 0;
+    for await (const change of keyHistory(store, [...prefix, ...key], { limit: options.limit })) {
+      write(
+        `${options.json ? changeJson(change, prefix) : formatChange(change, prefix)}\n`,
+      );
+      n++;
+    }
+    if (n === 0) console.error(`No changes of ${formatKey(key)} in the change feed of ${label}`);
+    return 0;
+  }, (note) => {
+    console.error(note);
+    return 0;
+  });
+}
+
+/** Options of `flowstate changes`. */
+export interface ChangesCommandOptions {
+  /** `--store NAME`. */
+  store?: string;
+  /** `--since N`: after this sequence number. */
+  since?: number;
+  /** `--prefix KEY`: only keys under it. */
+  prefix?: string;
+  /** `--flow ID`: only changes made by runs of this flow. */
+  flow?: string;
+  /** `--run ID`: only changes made by this run. */
+  run?: string;
+  /** `--limit N`. */
+  limit?: number;
+  /** `--json`: one JSON object per line. */
+  json?: boolean;
+  /** `--follow`: keep printing changes as they commit, until Ctrl-C. */
+  follow?: boolean;
+}
+
+/** `flowstate changes`. */
+export function changesCommand(
+  options: ChangesCommandOptions,
+  global: GlobalOptions,
+): Promise<number> {
+  const under = parseKey(options.prefix ?? "", { prefix: true });
+  if (options.follow && options.limit !== undefined) {
+    throw new UsageError("--limit does not apply with --follow (stop it with Ctrl-C)");
+  }
+  const wanted = (change: Change) =>
+    (options.flow === undefined || change.by.flowId === options.flow) &&
+    (options.run === undefined || change.by.runId === options.run);
+  return withStore(global, { store: options.store }, async ({ store }) => {
+    let n = 0;
+    const print = (change: Change) => {
+      write(`${options.json ? changeJson(change, []) : formatChange(change, [])}\n`);
+      n++;
+    };
+    if (!options.follow) {
+      for await (const change of store.changes({ since: options.since, prefix: under })) {
+        if (!wanted(change)) continue;
+        print(change);
+        if (n >= (options.limit ?? Infinity)) break;
+      }
+      if (n === 0) console.error(`No changes in the change feed of store "${store.name}"`);
+      return 0;
+    }
+    const since = options.since ?? (await store.feedInfo()).lastSeq;
+    const { interrupted, exitCode } = await interruptible(
+      "Stopping",
+      async (signal) => {
+        for await (const change of store.watch([under], { since, signal })) {
+          if (wanted(change)) print(change);
+        }
+      },
+    );
+    return interrupted ? exitCode : 0;
+  }, (note) => {
+    console.error(note);
+    return 0;
+  });
+}

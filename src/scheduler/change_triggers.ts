@@ -1,0 +1,399 @@
+/**
+ * Change triggers: a flow declaring `trigger: { changes: { store, prefix } }`
+ * runs once for each change of a key under `prefix` in `store` (a store whose
+ * config keeps a change feed), where `flowstate daemon` runs.
+ *
+ * - **Delivery is at least once, in feed order, one run at a time per flow.**
+ *   The trigger's position (the last sequence number delivered) is stored in
+ *   the records store at `["flowstate", "triggers", <flow id>, "position"]`,
+ *   written after each run ends. A daemon that stops or restarts resumes
+ *   after it: nothing is lost. A change is delivered twice only when the
+ *   daemon dies between the end of a run and the write of the position.
+ * - **The first start** stores the feed's last sequence number as the
+ *   position: changes from then on are delivered, not the feed's history.
+ * - **Several daemons** share a trigger through a lease at
+ *   `["flowstate", "triggers", <flow id>, "lease"]`: one delivers, the others
+ *   take over within the lease's lifetime if it dies.
+ * - **The run's inputs** are the change's fields the flow declares among
+ *   `key`, `op`, `value`, `seq`, `at`, `by`, `expiresAt`, `store` and
+ *   `change` (the whole change). A run that fails still moves the position
+ *   (it is recorded, failed); a run cancelled by the daemon stopping does not.
+ * - Flowstate's own records (keys under `["flowstate"]`) trigger nothing
+ *   unless the prefix names them, so that a trigger on a whole store never
+ *   triggers on its own runs.
+ * - When the feed's retention removed changes the position still needed (the
+ *   daemon was down for longer than `changes.keep`), the trigger reports an
+ *   `error` event naming the lost range and goes on from the oldest kept.
+ *
+ * @module
+ */
+import { basename } from "node:path";
+import type { ResolvedConfig } from "../config.ts";
+import { ConfigError, messageOf } from "../errors.ts";
+import { flowFiles } from "../flow_files.ts";
+import { FlowValidationError, loadFlowFile, type ParsedFlow } from "../flow/parse.ts";
+import { loadFlowIn } from "../flow/load.ts";
+import type { RunRecord } from "../records/types.ts";
+import { type Runtime, sandboxPoolOf } from "../runtime.ts";
+import { Lease } from "../store/lease.ts";
+import { hasPrefix } from "../store/keys.ts";
+import type { Change, JsonValue, Key, Store } from "../store/types.ts";
+
+/** Where trigger positions and leases live in the records store. */
+export const TRIGGERS_PREFIX: Key = Object.freeze(["flowstate", "triggers"]);
+
+/** The key of a flow's trigger position. */
+export function triggerPositionKey(flowId: string): Key {
+  return [...TRIGGERS_PREFIX, flowId, "position"];
+}
+
+/** A stored trigger position. */
+export interface TriggerPosition {
+  /** The last sequence number delivered (its run ended). */
+  seq: number;
+  /** The store watched. */
+  store: string;
+}
+
+/** One flow's change trigger, loaded and checked. */
+export interface ChangeTriggerSpec {
+  /** The flow id. */
+  flowId: string;
+  /** The flow's file. */
+  file: string;
+  /** The flow, parsed. */
+  flow: ParsedFlow;
+  /** The store watched. */
+  store: string;
+  /** The key prefix. */
+  prefix: Key;
+}
+
+/** What the trigger runner reports. */
+export type ChangeTriggerEvent =
+  | { type: "trigger.start"; flowId: string; store: string; prefix: Key; since: number }
+  | { type: "trigger.run"; flowId: string; seq: number; key: Key; run: RunRecord }
+  | { type: "trigger.standby"; flowId: string; holder: string }
+  | { type: "error"; flowId: string; error: unknown };
+
+/** Options for {@linkcode startChangeTriggers}. */
+export interface ChangeTriggersOptions {
+  /** This runner's id in the leases (default `<hostname>:<pid>`). */
+  runnerId?: string;
+  /** Lease lifetime in ms (default 30 s): how soon another daemon takes over a dead one's trigger. */
+  leaseMs?: number;
+  /** Receives events. */
+  onEvent?: (event: ChangeTriggerEvent) => void;
+}
+
+/** Running change triggers; {@linkcode startChangeTriggers} makes them. */
+export interface ChangeTriggers {
+  /** The triggers loaded. */
+  readonly triggers: readonly ChangeTriggerSpec[];
+  /**
+   * Stop: take no new change, wait up to `graceMs` for the runs in progress
+   * (their changes' positions are then stored), cancel the rest (their
+   * changes are delivered again at the next start).
+   */
+  stop(options?: { graceMs?: number }): Promise<void>;
+}
+
+const DEFAULT_LEASE_MS = 30_000;
+
+/**
+ * The flows of the config with `trigger: { changes }`, checked: the store is
+ * configured and keeps a change feed. A problem is a `ConfigError` naming the
+ * flow file, line and column.
+ */
+export async function loadChangeTriggers(runtime: Runtime): Promise<ChangeTriggerSpec[]> {
+  const config: ResolvedConfig = runtime.config;
+  const out: ChangeTriggerSpec[] = [];
+  for (const file of await flowFiles(config)) {
+    let parsed: ParsedFlow;
+    try {
+      parsed = await loadFlowFile(file, { stores: runtime.storeNames });
+    } catch (err) {
+      if (!(err instanceof FlowValidationError)) throw err;
+      throw new ConfigError(
+        `Cannot load flow ${basename(file)}: ${err.message.split("\n").join("; ")}`,
+        { cause: err },
+      );
+    }
+    const trigger = parsed.definition.trigger?.changes;
+    if (trigger === undefined) continue;
+    try {
+      await loadFlowIn(parsed, {
+        ...(sandboxPoolOf(runtime) === undefined ? {} : { pool: sandboxPoolOf(runtime) }),
+        stores: runtime.storeNames,
+        trusted: runtime.config.nodes.trusted,
+        trustedBaseDir: runtime.config.baseDir,
+      });
+    } catch (err) {
+      if (!(err instanceof FlowValidationError)) throw err;
+      throw new ConfigError(
+        `Cannot load flow ${basename(file)}: ${err.message.split("\n").join("; ")}`,
+        { cause: err },
+      );
+    }
+    const where = (path: string[]) => {
+      const at = parsed.locate(path);
+      return at === undefined ? file : `${file}:${at.line}:${at.column}`;
+    };
+    const store = trigger.store ?? config.scopes.global;
+    if (!runtime.storeNames.includes(store)) {
+      throw new ConfigError(
+        `${where(["trigger", "changes", "store"])}: trigger.changes.store: no store "${store}" ` +
+          `in the config (stores: ${runtime.storeNames.join(", ")})`,
+      );
+    }
+    if (!(await (await runtime.store(store)).feedInfo()).enabled) {
+      throw new ConfigError(
+        `${where(["trigger", "changes"])}: trigger.changes: store "${store}" keeps no change ` +
+          `feed; add changes: { keep: 30d } to stores.${store} in the config`,
+      );
+    }
+    if (out.some((t) => t.flowId === parsed.definition.id)) {
+      throw new ConfigError(
+        `${
+          where(["id"])
+        }: two flows with id "${parsed.definition.id}" declare a change trigger; flow ids must be unique`,
+      );
+    }
+    out.push({
+      flowId: parsed.definition.id,
+      file,
+      flow: parsed,
+      store,
+      prefix: trigger.prefix ?? [],
+    });
+  }
+  return out;
+}
+
+/** The run's inputs: the change's fields the flow declares. */
+function inputsOf(spec: ChangeTriggerSpec, change: Change): Record<string, JsonValue> {
+  const declared = spec.flow.definition.inputs ?? {};
+  const fields: Record<string, JsonValue> = {
+    key: [...change.key],
+    op: change.op,
+    value: change.value ?? null,
+    seq: change.seq,
+    at: change.at,
+    by: change.by as JsonValue,
+    expiresAt: change.expiresAt,
+    store: spec.store,
+  };
+  fields.change = { ...fields, version: change.version, previousVersion: change.previousVersion };
+  const out: Record<string, JsonValue> = {};
+  for (const name of Object.keys(fields)) if (name in declared) out[name] = fields[name];
+  return out;
+}
+
+/** Whether `change` is one the trigger delivers. */
+function delivers(spec: ChangeTriggerSpec, change: Change): boolean {
+  if (!hasPrefix(change.key, spec.prefix)) return false;
+  // Flowstate's own records trigger only a prefix that names them.
+  return !(change.key[0] === "flowstate" && spec.prefix[0] !== "flowstate");
+}
+
+/**
+ * Load the change triggers of the runtime's flows and start delivering
+ * changes (see the module documentation). Rejects with a `ConfigError` for a
+ * trigger on an unknown store or one without a feed, before any starts.
+ *
+ * @example
+ * ```ts
+ * import { startChangeTriggers } from "@flowstate/core/scheduler";
+ * import { openRuntime } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ *
+ * await using rt = await openRuntime({
+ *   config: { stores: { main: { plugin: "memory", changes: { keep: "1d" } } } },
+ * });
+ * const triggers = await startChangeTriggers(rt); // no flow declares one here
+ * assert.equal(triggers.triggers.length, 0);
+ * await triggers.stop();
+ * ```
+ */
+export async function startChangeTriggers(
+  runtime: Runtime,
+  options: ChangeTriggersOptions = {},
+): Promise<ChangeTriggers> {
+  const specs = await loadChangeTriggers(runtime);
+  const stop = new AbortController();
+  const cancel = new AbortController();
+  const records = await runtime.store(runtime.config.records);
+  const runnerId = options.runnerId ?? `${Deno.hostname()}:${Deno.pid}`;
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const emit = (event: ChangeTriggerEvent) => {
+    try {
+      options.onEvent?.(event);
+    } catch {
+      // A listener's failure is not the trigger's.
+    }
+  };
+  const loops = specs.map((spec) =>
+    runTrigger(runtime, records, spec, {
+      runnerId,
+      leaseMs,
+      stop: stop.signal,
+      cancel: cancel.signal,
+      emit,
+    }).catch((error) => emit({ type: "error", flowId: spec.flowId, error }))
+  );
+  return {
+    triggers: specs,
+    async stop(stopOptions = {}) {
+      stop.abort();
+      const grace = stopOptions.graceMs ?? 30_000;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const all = Promise.all(loops);
+      const timedOut = await Promise.race([
+        all.then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), grace);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        cancel.abort();
+        await all;
+      }
+    },
+  };
+}
+
+interface LoopContext {
+  runnerId: string;
+  leaseMs: number;
+  stop: AbortSignal;
+  cancel: AbortSignal;
+  emit: (event: ChangeTriggerEvent) => void;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+async function runTrigger(
+  runtime: Runtime,
+  records: Store,
+  spec: ChangeTriggerSpec,
+  ctx: LoopContext,
+): Promise<void> {
+  const store = await runtime.store(spec.store);
+  const leaseKey = [...TRIGGERS_PREFIX, spec.flowId, "lease"];
+  const positionKey = triggerPositionKey(spec.flowId);
+  let reportedStandby = false;
+  while (!ctx.stop.aborted) {
+    const taken = await Lease.acquire(records, leaseKey, { runner: ctx.runnerId }, {
+      ttl: ctx.leaseMs,
+      clock: runtime.clock,
+    });
+    if (!taken.ok) {
+      if (!reportedStandby) {
+        reportedStandby = true;
+        ctx.emit({
+          type: "trigger.standby",
+          flowId: spec.flowId,
+          holder: (taken.holder?.value as { runner?: string } | undefined)?.runner ?? "?",
+        });
+      }
+      await sleep(Math.max(50, Math.floor(ctx.leaseMs / 3)), ctx.stop);
+      continue;
+    }
+    reportedStandby = false;
+    const lease = taken.lease;
+    lease.keepAlive({
+      onError: (error) => ctx.emit({ type: "error", flowId: spec.flowId, error }),
+    });
+    try {
+      await deliver(runtime, store, records, spec, lease, positionKey, ctx);
+    } finally {
+      await lease.release().catch(() => {});
+    }
+  }
+}
+
+async function deliver(
+  runtime: Runtime,
+  store: Store,
+  records: Store,
+  spec: ChangeTriggerSpec,
+  lease: Lease<unknown>,
+  positionKey: Key,
+  ctx: LoopContext,
+): Promise<void> {
+  let stored = await records.get<TriggerPosition>(positionKey);
+  if (stored === null) {
+    // First start: changes from now on.
+    const { lastSeq } = await store.feedInfo();
+    const first = await lease.commit((op) =>
+      op.check(positionKey, null).set(positionKey, { seq: lastSeq, store: spec.store })
+    );
+    if (!first.ok) return;
+    stored = await records.get<TriggerPosition>(positionKey);
+    if (stored === null) return;
+  }
+  let since = stored.value.seq;
+  const { firstSeq } = await store.feedInfo();
+  if (firstSeq > since + 1) {
+    ctx.emit({
+      type: "error",
+      flowId: spec.flowId,
+      error: new Error(
+        `change trigger of flow "${spec.flowId}": the feed of store "${spec.store}" no longer holds ` +
+          `changes ${since + 1} to ${
+            firstSeq - 1
+          } (its retention removed them while no daemon ran ` +
+          `the trigger); going on from change ${firstSeq}`,
+      ),
+    });
+  }
+  ctx.emit({
+    type: "trigger.start",
+    flowId: spec.flowId,
+    store: spec.store,
+    prefix: spec.prefix,
+    since,
+  });
+  const watching = AbortSignal.any([ctx.stop, lease.signal]);
+  for await (const change of store.watch([spec.prefix], { since, signal: watching })) {
+    // Not written for a change that runs nothing (a position write is a change
+    // too: in the records store, that would never end); a restart reads those again.
+    if (!delivers(spec, change)) continue;
+    const run = await runtime.runFlow(spec.flow, {
+      input: inputsOf(spec, change),
+      signal: ctx.cancel,
+    });
+    // Cancelled by the daemon stopping: delivered again at the next start.
+    if (run.status === "cancelled" && ctx.cancel.aborted) return;
+    ctx.emit({ type: "trigger.run", flowId: spec.flowId, seq: change.seq, key: change.key, run });
+    since = change.seq;
+    const saved = await lease.commit((op) =>
+      op.set(positionKey, { seq: since, store: spec.store } satisfies TriggerPosition)
+    );
+    if (!saved.ok) {
+      // Lost the lease: another daemon goes on from the stored position.
+      ctx.emit({
+        type: "error",
+        flowId: spec.flowId,
+        error: new Error(
+          `change trigger of flow "${spec.flowId}": lost its lease after change ${since}; ` +
+            `another daemon goes on from the stored position (${messageOf(lease.signal.reason)})`,
+        ),
+      });
+      return;
+    }
+    if (ctx.stop.aborted) return;
+  }
+}

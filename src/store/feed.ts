@@ -1,0 +1,420 @@
+/**
+ * The change feed, kept by the core in the reserved internal key space of any
+ * driver: every commit appends, in the same driver commit, one entry per
+ * changed key and moves a head counter, checked against the version it was
+ * read at. Two commits can never take the same sequence numbers (the second
+ * one's check fails and the core retries it), so sequence numbers are
+ * gap-free and in commit order, across processes, on every backend whose
+ * `commit()` is atomic.
+ *
+ * Layout (all under `["\u0000", "feed"]`):
+ * - `head`: `{"seq": N}`, the last sequence number;
+ * - `e/<seq, 16 digits>`: the entry (a {@linkcode Change} as JSON);
+ * - `k/<key token>/<seq>`: an index by key, for history and `getAt`.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { parseDuration } from "../duration.ts";
+import type { Mutation, RawEntry, StoreDriver } from "./driver.ts";
+import { internalKey } from "./internal_keys.ts";
+import { hasPrefix } from "./keys.ts";
+import type {
+  AtomicCheck,
+  Change,
+  ChangeActor,
+  ChangesOptions,
+  FeedKeep,
+  JsonValue,
+  Key,
+} from "./types.ts";
+
+/** The head counter's key. */
+export const FEED_HEAD: Key = internalKey("feed", "head");
+const ENTRIES: Key = internalKey("feed", "e");
+const BY_KEY: Key = internalKey("feed", "k");
+const SEQ_WIDTH = 16;
+
+/** A sequence number as a key element (fixed width, so key order is number order). */
+export function seqElement(seq: number): string {
+  return String(seq).padStart(SEQ_WIDTH, "0");
+}
+
+/** The key of entry `seq`. */
+export function entryKey(seq: number): Key {
+  return [...ENTRIES, seqElement(seq)];
+}
+
+/** One key element naming a user's key in the by-key index (a hash for a long key). */
+export function keyToken(key: Key): string {
+  const json = JSON.stringify(key);
+  return json.length <= 512 ? json : `#${createHash("sha256").update(json).digest("hex")}`;
+}
+
+/** The normalized retention of a feed: by age (ms) and/or count. */
+export interface FeedRetention {
+  /** Keep entries younger than this many ms (`undefined`: any age). */
+  ageMs?: number;
+  /** Keep at most this many newest entries (`undefined`: any number). */
+  count?: number;
+  /** As configured, for display. */
+  keep: FeedKeep;
+}
+
+/** Validate `changes: { keep }` of a store spec (`what` starts the error message). */
+export function normalizeFeedOption(option: unknown, what: string): FeedRetention | undefined {
+  if (option === undefined || option === null || option === false) return undefined;
+  if (typeof option !== "object" || Array.isArray(option)) {
+    throw new TypeError(
+      `${what}: changes must be an object like { keep: "30d" } (got ${JSON.stringify(option)})`,
+    );
+  }
+  const { keep, ...rest } = option as { keep?: unknown };
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0) {
+    throw new TypeError(`${what}: changes.${unknown[0]} is not an option; changes has only keep`);
+  }
+  if (keep === undefined) {
+    throw new TypeError(
+      `${what}: changes.keep is required: a duration like "30d", or { age: "30d", count: 1000000 }`,
+    );
+  }
+  if (typeof keep === "string" || typeof keep === "number") {
+    return { ageMs: parseDuration(keep, `${what}: changes.keep`), keep };
+  }
+  if (typeof keep !== "object" || keep === null || Array.isArray(keep)) {
+    throw new TypeError(
+      `${what}: changes.keep must be a duration like "30d" or { age, count } (got ${
+        JSON.stringify(keep)
+      })`,
+    );
+  }
+  const { age, count, ...others } = keep as { age?: unknown; count?: unknown };
+  const extra = Object.keys(others);
+  if (extra.length > 0) {
+    throw new TypeError(`${what}: changes.keep.${extra[0]} is not an option; use age and count`);
+  }
+  if (age === undefined && count === undefined) {
+    throw new TypeError(`${what}: changes.keep needs age (a duration), count, or both`);
+  }
+  const out: FeedRetention = { keep: keep as FeedKeep };
+  if (age !== undefined) {
+    if (typeof age !== "string" && typeof age !== "number") {
+      throw new TypeError(`${what}: changes.keep.age must be a duration like "30d"`);
+    }
+    out.ageMs = parseDuration(age, `${what}: changes.keep.age`);
+  }
+  if (count !== undefined) {
+    if (typeof count !== "number" || !Number.isInteger(count) || count < 1) {
+      throw new RangeError(
+        `${what}: changes.keep.count must be a positive integer (got ${JSON.stringify(count)})`,
+      );
+    }
+    out.count = count;
+  }
+  return out;
+}
+
+/** What the feed adds to one commit. */
+export interface FeedPlan {
+  /** The check on the head counter. */
+  check: AtomicCheck;
+  /** The entries, index entries and the new head. */
+  mutations: Mutation[];
+  /** The head's version as read (`null`: absent). */
+  headVersion: string | null;
+  /** The last sequence number this commit takes (the head's, when nothing changes). */
+  lastSeq: number;
+}
+
+async function getRaw(driver: StoreDriver, key: Key, now: number): Promise<RawEntry | null> {
+  return await driver.get(key, now);
+}
+
+/** The head: the last sequence number, when the feed started, and the head's version. */
+export interface FeedHead {
+  /** The last sequence number (0: none yet). */
+  seq: number;
+  /** When the first entry was written (ms), if any was. */
+  since?: number;
+  /** The head entry's version (`null`: absent). */
+  version: string | null;
+}
+
+function parseHead(raw: RawEntry | null): FeedHead {
+  if (raw === null) return { seq: 0, version: null };
+  const { seq, since } = JSON.parse(raw.value) as { seq: number; since?: number };
+  return { seq, since, version: raw.version };
+}
+
+/** The head as stored. */
+export async function readHead(driver: StoreDriver): Promise<FeedHead> {
+  return parseHead(await getRaw(driver, FEED_HEAD, 0));
+}
+
+/**
+ * Plan the feed's part of a commit of `mutations` (clears already expanded
+ * into deletes): reads the head and the current version of each written key
+ * (as of `now`); one entry per key, for its last write in the commit; a
+ * delete of an absent key is no change.
+ */
+export async function planFeed(
+  driver: StoreDriver,
+  mutations: readonly Mutation[],
+  now: number,
+  version: string,
+  by: ChangeActor,
+): Promise<FeedPlan> {
+  const last = new Map<string, Mutation & { type: "set" | "delete" }>();
+  for (const m of mutations) {
+    if (m.type === "clear") throw new Error("planFeed: clears must be expanded first");
+    const id = JSON.stringify(m.key);
+    last.delete(id);
+    last.set(id, m);
+  }
+  const writes = [...last.values()];
+  const keys = writes.map((m) => m.key);
+  let headRaw: RawEntry | null;
+  let previous: (RawEntry | null)[];
+  if (driver.getMany) {
+    [headRaw, ...previous] = await driver.getMany([FEED_HEAD, ...keys], now);
+  } else {
+    [headRaw, ...previous] = await Promise.all(
+      [FEED_HEAD, ...keys].map((k) => getRaw(driver, k, now)),
+    );
+  }
+  const head = parseHead(headRaw);
+  const out: Mutation[] = [];
+  let seq = head.seq;
+  const byJson = JSON.stringify(by);
+  for (let i = 0; i < writes.length; i++) {
+    const m = writes[i];
+    const prev = previous[i];
+    const prevVersion = prev !== null && (prev.expiresAt === null || prev.expiresAt > now)
+      ? prev.version
+      : null;
+    if (m.type === "delete" && prevVersion === null) continue;
+    seq++;
+    const value = m.type === "set"
+      ? `{"seq":${seq},"at":${now},"key":${JSON.stringify(m.key)},"op":"set","value":${m.value},` +
+        `"version":${JSON.stringify(version)},"previousVersion":${
+          JSON.stringify(prevVersion)
+        },"expiresAt":${m.expiresAt},"by":${byJson}}`
+      : `{"seq":${seq},"at":${now},"key":${JSON.stringify(m.key)},"op":"delete","version":null,` +
+        `"previousVersion":${JSON.stringify(prevVersion)},"expiresAt":null,"by":${byJson}}`;
+    out.push({ type: "set", key: entryKey(seq), value, expiresAt: null });
+    out.push({
+      type: "set",
+      key: [...BY_KEY, keyToken(m.key), seqElement(seq)],
+      value: "null",
+      expiresAt: null,
+    });
+  }
+  if (seq !== head.seq) {
+    const since = head.since ?? now;
+    out.push({
+      type: "set",
+      key: FEED_HEAD,
+      value: `{"seq":${seq},"since":${since}}`,
+      expiresAt: null,
+    });
+  }
+  return {
+    check: { key: FEED_HEAD, version: head.version },
+    mutations: out,
+    headVersion: head.version,
+    lastSeq: seq,
+  };
+}
+
+/** The oldest sequence number kept (`lastSeq + 1` when none is) and the last. */
+export async function feedBounds(
+  driver: StoreDriver,
+): Promise<{ firstSeq: number; lastSeq: number; head: FeedHead }> {
+  const head = await readHead(driver);
+  for await (const raw of driver.list({ prefix: ENTRIES, limit: 1, batchSize: 1 }, 0)) {
+    return { firstSeq: Number(raw.key[raw.key.length - 1]), lastSeq: head.seq, head };
+  }
+  return { firstSeq: head.seq + 1, lastSeq: head.seq, head };
+}
+
+function parseChange<T = JsonValue>(raw: RawEntry): Change<T> {
+  return JSON.parse(raw.value) as Change<T>;
+}
+
+/** Check {@linkcode ChangesOptions}; `what` starts the error message. */
+export function checkChangesOptions(options: ChangesOptions, what: string): void {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`${what}: options must be an object`);
+  }
+  const { since, until, limit } = options;
+  if (since !== undefined && (!Number.isInteger(since) || since < 0)) {
+    throw new RangeError(`${what}: since must be a sequence number >= 0 (got ${since})`);
+  }
+  if (until !== undefined && !Number.isFinite(until)) {
+    throw new RangeError(`${what}: until must be a time in ms since the epoch (got ${until})`);
+  }
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) {
+    throw new RangeError(`${what}: limit must be a non-negative integer (got ${limit})`);
+  }
+}
+
+/** Read entries (see {@linkcode ChangesOptions}); the options are checked already. */
+export async function* readChanges<T = JsonValue>(
+  driver: StoreDriver,
+  options: ChangesOptions,
+): AsyncGenerator<Change<T>> {
+  const limit = options.limit ?? Infinity;
+  if (limit === 0) return;
+  const since = options.since ?? 0;
+  const range = options.reverse
+    ? { prefix: ENTRIES, start: entryKey(since + 1), reverse: true, batchSize: 200 }
+    : { prefix: ENTRIES, start: entryKey(since + 1), batchSize: 200 };
+  let n = 0;
+  for await (const raw of driver.list(range, 0)) {
+    const change = parseChange<T>(raw);
+    if (options.until !== undefined && change.at > options.until) {
+      if (options.reverse) continue;
+      // Commit times follow sequence numbers only roughly (clocks of several
+      // processes): keep reading, but stop well past the bound.
+      if (change.at > options.until + 60_000) return;
+      continue;
+    }
+    if (options.prefix !== undefined && options.prefix.length > 0) {
+      if (!hasPrefix(change.key, options.prefix)) continue;
+    }
+    yield change;
+    if (++n >= limit) return;
+  }
+}
+
+/** The sequence numbers of the changes of `key`, oldest first (`reverse`: newest first). */
+export async function* keyHistorySeqs(
+  driver: StoreDriver,
+  key: Key,
+  options: { reverse?: boolean; before?: number; after?: number } = {},
+): AsyncGenerator<number> {
+  const prefix = [...BY_KEY, keyToken(key)];
+  const range = {
+    prefix,
+    ...(options.after !== undefined ? { start: [...prefix, seqElement(options.after + 1)] } : {}),
+    ...(options.before !== undefined ? { end: [...prefix, seqElement(options.before)] } : {}),
+    reverse: options.reverse === true,
+    batchSize: 100,
+  };
+  for await (const raw of driver.list(range, 0)) yield Number(raw.key[raw.key.length - 1]);
+}
+
+/** Entry `seq`, or `null` when it is not kept (trimmed). */
+export async function readEntry<T = JsonValue>(
+  driver: StoreDriver,
+  seq: number,
+): Promise<Change<T> | null> {
+  const raw = await getRaw(driver, entryKey(seq), 0);
+  return raw === null ? null : parseChange<T>(raw);
+}
+
+/**
+ * Delete the entries the retention no longer keeps (older than `ageMs`
+ * before `now`, or beyond the newest `count`), in batches; resolves how many.
+ * The head is never touched, so it never conflicts with writers beyond a retry.
+ */
+export async function trimFeed(
+  driver: StoreDriver,
+  retention: { ageMs?: number; count?: number },
+  now: number,
+  newVersion: () => string,
+): Promise<number> {
+  const { firstSeq, lastSeq } = await feedBounds(driver);
+  let keepFrom = firstSeq;
+  if (retention.count !== undefined) keepFrom = Math.max(keepFrom, lastSeq - retention.count + 1);
+  const cutoff = retention.ageMs === undefined ? undefined : now - retention.ageMs;
+  let removed = 0;
+  for (;;) {
+    const batch: Change[] = [];
+    for await (const raw of driver.list({ prefix: ENTRIES, batchSize: 200 }, 0)) {
+      const change = parseChange(raw);
+      const old = change.seq < keepFrom || (cutoff !== undefined && change.at < cutoff);
+      if (!old || change.seq > lastSeq) break;
+      batch.push(change);
+      if (batch.length >= 200) break;
+    }
+    if (batch.length === 0) return removed;
+    const mutations: Mutation[] = [];
+    for (const change of batch) {
+      mutations.push({ type: "delete", key: entryKey(change.seq) });
+      mutations.push({
+        type: "delete",
+        key: [...BY_KEY, keyToken(change.key), seqElement(change.seq)],
+      });
+    }
+    await driver.commit({ checks: [], mutations, version: newVersion(), now });
+    removed += batch.length;
+  }
+}
+
+/** What the key's value was at a point of the feed: the change in effect, or none. */
+export type AtResult =
+  | { kind: "change"; change: Change }
+  | { kind: "absent" }
+  | { kind: "current" };
+
+/**
+ * Which change of `key` was in effect at `at` (a sequence number or a time):
+ * `change` (its last change at or before that point), `absent` (its first
+ * later change created it), or `current` (no change since: the current
+ * entry). Throws a `RangeError` when the feed does not reach back that far.
+ */
+export async function changeAt(
+  driver: StoreDriver,
+  key: Key,
+  at: { seq: number } | { time: number },
+  what: string,
+): Promise<{ result: AtResult; time: number }> {
+  const { firstSeq, lastSeq, head } = await feedBounds(driver);
+  let time: number;
+  const bySeq = "seq" in at;
+  if (bySeq) {
+    if (!Number.isInteger(at.seq) || at.seq < 0) {
+      throw new RangeError(`${what}: seq must be a sequence number >= 0 (got ${at.seq})`);
+    }
+    if (at.seq > lastSeq) {
+      throw new RangeError(`${what}: there is no change #${at.seq} yet (the last is #${lastSeq})`);
+    }
+    if (at.seq < firstSeq - 1) {
+      throw new RangeError(
+        `${what}: the change feed reaches back to #${firstSeq - 1} (older entries were trimmed ` +
+          `by the gc job's retention); ask for #${firstSeq - 1} or later`,
+      );
+    }
+    time = at.seq === 0 ? -Infinity : (await readEntry(driver, at.seq))?.at ?? -Infinity;
+  } else {
+    if (typeof at.time !== "number" || !Number.isFinite(at.time)) {
+      throw new RangeError(`${what}: time must be ms since the epoch (got ${at.time})`);
+    }
+    time = at.time;
+    const oldest = firstSeq > lastSeq ? undefined : await readEntry(driver, firstSeq);
+    const reach = firstSeq > 1 ? oldest?.at : head.since;
+    if (reach !== undefined && time < reach) {
+      throw new RangeError(
+        `${what}: the change feed reaches back to ${new Date(reach).toISOString()}; ` +
+          `ask for a later time`,
+      );
+    }
+  }
+  let later: Change | undefined;
+  for await (const seq of keyHistorySeqs(driver, key, { reverse: true })) {
+    const change = await readEntry(driver, seq);
+    if (change === null) break; // trimmed meanwhile
+    if (bySeq ? change.seq <= (at as { seq: number }).seq : change.at <= time) {
+      return { result: { kind: "change", change }, time };
+    }
+    later = change;
+  }
+  if (later === undefined) return { result: { kind: "current" }, time };
+  if (later.previousVersion === null) return { result: { kind: "absent" }, time };
+  throw new RangeError(
+    `${what}: key ${JSON.stringify(key)} had a value from before the change feed's oldest ` +
+      `entry at that point; the feed cannot tell what it was`,
+  );
+}

@@ -1,0 +1,69 @@
+/**
+ * Who writes, as the change feed records it through runs: built-in nodes,
+ * sandboxed custom nodes (their state calls arrive by message from a
+ * Worker), and jobs.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { openRuntime } from "../runtime.ts";
+import type { Change } from "./types.ts";
+
+const NODE = `
+const schema = { "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } };
+export default {
+  kind: "flowstate.node",
+  optionsSchema: schema,
+  async run(ctx) {
+    await ctx.flow.set("from-worker", 1);
+    return "ok";
+  },
+};
+`;
+
+Deno.test("feed: a run's writes name the run, flow and node; a sandboxed node's too", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-feed-actor-" });
+  try {
+    await Deno.writeTextFile(join(dir, "custom.js"), NODE);
+    await Deno.writeTextFile(
+      join(dir, "f.flow.yaml"),
+      [
+        "id: audited",
+        "nodes:",
+        "  - id: builtin",
+        "    type: state.set",
+        "    with: { scope: flow, key: from-builtin, value: 2 }",
+        "  - id: custom",
+        "    type: ./custom.js",
+        "    needs: [builtin]",
+      ].join("\n"),
+    );
+    await using rt = await openRuntime({
+      cwd: dir,
+      actor: "tester",
+      config: {
+        stores: { main: { plugin: "sqlite", path: join(dir, "s.db"), changes: { keep: "1d" } } },
+        records: "main",
+      },
+    });
+    const run = await rt.runFlow(join(dir, "f.flow.yaml"));
+    assert.equal(run.status, "succeeded", JSON.stringify(run.error));
+    const store = await rt.store("main");
+    const mine: Change[] = [];
+    for await (const c of store.changes()) {
+      if (c.key.includes("from-builtin") || c.key.includes("from-worker")) mine.push(c);
+    }
+    assert.deepEqual(
+      mine.map((c) => [c.key.at(-1), c.by.runId, c.by.flowId, c.by.nodeId]),
+      [
+        ["from-builtin", run.id, "audited", "builtin"],
+        ["from-worker", run.id, "audited", "custom"],
+      ],
+    );
+    // Outside of a node (the run's own records), the process's declared actor.
+    const others: Change[] = [];
+    for await (const c of store.changes()) if (c.by.nodeId === undefined) others.push(c);
+    assert.ok(others.length > 0 && others.every((c) => c.by.actor === "tester"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

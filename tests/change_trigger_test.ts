@@ -1,0 +1,226 @@
+/**
+ * Change triggers (`trigger: { changes: { store, prefix } }`): one run per
+ * change under the prefix, the change as the run's inputs, resumed after a
+ * restart without loss (in process, and as `flowstate daemon` processes
+ * stopped with SIGTERM and killed with SIGKILL), and config errors with
+ * file:line:column.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ConfigError } from "../src/errors.ts";
+import { openRuntime } from "../src/runtime.ts";
+import { openStore } from "../src/plugin.ts";
+import { startChangeTriggers, triggerPositionKey } from "../src/scheduler/change_triggers.ts";
+import type { Store } from "../src/store/types.ts";
+import { spawnDaemon, streamLines } from "./fixtures/daemon_process.ts";
+
+const FLOW = `
+id: on-order
+trigger:
+  changes: { store: data, prefix: [orders] }
+inputs:
+  key: { type: array }
+  op: { type: string }
+  value: {}
+  seq: { type: number }
+nodes:
+  - id: count
+    type: state.increment
+    with: { store: data, key: ["seen", "seq-\${{ inputs.seq }}"] }
+  - id: what
+    type: state.set
+    with:
+      store: data
+      key: ["what", "seq-\${{ inputs.seq }}"]
+      value: { key: "\${{ inputs.key }}", op: "\${{ inputs.op }}", value: "\${{ inputs.value }}" }
+`;
+
+const CONFIG = `
+stores:
+  main: { plugin: sqlite, path: main.db }
+  data: { plugin: sqlite, path: data.db, changes: { keep: 30d } }
+scopes: { global: main, flow: main, node: main }
+flows: [./on-order.flow.yaml]
+jobs:
+  retention: { enabled: false }
+  gc: { enabled: false }
+`;
+
+async function withProject(fn: (dir: string) => Promise<void>, flow = FLOW) {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-trigger-" });
+  await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG);
+  await Deno.writeTextFile(join(dir, "on-order.flow.yaml"), flow);
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Wait until `check` holds (up to 2 minutes: a loaded machine is slow, never a failure by itself). */
+async function eventually(check: () => Promise<boolean>, what: string) {
+  const deadline = Date.now() + 120_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** How many times each sequence number was delivered. */
+async function seen(data: Store): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for await (const e of data.list<number>({ prefix: ["flow", "on-order", "seen"] })) {
+    out.set(Number(e.key[3].slice("seq-".length)), e.value);
+  }
+  return out;
+}
+
+/** The sequence numbers of the changes under ["orders"], from the feed. */
+async function orderSeqs(data: Store, since: number): Promise<number[]> {
+  const out: number[] = [];
+  for await (const c of data.changes({ since, prefix: ["orders"] })) out.push(c.seq);
+  return out;
+}
+
+Deno.test("change trigger: one run per change with the change as inputs; resumes after a restart without loss", async () => {
+  await withProject(async (dir) => {
+    const config = join(dir, "flowstate.yaml");
+    let rt = await openRuntime({ config });
+    let data = await rt.store("data");
+    await data.set(["orders", "before"], 0); // before the first start: not delivered
+    let triggers = await startChangeTriggers(rt);
+    assert.equal(triggers.triggers.length, 1);
+    await eventually(
+      async () =>
+        (await rt.store("main").then((m) => m.get(triggerPositionKey("on-order")))) !== null,
+      "the first position",
+    );
+    const start =
+      (await (await rt.store("main")).get<{ seq: number }>(triggerPositionKey("on-order")))!
+        .value.seq;
+    await data.set(["orders", "1"], { total: 5 });
+    await data.set(["other", "x"], 1); // not under the prefix
+    await data.delete(["orders", "1"]);
+    await eventually(async () => (await seen(data)).size >= 2, "two runs");
+    await triggers.stop();
+    // Written while no trigger runs.
+    for (let i = 2; i < 6; i++) await data.set(["orders", String(i)], i);
+    await rt.close();
+
+    rt = await openRuntime({ config });
+    data = await rt.store("data");
+    triggers = await startChangeTriggers(rt);
+    const expected = await orderSeqs(data, start);
+    assert.equal(expected.length, 6);
+    await eventually(async () => (await seen(data)).size >= expected.length, "every change");
+    await triggers.stop();
+    const counts = await seen(data);
+    assert.deepEqual([...counts.keys()].sort((a, b) => a - b), expected);
+    assert.ok([...counts.values()].every((n) => n === 1), "no duplicate after a clean stop");
+    const first = await data.get<{ key: string[]; op: string; value: unknown }>([
+      "flow",
+      "on-order",
+      "what",
+      `seq-${expected[0]}`,
+    ]);
+    assert.deepEqual(first?.value, { key: ["orders", "1"], op: "set", value: { total: 5 } });
+    const second = await data.get<{ op: string }>([
+      "flow",
+      "on-order",
+      "what",
+      `seq-${expected[1]}`,
+    ]);
+    assert.equal(second?.value.op, "delete");
+    await rt.close();
+  });
+});
+
+Deno.test({
+  name:
+    "change trigger under flowstate daemon: SIGTERM then SIGKILL, each change delivered at least once, none lost",
+  sanitizeResources: false,
+  async fn() {
+    await withProject(async (dir) => {
+      await using data = await openStore(
+        { plugin: "sqlite", path: join(dir, "data.db"), changes: { keep: "30d" } },
+        { name: "data" },
+      );
+      const writeOrders = async (from: number, to: number) => {
+        for (let i = from; i < to; i++) await data.set(["orders", String(i)], i);
+      };
+      const daemon = async (id: string) => {
+        const child = spawnDaemon(dir, id, { leaseMs: 1000 });
+        const out = streamLines(child.stdout);
+        const err = streamLines(child.stderr);
+        await out.next(/^Change trigger flow:on-order watching/);
+        return { child, out, err };
+      };
+      const a = await daemon("a");
+      const start = (await data.feedInfo()).lastSeq;
+      await writeOrders(0, 10);
+      await eventually(async () => (await seen(data)).size >= 3, "some runs by daemon a");
+      a.child.kill("SIGTERM");
+      assert.equal((await a.child.status).code, 0, a.err.lines.join("\n"));
+      await Promise.all([a.out.done, a.err.done]);
+      await writeOrders(10, 15); // while no daemon runs
+
+      const b = await daemon("b");
+      await writeOrders(15, 20);
+      await eventually(async () => (await seen(data)).size >= 12, "more runs by daemon b");
+      b.child.kill("SIGKILL");
+      await b.child.status;
+      await Promise.all([b.out.done.catch(() => {}), b.err.done.catch(() => {})]);
+      await writeOrders(20, 25);
+
+      const c = await daemon("c");
+      const expected = await orderSeqs(data, start);
+      assert.equal(expected.length, 25);
+      await eventually(
+        async () => (await seen(data)).size >= expected.length,
+        "every change after the kill",
+      );
+      c.child.kill("SIGTERM");
+      assert.equal((await c.child.status).code, 0, c.err.lines.join("\n"));
+      await Promise.all([c.out.done, c.err.done]);
+      const counts = await seen(data);
+      assert.deepEqual([...counts.keys()].sort((x, y) => x - y), expected, "none lost");
+      // A change is delivered twice only if the daemon died between its run and the position write.
+      const twice = [...counts.values()].filter((n) => n > 1).length;
+      assert.ok(twice <= 1, `at most the change in flight when killed ran twice (${twice})`);
+    });
+  },
+});
+
+Deno.test("change trigger config errors name the flow file, line and column", async () => {
+  const bad = FLOW.replace("store: data,", "store: nope,");
+  await withProject(async (dir) => {
+    await using rt = await openRuntime({ config: join(dir, "flowstate.yaml") });
+    await assert.rejects(
+      startChangeTriggers(rt),
+      (err: Error) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(
+          err.message,
+          /on-order\.flow\.yaml:\d+:\d+: trigger\.changes\.store: no store "nope"/,
+        );
+        return true;
+      },
+    );
+  }, bad);
+  const noFeed = FLOW.replace("store: data,", "store: main,");
+  await withProject(async (dir) => {
+    await using rt = await openRuntime({ config: join(dir, "flowstate.yaml") });
+    await assert.rejects(
+      startChangeTriggers(rt),
+      /on-order\.flow\.yaml:\d+:\d+: trigger\.changes: store "main" keeps no change feed; add changes: \{ keep: 30d \} to stores\.main/,
+    );
+  }, noFeed);
+  const typo = FLOW.replace("prefix: [orders]", "prefx: [orders]");
+  await withProject(async (dir) => {
+    await using rt = await openRuntime({ config: join(dir, "flowstate.yaml") });
+    await assert.rejects(
+      startChangeTriggers(rt),
+      /on-order\.flow\.yaml:\d+:\d+.*prefx.*unknown field/s,
+    );
+  }, typo);
+});

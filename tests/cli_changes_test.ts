@@ -1,0 +1,126 @@
+/**
+ * The change feed on the command line: `flowstate changes`, `state history`,
+ * `state get --at`, run as subprocesses in a temporary project.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cliCommand, type Result, runCli } from "./_cli_sandbox.ts";
+
+const CONFIG = `
+stores:
+  main: { plugin: sqlite, path: data/main.db, changes: { keep: 30d } }
+  plain: { plugin: sqlite, path: data/plain.db }
+scopes: { global: main, flow: main, node: main }
+`;
+
+async function withProject(
+  fn: (run: (...args: string[]) => Promise<Result>, dir: string) => Promise<void>,
+) {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-changes-" });
+  await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG);
+  const run = (...args: string[]): Promise<Result> =>
+    runCli(dir, args, { env: { FLOWSTATE_ACTOR: "cli-tester" } });
+  try {
+    await fn(run, dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function ok(run: (...args: string[]) => Promise<Result>, ...args: string[]): Promise<string> {
+  const r = await run(...args);
+  assert.equal(r.code, 0, `flowstate ${args.join(" ")} exited ${r.code}:\n${r.stderr}`);
+  return r.stdout;
+}
+
+const lines = (text: string) => text.trim().split("\n").filter((l) => l !== "");
+
+Deno.test("flowstate changes, state history and state get --at read a store's change feed", async () => {
+  await withProject(async (run) => {
+    await ok(run, "state", "set", "greeting", '"hello"');
+    await ok(run, "state", "set", "greeting", '"bonjour"');
+    await ok(run, "state", "set", "cfg/other", "1");
+    await ok(run, "state", "rm", "greeting");
+
+    const all = lines(await ok(run, "changes", "--json")).map((l) => JSON.parse(l));
+    assert.deepEqual(
+      all.map((c) => [c.seq, c.op, c.key, c.value]),
+      [
+        [1, "set", ["greeting"], "hello"],
+        [2, "set", ["greeting"], "bonjour"],
+        [3, "set", ["cfg", "other"], 1],
+        [4, "delete", ["greeting"], undefined],
+      ],
+    );
+    assert.ok(all.every((c) => c.by.actor === "cli-tester"), "FLOWSTATE_ACTOR names who wrote");
+    assert.deepEqual(
+      lines(await ok(run, "changes", "--since", "2", "--json")).map((l) => JSON.parse(l).seq),
+      [3, 4],
+    );
+    const table = await ok(run, "changes", "--prefix", "cfg");
+    assert.match(table, /^#3\t.*\tset\tcfg\/other\tcli-tester\t1$/m);
+
+    const history = lines(await ok(run, "state", "history", "greeting", "--json"))
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(history.map((c) => c.seq), [1, 2, 4]);
+    assert.match(
+      await ok(run, "state", "history", "greeting"),
+      /#2\t.*\tset\tgreeting\tcli-tester\t"bonjour"/,
+    );
+
+    assert.equal(JSON.parse(await ok(run, "state", "get", "greeting", "--at", "#1")), "hello");
+    assert.equal(JSON.parse(await ok(run, "state", "get", "greeting", "--at", "#3")), "bonjour");
+    const gone = await run("state", "get", "greeting", "--at", "#4");
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /absent .* at #4/);
+    const at = all[1].at as number;
+    assert.equal(
+      JSON.parse(await ok(run, "state", "get", "greeting", "--at", new Date(at).toISOString())),
+      "bonjour",
+    );
+    const bad = await run("state", "get", "greeting", "--at", "yesterday-ish");
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /expected #<sequence number>/);
+  });
+});
+
+Deno.test("flowstate changes on a store without a feed says which config to add", async () => {
+  await withProject(async (run) => {
+    await ok(run, "state", "set", "--store", "plain", "a", "1");
+    for (
+      const args of [
+        ["changes", "--store", "plain"],
+        ["state", "history", "a", "--store", "plain"],
+        ["state", "get", "a", "--at", "#1", "--store", "plain"],
+      ]
+    ) {
+      const r = await run(...args);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, /add `changes: \{ keep: 30d \}` to stores\.plain in flowstate\.yaml/);
+    }
+  });
+});
+
+Deno.test("flowstate changes --follow prints changes another process commits", async () => {
+  await withProject(async (run, dir) => {
+    await ok(run, "state", "set", "before", "0");
+    const child = cliCommand(dir, ["changes", "--follow", "--json"], {
+      env: { FLOWSTATE_ACTOR: "cli-tester" },
+    }).spawn();
+    let text = "";
+    const reading = (async () => {
+      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) text += chunk;
+    })();
+    // The follower prints nothing before the first change: write until a line arrives.
+    for (let i = 0; !text.includes("\n") && i < 30; i++) {
+      await ok(run, "state", "set", "live", String(i));
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    child.kill("SIGINT");
+    await child.status;
+    await reading;
+    const first = JSON.parse(text.split("\n")[0]);
+    assert.deepEqual(first.key, ["live"]);
+    assert.ok(first.seq > 1, "only changes after the follower started");
+  });
+});

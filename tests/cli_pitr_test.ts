@@ -1,0 +1,154 @@
+/**
+ * End-to-end tests of incremental backups and point-in-time restore through
+ * the `flowstate` CLI: `backup --since`, `restore <full> <increments...>`,
+ * `restore --at <time> --into <store>`, each run as a subprocess.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { type Result, runCli } from "./_cli_sandbox.ts";
+
+const CONFIG = `
+stores:
+  main: { plugin: sqlite, path: data/main.db }
+  data: { plugin: sqlite, path: data/data.db, changes: { keep: 30d } }
+  copy: { plugin: jsonfile, path: data/copy.json }
+  pit: { plugin: sqlite, path: data/pit.db }
+  plain: { plugin: memory, snapshot: data/plain.snapshot.json }
+scopes: { global: main, flow: main, node: main }
+`;
+
+async function withProject(
+  fn: (run: (...args: string[]) => Promise<Result>, dir: string) => Promise<void>,
+) {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-pitr-cli-" });
+  await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG);
+  const run = (...args: string[]): Promise<Result> => runCli(dir, args);
+  try {
+    await fn(run, dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function ok(run: (...args: string[]) => Promise<Result>, ...args: string[]): Promise<string> {
+  const r = await run(...args);
+  assert.equal(r.code, 0, `flowstate ${args.join(" ")} exited ${r.code}:\n${r.stderr}`);
+  return r.stdout;
+}
+
+async function dump(run: (...args: string[]) => Promise<Result>, store: string) {
+  const entries = JSON.parse(await ok(run, "state", "ls", "--store", store, "--json")) as {
+    key: string[];
+    value: unknown;
+  }[];
+  return entries.map(({ key, value }) => ({ key, value }));
+}
+
+/** Wait until the wall clock moved past `ms` (commit times are ms). */
+async function after(ms: number) {
+  while (Date.now() <= ms) await new Promise((r) => setTimeout(r, 2));
+}
+
+Deno.test("flowstate backup --since, restore <full> <increments>, restore --at --into", async () => {
+  await withProject(async (run, dir) => {
+    await ok(run, "state", "set", "--store", "data", "a", "1");
+    await ok(run, "state", "set", "--store", "data", "b", "2");
+    const full = JSON.parse(
+      await ok(run, "backup", "--store", "data", "--out", "full.fsbackup", "--json"),
+    );
+    assert.equal(full.files[0].feedSeq, 2);
+    await ok(run, "state", "set", "--store", "data", "a", "10");
+    await ok(run, "state", "rm", "--store", "data", "b");
+    const atMid = Date.now();
+    const stateMid = await dump(run, "data");
+    await after(atMid);
+    const inc1 = JSON.parse(
+      await ok(
+        run,
+        "backup",
+        "--store",
+        "data",
+        "--since",
+        "full.fsbackup",
+        "--out",
+        "inc1.fsbackup",
+        "--json",
+      ),
+    );
+    assert.deepEqual([inc1.files[0].fromSeq, inc1.files[0].toSeq, inc1.entries], [2, 4, 2]);
+    const dry = JSON.parse(
+      await ok(run, "backup", "--store", "data", "--since", "inc1.fsbackup", "--dry-run", "--json"),
+    );
+    assert.deepEqual([dry.files[0].fromSeq, dry.files[0].toSeq, dry.dryRun], [4, 4, true]);
+    await ok(run, "state", "set", "--store", "data", "c", "3");
+    await ok(
+      run,
+      "backup",
+      "--store",
+      "data",
+      "--since",
+      "inc1.fsbackup",
+      "--out",
+      "inc2.fsbackup",
+    );
+    const end = await dump(run, "data");
+    await ok(run, "state", "set", "--store", "data", "d", "4");
+
+    // Full + increments equals the source when the last increment was taken.
+    const restored = JSON.parse(
+      await ok(
+        run,
+        "restore",
+        join(dir, "full.fsbackup"),
+        join(dir, "inc1.fsbackup"),
+        join(dir, "inc2.fsbackup"),
+        "--store",
+        "copy",
+        "--json",
+      ),
+    );
+    assert.equal(restored.changes, 3, JSON.stringify(restored));
+    assert.deepEqual(await dump(run, "copy"), end);
+
+    // A gap is refused, naming the files and the sequence numbers; nothing written.
+    const gap = await run(
+      "restore",
+      join(dir, "full.fsbackup"),
+      join(dir, "inc2.fsbackup"),
+      "--store",
+      "plain",
+    );
+    assert.equal(gap.code, 1, gap.stderr);
+    assert.match(
+      gap.stderr,
+      /a gap: .*full\.fsbackup ends at change 2, and .*inc2\.fsbackup holds the changes after 4/,
+    );
+    assert.deepEqual(await dump(run, "plain"), []);
+
+    // Point in time: the full backup and the live feed of "data" (found from the header).
+    const pit = JSON.parse(
+      await ok(
+        run,
+        "restore",
+        "full.fsbackup",
+        "--at",
+        new Date(atMid).toISOString(),
+        "--into",
+        "pit",
+        "--json",
+      ),
+    );
+    assert.equal(pit.feedSeq, 4, JSON.stringify(pit));
+    assert.deepEqual(await dump(run, "pit"), stateMid);
+    // Never over a store that holds data, even with --force.
+    const over = await run("restore", "full.fsbackup", "--at-seq", "4", "--into", "pit");
+    assert.equal(over.code, 1);
+    assert.match(over.stderr, /new, empty store only/);
+    const forced = await run("restore", "full.fsbackup", "--at", "1m", "--into", "pit", "--force");
+    assert.equal(forced.code, 2);
+    assert.match(forced.stderr, /--force is refused/);
+    const same = await run("restore", "full.fsbackup", "--at-seq", "3", "--into", "data");
+    assert.notEqual(same.code, 0);
+    assert.match(same.stderr, /restore into a new, empty store/);
+  });
+});
