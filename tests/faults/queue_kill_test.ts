@@ -26,8 +26,7 @@ const RUNS = Number(Deno.env.get("FLOWSTATE_QUEUE_CRASH_RUNS") ?? 200);
 const FLOW = `id: effect
 nodes:
   - id: work
-    type: delay
-    with: { for: 20ms }
+    type: ../nodes/hold.ts
   - id: effect
     needs: [work]
     type: state.set
@@ -37,6 +36,29 @@ nodes:
     type: state.increment
     with: { scope: global, key: "executions/\${{ run.id }}" }
 `;
+
+/**
+ * The `work` node (trusted: in-process): while the file `hold` exists in the
+ * project, it marks its run as held (`held/<run id>.<pid>`) and waits until
+ * the file is gone. So the test can kill a worker while one of its runs is
+ * certainly mid-way, not in the moment it ends.
+ */
+function holdNode(dir: string): string {
+  const core = new URL("../../mod.ts", import.meta.url).href;
+  return `import { defineNode } from ${JSON.stringify(core)};
+const dir = ${JSON.stringify(dir)};
+const exists = (path) => Deno.stat(path).then(() => true, () => false);
+export default defineNode({
+  optionsSchema: { "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } },
+  async run(ctx) {
+    if (!(await exists(dir + "/hold"))) return null;
+    await Deno.writeTextFile(dir + "/held/" + ctx.runId + "." + Deno.pid, "");
+    while (await exists(dir + "/hold")) await ctx.sleep(20);
+    return null;
+  },
+});
+`;
+}
 
 /** A worker process and what its `--json` lines say. */
 class WorkerProcess {
@@ -122,10 +144,14 @@ async function crashTest(storeYaml: string, processes: number): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-queue-kill-" });
   const home = join(dir, "home");
   await Deno.mkdir(join(dir, "flows"));
+  await Deno.mkdir(join(dir, "nodes"));
+  await Deno.mkdir(join(dir, "held"));
   await Deno.writeTextFile(join(dir, "flows", "effect.flow.yaml"), FLOW);
+  await Deno.writeTextFile(join(dir, "nodes", "hold.ts"), holdNode(dir));
   await Deno.writeTextFile(
     join(dir, "flowstate.yaml"),
-    `home: ./home\nstores:\n  main: ${storeYaml}\nflows: [./flows]\n`,
+    `home: ./home\nstores:\n  main: ${storeYaml}\nflows: [./flows]\n` +
+      `nodes: { trusted: [./nodes/hold.ts] }\n`,
   );
   const workers: WorkerProcess[] = [];
   try {
@@ -136,16 +162,26 @@ async function crashTest(storeYaml: string, processes: number): Promise<void> {
     }
     for (let i = 0; i < processes; i++) workers.push(new WorkerProcess(dir, home, `w${i}`));
     const victim = workers[0];
-    // Kill the victim mid-work: after some of its runs ended, while it holds claims.
+    // Kill the victim mid-work: after some of its runs ended, while one of its runs waits
+    // in the `work` node (held there by the file `hold`, so it cannot end meanwhile).
+    await until("the victim to end some runs", 120_000, () => victim.ended >= 3);
+    await Deno.writeTextFile(join(dir, "hold"), "");
+    const heldHere = async () => {
+      const names: string[] = [];
+      for await (const e of Deno.readDir(join(dir, "held"))) names.push(e.name);
+      return names.filter((n) => n.endsWith(`.${victim.child.pid}`)).map((n) => n.split(".")[0]);
+    };
     await until(
-      "the victim to hold claims",
+      "a run of the victim to wait in its work node",
       120_000,
-      () => victim.ended >= 3 && victim.inFlight.size > 0,
+      async () => (await heldHere()).length > 0,
     );
+    const blocked = await heldHere();
     const held = [...victim.inFlight];
     victim.child.kill("SIGKILL");
     await victim.child.status;
     await victim.done;
+    await Deno.remove(join(dir, "hold"));
 
     await using rt = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
     const records = await rt.records();
@@ -174,7 +210,7 @@ async function crashTest(storeYaml: string, processes: number): Promise<void> {
     // The victim's claims were taken back: each run it held when it was killed has a lost
     // attempt by w0. `held` is what it had printed as claimed and not ended just before the
     // kill; a run it finished in the moment between that look and the signal ended there
-    // (w0's attempt succeeded) and was not taken back. Some run of w0's was taken back.
+    // (w0's attempt succeeded) and was not taken back.
     for (const id of held) {
       const r = runs.find((x) => x.id === id)!;
       const mine = r.queue!.attempts.filter((a) => a.worker === "w0");
@@ -183,10 +219,14 @@ async function crashTest(storeYaml: string, processes: number): Promise<void> {
         `${id}: ${JSON.stringify(r.queue)}`,
       );
     }
-    const takenBack = runs.filter((r) =>
-      r.queue!.attempts.some((a) => a.worker === "w0" && a.outcome === "lost")
-    );
-    assert.ok(takenBack.length > 0, "the victim was killed holding claims, taken back since");
+    // A run the victim was killed in the middle of was taken back: its attempt is lost.
+    for (const id of blocked) {
+      const r = runs.find((x) => x.id === id)!;
+      assert.ok(
+        r.queue!.attempts.some((a) => a.worker === "w0" && a.outcome === "lost"),
+        `${id} was mid-way in the victim when it was killed: ${JSON.stringify(r.queue)}`,
+      );
+    }
     let claims = 0;
     for await (const _ of store.list({ prefix: ["flowstate", "queue", "claimed"] })) claims++;
     assert.equal(claims, 0, "no claim left behind");
