@@ -22,6 +22,7 @@ export type {
   CommitRequest,
   DriverClaimResult,
   DriverCommitResult,
+  FeedCommit,
   IndexSpec,
   KeyRange,
   Mutation,
