@@ -844,6 +844,7 @@ export class PostgresDriver implements StoreDriver {
       let open = false;
       try {
         const begun = tx.unsafe("BEGIN").then(() => (open = true));
+        begun.catch(() => {}); // a failed BEGIN fails the statements after it too
         const result = await this.#commitIn(tx, request, feed);
         await begun;
         open = false;
