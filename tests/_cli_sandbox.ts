@@ -96,3 +96,47 @@ export async function withSandbox(fn: (sandbox: Sandbox) => Promise<void>): Prom
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+/** Run `flowstate …` in a project; resolves its result. */
+export type ProjectCli = (...args: string[]) => Promise<Result>;
+
+/**
+ * A temporary project whose `flowstate.yaml` is `config`: `fn` gets a runner of
+ * `flowstate …` in it (with `env` added) and its directory, removed afterwards.
+ */
+export async function withCliProject(
+  config: string,
+  fn: (run: ProjectCli, dir: string) => Promise<void>,
+  options: { prefix?: string; env?: Record<string, string> } = {},
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: options.prefix ?? "flowstate-cli-" });
+  await Deno.writeTextFile(join(dir, "flowstate.yaml"), config);
+  const run: ProjectCli = (...args) =>
+    runCli(dir, args, options.env === undefined ? {} : { env: options.env });
+  try {
+    await fn(run, dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** `flowstate …` that must exit 0: resolves its stdout (the assertion shows stderr otherwise). */
+export async function cliOk(run: ProjectCli, ...args: string[]): Promise<string> {
+  const r = await run(...args);
+  if (r.code !== 0) {
+    throw new Error(`flowstate ${args.join(" ")} exited ${r.code}:\n${r.stderr}`);
+  }
+  return r.stdout;
+}
+
+/** A store's entries as `state ls --json` shows them: `[{ key, value }]`. */
+export async function cliDump(
+  run: ProjectCli,
+  store: string,
+): Promise<{ key: string[]; value: unknown }[]> {
+  const entries = JSON.parse(await cliOk(run, "state", "ls", "--store", store, "--json")) as {
+    key: string[];
+    value: unknown;
+  }[];
+  return entries.map(({ key, value }) => ({ key, value }));
+}

@@ -3,8 +3,7 @@
  * `state get --at`, run as subprocesses in a temporary project.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { cliCommand, type Result, runCli } from "./_cli_sandbox.ts";
+import { cliCommand, cliOk, type ProjectCli, withCliProject } from "./_cli_sandbox.ts";
 
 const CONFIG = `
 stores:
@@ -13,25 +12,12 @@ stores:
 scopes: { global: main, flow: main, node: main }
 `;
 
-async function withProject(
-  fn: (run: (...args: string[]) => Promise<Result>, dir: string) => Promise<void>,
-) {
-  const dir = await Deno.makeTempDir({ prefix: "flowstate-changes-" });
-  await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG);
-  const run = (...args: string[]): Promise<Result> =>
-    runCli(dir, args, { env: { FLOWSTATE_ACTOR: "cli-tester" } });
-  try {
-    await fn(run, dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function ok(run: (...args: string[]) => Promise<Result>, ...args: string[]): Promise<string> {
-  const r = await run(...args);
-  assert.equal(r.code, 0, `flowstate ${args.join(" ")} exited ${r.code}:\n${r.stderr}`);
-  return r.stdout;
-}
+const withProject = (fn: (run: ProjectCli, dir: string) => Promise<void>) =>
+  withCliProject(CONFIG, fn, {
+    prefix: "flowstate-changes-",
+    env: { FLOWSTATE_ACTOR: "cli-tester" },
+  });
+const ok = cliOk;
 
 const lines = (text: string) => text.trim().split("\n").filter((l) => l !== "");
 

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type Result, runCli } from "./_cli_sandbox.ts";
+import { cliDump, cliOk, type ProjectCli, withCliProject } from "./_cli_sandbox.ts";
 
 const CONFIG = `
 stores:
@@ -17,37 +17,15 @@ stores:
 scopes: { global: main, flow: main, node: main }
 `;
 
-async function withProject(
-  fn: (run: (...args: string[]) => Promise<Result>, dir: string) => Promise<void>,
-) {
-  const dir = await Deno.makeTempDir({ prefix: "flowstate-pitr-cli-" });
-  await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG);
-  const run = (...args: string[]): Promise<Result> => runCli(dir, args);
-  try {
-    await fn(run, dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function ok(run: (...args: string[]) => Promise<Result>, ...args: string[]): Promise<string> {
-  const r = await run(...args);
-  assert.equal(r.code, 0, `flowstate ${args.join(" ")} exited ${r.code}:\n${r.stderr}`);
-  return r.stdout;
-}
-
-async function dump(run: (...args: string[]) => Promise<Result>, store: string) {
-  const entries = JSON.parse(await ok(run, "state", "ls", "--store", store, "--json")) as {
-    key: string[];
-    value: unknown;
-  }[];
-  return entries.map(({ key, value }) => ({ key, value }));
-}
-
 /** Wait until the wall clock moved past `ms` (commit times are ms). */
 async function after(ms: number) {
   while (Date.now() <= ms) await new Promise((r) => setTimeout(r, 2));
 }
+
+const withProject = (fn: (run: ProjectCli, dir: string) => Promise<void>) =>
+  withCliProject(CONFIG, fn, { prefix: "flowstate-pitr-cli-" });
+const ok = cliOk;
+const dump = cliDump;
 
 Deno.test("flowstate backup --since, restore <full> <increments>, restore --at --into", async () => {
   await withProject(async (run, dir) => {

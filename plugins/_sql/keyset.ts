@@ -23,7 +23,7 @@
  */
 import type { KeyRange, RawEntry } from "../../src/store/driver.ts";
 import { type ByteBounds, byteBounds, decodeKey } from "../../src/store/keys.ts";
-import { isEmptyBounds } from "./bounds.ts";
+import { isEmptyBounds, prefixBounds } from "./bounds.ts";
 
 /** Rows in a page when the listing does not say (`KeyRange.batchSize`). */
 export const DEFAULT_PAGE_SIZE = 256;
@@ -64,7 +64,10 @@ export class KeysetPages {
 
   /** The pages of `range` (its bounds, order, `limit` and `batchSize`). */
   constructor(range: KeyRange) {
-    this.bounds = byteBounds(range);
+    // A prefix alone (the common listing) takes its bounds from the shared memo.
+    this.bounds = range.start === undefined && range.end === undefined && range.prefix !== undefined
+      ? { ...prefixBounds(range.prefix) }
+      : byteBounds(range);
     this.reverse = range.reverse === true;
     this.#remaining = range.limit ?? Infinity;
     this.#pageSize = range.batchSize ?? DEFAULT_PAGE_SIZE;
@@ -103,4 +106,107 @@ export class KeysetPages {
     }
     return true;
   }
+}
+
+/**
+ * The entries of an async driver's keyset-paginated listing of `range`:
+ * `fetch(pages, size)` runs one page's `SELECT`. Within a page each entry is
+ * handed out as an already resolved promise (no async generator's promise
+ * jobs per entry); the next page is read when the last one is used up.
+ */
+export function asyncPagedEntries(
+  range: KeyRange,
+  fetch: (pages: KeysetPages, size: number) => Promise<EntryRow[]>,
+): AsyncIterableIterator<RawEntry> {
+  const pages = new KeysetPages(range);
+  let rows: EntryRow[] = [];
+  let i = 0;
+  let more = true;
+  let finished = false;
+  const done = (): IteratorResult<RawEntry> => ({ done: true, value: undefined });
+  const nextPage = async (): Promise<IteratorResult<RawEntry>> => {
+    while (!finished) {
+      const size = more ? pages.nextSize() : 0;
+      if (size === 0) break;
+      try {
+        rows = await fetch(pages, size);
+      } catch (err) {
+        finished = true;
+        throw err;
+      }
+      i = 0;
+      more = pages.advance(rows, size);
+      if (finished) break;
+      if (rows.length > 0) return { done: false, value: entryOf(rows[i++]) };
+    }
+    finished = true;
+    return done();
+  };
+  const iterator: AsyncIterableIterator<RawEntry> = {
+    next() {
+      if (i < rows.length && !finished) {
+        return Promise.resolve({ done: false, value: entryOf(rows[i++]) });
+      }
+      try {
+        return nextPage();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    },
+    return() {
+      finished = true;
+      rows = [];
+      return Promise.resolve(done());
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}
+
+/**
+ * The entries of a synchronous driver's keyset-paginated listing of `range`:
+ * `fetch(pages, size)` runs one page's `SELECT`. A plain iterator over each
+ * page's rows (no generator to resume per entry); the next page is read when
+ * the last one is used up.
+ */
+export function pagedEntries(
+  range: KeyRange,
+  fetch: (pages: KeysetPages, size: number) => EntryRow[],
+): IterableIterator<RawEntry> {
+  const pages = new KeysetPages(range);
+  let rows: EntryRow[] = [];
+  let i = 0;
+  let more = true;
+  let finished = false;
+  const done = (): IteratorResult<RawEntry> => ({ done: true, value: undefined });
+  const iterator: IterableIterator<RawEntry> = {
+    next() {
+      while (!finished) {
+        if (i < rows.length) return { done: false, value: entryOf(rows[i++]) };
+        const size = more ? pages.nextSize() : 0;
+        if (size === 0) break;
+        try {
+          rows = fetch(pages, size);
+        } catch (err) {
+          finished = true;
+          throw err;
+        }
+        i = 0;
+        more = pages.advance(rows, size);
+      }
+      finished = true;
+      return done();
+    },
+    return() {
+      finished = true;
+      rows = [];
+      return done();
+    },
+    [Symbol.iterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
 }

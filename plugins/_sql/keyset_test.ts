@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
-import { encodeKey } from "../../src/store/keys.ts";
-import { DEFAULT_PAGE_SIZE, entryOf, KeysetPages } from "./keyset.ts";
+import { compareBytes, encodeKey } from "../../src/store/keys.ts";
+import {
+  asyncPagedEntries,
+  DEFAULT_PAGE_SIZE,
+  entryOf,
+  type EntryRow,
+  KeysetPages,
+  pagedEntries,
+} from "./keyset.ts";
+import { prefixBounds } from "./bounds.ts";
 
 const row = (key: string) => ({ key: encodeKey([key]) });
 
@@ -46,4 +54,114 @@ Deno.test("entryOf() decodes a row's key", () => {
     entryOf({ key: encodeKey(["a", "b"]), value: "1", version: "v1", expires_at: null }),
     { key: ["a", "b"], value: "1", version: "v1", expiresAt: null },
   );
+});
+
+Deno.test("KeysetPages of a prefix does not change the shared prefix bounds as it advances", () => {
+  const shared = prefixBounds(["p"]);
+  const lower = shared.lower;
+  const pages = new KeysetPages({ prefix: ["p"], batchSize: 1 });
+  assert.deepEqual(pages.bounds, shared);
+  pages.advance([{ key: encodeKey(["p", "a"]) }], 1);
+  assert.equal(prefixBounds(["p"]).lower, lower);
+  assert.equal(prefixBounds(["p"]).lowerExclusive, true);
+  assert.deepEqual(pages.bounds.lower, encodeKey(["p", "a"]));
+});
+
+/** A table of `n` rows under ["t"], served a page at a time like a SELECT would. */
+function table(n: number) {
+  const rows: EntryRow[] = Array.from({ length: n }, (_, i) => ({
+    key: encodeKey(["t", String(i).padStart(3, "0")]),
+    value: String(i),
+    version: "v",
+    expires_at: null,
+  }));
+  const sizes: number[] = [];
+  const fetch = (pages: KeysetPages, size: number): Promise<EntryRow[]> => {
+    sizes.push(size);
+    const { lower } = pages.bounds;
+    const after = lower === undefined ? rows : rows.filter((r) => compareBytes(r.key, lower) > 0);
+    return Promise.resolve(after.slice(0, size));
+  };
+  return { rows, sizes, fetch };
+}
+
+Deno.test("asyncPagedEntries hands out every row of every page in order", async () => {
+  const { sizes, fetch } = table(5);
+  const keys: string[] = [];
+  for await (const e of asyncPagedEntries({ prefix: ["t"], batchSize: 2 }, fetch)) {
+    keys.push(e.key[1]);
+  }
+  assert.deepEqual(keys, ["000", "001", "002", "003", "004"]);
+  assert.deepEqual(sizes, [2, 2, 2], "the short third page is the last");
+});
+
+Deno.test("asyncPagedEntries stops at the limit without reading another page", async () => {
+  const { sizes, fetch } = table(10);
+  const keys: string[] = [];
+  for await (const e of asyncPagedEntries({ prefix: ["t"], limit: 3, batchSize: 2 }, fetch)) {
+    keys.push(e.key[1]);
+  }
+  assert.deepEqual(keys, ["000", "001", "002"]);
+  assert.deepEqual(sizes, [2, 1]);
+});
+
+Deno.test("asyncPagedEntries reads nothing after return() and ends after an error", async () => {
+  const { sizes, fetch } = table(10);
+  const it = asyncPagedEntries({ prefix: ["t"], batchSize: 2 }, fetch);
+  assert.deepEqual((await it.next()).value?.key, ["t", "000"]);
+  assert.deepEqual(await it.return!(), { done: true, value: undefined });
+  assert.deepEqual(await it.next(), { done: true, value: undefined });
+  assert.deepEqual(sizes, [2]);
+
+  let calls = 0;
+  const failing = asyncPagedEntries({ prefix: ["t"] }, () => {
+    calls++;
+    throw new Error("closed");
+  });
+  await assert.rejects(failing.next(), /closed/);
+  assert.deepEqual(await failing.next(), { done: true, value: undefined });
+  assert.equal(calls, 1);
+});
+
+Deno.test("pagedEntries hands out every row of every page in order, up to the limit", () => {
+  const all = (range: Parameters<typeof pagedEntries>[0]) => {
+    const t = table(5);
+    const seen: string[] = [];
+    const rowsOf = (pages: KeysetPages, size: number): EntryRow[] => {
+      t.sizes.push(size);
+      const { lower } = pages.bounds;
+      return t.rows.filter((r) => lower === undefined || compareBytes(r.key, lower) > 0)
+        .slice(0, size);
+    };
+    for (const e of pagedEntries(range, rowsOf)) seen.push(e.key[1]);
+    return { seen, sizes: t.sizes };
+  };
+  assert.deepEqual(all({ prefix: ["t"], batchSize: 2 }), {
+    seen: ["000", "001", "002", "003", "004"],
+    sizes: [2, 2, 2],
+  });
+  assert.deepEqual(all({ prefix: ["t"], limit: 3, batchSize: 2 }), {
+    seen: ["000", "001", "002"],
+    sizes: [2, 1],
+  });
+});
+
+Deno.test("pagedEntries reads nothing after return() and ends after an error", () => {
+  let calls = 0;
+  const it = pagedEntries({ prefix: ["t"], batchSize: 1 }, () => {
+    calls++;
+    return [{ key: encodeKey(["t", "a"]), value: "1", version: "v", expires_at: null }];
+  });
+  assert.deepEqual(it.next().value?.key, ["t", "a"]);
+  it.return!();
+  assert.deepEqual(it.next(), { done: true, value: undefined });
+  assert.equal(calls, 1);
+
+  const failing = pagedEntries({ prefix: ["t"] }, () => {
+    calls++;
+    throw new Error("closed");
+  });
+  assert.throws(() => failing.next(), /closed/);
+  assert.deepEqual(failing.next(), { done: true, value: undefined });
+  assert.equal(calls, 2);
 });

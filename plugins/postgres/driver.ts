@@ -25,7 +25,7 @@ import { encodeKey } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { AtomicCheck, Capabilities, Key } from "../../src/store/types.ts";
 import { boundsWhere } from "../_sql/bounds.ts";
-import { entryOf, type EntryRow, KeysetPages } from "../_sql/keyset.ts";
+import { asyncPagedEntries, entryOf, type EntryRow } from "../_sql/keyset.ts";
 import { connect, type PostgresDriverOptions } from "./connect.ts";
 import { codeOf, isCastFailure, isPostgresError, isRetryable, messageOf } from "./errors.ts";
 import { compileQuery } from "./query.ts";
@@ -225,23 +225,19 @@ export class PostgresDriver implements StoreDriver {
    * by keyset pagination: no transaction stays open between pages, and each
    * page sees the latest commits.
    */
-  async *list(range: KeyRange, now: number): AsyncGenerator<RawEntry> {
+  list(range: KeyRange, now: number): AsyncIterableIterator<RawEntry> {
     const what = "Cannot list";
-    this.#assertOpen(what);
-    const pages = new KeysetPages(range);
-    for (let size = pages.nextSize(); size > 0; size = pages.nextSize()) {
+    return asyncPagedEntries(range, (pages, size) => {
+      this.#assertOpen(what);
       const params: unknown[] = [];
       const where = boundsWhere(pages.bounds, (bytes) => `$${params.push(bytes)}`);
       where.push(LIVE.replace("$NOW", `$${params.push(now)}`));
-      const rows = await this.#run<EntryRow[]>(
+      return this.#run<EntryRow[]>(
         what,
         pages.select(this.#table, where, `$${params.push(size)}`),
         params,
       );
-      for (const row of rows) yield entryOf(row);
-      if (!pages.advance(rows, size)) return;
-      this.#assertOpen(what);
-    }
+    });
   }
 
   /**

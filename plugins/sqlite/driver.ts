@@ -22,7 +22,7 @@ import { byteBounds, encodeKey, keysEqual } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { AtomicCheck, Capabilities, Key } from "../../src/store/types.ts";
 import { boundsWhere, isEmptyBounds, prefixBounds } from "../_sql/bounds.ts";
-import { entryOf, type EntryRow, KeysetPages } from "../_sql/keyset.ts";
+import { entryOf, type EntryRow, pagedEntries } from "../_sql/keyset.ts";
 import { isBusy, isCorrupt, messageOf } from "./errors.ts";
 import { CompiledQueries, type CompiledQuery, compileQuery, LONE_SURROGATE_GLOB } from "./query.ts";
 import type {
@@ -547,25 +547,20 @@ export class SqliteDriver implements StoreDriver {
    * transaction stays open between pages, so a long listing never blocks
    * checkpoints, and each page sees the latest commits.
    */
-  *list(range: KeyRange, now: number): Generator<RawEntry> {
+  list(range: KeyRange, now: number): IterableIterator<RawEntry> {
     const what = "Cannot list";
-    this.#assertOpen(what);
-    const pages = new KeysetPages(range);
-    for (let size = pages.nextSize(); size > 0; size = pages.nextSize()) {
+    return pagedEntries(range, (pages, size) => {
+      this.#assertOpen(what);
       const params: SQLInputValue[] = [];
       const where = boundsWhere(pages.bounds, (bytes) => (params.push(bytes), "?"));
-      let rows: EntryRow[];
       try {
         // The page size as a literal: a bound LIMIT costs SQLite ~20 µs a statement.
-        rows = this.#statement(pages.select("flowstate_entries", [...where, LIVE], String(size)))
+        return this.#statement(pages.select("flowstate_entries", [...where, LIVE], String(size)))
           .all(...params, now) as EntryRow[];
       } catch (err) {
         throw this.#error(what, err);
       }
-      for (const row of rows) yield entryOf(row);
-      if (!pages.advance(rows, size)) return;
-      this.#assertOpen(what);
-    }
+    });
   }
 
   #apply(m: Mutation, bytesOf: (key: Key) => Uint8Array, version: string): void {

@@ -217,6 +217,28 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * elements skip TextDecoder; a leading U+FEFF is kept.
  */
 export function decodeKey(bytes: Uint8Array): string[] {
+  // Fast path: short ASCII elements without escapes, one byte at a time (no
+  // subarray or native call per element); anything else takes the general path.
+  const key: string[] = [];
+  let element = "";
+  let length = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b === 0) {
+      if (bytes[i + 1] === 0xff) return keyWithNulFromBytes(bytes);
+      key.push(element);
+      element = "";
+      length = 0;
+    } else if (b < 0x80 && ++length <= 32) {
+      element += String.fromCharCode(b);
+    } else {
+      return decodeKeyGeneral(bytes);
+    }
+  }
+  return key;
+}
+
+function decodeKeyGeneral(bytes: Uint8Array): string[] {
   const key: string[] = [];
   let start = 0;
   for (let i = bytes.indexOf(0); i >= 0; i = bytes.indexOf(0, start)) {

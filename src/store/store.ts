@@ -721,27 +721,92 @@ class CoreStore implements Store {
         },
       };
     }
-    async function* entries(source?: AsyncIterable<RawEntry>): AsyncGenerator<Entry<T>> {
-      if (source === undefined) return;
+    /**
+     * An async driver (postgres, redis): each entry is the driver's step
+     * mapped in a `then`, without a second async generator's promise jobs per
+     * entry. Steps run one at a time, in the order they were asked for.
+     */
+    function fromAsync(source: AsyncIterator<RawEntry>): AsyncIterator<Entry<T>> {
       let n = 0;
-      for await (const raw of source) {
-        self.#assertOpen(what);
-        if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
+      let finished = limit === 0;
+      /** The source's `return()` once the listing stopped early, awaited by the next step. */
+      let closing: Promise<unknown> | undefined;
+      let last: Promise<unknown> = Promise.resolve();
+      let inFlight = 0;
+      const done = (): IteratorResult<Entry<T>> => ({ done: true, value: undefined });
+      const close = () => {
+        if (!finished) {
+          finished = true;
+          closing = Promise.resolve(source.return?.());
+          closing.catch(() => {}); // surfaced by the next step, if any
+        }
+      };
+      const step = (
+        r: IteratorResult<RawEntry>,
+      ): IteratorResult<Entry<T>> | Promise<IteratorResult<Entry<T>>> => {
+        if (r.done) {
+          finished = true;
+          return done();
+        }
+        try {
+          self.#assertOpen(what);
+        } catch (err) {
+          close();
+          return closing!.then(() => Promise.reject(err));
+        }
+        const raw = r.value;
+        if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) {
+          return source.next().then(step, fail);
+        }
         lastKey = raw.key;
-        yield toEntry<T>(raw);
-        if (++n >= limit) return;
-      }
+        if (++n >= limit) close();
+        return { done: false, value: toEntry<T>(raw) };
+      };
+      const fail = (err: unknown): never => {
+        finished = true;
+        throw err;
+      };
+      const pull = (): Promise<IteratorResult<Entry<T>>> => {
+        if (finished) return closing ? closing.then(done) : Promise.resolve(done());
+        try {
+          return source.next().then(step, fail);
+        } catch (err) {
+          finished = true;
+          return Promise.reject(err);
+        }
+      };
+      /** Runs `fn` now when nothing is in flight, else after the step before it. */
+      const queued = <R>(fn: () => Promise<R>): Promise<R> => {
+        const p = inFlight === 0 ? fn() : last.then(fn);
+        inFlight++;
+        const settled = () => void inFlight--;
+        last = p.then(settled, settled);
+        return p;
+      };
+      return {
+        next: () => queued(pull),
+        return: () =>
+          queued(() => {
+            close();
+            return closing ? closing.then(done) : Promise.resolve(done());
+          }),
+        throw: (err?: unknown) =>
+          queued(() => {
+            close();
+            return (closing ?? Promise.resolve()).then(() => Promise.reject(err));
+          }),
+      };
     }
     // The driver is asked at the first step, as of then (not when list() is called).
     let inner: AsyncIterator<Entry<T>> | undefined;
     const started = (): AsyncIterator<Entry<T>> => {
       if (inner === undefined) {
-        if (limit === 0) inner = entries();
+        if (limit === 0) inner = fromSync([][Symbol.iterator]());
         else {
           const listed = self.#listOutsideInternal(range, self.#clock.now());
           inner = Symbol.iterator in listed
             ? fromSync((listed as Iterable<RawEntry>)[Symbol.iterator]())
-            : entries(listed as AsyncIterable<RawEntry>);
+            : fromAsync((listed as AsyncIterable<RawEntry>)[Symbol.asyncIterator]());
         }
       }
       return inner;

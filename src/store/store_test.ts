@@ -587,3 +587,57 @@ Deno.test("newVersion() never repeats, even within one millisecond", () => {
   const versions = new Set(Array.from({ length: 10_000 }, () => newVersion()));
   assert.equal(versions.size, 10_000);
 });
+
+/** TinyDriver whose list() is async (like postgres or redis), counting returns. */
+class AsyncTinyDriver extends TinyDriver {
+  returned = 0;
+  // @ts-expect-error: an async listing where TinyDriver's is synchronous
+  override list(range: KeyRange, now: number): AsyncIterable<RawEntry> {
+    const inner = super.list(range, now)[Symbol.iterator]();
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: async () => {
+          await new Promise((r) => setTimeout(r, 0));
+          return inner.next();
+        },
+        return: () => {
+          this.returned++;
+          return Promise.resolve({ done: true as const, value: undefined });
+        },
+      }),
+    };
+  }
+}
+
+Deno.test("Store.list() over an async driver answers steps asked at once in order, skipping expired ones", async () => {
+  const driver = new AsyncTinyDriver();
+  const store = wrapDriver(driver, { name: "tiny-store", plugin: "tiny", clock: fakeClock(START) });
+  driver.put(
+    [["a"], 1, null],
+    [["b"], 2, START - 1],
+    [["c"], 3, null],
+    [["d"], 4, START - 1],
+    [["e"], 5, null],
+    [["f"], 6, null],
+  );
+  const it = store.list<number>({ limit: 3 });
+  const steps = await Promise.all([it.next(), it.next(), it.next(), it.next()]);
+  assert.deepEqual(steps.map((s) => s.done ? "done" : s.value.value), [1, 3, 5, "done"]);
+  assert.equal(driver.returned, 1, "reaching the limit closes the driver's listing");
+  assert.deepEqual(await keys(store.list({ prefix: [] })), [["a"], ["c"], ["e"], ["f"]]);
+});
+
+Deno.test("Store.list() over an async driver closes its listing on break and on close()", async () => {
+  const driver = new AsyncTinyDriver();
+  const store = wrapDriver(driver, { name: "tiny-store", plugin: "tiny", clock: fakeClock(START) });
+  driver.put([["a"], 1, null], [["b"], 2, null], [["c"], 3, null]);
+  for await (const _ of store.list()) break;
+  assert.equal(driver.returned, 1);
+  const it = store.list();
+  await it.next();
+  const pending = it.next();
+  await store.close();
+  assert.ok((await failure(() => pending)) instanceof StoreClosedError);
+  assert.equal(driver.returned, 2);
+  assert.ok((await failure(() => it.next())) instanceof StoreClosedError);
+});
