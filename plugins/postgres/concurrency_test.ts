@@ -490,7 +490,10 @@ pgTest(
         const taken: number[] = [];
         for (;;) {
           const got = await store.claimFirst!<{ i: number }>(["q"], (entry, op) => {
-            op.check(entry.key, entry.version).delete(entry.key).set(["done", String(entry.value.i)], 1);
+            op.check(entry.key, entry.version).delete(entry.key).set([
+              "done",
+              String(entry.value.i),
+            ], 1);
             return Promise.resolve(true);
           });
           if (got === null) return taken;

@@ -1165,7 +1165,7 @@ class CoreStore implements Store {
       },
     });
     if (claimed === null) return null;
-    if (by !== undefined && claimed.result.ok) for (const wake of this.#wakers) wake();
+    if (by !== undefined && claimed.result.ok) { for (const wake of this.#wakers) wake(); }
     return { key: claimed.key, result: commitResult(claimed.result, version) };
   }
 
