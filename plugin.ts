@@ -23,6 +23,7 @@ export type {
   DriverClaimResult,
   DriverCommitResult,
   FeedCommit,
+  FeedTemplate,
   IndexSpec,
   KeyRange,
   Mutation,

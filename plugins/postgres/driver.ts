@@ -822,35 +822,81 @@ export class PostgresDriver implements StoreDriver {
   }
 
   /**
-   * A commit and the change feed's part of it, in one transaction: `BEGIN`,
-   * the commit's keys' locks with those of `feed.reads` (the feed's head
-   * among them: commits that write the feed go one at a time, in the order
-   * they get the head's lock) and the read of `feed.reads`, pipelined; then
-   * the checked write of the commit's and the feed's writes, `pg_notify` and
-   * `COMMIT`, pipelined: two round trips. A failed check writes neither.
+   * A commit and the change feed's part of it, in one transaction and one
+   * round trip (pipelined): `BEGIN`; the commit's keys' locks with those of
+   * `feed.reads` (the feed's head among them: commits that write the feed go
+   * one at a time, in the order they get the head's lock); one statement
+   * that reads the head and the previous versions (a later statement than
+   * the locks, so it sees the commit before it) and writes the commit's and
+   * the feed's writes only if every check holds (`feed.template`); a
+   * `pg_notify` if the head now holds this commit's version; `COMMIT`.
    */
   async commitFeed(request: CommitRequest, feed: FeedCommit): Promise<DriverCommitResult> {
     const what = "Cannot commit";
     this.#assertOpen(what);
-    if (request.mutations.some((m) => m.type === "clear")) {
+    const { checks, mutations, version, now } = request;
+    if (mutations.some((m) => m.type === "clear")) {
       throw new TypeError(`${what}: a commit that writes the feed natively cannot clear a range`);
     }
+    const s = this.#sqlText;
+    const plan = expandSingle(planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]));
+    const checkKeys = checks.map((c) => toHex(encodeKey(c.key)));
+    const t = feed.template;
+    const headHex = toHex(encodeKey(t.head));
+    const locked = [
+      ...checkKeys,
+      ...plan.deleteKeys,
+      ...plan.setKeys,
+      ...feed.reads.map((k) => toHex(encodeKey(k))),
+    ];
+    const params = [
+      checkKeys,
+      checks.map((c) => c.version),
+      now,
+      plan.deleteKeys,
+      plan.setKeys,
+      plan.setValues,
+      plan.setExpires,
+      version,
+      headHex,
+      toHex(encodeKey(t.entries)),
+      String(t.since),
+      t.writes.map((w) => toHex(encodeKey(w.key))),
+      t.writes.map((w) => (w.delete ? "t" : "f")),
+      t.writes.map((w) => toHex(encodeKey(w.byKey))),
+      t.writes.map((w) => w.middle),
+      t.writes.map((w) => w.tail),
+    ] as never[];
     for (let attempt = 1;; attempt++) {
+      this.#assertOpen(what);
       const tx = await this.#sql.reserve();
-      let open = false;
       try {
-        const begun = tx.unsafe("BEGIN").then(() => (open = true));
-        begun.catch(() => {}); // a failed BEGIN fails the statements after it too
-        const result = await this.#commitIn(tx, request, feed);
-        await begun;
-        open = false;
-        return result;
+        const results = await Promise.allSettled([
+          tx.unsafe("BEGIN"),
+          tx.unsafe(s.keyLocks, [locked] as never[], PREPARED),
+          tx.unsafe(s.feedWrite, params, PREPARED),
+          tx.unsafe(
+            s.notifyIfVersion,
+            [this.#channel(feed.topic), headHex, version] as never[],
+            PREPARED,
+          ),
+          tx.unsafe("COMMIT"),
+        ]);
+        const failures = results.filter((r) => r.status === "rejected").map((r) => r.reason);
+        if (failures.length > 0) {
+          // A failed statement makes COMMIT roll back; make sure nothing stays open.
+          await tx.unsafe("ROLLBACK").catch(() => {});
+          throw failures.find((e) => codeOf(e) !== "25P02") ?? failures[0];
+        }
+        const failed = (results[2] as PromiseFulfilledResult<Row[]>).value;
+        return failed.length === 0
+          ? { ok: true }
+          : { ok: false, conflicts: failed.map((r) => checks[(r.i as number) - 1].key) };
       } catch (err) {
         if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
           throw this.#error(what, err);
         }
       } finally {
-        if (open) await tx.unsafe("ROLLBACK").catch(() => {});
         tx.release();
       }
     }

@@ -119,6 +119,30 @@ export interface FeedCommit {
   plan(read: readonly (RawEntry | null)[]): Mutation[];
   /** Call {@linkcode StoreDriver.signal} of this topic inside the transaction (when it wrote entries). */
   topic: string;
+  /**
+   * What `plan` computes, as pieces for a driver that builds the feed's
+   * writes in its own statement (read and write in one round trip). For the
+   * i-th write that changes something (a delete of a key absent or expired
+   * at `now` changes nothing), in order, with `seq` = the head's `seq` + i:
+   * the entry `entries` + [seq as 16 digits] = `{"seq":` + seq + `middle` +
+   * the key's previous version as JSON (`null`: none) + `tail`; the by-key
+   * entry `byKey` + [seq as 16 digits] = `null`; then, when any changed,
+   * `head` = `{"seq":` + last seq + `,"since":` + the head's `since` (or
+   * `since`) + `}`. Every one of them with no expiry and the commit's version.
+   */
+  template: FeedTemplate;
+}
+
+/** See {@linkcode FeedCommit.template}. */
+export interface FeedTemplate {
+  /** The head's key: its value is `{"seq": N, "since": ms}` (absent: seq 0). */
+  head: Key;
+  /** The prefix of the entries' keys. */
+  entries: Key;
+  /** `since` for a head that has none. */
+  since: number;
+  /** One per key written, in order. */
+  writes: { key: Key; delete: boolean; byKey: Key; middle: string; tail: string }[];
 }
 
 /** What a driver's commit reports. */

@@ -205,12 +205,47 @@ export function feedCommit(
   topic: string,
 ): FeedCommit {
   const writes = lastWrites(mutations);
+  const byJson = JSON.stringify(by);
   return {
     reads: [FEED_HEAD, ...writes.map((m) => m.key)],
     topic,
+    template: {
+      head: FEED_HEAD,
+      entries: ENTRIES,
+      since: now,
+      writes: writes.map((m) => ({
+        key: m.key,
+        delete: m.type === "delete",
+        byKey: [...BY_KEY, keyToken(m.key)],
+        ...entryPieces(m, now, version, byJson),
+      })),
+    },
     plan: ([headRaw, ...previous]) =>
       feedPlanFrom(headRaw ?? null, previous, writes, now, version, by).mutations,
   };
+}
+
+/**
+ * The text of a change entry around its sequence number and previous version:
+ * the entry is `{"seq":` + seq + `middle` + the previous version as JSON + `tail`.
+ */
+function entryPieces(
+  m: Mutation & { type: "set" | "delete" },
+  now: number,
+  version: string,
+  byJson: string,
+): { middle: string; tail: string } {
+  return m.type === "set"
+    ? {
+      middle: `,"at":${now},"key":${JSON.stringify(m.key)},"op":"set","value":${m.value},` +
+        `"version":${JSON.stringify(version)},"previousVersion":`,
+      tail: `,"expiresAt":${m.expiresAt},"by":${byJson}}`,
+    }
+    : {
+      middle: `,"at":${now},"key":${JSON.stringify(m.key)},"op":"delete","version":null,` +
+        `"previousVersion":`,
+      tail: `,"expiresAt":null,"by":${byJson}}`,
+    };
 }
 
 function feedPlanFrom(
@@ -233,13 +268,8 @@ function feedPlanFrom(
       : null;
     if (m.type === "delete" && prevVersion === null) continue;
     seq++;
-    const value = m.type === "set"
-      ? `{"seq":${seq},"at":${now},"key":${JSON.stringify(m.key)},"op":"set","value":${m.value},` +
-        `"version":${JSON.stringify(version)},"previousVersion":${
-          JSON.stringify(prevVersion)
-        },"expiresAt":${m.expiresAt},"by":${byJson}}`
-      : `{"seq":${seq},"at":${now},"key":${JSON.stringify(m.key)},"op":"delete","version":null,` +
-        `"previousVersion":${JSON.stringify(prevVersion)},"expiresAt":null,"by":${byJson}}`;
+    const { middle, tail } = entryPieces(m, now, version, byJson);
+    const value = `{"seq":${seq}${middle}${JSON.stringify(prevVersion)}${tail}`;
     out.push({ type: "set", key: entryKey(seq), value, expiresAt: null });
     out.push({
       type: "set",
