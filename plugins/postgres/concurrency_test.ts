@@ -4,6 +4,7 @@ import postgres from "postgres";
 import { openStore } from "../../src/plugin.ts";
 import { encodeKey } from "../../src/store/keys.ts";
 import { PostgresDriver } from "./mod.ts";
+import { fakeClock } from "../../src/testing/clock.ts";
 import {
   dropTestSchema,
   LOCK_CLASS,
@@ -532,6 +533,59 @@ pgTest(
     } finally {
       await a.close();
       await b.close();
+    }
+  },
+);
+
+pgTest(
+  "postgres with a change feed: expired values, deletes of absent keys and the head's since, as the core's fallback writes them",
+  async (url) => {
+    const clock = fakeClock();
+    const t0 = clock.now();
+    const store = await openStore(
+      {
+        plugin: "postgres",
+        url,
+        schema: SCHEMA,
+        table: newTable("feedexp"),
+        changes: { keep: "30d" },
+      },
+      { clock },
+    );
+    try {
+      await store.set(["k"], "a", { expireIn: 1000 });
+      const first = (await store.get(["k"]))!;
+      clock.advance(2000);
+      await store.delete(["k"]); // expired: no change
+      await store.delete(["never"]); // absent: no change
+      await store.set(["k"], "b");
+      const second = (await store.get(["k"]))!;
+      await store.atomic().set(["x"], 1).delete(["k"]).set(["x"], 2).commit();
+      const changes = await Array.fromAsync(store.changes({}));
+      assert.deepEqual(
+        changes.map((c) => [c.seq, c.op, c.key, c.value ?? null, c.previousVersion, c.at - t0]),
+        [
+          [1, "set", ["k"], "a", null, 0],
+          [2, "set", ["k"], "b", null, 2000],
+          [3, "delete", ["k"], null, second.version, 2000],
+          [4, "set", ["x"], 2, null, 2000],
+        ],
+      );
+      assert.equal(changes[0].expiresAt, t0 + 1000);
+      assert.equal(changes[0].version, first.version);
+      assert.equal(changes[1].version, second.version);
+      assert.deepEqual(await store.feedInfo(), {
+        enabled: true,
+        firstSeq: 1,
+        lastSeq: 4,
+        keep: "30d",
+      });
+      // The head kept the time of the first entry: getAt refuses earlier times.
+      await assert.rejects(store.getAt(["k"], { time: t0 - 1 }), RangeError);
+      assert.equal((await store.getAt(["k"], { seq: 1 }))?.value, "a");
+      assert.equal(await store.getAt(["k"], { seq: 3 }), null);
+    } finally {
+      await store.close();
     }
   },
 );
