@@ -22,6 +22,8 @@ export type {
   CommitRequest,
   DriverClaimResult,
   DriverCommitResult,
+  FeedCommit,
+  FeedTemplate,
   IndexSpec,
   KeyRange,
   Mutation,

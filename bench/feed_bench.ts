@@ -114,16 +114,17 @@ async function signalRoundTrip(spec: StoreSpec): Promise<string> {
   try {
     for (let i = 0; i < 60; i++) {
       let sent = 0;
-      const got = new Promise<void>((resolve) => {
-        a.listen!("bench", () => {
-          lat.push(now() - sent);
-          resolve();
-        }).then((stop) => got.then(stop));
+      const got = Promise.withResolvers<void>();
+      // Listening before signalling (a signal sent before LISTEN took effect is lost).
+      const stop = await a.listen!("bench", () => {
+        lat.push(now() - sent);
+        got.resolve();
       });
       await new Promise((r) => setTimeout(r, 20));
       sent = now();
       await b.signal!("bench");
-      await got;
+      await got.promise;
+      await stop();
     }
   } finally {
     await a.close();

@@ -70,6 +70,27 @@ const BACKENDS: Backend[] = [
     cleanup: async () => {},
   },
   {
+    // A store that keeps a change feed still claims natively: the driver writes the feed in
+    // the claim's transaction (StoreDriver.commitFeed).
+    name: "postgres (with a change feed)",
+    ...(PG_URL === undefined ? { ignore: "set FLOWSTATE_TEST_POSTGRES_URL to run" } : {}),
+    open: async (id, clock) => {
+      const store = await openStore(
+        {
+          plugin: "postgres",
+          url: PG_URL!,
+          schema: pgSchema,
+          table: `${id}_feed`,
+          changes: { keep: "30d" },
+        },
+        { clock },
+      );
+      assert.equal(typeof store.claimFirst, "function", "postgres claims natively with a feed");
+      return store;
+    },
+    cleanup: async () => {},
+  },
+  {
     // The same store without the capability: claims by compare-and-set.
     name: "postgres (compare-and-set claims)",
     ...(PG_URL === undefined ? { ignore: "set FLOWSTATE_TEST_POSTGRES_URL to run" } : {}),

@@ -4,6 +4,7 @@ import postgres from "postgres";
 import { openStore } from "../../src/plugin.ts";
 import { encodeKey } from "../../src/store/keys.ts";
 import { PostgresDriver } from "./mod.ts";
+import { fakeClock } from "../../src/testing/clock.ts";
 import {
   dropTestSchema,
   LOCK_CLASS,
@@ -475,3 +476,116 @@ pgTest(
 // --- Cleanup -------------------------------------------------------------------
 
 dropTestSchema();
+
+pgTest(
+  "postgres with a change feed: native claims and writes at once record every change, gap-free",
+  async (url) => {
+    const table = newTable("claimfeed");
+    const spec = { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "30d" } };
+    const a = await openStore(spec);
+    const b = await openStore(spec);
+    try {
+      assert.equal(typeof a.claimFirst, "function", "a store with a feed claims natively");
+      for (let i = 0; i < 20; i++) await a.set(["q", String(i).padStart(2, "0")], { i });
+      const claimer = (store: typeof a) => async () => {
+        const taken: number[] = [];
+        for (;;) {
+          const got = await store.claimFirst!<{ i: number }>(["q"], (entry, op) => {
+            op.check(entry.key, entry.version).delete(entry.key).set([
+              "done",
+              String(entry.value.i),
+            ], 1);
+            return Promise.resolve(true);
+          });
+          if (got === null) return taken;
+          if (got.result.ok) taken.push(Number(got.key[1]));
+        }
+      };
+      const writer = (store: typeof a, name: string) => async () => {
+        for (let i = 0; i < 15; i++) await store.set(["w", name, String(i)], i);
+      };
+      const [ta, tb] = await Promise.all([
+        claimer(a)(),
+        claimer(b)(),
+        writer(a, "a")(),
+        writer(b, "b")(),
+      ]);
+      assert.deepEqual([...ta, ...tb].sort((x, y) => x - y), [...Array(20).keys()]);
+      const changes = await Array.fromAsync(a.changes({}));
+      // 20 queued sets, 20 claims (a delete and a set each), 30 writes.
+      assert.equal(changes.length, 20 + 40 + 30);
+      assert.deepEqual(changes.map((c) => c.seq), changes.map((_, i) => i + 1));
+      assert.deepEqual(await a.feedInfo(), {
+        enabled: true,
+        firstSeq: 1,
+        lastSeq: 90,
+        keep: "30d",
+      });
+      // Each key's entries chain: every change's previousVersion is the version before it.
+      const last = new Map<string, string | null>();
+      for (const c of changes) {
+        const id = JSON.stringify(c.key);
+        assert.equal(c.previousVersion, last.get(id) ?? null, `previous version of #${c.seq}`);
+        last.set(id, c.version);
+      }
+      assert.equal(await a.count(["q"]), 0);
+      assert.equal(await a.count(["done"]), 20);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  },
+);
+
+pgTest(
+  "postgres with a change feed: expired values, deletes of absent keys and the head's since, as the core's fallback writes them",
+  async (url) => {
+    const clock = fakeClock();
+    const t0 = clock.now();
+    const store = await openStore(
+      {
+        plugin: "postgres",
+        url,
+        schema: SCHEMA,
+        table: newTable("feedexp"),
+        changes: { keep: "30d" },
+      },
+      { clock },
+    );
+    try {
+      await store.set(["k"], "a", { expireIn: 1000 });
+      const first = (await store.get(["k"]))!;
+      clock.advance(2000);
+      await store.delete(["k"]); // expired: no change
+      await store.delete(["never"]); // absent: no change
+      await store.set(["k"], "b");
+      const second = (await store.get(["k"]))!;
+      await store.atomic().set(["x"], 1).delete(["k"]).set(["x"], 2).commit();
+      const changes = await Array.fromAsync(store.changes({}));
+      assert.deepEqual(
+        changes.map((c) => [c.seq, c.op, c.key, c.value ?? null, c.previousVersion, c.at - t0]),
+        [
+          [1, "set", ["k"], "a", null, 0],
+          [2, "set", ["k"], "b", null, 2000],
+          [3, "delete", ["k"], null, second.version, 2000],
+          [4, "set", ["x"], 2, null, 2000],
+        ],
+      );
+      assert.equal(changes[0].expiresAt, t0 + 1000);
+      assert.equal(changes[0].version, first.version);
+      assert.equal(changes[1].version, second.version);
+      assert.deepEqual(await store.feedInfo(), {
+        enabled: true,
+        firstSeq: 1,
+        lastSeq: 4,
+        keep: "30d",
+      });
+      // The head kept the time of the first entry: getAt refuses earlier times.
+      await assert.rejects(store.getAt(["k"], { time: t0 - 1 }), RangeError);
+      assert.equal((await store.getAt(["k"], { seq: 1 }))?.value, "a");
+      assert.equal(await store.getAt(["k"], { seq: 3 }), null);
+    } finally {
+      await store.close();
+    }
+  },
+);

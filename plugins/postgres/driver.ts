@@ -15,6 +15,7 @@ import type {
   CommitRequest,
   DriverClaimResult,
   DriverCommitResult,
+  FeedCommit,
   KeyRange,
   Mutation,
   RawEntry,
@@ -50,6 +51,19 @@ import {
   toHex,
   type WritePlan,
 } from "./statements.ts";
+
+/** Wake listeners of a channel ($1) when the transaction commits. */
+const NOTIFY = "SELECT pg_notify($1::text, '')";
+
+/** `plan.single` also as the arrays, which the batched statements take. */
+function expandSingle(plan: WritePlan): WritePlan {
+  if (plan.single === undefined) return plan;
+  const { mutation: m, key } = plan.single;
+  const hex = toHex(key);
+  return m.type === "set"
+    ? { ...plan, setKeys: [hex], setValues: [m.value], setExpires: [m.expiresAt] }
+    : { ...plan, deleteKeys: [hex] };
+}
 
 /** How many times a commit is retried after PostgreSQL aborted it for a deadlock. */
 const MAX_COMMIT_ATTEMPTS = 5;
@@ -789,7 +803,7 @@ export class PostgresDriver implements StoreDriver {
             rows = await tx.unsafe<EntryRow[]>(next, [rows[0].key, now, ...params] as never[]);
             continue;
           }
-          const result = await this.#commitIn(tx, commit);
+          const result = await this.#commitIn(tx, commit, request.feed?.(commit));
           open = false;
           return { key: entry.key, result };
         }
@@ -808,33 +822,132 @@ export class PostgresDriver implements StoreDriver {
   }
 
   /**
+   * A commit and the change feed's part of it, in one transaction and one
+   * round trip (pipelined): `BEGIN`; the commit's keys' locks with those of
+   * `feed.reads` (the feed's head among them: commits that write the feed go
+   * one at a time, in the order they get the head's lock); one statement
+   * that reads the head and the previous versions (a later statement than
+   * the locks, so it sees the commit before it) and writes the commit's and
+   * the feed's writes only if every check holds (`feed.template`); a
+   * `pg_notify` if the head now holds this commit's version; `COMMIT`.
+   */
+  async commitFeed(request: CommitRequest, feed: FeedCommit): Promise<DriverCommitResult> {
+    const what = "Cannot commit";
+    this.#assertOpen(what);
+    const { checks, mutations, version, now } = request;
+    if (mutations.some((m) => m.type === "clear")) {
+      throw new TypeError(`${what}: a commit that writes the feed natively cannot clear a range`);
+    }
+    const s = this.#sqlText;
+    const plan = expandSingle(planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]));
+    const checkKeys = checks.map((c) => toHex(encodeKey(c.key)));
+    const t = feed.template;
+    const headHex = toHex(encodeKey(t.head));
+    const locked = [
+      ...checkKeys,
+      ...plan.deleteKeys,
+      ...plan.setKeys,
+      ...feed.reads.map((k) => toHex(encodeKey(k))),
+    ];
+    const params = [
+      checkKeys,
+      checks.map((c) => c.version),
+      now,
+      plan.deleteKeys,
+      plan.setKeys,
+      plan.setValues,
+      plan.setExpires,
+      version,
+      headHex,
+      toHex(encodeKey(t.entries)),
+      String(t.since),
+      t.writes.map((w) => toHex(encodeKey(w.key))),
+      t.writes.map((w) => (w.delete ? "t" : "f")),
+      t.writes.map((w) => toHex(encodeKey(w.byKey))),
+      t.writes.map((w) => w.middle),
+      t.writes.map((w) => w.tail),
+    ] as never[];
+    for (let attempt = 1;; attempt++) {
+      this.#assertOpen(what);
+      const tx = await this.#sql.reserve();
+      try {
+        const results = await Promise.allSettled([
+          tx.unsafe("BEGIN"),
+          tx.unsafe(s.keyLocks, [locked] as never[], PREPARED),
+          tx.unsafe(s.feedWrite, params, PREPARED),
+          tx.unsafe(
+            s.notifyIfVersion,
+            [this.#channel(feed.topic), headHex, version] as never[],
+            PREPARED,
+          ),
+          tx.unsafe("COMMIT"),
+        ]);
+        const failures = results.filter((r) => r.status === "rejected").map((r) => r.reason);
+        if (failures.length > 0) {
+          // A failed statement makes COMMIT roll back; make sure nothing stays open.
+          await tx.unsafe("ROLLBACK").catch(() => {});
+          throw failures.find((e) => codeOf(e) !== "25P02") ?? failures[0];
+        }
+        const failed = (results[2] as PromiseFulfilledResult<Row[]>).value;
+        return failed.length === 0
+          ? { ok: true }
+          : { ok: false, conflicts: failed.map((r) => checks[(r.i as number) - 1].key) };
+      } catch (err) {
+        if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
+          throw this.#error(what, err);
+        }
+      } finally {
+        tx.release();
+      }
+    }
+  }
+
+  /**
    * A commit (no range deletes) inside an open transaction, which it ends:
    * the keys' locks, the checked write, then `COMMIT` (or `ROLLBACK` when a
-   * check failed), pipelined.
+   * check failed), pipelined. With `feed`, the locks include `feed.reads`,
+   * which are read in the same round trip; the feed's writes join the
+   * commit's, and a `pg_notify` of `feed.topic` goes before `COMMIT`.
    */
   async #commitIn(
     tx: { unsafe: Sql["unsafe"] },
     request: CommitRequest,
+    feed?: FeedCommit,
   ): Promise<DriverCommitResult> {
-    const { checks, mutations, version, now } = request;
+    const { checks, version, now } = request;
+    let mutations = request.mutations;
     if (mutations.some((m) => m.type === "clear")) {
       throw new TypeError("Cannot claim: a claim's commit cannot clear a range");
     }
-    const plan = planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]);
-    if (plan.single) {
-      const { mutation: m, key } = plan.single;
-      const hex = toHex(key);
-      if (m.type === "set") {
-        plan.setKeys = [hex];
-        plan.setValues = [m.value];
-        plan.setExpires = [m.expiresAt];
-      } else plan.deleteKeys = [hex];
-    }
     const s = this.#sqlText;
     const checkKeys = checks.map((c) => toHex(encodeKey(c.key)));
-    const locked = [...checkKeys, ...plan.deleteKeys, ...plan.setKeys];
+    const ownKeys = (plan: WritePlan) => [...checkKeys, ...plan.deleteKeys, ...plan.setKeys];
+    let plan = expandSingle(planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]));
+    let notify = false;
+    if (feed !== undefined) {
+      const readHex = feed.reads.map((k) => toHex(encodeKey(k)));
+      const [, rows] = await Promise.all([
+        tx.unsafe(s.keyLocks, [[...ownKeys(plan), ...readHex]] as never[], PREPARED),
+        tx.unsafe<EntryRow[]>(s.getMany, [readHex, now] as never[], PREPARED),
+      ]);
+      const found = new Map<string, EntryRow>();
+      for (const row of rows) found.set(toHex(row.key), row);
+      const read = feed.reads.map((key, i): RawEntry | null => {
+        const row = found.get(readHex[i]);
+        return row === undefined
+          ? null
+          : { key, value: row.value, version: row.version, expiresAt: row.expires_at };
+      });
+      const extra = feed.plan(read);
+      if (extra.length > 0) {
+        notify = true;
+        mutations = [...mutations, ...extra];
+        plan = expandSingle(planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]));
+      }
+    }
     const [, failed] = await Promise.all([
-      tx.unsafe(s.keyLocks, [locked] as never[], PREPARED),
+      // With a feed, the locks are held already (the feed's new keys are under the head's).
+      feed === undefined ? tx.unsafe(s.keyLocks, [ownKeys(plan)] as never[], PREPARED) : null,
       tx.unsafe(s.checkedWrite, [
         checkKeys,
         checks.map((c) => c.version),
@@ -845,12 +958,14 @@ export class PostgresDriver implements StoreDriver {
         plan.setExpires,
         version,
       ] as never[], PREPARED),
+      // Sent at COMMIT only (and not at all when a check fails and nothing is written).
+      notify ? tx.unsafe(NOTIFY, [this.#channel(feed!.topic)] as never[], PREPARED) : null,
       // A failed check wrote nothing: COMMIT ends the transaction all the same.
       tx.unsafe("COMMIT"),
     ]);
     return failed.length === 0
       ? { ok: true }
-      : { ok: false, conflicts: failed.map((r) => checks[(r.i as number) - 1].key) };
+      : { ok: false, conflicts: failed.map((r: Row) => checks[(r.i as number) - 1].key) };
   }
 
   async close(): Promise<void> {

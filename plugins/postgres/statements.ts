@@ -94,6 +94,18 @@ export interface Statements {
   upsertMany: string;
   /** $1 check keys, $2 check versions, $3 now, then as `write` shifted by 3. */
   checkedWrite: string;
+  /**
+   * As `checkedWrite`, plus the change feed's writes (after `keyLocks` of the
+   * head and the written keys): $9 the head's key, $10 the entries' prefix
+   * (hex), $11 `since` for a new head, $12 written keys, $13 whether each
+   * is a delete (`t`/`f`), $14 their by-key prefixes (hex), $15 and $16 the text of
+   * their entries around the sequence number and the previous version (see
+   * `FeedTemplate`). Reads the head and the previous versions and writes the
+   * entries, the by-key entries and the head only if every check holds.
+   */
+  feedWrite: string;
+  /** `pg_notify($1)` if the row $2 (hex) holds version $3 (the head, after a feed write). */
+  notifyIfVersion: string;
   /** $1 check keys, $2 check versions, $3 now. */
   check: string;
   /** The store's lock, exclusive (for commits with range deletes). */
@@ -171,6 +183,30 @@ export function statements(t: string, lockId: number): Statements {
     checkedWrite: `WITH bad AS MATERIALIZED (${failedChecks}), ` +
       `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
       `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}) SELECT i FROM bad ORDER BY i`,
+    feedWrite: `WITH bad AS MATERIALIZED (${failedChecks}), ` +
+      `h AS MATERIALIZED (SELECT COALESCE(max((value::json->>'seq')::bigint), 0) AS seq, ` +
+      `COALESCE(max(value::json->>'since'), $11::text) AS since FROM ${t} ` +
+      `WHERE key = decode($9::text, 'hex')), ` +
+      `w AS MATERIALIZED (SELECT u.i, u.del = 't' AS del, u.bk, u.mid, u.tl, (SELECT e.version FROM ${t} AS e ` +
+      `WHERE e.key = decode(u.k, 'hex') AND ${live(3).replaceAll("expires_at", "e.expires_at")}) ` +
+      `AS prev FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[]) ` +
+      `WITH ORDINALITY AS u(k, del, bk, mid, tl, i)), ` +
+      `c AS MATERIALIZED (SELECT w.*, (SELECT seq FROM h) + row_number() OVER (ORDER BY w.i) ` +
+      `AS seq FROM w WHERE NOT (w.del AND w.prev IS NULL) AND NOT EXISTS (SELECT 1 FROM bad)), ` +
+      `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
+      `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
+      `f AS (INSERT INTO ${t} (key, value, version, expires_at) ` +
+      `SELECT decode(x.k, 'hex'), x.v, $8::text, NULL FROM (` +
+      `SELECT $10::text || encode(convert_to(lpad(c.seq::text, 16, '0'), 'UTF8'), 'hex') || '00' ` +
+      `AS k, '{"seq":' || c.seq || c.mid || COALESCE(to_json(c.prev)::text, 'null') || c.tl AS v ` +
+      `FROM c UNION ALL ` +
+      `SELECT c.bk || encode(convert_to(lpad(c.seq::text, 16, '0'), 'UTF8'), 'hex') || '00', ` +
+      `'null' FROM c UNION ALL ` +
+      `SELECT $9::text, '{"seq":' || max(c.seq) || ',"since":' || (SELECT since FROM h) || '}' ` +
+      `FROM c HAVING count(*) > 0) AS x ORDER BY x.k ${upsert}) ` +
+      `SELECT i FROM bad ORDER BY i`,
+    notifyIfVersion: `SELECT pg_notify($1::text, '') FROM ${t} ` +
+      `WHERE key = decode($2::text, 'hex') AND version = $3::text`,
     check: `${failedChecks} ORDER BY c.i`,
     lock: `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockId})`,
     keyLocks: keyLocks("$1::text[]"),

@@ -103,6 +103,48 @@ export interface CommitRequest {
   now: number;
 }
 
+/**
+ * The change feed's part of a commit, for a driver that writes the feed in
+ * the commit's own transaction ({@linkcode StoreDriver.commitFeed}).
+ */
+export interface FeedCommit {
+  /**
+   * Entries to read (live at the commit's `now`, like `getMany`) after taking
+   * the commit's locks: the feed's head first, then each key the commit
+   * writes. The driver locks these keys with the commit's own, so that every
+   * commit that writes the feed waits for the one before it.
+   */
+  reads: Key[];
+  /** Given the entries of `reads` as read under the locks: the feed's writes, to apply with the commit's. */
+  plan(read: readonly (RawEntry | null)[]): Mutation[];
+  /** Call {@linkcode StoreDriver.signal} of this topic inside the transaction (when it wrote entries). */
+  topic: string;
+  /**
+   * What `plan` computes, as pieces for a driver that builds the feed's
+   * writes in its own statement (read and write in one round trip). For the
+   * i-th write that changes something (a delete of a key absent or expired
+   * at `now` changes nothing), in order, with `seq` = the head's `seq` + i:
+   * the entry `entries` + [seq as 16 digits] = `{"seq":` + seq + `middle` +
+   * the key's previous version as JSON (`null`: none) + `tail`; the by-key
+   * entry `byKey` + [seq as 16 digits] = `null`; then, when any changed,
+   * `head` = `{"seq":` + last seq + `,"since":` + the head's `since` (or
+   * `since`) + `}`. Every one of them with no expiry and the commit's version.
+   */
+  template: FeedTemplate;
+}
+
+/** See {@linkcode FeedCommit.template}. */
+export interface FeedTemplate {
+  /** The head's key: its value is `{"seq": N, "since": ms}` (absent: seq 0). */
+  head: Key;
+  /** The prefix of the entries' keys. */
+  entries: Key;
+  /** `since` for a head that has none. */
+  since: number;
+  /** One per key written, in order. */
+  writes: { key: Key; delete: boolean; byKey: Key; middle: string; tail: string }[];
+}
+
 /** What a driver's commit reports. */
 export type DriverCommitResult = { ok: true } | { ok: false; conflicts: Key[] };
 
@@ -129,6 +171,12 @@ export interface ClaimRequest {
     entry: RawEntry,
     read: (keys: readonly Key[]) => Promise<(RawEntry | null)[]>,
   ): Promise<CommitRequest | null>;
+  /**
+   * Set (only for a driver with {@linkcode StoreDriver.commitFeed}) on a
+   * store that keeps a change feed: the feed's part of the commit `decide`
+   * made, to write in the claim's transaction as `commitFeed` would.
+   */
+  feed?(commit: CommitRequest): FeedCommit;
 }
 
 /** What {@linkcode StoreDriver.claim} did. */
@@ -214,4 +262,16 @@ export interface StoreDriver {
    * Optional: without it, the queue claims by compare-and-set.
    */
   claim?(request: ClaimRequest): Promise<DriverClaimResult>;
+  /**
+   * A native change feed: apply `request` like {@linkcode StoreDriver.commit}
+   * and, in the same transaction, the feed's writes: take the commit's locks
+   * and those of `feed.reads` (the feed's head among them: commits that
+   * write the feed go one at a time, so sequence numbers are gap-free and in
+   * commit order across processes), read `feed.reads`, add
+   * `feed.plan(read)`'s writes to the commit (applied only if every check
+   * holds), and signal `feed.topic` before committing. Optional: without it,
+   * the core appends the feed through `commit` with a check on the head.
+   * A driver with both `claim` and `commitFeed` must honour `ClaimRequest.feed`.
+   */
+  commitFeed?(request: CommitRequest, feed: FeedCommit): Promise<DriverCommitResult>;
 }

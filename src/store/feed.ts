@@ -16,7 +16,7 @@
  */
 import { createHash } from "node:crypto";
 import { parseDuration } from "../duration.ts";
-import type { Mutation, RawEntry, StoreDriver } from "./driver.ts";
+import type { FeedCommit, Mutation, RawEntry, StoreDriver } from "./driver.ts";
 import { internalKey } from "./internal_keys.ts";
 import { hasPrefix } from "./keys.ts";
 import type {
@@ -152,6 +152,18 @@ export async function readHead(driver: StoreDriver): Promise<FeedHead> {
   return parseHead(await getRaw(driver, FEED_HEAD, 0));
 }
 
+/** The last write of each key in `mutations` (clears already expanded), in commit order. */
+function lastWrites(mutations: readonly Mutation[]): (Mutation & { type: "set" | "delete" })[] {
+  const last = new Map<string, Mutation & { type: "set" | "delete" }>();
+  for (const m of mutations) {
+    if (m.type === "clear") throw new Error("planFeed: clears must be expanded first");
+    const id = JSON.stringify(m.key);
+    last.delete(id);
+    last.set(id, m);
+  }
+  return [...last.values()];
+}
+
 /**
  * Plan the feed's part of a commit of `mutations` (clears already expanded
  * into deletes): reads the head and the current version of each written key
@@ -165,14 +177,7 @@ export async function planFeed(
   version: string,
   by: ChangeActor,
 ): Promise<FeedPlan> {
-  const last = new Map<string, Mutation & { type: "set" | "delete" }>();
-  for (const m of mutations) {
-    if (m.type === "clear") throw new Error("planFeed: clears must be expanded first");
-    const id = JSON.stringify(m.key);
-    last.delete(id);
-    last.set(id, m);
-  }
-  const writes = [...last.values()];
+  const writes = lastWrites(mutations);
   const keys = writes.map((m) => m.key);
   let headRaw: RawEntry | null;
   let previous: (RawEntry | null)[];
@@ -183,25 +188,88 @@ export async function planFeed(
       [FEED_HEAD, ...keys].map((k) => getRaw(driver, k, now)),
     );
   }
+  return feedPlanFrom(headRaw, previous, writes, now, version, by);
+}
+
+/**
+ * The feed's part of a commit for a driver that writes the feed in its own
+ * transaction ({@linkcode StoreDriver.commitFeed}): which entries to read
+ * under its locks (the head, then each written key), and the feed's
+ * mutations given what it read.
+ */
+export function feedCommit(
+  mutations: readonly Mutation[],
+  now: number,
+  version: string,
+  by: ChangeActor,
+  topic: string,
+): FeedCommit {
+  const writes = lastWrites(mutations);
+  const byJson = JSON.stringify(by);
+  return {
+    reads: [FEED_HEAD, ...writes.map((m) => m.key)],
+    topic,
+    template: {
+      head: FEED_HEAD,
+      entries: ENTRIES,
+      since: now,
+      writes: writes.map((m) => ({
+        key: m.key,
+        delete: m.type === "delete",
+        byKey: [...BY_KEY, keyToken(m.key)],
+        ...entryPieces(m, now, version, byJson),
+      })),
+    },
+    plan: ([headRaw, ...previous]) =>
+      feedPlanFrom(headRaw ?? null, previous, writes, now, version, by).mutations,
+  };
+}
+
+/**
+ * The text of a change entry around its sequence number and previous version:
+ * the entry is `{"seq":` + seq + `middle` + the previous version as JSON + `tail`.
+ */
+function entryPieces(
+  m: Mutation & { type: "set" | "delete" },
+  now: number,
+  version: string,
+  byJson: string,
+): { middle: string; tail: string } {
+  return m.type === "set"
+    ? {
+      middle: `,"at":${now},"key":${JSON.stringify(m.key)},"op":"set","value":${m.value},` +
+        `"version":${JSON.stringify(version)},"previousVersion":`,
+      tail: `,"expiresAt":${m.expiresAt},"by":${byJson}}`,
+    }
+    : {
+      middle: `,"at":${now},"key":${JSON.stringify(m.key)},"op":"delete","version":null,` +
+        `"previousVersion":`,
+      tail: `,"expiresAt":null,"by":${byJson}}`,
+    };
+}
+
+function feedPlanFrom(
+  headRaw: RawEntry | null,
+  previous: readonly (RawEntry | null)[],
+  writes: readonly (Mutation & { type: "set" | "delete" })[],
+  now: number,
+  version: string,
+  by: ChangeActor,
+): FeedPlan {
   const head = parseHead(headRaw);
   const out: Mutation[] = [];
   let seq = head.seq;
   const byJson = JSON.stringify(by);
   for (let i = 0; i < writes.length; i++) {
     const m = writes[i];
-    const prev = previous[i];
+    const prev = previous[i] ?? null;
     const prevVersion = prev !== null && (prev.expiresAt === null || prev.expiresAt > now)
       ? prev.version
       : null;
     if (m.type === "delete" && prevVersion === null) continue;
     seq++;
-    const value = m.type === "set"
-      ? `{"seq":${seq},"at":${now},"key":${JSON.stringify(m.key)},"op":"set","value":${m.value},` +
-        `"version":${JSON.stringify(version)},"previousVersion":${
-          JSON.stringify(prevVersion)
-        },"expiresAt":${m.expiresAt},"by":${byJson}}`
-      : `{"seq":${seq},"at":${now},"key":${JSON.stringify(m.key)},"op":"delete","version":null,` +
-        `"previousVersion":${JSON.stringify(prevVersion)},"expiresAt":null,"by":${byJson}}`;
+    const { middle, tail } = entryPieces(m, now, version, byJson);
+    const value = `{"seq":${seq}${middle}${JSON.stringify(prevVersion)}${tail}`;
     out.push({ type: "set", key: entryKey(seq), value, expiresAt: null });
     out.push({
       type: "set",

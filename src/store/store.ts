@@ -10,6 +10,7 @@ import {
   changeAt,
   checkChangesOptions,
   feedBounds,
+  feedCommit,
   type FeedRetention,
   keyHistorySeqs,
   planFeed,
@@ -303,9 +304,10 @@ class CoreStore implements Store {
         return driver.signal!(topic);
       };
     }
-    // A native claim commits inside the driver's own transaction, past the change feed: a store
-    // that keeps a feed does without it (the queue then claims through compare-and-set).
-    if (typeof driver.claim === "function" && this.#feed === undefined) {
+    // A native claim commits inside the driver's own transaction: a store that keeps a feed
+    // claims natively only when the driver writes the feed there too (`commitFeed`); otherwise
+    // the queue claims through compare-and-set.
+    if (typeof driver.claim === "function" && (this.#feed === undefined || this.#nativeFeed)) {
       const claim = driver.claim;
       this.claimFirst = (prefix, take, options) =>
         this.#claimFirst(claim, prefix, take as never, options);
@@ -315,6 +317,12 @@ class CoreStore implements Store {
   listen?: (topic: string, onSignal: () => void) => Promise<() => Promise<void>>;
   signal?: (topic: string) => Promise<void>;
   claimFirst?: Store["claimFirst"];
+
+  /** The driver writes the feed itself (`commitFeed`), in the commit's own transaction. */
+  get #nativeFeed(): boolean {
+    return this.#feed !== undefined && typeof this.#driver.commitFeed === "function" &&
+      !this.#coreIx.active;
+  }
 
   #assertOpen(what: string): void {
     if (this.#closed) {
@@ -394,6 +402,20 @@ class CoreStore implements Store {
    */
   async #feedCommit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
     const by = currentActor();
+    if (this.#nativeFeed && !mutations.some((m) => m.type === "clear")) {
+      // The driver writes the feed in the commit's transaction, under the head's lock. (A clear
+      // takes the checked path below: its deletes come from a listing, which the head's check
+      // keeps exact.)
+      const now = this.#clock.now();
+      const version = newVersion(this.#clock === systemClock ? now : Date.now());
+      const result = await this.#driver.commitFeed!(
+        { checks, mutations, version, now },
+        feedCommit(mutations, now, version, by, FEED_TOPIC),
+      );
+      if (!result.ok) return { ok: false, version: null, conflicts: result.conflicts };
+      for (const wake of this.#wakers) wake();
+      return { ok: true, version };
+    }
     for (;;) {
       const expanded = mutations.some((m) => m.type === "clear")
         ? await this.#expandClears(mutations)
@@ -1112,7 +1134,12 @@ class CoreStore implements Store {
     if (typeof take !== "function") throw new TypeError(`${what}: take must be a function`);
     let version = "";
     const now = this.#clock.now();
+    const by = this.#feed === undefined ? undefined : currentActor();
     const claimed = await claim.call(this.#driver, {
+      ...(by === undefined ? {} : {
+        feed: (commit: CommitRequest) =>
+          feedCommit(commit.mutations, commit.now, commit.version, by, FEED_TOPIC),
+      }),
       prefix: [...prefix],
       limit,
       now,
@@ -1138,6 +1165,7 @@ class CoreStore implements Store {
       },
     });
     if (claimed === null) return null;
+    if (by !== undefined && claimed.result.ok) { for (const wake of this.#wakers) wake(); }
     return { key: claimed.key, result: commitResult(claimed.result, version) };
   }
 
