@@ -27,14 +27,13 @@
  *
  * @module
  */
-import { basename } from "node:path";
 import type { ResolvedConfig } from "../config.ts";
 import { ConfigError, messageOf } from "../errors.ts";
 import { flowFiles } from "../flow_files.ts";
-import { FlowValidationError, loadFlowFile, type ParsedFlow } from "../flow/parse.ts";
-import { loadFlowIn } from "../flow/load.ts";
+import { loadFlowFile, type ParsedFlow } from "../flow/parse.ts";
+import { asConfigError, prepareConfiguredFlow } from "./from_config.ts";
 import type { RunRecord } from "../records/types.ts";
-import { type Runtime, sandboxPoolOf } from "../runtime.ts";
+import type { Runtime } from "../runtime.ts";
 import { Lease } from "../store/lease.ts";
 import { hasPrefix } from "../store/keys.ts";
 import type { Change, JsonValue, Key, Store } from "../store/types.ts";
@@ -109,32 +108,14 @@ export async function loadChangeTriggers(runtime: Runtime): Promise<ChangeTrigge
   const config: ResolvedConfig = runtime.config;
   const out: ChangeTriggerSpec[] = [];
   for (const file of await flowFiles(config)) {
-    let parsed: ParsedFlow;
-    try {
-      parsed = await loadFlowFile(file, { stores: runtime.storeNames });
-    } catch (err) {
-      if (!(err instanceof FlowValidationError)) throw err;
-      throw new ConfigError(
-        `Cannot load flow ${basename(file)}: ${err.message.split("\n").join("; ")}`,
-        { cause: err },
-      );
-    }
+    const parsed = await asConfigError(
+      "load",
+      file,
+      () => loadFlowFile(file, { stores: runtime.storeNames }),
+    );
     const trigger = parsed.definition.trigger?.changes;
     if (trigger === undefined) continue;
-    try {
-      await loadFlowIn(parsed, {
-        ...(sandboxPoolOf(runtime) === undefined ? {} : { pool: sandboxPoolOf(runtime) }),
-        stores: runtime.storeNames,
-        trusted: runtime.config.nodes.trusted,
-        trustedBaseDir: runtime.config.baseDir,
-      });
-    } catch (err) {
-      if (!(err instanceof FlowValidationError)) throw err;
-      throw new ConfigError(
-        `Cannot load flow ${basename(file)}: ${err.message.split("\n").join("; ")}`,
-        { cause: err },
-      );
-    }
+    await asConfigError("load", file, () => prepareConfiguredFlow(runtime, parsed));
     const where = (path: string[]) => {
       const at = parsed.locate(path);
       return at === undefined ? file : `${file}:${at.line}:${at.column}`;

@@ -203,22 +203,11 @@ export async function loadSchedules(
 
   const byFlowId = new Map<string, string>();
   for (const file of await flowFiles(config)) {
-    let parsed: ParsedFlow;
-    try {
-      parsed = await loadFlowFile(file, { stores: runtime.storeNames });
-      await loadFlowIn(parsed, {
-        ...(sandboxPoolOf(runtime) === undefined ? {} : { pool: sandboxPoolOf(runtime) }),
-        stores: runtime.storeNames,
-        trusted: runtime.config.nodes.trusted,
-        trustedBaseDir: runtime.config.baseDir,
-      });
-    } catch (err) {
-      if (!(err instanceof FlowValidationError)) throw err;
-      throw new ConfigError(
-        `Cannot schedule flow ${basename(file)}: ${err.message.split("\n").join("; ")}`,
-        { cause: err },
-      );
-    }
+    const parsed = await asConfigError("schedule", file, async () => {
+      const parsed = await loadFlowFile(file, { stores: runtime.storeNames });
+      await prepareConfiguredFlow(runtime, parsed);
+      return parsed;
+    });
     const definition = parsed.definition;
     const spec = flowScheduleOf((definition as { schedule?: unknown }).schedule);
     if (spec === null) continue;
@@ -270,4 +259,35 @@ export async function loadSchedules(
     });
   }
   return schedules;
+}
+
+/**
+ * Run `load` (reading or preparing the config's flow `file`); a
+ * `FlowValidationError` becomes a `ConfigError` "Cannot `verb` flow <file>: …"
+ * with its problems on one line (file:line:column kept).
+ */
+export async function asConfigError<T>(
+  verb: string,
+  file: string,
+  load: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    if (!(err instanceof FlowValidationError)) throw err;
+    throw new ConfigError(
+      `Cannot ${verb} flow ${basename(file)}: ${err.message.split("\n").join("; ")}`,
+      { cause: err },
+    );
+  }
+}
+
+/** Prepare a config's flow as `runtime` runs it (its stores, trusted nodes and Workers). */
+export async function prepareConfiguredFlow(runtime: Runtime, parsed: ParsedFlow): Promise<void> {
+  await loadFlowIn(parsed, {
+    ...(sandboxPoolOf(runtime) === undefined ? {} : { pool: sandboxPoolOf(runtime) }),
+    stores: runtime.storeNames,
+    trusted: runtime.config.nodes.trusted,
+    trustedBaseDir: runtime.config.baseDir,
+  });
 }
