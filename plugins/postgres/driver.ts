@@ -65,6 +65,30 @@ function expandSingle(plan: WritePlan): WritePlan {
     : { ...plan, deleteKeys: [hex] };
 }
 
+/**
+ * The parameters of the `checkedWrite` statement (and the first eight of
+ * `feedWrite`): the checked keys (hex) and versions, the time, then the plan's
+ * writes and the version they store.
+ */
+function checkedWriteParams(
+  checkKeys: string[],
+  checkVersions: (string | null)[],
+  now: number,
+  plan: WritePlan,
+  version: string,
+): unknown[] {
+  return [
+    checkKeys,
+    checkVersions,
+    now,
+    plan.deleteKeys,
+    plan.setKeys,
+    plan.setValues,
+    plan.setExpires,
+    version,
+  ];
+}
+
 /** How many times a commit is retried after PostgreSQL aborted it for a deadlock. */
 const MAX_COMMIT_ATTEMPTS = 5;
 /** Seconds `close()` lets running queries finish before it drops the connections. */
@@ -384,16 +408,7 @@ export class PostgresDriver implements StoreDriver {
         plan = { ...plan, deleteKeys: [hex] };
       }
     }
-    const params = [
-      checkKeys,
-      checkVersions,
-      now,
-      plan.deleteKeys,
-      plan.setKeys,
-      plan.setValues,
-      plan.setExpires,
-      version,
-    ] as never[];
+    const params = checkedWriteParams(checkKeys, checkVersions, now, plan, version) as never[];
     const locked = [...checkKeys, ...plan.deleteKeys, ...plan.setKeys];
     const tx = await this.#sql.reserve();
     try {
@@ -850,14 +865,7 @@ export class PostgresDriver implements StoreDriver {
       ...feed.reads.map((k) => toHex(encodeKey(k))),
     ];
     const params = [
-      checkKeys,
-      checks.map((c) => c.version),
-      now,
-      plan.deleteKeys,
-      plan.setKeys,
-      plan.setValues,
-      plan.setExpires,
-      version,
+      ...checkedWriteParams(checkKeys, checks.map((c) => c.version), now, plan, version),
       headHex,
       toHex(encodeKey(t.entries)),
       String(t.since),
@@ -948,16 +956,11 @@ export class PostgresDriver implements StoreDriver {
     const [, failed] = await Promise.all([
       // With a feed, the locks are held already (the feed's new keys are under the head's).
       feed === undefined ? tx.unsafe(s.keyLocks, [ownKeys(plan)] as never[], PREPARED) : null,
-      tx.unsafe(s.checkedWrite, [
-        checkKeys,
-        checks.map((c) => c.version),
-        now,
-        plan.deleteKeys,
-        plan.setKeys,
-        plan.setValues,
-        plan.setExpires,
-        version,
-      ] as never[], PREPARED),
+      tx.unsafe(
+        s.checkedWrite,
+        checkedWriteParams(checkKeys, checks.map((c) => c.version), now, plan, version) as never[],
+        PREPARED,
+      ),
       // Sent at COMMIT only (and not at all when a check fails and nothing is written).
       notify ? tx.unsafe(NOTIFY, [this.#channel(feed!.topic)] as never[], PREPARED) : null,
       // A failed check wrote nothing: COMMIT ends the transaction all the same.
