@@ -337,15 +337,8 @@ export async function backupStore(
           continue;
         }
       }
-      const written = await writer.commit();
-      await writeFileAtomic(`${path}.sha256`, checksumLine(written.sha256, path));
       return {
-        store: store.name,
-        plugin: store.plugin,
-        file: path,
-        entries,
-        bytes: written.bytes,
-        sha256: written.sha256,
+        ...(await commitBackupFile(writer, path, store, entries)),
         consistency,
         attempts: attempt,
         ...(mark !== undefined ? { feedSeq: mark.seq } : {}),
@@ -554,15 +547,8 @@ export async function backupIncrement(
     };
     await writer.writeLine(JSON.stringify(trailer));
     await writer.finish();
-    const written = await writer.commit();
-    await writeFileAtomic(`${path}.sha256`, checksumLine(written.sha256, path));
     return {
-      store: store.name,
-      plugin: store.plugin,
-      file: path,
-      entries,
-      bytes: written.bytes,
-      sha256: written.sha256,
+      ...(await commitBackupFile(writer, path, store, entries)),
       consistency: "snapshot",
       attempts: 1,
       fromSeq: from.seq,
@@ -820,3 +806,27 @@ const backupJob: Job<BackupOptions> = defineJob<BackupOptions>({
 });
 
 export default backupJob;
+
+/**
+ * Put a finished backup file in place, write its `.sha256` beside it, and
+ * say what was written (the fields every backup's result shares).
+ */
+async function commitBackupFile(
+  writer: GzipFileWriter,
+  path: string,
+  store: Store,
+  entries: number,
+): Promise<
+  { store: string; plugin: string; file: string; entries: number; bytes: number; sha256: string }
+> {
+  const written = await writer.commit();
+  await writeFileAtomic(`${path}.sha256`, checksumLine(written.sha256, path));
+  return {
+    store: store.name,
+    plugin: store.plugin,
+    file: path,
+    entries,
+    bytes: written.bytes,
+    sha256: written.sha256,
+  };
+}
