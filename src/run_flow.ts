@@ -16,6 +16,8 @@ import type { FlowCache } from "./flow_cache.ts";
 import { coerceInputs } from "./flow/inputs.ts";
 import { RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
+import { knownFlowHash } from "./records/flow_version.ts";
+import type { FlowDefinition } from "./flow/types.ts";
 import type { RunEvent, RunRecord } from "./records/types.ts";
 import type { JsonValue, Store } from "./store/types.ts";
 import { type EventBus, unrecorded } from "./runtime_events.ts";
@@ -112,6 +114,38 @@ interface RunTree {
   subRuns: number;
   /** The limit. */
   maxSubRuns: number;
+}
+
+/** The version each flow last saved by this process has, per records store, and when. */
+const savedVersions = new WeakMap<Store, Map<string, { hash: string; at: number }>>();
+/** How long a saved version is taken as stored and as its flow's head without a look. */
+const VERSION_RECHECK_MS = 5_000;
+
+/**
+ * `Records.saveVersion`, skipped for a cached (unchanging) definition whose
+ * version this process saved in the same store less than
+ * {@linkcode VERSION_RECHECK_MS} ago and that is still the last one it saved
+ * of that flow: a worker running one flow over and over looks once in a while,
+ * not per run. Versions are never deleted; another process that moves the
+ * head is followed within that time.
+ */
+async function saveVersionOnce(
+  records: Records,
+  store: Store,
+  def: FlowDefinition,
+  source: string | undefined,
+): Promise<string> {
+  const known = knownFlowHash(def);
+  let saved = savedVersions.get(store);
+  const last = saved?.get(def.id);
+  if (known !== undefined && last?.hash === known && performance.now() - last.at < VERSION_RECHECK_MS) {
+    return known;
+  }
+  const { hash } = await records.saveVersion(def, source);
+  if (known === undefined) return hash;
+  if (saved === undefined) savedVersions.set(store, saved = new Map());
+  saved.set(def.id, { hash, at: performance.now() });
+  return hash;
 }
 
 /** Run a flow and return its record. Invalid flows and inputs throw before anything is written. */
@@ -214,8 +248,9 @@ async function runInTree(
     if (value !== undefined) env[name] = value;
   }
 
-  const records = new Records(await host.recordsStore(), { clock: host.clock });
-  const { hash } = await records.saveVersion(def, parsed.source);
+  const recordsStore = await host.recordsStore();
+  const records = new Records(recordsStore, { clock: host.clock });
+  const hash = await saveVersionOnce(records, recordsStore, def, parsed.source);
   // Aborted by the caller's signal, or by a cancel request from another process.
   const cancel = new AbortController();
   const onAbort = () => cancel.abort(options.signal?.reason);

@@ -797,7 +797,9 @@ export class PostgresDriver implements StoreDriver {
         const [, , first] = await Promise.all([
           tx.unsafe("BEGIN").then(() => (open = true)),
           tx.unsafe(`SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${this.#lockId})`),
-          tx.unsafe<EntryRow[]>(next, [new Uint8Array(0), now, ...params] as never[]),
+          // Prepared (once per connection): an unnamed statement with parameters costs
+          // a round trip of its own to describe them first.
+          tx.unsafe<EntryRow[]>(next, [new Uint8Array(0), now, ...params] as never[], PREPARED),
         ]);
         let rows = first;
         for (let offered = 0; rows.length === 1 && offered < limit; offered++) {
@@ -815,7 +817,11 @@ export class PostgresDriver implements StoreDriver {
             });
           });
           if (commit === null) {
-            rows = await tx.unsafe<EntryRow[]>(next, [rows[0].key, now, ...params] as never[]);
+            rows = await tx.unsafe<EntryRow[]>(
+              next,
+              [rows[0].key, now, ...params] as never[],
+              PREPARED,
+            );
             continue;
           }
           const result = await this.#commitIn(tx, commit, request.feed?.(commit));

@@ -32,6 +32,8 @@ import type { Store } from "../store/types.ts";
 export const DEFAULT_LEASE_MS = 30_000;
 /** Default poll interval, in ms. */
 export const DEFAULT_POLL_MS = 500;
+/** A busy worker makes due delayed runs ready at most this often, in ms. */
+const PROMOTE_MS = 100;
 
 /** What a worker tells as it works. */
 export type WorkerEvent =
@@ -247,6 +249,7 @@ class QueueWorker implements Worker {
     // Fold the metrics shards left by workers before this one (killed ones too).
     await this.#compactMetrics(records);
     let lastReclaim = 0;
+    let lastPromote = 0;
     try {
       while (!this.#stopping) {
         try {
@@ -257,7 +260,13 @@ class QueueWorker implements Worker {
             if (lost.length > 0) this.#s.onEvent({ type: "lost", runIds: lost });
           }
           while (!this.#stopping && this.#inFlight.size < this.#s.concurrency) {
+            // Delayed runs that came due are made ready at most every PROMOTE_MS (a list
+            // of the delayed index), not before every claim of a busy worker.
+            const at = Date.now();
+            const promote = at - lastPromote >= Math.min(PROMOTE_MS, this.#s.pollMs / 2);
+            if (promote) lastPromote = at;
             const run = await records.claimRun({
+              promote,
               worker: this.id,
               leaseMs: this.#s.leaseMs,
               // Several at once: take one of the oldest runs of the top priority at random,

@@ -255,6 +255,13 @@ export interface ClaimOptions {
    * runs at once, among others, so that claimers do not all race for one run.
    */
   spread?: boolean;
+  /**
+   * First make the delayed runs that are due ready (default `true`): one
+   * list of the delayed index. A worker claiming several runs in a row
+   * passes `false` for all but one claim in a while (delayed runs then
+   * start by its next promoting claim).
+   */
+  promote?: boolean;
 }
 
 /** Make the delayed runs that are due ready (a few at a time; losing a race is fine). */
@@ -287,7 +294,7 @@ export async function claimRun(
   const { store, clock } = ctx;
   const keys = new QueueKeys(ctx);
   const now = clock.now();
-  await promoteDue(ctx, keys, now);
+  if (options.promote !== false) await promoteDue(ctx, keys, now);
   if (typeof store.claimFirst === "function") return await claimNatively(ctx, keys, options, now);
   const candidates: Entry<QueueEntry>[] = [];
   for await (const e of store.list<QueueEntry>({ prefix: keys.ready(), limit: CLAIM_SCAN })) {
@@ -507,6 +514,9 @@ export async function finishClaimedRun(
     return await finishClaimedEnd();
   }
   async function finishClaimedEnd(): Promise<boolean> {
+    // A first attempt has no events stored before its own appends (which this `tails` knows):
+    // no list of its chunks before the commit.
+    if (q!.attempt === 1 && q!.attempts.length === 0) tails.assumeEmpty(record.id);
     // Its duration is its last attempt's: the time it waited in the queue is not the run's.
     const final: RunRecord = {
       ...record,

@@ -50,6 +50,16 @@ export class EventTails {
     this.#tails.set(runId, tail);
   }
 
+  /**
+   * Take it that the run has no event chunks yet unless its tail is known
+   * (the first attempt of a claimed run: no one appended before it). Cheap to
+   * be wrong: the commits that use the tail check that its chunk is absent,
+   * and a failed check forgets the tail, so the next try reads it.
+   */
+  assumeEmpty(runId: string): void {
+    if (!this.#tails.has(runId)) this.remember(runId, { chunk: 0, next: 0 });
+  }
+
   /** Forget a run's tail (it finished, was deleted, or a commit lost a race). */
   forget(runId: string): void {
     this.#tails.delete(runId);
