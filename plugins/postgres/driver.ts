@@ -89,6 +89,14 @@ function checkedWriteParams(
   ];
 }
 
+/** A claim candidate's row, with its companion's columns when the claim asked for one. */
+type CandidateRow = EntryRow & {
+  c_part?: string | null;
+  c_value?: string | null;
+  c_version?: string | null;
+  c_expires_at?: number | null;
+};
+
 /** How many times a commit is retried after PostgreSQL aborted it for a deadlock. */
 const MAX_COMMIT_ATTEMPTS = 5;
 /** Seconds `close()` lets running queries finish before it drops the connections. */
@@ -784,12 +792,36 @@ export class PostgresDriver implements StoreDriver {
   async claim(request: ClaimRequest): Promise<DriverClaimResult> {
     const what = "Cannot claim";
     this.#assertOpen(what);
-    const { prefix, limit, now, decide } = request;
+    const { prefix, limit, now, decide, companion } = request;
     const s = this.#sqlText;
     const { where, params } = rangeWhere({ prefix }, 3);
-    const next = `SELECT key, value, version, expires_at FROM ${this.#table} ` +
+    let next = `SELECT key, value, version, expires_at FROM ${this.#table} ` +
       `WHERE ${where} AND key > $1::bytea AND ${LIVE.replace("$NOW", "$2")} ` +
       `ORDER BY key LIMIT 1 FOR UPDATE SKIP LOCKED`;
+    if (companion !== undefined) {
+      // The companion's key is the prefix's bytes, then the field's text and the part's end
+      // (a NUL): the key encoding of a string part without NUL (JSON spells one \u0000).
+      const p = params.length + 3;
+      params.push(encodeKey(companion.prefix), new TextEncoder().encode(companion.field));
+      const part = `(e.value::json ->> convert_from($${p + 1}::bytea, 'UTF8'))`;
+      next = `WITH e AS (${next}) SELECT e.key, e.value, e.version, e.expires_at, ` +
+        `${part} AS c_part, c.value AS c_value, c.version AS c_version, ` +
+        `c.expires_at AS c_expires_at FROM e LEFT JOIN ${this.#table} AS c ` +
+        `ON position('\\u0000' in e.value) = 0 AND ` +
+        `c.key = $${p}::bytea || convert_to(${part}, 'UTF8') || '\\x00'::bytea AND ` +
+        `${LIVE.replace("$NOW", "$2").replaceAll("expires_at", "c.expires_at")}`;
+    }
+    /** The companion of the candidate `row`, read with it: its key's hex and entry. */
+    const companionOf = (row: CandidateRow): [string, RawEntry | null] | undefined => {
+      if (companion === undefined || typeof row.c_part !== "string") return undefined;
+      const key = [...companion.prefix, row.c_part];
+      return [
+        toHex(encodeKey(key)),
+        row.c_version === null || row.c_version === undefined
+          ? null
+          : { key, value: row.c_value!, version: row.c_version, expiresAt: row.c_expires_at ?? null },
+      ];
+    };
     for (let attempt = 1;; attempt++) {
       const tx = await this.#sql.reserve();
       let open = false;
@@ -799,13 +831,21 @@ export class PostgresDriver implements StoreDriver {
           tx.unsafe(`SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${this.#lockId})`),
           // Prepared (once per connection): an unnamed statement with parameters costs
           // a round trip of its own to describe them first.
-          tx.unsafe<EntryRow[]>(next, [new Uint8Array(0), now, ...params] as never[], PREPARED),
+          tx.unsafe<CandidateRow[]>(
+            next,
+            [new Uint8Array(0), now, ...params] as never[],
+            PREPARED,
+          ),
         ]);
         let rows = first;
         for (let offered = 0; rows.length === 1 && offered < limit; offered++) {
           const entry = entryOf(rows[0]);
+          const prefetched = companionOf(rows[0]);
           const commit = await decide(entry, async (keys) => {
             const hex = keys.map((k) => toHex(encodeKey(k)));
+            if (prefetched !== undefined && hex.every((h) => h === prefetched[0])) {
+              return keys.map(() => prefetched[1]);
+            }
             const found = new Map<string, EntryRow>();
             const read = await tx.unsafe<EntryRow[]>(s.getMany, [hex, now] as never[], PREPARED);
             for (const row of read) found.set(toHex(row.key), row);
@@ -817,7 +857,7 @@ export class PostgresDriver implements StoreDriver {
             });
           });
           if (commit === null) {
-            rows = await tx.unsafe<EntryRow[]>(
+            rows = await tx.unsafe<CandidateRow[]>(
               next,
               [rows[0].key, now, ...params] as never[],
               PREPARED,

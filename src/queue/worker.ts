@@ -263,7 +263,7 @@ class QueueWorker implements Worker {
             // Delayed runs that came due are made ready at most every PROMOTE_MS (a list
             // of the delayed index), not before every claim of a busy worker.
             const at = Date.now();
-            const promote = at - lastPromote >= Math.min(PROMOTE_MS, this.#s.pollMs / 2);
+            const promote = at - lastPromote >= PROMOTE_MS;
             if (promote) lastPromote = at;
             const run = await records.claimRun({
               promote,

@@ -22,6 +22,7 @@ import {
 } from "./_context.ts";
 import { type EventTails, finishRun } from "./_runs.ts";
 import { EVENTS_FIELD } from "./layout.ts";
+import { knownEntries } from "./_known.ts";
 import { assertRunId, newRunId } from "./run_id.ts";
 import {
   type QueueAttempt,
@@ -311,7 +312,10 @@ export async function claimRun(
     if (claimed === null) continue;
     const result = await op.commit();
     if (claimed === STRAY) continue;
-    if (result.ok) return claimed;
+    if (result.ok) {
+      knownEntries(ctx).set(ctx.layout.run(claimed.id), claimed, result.version);
+      return claimed;
+    }
     if (options.spread === true) n += Math.floor(Math.random() * 4);
   }
   return null;
@@ -336,11 +340,16 @@ async function claimNatively(
         claimed = await prepareClaim(ctx, keys, candidate, op, options, now, get);
         return claimed !== null;
       },
-      { limit: CLAIM_SCAN },
+      // The run's record comes with its entry (one statement, not a read of its own).
+      { limit: CLAIM_SCAN, companion: { prefix: ctx.layout.run(), field: "id" } },
     );
     if (taken === null) return null;
     // A stray entry dropped, or a check lost to a writer of the run: next.
-    if (taken.result.ok && claimed !== null && claimed !== STRAY) return claimed;
+    if (taken.result.ok && claimed !== null && claimed !== STRAY) {
+      const run: RunRecord = claimed;
+      knownEntries(ctx).set(ctx.layout.run(run.id), run, taken.result.version);
+      return run;
+    }
   }
   return null;
 }
@@ -796,9 +805,10 @@ export async function heartbeatClaim(
   const key = ctx.layout.run(claimed.id);
   const stored = await ctx.store.get<StoredRun>(key);
   if (stored === null || !stillClaimed(stored.value, claimed)) return false;
-  const result = await ctx.store.atomic()
-    .check(key, stored.version)
-    .set(key, { ...stored.value, heartbeatAt: at } satisfies StoredRun)
-    .commit();
+  const value: StoredRun = { ...stored.value, heartbeatAt: at };
+  const result = await ctx.store.atomic().check(key, stored.version).set(key, value).commit();
+  const known = knownEntries(ctx);
+  if (result.ok) known.set(key, value, result.version);
+  else known.forget(key);
   return result.ok;
 }

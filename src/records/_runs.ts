@@ -21,6 +21,7 @@ import {
 import { EVENTS_FIELD } from "./layout.ts";
 import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
 import { metricShards, shardKey } from "./_metric_shards.ts";
+import { knownEntries } from "./_known.ts";
 import { assertRunId } from "./run_id.ts";
 import { type RunEvent, type RunRecord, summarizeRun } from "./types.ts";
 
@@ -105,6 +106,7 @@ export async function startRun(
   const result = await op.commit();
   if (!result.ok) throw new ConflictError(`${what}: a run with this id exists already`);
   tails.remember(run.id, { chunk: 0, next: 0 });
+  knownEntries(ctx).set(runKey, run, result.version);
 }
 
 /** `Records.appendEvents()`: one new event chunk per call, in one commit. */
@@ -183,6 +185,7 @@ export async function finishRun(
   };
   target();
   let metricsConflict = false;
+  const known = knownEntries(ctx);
   const written = await withRetry(ctx.retry, what, async () => {
     const result = await attempt();
     if (result !== RETRY || inShard || !metricsConflict) return result;
@@ -196,11 +199,15 @@ export async function finishRun(
 
   async function attempt(): Promise<boolean | typeof RETRY> {
     metricsConflict = false;
-    const [stored, perVersion, all] = await store.getMany<StoredRun | FlowMetrics>([
-      runKey,
-      versionKey,
-      allKey,
-    ]) as [Entry<StoredRun> | null, Entry<FlowMetrics> | null, Entry<FlowMetrics> | null];
+    // As this process wrote them last (the run at its start or claim, the metrics at the
+    // last end), when it did: the commit checks their versions all the same.
+    const keys = [runKey, versionKey, allKey];
+    const [stored, perVersion, all] = (known.getAll<StoredRun | FlowMetrics>(keys) ??
+      await store.getMany<StoredRun | FlowMetrics>(keys)) as [
+        Entry<StoredRun> | null,
+        Entry<FlowMetrics> | null,
+        Entry<FlowMetrics> | null,
+      ];
     // A guarded finish (abandonRun) writes only over a running run that still matches.
     if (onlyIf !== undefined && (stored === null || !onlyIf(stored.value))) return false;
     // A queued run is finished only by the queue (cancelled before it started).
@@ -251,20 +258,24 @@ export async function finishRun(
       }
     }
     for (const key of layout.indexKeys(summary)) op.set(key, summary);
-    op.set(
-      versionKey,
-      addRunToMetrics(
-        perVersion?.value ?? emptyMetrics(run.flowId, run.flowVersion, now),
-        record,
-        now,
-      ),
+    const versionMetrics = addRunToMetrics(
+      perVersion?.value ?? emptyMetrics(run.flowId, run.flowVersion, now),
+      record,
+      now,
     );
-    op.set(
-      allKey,
-      addRunToMetrics(all?.value ?? emptyMetrics(run.flowId, "*", now), record, now),
+    const allMetrics = addRunToMetrics(
+      all?.value ?? emptyMetrics(run.flowId, "*", now),
+      record,
+      now,
     );
+    op.set(versionKey, versionMetrics).set(allKey, allMetrics);
     const result = await op.commit();
-    if (!result.ok) {
+    known.forget(runKey);
+    if (result.ok) {
+      known.set(versionKey, versionMetrics, result.version);
+      known.set(allKey, allMetrics, result.version);
+    } else {
+      known.forget(versionKey, allKey);
       tails.forget(run.id);
       metricsConflict = result.conflicts.some((k) =>
         compareKeys(k, versionKey) === 0 || compareKeys(k, allKey) === 0
@@ -286,10 +297,11 @@ export async function heartbeat(ctx: RecordsContext, runId: string, at: number):
   const key = ctx.layout.run(runId);
   const stored = await ctx.store.get<StoredRun>(key);
   if (stored === null || stored.value.status !== "running") return false;
-  const result = await ctx.store.atomic()
-    .check(key, stored.version)
-    .set(key, { ...stored.value, heartbeatAt: at } satisfies StoredRun)
-    .commit();
+  const value: StoredRun = { ...stored.value, heartbeatAt: at };
+  const result = await ctx.store.atomic().check(key, stored.version).set(key, value).commit();
+  const known = knownEntries(ctx);
+  if (result.ok) known.set(key, value, result.version);
+  else known.forget(key);
   return result.ok;
 }
 

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { AtomicCheck, Capabilities, Key, QueryPlan } from "./types.ts";
+import type { AtomicCheck, Capabilities, ClaimCompanion, Key, QueryPlan } from "./types.ts";
 import type { NormalizedQuery } from "./query.ts";
 import type { IndexSpec, SearchRequest, SearchSpec } from "./indexes.ts";
 export type { IndexSpec, SearchRequest, SearchSpec };
@@ -159,6 +159,12 @@ export interface ClaimRequest {
   limit: number;
   /** The current time (ms), for expiry. */
   now: number;
+  /**
+   * Read each candidate's companion entry (see `Store.claimFirst`) with it,
+   * so that `read` of that key needs no statement of its own (optional: a
+   * driver may read it when asked, as any other key).
+   */
+  companion?: ClaimCompanion;
   /**
    * Called with each candidate in key order while the driver holds it for
    * this claim (concurrent claims skip it, never wait for it); resolves the

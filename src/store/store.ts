@@ -51,6 +51,7 @@ import type {
   AtomicCheck,
   AtomicOperation,
   Capabilities,
+  ClaimCompanion,
   Change,
   ChangesOptions,
   Clock,
@@ -1122,7 +1123,7 @@ class CoreStore implements Store {
       op: AtomicOperation,
       get: <U = JsonValue>(key: Key) => Promise<Entry<U> | null>,
     ) => Promise<boolean>,
-    options: { limit?: number } = {},
+    options: { limit?: number; companion?: ClaimCompanion } = {},
   ): Promise<{ key: Key; result: CommitResult } | null> {
     const what = "Cannot claim";
     this.#assertOpen(what);
@@ -1132,6 +1133,13 @@ class CoreStore implements Store {
       throw new RangeError(`${what}: limit must be a whole number >= 1 (got ${limit})`);
     }
     if (typeof take !== "function") throw new TypeError(`${what}: take must be a function`);
+    const companion = options.companion;
+    if (companion !== undefined) {
+      assertKey(companion.prefix, `${what}: companion.prefix`, true);
+      if (typeof companion.field !== "string") {
+        throw new TypeError(`${what}: companion.field must be a string`);
+      }
+    }
     let version = "";
     const now = this.#clock.now();
     const by = this.#feed === undefined ? undefined : currentActor();
@@ -1143,6 +1151,9 @@ class CoreStore implements Store {
       prefix: [...prefix],
       limit,
       now,
+      ...(companion === undefined
+        ? {}
+        : { companion: { prefix: [...companion.prefix], field: companion.field } }),
       decide: async (raw, read) => {
         const get = async <U>(key: Key): Promise<Entry<U> | null> => {
           assertKey(key, `${what}: get`);

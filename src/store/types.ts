@@ -429,7 +429,10 @@ export interface Store extends AsyncDisposable {
    * it must not commit `op` itself, nor use the store meanwhile (the claim
    * holds one of its connections and the entry). Resolves the entry's key
    * and the commit's result, or `null` when nothing was taken. The queue's
-   * workers use it to claim runs.
+   * workers use it to claim runs. With `options.companion`, each candidate
+   * is read together with the entry at `[...companion.prefix,
+   * value[companion.field]]` (a string field), in the same statement: `get`
+   * of that key then needs no round trip of its own.
    */
   claimFirst?<T = JsonValue>(
     prefix: Key,
@@ -438,8 +441,20 @@ export interface Store extends AsyncDisposable {
       op: AtomicOperation,
       get: <U = JsonValue>(key: Key) => Promise<Entry<U> | null>,
     ) => Promise<boolean>,
-    options?: { limit?: number },
+    options?: { limit?: number; companion?: ClaimCompanion },
   ): Promise<{ key: Key; result: CommitResult } | null>;
+}
+
+/**
+ * An entry read with each claim candidate (`Store.claimFirst`): the one at
+ * `[...prefix, value[field]]` of the candidate's value (a string without
+ * NUL characters; otherwise `get` reads it as usual).
+ */
+export interface ClaimCompanion {
+  /** The key prefix of the companion entry. */
+  prefix: Key;
+  /** The property of the candidate's value that names the companion's last key part. */
+  field: string;
 }
 
 /** What {@linkcode Store.compact} did. */
