@@ -97,6 +97,16 @@ type CandidateRow = EntryRow & {
   c_expires_at?: number | null;
 };
 
+/**
+ * The keys (hex) a commit locks: its checked and written keys, each once (a
+ * checked key is most often written too). Fewer bytes: the locks, `BEGIN` and
+ * a small write then go to the server in one packet (the client sends what it
+ * has as soon as 1 KiB is waiting).
+ */
+function lockList(checkKeys: readonly string[], plan: WritePlan): string[] {
+  return [...new Set([...checkKeys, ...plan.deleteKeys, ...plan.setKeys])];
+}
+
 /** How many times a commit is retried after PostgreSQL aborted it for a deadlock. */
 const MAX_COMMIT_ATTEMPTS = 5;
 /** Seconds `close()` lets running queries finish before it drops the connections. */
@@ -417,7 +427,7 @@ export class PostgresDriver implements StoreDriver {
       }
     }
     const params = checkedWriteParams(checkKeys, checkVersions, now, plan, version) as never[];
-    const locked = [...checkKeys, ...plan.deleteKeys, ...plan.setKeys];
+    const locked = lockList(checkKeys, plan);
     const tx = await this.#sql.reserve();
     try {
       // Pipelined: the server runs them in order, we wait for all four answers once.
@@ -787,17 +797,23 @@ export class PostgresDriver implements StoreDriver {
    * held until the end, so no other claim is offered them twice); taken,
    * the commit it made runs in the same transaction (the keys' locks, one
    * statement for checks and writes, `COMMIT`: one round trip), while the
-   * entry is still held. Concurrent claims thus get distinct entries.
+   * entry is still held. Concurrent claims thus get distinct entries. With
+   * `request.max` > 1, up to that many candidates are held and offered, and
+   * the commits of those taken run as one.
    */
   async claim(request: ClaimRequest): Promise<DriverClaimResult> {
     const what = "Cannot claim";
     this.#assertOpen(what);
     const { prefix, limit, now, decide, companion } = request;
+    const max = request.max ?? 1;
+    if (!Number.isInteger(max) || max < 1) {
+      throw new RangeError(`${what}: max must be a whole number >= 1 (got ${max})`);
+    }
     const s = this.#sqlText;
     const { where, params } = rangeWhere({ prefix }, 3);
     let next = `SELECT key, value, version, expires_at FROM ${this.#table} ` +
       `WHERE ${where} AND key > $1::bytea AND ${LIVE.replace("$NOW", "$2")} ` +
-      `ORDER BY key LIMIT 1 FOR UPDATE SKIP LOCKED`;
+      `ORDER BY key LIMIT ${max} FOR UPDATE SKIP LOCKED`;
     if (companion !== undefined) {
       // The companion's key is the prefix's bytes, then the field's text and the part's end
       // (a NUL): the key encoding of a string part without NUL (JSON spells one \u0000).
@@ -838,9 +854,23 @@ export class PostgresDriver implements StoreDriver {
           ),
         ]);
         let rows = first;
-        for (let offered = 0; rows.length === 1 && offered < limit; offered++) {
-          const entry = entryOf(rows[0]);
-          const prefetched = companionOf(rows[0]);
+        let at = 0;
+        const taken: { key: Key; commit: CommitRequest }[] = [];
+        for (let offered = 0; offered < limit && taken.length < max; offered++) {
+          if (at === rows.length) {
+            // Every row held so far was offered: the next ones after them, if there were more.
+            if (rows.length < max) break;
+            rows = await tx.unsafe<CandidateRow[]>(
+              next,
+              [rows[rows.length - 1].key, now, ...params] as never[],
+              PREPARED,
+            );
+            at = 0;
+            if (rows.length === 0) break;
+          }
+          const row = rows[at++];
+          const entry = entryOf(row);
+          const prefetched = companionOf(row);
           const commit = await decide(entry, async (keys) => {
             const hex = keys.map((k) => toHex(encodeKey(k)));
             if (prefetched !== undefined && hex.every((h) => h === prefetched[0])) {
@@ -856,18 +886,19 @@ export class PostgresDriver implements StoreDriver {
                 : { key, value: row.value, version: row.version, expiresAt: row.expires_at };
             });
           });
-          if (commit === null) {
-            rows = await tx.unsafe<CandidateRow[]>(
-              next,
-              [rows[0].key, now, ...params] as never[],
-              PREPARED,
-            );
-            continue;
-          }
-          const result = await this.#commitIn(tx, commit, request.feed?.(commit));
-          open = false;
-          return { key: entry.key, result };
+          if (commit !== null) taken.push({ key: entry.key, commit });
         }
+        if (taken.length === 0) return null;
+        // Several taken: their commits as one (the last one's version, as the store reports).
+        const commit: CommitRequest = taken.length === 1 ? taken[0].commit : {
+          checks: taken.flatMap((t) => t.commit.checks),
+          mutations: taken.flatMap((t) => t.commit.mutations),
+          version: taken[taken.length - 1].commit.version,
+          now: taken[taken.length - 1].commit.now,
+        };
+        const result = await this.#commitIn(tx, commit, request.feed?.(commit));
+        open = false;
+        return { key: taken[0].key, keys: taken.map((t) => t.key), result };
         return null;
       } catch (err) {
         // The core's own errors (from decide) pass through as they are.
@@ -975,7 +1006,7 @@ export class PostgresDriver implements StoreDriver {
     }
     const s = this.#sqlText;
     const checkKeys = checks.map((c) => toHex(encodeKey(c.key)));
-    const ownKeys = (plan: WritePlan) => [...checkKeys, ...plan.deleteKeys, ...plan.setKeys];
+    const ownKeys = (plan: WritePlan) => lockList(checkKeys, plan);
     let plan = expandSingle(planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]));
     let notify = false;
     if (feed !== undefined) {

@@ -265,7 +265,8 @@ class QueueWorker implements Worker {
             const at = Date.now();
             const promote = at - lastPromote >= PROMOTE_MS;
             if (promote) lastPromote = at;
-            const run = await records.claimRun({
+            // As many as there are free slots, in one claim (one transaction on PostgreSQL).
+            const runs = await records.claimRuns({
               promote,
               worker: this.id,
               leaseMs: this.#s.leaseMs,
@@ -273,14 +274,14 @@ class QueueWorker implements Worker {
               // so that claimers do not all race for the same run.
               spread: this.#s.concurrency > 1,
               ...(this.#s.flows === undefined ? {} : { flows: this.#s.flows }),
-            });
-            if (run === null) break;
+            }, this.#s.concurrency - this.#inFlight.size);
+            if (runs.length === 0) break;
             if (this.#stopping) {
-              // Claimed while stopping: give it straight back.
-              await this.#release(records, run);
+              // Claimed while stopping: give them straight back.
+              for (const run of runs) await this.#release(records, run);
               break;
             }
-            this.#launch(records, run);
+            for (const run of runs) this.#launch(records, run);
           }
         } catch (err) {
           this.#s.onEvent({ type: "error", message: messageOf(err) });
@@ -368,7 +369,7 @@ class QueueWorker implements Worker {
           }
         }
       } finally {
-        beating.abort();
+        beating.abort("the attempt ended"); // not the default reason: a DOMException per run
         await beat;
         this.#inFlight.delete(run.id);
         this.#s.onEvent({

@@ -292,11 +292,47 @@ export async function claimRun(
   ctx: RecordsContext,
   options: ClaimOptions,
 ): Promise<RunRecord | null> {
+  return (await claimRuns(ctx, options, 1))[0] ?? null;
+}
+
+/**
+ * `Records.claimRuns()`: up to `max` runs, as `claimRun` takes them; on a
+ * store that claims natively, in one transaction (one statement to find and
+ * read them, one commit); elsewhere one claim after the other. Fewer (or
+ * none) when fewer are due.
+ */
+export async function claimRuns(
+  ctx: RecordsContext,
+  options: ClaimOptions,
+  max: number,
+): Promise<RunRecord[]> {
+  if (!Number.isInteger(max) || max < 1) {
+    throw new RangeError(`Cannot claim runs: max must be a whole number >= 1 (got ${max})`);
+  }
   const { store, clock } = ctx;
   const keys = new QueueKeys(ctx);
   const now = clock.now();
   if (options.promote !== false) await promoteDue(ctx, keys, now);
-  if (typeof store.claimFirst === "function") return await claimNatively(ctx, keys, options, now);
+  if (typeof store.claimFirst === "function") {
+    return await claimNatively(ctx, keys, options, now, max);
+  }
+  const runs: RunRecord[] = [];
+  while (runs.length < max) {
+    const run = await claimByCompareAndSet(ctx, keys, options, now);
+    if (run === null) break;
+    runs.push(run);
+  }
+  return runs;
+}
+
+/** One claim on a store without `claimFirst`: candidates listed, then compare-and-set. */
+async function claimByCompareAndSet(
+  ctx: RecordsContext,
+  keys: QueueKeys,
+  options: ClaimOptions,
+  now: number,
+): Promise<RunRecord | null> {
+  const { store } = ctx;
   const candidates: Entry<QueueEntry>[] = [];
   for await (const e of store.list<QueueEntry>({ prefix: keys.ready(), limit: CLAIM_SCAN })) {
     if (options.flows === undefined || options.flows.has(e.value.flowId)) candidates.push(e);
@@ -330,29 +366,36 @@ async function claimNatively(
   keys: QueueKeys,
   options: ClaimOptions,
   now: number,
-): Promise<RunRecord | null> {
+  max: number,
+): Promise<RunRecord[]> {
   for (let n = 0; n < NATIVE_TRIES; n++) {
-    let claimed: RunRecord | typeof STRAY | null = null;
+    const claimed: RunRecord[] = [];
+    // The limited partitions' slots as the claims of this transaction leave them.
+    const slots: Slots = new Map();
     const taken = await ctx.store.claimFirst!<QueueEntry>(
       keys.ready(),
       async (candidate, op, get) => {
         if (options.flows !== undefined && !options.flows.has(candidate.value.flowId)) return false;
-        claimed = await prepareClaim(ctx, keys, candidate, op, options, now, get);
-        return claimed !== null;
+        const run = await prepareClaim(ctx, keys, candidate, op, options, now, get, slots);
+        if (run !== null && run !== STRAY) claimed.push(run);
+        return run !== null;
       },
       // The run's record comes with its entry (one statement, not a read of its own).
-      { limit: CLAIM_SCAN, companion: { prefix: ctx.layout.run(), field: "id" } },
+      { limit: CLAIM_SCAN, companion: { prefix: ctx.layout.run(), field: "id" }, max },
     );
-    if (taken === null) return null;
-    // A stray entry dropped, or a check lost to a writer of the run: next.
-    if (taken.result.ok && claimed !== null && claimed !== STRAY) {
-      const run: RunRecord = claimed;
-      knownEntries(ctx).set(ctx.layout.run(run.id), run, taken.result.version);
-      return run;
+    if (taken === null) return [];
+    // Only stray entries dropped, or a check lost to a writer of a run: again.
+    if (taken.result.ok && claimed.length > 0) {
+      const known = knownEntries(ctx);
+      for (const run of claimed) known.set(ctx.layout.run(run.id), run, taken.result.version);
+      return claimed;
     }
   }
-  return null;
+  return [];
 }
+
+/** A limited partition's slot in a claim: its key, the version read, and its runs now. */
+type Slots = Map<string, { version: string | null; runs: string[] }>;
 
 /** What `prepareClaim` resolves for a stray entry it dropped (its run is not queued). */
 const STRAY: unique symbol = Symbol("stray");
@@ -372,6 +415,8 @@ async function prepareClaim(
   now: number,
   /** Reads (a native claim's: inside its transaction). */
   get: <T>(key: Key) => Promise<Entry<T> | null>,
+  /** Slots taken by earlier claims of the same commit (several runs claimed at once). */
+  slots?: Slots,
 ): Promise<RunRecord | typeof STRAY | null> {
   const runKey = ctx.layout.run(candidate.value.id);
   const stored = await get<StoredRun>(runKey);
@@ -386,16 +431,27 @@ async function prepareClaim(
   let slot: { key: Key; version: string | null; runs: string[] } | undefined;
   if (q.limit !== undefined) {
     const activeKey = keys.active(q.limit, run.flowId);
-    const active = await get<ActiveRuns>(activeKey);
-    const runs = active?.value.runs ?? [];
+    const pending = slots?.get(activeKey.join("\u0000"));
+    let version: string | null;
+    let runs: string[];
+    if (pending !== undefined) {
+      ({ version, runs } = pending);
+    } else {
+      const active = await get<ActiveRuns>(activeKey);
+      version = active?.version ?? null;
+      runs = active?.value.runs ?? [];
+    }
     if (runs.length >= q.limit.concurrency) return null;
-    slot = { key: activeKey, version: active?.version ?? null, runs };
+    slot = { key: activeKey, version, runs };
   }
   op.check(candidate.key, candidate.version)
     .check(runKey, stored.version)
     .delete(candidate.key);
   if (slot !== undefined) {
-    op.check(slot.key, slot.version).set(slot.key, { runs: [...slot.runs, run.id] });
+    // The same version checked by every claim of the commit, the last one's runs written.
+    const runs = [...slot.runs, run.id];
+    op.check(slot.key, slot.version).set(slot.key, { runs });
+    slots?.set(slot.key.join("\u0000"), { version: slot.version, runs });
   }
   const claimed: RunRecord = {
     ...run,

@@ -138,6 +138,7 @@ import {
   cancelQueuedRun,
   type ClaimOptions,
   claimRun,
+  claimRuns,
   type EnqueueInit,
   enqueueRun,
   finishClaimedRun,
@@ -434,6 +435,31 @@ export class Records {
    */
   claimRun(options: ClaimOptions): Promise<RunRecord | null> {
     return claimRun(this.#ctx, options);
+  }
+
+  /**
+   * Claim up to `max` due queued runs at once, in the order `claimRun` takes
+   * them (a worker with that many free slots): on PostgreSQL in one
+   * transaction, elsewhere one after the other. Resolves fewer, or none,
+   * when fewer are due for this worker.
+   *
+   * @example
+   * ```ts
+   * import { openStore } from "@flowstate/core";
+   * import { Records } from "@flowstate/core/records";
+   * import assert from "node:assert/strict";
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const init = { flowId: "f", flowVersion: "v1", inputs: {}, flowPath: "/f.flow.yaml" };
+   * const a = await records.enqueueRun(init);
+   * const b = await records.enqueueRun(init);
+   * const claimed = await records.claimRuns({ worker: "w1", leaseMs: 30_000 }, 4);
+   * assert.deepEqual(claimed.map((r) => r.id), [a.runId, b.runId]);
+   * assert.deepEqual(await records.claimRuns({ worker: "w2", leaseMs: 30_000 }, 4), []);
+   * ```
+   */
+  claimRuns(options: ClaimOptions, max: number): Promise<RunRecord[]> {
+    return claimRuns(this.#ctx, options, max);
   }
 
   /**

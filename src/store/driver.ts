@@ -157,6 +157,12 @@ export interface ClaimRequest {
   prefix: Key;
   /** Offer at most this many entries to `decide`. */
   limit: number;
+  /**
+   * Take up to this many entries (default 1): the driver may hold several
+   * candidates at once, and the commits `decide` made for those it took are
+   * applied as one (all or none).
+   */
+  max?: number;
   /** The current time (ms), for expiry. */
   now: number;
   /**
@@ -189,8 +195,11 @@ export interface ClaimRequest {
 export type DriverClaimResult =
   /** No candidate was taken: none was free, or `decide` passed over all. */
   | null
-  /** The commit `decide` made for the candidate at `key`, and how it went. */
-  | { key: Key; result: DriverCommitResult };
+  /**
+   * The commit `decide` made for the candidate at `key` (with `max`, the
+   * commits made for every candidate in `keys`, as one), and how it went.
+   */
+  | { key: Key; keys?: Key[]; result: DriverCommitResult };
 
 /** The interface a plugin's `open()` returns. */
 export interface StoreDriver {

@@ -1123,8 +1123,8 @@ class CoreStore implements Store {
       op: AtomicOperation,
       get: <U = JsonValue>(key: Key) => Promise<Entry<U> | null>,
     ) => Promise<boolean>,
-    options: { limit?: number; companion?: ClaimCompanion } = {},
-  ): Promise<{ key: Key; result: CommitResult } | null> {
+    options: { limit?: number; companion?: ClaimCompanion; max?: number } = {},
+  ): Promise<{ key: Key; keys: Key[]; result: CommitResult } | null> {
     const what = "Cannot claim";
     this.#assertOpen(what);
     assertKey(prefix, `${what}: prefix`, true);
@@ -1133,6 +1133,10 @@ class CoreStore implements Store {
       throw new RangeError(`${what}: limit must be a whole number >= 1 (got ${limit})`);
     }
     if (typeof take !== "function") throw new TypeError(`${what}: take must be a function`);
+    const max = options.max ?? 1;
+    if (!Number.isInteger(max) || max < 1) {
+      throw new RangeError(`${what}: max must be a whole number >= 1 (got ${max})`);
+    }
     const companion = options.companion;
     if (companion !== undefined) {
       assertKey(companion.prefix, `${what}: companion.prefix`, true);
@@ -1150,6 +1154,7 @@ class CoreStore implements Store {
       }),
       prefix: [...prefix],
       limit,
+      ...(max === 1 ? {} : { max }),
       now,
       ...(companion === undefined
         ? {}
@@ -1177,7 +1182,11 @@ class CoreStore implements Store {
     });
     if (claimed === null) return null;
     if (by !== undefined && claimed.result.ok) { for (const wake of this.#wakers) wake(); }
-    return { key: claimed.key, result: commitResult(claimed.result, version) };
+    return {
+      key: claimed.key,
+      keys: claimed.keys ?? [claimed.key],
+      result: commitResult(claimed.result, version),
+    };
   }
 
   /**

@@ -432,7 +432,10 @@ export interface Store extends AsyncDisposable {
    * workers use it to claim runs. With `options.companion`, each candidate
    * is read together with the entry at `[...companion.prefix,
    * value[companion.field]]` (a string field), in the same statement: `get`
-   * of that key then needs no round trip of its own.
+   * of that key then needs no round trip of its own. With `options.max` > 1,
+   * up to that many entries are taken in one transaction (each with its own
+   * `op`, committed together, all or none): `keys` lists them, `key` is the
+   * first.
    */
   claimFirst?<T = JsonValue>(
     prefix: Key,
@@ -441,8 +444,8 @@ export interface Store extends AsyncDisposable {
       op: AtomicOperation,
       get: <U = JsonValue>(key: Key) => Promise<Entry<U> | null>,
     ) => Promise<boolean>,
-    options?: { limit?: number; companion?: ClaimCompanion },
-  ): Promise<{ key: Key; result: CommitResult } | null>;
+    options?: { limit?: number; companion?: ClaimCompanion; max?: number },
+  ): Promise<{ key: Key; keys: Key[]; result: CommitResult } | null>;
 }
 
 /**
