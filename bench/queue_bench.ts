@@ -11,7 +11,8 @@
  *
  * Throughput is runs (or bare jobs) per second from a common start time
  * (every process has started, connected and waits for it) to the last end,
- * as the worker processes report it. Latency is from `enqueue()` returning to the claim, per run,
+ * as the worker processes report it, and the CPU time (user + system) the worker
+ * processes spent from the start time to the last end, per run. Latency is from `enqueue()` returning to the claim, per run,
  * with runs enqueued one at a time (50 ms apart) while 4 workers wait.
  */
 import { join } from "node:path";
@@ -102,6 +103,13 @@ async function race(n: number, args: (start: string, i: number) => string[], tot
       stdout: "piped",
       stderr: "inherit",
     }).spawn());
+  // Their CPU at the start time: what they spent starting up is left out.
+  const cpuAtStart = new Promise<number>((resolve) =>
+    setTimeout(
+      () => resolve(procs.reduce((sum, p) => sum + cpuMsOf(p.pid), 0)),
+      Math.max(0, start - Date.now()),
+    )
+  );
   let first = Infinity;
   let last = 0;
   let ended = 0;
@@ -123,11 +131,28 @@ async function race(n: number, args: (start: string, i: number) => string[], tot
     }
   });
   await done.promise;
+  // CPU the children spent (user + system), read before they go: a measure that a busy
+  // machine bends less than the throughput.
+  const cpu = procs.reduce((sum, p) => sum + cpuMsOf(p.pid), 0) - await cpuAtStart;
   for (const p of procs) p.kill("SIGKILL");
   await Promise.all(procs.map((p) => p.status));
   await Promise.all(readers);
   if (first < start) throw new Error("a child started before the start time");
-  return { perSecond: total / ((last - start) / 1000), seconds: (last - start) / 1000 };
+  return {
+    perSecond: total / ((last - start) / 1000),
+    seconds: (last - start) / 1000,
+    cpuPerRun: cpu / total,
+  };
+}
+
+/** CPU time (user + system) of process `pid` so far, in ms, from /proc (0 where there is none). */
+function cpuMsOf(pid: number): number {
+  try {
+    const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
 }
 
 async function main(): Promise<void> {
@@ -143,8 +168,13 @@ async function main(): Promise<void> {
   // QUEUE_BENCH_BEFORE=<a checkout of another commit>: its Flowstate measured too, in the
   // same rounds (what a change did, under the same load).
   const before = Deno.env.get("QUEUE_BENCH_BEFORE") ?? "";
-  const measured = new Map<number, { fs: number[]; bare: number[]; before: number[] }>();
-  for (const w of WORKERS) measured.set(w, { fs: [], bare: [], before: [] });
+  const measured = new Map<
+    number,
+    { fs: number[]; bare: number[]; before: number[]; fsCpu: number[]; beforeCpu: number[] }
+  >();
+  for (const w of WORKERS) {
+    measured.set(w, { fs: [], bare: [], before: [], fsCpu: [], beforeCpu: [] });
+  }
   try {
     const flowstate = async (workers: number, root = "") => {
       // Flowstate: a fresh table, `runs` enqueued, then the workers start.
@@ -197,10 +227,18 @@ async function main(): Promise<void> {
       for (const workers of WORKERS) {
         const m = measured.get(workers)!;
         const steps = [
-          async () => m.fs.push((await flowstate(workers)).perSecond),
+          async () => {
+            const r = await flowstate(workers);
+            m.fs.push(r.perSecond);
+            m.fsCpu.push(r.cpuPerRun);
+          },
           async () => m.bare.push((await bare(workers)).perSecond),
           ...(before
-            ? [async () => m.before.push((await flowstate(workers, before)).perSecond)]
+            ? [async () => {
+              const r = await flowstate(workers, before);
+              m.before.push(r.perSecond);
+              m.beforeCpu.push(r.cpuPerRun);
+            }]
             : []),
         ];
         if (round % 2 === 0) steps.reverse();
@@ -208,7 +246,9 @@ async function main(): Promise<void> {
         console.error(
           `round ${round}, workers=${workers}: flowstate ${m.fs.at(-1)!.toFixed(0)}/s, bare ${
             m.bare.at(-1)!.toFixed(0)
-          }/s${before ? `, before ${m.before.at(-1)!.toFixed(0)}/s` : ""}`,
+          }/s${before ? `, before ${m.before.at(-1)!.toFixed(0)}/s` : ""}; worker CPU per run ${
+            m.fsCpu.at(-1)!.toFixed(1)
+          } ms${before ? `, before ${m.beforeCpu.at(-1)!.toFixed(1)} ms` : ""}`,
         );
       }
     }
@@ -219,29 +259,31 @@ async function main(): Promise<void> {
         `(median; each round's ratio in brackets):\n`,
     );
     console.log(
-      "| worker processes | Flowstate runs/s | bare SKIP LOCKED jobs/s | ratio (median) | ratio per round |",
+      "| worker processes | Flowstate runs/s | bare SKIP LOCKED jobs/s | ratio (median) | ratio per round | worker CPU ms per run |",
     );
-    console.log("|---|---|---|---|---|");
+    console.log("|---|---|---|---|---|---|");
     for (const workers of WORKERS) {
       const m = measured.get(workers)!;
       const ratios = m.fs.map((f, i) => f / m.bare[i]);
       console.log(
         `| ${workers} | ${median(m.fs).toFixed(0)} | ${median(m.bare).toFixed(0)} | ${
           median(ratios).toFixed(2)
-        } | ${ratios.map((r) => r.toFixed(2)).join(", ")} |`,
+        } | ${ratios.map((r) => r.toFixed(2)).join(", ")} | ${median(m.fsCpu).toFixed(1)} |`,
       );
     }
     if (before) {
       console.log(`\nBefore (${before}), the same rounds:\n`);
-      console.log("| worker processes | before runs/s | ratio to bare (median) | per round |");
-      console.log("|---|---|---|---|");
+      console.log(
+        "| worker processes | before runs/s | ratio to bare (median) | per round | worker CPU ms per run |",
+      );
+      console.log("|---|---|---|---|---|");
       for (const workers of WORKERS) {
         const m = measured.get(workers)!;
         const ratios = m.before.map((f, i) => f / m.bare[i]);
         console.log(
           `| ${workers} | ${median(m.before).toFixed(0)} | ${median(ratios).toFixed(2)} | ${
             ratios.map((r) => r.toFixed(2)).join(", ")
-          } |`,
+          } | ${median(m.beforeCpu).toFixed(1)} |`,
         );
       }
       console.log("");

@@ -2,9 +2,11 @@
  * Prepared flows kept by a runtime across its runs (the daemon, queue
  * workers, a program calling `runFlow` in a loop): a flow is parsed,
  * validated and prepared once per content, and its version hash computed
- * once. A flow file is read on every run and looked up by its content, so an
- * edited file is prepared again (and a file that became invalid fails as it
- * would without the cache). Flows whose nodes run in a sandbox Worker are not
+ * once. A flow file is looked up by its content, so an edited file is
+ * prepared again (and a file that became invalid fails as it would without
+ * the cache): it is read on every run, except when its status (times, size,
+ * inode: one `stat`) is what it was at its last read and it had not changed
+ * for two seconds then. Flows whose nodes run in a sandbox Worker are not
  * kept: their check runs the module in the Worker that then runs it.
  *
  * @module
@@ -50,6 +52,8 @@ export const FLOW_CACHE_SIZE = 256;
  */
 export class FlowCache {
   #entries = new Map<string, LoadedFlow>();
+  /** Flow files' text as last read, by path, with their status then (see `fileStamp`). */
+  #files = new Map<string, { stamp: string; text: string }>();
   #max: number;
   #hits = 0;
   #misses = 0;
@@ -97,6 +101,7 @@ export class FlowCache {
   /** Forget every flow. */
   clear(): void {
     this.#entries.clear();
+    this.#files.clear();
   }
 
   async #key(
@@ -105,6 +110,13 @@ export class FlowCache {
   ): Promise<{ id: string; text?: string } | undefined> {
     if (typeof flow === "string") {
       const path = resolve(cwd, flow);
+      // The text read last, while the file's status is the same as then (and it was
+      // already older than STABLE_MS then: a change later shows in its times).
+      const stamp = fileStamp(path);
+      const seen = this.#files.get(path);
+      if (stamp !== undefined && seen !== undefined && seen.stamp === stamp) {
+        return { id: `file\0${cwd}\0${flow}\0${seen.text}`, text: seen.text };
+      }
       let read: Awaited<ReturnType<typeof readYamlFile>>;
       try {
         read = await readYamlFile(path);
@@ -112,6 +124,13 @@ export class FlowCache {
         return undefined; // loading it again reports the error
       }
       if ("problem" in read) return undefined;
+      this.#files.delete(path);
+      if (stamp !== undefined && stamp === fileStamp(path) && isStable(path)) {
+        this.#files.set(path, { stamp, text: read.text });
+        while (this.#files.size > this.#max) {
+          this.#files.delete(this.#files.keys().next().value!);
+        }
+      }
       // The name as given is part of it: messages and ParsedFlow.file show it.
       return { id: `file\0${cwd}\0${flow}\0${read.text}`, text: read.text };
     }
@@ -123,6 +142,39 @@ export class FlowCache {
       return undefined; // not JSON: validating it reports what is wrong
     }
     return { id: `json\0${cwd}\0${json}` };
+  }
+}
+
+/**
+ * A file is only trusted unread by its status once its last change is at
+ * least this old (ms): a write within the same clock tick as the read could
+ * otherwise leave its times and size as they were.
+ */
+const STABLE_MS = 2_000;
+
+/**
+ * The status of the file at `path` that any change of its content changes
+ * (modification and status-change times, size, inode), or `undefined` when
+ * it cannot be had; one synchronous `stat` (no thread hop, as a read takes).
+ */
+function fileStamp(path: string): string | undefined {
+  try {
+    const info = Deno.statSync(path);
+    if (!info.isFile || info.mtime === null || info.ctime === null) return undefined;
+    return `${info.mtime.getTime()}:${info.ctime.getTime()}:${info.size}:${info.ino}:${info.dev}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the file at `path` last changed at least {@linkcode STABLE_MS} ago. */
+function isStable(path: string): boolean {
+  try {
+    const info = Deno.statSync(path);
+    const changed = Math.max(info.mtime?.getTime() ?? Infinity, info.ctime?.getTime() ?? Infinity);
+    return Date.now() - changed >= STABLE_MS;
+  } catch {
+    return false;
   }
 }
 
