@@ -79,6 +79,16 @@ export interface EnqueueInit {
   parentRunId?: string;
 }
 
+/** What a claim entry (`P, "queue", "claimed", runId`) holds. */
+interface ClaimEntry {
+  /** The worker that claimed the run. */
+  worker: string;
+  /** When. */
+  at: number;
+  /** The claim's lease (absent in claims written before it was kept here). */
+  leaseMs?: number;
+}
+
 /** The state of one flow partition's running runs, for `queue: { concurrency }`. */
 interface ActiveRuns {
   runs: string[];
@@ -466,7 +476,7 @@ async function prepareClaim(
   };
   op.set(runKey, claimed);
   moveIndexes(ctx, op, run, claimed);
-  op.set(keys.claimed(run.id), { worker: options.worker, at: now });
+  op.set(keys.claimed(run.id), { worker: options.worker, at: now, leaseMs: options.leaseMs });
   return claimed;
 }
 
@@ -646,10 +656,13 @@ export async function reclaimLost(
   tails: EventTails,
 ): Promise<string[]> {
   const keys = new QueueKeys(ctx);
-  const claims: Entry<{ worker: string; at: number }>[] = [];
-  for await (
-    const e of ctx.store.list<{ worker: string; at: number }>({ prefix: keys.claimed() })
-  ) {
+  const claims: Entry<ClaimEntry>[] = [];
+  const listedAt = ctx.clock.now();
+  for await (const e of ctx.store.list<ClaimEntry>({ prefix: keys.claimed() })) {
+    // A claim younger than its lease cannot have lapsed (its heartbeats only make it
+    // later): its run is not read. (A claim entry without its lease, from an older
+    // version, is read.)
+    if (e.value.leaseMs !== undefined && listedAt - e.value.at <= e.value.leaseMs) continue;
     claims.push(e);
   }
   if (claims.length === 0) return [];

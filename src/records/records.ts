@@ -20,7 +20,7 @@
  * | `P, "cancel", runId` | `{ requestedAt }`: a request to cancel a running run (see below) |
  * | `P, "queue", "ready", priority, runAt, runId` | `{ id, flowId }`: a queued run that is due |
  * | `P, "queue", "delayed", runAt, priority, runId` | the same, for a run not due yet |
- * | `P, "queue", "claimed", runId` | `{ worker, at }`: a run a worker holds |
+ * | `P, "queue", "claimed", runId` | `{ worker, at, leaseMs }`: a run a worker holds |
  * | `P, "queue", "key", key` | `{ runId }`: the run a dedupe key was last given to |
  * | `P, "queue", "active", flowId, partition` | `{ runs }`: running runs of a flow with `queue: { concurrency }` |
  *
