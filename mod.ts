@@ -38,6 +38,7 @@ export type {
   Change,
   ChangeActor,
   ChangesOptions,
+  ClaimCompanion,
   CommitResult,
   CompactResult,
   DeleteOptions,

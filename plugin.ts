@@ -36,7 +36,7 @@ export type {
   SearchSpec,
   StoreDriver,
 } from "./src/store/driver.ts";
-export type { QueryPlan } from "./src/store/types.ts";
+export type { ClaimCompanion, QueryPlan } from "./src/store/types.ts";
 export type { NormalizedQuery } from "./src/store/query.ts";
 export {
   assertKey,

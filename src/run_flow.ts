@@ -138,7 +138,9 @@ async function saveVersionOnce(
   const known = knownFlowHash(def);
   let saved = savedVersions.get(store);
   const last = saved?.get(def.id);
-  if (known !== undefined && last?.hash === known && performance.now() - last.at < VERSION_RECHECK_MS) {
+  if (
+    known !== undefined && last?.hash === known && performance.now() - last.at < VERSION_RECHECK_MS
+  ) {
     return known;
   }
   const { hash } = await records.saveVersion(def, source);

@@ -285,6 +285,62 @@ for (const backend of BACKENDS) {
       assert.deepEqual(cancelled.map((r) => r.id), [runId]);
     }));
 
+  test("claimRuns: several at once in claim order, a partition's limit counted within them", () =>
+    withQueue(backend, 1, async ([records], clock) => {
+      const limit = (partition: string) => ({ limit: { concurrency: 1, partition } });
+      const a = await records.enqueueRun(init(1, limit("x")));
+      clock.t += 1;
+      const b = await records.enqueueRun(init(2, limit("x")));
+      clock.t += 1;
+      const c = await records.enqueueRun(init(3, limit("y")));
+      clock.t += 1;
+      const d = await records.enqueueRun(init(4));
+      const batches: string[][] = [];
+      for (;;) {
+        const batch = await records.claimRuns({ worker: "w", leaseMs: 30_000 }, 4);
+        if (batch.length === 0) break;
+        batches.push(batch.map((r) => r.id));
+      }
+      // b waits for a: x allows one at a time, in a batch as across claims.
+      assert.deepEqual(batches.flat(), [a.runId, c.runId, d.runId]);
+      // A native claim takes them in one transaction; compare-and-set one per call.
+      const native = backend.name === "postgres" ||
+        backend.name === "postgres (with a change feed)";
+      assert.equal(batches.length, native ? 1 : 3);
+      const running = await Promise.all(batches.flat().map((id) => records.getRun(id)));
+      assert.ok(await finish(records, running[0]!, "succeeded"));
+      const next = await records.claimRuns({ worker: "w", leaseMs: 30_000 }, 4);
+      assert.deepEqual(next.map((r) => r.id), [b.runId]);
+      for (const run of [...running.slice(1), ...next]) {
+        assert.ok(await finish(records, run!, "succeeded"));
+      }
+      assert.deepEqual(await statuses(records, "running"), []);
+      assert.equal((await records.getMetrics("f"))?.succeeded, 4);
+    }));
+
+  test("several handles claiming batches at once take each run exactly once", () =>
+    withQueue(backend, 3, async (handles) => {
+      const ids = new Set<string>();
+      for (let i = 0; i < 60; i++) ids.add((await handles[0].enqueueRun(init(i))).runId);
+      const taken = await Promise.all(handles.map(async (records, w) => {
+        const mine: string[] = [];
+        for (;;) {
+          const batch = await records.claimRuns({ worker: `w${w}`, leaseMs: 30_000 }, 3);
+          if (batch.length === 0) break;
+          for (const run of batch) {
+            mine.push(run.id);
+            assert.ok(await finish(records, run, "succeeded"));
+          }
+        }
+        return mine;
+      }));
+      const all = taken.flat();
+      assert.equal(all.length, ids.size, "no run claimed twice");
+      assert.deepEqual(new Set(all), ids);
+      assert.deepEqual(await statuses(handles[2], "running"), []);
+      assert.equal((await handles[1].getMetrics("f"))?.succeeded, 60, "metrics exact");
+    }));
+
   test("per-flow limits: at most `concurrency` running per partition, across handles", () =>
     withQueue(backend, 2, async ([a, b]) => {
       const limit = (partition: string) => ({ limit: { concurrency: 1, partition } });

@@ -839,9 +839,12 @@ export class PostgresDriver implements StoreDriver {
       const key = [...companion.prefix, row.c_part];
       return [
         toHex(encodeKey(key)),
-        row.c_version === null || row.c_version === undefined
-          ? null
-          : { key, value: row.c_value!, version: row.c_version, expiresAt: row.c_expires_at ?? null },
+        row.c_version === null || row.c_version === undefined ? null : {
+          key,
+          value: row.c_value!,
+          version: row.c_version,
+          expiresAt: row.c_expires_at ?? null,
+        },
       ];
     };
     for (let attempt = 1;; attempt++) {
@@ -905,7 +908,6 @@ export class PostgresDriver implements StoreDriver {
         const result = await this.#commitIn(tx, commit, request.feed?.(commit));
         open = false;
         return { key: taken[0].key, keys: taken.map((t) => t.key), result };
-        return null;
       } catch (err) {
         // The core's own errors (from decide) pass through as they are.
         if (!isPostgresError(err) && !this.#closed) throw err;

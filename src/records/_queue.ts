@@ -306,10 +306,11 @@ export async function claimRun(
 }
 
 /**
- * `Records.claimRuns()`: up to `max` runs, as `claimRun` takes them; on a
+ * `Records.claimRuns()`: up to `max` runs, as `claimRun` takes them, on a
  * store that claims natively, in one transaction (one statement to find and
- * read them, one commit); elsewhere one claim after the other. Fewer (or
- * none) when fewer are due.
+ * read them, one commit); elsewhere at most one (claims there are a
+ * compare-and-set each: the caller starts a run before it claims the next).
+ * Fewer (or none) when fewer are due.
  */
 export async function claimRuns(
   ctx: RecordsContext,
@@ -326,13 +327,10 @@ export async function claimRuns(
   if (typeof store.claimFirst === "function") {
     return await claimNatively(ctx, keys, options, now, max);
   }
-  const runs: RunRecord[] = [];
-  while (runs.length < max) {
-    const run = await claimByCompareAndSet(ctx, keys, options, now);
-    if (run === null) break;
-    runs.push(run);
-  }
-  return runs;
+  // One at a time: each claim is a compare-and-set of its own, and a worker starts (and
+  // heartbeats) a run before it claims the next, so its lease never waits on other claims.
+  const run = await claimByCompareAndSet(ctx, keys, options, now);
+  return run === null ? [] : [run];
 }
 
 /** One claim on a store without `claimFirst`: candidates listed, then compare-and-set. */
@@ -379,21 +377,29 @@ async function claimNatively(
   max: number,
 ): Promise<RunRecord[]> {
   for (let n = 0; n < NATIVE_TRIES; n++) {
-    const claimed: RunRecord[] = [];
-    // The limited partitions' slots as the claims of this transaction leave them.
+    // By entry key: a driver that tries its transaction again offers the entries again.
+    const prepared = new Map<string, RunRecord | typeof STRAY>();
+    // The limited partitions' slots as the claims of this transaction leave them (after a
+    // driver's retry, possibly as a failed try left them: its check then fails, and the
+    // next try here starts afresh).
     const slots: Slots = new Map();
     const taken = await ctx.store.claimFirst!<QueueEntry>(
       keys.ready(),
       async (candidate, op, get) => {
         if (options.flows !== undefined && !options.flows.has(candidate.value.flowId)) return false;
         const run = await prepareClaim(ctx, keys, candidate, op, options, now, get, slots);
-        if (run !== null && run !== STRAY) claimed.push(run);
+        if (run !== null) prepared.set(candidate.key.join("\u0000"), run);
         return run !== null;
       },
       // The run's record comes with its entry (one statement, not a read of its own).
       { limit: CLAIM_SCAN, companion: { prefix: ctx.layout.run(), field: "id" }, max },
     );
     if (taken === null) return [];
+    const claimed: RunRecord[] = [];
+    for (const key of taken.keys) {
+      const run = prepared.get(key.join("\u0000"));
+      if (run !== undefined && run !== STRAY) claimed.push(run);
+    }
     // Only stray entries dropped, or a check lost to a writer of a run: again.
     if (taken.result.ok && claimed.length > 0) {
       const known = knownEntries(ctx);

@@ -439,8 +439,9 @@ export class Records {
 
   /**
    * Claim up to `max` due queued runs at once, in the order `claimRun` takes
-   * them (a worker with that many free slots): on PostgreSQL in one
-   * transaction, elsewhere one after the other. Resolves fewer, or none,
+   * them (a worker with that many free slots), on a store that claims
+   * natively (PostgreSQL: in one transaction); on any other store at most one
+   * (a worker starts it before it claims the next). Resolves fewer, or none,
    * when fewer are due for this worker.
    *
    * @example
@@ -453,8 +454,10 @@ export class Records {
    * const init = { flowId: "f", flowVersion: "v1", inputs: {}, flowPath: "/f.flow.yaml" };
    * const a = await records.enqueueRun(init);
    * const b = await records.enqueueRun(init);
-   * const claimed = await records.claimRuns({ worker: "w1", leaseMs: 30_000 }, 4);
-   * assert.deepEqual(claimed.map((r) => r.id), [a.runId, b.runId]);
+   * // The memory store claims by compare-and-set: one run per call.
+   * const first = await records.claimRuns({ worker: "w1", leaseMs: 30_000 }, 4);
+   * const second = await records.claimRuns({ worker: "w1", leaseMs: 30_000 }, 4);
+   * assert.deepEqual([...first, ...second].map((r) => r.id), [a.runId, b.runId]);
    * assert.deepEqual(await records.claimRuns({ worker: "w2", leaseMs: 30_000 }, 4), []);
    * ```
    */
