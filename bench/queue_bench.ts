@@ -95,8 +95,22 @@ async function child(args: string[]): Promise<void> {
  * Spawn `n` children with `args(start, i)`, all starting work at `start`;
  * resolve the throughput from `start` to the last end once `total` ended.
  */
-async function race(n: number, args: (start: string, i: number) => string[], total: number) {
+async function race(
+  n: number,
+  args: (start: string, i: number) => string[],
+  total: number,
+  /** Server processes of the race's connections (`application_name` = tag): their CPU too. */
+  server?: { admin: postgres.Sql; tag: string },
+) {
   const start = Date.now() + 3_000 + 500 * n;
+  const backends = async (): Promise<Map<number, number>> => {
+    const cpu = new Map<number, number>();
+    if (server === undefined) return cpu;
+    const rows = await server.admin`SELECT pid FROM pg_stat_activity
+      WHERE application_name = ${server.tag}`;
+    for (const r of rows) cpu.set(r.pid, cpuMsOf(r.pid));
+    return cpu;
+  };
   const procs = Array.from({ length: n }, (_, i) =>
     new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "--unstable-worker-options", SELF, ...args(String(start), i)],
@@ -109,6 +123,9 @@ async function race(n: number, args: (start: string, i: number) => string[], tot
       () => resolve(procs.reduce((sum, p) => sum + cpuMsOf(p.pid), 0)),
       Math.max(0, start - Date.now()),
     )
+  );
+  const serverAtStart = new Promise<Map<number, number>>((resolve) =>
+    setTimeout(() => resolve(backends()), Math.max(0, start - Date.now()))
   );
   let first = Infinity;
   let last = 0;
@@ -134,6 +151,10 @@ async function race(n: number, args: (start: string, i: number) => string[], tot
   // CPU the children spent (user + system), read before they go: a measure that a busy
   // machine bends less than the throughput.
   const cpu = procs.reduce((sum, p) => sum + cpuMsOf(p.pid), 0) - await cpuAtStart;
+  // A backend that connected after the start counts from 0.
+  const before = await serverAtStart;
+  let serverCpu = 0;
+  for (const [pid, ms] of await backends()) serverCpu += ms - (before.get(pid) ?? 0);
   for (const p of procs) p.kill("SIGKILL");
   await Promise.all(procs.map((p) => p.status));
   await Promise.all(readers);
@@ -142,7 +163,15 @@ async function race(n: number, args: (start: string, i: number) => string[], tot
     perSecond: total / ((last - start) / 1000),
     seconds: (last - start) / 1000,
     cpuPerRun: cpu / total,
+    serverCpuPerRun: serverCpu / total,
   };
+}
+
+/** `url` with `application_name=tag`: the server processes of a race are found by it. */
+function tagged(url: string, tag: string): string {
+  const u = new URL(url);
+  u.searchParams.set("application_name", tag);
+  return u.toString();
 }
 
 /** CPU time (user + system) of process `pid` so far, in ms, from /proc (0 where there is none). */
@@ -170,10 +199,29 @@ async function main(): Promise<void> {
   const before = Deno.env.get("QUEUE_BENCH_BEFORE") ?? "";
   const measured = new Map<
     number,
-    { fs: number[]; bare: number[]; before: number[]; fsCpu: number[]; beforeCpu: number[] }
+    {
+      fs: number[];
+      bare: number[];
+      before: number[];
+      fsCpu: number[];
+      beforeCpu: number[];
+      /** Server CPU per run (ms): Flowstate's, bare's, before's. */
+      fsPg: number[];
+      barePg: number[];
+      beforePg: number[];
+    }
   >();
   for (const w of WORKERS) {
-    measured.set(w, { fs: [], bare: [], before: [], fsCpu: [], beforeCpu: [] });
+    measured.set(w, {
+      fs: [],
+      bare: [],
+      before: [],
+      fsCpu: [],
+      beforeCpu: [],
+      fsPg: [],
+      barePg: [],
+      beforePg: [],
+    });
   }
   try {
     const flowstate = async (workers: number, root = "") => {
@@ -185,9 +233,9 @@ async function main(): Promise<void> {
       await Deno.writeTextFile(join(dir, "trivial.flow.yaml"), FLOW);
       await Deno.writeTextFile(
         join(dir, "flowstate.yaml"),
-        `stores:\n  main: { plugin: postgres, url: "${url}", schema: ${schema}, max: ${
-          concurrency + 2
-        } }\nflows: [./trivial.flow.yaml]\n`,
+        `stores:\n  main: { plugin: postgres, url: "${
+          tagged(url, schema)
+        }", schema: ${schema}, max: ${concurrency + 2} }\nflows: [./trivial.flow.yaml]\n`,
       );
       {
         await using rt = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
@@ -197,6 +245,7 @@ async function main(): Promise<void> {
         workers,
         (start, i) => ["--flowstate", start, dir, `w${i}`, String(concurrency), root],
         runs,
+        { admin, tag: schema },
       );
     };
     const bare = async (workers: number) => {
@@ -217,8 +266,9 @@ async function main(): Promise<void> {
       );
       return await race(
         workers,
-        (start, i) => ["--bare", start, url, schema, `b${i}`, String(concurrency)],
+        (start, i) => ["--bare", start, tagged(url, schema), schema, `b${i}`, String(concurrency)],
         runs,
+        { admin, tag: schema },
       );
     };
     // Interleaved: every round measures each worker count, Flowstate and bare back to back
@@ -231,13 +281,19 @@ async function main(): Promise<void> {
             const r = await flowstate(workers);
             m.fs.push(r.perSecond);
             m.fsCpu.push(r.cpuPerRun);
+            m.fsPg.push(r.serverCpuPerRun);
           },
-          async () => m.bare.push((await bare(workers)).perSecond),
+          async () => {
+            const r = await bare(workers);
+            m.bare.push(r.perSecond);
+            m.barePg.push(r.serverCpuPerRun);
+          },
           ...(before
             ? [async () => {
               const r = await flowstate(workers, before);
               m.before.push(r.perSecond);
               m.beforeCpu.push(r.cpuPerRun);
+              m.beforePg.push(r.serverCpuPerRun);
             }]
             : []),
         ];
@@ -246,9 +302,15 @@ async function main(): Promise<void> {
         console.error(
           `round ${round}, workers=${workers}: flowstate ${m.fs.at(-1)!.toFixed(0)}/s, bare ${
             m.bare.at(-1)!.toFixed(0)
-          }/s${before ? `, before ${m.before.at(-1)!.toFixed(0)}/s` : ""}; worker CPU per run ${
+          }/s${before ? `, before ${m.before.at(-1)!.toFixed(0)}/s` : ""}; CPU per run: workers ${
             m.fsCpu.at(-1)!.toFixed(1)
-          } ms${before ? `, before ${m.beforeCpu.at(-1)!.toFixed(1)} ms` : ""}`,
+          } + server ${m.fsPg.at(-1)!.toFixed(1)} ms (bare server ${
+            m.barePg.at(-1)!.toFixed(1)
+          } ms)${
+            before
+              ? `, before ${m.beforeCpu.at(-1)!.toFixed(1)} + ${m.beforePg.at(-1)!.toFixed(1)} ms`
+              : ""
+          }`,
         );
       }
     }
@@ -259,22 +321,24 @@ async function main(): Promise<void> {
         `(median; each round's ratio in brackets):\n`,
     );
     console.log(
-      "| worker processes | Flowstate runs/s | bare SKIP LOCKED jobs/s | ratio (median) | ratio per round | worker CPU ms per run |",
+      "| worker processes | Flowstate runs/s | bare SKIP LOCKED jobs/s | ratio (median) | ratio per round | CPU ms per run: workers + server | bare server CPU ms per job |",
     );
-    console.log("|---|---|---|---|---|---|");
+    console.log("|---|---|---|---|---|---|---|");
     for (const workers of WORKERS) {
       const m = measured.get(workers)!;
       const ratios = m.fs.map((f, i) => f / m.bare[i]);
       console.log(
         `| ${workers} | ${median(m.fs).toFixed(0)} | ${median(m.bare).toFixed(0)} | ${
           median(ratios).toFixed(2)
-        } | ${ratios.map((r) => r.toFixed(2)).join(", ")} | ${median(m.fsCpu).toFixed(1)} |`,
+        } | ${ratios.map((r) => r.toFixed(2)).join(", ")} | ${median(m.fsCpu).toFixed(1)} + ${
+          median(m.fsPg).toFixed(1)
+        } | ${median(m.barePg).toFixed(1)} |`,
       );
     }
     if (before) {
       console.log(`\nBefore (${before}), the same rounds:\n`);
       console.log(
-        "| worker processes | before runs/s | ratio to bare (median) | per round | worker CPU ms per run |",
+        "| worker processes | before runs/s | ratio to bare (median) | per round | CPU ms per run: workers + server |",
       );
       console.log("|---|---|---|---|---|");
       for (const workers of WORKERS) {
@@ -283,7 +347,7 @@ async function main(): Promise<void> {
         console.log(
           `| ${workers} | ${median(m.before).toFixed(0)} | ${median(ratios).toFixed(2)} | ${
             ratios.map((r) => r.toFixed(2)).join(", ")
-          } | ${median(m.beforeCpu).toFixed(1)} |`,
+          } | ${median(m.beforeCpu).toFixed(1)} + ${median(m.beforePg).toFixed(1)} |`,
         );
       }
       console.log("");
