@@ -43,6 +43,7 @@ function timeMethods(proto: object, names: string[], label: string): void {
 
 timeMethods(Records.prototype, [
   "claimRun",
+  "claimRuns",
   "saveVersion",
   "startRun",
   "appendEvents",
