@@ -34,6 +34,12 @@ export const FEED_HEAD: Key = internalKey("feed", "head");
 const ENTRIES: Key = internalKey("feed", "e");
 const BY_KEY: Key = internalKey("feed", "k");
 const SEQ_WIDTH = 16;
+/**
+ * Entries a feed listing reads per page. A long read (a point-in-time
+ * restore, an increment, a resuming watcher) pays the driver's per-page cost
+ * (a statement, a round trip) once per this many entries.
+ */
+const FEED_PAGE = 1000;
 
 /** A sequence number as a key element (fixed width, so key order is number order). */
 export function seqElement(seq: number): string {
@@ -335,9 +341,13 @@ export async function* readChanges<T = JsonValue>(
   const limit = options.limit ?? Infinity;
   if (limit === 0) return;
   const since = options.since ?? 0;
+  // Every entry read is yielded unless a filter skips it: a limit then bounds the page.
+  const filtered = options.until !== undefined ||
+    (options.prefix !== undefined && options.prefix.length > 0);
+  const batchSize = filtered ? FEED_PAGE : Math.min(limit, FEED_PAGE);
   const range = options.reverse
-    ? { prefix: ENTRIES, start: entryKey(since + 1), reverse: true, batchSize: 200 }
-    : { prefix: ENTRIES, start: entryKey(since + 1), batchSize: 200 };
+    ? { prefix: ENTRIES, start: entryKey(since + 1), reverse: true, batchSize }
+    : { prefix: ENTRIES, start: entryKey(since + 1), batchSize };
   let n = 0;
   for await (const raw of driver.list(range, 0)) {
     const change = parseChange<T>(raw);

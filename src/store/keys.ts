@@ -264,20 +264,33 @@ function decodeElement(bytes: Uint8Array, start: number, end: number): string {
   return utf8.decode(bytes.subarray(start, end));
 }
 
+/**
+ * The general path for keys with an escaped NUL (every internal key starts
+ * with the element "\u0000"). Short ASCII elements are built without
+ * TextDecoder, as in {@linkcode decodeKey}: a feed or index listing decodes
+ * one such key per entry.
+ */
 function keyWithNulFromBytes(bytes: Uint8Array): string[] {
   const key: string[] = [];
   const element = new Uint8Array(bytes.length);
   let n = 0;
+  let ascii = true;
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i];
     if (b !== 0) {
       element[n++] = b;
+      if (b >= 0x80) ascii = false;
     } else if (bytes[i + 1] === 0xff) {
       element[n++] = 0;
       i++;
     } else {
-      key.push(utf8.decode(element.subarray(0, n)));
+      key.push(
+        ascii && n <= 64
+          ? String.fromCharCode.apply(null, element.subarray(0, n) as never)
+          : utf8.decode(element.subarray(0, n)),
+      );
       n = 0;
+      ascii = true;
     }
   }
   return key;
