@@ -217,15 +217,22 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * elements skip TextDecoder; a leading U+FEFF is kept.
  */
 export function decodeKey(bytes: Uint8Array): string[] {
-  // Fast path: short ASCII elements without escapes, one byte at a time (no
-  // subarray or native call per element); anything else takes the general path.
+  // Fast path: short ASCII elements (escaped NULs included), one byte at a
+  // time (no subarray or native call per element); anything else takes the
+  // general path.
   const key: string[] = [];
   let element = "";
   let length = 0;
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i];
     if (b === 0) {
-      if (bytes[i + 1] === 0xff) return keyWithNulFromBytes(bytes);
+      if (bytes[i + 1] === 0xff) {
+        // An escaped NUL (every internal key starts with the element "\u0000").
+        if (++length > 32) return keyWithNulFromBytes(bytes);
+        element += "\u0000";
+        i++;
+        continue;
+      }
       key.push(element);
       element = "";
       length = 0;

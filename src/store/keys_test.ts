@@ -123,6 +123,21 @@ Deno.test("decodeKey() inverts encodeKey()", () => {
   for (const key of SORTED) assert.deepEqual(decodeKey(encodeKey(key)), key);
 });
 
+Deno.test("decodeKey() inverts encodeKey() for internal keys and escaped NULs in long or non-ASCII elements", () => {
+  const keys: Key[] = [
+    ["\u0000", "feed", "e", "0000000000000042"],
+    ["\u0000", "ix", "orders", "status", "open"],
+    ["\u0000", "x".repeat(40)],
+    ["\u0000".repeat(40)],
+    ["a".repeat(31) + "\u0000" + "b"],
+    ["a".repeat(32) + "\u0000"],
+    ["\u0000", "é\u0000😀"],
+    ["\u0000é", "\u0000"],
+    ["\ufeff\u0000"],
+  ];
+  for (const key of keys) assert.deepEqual(decodeKey(encodeKey(key)), key);
+});
+
 Deno.test("prefixUpperBound() bounds exactly the keys strictly under a prefix", () => {
   for (const prefix of SORTED) {
     const low = encodeKey(prefix);
