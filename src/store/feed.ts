@@ -348,23 +348,44 @@ export async function* readChanges<T = JsonValue>(
   const range = options.reverse
     ? { prefix: ENTRIES, start: entryKey(since + 1), reverse: true, batchSize }
     : { prefix: ENTRIES, start: entryKey(since + 1), batchSize };
-  let n = 0;
-  for await (const raw of driver.list(range, 0)) {
+  const until = options.until;
+  const prefix = options.prefix !== undefined && options.prefix.length > 0
+    ? options.prefix
+    : undefined;
+  /** The change `raw` holds, `SKIP` if the options leave it out, `STOP` past the end. */
+  const accept = (raw: RawEntry): Change<T> | typeof SKIP | typeof STOP => {
     const change = parseChange<T>(raw);
-    if (options.until !== undefined && change.at > options.until) {
-      if (options.reverse) continue;
+    if (until !== undefined && change.at > until) {
       // Commit times follow sequence numbers only roughly (clocks of several
       // processes): keep reading, but stop well past the bound.
-      if (change.at > options.until + 60_000) return;
-      continue;
+      return !options.reverse && change.at > until + 60_000 ? STOP : SKIP;
     }
-    if (options.prefix !== undefined && options.prefix.length > 0) {
-      if (!hasPrefix(change.key, options.prefix)) continue;
+    return prefix !== undefined && !hasPrefix(change.key, prefix) ? SKIP : change;
+  };
+  let n = 0;
+  const listing = driver.list(range, 0);
+  if (Symbol.iterator in listing) {
+    // A synchronous driver's listing (sqlite, memory): no await per entry.
+    for (const raw of listing) {
+      const change = accept(raw);
+      if (change === STOP) return;
+      if (change === SKIP) continue;
+      yield change;
+      if (++n >= limit) return;
     }
+    return;
+  }
+  for await (const raw of listing) {
+    const change = accept(raw);
+    if (change === STOP) return;
+    if (change === SKIP) continue;
     yield change;
     if (++n >= limit) return;
   }
 }
+
+const SKIP = Symbol("skip");
+const STOP = Symbol("stop");
 
 /** The sequence numbers of the changes of `key`, oldest first (`reverse`: newest first). */
 export async function* keyHistorySeqs(
