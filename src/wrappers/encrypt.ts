@@ -55,6 +55,8 @@ import { INNER_STORE } from "../store/internal_keys.ts";
 export const SEALED_FIELD = "$sealed";
 
 const FORMAT = "fs1";
+/** What every sealed value's text starts with. */
+const FORMAT_PREFIX = `${FORMAT}:`;
 const AAD_PREFIX = new TextEncoder().encode("flowstate.encrypt.v1\u0000");
 const KEY_ID_PREFIX = new TextEncoder().encode("flowstate.encrypt.key-id\u0000");
 const IV_BYTES = 12;
@@ -276,7 +278,7 @@ function onlySealedField(sealed: Record<string, unknown>): boolean {
 function isEnvelope(value: unknown): value is Record<string, JsonValue> & { $sealed: string } {
   return typeof value === "object" && value !== null && !Array.isArray(value) &&
     typeof (value as Record<string, unknown>)[SEALED_FIELD] === "string" &&
-    (value as Record<string, string>)[SEALED_FIELD].startsWith(`${FORMAT}:`);
+    (value as Record<string, string>)[SEALED_FIELD].startsWith(FORMAT_PREFIX);
 }
 
 /**
@@ -608,9 +610,20 @@ class EncryptingStore implements EncryptedStore {
       );
     }
     const text = stored[SEALED_FIELD];
-    const idEnd = text.indexOf(":", FORMAT.length + 1);
-    const id = idEnd < 0 ? "" : text.slice(FORMAT.length + 1, idEnd);
-    const sealing = this.#byId.get(id);
+    // Most values are under the current key: its header is compared in place.
+    const current = this.#keys[0];
+    let sealing: SealingKey | undefined;
+    let idEnd: number;
+    let id: string;
+    if (text.startsWith(current.header)) {
+      sealing = current;
+      id = current.id;
+      idEnd = current.header.length - 1;
+    } else {
+      idEnd = text.indexOf(":", FORMAT_PREFIX.length);
+      id = idEnd < 0 ? "" : text.slice(FORMAT_PREFIX.length, idEnd);
+      sealing = this.#byId.get(id);
+    }
     if (sealing === undefined) {
       throw new DecryptionError(
         `Cannot read ${where()}: it was sealed with key id ${id || "(none)"}, which is not a ` +
