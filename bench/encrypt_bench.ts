@@ -11,12 +11,16 @@
  * the spread of the per-round ratios, and what the encryption adds per value
  * in µs beside what the cipher alone costs. Also the raw cost of AES-256-GCM
  * alone (WebCrypto encrypt + decrypt of 1 KB, one at a time and 100 at once).
+ * The last column is this process's CPU time per value (all its threads),
+ * which moves much less with the load than the wall-clock rates; it leaves
+ * out a server's CPU (postgres) and time spent waiting for a disk.
  *
  * Run: deno run -A bench/encrypt_bench.ts [rounds] [n]
  * (`deno task bench` loads this file without running it.)
  */
 import { join } from "node:path";
 import { createCipheriv, createDecipheriv } from "node:crypto";
+import process from "node:process";
 import { openStore, type Store } from "../mod.ts";
 import { encrypted } from "../encrypt.ts";
 
@@ -43,24 +47,40 @@ type Op = typeof OPS[number];
 /** Values per `getMany` call and per `list` page. */
 const BATCH = 100;
 
+/** This process's CPU time (every thread: WebCrypto's pool too), in µs. */
+function cpuUs(): number {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+}
+
+/** CPU µs per value of each op of the last {@linkcode timeOps}. */
+let lastCpu: Record<Op, number> = { set: 0, get: 0, getMany: 0, list: 0 };
+
 async function timeOps(store: Store, round: number, n: number): Promise<Record<Op, number>> {
   const pad = (i: number) => String(i).padStart(6, "0"); // key order = number order
   const keys = Array.from({ length: n }, (_, i) => ["bench", `r${round}`, pad(i)]);
   const values = keys.map((_, i) => value(i));
+  let c = cpuUs();
   let t = performance.now();
   for (let i = 0; i < n; i++) await store.set(keys[i], values[i]);
   const set = performance.now() - t;
+  const cpu = { set: (cpuUs() - c) / n, get: 0, getMany: 0, list: 0 };
+  c = cpuUs();
   t = performance.now();
   for (let i = 0; i < n; i++) {
     if ((await store.get(keys[i])) === null) throw new Error("lost a value");
   }
   const get = performance.now() - t;
+  cpu.get = (cpuUs() - c) / n;
+  c = cpuUs();
   t = performance.now();
   for (let i = 0; i < n; i += BATCH) {
     const got = await store.getMany(keys.slice(i, i + BATCH));
     if (got.some((e) => e === null)) throw new Error("lost a value");
   }
   const getMany = performance.now() - t;
+  cpu.getMany = (cpuUs() - c) / n;
+  c = cpuUs();
   t = performance.now();
   for (let i = 0; i < n; i += BATCH) {
     let seen = 0;
@@ -72,6 +92,8 @@ async function timeOps(store: Store, round: number, n: number): Promise<Record<O
     if (seen !== Math.min(BATCH, n - i)) throw new Error(`listed ${seen} values`);
   }
   const list = performance.now() - t;
+  cpu.list = (cpuUs() - c) / n;
+  lastCpu = cpu;
   const rate = (ms: number) => (n / ms) * 1000;
   return { set: rate(set), get: rate(get), getMany: rate(getMany), list: rate(list) };
 }
@@ -161,10 +183,14 @@ if (import.meta.main) {
     console.log("(postgres left out: set FLOWSTATE_TEST_POSTGRES_URL to include it)");
   }
   const results = new Map<string, Record<Op, number[]>>();
+  const cpuResults = new Map<string, Record<Op, number[]>>();
   const push = (name: string, r: Record<Op, number>) => {
     const e = results.get(name) ?? { set: [], get: [], getMany: [], list: [] };
     for (const op of OPS) e[op].push(r[op]);
     results.set(name, e);
+    const c = cpuResults.get(name) ?? { set: [], get: [], getMany: [], list: [] };
+    for (const op of OPS) c[op].push(lastCpu[op]);
+    cpuResults.set(name, c);
   };
   const stores: Record<string, { plain: Store; enc: Store }> = {};
   for (const b of backends) {
@@ -223,9 +249,9 @@ if (import.meta.main) {
       `list, ${BATCH} a call)`,
   );
   console.log(
-    "| backend | op | plain ops/s | encrypted ops/s | ratio (time, enc/plain) | added µs/value | cipher alone µs |",
+    "| backend | op | plain ops/s | encrypted ops/s | ratio (time, enc/plain) | added µs/value | cipher alone µs | CPU µs/value plain → enc |",
   );
-  console.log("|---|---|---:|---:|---:|---:|---:|");
+  console.log("|---|---|---:|---:|---:|---:|---:|---:|");
   for (const b of backends) {
     for (const op of OPS) {
       const plain = median(results.get(`${b.name} plain`)![op]);
@@ -240,14 +266,16 @@ if (import.meta.main) {
           (plain / enc).toFixed(2)
         }×${target} (rounds ${Math.min(...ratios).toFixed(2)}–${
           Math.max(...ratios).toFixed(2)
-        }) | ${(us(enc) - us(plain)).toFixed(1)} | ${cipher[op].toFixed(1)} |`,
+        }) | ${(us(enc) - us(plain)).toFixed(1)} | ${cipher[op].toFixed(1)} | ${
+          median(cpuResults.get(`${b.name} plain`)![op]).toFixed(1)
+        } → ${median(cpuResults.get(`${b.name} enc`)![op]).toFixed(1)} |`,
       );
     }
   }
   console.log(
     `| WebCrypto AES-256-GCM alone | seal / open / open ${BATCH} at once, 1 KB | | ${fmt(seal)} / ${
       fmt(open)
-    } / ${fmt(openBatch)} | | | |`,
+    } / ${fmt(openBatch)} | | | | |`,
   );
   console.log(
     `| node:crypto AES-256-GCM alone (not used) | seal / open 1 KB | | ${
