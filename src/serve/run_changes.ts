@@ -13,7 +13,7 @@
  * @module
  */
 import type { z } from "zod";
-import { FeedDisabledError, messageOf } from "../errors.ts";
+import { messageOf } from "../errors.ts";
 import type { RunRecord } from "../records/types.ts";
 import type { Runtime } from "../runtime.ts";
 import { feedSeqBefore } from "../store/store.ts";
@@ -169,15 +169,12 @@ export async function runChangesPage(
         stores.push({
           name,
           feed: false,
-          reason: new FeedDisabledError(name, "No values of the changes").message,
+          reason: `store "${name}" keeps no change feed; add \`changes: { keep: 30d }\` to ` +
+            `stores.${name} in flowstate.yaml to record the values of later runs' changes`,
         });
       }
     } catch (err) {
-      stores.push({
-        name,
-        feed: false,
-        reason: `Cannot read store "${name}": ${messageOf(err)}`,
-      });
+      stores.push({ name, feed: false, error: `cannot read store "${name}": ${messageOf(err)}` });
     }
   }
   const changes: RunChange[] = [];

@@ -80,8 +80,10 @@ export const RunChangesStoreSchema = z.object({
   name: z.string(),
   /** Whether the store keeps a change feed (false: only the run's write sets name its keys). */
   feed: z.boolean(),
-  /** Why there are no changes from this store (no feed, or it cannot be opened). */
+  /** Why there are no changes from this store: it keeps no feed. */
   reason: z.string().optional(),
+  /** Why there are no changes from this store: it cannot be opened or read. */
+  error: z.string().optional(),
   firstSeq: z.number().optional(),
   lastSeq: z.number().optional(),
 });
