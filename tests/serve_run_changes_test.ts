@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { documented, withServed } from "./_serve.ts";
+import { trimChanges } from "../src/store/store.ts";
 
 type Before =
   | { kind: "value"; value: unknown; version: string }
@@ -65,6 +66,7 @@ const brief = (c: RunChange) => [c.by.nodeId, c.op, c.key.join("/"), c.before, c
 Deno.test("serve: GET /api/runs/{id}/changes lists a run's changes by node with before and after", async () => {
   await withServed((dir) => ({
     main: { plugin: "sqlite", path: join(dir, "state.db"), changes: { keep: "30d" } },
+    plain: { plugin: "memory" },
   }), async ({ dir, request, runtime }) => {
     const file = await writeFlow(dir);
     const store = await runtime.store("main");
@@ -80,7 +82,8 @@ Deno.test("serve: GET /api/runs/{id}/changes lists a run's changes by node with 
       await request(`/api/runs/${second.id}/changes`),
     );
     assert.equal(page.runId, second.id);
-    assert.deepEqual(page.stores.map((s) => [s.name, s.feed]), [["main", true]]);
+    assert.deepEqual(page.stores.map((s) => [s.name, s.feed]), [["main", true], ["plain", false]]);
+    assert.match(page.stores[1].reason!, /store "plain" keeps no change feed/);
     assert.deepEqual(page.scopes, { node: "main", flow: "main", global: "main" });
     assert.equal(page.cursor, undefined);
     const v = (c: RunChange) => c.previousVersion!;
@@ -234,5 +237,28 @@ Deno.test("serve: GET /api/runs/{id}/changes leaves values over 64 KiB out, with
     });
     assert.equal(third.before.kind, "truncated");
     assert.equal((third.before as { size: number }).size, first.size);
+  });
+});
+
+Deno.test("serve: GET /api/runs/{id}/changes says when the feed no longer holds the value before", async () => {
+  await withServed((dir) => ({
+    main: { plugin: "sqlite", path: join(dir, "state.db"), changes: { keep: { count: 5 } } },
+  }), async ({ dir, request, runtime }) => {
+    const file = await writeFlow(dir);
+    const store = await runtime.store("main");
+    await store.set(["flow", "two", "a"], "old");
+    for (let i = 0; i < 10; i++) await store.set(["filler", String(i)], i);
+    assert.ok((await trimChanges(store) ?? 0) > 0);
+    const run = await runtime.runFlow(file, {});
+    const page = await documented<Page>("GET", PATH, await request(`/api/runs/${run.id}/changes`));
+    const first = page.changes[0];
+    assert.equal(first.by.nodeId, "first");
+    assert.equal(first.before.kind, "unknown");
+    assert.match(
+      (first.before as { reason: string }).reason,
+      /had a value from before the change feed's oldest entry/,
+    );
+    // The third node's before is the run's own first write, still held.
+    assert.equal(page.changes[2].before.kind, "value");
   });
 });
