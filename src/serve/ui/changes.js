@@ -61,24 +61,34 @@ function stateHref(store, key) {
   return `#/state?${params}`;
 }
 
-/** A value cell: compact JSON, cut when long, with a button to show it whole. */
-function valueView(value) {
+/**
+ * A value cell: compact JSON, cut when long, with a button to show it whole.
+ * `open` holds the ids of the cells shown whole (kept across renders).
+ */
+function valueView(value, id, open) {
   const text = compactJson(value);
   if (text.length <= SHORT_JSON) return h("code.change-value", { text });
-  const cut = h("code.change-value", { text: text.slice(0, SHORT_JSON) + "…" });
   const cell = h("span.change-long");
-  const toggle = h("button.link.expand", {
-    type: "button",
-    text: `show all (${text.length} chars)`,
-    "aria-expanded": "false",
-    onclick: () => {
-      const open = toggle.getAttribute("aria-expanded") === "true";
-      toggle.setAttribute("aria-expanded", String(!open));
-      toggle.textContent = open ? `show all (${text.length} chars)` : "show less";
-      replace(cell, open ? cut : h("pre.json.change-full", { text: prettyJson(value) }), toggle);
-    },
-  });
-  cell.append(cut, toggle);
+  const draw = () => {
+    const whole = open.has(id);
+    replace(
+      cell,
+      whole
+        ? h("pre.json.change-full", { text: prettyJson(value) })
+        : h("code.change-value", { text: text.slice(0, SHORT_JSON) + "…" }),
+      h("button.link.expand", {
+        type: "button",
+        text: whole ? "show less" : `show all (${text.length} chars)`,
+        "aria-expanded": String(whole),
+        onclick: () => {
+          if (open.has(id)) open.delete(id);
+          else open.add(id);
+          draw();
+        },
+      }),
+    );
+  };
+  draw();
   return cell;
 }
 
@@ -91,11 +101,11 @@ function tooBig(size, store, key) {
   );
 }
 
-function beforeCell(change) {
+function beforeCell(change, open) {
   const before = change.before ?? { kind: "unknown", reason: "not given" };
   switch (before.kind) {
     case "value":
-      return valueView(before.value);
+      return valueView(before.value, `${change.store}#${change.seq}<`, open);
     case "truncated":
       return tooBig(before.size, change.store, change.key);
     case "absent":
@@ -105,15 +115,15 @@ function beforeCell(change) {
   }
 }
 
-function afterCell(change) {
+function afterCell(change, open) {
   if (change.op === "delete") {
     return h("span.tag.tag-deleted", { text: "deleted" });
   }
   if (change.truncated) return tooBig(change.size ?? 0, change.store, change.key);
-  return valueView(change.value);
+  return valueView(change.value, `${change.store}#${change.seq}>`, open);
 }
 
-function changeRow(change) {
+function changeRow(change, open) {
   return h(
     "tr.change-row",
     { dataset: { key: JSON.stringify(change.key), store: change.store, seq: change.seq } },
@@ -126,9 +136,9 @@ function changeRow(change) {
         title: `open ${keyText(change.key)} in State`,
       }),
     ),
-    h("td.change-before.mono", {}, beforeCell(change)),
+    h("td.change-before.mono", {}, beforeCell(change, open)),
     h("td.change-arrow", { text: "→", "aria-label": "became" }),
-    h("td.change-after.mono", {}, afterCell(change)),
+    h("td.change-after.mono", {}, afterCell(change, open)),
     h("td.change-meta.muted", {
       text: `${change.store} #${change.seq}`,
       title: `store ${change.store}, change #${change.seq} of its feed, at ${
@@ -193,6 +203,7 @@ export function runChangesPanel(runId, flowId, getNodes, accessKey) {
   let error = null;
   let loading = false;
   let serial = 0;
+  const open = new Set(); // the values shown whole
 
   async function fetchPages(cursor, mine) {
     let answer = null;
@@ -297,7 +308,7 @@ export function runChangesPanel(runId, flowId, getNodes, accessKey) {
           }),
         ),
         changesTable([
-          ...fed.map(changeRow),
+          ...fed.map((change) => changeRow(change, open)),
           ...unfed.map((w) => unfedRow(w, flowId, id, accessKey)),
         ]),
       ));
