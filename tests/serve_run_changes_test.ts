@@ -1,6 +1,7 @@
 /** `GET /api/runs/{id}/changes`: the changes a run made, by node, with the value before. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import type { StoreSpec } from "../mod.ts";
 import { documented, withServed } from "./_serve.ts";
 import { trimChanges } from "../src/store/store.ts";
 
@@ -63,89 +64,119 @@ async function writeFlow(dir: string): Promise<string> {
 
 const brief = (c: RunChange) => [c.by.nodeId, c.op, c.key.join("/"), c.before, c.value];
 
-Deno.test("serve: GET /api/runs/{id}/changes lists a run's changes by node with before and after", async () => {
-  await withServed((dir) => ({
-    main: { plugin: "sqlite", path: join(dir, "state.db"), changes: { keep: "30d" } },
-    plain: { plugin: "memory" },
-  }), async ({ dir, request, runtime }) => {
-    const file = await writeFlow(dir);
-    const store = await runtime.store("main");
-    await store.set(["flow", "two", "count"], 5); // before any run: read back through getAt
-    await store.set(["flow", "two", "temp"], "scratch");
-    const first = await runtime.runFlow(file, {});
-    const second = await runtime.runFlow(file, {});
-    assert.equal(second.status, "succeeded");
+const POSTGRES_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
 
-    const page = await documented<Page>(
-      "GET",
-      PATH,
-      await request(`/api/runs/${second.id}/changes`),
-    );
-    assert.equal(page.runId, second.id);
-    assert.deepEqual(page.stores.map((s) => [s.name, s.feed]), [["main", true], ["plain", false]]);
-    assert.match(page.stores[1].reason!, /store "plain" keeps no change feed/);
-    assert.deepEqual(page.scopes, { node: "main", flow: "main", global: "main" });
-    assert.equal(page.cursor, undefined);
-    const v = (c: RunChange) => c.previousVersion!;
-    assert.deepEqual(page.changes.map(brief), [
-      // Before it: the first run's last write of a, read back through the feed.
-      ["first", "set", "flow/two/a", {
-        kind: "value",
-        value: { n: 2 },
-        version: v(page.changes[0]),
-      }, { n: 1, text: "small" }],
-      [
-        "second",
-        "set",
-        "flow/two/count",
-        { kind: "value", value: 7, version: v(page.changes[1]) },
-        9,
-      ],
-      // Before it: this run's own first write.
-      ["third", "set", "flow/two/a", {
-        kind: "value",
-        value: { n: 1, text: "small" },
-        version: page.changes[0].version,
-      }, { n: 2 }],
-    ]);
-    assert.ok(page.changes.every((c) => c.store === "main" && c.by.runId === second.id));
+/** The store with a feed, on sqlite and (when FLOWSTATE_TEST_POSTGRES_URL is set) postgres. */
+const FED: [string, (dir: string) => StoreSpec, boolean][] = [
+  [
+    "sqlite",
+    (dir) => ({ plugin: "sqlite", path: join(dir, "state.db"), changes: { keep: "30d" } }),
+    false,
+  ],
+  [
+    "postgres",
+    () => ({
+      plugin: "postgres",
+      url: POSTGRES_URL ?? "",
+      table: `runchanges_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`,
+      changes: { keep: "30d" },
+    }),
+    POSTGRES_URL === undefined,
+  ],
+];
 
-    // The first run: count came from before any run, temp existed and was deleted.
-    const firstPage = await documented<Page>(
-      "GET",
-      PATH,
-      await request(`/api/runs/${first.id}/changes`),
-    );
-    assert.deepEqual(firstPage.changes.map(brief), [
-      ["first", "set", "flow/two/a", { kind: "absent" }, { n: 1, text: "small" }],
-      ["second", "set", "flow/two/count", {
-        kind: "value",
-        value: 5,
-        version: v(firstPage.changes[1]),
-      }, 7],
-      ["third", "set", "flow/two/a", {
-        kind: "value",
-        value: { n: 1, text: "small" },
-        version: firstPage.changes[0].version,
-      }, { n: 2 }],
-      ["gone", "delete", "flow/two/temp", {
-        kind: "value",
-        value: "scratch",
-        version: v(firstPage.changes[3]),
-      }, undefined],
-    ]);
+for (const [backend, fed, ignore] of FED) {
+  Deno.test({
+    name:
+      `serve on ${backend}: GET /api/runs/{id}/changes lists a run's changes by node with before and after`,
+    ignore,
+    fn: () =>
+      withServed((dir) => ({
+        main: fed(dir),
+        plain: { plugin: "memory" },
+      }), async ({ dir, request, runtime }) => {
+        const file = await writeFlow(dir);
+        const store = await runtime.store("main");
+        await store.set(["flow", "two", "count"], 5); // before any run: read back through getAt
+        await store.set(["flow", "two", "temp"], "scratch");
+        const first = await runtime.runFlow(file, {});
+        const second = await runtime.runFlow(file, {});
+        assert.equal(second.status, "succeeded");
 
-    // A run that changed nothing (the hello flow only transforms).
-    const hello = await runtime.runFlow(join(dir, "flows", "hello.flow.yaml"), {});
-    const none = await documented<Page>(
-      "GET",
-      PATH,
-      await request(`/api/runs/${hello.id}/changes`),
-    );
-    assert.deepEqual(none.changes, []);
-    assert.equal(none.cursor, undefined);
+        const page = await documented<Page>(
+          "GET",
+          PATH,
+          await request(`/api/runs/${second.id}/changes`),
+        );
+        assert.equal(page.runId, second.id);
+        assert.deepEqual(page.stores.map((s) => [s.name, s.feed]), [["main", true], [
+          "plain",
+          false,
+        ]]);
+        assert.match(page.stores[1].reason!, /store "plain" keeps no change feed/);
+        assert.deepEqual(page.scopes, { node: "main", flow: "main", global: "main" });
+        assert.equal(page.cursor, undefined);
+        const v = (c: RunChange) => c.previousVersion!;
+        assert.deepEqual(page.changes.map(brief), [
+          // Before it: the first run's last write of a, read back through the feed.
+          ["first", "set", "flow/two/a", {
+            kind: "value",
+            value: { n: 2 },
+            version: v(page.changes[0]),
+          }, { n: 1, text: "small" }],
+          [
+            "second",
+            "set",
+            "flow/two/count",
+            { kind: "value", value: 7, version: v(page.changes[1]) },
+            9,
+          ],
+          // Before it: this run's own first write.
+          ["third", "set", "flow/two/a", {
+            kind: "value",
+            value: { n: 1, text: "small" },
+            version: page.changes[0].version,
+          }, { n: 2 }],
+        ]);
+        assert.ok(page.changes.every((c) => c.store === "main" && c.by.runId === second.id));
+
+        // The first run: count came from before any run, temp existed and was deleted.
+        const firstPage = await documented<Page>(
+          "GET",
+          PATH,
+          await request(`/api/runs/${first.id}/changes`),
+        );
+        assert.deepEqual(firstPage.changes.map(brief), [
+          ["first", "set", "flow/two/a", { kind: "absent" }, { n: 1, text: "small" }],
+          ["second", "set", "flow/two/count", {
+            kind: "value",
+            value: 5,
+            version: v(firstPage.changes[1]),
+          }, 7],
+          ["third", "set", "flow/two/a", {
+            kind: "value",
+            value: { n: 1, text: "small" },
+            version: firstPage.changes[0].version,
+          }, { n: 2 }],
+          ["gone", "delete", "flow/two/temp", {
+            kind: "value",
+            value: "scratch",
+            version: v(firstPage.changes[3]),
+          }, undefined],
+        ]);
+
+        // A run that changed nothing (the hello flow only transforms).
+        const hello = await runtime.runFlow(join(dir, "flows", "hello.flow.yaml"), {});
+        const none = await documented<Page>(
+          "GET",
+          PATH,
+          await request(`/api/runs/${hello.id}/changes`),
+        );
+        assert.deepEqual(none.changes, []);
+        assert.equal(none.cursor, undefined);
+      }),
   });
-});
+}
 
 Deno.test("serve: GET /api/runs/{id}/changes pages by cursor; bad cursors and unknown runs are refused", async () => {
   await withServed((dir) => ({
