@@ -13,6 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
 import {
   CHROMIUM,
@@ -23,6 +24,7 @@ import {
 } from "./_inspector.ts";
 
 const ignore = CHROMIUM === undefined;
+const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 const SCREENSHOT = Deno.env.get("FLOWSTATE_RUNVIEW_SCREENSHOT");
 
 /** Save a screenshot when FLOWSTATE_RUNVIEW_SCREENSHOT is set (`name` goes before `.png`). */
@@ -183,6 +185,63 @@ Deno.test({
         errors.filter((e) => !/status of 500/.test(e)),
         [],
       );
+    });
+  },
+});
+
+Deno.test({
+  name: "inspector: a running run's state changes appear as its nodes write them",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage({ feed: true, seed: false }, async (page, inspector, errors) => {
+      const release = join(inspector.dir, "release");
+      const file = join(inspector.dir, "flows", "steps.flow.yaml");
+      await Deno.writeTextFile(
+        file,
+        `id: steps
+nodes:
+  - id: hold
+    type: ${join(FIXTURES, "nodes", "wait_for_file.ts")}
+    with: { path: ${JSON.stringify(release)} }
+    permissions: { read: [${JSON.stringify(inspector.dir)}] }
+  - id: first
+    type: state.set
+    needs: [hold]
+    with: { scope: flow, key: step, value: one }
+  - id: gate
+    type: ${join(FIXTURES, "nodes", "wait_for_file.ts")}
+    needs: [first]
+    with: { path: ${JSON.stringify(release + "-2")} }
+    permissions: { read: [${JSON.stringify(inspector.dir)}] }
+  - id: second
+    type: state.set
+    needs: [gate]
+    with: { scope: flow, key: step, value: two }
+`,
+      );
+      const started = Promise.withResolvers<string>();
+      // In the server's process: its node events reach the page as they happen.
+      const ended = inspector.runtime.runFlow(file, { onStart: (id) => started.resolve(id) });
+      const id = await started.promise;
+      await page.goto(new URL(`#/runs/${id}`, inspector.url).href);
+      await page.locator("#live.on").waitFor();
+      await page.locator(".changes-panel .changes-empty").filter({
+        hasText: "No state changed yet",
+      }).waitFor();
+      await Deno.writeTextFile(release, "go");
+      const first = page.locator('.node-changes[data-node="first"] tr.change-row');
+      await first.locator(".change-after").filter({ hasText: '"one"' }).waitFor();
+      assert.equal(await first.locator(".change-before").textContent(), "absent");
+      assert.equal(await page.locator('.node-changes[data-node="second"]').count(), 0);
+      await Deno.writeTextFile(release + "-2", "go");
+      const second = page.locator('.node-changes[data-node="second"] tr.change-row');
+      await second.locator(".change-after").filter({ hasText: '"two"' }).waitFor();
+      assert.equal(await second.locator(".change-before").textContent(), '"one"');
+      assert.equal((await ended).status, "succeeded");
+      await page.locator(".run-title .badge.status-succeeded").waitFor();
+      assert.deepEqual(errors, []);
     });
   },
 });

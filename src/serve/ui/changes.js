@@ -193,10 +193,11 @@ function changesTable(rows) {
 /**
  * The "State changes" panel of a run's page. `getNodes()` gives the
  * timeline's nodes (`{ id, writes }` in order); `accessKey` turns a write
- * set entry into its full store key. Returns `{ el, load }`: `load()` reads
- * the first page again (as the run goes on).
+ * set entry into its full store key; `isRunning()` whether the run still
+ * runs. Returns `{ el, load, render }`: `load()` reads the first page again
+ * (as the run goes on), `render()` draws again what was read.
  */
-export function runChangesPanel(runId, flowId, getNodes, accessKey) {
+export function runChangesPanel(runId, flowId, getNodes, accessKey, isRunning = () => false) {
   const el = h("div.panel.changes-panel");
   let page = null; // the last page (stores, scopes, cursor)
   let changes = [];
@@ -366,6 +367,7 @@ export function runChangesPanel(runId, flowId, getNodes, accessKey) {
 
   function emptyText(page) {
     if (page.cursor) return "No changes by this run in the part of the feed read so far.";
+    if (isRunning()) return "No state changed yet: changes show here as the nodes write.";
     if (page.stores.every((s) => !s.feed)) {
       return "No keys written by this run are recorded, and no store keeps a change feed.";
     }

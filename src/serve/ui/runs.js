@@ -311,7 +311,13 @@ export async function renderRun(container, id, ctx) {
   const timeline = h("div.panel.timeline-panel");
   const io = h("div.io-grid");
   const eventLog = h("details.panel.event-log");
-  const changes = runChangesPanel(run.id, run.flowId, () => nodeTimeline(run, events), accessKey);
+  const changes = runChangesPanel(
+    run.id,
+    run.flowId,
+    () => nodeTimeline(run, events),
+    accessKey,
+    () => run.status === "running" || run.status === "queued",
+  );
   replace(
     container,
     h("p.crumbs", {}, h("a", { href: "#/runs", text: "← Runs" })),
@@ -595,7 +601,7 @@ export async function renderRun(container, id, ctx) {
 
   const reload = throttle(async () => {
     try {
-      const wasRunning = run.status === "running";
+      const wasRunning = run.status === "running" || run.status === "queued";
       const fresh = await api.run(id);
       run = fresh.run;
       for (const event of fresh.events ?? []) addEvent(event);
