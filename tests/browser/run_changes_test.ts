@@ -15,6 +15,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
+import { withActor } from "../../mod.ts";
 import {
   CHROMIUM,
   type Inspector,
@@ -241,6 +242,50 @@ nodes:
       assert.equal(await second.locator(".change-before").textContent(), '"one"');
       assert.equal((await ended).status, "succeeded");
       await page.locator(".run-title .badge.status-succeeded").waitFor();
+      assert.deepEqual(errors, []);
+    });
+  },
+});
+
+Deno.test({
+  name: "inspector: a run with more changes than a page loads the rest on demand",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage({ feed: true, seed: false }, async (page, inspector, errors) => {
+      const release = join(inspector.dir, "release");
+      const file = join(inspector.dir, "flows", "bulk.flow.yaml");
+      await Deno.writeTextFile(
+        file,
+        `id: bulk
+nodes:
+  - id: load
+    type: ${join(FIXTURES, "nodes", "wait_for_file.ts")}
+    with: { path: ${JSON.stringify(release)} }
+    permissions: { read: [${JSON.stringify(inspector.dir)}] }
+`,
+      );
+      const started = Promise.withResolvers<string>();
+      const ended = inspector.runtime.runFlow(file, { onStart: (id) => started.resolve(id) });
+      const id = await started.promise;
+      // 250 changes made in the run's name while it runs (as its node would through state).
+      const store = await inspector.runtime.store("default");
+      const op = store.atomic();
+      for (let i = 0; i < 250; i++) op.set(["flow", "bulk", `k${String(i).padStart(3, "0")}`], i);
+      await withActor({ runId: id, flowId: "bulk", nodeId: "load" }, () => op.commit());
+      await Deno.writeTextFile(release, "go");
+      assert.equal((await ended).status, "succeeded");
+
+      await page.goto(new URL(`#/runs/${id}`, inspector.url).href);
+      const rows = page.locator('.node-changes[data-node="load"] tr.change-row');
+      await rows.nth(199).waitFor();
+      assert.equal(await rows.count(), 200);
+      await page.getByRole("button", { name: "Load more changes" }).click();
+      await rows.nth(249).waitFor();
+      assert.equal(await rows.count(), 250);
+      assert.equal(await rows.nth(249).locator(".change-key").textContent(), "flow / bulk / k249");
+      assert.equal(await page.getByRole("button", { name: "Load more changes" }).count(), 0);
       assert.deepEqual(errors, []);
     });
   },

@@ -195,7 +195,8 @@ function changesTable(rows) {
  * timeline's nodes (`{ id, writes }` in order); `accessKey` turns a write
  * set entry into its full store key; `isRunning()` whether the run still
  * runs. Returns `{ el, load, render }`: `load()` reads the first page again
- * (as the run goes on), `render()` draws again what was read.
+ * (`load({ live: true })`, as the run goes on: not once more pages were
+ * asked for), `render()` draws again what was read.
  */
 export function runChangesPanel(runId, flowId, getNodes, accessKey, isRunning = () => false) {
   const el = h("div.panel.changes-panel");
@@ -219,7 +220,10 @@ export function runChangesPanel(runId, flowId, getNodes, accessKey, isRunning = 
     return { answer, found };
   }
 
-  async function load() {
+  let more = false; // "Load more" was used: a live refresh would drop those pages
+  async function load(options = {}) {
+    if (options.live && more) return;
+    if (!options.live) more = false;
     const mine = ++serial;
     loading = true;
     try {
@@ -237,7 +241,8 @@ export function runChangesPanel(runId, flowId, getNodes, accessKey, isRunning = 
     render();
   }
 
-  async function more(button) {
+  async function loadMore(button) {
+    more = true;
     const mine = ++serial;
     button.disabled = true;
     button.textContent = "loading…";
@@ -348,7 +353,7 @@ export function runChangesPanel(runId, flowId, getNodes, accessKey, isRunning = 
           h("button", {
             type: "button",
             text: "Load more changes",
-            onclick: (event) => more(event.target),
+            onclick: (event) => loadMore(event.target),
           }),
           h("span.muted", { text: `${changes.length} shown so far` }),
         )

@@ -608,14 +608,14 @@ export async function renderRun(container, id, ctx) {
       events.sort((a, b) => a.at - b.at);
       renderAll();
       // The changes grow while the run runs (and once more as it ends).
-      if (wasRunning) changes.load();
+      if (wasRunning) changes.load({ live: true });
       else changes.render();
     } catch {
       // keep what is shown
     }
   }, 300);
 
-  const reloadChanges = throttle(() => changes.load(), 300);
+  const reloadChanges = throttle(() => changes.load({ live: true }), 300);
   onEvent = (type, data) => {
     if (type === "connection") {
       if (data.connected) reload();
