@@ -674,12 +674,14 @@ class CoreStore implements Store {
     const self = this;
     // The cursor is encoded only when asked for: encoding per entry is costly.
     let lastKey: Key | undefined;
+    /** A listing step that can also hand out a page of entries at once. */
+    type PagedSource = AsyncIterator<Entry<T>> & { page(max: number): Promise<Entry<T>[]> };
     /**
      * A synchronous driver (memory, sqlite) pages its rows itself: hand each
      * entry out as an already resolved promise, without an async generator's
-     * promise jobs per entry.
+     * promise jobs per entry, and a page of them as one resolved array.
      */
-    function fromSync(source: Iterator<RawEntry>): AsyncIterator<Entry<T>> {
+    function fromSync(source: Iterator<RawEntry>): PagedSource {
       let n = 0;
       let finished = limit === 0;
       const done = (): IteratorResult<Entry<T>> => ({ done: true, value: undefined });
@@ -689,23 +691,42 @@ class CoreStore implements Store {
           source.return?.();
         }
       };
+      /** The next live entry, or `undefined` at the end (synchronous). */
+      const pull = (): Entry<T> | undefined => {
+        while (!finished) {
+          self.#assertOpen(what);
+          const r = source.next();
+          if (r.done) {
+            finished = true;
+            break;
+          }
+          const raw = r.value;
+          if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
+          lastKey = raw.key;
+          if (++n >= limit) finish();
+          return toEntry<T>(raw);
+        }
+        return undefined;
+      };
       return {
         next() {
           try {
-            while (!finished) {
-              self.#assertOpen(what);
-              const r = source.next();
-              if (r.done) {
-                finished = true;
-                break;
-              }
-              const raw = r.value;
-              if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
-              lastKey = raw.key;
-              if (++n >= limit) finish();
-              return Promise.resolve({ done: false, value: toEntry<T>(raw) });
+            const entry = pull();
+            return Promise.resolve(entry === undefined ? done() : { done: false, value: entry });
+          } catch (err) {
+            finish();
+            return Promise.reject(err);
+          }
+        },
+        page(max: number) {
+          const out: Entry<T>[] = [];
+          try {
+            while (out.length < max) {
+              const entry = pull();
+              if (entry === undefined) break;
+              out.push(entry);
             }
-            return Promise.resolve(done());
+            return Promise.resolve(out);
           } catch (err) {
             finish();
             return Promise.reject(err);
@@ -726,7 +747,7 @@ class CoreStore implements Store {
      * mapped in a `then`, without a second async generator's promise jobs per
      * entry. Steps run one at a time, in the order they were asked for.
      */
-    function fromAsync(source: AsyncIterator<RawEntry>): AsyncIterator<Entry<T>> {
+    function fromAsync(source: AsyncIterator<RawEntry>): PagedSource {
       let n = 0;
       let finished = limit === 0;
       /** The source's `return()` once the listing stopped early, awaited by the next step. */
@@ -783,8 +804,19 @@ class CoreStore implements Store {
         last = p.then(settled, settled);
         return p;
       };
+      /** Up to `max` entries, stepping the driver's listing (one queued step for the page). */
+      const page = async (max: number): Promise<Entry<T>[]> => {
+        const out: Entry<T>[] = [];
+        while (out.length < max) {
+          const r = await pull();
+          if (r.done) break;
+          out.push(r.value);
+        }
+        return out;
+      };
       return {
         next: () => queued(pull),
+        page: (max: number) => queued(() => page(max)),
         return: () =>
           queued(() => {
             close();
@@ -798,8 +830,8 @@ class CoreStore implements Store {
       };
     }
     // The driver is asked at the first step, as of then (not when list() is called).
-    let inner: AsyncIterator<Entry<T>> | undefined;
-    const started = (): AsyncIterator<Entry<T>> => {
+    let inner: PagedSource | undefined;
+    const started = (): PagedSource => {
       if (inner === undefined) {
         if (limit === 0) inner = fromSync([][Symbol.iterator]());
         else {
@@ -827,12 +859,19 @@ class CoreStore implements Store {
         return inner?.throw?.(err) ?? Promise.reject(err);
       },
     };
+    const closedError = () => new StoreClosedError(`${what}: store "${self.name}" is closed`);
     return listIterator(source, {
       cursor: () => lastKey === undefined ? "" : encodeCursor(lastKey),
-      next: (step) =>
-        self.#closed
-          ? Promise.reject(new StoreClosedError(`${what}: store "${self.name}" is closed`))
-          : step(),
+      next: (step) => self.#closed ? Promise.reject(closedError()) : step(),
+      page(max) {
+        if (self.#closed) return Promise.reject(closedError());
+        try {
+          return started().page(max);
+        } catch (err) {
+          return Promise.reject(err);
+        }
+      },
+      pageSize: options.batchSize,
     });
   }
 

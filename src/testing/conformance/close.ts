@@ -57,6 +57,7 @@ export function defineCloseCases(define: DefineCase): void {
     same(first.done ? null : first.value.key, ["a"], "first entry before close()");
     await store.close();
     await fails(() => iterator.next(), StoreClosedError, "iterator.next() after close()");
+    await fails(() => iterator.nextPage(), StoreClosedError, "iterator.nextPage() after close()");
   });
 
   define("close() twice is fine", async (c) => {
