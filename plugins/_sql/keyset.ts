@@ -22,7 +22,13 @@
  * @module
  */
 import type { KeyRange, RawEntry } from "../../src/store/driver.ts";
-import { type ByteBounds, byteBounds, decodeKey } from "../../src/store/keys.ts";
+import {
+  type ByteBounds,
+  byteBounds,
+  decodeKey,
+  decodeKeyUnder,
+  encodeKey,
+} from "../../src/store/keys.ts";
 import { isEmptyBounds, prefixBounds } from "./bounds.ts";
 
 /** Rows in a page when the listing does not say (`KeyRange.batchSize`). */
@@ -51,6 +57,22 @@ export function entryOf(row: EntryRow): RawEntry {
     version: row.version,
     expiresAt: row.expires_at,
   };
+}
+
+/**
+ * The entries of a listing's rows: under a prefix, each key decodes only the
+ * elements after it (the prefix's strings are shared, see `decodeKeyUnder`).
+ */
+function entryMaker(range: KeyRange): (row: EntryRow) => RawEntry {
+  if (range.prefix === undefined || range.prefix.length === 0) return entryOf;
+  const prefix = [...range.prefix]; // the caller's array may change while the listing runs
+  const prefixBytes = encodeKey(prefix);
+  return (row) => ({
+    key: decodeKeyUnder(row.key, prefix, prefixBytes),
+    value: row.value,
+    version: row.version,
+    expiresAt: row.expires_at,
+  });
 }
 
 /** Where a keyset-paginated listing of one key range stands. */
@@ -119,6 +141,7 @@ export function asyncPagedEntries(
   fetch: (pages: KeysetPages, size: number) => Promise<EntryRow[]>,
 ): AsyncIterableIterator<RawEntry> {
   const pages = new KeysetPages(range);
+  const entryOf = entryMaker(range);
   let rows: EntryRow[] = [];
   let i = 0;
   let more = true;
@@ -176,6 +199,7 @@ export function pagedEntries(
   fetch: (pages: KeysetPages, size: number) => EntryRow[],
 ): IterableIterator<RawEntry> {
   const pages = new KeysetPages(range);
+  const entryOf = entryMaker(range);
   let rows: EntryRow[] = [];
   let i = 0;
   let more = true;
