@@ -49,6 +49,20 @@ export type EntryRow = {
   expires_at: number | null;
 };
 
+/**
+ * An entries-table row as an array (SQLite's `setReturnArrays`): reading an
+ * array's elements is cheaper than a row object's named properties.
+ */
+export type EntryTuple = [
+  key: Uint8Array,
+  value: string,
+  version: string,
+  expiresAt: number | null,
+];
+
+/** The column list of a `SELECT` whose rows are {@linkcode EntryRow}s or {@linkcode EntryTuple}s. */
+export const ENTRY_COLUMNS = "key, value, version, expires_at";
+
 /** The entry a row holds. */
 export function entryOf(row: EntryRow): RawEntry {
   return {
@@ -107,9 +121,9 @@ export class KeysetPages {
    * placeholder) of them.
    */
   select(table: string, where: readonly string[], limit: string): string {
-    return `SELECT key, value, version, expires_at FROM ${table} WHERE ${
-      where.join(" AND ")
-    } ORDER BY key ${this.reverse ? "DESC" : "ASC"} LIMIT ${limit}`;
+    return `SELECT ${ENTRY_COLUMNS} FROM ${table} WHERE ${where.join(" AND ")} ORDER BY key ${
+      this.reverse ? "DESC" : "ASC"
+    } LIMIT ${limit}`;
   }
 
   /**
@@ -117,9 +131,16 @@ export class KeysetPages {
    * `false` when that page was the last (it came back short).
    */
   advance(rows: readonly { key: Uint8Array }[], size: number): boolean {
-    if (rows.length < size) return false;
-    this.#remaining -= rows.length;
-    const last = rows[rows.length - 1].key;
+    return this.advancePast(rows.length, rows[rows.length - 1]?.key, size);
+  }
+
+  /**
+   * {@linkcode KeysetPages.advance} given the page's row count and its last
+   * key (`undefined` for an empty page).
+   */
+  advancePast(count: number, last: Uint8Array | undefined, size: number): boolean {
+    if (count < size || last === undefined) return false;
+    this.#remaining -= count;
     if (this.reverse) {
       this.bounds.upper = last;
     } else {
@@ -190,17 +211,21 @@ export function asyncPagedEntries(
 
 /**
  * The entries of a synchronous driver's keyset-paginated listing of `range`:
- * `fetch(pages, size)` runs one page's `SELECT`. A plain iterator over each
- * page's rows (no generator to resume per entry); the next page is read when
- * the last one is used up.
+ * `fetch(pages, size)` runs one page's `SELECT` and returns its rows as
+ * {@linkcode EntryTuple}s. A plain iterator over each page's rows (no
+ * generator to resume per entry); the next page is read when the last one is
+ * used up.
  */
 export function pagedEntries(
   range: KeyRange,
-  fetch: (pages: KeysetPages, size: number) => EntryRow[],
+  fetch: (pages: KeysetPages, size: number) => EntryTuple[],
 ): IterableIterator<RawEntry> {
   const pages = new KeysetPages(range);
-  const entryOf = entryMaker(range);
-  let rows: EntryRow[] = [];
+  const prefix = range.prefix === undefined || range.prefix.length === 0
+    ? undefined
+    : [...range.prefix]; // the caller's array may change while the listing runs
+  const prefixBytes = prefix === undefined ? undefined : encodeKey(prefix);
+  let rows: EntryTuple[] = [];
   let i = 0;
   let more = true;
   let finished = false;
@@ -208,7 +233,20 @@ export function pagedEntries(
   const iterator: IterableIterator<RawEntry> = {
     next() {
       while (!finished) {
-        if (i < rows.length) return { done: false, value: entryOf(rows[i++]) };
+        if (i < rows.length) {
+          const row = rows[i++];
+          return {
+            done: false,
+            value: {
+              key: prefix === undefined
+                ? decodeKey(row[0])
+                : decodeKeyUnder(row[0], prefix, prefixBytes!),
+              value: row[1],
+              version: row[2],
+              expiresAt: row[3],
+            },
+          };
+        }
         const size = more ? pages.nextSize() : 0;
         if (size === 0) break;
         try {
@@ -218,7 +256,7 @@ export function pagedEntries(
           throw err;
         }
         i = 0;
-        more = pages.advance(rows, size);
+        more = pages.advancePast(rows.length, rows[rows.length - 1]?.[0], size);
       }
       finished = true;
       return done();

@@ -5,6 +5,7 @@ import {
   DEFAULT_PAGE_SIZE,
   entryOf,
   type EntryRow,
+  type EntryTuple,
   KeysetPages,
   pagedEntries,
 } from "./keyset.ts";
@@ -127,11 +128,11 @@ Deno.test("pagedEntries hands out every row of every page in order, up to the li
   const all = (range: Parameters<typeof pagedEntries>[0]) => {
     const t = table(5);
     const seen: string[] = [];
-    const rowsOf = (pages: KeysetPages, size: number): EntryRow[] => {
+    const rowsOf = (pages: KeysetPages, size: number): EntryTuple[] => {
       t.sizes.push(size);
       const { lower } = pages.bounds;
       return t.rows.filter((r) => lower === undefined || compareBytes(r.key, lower) > 0)
-        .slice(0, size);
+        .slice(0, size).map((r) => [r.key, r.value, r.version, r.expires_at]);
     };
     for (const e of pagedEntries(range, rowsOf)) seen.push(e.key[1]);
     return { seen, sizes: t.sizes };
@@ -150,7 +151,7 @@ Deno.test("pagedEntries reads nothing after return() and ends after an error", (
   let calls = 0;
   const it = pagedEntries({ prefix: ["t"], batchSize: 1 }, () => {
     calls++;
-    return [{ key: encodeKey(["t", "a"]), value: "1", version: "v", expires_at: null }];
+    return [[encodeKey(["t", "a"]), "1", "v", null]];
   });
   assert.deepEqual(it.next().value?.key, ["t", "a"]);
   it.return!();

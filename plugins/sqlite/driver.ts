@@ -22,7 +22,13 @@ import { byteBounds, encodeKey, keysEqual } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { AtomicCheck, Capabilities, Key } from "../../src/store/types.ts";
 import { boundsWhere, isEmptyBounds, prefixBounds } from "../_sql/bounds.ts";
-import { entryOf, type EntryRow, pagedEntries } from "../_sql/keyset.ts";
+import {
+  entryOf,
+  type EntryRow,
+  type EntryTuple,
+  type KeysetPages,
+  pagedEntries,
+} from "../_sql/keyset.ts";
 import { isBusy, isCorrupt, messageOf } from "./errors.ts";
 import { CompiledQueries, type CompiledQuery, compileQuery, LONE_SURROGATE_GLOB } from "./query.ts";
 import type {
@@ -214,6 +220,8 @@ export class SqliteDriver implements StoreDriver {
   /** The temp directory holding the copy a read-only store reads, removed on close. */
   #copy: string | undefined;
   #statements = new Map<string, StatementSync>();
+  /** List pages' statements by shape (see `#pageStatement`), returning arrays. */
+  #pageStatements = new Map<string, StatementSync>();
   #get: StatementSync;
   #check: StatementSync;
   #upsert: StatementSync;
@@ -551,16 +559,44 @@ export class SqliteDriver implements StoreDriver {
     const what = "Cannot list";
     return pagedEntries(range, (pages, size) => {
       this.#assertOpen(what);
-      const params: SQLInputValue[] = [];
-      const where = boundsWhere(pages.bounds, (bytes) => (params.push(bytes), "?"));
+      const { lower, upper } = pages.bounds;
       try {
-        // The page size as a literal: a bound LIMIT costs SQLite ~20 µs a statement.
-        return this.#statement(pages.select("flowstate_entries", [...where, LIVE], String(size)))
-          .all(...params, now) as EntryRow[];
+        const statement = this.#pageStatement(pages, size);
+        const rows = (lower === undefined
+          ? upper === undefined ? statement.all(now) : statement.all(upper, now)
+          : upper === undefined
+          ? statement.all(lower, now)
+          : statement.all(lower, upper, now)) as unknown[];
+        return rows.length === 0 || Array.isArray(rows[0])
+          ? rows as EntryTuple[]
+          : (rows as EntryRow[]).map((r) => [r.key, r.value, r.version, r.expires_at]);
       } catch (err) {
         throw this.#error(what, err);
       }
     });
+  }
+
+  /**
+   * A page's `SELECT` by its shape (which bounds, their kind, the order, the
+   * size), compiled once and returning rows as arrays ({@linkcode EntryTuple}).
+   * The page size is a literal: a bound LIMIT costs SQLite ~20 µs a statement.
+   */
+  #pageStatement(pages: KeysetPages, size: number): StatementSync {
+    const { lower, lowerExclusive, upper } = pages.bounds;
+    const shape = `${lower === undefined ? "" : lowerExclusive ? ">" : ">="}` +
+      `${upper === undefined ? "" : "<"}${pages.reverse ? "d" : "a"}${size}`;
+    let statement = this.#pageStatements.get(shape);
+    if (statement === undefined) {
+      const where = boundsWhere(pages.bounds, () => "?");
+      statement = this.#db.prepare(pages.select("flowstate_entries", [...where, LIVE], `${size}`));
+      // An older runtime without row arrays returns row objects (converted in `list`).
+      (statement as StatementSync & { setReturnArrays?(on: boolean): void }).setReturnArrays?.(
+        true,
+      );
+      if (this.#pageStatements.size >= STATEMENT_CACHE_SIZE) this.#pageStatements.clear();
+      this.#pageStatements.set(shape, statement);
+    }
+    return statement;
   }
 
   #apply(m: Mutation, bytesOf: (key: Key) => Uint8Array, version: string): void {
@@ -1093,6 +1129,7 @@ export class SqliteDriver implements StoreDriver {
     if (this.#closed) return;
     this.#closed = true;
     this.#statements.clear();
+    this.#pageStatements.clear();
     this.#db.close();
     if (this.#copy !== undefined) {
       try {

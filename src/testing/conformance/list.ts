@@ -318,14 +318,17 @@ export function defineListCases(define: DefineCase): void {
     same(await listing.nextPage(), [], "then an empty page");
   });
 
-  define("list().nextPage() with a max that is not a positive integer throws RangeError", async (c) => {
-    const store = await c.open();
-    await store.set(["a"], 1);
-    for (const max of [0, -1, 1.5, Number.NaN, Infinity]) {
-      await fails(() => store.list().nextPage(max), RangeError, `nextPage(${max})`);
-    }
-    same((await store.list().nextPage(1)).map((e) => e.key), [["a"]], "nextPage(1) still works");
-  });
+  define(
+    "list().nextPage() with a max that is not a positive integer throws RangeError",
+    async (c) => {
+      const store = await c.open();
+      await store.set(["a"], 1);
+      for (const max of [0, -1, 1.5, Number.NaN, Infinity]) {
+        await fails(() => store.list().nextPage(max), RangeError, `nextPage(${max})`);
+      }
+      same((await store.list().nextPage(1)).map((e) => e.key), [["a"]], "nextPage(1) still works");
+    },
+  );
 
   // count()
 
