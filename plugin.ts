@@ -27,6 +27,7 @@ export type {
   IndexSpec,
   KeyRange,
   Mutation,
+  PagedListing,
   PreparedIndexes,
   PrepareIndexesRequest,
   RawEntry,

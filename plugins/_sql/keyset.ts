@@ -21,7 +21,7 @@
  *
  * @module
  */
-import type { KeyRange, RawEntry } from "../../src/store/driver.ts";
+import type { KeyRange, PagedListing, RawEntry } from "../../src/store/driver.ts";
 import {
   type ByteBounds,
   byteBounds,
@@ -155,12 +155,13 @@ export class KeysetPages {
  * The entries of an async driver's keyset-paginated listing of `range`:
  * `fetch(pages, size)` runs one page's `SELECT`. Within a page each entry is
  * handed out as an already resolved promise (no async generator's promise
- * jobs per entry); the next page is read when the last one is used up.
+ * jobs per entry), or many at once by `nextPage`; the next page is read when
+ * the last one is used up.
  */
 export function asyncPagedEntries(
   range: KeyRange,
   fetch: (pages: KeysetPages, size: number) => Promise<EntryRow[]>,
-): AsyncIterableIterator<RawEntry> {
+): PagedListing {
   const pages = new KeysetPages(range);
   const entryOf = entryMaker(range);
   let rows: EntryRow[] = [];
@@ -168,7 +169,8 @@ export function asyncPagedEntries(
   let more = true;
   let finished = false;
   const done = (): IteratorResult<RawEntry> => ({ done: true, value: undefined });
-  const nextPage = async (): Promise<IteratorResult<RawEntry>> => {
+  /** Read the next page with rows in it; its first entry. */
+  const readPage = async (): Promise<IteratorResult<RawEntry>> => {
     while (!finished) {
       const size = more ? pages.nextSize() : 0;
       if (size === 0) break;
@@ -186,16 +188,29 @@ export function asyncPagedEntries(
     finished = true;
     return done();
   };
-  const iterator: AsyncIterableIterator<RawEntry> = {
+  const iterator: PagedListing = {
     next() {
       if (i < rows.length && !finished) {
         return Promise.resolve({ done: false, value: entryOf(rows[i++]) });
       }
       try {
-        return nextPage();
+        return readPage();
       } catch (err) {
         return Promise.reject(err);
       }
+    },
+    async nextPage(max: number): Promise<RawEntry[]> {
+      const out: RawEntry[] = [];
+      while (out.length < max && !finished) {
+        if (i < rows.length) {
+          out.push(entryOf(rows[i++]));
+          continue;
+        }
+        const r = await readPage();
+        if (r.done) break;
+        out.push(r.value);
+      }
+      return out;
     },
     return() {
       finished = true;

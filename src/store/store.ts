@@ -25,6 +25,7 @@ import type {
   DriverCommitResult,
   KeyRange,
   Mutation,
+  PagedListing,
   RawEntry,
   StoreDriver,
 } from "./driver.ts";
@@ -804,13 +805,52 @@ class CoreStore implements Store {
         last = p.then(settled, settled);
         return p;
       };
-      /** Up to `max` entries, stepping the driver's listing (one queued step for the page). */
+      const paged = typeof (source as Partial<PagedListing>).nextPage === "function"
+        ? source as PagedListing
+        : undefined;
+      /**
+       * Up to `max` entries in one queued step: pages of the driver's own
+       * (`PagedListing`) when it has them, else its listing step by step.
+       */
       const page = async (max: number): Promise<Entry<T>[]> => {
         const out: Entry<T>[] = [];
-        while (out.length < max) {
-          const r = await pull();
-          if (r.done) break;
-          out.push(r.value);
+        if (paged === undefined) {
+          while (out.length < max) {
+            const r = await pull();
+            if (r.done) break;
+            out.push(r.value);
+          }
+          return out;
+        }
+        while (out.length < max && !finished) {
+          let batch: RawEntry[];
+          try {
+            batch = await paged.nextPage(max - out.length);
+          } catch (err) {
+            finished = true;
+            throw err;
+          }
+          if (batch.length === 0) {
+            finished = true;
+            break;
+          }
+          try {
+            self.#assertOpen(what);
+          } catch (err) {
+            close();
+            await closing;
+            throw err;
+          }
+          const now = self.#clock.now();
+          for (const raw of batch) {
+            if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
+            lastKey = raw.key;
+            out.push(toEntry<T>(raw));
+            if (++n >= limit) {
+              close();
+              break;
+            }
+          }
         }
         return out;
       };
