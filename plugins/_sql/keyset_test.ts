@@ -96,6 +96,17 @@ Deno.test("asyncPagedEntries hands out every row of every page in order", async 
   assert.deepEqual(sizes, [2, 2, 2], "the short third page is the last");
 });
 
+Deno.test("asyncPagedEntries.nextPage() fills each page across fetches, mixed with next()", async () => {
+  const { sizes, fetch } = table(7);
+  const listing = asyncPagedEntries({ prefix: ["t"], batchSize: 3 }, fetch);
+  const keys = (entries: { key: readonly string[] }[]) => entries.map((e) => e.key[1]);
+  assert.deepEqual((await listing.next()).value?.key, ["t", "000"]);
+  assert.deepEqual(keys(await listing.nextPage(4)), ["001", "002", "003", "004"]);
+  assert.deepEqual(keys(await listing.nextPage(4)), ["005", "006"]);
+  assert.deepEqual(await listing.nextPage(4), []);
+  assert.deepEqual(sizes, [3, 3, 3], "no fetch past the short page");
+});
+
 Deno.test("asyncPagedEntries stops at the limit without reading another page", async () => {
   const { sizes, fetch } = table(10);
   const keys: string[] = [];
