@@ -300,13 +300,17 @@ export function compileQuery(
   const sql = `SELECT e.key, e.value, e.version, e.expires_at FROM ${from} WHERE ${
     where.join(" AND ")
   } ORDER BY ${order.join(", ")}${limit}${offset}`;
-  // Parameters past the last placeholder in the text (bound by a clause that
-  // turned out constant, or replaced by an index's terms) must not be passed.
-  let last = 0;
-  for (const m of sql.matchAll(/\?(\d+)/g)) last = Math.max(last, Number(m[1]));
+  // Parameters no placeholder reads (bound by a clause that turned out
+  // constant, or replaced by an index's terms) are dropped and the rest
+  // renumbered ?1…?n in order: each query binds only what its text reads.
+  const used = [...new Set(Array.from(sql.matchAll(/\?(\d+)/g), (m) => Number(m[1])))]
+    .sort((a, b) => a - b);
+  const renumbered = new Map(used.map((n, i) => [n, i + 1]));
   return {
-    sql,
-    params: params.values.slice(0, last),
+    sql: used.every((n, i) => n === i + 1)
+      ? sql
+      : sql.replace(/\?(\d+)/g, (_, n) => `?${renumbered.get(Number(n))}`),
+    params: used.map((n) => params.values[n - 1]),
     ordersStrings: q.orderBy.length > 0 ||
       q.where.some((c) => c.op in COMPARATORS && typeof c.value === "string"),
     index: choice?.index,
