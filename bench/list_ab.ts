@@ -9,7 +9,9 @@
  *   deno run -A bench/list_ab.ts /tmp/before [entries=100000] [rounds=15] [sqlite|postgres]
  *
  * "after page" (and "before page", when that tree has it) takes the same 100
- * entries with one `nextPage()` call instead of `for await`.
+ * entries with one `nextPage()` call instead of `for await`. On sqlite,
+ * "bare arrays" is the bare query with rows as arrays (`setReturnArrays`, as
+ * the plugin reads them): a stricter baseline than the default row objects.
  *
  * The bare baseline is the same `SELECT … ORDER BY key LIMIT 100` on the
  * same key range plus `JSON.parse` of each value (node:sqlite on a second
@@ -105,12 +107,16 @@ if (BACKEND === "sqlite") {
     "SELECT key, value, version, expires_at FROM flowstate_entries WHERE key > ? AND key < ? " +
       "ORDER BY key LIMIT 100",
   );
+  const arrays = db.prepare(stmt.sourceSQL);
+  (arrays as unknown as { setReturnArrays(on: boolean): void }).setReturnArrays(true);
   await race({
     before: listOf(before),
     after: listOf(after),
     ...paged("before page", before),
     ...paged("after page", after),
     bare: () => (stmt.all(b.lower!, b.upper!) as any[]).map((r) => JSON.parse(r.value)),
+    // The same with rows as arrays (as the plugin now reads them): a stricter baseline.
+    "bare arrays": () => (arrays.all(b.lower!, b.upper!) as any[]).map((r) => JSON.parse(r[1])),
   });
   db.close();
   await Deno.remove(dir, { recursive: true });
