@@ -346,11 +346,19 @@ function signature(v: unknown): string {
   return `o${JSON.stringify(v)}`;
 }
 
+/** Strings, unambiguously: each one's length, then it (no JSON text to build). */
+function listed(strings: readonly string[]): string {
+  let out = `${strings.length}`;
+  for (const s of strings) out += `|${s.length}:${s}`;
+  return out;
+}
+
 function shapeKey(q: NormalizedQuery): string {
-  const parts = [JSON.stringify(q.prefix)];
-  for (const c of q.where) parts.push(c.op, JSON.stringify(c.path), signature(c.value));
-  parts.push(JSON.stringify(q.orderBy), String(q.limit), String(q.offset));
-  return parts.join("\u0001");
+  let key = listed(q.prefix);
+  for (const c of q.where) key += `\u0001${c.op}\u0001${listed(c.path)}\u0001${signature(c.value)}`;
+  key += `\u0002${q.orderBy.length}`;
+  for (const o of q.orderBy) key += `\u0001${o.direction}\u0001${listed(o.path)}`;
+  return `${key}\u0002${q.limit}\u0002${q.offset}`;
 }
 
 /** `q` with every number and string operand (and `in` item) replaced by a unique probe. */
