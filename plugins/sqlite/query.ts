@@ -438,12 +438,23 @@ export class CompiledQueries {
     }
     if (t === null) return undefined;
     if (t === "uncacheable") return compileQuery(q, now, this.#indexes);
-    const params = t.sources.map((s): SQLInputValue => {
-      if (s.kind === "now") return now;
-      if (s.kind === "const") return s.value;
-      const v = q.where[s.clause].value as JsonValue;
-      return (s.item < 0 ? v : (v as JsonValue[])[s.item]) as SQLInputValue;
-    });
-    return { ...t.compiled, params };
+    const { sources, compiled } = t;
+    const params = new Array<SQLInputValue>(sources.length);
+    for (let i = 0; i < sources.length; i++) {
+      const s = sources[i];
+      if (s.kind === "now") params[i] = now;
+      else if (s.kind === "const") params[i] = s.value;
+      else {
+        const v = q.where[s.clause].value as JsonValue;
+        params[i] = (s.item < 0 ? v : (v as JsonValue[])[s.item]) as SQLInputValue;
+      }
+    }
+    return {
+      sql: compiled.sql,
+      params,
+      ordersStrings: compiled.ordersStrings,
+      index: compiled.index,
+      narrows: compiled.narrows,
+    };
   }
 }

@@ -1059,7 +1059,11 @@ class CoreStore implements Store {
     ) {
       const native = await this.#driver.query(q, now);
       if (native !== undefined) {
-        return native.filter((r) => this.#live(r, now) !== null).map((r) => toEntry<T>(r));
+        const out: Entry<T>[] = [];
+        for (const raw of native) {
+          if (raw.expiresAt === null || raw.expiresAt > now) out.push(toEntry<T>(raw));
+        }
+        return out;
       }
     }
     if (this.#coreIxReady) {
