@@ -755,7 +755,10 @@ class EncryptingStore implements EncryptedStore {
         yield entry;
       }
     }
-    return listIterator(opened(), { cursor: () => last === undefined ? "" : encodeCursor(last) });
+    return listIterator(opened(), {
+      cursor: () => last === undefined ? "" : encodeCursor(last),
+      pageSize: options?.batchSize,
+    });
   }
 
   count(prefix?: Key, bounds?: KeyBounds): Promise<number> {
