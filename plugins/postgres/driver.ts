@@ -40,8 +40,11 @@ import type {
 import type { QueryPlan } from "../../src/store/types.ts";
 import { indexName, type PgIndexTarget, preparePgIndexes } from "./indexes.ts";
 import { pgSearch, preparePgSearch } from "./search.ts";
-import { LOCK_CLASS } from "./schema.ts";
+import { LOCK_CLASS, quoteIdent } from "./schema.ts";
 import {
+  feedFunctionCall,
+  feedFunctionDdl,
+  feedFunctionName,
   LIVE,
   planWrites,
   PURGE_BATCH_SIZE,
@@ -136,6 +139,12 @@ export class PostgresDriver implements StoreDriver {
   /** The search declaration the database's search column was built for. */
   #search: SearchSpec | undefined;
   #listeners = new Set<{ unlisten(): Promise<void> }>();
+  /**
+   * Whether the feed-commit function is there to call: created on the first
+   * `commitFeed` (see {@linkcode PostgresDriver.commitFeed}); `false` when this
+   * role may not create it (the pipelined transaction does the same work).
+   */
+  #feedFunction: Promise<boolean> | undefined;
 
   private constructor(
     sql: Sql,
@@ -838,22 +847,112 @@ export class PostgresDriver implements StoreDriver {
 
   /**
    * A commit and the change feed's part of it, in one transaction and one
-   * round trip (pipelined): `BEGIN`; the commit's keys' locks with those of
+   * round trip: one autocommit call of the table's feed-commit function
+   * (PL/pgSQL, created on the first feed commit, see `feedFunctionDdl`),
+   * whose statements take the commit's keys' locks with those of
    * `feed.reads` (the feed's head among them: commits that write the feed go
-   * one at a time, in the order they get the head's lock); one statement
-   * that reads the head and the previous versions (a later statement than
-   * the locks, so it sees the commit before it) and writes the commit's and
-   * the feed's writes only if every check holds (`feed.template`); a
-   * `pg_notify` if the head now holds this commit's version; `COMMIT`.
+   * one at a time, in the order they get the head's lock, and hold it until
+   * their commit, so sequence numbers follow commit order); then, in a later
+   * statement and so a fresh snapshot that sees the commit before it, read
+   * the head and the previous versions and write the commit's and the
+   * feed's writes only if every check holds (`feed.template`); then a
+   * `pg_notify` if anything was written. A role that may not create the
+   * function gets the same statements as a pipelined transaction on a
+   * reserved connection (`BEGIN` … `COMMIT`, one round trip too, but more
+   * work for the client and the server).
    */
   async commitFeed(request: CommitRequest, feed: FeedCommit): Promise<DriverCommitResult> {
     const what = "Cannot commit";
     this.#assertOpen(what);
-    const { checks, mutations, version, now } = request;
-    if (mutations.some((m) => m.type === "clear")) {
+    if (request.mutations.some((m) => m.type === "clear")) {
       throw new TypeError(`${what}: a commit that writes the feed natively cannot clear a range`);
     }
-    const s = this.#sqlText;
+    if (await this.#hasFeedFunction()) {
+      const result = await this.#callFeedFunction(request, feed);
+      if (result !== undefined) return result;
+    }
+    return await this.#pipelinedFeedCommit(request, feed);
+  }
+
+  /** The qualified, quoted name of this table's feed-commit function. */
+  get #feedFunctionName(): string {
+    return `${quoteIdent(this.#schema)}.${quoteIdent(feedFunctionName(this.#bareTable))}`;
+  }
+
+  /**
+   * Create this table's feed-commit function if it is missing (once per
+   * driver; under an advisory lock of its own, so processes doing it at once
+   * do not race). Resolves `false` when it cannot be had: for good when the
+   * role may not create functions in the schema, for this call only on any
+   * other failure (the next commit tries again).
+   */
+  #hasFeedFunction(): Promise<boolean> {
+    return this.#feedFunction ??= (async () => {
+      try {
+        await this.#sql.begin(async (tx) => {
+          const name = feedFunctionName(this.#bareTable);
+          await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
+            `${this.#schema}.${name}`,
+          ]);
+          const found = await tx.unsafe(
+            `SELECT 1 FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace ` +
+              `WHERE n.nspname = $1 AND p.proname = $2`,
+            [this.#schema, name],
+          );
+          if (found.length === 0) {
+            await tx.unsafe(feedFunctionDdl(this.#feedFunctionName, this.#sqlText.feedBody));
+          }
+        });
+        return true;
+      } catch (err) {
+        if (codeOf(err) !== "42501") this.#feedFunction = undefined;
+        return false;
+      }
+    })();
+  }
+
+  /**
+   * A feed commit as one call of the feed-commit function: one autocommit
+   * statement. `undefined` when the function is gone (dropped meanwhile):
+   * the caller takes the pipelined transaction, and the next commit creates
+   * the function again.
+   */
+  async #callFeedFunction(
+    request: CommitRequest,
+    feed: FeedCommit,
+  ): Promise<DriverCommitResult | undefined> {
+    const what = "Cannot commit";
+    const { checks } = request;
+    const { params, locked } = this.#feedParams(request, feed);
+    const call = feedFunctionCall(this.#feedFunctionName);
+    const all = [...params, locked, this.#channel(feed.topic)] as never[];
+    for (let attempt = 1;; attempt++) {
+      this.#assertOpen(what);
+      try {
+        const [row] = await this.#sql.unsafe<{ failed: number[] | null }[]>(call, all, PREPARED);
+        const failed = row.failed;
+        return failed === null || failed.length === 0
+          ? { ok: true }
+          : { ok: false, conflicts: failed.map((i) => checks[i - 1].key) };
+      } catch (err) {
+        if (codeOf(err) === "42883") {
+          // undefined_function: nothing ran.
+          this.#feedFunction = undefined;
+          return undefined;
+        }
+        if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
+          throw this.#error(what, err);
+        }
+      }
+    }
+  }
+
+  /** The `feedWrite` parameters of a feed commit, the keys it locks and the head's key (hex). */
+  #feedParams(
+    request: CommitRequest,
+    feed: FeedCommit,
+  ): { params: unknown[]; locked: string[]; headHex: string } {
+    const { checks, mutations, version, now } = request;
     const plan = expandSingle(planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]));
     const checkKeys = checks.map((c) => toHex(encodeKey(c.key)));
     const t = feed.template;
@@ -874,7 +973,25 @@ export class PostgresDriver implements StoreDriver {
       t.writes.map((w) => toHex(encodeKey(w.byKey))),
       t.writes.map((w) => w.middle),
       t.writes.map((w) => w.tail),
-    ] as never[];
+    ];
+    return { params, locked, headHex };
+  }
+
+  /**
+   * The feed commit as a pipelined transaction on a reserved connection
+   * (where the feed-commit function cannot be had): `BEGIN`, the locks,
+   * `feedWrite`, the conditional `pg_notify`, `COMMIT`.
+   */
+  async #pipelinedFeedCommit(
+    request: CommitRequest,
+    feed: FeedCommit,
+  ): Promise<DriverCommitResult> {
+    const what = "Cannot commit";
+    const { checks, version } = request;
+    const s = this.#sqlText;
+    const feedParams = this.#feedParams(request, feed);
+    const { locked, headHex } = feedParams;
+    const params = feedParams.params as never[];
     for (let attempt = 1;; attempt++) {
       this.#assertOpen(what);
       const tx = await this.#sql.reserve();
