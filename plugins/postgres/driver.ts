@@ -42,7 +42,7 @@ import { indexName, type PgIndexTarget, preparePgIndexes } from "./indexes.ts";
 import { pgSearch, preparePgSearch } from "./search.ts";
 import { LOCK_CLASS, quoteIdent } from "./schema.ts";
 import {
-  feedFunctionCall,
+  feedFunctionCalls,
   feedFunctionDdl,
   feedFunctionName,
   LIVE,
@@ -91,6 +91,16 @@ function checkedWriteParams(
     version,
   ];
 }
+
+/** A feed commit waiting to be sent: its checks, its 18 parameters, its result. */
+interface FeedCall {
+  checks: readonly AtomicCheck[];
+  params: unknown[];
+  done: PromiseWithResolvers<DriverCommitResult | undefined>;
+}
+
+/** Feed commits sent together at most (18 parameters each). */
+const MAX_FEED_BATCH = 16;
 
 /** How many times a commit is retried after PostgreSQL aborted it for a deadlock. */
 const MAX_COMMIT_ATTEMPTS = 5;
@@ -145,6 +155,10 @@ export class PostgresDriver implements StoreDriver {
    * role may not create it (the pipelined transaction does the same work).
    */
   #feedFunction: Promise<boolean> | undefined;
+  /** Feed commits waiting for the statement on its way (see `#callFeedFunction`). */
+  #feedQueue: FeedCall[] = [];
+  /** A feed-commit statement is on its way. */
+  #feedSending = false;
 
   private constructor(
     sql: Sql,
@@ -913,36 +927,93 @@ export class PostgresDriver implements StoreDriver {
 
   /**
    * A feed commit as one call of the feed-commit function: one autocommit
-   * statement. `undefined` when the function is gone (dropped meanwhile):
-   * the caller takes the pipelined transaction, and the next commit creates
-   * the function again.
+   * statement. Feed commits of this store go one at a time anyway (the
+   * head's lock), so while one is on its way the next ones wait here and
+   * then go together: one statement that calls the function once for each,
+   * one after the other, in one transaction (one WAL flush for all, as
+   * PostgreSQL's group commit does for commits that do not wait for each
+   * other). Each keeps its own checks: one that fails writes nothing and
+   * the others go on, exactly as if they had committed one by one.
+   * `undefined` when the function is gone (dropped meanwhile): the caller
+   * takes the pipelined transaction, and the next commit creates the
+   * function again.
    */
-  async #callFeedFunction(
+  #callFeedFunction(
     request: CommitRequest,
     feed: FeedCommit,
   ): Promise<DriverCommitResult | undefined> {
-    const what = "Cannot commit";
-    const { checks } = request;
     const { params, locked } = this.#feedParams(request, feed);
-    const call = feedFunctionCall(this.#feedFunctionName);
-    const all = [...params, locked, this.#channel(feed.topic)] as never[];
+    const call: FeedCall = {
+      checks: request.checks,
+      params: [...params, locked, this.#channel(feed.topic)],
+      done: Promise.withResolvers(),
+    };
+    this.#feedQueue.push(call);
+    if (!this.#feedSending) void this.#sendFeedCalls();
+    return call.done.promise;
+  }
+
+  /** Send the waiting feed commits, in batches of at most `MAX_FEED_BATCH`, until none waits. */
+  async #sendFeedCalls(): Promise<void> {
+    this.#feedSending = true;
+    try {
+      while (this.#feedQueue.length > 0) {
+        await this.#runFeedCalls(this.#feedQueue.splice(0, MAX_FEED_BATCH));
+      }
+    } finally {
+      this.#feedSending = false;
+    }
+  }
+
+  /**
+   * One statement for `batch` (see {@linkcode feedFunctionCalls}); settles
+   * every call's promise, never throws. A deadlock is retried; any other
+   * failure of a batch of several runs each call alone, so that each gets
+   * its own result or error.
+   */
+  async #runFeedCalls(batch: FeedCall[]): Promise<void> {
+    const what = "Cannot commit";
+    const text = feedFunctionCalls(this.#feedFunctionName, batch.length);
+    const params = batch.flatMap((c) => c.params) as never[];
+    if (batch.length > 1) {
+      // The first call takes every call's locks, in one sorted pass: the later calls find
+      // theirs held already, so two batches never wait for each other in a cycle.
+      params[16] = batch.flatMap((c) => c.params[16] as string[]) as never;
+    }
     for (let attempt = 1;; attempt++) {
-      this.#assertOpen(what);
+      if (this.#closed) {
+        for (const c of batch) c.done.reject(this.#error(what, new Error("closed")));
+        return;
+      }
       try {
-        const [row] = await this.#sql.unsafe<{ failed: number[] | null }[]>(call, all, PREPARED);
-        const failed = row.failed;
-        return failed === null || failed.length === 0
-          ? { ok: true }
-          : { ok: false, conflicts: failed.map((i) => checks[i - 1].key) };
+        const [row] = await this.#sql.unsafe<Record<string, number[] | null>[]>(
+          text,
+          params,
+          PREPARED,
+        );
+        batch.forEach(({ checks, done }, j) => {
+          const failed = row[`r${j}`];
+          done.resolve(
+            failed === null || failed.length === 0
+              ? { ok: true }
+              : { ok: false, conflicts: failed.map((i) => checks[i - 1].key) },
+          );
+        });
+        return;
       } catch (err) {
         if (codeOf(err) === "42883") {
           // undefined_function: nothing ran.
           this.#feedFunction = undefined;
-          return undefined;
+          for (const c of batch) c.done.resolve(undefined);
+          return;
         }
-        if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
-          throw this.#error(what, err);
+        if (attempt < MAX_COMMIT_ATTEMPTS && isRetryable(err) && !this.#closed) continue;
+        if (batch.length > 1 && !this.#closed) {
+          for (const c of batch) await this.#runFeedCalls([c]);
+          return;
         }
+        for (const c of batch) c.done.reject(this.#error(what, err));
+        return;
       }
     }
   }

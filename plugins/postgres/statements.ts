@@ -169,11 +169,38 @@ export function feedFunctionDdl(fn: string, body: string): string {
     `RETURNS int[] LANGUAGE plpgsql VOLATILE AS $fs$\n${body}\n$fs$`;
 }
 
-/** The call of the feed-commit function `fn` (qualified, quoted): $1 … $18 as its parameters. */
-export function feedFunctionCall(fn: string): string {
-  return `SELECT ${fn}($1::text[], $2::text[], $3::float8, $4::text[], $5::text[], ` +
-    `$6::text[], $7::float8[], $8::text, $9::text, $10::text, $11::text, $12::text[], ` +
-    `$13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text) AS failed`;
+/**
+ * One statement that calls the feed-commit function `fn` (qualified, quoted)
+ * `n` times, one after the other in one transaction: call `j` (from 0) takes
+ * parameters `18j + 1` … `18j + 18` and answers as column `r<j>`.
+ */
+export function feedFunctionCalls(fn: string, n: number): string {
+  const types = [
+    "text[]",
+    "text[]",
+    "float8",
+    "text[]",
+    "text[]",
+    "text[]",
+    "float8[]",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text[]",
+    "text[]",
+    "text[]",
+    "text[]",
+    "text[]",
+    "text[]",
+    "text",
+  ];
+  const calls = Array.from(
+    { length: n },
+    (_, j) =>
+      `${fn}(${types.map((t, k) => `$${j * types.length + k + 1}::${t}`).join(", ")}) AS r${j}`,
+  );
+  return `SELECT ${calls.join(", ")}`;
 }
 
 /** The statements of the table `t` (quoted), whose advisory lock id is `lockId`. */
