@@ -897,8 +897,9 @@ export class PostgresDriver implements StoreDriver {
    * Create this table's feed-commit function if it is missing (once per
    * driver; under an advisory lock of its own, so processes doing it at once
    * do not race). Resolves `false` when it cannot be had: for good when the
-   * role may not create functions in the schema, for this call only on any
-   * other failure (the next commit tries again).
+   * server refuses it (the role may not create functions in the schema, or
+   * the server is older than PostgreSQL 12), for this call only on any other
+   * failure (the next commit tries again).
    */
   #hasFeedFunction(): Promise<boolean> {
     return this.#feedFunction ??= (async () => {
@@ -919,7 +920,9 @@ export class PostgresDriver implements StoreDriver {
         });
         return true;
       } catch (err) {
-        if (codeOf(err) !== "42501") this.#feedFunction = undefined;
+        // The server refused (no CREATE privilege on the schema, a server too old for the
+        // function's settings): for good. Anything else (the connection): try again next time.
+        if (!isPostgresError(err)) this.#feedFunction = undefined;
         return false;
       }
     })();

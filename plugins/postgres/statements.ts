@@ -166,7 +166,10 @@ export function feedFunctionName(table: string): string {
 export function feedFunctionDdl(fn: string, body: string): string {
   return `CREATE OR REPLACE FUNCTION ${fn}(text[], text[], float8, text[], text[], text[], ` +
     `float8[], text, text, text, text, text[], text[], text[], text[], text[], text[], text) ` +
-    `RETURNS int[] LANGUAGE plpgsql VOLATILE AS $fs$\n${body}\n$fs$`;
+    // Generic plans from the first call: a custom plan of the feed statement costs more to
+    // make (every call, as the planner keeps choosing one) than the statement costs to run.
+    `RETURNS int[] LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan ` +
+    `AS $fs$\n${body}\n$fs$`;
 }
 
 /**
