@@ -257,6 +257,37 @@ export function statements(t: string, lockId: number): Statements {
     `SELECT $9::text, '{"seq":' || max(c.seq) || ',"since":' || (SELECT since FROM h) || '}' ` +
     `FROM c HAVING count(*) > 0) AS x ORDER BY x.k ${upsert}) ` +
     `SELECT i FROM bad ORDER BY i`;
+  const seqHex = (seq: string) => `encode(convert_to(lpad(${seq}::text, 16, '0'), 'UTF8'), 'hex')`;
+  const feedBody =
+    `DECLARE failed int[]; v_prev text; v_prev_x float8; v_seq bigint; v_key bytea;\nBEGIN\n` +
+    `${keyLocks("$17::text[]").replace(/^SELECT /, "PERFORM ")};\n` +
+    // One set, no checks, no deletes (a plain set: the common case): simple statements, each
+    // with a fresh snapshot after the locks, which cost less than the general statement.
+    `IF cardinality($1) = 0 AND cardinality($4) = 0 AND cardinality($5) = 1 AND ` +
+    `cardinality($12) = 1 AND $13[1] = 'f' THEN\n` +
+    `v_key := decode($5[1], 'hex');\n` +
+    `SELECT version, expires_at INTO v_prev, v_prev_x FROM ${t} WHERE key = v_key;\n` +
+    `IF v_prev_x IS NOT NULL AND v_prev_x <= $3 THEN v_prev := NULL; END IF;\n` +
+    `INSERT INTO ${t} AS e (key, value, version, expires_at) VALUES (decode($9, 'hex'), ` +
+    `'{"seq":1,"since":' || $11 || '}', $8, NULL) ON CONFLICT (key) DO UPDATE SET value = ` +
+    `'{"seq":' || ((e.value::json->>'seq')::bigint + 1) || ',"since":' || ` +
+    `COALESCE(e.value::json->>'since', $11) || '}', version = excluded.version, ` +
+    `expires_at = NULL RETURNING (value::json->>'seq')::bigint INTO v_seq;\n` +
+    `INSERT INTO ${t} (key, value, version, expires_at) VALUES (v_key, $6[1], $8, $7[1]), ` +
+    `(decode($10 || ${seqHex("v_seq")} || '00', 'hex'), '{"seq":' || v_seq || $15[1] || ` +
+    `COALESCE(to_json(v_prev)::text, 'null') || $16[1], $8, NULL), ` +
+    `(decode($14[1] || ${seqHex("v_seq")} || '00', 'hex'), 'null', $8, NULL) ${upsert};\n` +
+    `PERFORM pg_notify($18, '');\n` +
+    `RETURN NULL;\nEND IF;\n` +
+    `${
+      feedWrite.replace(
+        /SELECT i FROM bad ORDER BY i$/,
+        "SELECT array_agg(i ORDER BY i) INTO failed FROM bad",
+      )
+    };\n` +
+    `IF failed IS NULL THEN PERFORM pg_notify($18, '') FROM ${t} ` +
+    `WHERE key = decode($9, 'hex') AND version = $8; END IF;\n` +
+    `RETURN failed;\nEND`;
   return {
     get: `SELECT value, version, expires_at FROM ${t} WHERE key = $1 AND ${live(2)}`,
     getMany: `SELECT key, value, version, expires_at FROM ${t} WHERE key IN ` +
@@ -278,17 +309,7 @@ export function statements(t: string, lockId: number): Statements {
     feedWrite,
     notifyIfVersion: `SELECT pg_notify($1::text, '') FROM ${t} ` +
       `WHERE key = decode($2::text, 'hex') AND version = $3::text`,
-    feedBody: `DECLARE failed int[];\nBEGIN\n` +
-      `${keyLocks("$17::text[]").replace(/^SELECT /, "PERFORM ")};\n` +
-      `${
-        feedWrite.replace(
-          /SELECT i FROM bad ORDER BY i$/,
-          "SELECT array_agg(i ORDER BY i) INTO failed FROM bad",
-        )
-      };\n` +
-      `IF failed IS NULL THEN PERFORM pg_notify($18, '') FROM ${t} ` +
-      `WHERE key = decode($9, 'hex') AND version = $8; END IF;\n` +
-      `RETURN failed;\nEND`,
+    feedBody,
     check: `${failedChecks} ORDER BY c.i`,
     lock: `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockId})`,
     keyLocks: keyLocks("$1::text[]"),
