@@ -68,6 +68,11 @@ export {
 } from "./jobs/migrate.ts";
 export { moveStore, type MoveStoreOptions, type MoveStoreResult } from "./jobs/migrate_store.ts";
 export {
+  type BuildIndexesOptions,
+  type BuildIndexesReport,
+  type BuiltIndex,
+} from "./jobs/build_indexes.ts";
+export {
   type RekeyOptions,
   type RekeyReport,
   rekeyStore,

@@ -111,6 +111,7 @@ export {
   type SchemaResult,
   type StoreSpec,
 } from "./src/plugin.ts";
+export type { IndexBuildEvent } from "./src/store/driver.ts";
 export {
   defineNode,
   type NodeContext,

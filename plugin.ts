@@ -24,6 +24,7 @@ export type {
   DriverCommitResult,
   FeedCommit,
   FeedTemplate,
+  IndexBuildEvent,
   IndexSpec,
   KeyRange,
   Mutation,

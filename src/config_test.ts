@@ -494,7 +494,7 @@ Deno.test("parseConfigText() rejects an unknown job without a module, with a sug
   assert.equal(
     errorOf("jobs:\n  retension: {}\n"),
     'flowstate.yaml:2:3: jobs.retension: unknown job "retension" (did you mean "retention"?); ' +
-      "the built-in jobs are retention, gc, archive, backup, restore, migrate, migrate-store, rekey, " +
+      "the built-in jobs are retention, gc, archive, backup, restore, migrate, migrate-store, rekey, build-indexes, " +
       'or give a module, like "retension: { module: ./jobs/retension.ts }"',
   );
   assert.match(

@@ -19,7 +19,7 @@ import {
   normalizeSearch,
   type SearchSpec,
 } from "./store/indexes.ts";
-import type { PreparedIndexes } from "./store/driver.ts";
+import type { IndexBuildEvent, PreparedIndexes } from "./store/driver.ts";
 import {
   encrypted,
   type EncryptOptions,
@@ -296,6 +296,30 @@ export interface OpenStoreOptions {
    * and they are dropped: the library never prints.
    */
   onWarning?: WarningHandler;
+  /**
+   * Told how far the build of each declared index (or search index) missing
+   * from the store has got while the store opens: `start`, `progress` where
+   * the backend can tell (PostgreSQL, the core's index entries), `done`. The
+   * `build-indexes` job shows it as a progress bar.
+   *
+   * @example
+   * ```ts
+   * import { openStore } from "@flowstate/core";
+   * import assert from "node:assert/strict";
+   * const dir = await Deno.makeTempDir();
+   * const spec = { plugin: "sqlite", path: `${dir}/state.db` } as const;
+   * const plain = await openStore(spec);
+   * await plain.set(["orders", "1"], { status: "open" });
+   * await plain.close();
+   * const phases: string[] = [];
+   * await using store = await openStore(
+   *   { ...spec, indexes: [{ prefix: ["orders"], path: "status" }] },
+   *   { onIndexBuild: (e) => phases.push(`${e.phase} ${e.total}`) },
+   * );
+   * assert.deepEqual(phases, ["start 1", "done 1"]);
+   * ```
+   */
+  onIndexBuild?: (event: IndexBuildEvent & { store: string }) => void;
 }
 
 /** Flowstate's home: `$FLOWSTATE_HOME`, or `.flowstate` under the working directory. */
@@ -369,6 +393,7 @@ export async function openStore<const S extends StoreSpec>(
   );
   let home = options.home;
   const onWarning = options.onWarning;
+  const onIndexBuild = options.onIndexBuild;
   const driver = await plugin.open(validated, {
     storeName: name,
     clock: options.clock ?? systemClock,
@@ -397,6 +422,7 @@ export async function openStore<const S extends StoreSpec>(
         indexes,
         search,
         progress: (message) => onWarning?.({ code: "INDEX_BUILD", message, store: name }),
+        ...(onIndexBuild ? { onBuild: (event) => onIndexBuild({ ...event, store: name }) } : {}),
       });
     } catch (err) {
       await Promise.resolve(driver.close()).catch(() => {});
@@ -419,6 +445,8 @@ export async function openStore<const S extends StoreSpec>(
       store,
       rawIndexes !== undefined,
       (message) => onWarning?.({ code: "INDEX_BUILD", message, store: name }),
+      undefined,
+      onIndexBuild ? (event) => onIndexBuild({ ...event, store: name }) : undefined,
     );
     if (encryption === undefined) return store;
     return await encrypted(store, rawEncrypt as EncryptOptions);

@@ -16,6 +16,7 @@ import {
 } from "./errors.ts";
 import { type CheckedStoreSpec, openStore } from "./plugin.ts";
 import type { Clock, Store } from "./store/types.ts";
+import type { IndexBuildEvent } from "./store/driver.ts";
 import { didYouMean } from "./_suggest.ts";
 import type { FlowSource } from "./flow/load.ts";
 import { type FlowHost, runFlow, type RunFlowOptions } from "./run_flow.ts";
@@ -71,6 +72,12 @@ export interface RuntimeOptions {
    * a handler that prints them on stderr).
    */
   onWarning?: WarningHandler;
+  /**
+   * Told how far the build of each declared index missing from a store has
+   * got while the runtime opens that store (see `onIndexBuild` of
+   * `openStore`). Default: none (the `INDEX_BUILD` warnings still come).
+   */
+  onIndexBuild?: (event: IndexBuildEvent & { store: string }) => void;
 }
 
 /**
@@ -243,6 +250,7 @@ export async function openRuntime<const C extends ConfigObject>(
     options.cwd ?? Deno.cwd(),
     options.createStores ?? true,
     options.onWarning,
+    options.onIndexBuild,
   );
 }
 
@@ -256,6 +264,7 @@ class FlowstateRuntime implements Runtime {
   #cwd: string;
   #createStores: boolean;
   #onWarning: WarningHandler | undefined;
+  #onIndexBuild: RuntimeOptions["onIndexBuild"];
   #events = new EventBus();
   /** Prepared flows by content, kept across runs of this runtime. */
   #flows = new FlowCache();
@@ -272,9 +281,11 @@ class FlowstateRuntime implements Runtime {
     cwd: string,
     createStores: boolean,
     onWarning: WarningHandler | undefined,
+    onIndexBuild: RuntimeOptions["onIndexBuild"],
   ) {
     this.#cwd = cwd;
     this.#onWarning = onWarning;
+    this.#onIndexBuild = onIndexBuild;
     this.#createStores = createStores;
     this.config = config;
     this.home = config.home;
@@ -389,6 +400,7 @@ class FlowstateRuntime implements Runtime {
         clock: this.clock,
         mustExist: !this.#createStores,
         onWarning: this.#onWarning,
+        onIndexBuild: this.#onIndexBuild,
       });
     } catch (err) {
       throw this.#locate(err, name);

@@ -58,6 +58,7 @@ Deno.test("BuiltinJobName, BuiltinPluginName and BuiltinNodeType name exactly th
     migrate: true,
     "migrate-store": true,
     rekey: true,
+    "build-indexes": true,
   };
   assert.deepEqual(Object.keys(jobs).sort(), builtinJobNames().sort());
   const plugins: Record<BuiltinPluginName, true> = {

@@ -672,7 +672,13 @@ export class PostgresDriver implements StoreDriver {
       this.#indexes = [];
       const built = await preparePgIndexes(this.#sql, target, request);
       this.#indexes = request.indexes.filter((i) => built.includes(i.name));
-      search = await preparePgSearch(this.#sql, target, request.search, request.progress);
+      search = await preparePgSearch(
+        this.#sql,
+        target,
+        request.search,
+        request.progress,
+        request.onBuild,
+      );
     } catch (err) {
       throw this.#error(what, err);
     }

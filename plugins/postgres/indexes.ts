@@ -269,11 +269,96 @@ export async function preparePgIndexes(
       }`;
       const started = performance.now();
       if (n > BUILD_NOTICE_ENTRIES) request.progress(`building ${label}: ${n} entries…`);
-      await tx.unsafe(createIndexSql(t.schema, t.table, t.qualified, index));
+      const event = { index: index.name, label, total: n };
+      request.onBuild?.({ ...event, phase: "start" });
+      await watchBuild(
+        sql,
+        tx,
+        n,
+        request.onBuild === undefined
+          ? undefined
+          : (done) => request.onBuild!({ ...event, phase: "progress", done }),
+        () => tx.unsafe(createIndexSql(t.schema, t.table, t.qualified, index)),
+      );
       if (n > BUILD_NOTICE_ENTRIES) {
         request.progress(`built ${label} in ${Math.round(performance.now() - started)} ms`);
       }
+      request.onBuild?.({ ...event, phase: "done", done: n });
     }
   });
   return request.indexes.map((i) => i.name);
+}
+
+/** How often a build's progress is read from `pg_stat_progress_create_index`. */
+const BUILD_POLL_MS = 500;
+
+/**
+ * Run `build` (a `CREATE INDEX` on `tx`) and, while it runs, read how far
+ * it has got from `pg_stat_progress_create_index` over another connection of
+ * `sql` every {@linkcode BUILD_POLL_MS}: the share of the table's blocks
+ * scanned, then of the tuples loaded into the tree, as a count of the
+ * `total` entries (never going back). Without `report`, just runs it.
+ */
+export async function watchBuild(
+  sql: Sql,
+  tx: { unsafe: Sql["unsafe"] },
+  total: number,
+  report: ((done: number) => void) | undefined,
+  build: () => Promise<unknown>,
+): Promise<void> {
+  if (report === undefined || total === 0) {
+    await build();
+    return;
+  }
+  // The builder's backend, asked before the build (statements on one connection run in turn).
+  const [{ pid }] = await tx.unsafe<{ pid: number }[]>("SELECT pg_backend_pid() AS pid");
+  let finished = false;
+  let told = 0;
+  const poll = async () => {
+    while (!finished) {
+      await new Promise((resolve) => setTimeout(resolve, BUILD_POLL_MS));
+      if (finished) return;
+      const rows = await sql.unsafe<BuildProgressRow[]>(
+        "SELECT phase, blocks_total::float8 AS blocks_total, blocks_done::float8 AS blocks_done, " +
+          "tuples_total::float8 AS tuples_total, tuples_done::float8 AS tuples_done " +
+          "FROM pg_stat_progress_create_index WHERE pid = $1",
+        [pid],
+      ).catch(() => [] as BuildProgressRow[]);
+      if (finished || rows.length === 0) continue;
+      const done = Math.floor(total * buildShare(rows[0]));
+      if (done > told) report(told = done);
+    }
+  };
+  const building = build();
+  const polling = poll();
+  try {
+    await building;
+  } finally {
+    finished = true;
+    await polling;
+  }
+}
+
+/** A row of `pg_stat_progress_create_index`. */
+interface BuildProgressRow {
+  phase: string;
+  blocks_total: number;
+  blocks_done: number;
+  tuples_total: number;
+  tuples_done: number;
+}
+
+/**
+ * The share of a build done, from its progress row: scanning the table is
+ * counted as the first 90 %, loading the sorted tuples into the tree as the
+ * last 10 % (a B-tree build's time goes mostly to the scan and the sort).
+ */
+function buildShare(row: BuildProgressRow): number {
+  if (row.phase.includes("loading tuples") && row.tuples_total > 0) {
+    return 0.9 + 0.1 * Math.min(1, row.tuples_done / row.tuples_total);
+  }
+  if (row.phase.includes("scanning table") && row.blocks_total > 0) {
+    return 0.9 * Math.min(1, row.blocks_done / row.blocks_total);
+  }
+  return row.phase.includes("sorting") ? 0.9 : 0;
 }

@@ -22,7 +22,12 @@
  */
 import type { Sql } from "postgres";
 import { byteBounds } from "../../src/store/keys.ts";
-import type { RawSearchHit, SearchRequest, SearchSpec } from "../../src/store/driver.ts";
+import type {
+  PrepareIndexesRequest,
+  RawSearchHit,
+  SearchRequest,
+  SearchSpec,
+} from "../../src/store/driver.ts";
 import { coversPrefix, searchScore } from "../../src/store/indexes.ts";
 import { boundsWhere } from "../_sql/bounds.ts";
 import { entryOf, type EntryRow } from "../_sql/keyset.ts";
@@ -128,6 +133,7 @@ export async function preparePgSearch(
   t: PgIndexTarget,
   spec: SearchSpec | undefined,
   progress: (message: string) => void,
+  onBuild?: PrepareIndexesRequest["onBuild"],
 ): Promise<boolean> {
   const wanted = spec === undefined ? null : JSON.stringify(spec);
   if (await builtFor(sql, t) === wanted) return spec !== undefined;
@@ -151,6 +157,11 @@ export async function preparePgSearch(
     );
     const started = performance.now();
     if (n > BUILD_NOTICE_ENTRIES) progress(`building the search index: ${n} entries…`);
+    const event = {
+      index: "search",
+      label: `the search index under ${JSON.stringify(spec.prefix)}`,
+    };
+    onBuild?.({ ...event, phase: "start", total: n });
     await tx.unsafe(`UPDATE ${t.qualified} SET fs_search = ${tsvFunction(t)}(value)${where}`);
     await tx.unsafe(
       `CREATE INDEX ${quoteIdent(`${t.table}_fs_search_gin`)} ON ${t.qualified} ` +
@@ -160,6 +171,7 @@ export async function preparePgSearch(
     if (n > BUILD_NOTICE_ENTRIES) {
       progress(`built the search index in ${Math.round(performance.now() - started)} ms`);
     }
+    onBuild?.({ ...event, phase: "done", done: n, total: n });
   });
   return spec !== undefined;
 }

@@ -850,6 +850,8 @@ export class SqliteDriver implements StoreDriver {
         JSON.stringify(index.prefix)
       }`;
       if (n > BUILD_NOTICE_ENTRIES) request.progress(`building ${label}: ${n} entries…`);
+      // One CREATE INDEX: SQLite cannot tell how far it has got, so start and done only.
+      request.onBuild?.({ index: index.name, label, phase: "start", total: n });
       try {
         this.#db.exec(createIndexSql(index));
       } catch (err) {
@@ -858,6 +860,7 @@ export class SqliteDriver implements StoreDriver {
       if (n > BUILD_NOTICE_ENTRIES) {
         request.progress(`built ${label} in ${Math.round(performance.now() - started)} ms`);
       }
+      request.onBuild?.({ index: index.name, label, phase: "done", done: n, total: n });
       built.push(index);
     }
     this.#indexes = built;
@@ -877,7 +880,7 @@ export class SqliteDriver implements StoreDriver {
     }
     let search = false;
     if (request.search !== undefined) {
-      search = this.#prepareSearch(request.search, request.progress);
+      search = this.#prepareSearch(request.search, request.progress, request.onBuild);
     } else if (this.#readOnly === undefined && existing.has("flowstate_search")) {
       try {
         this.#begin.run();
@@ -898,7 +901,11 @@ export class SqliteDriver implements StoreDriver {
       .get() as { n: number }).n;
   }
 
-  #prepareSearch(spec: SearchSpec, progress: (message: string) => void): boolean {
+  #prepareSearch(
+    spec: SearchSpec,
+    progress: (message: string) => void,
+    onBuild: PrepareIndexesRequest["onBuild"],
+  ): boolean {
     const wanted = JSON.stringify(spec);
     const row = this.#db.prepare("SELECT value FROM flowstate_meta WHERE key = 'search'").get() as
       | { value: string }
@@ -911,6 +918,8 @@ export class SqliteDriver implements StoreDriver {
     const n = this.#countUnder(spec.prefix);
     const started = performance.now();
     if (n > BUILD_NOTICE_ENTRIES) progress(`building the search index: ${n} entries…`);
+    const label = `the search index under ${JSON.stringify(spec.prefix)}`;
+    onBuild?.({ index: "search", label, phase: "start", total: n });
     try {
       this.#begin.run();
       // Another process may have built it meanwhile: check again under the write lock.
@@ -933,6 +942,7 @@ export class SqliteDriver implements StoreDriver {
     if (n > BUILD_NOTICE_ENTRIES) {
       progress(`built the search index in ${Math.round(performance.now() - started)} ms`);
     }
+    onBuild?.({ index: "search", label, phase: "done", done: n, total: n });
     this.#search = spec;
     return true;
   }

@@ -36,6 +36,8 @@ import {
   unlessMissing,
 } from "./common.ts";
 import { messageOf } from "../errors.ts";
+import { createProgress, type ProgressMode } from "../jobs/progress.ts";
+import type { IndexBuildEvent } from "../store/driver.ts";
 
 /** One row of `jobs ls --json`. */
 export interface JobListing {
@@ -203,7 +205,16 @@ export async function jobsRun(
   global: GlobalOptions,
 ): Promise<number> {
   const cliOptions = parseOptionPairs(options.option ?? []);
-  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
+  await using runtime = await openRuntime({
+    config: global.config,
+    // An index built as a store opens (the records' store among them) shows as a progress bar.
+    onWarning: (warning) => {
+      if (warning.code !== "INDEX_BUILD" || !BUILD_LINE.test(warning.message)) {
+        printWarning(warning);
+      }
+    },
+    onIndexBuild: indexBuildProgress(progressMode(options.quiet)),
+  });
   const names = jobNames(runtime);
   if (!names.includes(name)) {
     throw new UsageError(
@@ -248,4 +259,31 @@ function printSummary(name: string, record: RunRecord, dryRun: boolean): void {
     for (const key of keys) lines.push(`  ${key}: ${JSON.stringify(result[key])}`);
   }
   console.log(lines.join("\n"));
+}
+
+/** The `INDEX_BUILD` lines a progress bar replaces (a drop is still printed). */
+const BUILD_LINE = /^(building|built|resuming the build of) /;
+
+/**
+ * Show index builds as a progress bar (or plain lines, or nothing when
+ * quiet): one phase per index, with its count where the backend tells it.
+ */
+export function indexBuildProgress(
+  mode: ProgressMode,
+): (event: IndexBuildEvent & { store: string }) => void {
+  const progress = createProgress({ mode });
+  let started = 0;
+  return (event) => {
+    const label = `store "${event.store}": ${event.label}`;
+    if (event.phase === "start") {
+      started = performance.now();
+      progress.start(`building ${label}`, event.total);
+      if (event.done) progress.update(event.done);
+    } else if (event.phase === "progress") {
+      if (event.done !== undefined) progress.update(event.done);
+    } else {
+      if (event.done !== undefined) progress.update(event.done);
+      progress.finish(`built ${label} in ${Math.round(performance.now() - started)} ms`);
+    }
+  };
 }

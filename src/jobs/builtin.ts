@@ -15,6 +15,7 @@ export const BUILTIN_JOBS: Readonly<Record<string, string>> = {
   migrate: "../../jobs/migrate.ts",
   "migrate-store": "../../jobs/migrate_store.ts",
   rekey: "../../jobs/rekey.ts",
+  "build-indexes": "../../jobs/build_indexes.ts",
 };
 
 /** Names of the built-in jobs. */

@@ -10,6 +10,7 @@ import type { BackupOptions } from "../../jobs/backup.ts";
 import type { GcOptions } from "../../jobs/gc.ts";
 import type { MigrateJobOptions } from "../../jobs/migrate.ts";
 import type { MigrateStoreOptions } from "../../jobs/migrate_store.ts";
+import type { BuildIndexesOptions } from "../../jobs/build_indexes.ts";
 import type { RekeyOptions } from "../../jobs/rekey.ts";
 import type { RestoreOptions } from "../../jobs/restore.ts";
 import type { RetentionOptions } from "../../jobs/retention.ts";
@@ -42,6 +43,8 @@ export interface BuiltinJobOptions {
   "migrate-store": MigrateStoreOptions;
   /** `rekey`: seal every value of the encrypted stores with their current key. */
   rekey: RekeyOptions;
+  /** `build-indexes`: build the indexes the stores declare but lack, with progress. */
+  "build-indexes": BuildIndexesOptions;
 }
 
 /**

@@ -37,6 +37,7 @@ const IN_GRAPH: Readonly<Record<BuiltinJobName, () => Promise<{ default: unknown
   migrate: () => import("../../jobs/migrate.ts"),
   "migrate-store": () => import("../../jobs/migrate_store.ts"),
   rekey: () => import("../../jobs/rekey.ts"),
+  "build-indexes": () => import("../../jobs/build_indexes.ts"),
 };
 
 /**

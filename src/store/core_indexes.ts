@@ -24,7 +24,13 @@ import { applyQuery, type NormalizedQuery, readPath } from "./query.ts";
 import { chooseIndex, type IndexSpec } from "./indexes.ts";
 import { hasPrefix } from "./keys.ts";
 import type { AtomicCheck, Key, QueryPlan } from "./types.ts";
-import type { CommitRequest, Mutation, RawEntry, StoreDriver } from "./driver.ts";
+import type {
+  CommitRequest,
+  Mutation,
+  PrepareIndexesRequest,
+  RawEntry,
+  StoreDriver,
+} from "./driver.ts";
 import { internalKey, isInternalKey } from "./internal_keys.ts";
 
 /** Characters of a string field kept in its token (longer strings share a token; reads recheck). */
@@ -265,6 +271,7 @@ export class CoreIndexes {
     newVersion: () => string,
     progress: (message: string) => void,
     signal?: AbortSignal,
+    onBuild?: PrepareIndexesRequest["onBuild"],
   ): Promise<void> {
     const built = new Set<string>();
     for await (const raw of this.#driver.list({ prefix: internalKey(META) }, 0)) {
@@ -285,7 +292,7 @@ export class CoreIndexes {
     }
     for (const spec of this.specs) {
       if (built.has(spec.name)) continue;
-      await this.#build(spec, now, newVersion, progress, signal);
+      await this.#build(spec, now, newVersion, progress, signal, onBuild);
     }
   }
 
@@ -312,6 +319,7 @@ export class CoreIndexes {
     newVersion: () => string,
     progress: (message: string) => void,
     signal?: AbortSignal,
+    onBuild?: PrepareIndexesRequest["onBuild"],
   ): Promise<void> {
     // Resumable: a cursor (the last key done) is kept in the meta area while building.
     const cursorKey = internalKey(META + "-cursor", spec.name);
@@ -323,6 +331,20 @@ export class CoreIndexes {
     let done = 0;
     let told = performance.now();
     if (after !== undefined) progress(`resuming the build of ${label}`);
+    let total: number | undefined;
+    if (onBuild !== undefined) {
+      total = this.#driver.count === undefined
+        ? undefined
+        : await this.#driver.count({ prefix: spec.prefix }, now());
+      if (after !== undefined && total !== undefined) {
+        // Resuming: what is left is the entries from the cursor on (one more than is left).
+        done = Math.max(
+          0,
+          total - await this.#driver.count!({ prefix: spec.prefix, start: after }, now()),
+        );
+      }
+      onBuild({ index: spec.name, label, phase: "start", total, done });
+    }
     for (;;) {
       signal?.throwIfAborted();
       const from = after;
@@ -367,6 +389,7 @@ export class CoreIndexes {
         continue;
       }
       done += batch.length;
+      onBuild?.({ index: spec.name, label, phase: "progress", done, total });
       if (performance.now() - told > 2000) {
         progress(`building ${label}: ${done} entries…`);
         told = performance.now();
@@ -382,5 +405,6 @@ export class CoreIndexes {
       now: now(),
     });
     if (done > 0) progress(`built ${label}: ${done} entries`);
+    onBuild?.({ index: spec.name, label, phase: "done", done, total: total ?? done });
   }
 }

@@ -21,6 +21,34 @@ export interface PrepareIndexesRequest {
   search?: SearchSpec;
   /** Report progress of a long build (shown to the user as a warning line). */
   progress(message: string): void;
+  /**
+   * Told before and after each index (or search index) the driver builds,
+   * and in between when the backend can tell how far a build has got. A
+   * driver calls it for every build, large or small (`progress` lines are
+   * for large ones only).
+   */
+  onBuild?(event: IndexBuildEvent): void;
+}
+
+/**
+ * How far the build of one declared index has got: see
+ * {@linkcode PrepareIndexesRequest.onBuild} and the `onIndexBuild` option of
+ * `openStore`.
+ */
+export interface IndexBuildEvent {
+  /** The declared index's name (`fs_ix_…`), or `"search"` for the search index. */
+  index: string;
+  /** For people, e.g. `index fs_ix_58f222c2 on status under ["orders"]`. */
+  label: string;
+  /**
+   * `start` before the build, `progress` while it runs (only where the
+   * backend can tell), `done` after it.
+   */
+  phase: "start" | "progress" | "done";
+  /** Entries indexed so far (`progress`, `done`), when the backend can tell. */
+  done?: number;
+  /** Entries to index (those under the index's prefix), when known. */
+  total?: number;
 }
 
 /** What {@linkcode StoreDriver.prepareIndexes} built. */

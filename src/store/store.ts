@@ -46,7 +46,7 @@ import {
   type SearchSpec,
   sortHits,
 } from "./indexes.ts";
-import type { PreparedIndexes } from "./driver.ts";
+import type { PreparedIndexes, PrepareIndexesRequest } from "./driver.ts";
 import type {
   AtomicCheck,
   AtomicOperation,
@@ -239,8 +239,11 @@ export async function prepareCoreIndexes(
   authoritative: boolean,
   progress: (message: string) => void,
   signal?: AbortSignal,
+  onBuild?: PrepareIndexesRequest["onBuild"],
 ): Promise<void> {
-  if (store instanceof CoreStore) await store.prepareCoreIndexes(authoritative, progress, signal);
+  if (store instanceof CoreStore) {
+    await store.prepareCoreIndexes(authoritative, progress, signal, onBuild);
+  }
 }
 
 class CoreStore implements Store {
@@ -364,6 +367,7 @@ class CoreStore implements Store {
     authoritative: boolean,
     progress: (message: string) => void,
     signal?: AbortSignal,
+    onBuild?: PrepareIndexesRequest["onBuild"],
   ): Promise<void> {
     if (!this.#coreIx.active && !authoritative) return;
     await this.#coreIx.prepare(
@@ -372,6 +376,7 @@ class CoreStore implements Store {
       () => newVersion(),
       progress,
       signal,
+      onBuild,
     );
     this.#coreIxReady = this.#coreIx.active;
   }
