@@ -977,8 +977,8 @@ export class PostgresDriver implements StoreDriver {
   /**
    * One statement for `batch` (see {@linkcode feedFunctionCalls}); settles
    * every call's promise, never throws. A deadlock is retried; any other
-   * failure of a batch of several runs each call alone, so that each gets
-   * its own result or error.
+   * error the server answers for a batch of several runs each call alone, so
+   * that each gets its own result or error.
    */
   async #runFeedCalls(batch: FeedCall[]): Promise<void> {
     const what = "Cannot commit";
@@ -1017,7 +1017,9 @@ export class PostgresDriver implements StoreDriver {
           return;
         }
         if (attempt < MAX_COMMIT_ATTEMPTS && isRetryable(err) && !this.#closed) continue;
-        if (batch.length > 1 && !this.#closed) {
+        if (batch.length > 1 && isPostgresError(err) && !this.#closed) {
+          // The server refused the statement, so nothing of it was written: each call alone.
+          // (A lost connection leaves the outcome unknown: no call may be sent again.)
           for (const c of batch) await this.#runFeedCalls([c]);
           return;
         }
