@@ -471,13 +471,25 @@ export async function changeAt(
     }
   }
   let later: Change | undefined;
-  for await (const seq of keyHistorySeqs(driver, key, { reverse: true })) {
+  // By sequence number, the index seeks straight to the point (a key changed
+  // a million times since is not read back); by time, it reads back from the
+  // newest change, since commit times follow sequence numbers only roughly.
+  const atSeq = bySeq ? (at as { seq: number }).seq : undefined;
+  const range = atSeq === undefined ? { reverse: true } : { reverse: true, before: atSeq + 1 };
+  for await (const seq of keyHistorySeqs(driver, key, range)) {
     const change = await readEntry(driver, seq);
     if (change === null) break; // trimmed meanwhile
-    if (bySeq ? change.seq <= (at as { seq: number }).seq : change.at <= time) {
+    if (atSeq !== undefined ? change.seq <= atSeq : change.at <= time) {
       return { result: { kind: "change", change }, time };
     }
     later = change;
+  }
+  if (atSeq !== undefined && later === undefined) {
+    // No change at or before the point: the key's first later change tells.
+    for await (const seq of keyHistorySeqs(driver, key, { after: atSeq })) {
+      later = (await readEntry(driver, seq)) ?? undefined;
+      break;
+    }
   }
   if (later === undefined) return { result: { kind: "current" }, time };
   if (later.previousVersion === null) return { result: { kind: "absent" }, time };

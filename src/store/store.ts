@@ -1332,3 +1332,30 @@ export async function* keyHistory(
     if (++n >= (options.limit ?? Infinity)) return;
   }
 }
+
+/**
+ * A sequence number to read `store`'s feed after (`changes({ since })`) so
+ * that every change committed at or after `time` comes: a binary search over
+ * the kept entries by commit time (a few point reads, however long the feed),
+ * assuming commit times follow sequence numbers (give `time` some slack for
+ * the clocks of several processes). `firstSeq - 1` when the feed's oldest
+ * kept entry is already that late (or for a store the core did not wrap).
+ * Throws a `FeedDisabledError` when the store keeps no feed.
+ */
+export async function feedSeqBefore(store: Store, time: number): Promise<number> {
+  const info = await store.feedInfo();
+  if (!info.enabled) throw new FeedDisabledError(store.name, "Cannot search the change feed");
+  const access = internalAccess(store);
+  if (access === undefined) return info.firstSeq - 1;
+  // Find the first kept seq whose entry is at or after `time`.
+  let low = info.firstSeq;
+  let high = info.lastSeq + 1;
+  while (low < high) {
+    const mid = Math.floor((low + high) / 2);
+    const change = await readEntry(access.driver, mid);
+    // A trimmed entry (null) is older than any kept one.
+    if (change === null || change.at < time) low = mid + 1;
+    else high = mid;
+  }
+  return low - 1;
+}
