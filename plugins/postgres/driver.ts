@@ -159,6 +159,8 @@ export class PostgresDriver implements StoreDriver {
   #feedQueue: FeedCall[] = [];
   /** A feed-commit statement is on its way. */
   #feedSending = false;
+  /** The text of the statement that calls the feed-commit function n times, by n. */
+  #feedCallTexts: string[] = [];
 
   private constructor(
     sql: Sql,
@@ -982,7 +984,13 @@ export class PostgresDriver implements StoreDriver {
    */
   async #runFeedCalls(batch: FeedCall[]): Promise<void> {
     const what = "Cannot commit";
-    const text = feedFunctionCalls(this.#feedFunctionName, batch.length);
+    let text = this.#feedCallTexts[batch.length];
+    if (text === undefined) {
+      text = this.#feedCallTexts[batch.length] = feedFunctionCalls(
+        this.#feedFunctionName,
+        batch.length,
+      );
+    }
     const params = batch.flatMap((c) => c.params) as never[];
     if (batch.length > 1) {
       // The first call takes every call's locks, in one sorted pass: the later calls find
