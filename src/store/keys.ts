@@ -238,6 +238,36 @@ export function decodeKey(bytes: Uint8Array): string[] {
   return key;
 }
 
+/**
+ * {@linkcode decodeKey} for a key listed under a prefix: when `bytes` starts
+ * with `prefixBytes` (`encodeKey(prefix)`), only the elements after it are
+ * decoded and the prefix's own strings are reused; otherwise (or for an
+ * element that needs the general path) it is `decodeKey(bytes)`.
+ */
+export function decodeKeyUnder(bytes: Uint8Array, prefix: Key, prefixBytes: Uint8Array): string[] {
+  const n = prefixBytes.length;
+  // bytes[n] === 0xff: the prefix's last terminator is an escaped NUL instead.
+  if (n === 0 || bytes.length <= n || bytes[n] === 0xff) return decodeKey(bytes);
+  for (let i = 0; i < n; i++) if (bytes[i] !== prefixBytes[i]) return decodeKey(bytes);
+  const key = prefix.slice();
+  let element = "";
+  let length = 0;
+  for (let i = n; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b === 0) {
+      if (bytes[i + 1] === 0xff) return decodeKey(bytes);
+      key.push(element);
+      element = "";
+      length = 0;
+    } else if (b < 0x80 && ++length <= 32) {
+      element += String.fromCharCode(b);
+    } else {
+      return decodeKey(bytes);
+    }
+  }
+  return key;
+}
+
 function decodeKeyGeneral(bytes: Uint8Array): string[] {
   const key: string[] = [];
   let start = 0;

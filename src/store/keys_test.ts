@@ -5,6 +5,7 @@ import {
   compareStrings,
   decodeCursor,
   decodeKey,
+  decodeKeyUnder,
   encodeCursor,
   encodeKey,
   hasPrefix,
@@ -209,4 +210,27 @@ Deno.test("decodeCursor() throws TypeError for anything encodeCursor() did not m
       return true;
     });
   }
+});
+
+Deno.test("decodeKeyUnder() decodes every key as decodeKey() does, under any prefix", () => {
+  const prefixes: Key[] = [[], [""], ["a"], ["a", "b"], ["\u0000"], ["a\u0000"], ["é"]];
+  const keys: Key[] = [
+    ...SORTED,
+    ["a", "x".repeat(40)],
+    ["a", "b", "é", "z"],
+    ["a", "b", "\u0000x"],
+    ["a\u0000", "b"],
+    ["é", "ü"],
+  ];
+  for (const prefix of prefixes) {
+    const prefixBytes = encodeKey(prefix);
+    for (const key of keys) {
+      const decoded = decodeKeyUnder(encodeKey(key), prefix, prefixBytes);
+      assert.deepEqual(decoded, key, `${JSON.stringify(key)} under ${JSON.stringify(prefix)}`);
+    }
+  }
+  const prefix = ["a"];
+  const decoded = decodeKeyUnder(encodeKey(["a", "b"]), prefix, encodeKey(prefix));
+  decoded.push("c");
+  assert.deepEqual(prefix, ["a"], "the key is a fresh array, not the prefix");
 });

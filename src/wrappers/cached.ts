@@ -542,7 +542,7 @@ class CachingStore implements CachedStore {
       await writes.settle();
       for await (const entry of inner) yield versions.shown(entry);
     }
-    return listIterator(entries(), { cursor: () => inner.cursor });
+    return listIterator(entries(), { cursor: () => inner.cursor, pageSize: options?.batchSize });
   }
 
   async count(prefix?: Key, bounds?: KeyBounds): Promise<number> {

@@ -711,7 +711,10 @@ class EncryptingStore implements EncryptedStore {
         if (!exhausted) await inner.return?.();
       }
     }
-    return listIterator(opened(), { cursor: () => last === undefined ? "" : encodeCursor(last) });
+    return listIterator(opened(), {
+      cursor: () => last === undefined ? "" : encodeCursor(last),
+      pageSize: options?.batchSize,
+    });
   }
 
   count(prefix?: Key, bounds?: KeyBounds): Promise<number> {

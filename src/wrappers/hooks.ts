@@ -289,7 +289,7 @@ class HookedStore implements Store {
         if (!done) await inner.return?.();
       }
     }
-    return listIterator(entries(), { cursor: () => inner.cursor });
+    return listIterator(entries(), { cursor: () => inner.cursor, pageSize: options?.batchSize });
   }
 
   async count(prefix?: Key, bounds?: KeyBounds): Promise<number> {
