@@ -28,6 +28,7 @@ export type {
   IndexSpec,
   KeyRange,
   Mutation,
+  PagedListing,
   PreparedIndexes,
   PrepareIndexesRequest,
   RawEntry,

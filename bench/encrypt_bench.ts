@@ -1,17 +1,26 @@
 /**
  * Encrypted set/get of 1 KB values beside the same store without encryption,
- * in the same run: memory, and sqlite (durable, the default, and relaxed).
- * Each round runs, for each backend, plain then encrypted (the order
- * alternates between rounds), on fresh keys: `set` of N values one by one,
- * then `get` of each. Reported: the median ops/s of each over the rounds and
- * the ratio encrypted/plain of time per operation (1.00 = no cost). Also the
- * raw cost of AES-256-GCM alone (WebCrypto encrypt + decrypt of 1 KB).
+ * in the same run: memory, sqlite (durable, the default, and relaxed) and,
+ * when FLOWSTATE_TEST_POSTGRES_URL is set, postgres (durable, the default;
+ * a table of its own in a schema dropped at the end). Each round runs, for
+ * each backend, plain then encrypted (the order alternates between rounds),
+ * on fresh keys: `set` of N values one by one, `get` of each, then the same
+ * values in batches of 100: `getMany` of 100 keys and a `list` page of 100.
+ * Reported: the median ops/s (values/s for the batches) of each over the
+ * rounds, the ratio encrypted/plain of time per value (1.00 = no cost) with
+ * the spread of the per-round ratios, and what the encryption adds per value
+ * in µs beside what the cipher alone costs. Also the raw cost of AES-256-GCM
+ * alone (WebCrypto encrypt + decrypt of 1 KB, one at a time and 100 at once).
+ * The last column is this process's CPU time per value (all its threads),
+ * which moves much less with the load than the wall-clock rates; it leaves
+ * out a server's CPU (postgres) and time spent waiting for a disk.
  *
  * Run: deno run -A bench/encrypt_bench.ts [rounds] [n]
  * (`deno task bench` loads this file without running it.)
  */
 import { join } from "node:path";
 import { createCipheriv, createDecipheriv } from "node:crypto";
+import process from "node:process";
 import { openStore, type Store } from "../mod.ts";
 import { encrypted } from "../encrypt.ts";
 
@@ -33,22 +42,60 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-async function timeOps(
-  store: Store,
-  round: number,
-  n: number,
-): Promise<{ set: number; get: number }> {
-  const keys = Array.from({ length: n }, (_, i) => ["bench", `r${round}`, String(i)]);
+const OPS = ["set", "get", "getMany", "list"] as const;
+type Op = typeof OPS[number];
+/** Values per `getMany` call and per `list` page. */
+const BATCH = 100;
+
+/** This process's CPU time (every thread: WebCrypto's pool too), in µs. */
+function cpuUs(): number {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+}
+
+/** CPU µs per value of each op of the last {@linkcode timeOps}. */
+let lastCpu: Record<Op, number> = { set: 0, get: 0, getMany: 0, list: 0 };
+
+async function timeOps(store: Store, round: number, n: number): Promise<Record<Op, number>> {
+  const pad = (i: number) => String(i).padStart(6, "0"); // key order = number order
+  const keys = Array.from({ length: n }, (_, i) => ["bench", `r${round}`, pad(i)]);
   const values = keys.map((_, i) => value(i));
+  let c = cpuUs();
   let t = performance.now();
   for (let i = 0; i < n; i++) await store.set(keys[i], values[i]);
   const set = performance.now() - t;
+  const cpu = { set: (cpuUs() - c) / n, get: 0, getMany: 0, list: 0 };
+  c = cpuUs();
   t = performance.now();
   for (let i = 0; i < n; i++) {
     if ((await store.get(keys[i])) === null) throw new Error("lost a value");
   }
   const get = performance.now() - t;
-  return { set: (n / set) * 1000, get: (n / get) * 1000 };
+  cpu.get = (cpuUs() - c) / n;
+  c = cpuUs();
+  t = performance.now();
+  for (let i = 0; i < n; i += BATCH) {
+    const got = await store.getMany(keys.slice(i, i + BATCH));
+    if (got.some((e) => e === null)) throw new Error("lost a value");
+  }
+  const getMany = performance.now() - t;
+  cpu.getMany = (cpuUs() - c) / n;
+  c = cpuUs();
+  t = performance.now();
+  for (let i = 0; i < n; i += BATCH) {
+    let seen = 0;
+    for await (
+      const _ of store.list({ prefix: ["bench", `r${round}`], start: keys[i], limit: BATCH })
+    ) {
+      seen++;
+    }
+    if (seen !== Math.min(BATCH, n - i)) throw new Error(`listed ${seen} values`);
+  }
+  const list = performance.now() - t;
+  cpu.list = (cpuUs() - c) / n;
+  lastCpu = cpu;
+  const rate = (ms: number) => (n / ms) * 1000;
+  return { set: rate(set), get: rate(get), getMany: rate(getMany), list: rate(list) };
 }
 
 /** The same with node:crypto (synchronous), for comparison only: the wrapper uses WebCrypto. */
@@ -76,7 +123,7 @@ function rawNodeCrypto(n: number): { seal: number; open: number } {
   return { seal: (n / seal) * 1000, open: (n / open) * 1000 };
 }
 
-async function rawCrypto(n: number): Promise<{ seal: number; open: number }> {
+async function rawCrypto(n: number): Promise<{ seal: number; open: number; openBatch: number }> {
   const key = await crypto.subtle.importKey("raw", new Uint8Array(32), "AES-GCM", false, [
     "encrypt",
     "decrypt",
@@ -92,13 +139,25 @@ async function rawCrypto(n: number): Promise<{ seal: number; open: number }> {
   t = performance.now();
   for (let i = 0; i < n; i++) await crypto.subtle.decrypt({ name: "AES-GCM", iv }, key, sealed[i]);
   const open = performance.now() - t;
-  return { seal: (n / seal) * 1000, open: (n / open) * 1000 };
+  // A batch of 100 opened at once (Promise.all): what a getMany or a list page can reach.
+  t = performance.now();
+  for (let i = 0; i < n; i += BATCH) {
+    await Promise.all(
+      sealed.slice(i, i + BATCH).map((ct) =>
+        crypto.subtle.decrypt({ name: "AES-GCM", iv }, key, ct)
+      ),
+    );
+  }
+  const openBatch = performance.now() - t;
+  return { seal: (n / seal) * 1000, open: (n / open) * 1000, openBatch: (n / openBatch) * 1000 };
 }
 
 if (import.meta.main) {
   const rounds = Number(Deno.args[0] ?? 7);
   const n = Number(Deno.args[1] ?? 2000);
   const dir = await Deno.makeTempDir({ prefix: "flowstate-bench-encrypt-" });
+  const pgUrl = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL") || undefined;
+  const pgSchema = `flowstate_bench_encrypt_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
   const backends: Backend[] = [
     { name: "memory", open: () => openStore({ plugin: "memory" }), n: n * 5 },
     {
@@ -113,12 +172,25 @@ if (import.meta.main) {
       n: n * 2,
     },
   ];
-  const results = new Map<string, { set: number[]; get: number[] }>();
-  const push = (name: string, r: { set: number; get: number }) => {
-    const e = results.get(name) ?? { set: [], get: [] };
-    e.set.push(r.set);
-    e.get.push(r.get);
+  if (pgUrl !== undefined) {
+    backends.push({
+      name: "postgres (durable, loopback)",
+      open: (_d, tag) =>
+        openStore({ plugin: "postgres", url: pgUrl, schema: pgSchema, table: `bench_${tag}` }),
+      n,
+    });
+  } else {
+    console.log("(postgres left out: set FLOWSTATE_TEST_POSTGRES_URL to include it)");
+  }
+  const results = new Map<string, Record<Op, number[]>>();
+  const cpuResults = new Map<string, Record<Op, number[]>>();
+  const push = (name: string, r: Record<Op, number>) => {
+    const e = results.get(name) ?? { set: [], get: [], getMany: [], list: [] };
+    for (const op of OPS) e[op].push(r[op]);
     results.set(name, e);
+    const c = cpuResults.get(name) ?? { set: [], get: [], getMany: [], list: [] };
+    for (const op of OPS) c[op].push(lastCpu[op]);
+    cpuResults.set(name, c);
   };
   const stores: Record<string, { plain: Store; enc: Store }> = {};
   for (const b of backends) {
@@ -127,7 +199,11 @@ if (import.meta.main) {
       enc: await encrypted(await b.open(dir, "enc"), { key: KEY }),
     };
   }
-  const crypto: { seal: number[]; open: number[] } = { seal: [], open: [] };
+  const webCrypto: { seal: number[]; open: number[]; openBatch: number[] } = {
+    seal: [],
+    open: [],
+    openBatch: [],
+  };
   const nodeCrypto: { seal: number[]; open: number[] } = { seal: [], open: [] };
   for (let round = 0; round < rounds; round++) {
     for (const b of backends) {
@@ -137,8 +213,9 @@ if (import.meta.main) {
       }
     }
     const c = await rawCrypto(n * 5);
-    crypto.seal.push(c.seal);
-    crypto.open.push(c.open);
+    webCrypto.seal.push(c.seal);
+    webCrypto.open.push(c.open);
+    webCrypto.openBatch.push(c.openBatch);
     const nc = rawNodeCrypto(n * 5);
     nodeCrypto.seal.push(nc.seal);
     nodeCrypto.open.push(nc.open);
@@ -148,30 +225,57 @@ if (import.meta.main) {
     await s.enc.close();
   }
   await Deno.remove(dir, { recursive: true });
+  if (pgUrl !== undefined) {
+    const { default: postgres } = await import("postgres");
+    const sql = postgres(pgUrl, { max: 1, onnotice: () => {} });
+    await sql.unsafe(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`);
+    await sql.end({ timeout: 5 });
+  }
 
   const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
-  console.log(`encrypted vs plain, 1 KB values, ${rounds} rounds, median ops/s`);
-  console.log("| backend | op | plain ops/s | encrypted ops/s | ratio (time, enc/plain) |");
-  console.log("|---|---|---:|---:|---:|");
+  const us = (perSecond: number) => 1e6 / perSecond;
+  const seal = median(webCrypto.seal);
+  const open = median(webCrypto.open);
+  const openBatch = median(webCrypto.openBatch);
+  // What the cipher alone costs per value for each operation (a batch opens 100 at once).
+  const cipher: Record<Op, number> = {
+    set: us(seal),
+    get: us(open),
+    getMany: us(openBatch),
+    list: us(openBatch),
+  };
+  console.log(
+    `encrypted vs plain, 1 KB values, ${rounds} rounds, median ops/s (values/s for getMany and ` +
+      `list, ${BATCH} a call)`,
+  );
+  console.log(
+    "| backend | op | plain ops/s | encrypted ops/s | ratio (time, enc/plain) | added µs/value | cipher alone µs | CPU µs/value plain → enc |",
+  );
+  console.log("|---|---|---:|---:|---:|---:|---:|---:|");
   for (const b of backends) {
-    for (const op of ["set", "get"] as const) {
+    for (const op of OPS) {
       const plain = median(results.get(`${b.name} plain`)![op]);
       const enc = median(results.get(`${b.name} enc`)![op]);
       // Per-round ratios too, so the spread shows.
       const ratios = results.get(`${b.name} plain`)![op].map((p, i) =>
         p / results.get(`${b.name} enc`)![op][i]
       );
+      const target = plain / enc <= 1.2 ? " ✓" : "";
       console.log(
-        `| ${b.name} | ${op} | ${fmt(plain)} | ${fmt(enc)} | ${(plain / enc).toFixed(2)}× (rounds ${
-          Math.min(...ratios).toFixed(2)
-        }–${Math.max(...ratios).toFixed(2)}) |`,
+        `| ${b.name} | ${op} | ${fmt(plain)} | ${fmt(enc)} | ${
+          (plain / enc).toFixed(2)
+        }×${target} (rounds ${Math.min(...ratios).toFixed(2)}–${
+          Math.max(...ratios).toFixed(2)
+        }) | ${(us(enc) - us(plain)).toFixed(1)} | ${cipher[op].toFixed(1)} | ${
+          median(cpuResults.get(`${b.name} plain`)![op]).toFixed(1)
+        } → ${median(cpuResults.get(`${b.name} enc`)![op]).toFixed(1)} |`,
       );
     }
   }
   console.log(
-    `| WebCrypto AES-256-GCM alone | seal / open 1 KB | | ${fmt(median(crypto.seal))} / ${
-      fmt(median(crypto.open))
-    } | |`,
+    `| WebCrypto AES-256-GCM alone | seal / open / open ${BATCH} at once, 1 KB | | ${fmt(seal)} / ${
+      fmt(open)
+    } / ${fmt(openBatch)} | | | | |`,
   );
   console.log(
     `| node:crypto AES-256-GCM alone (not used) | seal / open 1 KB | | ${

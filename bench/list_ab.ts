@@ -8,6 +8,11 @@
  *   git worktree add --detach /tmp/before main
  *   deno run -A bench/list_ab.ts /tmp/before [entries=100000] [rounds=15] [sqlite|postgres]
  *
+ * "after page" (and "before page", when that tree has it) takes the same 100
+ * entries with one `nextPage()` call instead of `for await`. On sqlite,
+ * "bare arrays" is the bare query with rows as arrays (`setReturnArrays`, as
+ * the plugin reads them): a stricter baseline than the default row objects.
+ *
  * The bare baseline is the same `SELECT … ORDER BY key LIMIT 100` on the
  * same key range plus `JSON.parse` of each value (node:sqlite on a second
  * connection; for postgres the `postgres` client with a prepared statement,
@@ -45,10 +50,17 @@ async function race(fns: Record<string, () => unknown>): Promise<void> {
     }
   }
   const bare = median(times.bare);
+  /** The spread of the per-round ratios (bare / it in the same round): p25–p75. */
+  const spread = (n: string) => {
+    const r = times[n].map((t, i) => times.bare[i] / t).sort((a, b) => a - b);
+    const at = (p: number) => r[Math.floor((r.length - 1) * p)].toFixed(2);
+    return `${at(0.25)}–${at(0.75)}`;
+  };
   console.log(
     `| ${BACKEND} list of 100, ${N} entries | ` +
       names.map((n) =>
-        `${n} ${median(times[n]).toFixed(0)} µs (${(bare / median(times[n])).toFixed(2)}×)`
+        `${n} ${median(times[n]).toFixed(0)} µs (${(bare / median(times[n])).toFixed(2)}×, ` +
+        `rounds ${spread(n)})`
       )
         .join(" | ") +
       " |",
@@ -66,6 +78,10 @@ const listOf = (store: any) => async () => {
   for await (const e of store.list({ prefix: ["orders"], limit: 100 })) out.push(e);
   return out;
 };
+/** The same 100 entries in one call (`nextPage`), on a tree that has it. */
+const pageOf = (store: any) => () => store.list({ prefix: ["orders"], limit: 100 }).nextPage();
+const paged = (name: string, store: any) =>
+  typeof store.list({ limit: 0 }).nextPage === "function" ? { [name]: pageOf(store) } : {};
 async function fill(store: any): Promise<void> {
   for (let k = 0; k < N; k += 5000) {
     const op = store.atomic();
@@ -91,10 +107,16 @@ if (BACKEND === "sqlite") {
     "SELECT key, value, version, expires_at FROM flowstate_entries WHERE key > ? AND key < ? " +
       "ORDER BY key LIMIT 100",
   );
+  const arrays = db.prepare(stmt.sourceSQL);
+  (arrays as unknown as { setReturnArrays(on: boolean): void }).setReturnArrays(true);
   await race({
     before: listOf(before),
     after: listOf(after),
+    ...paged("before page", before),
+    ...paged("after page", after),
     bare: () => (stmt.all(b.lower!, b.upper!) as any[]).map((r) => JSON.parse(r.value)),
+    // The same with rows as arrays (as the plugin now reads them): a stricter baseline.
+    "bare arrays": () => (arrays.all(b.lower!, b.upper!) as any[]).map((r) => JSON.parse(r[1])),
   });
   db.close();
   await Deno.remove(dir, { recursive: true });
@@ -114,6 +136,8 @@ if (BACKEND === "sqlite") {
     await race({
       before: listOf(before),
       after: listOf(after),
+      ...paged("before page", before),
+      ...paged("after page", after),
       bare: async () =>
         (await bare.unsafe(q, [b.lower!, b.upper!] as never[], { prepare: true })).map((r: any) =>
           JSON.parse(r.value)

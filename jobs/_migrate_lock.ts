@@ -214,7 +214,12 @@ export function storeForMigration(store: Store, lock: MigrationLock): Store {
   };
   const list = <T = JsonValue>(options?: ListOptions): ListIterator<T> => {
     const inner = store.list<T>(options);
-    return listIterator(inner, { cursor: () => inner.cursor, next: (step) => guard(step) });
+    return listIterator(inner, {
+      cursor: () => inner.cursor,
+      next: (step) => guard(step),
+      page: (max) => guard(() => inner.nextPage(max)),
+      pageSize: options?.batchSize,
+    });
   };
   const refuseClose = () =>
     Promise.reject(

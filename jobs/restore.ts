@@ -836,11 +836,27 @@ export async function restoreBackup(
         const live = sealedOf(options.from!);
         let expected = chain.liveSince + 1;
         const until = chain.liveSince + source.apply;
-        for await (const change of live.changes({ since: chain.liveSince })) {
-          if (change.seq > until) break;
-          if (change.seq !== expected) break;
-          expected++;
-          await take(itemOf(change));
+        // Pipelined: the next change is asked for before this one is taken, so
+        // that on an asynchronous backend the next page of the feed is read
+        // while a batch is being written.
+        const changes = live.changes({ since: chain.liveSince })[Symbol.asyncIterator]();
+        let next = changes.next();
+        try {
+          for (;;) {
+            const step = await next;
+            if (step.done) break;
+            const change = step.value;
+            if (change.seq > until || change.seq !== expected) break;
+            expected++;
+            next = change.seq < until
+              ? changes.next()
+              : Promise.resolve({ done: true, value: undefined });
+            next.catch(() => {}); // awaited on the next turn, or dropped if this one fails
+            await take(itemOf(change));
+          }
+        } finally {
+          await next.catch(() => {});
+          await changes.return?.();
         }
         if (expected !== until + 1) {
           throw new BackupError(

@@ -21,8 +21,14 @@
  *
  * @module
  */
-import type { KeyRange, RawEntry } from "../../src/store/driver.ts";
-import { type ByteBounds, byteBounds, decodeKey } from "../../src/store/keys.ts";
+import type { KeyRange, PagedListing, RawEntry } from "../../src/store/driver.ts";
+import {
+  type ByteBounds,
+  byteBounds,
+  decodeKey,
+  decodeKeyUnder,
+  encodeKey,
+} from "../../src/store/keys.ts";
 import { isEmptyBounds, prefixBounds } from "./bounds.ts";
 
 /** Rows in a page when the listing does not say (`KeyRange.batchSize`). */
@@ -43,6 +49,20 @@ export type EntryRow = {
   expires_at: number | null;
 };
 
+/**
+ * An entries-table row as an array (SQLite's `setReturnArrays`): reading an
+ * array's elements is cheaper than a row object's named properties.
+ */
+export type EntryTuple = [
+  key: Uint8Array,
+  value: string,
+  version: string,
+  expiresAt: number | null,
+];
+
+/** The column list of a `SELECT` whose rows are {@linkcode EntryRow}s or {@linkcode EntryTuple}s. */
+export const ENTRY_COLUMNS = "key, value, version, expires_at";
+
 /** The entry a row holds. */
 export function entryOf(row: EntryRow): RawEntry {
   return {
@@ -51,6 +71,22 @@ export function entryOf(row: EntryRow): RawEntry {
     version: row.version,
     expiresAt: row.expires_at,
   };
+}
+
+/**
+ * The entries of a listing's rows: under a prefix, each key decodes only the
+ * elements after it (the prefix's strings are shared, see `decodeKeyUnder`).
+ */
+function entryMaker(range: KeyRange): (row: EntryRow) => RawEntry {
+  if (range.prefix === undefined || range.prefix.length === 0) return entryOf;
+  const prefix = [...range.prefix]; // the caller's array may change while the listing runs
+  const prefixBytes = encodeKey(prefix);
+  return (row) => ({
+    key: decodeKeyUnder(row.key, prefix, prefixBytes),
+    value: row.value,
+    version: row.version,
+    expiresAt: row.expires_at,
+  });
 }
 
 /** Where a keyset-paginated listing of one key range stands. */
@@ -85,9 +121,9 @@ export class KeysetPages {
    * placeholder) of them.
    */
   select(table: string, where: readonly string[], limit: string): string {
-    return `SELECT key, value, version, expires_at FROM ${table} WHERE ${
-      where.join(" AND ")
-    } ORDER BY key ${this.reverse ? "DESC" : "ASC"} LIMIT ${limit}`;
+    return `SELECT ${ENTRY_COLUMNS} FROM ${table} WHERE ${where.join(" AND ")} ORDER BY key ${
+      this.reverse ? "DESC" : "ASC"
+    } LIMIT ${limit}`;
   }
 
   /**
@@ -95,9 +131,16 @@ export class KeysetPages {
    * `false` when that page was the last (it came back short).
    */
   advance(rows: readonly { key: Uint8Array }[], size: number): boolean {
-    if (rows.length < size) return false;
-    this.#remaining -= rows.length;
-    const last = rows[rows.length - 1].key;
+    return this.advancePast(rows.length, rows[rows.length - 1]?.key, size);
+  }
+
+  /**
+   * {@linkcode KeysetPages.advance} given the page's row count and its last
+   * key (`undefined` for an empty page).
+   */
+  advancePast(count: number, last: Uint8Array | undefined, size: number): boolean {
+    if (count < size || last === undefined) return false;
+    this.#remaining -= count;
     if (this.reverse) {
       this.bounds.upper = last;
     } else {
@@ -112,19 +155,22 @@ export class KeysetPages {
  * The entries of an async driver's keyset-paginated listing of `range`:
  * `fetch(pages, size)` runs one page's `SELECT`. Within a page each entry is
  * handed out as an already resolved promise (no async generator's promise
- * jobs per entry); the next page is read when the last one is used up.
+ * jobs per entry), or many at once by `nextPage`; the next page is read when
+ * the last one is used up.
  */
 export function asyncPagedEntries(
   range: KeyRange,
   fetch: (pages: KeysetPages, size: number) => Promise<EntryRow[]>,
-): AsyncIterableIterator<RawEntry> {
+): PagedListing {
   const pages = new KeysetPages(range);
+  const entryOf = entryMaker(range);
   let rows: EntryRow[] = [];
   let i = 0;
   let more = true;
   let finished = false;
   const done = (): IteratorResult<RawEntry> => ({ done: true, value: undefined });
-  const nextPage = async (): Promise<IteratorResult<RawEntry>> => {
+  /** Read the next page with rows in it; its first entry. */
+  const readPage = async (): Promise<IteratorResult<RawEntry>> => {
     while (!finished) {
       const size = more ? pages.nextSize() : 0;
       if (size === 0) break;
@@ -142,16 +188,29 @@ export function asyncPagedEntries(
     finished = true;
     return done();
   };
-  const iterator: AsyncIterableIterator<RawEntry> = {
+  const iterator: PagedListing = {
     next() {
       if (i < rows.length && !finished) {
         return Promise.resolve({ done: false, value: entryOf(rows[i++]) });
       }
       try {
-        return nextPage();
+        return readPage();
       } catch (err) {
         return Promise.reject(err);
       }
+    },
+    async nextPage(max: number): Promise<RawEntry[]> {
+      const out: RawEntry[] = [];
+      while (out.length < max && !finished) {
+        if (i < rows.length) {
+          out.push(entryOf(rows[i++]));
+          continue;
+        }
+        const r = await readPage();
+        if (r.done) break;
+        out.push(r.value);
+      }
+      return out;
     },
     return() {
       finished = true;
@@ -167,16 +226,21 @@ export function asyncPagedEntries(
 
 /**
  * The entries of a synchronous driver's keyset-paginated listing of `range`:
- * `fetch(pages, size)` runs one page's `SELECT`. A plain iterator over each
- * page's rows (no generator to resume per entry); the next page is read when
- * the last one is used up.
+ * `fetch(pages, size)` runs one page's `SELECT` and returns its rows as
+ * {@linkcode EntryTuple}s. A plain iterator over each page's rows (no
+ * generator to resume per entry); the next page is read when the last one is
+ * used up.
  */
 export function pagedEntries(
   range: KeyRange,
-  fetch: (pages: KeysetPages, size: number) => EntryRow[],
+  fetch: (pages: KeysetPages, size: number) => EntryTuple[],
 ): IterableIterator<RawEntry> {
   const pages = new KeysetPages(range);
-  let rows: EntryRow[] = [];
+  const prefix = range.prefix === undefined || range.prefix.length === 0
+    ? undefined
+    : [...range.prefix]; // the caller's array may change while the listing runs
+  const prefixBytes = prefix === undefined ? undefined : encodeKey(prefix);
+  let rows: EntryTuple[] = [];
   let i = 0;
   let more = true;
   let finished = false;
@@ -184,7 +248,20 @@ export function pagedEntries(
   const iterator: IterableIterator<RawEntry> = {
     next() {
       while (!finished) {
-        if (i < rows.length) return { done: false, value: entryOf(rows[i++]) };
+        if (i < rows.length) {
+          const row = rows[i++];
+          return {
+            done: false,
+            value: {
+              key: prefix === undefined
+                ? decodeKey(row[0])
+                : decodeKeyUnder(row[0], prefix, prefixBytes!),
+              value: row[1],
+              version: row[2],
+              expiresAt: row[3],
+            },
+          };
+        }
         const size = more ? pages.nextSize() : 0;
         if (size === 0) break;
         try {
@@ -194,7 +271,7 @@ export function pagedEntries(
           throw err;
         }
         i = 0;
-        more = pages.advance(rows, size);
+        more = pages.advancePast(rows.length, rows[rows.length - 1]?.[0], size);
       }
       finished = true;
       return done();

@@ -5,6 +5,7 @@ import {
   DEFAULT_PAGE_SIZE,
   entryOf,
   type EntryRow,
+  type EntryTuple,
   KeysetPages,
   pagedEntries,
 } from "./keyset.ts";
@@ -95,6 +96,17 @@ Deno.test("asyncPagedEntries hands out every row of every page in order", async 
   assert.deepEqual(sizes, [2, 2, 2], "the short third page is the last");
 });
 
+Deno.test("asyncPagedEntries.nextPage() fills each page across fetches, mixed with next()", async () => {
+  const { sizes, fetch } = table(7);
+  const listing = asyncPagedEntries({ prefix: ["t"], batchSize: 3 }, fetch);
+  const keys = (entries: { key: readonly string[] }[]) => entries.map((e) => e.key[1]);
+  assert.deepEqual((await listing.next()).value?.key, ["t", "000"]);
+  assert.deepEqual(keys(await listing.nextPage(4)), ["001", "002", "003", "004"]);
+  assert.deepEqual(keys(await listing.nextPage(4)), ["005", "006"]);
+  assert.deepEqual(await listing.nextPage(4), []);
+  assert.deepEqual(sizes, [3, 3, 3], "no fetch past the short page");
+});
+
 Deno.test("asyncPagedEntries stops at the limit without reading another page", async () => {
   const { sizes, fetch } = table(10);
   const keys: string[] = [];
@@ -127,11 +139,11 @@ Deno.test("pagedEntries hands out every row of every page in order, up to the li
   const all = (range: Parameters<typeof pagedEntries>[0]) => {
     const t = table(5);
     const seen: string[] = [];
-    const rowsOf = (pages: KeysetPages, size: number): EntryRow[] => {
+    const rowsOf = (pages: KeysetPages, size: number): EntryTuple[] => {
       t.sizes.push(size);
       const { lower } = pages.bounds;
       return t.rows.filter((r) => lower === undefined || compareBytes(r.key, lower) > 0)
-        .slice(0, size);
+        .slice(0, size).map((r) => [r.key, r.value, r.version, r.expires_at]);
     };
     for (const e of pagedEntries(range, rowsOf)) seen.push(e.key[1]);
     return { seen, sizes: t.sizes };
@@ -150,7 +162,7 @@ Deno.test("pagedEntries reads nothing after return() and ends after an error", (
   let calls = 0;
   const it = pagedEntries({ prefix: ["t"], batchSize: 1 }, () => {
     calls++;
-    return [{ key: encodeKey(["t", "a"]), value: "1", version: "v", expires_at: null }];
+    return [[encodeKey(["t", "a"]), "1", "v", null]];
   });
   assert.deepEqual(it.next().value?.key, ["t", "a"]);
   it.return!();

@@ -14,6 +14,7 @@ import {
   ROOT,
   SCHEMA,
   TESTDATA,
+  withAdmin,
 } from "./_test_utils.ts";
 
 // PostgresDriver under concurrency: statements per commit, the table lock,
@@ -473,10 +474,6 @@ pgTest(
   },
 );
 
-// --- Cleanup -------------------------------------------------------------------
-
-dropTestSchema();
-
 pgTest(
   "postgres with a change feed: native claims and writes at once record every change, gap-free",
   async (url) => {
@@ -589,3 +586,173 @@ pgTest(
     }
   },
 );
+
+pgTest(
+  "postgres with a change feed: a commit is one statement, and concurrent ones of a process go together, each with its own checks",
+  async (url) => {
+    await withCountingProxy(url, async (proxyUrl, statements) => {
+      const store = await openStore({
+        plugin: "postgres",
+        url: proxyUrl,
+        schema: SCHEMA,
+        table: newTable("feedbatch"),
+        changes: { keep: "30d" },
+      });
+      try {
+        await store.set(["warm"], 0); // creates the feed-commit function
+        let before = statements();
+        await store.set(["one"], 1);
+        assert.equal(statements() - before, 1, "a set with the feed is one statement");
+
+        const stale = (await store.get(["one"]))!.version;
+        await store.set(["one"], 2);
+        before = statements();
+        const results = await Promise.all([
+          ...Array.from({ length: 15 }, (_, i) => store.set(["many", String(i)], i)),
+          // A compare-and-set against a version that is gone, among them: it alone fails.
+          store.atomic().check(["one"], stale).set(["one"], 3).set(["lost"], 1).commit(),
+        ]);
+        const sent = statements() - before;
+        assert.ok(sent <= 2, `16 concurrent feed commits took ${sent} statements (at most 2)`);
+        assert.ok(results.slice(0, 15).every((r) => r.ok));
+        const failed = results[15];
+        assert.equal(failed.ok, false);
+        assert.deepEqual(!failed.ok && failed.conflicts, [["one"]]);
+        assert.equal((await store.get(["one"]))?.value, 2);
+        assert.equal(await store.get(["lost"]), null);
+
+        const changes = await Array.fromAsync(store.changes({}));
+        assert.deepEqual(changes.map((c) => c.seq), changes.map((_, i) => i + 1));
+        assert.equal(changes.length, 3 + 15, "nothing recorded for the failed compare-and-set");
+        assert.deepEqual(
+          changes.slice(3).map((c) => c.key[1]).sort((a, b) => Number(a) - Number(b)),
+          Array.from({ length: 15 }, (_, i) => String(i)),
+        );
+        for (const c of changes.slice(3)) {
+          const entry = (await store.get(c.key))!;
+          assert.equal(c.version, entry.version, `#${c.seq} carries its own commit's version`);
+        }
+      } finally {
+        await store.close();
+      }
+    });
+  },
+);
+
+pgTest(
+  "postgres with a change feed: a dropped feed-commit function is made again, and the feed goes on without a gap",
+  async (url) => {
+    const table = newTable("feedfn");
+    const spec = { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "30d" } };
+    const store = await openStore(spec);
+    const fn = `"${SCHEMA}"."${table}_feed_commit_v1"`;
+    const exists = async () => {
+      let found = false;
+      await withAdmin(url, async (sql) => {
+        const [row] = await sql.unsafe(`SELECT to_regprocedure($1) IS NOT NULL AS found`, [
+          `${fn}(text[], text[], float8, text[], text[], text[], float8[], text, text, text, ` +
+          `text, text[], text[], text[], text[], text[], text[], text)`,
+        ]);
+        found = row.found;
+      });
+      return found;
+    };
+    try {
+      await store.set(["a"], 1);
+      assert.ok(await exists(), "the first feed commit created the function");
+      await withAdmin(url, async (sql) => {
+        await sql.unsafe(`DROP FUNCTION ${fn}`);
+      });
+      await store.set(["a"], 2); // the pipelined transaction, as before the function existed
+      await store.set(["b"], 3);
+      assert.ok(await exists(), "made again");
+      const changes = await Array.fromAsync(store.changes({}));
+      assert.deepEqual(changes.map((c) => [c.seq, c.key, c.value]), [
+        [1, ["a"], 1],
+        [2, ["a"], 2],
+        [3, ["b"], 3],
+      ]);
+      assert.equal(changes[1].previousVersion, changes[0].version);
+      // Another process (a second store on the table) continues the same feed.
+      const other = await openStore(spec);
+      try {
+        await other.delete(["a"]);
+        assert.deepEqual((await other.feedInfo()).lastSeq, 4);
+        const [last] = await Array.fromAsync(store.changes({ since: 3 }));
+        assert.deepEqual([last.op, last.previousVersion], ["delete", changes[1].version]);
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+pgTest(
+  "postgres with a change feed: a role that may not create the feed-commit function writes the feed all the same, and the function continues that feed",
+  async (url) => {
+    const table = newTable("feednorole");
+    const role = `fs_nofn_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
+    const spec = { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "30d" } };
+    await (await openStore(spec)).close(); // the tables, made by the owner
+    await withAdmin(url, async (sql) => {
+      await sql.unsafe(`CREATE ROLE ${role} LOGIN`);
+      await sql.unsafe(`GRANT USAGE ON SCHEMA "${SCHEMA}" TO ${role}`);
+      await sql.unsafe(
+        `GRANT SELECT, INSERT, UPDATE, DELETE ON "${SCHEMA}"."${table}", ` +
+          `"${SCHEMA}"."${table}_meta" TO ${role}`,
+      );
+    });
+    try {
+      const limited = new URL(url);
+      limited.username = role;
+      limited.password = "";
+      const store = await openStore({ ...spec, url: limited.href });
+      try {
+        await store.set(["a"], 1);
+        await store.set(["a"], 2);
+        await store.atomic().set(["b"], 1).delete(["a"]).commit();
+      } finally {
+        await store.close();
+      }
+      let found = true;
+      await withAdmin(url, async (sql) => {
+        const [row] = await sql.unsafe(
+          `SELECT count(*)::int AS n FROM pg_proc AS p JOIN pg_namespace AS n ` +
+            `ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2`,
+          [SCHEMA, `${table}_feed_commit_v1`],
+        );
+        found = row.n > 0;
+      });
+      assert.equal(found, false, "the limited role made no function");
+      // The owner's process goes on with the function, from the same head.
+      const owner = await openStore(spec);
+      try {
+        await owner.set(["a"], 3);
+        const changes = await Array.fromAsync(owner.changes({}));
+        assert.deepEqual(changes.map((c) => [c.seq, c.op, c.key]), [
+          [1, "set", ["a"]],
+          [2, "set", ["a"]],
+          [3, "set", ["b"]],
+          [4, "delete", ["a"]],
+          [5, "set", ["a"]],
+        ]);
+        assert.equal(changes[1].previousVersion, changes[0].version);
+        assert.equal(changes[3].previousVersion, changes[1].version);
+        assert.equal(changes[4].previousVersion, null);
+      } finally {
+        await owner.close();
+      }
+    } finally {
+      await withAdmin(url, async (sql) => {
+        await sql.unsafe(`DROP OWNED BY ${role}`);
+        await sql.unsafe(`DROP ROLE ${role}`);
+      });
+    }
+  },
+);
+
+// --- Cleanup -------------------------------------------------------------------
+
+dropTestSchema();

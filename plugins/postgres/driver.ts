@@ -40,8 +40,11 @@ import type {
 import type { QueryPlan } from "../../src/store/types.ts";
 import { indexName, type PgIndexTarget, preparePgIndexes } from "./indexes.ts";
 import { pgSearch, preparePgSearch } from "./search.ts";
-import { LOCK_CLASS } from "./schema.ts";
+import { LOCK_CLASS, quoteIdent } from "./schema.ts";
 import {
+  feedFunctionCalls,
+  feedFunctionDdl,
+  feedFunctionName,
   LIVE,
   planWrites,
   PURGE_BATCH_SIZE,
@@ -107,6 +110,16 @@ function lockList(checkKeys: readonly string[], plan: WritePlan): string[] {
   return [...new Set([...checkKeys, ...plan.deleteKeys, ...plan.setKeys])];
 }
 
+/** A feed commit waiting to be sent: its checks, its 18 parameters, its result. */
+interface FeedCall {
+  checks: readonly AtomicCheck[];
+  params: unknown[];
+  done: PromiseWithResolvers<DriverCommitResult | undefined>;
+}
+
+/** Feed commits sent together at most (18 parameters each). */
+const MAX_FEED_BATCH = 16;
+
 /** How many times a commit is retried after PostgreSQL aborted it for a deadlock. */
 const MAX_COMMIT_ATTEMPTS = 5;
 /** Seconds `close()` lets running queries finish before it drops the connections. */
@@ -154,6 +167,18 @@ export class PostgresDriver implements StoreDriver {
   /** The search declaration the database's search column was built for. */
   #search: SearchSpec | undefined;
   #listeners = new Set<{ unlisten(): Promise<void> }>();
+  /**
+   * Whether the feed-commit function is there to call: created on the first
+   * `commitFeed` (see {@linkcode PostgresDriver.commitFeed}); `false` when this
+   * role may not create it (the pipelined transaction does the same work).
+   */
+  #feedFunction: Promise<boolean> | undefined;
+  /** Feed commits waiting for the statement on its way (see `#callFeedFunction`). */
+  #feedQueue: FeedCall[] = [];
+  /** A feed-commit statement is on its way. */
+  #feedSending = false;
+  /** The text of the statement that calls the feed-commit function n times, by n. */
+  #feedCallTexts: string[] = [];
 
   private constructor(
     sql: Sql,
@@ -923,22 +948,180 @@ export class PostgresDriver implements StoreDriver {
 
   /**
    * A commit and the change feed's part of it, in one transaction and one
-   * round trip (pipelined): `BEGIN`; the commit's keys' locks with those of
+   * round trip: one autocommit call of the table's feed-commit function
+   * (PL/pgSQL, created on the first feed commit, see `feedFunctionDdl`),
+   * whose statements take the commit's keys' locks with those of
    * `feed.reads` (the feed's head among them: commits that write the feed go
-   * one at a time, in the order they get the head's lock); one statement
-   * that reads the head and the previous versions (a later statement than
-   * the locks, so it sees the commit before it) and writes the commit's and
-   * the feed's writes only if every check holds (`feed.template`); a
-   * `pg_notify` if the head now holds this commit's version; `COMMIT`.
+   * one at a time, in the order they get the head's lock, and hold it until
+   * their commit, so sequence numbers follow commit order); then, in a later
+   * statement and so a fresh snapshot that sees the commit before it, read
+   * the head and the previous versions and write the commit's and the
+   * feed's writes only if every check holds (`feed.template`); then a
+   * `pg_notify` if anything was written. A role that may not create the
+   * function gets the same statements as a pipelined transaction on a
+   * reserved connection (`BEGIN` … `COMMIT`, one round trip too, but more
+   * work for the client and the server).
    */
   async commitFeed(request: CommitRequest, feed: FeedCommit): Promise<DriverCommitResult> {
     const what = "Cannot commit";
     this.#assertOpen(what);
-    const { checks, mutations, version, now } = request;
-    if (mutations.some((m) => m.type === "clear")) {
+    if (request.mutations.some((m) => m.type === "clear")) {
       throw new TypeError(`${what}: a commit that writes the feed natively cannot clear a range`);
     }
-    const s = this.#sqlText;
+    if (await this.#hasFeedFunction()) {
+      const result = await this.#callFeedFunction(request, feed);
+      if (result !== undefined) return result;
+    }
+    return await this.#pipelinedFeedCommit(request, feed);
+  }
+
+  /** The qualified, quoted name of this table's feed-commit function. */
+  get #feedFunctionName(): string {
+    return `${quoteIdent(this.#schema)}.${quoteIdent(feedFunctionName(this.#bareTable))}`;
+  }
+
+  /**
+   * Create this table's feed-commit function if it is missing (once per
+   * driver; under an advisory lock of its own, so processes doing it at once
+   * do not race). Resolves `false` when it cannot be had: for good when the
+   * server refuses it (the role may not create functions in the schema, or
+   * the server is older than PostgreSQL 12), for this call only on any other
+   * failure (the next commit tries again).
+   */
+  #hasFeedFunction(): Promise<boolean> {
+    return this.#feedFunction ??= (async () => {
+      try {
+        await this.#sql.begin(async (tx) => {
+          const name = feedFunctionName(this.#bareTable);
+          await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
+            `${this.#schema}.${name}`,
+          ]);
+          const found = await tx.unsafe(
+            `SELECT 1 FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace ` +
+              `WHERE n.nspname = $1 AND p.proname = $2`,
+            [this.#schema, name],
+          );
+          if (found.length === 0) {
+            await tx.unsafe(feedFunctionDdl(this.#feedFunctionName, this.#sqlText.feedBody));
+          }
+        });
+        return true;
+      } catch (err) {
+        // The server refused (no CREATE privilege on the schema, a server too old for the
+        // function's settings): for good. Anything else (the connection): try again next time.
+        if (!isPostgresError(err)) this.#feedFunction = undefined;
+        return false;
+      }
+    })();
+  }
+
+  /**
+   * A feed commit as one call of the feed-commit function: one autocommit
+   * statement. Feed commits of this store go one at a time anyway (the
+   * head's lock), so while one is on its way the next ones wait here and
+   * then go together: one statement that calls the function once for each,
+   * one after the other, in one transaction (one WAL flush for all, as
+   * PostgreSQL's group commit does for commits that do not wait for each
+   * other). Each keeps its own checks: one that fails writes nothing and
+   * the others go on, exactly as if they had committed one by one.
+   * `undefined` when the function is gone (dropped meanwhile): the caller
+   * takes the pipelined transaction, and the next commit creates the
+   * function again.
+   */
+  #callFeedFunction(
+    request: CommitRequest,
+    feed: FeedCommit,
+  ): Promise<DriverCommitResult | undefined> {
+    const { params, locked } = this.#feedParams(request, feed);
+    const call: FeedCall = {
+      checks: request.checks,
+      params: [...params, locked, this.#channel(feed.topic)],
+      done: Promise.withResolvers(),
+    };
+    this.#feedQueue.push(call);
+    if (!this.#feedSending) void this.#sendFeedCalls();
+    return call.done.promise;
+  }
+
+  /** Send the waiting feed commits, in batches of at most `MAX_FEED_BATCH`, until none waits. */
+  async #sendFeedCalls(): Promise<void> {
+    this.#feedSending = true;
+    try {
+      while (this.#feedQueue.length > 0) {
+        await this.#runFeedCalls(this.#feedQueue.splice(0, MAX_FEED_BATCH));
+      }
+    } finally {
+      this.#feedSending = false;
+    }
+  }
+
+  /**
+   * One statement for `batch` (see {@linkcode feedFunctionCalls}); settles
+   * every call's promise, never throws. A deadlock is retried; any other
+   * error the server answers for a batch of several runs each call alone, so
+   * that each gets its own result or error.
+   */
+  async #runFeedCalls(batch: FeedCall[]): Promise<void> {
+    const what = "Cannot commit";
+    let text = this.#feedCallTexts[batch.length];
+    if (text === undefined) {
+      text = this.#feedCallTexts[batch.length] = feedFunctionCalls(
+        this.#feedFunctionName,
+        batch.length,
+      );
+    }
+    const params = batch.flatMap((c) => c.params) as never[];
+    if (batch.length > 1) {
+      // The first call takes every call's locks, in one sorted pass: the later calls find
+      // theirs held already, so two batches never wait for each other in a cycle.
+      params[16] = batch.flatMap((c) => c.params[16] as string[]) as never;
+    }
+    for (let attempt = 1;; attempt++) {
+      if (this.#closed) {
+        for (const c of batch) c.done.reject(this.#error(what, new Error("closed")));
+        return;
+      }
+      try {
+        const [row] = await this.#sql.unsafe<Record<string, number[] | null>[]>(
+          text,
+          params,
+          PREPARED,
+        );
+        batch.forEach(({ checks, done }, j) => {
+          const failed = row[`r${j}`];
+          done.resolve(
+            failed === null || failed.length === 0
+              ? { ok: true }
+              : { ok: false, conflicts: failed.map((i) => checks[i - 1].key) },
+          );
+        });
+        return;
+      } catch (err) {
+        if (codeOf(err) === "42883") {
+          // undefined_function: nothing ran.
+          this.#feedFunction = undefined;
+          for (const c of batch) c.done.resolve(undefined);
+          return;
+        }
+        if (attempt < MAX_COMMIT_ATTEMPTS && isRetryable(err) && !this.#closed) continue;
+        if (batch.length > 1 && isPostgresError(err) && !this.#closed) {
+          // The server refused the statement, so nothing of it was written: each call alone.
+          // (A lost connection leaves the outcome unknown: no call may be sent again.)
+          for (const c of batch) await this.#runFeedCalls([c]);
+          return;
+        }
+        for (const c of batch) c.done.reject(this.#error(what, err));
+        return;
+      }
+    }
+  }
+
+  /** The `feedWrite` parameters of a feed commit, the keys it locks and the head's key (hex). */
+  #feedParams(
+    request: CommitRequest,
+    feed: FeedCommit,
+  ): { params: unknown[]; locked: string[]; headHex: string } {
+    const { checks, mutations, version, now } = request;
     const plan = expandSingle(planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]));
     const checkKeys = checks.map((c) => toHex(encodeKey(c.key)));
     const t = feed.template;
@@ -959,7 +1142,25 @@ export class PostgresDriver implements StoreDriver {
       t.writes.map((w) => toHex(encodeKey(w.byKey))),
       t.writes.map((w) => w.middle),
       t.writes.map((w) => w.tail),
-    ] as never[];
+    ];
+    return { params, locked, headHex };
+  }
+
+  /**
+   * The feed commit as a pipelined transaction on a reserved connection
+   * (where the feed-commit function cannot be had): `BEGIN`, the locks,
+   * `feedWrite`, the conditional `pg_notify`, `COMMIT`.
+   */
+  async #pipelinedFeedCommit(
+    request: CommitRequest,
+    feed: FeedCommit,
+  ): Promise<DriverCommitResult> {
+    const what = "Cannot commit";
+    const { checks, version } = request;
+    const s = this.#sqlText;
+    const feedParams = this.#feedParams(request, feed);
+    const { locked, headHex } = feedParams;
+    const params = feedParams.params as never[];
     for (let attempt = 1;; attempt++) {
       this.#assertOpen(what);
       const tx = await this.#sql.reserve();

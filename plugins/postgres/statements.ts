@@ -106,6 +106,15 @@ export interface Statements {
   feedWrite: string;
   /** `pg_notify($1)` if the row $2 (hex) holds version $3 (the head, after a feed write). */
   notifyIfVersion: string;
+  /**
+   * The body of the store's feed-commit function (see {@linkcode feedFunctionDdl}):
+   * `feedWrite`'s parameters as $1 … $16, $17 the keys to lock (hex), $18
+   * the NOTIFY channel. Takes the locks, then (a later statement, so a
+   * fresh snapshot that sees every commit that held them before) writes as
+   * `feedWrite` and puts the failed checks' numbers in `failed`, then
+   * notifies if the head holds this commit's version.
+   */
+  feedBody: string;
   /** $1 check keys, $2 check versions, $3 now. */
   check: string;
   /** The store's lock, exclusive (for commits with range deletes). */
@@ -134,6 +143,67 @@ export interface Statements {
  */
 export function keyLockId(hex: string, lockId: number): string {
   return `hashtextextended(${hex}, ${lockId})`;
+}
+
+/** The version of the feed-commit function's body, part of its name (a new body, a new name). */
+const FEED_FUNCTION_VERSION = 1;
+
+/**
+ * The (unquoted) name of the feed-commit function of `table`: at most 48 +
+ * 15 characters, within PostgreSQL's 63.
+ */
+export function feedFunctionName(table: string): string {
+  return `${table}_feed_commit_v${FEED_FUNCTION_VERSION}`;
+}
+
+/**
+ * `CREATE OR REPLACE FUNCTION fn(…) RETURNS int[]`: the store's feed commit
+ * (see `Statements.feedBody`) as one PL/pgSQL function, so a commit that
+ * writes the feed is one autocommit statement (one round trip, no explicit
+ * transaction), whose inner statements each take a fresh snapshot after the
+ * locks. `fn` is the qualified, quoted name.
+ */
+export function feedFunctionDdl(fn: string, body: string): string {
+  return `CREATE OR REPLACE FUNCTION ${fn}(text[], text[], float8, text[], text[], text[], ` +
+    `float8[], text, text, text, text, text[], text[], text[], text[], text[], text[], text) ` +
+    // Generic plans from the first call: a custom plan of the feed statement costs more to
+    // make (every call, as the planner keeps choosing one) than the statement costs to run.
+    `RETURNS int[] LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan ` +
+    `AS $fs$\n${body}\n$fs$`;
+}
+
+/**
+ * One statement that calls the feed-commit function `fn` (qualified, quoted)
+ * `n` times, one after the other in one transaction: call `j` (from 0) takes
+ * parameters `18j + 1` … `18j + 18` and answers as column `r<j>`.
+ */
+export function feedFunctionCalls(fn: string, n: number): string {
+  const types = [
+    "text[]",
+    "text[]",
+    "float8",
+    "text[]",
+    "text[]",
+    "text[]",
+    "float8[]",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text[]",
+    "text[]",
+    "text[]",
+    "text[]",
+    "text[]",
+    "text[]",
+    "text",
+  ];
+  const calls = Array.from(
+    { length: n },
+    (_, j) =>
+      `${fn}(${types.map((t, k) => `$${j * types.length + k + 1}::${t}`).join(", ")}) AS r${j}`,
+  );
+  return `SELECT ${calls.join(", ")}`;
 }
 
 /** The statements of the table `t` (quoted), whose advisory lock id is `lockId`. */
@@ -165,6 +235,59 @@ export function statements(t: string, lockId: number): Statements {
     `WITH ORDINALITY AS c(k, v, i) LEFT JOIN ${t} AS e ON e.key = decode(c.k, 'hex') ` +
     `WHERE (CASE WHEN e.expires_at IS NULL OR e.expires_at > $3::float8 THEN e.version END) ` +
     `IS DISTINCT FROM c.v`;
+  const feedWrite = `WITH bad AS MATERIALIZED (${failedChecks}), ` +
+    `h AS MATERIALIZED (SELECT COALESCE(max((value::json->>'seq')::bigint), 0) AS seq, ` +
+    `COALESCE(max(value::json->>'since'), $11::text) AS since FROM ${t} ` +
+    `WHERE key = decode($9::text, 'hex')), ` +
+    `w AS MATERIALIZED (SELECT u.i, u.del = 't' AS del, u.bk, u.mid, u.tl, (SELECT e.version FROM ${t} AS e ` +
+    `WHERE e.key = decode(u.k, 'hex') AND ${live(3).replaceAll("expires_at", "e.expires_at")}) ` +
+    `AS prev FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[]) ` +
+    `WITH ORDINALITY AS u(k, del, bk, mid, tl, i)), ` +
+    `c AS MATERIALIZED (SELECT w.*, (SELECT seq FROM h) + row_number() OVER (ORDER BY w.i) ` +
+    `AS seq FROM w WHERE NOT (w.del AND w.prev IS NULL) AND NOT EXISTS (SELECT 1 FROM bad)), ` +
+    `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
+    `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
+    `f AS (INSERT INTO ${t} (key, value, version, expires_at) ` +
+    `SELECT decode(x.k, 'hex'), x.v, $8::text, NULL FROM (` +
+    `SELECT $10::text || encode(convert_to(lpad(c.seq::text, 16, '0'), 'UTF8'), 'hex') || '00' ` +
+    `AS k, '{"seq":' || c.seq || c.mid || COALESCE(to_json(c.prev)::text, 'null') || c.tl AS v ` +
+    `FROM c UNION ALL ` +
+    `SELECT c.bk || encode(convert_to(lpad(c.seq::text, 16, '0'), 'UTF8'), 'hex') || '00', ` +
+    `'null' FROM c UNION ALL ` +
+    `SELECT $9::text, '{"seq":' || max(c.seq) || ',"since":' || (SELECT since FROM h) || '}' ` +
+    `FROM c HAVING count(*) > 0) AS x ORDER BY x.k ${upsert}) ` +
+    `SELECT i FROM bad ORDER BY i`;
+  const seqHex = (seq: string) => `encode(convert_to(lpad(${seq}::text, 16, '0'), 'UTF8'), 'hex')`;
+  const feedBody =
+    `DECLARE failed int[]; v_prev text; v_prev_x float8; v_seq bigint; v_key bytea;\nBEGIN\n` +
+    `${keyLocks("$17::text[]").replace(/^SELECT /, "PERFORM ")};\n` +
+    // One set, no checks, no deletes (a plain set: the common case): simple statements, each
+    // with a fresh snapshot after the locks, which cost less than the general statement.
+    `IF cardinality($1) = 0 AND cardinality($4) = 0 AND cardinality($5) = 1 AND ` +
+    `cardinality($12) = 1 AND $13[1] = 'f' THEN\n` +
+    `v_key := decode($5[1], 'hex');\n` +
+    `SELECT version, expires_at INTO v_prev, v_prev_x FROM ${t} WHERE key = v_key;\n` +
+    `IF v_prev_x IS NOT NULL AND v_prev_x <= $3 THEN v_prev := NULL; END IF;\n` +
+    `INSERT INTO ${t} AS e (key, value, version, expires_at) VALUES (decode($9, 'hex'), ` +
+    `'{"seq":1,"since":' || $11 || '}', $8, NULL) ON CONFLICT (key) DO UPDATE SET value = ` +
+    `'{"seq":' || ((e.value::json->>'seq')::bigint + 1) || ',"since":' || ` +
+    `COALESCE(e.value::json->>'since', $11) || '}', version = excluded.version, ` +
+    `expires_at = NULL RETURNING (value::json->>'seq')::bigint INTO v_seq;\n` +
+    `INSERT INTO ${t} (key, value, version, expires_at) VALUES (v_key, $6[1], $8, $7[1]), ` +
+    `(decode($10 || ${seqHex("v_seq")} || '00', 'hex'), '{"seq":' || v_seq || $15[1] || ` +
+    `COALESCE(to_json(v_prev)::text, 'null') || $16[1], $8, NULL), ` +
+    `(decode($14[1] || ${seqHex("v_seq")} || '00', 'hex'), 'null', $8, NULL) ${upsert};\n` +
+    `PERFORM pg_notify($18, '');\n` +
+    `RETURN NULL;\nEND IF;\n` +
+    `${
+      feedWrite.replace(
+        /SELECT i FROM bad ORDER BY i$/,
+        "SELECT array_agg(i ORDER BY i) INTO failed FROM bad",
+      )
+    };\n` +
+    `IF failed IS NULL THEN PERFORM pg_notify($18, '') FROM ${t} ` +
+    `WHERE key = decode($9, 'hex') AND version = $8; END IF;\n` +
+    `RETURN failed;\nEND`;
   return {
     get: `SELECT value, version, expires_at FROM ${t} WHERE key = $1 AND ${live(2)}`,
     getMany: `SELECT key, value, version, expires_at FROM ${t} WHERE key IN ` +
@@ -183,30 +306,10 @@ export function statements(t: string, lockId: number): Statements {
     checkedWrite: `WITH bad AS MATERIALIZED (${failedChecks}), ` +
       `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
       `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}) SELECT i FROM bad ORDER BY i`,
-    feedWrite: `WITH bad AS MATERIALIZED (${failedChecks}), ` +
-      `h AS MATERIALIZED (SELECT COALESCE(max((value::json->>'seq')::bigint), 0) AS seq, ` +
-      `COALESCE(max(value::json->>'since'), $11::text) AS since FROM ${t} ` +
-      `WHERE key = decode($9::text, 'hex')), ` +
-      `w AS MATERIALIZED (SELECT u.i, u.del = 't' AS del, u.bk, u.mid, u.tl, (SELECT e.version FROM ${t} AS e ` +
-      `WHERE e.key = decode(u.k, 'hex') AND ${live(3).replaceAll("expires_at", "e.expires_at")}) ` +
-      `AS prev FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[]) ` +
-      `WITH ORDINALITY AS u(k, del, bk, mid, tl, i)), ` +
-      `c AS MATERIALIZED (SELECT w.*, (SELECT seq FROM h) + row_number() OVER (ORDER BY w.i) ` +
-      `AS seq FROM w WHERE NOT (w.del AND w.prev IS NULL) AND NOT EXISTS (SELECT 1 FROM bad)), ` +
-      `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
-      `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
-      `f AS (INSERT INTO ${t} (key, value, version, expires_at) ` +
-      `SELECT decode(x.k, 'hex'), x.v, $8::text, NULL FROM (` +
-      `SELECT $10::text || encode(convert_to(lpad(c.seq::text, 16, '0'), 'UTF8'), 'hex') || '00' ` +
-      `AS k, '{"seq":' || c.seq || c.mid || COALESCE(to_json(c.prev)::text, 'null') || c.tl AS v ` +
-      `FROM c UNION ALL ` +
-      `SELECT c.bk || encode(convert_to(lpad(c.seq::text, 16, '0'), 'UTF8'), 'hex') || '00', ` +
-      `'null' FROM c UNION ALL ` +
-      `SELECT $9::text, '{"seq":' || max(c.seq) || ',"since":' || (SELECT since FROM h) || '}' ` +
-      `FROM c HAVING count(*) > 0) AS x ORDER BY x.k ${upsert}) ` +
-      `SELECT i FROM bad ORDER BY i`,
+    feedWrite,
     notifyIfVersion: `SELECT pg_notify($1::text, '') FROM ${t} ` +
       `WHERE key = decode($2::text, 'hex') AND version = $3::text`,
+    feedBody,
     check: `${failedChecks} ORDER BY c.i`,
     lock: `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockId})`,
     keyLocks: keyLocks("$1::text[]"),

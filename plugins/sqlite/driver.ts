@@ -18,11 +18,17 @@ import type {
   RawEntry,
   StoreDriver,
 } from "../../src/store/driver.ts";
-import { byteBounds, encodeKey, keysEqual } from "../../src/store/keys.ts";
+import { byteBounds, decodeKey, encodeKey, keysEqual } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { AtomicCheck, Capabilities, Key } from "../../src/store/types.ts";
 import { boundsWhere, isEmptyBounds, prefixBounds } from "../_sql/bounds.ts";
-import { entryOf, type EntryRow, pagedEntries } from "../_sql/keyset.ts";
+import {
+  entryOf,
+  type EntryRow,
+  type EntryTuple,
+  type KeysetPages,
+  pagedEntries,
+} from "../_sql/keyset.ts";
 import { isBusy, isCorrupt, messageOf } from "./errors.ts";
 import { CompiledQueries, type CompiledQuery, compileQuery, LONE_SURROGATE_GLOB } from "./query.ts";
 import type {
@@ -82,6 +88,20 @@ const STATEMENT_CACHE_SIZE = 64;
 const PURGE_BATCH_SIZE = 1000;
 
 const LIVE = "(expires_at IS NULL OR expires_at > ?)";
+
+/**
+ * Rows of a statement made to return arrays: as they are, or (on a runtime
+ * without `setReturnArrays`, whose rows are objects) converted.
+ */
+function tuplesOf(rows: unknown[]): EntryTuple[] {
+  if (rows.length === 0 || Array.isArray(rows[0])) return rows as EntryTuple[];
+  return (rows as EntryRow[]).map((r) => [r.key, r.value, r.version, r.expires_at]);
+}
+
+/** The entry a row of `ENTRY_COLUMNS` (as an array) holds. */
+function tupleEntry(row: EntryTuple): RawEntry {
+  return { key: decodeKey(row[0]), value: row[1], version: row[2], expiresAt: row[3] };
+}
 
 /** Why a store is opened read-only: the place that cannot be written, and why. */
 interface ReadOnlyReason {
@@ -214,6 +234,10 @@ export class SqliteDriver implements StoreDriver {
   /** The temp directory holding the copy a read-only store reads, removed on close. */
   #copy: string | undefined;
   #statements = new Map<string, StatementSync>();
+  /** List pages' statements by shape (see `#pageStatement`), returning arrays. */
+  #pageStatements = new Map<string, StatementSync>();
+  /** Statements by SQL text that return rows as arrays (see `#tupleStatement`). */
+  #tupleStatements = new Map<string, StatementSync>();
   #get: StatementSync;
   #check: StatementSync;
   #upsert: StatementSync;
@@ -493,17 +517,29 @@ export class SqliteDriver implements StoreDriver {
   }
 
   #statement(sql: string): StatementSync {
-    let stmt = this.#statements.get(sql);
+    return this.#cached(this.#statements, sql, false);
+  }
+
+  /**
+   * `#statement` for a `SELECT` of `ENTRY_COLUMNS` whose rows come back as
+   * {@linkcode EntryTuple}s (read them through {@linkcode tuplesOf}).
+   */
+  #tupleStatement(sql: string): StatementSync {
+    return this.#cached(this.#tupleStatements, sql, true);
+  }
+
+  #cached(cache: Map<string, StatementSync>, sql: string, arrays: boolean): StatementSync {
+    let stmt = cache.get(sql);
     if (stmt) {
       // Refresh its place in the LRU order.
-      this.#statements.delete(sql);
+      cache.delete(sql);
     } else {
       stmt = this.#db.prepare(sql);
-      if (this.#statements.size >= STATEMENT_CACHE_SIZE) {
-        this.#statements.delete(this.#statements.keys().next().value!);
-      }
+      // An older runtime without row arrays returns row objects (see tuplesOf).
+      if (arrays) (stmt as { setReturnArrays?(on: boolean): void }).setReturnArrays?.(true);
+      if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
     }
-    this.#statements.set(sql, stmt);
+    cache.set(sql, stmt);
     return stmt;
   }
 
@@ -551,16 +587,40 @@ export class SqliteDriver implements StoreDriver {
     const what = "Cannot list";
     return pagedEntries(range, (pages, size) => {
       this.#assertOpen(what);
-      const params: SQLInputValue[] = [];
-      const where = boundsWhere(pages.bounds, (bytes) => (params.push(bytes), "?"));
+      const { lower, upper } = pages.bounds;
       try {
-        // The page size as a literal: a bound LIMIT costs SQLite ~20 µs a statement.
-        return this.#statement(pages.select("flowstate_entries", [...where, LIVE], String(size)))
-          .all(...params, now) as EntryRow[];
+        const statement = this.#pageStatement(pages, size);
+        const rows = (lower === undefined
+          ? upper === undefined ? statement.all(now) : statement.all(upper, now)
+          : upper === undefined
+          ? statement.all(lower, now)
+          : statement.all(lower, upper, now)) as unknown[];
+        return tuplesOf(rows);
       } catch (err) {
         throw this.#error(what, err);
       }
     });
+  }
+
+  /**
+   * A page's `SELECT` by its shape (which bounds, their kind, the order, the
+   * size), compiled once and returning rows as arrays ({@linkcode EntryTuple}).
+   * The page size is a literal: a bound LIMIT costs SQLite ~20 µs a statement.
+   */
+  #pageStatement(pages: KeysetPages, size: number): StatementSync {
+    const { lower, lowerExclusive, upper } = pages.bounds;
+    const shape = `${lower === undefined ? "" : lowerExclusive ? ">" : ">="}` +
+      `${upper === undefined ? "" : "<"}${pages.reverse ? "d" : "a"}${size}`;
+    let statement = this.#pageStatements.get(shape);
+    if (statement === undefined) {
+      const where = boundsWhere(pages.bounds, () => "?");
+      statement = this.#db.prepare(pages.select("flowstate_entries", [...where, LIVE], `${size}`));
+      // An older runtime without row arrays returns row objects (see tuplesOf).
+      (statement as { setReturnArrays?(on: boolean): void }).setReturnArrays?.(true);
+      if (this.#pageStatements.size >= STATEMENT_CACHE_SIZE) this.#pageStatements.clear();
+      this.#pageStatements.set(shape, statement);
+    }
+    return statement;
   }
 
   #apply(m: Mutation, bytesOf: (key: Key) => Uint8Array, version: string): void {
@@ -799,10 +859,10 @@ export class SqliteDriver implements StoreDriver {
     this.#assertOpen(what);
     const compiled = this.#queries.compile(query, now);
     if (compiled === undefined) return Promise.resolve(undefined);
-    let rows: EntryRow[];
+    let rows: unknown[];
     try {
       if (!compiled.ordersStrings) {
-        rows = this.#statement(compiled.sql).all(...compiled.params) as typeof rows;
+        rows = this.#tupleStatement(compiled.sql).all(...compiled.params);
       } else {
         // SQLite orders a lone surrogate (JSON `\udXXX`) differently from the
         // core; if any value under the prefix may hold one, let the core sort.
@@ -812,7 +872,7 @@ export class SqliteDriver implements StoreDriver {
           ? undefined
           : this.#probeSurrogates(query.prefix);
         rows = risky === undefined
-          ? this.#statement(compiled.sql).all(...compiled.params) as typeof rows
+          ? this.#tupleStatement(compiled.sql).all(...compiled.params)
           : [];
         this.#commit.run();
         if (risky !== undefined) return Promise.resolve(undefined);
@@ -821,7 +881,7 @@ export class SqliteDriver implements StoreDriver {
       this.#rollbackQuietly();
       throw this.#error(what, err);
     }
-    return Promise.resolve(rows.map(entryOf));
+    return Promise.resolve(tuplesOf(rows).map(tupleEntry));
   }
 
   /**
@@ -1103,6 +1163,8 @@ export class SqliteDriver implements StoreDriver {
     if (this.#closed) return;
     this.#closed = true;
     this.#statements.clear();
+    this.#pageStatements.clear();
+    this.#tupleStatements.clear();
     this.#db.close();
     if (this.#copy !== undefined) {
       try {

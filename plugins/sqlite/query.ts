@@ -300,13 +300,17 @@ export function compileQuery(
   const sql = `SELECT e.key, e.value, e.version, e.expires_at FROM ${from} WHERE ${
     where.join(" AND ")
   } ORDER BY ${order.join(", ")}${limit}${offset}`;
-  // Parameters past the last placeholder in the text (bound by a clause that
-  // turned out constant, or replaced by an index's terms) must not be passed.
-  let last = 0;
-  for (const m of sql.matchAll(/\?(\d+)/g)) last = Math.max(last, Number(m[1]));
+  // Parameters no placeholder reads (bound by a clause that turned out
+  // constant, or replaced by an index's terms) are dropped and the rest
+  // renumbered ?1…?n in order: each query binds only what its text reads.
+  const used = [...new Set(Array.from(sql.matchAll(/\?(\d+)/g), (m) => Number(m[1])))]
+    .sort((a, b) => a - b);
+  const renumbered = new Map(used.map((n, i) => [n, i + 1]));
   return {
-    sql,
-    params: params.values.slice(0, last),
+    sql: used.every((n, i) => n === i + 1)
+      ? sql
+      : sql.replace(/\?(\d+)/g, (_, n) => `?${renumbered.get(Number(n))}`),
+    params: used.map((n) => params.values[n - 1]),
     ordersStrings: q.orderBy.length > 0 ||
       q.where.some((c) => c.op in COMPARATORS && typeof c.value === "string"),
     index: choice?.index,
@@ -342,11 +346,19 @@ function signature(v: unknown): string {
   return `o${JSON.stringify(v)}`;
 }
 
+/** Strings, unambiguously: each one's length, then it (no JSON text to build). */
+function listed(strings: readonly string[]): string {
+  let out = `${strings.length}`;
+  for (const s of strings) out += `|${s.length}:${s}`;
+  return out;
+}
+
 function shapeKey(q: NormalizedQuery): string {
-  const parts = [JSON.stringify(q.prefix)];
-  for (const c of q.where) parts.push(c.op, JSON.stringify(c.path), signature(c.value));
-  parts.push(JSON.stringify(q.orderBy), String(q.limit), String(q.offset));
-  return parts.join("\u0001");
+  let key = listed(q.prefix);
+  for (const c of q.where) key += `\u0001${c.op}\u0001${listed(c.path)}\u0001${signature(c.value)}`;
+  key += `\u0002${q.orderBy.length}`;
+  for (const o of q.orderBy) key += `\u0001${o.direction}\u0001${listed(o.path)}`;
+  return `${key}\u0002${q.limit}\u0002${q.offset}`;
 }
 
 /** `q` with every number and string operand (and `in` item) replaced by a unique probe. */
@@ -426,12 +438,23 @@ export class CompiledQueries {
     }
     if (t === null) return undefined;
     if (t === "uncacheable") return compileQuery(q, now, this.#indexes);
-    const params = t.sources.map((s): SQLInputValue => {
-      if (s.kind === "now") return now;
-      if (s.kind === "const") return s.value;
-      const v = q.where[s.clause].value as JsonValue;
-      return (s.item < 0 ? v : (v as JsonValue[])[s.item]) as SQLInputValue;
-    });
-    return { ...t.compiled, params };
+    const { sources, compiled } = t;
+    const params = new Array<SQLInputValue>(sources.length);
+    for (let i = 0; i < sources.length; i++) {
+      const s = sources[i];
+      if (s.kind === "now") params[i] = now;
+      else if (s.kind === "const") params[i] = s.value;
+      else {
+        const v = q.where[s.clause].value as JsonValue;
+        params[i] = (s.item < 0 ? v : (v as JsonValue[])[s.item]) as SQLInputValue;
+      }
+    }
+    return {
+      sql: compiled.sql,
+      params,
+      ordersStrings: compiled.ordersStrings,
+      index: compiled.index,
+      narrows: compiled.narrows,
+    };
   }
 }

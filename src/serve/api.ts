@@ -28,6 +28,7 @@ import { prometheusText, type SchedulerStatus } from "./metrics.ts";
 import { eventsRoute } from "./events.ts";
 import { openApiDocument } from "./openapi.ts";
 import { enqueueOverHttp, httpDedupeKey } from "./queued.ts";
+import { decodeCursor, runChangesPage, SCAN_BUDGET } from "./run_changes.ts";
 
 export type { SchedulerStatus } from "./metrics.ts";
 
@@ -994,6 +995,52 @@ export const apiRoutes: readonly ApiRoute[] = [
       }
       if (run === null) throw notFound(`No run ${params.id}`);
       return json({ run, events: await records.getEvents(params.id) });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/runs/{id}/changes",
+    tag: "runs",
+    summary:
+      "The state changes a run made (from the stores' change feeds), each with the value before",
+    query: [
+      {
+        name: "limit",
+        description: "changes per page, 1 to 1000 (default 100)",
+        type: "integer",
+      },
+      { name: "cursor", description: "the cursor of the previous page", type: "string" },
+    ],
+    responses: {
+      200: {
+        description:
+          "Changes in store then sequence order; `stores` says which stores keep no feed " +
+          "(their keys are only in the run's write sets). A page stops at `limit` changes or " +
+          `after reading ${SCAN_BUDGET} feed entries; \`cursor\` is present when more may follow`,
+        schema: S.RunChangesPageSchema,
+      },
+      ...errors(400, 401, 404),
+    },
+    async handler({ server, params, url }) {
+      const records = await server.runtime.records();
+      let run: RunRecord | null;
+      try {
+        run = await records.getRun(params.id);
+      } catch (err) {
+        if (err instanceof TypeError) throw notFound(`No run ${params.id}: ${messageOf(err)}`);
+        throw err;
+      }
+      if (run === null) throw notFound(`No run ${params.id}`);
+      const limit = intParam(url, "limit", 100, 1, 1000);
+      const cursor = url.searchParams.get("cursor") || undefined;
+      if (cursor !== undefined) {
+        try {
+          decodeCursor(cursor, server.runtime.storeNames);
+        } catch (err) {
+          throw badRequest(messageOf(err));
+        }
+      }
+      return json(await runChangesPage(server.runtime, run, { limit, cursor }));
     },
   },
   {

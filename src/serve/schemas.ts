@@ -51,6 +51,56 @@ export const ChangesPageSchema = z.object({
   next: z.number().optional(),
 });
 
+/** What a key held before a change of `GET /api/runs/{id}/changes`. */
+export const BeforeSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("value"), value: z.unknown(), version: z.string() })
+    .describe("the value the change replaced"),
+  z.object({
+    kind: z.literal("truncated"),
+    version: z.string(),
+    size: z.number().describe("its size as JSON, in bytes (over 64 KiB: left out)"),
+  }),
+  z.object({ kind: z.literal("absent") }).describe("the key did not exist (or had expired)"),
+  z.object({ kind: z.literal("unknown"), reason: z.string() })
+    .describe("the feed no longer holds it (trimmed, or written before the feed started)"),
+]);
+
+/** One change a run made, with the store it is in and what the key held before. */
+export const RunChangeSchema = ChangeSchema.extend({
+  store: z.string(),
+  /** Set when the new value is over 64 KiB as JSON: `value` is left out. */
+  truncated: z.literal(true).optional(),
+  /** The new value's size as JSON, in bytes, when `truncated`. */
+  size: z.number().optional(),
+  before: BeforeSchema,
+});
+
+/** How a store took part in `GET /api/runs/{id}/changes`. */
+export const RunChangesStoreSchema = z.object({
+  name: z.string(),
+  /** Whether the store keeps a change feed (false: only the run's write sets name its keys). */
+  feed: z.boolean(),
+  /** Why there are no changes from this store: it keeps no feed. */
+  reason: z.string().optional(),
+  /** Why there are no changes from this store: it cannot be opened or read. */
+  error: z.string().optional(),
+  firstSeq: z.number().optional(),
+  lastSeq: z.number().optional(),
+});
+
+/** A page of the changes a run made (`GET /api/runs/{id}/changes`). */
+export const RunChangesPageSchema = z.object({
+  runId: z.string(),
+  /** The store each scope maps to (a write set entry's store is `store ?? scopes[scope]`). */
+  scopes: z.object({ node: z.string(), flow: z.string(), global: z.string() }),
+  stores: RunChangesStoreSchema.array(),
+  changes: RunChangeSchema.array(),
+  /** Feed entries read for this page (the run's and others'). */
+  scanned: z.number(),
+  /** Pass as `cursor` for the next page (present when more may follow). */
+  cursor: z.string().optional(),
+});
+
 /** An entry whose value is too large to list (fetch it with `GET …/entry`). */
 export const TruncatedEntrySchema = z.object({
   key: KeySchema,

@@ -101,6 +101,7 @@ export const UI_FILES: readonly string[] = [
   "charts.js",
   "state.js",
   "runs.js",
+  "changes.js",
   "flows.js",
   "jobs.js",
 ];

@@ -77,6 +77,20 @@ export interface RawEntry {
   expiresAt: number | null;
 }
 
+/**
+ * What an async driver's {@linkcode StoreDriver.list} may return to hand out
+ * entries a page at a time: the core's `ListIterator.nextPage()` then takes
+ * them with one promise per page instead of one per entry. Optional (any
+ * async iterable will do); `next()` and `nextPage()` may be mixed.
+ */
+export interface PagedListing extends AsyncIterableIterator<RawEntry> {
+  /**
+   * The next entries, at most `max` (a positive integer), in the listing's
+   * order; `[]` only once the listing is complete.
+   */
+  nextPage(max: number): Promise<RawEntry[]>;
+}
+
 /** A key range for {@linkcode StoreDriver.list}. All bounds apply together. */
 export interface KeyRange {
   /** Only keys strictly under this prefix (`[]` or absent: every key). */

@@ -34,6 +34,12 @@ export const FEED_HEAD: Key = internalKey("feed", "head");
 const ENTRIES: Key = internalKey("feed", "e");
 const BY_KEY: Key = internalKey("feed", "k");
 const SEQ_WIDTH = 16;
+/**
+ * Entries a feed listing reads per page. A long read (a point-in-time
+ * restore, an increment, a resuming watcher) pays the driver's per-page cost
+ * (a statement, a round trip) once per this many entries.
+ */
+const FEED_PAGE = 1000;
 
 /** A sequence number as a key element (fixed width, so key order is number order). */
 export function seqElement(seq: number): string {
@@ -335,26 +341,51 @@ export async function* readChanges<T = JsonValue>(
   const limit = options.limit ?? Infinity;
   if (limit === 0) return;
   const since = options.since ?? 0;
+  // Every entry read is yielded unless a filter skips it: a limit then bounds the page.
+  const filtered = options.until !== undefined ||
+    (options.prefix !== undefined && options.prefix.length > 0);
+  const batchSize = filtered ? FEED_PAGE : Math.min(limit, FEED_PAGE);
   const range = options.reverse
-    ? { prefix: ENTRIES, start: entryKey(since + 1), reverse: true, batchSize: 200 }
-    : { prefix: ENTRIES, start: entryKey(since + 1), batchSize: 200 };
-  let n = 0;
-  for await (const raw of driver.list(range, 0)) {
+    ? { prefix: ENTRIES, start: entryKey(since + 1), reverse: true, batchSize }
+    : { prefix: ENTRIES, start: entryKey(since + 1), batchSize };
+  const until = options.until;
+  const prefix = options.prefix !== undefined && options.prefix.length > 0
+    ? options.prefix
+    : undefined;
+  /** The change `raw` holds, `SKIP` if the options leave it out, `STOP` past the end. */
+  const accept = (raw: RawEntry): Change<T> | typeof SKIP | typeof STOP => {
     const change = parseChange<T>(raw);
-    if (options.until !== undefined && change.at > options.until) {
-      if (options.reverse) continue;
+    if (until !== undefined && change.at > until) {
       // Commit times follow sequence numbers only roughly (clocks of several
       // processes): keep reading, but stop well past the bound.
-      if (change.at > options.until + 60_000) return;
-      continue;
+      return !options.reverse && change.at > until + 60_000 ? STOP : SKIP;
     }
-    if (options.prefix !== undefined && options.prefix.length > 0) {
-      if (!hasPrefix(change.key, options.prefix)) continue;
+    return prefix !== undefined && !hasPrefix(change.key, prefix) ? SKIP : change;
+  };
+  let n = 0;
+  const listing = driver.list(range, 0);
+  if (Symbol.iterator in listing) {
+    // A synchronous driver's listing (sqlite, memory): no await per entry.
+    for (const raw of listing) {
+      const change = accept(raw);
+      if (change === STOP) return;
+      if (change === SKIP) continue;
+      yield change;
+      if (++n >= limit) return;
     }
+    return;
+  }
+  for await (const raw of listing) {
+    const change = accept(raw);
+    if (change === STOP) return;
+    if (change === SKIP) continue;
     yield change;
     if (++n >= limit) return;
   }
 }
+
+const SKIP = Symbol("skip");
+const STOP = Symbol("stop");
 
 /** The sequence numbers of the changes of `key`, oldest first (`reverse`: newest first). */
 export async function* keyHistorySeqs(
@@ -471,13 +502,25 @@ export async function changeAt(
     }
   }
   let later: Change | undefined;
-  for await (const seq of keyHistorySeqs(driver, key, { reverse: true })) {
+  // By sequence number, the index seeks straight to the point (a key changed
+  // a million times since is not read back); by time, it reads back from the
+  // newest change, since commit times follow sequence numbers only roughly.
+  const atSeq = bySeq ? (at as { seq: number }).seq : undefined;
+  const range = atSeq === undefined ? { reverse: true } : { reverse: true, before: atSeq + 1 };
+  for await (const seq of keyHistorySeqs(driver, key, range)) {
     const change = await readEntry(driver, seq);
     if (change === null) break; // trimmed meanwhile
-    if (bySeq ? change.seq <= (at as { seq: number }).seq : change.at <= time) {
+    if (atSeq !== undefined ? change.seq <= atSeq : change.at <= time) {
       return { result: { kind: "change", change }, time };
     }
     later = change;
+  }
+  if (atSeq !== undefined && later === undefined) {
+    // No change at or before the point: the key's first later change tells.
+    for await (const seq of keyHistorySeqs(driver, key, { after: atSeq })) {
+      later = (await readEntry(driver, seq)) ?? undefined;
+      break;
+    }
   }
   if (later === undefined) return { result: { kind: "current" }, time };
   if (later.previousVersion === null) return { result: { kind: "absent" }, time };

@@ -4,7 +4,7 @@ import { openStore, type StoreSpec } from "../plugin.ts";
 import { PG_URL } from "../../plugins/postgres/_test_utils.ts";
 import type { Change, Store } from "./types.ts";
 import { FeedDisabledError } from "../errors.ts";
-import { trimChanges } from "./store.ts";
+import { feedSeqBefore, trimChanges } from "./store.ts";
 
 const WRITER = new URL("./testdata/feed_writer.ts", import.meta.url).pathname;
 const SCHEMA = `flowstate_feed_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
@@ -205,4 +205,27 @@ Deno.test("feed: with the core's own indexes (jsonfile), index entries move with
     (await all(store)).map((c) => [c.seq, c.key.join("/")]),
     [[1, "orders/1"], [2, "orders/2"], [3, "orders/1"]],
   );
+});
+
+Deno.test("feed: feedSeqBefore() finds where the changes from a time on start, past trimmed entries", async () => {
+  const { fakeClock } = await import("../testing/clock.ts");
+  const clock = fakeClock();
+  await using store = await openStore(
+    { plugin: "memory", changes: { keep: { count: 40 } } },
+    { clock },
+  );
+  const t0 = clock.now();
+  for (let i = 0; i < 50; i++) {
+    await store.set(["k", String(i)], i); // seq i + 1 at t0 + 10 i
+    clock.advance(10);
+  }
+  assert.equal(await feedSeqBefore(store, t0 + 200), 20, "changes from #21 on are at t0 + 200 on");
+  assert.equal(await feedSeqBefore(store, t0 + 195), 20);
+  assert.equal(await feedSeqBefore(store, t0 + 10_000), 50, "after the last: the last");
+  assert.equal(await feedSeqBefore(store, t0 - 1), 0);
+  assert.equal(await trimChanges(store), 10);
+  assert.equal(await feedSeqBefore(store, t0), 10, "trimmed entries count as older");
+  assert.equal(await feedSeqBefore(store, t0 + 300), 30);
+  await using plain = await openStore({ plugin: "memory" });
+  await assert.rejects(() => feedSeqBefore(plain, t0), FeedDisabledError);
 });

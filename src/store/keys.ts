@@ -217,15 +217,22 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * elements skip TextDecoder; a leading U+FEFF is kept.
  */
 export function decodeKey(bytes: Uint8Array): string[] {
-  // Fast path: short ASCII elements without escapes, one byte at a time (no
-  // subarray or native call per element); anything else takes the general path.
+  // Fast path: short ASCII elements (escaped NULs included), one byte at a
+  // time (no subarray or native call per element); anything else takes the
+  // general path.
   const key: string[] = [];
   let element = "";
   let length = 0;
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i];
     if (b === 0) {
-      if (bytes[i + 1] === 0xff) return keyWithNulFromBytes(bytes);
+      if (bytes[i + 1] === 0xff) {
+        // An escaped NUL (every internal key starts with the element "\u0000").
+        if (++length > 32) return keyWithNulFromBytes(bytes);
+        element += "\u0000";
+        i++;
+        continue;
+      }
       key.push(element);
       element = "";
       length = 0;
@@ -233,6 +240,36 @@ export function decodeKey(bytes: Uint8Array): string[] {
       element += String.fromCharCode(b);
     } else {
       return decodeKeyGeneral(bytes);
+    }
+  }
+  return key;
+}
+
+/**
+ * {@linkcode decodeKey} for a key listed under a prefix: when `bytes` starts
+ * with `prefixBytes` (`encodeKey(prefix)`), only the elements after it are
+ * decoded and the prefix's own strings are reused; otherwise (or for an
+ * element that needs the general path) it is `decodeKey(bytes)`.
+ */
+export function decodeKeyUnder(bytes: Uint8Array, prefix: Key, prefixBytes: Uint8Array): string[] {
+  const n = prefixBytes.length;
+  // bytes[n] === 0xff: the prefix's last terminator is an escaped NUL instead.
+  if (n === 0 || bytes.length <= n || bytes[n] === 0xff) return decodeKey(bytes);
+  for (let i = 0; i < n; i++) if (bytes[i] !== prefixBytes[i]) return decodeKey(bytes);
+  const key = prefix.slice();
+  let element = "";
+  let length = 0;
+  for (let i = n; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b === 0) {
+      if (bytes[i + 1] === 0xff) return decodeKey(bytes);
+      key.push(element);
+      element = "";
+      length = 0;
+    } else if (b < 0x80 && ++length <= 32) {
+      element += String.fromCharCode(b);
+    } else {
+      return decodeKey(bytes);
     }
   }
   return key;
@@ -264,20 +301,33 @@ function decodeElement(bytes: Uint8Array, start: number, end: number): string {
   return utf8.decode(bytes.subarray(start, end));
 }
 
+/**
+ * The general path for keys with an escaped NUL (every internal key starts
+ * with the element "\u0000"). Short ASCII elements are built without
+ * TextDecoder, as in {@linkcode decodeKey}: a feed or index listing decodes
+ * one such key per entry.
+ */
 function keyWithNulFromBytes(bytes: Uint8Array): string[] {
   const key: string[] = [];
   const element = new Uint8Array(bytes.length);
   let n = 0;
+  let ascii = true;
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i];
     if (b !== 0) {
       element[n++] = b;
+      if (b >= 0x80) ascii = false;
     } else if (bytes[i + 1] === 0xff) {
       element[n++] = 0;
       i++;
     } else {
-      key.push(utf8.decode(element.subarray(0, n)));
+      key.push(
+        ascii && n <= 64
+          ? String.fromCharCode.apply(null, element.subarray(0, n) as never)
+          : utf8.decode(element.subarray(0, n)),
+      );
       n = 0;
+      ascii = true;
     }
   }
   return key;

@@ -5,6 +5,7 @@ import {
   compareStrings,
   decodeCursor,
   decodeKey,
+  decodeKeyUnder,
   encodeCursor,
   encodeKey,
   hasPrefix,
@@ -123,6 +124,21 @@ Deno.test("decodeKey() inverts encodeKey()", () => {
   for (const key of SORTED) assert.deepEqual(decodeKey(encodeKey(key)), key);
 });
 
+Deno.test("decodeKey() inverts encodeKey() for internal keys and escaped NULs in long or non-ASCII elements", () => {
+  const keys: Key[] = [
+    ["\u0000", "feed", "e", "0000000000000042"],
+    ["\u0000", "ix", "orders", "status", "open"],
+    ["\u0000", "x".repeat(40)],
+    ["\u0000".repeat(40)],
+    ["a".repeat(31) + "\u0000" + "b"],
+    ["a".repeat(32) + "\u0000"],
+    ["\u0000", "é\u0000😀"],
+    ["\u0000é", "\u0000"],
+    ["\ufeff\u0000"],
+  ];
+  for (const key of keys) assert.deepEqual(decodeKey(encodeKey(key)), key);
+});
+
 Deno.test("prefixUpperBound() bounds exactly the keys strictly under a prefix", () => {
   for (const prefix of SORTED) {
     const low = encodeKey(prefix);
@@ -209,4 +225,27 @@ Deno.test("decodeCursor() throws TypeError for anything encodeCursor() did not m
       return true;
     });
   }
+});
+
+Deno.test("decodeKeyUnder() decodes every key as decodeKey() does, under any prefix", () => {
+  const prefixes: Key[] = [[], [""], ["a"], ["a", "b"], ["\u0000"], ["a\u0000"], ["é"]];
+  const keys: Key[] = [
+    ...SORTED,
+    ["a", "x".repeat(40)],
+    ["a", "b", "é", "z"],
+    ["a", "b", "\u0000x"],
+    ["a\u0000", "b"],
+    ["é", "ü"],
+  ];
+  for (const prefix of prefixes) {
+    const prefixBytes = encodeKey(prefix);
+    for (const key of keys) {
+      const decoded = decodeKeyUnder(encodeKey(key), prefix, prefixBytes);
+      assert.deepEqual(decoded, key, `${JSON.stringify(key)} under ${JSON.stringify(prefix)}`);
+    }
+  }
+  const prefix = ["a"];
+  const decoded = decodeKeyUnder(encodeKey(["a", "b"]), prefix, encodeKey(prefix));
+  decoded.push("c");
+  assert.deepEqual(prefix, ["a"], "the key is a fresh array, not the prefix");
 });

@@ -24,17 +24,29 @@ export interface NormalizedQuery {
 const OPS: readonly WhereOp[] = ["eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "exists"];
 
 /** Split a dot path into segments; `""` is the value itself. */
-export function parsePath(path: string | readonly string[], what: string): string[] {
+export function parsePath(
+  path: string | readonly string[],
+  what: string | (() => string),
+): string[] {
   if (Array.isArray(path)) {
     if (!path.every((p) => typeof p === "string")) {
-      throw new TypeError(`${what}: path segments must be strings (got ${JSON.stringify(path)})`);
+      throw new TypeError(
+        `${whatOf(what)}: path segments must be strings (got ${JSON.stringify(path)})`,
+      );
     }
     return [...path];
   }
   if (typeof path !== "string") {
-    throw new TypeError(`${what}: path must be a string like "a.b" or an array of segments`);
+    throw new TypeError(
+      `${whatOf(what)}: path must be a string like "a.b" or an array of segments`,
+    );
   }
   return path === "" ? [] : path.split(".");
+}
+
+/** The context of an error message, built only when there is an error. */
+function whatOf(what: string | (() => string)): string {
+  return typeof what === "string" ? what : what();
 }
 
 /** Validate a query and fill in defaults; a `TypeError` for anything malformed. */
@@ -59,7 +71,7 @@ export function normalizeQuery(query: Query = {}): NormalizedQuery {
       throw new TypeError(`${what}: where[${i}] uses "exists", so value must be true or false`);
     }
     return {
-      path: parsePath(clause.path, `${what}: where[${i}]`),
+      path: parsePath(clause.path, () => `${what}: where[${i}]`),
       op: clause.op,
       value: clause.value,
     };
@@ -74,7 +86,7 @@ export function normalizeQuery(query: Query = {}): NormalizedQuery {
     if (direction !== "asc" && direction !== "desc") {
       throw new TypeError(`${what}: orderBy[${i}].direction must be "asc" or "desc"`);
     }
-    return { path: parsePath(o.path, `${what}: orderBy[${i}]`), direction };
+    return { path: parsePath(o.path, () => `${what}: orderBy[${i}]`), direction };
   });
   const limit = query.limit ?? Infinity;
   const offset = query.offset ?? 0;

@@ -25,6 +25,7 @@ import type {
   DriverCommitResult,
   KeyRange,
   Mutation,
+  PagedListing,
   RawEntry,
   StoreDriver,
 } from "./driver.ts";
@@ -680,12 +681,14 @@ class CoreStore implements Store {
     const self = this;
     // The cursor is encoded only when asked for: encoding per entry is costly.
     let lastKey: Key | undefined;
+    /** A listing step that can also hand out a page of entries at once. */
+    type PagedSource = AsyncIterator<Entry<T>> & { page(max: number): Promise<Entry<T>[]> };
     /**
      * A synchronous driver (memory, sqlite) pages its rows itself: hand each
      * entry out as an already resolved promise, without an async generator's
-     * promise jobs per entry.
+     * promise jobs per entry, and a page of them as one resolved array.
      */
-    function fromSync(source: Iterator<RawEntry>): AsyncIterator<Entry<T>> {
+    function fromSync(source: Iterator<RawEntry>): PagedSource {
       let n = 0;
       let finished = limit === 0;
       const done = (): IteratorResult<Entry<T>> => ({ done: true, value: undefined });
@@ -695,23 +698,42 @@ class CoreStore implements Store {
           source.return?.();
         }
       };
+      /** The next live entry, or `undefined` at the end (synchronous). */
+      const pull = (): Entry<T> | undefined => {
+        while (!finished) {
+          self.#assertOpen(what);
+          const r = source.next();
+          if (r.done) {
+            finished = true;
+            break;
+          }
+          const raw = r.value;
+          if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
+          lastKey = raw.key;
+          if (++n >= limit) finish();
+          return toEntry<T>(raw);
+        }
+        return undefined;
+      };
       return {
         next() {
           try {
-            while (!finished) {
-              self.#assertOpen(what);
-              const r = source.next();
-              if (r.done) {
-                finished = true;
-                break;
-              }
-              const raw = r.value;
-              if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
-              lastKey = raw.key;
-              if (++n >= limit) finish();
-              return Promise.resolve({ done: false, value: toEntry<T>(raw) });
+            const entry = pull();
+            return Promise.resolve(entry === undefined ? done() : { done: false, value: entry });
+          } catch (err) {
+            finish();
+            return Promise.reject(err);
+          }
+        },
+        page(max: number) {
+          const out: Entry<T>[] = [];
+          try {
+            while (out.length < max) {
+              const entry = pull();
+              if (entry === undefined) break;
+              out.push(entry);
             }
-            return Promise.resolve(done());
+            return Promise.resolve(out);
           } catch (err) {
             finish();
             return Promise.reject(err);
@@ -732,7 +754,7 @@ class CoreStore implements Store {
      * mapped in a `then`, without a second async generator's promise jobs per
      * entry. Steps run one at a time, in the order they were asked for.
      */
-    function fromAsync(source: AsyncIterator<RawEntry>): AsyncIterator<Entry<T>> {
+    function fromAsync(source: AsyncIterator<RawEntry>): PagedSource {
       let n = 0;
       let finished = limit === 0;
       /** The source's `return()` once the listing stopped early, awaited by the next step. */
@@ -789,8 +811,58 @@ class CoreStore implements Store {
         last = p.then(settled, settled);
         return p;
       };
+      const paged = typeof (source as Partial<PagedListing>).nextPage === "function"
+        ? source as PagedListing
+        : undefined;
+      /**
+       * Up to `max` entries in one queued step: pages of the driver's own
+       * (`PagedListing`) when it has them, else its listing step by step.
+       */
+      const page = async (max: number): Promise<Entry<T>[]> => {
+        const out: Entry<T>[] = [];
+        if (paged === undefined) {
+          while (out.length < max) {
+            const r = await pull();
+            if (r.done) break;
+            out.push(r.value);
+          }
+          return out;
+        }
+        while (out.length < max && !finished) {
+          let batch: RawEntry[];
+          try {
+            batch = await paged.nextPage(max - out.length);
+          } catch (err) {
+            finished = true;
+            throw err;
+          }
+          if (batch.length === 0) {
+            finished = true;
+            break;
+          }
+          try {
+            self.#assertOpen(what);
+          } catch (err) {
+            close();
+            await closing;
+            throw err;
+          }
+          const now = self.#clock.now();
+          for (const raw of batch) {
+            if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
+            lastKey = raw.key;
+            out.push(toEntry<T>(raw));
+            if (++n >= limit) {
+              close();
+              break;
+            }
+          }
+        }
+        return out;
+      };
       return {
         next: () => queued(pull),
+        page: (max: number) => queued(() => page(max)),
         return: () =>
           queued(() => {
             close();
@@ -804,8 +876,8 @@ class CoreStore implements Store {
       };
     }
     // The driver is asked at the first step, as of then (not when list() is called).
-    let inner: AsyncIterator<Entry<T>> | undefined;
-    const started = (): AsyncIterator<Entry<T>> => {
+    let inner: PagedSource | undefined;
+    const started = (): PagedSource => {
       if (inner === undefined) {
         if (limit === 0) inner = fromSync([][Symbol.iterator]());
         else {
@@ -833,12 +905,19 @@ class CoreStore implements Store {
         return inner?.throw?.(err) ?? Promise.reject(err);
       },
     };
+    const closedError = () => new StoreClosedError(`${what}: store "${self.name}" is closed`);
     return listIterator(source, {
       cursor: () => lastKey === undefined ? "" : encodeCursor(lastKey),
-      next: (step) =>
-        self.#closed
-          ? Promise.reject(new StoreClosedError(`${what}: store "${self.name}" is closed`))
-          : step(),
+      next: (step) => self.#closed ? Promise.reject(closedError()) : step(),
+      page(max) {
+        if (self.#closed) return Promise.reject(closedError());
+        try {
+          return started().page(max);
+        } catch (err) {
+          return Promise.reject(err);
+        }
+      },
+      pageSize: options.batchSize,
     });
   }
 
@@ -981,7 +1060,11 @@ class CoreStore implements Store {
     ) {
       const native = await this.#driver.query(q, now);
       if (native !== undefined) {
-        return native.filter((r) => this.#live(r, now) !== null).map((r) => toEntry<T>(r));
+        const out: Entry<T>[] = [];
+        for (const raw of native) {
+          if (raw.expiresAt === null || raw.expiresAt > now) out.push(toEntry<T>(raw));
+        }
+        return out;
       }
     }
     if (this.#coreIxReady) {
@@ -1351,4 +1434,31 @@ export async function* keyHistory(
     yield change;
     if (++n >= (options.limit ?? Infinity)) return;
   }
+}
+
+/**
+ * A sequence number to read `store`'s feed after (`changes({ since })`) so
+ * that every change committed at or after `time` comes: a binary search over
+ * the kept entries by commit time (a few point reads, however long the feed),
+ * assuming commit times follow sequence numbers (give `time` some slack for
+ * the clocks of several processes). `firstSeq - 1` when the feed's oldest
+ * kept entry is already that late (or for a store the core did not wrap).
+ * Throws a `FeedDisabledError` when the store keeps no feed.
+ */
+export async function feedSeqBefore(store: Store, time: number): Promise<number> {
+  const info = await store.feedInfo();
+  if (!info.enabled) throw new FeedDisabledError(store.name, "Cannot search the change feed");
+  const access = internalAccess(store);
+  if (access === undefined) return info.firstSeq - 1;
+  // Find the first kept seq whose entry is at or after `time`.
+  let low = info.firstSeq;
+  let high = info.lastSeq + 1;
+  while (low < high) {
+    const mid = Math.floor((low + high) / 2);
+    const change = await readEntry(access.driver, mid);
+    // A trimmed entry (null) is older than any kept one.
+    if (change === null || change.at < time) low = mid + 1;
+    else high = mid;
+  }
+  return low - 1;
 }

@@ -76,10 +76,36 @@ export interface ListOptions {
   batchSize?: number;
 }
 
-/** An async iterator over entries whose `cursor` resumes the listing where it stopped. */
+/**
+ * An async iterator over entries whose `cursor` resumes the listing where it
+ * stopped, and that also hands entries out a page at a time.
+ *
+ * @example Take the first 100 entries under a prefix in one call
+ * ```ts
+ * import { openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * await store.set(["orders", "1"], { total: 5 });
+ * await store.set(["orders", "2"], { total: 7 });
+ * const listing = store.list({ prefix: ["orders"], limit: 100 });
+ * const page = await listing.nextPage();
+ * console.log(page.map((e) => e.key)); // [["orders", "1"], ["orders", "2"]]
+ * console.log((await listing.nextPage()).length); // 0: the listing is complete
+ * ```
+ */
 export interface ListIterator<T = JsonValue> extends AsyncIterableIterator<Entry<T>> {
-  /** Pass as `cursor` to continue after the last entry yielded ("" before the first). */
+  /** Pass as `cursor` to continue after the last entry handed out ("" before the first). */
   readonly cursor: string;
+  /**
+   * The next entries of the listing, in its order: exactly `max` of them
+   * unless the listing ends first (fewer, then `[]` once it is complete), and
+   * never more than its `limit` leaves. One promise for the whole page, not
+   * one per entry. `max` defaults to the listing's `batchSize`, or 256.
+   * `next()` and `nextPage()` may be mixed: each continues where the other
+   * stopped, and `cursor` follows the last entry either handed out.
+   * Throws `RangeError` (as a rejection) when `max` is not a positive integer.
+   */
+  nextPage(max?: number): Promise<Entry<T>[]>;
 }
 
 /** A comparison operator of a {@linkcode WhereClause}. */

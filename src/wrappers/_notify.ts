@@ -66,10 +66,16 @@ export function notifyingStore(store: Store, listener: StoreChangeListener): Sto
 class NotifyingStore implements Store {
   readonly #store: Store;
   readonly #listener: StoreChangeListener;
+  /** The store's cross-process signals (postgres `LISTEN/NOTIFY`), forwarded when it has them. */
+  readonly listen?: Store["listen"];
+  /** See {@linkcode Store.signal}: forwarded when the store has it. */
+  readonly signal?: Store["signal"];
 
   constructor(store: Store, listener: StoreChangeListener) {
     this.#store = store;
     this.#listener = listener;
+    if (store.listen) this.listen = store.listen.bind(store);
+    if (store.signal) this.signal = store.signal.bind(store);
     markUniqueVersions(this, store);
   }
 

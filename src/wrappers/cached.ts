@@ -34,6 +34,8 @@ import type {
   WatchOptions,
 } from "../store/types.ts";
 import { INNER_STORE } from "../store/internal_keys.ts";
+import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
+import { sealedThroughCache } from "./_cached_sealed.ts";
 import { assertValueSize, serializeValue } from "../store/values.ts";
 import { systemClock } from "../clock.ts";
 import { listIterator } from "../store/list_iterator.ts";
@@ -255,10 +257,18 @@ class CachingStore implements CachedStore {
   #hits = 0;
   #misses = 0;
   #closed = false;
+  /** The encryption handle of the store beneath, and the one this store forwards for it. */
+  #encryption: { inner: EncryptionHandle; forwarded: EncryptionHandle } | undefined;
   #closing: Promise<void> | undefined;
+  /** The store's cross-process signals (postgres `LISTEN/NOTIFY`), forwarded when it has them. */
+  readonly listen?: Store["listen"];
+  /** See {@linkcode Store.signal}: forwarded when the store has it. */
+  readonly signal?: Store["signal"];
 
   constructor(store: Store, options: ResolvedOptions) {
     this.#store = store;
+    if (store.listen) this.listen = store.listen.bind(store);
+    if (store.signal) this.signal = store.signal.bind(store);
     this.#writeBehind = options.writeBehind;
     this.#clock = options.clock;
     this.#cache = new LruCache(options.max);
@@ -290,6 +300,29 @@ class CachingStore implements CachedStore {
 
   get indexes(): readonly IndexInfo[] {
     return this.#store.indexes;
+  }
+
+  /**
+   * An encrypted store's handle, forwarded, so that the backup, restore and
+   * rekey jobs see through the cache: its sealed store flushes queued writes
+   * before each call and drops from the cache every key written through it.
+   */
+  get [ENCRYPTION](): EncryptionHandle | undefined {
+    const inner = encryptionOf(this.#store);
+    if (inner === undefined) return undefined;
+    if (this.#encryption?.inner !== inner) {
+      const sealed = sealedThroughCache(inner.sealed, {
+        settle: () => this.#writes.settle(),
+        written: (key) => {
+          const id = idOf(key);
+          this.#drop(id);
+          this.#versions.forget(id);
+        },
+        cleared: (prefix) => this.#dropUnder(prefix),
+      });
+      this.#encryption = { inner, forwarded: Object.freeze({ ...inner, sealed }) };
+    }
+    return this.#encryption.forwarded;
   }
 
   stats(): CacheStats {
@@ -542,7 +575,7 @@ class CachingStore implements CachedStore {
       await writes.settle();
       for await (const entry of inner) yield versions.shown(entry);
     }
-    return listIterator(entries(), { cursor: () => inner.cursor });
+    return listIterator(entries(), { cursor: () => inner.cursor, pageSize: options?.batchSize });
   }
 
   async count(prefix?: Key, bounds?: KeyBounds): Promise<number> {

@@ -55,6 +55,8 @@ import { INNER_STORE } from "../store/internal_keys.ts";
 export const SEALED_FIELD = "$sealed";
 
 const FORMAT = "fs1";
+/** What every sealed value's text starts with. */
+const FORMAT_PREFIX = `${FORMAT}:`;
 const AAD_PREFIX = new TextEncoder().encode("flowstate.encrypt.v1\u0000");
 const KEY_ID_PREFIX = new TextEncoder().encode("flowstate.encrypt.key-id\u0000");
 const IV_BYTES = 12;
@@ -62,8 +64,8 @@ const ENCODER = new TextEncoder();
 const DECODER = new TextDecoder();
 /** Entries the open-time check looks at for a sealed value. */
 const OPEN_CHECK_ENTRIES = 1000;
-/** Entries a listing reads ahead of the one it yields, to open their values in parallel. */
-const LIST_READ_AHEAD = 16;
+/** Entries a listing (or a read of the feed) reads ahead of the one it yields, to open their values in parallel. */
+const READ_AHEAD = 16;
 
 /** Key material: 32 bytes, as 64 hex digits, base64 (44 characters) or base64url, or the bytes. */
 export type EncryptionKeyMaterial = string | Uint8Array;
@@ -239,6 +241,18 @@ async function keyIdOf(raw: Uint8Array): Promise<string> {
 interface SealingKey {
   id: string;
   key: CryptoKey;
+  /** What a sealed value's text starts with: `fs1:<id>:`. */
+  header: string;
+  /** The start of the authenticated data: the AAD prefix, the key id and a NUL. */
+  aad: Uint8Array;
+}
+
+function sealingKey(id: string, key: CryptoKey): SealingKey {
+  const idBytes = ENCODER.encode(id + "\u0000");
+  const aad = new Uint8Array(AAD_PREFIX.length + idBytes.length);
+  aad.set(AAD_PREFIX);
+  aad.set(idBytes, AAD_PREFIX.length);
+  return { id, key, header: `${FORMAT}:${id}:`, aad };
 }
 
 /** Whether `path` is covered by a declared plaintext path (equal to one, or under one). */
@@ -264,7 +278,46 @@ function onlySealedField(sealed: Record<string, unknown>): boolean {
 function isEnvelope(value: unknown): value is Record<string, JsonValue> & { $sealed: string } {
   return typeof value === "object" && value !== null && !Array.isArray(value) &&
     typeof (value as Record<string, unknown>)[SEALED_FIELD] === "string" &&
-    (value as Record<string, string>)[SEALED_FIELD].startsWith(`${FORMAT}:`);
+    (value as Record<string, string>)[SEALED_FIELD].startsWith(FORMAT_PREFIX);
+}
+
+/**
+ * The items of `source` opened by `open`, in order, with up to
+ * {@linkcode READ_AHEAD} of them being opened at once: each WebCrypto call
+ * waits for a thread of a pool, so a page of values pays about one cipher
+ * latency per few values instead of one per value. An item that fails to
+ * open fails the iteration when its turn comes; items read ahead are not
+ * handed out once `closed()` names the operation (the store was closed).
+ */
+async function* openAhead<I, O>(
+  source: AsyncIterator<I>,
+  open: (item: I) => Promise<O>,
+  closed: () => string | null,
+  name: string,
+): AsyncGenerator<O> {
+  const ahead: Promise<O>[] = [];
+  let exhausted = false;
+  try {
+    for (;;) {
+      while (!exhausted && ahead.length < READ_AHEAD) {
+        const step = await source.next();
+        if (step.done) {
+          exhausted = true;
+          break;
+        }
+        const opening = open(step.value);
+        opening.catch(() => {}); // reported when its turn comes, or dropped with the rest
+        ahead.push(opening);
+      }
+      const next = ahead.shift();
+      if (next === undefined) return;
+      const what = closed();
+      if (what !== null) throw new StoreClosedError(`Cannot ${what}: store "${name}" is closed`);
+      yield await next;
+    }
+  } finally {
+    if (!exhausted) await source.return?.();
+  }
 }
 
 /**
@@ -354,7 +407,7 @@ export async function encrypted(store: Store, options: EncryptOptions): Promise<
         "decrypt",
       ],
     );
-    keys.push({ id, key });
+    keys.push(sealingKey(id, key));
   }
   const wrapper = new EncryptingStore(store, keys, parsed.plaintext);
   await wrapper.checkKeys();
@@ -364,20 +417,17 @@ export async function encrypted(store: Store, options: EncryptOptions): Promise<
 class EncryptingStore implements EncryptedStore {
   readonly #store: Store;
   readonly #keys: SealingKey[];
-  readonly #byId: Map<string, CryptoKey>;
+  readonly #byId: Map<string, SealingKey>;
   readonly #plaintext: readonly (readonly string[])[];
   readonly #handle: EncryptionHandle;
   #closed = false;
-  /** The key ids as the authenticated data holds them (`<id>\0`). */
-  readonly #aadIds: Map<string, Uint8Array>;
   readonly listen?: Store["listen"];
   readonly signal?: Store["signal"];
 
   constructor(store: Store, keys: SealingKey[], plaintext: readonly (readonly string[])[]) {
     this.#store = store;
     this.#keys = keys;
-    this.#byId = new Map(keys.map((k) => [k.id, k.key]));
-    this.#aadIds = new Map(keys.map((k) => [k.id, ENCODER.encode(k.id + "\u0000")]));
+    this.#byId = new Map(keys.map((k) => [k.id, k]));
     this.#plaintext = plaintext;
     if (store.listen) this.listen = store.listen.bind(store);
     if (store.signal) this.signal = store.signal.bind(store);
@@ -473,13 +523,12 @@ class EncryptingStore implements EncryptedStore {
     return end < 0 ? null : text.slice(FORMAT.length + 1, end);
   }
 
-  #aad(id: string, key: Key): Uint8Array<ArrayBuffer> {
-    const idBytes = this.#aadIds.get(id) ?? ENCODER.encode(id + "\u0000");
+  /** The authenticated data: `head` (the prefix and the key id, as bytes once per key id) and the entry key. */
+  #aad(head: Uint8Array, key: Key): Uint8Array<ArrayBuffer> {
     const keyBytes = encodeKey(key);
-    const aad = new Uint8Array(AAD_PREFIX.length + idBytes.length + keyBytes.length);
-    aad.set(AAD_PREFIX);
-    aad.set(idBytes, AAD_PREFIX.length);
-    aad.set(keyBytes, AAD_PREFIX.length + idBytes.length);
+    const aad = new Uint8Array(head.length + keyBytes.length);
+    aad.set(head);
+    aad.set(keyBytes, head.length);
     return aad;
   }
 
@@ -521,22 +570,21 @@ class EncryptingStore implements EncryptedStore {
   /** Seal `text` (the value's JSON) for `key` under the current key. */
   async #seal(key: Key, text: string, value: unknown): Promise<JsonValue> {
     const projection = this.#plaintext.length > 0 ? this.#project(key, value, "Cannot write") : {};
-    const { id, key: cryptoKey } = this.#keys[0];
+    const { key: cryptoKey, header, aad } = this.#keys[0];
     const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
     const ct = new Uint8Array(
       await crypto.subtle.encrypt(
-        { name: "AES-GCM", iv, additionalData: this.#aad(id, key) },
+        { name: "AES-GCM", iv, additionalData: this.#aad(aad, key) },
         cryptoKey,
         ENCODER.encode(text),
       ),
     );
-    const packed = new Uint8Array(IV_BYTES + ct.length);
-    packed.set(iv);
-    packed.set(ct, IV_BYTES);
-    return {
-      [SEALED_FIELD]: `${FORMAT}:${id}:${Buffer.from(packed.buffer).toString("base64")}`,
-      ...projection,
+    // base64(IV + ciphertext) without copying them together: 12 bytes are
+    // exactly 16 base64 digits (no padding), so the two encodings concatenate.
+    const sealed: Record<string, JsonValue> = {
+      [SEALED_FIELD]: header + iv.toBase64() + ct.toBase64(),
     };
+    return this.#plaintext.length > 0 ? { ...sealed, ...projection } : sealed;
   }
 
   /** Whether the plaintext fields stored beside a sealed value are the projection of `value`. */
@@ -552,21 +600,33 @@ class EncryptingStore implements EncryptedStore {
    * fields must be what the declared paths give.
    */
   async #open<T>(key: Key, stored: unknown, checkProjection = true): Promise<T> {
-    const where = `${showKey(key)} in encrypted store "${this.name}"`;
+    // Built only for an error (a key as JSON costs about a microsecond).
+    const where = () => `${showKey(key)} in encrypted store "${this.name}"`;
     if (!isEnvelope(stored)) {
       throw new DecryptionError(
-        `Cannot read ${where}: its value is not sealed (written before encryption was turned on, ` +
+        `Cannot read ${where()}: its value is not sealed (written before encryption was turned on, ` +
           `or by a program without the key); run the rekey job to seal every value`,
         { store: this.name, key, keyId: null },
       );
     }
     const text = stored[SEALED_FIELD];
-    const idEnd = text.indexOf(":", FORMAT.length + 1);
-    const id = idEnd < 0 ? "" : text.slice(FORMAT.length + 1, idEnd);
-    const cryptoKey = this.#byId.get(id);
-    if (cryptoKey === undefined) {
+    // Most values are under the current key: its header is compared in place.
+    const current = this.#keys[0];
+    let sealing: SealingKey | undefined;
+    let idEnd: number;
+    let id: string;
+    if (text.startsWith(current.header)) {
+      sealing = current;
+      id = current.id;
+      idEnd = current.header.length - 1;
+    } else {
+      idEnd = text.indexOf(":", FORMAT_PREFIX.length);
+      id = idEnd < 0 ? "" : text.slice(FORMAT_PREFIX.length, idEnd);
+      sealing = this.#byId.get(id);
+    }
+    if (sealing === undefined) {
       throw new DecryptionError(
-        `Cannot read ${where}: it was sealed with key id ${id || "(none)"}, which is not a ` +
+        `Cannot read ${where()}: it was sealed with key id ${id || "(none)"}, which is not a ` +
           `configured key (${this.keyIds.join(", ")}); configure that key (keys: [current, old])`,
         { store: this.name, key, keyId: id || null },
       );
@@ -579,14 +639,14 @@ class EncryptingStore implements EncryptedStore {
         {
           name: "AES-GCM",
           iv: packed.subarray(0, IV_BYTES),
-          additionalData: this.#aad(id, key),
+          additionalData: this.#aad(sealing.aad, key),
         },
-        cryptoKey,
+        sealing.key,
         packed.subarray(IV_BYTES),
       );
     } catch (err) {
       throw new DecryptionError(
-        `Cannot read ${where}: its sealed value fails authentication (key id ${id}): it was ` +
+        `Cannot read ${where()}: its sealed value fails authentication (key id ${id}): it was ` +
           `tampered with, damaged, or copied from another key. Restore it from a backup or delete it`,
         { store: this.name, key, keyId: id },
         { cause: err },
@@ -598,7 +658,7 @@ class EncryptingStore implements EncryptedStore {
       !this.#projectionMatches(key, value, stored)
     ) {
       throw new DecryptionError(
-        `Cannot read ${where}: its plaintext fields do not match its sealed value (key id ${id}): ` +
+        `Cannot read ${where()}: its plaintext fields do not match its sealed value (key id ${id}): ` +
           `they were tampered with, or the plaintext paths changed (run the rekey job after changing them)`,
         { store: this.name, key, keyId: id },
       );
@@ -626,10 +686,15 @@ class EncryptingStore implements EncryptedStore {
     return entry === null ? null : await this.#openEntry(entry);
   }
 
-  async *changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
-    for await (const change of this.#store.changes<T>(options)) {
-      yield await this.#openChange(change);
-    }
+  changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
+    // Opened a few ahead, in parallel, as a listing's values are (a bad option throws here).
+    const inner = this.#store.changes<T>(options)[Symbol.asyncIterator]();
+    return openAhead(
+      inner,
+      (change: Change<T>) => this.#openChange(change),
+      () => this.#closed ? "read changes" : null,
+      this.name,
+    );
   }
 
   async *watch<T = JsonValue>(
@@ -685,33 +750,15 @@ class EncryptingStore implements EncryptedStore {
     // order, and the cursor is the last one yielded, as the store's own is.
     let last: Key | undefined;
     async function* opened(): AsyncGenerator<Entry<T>> {
-      const ahead: Promise<Entry<T>>[] = [];
-      let exhausted = false;
-      try {
-        for (;;) {
-          while (!exhausted && ahead.length < LIST_READ_AHEAD) {
-            const step = await inner.next();
-            if (step.done) {
-              exhausted = true;
-              break;
-            }
-            const opening = open(step.value);
-            opening.catch(() => {}); // reported when its turn comes, or dropped with the rest
-            ahead.push(opening);
-          }
-          const next = ahead.shift();
-          if (next === undefined) return;
-          // Entries read ahead are not handed out once the store is closed.
-          if (closed()) throw new StoreClosedError(`Cannot list: store "${name}" is closed`);
-          const entry = await next;
-          last = entry.key;
-          yield entry;
-        }
-      } finally {
-        if (!exhausted) await inner.return?.();
+      for await (const entry of openAhead(inner, open, () => closed() ? "list" : null, name)) {
+        last = entry.key;
+        yield entry;
       }
     }
-    return listIterator(opened(), { cursor: () => last === undefined ? "" : encodeCursor(last) });
+    return listIterator(opened(), {
+      cursor: () => last === undefined ? "" : encodeCursor(last),
+      pageSize: options?.batchSize,
+    });
   }
 
   count(prefix?: Key, bounds?: KeyBounds): Promise<number> {

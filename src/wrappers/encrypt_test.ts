@@ -286,6 +286,28 @@ Deno.test("encrypt: tampered ciphertext, a value copied to another key, tampered
   await store.close();
 });
 
+Deno.test("encrypt: changes() opens values read ahead in order; a value it cannot open fails at its turn", async () => {
+  const base = await openStore({ plugin: "memory", changes: { keep: "1d" } });
+  const store = await encrypted(base, { key: KEY });
+  const other = await encrypted(base, { key: OTHER_KEY }); // opened while the store is empty
+  for (let i = 0; i < 40; i++) {
+    if (i === 25) await other.set(["k", "foreign"], "sealed with another key");
+    await store.set(["k", String(i).padStart(2, "0")], { i });
+  }
+  const seen: number[] = [];
+  await assert.rejects(async () => {
+    for await (const change of store.changes()) seen.push((change.value as { i: number }).i);
+  }, (err: unknown) => err instanceof DecryptionError && /\["k","foreign"\]/.test(err.message));
+  assert.deepEqual(seen, Array.from({ length: 25 }, (_, i) => i));
+  // after it, from its sequence number on, the rest reads in order
+  const after: number[] = [];
+  for await (const change of store.changes({ since: 26 })) {
+    after.push((change.value as { i: number }).i);
+  }
+  assert.deepEqual(after, Array.from({ length: 15 }, (_, i) => 25 + i));
+  await base.close();
+});
+
 Deno.test("encrypt: a wrong key fails at open and writes nothing; the right keys open it", async () => {
   const path = join(dir, "wrong-key.db");
   {

@@ -172,10 +172,16 @@ class HookedStore implements Store {
   readonly #store: Store;
   readonly #hooks: StoreHooks;
   #closed = false;
+  /** The store's cross-process signals (postgres `LISTEN/NOTIFY`), forwarded when it has them. */
+  readonly listen?: Store["listen"];
+  /** See {@linkcode Store.signal}: forwarded when the store has it. */
+  readonly signal?: Store["signal"];
 
   constructor(store: Store, hooks: StoreHooks) {
     this.#store = store;
     this.#hooks = hooks;
+    if (store.listen) this.listen = store.listen.bind(store);
+    if (store.signal) this.signal = store.signal.bind(store);
   }
 
   get name(): string {
@@ -289,7 +295,7 @@ class HookedStore implements Store {
         if (!done) await inner.return?.();
       }
     }
-    return listIterator(entries(), { cursor: () => inner.cursor });
+    return listIterator(entries(), { cursor: () => inner.cursor, pageSize: options?.batchSize });
   }
 
   async count(prefix?: Key, bounds?: KeyBounds): Promise<number> {

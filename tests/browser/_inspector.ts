@@ -24,6 +24,12 @@ const CONFIG = `stores:
 flows: [./flows]
 `;
 
+/** The config with a change feed on the store (`feed: true`). */
+const CONFIG_WITH_FEED = `stores:
+  default: { plugin: sqlite, path: state.db, changes: { keep: 30d } }
+flows: [./flows]
+`;
+
 /** The flows, by file name. `counter` is changed after its first runs (a second version). */
 export const FLOWS: Record<string, string> = {
   "greet.flow.yaml": `id: greet
@@ -149,6 +155,8 @@ export interface InspectorOptions {
   seed?: boolean;
   /** With the seed, the values and key parts holding HTML (default true; not in screenshots). */
   hostile?: boolean;
+  /** The store keeps a change feed (default false). */
+  feed?: boolean;
 }
 
 /** Start a server over a fresh temporary home with flows (seeded with runs and state by default). */
@@ -156,7 +164,7 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
   const dir = await Deno.makeTempDir({ prefix: "flowstate-inspector-" });
   const home = join(dir, "home");
   await Deno.mkdir(join(dir, "flows"));
-  await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG);
+  await Deno.writeTextFile(join(dir, "flowstate.yaml"), options.feed ? CONFIG_WITH_FEED : CONFIG);
   for (const [name, text] of Object.entries(FLOWS)) {
     await Deno.writeTextFile(join(dir, "flows", name), text);
   }

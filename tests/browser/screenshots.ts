@@ -8,8 +8,8 @@
  *
  * Starts a real server over a temporary home seeded with flows, runs and
  * state (see `_inspector.ts`), and photographs: the state tree with a value
- * open, the runs list, a run's timeline, a flow with a diff of two versions,
- * and the jobs.
+ * open, the runs list, a run's timeline and its state changes, a flow with a
+ * diff of two versions, and the jobs.
  *
  * @module
  */
@@ -20,7 +20,7 @@ import { launchChromium, startInspector } from "./_inspector.ts";
 const out = Deno.args[0] ?? fileURLToPath(new URL("../../docs/", import.meta.url));
 await Deno.mkdir(out, { recursive: true });
 
-const inspector = await startInspector({ hostile: false });
+const inspector = await startInspector({ hostile: false, feed: true });
 const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
@@ -75,6 +75,17 @@ try {
   await page.locator('.node-row[data-node="report"] .log-message').waitFor();
   await page.mouse.move(0, 0);
   await shot("run");
+
+  // A run's state changes (the store keeps a change feed): the counter's last run.
+  const counter = (await (await inspector.runtime.records()).listRunSummaries({
+    flowId: "counter",
+    limit: 1,
+  })).runs[0].id;
+  await page.goto(new URL(`#/runs/${counter}`, inspector.url).href);
+  await page.locator('.changes-panel .node-changes[data-node="stamp"]').waitFor();
+  const changes = join(out, "inspector-run-changes.png");
+  await page.locator(".changes-panel").screenshot({ path: changes });
+  console.log(changes);
 
   // A flow with the diff of its two versions.
   await page.goto(new URL("#/flows/counter", inspector.url).href);

@@ -109,6 +109,7 @@ export const api = {
   version: (flow, hash) => request("GET", `/api/flows/${enc(flow)}/versions/${enc(hash)}`),
   runs: (filters) => request("GET", `/api/runs${query(filters)}`),
   run: (id) => request("GET", `/api/runs/${enc(id)}`),
+  runChanges: (id, page) => request("GET", `/api/runs/${enc(id)}/changes${query(page)}`),
   startRun: (flow, input) =>
     request("POST", `/api/flows/${enc(flow)}/runs`, { body: { input: input ?? {} } }),
   cancelRun: (id) => request("POST", `/api/runs/${enc(id)}/cancel`, { body: {} }),

@@ -13,6 +13,7 @@ import {
   replace,
   statusBadge,
 } from "./dom.js";
+import { runChangesPanel } from "./changes.js";
 
 const PAGE = 50;
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "timed-out"];
@@ -310,11 +311,19 @@ export async function renderRun(container, id, ctx) {
   const timeline = h("div.panel.timeline-panel");
   const io = h("div.io-grid");
   const eventLog = h("details.panel.event-log");
+  const changes = runChangesPanel(
+    run.id,
+    run.flowId,
+    () => nodeTimeline(run, events),
+    accessKey,
+    () => run.status === "running" || run.status === "queued",
+  );
   replace(
     container,
     h("p.crumbs", {}, h("a", { href: "#/runs", text: "← Runs" })),
     header,
     timeline,
+    changes.el,
     io,
     eventLog,
   );
@@ -588,19 +597,25 @@ export async function renderRun(container, id, ctx) {
     renderIo();
   }
   renderAll();
+  changes.load();
 
   const reload = throttle(async () => {
     try {
+      const wasRunning = run.status === "running" || run.status === "queued";
       const fresh = await api.run(id);
       run = fresh.run;
       for (const event of fresh.events ?? []) addEvent(event);
       events.sort((a, b) => a.at - b.at);
       renderAll();
+      // The changes grow while the run runs (and once more as it ends).
+      if (wasRunning) changes.load({ live: true });
+      else changes.render();
     } catch {
       // keep what is shown
     }
   }, 300);
 
+  const reloadChanges = throttle(() => changes.load({ live: true }), 300);
   onEvent = (type, data) => {
     if (type === "connection") {
       if (data.connected) reload();
@@ -613,6 +628,7 @@ export async function renderRun(container, id, ctx) {
       else {
         renderTimeline();
         renderIo();
+        if (data.event.type === "node.end" && data.event.writes) reloadChanges();
       }
     } else if (type === "run.ended" || type === "run.started") {
       reload();

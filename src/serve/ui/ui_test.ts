@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { diffLines, diffStats, hunks, MAX_CELLS, splitLines } from "./diff.js";
 import { accessKey, nodeTimeline } from "./runs.js";
+import { changesByNode, compactJson, unfedWrites } from "./changes.js";
 import { levelOf, parsePrefix } from "./state.js";
 
 type Row = { op: " " | "-" | "+"; text: string; aLine?: number; bLine?: number };
@@ -195,4 +196,38 @@ Deno.test("UI_FILES names every file of the inspector (a remote package serves o
     if (entry.isFile && !entry.name.endsWith("_test.ts")) onDisk.push(entry.name);
   }
   assert.deepEqual([...UI_FILES].sort(), onDisk.sort());
+});
+
+Deno.test("changesByNode groups a run's changes by node in the timeline's order, others after", () => {
+  const c = (node: string | undefined, seq: number) => ({ seq, by: node ? { nodeId: node } : {} });
+  const groups = changesByNode(
+    [c("b", 1), c("a", 2), c("b", 3), c("x", 4), c(undefined, 5)],
+    ["a", "b", "quiet"],
+  );
+  assert.deepEqual(groups.map((g) => [g.node, g.changes.map((x: { seq: number }) => x.seq)]), [
+    ["a", [2]],
+    ["b", [1, 3]],
+    ["x", [4]],
+    ["", [5]],
+  ]);
+  assert.deepEqual(changesByNode([], ["a"]), []);
+});
+
+Deno.test("unfedWrites keeps the writes that went to a store without a feed (named or by scope)", () => {
+  const scopes = { node: "main", flow: "main", global: "shared" };
+  const writes = [
+    { scope: "flow", key: ["a"] },
+    { scope: "global", key: ["b"] },
+    { scope: "flow", key: ["c"], store: "shared" },
+    { scope: "node", key: [], prefix: true },
+    "not an access",
+  ];
+  assert.deepEqual(
+    unfedWrites(writes, scopes, new Set(["shared"])).map((w) => [w.store, w.access.key]),
+    [["shared", ["b"]], ["shared", ["c"]]],
+  );
+  assert.deepEqual(unfedWrites(writes, scopes, new Set()), []);
+  assert.deepEqual(unfedWrites(undefined, scopes, new Set(["main"])), []);
+  assert.equal(compactJson({ a: [1, "x"] }), '{"a":[1,"x"]}');
+  assert.equal(compactJson(undefined), "");
 });

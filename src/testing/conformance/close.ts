@@ -55,8 +55,11 @@ export function defineCloseCases(define: DefineCase): void {
     const iterator = store.list({ batchSize: 1 });
     const first = await iterator.next();
     same(first.done ? null : first.value.key, ["a"], "first entry before close()");
+    const paged = store.list({ batchSize: 1 });
+    same((await paged.nextPage()).map((e) => e.key), [["a"]], "first page before close()");
     await store.close();
     await fails(() => iterator.next(), StoreClosedError, "iterator.next() after close()");
+    await fails(() => paged.nextPage(), StoreClosedError, "iterator.nextPage() after close()");
   });
 
   define("close() twice is fine", async (c) => {

@@ -75,6 +75,9 @@ export function defineExpiryCases(define: DefineCase): void {
       "list({ limit: 2, reverse })",
     );
     same(await pages(store, { prefix: ["e"] }, 3), [live.slice(0, 3), live.slice(3)], "pages");
+    const listing = store.list({ prefix: ["e"] });
+    same((await listing.nextPage(3)).map((e) => e.key), live.slice(0, 3), "nextPage(3)");
+    same((await listing.nextPage(3)).map((e) => e.key), live.slice(3), "the next nextPage(3)");
   });
 
   define("expired entries are not counted", async (c) => {

@@ -249,6 +249,87 @@ export function defineListCases(define: DefineCase): void {
     }
   });
 
+  // nextPage()
+
+  define("list().nextPage(max) hands out max entries a call, then the rest, then []", async (c) => {
+    const store = await c.open();
+    const inside = ["1", "2", "3", "4", "5", "6", "7"].map((s) => ["p", s]);
+    await seed(store, scramble([...inside, ["o"], ["p"], ["q"]]).map((k) => [k, k.join()]));
+    const listing = store.list({ prefix: ["p"] });
+    same(listing.cursor, "", "cursor before the first page");
+    const first = await listing.nextPage(3);
+    same(first.map((e) => e.key), inside.slice(0, 3), "first page keys");
+    same(first.map((e) => e.value), ["p,1", "p,2", "p,3"], "first page values");
+    check(first.every((e) => typeof e.version === "string"), "every entry has its version");
+    same(
+      await listKeys(store, { prefix: ["p"], cursor: listing.cursor }),
+      inside.slice(3),
+      "the cursor after a page resumes after its last entry",
+    );
+    same((await listing.nextPage(3)).map((e) => e.key), inside.slice(3, 6), "second page");
+    same((await listing.nextPage(3)).map((e) => e.key), inside.slice(6), "last, short page");
+    same(await listing.nextPage(3), [], "a complete listing's page");
+    same(await listing.nextPage(), [], "and again");
+  });
+
+  define("list().nextPage() keeps limit, reverse, cursor and the default page size", async (c) => {
+    const store = await c.open();
+    const keys = ["1", "2", "3", "4", "5", "6"].map((s) => ["k", s]);
+    await seed(store, scramble(keys).map((k) => [k, 1]));
+    const limited = store.list({ prefix: ["k"], limit: 4 });
+    same((await limited.nextPage(3)).map((e) => e.key), keys.slice(0, 3), "limit 4, page of 3");
+    same((await limited.nextPage(3)).map((e) => e.key), [keys[3]], "the limit ends the page");
+    same(await limited.nextPage(3), [], "nothing past the limit");
+    same(
+      (await store.list({ prefix: ["k"], limit: 5 }).nextPage()).map((e) => e.key),
+      keys.slice(0, 5),
+      "nextPage() without max hands out a whole limit of 5",
+    );
+    same(
+      (await store.list({ prefix: ["k"], batchSize: 2 }).nextPage()).map((e) => e.key),
+      keys.slice(0, 2),
+      "nextPage() without max takes the listing's batchSize",
+    );
+    const reversed = store.list({ prefix: ["k"], reverse: true });
+    same(
+      (await reversed.nextPage(4)).map((e) => e.key),
+      [keys[5], keys[4], keys[3], keys[2]],
+      "reverse page",
+    );
+    same(
+      await listKeys(store, { prefix: ["k"], reverse: true, cursor: reversed.cursor }),
+      [keys[1], keys[0]],
+      "the reverse cursor after a page",
+    );
+    const resumed = store.list({ prefix: ["k"], cursor: limited.cursor });
+    same((await resumed.nextPage(10)).map((e) => e.key), keys.slice(4), "a page after a cursor");
+  });
+
+  define("list().nextPage() and next() continue where the other stopped", async (c) => {
+    const store = await c.open();
+    await seed(store, scramble(LETTERS).map((k) => [k, 1]));
+    const listing = store.list();
+    same((await listing.next()).value?.key, ["a"], "next() first");
+    same((await listing.nextPage(2)).map((e) => e.key), [["b"], ["c"]], "then a page");
+    same((await listing.next()).value?.key, ["d"], "then next()");
+    const rest: Key[] = [];
+    for await (const entry of listing) rest.push(entry.key);
+    same(rest, [["e"]], "then for await");
+    same(await listing.nextPage(), [], "then an empty page");
+  });
+
+  define(
+    "list().nextPage() with a max that is not a positive integer throws RangeError",
+    async (c) => {
+      const store = await c.open();
+      await store.set(["a"], 1);
+      for (const max of [0, -1, 1.5, Number.NaN, Infinity]) {
+        await fails(() => store.list().nextPage(max), RangeError, `nextPage(${max})`);
+      }
+      same((await store.list().nextPage(1)).map((e) => e.key), [["a"]], "nextPage(1) still works");
+    },
+  );
+
   // count()
 
   define("count() counts every entry", async (c) => {
