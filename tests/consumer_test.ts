@@ -43,6 +43,29 @@ async function deno(cwd: string, ...args: string[]): Promise<Result> {
   return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
 }
 
+/**
+ * The npm packages the users' projects below resolve without this repository's lock file: Deno
+ * then needs their registry metadata in the DENO_DIR, which a DENO_DIR filled from a lock file
+ * (`deno install --frozen`) may not hold. Fetched once, before anything runs `--cached-only`
+ * (a no-op when the DENO_DIR has them).
+ */
+let npmMetadata: Promise<void> | undefined;
+const npmReady = () =>
+  npmMetadata ??= (async () => {
+    const specs = [
+      ...Object.values(denoJson.imports as Record<string, string>).filter((s) =>
+        s.startsWith("npm:")
+      ),
+      "npm:pure-rand@8.4.2",
+    ];
+    const dir = await Deno.makeTempDir({ prefix: "flowstate-consumer-npm-" });
+    try {
+      for (const spec of specs) ok(await deno(dir, "info", "--no-lock", "--no-config", spec), spec);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  })();
+
 function ok(result: Result, what: string): Result {
   assert.equal(
     result.code,
@@ -70,6 +93,7 @@ ${mapfile}`;
 }
 
 Deno.test("a user's project runs the CLI, a mapped plugin with its own npm dependency and custom nodes", async () => {
+  await npmReady();
   const dir = await Deno.makeTempDir({ prefix: "flowstate-consumer-" });
   try {
     await write(dir, {
@@ -193,6 +217,7 @@ console.log(JSON.stringify({
 });
 
 Deno.test("flowstate init writes a project whose flow runs and whose test passes", async () => {
+  await npmReady();
   const dir = await Deno.makeTempDir({ prefix: "flowstate-init-" });
   try {
     const init = ok(
@@ -261,8 +286,8 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
         daemon.kill("SIGINT"); // and read on until it has stopped
       }
     }
-    assert.match(seen, /flow:hello succeeded/);
     const stderr = await errors;
+    assert.match(seen, /flow:hello succeeded/, stderr);
     assert.match(seen, /Stopped/, stderr);
     assert.equal((await daemon.status).code, 0, `${seen}\n${stderr}`);
 
@@ -291,6 +316,7 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
 });
 
 Deno.test("importing @flowstate/core loads no postgres driver and no plugin dependency", async () => {
+  await npmReady();
   const dir = await Deno.makeTempDir({ prefix: "flowstate-consumer-" });
   try {
     await write(dir, {
@@ -309,6 +335,7 @@ Deno.test("importing @flowstate/core loads no postgres driver and no plugin depe
 });
 
 Deno.test("deno publish --dry-run publishes no tests, fixtures or test data", async () => {
+  await npmReady();
   const result = ok(
     await deno(ROOT, "publish", "--dry-run", "--allow-dirty", "--no-check"),
     "publish",
