@@ -11,10 +11,10 @@
  *
  * @module
  */
+import { ForwardingBase } from "./_forwarding.ts";
 import { INNER_STORE } from "../store/internal_keys.ts";
 import type {
   AtomicOperation,
-  Capabilities,
   Change,
   ChangesOptions,
   CommitResult,
@@ -22,7 +22,6 @@ import type {
   DeleteOptions,
   Entry,
   FeedInfo,
-  IndexInfo,
   JsonValue,
   Key,
   KeyBounds,
@@ -53,37 +52,14 @@ export function sealedThroughCache(sealed: Store, cache: CacheCoherence): Store 
   return new SealedThroughCache(sealed, cache);
 }
 
-class SealedThroughCache implements Store {
+class SealedThroughCache extends ForwardingBase implements Store {
   readonly #store: Store;
   readonly #cache: CacheCoherence;
-  readonly listen?: Store["listen"];
-  readonly signal?: Store["signal"];
 
   constructor(store: Store, cache: CacheCoherence) {
+    super(store);
     this.#store = store;
     this.#cache = cache;
-    if (store.listen) this.listen = store.listen.bind(store);
-    if (store.signal) this.signal = store.signal.bind(store);
-  }
-
-  get name(): string {
-    return this.#store.name;
-  }
-
-  get plugin(): string {
-    return this.#store.plugin;
-  }
-
-  get location(): string {
-    return this.#store.location;
-  }
-
-  get capabilities(): Readonly<Capabilities> {
-    return this.#store.capabilities;
-  }
-
-  get indexes(): readonly IndexInfo[] {
-    return this.#store.indexes;
   }
 
   /** The sealed store, for core code (see `coreStore`). */

@@ -8,9 +8,9 @@
  *
  * @module
  */
+import { ForwardingBase } from "./_forwarding.ts";
 import type {
   AtomicOperation,
-  Capabilities,
   Change,
   ChangesOptions,
   CommitResult,
@@ -18,7 +18,6 @@ import type {
   DeleteOptions,
   Entry,
   FeedInfo,
-  IndexInfo,
   JsonValue,
   Key,
   KeyBounds,
@@ -63,36 +62,15 @@ export function notifyingStore(store: Store, listener: StoreChangeListener): Sto
   return new NotifyingStore(store, listener);
 }
 
-class NotifyingStore implements Store {
+class NotifyingStore extends ForwardingBase implements Store {
   readonly #store: Store;
   readonly #listener: StoreChangeListener;
-  /** The store's cross-process signals (postgres `LISTEN/NOTIFY`), forwarded when it has them. */
-  readonly listen?: Store["listen"];
-  /** See {@linkcode Store.signal}: forwarded when the store has it. */
-  readonly signal?: Store["signal"];
 
   constructor(store: Store, listener: StoreChangeListener) {
+    super(store);
     this.#store = store;
     this.#listener = listener;
-    if (store.listen) this.listen = store.listen.bind(store);
-    if (store.signal) this.signal = store.signal.bind(store);
     markUniqueVersions(this, store);
-  }
-
-  get name(): string {
-    return this.#store.name;
-  }
-
-  get plugin(): string {
-    return this.#store.plugin;
-  }
-
-  get location(): string {
-    return this.#store.location;
-  }
-
-  get capabilities(): Readonly<Capabilities> {
-    return this.#store.capabilities;
   }
 
   /** An encrypted store's handle, forwarded (the backup and rekey jobs read sealed values through it). */
@@ -173,10 +151,6 @@ class NotifyingStore implements Store {
 
   search<T = JsonValue>(text: string, options?: SearchOptions): Promise<SearchHit<T>[]> {
     return this.#store.search<T>(text, options);
-  }
-
-  get indexes(): readonly IndexInfo[] {
-    return this.#store.indexes;
   }
 
   clear(prefix: Key, bounds?: KeyBounds): Promise<number> {

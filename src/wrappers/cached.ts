@@ -5,12 +5,12 @@
  *
  * @module
  */
+import { ForwardingBase } from "./_forwarding.ts";
 import { StoreClosedError } from "../errors.ts";
 import { assertKey, assertKeySize } from "../store/keys.ts";
 import type {
   AtomicCheck,
   AtomicOperation,
-  Capabilities,
   Change,
   ChangesOptions,
   Clock,
@@ -19,7 +19,6 @@ import type {
   DeleteOptions,
   Entry,
   FeedInfo,
-  IndexInfo,
   JsonValue,
   Key,
   KeyBounds,
@@ -243,7 +242,7 @@ interface ResolvedOptions {
   onFlushError: ((error: unknown) => void) | undefined;
 }
 
-class CachingStore implements CachedStore {
+class CachingStore extends ForwardingBase implements CachedStore {
   readonly #store: Store;
   readonly #writeBehind: boolean;
   readonly #clock: Clock;
@@ -260,15 +259,10 @@ class CachingStore implements CachedStore {
   /** The encryption handle of the store beneath, and the one this store forwards for it. */
   #encryption: { inner: EncryptionHandle; forwarded: EncryptionHandle } | undefined;
   #closing: Promise<void> | undefined;
-  /** The store's cross-process signals (postgres `LISTEN/NOTIFY`), forwarded when it has them. */
-  readonly listen?: Store["listen"];
-  /** See {@linkcode Store.signal}: forwarded when the store has it. */
-  readonly signal?: Store["signal"];
 
   constructor(store: Store, options: ResolvedOptions) {
+    super(store);
     this.#store = store;
-    if (store.listen) this.listen = store.listen.bind(store);
-    if (store.signal) this.signal = store.signal.bind(store);
     this.#writeBehind = options.writeBehind;
     this.#clock = options.clock;
     this.#cache = new LruCache(options.max);
@@ -280,26 +274,6 @@ class CachingStore implements CachedStore {
       onFlushError: options.onFlushError,
       onFlushed: (write, current, version, now) => this.#flushed(write, current, version, now),
     });
-  }
-
-  get name(): string {
-    return this.#store.name;
-  }
-
-  get plugin(): string {
-    return this.#store.plugin;
-  }
-
-  get location(): string {
-    return this.#store.location;
-  }
-
-  get capabilities(): Readonly<Capabilities> {
-    return this.#store.capabilities;
-  }
-
-  get indexes(): readonly IndexInfo[] {
-    return this.#store.indexes;
   }
 
   /**

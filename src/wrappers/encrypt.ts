@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { ForwardingBase } from "./_forwarding.ts";
 import { Buffer } from "node:buffer";
 import { ConfigError, DecryptionError, StoreClosedError } from "../errors.ts";
 import { assertKey, assertKeySize, encodeCursor, encodeKey } from "../store/keys.ts";
@@ -26,7 +27,6 @@ import { listIterator } from "../store/list_iterator.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
 import type {
   AtomicOperation,
-  Capabilities,
   Change,
   ChangesOptions,
   CommitResult,
@@ -34,7 +34,6 @@ import type {
   DeleteOptions,
   Entry,
   FeedInfo,
-  IndexInfo,
   JsonValue,
   Key,
   KeyBounds,
@@ -414,23 +413,20 @@ export async function encrypted(store: Store, options: EncryptOptions): Promise<
   return wrapper;
 }
 
-class EncryptingStore implements EncryptedStore {
+class EncryptingStore extends ForwardingBase implements EncryptedStore {
   readonly #store: Store;
   readonly #keys: SealingKey[];
   readonly #byId: Map<string, SealingKey>;
   readonly #plaintext: readonly (readonly string[])[];
   readonly #handle: EncryptionHandle;
   #closed = false;
-  readonly listen?: Store["listen"];
-  readonly signal?: Store["signal"];
 
   constructor(store: Store, keys: SealingKey[], plaintext: readonly (readonly string[])[]) {
+    super(store);
     this.#store = store;
     this.#keys = keys;
     this.#byId = new Map(keys.map((k) => [k.id, k]));
     this.#plaintext = plaintext;
-    if (store.listen) this.listen = store.listen.bind(store);
-    if (store.signal) this.signal = store.signal.bind(store);
     this.#handle = Object.freeze({
       sealed: store,
       currentKeyId: keys[0].id,
@@ -460,26 +456,6 @@ class EncryptingStore implements EncryptedStore {
 
   get [ENCRYPTION](): EncryptionHandle {
     return this.#handle;
-  }
-
-  get name(): string {
-    return this.#store.name;
-  }
-
-  get plugin(): string {
-    return this.#store.plugin;
-  }
-
-  get location(): string {
-    return this.#store.location;
-  }
-
-  get capabilities(): Readonly<Capabilities> {
-    return this.#store.capabilities;
-  }
-
-  get indexes(): readonly IndexInfo[] {
-    return this.#store.indexes;
   }
 
   get keyId(): string {

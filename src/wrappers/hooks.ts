@@ -4,12 +4,12 @@
  *
  * @module
  */
+import { ForwardingBase } from "./_forwarding.ts";
 import { StoreClosedError } from "../errors.ts";
 import { assertKey } from "../store/keys.ts";
 import type {
   AtomicCheck,
   AtomicOperation,
-  Capabilities,
   Change,
   ChangesOptions,
   CommitResult,
@@ -17,7 +17,6 @@ import type {
   DeleteOptions,
   Entry,
   FeedInfo,
-  IndexInfo,
   JsonValue,
   Key,
   KeyBounds,
@@ -168,40 +167,15 @@ export function withHooks(store: Store, hooks: StoreHooks): Store {
   return new HookedStore(store, hooks);
 }
 
-class HookedStore implements Store {
+class HookedStore extends ForwardingBase implements Store {
   readonly #store: Store;
   readonly #hooks: StoreHooks;
   #closed = false;
-  /** The store's cross-process signals (postgres `LISTEN/NOTIFY`), forwarded when it has them. */
-  readonly listen?: Store["listen"];
-  /** See {@linkcode Store.signal}: forwarded when the store has it. */
-  readonly signal?: Store["signal"];
 
   constructor(store: Store, hooks: StoreHooks) {
+    super(store);
     this.#store = store;
     this.#hooks = hooks;
-    if (store.listen) this.listen = store.listen.bind(store);
-    if (store.signal) this.signal = store.signal.bind(store);
-  }
-
-  get name(): string {
-    return this.#store.name;
-  }
-
-  get plugin(): string {
-    return this.#store.plugin;
-  }
-
-  get location(): string {
-    return this.#store.location;
-  }
-
-  get capabilities(): Readonly<Capabilities> {
-    return this.#store.capabilities;
-  }
-
-  get indexes(): readonly IndexInfo[] {
-    return this.#store.indexes;
   }
 
   /**
