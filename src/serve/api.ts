@@ -15,6 +15,7 @@ import { assertKey } from "../store/keys.ts";
 import { redactUrl } from "../plugin_define.ts";
 import { RUN_STATUSES } from "../records/layout.ts";
 import type { RunRecord, RunStatus } from "../records/types.ts";
+import type { Records } from "../records/records.ts";
 import { builtinJobNames } from "../jobs/builtin.ts";
 import { runJob } from "../jobs/run.ts";
 import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
@@ -986,14 +987,7 @@ export const apiRoutes: readonly ApiRoute[] = [
     responses: { 200: { description: "The run", schema: S.RunDetailSchema }, ...errors(401, 404) },
     async handler({ server, params }) {
       const records = await server.runtime.records();
-      let run: RunRecord | null;
-      try {
-        run = await records.getRun(params.id);
-      } catch (err) {
-        if (err instanceof TypeError) throw notFound(`No run ${params.id}: ${messageOf(err)}`);
-        throw err;
-      }
-      if (run === null) throw notFound(`No run ${params.id}`);
+      const run = await runOr404(records, params.id);
       return json({ run, events: await records.getEvents(params.id) });
     },
   },
@@ -1023,14 +1017,7 @@ export const apiRoutes: readonly ApiRoute[] = [
     },
     async handler({ server, params, url }) {
       const records = await server.runtime.records();
-      let run: RunRecord | null;
-      try {
-        run = await records.getRun(params.id);
-      } catch (err) {
-        if (err instanceof TypeError) throw notFound(`No run ${params.id}: ${messageOf(err)}`);
-        throw err;
-      }
-      if (run === null) throw notFound(`No run ${params.id}`);
+      const run = await runOr404(records, params.id);
       const limit = intParam(url, "limit", 100, 1, 1000);
       const cursor = url.searchParams.get("cursor") || undefined;
       if (cursor !== undefined) {
@@ -1264,3 +1251,16 @@ export const apiRoutes: readonly ApiRoute[] = [
     },
   },
 ];
+
+/** The run `id`, or a 404 (for an unknown id, or one that is not a run id at all). */
+async function runOr404(records: Records, id: string): Promise<RunRecord> {
+  let run: RunRecord | null;
+  try {
+    run = await records.getRun(id);
+  } catch (err) {
+    if (err instanceof TypeError) throw notFound(`No run ${id}: ${messageOf(err)}`);
+    throw err;
+  }
+  if (run === null) throw notFound(`No run ${id}`);
+  return run;
+}
