@@ -12,7 +12,6 @@
  * @module
  */
 import { ForwardingBase } from "./_forwarding.ts";
-import { INNER_STORE } from "../store/internal_keys.ts";
 import type {
   AtomicOperation,
   Change,
@@ -33,7 +32,6 @@ import type {
   SearchOptions,
   SetOptions,
   Store,
-  WatchOptions,
 } from "../store/types.ts";
 import { listIterator } from "../store/list_iterator.ts";
 
@@ -60,11 +58,6 @@ class SealedThroughCache extends ForwardingBase implements Store {
     super(store);
     this.#store = store;
     this.#cache = cache;
-  }
-
-  /** The sealed store, for core code (see `coreStore`). */
-  [INNER_STORE](): Store {
-    return this.#store;
   }
 
   async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
@@ -127,7 +120,7 @@ class SealedThroughCache extends ForwardingBase implements Store {
     return await this.#store.search<T>(text, options);
   }
 
-  changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
+  override changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
     const changes = this.#store.changes<T>(options); // a bad option throws here, at the call
     const cache = this.#cache;
     return (async function* () {
@@ -136,11 +129,7 @@ class SealedThroughCache extends ForwardingBase implements Store {
     })();
   }
 
-  watch<T = JsonValue>(prefixes: readonly Key[], options?: WatchOptions): AsyncIterable<Change<T>> {
-    return this.#store.watch<T>(prefixes, options);
-  }
-
-  async getAt<T = JsonValue>(
+  override async getAt<T = JsonValue>(
     key: Key,
     at: { time: number } | { seq: number },
   ): Promise<Entry<T> | null> {
@@ -148,7 +137,7 @@ class SealedThroughCache extends ForwardingBase implements Store {
     return await this.#store.getAt<T>(key, at);
   }
 
-  async feedInfo(): Promise<FeedInfo> {
+  override async feedInfo(): Promise<FeedInfo> {
     await this.#cache.settle();
     return await this.#store.feedInfo();
   }

@@ -2,15 +2,29 @@
  * What every store wrapper (`cached`, `withHooks`, `encrypted`, the
  * runtime's notifying store, the sealed view under a cache) passes through
  * unchanged: the wrapped store's name, plugin, location, capabilities and
- * indexes, and its cross-process wake-ups (`listen`, `signal`) when it has
- * them. A wrapper extends {@linkcode ForwardingBase} and implements the rest
- * of `Store` itself.
+ * indexes, its cross-process wake-ups (`listen`, `signal`) when it has
+ * them, and by default its change feed (`changes`, `watch`, `getAt`,
+ * `feedInfo`: a wrapper that must see or change those overrides them). A
+ * wrapper extends {@linkcode ForwardingBase} and implements the rest of
+ * `Store` itself.
  *
  * @module
  */
-import type { Capabilities, IndexInfo, Store } from "../store/types.ts";
+import type {
+  Capabilities,
+  Change,
+  ChangesOptions,
+  Entry,
+  FeedInfo,
+  IndexInfo,
+  JsonValue,
+  Key,
+  Store,
+  WatchOptions,
+} from "../store/types.ts";
+import { INNER_STORE } from "../store/internal_keys.ts";
 
-/** The wrapped store's identity, capabilities, indexes and cross-process signals, forwarded. */
+/** The wrapped store's identity, capabilities, indexes, cross-process signals and feed, forwarded. */
 export abstract class ForwardingBase {
   readonly #wrapped: Store;
   /** The store's cross-process signals (postgres `LISTEN/NOTIFY`), forwarded when it has them. */
@@ -42,5 +56,26 @@ export abstract class ForwardingBase {
 
   get indexes(): readonly IndexInfo[] {
     return this.#wrapped.indexes;
+  }
+
+  /** The wrapped store, for core code (see `coreStore`). */
+  [INNER_STORE](): Store {
+    return this.#wrapped;
+  }
+
+  changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
+    return this.#wrapped.changes<T>(options);
+  }
+
+  watch<T = JsonValue>(prefixes: readonly Key[], options?: WatchOptions): AsyncIterable<Change<T>> {
+    return this.#wrapped.watch<T>(prefixes, options);
+  }
+
+  getAt<T = JsonValue>(key: Key, at: { time: number } | { seq: number }): Promise<Entry<T> | null> {
+    return this.#wrapped.getAt<T>(key, at);
+  }
+
+  feedInfo(): Promise<FeedInfo> {
+    return this.#wrapped.feedInfo();
   }
 }

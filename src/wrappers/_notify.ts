@@ -11,13 +11,10 @@
 import { ForwardingBase } from "./_forwarding.ts";
 import type {
   AtomicOperation,
-  Change,
-  ChangesOptions,
   CommitResult,
   CompactResult,
   DeleteOptions,
   Entry,
-  FeedInfo,
   JsonValue,
   Key,
   KeyBounds,
@@ -29,9 +26,7 @@ import type {
   SearchOptions,
   SetOptions,
   Store,
-  WatchOptions,
 } from "../store/types.ts";
-import { INNER_STORE } from "../store/internal_keys.ts";
 import { markUniqueVersions } from "../store/store.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
 
@@ -122,27 +117,6 @@ class NotifyingStore extends ForwardingBase implements Store {
 
   query<T = JsonValue>(query?: Query): Promise<Entry<T>[]> {
     return this.#store.query<T>(query);
-  }
-
-  changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
-    return this.#store.changes<T>(options);
-  }
-
-  watch<T = JsonValue>(prefixes: readonly Key[], options?: WatchOptions): AsyncIterable<Change<T>> {
-    return this.#store.watch<T>(prefixes, options);
-  }
-
-  getAt<T = JsonValue>(key: Key, at: { time: number } | { seq: number }): Promise<Entry<T> | null> {
-    return this.#store.getAt<T>(key, at);
-  }
-
-  feedInfo(): Promise<FeedInfo> {
-    return this.#store.feedInfo();
-  }
-
-  /** The wrapped store, for core code (see `coreStore`). */
-  [INNER_STORE](): Store {
-    return this.#store;
   }
 
   explain(query?: Query): Promise<QueryPlan> {

@@ -11,14 +11,11 @@ import { assertKey, assertKeySize } from "../store/keys.ts";
 import type {
   AtomicCheck,
   AtomicOperation,
-  Change,
-  ChangesOptions,
   Clock,
   CommitResult,
   CompactResult,
   DeleteOptions,
   Entry,
-  FeedInfo,
   JsonValue,
   Key,
   KeyBounds,
@@ -30,9 +27,7 @@ import type {
   SearchOptions,
   SetOptions,
   Store,
-  WatchOptions,
 } from "../store/types.ts";
-import { INNER_STORE } from "../store/internal_keys.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
 import { sealedThroughCache } from "./_cached_sealed.ts";
 import { assertValueSize, serializeValue } from "../store/values.ts";
@@ -563,27 +558,6 @@ class CachingStore extends ForwardingBase implements CachedStore {
     await this.#writes.settle();
     const entries = await this.#store.query<T>(query);
     return this.#versions.size === 0 ? entries : entries.map((e) => this.#versions.shown(e));
-  }
-
-  changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
-    return this.#store.changes<T>(options);
-  }
-
-  watch<T = JsonValue>(prefixes: readonly Key[], options?: WatchOptions): AsyncIterable<Change<T>> {
-    return this.#store.watch<T>(prefixes, options);
-  }
-
-  getAt<T = JsonValue>(key: Key, at: { time: number } | { seq: number }): Promise<Entry<T> | null> {
-    return this.#store.getAt<T>(key, at);
-  }
-
-  feedInfo(): Promise<FeedInfo> {
-    return this.#store.feedInfo();
-  }
-
-  /** The wrapped store, for core code (see `coreStore`). */
-  [INNER_STORE](): Store {
-    return this.#store;
   }
 
   async explain(query?: Query): Promise<QueryPlan> {

@@ -33,7 +33,6 @@ import type {
   CompactResult,
   DeleteOptions,
   Entry,
-  FeedInfo,
   JsonValue,
   Key,
   KeyBounds,
@@ -48,7 +47,6 @@ import type {
   WatchOptions,
 } from "../store/types.ts";
 import { assertValueSize, serializeValue } from "../store/values.ts";
-import { INNER_STORE } from "../store/internal_keys.ts";
 
 /** The field of a sealed value that holds the ciphertext. */
 export const SEALED_FIELD = "$sealed";
@@ -652,17 +650,12 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     return await this.#seal(key, text, this.#plaintext.length > 0 ? JSON.parse(text) : undefined);
   }
 
-  /** The wrapped store, for core code (see `coreStore`). */
-  [INNER_STORE](): Store {
-    return this.#store;
-  }
-
   async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
     const entry = await this.#store.get<T>(key);
     return entry === null ? null : await this.#openEntry(entry);
   }
 
-  changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
+  override changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
     // Opened a few ahead, in parallel, as a listing's values are (a bad option throws here).
     const inner = this.#store.changes<T>(options)[Symbol.asyncIterator]();
     return openAhead(
@@ -673,7 +666,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     );
   }
 
-  async *watch<T = JsonValue>(
+  override async *watch<T = JsonValue>(
     prefixes: readonly Key[],
     options?: WatchOptions,
   ): AsyncIterable<Change<T>> {
@@ -682,16 +675,12 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     }
   }
 
-  async getAt<T = JsonValue>(
+  override async getAt<T = JsonValue>(
     key: Key,
     at: { time: number } | { seq: number },
   ): Promise<Entry<T> | null> {
     const entry = await this.#store.getAt<T>(key, at);
     return entry === null ? null : await this.#openEntry(entry);
-  }
-
-  feedInfo(): Promise<FeedInfo> {
-    return this.#store.feedInfo();
   }
 
   /** A feed entry with its value opened (a delete has none). */

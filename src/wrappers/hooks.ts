@@ -10,13 +10,10 @@ import { assertKey } from "../store/keys.ts";
 import type {
   AtomicCheck,
   AtomicOperation,
-  Change,
-  ChangesOptions,
   CommitResult,
   CompactResult,
   DeleteOptions,
   Entry,
-  FeedInfo,
   JsonValue,
   Key,
   KeyBounds,
@@ -28,9 +25,7 @@ import type {
   SearchOptions,
   SetOptions,
   Store,
-  WatchOptions,
 } from "../store/types.ts";
-import { INNER_STORE } from "../store/internal_keys.ts";
 import { listIterator } from "../store/list_iterator.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
 
@@ -280,27 +275,6 @@ class HookedStore extends ForwardingBase implements Store {
   async query<T = JsonValue>(query?: Query): Promise<Entry<T>[]> {
     this.#assertOpen("Cannot query");
     return await this.#run("query", undefined, () => this.#store.query<T>(query));
-  }
-
-  changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
-    return this.#store.changes<T>(options);
-  }
-
-  watch<T = JsonValue>(prefixes: readonly Key[], options?: WatchOptions): AsyncIterable<Change<T>> {
-    return this.#store.watch<T>(prefixes, options);
-  }
-
-  getAt<T = JsonValue>(key: Key, at: { time: number } | { seq: number }): Promise<Entry<T> | null> {
-    return this.#store.getAt<T>(key, at);
-  }
-
-  feedInfo(): Promise<FeedInfo> {
-    return this.#store.feedInfo();
-  }
-
-  /** The wrapped store, for core code (see `coreStore`). */
-  [INNER_STORE](): Store {
-    return this.#store;
   }
 
   async explain(query?: Query): Promise<QueryPlan> {
