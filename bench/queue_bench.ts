@@ -46,7 +46,23 @@ async function child(args: string[]): Promise<void> {
       startWorker,
     } as never;
     const rt = await lib.openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
-    await (await rt.records()).listRunSummaries({ limit: 1 }); // connect first
+    const counts: Record<string, number> = {};
+    if (Deno.env.get("QUEUE_BENCH_STATS") === "1") {
+      // Calls and their outcomes, per process, written to a file after every end.
+      const records = await rt.records();
+      const proto = Object.getPrototypeOf(records);
+      const original = proto.claimRuns;
+      proto.claimRuns = async function (this: unknown, ...args: unknown[]) {
+        const got = await original.apply(this, args);
+        counts.claimCalls = (counts.claimCalls ?? 0) + 1;
+        if (got.length === 0) counts.emptyClaims = (counts.emptyClaims ?? 0) + 1;
+        return got;
+      };
+    }
+    // Connected before the start, as the bare loop is: as many reads at once as runs at once.
+    const records = await rt.records();
+    const warm = Deno.env.get("QUEUE_BENCH_PRECONNECT") === "0" ? 1 : Number(concurrency);
+    await Promise.all(Array.from({ length: warm }, () => records.listRunSummaries({ limit: 1 })));
     await startAt(Number(start));
     lib.startWorker(rt, {
       workerId: name,
@@ -54,7 +70,12 @@ async function child(args: string[]): Promise<void> {
       pollMs: 50,
       onEvent(e) {
         if (e.type === "claim") console.log(JSON.stringify({ t: Date.now(), claim: e.runId }));
-        if (e.type === "end") console.log(JSON.stringify({ t: Date.now(), end: e.runId }));
+        if (e.type === "end") {
+          console.log(JSON.stringify({ t: Date.now(), end: e.runId }));
+          if (Deno.env.get("QUEUE_BENCH_STATS") === "1") {
+            Deno.writeTextFileSync(join(dir, `stats-${name}.json`), JSON.stringify(counts));
+          }
+        }
       },
     });
     return; // Runs until killed.
@@ -193,7 +214,8 @@ async function main(): Promise<void> {
   const admin = postgres(url, { max: 1, onnotice: () => {} });
   const dirs: string[] = [];
   const schemas: string[] = [];
-  const WORKERS = [1, 2, 4, 8];
+  // QUEUE_BENCH_WORKERS=4 (or 1,4): only these worker counts (default 1, 2, 4, 8).
+  const WORKERS = (Deno.env.get("QUEUE_BENCH_WORKERS") ?? "1,2,4,8").split(",").map(Number);
   // QUEUE_BENCH_BEFORE=<a checkout of another commit>: its Flowstate measured too, in the
   // same rounds (what a change did, under the same load).
   const before = Deno.env.get("QUEUE_BENCH_BEFORE") ?? "";
@@ -241,12 +263,36 @@ async function main(): Promise<void> {
         await using rt = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
         for (let i = 0; i < runs; i++) await rt.enqueue("trivial");
       }
-      return await race(
+      const result = await race(
         workers,
         (start, i) => ["--flowstate", start, dir, `w${i}`, String(concurrency), root],
         runs,
         { admin, tag: schema },
       );
+      if (Deno.env.get("QUEUE_BENCH_STATS") === "1") {
+        // The table's row operations and scans per run (enqueue included), as PostgreSQL counts.
+        await new Promise((r) => setTimeout(r, 600)); // the statistics are sent every 500 ms
+        const [t] = await admin.unsafe(
+          `SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, seq_scan, idx_scan,
+           idx_tup_fetch, n_dead_tup FROM pg_stat_user_tables WHERE schemaname = $1`,
+          [schema],
+        );
+        const per = Object.entries(t ?? {}).map(([k, v]) =>
+          `${k} ${(Number(v) / runs).toFixed(1)}`
+        );
+        const calls: Record<string, number> = {};
+        for (let i = 0; i < workers; i++) {
+          try {
+            const c = JSON.parse(await Deno.readTextFile(join(dir, `stats-w${i}.json`)));
+            for (const [k, v] of Object.entries(c)) calls[k] = (calls[k] ?? 0) + Number(v);
+          } catch {
+            // That worker ran nothing.
+          }
+        }
+        for (const [k, v] of Object.entries(calls)) per.push(`${k} ${(v / runs).toFixed(2)}`);
+        console.error(`${root ? "before" : "flowstate"} table stats per run: ${per.join(", ")}`);
+      }
+      return result;
     };
     const bare = async (workers: number) => {
       // Bare: the same number of jobs, processes and concurrency.
@@ -354,7 +400,11 @@ async function main(): Promise<void> {
     }
 
     // Latency: enqueue → claim, 4 idle workers, on postgres (NOTIFY) and sqlite (polling).
-    for (const backend of ["postgres", "sqlite"] as const) {
+    // QUEUE_BENCH_LATENCY=0 leaves it out.
+    const latency = Deno.env.get("QUEUE_BENCH_LATENCY") === "0"
+      ? []
+      : ["postgres", "sqlite"] as const;
+    for (const backend of latency) {
       const dir = await Deno.makeTempDir({ prefix: "flowstate-queue-latency-" });
       dirs.push(dir);
       const schema = `fs_qlat_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;

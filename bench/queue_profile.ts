@@ -69,21 +69,27 @@ function cpuMs(): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-/** CPU time of every PostgreSQL server process on this machine, in ms (a local server only). */
-async function serverCpuMs(_url: string): Promise<number> {
-  let total = 0;
-  for await (const e of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const stat = await Deno.readTextFile(`/proc/${e.name}/stat`);
-      if (!stat.includes("(postgres)")) continue;
-      const fields = stat.split(") ")[1].split(" ");
-      total += (Number(fields[11]) + Number(fields[12])) * 10;
-    } catch {
-      // Gone meanwhile.
+/**
+ * CPU time of this benchmark's PostgreSQL server processes (its connections carry
+ * `application_name` = `tag`), in ms, from /proc (a local server only).
+ */
+async function serverCpuMs(url: string, tag: string): Promise<number> {
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const rows = await admin`SELECT pid FROM pg_stat_activity WHERE application_name = ${tag}`;
+    let total = 0;
+    for (const { pid } of rows) {
+      try {
+        const fields = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1].split(" ");
+        total += (Number(fields[11]) + Number(fields[12])) * 10;
+      } catch {
+        // Gone meanwhile.
+      }
     }
+    return total;
+  } finally {
+    await admin.end();
   }
-  return total;
 }
 
 const url = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
@@ -91,17 +97,20 @@ if (!url) throw new Error("set FLOWSTATE_TEST_POSTGRES_URL");
 const runs = Number(Deno.args[0] ?? 200);
 const schema = `fs_qprof_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
 const dir = await Deno.makeTempDir({ prefix: "flowstate-queue-profile-" });
+const taggedUrl = new URL(url);
+taggedUrl.searchParams.set("application_name", schema);
+const tagged = taggedUrl.toString();
 await Deno.writeTextFile(join(dir, "trivial.flow.yaml"), FLOW);
 await Deno.writeTextFile(
   join(dir, "flowstate.yaml"),
-  `stores:\n  main: { plugin: postgres, url: "${url}", schema: ${schema} }\nflows: [./trivial.flow.yaml]\n`,
+  `stores:\n  main: { plugin: postgres, url: "${tagged}", schema: ${schema} }\nflows: [./trivial.flow.yaml]\n`,
 );
 try {
   await using rt = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
   for (let i = 0; i < runs; i++) await rt.enqueue("trivial");
   spent.clear();
   const cpu0 = cpuMs();
-  const pg0 = await serverCpuMs(url);
+  const pg0 = await serverCpuMs(url, schema);
   let ended = 0;
   const done = Promise.withResolvers<void>();
   const t0 = performance.now();
@@ -116,13 +125,13 @@ try {
   await done.promise;
   const total = performance.now() - t0;
   const cpu = cpuMs() - cpu0;
-  const pg = (await serverCpuMs(url)) - pg0;
+  const pg = (await serverCpuMs(url, schema)) - pg0;
   await worker.stop();
   console.log(`${runs} runs, one at a time: ${(total / runs).toFixed(1)} ms per run`);
   console.log(
     `CPU per run: this process ${(cpu / runs).toFixed(1)} ms, PostgreSQL server ${
       (pg / runs).toFixed(1)
-    } ms (all its processes, so other clients' load too)\n`,
+    } ms (its own connections)\n`,
   );
   console.log("| step | calls per run | ms per run |");
   console.log("|---|---|---|");

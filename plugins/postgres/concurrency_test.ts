@@ -379,6 +379,60 @@ pgTest(
 );
 
 pgTest(
+  "Store.claimFirst() on postgres never waits for a key lock: a cancel waiting for the claimed row goes first",
+  async (url) => {
+    // The interleaving of a cancel and a claim of the same queued run: the claim holds the
+    // entry's row (FOR UPDATE) while the cancel holds the run's and the entry's key locks and
+    // waits for that row. A claim that then waited for the run's key lock would deadlock
+    // until PostgreSQL's deadlock check (deadlock_timeout, 1 s) aborted one of them; it
+    // tries the locks instead, writes nothing, and lets the cancel through.
+    const table = newTable("claimlock");
+    const store = await openPg(url, table);
+    try {
+      await store.set(["q", "a"], { id: "a" });
+      await store.set(["run", "a"], "queued");
+      const run = (await store.get(["run", "a"]))!;
+      assert.ok(typeof store.claimFirst === "function");
+      const offered = Promise.withResolvers<void>();
+      const go = Promise.withResolvers<void>();
+      const claim = store.claimFirst<{ id: string }>(["q"], async (entry, op) => {
+        offered.resolve();
+        await go.promise;
+        op.check(entry.key, entry.version).delete(entry.key)
+          .check(["run", "a"], run.version).set(["run", "a"], "running");
+        return true;
+      });
+      await offered.promise; // the claim holds the entry's row
+      const cancel = store.atomic().check(["run", "a"], run.version).set(["run", "a"], "cancelled")
+        .delete(["q", "a"]).commit();
+      // The cancel has its key locks and waits for the entry's row (held by the claim).
+      await withAdmin(url, (sql) =>
+        waitFor("the cancel to wait for the claimed row", async () => {
+          const [row] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')
+            AND query LIKE ${`%${table}%`}`;
+          return row.n > 0;
+        }));
+      go.resolve();
+      const claimed = await claim;
+      assert.deepEqual(claimed?.key, ["q", "a"]);
+      assert.equal(claimed?.result.ok, false, "the claim wrote nothing: a key's lock was busy");
+      assert.deepEqual(claimed?.result.ok === false ? claimed.result.conflicts : null, []);
+      const cancelled = await cancel;
+      assert.ok(
+        cancelled.ok,
+        "the cancel was not aborted as a deadlock victim, nor lost its check",
+      );
+      assert.equal((await store.get(["run", "a"]))?.value, "cancelled");
+      assert.equal(await store.get(["q", "a"]), null);
+      assert.equal(await store.claimFirst(["q"], () => Promise.resolve(true)), null);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+pgTest(
   "PostgresDriver.commit() loses no compare-and-set increment across two processes",
   async (url) => {
     const table = newTable("counter");

@@ -1197,9 +1197,15 @@ export class PostgresDriver implements StoreDriver {
   }
 
   /**
-   * A commit (no range deletes) inside an open transaction, which it ends:
-   * the keys' locks, the checked write, then `COMMIT` (or `ROLLBACK` when a
-   * check failed), pipelined. With `feed`, the locks include `feed.reads`,
+   * A claim's commit (no range deletes) inside its open transaction, which it
+   * ends: the keys' locks *tried* (`tryKeyLocks`), the checked write (which
+   * writes nothing when a lock was busy or a check failed), then `COMMIT`,
+   * pipelined. The claim holds its candidates' rows (`FOR UPDATE`), so it
+   * never waits for a key's lock: a commit holding one (a cancel, say) may
+   * be waiting for one of those rows, and each would wait for the other
+   * until PostgreSQL's deadlock check (1 s by default) broke the cycle. A
+   * busy lock makes the commit fail with no conflicting key (the queue
+   * claims again, and the other commit goes first). With `feed`, the locks include `feed.reads`,
    * which are read in the same round trip; the feed's writes join the
    * commit's, and a `pg_notify` of `feed.topic` goes before `COMMIT`.
    */
@@ -1221,7 +1227,7 @@ export class PostgresDriver implements StoreDriver {
     if (feed !== undefined) {
       const readHex = feed.reads.map((k) => toHex(encodeKey(k)));
       const [, rows] = await Promise.all([
-        tx.unsafe(s.keyLocks, [[...ownKeys(plan), ...readHex]] as never[], PREPARED),
+        tx.unsafe(s.tryKeyLocks, [[...ownKeys(plan), ...readHex]] as never[], PREPARED),
         tx.unsafe<EntryRow[]>(s.getMany, [readHex, now] as never[], PREPARED),
       ]);
       const found = new Map<string, EntryRow>();
@@ -1240,10 +1246,10 @@ export class PostgresDriver implements StoreDriver {
       }
     }
     const [, failed] = await Promise.all([
-      // With a feed, the locks are held already (the feed's new keys are under the head's).
-      feed === undefined ? tx.unsafe(s.keyLocks, [ownKeys(plan)] as never[], PREPARED) : null,
+      // With a feed, the locks are tried already (the feed's new keys are under the head's).
+      feed === undefined ? tx.unsafe(s.tryKeyLocks, [ownKeys(plan)] as never[], PREPARED) : null,
       tx.unsafe(
-        s.checkedWrite,
+        s.claimWrite,
         checkedWriteParams(checkKeys, checks.map((c) => c.version), now, plan, version) as never[],
         PREPARED,
       ),
@@ -1252,9 +1258,12 @@ export class PostgresDriver implements StoreDriver {
       // A failed check wrote nothing: COMMIT ends the transaction all the same.
       tx.unsafe("COMMIT"),
     ]);
-    return failed.length === 0
-      ? { ok: true }
-      : { ok: false, conflicts: failed.map((r: Row) => checks[(r.i as number) - 1].key) };
+    if (failed.length === 0) return { ok: true };
+    // i = 0: a key's lock was held by another commit (nothing written; no check to blame).
+    return {
+      ok: false,
+      conflicts: failed.filter((r: Row) => r.i !== 0).map((r: Row) => checks[r.i - 1].key),
+    };
   }
 
   async close(): Promise<void> {

@@ -124,6 +124,22 @@ export interface Statements {
    * order); $1 the keys (hex). What a commit takes before its statement.
    */
   keyLocks: string;
+  /**
+   * As `keyLocks`, but never waiting for a key's lock: each is tried
+   * (`pg_try_advisory_xact_lock`), and the transaction-local setting
+   * {@linkcode CLAIM_LOCKS_SETTING} says whether every one was had (`t`) or
+   * not (`f`); $1 the keys (hex). What a claim's commit takes before
+   * `claimWrite`: a claim holds its candidates' rows, so waiting for a key's
+   * lock while another commit holding it waits for one of those rows would
+   * be a deadlock.
+   */
+  tryKeyLocks: string;
+  /**
+   * As `checkedWrite`, after `tryKeyLocks` in the same transaction: writes
+   * nothing, and answers a row with `i` = 0 (before the failed checks), when
+   * a lock was not had.
+   */
+  claimWrite: string;
   /** A condition that takes the store's shared lock (for unchecked writes). */
   sharedLock: string;
   /** Lone compare-and-set, set over a live version: $1 key, $2 value, $3 version, $4 expiry, $5 checked version, $6 now. */
@@ -144,6 +160,12 @@ export interface Statements {
 export function keyLockId(hex: string, lockId: number): string {
   return `hashtextextended(${hex}, ${lockId})`;
 }
+
+/**
+ * The transaction-local setting in which `tryKeyLocks` leaves whether it
+ * had every lock (`t`) or not (`f`), for the `claimWrite` after it.
+ */
+export const CLAIM_LOCKS_SETTING = "flowstate.claim_locks";
 
 /** The version of the feed-commit function's body, part of its name (a new body, a new name). */
 const FEED_FUNCTION_VERSION = 1;
@@ -215,6 +237,12 @@ export function statements(t: string, lockId: number): Statements {
   const keyLocks = (keys: string) =>
     `SELECT count(pg_advisory_xact_lock(h))::int AS n FROM (SELECT DISTINCT ` +
     `${keyLockId("k", lockId)} AS h FROM unnest(${keys}) AS k ` +
+    `CROSS JOIN pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}) ORDER BY h) AS s`;
+  // Tried, not waited for: whether all were had goes into a transaction-local setting (a
+  // failed try leaves the others held until the transaction ends, which is harmless).
+  const tryKeyLocks = `SELECT set_config('${CLAIM_LOCKS_SETTING}', CASE WHEN ` +
+    `COALESCE(bool_and(pg_try_advisory_xact_lock(h)), true) THEN 't' ELSE 'f' END, true) AS ok ` +
+    `FROM (SELECT DISTINCT ${keyLockId("k", lockId)} AS h FROM unnest($1::text[]) AS k ` +
     `CROSS JOIN pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}) ORDER BY h) AS s`;
   // One key (a bytea parameter): the shared table lock, then the key's.
   const oneKeyLock = (key: string) =>
@@ -304,6 +332,11 @@ export function statements(t: string, lockId: number): Statements {
     upsertMany: `WITH l AS MATERIALIZED (${keyLocks("$2::text[]")}), ` +
       `i AS (${insertMany(2, "(SELECT n FROM l) >= 0")}) SELECT cardinality($1::text[])`,
     checkedWrite: `WITH bad AS MATERIALIZED (${failedChecks}), ` +
+      `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
+      `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}) SELECT i FROM bad ORDER BY i`,
+    tryKeyLocks,
+    claimWrite: `WITH bad AS MATERIALIZED (${failedChecks} UNION ALL SELECT 0 WHERE ` +
+      `current_setting('${CLAIM_LOCKS_SETTING}', true) IS DISTINCT FROM 't'), ` +
       `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
       `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}) SELECT i FROM bad ORDER BY i`,
     feedWrite,
