@@ -161,10 +161,6 @@ pgTest(
         assert.equal((await store.get(["one"]))?.value, 2);
         assert.equal(await store.get(["new"]), null);
 
-        // The first checked commit with several writes creates the commit function.
-        const v1 = (await store.get(["one"]))!.version;
-        const first = store.atomic().check(["one"], v1);
-        assert.ok((await first.set(["one"], 3).set(["two"], 2).commit()).ok);
         const checked = store.atomic().check(["one"], (await store.get(["one"]))!.version);
         for (let i = 0; i < 10_000; i++) {
           checked.set(["big", String(i).padStart(5, "0")], { i: -i });
@@ -173,17 +169,10 @@ pgTest(
         assert.ok((await checked.commit()).ok);
         assert.equal(
           statements() - before,
-          1,
-          "a checked batch is one statement (a call of the commit function)",
+          4,
+          "a checked batch is BEGIN, lock, one statement, COMMIT",
         );
         assert.deepEqual((await store.get(["big", "09999"]))?.value, { i: -9999 });
-        // A failed check writes nothing and names the key.
-        const stale = store.atomic().check(["one"], v1).check(["two"], null);
-        const lost = await stale.set(["one"], 4).delete(["two"]).commit();
-        assert.equal(lost.ok, false);
-        assert.deepEqual(lost.ok ? [] : lost.conflicts, [["one"], ["two"]]);
-        assert.equal((await store.get(["one"]))?.value, 3);
-        assert.equal((await store.get(["two"]))?.value, 2);
       } finally {
         await store.close();
       }
@@ -819,79 +808,5 @@ pgTest(
 );
 
 // --- Cleanup -------------------------------------------------------------------
-
-pgTest(
-  "PostgresDriver's commit function: made on the first checked commit, made again when dropped, and a role that may not create it commits all the same",
-  async (url) => {
-    const table = newTable("commitfn");
-    const spec = { plugin: "postgres", url, schema: SCHEMA, table };
-    const fn = `"${SCHEMA}"."${table}_commit_v1"`;
-    const exists = async () => {
-      let found = false;
-      await withAdmin(url, async (sql) => {
-        const [row] = await sql.unsafe(`SELECT to_regprocedure($1) IS NOT NULL AS found`, [
-          `${fn}(text[], text[], float8, text[], text[], text[], float8[], text, text[])`,
-        ]);
-        found = row.found;
-      });
-      return found;
-    };
-    /** A checked commit of two writes (the function's case); resolves whether it held. */
-    const move = async (store: Awaited<ReturnType<typeof openStore>>, from: string, to: string) => {
-      const e = await store.get<number>([from]);
-      return (await store.atomic().check([from], e?.version ?? null).delete([from])
-        .set([to], (e?.value ?? 0) + 1).commit()).ok;
-    };
-    const role = `fs_nocf_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
-    const store = await openStore(spec);
-    try {
-      assert.equal(await exists(), false);
-      await store.set(["a"], 1);
-      assert.ok(await move(store, "a", "b"));
-      assert.ok(await exists(), "the first checked commit created the function");
-      await withAdmin(url, async (sql) => {
-        await sql.unsafe(`DROP FUNCTION ${fn}`);
-      });
-      assert.ok(await move(store, "b", "c")); // the pipelined transaction, as before
-      assert.ok(await move(store, "c", "d"));
-      assert.ok(await exists(), "made again");
-      assert.deepEqual((await store.getMany([["a"], ["b"], ["c"], ["d"]])).map((e) => e?.value), [
-        undefined,
-        undefined,
-        undefined,
-        4,
-      ]);
-      await withAdmin(url, async (sql) => {
-        await sql.unsafe(`DROP FUNCTION ${fn}`);
-        await sql.unsafe(`CREATE ROLE ${role} LOGIN`);
-        await sql.unsafe(`GRANT USAGE ON SCHEMA "${SCHEMA}" TO ${role}`);
-        await sql.unsafe(
-          `GRANT SELECT, INSERT, UPDATE, DELETE ON "${SCHEMA}"."${table}", ` +
-            `"${SCHEMA}"."${table}_meta" TO ${role}`,
-        );
-      });
-      const limited = new URL(url);
-      limited.username = role;
-      limited.password = "";
-      const other = await openStore({ ...spec, url: limited.href });
-      try {
-        assert.ok(await move(other, "d", "e"));
-        const lost = await other.atomic().check(["e"], null).set(["e"], 0).set(["f"], 1).commit();
-        assert.deepEqual(lost.ok ? [] : lost.conflicts, [["e"]], "its checks hold as well");
-        assert.equal(await exists(), false, "the limited role made no function");
-        assert.equal((await other.get(["e"]))?.value, 5);
-        assert.equal(await other.get(["f"]), null);
-      } finally {
-        await other.close();
-      }
-    } finally {
-      await store.close();
-      await withAdmin(url, async (sql) => {
-        await sql.unsafe(`DROP OWNED BY ${role}`).catch(() => {});
-        await sql.unsafe(`DROP ROLE IF EXISTS ${role}`);
-      });
-    }
-  },
-);
 
 dropTestSchema();

@@ -42,9 +42,6 @@ import { indexName, type PgIndexTarget, preparePgIndexes } from "./indexes.ts";
 import { pgSearch, preparePgSearch } from "./search.ts";
 import { LOCK_CLASS, quoteIdent } from "./schema.ts";
 import {
-  commitFunctionCall,
-  commitFunctionDdl,
-  commitFunctionName,
   feedFunctionCalls,
   feedFunctionDdl,
   feedFunctionName,
@@ -176,14 +173,6 @@ export class PostgresDriver implements StoreDriver {
    * role may not create it (the pipelined transaction does the same work).
    */
   #feedFunction: Promise<boolean> | undefined;
-  /**
-   * Whether the commit function is there to call: created on the first
-   * checked commit with several writes (see `#checkedWrite`); `false` when
-   * this role may not create it (the pipelined transaction does the same work).
-   */
-  #commitFunction: Promise<boolean> | undefined;
-  /** The statement that calls the commit function. */
-  #commitCallText: string | undefined;
   /** Feed commits waiting for the statement on its way (see `#callFeedFunction`). */
   #feedQueue: FeedCall[] = [];
   /** A feed-commit statement is on its way. */
@@ -464,23 +453,6 @@ export class PostgresDriver implements StoreDriver {
     }
     const params = checkedWriteParams(checkKeys, checkVersions, now, plan, version) as never[];
     const locked = lockList(checkKeys, plan);
-    if (checks.length > 0 && await this.#hasCommitFunction()) {
-      // One autocommit statement on any connection of the pool (see `commitBody`).
-      const text = this.#commitCallText ??= commitFunctionCall(this.#commitFunctionName);
-      try {
-        const [row] = await this.#sql.unsafe<{ r: number[] | null }[]>(
-          text,
-          [...params, locked] as never[],
-          PREPARED,
-        );
-        return conflictsOf((row.r ?? []).map((i) => ({ i })));
-      } catch (err) {
-        // undefined_function (dropped meanwhile): nothing ran; the pipelined transaction
-        // does it, and the next commit creates the function again.
-        if (codeOf(err) !== "42883") throw err;
-        this.#commitFunction = undefined;
-      }
-    }
     const tx = await this.#sql.reserve();
     try {
       // Pipelined: the server runs them in order, we wait for all four answers once.
@@ -1017,59 +989,30 @@ export class PostgresDriver implements StoreDriver {
    * failure (the next commit tries again).
    */
   #hasFeedFunction(): Promise<boolean> {
-    return this.#feedFunction ??= this.#createFunction(
-      feedFunctionName(this.#bareTable),
-      feedFunctionDdl(this.#feedFunctionName, this.#sqlText.feedBody),
-      () => {
-        this.#feedFunction = undefined;
-      },
-    );
-  }
-
-  /** The qualified, quoted name of this table's commit function. */
-  get #commitFunctionName(): string {
-    return `${quoteIdent(this.#schema)}.${quoteIdent(commitFunctionName(this.#bareTable))}`;
-  }
-
-  /** Create this table's commit function if it is missing: as `#hasFeedFunction`. */
-  #hasCommitFunction(): Promise<boolean> {
-    return this.#commitFunction ??= this.#createFunction(
-      commitFunctionName(this.#bareTable),
-      commitFunctionDdl(this.#commitFunctionName, this.#sqlText.commitBody),
-      () => {
-        this.#commitFunction = undefined;
-      },
-    );
-  }
-
-  /**
-   * Create the function `name` (unquoted, in this table's schema) with `ddl`
-   * if it is missing, under an advisory lock of its own (processes doing it
-   * at once do not race). Resolves `false` when it cannot be had: for good
-   * when the server refuses it (the role may not create functions in the
-   * schema, or the server is too old for the function's settings), for this
-   * call only on any other failure (`retry` runs: the next call tries again).
-   */
-  async #createFunction(name: string, ddl: string, retry: () => void): Promise<boolean> {
-    try {
-      await this.#sql.begin(async (tx) => {
-        await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
-          `${this.#schema}.${name}`,
-        ]);
-        const found = await tx.unsafe(
-          `SELECT 1 FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace ` +
-            `WHERE n.nspname = $1 AND p.proname = $2`,
-          [this.#schema, name],
-        );
-        if (found.length === 0) await tx.unsafe(ddl);
-      });
-      return true;
-    } catch (err) {
-      // The server refused (no CREATE privilege on the schema, a server too old for the
-      // function's settings): for good. Anything else (the connection): try again next time.
-      if (!isPostgresError(err)) retry();
-      return false;
-    }
+    return this.#feedFunction ??= (async () => {
+      try {
+        await this.#sql.begin(async (tx) => {
+          const name = feedFunctionName(this.#bareTable);
+          await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
+            `${this.#schema}.${name}`,
+          ]);
+          const found = await tx.unsafe(
+            `SELECT 1 FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace ` +
+              `WHERE n.nspname = $1 AND p.proname = $2`,
+            [this.#schema, name],
+          );
+          if (found.length === 0) {
+            await tx.unsafe(feedFunctionDdl(this.#feedFunctionName, this.#sqlText.feedBody));
+          }
+        });
+        return true;
+      } catch (err) {
+        // The server refused (no CREATE privilege on the schema, a server too old for the
+        // function's settings): for good. Anything else (the connection): try again next time.
+        if (!isPostgresError(err)) this.#feedFunction = undefined;
+        return false;
+      }
+    })();
   }
 
   /**

@@ -115,14 +115,6 @@ export interface Statements {
    * notifies if the head holds this commit's version.
    */
   feedBody: string;
-  /**
-   * The body of the store's commit function (see {@linkcode commitFunctionDdl}):
-   * `checkedWrite`'s parameters as $1 … $8, $9 the keys to lock (hex). Takes
-   * the locks, then (a later statement, so a fresh snapshot that sees every
-   * commit that held them before) writes as `checkedWrite` and returns the
-   * failed checks' numbers (`NULL` when none failed).
-   */
-  commitBody: string;
   /** $1 check keys, $2 check versions, $3 now. */
   check: string;
   /** The store's lock, exclusive (for commits with range deletes). */
@@ -200,33 +192,6 @@ export function feedFunctionDdl(fn: string, body: string): string {
     // make (every call, as the planner keeps choosing one) than the statement costs to run.
     `RETURNS int[] LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan ` +
     `AS $fs$\n${body}\n$fs$`;
-}
-
-/** The version of the commit function's body, part of its name (a new body, a new name). */
-const COMMIT_FUNCTION_VERSION = 1;
-
-/** The (unquoted) name of the commit function of `table` (at most 48 + 10 characters). */
-export function commitFunctionName(table: string): string {
-  return `${table}_commit_v${COMMIT_FUNCTION_VERSION}`;
-}
-
-/**
- * `CREATE OR REPLACE FUNCTION fn(…) RETURNS int[]`: the store's checked
- * commit (see `Statements.commitBody`) as one PL/pgSQL function, so that a
- * commit with checks and several writes is one autocommit statement (no
- * `BEGIN`, lock statement and `COMMIT` of its own, no reserved connection),
- * with generic plans from the first call. `fn` is the qualified, quoted name.
- */
-export function commitFunctionDdl(fn: string, body: string): string {
-  return `CREATE OR REPLACE FUNCTION ${fn}(text[], text[], float8, text[], text[], text[], ` +
-    `float8[], text, text[]) RETURNS int[] LANGUAGE plpgsql VOLATILE ` +
-    `SET plan_cache_mode = force_generic_plan AS $fs$\n${body}\n$fs$`;
-}
-
-/** The statement that calls the commit function `fn` (qualified, quoted) once. */
-export function commitFunctionCall(fn: string): string {
-  return `SELECT ${fn}($1::text[], $2::text[], $3::float8, $4::text[], $5::text[], ` +
-    `$6::text[], $7::float8[], $8::text, $9::text[]) AS r`;
 }
 
 /**
@@ -351,17 +316,6 @@ export function statements(t: string, lockId: number): Statements {
     `IF failed IS NULL THEN PERFORM pg_notify($18, '') FROM ${t} ` +
     `WHERE key = decode($9, 'hex') AND version = $8; END IF;\n` +
     `RETURN failed;\nEND`;
-  const checkedWrite = `WITH bad AS MATERIALIZED (${failedChecks}), ` +
-    `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
-    `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}) SELECT i FROM bad ORDER BY i`;
-  const commitBody = `DECLARE failed int[];\nBEGIN\n` +
-    `${keyLocks("$9::text[]").replace(/^SELECT /, "PERFORM ")};\n` +
-    `${
-      checkedWrite.replace(
-        /SELECT i FROM bad ORDER BY i$/,
-        "SELECT array_agg(i ORDER BY i) INTO failed FROM bad",
-      )
-    };\nRETURN failed;\nEND`;
   return {
     get: `SELECT value, version, expires_at FROM ${t} WHERE key = $1 AND ${live(2)}`,
     getMany: `SELECT key, value, version, expires_at FROM ${t} WHERE key IN ` +
@@ -377,8 +331,9 @@ export function statements(t: string, lockId: number): Statements {
     // Only sets ($1 unused): upserts that lock their own keys first.
     upsertMany: `WITH l AS MATERIALIZED (${keyLocks("$2::text[]")}), ` +
       `i AS (${insertMany(2, "(SELECT n FROM l) >= 0")}) SELECT cardinality($1::text[])`,
-    checkedWrite,
-    commitBody,
+    checkedWrite: `WITH bad AS MATERIALIZED (${failedChecks}), ` +
+      `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
+      `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}) SELECT i FROM bad ORDER BY i`,
     tryKeyLocks,
     claimWrite: `WITH bad AS MATERIALIZED (${failedChecks} UNION ALL SELECT 0 WHERE ` +
       `current_setting('${CLAIM_LOCKS_SETTING}', true) IS DISTINCT FROM 't'), ` +
