@@ -33,7 +33,7 @@
  *
  * @module
  */
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "./_path.ts";
 import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
 import { durationProblem, parseDuration } from "./duration.ts";

@@ -31,7 +31,7 @@ import type { ParsedFlow } from "./flow/parse.ts";
 import type { FlowDefinition } from "./flow/types.ts";
 import { readYamlFile } from "./_yaml_file.ts";
 import { builtinNodes } from "./flow/nodes.ts";
-import { isAbsolute, join, resolve } from "node:path";
+import { isAbsolute, join, resolve } from "./_path.ts";
 
 /** The most entries kept under `<home>/cache/flows`. */
 export const FLOW_DISK_CACHE_ENTRIES = 256;

@@ -4,14 +4,14 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { resolve } from "./_path.ts";
 import { importDefault, importFailure, mappingHint, moduleUrl } from "./loader.ts";
 import { z } from "zod";
 import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
 import { prepareCoreIndexes, wrapDriver } from "./store/store.ts";
 import { type FeedRetention, normalizeFeedOption } from "./store/feed.ts";
-import { setProcessActor } from "./store/actor.ts";
+import { loadActorStorage, setProcessActor } from "./store/actor.ts";
 import type { Clock, FeedKeep, IndexDeclaration, SearchDeclaration, Store } from "./store/types.ts";
 import {
   type IndexSpec,
@@ -383,6 +383,7 @@ export async function openStore<const S extends StoreSpec>(
     });
   }
   setProcessActor(options.actor);
+  if (changes !== undefined) await loadActorStorage();
   const encryption = rawEncrypt === undefined
     ? undefined
     : checkEncryptOptions(rawEncrypt as EncryptOptions, indexes, search, name);

@@ -31,7 +31,7 @@
  *
  * @module
  */
-import { join, resolve } from "node:path";
+import { join, resolve } from "../../src/_path.ts";
 import { z } from "zod";
 import {
   definePlugin,
