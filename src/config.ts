@@ -38,7 +38,7 @@ import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
 import { durationProblem, parseDuration } from "./duration.ts";
 import { builtinJobNames } from "./jobs/builtin.ts";
-import { canonicalTimezone, cronProblem, DEFAULT_TIMEZONE, timezoneProblem } from "./cron.ts";
+import { canonicalTimezone, DEFAULT_TIMEZONE, timezoneProblem } from "./timezone.ts";
 import { resolvePluginSpecifier, type StoreSpec } from "./plugin.ts";
 import { parseEncryptOptions } from "./wrappers/encrypt.ts";
 import { type ScopeName, SCOPES } from "./state/scopes.ts";
@@ -485,7 +485,8 @@ function resolveConfig(
       else jobTimezone = canonicalTimezone(job.timezone);
     }
     if (job.schedule !== undefined) {
-      const problem = cronProblem(job.schedule, jobTimezone);
+      // Only a config with jobs gets here: its schema's module was loaded (croner with it).
+      const problem = schema!.cronProblem(job.schedule, jobTimezone);
       if (problem !== undefined) fail(at("schedule"), problem);
     }
     let jitterMs = 0;

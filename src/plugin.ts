@@ -4,9 +4,9 @@
  *
  * @module
  */
+import { realSchema } from "./_lazy_schema.ts";
 import { resolve } from "./_path.ts";
 import { importDefault, importFailure, mappingHint, moduleUrl } from "./loader.ts";
-import { z } from "zod";
 import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
 import { prepareCoreIndexes, wrapDriver } from "./store/store.ts";
@@ -70,7 +70,8 @@ export function builtinPluginNames(): string[] {
 const IN_GRAPH: Readonly<Record<string, () => Promise<{ default: unknown }>>> = {
   memory: () => import("../plugins/memory/mod.ts"),
   jsonfile: () => import("../plugins/jsonfile/mod.ts"),
-  sqlite: () => import("../plugins/sqlite/mod.ts"),
+  // The plugin itself, not mod.ts (which exports the zod schema of its options too).
+  sqlite: () => import("../plugins/sqlite/plugin.ts"),
 };
 
 function isPlugin(value: unknown): value is Plugin {
@@ -536,7 +537,7 @@ export async function checkOptions<O>(
 ): Promise<{ ok: true; value: O } | { ok: false; issues: Problem[] }> {
   const result = await definition.optionsSchema["~standard"].validate(raw);
   if (!result.issues) return { ok: true, value: result.value };
-  const known = knownOptions(definition.optionsSchema);
+  const known = knownOptions(await realSchema(definition.optionsSchema));
   const issues: Problem[] = [];
   for (const issue of result.issues) {
     const path = (issue.path ?? []).map((p) =>
@@ -577,7 +578,7 @@ export async function validateOptions<O>(
       ? issue.message
       : `option "${issue.path.join(".")}": ${issue.message}`
   );
-  const shape = describeShape(definition.optionsSchema);
+  const shape = await describeShape(await realSchema(definition.optionsSchema));
   throw new ConfigError(
     `${action}: ${text.join("; ")}${shape ? `. Expected options: ${shape}` : ""}`,
     { issues: checked.issues },
@@ -618,12 +619,17 @@ function renderSchema(node: JsonSchemaNode | undefined, depth = 0): string {
   return node.type ?? "unknown";
 }
 
-/** A one-line description of a zod schema's shape, or `undefined` for other schema kinds. */
-export function describeShape(schema: unknown): string | undefined {
+/**
+ * A one-line description of a zod schema's shape, or `undefined` for other
+ * schema kinds. (zod is imported here, to describe a problem: not on the way
+ * of valid options.)
+ */
+export async function describeShape(schema: unknown): Promise<string | undefined> {
   if (typeof schema !== "object" || schema === null || !("_zod" in schema)) return undefined;
+  const { z } = await import("zod");
   try {
     return renderSchema(
-      z.toJSONSchema(schema as z.ZodType, {
+      z.toJSONSchema(schema as import("zod").ZodType, {
         unrepresentable: "any",
         io: "input",
       }) as JsonSchemaNode,
