@@ -10,7 +10,28 @@
  *
  * @module
  */
-import type { OptionsSchema, SchemaResult } from "./plugin_define.ts";
+
+/** A validation result (Standard Schema v1; the same shape as `SchemaResult` in plugin_define.ts). */
+export type SchemaResult<O> =
+  | { readonly value: O; readonly issues?: undefined }
+  | {
+    readonly issues: ReadonlyArray<
+      {
+        readonly message: string;
+        readonly path?: ReadonlyArray<PropertyKey | { key: PropertyKey }>;
+      }
+    >;
+  };
+
+/** A Standard Schema v1 (structurally `OptionsSchema` of plugin_define.ts; defined here, below it). */
+export interface OptionsSchema<O> {
+  /** The Standard Schema interface. */
+  readonly "~standard": {
+    readonly version: 1;
+    readonly vendor: string;
+    readonly validate: (value: unknown) => SchemaResult<O> | Promise<SchemaResult<O>>;
+  };
+}
 
 /** A fast check's answer: the parsed value, or `undefined` ("ask the real schema"). */
 export type FastCheck<O> = (value: unknown) => { value: O } | undefined;
