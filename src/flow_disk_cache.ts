@@ -31,7 +31,6 @@ import type { ParsedFlow } from "./flow/parse.ts";
 import type { FlowDefinition } from "./flow/types.ts";
 import { readYamlFile } from "./_yaml_file.ts";
 import { builtinNodes } from "./flow/nodes.ts";
-import { sha256Hex } from "./_sha256.ts";
 import { isAbsolute, join, resolve } from "./_path.ts";
 
 /** The most entries kept under `<home>/cache/flows`. */
@@ -110,12 +109,10 @@ function codeFingerprint(): string | undefined {
   }
 }
 
-/**
- * SHA-256 in hex, synchronous (pure TypeScript): on a cold start it is cheaper
- * than WebCrypto's first digest (1–7 ms of set-up), and gives the same hex.
- */
-function sha256(text: string): Promise<string> {
-  return Promise.resolve(sha256Hex(text));
+async function sha256(text: string): Promise<string> {
+  // WebCrypto: a pure-TypeScript hash runs interpreted on a cold start (~5 ms per KiB).
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** One entry as stored. */
