@@ -40,7 +40,6 @@ import { durationProblem, parseDuration } from "./duration.ts";
 import { builtinJobNames } from "./jobs/builtin.ts";
 import { canonicalTimezone, DEFAULT_TIMEZONE, timezoneProblem } from "./timezone.ts";
 import { resolvePluginSpecifier, type StoreSpec } from "./plugin.ts";
-import { parseEncryptOptions } from "./wrappers/encrypt.ts";
 import { type ScopeName, SCOPES } from "./state/scopes.ts";
 import type {
   AbandonedPolicy,
@@ -410,7 +409,8 @@ function resolveConfig(
       }
       if (spec.encrypt !== undefined) {
         try {
-          parseEncryptOptions(spec.encrypt, `store "${name}"`);
+          // A config with stores: its schema's module was loaded (the encryption options with it).
+          schema!.parseEncryptOptions(spec.encrypt, `store "${name}"`);
         } catch (err) {
           if (!(err instanceof ConfigError)) throw err;
           for (const issue of err.issues) fail(["stores", name, ...issue.path], issue.message);

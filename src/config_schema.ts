@@ -14,6 +14,8 @@ import { SCOPES } from "./state/scopes.ts";
 
 /** Checking a job's schedule (croner): loaded with the schema, for a config that has jobs. */
 export { cronProblem } from "./cron.ts";
+/** Checking a store's `encrypt` option: loaded with the schema, for a config that has stores. */
+export { parseEncryptOptions } from "./wrappers/encrypt.ts";
 
 /** What a schedule does when its previous run (in this runner) is still running at a tick. */
 export type OverlapPolicy = "skip" | "queue";

@@ -20,12 +20,8 @@ import {
   type SearchSpec,
 } from "./store/indexes.ts";
 import type { IndexBuildEvent, PreparedIndexes } from "./store/driver.ts";
-import {
-  encrypted,
-  type EncryptOptions,
-  type ParsedEncryptOptions,
-  parseEncryptOptions,
-} from "./wrappers/encrypt.ts";
+// The encryption wrapper is imported only for a store with `encrypt` (not on a plain run's way).
+import type { EncryptOptions, ParsedEncryptOptions } from "./wrappers/encrypt.ts";
 import { systemClock } from "./clock.ts";
 import type { WarningHandler } from "./log.ts";
 import type { MemoryOptions } from "../plugins/memory/mod.ts";
@@ -385,9 +381,14 @@ export async function openStore<const S extends StoreSpec>(
   }
   setProcessActor(options.actor);
   if (changes !== undefined) await loadActorStorage();
-  const encryption = rawEncrypt === undefined
-    ? undefined
-    : checkEncryptOptions(rawEncrypt as EncryptOptions, indexes, search, name);
+  const encrypt = rawEncrypt === undefined ? undefined : await import("./wrappers/encrypt.ts");
+  const encryption = encrypt === undefined ? undefined : checkEncryptOptions(
+    encrypt.parseEncryptOptions,
+    rawEncrypt as EncryptOptions,
+    indexes,
+    search,
+    name,
+  );
   const validated = await validateOptions(
     plugin,
     rawOptions,
@@ -450,8 +451,8 @@ export async function openStore<const S extends StoreSpec>(
       undefined,
       onIndexBuild ? (event) => onIndexBuild({ ...event, store: name }) : undefined,
     );
-    if (encryption === undefined) return store;
-    return await encrypted(store, rawEncrypt as EncryptOptions);
+    if (encryption === undefined || encrypt === undefined) return store;
+    return await encrypt.encrypted(store, rawEncrypt as EncryptOptions);
   } catch (err) {
     await store.close().catch(() => {});
     throw err;
@@ -464,6 +465,7 @@ export async function openStore<const S extends StoreSpec>(
  * path (a sealed field cannot be indexed).
  */
 function checkEncryptOptions(
+  parseEncryptOptions: (raw: EncryptOptions, what: string) => ParsedEncryptOptions,
   raw: EncryptOptions,
   indexes: IndexSpec[],
   search: SearchSpec | undefined,
