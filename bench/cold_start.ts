@@ -169,6 +169,45 @@ console.log("| module | import |");
 console.log("| --- | --- |");
 for (const m of modules) console.log(`| ${m} | ${median(importMs[m]).toFixed(1)} ms |`);
 
+// Import-time breakdown of the run path: one fresh process imports these in order (each
+// after the ones above it, so a row is what it adds), repeated; medians.
+const layers = [
+  "./src/errors.ts",
+  "./src/store/store.ts",
+  "./src/plugin.ts",
+  "./src/records/records.ts",
+  "./src/flow/executor.ts",
+  "./src/config.ts",
+  "./src/runtime.ts",
+  "./src/flow_disk_cache.ts",
+  "./src/cli/run.ts",
+  "./plugins/sqlite/plugin.ts",
+];
+const layerProbe = [
+  "eval",
+  "--ext=ts",
+  `const out = []; for (const m of ${
+    JSON.stringify(layers.map((m) => new URL(m, `file://${root}`).href))
+  }) { const t = performance.now(); await import(m); out.push(performance.now() - t); } console.log(JSON.stringify(out));`,
+];
+const layerMs = layers.map(() => [] as number[]);
+await time(layerProbe);
+for (let r = 0; r < Math.max(5, Math.round(rounds / 2)); r++) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: layerProbe,
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  (JSON.parse(new TextDecoder().decode(out.stdout)) as number[]).forEach((ms, i) =>
+    layerMs[i].push(ms)
+  );
+}
+console.log("\nImport-time breakdown of the run path (one process, in this order; median)\n");
+console.log("| module (with what it adds) | import |");
+console.log("| --- | --- |");
+layers.forEach((m, i) => console.log(`| ${m} | ${median(layerMs[i]).toFixed(1)} ms |`));
+
 // What a run loaded (bench/cold_probe.ts: one run in-process, then whether zod is there).
 console.log("\nbench/cold_probe.ts (one run in a fresh process), 3 times:\n");
 for (let i = 0; i < 3; i++) {
