@@ -239,7 +239,9 @@ export type DriverClaimResult =
   | null
   /**
    * The commit `decide` made for the candidate at `key` (with `max`, the
-   * commits made for every candidate in `keys`, as one), and how it went.
+   * commits made for every candidate in `keys`, as one), and how it went
+   * (a failure with no conflicting keys: a key was held by another commit,
+   * which a claim does not wait for, and nothing was written).
    */
   | { key: Key; keys?: Key[]; result: DriverCommitResult };
 

@@ -461,7 +461,10 @@ export interface Store extends AsyncDisposable {
    * of that key then needs no round trip of its own. With `options.max` > 1,
    * up to that many entries are taken in one transaction (each with its own
    * `op`, committed together, all or none): `keys` lists them, `key` is the
-   * first.
+   * first. The commit never waits for another commit that holds one of its
+   * keys (that commit may be waiting for an entry this claim holds): it then
+   * writes nothing, and `result` is a failure with no conflicting keys;
+   * claim again.
    */
   claimFirst?<T = JsonValue>(
     prefix: Key,
