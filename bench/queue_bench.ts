@@ -211,6 +211,8 @@ async function main(): Promise<void> {
   const runs = Number(Deno.args[0] ?? 400);
   const concurrency = Number(Deno.args[1] ?? 4);
   const rounds = Number(Deno.args[2] ?? 3);
+  // QUEUE_BENCH_POOL: the connections of each worker process's pool (default concurrency + 2).
+  const pool = Number(Deno.env.get("QUEUE_BENCH_POOL") ?? concurrency + 2);
   const admin = postgres(url, { max: 1, onnotice: () => {} });
   const dirs: string[] = [];
   const schemas: string[] = [];
@@ -257,7 +259,7 @@ async function main(): Promise<void> {
         join(dir, "flowstate.yaml"),
         `stores:\n  main: { plugin: postgres, url: "${
           tagged(url, schema)
-        }", schema: ${schema}, max: ${concurrency + 2} }\nflows: [./trivial.flow.yaml]\n`,
+        }", schema: ${schema}, max: ${pool} }\nflows: [./trivial.flow.yaml]\n`,
       );
       {
         await using rt = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
