@@ -201,7 +201,8 @@ class Execution {
   }
 
   #emit(event: RunEventInit): void {
-    this.#o.onEvent?.({ at: this.#o.clock.now(), ...event } as RunEvent);
+    const on = this.#o.onEvent;
+    if (on !== undefined) on({ at: this.#o.clock.now(), ...event } as RunEvent);
   }
 
   async run(): Promise<RunRecord> {
@@ -331,6 +332,52 @@ class Execution {
 
   #breathe = periodicYield(50);
 
+  /** The reads and writes of the nodes that used a state view, by node index (made on first use). */
+  #access = new Map<number, NodeAccess>();
+
+  #accessOf(i: number): NodeAccess {
+    let access = this.#access.get(i);
+    if (access === undefined) {
+      access = new NodeAccess(
+        {
+          runId: this.#o.runId,
+          flowId: this.#flow.definition.id,
+          nodeId: this.#flow.nodes[i].spec.id,
+        },
+        this.#o.resolver.stateChanges,
+      );
+      this.#access.set(i, access);
+    }
+    return access;
+  }
+
+  /** Emit the node's `node.end` event and return its result. */
+  #end(i: number, started: number, result: NodeResult, bytes?: number): NodeResult {
+    const on = this.#o.onEvent;
+    const access = this.#access.get(i);
+    if (access !== undefined) this.#access.delete(i);
+    if (on === undefined) {
+      access?.fields(); // closes its lists all the same
+      return result;
+    }
+    let outputBytes: number | undefined;
+    if (result.output !== undefined) outputBytes = bytes ?? JSON.stringify(result.output).length;
+    const at = this.#o.clock.now();
+    const event: RunEvent = {
+      at,
+      type: "node.end",
+      node: this.#flow.nodes[i].spec.id,
+      status: result.status,
+      attempt: result.attempts,
+      durationMs: at - started,
+      outputBytes,
+      error: result.error,
+    };
+    if (access !== undefined) Object.assign(event, access.fields());
+    on(event);
+    return result;
+  }
+
   async #runNode(i: number, runSignal: AbortSignal): Promise<NodeResult> {
     // Store calls on embedded backends resolve without giving the event loop a
     // turn; yield now and then so timers and Ctrl-C are seen during long runs.
@@ -345,51 +392,47 @@ class Execution {
     const node = this.#flow.nodes[i];
     const id = node.spec.id;
     const started = this.#o.clock.now();
-    const access = new NodeAccess(
-      { runId: this.#o.runId, flowId: this.#flow.definition.id, nodeId: id },
-      this.#o.resolver.stateChanges,
-    );
-    const end = (result: NodeResult, bytes?: number): NodeResult => {
-      let outputBytes: number | undefined;
-      if (result.output !== undefined) outputBytes = bytes ?? JSON.stringify(result.output).length;
-      this.#emit({
-        type: "node.end",
-        node: id,
-        status: result.status,
-        attempt: result.attempts,
-        durationMs: this.#o.clock.now() - started,
-        outputBytes,
-        error: result.error,
-        ...access.fields(),
-      });
-      return result;
-    };
     if (node.if) {
       let go: boolean;
       try {
         go = truthy(node.if.evaluate(this.#scope, this.#o.clock));
       } catch (err) {
-        return end({ status: "failed", attempts: 0, error: `if: ${(err as Error).message}` });
+        return this.#end(i, started, {
+          status: "failed",
+          attempts: 0,
+          error: `if: ${(err as Error).message}`,
+        });
       }
-      if (!go) return end({ status: "skipped", attempts: 0 });
+      if (!go) return this.#end(i, started, { status: "skipped", attempts: 0 });
     }
-    this.#emit({ type: "node.start", node: id });
+    const on = this.#o.onEvent;
+    if (on !== undefined) on({ at: this.#o.clock.now(), type: "node.start", node: id });
     const { attempts, delay, backoff, maxDelay } = node.retry;
     let lastError = "";
     let timedOut = false;
     for (let attempt = 1; attempt <= attempts; attempt++) {
-      if (runSignal.aborted) return end({ status: "cancelled", attempts: attempt - 1 });
-      this.#emit({ type: "node.attempt", node: id, attempt });
+      if (runSignal.aborted) {
+        return this.#end(i, started, { status: "cancelled", attempts: attempt - 1 });
+      }
+      if (on !== undefined) {
+        on({ at: this.#o.clock.now(), type: "node.attempt", node: id, attempt });
+      }
       let input: unknown;
       try {
         input = await this.#input(node);
       } catch (err) {
         // Bad options never get better on retry.
-        return end({ status: "failed", attempts: attempt, error: (err as Error).message });
+        return this.#end(i, started, {
+          status: "failed",
+          attempts: attempt,
+          error: (err as Error).message,
+        });
       }
-      const outcome = await this.#attempt(node, input, attempt, runSignal, access);
+      const outcome = await this.#attempt(i, node, input, attempt, runSignal);
       if (outcome.ok) {
-        return end(
+        return this.#end(
+          i,
+          started,
           { status: "succeeded", attempts: attempt, output: outcome.output },
           outcome.bytes,
         );
@@ -397,7 +440,7 @@ class Execution {
       if (outcome.stuck !== undefined) this.#stuck.push(`node ${id}: ${outcome.stuck}`);
       if (runSignal.aborted) {
         const error = outcome.stuck ? `${outcome.error}; ${outcome.stuck}` : outcome.error;
-        return end({ status: "cancelled", attempts: attempt, error });
+        return this.#end(i, started, { status: "cancelled", attempts: attempt, error });
       }
       lastError = outcome.error;
       timedOut = outcome.timedOut;
@@ -406,7 +449,11 @@ class Execution {
         const error = `${lastError}; ${outcome.stuck}${
           attempt < attempts ? "; no retry was started while it may still run" : ""
         }`;
-        return end({ status: timedOut ? "timed-out" : "failed", attempts: attempt, error });
+        return this.#end(i, started, {
+          status: timedOut ? "timed-out" : "failed",
+          attempts: attempt,
+          error,
+        });
       }
       this.#emit({ type: "node.attempt", node: id, attempt, error: lastError });
       if (attempt < attempts) {
@@ -416,11 +463,19 @@ class Execution {
         try {
           await this.#timers.sleep(wait, runSignal);
         } catch {
-          return end({ status: "cancelled", attempts: attempt, error: lastError });
+          return this.#end(i, started, {
+            status: "cancelled",
+            attempts: attempt,
+            error: lastError,
+          });
         }
       }
     }
-    return end({ status: timedOut ? "timed-out" : "failed", attempts, error: lastError });
+    return this.#end(i, started, {
+      status: timedOut ? "timed-out" : "failed",
+      attempts,
+      error: lastError,
+    });
   }
 
   async #input(node: PreparedNode): Promise<unknown> {
@@ -439,11 +494,11 @@ class Execution {
   }
 
   async #attempt(
+    i: number,
     node: PreparedNode,
     input: unknown,
     attempt: number,
     runSignal: AbortSignal,
-    access: NodeAccess,
   ): Promise<AttemptSuccess | AttemptFailure> {
     const id = node.spec.id;
     const timers = this.#timers;
@@ -456,13 +511,26 @@ class Execution {
     let controller: AbortController | undefined;
     /** Why the attempt was stopped (the run's abort reason, or its timeout). */
     let stopped: { reason: unknown } | undefined;
-    let interrupt: ((reason: unknown) => void) | undefined;
     const signalOf = (): AbortSignal => {
       if (controller === undefined) {
         controller = new AbortController();
         if (stopped !== undefined) controller.abort(stopped.reason);
       }
       return controller.signal;
+    };
+    // How the attempt ends: the first of its work settling and its being stopped
+    // (cancelled, or timed out). One promise, where a race would take several.
+    let decided = false;
+    let threw = false;
+    let result: unknown;
+    let wake!: () => void;
+    const over = new Promise<void>((resolve) => wake = resolve);
+    const decide = (failed: boolean, value: unknown) => {
+      if (decided) return;
+      decided = true;
+      threw = failed;
+      result = value;
+      wake();
     };
     // Closed the moment it times out or the run is cancelled, not a tick later.
     const stop = (reason: unknown) => {
@@ -475,10 +543,10 @@ class Execution {
           ? "the flow timed out"
           : "the run was cancelled",
       );
-      interrupt?.(reason);
+      decide(true, reason);
       controller?.abort(reason);
     };
-    const subRuns = new Set<string>();
+    let subRuns: Set<string> | undefined;
     // Each records what it reads and writes for the node's `node.end` event.
     const view = (scope: "node" | "flow" | "global") =>
       fencedView(
@@ -487,7 +555,7 @@ class Execution {
           scope,
           flowId,
           scope === "node" ? id : undefined,
-          access.observer,
+          this.#accessOf(i).observer,
         ),
         fence,
       );
@@ -522,72 +590,70 @@ class Execution {
       runFlow: (sub, subInput) =>
         fence.guard(() => {
           let subRun: string | undefined;
-          const onStart = (runId: string) => subRuns.add(subRun = runId);
+          const onStart = (runId: string) => (subRuns ??= new Set()).add(subRun = runId);
           const run = (o.runFlow ?? noRunFlow)(sub, subInput, {
             signal: signalOf(),
             onStart,
           });
-          const done = () => subRun !== undefined && subRuns.delete(subRun);
+          const done = () => subRun !== undefined && subRuns!.delete(subRun);
           run.then(done, done);
           return run;
         }),
-      ...(o.enqueue === undefined
-        ? {}
-        : { enqueue: (flow, options) => fence.guard(() => o.enqueue!(flow, options)) }),
     };
+    const enqueue = o.enqueue;
+    if (enqueue !== undefined) {
+      ctx.enqueue = (flow, options) => fence.guard(() => enqueue(flow, options));
+    }
     // The run's abort reaches the attempts running then through one listener of the run.
     this.#live.add(stop);
     if (runSignal.aborted) stop(runSignal.reason);
-    const timer = node.timeout === undefined ? undefined : new AbortController();
     let settled = false;
     // Every store write the node makes is recorded in change feeds as this run's node.
-    const work = withActor(
-      { runId: o.runId, flowId, nodeId: id },
-      () => Promise.resolve().then(() => node.type.run(ctx, input)),
-    );
-    const workSettled = work.then(() => {
+    let work: Promise<unknown>;
+    try {
+      work = Promise.resolve(
+        withActor({ runId: o.runId, flowId, nodeId: id }, () => node.type.run(ctx, input)),
+      );
+    } catch (err) {
+      work = Promise.reject(err);
+    }
+    work.then((value) => {
       settled = true;
-    }, () => {
+      decide(false, value);
+    }, (err) => {
       settled = true;
+      decide(true, err);
     });
-    // The work, unless the attempt is stopped first (cancelled, or timed out).
-    const contenders: Promise<unknown>[] = [
-      work,
-      new Promise<never>((_, reject) => {
-        if (stopped !== undefined) reject(stopped.reason);
-        else interrupt = reject;
-      }),
-    ];
+    // Only a node with a timeout has a timer (started after the work: the work wins a tie).
+    let timer: AbortController | undefined;
     if (node.timeout !== undefined) {
       const ms = node.timeout;
-      contenders.push(
-        timers.sleep(ms, timer!.signal).then(() => {
-          const err = new AttemptTimeout(ms);
-          stop(err);
-          throw err;
-        }),
-      );
+      timer = new AbortController();
+      timers.sleep(ms, timer.signal).then(() => stop(new AttemptTimeout(ms)), () => {});
     }
+    await over;
     let outcome: AttemptSuccess | AttemptFailure;
-    try {
-      const value = await Promise.race(contenders);
-      // A copy, so later nodes cannot change this node's recorded output.
-      let output: unknown = null;
-      let bytes = 4; // "null"
-      if (value !== undefined && value !== null) {
-        const text = serializeValue(value, `node ${id} returned a value that is not JSON`);
-        assertOutputSize(text, id);
-        output = typeof value === "object" ? JSON.parse(text) : value;
-        bytes = text.length;
+    if (threw) {
+      outcome = { ok: false, error: messageOf(result), timedOut: result instanceof AttemptTimeout };
+    } else {
+      const value = result;
+      try {
+        // A copy, so later nodes cannot change this node's recorded output.
+        let output: unknown = null;
+        let bytes = 4; // "null"
+        if (value !== undefined && value !== null) {
+          const text = serializeValue(value, `node ${id} returned a value that is not JSON`);
+          assertOutputSize(text, id);
+          output = typeof value === "object" ? JSON.parse(text) : value;
+          bytes = text.length;
+        }
+        outcome = { ok: true, output: output as JsonValue, bytes };
+      } catch (err) {
+        outcome = { ok: false, error: messageOf(err), timedOut: false };
       }
-      outcome = { ok: true, output: output as JsonValue, bytes };
-    } catch (err) {
-      const timedOut = err instanceof AttemptTimeout;
-      outcome = { ok: false, error: messageOf(err), timedOut };
-    } finally {
-      timer?.abort("attempt finished");
-      this.#live.delete(stop);
     }
+    timer?.abort("attempt finished");
+    this.#live.delete(stop);
     // The attempt is over: nothing it does from now on reaches state or the run.
     fence.close(settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
     // A signal asked for from now on is born aborted.
@@ -600,13 +666,13 @@ class Execution {
     const grace = o.abortGrace ?? DEFAULT_ABORT_GRACE;
     const graceTimer = new AbortController();
     const ended = await Promise.race([
-      Promise.all([workSettled, fence.drained()]).then(() => true),
+      Promise.all([work.then(() => {}, () => {}), fence.drained()]).then(() => true),
       timers.sleep(grace, graceTimer.signal).then(() => false, () => false),
     ]);
     graceTimer.abort("attempt stopped");
     if (ended) return outcome;
     const notes = [`attempt ${attempt} did not stop within the ${grace} ms grace period`];
-    if (subRuns.size > 0) {
+    if (subRuns !== undefined && subRuns.size > 0) {
       const ids = [...subRuns];
       notes.push(
         `${ids.length === 1 ? "sub-run" : "sub-runs"} ${ids.join(", ")} had not recorded ${
