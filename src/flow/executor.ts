@@ -24,6 +24,9 @@ import { messageOf } from "../errors.ts";
 import { AttemptFence, fencedView } from "./_attempt.ts";
 import { NodeAccess } from "./_access.ts";
 import { releaseSandbox } from "./sandbox.ts";
+import type { SchemaResult } from "../plugin.ts";
+import { copyContainers } from "./template/values.ts";
+import { builtinNodes } from "./nodes.ts";
 
 /**
  * The largest output a node may return, in bytes of its JSON text: it is kept
@@ -163,6 +166,23 @@ class AttemptTimeout extends Error {
     super(`timed out after ${ms} ms`);
     this.name = "TimeoutError";
   }
+}
+
+/** The checked options of built-in nodes with a constant `with`, by prepared node. */
+const checkedInputs = new WeakMap<PreparedNode, { value: unknown }>();
+
+/** The value of a schema's check, or a `TypeError` listing its issues. */
+function optionsOf(node: PreparedNode, result: SchemaResult<unknown>): unknown {
+  if (result.issues) {
+    const problems = result.issues.map((issue) => {
+      const path = (issue.path ?? []).map((p) =>
+        String(typeof p === "object" && p !== null ? p.key : p)
+      );
+      return path.length ? `with.${path.join(".")}: ${issue.message}` : issue.message;
+    });
+    throw new TypeError(`invalid options for ${node.spec.type}: ${problems.join("; ")}`);
+  }
+  return result.value;
 }
 
 const noRunFlow: NonNullable<ExecuteOptions["runFlow"]> = () =>
@@ -419,7 +439,8 @@ class Execution {
       }
       let input: unknown;
       try {
-        input = await this.#input(node);
+        input = this.#input(node);
+        if (input instanceof Promise) input = await input;
       } catch (err) {
         // Bad options never get better on retry.
         return this.#end(i, started, {
@@ -478,19 +499,25 @@ class Execution {
     });
   }
 
-  async #input(node: PreparedNode): Promise<unknown> {
+  /**
+   * The node's options, checked: a fresh copy of the value checked before
+   * for a built-in node whose `with` holds no template (the same value and
+   * schema give the same result: the built-in schemas' defaults are
+   * constants; a custom type's schema may not be pure), else `with`
+   * evaluated and checked now. A promise only when
+   * the schema's check is asynchronous.
+   */
+  #input(node: PreparedNode): unknown {
+    const known = checkedInputs.get(node);
+    if (known !== undefined) return copyContainers(known.value);
     const raw = node.with.evaluate(this.#scope, this.#o.clock);
-    const result = await node.type.optionsSchema["~standard"].validate(raw);
-    if (result.issues) {
-      const problems = result.issues.map((issue) => {
-        const path = (issue.path ?? []).map((p) =>
-          String(typeof p === "object" && p !== null ? p.key : p)
-        );
-        return path.length ? `with.${path.join(".")}: ${issue.message}` : issue.message;
-      });
-      throw new TypeError(`invalid options for ${node.spec.type}: ${problems.join("; ")}`);
+    const result = node.type.optionsSchema["~standard"].validate(raw);
+    if (result instanceof Promise) return result.then((r) => optionsOf(node, r));
+    const value = optionsOf(node, result);
+    if (node.with.isStatic && builtinNodes.get(node.spec.type) === node.type) {
+      checkedInputs.set(node, { value: copyContainers(value) });
     }
-    return result.value;
+    return value;
   }
 
   async #attempt(
