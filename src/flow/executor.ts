@@ -185,6 +185,72 @@ function optionsOf(node: PreparedNode, result: SchemaResult<unknown>): unknown {
   return result.value;
 }
 
+/**
+ * What a node attempt's `run` receives. A class, not an object literal: a
+ * literal with getters is built on V8's slow path (~2 µs each, once per
+ * node). The state views and the signal are made on first use; `log`,
+ * `sleep`, `runFlow` and `enqueue` are own functions (a node may take them
+ * out of the context).
+ */
+class AttemptContext implements NodeContext<unknown> {
+  readonly #view: (scope: "node" | "flow" | "global") => StateView;
+  readonly #signal: () => AbortSignal;
+  #node: StateView | undefined;
+  #flow: StateView | undefined;
+  #global: StateView | undefined;
+  input: unknown;
+  inputs: Readonly<Record<string, JsonValue>>;
+  runId: string;
+  flowId: string;
+  nodeId: string;
+  attempt: number;
+  declare clock: Clock;
+  declare log: NodeContext<unknown>["log"];
+  declare sleep: NodeContext<unknown>["sleep"];
+  declare runFlow: NodeContext<unknown>["runFlow"];
+  declare enqueue?: NodeContext<unknown>["enqueue"];
+
+  constructor(
+    view: (scope: "node" | "flow" | "global") => StateView,
+    signal: () => AbortSignal,
+    input: unknown,
+    inputs: Readonly<Record<string, JsonValue>>,
+    runId: string,
+    flowId: string,
+    nodeId: string,
+    attempt: number,
+  ) {
+    this.#view = view;
+    this.#signal = signal;
+    this.input = input;
+    this.inputs = inputs;
+    this.runId = runId;
+    this.flowId = flowId;
+    this.nodeId = nodeId;
+    this.attempt = attempt;
+  }
+
+  /** This node's own state. */
+  get node(): StateView {
+    return this.#node ??= this.#view("node");
+  }
+
+  /** The flow's state. */
+  get flow(): StateView {
+    return this.#flow ??= this.#view("flow");
+  }
+
+  /** State shared by every flow. */
+  get global(): StateView {
+    return this.#global ??= this.#view("global");
+  }
+
+  /** Aborted when the attempt is stopped or over. */
+  get signal(): AbortSignal {
+    return this.#signal();
+  }
+}
+
 const noRunFlow: NonNullable<ExecuteOptions["runFlow"]> = () =>
   Promise.reject(new Error("sub-flows are not available here"));
 
@@ -586,47 +652,25 @@ class Execution {
         ),
         fence,
       );
-    let nodeView: StateView | undefined;
-    let flowView: StateView | undefined;
-    let globalView: StateView | undefined;
-    const ctx: NodeContext<unknown> = {
-      get flow() {
-        return flowView ??= view("flow");
-      },
-      get global() {
-        return globalView ??= view("global");
-      },
-      get node() {
-        return nodeView ??= view("node");
-      },
-      input,
-      inputs: o.inputs,
-      log: (message: string, level: LogLevel = "info") => {
-        fence.check();
-        this.#emit({ type: "node.log", node: id, message: String(message), level });
-      },
-      get signal() {
-        return signalOf();
-      },
-      runId: o.runId,
-      flowId,
-      nodeId: id,
-      attempt,
-      clock: o.clock,
-      sleep: (ms: number) => timers.sleep(ms, signalOf()),
-      runFlow: (sub, subInput) =>
-        fence.guard(() => {
-          let subRun: string | undefined;
-          const onStart = (runId: string) => (subRuns ??= new Set()).add(subRun = runId);
-          const run = (o.runFlow ?? noRunFlow)(sub, subInput, {
-            signal: signalOf(),
-            onStart,
-          });
-          const done = () => subRun !== undefined && subRuns!.delete(subRun);
-          run.then(done, done);
-          return run;
-        }),
+    const ctx = new AttemptContext(view, signalOf, input, o.inputs, o.runId, flowId, id, attempt);
+    ctx.clock = o.clock;
+    ctx.log = (message: string, level: LogLevel = "info") => {
+      fence.check();
+      this.#emit({ type: "node.log", node: id, message: String(message), level });
     };
+    ctx.sleep = (ms: number) => timers.sleep(ms, signalOf());
+    ctx.runFlow = (sub, subInput) =>
+      fence.guard(() => {
+        let subRun: string | undefined;
+        const onStart = (runId: string) => (subRuns ??= new Set()).add(subRun = runId);
+        const run = (o.runFlow ?? noRunFlow)(sub, subInput, {
+          signal: signalOf(),
+          onStart,
+        });
+        const done = () => subRun !== undefined && subRuns!.delete(subRun);
+        run.then(done, done);
+        return run;
+      });
     const enqueue = o.enqueue;
     if (enqueue !== undefined) {
       ctx.enqueue = (flow, options) => fence.guard(() => enqueue(flow, options));
