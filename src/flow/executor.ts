@@ -185,69 +185,207 @@ function optionsOf(node: PreparedNode, result: SchemaResult<unknown>): unknown {
   return result.value;
 }
 
+/** What an attempt needs from its run's execution. */
+interface AttemptHost {
+  readonly options: ExecuteOptions;
+  readonly timers: Timers;
+  readonly flowId: string;
+  /** Send an event (with its time) to the run's listener. */
+  emit(event: RunEventInit): void;
+  /** The reads and writes of node `i`, made on first use. */
+  accessOf(i: number): NodeAccess;
+}
+
+/**
+ * One attempt of one node while it runs: its fence, its signal (made when
+ * asked for), and how it ends (the first of its work settling and its being
+ * stopped: one promise, where a race would take several). A class, so that
+ * an attempt costs one object and not a dozen closures.
+ */
+class Attempt {
+  readonly host: AttemptHost;
+  readonly index: number;
+  readonly node: PreparedNode;
+  readonly number: number;
+  /** Its views, sub-flows and logs: refused once the attempt is over. */
+  readonly fence: AttemptFence;
+  #controller: AbortController | undefined;
+  /** Why the attempt was stopped (the run's abort reason, its timeout, or its end). */
+  stopped: { reason: unknown } | undefined;
+  decided = false;
+  threw = false;
+  result: unknown;
+  /** Whether its work settled (returned or threw). */
+  settled = false;
+  #wake: (() => void) | undefined;
+  /** Sub-runs started and not yet ended. */
+  subRuns: Set<string> | undefined;
+
+  constructor(host: AttemptHost, index: number, node: PreparedNode, number: number) {
+    this.host = host;
+    this.index = index;
+    this.node = node;
+    this.number = number;
+    this.fence = new AttemptFence({
+      runId: host.options.runId,
+      nodeId: node.spec.id,
+      attempt: number,
+    });
+  }
+
+  /** Resolves once the attempt is decided. */
+  decision(): Promise<void> {
+    if (this.decided) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#wake = resolve);
+  }
+
+  /** The first call decides how the attempt ended. */
+  decide(failed: boolean, value: unknown): void {
+    if (this.decided) return;
+    this.decided = true;
+    this.threw = failed;
+    this.result = value;
+    this.#wake?.();
+  }
+
+  /** The attempt's signal (`ctx.signal`), made on first use: most nodes never look at it. */
+  signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.stopped !== undefined) this.#controller.abort(this.stopped.reason);
+    }
+    return this.#controller.signal;
+  }
+
+  /** Stop it: closed the moment it times out or the run is cancelled, not a tick later. */
+  stop(reason: unknown): void {
+    if (this.stopped !== undefined) return;
+    this.stopped = { reason };
+    this.fence.close(
+      reason instanceof AttemptTimeout
+        ? reason.message
+        : reason === "timed-out"
+        ? "the flow timed out"
+        : "the run was cancelled",
+    );
+    this.decide(true, reason);
+    this.#controller?.abort(reason);
+  }
+
+  /** It is over: a signal asked for from now on is born aborted. */
+  end(): void {
+    this.stopped ??= { reason: "attempt finished" };
+    if (this.#controller !== undefined && !this.#controller.signal.aborted) {
+      this.#controller.abort("attempt finished");
+    }
+  }
+
+  /** A state view of the attempt: fenced, and recording what it reads and writes for `node.end`. */
+  view(scope: "node" | "flow" | "global"): StateView {
+    const o = this.host.options;
+    return fencedView(
+      createStateView(
+        o.resolver,
+        scope,
+        this.host.flowId,
+        scope === "node" ? this.node.spec.id : undefined,
+        this.host.accessOf(this.index).observer,
+      ),
+      this.fence,
+    );
+  }
+}
+
 /**
  * What a node attempt's `run` receives. A class, not an object literal: a
  * literal with getters is built on V8's slow path (~2 µs each, once per
- * node). The state views and the signal are made on first use; `log`,
- * `sleep`, `runFlow` and `enqueue` are own functions (a node may take them
- * out of the context).
+ * node). The state views, the signal and the `log`, `sleep` and `runFlow`
+ * functions are made on first use (each function once per attempt, so a
+ * node may take it out of the context: `const { log } = ctx`).
  */
 class AttemptContext implements NodeContext<unknown> {
-  readonly #view: (scope: "node" | "flow" | "global") => StateView;
-  readonly #signal: () => AbortSignal;
+  readonly #a: Attempt;
   #node: StateView | undefined;
   #flow: StateView | undefined;
   #global: StateView | undefined;
+  #log: NodeContext<unknown>["log"] | undefined;
+  #sleep: NodeContext<unknown>["sleep"] | undefined;
+  #runFlow: NodeContext<unknown>["runFlow"] | undefined;
   input: unknown;
   inputs: Readonly<Record<string, JsonValue>>;
   runId: string;
   flowId: string;
   nodeId: string;
   attempt: number;
-  declare clock: Clock;
-  declare log: NodeContext<unknown>["log"];
-  declare sleep: NodeContext<unknown>["sleep"];
-  declare runFlow: NodeContext<unknown>["runFlow"];
+  clock: Clock;
   declare enqueue?: NodeContext<unknown>["enqueue"];
 
-  constructor(
-    view: (scope: "node" | "flow" | "global") => StateView,
-    signal: () => AbortSignal,
-    input: unknown,
-    inputs: Readonly<Record<string, JsonValue>>,
-    runId: string,
-    flowId: string,
-    nodeId: string,
-    attempt: number,
-  ) {
-    this.#view = view;
-    this.#signal = signal;
+  constructor(a: Attempt, input: unknown) {
+    const o = a.host.options;
+    this.#a = a;
     this.input = input;
-    this.inputs = inputs;
-    this.runId = runId;
-    this.flowId = flowId;
-    this.nodeId = nodeId;
-    this.attempt = attempt;
+    this.inputs = o.inputs;
+    this.runId = o.runId;
+    this.flowId = a.host.flowId;
+    this.nodeId = a.node.spec.id;
+    this.attempt = a.number;
+    this.clock = o.clock;
+    const enqueue = o.enqueue;
+    if (enqueue !== undefined) {
+      this.enqueue = (flow, options) => a.fence.guard(() => enqueue(flow, options));
+    }
   }
 
   /** This node's own state. */
   get node(): StateView {
-    return this.#node ??= this.#view("node");
+    return this.#node ??= this.#a.view("node");
   }
 
   /** The flow's state. */
   get flow(): StateView {
-    return this.#flow ??= this.#view("flow");
+    return this.#flow ??= this.#a.view("flow");
   }
 
   /** State shared by every flow. */
   get global(): StateView {
-    return this.#global ??= this.#view("global");
+    return this.#global ??= this.#a.view("global");
   }
 
   /** Aborted when the attempt is stopped or over. */
   get signal(): AbortSignal {
-    return this.#signal();
+    return this.#a.signal();
+  }
+
+  /** Write a log line into the run's events. */
+  get log(): NodeContext<unknown>["log"] {
+    const a = this.#a;
+    return this.#log ??= (message: string, level: LogLevel = "info") => {
+      a.fence.check();
+      a.host.emit({ type: "node.log", node: a.node.spec.id, message: String(message), level });
+    };
+  }
+
+  /** Wait, resolving early with an AbortError if the signal aborts. */
+  get sleep(): NodeContext<unknown>["sleep"] {
+    const a = this.#a;
+    return this.#sleep ??= (ms: number) => a.host.timers.sleep(ms, a.signal());
+  }
+
+  /** Run another flow as a sub-flow of this run. */
+  get runFlow(): NodeContext<unknown>["runFlow"] {
+    const a = this.#a;
+    return this.#runFlow ??= (sub, subInput) =>
+      a.fence.guard(() => {
+        let subRun: string | undefined;
+        const onStart = (runId: string) => (a.subRuns ??= new Set()).add(subRun = runId);
+        const run = (a.host.options.runFlow ?? noRunFlow)(sub, subInput, {
+          signal: a.signal(),
+          onStart,
+        });
+        const done = () => subRun !== undefined && a.subRuns!.delete(subRun);
+        run.then(done, done);
+        return run;
+      });
   }
 }
 
@@ -259,10 +397,12 @@ export function executeFlow(flow: PreparedFlow, options: ExecuteOptions): Promis
   return new Execution(flow, options).run();
 }
 
-class Execution {
+class Execution implements AttemptHost {
   #flow: PreparedFlow;
   #o: ExecuteOptions;
-  #timers: Timers;
+  readonly options: ExecuteOptions;
+  readonly timers: Timers;
+  readonly flowId: string;
   #controller = new AbortController();
   #results: (NodeResult | undefined)[];
   #scope: TemplateScope;
@@ -271,12 +411,13 @@ class Execution {
   /** What did not stop within the grace period, by node. */
   #stuck: string[] = [];
   /** How to stop each attempt running now (when the run is cancelled or times out). */
-  #live = new Set<(reason: unknown) => void>();
+  #live = new Set<Attempt>();
 
   constructor(flow: PreparedFlow, options: ExecuteOptions) {
     this.#flow = flow;
-    this.#o = options;
-    this.#timers = options.timers ?? realTimers;
+    this.#o = this.options = options;
+    this.timers = options.timers ?? realTimers;
+    this.flowId = flow.definition.id;
     this.#results = new Array(flow.nodes.length);
     this.#scope = {
       inputs: options.inputs,
@@ -286,7 +427,7 @@ class Execution {
     };
   }
 
-  #emit(event: RunEventInit): void {
+  emit(event: RunEventInit): void {
     const on = this.#o.onEvent;
     if (on !== undefined) on({ at: this.#o.clock.now(), ...event } as RunEvent);
   }
@@ -296,19 +437,19 @@ class Execution {
     const startedAt = this.#o.clock.now();
     const signal = this.#controller.signal;
     signal.addEventListener("abort", () => {
-      for (const stop of [...this.#live]) stop(signal.reason);
+      for (const attempt of [...this.#live]) attempt.stop(signal.reason);
     }, { once: true });
     const onOuterAbort = () => this.#controller.abort("cancelled");
     if (this.#o.signal?.aborted) onOuterAbort();
     this.#o.signal?.addEventListener("abort", onOuterAbort, { once: true });
     const flowTimer = new AbortController();
     if (flow.timeout !== undefined) {
-      this.#timers.sleep(flow.timeout, flowTimer.signal).then(
+      this.timers.sleep(flow.timeout, flowTimer.signal).then(
         () => this.#controller.abort("timed-out"),
         () => {},
       );
     }
-    this.#emit({ type: "run.start" });
+    this.emit({ type: "run.start" });
     try {
       await this.#schedule(signal);
     } finally {
@@ -353,7 +494,7 @@ class Execution {
         };
       nodes[n.spec.id] = r;
     });
-    this.#emit({ type: "run.end" });
+    this.emit({ type: "run.end" });
     const record: RunRecord = {
       id: this.#o.runId,
       flowId: flow.definition.id,
@@ -421,7 +562,7 @@ class Execution {
   /** The reads and writes of the nodes that used a state view, by node index (made on first use). */
   #access = new Map<number, NodeAccess>();
 
-  #accessOf(i: number): NodeAccess {
+  accessOf(i: number): NodeAccess {
     let access = this.#access.get(i);
     if (access === undefined) {
       access = new NodeAccess(
@@ -542,13 +683,13 @@ class Execution {
           error,
         });
       }
-      this.#emit({ type: "node.attempt", node: id, attempt, error: lastError });
+      this.emit({ type: "node.attempt", node: id, attempt, error: lastError });
       if (attempt < attempts) {
         const wait = backoff === "exponential"
           ? Math.min(maxDelay, delay * 2 ** (attempt - 1))
           : Math.min(maxDelay, delay);
         try {
-          await this.#timers.sleep(wait, runSignal);
+          await this.timers.sleep(wait, runSignal);
         } catch {
           return this.#end(i, started, {
             status: "cancelled",
@@ -594,128 +735,51 @@ class Execution {
     runSignal: AbortSignal,
   ): Promise<AttemptSuccess | AttemptFailure> {
     const id = node.spec.id;
-    const timers = this.#timers;
-    const o = this.#o;
-    const flowId = this.#flow.definition.id;
-    // Each attempt has its own views: once it is over, they refuse every call.
-    const fence = new AttemptFence({ runId: o.runId, nodeId: id, attempt });
-    // The attempt's signal (ctx.signal) is made only when the node asks for it,
-    // or when the node has a timeout: most nodes never look at it.
-    let controller: AbortController | undefined;
-    /** Why the attempt was stopped (the run's abort reason, or its timeout). */
-    let stopped: { reason: unknown } | undefined;
-    const signalOf = (): AbortSignal => {
-      if (controller === undefined) {
-        controller = new AbortController();
-        if (stopped !== undefined) controller.abort(stopped.reason);
-      }
-      return controller.signal;
-    };
-    // How the attempt ends: the first of its work settling and its being stopped
-    // (cancelled, or timed out). One promise, where a race would take several.
-    let decided = false;
-    let threw = false;
-    let result: unknown;
-    let wake!: () => void;
-    const over = new Promise<void>((resolve) => wake = resolve);
-    const decide = (failed: boolean, value: unknown) => {
-      if (decided) return;
-      decided = true;
-      threw = failed;
-      result = value;
-      wake();
-    };
-    // Closed the moment it times out or the run is cancelled, not a tick later.
-    const stop = (reason: unknown) => {
-      if (stopped !== undefined) return;
-      stopped = { reason };
-      fence.close(
-        reason instanceof AttemptTimeout
-          ? reason.message
-          : reason === "timed-out"
-          ? "the flow timed out"
-          : "the run was cancelled",
-      );
-      decide(true, reason);
-      controller?.abort(reason);
-    };
-    let subRuns: Set<string> | undefined;
-    // Each records what it reads and writes for the node's `node.end` event.
-    const view = (scope: "node" | "flow" | "global") =>
-      fencedView(
-        createStateView(
-          o.resolver,
-          scope,
-          flowId,
-          scope === "node" ? id : undefined,
-          this.#accessOf(i).observer,
-        ),
-        fence,
-      );
-    const ctx = new AttemptContext(view, signalOf, input, o.inputs, o.runId, flowId, id, attempt);
-    ctx.clock = o.clock;
-    ctx.log = (message: string, level: LogLevel = "info") => {
-      fence.check();
-      this.#emit({ type: "node.log", node: id, message: String(message), level });
-    };
-    ctx.sleep = (ms: number) => timers.sleep(ms, signalOf());
-    ctx.runFlow = (sub, subInput) =>
-      fence.guard(() => {
-        let subRun: string | undefined;
-        const onStart = (runId: string) => (subRuns ??= new Set()).add(subRun = runId);
-        const run = (o.runFlow ?? noRunFlow)(sub, subInput, {
-          signal: signalOf(),
-          onStart,
-        });
-        const done = () => subRun !== undefined && subRuns!.delete(subRun);
-        run.then(done, done);
-        return run;
-      });
-    const enqueue = o.enqueue;
-    if (enqueue !== undefined) {
-      ctx.enqueue = (flow, options) => fence.guard(() => enqueue(flow, options));
-    }
+    const a = new Attempt(this, i, node, attempt);
+    const ctx = new AttemptContext(a, input);
     // The run's abort reaches the attempts running then through one listener of the run.
-    this.#live.add(stop);
-    if (runSignal.aborted) stop(runSignal.reason);
-    let settled = false;
+    this.#live.add(a);
+    if (runSignal.aborted) a.stop(runSignal.reason);
     // Every store write the node makes is recorded in change feeds as this run's node.
     let work: Promise<unknown>;
     try {
       work = Promise.resolve(
-        withActor({ runId: o.runId, flowId, nodeId: id }, () => node.type.run(ctx, input)),
+        withActor(
+          { runId: this.options.runId, flowId: this.flowId, nodeId: id },
+          () => node.type.run(ctx, input),
+        ),
       );
     } catch (err) {
       work = Promise.reject(err);
     }
     work.then((value) => {
-      settled = true;
-      decide(false, value);
+      a.settled = true;
+      a.decide(false, value);
     }, (err) => {
-      settled = true;
-      decide(true, err);
+      a.settled = true;
+      a.decide(true, err);
     });
     // Only a node with a timeout has a timer (started after the work: the work wins a tie).
     let timer: AbortController | undefined;
     if (node.timeout !== undefined) {
       const ms = node.timeout;
       timer = new AbortController();
-      timers.sleep(ms, timer.signal).then(() => stop(new AttemptTimeout(ms)), () => {});
+      this.timers.sleep(ms, timer.signal).then(() => a.stop(new AttemptTimeout(ms)), () => {});
     }
-    await over;
+    await a.decision();
     let outcome: AttemptSuccess | AttemptFailure;
-    if (threw) {
+    const result = a.result;
+    if (a.threw) {
       outcome = { ok: false, error: messageOf(result), timedOut: result instanceof AttemptTimeout };
     } else {
-      const value = result;
       try {
         // A copy, so later nodes cannot change this node's recorded output.
         let output: unknown = null;
         let bytes = 4; // "null"
-        if (value !== undefined && value !== null) {
-          const text = serializeValue(value, `node ${id} returned a value that is not JSON`);
+        if (result !== undefined && result !== null) {
+          const text = serializeValue(result, `node ${id} returned a value that is not JSON`);
           assertOutputSize(text, id);
-          output = typeof value === "object" ? JSON.parse(text) : value;
+          output = typeof result === "object" ? JSON.parse(text) : result;
           bytes = text.length;
         }
         outcome = { ok: true, output: output as JsonValue, bytes };
@@ -724,25 +788,23 @@ class Execution {
       }
     }
     timer?.abort("attempt finished");
-    this.#live.delete(stop);
+    this.#live.delete(a);
     // The attempt is over: nothing it does from now on reaches state or the run.
-    fence.close(settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
-    // A signal asked for from now on is born aborted.
-    stopped ??= { reason: "attempt finished" };
-    if (controller !== undefined && !controller.signal.aborted) {
-      controller.abort("attempt finished");
-    }
-    if (settled && !fence.busy) return outcome;
+    const fence = a.fence;
+    fence.close(a.settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
+    a.end();
+    if (a.settled && !fence.busy) return outcome;
     // Wait for it to stop (and its sub-runs to record their end), within the grace period.
-    const grace = o.abortGrace ?? DEFAULT_ABORT_GRACE;
+    const grace = this.options.abortGrace ?? DEFAULT_ABORT_GRACE;
     const graceTimer = new AbortController();
     const ended = await Promise.race([
       Promise.all([work.then(() => {}, () => {}), fence.drained()]).then(() => true),
-      timers.sleep(grace, graceTimer.signal).then(() => false, () => false),
+      this.timers.sleep(grace, graceTimer.signal).then(() => false, () => false),
     ]);
     graceTimer.abort("attempt stopped");
     if (ended) return outcome;
     const notes = [`attempt ${attempt} did not stop within the ${grace} ms grace period`];
+    const subRuns = a.subRuns;
     if (subRuns !== undefined && subRuns.size > 0) {
       const ids = [...subRuns];
       notes.push(
@@ -752,7 +814,7 @@ class Execution {
       );
     }
     const stuck = notes.join("; ");
-    this.#emit({ type: "node.log", node: id, message: stuck, level: "warn" });
+    this.emit({ type: "node.log", node: id, message: stuck, level: "warn" });
     if (outcome.ok) return outcome;
     return { ...outcome, stuck };
   }
