@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { withActor } from "../store/actor.ts";
+import { withNodeActor } from "../store/actor.ts";
 import { createStateView, type StateView, type StoreResolver } from "../state/scopes.ts";
 import { MAX_VALUE_BYTES, serializeValue, utf8Length } from "../store/values.ts";
 import type { JsonValue } from "../store/types.ts";
@@ -744,10 +744,7 @@ class Execution implements AttemptHost {
     let work: Promise<unknown>;
     try {
       work = Promise.resolve(
-        withActor(
-          { runId: this.options.runId, flowId: this.flowId, nodeId: id },
-          () => node.type.run(ctx, input),
-        ),
+        withNodeActor(this.options.runId, this.flowId, id, () => node.type.run(ctx, input)),
       );
     } catch (err) {
       work = Promise.reject(err);
