@@ -298,7 +298,7 @@ export function createStateView(
   const prefix = scopePrefix(scope, flowId, nodeId);
   const storeFor = (options?: ScopeCallOptions) =>
     options?.store === undefined ? resolver.forScope(scope) : resolver.byName(options.store);
-  const full = (parts: readonly string[]): Key => [...prefix, ...parts];
+  const full = (parts: readonly string[]): Key => prefix.concat(parts);
   const list = async (
     options: (ScopeCallOptions & { prefix?: ScopeKey; limit?: number }) | undefined,
   ) => {
