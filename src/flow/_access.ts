@@ -23,7 +23,9 @@ class AccessList {
   add(scope: ScopeName, key: readonly string[], store: string | undefined, prefix: boolean): void {
     if (this.closed) return;
     // Each part with its length before it, not a join: key parts may hold any character.
-    let id = `${scope}${prefix ? "*" : "="}${store === undefined ? "" : `${store.length}:${store}`}|`;
+    let id = `${scope}${prefix ? "*" : "="}${
+      store === undefined ? "" : `${store.length}:${store}`
+    }|`;
     for (const part of key) id += `${part.length}:${part}`;
     if (this.#seen !== undefined ? this.#seen.has(id) : this.#ids.includes(id)) return;
     if (this.list.length >= MAX_STATE_ACCESS) {
