@@ -168,6 +168,17 @@ class AttemptTimeout extends Error {
   }
 }
 
+/**
+ * Built-in node types that never touch a store nor emit an event: they need
+ * no actor context (setting one costs an async-context frame per node).
+ */
+const STORE_FREE_BUILTINS: ReadonlySet<string> = new Set(["transform", "fail", "delay"]);
+
+/** Whether `node` is one of {@linkcode STORE_FREE_BUILTINS} (the built-in itself). */
+function storeFree(node: PreparedNode): boolean {
+  return STORE_FREE_BUILTINS.has(node.spec.type) && builtinNodes.get(node.spec.type) === node.type;
+}
+
 /** The checked options of built-in nodes with a constant `with`, by prepared node. */
 const checkedInputs = new WeakMap<PreparedNode, { value: unknown }>();
 
@@ -740,11 +751,14 @@ class Execution implements AttemptHost {
     // The run's abort reaches the attempts running then through one listener of the run.
     this.#live.add(a);
     if (runSignal.aborted) a.stop(runSignal.reason);
-    // Every store write the node makes is recorded in change feeds as this run's node.
+    // Every store write the node makes is recorded in change feeds as this run's node
+    // (built-ins that touch no store and emit no event run without that context).
     let work: Promise<unknown>;
     try {
       work = Promise.resolve(
-        withNodeActor(this.options.runId, this.flowId, id, () => node.type.run(ctx, input)),
+        storeFree(node)
+          ? node.type.run(ctx, input)
+          : withNodeActor(this.options.runId, this.flowId, id, () => node.type.run(ctx, input)),
       );
     } catch (err) {
       work = Promise.reject(err);
