@@ -68,6 +68,7 @@ export function withActor<R>(actor: ChangeActor, fn: () => R): R {
  * node attempt): the same actor, without checking fields known to be strings.
  */
 export function withNodeActor<R>(runId: string, flowId: string, nodeId: string, fn: () => R): R {
+  if (storage === undefined) return fn(); // no store records actors (see above)
   const outer = storage.getStore();
   const actor: ChangeActor = outer === undefined
     ? { runId, flowId, nodeId }
