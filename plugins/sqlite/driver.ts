@@ -892,7 +892,12 @@ export class SqliteDriver implements StoreDriver {
     written: FeedWrite[],
   ): void {
     const touched = new Map<string, FeedWrite>();
-    const write = (key: Key, bytes: Uint8Array, previous: () => string | null, m: FeedWrite["m"]) => {
+    const write = (
+      key: Key,
+      bytes: Uint8Array,
+      previous: () => string | null,
+      m: FeedWrite["m"],
+    ) => {
       const id = JSON.stringify(key);
       const before = touched.get(id);
       touched.delete(id);

@@ -63,7 +63,10 @@ Deno.test("feed table: a store written by 0.3 (feed in the key space) moves its 
         { firstSeq: EXPECTED.info.firstSeq, lastSeq: EXPECTED.info.lastSeq },
       );
       assert.deepEqual(await all(store.changes()), EXPECTED.changes);
-      assert.deepEqual(await all(store.changes({ reverse: true })), [...EXPECTED.changes].reverse());
+      assert.deepEqual(
+        await all(store.changes({ reverse: true })),
+        [...EXPECTED.changes].reverse(),
+      );
       assert.deepEqual(await all(keyHistory(store, ["a"])), EXPECTED.history);
       assert.deepEqual(await store.getAt(["a"], { seq: 4 }), EXPECTED.atSeq4);
       const long: Key = ["long", "x".repeat(600)];

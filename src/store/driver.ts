@@ -8,14 +8,7 @@
  *
  * @module
  */
-import type {
-  AtomicCheck,
-  Capabilities,
-  Change,
-  ClaimCompanion,
-  Key,
-  QueryPlan,
-} from "./types.ts";
+import type { AtomicCheck, Capabilities, Change, ClaimCompanion, Key, QueryPlan } from "./types.ts";
 import type { NormalizedQuery } from "./query.ts";
 import type { IndexSpec, SearchRequest, SearchSpec } from "./indexes.ts";
 export type { IndexSpec, SearchRequest, SearchSpec };
