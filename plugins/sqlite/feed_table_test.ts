@@ -181,3 +181,34 @@ Deno.test("feed table: a commit with a clear records the same entries as the cor
     ]);
   });
 });
+
+Deno.test("feed table: a trim longer than one batch removes every old entry and keeps the rest in order", async () => {
+  await withDir(async (dir) => {
+    const store = await openStore({
+      plugin: "sqlite",
+      path: join(dir, "long.db"),
+      changes: { keep: { count: 10 } },
+    });
+    try {
+      for (let b = 0; b < 5; b++) {
+        const op = store.atomic();
+        for (let i = 0; i < 500; i++) op.set(["k", String(b * 500 + i)], i);
+        await op.commit();
+      }
+      assert.equal(await trimChanges(store), 2490);
+      const info = await store.feedInfo();
+      assert.deepEqual({ firstSeq: info.firstSeq, lastSeq: info.lastSeq }, {
+        firstSeq: 2491,
+        lastSeq: 2500,
+      });
+      assert.deepEqual(
+        (await all(store.changes())).map((c) => c.seq),
+        Array.from({ length: 10 }, (_, i) => 2491 + i),
+      );
+      assert.deepEqual(await all(keyHistory(store, ["k", "0"])), []);
+      assert.deepEqual((await all(keyHistory(store, ["k", "2499"]))).map((c) => c.seq), [2500]);
+    } finally {
+      await store.close();
+    }
+  });
+});
