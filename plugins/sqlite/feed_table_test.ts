@@ -212,3 +212,35 @@ Deno.test("feed table: a trim longer than one batch removes every old entry and 
     }
   });
 });
+
+Deno.test("feed table: three processes opening a 0.3 store at once move its feed once and number on without a gap", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "old.db");
+    await Deno.copyFile(FIXTURE, path);
+    const spec = { plugin: "sqlite", path, changes: { keep: "30d" } };
+    const writer = new URL("../../src/store/testdata/feed_writer.ts", import.meta.url).pathname;
+    const N = 20; // each process: 20 sets, every fifth an atomic pair (24 entries)
+    const runs = await Promise.all(
+      ["p1", "p2", "p3"].map((name) =>
+        new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", writer, JSON.stringify(spec), name, String(N)],
+          stdout: "piped",
+          stderr: "piped",
+        }).output()
+      ),
+    );
+    for (const r of runs) assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+    const store = await openStore(spec);
+    try {
+      assert.equal(await keySpaceFeedRows(store), 0);
+      const changes = await all(store.changes());
+      assert.deepEqual(changes.slice(0, EXPECTED.changes.length), EXPECTED.changes);
+      const seqs = changes.map((c) => c.seq);
+      const first = EXPECTED.info.firstSeq;
+      assert.deepEqual(seqs, seqs.map((_, i) => first + i), "gap-free from the old entries on");
+      assert.equal(changes.length, EXPECTED.changes.length + 3 * (N + N / 5));
+    } finally {
+      await store.close();
+    }
+  });
+});
