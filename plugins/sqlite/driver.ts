@@ -29,6 +29,7 @@ import {
   changeOf,
   createFeedTable,
   FEED_COLUMNS,
+  FEED_KEYS_EVERY,
   type FeedRow,
   hasFeedTable,
   moveKeySpaceFeed,
@@ -864,12 +865,22 @@ export class SqliteDriver implements StoreDriver {
         const insert = this.#feedStatement(
           `INSERT INTO flowstate_feed (${FEED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         );
+        const from = seq;
         for (const { bytes, previous, m } of written) {
           if (m.type === "set") {
             insert.run(++seq, now, bytes, "set", m.value, version, previous, m.expiresAt, by);
           } else {
             insert.run(++seq, now, bytes, "delete", null, null, previous, null, by);
           }
+        }
+        const indexed = from - from % FEED_KEYS_EVERY;
+        const upTo = seq - seq % FEED_KEYS_EVERY;
+        if (upTo > indexed) {
+          // This commit reached a multiple: index every entry up to it by key.
+          this.#feedStatement(
+            "INSERT OR IGNORE INTO flowstate_feed_keys (key, seq) " +
+              "SELECT key, seq FROM flowstate_feed WHERE seq > ? AND seq <= ?",
+          ).run(indexed, upTo);
         }
       }
       this.#commit.run();
@@ -1005,8 +1016,12 @@ export class SqliteDriver implements StoreDriver {
     this.#assertOpen(what);
     if (!this.#feedReady()) return;
     const size = Math.max(1, Math.min(range.batchSize, 10_000));
-    const sql = "SELECT seq FROM flowstate_feed WHERE key = ? AND seq > ? AND seq < ? " +
-      `ORDER BY seq ${range.reverse ? "DESC" : "ASC"} LIMIT ${size}`;
+    // The index by key, and the entries newer than its last multiple (see feed.ts), read in
+    // one statement: one snapshot.
+    const sql = "SELECT seq FROM flowstate_feed_keys WHERE key = ?1 AND seq > ?2 AND seq < ?3 " +
+      "UNION SELECT seq FROM flowstate_feed WHERE seq > max(?2, " +
+      `(${FEED_HEAD_SQL.replace(/ AS seq$/, "")}) / ${FEED_KEYS_EVERY} * ${FEED_KEYS_EVERY}) ` +
+      `AND seq < ?3 AND key = ?1 ORDER BY seq ${range.reverse ? "DESC" : "ASC"} LIMIT ${size}`;
     const bytes = encodeKey(key);
     let after = range.after ?? 0;
     let before = range.before ?? Number.MAX_SAFE_INTEGER;
@@ -1058,6 +1073,10 @@ export class SqliteDriver implements StoreDriver {
           }`,
         ).get(upper) as { seq: number } | undefined;
         const end = batchEnd === undefined ? upper : batchEnd.seq + 1;
+        this.#feedStatement(
+          "DELETE FROM flowstate_feed_keys WHERE (key, seq) IN " +
+            "(SELECT key, seq FROM flowstate_feed WHERE seq < ?)",
+        ).run(end);
         deleted = Number(
           this.#feedStatement("DELETE FROM flowstate_feed WHERE seq < ?").run(end).changes,
         );

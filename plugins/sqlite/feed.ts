@@ -7,6 +7,10 @@
  * lives there is moved into the table, in one transaction, when a writable
  * store first opens it.
  *
+ * A commit that writes the feed dirties two more pages than one that does
+ * not (the table's last leaf, and the data's own), not three: the index by
+ * key is filled in batches.
+ *
  * Choices:
  * - `seq INTEGER PRIMARY KEY`: the entry is the rowid, appended at the end
  *   of the table's b-tree; the next one is `max(seq) + 1`, read under the
@@ -15,8 +19,15 @@
  *   rewrite per commit. When a trim deletes every entry, the last deleted
  *   number stays in `flowstate_meta` (`feed_floor`) and the head never
  *   moves back.
- * - `key` holds `encodeKey()` bytes, like `flowstate_entries.key`; the index
- *   on `(key, seq)` reads a key's history in order.
+ * - `key` holds `encodeKey()` bytes, like `flowstate_entries.key`.
+ * - The index by key is a table of its own, `flowstate_feed_keys (key, seq)`,
+ *   filled `FEED_KEYS_EVERY` entries at a time: the commit whose entries
+ *   reach a multiple of it indexes every entry up to that multiple, in its
+ *   own transaction. So every entry up to `head - head % FEED_KEYS_EVERY` is
+ *   indexed, and a key's history is the index plus a scan of the few newer
+ *   entries (fewer than `FEED_KEYS_EVERY`). An SQL index on the table would
+ *   put one more b-tree page into every commit's WAL write: measured, it
+ *   cost ≈ 20 µs of CPU per set, half of what the feed costs without it.
  * - `value` is the JSON text as stored, `by` the actor as JSON (read back as
  *   written, so a new actor field needs no new column).
  * - `at` and `expires_at` are REAL, like `flowstate_entries.expires_at`: a
@@ -29,7 +40,10 @@ import type { DatabaseSync } from "node:sqlite";
 import type { Change, JsonValue, Key } from "../../src/store/types.ts";
 import { decodeKey, encodeKey } from "../../src/store/keys.ts";
 
-/** The table and its index. */
+/** Entries indexed by key at a time (see the module's notes). */
+export const FEED_KEYS_EVERY = 256;
+
+/** The table and its index by key. */
 export const FEED_TABLE_SQL = `
 CREATE TABLE flowstate_feed (
   seq INTEGER PRIMARY KEY,
@@ -42,7 +56,11 @@ CREATE TABLE flowstate_feed (
   expires_at REAL,
   by TEXT NOT NULL
 );
-CREATE INDEX flowstate_feed_key ON flowstate_feed (key, seq);
+CREATE TABLE flowstate_feed_keys (
+  key BLOB NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
 `;
 
 /** The columns of an entry, in the order {@linkcode changeOf} reads them. */
@@ -110,8 +128,8 @@ export interface KeySpaceFeed {
 /**
  * Move a feed kept in the key space into the table (inside the caller's
  * write transaction, the table not there yet): every kept entry becomes a
- * row with the same fields, the head's number stays the floor, and the
- * caller deletes the old rows. Resolves how many entries were moved.
+ * row with the same fields (all indexed by key), the head's number stays the
+ * floor, and the caller deletes the old rows. Resolves how many entries were moved.
  */
 export function moveKeySpaceFeed(db: DatabaseSync, old: KeySpaceFeed): number {
   let since = old.head.since;
@@ -141,6 +159,7 @@ export function moveKeySpaceFeed(db: DatabaseSync, old: KeySpaceFeed): number {
     n++;
   }
   if (statement === undefined) createFeedTable(db, since ?? Date.now());
+  db.exec("INSERT INTO flowstate_feed_keys (key, seq) SELECT key, seq FROM flowstate_feed");
   db.prepare("INSERT OR REPLACE INTO flowstate_meta (key, value) VALUES ('feed_floor', ?)")
     .run(String(old.head.seq));
   return n;

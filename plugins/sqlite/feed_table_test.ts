@@ -244,3 +244,46 @@ Deno.test("feed table: three processes opening a 0.3 store at once move its feed
     }
   });
 });
+
+Deno.test("feed table: history and getAt agree with the core's feed (memory) past several index batches", async () => {
+  await withDir(async (dir) => {
+    const changes = { keep: "1d" } as const;
+    const sqlite = await openStore({ plugin: "sqlite", path: join(dir, "h.db"), changes });
+    const memory = await openStore({ plugin: "memory", changes });
+    try {
+      // 700 changes over 7 keys: single writes, deletes and atomic pairs, so that batches of
+      // the index by key (every 256 entries) are crossed inside commits and between them.
+      for (let i = 0; i < 600; i++) {
+        const key = ["h", String(i % 7)];
+        for (const store of [sqlite, memory]) {
+          if (i % 11 === 10) await store.delete(key);
+          else if (i % 6 === 5) {
+            await store.atomic().set(key, i).set(["h", String((i + 3) % 7)], -i).commit();
+          } else await store.set(key, i);
+        }
+      }
+      const last = (await memory.feedInfo()).lastSeq;
+      assert.equal((await sqlite.feedInfo()).lastSeq, last);
+      assert.ok(last > 600);
+      for (let k = 0; k < 7; k++) {
+        const key = ["h", String(k)];
+        const want = (await all(keyHistory(memory, key))).map((c) => c.seq);
+        assert.deepEqual((await all(keyHistory(sqlite, key))).map((c) => c.seq), want);
+        assert.deepEqual(
+          (await all(keyHistory(sqlite, key, { reverse: true }))).map((c) => c.seq),
+          [...want].reverse(),
+        );
+        for (const seq of [1, 100, 255, 256, 257, 511, 512, 600, last - 1, last]) {
+          assert.deepEqual(
+            (await sqlite.getAt(key, { seq }))?.value,
+            (await memory.getAt(key, { seq }))?.value,
+            `${JSON.stringify(key)} at #${seq}`,
+          );
+        }
+      }
+    } finally {
+      await sqlite.close();
+      await memory.close();
+    }
+  });
+});
