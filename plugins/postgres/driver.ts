@@ -154,7 +154,10 @@ export class PostgresDriver implements StoreDriver {
     indexes: true,
     search: true,
   });
+  /** Single statements (never reserved). */
   #sql: Sql;
+  /** Transactions: only `reserve()` and `begin()` (see `Connection.tx`). */
+  #tx: Sql;
   #storeName: string;
   #table: string;
   #sqlText: Statements;
@@ -182,6 +185,7 @@ export class PostgresDriver implements StoreDriver {
 
   private constructor(
     sql: Sql,
+    tx: Sql,
     location: string,
     storeName: string,
     table: string,
@@ -191,6 +195,7 @@ export class PostgresDriver implements StoreDriver {
   ) {
     this.#lockId = lockId;
     this.#sql = sql;
+    this.#tx = tx;
     this.location = location;
     this.#storeName = storeName;
     this.#table = table;
@@ -210,6 +215,7 @@ export class PostgresDriver implements StoreDriver {
     const c = await connect(url, options);
     return new PostgresDriver(
       c.sql,
+      c.tx,
       c.location,
       c.storeName,
       c.qualified,
@@ -453,7 +459,7 @@ export class PostgresDriver implements StoreDriver {
     }
     const params = checkedWriteParams(checkKeys, checkVersions, now, plan, version) as never[];
     const locked = lockList(checkKeys, plan);
-    const tx = await this.#sql.reserve();
+    const tx = await this.#tx.reserve();
     try {
       // Pipelined: the server runs them in order, we wait for all four answers once.
       const results = await Promise.allSettled([
@@ -492,7 +498,7 @@ export class PostgresDriver implements StoreDriver {
   ): Promise<DriverCommitResult> {
     this.#assertOpen("Cannot commit");
     const s = this.#sqlText;
-    const tx = await this.#sql.reserve();
+    const tx = await this.#tx.reserve();
     let open = false;
     try {
       const [, , failed] = await Promise.all([
@@ -582,7 +588,7 @@ export class PostgresDriver implements StoreDriver {
     for (let attempt = 1;; attempt++) {
       let tx;
       try {
-        tx = await this.#sql.reserve();
+        tx = await this.#tx.reserve();
         const results = await Promise.allSettled([
           tx.unsafe("BEGIN"),
           tx.unsafe(this.#sqlText.lock),
@@ -652,7 +658,7 @@ export class PostgresDriver implements StoreDriver {
     let rows: EntryRow[];
     let connection;
     try {
-      connection = await this.#sql.reserve();
+      connection = await this.#tx.reserve();
       // Prepared: a query's text depends on its shape only (operands are bound), so each
       // connection plans a shape once, as the bare client does with a prepared statement.
       rows = await connection.unsafe<EntryRow[]>(sql, params as never[], PREPARED);
@@ -690,7 +696,7 @@ export class PostgresDriver implements StoreDriver {
     let search: boolean;
     try {
       this.#indexes = [];
-      const built = await preparePgIndexes(this.#sql, target, request);
+      const built = await preparePgIndexes(this.#sql, target, request, this.#tx);
       this.#indexes = request.indexes.filter((i) => built.includes(i.name));
       search = await preparePgSearch(
         this.#sql,
@@ -698,6 +704,7 @@ export class PostgresDriver implements StoreDriver {
         request.search,
         request.progress,
         request.onBuild,
+        this.#tx,
       );
     } catch (err) {
       throw this.#error(what, err);
@@ -873,7 +880,7 @@ export class PostgresDriver implements StoreDriver {
       ];
     };
     for (let attempt = 1;; attempt++) {
-      const tx = await this.#sql.reserve();
+      const tx = await this.#tx.reserve();
       let open = false;
       try {
         const [, , first] = await Promise.all([
@@ -991,7 +998,7 @@ export class PostgresDriver implements StoreDriver {
   #hasFeedFunction(): Promise<boolean> {
     return this.#feedFunction ??= (async () => {
       try {
-        await this.#sql.begin(async (tx) => {
+        await this.#tx.begin(async (tx) => {
           const name = feedFunctionName(this.#bareTable);
           await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
             `${this.#schema}.${name}`,
@@ -1163,7 +1170,7 @@ export class PostgresDriver implements StoreDriver {
     const params = feedParams.params as never[];
     for (let attempt = 1;; attempt++) {
       this.#assertOpen(what);
-      const tx = await this.#sql.reserve();
+      const tx = await this.#tx.reserve();
       try {
         const results = await Promise.allSettled([
           tx.unsafe("BEGIN"),
@@ -1262,6 +1269,9 @@ export class PostgresDriver implements StoreDriver {
     this.#listeners.clear();
     if (this.#closed) return;
     this.#closed = true;
-    await this.#sql.end({ timeout: CLOSE_TIMEOUT });
+    await Promise.all([
+      this.#sql.end({ timeout: CLOSE_TIMEOUT }),
+      this.#tx.end({ timeout: CLOSE_TIMEOUT }),
+    ]);
   }
 }
