@@ -409,6 +409,28 @@ class CoreStore implements Store {
    */
   async #feedCommit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
     const by = currentActor();
+    const table = this.#driver.feedTable;
+    if (table !== undefined) {
+      // The driver keeps the feed in a table of its own, appended in the commit's transaction.
+      if (this.#coreIx.active) {
+        throw new Error(
+          `Cannot commit to store "${this.name}": its driver keeps the change feed in a table ` +
+            `of its own but not the declared indexes; a driver with a feed table must build them`,
+        );
+      }
+      if (!this.capabilities.atomicClear && mutations.some((m) => m.type === "clear")) {
+        mutations = await this.#expandClears(mutations);
+      }
+      const now = this.#clock.now();
+      const version = newVersion(this.#clock === systemClock ? now : Date.now());
+      const result = await table.commit(
+        { checks, mutations, version, now },
+        { by: JSON.stringify(by), topic: FEED_TOPIC },
+      );
+      if (!result.ok) return { ok: false, version: null, conflicts: result.conflicts };
+      for (const wake of this.#wakers) wake();
+      return { ok: true, version };
+    }
     if (this.#nativeFeed && !mutations.some((m) => m.type === "clear")) {
       // The driver writes the feed in the commit's transaction, under the head's lock. (A clear
       // takes the checked path below: its deletes come from a listing, which the head's check
