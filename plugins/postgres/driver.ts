@@ -39,6 +39,7 @@ import type {
 } from "../../src/store/driver.ts";
 import type { QueryPlan } from "../../src/store/types.ts";
 import { indexName, type PgIndexTarget, preparePgIndexes } from "./indexes.ts";
+import { escapedKeys, type EscapedRow } from "./rows.ts";
 import { pgSearch, preparePgSearch } from "./search.ts";
 import { LOCK_CLASS, quoteIdent } from "./schema.ts";
 import {
@@ -258,6 +259,20 @@ export class PostgresDriver implements StoreDriver {
     }
   }
 
+  /** As `#run`, each row an array of its columns (no row object). */
+  async #values<T extends unknown[]>(
+    what: string,
+    text: string,
+    params: unknown[],
+  ): Promise<T[]> {
+    this.#assertOpen(what);
+    try {
+      return await this.#sql.unsafe(text, params as never[], PREPARED).values() as unknown as T[];
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+  }
+
   /** One live entry, or `null`. */
   async get(key: Key, now: number): Promise<RawEntry | null> {
     const rows = await this.#run<Omit<EntryRow, "key">[]>("Cannot get", this.#sqlText.get, [
@@ -294,17 +309,21 @@ export class PostgresDriver implements StoreDriver {
    */
   list(range: KeyRange, now: number): AsyncIterableIterator<RawEntry> {
     const what = "Cannot list";
+    // Keys come back as the escape text of their bytes after the prefix, rows as arrays
+    // (see rows.ts): far cheaper for the client than a bytea and a row object.
+    const keys = escapedKeys(range.prefix);
     return asyncPagedEntries(range, (pages, size) => {
       this.#assertOpen(what);
       const params: unknown[] = [];
       const where = boundsWhere(pages.bounds, (bytes) => `$${params.push(bytes)}`);
       where.push(LIVE.replace("$NOW", `$${params.push(now)}`));
-      return this.#run<EntryRow[]>(
+      // LIMIT stays bound: a literal would prepare a statement per page size on every connection.
+      return this.#values<EscapedRow>(
         what,
-        pages.select(this.#table, where, `$${params.push(size)}`),
+        pages.select(this.#table, where, `$${params.push(size)}`, keys.columns),
         params,
       );
-    });
+    }, keys);
   }
 
   /**
