@@ -28,7 +28,7 @@ import { boundsWhere } from "../_sql/bounds.ts";
 import { asyncPagedEntries, entryOf, type EntryRow } from "../_sql/keyset.ts";
 import { connect, type PostgresDriverOptions } from "./connect.ts";
 import { codeOf, isCastFailure, isPostgresError, isRetryable, messageOf } from "./errors.ts";
-import { compileQuery } from "./query.ts";
+import { compileQuery, PgCompiledQueries } from "./query.ts";
 import type {
   IndexSpec,
   PreparedIndexes,
@@ -165,6 +165,8 @@ export class PostgresDriver implements StoreDriver {
   #lockId: number;
   /** The declared indexes built in the database. */
   #indexes: IndexSpec[] = [];
+  /** Compiled queries by shape, over `#indexes` (the array they were made for). */
+  #queries: { indexes: IndexSpec[]; cache: PgCompiledQueries } | undefined;
   /** The search declaration the database's search column was built for. */
   #search: SearchSpec | undefined;
   #listeners = new Set<{ unlisten(): Promise<void> }>();
@@ -637,10 +639,7 @@ export class PostgresDriver implements StoreDriver {
   async query(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined> {
     const what = "Cannot query";
     this.#assertOpen(what);
-    const compiled = compileQuery(this.#table, query, now, {
-      schema: this.#schema,
-      indexes: this.#indexes,
-    });
+    const compiled = this.#compiledQueries().compile(query, now);
     if (compiled === undefined) return undefined;
     let rows: EntryRow[];
     if (!compiled.castsValues) {
@@ -657,6 +656,20 @@ export class PostgresDriver implements StoreDriver {
       if (odd) return undefined;
     }
     return rows.map(entryOf);
+  }
+
+  /** The shape cache of compiled queries over the indexes built now. */
+  #compiledQueries(): PgCompiledQueries {
+    if (this.#queries === undefined || this.#queries.indexes !== this.#indexes) {
+      this.#queries = {
+        indexes: this.#indexes,
+        cache: new PgCompiledQueries(this.#table, {
+          schema: this.#schema,
+          indexes: this.#indexes,
+        }),
+      };
+    }
+    return this.#queries.cache;
   }
 
   /**
