@@ -641,10 +641,10 @@ export class PostgresDriver implements StoreDriver {
     this.#assertOpen(what);
     const compiled = this.#compiledQueries().compile(query, now);
     if (compiled === undefined) return undefined;
-    let rows: EntryRow[];
+    let rows: EscapedRow[];
     if (!compiled.castsValues) {
       // Nothing to cast, so nothing that fails midway: any connection of the pool (as list).
-      rows = await this.#run<EntryRow[]>(what, compiled.sql, compiled.params);
+      rows = await this.#values<EscapedRow>(what, compiled.sql, compiled.params);
     } else {
       const cast = await this.#castingQuery(what, compiled.sql, compiled.params);
       if (cast === undefined) return undefined;
@@ -655,7 +655,7 @@ export class PostgresDriver implements StoreDriver {
       const [{ odd }] = await this.#run<{ odd: boolean }[]>(what, compiled.oddCheck, []);
       if (odd) return undefined;
     }
-    return rows.map(entryOf);
+    return rows.map(compiled.keys.entry);
   }
 
   /** The shape cache of compiled queries over the indexes built now. */
@@ -680,14 +680,15 @@ export class PostgresDriver implements StoreDriver {
     what: string,
     sql: string,
     params: unknown[],
-  ): Promise<EntryRow[] | undefined> {
-    let rows: EntryRow[];
+  ): Promise<EscapedRow[] | undefined> {
+    let rows: EscapedRow[];
     let connection;
     try {
       connection = await this.#sql.reserve();
       // Prepared: a query's text depends on its shape only (operands are bound), so each
       // connection plans a shape once, as the bare client does with a prepared statement.
-      rows = await connection.unsafe<EntryRow[]>(sql, params as never[], PREPARED);
+      rows = await connection.unsafe(sql, params as never[], PREPARED)
+        .values() as unknown as EscapedRow[];
     } catch (err) {
       if (connection !== undefined && isPostgresError(err)) {
         // postgres@3.4.9 keeps counting rows across a statement that failed

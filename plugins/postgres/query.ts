@@ -9,6 +9,7 @@ import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { JsonValue } from "../../src/store/types.ts";
 import { boundsWhere, prefixBounds } from "../_sql/bounds.ts";
 import { chooseIndex, type IndexSpec } from "../../src/store/indexes.ts";
+import { type EscapedKeys, escapedKeys } from "./rows.ts";
 import { noOddUnder, numberExpr, oddExists, prefixTerms, rankExpr, stringExpr } from "./indexes.ts";
 
 // ---------------------------------------------------------------------------
@@ -150,6 +151,8 @@ export interface PgCompiledQuery {
   sql: string;
   /** Its parameters. */
   params: unknown[];
+  /** How its rows (arrays: the key's escape text after the prefix, value, version, expiry) read. */
+  keys: EscapedKeys;
   /** Whether it casts values to jsonb (a cast failure sends the query to the core). */
   castsValues: boolean;
   /** The declared index it uses, if any. */
@@ -279,11 +282,14 @@ export function compileQuery(
   // tenth of the rows and may sort them all instead of reading the index in order.
   const limit = q.limit === Infinity ? "" : ` LIMIT ${q.limit}`;
   const offset = q.offset === 0 ? "" : ` OFFSET ${q.offset}`;
+  // Every key selected is under q.prefix: its escape text after the prefix (see rows.ts).
+  const keys = escapedKeys(q.prefix, "e.");
   return {
-    sql: `SELECT e.key, e.value, e.version, e.expires_at FROM ${from} WHERE ${
-      where.join(" AND ")
-    } ORDER BY ${order.join(", ")}${limit}${offset}`,
+    sql: `SELECT ${keys.columns} FROM ${from} WHERE ${where.join(" AND ")} ORDER BY ${
+      order.join(", ")
+    }${limit}${offset}`,
     params: params.values,
+    keys,
     castsValues: readsDoc,
     index: choice?.index,
     narrows,

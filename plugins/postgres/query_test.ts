@@ -67,9 +67,12 @@ Deno.test("PgCompiledQueries compiles every query as compileQuery does, from a s
     for (const [i, query] of [...queries, ...more, ...queries].entries()) {
       const q = normalizeQuery(query);
       const now = 1000 + i;
+      // The key reader is made for the query's prefix (its functions are the template's).
+      const shown = (c: ReturnType<typeof compileQuery>) =>
+        c === undefined ? undefined : { ...c, keys: c.keys.columns };
       assert.deepEqual(
-        cache.compile(q, now),
-        compileQuery(`"s"."t"`, q, now, ix),
+        shown(cache.compile(q, now)),
+        shown(compileQuery(`"s"."t"`, q, now, ix)),
         JSON.stringify(query),
       );
     }

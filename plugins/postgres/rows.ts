@@ -74,8 +74,11 @@ export interface EscapedKeys {
   key(row: EscapedRow): Uint8Array;
 }
 
-/** The reader of a listing's rows under `prefix` (`[]` or absent: the whole key). */
-export function escapedKeys(prefix: Key | undefined): EscapedKeys {
+/**
+ * The reader of a listing's rows under `prefix` (`[]` or absent: the whole
+ * key); `table` qualifies the columns (`"e."`, or `""`).
+ */
+export function escapedKeys(prefix: Key | undefined, table = ""): EscapedKeys {
   const base = prefix === undefined ? [] : [...prefix]; // the caller's array may change
   const baseBytes = encodeKey(base);
   const n = baseBytes.length;
@@ -103,8 +106,10 @@ export function escapedKeys(prefix: Key | undefined): EscapedKeys {
   };
   return {
     columns: `${
-      n === 0 ? "encode(key, 'escape')" : `encode(substring(key from ${n + 1}), 'escape')`
-    } AS k, value, version, expires_at`,
+      n === 0
+        ? `encode(${table}key, 'escape')`
+        : `encode(substring(${table}key from ${n + 1}), 'escape')`
+    } AS k, ${table}value, ${table}version, ${table}expires_at`,
     entry: (row) => ({ key: keyOf(row[0]), value: row[1], version: row[2], expiresAt: row[3] }),
     key: (row) => bytesOf(row[0]),
   };

@@ -91,7 +91,7 @@ pgTest(
   async (url) => {
     const table = newTable("rows");
     await using store = await openPg(url, table);
-    for (const [i, key] of odd.entries()) await store.set(key, i);
+    for (const [i, key] of odd.entries()) await store.set(key, { i });
     await store.set(["b"], "outside");
     // The server's own encoding, compared with the reference the unit tests use.
     await withAdmin(url, async (sql) => {
@@ -121,6 +121,15 @@ pgTest(
     const all: Key[] = [];
     for await (const e of store.list({ batchSize: 4 })) all.push(e.key);
     assert.deepEqual(all, [...expected, ["b"]]);
+    // Queries read their rows the same way: natively, with a clause that casts values, and with
+    // an empty prefix.
+    assert.deepEqual((await store.query({ prefix: ["a"] })).map((e) => e.key), expected);
+    assert.deepEqual(
+      (await store.query({ prefix: ["a"], where: [{ path: "i", op: "gte", value: 0 }] }))
+        .map((e) => e.key),
+      expected,
+    );
+    assert.deepEqual((await store.query({})).map((e) => e.key), [...expected, ["b"]]);
     const from: Key[] = [];
     for await (const e of store.list({ start: ["a", "é"], batchSize: 2 })) from.push(e.key);
     assert.deepEqual(from, [...expected.slice(expected.findIndex((k) => k[1] === "é")), ["b"]]);
