@@ -232,6 +232,12 @@ export function asyncPagedEntries<R = EntryRow>(
       }
       return out;
     },
+    takeBuffered(): RawEntry[] {
+      if (finished || i >= rows.length) return [];
+      const out = new Array<RawEntry>(rows.length - i);
+      for (let j = 0; i < rows.length; j++) out[j] = entryOf(rows[i++]);
+      return out;
+    },
     return() {
       finished = true;
       rows = [];
