@@ -73,7 +73,7 @@ async function race(label: string, ops: number, fns: Record<string, () => unknow
   }
 }
 
-const schema = `pg_reads_ab_${crypto.randomUUID().slice(0, 8)}`;
+const schema = `bench_reads_${crypto.randomUUID().slice(0, 8)}`; // not pg_: reserved
 const table = "t";
 const admin = postgres(url, { max: 1, onnotice: () => {} });
 try {
