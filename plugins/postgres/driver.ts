@@ -582,9 +582,13 @@ export class PostgresDriver implements StoreDriver {
       "Cannot count",
       `SELECT ((SELECT count(*) FROM ${this.#table} WHERE ${where}) - (SELECT count(*) FROM ` +
         // OFFSET 0 fences the expired rows' scan off the key range (else a generic plan may
-        // walk the key index over the whole range and read every row).
+        // walk the key index over the whole range and read every row). The lower bound (true
+        // of every value) makes the planner guess few expired rows for an unknown `now` (half a
+        // percent, not a third of the table), so the statement runs on its generic plan as a
+        // bare count(*) does: the same index-only scan, and no planning on every call.
         `(SELECT key FROM ${this.#table} WHERE expires_at IS NOT NULL AND ` +
-        `expires_at <= $1::float8 OFFSET 0) AS x WHERE ${where}))::float8 AS n`,
+        `expires_at > '-Infinity'::float8 AND expires_at <= $1::float8 OFFSET 0) AS x ` +
+        `WHERE ${where}))::float8 AS n`,
       [now, ...params],
     );
     return rows[0].n;
