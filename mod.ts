@@ -65,6 +65,8 @@ export type {
   WhereClause,
   WhereOp,
 } from "./src/store/types.ts";
+// The actor's AsyncLocalStorage, installed at once for applications (the CLI loads it lazily).
+import "./src/store/actor_context.ts";
 export { withActor } from "./src/store/actor.ts";
 export type { Clock, Timers } from "./src/clock.ts";
 export { type Duration, parseDuration } from "./src/duration.ts";

@@ -10,6 +10,11 @@
  * Both write under `./.flowstate` of the repository (state.db, bare.db).
  * With `BEFORE=<another checkout>`, that checkout's `cli.ts run` is timed in
  * the same rounds too (before/after a change).
+ *
+ * CPU time (user + system) of each child comes from `/usr/bin/time` when it is
+ * there; the load average is printed before and after. At the end,
+ * bench/cold_probe.ts says whether a run loaded zod (it should not, on a hit
+ * without flowstate.yaml).
  */
 const rounds = Number(Deno.args[0] ?? 15);
 const root = new URL("..", import.meta.url).pathname;
@@ -50,19 +55,36 @@ if (before !== undefined) {
   ].map((a) => a === "cli.ts" ? `${before}/cli.ts` : a);
 }
 
-async function time(args: string[]): Promise<number> {
+const timeBin = (() => {
+  try {
+    return Deno.statSync("/usr/bin/time").isFile ? "/usr/bin/time" : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+const cpu: Record<string, number[]> = {};
+const loadavg = () => {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "n/a";
+  }
+};
+
+async function time(args: string[], name?: string): Promise<number> {
   const start = performance.now();
-  const out = await new Deno.Command(Deno.execPath(), {
-    args,
+  const out = await new Deno.Command(timeBin ?? Deno.execPath(), {
+    args: timeBin ? ["-f", "CPU %U %S", Deno.execPath(), ...args] : args,
     cwd: root,
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
   }).output();
   const ms = performance.now() - start;
-  if (!out.success) {
-    throw new Error(`deno ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
-  }
+  const stderr = new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`deno ${args.join(" ")} failed:\n${stderr}`);
+  const m = /CPU ([\d.]+) ([\d.]+)\s*$/.exec(stderr);
+  if (m && name !== undefined) (cpu[name] ??= []).push((Number(m[1]) + Number(m[2])) * 1000);
   return ms;
 }
 
@@ -71,6 +93,7 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+const loadBefore = loadavg();
 // Warm Deno's caches (transpiled modules, code cache) first: "cold" is a new process.
 for (const args of Object.values(commands)) await time(args);
 const samples = Object.fromEntries(Object.keys(commands).map((k) => [k, [] as number[]]));
@@ -80,27 +103,36 @@ for (let r = 0; r < rounds; r++) {
   const names = Object.keys(commands);
   const order = names.map((_, i) => names[(i + r) % names.length]);
   const round: Record<string, number> = {};
-  for (const name of order) round[name] = await time(commands[name]);
+  for (const name of order) round[name] = await time(commands[name], name);
   const bare = round[names[0]];
   for (const name of names) {
     samples[name].push(round[name]);
     ratios[name].push(round[name] / bare);
   }
 }
-console.log(`\nCold start, ${rounds} interleaved rounds (wall time of the process)\n`);
-console.log("| command | median | min | ratio to bare (median of per-round ratios) |");
-console.log("| --- | --- | --- | --- |");
+console.log(
+  `\nCold start, ${rounds} interleaved rounds (wall time of the process; load average ${loadBefore} before, ${loadavg()} after)\n`,
+);
+console.log(
+  "| command | median | min | ratio to bare (median of per-round ratios) | CPU (user+sys) median | CPU ratio |",
+);
+console.log("| --- | --- | --- | --- | --- | --- |");
+const bareCpu = cpu[Object.keys(commands)[0]];
 for (const name of Object.keys(commands)) {
+  const c = cpu[name];
   console.log(
     `| ${name} | ${median(samples[name]).toFixed(1)} ms | ${
       Math.min(...samples[name]).toFixed(1)
-    } ms | ${median(ratios[name]).toFixed(2)} |`,
+    } ms | ${median(ratios[name]).toFixed(2)} | ${c ? `${median(c).toFixed(0)} ms` : "n/a"} | ${
+      c && bareCpu ? (median(c) / median(bareCpu)).toFixed(2) : "n/a"
+    } |`,
   );
 }
 
 // What importing each module costs, measured inside a fresh process.
 const modules = [
   "node:sqlite",
+  "node:path",
   "npm:yaml@2.9.1",
   "npm:zod@4.6.7",
   "npm:@commander-js/extra-typings@15.1.0",
@@ -109,6 +141,7 @@ const modules = [
   "./src/cli/run.ts",
   "./src/runtime.ts",
   "./src/flow/parse.ts",
+  "./plugins/sqlite/plugin.ts",
   "./plugins/sqlite/mod.ts",
 ];
 const probe = (m: string) => [
@@ -135,3 +168,54 @@ console.log("\nImport cost, alone in a fresh process (median)\n");
 console.log("| module | import |");
 console.log("| --- | --- |");
 for (const m of modules) console.log(`| ${m} | ${median(importMs[m]).toFixed(1)} ms |`);
+
+// Import-time breakdown of the run path: one fresh process imports these in order (each
+// after the ones above it, so a row is what it adds), repeated; medians.
+const layers = [
+  "./src/errors.ts",
+  "./src/store/store.ts",
+  "./src/plugin.ts",
+  "./src/records/records.ts",
+  "./src/flow/executor.ts",
+  "./src/config.ts",
+  "./src/runtime.ts",
+  "./src/flow_disk_cache.ts",
+  "./src/cli/run.ts",
+  "./plugins/sqlite/plugin.ts",
+];
+const layerProbe = [
+  "eval",
+  "--ext=ts",
+  `const out = []; for (const m of ${
+    JSON.stringify(layers.map((m) => new URL(m, `file://${root}`).href))
+  }) { const t = performance.now(); await import(m); out.push(performance.now() - t); } console.log(JSON.stringify(out));`,
+];
+const layerMs = layers.map(() => [] as number[]);
+await time(layerProbe);
+for (let r = 0; r < Math.max(5, Math.round(rounds / 2)); r++) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: layerProbe,
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  (JSON.parse(new TextDecoder().decode(out.stdout)) as number[]).forEach((ms, i) =>
+    layerMs[i].push(ms)
+  );
+}
+console.log("\nImport-time breakdown of the run path (one process, in this order; median)\n");
+console.log("| module (with what it adds) | import |");
+console.log("| --- | --- |");
+layers.forEach((m, i) => console.log(`| ${m} | ${median(layerMs[i]).toFixed(1)} ms |`));
+
+// What a run loaded (bench/cold_probe.ts: one run in-process, then whether zod is there).
+console.log("\nbench/cold_probe.ts (one run in a fresh process), 3 times:\n");
+for (let i = 0; i < 3; i++) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "bench/cold_probe.ts"],
+    cwd: root,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  console.log(new TextDecoder().decode(out.stderr).trim());
+}

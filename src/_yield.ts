@@ -6,11 +6,16 @@
  *
  * @module
  */
-import { setImmediate } from "node:timers";
+
+// `node:timers` is imported on the first yield, not with this module: the first `node:` built-in
+// a process imports initialises Node compatibility (13–29 ms), which a short `flowstate run`
+// (that never yields) does not need.
+let immediate: ((callback: () => void) => unknown) | undefined;
 
 /** Let timers, I/O callbacks and signal handlers run once. */
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+export async function yieldToEventLoop(): Promise<void> {
+  immediate ??= (await import("node:timers")).setImmediate;
+  return await new Promise((resolve) => immediate!(resolve));
 }
 
 /**

@@ -32,19 +32,41 @@ export interface Timers {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
-/** Real timers (`setTimeout`). */
+/**
+ * Real timers. The delay is an `AbortSignal.timeout`, not `setTimeout`: in
+ * Deno 2.9 the first `setTimeout` of a process loads Node's timers (and their
+ * async hooks), 20–80 ms on a cold start, while a timeout signal is Deno's
+ * own timer. The wait keeps the process alive while someone awaits it, and
+ * stops doing so when `signal` cancels it (its listener is removed).
+ */
 export const realTimers: Timers = {
   sleep(ms, signal) {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
-      const id = setTimeout(() => {
+      const delay = Number.isFinite(ms) && ms > 0 ? Math.floor(ms) : 0;
+      if (delay > 2_147_483_647) {
+        // Beyond a timer's range: what setTimeout does with it.
+        const id = setTimeout(() => {
+          signal?.removeEventListener("abort", onAbortTimer);
+          resolve();
+        }, delay);
+        const onAbortTimer = () => {
+          clearTimeout(id);
+          reject(signal!.reason);
+        };
+        signal?.addEventListener("abort", onAbortTimer, { once: true });
+        return;
+      }
+      const timeout = AbortSignal.timeout(delay);
+      const onTimeout = () => {
         signal?.removeEventListener("abort", onAbort);
         resolve();
-      }, ms);
+      };
       const onAbort = () => {
-        clearTimeout(id);
+        timeout.removeEventListener("abort", onTimeout);
         reject(signal!.reason);
       };
+      timeout.addEventListener("abort", onTimeout, { once: true });
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   },

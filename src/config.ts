@@ -33,29 +33,23 @@
  *
  * @module
  */
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "./_path.ts";
 import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
 import { durationProblem, parseDuration } from "./duration.ts";
 import { builtinJobNames } from "./jobs/builtin.ts";
-import { canonicalTimezone, cronProblem, DEFAULT_TIMEZONE, timezoneProblem } from "./cron.ts";
+import { canonicalTimezone, DEFAULT_TIMEZONE, timezoneProblem } from "./timezone.ts";
 import { resolvePluginSpecifier, type StoreSpec } from "./plugin.ts";
-import { parseEncryptOptions } from "./wrappers/encrypt.ts";
 import { type ScopeName, SCOPES } from "./state/scopes.ts";
-import {
-  type AbandonedPolicy,
-  type ConfigObject,
-  configSchema,
-  describeValue,
-  explainIssue,
-  issueLocationPath,
-  type JobConfigObject,
-  type MissedPolicy,
-  type NodesConfigObject,
-  type OverlapPolicy,
-  type RunsConfigObject,
-  type ServeConfigObject,
-  TOP_LEVEL_FIELDS,
+import type {
+  AbandonedPolicy,
+  ConfigObject,
+  JobConfigObject,
+  MissedPolicy,
+  NodesConfigObject,
+  OverlapPolicy,
+  RunsConfigObject,
+  ServeConfigObject,
 } from "./config_schema.ts";
 import { DEFAULT_ABORT_GRACE } from "./flow/executor.ts";
 import { DEFAULT_WORKER_MEMORY_MIB } from "./flow/sandbox.ts";
@@ -223,7 +217,9 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
         "Cannot load config: expected a file path or an object like { stores: { … } }",
       );
     }
-    return resolveConfig(given, { file: null, baseDir: cwd, cwd, home: options.home, env });
+    return resolveConfig(given, { file: null, baseDir: cwd, cwd, home: options.home, env }, {
+      schema: await configSchemaFor(given),
+    });
   }
   const file = resolve(cwd, given ?? CONFIG_FILE_NAME);
   let text: string;
@@ -239,6 +235,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     if (err instanceof Deno.errors.NotFound && given === undefined) {
+      // No config file: the defaults, which need no schema (zod is not loaded).
       return resolveConfig({}, { file: null, baseDir: cwd, cwd, home: options.home, env });
     }
     const reason = err instanceof Deno.errors.NotFound
@@ -252,8 +249,24 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     );
   }
   // The YAML parser is loaded only when there is a config file to parse.
-  const { YamlSource } = await import("./yaml_source.ts");
-  return parseConfigTextWith(YamlSource, text, { file, cwd, home: options.home, env });
+  const [{ YamlSource }, schema] = await Promise.all([
+    import("./yaml_source.ts"),
+    import("./config_schema.ts"),
+  ]);
+  return parseConfigTextWith(YamlSource, text, { file, cwd, home: options.home, env }, schema);
+}
+
+/** The config schema's module (zod and the schema), loaded only when there is a config to check. */
+type ConfigSchemaModule = typeof import("./config_schema.ts");
+
+/** The schema's module for `input`; `undefined` for an empty config (the defaults need none). */
+async function configSchemaFor(input: object): Promise<ConfigSchemaModule | undefined> {
+  return isEmptyConfig(input) ? undefined : await import("./config_schema.ts");
+}
+
+/** A config with no fields at all: what the schema accepts as it is (`{}` in, `{}` out). */
+function isEmptyConfig(input: object): boolean {
+  return Object.getPrototypeOf(input) === Object.prototype && Reflect.ownKeys(input).length === 0;
 }
 
 /**
@@ -269,6 +282,7 @@ export function parseConfigTextWith(
     home?: string;
     env?: (name: string) => string | undefined;
   },
+  schema: ConfigSchemaModule,
 ): ResolvedConfig {
   const cwd = resolve(options.cwd ?? Deno.cwd());
   const file = resolve(cwd, options.file);
@@ -303,8 +317,8 @@ export function parseConfigTextWith(
   if (typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError(
       `${source.where([], "key")}: the config must be a mapping with fields ${
-        TOP_LEVEL_FIELDS.join(", ")
-      }, not ${describeValue(raw)}`,
+        schema.TOP_LEVEL_FIELDS.join(", ")
+      }, not ${schema.describeValue(raw)}`,
     );
   }
   const env = options.env ?? ((name: string) => readEnv(name, undefined));
@@ -317,7 +331,7 @@ export function parseConfigTextWith(
     home: options.home,
     env,
     source,
-  }, problems);
+  }, { schema, problems });
 }
 
 const JOB_NAME = /^[a-z0-9][a-z0-9_-]*$/;
@@ -334,21 +348,32 @@ interface ResolveContext {
 function resolveConfig(
   input: ConfigObject,
   ctx: ResolveContext,
-  problems: ConfigProblems = new ConfigProblems(ctx.source),
+  { schema, problems = new ConfigProblems(ctx.source) }: {
+    /** The schema's module: required unless `input` is empty. */
+    schema?: ConfigSchemaModule;
+    problems?: ConfigProblems;
+  } = {},
 ): ResolvedConfig {
   const where = (path: Path): string | undefined => ctx.source?.where(path, "key");
   const fail = (path: Path, message: string): void => problems.add(path, message);
 
-  const parsed = configSchema.safeParse(input, { reportInput: true });
-  if (!parsed.success) {
-    // Every shape problem at once; the checks below need a well-shaped config.
-    for (const issue of parsed.error.issues) {
-      const { path, message } = explainIssue(issue);
-      problems.add(path, message, issueLocationPath(issue));
+  let config: ConfigObject;
+  if (schema === undefined) {
+    // Only an empty config comes without the schema: it parses to itself.
+    if (!isEmptyConfig(input)) throw new Error("internal: a config to check needs its schema");
+    config = {};
+  } else {
+    const parsed = schema.configSchema.safeParse(input, { reportInput: true });
+    if (!parsed.success) {
+      // Every shape problem at once; the checks below need a well-shaped config.
+      for (const issue of parsed.error.issues) {
+        const { path, message } = schema.explainIssue(issue);
+        problems.add(path, message, schema.issueLocationPath(issue));
+      }
+      throw problems.error();
     }
-    throw problems.error();
+    config = parsed.data!;
   }
-  const config = parsed.data!;
 
   let home: string;
   if (ctx.home !== undefined) {
@@ -384,7 +409,8 @@ function resolveConfig(
       }
       if (spec.encrypt !== undefined) {
         try {
-          parseEncryptOptions(spec.encrypt, `store "${name}"`);
+          // A config with stores: its schema's module was loaded (the encryption options with it).
+          schema!.parseEncryptOptions(spec.encrypt, `store "${name}"`);
         } catch (err) {
           if (!(err instanceof ConfigError)) throw err;
           for (const issue of err.issues) fail(["stores", name, ...issue.path], issue.message);
@@ -459,7 +485,8 @@ function resolveConfig(
       else jobTimezone = canonicalTimezone(job.timezone);
     }
     if (job.schedule !== undefined) {
-      const problem = cronProblem(job.schedule, jobTimezone);
+      // Only a config with jobs gets here: its schema's module was loaded (croner with it).
+      const problem = schema!.cronProblem(job.schedule, jobTimezone);
       if (problem !== undefined) fail(at("schedule"), problem);
     }
     let jitterMs = 0;

@@ -6,6 +6,7 @@
  */
 import { parseConfigTextWith, type ResolvedConfig } from "./config.ts";
 import { YamlSource } from "./yaml_source.ts";
+import * as configSchemaModule from "./config_schema.ts";
 
 /**
  * Parse a config file's text. Exposed for tests and tools; `loadConfig`
@@ -20,5 +21,5 @@ export function parseConfigText(
     env?: (name: string) => string | undefined;
   },
 ): ResolvedConfig {
-  return parseConfigTextWith(YamlSource, text, options);
+  return parseConfigTextWith(YamlSource, text, options, configSchemaModule);
 }

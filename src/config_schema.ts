@@ -12,6 +12,11 @@ import { didYouMean } from "./_suggest.ts";
 import { builtinPluginNames, type Plugin, type StoreSpec } from "./plugin.ts";
 import { SCOPES } from "./state/scopes.ts";
 
+/** Checking a job's schedule (croner): loaded with the schema, for a config that has jobs. */
+export { cronProblem } from "./cron.ts";
+/** Checking a store's `encrypt` option: loaded with the schema, for a config that has stores. */
+export { parseEncryptOptions } from "./wrappers/encrypt.ts";
+
 /** What a schedule does when its previous run (in this runner) is still running at a tick. */
 export type OverlapPolicy = "skip" | "queue";
 

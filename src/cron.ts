@@ -17,9 +17,9 @@
  */
 import { Cron } from "croner";
 import { suggest } from "./_suggest.ts";
+import { DEFAULT_TIMEZONE, describe, timezoneProblem } from "./timezone.ts";
 
-/** The zone schedules use unless one is given. */
-export const DEFAULT_TIMEZONE = "UTC";
+export { canonicalTimezone, DEFAULT_TIMEZONE, timezoneProblem } from "./timezone.ts";
 
 /** Nicknames accepted in place of an expression. */
 export const CRON_NICKNAMES: readonly string[] = [
@@ -54,33 +54,6 @@ function checked(expression: string, timezone: string): Cron {
     validated.set(cacheKey, cron);
   }
   return cron;
-}
-
-/**
- * Why `timezone` is not an IANA time zone Intl knows (`unknown time zone
- * "Europe/Pari" (did you mean "Europe/Paris"?)`), or `undefined` when it is one.
- */
-export function timezoneProblem(timezone: unknown): string | undefined {
-  if (typeof timezone !== "string" || timezone.trim() === "") {
-    return `expected an IANA time zone like "Europe/Paris" or "UTC", got ${describe(timezone)}`;
-  }
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone: timezone });
-    return undefined;
-  } catch {
-    const known = [...Intl.supportedValuesOf("timeZone"), "UTC"];
-    const near = suggest(timezone, known);
-    return `unknown time zone ${JSON.stringify(timezone)}${
-      near === undefined ? "" : ` (did you mean "${near}"?)`
-    }; use an IANA name like "Europe/Paris", "America/New_York" or "UTC"`;
-  }
-}
-
-/** The canonical spelling of a valid time zone (`"utc"` → `"UTC"`). */
-export function canonicalTimezone(timezone: string): string {
-  const problem = timezoneProblem(timezone);
-  if (problem !== undefined) throw new RangeError(`Cannot use time zone: ${problem}`);
-  return new Intl.DateTimeFormat("en-US", { timeZone: timezone }).resolvedOptions().timeZone;
 }
 
 /**
@@ -233,12 +206,4 @@ function assertTime(ms: unknown, name: string): asserts ms is number {
       `Cannot compute a cron tick: ${name} must be a finite number of ms (got ${String(ms)})`,
     );
   }
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return "nothing";
-  if (value === null) return "an empty value";
-  if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
-  if (Array.isArray(value)) return "a list";
-  return typeof value === "object" ? "a mapping" : `${typeof value} ${String(value)}`;
 }

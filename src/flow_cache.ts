@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { resolve } from "./_path.ts";
 import { type FlowSource, type LoadedFlow, loadFlowIn } from "./flow/load.ts";
 import type { ParsedFlow } from "./flow/parse.ts";
 import type { SandboxPool } from "./flow/sandbox.ts";

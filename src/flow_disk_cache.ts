@@ -31,7 +31,7 @@ import type { ParsedFlow } from "./flow/parse.ts";
 import type { FlowDefinition } from "./flow/types.ts";
 import { readYamlFile } from "./_yaml_file.ts";
 import { builtinNodes } from "./flow/nodes.ts";
-import { isAbsolute, join, resolve } from "node:path";
+import { isAbsolute, join, resolve } from "./_path.ts";
 
 /** The most entries kept under `<home>/cache/flows`. */
 export const FLOW_DISK_CACHE_ENTRIES = 256;
@@ -54,6 +54,8 @@ const FINGERPRINTED = [
   "./flow/types.ts",
   "./flow/inputs.ts",
   "./flow/nodes.ts",
+  "./flow/node_schemas.ts",
+  "./_lazy_schema.ts",
   "./flow/node_options.ts",
   "./flow/_shapes.ts",
   "./flow/_values.ts",
@@ -68,6 +70,7 @@ const FINGERPRINTED = [
   "./flow/template/values.ts",
   "./duration.ts",
   "./cron.ts",
+  "./timezone.ts",
   "./store/values.ts",
   "./yaml_source.ts",
   "./_yaml_file.ts",
@@ -107,6 +110,7 @@ function codeFingerprint(): string | undefined {
 }
 
 async function sha256(text: string): Promise<string> {
+  // WebCrypto: a pure-TypeScript hash runs interpreted on a cold start (~5 ms per KiB).
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }

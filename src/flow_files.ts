@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { join, resolve } from "node:path";
+import { join, resolve } from "./_path.ts";
 import type { ResolvedConfig } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { isFlowPath } from "./flow/load.ts";

@@ -23,9 +23,15 @@
  *
  * @module
  */
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { toFileUrl } from "./_path.ts";
+import {
+  dirname,
+  fromFileUrl as fileURLToPath,
+  isAbsolute,
+  join,
+  relative,
+  resolve,
+  toFileUrl,
+} from "./_path.ts";
 
 const SCHEME = /^[a-z][a-z0-9+.-]*:/i;
 

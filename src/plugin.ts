@@ -4,14 +4,14 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { realSchema } from "./_lazy_schema.ts";
+import { resolve } from "./_path.ts";
 import { importDefault, importFailure, mappingHint, moduleUrl } from "./loader.ts";
-import { z } from "zod";
 import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
 import { prepareCoreIndexes, wrapDriver } from "./store/store.ts";
 import { type FeedRetention, normalizeFeedOption } from "./store/feed.ts";
-import { setProcessActor } from "./store/actor.ts";
+import { loadActorStorage, setProcessActor } from "./store/actor.ts";
 import type { Clock, FeedKeep, IndexDeclaration, SearchDeclaration, Store } from "./store/types.ts";
 import {
   type IndexSpec,
@@ -20,12 +20,8 @@ import {
   type SearchSpec,
 } from "./store/indexes.ts";
 import type { IndexBuildEvent, PreparedIndexes } from "./store/driver.ts";
-import {
-  encrypted,
-  type EncryptOptions,
-  type ParsedEncryptOptions,
-  parseEncryptOptions,
-} from "./wrappers/encrypt.ts";
+// The encryption wrapper is imported only for a store with `encrypt` (not on a plain run's way).
+import type { EncryptOptions, ParsedEncryptOptions } from "./wrappers/encrypt.ts";
 import { systemClock } from "./clock.ts";
 import type { WarningHandler } from "./log.ts";
 import type { MemoryOptions } from "../plugins/memory/mod.ts";
@@ -70,7 +66,8 @@ export function builtinPluginNames(): string[] {
 const IN_GRAPH: Readonly<Record<string, () => Promise<{ default: unknown }>>> = {
   memory: () => import("../plugins/memory/mod.ts"),
   jsonfile: () => import("../plugins/jsonfile/mod.ts"),
-  sqlite: () => import("../plugins/sqlite/mod.ts"),
+  // The plugin itself, not mod.ts (which exports the zod schema of its options too).
+  sqlite: () => import("../plugins/sqlite/plugin.ts"),
 };
 
 function isPlugin(value: unknown): value is Plugin {
@@ -383,9 +380,15 @@ export async function openStore<const S extends StoreSpec>(
     });
   }
   setProcessActor(options.actor);
-  const encryption = rawEncrypt === undefined
-    ? undefined
-    : checkEncryptOptions(rawEncrypt as EncryptOptions, indexes, search, name);
+  if (changes !== undefined) await loadActorStorage();
+  const encrypt = rawEncrypt === undefined ? undefined : await import("./wrappers/encrypt.ts");
+  const encryption = encrypt === undefined ? undefined : checkEncryptOptions(
+    encrypt.parseEncryptOptions,
+    rawEncrypt as EncryptOptions,
+    indexes,
+    search,
+    name,
+  );
   const validated = await validateOptions(
     plugin,
     rawOptions,
@@ -448,8 +451,8 @@ export async function openStore<const S extends StoreSpec>(
       undefined,
       onIndexBuild ? (event) => onIndexBuild({ ...event, store: name }) : undefined,
     );
-    if (encryption === undefined) return store;
-    return await encrypted(store, rawEncrypt as EncryptOptions);
+    if (encryption === undefined || encrypt === undefined) return store;
+    return await encrypt.encrypted(store, rawEncrypt as EncryptOptions);
   } catch (err) {
     await store.close().catch(() => {});
     throw err;
@@ -462,6 +465,7 @@ export async function openStore<const S extends StoreSpec>(
  * path (a sealed field cannot be indexed).
  */
 function checkEncryptOptions(
+  parseEncryptOptions: (raw: EncryptOptions, what: string) => ParsedEncryptOptions,
   raw: EncryptOptions,
   indexes: IndexSpec[],
   search: SearchSpec | undefined,
@@ -535,7 +539,7 @@ export async function checkOptions<O>(
 ): Promise<{ ok: true; value: O } | { ok: false; issues: Problem[] }> {
   const result = await definition.optionsSchema["~standard"].validate(raw);
   if (!result.issues) return { ok: true, value: result.value };
-  const known = knownOptions(definition.optionsSchema);
+  const known = knownOptions(await realSchema(definition.optionsSchema));
   const issues: Problem[] = [];
   for (const issue of result.issues) {
     const path = (issue.path ?? []).map((p) =>
@@ -576,7 +580,7 @@ export async function validateOptions<O>(
       ? issue.message
       : `option "${issue.path.join(".")}": ${issue.message}`
   );
-  const shape = describeShape(definition.optionsSchema);
+  const shape = await describeShape(await realSchema(definition.optionsSchema));
   throw new ConfigError(
     `${action}: ${text.join("; ")}${shape ? `. Expected options: ${shape}` : ""}`,
     { issues: checked.issues },
@@ -617,12 +621,17 @@ function renderSchema(node: JsonSchemaNode | undefined, depth = 0): string {
   return node.type ?? "unknown";
 }
 
-/** A one-line description of a zod schema's shape, or `undefined` for other schema kinds. */
-export function describeShape(schema: unknown): string | undefined {
+/**
+ * A one-line description of a zod schema's shape, or `undefined` for other
+ * schema kinds. (zod is imported here, to describe a problem: not on the way
+ * of valid options.)
+ */
+export async function describeShape(schema: unknown): Promise<string | undefined> {
   if (typeof schema !== "object" || schema === null || !("_zod" in schema)) return undefined;
+  const { z } = await import("zod");
   try {
     return renderSchema(
-      z.toJSONSchema(schema as z.ZodType, {
+      z.toJSONSchema(schema as import("zod").ZodType, {
         unrepresentable: "any",
         io: "input",
       }) as JsonSchemaNode,

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { setProcessActor } from "./store/actor.ts";
-import { dirname, isAbsolute, relative } from "node:path";
+import { loadActorStorage, setProcessActor } from "./store/actor.ts";
+import { dirname, isAbsolute, relative } from "./_path.ts";
 import { type ConfigObject, loadConfig, type ResolvedConfig } from "./config.ts";
 import {
   ConfigError,
@@ -244,6 +244,10 @@ export async function openRuntime<const C extends ConfigObject>(
     home: options.home,
     env: options.env,
   });
+  // Stores open on first use, inside nodes: the actor's context must exist before.
+  if (Object.values(config.stores).some((spec) => spec.changes !== undefined)) {
+    await loadActorStorage();
+  }
   return new FlowstateRuntime(
     config,
     options.clock ?? systemClock,

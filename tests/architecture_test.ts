@@ -47,6 +47,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["src/_", 0],
   ["src/archive_format.ts", 0],
   ["src/cron.ts", 0],
+  ["src/timezone.ts", 0],
   ["src/yaml_source.ts", 0],
   ["deno.json", 0],
   ["src/store/", 1],

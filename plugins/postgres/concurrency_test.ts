@@ -127,6 +127,8 @@ pgTest(
       });
       try {
         await store.set(["warm"], 0);
+        // The pool for transactions opens its connection (and reads the types) on first use.
+        assert.ok((await store.atomic().set(["warm2"], 0).delete(["absent"]).commit()).ok);
         let before = statements();
         await store.set(["one"], 1);
         assert.equal(statements() - before, 1, "a plain set is one statement");

@@ -18,7 +18,7 @@ export const postgresDefaults = {
   table: "flowstate_entries",
   /** The schema (namespace) of the tables; created if missing. */
   schema: "public",
-  /** Connections in the pool. */
+  /** Connections per pool (a store has two: single statements and transactions). */
   max: 4,
   /** Seconds to wait for a connection to be ready before failing. */
   connectTimeout: 10,
@@ -56,7 +56,11 @@ export interface PostgresDriverOptions {
   table?: string;
   /** The schema (default `public`). */
   schema?: string;
-  /** Pool size (default 4). */
+  /**
+   * Connections per pool (default 4). A store keeps two pools, one for
+   * single statements and one for transactions, plus one connection for
+   * LISTEN while something watches or waits for a signal.
+   */
   max?: number;
   /** Seconds to wait for a connection (default 10). */
   connectTimeout?: number;
@@ -106,10 +110,18 @@ function validateDriverOptions(
   return { table, schema, max, connectTimeout };
 }
 
-/** A pool on a store's table, set up and checked. */
+/** The pools on a store's table, set up and checked. */
 export interface Connection {
-  /** The pool. */
+  /** The pool for single statements (never reserved, see {@linkcode Connection.tx}). */
   sql: Sql;
+  /**
+   * The pool for transactions: only `reserve()` and `begin()` are used on it.
+   * postgres@3.4.9 can hand a connection to a waiting `reserve()` while
+   * statements of the pool are still queued onto it; a statement sent before
+   * the one ahead of it was described then never gets its answer. Keeping
+   * reservations and pooled statements on separate pools rules that out.
+   */
+  tx: Sql;
   /** The store's name, for messages. */
   storeName: string;
   /** The server URL without the password, and the table. */
@@ -146,13 +158,16 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
   const qualified = `${quoteIdent(schema)}.${quoteIdent(table)}`;
   const { default: postgres } = await import("postgres");
   let sql: Sql;
+  let tx: Sql;
   try {
-    sql = postgres(url, {
+    const settings = {
       max,
       connect_timeout: connectTimeout,
       onnotice: () => {},
       connection: { application_name: "flowstate" },
-    });
+    };
+    sql = postgres(url, settings);
+    tx = postgres(url, settings);
   } catch (err) {
     // Deno permissions: the client reads PG* environment variables (--allow-env).
     throw new Error(
@@ -170,9 +185,9 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       storeName,
       mustExist: options.mustExist ?? false,
     });
-    return { sql, storeName, location, qualified, lockId, schema, table };
+    return { sql, tx, storeName, location, qualified, lockId, schema, table };
   } catch (err) {
-    await sql.end({ timeout: 0 }).catch(() => {});
+    await Promise.all([sql.end({ timeout: 0 }), tx.end({ timeout: 0 })]).catch(() => {});
     if (
       err instanceof StoreCorruptError || err instanceof StoreMissingError ||
       err instanceof RangeError

@@ -155,7 +155,10 @@ export class PostgresDriver implements StoreDriver {
     indexes: true,
     search: true,
   });
+  /** Single statements (never reserved). */
   #sql: Sql;
+  /** Transactions: only `reserve()` and `begin()` (see `Connection.tx`). */
+  #tx: Sql;
   #storeName: string;
   #table: string;
   #sqlText: Statements;
@@ -185,6 +188,7 @@ export class PostgresDriver implements StoreDriver {
 
   private constructor(
     sql: Sql,
+    tx: Sql,
     location: string,
     storeName: string,
     table: string,
@@ -194,6 +198,7 @@ export class PostgresDriver implements StoreDriver {
   ) {
     this.#lockId = lockId;
     this.#sql = sql;
+    this.#tx = tx;
     this.location = location;
     this.#storeName = storeName;
     this.#table = table;
@@ -213,6 +218,7 @@ export class PostgresDriver implements StoreDriver {
     const c = await connect(url, options);
     return new PostgresDriver(
       c.sql,
+      c.tx,
       c.location,
       c.storeName,
       c.qualified,
@@ -474,7 +480,7 @@ export class PostgresDriver implements StoreDriver {
     }
     const params = checkedWriteParams(checkKeys, checkVersions, now, plan, version) as never[];
     const locked = lockList(checkKeys, plan);
-    const tx = await this.#sql.reserve();
+    const tx = await this.#tx.reserve();
     try {
       // Pipelined: the server runs them in order, we wait for all four answers once.
       const results = await Promise.allSettled([
@@ -513,7 +519,7 @@ export class PostgresDriver implements StoreDriver {
   ): Promise<DriverCommitResult> {
     this.#assertOpen("Cannot commit");
     const s = this.#sqlText;
-    const tx = await this.#sql.reserve();
+    const tx = await this.#tx.reserve();
     let open = false;
     try {
       const [, , failed] = await Promise.all([
@@ -607,7 +613,7 @@ export class PostgresDriver implements StoreDriver {
     for (let attempt = 1;; attempt++) {
       let tx;
       try {
-        tx = await this.#sql.reserve();
+        tx = await this.#tx.reserve();
         const results = await Promise.allSettled([
           tx.unsafe("BEGIN"),
           tx.unsafe(this.#sqlText.lock),
@@ -688,7 +694,7 @@ export class PostgresDriver implements StoreDriver {
     let rows: EscapedRow[];
     let connection;
     try {
-      connection = await this.#sql.reserve();
+      connection = await this.#tx.reserve();
       // Prepared: a query's text depends on its shape only (operands are bound), so each
       // connection plans a shape once, as the bare client does with a prepared statement.
       rows = await connection.unsafe(sql, params as never[], PREPARED)
@@ -727,7 +733,7 @@ export class PostgresDriver implements StoreDriver {
     let search: boolean;
     try {
       this.#indexes = [];
-      const built = await preparePgIndexes(this.#sql, target, request);
+      const built = await preparePgIndexes(this.#sql, target, request, this.#tx);
       this.#indexes = request.indexes.filter((i) => built.includes(i.name));
       search = await preparePgSearch(
         this.#sql,
@@ -735,6 +741,7 @@ export class PostgresDriver implements StoreDriver {
         request.search,
         request.progress,
         request.onBuild,
+        this.#tx,
       );
     } catch (err) {
       throw this.#error(what, err);
@@ -910,7 +917,7 @@ export class PostgresDriver implements StoreDriver {
       ];
     };
     for (let attempt = 1;; attempt++) {
-      const tx = await this.#sql.reserve();
+      const tx = await this.#tx.reserve();
       let open = false;
       try {
         const [, , first] = await Promise.all([
@@ -1028,7 +1035,7 @@ export class PostgresDriver implements StoreDriver {
   #hasFeedFunction(): Promise<boolean> {
     return this.#feedFunction ??= (async () => {
       try {
-        await this.#sql.begin(async (tx) => {
+        await this.#tx.begin(async (tx) => {
           const name = feedFunctionName(this.#bareTable);
           await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
             `${this.#schema}.${name}`,
@@ -1200,7 +1207,7 @@ export class PostgresDriver implements StoreDriver {
     const params = feedParams.params as never[];
     for (let attempt = 1;; attempt++) {
       this.#assertOpen(what);
-      const tx = await this.#sql.reserve();
+      const tx = await this.#tx.reserve();
       try {
         const results = await Promise.allSettled([
           tx.unsafe("BEGIN"),
@@ -1299,6 +1306,9 @@ export class PostgresDriver implements StoreDriver {
     this.#listeners.clear();
     if (this.#closed) return;
     this.#closed = true;
-    await this.#sql.end({ timeout: CLOSE_TIMEOUT });
+    await Promise.all([
+      this.#sql.end({ timeout: CLOSE_TIMEOUT }),
+      this.#tx.end({ timeout: CLOSE_TIMEOUT }),
+    ]);
   }
 }

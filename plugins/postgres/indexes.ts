@@ -231,13 +231,15 @@ export async function preparePgIndexes(
   sql: Sql,
   t: PgIndexTarget,
   request: PrepareIndexesRequest,
+  txPool: Pick<Sql, "begin"> = sql,
 ): Promise<PreparedIndexes["indexes"]> {
   const wanted = new Set(request.indexes.map((i) => indexName(t.table, i)));
   if (wanted.size > 0) wanted.add(oddIndexName(t.table));
   const settled = (have: string[]) =>
     have.length === wanted.size && have.every((n) => wanted.has(n));
   if (settled(await existingIndexes(sql, t))) return request.indexes.map((i) => i.name);
-  await sql.begin(async (tx) => {
+  // The transaction on `txPool` (the store's pool for transactions), the progress polls on `sql`.
+  await txPool.begin(async (tx) => {
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${t.lockId})`);
     const have = await existingIndexes(tx, t);
     if (settled(have)) return;

@@ -14,7 +14,7 @@ export interface PostgresOptions {
   table: string;
   /** The schema the tables live in (default `public`). */
   schema: string;
-  /** Connections in the pool (default 4). */
+  /** Connections per pool (default 4); a store keeps two pools (single statements, transactions). */
   max: number;
   /** Seconds to wait for a connection (default 10). */
   connectTimeout: number;

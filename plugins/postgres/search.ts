@@ -134,10 +134,11 @@ export async function preparePgSearch(
   spec: SearchSpec | undefined,
   progress: (message: string) => void,
   onBuild?: PrepareIndexesRequest["onBuild"],
+  txPool: Pick<Sql, "begin"> = sql,
 ): Promise<boolean> {
   const wanted = spec === undefined ? null : JSON.stringify(spec);
   if (await builtFor(sql, t) === wanted) return spec !== undefined;
-  await sql.begin(async (tx) => {
+  await txPool.begin(async (tx) => {
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${t.lockId})`);
     const had = await builtFor(tx, t);
     if (had === wanted) return;

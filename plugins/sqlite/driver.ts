@@ -6,7 +6,7 @@
  * @module
  */
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, resolve } from "../../src/_path.ts";
 import { StoreClosedError, StoreCorruptError, StoreReadOnlyError } from "../../src/errors.ts";
 import { explainFsError, notWritableReason } from "../../src/store/fs_errors.ts";
 import type {

@@ -23,56 +23,19 @@
  *   `json_type`/`json_extract`/`json_each` when that can be done with the exact
  *   semantics of the core; otherwise the core evaluates them.
  *
- * Reading order: this file (options and the plugin), `driver.ts` (the
- * driver), `schema.ts` (the file's tables, and how a file is checked and
+ * Reading order: this file (what the plugin exports), `plugin.ts` (the
+ * plugin), `options.ts` (its options; `options_fast.ts` checks the usual ones
+ * without zod), `driver.ts` (the driver), `schema.ts` (the file's tables, and how a file is checked and
  * set up), `query.ts` (queries in SQL), `errors.ts` (what SQLite's errors
  * mean). Listing pages and key bounds are shared with the postgres plugin
  * in `../_sql/`.
  *
  * @module
  */
-import { join, resolve } from "node:path";
-import { z } from "zod";
-import {
-  definePlugin,
-  type ParsingSchema,
-  type Plugin,
-  requireStoreFile,
-} from "../../src/plugin_define.ts";
-import { sqliteDefaults, SqliteDriver } from "./driver.ts";
+import sqlite from "./plugin.ts";
 
 export { sqliteDefaults, SqliteDriver, type SqliteDriverOptions } from "./driver.ts";
-
-/** Validated options of the sqlite plugin (see {@linkcode sqliteOptions}). */
-export interface SqliteOptions {
-  /** The database file (default: `<home>/<store name>.db`). */
-  path?: string;
-  /** `"full"` (default) or `"relaxed"`. */
-  durability: "full" | "relaxed";
-  /** Milliseconds a write waits for another process's lock (default 5000). */
-  busyTimeout: number;
-  /** SQLite's page cache per connection, in KiB. */
-  cacheSize?: number;
-}
-
-/** The schema of the sqlite plugin's options (a zod schema). */
-export const sqliteOptions: ParsingSchema<SqliteOptions> = z.strictObject({
-  /**
-   * The database file, relative to the config's directory
-   * (default: `<home>/<store name>.db`). Missing parent directories are created.
-   */
-  path: z.string().min(1).optional(),
-  /**
-   * `"full"` (`PRAGMA synchronous=FULL`): a resolved write survives power loss.
-   * `"relaxed"` (`synchronous=NORMAL` under WAL): survives a killed process,
-   * but the last moments of writes may be lost on power loss or an OS crash.
-   */
-  durability: z.enum(["full", "relaxed"]).default(sqliteDefaults.durability),
-  /** Milliseconds a write waits for another process's lock before failing. */
-  busyTimeout: z.number().int().min(0).max(2_147_483_647).default(sqliteDefaults.busyTimeout),
-  /** SQLite's page cache per connection, in KiB (default: SQLite's own, about 2 MiB). */
-  cacheSize: z.number().int().positive().optional(),
-});
+export { type SqliteOptions, sqliteOptions } from "./options.ts";
 
 /**
  * The sqlite plugin: `openStore({ plugin: "sqlite", path })`.
@@ -92,21 +55,4 @@ export const sqliteOptions: ParsingSchema<SqliteOptions> = z.strictObject({
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-const sqlite: Plugin<SqliteOptions> = definePlugin({
-  name: "sqlite",
-  description: "one SQLite file (node:sqlite, WAL); durable, multi-process, native queries",
-  optionsSchema: sqliteOptions,
-  async open(options, context) {
-    const path = options.path !== undefined
-      ? resolve(context.baseDir, options.path)
-      : join(context.home, `${context.storeName}.db`);
-    await requireStoreFile(path, context);
-    return await SqliteDriver.open(path, {
-      durability: options.durability,
-      busyTimeout: options.busyTimeout,
-      cacheSize: options.cacheSize,
-      storeName: context.storeName,
-    });
-  },
-});
 export default sqlite;

@@ -18,7 +18,7 @@ import { FlowValidationError, type Problem as FlowProblem } from "../errors.ts";
 import { coerceInputs } from "../flow/inputs.ts";
 import type { ParsedFlow } from "../flow/parse.ts";
 import { loadFlowFileCached } from "../flow_disk_cache.ts";
-import { join } from "node:path";
+import { join } from "../_path.ts";
 import { type LoadedFlow, loadFlowIn } from "../flow/load.ts";
 import type { RunEvent, RunRecord } from "../records/types.ts";
 import { openRuntime, sandboxPoolOf } from "../runtime.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { dirname, resolve } from "node:path";
+import { dirname, resolve } from "../_path.ts";
 import type { PreparedFlow } from "./executor.ts";
 import { builtinNodes } from "./nodes.ts";
 import type { ParsedFlow } from "./parse.ts";

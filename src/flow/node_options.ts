@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { resolve } from "../_path.ts";
 import { didYouMean } from "../_suggest.ts";
 import { readPath } from "../store/query.ts";
 import type { SchemaResult } from "../plugin.ts";

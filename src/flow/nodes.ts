@@ -21,32 +21,151 @@
  *
  * @module
  */
-import { z } from "zod";
+import type { z } from "zod";
 import { durationProblem, parseDuration } from "../duration.ts";
+import {
+  type FastCheck,
+  isFiniteNumber,
+  isStateKey,
+  type LazySchema,
+  lazySchema,
+  plainWith,
+} from "../_lazy_schema.ts";
+import type { OptionsSchema } from "../plugin_define.ts";
 import { defineNode, type NodeType } from "./node.ts";
+import type { nodeSchemas } from "./node_schemas.ts";
 import type { BuiltinNodeType } from "./types.ts";
-import type { JsonValue } from "../store/types.ts";
 
-const scope = z.enum(["node", "flow", "global"]).default("flow");
-const stateKey = z.union([z.string().min(1), z.array(z.string()).min(1)]);
-const storeName = z.string().min(1).optional();
-const json = z.custom<unknown>((v) => v !== undefined, { message: "a value is required" });
-// Checked like every other duration, so `flowstate validate` reports "5 parsecs" at its place.
-const duration = z.union([z.number().nonnegative(), z.string().min(1)]).superRefine(
-  (value, ctx) => {
-    const problem = durationProblem(value);
-    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem.message });
+type Schemas = typeof nodeSchemas;
+type Options<N extends keyof Schemas> = z.output<Schemas[N]>;
+
+/**
+ * The options schema of node type `name`: `fast` answers the usual options; the
+ * zod schema (`node_schemas.ts`) is imported for anything else (see `_lazy_schema.ts`).
+ */
+function schemaOf<N extends keyof Schemas>(
+  name: N,
+  fast?: FastCheck<Options<N>>,
+): LazySchema<Options<N>> {
+  return lazySchema(
+    async () =>
+      (await import("./node_schemas.ts")).nodeSchemas[name] as unknown as OptionsSchema<
+        Options<N>
+      >,
+    fast,
+  );
+}
+
+// The fast checks: each accepts only options it is sure the zod schema accepts, and returns what
+// zod returns for them (defaults filled in, arrays copied); `undefined` defers to zod.
+const SCOPE_NAMES: ReadonlySet<string> = new Set(["node", "flow", "global"]);
+type Scope = "node" | "flow" | "global";
+const LOG_LEVELS: ReadonlySet<string> = new Set(["debug", "info", "warn", "error"]);
+const GET_KEYS: ReadonlySet<string> = new Set(["scope", "key", "store", "default"]);
+const SET_KEYS: ReadonlySet<string> = new Set(["scope", "key", "value", "store", "expireIn"]);
+const DELETE_KEYS: ReadonlySet<string> = new Set(["scope", "key", "store"]);
+const INCREMENT_KEYS: ReadonlySet<string> = new Set(["scope", "key", "by", "store"]);
+const LIST_KEYS: ReadonlySet<string> = new Set(["scope", "prefix", "limit", "store"]);
+const LOG_KEYS: ReadonlySet<string> = new Set(["message", "level"]);
+const VALUE_KEYS: ReadonlySet<string> = new Set(["value"]);
+const FOR_KEYS: ReadonlySet<string> = new Set(["for"]);
+const MESSAGE_KEYS: ReadonlySet<string> = new Set(["message"]);
+
+/** `scope` (default `flow`), `key` and `store?` of a state node, or `undefined`. */
+function stateBase(
+  o: Record<string, unknown>,
+): { scope: Scope; key: string | string[]; store?: string } | undefined {
+  const scope = "scope" in o ? o.scope : "flow";
+  if (typeof scope !== "string" || !SCOPE_NAMES.has(scope)) return undefined;
+  if (!isStateKey(o.key)) return undefined;
+  const key = typeof o.key === "string" ? o.key : [...o.key];
+  if (!("store" in o)) return { scope: scope as Scope, key };
+  if (typeof o.store !== "string" || o.store === "") return undefined;
+  return { scope: scope as Scope, key, store: o.store };
+}
+
+/** A duration option as the schema takes it (a number ≥ 0, or a non-empty string it parses). */
+function isDuration(value: unknown): value is number | string {
+  const shape = typeof value === "string" ? value !== "" : isFiniteNumber(value) && value >= 0;
+  return shape && durationProblem(value) === undefined;
+}
+
+const fast = {
+  stateGet(v: unknown) {
+    if (!plainWith(v, GET_KEYS)) return undefined;
+    const base = stateBase(v);
+    if (base === undefined) return undefined;
+    return { value: "default" in v ? { ...base, default: v.default } : base };
   },
-);
+  stateSet(v: unknown) {
+    if (!plainWith(v, SET_KEYS)) return undefined;
+    const base = stateBase(v);
+    if (base === undefined || !("value" in v)) return undefined;
+    if (!("expireIn" in v)) return { value: { ...base, value: v.value } };
+    if (!isDuration(v.expireIn)) return undefined;
+    return { value: { ...base, value: v.value, expireIn: v.expireIn } };
+  },
+  stateDelete(v: unknown) {
+    if (!plainWith(v, DELETE_KEYS)) return undefined;
+    const base = stateBase(v);
+    return base === undefined ? undefined : { value: base };
+  },
+  stateIncrement(v: unknown) {
+    if (!plainWith(v, INCREMENT_KEYS)) return undefined;
+    const base = stateBase(v);
+    const by = "by" in v ? v.by : 1;
+    if (base === undefined || !isFiniteNumber(by)) return undefined;
+    return { value: { ...base, by } };
+  },
+  stateList(v: unknown) {
+    if (!plainWith(v, LIST_KEYS)) return undefined;
+    const { prefix, limit, ...rest } = v;
+    const base = stateBase({ ...rest, key: "-" });
+    if (base === undefined) return undefined;
+    const value: { scope: Scope; store?: string; prefix?: string | string[]; limit?: number } = {
+      scope: base.scope,
+      ...(base.store === undefined ? {} : { store: base.store }),
+    };
+    if ("prefix" in v) {
+      if (!isStateKey(prefix)) return undefined;
+      value.prefix = typeof prefix === "string" ? prefix : [...prefix];
+    }
+    if ("limit" in v) {
+      if (!Number.isSafeInteger(limit) || (limit as number) <= 0) return undefined;
+      value.limit = limit as number;
+    }
+    return { value };
+  },
+  log(v: unknown) {
+    if (!plainWith(v, LOG_KEYS) || !("message" in v)) return undefined;
+    const level = "level" in v ? v.level : "info";
+    if (typeof level !== "string" || !LOG_LEVELS.has(level)) return undefined;
+    let message: string;
+    try {
+      message = typeof v.message === "string" ? v.message : JSON.stringify(v.message) ?? "";
+    } catch {
+      return undefined;
+    }
+    return { value: { message, level: level as "debug" | "info" | "warn" | "error" } };
+  },
+  transform(v: unknown) {
+    if (!plainWith(v, VALUE_KEYS) || !("value" in v)) return undefined;
+    return { value: { value: v.value } };
+  },
+  delay(v: unknown) {
+    if (!plainWith(v, FOR_KEYS) || !isDuration(v.for)) return undefined;
+    return { value: { for: v.for } };
+  },
+  fail(v: unknown) {
+    if (!plainWith(v, MESSAGE_KEYS)) return undefined;
+    const message = "message" in v ? v.message : "failed by a fail node";
+    return typeof message === "string" ? { value: { message } } : undefined;
+  },
+};
 
 const stateGet = defineNode({
   description: "read a value from node, flow or global state",
-  optionsSchema: z.strictObject({
-    scope,
-    key: stateKey,
-    store: storeName,
-    default: json.optional(),
-  }),
+  optionsSchema: schemaOf("state.get", fast.stateGet),
   async run(ctx, o) {
     // The entry, not get(): a stored null is a value, and only absence takes the default.
     const entry = await ctx[o.scope].entry(o.key, { store: o.store });
@@ -56,13 +175,7 @@ const stateGet = defineNode({
 
 const stateSet = defineNode({
   description: "write a value to node, flow or global state",
-  optionsSchema: z.strictObject({
-    scope,
-    key: stateKey,
-    value: json,
-    store: storeName,
-    expireIn: duration.optional(),
-  }),
+  optionsSchema: schemaOf("state.set", fast.stateSet),
   async run(ctx, o) {
     const expireIn = o.expireIn === undefined ? undefined : parseDuration(o.expireIn, "expireIn");
     await ctx[o.scope].set(o.key, o.value, { store: o.store, expireIn });
@@ -72,39 +185,21 @@ const stateSet = defineNode({
 
 const stateDelete = defineNode({
   description: "delete a value from node, flow or global state",
-  optionsSchema: z.strictObject({ scope, key: stateKey, store: storeName }),
+  optionsSchema: schemaOf("state.delete", fast.stateDelete),
   run: (ctx, o) => ctx[o.scope].delete(o.key, { store: o.store }),
 });
 
 const stateIncrement = defineNode({
   description: "add to a number in state atomically (safe under concurrent runs)",
-  optionsSchema: z.strictObject({
-    scope,
-    key: stateKey,
-    by: z.number().default(1),
-    store: storeName,
-  }),
+  optionsSchema: schemaOf("state.increment", fast.stateIncrement),
   run: (ctx, o) => ctx[o.scope].increment(o.key, o.by, { store: o.store }),
 });
 
 const stateList = defineNode({
   description: "list the entries of a scope",
-  optionsSchema: z.strictObject({
-    scope,
-    prefix: stateKey.optional(),
-    limit: z.number().int().positive().optional(),
-    store: storeName,
-  }),
+  optionsSchema: schemaOf("state.list", fast.stateList),
   run: (ctx, o) => ctx[o.scope].entries({ prefix: o.prefix, limit: o.limit, store: o.store }),
 });
-
-const path = z.union([z.string(), z.array(z.string())]);
-const whereClause = z.strictObject({
-  path,
-  op: z.enum(["eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "exists"]),
-  value: z.custom<JsonValue>((v) => v !== undefined).optional(),
-});
-const orderBy = z.strictObject({ path, direction: z.enum(["asc", "desc"]).optional() });
 
 /**
  * `state.query`: filter and sort the values of a scope, with the store's
@@ -115,15 +210,7 @@ const orderBy = z.strictObject({ path, direction: z.enum(["asc", "desc"]).option
  */
 const stateQuery = defineNode({
   description: "filter and sort the values of a scope (uses the store's declared indexes)",
-  optionsSchema: z.strictObject({
-    scope,
-    prefix: stateKey.optional(),
-    where: z.array(whereClause).default([]),
-    orderBy: z.union([orderBy, z.array(orderBy)]).optional(),
-    limit: z.number().int().nonnegative().optional(),
-    offset: z.number().int().nonnegative().optional(),
-    store: storeName,
-  }),
+  optionsSchema: schemaOf("state.query"),
   run(ctx, o) {
     const view = ctx[o.scope];
     if (!view.query) throw new Error(`the ${o.scope} scope cannot query here`);
@@ -144,14 +231,7 @@ const stateQuery = defineNode({
  */
 const stateSearch = defineNode({
   description: "full-text search in a scope: entries holding every word, best first",
-  optionsSchema: z.strictObject({
-    scope,
-    text: z.string().min(1),
-    prefix: stateKey.optional(),
-    fields: z.array(path).min(1).optional(),
-    limit: z.number().int().positive().optional(),
-    store: storeName,
-  }),
+  optionsSchema: schemaOf("state.search"),
   run(ctx, o) {
     const view = ctx[o.scope];
     if (!view.search) throw new Error(`the ${o.scope} scope cannot search here`);
@@ -166,10 +246,7 @@ const stateSearch = defineNode({
 
 const log = defineNode({
   description: "write a log line",
-  optionsSchema: z.strictObject({
-    message: z.unknown().transform((m) => typeof m === "string" ? m : JSON.stringify(m) ?? ""),
-    level: z.enum(["debug", "info", "warn", "error"]).default("info"),
-  }),
+  optionsSchema: schemaOf("log", fast.log),
   run(ctx, o) {
     ctx.log(o.message, o.level);
     return o.message;
@@ -178,13 +255,13 @@ const log = defineNode({
 
 const transform = defineNode({
   description: "build a value from templates",
-  optionsSchema: z.strictObject({ value: z.unknown() }),
+  optionsSchema: schemaOf("transform", fast.transform),
   run: (_ctx, o) => o.value ?? null,
 });
 
 const delay = defineNode({
   description: "wait for a duration (cancellable)",
-  optionsSchema: z.strictObject({ for: duration }),
+  optionsSchema: schemaOf("delay", fast.delay),
   async run(ctx, o) {
     await ctx.sleep(parseDuration(o.for, "for"));
     return null;
@@ -193,7 +270,7 @@ const delay = defineNode({
 
 const fail = defineNode({
   description: "fail the node with a message",
-  optionsSchema: z.strictObject({ message: z.string().default("failed by a fail node") }),
+  optionsSchema: schemaOf("fail", fast.fail),
   run(_ctx, o): never {
     throw new Error(o.message);
   },
@@ -201,10 +278,7 @@ const fail = defineNode({
 
 const flow = defineNode({
   description: "run another flow as a sub-flow; its outputs are this node's output",
-  optionsSchema: z.strictObject({
-    flow: z.union([z.string().min(1), z.record(z.string(), z.unknown())]),
-    input: z.record(z.string(), z.unknown()).default({}),
-  }),
+  optionsSchema: schemaOf("flow"),
   async run(ctx, o) {
     const run = await ctx.runFlow(o.flow, o.input);
     if (run.status !== "succeeded") {
@@ -223,14 +297,7 @@ const flow = defineNode({
 const queue = defineNode({
   description:
     "enqueue a run of another flow (a flow id or a path); its output is { runId, existing }",
-  optionsSchema: z.strictObject({
-    flow: z.string().min(1),
-    input: z.record(z.string(), z.unknown()).default({}),
-    delay: duration.optional(),
-    key: z.string().min(1).optional(),
-    priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
-    maxAttempts: z.number().int().min(1).optional(),
-  }),
+  optionsSchema: schemaOf("queue"),
   async run(ctx, o) {
     if (ctx.enqueue === undefined) {
       throw new Error(

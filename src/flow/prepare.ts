@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { dirname, resolve } from "node:path";
+import { dirname, resolve } from "../_path.ts";
 import { importDefault, importFailure, mappingHint, moduleUrl } from "../loader.ts";
 import { didYouMean } from "../_suggest.ts";
 import { parseDuration } from "../duration.ts";

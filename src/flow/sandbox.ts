@@ -9,7 +9,7 @@
  */
 import { captureActor, runAsActor } from "../store/actor.ts";
 import type { ChangeActor } from "../store/types.ts";
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute, resolve } from "../_path.ts";
 import type { NodeContext, NodeType } from "./node.ts";
 import type { NodePermissions } from "./types.ts";
 import type { StateView } from "../state/scopes.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { resolve } from "../_path.ts";
 import { parseDuration } from "../duration.ts";
 import { coerceInputs } from "../flow/inputs.ts";
 import { loadFlowIn } from "../flow/load.ts";

@@ -134,24 +134,16 @@ import {
 import { abandonedMessage, abandonedRun } from "./heartbeat.ts";
 import { getHead, getVersion, listFlows, listVersions, saveVersion } from "./_versions.ts";
 import { checkFlowId } from "./_checks.ts";
-import {
-  cancelQueuedRun,
-  type ClaimOptions,
-  claimRun,
-  claimRuns,
-  type EnqueueInit,
-  enqueueRun,
-  finishClaimedRun,
-  heartbeatClaim,
-  reclaimLost,
-  requeueRun,
-} from "./_queue.ts";
+import type { ClaimOptions, EnqueueInit } from "./_queue.ts";
 import type { FlowDefinition } from "../flow/types.ts";
 import type { FlowSummary, FlowVersion } from "./flow_version.ts";
 import { RecordsLayout } from "./layout.ts";
 import type { FlowMetrics } from "./metrics.ts";
 import { compactMetrics, listMetrics, readMetrics } from "./_metric_shards.ts";
-import { type PruneOptions, type PruneResult, pruneRuns } from "./prune.ts";
+import type { PruneOptions, PruneResult } from "./prune.ts";
+
+// The queue's and pruning's code is imported on first use: a plain run uses neither.
+const queueModule = () => import("./_queue.ts");
 import { assertRunId } from "./run_id.ts";
 import type {
   ListRunsOptions,
@@ -424,8 +416,10 @@ export class Records {
    * assert.equal(await records.claimRun({ worker: "w2", leaseMs: 30_000 }), null);
    * ```
    */
-  enqueueRun(init: EnqueueInit): Promise<{ runId: string; existing: boolean; run: RunRecord }> {
-    return enqueueRun(this.#ctx, init);
+  async enqueueRun(
+    init: EnqueueInit,
+  ): Promise<{ runId: string; existing: boolean; run: RunRecord }> {
+    return await (await queueModule()).enqueueRun(this.#ctx, init);
   }
 
   /**
@@ -433,8 +427,8 @@ export class Records {
    * oldest) for `options.worker`: it is recorded `running` with the claim in
    * `queue.claim`. Resolves `null` when no run is due for this worker.
    */
-  claimRun(options: ClaimOptions): Promise<RunRecord | null> {
-    return claimRun(this.#ctx, options);
+  async claimRun(options: ClaimOptions): Promise<RunRecord | null> {
+    return await (await queueModule()).claimRun(this.#ctx, options);
   }
 
   /**
@@ -461,8 +455,8 @@ export class Records {
    * assert.deepEqual(await records.claimRuns({ worker: "w2", leaseMs: 30_000 }, 4), []);
    * ```
    */
-  claimRuns(options: ClaimOptions, max: number): Promise<RunRecord[]> {
-    return claimRuns(this.#ctx, options, max);
+  async claimRuns(options: ClaimOptions, max: number): Promise<RunRecord[]> {
+    return await (await queueModule()).claimRuns(this.#ctx, options, max);
   }
 
   /**
@@ -474,12 +468,18 @@ export class Records {
    * given up without counting (a worker stopping): the run is queued again,
    * due now, and the attempt recorded `lost`.
    */
-  finishClaimedRun(
+  async finishClaimedRun(
     record: RunRecord,
     events: RunEvent[] = [],
     options: { release?: boolean } = {},
   ): Promise<boolean> {
-    return finishClaimedRun(this.#ctx, this.#eventTails, record, events, options);
+    return await (await queueModule()).finishClaimedRun(
+      this.#ctx,
+      this.#eventTails,
+      record,
+      events,
+      options,
+    );
   }
 
   /**
@@ -487,16 +487,16 @@ export class Records {
    * `heartbeatAt` is written if the run is still this worker's, this
    * attempt's. Resolves whether it was.
    */
-  heartbeatClaim(claimed: RunRecord, at: number = this.#ctx.clock.now()): Promise<boolean> {
-    return heartbeatClaim(this.#ctx, claimed, at);
+  async heartbeatClaim(claimed: RunRecord, at: number = this.#ctx.clock.now()): Promise<boolean> {
+    return await (await queueModule()).heartbeatClaim(this.#ctx, claimed, at);
   }
 
   /**
    * Requeue every claimed run whose lease lapsed (no heartbeat within its
    * claim's `leaseMs`), recording the attempt as `lost`. Resolves their ids.
    */
-  reclaimLost(): Promise<string[]> {
-    return reclaimLost(this.#ctx, this.#eventTails);
+  async reclaimLost(): Promise<string[]> {
+    return await (await queueModule()).reclaimLost(this.#ctx, this.#eventTails);
   }
 
   /**
@@ -504,8 +504,8 @@ export class Records {
    * Resolves `null` when the run is not queued (a running run is cancelled
    * with {@linkcode Records.requestCancel}).
    */
-  cancelQueuedRun(runId: string): Promise<RunRecord | null> {
-    return cancelQueuedRun(this.#ctx, this.#eventTails, runId);
+  async cancelQueuedRun(runId: string): Promise<RunRecord | null> {
+    return await (await queueModule()).cancelQueuedRun(this.#ctx, this.#eventTails, runId);
   }
 
   /**
@@ -513,8 +513,8 @@ export class Records {
    * one more attempt on the same id (its earlier attempts and events stay).
    * A run that was not enqueued needs `options.flowPath`, its flow file.
    */
-  requeueRun(runId: string, options: { flowPath?: string } = {}): Promise<RunRecord> {
-    return requeueRun(this.#ctx, this.#eventTails, runId, options);
+  async requeueRun(runId: string, options: { flowPath?: string } = {}): Promise<RunRecord> {
+    return await (await queueModule()).requeueRun(this.#ctx, this.#eventTails, runId, options);
   }
 
   /** The queue fields of a run, or `null` for a run that was never enqueued (or is missing). */
@@ -633,8 +633,9 @@ export class Records {
    * assert.equal(result.deleted, 0);
    * ```
    */
-  prune(options: PruneOptions): Promise<PruneResult> {
-    return pruneRuns(this.#ctx.store, this.#ctx.layout, options);
+  async prune(options: PruneOptions): Promise<PruneResult> {
+    const { pruneRuns } = await import("./prune.ts");
+    return await pruneRuns(this.#ctx.store, this.#ctx.layout, options);
   }
 
   /**

@@ -9,10 +9,28 @@
  *
  * @module
  */
-import { AsyncLocalStorage } from "node:async_hooks";
+import type { AsyncLocalStorage } from "node:async_hooks";
 import type { ChangeActor } from "./types.ts";
 
-const storage = new AsyncLocalStorage<ChangeActor>();
+// `node:async_hooks` is loaded only where an actor can be recorded: the library's entry point
+// (`mod.ts`, through `actor_context.ts`) installs it at once; otherwise a store opened with a
+// change feed loads it first (`openStore`, and `openRuntime` when its config declares one), so
+// that a plain `flowstate run` without feeds never initialises Node compatibility (13–29 ms).
+// Until then no store records actors, and `withActor` has nothing to carry.
+let storage: AsyncLocalStorage<ChangeActor> | undefined;
+
+/** Use `als` to carry the actor (the library's entry point installs one at once). */
+export function installActorStorage(als: AsyncLocalStorage<ChangeActor>): void {
+  storage ??= als;
+}
+
+/** Load `node:async_hooks` for the actor, before a store with a change feed opens. */
+export async function loadActorStorage(): Promise<void> {
+  if (storage !== undefined) return;
+  const { AsyncLocalStorage } = await import("node:async_hooks");
+  storage ??= new AsyncLocalStorage<ChangeActor>();
+}
+
 let processActor: string | undefined;
 
 /**
@@ -33,7 +51,7 @@ export function withActor<R>(actor: ChangeActor, fn: () => R): R {
   if (typeof actor !== "object" || actor === null) {
     throw new TypeError('Cannot set the actor: pass an object like { actor: "alice" }');
   }
-  const merged: ChangeActor = { ...storage.getStore() };
+  const merged: ChangeActor = { ...storage?.getStore() };
   for (const field of ["runId", "flowId", "nodeId", "job", "actor"] as const) {
     const value = actor[field];
     if (value === undefined) continue;
@@ -42,7 +60,7 @@ export function withActor<R>(actor: ChangeActor, fn: () => R): R {
     }
     merged[field] = value;
   }
-  return storage.run(merged, fn);
+  return storage === undefined ? fn() : storage.run(merged, fn);
 }
 
 /**
@@ -83,17 +101,17 @@ export function declaredActor(): string {
 
 /** Who writes here and now: the actor set by {@linkcode withActor}, and the declared actor. */
 export function currentActor(): ChangeActor {
-  const set = storage.getStore();
+  const set = storage?.getStore();
   return set?.actor !== undefined ? { ...set } : { ...set, actor: declaredActor() };
 }
 
 /** The actor set here by {@linkcode withActor} (`undefined`: none), to carry across a message boundary. */
 export function captureActor(): ChangeActor | undefined {
-  const set = storage.getStore();
+  const set = storage?.getStore();
   return set === undefined ? undefined : { ...set };
 }
 
 /** Run `fn` as `actor` (one {@linkcode captureActor} returned), exactly: nothing is merged. */
 export function runAsActor<R>(actor: ChangeActor | undefined, fn: () => R): R {
-  return actor === undefined ? fn() : storage.run(actor, fn);
+  return actor === undefined || storage === undefined ? fn() : storage.run(actor, fn);
 }

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../_sha256.ts";
 import { parseDuration } from "../duration.ts";
 import type { FeedCommit, Mutation, RawEntry, StoreDriver } from "./driver.ts";
 import { internalKey } from "./internal_keys.ts";
@@ -54,7 +54,7 @@ export function entryKey(seq: number): Key {
 /** One key element naming a user's key in the by-key index (a hash for a long key). */
 export function keyToken(key: Key): string {
   const json = JSON.stringify(key);
-  return json.length <= 512 ? json : `#${createHash("sha256").update(json).digest("hex")}`;
+  return json.length <= 512 ? json : `#${sha256Hex(json)}`;
 }
 
 /** The normalized retention of a feed: by age (ms) and/or count. */

@@ -19,7 +19,6 @@
  * @module
  */
 import { ForwardingBase } from "./_forwarding.ts";
-import { Buffer } from "node:buffer";
 import { ConfigError, DecryptionError, StoreClosedError } from "../errors.ts";
 import { assertKey, assertKeySize, encodeCursor, encodeKey } from "../store/keys.ts";
 import { jsonEqual, parsePath } from "../store/query.ts";
@@ -605,9 +604,10 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
         { store: this.name, key, keyId: id || null },
       );
     }
-    const packed = Buffer.from(text.slice(idEnd + 1), "base64");
     let plain: ArrayBuffer;
     try {
+      // Damaged base64 fails here, inside the try: it is a value that fails authentication.
+      const packed = Uint8Array.fromBase64(text.slice(idEnd + 1), { lastChunkHandling: "loose" });
       if (packed.length < IV_BYTES + 16) throw new Error("too short");
       plain = await crypto.subtle.decrypt(
         {

@@ -1,0 +1,32 @@
+/**
+ * The sqlite plugin object (re-exported by `mod.ts` as its default export):
+ * the core imports this module for `plugin: sqlite`, which does not load zod
+ * (`mod.ts` exports the zod schema `sqliteOptions` too).
+ *
+ * @module
+ */
+import { join, resolve } from "../../src/_path.ts";
+import { definePlugin, type Plugin, requireStoreFile } from "../../src/plugin_define.ts";
+import { SqliteDriver } from "./driver.ts";
+import { lazySqliteOptions } from "./options_fast.ts";
+import type { SqliteOptions } from "./options.ts";
+
+/** The sqlite plugin (documented with `mod.ts`, its public home). */
+const sqlite: Plugin<SqliteOptions> = definePlugin({
+  name: "sqlite",
+  description: "one SQLite file (node:sqlite, WAL); durable, multi-process, native queries",
+  optionsSchema: lazySqliteOptions,
+  async open(options, context) {
+    const path = options.path !== undefined
+      ? resolve(context.baseDir, options.path)
+      : join(context.home, `${context.storeName}.db`);
+    await requireStoreFile(path, context);
+    return await SqliteDriver.open(path, {
+      durability: options.durability,
+      busyTimeout: options.busyTimeout,
+      cacheSize: options.cacheSize,
+      storeName: context.storeName,
+    });
+  },
+});
+export default sqlite;
