@@ -89,6 +89,14 @@ export interface PagedListing extends AsyncIterableIterator<RawEntry> {
    * order; `[]` only once the listing is complete.
    */
   nextPage(max: number): Promise<RawEntry[]>;
+  /**
+   * Optional: the entries already read that `next()` would hand out without
+   * any I/O, taken at once (`[]` when there are none, or the listing is
+   * complete). The core's `for await` then takes a page's entries
+   * synchronously, one resolved promise each, instead of a promise chain
+   * per entry; `next()` afterwards reads the next page.
+   */
+  takeBuffered?(): RawEntry[];
 }
 
 /** A key range for {@linkcode StoreDriver.list}. All bounds apply together. */

@@ -819,7 +819,8 @@ class CoreStore implements Store {
       const pull = (): Promise<IteratorResult<Entry<T>>> => {
         if (finished) return closing ? closing.then(done) : Promise.resolve(done());
         try {
-          return source.next().then(step, fail);
+          // Entries already read first (see fromBuffer), then the driver's next step.
+          return fromBuffer() ?? source.next().then(step, fail);
         } catch (err) {
           finished = true;
           return Promise.reject(err);
@@ -882,9 +883,64 @@ class CoreStore implements Store {
         }
         return out;
       };
+      const buffered = typeof (source as Partial<PagedListing>).takeBuffered === "function"
+        ? source as PagedListing
+        : undefined;
+      /** Entries the driver had already read (`takeBuffered`), handed out from here. */
+      let buffer: RawEntry[] = [];
+      let at = 0;
+      /**
+       * The next live entry of the buffer (refilled from the driver's page
+       * without I/O) as one resolved promise, checked as `step` checks it;
+       * `undefined` when the driver must read (then `pull` does).
+       */
+      const fromBuffer = (): Promise<IteratorResult<Entry<T>>> | undefined => {
+        for (;;) {
+          if (at >= buffer.length) {
+            if (buffered === undefined) return undefined;
+            buffer = buffered.takeBuffered!();
+            at = 0;
+            if (buffer.length === 0) return undefined;
+          }
+          try {
+            self.#assertOpen(what);
+          } catch (err) {
+            close();
+            return closing!.then(() => Promise.reject(err));
+          }
+          const raw = buffer[at++];
+          if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
+          lastKey = raw.key;
+          if (++n >= limit) close();
+          return Promise.resolve({ done: false, value: toEntry<T>(raw) });
+        }
+      };
+      /** `page`, after the entries left in the buffer. */
+      const pageAfterBuffer = async (max: number): Promise<Entry<T>[]> => {
+        const out: Entry<T>[] = [];
+        while (out.length < max && !finished && at < buffer.length) {
+          const r = await fromBuffer()!;
+          if (r.done) break;
+          out.push(r.value);
+        }
+        if (out.length >= max || finished) return out;
+        return out.concat(await page(max - out.length));
+      };
       return {
-        next: () => queued(pull),
-        page: (max: number) => queued(() => page(max)),
+        // Nothing in flight: the buffer's next entry at once (steps stay in order).
+        next: () => {
+          if (inFlight === 0 && !finished) {
+            try {
+              const r = fromBuffer();
+              if (r !== undefined) return r;
+            } catch (err) {
+              finished = true;
+              return Promise.reject(err);
+            }
+          }
+          return queued(pull);
+        },
+        page: (max: number) => queued(() => pageAfterBuffer(max)),
         return: () =>
           queued(() => {
             close();
