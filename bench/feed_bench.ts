@@ -14,6 +14,7 @@
  * @module
  */
 import { join } from "node:path";
+import process from "node:process";
 import { openStore, type Store, type StoreSpec } from "../mod.ts";
 
 const now = () => performance.timeOrigin + performance.now();
@@ -32,6 +33,8 @@ if (Deno.args[0] === "writer") {
 }
 
 const PG_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
+/** `FEED_BENCH_WATCH=0`: the set costs only (no watch latency). */
+const WATCH = Deno.env.get("FEED_BENCH_WATCH") !== "0";
 const ROUNDS = Number(Deno.env.get("FEED_BENCH_ROUNDS") ?? 5);
 const WRITES = Number(Deno.env.get("FEED_BENCH_WRITES") ?? 200);
 const dir = await Deno.makeTempDir({ prefix: "flowstate-bench-feed-" });
@@ -46,20 +49,32 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor(s.length * p))];
 }
 
-async function timeSets(store: Store, round: number): Promise<number> {
+/** Wall and CPU time (this process: user + system) per set, in ms. */
+async function timeSets(store: Store, round: number): Promise<{ wall: number; cpu: number }> {
   const value = { n: 0, name: "counter", tags: ["a", "b"], pad: "x".repeat(100) };
+  const cpu0 = process.cpuUsage();
   const start = performance.now();
   for (let i = 0; i < WRITES; i++) {
     await store.set(["k", String(i % 50)], { ...value, n: round * WRITES + i });
   }
-  return (performance.now() - start) / WRITES;
+  const wall = (performance.now() - start) / WRITES;
+  const cpu1 = process.cpuUsage(cpu0);
+  return { wall, cpu: (cpu1.user + cpu1.system) / 1000 / WRITES };
+}
+
+function loadAverage(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "?";
+  }
 }
 
 async function setCost(label: string, off: StoreSpec, on: StoreSpec): Promise<string> {
   const plain = await openStore(off);
   const feed = await openStore(on);
-  const a: number[] = [];
-  const b: number[] = [];
+  const a: { wall: number; cpu: number }[] = [];
+  const b: { wall: number; cpu: number }[] = [];
   try {
     await timeSets(plain, -1); // warm up both
     await timeSets(feed, -1);
@@ -77,11 +92,17 @@ async function setCost(label: string, off: StoreSpec, on: StoreSpec): Promise<st
     await plain.close();
     await feed.close();
   }
-  const ma = median(a);
-  const mb = median(b);
-  return `| ${label} | ${(ma * 1000).toFixed(0)} µs | ${(mb * 1000).toFixed(0)} µs | ${
-    (mb / ma).toFixed(2)
-  }× | ${ROUNDS}×${WRITES} |`;
+  const wa = median(a.map((x) => x.wall));
+  const wb = median(b.map((x) => x.wall));
+  const ca = median(a.map((x) => x.cpu));
+  const cb = median(b.map((x) => x.cpu));
+  // The ratio of each round's pair too (the rounds share the minute's load).
+  const pairs = a.map((x, i) => b[i].wall / x.wall);
+  return `| ${label} | ${(wa * 1000).toFixed(0)} µs | ${(wb * 1000).toFixed(0)} µs | ${
+    (wb / wa).toFixed(2)
+  }× | ${median(pairs).toFixed(2)}× | ${(ca * 1000).toFixed(0)} → ${
+    (cb * 1000).toFixed(0)
+  } µs | ${loadAverage()} | ${ROUNDS}×${WRITES} |`;
 }
 
 async function watchLatency(label: string, spec: StoreSpec): Promise<string> {
@@ -149,15 +170,27 @@ try {
     table,
     ...(changes ? { changes: { keep: "30d" } } : {}),
   });
-  console.log("| durable set | feed off (baseline) | feed on | ratio | rounds×writes |");
-  console.log("|---|---|---|---|---|");
+  console.log(
+    "| durable set | feed off (baseline) | feed on | ratio | median of round ratios | " +
+      "CPU per set (this process) | load after | rounds×writes |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|");
   console.log(await setCost("sqlite (durability full)", sqlite("off", false), sqlite("on", true)));
+  console.log(
+    await setCost(
+      "sqlite (durability relaxed)",
+      { ...sqlite("roff", false), durability: "relaxed" },
+      { ...sqlite("ron", true), durability: "relaxed" },
+    ),
+  );
   if (PG_URL) console.log(await setCost("postgres", pg("off", false), pg("on", true)));
-  console.log();
-  console.log("| watch across processes | p50 | p95 | changes |");
-  console.log("|---|---|---|---|");
-  console.log(await watchLatency("sqlite (polling the head, 20 ms)", sqlite("watch", true)));
-  if (PG_URL) {
+  if (WATCH) {
+    console.log();
+    console.log("| watch across processes | p50 | p95 | changes |");
+    console.log("|---|---|---|---|");
+    console.log(await watchLatency("sqlite (polling the head, 20 ms)", sqlite("watch", true)));
+  }
+  if (WATCH && PG_URL) {
     console.log(await watchLatency("postgres (LISTEN/NOTIFY)", pg("watch", true)));
     console.log(await signalRoundTrip(pg("signal", false)));
   }

@@ -3,7 +3,10 @@
  * each beside a bare `node:sqlite` baseline doing the same work on the same
  * file (a second connection) in the same run: rounds interleaved, the order
  * flipped every round, medians, and the ratio bare time / Flowstate time
- * (1.0 = parity, higher is better for Flowstate).
+ * (1.0 = parity, higher is better for Flowstate), with the spread of the
+ * per-round ratios (p25–p75) and each side's CPU time per operation
+ * (`process.cpuUsage`, this process only: the server's CPU is not in it).
+ * The load average is printed at the start and the end.
  *
  *   deno run -A bench/indexes_bench.ts [sizes=1000,100000] [rounds=15]
  *   deno run -A bench/indexes_bench.ts 1000,100000,1000000 15
@@ -19,6 +22,7 @@
  * that is dropped at the end.
  */
 import { DatabaseSync } from "node:sqlite";
+import process from "node:process";
 import { join } from "node:path";
 import { openStore } from "../mod.ts";
 import type { Store } from "../src/store/types.ts";
@@ -43,7 +47,11 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-/** Interleaved rounds of `ops` repetitions each; per-op medians of both and the ratio. */
+/**
+ * Interleaved rounds of `ops` repetitions each (the order flipped every round): per-op
+ * medians of both, the ratio of the medians, the p25–p75 of the per-round ratios, and the
+ * process's CPU time per op (user + system, `process.cpuUsage`) of each.
+ */
 async function pair(
   label: string,
   ops: number,
@@ -53,26 +61,36 @@ async function pair(
 ): Promise<void> {
   const a: number[] = [];
   const b: number[] = [];
-  const time = async (fn: (i: number) => unknown | Promise<unknown>) => {
+  const ca: number[] = [];
+  const cb: number[] = [];
+  const time = async (fn: (i: number) => unknown | Promise<unknown>, cpu?: number[]) => {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     for (let i = 0; i < ops; i++) await fn(i);
-    return (performance.now() - t0) / ops;
+    const wall = (performance.now() - t0) / ops;
+    const c = process.cpuUsage(c0);
+    cpu?.push((c.user + c.system) / 1000 / ops);
+    return wall;
   };
   await time(ours); // warm-up
   await time(bare);
   for (let r = 0; r < rounds; r++) {
     if (r % 2 === 0) {
-      a.push(await time(ours));
-      b.push(await time(bare));
+      a.push(await time(ours, ca));
+      b.push(await time(bare, cb));
     } else {
-      b.push(await time(bare));
-      a.push(await time(ours));
+      b.push(await time(bare, cb));
+      a.push(await time(ours, ca));
     }
   }
   const ma = median(a);
   const mb = median(b);
+  const ratios = a.map((t, i) => b[i] / t).sort((x, y) => x - y);
+  const at = (p: number) => ratios[Math.floor((ratios.length - 1) * p)].toFixed(2);
   console.log(
-    `| ${label} | ${fmt(ma)} | ${fmt(mb)} | ${(mb / ma).toFixed(2)} |`,
+    `| ${label} | ${fmt(ma)} | ${fmt(mb)} | ${(mb / ma).toFixed(2)} | ${at(0.25)}–${at(0.75)} | ${
+      fmt(median(ca))
+    } / ${fmt(median(cb))} (${(median(cb) / median(ca)).toFixed(2)}) |`,
   );
 }
 
@@ -104,8 +122,13 @@ async function fill(store: Store, n: number, withText: boolean): Promise<void> {
 
 console.log(`Deno ${Deno.version.deno}, ${ROUNDS} rounds, medians per operation`);
 console.log("");
-console.log("| workload (sqlite) | Flowstate | bare node:sqlite | bare / Flowstate |");
-console.log("| --- | --- | --- | --- |");
+console.log(`load average at start: ${Deno.readTextFileSync("/proc/loadavg").trim()}`);
+console.log("");
+console.log(
+  "| workload (sqlite) | Flowstate | bare node:sqlite | bare / Flowstate | rounds p25–p75 | " +
+    "CPU per op, Flowstate / bare (ratio) |",
+);
+console.log("| --- | --- | --- | --- | --- | --- |");
 
 for (const size of ONLY === "postgres" ? [] : SIZES) {
   const path = join(dir, `s${size}.db`);
@@ -227,8 +250,11 @@ if (pgUrl && ONLY !== "sqlite") {
   const admin = postgres(pgUrl, { max: 1, onnotice: () => {} });
   const schema = `bench_${crypto.randomUUID().slice(0, 8)}`;
   console.log("");
-  console.log("| workload (postgres) | Flowstate | bare postgres client | bare / Flowstate |");
-  console.log("| --- | --- | --- | --- |");
+  console.log(
+    "| workload (postgres) | Flowstate | bare postgres client | bare / Flowstate | " +
+      "rounds p25–p75 | CPU per op, Flowstate / bare (ratio) |",
+  );
+  console.log("| --- | --- | --- | --- | --- | --- |");
   try {
     for (const size of SIZES) {
       const table = `t${size}`;
@@ -353,4 +379,6 @@ if (pgUrl && ONLY !== "sqlite") {
     await admin.end();
   }
 }
+console.log("");
+console.log(`load average at end: ${Deno.readTextFileSync("/proc/loadavg").trim()}`);
 await Deno.remove(dir, { recursive: true });

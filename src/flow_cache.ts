@@ -17,6 +17,7 @@ import type { ParsedFlow } from "./flow/parse.ts";
 import type { SandboxPool } from "./flow/sandbox.ts";
 import { canonicalJson, rememberFlowHash } from "./records/flow_version.ts";
 import { readYamlFile } from "./_yaml_file.ts";
+import { serializeValue } from "./store/values.ts";
 
 /** How a runtime loads flows: what {@linkcode loadFlowIn} takes. */
 export interface FlowLoadOptions {
@@ -54,6 +55,8 @@ export class FlowCache {
   #entries = new Map<string, LoadedFlow>();
   /** Flow files' text as last read, by path, with their status then (see `fileStamp`). */
   #files = new Map<string, { stamp: string; text: string }>();
+  /** Definitions passed as objects: their JSON text and key when last seen. */
+  #objects = new WeakMap<object, { text: string; cwd: string; id: string }>();
   #max: number;
   #hits = 0;
   #misses = 0;
@@ -102,6 +105,7 @@ export class FlowCache {
   clear(): void {
     this.#entries.clear();
     this.#files.clear();
+    this.#objects = new WeakMap();
   }
 
   async #key(
@@ -135,13 +139,27 @@ export class FlowCache {
       return { id: `file\0${cwd}\0${flow}\0${read.text}`, text: read.text };
     }
     if (typeof flow !== "object" || flow === null || isParsedOrLoaded(flow)) return undefined;
+    // The same object again (a program calling runFlow in a loop): its key is
+    // the one computed last time if its JSON text is still what it was then.
+    // That text is checked JSON (serializeValue) and several times cheaper to
+    // make than the canonical form, whose key sorting dominates.
+    let text: string | undefined;
+    try {
+      text = serializeValue(flow, "flow");
+    } catch {
+      text = undefined; // not JSON (or too deep): the canonical walk decides
+    }
+    const seen = this.#objects.get(flow);
+    if (text !== undefined && seen?.text === text && seen.cwd === cwd) return { id: seen.id };
     let json: string;
     try {
       json = canonicalJson(flow);
     } catch {
       return undefined; // not JSON: validating it reports what is wrong
     }
-    return { id: `json\0${cwd}\0${json}` };
+    const id = `json\0${cwd}\0${json}`;
+    if (text !== undefined) this.#objects.set(flow, { text, cwd, id });
+    return { id };
   }
 }
 

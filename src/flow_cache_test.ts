@@ -122,6 +122,29 @@ Deno.test("runFlow(definition) reuses the preparation of equal content, whatever
   assert.deepEqual(cache.stats, { hits: 2, misses: 3, size: 2 });
 });
 
+Deno.test("FlowCache sees the same definition object changed in place between loads", async () => {
+  const cache = new FlowCache();
+  const def: Record<string, unknown> = {
+    id: "mutable",
+    nodes: [{ id: "a", type: "transform", with: { value: 1 } }],
+  };
+  const first = await cache.load(def, { cwd: "/" });
+  assert.equal(await cache.load(def, { cwd: "/" }), first); // unchanged: a hit
+  // Changed in place: prepared again, from the new content.
+  (def.nodes as { with: { value: number } }[])[0].with.value = 2;
+  const second = await cache.load(def, { cwd: "/" });
+  assert.notEqual(second, first);
+  assert.deepEqual(second.prepared.definition.nodes[0].with, { value: 2 });
+  // Another directory is another key, even for the same object.
+  assert.notEqual(await cache.load(def, { cwd: "/tmp" }), second);
+  // Something JSON cannot hold, put in place: refused as it would be without the cache.
+  (def.nodes as { with: Record<string, unknown> }[])[0].with.value = () => 1;
+  await assert.rejects(cache.load(def, { cwd: "/" }));
+  (def.nodes as { with: Record<string, unknown> }[])[0].with.value = 2;
+  assert.equal(await cache.load(def, { cwd: "/" }), second);
+  assert.deepEqual(cache.stats, { hits: 2, misses: 3, size: 3 }); // the bad one bypassed the cache
+});
+
 Deno.test("FlowCache drops the least recently used flow beyond its size", async () => {
   const cache = new FlowCache(2);
   const flow = (id: string) => ({ id, nodes: [{ id: "a", type: "log", with: { message: id } }] });

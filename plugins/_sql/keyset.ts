@@ -118,10 +118,11 @@ export class KeysetPages {
   /**
    * The `SELECT` of a page: the entries of `table` that satisfy every
    * condition of `where`, in the listing's key order, at most `limit` (a
-   * placeholder) of them.
+   * placeholder or literal) of them; the select list is `columns`
+   * ({@linkcode ENTRY_COLUMNS} by default).
    */
-  select(table: string, where: readonly string[], limit: string): string {
-    return `SELECT ${ENTRY_COLUMNS} FROM ${table} WHERE ${where.join(" AND ")} ORDER BY key ${
+  select(table: string, where: readonly string[], limit: string, columns = ENTRY_COLUMNS): string {
+    return `SELECT ${columns} FROM ${table} WHERE ${where.join(" AND ")} ORDER BY key ${
       this.reverse ? "DESC" : "ASC"
     } LIMIT ${limit}`;
   }
@@ -152,19 +153,34 @@ export class KeysetPages {
 }
 
 /**
+ * How {@linkcode asyncPagedEntries} reads rows of another shape than
+ * {@linkcode EntryRow}: the entry of a row, and its encoded key (the next
+ * page's bound, asked of a page's last row only).
+ */
+export interface RowReader<R> {
+  /** The entry a row holds. */
+  entry(row: R): RawEntry;
+  /** The row's key, as `encodeKey()` bytes. */
+  key(row: R): Uint8Array;
+}
+
+/**
  * The entries of an async driver's keyset-paginated listing of `range`:
- * `fetch(pages, size)` runs one page's `SELECT`. Within a page each entry is
+ * `fetch(pages, size)` runs one page's `SELECT` (rows of `reader`'s shape,
+ * {@linkcode EntryRow}s by default). Within a page each entry is
  * handed out as an already resolved promise (no async generator's promise
  * jobs per entry), or many at once by `nextPage`; the next page is read when
  * the last one is used up.
  */
-export function asyncPagedEntries(
+export function asyncPagedEntries<R = EntryRow>(
   range: KeyRange,
-  fetch: (pages: KeysetPages, size: number) => Promise<EntryRow[]>,
+  fetch: (pages: KeysetPages, size: number) => Promise<R[]>,
+  reader?: RowReader<R>,
 ): PagedListing {
   const pages = new KeysetPages(range);
-  const entryOf = entryMaker(range);
-  let rows: EntryRow[] = [];
+  const entryOf = reader?.entry ?? (entryMaker(range) as unknown as (row: R) => RawEntry);
+  const keyOf = reader?.key ?? ((row: R) => (row as unknown as EntryRow).key);
+  let rows: R[] = [];
   let i = 0;
   let more = true;
   let finished = false;
@@ -181,7 +197,11 @@ export function asyncPagedEntries(
         throw err;
       }
       i = 0;
-      more = pages.advance(rows, size);
+      more = pages.advancePast(
+        rows.length,
+        rows.length === 0 ? undefined : keyOf(rows[rows.length - 1]),
+        size,
+      );
       if (finished) break;
       if (rows.length > 0) return { done: false, value: entryOf(rows[i++]) };
     }
@@ -210,6 +230,12 @@ export function asyncPagedEntries(
         if (r.done) break;
         out.push(r.value);
       }
+      return out;
+    },
+    takeBuffered(): RawEntry[] {
+      if (finished || i >= rows.length) return [];
+      const out = new Array<RawEntry>(rows.length - i);
+      for (let j = 0; i < rows.length; j++) out[j] = entryOf(rows[i++]);
       return out;
     },
     return() {

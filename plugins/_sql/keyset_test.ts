@@ -10,6 +10,11 @@ import {
   pagedEntries,
 } from "./keyset.ts";
 import { prefixBounds } from "./bounds.ts";
+import { StoreClosedError } from "../../src/errors.ts";
+import type { KeyRange, PagedListing, StoreDriver } from "../../src/store/driver.ts";
+import { wrapDriver } from "../../src/store/store.ts";
+import { fakeClock } from "../../src/testing/clock.ts";
+import { MemoryDriver } from "../memory/mod.ts";
 
 const row = (key: string) => ({ key: encodeKey([key]) });
 
@@ -176,4 +181,103 @@ Deno.test("pagedEntries reads nothing after return() and ends after an error", (
   assert.throws(() => failing.next(), /closed/);
   assert.deepEqual(failing.next(), { done: true, value: undefined });
   assert.equal(calls, 2);
+});
+
+/**
+ * A memory driver whose listing is an `asyncPagedEntries` (as postgres's is),
+ * reading pages of `batchSize` rows and counting the pages and returns.
+ */
+class PagedMemoryDriver extends MemoryDriver {
+  fetched: number[] = [];
+  returned = 0;
+  /** Entries handed over by `takeBuffered()`. */
+  taken = 0;
+  // @ts-expect-error: an async listing where MemoryDriver's is synchronous
+  override list(range: KeyRange): PagedListing {
+    const rows: EntryRow[] = [...super.list(range)].map((e) => ({
+      key: encodeKey(e.key),
+      value: e.value,
+      version: e.version,
+      expires_at: e.expiresAt,
+    }));
+    const listing = asyncPagedEntries({ ...range, batchSize: 2 }, (pages, size) => {
+      this.fetched.push(size);
+      const { lower } = pages.bounds;
+      return Promise.resolve(
+        rows.filter((r) => lower === undefined || compareBytes(r.key, lower) > 0).slice(0, size),
+      );
+    });
+    const take = listing.takeBuffered!.bind(listing);
+    listing.takeBuffered = () => {
+      const out = take();
+      this.taken += out.length;
+      return out;
+    };
+    const close = listing.return!.bind(listing);
+    listing.return = () => {
+      this.returned++;
+      return close();
+    };
+    return listing;
+  }
+}
+
+async function pagedStore(n: number) {
+  const clock = fakeClock(1_000);
+  const driver = new PagedMemoryDriver(undefined, clock);
+  const store = wrapDriver(driver as unknown as StoreDriver, { name: "paged", plugin: "t", clock });
+  const op = store.atomic();
+  for (let i = 0; i < n; i++) op.set(["t", String(i)], i, i % 3 === 2 ? { expireIn: 50 } : {});
+  await op.commit();
+  driver.fetched = [];
+  return { store, driver, clock };
+}
+
+Deno.test("Store.list() takes a paged listing's read entries at once, in order, page by page", async () => {
+  const { store, driver } = await pagedStore(7);
+  const values: number[] = [];
+  for await (const e of store.list<number>({ prefix: ["t"] })) values.push(e.value);
+  assert.deepEqual(values, [0, 1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(driver.fetched, [2, 2, 2, 2], "one read per page, none ahead");
+  assert.equal(driver.taken, 3, "the second entry of each full page comes without a step");
+  driver.fetched = [];
+  for await (const _ of store.list({ prefix: ["t"] })) break;
+  assert.deepEqual(driver.fetched, [2]);
+  assert.equal(driver.returned, 1);
+});
+
+Deno.test("Store.list() over a paged listing checks expiry when it hands an entry out", async () => {
+  const { store, clock } = await pagedStore(7);
+  const it = store.list<number>({ prefix: ["t"] });
+  assert.equal((await it.next()).value?.value, 0); // page [0, 1] read; 2 and 5 expire at 1050
+  clock.advance(100);
+  const rest: number[] = [];
+  for await (const e of it) rest.push(e.value);
+  assert.deepEqual(rest, [1, 3, 4, 6]);
+});
+
+Deno.test("Store.list() over a paged listing mixes next(), steps asked at once and nextPage() in order", async () => {
+  const { store, driver } = await pagedStore(9);
+  const it = store.list<number>({ prefix: ["t"] });
+  const v = (r: IteratorResult<{ value: number }>) => r.done ? "done" : r.value.value;
+  assert.equal(v(await it.next()), 0);
+  const [a, b, c] = await Promise.all([it.next(), it.next(), it.next()]);
+  assert.deepEqual([v(a), v(b), v(c)], [1, 2, 3]);
+  assert.deepEqual((await it.nextPage(3)).map((e) => e.value), [4, 5, 6]);
+  assert.equal(v(await it.next()), 7);
+  assert.deepEqual((await it.nextPage(5)).map((e) => e.value), [8]);
+  assert.equal(v(await it.next()), "done");
+  assert.deepEqual(driver.fetched, [2, 2, 2, 2, 2]);
+});
+
+Deno.test("Store.list() over a paged listing stops at the limit and on close()", async () => {
+  const { store, driver } = await pagedStore(9);
+  const values: number[] = [];
+  for await (const e of store.list<number>({ prefix: ["t"], limit: 3 })) values.push(e.value);
+  assert.deepEqual(values, [0, 1, 2]);
+  assert.equal(driver.returned, 1, "reaching the limit closes the driver's listing");
+  const it = store.list<number>({ prefix: ["t"] });
+  await it.next(); // its page holds another entry
+  await store.close();
+  await assert.rejects(it.next(), StoreClosedError);
 });

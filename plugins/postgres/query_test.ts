@@ -9,6 +9,9 @@ import {
   writeEntries,
 } from "../../src/testing/conformance/_random.ts";
 import { PostgresDriver } from "./mod.ts";
+import { compileQuery, PgCompiledQueries } from "./query.ts";
+import { normalizeQuery } from "../../src/store/query.ts";
+import { normalizeIndexes } from "../../src/store/indexes.ts";
 import { dropTestSchema, manualClock, newTable, openPg, pgTest, SCHEMA } from "./_test_utils.ts";
 
 // PostgresDriver.query(): what runs in SQL, what falls back to the core, and
@@ -26,6 +29,55 @@ function normalClauses(where: WhereClause[]) {
     value: w.value,
   }));
 }
+
+Deno.test("PgCompiledQueries compiles every query as compileQuery does, from a shape's template", () => {
+  const indexed = {
+    schema: "s",
+    indexes: normalizeIndexes([
+      { prefix: [], path: "a" },
+      { prefix: ["x"], path: "b.c" },
+      { prefix: ["x"], path: "n" },
+    ], "test"),
+  };
+  for (const ix of [undefined, indexed]) {
+    const cache = new PgCompiledQueries(`"s"."t"`, ix);
+    const queries = randomQueryWorkload({ seed: 77, queries: 3000 }).operations;
+    const more: Query[] = [
+      { prefix: ["x"], where: [{ path: "b.c", op: "eq", value: "needle" }] },
+      { prefix: ["x"], where: [{ path: "b.c", op: "eq", value: "other" }] },
+      {
+        prefix: ["x"],
+        where: [{ path: "n", op: "gte", value: 3 }],
+        orderBy: { path: "n" },
+        limit: 2,
+      },
+      {
+        prefix: ["x"],
+        where: [{ path: "n", op: "gte", value: -7.5 }],
+        orderBy: { path: "n" },
+        limit: 2,
+      },
+      { prefix: ["x", "y"], where: [{ path: "n", op: "in", value: [1, "a", null] }] },
+      { prefix: ["x", "y"], where: [{ path: "n", op: "in", value: [2, "b", null] }] },
+      { prefix: ["x"], where: [{ path: "n", op: "contains", value: "ab" }] },
+      { prefix: ["x"], where: [{ path: "n", op: "contains", value: "cd" }] },
+      { where: [{ path: "a", op: "eq", value: "a\u0000" }] },
+      { where: [{ path: "a", op: "eq", value: "a\ud800" }] },
+    ];
+    for (const [i, query] of [...queries, ...more, ...queries].entries()) {
+      const q = normalizeQuery(query);
+      const now = 1000 + i;
+      // The key reader is made for the query's prefix (its functions are the template's).
+      const shown = (c: ReturnType<typeof compileQuery>) =>
+        c === undefined ? undefined : { ...c, keys: c.keys.columns };
+      assert.deepEqual(
+        shown(cache.compile(q, now)),
+        shown(compileQuery(`"s"."t"`, q, now, ix)),
+        JSON.stringify(query),
+      );
+    }
+  }
+});
 
 pgTest("PostgresDriver.query() leaves what PostgreSQL cannot hold to the core", async (url) => {
   const driver = await PostgresDriver.open(url, { schema: SCHEMA, table: newTable("fallback") });

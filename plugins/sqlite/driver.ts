@@ -13,6 +13,9 @@ import type {
   ClearRange,
   CommitRequest,
   DriverCommitResult,
+  FeedTable,
+  FeedTableRange,
+  FeedTrimRequest,
   KeyRange,
   Mutation,
   RawEntry,
@@ -20,7 +23,17 @@ import type {
 } from "../../src/store/driver.ts";
 import { byteBounds, decodeKey, encodeKey, keysEqual } from "../../src/store/keys.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
-import type { AtomicCheck, Capabilities, Key } from "../../src/store/types.ts";
+import type { AtomicCheck, Capabilities, Change, Key } from "../../src/store/types.ts";
+import { FEED_BY_KEY, FEED_ENTRIES, FEED_HEAD } from "../../src/store/feed.ts";
+import {
+  changeOf,
+  createFeedTable,
+  FEED_COLUMNS,
+  FEED_KEYS_EVERY,
+  type FeedRow,
+  hasFeedTable,
+  moveKeySpaceFeed,
+} from "./feed.ts";
 import { boundsWhere, isEmptyBounds, prefixBounds } from "../_sql/bounds.ts";
 import {
   entryOf,
@@ -58,6 +71,18 @@ function mayHoldLoneSurrogate(text: string): boolean {
   return text.includes("\\u") && /\\u[dD][89a-fA-F]/.test(text);
 }
 
+/** A key the feed records: its bytes, its version before the commit, its last write. */
+interface FeedWrite {
+  bytes: Uint8Array;
+  previous: string | null;
+  m: Mutation & { type: "set" | "delete" };
+}
+
+/** A feed row as an array, whether the runtime returned it as one or as an object. */
+function feedRow(row: FeedRow | Record<string, unknown>): FeedRow {
+  return Array.isArray(row) ? row : Object.values(row) as FeedRow;
+}
+
 /** Above this many entries under its prefix, building an index reports progress. */
 const BUILD_NOTICE_ENTRIES = 10_000;
 import { checkSchema, probeFile, setUp } from "./schema.ts";
@@ -86,6 +111,12 @@ export interface SqliteDriverOptions {
 const JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024;
 const STATEMENT_CACHE_SIZE = 64;
 const PURGE_BATCH_SIZE = 1000;
+/** Feed entries a trim deletes per transaction. */
+const TRIM_BATCH_SIZE = 1000;
+/** The feed's head: the newest entry, or the floor a trim of every entry left. */
+const FEED_HEAD_SQL = "SELECT max(coalesce((SELECT max(seq) FROM flowstate_feed), 0), " +
+  "coalesce((SELECT CAST(value AS INTEGER) FROM flowstate_meta WHERE key = 'feed_floor'), 0)) " +
+  "AS seq";
 
 const LIVE = "(expires_at IS NULL OR expires_at > ?)";
 
@@ -259,6 +290,18 @@ export class SqliteDriver implements StoreDriver {
    * that orders strings probes the values.
    */
   #surrogateFlag = false;
+  /** Whether the file has the feed's table (once seen, it stays). */
+  #feedExists = false;
+  /** Whether the feed's table is there (a statement; see `#feedReady`). */
+  #feedProbe: StatementSync | undefined;
+  /** The feed's statements, prepared once the table exists. */
+  #feedStatements = new Map<string, StatementSync>();
+  /**
+   * The change feed, kept in `flowstate_feed` (see `feed.ts`). Absent only on
+   * a read-only store whose file still keeps its feed in the key space (it
+   * cannot be moved there): the core then reads those rows.
+   */
+  readonly feedTable?: FeedTable;
 
   private constructor(
     db: DatabaseSync,
@@ -306,6 +349,15 @@ export class SqliteDriver implements StoreDriver {
     this.#hasSurrogates = db.prepare(
       "SELECT 1 AS yes FROM flowstate_meta WHERE key = 'lone_surrogates'",
     );
+    this.feedTable = {
+      commit: (request, feed) => this.#feedCommit(request, feed.by),
+      head: () => this.#feedHead(),
+      first: () => this.#feedFirst(),
+      changes: (range) => this.#feedChanges(range),
+      entry: (seq) => this.#feedEntry(seq),
+      keySeqs: (key, range) => this.#feedKeySeqs(key, range),
+      trim: (request) => this.#feedTrim(request),
+    };
     this.#purgeBatch = db.prepare(
       "DELETE FROM flowstate_entries WHERE key IN " +
         "(SELECT key FROM flowstate_entries WHERE expires_at <= ? LIMIT ?)",
@@ -389,6 +441,9 @@ export class SqliteDriver implements StoreDriver {
       }
       if (options.cacheSize !== undefined) db.exec(`PRAGMA cache_size = ${-options.cacheSize}`);
       const driver = new SqliteDriver(db, path, storeName, busyTimeout, readOnly);
+      if (!hasFeedTable(db) && driver.#read(FEED_HEAD, 0) !== null) {
+        (driver as { feedTable?: FeedTable }).feedTable = undefined;
+      }
       driver.#copy = copy;
       return driver;
     } catch (err) {
@@ -422,6 +477,7 @@ export class SqliteDriver implements StoreDriver {
       }
       const driver = new SqliteDriver(db, path, storeName, busyTimeout);
       driver.#checkSurrogateFlag();
+      driver.#moveKeySpaceFeed();
       return driver;
     } catch (err) {
       db.close();
@@ -641,7 +697,11 @@ export class SqliteDriver implements StoreDriver {
     sql: string,
     range: ClearRange,
     extra?: string,
-  ): { run(...p: SQLInputValue[]): unknown; get(...p: SQLInputValue[]): unknown } {
+  ): {
+    run(...p: SQLInputValue[]): unknown;
+    get(...p: SQLInputValue[]): unknown;
+    all(...p: SQLInputValue[]): unknown[];
+  } {
     const bounds = byteBounds(range);
     const params: SQLInputValue[] = [];
     const where = boundsWhere(bounds, (bytes) => (params.push(bytes), "?"));
@@ -653,6 +713,7 @@ export class SqliteDriver implements StoreDriver {
     return {
       run: (...p) => empty ? undefined : s.run(...params, ...p),
       get: (...p) => empty ? { n: 0 } : s.get(...params, ...p),
+      all: (...p) => empty ? [] : s.all(...params, ...p),
     };
   }
 
@@ -725,6 +786,368 @@ export class SqliteDriver implements StoreDriver {
       this.#rollbackQuietly();
       throw this.#error(what, err);
     }
+  }
+
+  /** The feed statement of `sql` (prepared once; the table must exist). */
+  #feedStatement(sql: string, arrays = false): StatementSync {
+    let statement = this.#feedStatements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      if (arrays) (statement as { setReturnArrays?(on: boolean): void }).setReturnArrays?.(true);
+      this.#feedStatements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  /** Whether the feed's table exists (another process may have created it since the last look). */
+  #feedReady(): boolean {
+    if (!this.#feedExists) {
+      this.#feedProbe ??= this.#db.prepare(
+        "SELECT 1 AS yes FROM sqlite_schema WHERE type = 'table' AND name = 'flowstate_feed'",
+      );
+      this.#feedExists = this.#feedProbe.get() !== undefined;
+    }
+    return this.#feedExists;
+  }
+
+  /** The version `bytes` holds, live at `now` (`null`: absent or expired). */
+  #liveVersion(bytes: Uint8Array, now: number): string | null {
+    const row = this.#check.get(bytes) as
+      | { version: string; expires_at: number | null }
+      | undefined;
+    return row !== undefined && (row.expires_at === null || row.expires_at > now)
+      ? row.version
+      : null;
+  }
+
+  /**
+   * A commit and its change feed entries in one `BEGIN IMMEDIATE`
+   * transaction: the write lock (SQLite's one per file) comes first, so
+   * commits that write the feed go one at a time across processes; then the
+   * checks, each written key's version before (one indexed read), the data,
+   * and one row per changed key numbered on from the head. One fsync, no
+   * retry.
+   */
+  #feedCommit(request: CommitRequest, by: string): DriverCommitResult {
+    const what = "Cannot commit";
+    this.#assertOpen(what);
+    this.#assertWritable(what);
+    const { checks, mutations, version, now } = request;
+    try {
+      this.#begin.run();
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+    try {
+      const conflicts = this.#failedChecks(checks, now);
+      if (conflicts.length > 0) {
+        this.#rollback.run();
+        return { ok: false, conflicts };
+      }
+      const written: FeedWrite[] = [];
+      if (mutations.length === 1 && mutations[0].type !== "clear") {
+        const m = mutations[0];
+        const bytes = encodeKey(m.key);
+        const previous = this.#liveVersion(bytes, now);
+        this.#apply(m, () => bytes, version);
+        if (m.type === "set" || previous !== null) written.push({ bytes, previous, m });
+      } else {
+        this.#applyTracked(mutations, version, now, written);
+      }
+      if (written.length > 0) {
+        let seq: number;
+        if (this.#feedReady()) {
+          seq = (this.#feedStatement(FEED_HEAD_SQL).get() as { seq: number }).seq;
+        } else {
+          createFeedTable(this.#db, now);
+          seq = 0;
+        }
+        const insert = this.#feedStatement(
+          `INSERT INTO flowstate_feed (${FEED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        );
+        const from = seq;
+        for (const { bytes, previous, m } of written) {
+          if (m.type === "set") {
+            insert.run(++seq, now, bytes, "set", m.value, version, previous, m.expiresAt, by);
+          } else {
+            insert.run(++seq, now, bytes, "delete", null, null, previous, null, by);
+          }
+        }
+        const indexed = from - from % FEED_KEYS_EVERY;
+        const upTo = seq - seq % FEED_KEYS_EVERY;
+        if (upTo > indexed) {
+          // This commit reached a multiple: index every entry up to it by key.
+          this.#feedStatement(
+            "INSERT OR IGNORE INTO flowstate_feed_keys (key, seq) " +
+              "SELECT key, seq FROM flowstate_feed WHERE seq > ? AND seq <= ?",
+          ).run(indexed, upTo);
+        }
+      }
+      this.#commit.run();
+      return { ok: true };
+    } catch (err) {
+      this.#rollbackQuietly();
+      throw this.#error(what, err);
+    }
+  }
+
+  /**
+   * Apply `mutations` (inside the transaction) and put in `written` each
+   * changed key's last write and its version before the commit, in the order
+   * of the last writes (a clear is a delete of every key in its range).
+   */
+  #applyTracked(
+    mutations: readonly Mutation[],
+    version: string,
+    now: number,
+    written: FeedWrite[],
+  ): void {
+    const touched = new Map<string, FeedWrite>();
+    const write = (
+      key: Key,
+      bytes: Uint8Array,
+      previous: () => string | null,
+      m: FeedWrite["m"],
+    ) => {
+      const id = JSON.stringify(key);
+      const before = touched.get(id);
+      touched.delete(id);
+      touched.set(id, { bytes, previous: before === undefined ? previous() : before.previous, m });
+    };
+    for (const m of mutations) {
+      if (m.type === "clear") {
+        const rows = this.#inRange(
+          "SELECT key, version, expires_at FROM flowstate_entries WHERE",
+          m.range,
+        ).all() as { key: Uint8Array; version: string; expires_at: number | null }[];
+        for (const row of rows) {
+          const key = decodeKey(row.key);
+          const live = row.expires_at === null || row.expires_at > now ? row.version : null;
+          write(key, row.key, () => live, { type: "delete", key });
+        }
+        this.#apply(m, encodeKey, version);
+      } else {
+        const bytes = encodeKey(m.key);
+        write(m.key, bytes, () => this.#liveVersion(bytes, now), m);
+        this.#apply(m, () => bytes, version);
+      }
+    }
+    for (const w of touched.values()) {
+      if (w.m.type === "set" || w.previous !== null) written.push(w);
+    }
+  }
+
+  #feedHead(): { seq: number; since?: number } {
+    const what = "Cannot read the change feed";
+    this.#assertOpen(what);
+    if (!this.#feedReady()) return { seq: 0 };
+    try {
+      const row = this.#feedStatement(
+        `SELECT (${FEED_HEAD_SQL}) AS seq, ` +
+          "(SELECT CAST(value AS REAL) FROM flowstate_meta WHERE key = 'feed_since') AS since",
+      ).get() as { seq: number; since: number | null };
+      return row.since === null ? { seq: row.seq } : { seq: row.seq, since: row.since };
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+  }
+
+  #feedFirst(): number | undefined {
+    const what = "Cannot read the change feed";
+    this.#assertOpen(what);
+    if (!this.#feedReady()) return undefined;
+    try {
+      const row = this.#feedStatement("SELECT min(seq) AS seq FROM flowstate_feed").get() as {
+        seq: number | null;
+      };
+      return row.seq ?? undefined;
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+  }
+
+  #feedEntry(seq: number): Change | null {
+    const what = "Cannot read the change feed";
+    this.#assertOpen(what);
+    if (!this.#feedReady()) return null;
+    try {
+      const row = this.#feedStatement(
+        `SELECT ${FEED_COLUMNS} FROM flowstate_feed WHERE seq = ?`,
+        true,
+      ).get(seq) as FeedRow | Record<string, unknown> | undefined;
+      return row === undefined ? null : changeOf(feedRow(row));
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+  }
+
+  /**
+   * The entries of a range, a page at a time (keyset pagination on `seq`):
+   * no read transaction stays open between pages.
+   */
+  *#feedChanges(range: FeedTableRange): Generator<Change> {
+    const what = "Cannot read the change feed";
+    this.#assertOpen(what);
+    if (!this.#feedReady()) return;
+    const size = Math.max(1, Math.min(range.batchSize, 10_000));
+    const sql = `SELECT ${FEED_COLUMNS} FROM flowstate_feed WHERE seq > ? AND seq < ? ` +
+      `ORDER BY seq ${range.reverse ? "DESC" : "ASC"} LIMIT ${size}`;
+    let after = range.after ?? 0;
+    let before = range.before ?? Number.MAX_SAFE_INTEGER;
+    for (;;) {
+      this.#assertOpen(what);
+      let rows: (FeedRow | Record<string, unknown>)[];
+      try {
+        rows = this.#feedStatement(sql, true).all(after, before) as typeof rows;
+      } catch (err) {
+        throw this.#error(what, err);
+      }
+      for (const row of rows) yield changeOf(feedRow(row));
+      if (rows.length < size) return;
+      const last = feedRow(rows[rows.length - 1])[0];
+      if (range.reverse) before = last;
+      else after = last;
+    }
+  }
+
+  /** The sequence numbers of `key`'s changes in a range, a page at a time, through the index by key. */
+  *#feedKeySeqs(key: Key, range: FeedTableRange): Generator<number> {
+    const what = "Cannot read the change feed";
+    this.#assertOpen(what);
+    if (!this.#feedReady()) return;
+    const size = Math.max(1, Math.min(range.batchSize, 10_000));
+    // The index by key, and the entries newer than its last multiple (see feed.ts), read in
+    // one statement: one snapshot.
+    const sql = "SELECT seq FROM flowstate_feed_keys WHERE key = ?1 AND seq > ?2 AND seq < ?3 " +
+      "UNION SELECT seq FROM flowstate_feed WHERE seq > max(?2, " +
+      `(${FEED_HEAD_SQL.replace(/ AS seq$/, "")}) / ${FEED_KEYS_EVERY} * ${FEED_KEYS_EVERY}) ` +
+      `AND seq < ?3 AND key = ?1 ORDER BY seq ${range.reverse ? "DESC" : "ASC"} LIMIT ${size}`;
+    const bytes = encodeKey(key);
+    let after = range.after ?? 0;
+    let before = range.before ?? Number.MAX_SAFE_INTEGER;
+    for (;;) {
+      this.#assertOpen(what);
+      let rows: { seq: number }[];
+      try {
+        rows = this.#feedStatement(sql).all(bytes, after, before) as typeof rows;
+      } catch (err) {
+        throw this.#error(what, err);
+      }
+      for (const row of rows) yield row.seq;
+      if (rows.length < size) return;
+      const last = rows[rows.length - 1].seq;
+      if (range.reverse) before = last;
+      else after = last;
+    }
+  }
+
+  /**
+   * Delete the old entries from the oldest on, up to the first that is
+   * neither old by count nor by age (or above `lastSeq`), at most
+   * `TRIM_BATCH_SIZE` per transaction. When none is left, the head's number
+   * stays as the floor, in the same transaction.
+   */
+  async #feedTrim(request: FeedTrimRequest): Promise<number> {
+    const what = "Cannot trim the change feed";
+    const { keepFrom, cutoff, lastSeq } = request;
+    let removed = 0;
+    for (;;) {
+      this.#assertOpen(what);
+      this.#assertWritable(what);
+      if (!this.#feedReady()) return removed;
+      let deleted: number;
+      try {
+        this.#begin.run();
+      } catch (err) {
+        throw this.#error(what, err);
+      }
+      try {
+        const head = (this.#feedStatement(FEED_HEAD_SQL).get() as { seq: number }).seq;
+        const kept = (this.#feedStatement(
+          "SELECT min(seq) AS seq FROM flowstate_feed WHERE seq >= ? AND at >= ?",
+        ).get(keepFrom, cutoff ?? -Number.MAX_VALUE) as { seq: number | null }).seq;
+        const upper = Math.min(kept ?? Infinity, lastSeq + 1);
+        const batchEnd = this.#feedStatement(
+          `SELECT seq FROM flowstate_feed WHERE seq < ? ORDER BY seq LIMIT 1 OFFSET ${
+            TRIM_BATCH_SIZE - 1
+          }`,
+        ).get(upper) as { seq: number } | undefined;
+        const end = batchEnd === undefined ? upper : batchEnd.seq + 1;
+        this.#feedStatement(
+          "DELETE FROM flowstate_feed_keys WHERE (key, seq) IN " +
+            "(SELECT key, seq FROM flowstate_feed WHERE seq < ?)",
+        ).run(end);
+        deleted = Number(
+          this.#feedStatement("DELETE FROM flowstate_feed WHERE seq < ?").run(end).changes,
+        );
+        if (deleted > 0 && this.#feedFirst() === undefined) {
+          this.#feedStatement(
+            "INSERT OR REPLACE INTO flowstate_meta (key, value) VALUES ('feed_floor', ?)",
+          ).run(String(head));
+        }
+        this.#commit.run();
+      } catch (err) {
+        this.#rollbackQuietly();
+        throw this.#error(what, err);
+      }
+      removed += deleted;
+      if (deleted < TRIM_BATCH_SIZE) return removed;
+      // Let writers (and the rest of this process) in between batches.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+  }
+
+  /**
+   * Move a feed the core kept in the key space (a file written by Flowstate
+   * 0.3) into the feed's table, in one transaction: the entries keep their
+   * numbers and fields, the head its number; the old rows are deleted. A
+   * file with the table, or without such a feed, is left as it is.
+   */
+  #moveKeySpaceFeed(): void {
+    if (this.#readOnly !== undefined || this.#feedReady()) return;
+    if (this.#read(FEED_HEAD, 0) === null) return;
+    const what = "Cannot move the change feed into its table";
+    try {
+      this.#begin.run();
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+    try {
+      // Another process may have moved it meanwhile: check again under the write lock.
+      const head = this.#read(FEED_HEAD, 0);
+      if (!hasFeedTable(this.#db) && head !== null) {
+        const { seq, since } = JSON.parse(head.value) as { seq: number; since?: number };
+        const entries = [...this.list({ prefix: FEED_ENTRIES, batchSize: 1000 }, 0)];
+        moveKeySpaceFeed(this.#db, {
+          head: since === undefined ? { seq } : { seq, since },
+          entries: entries.map((raw) => JSON.parse(raw.value) as Change),
+        });
+        for (const prefix of [FEED_ENTRIES, FEED_BY_KEY]) {
+          this.#inRange("DELETE FROM flowstate_entries WHERE", { prefix }).run();
+        }
+        this.#delete.run(encodeKey(FEED_HEAD));
+      }
+      this.#commit.run();
+    } catch (err) {
+      this.#rollbackQuietly();
+      throw this.#error(what, err);
+    }
+    this.#feedReady();
+  }
+
+  /** The keys of the checks that do not hold at `now` (inside a transaction). */
+  #failedChecks(checks: readonly AtomicCheck[], now: number): Key[] {
+    const conflicts: Key[] = [];
+    for (const check of checks) {
+      const row = this.#check.get(encodeKey(check.key)) as
+        | { version: string; expires_at: number | null }
+        | undefined;
+      const current = row !== undefined && (row.expires_at === null || row.expires_at > now)
+        ? row.version
+        : null;
+      if (current !== check.version) conflicts.push(check.key);
+    }
+    return conflicts;
   }
 
   /** Whether some value under `prefix` may hold a lone surrogate (a scan of the prefix). */

@@ -22,12 +22,16 @@
  *   range scans are index range scans. Queries are translated to SQL with
  *   `json_type`/`json_extract`/`json_each` when that can be done with the exact
  *   semantics of the core; otherwise the core evaluates them.
+ * - A store with a change feed keeps it in a table of its own
+ *   (`flowstate_feed`, schema version 2), appended in the commit's
+ *   transaction; a feed written by Flowstate 0.3 in the reserved key space is
+ *   moved there when a writable store first opens the file.
  *
  * Reading order: this file (what the plugin exports), `plugin.ts` (the
  * plugin), `options.ts` (its options; `options_fast.ts` checks the usual ones
  * without zod), `driver.ts` (the driver), `schema.ts` (the file's tables, and how a file is checked and
- * set up), `query.ts` (queries in SQL), `errors.ts` (what SQLite's errors
- * mean). Listing pages and key bounds are shared with the postgres plugin
+ * set up), `feed.ts` (the change feed's table), `query.ts` (queries in SQL),
+ * `errors.ts` (what SQLite's errors mean). Listing pages and key bounds are shared with the postgres plugin
  * in `../_sql/`.
  *
  * @module

@@ -8,8 +8,15 @@ import type { DatabaseSync } from "node:sqlite";
 import { StoreCorruptError } from "../../src/errors.ts";
 import { isBusy } from "./errors.ts";
 
-/** The schema version this code reads and writes. */
+/** The schema version of a new file. */
 const SCHEMA_VERSION = 1;
+/**
+ * The newest schema version this code reads: 2 is 1 plus the change feed's
+ * table (`flowstate_feed`), set when a file's feed first moves there (see
+ * `feed.ts`), so that older code, which keeps the feed in the key space,
+ * refuses the file instead of starting a second feed.
+ */
+export const NEWEST_SCHEMA_VERSION = 2;
 const FORMAT = "flowstate.sqlite";
 const SQLITE_MAGIC = "SQLite format 3\0";
 
@@ -101,10 +108,11 @@ export function checkSchema(db: DatabaseSync, path: string, what: string): "flow
         { path },
       );
     }
-    if (version > SCHEMA_VERSION) {
+    if (version > NEWEST_SCHEMA_VERSION) {
       throw new StoreCorruptError(
         `${what}: ${path} has schema version ${version}, but this version of Flowstate reads ` +
-          `schema version ${SCHEMA_VERSION} only; upgrade Flowstate to open it (the file was left untouched)`,
+          `schema versions up to ${NEWEST_SCHEMA_VERSION} only; upgrade Flowstate to open it ` +
+          `(the file was left untouched)`,
         { path },
       );
     }

@@ -178,13 +178,13 @@ Deno.test("SqliteDriver.open() refuses a newer schema version", async () => {
     await store.set(["kept"], "yes");
     await store.close();
     const db = rawDb(path);
-    db.exec("UPDATE flowstate_meta SET value = '2' WHERE key = 'schema_version'");
+    db.exec("UPDATE flowstate_meta SET value = '3' WHERE key = 'schema_version'");
     db.close();
     await assert.rejects(
       openStore({ plugin: "sqlite", path }, { name: "main" }),
       (err) =>
         err instanceof StoreCorruptError && err.movedTo === null &&
-        /^Cannot open store "main": .* has schema version 2, .* reads schema version 1 only; upgrade Flowstate/
+        /^Cannot open store "main": .* has schema version 3, .* reads schema versions up to 2 only; upgrade Flowstate/
           .test(err.message),
     );
     // Nothing was rewritten: the old data and the newer version number are still there.
@@ -193,7 +193,7 @@ Deno.test("SqliteDriver.open() refuses a newer schema version", async () => {
       assert.equal(
         (check.prepare("SELECT value FROM flowstate_meta WHERE key = 'schema_version'").get())
           ?.value,
-        "2",
+        "3",
       );
       assert.equal(
         (check.prepare("SELECT count(*) AS n FROM flowstate_entries").get())?.n,

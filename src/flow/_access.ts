@@ -11,7 +11,10 @@ import type { ScopeName, StateChangeSink, StateObserver } from "../state/scopes.
 
 /** A bounded, de-duplicated list of state keys. */
 class AccessList {
-  #seen = new Set<string>();
+  /** The ids of the keys in `list`, in the same order. */
+  #ids: string[] = [];
+  /** The same, as a set, once there are more than a few (most nodes touch one or two keys). */
+  #seen: Set<string> | undefined;
   readonly list: StateAccess[] = [];
   truncated = false;
   /** Set once the list is in the node's `node.end` event: a late call changes nothing. */
@@ -19,14 +22,18 @@ class AccessList {
 
   add(scope: ScopeName, key: readonly string[], store: string | undefined, prefix: boolean): void {
     if (this.closed) return;
-    // JSON, not a join: key parts may hold any character.
-    const id = JSON.stringify([scope, store ?? null, prefix, key]);
-    if (this.#seen.has(id)) return;
+    // Each part with its length before it, not a join: key parts may hold any character.
+    let id = `${scope}${prefix ? "*" : "="}${
+      store === undefined ? "" : `${store.length}:${store}`
+    }|`;
+    for (const part of key) id += `${part.length}:${part}`;
+    if (this.#seen !== undefined ? this.#seen.has(id) : this.#ids.includes(id)) return;
     if (this.list.length >= MAX_STATE_ACCESS) {
       this.truncated = true;
       return;
     }
-    this.#seen.add(id);
+    if (this.#seen !== undefined) this.#seen.add(id);
+    else if (this.#ids.push(id) > 16) this.#seen = new Set(this.#ids);
     const access: StateAccess = { scope, key: [...key] };
     if (store !== undefined) access.store = store;
     if (prefix) access.prefix = true;

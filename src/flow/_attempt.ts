@@ -29,7 +29,8 @@ export interface AttemptIdentity {
 export class AttemptFence {
   #who: AttemptIdentity;
   #over: string | undefined;
-  #pending = new Set<Promise<unknown>>();
+  /** Calls in flight (made at the first call: most attempts make none). */
+  #pending: Set<Promise<unknown>> | undefined;
 
   /** A fence for `who`, open until {@linkcode AttemptFence.close}. */
   constructor(who: AttemptIdentity) {
@@ -56,20 +57,22 @@ export class AttemptFence {
       return Promise.reject(err);
     }
     const promise = call();
-    this.#pending.add(promise);
-    const done = () => this.#pending.delete(promise);
+    const pending = this.#pending ??= new Set();
+    pending.add(promise);
+    const done = () => pending.delete(promise);
     promise.then(done, done);
     return promise;
   }
 
   /** Whether calls begun before the end are still in flight. */
   get busy(): boolean {
-    return this.#pending.size > 0;
+    return this.#pending !== undefined && this.#pending.size > 0;
   }
 
   /** Resolves once no call is in flight (after close, none can start). */
   async drained(): Promise<void> {
-    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+    const pending = this.#pending;
+    while (pending !== undefined && pending.size > 0) await Promise.allSettled([...pending]);
   }
 }
 

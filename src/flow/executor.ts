@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { withActor } from "../store/actor.ts";
+import { withNodeActor } from "../store/actor.ts";
 import { createStateView, type StateView, type StoreResolver } from "../state/scopes.ts";
 import { MAX_VALUE_BYTES, serializeValue, utf8Length } from "../store/values.ts";
 import type { JsonValue } from "../store/types.ts";
@@ -24,6 +24,9 @@ import { messageOf } from "../errors.ts";
 import { AttemptFence, fencedView } from "./_attempt.ts";
 import { NodeAccess } from "./_access.ts";
 import { releaseSandbox } from "./sandbox.ts";
+import type { SchemaResult } from "../plugin.ts";
+import { copyContainers } from "./template/values.ts";
+import { builtinNodes } from "./nodes.ts";
 
 /**
  * The largest output a node may return, in bytes of its JSON text: it is kept
@@ -165,6 +168,238 @@ class AttemptTimeout extends Error {
   }
 }
 
+/**
+ * Built-in node types that never touch a store nor emit an event: they need
+ * no actor context (setting one costs an async-context frame per node).
+ */
+const STORE_FREE_BUILTINS: ReadonlySet<string> = new Set(["transform", "fail", "delay"]);
+
+/** Whether `node` is one of {@linkcode STORE_FREE_BUILTINS} (the built-in itself). */
+function storeFree(node: PreparedNode): boolean {
+  return STORE_FREE_BUILTINS.has(node.spec.type) && builtinNodes.get(node.spec.type) === node.type;
+}
+
+/** The checked options of built-in nodes with a constant `with`, by prepared node. */
+const checkedInputs = new WeakMap<PreparedNode, { value: unknown }>();
+
+/** The value of a schema's check, or a `TypeError` listing its issues. */
+function optionsOf(node: PreparedNode, result: SchemaResult<unknown>): unknown {
+  if (result.issues) {
+    const problems = result.issues.map((issue) => {
+      const path = (issue.path ?? []).map((p) =>
+        String(typeof p === "object" && p !== null ? p.key : p)
+      );
+      return path.length ? `with.${path.join(".")}: ${issue.message}` : issue.message;
+    });
+    throw new TypeError(`invalid options for ${node.spec.type}: ${problems.join("; ")}`);
+  }
+  return result.value;
+}
+
+/** What an attempt needs from its run's execution. */
+interface AttemptHost {
+  readonly options: ExecuteOptions;
+  readonly timers: Timers;
+  readonly flowId: string;
+  /** Send an event (with its time) to the run's listener. */
+  emit(event: RunEventInit): void;
+  /** The reads and writes of node `i`, made on first use. */
+  accessOf(i: number): NodeAccess;
+}
+
+/**
+ * One attempt of one node while it runs: its fence, its signal (made when
+ * asked for), and how it ends (the first of its work settling and its being
+ * stopped: one promise, where a race would take several). A class, so that
+ * an attempt costs one object and not a dozen closures.
+ */
+class Attempt {
+  readonly host: AttemptHost;
+  readonly index: number;
+  readonly node: PreparedNode;
+  readonly number: number;
+  /** Its views, sub-flows and logs: refused once the attempt is over. */
+  readonly fence: AttemptFence;
+  #controller: AbortController | undefined;
+  /** Why the attempt was stopped (the run's abort reason, its timeout, or its end). */
+  stopped: { reason: unknown } | undefined;
+  decided = false;
+  threw = false;
+  result: unknown;
+  /** Whether its work settled (returned or threw). */
+  settled = false;
+  #wake: (() => void) | undefined;
+  /** Sub-runs started and not yet ended. */
+  subRuns: Set<string> | undefined;
+
+  constructor(host: AttemptHost, index: number, node: PreparedNode, number: number) {
+    this.host = host;
+    this.index = index;
+    this.node = node;
+    this.number = number;
+    this.fence = new AttemptFence({
+      runId: host.options.runId,
+      nodeId: node.spec.id,
+      attempt: number,
+    });
+  }
+
+  /** Resolves once the attempt is decided. */
+  decision(): Promise<void> {
+    if (this.decided) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#wake = resolve);
+  }
+
+  /** The first call decides how the attempt ended. */
+  decide(failed: boolean, value: unknown): void {
+    if (this.decided) return;
+    this.decided = true;
+    this.threw = failed;
+    this.result = value;
+    this.#wake?.();
+  }
+
+  /** The attempt's signal (`ctx.signal`), made on first use: most nodes never look at it. */
+  signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.stopped !== undefined) this.#controller.abort(this.stopped.reason);
+    }
+    return this.#controller.signal;
+  }
+
+  /** Stop it: closed the moment it times out or the run is cancelled, not a tick later. */
+  stop(reason: unknown): void {
+    if (this.stopped !== undefined) return;
+    this.stopped = { reason };
+    this.fence.close(
+      reason instanceof AttemptTimeout
+        ? reason.message
+        : reason === "timed-out"
+        ? "the flow timed out"
+        : "the run was cancelled",
+    );
+    this.decide(true, reason);
+    this.#controller?.abort(reason);
+  }
+
+  /** It is over: a signal asked for from now on is born aborted. */
+  end(): void {
+    this.stopped ??= { reason: "attempt finished" };
+    if (this.#controller !== undefined && !this.#controller.signal.aborted) {
+      this.#controller.abort("attempt finished");
+    }
+  }
+
+  /** A state view of the attempt: fenced, and recording what it reads and writes for `node.end`. */
+  view(scope: "node" | "flow" | "global"): StateView {
+    const o = this.host.options;
+    return fencedView(
+      createStateView(
+        o.resolver,
+        scope,
+        this.host.flowId,
+        scope === "node" ? this.node.spec.id : undefined,
+        this.host.accessOf(this.index).observer,
+      ),
+      this.fence,
+    );
+  }
+}
+
+/**
+ * What a node attempt's `run` receives. A class, not an object literal: a
+ * literal with getters is built on V8's slow path (~2 µs each, once per
+ * node). The state views, the signal and the `log`, `sleep` and `runFlow`
+ * functions are made on first use (each function once per attempt, so a
+ * node may take it out of the context: `const { log } = ctx`).
+ */
+class AttemptContext implements NodeContext<unknown> {
+  readonly #a: Attempt;
+  #node: StateView | undefined;
+  #flow: StateView | undefined;
+  #global: StateView | undefined;
+  #log: NodeContext<unknown>["log"] | undefined;
+  #sleep: NodeContext<unknown>["sleep"] | undefined;
+  #runFlow: NodeContext<unknown>["runFlow"] | undefined;
+  input: unknown;
+  inputs: Readonly<Record<string, JsonValue>>;
+  runId: string;
+  flowId: string;
+  nodeId: string;
+  attempt: number;
+  clock: Clock;
+  declare enqueue?: NodeContext<unknown>["enqueue"];
+
+  constructor(a: Attempt, input: unknown) {
+    const o = a.host.options;
+    this.#a = a;
+    this.input = input;
+    this.inputs = o.inputs;
+    this.runId = o.runId;
+    this.flowId = a.host.flowId;
+    this.nodeId = a.node.spec.id;
+    this.attempt = a.number;
+    this.clock = o.clock;
+    const enqueue = o.enqueue;
+    if (enqueue !== undefined) {
+      this.enqueue = (flow, options) => a.fence.guard(() => enqueue(flow, options));
+    }
+  }
+
+  /** This node's own state. */
+  get node(): StateView {
+    return this.#node ??= this.#a.view("node");
+  }
+
+  /** The flow's state. */
+  get flow(): StateView {
+    return this.#flow ??= this.#a.view("flow");
+  }
+
+  /** State shared by every flow. */
+  get global(): StateView {
+    return this.#global ??= this.#a.view("global");
+  }
+
+  /** Aborted when the attempt is stopped or over. */
+  get signal(): AbortSignal {
+    return this.#a.signal();
+  }
+
+  /** Write a log line into the run's events. */
+  get log(): NodeContext<unknown>["log"] {
+    const a = this.#a;
+    return this.#log ??= (message: string, level: LogLevel = "info") => {
+      a.fence.check();
+      a.host.emit({ type: "node.log", node: a.node.spec.id, message: String(message), level });
+    };
+  }
+
+  /** Wait, resolving early with an AbortError if the signal aborts. */
+  get sleep(): NodeContext<unknown>["sleep"] {
+    const a = this.#a;
+    return this.#sleep ??= (ms: number) => a.host.timers.sleep(ms, a.signal());
+  }
+
+  /** Run another flow as a sub-flow of this run. */
+  get runFlow(): NodeContext<unknown>["runFlow"] {
+    const a = this.#a;
+    return this.#runFlow ??= (sub, subInput) =>
+      a.fence.guard(() => {
+        let subRun: string | undefined;
+        const onStart = (runId: string) => (a.subRuns ??= new Set()).add(subRun = runId);
+        const run = (a.host.options.runFlow ?? noRunFlow)(sub, subInput, {
+          signal: a.signal(),
+          onStart,
+        });
+        const done = () => subRun !== undefined && a.subRuns!.delete(subRun);
+        run.then(done, done);
+        return run;
+      });
+  }
+}
+
 const noRunFlow: NonNullable<ExecuteOptions["runFlow"]> = () =>
   Promise.reject(new Error("sub-flows are not available here"));
 
@@ -173,10 +408,12 @@ export function executeFlow(flow: PreparedFlow, options: ExecuteOptions): Promis
   return new Execution(flow, options).run();
 }
 
-class Execution {
+class Execution implements AttemptHost {
   #flow: PreparedFlow;
   #o: ExecuteOptions;
-  #timers: Timers;
+  readonly options: ExecuteOptions;
+  readonly timers: Timers;
+  readonly flowId: string;
   #controller = new AbortController();
   #results: (NodeResult | undefined)[];
   #scope: TemplateScope;
@@ -185,12 +422,13 @@ class Execution {
   /** What did not stop within the grace period, by node. */
   #stuck: string[] = [];
   /** How to stop each attempt running now (when the run is cancelled or times out). */
-  #live = new Set<(reason: unknown) => void>();
+  #live = new Set<Attempt>();
 
   constructor(flow: PreparedFlow, options: ExecuteOptions) {
     this.#flow = flow;
-    this.#o = options;
-    this.#timers = options.timers ?? realTimers;
+    this.#o = this.options = options;
+    this.timers = options.timers ?? realTimers;
+    this.flowId = flow.definition.id;
     this.#results = new Array(flow.nodes.length);
     this.#scope = {
       inputs: options.inputs,
@@ -200,8 +438,9 @@ class Execution {
     };
   }
 
-  #emit(event: RunEventInit): void {
-    this.#o.onEvent?.({ at: this.#o.clock.now(), ...event } as RunEvent);
+  emit(event: RunEventInit): void {
+    const on = this.#o.onEvent;
+    if (on !== undefined) on({ at: this.#o.clock.now(), ...event } as RunEvent);
   }
 
   async run(): Promise<RunRecord> {
@@ -209,19 +448,19 @@ class Execution {
     const startedAt = this.#o.clock.now();
     const signal = this.#controller.signal;
     signal.addEventListener("abort", () => {
-      for (const stop of [...this.#live]) stop(signal.reason);
+      for (const attempt of [...this.#live]) attempt.stop(signal.reason);
     }, { once: true });
     const onOuterAbort = () => this.#controller.abort("cancelled");
     if (this.#o.signal?.aborted) onOuterAbort();
     this.#o.signal?.addEventListener("abort", onOuterAbort, { once: true });
     const flowTimer = new AbortController();
     if (flow.timeout !== undefined) {
-      this.#timers.sleep(flow.timeout, flowTimer.signal).then(
+      this.timers.sleep(flow.timeout, flowTimer.signal).then(
         () => this.#controller.abort("timed-out"),
         () => {},
       );
     }
-    this.#emit({ type: "run.start" });
+    this.emit({ type: "run.start" });
     try {
       await this.#schedule(signal);
     } finally {
@@ -266,7 +505,7 @@ class Execution {
         };
       nodes[n.spec.id] = r;
     });
-    this.#emit({ type: "run.end" });
+    this.emit({ type: "run.end" });
     const record: RunRecord = {
       id: this.#o.runId,
       flowId: flow.definition.id,
@@ -331,6 +570,52 @@ class Execution {
 
   #breathe = periodicYield(50);
 
+  /** The reads and writes of the nodes that used a state view, by node index (made on first use). */
+  #access = new Map<number, NodeAccess>();
+
+  accessOf(i: number): NodeAccess {
+    let access = this.#access.get(i);
+    if (access === undefined) {
+      access = new NodeAccess(
+        {
+          runId: this.#o.runId,
+          flowId: this.#flow.definition.id,
+          nodeId: this.#flow.nodes[i].spec.id,
+        },
+        this.#o.resolver.stateChanges,
+      );
+      this.#access.set(i, access);
+    }
+    return access;
+  }
+
+  /** Emit the node's `node.end` event and return its result. */
+  #end(i: number, started: number, result: NodeResult, bytes?: number): NodeResult {
+    const on = this.#o.onEvent;
+    const access = this.#access.get(i);
+    if (access !== undefined) this.#access.delete(i);
+    if (on === undefined) {
+      access?.fields(); // closes its lists all the same
+      return result;
+    }
+    let outputBytes: number | undefined;
+    if (result.output !== undefined) outputBytes = bytes ?? JSON.stringify(result.output).length;
+    const at = this.#o.clock.now();
+    const event: RunEvent = {
+      at,
+      type: "node.end",
+      node: this.#flow.nodes[i].spec.id,
+      status: result.status,
+      attempt: result.attempts,
+      durationMs: at - started,
+      outputBytes,
+      error: result.error,
+    };
+    if (access !== undefined) Object.assign(event, access.fields());
+    on(event);
+    return result;
+  }
+
   async #runNode(i: number, runSignal: AbortSignal): Promise<NodeResult> {
     // Store calls on embedded backends resolve without giving the event loop a
     // turn; yield now and then so timers and Ctrl-C are seen during long runs.
@@ -345,51 +630,48 @@ class Execution {
     const node = this.#flow.nodes[i];
     const id = node.spec.id;
     const started = this.#o.clock.now();
-    const access = new NodeAccess(
-      { runId: this.#o.runId, flowId: this.#flow.definition.id, nodeId: id },
-      this.#o.resolver.stateChanges,
-    );
-    const end = (result: NodeResult, bytes?: number): NodeResult => {
-      let outputBytes: number | undefined;
-      if (result.output !== undefined) outputBytes = bytes ?? JSON.stringify(result.output).length;
-      this.#emit({
-        type: "node.end",
-        node: id,
-        status: result.status,
-        attempt: result.attempts,
-        durationMs: this.#o.clock.now() - started,
-        outputBytes,
-        error: result.error,
-        ...access.fields(),
-      });
-      return result;
-    };
     if (node.if) {
       let go: boolean;
       try {
         go = truthy(node.if.evaluate(this.#scope, this.#o.clock));
       } catch (err) {
-        return end({ status: "failed", attempts: 0, error: `if: ${(err as Error).message}` });
+        return this.#end(i, started, {
+          status: "failed",
+          attempts: 0,
+          error: `if: ${(err as Error).message}`,
+        });
       }
-      if (!go) return end({ status: "skipped", attempts: 0 });
+      if (!go) return this.#end(i, started, { status: "skipped", attempts: 0 });
     }
-    this.#emit({ type: "node.start", node: id });
+    const on = this.#o.onEvent;
+    if (on !== undefined) on({ at: this.#o.clock.now(), type: "node.start", node: id });
     const { attempts, delay, backoff, maxDelay } = node.retry;
     let lastError = "";
     let timedOut = false;
     for (let attempt = 1; attempt <= attempts; attempt++) {
-      if (runSignal.aborted) return end({ status: "cancelled", attempts: attempt - 1 });
-      this.#emit({ type: "node.attempt", node: id, attempt });
+      if (runSignal.aborted) {
+        return this.#end(i, started, { status: "cancelled", attempts: attempt - 1 });
+      }
+      if (on !== undefined) {
+        on({ at: this.#o.clock.now(), type: "node.attempt", node: id, attempt });
+      }
       let input: unknown;
       try {
-        input = await this.#input(node);
+        input = this.#input(node);
+        if (input instanceof Promise) input = await input;
       } catch (err) {
         // Bad options never get better on retry.
-        return end({ status: "failed", attempts: attempt, error: (err as Error).message });
+        return this.#end(i, started, {
+          status: "failed",
+          attempts: attempt,
+          error: (err as Error).message,
+        });
       }
-      const outcome = await this.#attempt(node, input, attempt, runSignal, access);
+      const outcome = await this.#attempt(i, node, input, attempt, runSignal);
       if (outcome.ok) {
-        return end(
+        return this.#end(
+          i,
+          started,
           { status: "succeeded", attempts: attempt, output: outcome.output },
           outcome.bytes,
         );
@@ -397,7 +679,7 @@ class Execution {
       if (outcome.stuck !== undefined) this.#stuck.push(`node ${id}: ${outcome.stuck}`);
       if (runSignal.aborted) {
         const error = outcome.stuck ? `${outcome.error}; ${outcome.stuck}` : outcome.error;
-        return end({ status: "cancelled", attempts: attempt, error });
+        return this.#end(i, started, { status: "cancelled", attempts: attempt, error });
       }
       lastError = outcome.error;
       timedOut = outcome.timedOut;
@@ -406,207 +688,135 @@ class Execution {
         const error = `${lastError}; ${outcome.stuck}${
           attempt < attempts ? "; no retry was started while it may still run" : ""
         }`;
-        return end({ status: timedOut ? "timed-out" : "failed", attempts: attempt, error });
+        return this.#end(i, started, {
+          status: timedOut ? "timed-out" : "failed",
+          attempts: attempt,
+          error,
+        });
       }
-      this.#emit({ type: "node.attempt", node: id, attempt, error: lastError });
+      this.emit({ type: "node.attempt", node: id, attempt, error: lastError });
       if (attempt < attempts) {
         const wait = backoff === "exponential"
           ? Math.min(maxDelay, delay * 2 ** (attempt - 1))
           : Math.min(maxDelay, delay);
         try {
-          await this.#timers.sleep(wait, runSignal);
+          await this.timers.sleep(wait, runSignal);
         } catch {
-          return end({ status: "cancelled", attempts: attempt, error: lastError });
+          return this.#end(i, started, {
+            status: "cancelled",
+            attempts: attempt,
+            error: lastError,
+          });
         }
       }
     }
-    return end({ status: timedOut ? "timed-out" : "failed", attempts, error: lastError });
+    return this.#end(i, started, {
+      status: timedOut ? "timed-out" : "failed",
+      attempts,
+      error: lastError,
+    });
   }
 
-  async #input(node: PreparedNode): Promise<unknown> {
+  /**
+   * The node's options, checked: a fresh copy of the value checked before
+   * for a built-in node whose `with` holds no template (the same value and
+   * schema give the same result: the built-in schemas' defaults are
+   * constants; a custom type's schema may not be pure), else `with`
+   * evaluated and checked now. A promise only when
+   * the schema's check is asynchronous.
+   */
+  #input(node: PreparedNode): unknown {
+    const known = checkedInputs.get(node);
+    if (known !== undefined) return copyContainers(known.value);
     const raw = node.with.evaluate(this.#scope, this.#o.clock);
-    const result = await node.type.optionsSchema["~standard"].validate(raw);
-    if (result.issues) {
-      const problems = result.issues.map((issue) => {
-        const path = (issue.path ?? []).map((p) =>
-          String(typeof p === "object" && p !== null ? p.key : p)
-        );
-        return path.length ? `with.${path.join(".")}: ${issue.message}` : issue.message;
-      });
-      throw new TypeError(`invalid options for ${node.spec.type}: ${problems.join("; ")}`);
+    const result = node.type.optionsSchema["~standard"].validate(raw);
+    if (result instanceof Promise) return result.then((r) => optionsOf(node, r));
+    const value = optionsOf(node, result);
+    if (node.with.isStatic && builtinNodes.get(node.spec.type) === node.type) {
+      checkedInputs.set(node, { value: copyContainers(value) });
     }
-    return result.value;
+    return value;
   }
 
   async #attempt(
+    i: number,
     node: PreparedNode,
     input: unknown,
     attempt: number,
     runSignal: AbortSignal,
-    access: NodeAccess,
   ): Promise<AttemptSuccess | AttemptFailure> {
     const id = node.spec.id;
-    const timers = this.#timers;
-    const o = this.#o;
-    const flowId = this.#flow.definition.id;
-    // Each attempt has its own views: once it is over, they refuse every call.
-    const fence = new AttemptFence({ runId: o.runId, nodeId: id, attempt });
-    // The attempt's signal (ctx.signal) is made only when the node asks for it,
-    // or when the node has a timeout: most nodes never look at it.
-    let controller: AbortController | undefined;
-    /** Why the attempt was stopped (the run's abort reason, or its timeout). */
-    let stopped: { reason: unknown } | undefined;
-    let interrupt: ((reason: unknown) => void) | undefined;
-    const signalOf = (): AbortSignal => {
-      if (controller === undefined) {
-        controller = new AbortController();
-        if (stopped !== undefined) controller.abort(stopped.reason);
-      }
-      return controller.signal;
-    };
-    // Closed the moment it times out or the run is cancelled, not a tick later.
-    const stop = (reason: unknown) => {
-      if (stopped !== undefined) return;
-      stopped = { reason };
-      fence.close(
-        reason instanceof AttemptTimeout
-          ? reason.message
-          : reason === "timed-out"
-          ? "the flow timed out"
-          : "the run was cancelled",
-      );
-      interrupt?.(reason);
-      controller?.abort(reason);
-    };
-    const subRuns = new Set<string>();
-    // Each records what it reads and writes for the node's `node.end` event.
-    const view = (scope: "node" | "flow" | "global") =>
-      fencedView(
-        createStateView(
-          o.resolver,
-          scope,
-          flowId,
-          scope === "node" ? id : undefined,
-          access.observer,
-        ),
-        fence,
-      );
-    let nodeView: StateView | undefined;
-    let flowView: StateView | undefined;
-    let globalView: StateView | undefined;
-    const ctx: NodeContext<unknown> = {
-      get flow() {
-        return flowView ??= view("flow");
-      },
-      get global() {
-        return globalView ??= view("global");
-      },
-      get node() {
-        return nodeView ??= view("node");
-      },
-      input,
-      inputs: o.inputs,
-      log: (message: string, level: LogLevel = "info") => {
-        fence.check();
-        this.#emit({ type: "node.log", node: id, message: String(message), level });
-      },
-      get signal() {
-        return signalOf();
-      },
-      runId: o.runId,
-      flowId,
-      nodeId: id,
-      attempt,
-      clock: o.clock,
-      sleep: (ms: number) => timers.sleep(ms, signalOf()),
-      runFlow: (sub, subInput) =>
-        fence.guard(() => {
-          let subRun: string | undefined;
-          const onStart = (runId: string) => subRuns.add(subRun = runId);
-          const run = (o.runFlow ?? noRunFlow)(sub, subInput, {
-            signal: signalOf(),
-            onStart,
-          });
-          const done = () => subRun !== undefined && subRuns.delete(subRun);
-          run.then(done, done);
-          return run;
-        }),
-      ...(o.enqueue === undefined
-        ? {}
-        : { enqueue: (flow, options) => fence.guard(() => o.enqueue!(flow, options)) }),
-    };
+    const a = new Attempt(this, i, node, attempt);
+    const ctx = new AttemptContext(a, input);
     // The run's abort reaches the attempts running then through one listener of the run.
-    this.#live.add(stop);
-    if (runSignal.aborted) stop(runSignal.reason);
-    const timer = node.timeout === undefined ? undefined : new AbortController();
-    let settled = false;
-    // Every store write the node makes is recorded in change feeds as this run's node.
-    const work = withActor(
-      { runId: o.runId, flowId, nodeId: id },
-      () => Promise.resolve().then(() => node.type.run(ctx, input)),
-    );
-    const workSettled = work.then(() => {
-      settled = true;
-    }, () => {
-      settled = true;
+    this.#live.add(a);
+    if (runSignal.aborted) a.stop(runSignal.reason);
+    // Every store write the node makes is recorded in change feeds as this run's node
+    // (built-ins that touch no store and emit no event run without that context).
+    let work: Promise<unknown>;
+    try {
+      work = Promise.resolve(
+        storeFree(node)
+          ? node.type.run(ctx, input)
+          : withNodeActor(this.options.runId, this.flowId, id, () => node.type.run(ctx, input)),
+      );
+    } catch (err) {
+      work = Promise.reject(err);
+    }
+    work.then((value) => {
+      a.settled = true;
+      a.decide(false, value);
+    }, (err) => {
+      a.settled = true;
+      a.decide(true, err);
     });
-    // The work, unless the attempt is stopped first (cancelled, or timed out).
-    const contenders: Promise<unknown>[] = [
-      work,
-      new Promise<never>((_, reject) => {
-        if (stopped !== undefined) reject(stopped.reason);
-        else interrupt = reject;
-      }),
-    ];
+    // Only a node with a timeout has a timer (started after the work: the work wins a tie).
+    let timer: AbortController | undefined;
     if (node.timeout !== undefined) {
       const ms = node.timeout;
-      contenders.push(
-        timers.sleep(ms, timer!.signal).then(() => {
-          const err = new AttemptTimeout(ms);
-          stop(err);
-          throw err;
-        }),
-      );
+      timer = new AbortController();
+      this.timers.sleep(ms, timer.signal).then(() => a.stop(new AttemptTimeout(ms)), () => {});
     }
+    await a.decision();
     let outcome: AttemptSuccess | AttemptFailure;
-    try {
-      const value = await Promise.race(contenders);
-      // A copy, so later nodes cannot change this node's recorded output.
-      let output: unknown = null;
-      let bytes = 4; // "null"
-      if (value !== undefined && value !== null) {
-        const text = serializeValue(value, `node ${id} returned a value that is not JSON`);
-        assertOutputSize(text, id);
-        output = typeof value === "object" ? JSON.parse(text) : value;
-        bytes = text.length;
+    const result = a.result;
+    if (a.threw) {
+      outcome = { ok: false, error: messageOf(result), timedOut: result instanceof AttemptTimeout };
+    } else {
+      try {
+        // A copy, so later nodes cannot change this node's recorded output.
+        let output: unknown = null;
+        let bytes = 4; // "null"
+        if (result !== undefined && result !== null) {
+          const text = serializeValue(result, `node ${id} returned a value that is not JSON`);
+          assertOutputSize(text, id);
+          output = typeof result === "object" ? JSON.parse(text) : result;
+          bytes = text.length;
+        }
+        outcome = { ok: true, output: output as JsonValue, bytes };
+      } catch (err) {
+        outcome = { ok: false, error: messageOf(err), timedOut: false };
       }
-      outcome = { ok: true, output: output as JsonValue, bytes };
-    } catch (err) {
-      const timedOut = err instanceof AttemptTimeout;
-      outcome = { ok: false, error: messageOf(err), timedOut };
-    } finally {
-      timer?.abort("attempt finished");
-      this.#live.delete(stop);
     }
+    timer?.abort("attempt finished");
+    this.#live.delete(a);
     // The attempt is over: nothing it does from now on reaches state or the run.
-    fence.close(settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
-    // A signal asked for from now on is born aborted.
-    stopped ??= { reason: "attempt finished" };
-    if (controller !== undefined && !controller.signal.aborted) {
-      controller.abort("attempt finished");
-    }
-    if (settled && !fence.busy) return outcome;
+    const fence = a.fence;
+    fence.close(a.settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
+    a.end();
+    if (a.settled && !fence.busy) return outcome;
     // Wait for it to stop (and its sub-runs to record their end), within the grace period.
-    const grace = o.abortGrace ?? DEFAULT_ABORT_GRACE;
+    const grace = this.options.abortGrace ?? DEFAULT_ABORT_GRACE;
     const graceTimer = new AbortController();
     const ended = await Promise.race([
-      Promise.all([workSettled, fence.drained()]).then(() => true),
-      timers.sleep(grace, graceTimer.signal).then(() => false, () => false),
+      Promise.all([work.then(() => {}, () => {}), fence.drained()]).then(() => true),
+      this.timers.sleep(grace, graceTimer.signal).then(() => false, () => false),
     ]);
     graceTimer.abort("attempt stopped");
     if (ended) return outcome;
     const notes = [`attempt ${attempt} did not stop within the ${grace} ms grace period`];
-    if (subRuns.size > 0) {
+    const subRuns = a.subRuns;
+    if (subRuns !== undefined && subRuns.size > 0) {
       const ids = [...subRuns];
       notes.push(
         `${ids.length === 1 ? "sub-run" : "sub-runs"} ${ids.join(", ")} had not recorded ${
@@ -615,7 +825,7 @@ class Execution {
       );
     }
     const stuck = notes.join("; ");
-    this.#emit({ type: "node.log", node: id, message: stuck, level: "warn" });
+    this.emit({ type: "node.log", node: id, message: stuck, level: "warn" });
     if (outcome.ok) return outcome;
     return { ...outcome, stuck };
   }

@@ -345,3 +345,65 @@ Deno.test("a node's context is fenced once it returned: later writes and logs th
   }
   assert.equal(await store.get(["flow", "early", "late"]), null);
 });
+
+Deno.test("a built-in node with constant options is checked once per prepared flow and gets a fresh copy on every run", async () => {
+  const { validateFlow } = await import("./parse.ts");
+  const { prepareFlow } = await import("./prepare.ts");
+  const { executeFlow } = await import("./executor.ts");
+  const { builtinNodes } = await import("./nodes.ts");
+  await using store = await openStore({ plugin: "memory" });
+  let checks = 0;
+  const seen: unknown[] = [];
+  // Registered as a built-in for this test: it counts its checks and changes what it is given.
+  const mutator = defineNode({
+    optionsSchema: z.object({ list: z.array(z.number()) }).refine(() => ++checks > 0),
+    run(_ctx, input) {
+      seen.push(structuredClone(input));
+      input.list.push(99);
+      return input.list;
+    },
+  });
+  const builtins = builtinNodes as Map<string, unknown>;
+  builtins.set("test.mutator", mutator);
+  try {
+    const flow = async (types?: Map<string, never>) =>
+      await prepareFlow(
+        validateFlow({
+          id: "constant",
+          nodes: [
+            node("a", "test.mutator", { with: { list: [1] } }),
+            node("b", "test.mutator", { needs: ["a"], with: { list: "${{ nodes.a.output }}" } }),
+          ],
+        }),
+        { nodeTypes: types },
+      );
+    const prepared = await flow();
+    const options = {
+      runId: "r1",
+      flowVersion: "v",
+      inputs: {},
+      resolver: hostOn(store).resolver,
+      clock: fakeClock(),
+    };
+    const first = await executeFlow(prepared, options);
+    const second = await executeFlow(prepared, { ...options, runId: "r2" });
+    for (const record of [first, second]) {
+      assert.equal(record.status, "succeeded");
+      assert.deepEqual(record.nodes.a.output, [1, 99]);
+      assert.deepEqual(record.nodes.b.output, [1, 99, 99]);
+    }
+    // Node a got [1] both times; b's `with` is a template, evaluated per run.
+    assert.deepEqual(seen, [{ list: [1] }, { list: [1, 99] }, { list: [1] }, { list: [1, 99] }]);
+    // a's options were checked when the flow was prepared and on the first run only; b's on both.
+    assert.equal(checks, 4);
+
+    // The same type given as a custom type (not the built-in itself) is checked every run.
+    checks = 0;
+    const custom = await flow(new Map([["test.mutator", { ...mutator }]]) as Map<string, never>);
+    await executeFlow(custom, options);
+    await executeFlow(custom, { ...options, runId: "r2" });
+    assert.equal(checks, 5); // prepared, then a and b on both runs
+  } finally {
+    builtins.delete("test.mutator");
+  }
+});

@@ -58,7 +58,59 @@ export interface FlowSummary {
  * ```
  */
 export function canonicalJson(value: unknown): string {
-  return canonical(value, "value", []);
+  try {
+    return fastCanonical(value, []);
+  } catch {
+    // Again, keeping the path of every value, to say where the problem is.
+    return canonical(value, "value", []);
+  }
+}
+
+/**
+ * {@linkcode canonical} without the paths (a string per value, built for the
+ * error message only): a runtime computes this for every run of an object
+ * flow (its cache key). Throws a bare error where `canonical` would throw.
+ */
+function fastCanonical(value: unknown, ancestors: object[]): string {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return JSON.stringify(value);
+    case "number":
+      if (!Number.isFinite(value)) throw new TypeError();
+      return JSON.stringify(value);
+    case "object": {
+      if (value === null) return "null";
+      if (ancestors.includes(value)) throw new TypeError();
+      ancestors.push(value);
+      let out: string;
+      if (Array.isArray(value)) {
+        out = "[";
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ",";
+          out += fastCanonical(value[i], ancestors);
+        }
+        out += "]";
+      } else {
+        const proto = Object.getPrototypeOf(value);
+        if (proto !== Object.prototype && proto !== null) throw new TypeError();
+        const record = value as Record<string, unknown>;
+        out = "{";
+        let first = true;
+        for (const k of Object.keys(record).sort()) {
+          const v = record[k];
+          if (v === undefined) continue;
+          out += `${first ? "" : ","}${JSON.stringify(k)}:${fastCanonical(v, ancestors)}`;
+          first = false;
+        }
+        out += "}";
+      }
+      ancestors.pop();
+      return out;
+    }
+    default:
+      throw new TypeError();
+  }
 }
 
 function canonical(value: unknown, path: string, ancestors: object[]): string {

@@ -197,8 +197,18 @@ export async function increment(
   return (await incrementEntry(store, key, by, options)).value;
 }
 
+/** The last increments this process made in one store, by key, least recent first. */
+type LastIncrements = Map<string, { value: number; version: string }> & {
+  /** The key incremented last. */
+  newest?: string;
+};
+
 /** The last increments this process made, per store, by key: the value and version written. */
-const lastIncrements = new WeakMap<Store, Map<string, { value: number; version: string }>>();
+const lastIncrements = new WeakMap<Store, LastIncrements>();
+
+function newIncrements(): LastIncrements {
+  return new Map();
+}
 /** Keys remembered per store (the least recently incremented are forgotten first). */
 const LAST_INCREMENTS = 1024;
 
@@ -221,13 +231,21 @@ export async function incrementEntry(
   if (typeof by !== "number" || !Number.isFinite(by)) {
     throw new TypeError(`Cannot increment ${JSON.stringify(key)}: by must be a finite number`);
   }
-  const known = hasUniqueVersions(store) ? lastIncrements.get(store) ?? new Map() : undefined;
+  const known = hasUniqueVersions(store) ? lastIncrements.get(store) ?? newIncrements() : undefined;
   const id = known === undefined ? "" : JSON.stringify(key);
   const remember = (value: number, version: string) => {
     if (known === undefined) return;
     if (known.size === 0) lastIncrements.set(store, known);
+    const entry = known.get(id);
+    if (entry !== undefined && known.newest === id) {
+      // Already the most recent (a key incremented over and over): no reordering.
+      entry.value = value;
+      entry.version = version;
+      return;
+    }
     known.delete(id);
     known.set(id, { value, version });
+    known.newest = id;
     if (known.size > LAST_INCREMENTS) known.delete(known.keys().next().value!);
   };
   const last = known?.get(id);
@@ -280,7 +298,7 @@ export function createStateView(
   const prefix = scopePrefix(scope, flowId, nodeId);
   const storeFor = (options?: ScopeCallOptions) =>
     options?.store === undefined ? resolver.forScope(scope) : resolver.byName(options.store);
-  const full = (parts: readonly string[]): Key => [...prefix, ...parts];
+  const full = (parts: readonly string[]): Key => prefix.concat(parts);
   const list = async (
     options: (ScopeCallOptions & { prefix?: ScopeKey; limit?: number }) | undefined,
   ) => {

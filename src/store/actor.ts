@@ -64,6 +64,19 @@ export function withActor<R>(actor: ChangeActor, fn: () => R): R {
 }
 
 /**
+ * {@linkcode withActor} for a node of a run (internal: the executor, once per
+ * node attempt): the same actor, without checking fields known to be strings.
+ */
+export function withNodeActor<R>(runId: string, flowId: string, nodeId: string, fn: () => R): R {
+  if (storage === undefined) return fn(); // no store records actors (see above)
+  const outer = storage.getStore();
+  const actor: ChangeActor = outer === undefined
+    ? { runId, flowId, nodeId }
+    : { ...outer, runId, flowId, nodeId };
+  return storage.run(actor, fn);
+}
+
+/**
  * Declare this process's actor (an `actor` option of `openRuntime` or
  * `openStore`); `FLOWSTATE_ACTOR` still wins.
  */

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { AtomicCheck, Capabilities, ClaimCompanion, Key, QueryPlan } from "./types.ts";
+import type { AtomicCheck, Capabilities, Change, ClaimCompanion, Key, QueryPlan } from "./types.ts";
 import type { NormalizedQuery } from "./query.ts";
 import type { IndexSpec, SearchRequest, SearchSpec } from "./indexes.ts";
 export type { IndexSpec, SearchRequest, SearchSpec };
@@ -89,6 +89,14 @@ export interface PagedListing extends AsyncIterableIterator<RawEntry> {
    * order; `[]` only once the listing is complete.
    */
   nextPage(max: number): Promise<RawEntry[]>;
+  /**
+   * Optional: the entries already read that `next()` would hand out without
+   * any I/O, taken at once (`[]` when there are none, or the listing is
+   * complete). The core's `for await` then takes a page's entries
+   * synchronously, one resolved promise each, instead of a promise chain
+   * per entry; `next()` afterwards reads the next page.
+   */
+  takeBuffered?(): RawEntry[];
 }
 
 /** A key range for {@linkcode StoreDriver.list}. All bounds apply together. */
@@ -185,6 +193,72 @@ export interface FeedTemplate {
   since: number;
   /** One per key written, in order. */
   writes: { key: Key; delete: boolean; byKey: Key; middle: string; tail: string }[];
+}
+
+/** Which entries of a feed table to read: see {@linkcode FeedTable.changes}. */
+export interface FeedTableRange {
+  /** Only sequence numbers above this one (default: from the oldest kept). */
+  after?: number;
+  /** Only sequence numbers below this one (default: up to the newest). */
+  before?: number;
+  /** Newest first. */
+  reverse?: boolean;
+  /** A hint for how many entries to fetch per page. */
+  batchSize: number;
+}
+
+/** What {@linkcode FeedTable.trim} deletes. */
+export interface FeedTrimRequest {
+  /** Entries below this sequence number are old by count. */
+  keepFrom: number;
+  /** Entries committed before this time (ms) are old by age (`undefined`: no age limit). */
+  cutoff?: number;
+  /** The head when the trim started: no entry above it is deleted. */
+  lastSeq: number;
+}
+
+/**
+ * A change feed the driver keeps natively, in a table of its own written in
+ * the commit's transaction (SQLite: `flowstate_feed`, one row per change
+ * and an index by key), instead of the core's rows in the reserved key
+ * space. When a driver has one, every read and write of the store's feed
+ * goes through it.
+ */
+export interface FeedTable {
+  /**
+   * Apply `request` like {@linkcode StoreDriver.commit} (its mutations may
+   * include `clear`s when the driver has `capabilities.atomicClear`) and, in
+   * the same transaction, append one entry per changed key, in the order of
+   * each key's last write in the commit: sequence numbers follow the head
+   * with no gap, and commits that write the feed go one at a time (across
+   * processes), so they agree with commit order. A key's entry records its
+   * last write and the version it had before the commit (live at `now`); a
+   * delete of a key that was absent or expired is no change and has no
+   * entry. Nothing is appended when a check fails. `by` is the actor, as
+   * JSON; `topic` is signalled (where the driver carries signals) when
+   * entries were appended.
+   */
+  commit(
+    request: CommitRequest,
+    feed: { by: string; topic: string },
+  ): Promise<DriverCommitResult> | DriverCommitResult;
+  /** The last sequence number (0: none yet) and when the first entry was written, if one was. */
+  head(): Promise<{ seq: number; since?: number }> | { seq: number; since?: number };
+  /** The oldest kept sequence number, or `undefined` when no entry is kept. */
+  first(): Promise<number | undefined> | number | undefined;
+  /** The entries in the range, in sequence order (newest first with `reverse`). */
+  changes(range: FeedTableRange): Iterable<Change> | AsyncIterable<Change>;
+  /** Entry `seq`, or `null` when it is not kept. */
+  entry(seq: number): Promise<Change | null> | Change | null;
+  /** The sequence numbers of the kept changes of exactly `key` in the range, in order. */
+  keySeqs(key: Key, range: FeedTableRange): Iterable<number> | AsyncIterable<number>;
+  /**
+   * Delete, from the oldest on, the entries that are old by count or by age,
+   * stopping at the first that is neither (or above `lastSeq`), in batches
+   * (each its own transaction); the head never moves back. Resolves how
+   * many were deleted.
+   */
+  trim(request: FeedTrimRequest): Promise<number>;
 }
 
 /** What a driver's commit reports. */
@@ -333,4 +407,11 @@ export interface StoreDriver {
    * A driver with both `claim` and `commitFeed` must honour `ClaimRequest.feed`.
    */
   commitFeed?(request: CommitRequest, feed: FeedCommit): Promise<DriverCommitResult>;
+  /**
+   * A change feed kept natively in a table of the driver's own (see
+   * {@linkcode FeedTable}): a store that keeps a feed then writes and reads
+   * it there, and `commitFeed` is not used. Optional: without it, the core
+   * keeps the feed in the reserved key space.
+   */
+  readonly feedTable?: FeedTable;
 }

@@ -12,11 +12,14 @@
  * - `e/<seq, 16 digits>`: the entry (a {@linkcode Change} as JSON);
  * - `k/<key token>/<seq>`: an index by key, for history and `getAt`.
  *
+ * A driver with a {@linkcode FeedTable} (sqlite) keeps the feed natively
+ * instead: every function here then reads and trims through it.
+ *
  * @module
  */
 import { sha256Hex } from "../_sha256.ts";
 import { parseDuration } from "../duration.ts";
-import type { FeedCommit, Mutation, RawEntry, StoreDriver } from "./driver.ts";
+import type { FeedCommit, FeedTable, Mutation, RawEntry, StoreDriver } from "./driver.ts";
 import { internalKey } from "./internal_keys.ts";
 import { hasPrefix } from "./keys.ts";
 import type {
@@ -31,8 +34,12 @@ import type {
 
 /** The head counter's key. */
 export const FEED_HEAD: Key = internalKey("feed", "head");
-const ENTRIES: Key = internalKey("feed", "e");
-const BY_KEY: Key = internalKey("feed", "k");
+/** The prefix of the entries' keys (`e/<seq>`). */
+export const FEED_ENTRIES: Key = internalKey("feed", "e");
+/** The prefix of the index by key (`k/<key token>/<seq>`). */
+export const FEED_BY_KEY: Key = internalKey("feed", "k");
+const ENTRIES = FEED_ENTRIES;
+const BY_KEY = FEED_BY_KEY;
 const SEQ_WIDTH = 16;
 /**
  * Entries a feed listing reads per page. A long read (a point-in-time
@@ -155,7 +162,18 @@ function parseHead(raw: RawEntry | null): FeedHead {
 
 /** The head as stored. */
 export async function readHead(driver: StoreDriver): Promise<FeedHead> {
+  const table = driver.feedTable;
+  if (table !== undefined) {
+    const { seq, since } = await table.head();
+    return since === undefined ? { seq, version: null } : { seq, since, version: null };
+  }
   return parseHead(await getRaw(driver, FEED_HEAD, 0));
+}
+
+/** Iterate an iterable or async iterable, without an await per item for a synchronous one. */
+async function* each<T>(items: Iterable<T> | AsyncIterable<T>): AsyncGenerator<T> {
+  if (Symbol.iterator in items) yield* items as Iterable<T>;
+  else yield* items as AsyncIterable<T>;
 }
 
 /** The last write of each key in `mutations` (clears already expanded), in commit order. */
@@ -306,6 +324,11 @@ export async function feedBounds(
   driver: StoreDriver,
 ): Promise<{ firstSeq: number; lastSeq: number; head: FeedHead }> {
   const head = await readHead(driver);
+  const table = driver.feedTable;
+  if (table !== undefined) {
+    const first = await table.first();
+    return { firstSeq: first ?? head.seq + 1, lastSeq: head.seq, head };
+  }
   for await (const raw of driver.list({ prefix: ENTRIES, limit: 1, batchSize: 1 }, 0)) {
     return { firstSeq: Number(raw.key[raw.key.length - 1]), lastSeq: head.seq, head };
   }
@@ -345,6 +368,7 @@ export async function* readChanges<T = JsonValue>(
   const filtered = options.until !== undefined ||
     (options.prefix !== undefined && options.prefix.length > 0);
   const batchSize = filtered ? FEED_PAGE : Math.min(limit, FEED_PAGE);
+  const table = driver.feedTable;
   const range = options.reverse
     ? { prefix: ENTRIES, start: entryKey(since + 1), reverse: true, batchSize }
     : { prefix: ENTRIES, start: entryKey(since + 1), batchSize };
@@ -352,9 +376,8 @@ export async function* readChanges<T = JsonValue>(
   const prefix = options.prefix !== undefined && options.prefix.length > 0
     ? options.prefix
     : undefined;
-  /** The change `raw` holds, `SKIP` if the options leave it out, `STOP` past the end. */
-  const accept = (raw: RawEntry): Change<T> | typeof SKIP | typeof STOP => {
-    const change = parseChange<T>(raw);
+  /** `change` itself, `SKIP` if the options leave it out, `STOP` past the end. */
+  const accept = (change: Change<T>): Change<T> | typeof SKIP | typeof STOP => {
     if (until !== undefined && change.at > until) {
       // Commit times follow sequence numbers only roughly (clocks of several
       // processes): keep reading, but stop well past the bound.
@@ -363,11 +386,33 @@ export async function* readChanges<T = JsonValue>(
     return prefix !== undefined && !hasPrefix(change.key, prefix) ? SKIP : change;
   };
   let n = 0;
+  if (table !== undefined) {
+    const entries = table.changes({ after: since, reverse: options.reverse, batchSize });
+    if (Symbol.iterator in entries) {
+      // A synchronous driver (sqlite): no await per entry.
+      for (const entry of entries) {
+        const change = accept(entry as Change<T>);
+        if (change === STOP) return;
+        if (change === SKIP) continue;
+        yield change;
+        if (++n >= limit) return;
+      }
+      return;
+    }
+    for await (const entry of entries) {
+      const change = accept(entry as Change<T>);
+      if (change === STOP) return;
+      if (change === SKIP) continue;
+      yield change;
+      if (++n >= limit) return;
+    }
+    return;
+  }
   const listing = driver.list(range, 0);
   if (Symbol.iterator in listing) {
     // A synchronous driver's listing (sqlite, memory): no await per entry.
     for (const raw of listing) {
-      const change = accept(raw);
+      const change = accept(parseChange<T>(raw));
       if (change === STOP) return;
       if (change === SKIP) continue;
       yield change;
@@ -376,7 +421,7 @@ export async function* readChanges<T = JsonValue>(
     return;
   }
   for await (const raw of listing) {
-    const change = accept(raw);
+    const change = accept(parseChange<T>(raw));
     if (change === STOP) return;
     if (change === SKIP) continue;
     yield change;
@@ -393,6 +438,11 @@ export async function* keyHistorySeqs(
   key: Key,
   options: { reverse?: boolean; before?: number; after?: number } = {},
 ): AsyncGenerator<number> {
+  const table = driver.feedTable;
+  if (table !== undefined) {
+    yield* each(table.keySeqs(key, { ...options, batchSize: 100 }));
+    return;
+  }
   const prefix = [...BY_KEY, keyToken(key)];
   const range = {
     prefix,
@@ -409,6 +459,8 @@ export async function readEntry<T = JsonValue>(
   driver: StoreDriver,
   seq: number,
 ): Promise<Change<T> | null> {
+  const table = driver.feedTable;
+  if (table !== undefined) return (await table.entry(seq)) as Change<T> | null;
   const raw = await getRaw(driver, entryKey(seq), 0);
   return raw === null ? null : parseChange<T>(raw);
 }
@@ -428,6 +480,8 @@ export async function trimFeed(
   let keepFrom = firstSeq;
   if (retention.count !== undefined) keepFrom = Math.max(keepFrom, lastSeq - retention.count + 1);
   const cutoff = retention.ageMs === undefined ? undefined : now - retention.ageMs;
+  const table: FeedTable | undefined = driver.feedTable;
+  if (table !== undefined) return await table.trim({ keepFrom, cutoff, lastSeq });
   let removed = 0;
   for (;;) {
     const batch: Change[] = [];

@@ -164,27 +164,32 @@ Deno.test("feed: a bad changes option is a ConfigError naming it", async () => {
   );
 });
 
-Deno.test("feed: trimming by count and by age keeps the newest entries and getAt refuses older points", async () => {
-  const { fakeClock } = await import("../testing/clock.ts");
-  const clock = fakeClock();
-  await using store = await openStore(
-    { plugin: "memory", changes: { keep: { age: "1h", count: 5 } } },
-    { clock },
-  );
-  for (let i = 0; i < 8; i++) await store.set(["k", String(i)], i);
-  assert.equal(await trimChanges(store), 3);
-  assert.deepEqual((await store.feedInfo()).firstSeq, 4);
-  await assert.rejects(() => store.getAt(["k", "0"], { seq: 1 }), /reaches back to #3/);
-  clock.advance(2 * 3_600_000);
-  await store.set(["k", "new"], 1);
-  assert.equal(await trimChanges(store), 5);
-  assert.deepEqual(
-    (await all(store)).map((c) => c.seq),
-    [9],
-  );
-  // The by-key index is trimmed too: history of a trimmed key is empty.
-  assert.equal((await store.getAt(["k", "7"], { seq: 9 }))?.value, 7);
-});
+for (const plugin of ["memory", "sqlite"] as const) {
+  Deno.test(`feed (${plugin}): trimming by count and by age keeps the newest entries and getAt refuses older points`, async () => {
+    const { fakeClock } = await import("../testing/clock.ts");
+    const clock = fakeClock();
+    const changes = { keep: { age: "1h", count: 5 } } as const;
+    await using store = await openStore(
+      plugin === "memory"
+        ? { plugin, changes }
+        : { plugin, path: join(dir, `trim-${crypto.randomUUID()}.db`), changes },
+      { clock },
+    );
+    for (let i = 0; i < 8; i++) await store.set(["k", String(i)], i);
+    assert.equal(await trimChanges(store), 3);
+    assert.deepEqual((await store.feedInfo()).firstSeq, 4);
+    await assert.rejects(() => store.getAt(["k", "0"], { seq: 1 }), /reaches back to #3/);
+    clock.advance(2 * 3_600_000);
+    await store.set(["k", "new"], 1);
+    assert.equal(await trimChanges(store), 5);
+    assert.deepEqual(
+      (await all(store)).map((c) => c.seq),
+      [9],
+    );
+    // The by-key index is trimmed too: history of a trimmed key is empty.
+    assert.equal((await store.getAt(["k", "7"], { seq: 9 }))?.value, 7);
+  });
+}
 
 Deno.test("feed: with the core's own indexes (jsonfile), index entries move with the write and never show in the feed", async () => {
   await using store = await openStore({

@@ -409,6 +409,28 @@ class CoreStore implements Store {
    */
   async #feedCommit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
     const by = currentActor();
+    const table = this.#driver.feedTable;
+    if (table !== undefined) {
+      // The driver keeps the feed in a table of its own, appended in the commit's transaction.
+      if (this.#coreIx.active) {
+        throw new Error(
+          `Cannot commit to store "${this.name}": its driver keeps the change feed in a table ` +
+            `of its own but not the declared indexes; a driver with a feed table must build them`,
+        );
+      }
+      if (!this.capabilities.atomicClear && mutations.some((m) => m.type === "clear")) {
+        mutations = await this.#expandClears(mutations);
+      }
+      const now = this.#clock.now();
+      const version = newVersion(this.#clock === systemClock ? now : Date.now());
+      const result = await table.commit(
+        { checks, mutations, version, now },
+        { by: JSON.stringify(by), topic: FEED_TOPIC },
+      );
+      if (!result.ok) return { ok: false, version: null, conflicts: result.conflicts };
+      for (const wake of this.#wakers) wake();
+      return { ok: true, version };
+    }
     if (this.#nativeFeed && !mutations.some((m) => m.type === "clear")) {
       // The driver writes the feed in the commit's transaction, under the head's lock. (A clear
       // takes the checked path below: its deletes come from a listing, which the head's check
@@ -797,7 +819,8 @@ class CoreStore implements Store {
       const pull = (): Promise<IteratorResult<Entry<T>>> => {
         if (finished) return closing ? closing.then(done) : Promise.resolve(done());
         try {
-          return source.next().then(step, fail);
+          // Entries already read first (see fromBuffer), then the driver's next step.
+          return fromBuffer() ?? source.next().then(step, fail);
         } catch (err) {
           finished = true;
           return Promise.reject(err);
@@ -860,9 +883,64 @@ class CoreStore implements Store {
         }
         return out;
       };
+      const buffered = typeof (source as Partial<PagedListing>).takeBuffered === "function"
+        ? source as PagedListing
+        : undefined;
+      /** Entries the driver had already read (`takeBuffered`), handed out from here. */
+      let buffer: RawEntry[] = [];
+      let at = 0;
+      /**
+       * The next live entry of the buffer (refilled from the driver's page
+       * without I/O) as one resolved promise, checked as `step` checks it;
+       * `undefined` when the driver must read (then `pull` does).
+       */
+      const fromBuffer = (): Promise<IteratorResult<Entry<T>>> | undefined => {
+        for (;;) {
+          if (at >= buffer.length) {
+            if (buffered === undefined) return undefined;
+            buffer = buffered.takeBuffered!();
+            at = 0;
+            if (buffer.length === 0) return undefined;
+          }
+          try {
+            self.#assertOpen(what);
+          } catch (err) {
+            close();
+            return closing!.then(() => Promise.reject(err));
+          }
+          const raw = buffer[at++];
+          if (raw.expiresAt !== null && raw.expiresAt <= self.#clock.now()) continue;
+          lastKey = raw.key;
+          if (++n >= limit) close();
+          return Promise.resolve({ done: false, value: toEntry<T>(raw) });
+        }
+      };
+      /** `page`, after the entries left in the buffer. */
+      const pageAfterBuffer = async (max: number): Promise<Entry<T>[]> => {
+        const out: Entry<T>[] = [];
+        while (out.length < max && !finished && at < buffer.length) {
+          const r = await fromBuffer()!;
+          if (r.done) break;
+          out.push(r.value);
+        }
+        if (out.length >= max || finished) return out;
+        return out.concat(await page(max - out.length));
+      };
       return {
-        next: () => queued(pull),
-        page: (max: number) => queued(() => page(max)),
+        // Nothing in flight: the buffer's next entry at once (steps stay in order).
+        next: () => {
+          if (inFlight === 0 && !finished) {
+            try {
+              const r = fromBuffer();
+              if (r !== undefined) return r;
+            } catch (err) {
+              finished = true;
+              return Promise.reject(err);
+            }
+          }
+          return queued(pull);
+        },
+        page: (max: number) => queued(() => pageAfterBuffer(max)),
         return: () =>
           queued(() => {
             close();

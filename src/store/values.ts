@@ -122,7 +122,11 @@ function findProblem(
             path.push(i);
             return "is undefined; JSON arrays cannot hold undefined, use null";
           }
-          if (typeof item === "string" || typeof item === "boolean") continue;
+          const t = typeof item;
+          // The common leaves inline: no call per string, boolean or finite number.
+          if (t === "string" || t === "boolean" || (t === "number" && Number.isFinite(item))) {
+            continue;
+          }
           const p = findProblem(item, path, ancestors);
           if (p !== undefined) {
             path.unshift(i);
@@ -138,7 +142,11 @@ function findProblem(
         }
         for (const k in value) {
           const v = (value as Record<string, unknown>)[k];
-          if (v === undefined || typeof v === "string" || typeof v === "boolean") continue;
+          const t = typeof v;
+          if (
+            t === "undefined" || t === "string" || t === "boolean" ||
+            (t === "number" && Number.isFinite(v))
+          ) continue;
           const p = findProblem(v, path, ancestors);
           if (p !== undefined) {
             path.unshift(k);
