@@ -18,7 +18,7 @@ export const postgresDefaults = {
   table: "flowstate_entries",
   /** The schema (namespace) of the tables; created if missing. */
   schema: "public",
-  /** Connections per pool (a store has two: single statements and transactions). */
+  /** Connections in all, split between single statements and transactions. */
   max: 4,
   /** Seconds to wait for a connection to be ready before failing. */
   connectTimeout: 10,
@@ -57,9 +57,10 @@ export interface PostgresDriverOptions {
   /** The schema (default `public`). */
   schema?: string;
   /**
-   * Connections per pool (default 4). A store keeps two pools, one for
-   * single statements and one for transactions, plus one connection for
-   * LISTEN while something watches or waits for a signal.
+   * Connections in all (default 4), split between two pools: single
+   * statements get half (rounded up), transactions the rest (at least one
+   * each, so `max: 1` opens two); plus one connection for LISTEN while
+   * something watches or waits for a signal.
    */
   max?: number;
   /** Seconds to wait for a connection (default 10). */
@@ -161,13 +162,14 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
   let tx: Sql;
   try {
     const settings = {
-      max,
       connect_timeout: connectTimeout,
       onnotice: () => {},
       connection: { application_name: "flowstate" },
     };
-    sql = postgres(url, settings);
-    tx = postgres(url, settings);
+    // `max` counts both pools (each backend costs the server CPU and memory): half each, at
+    // least one.
+    sql = postgres(url, { ...settings, max: Math.max(1, Math.ceil(max / 2)) });
+    tx = postgres(url, { ...settings, max: Math.max(1, Math.floor(max / 2)) });
   } catch (err) {
     // Deno permissions: the client reads PG* environment variables (--allow-env).
     throw new Error(

@@ -72,7 +72,7 @@ export const postgresOptions: ParsingSchema<PostgresOptions> = z.strictObject({
   schema: z.string().regex(SCHEMA_NAME, { message: `must be ${SCHEMA_RULE}` }).default(
     postgresDefaults.schema,
   ),
-  /** Connections per pool: a store keeps two (single statements, transactions). */
+  /** Connections, split between single statements and transactions (at least one each). */
   max: z.number().int().min(1).max(1000).default(postgresDefaults.max),
   /** Seconds to wait for a connection (TCP connect, TLS, authentication) before failing. */
   connectTimeout: z.number().positive().max(3600).default(postgresDefaults.connectTimeout),

@@ -14,7 +14,7 @@ export interface PostgresOptions {
   table: string;
   /** The schema the tables live in (default `public`). */
   schema: string;
-  /** Connections per pool (default 4); a store keeps two pools (single statements, transactions). */
+  /** Connections (default 4), split between single statements and transactions (one each at least). */
   max: number;
   /** Seconds to wait for a connection (default 10). */
   connectTimeout: number;
