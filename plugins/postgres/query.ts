@@ -11,6 +11,7 @@ import { boundsWhere, prefixBounds } from "../_sql/bounds.ts";
 import { chooseIndex, type IndexSpec } from "../../src/store/indexes.ts";
 import { type EscapedKeys, escapedKeys } from "./rows.ts";
 import { noOddUnder, numberExpr, oddExists, prefixTerms, rankExpr, stringExpr } from "./indexes.ts";
+import { shapeKey } from "../_sql/query_shape.ts";
 
 // ---------------------------------------------------------------------------
 // Query pushdown: NormalizedQuery → one SELECT with bound parameters.
@@ -319,31 +320,6 @@ interface Template {
   sources: Source[];
 }
 
-/** A signature of an operand's type, as far as the SQL text depends on it. */
-function signature(v: unknown): string {
-  if (v === undefined) return "u";
-  if (v === null || typeof v === "boolean") return String(v);
-  if (typeof v === "number") return "n";
-  if (typeof v === "string") return safeText(v) ? "s" : "S";
-  if (Array.isArray(v)) return `[${v.map(signature).join(",")}]`;
-  return `o${JSON.stringify(v)}`;
-}
-
-/** Strings, unambiguously: each one's length, then it. */
-function listed(strings: readonly string[]): string {
-  let out = `${strings.length}`;
-  for (const s of strings) out += `|${s.length}:${s}`;
-  return out;
-}
-
-function shapeKey(q: NormalizedQuery): string {
-  let key = listed(q.prefix);
-  for (const c of q.where) key += `\u0001${c.op}\u0001${listed(c.path)}\u0001${signature(c.value)}`;
-  key += `\u0002${q.orderBy.length}`;
-  for (const o of q.orderBy) key += `\u0001${o.direction}\u0001${listed(o.path)}`;
-  return `${key}\u0002${q.limit}\u0002${q.offset}`;
-}
-
 /** `q` with every number and string operand (and `in` item) replaced by a unique probe. */
 function probeQuery(q: NormalizedQuery): { probe: NormalizedQuery; probes: Map<unknown, Source> } {
   const probes = new Map<unknown, Source>();
@@ -415,7 +391,7 @@ export class PgCompiledQueries {
 
   /** The compiled query, as {@linkcode compileQuery} returns it. */
   compile(q: NormalizedQuery, now: number): PgCompiledQuery | undefined {
-    const key = shapeKey(q);
+    const key = shapeKey(q, safeText);
     let t = this.#shapes.get(key);
     if (t === undefined) {
       if (this.#shapes.size >= MAX_SHAPES) this.#shapes.clear();

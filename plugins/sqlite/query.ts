@@ -12,6 +12,7 @@ import type { JsonValue } from "../../src/store/types.ts";
 import { boundsWhere, prefixBounds } from "../_sql/bounds.ts";
 import { chooseIndex, type IndexSpec } from "../../src/store/indexes.ts";
 import { ident, prefixTerms, rankExpr, valueExpr } from "./indexes.ts";
+import { shapeKey } from "../_sql/query_shape.ts";
 
 /** Numeric path segments (array index or object key) that a pushed-down query may have. */
 const MAX_INDEX_SEGMENTS = 2;
@@ -336,31 +337,6 @@ interface Template {
   sources: Source[];
 }
 
-/** A signature of an operand's type, as far as the SQL text depends on it. */
-function signature(v: unknown): string {
-  if (v === undefined) return "u";
-  if (v === null || typeof v === "boolean") return String(v);
-  if (typeof v === "number") return "n";
-  if (typeof v === "string") return v.isWellFormed() ? "s" : "S";
-  if (Array.isArray(v)) return `[${v.map(signature).join(",")}]`;
-  return `o${JSON.stringify(v)}`;
-}
-
-/** Strings, unambiguously: each one's length, then it (no JSON text to build). */
-function listed(strings: readonly string[]): string {
-  let out = `${strings.length}`;
-  for (const s of strings) out += `|${s.length}:${s}`;
-  return out;
-}
-
-function shapeKey(q: NormalizedQuery): string {
-  let key = listed(q.prefix);
-  for (const c of q.where) key += `\u0001${c.op}\u0001${listed(c.path)}\u0001${signature(c.value)}`;
-  key += `\u0002${q.orderBy.length}`;
-  for (const o of q.orderBy) key += `\u0001${o.direction}\u0001${listed(o.path)}`;
-  return `${key}\u0002${q.limit}\u0002${q.offset}`;
-}
-
 /** `q` with every number and string operand (and `in` item) replaced by a unique probe. */
 function probeQuery(q: NormalizedQuery): { probe: NormalizedQuery; probes: Map<unknown, Source> } {
   const probes = new Map<unknown, Source>();
@@ -417,6 +393,9 @@ function makeTemplate(
 /** At most this many shapes are remembered (then the cache starts over). */
 const MAX_SHAPES = 500;
 
+/** Whether a string can be bound as it is (no lone surrogate). */
+const WELL_FORMED = (s: string): boolean => s.isWellFormed();
+
 /** {@linkcode compileQuery}, remembered by the query's shape, for one set of indexes. */
 export class CompiledQueries {
   readonly #indexes: readonly IndexSpec[];
@@ -429,7 +408,7 @@ export class CompiledQueries {
 
   /** The compiled query (as `compileQuery` returns it). */
   compile(q: NormalizedQuery, now: number): CompiledQuery | undefined {
-    const key = shapeKey(q);
+    const key = shapeKey(q, WELL_FORMED);
     let t = this.#shapes.get(key);
     if (t === undefined) {
       if (this.#shapes.size >= MAX_SHAPES) this.#shapes.clear();
