@@ -765,16 +765,7 @@ export class SqliteDriver implements StoreDriver {
         }
         return lastBytes!;
       };
-      const conflicts: Key[] = [];
-      for (const check of checks) {
-        const row = this.#check.get(bytesOf(check.key)) as
-          | { version: string; expires_at: number | null }
-          | undefined;
-        const current = row !== undefined && (row.expires_at === null || row.expires_at > now)
-          ? row.version
-          : null;
-        if (current !== check.version) conflicts.push(check.key);
-      }
+      const conflicts = this.#failedChecks(checks, now, bytesOf);
       if (conflicts.length > 0) {
         this.#rollback.run();
         return { ok: false, conflicts };
@@ -1135,11 +1126,18 @@ export class SqliteDriver implements StoreDriver {
     this.#feedReady();
   }
 
-  /** The keys of the checks that do not hold at `now` (inside a transaction). */
-  #failedChecks(checks: readonly AtomicCheck[], now: number): Key[] {
+  /**
+   * The keys of the checks that do not hold at `now` (inside a transaction);
+   * `bytesOf` encodes a key (a caller may remember the last one).
+   */
+  #failedChecks(
+    checks: readonly AtomicCheck[],
+    now: number,
+    bytesOf: (key: Key) => Uint8Array = encodeKey,
+  ): Key[] {
     const conflicts: Key[] = [];
     for (const check of checks) {
-      const row = this.#check.get(encodeKey(check.key)) as
+      const row = this.#check.get(bytesOf(check.key)) as
         | { version: string; expires_at: number | null }
         | undefined;
       const current = row !== undefined && (row.expires_at === null || row.expires_at > now)
