@@ -97,7 +97,16 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<number> {
   };
 
   // Read-only inspection first, so a table we refuse is never modified.
-  const state = await inspect(sql);
+  let state = await inspect(sql);
+  if (state.entries !== state.meta) {
+    // The two catalog lookups of one statement may each see a different catalog: a store that
+    // another process is creating at this moment can look half-made. Look again under the
+    // table's lock (taken by the creator for the whole creation): still read-only.
+    state = await sql.begin(async (tx) => {
+      await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${state.lock_id})`);
+      return await inspect(tx);
+    });
+  }
   if (state.encoding !== "UTF8") {
     throw new RangeError(
       `${what}: the database uses encoding ${state.encoding}; Flowstate needs a UTF8 database`,
