@@ -332,6 +332,51 @@ export const posix: PathFlavour = {
 };
 
 /** Windows paths, as `node:path`'s `win32`. */
+/**
+ * The root of a Windows path, as node's path.win32 reads it: the device (a
+ * drive `C:`, a UNC `\\\\server\\share` or a device namespace `\\\\.`; "" for
+ * none), where the rest starts, and whether the path is absolute.
+ */
+function winRoot(path: string): { device: string; rootEnd: number; isAbsolute: boolean } {
+  const len = path.length;
+  const code = path.charCodeAt(0);
+  if (len === 1) {
+    return isWinSep(code)
+      ? { device: "", rootEnd: 1, isAbsolute: true }
+      : { device: "", rootEnd: 0, isAbsolute: false };
+  }
+  if (isWinSep(code)) {
+    if (isDeviceNamespace(path)) return { device: `\\\\${path[2]}`, rootEnd: 4, isAbsolute: true };
+    if (!isWinSep(path.charCodeAt(1))) return { device: "", rootEnd: 1, isAbsolute: true };
+    let j = 2;
+    let last = j;
+    while (j < len && !isWinSep(path.charCodeAt(j))) j++;
+    if (j < len && j !== last) {
+      const firstPart = path.slice(last, j);
+      last = j;
+      while (j < len && isWinSep(path.charCodeAt(j))) j++;
+      if (j < len && j !== last) {
+        last = j;
+        while (j < len && !isWinSep(path.charCodeAt(j))) j++;
+        if (j === len || j !== last) {
+          return {
+            device: `\\\\${firstPart}\\${path.slice(last, j)}`,
+            rootEnd: j,
+            isAbsolute: true,
+          };
+        }
+      }
+    }
+    return { device: "", rootEnd: 0, isAbsolute: true };
+  }
+  if (isWindowsDeviceRoot(code) && path.charCodeAt(1) === CHAR_COLON) {
+    return len > 2 && isWinSep(path.charCodeAt(2))
+      ? { device: path.slice(0, 2), rootEnd: 3, isAbsolute: true }
+      : { device: path.slice(0, 2), rootEnd: 2, isAbsolute: false };
+  }
+  return { device: "", rootEnd: 0, isAbsolute: false };
+}
+
 export const win32: PathFlavour = {
   sep: "\\",
   isAbsolute(path: string): boolean {
@@ -345,51 +390,14 @@ export const win32: PathFlavour = {
   normalize(path: string): string {
     const len = path.length;
     if (len === 0) return ".";
-    let rootEnd = 0;
-    let device: string | undefined;
-    let isAbsolute = false;
-    const code = path.charCodeAt(0);
-    if (len === 1) return isPosixSep(code) ? "\\" : path;
-    if (isWinSep(code)) {
-      isAbsolute = true;
-      if (isDeviceNamespace(path)) {
-        device = `\\\\${path[2]}`;
-        rootEnd = 4;
-      } else if (isWinSep(path.charCodeAt(1))) {
-        let j = 2;
-        let last = j;
-        while (j < len && !isWinSep(path.charCodeAt(j))) j++;
-        if (j < len && j !== last) {
-          const firstPart = path.slice(last, j);
-          last = j;
-          while (j < len && isWinSep(path.charCodeAt(j))) j++;
-          if (j < len && j !== last) {
-            last = j;
-            while (j < len && !isWinSep(path.charCodeAt(j))) j++;
-            if (j === len) return `\\\\${firstPart}\\${path.slice(last)}\\`;
-            if (j !== last) {
-              device = `\\\\${firstPart}\\${path.slice(last, j)}`;
-              rootEnd = j;
-            }
-          }
-        }
-      } else {
-        rootEnd = 1;
-      }
-    } else if (isWindowsDeviceRoot(code) && path.charCodeAt(1) === CHAR_COLON) {
-      device = path.slice(0, 2);
-      rootEnd = 2;
-      if (len > 2 && isWinSep(path.charCodeAt(2))) {
-        isAbsolute = true;
-        rootEnd = 3;
-      }
-    }
+    if (len === 1) return isPosixSep(path.charCodeAt(0)) ? "\\" : path;
+    const { device, rootEnd, isAbsolute } = winRoot(path);
     let tail = rootEnd < len
       ? normalizeString(path.slice(rootEnd), !isAbsolute, "\\", isWinSep)
       : "";
     if (tail.length === 0 && !isAbsolute) tail = ".";
     if (tail.length > 0 && isWinSep(path.charCodeAt(len - 1))) tail += "\\";
-    if (!isAbsolute && device === undefined && path.includes(":")) {
+    if (!isAbsolute && device === "" && path.includes(":")) {
       // A relative path must not become one Windows reads as a drive's (CVE-2024-36139).
       if (
         tail.length >= 2 && isWindowsDeviceRoot(tail.charCodeAt(0)) &&
@@ -402,7 +410,7 @@ export const win32: PathFlavour = {
         if (index === len - 1 || isWinSep(path.charCodeAt(index + 1))) return `.\\${tail}`;
       } while ((index = path.indexOf(":", index + 1)) !== -1);
     }
-    if (device === undefined) return isAbsolute ? `\\${tail}` : tail;
+    if (device === "") return isAbsolute ? `\\${tail}` : tail;
     return isAbsolute ? `${device}\\${tail}` : `${device}${tail}`;
   },
   join(...paths: string[]): string {
@@ -464,49 +472,7 @@ export const win32: PathFlavour = {
           path = `${resolvedDevice}\\`;
         }
       }
-      const len = path.length;
-      let rootEnd = 0;
-      let device = "";
-      let isAbsolute = false;
-      const code = path.charCodeAt(0);
-      if (len === 1) {
-        if (isWinSep(code)) {
-          rootEnd = 1;
-          isAbsolute = true;
-        }
-      } else if (isWinSep(code)) {
-        isAbsolute = true;
-        if (isDeviceNamespace(path)) {
-          device = `\\\\${path[2]}`;
-          rootEnd = 4;
-        } else if (isWinSep(path.charCodeAt(1))) {
-          let j = 2;
-          let last = j;
-          while (j < len && !isWinSep(path.charCodeAt(j))) j++;
-          if (j < len && j !== last) {
-            const firstPart = path.slice(last, j);
-            last = j;
-            while (j < len && isWinSep(path.charCodeAt(j))) j++;
-            if (j < len && j !== last) {
-              last = j;
-              while (j < len && !isWinSep(path.charCodeAt(j))) j++;
-              if (j === len || j !== last) {
-                device = `\\\\${firstPart}\\${path.slice(last, j)}`;
-                rootEnd = j;
-              }
-            }
-          }
-        } else {
-          rootEnd = 1;
-        }
-      } else if (isWindowsDeviceRoot(code) && path.charCodeAt(1) === CHAR_COLON) {
-        device = path.slice(0, 2);
-        rootEnd = 2;
-        if (len > 2 && isWinSep(path.charCodeAt(2))) {
-          isAbsolute = true;
-          rootEnd = 3;
-        }
-      }
+      const { device, rootEnd, isAbsolute } = winRoot(path);
       if (device.length > 0) {
         if (resolvedDevice.length > 0) {
           if (device.toLowerCase() !== resolvedDevice.toLowerCase()) continue;
