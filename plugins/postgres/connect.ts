@@ -135,6 +135,8 @@ export interface Connection {
   schema: string;
   /** The table, unquoted. */
   table: string;
+  /** The store's schema version, as read at open (2: the change feed has its table). */
+  version: number;
 }
 
 /**
@@ -178,7 +180,7 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
     );
   }
   try {
-    const lockId = await setUp(sql, {
+    const { lockId, version } = await setUp(sql, {
       schema,
       table,
       qualified,
@@ -187,7 +189,7 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       storeName,
       mustExist: options.mustExist ?? false,
     });
-    return { sql, tx, storeName, location, qualified, lockId, schema, table };
+    return { sql, tx, storeName, location, qualified, lockId, schema, table, version };
   } catch (err) {
     await Promise.all([sql.end({ timeout: 0 }), tx.end({ timeout: 0 })]).catch(() => {});
     if (

@@ -8,22 +8,27 @@
  * @module
  */
 import type { Row, RowList, Sql } from "postgres";
-import { StoreClosedError } from "../../src/errors.ts";
+import { StoreClosedError, StoreCorruptError } from "../../src/errors.ts";
 import type {
   ClaimRequest,
   ClearRange,
   CommitRequest,
   DriverClaimResult,
   DriverCommitResult,
-  FeedCommit,
+  FeedTable,
+  FeedTableRange,
+  FeedTrimRequest,
   KeyRange,
   Mutation,
   RawEntry,
   StoreDriver,
 } from "../../src/store/driver.ts";
-import { encodeKey } from "../../src/store/keys.ts";
+import { decodeKey, encodeKey, inClearRange } from "../../src/store/keys.ts";
+import { FEED_BY_KEY, FEED_ENTRIES, FEED_HEAD } from "../../src/store/feed.ts";
+import { changeOf, type FeedRow, rowOf } from "../_sql/feed_row.ts";
+import { FEED_TABLE_COLUMNS, feedReads, feedTableDdl, feedTableName } from "./feed.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
-import type { AtomicCheck, Capabilities, Key } from "../../src/store/types.ts";
+import type { AtomicCheck, Capabilities, Change, Key } from "../../src/store/types.ts";
 import { boundsWhere } from "../_sql/bounds.ts";
 import { asyncPagedEntries, entryOf, type EntryRow } from "../_sql/keyset.ts";
 import { connect, type PostgresDriverOptions } from "./connect.ts";
@@ -41,8 +46,10 @@ import type { QueryPlan } from "../../src/store/types.ts";
 import { indexName, type PgIndexTarget, preparePgIndexes } from "./indexes.ts";
 import { escapedKeys, type EscapedRow } from "./rows.ts";
 import { pgSearch, preparePgSearch } from "./search.ts";
-import { LOCK_CLASS, quoteIdent } from "./schema.ts";
+import { LOCK_CLASS, NEWEST_SCHEMA_VERSION, quoteIdent } from "./schema.ts";
 import {
+  FEED_FUNCTION_ARITY,
+  FEED_HEAD_LOCK,
   feedFunctionCalls,
   feedFunctionDdl,
   feedFunctionName,
@@ -55,9 +62,6 @@ import {
   toHex,
   type WritePlan,
 } from "./statements.ts";
-
-/** Wake listeners of a channel ($1) when the transaction commits. */
-const NOTIFY = "SELECT pg_notify($1::text, '')";
 
 /** `plan.single` also as the arrays, which the batched statements take. */
 function expandSingle(plan: WritePlan): WritePlan {
@@ -111,14 +115,14 @@ function lockList(checkKeys: readonly string[], plan: WritePlan): string[] {
   return [...new Set([...checkKeys, ...plan.deleteKeys, ...plan.setKeys])];
 }
 
-/** A feed commit waiting to be sent: its checks, its 18 parameters, its result. */
+/** A feed commit waiting to be sent: its checks, its parameters, its result. */
 interface FeedCall {
   checks: readonly AtomicCheck[];
   params: unknown[];
   done: PromiseWithResolvers<DriverCommitResult | undefined>;
 }
 
-/** Feed commits sent together at most (18 parameters each). */
+/** Feed commits sent together at most (`FEED_FUNCTION_ARITY` parameters each). */
 const MAX_FEED_BATCH = 16;
 
 /** How many times a commit is retried after PostgreSQL aborted it for a deadlock. */
@@ -174,11 +178,22 @@ export class PostgresDriver implements StoreDriver {
   #search: SearchSpec | undefined;
   #listeners = new Set<{ unlisten(): Promise<void> }>();
   /**
-   * Whether the feed-commit function is there to call: created on the first
-   * `commitFeed` (see {@linkcode PostgresDriver.commitFeed}); `false` when this
-   * role may not create it (the pipelined transaction does the same work).
+   * The feed's table made ready, and whether the feed-commit function is
+   * there to call: done on the first feed commit (see `#prepareFeed`).
    */
-  #feedFunction: Promise<boolean> | undefined;
+  #feedPrepared: Promise<boolean> | undefined;
+  /** Whether the feed's table is there (once seen, it stays). */
+  #feedExists = false;
+  /** The feed's reads and trim. */
+  #feedReads: ReturnType<typeof feedReads>;
+  /** The hex of `FEED_HEAD_LOCK`'s key. */
+  #headLockHex = toHex(encodeKey(FEED_HEAD_LOCK));
+  /**
+   * The change feed, kept in `<table>_feed` (see `feed.ts`). Absent only when
+   * the store keeps its feed in the key space and this role may not move it
+   * into a table: the core then keeps it there, as before.
+   */
+  readonly feedTable?: FeedTable;
   /** Feed commits waiting for the statement on its way (see `#callFeedFunction`). */
   #feedQueue: FeedCall[] = [];
   /** A feed-commit statement is on its way. */
@@ -202,9 +217,20 @@ export class PostgresDriver implements StoreDriver {
     this.location = location;
     this.#storeName = storeName;
     this.#table = table;
-    this.#sqlText = statements(table, lockId);
     this.#schema = schema;
     this.#bareTable = bareTable;
+    const names = { feed: this.#sibling("_feed"), meta: this.#sibling("_meta") };
+    this.#sqlText = statements(table, lockId, names);
+    this.#feedReads = feedReads(names.feed, names.meta);
+    this.feedTable = {
+      commit: (request, feed) => this.#feedCommit(request, feed),
+      head: this.#feedHead,
+      first: this.#feedFirst,
+      changes: (range) => this.#feedChanges(range),
+      entry: this.#feedEntry,
+      keySeqs: (key, range) => this.#feedKeySeqs(key, range),
+      trim: (request) => this.#feedTrim(request),
+    };
   }
 
   /**
@@ -216,7 +242,7 @@ export class PostgresDriver implements StoreDriver {
    */
   static async open(url: string, options: PostgresDriverOptions = {}): Promise<PostgresDriver> {
     const c = await connect(url, options);
-    return new PostgresDriver(
+    const driver = new PostgresDriver(
       c.sql,
       c.tx,
       c.location,
@@ -226,6 +252,22 @@ export class PostgresDriver implements StoreDriver {
       c.schema,
       c.table,
     );
+    if (c.version >= NEWEST_SCHEMA_VERSION) driver.#feedExists = true;
+    else if (await driver.get(FEED_HEAD, 0) !== null) {
+      // A feed in the key space (Flowstate 0.3): moved into its table now, once.
+      try {
+        await driver.#prepareFeed();
+      } catch (err) {
+        if (codeOf(err) === "42501" || codeOf((err as Error).cause) === "42501") {
+          // This role may not make the table: the core keeps the feed where it is.
+          (driver as { feedTable?: FeedTable }).feedTable = undefined;
+        } else {
+          await driver.close();
+          throw err;
+        }
+      }
+    }
+    return driver;
   }
 
   #assertOpen(what: string): void {
@@ -974,7 +1016,7 @@ export class PostgresDriver implements StoreDriver {
           version: taken[taken.length - 1].commit.version,
           now: taken[taken.length - 1].commit.now,
         };
-        const result = await this.#commitIn(tx, commit, request.feed?.(commit));
+        const result = await this.#commitIn(tx, commit, request.feedTable);
         open = false;
         return { key: taken[0].key, keys: taken.map((t) => t.key), result };
       } catch (err) {
@@ -990,60 +1032,47 @@ export class PostgresDriver implements StoreDriver {
     }
   }
 
-  /**
-   * A commit and the change feed's part of it, in one transaction and one
-   * round trip: one autocommit call of the table's feed-commit function
-   * (PL/pgSQL, created on the first feed commit, see `feedFunctionDdl`),
-   * whose statements take the commit's keys' locks with those of
-   * `feed.reads` (the feed's head among them: commits that write the feed go
-   * one at a time, in the order they get the head's lock, and hold it until
-   * their commit, so sequence numbers follow commit order); then, in a later
-   * statement and so a fresh snapshot that sees the commit before it, read
-   * the head and the previous versions and write the commit's and the
-   * feed's writes only if every check holds (`feed.template`); then a
-   * `pg_notify` if anything was written. A role that may not create the
-   * function gets the same statements as a pipelined transaction on a
-   * reserved connection (`BEGIN` … `COMMIT`, one round trip too, but more
-   * work for the client and the server).
-   */
-  async commitFeed(request: CommitRequest, feed: FeedCommit): Promise<DriverCommitResult> {
-    const what = "Cannot commit";
-    this.#assertOpen(what);
-    if (request.mutations.some((m) => m.type === "clear")) {
-      throw new TypeError(`${what}: a commit that writes the feed natively cannot clear a range`);
-    }
-    if (await this.#hasFeedFunction()) {
-      const result = await this.#callFeedFunction(request, feed);
-      if (result !== undefined) return result;
-    }
-    return await this.#pipelinedFeedCommit(request, feed);
-  }
-
   /** The qualified, quoted name of this table's feed-commit function. */
   get #feedFunctionName(): string {
     return `${quoteIdent(this.#schema)}.${quoteIdent(feedFunctionName(this.#bareTable))}`;
   }
 
+  /** The feed table, or the meta table, qualified and quoted. */
+  #sibling(suffix: "_feed" | "_meta"): string {
+    return `${quoteIdent(this.#schema)}.${quoteIdent(`${this.#bareTable}${suffix}`)}`;
+  }
+
   /**
-   * Create this table's feed-commit function if it is missing (once per
-   * driver; under an advisory lock of its own, so processes doing it at once
-   * do not race). Resolves `false` when it cannot be had: for good when the
-   * server refuses it (the role may not create functions in the schema, or
-   * the server is older than PostgreSQL 12), for this call only on any other
-   * failure (the next commit tries again).
+   * Make the feed's table ready (once per driver, see `feed.ts`), under the
+   * table's lock (exclusive: no commit runs meanwhile, and every other
+   * process doing the same waits): at schema version 1, create the table and
+   * move a feed the core kept in the key space into it, in the same
+   * transaction (schema version 2 from then on); then create this table's
+   * feed-commit function if it is missing. Resolves whether the function is
+   * there to call (`false`: the role may not create it; the pipelined
+   * transaction does the same work). Throws a clear error when the table
+   * cannot be had.
    */
-  #hasFeedFunction(): Promise<boolean> {
-    return this.#feedFunction ??= (async () => {
+  #prepareFeed(): Promise<boolean> {
+    return this.#feedPrepared ??= (async () => {
+      const what = "Cannot write the change feed";
       try {
         await this.#tx.begin(async (tx) => {
-          const name = feedFunctionName(this.#bareTable);
-          await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
-            `${this.#schema}.${name}`,
-          ]);
+          await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${this.#lockId})`);
+          await this.#moveKeySpaceFeed(tx);
+        });
+      } catch (err) {
+        this.#feedPrepared = undefined;
+        throw this.#error(what, err);
+      }
+      this.#feedExists = true;
+      try {
+        await this.#tx.begin(async (tx) => {
+          await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${this.#lockId})`);
           const found = await tx.unsafe(
             `SELECT 1 FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace ` +
               `WHERE n.nspname = $1 AND p.proname = $2`,
-            [this.#schema, name],
+            [this.#schema, feedFunctionName(this.#bareTable)],
           );
           if (found.length === 0) {
             await tx.unsafe(feedFunctionDdl(this.#feedFunctionName, this.#sqlText.feedBody));
@@ -1053,10 +1082,137 @@ export class PostgresDriver implements StoreDriver {
       } catch (err) {
         // The server refused (no CREATE privilege on the schema, a server too old for the
         // function's settings): for good. Anything else (the connection): try again next time.
-        if (!isPostgresError(err)) this.#feedFunction = undefined;
+        if (!isPostgresError(err)) this.#feedPrepared = undefined;
         return false;
       }
     })();
+  }
+
+  /**
+   * Inside `tx`, which holds the table's lock: unless the store is at schema
+   * version 2 already, create the feed table, move the key space's feed (a
+   * store written by Flowstate 0.3: its head, entries and by-key rows) into
+   * it with the same numbers and fields, the head's number as the floor, and
+   * delete the old rows; set schema version 2. A table of the feed table's
+   * name that is not this store's is refused (nothing changed).
+   */
+  async #moveKeySpaceFeed(tx: { unsafe: Sql["unsafe"] }): Promise<void> {
+    const meta = this.#sibling("_meta");
+    const ft = this.#sibling("_feed");
+    const [version] = await tx.unsafe<{ value: string }[]>(
+      `SELECT value FROM ${meta} WHERE key = 'schema_version'`,
+    );
+    if (version !== undefined && Number(version.value) >= NEWEST_SCHEMA_VERSION) return;
+    const [clash] = await tx.unsafe<{ taken: boolean }[]>(
+      `SELECT to_regclass($1) IS NOT NULL AS taken`,
+      [ft],
+    );
+    if (clash.taken) {
+      throw new StoreCorruptError(
+        `Cannot keep the change feed of store "${this.#storeName}": table ${this.#schema}.` +
+          `${feedTableName(this.#bareTable)} exists but is not this store's change feed ` +
+          `(${this.#schema}.${this.#bareTable}_meta is at schema version 1); nothing was ` +
+          `changed: rename that table or choose another "table" option`,
+        { path: this.location },
+      );
+    }
+    for (const ddl of feedTableDdl(this.#schema, this.#bareTable)) await tx.unsafe(ddl);
+    const [headRow] = await tx.unsafe<{ value: string }[]>(
+      `SELECT value FROM ${this.#table} WHERE key = $1`,
+      [encodeKey(FEED_HEAD)],
+    );
+    if (headRow !== undefined) {
+      const head = JSON.parse(headRow.value) as { seq: number; since?: number };
+      let since = head.since;
+      const { where, params } = rangeWhere({ prefix: FEED_ENTRIES }, 1);
+      let after = new Uint8Array(0);
+      for (;;) {
+        const rows = await tx.unsafe<{ key: Uint8Array; value: string }[]>(
+          `SELECT key, value FROM ${this.#table} WHERE ${where} AND key > $${
+            params.length + 1
+          }::bytea ORDER BY key LIMIT 5000`,
+          [...params, after] as never[],
+        );
+        if (rows.length === 0) break;
+        after = new Uint8Array(rows[rows.length - 1].key);
+        const cols: unknown[][] = Array.from({ length: 9 }, () => []);
+        for (const row of rows) {
+          const change = JSON.parse(row.value) as Change;
+          since ??= change.at;
+          rowOf(change).forEach((v, i) => cols[i].push(v instanceof Uint8Array ? toHex(v) : v));
+        }
+        await tx.unsafe(
+          `INSERT INTO ${ft} (${FEED_TABLE_COLUMNS}) SELECT s, a, decode(k, 'hex'), o, v, ` +
+            `ver, p, x, b FROM unnest($1::bigint[], $2::float8[], $3::text[], $4::text[], ` +
+            `$5::text[], $6::text[], $7::text[], $8::float8[], $9::text[]) ` +
+            `AS u(s, a, k, o, v, ver, p, x, b)`,
+          cols as never[],
+        );
+      }
+      for (const prefix of [FEED_ENTRIES, FEED_BY_KEY]) {
+        const range = rangeWhere({ prefix }, 1);
+        await tx.unsafe(
+          `DELETE FROM ${this.#table} WHERE ${range.where}`,
+          range.params as never[],
+        );
+      }
+      await tx.unsafe(`DELETE FROM ${this.#table} WHERE key = $1`, [encodeKey(FEED_HEAD)]);
+      await tx.unsafe(
+        `INSERT INTO ${meta} (key, value) VALUES ('feed_floor', $1), ('feed_since', $2) ` +
+          `ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        [String(head.seq), String(since ?? Date.now())],
+      );
+    }
+    await tx.unsafe(`UPDATE ${meta} SET value = $1 WHERE key = 'schema_version'`, [
+      String(NEWEST_SCHEMA_VERSION),
+    ]);
+  }
+
+  /** Whether the feed's table is there (another process may have made it since the last look). */
+  async #feedReady(): Promise<boolean> {
+    if (!this.#feedExists) {
+      const [row] = await this.#run<{ value: string }[]>(
+        "Cannot read the change feed",
+        `SELECT value FROM ${this.#sibling("_meta")} WHERE key = 'schema_version'`,
+        [],
+      );
+      this.#feedExists = row !== undefined && Number(row.value) >= NEWEST_SCHEMA_VERSION;
+    }
+    return this.#feedExists;
+  }
+
+  /**
+   * A commit and its change feed entries (see {@linkcode FeedTable.commit}),
+   * in one transaction and one round trip: one autocommit call of the table's
+   * feed-commit function (PL/pgSQL, created on the first feed commit, see
+   * `feedFunctionDdl`), which takes the commit's keys' locks with that of
+   * `FEED_HEAD_LOCK` (commits that write the feed go one at a time, in the
+   * order they get it, and hold it until their commit, so sequence numbers
+   * follow commit order); then, in a later statement and so a fresh snapshot
+   * that sees the commit before it, reads the head and the previous
+   * versions and writes the commit's rows and the feed's entries only if
+   * every check holds, and a `pg_notify` if entries were written. A role
+   * that may not create the function gets the same statements as a
+   * pipelined transaction on a reserved connection. A commit with a range
+   * delete takes the table's lock exclusive, lists the range's keys and
+   * deletes each (with its entry) in the same transaction.
+   */
+  async #feedCommit(
+    request: CommitRequest,
+    feed: { by: string; topic: string },
+  ): Promise<DriverCommitResult> {
+    const what = "Cannot commit";
+    this.#assertOpen(what);
+    if (request.checks.length === 0 && request.mutations.length === 0) return { ok: true };
+    const hasFunction = await this.#prepareFeed();
+    if (request.mutations.some((m) => m.type === "clear")) {
+      return await this.#clearingFeedCommit(request, feed);
+    }
+    if (hasFunction) {
+      const result = await this.#callFeedFunction(request, feed);
+      if (result !== undefined) return result;
+    }
+    return await this.#pipelinedFeedCommit(request, feed);
   }
 
   /**
@@ -1074,12 +1230,12 @@ export class PostgresDriver implements StoreDriver {
    */
   #callFeedFunction(
     request: CommitRequest,
-    feed: FeedCommit,
+    feed: { by: string; topic: string },
   ): Promise<DriverCommitResult | undefined> {
     const { params, locked } = this.#feedParams(request, feed);
     const call: FeedCall = {
       checks: request.checks,
-      params: [...params, locked, this.#channel(feed.topic)],
+      params: [...params, locked],
       done: Promise.withResolvers(),
     };
     this.#feedQueue.push(call);
@@ -1115,10 +1271,11 @@ export class PostgresDriver implements StoreDriver {
       );
     }
     const params = batch.flatMap((c) => c.params) as never[];
+    const locks = FEED_FUNCTION_ARITY - 1;
     if (batch.length > 1) {
       // The first call takes every call's locks, in one sorted pass: the later calls find
       // theirs held already, so two batches never wait for each other in a cycle.
-      params[16] = batch.flatMap((c) => c.params[16] as string[]) as never;
+      params[locks] = batch.flatMap((c) => c.params[locks] as string[]) as never;
     }
     for (let attempt = 1;; attempt++) {
       if (this.#closed) {
@@ -1132,18 +1289,13 @@ export class PostgresDriver implements StoreDriver {
           PREPARED,
         );
         batch.forEach(({ checks, done }, j) => {
-          const failed = row[`r${j}`];
-          done.resolve(
-            failed === null || failed.length === 0
-              ? { ok: true }
-              : { ok: false, conflicts: failed.map((i) => checks[i - 1].key) },
-          );
+          done.resolve(this.#feedResult(checks, row[`r${j}`]));
         });
         return;
       } catch (err) {
         if (codeOf(err) === "42883") {
           // undefined_function: nothing ran.
-          this.#feedFunction = undefined;
+          this.#feedPrepared = undefined;
           for (const c of batch) c.done.resolve(undefined);
           return;
         }
@@ -1160,76 +1312,122 @@ export class PostgresDriver implements StoreDriver {
     }
   }
 
-  /** The `feedWrite` parameters of a feed commit, the keys it locks and the head's key (hex). */
+  /** A feed commit's result from its failed checks' numbers (0: a key's lock was busy). */
+  #feedResult(checks: readonly AtomicCheck[], failed: number[] | null): DriverCommitResult {
+    return failed === null || failed.length === 0
+      ? { ok: true }
+      : { ok: false, conflicts: failed.filter((i) => i !== 0).map((i) => checks[i - 1].key) };
+  }
+
+  /** The `feedWrite` parameters of a feed commit, and the keys it locks (hex). */
   #feedParams(
     request: CommitRequest,
-    feed: FeedCommit,
-  ): { params: unknown[]; locked: string[]; headHex: string } {
+    feed: { by: string; topic: string },
+  ): { params: unknown[]; locked: string[] } {
     const { checks, mutations, version, now } = request;
-    const plan = expandSingle(planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]));
+    const planned = planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]);
+    const order = planned.order ?? [toHex(planned.single!.key)];
+    const plan = expandSingle(planned);
     const checkKeys = checks.map((c) => toHex(encodeKey(c.key)));
-    const t = feed.template;
-    const headHex = toHex(encodeKey(t.head));
-    const locked = [
-      ...checkKeys,
-      ...plan.deleteKeys,
-      ...plan.setKeys,
-      ...feed.reads.map((k) => toHex(encodeKey(k))),
-    ];
+    const locked = [...lockList(checkKeys, plan), this.#headLockHex];
     const params = [
       ...checkedWriteParams(checkKeys, checks.map((c) => c.version), now, plan, version),
-      headHex,
-      toHex(encodeKey(t.entries)),
-      String(t.since),
-      t.writes.map((w) => toHex(encodeKey(w.key))),
-      t.writes.map((w) => (w.delete ? "t" : "f")),
-      t.writes.map((w) => toHex(encodeKey(w.byKey))),
-      t.writes.map((w) => w.middle),
-      t.writes.map((w) => w.tail),
+      order,
+      feed.by,
+      this.#channel(feed.topic),
     ];
-    return { params, locked, headHex };
+    return { params, locked };
   }
 
   /**
    * The feed commit as a pipelined transaction on a reserved connection
    * (where the feed-commit function cannot be had): `BEGIN`, the locks,
-   * `feedWrite`, the conditional `pg_notify`, `COMMIT`.
+   * `feedWrite`, `COMMIT`.
    */
   async #pipelinedFeedCommit(
     request: CommitRequest,
-    feed: FeedCommit,
+    feed: { by: string; topic: string },
+  ): Promise<DriverCommitResult> {
+    const s = this.#sqlText;
+    const { params, locked } = this.#feedParams(request, feed);
+    return await this.#feedTransaction((tx) => [
+      tx.unsafe(s.keyLocks, [locked] as never[], PREPARED),
+      tx.unsafe(s.feedWrite, params as never[], PREPARED),
+    ], request.checks);
+  }
+
+  /**
+   * A feed commit with range deletes: the table's lock exclusive (every
+   * other commit waits, and it for them), then each `clear` becomes a delete
+   * of every key in its range as listed now (an earlier set in the range, a
+   * delete too), and `feedWrite` applies them with their entries, in one
+   * pipelined transaction.
+   */
+  async #clearingFeedCommit(
+    request: CommitRequest,
+    feed: { by: string; topic: string },
+  ): Promise<DriverCommitResult> {
+    const s = this.#sqlText;
+    return await this.#feedTransaction(async (tx) => {
+      await tx.unsafe(s.lock);
+      const mutations: Mutation[] = [];
+      for (const m of request.mutations) {
+        if (m.type !== "clear") {
+          mutations.push(m);
+          continue;
+        }
+        for (let i = 0; i < mutations.length; i++) {
+          const prior = mutations[i];
+          if (prior.type === "set" && inClearRange(prior.key, m.range)) {
+            mutations[i] = { type: "delete", key: prior.key };
+          }
+        }
+        const { where, params } = rangeWhere(m.range, 1);
+        const rows = await tx.unsafe<{ key: Uint8Array }[]>(
+          `SELECT key FROM ${this.#table} WHERE ${where} ORDER BY key`,
+          params as never[],
+        );
+        for (const row of rows) mutations.push({ type: "delete", key: decodeKey(row.key) });
+      }
+      const { params } = this.#feedParams({ ...request, mutations }, feed);
+      return [tx.unsafe(s.feedWrite, params as never[], PREPARED)];
+    }, request.checks);
+  }
+
+  /**
+   * `BEGIN`, the statements `steps` sends (the last one `feedWrite`'s), and
+   * `COMMIT` on a reserved connection, pipelined; retried on a deadlock.
+   */
+  async #feedTransaction(
+    steps: (
+      tx: { unsafe: Sql["unsafe"] },
+    ) => Promise<Promise<Row[]>[]> | Promise<Row[]>[],
+    checks: readonly AtomicCheck[],
   ): Promise<DriverCommitResult> {
     const what = "Cannot commit";
-    const { checks, version } = request;
-    const s = this.#sqlText;
-    const feedParams = this.#feedParams(request, feed);
-    const { locked, headHex } = feedParams;
-    const params = feedParams.params as never[];
     for (let attempt = 1;; attempt++) {
       this.#assertOpen(what);
       const tx = await this.#tx.reserve();
       try {
-        const results = await Promise.allSettled([
-          tx.unsafe("BEGIN"),
-          tx.unsafe(s.keyLocks, [locked] as never[], PREPARED),
-          tx.unsafe(s.feedWrite, params, PREPARED),
-          tx.unsafe(
-            s.notifyIfVersion,
-            [this.#channel(feed.topic), headHex, version] as never[],
-            PREPARED,
-          ),
-          tx.unsafe("COMMIT"),
-        ]);
+        const begin = tx.unsafe("BEGIN");
+        begin.catch(() => {}); // sent now (a query goes out when awaited); its outcome is read below
+        let sent: Promise<Row[]>[] = [];
+        let early: unknown;
+        try {
+          sent = await steps(tx);
+        } catch (err) {
+          early = err;
+        }
+        const results = await Promise.allSettled([begin, ...sent, tx.unsafe("COMMIT")]);
         const failures = results.filter((r) => r.status === "rejected").map((r) => r.reason);
+        if (early !== undefined) failures.unshift(early);
         if (failures.length > 0) {
           // A failed statement makes COMMIT roll back; make sure nothing stays open.
           await tx.unsafe("ROLLBACK").catch(() => {});
           throw failures.find((e) => codeOf(e) !== "25P02") ?? failures[0];
         }
-        const failed = (results[2] as PromiseFulfilledResult<Row[]>).value;
-        return failed.length === 0
-          ? { ok: true }
-          : { ok: false, conflicts: failed.map((r) => checks[(r.i as number) - 1].key) };
+        const [row] = (results[results.length - 2] as PromiseFulfilledResult<Row[]>).value;
+        return this.#feedResult(checks, row.failed as number[] | null);
       } catch (err) {
         if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
           throw this.#error(what, err);
@@ -1237,6 +1435,100 @@ export class PostgresDriver implements StoreDriver {
       } finally {
         tx.release();
       }
+    }
+  }
+
+  #feedHead = async (): Promise<{ seq: number; since?: number }> => {
+    if (!(await this.#feedReady())) return { seq: 0 };
+    const [row] = await this.#run<{ seq: number; since: number | null }[]>(
+      "Cannot read the change feed",
+      this.#feedReads.head,
+      [],
+    );
+    return row.since === null ? { seq: row.seq } : { seq: row.seq, since: row.since };
+  };
+
+  #feedFirst = async (): Promise<number | undefined> => {
+    if (!(await this.#feedReady())) return undefined;
+    const [row] = await this.#run<{ seq: number | null }[]>(
+      "Cannot read the change feed",
+      this.#feedReads.first,
+      [],
+    );
+    return row.seq ?? undefined;
+  };
+
+  #feedEntry = async (seq: number): Promise<Change | null> => {
+    if (!(await this.#feedReady())) return null;
+    const [row] = await this.#values<FeedRow>(
+      "Cannot read the change feed",
+      this.#feedReads.entry,
+      [seq],
+    );
+    return row === undefined ? null : changeOf(row);
+  };
+
+  /** Pages of `size` by `seq` (keyset: no transaction stays open between pages). */
+  async *#feedPages<T>(
+    range: FeedTableRange,
+    read: (after: number, before: number, size: number) => Promise<T[]>,
+    seqOf: (row: T) => number,
+  ): AsyncGenerator<T> {
+    if (!(await this.#feedReady())) return;
+    const size = Math.max(1, Math.min(range.batchSize, 10_000));
+    let after = range.after ?? 0;
+    let before = range.before ?? Number.MAX_SAFE_INTEGER;
+    for (;;) {
+      const rows = await read(after, before, size);
+      yield* rows;
+      if (rows.length < size) return;
+      const last = seqOf(rows[rows.length - 1]);
+      if (range.reverse) before = last;
+      else after = last;
+    }
+  }
+
+  async *#feedChanges(range: FeedTableRange): AsyncGenerator<Change> {
+    const text = range.reverse ? this.#feedReads.changesReverse : this.#feedReads.changes;
+    const pages = this.#feedPages(
+      range,
+      (after, before, size) =>
+        this.#values<FeedRow>("Cannot read the change feed", text, [after, before, size]),
+      (row) => row[0],
+    );
+    for await (const row of pages) yield changeOf(row);
+  }
+
+  async *#feedKeySeqs(key: Key, range: FeedTableRange): AsyncGenerator<number> {
+    const text = range.reverse ? this.#feedReads.keySeqsReverse : this.#feedReads.keySeqs;
+    const bytes = encodeKey(key);
+    const pages = this.#feedPages(
+      range,
+      (after, before, size) =>
+        this.#values<[number]>("Cannot read the change feed", text, [bytes, after, before, size]),
+      (row) => row[0],
+    );
+    for await (const [seq] of pages) yield seq;
+  }
+
+  /**
+   * Delete the old entries from the oldest on, up to the first that is
+   * neither old by count nor by age (or above `lastSeq`), at most
+   * `PURGE_BATCH_SIZE` per statement; the last number deleted stays as the
+   * floor, in the same statement.
+   */
+  async #feedTrim(request: FeedTrimRequest): Promise<number> {
+    const { keepFrom, cutoff, lastSeq } = request;
+    if (!(await this.#feedReady())) return 0;
+    let removed = 0;
+    for (;;) {
+      const [row] = await this.#run<{ n: number }[]>(
+        "Cannot trim the change feed",
+        this.#feedReads.trim,
+        [keepFrom, cutoff ?? -Number.MAX_VALUE, lastSeq, PURGE_BATCH_SIZE],
+      );
+      removed += row.n;
+      if (row.n < PURGE_BATCH_SIZE) return removed;
     }
   }
 
@@ -1249,56 +1541,40 @@ export class PostgresDriver implements StoreDriver {
    * be waiting for one of those rows, and each would wait for the other
    * until PostgreSQL's deadlock check (1 s by default) broke the cycle. A
    * busy lock makes the commit fail with no conflicting key (the queue
-   * claims again, and the other commit goes first). With `feed`, the locks include `feed.reads`,
-   * which are read in the same round trip; the feed's writes join the
-   * commit's, and a `pg_notify` of `feed.topic` goes before `COMMIT`.
+   * claims again, and the other commit goes first). With `feed` (the store
+   * keeps a change feed), the locks include the feed head's, and
+   * `claimFeedWrite` appends the commit's entries to the feed's table and
+   * notifies `feed.topic` at `COMMIT`.
    */
   async #commitIn(
     tx: { unsafe: Sql["unsafe"] },
     request: CommitRequest,
-    feed?: FeedCommit,
+    feed?: { by: string; topic: string },
   ): Promise<DriverCommitResult> {
-    const { checks, version, now } = request;
-    let mutations = request.mutations;
+    const { checks, version, now, mutations } = request;
     if (mutations.some((m) => m.type === "clear")) {
       throw new TypeError("Cannot claim: a claim's commit cannot clear a range");
     }
     const s = this.#sqlText;
-    const checkKeys = checks.map((c) => toHex(encodeKey(c.key)));
-    const ownKeys = (plan: WritePlan) => lockList(checkKeys, plan);
-    let plan = expandSingle(planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]));
-    let notify = false;
     if (feed !== undefined) {
-      const readHex = feed.reads.map((k) => toHex(encodeKey(k)));
-      const [, rows] = await Promise.all([
-        tx.unsafe(s.tryKeyLocks, [[...ownKeys(plan), ...readHex]] as never[], PREPARED),
-        tx.unsafe<EntryRow[]>(s.getMany, [readHex, now] as never[], PREPARED),
+      const { params, locked } = this.#feedParams(request, feed);
+      const [, [row]] = await Promise.all([
+        tx.unsafe(s.tryKeyLocks, [locked] as never[], PREPARED),
+        tx.unsafe<Row[]>(s.claimFeedWrite, params as never[], PREPARED),
+        // A failed check wrote nothing: COMMIT ends the transaction all the same.
+        tx.unsafe("COMMIT"),
       ]);
-      const found = new Map<string, EntryRow>();
-      for (const row of rows) found.set(toHex(row.key), row);
-      const read = feed.reads.map((key, i): RawEntry | null => {
-        const row = found.get(readHex[i]);
-        return row === undefined
-          ? null
-          : { key, value: row.value, version: row.version, expiresAt: row.expires_at };
-      });
-      const extra = feed.plan(read);
-      if (extra.length > 0) {
-        notify = true;
-        mutations = [...mutations, ...extra];
-        plan = expandSingle(planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]));
-      }
+      return this.#feedResult(checks, row.failed as number[] | null);
     }
+    const checkKeys = checks.map((c) => toHex(encodeKey(c.key)));
+    const plan = expandSingle(planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]));
     const [, failed] = await Promise.all([
-      // With a feed, the locks are tried already (the feed's new keys are under the head's).
-      feed === undefined ? tx.unsafe(s.tryKeyLocks, [ownKeys(plan)] as never[], PREPARED) : null,
+      tx.unsafe(s.tryKeyLocks, [lockList(checkKeys, plan)] as never[], PREPARED),
       tx.unsafe(
         s.claimWrite,
         checkedWriteParams(checkKeys, checks.map((c) => c.version), now, plan, version) as never[],
         PREPARED,
       ),
-      // Sent at COMMIT only (and not at all when a check fails and nothing is written).
-      notify ? tx.unsafe(NOTIFY, [this.#channel(feed!.topic)] as never[], PREPARED) : null,
       // A failed check wrote nothing: COMMIT ends the transaction all the same.
       tx.unsafe("COMMIT"),
     ]);

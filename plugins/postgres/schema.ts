@@ -9,8 +9,15 @@
 import type { Sql } from "postgres";
 import { StoreCorruptError, StoreMissingError } from "../../src/errors.ts";
 
-/** The schema version this code reads and writes. */
+/** The schema version of a new store. */
 const SCHEMA_VERSION = 1;
+/**
+ * The newest schema version this code reads: 2 is 1 plus the change feed's
+ * table (`<table>_feed`), set when the store's feed first moves there (see
+ * `feed.ts`), so that older code, which keeps the feed in the key space,
+ * refuses the store instead of starting a second feed.
+ */
+export const NEWEST_SCHEMA_VERSION = 2;
 const FORMAT = "flowstate.postgres";
 /**
  * Advisory lock class of every Flowstate table lock (the object id is the
@@ -42,9 +49,12 @@ type Queryable = Pick<Sql, "unsafe">;
  * Check (read-only first) that the table is a Flowstate table we can read;
  * create the schema, tables and index if they do not exist, under the
  * table's advisory lock so processes opening at once do not race. Resolves
- * the table's advisory lock id.
+ * the table's advisory lock id and its schema version.
  */
-export async function setUp(sql: Sql, target: SetUpTarget): Promise<number> {
+export async function setUp(
+  sql: Sql,
+  target: SetUpTarget,
+): Promise<{ lockId: number; version: number }> {
   const { schema, table, qualified, location, what } = target;
   const metaTable = `${quoteIdent(schema)}.${quoteIdent(`${table}_meta`)}`;
   const inspect = async (q: Queryable) => {
@@ -58,6 +68,7 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<number> {
     );
     return row;
   };
+  let found = SCHEMA_VERSION;
   const readVersion = async (q: Queryable): Promise<void> => {
     const rows = await q.unsafe<{ key: string; value: string }[]>(
       `SELECT key, value FROM ${metaTable}`,
@@ -73,14 +84,15 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<number> {
         { path: location },
       );
     }
-    if (version > SCHEMA_VERSION) {
+    if (version > NEWEST_SCHEMA_VERSION) {
       throw new StoreCorruptError(
         `${what}: ${location} has schema version ${version}, but this version of Flowstate ` +
-          `reads schema version ${SCHEMA_VERSION} only; upgrade Flowstate to open it ` +
+          `reads schema versions up to ${NEWEST_SCHEMA_VERSION} only; upgrade Flowstate to open it ` +
           `(nothing was changed)`,
         { path: location },
       );
     }
+    found = version;
   };
   const refuse = (state: { entries: boolean; meta: boolean }): StoreCorruptError =>
     new StoreCorruptError(
@@ -113,7 +125,7 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<number> {
     );
   }
   await check(sql, state);
-  if (state.meta) return state.lock_id;
+  if (state.meta) return { lockId: state.lock_id, version: found };
   if (target.mustExist) {
     const store = target.storeName ?? "postgres";
     throw new StoreMissingError(
@@ -124,6 +136,7 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<number> {
   await sql.begin(async (tx) => {
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${state.lock_id})`);
     const now = await inspect(tx);
+    // Another process made it meanwhile: its version, as read.
     await check(tx, now);
     if (now.meta) return;
     if (!now.schema) {
@@ -156,5 +169,5 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<number> {
       String(SCHEMA_VERSION),
     ]);
   });
-  return state.lock_id;
+  return { lockId: state.lock_id, version: found };
 }

@@ -9,6 +9,9 @@ import type { ClearRange, Mutation } from "../../src/store/driver.ts";
 import { byteBounds, encodeKey } from "../../src/store/keys.ts";
 import { boundsWhere } from "../_sql/bounds.ts";
 import { LOCK_CLASS } from "./schema.ts";
+import { FEED_TABLE_COLUMNS } from "./feed.ts";
+import { FEED_HEAD } from "../../src/store/feed.ts";
+import type { Key } from "../../src/store/types.ts";
 
 /** Rows one purge statement deletes at most. */
 export const PURGE_BATCH_SIZE = 1000;
@@ -33,6 +36,8 @@ export interface WritePlan {
   deleteKeys: string[];
   /** The single mutation, when there is exactly one (a cheaper statement). */
   single?: { mutation: Exclude<Mutation, { type: "clear" }>; key: Uint8Array };
+  /** Without `single`: every key written (hex), in the order of its last write. */
+  order?: string[];
 }
 
 /**
@@ -66,8 +71,9 @@ export function planWrites(mutations: readonly Exclude<Mutation, { type: "clear"
     last.delete(hex);
     last.set(hex, m);
   }
+  plan.order = [...last.keys()];
   // Sorted, so concurrent batches lock rows in the same order (no deadlocks).
-  for (const hex of [...last.keys()].sort()) {
+  for (const hex of [...plan.order].sort()) {
     const m = last.get(hex)!;
     if (m.type === "set") {
       plan.setKeys.push(hex);
@@ -95,26 +101,26 @@ export interface Statements {
   /** $1 check keys, $2 check versions, $3 now, then as `write` shifted by 3. */
   checkedWrite: string;
   /**
-   * As `checkedWrite`, plus the change feed's writes (after `keyLocks` of the
-   * head and the written keys): $9 the head's key, $10 the entries' prefix
-   * (hex), $11 `since` for a new head, $12 written keys, $13 whether each
-   * is a delete (`t`/`f`), $14 their by-key prefixes (hex), $15 and $16 the text of
-   * their entries around the sequence number and the previous version (see
-   * `FeedTemplate`). Reads the head and the previous versions and writes the
-   * entries, the by-key entries and the head only if every check holds.
+   * As `checkedWrite`, plus the change feed's entries in its table (after
+   * `keyLocks` of the written keys and of {@linkcode FEED_HEAD_LOCK}): $9
+   * the written keys (hex) in the order of their last write, $10 the actor
+   * (JSON), $11 the NOTIFY channel. Reads each written key's live version
+   * and the feed's head, and writes the data, one entry per changed key
+   * (numbered on from the head), the feed's `since` (first entry) and the
+   * NOTIFY only if every check holds. One row: `failed` (the failed
+   * checks' numbers, `null`: none) and `notified` (1 when entries were
+   * written).
    */
   feedWrite: string;
-  /** `pg_notify($1)` if the row $2 (hex) holds version $3 (the head, after a feed write). */
-  notifyIfVersion: string;
   /**
    * The body of the store's feed-commit function (see {@linkcode feedFunctionDdl}):
-   * `feedWrite`'s parameters as $1 … $16, $17 the keys to lock (hex), $18
-   * the NOTIFY channel. Takes the locks, then (a later statement, so a
-   * fresh snapshot that sees every commit that held them before) writes as
-   * `feedWrite` and puts the failed checks' numbers in `failed`, then
-   * notifies if the head holds this commit's version.
+   * `feedWrite`'s parameters as $1 … $11, $12 the keys to lock (hex). Takes
+   * the locks, then (a later statement, so a fresh snapshot that sees every
+   * commit that held them before) runs `feedWrite` and returns `failed`.
    */
   feedBody: string;
+  /** As `feedWrite` after `tryKeyLocks`: a lock not had fails it with check number 0. */
+  claimFeedWrite: string;
   /** $1 check keys, $2 check versions, $3 now. */
   check: string;
   /** The store's lock, exclusive (for commits with range deletes). */
@@ -167,8 +173,21 @@ export function keyLockId(hex: string, lockId: number): string {
  */
 export const CLAIM_LOCKS_SETTING = "flowstate.claim_locks";
 
-/** The version of the feed-commit function's body, part of its name (a new body, a new name). */
-const FEED_FUNCTION_VERSION = 1;
+/**
+ * The version of the feed-commit function's body, part of its name (a new body, a new name):
+ * 2 writes the feed's table (`<table>_feed`), 1 wrote the feed in the key space.
+ */
+const FEED_FUNCTION_VERSION = 2;
+
+/**
+ * The key whose advisory lock (see {@linkcode keyLockId}) every commit that
+ * writes the feed takes with its own keys' locks: they go one at a time, in
+ * the order they got it, and hold it until their commit, so sequence numbers
+ * are gap-free and follow commit order across processes. (The key-space
+ * feed's head key: a key no user can write, and the lock the version-1
+ * function took.)
+ */
+export const FEED_HEAD_LOCK: Key = FEED_HEAD;
 
 /**
  * The (unquoted) name of the feed-commit function of `table`: at most 48 +
@@ -178,6 +197,25 @@ export function feedFunctionName(table: string): string {
   return `${table}_feed_commit_v${FEED_FUNCTION_VERSION}`;
 }
 
+/** The SQL types of the feed-commit function's parameters, in order. */
+const FEED_FUNCTION_TYPES = [
+  "text[]",
+  "text[]",
+  "float8",
+  "text[]",
+  "text[]",
+  "text[]",
+  "float8[]",
+  "text",
+  "text[]",
+  "text",
+  "text",
+  "text[]",
+];
+
+/** How many parameters one call of the feed-commit function takes. */
+export const FEED_FUNCTION_ARITY = FEED_FUNCTION_TYPES.length;
+
 /**
  * `CREATE OR REPLACE FUNCTION fn(…) RETURNS int[]`: the store's feed commit
  * (see `Statements.feedBody`) as one PL/pgSQL function, so a commit that
@@ -186,8 +224,7 @@ export function feedFunctionName(table: string): string {
  * locks. `fn` is the qualified, quoted name.
  */
 export function feedFunctionDdl(fn: string, body: string): string {
-  return `CREATE OR REPLACE FUNCTION ${fn}(text[], text[], float8, text[], text[], text[], ` +
-    `float8[], text, text, text, text, text[], text[], text[], text[], text[], text[], text) ` +
+  return `CREATE OR REPLACE FUNCTION ${fn}(${FEED_FUNCTION_TYPES.join(", ")}) ` +
     // Generic plans from the first call: a custom plan of the feed statement costs more to
     // make (every call, as the planner keeps choosing one) than the statement costs to run.
     `RETURNS int[] LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan ` +
@@ -197,29 +234,10 @@ export function feedFunctionDdl(fn: string, body: string): string {
 /**
  * One statement that calls the feed-commit function `fn` (qualified, quoted)
  * `n` times, one after the other in one transaction: call `j` (from 0) takes
- * parameters `18j + 1` … `18j + 18` and answers as column `r<j>`.
+ * parameters `12j + 1` … `12j + 12` and answers as column `r<j>`.
  */
 export function feedFunctionCalls(fn: string, n: number): string {
-  const types = [
-    "text[]",
-    "text[]",
-    "float8",
-    "text[]",
-    "text[]",
-    "text[]",
-    "float8[]",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text[]",
-    "text[]",
-    "text[]",
-    "text[]",
-    "text[]",
-    "text[]",
-    "text",
-  ];
+  const types = FEED_FUNCTION_TYPES;
   const calls = Array.from(
     { length: n },
     (_, j) =>
@@ -228,8 +246,15 @@ export function feedFunctionCalls(fn: string, n: number): string {
   return `SELECT ${calls.join(", ")}`;
 }
 
-/** The statements of the table `t` (quoted), whose advisory lock id is `lockId`. */
-export function statements(t: string, lockId: number): Statements {
+/**
+ * The statements of the table `t` (quoted), whose advisory lock id is
+ * `lockId`; `names` are its feed's and meta tables (quoted).
+ */
+export function statements(
+  t: string,
+  lockId: number,
+  names: { feed: string; meta: string },
+): Statements {
   const shared = `(SELECT true FROM pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}))`;
   // The table lock shared first (its function scan runs before the sort
   // returns a row), then each key's lock in hash order: two commits never
@@ -263,58 +288,54 @@ export function statements(t: string, lockId: number): Statements {
     `WITH ORDINALITY AS c(k, v, i) LEFT JOIN ${t} AS e ON e.key = decode(c.k, 'hex') ` +
     `WHERE (CASE WHEN e.expires_at IS NULL OR e.expires_at > $3::float8 THEN e.version END) ` +
     `IS DISTINCT FROM c.v`;
-  const feedWrite = `WITH bad AS MATERIALIZED (${failedChecks}), ` +
-    `h AS MATERIALIZED (SELECT COALESCE(max((value::json->>'seq')::bigint), 0) AS seq, ` +
-    `COALESCE(max(value::json->>'since'), $11::text) AS since FROM ${t} ` +
-    `WHERE key = decode($9::text, 'hex')), ` +
-    `w AS MATERIALIZED (SELECT u.i, u.del = 't' AS del, u.bk, u.mid, u.tl, (SELECT e.version FROM ${t} AS e ` +
-    `WHERE e.key = decode(u.k, 'hex') AND ${live(3).replaceAll("expires_at", "e.expires_at")}) ` +
-    `AS prev FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[]) ` +
-    `WITH ORDINALITY AS u(k, del, bk, mid, tl, i)), ` +
+  const { feed: ft, meta } = names;
+  const liveAt = (alias: string) => live(3).replaceAll("expires_at", `${alias}.expires_at`);
+  // The head: the newest entry, or the floor a trim of every entry left (see feed.ts).
+  const head = `greatest((SELECT max(seq) FROM ${ft}), ` +
+    `(SELECT value::bigint FROM ${meta} WHERE key = 'feed_floor'), 0)`;
+  const guard = "NOT EXISTS (SELECT 1 FROM bad)";
+  const feedWriteWith = (bad: string) =>
+    `WITH bad AS MATERIALIZED (${bad}), ` +
+    // Each written key's live version before the commit (the same snapshot as the checks).
+    `w AS MATERIALIZED (SELECT f.i, f.k, s.v, s.x, s.k IS NOT NULL AS is_set, ` +
+    `(SELECT e.version FROM ${t} AS e WHERE e.key = decode(f.k, 'hex') AND ${liveAt("e")}) ` +
+    `AS prev FROM unnest($9::text[]) WITH ORDINALITY AS f(k, i) ` +
+    `LEFT JOIN unnest($5::text[], $6::text[], $7::float8[]) AS s(k, v, x) ON s.k = f.k ` +
+    `WHERE ${guard}), ` +
+    `h AS MATERIALIZED (SELECT ${head} AS seq), ` +
+    // A delete of a key that was absent or expired is no change.
     `c AS MATERIALIZED (SELECT w.*, (SELECT seq FROM h) + row_number() OVER (ORDER BY w.i) ` +
-    `AS seq FROM w WHERE NOT (w.del AND w.prev IS NULL) AND NOT EXISTS (SELECT 1 FROM bad)), ` +
-    `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
-    `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
-    `f AS (INSERT INTO ${t} (key, value, version, expires_at) ` +
-    `SELECT decode(x.k, 'hex'), x.v, $8::text, NULL FROM (` +
-    `SELECT $10::text || encode(convert_to(lpad(c.seq::text, 16, '0'), 'UTF8'), 'hex') || '00' ` +
-    `AS k, '{"seq":' || c.seq || c.mid || COALESCE(to_json(c.prev)::text, 'null') || c.tl AS v ` +
-    `FROM c UNION ALL ` +
-    `SELECT c.bk || encode(convert_to(lpad(c.seq::text, 16, '0'), 'UTF8'), 'hex') || '00', ` +
-    `'null' FROM c UNION ALL ` +
-    `SELECT $9::text, '{"seq":' || max(c.seq) || ',"since":' || (SELECT since FROM h) || '}' ` +
-    `FROM c HAVING count(*) > 0) AS x ORDER BY x.k ${upsert}) ` +
-    `SELECT i FROM bad ORDER BY i`;
-  const seqHex = (seq: string) => `encode(convert_to(lpad(${seq}::text, 16, '0'), 'UTF8'), 'hex')`;
-  const feedBody =
-    `DECLARE failed int[]; v_prev text; v_prev_x float8; v_seq bigint; v_key bytea;\nBEGIN\n` +
-    `${keyLocks("$17::text[]").replace(/^SELECT /, "PERFORM ")};\n` +
+    `AS seq FROM w WHERE w.is_set OR w.prev IS NOT NULL), ` +
+    `d AS (${deleteMany(4, guard)}), ` +
+    `i AS (${insertMany(5, guard)}), ` +
+    `f AS (INSERT INTO ${ft} (${FEED_TABLE_COLUMNS}) SELECT c.seq, $3::float8, ` +
+    `decode(c.k, 'hex'), CASE WHEN c.is_set THEN 'set' ELSE 'delete' END, c.v, ` +
+    `CASE WHEN c.is_set THEN $8::text END, c.prev, c.x, $10::text FROM c), ` +
+    `fs AS (INSERT INTO ${meta} (key, value) SELECT 'feed_since', $3::float8::text FROM h ` +
+    `WHERE h.seq = 0 AND EXISTS (SELECT 1 FROM c) ON CONFLICT (key) DO NOTHING), ` +
+    `n AS (SELECT pg_notify($11::text, '') FROM (SELECT 1 FROM c LIMIT 1) AS one) ` +
+    `SELECT (SELECT array_agg(i ORDER BY i) FROM bad) AS failed, ` +
+    `(SELECT count(*) FROM n)::int AS notified`;
+  const feedWrite = feedWriteWith(failedChecks);
+  const feedBody = `DECLARE failed int[]; notified int; v_prev text; v_prev_x float8; ` +
+    `v_seq bigint; v_key bytea;\nBEGIN\n` +
+    `${keyLocks("$12::text[]").replace(/^SELECT /, "PERFORM ")};\n` +
     // One set, no checks, no deletes (a plain set: the common case): simple statements, each
     // with a fresh snapshot after the locks, which cost less than the general statement.
-    `IF cardinality($1) = 0 AND cardinality($4) = 0 AND cardinality($5) = 1 AND ` +
-    `cardinality($12) = 1 AND $13[1] = 'f' THEN\n` +
+    `IF cardinality($1) = 0 AND cardinality($4) = 0 AND cardinality($5) = 1 THEN\n` +
     `v_key := decode($5[1], 'hex');\n` +
     `SELECT version, expires_at INTO v_prev, v_prev_x FROM ${t} WHERE key = v_key;\n` +
     `IF v_prev_x IS NOT NULL AND v_prev_x <= $3 THEN v_prev := NULL; END IF;\n` +
-    `INSERT INTO ${t} AS e (key, value, version, expires_at) VALUES (decode($9, 'hex'), ` +
-    `'{"seq":1,"since":' || $11 || '}', $8, NULL) ON CONFLICT (key) DO UPDATE SET value = ` +
-    `'{"seq":' || ((e.value::json->>'seq')::bigint + 1) || ',"since":' || ` +
-    `COALESCE(e.value::json->>'since', $11) || '}', version = excluded.version, ` +
-    `expires_at = NULL RETURNING (value::json->>'seq')::bigint INTO v_seq;\n` +
-    `INSERT INTO ${t} (key, value, version, expires_at) VALUES (v_key, $6[1], $8, $7[1]), ` +
-    `(decode($10 || ${seqHex("v_seq")} || '00', 'hex'), '{"seq":' || v_seq || $15[1] || ` +
-    `COALESCE(to_json(v_prev)::text, 'null') || $16[1], $8, NULL), ` +
-    `(decode($14[1] || ${seqHex("v_seq")} || '00', 'hex'), 'null', $8, NULL) ${upsert};\n` +
-    `PERFORM pg_notify($18, '');\n` +
+    `INSERT INTO ${t} (key, value, version, expires_at) VALUES (v_key, $6[1], $8, $7[1]) ` +
+    `${upsert};\n` +
+    `SELECT ${head} INTO v_seq;\n` +
+    `INSERT INTO ${ft} (${FEED_TABLE_COLUMNS}) VALUES (v_seq + 1, $3, v_key, 'set', $6[1], ` +
+    `$8, v_prev, $7[1], $10);\n` +
+    `IF v_seq = 0 THEN INSERT INTO ${meta} (key, value) VALUES ('feed_since', $3::text) ` +
+    `ON CONFLICT (key) DO NOTHING; END IF;\n` +
+    `PERFORM pg_notify($11, '');\n` +
     `RETURN NULL;\nEND IF;\n` +
-    `${
-      feedWrite.replace(
-        /SELECT i FROM bad ORDER BY i$/,
-        "SELECT array_agg(i ORDER BY i) INTO failed FROM bad",
-      )
-    };\n` +
-    `IF failed IS NULL THEN PERFORM pg_notify($18, '') FROM ${t} ` +
-    `WHERE key = decode($9, 'hex') AND version = $8; END IF;\n` +
+    `${feedWrite} INTO failed, notified;\n` +
     `RETURN failed;\nEND`;
   return {
     get: `SELECT value, version, expires_at FROM ${t} WHERE key = $1 AND ${live(2)}`,
@@ -340,9 +361,11 @@ export function statements(t: string, lockId: number): Statements {
       `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
       `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}) SELECT i FROM bad ORDER BY i`,
     feedWrite,
-    notifyIfVersion: `SELECT pg_notify($1::text, '') FROM ${t} ` +
-      `WHERE key = decode($2::text, 'hex') AND version = $3::text`,
     feedBody,
+    claimFeedWrite: feedWriteWith(
+      `${failedChecks} UNION ALL SELECT 0 WHERE ` +
+        `current_setting('${CLAIM_LOCKS_SETTING}', true) IS DISTINCT FROM 't'`,
+    ),
     check: `${failedChecks} ORDER BY c.i`,
     lock: `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockId})`,
     keyLocks: keyLocks("$1::text[]"),

@@ -37,8 +37,8 @@
  * @module
  */
 import type { DatabaseSync } from "node:sqlite";
-import type { Change, JsonValue, Key } from "../../src/store/types.ts";
-import { decodeKey, encodeKey } from "../../src/store/keys.ts";
+import { type KeySpaceFeed, rowOf } from "../_sql/feed_row.ts";
+export { changeOf, type FeedRow, type KeySpaceFeed } from "../_sql/feed_row.ts";
 
 /** Entries indexed by key at a time (see the module's notes). */
 export const FEED_KEYS_EVERY = 256;
@@ -66,39 +66,6 @@ CREATE TABLE flowstate_feed_keys (
 /** The columns of an entry, in the order {@linkcode changeOf} reads them. */
 export const FEED_COLUMNS = "seq, at, key, op, value, version, previous_version, expires_at, by";
 
-/** A row of {@linkcode FEED_COLUMNS}, as an array. */
-export type FeedRow = [
-  number,
-  number,
-  Uint8Array,
-  "set" | "delete",
-  string | null,
-  string | null,
-  string | null,
-  number | null,
-  string,
-];
-
-/** The change a row holds, with the same fields as the core's entries (no `value` for a delete). */
-export function changeOf(row: FeedRow): Change {
-  const [seq, at, key, op, value, version, previousVersion, expiresAt, by] = row;
-  const decoded = decodeKey(key);
-  const actor = JSON.parse(by);
-  return op === "set"
-    ? {
-      seq,
-      at,
-      key: decoded,
-      op,
-      value: JSON.parse(value!) as JsonValue,
-      version,
-      previousVersion,
-      expiresAt,
-      by: actor,
-    }
-    : { seq, at, key: decoded, op, version: null, previousVersion, expiresAt: null, by: actor };
-}
-
 /** Whether the file has the feed's table. */
 export function hasFeedTable(db: DatabaseSync): boolean {
   return db.prepare(
@@ -115,14 +82,6 @@ export function createFeedTable(db: DatabaseSync, since: number): void {
   db.prepare("INSERT OR REPLACE INTO flowstate_meta (key, value) VALUES ('feed_since', ?)")
     .run(String(since));
   db.prepare("UPDATE flowstate_meta SET value = '2' WHERE key = 'schema_version'").run();
-}
-
-/** The core's rows of a feed in the key space (Flowstate 0.3), as this module needs them. */
-export interface KeySpaceFeed {
-  /** The head: the last sequence number, and when the first entry was written. */
-  head: { seq: number; since?: number };
-  /** The kept entries, in sequence order. */
-  entries: Iterable<Change>;
 }
 
 /**
@@ -145,17 +104,7 @@ export function moveKeySpaceFeed(db: DatabaseSync, old: KeySpaceFeed): number {
       createFeedTable(db, since);
       statement = insert();
     }
-    statement.run(
-      c.seq,
-      c.at,
-      encodeKey(c.key as Key),
-      c.op,
-      c.op === "set" ? JSON.stringify(c.value) : null,
-      c.version,
-      c.previousVersion,
-      c.op === "set" ? c.expiresAt : null,
-      JSON.stringify(c.by),
-    );
+    statement.run(...rowOf(c));
     n++;
   }
   if (statement === undefined) createFeedTable(db, since ?? Date.now());

@@ -305,6 +305,13 @@ export interface ClaimRequest {
    * made, to write in the claim's transaction as `commitFeed` would.
    */
   feed?(commit: CommitRequest): FeedCommit;
+  /**
+   * Set (only for a driver with {@linkcode StoreDriver.feedTable}) on a store
+   * that keeps a change feed: append the entries of the commit `decide` made
+   * to the feed's table in the claim's transaction, as
+   * {@linkcode FeedTable.commit} would with the same `by` and `topic`.
+   */
+  feedTable?: { by: string; topic: string };
 }
 
 /** What {@linkcode StoreDriver.claim} did. */
@@ -404,7 +411,8 @@ export interface StoreDriver {
    * `feed.plan(read)`'s writes to the commit (applied only if every check
    * holds), and signal `feed.topic` before committing. Optional: without it,
    * the core appends the feed through `commit` with a check on the head.
-   * A driver with both `claim` and `commitFeed` must honour `ClaimRequest.feed`.
+   * A driver with both `claim` and `commitFeed` must honour `ClaimRequest.feed`
+   * (with `claim` and `feedTable`: `ClaimRequest.feedTable`).
    */
   commitFeed?(request: CommitRequest, feed: FeedCommit): Promise<DriverCommitResult>;
   /**

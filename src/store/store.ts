@@ -310,9 +310,13 @@ class CoreStore implements Store {
       };
     }
     // A native claim commits inside the driver's own transaction: a store that keeps a feed
-    // claims natively only when the driver writes the feed there too (`commitFeed`); otherwise
-    // the queue claims through compare-and-set.
-    if (typeof driver.claim === "function" && (this.#feed === undefined || this.#nativeFeed)) {
+    // claims natively only when the driver writes the feed there too (`commitFeed`, or its
+    // feed table); otherwise the queue claims through compare-and-set.
+    if (
+      typeof driver.claim === "function" &&
+      (this.#feed === undefined || this.#nativeFeed ||
+        (driver.feedTable !== undefined && !this.#coreIx.active))
+    ) {
       const claim = driver.claim;
       this.claimFirst = (prefix, take, options) =>
         this.#claimFirst(claim, prefix, take as never, options);
@@ -1314,10 +1318,14 @@ class CoreStore implements Store {
     const now = this.#clock.now();
     const by = this.#feed === undefined ? undefined : currentActor();
     const claimed = await claim.call(this.#driver, {
-      ...(by === undefined ? {} : {
-        feed: (commit: CommitRequest) =>
-          feedCommit(commit.mutations, commit.now, commit.version, by, FEED_TOPIC),
-      }),
+      ...(by === undefined
+        ? {}
+        : this.#driver.feedTable !== undefined
+        ? { feedTable: { by: JSON.stringify(by), topic: FEED_TOPIC } }
+        : {
+          feed: (commit: CommitRequest) =>
+            feedCommit(commit.mutations, commit.now, commit.version, by, FEED_TOPIC),
+        }),
       prefix: [...prefix],
       limit,
       ...(max === 1 ? {} : { max }),

@@ -1,0 +1,77 @@
+/**
+ * A change feed entry as the SQL backends keep it in their feed tables (one
+ * row per change: sqlite's `flowstate_feed`, postgres's `<table>_feed`), and
+ * the {@linkcode Change} it holds.
+ *
+ * @module
+ */
+import type { Change, JsonValue, Key } from "../../src/store/types.ts";
+import { decodeKey, encodeKey } from "../../src/store/keys.ts";
+
+/** A row of the feed table's columns (`seq, at, key, op, value, version, previous_version, expires_at, by`), as an array. */
+export type FeedRow = [
+  number,
+  number,
+  Uint8Array,
+  "set" | "delete",
+  string | null,
+  string | null,
+  string | null,
+  number | null,
+  string,
+];
+
+/** The change a row holds, with the same fields as the core's entries (no `value` for a delete). */
+export function changeOf(row: FeedRow): Change {
+  const [seq, at, key, op, value, version, previousVersion, expiresAt, by] = row;
+  const decoded = decodeKey(key);
+  const actor = JSON.parse(by);
+  return op === "set"
+    ? {
+      seq,
+      at,
+      key: decoded,
+      op,
+      value: JSON.parse(value!) as JsonValue,
+      version,
+      previousVersion,
+      expiresAt,
+      by: actor,
+    }
+    : { seq, at, key: decoded, op, version: null, previousVersion, expiresAt: null, by: actor };
+}
+
+/** The row of a change (the inverse of {@linkcode changeOf}), to copy a feed into a table. */
+export function rowOf(c: Change): FeedRow {
+  return c.op === "set"
+    ? [
+      c.seq,
+      c.at,
+      encodeKey(c.key as Key),
+      "set",
+      JSON.stringify(c.value),
+      c.version,
+      c.previousVersion,
+      c.expiresAt,
+      JSON.stringify(c.by),
+    ]
+    : [
+      c.seq,
+      c.at,
+      encodeKey(c.key as Key),
+      "delete",
+      null,
+      c.version,
+      c.previousVersion,
+      null,
+      JSON.stringify(c.by),
+    ];
+}
+
+/** The core's rows of a feed in the key space (Flowstate 0.3), as this module needs them. */
+export interface KeySpaceFeed {
+  /** The head: the last sequence number, and when the first entry was written. */
+  head: { seq: number; since?: number };
+  /** The kept entries, in sequence order. */
+  entries: Iterable<Change>;
+}
