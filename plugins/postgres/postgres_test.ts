@@ -53,7 +53,8 @@ if (PG_URL === undefined) {
         admin ??= postgres(url, { max: 1, onnotice: () => {} });
         const { table } = spec(id);
         await admin.unsafe(
-          `DROP TABLE IF EXISTS "${SCHEMA}"."${table}", "${SCHEMA}"."${table}_meta"`,
+          `DROP TABLE IF EXISTS "${SCHEMA}"."${table}", "${SCHEMA}"."${table}_meta", ` +
+            `"${SCHEMA}"."${table}_feed"`,
         );
       },
       async afterAll() {
@@ -313,21 +314,21 @@ pgTest("PostgresDriver.open() refuses a newer schema version and changes nothing
   await store.close();
   await withAdmin(url, async (sql) => {
     await sql.unsafe(
-      `UPDATE "${SCHEMA}"."${table}_meta" SET value = '2' WHERE key = 'schema_version'`,
+      `UPDATE "${SCHEMA}"."${table}_meta" SET value = '3' WHERE key = 'schema_version'`,
     );
   });
   await assert.rejects(
     openPg(url, table, { name: "main" }),
     (err) =>
       err instanceof StoreCorruptError && err.movedTo === null &&
-      /^Cannot open store "main": postgres:\/\/.* has schema version 2, .* reads schema version 1 only; upgrade Flowstate/
+      /^Cannot open store "main": postgres:\/\/.* has schema version 3, .* reads schema versions up to 2 only; upgrade Flowstate/
         .test(err.message),
   );
   await withAdmin(url, async (sql) => {
     const [meta] = await sql.unsafe(
       `SELECT value FROM "${SCHEMA}"."${table}_meta" WHERE key = 'schema_version'`,
     );
-    assert.equal(meta.value, "2");
+    assert.equal(meta.value, "3");
     const [rows] = await sql.unsafe(`SELECT count(*)::int AS n FROM "${SCHEMA}"."${table}"`);
     assert.equal(rows.n, 1);
   });
