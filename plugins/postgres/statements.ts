@@ -317,23 +317,21 @@ export function statements(
     `SELECT (SELECT array_agg(i ORDER BY i) FROM bad) AS failed, ` +
     `(SELECT count(*) FROM n)::int AS notified`;
   const feedWrite = feedWriteWith(failedChecks);
-  const feedBody = `DECLARE failed int[]; notified int; v_prev text; v_prev_x float8; ` +
-    `v_seq bigint; v_key bytea;\nBEGIN\n` +
+  const feedBody = `DECLARE failed int[]; notified int; v_seq bigint;\nBEGIN\n` +
     `${keyLocks("$12::text[]").replace(/^SELECT /, "PERFORM ")};\n` +
-    // One set, no checks, no deletes (a plain set: the common case): simple statements, each
-    // with a fresh snapshot after the locks, which cost less than the general statement.
+    // One set, no checks, no deletes (a plain set: the common case): one statement, with a
+    // fresh snapshot after the locks: the key's version before (read in the same snapshot as
+    // the head, before the upsert's effect), the upsert, the entry, and the NOTIFY.
     `IF cardinality($1) = 0 AND cardinality($4) = 0 AND cardinality($5) = 1 THEN\n` +
-    `v_key := decode($5[1], 'hex');\n` +
-    `SELECT version, expires_at INTO v_prev, v_prev_x FROM ${t} WHERE key = v_key;\n` +
-    `IF v_prev_x IS NOT NULL AND v_prev_x <= $3 THEN v_prev := NULL; END IF;\n` +
-    `INSERT INTO ${t} (key, value, version, expires_at) VALUES (v_key, $6[1], $8, $7[1]) ` +
-    `${upsert};\n` +
-    `SELECT ${head} INTO v_seq;\n` +
-    `INSERT INTO ${ft} (${FEED_TABLE_COLUMNS}) VALUES (v_seq + 1, $3, v_key, 'set', $6[1], ` +
-    `$8, v_prev, $7[1], $10);\n` +
-    `IF v_seq = 0 THEN INSERT INTO ${meta} (key, value) VALUES ('feed_since', $3::text) ` +
+    `WITH p AS MATERIALIZED (SELECT version FROM ${t} AS e WHERE e.key = decode($5[1], 'hex') ` +
+    `AND ${liveAt("e")}), ` +
+    `u AS (INSERT INTO ${t} (key, value, version, expires_at) VALUES (decode($5[1], 'hex'), ` +
+    `$6[1], $8, $7[1]) ${upsert}) ` +
+    `INSERT INTO ${ft} (${FEED_TABLE_COLUMNS}) SELECT h.seq + 1, $3, decode($5[1], 'hex'), ` +
+    `'set', $6[1], $8, (SELECT version FROM p), $7[1], $10 FROM (SELECT ${head} AS seq, ` +
+    `pg_notify($11, '') AS n) AS h RETURNING seq INTO v_seq;\n` +
+    `IF v_seq = 1 THEN INSERT INTO ${meta} (key, value) VALUES ('feed_since', $3::text) ` +
     `ON CONFLICT (key) DO NOTHING; END IF;\n` +
-    `PERFORM pg_notify($11, '');\n` +
     `RETURN NULL;\nEND IF;\n` +
     `${feedWrite} INTO failed, notified;\n` +
     `RETURN failed;\nEND`;
