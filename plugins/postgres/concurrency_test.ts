@@ -702,22 +702,28 @@ pgTest(
     const spec = { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "30d" } };
     const store = await openStore(spec);
     const fn = `"${SCHEMA}"."${table}_feed_commit_v2"`;
+    const setFn = `"${SCHEMA}"."${table}_feed_set_v2"`;
+    const signatures = [
+      `${fn}(text[], text[], float8, text[], text[], text[], float8[], text, text[], text, ` +
+      `text, text[])`,
+      `${setFn}(bytea, text, text, float8, float8, text, text)`,
+    ];
     const exists = async () => {
       let found = false;
       await withAdmin(url, async (sql) => {
-        const [row] = await sql.unsafe(`SELECT to_regprocedure($1) IS NOT NULL AS found`, [
-          `${fn}(text[], text[], float8, text[], text[], text[], float8[], text, text[], text, ` +
-          `text, text[])`,
-        ]);
+        const [row] = await sql.unsafe(
+          `SELECT to_regprocedure($1) IS NOT NULL AND to_regprocedure($2) IS NOT NULL AS found`,
+          signatures,
+        );
         found = row.found;
       });
       return found;
     };
     try {
       await store.set(["a"], 1);
-      assert.ok(await exists(), "the first feed commit created the function");
+      assert.ok(await exists(), "the first feed commit created the functions");
       await withAdmin(url, async (sql) => {
-        await sql.unsafe(`DROP FUNCTION ${fn}`);
+        await sql.unsafe(`DROP FUNCTION ${signatures.join(", ")}`);
       });
       await store.set(["a"], 2); // the pipelined transaction, as before the function existed
       await store.set(["b"], 3);
@@ -752,13 +758,15 @@ pgTest(
     const role = `fs_nofn_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
     const spec = { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "30d" } };
     const fn = `${table}_feed_commit_v2`;
-    // The tables (the feed's too), made by the owner with a first change; then the function
-    // goes, and the limited role may not make it again.
+    // The tables (the feed's too), made by the owner with a first change; then the functions
+    // go, and the limited role may not make them again.
     const made = await openStore(spec);
     await made.set(["init"], 0);
     await made.close();
     await withAdmin(url, async (sql) => {
-      await sql.unsafe(`DROP FUNCTION "${SCHEMA}"."${fn}"`);
+      await sql.unsafe(
+        `DROP FUNCTION "${SCHEMA}"."${fn}", "${SCHEMA}"."${table}_feed_set_v2"`,
+      );
       await sql.unsafe(`CREATE ROLE ${role} LOGIN`);
       await sql.unsafe(`GRANT USAGE ON SCHEMA "${SCHEMA}" TO ${role}`);
       await sql.unsafe(

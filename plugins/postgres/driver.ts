@@ -53,6 +53,8 @@ import {
   feedFunctionCalls,
   feedFunctionDdl,
   feedFunctionName,
+  feedSetFunctionDdl,
+  feedSetFunctionName,
   LIVE,
   planWrites,
   PURGE_BATCH_SIZE,
@@ -117,8 +119,8 @@ function lockList(checkKeys: readonly string[], plan: WritePlan): string[] {
 
 /** A feed commit waiting to be sent: its checks, its parameters, its result. */
 interface FeedCall {
-  checks: readonly AtomicCheck[];
-  params: unknown[];
+  request: CommitRequest;
+  feed: { by: string; topic: string };
   done: PromiseWithResolvers<DriverCommitResult | undefined>;
 }
 
@@ -200,6 +202,8 @@ export class PostgresDriver implements StoreDriver {
   #feedSending = false;
   /** The text of the statement that calls the feed-commit function n times, by n. */
   #feedCallTexts: string[] = [];
+  /** The text of the statement that calls the plain-set feed-commit function. */
+  #feedSetCall: string | undefined;
 
   private constructor(
     sql: Sql,
@@ -1032,9 +1036,9 @@ export class PostgresDriver implements StoreDriver {
     }
   }
 
-  /** The qualified, quoted name of this table's feed-commit function. */
-  get #feedFunctionName(): string {
-    return `${quoteIdent(this.#schema)}.${quoteIdent(feedFunctionName(this.#bareTable))}`;
+  /** The qualified, quoted name of this table's feed-commit function (`name` gives it unquoted). */
+  #feedFunctionName(name: (table: string) => string): string {
+    return `${quoteIdent(this.#schema)}.${quoteIdent(name(this.#bareTable))}`;
   }
 
   /** The feed table, or the meta table, qualified and quoted. */
@@ -1069,13 +1073,17 @@ export class PostgresDriver implements StoreDriver {
       try {
         await this.#tx.begin(async (tx) => {
           await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${this.#lockId})`);
-          const found = await tx.unsafe(
-            `SELECT 1 FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace ` +
-              `WHERE n.nspname = $1 AND p.proname = $2`,
-            [this.#schema, feedFunctionName(this.#bareTable)],
-          );
-          if (found.length === 0) {
-            await tx.unsafe(feedFunctionDdl(this.#feedFunctionName, this.#sqlText.feedBody));
+          const functions: [(table: string) => string, (fn: string) => string][] = [
+            [feedFunctionName, (fn) => feedFunctionDdl(fn, this.#sqlText.feedBody)],
+            [feedSetFunctionName, (fn) => feedSetFunctionDdl(fn, this.#sqlText.feedSetBody)],
+          ];
+          for (const [name, ddl] of functions) {
+            const found = await tx.unsafe(
+              `SELECT 1 FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace ` +
+                `WHERE n.nspname = $1 AND p.proname = $2`,
+              [this.#schema, name(this.#bareTable)],
+            );
+            if (found.length === 0) await tx.unsafe(ddl(this.#feedFunctionName(name)));
           }
         });
         return true;
@@ -1232,12 +1240,7 @@ export class PostgresDriver implements StoreDriver {
     request: CommitRequest,
     feed: { by: string; topic: string },
   ): Promise<DriverCommitResult | undefined> {
-    const { params, locked } = this.#feedParams(request, feed);
-    const call: FeedCall = {
-      checks: request.checks,
-      params: [...params, locked],
-      done: Promise.withResolvers(),
-    };
+    const call: FeedCall = { request, feed, done: Promise.withResolvers() };
     this.#feedQueue.push(call);
     if (!this.#feedSending) void this.#sendFeedCalls();
     return call.done.promise;
@@ -1263,19 +1266,29 @@ export class PostgresDriver implements StoreDriver {
    */
   async #runFeedCalls(batch: FeedCall[]): Promise<void> {
     const what = "Cannot commit";
-    let text = this.#feedCallTexts[batch.length];
-    if (text === undefined) {
-      text = this.#feedCallTexts[batch.length] = feedFunctionCalls(
-        this.#feedFunctionName,
+    const single = batch.length === 1 ? this.#plainSetParams(batch[0]) : undefined;
+    let text: string;
+    let params: never[];
+    if (single !== undefined) {
+      text = this.#feedSetCall ??= `SELECT ${this.#feedFunctionName(feedSetFunctionName)}(` +
+        `$1::bytea, $2::text, $3::text, $4::float8, $5::float8, $6::text, $7::text) AS r0`;
+      params = single as never[];
+    } else {
+      text = this.#feedCallTexts[batch.length] ??= feedFunctionCalls(
+        this.#feedFunctionName(feedFunctionName),
         batch.length,
       );
-    }
-    const params = batch.flatMap((c) => c.params) as never[];
-    const locks = FEED_FUNCTION_ARITY - 1;
-    if (batch.length > 1) {
-      // The first call takes every call's locks, in one sorted pass: the later calls find
-      // theirs held already, so two batches never wait for each other in a cycle.
-      params[locks] = batch.flatMap((c) => c.params[locks] as string[]) as never;
+      const each = batch.map((c) => {
+        const { params, locked } = this.#feedParams(c.request, c.feed);
+        return [...params, locked];
+      });
+      params = each.flat() as never[];
+      if (batch.length > 1) {
+        // The first call takes every call's locks, in one sorted pass: the later calls find
+        // theirs held already, so two batches never wait for each other in a cycle.
+        const locks = FEED_FUNCTION_ARITY - 1;
+        params[locks] = each.flatMap((p) => p[locks] as string[]) as never;
+      }
     }
     for (let attempt = 1;; attempt++) {
       if (this.#closed) {
@@ -1288,8 +1301,11 @@ export class PostgresDriver implements StoreDriver {
           params,
           PREPARED,
         );
-        batch.forEach(({ checks, done }, j) => {
-          done.resolve(this.#feedResult(checks, row[`r${j}`]));
+        batch.forEach(({ request, done }, j) => {
+          // The plain set has no check to fail (its function returns nothing).
+          done.resolve(
+            single !== undefined ? { ok: true } : this.#feedResult(request.checks, row[`r${j}`]),
+          );
         });
         return;
       } catch (err) {
@@ -1310,6 +1326,23 @@ export class PostgresDriver implements StoreDriver {
         return;
       }
     }
+  }
+
+  /** The plain-set function's parameters for `call`, when it is one set with no checks. */
+  #plainSetParams(call: FeedCall): unknown[] | undefined {
+    const { checks, mutations, version, now } = call.request;
+    if (checks.length !== 0 || mutations.length !== 1) return undefined;
+    const m = mutations[0];
+    if (m.type !== "set") return undefined;
+    return [
+      encodeKey(m.key),
+      m.value,
+      version,
+      m.expiresAt,
+      now,
+      call.feed.by,
+      this.#channel(call.feed.topic),
+    ];
   }
 
   /** A feed commit's result from its failed checks' numbers (0: a key's lock was busy). */

@@ -119,6 +119,16 @@ export interface Statements {
    * commit that held them before) runs `feedWrite` and returns `failed`.
    */
   feedBody: string;
+  /**
+   * The body of the store's plain-set feed-commit function (see
+   * {@linkcode feedSetFunctionDdl}): one set with no checks (the common
+   * commit), as `feedBody` would write it, from scalar parameters (cheaper
+   * to send and to read than `feedBody`'s arrays): $1 the key, $2 the value,
+   * $3 the version, $4 the expiry, $5 now, $6 the actor (JSON), $7 the NOTIFY
+   * channel. Takes the key's lock and the head's, then (a fresh snapshot)
+   * writes the value and its entry in one statement.
+   */
+  feedSetBody: string;
   /** As `feedWrite` after `tryKeyLocks`: a lock not had fails it with check number 0. */
   claimFeedWrite: string;
   /** $1 check keys, $2 check versions, $3 now. */
@@ -195,6 +205,24 @@ export const FEED_HEAD_LOCK: Key = FEED_HEAD;
  */
 export function feedFunctionName(table: string): string {
   return `${table}_feed_commit_v${FEED_FUNCTION_VERSION}`;
+}
+
+/**
+ * The (unquoted) name of the plain-set feed-commit function of `table` (see
+ * `Statements.feedSetBody`): at most 48 + 12 characters.
+ */
+export function feedSetFunctionName(table: string): string {
+  return `${table}_feed_set_v${FEED_FUNCTION_VERSION}`;
+}
+
+/**
+ * `CREATE OR REPLACE FUNCTION fn(bytea, text, text, float8, float8, text, text) RETURNS void`:
+ * the plain-set feed commit (see `Statements.feedSetBody`); `fn` is the qualified, quoted name.
+ */
+export function feedSetFunctionDdl(fn: string, body: string): string {
+  return `CREATE OR REPLACE FUNCTION ${fn}(bytea, text, text, float8, float8, text, text) ` +
+    `RETURNS void LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan ` +
+    `AS $fs$\n${body}\n$fs$`;
 }
 
 /** The SQL types of the feed-commit function's parameters, in order. */
@@ -360,6 +388,20 @@ export function statements(
       `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}) SELECT i FROM bad ORDER BY i`,
     feedWrite,
     feedBody,
+    feedSetBody: `DECLARE v_seq bigint;\nBEGIN\n` +
+      `${
+        keyLocks(`ARRAY[encode($1, 'hex'), '${toHex(encodeKey(FEED_HEAD_LOCK))}']::text[]`)
+          .replace(/^SELECT /, "PERFORM ")
+      };\n` +
+      `WITH p AS MATERIALIZED (SELECT version FROM ${t} AS e WHERE e.key = $1 AND ` +
+      `${live(5).replaceAll("expires_at", "e.expires_at")}), ` +
+      `u AS (INSERT INTO ${t} (key, value, version, expires_at) VALUES ($1, $2, $3, $4) ` +
+      `${upsert}) ` +
+      `INSERT INTO ${ft} (${FEED_TABLE_COLUMNS}) SELECT h.seq + 1, $5, $1, 'set', $2, $3, ` +
+      `(SELECT version FROM p), $4, $6 FROM (SELECT ${head} AS seq, pg_notify($7, '') AS n) ` +
+      `AS h RETURNING seq INTO v_seq;\n` +
+      `IF v_seq = 1 THEN INSERT INTO ${meta} (key, value) VALUES ('feed_since', $5::text) ` +
+      `ON CONFLICT (key) DO NOTHING; END IF;\nEND`,
     claimFeedWrite: feedWriteWith(
       `${failedChecks} UNION ALL SELECT 0 WHERE ` +
         `current_setting('${CLAIM_LOCKS_SETTING}', true) IS DISTINCT FROM 't'`,
