@@ -388,11 +388,14 @@ export function statements(
       `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}) SELECT i FROM bad ORDER BY i`,
     feedWrite,
     feedBody,
-    feedSetBody: `DECLARE v_seq bigint;\nBEGIN\n` +
-      `${
-        keyLocks(`ARRAY[encode($1, 'hex'), '${toHex(encodeKey(FEED_HEAD_LOCK))}']::text[]`)
-          .replace(/^SELECT /, "PERFORM ")
-      };\n` +
+    // The locks of `keyLocks` for the key and the head, without its unnest and sort (two keys:
+    // the lower hash first), in one expression evaluated left to right.
+    feedSetBody: `DECLARE v_seq bigint; v_key bigint; v_head bigint;\nBEGIN\n` +
+      `v_key := ${keyLockId("encode($1, 'hex')", lockId)}; ` +
+      `v_head := ${keyLockId(`'${toHex(encodeKey(FEED_HEAD_LOCK))}'`, lockId)};\n` +
+      `PERFORM pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}), ` +
+      `pg_advisory_xact_lock(least(v_key, v_head)), ` +
+      `pg_advisory_xact_lock(greatest(v_key, v_head));\n` +
       `WITH p AS MATERIALIZED (SELECT version FROM ${t} AS e WHERE e.key = $1 AND ` +
       `${live(5).replaceAll("expires_at", "e.expires_at")}), ` +
       `u AS (INSERT INTO ${t} (key, value, version, expires_at) VALUES ($1, $2, $3, $4) ` +
