@@ -23,7 +23,7 @@ import type {
   RawEntry,
   StoreDriver,
 } from "../../src/store/driver.ts";
-import { decodeKey, encodeKey, inClearRange } from "../../src/store/keys.ts";
+import { clearEarlierSets, decodeKey, encodeKey } from "../../src/store/keys.ts";
 import { FEED_BY_KEY, FEED_ENTRIES, FEED_HEAD } from "../../src/store/feed.ts";
 import { changeOf, type FeedRow, rowOf } from "../_sql/feed_row.ts";
 import { FEED_TABLE_COLUMNS, feedReads, feedTableDdl, feedTableName } from "./feed.ts";
@@ -1409,12 +1409,7 @@ export class PostgresDriver implements StoreDriver {
           mutations.push(m);
           continue;
         }
-        for (let i = 0; i < mutations.length; i++) {
-          const prior = mutations[i];
-          if (prior.type === "set" && inClearRange(prior.key, m.range)) {
-            mutations[i] = { type: "delete", key: prior.key };
-          }
-        }
+        clearEarlierSets(mutations, m.range);
         const { where, params } = rangeWhere(m.range, 1);
         const rows = await tx.unsafe<{ key: Uint8Array }[]>(
           `SELECT key FROM ${this.#table} WHERE ${where} ORDER BY key`,

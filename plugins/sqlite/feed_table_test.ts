@@ -1,32 +1,26 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore } from "../../src/plugin.ts";
-import { FEED_BY_KEY, FEED_ENTRIES, FEED_HEAD } from "../../src/store/feed.ts";
-import { internalAccess } from "../../src/store/internal_keys.ts";
-import { keyHistory, trimChanges } from "../../src/store/store.ts";
-import type { Change, Key, Store } from "../../src/store/types.ts";
-import { manualClock, rawDb, withDir } from "./_test_utils.ts";
+import { keyHistory } from "../../src/store/store.ts";
+import {
+  all,
+  assertMovedFeed,
+  clearsLikeTheCore,
+  keySpaceFeedRows,
+  longTrim,
+  OLD_STORE_EXPECTED,
+  OLD_STORE_FIXTURE,
+  trimEverything,
+} from "../_sql/feed_table_cases.ts";
+import { rawDb, withDir } from "./_test_utils.ts";
 
 // The change feed's table (schema version 2): a store written by Flowstate
 // 0.3, whose feed lives in the reserved key space, moves it into the table on
 // open and keeps its history; trims never move the head back; clears in a
 // commit record what the core's feed records.
 
-const FIXTURE = new URL("./testdata/feed_kv_store.db", import.meta.url).pathname;
-const EXPECTED = JSON.parse(
-  await Deno.readTextFile(new URL("./testdata/feed_kv_store.json", import.meta.url)),
-) as {
-  info: { firstSeq: number; lastSeq: number };
-  changes: Change[];
-  history: Change[];
-  atSeq4: unknown;
-};
-
-async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of items) out.push(item);
-  return out;
-}
+const FIXTURE = OLD_STORE_FIXTURE;
+const EXPECTED = OLD_STORE_EXPECTED;
 
 function meta(path: string, key: string): string | undefined {
   const db = rawDb(path);
@@ -39,15 +33,6 @@ function meta(path: string, key: string): string | undefined {
   }
 }
 
-async function keySpaceFeedRows(store: Store): Promise<number> {
-  const driver = internalAccess(store)!.driver;
-  let n = (await driver.get(FEED_HEAD, 0)) === null ? 0 : 1;
-  for (const prefix of [FEED_ENTRIES, FEED_BY_KEY]) {
-    for await (const _ of driver.list({ prefix }, 0)) n++;
-  }
-  return n;
-}
-
 Deno.test("feed table: a store written by 0.3 (feed in the key space) moves its history into the table on open", async () => {
   await withDir(async (dir) => {
     const path = join(dir, "old.db");
@@ -56,29 +41,7 @@ Deno.test("feed table: a store written by 0.3 (feed in the key space) moves its 
     const store = await openStore({ plugin: "sqlite", path, changes: { keep: { count: 7 } } });
     try {
       assert.equal(meta(path, "schema_version"), "2");
-      assert.equal(await keySpaceFeedRows(store), 0, "the old rows are gone");
-      const info = await store.feedInfo();
-      assert.deepEqual(
-        { firstSeq: info.firstSeq, lastSeq: info.lastSeq },
-        { firstSeq: EXPECTED.info.firstSeq, lastSeq: EXPECTED.info.lastSeq },
-      );
-      assert.deepEqual(await all(store.changes()), EXPECTED.changes);
-      assert.deepEqual(
-        await all(store.changes({ reverse: true })),
-        [...EXPECTED.changes].reverse(),
-      );
-      assert.deepEqual(await all(keyHistory(store, ["a"])), EXPECTED.history);
-      assert.deepEqual(await store.getAt(["a"], { seq: 4 }), EXPECTED.atSeq4);
-      const long: Key = ["long", "x".repeat(600)];
-      assert.deepEqual((await all(keyHistory(store, long))).map((c) => c.seq), [8]);
-
-      // The feed goes on from the old head, with the previous version of the key.
-      const before = await store.get(["a"]);
-      await store.set(["a"], 4);
-      const [next] = await all(store.changes({ since: EXPECTED.info.lastSeq }));
-      assert.equal(next.seq, EXPECTED.info.lastSeq + 1);
-      assert.equal(next.previousVersion, before!.version);
-      assert.deepEqual(next.value, 4);
+      await assertMovedFeed(store);
     } finally {
       await store.close();
     }
@@ -120,96 +83,25 @@ Deno.test("feed table: a store without a feed is left at schema version 1, and g
 Deno.test("feed table: trimming every entry keeps the head, and the next entry follows it (also after reopening)", async () => {
   await withDir(async (dir) => {
     const path = join(dir, "t.db");
-    const clock = manualClock(1_000_000);
-    const spec = { plugin: "sqlite", path, changes: { keep: "1m" } } as const;
-    let store = await openStore(spec, { clock });
-    try {
-      for (let i = 0; i < 3; i++) await store.set(["k", String(i)], i);
-      clock.t += 120_000;
-      assert.equal(await trimChanges(store), 3);
-      assert.deepEqual(await all(store.changes()), []);
-      const info = await store.feedInfo();
-      assert.deepEqual({ firstSeq: info.firstSeq, lastSeq: info.lastSeq }, {
-        firstSeq: 4,
-        lastSeq: 3,
-      });
-      await store.close();
-      store = await openStore(spec, { clock });
-      assert.equal((await store.feedInfo()).lastSeq, 3);
-      await store.set(["k", "0"], "again");
-      assert.deepEqual((await all(store.changes())).map((c) => c.seq), [4]);
-      await assert.rejects(() => store.getAt(["k", "0"], { seq: 1 }), RangeError);
-    } finally {
-      await store.close();
-    }
+    await trimEverything((clock) =>
+      openStore({ plugin: "sqlite", path, changes: { keep: "1m" } }, { clock })
+    );
   });
 });
 
 Deno.test("feed table: a commit with a clear records the same entries as the core's feed (memory)", async () => {
   await withDir(async (dir) => {
-    const run = async (store: Store) => {
-      try {
-        await store.set(["p", "a"], 1);
-        await store.set(["p", "b"], 2);
-        await store.set(["q"], 3, { expireIn: 1 });
-        await new Promise((r) => setTimeout(r, 5));
-        await store.atomic().set(["p", "c"], 3).clear(["p"]).set(["p", "b"], 4).set(["q"], 5)
-          .commit();
-        await store.atomic().delete(["absent"]).set(["r"], 6).delete(["r"]).commit();
-        await store.atomic().clear(["nothing"]).commit();
-        return (await all(store.changes())).map((c) => ({
-          seq: c.seq,
-          key: c.key,
-          op: c.op,
-          value: c.value,
-          previous: c.previousVersion === null ? null : "some",
-        }));
-      } finally {
-        await store.close();
-      }
-    };
-    const changes = { keep: "1d" } as const;
-    const sqlite = await run(
-      await openStore({ plugin: "sqlite", path: join(dir, "c.db"), changes }),
+    await clearsLikeTheCore(() =>
+      openStore({ plugin: "sqlite", path: join(dir, "c.db"), changes: { keep: "1d" } })
     );
-    const memory = await run(await openStore({ plugin: "memory", changes }));
-    assert.deepEqual(sqlite, memory);
-    assert.deepEqual(sqlite.slice(3).map((c) => [c.op, c.key]), [
-      ["delete", ["p", "a"]],
-      ["set", ["p", "b"]],
-      ["set", ["q"]],
-    ]);
   });
 });
 
 Deno.test("feed table: a trim longer than one batch removes every old entry and keeps the rest in order", async () => {
   await withDir(async (dir) => {
-    const store = await openStore({
-      plugin: "sqlite",
-      path: join(dir, "long.db"),
-      changes: { keep: { count: 10 } },
-    });
-    try {
-      for (let b = 0; b < 5; b++) {
-        const op = store.atomic();
-        for (let i = 0; i < 500; i++) op.set(["k", String(b * 500 + i)], i);
-        await op.commit();
-      }
-      assert.equal(await trimChanges(store), 2490);
-      const info = await store.feedInfo();
-      assert.deepEqual({ firstSeq: info.firstSeq, lastSeq: info.lastSeq }, {
-        firstSeq: 2491,
-        lastSeq: 2500,
-      });
-      assert.deepEqual(
-        (await all(store.changes())).map((c) => c.seq),
-        Array.from({ length: 10 }, (_, i) => 2491 + i),
-      );
-      assert.deepEqual(await all(keyHistory(store, ["k", "0"])), []);
-      assert.deepEqual((await all(keyHistory(store, ["k", "2499"]))).map((c) => c.seq), [2500]);
-    } finally {
-      await store.close();
-    }
+    await longTrim(() =>
+      openStore({ plugin: "sqlite", path: join(dir, "long.db"), changes: { keep: { count: 10 } } })
+    );
   });
 });
 

@@ -4,6 +4,7 @@
  * @module
  */
 import type { Key } from "./types.ts";
+import type { Mutation } from "./driver.ts";
 
 /**
  * Throw a `TypeError` unless `key` is a non-empty array of well-formed strings
@@ -118,6 +119,23 @@ export function inClearRange(key: Key, range: { prefix: Key; start?: Key; end?: 
   if (!hasPrefix(key, range.prefix)) return false;
   if (range.start !== undefined && compareKeys(key, range.start) < 0) return false;
   return range.end === undefined || compareKeys(key, range.end) < 0;
+}
+
+/**
+ * What a `clear` of `range` does to the writes before it in one commit:
+ * each earlier `set` of a key in the range becomes a `delete` (in place),
+ * since the clear removes what it wrote.
+ */
+export function clearEarlierSets(
+  earlier: Mutation[],
+  range: { prefix: Key; start?: Key; end?: Key },
+): void {
+  for (let i = 0; i < earlier.length; i++) {
+    const prior = earlier[i];
+    if (prior.type === "set" && inClearRange(prior.key, range)) {
+      earlier[i] = { type: "delete", key: prior.key };
+    }
+  }
 }
 
 /** True when both keys have the same elements. */

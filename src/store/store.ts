@@ -32,11 +32,11 @@ import type {
 import {
   assertKey,
   assertKeySize,
+  clearEarlierSets,
   compareKeys,
   decodeCursor,
   encodeCursor,
   hasPrefix,
-  inClearRange,
 } from "./keys.ts";
 import { applyQuery, normalizeQuery } from "./query.ts";
 import {
@@ -1375,12 +1375,7 @@ class CoreStore implements Store {
         out.push(m);
         continue;
       }
-      for (let i = 0; i < out.length; i++) {
-        const prior = out[i];
-        if (prior.type === "set" && inClearRange(prior.key, m.range)) {
-          out[i] = { type: "delete", key: prior.key };
-        }
-      }
+      clearEarlierSets(out, m.range);
       for await (const raw of this.#listRange(m.range, 500)) {
         out.push({ type: "delete", key: raw.key });
       }
