@@ -15,7 +15,8 @@
  *
  * CPU time (user + system) of each child comes from bash's `times` (to the
  * millisecond) when `/bin/bash` is there; the load average is printed before
- * and after. At the end,
+ * and after. The import probes and bench/cold_probe.ts run with the task's
+ * `--v8-flags` (the same code cache as the run). At the end,
  * bench/cold_probe.ts says whether a run loaded zod (it should not, on a hit
  * without flowstate.yaml).
  */
@@ -59,6 +60,9 @@ if (before !== undefined) {
     "--quiet",
   ];
 }
+
+// The probes below run with the task's V8 flags: the code cache they use (and write) is the run's.
+const v8Flags = commands[TASK_COMMAND].filter((a) => a.startsWith("--v8-flags="));
 
 const cpu: Record<string, number[]> = {};
 const loadavg = () => {
@@ -160,6 +164,7 @@ const modules = [
 ];
 const probe = (m: string) => [
   "eval",
+  ...v8Flags,
   "--ext=ts",
   `const t = performance.now(); await import(${
     JSON.stringify(m.startsWith(".") ? new URL(m, `file://${root}`).href : m)
@@ -199,6 +204,7 @@ const layers = [
 ];
 const layerProbe = [
   "eval",
+  ...v8Flags,
   "--ext=ts",
   `const out = []; for (const m of ${
     JSON.stringify(layers.map((m) => new URL(m, `file://${root}`).href))
@@ -226,7 +232,7 @@ layers.forEach((m, i) => console.log(`| ${m} | ${median(layerMs[i]).toFixed(1)} 
 console.log("\nbench/cold_probe.ts (one run in a fresh process), 3 times:\n");
 for (let i = 0; i < 3; i++) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "bench/cold_probe.ts"],
+    args: ["run", ...v8Flags, "-A", "bench/cold_probe.ts"],
     cwd: root,
     stdout: "null",
     stderr: "piped",
