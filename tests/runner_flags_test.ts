@@ -63,6 +63,16 @@ Deno.test("the tasks keep compiled functions in the code cache (cold start)", ()
   assert.ok(!taskFlags().includes("--unstable-lazy-dynamic-imports"), taskFlags().join(" "));
 });
 
+Deno.test("the README's consumer tasks and deno install line carry the task's flags", async () => {
+  const readme = await Deno.readTextFile(join(ROOT, "README.md"));
+  const flags = taskFlags().join(" ");
+  const lines = readme.split("\n").filter((l) =>
+    /("(run|flowstate)": "deno run|deno install) .*jsr:@flowstate\/core/.test(l)
+  );
+  assert.ok(lines.length >= 3, `README lines running the CLI from JSR: ${lines.length}`);
+  for (const line of lines) assert.ok(line.includes(flags), `README: ${line.trim()}`);
+});
+
 Deno.test("a default project runs, records, backs up and runs its daemon with exactly the task's flags", async () => {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-flags-" });
   try {
