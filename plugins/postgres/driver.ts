@@ -202,6 +202,8 @@ export class PostgresDriver implements StoreDriver {
   #feedSending = false;
   /** The text of the statement that calls the feed-commit function n times, by n. */
   #feedCallTexts: string[] = [];
+  /** The NOTIFY channel of each topic (see `#channel`). */
+  #channels = new Map<string, string>();
   /** The text of the statement that calls the plain-set feed-commit function. */
   #feedSetCall: string | undefined;
 
@@ -885,8 +887,14 @@ export class PostgresDriver implements StoreDriver {
   /** Close the pool: running queries get up to 5 s to finish. */
   /** The NOTIFY channel of `topic` for this table: short, and the same in every process. */
   #channel(topic: string): string {
-    const safe = topic.replace(/[^a-z0-9_]/gi, "_").slice(0, 30);
-    return `flowstate_${(this.#lockId >>> 0).toString(36)}_${safe}`;
+    let channel = this.#channels.get(topic);
+    if (channel === undefined) {
+      const safe = topic.replace(/[^a-z0-9_]/gi, "_").slice(0, 30);
+      channel = `flowstate_${(this.#lockId >>> 0).toString(36)}_${safe}`;
+      // A handful of topics per store (the feed's, the queue's): worth keeping.
+      if (this.#channels.size < 64) this.#channels.set(topic, channel);
+    }
+    return channel;
   }
 
   /**
