@@ -54,6 +54,17 @@ export function feedTableDdl(schema: string, table: string): string[] {
   ];
 }
 
+/**
+ * The feed's head as an SQL expression (`ft`, `meta`: the quoted, qualified
+ * tables): the newest entry's number, or, when a trim left none, the floor
+ * it kept (every kept entry is newer than every trimmed one, so the floor
+ * is read only then), or 0.
+ */
+export function feedHeadSql(ft: string, meta: string): string {
+  return `COALESCE((SELECT max(seq) FROM ${ft}), ` +
+    `(SELECT value::bigint FROM ${meta} WHERE key = 'feed_floor'), 0)`;
+}
+
 /** The feed's read and trim statements (`ft`, `meta`: the quoted, qualified tables). */
 export function feedReads(ft: string, meta: string): {
   /** The head (`seq`) and `since`. */
@@ -77,8 +88,7 @@ export function feedReads(ft: string, meta: string): {
    */
   trim: string;
 } {
-  const headSeq = `greatest((SELECT max(seq) FROM ${ft}), ` +
-    `(SELECT value::bigint FROM ${meta} WHERE key = 'feed_floor'), 0)`;
+  const headSeq = feedHeadSql(ft, meta);
   const page = (order: string) =>
     `SELECT ${FEED_READ_COLUMNS} FROM ${ft} WHERE seq > $1::bigint AND seq < $2::bigint ` +
     `ORDER BY seq ${order} LIMIT $3::int`;

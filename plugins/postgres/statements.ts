@@ -9,7 +9,7 @@ import type { ClearRange, Mutation } from "../../src/store/driver.ts";
 import { byteBounds, encodeKey } from "../../src/store/keys.ts";
 import { boundsWhere } from "../_sql/bounds.ts";
 import { LOCK_CLASS } from "./schema.ts";
-import { FEED_TABLE_COLUMNS } from "./feed.ts";
+import { FEED_TABLE_COLUMNS, feedHeadSql } from "./feed.ts";
 import { FEED_HEAD } from "../../src/store/feed.ts";
 import type { Key } from "../../src/store/types.ts";
 
@@ -319,8 +319,7 @@ export function statements(
   const { feed: ft, meta } = names;
   const liveAt = (alias: string) => live(3).replaceAll("expires_at", `${alias}.expires_at`);
   // The head: the newest entry, or the floor a trim of every entry left (see feed.ts).
-  const head = `greatest((SELECT max(seq) FROM ${ft}), ` +
-    `(SELECT value::bigint FROM ${meta} WHERE key = 'feed_floor'), 0)`;
+  const head = feedHeadSql(ft, meta);
   const guard = "NOT EXISTS (SELECT 1 FROM bad)";
   const feedWriteWith = (bad: string) =>
     `WITH bad AS MATERIALIZED (${bad}), ` +
