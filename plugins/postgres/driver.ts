@@ -48,9 +48,8 @@ import { escapedKeys, type EscapedRow } from "./rows.ts";
 import { pgSearch, preparePgSearch } from "./search.ts";
 import { LOCK_CLASS, NEWEST_SCHEMA_VERSION, quoteIdent } from "./schema.ts";
 import {
-  FEED_FUNCTION_ARITY,
   FEED_HEAD_LOCK,
-  feedFunctionCalls,
+  feedBatchCall,
   feedFunctionDdl,
   feedFunctionName,
   feedSetFunctionDdl,
@@ -124,7 +123,7 @@ interface FeedCall {
   done: PromiseWithResolvers<DriverCommitResult | undefined>;
 }
 
-/** Feed commits sent together at most (`FEED_FUNCTION_ARITY` parameters each). */
+/** Feed commits sent together at most (up to 12 parameters each). */
 const MAX_FEED_BATCH = 16;
 
 /** How many times a commit is retried after PostgreSQL aborted it for a deadlock. */
@@ -200,8 +199,8 @@ export class PostgresDriver implements StoreDriver {
   #feedQueue: FeedCall[] = [];
   /** A feed-commit statement is on its way. */
   #feedSending = false;
-  /** The text of the statement that calls the feed-commit function n times, by n. */
-  #feedCallTexts: string[] = [];
+  /** The text of the statement of a batch, by its plain sets and other commits (`"3/1"`). */
+  #feedCallTexts = new Map<string, string>();
   /** The NOTIFY channel of each topic (see `#channel`). */
   #channels = new Map<string, string>();
   /** The text of the statement that calls the plain-set feed-commit function. */
@@ -1267,37 +1266,50 @@ export class PostgresDriver implements StoreDriver {
   }
 
   /**
-   * One statement for `batch` (see {@linkcode feedFunctionCalls}); settles
+   * One statement for `batch` (see `feedBatchCall`; a lone plain set: its function alone); settles
    * every call's promise, never throws. A deadlock is retried; any other
    * error the server answers for a batch of several runs each call alone, so
    * that each gets its own result or error.
    */
   async #runFeedCalls(batch: FeedCall[]): Promise<void> {
     const what = "Cannot commit";
-    const single = batch.length === 1 ? this.#plainSetParams(batch[0]) : undefined;
-    let text: string;
-    let params: never[];
-    if (single !== undefined) {
-      text = this.#feedSetCall ??= `SELECT ${this.#feedFunctionName(feedSetFunctionName)}(` +
-        `$1::bytea, $2::text, $3::text, $4::float8, $5::float8, $6::text, $7::text) AS r0`;
-      params = single as never[];
-    } else {
-      text = this.#feedCallTexts[batch.length] ??= feedFunctionCalls(
-        this.#feedFunctionName(feedFunctionName),
-        batch.length,
-      );
-      const each = batch.map((c) => {
-        const { params, locked } = this.#feedParams(c.request, c.feed);
-        return [...params, locked];
-      });
-      params = each.flat() as never[];
-      if (batch.length > 1) {
-        // The first call takes every call's locks, in one sorted pass: the later calls find
-        // theirs held already, so two batches never wait for each other in a cycle.
-        const locks = FEED_FUNCTION_ARITY - 1;
-        params[locks] = each.flatMap((p) => p[locks] as string[]) as never;
-      }
+    // Plain sets call the plain-set function, the others the general one (plain sets first: the
+    // commits of a batch are concurrent, so any order is theirs). `column` answers for each.
+    const sets: { call: FeedCall; params: unknown[] }[] = [];
+    const others: { call: FeedCall; params: unknown[]; locked: string[] }[] = [];
+    for (const call of batch) {
+      const params = this.#plainSetParams(call);
+      if (params !== undefined) sets.push({ call, params });
+      else others.push({ call, ...this.#feedParams(call.request, call.feed) });
     }
+    let text: string;
+    let params: unknown[];
+    const column = new Map<FeedCall, string>();
+    if (batch.length === 1 && sets.length === 1) {
+      text = this.#feedSetCall ??= `SELECT ${this.#feedFunctionName(feedSetFunctionName)}(` +
+        `$1::bytea, $2::text, $3::text, $4::float8, $5::float8, $6::text, $7::text) AS s0`;
+      params = sets[0].params;
+    } else {
+      text = this.#feedCallTexts.get(`${sets.length}/${others.length}`) ?? feedBatchCall(
+        this.#sqlText.keyLocks,
+        this.#feedFunctionName(feedSetFunctionName),
+        this.#feedFunctionName(feedFunctionName),
+        sets.length,
+        others.length,
+      );
+      this.#feedCallTexts.set(`${sets.length}/${others.length}`, text);
+      const locks = [
+        ...sets.flatMap((c) => [toHex(c.params[0] as Uint8Array), this.#headLockHex]),
+        ...others.flatMap((c) => c.locked),
+      ];
+      params = [
+        locks,
+        ...sets.flatMap((c) => c.params),
+        ...others.flatMap((c) => [...c.params, []]),
+      ];
+    }
+    sets.forEach(({ call }, j) => column.set(call, `s${j}`));
+    others.forEach(({ call }, j) => column.set(call, `g${j}`));
     for (let attempt = 1;; attempt++) {
       if (this.#closed) {
         for (const c of batch) c.done.reject(this.#error(what, new Error("closed")));
@@ -1306,15 +1318,16 @@ export class PostgresDriver implements StoreDriver {
       try {
         const [row] = await this.#sql.unsafe<Record<string, number[] | null>[]>(
           text,
-          params,
+          params as never[],
           PREPARED,
         );
-        batch.forEach(({ request, done }, j) => {
-          // The plain set has no check to fail (its function returns nothing).
-          done.resolve(
-            single !== undefined ? { ok: true } : this.#feedResult(request.checks, row[`r${j}`]),
+        for (const call of batch) {
+          const name = column.get(call)!;
+          // A plain set has no check to fail (its function returns nothing).
+          call.done.resolve(
+            name.startsWith("s") ? { ok: true } : this.#feedResult(call.request.checks, row[name]),
           );
-        });
+        }
         return;
       } catch (err) {
         if (codeOf(err) === "42883") {

@@ -220,7 +220,7 @@ export function feedSetFunctionName(table: string): string {
  * the plain-set feed commit (see `Statements.feedSetBody`); `fn` is the qualified, quoted name.
  */
 export function feedSetFunctionDdl(fn: string, body: string): string {
-  return `CREATE OR REPLACE FUNCTION ${fn}(bytea, text, text, float8, float8, text, text) ` +
+  return `CREATE OR REPLACE FUNCTION ${fn}(${FEED_SET_TYPES.join(", ")}) ` +
     `RETURNS void LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan ` +
     `AS $fs$\n${body}\n$fs$`;
 }
@@ -241,9 +241,6 @@ const FEED_FUNCTION_TYPES = [
   "text[]",
 ];
 
-/** How many parameters one call of the feed-commit function takes. */
-export const FEED_FUNCTION_ARITY = FEED_FUNCTION_TYPES.length;
-
 /**
  * `CREATE OR REPLACE FUNCTION fn(…) RETURNS int[]`: the store's feed commit
  * (see `Statements.feedBody`) as one PL/pgSQL function, so a commit that
@@ -259,19 +256,34 @@ export function feedFunctionDdl(fn: string, body: string): string {
     `AS $fs$\n${body}\n$fs$`;
 }
 
+/** The SQL types of the plain-set feed-commit function's parameters, in order. */
+const FEED_SET_TYPES = ["bytea", "text", "text", "float8", "float8", "text", "text"];
+
 /**
- * One statement that calls the feed-commit function `fn` (qualified, quoted)
- * `n` times, one after the other in one transaction: call `j` (from 0) takes
- * parameters `12j + 1` … `12j + 12` and answers as column `r<j>`.
+ * One statement for several feed commits, one after the other in one
+ * transaction: `keyLocks` (`locks`, with $1 every commit's keys) first, in
+ * the `FROM` clause, so every lock of the batch is taken in one sorted pass
+ * before any commit runs (two batches never wait for each other in a cycle);
+ * then `sets` calls of the plain-set function `setFn` (parameters from $2,
+ * 7 each, columns `s<j>`) and `others` calls of the feed-commit function
+ * `fn` (parameters after those, 12 each, the last one an empty lock list;
+ * columns `g<j>`). Functions qualified and quoted.
  */
-export function feedFunctionCalls(fn: string, n: number): string {
-  const types = FEED_FUNCTION_TYPES;
-  const calls = Array.from(
-    { length: n },
-    (_, j) =>
-      `${fn}(${types.map((t, k) => `$${j * types.length + k + 1}::${t}`).join(", ")}) AS r${j}`,
-  );
-  return `SELECT ${calls.join(", ")}`;
+export function feedBatchCall(
+  locks: string,
+  setFn: string,
+  fn: string,
+  sets: number,
+  others: number,
+): string {
+  let n = 1;
+  const call = (name: string, types: string[], column: string) =>
+    `${name}(${types.map((t) => `$${++n}::${t}`).join(", ")}) AS ${column}`;
+  const calls = [
+    ...Array.from({ length: sets }, (_, j) => call(setFn, FEED_SET_TYPES, `s${j}`)),
+    ...Array.from({ length: others }, (_, j) => call(fn, FEED_FUNCTION_TYPES, `g${j}`)),
+  ];
+  return `SELECT ${calls.join(", ")} FROM (${locks}) AS l`;
 }
 
 /**
