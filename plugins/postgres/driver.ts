@@ -123,6 +123,8 @@ interface FeedCall {
   done: PromiseWithResolvers<DriverCommitResult | undefined>;
 }
 
+/** Microtask turns a feed batch waits for commits issued in the same turn to join it. */
+const FEED_BATCH_TICKS = 12;
 /** Feed commits sent together at most (up to 12 parameters each). */
 const MAX_FEED_BATCH = 16;
 
@@ -1258,6 +1260,10 @@ export class PostgresDriver implements StoreDriver {
     this.#feedSending = true;
     try {
       while (this.#feedQueue.length > 0) {
+        // Commits issued in the same turn of the event loop (writers that a batch's answer just
+        // woke) reach the queue a few microtasks apart: let them in first, so they go together
+        // rather than one alone and then the rest. (A lone writer loses only these ticks.)
+        for (let tick = 0; tick < FEED_BATCH_TICKS; tick++) await null;
         await this.#runFeedCalls(this.#feedQueue.splice(0, MAX_FEED_BATCH));
       }
     } finally {
