@@ -125,6 +125,26 @@ Deno.test("sqlite compare-and-set is one statement with the semantics of a check
   });
 });
 
+Deno.test("sqlite compare-and-set without expireIn clears the entry's expiry, with one sets it", async () => {
+  await withDir(async (dir) => {
+    const clock = fakeClock();
+    await using store = await openStore({ plugin: "sqlite", path: join(dir, "s.db") }, { clock });
+    const expiring = await store.set(["k"], 1, { expireIn: 10 });
+    const kept = await store.set(["k"], 2, { ifVersion: expiring.version! });
+    assert.ok(kept.ok);
+    assert.equal((await store.get(["k"]))?.expiresAt, null);
+    clock.advance(20);
+    assert.equal((await store.get(["k"]))?.value, 2);
+    const again = await store.set(["k"], 3, { ifVersion: kept.version!, expireIn: 5 });
+    assert.ok(again.ok);
+    assert.equal((await store.get(["k"]))?.expiresAt, clock.now() + 5);
+    clock.advance(5);
+    assert.equal(await store.get(["k"]), null);
+    // An expired entry's version no longer matches, with or without expireIn.
+    assert.equal((await store.set(["k"], 4, { ifVersion: again.version! })).ok, false);
+  });
+});
+
 Deno.test("sqlite queries that order strings trust the surrogate flag, and a value with a lone surrogate sets it", async () => {
   await withDir(async (dir) => {
     const path = join(dir, "s.db");
