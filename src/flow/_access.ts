@@ -58,8 +58,12 @@ export class NodeAccess {
   /** The observer its attempts' views report to. */
   readonly observer: StateObserver;
 
-  /** Collect for the node `writer`, telling committed writes to `sink` while it listens. */
-  constructor(writer: Writer, sink: StateChangeSink | undefined) {
+  /**
+   * Collect for the node `writer`, telling committed writes to `sink` while
+   * it listens; with `asActor`, the views also write as `writer` (see
+   * `StateObserver.actor`).
+   */
+  constructor(writer: Writer, sink: StateChangeSink | undefined, asActor = false) {
     const reads = this.#reads;
     const writes = this.#writes;
     this.observer = {
@@ -68,6 +72,7 @@ export class NodeAccess {
         writes.add(scope, key, store, false);
         if (sink?.listening) sink.changed({ ...change, ...writer });
       },
+      ...(asActor ? { actor: writer } : {}),
     };
   }
 

@@ -179,6 +179,27 @@ function storeFree(node: PreparedNode): boolean {
   return STORE_FREE_BUILTINS.has(node.spec.type) && builtinNodes.get(node.spec.type) === node.type;
 }
 
+/**
+ * Built-in node types that touch stores only through their state views and
+ * emit no event: they run without an actor context, and their views write as
+ * the node instead (`StateObserver.actor`), only on stores that keep a change
+ * feed: an actor context costs every `await` inside it a context switch.
+ */
+const STATE_BUILTINS: ReadonlySet<string> = new Set([
+  "state.get",
+  "state.set",
+  "state.delete",
+  "state.increment",
+  "state.list",
+  "state.query",
+  "state.search",
+]);
+
+/** Whether `node` is one of {@linkcode STATE_BUILTINS} (the built-in itself). */
+function viewsOnly(node: PreparedNode): boolean {
+  return STATE_BUILTINS.has(node.spec.type) && builtinNodes.get(node.spec.type) === node.type;
+}
+
 /** The checked options of built-in nodes with a constant `with`, by prepared node. */
 const checkedInputs = new WeakMap<PreparedNode, { value: unknown }>();
 
@@ -583,6 +604,7 @@ class Execution implements AttemptHost {
           nodeId: this.#flow.nodes[i].spec.id,
         },
         this.#o.resolver.stateChanges,
+        viewsOnly(this.#flow.nodes[i]),
       );
       this.#access.set(i, access);
     }
@@ -752,11 +774,12 @@ class Execution implements AttemptHost {
     this.#live.add(a);
     if (runSignal.aborted) a.stop(runSignal.reason);
     // Every store write the node makes is recorded in change feeds as this run's node
-    // (built-ins that touch no store and emit no event run without that context).
+    // (built-ins that touch no store and emit no event run without that context, and
+    // the state built-ins' views write as the node: see accessOf).
     let work: Promise<unknown>;
     try {
       work = Promise.resolve(
-        storeFree(node)
+        storeFree(node) || viewsOnly(node)
           ? node.type.run(ctx, input)
           : withNodeActor(this.options.runId, this.flowId, id, () => node.type.run(ctx, input)),
       );

@@ -10,7 +10,8 @@
  * @module
  */
 import { ConflictError } from "../errors.ts";
-import { hasUniqueVersions } from "../store/store.ts";
+import { withNodeActor } from "../store/actor.ts";
+import { hasUniqueVersions, readsActor } from "../store/store.ts";
 import type {
   Entry,
   JsonValue,
@@ -146,6 +147,14 @@ export interface StateObserver {
     op: "set" | "delete";
     version?: string;
   }): void;
+  /**
+   * The node whose writes these are, for change feeds: when set, each write
+   * runs with it as the actor (as `withActor` would set it) on a store that
+   * may record one. The executor sets it for the built-in state nodes, which
+   * it runs without an actor context of their own (that context costs every
+   * `await` of the node a context switch).
+   */
+  readonly actor?: { runId: string; flowId: string; nodeId: string };
 }
 
 /** The key prefix of a scope. */
@@ -299,6 +308,12 @@ export function createStateView(
   const storeFor = (options?: ScopeCallOptions) =>
     options?.store === undefined ? resolver.forScope(scope) : resolver.byName(options.store);
   const full = (parts: readonly string[]): Key => prefix.concat(parts);
+  const actor = observer?.actor;
+  /** `write()`, as the observer's node on a store that may record who writes. */
+  const asActor = <T>(store: Store, write: () => Promise<T>): Promise<T> =>
+    actor !== undefined && readsActor(store)
+      ? withNodeActor(actor.runId, actor.flowId, actor.nodeId, write)
+      : write();
   const list = async (
     options: (ScopeCallOptions & { prefix?: ScopeKey; limit?: number }) | undefined,
   ) => {
@@ -331,11 +346,12 @@ export function createStateView(
       const store = await storeFor(options);
       const parts = toParts(key, `Cannot set ${scope} state`);
       const k = full(parts);
-      const result = await store.set(
-        k,
-        value,
-        options?.expireIn === undefined ? undefined : { expireIn: options.expireIn },
-      );
+      const result = await asActor(store, () =>
+        store.set(
+          k,
+          value,
+          options?.expireIn === undefined ? undefined : { expireIn: options.expireIn },
+        ));
       if (observer && result.ok) {
         observer.wrote(scope, parts, options?.store, {
           store: store.name,
@@ -350,7 +366,7 @@ export function createStateView(
       const parts = toParts(key, `Cannot delete ${scope} state`);
       const k = full(parts);
       const existed = (await store.get(k)) !== null;
-      await store.delete(k);
+      await asActor(store, () => store.delete(k));
       if (observer && existed) {
         observer.wrote(scope, parts, options?.store, { store: store.name, key: k, op: "delete" });
       }
@@ -361,7 +377,7 @@ export function createStateView(
       const parts = toParts(key, `Cannot increment ${scope} state`);
       const k = full(parts);
       if (!observer) return increment(store, k, by);
-      const { value, version } = await incrementEntry(store, k, by);
+      const { value, version } = await asActor(store, () => incrementEntry(store, k, by));
       observer.read(scope, parts, options?.store, false);
       observer.wrote(scope, parts, options?.store, {
         store: store.name,
