@@ -1192,6 +1192,23 @@ export class SqliteDriver implements StoreDriver {
     this.#surrogateFlag = true;
   }
 
+  /** The last key `#casKey` encoded (a copy), and its bytes. */
+  #lastCasKey: { key: Key; bytes: Uint8Array } | undefined;
+
+  /**
+   * `key` encoded, the bytes of the last compare-and-set's key again when it
+   * is the same key (a counter incremented over and over): encoding a key
+   * allocates a typed array, ~0.5 µs, ~5% of the statement. The bytes are
+   * only bound to statements (which copy them), never changed.
+   */
+  #casKey(key: Key): Uint8Array {
+    const last = this.#lastCasKey;
+    if (last !== undefined && keysEqual(last.key, key)) return last.bytes;
+    const bytes = encodeKey(key);
+    this.#lastCasKey = { key: [...key], bytes };
+    return bytes;
+  }
+
   /**
    * One check and one write of the same key as a single conditional
    * statement (its own transaction): `UPDATE … WHERE version = ?`,
@@ -1207,7 +1224,7 @@ export class SqliteDriver implements StoreDriver {
   ): DriverCommitResult | undefined {
     if (m.type === "clear" || !keysEqual(check.key, m.key)) return undefined;
     if (m.type === "delete" && check.version === null) return undefined;
-    const key = encodeKey(m.key);
+    const key = this.#casKey(m.key);
     let changes: number;
     try {
       if (m.type === "delete") {
