@@ -652,6 +652,9 @@ class Execution implements AttemptHost {
     const node = this.#flow.nodes[i];
     const id = node.spec.id;
     const started = this.#o.clock.now();
+    // One reading of the clock for the node's start and its first attempt too, when
+    // nothing runs in between (no `if` to evaluate).
+    let now = started;
     if (node.if) {
       let go: boolean;
       try {
@@ -664,9 +667,10 @@ class Execution implements AttemptHost {
         });
       }
       if (!go) return this.#end(i, started, { status: "skipped", attempts: 0 });
+      now = this.#o.clock.now();
     }
     const on = this.#o.onEvent;
-    if (on !== undefined) on({ at: this.#o.clock.now(), type: "node.start", node: id });
+    if (on !== undefined) on({ at: now, type: "node.start", node: id });
     const { attempts, delay, backoff, maxDelay } = node.retry;
     let lastError = "";
     let timedOut = false;
@@ -675,7 +679,12 @@ class Execution implements AttemptHost {
         return this.#end(i, started, { status: "cancelled", attempts: attempt - 1 });
       }
       if (on !== undefined) {
-        on({ at: this.#o.clock.now(), type: "node.attempt", node: id, attempt });
+        on({
+          at: attempt === 1 ? now : this.#o.clock.now(),
+          type: "node.attempt",
+          node: id,
+          attempt,
+        });
       }
       let input: unknown;
       try {

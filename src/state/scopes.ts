@@ -221,6 +221,28 @@ function newIncrements(): LastIncrements {
 /** Keys remembered per store (the least recently incremented are forgotten first). */
 const LAST_INCREMENTS = 1024;
 
+/** Remember that this process wrote `value` with `version` at the key `id` of `store`. */
+function remember(
+  store: Store,
+  known: LastIncrements,
+  id: string,
+  value: number,
+  version: string,
+): void {
+  if (known.size === 0) lastIncrements.set(store, known);
+  const entry = known.get(id);
+  if (entry !== undefined && known.newest === id) {
+    // Already the most recent (a key incremented over and over): no reordering.
+    entry.value = value;
+    entry.version = version;
+    return;
+  }
+  known.delete(id);
+  known.set(id, { value, version });
+  known.newest = id;
+  if (known.size > LAST_INCREMENTS) known.delete(known.keys().next().value!);
+}
+
 /**
  * {@linkcode increment}, also returning the version of the entry it wrote.
  *
@@ -242,27 +264,12 @@ export async function incrementEntry(
   }
   const known = hasUniqueVersions(store) ? lastIncrements.get(store) ?? newIncrements() : undefined;
   const id = known === undefined ? "" : JSON.stringify(key);
-  const remember = (value: number, version: string) => {
-    if (known === undefined) return;
-    if (known.size === 0) lastIncrements.set(store, known);
-    const entry = known.get(id);
-    if (entry !== undefined && known.newest === id) {
-      // Already the most recent (a key incremented over and over): no reordering.
-      entry.value = value;
-      entry.version = version;
-      return;
-    }
-    known.delete(id);
-    known.set(id, { value, version });
-    known.newest = id;
-    if (known.size > LAST_INCREMENTS) known.delete(known.keys().next().value!);
-  };
   const last = known?.get(id);
   if (last !== undefined) {
     const next = last.value + by;
     const result = await store.set(key, next, { ifVersion: last.version });
     if (result.ok) {
-      remember(next, result.version);
+      remember(store, known!, id, next, result.version);
       return { value: next, version: result.version };
     }
     known!.delete(id); // written by someone else since: read it
@@ -281,7 +288,7 @@ export async function incrementEntry(
     const next = value + by;
     const result = await store.set(key, next, { ifVersion: current?.version ?? null });
     if (result.ok) {
-      remember(next, result.version);
+      if (known !== undefined) remember(store, known, id, next, result.version);
       return { value: next, version: result.version };
     }
     const wait = Math.min(50, attempt) * Math.random();
