@@ -13,6 +13,11 @@
  * `undefined` object properties are omitted, as `JSON.stringify` does.
  */
 export function serializeValue(value: unknown, what: string): string {
+  // A string, a boolean or a finite number (a counter's value, a node's output) needs no walk.
+  const type = typeof value;
+  if (type === "string" || type === "boolean" || (type === "number" && Number.isFinite(value))) {
+    return JSON.stringify(value);
+  }
   const path: (string | number)[] = [];
   const problem = findProblem(value, path, []);
   if (problem !== undefined) throw new TypeError(`${what}: ${formatPath(path)} ${problem}`);
