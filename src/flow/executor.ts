@@ -169,35 +169,22 @@ class AttemptTimeout extends Error {
 }
 
 /**
- * Built-in node types that never touch a store nor emit an event: they need
- * no actor context (setting one costs an async-context frame per node).
+ * Built-in node types that run without an actor context (setting one costs
+ * every `await` inside it a context switch): those that never touch a store
+ * nor emit an event, and the `state.*` ones, which touch stores only through
+ * their state views and emit no event: their views write as the node instead
+ * (`StateObserver.actor`), and only on stores that may keep a change feed.
  */
-const STORE_FREE_BUILTINS: ReadonlySet<string> = new Set(["transform", "fail", "delay"]);
-
-/** Whether `node` is one of {@linkcode STORE_FREE_BUILTINS} (the built-in itself). */
-function storeFree(node: PreparedNode): boolean {
-  return STORE_FREE_BUILTINS.has(node.spec.type) && builtinNodes.get(node.spec.type) === node.type;
-}
-
-/**
- * Built-in node types that touch stores only through their state views and
- * emit no event: they run without an actor context, and their views write as
- * the node instead (`StateObserver.actor`), only on stores that keep a change
- * feed: an actor context costs every `await` inside it a context switch.
- */
-const STATE_BUILTINS: ReadonlySet<string> = new Set([
-  "state.get",
-  "state.set",
-  "state.delete",
-  "state.increment",
-  "state.list",
-  "state.query",
-  "state.search",
+const ACTOR_FREE_BUILTINS: ReadonlySet<string> = new Set([
+  "transform",
+  "fail",
+  "delay",
+  ...[...builtinNodes.keys()].filter((type) => type.startsWith("state.")),
 ]);
 
-/** Whether `node` is one of {@linkcode STATE_BUILTINS} (the built-in itself). */
-function viewsOnly(node: PreparedNode): boolean {
-  return STATE_BUILTINS.has(node.spec.type) && builtinNodes.get(node.spec.type) === node.type;
+/** Whether `node` is one of {@linkcode ACTOR_FREE_BUILTINS} (the built-in itself). */
+function actorFree(node: PreparedNode): boolean {
+  return ACTOR_FREE_BUILTINS.has(node.spec.type) && builtinNodes.get(node.spec.type) === node.type;
 }
 
 /** The checked options of built-in nodes with a constant `with`, by prepared node. */
@@ -604,7 +591,7 @@ class Execution implements AttemptHost {
           nodeId: this.#flow.nodes[i].spec.id,
         },
         this.#o.resolver.stateChanges,
-        viewsOnly(this.#flow.nodes[i]),
+        actorFree(this.#flow.nodes[i]),
       );
       this.#access.set(i, access);
     }
@@ -788,7 +775,7 @@ class Execution implements AttemptHost {
     let work: Promise<unknown>;
     try {
       work = Promise.resolve(
-        storeFree(node) || viewsOnly(node)
+        actorFree(node)
           ? node.type.run(ctx, input)
           : withNodeActor(this.options.runId, this.flowId, id, () => node.type.run(ctx, input)),
       );
