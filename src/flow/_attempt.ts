@@ -33,13 +33,8 @@ export class AttemptFence {
   #inFlight = 0;
   /** Wakes the callers of {@linkcode AttemptFence.drained} once none is in flight. */
   #idle: (() => void) | undefined;
-  /** One settle handler per fence (not a closure and a set entry per call). */
-  #settled = (): void => {
-    if (--this.#inFlight > 0) return;
-    const wake = this.#idle;
-    this.#idle = undefined;
-    wake?.();
-  };
+  /** One settle handler per fence, made at its first call (not a closure and a set entry per call). */
+  #settled: (() => void) | undefined;
 
   /** A fence for `who`, open until {@linkcode AttemptFence.close}. */
   constructor(who: AttemptIdentity) {
@@ -67,7 +62,13 @@ export class AttemptFence {
     }
     const promise = call();
     this.#inFlight++;
-    promise.then(this.#settled, this.#settled);
+    const settled = this.#settled ??= () => {
+      if (--this.#inFlight > 0) return;
+      const wake = this.#idle;
+      this.#idle = undefined;
+      wake?.();
+    };
+    promise.then(settled, settled);
     return promise;
   }
 
