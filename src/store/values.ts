@@ -18,10 +18,48 @@ export function serializeValue(value: unknown, what: string): string {
   if (type === "string" || type === "boolean" || (type === "number" && Number.isFinite(value))) {
     return JSON.stringify(value);
   }
-  const path: (string | number)[] = [];
-  const problem = findProblem(value, path, []);
-  if (problem !== undefined) throw new TypeError(`${what}: ${formatPath(path)} ${problem}`);
+  if (!isPlainJson(value, 0)) {
+    const path: (string | number)[] = [];
+    const problem = findProblem(value, path, []);
+    if (problem !== undefined) throw new TypeError(`${what}: ${formatPath(path)} ${problem}`);
+  }
   return JSON.stringify(value);
+}
+
+/**
+ * Whether `value` is JSON that {@linkcode findProblem} accepts, without
+ * keeping its path or its ancestors: a cycle shows as nesting deeper than
+ * {@linkcode MAX_VALUE_DEPTH}. `false` only says to look again with
+ * `findProblem`, which tells what and where (and a cycle from deep nesting).
+ */
+function isPlainJson(value: unknown, depth: number): boolean {
+  if (typeof value !== "object") {
+    return typeof value === "string" || typeof value === "boolean" ||
+      (typeof value === "number" && Number.isFinite(value));
+  }
+  if (value === null) return true;
+  if (depth >= MAX_VALUE_DEPTH) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      const t = typeof item;
+      if (t === "string" || t === "boolean" || (t === "number" && Number.isFinite(item))) continue;
+      if (item === undefined || !isPlainJson(item, depth + 1)) return false;
+    }
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const k in value) {
+    const v = (value as Record<string, unknown>)[k];
+    const t = typeof v;
+    if (
+      t === "undefined" || t === "string" || t === "boolean" ||
+      (t === "number" && Number.isFinite(v))
+    ) continue;
+    if (!isPlainJson(v, depth + 1)) return false;
+  }
+  return true;
 }
 
 /**
