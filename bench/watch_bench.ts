@@ -18,9 +18,9 @@
 import process from "node:process";
 import { join, resolve } from "node:path";
 import { openStore, type StoreSpec } from "../mod.ts";
+import { now, watchLatencies } from "./_watch.ts";
 
 const WRITES = 30;
-const now = () => performance.timeOrigin + performance.now();
 const spec = (plugin: string, path: string): StoreSpec => ({
   plugin,
   path,
@@ -32,15 +32,7 @@ if (Deno.args[0] === "child") {
   const [, tree, plugin, path, idleMs] = Deno.args;
   const mod = await import(join(resolve(tree), "mod.ts")) as typeof import("../mod.ts");
   const store = await mod.openStore(spec(plugin, path));
-  const since = (await store.feedInfo()).lastSeq;
-  const lat: number[] = [];
-  const stop = new AbortController();
-  const watching = (async () => {
-    for await (const c of store.watch([["watched"]], { since, signal: stop.signal })) {
-      lat.push(now() - (c.value as { sentAt: number }).sentAt);
-      if (lat.length === WRITES) stop.abort();
-    }
-  })();
+  const watching = await watchLatencies(store, WRITES);
   await new Promise((r) => setTimeout(r, 300));
   const c0 = process.cpuUsage();
   const t0 = performance.now();
@@ -48,7 +40,7 @@ if (Deno.args[0] === "child") {
   const c = process.cpuUsage(c0);
   const idle = { cpuMs: (c.user + c.system) / 1000, wallMs: performance.now() - t0 };
   console.log("ready");
-  await watching;
+  const lat = await watching;
   await store.close();
   console.log(JSON.stringify({ idle, lat }));
   Deno.exit(0);
