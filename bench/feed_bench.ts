@@ -114,7 +114,7 @@ async function watchLatency(label: string, spec: StoreSpec): Promise<string> {
     stderr: "inherit",
   }).output();
   if (!child.success) throw new Error("writer failed");
-  const lat = await watching;
+  const lat = await watching.done;
   await store.close();
   return `| ${label} | ${median(lat).toFixed(1)} ms | ${pct(lat, 0.95).toFixed(1)} ms | ${COUNT} |`;
 }

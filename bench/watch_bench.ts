@@ -40,7 +40,7 @@ if (Deno.args[0] === "child") {
   const c = process.cpuUsage(c0);
   const idle = { cpuMs: (c.user + c.system) / 1000, wallMs: performance.now() - t0 };
   console.log("ready");
-  const lat = await watching;
+  const lat = await watching.done;
   await store.close();
   console.log(JSON.stringify({ idle, lat }));
   Deno.exit(0);
