@@ -93,7 +93,10 @@ import {
 /** The topic of the wake-ups a feed commit sends (`listen`/`signal`) to watchers in other processes. */
 export const FEED_TOPIC = "feed";
 
-/** How often a watcher looks for changes by polling: bounded, cheap (one read of the head). */
+/**
+ * How often a watcher looks for changes by polling: bounded, cheap (the driver's change token,
+ * else one read of the head).
+ */
 const POLL_MS_LOCAL = 20;
 /** With wake-ups across processes (`listen`), polling is only a safety net. */
 const POLL_MS_SIGNALLED = 1_000;
