@@ -7,7 +7,8 @@
  *    `process.cpuUsage`) over `idleMs` while nobody writes, per second;
  * 2. latency across processes: this process then writes 30 entries (30 ms
  *    apart, each stamped with the wall-clock time it called `set`); the
- *    watcher reports when each arrived. p50 and p95 over every round.
+ *    watcher reports when each arrived. p50 and p95 over every round;
+ * 3. the floor: a process that only wakes every 20 ms, and an idle one.
  *
  *   BEFORE=/tmp/before deno run -A bench/watch_bench.ts [rounds=5] [idleMs=3000]
  *
@@ -26,6 +27,22 @@ const spec = (plugin: string, path: string): StoreSpec => ({
   path,
   changes: { keep: "30d" },
 });
+
+if (Deno.args[0] === "floor") {
+  // deno run -A watch_bench.ts floor <pollMs> <idleMs>: the same process doing nothing but
+  // waking every pollMs (0: not at all), for the floor of a watcher's idle CPU.
+  const [, pollMs, idleMs] = Deno.args.map(Number);
+  await new Promise((r) => setTimeout(r, 300));
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  if (pollMs === 0) await new Promise((r) => setTimeout(r, idleMs));
+  else while (performance.now() - t0 < idleMs) await new Promise((r) => setTimeout(r, pollMs));
+  const c = process.cpuUsage(c0);
+  console.log(
+    JSON.stringify({ cpuMs: (c.user + c.system) / 1000, wallMs: performance.now() - t0 }),
+  );
+  Deno.exit(0);
+}
 
 if (Deno.args[0] === "child") {
   // deno run -A watch_bench.ts child <tree> <plugin> <path> <idleMs>
@@ -98,6 +115,16 @@ async function round(tree: string, plugin: string, path: string) {
   return { cpuPerSecond: result.idle.cpuMs / result.idle.wallMs * 1000, lat: result.lat };
 }
 
+/** A process that only wakes every `pollMs` (0: never) for `IDLE_MS`: its CPU per second. */
+async function floor(pollMs: number): Promise<number> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", import.meta.filename!, "floor", String(pollMs), String(IDLE_MS)],
+    stderr: "inherit",
+  }).output();
+  const { cpuMs, wallMs } = JSON.parse(new TextDecoder().decode(out.stdout));
+  return cpuMs / wallMs * 1000;
+}
+
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor((s.length - 1) * p)];
@@ -132,6 +159,17 @@ try {
         }) | ${pct(l, 0.5).toFixed(1)} ms | ${pct(l, 0.95).toFixed(1)} ms | ${l.length} |`,
       );
     }
+  }
+  for (const pollMs of [20, 0]) {
+    const c: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) c.push(await floor(pollMs));
+    console.log(
+      `| (floor) | ${
+        pollMs ? `a process waking every ${pollMs} ms, nothing else` : "an idle process"
+      } | ${pct(c, 0.5).toFixed(2)} ms (${Math.min(...c).toFixed(2)}–${
+        Math.max(...c).toFixed(2)
+      }) | — | — | — |`,
+    );
   }
 } finally {
   await Deno.remove(dir, { recursive: true });
