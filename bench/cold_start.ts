@@ -8,17 +8,32 @@
  *   deno run -A bench/cold_start.ts [rounds=15]
  *
  * Both write under `./.flowstate` of the repository (state.db, bare.db).
- * With `BEFORE=<another checkout>`, that checkout's `cli.ts run` is timed in
- * the same rounds too (before/after a change).
+ * "The task's command" is the `run` task of deno.json as it stands (its flags,
+ * `cli.ts run`), without `deno task`. With `BEFORE=<another checkout>`, that
+ * checkout's own `run` task (its flags, its `cli.ts`) is timed in the same
+ * rounds too (before/after a change).
  *
- * CPU time (user + system) of each child comes from `/usr/bin/time` when it is
- * there; the load average is printed before and after. At the end,
+ * CPU time (user + system) of each child comes from bash's `times` (to the
+ * millisecond) when `/bin/bash` is there; the load average is printed before
+ * and after. The import probes and bench/cold_probe.ts run with the task's
+ * `--v8-flags` (the same code cache as the run). At the end,
  * bench/cold_probe.ts says whether a run loaded zod (it should not, on a hit
  * without flowstate.yaml).
  */
 const rounds = Number(Deno.args[0] ?? 15);
 const root = new URL("..", import.meta.url).pathname;
 
+/** The `run` task of a checkout's deno.json, as `deno` arguments (its own flags, its cli.ts). */
+function runTask(checkout: string): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(`${checkout}/deno.json`));
+  const task: string = config.tasks.run;
+  if (!task.startsWith("deno ")) throw new Error(`unexpected run task: ${task}`);
+  return task.slice("deno ".length).split(" ").map((a) =>
+    a === "cli.ts" && checkout !== root ? `${checkout}/cli.ts` : a
+  );
+}
+
+const TASK_COMMAND = "deno run … cli.ts run examples/counter.flow.yaml (the task's command)";
 const commands: Record<string, string[]> = {
   "bare: deno run bench/cold_bare.ts": [
     "run",
@@ -33,35 +48,22 @@ const commands: Record<string, string[]> = {
     "examples/counter.flow.yaml",
     "--quiet",
   ],
-  "deno run … cli.ts run examples/counter.flow.yaml (the task's command)": [
-    "run",
-    "--unstable-worker-options",
-    "--allow-read",
-    "--allow-write=.flowstate",
-    "--allow-env",
-    "--allow-net",
-    "--allow-sys=hostname",
-    "cli.ts",
-    "run",
-    "examples/counter.flow.yaml",
-    "--quiet",
-  ],
+  [TASK_COMMAND]: [...runTask(root), "examples/counter.flow.yaml", "--quiet"],
 };
 
-const before = Deno.env.get("BEFORE");
+// With BEFORE=<checkout>: that checkout's `run` task (its flags, its cli.ts), from here.
+const before = Deno.env.get("BEFORE")?.replace(/\/$/, "");
 if (before !== undefined) {
-  commands[`the same, with ${before}/cli.ts (before)`] = commands[
-    "deno run … cli.ts run examples/counter.flow.yaml (the task's command)"
-  ].map((a) => a === "cli.ts" ? `${before}/cli.ts` : a);
+  commands[`the same, with ${before}'s run task (before)`] = [
+    ...runTask(before),
+    "examples/counter.flow.yaml",
+    "--quiet",
+  ];
 }
 
-const timeBin = (() => {
-  try {
-    return Deno.statSync("/usr/bin/time").isFile ? "/usr/bin/time" : undefined;
-  } catch {
-    return undefined;
-  }
-})();
+// The probes below run with the task's V8 flags: the code cache they use (and write) is the run's.
+const v8Flags = commands[TASK_COMMAND].filter((a) => a.startsWith("--v8-flags="));
+
 const cpu: Record<string, number[]> = {};
 const loadavg = () => {
   try {
@@ -70,11 +72,24 @@ const loadavg = () => {
     return "n/a";
   }
 };
+/** Whether bash is there: it reports the child's CPU time (`times`) to the millisecond. */
+const bash = (() => {
+  try {
+    return Deno.statSync("/bin/bash").isFile;
+  } catch {
+    return false;
+  }
+})();
 
+/**
+ * Wall time of one `deno <args>` process; with `name`, its CPU time (user +
+ * system, from bash's `times`) is kept too. bash adds ~1 ms of wall time to
+ * every command alike.
+ */
 async function time(args: string[], name?: string): Promise<number> {
   const start = performance.now();
-  const out = await new Deno.Command(timeBin ?? Deno.execPath(), {
-    args: timeBin ? ["-f", "CPU %U %S", Deno.execPath(), ...args] : args,
+  const out = await new Deno.Command(bash ? "/bin/bash" : Deno.execPath(), {
+    args: bash ? ["-c", '"$@"; s=$?; times >&2; exit $s', "bash", Deno.execPath(), ...args] : args,
     cwd: root,
     stdout: "piped",
     stderr: "piped",
@@ -83,8 +98,11 @@ async function time(args: string[], name?: string): Promise<number> {
   const ms = performance.now() - start;
   const stderr = new TextDecoder().decode(out.stderr);
   if (!out.success) throw new Error(`deno ${args.join(" ")} failed:\n${stderr}`);
-  const m = /CPU ([\d.]+) ([\d.]+)\s*$/.exec(stderr);
-  if (m && name !== undefined) (cpu[name] ??= []).push((Number(m[1]) + Number(m[2])) * 1000);
+  // The last line of `times`: the children's user and system time, `0m0.041s 0m0.012s`.
+  const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(stderr);
+  if (m && name !== undefined) {
+    (cpu[name] ??= []).push(((+m[1] + +m[3]) * 60 + +m[2] + +m[4]) * 1000);
+  }
   return ms;
 }
 
@@ -123,7 +141,7 @@ for (const name of Object.keys(commands)) {
   console.log(
     `| ${name} | ${median(samples[name]).toFixed(1)} ms | ${
       Math.min(...samples[name]).toFixed(1)
-    } ms | ${median(ratios[name]).toFixed(2)} | ${c ? `${median(c).toFixed(0)} ms` : "n/a"} | ${
+    } ms | ${median(ratios[name]).toFixed(2)} | ${c ? `${median(c).toFixed(1)} ms` : "n/a"} | ${
       c && bareCpu ? (median(c) / median(bareCpu)).toFixed(2) : "n/a"
     } |`,
   );
@@ -146,6 +164,7 @@ const modules = [
 ];
 const probe = (m: string) => [
   "eval",
+  ...v8Flags,
   "--ext=ts",
   `const t = performance.now(); await import(${
     JSON.stringify(m.startsWith(".") ? new URL(m, `file://${root}`).href : m)
@@ -185,6 +204,7 @@ const layers = [
 ];
 const layerProbe = [
   "eval",
+  ...v8Flags,
   "--ext=ts",
   `const out = []; for (const m of ${
     JSON.stringify(layers.map((m) => new URL(m, `file://${root}`).href))
@@ -212,7 +232,7 @@ layers.forEach((m, i) => console.log(`| ${m} | ${median(layerMs[i]).toFixed(1)} 
 console.log("\nbench/cold_probe.ts (one run in a fresh process), 3 times:\n");
 for (let i = 0; i < 3; i++) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "bench/cold_probe.ts"],
+    args: ["run", ...v8Flags, "-A", "bench/cold_probe.ts"],
     cwd: root,
     stdout: "null",
     stderr: "piped",

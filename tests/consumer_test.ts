@@ -238,6 +238,10 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
     // Link the package to this repository, and keep every deno offline.
     const config = JSON.parse(await Deno.readTextFile(join(app, "deno.json")));
     assert.equal(config.imports["@flowstate/core"], CORE);
+    // The starter's tasks carry this repository's task flags (permissions, code cache).
+    const repoFlags = denoJson.tasks.flowstate.replace(/^deno run (.*) cli\.ts$/, "$1");
+    assert.equal(config.tasks.flowstate, `deno run ${repoFlags} ${CORE}/cli`);
+    assert.equal(config.tasks.run, `deno run ${repoFlags} ${CORE}/cli run`);
     config.links = [ROOT];
     for (const [name, task] of Object.entries<string>(config.tasks)) {
       config.tasks[name] = task.replace(/^deno (run|test) /, "deno $1 --cached-only ");

@@ -55,6 +55,24 @@ Deno.test("the flowstate task's flags grant no --allow-run, write only .flowstat
   assert.equal(denoJson.tasks.run, denoJson.tasks.flowstate + " run");
 });
 
+Deno.test("the tasks keep compiled functions in the code cache (cold start)", () => {
+  // Without it, every start compiles again each function the run calls (BENCHMARKS.md,
+  // coldstart3). The next test runs a default project with it, custom node included.
+  assert.ok(taskFlags().includes("--v8-flags=--no-lazy"), taskFlags().join(" "));
+  // Not --unstable-lazy-dynamic-imports: a sandboxed node's Worker could not load its module.
+  assert.ok(!taskFlags().includes("--unstable-lazy-dynamic-imports"), taskFlags().join(" "));
+});
+
+Deno.test("the README's consumer tasks and deno install line carry the task's flags", async () => {
+  const readme = await Deno.readTextFile(join(ROOT, "README.md"));
+  const flags = taskFlags().join(" ");
+  const lines = readme.split("\n").filter((l) =>
+    /("(run|flowstate)": "deno run|deno install) .*jsr:@flowstate\/core/.test(l)
+  );
+  assert.ok(lines.length >= 3, `README lines running the CLI from JSR: ${lines.length}`);
+  for (const line of lines) assert.ok(line.includes(flags), `README: ${line.trim()}`);
+});
+
 Deno.test("a default project runs, records, backs up and runs its daemon with exactly the task's flags", async () => {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-flags-" });
   try {
@@ -67,6 +85,20 @@ Deno.test("a default project runs, records, backs up and runs its daemon with ex
       assert.equal(run.code, 0, run.stderr);
       assert.equal(JSON.parse(run.stdout).status, "succeeded");
     }
+    // A custom node runs in a Worker without any permission: it can still load its module.
+    await Deno.mkdir(join(dir, "nodes"));
+    await Deno.copyFile(
+      join(ROOT, "examples", "nodes", "flaky.ts"),
+      join(dir, "nodes", "flaky.ts"),
+    );
+    await Deno.writeTextFile(
+      join(dir, "custom.flow.yaml"),
+      "id: custom\nnodes:\n  - { id: once, type: ./nodes/flaky.ts, with: { failures: 0 } }\n",
+    );
+    const custom = await flowstate(dir, "run", "custom.flow.yaml", "--json");
+    assert.equal(custom.code, 0, custom.stderr);
+    assert.equal(JSON.parse(custom.stdout).nodes.once.output, 1);
+
     const state = await flowstate(dir, "state", "get", "count", "--flow", "counter");
     assert.equal(state.code, 0, state.stderr);
     assert.equal(state.stdout.trim(), "2");

@@ -22,10 +22,13 @@ import { messageOf } from "../errors.ts";
  * home (`.flowstate`, which holds the store and backups), env, network, the
  * host name (it names a daemon in its leases), no --allow-run (nothing in
  * Flowstate spawns processes), and `--unstable-worker-options` (custom nodes
- * run in Workers with only the permissions their flow declares).
+ * run in Workers with only the permissions their flow declares), and
+ * `--v8-flags=--no-lazy` (V8's code cache then keeps every function, so a
+ * repeated cold run compiles nothing; both tasks carry it: V8 drops a cache
+ * made with other flags).
  */
 const RUN_PERMISSIONS =
-  "--unstable-worker-options --allow-read --allow-write=.flowstate --allow-env --allow-net --allow-sys=hostname";
+  "--v8-flags=--no-lazy --unstable-worker-options --allow-read --allow-write=.flowstate --allow-env --allow-net --allow-sys=hostname";
 
 /**
  * `jsr:@flowstate/core@^<major>.<minor>` of a version (default: this one).
