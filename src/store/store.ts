@@ -213,6 +213,7 @@ function commitResult(result: DriverCommitResult, version: string): CommitResult
 export function wrapDriver(driver: StoreDriver, options: WrapOptions): Store {
   const store = new CoreStore(driver, options);
   uniqueVersions.add(store);
+  if (options.changes === undefined) actorBlind.add(store);
   return store;
 }
 
@@ -232,6 +233,21 @@ export function hasUniqueVersions(store: Store): boolean {
 /** Say that `wrapper` writes through to a store with unique versions, unchanged (internal). */
 export function markUniqueVersions(wrapper: Store, inner: Store): void {
   if (uniqueVersions.has(inner)) uniqueVersions.add(wrapper);
+  if (actorBlind.has(inner)) actorBlind.add(wrapper);
+}
+
+/** Stores known never to read the actor (see {@linkcode readsActor}). */
+const actorBlind = new WeakSet<Store>();
+
+/**
+ * Whether a write to `store` may read the actor in effect (`actor.ts`):
+ * `false` only for a store known to keep no change feed (a store from
+ * {@linkcode wrapDriver} opened without `changes`, or a wrapper passed to
+ * {@linkcode markUniqueVersions} over one), whose writes never ask who
+ * writes; `true` for every other store (internal).
+ */
+export function readsActor(store: Store): boolean {
+  return !actorBlind.has(store);
 }
 
 /**
