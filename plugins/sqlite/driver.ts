@@ -296,6 +296,8 @@ export class SqliteDriver implements StoreDriver {
    * that orders strings probes the values.
    */
   #surrogateFlag = false;
+  /** `PRAGMA data_version`, prepared on first use (see `changeToken`). */
+  #dataVersion: StatementSync | undefined;
   /** Whether the file has the feed's table (once seen, it stays). */
   #feedExists = false;
   /** Whether the feed's table is there (a statement; see `#feedReady`). */
@@ -616,6 +618,21 @@ export class SqliteDriver implements StoreDriver {
     return row === undefined
       ? null
       : { key, value: row.value, version: row.version, expiresAt: row.expires_at };
+  }
+
+  /**
+   * `PRAGMA data_version` of this connection: it moves whenever another
+   * connection (in this process or another) commits, and not for this
+   * connection's own commits. One cheap statement, no table read.
+   */
+  changeToken(): number {
+    this.#assertOpen("Cannot watch");
+    try {
+      this.#dataVersion ??= this.#db.prepare("PRAGMA data_version");
+      return (this.#dataVersion.get() as { data_version: number }).data_version;
+    } catch (err) {
+      throw this.#error("Cannot watch", err);
+    }
   }
 
   /** One live entry, or `null`. */
