@@ -15,6 +15,7 @@ import {
   SCHEMA,
   TESTDATA,
   withAdmin,
+  withLimitedRole,
 } from "./_test_utils.ts";
 
 // PostgresDriver under concurrency: statements per commit, the table lock,
@@ -755,7 +756,6 @@ pgTest(
   "postgres with a change feed: a role that may not create the feed-commit function writes the feed all the same, and the function continues that feed",
   async (url) => {
     const table = newTable("feednorole");
-    const role = `fs_nofn_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
     const spec = { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "30d" } };
     const fn = `${table}_feed_commit_v2`;
     // The tables (the feed's too), made by the owner with a first change; then the functions
@@ -767,18 +767,15 @@ pgTest(
       await sql.unsafe(
         `DROP FUNCTION "${SCHEMA}"."${fn}", "${SCHEMA}"."${table}_feed_set_v2"`,
       );
-      await sql.unsafe(`CREATE ROLE ${role} LOGIN`);
-      await sql.unsafe(`GRANT USAGE ON SCHEMA "${SCHEMA}" TO ${role}`);
-      await sql.unsafe(
-        `GRANT SELECT, INSERT, UPDATE, DELETE ON "${SCHEMA}"."${table}", ` +
-          `"${SCHEMA}"."${table}_meta", "${SCHEMA}"."${table}_feed" TO ${role}`,
-      );
     });
-    try {
-      const limited = new URL(url);
-      limited.username = role;
-      limited.password = "";
-      const store = await openStore({ ...spec, url: limited.href });
+    await withLimitedRole(url, table, async (limitedUrl) => {
+      await withAdmin(url, async (sql) => {
+        const role = new URL(limitedUrl).username;
+        await sql.unsafe(
+          `GRANT SELECT, INSERT, UPDATE, DELETE ON "${SCHEMA}"."${table}_feed" TO ${role}`,
+        );
+      });
+      const store = await openStore({ ...spec, url: limitedUrl });
       try {
         await store.set(["a"], 1);
         await store.set(["a"], 2);
@@ -786,39 +783,34 @@ pgTest(
       } finally {
         await store.close();
       }
-      let found = true;
-      await withAdmin(url, async (sql) => {
-        const [row] = await sql.unsafe(
-          `SELECT count(*)::int AS n FROM pg_proc AS p JOIN pg_namespace AS n ` +
-            `ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2`,
-          [SCHEMA, fn],
-        );
-        found = row.n > 0;
-      });
-      assert.equal(found, false, "the limited role made no function");
-      // The owner's process goes on with the function, from the same head.
-      const owner = await openStore(spec);
-      try {
-        await owner.set(["a"], 3);
-        const changes = await Array.fromAsync(owner.changes({ since: 1 }));
-        assert.deepEqual(changes.map((c) => [c.seq, c.op, c.key]), [
-          [2, "set", ["a"]],
-          [3, "set", ["a"]],
-          [4, "set", ["b"]],
-          [5, "delete", ["a"]],
-          [6, "set", ["a"]],
-        ]);
-        assert.equal(changes[1].previousVersion, changes[0].version);
-        assert.equal(changes[3].previousVersion, changes[1].version);
-        assert.equal(changes[4].previousVersion, null);
-      } finally {
-        await owner.close();
-      }
+    });
+    let found = true;
+    await withAdmin(url, async (sql) => {
+      const [row] = await sql.unsafe(
+        `SELECT count(*)::int AS n FROM pg_proc AS p JOIN pg_namespace AS n ` +
+          `ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2`,
+        [SCHEMA, fn],
+      );
+      found = row.n > 0;
+    });
+    assert.equal(found, false, "the limited role made no function");
+    // The owner's process goes on with the function, from the same head.
+    const owner = await openStore(spec);
+    try {
+      await owner.set(["a"], 3);
+      const changes = await Array.fromAsync(owner.changes({ since: 1 }));
+      assert.deepEqual(changes.map((c) => [c.seq, c.op, c.key]), [
+        [2, "set", ["a"]],
+        [3, "set", ["a"]],
+        [4, "set", ["b"]],
+        [5, "delete", ["a"]],
+        [6, "set", ["a"]],
+      ]);
+      assert.equal(changes[1].previousVersion, changes[0].version);
+      assert.equal(changes[3].previousVersion, changes[1].version);
+      assert.equal(changes[4].previousVersion, null);
     } finally {
-      await withAdmin(url, async (sql) => {
-        await sql.unsafe(`DROP OWNED BY ${role}`);
-        await sql.unsafe(`DROP ROLE ${role}`);
-      });
+      await owner.close();
     }
   },
 );

@@ -137,6 +137,8 @@ export interface Connection {
   table: string;
   /** The store's schema version, as read at open (2: the change feed has its table). */
   version: number;
+  /** Whether the table has the expiring entries' index (see `setUp`). */
+  expiringIndex: boolean;
 }
 
 /**
@@ -180,7 +182,7 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
     );
   }
   try {
-    const { lockId, version } = await setUp(sql, {
+    const { lockId, expiringIndex, version } = await setUp(sql, {
       schema,
       table,
       qualified,
@@ -189,7 +191,18 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       storeName,
       mustExist: options.mustExist ?? false,
     });
-    return { sql, tx, storeName, location, qualified, lockId, schema, table, version };
+    return {
+      sql,
+      tx,
+      storeName,
+      location,
+      qualified,
+      lockId,
+      schema,
+      table,
+      expiringIndex,
+      version,
+    };
   } catch (err) {
     await Promise.all([sql.end({ timeout: 0 }), tx.end({ timeout: 0 })]).catch(() => {});
     if (
