@@ -2,16 +2,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { openStore } from "../../src/plugin.ts";
 import { keyHistory } from "../../src/store/store.ts";
-import {
-  all,
-  assertMovedFeed,
-  clearsLikeTheCore,
-  keySpaceFeedRows,
-  longTrim,
-  OLD_STORE_EXPECTED,
-  OLD_STORE_FIXTURE,
-  trimEverything,
-} from "../_sql/feed_table_cases.ts";
+import * as cases from "../_sql/feed_table_cases.ts";
 import { dropTestSchema, newTable, openPg, pgTest, SCHEMA, withAdmin } from "./_test_utils.ts";
 
 // The change feed's table of a postgres store (schema version 2): a store
@@ -22,8 +13,9 @@ import { dropTestSchema, newTable, openPg, pgTest, SCHEMA, withAdmin } from "./_
 // The 0.3 store of the sqlite fixture: its rows, keys encoded as postgres keys are, copied into
 // a postgres table make the same store there (0.3's postgres driver wrote the same key-space rows
 // as the core's feed, in one statement).
-const FIXTURE = OLD_STORE_FIXTURE;
-const EXPECTED = OLD_STORE_EXPECTED;
+const FIXTURE = cases.OLD_STORE_FIXTURE;
+const EXPECTED = cases.OLD_STORE_EXPECTED;
+const { all, keySpaceFeedRows } = cases;
 
 /** Make `table` the 0.3 store of the fixture: the table made by a plain open, then its rows. */
 async function oldStore(url: string, table: string): Promise<void> {
@@ -75,7 +67,7 @@ pgTest(
     const store = await openStore(spec);
     try {
       assert.equal(await schemaVersion(url, table), "2");
-      await assertMovedFeed(store);
+      await cases.assertMovedFeed(store);
     } finally {
       await store.close();
     }
@@ -188,7 +180,7 @@ pgTest(
   "postgres feed table: trimming every entry keeps the head, and the next entry follows it (also after reopening)",
   async (url) => {
     const table = newTable("trimall");
-    await trimEverything((clock) =>
+    await cases.trimEverything((clock) =>
       openStore({ plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "1m" } }, {
         clock,
       })
@@ -200,7 +192,7 @@ pgTest(
   "postgres feed table: a commit with a clear records the same entries as the core's feed (memory)",
   async (url) => {
     const table = newTable("clear");
-    await clearsLikeTheCore(() =>
+    await cases.clearsLikeTheCore(() =>
       openStore({ plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "1d" } })
     );
   },
@@ -210,7 +202,7 @@ pgTest(
   "postgres feed table: a trim longer than one batch removes every old entry and keeps the rest in order",
   async (url) => {
     const table = newTable("longtrim");
-    await longTrim(() =>
+    await cases.longTrim(() =>
       openStore({
         plugin: "postgres",
         url,
