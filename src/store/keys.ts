@@ -4,7 +4,6 @@
  * @module
  */
 import type { Key } from "./types.ts";
-import type { Mutation } from "./driver.ts";
 
 /**
  * Throw a `TypeError` unless `key` is a non-empty array of well-formed strings
@@ -127,12 +126,12 @@ export function inClearRange(key: Key, range: { prefix: Key; start?: Key; end?: 
  * since the clear removes what it wrote.
  */
 export function clearEarlierSets(
-  earlier: Mutation[],
+  earlier: { type: string; key?: Key }[],
   range: { prefix: Key; start?: Key; end?: Key },
 ): void {
   for (let i = 0; i < earlier.length; i++) {
     const prior = earlier[i];
-    if (prior.type === "set" && inClearRange(prior.key, range)) {
+    if (prior.type === "set" && prior.key !== undefined && inClearRange(prior.key, range)) {
       earlier[i] = { type: "delete", key: prior.key };
     }
   }
