@@ -32,9 +32,16 @@ import type { FlowDefinition } from "./flow/types.ts";
 import { readYamlFile } from "./_yaml_file.ts";
 import { builtinNodes } from "./flow/nodes.ts";
 import { isAbsolute, join, resolve } from "./_path.ts";
+import {
+  codeFingerprint,
+  DISK_CACHE_ENTRIES,
+  readCacheEntry,
+  sha256Hex,
+  writeCacheEntry,
+} from "./_disk_cache.ts";
 
 /** The most entries kept under `<home>/cache/flows`. */
-export const FLOW_DISK_CACHE_ENTRIES = 256;
+export const FLOW_DISK_CACHE_ENTRIES: number = DISK_CACHE_ENTRIES;
 
 /** The format of an entry; a different one is a miss. */
 const FORMAT = 1;
@@ -76,44 +83,10 @@ const FINGERPRINTED = [
   "./_yaml_file.ts",
   "./loader.ts",
   "./flow_disk_cache.ts",
+  "./_disk_cache.ts",
 ];
 
 let fingerprint: string | undefined;
-
-/**
- * The fingerprint of Flowstate's parser and schema code: the text of
- * `deno.json` (the version, the pinned `yaml` and `zod`) and the size and
- * modification time of each module that decides what a flow validates to
- * (read synchronously: a few stats are cheaper than hashing the code on every
- * cold run). For a published version (not a local file), the module's URL,
- * which names the version. `undefined` when it cannot be read.
- */
-function codeFingerprint(): string | undefined {
-  if (fingerprint !== undefined) return fingerprint;
-  const self = new URL(import.meta.url);
-  if (self.protocol !== "file:") return fingerprint = self.href;
-  try {
-    const parts = [String(FORMAT), Deno.readTextFileSync(new URL("../deno.json", self))];
-    for (const p of FINGERPRINTED) {
-      let info: Deno.FileInfo | undefined;
-      try {
-        info = Deno.statSync(new URL(p, self));
-      } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) throw err; // a module renamed since: still a fingerprint
-      }
-      parts.push(`${p}:${info?.size ?? "-"}:${info?.mtime?.getTime() ?? 0}`);
-    }
-    return fingerprint = parts.join("\0");
-  } catch {
-    return undefined;
-  }
-}
-
-async function sha256(text: string): Promise<string> {
-  // WebCrypto: a pure-TypeScript hash runs interpreted on a cold start (~5 ms per KiB).
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 /** One entry as stored. */
 interface Entry {
@@ -170,10 +143,10 @@ export async function loadFlowFileCached(
     return await parse(); // the same error, from the parser
   }
   const absolute = isAbsolute(path) ? path : resolve(path);
-  const print = codeFingerprint();
+  const print = fingerprint ??= codeFingerprint(import.meta.url, FINGERPRINTED, FORMAT);
   if (print === undefined) return await parse();
   // One digest: the key covers the code, the path and the text.
-  const key = await sha256(`${print}\0${absolute}\0${text}`);
+  const key = await sha256Hex(`${print}\0${absolute}\0${text}`);
   const entryFile = join(cacheDir, "flows", `${key}.json`);
 
   const entry = await readEntry(entryFile, key, absolute);
@@ -246,56 +219,15 @@ function cacheable(definition: FlowDefinition): boolean {
 }
 
 async function readEntry(file: string, key: string, path: string): Promise<Entry | undefined> {
-  try {
-    const raw = Deno.readTextFileSync(file);
-    const nl = raw.indexOf("\n");
-    if (nl === -1) return undefined;
-    const sum = raw.slice(0, nl);
-    const body = raw.slice(nl + 1);
-    if (sum !== await sha256(body)) return undefined; // corrupt or truncated
-    const entry = JSON.parse(body) as Entry;
-    if (
-      entry?.format !== FORMAT || entry.key !== key || entry.path !== path ||
-      typeof entry.definition?.id !== "string" ||
-      !Array.isArray(entry.definition.nodes) || !Array.isArray(entry.positions)
-    ) return undefined;
-    return entry;
-  } catch {
-    return undefined; // missing, unreadable or not JSON: a miss
-  }
+  const entry = await readCacheEntry(file) as Entry | undefined;
+  if (
+    entry?.format !== FORMAT || entry.key !== key || entry.path !== path ||
+    typeof entry.definition?.id !== "string" ||
+    !Array.isArray(entry.definition.nodes) || !Array.isArray(entry.positions)
+  ) return undefined;
+  return entry;
 }
 
 async function writeEntry(dir: string, file: string, entry: Entry): Promise<void> {
-  const body = JSON.stringify(entry);
-  const tmp = `${file}.${crypto.randomUUID()}.tmp`;
-  try {
-    await Deno.mkdir(dir, { recursive: true });
-    await Deno.writeTextFile(tmp, `${await sha256(body)}\n${body}`);
-    await Deno.rename(tmp, file);
-    flowDiskCacheStats.writes++;
-  } catch {
-    // A read-only home, no permission, a full disk: run without the cache.
-    await Deno.remove(tmp).catch(() => {});
-    return;
-  }
-  await prune(dir).catch(() => {});
-}
-
-/** Remove the oldest entries beyond {@linkcode FLOW_DISK_CACHE_ENTRIES}. */
-async function prune(dir: string): Promise<void> {
-  const names: string[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    if (e.isFile && e.name.endsWith(".json")) names.push(e.name);
-  }
-  if (names.length <= FLOW_DISK_CACHE_ENTRIES) return;
-  const stats = await Promise.all(
-    names.map(async (name) => ({
-      name,
-      mtime: (await Deno.stat(join(dir, name)).catch(() => null))?.mtime?.getTime() ?? 0,
-    })),
-  );
-  stats.sort((a, b) => a.mtime - b.mtime);
-  for (const { name } of stats.slice(0, stats.length - FLOW_DISK_CACHE_ENTRIES)) {
-    await Deno.remove(join(dir, name)).catch(() => {});
-  }
+  if (await writeCacheEntry(dir, file, entry)) flowDiskCacheStats.writes++;
 }

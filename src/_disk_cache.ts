@@ -1,0 +1,127 @@
+/**
+ * The storage under `<home>/cache/<kind>/` shared by the caches of validated
+ * files that spare a cold `flowstate run` the YAML parser and the schemas
+ * (`flow_disk_cache.ts` for flows, `config_disk_cache.ts` for the config):
+ *
+ * - an entry is one file `<key>.json`: the SHA-256 of its body on the first
+ *   line, then the body (JSON); a missing, unreadable, truncated or corrupt
+ *   entry reads as nothing (a miss);
+ * - writes are atomic (a temporary file renamed over the entry); a read-only
+ *   or unwritable home means nothing is cached, and nothing is said;
+ * - at most {@linkcode DISK_CACHE_ENTRIES} entries per kind: the oldest are
+ *   removed when one is written;
+ * - keys are built from a fingerprint of the Flowstate code that decides what
+ *   a file validates to ({@linkcode codeFingerprint}).
+ *
+ * @module
+ */
+import { join } from "./_path.ts";
+
+/** The most entries kept under one `<home>/cache/<kind>` directory. */
+export const DISK_CACHE_ENTRIES = 256;
+
+/** The hex SHA-256 of a text. */
+export async function sha256Hex(text: string): Promise<string> {
+  // WebCrypto: a pure-TypeScript hash runs interpreted on a cold start (~5 ms per KiB).
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * The fingerprint of the Flowstate code that decides what a file validates
+ * to: the text of `deno.json` (the version, the pinned `yaml`, `zod` and
+ * `croner`), the Deno version (its time-zone data) and the size and
+ * modification time of each module of `modules` (relative to `base`; read
+ * synchronously: a few stats are cheaper than hashing the code on every cold
+ * run). For a published version (`base` not a local file), `base` itself,
+ * which names the version. `undefined` when it cannot be read.
+ *
+ * @param base The URL of the module the `modules` are relative to (its `import.meta.url`).
+ * @param modules The modules, relative to `base`.
+ * @param format The format of the caller's entries (a new format is a new fingerprint).
+ */
+export function codeFingerprint(
+  base: string,
+  modules: readonly string[],
+  format: number,
+): string | undefined {
+  const self = new URL(base);
+  if (self.protocol !== "file:") return `${format}\0${self.href}\0${Deno.version.deno}`;
+  try {
+    const parts = [
+      String(format),
+      Deno.version.deno,
+      Deno.readTextFileSync(new URL("../deno.json", self)),
+    ];
+    for (const p of modules) {
+      let info: Deno.FileInfo | undefined;
+      try {
+        info = Deno.statSync(new URL(p, self));
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err; // a module renamed since: still a fingerprint
+      }
+      parts.push(`${p}:${info?.size ?? "-"}:${info?.mtime?.getTime() ?? 0}`);
+    }
+    return parts.join("\0");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The body of the entry `file` (parsed JSON), or `undefined` when it is
+ * missing, unreadable, not JSON, or does not match its checksum (corrupt or
+ * truncated). The caller checks the body's own fields.
+ */
+export async function readCacheEntry(file: string): Promise<unknown> {
+  try {
+    const raw = Deno.readTextFileSync(file);
+    const nl = raw.indexOf("\n");
+    if (nl === -1) return undefined;
+    const body = raw.slice(nl + 1);
+    if (raw.slice(0, nl) !== await sha256Hex(body)) return undefined;
+    return JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Write `body` (as JSON) to the entry `file` in `dir` atomically, then remove
+ * the oldest entries beyond {@linkcode DISK_CACHE_ENTRIES}. Whether it was
+ * written; never throws (a read-only home, no permission or a full disk: no
+ * cache).
+ */
+export async function writeCacheEntry(dir: string, file: string, body: unknown): Promise<boolean> {
+  const text = JSON.stringify(body);
+  const tmp = `${file}.${crypto.randomUUID()}.tmp`;
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(tmp, `${await sha256Hex(text)}\n${text}`);
+    await Deno.rename(tmp, file);
+  } catch {
+    await Deno.remove(tmp).catch(() => {});
+    return false;
+  }
+  await prune(dir).catch(() => {});
+  return true;
+}
+
+/** Remove the oldest entries beyond {@linkcode DISK_CACHE_ENTRIES}. */
+async function prune(dir: string): Promise<void> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile && e.name.endsWith(".json")) names.push(e.name);
+  }
+  if (names.length <= DISK_CACHE_ENTRIES) return;
+  const stats = await Promise.all(
+    names.map(async (name) => ({
+      name,
+      mtime: (await Deno.stat(join(dir, name)).catch(() => null))?.mtime?.getTime() ?? 0,
+    })),
+  );
+  stats.sort((a, b) => a.mtime - b.mtime);
+  for (const { name } of stats.slice(0, stats.length - DISK_CACHE_ENTRIES)) {
+    await Deno.remove(join(dir, name)).catch(() => {});
+  }
+}
