@@ -19,6 +19,13 @@
  * `--v8-flags` (the same code cache as the run). At the end,
  * bench/cold_probe.ts says whether a run loaded zod (it should not, on a hit
  * without flowstate.yaml).
+ *
+ * A project made by `flowstate init` (a `flowstate.yaml`, `flows/hello.flow.yaml`;
+ * its deno.json links `@flowstate/core` to this checkout, as
+ * tests/consumer_test.ts does, and its tasks run `--cached-only`) is timed too:
+ * `deno task run flows/hello.flow.yaml` there, in a temporary directory. With
+ * `BEFORE`, a second such project, made by and linked to that checkout, runs
+ * in the same rounds.
  */
 const rounds = Number(Deno.args[0] ?? 15);
 const root = new URL("..", import.meta.url).pathname;
@@ -61,6 +68,45 @@ if (before !== undefined) {
   ];
 }
 
+/** A project made by `<checkout>/cli.ts init`, linked to that checkout (see tests/consumer_test.ts). */
+function initProject(checkout: string): string {
+  const dir = Deno.makeTempDirSync({ prefix: "flowstate-bench-init-" });
+  const out = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--cached-only", "-A", `${checkout}/cli.ts`, "init", "app"],
+    cwd: dir,
+    stdout: "null",
+    stderr: "piped",
+  }).outputSync();
+  if (!out.success) throw new Error(`init failed: ${new TextDecoder().decode(out.stderr)}`);
+  const app = `${dir}/app`;
+  const config = JSON.parse(Deno.readTextFileSync(`${app}/deno.json`));
+  config.links = [checkout];
+  for (const [name, task] of Object.entries<string>(config.tasks)) {
+    config.tasks[name] = task.replace(/^deno (run|test) /, "deno $1 --cached-only ");
+  }
+  Deno.writeTextFileSync(`${app}/deno.json`, JSON.stringify(config, null, 2));
+  return app;
+}
+
+/** The working directory of commands that do not run in the repository. */
+const cwds: Record<string, string> = {};
+const projects: string[] = [];
+const INIT_RUN = ["task", "--quiet", "run", "flows/hello.flow.yaml", "--quiet"];
+{
+  const app = initProject(root.replace(/\/$/, ""));
+  projects.push(app);
+  const name = "flowstate init's project: deno task run flows/hello.flow.yaml";
+  commands[name] = INIT_RUN;
+  cwds[name] = app;
+}
+if (before !== undefined) {
+  const app = initProject(before);
+  projects.push(app);
+  const name = `the same, a project made by and linked to ${before} (before)`;
+  commands[name] = INIT_RUN;
+  cwds[name] = app;
+}
+
 // The probes below run with the task's V8 flags: the code cache they use (and write) is the run's.
 const v8Flags = commands[TASK_COMMAND].filter((a) => a.startsWith("--v8-flags="));
 
@@ -87,10 +133,11 @@ const bash = (() => {
  * every command alike.
  */
 async function time(args: string[], name?: string): Promise<number> {
+  const cwd = (name !== undefined ? cwds[name] : undefined) ?? root;
   const start = performance.now();
   const out = await new Deno.Command(bash ? "/bin/bash" : Deno.execPath(), {
     args: bash ? ["-c", '"$@"; s=$?; times >&2; exit $s', "bash", Deno.execPath(), ...args] : args,
-    cwd: root,
+    cwd,
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
@@ -112,8 +159,13 @@ const median = (xs: number[]) => {
 };
 
 const loadBefore = loadavg();
-// Warm Deno's caches (transpiled modules, code cache) first: "cold" is a new process.
-for (const args of Object.values(commands)) await time(args);
+// Warm Deno's caches (transpiled modules, code cache, the config and flow disk caches) first:
+// "cold" is a new process.
+for (const [name, args] of Object.entries(commands)) {
+  await time(args, name);
+  await time(args, name);
+}
+for (const name of Object.keys(cpu)) delete cpu[name];
 const samples = Object.fromEntries(Object.keys(commands).map((k) => [k, [] as number[]]));
 const ratios = Object.fromEntries(Object.keys(commands).map((k) => [k, [] as number[]]));
 for (let r = 0; r < rounds; r++) {
@@ -239,3 +291,4 @@ for (let i = 0; i < 3; i++) {
   }).output();
   console.log(new TextDecoder().decode(out.stderr).trim());
 }
+for (const app of projects) await Deno.remove(app.replace(/\/app$/, ""), { recursive: true });
