@@ -23,7 +23,9 @@
  * A project made by `flowstate init` (a `flowstate.yaml`, `flows/hello.flow.yaml`;
  * its deno.json links `@flowstate/core` to this checkout, as
  * tests/consumer_test.ts does, and its tasks run `--cached-only`) is timed too:
- * `deno task run flows/hello.flow.yaml` there, in a temporary directory. With
+ * `deno task run flows/hello.flow.yaml` there (its custom node runs in a
+ * Worker that loads zod), and `flows/counter.flow.yaml` (a copy of the
+ * example: built-in nodes only), in a temporary directory. With
  * `BEFORE`, a second such project, made by and linked to that checkout, runs
  * in the same rounds.
  */
@@ -85,26 +87,25 @@ function initProject(checkout: string): string {
     config.tasks[name] = task.replace(/^deno (run|test) /, "deno $1 --cached-only ");
   }
   Deno.writeTextFileSync(`${app}/deno.json`, JSON.stringify(config, null, 2));
+  // A flow of built-in nodes only: the starter's runs a sandboxed custom node, whose Worker
+  // loads zod (the node's options schema) whatever the config costs.
+  Deno.copyFileSync(`${root}/examples/counter.flow.yaml`, `${app}/flows/counter.flow.yaml`);
   return app;
 }
 
 /** The working directory of commands that do not run in the repository. */
 const cwds: Record<string, string> = {};
 const projects: string[] = [];
-const INIT_RUN = ["task", "--quiet", "run", "flows/hello.flow.yaml", "--quiet"];
-{
-  const app = initProject(root.replace(/\/$/, ""));
+const initRun = (flow: string) => ["task", "--quiet", "run", `flows/${flow}.flow.yaml`, "--quiet"];
+for (const checkout of [root.replace(/\/$/, ""), ...(before === undefined ? [] : [before])]) {
+  const app = initProject(checkout);
   projects.push(app);
-  const name = "flowstate init's project: deno task run flows/hello.flow.yaml";
-  commands[name] = INIT_RUN;
-  cwds[name] = app;
-}
-if (before !== undefined) {
-  const app = initProject(before);
-  projects.push(app);
-  const name = `the same, a project made by and linked to ${before} (before)`;
-  commands[name] = INIT_RUN;
-  cwds[name] = app;
+  const which = checkout === before ? ` (before: made by and linked to ${before})` : "";
+  for (const flow of ["counter", "hello"]) {
+    const name = `flowstate init's project${which}: deno task run flows/${flow}.flow.yaml`;
+    commands[name] = initRun(flow);
+    cwds[name] = app;
+  }
 }
 
 // The probes below run with the task's V8 flags: the code cache they use (and write) is the run's.
