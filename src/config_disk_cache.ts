@@ -232,7 +232,12 @@ async function fromEntry(
     const written = getAt(config, path);
     if (rule === undefined || typeof written !== "string") return undefined;
     let failed = false;
-    const value = substituteEnvString(written, context.env, () => failed = true);
+    let value: string;
+    try {
+      value = substituteEnvString(written, context.env, () => failed = true);
+    } catch {
+      return undefined; // the environment cannot be read: the full path says so
+    }
     if (failed || (rule === "nonEmpty" && value === "")) return undefined;
     setAt(config, path, value);
   }

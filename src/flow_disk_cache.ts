@@ -4,8 +4,9 @@
  * file it has run before does not load the YAML parser nor the flow schema.
  *
  * - The key is the SHA-256 of: a fingerprint of Flowstate's own parser and
- *   schema code (the text of `deno.json` and the size and modification time
- *   of those modules, or the module's URL when it is not a local file), the
+ *   schema code (the text of `deno.json`, the Deno version and the size and
+ *   modification time of those modules, or the module's URL when it is not a
+ *   local file; see `_disk_cache.ts`, whose storage this cache uses), the
  *   file's absolute path and its text. An edited file, a moved one, an edit
  *   of Flowstate's parser or an upgrade is a miss.
  * - An entry holds the validated definition and the position in the YAML of
