@@ -20,6 +20,109 @@ import { join } from "./_path.ts";
 /** The most entries kept under one `<home>/cache/<kind>` directory. */
 export const DISK_CACHE_ENTRIES = 256;
 
+/** What a cache's lookups did (for tests and benchmarks). */
+export interface DiskCacheStats {
+  /** Entries found and used. */
+  hits: number;
+  /** Lookups that found no usable entry. */
+  misses: number;
+  /** Entries written. */
+  writes: number;
+}
+
+/** What every entry starts with: checked before the entry is used. */
+export interface DiskCacheHeader {
+  /** The format of the entry ({@linkcode DiskCache}'s `format`). */
+  format: number;
+  /** The key: also the file's name. */
+  key: string;
+  /** The absolute path of the file the entry is for. */
+  path: string;
+}
+
+/**
+ * One kind of cached file (`<home>/cache/<kind>/<key>.json`): its key (the
+ * code fingerprint, the file's path and text), reading an entry (checksum,
+ * header, then the caller's own check) and writing one; `stats` counts.
+ */
+export class DiskCache<E extends object> {
+  /** Hits and misses are counted by the caller (it decides what a usable entry is); writes here. */
+  readonly stats: DiskCacheStats = { hits: 0, misses: 0, writes: 0 };
+  readonly #base: string;
+  readonly #modules: readonly string[];
+  readonly #format: number;
+  readonly #valid: (body: Partial<E>) => boolean;
+  #fingerprint: string | null | undefined;
+
+  /**
+   * @param base The URL of the caching module (its `import.meta.url`).
+   * @param options `format` of the entries, `modules` whose code decides what a
+   *   file validates to (relative to `base`), `valid` checks an entry's own fields.
+   */
+  constructor(
+    base: string,
+    options: {
+      format: number;
+      modules: readonly string[];
+      valid: (body: Partial<E>) => boolean;
+    },
+  ) {
+    this.#base = base;
+    this.#modules = options.modules;
+    this.#format = options.format;
+    this.#valid = options.valid;
+  }
+
+  /** The key of a file's text (SHA-256 of the code fingerprint, the path, the text), or `undefined` when the code cannot be fingerprinted. */
+  async keyOf(path: string, text: string): Promise<string | undefined> {
+    if (this.#fingerprint === undefined) {
+      this.#fingerprint = codeFingerprint(this.#base, this.#modules, this.#format) ?? null;
+    }
+    if (this.#fingerprint === null) return undefined;
+    return await sha256Hex(`${this.#fingerprint}\0${path}\0${text}`);
+  }
+
+  /** The entry `<dir>/<key>.json` for `path`, or `undefined` when there is none usable. */
+  async read(dir: string, key: string, path: string): Promise<E | undefined> {
+    const entry = await readCacheEntry(join(dir, `${key}.json`)) as
+      | Partial<E & DiskCacheHeader>
+      | undefined;
+    if (
+      typeof entry !== "object" || entry === null || entry.format !== this.#format ||
+      entry.key !== key || entry.path !== path || !this.#valid(entry as Partial<E>)
+    ) return undefined;
+    return entry as E;
+  }
+
+  /** Write the entry `<dir>/<key>.json` for `path` (never throws; counted when written). */
+  async write(dir: string, key: string, path: string, body: E): Promise<void> {
+    const entry = { format: this.#format, key, path, ...body };
+    if (await writeCacheEntry(dir, join(dir, `${key}.json`), entry)) this.stats.writes++;
+  }
+}
+
+/** `[path, line, column]` of the paths of a file's data, as an entry stores them. */
+export type Positions = [(string | number)[], number, number][];
+
+/**
+ * Where a path is written, from stored {@linkcode Positions}: as
+ * `YamlSource.locate`, a path that does not exist is placed at its nearest
+ * ancestor; `undefined` when no ancestor has a position.
+ */
+export function locatorOf(
+  positions: Positions,
+): (path: readonly (string | number)[]) => { line: number; column: number } | undefined {
+  const byPath = new Map<string, { line: number; column: number }>();
+  for (const [path, line, column] of positions) byPath.set(JSON.stringify(path), { line, column });
+  return (path) => {
+    for (let n = path.length; n >= 0; n--) {
+      const found = byPath.get(JSON.stringify(path.slice(0, n)));
+      if (found !== undefined) return { ...found };
+    }
+    return undefined;
+  };
+}
+
 /** The hex SHA-256 of a text. */
 export async function sha256Hex(text: string): Promise<string> {
   // WebCrypto: a pure-TypeScript hash runs interpreted on a cold start (~5 ms per KiB).

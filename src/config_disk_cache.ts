@@ -48,18 +48,8 @@ import {
   type ResolvedConfig,
   substituteEnvString,
 } from "./config.ts";
-import { codeFingerprint, readCacheEntry, sha256Hex, writeCacheEntry } from "./_disk_cache.ts";
+import { DiskCache, type DiskCacheStats, locatorOf, type Positions } from "./_disk_cache.ts";
 import { join, resolve } from "./_path.ts";
-
-/** The format of an entry; a different one is a miss. */
-const FORMAT = 1;
-
-/** What lookups did (for tests and benchmarks). */
-export const configDiskCacheStats: { hits: number; misses: number; writes: number } = {
-  hits: 0,
-  misses: 0,
-  writes: 0,
-};
 
 /** Modules whose code decides what a config file's text validates to (relative to this one). */
 const FINGERPRINTED = [
@@ -73,23 +63,29 @@ const FINGERPRINTED = [
   "./_yaml_file.ts",
 ];
 
-let fingerprint: string | undefined;
-
 type Path = (string | number)[];
 
-/** One entry as stored. */
+/** One entry as stored (after the header: format, key, path). */
 interface Entry {
-  format: number;
-  /** SHA-256 of the code fingerprint, the path and the text: also the file's name. */
-  key: string;
-  path: string;
   /** The schema's output, with the strings at `templated` as written (not substituted). */
   config: ConfigObject;
   /** The paths of the strings written with `${…}`. */
   templated: Path[];
   /** `[path, line, column]` of every path of the file's data (its key, as `where` says). */
-  positions: [Path, number, number][];
+  positions: Positions;
 }
+
+const cache = new DiskCache<Entry>(import.meta.url, {
+  format: 1,
+  modules: FINGERPRINTED,
+  valid: (entry) =>
+    typeof entry.config === "object" && entry.config !== null &&
+    !Array.isArray(entry.config) && Array.isArray(entry.templated) &&
+    Array.isArray(entry.positions),
+});
+
+/** What lookups did (for tests and benchmarks). */
+export const configDiskCacheStats: DiskCacheStats = cache.stats;
 
 /**
  * Load a configuration as {@linkcode loadConfig} does (same result, same
@@ -114,13 +110,11 @@ interface Entry {
 export async function loadConfigCached(options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
   return await loadConfigWith(options, async (text, context, parse) => {
     const cacheDir = cacheDirOf(context);
-    fingerprint ??= codeFingerprint(import.meta.url, FINGERPRINTED, FORMAT);
-    if (cacheDir === undefined || fingerprint === undefined) return await parse();
-    // One digest: the key covers the code, the path and the text (never the environment).
-    const key = await sha256Hex(`${fingerprint}\0${context.file}\0${text}`);
-    const entryFile = join(cacheDir, `${key}.json`);
+    // The key covers the code, the path and the text (never the environment).
+    const key = cacheDir && await cache.keyOf(context.file, text);
+    if (cacheDir === undefined || key === undefined) return await parse();
 
-    const entry = await readEntry(entryFile, key, context.file);
+    const entry = await cache.read(cacheDir, key, context.file);
     const hit = entry && await fromEntry(entry, context);
     if (hit !== undefined) {
       configDiskCacheStats.hits++;
@@ -129,12 +123,8 @@ export async function loadConfigCached(options: LoadConfigOptions = {}): Promise
     configDiskCacheStats.misses++;
     let captured: ConfigCapture | undefined;
     const config = await parse((c) => captured = c);
-    const body = captured && config.home === homeOf(context)
-      ? entryOf(captured, key, context.file)
-      : undefined;
-    if (body !== undefined && await writeCacheEntry(cacheDir, entryFile, body)) {
-      configDiskCacheStats.writes++;
-    }
+    const body = captured && config.home === homeOf(context) ? entryOf(captured) : undefined;
+    if (body !== undefined) await cache.write(cacheDir, key, context.file, body);
     return config;
   });
 }
@@ -186,13 +176,9 @@ function templateRule(path: readonly (string | number)[]): "any" | "nonEmpty" | 
 }
 
 /** The entry for a config that validated, or `undefined` when it cannot be cached. */
-function entryOf(
-  { raw, checked, source }: ConfigCapture,
-  key: string,
-  file: string,
-): Entry | undefined {
+function entryOf({ raw, checked, source }: ConfigCapture): Entry | undefined {
   const templated: Path[] = [];
-  const positions: Entry["positions"] = [];
+  const positions: Positions = [];
   // Every path of the data as written: where it is, and which strings are templates.
   const walk = (value: unknown, path: Path): boolean => {
     // As YamlSource.where: the start of the text when nothing is written there.
@@ -214,7 +200,7 @@ function entryOf(
   for (const path of templated) {
     if (!setAt(config, path, getAt(raw, path))) return undefined;
   }
-  return { format: FORMAT, key, path: file, config, templated, positions };
+  return { config, templated, positions };
 }
 
 /**
@@ -241,39 +227,19 @@ async function fromEntry(
     if (failed || (rule === "nonEmpty" && value === "")) return undefined;
     setAt(config, path, value);
   }
-  const positions = new Map<string, { line: number; column: number }>();
-  for (const [path, line, column] of entry.positions) {
-    positions.set(JSON.stringify(path), { line, column });
-  }
   const encrypted = Object.values(config.stores ?? {}).some((s) => s.encrypt !== undefined);
   const parseEncrypt = encrypted
     ? (await import("./wrappers/encrypt.ts")).parseEncryptOptions
     : undefined;
   try {
-    return resolveCheckedConfig(config, {
-      ...context,
-      locate(path) {
-        // As YamlSource.where: a path that does not exist is placed at its nearest ancestor.
-        for (let n = path.length; n >= 0; n--) {
-          const found = positions.get(JSON.stringify(path.slice(0, n)));
-          if (found !== undefined) return { ...found };
-        }
-        return undefined;
-      },
-    }, parseEncrypt);
+    return resolveCheckedConfig(
+      config,
+      { ...context, locate: locatorOf(entry.positions) },
+      parseEncrypt,
+    );
   } catch {
     return undefined;
   }
-}
-
-async function readEntry(file: string, key: string, path: string): Promise<Entry | undefined> {
-  const entry = await readCacheEntry(file) as Entry | undefined;
-  if (
-    entry?.format !== FORMAT || entry.key !== key || entry.path !== path ||
-    typeof entry.config !== "object" || entry.config === null || Array.isArray(entry.config) ||
-    !Array.isArray(entry.templated) || !Array.isArray(entry.positions)
-  ) return undefined;
-  return entry;
 }
 
 /** Whether JSON keeps `value` as it is (plain data: no `Infinity`, `-0`, bytes, functions). */

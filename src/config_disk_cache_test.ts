@@ -83,10 +83,11 @@ function assertSameConfig(hit: ResolvedConfig, full: ResolvedConfig, extraPaths:
   for (const path of paths) assert.equal(hitWhere(path), fullWhere(path), JSON.stringify(path));
 }
 
-async function project(text: string): Promise<string> {
+/** A temporary project with this `flowstate.yaml`, removed when disposed. */
+async function project(text: string): Promise<{ cwd: string } & AsyncDisposable> {
   const cwd = await Deno.makeTempDir({ prefix: "flowstate-configcache-" });
   await Deno.writeTextFile(join(cwd, "flowstate.yaml"), text);
-  return cwd;
+  return { cwd, [Symbol.asyncDispose]: () => Deno.remove(cwd, { recursive: true }) };
 }
 
 async function cacheFiles(cwd: string): Promise<string[]> {
@@ -111,131 +112,119 @@ async function cached(cwd: string, env: Record<string, string> = SECRETS) {
 }
 
 Deno.test("loadConfigCached() returns on a hit the config the full path resolves, every section", async () => {
-  const cwd = await project(RICH);
-  try {
-    const miss = await cached(cwd);
-    assert.equal(miss.hit, false);
-    assert.equal(miss.wrote, true);
-    const full = await loadConfig({ cwd, env: SECRETS });
-    assertSameConfig(miss.config, full);
-    const hit = await cached(cwd);
-    assert.equal(hit.hit, true);
-    assert.equal(hit.wrote, false);
-    assertSameConfig(hit.config, full);
-    // The substituted values are there, and the rest as resolved.
-    assert.equal(hit.config.stores.default.path, SECRETS.DB_PATH);
-    assert.deepEqual(hit.config.stores.default.pragmas, ["a", "${literal}"]);
-    assert.equal(hit.config.serve.token, SECRETS.TOKEN);
-    assert.equal(hit.config.jobs.retention.options.notify, SECRETS.REPORT_TO);
-    assert.equal(hit.config.where(["serve", "token"]), "flowstate.yaml:40:39");
-    assert.ok(Object.isFrozen(hit.config) && Object.isFrozen(hit.config.stores.default));
-  } finally {
-    await Deno.remove(cwd, { recursive: true });
-  }
+  await using dir = await project(RICH);
+  const cwd = dir.cwd;
+  const miss = await cached(cwd);
+  assert.equal(miss.hit, false);
+  assert.equal(miss.wrote, true);
+  const full = await loadConfig({ cwd, env: SECRETS });
+  assertSameConfig(miss.config, full);
+  const hit = await cached(cwd);
+  assert.equal(hit.hit, true);
+  assert.equal(hit.wrote, false);
+  assertSameConfig(hit.config, full);
+  // The substituted values are there, and the rest as resolved.
+  assert.equal(hit.config.stores.default.path, SECRETS.DB_PATH);
+  assert.deepEqual(hit.config.stores.default.pragmas, ["a", "${literal}"]);
+  assert.equal(hit.config.serve.token, SECRETS.TOKEN);
+  assert.equal(hit.config.jobs.retention.options.notify, SECRETS.REPORT_TO);
+  assert.equal(hit.config.where(["serve", "token"]), "flowstate.yaml:40:39");
+  assert.ok(Object.isFrozen(hit.config) && Object.isFrozen(hit.config.stores.default));
 });
 
 Deno.test("loadConfigCached() stores no environment value, nor its hash", async () => {
-  const cwd = await project(RICH);
-  try {
-    await cached(cwd);
-    assert.equal((await cached(cwd)).hit, true);
-    const files = await cacheFiles(cwd);
-    assert.equal(files.length, 1);
-    const text = await Deno.readTextFile(join(cwd, ".flowstate/cache/config", files[0]));
-    assert.match(text, /\$\{env\.TOKEN\}/); // the template, as written
-    for (const [name, value] of Object.entries(SECRETS)) {
-      assert.ok(!text.includes(value), `${name}'s value is in the cache`);
-      assert.ok(!text.includes(await sha256Hex(value)), `${name}'s hash is in the cache`);
-      const base64 = btoa(value);
-      assert.ok(!text.includes(base64), `${name}'s base64 is in the cache`);
-    }
-  } finally {
-    await Deno.remove(cwd, { recursive: true });
+  await using dir = await project(RICH);
+  const cwd = dir.cwd;
+  await cached(cwd);
+  assert.equal((await cached(cwd)).hit, true);
+  const files = await cacheFiles(cwd);
+  assert.equal(files.length, 1);
+  const text = await Deno.readTextFile(join(cwd, ".flowstate/cache/config", files[0]));
+  assert.match(text, /\$\{env\.TOKEN\}/); // the template, as written
+  for (const [name, value] of Object.entries(SECRETS)) {
+    assert.ok(!text.includes(value), `${name}'s value is in the cache`);
+    assert.ok(!text.includes(await sha256Hex(value)), `${name}'s hash is in the cache`);
+    const base64 = btoa(value);
+    assert.ok(!text.includes(base64), `${name}'s base64 is in the cache`);
   }
 });
 
 Deno.test("loadConfigCached() substitutes the current environment on a hit, and fails as the full path does", async () => {
-  const cwd = await project(RICH);
-  try {
-    await cached(cwd);
-    const changed = { ...SECRETS, TOKEN: "another-token", DB_PATH: "other.db" };
-    const hit = await cached(cwd, changed);
-    assert.equal(hit.hit, true);
-    assertSameConfig(hit.config, await loadConfig({ cwd, env: changed }));
-    assert.equal(hit.config.serve.token, "another-token");
+  await using dir = await project(RICH);
+  const cwd = dir.cwd;
+  await cached(cwd);
+  const changed = { ...SECRETS, TOKEN: "another-token", DB_PATH: "other.db" };
+  const hit = await cached(cwd, changed);
+  assert.equal(hit.hit, true);
+  assertSameConfig(hit.config, await loadConfig({ cwd, env: changed }));
+  assert.equal(hit.config.serve.token, "another-token");
 
-    // A value that a check refuses, an unset variable, an empty token: the full path's error.
-    const refused: Record<string, string>[] = [
-      { ...SECRETS, ENC_KEY: "short" },
-      { ...SECRETS, TOKEN: "" },
-      { ...SECRETS, EXTRA_FLOWS: "" },
-      Object.fromEntries(Object.entries(SECRETS).filter(([k]) => k !== "REPORT_TO")),
-    ];
-    for (const env of refused) {
-      const full = await loadConfig({ cwd, env }).catch((e) => e);
-      assert.ok(full instanceof ConfigError, JSON.stringify(env));
-      assert.match(full.message, /flowstate\.yaml:\d+:\d+/);
-      const before = { ...configDiskCacheStats };
-      const got = await loadConfigCached({ cwd, env }).catch((e) => e);
-      assert.ok(got instanceof ConfigError);
-      assert.equal(got.message, full.message);
-      assert.equal(configDiskCacheStats.hits, before.hits, "not a hit");
-    }
-    assert.equal((await cacheFiles(cwd)).length, 1);
-  } finally {
-    await Deno.remove(cwd, { recursive: true });
+  // A value that a check refuses, an unset variable, an empty token: the full path's error.
+  const refused: Record<string, string>[] = [
+    { ...SECRETS, ENC_KEY: "short" },
+    { ...SECRETS, TOKEN: "" },
+    { ...SECRETS, EXTRA_FLOWS: "" },
+    Object.fromEntries(Object.entries(SECRETS).filter(([k]) => k !== "REPORT_TO")),
+  ];
+  for (const env of refused) {
+    const full = await loadConfig({ cwd, env }).catch((e) => e);
+    assert.ok(full instanceof ConfigError, JSON.stringify(env));
+    assert.match(full.message, /flowstate\.yaml:\d+:\d+/);
+    const before = { ...configDiskCacheStats };
+    const got = await loadConfigCached({ cwd, env }).catch((e) => e);
+    assert.ok(got instanceof ConfigError);
+    assert.equal(got.message, full.message);
+    assert.equal(configDiskCacheStats.hits, before.hits, "not a hit");
   }
+  assert.equal((await cacheFiles(cwd)).length, 1);
 });
 
 Deno.test("loadConfigCached() misses for a changed file, and for a corrupt or foreign entry", async () => {
-  const cwd = await project(RICH);
-  try {
-    await cached(cwd);
-    const [first] = await cacheFiles(cwd);
-    await Deno.writeTextFile(
-      join(cwd, "flowstate.yaml"),
-      RICH.replace("maxSubRuns: 10", "maxSubRuns: 11"),
-    );
-    const edited = await cached(cwd);
-    assert.equal(edited.hit, false);
-    assert.equal(edited.wrote, true);
-    assert.equal(edited.config.runs.maxSubRuns, 11);
-    assert.equal((await cacheFiles(cwd)).length, 2);
+  await using dir = await project(RICH);
+  const cwd = dir.cwd;
+  await cached(cwd);
+  const [first] = await cacheFiles(cwd);
+  await Deno.writeTextFile(
+    join(cwd, "flowstate.yaml"),
+    RICH.replace("maxSubRuns: 10", "maxSubRuns: 11"),
+  );
+  const edited = await cached(cwd);
+  assert.equal(edited.hit, false);
+  assert.equal(edited.wrote, true);
+  assert.equal(edited.config.runs.maxSubRuns, 11);
+  assert.equal((await cacheFiles(cwd)).length, 2);
 
-    const entry = join(cwd, ".flowstate/cache/config", first);
-    await Deno.writeTextFile(join(cwd, "flowstate.yaml"), RICH);
-    const good = await Deno.readTextFile(entry);
-    const [sum, body] = [good.slice(0, good.indexOf("\n")), good.slice(good.indexOf("\n") + 1)];
-    const changedBody = body.replace('"maxSubRuns":10', '"maxSubRuns":12');
-    assert.notEqual(changedBody, body);
-    for (
-      const [what, text] of [
-        ["truncated", good.slice(0, good.length - 9)],
-        ["not JSON", "garbage"],
-        ["edited without its checksum", `${sum}\n${changedBody}`],
-        [
-          "foreign (another key)",
-          `${await sha256Hex(body.replace(/"key":"\w+"/, '"key":"x"'))}\n${
-            body.replace(/"key":"\w+"/, '"key":"x"')
-          }`,
-        ],
-        [
-          "foreign (another format)",
-          `${await sha256Hex(body.replace('"format":1', '"format":0'))}\n${
-            body.replace('"format":1', '"format":0')
-          }`,
-        ],
-      ]
-    ) {
-      await Deno.writeTextFile(entry, text);
-      const got = await cached(cwd);
-      assert.equal(got.hit, false, what);
-      assert.equal(got.wrote, true, what);
-      assertSameConfig(got.config, await loadConfig({ cwd, env: SECRETS }));
-      assert.equal(await Deno.readTextFile(entry), good, `${what}: written again`);
-    }
-  } finally {
-    await Deno.remove(cwd, { recursive: true });
+  const entry = join(cwd, ".flowstate/cache/config", first);
+  await Deno.writeTextFile(join(cwd, "flowstate.yaml"), RICH);
+  const good = await Deno.readTextFile(entry);
+  const [sum, body] = [good.slice(0, good.indexOf("\n")), good.slice(good.indexOf("\n") + 1)];
+  const changedBody = body.replace('"maxSubRuns":10', '"maxSubRuns":12');
+  assert.notEqual(changedBody, body);
+  for (
+    const [what, text] of [
+      ["truncated", good.slice(0, good.length - 9)],
+      ["not JSON", "garbage"],
+      ["edited without its checksum", `${sum}\n${changedBody}`],
+      [
+        "foreign (another key)",
+        `${await sha256Hex(body.replace(/"key":"\w+"/, '"key":"x"'))}\n${
+          body.replace(/"key":"\w+"/, '"key":"x"')
+        }`,
+      ],
+      [
+        "foreign (another format)",
+        `${await sha256Hex(body.replace('"format":1', '"format":0'))}\n${
+          body.replace('"format":1', '"format":0')
+        }`,
+      ],
+    ]
+  ) {
+    await Deno.writeTextFile(entry, text);
+    const got = await cached(cwd);
+    assert.equal(got.hit, false, what);
+    assert.equal(got.wrote, true, what);
+    assertSameConfig(got.config, await loadConfig({ cwd, env: SECRETS }));
+    assert.equal(await Deno.readTextFile(entry), good, `${what}: written again`);
   }
 });
 
@@ -252,43 +241,37 @@ Deno.test("loadConfigCached() does not cache a config whose checks would depend 
   ];
   const env = { PLUGIN: "memory", TZ_NAME: "UTC", CRON: "@daily", STORE: "main", P: "a" };
   for (const text of cases) {
-    const cwd = await project(text);
-    try {
-      for (let i = 0; i < 2; i++) {
-        const got = await cached(cwd, env);
-        assert.equal(got.hit || got.wrote, false, text);
-        assertSameConfig(got.config, await loadConfig({ cwd, env }));
-      }
-      assert.deepEqual(await cacheFiles(cwd), []);
-      for await (const e of Deno.readDir(cwd)) assert.notEqual(e.name, "elsewhere");
-    } finally {
-      await Deno.remove(cwd, { recursive: true });
+    await using dir = await project(text);
+    const cwd = dir.cwd;
+    for (let i = 0; i < 2; i++) {
+      const got = await cached(cwd, env);
+      assert.equal(got.hit || got.wrote, false, text);
+      assertSameConfig(got.config, await loadConfig({ cwd, env }));
     }
+    assert.deepEqual(await cacheFiles(cwd), []);
+    for await (const e of Deno.readDir(cwd)) assert.notEqual(e.name, "elsewhere");
   }
 });
 
 Deno.test("loadConfigCached() caches under --home or FLOWSTATE_HOME, and not when the home cannot be written", async () => {
-  const cwd = await project("stores:\n  main: { plugin: memory }\n");
-  try {
-    for (const options of [{ home: "h1" }, { env: { FLOWSTATE_HOME: "h2" } }]) {
-      const first = await loadConfigCached({ cwd, ...options });
-      const before = configDiskCacheStats.hits;
-      const again = await loadConfigCached({ cwd, ...options });
-      assert.equal(configDiskCacheStats.hits, before + 1);
-      assertSameConfig(again, first);
-    }
-    await Deno.stat(join(cwd, "h1/cache/config"));
-    await Deno.stat(join(cwd, "h2/cache/config"));
-    // A file where the cache directory would be: nothing is written, nothing is said.
-    await Deno.mkdir(join(cwd, "h3/cache"), { recursive: true });
-    await Deno.writeTextFile(join(cwd, "h3/cache/config"), "");
-    for (let i = 0; i < 2; i++) {
-      const got = await cached(cwd, { FLOWSTATE_HOME: "h3" });
-      assert.equal(got.hit || got.wrote, false);
-      assert.equal(got.config.home, join(cwd, "h3"));
-    }
-  } finally {
-    await Deno.remove(cwd, { recursive: true });
+  await using dir = await project("stores:\n  main: { plugin: memory }\n");
+  const cwd = dir.cwd;
+  for (const options of [{ home: "h1" }, { env: { FLOWSTATE_HOME: "h2" } }]) {
+    const first = await loadConfigCached({ cwd, ...options });
+    const before = configDiskCacheStats.hits;
+    const again = await loadConfigCached({ cwd, ...options });
+    assert.equal(configDiskCacheStats.hits, before + 1);
+    assertSameConfig(again, first);
+  }
+  await Deno.stat(join(cwd, "h1/cache/config"));
+  await Deno.stat(join(cwd, "h2/cache/config"));
+  // A file where the cache directory would be: nothing is written, nothing is said.
+  await Deno.mkdir(join(cwd, "h3/cache"), { recursive: true });
+  await Deno.writeTextFile(join(cwd, "h3/cache/config"), "");
+  for (let i = 0; i < 2; i++) {
+    const got = await cached(cwd, { FLOWSTATE_HOME: "h3" });
+    assert.equal(got.hit || got.wrote, false);
+    assert.equal(got.config.home, join(cwd, "h3"));
   }
 });
 

@@ -34,25 +34,15 @@ import { readYamlFile } from "./_yaml_file.ts";
 import { builtinNodes } from "./flow/nodes.ts";
 import { isAbsolute, join, resolve } from "./_path.ts";
 import {
-  codeFingerprint,
   DISK_CACHE_ENTRIES,
-  readCacheEntry,
-  sha256Hex,
-  writeCacheEntry,
+  DiskCache,
+  type DiskCacheStats,
+  locatorOf,
+  type Positions,
 } from "./_disk_cache.ts";
 
 /** The most entries kept under `<home>/cache/flows`. */
 export const FLOW_DISK_CACHE_ENTRIES: number = DISK_CACHE_ENTRIES;
-
-/** The format of an entry; a different one is a miss. */
-const FORMAT = 1;
-
-/** What a lookup did (for tests and benchmarks). */
-export const flowDiskCacheStats: { hits: number; misses: number; writes: number } = {
-  hits: 0,
-  misses: 0,
-  writes: 0,
-};
 
 /** Modules whose code decides what a flow file validates to (relative to this one). */
 const FINGERPRINTED = [
@@ -87,18 +77,23 @@ const FINGERPRINTED = [
   "./_disk_cache.ts",
 ];
 
-let fingerprint: string | undefined;
-
-/** One entry as stored. */
+/** One entry as stored (after the header: format, key, path). */
 interface Entry {
-  format: number;
-  /** SHA-256 of the code fingerprint, the path and the text: also the file's name. */
-  key: string;
-  path: string;
   definition: FlowDefinition;
   /** `[path, line, column]` of every value of the definition that has a position. */
-  positions: [(string | number)[], number, number][];
+  positions: Positions;
 }
+
+const cache = new DiskCache<Entry>(import.meta.url, {
+  format: 1,
+  modules: FINGERPRINTED,
+  valid: (entry) =>
+    typeof entry.definition?.id === "string" && Array.isArray(entry.definition.nodes) &&
+    Array.isArray(entry.positions),
+});
+
+/** What lookups did (for tests and benchmarks). */
+export const flowDiskCacheStats: DiskCacheStats = cache.stats;
 
 /** What {@linkcode loadFlowFileCached} returns. */
 export interface CachedFlowFile {
@@ -144,13 +139,12 @@ export async function loadFlowFileCached(
     return await parse(); // the same error, from the parser
   }
   const absolute = isAbsolute(path) ? path : resolve(path);
-  const print = fingerprint ??= codeFingerprint(import.meta.url, FINGERPRINTED, FORMAT);
-  if (print === undefined) return await parse();
   // One digest: the key covers the code, the path and the text.
-  const key = await sha256Hex(`${print}\0${absolute}\0${text}`);
-  const entryFile = join(cacheDir, "flows", `${key}.json`);
+  const key = await cache.keyOf(absolute, text);
+  if (key === undefined) return await parse();
+  const dir = join(cacheDir, "flows");
 
-  const entry = await readEntry(entryFile, key, absolute);
+  const entry = await cache.read(dir, key, absolute);
   if (entry !== undefined) {
     flowDiskCacheStats.hits++;
     return { parsed: parsedFromEntry(entry, shown, text), hit: true, save: NOTHING };
@@ -165,10 +159,7 @@ export async function loadFlowFileCached(
   const save = async () => {
     if (saved) return;
     saved = true;
-    await writeEntry(join(cacheDir, "flows"), entryFile, {
-      format: FORMAT,
-      key,
-      path: absolute,
+    await cache.write(dir, key, absolute, {
       definition: parsed.definition,
       positions: positionsOf(parsed),
     });
@@ -177,28 +168,17 @@ export async function loadFlowFileCached(
 }
 
 function parsedFromEntry(entry: Entry, file: string, text: string): ParsedFlow {
-  const positions = new Map<string, { line: number; column: number }>();
-  for (const [path, line, column] of entry.positions) {
-    positions.set(JSON.stringify(path), { line, column });
-  }
   return {
     definition: entry.definition,
     file,
     source: text,
-    locate(path) {
-      // As YamlSource.locate: a path that does not exist is placed at its nearest ancestor.
-      for (let n = path.length; n >= 0; n--) {
-        const found = positions.get(JSON.stringify(path.slice(0, n)));
-        if (found !== undefined) return { ...found };
-      }
-      return undefined;
-    },
+    locate: locatorOf(entry.positions),
   };
 }
 
 /** The position of every value of the definition (and of the paths under them). */
-function positionsOf(parsed: ParsedFlow): Entry["positions"] {
-  const out: Entry["positions"] = [];
+function positionsOf(parsed: ParsedFlow): Positions {
+  const out: Positions = [];
   const walk = (value: unknown, path: (string | number)[]): void => {
     const at = parsed.locate(path);
     if (at !== undefined) out.push([path, at.line, at.column]);
@@ -217,18 +197,4 @@ function cacheable(definition: FlowDefinition): boolean {
     builtinNodes.has(type) || type.startsWith("./") || type.startsWith("../") ||
     type.startsWith("/") || type.includes(":")
   );
-}
-
-async function readEntry(file: string, key: string, path: string): Promise<Entry | undefined> {
-  const entry = await readCacheEntry(file) as Entry | undefined;
-  if (
-    entry?.format !== FORMAT || entry.key !== key || entry.path !== path ||
-    typeof entry.definition?.id !== "string" ||
-    !Array.isArray(entry.definition.nodes) || !Array.isArray(entry.positions)
-  ) return undefined;
-  return entry;
-}
-
-async function writeEntry(dir: string, file: string, entry: Entry): Promise<void> {
-  if (await writeCacheEntry(dir, file, entry)) flowDiskCacheStats.writes++;
 }

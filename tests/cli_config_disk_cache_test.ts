@@ -7,9 +7,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
+import denoJson from "../deno.json" with { type: "json" };
 
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).href;
 const DENO_JSON = fromFileUrl(new URL("../deno.json", import.meta.url));
+/** The `run` task's flags (permissions, V8 flags), as deno.json has them. */
+const RUN_FLAGS = (denoJson.tasks.run.match(/^deno run (.*) cli\.ts run$/)?.[1] ?? "").split(" ");
 const COUNTER = await Deno.readTextFile(new URL("../examples/counter.flow.yaml", import.meta.url));
 
 /** One `flowstate run` in a process of its own, which then says whether zod was loaded. */
@@ -29,12 +32,7 @@ async function probe(cwd: string, extra: string[] = []) {
       "run",
       "--config",
       DENO_JSON,
-      "--unstable-worker-options",
-      "--allow-read",
-      "--allow-write=.flowstate",
-      "--allow-env",
-      "--allow-net",
-      "--allow-sys=hostname",
+      ...RUN_FLAGS,
       ...extra,
       join(cwd, "probe.ts"),
     ],
