@@ -87,6 +87,22 @@ const cache = new DiskCache<Entry>(import.meta.url, {
 /** What lookups did (for tests and benchmarks). */
 export const configDiskCacheStats: DiskCacheStats = cache.stats;
 
+/** What {@linkcode loadConfigCached} returns. */
+export interface CachedConfig {
+  /** The config, as `loadConfig` returns it. */
+  config: ResolvedConfig;
+  /** Whether it came from the cache. */
+  hit: boolean;
+  /**
+   * Write the cache entry (after a miss of a cacheable config; else nothing).
+   * Call it once the run started: a run refused before must not write
+   * anything to the home. Never throws.
+   */
+  save(): Promise<void>;
+}
+
+const NOTHING = () => Promise.resolve();
+
 /**
  * Load a configuration as {@linkcode loadConfig} does (same result, same
  * errors), through the cache under the home when the config is a file.
@@ -98,35 +114,47 @@ export const configDiskCacheStats: DiskCacheStats = cache.stats;
  * import assert from "node:assert/strict";
  * const cwd = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${cwd}/flowstate.yaml`, "stores:\n  main: { plugin: memory }\n");
- * const first = await loadConfigCached({ cwd }); // a miss: parsed, then written
+ * const first = await loadConfigCached({ cwd }); // a miss: parsed
+ * await first.save(); // written
  * const again = await loadConfigCached({ cwd }); // a hit
- * const { where: _a, ...hit } = again;
+ * assert.equal(again.hit, true);
+ * const { where: _a, ...hit } = again.config;
  * const { where: _b, ...full } = await loadConfig({ cwd });
  * assert.deepEqual(hit, full);
- * assert.equal(again.where(["stores", "main"]), first.where(["stores", "main"]));
  * await Deno.remove(cwd, { recursive: true });
  * ```
  */
-export async function loadConfigCached(options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
-  return await loadConfigWith(options, async (text, context, parse) => {
+export async function loadConfigCached(options: LoadConfigOptions = {}): Promise<CachedConfig> {
+  let hit = false;
+  let save = NOTHING;
+  const config = await loadConfigWith(options, async (text, context, parse) => {
     const cacheDir = cacheDirOf(context);
     // The key covers the code, the path and the text (never the environment).
     const key = cacheDir && await cache.keyOf(context.file, text);
     if (cacheDir === undefined || key === undefined) return await parse();
 
     const entry = await cache.read(cacheDir, key, context.file);
-    const hit = entry && await fromEntry(entry, context);
-    if (hit !== undefined) {
-      configDiskCacheStats.hits++;
-      return hit;
+    const found = entry && await fromEntry(entry, context);
+    if (found !== undefined) {
+      cache.stats.hits++;
+      hit = true;
+      return found;
     }
-    configDiskCacheStats.misses++;
+    cache.stats.misses++;
     let captured: ConfigCapture | undefined;
     const config = await parse((c) => captured = c);
     const body = captured && config.home === homeOf(context) ? entryOf(captured) : undefined;
-    if (body !== undefined) await cache.write(cacheDir, key, context.file, body);
+    if (body !== undefined) {
+      let saved = false;
+      save = async () => {
+        if (saved) return;
+        saved = true;
+        await cache.write(cacheDir, key, context.file, body);
+      };
+    }
     return config;
   });
+  return { config, hit, save };
 }
 
 /**

@@ -100,15 +100,18 @@ async function cacheFiles(cwd: string): Promise<string[]> {
   return names.sort();
 }
 
-/** Loads through the cache, and says whether it was a hit and whether it wrote. */
+/**
+ * Loads through the cache and saves (as a run that started does), and says
+ * whether it was a hit and whether it wrote.
+ */
 async function cached(cwd: string, env: Record<string, string> = SECRETS) {
   const before = { ...configDiskCacheStats };
-  const config = await loadConfigCached({ cwd, env });
-  return {
-    config,
-    hit: configDiskCacheStats.hits === before.hits + 1,
-    wrote: configDiskCacheStats.writes === before.writes + 1,
-  };
+  const files = await cacheFiles(cwd);
+  const { config, hit, save } = await loadConfigCached({ cwd, env });
+  assert.equal(hit, configDiskCacheStats.hits === before.hits + 1);
+  assert.deepEqual(await cacheFiles(cwd), files, "the load writes nothing before save()");
+  await save();
+  return { config, hit, wrote: configDiskCacheStats.writes === before.writes + 1 };
 }
 
 Deno.test("loadConfigCached() returns on a hit the config the full path resolves, every section", async () => {
@@ -171,7 +174,7 @@ Deno.test("loadConfigCached() substitutes the current environment on a hit, and 
     assert.ok(full instanceof ConfigError, JSON.stringify(env));
     assert.match(full.message, /flowstate\.yaml:\d+:\d+/);
     const before = { ...configDiskCacheStats };
-    const got = await loadConfigCached({ cwd, env }).catch((e) => e);
+    const got = await loadConfigCached({ cwd, env }).then(() => "loaded", (e) => e);
     assert.ok(got instanceof ConfigError);
     assert.equal(got.message, full.message);
     assert.equal(configDiskCacheStats.hits, before.hits, "not a hit");
@@ -258,10 +261,11 @@ Deno.test("loadConfigCached() caches under --home or FLOWSTATE_HOME, and not whe
   const cwd = dir.cwd;
   for (const options of [{ home: "h1" }, { env: { FLOWSTATE_HOME: "h2" } }]) {
     const first = await loadConfigCached({ cwd, ...options });
-    const before = configDiskCacheStats.hits;
+    assert.equal(first.hit, false);
+    await first.save();
     const again = await loadConfigCached({ cwd, ...options });
-    assert.equal(configDiskCacheStats.hits, before + 1);
-    assertSameConfig(again, first);
+    assert.equal(again.hit, true);
+    assertSameConfig(again.config, first.config);
   }
   await Deno.stat(join(cwd, "h1/cache/config"));
   await Deno.stat(join(cwd, "h2/cache/config"));

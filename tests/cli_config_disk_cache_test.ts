@@ -61,6 +61,20 @@ Deno.test("run: a second cold run with the same flowstate.yaml loads neither the
     );
     await Deno.writeTextFile(join(cwd, "counter.flow.yaml"), COUNTER);
     await Deno.writeTextFile(join(cwd, "probe.ts"), PROBE);
+    // A refused run (an input the flow does not take) writes nothing: no home, no entry.
+    await Deno.writeTextFile(
+      join(cwd, "bad.ts"),
+      PROBE.replace('"--json"]', '"--json", "--input", "nope=1"]'),
+    );
+    const refused = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--config", DENO_JSON, ...RUN_FLAGS, join(cwd, "bad.ts")],
+      cwd,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const refusedErr = new TextDecoder().decode(refused.stderr);
+    assert.equal(JSON.parse(refusedErr.trim().split("\n").at(-1)!).code, 2, refusedErr);
+    await assert.rejects(Deno.stat(join(cwd, ".flowstate")), Deno.errors.NotFound);
     const first = await probe(cwd);
     assert.equal(first.code, 0);
     assert.equal(first.zodLoaded, true); // the miss validated the config with zod

@@ -76,9 +76,14 @@ export async function runCommand(
   // Stores open on first use: here the config is read, for its store names.
   // A config file run with before (same bytes, same Flowstate) is read from
   // the home's cache: neither the YAML parser nor zod is loaded.
+  let saveConfigToCache = () => Promise.resolve();
   await using runtime = await openRuntimeWith(
     { config: global.config, onWarning: printWarning },
-    loadConfigCached,
+    async (options) => {
+      const { config, save } = await loadConfigCached(options);
+      saveConfigToCache = save;
+      return config;
+    },
   );
   // A file run before (same bytes, same Flowstate) is read from the home's
   // cache: neither the YAML parser nor the flow schema is loaded.
@@ -125,6 +130,7 @@ export async function runCommand(
   const { value: record, interrupted, exitCode } = outcome;
   // Only now: a flow or inputs refused above write nothing to the home.
   await saveToCache();
+  await saveConfigToCache();
 
   if (options.json) console.log(JSON.stringify(record));
   else printSummary(record);
