@@ -16,8 +16,7 @@
 import { join } from "node:path";
 import process from "node:process";
 import { openStore, type Store, type StoreSpec } from "../mod.ts";
-
-const now = () => performance.timeOrigin + performance.now();
+import { now, watchLatencies } from "./_watch.ts";
 
 if (Deno.args[0] === "writer") {
   // The other process: write `count` stamped values, `gapMs` apart.
@@ -108,22 +107,14 @@ async function setCost(label: string, off: StoreSpec, on: StoreSpec): Promise<st
 async function watchLatency(label: string, spec: StoreSpec): Promise<string> {
   const COUNT = 60;
   const store = await openStore(spec);
-  const since = (await store.feedInfo()).lastSeq;
-  const lat: number[] = [];
-  const stop = new AbortController();
-  const watching = (async () => {
-    for await (const c of store.watch([["watched"]], { since, signal: stop.signal })) {
-      lat.push(now() - (c.value as { sentAt: number }).sentAt);
-      if (lat.length === COUNT) stop.abort();
-    }
-  })();
+  const watching = await watchLatencies(store, COUNT);
   const child = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", import.meta.filename!, "writer", JSON.stringify(spec), String(COUNT), "30"],
     stdout: "inherit",
     stderr: "inherit",
   }).output();
   if (!child.success) throw new Error("writer failed");
-  await watching;
+  const lat = await watching.done;
   await store.close();
   return `| ${label} | ${median(lat).toFixed(1)} ms | ${pct(lat, 0.95).toFixed(1)} ms | ${COUNT} |`;
 }

@@ -229,13 +229,15 @@ Deno.test("validate lists what each node asks for, and checks permissions: with 
     assert.match(bad.stderr, /bad\.flow\.yaml:7:38: nodes\[0\]\.permissions\.bogus: unknown field/);
     await Deno.writeTextFile(
       join(sandbox.dir, "ffi.flow.yaml"),
-      "id: t\nnodes:\n" + node("b", "read", "x", "{ ffi: true }"),
+      "id: t\nnodes:\n" +
+        node("b", "read", "x", "{ ffi: true, import: [example.com, example.org] }"),
     );
     const ffi = await sandbox.run("validate", "ffi.flow.yaml");
     assert.equal(ffi.code, 2);
+    // Every flag the runner lacks, in one message that ends in what to narrow.
     assert.match(
       ffi.stderr,
-      /ffi\.flow\.yaml:7:\d+: nodes\[0\]\.permissions: .*run flowstate with --allow-ffi/,
+      /ffi\.flow\.yaml:7:\d+: nodes\[0\]\.permissions: .*run flowstate with --allow-ffi --allow-import=example.com,example.org, or narrow the node's `permissions:`\n/,
     );
   });
 });

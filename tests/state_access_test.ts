@@ -163,6 +163,50 @@ Deno.test("reads and writes stop at MAX_STATE_ACCESS distinct keys each, with a 
   }
 });
 
+Deno.test("a node's keys are each listed once, whether it touched a few or many before repeating one", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeModule(
+      dir,
+      "repeat.ts",
+      `
+    for (const n of [1, 2, 3, 6]) {
+      for (let i = 0; i < n; i++) await ctx.flow.set(["r" + n, String(i)], i);
+      await ctx.flow.set(["r" + n, "0"], -1);
+      await ctx.flow.set(["r" + n, String(n - 1)], -1);
+    }
+    // The same key with another store, or as a listing, is another access.
+    await ctx.flow.get(["r1", "0"]);
+    await ctx.flow.get(["r1", "0"], { store: "other" });
+    await ctx.flow.keys({ prefix: ["r1", "0"] });
+    await ctx.flow.get(["r1", "0"]);
+    await ctx.flow.keys({ prefix: ["r1", "0"] });
+    return null;`,
+    );
+    await using rt = await openRuntime({
+      config: {
+        stores: { main: { plugin: "memory" }, other: { plugin: "memory" } },
+        nodes: { trusted: ["./repeat.ts"] },
+      },
+      cwd: dir,
+    });
+    const run = await rt.runFlow({ id: "repeat", nodes: [{ id: "r", type: "./repeat.ts" }] });
+    assert.equal(run.status, "succeeded", JSON.stringify(run.error));
+    const end = ends(await (await rt.records()).getEvents(run.id)).get("r")!;
+    const written = [1, 2, 3, 6].flatMap((n) =>
+      Array.from({ length: n }, (_, i) => ({ scope: "flow", key: [`r${n}`, String(i)] }))
+    );
+    assert.deepEqual(end.writes, written);
+    assert.deepEqual(end.reads, [
+      { scope: "flow", key: ["r1", "0"] },
+      { scope: "flow", key: ["r1", "0"], store: "other" },
+      { scope: "flow", key: ["r1", "0"], prefix: true },
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a sandboxed (Worker) node's reads and writes are recorded and reported like a trusted one's", async () => {
   const dir = await Deno.makeTempDir();
   try {

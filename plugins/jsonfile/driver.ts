@@ -179,6 +179,8 @@ export class JsonFileDriver implements StoreDriver {
   #dir: { handle: Deno.FsFile; info: Deno.FileInfo } | undefined;
   /** Identity of the loaded file; `null` when there is no file. */
   #stamp: Stamp | null = null;
+  /** How many times a state was installed from the file (see `changeToken`). */
+  #loads = 0;
   /** Set when the file became unreadable at run time: every later call fails with it. */
   #poison: Error | undefined;
   #queue: Pending[] = [];
@@ -303,6 +305,17 @@ export class JsonFileDriver implements StoreDriver {
   /** How many times this driver has written the file (group commit makes this fewer than commits). */
   get writes(): number {
     return this.#writes;
+  }
+
+  /**
+   * Which state of the file is loaded: one stat, and a re-read only when
+   * another writer (another process, or another store on the same file)
+   * replaced the file; the number moves with each re-read. (This driver's
+   * own writes do not move it.)
+   */
+  async changeToken(): Promise<number> {
+    await this.#fresh();
+    return this.#loads;
   }
 
   async get(key: Key): Promise<RawEntry | null> {
@@ -456,6 +469,7 @@ export class JsonFileDriver implements StoreDriver {
     if (this.#held !== file) this.#held?.close();
     this.#held = file;
     this.#stamp = stamp;
+    this.#loads++;
     this.#state = state;
     this.#ix.rebuild(rawEntries(state));
   }

@@ -69,6 +69,38 @@ export async function withAdmin(
 }
 
 /**
+ * Run `fn` with the URL of a new login role that may only read and write
+ * the rows of `table` (and its meta table) in {@linkcode SCHEMA}: not its
+ * owner, so it may create nothing there. The role is dropped afterwards.
+ */
+export async function withLimitedRole(
+  url: string,
+  table: string,
+  fn: (limitedUrl: string) => Promise<void>,
+): Promise<void> {
+  const role = `fs_limited_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
+  await withAdmin(url, async (sql) => {
+    await sql.unsafe(`CREATE ROLE ${role} LOGIN`);
+    await sql.unsafe(`GRANT USAGE ON SCHEMA "${SCHEMA}" TO ${role}`);
+    await sql.unsafe(
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON "${SCHEMA}"."${table}", ` +
+        `"${SCHEMA}"."${table}_meta" TO ${role}`,
+    );
+  });
+  try {
+    const limited = new URL(url);
+    limited.username = role;
+    limited.password = "";
+    await fn(limited.href);
+  } finally {
+    await withAdmin(url, async (sql) => {
+      await sql.unsafe(`DROP OWNED BY ${role}`);
+      await sql.unsafe(`DROP ROLE ${role}`);
+    });
+  }
+}
+
+/**
  * Run `fn` with the URL of a database of its own, dropped afterwards. For
  * tests whose outcome other sessions could change: VACUUM keeps dead rows
  * that an older transaction of any session *in the same database* may still

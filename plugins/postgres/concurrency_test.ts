@@ -15,6 +15,7 @@ import {
   SCHEMA,
   TESTDATA,
   withAdmin,
+  withLimitedRole,
 } from "./_test_utils.ts";
 
 // PostgresDriver under concurrency: statements per commit, the table lock,
@@ -749,22 +750,10 @@ pgTest(
   "postgres with a change feed: a role that may not create the feed-commit function writes the feed all the same, and the function continues that feed",
   async (url) => {
     const table = newTable("feednorole");
-    const role = `fs_nofn_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
     const spec = { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "30d" } };
     await (await openStore(spec)).close(); // the tables, made by the owner
-    await withAdmin(url, async (sql) => {
-      await sql.unsafe(`CREATE ROLE ${role} LOGIN`);
-      await sql.unsafe(`GRANT USAGE ON SCHEMA "${SCHEMA}" TO ${role}`);
-      await sql.unsafe(
-        `GRANT SELECT, INSERT, UPDATE, DELETE ON "${SCHEMA}"."${table}", ` +
-          `"${SCHEMA}"."${table}_meta" TO ${role}`,
-      );
-    });
-    try {
-      const limited = new URL(url);
-      limited.username = role;
-      limited.password = "";
-      const store = await openStore({ ...spec, url: limited.href });
+    await withLimitedRole(url, table, async (limitedUrl) => {
+      const store = await openStore({ ...spec, url: limitedUrl });
       try {
         await store.set(["a"], 1);
         await store.set(["a"], 2);
@@ -772,39 +761,34 @@ pgTest(
       } finally {
         await store.close();
       }
-      let found = true;
-      await withAdmin(url, async (sql) => {
-        const [row] = await sql.unsafe(
-          `SELECT count(*)::int AS n FROM pg_proc AS p JOIN pg_namespace AS n ` +
-            `ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2`,
-          [SCHEMA, `${table}_feed_commit_v1`],
-        );
-        found = row.n > 0;
-      });
-      assert.equal(found, false, "the limited role made no function");
-      // The owner's process goes on with the function, from the same head.
-      const owner = await openStore(spec);
-      try {
-        await owner.set(["a"], 3);
-        const changes = await Array.fromAsync(owner.changes({}));
-        assert.deepEqual(changes.map((c) => [c.seq, c.op, c.key]), [
-          [1, "set", ["a"]],
-          [2, "set", ["a"]],
-          [3, "set", ["b"]],
-          [4, "delete", ["a"]],
-          [5, "set", ["a"]],
-        ]);
-        assert.equal(changes[1].previousVersion, changes[0].version);
-        assert.equal(changes[3].previousVersion, changes[1].version);
-        assert.equal(changes[4].previousVersion, null);
-      } finally {
-        await owner.close();
-      }
+    });
+    let found = true;
+    await withAdmin(url, async (sql) => {
+      const [row] = await sql.unsafe(
+        `SELECT count(*)::int AS n FROM pg_proc AS p JOIN pg_namespace AS n ` +
+          `ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2`,
+        [SCHEMA, `${table}_feed_commit_v1`],
+      );
+      found = row.n > 0;
+    });
+    assert.equal(found, false, "the limited role made no function");
+    // The owner's process goes on with the function, from the same head.
+    const owner = await openStore(spec);
+    try {
+      await owner.set(["a"], 3);
+      const changes = await Array.fromAsync(owner.changes({}));
+      assert.deepEqual(changes.map((c) => [c.seq, c.op, c.key]), [
+        [1, "set", ["a"]],
+        [2, "set", ["a"]],
+        [3, "set", ["b"]],
+        [4, "delete", ["a"]],
+        [5, "set", ["a"]],
+      ]);
+      assert.equal(changes[1].previousVersion, changes[0].version);
+      assert.equal(changes[3].previousVersion, changes[1].version);
+      assert.equal(changes[4].previousVersion, null);
     } finally {
-      await withAdmin(url, async (sql) => {
-        await sql.unsafe(`DROP OWNED BY ${role}`);
-        await sql.unsafe(`DROP ROLE ${role}`);
-      });
+      await owner.close();
     }
   },
 );

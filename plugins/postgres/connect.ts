@@ -135,6 +135,8 @@ export interface Connection {
   schema: string;
   /** The table, unquoted. */
   table: string;
+  /** Whether the table has the expiring entries' index (see `setUp`). */
+  expiringIndex: boolean;
 }
 
 /**
@@ -178,7 +180,7 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
     );
   }
   try {
-    const lockId = await setUp(sql, {
+    const { lockId, expiringIndex } = await setUp(sql, {
       schema,
       table,
       qualified,
@@ -187,7 +189,7 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       storeName,
       mustExist: options.mustExist ?? false,
     });
-    return { sql, tx, storeName, location, qualified, lockId, schema, table };
+    return { sql, tx, storeName, location, qualified, lockId, schema, table, expiringIndex };
   } catch (err) {
     await Promise.all([sql.end({ timeout: 0 }), tx.end({ timeout: 0 })]).catch(() => {});
     if (

@@ -7,6 +7,7 @@ import postgres from "postgres";
 import { PostgresDriver, postgresOptions } from "./mod.ts";
 import {
   dropTestSchema,
+  manualClock,
   NEEDS_SERVER,
   newTable,
   openPg,
@@ -16,6 +17,7 @@ import {
   SCHEMA,
   TESTDATA,
   withAdmin,
+  withLimitedRole,
 } from "./_test_utils.ts";
 
 // The postgres plugin: the conformance suite, options, connecting, loading
@@ -300,9 +302,85 @@ pgTest(
       const indexes = await sql`
       SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = ${SCHEMA} AND tablename = ${table}
       ORDER BY indexname`;
-      assert.deepEqual(indexes.map((i) => i.indexname), [`${table}_expires_at`, `${table}_pkey`]);
-      assert.match(indexes[0].indexdef, /WHERE \(expires_at IS NOT NULL\)/);
+      assert.deepEqual(indexes.map((i) => i.indexname), [
+        `${table}_expires_at`,
+        `${table}_expiring`,
+        `${table}_pkey`,
+      ]);
+      assert.match(indexes[0].indexdef, /\(expires_at\) WHERE \(expires_at IS NOT NULL\)/);
+      assert.match(indexes[1].indexdef, /\(key, expires_at\) WHERE \(expires_at IS NOT NULL\)/);
     });
+  },
+);
+
+/** Whether the table has its expiring entries' index. */
+async function hasExpiringIndex(url: string, table: string): Promise<boolean> {
+  let found = false;
+  await withAdmin(url, async (sql) => {
+    const [row] = await sql.unsafe(`SELECT to_regclass($1) IS NOT NULL AS found`, [
+      `"${SCHEMA}"."${table}_expiring"`,
+    ]);
+    found = row.found;
+  });
+  return found;
+}
+
+/**
+ * count() of prefixes whose entries expire (or not) in a store where many
+ * entries of another prefix have expired: only the live entries of each.
+ */
+async function countsAmongExpired(spec: StoreSpec): Promise<void> {
+  const clock = manualClock();
+  const store = await openStore(spec, { clock });
+  try {
+    const op = store.atomic();
+    for (let i = 0; i < 300; i++) {
+      const k = String(i).padStart(3, "0");
+      op.set(["gone", k], i, { expireIn: 10 }); // all expired below
+      op.set(["mixed", k], i, i % 3 === 0 ? undefined : { expireIn: i % 3 === 1 ? 10 : 1000 });
+    }
+    op.set(["plain", "a"], 1).set(["plain", "b"], 2);
+    await op.commit();
+    assert.equal(await store.count(["mixed"]), 300);
+    clock.t += 500;
+    assert.equal(await store.count(["gone"]), 0);
+    assert.equal(await store.count(["mixed"]), 200);
+    assert.equal(await store.count(["plain"]), 2);
+    assert.equal(await store.count(), 202);
+    assert.equal(await store.count(["mixed"], { start: ["mixed", "150"] }), 100);
+    clock.t += 1000;
+    assert.equal(await store.count(["mixed"]), 100);
+  } finally {
+    await store.close();
+  }
+}
+
+pgTest(
+  "PostgresDriver.open() adds the expiring entries' index to a table made without it, and count() counts only live entries",
+  async (url) => {
+    const table = newTable("addexp");
+    const spec = { plugin: "postgres", url, schema: SCHEMA, table };
+    await (await openStore(spec)).close();
+    await withAdmin(url, (sql) => sql.unsafe(`DROP INDEX "${SCHEMA}"."${table}_expiring"`).then());
+    assert.equal(await hasExpiringIndex(url, table), false);
+    await countsAmongExpired(spec);
+    assert.equal(await hasExpiringIndex(url, table), true);
+  },
+);
+
+pgTest(
+  "postgres: a role that may not add the expiring entries' index opens the store and counts only live entries",
+  async (url) => {
+    const table = newTable("noexp");
+    const spec = { plugin: "postgres", url, schema: SCHEMA, table };
+    await (await openStore(spec)).close(); // the tables, made by the owner
+    await withAdmin(url, (sql) => sql.unsafe(`DROP INDEX "${SCHEMA}"."${table}_expiring"`).then());
+    await withLimitedRole(
+      url,
+      table,
+      (limitedUrl) => countsAmongExpired({ ...spec, url: limitedUrl }),
+    );
+    assert.equal(await hasExpiringIndex(url, table), false, "the limited role added no index");
   },
 );
 

@@ -8,6 +8,7 @@
  */
 import type { Sql } from "postgres";
 import { StoreCorruptError, StoreMissingError } from "../../src/errors.ts";
+import { codeOf } from "./errors.ts";
 
 /** The schema version this code reads and writes. */
 const SCHEMA_VERSION = 1;
@@ -38,23 +39,54 @@ interface SetUpTarget {
 /** Sql or a transaction: what setUp's helpers need. */
 type Queryable = Pick<Sql, "unsafe">;
 
+/** What {@linkcode setUp} found or made. */
+export interface SetUpResult {
+  /** The table's advisory lock id. */
+  lockId: number;
+  /**
+   * Whether the table has the index of its expiring entries' keys
+   * (`<table>_expiring`, see {@linkcode expiringIndexSql}): `false` only on a
+   * table made before it existed that this role may not add it to.
+   */
+  expiringIndex: boolean;
+}
+
+/**
+ * The partial index of the keys (and expiry) of the entries that expire:
+ * `count` subtracts the expired entries of a key range with an index-only
+ * scan of the range in it, as long as the store's expiring entries in that
+ * range, not the whole table's.
+ */
+function expiringIndexSql(table: string, qualified: string): string {
+  return `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${table}_expiring`)} ON ${qualified} ` +
+    `(key, expires_at) WHERE expires_at IS NOT NULL`;
+}
+
 /**
  * Check (read-only first) that the table is a Flowstate table we can read;
- * create the schema, tables and index if they do not exist, under the
- * table's advisory lock so processes opening at once do not race. Resolves
- * the table's advisory lock id.
+ * create the schema, tables and indexes if they do not exist, under the
+ * table's advisory lock so processes opening at once do not race (and add the
+ * expiring entries' index to a table made before it existed, where this role
+ * may). Resolves the table's advisory lock id and whether that index is there.
  */
-export async function setUp(sql: Sql, target: SetUpTarget): Promise<number> {
+export async function setUp(sql: Sql, target: SetUpTarget): Promise<SetUpResult> {
   const { schema, table, qualified, location, what } = target;
   const metaTable = `${quoteIdent(schema)}.${quoteIdent(`${table}_meta`)}`;
+  const expiringIndex = `${quoteIdent(schema)}.${quoteIdent(`${table}_expiring`)}`;
   const inspect = async (q: Queryable) => {
-    const [row] = await q.unsafe<
-      { encoding: string; entries: boolean; meta: boolean; lock_id: number; schema: boolean }[]
-    >(
+    const [row] = await q.unsafe<{
+      encoding: string;
+      entries: boolean;
+      meta: boolean;
+      lock_id: number;
+      schema: boolean;
+      expiring: boolean;
+    }[]>(
       `SELECT current_setting('server_encoding') AS encoding,
          to_regclass($1) IS NOT NULL AS entries, to_regclass($2) IS NOT NULL AS meta,
-         hashtext($3) AS lock_id, EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $4) AS schema`,
-      [qualified, metaTable, `${schema}.${table}`, schema],
+         hashtext($3) AS lock_id, EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $4) AS schema,
+         to_regclass($5) IS NOT NULL AS expiring`,
+      [qualified, metaTable, `${schema}.${table}`, schema, expiringIndex],
     );
     return row;
   };
@@ -113,7 +145,11 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<number> {
     );
   }
   await check(sql, state);
-  if (state.meta) return state.lock_id;
+  const lockId = state.lock_id;
+  if (state.meta) {
+    if (state.expiring) return { lockId, expiringIndex: true };
+    return { lockId, expiringIndex: await addExpiringIndex(sql, target, lockId) };
+  }
   if (target.mustExist) {
     const store = target.storeName ?? "postgres";
     throw new StoreMissingError(
@@ -149,6 +185,7 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<number> {
       `CREATE INDEX ${quoteIdent(`${table}_expires_at`)} ON ${qualified} (expires_at) ` +
         `WHERE expires_at IS NOT NULL`,
     );
+    await tx.unsafe(expiringIndexSql(table, qualified));
     await tx.unsafe(`INSERT INTO ${metaTable} (key, value) VALUES ($1, $2), ($3, $4)`, [
       "format",
       FORMAT,
@@ -156,5 +193,25 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<number> {
       String(SCHEMA_VERSION),
     ]);
   });
-  return state.lock_id;
+  return { lockId, expiringIndex: true };
+}
+
+/**
+ * Add the expiring entries' index to a table made before it existed, under
+ * the table's lock (once: whoever comes second finds it). The build reads the
+ * table once and holds off writes (not reads) while it runs. `false` when
+ * this role may not (not the table's owner, or a read-only server).
+ */
+async function addExpiringIndex(sql: Sql, target: SetUpTarget, lockId: number): Promise<boolean> {
+  try {
+    await sql.begin(async (tx) => {
+      await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockId})`);
+      await tx.unsafe(expiringIndexSql(target.table, target.qualified));
+    });
+    return true;
+  } catch (err) {
+    const code = codeOf(err);
+    if (code === "42501" || code === "25006") return false; // insufficient privilege, read only
+    throw err;
+  }
 }

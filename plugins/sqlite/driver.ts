@@ -279,6 +279,12 @@ export class SqliteDriver implements StoreDriver {
   #rollback: StatementSync;
   #purgeBatch: StatementSync;
   #casUpdate: StatementSync;
+  /**
+   * `#casUpdate` for an entry written without an expiry (the common
+   * case: an increment): `expires_at = NULL` written in the statement, one
+   * parameter fewer, ~10% cheaper per statement than binding the null.
+   */
+  #casUpdatePersistent: StatementSync;
   #casInsert: StatementSync;
   #casDelete: StatementSync;
   #markSurrogates: StatementSync;
@@ -290,6 +296,8 @@ export class SqliteDriver implements StoreDriver {
    * that orders strings probes the values.
    */
   #surrogateFlag = false;
+  /** `PRAGMA data_version`, prepared on first use (see `changeToken`). */
+  #dataVersion: StatementSync | undefined;
   /** Whether the file has the feed's table (once seen, it stays). */
   #feedExists = false;
   /** Whether the feed's table is there (a statement; see `#feedReady`). */
@@ -331,6 +339,10 @@ export class SqliteDriver implements StoreDriver {
     this.#rollback = db.prepare("ROLLBACK");
     this.#casUpdate = db.prepare(
       "UPDATE flowstate_entries SET value = ?, version = ?, expires_at = ? " +
+        "WHERE key = ? AND version = ? AND (expires_at IS NULL OR expires_at > ?)",
+    );
+    this.#casUpdatePersistent = db.prepare(
+      "UPDATE flowstate_entries SET value = ?, version = ?, expires_at = NULL " +
         "WHERE key = ? AND version = ? AND (expires_at IS NULL OR expires_at > ?)",
     );
     this.#casInsert = db.prepare(
@@ -606,6 +618,21 @@ export class SqliteDriver implements StoreDriver {
     return row === undefined
       ? null
       : { key, value: row.value, version: row.version, expiresAt: row.expires_at };
+  }
+
+  /**
+   * `PRAGMA data_version` of this connection: it moves whenever another
+   * connection (in this process or another) commits, and not for this
+   * connection's own commits. One cheap statement, no table read.
+   */
+  changeToken(): number {
+    this.#assertOpen("Cannot watch");
+    try {
+      this.#dataVersion ??= this.#db.prepare("PRAGMA data_version");
+      return (this.#dataVersion.get() as { data_version: number }).data_version;
+    } catch (err) {
+      throw this.#error("Cannot watch", err);
+    }
   }
 
   /** One live entry, or `null`. */
@@ -1182,6 +1209,23 @@ export class SqliteDriver implements StoreDriver {
     this.#surrogateFlag = true;
   }
 
+  /** The last key `#casKey` encoded (a copy), and its bytes. */
+  #lastCasKey: { key: Key; bytes: Uint8Array } | undefined;
+
+  /**
+   * `key` encoded, the bytes of the last compare-and-set's key again when it
+   * is the same key (a counter incremented over and over): encoding a key
+   * allocates a typed array, ~0.5 µs, ~5% of the statement. The bytes are
+   * only bound to statements (which copy them), never changed.
+   */
+  #casKey(key: Key): Uint8Array {
+    const last = this.#lastCasKey;
+    if (last !== undefined && keysEqual(last.key, key)) return last.bytes;
+    const bytes = encodeKey(key);
+    this.#lastCasKey = { key: [...key], bytes };
+    return bytes;
+  }
+
   /**
    * One check and one write of the same key as a single conditional
    * statement (its own transaction): `UPDATE … WHERE version = ?`,
@@ -1197,7 +1241,7 @@ export class SqliteDriver implements StoreDriver {
   ): DriverCommitResult | undefined {
     if (m.type === "clear" || !keysEqual(check.key, m.key)) return undefined;
     if (m.type === "delete" && check.version === null) return undefined;
-    const key = encodeKey(m.key);
+    const key = this.#casKey(m.key);
     let changes: number;
     try {
       if (m.type === "delete") {
@@ -1207,6 +1251,8 @@ export class SqliteDriver implements StoreDriver {
         changes = Number(
           check.version === null
             ? this.#casInsert.run(key, m.value, version, m.expiresAt, now).changes
+            : m.expiresAt === null
+            ? this.#casUpdatePersistent.run(m.value, version, key, check.version, now).changes
             : this.#casUpdate.run(m.value, version, m.expiresAt, key, check.version, now).changes,
         );
       }

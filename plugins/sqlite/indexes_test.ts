@@ -125,6 +125,45 @@ Deno.test("sqlite compare-and-set is one statement with the semantics of a check
   });
 });
 
+Deno.test("sqlite compare-and-set without expireIn clears the entry's expiry, with one sets it", async () => {
+  await withDir(async (dir) => {
+    const clock = fakeClock();
+    await using store = await openStore({ plugin: "sqlite", path: join(dir, "s.db") }, { clock });
+    const expiring = await store.set(["k"], 1, { expireIn: 10 });
+    const kept = await store.set(["k"], 2, { ifVersion: expiring.version! });
+    assert.ok(kept.ok);
+    assert.equal((await store.get(["k"]))?.expiresAt, null);
+    clock.advance(20);
+    assert.equal((await store.get(["k"]))?.value, 2);
+    const again = await store.set(["k"], 3, { ifVersion: kept.version!, expireIn: 5 });
+    assert.ok(again.ok);
+    assert.equal((await store.get(["k"]))?.expiresAt, clock.now() + 5);
+    clock.advance(5);
+    assert.equal(await store.get(["k"]), null);
+    // An expired entry's version no longer matches, with or without expireIn.
+    assert.equal((await store.set(["k"], 4, { ifVersion: again.version! })).ok, false);
+  });
+});
+
+Deno.test("sqlite compare-and-sets of different keys in turn each write their own key", async () => {
+  await withDir(async (dir) => {
+    await using store = await openStore({ plugin: "sqlite", path: join(dir, "s.db") });
+    const versions = new Map<string, string | null>([["a", null], ["b", null], ["a\u0000", null]]);
+    for (let round = 1; round <= 3; round++) {
+      for (const [name, version] of versions) {
+        const result = await store.set([name, "n"], `${name}${round}`, { ifVersion: version });
+        assert.ok(result.ok, `${name} round ${round}`);
+        versions.set(name, result.version);
+      }
+    }
+    for (const name of versions.keys()) {
+      assert.equal((await store.get([name, "n"]))?.value, `${name}3`);
+    }
+    // A version of one key never passes for another.
+    assert.equal((await store.set(["b", "n"], "x", { ifVersion: versions.get("a")! })).ok, false);
+  });
+});
+
 Deno.test("sqlite queries that order strings trust the surrogate flag, and a value with a lone surrogate sets it", async () => {
   await withDir(async (dir) => {
     const path = join(dir, "s.db");

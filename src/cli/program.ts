@@ -247,7 +247,7 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .argument("<flow...>", "flow files (YAML)")
     .option(
       "--json",
-      "print [{ file, ok, problems: [{ file, line, column, path, message }] }]",
+      "print [{ file, ok, problems: [{ file, line, column, path, message }], nodes: [{ id, type, runs, permissions }] }]",
     )
     .action(async (files, options, command) => {
       const { validateFlows } = await import("./flows.ts");

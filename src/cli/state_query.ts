@@ -194,7 +194,7 @@ export function stateSearch(
     }
     for (const h of hits) {
       console.log(
-        `${h.score.toFixed(3)}\t${formatKey(h.key.slice(prefix.length))}\t${line(h.value)}`,
+        `${h.score.toPrecision(3)}\t${formatKey(h.key.slice(prefix.length))}\t${line(h.value)}`,
       );
     }
     if (hits.length === 0) console.error(`Nothing matches ${JSON.stringify(text)} in ${label}`);

@@ -11,9 +11,13 @@ import type { ScopeName, StateChangeSink, StateObserver } from "../state/scopes.
 
 /** A bounded, de-duplicated list of state keys. */
 class AccessList {
-  /** The ids of the keys in `list`, in the same order. */
-  #ids: string[] = [];
-  /** The same, as a set, once there are more than a few (most nodes touch one or two keys). */
+  /**
+   * The ids of the keys in `list`, in the same order, made once there are
+   * more than a few (most nodes touch one or two keys: those are compared
+   * field by field, without building an id).
+   */
+  #ids: string[] | undefined;
+  /** The same, as a set, once there are more than 16. */
   #seen: Set<string> | undefined;
   readonly list: StateAccess[] = [];
   truncated = false;
@@ -22,23 +26,61 @@ class AccessList {
 
   add(scope: ScopeName, key: readonly string[], store: string | undefined, prefix: boolean): void {
     if (this.closed) return;
-    // Each part with its length before it, not a join: key parts may hold any character.
-    let id = `${scope}${prefix ? "*" : "="}${
-      store === undefined ? "" : `${store.length}:${store}`
-    }|`;
-    for (const part of key) id += `${part.length}:${part}`;
-    if (this.#seen !== undefined ? this.#seen.has(id) : this.#ids.includes(id)) return;
+    let id: string | undefined;
+    if (this.#ids === undefined && this.list.length < FEW) {
+      for (const access of this.list) if (sameAccess(access, scope, key, store, prefix)) return;
+    } else {
+      id = accessId(scope, key, store, prefix);
+      if (this.#ids === undefined) this.#ids = this.list.map(idOf);
+      if (this.#seen !== undefined ? this.#seen.has(id) : this.#ids.includes(id)) return;
+    }
     if (this.list.length >= MAX_STATE_ACCESS) {
       this.truncated = true;
       return;
     }
-    if (this.#seen !== undefined) this.#seen.add(id);
-    else if (this.#ids.push(id) > 16) this.#seen = new Set(this.#ids);
+    if (id !== undefined) {
+      if (this.#seen !== undefined) this.#seen.add(id);
+      else if (this.#ids!.push(id) > 16) this.#seen = new Set(this.#ids);
+    }
     const access: StateAccess = { scope, key: [...key] };
     if (store !== undefined) access.store = store;
     if (prefix) access.prefix = true;
     this.list.push(access);
   }
+}
+
+/** Keys a list compares field by field before it builds ids. */
+const FEW = 4;
+
+/** The id of an access: each part with its length before it, not a join (parts may hold any character). */
+function accessId(
+  scope: ScopeName,
+  key: readonly string[],
+  store: string | undefined,
+  prefix: boolean,
+): string {
+  let id = `${scope}${prefix ? "*" : "="}${store === undefined ? "" : `${store.length}:${store}`}|`;
+  for (const part of key) id += `${part.length}:${part}`;
+  return id;
+}
+
+function idOf(access: StateAccess): string {
+  return accessId(access.scope, access.key, access.store, access.prefix === true);
+}
+
+function sameAccess(
+  access: StateAccess,
+  scope: ScopeName,
+  key: readonly string[],
+  store: string | undefined,
+  prefix: boolean,
+): boolean {
+  if (
+    access.scope !== scope || access.store !== store || (access.prefix === true) !== prefix ||
+    access.key.length !== key.length
+  ) return false;
+  for (let i = 0; i < key.length; i++) if (access.key[i] !== key[i]) return false;
+  return true;
 }
 
 /** Who writes, for the state-change events. */
@@ -58,8 +100,12 @@ export class NodeAccess {
   /** The observer its attempts' views report to. */
   readonly observer: StateObserver;
 
-  /** Collect for the node `writer`, telling committed writes to `sink` while it listens. */
-  constructor(writer: Writer, sink: StateChangeSink | undefined) {
+  /**
+   * Collect for the node `writer`, telling committed writes to `sink` while
+   * it listens; with `asActor`, the views also write as `writer` (see
+   * `StateObserver.actor`).
+   */
+  constructor(writer: Writer, sink: StateChangeSink | undefined, asActor = false) {
     const reads = this.#reads;
     const writes = this.#writes;
     this.observer = {
@@ -68,6 +114,7 @@ export class NodeAccess {
         writes.add(scope, key, store, false);
         if (sink?.listening) sink.changed({ ...change, ...writer });
       },
+      ...(asActor ? { actor: writer } : {}),
     };
   }
 

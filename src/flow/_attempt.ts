@@ -29,8 +29,12 @@ export interface AttemptIdentity {
 export class AttemptFence {
   #who: AttemptIdentity;
   #over: string | undefined;
-  /** Calls in flight (made at the first call: most attempts make none). */
-  #pending: Set<Promise<unknown>> | undefined;
+  /** Calls in flight. */
+  #inFlight = 0;
+  /** Wakes the callers of {@linkcode AttemptFence.drained} once none is in flight. */
+  #idle: (() => void) | undefined;
+  /** One settle handler per fence, made at its first call (not a closure and a set entry per call). */
+  #settled: (() => void) | undefined;
 
   /** A fence for `who`, open until {@linkcode AttemptFence.close}. */
   constructor(who: AttemptIdentity) {
@@ -57,22 +61,29 @@ export class AttemptFence {
       return Promise.reject(err);
     }
     const promise = call();
-    const pending = this.#pending ??= new Set();
-    pending.add(promise);
-    const done = () => pending.delete(promise);
-    promise.then(done, done);
+    this.#inFlight++;
+    const settled = this.#settled ??= () => {
+      if (--this.#inFlight > 0) return;
+      const wake = this.#idle;
+      this.#idle = undefined;
+      wake?.();
+    };
+    promise.then(settled, settled);
     return promise;
   }
 
   /** Whether calls begun before the end are still in flight. */
   get busy(): boolean {
-    return this.#pending !== undefined && this.#pending.size > 0;
+    return this.#inFlight > 0;
   }
 
   /** Resolves once no call is in flight (after close, none can start). */
-  async drained(): Promise<void> {
-    const pending = this.#pending;
-    while (pending !== undefined && pending.size > 0) await Promise.allSettled([...pending]);
+  drained(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const before = this.#idle;
+      this.#idle = before === undefined ? resolve : () => (before(), resolve());
+    });
   }
 }
 

@@ -169,14 +169,22 @@ class AttemptTimeout extends Error {
 }
 
 /**
- * Built-in node types that never touch a store nor emit an event: they need
- * no actor context (setting one costs an async-context frame per node).
+ * Built-in node types that run without an actor context (setting one costs
+ * every `await` inside it a context switch): those that never touch a store
+ * nor emit an event, and the `state.*` ones, which touch stores only through
+ * their state views and emit no event: their views write as the node instead
+ * (`StateObserver.actor`), and only on stores that may keep a change feed.
  */
-const STORE_FREE_BUILTINS: ReadonlySet<string> = new Set(["transform", "fail", "delay"]);
+const ACTOR_FREE_BUILTINS: ReadonlySet<string> = new Set([
+  "transform",
+  "fail",
+  "delay",
+  ...[...builtinNodes.keys()].filter((type) => type.startsWith("state.")),
+]);
 
-/** Whether `node` is one of {@linkcode STORE_FREE_BUILTINS} (the built-in itself). */
-function storeFree(node: PreparedNode): boolean {
-  return STORE_FREE_BUILTINS.has(node.spec.type) && builtinNodes.get(node.spec.type) === node.type;
+/** Whether `node` is one of {@linkcode ACTOR_FREE_BUILTINS} (the built-in itself). */
+function actorFree(node: PreparedNode): boolean {
+  return ACTOR_FREE_BUILTINS.has(node.spec.type) && builtinNodes.get(node.spec.type) === node.type;
 }
 
 /** The checked options of built-in nodes with a constant `with`, by prepared node. */
@@ -583,6 +591,7 @@ class Execution implements AttemptHost {
           nodeId: this.#flow.nodes[i].spec.id,
         },
         this.#o.resolver.stateChanges,
+        actorFree(this.#flow.nodes[i]),
       );
       this.#access.set(i, access);
     }
@@ -630,6 +639,9 @@ class Execution implements AttemptHost {
     const node = this.#flow.nodes[i];
     const id = node.spec.id;
     const started = this.#o.clock.now();
+    // One reading of the clock for the node's start and its first attempt too, when
+    // nothing runs in between (no `if` to evaluate).
+    let now = started;
     if (node.if) {
       let go: boolean;
       try {
@@ -642,9 +654,10 @@ class Execution implements AttemptHost {
         });
       }
       if (!go) return this.#end(i, started, { status: "skipped", attempts: 0 });
+      now = this.#o.clock.now();
     }
     const on = this.#o.onEvent;
-    if (on !== undefined) on({ at: this.#o.clock.now(), type: "node.start", node: id });
+    if (on !== undefined) on({ at: now, type: "node.start", node: id });
     const { attempts, delay, backoff, maxDelay } = node.retry;
     let lastError = "";
     let timedOut = false;
@@ -653,7 +666,12 @@ class Execution implements AttemptHost {
         return this.#end(i, started, { status: "cancelled", attempts: attempt - 1 });
       }
       if (on !== undefined) {
-        on({ at: this.#o.clock.now(), type: "node.attempt", node: id, attempt });
+        on({
+          at: attempt === 1 ? now : this.#o.clock.now(),
+          type: "node.attempt",
+          node: id,
+          attempt,
+        });
       }
       let input: unknown;
       try {
@@ -752,11 +770,12 @@ class Execution implements AttemptHost {
     this.#live.add(a);
     if (runSignal.aborted) a.stop(runSignal.reason);
     // Every store write the node makes is recorded in change feeds as this run's node
-    // (built-ins that touch no store and emit no event run without that context).
+    // (built-ins that touch no store and emit no event run without that context, and
+    // the state built-ins' views write as the node: see accessOf).
     let work: Promise<unknown>;
     try {
       work = Promise.resolve(
-        storeFree(node)
+        actorFree(node)
           ? node.type.run(ctx, input)
           : withNodeActor(this.options.runId, this.flowId, id, () => node.type.run(ctx, input)),
       );

@@ -61,23 +61,29 @@ export function resolvePermissions(
 }
 
 /**
- * The first permission in `perms` that this process lacks, as the flag that
- * would grant it (`--allow-read=/data`), or `undefined` when it has them all:
- * a Worker can never get a permission its runner lacks.
+ * The permissions in `perms` that this process lacks, as the flags that would
+ * grant them (`--allow-ffi --allow-read=/data,/tmp`), or `undefined` when it
+ * has them all: a Worker can never get a permission its runner lacks.
  */
 export function missingRunnerPermission(perms: ResolvedPermissions): string | undefined {
+  const flags: string[] = [];
   for (const name of PERMISSION_NAMES) {
     const value = perms[name];
     if (value === false) continue;
     const items = value === true ? [undefined] : value;
+    const lacking: string[] = [];
     for (const item of items) {
-      const desc = describe(name, item);
-      if (Deno.permissions.querySync(desc).state !== "granted") {
-        return item === undefined ? `--allow-${name}` : `--allow-${name}=${item}`;
+      if (Deno.permissions.querySync(describe(name, item)).state === "granted") continue;
+      if (item === undefined) {
+        lacking.length = 0;
+        flags.push(`--allow-${name}`);
+        break;
       }
+      lacking.push(item);
     }
+    if (lacking.length > 0) flags.push(`--allow-${name}=${lacking.join(",")}`);
   }
-  return undefined;
+  return flags.length === 0 ? undefined : flags.join(" ");
 }
 
 function describe(name: PermissionName, item: string | undefined): Deno.PermissionDescriptor {
@@ -513,7 +519,7 @@ export function sandboxedNodeType(
       const missing = missingRunnerPermission(permissions);
       if (missing !== undefined) {
         throw new Error(
-          `node ${ctx.nodeId} (${name}) declares a permission this runner lacks: run flowstate with ${missing}, or narrow the node's permissions:`,
+          `node ${ctx.nodeId} (${name}) declares permissions this runner lacks: run flowstate with ${missing}, or narrow the node's \`permissions:\``,
         );
       }
       let worker = workers.get(ctx.runId);

@@ -10,7 +10,8 @@
  * @module
  */
 import { ConflictError } from "../errors.ts";
-import { hasUniqueVersions } from "../store/store.ts";
+import { withNodeActor } from "../store/actor.ts";
+import { hasUniqueVersions, readsActor } from "../store/store.ts";
 import type {
   Entry,
   JsonValue,
@@ -146,6 +147,14 @@ export interface StateObserver {
     op: "set" | "delete";
     version?: string;
   }): void;
+  /**
+   * The node whose writes these are, for change feeds: when set, each write
+   * runs with it as the actor (as `withActor` would set it) on a store that
+   * may record one. The executor sets it for the built-in state nodes, which
+   * it runs without an actor context of their own (that context costs every
+   * `await` of the node a context switch).
+   */
+  readonly actor?: { runId: string; flowId: string; nodeId: string };
 }
 
 /** The key prefix of a scope. */
@@ -212,6 +221,28 @@ function newIncrements(): LastIncrements {
 /** Keys remembered per store (the least recently incremented are forgotten first). */
 const LAST_INCREMENTS = 1024;
 
+/** Remember that this process wrote `value` with `version` at the key `id` of `store`. */
+function remember(
+  store: Store,
+  known: LastIncrements,
+  id: string,
+  value: number,
+  version: string,
+): void {
+  if (known.size === 0) lastIncrements.set(store, known);
+  const entry = known.get(id);
+  if (entry !== undefined && known.newest === id) {
+    // Already the most recent (a key incremented over and over): no reordering.
+    entry.value = value;
+    entry.version = version;
+    return;
+  }
+  known.delete(id);
+  known.set(id, { value, version });
+  known.newest = id;
+  if (known.size > LAST_INCREMENTS) known.delete(known.keys().next().value!);
+}
+
 /**
  * {@linkcode increment}, also returning the version of the entry it wrote.
  *
@@ -233,27 +264,12 @@ export async function incrementEntry(
   }
   const known = hasUniqueVersions(store) ? lastIncrements.get(store) ?? newIncrements() : undefined;
   const id = known === undefined ? "" : JSON.stringify(key);
-  const remember = (value: number, version: string) => {
-    if (known === undefined) return;
-    if (known.size === 0) lastIncrements.set(store, known);
-    const entry = known.get(id);
-    if (entry !== undefined && known.newest === id) {
-      // Already the most recent (a key incremented over and over): no reordering.
-      entry.value = value;
-      entry.version = version;
-      return;
-    }
-    known.delete(id);
-    known.set(id, { value, version });
-    known.newest = id;
-    if (known.size > LAST_INCREMENTS) known.delete(known.keys().next().value!);
-  };
   const last = known?.get(id);
   if (last !== undefined) {
     const next = last.value + by;
     const result = await store.set(key, next, { ifVersion: last.version });
     if (result.ok) {
-      remember(next, result.version);
+      remember(store, known!, id, next, result.version);
       return { value: next, version: result.version };
     }
     known!.delete(id); // written by someone else since: read it
@@ -272,7 +288,7 @@ export async function incrementEntry(
     const next = value + by;
     const result = await store.set(key, next, { ifVersion: current?.version ?? null });
     if (result.ok) {
-      remember(next, result.version);
+      if (known !== undefined) remember(store, known, id, next, result.version);
       return { value: next, version: result.version };
     }
     const wait = Math.min(50, attempt) * Math.random();
@@ -299,6 +315,12 @@ export function createStateView(
   const storeFor = (options?: ScopeCallOptions) =>
     options?.store === undefined ? resolver.forScope(scope) : resolver.byName(options.store);
   const full = (parts: readonly string[]): Key => prefix.concat(parts);
+  const actor = observer?.actor;
+  /** `write()`, as the observer's node on a store that may record who writes. */
+  const asActor = <T>(store: Store, write: () => Promise<T>): Promise<T> =>
+    actor !== undefined && readsActor(store)
+      ? withNodeActor(actor.runId, actor.flowId, actor.nodeId, write)
+      : write();
   const list = async (
     options: (ScopeCallOptions & { prefix?: ScopeKey; limit?: number }) | undefined,
   ) => {
@@ -331,11 +353,12 @@ export function createStateView(
       const store = await storeFor(options);
       const parts = toParts(key, `Cannot set ${scope} state`);
       const k = full(parts);
-      const result = await store.set(
-        k,
-        value,
-        options?.expireIn === undefined ? undefined : { expireIn: options.expireIn },
-      );
+      const result = await asActor(store, () =>
+        store.set(
+          k,
+          value,
+          options?.expireIn === undefined ? undefined : { expireIn: options.expireIn },
+        ));
       if (observer && result.ok) {
         observer.wrote(scope, parts, options?.store, {
           store: store.name,
@@ -350,7 +373,7 @@ export function createStateView(
       const parts = toParts(key, `Cannot delete ${scope} state`);
       const k = full(parts);
       const existed = (await store.get(k)) !== null;
-      await store.delete(k);
+      await asActor(store, () => store.delete(k));
       if (observer && existed) {
         observer.wrote(scope, parts, options?.store, { store: store.name, key: k, op: "delete" });
       }
@@ -361,7 +384,7 @@ export function createStateView(
       const parts = toParts(key, `Cannot increment ${scope} state`);
       const k = full(parts);
       if (!observer) return increment(store, k, by);
-      const { value, version } = await incrementEntry(store, k, by);
+      const { value, version } = await asActor(store, () => incrementEntry(store, k, by));
       observer.read(scope, parts, options?.store, false);
       observer.wrote(scope, parts, options?.store, {
         store: store.name,

@@ -386,6 +386,16 @@ export interface StoreDriver {
   /** Wake every listener of `topic` in every process (PostgreSQL: `NOTIFY`). */
   signal?(topic: string): Promise<void>;
   /**
+   * A cheap token that moves whenever another connection or process may
+   * have committed since it was last read (SQLite: `PRAGMA data_version` of
+   * the driver's connection; jsonfile: which file is loaded, from one stat).
+   * It need not move for this driver's own commits (the core wakes its own
+   * watchers on those). A watcher without `listen` polls it and reads the
+   * feed's head only when it moved. Optional: without it, the watcher reads
+   * the head on every poll.
+   */
+  changeToken?(): number | Promise<number>;
+  /**
    * Native claims (PostgreSQL: `SELECT … FOR UPDATE SKIP LOCKED`): in one
    * transaction, hold the first live entries under `request.prefix` that no
    * other claim holds, one at a time, offer each to `request.decide`, and

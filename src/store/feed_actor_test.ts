@@ -35,6 +35,18 @@ Deno.test("feed: a run's writes name the run, flow and node; a sandboxed node's 
         "  - id: custom",
         "    type: ./custom.js",
         "    needs: [builtin]",
+        "  - id: count",
+        "    type: state.increment",
+        "    needs: [custom]",
+        "    with: { scope: flow, key: counted }",
+        "  - id: count-again",
+        "    type: state.increment",
+        "    needs: [count]",
+        "    with: { scope: flow, key: counted }",
+        "  - id: forget",
+        "    type: state.delete",
+        "    needs: [count-again]",
+        "    with: { scope: flow, key: from-builtin }",
       ].join("\n"),
     );
     await using rt = await openRuntime({
@@ -50,13 +62,16 @@ Deno.test("feed: a run's writes name the run, flow and node; a sandboxed node's 
     const store = await rt.store("main");
     const mine: Change[] = [];
     for await (const c of store.changes()) {
-      if (c.key.includes("from-builtin") || c.key.includes("from-worker")) mine.push(c);
+      if (c.key[0] === "flow") mine.push(c);
     }
     assert.deepEqual(
-      mine.map((c) => [c.key.at(-1), c.by.runId, c.by.flowId, c.by.nodeId]),
+      mine.map((c) => [c.key.at(-1), c.op, c.by.runId, c.by.flowId, c.by.nodeId, c.by.actor]),
       [
-        ["from-builtin", run.id, "audited", "builtin"],
-        ["from-worker", run.id, "audited", "custom"],
+        ["from-builtin", "set", run.id, "audited", "builtin", "tester"],
+        ["from-worker", "set", run.id, "audited", "custom", "tester"],
+        ["counted", "set", run.id, "audited", "count", "tester"],
+        ["counted", "set", run.id, "audited", "count-again", "tester"],
+        ["from-builtin", "delete", run.id, "audited", "forget", "tester"],
       ],
     );
     // Outside of a node (the run's own records), the process's declared actor.

@@ -5,6 +5,10 @@ import { PG_URL } from "../../plugins/postgres/_test_utils.ts";
 import type { Change, Store } from "./types.ts";
 import { FeedDisabledError } from "../errors.ts";
 import { feedSeqBefore, trimChanges } from "./store.ts";
+import type { StoreDriver } from "./driver.ts";
+import type { Plugin } from "../plugin.ts";
+import sqlitePlugin from "../../plugins/sqlite/mod.ts";
+import jsonfilePlugin from "../../plugins/jsonfile/mod.ts";
 
 const WRITER = new URL("./testdata/feed_writer.ts", import.meta.url).pathname;
 const SCHEMA = `flowstate_feed_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
@@ -102,6 +106,108 @@ Deno.test("feed (jsonfile): watch() sees another process's writes", () =>
     path: join(dir, "watch.json"),
     changes: { keep: "30d" },
   }));
+
+/** What a spied driver was asked: its change token, and every read of entries or the feed's head. */
+interface DriverSpy {
+  tokens: number;
+  reads: number;
+  /** Resolves once `tokens + reads` has grown by `polls` from now. */
+  polls(polls: number): Promise<void>;
+}
+
+/** `plugin`, its drivers counting token reads and reads (get, getMany, the feed table's head). */
+function spied(plugin: Plugin): { plugin: Plugin; spy: DriverSpy } {
+  const waiters: { at: number; resolve: () => void }[] = [];
+  const spy: DriverSpy = {
+    tokens: 0,
+    reads: 0,
+    polls(polls) {
+      const { promise, resolve } = Promise.withResolvers<void>();
+      waiters.push({ at: spy.tokens + spy.reads + polls, resolve });
+      return promise;
+    },
+  };
+  const tick = (what: "tokens" | "reads") => {
+    spy[what]++;
+    for (const w of waiters.filter((w) => spy.tokens + spy.reads >= w.at)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
+  };
+  const counted =
+    <F extends (...args: never[]) => unknown>(f: F, what: "tokens" | "reads") =>
+    (...args: Parameters<F>) => {
+      tick(what);
+      return f(...args);
+    };
+  const wrap = (driver: StoreDriver): StoreDriver =>
+    new Proxy(driver, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop);
+        if (prop === "feedTable" && value !== undefined) {
+          const table = value as NonNullable<StoreDriver["feedTable"]>;
+          return new Proxy(table, {
+            get(t, p) {
+              const v = Reflect.get(t, p);
+              if (typeof v !== "function") return v;
+              return p === "head" ? counted(v.bind(t), "reads") : v.bind(t);
+            },
+          });
+        }
+        if (typeof value !== "function") return value;
+        const bound = value.bind(target);
+        if (prop === "changeToken") return counted(bound, "tokens");
+        return prop === "get" || prop === "getMany" ? counted(bound, "reads") : bound;
+      },
+    });
+  return {
+    plugin: { ...plugin, open: async (...args) => wrap(await plugin.open(...args)) },
+    spy,
+  };
+}
+
+/**
+ * A watcher without wake-ups across processes reads nothing but the driver's
+ * change token while nobody writes; it sees this store's own commit (which
+ * need not move the token) and another process's.
+ */
+async function watchReadsOnlyOnChange(base: Plugin, path: string): Promise<void> {
+  const options = { path, changes: { keep: "30d" } };
+  const { plugin, spy } = spied(base);
+  await using store = await openStore({ plugin, ...options } as unknown as StoreSpec);
+  await store.set(["w1", "first"], 0);
+  const start = (await store.feedInfo()).lastSeq;
+  const seen: Change[] = [];
+  const stop = new AbortController();
+  const own = Promise.withResolvers<void>();
+  const watching = (async () => {
+    for await (const c of store.watch([["w1"]], { since: start, signal: stop.signal })) {
+      seen.push(c);
+      if (c.key[1] === "own") own.resolve();
+      if (seen.length === 13) stop.abort();
+    }
+  })();
+  await spy.polls(3); // past the first read of the head
+  const reads = spy.reads;
+  await spy.polls(10);
+  assert.equal(spy.reads, reads, "no read while nothing changed");
+  assert.ok(spy.tokens >= 10, `the token was polled (${spy.tokens} times)`);
+  await store.set(["w1", "own"], 1);
+  await Promise.race([own.promise, spy.polls(20)]); // seen at once, not only by a poll
+  assert.deepEqual(seen.map((c) => c.key), [["w1", "own"]]);
+  const r = await writer({ plugin: base.name, ...options } as StoreSpec, "w1", 10, "remote");
+  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+  await watching;
+  assert.deepEqual(seen.map((c) => c.seq), seen.map((_, i) => start + i + 1));
+  assert.ok(seen.slice(1).every((c) => c.by.actor === "remote"));
+  assert.ok(spy.reads > reads);
+}
+
+Deno.test("feed (sqlite): watch() reads the head only when PRAGMA data_version moved or this store wrote", () =>
+  watchReadsOnlyOnChange(sqlitePlugin, join(dir, "token.db")));
+
+Deno.test("feed (jsonfile): watch() reads the head only when the file was replaced or this store wrote", () =>
+  watchReadsOnlyOnChange(jsonfilePlugin, join(dir, "token.json")));
 
 const pgSpec = (table: string): StoreSpec => ({
   plugin: "postgres",

@@ -93,7 +93,10 @@ import {
 /** The topic of the wake-ups a feed commit sends (`listen`/`signal`) to watchers in other processes. */
 export const FEED_TOPIC = "feed";
 
-/** How often a watcher looks for changes by polling: bounded, cheap (one read of the head). */
+/**
+ * How often a watcher looks for changes by polling: bounded, cheap (the driver's change token,
+ * else one read of the head).
+ */
 const POLL_MS_LOCAL = 20;
 /** With wake-ups across processes (`listen`), polling is only a safety net. */
 const POLL_MS_SIGNALLED = 1_000;
@@ -210,6 +213,7 @@ function commitResult(result: DriverCommitResult, version: string): CommitResult
 export function wrapDriver(driver: StoreDriver, options: WrapOptions): Store {
   const store = new CoreStore(driver, options);
   uniqueVersions.add(store);
+  if (options.changes === undefined) actorBlind.add(store);
   return store;
 }
 
@@ -229,6 +233,21 @@ export function hasUniqueVersions(store: Store): boolean {
 /** Say that `wrapper` writes through to a store with unique versions, unchanged (internal). */
 export function markUniqueVersions(wrapper: Store, inner: Store): void {
   if (uniqueVersions.has(inner)) uniqueVersions.add(wrapper);
+  if (actorBlind.has(inner)) actorBlind.add(wrapper);
+}
+
+/** Stores known never to read the actor (see {@linkcode readsActor}). */
+const actorBlind = new WeakSet<Store>();
+
+/**
+ * Whether a write to `store` may read the actor in effect (`actor.ts`):
+ * `false` only for a store known to keep no change feed (a store from
+ * {@linkcode wrapDriver} opened without `changes`, or a wrapper passed to
+ * {@linkcode markUniqueVersions} over one), whose writes never ask who
+ * writes; `true` for every other store (internal).
+ */
+export function readsActor(store: Store): boolean {
+  return !actorBlind.has(store);
 }
 
 /**
@@ -557,12 +576,38 @@ class CoreStore implements Store {
       signal?.addEventListener("abort", onAbort);
       closed.addEventListener("abort", onAbort);
       let unlisten: (() => Promise<void>) | undefined;
+      let pollMs = POLL_MS_LOCAL;
+      /** Wait for the next poll, or until woken or stopped (at once if woken already). */
+      const sleep = () =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(done, pollMs);
+          function done() {
+            clearTimeout(timer);
+            wake = undefined;
+            resolve();
+          }
+          wake = done;
+          if (woken || signal?.aborted || closed.aborted) done();
+        });
       try {
         if (driver.listen && driver.signal) unlisten = await driver.listen(FEED_TOPIC, waker);
-        const pollMs = unlisten ? POLL_MS_SIGNALLED : POLL_MS_LOCAL;
+        if (unlisten) pollMs = POLL_MS_SIGNALLED;
+        // Without wake-ups across processes, a driver's change token (read before the head, so
+        // a commit after it moves the next one) tells whether another process may have written.
+        const token = unlisten ? undefined : driver.changeToken?.bind(driver);
+        let lastToken: number | undefined;
         let lastHead = -1;
         while (!signal?.aborted && !closed.aborted) {
+          const ours = woken; // this store's own commit: the token need not move for it
           woken = false;
+          if (token !== undefined) {
+            const current = await token();
+            if (current === lastToken && !ours && lastHead !== -1) {
+              await sleep();
+              continue;
+            }
+            lastToken = current;
+          }
           const head = await readHead(driver);
           if (head.seq !== lastHead) {
             lastHead = head.seq;
@@ -578,17 +623,7 @@ class CoreStore implements Store {
               continue;
             }
           }
-          if (woken) continue;
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(done, pollMs);
-            function done() {
-              clearTimeout(timer);
-              wake = undefined;
-              resolve();
-            }
-            wake = done;
-            if (woken || signal?.aborted || closed.aborted) done();
-          });
+          await sleep();
         }
       } finally {
         wakers.delete(waker);

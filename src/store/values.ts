@@ -13,10 +13,46 @@
  * `undefined` object properties are omitted, as `JSON.stringify` does.
  */
 export function serializeValue(value: unknown, what: string): string {
-  const path: (string | number)[] = [];
-  const problem = findProblem(value, path, []);
-  if (problem !== undefined) throw new TypeError(`${what}: ${formatPath(path)} ${problem}`);
+  // A string, a boolean or a finite number (a counter's value, a node's output) needs no walk.
+  if (!isJsonLeaf(value) && !isPlainJson(value, 0)) {
+    const path: (string | number)[] = [];
+    const problem = findProblem(value, path, []);
+    if (problem !== undefined) throw new TypeError(`${what}: ${formatPath(path)} ${problem}`);
+  }
   return JSON.stringify(value);
+}
+
+/**
+ * Whether `value` is JSON that {@linkcode findProblem} accepts, without
+ * keeping its path or its ancestors: a cycle shows as nesting deeper than
+ * {@linkcode MAX_VALUE_DEPTH}. `false` only says to look again with
+ * `findProblem`, which tells what and where (and a cycle from deep nesting).
+ */
+function isPlainJson(value: unknown, depth: number): boolean {
+  if (typeof value !== "object") return isJsonLeaf(value);
+  if (value === null) return true;
+  if (depth >= MAX_VALUE_DEPTH) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      if (isJsonLeaf(item)) continue;
+      if (item === undefined || !isPlainJson(item, depth + 1)) return false;
+    }
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const k in value) {
+    const v = (value as Record<string, unknown>)[k];
+    if (v !== undefined && !isJsonLeaf(v) && !isPlainJson(v, depth + 1)) return false;
+  }
+  return true;
+}
+
+/** Whether `value` is a string, a boolean or a finite number: JSON as it is. */
+function isJsonLeaf(value: unknown): boolean {
+  const type = typeof value;
+  return type === "string" || type === "boolean" || (type === "number" && Number.isFinite(value));
 }
 
 /**
@@ -122,11 +158,8 @@ function findProblem(
             path.push(i);
             return "is undefined; JSON arrays cannot hold undefined, use null";
           }
-          const t = typeof item;
-          // The common leaves inline: no call per string, boolean or finite number.
-          if (t === "string" || t === "boolean" || (t === "number" && Number.isFinite(item))) {
-            continue;
-          }
+          // The common leaves without a call of findProblem.
+          if (isJsonLeaf(item)) continue;
           const p = findProblem(item, path, ancestors);
           if (p !== undefined) {
             path.unshift(i);
@@ -142,11 +175,7 @@ function findProblem(
         }
         for (const k in value) {
           const v = (value as Record<string, unknown>)[k];
-          const t = typeof v;
-          if (
-            t === "undefined" || t === "string" || t === "boolean" ||
-            (t === "number" && Number.isFinite(v))
-          ) continue;
+          if (v === undefined || isJsonLeaf(v)) continue;
           const p = findProblem(v, path, ancestors);
           if (p !== undefined) {
             path.unshift(k);

