@@ -101,6 +101,31 @@ export class DiskCache<E extends object> {
   }
 }
 
+/** What a load through a disk cache says besides what it loaded. */
+export interface CachedLoad {
+  /** Whether it came from the cache. */
+  hit: boolean;
+  /**
+   * Write the cache entry (after a miss of a cacheable file; else nothing).
+   * Call it once the run started: a run refused before must not write
+   * anything to the home. Writes once however often it is called; never throws.
+   */
+  save(): Promise<void>;
+}
+
+/** The `save` of a hit, or of a file that is not cached. */
+export const SAVE_NOTHING = (): Promise<void> => Promise.resolve();
+
+/** A `save` that calls `write` the first time only. */
+export function saveOnce(write: () => Promise<void>): () => Promise<void> {
+  let saved = false;
+  return async () => {
+    if (saved) return;
+    saved = true;
+    await write();
+  };
+}
+
 /** `[path, line, column]` of the paths of a file's data, as an entry stores them. */
 export type Positions = [(string | number)[], number, number][];
 

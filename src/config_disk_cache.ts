@@ -48,7 +48,15 @@ import {
   type ResolvedConfig,
   substituteEnvString,
 } from "./config.ts";
-import { DiskCache, type DiskCacheStats, locatorOf, type Positions } from "./_disk_cache.ts";
+import {
+  type CachedLoad,
+  DiskCache,
+  type DiskCacheStats,
+  locatorOf,
+  type Positions,
+  SAVE_NOTHING,
+  saveOnce,
+} from "./_disk_cache.ts";
 import { join, resolve } from "./_path.ts";
 
 /** Modules whose code decides what a config file's text validates to (relative to this one). */
@@ -88,20 +96,10 @@ const cache = new DiskCache<Entry>(import.meta.url, {
 export const configDiskCacheStats: DiskCacheStats = cache.stats;
 
 /** What {@linkcode loadConfigCached} returns. */
-export interface CachedConfig {
+export interface CachedConfig extends CachedLoad {
   /** The config, as `loadConfig` returns it. */
   config: ResolvedConfig;
-  /** Whether it came from the cache. */
-  hit: boolean;
-  /**
-   * Write the cache entry (after a miss of a cacheable config; else nothing).
-   * Call it once the run started: a run refused before must not write
-   * anything to the home. Never throws.
-   */
-  save(): Promise<void>;
 }
-
-const NOTHING = () => Promise.resolve();
 
 /**
  * Load a configuration as {@linkcode loadConfig} does (same result, same
@@ -126,7 +124,7 @@ const NOTHING = () => Promise.resolve();
  */
 export async function loadConfigCached(options: LoadConfigOptions = {}): Promise<CachedConfig> {
   let hit = false;
-  let save = NOTHING;
+  let save = SAVE_NOTHING;
   const config = await loadConfigWith(options, async (text, context, parse) => {
     const cacheDir = cacheDirOf(context);
     // The key covers the code, the path and the text (never the environment).
@@ -144,14 +142,7 @@ export async function loadConfigCached(options: LoadConfigOptions = {}): Promise
     let captured: ConfigCapture | undefined;
     const config = await parse((c) => captured = c);
     const body = captured && config.home === homeOf(context) ? entryOf(captured) : undefined;
-    if (body !== undefined) {
-      let saved = false;
-      save = async () => {
-        if (saved) return;
-        saved = true;
-        await cache.write(cacheDir, key, context.file, body);
-      };
-    }
+    if (body !== undefined) save = saveOnce(() => cache.write(cacheDir, key, context.file, body));
     return config;
   });
   return { config, hit, save };

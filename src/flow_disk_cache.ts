@@ -34,11 +34,14 @@ import { readYamlFile } from "./_yaml_file.ts";
 import { builtinNodes } from "./flow/nodes.ts";
 import { isAbsolute, join, resolve } from "./_path.ts";
 import {
+  type CachedLoad,
   DISK_CACHE_ENTRIES,
   DiskCache,
   type DiskCacheStats,
   locatorOf,
   type Positions,
+  SAVE_NOTHING,
+  saveOnce,
 } from "./_disk_cache.ts";
 
 /** The most entries kept under `<home>/cache/flows`. */
@@ -96,20 +99,10 @@ const cache = new DiskCache<Entry>(import.meta.url, {
 export const flowDiskCacheStats: DiskCacheStats = cache.stats;
 
 /** What {@linkcode loadFlowFileCached} returns. */
-export interface CachedFlowFile {
+export interface CachedFlowFile extends CachedLoad {
   /** The flow, as `loadFlowFile` returns it. */
   parsed: ParsedFlow;
-  /** Whether it came from the cache. */
-  hit: boolean;
-  /**
-   * Write the cache entry (after a miss of a cacheable flow; else nothing).
-   * Call it once the flow was prepared and its run started: a flow that is
-   * refused must not write anything to the home. Never throws.
-   */
-  save(): Promise<void>;
 }
-
-const NOTHING = () => Promise.resolve();
 
 /**
  * Load a flow file as `loadFlowFile` does (same result, same errors), through
@@ -127,7 +120,7 @@ export async function loadFlowFileCached(
   const shown = options.displayPath ?? path;
   const parse = async (): Promise<CachedFlowFile> => {
     const { loadFlowFile } = await import("./flow/parse.ts");
-    return { parsed: await loadFlowFile(path, loadOptions), hit: false, save: NOTHING };
+    return { parsed: await loadFlowFile(path, loadOptions), hit: false, save: SAVE_NOTHING };
   };
   if (cacheDir === undefined) return await parse();
   let text: string;
@@ -147,23 +140,20 @@ export async function loadFlowFileCached(
   const entry = await cache.read(dir, key, absolute);
   if (entry !== undefined) {
     flowDiskCacheStats.hits++;
-    return { parsed: parsedFromEntry(entry, shown, text), hit: true, save: NOTHING };
+    return { parsed: parsedFromEntry(entry, shown, text), hit: true, save: SAVE_NOTHING };
   }
   flowDiskCacheStats.misses++;
   const { parsed } = await parse();
   // Cached only when the parser read the same text (the file did not change between reads).
   if (parsed.source !== text || !cacheable(parsed.definition)) {
-    return { parsed, hit: false, save: NOTHING };
+    return { parsed, hit: false, save: SAVE_NOTHING };
   }
-  let saved = false;
-  const save = async () => {
-    if (saved) return;
-    saved = true;
-    await cache.write(dir, key, absolute, {
+  const save = saveOnce(() =>
+    cache.write(dir, key, absolute, {
       definition: parsed.definition,
       positions: positionsOf(parsed),
-    });
-  };
+    })
+  );
   return { parsed, hit: false, save };
 }
 

@@ -26,16 +26,13 @@ console.error(JSON.stringify({ code, zodLoaded: "__zod_globalConfig" in globalTh
 // succeed when it parses no YAML (both caches hit).
 const NO_YAML = ["--deny-env=LOG_TOKENS,LOG_STREAM"];
 
-async function probe(cwd: string, extra: string[] = []) {
+/**
+ * Runs `script` (a probe, in `cwd`) with the run task's flags plus `extra`:
+ * the run's exit code and whether zod was loaded, its stdout and stderr.
+ */
+async function probe(cwd: string, script: string, extra: string[] = []) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--config",
-      DENO_JSON,
-      ...RUN_FLAGS,
-      ...extra,
-      join(cwd, "probe.ts"),
-    ],
+    args: ["run", "--config", DENO_JSON, ...RUN_FLAGS, ...extra, join(cwd, script)],
     cwd,
     env: { NO_COLOR: "1", SERVE_TOKEN: "s3cr3t-token" },
     clearEnv: false,
@@ -43,12 +40,12 @@ async function probe(cwd: string, extra: string[] = []) {
     stderr: "piped",
   }).output();
   const stderr = new TextDecoder().decode(out.stderr);
-  const last = stderr.trim().split("\n").at(-1) ?? "";
   assert.equal(out.code, 0, stderr);
-  return {
-    ...JSON.parse(last) as { code: number; zodLoaded: boolean },
-    outputs: JSON.parse(new TextDecoder().decode(out.stdout)).outputs,
+  const said = JSON.parse(stderr.trim().split("\n").at(-1) ?? "") as {
+    code: number;
+    zodLoaded: boolean;
   };
+  return { ...said, stdout: new TextDecoder().decode(out.stdout), stderr };
 }
 
 Deno.test("run: a second cold run with the same flowstate.yaml loads neither the YAML parser nor zod", async () => {
@@ -66,22 +63,19 @@ Deno.test("run: a second cold run with the same flowstate.yaml loads neither the
       join(cwd, "bad.ts"),
       PROBE.replace('"--json"]', '"--json", "--input", "nope=1"]'),
     );
-    const refused = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--config", DENO_JSON, ...RUN_FLAGS, join(cwd, "bad.ts")],
-      cwd,
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    const refusedErr = new TextDecoder().decode(refused.stderr);
-    assert.equal(JSON.parse(refusedErr.trim().split("\n").at(-1)!).code, 2, refusedErr);
+    const refused = await probe(cwd, "bad.ts");
+    assert.equal(refused.code, 2, refused.stderr);
     await assert.rejects(Deno.stat(join(cwd, ".flowstate")), Deno.errors.NotFound);
-    const first = await probe(cwd);
+    const first = await probe(cwd, "probe.ts");
     assert.equal(first.code, 0);
     assert.equal(first.zodLoaded, true); // the miss validated the config with zod
-    const second = await probe(cwd, NO_YAML);
+    const second = await probe(cwd, "probe.ts", NO_YAML);
     assert.equal(second.code, 0);
     assert.equal(second.zodLoaded, false);
-    assert.equal(second.outputs.count, first.outputs.count + 1);
+    assert.equal(
+      JSON.parse(second.stdout).outputs.count,
+      JSON.parse(first.stdout).outputs.count + 1,
+    );
     // The cache holds the template, never the token.
     for await (const e of Deno.readDir(join(cwd, ".flowstate/cache/config"))) {
       const text = await Deno.readTextFile(join(cwd, ".flowstate/cache/config", e.name));
@@ -89,15 +83,9 @@ Deno.test("run: a second cold run with the same flowstate.yaml loads neither the
     }
     // An edited config is parsed again: without the YAML parser's env, it cannot run.
     await Deno.writeTextFile(join(cwd, "flowstate.yaml"), "# edited\n", { append: true });
-    const edited = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--config", DENO_JSON, "-A", ...NO_YAML, join(cwd, "probe.ts")],
-      cwd,
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(edited.stderr);
-    assert.notEqual(JSON.parse(stderr.trim().split("\n").at(-1)!).code, 0, stderr);
-    assert.match(stderr, /LOG_TOKENS|LOG_STREAM/);
+    const edited = await probe(cwd, "probe.ts", NO_YAML);
+    assert.notEqual(edited.code, 0, edited.stderr);
+    assert.match(edited.stderr, /LOG_TOKENS|LOG_STREAM/);
   } finally {
     await Deno.remove(cwd, { recursive: true });
   }
