@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { configDiskCacheStats, loadConfigCached } from "./config_disk_cache.ts";
 import { loadConfig, type ResolvedConfig } from "./config.ts";
 import { ConfigError } from "./errors.ts";
-import { codeFingerprint, sha256Hex } from "./_disk_cache.ts";
+import { codeFingerprint, DiskCache, sha256Hex } from "./_disk_cache.ts";
 import { join } from "./_path.ts";
 
 const KEY = "ab".repeat(32);
@@ -300,6 +300,36 @@ Deno.test("codeFingerprint() changes with the version in deno.json and with an e
       codeFingerprint("https://jsr.io/@flowstate/core/1.0.0/src/x.ts", [], 1)?.includes("1.0.0"),
       true,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("DiskCache: an entry written by one version is a miss for the next", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(join(dir, "src"));
+    await Deno.writeTextFile(join(dir, "deno.json"), '{ "version": "1.0.0" }');
+    const base = new URL(`file://${dir}/src/self.ts`).href;
+    // One DiskCache per process: its fingerprint is read once.
+    const open = () =>
+      new DiskCache<{ n: number }>(base, {
+        format: 1,
+        modules: [],
+        valid: (e) => typeof e.n === "number",
+      });
+    const entries = join(dir, "cache");
+    const before = open();
+    const key = (await before.keyOf("/p/flowstate.yaml", "text"))!;
+    await before.write(entries, key, "/p/flowstate.yaml", { n: 1 });
+    assert.equal(before.stats.writes, 1);
+    assert.deepEqual((await open().read(entries, key, "/p/flowstate.yaml"))?.n, 1);
+    assert.equal(await open().read(entries, key, "/p/other.yaml"), undefined);
+    await Deno.writeTextFile(join(dir, "deno.json"), '{ "version": "1.1.0" }');
+    const after = open();
+    const next = (await after.keyOf("/p/flowstate.yaml", "text"))!;
+    assert.notEqual(next, key);
+    assert.equal(await after.read(entries, next, "/p/flowstate.yaml"), undefined);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
