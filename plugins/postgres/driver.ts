@@ -46,6 +46,7 @@ import {
   feedFunctionCalls,
   feedFunctionDdl,
   feedFunctionName,
+  INDEX_PLANS,
   LIVE,
   planWrites,
   PURGE_BATCH_SIZE,
@@ -933,7 +934,10 @@ export class PostgresDriver implements StoreDriver {
       try {
         const [, , first] = await Promise.all([
           tx.unsafe("BEGIN").then(() => (open = true)),
-          tx.unsafe(`SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${this.#lockId})`),
+          // Index plans for the claim's reads and writes (see INDEX_PLANS).
+          tx.unsafe(
+            `SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${this.#lockId}), ${INDEX_PLANS}`,
+          ),
           // Prepared (once per connection): an unnamed statement with parameters costs
           // a round trip of its own to describe them first.
           tx.unsafe<CandidateRow[]>(

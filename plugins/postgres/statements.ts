@@ -122,6 +122,8 @@ export interface Statements {
   /**
    * The store's lock shared, then every key's lock (exclusive, in hash
    * order); $1 the keys (hex). What a commit takes before its statement.
+   * Also turns sequential scans off for the rest of the transaction (see
+   * {@linkcode INDEX_PLANS}).
    */
   keyLocks: string;
   /**
@@ -131,7 +133,7 @@ export interface Statements {
    * not (`f`); $1 the keys (hex). What a claim's commit takes before
    * `claimWrite`: a claim holds its candidates' rows, so waiting for a key's
    * lock while another commit holding it waits for one of those rows would
-   * be a deadlock.
+   * be a deadlock. Turns sequential scans off as `keyLocks` does.
    */
   tryKeyLocks: string;
   /**
@@ -228,6 +230,21 @@ export function feedFunctionCalls(fn: string, n: number): string {
   return `SELECT ${calls.join(", ")}`;
 }
 
+/**
+ * An SQL expression that turns sequential scans off for the rest of the
+ * transaction (`SET LOCAL enable_seqscan = off`), evaluated by the first
+ * statement of a commit's or a claim's transaction. Their later statements
+ * address a few keys each (joins of `unnest`ed keys with the table): an
+ * index lookup per key is always the plan to have. A plan made while the
+ * table is small (a hash join over a sequential scan: cheaper by the
+ * planner's estimate at a few pages) is cached by the connection and kept
+ * as the table grows (until autovacuum's next analyze), and then reads the
+ * whole table, dead rows too, for every commit. Only the planner's choice
+ * changes, never a result; other statements (queries, reads) are not
+ * affected.
+ */
+export const INDEX_PLANS = "set_config('enable_seqscan', 'off', true)";
+
 /** The statements of the table `t` (quoted), whose advisory lock id is `lockId`. */
 export function statements(t: string, lockId: number): Statements {
   const shared = `(SELECT true FROM pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}))`;
@@ -241,7 +258,8 @@ export function statements(t: string, lockId: number): Statements {
   // Tried, not waited for: whether all were had goes into a transaction-local setting (a
   // failed try leaves the others held until the transaction ends, which is harmless).
   const tryKeyLocks = `SELECT set_config('${CLAIM_LOCKS_SETTING}', CASE WHEN ` +
-    `COALESCE(bool_and(pg_try_advisory_xact_lock(h)), true) THEN 't' ELSE 'f' END, true) AS ok ` +
+    `COALESCE(bool_and(pg_try_advisory_xact_lock(h)), true) THEN 't' ELSE 'f' END, true) AS ok, ` +
+    `${INDEX_PLANS} AS plans ` +
     `FROM (SELECT DISTINCT ${keyLockId("k", lockId)} AS h FROM unnest($1::text[]) AS k ` +
     `CROSS JOIN pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}) ORDER BY h) AS s`;
   // One key (a bytea parameter): the shared table lock, then the key's.
@@ -318,8 +336,11 @@ export function statements(t: string, lockId: number): Statements {
     `RETURN failed;\nEND`;
   return {
     get: `SELECT value, version, expires_at FROM ${t} WHERE key = $1 AND ${live(2)}`,
-    getMany: `SELECT key, value, version, expires_at FROM ${t} WHERE key IN ` +
-      `(SELECT decode(k, 'hex') FROM unnest($1::text[]) AS k) AND ${live(2)}`,
+    // `= ANY(ARRAY(…))`, not `IN (SELECT …)`: the planner looks the keys up in the index
+    // whatever the table's size, where a semi join over a small table is a sequential scan,
+    // a plan that a connection keeps (cached) as the table grows.
+    getMany: `SELECT key, value, version, expires_at FROM ${t} WHERE key = ANY(ARRAY(` +
+      `SELECT decode(k, 'hex') FROM unnest($1::text[]) AS k)) AND ${live(2)}`,
     // An insert or upsert sees the latest committed row whenever it takes
     // its locks (ON CONFLICT), so it may lock inside its own statement.
     setOne: `INSERT INTO ${t} (key, value, version, expires_at) ` +
@@ -345,7 +366,10 @@ export function statements(t: string, lockId: number): Statements {
     feedBody,
     check: `${failedChecks} ORDER BY c.i`,
     lock: `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockId})`,
-    keyLocks: keyLocks("$1::text[]"),
+    keyLocks: keyLocks("$1::text[]").replace(
+      / AS n FROM /,
+      ` AS n, ${INDEX_PLANS} AS plans FROM `,
+    ),
     sharedLock: shared,
     // A lone compare-and-set is one statement: an UPDATE or DELETE that
     // waited for the key's lock re-reads the row's latest version (and
