@@ -231,6 +231,8 @@ async function main(): Promise<void> {
       beforeCpu: number[];
       /** Server CPU per run (ms): Flowstate's, bare's, before's. */
       fsPg: number[];
+      /** The bare loop's processes' CPU per job (ms). */
+      bareCpu: number[];
       barePg: number[];
       beforePg: number[];
     }
@@ -243,6 +245,7 @@ async function main(): Promise<void> {
       fsCpu: [],
       beforeCpu: [],
       fsPg: [],
+      bareCpu: [],
       barePg: [],
       beforePg: [],
     });
@@ -334,6 +337,7 @@ async function main(): Promise<void> {
           async () => {
             const r = await bare(workers);
             m.bare.push(r.perSecond);
+            m.bareCpu.push(r.cpuPerRun);
             m.barePg.push(r.serverCpuPerRun);
           },
           ...(before
@@ -352,7 +356,7 @@ async function main(): Promise<void> {
             m.bare.at(-1)!.toFixed(0)
           }/s${before ? `, before ${m.before.at(-1)!.toFixed(0)}/s` : ""}; CPU per run: workers ${
             m.fsCpu.at(-1)!.toFixed(1)
-          } + server ${m.fsPg.at(-1)!.toFixed(1)} ms (bare server ${
+          } + server ${m.fsPg.at(-1)!.toFixed(1)} ms (bare ${m.bareCpu.at(-1)!.toFixed(1)} + ${
             m.barePg.at(-1)!.toFixed(1)
           } ms)${
             before
@@ -369,7 +373,7 @@ async function main(): Promise<void> {
         `(median; each round's ratio in brackets):\n`,
     );
     console.log(
-      "| worker processes | Flowstate runs/s | bare SKIP LOCKED jobs/s | ratio (median) | ratio per round | CPU ms per run: workers + server | bare server CPU ms per job |",
+      "| worker processes | Flowstate runs/s | bare SKIP LOCKED jobs/s | ratio (median) | ratio per round | CPU ms per run: workers + server | bare CPU ms per job: workers + server |",
     );
     console.log("|---|---|---|---|---|---|---|");
     for (const workers of WORKERS) {
@@ -380,7 +384,7 @@ async function main(): Promise<void> {
           median(ratios).toFixed(2)
         } | ${ratios.map((r) => r.toFixed(2)).join(", ")} | ${median(m.fsCpu).toFixed(1)} + ${
           median(m.fsPg).toFixed(1)
-        } | ${median(m.barePg).toFixed(1)} |`,
+        } | ${median(m.bareCpu).toFixed(1)} + ${median(m.barePg).toFixed(1)} |`,
       );
     }
     if (before) {
