@@ -19,6 +19,15 @@
  * `--v8-flags` (the same code cache as the run). At the end,
  * bench/cold_probe.ts says whether a run loaded zod (it should not, on a hit
  * without flowstate.yaml).
+ *
+ * A project made by `flowstate init` (a `flowstate.yaml`, `flows/hello.flow.yaml`;
+ * its deno.json links `@flowstate/core` to this checkout, as
+ * tests/consumer_test.ts does, and its tasks run `--cached-only`) is timed too:
+ * `deno task run flows/hello.flow.yaml` there (its custom node runs in a
+ * Worker that loads zod), and `flows/counter.flow.yaml` (a copy of the
+ * example: built-in nodes only), in a temporary directory. With
+ * `BEFORE`, a second such project, made by and linked to that checkout, runs
+ * in the same rounds.
  */
 const rounds = Number(Deno.args[0] ?? 15);
 const root = new URL("..", import.meta.url).pathname;
@@ -61,6 +70,44 @@ if (before !== undefined) {
   ];
 }
 
+/** A project made by `<checkout>/cli.ts init`, linked to that checkout (see tests/consumer_test.ts). */
+function initProject(checkout: string): string {
+  const dir = Deno.makeTempDirSync({ prefix: "flowstate-bench-init-" });
+  const out = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--cached-only", "-A", `${checkout}/cli.ts`, "init", "app"],
+    cwd: dir,
+    stdout: "null",
+    stderr: "piped",
+  }).outputSync();
+  if (!out.success) throw new Error(`init failed: ${new TextDecoder().decode(out.stderr)}`);
+  const app = `${dir}/app`;
+  const config = JSON.parse(Deno.readTextFileSync(`${app}/deno.json`));
+  config.links = [checkout];
+  for (const [name, task] of Object.entries<string>(config.tasks)) {
+    config.tasks[name] = task.replace(/^deno (run|test) /, "deno $1 --cached-only ");
+  }
+  Deno.writeTextFileSync(`${app}/deno.json`, JSON.stringify(config, null, 2));
+  // A flow of built-in nodes only: the starter's runs a sandboxed custom node, whose Worker
+  // loads zod (the node's options schema) whatever the config costs.
+  Deno.copyFileSync(`${root}/examples/counter.flow.yaml`, `${app}/flows/counter.flow.yaml`);
+  return app;
+}
+
+/** The working directory of commands that do not run in the repository. */
+const cwds: Record<string, string> = {};
+const projects: string[] = [];
+const initRun = (flow: string) => ["task", "--quiet", "run", `flows/${flow}.flow.yaml`, "--quiet"];
+for (const checkout of [root.replace(/\/$/, ""), ...(before === undefined ? [] : [before])]) {
+  const app = initProject(checkout);
+  projects.push(app);
+  const which = checkout === before ? ` (before: made by and linked to ${before})` : "";
+  for (const flow of ["counter", "hello"]) {
+    const name = `flowstate init's project${which}: deno task run flows/${flow}.flow.yaml`;
+    commands[name] = initRun(flow);
+    cwds[name] = app;
+  }
+}
+
 // The probes below run with the task's V8 flags: the code cache they use (and write) is the run's.
 const v8Flags = commands[TASK_COMMAND].filter((a) => a.startsWith("--v8-flags="));
 
@@ -87,10 +134,11 @@ const bash = (() => {
  * every command alike.
  */
 async function time(args: string[], name?: string): Promise<number> {
+  const cwd = (name !== undefined ? cwds[name] : undefined) ?? root;
   const start = performance.now();
   const out = await new Deno.Command(bash ? "/bin/bash" : Deno.execPath(), {
     args: bash ? ["-c", '"$@"; s=$?; times >&2; exit $s', "bash", Deno.execPath(), ...args] : args,
-    cwd: root,
+    cwd,
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
@@ -112,8 +160,13 @@ const median = (xs: number[]) => {
 };
 
 const loadBefore = loadavg();
-// Warm Deno's caches (transpiled modules, code cache) first: "cold" is a new process.
-for (const args of Object.values(commands)) await time(args);
+// Warm Deno's caches (transpiled modules, code cache, the config and flow disk caches) first:
+// "cold" is a new process.
+for (const [name, args] of Object.entries(commands)) {
+  await time(args, name);
+  await time(args, name);
+}
+for (const name of Object.keys(cpu)) delete cpu[name];
 const samples = Object.fromEntries(Object.keys(commands).map((k) => [k, [] as number[]]));
 const ratios = Object.fromEntries(Object.keys(commands).map((k) => [k, [] as number[]]));
 for (let r = 0; r < rounds; r++) {
@@ -239,3 +292,4 @@ for (let i = 0; i < 3; i++) {
   }).output();
   console.log(new TextDecoder().decode(out.stderr).trim());
 }
+for (const app of projects) await Deno.remove(app.replace(/\/app$/, ""), { recursive: true });

@@ -14,12 +14,32 @@
  * as the worker processes report it, and the CPU time (user + system) the worker
  * processes spent from the start time to the last end, per run. Latency is from `enqueue()` returning to the claim, per run,
  * with runs enqueued one at a time (50 ms apart) while 4 workers wait.
+ *
+ * `QUEUE_BENCH_WARMUP=k` (default 0): before the start time, each process
+ * works k runs (or bare jobs) of its own first, on the same store (or
+ * table) and the same code path, so that the race measures processes past
+ * their start-up (V8 compiling the run path, each connection's first
+ * prepare and plans), as a long-running worker is. Flowstate's warm-up runs
+ * are of a flow of their own (`warm-<process>`, enqueued at a higher
+ * priority than the race's runs, worked by a worker limited to that flow and
+ * stopped before the start); the bare loop's are rows of state `warm`.
  */
 import { join } from "node:path";
 import postgres from "postgres";
 import { openRuntime, startWorker } from "../mod.ts";
 
 const SELF = new URL(import.meta.url).pathname;
+/**
+ * V8 flags for every worker process (Flowstate's and the bare loop's), from
+ * `QUEUE_BENCH_V8_FLAGS` (default none; `--no-lazy` is what `deno task
+ * flowstate` starts a worker with).
+ */
+const V8_FLAGS = (() => {
+  const flags = Deno.env.get("QUEUE_BENCH_V8_FLAGS") ?? "";
+  return flags === "" ? [] : [`--v8-flags=${flags}`];
+})();
+/** Runs (or bare jobs) each process works before the start time (see the module doc). */
+const WARMUP = Number(Deno.env.get("QUEUE_BENCH_WARMUP") ?? 0);
 const FLOW = "id: trivial\nnodes:\n  - id: a\n    type: transform\n    with: { value: 1 }\n";
 
 function quantile(sorted: number[], q: number): number {
@@ -46,6 +66,24 @@ async function child(args: string[]): Promise<void> {
       startWorker,
     } as never;
     const rt = await lib.openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
+    if (WARMUP > 0) {
+      // Runs of this process's own flow, first in the queue, worked to the end before the start.
+      const flow = `warm-${name}`;
+      for (let i = 0; i < WARMUP; i++) await rt.enqueue(flow, { priority: 1 });
+      let ended = 0;
+      const warmed = Promise.withResolvers<void>();
+      const warm = lib.startWorker(rt, {
+        workerId: `${name}-warm`,
+        concurrency: Number(concurrency),
+        pollMs: 50,
+        flows: [flow],
+        onEvent(e) {
+          if (e.type === "end" && ++ended === WARMUP) warmed.resolve();
+        },
+      });
+      await warmed.promise;
+      await warm.stop();
+    }
     const counts: Record<string, number> = {};
     if (Deno.env.get("QUEUE_BENCH_STATS") === "1") {
       // Calls and their outcomes, per process, written to a file after every end.
@@ -84,32 +122,37 @@ async function child(args: string[]): Promise<void> {
   const sql = postgres(url, { max: Number(concurrency), onnotice: () => {} });
   const table = `"${schema}".bench_jobs`;
   await Promise.all(Array.from({ length: Number(concurrency) }, () => sql`SELECT 1`));
-  await startAt(Number(start));
-  await Promise.all(Array.from({ length: Number(concurrency) }, async () => {
-    for (;;) {
-      const now = Date.now();
-      const rows = await sql.begin(async (tx) => {
-        const [job] = await tx.unsafe(
-          `SELECT id FROM ${table} WHERE state = 'queued' AND run_at <= $1
-           ORDER BY priority DESC, run_at, id FOR UPDATE SKIP LOCKED LIMIT 1`,
-          [now],
-        );
-        if (job === undefined) return [];
-        await tx.unsafe(`UPDATE ${table} SET state = 'running', worker = $1 WHERE id = $2`, [
-          name,
-          job.id,
-        ]);
-        return [job];
-      });
-      if (rows.length === 0) {
-        await new Promise((r) => setTimeout(r, 50));
-        continue;
+  /** Claim and finish jobs of `state` until none is left (`untilEmpty`) or forever. */
+  const work = (state: string, untilEmpty: boolean) =>
+    Promise.all(Array.from({ length: Number(concurrency) }, async () => {
+      for (;;) {
+        const now = Date.now();
+        const rows = await sql.begin(async (tx) => {
+          const [job] = await tx.unsafe(
+            `SELECT id FROM ${table} WHERE state = $2 AND run_at <= $1
+             ORDER BY priority DESC, run_at, id FOR UPDATE SKIP LOCKED LIMIT 1`,
+            [now, state],
+          );
+          if (job === undefined) return [];
+          await tx.unsafe(`UPDATE ${table} SET state = 'running', worker = $1 WHERE id = $2`, [
+            name,
+            job.id,
+          ]);
+          return [job];
+        });
+        if (rows.length === 0) {
+          if (untilEmpty) return;
+          await new Promise((r) => setTimeout(r, 50));
+          continue;
+        }
+        if (!untilEmpty) console.log(JSON.stringify({ t: now, claim: String(rows[0].id) }));
+        await sql.unsafe(`UPDATE ${table} SET state = 'done' WHERE id = $1`, [rows[0].id]);
+        if (!untilEmpty) console.log(JSON.stringify({ t: Date.now(), end: String(rows[0].id) }));
       }
-      console.log(JSON.stringify({ t: now, claim: String(rows[0].id) }));
-      await sql.unsafe(`UPDATE ${table} SET state = 'done' WHERE id = $1`, [rows[0].id]);
-      console.log(JSON.stringify({ t: Date.now(), end: String(rows[0].id) }));
-    }
-  }));
+    }));
+  if (WARMUP > 0) await work("warm", true);
+  await startAt(Number(start));
+  await work("queued", false);
 }
 
 /**
@@ -123,7 +166,7 @@ async function race(
   /** Server processes of the race's connections (`application_name` = tag): their CPU too. */
   server?: { admin: postgres.Sql; tag: string },
 ) {
-  const start = Date.now() + 3_000 + 500 * n;
+  const start = Date.now() + 3_000 + 500 * n + (WARMUP > 0 ? 2_000 + 50 * WARMUP * n : 0);
   const backends = async (): Promise<Map<number, number>> => {
     const cpu = new Map<number, number>();
     if (server === undefined) return cpu;
@@ -134,7 +177,14 @@ async function race(
   };
   const procs = Array.from({ length: n }, (_, i) =>
     new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--unstable-worker-options", SELF, ...args(String(start), i)],
+      args: [
+        "run",
+        "-A",
+        "--unstable-worker-options",
+        ...V8_FLAGS,
+        SELF,
+        ...args(String(start), i),
+      ],
       stdout: "piped",
       stderr: "inherit",
     }).spawn());
@@ -231,6 +281,8 @@ async function main(): Promise<void> {
       beforeCpu: number[];
       /** Server CPU per run (ms): Flowstate's, bare's, before's. */
       fsPg: number[];
+      /** The bare loop's processes' CPU per job (ms). */
+      bareCpu: number[];
       barePg: number[];
       beforePg: number[];
     }
@@ -243,6 +295,7 @@ async function main(): Promise<void> {
       fsCpu: [],
       beforeCpu: [],
       fsPg: [],
+      bareCpu: [],
       barePg: [],
       beforePg: [],
     });
@@ -259,8 +312,16 @@ async function main(): Promise<void> {
         join(dir, "flowstate.yaml"),
         `stores:\n  main: { plugin: postgres, url: "${
           tagged(url, schema)
-        }", schema: ${schema}, max: ${pool} }\nflows: [./trivial.flow.yaml]\n`,
+        }", schema: ${schema}, max: ${pool} }\nflows: [./trivial.flow.yaml${
+          Array.from({ length: workers }, (_, i) => `, ./warm-w${i}.flow.yaml`).join("")
+        }]\n`,
       );
+      for (let i = 0; i < workers; i++) {
+        await Deno.writeTextFile(
+          join(dir, `warm-w${i}.flow.yaml`),
+          FLOW.replace("id: trivial", `id: warm-w${i}`),
+        );
+      }
       {
         await using rt = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
         for (let i = 0; i < runs; i++) await rt.enqueue("trivial");
@@ -312,6 +373,12 @@ async function main(): Promise<void> {
         `INSERT INTO "${schema}".bench_jobs (priority, run_at, state)
          SELECT 0, ${Date.now()}, 'queued' FROM generate_series(1, ${runs})`,
       );
+      if (WARMUP > 0) {
+        await admin.unsafe(
+          `INSERT INTO "${schema}".bench_jobs (priority, run_at, state)
+           SELECT 0, ${Date.now()}, 'warm' FROM generate_series(1, ${WARMUP * workers})`,
+        );
+      }
       return await race(
         workers,
         (start, i) => ["--bare", start, tagged(url, schema), schema, `b${i}`, String(concurrency)],
@@ -334,6 +401,7 @@ async function main(): Promise<void> {
           async () => {
             const r = await bare(workers);
             m.bare.push(r.perSecond);
+            m.bareCpu.push(r.cpuPerRun);
             m.barePg.push(r.serverCpuPerRun);
           },
           ...(before
@@ -352,7 +420,7 @@ async function main(): Promise<void> {
             m.bare.at(-1)!.toFixed(0)
           }/s${before ? `, before ${m.before.at(-1)!.toFixed(0)}/s` : ""}; CPU per run: workers ${
             m.fsCpu.at(-1)!.toFixed(1)
-          } + server ${m.fsPg.at(-1)!.toFixed(1)} ms (bare server ${
+          } + server ${m.fsPg.at(-1)!.toFixed(1)} ms (bare ${m.bareCpu.at(-1)!.toFixed(1)} + ${
             m.barePg.at(-1)!.toFixed(1)
           } ms)${
             before
@@ -369,7 +437,7 @@ async function main(): Promise<void> {
         `(median; each round's ratio in brackets):\n`,
     );
     console.log(
-      "| worker processes | Flowstate runs/s | bare SKIP LOCKED jobs/s | ratio (median) | ratio per round | CPU ms per run: workers + server | bare server CPU ms per job |",
+      "| worker processes | Flowstate runs/s | bare SKIP LOCKED jobs/s | ratio (median) | ratio per round | CPU ms per run: workers + server | bare CPU ms per job: workers + server |",
     );
     console.log("|---|---|---|---|---|---|---|");
     for (const workers of WORKERS) {
@@ -380,7 +448,7 @@ async function main(): Promise<void> {
           median(ratios).toFixed(2)
         } | ${ratios.map((r) => r.toFixed(2)).join(", ")} | ${median(m.fsCpu).toFixed(1)} + ${
           median(m.fsPg).toFixed(1)
-        } | ${median(m.barePg).toFixed(1)} |`,
+        } | ${median(m.bareCpu).toFixed(1)} + ${median(m.barePg).toFixed(1)} |`,
       );
     }
     if (before) {

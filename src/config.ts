@@ -208,6 +208,55 @@ type Path = readonly (string | number)[];
  * ```
  */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
+  return await loadConfigWith(options);
+}
+
+/** Where a config file's text came from, for a {@linkcode ConfigTextLoader}. */
+export interface ConfigFileContext {
+  /** The absolute path of the file. */
+  file: string;
+  /** The working directory (absolute). */
+  cwd: string;
+  /** The home directory given (`LoadConfigOptions.home`), as given. */
+  home: string | undefined;
+  /** The environment lookup. */
+  env: (name: string) => string | undefined;
+}
+
+/**
+ * What was checked of a config file that validated: its data before `${env…}`
+ * substitution, the schema's output after it, and the parsed file (internal:
+ * for the config disk cache).
+ */
+export interface ConfigCapture {
+  /** The file's data as written (`null` for an empty file). */
+  raw: unknown;
+  /** The schema's output, with `${env.…}` substituted. */
+  checked: ConfigObject;
+  /** The parsed file (positions). */
+  source: YamlSource;
+}
+
+/**
+ * What {@linkcode loadConfigWith} does with a config file's text: `parse` is
+ * the full path (YAML parser, schema, every check); `capture`, when given,
+ * receives what was checked once the config is valid (internal).
+ */
+export type ConfigTextLoader = (
+  text: string,
+  context: ConfigFileContext,
+  parse: (capture?: (captured: ConfigCapture) => void) => Promise<ResolvedConfig>,
+) => Promise<ResolvedConfig>;
+
+/**
+ * {@linkcode loadConfig}, with a config file's text handed to `loadText`
+ * (internal: `config_disk_cache.ts` looks it up in its cache first). Same
+ * results and errors as `loadConfig` when `loadText` returns what `parse` does.
+ */
+export async function loadConfigWith(
+  options: LoadConfigOptions,
+  loadText?: ConfigTextLoader,
+): Promise<ResolvedConfig> {
   const cwd = resolve(options.cwd ?? Deno.cwd());
   const env = (name: string): string | undefined => readEnv(name, options.env);
   const given = options.config;
@@ -248,12 +297,44 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
       { cause: err },
     );
   }
-  // The YAML parser is loaded only when there is a config file to parse.
-  const [{ YamlSource }, schema] = await Promise.all([
-    import("./yaml_source.ts"),
-    import("./config_schema.ts"),
-  ]);
-  return parseConfigTextWith(YamlSource, text, { file, cwd, home: options.home, env }, schema);
+  const context: ConfigFileContext = { file, cwd, home: options.home, env };
+  const parse = async (capture?: (captured: ConfigCapture) => void) => {
+    // The YAML parser is loaded only when there is a config file to parse.
+    const [{ YamlSource }, schema] = await Promise.all([
+      import("./yaml_source.ts"),
+      import("./config_schema.ts"),
+    ]);
+    return parseConfigTextWith(YamlSource, text, context, schema, capture);
+  };
+  return loadText === undefined ? await parse() : await loadText(text, context, parse);
+}
+
+/**
+ * Resolve a config whose shape was checked when it was first loaded, with
+ * `${env.…}` already substituted (internal: a config disk cache hit). Runs
+ * every check but the schema's and the schedules' (which the caller vouches
+ * for: the same values passed them); `locate` says where a path is written
+ * (its key, or its nearest ancestor's).
+ * Throws a {@linkcode ConfigError} (without positions) for a problem: the
+ * caller then takes the full path for the located error.
+ */
+export function resolveCheckedConfig(
+  checked: ConfigObject,
+  context: ConfigFileContext & {
+    locate: (path: Path) => { line: number; column: number } | undefined;
+  },
+  parseEncrypt: ConfigSchemaModule["parseEncryptOptions"] | undefined,
+): ResolvedConfig {
+  const { file, cwd, home, env, locate } = context;
+  const shown = displayPath(file, cwd);
+  // As YamlSource.where: the start of the text when nothing is written at the path.
+  const where = (path: Path): string => {
+    const { line, column } = locate(path) ?? { line: 1, column: 1 };
+    return `${shown}:${line}:${column}`;
+  };
+  return resolveConfig(checked, { file, baseDir: dirname(file), cwd, home, env, where }, {
+    checked: { parseEncryptOptions: parseEncrypt },
+  });
 }
 
 /** The config schema's module (zod and the schema), loaded only when there is a config to check. */
@@ -283,6 +364,7 @@ export function parseConfigTextWith(
     env?: (name: string) => string | undefined;
   },
   schema: ConfigSchemaModule,
+  capture?: (captured: ConfigCapture) => void,
 ): ResolvedConfig {
   const cwd = resolve(options.cwd ?? Deno.cwd());
   const file = resolve(cwd, options.file);
@@ -331,7 +413,11 @@ export function parseConfigTextWith(
     home: options.home,
     env,
     source,
-  }, { schema, problems });
+  }, {
+    schema,
+    problems,
+    onChecked: capture && ((checked) => capture({ raw: read.data, checked, source })),
+  });
 }
 
 const JOB_NAME = /^[a-z0-9][a-z0-9_-]*$/;
@@ -343,22 +429,34 @@ interface ResolveContext {
   home: string | undefined;
   env: (name: string) => string | undefined;
   source?: YamlSource;
+  /** Where a path is written, when there is no `source` (a cache hit). */
+  where?: (path: Path) => string;
 }
 
 function resolveConfig(
   input: ConfigObject,
   ctx: ResolveContext,
-  { schema, problems = new ConfigProblems(ctx.source) }: {
-    /** The schema's module: required unless `input` is empty. */
+  { schema, problems = new ConfigProblems(ctx.source), checked, onChecked }: {
+    /** The schema's module: required unless `input` is empty or `checked`. */
     schema?: ConfigSchemaModule;
     problems?: ConfigProblems;
+    /**
+     * Set when `input` is known to pass the schema (and its schedules to be
+     * valid): a cache hit. Its `parseEncryptOptions` checks stores' `encrypt`.
+     */
+    checked?: { parseEncryptOptions: ConfigSchemaModule["parseEncryptOptions"] | undefined };
+    /** Called with the schema's output once the config is valid. */
+    onChecked?: (config: ConfigObject) => void;
   } = {},
 ): ResolvedConfig {
-  const where = (path: Path): string | undefined => ctx.source?.where(path, "key");
+  const where = (path: Path): string | undefined =>
+    ctx.where?.(path) ?? ctx.source?.where(path, "key");
   const fail = (path: Path, message: string): void => problems.add(path, message);
 
   let config: ConfigObject;
-  if (schema === undefined) {
+  if (checked !== undefined) {
+    config = input;
+  } else if (schema === undefined) {
     // Only an empty config comes without the schema: it parses to itself.
     if (!isEmptyConfig(input)) throw new Error("internal: a config to check needs its schema");
     config = {};
@@ -409,8 +507,12 @@ function resolveConfig(
       }
       if (spec.encrypt !== undefined) {
         try {
-          // A config with stores: its schema's module was loaded (the encryption options with it).
-          schema!.parseEncryptOptions(spec.encrypt, `store "${name}"`);
+          // A config with stores: its schema's module was loaded (the encryption options with
+          // it), or a cache hit's caller loaded them.
+          const parse = checked === undefined
+            ? schema!.parseEncryptOptions
+            : checked.parseEncryptOptions!;
+          parse(spec.encrypt, `store "${name}"`);
         } catch (err) {
           if (!(err instanceof ConfigError)) throw err;
           for (const issue of err.issues) fail(["stores", name, ...issue.path], issue.message);
@@ -484,8 +586,9 @@ function resolveConfig(
       if (problem !== undefined) fail(at("timezone"), problem);
       else jobTimezone = canonicalTimezone(job.timezone);
     }
-    if (job.schedule !== undefined) {
+    if (job.schedule !== undefined && checked === undefined) {
       // Only a config with jobs gets here: its schema's module was loaded (croner with it).
+      // (A cache hit's schedules and zones are those that passed, not from the environment.)
       const problem = schema!.cronProblem(job.schedule, jobTimezone);
       if (problem !== undefined) fail(at("schedule"), problem);
     }
@@ -550,6 +653,7 @@ function resolveConfig(
   });
 
   if (problems.size > 0) throw problems.error();
+  onChecked?.(config);
   return Object.freeze({
     file: ctx.file,
     baseDir: ctx.baseDir,
@@ -598,6 +702,42 @@ function readEnv(
 const SUBSTITUTION = /\$\$\{|\$\{([^}]*)\}/g;
 const ENV_REFERENCE = /^\s*env\.([A-Za-z_][A-Za-z0-9_]*)\s*$/;
 
+/**
+ * `value` with `${env.NAME}` substituted and `$${` turned into `${`;
+ * `onProblem` hears of a reference that is not `${env.NAME}` or names an unset
+ * variable (which is then kept as written). Internal: a config disk cache hit
+ * substitutes its strings with it.
+ */
+export function substituteEnvString(
+  value: string,
+  env: (name: string) => string | undefined,
+  onProblem: (message: string) => void,
+): string {
+  if (!value.includes("${")) return value;
+  return value.replace(SUBSTITUTION, (match: string, inner: string | undefined) => {
+    if (match === "$${") return "${";
+    const ref = ENV_REFERENCE.exec(inner ?? "");
+    if (!ref) {
+      onProblem(
+        `cannot substitute "${match}": only \${env.NAME} is supported; write $$${
+          match.slice(1)
+        } for a literal "${match}"`,
+      );
+      return match;
+    }
+    const found = env(ref[1]);
+    if (found === undefined) {
+      onProblem(
+        `environment variable ${ref[1]} is not set (used as \${env.${
+          ref[1]
+        }}); set it, or write $\${env.${ref[1]}} for a literal`,
+      );
+      return match;
+    }
+    return found;
+  });
+}
+
 function substituteEnv(
   value: unknown,
   path: (string | number)[],
@@ -606,35 +746,11 @@ function substituteEnv(
   problems: ConfigProblems,
 ): unknown {
   if (typeof value === "string") {
-    if (!value.includes("${")) return value;
-    return value.replace(SUBSTITUTION, (match: string, inner: string | undefined) => {
-      if (match === "$${") return "${";
-      const ref = ENV_REFERENCE.exec(inner ?? "");
-      if (!ref) {
-        problems.add(
-          path,
-          `cannot substitute "${match}": only \${env.NAME} is supported; write $$${
-            match.slice(1)
-          } for a literal "${match}"`,
-          path,
-          "value",
-        );
-        return match;
-      }
-      const found = env(ref[1]);
-      if (found === undefined) {
-        problems.add(
-          path,
-          `environment variable ${ref[1]} is not set (used as \${env.${
-            ref[1]
-          }}); set it, or write $\${env.${ref[1]}} for a literal`,
-          path,
-          "value",
-        );
-        return match;
-      }
-      return found;
-    });
+    return substituteEnvString(
+      value,
+      env,
+      (message) => problems.add(path, message, path, "value"),
+    );
   }
   if (Array.isArray(value)) {
     return value.map((item, i) => substituteEnv(item, [...path, i], env, source, problems));

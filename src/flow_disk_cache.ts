@@ -4,8 +4,9 @@
  * file it has run before does not load the YAML parser nor the flow schema.
  *
  * - The key is the SHA-256 of: a fingerprint of Flowstate's own parser and
- *   schema code (the text of `deno.json` and the size and modification time
- *   of those modules, or the module's URL when it is not a local file), the
+ *   schema code (the text of `deno.json`, the Deno version and the size and
+ *   modification time of those modules, or the module's URL when it is not a
+ *   local file; see `_disk_cache.ts`, whose storage this cache uses), the
  *   file's absolute path and its text. An edited file, a moved one, an edit
  *   of Flowstate's parser or an upgrade is a miss.
  * - An entry holds the validated definition and the position in the YAML of
@@ -32,19 +33,19 @@ import type { FlowDefinition } from "./flow/types.ts";
 import { readYamlFile } from "./_yaml_file.ts";
 import { builtinNodes } from "./flow/nodes.ts";
 import { isAbsolute, join, resolve } from "./_path.ts";
+import {
+  type CachedLoad,
+  DISK_CACHE_ENTRIES,
+  DiskCache,
+  type DiskCacheStats,
+  locatorOf,
+  type Positions,
+  SAVE_NOTHING,
+  saveOnce,
+} from "./_disk_cache.ts";
 
 /** The most entries kept under `<home>/cache/flows`. */
-export const FLOW_DISK_CACHE_ENTRIES = 256;
-
-/** The format of an entry; a different one is a miss. */
-const FORMAT = 1;
-
-/** What a lookup did (for tests and benchmarks). */
-export const flowDiskCacheStats: { hits: number; misses: number; writes: number } = {
-  hits: 0,
-  misses: 0,
-  writes: 0,
-};
+export const FLOW_DISK_CACHE_ENTRIES: number = DISK_CACHE_ENTRIES;
 
 /** Modules whose code decides what a flow file validates to (relative to this one). */
 const FINGERPRINTED = [
@@ -76,71 +77,32 @@ const FINGERPRINTED = [
   "./_yaml_file.ts",
   "./loader.ts",
   "./flow_disk_cache.ts",
+  "./_disk_cache.ts",
 ];
 
-let fingerprint: string | undefined;
-
-/**
- * The fingerprint of Flowstate's parser and schema code: the text of
- * `deno.json` (the version, the pinned `yaml` and `zod`) and the size and
- * modification time of each module that decides what a flow validates to
- * (read synchronously: a few stats are cheaper than hashing the code on every
- * cold run). For a published version (not a local file), the module's URL,
- * which names the version. `undefined` when it cannot be read.
- */
-function codeFingerprint(): string | undefined {
-  if (fingerprint !== undefined) return fingerprint;
-  const self = new URL(import.meta.url);
-  if (self.protocol !== "file:") return fingerprint = self.href;
-  try {
-    const parts = [String(FORMAT), Deno.readTextFileSync(new URL("../deno.json", self))];
-    for (const p of FINGERPRINTED) {
-      let info: Deno.FileInfo | undefined;
-      try {
-        info = Deno.statSync(new URL(p, self));
-      } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) throw err; // a module renamed since: still a fingerprint
-      }
-      parts.push(`${p}:${info?.size ?? "-"}:${info?.mtime?.getTime() ?? 0}`);
-    }
-    return fingerprint = parts.join("\0");
-  } catch {
-    return undefined;
-  }
-}
-
-async function sha256(text: string): Promise<string> {
-  // WebCrypto: a pure-TypeScript hash runs interpreted on a cold start (~5 ms per KiB).
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** One entry as stored. */
+/** One entry as stored (after the header: format, key, path). */
 interface Entry {
-  format: number;
-  /** SHA-256 of the code fingerprint, the path and the text: also the file's name. */
-  key: string;
-  path: string;
   definition: FlowDefinition;
   /** `[path, line, column]` of every value of the definition that has a position. */
-  positions: [(string | number)[], number, number][];
+  positions: Positions;
 }
+
+const cache = new DiskCache<Entry>(import.meta.url, {
+  format: 1,
+  modules: FINGERPRINTED,
+  valid: (entry) =>
+    typeof entry.definition?.id === "string" && Array.isArray(entry.definition.nodes) &&
+    Array.isArray(entry.positions),
+});
+
+/** What lookups did (for tests and benchmarks). */
+export const flowDiskCacheStats: DiskCacheStats = cache.stats;
 
 /** What {@linkcode loadFlowFileCached} returns. */
-export interface CachedFlowFile {
+export interface CachedFlowFile extends CachedLoad {
   /** The flow, as `loadFlowFile` returns it. */
   parsed: ParsedFlow;
-  /** Whether it came from the cache. */
-  hit: boolean;
-  /**
-   * Write the cache entry (after a miss of a cacheable flow; else nothing).
-   * Call it once the flow was prepared and its run started: a flow that is
-   * refused must not write anything to the home. Never throws.
-   */
-  save(): Promise<void>;
 }
-
-const NOTHING = () => Promise.resolve();
 
 /**
  * Load a flow file as `loadFlowFile` does (same result, same errors), through
@@ -158,7 +120,7 @@ export async function loadFlowFileCached(
   const shown = options.displayPath ?? path;
   const parse = async (): Promise<CachedFlowFile> => {
     const { loadFlowFile } = await import("./flow/parse.ts");
-    return { parsed: await loadFlowFile(path, loadOptions), hit: false, save: NOTHING };
+    return { parsed: await loadFlowFile(path, loadOptions), hit: false, save: SAVE_NOTHING };
   };
   if (cacheDir === undefined) return await parse();
   let text: string;
@@ -170,61 +132,43 @@ export async function loadFlowFileCached(
     return await parse(); // the same error, from the parser
   }
   const absolute = isAbsolute(path) ? path : resolve(path);
-  const print = codeFingerprint();
-  if (print === undefined) return await parse();
   // One digest: the key covers the code, the path and the text.
-  const key = await sha256(`${print}\0${absolute}\0${text}`);
-  const entryFile = join(cacheDir, "flows", `${key}.json`);
+  const key = await cache.keyOf(absolute, text);
+  if (key === undefined) return await parse();
+  const dir = join(cacheDir, "flows");
 
-  const entry = await readEntry(entryFile, key, absolute);
+  const entry = await cache.read(dir, key, absolute);
   if (entry !== undefined) {
     flowDiskCacheStats.hits++;
-    return { parsed: parsedFromEntry(entry, shown, text), hit: true, save: NOTHING };
+    return { parsed: parsedFromEntry(entry, shown, text), hit: true, save: SAVE_NOTHING };
   }
   flowDiskCacheStats.misses++;
   const { parsed } = await parse();
   // Cached only when the parser read the same text (the file did not change between reads).
   if (parsed.source !== text || !cacheable(parsed.definition)) {
-    return { parsed, hit: false, save: NOTHING };
+    return { parsed, hit: false, save: SAVE_NOTHING };
   }
-  let saved = false;
-  const save = async () => {
-    if (saved) return;
-    saved = true;
-    await writeEntry(join(cacheDir, "flows"), entryFile, {
-      format: FORMAT,
-      key,
-      path: absolute,
+  const save = saveOnce(() =>
+    cache.write(dir, key, absolute, {
       definition: parsed.definition,
       positions: positionsOf(parsed),
-    });
-  };
+    })
+  );
   return { parsed, hit: false, save };
 }
 
 function parsedFromEntry(entry: Entry, file: string, text: string): ParsedFlow {
-  const positions = new Map<string, { line: number; column: number }>();
-  for (const [path, line, column] of entry.positions) {
-    positions.set(JSON.stringify(path), { line, column });
-  }
   return {
     definition: entry.definition,
     file,
     source: text,
-    locate(path) {
-      // As YamlSource.locate: a path that does not exist is placed at its nearest ancestor.
-      for (let n = path.length; n >= 0; n--) {
-        const found = positions.get(JSON.stringify(path.slice(0, n)));
-        if (found !== undefined) return { ...found };
-      }
-      return undefined;
-    },
+    locate: locatorOf(entry.positions),
   };
 }
 
 /** The position of every value of the definition (and of the paths under them). */
-function positionsOf(parsed: ParsedFlow): Entry["positions"] {
-  const out: Entry["positions"] = [];
+function positionsOf(parsed: ParsedFlow): Positions {
+  const out: Positions = [];
   const walk = (value: unknown, path: (string | number)[]): void => {
     const at = parsed.locate(path);
     if (at !== undefined) out.push([path, at.line, at.column]);
@@ -243,59 +187,4 @@ function cacheable(definition: FlowDefinition): boolean {
     builtinNodes.has(type) || type.startsWith("./") || type.startsWith("../") ||
     type.startsWith("/") || type.includes(":")
   );
-}
-
-async function readEntry(file: string, key: string, path: string): Promise<Entry | undefined> {
-  try {
-    const raw = Deno.readTextFileSync(file);
-    const nl = raw.indexOf("\n");
-    if (nl === -1) return undefined;
-    const sum = raw.slice(0, nl);
-    const body = raw.slice(nl + 1);
-    if (sum !== await sha256(body)) return undefined; // corrupt or truncated
-    const entry = JSON.parse(body) as Entry;
-    if (
-      entry?.format !== FORMAT || entry.key !== key || entry.path !== path ||
-      typeof entry.definition?.id !== "string" ||
-      !Array.isArray(entry.definition.nodes) || !Array.isArray(entry.positions)
-    ) return undefined;
-    return entry;
-  } catch {
-    return undefined; // missing, unreadable or not JSON: a miss
-  }
-}
-
-async function writeEntry(dir: string, file: string, entry: Entry): Promise<void> {
-  const body = JSON.stringify(entry);
-  const tmp = `${file}.${crypto.randomUUID()}.tmp`;
-  try {
-    await Deno.mkdir(dir, { recursive: true });
-    await Deno.writeTextFile(tmp, `${await sha256(body)}\n${body}`);
-    await Deno.rename(tmp, file);
-    flowDiskCacheStats.writes++;
-  } catch {
-    // A read-only home, no permission, a full disk: run without the cache.
-    await Deno.remove(tmp).catch(() => {});
-    return;
-  }
-  await prune(dir).catch(() => {});
-}
-
-/** Remove the oldest entries beyond {@linkcode FLOW_DISK_CACHE_ENTRIES}. */
-async function prune(dir: string): Promise<void> {
-  const names: string[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    if (e.isFile && e.name.endsWith(".json")) names.push(e.name);
-  }
-  if (names.length <= FLOW_DISK_CACHE_ENTRIES) return;
-  const stats = await Promise.all(
-    names.map(async (name) => ({
-      name,
-      mtime: (await Deno.stat(join(dir, name)).catch(() => null))?.mtime?.getTime() ?? 0,
-    })),
-  );
-  stats.sort((a, b) => a.mtime - b.mtime);
-  for (const { name } of stats.slice(0, stats.length - FLOW_DISK_CACHE_ENTRIES)) {
-    await Deno.remove(join(dir, name)).catch(() => {});
-  }
 }

@@ -6,7 +6,12 @@
  */
 import { loadActorStorage, setProcessActor } from "./store/actor.ts";
 import { dirname, isAbsolute, relative } from "./_path.ts";
-import { type ConfigObject, loadConfig, type ResolvedConfig } from "./config.ts";
+import {
+  type ConfigObject,
+  loadConfig,
+  type LoadConfigOptions,
+  type ResolvedConfig,
+} from "./config.ts";
 import {
   ConfigError,
   type Problem,
@@ -237,8 +242,20 @@ export interface Runtime extends AsyncDisposable {
 export async function openRuntime<const C extends ConfigObject>(
   options: RuntimeOptions & { config?: string | (C & CheckedConfig<C>) } = {},
 ): Promise<Runtime> {
+  return await openRuntimeWith(options, loadConfig);
+}
+
+/**
+ * {@linkcode openRuntime}, with the config loaded by `load` (internal:
+ * `flowstate run` loads it through the config disk cache, which returns what
+ * `loadConfig` does).
+ */
+export async function openRuntimeWith(
+  options: RuntimeOptions,
+  load: (options: LoadConfigOptions) => Promise<ResolvedConfig>,
+): Promise<Runtime> {
   setProcessActor(options.actor);
-  const config = await loadConfig({
+  const config = await load({
     config: options.config,
     cwd: options.cwd,
     home: options.home,

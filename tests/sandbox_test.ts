@@ -237,7 +237,7 @@ Deno.test("validate lists what each node asks for, and checks permissions: with 
     // Every flag the runner lacks, in one message that ends in what to narrow.
     assert.match(
       ffi.stderr,
-      /ffi\.flow\.yaml:7:\d+: nodes\[0\]\.permissions: .*run flowstate with --allow-ffi --allow-import=example.com,example.org, or narrow the node's `permissions:`\n/,
+      /ffi\.flow\.yaml:7:\d+: nodes\[0\]\.permissions: .*add `--allow-ffi --allow-import=example.com,example.org` to the flags flowstate runs with, or narrow the node's `permissions:`\n/,
     );
   });
 });

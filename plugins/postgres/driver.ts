@@ -54,6 +54,7 @@ import {
   feedFunctionName,
   feedSetFunctionDdl,
   feedSetFunctionName,
+  INDEX_PLANS,
   LIVE,
   planWrites,
   PURGE_BATCH_SIZE,
@@ -988,7 +989,10 @@ export class PostgresDriver implements StoreDriver {
       try {
         const [, , first] = await Promise.all([
           tx.unsafe("BEGIN").then(() => (open = true)),
-          tx.unsafe(`SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${this.#lockId})`),
+          // Index plans for the claim's reads and writes (see INDEX_PLANS).
+          tx.unsafe(
+            `SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${this.#lockId}), ${INDEX_PLANS}`,
+          ),
           // Prepared (once per connection): an unnamed statement with parameters costs
           // a round trip of its own to describe them first.
           tx.unsafe<CandidateRow[]>(
@@ -1440,7 +1444,7 @@ export class PostgresDriver implements StoreDriver {
   ): Promise<DriverCommitResult> {
     const s = this.#sqlText;
     return await this.#feedTransaction(async (tx) => {
-      await tx.unsafe(s.lock);
+      await tx.unsafe(`${s.lock}, ${INDEX_PLANS}`);
       const mutations: Mutation[] = [];
       for (const m of request.mutations) {
         if (m.type !== "clear") {

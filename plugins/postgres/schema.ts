@@ -95,7 +95,7 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<SetUpResult>
       `SELECT current_setting('server_encoding') AS encoding,
          to_regclass($1) IS NOT NULL AS entries, to_regclass($2) IS NOT NULL AS meta,
          hashtext($3) AS lock_id, EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $4) AS schema,
-         to_regclass($5) IS NOT NULL AS expiring`,
+         EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = to_regclass($5) AND i.indrelid = to_regclass($1)) AS expiring`,
       [qualified, metaTable, `${schema}.${table}`, schema, expiringIndex],
     );
     return row;
@@ -214,21 +214,49 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<SetUpResult>
 }
 
 /**
- * Add the expiring entries' index to a table made before it existed, under
- * the table's lock (once: whoever comes second finds it). The build reads the
- * table once and holds off writes (not reads) while it runs. `false` when
- * this role may not (not the table's owner, or a read-only server).
+ * Old tables up to this size get the expiring entries' index at open (a build
+ * of a few tens of milliseconds); larger ones count without it until an
+ * operator creates it (`CREATE INDEX CONCURRENTLY`, see the README).
+ */
+const EXPIRING_INDEX_AT_OPEN_MAX_BYTES = 32 * 1024 * 1024;
+/** How long adding the index at open waits for the table's lock before giving up. */
+const EXPIRING_INDEX_LOCK_TIMEOUT = "100ms";
+/**
+ * Errors that make adding the index at open give up (the store opens, and
+ * counts without it): insufficient privilege, read-only transaction, lock
+ * not available (`lock_timeout`), deadlock, statement timeout or cancel.
+ */
+const EXPIRING_INDEX_GIVE_UP = new Set(["42501", "25006", "55P03", "40P01", "57014"]);
+
+/**
+ * Add the expiring entries' index to a table made before it existed, when it
+ * can be done at once without holding anyone up: only where this role owns
+ * the table on a writable server, only for a small table, only if no other
+ * opener holds the table's lock (tried, never waited for), and waiting at
+ * most `EXPIRING_INDEX_LOCK_TIMEOUT` for writers to let go of the table.
+ * Otherwise, or on any of `EXPIRING_INDEX_GIVE_UP`, `false`: `count` is
+ * correct without it, only slower where many entries have expired.
  */
 async function addExpiringIndex(sql: Sql, target: SetUpTarget, lockId: number): Promise<boolean> {
+  const [can] = await sql.unsafe<{ ok: boolean }[]>(
+    `SELECT pg_has_role(c.relowner, 'USAGE') AND NOT pg_is_in_recovery() ` +
+      `AND current_setting('transaction_read_only') = 'off' ` +
+      `AND pg_relation_size(c.oid) <= $2 AS ok FROM pg_class c WHERE c.oid = to_regclass($1)`,
+    [target.qualified, EXPIRING_INDEX_AT_OPEN_MAX_BYTES],
+  );
+  if (can?.ok !== true) return false;
   try {
-    await sql.begin(async (tx) => {
-      await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockId})`);
+    return await sql.begin(async (tx) => {
+      await tx.unsafe(`SET LOCAL lock_timeout = '${EXPIRING_INDEX_LOCK_TIMEOUT}'`);
+      const [lock] = await tx.unsafe<{ got: boolean }[]>(
+        `SELECT pg_try_advisory_xact_lock(${LOCK_CLASS}, ${lockId}) AS got`,
+      );
+      if (!lock.got) return false;
       await tx.unsafe(expiringIndexSql(target.table, target.qualified));
+      return true;
     });
-    return true;
   } catch (err) {
-    const code = codeOf(err);
-    if (code === "42501" || code === "25006") return false; // insufficient privilege, read only
+    if (EXPIRING_INDEX_GIVE_UP.has(codeOf(err) ?? "")) return false;
     throw err;
   }
 }

@@ -138,6 +138,8 @@ export interface Statements {
   /**
    * The store's lock shared, then every key's lock (exclusive, in hash
    * order); $1 the keys (hex). What a commit takes before its statement.
+   * Also turns sequential scans off for the rest of the transaction (see
+   * {@linkcode INDEX_PLANS}).
    */
   keyLocks: string;
   /**
@@ -147,7 +149,7 @@ export interface Statements {
    * not (`f`); $1 the keys (hex). What a claim's commit takes before
    * `claimWrite`: a claim holds its candidates' rows, so waiting for a key's
    * lock while another commit holding it waits for one of those rows would
-   * be a deadlock.
+   * be a deadlock. Turns sequential scans off as `keyLocks` does.
    */
   tryKeyLocks: string;
   /**
@@ -287,6 +289,21 @@ export function feedBatchCall(
 }
 
 /**
+ * An SQL expression that turns sequential scans off for the rest of the
+ * transaction (`SET LOCAL enable_seqscan = off`), evaluated by the first
+ * statement of a commit's or a claim's transaction. Their later statements
+ * address a few keys each (joins of `unnest`ed keys with the table): an
+ * index lookup per key is always the plan to have. A plan made while the
+ * table is small (a hash join over a sequential scan: cheaper by the
+ * planner's estimate at a few pages) is cached by the connection and kept
+ * as the table grows (until autovacuum's next analyze), and then reads the
+ * whole table, dead rows too, for every commit. Only the planner's choice
+ * changes, never a result; other statements (queries, reads) are not
+ * affected.
+ */
+export const INDEX_PLANS = "set_config('enable_seqscan', 'off', true)";
+
+/**
  * The statements of the table `t` (quoted), whose advisory lock id is
  * `lockId`; `names` are its feed's and meta tables (quoted).
  */
@@ -306,7 +323,8 @@ export function statements(
   // Tried, not waited for: whether all were had goes into a transaction-local setting (a
   // failed try leaves the others held until the transaction ends, which is harmless).
   const tryKeyLocks = `SELECT set_config('${CLAIM_LOCKS_SETTING}', CASE WHEN ` +
-    `COALESCE(bool_and(pg_try_advisory_xact_lock(h)), true) THEN 't' ELSE 'f' END, true) AS ok ` +
+    `COALESCE(bool_and(pg_try_advisory_xact_lock(h)), true) THEN 't' ELSE 'f' END, true) AS ok, ` +
+    `${INDEX_PLANS} AS plans ` +
     `FROM (SELECT DISTINCT ${keyLockId("k", lockId)} AS h FROM unnest($1::text[]) AS k ` +
     `CROSS JOIN pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}) ORDER BY h) AS s`;
   // One key (a bytea parameter): the shared table lock, then the key's.
@@ -356,8 +374,15 @@ export function statements(
     `SELECT (SELECT array_agg(i ORDER BY i) FROM bad) AS failed, ` +
     `(SELECT count(*) FROM n)::int AS notified`;
   const feedWrite = feedWriteWith(failedChecks);
+  // The feed functions plan their statements as index lookups too (see INDEX_PLANS): the
+  // setting is made before their first statement is planned, on every call.
   const feedBody = `DECLARE failed int[]; notified int; v_seq bigint;\nBEGIN\n` +
-    `${keyLocks("$12::text[]").replace(/^SELECT /, "PERFORM ")};\n` +
+    `${
+      keyLocks("$12::text[]").replace(/^SELECT /, "PERFORM ").replace(
+        / AS n FROM /,
+        ` AS n, ${INDEX_PLANS} AS plans FROM `,
+      )
+    };\n` +
     // One set, no checks, no deletes (a plain set: the common case): one statement, with a
     // fresh snapshot after the locks: the key's version before (read in the same snapshot as
     // the head, before the upsert's effect), the upsert, the entry, and the NOTIFY.
@@ -376,8 +401,11 @@ export function statements(
     `RETURN failed;\nEND`;
   return {
     get: `SELECT value, version, expires_at FROM ${t} WHERE key = $1 AND ${live(2)}`,
-    getMany: `SELECT key, value, version, expires_at FROM ${t} WHERE key IN ` +
-      `(SELECT decode(k, 'hex') FROM unnest($1::text[]) AS k) AND ${live(2)}`,
+    // `= ANY(ARRAY(…))`, not `IN (SELECT …)`: the planner looks the keys up in the index
+    // whatever the table's size, where a semi join over a small table is a sequential scan,
+    // a plan that a connection keeps (cached) as the table grows.
+    getMany: `SELECT key, value, version, expires_at FROM ${t} WHERE key = ANY(ARRAY(` +
+      `SELECT decode(k, 'hex') FROM unnest($1::text[]) AS k)) AND ${live(2)}`,
     // An insert or upsert sees the latest committed row whenever it takes
     // its locks (ON CONFLICT), so it may lock inside its own statement.
     setOne: `INSERT INTO ${t} (key, value, version, expires_at) ` +
@@ -404,7 +432,7 @@ export function statements(
     feedSetBody: `DECLARE v_seq bigint; v_key bigint; v_head bigint;\nBEGIN\n` +
       `v_key := ${keyLockId("encode($1, 'hex')", lockId)}; ` +
       `v_head := ${keyLockId(`'${toHex(encodeKey(FEED_HEAD_LOCK))}'`, lockId)};\n` +
-      `PERFORM pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}), ` +
+      `PERFORM ${INDEX_PLANS}, pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}), ` +
       `pg_advisory_xact_lock(least(v_key, v_head)), ` +
       `pg_advisory_xact_lock(greatest(v_key, v_head));\n` +
       `WITH p AS MATERIALIZED (SELECT version FROM ${t} AS e WHERE e.key = $1 AND ` +
@@ -422,7 +450,10 @@ export function statements(
     ),
     check: `${failedChecks} ORDER BY c.i`,
     lock: `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockId})`,
-    keyLocks: keyLocks("$1::text[]"),
+    keyLocks: keyLocks("$1::text[]").replace(
+      / AS n FROM /,
+      ` AS n, ${INDEX_PLANS} AS plans FROM `,
+    ),
     sharedLock: shared,
     // A lone compare-and-set is one statement: an UPDATE or DELETE that
     // waited for the key's lock re-reads the row's latest version (and

@@ -21,7 +21,8 @@ import { loadFlowFileCached } from "../flow_disk_cache.ts";
 import { join } from "../_path.ts";
 import { type LoadedFlow, loadFlowIn } from "../flow/load.ts";
 import type { RunEvent, RunRecord } from "../records/types.ts";
-import { openRuntime, sandboxPoolOf } from "../runtime.ts";
+import { openRuntimeWith, sandboxPoolOf } from "../runtime.ts";
+import { loadConfigCached } from "../config_disk_cache.ts";
 import { formatDuration, printable, shortHash } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { type GlobalOptions, type Interruptible, interruptible, printWarning } from "./common.ts";
@@ -73,7 +74,17 @@ export async function runCommand(
   // Loaded here, once (runFlow takes the loaded flow as it is), so that
   // messages name the file as it was given.
   // Stores open on first use: here the config is read, for its store names.
-  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
+  // A config file run with before (same bytes, same Flowstate) is read from
+  // the home's cache: neither the YAML parser nor zod is loaded.
+  let saveConfigToCache = () => Promise.resolve();
+  await using runtime = await openRuntimeWith(
+    { config: global.config, onWarning: printWarning },
+    async (options) => {
+      const { config, save } = await loadConfigCached(options);
+      saveConfigToCache = save;
+      return config;
+    },
+  );
   // A file run before (same bytes, same Flowstate) is read from the home's
   // cache: neither the YAML parser nor the flow schema is loaded.
   const { parsed, save: saveToCache } = await loadFlowFileCached(file, {
@@ -119,6 +130,7 @@ export async function runCommand(
   const { value: record, interrupted, exitCode } = outcome;
   // Only now: a flow or inputs refused above write nothing to the home.
   await saveToCache();
+  await saveConfigToCache();
 
   if (options.json) console.log(JSON.stringify(record));
   else printSummary(record);

@@ -99,7 +99,7 @@ export async function prepareFlow(
       else if (missing !== undefined) {
         problem(
           ["nodes", i, "permissions"],
-          `node ${spec.id} asks for permissions this runner lacks: run flowstate with ${missing}, or narrow the node's \`permissions:\``,
+          `node ${spec.id} asks for permissions this runner lacks; add \`${missing}\` to the flags flowstate runs with, or narrow the node's \`permissions:\``,
         );
       } else if (url.startsWith("file:") && !await exists(url)) {
         // Checked here: a Worker failing to load its module also prints to stderr.

@@ -519,7 +519,7 @@ export function sandboxedNodeType(
       const missing = missingRunnerPermission(permissions);
       if (missing !== undefined) {
         throw new Error(
-          `node ${ctx.nodeId} (${name}) declares permissions this runner lacks: run flowstate with ${missing}, or narrow the node's \`permissions:\``,
+          `node ${ctx.nodeId} (${name}) declares permissions this runner lacks; add \`${missing}\` to the flags flowstate runs with, or narrow the node's \`permissions:\``,
         );
       }
       let worker = workers.get(ctx.runId);

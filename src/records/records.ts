@@ -142,8 +142,11 @@ import type { FlowMetrics } from "./metrics.ts";
 import { compactMetrics, listMetrics, readMetrics } from "./_metric_shards.ts";
 import type { PruneOptions, PruneResult } from "./prune.ts";
 
-// The queue's and pruning's code is imported on first use: a plain run uses neither.
-const queueModule = () => import("./_queue.ts");
+// The queue's and pruning's code is imported on first use: a plain run uses neither. The
+// module's promise is kept: an `import()` per call costs a resolution each (a worker makes
+// several calls per run).
+let queueImport: Promise<typeof import("./_queue.ts")> | undefined;
+const queueModule = () => queueImport ??= import("./_queue.ts");
 import { assertRunId } from "./run_id.ts";
 import type {
   ListRunsOptions,

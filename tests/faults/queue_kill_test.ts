@@ -185,9 +185,19 @@ async function crashTest(storeYaml: string, processes: number): Promise<void> {
 
     await using rt = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
     const records = await rt.records();
+    // Every run's own record, not the two listings: a run taken back from the killed worker
+    // (running → queued) between a listing of queued runs and one of running runs is in
+    // neither. An ended run stays ended, so records read one by one agree once all ended.
     await until("every run to end", 300_000, async () => {
-      return (await countStatus(rt, "queued")) === 0 && (await countStatus(rt, "running")) === 0;
+      for (const id of ids) {
+        const status = (await records.getRun(id))?.status;
+        if (status === "queued" || status === "running") return false;
+      }
+      return true;
     });
+    // And the listings say so too (nothing listed queued or running: no stale claim or entry).
+    assert.equal(await countStatus(rt, "queued"), 0);
+    assert.equal(await countStatus(rt, "running"), 0);
     for (const w of workers.slice(1)) w.child.kill("SIGTERM");
     for (const w of workers.slice(1)) {
       const status = await w.child.status;
