@@ -202,6 +202,8 @@ export class PostgresDriver implements StoreDriver {
   readonly feedTable?: FeedTable;
   /** Feed commits waiting for the statement on its way (see `#callFeedFunction`). */
   #feedQueue: FeedCall[] = [];
+  /** The last feed batch held several commits (see `#sendFeedCalls`). */
+  #feedBatchShared = false;
   /** A feed-commit statement is on its way. */
   #feedSending = false;
   /** The text of the statement of a batch, by its plain sets and other commits (`"3/1"`). */
@@ -1276,10 +1278,15 @@ export class PostgresDriver implements StoreDriver {
     try {
       while (this.#feedQueue.length > 0) {
         // Commits issued in the same turn of the event loop (writers that a batch's answer just
-        // woke) reach the queue a few microtasks apart: let them in first, so they go together
-        // rather than one alone and then the rest. (A lone writer loses only these ticks.)
-        for (let tick = 0; tick < FEED_BATCH_TICKS; tick++) await null;
-        await this.#runFeedCalls(this.#feedQueue.splice(0, MAX_FEED_BATCH));
+        // woke) reach the queue a few microtasks apart: when the last batch had company, let
+        // them in first, so they go together rather than one alone and then the rest. (A lone
+        // writer's batches are single: it does not wait.)
+        if (this.#feedBatchShared) {
+          for (let tick = 0; tick < FEED_BATCH_TICKS; tick++) await null;
+        }
+        const batch = this.#feedQueue.splice(0, MAX_FEED_BATCH);
+        this.#feedBatchShared = batch.length > 1;
+        await this.#runFeedCalls(batch);
       }
     } finally {
       this.#feedSending = false;
