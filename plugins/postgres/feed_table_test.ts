@@ -20,15 +20,23 @@ const { all, keySpaceFeedRows } = cases;
 /** Make `table` the 0.3 store of the fixture: the table made by a plain open, then its rows. */
 async function oldStore(url: string, table: string): Promise<void> {
   await (await openPg(url, table)).close();
-  const db = new DatabaseSync(FIXTURE, { readOnly: true });
-  const rows = db.prepare("SELECT key, value, version, expires_at FROM flowstate_entries")
-    .all() as {
-      key: Uint8Array;
-      value: string;
-      version: string;
-      expires_at: number | null;
-    }[];
-  db.close();
+  // A copy: opening the fixture itself, even read-only, leaves -wal and -shm files beside it.
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-pgfeed-" });
+  let rows;
+  try {
+    await Deno.copyFile(FIXTURE, `${dir}/old.db`);
+    const db = new DatabaseSync(`${dir}/old.db`, { readOnly: true });
+    rows = db.prepare("SELECT key, value, version, expires_at FROM flowstate_entries")
+      .all() as {
+        key: Uint8Array;
+        value: string;
+        version: string;
+        expires_at: number | null;
+      }[];
+    db.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
   await withAdmin(url, async (sql) => {
     for (const r of rows) {
       await sql.unsafe(
