@@ -36,10 +36,15 @@ export async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-/** How many rows of a feed in the key space (head, entries, by-key) the store's driver holds. */
+/**
+ * How many rows of a live feed in the key space (head, entries, by-key) the
+ * store's driver holds: a head that numbers nothing (postgres leaves a
+ * tombstone for 0.3 processes, see `movedFeedTombstone`) is not counted.
+ */
 export async function keySpaceFeedRows(store: Store): Promise<number> {
   const driver = internalAccess(store)!.driver;
-  let n = (await driver.get(FEED_HEAD, 0)) === null ? 0 : 1;
+  const head = await driver.get(FEED_HEAD, 0);
+  let n = head !== null && typeof JSON.parse(head.value).seq === "number" ? 1 : 0;
   for (const prefix of [FEED_ENTRIES, FEED_BY_KEY]) {
     for await (const _ of driver.list({ prefix }, 0)) n++;
   }

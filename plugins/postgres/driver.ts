@@ -1190,7 +1190,13 @@ export class PostgresDriver implements StoreDriver {
           range.params as never[],
         );
       }
-      await tx.unsafe(`DELETE FROM ${this.#table} WHERE key = $1`, [encodeKey(FEED_HEAD)]);
+      // The old head stays as a tombstone that no 0.3 process can number from: one still
+      // running (an upgrade in progress) fails its next feed write with this message instead of
+      // appending to the key space, where nobody would read it (`(value::json->>'seq')::bigint`).
+      await tx.unsafe(`UPDATE ${this.#table} SET value = $2 WHERE key = $1`, [
+        encodeKey(FEED_HEAD),
+        JSON.stringify({ seq: movedFeedTombstone(this.#schema, feedTableName(this.#bareTable)) }),
+      ]);
       await tx.unsafe(
         `INSERT INTO ${meta} (key, value) VALUES ('feed_floor', $1), ('feed_since', $2) ` +
           `ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
@@ -1673,4 +1679,14 @@ export class PostgresDriver implements StoreDriver {
       this.#tx.end({ timeout: CLOSE_TIMEOUT }),
     ]);
   }
+}
+
+/**
+ * What the key space's feed head holds once its feed moved into the feed
+ * table: the message a 0.3 process still running meets on its next feed
+ * write (PostgreSQL: "invalid input syntax for type bigint: <this>").
+ */
+export function movedFeedTombstone(schema: string, feedTable: string): string {
+  return `the change feed moved to table ${schema}.${feedTable} (schema version 2): ` +
+    `this process runs an older Flowstate; restart it with the new version`;
 }

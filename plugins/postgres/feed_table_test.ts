@@ -2,6 +2,9 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { openStore } from "../../src/plugin.ts";
 import { keyHistory } from "../../src/store/store.ts";
+import { FEED_HEAD } from "../../src/store/feed.ts";
+import { encodeKey } from "../../src/store/keys.ts";
+import { movedFeedTombstone } from "./driver.ts";
 import * as cases from "../_sql/feed_table_cases.ts";
 import { dropTestSchema, newTable, openPg, pgTest, SCHEMA, withAdmin } from "./_test_utils.ts";
 
@@ -87,6 +90,29 @@ pgTest(
     } finally {
       await again.close();
     }
+  },
+);
+
+pgTest(
+  "postgres feed table: a 0.3 process still running after the move fails its next feed write, told to upgrade",
+  async (url) => {
+    const table = newTable("oldproc");
+    await oldStore(url, table);
+    const spec = { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "30d" } };
+    await (await openStore(spec)).close(); // the move
+    await withAdmin(url, async (sql) => {
+      // How 0.3's feed writes (its function and its pipelined statements) read the head.
+      await assert.rejects(
+        sql.unsafe(
+          `SELECT (value::json->>'seq')::bigint + 1 AS seq FROM "${SCHEMA}"."${table}" WHERE key = $1`,
+          [encodeKey(FEED_HEAD)] as never[],
+        ),
+        (err: Error) => {
+          assert.ok(err.message.includes(movedFeedTombstone(SCHEMA, `${table}_feed`)), err.message);
+          return true;
+        },
+      );
+    });
   },
 );
 
