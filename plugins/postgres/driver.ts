@@ -953,6 +953,9 @@ export class PostgresDriver implements StoreDriver {
     if (!Number.isInteger(max) || max < 1) {
       throw new RangeError(`${what}: max must be a whole number >= 1 (got ${max})`);
     }
+    // A claim that writes the feed writes its table: make it first (a store whose feed was
+    // turned on and whose first write here is a claim has none yet).
+    if (request.feedTable !== undefined) await this.#prepareFeed();
     const s = this.#sqlText;
     const { where, params } = rangeWhere({ prefix }, 3);
     let next = `SELECT key, value, version, expires_at FROM ${this.#table} ` +
@@ -1087,30 +1090,45 @@ export class PostgresDriver implements StoreDriver {
     return this.#feedPrepared ??= (async () => {
       const what = "Cannot write the change feed";
       try {
-        await this.#tx.begin(async (tx) => {
-          await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${this.#lockId})`);
-          await this.#moveKeySpaceFeed(tx);
-        });
+        // The table's lock (exclusive: it waits for every commit in flight, and holds off the
+        // next ones) only when the feed still has to be made or moved: once per store.
+        if (!(await this.#feedReady())) {
+          await this.#tx.begin(async (tx) => {
+            await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${this.#lockId})`);
+            await this.#moveKeySpaceFeed(tx);
+          });
+        }
       } catch (err) {
         this.#feedPrepared = undefined;
         throw this.#error(what, err);
       }
       this.#feedExists = true;
       try {
+        const names = [feedFunctionName, feedSetFunctionName].map((name) => name(this.#bareTable));
+        const missing = async (q: { unsafe: Sql["unsafe"] }) => {
+          const found = await q.unsafe<{ proname: string }[]>(
+            `SELECT p.proname FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace ` +
+              `WHERE n.nspname = $1 AND p.proname = ANY($2::text[])`,
+            [this.#schema, names] as never[],
+          );
+          return names.filter((name) => !found.some((f) => f.proname === name));
+        };
+        if ((await missing(this.#sql)).length === 0) return true;
+        // Created under a lock of their own (not the table's: commits go on meanwhile), so that
+        // processes doing it at once do not race.
         await this.#tx.begin(async (tx) => {
-          await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${this.#lockId})`);
-          const functions: [(table: string) => string, (fn: string) => string][] = [
-            [feedFunctionName, (fn) => feedFunctionDdl(fn, this.#sqlText.feedBody)],
-            [feedSetFunctionName, (fn) => feedSetFunctionDdl(fn, this.#sqlText.feedSetBody)],
-          ];
-          for (const [name, ddl] of functions) {
-            const found = await tx.unsafe(
-              `SELECT 1 FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace ` +
-                `WHERE n.nspname = $1 AND p.proname = $2`,
-              [this.#schema, name(this.#bareTable)],
-            );
-            if (found.length === 0) await tx.unsafe(ddl(this.#feedFunctionName(name)));
-          }
+          await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
+            `${this.#schema}.${names[0]}`,
+          ]);
+          const bodies: Record<string, (fn: string) => string> = {
+            [names[0]]: (fn) => feedFunctionDdl(fn, this.#sqlText.feedBody),
+            [names[1]]: (fn) => feedSetFunctionDdl(fn, this.#sqlText.feedSetBody),
+          };
+          const qualified: Record<string, string> = {
+            [names[0]]: this.#feedFunctionName(feedFunctionName),
+            [names[1]]: this.#feedFunctionName(feedSetFunctionName),
+          };
+          for (const name of await missing(tx)) await tx.unsafe(bodies[name](qualified[name]));
         });
         return true;
       } catch (err) {
@@ -1307,43 +1325,51 @@ export class PostgresDriver implements StoreDriver {
    */
   async #runFeedCalls(batch: FeedCall[]): Promise<void> {
     const what = "Cannot commit";
-    // Plain sets call the plain-set function, the others the general one (plain sets first: the
-    // commits of a batch are concurrent, so any order is theirs). `column` answers for each.
-    const sets: { call: FeedCall; params: unknown[] }[] = [];
-    const others: { call: FeedCall; params: unknown[]; locked: string[] }[] = [];
+    // Plain sets call the plain-set function, the others the general one, in the order they were
+    // issued (a delete then a set of one key must end with the set). `column` answers for each.
+    let kinds = "";
+    const locks: string[] = [];
+    const callParams: unknown[] = [];
+    const column = new Map<FeedCall, string>();
+    let single: unknown[] | undefined;
+    let sets = 0;
+    let others = 0;
     for (const call of batch) {
-      const params = this.#plainSetParams(call);
-      if (params !== undefined) sets.push({ call, params });
-      else others.push({ call, ...this.#feedParams(call.request, call.feed) });
+      const setParams = this.#plainSetParams(call);
+      if (setParams !== undefined) {
+        kinds += "s";
+        column.set(call, `s${sets++}`);
+        locks.push(toHex(setParams[0] as Uint8Array), this.#headLockHex);
+        callParams.push(...setParams);
+        single = setParams;
+      } else {
+        const { params: feedParams, locked } = this.#feedParams(call.request, call.feed);
+        kinds += "g";
+        column.set(call, `g${others++}`);
+        locks.push(...locked);
+        callParams.push(...feedParams, []);
+      }
     }
     let text: string;
     let params: unknown[];
-    const column = new Map<FeedCall, string>();
-    if (batch.length === 1 && sets.length === 1) {
+    if (kinds === "s") {
       text = this.#feedSetCall ??= `SELECT ${this.#feedFunctionName(feedSetFunctionName)}(` +
         `$1::bytea, $2::text, $3::text, $4::float8, $5::float8, $6::text, $7::text) AS s0`;
-      params = sets[0].params;
+      params = single!;
     } else {
-      text = this.#feedCallTexts.get(`${sets.length}/${others.length}`) ?? feedBatchCall(
-        this.#sqlText.keyLocks,
-        this.#feedFunctionName(feedSetFunctionName),
-        this.#feedFunctionName(feedFunctionName),
-        sets.length,
-        others.length,
-      );
-      this.#feedCallTexts.set(`${sets.length}/${others.length}`, text);
-      const locks = [
-        ...sets.flatMap((c) => [toHex(c.params[0] as Uint8Array), this.#headLockHex]),
-        ...others.flatMap((c) => c.locked),
-      ];
-      params = [
-        locks,
-        ...sets.flatMap((c) => c.params),
-        ...others.flatMap((c) => [...c.params, []]),
-      ];
+      let cached = this.#feedCallTexts.get(kinds);
+      if (cached === undefined) {
+        cached = feedBatchCall(
+          this.#sqlText.keyLocks,
+          this.#feedFunctionName(feedSetFunctionName),
+          this.#feedFunctionName(feedFunctionName),
+          kinds,
+        );
+        this.#feedCallTexts.set(kinds, cached);
+      }
+      text = cached;
+      params = [locks, ...callParams];
     }
-    sets.forEach(({ call }, j) => column.set(call, `s${j}`));
-    others.forEach(({ call }, j) => column.set(call, `g${j}`));
     for (let attempt = 1;; attempt++) {
       if (this.#closed) {
         for (const c of batch) c.done.reject(this.#error(what, new Error("closed")));

@@ -6,7 +6,15 @@ import { FEED_HEAD } from "../../src/store/feed.ts";
 import { encodeKey } from "../../src/store/keys.ts";
 import { movedFeedTombstone } from "./driver.ts";
 import * as cases from "../_sql/feed_table_cases.ts";
-import { dropTestSchema, newTable, openPg, pgTest, SCHEMA, withAdmin } from "./_test_utils.ts";
+import {
+  dropTestSchema,
+  LOCK_CLASS,
+  newTable,
+  openPg,
+  pgTest,
+  SCHEMA,
+  withAdmin,
+} from "./_test_utils.ts";
 
 // The change feed's table of a postgres store (schema version 2): a store
 // written by Flowstate 0.3, whose feed lives in the reserved key space, moves
@@ -245,6 +253,104 @@ pgTest(
         changes: { keep: { count: 10 } },
       })
     );
+  },
+);
+
+
+pgTest(
+  "postgres feed table: commits issued together keep their order (a delete then a set of one key ends with the set)",
+  async (url) => {
+    const table = newTable("order");
+    const store = await openStore({
+      plugin: "postgres",
+      url,
+      schema: SCHEMA,
+      table,
+      changes: { keep: "30d" },
+    });
+    try {
+      await store.set(["k"], 1);
+      for (let round = 0; round < 5; round++) {
+        // The first goes alone; the next ones queue behind it and go together in one statement.
+        const first = store.set(["other"], round);
+        const gone = store.delete(["k"]);
+        const back = store.set(["k"], round + 10);
+        await Promise.all([first, gone, back]);
+        assert.equal((await store.get(["k"]))?.value, round + 10, `round ${round}`);
+      }
+      // The feed agrees: the last change of k is the set.
+      const changes = (await all(store.changes())).filter((c) => c.key[0] === "k");
+      assert.equal(changes.at(-1)?.op, "set");
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+pgTest(
+  "postgres feed table: a claim is the first write of a store whose feed was just turned on",
+  async (url) => {
+    const table = newTable("claimfirst");
+    const plain = await openStore({ plugin: "postgres", url, schema: SCHEMA, table });
+    await plain.set(["q", "a"], 1);
+    await plain.close();
+    const store = await openStore({
+      plugin: "postgres",
+      url,
+      schema: SCHEMA,
+      table,
+      changes: { keep: "30d" },
+    });
+    try {
+      const claimed = await store.claimFirst!(["q"], (entry, op) => {
+        op.delete(entry.key).set(["done", "a"], entry.value);
+        return Promise.resolve(true);
+      });
+      assert.deepEqual(claimed?.result.ok, true);
+      assert.equal((await store.get(["done", "a"]))?.value, 1);
+      const ops = (await all(store.changes())).map((c) => `${c.op} ${c.key.join("/")}`);
+      assert.deepEqual(ops.sort(), ["delete q/a", "set done/a"]);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+pgTest(
+  "postgres feed table: a process's first feed write does not wait for the commits in flight",
+  async (url) => {
+    const table = newTable("nowait");
+    const spec = { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "30d" } };
+    const first = await openStore(spec);
+    await first.set(["a"], 1); // the feed's table and functions exist from here
+    await first.close();
+    await withAdmin(url, async (admin) => {
+      // A commit in flight holds the table's lock shared until it ends.
+      const inFlight = await admin.reserve();
+      try {
+        await inFlight.unsafe("BEGIN");
+        await inFlight.unsafe(
+          `SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, hashtext($1))`,
+          [`${SCHEMA}.${table}`],
+        );
+        let released = false;
+        const release = setTimeout(() => {
+          released = true;
+          inFlight.unsafe("COMMIT").catch(() => {});
+        }, 10_000);
+        try {
+          const store = await openStore(spec);
+          await store.set(["b"], 2);
+          assert.equal(released, false, "the first feed write waited for the commit in flight");
+          await store.close();
+        } finally {
+          clearTimeout(release);
+          if (!released) await inFlight.unsafe("COMMIT");
+        }
+      } finally {
+        inFlight.release();
+      }
+    });
   },
 );
 

@@ -266,28 +266,37 @@ const FEED_SET_TYPES = ["bytea", "text", "text", "float8", "float8", "text", "te
 
 /**
  * One statement for several feed commits, one after the other in one
- * transaction: `keyLocks` (`locks`, with $1 every commit's keys) first, in
- * the `FROM` clause, so every lock of the batch is taken in one sorted pass
- * before any commit runs (two batches never wait for each other in a cycle);
- * then `sets` calls of the plain-set function `setFn` (parameters from $2,
- * 7 each, columns `s<j>`) and `others` calls of the feed-commit function
- * `fn` (parameters after those, 12 each, the last one an empty lock list;
- * columns `g<j>`). Functions qualified and quoted.
+ * transaction, in the order they were issued: `keyLocks` (`locks`, with $1
+ * every commit's keys) first, in the `FROM` clause, so every lock of the
+ * batch is taken in one sorted pass before any commit runs (two batches never
+ * wait for each other in a cycle); then, for each letter of `kinds` in turn,
+ * a call of the plain-set function `setFn` (`s`: 7 parameters, column
+ * `s<j>` for the j-th `s`) or of the feed-commit function `fn` (`g`: 12
+ * parameters, the last one an empty lock list, column `g<j>`). The select
+ * list is evaluated left to right, so a commit sees every commit issued
+ * before it. Functions qualified and quoted.
+ *
+ * @example
+ * ```ts
+ * import { feedBatchCall } from "./statements.ts";
+ * import assert from "node:assert/strict";
+ * const text = feedBatchCall("SELECT 1", "set_fn", "fn", "gs");
+ * assert.ok(text.indexOf("fn($2::text") < text.indexOf("set_fn($14::bytea"));
+ * ```
  */
 export function feedBatchCall(
   locks: string,
   setFn: string,
   fn: string,
-  sets: number,
-  others: number,
+  kinds: string,
 ): string {
   let n = 1;
-  const call = (name: string, types: string[], column: string) =>
-    `${name}(${types.map((t) => `$${++n}::${t}`).join(", ")}) AS ${column}`;
-  const calls = [
-    ...Array.from({ length: sets }, (_, j) => call(setFn, FEED_SET_TYPES, `s${j}`)),
-    ...Array.from({ length: others }, (_, j) => call(fn, FEED_FUNCTION_TYPES, `g${j}`)),
-  ];
+  const counts = { s: 0, g: 0 };
+  const calls = [...kinds].map((kind) => {
+    const [name, types] = kind === "s" ? [setFn, FEED_SET_TYPES] : [fn, FEED_FUNCTION_TYPES];
+    const column = kind === "s" ? `s${counts.s++}` : `g${counts.g++}`;
+    return `${name}(${types.map((t) => `$${++n}::${t}`).join(", ")}) AS ${column}`;
+  });
   return `SELECT ${calls.join(", ")} FROM (${locks}) AS l`;
 }
 
