@@ -126,6 +126,13 @@ interface FeedCall {
 
 /** Microtask turns a feed batch waits for commits issued in the same turn to join it. */
 const FEED_BATCH_TICKS = 12;
+/**
+ * Errors creating the feed functions that will not go away by trying again:
+ * insufficient privilege, a syntax error or an unknown setting (a server too
+ * old for the functions), a feature not supported.
+ */
+const FEED_FUNCTION_REFUSED = new Set(["42501", "42601", "42704", "0A000"]);
+
 /** Feed commits sent together at most (up to 12 parameters each). */
 const MAX_FEED_BATCH = 16;
 
@@ -1132,9 +1139,10 @@ export class PostgresDriver implements StoreDriver {
         });
         return true;
       } catch (err) {
-        // The server refused (no CREATE privilege on the schema, a server too old for the
-        // function's settings): for good. Anything else (the connection): try again next time.
-        if (!isPostgresError(err)) this.#feedPrepared = undefined;
+        // The server refused for good (no CREATE privilege on the schema; a server too old for
+        // the function's syntax or settings): the pipelined transaction from now on. Anything
+        // else (the connection, a timeout, a standby during a failover): try again next time.
+        if (!FEED_FUNCTION_REFUSED.has(codeOf(err) ?? "")) this.#feedPrepared = undefined;
         return false;
       }
     })();

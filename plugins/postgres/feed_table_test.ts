@@ -256,7 +256,6 @@ pgTest(
   },
 );
 
-
 pgTest(
   "postgres feed table: commits issued together keep their order (a delete then a set of one key ends with the set)",
   async (url) => {
