@@ -146,3 +146,39 @@ export function dropTestSchema(): void {
     });
   });
 }
+
+/**
+ * Run `fn` while another session's transaction holds what `lock` takes
+ * (a statement, with `params`), and fail unless `fn` finished before that
+ * transaction ends on its own 10 s later: `fn` must not wait for it. `what`
+ * names the wait in the failure.
+ */
+export async function whileLockHeld(
+  url: string,
+  lock: string,
+  params: unknown[],
+  what: string,
+  fn: () => Promise<void>,
+): Promise<void> {
+  await withAdmin(url, async (admin) => {
+    const holder = await admin.reserve();
+    try {
+      await holder.unsafe("BEGIN");
+      await holder.unsafe(lock, params as never[]);
+      let released = false;
+      const release = setTimeout(() => {
+        released = true;
+        holder.unsafe("COMMIT").catch(() => {});
+      }, 10_000);
+      try {
+        await fn();
+        assert.equal(released, false, what);
+      } finally {
+        clearTimeout(release);
+        if (!released) await holder.unsafe("COMMIT");
+      }
+    } finally {
+      holder.release();
+    }
+  });
+}

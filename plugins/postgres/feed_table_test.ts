@@ -13,6 +13,7 @@ import {
   openPg,
   pgTest,
   SCHEMA,
+  whileLockHeld,
   withAdmin,
 } from "./_test_utils.ts";
 
@@ -323,33 +324,18 @@ pgTest(
     const first = await openStore(spec);
     await first.set(["a"], 1); // the feed's table and functions exist from here
     await first.close();
-    await withAdmin(url, async (admin) => {
-      // A commit in flight holds the table's lock shared until it ends.
-      const inFlight = await admin.reserve();
-      try {
-        await inFlight.unsafe("BEGIN");
-        await inFlight.unsafe(
-          `SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, hashtext($1))`,
-          [`${SCHEMA}.${table}`],
-        );
-        let released = false;
-        const release = setTimeout(() => {
-          released = true;
-          inFlight.unsafe("COMMIT").catch(() => {});
-        }, 10_000);
-        try {
-          const store = await openStore(spec);
-          await store.set(["b"], 2);
-          assert.equal(released, false, "the first feed write waited for the commit in flight");
-          await store.close();
-        } finally {
-          clearTimeout(release);
-          if (!released) await inFlight.unsafe("COMMIT");
-        }
-      } finally {
-        inFlight.release();
-      }
-    });
+    // A commit in flight holds the table's lock shared until it ends.
+    await whileLockHeld(
+      url,
+      `SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, hashtext($1))`,
+      [`${SCHEMA}.${table}`],
+      "the first feed write waited for the commit in flight",
+      async () => {
+        const store = await openStore(spec);
+        await store.set(["b"], 2);
+        await store.close();
+      },
+    );
   },
 );
 

@@ -16,6 +16,7 @@ import {
   ROOT,
   SCHEMA,
   TESTDATA,
+  whileLockHeld,
   withAdmin,
   withLimitedRole,
 } from "./_test_utils.ts";
@@ -376,29 +377,14 @@ pgTest(
     const spec = { plugin: "postgres", url, schema: SCHEMA, table };
     await (await openStore(spec)).close();
     await withAdmin(url, (sql) => sql.unsafe(`DROP INDEX "${SCHEMA}"."${table}_expiring"`).then());
-    await withAdmin(url, async (admin) => {
-      // A writer's transaction in progress: its lock conflicts with building an index.
-      const writer = await admin.reserve();
-      try {
-        await writer.unsafe("BEGIN");
-        await writer.unsafe(`LOCK TABLE "${SCHEMA}"."${table}" IN ROW EXCLUSIVE MODE`);
-        let released = false;
-        const release = setTimeout(() => {
-          released = true;
-          writer.unsafe("COMMIT").catch(() => {});
-        }, 10_000);
-        try {
-          const store = await openStore(spec);
-          assert.equal(released, false, "the open waited for the writer to finish");
-          await store.close();
-        } finally {
-          clearTimeout(release);
-          if (!released) await writer.unsafe("COMMIT");
-        }
-      } finally {
-        writer.release();
-      }
-    });
+    // A writer's transaction in progress: its lock conflicts with building an index.
+    await whileLockHeld(
+      url,
+      `LOCK TABLE "${SCHEMA}"."${table}" IN ROW EXCLUSIVE MODE`,
+      [],
+      "the open waited for the writer to finish",
+      async () => await (await openStore(spec)).close(),
+    );
     assert.equal(await hasExpiringIndex(url, table), false);
     // Counts stay right without it; the next open, with nobody in the way, adds it.
     await countsAmongExpired(spec);
