@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { openStore } from "../../src/plugin.ts";
 import { keyHistory } from "../../src/store/store.ts";
+import type { FeedKeep } from "../../src/store/types.ts";
 import { FEED_HEAD } from "../../src/store/feed.ts";
 import { encodeKey } from "../../src/store/keys.ts";
 import { movedFeedTombstone } from "./driver.ts";
@@ -28,6 +29,11 @@ import {
 const FIXTURE = cases.OLD_STORE_FIXTURE;
 const EXPECTED = cases.OLD_STORE_EXPECTED;
 const { all, keySpaceFeedRows } = cases;
+
+/** A postgres store `table` of the test schema that keeps a change feed for `keep`. */
+function feedSpec(url: string, table: string, keep: FeedKeep = "30d") {
+  return { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep } };
+}
 
 /** Make `table` the 0.3 store of the fixture: the table made by a plain open, then its rows. */
 async function oldStore(url: string, table: string): Promise<void> {
@@ -77,13 +83,7 @@ pgTest(
     const table = newTable("oldfeed");
     await oldStore(url, table);
     assert.equal(await schemaVersion(url, table), "1");
-    const spec = {
-      plugin: "postgres",
-      url,
-      schema: SCHEMA,
-      table,
-      changes: { keep: { count: 7 } },
-    };
+    const spec = feedSpec(url, table, { count: 7 });
     const store = await openStore(spec);
     try {
       assert.equal(await schemaVersion(url, table), "2");
@@ -107,7 +107,7 @@ pgTest(
   async (url) => {
     const table = newTable("oldproc");
     await oldStore(url, table);
-    const spec = { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "30d" } };
+    const spec = feedSpec(url, table);
     await (await openStore(spec)).close(); // the move
     await withAdmin(url, async (sql) => {
       // How 0.3's feed writes (its function and its pipelined statements) read the head.
@@ -130,7 +130,7 @@ pgTest(
   async (url) => {
     const table = newTable("oldrace");
     await oldStore(url, table);
-    const spec = { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "30d" } };
+    const spec = feedSpec(url, table);
     const stores = await Promise.all([1, 2, 3].map(() => openStore(spec)));
     try {
       await Promise.all(stores.map(async (store, s) => {
@@ -166,13 +166,7 @@ pgTest(
       const limited = new URL(url);
       limited.username = role;
       limited.password = "";
-      const store = await openStore({
-        plugin: "postgres",
-        url: limited.href,
-        schema: SCHEMA,
-        table,
-        changes: { keep: { count: 7 } },
-      });
+      const store = await openStore(feedSpec(limited.href, table, { count: 7 }));
       try {
         assert.deepEqual(await all(store.changes()), EXPECTED.changes);
         assert.deepEqual(await all(keyHistory(store, ["a"])), EXPECTED.history);
@@ -199,13 +193,7 @@ pgTest(
       await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS "${SCHEMA}"`);
       await sql.unsafe(`CREATE TABLE "${SCHEMA}"."${table}_feed" (x int)`);
     });
-    const store = await openStore({
-      plugin: "postgres",
-      url,
-      schema: SCHEMA,
-      table,
-      changes: { keep: "1d" },
-    });
+    const store = await openStore(feedSpec(url, table, "1d"));
     try {
       await assert.rejects(
         store.set(["a"], 1),
@@ -224,7 +212,7 @@ pgTest(
   async (url) => {
     const table = newTable("trimall");
     await cases.trimEverything((clock) =>
-      openStore({ plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "1m" } }, {
+      openStore(feedSpec(url, table, "1m"), {
         clock,
       })
     );
@@ -235,9 +223,7 @@ pgTest(
   "postgres feed table: a commit with a clear records the same entries as the core's feed (memory)",
   async (url) => {
     const table = newTable("clear");
-    await cases.clearsLikeTheCore(() =>
-      openStore({ plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "1d" } })
-    );
+    await cases.clearsLikeTheCore(() => openStore(feedSpec(url, table, "1d")));
   },
 );
 
@@ -245,15 +231,7 @@ pgTest(
   "postgres feed table: a trim longer than one batch removes every old entry and keeps the rest in order",
   async (url) => {
     const table = newTable("longtrim");
-    await cases.longTrim(() =>
-      openStore({
-        plugin: "postgres",
-        url,
-        schema: SCHEMA,
-        table,
-        changes: { keep: { count: 10 } },
-      })
-    );
+    await cases.longTrim(() => openStore(feedSpec(url, table, { count: 10 })));
   },
 );
 
@@ -261,13 +239,7 @@ pgTest(
   "postgres feed table: commits issued together keep their order (a delete then a set of one key ends with the set)",
   async (url) => {
     const table = newTable("order");
-    const store = await openStore({
-      plugin: "postgres",
-      url,
-      schema: SCHEMA,
-      table,
-      changes: { keep: "30d" },
-    });
+    const store = await openStore(feedSpec(url, table));
     try {
       await store.set(["k"], 1);
       for (let round = 0; round < 5; round++) {
@@ -294,13 +266,7 @@ pgTest(
     const plain = await openStore({ plugin: "postgres", url, schema: SCHEMA, table });
     await plain.set(["q", "a"], 1);
     await plain.close();
-    const store = await openStore({
-      plugin: "postgres",
-      url,
-      schema: SCHEMA,
-      table,
-      changes: { keep: "30d" },
-    });
+    const store = await openStore(feedSpec(url, table));
     try {
       const claimed = await store.claimFirst!(["q"], (entry, op) => {
         op.delete(entry.key).set(["done", "a"], entry.value);
@@ -320,7 +286,7 @@ pgTest(
   "postgres feed table: a process's first feed write does not wait for the commits in flight",
   async (url) => {
     const table = newTable("nowait");
-    const spec = { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "30d" } };
+    const spec = feedSpec(url, table);
     const first = await openStore(spec);
     await first.set(["a"], 1); // the feed's table and functions exist from here
     await first.close();
