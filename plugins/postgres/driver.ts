@@ -48,6 +48,9 @@ import { escapedKeys, type EscapedRow } from "./rows.ts";
 import { pgSearch, preparePgSearch } from "./search.ts";
 import { LOCK_CLASS, NEWEST_SCHEMA_VERSION, quoteIdent } from "./schema.ts";
 import {
+  commitFunctionCall,
+  commitFunctionDdl,
+  commitFunctionName,
   FEED_HEAD_LOCK,
   feedBatchCall,
   feedFunctionDdl,
@@ -127,11 +130,14 @@ interface FeedCall {
 /** Microtask turns a feed batch waits for commits issued in the same turn to join it. */
 const FEED_BATCH_TICKS = 12;
 /**
- * Errors creating the feed functions that will not go away by trying again:
- * insufficient privilege, a syntax error or an unknown setting (a server too
- * old for the functions), a feature not supported.
+ * Errors creating the store's functions (the feed's, the commit function)
+ * that will not go away by trying again: insufficient privilege, a syntax
+ * error or an unknown setting (a server too old for the functions), a
+ * feature not supported.
  */
-const FEED_FUNCTION_REFUSED = new Set(["42501", "42601", "42704", "0A000"]);
+const FUNCTION_REFUSED = new Set(["42501", "42601", "42704", "0A000"]);
+/** SQLSTATE undefined_function: a store function was dropped (nothing of the call ran). */
+const UNDEFINED_FUNCTION = "42883";
 
 /** Feed commits sent together at most (up to 12 parameters each). */
 const MAX_FEED_BATCH = 16;
@@ -219,6 +225,13 @@ export class PostgresDriver implements StoreDriver {
   #channels = new Map<string, string>();
   /** The text of the statement that calls the plain-set feed-commit function. */
   #feedSetCall: string | undefined;
+  /**
+   * Whether the commit function is there to call (see `#commitFunctionReady`),
+   * once this driver looked.
+   */
+  #commitFunction: Promise<boolean> | undefined;
+  /** The text of the statement that calls the commit function. */
+  #commitCall: string;
 
   private constructor(
     sql: Sql,
@@ -242,6 +255,7 @@ export class PostgresDriver implements StoreDriver {
     this.#bareTable = bareTable;
     const names = { feed: this.#sibling("_feed"), meta: this.#sibling("_meta") };
     this.#sqlText = statements(table, lockId, names);
+    this.#commitCall = commitFunctionCall(this.#functionName(commitFunctionName));
     this.#feedReads = feedReads(names.feed, names.meta);
     this.feedTable = {
       commit: (request, feed) => this.#feedCommit(request, feed),
@@ -523,14 +537,16 @@ export class PostgresDriver implements StoreDriver {
     const s = this.#sqlText;
     const checkKeys = checks.map((c) => toHex(encodeKey(c.key)));
     const checkVersions = checks.map((c) => c.version);
-    const conflictsOf = (rows: readonly Row[]): DriverCommitResult =>
-      rows.length === 0
+    /** The result from the failed checks' numbers (from 1). */
+    const conflictsOf = (failed: readonly number[]): DriverCommitResult =>
+      failed.length === 0
         ? { ok: true }
-        : { ok: false, conflicts: rows.map((r) => checks[(r.i as number) - 1].key) };
+        : { ok: false, conflicts: failed.map((i) => checks[i - 1].key) };
+    const numbers = (rows: readonly Row[]) => rows.map((r) => r.i as number);
     if (plan.single === undefined && plan.setKeys.length === 0 && plan.deleteKeys.length === 0) {
       // Only checks: one statement reads one consistent snapshot; nothing to lock.
       return conflictsOf(
-        await this.#sql.unsafe(s.check, [checkKeys, checkVersions, now], PREPARED),
+        numbers(await this.#sql.unsafe(s.check, [checkKeys, checkVersions, now], PREPARED)),
       );
     }
     if (plan.single) {
@@ -544,6 +560,21 @@ export class PostgresDriver implements StoreDriver {
     }
     const params = checkedWriteParams(checkKeys, checkVersions, now, plan, version) as never[];
     const locked = lockList(checkKeys, plan);
+    if (await this.#commitFunctionReady()) {
+      try {
+        // One autocommit statement: the function takes the locks, checks and writes.
+        const [row] = await this.#sql.unsafe<{ failed: number[] | null }[]>(
+          this.#commitCall,
+          [...params, locked, false] as never[],
+          PREPARED,
+        );
+        return conflictsOf(row.failed ?? []);
+      } catch (err) {
+        if (codeOf(err) !== UNDEFINED_FUNCTION) throw err;
+        // Dropped meanwhile (nothing ran): made again on the next commit; this one as below.
+        this.#commitFunction = undefined;
+      }
+    }
     const tx = await this.#tx.reserve();
     try {
       // Pipelined: the server runs them in order, we wait for all four answers once.
@@ -563,7 +594,7 @@ export class PostgresDriver implements StoreDriver {
       }
       if (checks.length === 0) return { ok: true };
       const written = results[2] as PromiseFulfilledResult<Row[]>;
-      return conflictsOf(written.value);
+      return conflictsOf(numbers(written.value));
     } finally {
       tx.release();
     }
@@ -996,6 +1027,8 @@ export class PostgresDriver implements StoreDriver {
       ];
     };
     for (let attempt = 1;; attempt++) {
+      // The commit function, for the claim's commit (a feed's claim writes its feed instead).
+      const callFunction = request.feedTable === undefined && await this.#commitFunctionReady();
       const tx = await this.#tx.reserve();
       let open = false;
       try {
@@ -1056,12 +1089,18 @@ export class PostgresDriver implements StoreDriver {
           version: taken[taken.length - 1].commit.version,
           now: taken[taken.length - 1].commit.now,
         };
-        const result = await this.#commitIn(tx, commit, request.feedTable);
+        const result = await this.#commitIn(tx, commit, request.feedTable, callFunction);
         open = false;
         return { key: taken[0].key, keys: taken.map((t) => t.key), result };
       } catch (err) {
         // The core's own errors (from decide) pass through as they are.
         if (!isPostgresError(err) && !this.#closed) throw err;
+        if (callFunction && codeOf(err) === UNDEFINED_FUNCTION && attempt < MAX_COMMIT_ATTEMPTS) {
+          // The commit function was dropped meanwhile: nothing was written (the transaction
+          // rolls back); the claim again, which makes it again.
+          this.#commitFunction = undefined;
+          continue;
+        }
         if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
           throw this.#error(what, err);
         }
@@ -1072,8 +1111,8 @@ export class PostgresDriver implements StoreDriver {
     }
   }
 
-  /** The qualified, quoted name of this table's feed-commit function (`name` gives it unquoted). */
-  #feedFunctionName(name: (table: string) => string): string {
+  /** The qualified, quoted name of one of this table's functions (`name` gives it unquoted). */
+  #functionName(name: (table: string) => string): string {
     return `${quoteIdent(this.#schema)}.${quoteIdent(name(this.#bareTable))}`;
   }
 
@@ -1111,38 +1150,66 @@ export class PostgresDriver implements StoreDriver {
       }
       this.#feedExists = true;
       try {
-        const names = [feedFunctionName, feedSetFunctionName].map((name) => name(this.#bareTable));
-        const missing = async (q: { unsafe: Sql["unsafe"] }) => {
-          const found = await q.unsafe<{ proname: string }[]>(
-            `SELECT p.proname FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace ` +
-              `WHERE n.nspname = $1 AND p.proname = ANY($2::text[])`,
-            [this.#schema, names] as never[],
-          );
-          return names.filter((name) => !found.some((f) => f.proname === name));
-        };
-        if ((await missing(this.#sql)).length === 0) return true;
-        // Created under a lock of their own (not the table's: commits go on meanwhile), so that
-        // processes doing it at once do not race.
-        await this.#tx.begin(async (tx) => {
-          await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
-            `${this.#schema}.${names[0]}`,
-          ]);
-          const bodies: Record<string, (fn: string) => string> = {
-            [names[0]]: (fn) => feedFunctionDdl(fn, this.#sqlText.feedBody),
-            [names[1]]: (fn) => feedSetFunctionDdl(fn, this.#sqlText.feedSetBody),
-          };
-          const qualified: Record<string, string> = {
-            [names[0]]: this.#feedFunctionName(feedFunctionName),
-            [names[1]]: this.#feedFunctionName(feedSetFunctionName),
-          };
-          for (const name of await missing(tx)) await tx.unsafe(bodies[name](qualified[name]));
+        await this.#createFunctions({
+          [feedFunctionName(this.#bareTable)]: (fn) => feedFunctionDdl(fn, this.#sqlText.feedBody),
+          [feedSetFunctionName(this.#bareTable)]: (fn) =>
+            feedSetFunctionDdl(fn, this.#sqlText.feedSetBody),
         });
         return true;
       } catch (err) {
         // The server refused for good (no CREATE privilege on the schema; a server too old for
         // the function's syntax or settings): the pipelined transaction from now on. Anything
         // else (the connection, a timeout, a standby during a failover): try again next time.
-        if (!FEED_FUNCTION_REFUSED.has(codeOf(err) ?? "")) this.#feedPrepared = undefined;
+        if (!FUNCTION_REFUSED.has(codeOf(err) ?? "")) this.#feedPrepared = undefined;
+        return false;
+      }
+    })();
+  }
+
+  /**
+   * Create those of this table's functions (`ddl`: by unquoted name, the
+   * statement from the qualified, quoted name) that are missing, under a
+   * lock of their own (not the table's: commits go on meanwhile), so that
+   * processes doing it at once do not race. Throws what the server answered.
+   */
+  async #createFunctions(ddl: Record<string, (fn: string) => string>): Promise<void> {
+    const names = Object.keys(ddl);
+    const missing = async (q: { unsafe: Sql["unsafe"] }) => {
+      const found = await q.unsafe<{ proname: string }[]>(
+        `SELECT p.proname FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace ` +
+          `WHERE n.nspname = $1 AND p.proname = ANY($2::text[])`,
+        [this.#schema, names] as never[],
+      );
+      return names.filter((name) => !found.some((f) => f.proname === name));
+    };
+    if ((await missing(this.#sql)).length === 0) return;
+    await this.#tx.begin(async (tx) => {
+      await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
+        `${this.#schema}.${names[0]}`,
+      ]);
+      for (const name of await missing(tx)) {
+        await tx.unsafe(ddl[name](`${quoteIdent(this.#schema)}.${quoteIdent(name)}`));
+      }
+    });
+  }
+
+  /**
+   * Whether this table's commit function (see `Statements.commitBody`) is
+   * there to call: created on the first checked commit of this driver if
+   * missing, as the feed's functions are (see `#prepareFeed`). `false` when
+   * the role may not create it (for good: the pipelined transaction does the
+   * same work) or the attempt failed (tried again on the next commit).
+   */
+  #commitFunctionReady(): Promise<boolean> {
+    return this.#commitFunction ??= (async () => {
+      try {
+        await this.#createFunctions({
+          [commitFunctionName(this.#bareTable)]: (fn) =>
+            commitFunctionDdl(fn, this.#sqlText.commitBody),
+        });
+        return true;
+      } catch (err) {
+        if (!FUNCTION_REFUSED.has(codeOf(err) ?? "")) this.#commitFunction = undefined;
         return false;
       }
     })();
@@ -1361,7 +1428,7 @@ export class PostgresDriver implements StoreDriver {
     let text: string;
     let params: unknown[];
     if (kinds === "s") {
-      text = this.#feedSetCall ??= `SELECT ${this.#feedFunctionName(feedSetFunctionName)}(` +
+      text = this.#feedSetCall ??= `SELECT ${this.#functionName(feedSetFunctionName)}(` +
         `$1::bytea, $2::text, $3::text, $4::float8, $5::float8, $6::text, $7::text) AS s0`;
       params = single!;
     } else {
@@ -1369,8 +1436,8 @@ export class PostgresDriver implements StoreDriver {
       if (cached === undefined) {
         cached = feedBatchCall(
           this.#sqlText.keyLocks,
-          this.#feedFunctionName(feedSetFunctionName),
-          this.#feedFunctionName(feedFunctionName),
+          this.#functionName(feedSetFunctionName),
+          this.#functionName(feedFunctionName),
           kinds,
         );
         this.#feedCallTexts.set(kinds, cached);
@@ -1398,7 +1465,7 @@ export class PostgresDriver implements StoreDriver {
         }
         return;
       } catch (err) {
-        if (codeOf(err) === "42883") {
+        if (codeOf(err) === UNDEFINED_FUNCTION) {
           // undefined_function: nothing ran.
           this.#feedPrepared = undefined;
           for (const c of batch) c.done.resolve(undefined);
@@ -1653,7 +1720,8 @@ export class PostgresDriver implements StoreDriver {
    * A claim's commit (no range deletes) inside its open transaction, which it
    * ends: the keys' locks *tried* (`tryKeyLocks`), the checked write (which
    * writes nothing when a lock was busy or a check failed), then `COMMIT`,
-   * pipelined. The claim holds its candidates' rows (`FOR UPDATE`), so it
+   * pipelined; with `callFunction`, the commit function does the first two
+   * in one statement (its `$10`, try, set). The claim holds its candidates' rows (`FOR UPDATE`), so it
    * never waits for a key's lock: a commit holding one (a cancel, say) may
    * be waiting for one of those rows, and each would wait for the other
    * until PostgreSQL's deadlock check (1 s by default) broke the cycle. A
@@ -1666,7 +1734,8 @@ export class PostgresDriver implements StoreDriver {
   async #commitIn(
     tx: { unsafe: Sql["unsafe"] },
     request: CommitRequest,
-    feed?: { by: string; topic: string },
+    feed: { by: string; topic: string } | undefined,
+    callFunction: boolean,
   ): Promise<DriverCommitResult> {
     const { checks, version, now, mutations } = request;
     if (mutations.some((m) => m.type === "clear")) {
@@ -1685,21 +1754,33 @@ export class PostgresDriver implements StoreDriver {
     }
     const checkKeys = checks.map((c) => toHex(encodeKey(c.key)));
     const plan = expandSingle(planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]));
-    const [, failed] = await Promise.all([
-      tx.unsafe(s.tryKeyLocks, [lockList(checkKeys, plan)] as never[], PREPARED),
-      tx.unsafe(
-        s.claimWrite,
-        checkedWriteParams(checkKeys, checks.map((c) => c.version), now, plan, version) as never[],
-        PREPARED,
-      ),
-      // A failed check wrote nothing: COMMIT ends the transaction all the same.
-      tx.unsafe("COMMIT"),
-    ]);
+    const params = checkedWriteParams(checkKeys, checks.map((c) => c.version), now, plan, version);
+    const locked = lockList(checkKeys, plan);
+    let failed: readonly { i: number }[];
+    if (callFunction) {
+      // The function tries the locks, checks and writes: one statement, then COMMIT.
+      const [[row]] = await Promise.all([
+        tx.unsafe<{ failed: number[] | null }[]>(
+          this.#commitCall,
+          [...params, locked, true] as never[],
+          PREPARED,
+        ),
+        // A failed check wrote nothing: COMMIT ends the transaction all the same.
+        tx.unsafe("COMMIT"),
+      ]);
+      failed = (row.failed ?? []).map((i) => ({ i }));
+    } else {
+      [, failed] = await Promise.all([
+        tx.unsafe(s.tryKeyLocks, [locked] as never[], PREPARED),
+        tx.unsafe<{ i: number }[]>(s.claimWrite, params as never[], PREPARED),
+        tx.unsafe("COMMIT"),
+      ]);
+    }
     if (failed.length === 0) return { ok: true };
     // i = 0: a key's lock was held by another commit (nothing written; no check to blame).
     return {
       ok: false,
-      conflicts: failed.filter((r: Row) => r.i !== 0).map((r: Row) => checks[r.i - 1].key),
+      conflicts: failed.filter((r) => r.i !== 0).map((r) => checks[r.i - 1].key),
     };
   }
 

@@ -131,6 +131,17 @@ export interface Statements {
   feedSetBody: string;
   /** As `feedWrite` after `tryKeyLocks`: a lock not had fails it with check number 0. */
   claimFeedWrite: string;
+  /**
+   * The body of the store's commit function (see {@linkcode commitFunctionDdl}):
+   * `checkedWrite`'s parameters as $1 … $8, $9 the keys to lock (hex), $10
+   * whether to try the locks (`tryKeyLocks`, inside a claim's transaction)
+   * rather than wait for them (`keyLocks`). Takes the locks, then (a later
+   * statement, so a fresh snapshot that sees every commit that held them
+   * before) checks and writes as `checkedWrite` (`claimWrite` when tried) and
+   * returns the failed checks' numbers, 0 first when a tried lock was not
+   * had, or `NULL` when none failed.
+   */
+  commitBody: string;
   /** $1 check keys, $2 check versions, $3 now. */
   check: string;
   /** The store's lock, exclusive (for commits with range deletes). */
@@ -190,6 +201,68 @@ export const CLAIM_LOCKS_SETTING = "flowstate.claim_locks";
  * 2 writes the feed's table (`<table>_feed`), 1 wrote the feed in the key space.
  */
 const FEED_FUNCTION_VERSION = 2;
+
+/** The version of the commit function's body, part of its name (a new body, a new name). */
+const COMMIT_FUNCTION_VERSION = 1;
+
+/**
+ * The (unquoted) name of the commit function of `table` (see
+ * `Statements.commitBody`): at most 48 + 10 characters.
+ */
+export function commitFunctionName(table: string): string {
+  return `${table}_commit_v${COMMIT_FUNCTION_VERSION}`;
+}
+
+/** The SQL types of the commit function's parameters, in order. */
+const COMMIT_FUNCTION_TYPES = [
+  "text[]",
+  "text[]",
+  "float8",
+  "text[]",
+  "text[]",
+  "text[]",
+  "float8[]",
+  "text",
+  "text[]",
+  "boolean",
+];
+
+/**
+ * `CREATE OR REPLACE FUNCTION fn(…) RETURNS int[]`: a checked commit (see
+ * `Statements.commitBody`) as one PL/pgSQL function, so that it is one
+ * autocommit statement (one round trip, no explicit transaction), or one
+ * statement before a claim's `COMMIT`. `fn` is the qualified, quoted name.
+ *
+ * @example
+ * ```ts
+ * import { commitFunctionDdl } from "./statements.ts";
+ * import assert from "node:assert/strict";
+ * assert.match(commitFunctionDdl("fn", "BEGIN END"), /^CREATE OR REPLACE FUNCTION fn\(text\[\]/);
+ * ```
+ */
+export function commitFunctionDdl(fn: string, body: string): string {
+  return `CREATE OR REPLACE FUNCTION ${fn}(${COMMIT_FUNCTION_TYPES.join(", ")}) ` +
+    // Index plans (see INDEX_PLANS) and generic plans from the first call, as the feed-commit
+    // function has them (its statement is the same join of `unnest`ed keys with the table).
+    `RETURNS int[] LANGUAGE plpgsql VOLATILE SET enable_seqscan = off ` +
+    `SET plan_cache_mode = force_generic_plan AS $cf$\n${body}\n$cf$`;
+}
+
+/**
+ * The statement that calls the commit function `fn` (qualified, quoted):
+ * its ten parameters, the failed checks' numbers as `failed`.
+ *
+ * @example
+ * ```ts
+ * import { commitFunctionCall } from "./statements.ts";
+ * import assert from "node:assert/strict";
+ * assert.match(commitFunctionCall("fn"), /\$10::boolean\) AS failed$/);
+ * ```
+ */
+export function commitFunctionCall(fn: string): string {
+  return `SELECT ${fn}(${COMMIT_FUNCTION_TYPES.map((t, i) => `$${i + 1}::${t}`).join(", ")}) ` +
+    `AS failed`;
+}
 
 /**
  * The key whose advisory lock (see {@linkcode keyLockId}) every commit that
@@ -328,17 +401,19 @@ export function statements(
   // The table lock shared first (its function scan runs before the sort
   // returns a row), then each key's lock in hash order: two commits never
   // wait for each other in a cycle.
+  // Each key's lock id once, in hash order, after the table's lock (shared).
+  const lockIds = (keys: string) =>
+    `(SELECT DISTINCT ${keyLockId("k", lockId)} AS h FROM unnest(${keys}) AS k ` +
+    `CROSS JOIN pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}) ORDER BY h) AS s`;
   const keyLocks = (keys: string) =>
-    `SELECT count(pg_advisory_xact_lock(h))::int AS n FROM (SELECT DISTINCT ` +
-    `${keyLockId("k", lockId)} AS h FROM unnest(${keys}) AS k ` +
-    `CROSS JOIN pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}) ORDER BY h) AS s`;
-  // Tried, not waited for: whether all were had goes into a transaction-local setting (a
-  // failed try leaves the others held until the transaction ends, which is harmless).
+    `SELECT count(pg_advisory_xact_lock(h))::int AS n FROM ${lockIds(keys)}`;
+  // Tried, not waited for: whether every one was had (a failed try leaves the others held
+  // until the transaction ends, which is harmless).
+  const triedLocks = "COALESCE(bool_and(pg_try_advisory_xact_lock(h)), true)";
+  // … in a transaction-local setting, for the `claimWrite` after it.
   const tryKeyLocks = `SELECT set_config('${CLAIM_LOCKS_SETTING}', CASE WHEN ` +
-    `COALESCE(bool_and(pg_try_advisory_xact_lock(h)), true) THEN 't' ELSE 'f' END, true) AS ok, ` +
-    `${INDEX_PLANS} AS plans ` +
-    `FROM (SELECT DISTINCT ${keyLockId("k", lockId)} AS h FROM unnest($1::text[]) AS k ` +
-    `CROSS JOIN pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}) ORDER BY h) AS s`;
+    `${triedLocks} THEN 't' ELSE 'f' END, true) AS ok, ${INDEX_PLANS} AS plans ` +
+    `FROM ${lockIds("$1::text[]")}`;
   // One key (a bytea parameter): the shared table lock, then the key's.
   const oneKeyLock = (key: string) =>
     `(SELECT count(pg_advisory_xact_lock(${keyLockId(`encode(${key}, 'hex')`, lockId)})) >= 0 ` +
@@ -363,6 +438,10 @@ export function statements(
   // The head: the newest entry, or the floor a trim of every entry left (see feed.ts).
   const head = feedHeadSql(ft, meta);
   const guard = "NOT EXISTS (SELECT 1 FROM bad)";
+  // The checks (`bad`: the failed ones' numbers), then the writes only if none failed.
+  const checkedWriteWith = (bad: string, answer: string) =>
+    `WITH bad AS MATERIALIZED (${bad}), d AS (${deleteMany(4, guard)}), ` +
+    `i AS (${insertMany(5, guard)}) ${answer}`;
   const feedWriteWith = (bad: string) =>
     `WITH bad AS MATERIALIZED (${bad}), ` +
     // Each written key's live version before the commit (the same snapshot as the checks).
@@ -429,14 +508,22 @@ export function statements(
     // Only sets ($1 unused): upserts that lock their own keys first.
     upsertMany: `WITH l AS MATERIALIZED (${keyLocks("$2::text[]")}), ` +
       `i AS (${insertMany(2, "(SELECT n FROM l) >= 0")}) SELECT cardinality($1::text[])`,
-    checkedWrite: `WITH bad AS MATERIALIZED (${failedChecks}), ` +
-      `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
-      `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}) SELECT i FROM bad ORDER BY i`,
+    checkedWrite: checkedWriteWith(failedChecks, "SELECT i FROM bad ORDER BY i"),
     tryKeyLocks,
-    claimWrite: `WITH bad AS MATERIALIZED (${failedChecks} UNION ALL SELECT 0 WHERE ` +
-      `current_setting('${CLAIM_LOCKS_SETTING}', true) IS DISTINCT FROM 't'), ` +
-      `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
-      `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}) SELECT i FROM bad ORDER BY i`,
+    claimWrite: checkedWriteWith(
+      `${failedChecks} UNION ALL SELECT 0 WHERE ` +
+        `current_setting('${CLAIM_LOCKS_SETTING}', true) IS DISTINCT FROM 't'`,
+      "SELECT i FROM bad ORDER BY i",
+    ),
+    commitBody: `DECLARE v_ok boolean := true; v_failed int[];\nBEGIN\n` +
+      `IF $10 THEN\nSELECT ${triedLocks} INTO v_ok FROM ${lockIds("$9")};\n` +
+      `ELSE\nPERFORM count(pg_advisory_xact_lock(h)) FROM ${lockIds("$9")};\nEND IF;\n` +
+      `${
+        checkedWriteWith(
+          `${failedChecks} UNION ALL SELECT 0 WHERE NOT v_ok`,
+          "SELECT (SELECT array_agg(i ORDER BY i) FROM bad)",
+        )
+      } INTO v_failed;\nRETURN v_failed;\nEND`,
     feedWrite,
     feedBody,
     // The locks of `keyLocks` for the key and the head, without its unnest and sort (two keys:
