@@ -176,6 +176,18 @@ pgTest(
           "a checked batch is one call of the commit function",
         );
         assert.deepEqual((await store.get(["big", "09999"]))?.value, { i: -9999 });
+
+        // A claim: its read (after BEGIN and the table's lock, pipelined), then the commit
+        // function and COMMIT (pipelined): two round trips.
+        await store.set(["q", "a"], { k: "a" });
+        before = statements();
+        const claimed = await store.claimFirst!(["q"], (entry, op) => {
+          op.check(entry.key, entry.version).delete(entry.key).set(["done", "a"], 1);
+          return Promise.resolve(true);
+        });
+        assert.ok(claimed?.result.ok);
+        assert.equal(statements() - before, 5, "BEGIN, lock, read, the commit function, COMMIT");
+        assert.equal((await store.get(["done", "a"]))?.value, 1);
       } finally {
         await store.close();
       }
@@ -431,6 +443,122 @@ pgTest(
       assert.equal(await store.claimFirst(["q"], () => Promise.resolve(true)), null);
     } finally {
       await store.close();
+    }
+  },
+);
+
+/** The signature of the commit function of `table` in {@linkcode SCHEMA}, for `to_regprocedure`. */
+function commitFunction(table: string): string {
+  return `"${SCHEMA}"."${table}_commit_v1"(text[], text[], float8, text[], text[], text[], ` +
+    `float8[], text, text[], boolean)`;
+}
+
+/** Whether the commit function of `table` is there. */
+async function commitFunctionExists(url: string, table: string): Promise<boolean> {
+  let found = false;
+  await withAdmin(url, async (sql) => {
+    const [row] = await sql.unsafe(`SELECT to_regprocedure($1) IS NOT NULL AS found`, [
+      commitFunction(table),
+    ]);
+    found = row.found;
+  });
+  return found;
+}
+
+/** Add 1 to the number at `key` with a checked commit (a general one: it deletes too). */
+async function increment(store: Awaited<ReturnType<typeof openPg>>, key: string[]) {
+  for (;;) {
+    const entry = await store.get<number>(key);
+    const result = await store.atomic().check(key, entry?.version ?? null)
+      .set(key, (entry?.value ?? 0) + 1).delete(["absent"]).commit();
+    if (result.ok) return;
+  }
+}
+
+pgTest(
+  "postgres commit function: a dropped one is made again, and commits and claims meanwhile write exactly what they did",
+  async (url) => {
+    const table = newTable("commitfn");
+    const store = await openPg(url, table);
+    const drop = () =>
+      withAdmin(url, async (sql) => {
+        await sql.unsafe(`DROP FUNCTION ${commitFunction(table)}`);
+      });
+    try {
+      assert.equal(await commitFunctionExists(url, table), false, "none before a checked commit");
+      await increment(store, ["n"]);
+      assert.ok(await commitFunctionExists(url, table), "the first checked commit made it");
+      await drop();
+      await increment(store, ["n"]); // the pipelined transaction, then made again
+      const n = (await store.get<number>(["n"]))!;
+      const lost = await store.atomic().check(["n"], "0000").set(["n"], 100).delete(["absent"])
+        .commit();
+      assert.deepEqual(lost.ok === false ? lost.conflicts : null, [["n"]]);
+      assert.ok(await commitFunctionExists(url, table), "made again");
+      // A claim whose commit meets the function gone claims again, and makes it again.
+      await store.set(["q", "a"], { k: "a" });
+      await drop();
+      let offers = 0;
+      const claimed = await store.claimFirst!(["q"], (entry, op) => {
+        offers++;
+        op.check(entry.key, entry.version).delete(entry.key).check(["n"], n.version)
+          .set(["n"], n.value + 1);
+        return Promise.resolve(true);
+      });
+      assert.ok(claimed?.result.ok);
+      assert.equal(offers, 2, "offered again after the first commit met no function");
+      assert.ok(await commitFunctionExists(url, table), "made again by the claim");
+      assert.equal(await store.get(["q", "a"]), null);
+      assert.equal((await store.get(["n"]))?.value, 3);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+pgTest(
+  "postgres commit function: a role that may not create it commits and claims with the pipelined transaction, beside a process that calls the function, and no increment is lost",
+  async (url) => {
+    // What a fleet being upgraded does too: a process on older code (the pipelined
+    // transaction) and one calling the function, on the same keys. Both take the same locks.
+    const table = newTable("commitrole");
+    const owner = await openPg(url, table);
+    try {
+      await owner.set(["n"], 0); // the table, and no function yet
+      await withLimitedRole(url, table, async (limitedUrl) => {
+        const limited = await openStore({
+          plugin: "postgres",
+          url: limitedUrl,
+          schema: SCHEMA,
+          table,
+        });
+        try {
+          await increment(limited, ["n"]);
+          assert.equal(await commitFunctionExists(url, table), false, "the role made none");
+          await increment(owner, ["n"]);
+          assert.ok(await commitFunctionExists(url, table), "the owner's process made it");
+          const each = 40;
+          await Promise.all([
+            ...[limited, owner].map(async (store) => {
+              for (let i = 0; i < each; i++) await increment(store, ["n"]);
+            }),
+          ]);
+          assert.equal((await owner.get(["n"]))?.value, 2 + 2 * each);
+          // A claim of the limited role: its commit as before the function.
+          await owner.set(["q", "a"], { k: "a" });
+          const claimed = await limited.claimFirst!(["q"], (entry, op) => {
+            op.check(entry.key, entry.version).delete(entry.key).set(["done", "a"], 1);
+            return Promise.resolve(true);
+          });
+          assert.ok(claimed?.result.ok);
+          assert.equal(await owner.get(["q", "a"]), null);
+          assert.equal((await owner.get(["done", "a"]))?.value, 1);
+        } finally {
+          await limited.close();
+        }
+      });
+    } finally {
+      await owner.close();
     }
   },
 );
