@@ -177,8 +177,8 @@ pgTest(
         );
         assert.deepEqual((await store.get(["big", "09999"]))?.value, { i: -9999 });
 
-        // A claim: its read (after BEGIN and the table's lock, pipelined), then the commit
-        // function and COMMIT (pipelined): two round trips.
+        // A claim: BEGIN and the claim-read function (the table's lock and the candidates),
+        // then the commit function and COMMIT, each pair pipelined: two round trips.
         await store.set(["q", "a"], { k: "a" });
         before = statements();
         const claimed = await store.claimFirst!(["q"], (entry, op) => {
@@ -186,7 +186,11 @@ pgTest(
           return Promise.resolve(true);
         });
         assert.ok(claimed?.result.ok);
-        assert.equal(statements() - before, 5, "BEGIN, lock, read, the commit function, COMMIT");
+        assert.equal(
+          statements() - before,
+          4,
+          "BEGIN, the read function, the commit function, COMMIT",
+        );
         assert.equal((await store.get(["done", "a"]))?.value, 1);
       } finally {
         await store.close();
@@ -453,6 +457,11 @@ function commitFunction(table: string): string {
     `float8[], text, text[], boolean)`;
 }
 
+/** The signature of the claim-read function of `table` in {@linkcode SCHEMA}. */
+function claimReadFunction(table: string): string {
+  return `"${SCHEMA}"."${table}_claim_read_v1"(bytea, bytea, float8, int, bytea, bytea)`;
+}
+
 /** Whether the commit function of `table` is there. */
 async function commitFunctionExists(url: string, table: string): Promise<boolean> {
   let found = false;
@@ -476,7 +485,7 @@ async function increment(store: Awaited<ReturnType<typeof openPg>>, key: string[
 }
 
 pgTest(
-  "postgres commit function: a dropped one is made again, and commits and claims meanwhile write exactly what they did",
+  "postgres commit and claim-read functions: a dropped one is made again, and commits and claims meanwhile write exactly what they did",
   async (url) => {
     const table = newTable("commitfn");
     const store = await openPg(url, table);
@@ -510,6 +519,24 @@ pgTest(
       assert.ok(await commitFunctionExists(url, table), "made again by the claim");
       assert.equal(await store.get(["q", "a"]), null);
       assert.equal((await store.get(["n"]))?.value, 3);
+      // The same when the claim's read meets its function gone.
+      await store.set(["q", "b"], { k: "b" });
+      await withAdmin(url, async (sql) => {
+        await sql.unsafe(`DROP FUNCTION ${claimReadFunction(table)}`);
+      });
+      const second = await store.claimFirst!(["q"], (entry, op) => {
+        op.check(entry.key, entry.version).delete(entry.key);
+        return Promise.resolve(true);
+      });
+      assert.deepEqual(second?.key, ["q", "b"]);
+      assert.ok(second?.result.ok);
+      assert.equal(await store.get(["q", "b"]), null);
+      await withAdmin(url, async (sql) => {
+        const [row] = await sql.unsafe(`SELECT to_regprocedure($1) IS NOT NULL AS found`, [
+          claimReadFunction(table),
+        ]);
+        assert.ok(row.found, "the claim-read function made again");
+      });
     } finally {
       await store.close();
     }

@@ -23,7 +23,7 @@ import type {
   RawEntry,
   StoreDriver,
 } from "../../src/store/driver.ts";
-import { clearEarlierSets, decodeKey, encodeKey } from "../../src/store/keys.ts";
+import { clearEarlierSets, decodeKey, encodeKey, prefixUpperBound } from "../../src/store/keys.ts";
 import { FEED_BY_KEY, FEED_ENTRIES, FEED_HEAD } from "../../src/store/feed.ts";
 import { changeOf, type FeedRow, rowOf } from "../_sql/feed_row.ts";
 import { FEED_TABLE_COLUMNS, feedReads, feedTableDdl, feedTableName } from "./feed.ts";
@@ -48,9 +48,8 @@ import { escapedKeys, type EscapedRow } from "./rows.ts";
 import { pgSearch, preparePgSearch } from "./search.ts";
 import { LOCK_CLASS, NEWEST_SCHEMA_VERSION, quoteIdent } from "./schema.ts";
 import {
-  commitFunctionCall,
-  commitFunctionDdl,
-  commitFunctionName,
+  CLAIM_READ_FUNCTION,
+  COMMIT_FUNCTION,
   FEED_HEAD_LOCK,
   feedBatchCall,
   feedFunctionDdl,
@@ -226,12 +225,14 @@ export class PostgresDriver implements StoreDriver {
   /** The text of the statement that calls the plain-set feed-commit function. */
   #feedSetCall: string | undefined;
   /**
-   * Whether the commit function is there to call (see `#commitFunctionReady`),
+   * Whether the commit function is there to call (see `#storeFunctionsReady`),
    * once this driver looked.
    */
-  #commitFunction: Promise<boolean> | undefined;
+  #storeFunctions: Promise<boolean> | undefined;
   /** The text of the statement that calls the commit function. */
   #commitCall: string;
+  /** The text of the statement that calls the claim-read function. */
+  #claimReadCall: string;
 
   private constructor(
     sql: Sql,
@@ -255,7 +256,8 @@ export class PostgresDriver implements StoreDriver {
     this.#bareTable = bareTable;
     const names = { feed: this.#sibling("_feed"), meta: this.#sibling("_meta") };
     this.#sqlText = statements(table, lockId, names);
-    this.#commitCall = commitFunctionCall(this.#functionName(commitFunctionName));
+    this.#commitCall = COMMIT_FUNCTION.call(this.#functionName(COMMIT_FUNCTION.name));
+    this.#claimReadCall = CLAIM_READ_FUNCTION.call(this.#functionName(CLAIM_READ_FUNCTION.name));
     this.#feedReads = feedReads(names.feed, names.meta);
     this.feedTable = {
       commit: (request, feed) => this.#feedCommit(request, feed),
@@ -560,7 +562,7 @@ export class PostgresDriver implements StoreDriver {
     }
     const params = checkedWriteParams(checkKeys, checkVersions, now, plan, version) as never[];
     const locked = lockList(checkKeys, plan);
-    if (await this.#commitFunctionReady()) {
+    if (await this.#storeFunctionsReady()) {
       try {
         // One autocommit statement: the function takes the locks, checks and writes.
         const [row] = await this.#sql.unsafe<{ failed: number[] | null }[]>(
@@ -572,7 +574,7 @@ export class PostgresDriver implements StoreDriver {
       } catch (err) {
         if (codeOf(err) !== UNDEFINED_FUNCTION) throw err;
         // Dropped meanwhile (nothing ran): made again on the next commit; this one as below.
-        this.#commitFunction = undefined;
+        this.#storeFunctions = undefined;
       }
     }
     const tx = await this.#tx.reserve();
@@ -1026,25 +1028,44 @@ export class PostgresDriver implements StoreDriver {
         },
       ];
     };
+    const companionParams = companion === undefined
+      ? [null, null]
+      : [encodeKey(companion.prefix), new TextEncoder().encode(companion.field)];
     for (let attempt = 1;; attempt++) {
-      // The commit function, for the claim's commit (a feed's claim writes its feed instead).
-      const callFunction = request.feedTable === undefined && await this.#commitFunctionReady();
+      // The store's functions, for the claim's read and commit (a feed's claim writes its
+      // feed instead; the read function takes a prefix's bounds).
+      const callFunction = request.feedTable === undefined && await this.#storeFunctionsReady();
+      const readFunction = callFunction && prefix.length > 0;
       const tx = await this.#tx.reserve();
+      /** The candidates after `after` (the prefix's own key: from the first). */
+      const read = (after?: Uint8Array) =>
+        // Prepared (once per connection): an unnamed statement with parameters costs
+        // a round trip of its own to describe them first.
+        readFunction
+          ? tx.unsafe<CandidateRow[]>(this.#claimReadCall, [
+            after ?? encodeKey(prefix),
+            prefixUpperBound(prefix),
+            now,
+            max,
+            ...companionParams,
+          ] as never[], PREPARED)
+          : tx.unsafe<CandidateRow[]>(
+            next,
+            [after ?? new Uint8Array(0), now, ...params] as never[],
+            PREPARED,
+          );
       let open = false;
       try {
         const [, , first] = await Promise.all([
           tx.unsafe("BEGIN").then(() => (open = true)),
-          // Index plans for the claim's reads and writes (see INDEX_PLANS).
-          tx.unsafe(
+          // The table's lock and index plans for the claim's reads and writes (see
+          // INDEX_PLANS): the read function takes both itself.
+          readFunction ? undefined : tx.unsafe(
             `SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${this.#lockId}), ${INDEX_PLANS}`,
-          ),
-          // Prepared (once per connection): an unnamed statement with parameters costs
-          // a round trip of its own to describe them first.
-          tx.unsafe<CandidateRow[]>(
-            next,
-            [new Uint8Array(0), now, ...params] as never[],
+            [],
             PREPARED,
           ),
+          read(),
         ]);
         let rows = first;
         let at = 0;
@@ -1053,11 +1074,7 @@ export class PostgresDriver implements StoreDriver {
           if (at === rows.length) {
             // Every row held so far was offered: the next ones after them, if there were more.
             if (rows.length < max) break;
-            rows = await tx.unsafe<CandidateRow[]>(
-              next,
-              [rows[rows.length - 1].key, now, ...params] as never[],
-              PREPARED,
-            );
+            rows = await read(rows[rows.length - 1].key);
             at = 0;
             if (rows.length === 0) break;
           }
@@ -1098,7 +1115,7 @@ export class PostgresDriver implements StoreDriver {
         if (callFunction && codeOf(err) === UNDEFINED_FUNCTION && attempt < MAX_COMMIT_ATTEMPTS) {
           // The commit function was dropped meanwhile: nothing was written (the transaction
           // rolls back); the claim again, which makes it again.
-          this.#commitFunction = undefined;
+          this.#storeFunctions = undefined;
           continue;
         }
         if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
@@ -1200,16 +1217,18 @@ export class PostgresDriver implements StoreDriver {
    * the role may not create it (for good: the pipelined transaction does the
    * same work) or the attempt failed (tried again on the next commit).
    */
-  #commitFunctionReady(): Promise<boolean> {
-    return this.#commitFunction ??= (async () => {
+  #storeFunctionsReady(): Promise<boolean> {
+    return this.#storeFunctions ??= (async () => {
       try {
+        const { commitBody, claimReadBody } = this.#sqlText;
         await this.#createFunctions({
-          [commitFunctionName(this.#bareTable)]: (fn) =>
-            commitFunctionDdl(fn, this.#sqlText.commitBody),
+          [COMMIT_FUNCTION.name(this.#bareTable)]: (fn) => COMMIT_FUNCTION.ddl(fn, commitBody),
+          [CLAIM_READ_FUNCTION.name(this.#bareTable)]: (fn) =>
+            CLAIM_READ_FUNCTION.ddl(fn, claimReadBody),
         });
         return true;
       } catch (err) {
-        if (!FUNCTION_REFUSED.has(codeOf(err) ?? "")) this.#commitFunction = undefined;
+        if (!FUNCTION_REFUSED.has(codeOf(err) ?? "")) this.#storeFunctions = undefined;
         return false;
       }
     })();

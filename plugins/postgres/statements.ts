@@ -142,6 +142,17 @@ export interface Statements {
    * had, or `NULL` when none failed.
    */
   commitBody: string;
+  /**
+   * The body of the store's claim-read function (see
+   * {@linkcode CLAIM_READ_FUNCTION}): $1 the key the candidates come after
+   * (the prefix's, then the last one held), $2 the prefix's upper bound, $3
+   * now, $4 how many at most, $5 the companions' prefix (encoded; `NULL`:
+   * none) and $6 the field naming a candidate's companion (UTF-8). Takes the table's lock
+   * (shared), then holds and answers the live candidates in key order
+   * (`FOR UPDATE SKIP LOCKED`) with their companion entries, as the claim's
+   * statement with the lock before it does.
+   */
+  claimReadBody: string;
   /** $1 check keys, $2 check versions, $3 now. */
   check: string;
   /** The store's lock, exclusive (for commits with range deletes). */
@@ -202,67 +213,101 @@ export const CLAIM_LOCKS_SETTING = "flowstate.claim_locks";
  */
 const FEED_FUNCTION_VERSION = 2;
 
-/** The version of the commit function's body, part of its name (a new body, a new name). */
-const COMMIT_FUNCTION_VERSION = 1;
+/** The version of the commit and claim-read functions' bodies, part of their names (a new body, a new name). */
+const STORE_FUNCTION_VERSION = 1;
 
 /**
- * The (unquoted) name of the commit function of `table` (see
- * `Statements.commitBody`): at most 48 + 10 characters.
+ * One of a table's functions besides the feed's (see `Statements.commitBody`
+ * and `Statements.claimReadBody`): its (unquoted) name from the table's,
+ * the statement that creates it from its qualified, quoted name and body,
+ * and the statement that calls it.
  */
-export function commitFunctionName(table: string): string {
-  return `${table}_commit_v${COMMIT_FUNCTION_VERSION}`;
+export interface StoreFunction {
+  /** The unquoted name for `table`: at most 48 + 13 characters, within PostgreSQL's 63. */
+  name(table: string): string;
+  /** `CREATE OR REPLACE FUNCTION fn(…)` with `body` (PL/pgSQL). */
+  ddl(fn: string, body: string): string;
+  /** The statement that calls `fn` with every parameter ($1 …). */
+  call(fn: string): string;
 }
 
-/** The SQL types of the commit function's parameters, in order. */
-const COMMIT_FUNCTION_TYPES = [
-  "text[]",
-  "text[]",
-  "float8",
-  "text[]",
-  "text[]",
-  "text[]",
-  "float8[]",
-  "text",
-  "text[]",
-  "boolean",
-];
+/**
+ * A {@linkcode StoreFunction} named `<table>_<suffix>_v1`, with parameters
+ * of `types`, returning `returns`; `settings` are its `SET` clauses; `call`
+ * makes the calling statement from the call expression.
+ */
+function storeFunction(
+  suffix: string,
+  types: readonly string[],
+  returns: string,
+  settings: string,
+  call: (expr: string) => string,
+): StoreFunction {
+  return {
+    name: (table) => `${table}_${suffix}_v${STORE_FUNCTION_VERSION}`,
+    ddl: (fn, body) =>
+      `CREATE OR REPLACE FUNCTION ${fn}(${types.join(", ")}) RETURNS ${returns} ` +
+      `LANGUAGE plpgsql VOLATILE ${settings} AS $sf$\n${body}\n$sf$`,
+    call: (fn) => call(`${fn}(${types.map((t, i) => `$${i + 1}::${t}`).join(", ")})`),
+  };
+}
 
 /**
- * `CREATE OR REPLACE FUNCTION fn(…) RETURNS int[]`: a checked commit (see
- * `Statements.commitBody`) as one PL/pgSQL function, so that it is one
- * autocommit statement (one round trip, no explicit transaction), or one
- * statement before a claim's `COMMIT`. `fn` is the qualified, quoted name.
+ * The commit function (see `Statements.commitBody`): a checked commit as one
+ * statement, autocommit (one round trip, no explicit transaction), or one
+ * statement before a claim's `COMMIT`. Its calling statement answers the
+ * failed checks' numbers as `failed`.
  *
  * @example
  * ```ts
- * import { commitFunctionDdl } from "./statements.ts";
+ * import { COMMIT_FUNCTION } from "./statements.ts";
  * import assert from "node:assert/strict";
- * assert.match(commitFunctionDdl("fn", "BEGIN END"), /^CREATE OR REPLACE FUNCTION fn\(text\[\]/);
+ * assert.equal(COMMIT_FUNCTION.name("jobs"), "jobs_commit_v1");
+ * assert.match(COMMIT_FUNCTION.call("fn"), /\$10::boolean\) AS failed$/);
  * ```
  */
-export function commitFunctionDdl(fn: string, body: string): string {
-  return `CREATE OR REPLACE FUNCTION ${fn}(${COMMIT_FUNCTION_TYPES.join(", ")}) ` +
-    // Index plans (see INDEX_PLANS) and generic plans from the first call, as the feed-commit
-    // function has them (its statement is the same join of `unnest`ed keys with the table).
-    `RETURNS int[] LANGUAGE plpgsql VOLATILE SET enable_seqscan = off ` +
-    `SET plan_cache_mode = force_generic_plan AS $cf$\n${body}\n$cf$`;
-}
+export const COMMIT_FUNCTION: StoreFunction = storeFunction(
+  "commit",
+  [
+    "text[]",
+    "text[]",
+    "float8",
+    "text[]",
+    "text[]",
+    "text[]",
+    "float8[]",
+    "text",
+    "text[]",
+    "boolean",
+  ],
+  "int[]",
+  // Index plans (see INDEX_PLANS) and generic plans from the first call, as the feed-commit
+  // function has them (its statement is the same join of `unnest`ed keys with the table).
+  "SET enable_seqscan = off SET plan_cache_mode = force_generic_plan",
+  (expr) => `SELECT ${expr} AS failed`,
+);
 
 /**
- * The statement that calls the commit function `fn` (qualified, quoted):
- * its ten parameters, the failed checks' numbers as `failed`.
+ * The claim-read function (see `Statements.claimReadBody`): a claim's
+ * table lock and candidate rows (with their companions) as one statement.
  *
  * @example
  * ```ts
- * import { commitFunctionCall } from "./statements.ts";
+ * import { CLAIM_READ_FUNCTION } from "./statements.ts";
  * import assert from "node:assert/strict";
- * assert.match(commitFunctionCall("fn"), /\$10::boolean\) AS failed$/);
+ * assert.equal(CLAIM_READ_FUNCTION.name("jobs"), "jobs_claim_read_v1");
+ * assert.match(CLAIM_READ_FUNCTION.call("fn"), /^SELECT \* FROM fn\(\$1::bytea/);
  * ```
  */
-export function commitFunctionCall(fn: string): string {
-  return `SELECT ${fn}(${COMMIT_FUNCTION_TYPES.map((t, i) => `$${i + 1}::${t}`).join(", ")}) ` +
-    `AS failed`;
-}
+export const CLAIM_READ_FUNCTION: StoreFunction = storeFunction(
+  "claim_read",
+  ["bytea", "bytea", "float8", "int", "bytea", "bytea"],
+  "TABLE(key bytea, value text, version text, expires_at float8, c_part text, c_value text, " +
+    "c_version text, c_expires_at float8)",
+  // Index plans: the candidates in key order from the prefix's start, their companions by key.
+  "SET enable_seqscan = off",
+  (expr) => `SELECT * FROM ${expr}`,
+);
 
 /**
  * The key whose advisory lock (see {@linkcode keyLockId}) every commit that
@@ -524,6 +569,18 @@ export function statements(
           "SELECT (SELECT array_agg(i ORDER BY i) FROM bad)",
         )
       } INTO v_failed;\nRETURN v_failed;\nEND`,
+    // Columns win over the OUT parameters of the same names (key, value…).
+    claimReadBody: `#variable_conflict use_column\nBEGIN\n` +
+      `PERFORM pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId});\n` +
+      `RETURN QUERY WITH e AS (SELECT e.key, e.value, e.version, e.expires_at FROM ${t} AS e ` +
+      `WHERE e.key > $1 AND e.key < $2 AND ${live(3).replaceAll("expires_at", "e.expires_at")} ` +
+      `ORDER BY e.key LIMIT $4 FOR UPDATE SKIP LOCKED) ` +
+      `SELECT e.key, e.value, e.version, e.expires_at, p.part, c.value, c.version, ` +
+      `c.expires_at FROM e CROSS JOIN LATERAL (SELECT CASE WHEN $5 IS NOT NULL THEN ` +
+      `e.value::json ->> convert_from($6, 'UTF8') END AS part) AS p ` +
+      `LEFT JOIN ${t} AS c ON position('\\u0000' in e.value) = 0 AND ` +
+      `c.key = $5 || convert_to(p.part, 'UTF8') || '\\x00'::bytea AND ` +
+      `${live(3).replaceAll("expires_at", "c.expires_at")} ORDER BY e.key;\nEND`,
     feedWrite,
     feedBody,
     // The locks of `keyLocks` for the key and the head, without its unnest and sort (two keys:
