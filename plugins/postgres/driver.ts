@@ -1032,10 +1032,11 @@ export class PostgresDriver implements StoreDriver {
       ? [null, null]
       : [encodeKey(companion.prefix), new TextEncoder().encode(companion.field)];
     for (let attempt = 1;; attempt++) {
-      // The store's functions, for the claim's read and commit (a feed's claim writes its
-      // feed instead; the read function takes a prefix's bounds).
-      const callFunction = request.feedTable === undefined && await this.#storeFunctionsReady();
-      const readFunction = callFunction && prefix.length > 0;
+      // The store's functions, for the claim's read (it takes a prefix's bounds) and commit
+      // (a claim that writes the feed has a statement of its own for that).
+      const functions = await this.#storeFunctionsReady();
+      const callFunction = functions && request.feedTable === undefined;
+      const readFunction = functions && prefix.length > 0;
       const tx = await this.#tx.reserve();
       /** The candidates after `after` (the prefix's own key: from the first). */
       const read = (after?: Uint8Array) =>
@@ -1112,9 +1113,9 @@ export class PostgresDriver implements StoreDriver {
       } catch (err) {
         // The core's own errors (from decide) pass through as they are.
         if (!isPostgresError(err) && !this.#closed) throw err;
-        if (callFunction && codeOf(err) === UNDEFINED_FUNCTION && attempt < MAX_COMMIT_ATTEMPTS) {
-          // The commit function was dropped meanwhile: nothing was written (the transaction
-          // rolls back); the claim again, which makes it again.
+        if (functions && codeOf(err) === UNDEFINED_FUNCTION && attempt < MAX_COMMIT_ATTEMPTS) {
+          // A function was dropped meanwhile: nothing was written (the transaction rolls
+          // back); the claim again, which makes it again.
           this.#storeFunctions = undefined;
           continue;
         }
