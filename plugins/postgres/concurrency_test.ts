@@ -462,16 +462,21 @@ function claimReadFunction(table: string): string {
   return `"${SCHEMA}"."${table}_claim_read_v1"(bytea, bytea, float8, int, bytea, bytea)`;
 }
 
-/** Whether the commit function of `table` is there. */
-async function commitFunctionExists(url: string, table: string): Promise<boolean> {
+/** Whether the function of `signature` is there. */
+async function functionExists(url: string, signature: string): Promise<boolean> {
   let found = false;
   await withAdmin(url, async (sql) => {
     const [row] = await sql.unsafe(`SELECT to_regprocedure($1) IS NOT NULL AS found`, [
-      commitFunction(table),
+      signature,
     ]);
     found = row.found;
   });
   return found;
+}
+
+/** Whether the commit function of `table` is there. */
+function commitFunctionExists(url: string, table: string): Promise<boolean> {
+  return functionExists(url, commitFunction(table));
 }
 
 /** Add 1 to the number at `key` with a checked commit (a general one: it deletes too). */
@@ -531,12 +536,10 @@ pgTest(
       assert.deepEqual(second?.key, ["q", "b"]);
       assert.ok(second?.result.ok);
       assert.equal(await store.get(["q", "b"]), null);
-      await withAdmin(url, async (sql) => {
-        const [row] = await sql.unsafe(`SELECT to_regprocedure($1) IS NOT NULL AS found`, [
-          claimReadFunction(table),
-        ]);
-        assert.ok(row.found, "the claim-read function made again");
-      });
+      assert.ok(
+        await functionExists(url, claimReadFunction(table)),
+        "the claim-read function made again",
+      );
     } finally {
       await store.close();
     }

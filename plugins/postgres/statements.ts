@@ -213,6 +213,18 @@ export const CLAIM_LOCKS_SETTING = "flowstate.claim_locks";
  */
 const FEED_FUNCTION_VERSION = 2;
 
+/** The SQL types of `checkedWrite`'s parameters (see `checkedWriteParams` in driver.ts), in order. */
+const CHECKED_WRITE_TYPES = [
+  "text[]",
+  "text[]",
+  "float8",
+  "text[]",
+  "text[]",
+  "text[]",
+  "float8[]",
+  "text",
+];
+
 /** The version of the commit and claim-read functions' bodies, part of their names (a new body, a new name). */
 const STORE_FUNCTION_VERSION = 1;
 
@@ -268,18 +280,7 @@ function storeFunction(
  */
 export const COMMIT_FUNCTION: StoreFunction = storeFunction(
   "commit",
-  [
-    "text[]",
-    "text[]",
-    "float8",
-    "text[]",
-    "text[]",
-    "text[]",
-    "float8[]",
-    "text",
-    "text[]",
-    "boolean",
-  ],
+  [...CHECKED_WRITE_TYPES, "text[]", "boolean"],
   "int[]",
   // Index plans (see INDEX_PLANS) and generic plans from the first call, as the feed-commit
   // function has them (its statement is the same join of `unnest`ed keys with the table).
@@ -350,14 +351,7 @@ export function feedSetFunctionDdl(fn: string, body: string): string {
 
 /** The SQL types of the feed-commit function's parameters, in order. */
 const FEED_FUNCTION_TYPES = [
-  "text[]",
-  "text[]",
-  "float8",
-  "text[]",
-  "text[]",
-  "text[]",
-  "float8[]",
-  "text",
+  ...CHECKED_WRITE_TYPES,
   "text[]",
   "text",
   "text",
