@@ -564,8 +564,9 @@ export class PostgresDriver implements StoreDriver {
     const locked = lockList(checkKeys, plan);
     if (await this.#storeFunctionsReady()) {
       try {
-        // One autocommit statement: the function takes the locks, checks and writes.
-        const [row] = await this.#sql.unsafe<{ failed: number[] | null }[]>(
+        // One autocommit statement: the function takes the locks, checks and writes (on the
+        // pool for transactions, as the pipelined one: reads never queue behind a commit).
+        const [row] = await this.#tx.unsafe<{ failed: number[] | null }[]>(
           this.#commitCall,
           [...params, locked, false] as never[],
           PREPARED,
