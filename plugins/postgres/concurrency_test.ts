@@ -583,6 +583,34 @@ pgTest(
           assert.ok(claimed?.result.ok);
           assert.equal(await owner.get(["q", "a"]), null);
           assert.equal((await owner.get(["done", "a"]))?.value, 1);
+          // The functions there, but not for this role to call: another process of the role
+          // commits and claims all the same.
+          await withAdmin(url, async (sql) => {
+            await sql.unsafe(
+              `REVOKE EXECUTE ON FUNCTION ${commitFunction(table)}, ` +
+                `${claimReadFunction(table)} FROM PUBLIC`,
+            );
+          });
+          const revoked = await openStore({
+            plugin: "postgres",
+            url: limitedUrl,
+            schema: SCHEMA,
+            table,
+          });
+          try {
+            await increment(revoked, ["n"]);
+            assert.equal((await owner.get(["n"]))?.value, 3 + 2 * each);
+            await owner.set(["q", "b"], { k: "b" });
+            const again = await revoked.claimFirst!(["q"], (entry, op) => {
+              op.check(entry.key, entry.version).delete(entry.key);
+              return Promise.resolve(true);
+            });
+            assert.deepEqual(again?.key, ["q", "b"]);
+            assert.ok(again?.result.ok);
+            assert.equal(await owner.get(["q", "b"]), null);
+          } finally {
+            await revoked.close();
+          }
         } finally {
           await limited.close();
         }

@@ -137,6 +137,8 @@ const FEED_BATCH_TICKS = 12;
 const FUNCTION_REFUSED = new Set(["42501", "42601", "42704", "0A000"]);
 /** SQLSTATE undefined_function: a store function was dropped (nothing of the call ran). */
 const UNDEFINED_FUNCTION = "42883";
+/** SQLSTATE insufficient_privilege. */
+const INSUFFICIENT_PRIVILEGE = "42501";
 
 /** Feed commits sent together at most (up to 12 parameters each). */
 const MAX_FEED_BATCH = 16;
@@ -573,9 +575,8 @@ export class PostgresDriver implements StoreDriver {
         );
         return conflictsOf(row.failed ?? []);
       } catch (err) {
-        if (codeOf(err) !== UNDEFINED_FUNCTION) throw err;
-        // Dropped meanwhile (nothing ran): made again on the next commit; this one as below.
-        this.#storeFunctions = undefined;
+        // Gone or not allowed (nothing ran): this one as below.
+        if (!this.#functionUnusable(err)) throw err;
       }
     }
     const tx = await this.#tx.reserve();
@@ -1114,12 +1115,9 @@ export class PostgresDriver implements StoreDriver {
       } catch (err) {
         // The core's own errors (from decide) pass through as they are.
         if (!isPostgresError(err) && !this.#closed) throw err;
-        if (functions && codeOf(err) === UNDEFINED_FUNCTION && attempt < MAX_COMMIT_ATTEMPTS) {
-          // A function was dropped meanwhile: nothing was written (the transaction rolls
-          // back); the claim again, which makes it again.
-          this.#storeFunctions = undefined;
-          continue;
-        }
+        // A function gone or not allowed: nothing was written (the transaction rolls back);
+        // the claim again.
+        if (functions && attempt < MAX_COMMIT_ATTEMPTS && this.#functionUnusable(err)) continue;
         if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
           throw this.#error(what, err);
         }
@@ -1213,9 +1211,25 @@ export class PostgresDriver implements StoreDriver {
   }
 
   /**
-   * Whether this table's commit function (see `Statements.commitBody`) is
-   * there to call: created on the first checked commit of this driver if
-   * missing, as the feed's functions are (see `#prepareFeed`). `false` when
+   * Whether `err`, from a statement that called one of the store's functions
+   * (which then wrote nothing), says it cannot be called: dropped (made
+   * again on the next use) or not allowed to this role (`EXECUTE` revoked, or
+   * the table itself: the statements without the functions from now on,
+   * which then answer for themselves).
+   */
+  #functionUnusable(err: unknown): boolean {
+    const code = codeOf(err);
+    if (code === UNDEFINED_FUNCTION) this.#storeFunctions = undefined;
+    else if (code === INSUFFICIENT_PRIVILEGE) this.#storeFunctions = Promise.resolve(false);
+    else return false;
+    return true;
+  }
+
+  /**
+   * Whether this table's commit and claim-read functions (see
+   * `Statements.commitBody`, `Statements.claimReadBody`) are there to call:
+   * created on the first checked commit or claim of this driver if missing,
+   * as the feed's functions are (see `#prepareFeed`). `false` when
    * the role may not create it (for good: the pipelined transaction does the
    * same work) or the attempt failed (tried again on the next commit).
    */
