@@ -359,7 +359,11 @@ function openText(
   return plain;
 }
 
-async function openLarge(sealing: SealingKey, aad: Uint8Array, base64: string): Promise<Uint8Array> {
+async function openLarge(
+  sealing: SealingKey,
+  aad: Uint8Array,
+  base64: string,
+): Promise<Uint8Array> {
   const packed = Uint8Array.fromBase64(base64, { lastChunkHandling: "loose" });
   if (packed.length < IV_BYTES + TAG_BYTES) throw new Error("too short");
   return new Uint8Array(
