@@ -2,7 +2,7 @@
  * Encryption at rest over any {@linkcode Store}: values sealed with
  * AES-256-GCM, bound to their entry key, with a key id so that old keys stay
  * readable while the `rekey` job rotates values to the new one. A value of up
- * to 8 KiB is sealed and opened with `node:crypto`, synchronously (no thread
+ * to 4 KiB is sealed and opened with `node:crypto`, synchronously (no thread
  * hop: a 1 KB value costs about a third of what WebCrypto costs); a larger
  * one with WebCrypto, off the event loop. Both write the same bytes.
  *
@@ -24,7 +24,7 @@
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { ForwardingBase } from "./_forwarding.ts";
 import { ConfigError, DecryptionError, StoreClosedError } from "../errors.ts";
-import { assertKey, assertKeySize, encodeCursor, encodeKey } from "../store/keys.ts";
+import { assertKey, assertKeySize, encodeCursor, encodeKey, encodeKeyInto } from "../store/keys.ts";
 import { jsonEqual, parsePath } from "../store/query.ts";
 import { listIterator } from "../store/list_iterator.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
@@ -68,7 +68,7 @@ const ALGORITHM = "aes-256-gcm";
  * WebCrypto (its thread hop is paid back by its faster cipher from about
  * 4 KB on, and a large value does not hold up the event loop).
  */
-const SYNC_MAX_CHARS = 8192;
+const SYNC_MAX_CHARS = 4096;
 /** Room for a value's UTF-8 (at most 3 bytes a character). */
 const PLAIN_BUFFER = new Uint8Array(SYNC_MAX_CHARS * 3);
 /** Room for IV + ciphertext + tag of a value sealed synchronously. */
@@ -287,12 +287,16 @@ function sealingKey(id: string, raw: Uint8Array, key: CryptoKey): SealingKey {
  * a view of a shared buffer, valid until the next call (use it at once).
  */
 function aadOf(head: Uint8Array, key: Key): Uint8Array {
-  const keyBytes = encodeKey(key);
-  const length = head.length + keyBytes.length;
-  if (length > aadBuffer.length) aadBuffer = new Uint8Array(length * 2);
   aadBuffer.set(head);
-  aadBuffer.set(keyBytes, head.length);
-  return aadBuffer.subarray(0, length);
+  let end = encodeKeyInto(key, aadBuffer, head.length);
+  if (end < 0) {
+    const keyBytes = encodeKey(key);
+    end = head.length + keyBytes.length;
+    aadBuffer = new Uint8Array(end * 2);
+    aadBuffer.set(head);
+    aadBuffer.set(keyBytes, head.length);
+  }
+  return aadBuffer.subarray(0, end);
 }
 
 /** Write a fresh random IV at the start of `out`. */

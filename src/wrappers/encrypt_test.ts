@@ -602,14 +602,15 @@ async function subtleOpen(keyId: string, key: string[], sealed: string): Promise
   return new TextDecoder().decode(plain);
 }
 
-/** Values on both sides of the 8 KiB (in characters) line between node:crypto and WebCrypto. */
+/** Values on both sides of the 4 KiB (in characters) line between node:crypto and WebCrypto. */
 const SIZED_VALUES: JsonValue[] = [
   "",
   0,
   { note: "x".repeat(1000) },
-  "é".repeat(8190), // 8,192 characters of JSON, 16 KB of UTF-8: still node:crypto
-  "y".repeat(8190),
-  "y".repeat(8191), // 8,193 characters: WebCrypto
+  "é".repeat(4094), // 4,096 characters of JSON, 8 KB of UTF-8: still node:crypto
+  "😀".repeat(2047), // 4,096 characters (surrogate pairs), 8 KB of UTF-8
+  "y".repeat(4094),
+  "y".repeat(4095), // 4,097 characters: WebCrypto
   { note: "z😀".repeat(20_000) },
 ];
 
