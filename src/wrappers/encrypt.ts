@@ -63,18 +63,19 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const ALGORITHM = "aes-256-gcm";
 /**
- * Values whose JSON is at most this many characters are sealed and opened
- * with node:crypto, synchronously, in the buffers below; larger ones with
- * WebCrypto (its thread hop is paid back by its faster cipher from about
- * 4 KB on, and a large value does not hold up the event loop).
+ * A value whose JSON is at most this long (in characters to seal it, in
+ * UTF-8 bytes to open it) is sealed and opened with node:crypto,
+ * synchronously, in the buffers below; a larger one with WebCrypto (its
+ * thread hop is paid back by its faster cipher from about 4 KB on, and a
+ * large value does not hold up the event loop).
  */
-const SYNC_MAX_CHARS = 4096;
+const SYNC_MAX = 4096;
 /** Room for a value's UTF-8 (at most 3 bytes a character). */
-const PLAIN_BUFFER = new Uint8Array(SYNC_MAX_CHARS * 3);
+const PLAIN_BUFFER = new Uint8Array(SYNC_MAX * 3);
 /** Room for IV + ciphertext + tag of a value sealed synchronously. */
 const PACKED_BUFFER = new Uint8Array(IV_BYTES + PLAIN_BUFFER.length + TAG_BYTES);
-/** The longest base64 a synchronous open decodes into {@linkcode PACKED_BUFFER}. */
-const SYNC_MAX_BASE64 = Math.floor(PACKED_BUFFER.length / 3) * 4;
+/** The longest base64 opened synchronously: IV + {@linkcode SYNC_MAX} bytes + tag. */
+const SYNC_MAX_BASE64 = Math.ceil((IV_BYTES + SYNC_MAX + TAG_BYTES) / 3) * 4;
 /**
  * Random bytes, 12 at a time for IVs, drawn from the system's CSPRNG a pool
  * at a time (one call per 1,024 IVs instead of one per value). Each IV is
@@ -313,10 +314,10 @@ function drawIv(out: Uint8Array): void {
 /**
  * Seal `text` under `sealing` with `aad`: the base64 of IV + ciphertext + tag.
  * Synchronous (node:crypto, in shared buffers) for a value of up to
- * {@linkcode SYNC_MAX_CHARS}; WebCrypto for a larger one.
+ * {@linkcode SYNC_MAX} characters; WebCrypto for a larger one.
  */
 function sealText(sealing: SealingKey, aad: Uint8Array, text: string): string | Promise<string> {
-  if (text.length > SYNC_MAX_CHARS) return sealLarge(sealing, aad.slice(), text);
+  if (text.length > SYNC_MAX) return sealLarge(sealing, aad.slice(), text);
   const length = ENCODER.encodeInto(text, PLAIN_BUFFER).written;
   drawIv(PACKED_BUFFER);
   const cipher = createCipheriv(ALGORITHM, sealing.raw, PACKED_BUFFER.subarray(0, IV_BYTES));
@@ -344,7 +345,7 @@ async function sealLarge(sealing: SealingKey, aad: Uint8Array, text: string): Pr
 /**
  * Open `base64` (IV + ciphertext + tag) under `sealing` with `aad`: the
  * plaintext's bytes. Throws if it is damaged or fails authentication.
- * Synchronous for a value sealed synchronously; WebCrypto for a larger one.
+ * Synchronous for a value of up to {@linkcode SYNC_MAX} bytes; WebCrypto for a larger one.
  */
 function openText(
   sealing: SealingKey,
@@ -352,8 +353,8 @@ function openText(
   base64: string,
 ): Uint8Array | Promise<Uint8Array> {
   if (base64.length > SYNC_MAX_BASE64) return openLarge(sealing, aad.slice(), base64);
-  const { read, written } = PACKED_BUFFER.setFromBase64(base64, { lastChunkHandling: "loose" });
-  if (read < base64.length) return openLarge(sealing, aad.slice(), base64); // cannot be (see SYNC_MAX_BASE64)
+  // It fits: PACKED_BUFFER holds far more than SYNC_MAX_BASE64 decodes to.
+  const { written } = PACKED_BUFFER.setFromBase64(base64, { lastChunkHandling: "loose" });
   if (written < IV_BYTES + TAG_BYTES) throw new Error("too short");
   const decipher = createDecipheriv(ALGORITHM, sealing.raw, PACKED_BUFFER.subarray(0, IV_BYTES));
   decipher.setAAD(aad);
@@ -409,38 +410,92 @@ function isEnvelope(value: unknown): value is Record<string, JsonValue> & { $sea
     (value as Record<string, string>)[SEALED_FIELD].startsWith(FORMAT_PREFIX);
 }
 
+/** `then` applied to `value` now if it is not a promise, else when it resolves. */
+function whenOpened<A, B>(value: A | Promise<A>, then: (a: A) => B): B | Promise<B> {
+  return value instanceof Promise ? value.then(then) : then(value);
+}
+
 /**
- * The items of `source` opened by `open`, in order, with up to
- * {@linkcode READ_AHEAD} of them being opened at once: each WebCrypto call
- * waits for a thread of a pool, so a page of values pays about one cipher
- * latency per few values instead of one per value. An item that fails to
- * open fails the iteration when its turn comes; items read ahead are not
- * handed out once `closed()` names the operation (the store was closed).
+ * `open` applied to each of `items`, in order: the array at once if every one
+ * opened synchronously (values up to 4 KiB), else a promise of it (larger
+ * values open in parallel). The first failure throws (or rejects); openings
+ * already under way are left to settle, unobserved.
+ */
+function openEach<I, O>(
+  items: readonly I[],
+  open: (item: I) => O | Promise<O>,
+): O[] | Promise<O[]> {
+  const out: (O | Promise<O>)[] = [];
+  let pending = false;
+  try {
+    for (const item of items) {
+      const opened = open(item);
+      if (opened instanceof Promise) pending = true;
+      out.push(opened);
+    }
+  } catch (err) {
+    for (const opened of out) if (opened instanceof Promise) opened.catch(() => {});
+    throw err;
+  }
+  return pending ? Promise.all(out) : out as O[];
+}
+
+/**
+ * The items of `source` opened by `open`, in order. An item that opens
+ * synchronously (a value up to 4 KiB) is opened when its turn comes, nothing
+ * read ahead. When one opens asynchronously (WebCrypto, a larger value), up
+ * to {@linkcode READ_AHEAD} items are read and opened at once: each WebCrypto
+ * call waits for a thread of a pool, so a page of large values pays about one
+ * cipher latency per few values instead of one per value. An item that fails
+ * to open fails the iteration when its turn comes; no item is handed out once
+ * `closed()` names the operation (the store was closed).
  */
 async function* openAhead<I, O>(
   source: AsyncIterator<I>,
-  open: (item: I) => Promise<O>,
+  open: (item: I) => O | Promise<O>,
   closed: () => string | null,
   name: string,
 ): AsyncGenerator<O> {
+  const checkOpen = () => {
+    const what = closed();
+    if (what !== null) throw new StoreClosedError(`Cannot ${what}: store "${name}" is closed`);
+  };
   const ahead: Promise<O>[] = [];
   let exhausted = false;
   try {
     for (;;) {
-      while (!exhausted && ahead.length < READ_AHEAD) {
+      if (ahead.length === 0) {
         const step = await source.next();
         if (step.done) {
           exhausted = true;
-          break;
+          return;
         }
-        const opening = open(step.value);
-        opening.catch(() => {}); // reported when its turn comes, or dropped with the rest
-        ahead.push(opening);
+        checkOpen();
+        const opened = open(step.value); // its turn: a failure is reported now
+        if (!(opened instanceof Promise)) {
+          yield opened;
+          continue;
+        }
+        ahead.push(opened);
+        opened.catch(() => {}); // reported when its turn comes, or dropped with the rest
+        while (!exhausted && ahead.length < READ_AHEAD) {
+          const next = await source.next();
+          if (next.done) {
+            exhausted = true;
+            break;
+          }
+          let opening: Promise<O>;
+          try {
+            opening = Promise.resolve(open(next.value));
+          } catch (err) {
+            opening = Promise.reject(err);
+          }
+          opening.catch(() => {}); // reported when its turn comes, or dropped with the rest
+          ahead.push(opening);
+        }
       }
-      const next = ahead.shift();
-      if (next === undefined) return;
-      const what = closed();
-      if (what !== null) throw new StoreClosedError(`Cannot ${what}: store "${name}" is closed`);
+      const next = ahead.shift()!;
+      checkOpen();
       yield await next;
     }
   } finally {
@@ -681,11 +736,17 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     return jsonEqual(this.#project(key, value, "Cannot read"), actual);
   }
 
+  /** {@linkcode #openNow} as a promise: a value that cannot be opened rejects. */
+  async #open<T>(key: Key, stored: unknown, checkProjection = true): Promise<T> {
+    return await this.#openNow<T>(key, stored, checkProjection);
+  }
+
   /**
    * Open a stored value; with `checkProjection` (the default) its plaintext
-   * fields must be what the declared paths give.
+   * fields must be what the declared paths give. Synchronous (the value, or a
+   * throw) for a value up to 4 KiB; a promise for a larger one.
    */
-  async #open<T>(key: Key, stored: unknown, checkProjection = true): Promise<T> {
+  #openNow<T>(key: Key, stored: unknown, checkProjection = true): T | Promise<T> {
     // Built only for an error (a key as JSON costs about a microsecond).
     const where = () => `${showKey(key)} in encrypted store "${this.name}"`;
     if (!isEnvelope(stored)) {
@@ -717,34 +778,44 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
         { store: this.name, key, keyId: id || null },
       );
     }
-    let plain: Uint8Array;
-    try {
-      // Damaged base64 fails here, inside the try: it is a value that fails authentication.
-      plain = await openText(sealing, aadOf(sealing.aad, key), text.slice(idEnd + 1));
-    } catch (err) {
-      throw new DecryptionError(
+    const failed = (err: unknown) =>
+      new DecryptionError(
         `Cannot read ${where()}: its sealed value fails authentication (key id ${id}): it was ` +
           `tampered with, damaged, or copied from another key. Restore it from a backup or delete it`,
         { store: this.name, key, keyId: id },
         { cause: err },
       );
+    const parse = (plain: Uint8Array): T => {
+      const value = JSON.parse(DECODER.decode(plain)) as T;
+      if (
+        checkProjection && (this.#plaintext.length > 0 || !onlySealedField(stored)) &&
+        !this.#projectionMatches(key, value, stored)
+      ) {
+        throw new DecryptionError(
+          `Cannot read ${where()}: its plaintext fields do not match its sealed value (key id ${id}): ` +
+            `they were tampered with, or the plaintext paths changed (run the rekey job after changing them)`,
+          { store: this.name, key, keyId: id },
+        );
+      }
+      return value;
+    };
+    let plain: Uint8Array | Promise<Uint8Array>;
+    try {
+      // Damaged base64 fails here, inside the try: it is a value that fails authentication.
+      plain = openText(sealing, aadOf(sealing.aad, key), text.slice(idEnd + 1));
+    } catch (err) {
+      throw failed(err);
     }
-    const value = JSON.parse(DECODER.decode(plain)) as T;
-    if (
-      checkProjection && (this.#plaintext.length > 0 || !onlySealedField(stored)) &&
-      !this.#projectionMatches(key, value, stored)
-    ) {
-      throw new DecryptionError(
-        `Cannot read ${where()}: its plaintext fields do not match its sealed value (key id ${id}): ` +
-          `they were tampered with, or the plaintext paths changed (run the rekey job after changing them)`,
-        { store: this.name, key, keyId: id },
-      );
-    }
-    return value;
+    return plain instanceof Promise
+      ? plain.then(parse, (err) => {
+        throw failed(err);
+      })
+      : parse(plain);
   }
 
-  async #openEntry<T>(entry: Entry<T>): Promise<Entry<T>> {
-    return { ...entry, value: await this.#open<T>(entry.key, entry.value) };
+  /** The entry with its value opened: at once, or a promise for a large value. */
+  #openEntry<T>(entry: Entry<T>): Entry<T> | Promise<Entry<T>> {
+    return whenOpened(this.#openNow<T>(entry.key, entry.value), (value) => ({ ...entry, value }));
   }
 
   async #sealFor(key: Key, value: unknown, what: string): Promise<JsonValue> {
@@ -759,7 +830,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   }
 
   override changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
-    // Opened a few ahead, in parallel, as a listing's values are (a bad option throws here).
+    // Opened as a listing's values are (a bad option throws here).
     const inner = this.#store.changes<T>(options)[Symbol.asyncIterator]();
     return openAhead(
       inner,
@@ -786,15 +857,18 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     return entry === null ? null : await this.#openEntry(entry);
   }
 
-  /** A feed entry with its value opened (a delete has none). */
-  async #openChange<T>(change: Change<T>): Promise<Change<T>> {
+  /** A feed entry with its value opened (a delete has none): at once, or a promise for a large value. */
+  #openChange<T>(change: Change<T>): Change<T> | Promise<Change<T>> {
     if (change.op !== "set") return change;
-    return { ...change, value: await this.#open<T>(change.key, change.value) };
+    return whenOpened(
+      this.#openNow<T>(change.key, change.value),
+      (value) => ({ ...change, value }),
+    );
   }
 
   async getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {
     const entries = await this.#store.getMany<T>(keys);
-    return await Promise.all(entries.map((e) => e === null ? null : this.#openEntry(e)));
+    return await openEach(entries, (e) => e === null ? null : this.#openEntry(e));
   }
 
   async set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
@@ -813,9 +887,9 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     const open = (entry: Entry<T>) => this.#openEntry(entry);
     const closed = () => this.#closed;
     const name = this.name;
-    // Entries are read a few ahead so that their values are opened in
-    // parallel (each WebCrypto call waits for a thread); they are yielded in
-    // order, and the cursor is the last one yielded, as the store's own is.
+    // Large values are read a few ahead so that they are opened in parallel
+    // (each WebCrypto call waits for a thread); entries are yielded in order,
+    // and the cursor is the last one yielded, as the store's own is.
     let last: Key | undefined;
     async function* opened(): AsyncGenerator<Entry<T>> {
       for await (const entry of openAhead(inner, open, () => closed() ? "list" : null, name)) {
@@ -869,7 +943,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   async query<T = JsonValue>(query?: Query): Promise<Entry<T>[]> {
     this.#checkQuery(query, "Cannot query");
     const entries = await this.#store.query<T>(query);
-    return await Promise.all(entries.map((e) => this.#openEntry(e)));
+    return await openEach(entries, (e) => this.#openEntry(e));
   }
 
   explain(query?: Query): Promise<QueryPlan> {
@@ -901,8 +975,9 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
       );
     }
     const hits = await this.#store.search<T>(text, options);
-    return await Promise.all(
-      hits.map(async (hit) => ({ ...hit, value: await this.#open<T>(hit.key, hit.value) })),
+    return await openEach(
+      hits,
+      (hit) => whenOpened(this.#openNow<T>(hit.key, hit.value), (value) => ({ ...hit, value })),
     );
   }
 

@@ -602,15 +602,18 @@ async function subtleOpen(keyId: string, key: string[], sealed: string): Promise
   return new TextDecoder().decode(plain);
 }
 
-/** Values on both sides of the 4 KiB (in characters) line between node:crypto and WebCrypto. */
+/**
+ * Values on both sides of the 4 KiB line between node:crypto and WebCrypto
+ * (in characters of JSON to seal, in bytes of UTF-8 to open).
+ */
 const SIZED_VALUES: JsonValue[] = [
   "",
   0,
   { note: "x".repeat(1000) },
-  "é".repeat(4094), // 4,096 characters of JSON, 8 KB of UTF-8: still node:crypto
-  "😀".repeat(2047), // 4,096 characters (surrogate pairs), 8 KB of UTF-8
-  "y".repeat(4094),
-  "y".repeat(4095), // 4,097 characters: WebCrypto
+  "é".repeat(4094), // 4,096 characters, 8 KB of UTF-8: sealed with node:crypto, opened with WebCrypto
+  "😀".repeat(2047), // 4,096 characters (surrogate pairs), 8 KB of UTF-8: the same
+  "y".repeat(4094), // 4,096 characters and bytes: node:crypto both ways
+  "y".repeat(4095), // 4,097: WebCrypto both ways
   { note: "z😀".repeat(20_000) },
 ];
 
@@ -701,4 +704,61 @@ Deno.test("encrypt: every value gets its own IV, across refills of the IV pool a
   await store.set(["k", "0"], "same value");
   assert.notEqual(JSON.stringify((await base.get(["k", "0"]))!.value), first);
   await store.close();
+});
+
+Deno.test("encrypt: list, changes and getMany open small and large values in order; a bad one fails at its turn", async () => {
+  const base = await openStore({ plugin: "memory", changes: { keep: "1d" } });
+  const store = await encrypted(base, { key: KEY });
+  const other = await encrypted(base, { key: OTHER_KEY }); // opened while the store is empty
+  const valueOf = (i: number) => ({ i, pad: "p".repeat(i % 3 === 0 ? 5000 : 10) }); // large, small, small…
+  const keys = Array.from({ length: 40 }, (_, i) => ["k", String(i).padStart(2, "0")]);
+  for (let i = 0; i < keys.length; i++) {
+    // one small (25) and one large (33) value under a key the store does not have
+    await (i === 25 || i === 33 ? other : store).set(keys[i], valueOf(i));
+  }
+  // and a large one (36) tampered with: it fails only once WebCrypto has looked at it
+  const stored = (await base.get(keys[36]))!.value as Record<string, string>;
+  const at = stored[SEALED_FIELD].length - 100;
+  const flip = stored[SEALED_FIELD][at] === "A" ? "B" : "A";
+  await base.set(keys[36], {
+    [SEALED_FIELD]: stored[SEALED_FIELD].slice(0, at) + flip + stored[SEALED_FIELD].slice(at + 1),
+  });
+  const good = keys.filter((_, i) => i !== 25 && i !== 33 && i !== 36);
+  assert.deepEqual(
+    (await store.getMany(good)).map((e) => e?.value),
+    good.map((k) => valueOf(Number(k[1]))),
+  );
+  assert.deepEqual((await store.getMany([["k", "none"], keys[3], keys[4]])).map((e) => e?.value), [
+    undefined,
+    valueOf(3),
+    valueOf(4),
+  ]);
+  // a bad small value after large ones being opened, a bad large one after small ones
+  // (and a large one failing while a small one fails: no rejection is left unobserved)
+  for (
+    const batch of [
+      [keys[0], keys[3], keys[25], keys[6]],
+      [keys[1], keys[33], keys[2]],
+      [keys[36], keys[25]],
+      [keys[36], keys[1]],
+    ]
+  ) {
+    await assert.rejects(() => store.getMany(batch), DecryptionError);
+  }
+  for (const read of [() => store.list({ prefix: ["k"] }), () => store.changes()]) {
+    const seen: number[] = [];
+    await assert.rejects(async () => {
+      for await (const e of read()) seen.push((e.value as { i: number }).i);
+    }, (err: unknown) => err instanceof DecryptionError && /\["k","25"\]/.test(err.message));
+    assert.deepEqual(seen, Array.from({ length: 25 }, (_, i) => i));
+  }
+  // from 26 on: 33 (large) fails at its turn, after 26–32
+  const seen: number[] = [];
+  await assert.rejects(async () => {
+    for await (const e of store.list({ start: keys[26], prefix: ["k"] })) {
+      seen.push((e.value as { i: number }).i);
+    }
+  }, (err: unknown) => err instanceof DecryptionError && /\["k","33"\]/.test(err.message));
+  assert.deepEqual(seen, [26, 27, 28, 29, 30, 31, 32]);
+  await base.close();
 });
