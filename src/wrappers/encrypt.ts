@@ -89,7 +89,7 @@ const ENCODER = new TextEncoder();
 const DECODER = new TextDecoder();
 /** Entries the open-time check looks at for a sealed value. */
 const OPEN_CHECK_ENTRIES = 1000;
-/** Entries a listing (or a read of the feed) reads ahead of the one it yields, to open their values in parallel. */
+/** Entries a listing (or a read of the feed) reads ahead of the one it yields once a value is large, to open them in parallel with WebCrypto. */
 const READ_AHEAD = 16;
 
 /** Key material: 32 bytes, as 64 hex digits, base64 (44 characters) or base64url, or the bytes. */
