@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { createCipheriv, createDecipheriv } from "node:crypto";
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from "node:crypto";
 import { ForwardingBase } from "./_forwarding.ts";
 import { ConfigError, DecryptionError, StoreClosedError } from "../errors.ts";
 import { assertKey, assertKeySize, encodeCursor, encodeKey, encodeKeyInto } from "../store/keys.ts";
@@ -265,8 +265,8 @@ async function keyIdOf(raw: Uint8Array): Promise<string> {
 
 interface SealingKey {
   id: string;
-  /** The raw key, for node:crypto. */
-  raw: Uint8Array;
+  /** The key for node:crypto (held outside the JS heap, as the CryptoKey is). */
+  secret: KeyObject;
   /** The same key imported into WebCrypto, for large values. */
   key: CryptoKey;
   /** What a sealed value's text starts with: `fs1:<id>:`. */
@@ -275,12 +275,12 @@ interface SealingKey {
   aad: Uint8Array;
 }
 
-function sealingKey(id: string, raw: Uint8Array, key: CryptoKey): SealingKey {
+function sealingKey(id: string, secret: KeyObject, key: CryptoKey): SealingKey {
   const idBytes = ENCODER.encode(id + "\u0000");
   const aad = new Uint8Array(AAD_PREFIX.length + idBytes.length);
   aad.set(AAD_PREFIX);
   aad.set(idBytes, AAD_PREFIX.length);
-  return { id, raw, key, header: `${FORMAT}:${id}:`, aad };
+  return { id, secret, key, header: `${FORMAT}:${id}:`, aad };
 }
 
 /**
@@ -320,9 +320,10 @@ function sealText(sealing: SealingKey, aad: Uint8Array, text: string): string | 
   if (text.length > SYNC_MAX) return sealLarge(sealing, aad.slice(), text);
   const length = ENCODER.encodeInto(text, PLAIN_BUFFER).written;
   drawIv(PACKED_BUFFER);
-  const cipher = createCipheriv(ALGORITHM, sealing.raw, PACKED_BUFFER.subarray(0, IV_BYTES));
+  const cipher = createCipheriv(ALGORITHM, sealing.secret, PACKED_BUFFER.subarray(0, IV_BYTES));
   cipher.setAAD(aad);
   PACKED_BUFFER.set(cipher.update(PLAIN_BUFFER.subarray(0, length)), IV_BYTES);
+  PLAIN_BUFFER.fill(0, 0, length); // the plaintext does not stay behind in the shared buffer
   cipher.final();
   PACKED_BUFFER.set(cipher.getAuthTag(), IV_BYTES + length);
   return PACKED_BUFFER.subarray(0, IV_BYTES + length + TAG_BYTES).toBase64();
@@ -356,7 +357,7 @@ function openText(
   // It fits: PACKED_BUFFER holds far more than SYNC_MAX_BASE64 decodes to.
   const { written } = PACKED_BUFFER.setFromBase64(base64, { lastChunkHandling: "loose" });
   if (written < IV_BYTES + TAG_BYTES) throw new Error("too short");
-  const decipher = createDecipheriv(ALGORITHM, sealing.raw, PACKED_BUFFER.subarray(0, IV_BYTES));
+  const decipher = createDecipheriv(ALGORITHM, sealing.secret, PACKED_BUFFER.subarray(0, IV_BYTES));
   decipher.setAAD(aad);
   decipher.setAuthTag(PACKED_BUFFER.subarray(written - TAG_BYTES, written));
   const plain = decipher.update(PACKED_BUFFER.subarray(IV_BYTES, written - TAG_BYTES));
@@ -590,7 +591,7 @@ export async function encrypted(store: Store, options: EncryptOptions): Promise<
         "decrypt",
       ],
     );
-    keys.push(sealingKey(id, new Uint8Array(raw), key));
+    keys.push(sealingKey(id, createSecretKey(raw), key));
   }
   const wrapper = new EncryptingStore(store, keys, parsed.plaintext);
   await wrapper.checkKeys();
