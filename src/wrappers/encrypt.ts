@@ -449,13 +449,15 @@ function openEach<I, O>(
  * call waits for a thread of a pool, so a page of large values pays about one
  * cipher latency per few values instead of one per value. An item that fails
  * to open fails the iteration when its turn comes; no item is handed out once
- * `closed()` names the operation (the store was closed).
+ * `closed()` names the operation (the store was closed). `handing` is told
+ * of each item just before it is handed out.
  */
 async function* openAhead<I, O>(
   source: AsyncIterator<I>,
   open: (item: I) => O | Promise<O>,
   closed: () => string | null,
   name: string,
+  handing?: (item: O) => void,
 ): AsyncGenerator<O> {
   const checkOpen = () => {
     const what = closed();
@@ -474,6 +476,7 @@ async function* openAhead<I, O>(
         checkOpen();
         const opened = open(step.value); // its turn: a failure is reported now
         if (!(opened instanceof Promise)) {
+          handing?.(opened);
           yield opened;
           continue;
         }
@@ -495,9 +498,10 @@ async function* openAhead<I, O>(
           ahead.push(opening);
         }
       }
-      const next = ahead.shift()!;
+      const item = await ahead.shift()!;
       checkOpen();
-      yield await next;
+      handing?.(item);
+      yield item;
     }
   } finally {
     if (!exhausted) await source.return?.();
@@ -892,13 +896,10 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     // (each WebCrypto call waits for a thread); entries are yielded in order,
     // and the cursor is the last one yielded, as the store's own is.
     let last: Key | undefined;
-    async function* opened(): AsyncGenerator<Entry<T>> {
-      for await (const entry of openAhead(inner, open, () => closed() ? "list" : null, name)) {
-        last = entry.key;
-        yield entry;
-      }
-    }
-    return listIterator(opened(), {
+    const opened = openAhead(inner, open, () => closed() ? "list" : null, name, (entry) => {
+      last = entry.key;
+    });
+    return listIterator(opened, {
       cursor: () => last === undefined ? "" : encodeCursor(last),
       pageSize: options?.batchSize,
     });
