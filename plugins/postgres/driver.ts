@@ -227,8 +227,8 @@ export class PostgresDriver implements StoreDriver {
   /** The text of the statement that calls the plain-set feed-commit function. */
   #feedSetCall: string | undefined;
   /**
-   * Whether the commit function is there to call (see `#storeFunctionsReady`),
-   * once this driver looked.
+   * Whether the commit and claim-read functions are there to call (see
+   * `#storeFunctionsReady`), once this driver looked.
    */
   #storeFunctions: Promise<boolean> | undefined;
   /** The text of the statement that calls the commit function. */
@@ -1229,9 +1229,9 @@ export class PostgresDriver implements StoreDriver {
    * Whether this table's commit and claim-read functions (see
    * `Statements.commitBody`, `Statements.claimReadBody`) are there to call:
    * created on the first checked commit or claim of this driver if missing,
-   * as the feed's functions are (see `#prepareFeed`). `false` when
-   * the role may not create it (for good: the pipelined transaction does the
-   * same work) or the attempt failed (tried again on the next commit).
+   * as the feed's functions are (see `#prepareFeed`). `false` when the role
+   * may not create them (for good: the pipelined statements do the same
+   * work) or the attempt failed (tried again on the next commit or claim).
    */
   #storeFunctionsReady(): Promise<boolean> {
     return this.#storeFunctions ??= (async () => {
@@ -1756,9 +1756,10 @@ export class PostgresDriver implements StoreDriver {
    * ends: the keys' locks *tried* (`tryKeyLocks`), the checked write (which
    * writes nothing when a lock was busy or a check failed), then `COMMIT`,
    * pipelined; with `callFunction`, the commit function does the first two
-   * in one statement (its `$10`, try, set). The claim holds its candidates' rows (`FOR UPDATE`), so it
-   * never waits for a key's lock: a commit holding one (a cancel, say) may
-   * be waiting for one of those rows, and each would wait for the other
+   * in one statement (with its `$10`, try, set). The claim holds its
+   * candidates' rows (`FOR UPDATE`), so it never waits for a key's lock: a
+   * commit holding one (a cancel, say) may be waiting for one of those rows,
+   * and each would wait for the other
    * until PostgreSQL's deadlock check (1 s by default) broke the cycle. A
    * busy lock makes the commit fail with no conflicting key (the queue
    * claims again, and the other commit goes first). With `feed` (the store
