@@ -305,8 +305,6 @@ pgTest(
   },
 );
 
-dropTestSchema();
-
 pgTest(
   "postgres feed table: an entry whose op is neither set nor delete (written by hand) fails reads clearly, not as a delete",
   async (url) => {
@@ -333,3 +331,5 @@ pgTest(
     }
   },
 );
+
+dropTestSchema();
