@@ -25,6 +25,7 @@
  * (`deno task bench` loads this file without running it.)
  */
 import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import process from "node:process";
 import { openStore, type Store } from "../mod.ts";
@@ -167,7 +168,7 @@ if (import.meta.main) {
   }
   const baseline: typeof encrypted | undefined = baselineDir === undefined
     ? undefined
-    : (await import(new URL(`file://${resolve(baselineDir, "encrypt.ts")}`).href)).encrypted;
+    : (await import(pathToFileURL(resolve(baselineDir, "encrypt.ts")).href)).encrypted;
   const rounds = Number(args[0] ?? 7);
   const n = Number(args[1] ?? 2000);
   const dir = await Deno.makeTempDir({ prefix: "flowstate-bench-encrypt-" });

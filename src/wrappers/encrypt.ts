@@ -21,7 +21,13 @@
  *
  * @module
  */
-import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  type KeyObject,
+  randomFillSync,
+} from "node:crypto";
 import { ForwardingBase } from "./_forwarding.ts";
 import { ConfigError, DecryptionError, StoreClosedError } from "../errors.ts";
 import { assertKey, assertKeySize, encodeCursor, encodeKey, encodeKeyInto } from "../store/keys.ts";
@@ -303,7 +309,9 @@ function aadOf(head: Uint8Array, key: Key): Uint8Array {
 /** Write a fresh random IV at the start of `out`. */
 function drawIv(out: Uint8Array): void {
   if (ivPoolOffset + IV_BYTES > IV_POOL.length) {
-    crypto.getRandomValues(IV_POOL);
+    // The system's CSPRNG itself: `crypto.getRandomValues` repeats its bytes under
+    // `deno run --seed N`, which would repeat IVs (GCM's nonces) on every start.
+    randomFillSync(IV_POOL);
     ivPoolOffset = 0;
   }
   const at = ivPoolOffset;
@@ -428,17 +436,29 @@ function openEach<I, O>(
 ): O[] | Promise<O[]> {
   const out: (O | Promise<O>)[] = [];
   let pending = false;
-  try {
-    for (const item of items) {
-      const opened = open(item);
-      if (opened instanceof Promise) pending = true;
-      out.push(opened);
+  for (const item of items) {
+    let opened: O | Promise<O>;
+    try {
+      opened = open(item);
+    } catch (err) {
+      // Every earlier item opened: this is the first failure.
+      if (!pending) throw err;
+      // An earlier (large) item is still opening and may fail too: its failure comes first.
+      out.push(Promise.reject(err));
+      break;
     }
-  } catch (err) {
-    for (const opened of out) if (opened instanceof Promise) opened.catch(() => {});
-    throw err;
+    if (opened instanceof Promise) pending = true;
+    out.push(opened);
   }
-  return pending ? Promise.all(out) : out as O[];
+  if (!pending) return out as O[];
+  // Settled in order, so the first item that fails is the one reported; the others'
+  // failures are observed (never an unhandled rejection).
+  for (const opened of out) if (opened instanceof Promise) opened.catch(() => {});
+  return (async () => {
+    const values: O[] = [];
+    for (const opened of out) values.push(await opened);
+    return values;
+  })();
 }
 
 /**

@@ -706,6 +706,44 @@ Deno.test("encrypt: every value gets its own IV, across refills of the IV pool a
   await store.close();
 });
 
+Deno.test("encrypt: IVs do not repeat across processes started with the same deno run --seed", async () => {
+  // --seed makes crypto.getRandomValues repeat its bytes; GCM must never see a nonce twice.
+  const script = join(dir, "seeded_iv.ts");
+  await Deno.writeTextFile(
+    script,
+    `import { openStore } from ${JSON.stringify(new URL("../../mod.ts", import.meta.url).href)};
+import { encrypted, SEALED_FIELD } from ${
+      JSON.stringify(new URL("../../encrypt.ts", import.meta.url).href)
+    };
+const base = await openStore({ plugin: "memory" });
+const store = await encrypted(base, { key: ${JSON.stringify(KEY)} });
+await store.set(["k"], "v");
+console.log((await base.get(["k"])).value[SEALED_FIELD]);
+`,
+  );
+  const sealedOnce = async () => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--quiet",
+        "--seed",
+        "7",
+        "--config",
+        new URL("../../deno.json", import.meta.url).pathname,
+        "--allow-read",
+        "--allow-env",
+        script,
+      ],
+      env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    return new TextDecoder().decode(out.stdout).trim();
+  };
+  const [first, second] = [await sealedOnce(), await sealedOnce()];
+  assert.match(first, /^fs1:/);
+  assert.notEqual(first.split(":")[2].slice(0, 16), second.split(":")[2].slice(0, 16));
+});
+
 Deno.test("encrypt: list, changes and getMany open small and large values in order; a bad one fails at its turn", async () => {
   const base = await openStore({ plugin: "memory", changes: { keep: "1d" } });
   const store = await encrypted(base, { key: KEY });
@@ -735,15 +773,19 @@ Deno.test("encrypt: list, changes and getMany open small and large values in ord
   ]);
   // a bad small value after large ones being opened, a bad large one after small ones
   // (and a large one failing while a small one fails: no rejection is left unobserved)
+  // The error names the first bad key of the batch, in order, whichever cipher fails first.
   for (
-    const batch of [
-      [keys[0], keys[3], keys[25], keys[6]],
-      [keys[1], keys[33], keys[2]],
-      [keys[36], keys[25]],
-      [keys[36], keys[1]],
-    ]
+    const [batch, bad] of [
+      [[keys[0], keys[3], keys[25], keys[6]], keys[25]],
+      [[keys[1], keys[33], keys[2]], keys[33]],
+      [[keys[36], keys[25]], keys[36]],
+      [[keys[36], keys[1]], keys[36]],
+    ] as const
   ) {
-    await assert.rejects(() => store.getMany(batch), DecryptionError);
+    await assert.rejects(
+      () => store.getMany(batch),
+      (err: unknown) => err instanceof DecryptionError && err.message.includes(JSON.stringify(bad)),
+    );
   }
   for (const read of [() => store.list({ prefix: ["k"] }), () => store.changes()]) {
     const seen: number[] = [];
