@@ -570,10 +570,14 @@ export class PostgresDriver implements StoreDriver {
     const params = checkedWriteParams(checkKeys, checkVersions, now, plan, version) as never[];
     const locked = lockList(checkKeys, plan);
     if (await this.#storeFunctionsReady()) {
+      // One autocommit statement: the function takes the locks, checks and writes. On a
+      // connection of its own, reserved from the pool for transactions, as the pipelined one:
+      // reads never queue behind a commit, and a commit that waits for a lock (a key's, a row
+      // another transaction holds) holds up no other (a plain query of the pool may be
+      // pipelined behind it on its connection).
+      const c = await this.#tx.reserve();
       try {
-        // One autocommit statement: the function takes the locks, checks and writes (on the
-        // pool for transactions, as the pipelined one: reads never queue behind a commit).
-        const [row] = await this.#tx.unsafe<{ failed: number[] | null }[]>(
+        const [row] = await c.unsafe<{ failed: number[] | null }[]>(
           this.#commitCall,
           [...params, locked, false] as never[],
           PREPARED,
@@ -582,6 +586,8 @@ export class PostgresDriver implements StoreDriver {
       } catch (err) {
         // Gone or not allowed (nothing ran): this one as below.
         if (!this.#functionUnusable(err)) throw err;
+      } finally {
+        c.release();
       }
     }
     const tx = await this.#tx.reserve();

@@ -9,9 +9,11 @@ import {
   PG_URL,
   pgTest,
   SCHEMA,
+  whileLockHeld,
   withAdmin,
   withLimitedRole,
 } from "./_test_utils.ts";
+import { encodeKey } from "../../src/store/keys.ts";
 
 // The store's PL/pgSQL functions (`<table>_commit_v1`, `<table>_claim_read_v1`, the feed's) are
 // called only when they are exactly the ones this code creates: found by name alone, a function
@@ -30,8 +32,9 @@ async function claimDelete(store: Store, prefix: string[]): Promise<unknown> {
 /** A checked commit (the commit function's path): `key` set to `value` over its version. */
 async function checkedSet(store: Store, key: string[], value: unknown): Promise<void> {
   const e = await store.get(key);
-  const r = await store.atomic().check(key, e?.version ?? null).set(key, value).delete(["x"])
-    .commit();
+  // With a delete (of a key of its own): not a lone compare-and-set, which is no function call.
+  const r = await store.atomic().check(key, e?.version ?? null).set(key, value)
+    .delete(["x", ...key]).commit();
   assert.ok(r.ok);
 }
 
@@ -111,6 +114,51 @@ pgTest(
       assert.equal(await store.get(["q", "a"]), null);
       await checkedSet(store, ["n"], 1);
       assert.equal((await store.get(["n"]))?.value, 1);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+pgTest(
+  "postgres functions: a checked commit waiting for a row lock holds up no commit on other keys",
+  async (url) => {
+    const table = newTable("fn_hol");
+    const store = await openPg(url, table, { max: 4 });
+    const others = ["b", "c", "d", "e", "f", "g", "h", "i"];
+    try {
+      for (const k of ["a", ...others]) await store.set([k], 0);
+      await checkedSet(store, ["warm"], 1);
+      let waiting: Promise<void> | undefined;
+      await whileLockHeld(
+        url,
+        `SELECT 1 FROM "${SCHEMA}"."${table}" WHERE key = $1 FOR UPDATE`,
+        [encodeKey(["a"])],
+        "a commit on another key waited for the commit that waits for the row lock",
+        async () => {
+          waiting = checkedSet(store, ["a"], 1);
+          // Until the commit of `a` waits for the row (its statement, blocked on a lock).
+          await withAdmin(url, async (sql) => {
+            for (;;) {
+              const [row] = await sql.unsafe(
+                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' ` +
+                  `AND query LIKE $1`,
+                [`%${table}_commit_v1%`],
+              );
+              if (row.n > 0) return;
+              await new Promise((r) => setTimeout(r, 10));
+            }
+          });
+          // Every commit on another key completes while `a`'s still waits.
+          let done = 0;
+          await Promise.all(others.map((k) => checkedSet(store, [k], 1).then(() => done++)));
+          assert.equal(done, others.length);
+          for (const k of others) assert.equal((await store.get([k]))?.value, 1);
+          assert.equal((await store.get(["a"]))?.value, 0);
+        },
+      );
+      await waiting;
+      assert.equal((await store.get(["a"]))?.value, 1);
     } finally {
       await store.close();
     }
