@@ -1073,7 +1073,9 @@ export class PostgresDriver implements StoreDriver {
         const [, , first] = await Promise.all([
           tx.unsafe("BEGIN").then(() => (open = true)),
           // The table's lock and index plans for the claim's reads and writes (see
-          // INDEX_PLANS): the read function takes both itself.
+          // INDEX_PLANS): the read function takes both itself, the plans transaction-local
+          // (`set_config(…, true)`, not a SET clause of the function, which would end with the
+          // call), so `decide`'s reads and the commit after it have them too.
           readFunction ? undefined : tx.unsafe(
             `SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${this.#lockId}), ${INDEX_PLANS}`,
             [],

@@ -165,6 +165,33 @@ pgTest(
   },
 );
 
+pgTest(
+  "postgres functions: the claim-read function leaves index plans on for the rest of the claim's transaction",
+  async (url) => {
+    const table = newTable("fn_plans");
+    const store = await openPg(url, table);
+    try {
+      await store.set(["q", "a"], 1);
+      assert.deepEqual(await claimDelete(store, ["q"]), ["q", "a"]);
+      await withAdmin(url, async (sql) => {
+        await sql.begin(async (tx) => {
+          // As a claim calls it (`decide`'s reads then run in the same transaction).
+          await tx.unsafe(
+            `SELECT * FROM "${SCHEMA}"."${table}_claim_read_v1"($1, $2, 0, 1, NULL, NULL)`,
+            [encodeKey(["q"]), new Uint8Array([0xff])],
+          );
+          const [row] = await tx.unsafe(`SELECT current_setting('enable_seqscan') AS s`);
+          assert.equal(row.s, "off");
+        });
+        const [after] = await sql.unsafe(`SELECT current_setting('enable_seqscan') AS s`);
+        assert.equal(after.s, "on", "transaction-local only");
+      });
+    } finally {
+      await store.close();
+    }
+  },
+);
+
 /** Whether the test server lets this login create (and drop) roles. */
 const canCreateRoles = PG_URL === undefined ? false : await (async () => {
   const sql = postgres(PG_URL, { max: 1, onnotice: () => {} });

@@ -147,8 +147,9 @@ export interface Statements {
    * {@linkcode CLAIM_READ_FUNCTION}): $1 the key the candidates come after
    * (the prefix's, then the last one held), $2 the prefix's upper bound, $3
    * now, $4 how many at most, $5 the companions' prefix (encoded; `NULL`:
-   * none) and $6 the field naming a candidate's companion (UTF-8). Takes the table's lock
-   * (shared), then holds and answers the live candidates in key order
+   * none) and $6 the field naming a candidate's companion (UTF-8). Takes the
+   * table's lock (shared) and sets {@linkcode INDEX_PLANS} for the rest of
+   * the transaction, then holds and answers the live candidates in key order
    * (`FOR UPDATE SKIP LOCKED`) with their companion entries, as the claim's
    * statement with the lock before it does.
    */
@@ -638,8 +639,10 @@ export function statements(
         )
       } INTO v_failed;\nRETURN v_failed;\nEND`,
     // Columns win over the OUT parameters of the same names (key, value…).
+    // Index plans for the rest of the claim's transaction (`decide`'s reads, the commit), as
+    // the claim's statement before it sets them when there is no function.
     claimReadBody: `#variable_conflict use_column\nBEGIN\n` +
-      `PERFORM pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId});\n` +
+      `PERFORM pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}), ${INDEX_PLANS};\n` +
       `RETURN QUERY WITH e AS (SELECT e.key, e.value, e.version, e.expires_at FROM ${t} AS e ` +
       `WHERE e.key > $1 AND e.key < $2 AND ${live(3).replaceAll("expires_at", "e.expires_at")} ` +
       `ORDER BY e.key LIMIT $4 FOR UPDATE SKIP LOCKED) ` +
