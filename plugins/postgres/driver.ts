@@ -1019,12 +1019,14 @@ export class PostgresDriver implements StoreDriver {
       // (a NUL): the key encoding of a string part without NUL (JSON spells one \u0000).
       const p = params.length + 3;
       params.push(encodeKey(companion.prefix), new TextEncoder().encode(companion.field));
-      const part = `(e.value::json ->> convert_from($${p + 1}::bytea, 'UTF8'))`;
+      // None for a value holding a \u0000 anywhere: `->>` on it fails (22P05), and a CASE is
+      // the only guard evaluated first (the core reads that candidate's companion itself).
+      const part = `(CASE WHEN position('\\u0000' in e.value) = 0 THEN ` +
+        `e.value::json ->> convert_from($${p + 1}::bytea, 'UTF8') END)`;
       next = `WITH e AS (${next}) SELECT e.key, e.value, e.version, e.expires_at, ` +
         `${part} AS c_part, c.value AS c_value, c.version AS c_version, ` +
         `c.expires_at AS c_expires_at FROM e LEFT JOIN ${this.#table} AS c ` +
-        `ON position('\\u0000' in e.value) = 0 AND ` +
-        `c.key = $${p}::bytea || convert_to(${part}, 'UTF8') || '\\x00'::bytea AND ` +
+        `ON c.key = $${p}::bytea || convert_to(${part}, 'UTF8') || '\\x00'::bytea AND ` +
         `${LIVE.replace("$NOW", "$2").replaceAll("expires_at", "c.expires_at")}`;
     }
     /** The companion of the candidate `row`, read with it: its key's hex and entry. */

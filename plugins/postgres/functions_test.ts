@@ -192,6 +192,60 @@ pgTest(
   },
 );
 
+/**
+ * Claims with a companion over candidates whose values hold a \u0000 (in the companion field,
+ * elsewhere): each is claimed, and `get` of its companion answers the companion entry.
+ */
+async function claimsOverNul(store: Store): Promise<void> {
+  await store.set(["q", "a"], { who: "x\u0000y", v: 1 });
+  await store.set(["q", "b"], { who: "w1", v: 2, note: "\u0000" });
+  await store.set(["q", "c"], { who: "w1", v: 3 });
+  await store.set(["who", "w1"], { n: 1 });
+  await store.set(["who", "x\u0000y"], { n: 0 });
+  const seen: unknown[] = [];
+  for (let i = 0; i < 3; i++) {
+    const got = await store.claimFirst!<{ who: string }>(["q"], async (entry, op, get) => {
+      seen.push([entry.key, (await get(["who", entry.value.who]))?.value]);
+      op.check(entry.key, entry.version).delete(entry.key);
+      return true;
+    }, { companion: { prefix: ["who"], field: "who" } });
+    assert.ok(got?.result.ok);
+  }
+  assert.deepEqual(seen, [
+    [["q", "a"], { n: 0 }],
+    [["q", "b"], { n: 1 }],
+    [["q", "c"], { n: 1 }],
+  ]);
+}
+
+pgTest(
+  "postgres functions: a claim with a companion over a value holding \\u0000 claims it (function and statement)",
+  async (url) => {
+    const table = newTable("fn_nul");
+    const store = await openPg(url, table);
+    try {
+      await claimsOverNul(store);
+    } finally {
+      await store.close();
+    }
+    // A role that may not create the claim-read function: the claim's own statement.
+    const other = newTable("fn_nul_stmt");
+    await (await openPg(url, other)).close();
+    await withLimitedRole(url, other, async (limitedUrl) => {
+      const limited = await openStore(
+        { plugin: "postgres", url: limitedUrl, schema: SCHEMA, table: other } as {
+          plugin: string;
+        },
+      );
+      try {
+        await claimsOverNul(limited);
+      } finally {
+        await limited.close();
+      }
+    });
+  },
+);
+
 /** Whether the test server lets this login create (and drop) roles. */
 const canCreateRoles = PG_URL === undefined ? false : await (async () => {
   const sql = postgres(PG_URL, { max: 1, onnotice: () => {} });

@@ -647,9 +647,12 @@ export function statements(
       `WHERE e.key > $1 AND e.key < $2 AND ${live(3).replaceAll("expires_at", "e.expires_at")} ` +
       `ORDER BY e.key LIMIT $4 FOR UPDATE SKIP LOCKED) ` +
       `SELECT e.key, e.value, e.version, e.expires_at, p.part, c.value, c.version, ` +
-      `c.expires_at FROM e CROSS JOIN LATERAL (SELECT CASE WHEN $5 IS NOT NULL THEN ` +
-      `e.value::json ->> convert_from($6, 'UTF8') END AS part) AS p ` +
-      `LEFT JOIN ${t} AS c ON position('\\u0000' in e.value) = 0 AND ` +
+      // No part (and no companion) for a value holding a \u0000 anywhere: `->>` on it fails
+      // (22P05), and a CASE is the only guard evaluated first.
+      `c.expires_at FROM e CROSS JOIN LATERAL (SELECT CASE WHEN $5 IS NOT NULL AND ` +
+      `position('\\u0000' in e.value) = 0 THEN e.value::json ->> convert_from($6, 'UTF8') ` +
+      `END AS part) AS p ` +
+      `LEFT JOIN ${t} AS c ON ` +
       `c.key = $5 || convert_to(p.part, 'UTF8') || '\\x00'::bytea AND ` +
       `${live(3).replaceAll("expires_at", "c.expires_at")} ORDER BY e.key;\nEND`,
     feedWrite,
