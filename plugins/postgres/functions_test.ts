@@ -19,6 +19,22 @@ import { encodeKey } from "../../src/store/keys.ts";
 // called only when they are exactly the ones this code creates: found by name alone, a function
 // would run whatever its body, owner or parameters say (needs a server: see _test_utils.ts).
 
+/** Run `fn` with a store on a new table of the test schema (`label` in its name), then close it. */
+async function withPg(
+  url: string,
+  label: string,
+  fn: (store: Store, table: string) => Promise<void>,
+  options: { max?: number } = {},
+): Promise<void> {
+  const table = newTable(label);
+  const store = await openPg(url, table, options);
+  try {
+    await fn(store, table);
+  } finally {
+    await store.close();
+  }
+}
+
 /** Take the first entry under `prefix` by deleting it; resolves the key taken. */
 async function claimDelete(store: Store, prefix: string[]): Promise<unknown> {
   const claimed = await store.claimFirst!(prefix, (entry, op) => {
@@ -100,9 +116,7 @@ for (const feed of [false, true]) {
 pgTest(
   "postgres functions: one of the name with other parameters is not called",
   async (url) => {
-    const table = newTable("fn_sig");
-    const store = await openPg(url, table);
-    try {
+    await withPg(url, "fn_sig", async (store, table) => {
       await withAdmin(url, async (sql) => {
         await sql.unsafe(
           `CREATE FUNCTION "${SCHEMA}"."${table}_claim_read_v1"(bytea) RETURNS int ` +
@@ -114,19 +128,15 @@ pgTest(
       assert.equal(await store.get(["q", "a"]), null);
       await checkedSet(store, ["n"], 1);
       assert.equal((await store.get(["n"]))?.value, 1);
-    } finally {
-      await store.close();
-    }
+    });
   },
 );
 
 pgTest(
   "postgres functions: a checked commit waiting for a row lock holds up no commit on other keys",
   async (url) => {
-    const table = newTable("fn_hol");
-    const store = await openPg(url, table, { max: 4 });
     const others = ["b", "c", "d", "e", "f", "g", "h", "i"];
-    try {
+    await withPg(url, "fn_hol", async (store, table) => {
       for (const k of ["a", ...others]) await store.set([k], 0);
       await checkedSet(store, ["warm"], 1);
       let waiting: Promise<void> | undefined;
@@ -159,18 +169,14 @@ pgTest(
       );
       await waiting;
       assert.equal((await store.get(["a"]))?.value, 1);
-    } finally {
-      await store.close();
-    }
+    }, { max: 4 });
   },
 );
 
 pgTest(
   "postgres functions: the claim-read function leaves index plans on for the rest of the claim's transaction",
   async (url) => {
-    const table = newTable("fn_plans");
-    const store = await openPg(url, table);
-    try {
+    await withPg(url, "fn_plans", async (store, table) => {
       await store.set(["q", "a"], 1);
       assert.deepEqual(await claimDelete(store, ["q"]), ["q", "a"]);
       await withAdmin(url, async (sql) => {
@@ -186,9 +192,7 @@ pgTest(
         const [after] = await sql.unsafe(`SELECT current_setting('enable_seqscan') AS s`);
         assert.equal(after.s, "on", "transaction-local only");
       });
-    } finally {
-      await store.close();
-    }
+    });
   },
 );
 
@@ -221,13 +225,9 @@ async function claimsOverNul(store: Store): Promise<void> {
 pgTest(
   "postgres functions: a claim with a companion over a value holding \\u0000 claims it (function and statement)",
   async (url) => {
-    const table = newTable("fn_nul");
-    const store = await openPg(url, table);
-    try {
+    await withPg(url, "fn_nul", async (store) => {
       await claimsOverNul(store);
-    } finally {
-      await store.close();
-    }
+    });
     // A role that may not create the claim-read function: the claim's own statement.
     const other = newTable("fn_nul_stmt");
     await (await openPg(url, other)).close();
