@@ -142,6 +142,12 @@ const FEED_BATCH_TICKS = 12;
 const FUNCTION_REFUSED = new Set(["42501", "42601", "42704", "0A000", "42P13"]);
 /** SQLSTATE undefined_function: a store function was dropped (nothing of the call ran). */
 const UNDEFINED_FUNCTION = "42883";
+/**
+ * SQLSTATE ambiguous_function: another function of the name (an overload
+ * whose extra parameters have defaults, made after the trust check) makes
+ * every call by name fail; nothing of the call ran.
+ */
+const AMBIGUOUS_FUNCTION = "42725";
 /** SQLSTATE insufficient_privilege. */
 const INSUFFICIENT_PRIVILEGE = "42501";
 
@@ -1205,7 +1211,9 @@ export class PostgresDriver implements StoreDriver {
    * or by the table's owner. A name alone proves nothing: a schema renamed
    * keeps functions whose bodies name its old name (and lock id); a role
    * that may create in the schema can plant one of the name first; one of
-   * the name may take other parameters. Any other is created (or replaced:
+   * the name may take other parameters, and any other routine of the name
+   * (an overload with defaulted parameters) makes calls by name ambiguous:
+   * it is dropped (never `CASCADE`). Any other is created (or replaced:
    * `CREATE OR REPLACE`) under a lock of its own (not the table's: commits
    * go on meanwhile), so that processes doing it at once do not race; one
    * owned by another role is dropped first. Throws what the server
@@ -1224,19 +1232,29 @@ export class PostgresDriver implements StoreDriver {
         specs[name].settings.length === 0 ? null : specs[name].settings.join("\n")
       ),
       this.#table,
+      this.#schema,
     ];
-    /** The functions to make, and whether one of the signature has an owner not trusted. */
+    /**
+     * The functions to make: whether one of the signature has an owner not
+     * trusted, and the identity arguments of every other routine of the name
+     * in the schema (an overload makes calls by name ambiguous, 42725).
+     */
     const untrusted = async (q: { unsafe: Sql["unsafe"] }) =>
-      await q.unsafe<{ name: string; other_owner: boolean }[]>(
+      await q.unsafe<{ name: string; other_owner: boolean; overloads: string[] }[]>(
         `WITH o AS (SELECT oid FROM pg_roles WHERE rolname = current_user UNION ALL ` +
-          `SELECT relowner FROM pg_class WHERE oid = to_regclass($5)) ` +
-          `SELECT f.name, p.proowner NOT IN (SELECT oid FROM o) AS other_owner ` +
+          `SELECT relowner FROM pg_class WHERE oid = to_regclass($5)), ` +
+          `f AS (SELECT f.*, p.oid, p.proowner, p.prosecdef, p.prolang, p.prosrc, p.proconfig, ` +
+          `ARRAY(SELECT pg_get_function_identity_arguments(q.oid) FROM pg_proc AS q ` +
+          `WHERE q.proname = f.name AND q.oid IS DISTINCT FROM p.oid ` +
+          `AND q.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = $6)) AS overloads ` +
           `FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS f(name, sig, src, config) ` +
-          `LEFT JOIN pg_proc AS p ON p.oid = to_regprocedure(f.sig) ` +
-          `WHERE p.oid IS NULL OR p.proowner NOT IN (SELECT oid FROM o) OR p.prosecdef ` +
-          `OR p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'plpgsql') ` +
-          `OR p.prosrc <> f.src ` +
-          `OR array_to_string(p.proconfig, E'\\n') IS DISTINCT FROM f.config`,
+          `LEFT JOIN pg_proc AS p ON p.oid = to_regprocedure(f.sig)) ` +
+          `SELECT name, proowner NOT IN (SELECT oid FROM o) AS other_owner, overloads FROM f ` +
+          `WHERE oid IS NULL OR proowner NOT IN (SELECT oid FROM o) OR prosecdef ` +
+          `OR prolang <> (SELECT oid FROM pg_language WHERE lanname = 'plpgsql') ` +
+          `OR prosrc <> src ` +
+          `OR array_to_string(proconfig, E'\\n') IS DISTINCT FROM config ` +
+          `OR cardinality(overloads) > 0`,
         params as never[],
       );
     if ((await untrusted(this.#sql)).length === 0) return;
@@ -1244,8 +1262,11 @@ export class PostgresDriver implements StoreDriver {
       await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
         `${this.#schema}.${names[0]}`,
       ]);
-      for (const { name, other_owner } of await untrusted(tx)) {
+      for (const { name, other_owner, overloads } of await untrusted(tx)) {
         const at = names.indexOf(name);
+        // Any other routine of the name: dropped (never CASCADE) if this role may, else the
+        // server's refusal (42501 not its owner, 2BP01 something depends on it) stands.
+        for (const args of overloads) await tx.unsafe(`DROP ROUTINE ${fns[at]}(${args})`);
         // Another role's (planted, or left by another store role): dropped first, so that the
         // one made is this role's; only its owner (or a superuser) may, else 42501.
         if (other_owner) {
@@ -1260,14 +1281,26 @@ export class PostgresDriver implements StoreDriver {
    * Whether `err`, from a statement that called one of the store's functions
    * (which then wrote nothing), says it cannot be called: dropped (made
    * again on the next use) or not allowed to this role (`EXECUTE` revoked, or
-   * the table itself: the statements without the functions from now on,
-   * which then answer for themselves).
+   * the table itself) or ambiguous (another role added an overload of the
+   * name since the check, 42725): the statements without the functions from
+   * now on, which then answer for themselves.
    */
   #functionUnusable(err: unknown): boolean {
     const code = codeOf(err);
     if (code === UNDEFINED_FUNCTION) this.#storeFunctions = undefined;
-    else if (code === INSUFFICIENT_PRIVILEGE) this.#storeFunctions = Promise.resolve(false);
-    else return false;
+    else if (code === INSUFFICIENT_PRIVILEGE || code === AMBIGUOUS_FUNCTION) {
+      this.#storeFunctions = Promise.resolve(false);
+    } else return false;
+    return true;
+  }
+
+  /** As {@linkcode #functionUnusable}, for the feed's functions: gone, or never again. */
+  #feedFunctionUnusable(err: unknown): boolean {
+    const code = codeOf(err);
+    if (code === UNDEFINED_FUNCTION) this.#feedPrepared = undefined;
+    else if (code === INSUFFICIENT_PRIVILEGE || code === AMBIGUOUS_FUNCTION) {
+      this.#feedPrepared = Promise.resolve(false);
+    } else return false;
     return true;
   }
 
@@ -1545,9 +1578,8 @@ export class PostgresDriver implements StoreDriver {
         }
         return;
       } catch (err) {
-        if (codeOf(err) === UNDEFINED_FUNCTION) {
-          // undefined_function: nothing ran.
-          this.#feedPrepared = undefined;
+        if (this.#feedFunctionUnusable(err)) {
+          // Gone, not allowed or ambiguous: nothing ran; each call through the statements.
           for (const c of batch) c.done.resolve(undefined);
           return;
         }
