@@ -168,7 +168,15 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
     const settings = {
       connect_timeout: connectTimeout,
       onnotice: () => {},
-      connection: { application_name: "flowstate" },
+      connection: {
+        application_name: "flowstate",
+        // Every statement and function of the store is written for read committed: a feed
+        // write reads the head after waiting for its lock, in a snapshot taken then. A database
+        // or role default of repeatable read (or serializable) would read it from before the
+        // wait: duplicate feed numbers. Pinned here, at connection start (a statement's own
+        // `BEGIN ISOLATION LEVEL` could still ask for another).
+        default_transaction_isolation: "read committed" as const,
+      },
     };
     // `max` counts both pools (each backend costs the server CPU and memory): half each, at
     // least one.
