@@ -57,6 +57,7 @@ import {
   feedSetFunctionName,
   feedSetFunctionSpec,
   functionDdl,
+  functionShape,
   functionSignature,
   functionSource,
   type FunctionSpec,
@@ -1233,6 +1234,8 @@ export class PostgresDriver implements StoreDriver {
       ),
       this.#table,
       this.#schema,
+      names.map((name) => functionShape(specs[name]).args),
+      names.map((name) => functionShape(specs[name]).result),
     ];
     /**
      * The functions to make: whether one of the signature has an owner not
@@ -1240,17 +1243,26 @@ export class PostgresDriver implements StoreDriver {
      * in the schema (an overload makes calls by name ambiguous, 42725).
      */
     const untrusted = async (q: { unsafe: Sql["unsafe"] }) =>
-      await q.unsafe<{ name: string; other_owner: boolean; overloads: string[] }[]>(
+      await q.unsafe<{ name: string; must_drop: boolean; overloads: string[] }[]>(
         `WITH o AS (SELECT oid FROM pg_roles WHERE rolname = current_user UNION ALL ` +
           `SELECT relowner FROM pg_class WHERE oid = to_regclass($5)), ` +
           `f AS (SELECT f.*, p.oid, p.proowner, p.prosecdef, p.prolang, p.prosrc, p.proconfig, ` +
+          `p.proisstrict, p.provolatile, p.prokind, ` +
+          `pg_get_function_arguments(p.oid) AS p_args, pg_get_function_result(p.oid) AS p_result, ` +
           `ARRAY(SELECT pg_get_function_identity_arguments(q.oid) FROM pg_proc AS q ` +
           `WHERE q.proname = f.name AND q.oid IS DISTINCT FROM p.oid ` +
           `AND q.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = $6)) AS overloads ` +
-          `FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS f(name, sig, src, config) ` +
+          `FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $7::text[], $8::text[]) ` +
+          `AS f(name, sig, src, config, args, result) ` +
           `LEFT JOIN pg_proc AS p ON p.oid = to_regprocedure(f.sig)) ` +
-          `SELECT name, proowner NOT IN (SELECT oid FROM o) AS other_owner, overloads FROM f ` +
+          // Dropped first: another role's (only then is the one made this role's), or one that
+          // `CREATE OR REPLACE` cannot make this one (42P13, 42809: its kind, parameter names
+          // or defaults, result).
+          `SELECT name, oid IS NOT NULL AND (proowner NOT IN (SELECT oid FROM o) ` +
+          `OR prokind <> 'f' OR p_args <> args OR p_result <> result) AS must_drop, overloads FROM f ` +
           `WHERE oid IS NULL OR proowner NOT IN (SELECT oid FROM o) OR prosecdef ` +
+          `OR proisstrict OR provolatile <> 'v' OR prokind <> 'f' ` +
+          `OR p_args <> args OR p_result <> result ` +
           `OR prolang <> (SELECT oid FROM pg_language WHERE lanname = 'plpgsql') ` +
           `OR prosrc <> src ` +
           `OR array_to_string(proconfig, E'\\n') IS DISTINCT FROM config ` +
@@ -1262,16 +1274,15 @@ export class PostgresDriver implements StoreDriver {
       await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
         `${this.#schema}.${names[0]}`,
       ]);
-      for (const { name, other_owner, overloads } of await untrusted(tx)) {
+      for (const { name, must_drop, overloads } of await untrusted(tx)) {
         const at = names.indexOf(name);
         // Any other routine of the name: dropped (never CASCADE) if this role may, else the
         // server's refusal (42501 not its owner, 2BP01 something depends on it) stands.
         for (const args of overloads) await tx.unsafe(`DROP ROUTINE ${fns[at]}(${args})`);
         // Another role's (planted, or left by another store role): dropped first, so that the
-        // one made is this role's; only its owner (or a superuser) may, else 42501.
-        if (other_owner) {
-          await tx.unsafe(`DROP FUNCTION ${functionSignature(fns[at], specs[name])}`);
-        }
+        // one made is this role's; only its owner (or a superuser) may, else 42501. So is one
+        // `CREATE OR REPLACE` cannot turn into this one (kind, parameter names, result).
+        if (must_drop) await tx.unsafe(`DROP ROUTINE ${functionSignature(fns[at], specs[name])}`);
         await tx.unsafe(functionDdl(fns[at], specs[name]));
       }
     });

@@ -459,4 +459,90 @@ if (PG_URL !== undefined && !canCreateRoles) {
   });
 }
 
+pgTest(
+  "postgres functions: one altered (STRICT, STABLE, a result or parameter name changed) is " +
+    "replaced, and Flowstate's own are kept as they are",
+  async (url) => {
+    const table = newTable("fn_alter");
+    const open = () =>
+      openStore(
+        { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "1d" } } as {
+          plugin: string;
+        },
+      );
+    const fn = (name: string) => `"${SCHEMA}"."${table}_${name}"`;
+    const feedSet = `${fn("feed_set_v3")}(bytea, text, text, float8, float8, text, text)`;
+    const commit = `${fn("commit_v1")}(text[], text[], float8, text[], text[], text[], ` +
+      `float8[], text, text[], boolean)`;
+    const claimRead = `${fn("claim_read_v1")}(bytea, bytea, float8, int, bytea, bytea)`;
+    /** The store's functions' oids and row versions: equal when none was made again. */
+    const made = async () => {
+      let rows: unknown[] = [];
+      await withAdmin(url, async (sql) => {
+        rows = [
+          ...await sql.unsafe(
+            `SELECT p.oid::int, p.xmin::text FROM pg_proc p JOIN pg_namespace n ` +
+              `ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname LIKE $2 ORDER BY 1`,
+            [SCHEMA, `${table}_%`],
+          ),
+        ];
+      });
+      return rows;
+    };
+    let store = await open();
+    try {
+      await useAll(store);
+    } finally {
+      await store.close();
+    }
+    const first = await made();
+    assert.equal(first.length, 4);
+    store = await open();
+    try {
+      await useAll(store);
+    } finally {
+      await store.close();
+    }
+    assert.deepEqual(await made(), first, "Flowstate's own functions are not made again");
+    for (
+      const alter of [
+        `ALTER FUNCTION ${feedSet} STRICT`,
+        `ALTER FUNCTION ${commit} STABLE`,
+        `ALTER FUNCTION ${claimRead} STRICT`,
+        // A result of another type: CREATE OR REPLACE cannot change it (dropped first).
+        `DROP FUNCTION ${feedSet}; CREATE FUNCTION ${feedSet} RETURNS int LANGUAGE plpgsql ` +
+        `AS $$ BEGIN RETURN 0; END $$`,
+        // A parameter name: CREATE OR REPLACE cannot remove it.
+        `DROP FUNCTION ${commit}; CREATE FUNCTION ${fn("commit_v1")}(a text[], text[], float8, ` +
+        `text[], text[], text[], float8[], text, text[], boolean) RETURNS int[] ` +
+        `LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`,
+      ]
+    ) {
+      await withAdmin(url, (sql) => sql.unsafe(alter).simple().then());
+      store = await open();
+      try {
+        // A plain set has no expiry ($4 NULL): a STRICT function would write nothing.
+        const value = Math.random();
+        const before = (await store.feedInfo()).lastSeq;
+        await store.set(["plain"], value);
+        assert.equal((await store.get(["plain"]))?.value, value, alter);
+        assert.equal((await store.feedInfo()).lastSeq, before + 1, alter);
+        await useAll(store);
+      } finally {
+        await store.close();
+      }
+      await withAdmin(url, async (sql) => {
+        const rows = await sql.unsafe(
+          `SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace ` +
+            `WHERE n.nspname = $1 AND p.proname LIKE $2 AND (p.proisstrict ` +
+            `OR p.provolatile <> 'v' OR p.proargnames IS NOT NULL AND p.proname NOT LIKE '%claim%' ` +
+            `OR pg_get_function_result(p.oid) = 'integer')`,
+          [SCHEMA, `${table}_%`],
+        );
+        assert.deepEqual([...rows], [], alter);
+      });
+    }
+  },
+);
+
 dropTestSchema();

@@ -273,6 +273,49 @@ export function functionSource(spec: FunctionSpec): string {
   return `\n${spec.body}\n`;
 }
 
+/** The names `format_type` gives the SQL types the specs use by another name. */
+const TYPE_NAMES: Record<string, string> = { float8: "double precision", int: "integer" };
+
+/** `type` (a spec's spelling, as `int[]`) as PostgreSQL's `format_type` writes it. */
+function formatType(type: string): string {
+  const base = type.replace(/(\[\])+$/, "");
+  return `${TYPE_NAMES[base] ?? base}${type.slice(base.length)}`;
+}
+
+/**
+ * What `pg_get_function_arguments` and `pg_get_function_result` answer for
+ * a function made by {@linkcode functionDdl} from `spec`: its parameters
+ * (no names, no defaults) and its result, which the trust check compares.
+ *
+ * @example
+ * ```ts
+ * import { functionShape } from "./statements.ts";
+ * import assert from "node:assert/strict";
+ * const shape = functionShape({
+ *   types: ["bytea", "float8"],
+ *   returns: "TABLE(key bytea, n int[])",
+ *   settings: [],
+ *   body: "BEGIN END",
+ * });
+ * assert.deepEqual(shape, {
+ *   args: "bytea, double precision",
+ *   result: "TABLE(key bytea, n integer[])",
+ * });
+ * ```
+ */
+export function functionShape(spec: FunctionSpec): { args: string; result: string } {
+  const table = /^TABLE\((.*)\)$/.exec(spec.returns);
+  const result = table === null
+    ? formatType(spec.returns)
+    : `TABLE(${
+      table[1].split(", ").map((column) => {
+        const at = column.indexOf(" ");
+        return `${column.slice(0, at)} ${formatType(column.slice(at + 1))}`;
+      }).join(", ")
+    })`;
+  return { args: spec.types.map(formatType).join(", "), result };
+}
+
 /**
  * `to_regprocedure`'s argument for the function `fn` (qualified, quoted) of
  * `spec`: its name and parameter types, which no other function of the
