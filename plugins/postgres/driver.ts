@@ -62,6 +62,7 @@ import {
   functionSource,
   type FunctionSpec,
   INDEX_PLANS,
+  jsonReadable,
   LIVE,
   planWrites,
   PURGE_BATCH_SIZE,
@@ -1026,9 +1027,9 @@ export class PostgresDriver implements StoreDriver {
       // (a NUL): the key encoding of a string part without NUL (JSON spells one \u0000).
       const p = params.length + 3;
       params.push(encodeKey(companion.prefix), new TextEncoder().encode(companion.field));
-      // None for a value holding a \u0000 anywhere: `->>` on it fails (22P05), and a CASE is
-      // the only guard evaluated first (the core reads that candidate's companion itself).
-      const part = `(CASE WHEN position('\\u0000' in e.value) = 0 THEN ` +
+      // None for a value `->>` cannot read (see jsonReadable): the core reads that
+      // candidate's companion itself.
+      const part = `(CASE WHEN ${jsonReadable("e.value")} THEN ` +
         `e.value::json ->> convert_from($${p + 1}::bytea, 'UTF8') END)`;
       next = `WITH e AS (${next}) SELECT e.key, e.value, e.version, e.expires_at, ` +
         `${part} AS c_part, c.value AS c_value, c.version AS c_version, ` +

@@ -198,16 +198,20 @@ pgTest(
 
 /**
  * Claims with a companion over candidates whose values hold a \u0000 (in the companion field,
- * elsewhere): each is claimed, and `get` of its companion answers the companion entry.
+ * elsewhere) or a lone surrogate (which JSON.stringify writes as an escape, as for an emoji cut
+ * in half; PostgreSQL's `json` refuses it): each is claimed, and `get` of its companion answers
+ * the companion entry.
  */
 async function claimsOverNul(store: Store): Promise<void> {
   await store.set(["q", "a"], { who: "x\u0000y", v: 1 });
   await store.set(["q", "b"], { who: "w1", v: 2, note: "\u0000" });
   await store.set(["q", "c"], { who: "w1", v: 3 });
+  await store.set(["q", "d"], { who: "w1", v: 4, note: "cut emoji \ud83d" });
+  await store.set(["q", "e"], { who: "w1", v: 5, note: "\udc00 and \\ud800" });
   await store.set(["who", "w1"], { n: 1 });
   await store.set(["who", "x\u0000y"], { n: 0 });
   const seen: unknown[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 5; i++) {
     const got = await store.claimFirst!<{ who: string }>(["q"], async (entry, op, get) => {
       seen.push([entry.key, (await get(["who", entry.value.who]))?.value]);
       op.check(entry.key, entry.version).delete(entry.key);
@@ -219,11 +223,13 @@ async function claimsOverNul(store: Store): Promise<void> {
     [["q", "a"], { n: 0 }],
     [["q", "b"], { n: 1 }],
     [["q", "c"], { n: 1 }],
+    [["q", "d"], { n: 1 }],
+    [["q", "e"], { n: 1 }],
   ]);
 }
 
 pgTest(
-  "postgres functions: a claim with a companion over a value holding \\u0000 claims it (function and statement)",
+  "postgres functions: a claim with a companion over a value holding \\u0000 or a lone surrogate claims it (function and statement)",
   async (url) => {
     await withPg(url, "fn_nul", async (store) => {
       await claimsOverNul(store);

@@ -273,6 +273,29 @@ export function functionSource(spec: FunctionSpec): string {
   return `\n${spec.body}\n`;
 }
 
+/**
+ * A condition, true when the JSON text `value` (a column) can be cast to
+ * `json` and read with `->>`: it holds no `\u0000` (22P05 on `->>`) and no
+ * escaped UTF-16 surrogate (`\ud800`…`\udfff`, any case: a lone one, as
+ * `JSON.stringify` writes for an emoji cut in half, fails the cast, 22P02).
+ * Never false for a value that would fail; true can be missed for one that
+ * would not (an escaped backslash before `ud`, a surrogate pair): the core
+ * then reads what the statement left out. Most values hold no `\u` at all
+ * (JSON writes other characters as they are) and are decided by one search.
+ * Only in a `CASE WHEN`, the one guard PostgreSQL evaluates first.
+ *
+ * @example
+ * ```ts
+ * import { jsonReadable } from "./statements.ts";
+ * import assert from "node:assert/strict";
+ * assert.match(jsonReadable("e.value"), /^\(position\('\\u' in e\.value\) = 0 OR /);
+ * ```
+ */
+export function jsonReadable(value: string): string {
+  return `(position('\\u' in ${value}) = 0 OR position('\\u0000' in ${value}) = 0 AND ` +
+    `position('\\ud' in lower(${value})) = 0)`;
+}
+
 /** The names `format_type` gives the SQL types the specs use by another name. */
 const TYPE_NAMES: Record<string, string> = { float8: "double precision", int: "integer" };
 
@@ -690,10 +713,9 @@ export function statements(
       `WHERE e.key > $1 AND e.key < $2 AND ${live(3).replaceAll("expires_at", "e.expires_at")} ` +
       `ORDER BY e.key LIMIT $4 FOR UPDATE SKIP LOCKED) ` +
       `SELECT e.key, e.value, e.version, e.expires_at, p.part, c.value, c.version, ` +
-      // No part (and no companion) for a value holding a \u0000 anywhere: `->>` on it fails
-      // (22P05), and a CASE is the only guard evaluated first.
+      // No part (and no companion) for a value `->>` cannot read (see jsonReadable).
       `c.expires_at FROM e CROSS JOIN LATERAL (SELECT CASE WHEN $5 IS NOT NULL AND ` +
-      `position('\\u0000' in e.value) = 0 THEN e.value::json ->> convert_from($6, 'UTF8') ` +
+      `${jsonReadable("e.value")} THEN e.value::json ->> convert_from($6, 'UTF8') ` +
       `END AS part) AS p ` +
       `LEFT JOIN ${t} AS c ON ` +
       `c.key = $5 || convert_to(p.part, 'UTF8') || '\\x00'::bytea AND ` +
