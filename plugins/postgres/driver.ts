@@ -139,9 +139,10 @@ const FEED_BATCH_TICKS = 12;
  * that will not go away by trying again: insufficient privilege, a syntax
  * error or an unknown setting (a server too old for the functions), a
  * feature not supported, a function of the name and parameters that returns
- * another type (42P13: `CREATE OR REPLACE` cannot change it).
+ * another type (42P13: `CREATE OR REPLACE` cannot change it), another role's
+ * function that something depends on (2BP01: never dropped `CASCADE`).
  */
-const FUNCTION_REFUSED = new Set(["42501", "42601", "42704", "0A000", "42P13"]);
+const FUNCTION_REFUSED = new Set(["42501", "42601", "42704", "0A000", "42P13", "2BP01"]);
 /** SQLSTATE undefined_function: a store function was dropped (nothing of the call ran). */
 const UNDEFINED_FUNCTION = "42883";
 /**
