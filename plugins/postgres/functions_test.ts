@@ -613,4 +613,90 @@ if (PG_URL !== undefined && !canCreateRoles) {
   });
 }
 
+const SEARCH_PATH = "postgres functions: a function planted in a schema on the search_path " +
+  "(an overload of a built-in) runs in none of the store's statements and functions";
+if (PG_URL !== undefined && !canCreateRoles) {
+  Deno.test({
+    name: `${SEARCH_PATH} (ignored: the test login may not create roles)`,
+    ignore: true,
+    fn: () => {},
+  });
+} else {
+  pgTest(SEARCH_PATH, async (url) => {
+    // A database of its own, whose default search_path puts the trap's schema after public.
+    await withOwnDatabase(url, "searchpath", async (own) => {
+      const role = `fs_trap_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
+      const db = new URL(own).pathname.slice(1);
+      const hits = async () => {
+        let n = -1;
+        await withAdmin(own, async (sql) => {
+          n = (await sql.unsafe(`SELECT count(*)::int AS n FROM trap.hits`))[0].n;
+        });
+        return n;
+      };
+      try {
+        await withAdmin(own, async (sql) => {
+          await sql.unsafe(`CREATE ROLE ${role}`);
+          await sql.unsafe(`CREATE SCHEMA trap AUTHORIZATION ${role}`);
+          await sql.unsafe(`GRANT USAGE ON SCHEMA trap TO PUBLIC`);
+          await sql.unsafe(`SET ROLE ${role}`);
+          await sql.unsafe(`CREATE TABLE trap.hits (who name)`);
+          await sql.unsafe(`GRANT INSERT ON trap.hits TO PUBLIC`);
+          // Takes (text, integer) as the statements pass them: a closer match than the
+          // built-in's (text, bigint).
+          await sql.unsafe(
+            `CREATE FUNCTION trap.hashtextextended(t text, seed integer) RETURNS bigint ` +
+              `LANGUAGE plpgsql AS $$BEGIN INSERT INTO trap.hits VALUES (current_user); ` +
+              `RETURN pg_catalog.hashtextextended(t, seed::bigint); END$$`,
+          );
+          await sql.unsafe(`RESET ROLE`);
+          await sql.unsafe(
+            `ALTER DATABASE "${db}" SET search_path = "$user", public, trap`,
+          );
+        });
+        const open = (table: string, feed: boolean) =>
+          openStore(
+            {
+              plugin: "postgres",
+              url: own,
+              schema: "app",
+              table,
+              changes: feed ? { keep: "1d" } : undefined,
+            } as { plugin: string },
+          );
+        const plain = await open("jobs", false);
+        const feed = await open("feedy", true);
+        try {
+          for (const store of [plain, feed]) {
+            await store.set(["a"], 1);
+            await checkedSet(store, ["a"], 2);
+            await store.set(["q", "a"], 1);
+            assert.deepEqual(await claimDelete(store, ["q"]), ["q", "a"]);
+          }
+          assert.equal(await hits(), 0, "the store's statements and functions");
+          // The functions pin it themselves: called from a session of the database's default.
+          await withAdmin(own, async (sql) => {
+            const [row] = await sql.unsafe(`SELECT current_setting('search_path') AS p`);
+            assert.match(row.p, /trap/);
+            await sql.unsafe(
+              `SELECT app.feedy_feed_set_v3($1, '1', 'v1', NULL, 0, 'by', 'topic')`,
+              [new Uint8Array([0x02, 0x7a, 0x00])],
+            );
+          });
+          assert.equal(await hits(), 0, "a function called from a session of another search_path");
+        } finally {
+          await plain.close();
+          await feed.close();
+        }
+      } finally {
+        await withAdmin(own, async (sql) => {
+          await sql.unsafe(`DROP SCHEMA IF EXISTS trap CASCADE`);
+          await sql.unsafe(`DROP OWNED BY ${role}`).catch(() => {});
+        });
+        await withAdmin(url, (sql) => sql.unsafe(`DROP ROLE IF EXISTS ${role}`).then());
+      }
+    });
+  });
+}
+
 dropTestSchema();

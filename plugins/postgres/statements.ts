@@ -230,6 +230,19 @@ const CHECKED_WRITE_TYPES = [
 const STORE_FUNCTION_VERSION = 1;
 
 /**
+ * The `search_path` of the store's connections and functions: the built-ins
+ * first, then temporary objects, and no schema anyone else may create in.
+ * Every name the store's statements use is schema-qualified or a built-in,
+ * so a function or operator planted in a schema on a role's or database's
+ * `search_path` (`public`, say: an overload of a built-in that takes the
+ * arguments more exactly, CVE-2018-1058) never runs with the store role's
+ * privileges.
+ */
+export const PINNED_SEARCH_PATH = "pg_catalog, pg_temp";
+/** The `SET` clause of {@linkcode PINNED_SEARCH_PATH}, first of every store function's. */
+const SEARCH_PATH_SETTING = `search_path=${PINNED_SEARCH_PATH}`;
+
+/**
  * One of a table's PL/pgSQL functions, as the store creates it: what its
  * `CREATE OR REPLACE FUNCTION` says and what `pg_proc` then holds, so that a
  * function found in the database is called only if it is exactly this one
@@ -402,7 +415,7 @@ export const COMMIT_FUNCTION: StoreFunction = storeFunction(
   "int[]",
   // Index plans (see INDEX_PLANS) and generic plans from the first call, as the feed-commit
   // function has them (its statement is the same join of `unnest`ed keys with the table).
-  ["enable_seqscan=off", "plan_cache_mode=force_generic_plan"],
+  [SEARCH_PATH_SETTING, "enable_seqscan=off", "plan_cache_mode=force_generic_plan"],
   (expr) => `SELECT ${expr} AS failed`,
 );
 
@@ -424,8 +437,9 @@ export const CLAIM_READ_FUNCTION: StoreFunction = storeFunction(
   "TABLE(key bytea, value text, version text, expires_at float8, c_part text, c_value text, " +
     "c_version text, c_expires_at float8)",
   // Index plans (see INDEX_PLANS) are set by its body, for the rest of the claim's transaction
-  // (`decide`'s reads too): a SET clause here would end with the call.
-  [],
+  // (`decide`'s reads too): a SET clause here would end with the call (a SET clause ends only
+  // its own setting's changes).
+  [SEARCH_PATH_SETTING],
   (expr) => `SELECT * FROM ${expr}`,
 );
 
@@ -478,7 +492,12 @@ export function feedSetFunctionSpec(body: string): FunctionSpec {
   // Index plans (see INDEX_PLANS) as a setting of the function: made once per call with the
   // function's other state, cheaper than a set_config() in its body. Its statements are
   // simple: the planner's own choice between custom and generic plans is fine.
-  return { types: FEED_SET_TYPES, returns: "void", settings: ["enable_seqscan=off"], body };
+  return {
+    types: FEED_SET_TYPES,
+    returns: "void",
+    settings: [SEARCH_PATH_SETTING, "enable_seqscan=off"],
+    body,
+  };
 }
 
 /** The SQL types of the feed-commit function's parameters, in order. */
@@ -509,7 +528,7 @@ export function feedFunctionSpec(body: string): FunctionSpec {
     returns: "int[]",
     // Generic plans from the first call: a custom plan of the feed statement costs more to
     // make (every call, as the planner keeps choosing one) than the statement costs to run.
-    settings: ["plan_cache_mode=force_generic_plan"],
+    settings: [SEARCH_PATH_SETTING, "plan_cache_mode=force_generic_plan"],
     body,
   };
 }
