@@ -248,6 +248,16 @@ export class YamlSource {
   toData(
     options: { maxAliasCount?: number } = {},
   ): { data: unknown } | { problem: { message: string } & SourcePosition } {
+    const loop = this.#aliasInsideItsAnchor();
+    if (loop !== undefined) {
+      return {
+        problem: {
+          message: `*${loop.source} is inside its own anchor &${loop.source}, so its data would ` +
+            "never end; write the repeated part out instead of the alias",
+          ...this.position(rangeStart(loop) ?? 0),
+        },
+      };
+    }
     try {
       return { data: this.doc.toJS({ maxAliasCount: options.maxAliasCount ?? 100 }) };
     } catch (error) {
@@ -271,6 +281,27 @@ export class YamlSource {
         },
       };
     }
+  }
+
+  /**
+   * The first alias written inside the node its anchor names (`&a [*a]`): its
+   * data would contain itself, which nothing downstream can walk or copy.
+   * Only such an alias makes a cycle, as an anchor comes before its aliases.
+   */
+  #aliasInsideItsAnchor(): { source: string; range?: unknown } | undefined {
+    let found: { source: string; range?: unknown } | undefined;
+    visit(this.doc, {
+      Alias: (_key, alias) => {
+        const target = alias.resolve(this.doc) as { range?: [number, number, number] } | undefined;
+        const at = alias.range?.[0];
+        if (target?.range === undefined || at === undefined) return;
+        if (at >= target.range[0] && at < target.range[2]) {
+          found = alias;
+          return visit.BREAK;
+        }
+      },
+    });
+    return found;
   }
 
   /** The alias that expands to the most values (the first of equals), and how many. */

@@ -213,3 +213,29 @@ nodes:
     assert.equal(found.length, 5, result.stderr);
   });
 });
+
+Deno.test("an alias inside its own anchor (a cycle) is refused at the alias, in a flow and in the config", async () => {
+  await withSandbox(async ({ dir, run, home }) => {
+    await Deno.writeTextFile(
+      join(dir, "loop.flow.yaml"),
+      "id: loop\nnodes:\n  - &n { id: a, type: log, with: { message: [*n] } }\n",
+    );
+    for (const command of ["validate", "run"]) {
+      const result = await run(command, "loop.flow.yaml");
+      assert.equal(result.code, 2, result.stderr);
+      assert.deepEqual(lines(result.stderr), [
+        "error: loop.flow.yaml:3:46: *n is inside its own anchor &n, so its data would never end; write the repeated part out instead of the alias",
+      ]);
+    }
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: &m { plugin: memory, path: *m }\n",
+    );
+    const config = await run("stores");
+    assert.equal(config.code, 2, config.stderr);
+    assert.deepEqual(lines(config.stderr), [
+      "error: flowstate.yaml:2:36: *m is inside its own anchor &m, so its data would never end; write the repeated part out instead of the alias",
+    ]);
+    await assert.rejects(Deno.stat(home), Deno.errors.NotFound, "nothing was written");
+  });
+});
