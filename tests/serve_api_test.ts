@@ -522,3 +522,41 @@ Deno.test("serve: POST runs enqueues with delay, priority and a dedupe key; with
     }
   }, { worker: false });
 });
+
+Deno.test("serve: a body field the route does not know (a typo) is refused with the fields it knows, and nothing is queued or written", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ request, runtime }) => {
+    const send = async (method: string, path: string, body: unknown, headers = {}) => {
+      const res = await request(path, {
+        method,
+        body: JSON.stringify(body),
+        headers: { "content-type": "application/json", ...headers },
+      });
+      return { status: res.status, message: (await res.json()).error?.message as string };
+    };
+    // "inputs" for "input": the run would have run with its defaults.
+    assert.deepEqual(await send("POST", "/api/flows/hello/runs", { inputs: { name: "x" } }), {
+      status: 400,
+      message:
+        'Invalid body of POST /api/flows/hello/runs: inputs: unknown field (did you mean "input"?); the fields are input, delay, runAt, priority, key, maxAttempts',
+    });
+    assert.deepEqual((await (await runtime.records()).listRuns({})).runs, [], "nothing was queued");
+
+    const put = await send("PUT", "/api/stores/main/entry?key=app&key=k", {
+      value: 1,
+      expiresIn: 1000,
+    }, { "if-none-match": "*" });
+    assert.deepEqual(put, {
+      status: 400,
+      message:
+        'Invalid body of PUT /api/stores/main/entry: expiresIn: unknown field (did you mean "expireIn"?); the fields are value, expireIn',
+    });
+    assert.equal(await (await runtime.store("main")).get(["app", "k"]), null, "nothing written");
+
+    const job = await send("POST", "/api/jobs/gc/runs", { option: { orphans: true } });
+    assert.equal(job.status, 400);
+    assert.match(
+      job.message,
+      /^Invalid body of POST \/api\/jobs\/gc\/runs: option: unknown field \(did you mean "options"\?\)/,
+    );
+  });
+});

@@ -9,6 +9,7 @@
 import { isAbsolute, relative } from "node:path";
 import { z } from "zod";
 import { ConfigError, FeedDisabledError, FlowValidationError, messageOf } from "../errors.ts";
+import { didYouMean } from "../_suggest.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Change, Entry, JsonValue, Key, Store } from "../store/types.ts";
 import { assertKey } from "../store/keys.ts";
@@ -106,9 +107,14 @@ async function body<T>(ctx: Ctx, schema: z.ZodType<T>, what: string): Promise<T>
   const raw = (await readJson(ctx.request, ctx.server.maxBodyBytes)) ?? {};
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) =>
-      `${i.path.length ? i.path.join(".") : "(body)"}: ${i.message}`
-    );
+    const known = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
+    const problems = parsed.error.issues.flatMap((i) => {
+      const at = (...more: PropertyKey[]) => [...i.path, ...more].join(".") || "(body)";
+      if (i.code !== "unrecognized_keys") return [`${at()}: ${i.message}`];
+      return i.keys.map((key) =>
+        `${at(key)}: unknown field${didYouMean(key, known)}; the fields are ${known.join(", ")}`
+      );
+    });
     throw badRequest(`Invalid body of ${what}: ${problems.join("; ")}`);
   }
   return parsed.data;
