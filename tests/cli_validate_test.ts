@@ -239,3 +239,17 @@ Deno.test("an alias inside its own anchor (a cycle) is refused at the alias, in 
     await assert.rejects(Deno.stat(home), Deno.errors.NotFound, "nothing was written");
   });
 });
+
+Deno.test("a store's changes.keep that is not a duration is one clear sentence, at its place", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main:\n    plugin: memory\n    changes: { keep: forever }\n",
+    );
+    const result = await run("state", "get", "a");
+    assert.equal(result.code, 2, result.stderr);
+    assert.deepEqual(lines(result.stderr), [
+      'error: flowstate.yaml:4:5: stores.main.changes: Cannot open store "main": changes.keep: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got "forever"',
+    ]);
+  });
+});
