@@ -155,3 +155,62 @@ nodes:
     assert.match(result.stderr, /bad\.flow\.yaml:3:16: queue\.concurrency: must be at least 1/);
   });
 });
+
+/** Start `args` (a worker or a daemon, --json), wait for the first line with `type`, send `signals`. */
+async function stopWith(
+  dir: string,
+  home: string,
+  args: string[],
+  type: string,
+  signals: Deno.Signal[],
+): Promise<{ code: number; stderr: string }> {
+  const child = cliCommand(dir, args, { home }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let rest = "";
+  for (let found = false; !found;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    rest += value;
+    const lines = rest.split("\n");
+    rest = lines.pop()!;
+    found = lines.some((line) => line.startsWith("{") && JSON.parse(line).type === type);
+  }
+  for (const signal of signals) {
+    child.kill(signal);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  while (!(await reader.read()).done) { /* drain */ }
+  const stderr = await new Response(child.stderr).text();
+  return { code: (await child.status).code, stderr };
+}
+
+Deno.test("cli queue: SIGHUP stops a worker cleanly (its run back in the queue, not left running); a second signal exits with that signal's code", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    await setUp(dir);
+    await Deno.writeTextFile(
+      join(dir, "flows", "slow.flow.yaml"),
+      "id: slow\nnodes:\n  - { id: w, type: delay, with: { for: 60s } }\n",
+    );
+    const id = (await run("enqueue", "slow")).stdout.trim();
+    const worker = ["worker", "--json", "--poll", "50ms", "--grace", "100ms"];
+    const hup = await stopWith(dir, home, worker, "claim", ["SIGHUP"]);
+    assert.equal(hup.code, 0, hup.stderr);
+    const after = JSON.parse((await run("runs", "show", id, "--json")).stdout).run;
+    assert.equal(after.status, "queued", "released to the queue, not left running");
+
+    const twice = await stopWith(dir, home, [...worker, "--grace", "60s"], "claim", [
+      "SIGTERM",
+      "SIGTERM",
+    ]);
+    assert.equal(twice.code, 143, twice.stderr);
+    assert.match(twice.stderr, /Received SIGTERM again: exiting without waiting/);
+  });
+});
+
+Deno.test("cli daemon: SIGHUP stops the daemon cleanly, as SIGTERM does", async () => {
+  await withSandbox(async ({ dir, home }) => {
+    await setUp(dir);
+    const stopped = await stopWith(dir, home, ["daemon", "--json"], "start", ["SIGHUP"]);
+    assert.equal(stopped.code, 0, stopped.stderr);
+  });
+});
