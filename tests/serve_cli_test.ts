@@ -108,6 +108,11 @@ Deno.test("flowstate serve: an invalid serve: section is exit 2 with file:line:c
       typo.stderr,
       /flowstate\.yaml:2:\d+: serve\.prot: unknown field \(did you mean "port"\?\)/,
     );
+    // The flag is checked the same way, before anything starts.
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), "stores:\n  main: { plugin: memory }\n");
+    const flag = await runCli(dir, ["serve", "--port", "99999"]);
+    assert.equal(flag.code, 2, flag.stderr);
+    assert.match(flag.stderr, /--port must be an integer from 0 to 65535 \(got "99999"\)/);
   });
 });
 
