@@ -10,6 +10,7 @@ import type { ResolvedConfig } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { isFlowPath } from "./flow/load.ts";
 import { readYamlFile } from "./_yaml_file.ts";
+import { YamlSource } from "./yaml_source.ts";
 
 /** Where a config field is written, as a message prefix (`flowstate.yaml:4:3: flows[0]: `). */
 function locate(config: ResolvedConfig, path: (string | number)[]): string {
@@ -84,9 +85,25 @@ async function flowIdOf(file: string): Promise<string | undefined> {
     return (await loadFlowFile(file)).definition.id;
   } catch {
     // An invalid file: its id, if it has one, is read from the YAML alone.
-    const read = await readYamlFile(file).catch(() => null);
-    const doc = read !== null && "value" in read ? read.value : undefined;
-    const id = (doc as { id?: unknown } | undefined)?.id;
+    const id = (await rawFlowData(file))?.id;
     return typeof id === "string" ? id : undefined;
   }
+}
+
+/**
+ * The data of a flow file as its YAML reads, without any check (for an
+ * invalid flow: its `id`, its `trigger`), or `undefined` when it is not a
+ * readable YAML mapping.
+ */
+export async function rawFlowData(file: string): Promise<Record<string, unknown> | undefined> {
+  const read = await readYamlFile(file).catch(() => null);
+  if (read === null || !("text" in read)) return undefined;
+  const source = new YamlSource(read.text, { logLevel: "silent" });
+  if (source.syntaxErrors.length > 0) return undefined;
+  const data = source.toData();
+  if (!("data" in data)) return undefined;
+  const value = data.data;
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? value as Record<string, unknown>
+    : undefined;
 }

@@ -214,3 +214,21 @@ Deno.test("cli daemon: SIGHUP stops the daemon cleanly, as SIGTERM does", async 
     assert.equal(stopped.code, 0, stopped.stderr);
   });
 });
+
+Deno.test("cli queue: enqueue by the id of an invalid flow file reports that file's problems at their place (not 'Cannot find flow')", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await setUp(dir);
+    await Deno.writeTextFile(
+      join(dir, "flows", "typo.flow.yaml"),
+      "id: typo\nnodes:\n  - { id: go, type: lgo }\n",
+    );
+    const result = await run("enqueue", "typo");
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /typo\.flow\.yaml:3:21: nodes\[0\]\.type: unknown node type "lgo" \(did you mean "log"\?\)/,
+    );
+    assert.doesNotMatch(result.stderr, /Cannot find flow/);
+    assert.deepEqual(JSON.parse((await run("runs", "ls", "--json")).stdout), []);
+  });
+});

@@ -560,3 +560,25 @@ Deno.test("serve: a body field the route does not know (a typo) is refused with 
     );
   });
 });
+
+Deno.test("serve: starting an invalid flow, by the API or its webhook, answers with that flow's problems (not 'no flow')", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ request, runtime, dir }) => {
+    await Deno.writeTextFile(
+      join(dir, "flows", "typo.flow.yaml"),
+      "id: typo\ntrigger: { http: { path: /hooks/typo } }\nnodes:\n  - { id: go, type: lgo }\n",
+    );
+    const started = await request("/api/flows/typo/runs", { method: "POST", ...json({}) });
+    assert.equal(started.status, 400);
+    assert.match(
+      (await started.json()).error.message,
+      /^Cannot start flow "typo": .*typo\.flow\.yaml:4:21: nodes\[0\]\.type: unknown node type "lgo"/,
+    );
+    const hooked = await request("/hooks/typo", { method: "POST", ...json({}) });
+    assert.equal(hooked.status, 500);
+    assert.match(
+      (await hooked.json()).error.message,
+      /^the flow typo \(.*typo\.flow\.yaml\), which declares the webhook \/hooks\/typo, is invalid: .*4:21: nodes\[0\]\.type: unknown node type "lgo".*flowstate validate/,
+    );
+    assert.deepEqual((await (await runtime.records()).listRuns({})).runs, [], "nothing queued");
+  });
+});

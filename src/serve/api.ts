@@ -8,7 +8,13 @@
  */
 import { isAbsolute, relative } from "node:path";
 import { z } from "zod";
-import { ConfigError, FeedDisabledError, FlowValidationError, messageOf } from "../errors.ts";
+import {
+  ConfigError,
+  FeedDisabledError,
+  FlowValidationError,
+  formatProblem,
+  messageOf,
+} from "../errors.ts";
 import { didYouMean } from "../_suggest.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Change, Entry, JsonValue, Key, Store } from "../store/types.ts";
@@ -21,6 +27,7 @@ import { builtinJobNames } from "../jobs/builtin.ts";
 import { runJob } from "../jobs/run.ts";
 import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
 import { flowFiles, loadConfiguredJob, loadSchedules } from "../scheduler/from_config.ts";
+import { rawFlowData } from "../flow_files.ts";
 import { loadFlowFile } from "../flow/parse.ts";
 import { HttpError, json, readJson } from "./http.ts";
 import { sameToken, sessionCookie } from "./auth.ts";
@@ -236,6 +243,14 @@ export async function configuredFlows(
   return out;
 }
 
+/** The file under the config's flows whose YAML says `id: <id>`, though it is not a valid flow. */
+async function invalidFlowFile(runtime: Runtime, id: string): Promise<string | undefined> {
+  for (const file of await flowFiles(runtime.config)) {
+    if ((await rawFlowData(file))?.id === id) return file;
+  }
+  return undefined;
+}
+
 function scheduleOf(value: unknown): { cron: string; timezone?: string } | null {
   if (typeof value === "string") return { cron: value };
   if (
@@ -262,8 +277,12 @@ function lastRunOf(
 }
 
 function problemsOf(err: FlowValidationError): string {
-  return err.problems.map((p) => `${p.path.length ? p.path.join(".") + ": " : ""}${p.message}`)
-    .join("; ");
+  // A problem of the file is shown at its file:line:column; one of the request's inputs by its path.
+  return err.problems.map((p) =>
+    p.line !== undefined
+      ? formatProblem(p, err.file)
+      : `${p.path.length ? p.path.join(".") + ": " : ""}${p.message}`
+  ).join("; ");
 }
 
 /**
@@ -890,8 +909,10 @@ export const apiRoutes: readonly ApiRoute[] = [
     async handler(ctx) {
       const { server, params } = ctx;
       const flows = await configuredFlows(server.runtime);
-      const flow = flows.get(params.flow);
-      if (flow === undefined) {
+      // An invalid flow file is found by its id alone: starting it says what is wrong with it.
+      const file = flows.get(params.flow)?.file ??
+        await invalidFlowFile(server.runtime, params.flow);
+      if (file === undefined) {
         throw notFound(
           `No flow "${params.flow}" among the config's flows: files${
             flows.size ? ` (${[...flows.keys()].join(", ")})` : ""
@@ -904,7 +925,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       const key = httpDedupeKey(params.flow, ctx.request, b.key);
       let answer;
       try {
-        answer = await enqueueOverHttp(server.runtime, flow.file, {
+        answer = await enqueueOverHttp(server.runtime, file, {
           input: b.input ?? {},
           ...(b.delay === undefined ? {} : { delay: b.delay }),
           ...(b.runAt === undefined
