@@ -352,3 +352,30 @@ Deno.test("flowstate state set with JSON nested thousands deep exits 2 with a cl
     assert.equal((await run("state", "get", "k")).code, 1, "nothing was written");
   });
 });
+
+Deno.test("a store file option that names a directory exits 2 at its place, saying so (sqlite, jsonfile, memory snapshot)", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.mkdir(join(dir, "data"));
+    for (
+      const [spec, option] of [
+        ["{ plugin: sqlite, path: data }", "path"],
+        ["{ plugin: jsonfile, path: data }", "path"],
+        ["{ plugin: memory, snapshot: data }", "snapshot"],
+      ]
+    ) {
+      await Deno.writeTextFile(join(dir, "flowstate.yaml"), `stores:\n  main: ${spec}\n`);
+      for (const args of [["state", "set", "k", "1"], ["state", "ls"]]) {
+        const result = await run(...args);
+        assert.equal(result.code, 2, `${spec} ${args}: ${result.stderr}`);
+        assert.match(
+          result.stderr,
+          new RegExp(
+            `^error: flowstate\\.yaml:2:\\d+: stores\\.main\\.${option}: Cannot open store "main": \\S*data is a directory, not a store file: point "${option}" at a file \\(one inside it, say\\)`,
+          ),
+        );
+        assertNoStackTrace(result.stderr);
+      }
+    }
+    assert.deepEqual([...Deno.readDirSync(join(dir, "data"))], [], "nothing was created in it");
+  });
+});
