@@ -379,3 +379,20 @@ Deno.test("a store file option that names a directory exits 2 at its place, sayi
     assert.deepEqual([...Deno.readDirSync(join(dir, "data"))], [], "nothing was created in it");
   });
 });
+
+Deno.test("a home that is a file, not a directory, exits 2 saying so (was a bare 'File exists' / 'Not a directory')", async () => {
+  await withSandbox(async ({ dir, runWith }) => {
+    const file = join(dir, "home-file");
+    await Deno.writeTextFile(file, "not a directory\n");
+    for (const args of [["state", "set", "k", "1"], ["state", "ls"], ["backup"]]) {
+      const result = await runWith({ FLOWSTATE_HOME: file }, ...args);
+      assert.equal(result.code, 2, `${args}: ${result.stderr}`);
+      assert.match(
+        result.stderr,
+        /^error: Flowstate's home \S*home-file is a file, not a directory: point \$FLOWSTATE_HOME \(or home: in the config\) at a directory/,
+      );
+      assertNoStackTrace(result.stderr);
+    }
+    assert.equal(await Deno.readTextFile(file), "not a directory\n");
+  });
+});
