@@ -32,6 +32,8 @@ export default {
         return { n, flow: await ctx.flow.get("seen"), global: await ctx.global.get("nothing") };
       }
       case "hang": await new Promise(() => {}); return "never";
+      case "exit": Deno.exit(3); return "still here";
+      case "close": globalThis.close(); return "still here";
       case "hog": { const kept = []; for (;;) { kept.push(new Array(1e6).fill(Math.random())); await new Promise((r) => setTimeout(r, 1)); } }
       case "spin": ctx.log("spinning"); await new Promise((r) => setTimeout(r, 10)); for (;;) {}
       case "connectTo": {
@@ -480,5 +482,27 @@ Deno.test("nodes.memoryLimit must be a size", async () => {
     const result = await sandbox.run("validate", "flowstate.yaml");
     assert.equal(result.code, 2);
     assert.match(result.stderr, /flowstate\.yaml:4:3: nodes\.memoryLimit: expected a size in MiB/);
+  });
+});
+
+Deno.test("a node that calls Deno.exit() or close() fails with a clear error instead of hanging its run", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "hostile.ts"), HOSTILE);
+    // The timeout only bounds the test: without the fix the node hangs until it.
+    const run = await runFlow(
+      sandbox,
+      "id: t\nnodes:\n" +
+        [node("exit", "exit"), node("close", "close")].map((n) => n + "    timeout: 20s\n").join(
+          "",
+        ),
+    );
+    assert.equal(run.nodes.exit.status, "failed");
+    assert.match(
+      run.nodes.exit.error!,
+      /a node cannot call Deno\.exit\(\): throw an error to fail the node, or return to end it/,
+    );
+    assert.equal(run.nodes.close.status, "failed");
+    assert.match(run.nodes.close.error!, /a node cannot call close\(\)/);
   });
 });

@@ -35,6 +35,15 @@ export async function serve(
   load: () => Promise<{ default?: unknown }>,
   limits: { memoryLimitBytes?: number } = {},
 ): Promise<void> {
+  // Ending the Worker from inside (Deno.exit, close) sends the host no answer: it would wait
+  // for one forever. Both throw instead, so the node fails with a reason.
+  const refuse = (what: string) => () => {
+    throw new Error(
+      `a node cannot call ${what}: throw an error to fail the node, or return to end it`,
+    );
+  };
+  Object.defineProperty(Deno, "exit", { value: refuse("Deno.exit()"), configurable: true });
+  Object.defineProperty(globalThis, "close", { value: refuse("close()"), configurable: true });
   let type: Any;
   try {
     type = (await load()).default;
