@@ -7,6 +7,8 @@
  * @module
  */
 
+import { serializeValue } from "../store/values.ts";
+
 // deno-lint-ignore no-explicit-any
 type Any = any;
 
@@ -85,8 +87,11 @@ export async function serve(
     });
   };
   const view = (run: number, name: string) => {
-    const method = (m: string) => (...args: unknown[]) =>
-      call(run, { scope: name, method: m, args: encodeArgs(args) });
+    const method = (m: string) => (...args: unknown[]) => {
+      // Checked here: on the way out as JSON a Map would become {} and NaN null, unseen.
+      for (const arg of args) if (arg !== undefined) serializeValue(arg, `ctx.${name}.${m}()`);
+      return call(run, { scope: name, method: m, args: encodeArgs(args) });
+    };
     return {
       scope: name,
       get: method("get"),
@@ -185,6 +190,10 @@ export async function serve(
           call(run, { method: "runFlow", args: encodeArgs([flow, input]) }),
       };
       const value = await type.run(ctx, checked.value);
+      // Worded as the in-process executor words it; unchecked, JSON would change it unseen.
+      if (value !== undefined && value !== null) {
+        serializeValue(value, `node ${msg.nodeId} returned a value that is not JSON`);
+      }
       send({ op: "done", id: run, value: value === undefined ? null : value });
     } catch (err) {
       send({ op: "done", id: run, error: fail(err) });
