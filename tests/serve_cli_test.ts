@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
 import { openRuntime } from "../mod.ts";
+import { RunRecorder } from "../records.ts";
 import { serve } from "../src/serve/server.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -260,5 +261,57 @@ Deno.test("flowstate serve runs what it enqueues with its own worker; --no-worke
     const ls = await runCli(dir, ["runs", "ls", "--status", "queued", "--json"]);
     assert.equal(ls.code, 0, ls.stderr);
     assert.deepEqual(JSON.parse(ls.stdout).map((r: { id: string }) => r.id), [runId]);
+  });
+});
+
+Deno.test("runs cancel (and POST /api/runs/{id}/cancel) of a run whose process died records it abandoned, never leaving it running", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: sqlite, path: state.db }\n",
+    );
+    // Two runs of a process that "died" two minutes ago: no heartbeat since.
+    const ids: string[] = [];
+    {
+      await using runtime = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
+      const records = await runtime.records();
+      const then = { now: () => Date.now() - 120_000 };
+      for (let i = 0; i < 2; i++) {
+        const run = await RunRecorder.start(records, then, {
+          flowId: "gone",
+          flowVersion: "v",
+          inputs: {},
+        });
+        await run.close();
+        ids.push(run.id);
+      }
+    }
+    const cancel = await runCli(dir, ["runs", "cancel", ids[0]]);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.match(
+      cancel.stdout,
+      new RegExp(
+        `^Run ${
+          ids[0]
+        } \\(gone\\) has had no heartbeat since .*: the process running it is gone; recorded it failed \\(abandoned\\)`,
+      ),
+    );
+    const shown = JSON.parse((await runCli(dir, ["runs", "show", ids[0], "--json"])).stdout);
+    assert.equal(shown.run.status, "failed");
+    assert.match(shown.run.error.message, /^abandoned: /);
+
+    await using runtime = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
+    const server = await serve(runtime, { port: 0, worker: false });
+    try {
+      const res = await fetch(`${server.url}api/runs/${ids[1]}/cancel`, {
+        method: "POST",
+        headers: { origin: server.url.slice(0, -1) },
+      });
+      assert.equal(res.status, 202);
+      assert.deepEqual(await res.json(), { runId: ids[1], status: "failed" });
+      assert.equal((await (await runtime.records()).getRun(ids[1]))?.status, "failed");
+    } finally {
+      await server.shutdown();
+    }
   });
 });

@@ -28,6 +28,7 @@ import { runJob } from "../jobs/run.ts";
 import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
 import { flowFiles, loadConfiguredJob, loadSchedules } from "../scheduler/from_config.ts";
 import { rawFlowData } from "../flow_files.ts";
+import { cancelAnyRun } from "../queue/cancel.ts";
 import { loadFlowFile } from "../flow/parse.ts";
 import { HttpError, json, readJson } from "./http.ts";
 import { sameToken, sessionCookie } from "./auth.ts";
@@ -1064,7 +1065,8 @@ export const apiRoutes: readonly ApiRoute[] = [
     summary: "Cancel a running run (of this process at once, of another within a second)",
     responses: {
       202: {
-        description: "Cancel requested; `status` is the run's status when asked",
+        description:
+          "Cancel requested; `status` is the run's status when asked, or `failed` when its process was gone (no heartbeat for a minute) and it was recorded abandoned",
         schema: S.CancelSchema,
       },
       409: { description: "The run already ended", schema: S.ErrorBody },
@@ -1077,24 +1079,23 @@ export const apiRoutes: readonly ApiRoute[] = [
         return json({ runId: params.id, status: "running" }, 202);
       }
       const records = await server.runtime.records();
-      let run: RunRecord | null;
+      let done;
       try {
-        // A queued run ends cancelled at once, without ever starting.
-        const queued = await records.cancelQueuedRun(params.id);
-        if (queued !== null) return json({ runId: params.id, status: "queued" }, 202);
-        run = await records.requestCancel(params.id);
+        done = await cancelAnyRun(records, params.id, server.runtime.clock.now());
       } catch (err) {
         if (err instanceof TypeError) throw notFound(`No run ${params.id}: ${messageOf(err)}`);
         throw err;
       }
-      if (run === null) throw notFound(`No run ${params.id}`);
-      if (run.status !== "running") {
+      if (done.kind === "unknown") throw notFound(`No run ${params.id}`);
+      if (done.kind === "ended") {
         throw new HttpError(
           "conflict",
-          `Cannot cancel run ${params.id}: it already ended (${run.status})`,
+          `Cannot cancel run ${params.id}: it already ended (${done.run.status})`,
         );
       }
-      return json({ runId: params.id, status: run.status }, 202);
+      // A run whose process is gone is recorded abandoned (failed) at once: nobody else would.
+      const status = done.kind === "queued" ? "queued" : done.run.status;
+      return json({ runId: params.id, status }, 202);
     },
   },
   {
