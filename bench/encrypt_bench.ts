@@ -10,15 +10,22 @@
  * rounds, the ratio encrypted/plain of time per value (1.00 = no cost) with
  * the spread of the per-round ratios, and what the encryption adds per value
  * in µs beside what the cipher alone costs. Also the raw cost of AES-256-GCM
- * alone (WebCrypto encrypt + decrypt of 1 KB, one at a time and 100 at once).
+ * alone (WebCrypto encrypt + decrypt of 1 KB, one at a time and 100 at once,
+ * and node:crypto's, which the wrapper uses for values up to 4 KiB).
  * The last column is this process's CPU time per value (all its threads),
  * which moves much less with the load than the wall-clock rates; it leaves
  * out a server's CPU (postgres) and time spent waiting for a disk.
  *
- * Run: deno run -A bench/encrypt_bench.ts [rounds] [n]
+ * With `--baseline <dir>` (a checkout of another version, e.g. from
+ * `git archive main | tar -x -C <dir>`), the wrapper of that tree runs too,
+ * on stores of its own, interleaved with the others in every round (the
+ * order rotates), and each row shows its rate and ratio beside this tree's.
+ *
+ * Run: deno run -A bench/encrypt_bench.ts [rounds] [n] [--baseline <dir>]
  * (`deno task bench` loads this file without running it.)
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import process from "node:process";
 import { openStore, type Store } from "../mod.ts";
@@ -98,7 +105,7 @@ async function timeOps(store: Store, round: number, n: number): Promise<Record<O
   return { set: rate(set), get: rate(get), getMany: rate(getMany), list: rate(list) };
 }
 
-/** The same with node:crypto (synchronous), for comparison only: the wrapper uses WebCrypto. */
+/** The same with node:crypto (synchronous), which the wrapper uses for values up to 4 KiB. */
 function rawNodeCrypto(n: number): { seal: number; open: number } {
   const key = new Uint8Array(32);
   const data = new TextEncoder().encode(JSON.stringify(value(1)));
@@ -153,8 +160,17 @@ async function rawCrypto(n: number): Promise<{ seal: number; open: number; openB
 }
 
 if (import.meta.main) {
-  const rounds = Number(Deno.args[0] ?? 7);
-  const n = Number(Deno.args[1] ?? 2000);
+  const args = [...Deno.args];
+  const flag = args.indexOf("--baseline");
+  const baselineDir = flag < 0 ? undefined : args.splice(flag, 2)[1];
+  if (flag >= 0 && baselineDir === undefined) {
+    throw new Error("--baseline needs a directory: a checkout of the version to compare with");
+  }
+  const baseline: typeof encrypted | undefined = baselineDir === undefined
+    ? undefined
+    : (await import(pathToFileURL(resolve(baselineDir, "encrypt.ts")).href)).encrypted;
+  const rounds = Number(args[0] ?? 7);
+  const n = Number(args[1] ?? 2000);
   const dir = await Deno.makeTempDir({ prefix: "flowstate-bench-encrypt-" });
   const pgUrl = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL") || undefined;
   const pgSchema = `flowstate_bench_encrypt_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
@@ -192,11 +208,16 @@ if (import.meta.main) {
     for (const op of OPS) c[op].push(lastCpu[op]);
     cpuResults.set(name, c);
   };
-  const stores: Record<string, { plain: Store; enc: Store }> = {};
+  // "base": the baseline tree's wrapper (with --baseline).
+  const kinds = baseline === undefined
+    ? ["plain", "enc"] as const
+    : ["plain", "enc", "base"] as const;
+  const stores: Record<string, Partial<Record<"plain" | "enc" | "base", Store>>> = {};
   for (const b of backends) {
     stores[b.name] = {
       plain: await b.open(dir, "plain"),
       enc: await encrypted(await b.open(dir, "enc"), { key: KEY }),
+      base: baseline && await baseline(await b.open(dir, "base"), { key: KEY }),
     };
   }
   const webCrypto: { seal: number[]; open: number[]; openBatch: number[] } = {
@@ -207,9 +228,10 @@ if (import.meta.main) {
   const nodeCrypto: { seal: number[]; open: number[] } = { seal: [], open: [] };
   for (let round = 0; round < rounds; round++) {
     for (const b of backends) {
-      const order = round % 2 === 0 ? ["plain", "enc"] as const : ["enc", "plain"] as const;
+      // Each kind takes each place in turn (plain first, then second, …).
+      const order = kinds.map((_, i) => kinds[(i + round) % kinds.length]);
       for (const which of order) {
-        push(`${b.name} ${which}`, await timeOps(stores[b.name][which], round, b.n));
+        push(`${b.name} ${which}`, await timeOps(stores[b.name][which]!, round, b.n));
       }
     }
     const c = await rawCrypto(n * 5);
@@ -221,8 +243,7 @@ if (import.meta.main) {
     nodeCrypto.open.push(nc.open);
   }
   for (const s of Object.values(stores)) {
-    await s.plain.close();
-    await s.enc.close();
+    for (const store of Object.values(s)) await store?.close();
   }
   await Deno.remove(dir, { recursive: true });
   if (pgUrl !== undefined) {
@@ -248,27 +269,42 @@ if (import.meta.main) {
     `encrypted vs plain, 1 KB values, ${rounds} rounds, median ops/s (values/s for getMany and ` +
       `list, ${BATCH} a call)`,
   );
+  const withBase = baseline !== undefined;
   console.log(
-    "| backend | op | plain ops/s | encrypted ops/s | ratio (time, enc/plain) | added µs/value | cipher alone µs | CPU µs/value plain → enc |",
+    withBase
+      ? "| backend | op | plain ops/s | baseline enc ops/s | ratio baseline | encrypted ops/s | ratio (time, enc/plain) | added µs/value | CPU µs/value plain → baseline → enc |"
+      : "| backend | op | plain ops/s | encrypted ops/s | ratio (time, enc/plain) | added µs/value | cipher alone µs | CPU µs/value plain → enc |",
   );
-  console.log("|---|---|---:|---:|---:|---:|---:|---:|");
+  console.log(
+    withBase
+      ? "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+      : "|---|---|---:|---:|---:|---:|---:|---:|",
+  );
   for (const b of backends) {
     for (const op of OPS) {
-      const plain = median(results.get(`${b.name} plain`)![op]);
-      const enc = median(results.get(`${b.name} enc`)![op]);
-      // Per-round ratios too, so the spread shows.
-      const ratios = results.get(`${b.name} plain`)![op].map((p, i) =>
-        p / results.get(`${b.name} enc`)![op][i]
-      );
-      const target = plain / enc <= 1.2 ? " ✓" : "";
+      const rates = (which: string) => results.get(`${b.name} ${which}`)![op];
+      const cpuOf = (which: string) => median(cpuResults.get(`${b.name} ${which}`)![op]).toFixed(1);
+      const plain = median(rates("plain"));
+      // The median ratio, and the per-round ratios, so the spread shows.
+      const ratio = (which: string) => {
+        const r = plain / median(rates(which));
+        const rounds = rates("plain").map((p, i) => p / rates(which)[i]);
+        return `${r.toFixed(2)}×${r <= 1.2 ? " ✓" : ""} (rounds ${Math.min(...rounds).toFixed(2)}–${
+          Math.max(...rounds).toFixed(2)
+        })`;
+      };
+      const enc = median(rates("enc"));
+      const added = (us(enc) - us(plain)).toFixed(1);
       console.log(
-        `| ${b.name} | ${op} | ${fmt(plain)} | ${fmt(enc)} | ${
-          (plain / enc).toFixed(2)
-        }×${target} (rounds ${Math.min(...ratios).toFixed(2)}–${
-          Math.max(...ratios).toFixed(2)
-        }) | ${(us(enc) - us(plain)).toFixed(1)} | ${cipher[op].toFixed(1)} | ${
-          median(cpuResults.get(`${b.name} plain`)![op]).toFixed(1)
-        } → ${median(cpuResults.get(`${b.name} enc`)![op]).toFixed(1)} |`,
+        withBase
+          ? `| ${b.name} | ${op} | ${fmt(plain)} | ${fmt(median(rates("base")))} | ${
+            ratio("base")
+          } | ${fmt(enc)} | ${ratio("enc")} | ${added} | ${cpuOf("plain")} → ${cpuOf("base")} → ${
+            cpuOf("enc")
+          } |`
+          : `| ${b.name} | ${op} | ${fmt(plain)} | ${fmt(enc)} | ${ratio("enc")} | ${added} | ${
+            cipher[op].toFixed(1)
+          } | ${cpuOf("plain")} → ${cpuOf("enc")} |`,
       );
     }
   }
@@ -278,8 +314,8 @@ if (import.meta.main) {
     } / ${fmt(openBatch)} | | | | |`,
   );
   console.log(
-    `| node:crypto AES-256-GCM alone (not used) | seal / open 1 KB | | ${
-      fmt(median(nodeCrypto.seal))
-    } / ${fmt(median(nodeCrypto.open))} | |`,
+    `| node:crypto AES-256-GCM alone | seal / open 1 KB | | ${fmt(median(nodeCrypto.seal))} / ${
+      fmt(median(nodeCrypto.open))
+    } | |`,
   );
 }

@@ -9,11 +9,21 @@
  * - the executor alone: the prepared 10k-node flow run by `executeFlow` on
  *   that store, events handed to a no-op listener (no records);
  * - the recorded `rt.runFlow` of the same flow (what `bench/runpath.ts`
- *   measures).
+ *   measures);
+ * - the same `rt.runFlow` with its event chunks serialized but not written
+ *   (`Records.appendEvents` replaced by the store's own `serializeValue` of
+ *   the chunk), and with them not appended at all (a no-op): the run record,
+ *   its last batch and everything else as usual. These two are measured in
+ *   this process by replacing the method on each tree's `Records` class
+ *   for the duration of the call (the bench's own process: nothing else
+ *   runs meanwhile).
  *
  * Prints the CPU time (user + system of this process) per node, medians, and
  * the after/before ratio per round. Executor minus loop is the executor and
- * the state views; runFlow minus executor is the recording.
+ * the state views; runFlow minus executor is the recording; runFlow minus
+ * "events not appended" is what appending the event chunks costs (their
+ * JSON, the store's checks, the SQLite writes and the checkpoints they
+ * cause), and "events serialized only" minus "not appended" its JSON part.
  *
  * Run: BEFORE=/work/main deno run -A --unstable-worker-options bench/increments_ab.ts [rounds=11]
  */
@@ -46,6 +56,8 @@ interface Tree {
   executeFlow: typeof import("../src/flow/executor.ts").executeFlow;
   increment: typeof import("../src/state/scopes.ts").increment;
   systemClock: typeof import("../src/clock.ts").systemClock;
+  Records: typeof import("../src/records/records.ts").Records;
+  serializeValue: typeof import("../src/store/values.ts").serializeValue;
 }
 
 async function load(root: string): Promise<Tree> {
@@ -56,6 +68,8 @@ async function load(root: string): Promise<Tree> {
     ...await import(url("src/flow/executor.ts")),
     ...await import(url("src/state/scopes.ts")),
     ...await import(url("src/clock.ts")),
+    ...await import(url("src/records/records.ts")),
+    ...await import(url("src/store/values.ts")),
   };
 }
 
@@ -109,10 +123,27 @@ for (const [name, root] of [["before", before], ["after", after]] as const) {
       clock: tree.systemClock,
       onEvent: () => {},
     });
-  runs[`${name} runFlow`] = async () => {
+  const runFlow = async () => {
     const run = await rt.runFlow(flow);
     if (run.status !== "succeeded") throw new Error(`run ${run.status}: ${run.error?.message}`);
   };
+  runs[`${name} runFlow`] = runFlow;
+  const proto = tree.Records.prototype;
+  const appendEvents = proto.appendEvents;
+  /** `runFlow` with `Records.appendEvents` replaced by `instead` for the call. */
+  const without = (instead: typeof appendEvents) => async () => {
+    proto.appendEvents = instead;
+    try {
+      await runFlow();
+    } finally {
+      proto.appendEvents = appendEvents;
+    }
+  };
+  runs[`${name} runFlow, events serialized only`] = without((_runId, events) => {
+    tree.serializeValue({ first: 0, events }, "bench");
+    return Promise.resolve();
+  });
+  runs[`${name} runFlow, events not appended`] = without(() => Promise.resolve());
 }
 
 for (const run of Object.values(runs)) await run(); // warm-up (and the flow caches)
@@ -135,7 +166,15 @@ console.log(`\n${NODES} increments, sqlite, relaxed; CPU per node, ${rounds} int
 console.log(`bare node:sqlite: ${perNode(median(cpu["bare"]))}\n`);
 console.log("| piece | before | after | after/before (median, range) | bare/after |");
 console.log("| --- | --- | --- | --- | --- |");
-for (const piece of ["store loop", "executor alone", "runFlow"]) {
+for (
+  const piece of [
+    "store loop",
+    "executor alone",
+    "runFlow, events not appended",
+    "runFlow, events serialized only",
+    "runFlow",
+  ]
+) {
   const b = cpu[`before ${piece}`];
   const a = cpu[`after ${piece}`];
   const ratios = a.map((x, i) => x / b[i]);

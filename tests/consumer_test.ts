@@ -242,6 +242,7 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
     const repoFlags = denoJson.tasks.flowstate.replace(/^deno run (.*) cli\.ts$/, "$1");
     assert.equal(config.tasks.flowstate, `deno run ${repoFlags} ${CORE}/cli`);
     assert.equal(config.tasks.run, `deno run ${repoFlags} ${CORE}/cli run`);
+    assert.deepEqual(config.unstable, denoJson.unstable);
     config.links = [ROOT];
     for (const [name, task] of Object.entries<string>(config.tasks)) {
       config.tasks[name] = task.replace(/^deno (run|test) /, "deno $1 --cached-only ");

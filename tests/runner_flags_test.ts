@@ -73,6 +73,19 @@ Deno.test("the README's consumer tasks and deno install line carry the task's fl
   for (const line of lines) assert.ok(line.includes(flags), `README: ${line.trim()}`);
 });
 
+Deno.test("the README's starter deno.json and deno install line turn on the repository's unstable features", async () => {
+  const readme = await Deno.readTextFile(join(ROOT, "README.md"));
+  const unstable = (denoJson as { unstable?: string[] }).unstable ?? [];
+  // no-legacy-abort: serve's ?wait=true watches request.signal without Deno.serve's warning.
+  assert.ok(unstable.includes("no-legacy-abort"), JSON.stringify(unstable));
+  const block = /The tasks it writes[^`]*```json\n([^`]*)```/.exec(readme);
+  assert.ok(block, "the README shows the starter's deno.json");
+  assert.deepEqual(JSON.parse(block[1]).unstable, unstable);
+  const install = readme.split("\n").find((l) => l.startsWith("deno install --global"));
+  assert.ok(install, "the README's deno install line");
+  for (const feature of unstable) assert.ok(install.includes(`--unstable-${feature}`), install);
+});
+
 Deno.test("a default project runs, records, backs up and runs its daemon with exactly the task's flags", async () => {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-flags-" });
   try {

@@ -237,6 +237,9 @@ Deno.test("flowstate serve runs what it enqueues with its own worker; --no-worke
         await drain(reader, seen);
         const out = await stdout;
         assert.equal((await child.status).code, 0, seen.text);
+        // ?wait=true watches for the client going away: without the config's
+        // no-legacy-abort, Deno.serve warns about request.signal's legacy use.
+        assert.doesNotMatch(seen.text, /legacy behavior/);
         return out;
       };
       return { post, stop };

@@ -45,6 +45,9 @@ export function coreSpecifier(version: string = denoJson.version): string {
   return `jsr:${denoJson.name}@^${major}.${minor}`;
 }
 
+/** The `unstable` features of a Flowstate project's deno.json (this repository's own). */
+const UNSTABLE: readonly string[] = (denoJson as { unstable?: string[] }).unstable ?? [];
+
 /** The `npm:zod@^x.y.z` the starter node's options schema uses (this package's own zod). */
 function zodSpecifier(): string {
   const pinned = (denoJson.imports as Record<string, string>).zod; // "npm:zod@4.6.7"
@@ -55,6 +58,7 @@ function zodSpecifier(): string {
 function starterDenoJson(): {
   imports: Record<string, string>;
   tasks: Record<string, string>;
+  unstable: string[];
 } {
   const cli = `${coreSpecifier()}/cli`;
   return {
@@ -64,6 +68,9 @@ function starterDenoJson(): {
       flowstate: `deno run ${RUN_PERMISSIONS} ${cli}`,
       test: "deno test --unstable-worker-options --allow-read --allow-write --allow-env",
     },
+    // `flowstate serve`'s `?wait=true` stops waiting when its client goes away (request.signal);
+    // without this, Deno.serve warns about request.signal's legacy abort on every response.
+    unstable: [...UNSTABLE],
   };
 }
 

@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { randomFillSync } from "node:crypto";
 import { HttpError } from "./http.ts";
 
 /** The cookie the page's session lives in. */
@@ -25,7 +26,8 @@ export const SESSION_COOKIE = "flowstate_token";
 
 /** A fresh token: 32 random bytes, base64url. */
 export function generateToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  // The system's CSPRNG itself (`crypto.getRandomValues` repeats under `deno run --seed N`).
+  const bytes = randomFillSync(new Uint8Array(32));
   let text = "";
   for (const b of bytes) text += String.fromCharCode(b);
   return btoa(text).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");

@@ -176,6 +176,54 @@ export function assertKeySize(key: Key, what: string): void {
   );
 }
 
+/** The encoded size of `key` if every element is ASCII without NUL (the common case), else -1. */
+function asciiKeySize(key: Key): number {
+  let size = 0;
+  for (let e = 0; e < key.length; e++) {
+    const element = key[e];
+    for (let i = 0; i < element.length; i++) {
+      const c = element.charCodeAt(i);
+      if (c === 0 || c >= 0x80) return -1;
+    }
+    size += element.length + 1;
+  }
+  return size;
+}
+
+/** Write `key` (ASCII without NUL: see {@linkcode asciiKeySize}) encoded into `out` from `at`; returns where it ends. */
+function writeAsciiKey(key: Key, out: Uint8Array, at: number): number {
+  let o = at;
+  for (const element of key) {
+    for (let i = 0; i < element.length; i++) out[o++] = element.charCodeAt(i);
+    out[o++] = 0;
+  }
+  return o;
+}
+
+/**
+ * Write {@linkcode encodeKey}'s bytes of `key` into `out` from `at`, without
+ * allocating for a key of ASCII elements (the common case). Returns where
+ * they end, or -1 if `out` has no room for them (nothing written then).
+ *
+ * @example
+ * ```ts
+ * import { encodeKey, encodeKeyInto } from "./keys.ts";
+ * import assert from "node:assert/strict";
+ * const out = new Uint8Array(16);
+ * const end = encodeKeyInto(["a", "bc"], out, 2);
+ * assert.deepEqual(out.subarray(2, end), encodeKey(["a", "bc"]));
+ * assert.equal(encodeKeyInto(["x".repeat(20)], out, 0), -1);
+ * ```
+ */
+export function encodeKeyInto(key: Key, out: Uint8Array, at: number): number {
+  const size = asciiKeySize(key);
+  if (size >= 0) return at + size > out.length ? -1 : writeAsciiKey(key, out, at);
+  const bytes = encodeKey(key);
+  if (at + bytes.length > out.length) return -1;
+  out.set(bytes, at);
+  return at + bytes.length;
+}
+
 /**
  * Encode a key as bytes whose byte-wise (memcmp) order is the key order:
  * each element is its UTF-8 bytes with 0x00 escaped as 0x00 0xFF, followed by
@@ -184,26 +232,10 @@ export function assertKeySize(key: Key, what: string): void {
 export function encodeKey(key: Key): Uint8Array {
   // Fast path: every element is ASCII without NUL (the common case) — one
   // allocation, no TextEncoder call.
-  let size = 0;
-  let simple = true;
-  for (let e = 0; e < key.length && simple; e++) {
-    const element = key[e];
-    for (let i = 0; i < element.length; i++) {
-      const c = element.charCodeAt(i);
-      if (c === 0 || c >= 0x80) {
-        simple = false;
-        break;
-      }
-    }
-    size += element.length + 1;
-  }
-  if (simple) {
+  let size = asciiKeySize(key);
+  if (size >= 0) {
     const out = new Uint8Array(size);
-    let o = 0;
-    for (const element of key) {
-      for (let i = 0; i < element.length; i++) out[o++] = element.charCodeAt(i);
-      out[o++] = 0;
-    }
+    writeAsciiKey(key, out, 0);
     return out;
   }
   const parts: Uint8Array[] = [];

@@ -8,6 +8,7 @@ import {
   decodeKeyUnder,
   encodeCursor,
   encodeKey,
+  encodeKeyInto,
   hasPrefix,
   keysEqual,
   prefixUpperBound,
@@ -248,4 +249,20 @@ Deno.test("decodeKeyUnder() decodes every key as decodeKey() does, under any pre
   const decoded = decodeKeyUnder(encodeKey(["a", "b"]), prefix, encodeKey(prefix));
   decoded.push("c");
   assert.deepEqual(prefix, ["a"], "the key is a fresh array, not the prefix");
+});
+
+Deno.test("encodeKeyInto() writes encodeKey()'s bytes at an offset, or -1 without room", () => {
+  const keys: Key[] = [...SORTED, ["a\u0000b", "é😀"], [], ["x".repeat(40)]];
+  for (const key of keys) {
+    const bytes = encodeKey(key);
+    const out = new Uint8Array(bytes.length + 3).fill(7);
+    assert.equal(encodeKeyInto(key, out, 3), bytes.length + 3, JSON.stringify(key));
+    assert.deepEqual(out.subarray(3), bytes, JSON.stringify(key));
+    assert.deepEqual([...out.subarray(0, 3)], [7, 7, 7]); // before the offset: untouched
+    if (bytes.length > 0) {
+      const short = new Uint8Array(bytes.length + 2).fill(7);
+      assert.equal(encodeKeyInto(key, short, 3), -1, JSON.stringify(key));
+      assert.ok(short.every((b) => b === 7), "nothing written without room");
+    }
+  }
 });

@@ -3,6 +3,8 @@ import { join } from "node:path";
 import { ConfigError, DecryptionError, openRuntime, openStore, type Store } from "../../mod.ts";
 import { encrypted, SEALED_FIELD } from "../../encrypt.ts";
 import { testStore } from "../../testing.ts";
+import type { JsonValue } from "../store/types.ts";
+import { encodeKey } from "../store/keys.ts";
 
 const KEY = "kZ8b3YqB6h4n0aY0m6E2c1rG9d5Vq7sJ2uT4wX8yZ0A=";
 const OLD_KEY = "11".repeat(32);
@@ -534,4 +536,271 @@ Deno.test("encrypt: a backup of a hooked encrypted store still holds sealed valu
   const text = new TextDecoder().decode(gunzipSync(await Deno.readFile(file)));
   assert.ok(!text.includes(MARKER) && text.includes(SEALED_FIELD));
   await store.close();
+});
+
+// --- The stored format: node:crypto (small values) and WebCrypto (large) ----
+
+/** Sealed by the 0.3 wrapper (WebCrypto for every value) under KEY, `plaintext: ["status"]`. */
+const FIXTURE_KEY_ID = "6ead1e48e01d4265";
+const FIXTURES: { key: string[]; value: JsonValue; stored: Record<string, string> }[] = [
+  {
+    key: ["orders", "ü 1", "a\u0000b"],
+    value: { status: "open", card: "4242 4242", note: "é😀" },
+    stored: {
+      $sealed: "fs1:6ead1e48e01d4265:NwHBEHLo8XdghGyUDO0UyoXmre/CFZXf7Z8p7wDdEeUm83NDyIG3X+wfc" +
+        "IfOjSWx/8sjFZX5QRha3DL5KV4B96gNRLnmPrhYSR93MQJIy74=",
+      status: "open",
+    },
+  },
+  {
+    key: ["small"],
+    value: 7,
+    stored: { $sealed: "fs1:6ead1e48e01d4265:UTxnLyfLM9k/T8SlE6Mv6vdmAxXU/HRXXDIhx8U=" },
+  },
+];
+
+/** The authenticated data of the format: prefix, key id and the encoded entry key. */
+function formatAad(keyId: string, key: string[]): Uint8Array<ArrayBuffer> {
+  const head = new TextEncoder().encode(`flowstate.encrypt.v1\u0000${keyId}\u0000`);
+  const keyBytes = encodeKey(key);
+  const aad = new Uint8Array(head.length + keyBytes.length);
+  aad.set(head);
+  aad.set(keyBytes, head.length);
+  return aad;
+}
+
+async function subtleKey(): Promise<CryptoKey> {
+  return await crypto.subtle.importKey("raw", Uint8Array.fromBase64(KEY), "AES-GCM", false, [
+    "encrypt",
+    "decrypt",
+  ]);
+}
+
+/** The 0.3 way to seal (WebCrypto, written out here independently of the wrapper). */
+async function subtleSeal(keyId: string, key: string[], text: string): Promise<string> {
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const ct = new Uint8Array(
+    await crypto.subtle.encrypt(
+      { name: "AES-GCM", iv, additionalData: formatAad(keyId, key) },
+      await subtleKey(),
+      new TextEncoder().encode(text),
+    ),
+  );
+  return `fs1:${keyId}:${iv.toBase64()}${ct.toBase64()}`;
+}
+
+/** The 0.3 way to open: the value's JSON text. */
+async function subtleOpen(keyId: string, key: string[], sealed: string): Promise<string> {
+  const prefix = `fs1:${keyId}:`;
+  assert.ok(sealed.startsWith(prefix), sealed.slice(0, 40));
+  const packed = Uint8Array.fromBase64(sealed.slice(prefix.length));
+  const plain = await crypto.subtle.decrypt(
+    { name: "AES-GCM", iv: packed.subarray(0, 12), additionalData: formatAad(keyId, key) },
+    await subtleKey(),
+    packed.subarray(12),
+  );
+  return new TextDecoder().decode(plain);
+}
+
+/**
+ * Values on both sides of the 4 KiB line between node:crypto and WebCrypto
+ * (in characters of JSON to seal, in bytes of UTF-8 to open).
+ */
+const SIZED_VALUES: JsonValue[] = [
+  "",
+  0,
+  { note: "x".repeat(1000) },
+  "é".repeat(4094), // 4,096 characters, 8 KB of UTF-8: sealed with node:crypto, opened with WebCrypto
+  "😀".repeat(2047), // 4,096 characters (surrogate pairs), 8 KB of UTF-8: the same
+  "y".repeat(4094), // 4,096 characters and bytes: node:crypto both ways
+  "y".repeat(4095), // 4,097: WebCrypto both ways
+  { note: "z😀".repeat(20_000) },
+];
+
+Deno.test("encrypt: values sealed by 0.3 (WebCrypto) open, and values sealed now open with WebCrypto, byte for byte the same format", async () => {
+  const base = await openStore({ plugin: "memory" });
+  const store = await encrypted(base, { key: KEY, plaintext: ["status"] });
+  assert.equal(store.keyId, FIXTURE_KEY_ID);
+  for (const fixture of FIXTURES) {
+    // the fixture opens with the WebCrypto reference, so the reference is the 0.3 format
+    assert.deepEqual(
+      JSON.parse(await subtleOpen(FIXTURE_KEY_ID, fixture.key, fixture.stored.$sealed)),
+      fixture.value,
+    );
+    await base.set(fixture.key, fixture.stored);
+    assert.deepEqual((await store.get(fixture.key))?.value, fixture.value);
+  }
+  const key = ["orders", "ü 2", "a\u0000b"];
+  for (const value of SIZED_VALUES) {
+    const what = JSON.stringify(value).slice(0, 20);
+    // sealed by the wrapper: opens with WebCrypto
+    await store.set(key, value);
+    const stored = (await base.get(key))!.value as Record<string, string>;
+    assert.deepEqual(Object.keys(stored), [SEALED_FIELD], what);
+    const sealed = stored[SEALED_FIELD];
+    assert.equal(await subtleOpen(store.keyId, key, sealed), JSON.stringify(value), what);
+    // IV (12) + ciphertext (the UTF-8 of the JSON) + tag (16), in base64
+    const utf8 = new TextEncoder().encode(JSON.stringify(value)).length;
+    assert.equal(Uint8Array.fromBase64(sealed.split(":")[2]).length, 12 + utf8 + 16, what);
+    // sealed by WebCrypto: opens with the wrapper
+    await base.set(key, {
+      [SEALED_FIELD]: await subtleSeal(store.keyId, key, JSON.stringify(value)),
+    });
+    assert.deepEqual((await store.get(key))?.value, value, what);
+    assert.deepEqual((await store.getMany([key]))[0]?.value, value, what);
+    // bound to its key, whichever way it was sealed
+    await base.set(["other"], (await base.get(key))!.value);
+    await assert.rejects(() => store.get(["other"]), DecryptionError, what);
+  }
+  await store.close();
+});
+
+Deno.test("encrypt: a flipped bit of the IV, the ciphertext or the tag, or a cut value, fails authentication, small or large", async () => {
+  const base = await openStore({ plugin: "memory" });
+  const store = await encrypted(base, { key: KEY });
+  for (const value of [{ note: "x".repeat(1000) }, { note: "x".repeat(20_000) }]) {
+    await store.set(["a"], value);
+    const sealed = ((await base.get(["a"]))!.value as Record<string, string>)[SEALED_FIELD];
+    const header = sealed.slice(0, sealed.lastIndexOf(":") + 1);
+    const packed = Uint8Array.fromBase64(sealed.slice(header.length));
+    const damaged = [0, 11, 12, packed.length - 17, packed.length - 16, packed.length - 1].map(
+      (at) => {
+        const copy = new Uint8Array(packed);
+        copy[at] ^= 0x01;
+        return header + copy.toBase64();
+      },
+    );
+    damaged.push(header + packed.subarray(0, 27).toBase64(), header + "!!!!", header);
+    for (const text of damaged) {
+      await base.set(["a"], { [SEALED_FIELD]: text });
+      await assert.rejects(() => store.get(["a"]), (err: unknown) => {
+        assert.ok(err instanceof DecryptionError, String(err));
+        assert.match(err.message, /\["a"\].*fails authentication/);
+        return true;
+      });
+    }
+    // the intact value still opens (a failed open leaves nothing behind)
+    await base.set(["a"], { [SEALED_FIELD]: sealed });
+    assert.deepEqual((await store.get(["a"]))?.value, value);
+  }
+  await store.close();
+});
+
+Deno.test("encrypt: every value gets its own IV, across refills of the IV pool and both ciphers", async () => {
+  const base = await openStore({ plugin: "memory" });
+  const store = await encrypted(base, { key: KEY });
+  const ivs = new Set<string>();
+  const count = 2600; // more than two pools of 1,024 IVs
+  for (let i = 0; i < count; i++) {
+    const key = ["k", String(i)];
+    await store.set(key, i % 100 === 0 ? "x".repeat(9000) : "same value");
+    const sealed = ((await base.get(key))!.value as Record<string, string>)[SEALED_FIELD];
+    ivs.add(sealed.split(":")[2].slice(0, 16)); // 12 bytes = 16 base64 digits
+  }
+  assert.equal(ivs.size, count);
+  // the same value under the same key twice: two different sealed texts
+  await store.set(["k", "0"], "same value");
+  const first = JSON.stringify((await base.get(["k", "0"]))!.value);
+  await store.set(["k", "0"], "same value");
+  assert.notEqual(JSON.stringify((await base.get(["k", "0"]))!.value), first);
+  await store.close();
+});
+
+Deno.test("encrypt: IVs do not repeat across processes started with the same deno run --seed", async () => {
+  // --seed makes crypto.getRandomValues repeat its bytes; GCM must never see a nonce twice.
+  const script = join(dir, "seeded_iv.ts");
+  await Deno.writeTextFile(
+    script,
+    `import { openStore } from ${JSON.stringify(new URL("../../mod.ts", import.meta.url).href)};
+import { encrypted, SEALED_FIELD } from ${
+      JSON.stringify(new URL("../../encrypt.ts", import.meta.url).href)
+    };
+const base = await openStore({ plugin: "memory" });
+const store = await encrypted(base, { key: ${JSON.stringify(KEY)} });
+await store.set(["k"], "v");
+console.log((await base.get(["k"])).value[SEALED_FIELD]);
+`,
+  );
+  const sealedOnce = async () => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--quiet",
+        "--seed",
+        "7",
+        "--config",
+        new URL("../../deno.json", import.meta.url).pathname,
+        "--allow-read",
+        "--allow-env",
+        script,
+      ],
+      env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    return new TextDecoder().decode(out.stdout).trim();
+  };
+  const [first, second] = [await sealedOnce(), await sealedOnce()];
+  assert.match(first, /^fs1:/);
+  assert.notEqual(first.split(":")[2].slice(0, 16), second.split(":")[2].slice(0, 16));
+});
+
+Deno.test("encrypt: list, changes and getMany open small and large values in order; a bad one fails at its turn", async () => {
+  const base = await openStore({ plugin: "memory", changes: { keep: "1d" } });
+  const store = await encrypted(base, { key: KEY });
+  const other = await encrypted(base, { key: OTHER_KEY }); // opened while the store is empty
+  const valueOf = (i: number) => ({ i, pad: "p".repeat(i % 3 === 0 ? 5000 : 10) }); // large, small, small…
+  const keys = Array.from({ length: 40 }, (_, i) => ["k", String(i).padStart(2, "0")]);
+  for (let i = 0; i < keys.length; i++) {
+    // one small (25) and one large (33) value under a key the store does not have
+    await (i === 25 || i === 33 ? other : store).set(keys[i], valueOf(i));
+  }
+  // and a large one (36) tampered with: it fails only once WebCrypto has looked at it
+  const stored = (await base.get(keys[36]))!.value as Record<string, string>;
+  const at = stored[SEALED_FIELD].length - 100;
+  const flip = stored[SEALED_FIELD][at] === "A" ? "B" : "A";
+  await base.set(keys[36], {
+    [SEALED_FIELD]: stored[SEALED_FIELD].slice(0, at) + flip + stored[SEALED_FIELD].slice(at + 1),
+  });
+  const good = keys.filter((_, i) => i !== 25 && i !== 33 && i !== 36);
+  assert.deepEqual(
+    (await store.getMany(good)).map((e) => e?.value),
+    good.map((k) => valueOf(Number(k[1]))),
+  );
+  assert.deepEqual((await store.getMany([["k", "none"], keys[3], keys[4]])).map((e) => e?.value), [
+    undefined,
+    valueOf(3),
+    valueOf(4),
+  ]);
+  // a bad small value after large ones being opened, a bad large one after small ones
+  // (and a large one failing while a small one fails: no rejection is left unobserved)
+  // The error names the first bad key of the batch, in order, whichever cipher fails first.
+  for (
+    const [batch, bad] of [
+      [[keys[0], keys[3], keys[25], keys[6]], keys[25]],
+      [[keys[1], keys[33], keys[2]], keys[33]],
+      [[keys[36], keys[25]], keys[36]],
+      [[keys[36], keys[1]], keys[36]],
+    ] as const
+  ) {
+    await assert.rejects(
+      () => store.getMany(batch),
+      (err: unknown) => err instanceof DecryptionError && err.message.includes(JSON.stringify(bad)),
+    );
+  }
+  for (const read of [() => store.list({ prefix: ["k"] }), () => store.changes()]) {
+    const seen: number[] = [];
+    await assert.rejects(async () => {
+      for await (const e of read()) seen.push((e.value as { i: number }).i);
+    }, (err: unknown) => err instanceof DecryptionError && /\["k","25"\]/.test(err.message));
+    assert.deepEqual(seen, Array.from({ length: 25 }, (_, i) => i));
+  }
+  // from 26 on: 33 (large) fails at its turn, after 26–32
+  const seen: number[] = [];
+  await assert.rejects(async () => {
+    for await (const e of store.list({ start: keys[26], prefix: ["k"] })) {
+      seen.push((e.value as { i: number }).i);
+    }
+  }, (err: unknown) => err instanceof DecryptionError && /\["k","33"\]/.test(err.message));
+  assert.deepEqual(seen, [26, 27, 28, 29, 30, 31, 32]);
+  await base.close();
 });
