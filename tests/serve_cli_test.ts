@@ -109,6 +109,25 @@ Deno.test("flowstate serve: an invalid serve: section is exit 2 with file:line:c
       typo.stderr,
       /flowstate\.yaml:2:\d+: serve\.prot: unknown field \(did you mean "port"\?\)/,
     );
+    // A flows: entry that does not exist is refused at start, as the daemon refuses it
+    // (the server answered every flow route 500 "Internal error: …" instead).
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: memory }\nflows: [./nope]\n",
+    );
+    const child = cliCommand(dir, ["serve", "--port", "0"], { stdout: "null" }).spawn();
+    const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    const seen = { text: "" };
+    await waitFor(stderr, /error: |Serving/, seen);
+    if (seen.text.includes("Serving")) child.kill("SIGTERM"); // it started: the test fails below
+    await drain(stderr, seen);
+    const code = (await child.status).code;
+    assert.doesNotMatch(seen.text, /Serving/);
+    assert.equal(code, 2, seen.text);
+    assert.match(
+      seen.text,
+      /^error: flowstate\.yaml:3:9: flows\[0\]: cannot read \S*nope: no such file or directory/m,
+    );
     // The flag is checked the same way, before anything starts.
     await Deno.writeTextFile(join(dir, "flowstate.yaml"), "stores:\n  main: { plugin: memory }\n");
     const flag = await runCli(dir, ["serve", "--port", "99999"]);

@@ -20,6 +20,7 @@
  */
 import { openRuntime, type Runtime } from "../runtime.ts";
 import { type FlowstateServer, serve } from "../serve/server.ts";
+import { flowFiles } from "../flow_files.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
 import { type GlobalOptions, interruptible, printWarning } from "./common.ts";
 import { UsageError } from "./input.ts";
@@ -55,6 +56,9 @@ export async function startServer(
     worker?: WorkerOptions | false;
   } = {},
 ): Promise<FlowstateServer> {
+  // A flows: entry that cannot be read is refused now, as the daemon refuses it: otherwise
+  // every flow route and webhook would answer it as an internal error.
+  await flowFiles(runtime.config);
   const config = runtime.config.serve;
   const envToken = Deno.env.get(SERVE_TOKEN_ENV);
   const token = options.token ?? (envToken === "" ? undefined : envToken) ?? config.token;
