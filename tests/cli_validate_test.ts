@@ -253,3 +253,17 @@ Deno.test("a store's changes.keep that is not a duration is one clear sentence, 
     ]);
   });
 });
+
+Deno.test("a config value of the wrong kind is worded as flows word it (a list, a mapping), never 'a array'", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main:\n    plugin: sqlite\n    path: s.db\n    indexes: [{ prefix: orders, path: status }]\n",
+    );
+    const result = await run("state", "ls");
+    assert.equal(result.code, 2, result.stderr);
+    assert.deepEqual(lines(result.stderr), [
+      'error: flowstate.yaml:5:17: stores.main.indexes[0].prefix: expected a list, got the string "orders"',
+    ]);
+  });
+});
