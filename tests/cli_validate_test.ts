@@ -240,30 +240,24 @@ Deno.test("an alias inside its own anchor (a cycle) is refused at the alias, in 
   });
 });
 
-Deno.test("a store's changes.keep that is not a duration is one clear sentence, at its place", async () => {
+Deno.test("config values of the wrong kind are one clear sentence at their place (changes.keep, a list)", async () => {
   await withSandbox(async ({ dir, run }) => {
-    await Deno.writeTextFile(
-      join(dir, "flowstate.yaml"),
-      "stores:\n  main:\n    plugin: memory\n    changes: { keep: forever }\n",
-    );
-    const result = await run("state", "get", "a");
-    assert.equal(result.code, 2, result.stderr);
-    assert.deepEqual(lines(result.stderr), [
-      'error: flowstate.yaml:4:5: stores.main.changes: Cannot open store "main": changes.keep: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got "forever"',
-    ]);
-  });
-});
-
-Deno.test("a config value of the wrong kind is worded as flows word it (a list, a mapping), never 'a array'", async () => {
-  await withSandbox(async ({ dir, run }) => {
-    await Deno.writeTextFile(
-      join(dir, "flowstate.yaml"),
-      "stores:\n  main:\n    plugin: sqlite\n    path: s.db\n    indexes: [{ prefix: orders, path: status }]\n",
-    );
-    const result = await run("state", "ls");
-    assert.equal(result.code, 2, result.stderr);
-    assert.deepEqual(lines(result.stderr), [
-      'error: flowstate.yaml:5:17: stores.main.indexes[0].prefix: expected a list, got the string "orders"',
-    ]);
+    for (
+      const [store, expected] of [
+        [
+          "plugin: memory\n    changes: { keep: forever }",
+          'error: flowstate.yaml:4:5: stores.main.changes: Cannot open store "main": changes.keep: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got "forever"',
+        ],
+        [
+          "plugin: sqlite\n    path: s.db\n    indexes: [{ prefix: orders, path: status }]",
+          'error: flowstate.yaml:5:17: stores.main.indexes[0].prefix: expected a list, got the string "orders"',
+        ],
+      ]
+    ) {
+      await Deno.writeTextFile(join(dir, "flowstate.yaml"), `stores:\n  main:\n    ${store}\n`);
+      const result = await run("state", "ls");
+      assert.equal(result.code, 2, result.stderr);
+      assert.deepEqual(lines(result.stderr), [expected]);
+    }
   });
 });

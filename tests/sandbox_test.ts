@@ -488,46 +488,39 @@ Deno.test("nodes.memoryLimit must be a size", async () => {
   });
 });
 
-Deno.test("a node that calls Deno.exit() or close() fails with a clear error instead of hanging its run", async () => {
+/** Run a flow of the hostile node with `nodes` (YAML list items) in a fresh sandbox. */
+async function runHostile(nodes: string): Promise<RunJson> {
+  let run: RunJson | undefined;
   await withSandbox(async (sandbox) => {
     await Deno.mkdir(join(sandbox.dir, "nodes"));
     await Deno.writeTextFile(join(sandbox.dir, "nodes", "hostile.ts"), HOSTILE);
-    // The timeout only bounds the test: without the fix the node hangs until it.
-    const run = await runFlow(
-      sandbox,
-      "id: t\nnodes:\n" +
-        [node("exit", "exit"), node("close", "close")].map((n) => n + "    timeout: 20s\n").join(
-          "",
-        ),
-    );
-    assert.equal(run.nodes.exit.status, "failed");
-    assert.match(
-      run.nodes.exit.error!,
-      /a node cannot call Deno\.exit\(\): throw an error to fail the node, or return to end it/,
-    );
-    assert.equal(run.nodes.close.status, "failed");
-    assert.match(run.nodes.close.error!, /a node cannot call close\(\)/);
-  });
-});
-
-Deno.test("a Worker node's output and state writes that are not JSON fail as in-process ones do (were silently changed: a Map to {}, NaN to null)", async () => {
-  await withSandbox(async (sandbox) => {
-    await Deno.mkdir(join(sandbox.dir, "nodes"));
-    await Deno.writeTextFile(join(sandbox.dir, "nodes", "hostile.ts"), HOSTILE);
-    const run = await runFlow(
-      sandbox,
-      "id: t\nnodes:\n" + node("map", "map") + node("nan", "nan") + node("setMap", "setMap"),
-    );
-    assert.equal(run.nodes.map.status, "failed");
-    assert.match(
-      run.nodes.map.error!,
-      /node map returned a value that is not JSON: value is a Map/,
-    );
-    assert.equal(run.nodes.nan.status, "failed");
-    assert.match(run.nodes.nan.error!, /value\.n is NaN, which JSON cannot hold/);
-    assert.equal(run.nodes.setMap.status, "failed");
-    assert.match(run.nodes.setMap.error!, /ctx\.flow\.set\(\): value is a Map/);
+    run = await runFlow(sandbox, "id: t\nnodes:\n" + nodes);
     const state = await sandbox.run("state", "get", "--flow", "t", "m");
     assert.equal(state.code, 1, "nothing was stored: " + state.stdout);
   });
+  return run!;
+}
+
+Deno.test("a node that calls Deno.exit() or close() fails with a clear error instead of hanging its run", async () => {
+  // The timeout only bounds the test: without the fix the node hangs until it.
+  const run = await runHostile(
+    [node("exit", "exit"), node("close", "close")].map((n) => n + "    timeout: 20s\n").join(""),
+  );
+  assert.equal(run.nodes.exit.status, "failed");
+  assert.match(
+    run.nodes.exit.error!,
+    /a node cannot call Deno\.exit\(\): throw an error to fail the node, or return to end it/,
+  );
+  assert.equal(run.nodes.close.status, "failed");
+  assert.match(run.nodes.close.error!, /a node cannot call close\(\)/);
+});
+
+Deno.test("a Worker node's output and state writes that are not JSON fail as in-process ones do (were silently changed: a Map to {}, NaN to null)", async () => {
+  const run = await runHostile(node("map", "map") + node("nan", "nan") + node("setMap", "setMap"));
+  assert.equal(run.nodes.map.status, "failed");
+  assert.match(run.nodes.map.error!, /node map returned a value that is not JSON: value is a Map/);
+  assert.equal(run.nodes.nan.status, "failed");
+  assert.match(run.nodes.nan.error!, /value\.n is NaN, which JSON cannot hold/);
+  assert.equal(run.nodes.setMap.status, "failed");
+  assert.match(run.nodes.setMap.error!, /ctx\.flow\.set\(\): value is a Map/);
 });
