@@ -337,3 +337,37 @@ Deno.test("runs cancel (and POST /api/runs/{id}/cancel) of a run whose process d
     }
   });
 });
+
+Deno.test("flowstate serve warns at start about a webhook that cannot work: its secret's variable unset, or its flow invalid", async () => {
+  await withDir(async (dir) => {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: memory }\nflows: [./flows]\n",
+    );
+    await Deno.writeTextFile(
+      join(dir, "flows", "deploy.flow.yaml"),
+      "id: deploy\ntrigger: { http: { path: /hooks/deploy, secret: { env: AUDIT2_UNSET_SECRET } } }\n" +
+        "nodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+    );
+    await Deno.writeTextFile(
+      join(dir, "flows", "typo.flow.yaml"),
+      "id: typo\ntrigger: { http: { path: /hooks/typo } }\nnodes:\n  - { id: a, type: lgo }\n",
+    );
+    const child = cliCommand(dir, ["serve", "--port", "0"], { stdout: "null" }).spawn();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    const seen = { text: "" };
+    await waitFor(reader, /^Serving /m, seen);
+    child.kill("SIGTERM");
+    await drain(reader, seen);
+    assert.equal((await child.status).code, 0, seen.text);
+    assert.match(
+      seen.text,
+      /^warning: webhook \/hooks\/deploy: its secret's variable AUDIT2_UNSET_SECRET is not set here, so every request to it is refused \(500\) until it is$/m,
+    );
+    assert.match(
+      seen.text,
+      /^warning: webhook \/hooks\/typo: its flow typo \(\S*typo\.flow\.yaml\) is invalid, so every request to it is refused \(500\): .*unknown node type "lgo"/m,
+    );
+  });
+});
