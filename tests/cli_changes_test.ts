@@ -69,6 +69,17 @@ Deno.test("flowstate changes, state history and state get --at read a store's ch
     const bad = await run("state", "get", "greeting", "--at", "yesterday-ish");
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /expected #<sequence number>/);
+    // A point the feed does not reach: a usage error saying how far it goes, no --debug hint.
+    const beyond: [string, RegExp][] = [
+      ["2000-01-01T00:00:00Z", /reaches back to/],
+      ["#99", /no change #99 yet/],
+    ];
+    for (const [point, said] of beyond) {
+      const out = await run("state", "get", "greeting", "--at", point);
+      assert.equal(out.code, 2, out.stderr);
+      assert.match(out.stderr, said);
+      assert.doesNotMatch(out.stderr, /--debug/);
+    }
   });
 });
 

@@ -79,7 +79,14 @@ export function stateGetAt(
   const at = parseAt(atText);
   const when = "seq" in at ? `#${at.seq}` : new Date(at.time).toISOString();
   return withStore(global, options, async ({ store, prefix, label }) => {
-    const entry = await store.getAt([...prefix, ...key], at);
+    let entry;
+    try {
+      entry = await store.getAt([...prefix, ...key], at);
+    } catch (err) {
+      // A point the feed does not reach (trimmed, or not yet written): the message says how far.
+      if (err instanceof RangeError) throw new UsageError(err.message, { cause: err });
+      throw err;
+    }
     if (entry === null) {
       return notFound(options.json, `Key ${formatKey(key)} was absent in ${label} at ${when}`);
     }
