@@ -246,3 +246,18 @@ Deno.test("backup --out naming a directory says so and how to write into it, wri
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a job's required option left out is named as missing (not zod's 'received undefined')", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-job-options-" });
+  try {
+    const result = await runCli(dir, ["jobs", "run", "restore"]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /^error: Cannot run job "restore": option "file": missing \(it is required\); option "store": missing \(it is required\)\. Expected options: /,
+    );
+    assert.doesNotMatch(result.stderr, /received undefined/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
