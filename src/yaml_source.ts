@@ -219,7 +219,7 @@ export class YamlSource {
       ...this.position(error.pos[0]),
       error,
     });
-    this.syntaxErrors = this.doc.errors.map(problem);
+    this.syntaxErrors = withoutTabEchoes(this.doc.errors.map(problem));
     this.syntaxWarnings = this.doc.warnings.map(problem);
   }
 
@@ -514,6 +514,26 @@ function messageOf(error: unknown): string {
 
 function keyText(key: unknown): string {
   return isScalar(key) ? String(key.value) : String(key);
+}
+
+/**
+ * A tab that indents a line, worded with its fix, without the errors yaml
+ * reports after it on the same line (they only follow from the tab).
+ */
+function withoutTabEchoes(problems: YamlSyntaxProblem[]): YamlSyntaxProblem[] {
+  const tabLines = new Set<number>();
+  const out: YamlSyntaxProblem[] = [];
+  for (const p of problems) {
+    if (p.error.code === "TAB_AS_INDENT") {
+      tabLines.add(p.line);
+      out.push({
+        ...p,
+        message:
+          "a tab indents this line, and YAML indents with spaces only: replace the tab with spaces",
+      });
+    } else if (!tabLines.has(p.line)) out.push(p);
+  }
+  return out;
 }
 
 function rangeStart(node: unknown): number | undefined {

@@ -261,3 +261,17 @@ Deno.test("config values of the wrong kind are one clear sentence at their place
     }
   });
 });
+
+Deno.test("a tab used for indentation is one error saying to use spaces (not three from yaml)", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "tab.flow.yaml"),
+      "id: t\nnodes:\n\t- id: a\n    type: log\n",
+    );
+    const result = await run("validate", "tab.flow.yaml");
+    assert.equal(result.code, 2, result.stderr);
+    assert.deepEqual(lines(result.stderr), [
+      "error: tab.flow.yaml:3:1: a tab indents this line, and YAML indents with spaces only: replace the tab with spaces",
+    ]);
+  });
+});
