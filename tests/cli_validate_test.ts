@@ -275,3 +275,18 @@ Deno.test("a tab used for indentation is one error saying to use spaces (not thr
     ]);
   });
 });
+
+Deno.test("an unquoted ${{ }} inside { } is one error saying to quote it (not five from yaml)", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "unq.flow.yaml"),
+      "id: t\ninputs:\n  name: { type: string }\nnodes:\n" +
+        "  - { id: a, type: log, with: { message: ${{ inputs.name }} } }\n",
+    );
+    const result = await run("validate", "unq.flow.yaml");
+    assert.equal(result.code, 2, result.stderr);
+    assert.deepEqual(lines(result.stderr), [
+      'error: unq.flow.yaml:5:42: ${{ … }} must be quoted here: YAML reads its { and } as a mapping; write "${{ inputs.name }}"',
+    ]);
+  });
+});
