@@ -219,7 +219,7 @@ export class YamlSource {
       ...this.position(error.pos[0]),
       error,
     });
-    this.syntaxErrors = withoutTabEchoes(this.doc.errors.map(problem));
+    this.syntaxErrors = explained(this.doc.errors.map(problem), text);
     this.syntaxWarnings = this.doc.warnings.map(problem);
   }
 
@@ -517,23 +517,54 @@ function keyText(key: unknown): string {
 }
 
 /**
- * A tab that indents a line, worded with its fix, without the errors yaml
- * reports after it on the same line (they only follow from the tab).
+ * yaml's errors for the commonest slips, worded with their fix, without the
+ * errors it reports after them on the same line (they only follow from them):
+ * a tab that indents a line; a value holding `": "` (read as one more key); a
+ * line indented more than the one above it.
  */
-function withoutTabEchoes(problems: YamlSyntaxProblem[]): YamlSyntaxProblem[] {
-  const tabLines = new Set<number>();
+function explained(problems: YamlSyntaxProblem[], text: string): YamlSyntaxProblem[] {
+  const lines = text.split(/\r?\n/);
+  const explainedLines = new Set<number>();
   const out: YamlSyntaxProblem[] = [];
   for (const p of problems) {
+    if (explainedLines.has(p.line)) continue;
+    const line = lines[p.line - 1] ?? "";
     if (p.error.code === "TAB_AS_INDENT") {
-      tabLines.add(p.line);
+      explainedLines.add(p.line);
       out.push({
         ...p,
         message:
           "a tab indents this line, and YAML indents with spaces only: replace the tab with spaces",
       });
-    } else if (!tabLines.has(p.line)) out.push(p);
+    } else if (p.error.code === "BLOCK_AS_IMPLICIT_KEY") {
+      explainedLines.add(p.line);
+      const value = line.slice(p.column - 1).trim();
+      const key = line.slice(0, p.column - 1).trim().replace(/^-\s*/, "");
+      const next = lines.findIndex((l, i) => i >= p.line && l.trim() !== "");
+      if (/:(\s|$)/.test(value) && !/^["'[{]/.test(value)) {
+        out.push({
+          ...p,
+          message:
+            `this value holds ": ", which YAML reads as one more key: quote it, like ${key} ${
+              JSON.stringify(value)
+            }`,
+        });
+      } else if (next >= 0 && indent(lines[next]) > indent(line)) {
+        out.push({
+          ...p,
+          message: "this line is indented more than the line above it, so YAML reads it as " +
+            "part of that line's value: indent it like the keys beside it",
+          line: next + 1,
+          column: indent(lines[next]) + 1,
+        });
+      } else out.push(p);
+    } else out.push(p);
   }
   return out;
+}
+
+function indent(line: string): number {
+  return line.length - line.trimStart().length;
 }
 
 function rangeStart(node: unknown): number | undefined {

@@ -290,3 +290,25 @@ Deno.test("an unquoted ${{ }} inside { } is one error saying to quote it (not fi
     ]);
   });
 });
+
+Deno.test("yaml's 'nested mappings' error says what to do: quote a value holding ': ', or fix an indentation", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    for (
+      const [text, expected] of [
+        [
+          "id: t\nnodes:\n  - id: a\n    type: log\n    with:\n      message: hi: there\n",
+          'error: f.flow.yaml:6:16: this value holds ": ", which YAML reads as one more key: quote it, like message: "hi: there"',
+        ],
+        [
+          "id: t\nnodes:\n  - id: a\n    type: log\n     with: { message: x }\n",
+          "error: f.flow.yaml:5:6: this line is indented more than the line above it, so YAML reads it as part of that line's value: indent it like the keys beside it",
+        ],
+      ]
+    ) {
+      await Deno.writeTextFile(join(dir, "f.flow.yaml"), text);
+      const result = await run("validate", "f.flow.yaml");
+      assert.equal(result.code, 2, result.stderr);
+      assert.deepEqual(lines(result.stderr), [expected]);
+    }
+  });
+});
