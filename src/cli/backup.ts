@@ -217,7 +217,16 @@ export async function restoreCommand(
       );
     }
   }
-  const at = options.at === undefined ? undefined : parseTimeOption(options.at, "--at", Date.now());
+  const now = Date.now();
+  const at = options.at === undefined ? undefined : parseTimeOption(options.at, "--at", now);
+  if (at !== undefined && at > now + 60_000) {
+    // Most likely a typo (2062 for 2026): the store cannot be restored as it will be.
+    throw new UsageError(
+      `Cannot restore ${file}: --at ${options.at} is in the future (now is ${
+        new Date(now).toISOString()
+      }); give a past time, or leave --at out for the latest state`,
+    );
+  }
   if ((at !== undefined || atSeq !== undefined) && options.force) {
     throw new UsageError(
       `Cannot restore ${file}: a point-in-time restore (--at) goes into a new, empty store only; --force is refused`,
