@@ -136,6 +136,20 @@ Deno.test("flowstate rejects malformed keys and numeric options with exit 2", as
     assert.match(badExpiry.stderr, /--expire-in must be an integer >= 1/);
     const badLimit = await run("state", "ls", "--limit", "-3");
     assert.equal(badLimit.code, 2);
+    // A time range that holds no time is a mistake, not an empty listing.
+    for (const archived of [[], ["--archived"]]) {
+      const range = await run(
+        "runs",
+        "ls",
+        "--since",
+        "2030-01-01",
+        "--until",
+        "2020-01-01",
+        ...archived,
+      );
+      assert.equal(range.code, 2, range.stderr);
+      assert.match(range.stderr, /--since must come before --until/);
+    }
   });
 });
 

@@ -25,7 +25,7 @@ import {
 import { isRunId } from "../records/run_id.ts";
 import { cancelAnyRun } from "../queue/cancel.ts";
 import { runShapeProblem } from "../records/types.ts";
-import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeOption } from "./run_filters.ts";
+import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeRange } from "./run_filters.ts";
 
 const PAGE = 1000;
 
@@ -35,12 +35,7 @@ export async function listRuns(
   global: GlobalOptions,
 ): Promise<number> {
   const now = Date.now();
-  const since = options.since === undefined
-    ? undefined
-    : parseTimeOption(options.since, "--since", now);
-  const until = options.until === undefined
-    ? undefined
-    : parseTimeOption(options.until, "--until", now);
+  const { since, until } = parseTimeRange(options, now);
   const limit = options.limit ?? DEFAULT_RUNS_LIMIT;
   await using runtime = await openForReading(global);
   const records = await unlessMissing(() => runtime.records());
