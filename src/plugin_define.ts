@@ -90,9 +90,9 @@ export interface PluginDefinition<O> {
 }
 
 /**
- * For a plugin that keeps a store in a file: when `path` is a directory,
- * throw a {@linkcode ConfigError} about `option` (the option that named it,
- * default `"path"`); when `context.mustExist` is set and `path` does not
+ * For a plugin that keeps a store in a file: when `path` is a directory or
+ * a loop of symbolic links, throw a {@linkcode ConfigError} about `option`
+ * (the option that named it, default `"path"`); when `context.mustExist` is set and `path` does not
  * exist, throw {@linkcode StoreMissingError} (before anything is created).
  * Otherwise do nothing.
  *
@@ -116,6 +116,11 @@ export async function requireStoreFile(
   try {
     info = await Deno.stat(path);
   } catch (err) {
+    if (err instanceof Deno.errors.FilesystemLoop) {
+      const message = `Cannot open store "${context.storeName}": ${path} is a loop of symbolic ` +
+        `links: point "${option}" at a file`;
+      throw new ConfigError(message, { issues: [{ path: [option], message }] });
+    }
     if (!context.mustExist) return; // the plugin's open meets (and words) whatever this is
     if (!(err instanceof Deno.errors.NotFound)) throw err;
     throw new StoreMissingError(

@@ -410,3 +410,31 @@ Deno.test("a home that is a file, not a directory, exits 2 saying so (was a bare
     assert.equal(await Deno.readTextFile(file), "not a directory\n");
   });
 });
+
+Deno.test("a jsonfile path that is a dangling symlink creates the file it points to; a symlink loop is a config error", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.mkdir(join(dir, "elsewhere"));
+    await Deno.symlink(join(dir, "elsewhere", "state.json"), join(dir, "state.json"));
+    await Deno.symlink("loop2", join(dir, "loop1"));
+    await Deno.symlink("loop1", join(dir, "loop2"));
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: jsonfile, path: state.json }\n" +
+        "  loopy: { plugin: jsonfile, path: loop1 }\n  loopier: { plugin: sqlite, path: loop2 }\n",
+    );
+    const set = await run("state", "set", "k", "1");
+    assert.equal(set.code, 0, set.stderr);
+    assert.ok((await Deno.lstat(join(dir, "state.json"))).isSymlink, "the link is kept");
+    assert.match(await Deno.readTextFile(join(dir, "elsewhere", "state.json")), /"k"/);
+    for (const [store, option] of [["loopy", "path"], ["loopier", "path"]]) {
+      const loop = await run("state", "set", "--store", store, "k", "1");
+      assert.equal(loop.code, 2, loop.stderr);
+      assert.match(
+        loop.stderr,
+        new RegExp(
+          `stores\\.${store}\\.${option}: Cannot open store "${store}": \\S*loop\\d is a loop of symbolic links: point "${option}" at a file`,
+        ),
+      );
+    }
+  });
+});
