@@ -438,3 +438,21 @@ Deno.test("a jsonfile path that is a dangling symlink creates the file it points
     }
   });
 });
+
+Deno.test("state.increment past Number.MAX_SAFE_INTEGER fails saying so, and the count is left as it was", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "c.flow.yaml"),
+      "id: c\nnodes:\n  - { id: n, type: state.increment, with: { key: count } }\n",
+    );
+    const max = String(Number.MAX_SAFE_INTEGER);
+    assert.equal((await run("state", "set", "--flow", "c", "count", max)).code, 0);
+    const result = await run("run", "c.flow.yaml");
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stdout + result.stderr,
+      /Cannot increment \["flow","c","count"\]: 9007199254740991 \+ 1 is past 9007199254740991 \(Number\.MAX_SAFE_INTEGER\), where numbers stop counting exactly/,
+    );
+    assert.equal((await run("state", "get", "--flow", "c", "count")).stdout.trim(), max);
+  });
+});
