@@ -240,75 +240,57 @@ Deno.test("an alias inside its own anchor (a cycle) is refused at the alias, in 
   });
 });
 
+/** In a fresh sandbox, write each `[file, text]` and run `args`: exit 2 and exactly the `expected` line. */
+async function oneErrorEach(cases: [string, string, string[], string][]): Promise<void> {
+  await withSandbox(async ({ dir, run }) => {
+    for (const [file, text, args, expected] of cases) {
+      await Deno.writeTextFile(join(dir, file), text);
+      const result = await run(...args);
+      assert.equal(result.code, 2, result.stderr);
+      assert.deepEqual(lines(result.stderr), [expected]);
+    }
+  });
+}
+
 Deno.test("config values of the wrong kind are one clear sentence at their place (changes.keep, a list)", async () => {
-  await withSandbox(async ({ dir, run }) => {
-    for (
-      const [store, expected] of [
-        [
-          "plugin: memory\n    changes: { keep: forever }",
-          'error: flowstate.yaml:4:5: stores.main.changes: Cannot open store "main": changes.keep: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got "forever"',
-        ],
-        [
-          "plugin: sqlite\n    path: s.db\n    indexes: [{ prefix: orders, path: status }]",
-          'error: flowstate.yaml:5:17: stores.main.indexes[0].prefix: expected a list, got the string "orders"',
-        ],
-      ]
-    ) {
-      await Deno.writeTextFile(join(dir, "flowstate.yaml"), `stores:\n  main:\n    ${store}\n`);
-      const result = await run("state", "ls");
-      assert.equal(result.code, 2, result.stderr);
-      assert.deepEqual(lines(result.stderr), [expected]);
-    }
-  });
+  const config = (store: string) => `stores:\n  main:\n    ${store}\n`;
+  await oneErrorEach([
+    [
+      "flowstate.yaml",
+      config("plugin: memory\n    changes: { keep: forever }"),
+      ["state", "ls"],
+      'error: flowstate.yaml:4:5: stores.main.changes: Cannot open store "main": changes.keep: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got "forever"',
+    ],
+    [
+      "flowstate.yaml",
+      config("plugin: sqlite\n    path: s.db\n    indexes: [{ prefix: orders, path: status }]"),
+      ["state", "ls"],
+      'error: flowstate.yaml:5:17: stores.main.indexes[0].prefix: expected a list, got the string "orders"',
+    ],
+  ]);
 });
 
-Deno.test("a tab used for indentation is one error saying to use spaces (not three from yaml)", async () => {
-  await withSandbox(async ({ dir, run }) => {
-    await Deno.writeTextFile(
-      join(dir, "tab.flow.yaml"),
-      "id: t\nnodes:\n\t- id: a\n    type: log\n",
-    );
-    const result = await run("validate", "tab.flow.yaml");
-    assert.equal(result.code, 2, result.stderr);
-    assert.deepEqual(lines(result.stderr), [
-      "error: tab.flow.yaml:3:1: a tab indents this line, and YAML indents with spaces only: replace the tab with spaces",
-    ]);
-  });
-});
-
-Deno.test("an unquoted ${{ }} inside { } is one error saying to quote it (not five from yaml)", async () => {
-  await withSandbox(async ({ dir, run }) => {
-    await Deno.writeTextFile(
-      join(dir, "unq.flow.yaml"),
-      "id: t\ninputs:\n  name: { type: string }\nnodes:\n" +
+Deno.test("the commonest YAML slips are one error each, saying what to do (not yaml's words, repeated)", async () => {
+  const validate = ["validate", "f.flow.yaml"];
+  await oneErrorEach(
+    ([
+      [
+        "id: t\nnodes:\n\t- id: a\n    type: log\n",
+        "error: f.flow.yaml:3:1: a tab indents this line, and YAML indents with spaces only: replace the tab with spaces",
+      ],
+      [
+        "id: t\ninputs:\n  name: { type: string }\nnodes:\n" +
         "  - { id: a, type: log, with: { message: ${{ inputs.name }} } }\n",
-    );
-    const result = await run("validate", "unq.flow.yaml");
-    assert.equal(result.code, 2, result.stderr);
-    assert.deepEqual(lines(result.stderr), [
-      'error: unq.flow.yaml:5:42: ${{ … }} must be quoted here: YAML reads its { and } as a mapping; write "${{ inputs.name }}"',
-    ]);
-  });
-});
-
-Deno.test("yaml's 'nested mappings' error says what to do: quote a value holding ': ', or fix an indentation", async () => {
-  await withSandbox(async ({ dir, run }) => {
-    for (
-      const [text, expected] of [
-        [
-          "id: t\nnodes:\n  - id: a\n    type: log\n    with:\n      message: hi: there\n",
-          'error: f.flow.yaml:6:16: this value holds ": ", which YAML reads as one more key: quote it, like message: "hi: there"',
-        ],
-        [
-          "id: t\nnodes:\n  - id: a\n    type: log\n     with: { message: x }\n",
-          "error: f.flow.yaml:5:6: this line is indented more than the line above it, so YAML reads it as part of that line's value: indent it like the keys beside it",
-        ],
-      ]
-    ) {
-      await Deno.writeTextFile(join(dir, "f.flow.yaml"), text);
-      const result = await run("validate", "f.flow.yaml");
-      assert.equal(result.code, 2, result.stderr);
-      assert.deepEqual(lines(result.stderr), [expected]);
-    }
-  });
+        'error: f.flow.yaml:5:42: ${{ … }} must be quoted here: YAML reads its { and } as a mapping; write "${{ inputs.name }}"',
+      ],
+      [
+        "id: t\nnodes:\n  - id: a\n    type: log\n    with:\n      message: hi: there\n",
+        'error: f.flow.yaml:6:16: this value holds ": ", which YAML reads as one more key: quote it, like message: "hi: there"',
+      ],
+      [
+        "id: t\nnodes:\n  - id: a\n    type: log\n     with: { message: x }\n",
+        "error: f.flow.yaml:5:6: this line is indented more than the line above it, so YAML reads it as part of that line's value: indent it like the keys beside it",
+      ],
+    ] as [string, string][]).map(([text, expected]) => ["f.flow.yaml", text, validate, expected]),
+  );
 });
