@@ -65,11 +65,14 @@ export async function findFlowFile(
   }
   if (isFlowPath(flow)) return resolve(cwd, flow);
   const ids: string[] = [];
+  const found: string[] = [];
   for (const file of await flowFiles(config)) {
     const id = await flowIdOf(file);
-    if (id === flow) return file;
-    if (id !== undefined) ids.push(id);
+    if (id === flow) found.push(file);
+    else if (id !== undefined) ids.push(id);
   }
+  if (found.length > 1) throw new RangeError(twoFilesOneId(`Cannot find flow "${flow}"`, found));
+  if (found.length === 1) return found[0];
   throw new RangeError(
     `Cannot find flow "${flow}": no file under the config's flows: has that id (${
       ids.length === 0
@@ -77,6 +80,14 @@ export async function findFlowFile(
         : `found: ${ids.join(", ")}`
     }); or pass a path to the flow file`,
   );
+}
+
+/**
+ * `<what>: both A and B define it; flow ids must be unique`, as the daemon
+ * says it (a run, its versions and its state go by the id).
+ */
+export function twoFilesOneId(what: string, files: readonly string[]): string {
+  return `${what}: both ${files[0]} and ${files[1]} define it; flow ids must be unique`;
 }
 
 async function flowIdOf(file: string): Promise<string | undefined> {

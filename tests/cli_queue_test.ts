@@ -232,3 +232,17 @@ Deno.test("cli queue: enqueue by the id of an invalid flow file reports that fil
     assert.deepEqual(JSON.parse((await run("runs", "ls", "--json")).stdout), []);
   });
 });
+
+Deno.test("cli queue: enqueue <id> that two flow files declare is refused naming both (it ran the first, silently)", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await setUp(dir);
+    await Deno.writeTextFile(join(dir, "flows", "zcopy.flow.yaml"), FLOWS["mark.flow.yaml"]);
+    const result = await run("enqueue", "mark");
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /Cannot find flow "mark": both \S*mark\.flow\.yaml and \S*zcopy\.flow\.yaml define it; flow ids must be unique/,
+    );
+    assert.deepEqual(JSON.parse((await run("runs", "ls", "--json")).stdout), []);
+  });
+});

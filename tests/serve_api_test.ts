@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type ConfigObject, startWorker } from "../mod.ts";
-import { documented, eventually, withServed } from "./_serve.ts";
+import { documented, eventually, FLOWS, withServed } from "./_serve.ts";
 
 const POSTGRES_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
 
@@ -580,5 +580,18 @@ Deno.test("serve: starting an invalid flow, by the API or its webhook, answers w
       /^the flow typo \(.*typo\.flow\.yaml\), which declares the webhook \/hooks\/typo, is invalid: .*4:21: nodes\[0\]\.type: unknown node type "lgo".*flowstate validate/,
     );
     assert.deepEqual((await (await runtime.records()).listRuns({})).runs, [], "nothing queued");
+  });
+});
+
+Deno.test("serve: starting a flow that two files declare is refused naming both, nothing queued", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ request, runtime, dir }) => {
+    await Deno.writeTextFile(join(dir, "flows", "copy.flow.yaml"), FLOWS["hello.flow.yaml"]);
+    const res = await request("/api/flows/hello/runs", { method: "POST", ...json({}) });
+    assert.equal(res.status, 400);
+    assert.match(
+      (await res.json()).error.message,
+      /^Cannot start flow "hello": both \S*copy\.flow\.yaml and \S*hello\.flow\.yaml define it; flow ids must be unique/,
+    );
+    assert.deepEqual((await (await runtime.records()).listRuns({})).runs, []);
   });
 });

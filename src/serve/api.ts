@@ -27,7 +27,7 @@ import { builtinJobNames } from "../jobs/builtin.ts";
 import { runJob } from "../jobs/run.ts";
 import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
 import { flowFiles, loadConfiguredJob, loadSchedules } from "../scheduler/from_config.ts";
-import { rawFlowData } from "../flow_files.ts";
+import { rawFlowData, twoFilesOneId } from "../flow_files.ts";
 import { cancelAnyRun } from "../queue/cancel.ts";
 import { loadFlowFile } from "../flow/parse.ts";
 import { HttpError, json, readJson } from "./http.ts";
@@ -230,13 +230,15 @@ async function fileSize(location: string): Promise<number | null> {
 /** Every flow id of the config's `flows:` files, with its file and definition. */
 export async function configuredFlows(
   runtime: Runtime,
-): Promise<Map<string, { file: string; schedule: unknown }>> {
-  const out = new Map<string, { file: string; schedule: unknown }>();
+): Promise<Map<string, { file: string; schedule: unknown; also?: string }>> {
+  const out = new Map<string, { file: string; schedule: unknown; also?: string }>();
   for (const file of await flowFiles(runtime.config)) {
     try {
       const parsed = await loadFlowFile(file, { stores: runtime.storeNames });
       const def = parsed.definition as { id: string; schedule?: unknown };
-      if (!out.has(def.id)) out.set(def.id, { file, schedule: def.schedule });
+      const first = out.get(def.id);
+      if (first === undefined) out.set(def.id, { file, schedule: def.schedule });
+      else first.also ??= file; // a second file with the id: starting it is refused
     } catch {
       // An invalid flow file: not startable; `flowstate validate` says why.
     }
@@ -910,8 +912,14 @@ export const apiRoutes: readonly ApiRoute[] = [
     async handler(ctx) {
       const { server, params } = ctx;
       const flows = await configuredFlows(server.runtime);
+      const flow = flows.get(params.flow);
+      if (flow?.also !== undefined) {
+        throw badRequest(
+          twoFilesOneId(`Cannot start flow "${params.flow}"`, [flow.file, flow.also]),
+        );
+      }
       // An invalid flow file is found by its id alone: starting it says what is wrong with it.
-      const file = flows.get(params.flow)?.file ??
+      const file = flow?.file ??
         await invalidFlowFile(server.runtime, params.flow);
       if (file === undefined) {
         throw notFound(
