@@ -247,7 +247,7 @@ Deno.test("backup --out naming a directory says so and how to write into it, wri
   }
 });
 
-Deno.test("a job's required option left out is named as missing (not zod's 'received undefined')", async () => {
+Deno.test("a job's required option left out is named as missing, a store's empty path as empty (not zod's words)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-job-options-" });
   try {
     const result = await runCli(dir, ["jobs", "run", "restore"]);
@@ -257,6 +257,14 @@ Deno.test("a job's required option left out is named as missing (not zod's 'rece
       /^error: Cannot run job "restore": option "file": missing \(it is required\); option "store": missing \(it is required\)\. Expected options: /,
     );
     assert.doesNotMatch(result.stderr, /received undefined/);
+    // An empty one (an unset ${env.X}, say) is named as empty.
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      'stores:\n  default: { plugin: sqlite, path: "" }\n',
+    );
+    const empty = await runCli(dir, ["state", "ls"]);
+    assert.equal(empty.code, 2, empty.stderr);
+    assert.match(empty.stderr, /stores\.default\.path: .*option "path": must not be empty\./);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
