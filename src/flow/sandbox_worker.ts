@@ -190,11 +190,12 @@ export async function serve(
           call(run, { method: "runFlow", args: encodeArgs([flow, input]) }),
       };
       const value = await type.run(ctx, checked.value);
-      // Worded as the in-process executor words it; unchecked, JSON would change it unseen.
-      if (value !== undefined && value !== null) {
-        serializeValue(value, `node ${msg.nodeId} returned a value that is not JSON`);
-      }
-      send({ op: "done", id: run, value: value === undefined ? null : value });
+      // Checked (worded as the in-process executor words it): unchecked, JSON would change it
+      // unseen. The checked text is sent as it is, not serialized again.
+      const text = value === undefined || value === null
+        ? "null"
+        : serializeValue(value, `node ${msg.nodeId} returned a value that is not JSON`);
+      scope.postMessage(`{"op":"done","id":${run},"value":${text}}`);
     } catch (err) {
       send({ op: "done", id: run, error: fail(err) });
     } finally {
