@@ -5,6 +5,7 @@ import { openStore } from "../../src/plugin.ts";
 import { encodeKey } from "../../src/store/keys.ts";
 import { PostgresDriver } from "./mod.ts";
 import { fakeClock } from "../../src/testing/clock.ts";
+import { feedSetV2Ddl } from "./testdata/feed_set_v2.ts";
 import {
   dropTestSchema,
   LOCK_CLASS,
@@ -891,7 +892,7 @@ pgTest(
     const spec = { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "30d" } };
     const store = await openStore(spec);
     const fn = `"${SCHEMA}"."${table}_feed_commit_v2"`;
-    const setFn = `"${SCHEMA}"."${table}_feed_set_v2"`;
+    const setFn = `"${SCHEMA}"."${table}_feed_set_v3"`;
     const signatures = [
       `${fn}(text[], text[], float8, text[], text[], text[], float8[], text, text[], text, ` +
       `text, text[])`,
@@ -941,6 +942,80 @@ pgTest(
 );
 
 pgTest(
+  "postgres with a change feed: processes of the previous version (plain-set function v2) and of this one (v3) write one feed side by side, gap-free, in commit order",
+  async (url) => {
+    const table = newTable("feedv2");
+    const spec = { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "30d" } };
+    const store = await openStore(spec);
+    // A process of the previous version: its own connections, calling the function its
+    // driver created and called for a plain set.
+    const old = postgres(url, { max: 4, onnotice: () => {} });
+    try {
+      await store.set(["k", "0"], "first"); // the tables, and this version's functions
+      await withAdmin(url, async (sql) => {
+        const [{ id }] = await sql.unsafe(`SELECT hashtext($1) AS id`, [`${SCHEMA}.${table}`]);
+        await sql.unsafe(feedSetV2Ddl(SCHEMA, table, id));
+      });
+      const oldSet = (key: string[], value: unknown, version: string) =>
+        old.unsafe(
+          `SELECT "${SCHEMA}"."${table}_feed_set_v2"($1::bytea, $2::text, $3::text, ` +
+            `$4::float8, $5::float8, $6::text, $7::text)`,
+          [
+            encodeKey(key),
+            JSON.stringify(value),
+            version,
+            null,
+            Date.now(),
+            JSON.stringify({ actor: "v2" }),
+            "flowstate_old",
+          ] as never[],
+        );
+      const writes: Promise<unknown>[] = [];
+      for (let i = 0; i < 24; i++) {
+        const key = ["k", String(i % 4)];
+        writes.push(i % 2 === 0 ? oldSet(key, i, `v2-${i}`) : store.set(key, i));
+      }
+      await Promise.all(writes);
+      const changes = await Array.fromAsync(store.changes({}));
+      assert.deepEqual(
+        changes.map((c) => c.seq),
+        Array.from({ length: 25 }, (_, i) => i + 1),
+        "one gap-free sequence",
+      );
+      assert.equal(changes.filter((c) => c.by.actor === "v2").length, 12);
+      // Each key's entries chain: an entry's previous version is the one before it (the
+      // numbering follows the order in which the commits took the head's lock).
+      const last = new Map<string, string | null>();
+      for (const c of changes) {
+        const k = JSON.stringify(c.key);
+        assert.equal(c.previousVersion, last.get(k) ?? null, `#${c.seq}: previous version`);
+        last.set(k, c.version);
+      }
+      for (const [k, version] of last) {
+        assert.equal((await store.get(JSON.parse(k)))?.version, version, `${k}: the last entry`);
+      }
+      let functions: string[] = [];
+      await withAdmin(url, async (sql) => {
+        const rows = await sql.unsafe(
+          `SELECT p.proname FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace ` +
+            `WHERE n.nspname = $1 AND p.proname LIKE $2 ORDER BY 1`,
+          [SCHEMA, `${table}_feed_%`],
+        );
+        functions = rows.map((r) => r.proname);
+      });
+      assert.deepEqual(functions, [
+        `${table}_feed_commit_v2`,
+        `${table}_feed_set_v2`,
+        `${table}_feed_set_v3`,
+      ]);
+    } finally {
+      await old.end();
+      await store.close();
+    }
+  },
+);
+
+pgTest(
   "postgres with a change feed: a role that may not create the feed-commit function writes the feed all the same, and the function continues that feed",
   async (url) => {
     const table = newTable("feednorole");
@@ -953,7 +1028,7 @@ pgTest(
     await made.close();
     await withAdmin(url, async (sql) => {
       await sql.unsafe(
-        `DROP FUNCTION "${SCHEMA}"."${fn}", "${SCHEMA}"."${table}_feed_set_v2"`,
+        `DROP FUNCTION "${SCHEMA}"."${fn}", "${SCHEMA}"."${table}_feed_set_v3"`,
       );
     });
     await withLimitedRole(url, table, async (limitedUrl) => {

@@ -52,10 +52,14 @@ import {
   COMMIT_FUNCTION,
   FEED_HEAD_LOCK,
   feedBatchCall,
-  feedFunctionDdl,
   feedFunctionName,
-  feedSetFunctionDdl,
+  feedFunctionSpec,
   feedSetFunctionName,
+  feedSetFunctionSpec,
+  functionDdl,
+  functionSignature,
+  functionSource,
+  type FunctionSpec,
   INDEX_PLANS,
   LIVE,
   planWrites,
@@ -132,9 +136,10 @@ const FEED_BATCH_TICKS = 12;
  * Errors creating the store's functions (the feed's, the commit function)
  * that will not go away by trying again: insufficient privilege, a syntax
  * error or an unknown setting (a server too old for the functions), a
- * feature not supported.
+ * feature not supported, a function of the name and parameters that returns
+ * another type (42P13: `CREATE OR REPLACE` cannot change it).
  */
-const FUNCTION_REFUSED = new Set(["42501", "42601", "42704", "0A000"]);
+const FUNCTION_REFUSED = new Set(["42501", "42601", "42704", "0A000", "42P13"]);
 /** SQLSTATE undefined_function: a store function was dropped (nothing of the call ran). */
 const UNDEFINED_FUNCTION = "42883";
 /** SQLSTATE insufficient_privilege. */
@@ -565,10 +570,14 @@ export class PostgresDriver implements StoreDriver {
     const params = checkedWriteParams(checkKeys, checkVersions, now, plan, version) as never[];
     const locked = lockList(checkKeys, plan);
     if (await this.#storeFunctionsReady()) {
+      // One autocommit statement: the function takes the locks, checks and writes. On a
+      // connection of its own, reserved from the pool for transactions, as the pipelined one:
+      // reads never queue behind a commit, and a commit that waits for a lock (a key's, a row
+      // another transaction holds) holds up no other (a plain query of the pool may be
+      // pipelined behind it on its connection).
+      const c = await this.#tx.reserve();
       try {
-        // One autocommit statement: the function takes the locks, checks and writes (on the
-        // pool for transactions, as the pipelined one: reads never queue behind a commit).
-        const [row] = await this.#tx.unsafe<{ failed: number[] | null }[]>(
+        const [row] = await c.unsafe<{ failed: number[] | null }[]>(
           this.#commitCall,
           [...params, locked, false] as never[],
           PREPARED,
@@ -577,6 +586,8 @@ export class PostgresDriver implements StoreDriver {
       } catch (err) {
         // Gone or not allowed (nothing ran): this one as below.
         if (!this.#functionUnusable(err)) throw err;
+      } finally {
+        c.release();
       }
     }
     const tx = await this.#tx.reserve();
@@ -1008,12 +1019,14 @@ export class PostgresDriver implements StoreDriver {
       // (a NUL): the key encoding of a string part without NUL (JSON spells one \u0000).
       const p = params.length + 3;
       params.push(encodeKey(companion.prefix), new TextEncoder().encode(companion.field));
-      const part = `(e.value::json ->> convert_from($${p + 1}::bytea, 'UTF8'))`;
+      // None for a value holding a \u0000 anywhere: `->>` on it fails (22P05), and a CASE is
+      // the only guard evaluated first (the core reads that candidate's companion itself).
+      const part = `(CASE WHEN position('\\u0000' in e.value) = 0 THEN ` +
+        `e.value::json ->> convert_from($${p + 1}::bytea, 'UTF8') END)`;
       next = `WITH e AS (${next}) SELECT e.key, e.value, e.version, e.expires_at, ` +
         `${part} AS c_part, c.value AS c_value, c.version AS c_version, ` +
         `c.expires_at AS c_expires_at FROM e LEFT JOIN ${this.#table} AS c ` +
-        `ON position('\\u0000' in e.value) = 0 AND ` +
-        `c.key = $${p}::bytea || convert_to(${part}, 'UTF8') || '\\x00'::bytea AND ` +
+        `ON c.key = $${p}::bytea || convert_to(${part}, 'UTF8') || '\\x00'::bytea AND ` +
         `${LIVE.replace("$NOW", "$2").replaceAll("expires_at", "c.expires_at")}`;
     }
     /** The companion of the candidate `row`, read with it: its key's hex and entry. */
@@ -1062,7 +1075,9 @@ export class PostgresDriver implements StoreDriver {
         const [, , first] = await Promise.all([
           tx.unsafe("BEGIN").then(() => (open = true)),
           // The table's lock and index plans for the claim's reads and writes (see
-          // INDEX_PLANS): the read function takes both itself.
+          // INDEX_PLANS): the read function takes both itself, the plans transaction-local
+          // (`set_config(…, true)`, not a SET clause of the function, which would end with the
+          // call), so `decide`'s reads and the commit after it have them too.
           readFunction ? undefined : tx.unsafe(
             `SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${this.#lockId}), ${INDEX_PLANS}`,
             [],
@@ -1168,9 +1183,8 @@ export class PostgresDriver implements StoreDriver {
       this.#feedExists = true;
       try {
         await this.#createFunctions({
-          [feedFunctionName(this.#bareTable)]: (fn) => feedFunctionDdl(fn, this.#sqlText.feedBody),
-          [feedSetFunctionName(this.#bareTable)]: (fn) =>
-            feedSetFunctionDdl(fn, this.#sqlText.feedSetBody),
+          [feedFunctionName(this.#bareTable)]: feedFunctionSpec(this.#sqlText.feedBody),
+          [feedSetFunctionName(this.#bareTable)]: feedSetFunctionSpec(this.#sqlText.feedSetBody),
         });
         return true;
       } catch (err) {
@@ -1184,28 +1198,60 @@ export class PostgresDriver implements StoreDriver {
   }
 
   /**
-   * Create those of this table's functions (`ddl`: by unquoted name, the
-   * statement from the qualified, quoted name) that are missing, under a
-   * lock of their own (not the table's: commits go on meanwhile), so that
-   * processes doing it at once do not race. Throws what the server answered.
+   * Make sure this table's functions (`specs`, by unquoted name) are the ones
+   * this code would create, before any is called: a function is trusted only
+   * if it has exactly the spec's signature (`to_regprocedure`), language,
+   * body and settings, is not `SECURITY DEFINER`, and is owned by this role
+   * or by the table's owner. A name alone proves nothing: a schema renamed
+   * keeps functions whose bodies name its old name (and lock id); a role
+   * that may create in the schema can plant one of the name first; one of
+   * the name may take other parameters. Any other is created (or replaced:
+   * `CREATE OR REPLACE`) under a lock of its own (not the table's: commits
+   * go on meanwhile), so that processes doing it at once do not race; one
+   * owned by another role is dropped first. Throws what the server
+   * answered: only its owner may drop another role's function (42501, as
+   * when this role may not create in the schema), and then the caller
+   * never calls it.
    */
-  async #createFunctions(ddl: Record<string, (fn: string) => string>): Promise<void> {
-    const names = Object.keys(ddl);
-    const missing = async (q: { unsafe: Sql["unsafe"] }) => {
-      const found = await q.unsafe<{ proname: string }[]>(
-        `SELECT p.proname FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace ` +
-          `WHERE n.nspname = $1 AND p.proname = ANY($2::text[])`,
-        [this.#schema, names] as never[],
+  async #createFunctions(specs: Record<string, FunctionSpec>): Promise<void> {
+    const names = Object.keys(specs);
+    const fns = names.map((name) => `${quoteIdent(this.#schema)}.${quoteIdent(name)}`);
+    const params = [
+      names,
+      names.map((_, i) => functionSignature(fns[i], specs[names[i]])),
+      names.map((name) => functionSource(specs[name])),
+      names.map((name) =>
+        specs[name].settings.length === 0 ? null : specs[name].settings.join("\n")
+      ),
+      this.#table,
+    ];
+    /** The functions to make, and whether one of the signature has an owner not trusted. */
+    const untrusted = async (q: { unsafe: Sql["unsafe"] }) =>
+      await q.unsafe<{ name: string; other_owner: boolean }[]>(
+        `WITH o AS (SELECT oid FROM pg_roles WHERE rolname = current_user UNION ALL ` +
+          `SELECT relowner FROM pg_class WHERE oid = to_regclass($5)) ` +
+          `SELECT f.name, p.proowner NOT IN (SELECT oid FROM o) AS other_owner ` +
+          `FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS f(name, sig, src, config) ` +
+          `LEFT JOIN pg_proc AS p ON p.oid = to_regprocedure(f.sig) ` +
+          `WHERE p.oid IS NULL OR p.proowner NOT IN (SELECT oid FROM o) OR p.prosecdef ` +
+          `OR p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'plpgsql') ` +
+          `OR p.prosrc <> f.src ` +
+          `OR array_to_string(p.proconfig, E'\\n') IS DISTINCT FROM f.config`,
+        params as never[],
       );
-      return names.filter((name) => !found.some((f) => f.proname === name));
-    };
-    if ((await missing(this.#sql)).length === 0) return;
+    if ((await untrusted(this.#sql)).length === 0) return;
     await this.#tx.begin(async (tx) => {
       await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
         `${this.#schema}.${names[0]}`,
       ]);
-      for (const name of await missing(tx)) {
-        await tx.unsafe(ddl[name](`${quoteIdent(this.#schema)}.${quoteIdent(name)}`));
+      for (const { name, other_owner } of await untrusted(tx)) {
+        const at = names.indexOf(name);
+        // Another role's (planted, or left by another store role): dropped first, so that the
+        // one made is this role's; only its owner (or a superuser) may, else 42501.
+        if (other_owner) {
+          await tx.unsafe(`DROP FUNCTION ${functionSignature(fns[at], specs[name])}`);
+        }
+        await tx.unsafe(functionDdl(fns[at], specs[name]));
       }
     });
   }
@@ -1238,9 +1284,8 @@ export class PostgresDriver implements StoreDriver {
       try {
         const { commitBody, claimReadBody } = this.#sqlText;
         await this.#createFunctions({
-          [COMMIT_FUNCTION.name(this.#bareTable)]: (fn) => COMMIT_FUNCTION.ddl(fn, commitBody),
-          [CLAIM_READ_FUNCTION.name(this.#bareTable)]: (fn) =>
-            CLAIM_READ_FUNCTION.ddl(fn, claimReadBody),
+          [COMMIT_FUNCTION.name(this.#bareTable)]: COMMIT_FUNCTION.spec(commitBody),
+          [CLAIM_READ_FUNCTION.name(this.#bareTable)]: CLAIM_READ_FUNCTION.spec(claimReadBody),
         });
         return true;
       } catch (err) {
