@@ -137,6 +137,30 @@ Deno.test("cli queue: a failed run stays failed with its attempts; runs retry qu
   });
 });
 
+Deno.test("cli queue: runs retry of a run started directly counts its first attempt (attempt 2 of 2)", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    await setUp(dir);
+    assert.equal((await run("run", "flows/boom.flow.yaml")).code, 1);
+    const [{ id }] = JSON.parse((await run("runs", "ls", "--json")).stdout);
+    const retry = await run("runs", "retry", id);
+    assert.equal(retry.code, 0, retry.stderr);
+    assert.match(retry.stdout, /queued again \(attempt 2\)/);
+    const queued = JSON.parse((await run("runs", "show", id, "--json")).stdout).run;
+    assert.equal(queued.queue.maxAttempts, 2);
+    assert.deepEqual(
+      queued.queue.attempts.map((
+        a: { attempt: number; outcome: string },
+      ) => [a.attempt, a.outcome]),
+      [[1, "failed"]],
+    );
+    assert.equal(await workUntil(dir, home, 1), 0);
+    const shown = await run("runs", "show", id);
+    assert.match(shown.stdout, /attempt 2 of 2/);
+    assert.match(shown.stdout, /attempt 1: failed on a direct run \(not queued\)/);
+    assert.match(shown.stdout, /attempt 2: failed on /);
+  });
+});
+
 Deno.test("cli queue: validate reports a bad queue: field at its file:line:column", async () => {
   await withSandbox(async ({ dir, run }) => {
     await Deno.writeTextFile(
