@@ -369,6 +369,8 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
         ? `an address to bind, like "127.0.0.1" or "0.0.0.0"`
         : path.length === 2 && path[0] === "serve" && last === "token"
         ? `a token, best written as "\${env.FLOWSTATE_TOKEN}"`
+        : path.length === 4 && path[2] === "encrypt" && last === "key" && Array.isArray(input)
+        ? `one key as a string (for several keys, the new one first, write "keys: [new, old]")`
         : kindOf((issue as { expected?: string }).expected);
       return { path, message: `expected ${expected}, got ${describeValue(input)}` };
     }
