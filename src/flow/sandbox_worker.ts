@@ -7,6 +7,8 @@
  * @module
  */
 
+import { serializeValue } from "../store/values.ts";
+
 // deno-lint-ignore no-explicit-any
 type Any = any;
 
@@ -35,6 +37,15 @@ export async function serve(
   load: () => Promise<{ default?: unknown }>,
   limits: { memoryLimitBytes?: number } = {},
 ): Promise<void> {
+  // Ending the Worker from inside (Deno.exit, close) sends the host no answer: it would wait
+  // for one forever. Both throw instead, so the node fails with a reason.
+  const refuse = (what: string) => () => {
+    throw new Error(
+      `a node cannot call ${what}: throw an error to fail the node, or return to end it`,
+    );
+  };
+  Object.defineProperty(Deno, "exit", { value: refuse("Deno.exit()"), configurable: true });
+  Object.defineProperty(globalThis, "close", { value: refuse("close()"), configurable: true });
   let type: Any;
   try {
     type = (await load()).default;
@@ -76,8 +87,11 @@ export async function serve(
     });
   };
   const view = (run: number, name: string) => {
-    const method = (m: string) => (...args: unknown[]) =>
-      call(run, { scope: name, method: m, args: encodeArgs(args) });
+    const method = (m: string) => (...args: unknown[]) => {
+      // Checked here: on the way out as JSON a Map would become {} and NaN null, unseen.
+      for (const arg of args) if (arg !== undefined) serializeValue(arg, `ctx.${name}.${m}()`);
+      return call(run, { scope: name, method: m, args: encodeArgs(args) });
+    };
     return {
       scope: name,
       get: method("get"),
@@ -176,7 +190,12 @@ export async function serve(
           call(run, { method: "runFlow", args: encodeArgs([flow, input]) }),
       };
       const value = await type.run(ctx, checked.value);
-      send({ op: "done", id: run, value: value === undefined ? null : value });
+      // Checked (worded as the in-process executor words it): unchecked, JSON would change it
+      // unseen. The checked text is sent as it is, not serialized again.
+      const text = value === undefined || value === null
+        ? "null"
+        : serializeValue(value, `node ${msg.nodeId} returned a value that is not JSON`);
+      scope.postMessage(`{"op":"done","id":${run},"value":${text}}`);
     } catch (err) {
       send({ op: "done", id: run, error: fail(err) });
     } finally {
