@@ -153,6 +153,21 @@ const UNDEFINED_FUNCTION = "42883";
 const AMBIGUOUS_FUNCTION = "42725";
 /** SQLSTATE insufficient_privilege. */
 const INSUFFICIENT_PRIVILEGE = "42501";
+/** Whether a store function is there to call: no, for good. */
+const NEVER: Promise<boolean> = Promise.resolve(false);
+
+/**
+ * What `err`, from a statement that called one of the store's functions
+ * (nothing of it ran), says of the function: `gone` (dropped: made again on
+ * the next use), `never` (not allowed to this role, or ambiguous: another
+ * role added an overload of the name), or `undefined` (another error).
+ */
+function unusableFunction(err: unknown): "gone" | "never" | undefined {
+  const code = codeOf(err);
+  if (code === UNDEFINED_FUNCTION) return "gone";
+  if (code === INSUFFICIENT_PRIVILEGE || code === AMBIGUOUS_FUNCTION) return "never";
+  return undefined;
+}
 
 /** Feed commits sent together at most (up to 12 parameters each). */
 const MAX_FEED_BATCH = 16;
@@ -1299,22 +1314,16 @@ export class PostgresDriver implements StoreDriver {
    * now on, which then answer for themselves.
    */
   #functionUnusable(err: unknown): boolean {
-    const code = codeOf(err);
-    if (code === UNDEFINED_FUNCTION) this.#storeFunctions = undefined;
-    else if (code === INSUFFICIENT_PRIVILEGE || code === AMBIGUOUS_FUNCTION) {
-      this.#storeFunctions = Promise.resolve(false);
-    } else return false;
-    return true;
+    const how = unusableFunction(err);
+    if (how !== undefined) this.#storeFunctions = how === "gone" ? undefined : NEVER;
+    return how !== undefined;
   }
 
-  /** As {@linkcode #functionUnusable}, for the feed's functions: gone, or never again. */
+  /** As {@linkcode #functionUnusable}, for the feed's functions. */
   #feedFunctionUnusable(err: unknown): boolean {
-    const code = codeOf(err);
-    if (code === UNDEFINED_FUNCTION) this.#feedPrepared = undefined;
-    else if (code === INSUFFICIENT_PRIVILEGE || code === AMBIGUOUS_FUNCTION) {
-      this.#feedPrepared = Promise.resolve(false);
-    } else return false;
-    return true;
+    const how = unusableFunction(err);
+    if (how !== undefined) this.#feedPrepared = how === "gone" ? undefined : NEVER;
+    return how !== undefined;
   }
 
   /**
