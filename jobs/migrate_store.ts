@@ -45,7 +45,9 @@
  * - The checkpoint key itself, if the source happens to hold it, is neither
  *   copied nor compared.
  * - The target must be empty (or hold a checkpoint of a move from the same
- *   source, with `resume`); `force` clears it first and starts over.
+ *   source, with `resume`); `force` clears it first and starts over. A
+ *   target without a checkpoint that holds exactly the source's entries is a
+ *   finished move: nothing is written and the result says `alreadyMoved`.
  * - A jsonfile target rewrites its whole file on every commit, so moving a
  *   big store into one costs about (entries / batchSize) file writes of a
  *   growing file: raise `batchSize` for it.
@@ -109,6 +111,12 @@ export interface MoveStoreResult {
   to: string;
   /** `completed` (copied and verified), `interrupted` (resumable) or `dry-run`. */
   status: "completed" | "interrupted" | "dry-run";
+  /**
+   * Whether the target already held exactly the source's entries and no
+   * checkpoint (a finished move run again): nothing was written, `status`
+   * is `completed` and `verified` true.
+   */
+  alreadyMoved: boolean;
   /** Whether this run continued an earlier one's checkpoint. */
   resumed: boolean;
   /** Entries written by this run (a dry run: entries it would write, about). */
@@ -147,7 +155,9 @@ export interface MoveStoreResult {
  * entry and delete the checkpoint. `source` is only read.
  *
  * Refuses (with a {@linkcode MigrationError}, writing nothing) when the
- * target holds entries and no checkpoint of this source (unless `force`),
+ * target holds entries that differ from the source's and no checkpoint of
+ * this source (unless `force`; equal entries are a finished move: resolves
+ * `alreadyMoved`),
  * when it holds a checkpoint and neither `resume` nor `force` is given, or
  * when the checkpoint was made from another backend or location. Resolves
  * `status: "interrupted"` when `signal` aborts (after the batch in flight is
@@ -240,11 +250,41 @@ export async function moveStore(
   } else {
     const first = await firstKey(target);
     if (first !== null) {
-      const n = await target.count();
+      // A finished move deletes its checkpoint: a target equal to the source is one (a retried
+      // or repeated command), anything else is refused with what differs.
+      const check = await verify(source, target, reserved, {
+        batchSize: Math.min(batchSize, 10_000),
+        clock,
+        progress,
+        total: await source.count(),
+        signal,
+      });
+      if (check === null) return { ...emptyResult(source, target, false), status: "interrupted" };
+      if (check.differences === 0) {
+        log(
+          `Already moved: nothing to do; "${target.name}" holds the same ${check.count} entries ` +
+            `as "${source.name}" (checksum ${check.checksum})`,
+        );
+        return {
+          ...emptyResult(source, target, false),
+          status: "completed",
+          alreadyMoved: true,
+          total: check.count,
+          verified: true,
+          count: check.count,
+          checksum: check.checksum,
+          targetChecksum: check.targetChecksum,
+          expiryAdjusted: check.expiryAdjusted,
+        };
+      }
       throw new MigrationError(
-        `${what}: "${target.name}" is not empty (${n} entr${n === 1 ? "y" : "ies"}, the first ` +
-          `${keyText(first)}) and holds no checkpoint of a move from "${source.name}"; ` +
-          `pass --force (force: true) to clear it first`,
+        `${what}: "${target.name}" is not empty and differs from "${source.name}" ` +
+          `(${check.differences} difference(s): ${check.examples.join("; ")}; ` +
+          `"${source.name}" has ${entries(check.count)}, "${target.name}" ${check.targetCount}), ` +
+          `and it holds no checkpoint of a move from "${source.name}". Check what ` +
+          `"${target.name}" holds (flowstate state ls --store ${target.name}) or move into ` +
+          `another store; only if its entries may be thrown away, pass --force (force: true) ` +
+          `to clear it and start over`,
       );
     }
   }
@@ -256,22 +296,9 @@ export async function moveStore(
 
   const resumed = checkpoint !== null;
   const result: MoveStoreResult = {
-    from: source.name,
-    to: target.name,
-    status: "dry-run",
-    resumed,
-    copied: 0,
+    ...emptyResult(source, target, resumed),
     total: checkpoint?.count ?? 0,
     skippedExpired: checkpoint?.skippedExpired ?? 0,
-    batches: 0,
-    copyMs: 0,
-    verifyMs: 0,
-    entriesPerSecond: 0,
-    verified: false,
-    count: null,
-    checksum: null,
-    targetChecksum: null,
-    expiryAdjusted: 0,
   };
   const sourceCount = await source.count();
 
@@ -386,6 +413,32 @@ export async function moveStore(
       `(checksum ${check.checksum})`,
   );
   return result;
+}
+
+function emptyResult(source: Store, target: Store, resumed: boolean): MoveStoreResult {
+  return {
+    from: source.name,
+    to: target.name,
+    status: "dry-run",
+    alreadyMoved: false,
+    resumed,
+    copied: 0,
+    total: 0,
+    skippedExpired: 0,
+    batches: 0,
+    copyMs: 0,
+    verifyMs: 0,
+    entriesPerSecond: 0,
+    verified: false,
+    count: null,
+    checksum: null,
+    targetChecksum: null,
+    expiryAdjusted: 0,
+  };
+}
+
+function entries(n: number): string {
+  return `${n} entr${n === 1 ? "y" : "ies"}`;
 }
 
 function iso(ms: number): string {

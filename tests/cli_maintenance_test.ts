@@ -104,8 +104,43 @@ Deno.test("flowstate migrate store copies sqlite into memory, verified, source u
     assert.equal(result.count, 25, JSON.stringify(result));
     assert.deepEqual(await dump(run, "scratch"), await dump(run, "main"));
     assert.deepEqual(await Deno.readFile(join(dir, "data/main.db")), before, "source unchanged");
+    await ok(run, "state", "set", "--store", "scratch", "extra", "1");
     const refused = await run("migrate", "store", "--from", "main", "--to", "scratch");
-    assert.notEqual(refused.code, 0, "a non-empty target is refused");
+    assert.notEqual(refused.code, 0, "a non-empty target that differs is refused");
+  });
+});
+
+Deno.test("flowstate migrate store --resume after a finished move says there is nothing to do", async () => {
+  await withProject(async (run) => {
+    for (let i = 0; i < 5; i++) {
+      await ok(run, "state", "set", "--store", "main", `item/${i}`, `${i}`);
+    }
+    await ok(run, "migrate", "store", "--from", "main", "--to", "scratch");
+    // A script retrying the finished move is told it is done, not to wipe the target.
+    const again = await run("migrate", "store", "--from", "main", "--to", "scratch", "--resume");
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /already moved: nothing to do/i);
+    assert.match(again.stdout, /5 entries/);
+    assert.doesNotMatch(again.stderr, /--force/);
+    const json = JSON.parse(
+      await ok(run, "migrate", "store", "--from", "main", "--to", "scratch", "--resume", "--json"),
+    );
+    assert.equal(json.alreadyMoved, true, JSON.stringify(json));
+    assert.equal(json.copied, 0);
+    assert.equal(json.count, 5);
+    assert.deepEqual(await dump(run, "scratch"), await dump(run, "main"));
+    // A target that differs is still refused, and --force is offered last, as the way to
+    // throw its entries away.
+    await ok(run, "state", "set", "--store", "scratch", "item/0", "99");
+    const differs = await run("migrate", "store", "--from", "main", "--to", "scratch", "--resume");
+    assert.equal(differs.code, 1, differs.stderr);
+    assert.match(differs.stderr, /differs from "main"/);
+    assert.match(differs.stderr, /\["item","0"\] has a different value/);
+    assert.ok(
+      differs.stderr.indexOf("--force") > differs.stderr.indexOf("another store"),
+      differs.stderr,
+    );
+    assert.equal((await dump(run, "scratch")).find((e) => e.key[1] === "0")?.value, 99);
   });
 });
 

@@ -392,6 +392,12 @@ export async function migrateStoreCommand(
             result.resumed ? `, resuming after ${result.total.toLocaleString("en-US")}` : ""
           }; nothing was changed`,
       );
+    } else if (result.alreadyMoved) {
+      console.log(
+        `Already moved: nothing to do; "${result.to}" holds the same ${
+          result.count!.toLocaleString("en-US")
+        } entries as "${result.from}" (checksum ${result.checksum})`,
+      );
     } else if (result.status === "interrupted") {
       console.log(
         `Interrupted after ${
