@@ -35,7 +35,10 @@
  * file but before deleting its runs, the next run finds them in the file,
  * does not add them again, and deletes them. An index that does not match
  * its file (killed between the two renames) is rebuilt from the file. A
- * damaged archive file is never overwritten: the job stops and says so.
+ * damaged archive file is never overwritten: the job stops and says where
+ * it is; restore it from a backup, or move it aside and the next run starts a
+ * new file for that period (the moved file's runs are then no longer read as
+ * archived runs).
  *
  * Only one archive job runs at a time per records store: it holds a lease
  * (an expiring entry taken with compare-and-set, renewed while it works;
@@ -60,6 +63,7 @@ import { type RunRecord, type RunSummary, summarizeRun } from "../src/records/ty
 import { defineJob, type Job, type JobContext, type JobResult } from "../src/jobs/job.ts";
 import type { Records } from "../src/records/records.ts";
 import { Lease } from "../src/store/lease.ts";
+import { StoreCorruptError } from "../src/errors.ts";
 import type { Key, Store } from "../src/store/types.ts";
 import { _internals, formatBytes, GzipFileWriter, readGzipLines } from "../src/archive_format.ts";
 import {
@@ -314,7 +318,7 @@ class Archiver {
   }
 
   async #open(period: string): Promise<PeriodWork> {
-    const loaded = await loadIndex(this.#dir, period, "full");
+    const loaded = await damagedArchiveHelp(period, () => loadIndex(this.#dir, period, "full"));
     if (loaded?.rebuilt) {
       this.#ctx.log(
         `index of ${
@@ -368,13 +372,16 @@ class Archiver {
       work.writer = await GzipFileWriter.create(join(this.#dir, fileName(work.period)));
       if (work.existing !== null) {
         const source = join(this.#dir, fileName(work.period));
-        for await (
-          const line of readGzipLines(source, {
-            what: `Cannot copy archive ${fileName(work.period)}`,
-          })
-        ) {
-          await work.writer.writeLine(line);
-        }
+        const writer = work.writer;
+        await damagedArchiveHelp(work.period, async () => {
+          for await (
+            const line of readGzipLines(source, {
+              what: `Cannot copy archive ${fileName(work.period)}`,
+            })
+          ) {
+            await writer.writeLine(line);
+          }
+        });
       }
     }
     const events = await this.#records.getEvents(run.id);
@@ -522,3 +529,28 @@ const archiveJob: Job<ArchiveOptions> = defineJob<ArchiveOptions>({
 });
 
 export default archiveJob;
+
+/**
+ * Run `read` (which reads the period's existing archive file); a
+ * `StoreCorruptError` about that file is thrown again saying that the file is
+ * damaged, where it is, that it was left as it is, and the two ways out.
+ */
+async function damagedArchiveHelp<T>(period: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (!(err instanceof StoreCorruptError)) throw err;
+    const name = fileName(period);
+    const reason = err.message.slice(err.message.indexOf(": ") + 2);
+    throw new StoreCorruptError(
+      `Cannot archive runs into ${name}: the archive file ${err.path} is damaged: ${reason}. ` +
+        `It is left as it is and no run of ${period} is archived or deleted. Restore it from a ` +
+        `backup, or move it aside (mv ${err.path} ${err.path}.damaged): the next archive run ` +
+        `then writes a new ${name} holding only the runs it archives, and the runs in the ` +
+        `moved file are no longer listed or read back as archived runs (keep it: they are ` +
+        `still in it)`,
+      { path: err.path, movedTo: null },
+      { cause: err },
+    );
+  }
+}

@@ -411,9 +411,49 @@ Deno.test("archive never overwrites a damaged archive file", async () => {
     const next = await addRun(env, "alpha", "succeeded", 41);
     const job = await archive(env);
     assert.equal(job.status, "failed");
-    assert.match(job.error?.message ?? "", /runs-2026-04\.ndjson\.gz: it is damaged or truncated/);
+    assert.ok(
+      job.error?.message.includes(`${path} is damaged: it is damaged or truncated (gzip`),
+      job.error?.message,
+    );
     assert.deepEqual(await Deno.readFile(path), damaged);
     assert.deepEqual(await env.records.getRun(next.run.id), next.run);
+  });
+});
+
+Deno.test("a damaged archive file: the error says where it is and what to do, and moving it aside works as it says", async () => {
+  await withEnv("sqlite", async (env) => {
+    const old = await addRun(env, "alpha", "succeeded", 40);
+    await archive(env);
+    const path = join(env.dir, "archive", "runs-2026-04.ndjson.gz");
+    // A file whose second line is not JSON (gzip itself intact).
+    const text = (await Array.fromAsync(readGzipLines(path))).join("\n") + "\n{oops\n";
+    const gz = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+    const damaged = new Uint8Array(await new Response(gz).arrayBuffer());
+    await Deno.writeFile(path, damaged);
+    const next = await addRun(env, "alpha", "succeeded", 41);
+    const job = await archive(env);
+    assert.equal(job.status, "failed");
+    const message = job.error?.message ?? "";
+    assert.ok(message.includes(`${path} is damaged: line 2 is not JSON.`), message);
+    assert.match(message, /restore it from a backup/i);
+    assert.ok(message.includes(`mv ${path} ${path}.damaged`), message);
+    assert.match(
+      message,
+      /writes a new runs-2026-04\.ndjson\.gz holding only the runs it archives/,
+    );
+    assert.deepEqual(await Deno.readFile(path), damaged, "never overwritten");
+    assert.deepEqual(await env.records.getRun(next.run.id), next.run, "nothing deleted");
+    // Do what it says: move it aside. The next run archives into a new file for the month;
+    // the runs only in the moved file are no longer read back as archived runs.
+    await Deno.rename(path, `${path}.damaged`);
+    const again = await archive(env);
+    assert.equal(again.status, "succeeded", again.error?.message);
+    assert.deepEqual(await archivedIds(env, "2026-04"), [next.run.id]);
+    assert.deepEqual((await readIndex(env, "2026-04")).entries.map((e) => e.id), [next.run.id]);
+    assert.equal(await env.records.getRun(next.run.id), null);
+    assert.equal(await readArchivedRun(env.dir, old.run.id), null);
+    assert.deepEqual((await listArchivedRuns(env.dir)).map((r) => r.id), [next.run.id]);
+    assert.deepEqual(await Deno.readFile(`${path}.damaged`), damaged, "the moved file is kept");
   });
 });
 
