@@ -83,6 +83,19 @@ export async function findFlowFile(
 }
 
 /**
+ * The flow ids the config's flow files declare, in file order (a file whose
+ * id cannot be read is left out). Throws a `ConfigError` as {@linkcode flowFiles} does.
+ */
+export async function declaredFlowIds(config: ResolvedConfig): Promise<string[]> {
+  const ids: string[] = [];
+  for (const file of await flowFiles(config)) {
+    const id = await flowIdOf(file);
+    if (id !== undefined) ids.push(id);
+  }
+  return ids;
+}
+
+/**
  * `<what>: both A and B define it; flow ids must be unique`, as the daemon
  * says it (a run, its versions and its state go by the id).
  */

@@ -209,6 +209,41 @@ Deno.test("a lookup that finds nothing prints null with --json, an error: line, 
   });
 });
 
+Deno.test("runs ls --flow with an id no flow file or run has says so, with a did-you-mean", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.copyFile(
+      join(ROOT, "examples", "greet.flow.yaml"),
+      join(dir, "flows", "greet.flow.yaml"),
+    );
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), "flows: [./flows]\n");
+    ok(await run("run", COUNTER, "--quiet"), "run");
+    const typo = await run("runs", "ls", "--flow", "countr");
+    assert.equal(typo.code, 1, typo.stderr);
+    assert.equal(typo.stdout, "");
+    assert.equal(
+      typo.stderr,
+      'error: Flow "countr" has no recorded runs (did you mean "counter"?); no flow file or ' +
+        "recorded run has that id; the known flows are counter, greet\n",
+    );
+    const json = await run("runs", "ls", "--flow", "gret", "--json");
+    assert.equal(json.code, 1);
+    assert.equal(json.stdout, "[]\n", "still a list");
+    assert.match(
+      json.stderr,
+      /^error: Flow "gret" has no recorded runs \(did you mean "greet"\?\)/,
+    );
+    // A flow that a flow file declares but that has not run yet: no runs, no error.
+    const declared = await run("runs", "ls", "--flow", "greet");
+    assert.equal(declared.code, 0, declared.stderr);
+    assert.equal(declared.stderr, "No runs match\n");
+    // A recorded flow whose runs the other filters leave out: no error either.
+    const filtered = await run("runs", "ls", "--flow", "counter", "--status", "failed");
+    assert.equal(filtered.code, 0, filtered.stderr);
+    assert.equal(filtered.stderr, "No runs match\n");
+  });
+});
+
 Deno.test("metrics are no lookup before any run, and round durations to 0.1 ms", async () => {
   await withSandbox(async ({ run }) => {
     const before = await run("metrics", "counter", "--json");

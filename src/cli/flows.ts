@@ -19,11 +19,16 @@ import { FlowValidationError, loadFlowFile } from "../flow/parse.ts";
 import { loadFlow } from "../flow/load.ts";
 import { builtinNodes } from "../flow/nodes.ts";
 import { flowJsonSchema } from "../flow/schema.ts";
-import { didYouMean } from "../_suggest.ts";
 import { loadConfig } from "../config.ts";
 import { formatPath } from "../errors.ts";
 import { formatTime, printErrorLines, printTable, shortHash } from "./format.ts";
-import { type GlobalOptions, notFound, openForReading, unlessMissing } from "./common.ts";
+import {
+  type GlobalOptions,
+  notFound,
+  openForReading,
+  unknownFlowMessage,
+  unlessMissing,
+} from "./common.ts";
 
 /** One problem of `validate --json`. */
 export interface ValidateProblem {
@@ -176,12 +181,7 @@ export async function listFlowVersions(
   const versions = records === null ? [] : await records.listVersions(flowId);
   if (versions.length === 0) {
     const known = records === null ? [] : (await records.listFlows()).map((f) => f.id);
-    return notFound(
-      options.json,
-      `Flow "${flowId}" has no recorded versions${didYouMean(flowId, known)}; ${
-        known.length === 0 ? "no flow has run yet" : `the recorded flows are ${known.join(", ")}`
-      }`,
-    );
+    return notFound(options.json, unknownFlowMessage(flowId, "versions", known));
   }
   if (options.json) {
     console.log(JSON.stringify(versions.map((v) => ({

@@ -16,9 +16,14 @@
  */
 import type { RunStatus } from "../records/types.ts";
 import type { FlowMetrics } from "../records/records.ts";
-import { didYouMean } from "../_suggest.ts";
 import { formatDuration, printTable, shortHash } from "./format.ts";
-import { type GlobalOptions, notFound, openForReading, unlessMissing } from "./common.ts";
+import {
+  type GlobalOptions,
+  notFound,
+  openForReading,
+  unknownFlowMessage,
+  unlessMissing,
+} from "./common.ts";
 
 /** One row of `flowstate metrics --json`. */
 export interface MetricsRow {
@@ -103,14 +108,7 @@ export async function showMetrics(
     if (rows.length === 0) {
       const known = (await records.listFlows()).map((f) => f.id);
       if (!known.includes(flowId)) {
-        return notFound(
-          options.json,
-          `Flow "${flowId}" has no recorded runs${didYouMean(flowId, known)}; ${
-            known.length === 0
-              ? "no flow has run yet"
-              : `the recorded flows are ${known.join(", ")}`
-          }`,
-        );
+        return notFound(options.json, unknownFlowMessage(flowId, "runs", known));
       }
     }
   }

@@ -8,6 +8,10 @@
  *   "status"?, "durationMs"?, "outputBytes"?, "error"?, "message"?, "level"? }] }`, or `null`
  *   (exit 1) for a run that is not found, as every lookup of the CLI does
  *
+ * `runs ls --flow ID` with an id that no run, recorded flow or flow file of the
+ * config has is an error (exit 1, `[]` with `--json`) naming the known flows
+ * with a did-you-mean; a known flow without matching runs is no error.
+ *
  * Times in the tables are shown in the config's `timezone` (default UTC), with it.
  *
  * @module
@@ -16,12 +20,18 @@ import type { RunEvent, RunRecord, StateAccess } from "../records/types.ts";
 import type { RunSummary } from "../records/types.ts";
 import { formatDuration, formatTime, printable, printTable, shortHash } from "./format.ts";
 import {
+  EXIT_FAILURE,
   type GlobalOptions,
   notFound,
   openForReading,
   printError,
+  unknownFlowMessage,
   unlessMissing,
 } from "./common.ts";
+import type { Runtime } from "../runtime.ts";
+import type { Records } from "../records/records.ts";
+import { ConfigError } from "../errors.ts";
+import { declaredFlowIds } from "../flow_files.ts";
 import { isRunId } from "../records/run_id.ts";
 import { cancelAnyRun } from "../queue/cancel.ts";
 import { runShapeProblem } from "../records/types.ts";
@@ -60,6 +70,14 @@ export async function listRuns(
     cursor = page.cursor;
     if (cursor === undefined) break;
   }
+  if (runs.length === 0 && options.flow !== undefined) {
+    const unknown = await unknownFlow(runtime, records, options.flow);
+    if (unknown !== null) {
+      if (options.json) console.log("[]");
+      printError(unknown);
+      return EXIT_FAILURE;
+    }
+  }
   if (options.json) {
     console.log(JSON.stringify(runs));
   } else if (runs.length === 0) {
@@ -85,6 +103,26 @@ export async function listRuns(
     );
   }
   return 0;
+}
+
+/**
+ * Why `flowId` is no flow at all (no run of it, recorded flow or flow file
+ * declares it), or `null` if something knows it.
+ */
+async function unknownFlow(
+  runtime: Runtime,
+  records: Records,
+  flowId: string,
+): Promise<string | null> {
+  if ((await records.listRunSummaries({ flowId, limit: 1 })).runs.length > 0) return null;
+  const recorded = (await records.listFlows()).map((f) => f.id);
+  // A config whose flows: cannot be read is reported by the commands that run flows.
+  const declared = await declaredFlowIds(runtime.config).catch((err) => {
+    if (err instanceof ConfigError) return [];
+    throw err;
+  });
+  const known = [...new Set([...recorded, ...declared])].sort();
+  return known.includes(flowId) ? null : unknownFlowMessage(flowId, "runs", known, "declared");
 }
 
 /** `runs show <run-id> [--json]`: exit 1 when there is no such run. */
