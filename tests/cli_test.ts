@@ -116,9 +116,64 @@ Deno.test("flowstate state set with a value that is not JSON exits 2 and explain
     assert.equal(result.code, 2);
     assert.equal(
       result.stderr.trim(),
-      `error: Cannot set greeting: hello is not valid JSON; to store a string, quote it for the shell and for JSON: '"hello"'`,
+      `error: Cannot set greeting: hello is not valid JSON: Unexpected token 'h' in JSON at ` +
+        `position 0 (line 1 column 1); to store it as a string, type (JSON in shell quotes): '"hello"'`,
     );
     assertNoStackTrace(result.stderr);
+  });
+});
+
+Deno.test("flowstate state set: the suggestion for text that is not JSON is what to type in a POSIX shell, and the JSON error has its position", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), MEMORY_CONFIG);
+    const cases: [string, string, string][] = [
+      [
+        '{"a":1',
+        `Expected ',' or '}' after property value in JSON at position 6 (line 1 column 7)`,
+        `'"{\\"a\\":1"'`,
+      ],
+      [
+        `{'a': "it's"}`,
+        `Expected property name or '}' in JSON at position 1 (line 1 column 2)`,
+        `'"{'\\''a'\\'': \\"it'\\''s\\"}"'`,
+      ],
+      [
+        "[1,\n2",
+        `Expected ',' or ']' after array element in JSON at position 5 (line 2 column 2)`,
+        `'"[1,\\n2"'`,
+      ],
+      [
+        '{"a":tru}',
+        `Unexpected token '}' in JSON at position 8 (line 1 column 9)`,
+        `'"{\\"a\\":tru}"'`,
+      ],
+      ["", "Unexpected end of JSON input at position 0 (line 1 column 1)", `'""'`],
+    ];
+    for (const [text, problem, typed] of cases) {
+      const result = await run("state", "set", "a/b", text);
+      assert.equal(result.code, 2, text);
+      const [, message, suggestion] =
+        /^error: Cannot set a\/b: .* is not valid JSON: (.*); to store it as a string, type \(JSON in shell quotes\): (.*)\n$/s
+          .exec(result.stderr) ?? [];
+      assert.equal(message, problem, result.stderr);
+      assert.equal(suggestion, typed, result.stderr);
+      // What a POSIX shell makes of the suggestion is the JSON string of the text typed...
+      const word = await new Deno.Command("sh", { args: ["-c", `printf %s ${suggestion}`] })
+        .output();
+      assert.equal(new TextDecoder().decode(word.stdout), JSON.stringify(text));
+      // ...so passing it stores exactly that text.
+      const stored = await run("state", "set", "a/b", new TextDecoder().decode(word.stdout));
+      assert.equal(stored.code, 0, stored.stderr);
+      const got = await run("state", "get", "a/b", "--json");
+      assert.equal(JSON.parse(got.stdout).value, text);
+    }
+    // Too long to spell out: how to quote it instead, not a cut-off suggestion.
+    const long = await run("state", "set", "a/b", `${"x".repeat(300)}\nyz`);
+    assert.equal(long.code, 2);
+    assert.match(
+      long.stderr,
+      /^error: Cannot set a\/b: x{40}… is not valid JSON: Unexpected token 'x' in JSON at position 0 \(line 1 column 1\); to store it as a string, pass it as a JSON string in single quotes \(each ' written as '\\''\)\n$/,
+    );
   });
 });
 

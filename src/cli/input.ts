@@ -68,16 +68,29 @@ export function formatKey(key: Key): string {
   return plain ? key.join("/") : JSON.stringify(key);
 }
 
-/** Parse a JSON value from the command line, or explain how to quote it. */
+/** The longest suggestion of what to type that an error spells out. */
+const MAX_SUGGESTION = 200;
+
+/**
+ * Parse a JSON value from the command line, or explain where it is not JSON
+ * and what to type in a POSIX shell to store the same text as a string.
+ */
 export function parseJsonValue(text: string, key: Key): unknown {
   let value: unknown;
   try {
     value = JSON.parse(text);
-  } catch {
-    const shown = text.length > 40 ? `${text.slice(0, 40)}…` : text;
+  } catch (err) {
+    const head = text.length > 40 ? `${text.slice(0, 40)}…` : text;
+    const shown = head.replaceAll("\n", "\\n").replaceAll("\r", "\\r");
+    const typed = shellQuote(jsonForTerminal(text));
     throw new UsageError(
-      `Cannot set ${formatKey(key)}: ${shown} is not valid JSON; to store a string, ` +
-        `quote it for the shell and for JSON: '"${shown.replaceAll(/['"]/g, "")}"'`,
+      `Cannot set ${formatKey(key)}: ${shown} is not valid JSON: ${
+        jsonProblem(text, err as SyntaxError).replaceAll("\n", "\\n").replaceAll("\r", "\\r")
+      }; to store it as a string, ${
+        typed.length <= MAX_SUGGESTION
+          ? `type (JSON in shell quotes): ${typed}`
+          : `pass it as a JSON string in single quotes (each ' written as '\\'')`
+      }`,
     );
   }
   try {
@@ -87,4 +100,58 @@ export function parseJsonValue(text: string, key: Key): unknown {
     throw err;
   }
   return value;
+}
+
+/**
+ * The parser's message with where it went wrong: V8 gives the position for
+ * most problems; for an unexpected token (whose message quotes the text
+ * instead) it is the shortest prefix that fails for a reason other than its
+ * end, for an unexpected end the text's length.
+ */
+function jsonProblem(text: string, err: SyntaxError): string {
+  if (/ at position \d+/.test(err.message)) return err.message;
+  const token = /^(Unexpected token '[\s\S]*?'), [\s\S]* is not valid JSON$/.exec(err.message);
+  if (token === null) return `${err.message}${at(text, text.length)}`;
+  const failsBeforeEnd = (n: number): boolean => {
+    try {
+      JSON.parse(text.slice(0, n));
+      return false;
+    } catch (e) {
+      const position = / at position (\d+)/.exec((e as Error).message);
+      return !(e as Error).message.startsWith("Unexpected end") &&
+        (position === null || Number(position[1]) < n);
+    }
+  };
+  let low = 1;
+  let high = text.length; // fails before its end, as the whole text does
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (failsBeforeEnd(mid)) high = mid;
+    else low = mid + 1;
+  }
+  return `${token[1]} in JSON${at(text, low - 1)}`;
+}
+
+/** ` at position P (line L column C)`, as V8 says it. */
+function at(text: string, position: number): string {
+  const before = text.slice(0, position);
+  const line = before.split("\n").length;
+  const column = position - before.lastIndexOf("\n");
+  return ` at position ${position} (line ${line} column ${column})`;
+}
+
+/**
+ * `text` as a JSON string whose characters a terminal would not show as
+ * themselves (C1 controls, bidi and line separators) are `\uXXXX` escapes.
+ */
+function jsonForTerminal(text: string): string {
+  return JSON.stringify(text).replace(
+    /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** `text` single-quoted for a POSIX shell (each `'` written as `'\''`). */
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", "'\\''")}'`;
 }
