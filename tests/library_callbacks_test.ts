@@ -1,0 +1,77 @@
+// A library user's callbacks (runFlow's onEvent and onStart) that throw: the run still ends and
+// is recorded, and runFlow rejects with the callback's own error (it used to hang, the run
+// left `running`, the error an unhandled rejection).
+import assert from "node:assert/strict";
+import { openRuntime } from "../mod.ts";
+
+const twoNodes = {
+  id: "two",
+  nodes: [
+    { id: "a", type: "log", with: { message: "a" } },
+    { id: "b", type: "log", needs: ["a"], with: { message: "b" } },
+  ],
+} as const;
+
+for (const at of ["run.start", "node.start", "node.end", "run.end"]) {
+  Deno.test(`runFlow: an onEvent that throws at ${at} rejects runFlow once the run is recorded`, async () => {
+    await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+    const seen: string[] = [];
+    const bug = new Error("consumer bug");
+    const error = await rt.runFlow(twoNodes, {
+      onEvent: (event) => {
+        seen.push(event.type);
+        if (event.type === at) throw bug;
+      },
+    }).then(() => null, (err) => err as Error);
+    assert.equal(error, bug, "runFlow rejects with the callback's own error");
+    // The run went on: every node ran, the end was recorded, later events still came.
+    assert.equal(seen.at(-1), "run.end");
+    const { runs } = await (await rt.records()).listRuns({ flowId: "two", limit: 10 });
+    assert.equal(runs.length, 1);
+    assert.equal(runs[0].status, "succeeded");
+  });
+}
+
+Deno.test("runFlow: an onStart that throws rejects runFlow once the run is recorded", async () => {
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const error = await rt.runFlow(twoNodes, {
+    onStart: () => {
+      throw new Error("onStart bug");
+    },
+  }).then(() => null, (err) => err as Error);
+  assert.ok(error instanceof Error);
+  assert.equal(error?.message, "onStart bug");
+  const { runs } = await (await rt.records()).listRuns({ flowId: "two", limit: 10 });
+  assert.deepEqual(runs.map((r) => r.status), ["succeeded"]);
+});
+
+Deno.test("runFlow: an onEvent that throws in a sub-run's events fails neither run", async () => {
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const parent = {
+    id: "parent",
+    nodes: [{ id: "sub", type: "flow", with: { flow: twoNodes } }],
+  };
+  let thrown = 0;
+  const error = await rt.runFlow(parent as never, {
+    onEvent: (event, run) => {
+      if (run.flowId === "two" && event.type === "node.end") {
+        thrown++;
+        throw new Error("sub bug");
+      }
+    },
+  }).then(() => null, (err) => err as Error);
+  assert.ok(error instanceof Error);
+  assert.equal(error?.message, "sub bug");
+  assert.equal(thrown, 2);
+  const records = await rt.records();
+  assert.deepEqual(
+    (await records.listRuns({ flowId: "two", limit: 10 })).runs.map((r) => r.status),
+    [
+      "succeeded",
+    ],
+  );
+  assert.deepEqual(
+    (await records.listRuns({ flowId: "parent", limit: 10 })).runs.map((r) => r.status),
+    ["succeeded"],
+  );
+});
