@@ -411,6 +411,7 @@ export async function openStore<const S extends StoreSpec>(
       ? { warn: ({ code, message }) => onWarning({ code, message, store: name }) }
       : {}),
   });
+  await checkDriver(driver, `Cannot open store "${name}": plugin "${plugin.name}"'s open()`);
   let prepared: PreparedIndexes | undefined;
   const native = driver.capabilities ?? {};
   if (
@@ -457,6 +458,36 @@ export async function openStore<const S extends StoreSpec>(
     await store.close().catch(() => {});
     throw err;
   }
+}
+
+/** The methods every driver has (the rest are optional: the core supplies them). */
+const DRIVER_METHODS = ["get", "list", "commit", "close"] as const;
+
+/**
+ * Check what a plugin's `open()` returned before the core uses it: a plugin
+ * author's mistake (a forgotten `return`, a method misnamed) is reported at
+ * once, naming the plugin and what is missing, instead of as a `TypeError`
+ * from deep inside the first call. A driver that fails the check is closed.
+ */
+async function checkDriver(driver: unknown, what: string): Promise<void> {
+  const contract =
+    "a StoreDriver (see @flowstate/core/plugin): an object with a location string and get, list, commit and close methods";
+  if (typeof driver !== "object" || driver === null) {
+    throw new TypeError(
+      `${what} returned ${driver === null ? "null" : typeof driver}; it must return ${contract}`,
+    );
+  }
+  const d = driver as Record<string, unknown>;
+  const missing: string[] = DRIVER_METHODS.filter((m) => typeof d[m] !== "function")
+    .map((m) => `${m}()`);
+  if (typeof d.location !== "string") missing.unshift("location");
+  if (missing.length === 0) return;
+  if (typeof d.close === "function") {
+    await Promise.resolve((d.close as () => unknown).call(driver)).catch(() => {});
+  }
+  throw new TypeError(
+    `${what} returned a driver without ${missing.join(", ")}; it must return ${contract}`,
+  );
 }
 
 /**

@@ -1,0 +1,77 @@
+// What a plugin author meets through the public surface (mod.ts, plugin.ts): mistakes in a
+// driver are reported at openStore, naming the plugin and what is wrong.
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { openStore } from "../mod.ts";
+import { definePlugin, type StoreDriver } from "../plugin.ts";
+import { MemoryDriver } from "../plugins/memory/mod.ts";
+
+/** A plugin whose open() returns what `make` gives. */
+function pluginReturning(make: () => unknown) {
+  return definePlugin({
+    name: "mine",
+    optionsSchema: z.strictObject({}),
+    open: () => make() as StoreDriver,
+  });
+}
+
+/** A correct driver over the memory plugin's, as a plain object (its methods are own fields). */
+function plainDriver(onClose?: () => void): Record<string, unknown> {
+  const inner = new MemoryDriver();
+  return {
+    location: "mine:test",
+    get: (key: never) => inner.get(key),
+    list: (range: never) => inner.list(range),
+    commit: (request: never) => inner.commit(request),
+    close: () => onClose?.(),
+  };
+}
+
+Deno.test("openStore: a plugin whose open() returns nothing is named, with the contract", async () => {
+  for (const returned of [undefined, null, 42]) {
+    await assert.rejects(
+      () => openStore({ plugin: pluginReturning(() => returned) }),
+      (err: Error) => {
+        assert.ok(err instanceof TypeError);
+        assert.match(err.message, /^Cannot open store "mine": plugin "mine"'s open\(\) returned /);
+        assert.match(err.message, /get, list, commit and close methods/);
+        return true;
+      },
+    );
+  }
+});
+
+Deno.test("openStore: a driver missing a required method or its location is refused and closed", async () => {
+  for (const lack of ["get", "list", "commit", "location"]) {
+    let closed = 0;
+    const driver = plainDriver(() => closed++);
+    delete driver[lack];
+    await assert.rejects(
+      () => openStore({ plugin: pluginReturning(() => driver) }),
+      (err: Error) => {
+        assert.ok(err instanceof TypeError);
+        const name = lack === "location" ? "location" : `${lack}()`;
+        assert.equal(
+          err.message.split(";")[0],
+          `Cannot open store "mine": plugin "mine"'s open() returned a driver without ${name}`,
+        );
+        return true;
+      },
+    );
+    assert.equal(closed, 1, `the driver without ${lack} is closed`);
+  }
+  const noClose = plainDriver();
+  delete noClose.close;
+  await assert.rejects(
+    () => openStore({ plugin: pluginReturning(() => noClose) }),
+    /returned a driver without close\(\); it must return a StoreDriver/,
+  );
+});
+
+Deno.test("openStore: a correct driver as a plain object or a class instance opens", async () => {
+  for (const make of [() => plainDriver(), () => new MemoryDriver()]) {
+    await using store = await openStore({ plugin: pluginReturning(make) });
+    await store.set(["k"], 1);
+    assert.equal((await store.get(["k"]))?.value, 1);
+  }
+});
