@@ -7,6 +7,8 @@
  * @module
  */
 
+import { serializeValue } from "../store/values.ts";
+
 // deno-lint-ignore no-explicit-any
 type Any = any;
 
@@ -76,8 +78,18 @@ export async function serve(
     });
   };
   const view = (run: number, name: string) => {
-    const method = (m: string) => (...args: unknown[]) =>
-      call(run, { scope: name, method: m, args: encodeArgs(args) });
+    const method = (m: string) => (...args: unknown[]) => {
+      // Checked here, as the store checks it in-process: on its way to the host as JSON, a value
+      // JSON cannot hold would silently become something else (a Map {}, NaN null).
+      if (m === "set" && args[1] !== undefined) {
+        try {
+          serializeValue(args[1], "Cannot set");
+        } catch (err) {
+          return Promise.reject(err);
+        }
+      }
+      return call(run, { scope: name, method: m, args: encodeArgs(args) });
+    };
     return {
       scope: name,
       get: method("get"),
@@ -176,6 +188,11 @@ export async function serve(
           call(run, { method: "runFlow", args: encodeArgs([flow, input]) }),
       };
       const value = await type.run(ctx, checked.value);
+      // Checked as the host checks an in-process node's output, for the same message: sent as
+      // JSON unchecked, a value JSON cannot hold would arrive as something else ({} for a Map).
+      if (value !== undefined && value !== null) {
+        serializeValue(value, `node ${msg.nodeId} returned a value that is not JSON`);
+      }
       send({ op: "done", id: run, value: value === undefined ? null : value });
     } catch (err) {
       send({ op: "done", id: run, error: fail(err) });
