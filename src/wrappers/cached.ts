@@ -441,6 +441,16 @@ class CachingStore extends ForwardingBase implements CachedStore {
   }
 
   set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
+    // Not async (a write-behind set resolves without a turn), so bad input is turned into a
+    // rejection here: a promise-returning method never throws where it is called.
+    try {
+      return this.#set(key, value, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
     const what = "Cannot set";
     this.#assertOpen(what);
     assertKey(key, what);
