@@ -63,3 +63,19 @@ for (const [name, wrap] of Object.entries(wrappers)) {
     }
   });
 }
+
+Deno.test("withHooks: a write the store would refuse never reaches beforeSet or beforeDelete", async () => {
+  const seen: string[] = [];
+  await using store = withHooks(await openStore({ plugin: "memory" }), {
+    beforeSet: (key) => void seen.push(`set ${key.join("/").slice(0, 10)}`),
+    beforeDelete: (key) => void seen.push(`delete ${key.join("/")}`),
+  });
+  for (const [label, call] of Object.entries(badCalls)) {
+    assert.match(await outcome(() => call(store)), /^rejected (TypeError|RangeError)$/, label);
+  }
+  await assert.rejects(() => store.set(["k"], "x".repeat(17 * 1024 * 1024)), RangeError);
+  assert.deepEqual(seen, []);
+  await store.set(["k"], 1);
+  await store.delete(["k"]);
+  assert.deepEqual(seen, ["set k", "delete k"]);
+});

@@ -76,6 +76,7 @@ import type {
   WatchOptions,
 } from "./types.ts";
 import { assertValueSize, serializeValue } from "./values.ts";
+import { checkExpireIn } from "./write_args.ts";
 import { systemClock } from "../clock.ts";
 import { listIterator } from "./list_iterator.ts";
 import { CoreIndexes } from "./core_indexes.ts";
@@ -184,14 +185,6 @@ export interface WrapOptions {
   prepared?: PreparedIndexes;
   /** Keep a change feed with this retention (`normalizeFeedOption`); none without it. */
   changes?: FeedRetention;
-}
-
-function checkExpireIn(expireIn: unknown, what: string): void {
-  if (typeof expireIn !== "number" || !Number.isFinite(expireIn) || expireIn <= 0) {
-    throw new RangeError(
-      `${what}: expireIn must be a positive number of milliseconds (got ${String(expireIn)})`,
-    );
-  }
 }
 
 function toEntry<T>(raw: RawEntry): Entry<T> {

@@ -7,7 +7,7 @@
  */
 import { ForwardingBase } from "./_forwarding.ts";
 import { StoreClosedError } from "../errors.ts";
-import { assertKey, assertKeySize } from "../store/keys.ts";
+import { assertKey } from "../store/keys.ts";
 import type {
   AtomicCheck,
   AtomicOperation,
@@ -30,7 +30,8 @@ import type {
 } from "../store/types.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
 import { sealedThroughCache } from "./_cached_sealed.ts";
-import { assertValueSize, serializeValue } from "../store/values.ts";
+import { serializeValue } from "../store/values.ts";
+import { checkDeleteArgs, checkSetArgs } from "../store/write_args.ts";
 import { systemClock } from "../clock.ts";
 import { listIterator } from "../store/list_iterator.ts";
 import { type CacheSlot, idOf, InflightTickets, isExpired, LruCache, slotEntry } from "./_lru.ts";
@@ -104,14 +105,6 @@ export interface CachedStore extends Store {
    * with the store's error; nothing acknowledged is ever dropped.
    */
   flush(): Promise<void>;
-}
-
-function checkExpireIn(expireIn: unknown, what: string): void {
-  if (typeof expireIn !== "number" || !Number.isFinite(expireIn) || expireIn <= 0) {
-    throw new RangeError(
-      `${what}: expireIn must be a positive number of milliseconds (got ${String(expireIn)})`,
-    );
-  }
 }
 
 /**
@@ -453,17 +446,11 @@ class CachingStore extends ForwardingBase implements CachedStore {
   #set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
     const what = "Cannot set";
     this.#assertOpen(what);
-    assertKey(key, what);
-    assertKeySize(key, what);
+    // All of it here: a write-behind set resolves before the store sees it.
+    const text = checkSetArgs(key, value, options, what);
     key = [...key]; // the caller may reuse the array
-    const text = serializeValue(value, what);
-    assertValueSize(text, what); // a write-behind set resolves before the store sees it
     const expireIn = options?.expireIn;
-    if (expireIn !== undefined) checkExpireIn(expireIn, what);
     const ifVersion = options?.ifVersion;
-    if (ifVersion !== undefined && ifVersion !== null && typeof ifVersion !== "string") {
-      throw new TypeError(`${what}: ifVersion must be a version string or null`);
-    }
     const id = idOf(key);
     if (this.#writeBehind && ifVersion === undefined) {
       const version = this.#versions.next();
@@ -512,12 +499,9 @@ class CachingStore extends ForwardingBase implements CachedStore {
   async delete(key: Key, options?: DeleteOptions): Promise<boolean> {
     const what = "Cannot delete";
     this.#assertOpen(what);
-    assertKey(key, what);
+    checkDeleteArgs(key, options, what);
     key = [...key];
     const ifVersion = options?.ifVersion;
-    if (ifVersion !== undefined && typeof ifVersion !== "string") {
-      throw new TypeError(`${what}: ifVersion must be a version string`);
-    }
     const id = idOf(key);
     if (this.#writeBehind && ifVersion === undefined) {
       this.#queue({ id, key, text: null, version: "", expiresAt: null });

@@ -7,6 +7,7 @@
 import { ForwardingBase } from "./_forwarding.ts";
 import { StoreClosedError } from "../errors.ts";
 import { assertKey } from "../store/keys.ts";
+import { checkDeleteArgs, checkSetArgs } from "../store/write_args.ts";
 import type {
   AtomicCheck,
   AtomicOperation,
@@ -222,7 +223,8 @@ class HookedStore extends ForwardingBase implements Store {
 
   async set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
     this.#assertOpen("Cannot set");
-    assertKey(key, "Cannot set");
+    // What the store would refuse never reaches a hook (an audit log, an authorization).
+    checkSetArgs(key, value, options, "Cannot set");
     await this.#hooks.beforeSet?.(key, value, options ?? {});
     const result = await this.#run("set", key, () => this.#store.set([...key], value, options));
     await this.#hooks.afterSet?.(key, result);
@@ -231,7 +233,7 @@ class HookedStore extends ForwardingBase implements Store {
 
   async delete(key: Key, options?: DeleteOptions): Promise<boolean> {
     this.#assertOpen("Cannot delete");
-    assertKey(key, "Cannot delete");
+    checkDeleteArgs(key, options, "Cannot delete");
     await this.#hooks.beforeDelete?.(key, options ?? {});
     const deleted = await this.#run("delete", key, () => this.#store.delete([...key], options));
     await this.#hooks.afterDelete?.(key, deleted);
