@@ -75,3 +75,34 @@ Deno.test("openStore: a correct driver as a plain object or a class instance ope
     assert.equal((await store.get(["k"]))?.value, 1);
   }
 });
+
+Deno.test("a driver whose commit() resolves something else than a result is named at the write", async () => {
+  const returns = [undefined, {}, { ok: false }, { ok: "yes" }, Promise.resolve(undefined)];
+  for (const returned of returns) {
+    for (const changes of [undefined, { keep: "1d" }]) {
+      const driver = plainDriver();
+      const inner = driver.commit as (request: unknown) => unknown;
+      const plugin = pluginReturning(() => ({
+        ...driver,
+        // Lets the store open (a feed writes its head), then answers wrongly.
+        commit: (request: { mutations: { key: string[] }[] }) => {
+          const user = request.mutations.some((m) => m.key?.[0] === "k");
+          return user ? returned : inner(request);
+        },
+      }));
+      await using store = await openStore(changes ? { plugin, changes } : { plugin });
+      await assert.rejects(
+        () => store.set(["k"], 1),
+        (err: Error) => {
+          assert.ok(err instanceof TypeError, String(err));
+          assert.match(
+            err.message,
+            /^Cannot commit to store "mine": its driver's commit\(\) resolved .*; it must resolve \{ ok: true \} or \{ ok: false, conflicts: /,
+          );
+          return true;
+        },
+        `${JSON.stringify(returned)} ${changes ? "with" : "without"} a feed`,
+      );
+    }
+  }
+});

@@ -196,7 +196,31 @@ function toEntry<T>(raw: RawEntry): Entry<T> {
   };
 }
 
-function commitResult(result: DriverCommitResult, version: string): CommitResult {
+/**
+ * What a driver's `commit()` resolved, checked: a plugin author's mistake (no
+ * `return`, `ok` missing, a failure without `conflicts`) is named at once
+ * rather than failing later as a `TypeError` inside the core.
+ */
+function checkedResult(result: unknown, store: string): DriverCommitResult {
+  const r = result as { ok?: unknown; conflicts?: unknown } | null | undefined;
+  if (r?.ok === true || (r?.ok === false && Array.isArray(r.conflicts))) {
+    return r as DriverCommitResult;
+  }
+  let shown: string;
+  try {
+    shown = JSON.stringify(result) ?? String(result);
+  } catch {
+    shown = String(result);
+  }
+  throw new TypeError(
+    `Cannot commit to store "${store}": its driver's commit() resolved ${
+      shown.length > 80 ? `${shown.slice(0, 80)}…` : shown
+    }; it must resolve { ok: true } or { ok: false, conflicts: [the keys whose checks failed] }`,
+  );
+}
+
+function commitResult(raw: DriverCommitResult, version: string, store: string): CommitResult {
+  const result = checkedResult(raw, store);
   return result.ok
     ? { ok: true, version }
     : { ok: false, version: null, conflicts: result.conflicts };
@@ -405,7 +429,7 @@ class CoreStore implements Store {
     const version = newVersion(this.#clock === systemClock ? now : Date.now());
     if (this.#coreIx.active) {
       return this.#coreIx.commit(checks, mutations, version, () => this.#clock.now())
-        .then((r) => commitResult(r, version));
+        .then((r) => commitResult(r, version, this.name));
     }
     const request: CommitRequest = { checks, mutations, version, now };
     let result;
@@ -414,8 +438,12 @@ class CoreStore implements Store {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (result instanceof Promise) return result.then((r) => commitResult(r, version));
-    return Promise.resolve(commitResult(result, version));
+    if (result instanceof Promise) return result.then((r) => commitResult(r, version, this.name));
+    try {
+      return Promise.resolve(commitResult(result, version, this.name));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -476,12 +504,15 @@ class CoreStore implements Store {
           version,
           () => now,
         )
-        : await this.#driver.commit({
-          checks: [...checks, plan.check],
-          mutations: [...expanded, ...plan.mutations],
-          version,
-          now,
-        });
+        : checkedResult(
+          await this.#driver.commit({
+            checks: [...checks, plan.check],
+            mutations: [...expanded, ...plan.mutations],
+            version,
+            now,
+          }),
+          this.name,
+        );
       if (result.ok) {
         if (plan.mutations.length > 0) this.#announce();
         return { ok: true, version };
@@ -1387,7 +1418,7 @@ class CoreStore implements Store {
     return {
       key: claimed.key,
       keys: claimed.keys ?? [claimed.key],
-      result: commitResult(claimed.result, version),
+      result: commitResult(claimed.result, version, this.name),
     };
   }
 
