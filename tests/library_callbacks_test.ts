@@ -2,7 +2,8 @@
 // is recorded, and runFlow rejects with the callback's own error (it used to hang, the run
 // left `running`, the error an unhandled rejection).
 import assert from "node:assert/strict";
-import { openRuntime } from "../mod.ts";
+import { join } from "node:path";
+import { openRuntime, startWorker } from "../mod.ts";
 
 const twoNodes = {
   id: "two",
@@ -75,3 +76,47 @@ Deno.test("runFlow: an onEvent that throws in a sub-run's events fails neither r
     ["succeeded"],
   );
 });
+
+for (const at of ["start", "claim", "end", "error", "every event"]) {
+  Deno.test(`startWorker: an onEvent that throws at ${at} neither strands a run nor stops the worker`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "flowstate-worker-callback-" });
+    try {
+      const flow = join(dir, "q.flow.yaml");
+      await Deno.writeTextFile(
+        flow,
+        "id: q\nnodes:\n  - id: n\n    type: transform\n    with: { value: 1 }\n",
+      );
+      await using rt = await openRuntime({
+        config: { stores: { main: { plugin: "memory" } } },
+        cwd: dir,
+        home: dir,
+      });
+      const seen: string[] = [];
+      const ended = Promise.withResolvers<void>();
+      let ends = 0;
+      const worker = startWorker(rt, {
+        pollMs: 20,
+        onEvent: (event) => {
+          seen.push(event.type === "error" ? `error: ${event.message}` : event.type);
+          if (event.type === "end" && ++ends === 2) ended.resolve();
+          if (at === "every event" || event.type === at) throw new Error("printer bug");
+        },
+      });
+      await rt.enqueue(flow);
+      await rt.enqueue(flow);
+      await ended.promise;
+      await worker.stop();
+      const { runs } = await (await rt.records()).listRuns({ flowId: "q", limit: 10 });
+      assert.deepEqual(runs.map((r) => r.status), ["succeeded", "succeeded"]);
+      if (at !== "error" && at !== "every event") {
+        assert.ok(
+          seen.includes(`error: onEvent threw on a "${at}" event: printer bug`),
+          seen.join(", "),
+        );
+      }
+      assert.ok(seen.includes("stop"), seen.join(", "));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
