@@ -3,7 +3,8 @@
 // left `running`, the error an unhandled rejection).
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openRuntime, startWorker } from "../mod.ts";
+import { z } from "zod";
+import { defineJob, openRuntime, runJob, startWorker } from "../mod.ts";
 
 const twoNodes = {
   id: "two",
@@ -118,5 +119,33 @@ for (const at of ["start", "claim", "end", "error", "every event"]) {
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  });
+}
+
+for (const callback of ["onStart", "onLog"]) {
+  Deno.test(`runJob: an ${callback} that throws neither strands nor fails the job`, async () => {
+    await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+    let ran = 0;
+    const job = defineJob({
+      name: "logs",
+      description: "logs twice",
+      optionsSchema: z.strictObject({}),
+      run(ctx) {
+        ran++;
+        ctx.log("one");
+        ctx.log("two");
+        return Promise.resolve({ summary: "done" });
+      },
+    });
+    const bug = new Error(`${callback} bug`);
+    const error = await runJob(rt, job, {
+      [callback]: () => {
+        throw bug;
+      },
+    }).then(() => null, (err) => err);
+    assert.equal(error, bug, "runJob rejects with the callback's own error");
+    assert.equal(ran, 1);
+    const { runs } = await (await rt.records()).listRuns({ flowId: "job:logs", limit: 10 });
+    assert.deepEqual(runs.map((r) => [r.status, r.error]), [["succeeded", null]]);
   });
 }

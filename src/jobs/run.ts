@@ -113,7 +113,9 @@ export interface RunJobOptions<O extends object = Record<string, unknown>> {
   progress?: ProgressMode | Progress;
   /**
    * Receives each log line (they are kept in the run's events either way).
-   * Default: none; nothing is printed.
+   * Default: none; nothing is printed. If it (or `onStart`) throws, the job
+   * goes on all the same, and `runJob` rejects with that error once the
+   * job's end is recorded.
    */
   onLog?: (message: string, level: LogLevel) => void;
   /** Directory a job module path resolves against (default: the config's). */
@@ -187,7 +189,18 @@ export async function runJob<const J extends JobRef>(
   const runId = recorder.id;
   const bus = eventBusOf(runtime);
   bus?.emit({ type: "run.started", at: recorder.startedAt, runId, flowId });
-  options.onStart?.(runId);
+  // What the caller's onStart or onLog throws neither strands the run nor fails the job: the
+  // job goes on, its end is recorded, and then runJob rejects with it.
+  let callbackError: { error: unknown } | undefined;
+  const callBack = (call: () => void) => {
+    try {
+      call();
+    } catch (error) {
+      callbackError ??= { error };
+    }
+  };
+  const { onStart, onLog } = options;
+  if (onStart !== undefined) callBack(() => onStart(runId));
   const shown = typeof options.progress === "object"
     ? options.progress
     : createProgress({ mode: options.progress ?? "quiet" });
@@ -207,7 +220,7 @@ export async function runJob<const J extends JobRef>(
       const event = { at: clock.now(), type: "node.log", node: job.name, message, level } as const;
       recorder.event(event);
       bus?.emit({ type: "node", at: event.at, runId, flowId, event });
-      options.onLog?.(message, level);
+      if (onLog !== undefined) callBack(() => onLog(message, level));
     },
     progress,
     signal: controller.signal,
@@ -258,6 +271,7 @@ export async function runJob<const J extends JobRef>(
     throw err;
   }
   bus?.emit({ type: "run.ended", at: endedAt, runId, flowId, status: record.status, record });
+  if (callbackError !== undefined) throw callbackError.error;
   return record;
 }
 
