@@ -5,7 +5,8 @@
  * rounds in one process. Per set: wall time, CPU of this process, and CPU
  * of the store's server backends (user + system from `/proc/<pid>/stat`,
  * which the server must be on this machine to read; far less sensitive to
- * the load than wall time).
+ * the load than wall time), and WAL written per set (the server's insert
+ * position before and after each round: exact on a server of its own).
  *
  * Run: FLOWSTATE_TEST_POSTGRES_URL=… deno run -A bench/feed_server_cpu.ts [rounds] [sets]
  *
@@ -43,6 +44,16 @@ async function withBackends(open: () => Promise<Store>): Promise<{ store: Store;
   return { store, pids };
 }
 
+/**
+ * The server's WAL insert position, in bytes: WAL per set is the difference over a round
+ * (exact on a server of its own; other clients' writes add to it on a shared one).
+ */
+async function walLsn(): Promise<bigint> {
+  const [row] = await admin`SELECT pg_current_wal_insert_lsn()::text AS lsn`;
+  const [hi, lo] = (row.lsn as string).split("/");
+  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
+}
+
 function serverCpuMs(pids: number[]): number {
   let total = 0;
   for (const pid of pids) {
@@ -62,6 +73,7 @@ async function timeSets(
   round: number,
 ): Promise<{ wall: number; cpu: number; server: number }> {
   const value = { n: 0, name: "counter", tags: ["a", "b"], pad: "x".repeat(100) };
+  const wal0 = await walLsn();
   const s0 = serverCpuMs(target.pids);
   const c0 = process.cpuUsage();
   const t0 = performance.now();
@@ -72,10 +84,12 @@ async function timeSets(
   const c = process.cpuUsage(c0);
   // The backends' counters move at the next tick: give them one.
   await new Promise((r) => setTimeout(r, 20));
+  const server = (serverCpuMs(target.pids) - s0) * 1000 / sets;
   return {
     wall: wall * 1000,
     cpu: (c.user + c.system) / sets,
-    server: (serverCpuMs(target.pids) - s0) * 1000 / sets,
+    server,
+    wal: Number(await walLsn() - wal0) / sets,
   };
 }
 
@@ -109,6 +123,7 @@ const results = targets.map(() => ({
   wall: [] as number[],
   cpu: [] as number[],
   server: [] as number[],
+  wal: [] as number[],
 }));
 const load0 = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 for (let round = 0; round < rounds; round++) {
@@ -118,13 +133,14 @@ for (let round = 0; round < rounds; round++) {
     results[i].wall.push(r.wall);
     results[i].cpu.push(r.cpu);
     results[i].server.push(r.server);
+    results[i].wal.push(r.wal);
   }
 }
 const load1 = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 console.log(
-  `| postgres, one writer, ${rounds}×${sets} sets | wall per set (median, spread) | CPU here | server CPU (backends) | ratio of wall medians |`,
+  `| postgres, one writer, ${rounds}×${sets} sets | wall per set (median, spread) | CPU here | server CPU (backends) | WAL per set | ratio of wall medians |`,
 );
-console.log("|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|");
 const base = median(results[0].wall);
 targets.forEach((t, i) => {
   const r = results[i];
@@ -132,8 +148,8 @@ targets.forEach((t, i) => {
     `| ${t.label} | ${median(r.wall).toFixed(0)} µs (${spread(r.wall)}) | ${
       median(r.cpu).toFixed(0)
     } µs | ${median(r.server).toFixed(0)} µs (${spread(r.server)}) | ${
-      (median(r.wall) / base).toFixed(2)
-    }× |`,
+      median(r.wal).toFixed(0)
+    } B | ${(median(r.wall) / base).toFixed(2)}× |`,
   );
 });
 console.log(

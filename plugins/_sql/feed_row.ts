@@ -24,6 +24,14 @@ export type FeedRow = [
 /** The change a row holds, with the same fields as the core's entries (no `value` for a delete). */
 export function changeOf(row: FeedRow): Change {
   const [seq, at, key, op, value, version, previousVersion, expiresAt, by] = row;
+  if (op !== "set" && op !== "delete") {
+    // The tables' own check (sqlite's) or the writers' literals (postgres's) keep this from
+    // happening; a row written by hand must not read as a delete.
+    throw new RangeError(
+      `Cannot read change #${seq}: its op is ${JSON.stringify(op)}, not "set" or "delete"; ` +
+        `the change feed's table was written outside Flowstate`,
+    );
+  }
   const decoded = decodeKey(key);
   const actor = JSON.parse(by);
   return op === "set"

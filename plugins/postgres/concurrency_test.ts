@@ -5,6 +5,7 @@ import { openStore } from "../../src/plugin.ts";
 import { encodeKey } from "../../src/store/keys.ts";
 import { PostgresDriver } from "./mod.ts";
 import { fakeClock } from "../../src/testing/clock.ts";
+import { feedSetV2Ddl } from "./testdata/feed_set_v2.ts";
 import {
   dropTestSchema,
   LOCK_CLASS,
@@ -141,12 +142,12 @@ pgTest(
         assert.equal(statements() - before, 1, "an unchecked batch of sets is one statement");
         assert.equal(await store.count(["big"]), 10_000);
 
-        // A delete locks in a statement of its own first (a row committed
-        // while a statement waits is not in its snapshot): one round trip.
+        // A delete locks in a statement of its own first (a row committed while a statement
+        // waits is not in its snapshot): the table's commit function does both, one statement.
         const withDelete = store.atomic().set(["big", "00000"], { i: 0 }).delete(["warm"]);
         before = statements();
         assert.ok((await withDelete.commit()).ok);
-        assert.equal(statements() - before, 4, "BEGIN, locks, one statement, COMMIT");
+        assert.equal(statements() - before, 1, "one call of the commit function");
         assert.equal(await store.get(["warm"]), null);
 
         // A lone compare-and-set is one statement, whichever its check.
@@ -172,10 +173,26 @@ pgTest(
         assert.ok((await checked.commit()).ok);
         assert.equal(
           statements() - before,
-          4,
-          "a checked batch is BEGIN, lock, one statement, COMMIT",
+          1,
+          "a checked batch is one call of the commit function",
         );
         assert.deepEqual((await store.get(["big", "09999"]))?.value, { i: -9999 });
+
+        // A claim: BEGIN and the claim-read function (the table's lock and the candidates),
+        // then the commit function and COMMIT, each pair pipelined: two round trips.
+        await store.set(["q", "a"], { k: "a" });
+        before = statements();
+        const claimed = await store.claimFirst!(["q"], (entry, op) => {
+          op.check(entry.key, entry.version).delete(entry.key).set(["done", "a"], 1);
+          return Promise.resolve(true);
+        });
+        assert.ok(claimed?.result.ok);
+        assert.equal(
+          statements() - before,
+          4,
+          "BEGIN, the read function, the commit function, COMMIT",
+        );
+        assert.equal((await store.get(["done", "a"]))?.value, 1);
       } finally {
         await store.close();
       }
@@ -431,6 +448,176 @@ pgTest(
       assert.equal(await store.claimFirst(["q"], () => Promise.resolve(true)), null);
     } finally {
       await store.close();
+    }
+  },
+);
+
+/** The signature of the commit function of `table` in {@linkcode SCHEMA}, for `to_regprocedure`. */
+function commitFunction(table: string): string {
+  return `"${SCHEMA}"."${table}_commit_v1"(text[], text[], float8, text[], text[], text[], ` +
+    `float8[], text, text[], boolean)`;
+}
+
+/** The signature of the claim-read function of `table` in {@linkcode SCHEMA}. */
+function claimReadFunction(table: string): string {
+  return `"${SCHEMA}"."${table}_claim_read_v1"(bytea, bytea, float8, int, bytea, bytea)`;
+}
+
+/** Whether the function of `signature` is there. */
+async function functionExists(url: string, signature: string): Promise<boolean> {
+  let found = false;
+  await withAdmin(url, async (sql) => {
+    const [row] = await sql.unsafe(`SELECT to_regprocedure($1) IS NOT NULL AS found`, [
+      signature,
+    ]);
+    found = row.found;
+  });
+  return found;
+}
+
+/** Whether the commit function of `table` is there. */
+function commitFunctionExists(url: string, table: string): Promise<boolean> {
+  return functionExists(url, commitFunction(table));
+}
+
+/** Add 1 to the number at `key` with a checked commit (a general one: it deletes too). */
+async function increment(store: Awaited<ReturnType<typeof openPg>>, key: string[]) {
+  for (;;) {
+    const entry = await store.get<number>(key);
+    const result = await store.atomic().check(key, entry?.version ?? null)
+      .set(key, (entry?.value ?? 0) + 1).delete(["absent"]).commit();
+    if (result.ok) return;
+  }
+}
+
+pgTest(
+  "postgres commit and claim-read functions: a dropped one is made again, and commits and claims meanwhile write exactly what they did",
+  async (url) => {
+    const table = newTable("commitfn");
+    const store = await openPg(url, table);
+    const drop = () =>
+      withAdmin(url, async (sql) => {
+        await sql.unsafe(`DROP FUNCTION ${commitFunction(table)}`);
+      });
+    try {
+      assert.equal(await commitFunctionExists(url, table), false, "none before a checked commit");
+      await increment(store, ["n"]);
+      assert.ok(await commitFunctionExists(url, table), "the first checked commit made it");
+      await drop();
+      await increment(store, ["n"]); // the pipelined transaction, then made again
+      const n = (await store.get<number>(["n"]))!;
+      const lost = await store.atomic().check(["n"], "0000").set(["n"], 100).delete(["absent"])
+        .commit();
+      assert.deepEqual(lost.ok === false ? lost.conflicts : null, [["n"]]);
+      assert.ok(await commitFunctionExists(url, table), "made again");
+      // A claim whose commit meets the function gone claims again, and makes it again.
+      await store.set(["q", "a"], { k: "a" });
+      await drop();
+      let offers = 0;
+      const claimed = await store.claimFirst!(["q"], (entry, op) => {
+        offers++;
+        op.check(entry.key, entry.version).delete(entry.key).check(["n"], n.version)
+          .set(["n"], n.value + 1);
+        return Promise.resolve(true);
+      });
+      assert.ok(claimed?.result.ok);
+      assert.equal(offers, 2, "offered again after the first commit met no function");
+      assert.ok(await commitFunctionExists(url, table), "made again by the claim");
+      assert.equal(await store.get(["q", "a"]), null);
+      assert.equal((await store.get(["n"]))?.value, 3);
+      // The same when the claim's read meets its function gone.
+      await store.set(["q", "b"], { k: "b" });
+      await withAdmin(url, async (sql) => {
+        await sql.unsafe(`DROP FUNCTION ${claimReadFunction(table)}`);
+      });
+      const second = await store.claimFirst!(["q"], (entry, op) => {
+        op.check(entry.key, entry.version).delete(entry.key);
+        return Promise.resolve(true);
+      });
+      assert.deepEqual(second?.key, ["q", "b"]);
+      assert.ok(second?.result.ok);
+      assert.equal(await store.get(["q", "b"]), null);
+      assert.ok(
+        await functionExists(url, claimReadFunction(table)),
+        "the claim-read function made again",
+      );
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+pgTest(
+  "postgres commit function: a role that may not create it commits and claims with the pipelined transaction, beside a process that calls the function, and no increment is lost",
+  async (url) => {
+    // What a fleet being upgraded does too: a process on older code (the pipelined
+    // transaction) and one calling the function, on the same keys. Both take the same locks.
+    const table = newTable("commitrole");
+    const owner = await openPg(url, table);
+    try {
+      await owner.set(["n"], 0); // the table, and no function yet
+      await withLimitedRole(url, table, async (limitedUrl) => {
+        const limited = await openStore({
+          plugin: "postgres",
+          url: limitedUrl,
+          schema: SCHEMA,
+          table,
+        });
+        try {
+          await increment(limited, ["n"]);
+          assert.equal(await commitFunctionExists(url, table), false, "the role made none");
+          await increment(owner, ["n"]);
+          assert.ok(await commitFunctionExists(url, table), "the owner's process made it");
+          const each = 40;
+          await Promise.all([
+            ...[limited, owner].map(async (store) => {
+              for (let i = 0; i < each; i++) await increment(store, ["n"]);
+            }),
+          ]);
+          assert.equal((await owner.get(["n"]))?.value, 2 + 2 * each);
+          // A claim of the limited role: its commit as before the function.
+          await owner.set(["q", "a"], { k: "a" });
+          const claimed = await limited.claimFirst!(["q"], (entry, op) => {
+            op.check(entry.key, entry.version).delete(entry.key).set(["done", "a"], 1);
+            return Promise.resolve(true);
+          });
+          assert.ok(claimed?.result.ok);
+          assert.equal(await owner.get(["q", "a"]), null);
+          assert.equal((await owner.get(["done", "a"]))?.value, 1);
+          // The functions there, but not for this role to call: another process of the role
+          // commits and claims all the same.
+          await withAdmin(url, async (sql) => {
+            await sql.unsafe(
+              `REVOKE EXECUTE ON FUNCTION ${commitFunction(table)}, ` +
+                `${claimReadFunction(table)} FROM PUBLIC`,
+            );
+          });
+          const revoked = await openStore({
+            plugin: "postgres",
+            url: limitedUrl,
+            schema: SCHEMA,
+            table,
+          });
+          try {
+            await increment(revoked, ["n"]);
+            assert.equal((await owner.get(["n"]))?.value, 3 + 2 * each);
+            await owner.set(["q", "b"], { k: "b" });
+            const again = await revoked.claimFirst!(["q"], (entry, op) => {
+              op.check(entry.key, entry.version).delete(entry.key);
+              return Promise.resolve(true);
+            });
+            assert.deepEqual(again?.key, ["q", "b"]);
+            assert.ok(again?.result.ok);
+            assert.equal(await owner.get(["q", "b"]), null);
+          } finally {
+            await revoked.close();
+          }
+        } finally {
+          await limited.close();
+        }
+      });
+    } finally {
+      await owner.close();
     }
   },
 );
@@ -705,7 +892,7 @@ pgTest(
     const spec = { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "30d" } };
     const store = await openStore(spec);
     const fn = `"${SCHEMA}"."${table}_feed_commit_v2"`;
-    const setFn = `"${SCHEMA}"."${table}_feed_set_v2"`;
+    const setFn = `"${SCHEMA}"."${table}_feed_set_v3"`;
     const signatures = [
       `${fn}(text[], text[], float8, text[], text[], text[], float8[], text, text[], text, ` +
       `text, text[])`,
@@ -755,6 +942,80 @@ pgTest(
 );
 
 pgTest(
+  "postgres with a change feed: processes of the previous version (plain-set function v2) and of this one (v3) write one feed side by side, gap-free, in commit order",
+  async (url) => {
+    const table = newTable("feedv2");
+    const spec = { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "30d" } };
+    const store = await openStore(spec);
+    // A process of the previous version: its own connections, calling the function its
+    // driver created and called for a plain set.
+    const old = postgres(url, { max: 4, onnotice: () => {} });
+    try {
+      await store.set(["k", "0"], "first"); // the tables, and this version's functions
+      await withAdmin(url, async (sql) => {
+        const [{ id }] = await sql.unsafe(`SELECT hashtext($1) AS id`, [`${SCHEMA}.${table}`]);
+        await sql.unsafe(feedSetV2Ddl(SCHEMA, table, id));
+      });
+      const oldSet = (key: string[], value: unknown, version: string) =>
+        old.unsafe(
+          `SELECT "${SCHEMA}"."${table}_feed_set_v2"($1::bytea, $2::text, $3::text, ` +
+            `$4::float8, $5::float8, $6::text, $7::text)`,
+          [
+            encodeKey(key),
+            JSON.stringify(value),
+            version,
+            null,
+            Date.now(),
+            JSON.stringify({ actor: "v2" }),
+            "flowstate_old",
+          ] as never[],
+        );
+      const writes: Promise<unknown>[] = [];
+      for (let i = 0; i < 24; i++) {
+        const key = ["k", String(i % 4)];
+        writes.push(i % 2 === 0 ? oldSet(key, i, `v2-${i}`) : store.set(key, i));
+      }
+      await Promise.all(writes);
+      const changes = await Array.fromAsync(store.changes({}));
+      assert.deepEqual(
+        changes.map((c) => c.seq),
+        Array.from({ length: 25 }, (_, i) => i + 1),
+        "one gap-free sequence",
+      );
+      assert.equal(changes.filter((c) => c.by.actor === "v2").length, 12);
+      // Each key's entries chain: an entry's previous version is the one before it (the
+      // numbering follows the order in which the commits took the head's lock).
+      const last = new Map<string, string | null>();
+      for (const c of changes) {
+        const k = JSON.stringify(c.key);
+        assert.equal(c.previousVersion, last.get(k) ?? null, `#${c.seq}: previous version`);
+        last.set(k, c.version);
+      }
+      for (const [k, version] of last) {
+        assert.equal((await store.get(JSON.parse(k)))?.version, version, `${k}: the last entry`);
+      }
+      let functions: string[] = [];
+      await withAdmin(url, async (sql) => {
+        const rows = await sql.unsafe(
+          `SELECT p.proname FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace ` +
+            `WHERE n.nspname = $1 AND p.proname LIKE $2 ORDER BY 1`,
+          [SCHEMA, `${table}_feed_%`],
+        );
+        functions = rows.map((r) => r.proname);
+      });
+      assert.deepEqual(functions, [
+        `${table}_feed_commit_v2`,
+        `${table}_feed_set_v2`,
+        `${table}_feed_set_v3`,
+      ]);
+    } finally {
+      await old.end();
+      await store.close();
+    }
+  },
+);
+
+pgTest(
   "postgres with a change feed: a role that may not create the feed-commit function writes the feed all the same, and the function continues that feed",
   async (url) => {
     const table = newTable("feednorole");
@@ -767,7 +1028,7 @@ pgTest(
     await made.close();
     await withAdmin(url, async (sql) => {
       await sql.unsafe(
-        `DROP FUNCTION "${SCHEMA}"."${fn}", "${SCHEMA}"."${table}_feed_set_v2"`,
+        `DROP FUNCTION "${SCHEMA}"."${fn}", "${SCHEMA}"."${table}_feed_set_v3"`,
       );
     });
     await withLimitedRole(url, table, async (limitedUrl) => {

@@ -23,7 +23,7 @@ import type {
   RawEntry,
   StoreDriver,
 } from "../../src/store/driver.ts";
-import { clearEarlierSets, decodeKey, encodeKey } from "../../src/store/keys.ts";
+import { clearEarlierSets, decodeKey, encodeKey, prefixUpperBound } from "../../src/store/keys.ts";
 import { FEED_BY_KEY, FEED_ENTRIES, FEED_HEAD } from "../../src/store/feed.ts";
 import { changeOf, type FeedRow, rowOf } from "../_sql/feed_row.ts";
 import { FEED_TABLE_COLUMNS, feedReads, feedTableDdl, feedTableName } from "./feed.ts";
@@ -48,12 +48,18 @@ import { escapedKeys, type EscapedRow } from "./rows.ts";
 import { pgSearch, preparePgSearch } from "./search.ts";
 import { LOCK_CLASS, NEWEST_SCHEMA_VERSION, quoteIdent } from "./schema.ts";
 import {
+  CLAIM_READ_FUNCTION,
+  COMMIT_FUNCTION,
   FEED_HEAD_LOCK,
   feedBatchCall,
-  feedFunctionDdl,
   feedFunctionName,
-  feedSetFunctionDdl,
+  feedFunctionSpec,
   feedSetFunctionName,
+  feedSetFunctionSpec,
+  functionDdl,
+  functionSignature,
+  functionSource,
+  type FunctionSpec,
   INDEX_PLANS,
   LIVE,
   planWrites,
@@ -127,11 +133,17 @@ interface FeedCall {
 /** Microtask turns a feed batch waits for commits issued in the same turn to join it. */
 const FEED_BATCH_TICKS = 12;
 /**
- * Errors creating the feed functions that will not go away by trying again:
- * insufficient privilege, a syntax error or an unknown setting (a server too
- * old for the functions), a feature not supported.
+ * Errors creating the store's functions (the feed's, the commit function)
+ * that will not go away by trying again: insufficient privilege, a syntax
+ * error or an unknown setting (a server too old for the functions), a
+ * feature not supported, a function of the name and parameters that returns
+ * another type (42P13: `CREATE OR REPLACE` cannot change it).
  */
-const FEED_FUNCTION_REFUSED = new Set(["42501", "42601", "42704", "0A000"]);
+const FUNCTION_REFUSED = new Set(["42501", "42601", "42704", "0A000", "42P13"]);
+/** SQLSTATE undefined_function: a store function was dropped (nothing of the call ran). */
+const UNDEFINED_FUNCTION = "42883";
+/** SQLSTATE insufficient_privilege. */
+const INSUFFICIENT_PRIVILEGE = "42501";
 
 /** Feed commits sent together at most (up to 12 parameters each). */
 const MAX_FEED_BATCH = 16;
@@ -219,6 +231,15 @@ export class PostgresDriver implements StoreDriver {
   #channels = new Map<string, string>();
   /** The text of the statement that calls the plain-set feed-commit function. */
   #feedSetCall: string | undefined;
+  /**
+   * Whether the commit and claim-read functions are there to call (see
+   * `#storeFunctionsReady`), once this driver looked.
+   */
+  #storeFunctions: Promise<boolean> | undefined;
+  /** The text of the statement that calls the commit function. */
+  #commitCall: string;
+  /** The text of the statement that calls the claim-read function. */
+  #claimReadCall: string;
 
   private constructor(
     sql: Sql,
@@ -242,6 +263,8 @@ export class PostgresDriver implements StoreDriver {
     this.#bareTable = bareTable;
     const names = { feed: this.#sibling("_feed"), meta: this.#sibling("_meta") };
     this.#sqlText = statements(table, lockId, names);
+    this.#commitCall = COMMIT_FUNCTION.call(this.#functionName(COMMIT_FUNCTION.name));
+    this.#claimReadCall = CLAIM_READ_FUNCTION.call(this.#functionName(CLAIM_READ_FUNCTION.name));
     this.#feedReads = feedReads(names.feed, names.meta);
     this.feedTable = {
       commit: (request, feed) => this.#feedCommit(request, feed),
@@ -523,14 +546,16 @@ export class PostgresDriver implements StoreDriver {
     const s = this.#sqlText;
     const checkKeys = checks.map((c) => toHex(encodeKey(c.key)));
     const checkVersions = checks.map((c) => c.version);
-    const conflictsOf = (rows: readonly Row[]): DriverCommitResult =>
-      rows.length === 0
+    /** The result from the failed checks' numbers (from 1). */
+    const conflictsOf = (failed: readonly number[]): DriverCommitResult =>
+      failed.length === 0
         ? { ok: true }
-        : { ok: false, conflicts: rows.map((r) => checks[(r.i as number) - 1].key) };
+        : { ok: false, conflicts: failed.map((i) => checks[i - 1].key) };
+    const numbers = (rows: readonly Row[]) => rows.map((r) => r.i as number);
     if (plan.single === undefined && plan.setKeys.length === 0 && plan.deleteKeys.length === 0) {
       // Only checks: one statement reads one consistent snapshot; nothing to lock.
       return conflictsOf(
-        await this.#sql.unsafe(s.check, [checkKeys, checkVersions, now], PREPARED),
+        numbers(await this.#sql.unsafe(s.check, [checkKeys, checkVersions, now], PREPARED)),
       );
     }
     if (plan.single) {
@@ -544,6 +569,27 @@ export class PostgresDriver implements StoreDriver {
     }
     const params = checkedWriteParams(checkKeys, checkVersions, now, plan, version) as never[];
     const locked = lockList(checkKeys, plan);
+    if (await this.#storeFunctionsReady()) {
+      // One autocommit statement: the function takes the locks, checks and writes. On a
+      // connection of its own, reserved from the pool for transactions, as the pipelined one:
+      // reads never queue behind a commit, and a commit that waits for a lock (a key's, a row
+      // another transaction holds) holds up no other (a plain query of the pool may be
+      // pipelined behind it on its connection).
+      const c = await this.#tx.reserve();
+      try {
+        const [row] = await c.unsafe<{ failed: number[] | null }[]>(
+          this.#commitCall,
+          [...params, locked, false] as never[],
+          PREPARED,
+        );
+        return conflictsOf(row.failed ?? []);
+      } catch (err) {
+        // Gone or not allowed (nothing ran): this one as below.
+        if (!this.#functionUnusable(err)) throw err;
+      } finally {
+        c.release();
+      }
+    }
     const tx = await this.#tx.reserve();
     try {
       // Pipelined: the server runs them in order, we wait for all four answers once.
@@ -563,7 +609,7 @@ export class PostgresDriver implements StoreDriver {
       }
       if (checks.length === 0) return { ok: true };
       const written = results[2] as PromiseFulfilledResult<Row[]>;
-      return conflictsOf(written.value);
+      return conflictsOf(numbers(written.value));
     } finally {
       tx.release();
     }
@@ -973,12 +1019,14 @@ export class PostgresDriver implements StoreDriver {
       // (a NUL): the key encoding of a string part without NUL (JSON spells one \u0000).
       const p = params.length + 3;
       params.push(encodeKey(companion.prefix), new TextEncoder().encode(companion.field));
-      const part = `(e.value::json ->> convert_from($${p + 1}::bytea, 'UTF8'))`;
+      // None for a value holding a \u0000 anywhere: `->>` on it fails (22P05), and a CASE is
+      // the only guard evaluated first (the core reads that candidate's companion itself).
+      const part = `(CASE WHEN position('\\u0000' in e.value) = 0 THEN ` +
+        `e.value::json ->> convert_from($${p + 1}::bytea, 'UTF8') END)`;
       next = `WITH e AS (${next}) SELECT e.key, e.value, e.version, e.expires_at, ` +
         `${part} AS c_part, c.value AS c_value, c.version AS c_version, ` +
         `c.expires_at AS c_expires_at FROM e LEFT JOIN ${this.#table} AS c ` +
-        `ON position('\\u0000' in e.value) = 0 AND ` +
-        `c.key = $${p}::bytea || convert_to(${part}, 'UTF8') || '\\x00'::bytea AND ` +
+        `ON c.key = $${p}::bytea || convert_to(${part}, 'UTF8') || '\\x00'::bytea AND ` +
         `${LIVE.replace("$NOW", "$2").replaceAll("expires_at", "c.expires_at")}`;
     }
     /** The companion of the candidate `row`, read with it: its key's hex and entry. */
@@ -995,23 +1043,47 @@ export class PostgresDriver implements StoreDriver {
         },
       ];
     };
+    const companionParams = companion === undefined
+      ? [null, null]
+      : [encodeKey(companion.prefix), new TextEncoder().encode(companion.field)];
     for (let attempt = 1;; attempt++) {
+      // The store's functions, for the claim's read (it takes a prefix's bounds) and commit
+      // (a claim that writes the feed has a statement of its own for that).
+      const functions = await this.#storeFunctionsReady();
+      const callFunction = functions && request.feedTable === undefined;
+      const readFunction = functions && prefix.length > 0;
       const tx = await this.#tx.reserve();
+      /** The candidates after `after` (the prefix's own key: from the first). */
+      const read = (after?: Uint8Array) =>
+        // Prepared (once per connection): an unnamed statement with parameters costs
+        // a round trip of its own to describe them first.
+        readFunction
+          ? tx.unsafe<CandidateRow[]>(this.#claimReadCall, [
+            after ?? encodeKey(prefix),
+            prefixUpperBound(prefix),
+            now,
+            max,
+            ...companionParams,
+          ] as never[], PREPARED)
+          : tx.unsafe<CandidateRow[]>(
+            next,
+            [after ?? new Uint8Array(0), now, ...params] as never[],
+            PREPARED,
+          );
       let open = false;
       try {
         const [, , first] = await Promise.all([
           tx.unsafe("BEGIN").then(() => (open = true)),
-          // Index plans for the claim's reads and writes (see INDEX_PLANS).
-          tx.unsafe(
+          // The table's lock and index plans for the claim's reads and writes (see
+          // INDEX_PLANS): the read function takes both itself, the plans transaction-local
+          // (`set_config(…, true)`, not a SET clause of the function, which would end with the
+          // call), so `decide`'s reads and the commit after it have them too.
+          readFunction ? undefined : tx.unsafe(
             `SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${this.#lockId}), ${INDEX_PLANS}`,
-          ),
-          // Prepared (once per connection): an unnamed statement with parameters costs
-          // a round trip of its own to describe them first.
-          tx.unsafe<CandidateRow[]>(
-            next,
-            [new Uint8Array(0), now, ...params] as never[],
+            [],
             PREPARED,
           ),
+          read(),
         ]);
         let rows = first;
         let at = 0;
@@ -1020,11 +1092,7 @@ export class PostgresDriver implements StoreDriver {
           if (at === rows.length) {
             // Every row held so far was offered: the next ones after them, if there were more.
             if (rows.length < max) break;
-            rows = await tx.unsafe<CandidateRow[]>(
-              next,
-              [rows[rows.length - 1].key, now, ...params] as never[],
-              PREPARED,
-            );
+            rows = await read(rows[rows.length - 1].key);
             at = 0;
             if (rows.length === 0) break;
           }
@@ -1056,12 +1124,15 @@ export class PostgresDriver implements StoreDriver {
           version: taken[taken.length - 1].commit.version,
           now: taken[taken.length - 1].commit.now,
         };
-        const result = await this.#commitIn(tx, commit, request.feedTable);
+        const result = await this.#commitIn(tx, commit, request.feedTable, callFunction);
         open = false;
         return { key: taken[0].key, keys: taken.map((t) => t.key), result };
       } catch (err) {
         // The core's own errors (from decide) pass through as they are.
         if (!isPostgresError(err) && !this.#closed) throw err;
+        // A function gone or not allowed: nothing was written (the transaction rolls back);
+        // the claim again.
+        if (functions && attempt < MAX_COMMIT_ATTEMPTS && this.#functionUnusable(err)) continue;
         if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
           throw this.#error(what, err);
         }
@@ -1072,8 +1143,8 @@ export class PostgresDriver implements StoreDriver {
     }
   }
 
-  /** The qualified, quoted name of this table's feed-commit function (`name` gives it unquoted). */
-  #feedFunctionName(name: (table: string) => string): string {
+  /** The qualified, quoted name of one of this table's functions (`name` gives it unquoted). */
+  #functionName(name: (table: string) => string): string {
     return `${quoteIdent(this.#schema)}.${quoteIdent(name(this.#bareTable))}`;
   }
 
@@ -1111,38 +1182,114 @@ export class PostgresDriver implements StoreDriver {
       }
       this.#feedExists = true;
       try {
-        const names = [feedFunctionName, feedSetFunctionName].map((name) => name(this.#bareTable));
-        const missing = async (q: { unsafe: Sql["unsafe"] }) => {
-          const found = await q.unsafe<{ proname: string }[]>(
-            `SELECT p.proname FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace ` +
-              `WHERE n.nspname = $1 AND p.proname = ANY($2::text[])`,
-            [this.#schema, names] as never[],
-          );
-          return names.filter((name) => !found.some((f) => f.proname === name));
-        };
-        if ((await missing(this.#sql)).length === 0) return true;
-        // Created under a lock of their own (not the table's: commits go on meanwhile), so that
-        // processes doing it at once do not race.
-        await this.#tx.begin(async (tx) => {
-          await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
-            `${this.#schema}.${names[0]}`,
-          ]);
-          const bodies: Record<string, (fn: string) => string> = {
-            [names[0]]: (fn) => feedFunctionDdl(fn, this.#sqlText.feedBody),
-            [names[1]]: (fn) => feedSetFunctionDdl(fn, this.#sqlText.feedSetBody),
-          };
-          const qualified: Record<string, string> = {
-            [names[0]]: this.#feedFunctionName(feedFunctionName),
-            [names[1]]: this.#feedFunctionName(feedSetFunctionName),
-          };
-          for (const name of await missing(tx)) await tx.unsafe(bodies[name](qualified[name]));
+        await this.#createFunctions({
+          [feedFunctionName(this.#bareTable)]: feedFunctionSpec(this.#sqlText.feedBody),
+          [feedSetFunctionName(this.#bareTable)]: feedSetFunctionSpec(this.#sqlText.feedSetBody),
         });
         return true;
       } catch (err) {
         // The server refused for good (no CREATE privilege on the schema; a server too old for
         // the function's syntax or settings): the pipelined transaction from now on. Anything
         // else (the connection, a timeout, a standby during a failover): try again next time.
-        if (!FEED_FUNCTION_REFUSED.has(codeOf(err) ?? "")) this.#feedPrepared = undefined;
+        if (!FUNCTION_REFUSED.has(codeOf(err) ?? "")) this.#feedPrepared = undefined;
+        return false;
+      }
+    })();
+  }
+
+  /**
+   * Make sure this table's functions (`specs`, by unquoted name) are the ones
+   * this code would create, before any is called: a function is trusted only
+   * if it has exactly the spec's signature (`to_regprocedure`), language,
+   * body and settings, is not `SECURITY DEFINER`, and is owned by this role
+   * or by the table's owner. A name alone proves nothing: a schema renamed
+   * keeps functions whose bodies name its old name (and lock id); a role
+   * that may create in the schema can plant one of the name first; one of
+   * the name may take other parameters. Any other is created (or replaced:
+   * `CREATE OR REPLACE`) under a lock of its own (not the table's: commits
+   * go on meanwhile), so that processes doing it at once do not race; one
+   * owned by another role is dropped first. Throws what the server
+   * answered: only its owner may drop another role's function (42501, as
+   * when this role may not create in the schema), and then the caller
+   * never calls it.
+   */
+  async #createFunctions(specs: Record<string, FunctionSpec>): Promise<void> {
+    const names = Object.keys(specs);
+    const fns = names.map((name) => `${quoteIdent(this.#schema)}.${quoteIdent(name)}`);
+    const params = [
+      names,
+      names.map((_, i) => functionSignature(fns[i], specs[names[i]])),
+      names.map((name) => functionSource(specs[name])),
+      names.map((name) =>
+        specs[name].settings.length === 0 ? null : specs[name].settings.join("\n")
+      ),
+      this.#table,
+    ];
+    /** The functions to make, and whether one of the signature has an owner not trusted. */
+    const untrusted = async (q: { unsafe: Sql["unsafe"] }) =>
+      await q.unsafe<{ name: string; other_owner: boolean }[]>(
+        `WITH o AS (SELECT oid FROM pg_roles WHERE rolname = current_user UNION ALL ` +
+          `SELECT relowner FROM pg_class WHERE oid = to_regclass($5)) ` +
+          `SELECT f.name, p.proowner NOT IN (SELECT oid FROM o) AS other_owner ` +
+          `FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS f(name, sig, src, config) ` +
+          `LEFT JOIN pg_proc AS p ON p.oid = to_regprocedure(f.sig) ` +
+          `WHERE p.oid IS NULL OR p.proowner NOT IN (SELECT oid FROM o) OR p.prosecdef ` +
+          `OR p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'plpgsql') ` +
+          `OR p.prosrc <> f.src ` +
+          `OR array_to_string(p.proconfig, E'\\n') IS DISTINCT FROM f.config`,
+        params as never[],
+      );
+    if ((await untrusted(this.#sql)).length === 0) return;
+    await this.#tx.begin(async (tx) => {
+      await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
+        `${this.#schema}.${names[0]}`,
+      ]);
+      for (const { name, other_owner } of await untrusted(tx)) {
+        const at = names.indexOf(name);
+        // Another role's (planted, or left by another store role): dropped first, so that the
+        // one made is this role's; only its owner (or a superuser) may, else 42501.
+        if (other_owner) {
+          await tx.unsafe(`DROP FUNCTION ${functionSignature(fns[at], specs[name])}`);
+        }
+        await tx.unsafe(functionDdl(fns[at], specs[name]));
+      }
+    });
+  }
+
+  /**
+   * Whether `err`, from a statement that called one of the store's functions
+   * (which then wrote nothing), says it cannot be called: dropped (made
+   * again on the next use) or not allowed to this role (`EXECUTE` revoked, or
+   * the table itself: the statements without the functions from now on,
+   * which then answer for themselves).
+   */
+  #functionUnusable(err: unknown): boolean {
+    const code = codeOf(err);
+    if (code === UNDEFINED_FUNCTION) this.#storeFunctions = undefined;
+    else if (code === INSUFFICIENT_PRIVILEGE) this.#storeFunctions = Promise.resolve(false);
+    else return false;
+    return true;
+  }
+
+  /**
+   * Whether this table's commit and claim-read functions (see
+   * `Statements.commitBody`, `Statements.claimReadBody`) are there to call:
+   * created on the first checked commit or claim of this driver if missing,
+   * as the feed's functions are (see `#prepareFeed`). `false` when the role
+   * may not create them (for good: the pipelined statements do the same
+   * work) or the attempt failed (tried again on the next commit or claim).
+   */
+  #storeFunctionsReady(): Promise<boolean> {
+    return this.#storeFunctions ??= (async () => {
+      try {
+        const { commitBody, claimReadBody } = this.#sqlText;
+        await this.#createFunctions({
+          [COMMIT_FUNCTION.name(this.#bareTable)]: COMMIT_FUNCTION.spec(commitBody),
+          [CLAIM_READ_FUNCTION.name(this.#bareTable)]: CLAIM_READ_FUNCTION.spec(claimReadBody),
+        });
+        return true;
+      } catch (err) {
+        if (!FUNCTION_REFUSED.has(codeOf(err) ?? "")) this.#storeFunctions = undefined;
         return false;
       }
     })();
@@ -1361,7 +1508,7 @@ export class PostgresDriver implements StoreDriver {
     let text: string;
     let params: unknown[];
     if (kinds === "s") {
-      text = this.#feedSetCall ??= `SELECT ${this.#feedFunctionName(feedSetFunctionName)}(` +
+      text = this.#feedSetCall ??= `SELECT ${this.#functionName(feedSetFunctionName)}(` +
         `$1::bytea, $2::text, $3::text, $4::float8, $5::float8, $6::text, $7::text) AS s0`;
       params = single!;
     } else {
@@ -1369,8 +1516,8 @@ export class PostgresDriver implements StoreDriver {
       if (cached === undefined) {
         cached = feedBatchCall(
           this.#sqlText.keyLocks,
-          this.#feedFunctionName(feedSetFunctionName),
-          this.#feedFunctionName(feedFunctionName),
+          this.#functionName(feedSetFunctionName),
+          this.#functionName(feedFunctionName),
           kinds,
         );
         this.#feedCallTexts.set(kinds, cached);
@@ -1398,7 +1545,7 @@ export class PostgresDriver implements StoreDriver {
         }
         return;
       } catch (err) {
-        if (codeOf(err) === "42883") {
+        if (codeOf(err) === UNDEFINED_FUNCTION) {
           // undefined_function: nothing ran.
           this.#feedPrepared = undefined;
           for (const c of batch) c.done.resolve(undefined);
@@ -1653,9 +1800,11 @@ export class PostgresDriver implements StoreDriver {
    * A claim's commit (no range deletes) inside its open transaction, which it
    * ends: the keys' locks *tried* (`tryKeyLocks`), the checked write (which
    * writes nothing when a lock was busy or a check failed), then `COMMIT`,
-   * pipelined. The claim holds its candidates' rows (`FOR UPDATE`), so it
-   * never waits for a key's lock: a commit holding one (a cancel, say) may
-   * be waiting for one of those rows, and each would wait for the other
+   * pipelined; with `callFunction`, the commit function does the first two
+   * in one statement (with its `$10`, try, set). The claim holds its
+   * candidates' rows (`FOR UPDATE`), so it never waits for a key's lock: a
+   * commit holding one (a cancel, say) may be waiting for one of those rows,
+   * and each would wait for the other
    * until PostgreSQL's deadlock check (1 s by default) broke the cycle. A
    * busy lock makes the commit fail with no conflicting key (the queue
    * claims again, and the other commit goes first). With `feed` (the store
@@ -1666,7 +1815,8 @@ export class PostgresDriver implements StoreDriver {
   async #commitIn(
     tx: { unsafe: Sql["unsafe"] },
     request: CommitRequest,
-    feed?: { by: string; topic: string },
+    feed: { by: string; topic: string } | undefined,
+    callFunction: boolean,
   ): Promise<DriverCommitResult> {
     const { checks, version, now, mutations } = request;
     if (mutations.some((m) => m.type === "clear")) {
@@ -1685,21 +1835,33 @@ export class PostgresDriver implements StoreDriver {
     }
     const checkKeys = checks.map((c) => toHex(encodeKey(c.key)));
     const plan = expandSingle(planWrites(mutations as Exclude<Mutation, { type: "clear" }>[]));
-    const [, failed] = await Promise.all([
-      tx.unsafe(s.tryKeyLocks, [lockList(checkKeys, plan)] as never[], PREPARED),
-      tx.unsafe(
-        s.claimWrite,
-        checkedWriteParams(checkKeys, checks.map((c) => c.version), now, plan, version) as never[],
-        PREPARED,
-      ),
-      // A failed check wrote nothing: COMMIT ends the transaction all the same.
-      tx.unsafe("COMMIT"),
-    ]);
+    const params = checkedWriteParams(checkKeys, checks.map((c) => c.version), now, plan, version);
+    const locked = lockList(checkKeys, plan);
+    let failed: readonly { i: number }[];
+    if (callFunction) {
+      // The function tries the locks, checks and writes: one statement, then COMMIT.
+      const [[row]] = await Promise.all([
+        tx.unsafe<{ failed: number[] | null }[]>(
+          this.#commitCall,
+          [...params, locked, true] as never[],
+          PREPARED,
+        ),
+        // A failed check wrote nothing: COMMIT ends the transaction all the same.
+        tx.unsafe("COMMIT"),
+      ]);
+      failed = (row.failed ?? []).map((i) => ({ i }));
+    } else {
+      [, failed] = await Promise.all([
+        tx.unsafe(s.tryKeyLocks, [locked] as never[], PREPARED),
+        tx.unsafe<{ i: number }[]>(s.claimWrite, params as never[], PREPARED),
+        tx.unsafe("COMMIT"),
+      ]);
+    }
     if (failed.length === 0) return { ok: true };
     // i = 0: a key's lock was held by another commit (nothing written; no check to blame).
     return {
       ok: false,
-      conflicts: failed.filter((r: Row) => r.i !== 0).map((r: Row) => checks[r.i - 1].key),
+      conflicts: failed.filter((r) => r.i !== 0).map((r) => checks[r.i - 1].key),
     };
   }
 

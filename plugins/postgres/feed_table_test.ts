@@ -305,4 +305,31 @@ pgTest(
   },
 );
 
+pgTest(
+  "postgres feed table: an entry whose op is neither set nor delete (written by hand) fails reads clearly, not as a delete",
+  async (url) => {
+    const table = newTable("badop");
+    const store = await openStore(feedSpec(url, table));
+    try {
+      await store.set(["a"], 1);
+      await store.delete(["a"]);
+      assert.deepEqual(
+        (await Array.fromAsync(store.changes({}))).map((c) => c.op),
+        ["set", "delete"],
+      );
+      await withAdmin(url, async (sql) => {
+        await sql.unsafe(`UPDATE "${SCHEMA}"."${table}_feed" SET op = 'upsert' WHERE seq = 2`);
+      });
+      await assert.rejects(
+        () => Array.fromAsync(store.changes({})),
+        /Cannot read change #2: its op is "upsert", not "set" or "delete"/,
+      );
+      const [first] = await Array.fromAsync(store.changes({ limit: 1 }));
+      assert.equal(first.op, "set", "the other entries still read");
+    } finally {
+      await store.close();
+    }
+  },
+);
+
 dropTestSchema();

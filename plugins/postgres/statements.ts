@@ -131,6 +131,29 @@ export interface Statements {
   feedSetBody: string;
   /** As `feedWrite` after `tryKeyLocks`: a lock not had fails it with check number 0. */
   claimFeedWrite: string;
+  /**
+   * The body of the store's commit function (see {@linkcode commitFunctionDdl}):
+   * `checkedWrite`'s parameters as $1 … $8, $9 the keys to lock (hex), $10
+   * whether to try the locks (`tryKeyLocks`, inside a claim's transaction)
+   * rather than wait for them (`keyLocks`). Takes the locks, then (a later
+   * statement, so a fresh snapshot that sees every commit that held them
+   * before) checks and writes as `checkedWrite` (`claimWrite` when tried) and
+   * returns the failed checks' numbers, 0 first when a tried lock was not
+   * had, or `NULL` when none failed.
+   */
+  commitBody: string;
+  /**
+   * The body of the store's claim-read function (see
+   * {@linkcode CLAIM_READ_FUNCTION}): $1 the key the candidates come after
+   * (the prefix's, then the last one held), $2 the prefix's upper bound, $3
+   * now, $4 how many at most, $5 the companions' prefix (encoded; `NULL`:
+   * none) and $6 the field naming a candidate's companion (UTF-8). Takes the
+   * table's lock (shared) and sets {@linkcode INDEX_PLANS} for the rest of
+   * the transaction, then holds and answers the live candidates in key order
+   * (`FOR UPDATE SKIP LOCKED`) with their companion entries, as the claim's
+   * statement with the lock before it does.
+   */
+  claimReadBody: string;
   /** $1 check keys, $2 check versions, $3 now. */
   check: string;
   /** The store's lock, exclusive (for commits with range deletes). */
@@ -191,6 +214,163 @@ export const CLAIM_LOCKS_SETTING = "flowstate.claim_locks";
  */
 const FEED_FUNCTION_VERSION = 2;
 
+/** The SQL types of `checkedWrite`'s parameters (see `checkedWriteParams` in driver.ts), in order. */
+const CHECKED_WRITE_TYPES = [
+  "text[]",
+  "text[]",
+  "float8",
+  "text[]",
+  "text[]",
+  "text[]",
+  "float8[]",
+  "text",
+];
+
+/** The version of the commit and claim-read functions' bodies, part of their names (a new body, a new name). */
+const STORE_FUNCTION_VERSION = 1;
+
+/**
+ * One of a table's PL/pgSQL functions, as the store creates it: what its
+ * `CREATE OR REPLACE FUNCTION` says and what `pg_proc` then holds, so that a
+ * function found in the database is called only if it is exactly this one
+ * (see `#createFunctions` in driver.ts).
+ */
+export interface FunctionSpec {
+  /** The SQL types of its parameters, in order: its signature. */
+  types: readonly string[];
+  /** What it returns. */
+  returns: string;
+  /** Its `SET` clauses as `pg_proc.proconfig` lists them (`name=value`), in order. */
+  settings: readonly string[];
+  /** Its body (PL/pgSQL). */
+  body: string;
+}
+
+/**
+ * `CREATE OR REPLACE FUNCTION fn(…)` of `spec`; `fn` is the qualified,
+ * quoted name.
+ *
+ * @example
+ * ```ts
+ * import { functionDdl } from "./statements.ts";
+ * import assert from "node:assert/strict";
+ * const ddl = functionDdl("fn", { types: ["int"], returns: "int", settings: [], body: "BEGIN RETURN $1; END" });
+ * assert.match(ddl, /^CREATE OR REPLACE FUNCTION fn\(int\) RETURNS int LANGUAGE plpgsql/);
+ * ```
+ */
+export function functionDdl(fn: string, spec: FunctionSpec): string {
+  if (spec.body.includes("$fn$")) throw new TypeError("unreachable: a body holds $fn$");
+  const settings = spec.settings.map((s) => {
+    const at = s.indexOf("=");
+    return ` SET ${s.slice(0, at)} = ${s.slice(at + 1)}`;
+  }).join("");
+  return `CREATE OR REPLACE FUNCTION ${fn}(${spec.types.join(", ")}) RETURNS ${spec.returns} ` +
+    `LANGUAGE plpgsql VOLATILE${settings} AS $fn$${functionSource(spec)}$fn$`;
+}
+
+/** The text `pg_proc.prosrc` holds for a function made by {@linkcode functionDdl} from `spec`. */
+export function functionSource(spec: FunctionSpec): string {
+  return `\n${spec.body}\n`;
+}
+
+/**
+ * `to_regprocedure`'s argument for the function `fn` (qualified, quoted) of
+ * `spec`: its name and parameter types, which no other function of the
+ * schema can have.
+ */
+export function functionSignature(fn: string, spec: FunctionSpec): string {
+  return `${fn}(${spec.types.join(", ")})`;
+}
+
+/**
+ * One of a table's functions besides the feed's (see `Statements.commitBody`
+ * and `Statements.claimReadBody`): its (unquoted) name from the table's,
+ * what it is from its body, and the statement that calls it.
+ */
+export interface StoreFunction {
+  /** The unquoted name for `table`: at most 48 + 13 characters, within PostgreSQL's 63. */
+  name(table: string): string;
+  /** The function with `body` (PL/pgSQL). */
+  spec(body: string): FunctionSpec;
+  /** The statement that calls `fn` with every parameter ($1 …). */
+  call(fn: string): string;
+}
+
+/**
+ * A {@linkcode StoreFunction} named `<table>_<suffix>_v1`, with parameters
+ * of `types`, returning `returns`; `settings` are its `SET` clauses (as
+ * `proconfig` lists them); `call` makes the calling statement from the call
+ * expression.
+ */
+function storeFunction(
+  suffix: string,
+  types: readonly string[],
+  returns: string,
+  settings: readonly string[],
+  call: (expr: string) => string,
+): StoreFunction {
+  return {
+    name: (table) => `${table}_${suffix}_v${STORE_FUNCTION_VERSION}`,
+    spec: (body) => ({ types, returns, settings, body }),
+    call: (fn) => call(`${fn}(${types.map((t, i) => `$${i + 1}::${t}`).join(", ")})`),
+  };
+}
+
+/**
+ * The commit function (see `Statements.commitBody`): a checked commit as one
+ * statement, autocommit (one round trip, no explicit transaction), or one
+ * statement before a claim's `COMMIT`. Its calling statement answers the
+ * failed checks' numbers as `failed`.
+ *
+ * @example
+ * ```ts
+ * import { COMMIT_FUNCTION } from "./statements.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(COMMIT_FUNCTION.name("jobs"), "jobs_commit_v1");
+ * assert.match(COMMIT_FUNCTION.call("fn"), /\$10::boolean\) AS failed$/);
+ * ```
+ */
+export const COMMIT_FUNCTION: StoreFunction = storeFunction(
+  "commit",
+  [...CHECKED_WRITE_TYPES, "text[]", "boolean"],
+  "int[]",
+  // Index plans (see INDEX_PLANS) and generic plans from the first call, as the feed-commit
+  // function has them (its statement is the same join of `unnest`ed keys with the table).
+  ["enable_seqscan=off", "plan_cache_mode=force_generic_plan"],
+  (expr) => `SELECT ${expr} AS failed`,
+);
+
+/**
+ * The claim-read function (see `Statements.claimReadBody`): a claim's
+ * table lock and candidate rows (with their companions) as one statement.
+ *
+ * @example
+ * ```ts
+ * import { CLAIM_READ_FUNCTION } from "./statements.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(CLAIM_READ_FUNCTION.name("jobs"), "jobs_claim_read_v1");
+ * assert.match(CLAIM_READ_FUNCTION.call("fn"), /^SELECT \* FROM fn\(\$1::bytea/);
+ * ```
+ */
+export const CLAIM_READ_FUNCTION: StoreFunction = storeFunction(
+  "claim_read",
+  ["bytea", "bytea", "float8", "int", "bytea", "bytea"],
+  "TABLE(key bytea, value text, version text, expires_at float8, c_part text, c_value text, " +
+    "c_version text, c_expires_at float8)",
+  // Index plans (see INDEX_PLANS) are set by its body, for the rest of the claim's transaction
+  // (`decide`'s reads too): a SET clause here would end with the call.
+  [],
+  (expr) => `SELECT * FROM ${expr}`,
+);
+
+/**
+ * The version of the plain-set feed-commit function's body, part of its name: 3 takes its locks
+ * and queues its NOTIFY in one expression and writes with one `INSERT … VALUES` (less server
+ * work per set than 2, same locks, head and rows); 2 is what Flowstate 0.4's first postgres
+ * feed created, left in place for its processes (both number the feed the same way).
+ */
+const FEED_SET_FUNCTION_VERSION = 3;
+
 /**
  * The key whose advisory lock (see {@linkcode keyLockId}) every commit that
  * writes the feed takes with its own keys' locks: they go one at a time, in
@@ -214,32 +394,30 @@ export function feedFunctionName(table: string): string {
  * `Statements.feedSetBody`): at most 48 + 12 characters.
  */
 export function feedSetFunctionName(table: string): string {
-  return `${table}_feed_set_v${FEED_FUNCTION_VERSION}`;
+  return `${table}_feed_set_v${FEED_SET_FUNCTION_VERSION}`;
 }
 
 /**
- * `CREATE OR REPLACE FUNCTION fn(bytea, text, text, float8, float8, text, text) RETURNS void`:
- * the plain-set feed commit (see `Statements.feedSetBody`); `fn` is the qualified, quoted name.
+ * The plain-set feed-commit function (`fn(bytea, text, text, float8, float8, text, text) RETURNS
+ * void`, see `Statements.feedSetBody`) with `body`.
+ *
+ * @example
+ * ```ts
+ * import { feedSetFunctionSpec } from "./statements.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(feedSetFunctionSpec("BEGIN END").returns, "void");
+ * ```
  */
-export function feedSetFunctionDdl(fn: string, body: string): string {
-  return `CREATE OR REPLACE FUNCTION ${fn}(${FEED_SET_TYPES.join(", ")}) ` +
-    // Index plans (see INDEX_PLANS) as a setting of the function: made once per call with the
-    // function's other state, cheaper than a set_config() in its body. Its statements are
-    // simple: the planner's own choice between custom and generic plans is fine.
-    `RETURNS void LANGUAGE plpgsql VOLATILE SET enable_seqscan = off ` +
-    `AS $fs$\n${body}\n$fs$`;
+export function feedSetFunctionSpec(body: string): FunctionSpec {
+  // Index plans (see INDEX_PLANS) as a setting of the function: made once per call with the
+  // function's other state, cheaper than a set_config() in its body. Its statements are
+  // simple: the planner's own choice between custom and generic plans is fine.
+  return { types: FEED_SET_TYPES, returns: "void", settings: ["enable_seqscan=off"], body };
 }
 
 /** The SQL types of the feed-commit function's parameters, in order. */
 const FEED_FUNCTION_TYPES = [
-  "text[]",
-  "text[]",
-  "float8",
-  "text[]",
-  "text[]",
-  "text[]",
-  "float8[]",
-  "text",
+  ...CHECKED_WRITE_TYPES,
   "text[]",
   "text",
   "text",
@@ -247,18 +425,27 @@ const FEED_FUNCTION_TYPES = [
 ];
 
 /**
- * `CREATE OR REPLACE FUNCTION fn(…) RETURNS int[]`: the store's feed commit
- * (see `Statements.feedBody`) as one PL/pgSQL function, so a commit that
- * writes the feed is one autocommit statement (one round trip, no explicit
- * transaction), whose inner statements each take a fresh snapshot after the
- * locks. `fn` is the qualified, quoted name.
+ * The store's feed commit (`fn(…) RETURNS int[]`, see `Statements.feedBody`)
+ * as one PL/pgSQL function with `body`, so a commit that writes the feed is
+ * one autocommit statement (one round trip, no explicit transaction), whose
+ * inner statements each take a fresh snapshot after the locks.
+ *
+ * @example
+ * ```ts
+ * import { feedFunctionSpec } from "./statements.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(feedFunctionSpec("BEGIN END").returns, "int[]");
+ * ```
  */
-export function feedFunctionDdl(fn: string, body: string): string {
-  return `CREATE OR REPLACE FUNCTION ${fn}(${FEED_FUNCTION_TYPES.join(", ")}) ` +
+export function feedFunctionSpec(body: string): FunctionSpec {
+  return {
+    types: FEED_FUNCTION_TYPES,
+    returns: "int[]",
     // Generic plans from the first call: a custom plan of the feed statement costs more to
     // make (every call, as the planner keeps choosing one) than the statement costs to run.
-    `RETURNS int[] LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan ` +
-    `AS $fs$\n${body}\n$fs$`;
+    settings: ["plan_cache_mode=force_generic_plan"],
+    body,
+  };
 }
 
 /** The SQL types of the plain-set feed-commit function's parameters, in order. */
@@ -328,17 +515,19 @@ export function statements(
   // The table lock shared first (its function scan runs before the sort
   // returns a row), then each key's lock in hash order: two commits never
   // wait for each other in a cycle.
+  // Each key's lock id once, in hash order, after the table's lock (shared).
+  const lockIds = (keys: string) =>
+    `(SELECT DISTINCT ${keyLockId("k", lockId)} AS h FROM unnest(${keys}) AS k ` +
+    `CROSS JOIN pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}) ORDER BY h) AS s`;
   const keyLocks = (keys: string) =>
-    `SELECT count(pg_advisory_xact_lock(h))::int AS n FROM (SELECT DISTINCT ` +
-    `${keyLockId("k", lockId)} AS h FROM unnest(${keys}) AS k ` +
-    `CROSS JOIN pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}) ORDER BY h) AS s`;
-  // Tried, not waited for: whether all were had goes into a transaction-local setting (a
-  // failed try leaves the others held until the transaction ends, which is harmless).
+    `SELECT count(pg_advisory_xact_lock(h))::int AS n FROM ${lockIds(keys)}`;
+  // Tried, not waited for: whether every one was had (a failed try leaves the others held
+  // until the transaction ends, which is harmless).
+  const triedLocks = "COALESCE(bool_and(pg_try_advisory_xact_lock(h)), true)";
+  // … in a transaction-local setting, for the `claimWrite` after it.
   const tryKeyLocks = `SELECT set_config('${CLAIM_LOCKS_SETTING}', CASE WHEN ` +
-    `COALESCE(bool_and(pg_try_advisory_xact_lock(h)), true) THEN 't' ELSE 'f' END, true) AS ok, ` +
-    `${INDEX_PLANS} AS plans ` +
-    `FROM (SELECT DISTINCT ${keyLockId("k", lockId)} AS h FROM unnest($1::text[]) AS k ` +
-    `CROSS JOIN pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}) ORDER BY h) AS s`;
+    `${triedLocks} THEN 't' ELSE 'f' END, true) AS ok, ${INDEX_PLANS} AS plans ` +
+    `FROM ${lockIds("$1::text[]")}`;
   // One key (a bytea parameter): the shared table lock, then the key's.
   const oneKeyLock = (key: string) =>
     `(SELECT count(pg_advisory_xact_lock(${keyLockId(`encode(${key}, 'hex')`, lockId)})) >= 0 ` +
@@ -363,6 +552,10 @@ export function statements(
   // The head: the newest entry, or the floor a trim of every entry left (see feed.ts).
   const head = feedHeadSql(ft, meta);
   const guard = "NOT EXISTS (SELECT 1 FROM bad)";
+  // The checks (`bad`: the failed ones' numbers), then the writes only if none failed.
+  const checkedWriteWith = (bad: string, answer: string) =>
+    `WITH bad AS MATERIALIZED (${bad}), d AS (${deleteMany(4, guard)}), ` +
+    `i AS (${insertMany(5, guard)}) ${answer}`;
   const feedWriteWith = (bad: string) =>
     `WITH bad AS MATERIALIZED (${bad}), ` +
     // Each written key's live version before the commit (the same snapshot as the checks).
@@ -429,31 +622,59 @@ export function statements(
     // Only sets ($1 unused): upserts that lock their own keys first.
     upsertMany: `WITH l AS MATERIALIZED (${keyLocks("$2::text[]")}), ` +
       `i AS (${insertMany(2, "(SELECT n FROM l) >= 0")}) SELECT cardinality($1::text[])`,
-    checkedWrite: `WITH bad AS MATERIALIZED (${failedChecks}), ` +
-      `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
-      `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}) SELECT i FROM bad ORDER BY i`,
+    checkedWrite: checkedWriteWith(failedChecks, "SELECT i FROM bad ORDER BY i"),
     tryKeyLocks,
-    claimWrite: `WITH bad AS MATERIALIZED (${failedChecks} UNION ALL SELECT 0 WHERE ` +
-      `current_setting('${CLAIM_LOCKS_SETTING}', true) IS DISTINCT FROM 't'), ` +
-      `d AS (${deleteMany(4, "NOT EXISTS (SELECT 1 FROM bad)")}), ` +
-      `i AS (${insertMany(5, "NOT EXISTS (SELECT 1 FROM bad)")}) SELECT i FROM bad ORDER BY i`,
+    claimWrite: checkedWriteWith(
+      `${failedChecks} UNION ALL SELECT 0 WHERE ` +
+        `current_setting('${CLAIM_LOCKS_SETTING}', true) IS DISTINCT FROM 't'`,
+      "SELECT i FROM bad ORDER BY i",
+    ),
+    commitBody: `DECLARE v_ok boolean := true; v_failed int[];\nBEGIN\n` +
+      `IF $10 THEN\nSELECT ${triedLocks} INTO v_ok FROM ${lockIds("$9")};\n` +
+      `ELSE\nPERFORM count(pg_advisory_xact_lock(h)) FROM ${lockIds("$9")};\nEND IF;\n` +
+      `${
+        checkedWriteWith(
+          `${failedChecks} UNION ALL SELECT 0 WHERE NOT v_ok`,
+          "SELECT (SELECT array_agg(i ORDER BY i) FROM bad)",
+        )
+      } INTO v_failed;\nRETURN v_failed;\nEND`,
+    // Columns win over the OUT parameters of the same names (key, value…).
+    // Index plans for the rest of the claim's transaction (`decide`'s reads, the commit), as
+    // the claim's statement before it sets them when there is no function.
+    claimReadBody: `#variable_conflict use_column\nBEGIN\n` +
+      `PERFORM pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}), ${INDEX_PLANS};\n` +
+      `RETURN QUERY WITH e AS (SELECT e.key, e.value, e.version, e.expires_at FROM ${t} AS e ` +
+      `WHERE e.key > $1 AND e.key < $2 AND ${live(3).replaceAll("expires_at", "e.expires_at")} ` +
+      `ORDER BY e.key LIMIT $4 FOR UPDATE SKIP LOCKED) ` +
+      `SELECT e.key, e.value, e.version, e.expires_at, p.part, c.value, c.version, ` +
+      // No part (and no companion) for a value holding a \u0000 anywhere: `->>` on it fails
+      // (22P05), and a CASE is the only guard evaluated first.
+      `c.expires_at FROM e CROSS JOIN LATERAL (SELECT CASE WHEN $5 IS NOT NULL AND ` +
+      `position('\\u0000' in e.value) = 0 THEN e.value::json ->> convert_from($6, 'UTF8') ` +
+      `END AS part) AS p ` +
+      `LEFT JOIN ${t} AS c ON ` +
+      `c.key = $5 || convert_to(p.part, 'UTF8') || '\\x00'::bytea AND ` +
+      `${live(3).replaceAll("expires_at", "c.expires_at")} ORDER BY e.key;\nEND`,
     feedWrite,
     feedBody,
     // The locks of `keyLocks` for the key and the head, without its unnest and sort (two keys:
-    // the lower hash first), in one expression evaluated left to right.
-    feedSetBody: `DECLARE v_seq bigint; v_key bigint; v_head bigint;\nBEGIN\n` +
-      `v_key := ${keyLockId("encode($1, 'hex')", lockId)}; ` +
-      `v_head := ${keyLockId(`'${toHex(encodeKey(FEED_HEAD_LOCK))}'`, lockId)};\n` +
-      `PERFORM pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}), ` +
+    // the lower hash first), and the NOTIFY (sent at commit, so only if the set commits), in one
+    // expression evaluated left to right: a simple expression to PL/pgSQL, which evaluates it
+    // without starting a statement (a PERFORM is one). Then, in a fresh snapshot, one statement:
+    // the upsert (a CTE) and the entry, whose previous version (read in the statement's snapshot,
+    // before the upsert's effect) and head are scalar subqueries of its VALUES.
+    feedSetBody: `DECLARE v_seq bigint; v_locked text;\n` +
+      `v_key bigint := ${keyLockId("encode($1, 'hex')", lockId)};\n` +
+      `v_head bigint := ${keyLockId(`'${toHex(encodeKey(FEED_HEAD_LOCK))}'`, lockId)};\n` +
+      `BEGIN\n` +
+      `v_locked := concat(pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${lockId}), ` +
       `pg_advisory_xact_lock(least(v_key, v_head)), ` +
-      `pg_advisory_xact_lock(greatest(v_key, v_head));\n` +
-      `WITH p AS MATERIALIZED (SELECT version FROM ${t} AS e WHERE e.key = $1 AND ` +
-      `${live(5).replaceAll("expires_at", "e.expires_at")}), ` +
-      `u AS (INSERT INTO ${t} (key, value, version, expires_at) VALUES ($1, $2, $3, $4) ` +
+      `pg_advisory_xact_lock(greatest(v_key, v_head)), pg_notify($7, ''));\n` +
+      `WITH u AS (INSERT INTO ${t} (key, value, version, expires_at) VALUES ($1, $2, $3, $4) ` +
       `${upsert}) ` +
-      `INSERT INTO ${ft} (${FEED_TABLE_COLUMNS}) SELECT h.seq + 1, $5, $1, 'set', $2, $3, ` +
-      `(SELECT version FROM p), $4, $6 FROM (SELECT ${head} AS seq, pg_notify($7, '') AS n) ` +
-      `AS h RETURNING seq INTO v_seq;\n` +
+      `INSERT INTO ${ft} (${FEED_TABLE_COLUMNS}) VALUES (${head} + 1, $5, $1, 'set', $2, $3, ` +
+      `(SELECT e.version FROM ${t} AS e WHERE e.key = $1 AND ` +
+      `${live(5).replaceAll("expires_at", "e.expires_at")}), $4, $6) RETURNING seq INTO v_seq;\n` +
       `IF v_seq = 1 THEN INSERT INTO ${meta} (key, value) VALUES ('feed_since', $5::text) ` +
       `ON CONFLICT (key) DO NOTHING; END IF;\nEND`,
     claimFeedWrite: feedWriteWith(
