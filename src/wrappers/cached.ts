@@ -30,7 +30,6 @@ import type {
 } from "../store/types.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
 import { sealedThroughCache } from "./_cached_sealed.ts";
-import { serializeValue } from "../store/values.ts";
 import { checkDeleteArgs, checkSetArgs } from "../store/write_args.ts";
 import { systemClock } from "../clock.ts";
 import { listIterator } from "../store/list_iterator.ts";
