@@ -106,3 +106,31 @@ Deno.test("a driver whose commit() resolves something else than a result is name
     }
   }
 });
+
+Deno.test("a driver that returns a malformed entry is named, by get and list alike", async () => {
+  const mangles: Record<string, (raw: Record<string, unknown>) => unknown> = {
+    "expiresAt left out": ({ expiresAt: _, ...rest }) => rest,
+    "the value parsed": (raw) => ({ ...raw, value: JSON.parse(raw.value as string) }),
+    "no version": ({ version: _, ...rest }) => rest,
+    "not an object": () => 42,
+  };
+  for (const [label, mangle] of Object.entries(mangles)) {
+    const inner = plainDriver();
+    const get = inner.get as (key: unknown) => Record<string, unknown> | null;
+    const list = inner.list as (range: unknown) => Record<string, unknown>[];
+    const plugin = pluginReturning(() => ({
+      ...inner,
+      get: (key: unknown) => {
+        const raw = get(key);
+        return raw === null ? null : mangle(raw);
+      },
+      list: (range: unknown) => [...list(range)].map(mangle),
+    }));
+    await using store = await openStore({ plugin });
+    await store.set(["k"], { n: 1 });
+    const malformed =
+      /The store's driver returned a malformed entry: .*; a RawEntry is \{ key: string\[\], value: its JSON text/;
+    await assert.rejects(() => store.get(["k"]), malformed, `get: ${label}`);
+    await assert.rejects(() => Array.fromAsync(store.list()), malformed, `list: ${label}`);
+  }
+});

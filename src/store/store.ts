@@ -187,7 +187,33 @@ export interface WrapOptions {
   changes?: FeedRetention;
 }
 
+/**
+ * Throw unless `raw` has a {@linkcode RawEntry}'s shape: a driver's mistake
+ * (the value parsed instead of JSON text, `expiresAt` left out) is named at
+ * once, instead of an entry that `get` hides as expired while `list` shows
+ * it, or a `SyntaxError` from `JSON.parse`.
+ */
+function checkRaw(raw: RawEntry): void {
+  if (
+    typeof raw === "object" && raw !== null && Array.isArray(raw.key) &&
+    typeof raw.value === "string" && typeof raw.version === "string" &&
+    (raw.expiresAt === null || typeof raw.expiresAt === "number")
+  ) return;
+  let shown: string;
+  try {
+    shown = JSON.stringify(raw) ?? String(raw);
+  } catch {
+    shown = String(raw);
+  }
+  throw new TypeError(
+    `The store's driver returned a malformed entry: ${
+      shown.length > 120 ? `${shown.slice(0, 120)}…` : shown
+    }; a RawEntry is { key: string[], value: its JSON text (a string), version: string, expiresAt: number | null }`,
+  );
+}
+
 function toEntry<T>(raw: RawEntry): Entry<T> {
+  checkRaw(raw);
   return {
     key: [...raw.key],
     value: JSON.parse(raw.value) as T,
@@ -376,7 +402,9 @@ class CoreStore implements Store {
   }
 
   #live(raw: RawEntry | null, now: number): RawEntry | null {
-    return raw !== null && (raw.expiresAt === null || raw.expiresAt > now) ? raw : null;
+    if (raw === null) return null;
+    checkRaw(raw);
+    return raw.expiresAt === null || raw.expiresAt > now ? raw : null;
   }
 
   async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
