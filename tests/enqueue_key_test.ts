@@ -1,22 +1,10 @@
 // enqueue's dedupe `key` has a limit of its own (it is the last element of a store key): past it,
 // the error speaks of the option and its limit, not of an internal store key.
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { openRuntime } from "../mod.ts";
+import { withQueueFlow } from "./_queue_flow.ts";
 
 Deno.test("enqueue: a dedupe key over its limit is refused in the option's terms", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "flowstate-enqueue-key-" });
-  try {
-    const flow = join(dir, "q.flow.yaml");
-    await Deno.writeTextFile(
-      flow,
-      "id: q\nnodes:\n  - id: n\n    type: transform\n    with: { value: 1 }\n",
-    );
-    await using rt = await openRuntime({
-      config: { stores: { main: { plugin: "memory" } } },
-      cwd: dir,
-      home: dir,
-    });
+  await withQueueFlow(async (rt, flow) => {
     const error = await rt.enqueue(flow, { key: "é".repeat(3000) }).then(() => null, (e) => e);
     assert.ok(error instanceof RangeError, String(error));
     const match =
@@ -30,7 +18,5 @@ Deno.test("enqueue: a dedupe key over its limit is refused in the option's terms
     const again = await rt.enqueue(flow, { key: "k".repeat(max) });
     assert.deepEqual(again, { runId: first.runId, existing: true });
     await assert.rejects(() => rt.enqueue(flow, { key: "k".repeat(max + 1) }), RangeError);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

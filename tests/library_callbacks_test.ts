@@ -2,7 +2,7 @@
 // is recorded, and runFlow rejects with the callback's own error (it used to hang, the run
 // left `running`, the error an unhandled rejection).
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { withQueueFlow } from "./_queue_flow.ts";
 import { z } from "zod";
 import { defineJob, openRuntime, runJob, startWorker } from "../mod.ts";
 
@@ -80,18 +80,7 @@ Deno.test("runFlow: an onEvent that throws in a sub-run's events fails neither r
 
 for (const at of ["start", "claim", "end", "error", "every event"]) {
   Deno.test(`startWorker: an onEvent that throws at ${at} neither strands a run nor stops the worker`, async () => {
-    const dir = await Deno.makeTempDir({ prefix: "flowstate-worker-callback-" });
-    try {
-      const flow = join(dir, "q.flow.yaml");
-      await Deno.writeTextFile(
-        flow,
-        "id: q\nnodes:\n  - id: n\n    type: transform\n    with: { value: 1 }\n",
-      );
-      await using rt = await openRuntime({
-        config: { stores: { main: { plugin: "memory" } } },
-        cwd: dir,
-        home: dir,
-      });
+    await withQueueFlow(async (rt, flow) => {
       const seen: string[] = [];
       const ended = Promise.withResolvers<void>();
       let ends = 0;
@@ -116,9 +105,7 @@ for (const at of ["start", "claim", "end", "error", "every event"]) {
         );
       }
       assert.ok(seen.includes("stop"), seen.join(", "));
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   });
 }
 

@@ -187,6 +187,17 @@ export interface WrapOptions {
   changes?: FeedRetention;
 }
 
+/** What a driver returned, as JSON (or `String()`), cut to `max` characters: for a message. */
+function shownBriefly(value: unknown, max: number): string {
+  let shown: string;
+  try {
+    shown = JSON.stringify(value) ?? String(value);
+  } catch {
+    shown = String(value);
+  }
+  return shown.length > max ? `${shown.slice(0, max)}…` : shown;
+}
+
 /**
  * Throw unless `raw` has a {@linkcode RawEntry}'s shape: a driver's mistake
  * (the value parsed instead of JSON text, `expiresAt` left out) is named at
@@ -199,15 +210,9 @@ function checkRaw(raw: RawEntry): void {
     typeof raw.value === "string" && typeof raw.version === "string" &&
     (raw.expiresAt === null || typeof raw.expiresAt === "number")
   ) return;
-  let shown: string;
-  try {
-    shown = JSON.stringify(raw) ?? String(raw);
-  } catch {
-    shown = String(raw);
-  }
   throw new TypeError(
     `The store's driver returned a malformed entry: ${
-      shown.length > 120 ? `${shown.slice(0, 120)}…` : shown
+      shownBriefly(raw, 120)
     }; a RawEntry is { key: string[], value: its JSON text (a string), version: string, expiresAt: number | null }`,
   );
 }
@@ -232,15 +237,9 @@ function checkedResult(result: unknown, store: string): DriverCommitResult {
   if (r?.ok === true || (r?.ok === false && Array.isArray(r.conflicts))) {
     return r as DriverCommitResult;
   }
-  let shown: string;
-  try {
-    shown = JSON.stringify(result) ?? String(result);
-  } catch {
-    shown = String(result);
-  }
   throw new TypeError(
     `Cannot commit to store "${store}": its driver's commit() resolved ${
-      shown.length > 80 ? `${shown.slice(0, 80)}…` : shown
+      shownBriefly(result, 80)
     }; it must resolve { ok: true } or { ok: false, conflicts: [the keys whose checks failed] }`,
   );
 }
