@@ -34,3 +34,24 @@ export function didYouMean(word: string, candidates: Iterable<string>): string {
   const s = suggest(word, candidates);
   return s === undefined ? "" : ` (did you mean "${s}"?)`;
 }
+
+/**
+ * Throw a `TypeError` naming the first own field of `value` not in `known`
+ * (with the closest known one, and all of them): a misspelt option or hook
+ * would otherwise be ignored without a word.
+ */
+export function assertKnownFields(
+  value: object,
+  known: readonly string[],
+  what: string,
+  noun: string,
+): void {
+  for (const name of Object.keys(value)) {
+    if (known.includes(name)) continue;
+    throw new TypeError(
+      `${what}: unknown ${noun} ${JSON.stringify(name)}${
+        didYouMean(name, known)
+      }; the ${noun}s are ${known.join(", ")}`,
+    );
+  }
+}

@@ -79,3 +79,24 @@ Deno.test("withHooks: a write the store would refuse never reaches beforeSet or 
   await store.delete(["k"]);
   assert.deepEqual(seen, ["set k", "delete k"]);
 });
+
+Deno.test("withHooks and cached refuse a misspelt hook or option instead of ignoring it", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  assert.throws(
+    () => withHooks(store, { befoerSet: () => {} } as never),
+    (err: Error) =>
+      err instanceof TypeError &&
+      err.message.startsWith(
+        'Cannot add hooks: unknown hook "befoerSet" (did you mean "beforeSet"?); the hooks are beforeGet, afterGet, beforeSet,',
+      ),
+  );
+  assert.throws(
+    () => cached(store, { maxx: 10 } as never),
+    /^TypeError: Cannot create cached store: unknown option "maxx" \(did you mean "max"\?\); the options are max, mode, flushInterval, clock, onFlushError$/,
+  );
+  // What is spelt right (or explicitly undefined) is taken as before.
+  await using hooked = withHooks(store, { beforeSet: undefined, onError: () => {} });
+  await hooked.set(["k"], 1);
+  const cache = cached(store, { max: 10, mode: undefined });
+  assert.equal((await cache.get(["k"]))?.value, 1);
+});

@@ -7,6 +7,7 @@
  */
 import { ForwardingBase } from "./_forwarding.ts";
 import { StoreClosedError } from "../errors.ts";
+import { assertKnownFields } from "../_suggest.ts";
 import { assertKey } from "../store/keys.ts";
 import type {
   AtomicCheck,
@@ -106,6 +107,17 @@ export interface CachedStore extends Store {
   flush(): Promise<void>;
 }
 
+/** Every option {@linkcode CacheOptions} has (a `Record`, so that a new one must be added here). */
+const CACHE_OPTIONS: readonly string[] = Object.keys(
+  {
+    max: true,
+    mode: true,
+    flushInterval: true,
+    clock: true,
+    onFlushError: true,
+  } satisfies Record<keyof CacheOptions, true>,
+);
+
 /**
  * Put a read cache in front of any store. The result is itself a
  * {@linkcode Store} (so it passes the conformance suite) plus
@@ -188,6 +200,7 @@ export function cached(store: Store, options: CacheOptions = {}): CachedStore {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`${what}: options must be an object`);
   }
+  assertKnownFields(options, CACHE_OPTIONS, what, "option");
   const max = options.max ?? 1000;
   if (!Number.isInteger(max) || max < 1) {
     throw new RangeError(`${what}: max must be a positive integer (got ${String(max)})`);

@@ -6,6 +6,7 @@
  */
 import { ForwardingBase } from "./_forwarding.ts";
 import { StoreClosedError } from "../errors.ts";
+import { assertKnownFields } from "../_suggest.ts";
 import { assertKey } from "../store/keys.ts";
 import { checkDeleteArgs, checkSetArgs } from "../store/write_args.ts";
 import type {
@@ -93,6 +94,21 @@ export interface StoreHooks {
   onError?(operation: HookOperation, error: unknown, key?: Key): void | Promise<void>;
 }
 
+/** Every hook {@linkcode StoreHooks} has (a `Record`, so that a new hook must be added here). */
+const HOOK_NAMES: readonly string[] = Object.keys(
+  {
+    beforeGet: true,
+    afterGet: true,
+    beforeSet: true,
+    afterSet: true,
+    beforeDelete: true,
+    afterDelete: true,
+    beforeCommit: true,
+    afterCommit: true,
+    onError: true,
+  } satisfies Record<keyof StoreHooks, true>,
+);
+
 /**
  * Wrap any store so that `hooks` run around its operations. The result is a
  * {@linkcode Store} that otherwise behaves exactly as `store` does.
@@ -155,6 +171,8 @@ export function withHooks(store: Store, hooks: StoreHooks): Store {
   if (typeof hooks !== "object" || hooks === null) {
     throw new TypeError(`${what}: hooks must be an object of optional functions`);
   }
+  // A misspelt hook (`befoerSet`) would never run: an authorization that silently is not there.
+  assertKnownFields(hooks, HOOK_NAMES, what, "hook");
   for (const [name, hook] of Object.entries(hooks)) {
     if (hook !== undefined && typeof hook !== "function") {
       throw new TypeError(`${what}: hook ${name} must be a function (got ${typeof hook})`);
