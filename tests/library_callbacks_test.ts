@@ -136,3 +136,30 @@ for (const callback of ["onStart", "onLog"]) {
     assert.deepEqual(runs.map((r) => [r.status, r.error]), [["succeeded", null]]);
   });
 }
+
+Deno.test("openRuntime, runFlow, enqueue and runJob refuse a misspelt option instead of ignoring it", async () => {
+  await assert.rejects(
+    () => openRuntime({ confg: "x.yaml" } as never),
+    /^TypeError: Cannot open runtime: unknown option "confg" \(did you mean "config"\?\); the options are actor, config,/,
+  );
+  await withQueueFlow(async (rt, flow) => {
+    // `inputs` for `input`: the run would have used its defaults.
+    await assert.rejects(
+      () => rt.runFlow(flow, { inputs: { name: "x" } } as never),
+      /^TypeError: Cannot run flow: unknown option "inputs" \(did you mean "input"\?\)/,
+    );
+    await assert.rejects(
+      () => rt.enqueue(flow, { attempts: 3 } as never),
+      /unknown option "attempts" \(did you mean "maxAttempts"\?\)|unknown option "attempts"/,
+    );
+    await assert.rejects(
+      () => runJob(rt, "gc", { option: {} } as never),
+      /^TypeError: Cannot run job: unknown option "option" \(did you mean "options"\?\)/,
+    );
+    const { runs } = await (await rt.records()).listRuns({ limit: 10 });
+    assert.deepEqual(runs, [], "nothing ran or was queued");
+    // Spelt right, they work as before.
+    assert.equal((await rt.runFlow(flow, { input: {}, signal: undefined })).status, "succeeded");
+    assert.equal((await rt.enqueue(flow, { maxAttempts: 2 })).existing, false);
+  });
+});

@@ -8,7 +8,7 @@
 import { withActor } from "../store/actor.ts";
 import { importDefault, importFailure, mappingHint, moduleUrl } from "../loader.ts";
 import { builtinJobNames, builtinJobUrl } from "./builtin.ts";
-import { didYouMean } from "../_suggest.ts";
+import { assertKnownFields, didYouMean } from "../_suggest.ts";
 import { ConfigError, messageOf } from "../errors.ts";
 import { validateOptions } from "../plugin.ts";
 import type { Runtime } from "../runtime.ts";
@@ -141,6 +141,20 @@ export async function resolveJobOptions<O>(
   );
 }
 
+/** The options of {@linkcode runJob} (a `Record`, so that a new one must be added here). */
+const RUN_JOB_OPTIONS: readonly string[] = Object.keys(
+  {
+    options: true,
+    configOptions: true,
+    dryRun: true,
+    signal: true,
+    progress: true,
+    onLog: true,
+    baseDir: true,
+    onStart: true,
+  } satisfies Record<keyof RunJobOptions<object>, true>,
+);
+
 /**
  * Run a job now and record the run. Invalid options throw a
  * {@linkcode ConfigError} before anything runs; a job that throws is recorded
@@ -168,6 +182,7 @@ export async function runJob<const J extends JobRef>(
   jobRef: J,
   options: RunJobOptions<JobOptionsFor<J>> = {},
 ): Promise<RunRecord> {
+  assertKnownFields(options, RUN_JOB_OPTIONS, "Cannot run job", "option");
   const job = await loadJob(jobRef, options.baseDir ?? runtime.config.baseDir);
   const resolved = await resolveJobOptions(
     job,
