@@ -694,8 +694,13 @@ export async function backupStores(
     if (options.signal?.aborted) throw cancelled(what);
     const store = await runtime.store(name);
     if (single && await exists(out)) {
+      const isDir = (await Deno.stat(out).catch(() => null))?.isDirectory;
       throw new BackupError(
-        `${what} store "${name}" to ${out}: the file exists; remove it or choose another`,
+        isDir
+          ? `${what} store "${name}" to ${out}: it is a directory; give a file in it (${
+            join(out, `${name}${BACKUP_EXTENSION}`)
+          }), or all (--all) to write one file per store into it`
+          : `${what} store "${name}" to ${out}: the file exists; remove it or choose another`,
       );
     }
     const since = options.since === undefined ? undefined : resolve(options.since);

@@ -296,13 +296,14 @@ async function planChain(
     liveSince: 0,
     feedSeq,
   };
-  if (simple) return chain;
+  // Alone too: an increment holds only the changes after its full backup, not the store.
   if (full.header.kind === "increment") {
     throw new BackupError(
       `${what}: ${path} is an increment (changes ${full.header.fromSeq} < seq <= ${full.header.toSeq}); ` +
         `give the full backup first, then its increments in order`,
     );
   }
+  if (simple) return chain;
   if (at !== undefined) {
     const ok = "time" in at ? Number.isFinite(at.time) : Number.isInteger(at.seq) && at.seq >= 0;
     if (!ok) {

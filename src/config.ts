@@ -515,7 +515,11 @@ function resolveConfig(
           parse(spec.encrypt, `store "${name}"`);
         } catch (err) {
           if (!(err instanceof ConfigError)) throw err;
-          for (const issue of err.issues) fail(["stores", name, ...issue.path], issue.message);
+          for (const issue of err.issues) {
+            const path = ["stores", name, ...issue.path];
+            // A key whose ${env.…} is not set already has its problem: not "not 32 bytes" too.
+            if (!problems.has(path)) fail(path, issue.message);
+          }
         }
       }
       stores[name] = Object.freeze({ ...spec });
@@ -786,6 +790,13 @@ class ConfigProblems {
       problem: { path: [...path], message, ...pos },
       offset: offset ?? Infinity,
     });
+  }
+
+  /** Whether a problem at exactly `path` was added. */
+  has(path: Path): boolean {
+    return this.#list.some(({ problem }) =>
+      problem.path.length === path.length && problem.path.every((p, i) => p === path[i])
+    );
   }
 
   /** One error with every problem, in file order. */

@@ -9,6 +9,7 @@
  */
 import { z } from "zod";
 import { didYouMean } from "./_suggest.ts";
+import { EXPECTED } from "./flow/_shapes.ts";
 import { builtinPluginNames, type Plugin, type StoreSpec } from "./plugin.ts";
 import { SCOPES } from "./state/scopes.ts";
 
@@ -368,7 +369,9 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
         ? `an address to bind, like "127.0.0.1" or "0.0.0.0"`
         : path.length === 2 && path[0] === "serve" && last === "token"
         ? `a token, best written as "\${env.FLOWSTATE_TOKEN}"`
-        : `a ${(issue as { expected?: string }).expected ?? "valid value"}`;
+        : path.length === 4 && path[2] === "encrypt" && last === "key" && Array.isArray(input)
+        ? `one key as a string (for several keys, the new one first, write "keys: [new, old]")`
+        : kindOf((issue as { expected?: string }).expected);
       return { path, message: `expected ${expected}, got ${describeValue(input)}` };
     }
     case "too_big":
@@ -419,4 +422,10 @@ export function describeValue(value: unknown): string {
   if (typeof value === "boolean") return `${value}`;
   if (typeof value === "object") return "a mapping";
   return `a ${typeof value}`;
+}
+
+/** zod's expected type (`array`, `object`…) as the flow checks word it (`a list`, `a mapping`). */
+function kindOf(expected: string | undefined): string {
+  if (expected === undefined) return "a valid value";
+  return EXPECTED[expected] ?? `${/^[aeiou]/.test(expected) ? "an" : "a"} ${expected}`;
 }

@@ -531,7 +531,7 @@ Deno.test("parseConfigText() rejects bad job fields with clear messages", () => 
   );
   assert.equal(
     errorOf("jobs:\n  gc: { enabled: no }\n"),
-    'flowstate.yaml:2:9: jobs.gc.enabled: expected a boolean, got the string "no"',
+    'flowstate.yaml:2:9: jobs.gc.enabled: expected true or false, got the string "no"',
   );
   assert.equal(
     errorOf("jobs:\n  gc: { options: [1] }\n"),

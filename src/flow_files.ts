@@ -10,6 +10,7 @@ import type { ResolvedConfig } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { isFlowPath } from "./flow/load.ts";
 import { readYamlFile } from "./_yaml_file.ts";
+import { YamlSource } from "./yaml_source.ts";
 
 /** Where a config field is written, as a message prefix (`flowstate.yaml:4:3: flows[0]: `). */
 function locate(config: ResolvedConfig, path: (string | number)[]): string {
@@ -64,11 +65,14 @@ export async function findFlowFile(
   }
   if (isFlowPath(flow)) return resolve(cwd, flow);
   const ids: string[] = [];
+  const found: string[] = [];
   for (const file of await flowFiles(config)) {
     const id = await flowIdOf(file);
-    if (id === flow) return file;
-    if (id !== undefined) ids.push(id);
+    if (id === flow) found.push(file);
+    else if (id !== undefined) ids.push(id);
   }
+  if (found.length > 1) throw new RangeError(twoFilesOneId(`Cannot find flow "${flow}"`, found));
+  if (found.length === 1) return found[0];
   throw new RangeError(
     `Cannot find flow "${flow}": no file under the config's flows: has that id (${
       ids.length === 0
@@ -78,15 +82,39 @@ export async function findFlowFile(
   );
 }
 
+/**
+ * `<what>: both A and B define it; flow ids must be unique`, as the daemon
+ * says it (a run, its versions and its state go by the id).
+ */
+export function twoFilesOneId(what: string, files: readonly string[]): string {
+  return `${what}: both ${files[0]} and ${files[1]} define it; flow ids must be unique`;
+}
+
 async function flowIdOf(file: string): Promise<string | undefined> {
   try {
     const { loadFlowFile } = await import("./flow/parse.ts");
     return (await loadFlowFile(file)).definition.id;
   } catch {
     // An invalid file: its id, if it has one, is read from the YAML alone.
-    const read = await readYamlFile(file).catch(() => null);
-    const doc = read !== null && "value" in read ? read.value : undefined;
-    const id = (doc as { id?: unknown } | undefined)?.id;
+    const id = (await rawFlowData(file))?.id;
     return typeof id === "string" ? id : undefined;
   }
+}
+
+/**
+ * The data of a flow file as its YAML reads, without any check (for an
+ * invalid flow: its `id`, its `trigger`), or `undefined` when it is not a
+ * readable YAML mapping.
+ */
+export async function rawFlowData(file: string): Promise<Record<string, unknown> | undefined> {
+  const read = await readYamlFile(file).catch(() => null);
+  if (read === null || !("text" in read)) return undefined;
+  const source = new YamlSource(read.text, { logLevel: "silent" });
+  if (source.syntaxErrors.length > 0) return undefined;
+  const data = source.toData();
+  if (!("data" in data)) return undefined;
+  const value = data.data;
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? value as Record<string, unknown>
+    : undefined;
 }

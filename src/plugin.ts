@@ -587,6 +587,11 @@ export async function checkOptions<O>(
           message: `unknown option "${key}"${known ? didYouMean(key, known) : ""}`,
         });
       }
+    } else if (path.length > 0 && / received undefined$/.test(issue.message)) {
+      // zod's words for a required option left out.
+      issues.push({ path, message: "missing (it is required)" });
+    } else if (/^Too small: expected string to have >=1 characters$/.test(issue.message)) {
+      issues.push({ path, message: "must not be empty" });
     } else {
       issues.push({ path, message: issue.message });
     }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { StoreMissingError } from "./errors.ts";
+import { ConfigError, StoreMissingError } from "./errors.ts";
 import type { StoreDriver } from "./store/driver.ts";
 import type { Clock } from "./store/types.ts";
 import type { WarningCode } from "./log.ts";
@@ -90,32 +90,48 @@ export interface PluginDefinition<O> {
 }
 
 /**
- * For a plugin that keeps a store in a file: when `context.mustExist` is set
- * and `path` does not exist, throw {@linkcode StoreMissingError} (before
- * anything is created). Otherwise do nothing.
+ * For a plugin that keeps a store in a file: when `path` is a directory or
+ * a loop of symbolic links, throw a {@linkcode ConfigError} about `option`
+ * (the option that named it, default `"path"`); when `context.mustExist` is set and `path` does not
+ * exist, throw {@linkcode StoreMissingError} (before anything is created).
+ * Otherwise do nothing.
  *
  * @example
  * ```ts
  * import { requireStoreFile, StoreMissingError } from "@flowstate/core/plugin";
+ * import { ConfigError } from "@flowstate/core";
  * import assert from "node:assert/strict";
  * const context = { storeName: "main", mustExist: true };
  * await assert.rejects(() => requireStoreFile("/nonexistent/main.json", context), StoreMissingError);
  * await requireStoreFile("/nonexistent/main.json", { storeName: "main" }); // may be created
+ * await assert.rejects(() => requireStoreFile(Deno.cwd(), { storeName: "main" }), ConfigError);
  * ```
  */
 export async function requireStoreFile(
   path: string,
   context: Pick<PluginContext, "storeName" | "mustExist">,
+  option = "path",
 ): Promise<void> {
-  if (!context.mustExist) return;
+  let info: Deno.FileInfo;
   try {
-    await Deno.stat(path);
+    info = await Deno.stat(path);
   } catch (err) {
+    if (err instanceof Deno.errors.FilesystemLoop) {
+      const message = `Cannot open store "${context.storeName}": ${path} is a loop of symbolic ` +
+        `links: point "${option}" at a file`;
+      throw new ConfigError(message, { issues: [{ path: [option], message }] });
+    }
+    if (!context.mustExist) return; // the plugin's open meets (and words) whatever this is
     if (!(err instanceof Deno.errors.NotFound)) throw err;
     throw new StoreMissingError(
       `Store "${context.storeName}" does not exist yet: there is no file at ${path}`,
       { store: context.storeName, address: path },
     );
+  }
+  if (info.isDirectory) {
+    const message = `Cannot open store "${context.storeName}": ${path} is a directory, not a ` +
+      `store file: point "${option}" at a file (one inside it, say)`;
+    throw new ConfigError(message, { issues: [{ path: [option], message }] });
   }
 }
 

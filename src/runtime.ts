@@ -265,6 +265,14 @@ export async function openRuntimeWith(
     home: options.home,
     env: options.env,
   });
+  // Everything Flowstate keeps beside the stores goes under its home: a file there is a mistake.
+  const home = await Deno.stat(config.home).catch(() => null);
+  if (home !== null && !home.isDirectory) {
+    throw new ConfigError(
+      `Flowstate's home ${config.home} is a file, not a directory: point $FLOWSTATE_HOME ` +
+        `(or home: in the config) at a directory`,
+    );
+  }
   // Stores open on first use, inside nodes: the actor's context must exist before.
   if (Object.values(config.stores).some((spec) => spec.changes !== undefined)) {
     await loadActorStorage();

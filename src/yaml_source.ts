@@ -219,7 +219,7 @@ export class YamlSource {
       ...this.position(error.pos[0]),
       error,
     });
-    this.syntaxErrors = this.doc.errors.map(problem);
+    this.syntaxErrors = explained(this.doc.errors.map(problem), text);
     this.syntaxWarnings = this.doc.warnings.map(problem);
   }
 
@@ -248,6 +248,16 @@ export class YamlSource {
   toData(
     options: { maxAliasCount?: number } = {},
   ): { data: unknown } | { problem: { message: string } & SourcePosition } {
+    const loop = this.#aliasInsideItsAnchor();
+    if (loop !== undefined) {
+      return {
+        problem: {
+          message: `*${loop.source} is inside its own anchor &${loop.source}, so its data would ` +
+            "never end; write the repeated part out instead of the alias",
+          ...this.position(rangeStart(loop) ?? 0),
+        },
+      };
+    }
     try {
       return { data: this.doc.toJS({ maxAliasCount: options.maxAliasCount ?? 100 }) };
     } catch (error) {
@@ -271,6 +281,27 @@ export class YamlSource {
         },
       };
     }
+  }
+
+  /**
+   * The first alias written inside the node its anchor names (`&a [*a]`): its
+   * data would contain itself, which nothing downstream can walk or copy.
+   * Only such an alias makes a cycle, as an anchor comes before its aliases.
+   */
+  #aliasInsideItsAnchor(): { source: string; range?: unknown } | undefined {
+    let found: { source: string; range?: unknown } | undefined;
+    visit(this.doc, {
+      Alias: (_key, alias) => {
+        const target = alias.resolve(this.doc) as { range?: [number, number, number] } | undefined;
+        const at = alias.range?.[0];
+        if (target?.range === undefined || at === undefined) return;
+        if (at >= target.range[0] && at < target.range[2]) {
+          found = alias;
+          return visit.BREAK;
+        }
+      },
+    });
+    return found;
   }
 
   /** The alias that expands to the most values (the first of equals), and how many. */
@@ -483,6 +514,57 @@ function messageOf(error: unknown): string {
 
 function keyText(key: unknown): string {
   return isScalar(key) ? String(key.value) : String(key);
+}
+
+/**
+ * yaml's errors for the commonest slips, worded with their fix, without the
+ * errors it reports after them on the same line (they only follow from them):
+ * a tab that indents a line; a value holding `": "` (read as one more key); a
+ * line indented more than the one above it.
+ */
+function explained(problems: YamlSyntaxProblem[], text: string): YamlSyntaxProblem[] {
+  const lines = text.split(/\r?\n/);
+  const explainedLines = new Set<number>();
+  const out: YamlSyntaxProblem[] = [];
+  for (const p of problems) {
+    if (explainedLines.has(p.line)) continue;
+    const line = lines[p.line - 1] ?? "";
+    if (p.error.code === "TAB_AS_INDENT") {
+      explainedLines.add(p.line);
+      out.push({
+        ...p,
+        message:
+          "a tab indents this line, and YAML indents with spaces only: replace the tab with spaces",
+      });
+    } else if (p.error.code === "BLOCK_AS_IMPLICIT_KEY") {
+      explainedLines.add(p.line);
+      const value = line.slice(p.column - 1).trim();
+      const key = line.slice(0, p.column - 1).trim().replace(/^-\s*/, "");
+      const next = lines.findIndex((l, i) => i >= p.line && l.trim() !== "");
+      if (/:(\s|$)/.test(value) && !/^["'[{]/.test(value)) {
+        out.push({
+          ...p,
+          message:
+            `this value holds ": ", which YAML reads as one more key: quote it, like ${key} ${
+              JSON.stringify(value)
+            }`,
+        });
+      } else if (next >= 0 && indent(lines[next]) > indent(line)) {
+        out.push({
+          ...p,
+          message: "this line is indented more than the line above it, so YAML reads it as " +
+            "part of that line's value: indent it like the keys beside it",
+          line: next + 1,
+          column: indent(lines[next]) + 1,
+        });
+      } else out.push(p);
+    } else out.push(p);
+  }
+  return out;
+}
+
+function indent(line: string): number {
+  return line.length - line.trimStart().length;
 }
 
 function rangeStart(node: unknown): number | undefined {

@@ -181,3 +181,21 @@ Deno.test("readYamlFile(): UTF-8 problems at the first bad byte, a BOM dropped, 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("YamlSource.toData(): an alias inside its own anchor is a problem at the alias, at any depth", () => {
+  for (
+    const [text, line, column] of [
+      ["a: &a {b: {c: [1, *a]}}\n", 1, 19],
+      ["&r {a: *r}\n", 1, 8],
+      ["a: &x [1]\nb: &x [*x]\n", 2, 8], // the nearer anchor of the name counts
+    ] as const
+  ) {
+    const read = new YamlSource(text).toData();
+    assert.ok("problem" in read, text);
+    assert.match(read.problem.message, /^\*\w is inside its own anchor &\w/);
+    assert.deepEqual([read.problem.line, read.problem.column], [line, column], text);
+  }
+  assert.deepEqual(new YamlSource("a: &a [1]\nb: [*a, *a]\n").toData(), {
+    data: { a: [1], b: [[1], [1]] },
+  });
+});

@@ -3,6 +3,8 @@
  * `state get --at`, run as subprocesses in a temporary project.
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { openStore } from "../mod.ts";
 import { cliCommand, cliOk, type ProjectCli, withCliProject } from "./_cli_sandbox.ts";
 
 const CONFIG = `
@@ -67,6 +69,17 @@ Deno.test("flowstate changes, state history and state get --at read a store's ch
     const bad = await run("state", "get", "greeting", "--at", "yesterday-ish");
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /expected #<sequence number>/);
+    // A point the feed does not reach: a usage error saying how far it goes, no --debug hint.
+    const beyond: [string, RegExp][] = [
+      ["2000-01-01T00:00:00Z", /reaches back to/],
+      ["#99", /no change #99 yet/],
+    ];
+    for (const [point, said] of beyond) {
+      const out = await run("state", "get", "greeting", "--at", point);
+      assert.equal(out.code, 2, out.stderr);
+      assert.match(out.stderr, said);
+      assert.doesNotMatch(out.stderr, /--debug/);
+    }
   });
 });
 
@@ -108,5 +121,30 @@ Deno.test("flowstate changes --follow prints changes another process commits", a
     const first = JSON.parse(text.split("\n")[0]);
     assert.deepEqual(first.key, ["live"]);
     assert.ok(first.seq > 1, "only changes after the follower started");
+  });
+});
+
+Deno.test("output piped into a reader that stops early (| head) ends quietly with exit 0", async () => {
+  await withProject(async (_run, dir) => {
+    {
+      await using store = await openStore({
+        plugin: "sqlite",
+        path: join(dir, "data", "main.db"),
+        changes: { keep: "30d" },
+      });
+      const tx = store.atomic();
+      for (let i = 0; i < 400; i++) tx.set(["big", String(i)], "x".repeat(1000));
+      await tx.commit();
+    }
+    for (const args of [["changes"], ["changes", "--json"], ["state", "ls", "--json"]]) {
+      const child = cliCommand(dir, args).spawn();
+      const reader = child.stdout.getReader();
+      await reader.read(); // the first chunk, then the reader goes away
+      await reader.cancel();
+      const stderr = await new Response(child.stderr).text();
+      const { code } = await child.status;
+      assert.equal(code, 0, `${args.join(" ")}: ${stderr}`);
+      assert.doesNotMatch(stderr, /error/, args.join(" "));
+    }
   });
 });

@@ -6,7 +6,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cliCommand, cliDump, cliOk, type ProjectCli, withCliProject } from "./_cli_sandbox.ts";
+import {
+  cliCommand,
+  cliDump,
+  cliOk,
+  type ProjectCli,
+  runCli,
+  withCliProject,
+} from "./_cli_sandbox.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -219,6 +226,45 @@ export default defineJob({
     assert.equal(runs.length, 1);
     assert.equal(runs[0].flowId, "job:slow");
     assert.equal(runs[0].status, "cancelled", "no run is left running");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("backup --out naming a directory says so and how to write into it, writing nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-backup-dir-" });
+  try {
+    await Deno.mkdir(join(dir, "backups"));
+    const result = await runCli(dir, ["backup", "--out", "backups"]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /Cannot back up store "default" to \S*backups: it is a directory; give a file in it \(\S*backups\/default\.fsbackup\), or all \(--all\) to write one file per store into it/,
+    );
+    assert.deepEqual([...Deno.readDirSync(join(dir, "backups"))], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a job's required option left out is named as missing, a store's empty path as empty (not zod's words)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-job-options-" });
+  try {
+    const result = await runCli(dir, ["jobs", "run", "restore"]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /^error: Cannot run job "restore": option "file": missing \(it is required\); option "store": missing \(it is required\)\. Expected options: /,
+    );
+    assert.doesNotMatch(result.stderr, /received undefined/);
+    // An empty one (an unset ${env.X}, say) is named as empty.
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      'stores:\n  default: { plugin: sqlite, path: "" }\n',
+    );
+    const empty = await runCli(dir, ["state", "ls"]);
+    assert.equal(empty.code, 2, empty.stderr);
+    assert.match(empty.stderr, /stores\.default\.path: .*option "path": must not be empty\./);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

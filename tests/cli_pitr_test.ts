@@ -130,3 +130,34 @@ Deno.test("flowstate backup --since, restore <full> <increments>, restore --at -
     assert.match(same.stderr, /restore into a new, empty store/);
   });
 });
+
+Deno.test("restore refuses an increment given alone (it holds only the changes after its full backup) and a time in the future, writing nothing", async () => {
+  await withProject(async (run) => {
+    await ok(run, "state", "set", "--store", "data", "kept", "1"); // only in the full backup
+    await ok(run, "backup", "--store", "data", "--out", "full.fsbackup");
+    await ok(run, "state", "set", "--store", "data", "changed", "2");
+    await ok(run, "backup", "--store", "data", "--since", "full.fsbackup", "--out", "inc.fsbackup");
+    const future = await run(
+      "restore",
+      "full.fsbackup",
+      "--at",
+      "2099-01-01T00:00:00Z",
+      "--into",
+      "pit",
+    );
+    assert.equal(future.code, 2, future.stderr);
+    assert.match(
+      future.stderr,
+      /--at 2099-01-01T00:00:00Z is in the future \(now is .*\); give a past time/,
+    );
+    for (const extra of [[], ["--dry-run"]]) {
+      const alone = await run("restore", "inc.fsbackup", "--store", "pit", ...extra);
+      assert.equal(alone.code, 1, alone.stderr);
+      assert.match(
+        alone.stderr,
+        /inc\.fsbackup is an increment \(changes 1 < seq <= 2\); give the full backup first, then its increments in order/,
+      );
+    }
+    assert.deepEqual(await dump(run, "pit"), [], "nothing was restored");
+  });
+});

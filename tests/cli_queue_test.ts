@@ -137,6 +137,30 @@ Deno.test("cli queue: a failed run stays failed with its attempts; runs retry qu
   });
 });
 
+Deno.test("cli queue: runs retry of a run started directly counts its first attempt (attempt 2 of 2)", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    await setUp(dir);
+    assert.equal((await run("run", "flows/boom.flow.yaml")).code, 1);
+    const [{ id }] = JSON.parse((await run("runs", "ls", "--json")).stdout);
+    const retry = await run("runs", "retry", id);
+    assert.equal(retry.code, 0, retry.stderr);
+    assert.match(retry.stdout, /queued again \(attempt 2\)/);
+    const queued = JSON.parse((await run("runs", "show", id, "--json")).stdout).run;
+    assert.equal(queued.queue.maxAttempts, 2);
+    assert.deepEqual(
+      queued.queue.attempts.map((
+        a: { attempt: number; outcome: string },
+      ) => [a.attempt, a.outcome]),
+      [[1, "failed"]],
+    );
+    assert.equal(await workUntil(dir, home, 1), 0);
+    const shown = await run("runs", "show", id);
+    assert.match(shown.stdout, /attempt 2 of 2/);
+    assert.match(shown.stdout, /attempt 1: failed on a direct run \(not queued\)/);
+    assert.match(shown.stdout, /attempt 2: failed on /);
+  });
+});
+
 Deno.test("cli queue: validate reports a bad queue: field at its file:line:column", async () => {
   await withSandbox(async ({ dir, run }) => {
     await Deno.writeTextFile(
@@ -153,5 +177,96 @@ nodes:
     const result = await run("validate", "bad.flow.yaml");
     assert.equal(result.code, 2);
     assert.match(result.stderr, /bad\.flow\.yaml:3:16: queue\.concurrency: must be at least 1/);
+  });
+});
+
+/** Start `args` (a worker or a daemon, --json), wait for the first line with `type`, send `signals`. */
+async function stopWith(
+  dir: string,
+  home: string,
+  args: string[],
+  type: string,
+  signals: Deno.Signal[],
+): Promise<{ code: number; stderr: string }> {
+  const child = cliCommand(dir, args, { home }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let rest = "";
+  for (let found = false; !found;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    rest += value;
+    const lines = rest.split("\n");
+    rest = lines.pop()!;
+    found = lines.some((line) => line.startsWith("{") && JSON.parse(line).type === type);
+  }
+  for (const signal of signals) {
+    child.kill(signal);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  while (!(await reader.read()).done) { /* drain */ }
+  const stderr = await new Response(child.stderr).text();
+  return { code: (await child.status).code, stderr };
+}
+
+Deno.test("cli queue: SIGHUP stops a worker cleanly (its run back in the queue, not left running); a second signal exits with that signal's code", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    await setUp(dir);
+    await Deno.writeTextFile(
+      join(dir, "flows", "slow.flow.yaml"),
+      "id: slow\nnodes:\n  - { id: w, type: delay, with: { for: 60s } }\n",
+    );
+    const id = (await run("enqueue", "slow")).stdout.trim();
+    const worker = ["worker", "--json", "--poll", "50ms", "--grace", "100ms"];
+    const hup = await stopWith(dir, home, worker, "claim", ["SIGHUP"]);
+    assert.equal(hup.code, 0, hup.stderr);
+    const after = JSON.parse((await run("runs", "show", id, "--json")).stdout).run;
+    assert.equal(after.status, "queued", "released to the queue, not left running");
+
+    const twice = await stopWith(dir, home, [...worker, "--grace", "60s"], "claim", [
+      "SIGTERM",
+      "SIGTERM",
+    ]);
+    assert.equal(twice.code, 143, twice.stderr);
+    assert.match(twice.stderr, /Received SIGTERM again: exiting without waiting/);
+  });
+});
+
+Deno.test("cli daemon: SIGHUP stops the daemon cleanly, as SIGTERM does", async () => {
+  await withSandbox(async ({ dir, home }) => {
+    await setUp(dir);
+    const stopped = await stopWith(dir, home, ["daemon", "--json"], "start", ["SIGHUP"]);
+    assert.equal(stopped.code, 0, stopped.stderr);
+  });
+});
+
+Deno.test("cli queue: enqueue by the id of an invalid flow file reports that file's problems at their place (not 'Cannot find flow')", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await setUp(dir);
+    await Deno.writeTextFile(
+      join(dir, "flows", "typo.flow.yaml"),
+      "id: typo\nnodes:\n  - { id: go, type: lgo }\n",
+    );
+    const result = await run("enqueue", "typo");
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /typo\.flow\.yaml:3:21: nodes\[0\]\.type: unknown node type "lgo" \(did you mean "log"\?\)/,
+    );
+    assert.doesNotMatch(result.stderr, /Cannot find flow/);
+    assert.deepEqual(JSON.parse((await run("runs", "ls", "--json")).stdout), []);
+  });
+});
+
+Deno.test("cli queue: enqueue <id> that two flow files declare is refused naming both (it ran the first, silently)", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await setUp(dir);
+    await Deno.writeTextFile(join(dir, "flows", "zcopy.flow.yaml"), FLOWS["mark.flow.yaml"]);
+    const result = await run("enqueue", "mark");
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /Cannot find flow "mark": both \S*mark\.flow\.yaml and \S*zcopy\.flow\.yaml define it; flow ids must be unique/,
+    );
+    assert.deepEqual(JSON.parse((await run("runs", "ls", "--json")).stdout), []);
   });
 });

@@ -94,6 +94,18 @@ Deno.test("flowstate state query filters, sorts and explains with the declared i
     const bad = await run("state", "query", "--where", "=3");
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /Invalid --where "=3"/);
+    // A misspelt direction is not read as a field named "createdAt:dsc" (nothing sorted).
+    const typo = await run("state", "query", "--prefix", "orders", "--order-by", "createdAt:dsc");
+    assert.equal(typo.code, 2);
+    assert.match(typo.stderr, /"dsc" is not a direction \(did you mean "desc"\?\)/);
+    assert.match(typo.stderr, /createdAt:asc or createdAt:desc/);
+    const upper = await run("state", "query", "--prefix", "orders", "--order-by", "createdAt:DESC");
+    assert.equal(upper.code, 0, upper.stderr);
+    assert.deepEqual(upper.stdout.split("\n").filter(Boolean).map((l) => l.split("\t")[0]), [
+      "orders/1",
+      "orders/3",
+      "orders/2",
+    ]);
   });
 });
 

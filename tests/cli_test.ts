@@ -136,6 +136,20 @@ Deno.test("flowstate rejects malformed keys and numeric options with exit 2", as
     assert.match(badExpiry.stderr, /--expire-in must be an integer >= 1/);
     const badLimit = await run("state", "ls", "--limit", "-3");
     assert.equal(badLimit.code, 2);
+    // A time range that holds no time is a mistake, not an empty listing.
+    for (const archived of [[], ["--archived"]]) {
+      const range = await run(
+        "runs",
+        "ls",
+        "--since",
+        "2030-01-01",
+        "--until",
+        "2020-01-01",
+        ...archived,
+      );
+      assert.equal(range.code, 2, range.stderr);
+      assert.match(range.stderr, /--since must come before --until/);
+    }
   });
 });
 
@@ -350,5 +364,95 @@ Deno.test("flowstate state set with JSON nested thousands deep exits 2 with a cl
     assert.doesNotMatch(result.stderr, /Maximum call stack/);
     assert.ok(result.stderr.length < 400, result.stderr);
     assert.equal((await run("state", "get", "k")).code, 1, "nothing was written");
+  });
+});
+
+Deno.test("a store file option that names a directory exits 2 at its place, saying so (sqlite, jsonfile, memory snapshot)", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.mkdir(join(dir, "data"));
+    for (
+      const [spec, option] of [
+        ["{ plugin: sqlite, path: data }", "path"],
+        ["{ plugin: jsonfile, path: data }", "path"],
+        ["{ plugin: memory, snapshot: data }", "snapshot"],
+      ]
+    ) {
+      await Deno.writeTextFile(join(dir, "flowstate.yaml"), `stores:\n  main: ${spec}\n`);
+      for (const args of [["state", "set", "k", "1"], ["state", "ls"]]) {
+        const result = await run(...args);
+        assert.equal(result.code, 2, `${spec} ${args}: ${result.stderr}`);
+        assert.match(
+          result.stderr,
+          new RegExp(
+            `^error: flowstate\\.yaml:2:\\d+: stores\\.main\\.${option}: Cannot open store "main": \\S*data is a directory, not a store file: point "${option}" at a file \\(one inside it, say\\)`,
+          ),
+        );
+        assertNoStackTrace(result.stderr);
+      }
+    }
+    assert.deepEqual([...Deno.readDirSync(join(dir, "data"))], [], "nothing was created in it");
+  });
+});
+
+Deno.test("a home that is a file, not a directory, exits 2 saying so (was a bare 'File exists' / 'Not a directory')", async () => {
+  await withSandbox(async ({ dir, runWith }) => {
+    const file = join(dir, "home-file");
+    await Deno.writeTextFile(file, "not a directory\n");
+    for (const args of [["state", "set", "k", "1"], ["state", "ls"], ["backup"]]) {
+      const result = await runWith({ FLOWSTATE_HOME: file }, ...args);
+      assert.equal(result.code, 2, `${args}: ${result.stderr}`);
+      assert.match(
+        result.stderr,
+        /^error: Flowstate's home \S*home-file is a file, not a directory: point \$FLOWSTATE_HOME \(or home: in the config\) at a directory/,
+      );
+      assertNoStackTrace(result.stderr);
+    }
+    assert.equal(await Deno.readTextFile(file), "not a directory\n");
+  });
+});
+
+Deno.test("a jsonfile path that is a dangling symlink creates the file it points to; a symlink loop is a config error", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.mkdir(join(dir, "elsewhere"));
+    await Deno.symlink(join(dir, "elsewhere", "state.json"), join(dir, "state.json"));
+    await Deno.symlink("loop2", join(dir, "loop1"));
+    await Deno.symlink("loop1", join(dir, "loop2"));
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: jsonfile, path: state.json }\n" +
+        "  loopy: { plugin: jsonfile, path: loop1 }\n  loopier: { plugin: sqlite, path: loop2 }\n",
+    );
+    const set = await run("state", "set", "k", "1");
+    assert.equal(set.code, 0, set.stderr);
+    assert.ok((await Deno.lstat(join(dir, "state.json"))).isSymlink, "the link is kept");
+    assert.match(await Deno.readTextFile(join(dir, "elsewhere", "state.json")), /"k"/);
+    for (const [store, option] of [["loopy", "path"], ["loopier", "path"]]) {
+      const loop = await run("state", "set", "--store", store, "k", "1");
+      assert.equal(loop.code, 2, loop.stderr);
+      assert.match(
+        loop.stderr,
+        new RegExp(
+          `stores\\.${store}\\.${option}: Cannot open store "${store}": \\S*loop\\d is a loop of symbolic links: point "${option}" at a file`,
+        ),
+      );
+    }
+  });
+});
+
+Deno.test("state.increment past Number.MAX_SAFE_INTEGER fails saying so, and the count is left as it was", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "c.flow.yaml"),
+      "id: c\nnodes:\n  - { id: n, type: state.increment, with: { key: count } }\n",
+    );
+    const max = String(Number.MAX_SAFE_INTEGER);
+    assert.equal((await run("state", "set", "--flow", "c", "count", max)).code, 0);
+    const result = await run("run", "c.flow.yaml");
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stdout + result.stderr,
+      /Cannot increment \["flow","c","count"\]: 9007199254740991 \+ 1 is past 9007199254740991 \(Number\.MAX_SAFE_INTEGER\), where numbers stop counting exactly/,
+    );
+    assert.equal((await run("state", "get", "--flow", "c", "count")).stdout.trim(), max);
   });
 });

@@ -213,3 +213,84 @@ nodes:
     assert.equal(found.length, 5, result.stderr);
   });
 });
+
+Deno.test("an alias inside its own anchor (a cycle) is refused at the alias, in a flow and in the config", async () => {
+  await withSandbox(async ({ dir, run, home }) => {
+    await Deno.writeTextFile(
+      join(dir, "loop.flow.yaml"),
+      "id: loop\nnodes:\n  - &n { id: a, type: log, with: { message: [*n] } }\n",
+    );
+    for (const command of ["validate", "run"]) {
+      const result = await run(command, "loop.flow.yaml");
+      assert.equal(result.code, 2, result.stderr);
+      assert.deepEqual(lines(result.stderr), [
+        "error: loop.flow.yaml:3:46: *n is inside its own anchor &n, so its data would never end; write the repeated part out instead of the alias",
+      ]);
+    }
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: &m { plugin: memory, path: *m }\n",
+    );
+    const config = await run("stores");
+    assert.equal(config.code, 2, config.stderr);
+    assert.deepEqual(lines(config.stderr), [
+      "error: flowstate.yaml:2:36: *m is inside its own anchor &m, so its data would never end; write the repeated part out instead of the alias",
+    ]);
+    await assert.rejects(Deno.stat(home), Deno.errors.NotFound, "nothing was written");
+  });
+});
+
+/** In a fresh sandbox, write each `[file, text]` and run `args`: exit 2 and exactly the `expected` line. */
+async function oneErrorEach(cases: [string, string, string[], string][]): Promise<void> {
+  await withSandbox(async ({ dir, run }) => {
+    for (const [file, text, args, expected] of cases) {
+      await Deno.writeTextFile(join(dir, file), text);
+      const result = await run(...args);
+      assert.equal(result.code, 2, result.stderr);
+      assert.deepEqual(lines(result.stderr), [expected]);
+    }
+  });
+}
+
+Deno.test("config values of the wrong kind are one clear sentence at their place (changes.keep, a list)", async () => {
+  const config = (store: string) => `stores:\n  main:\n    ${store}\n`;
+  await oneErrorEach([
+    [
+      "flowstate.yaml",
+      config("plugin: memory\n    changes: { keep: forever }"),
+      ["state", "ls"],
+      'error: flowstate.yaml:4:5: stores.main.changes: Cannot open store "main": changes.keep: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got "forever"',
+    ],
+    [
+      "flowstate.yaml",
+      config("plugin: sqlite\n    path: s.db\n    indexes: [{ prefix: orders, path: status }]"),
+      ["state", "ls"],
+      'error: flowstate.yaml:5:17: stores.main.indexes[0].prefix: expected a list, got the string "orders"',
+    ],
+  ]);
+});
+
+Deno.test("the commonest YAML slips are one error each, saying what to do (not yaml's words, repeated)", async () => {
+  const validate = ["validate", "f.flow.yaml"];
+  await oneErrorEach(
+    ([
+      [
+        "id: t\nnodes:\n\t- id: a\n    type: log\n",
+        "error: f.flow.yaml:3:1: a tab indents this line, and YAML indents with spaces only: replace the tab with spaces",
+      ],
+      [
+        "id: t\ninputs:\n  name: { type: string }\nnodes:\n" +
+        "  - { id: a, type: log, with: { message: ${{ inputs.name }} } }\n",
+        'error: f.flow.yaml:5:42: ${{ … }} must be quoted here: YAML reads its { and } as a mapping; write "${{ inputs.name }}"',
+      ],
+      [
+        "id: t\nnodes:\n  - id: a\n    type: log\n    with:\n      message: hi: there\n",
+        'error: f.flow.yaml:6:16: this value holds ": ", which YAML reads as one more key: quote it, like message: "hi: there"',
+      ],
+      [
+        "id: t\nnodes:\n  - id: a\n    type: log\n     with: { message: x }\n",
+        "error: f.flow.yaml:5:6: this line is indented more than the line above it, so YAML reads it as part of that line's value: indent it like the keys beside it",
+      ],
+    ] as [string, string][]).map(([text, expected]) => ["f.flow.yaml", text, validate, expected]),
+  );
+});

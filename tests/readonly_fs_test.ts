@@ -151,3 +151,48 @@ for (const withShm of [true, false]) {
     },
   });
 }
+
+for (const [plugin, file] of [["jsonfile", "state.json"], ["sqlite", "state.db"]]) {
+  Deno.test({
+    name:
+      `${plugin} on a read-only file system can be backed up (not recorded as a job run, with a note), and the backup restores` +
+      (IS_ROOT ? "" : " (ignored: needs root for a read-only bind mount)"),
+    ignore: !IS_ROOT,
+    async fn() {
+      const out = await Deno.makeTempDir({ prefix: "flowstate-ro-backup-" });
+      try {
+        await withReadOnlyCopy(async (src) => {
+          await Deno.writeTextFile(
+            join(src, "flowstate.yaml"),
+            `stores:\n  default: { plugin: ${plugin}, path: data/${file} }\n`,
+          );
+          await Deno.writeTextFile(join(src, "counter.flow.yaml"), FLOW);
+          const run = await cli(src, "run", "counter.flow.yaml");
+          assert.equal(run.code, 0, run.out);
+        }, async (ro) => {
+          const before = [...Deno.readDirSync(join(ro, "data"))].map((e) => e.name).sort();
+          const backup = await cli(ro, "backup", "--out", join(out, "ro.fsbackup"));
+          assert.equal(backup.code, 0, backup.out);
+          assert.match(
+            backup.out,
+            /note: not recorded as a job run: store "default", where runs are recorded, is read-only/,
+          );
+          assert.match(backup.out, /default: \d+ entries → /);
+          const after = [...Deno.readDirSync(join(ro, "data"))].map((e) => e.name).sort();
+          assert.deepEqual(after, before, "nothing was written beside the store");
+        });
+        // The file holds the store: restored elsewhere, the count is there.
+        await Deno.writeTextFile(
+          join(out, "flowstate.yaml"),
+          "stores:\n  default: { plugin: sqlite, path: restored.db }\n",
+        );
+        const restore = await cli(out, "restore", "ro.fsbackup", "--store", "default");
+        assert.equal(restore.code, 0, restore.out);
+        const count = await cli(out, "state", "get", "--flow", "counter", "count");
+        assert.equal(count.out.trim(), "1");
+      } finally {
+        await Deno.remove(out, { recursive: true });
+      }
+    },
+  });
+}

@@ -32,6 +32,11 @@ export default {
         return { n, flow: await ctx.flow.get("seen"), global: await ctx.global.get("nothing") };
       }
       case "hang": await new Promise(() => {}); return "never";
+      case "exit": Deno.exit(3); return "still here";
+      case "map": return new Map([["a", 1]]);
+      case "nan": return { n: NaN };
+      case "setMap": await ctx.flow.set("m", new Map([["a", 1]])); return "set";
+      case "close": globalThis.close(); return "still here";
       case "hog": { const kept = []; for (;;) { kept.push(new Array(1e6).fill(Math.random())); await new Promise((r) => setTimeout(r, 1)); } }
       case "spin": ctx.log("spinning"); await new Promise((r) => setTimeout(r, 10)); for (;;) {}
       case "connectTo": {
@@ -481,4 +486,41 @@ Deno.test("nodes.memoryLimit must be a size", async () => {
     assert.equal(result.code, 2);
     assert.match(result.stderr, /flowstate\.yaml:4:3: nodes\.memoryLimit: expected a size in MiB/);
   });
+});
+
+/** Run a flow of the hostile node with `nodes` (YAML list items) in a fresh sandbox. */
+async function runHostile(nodes: string): Promise<RunJson> {
+  let run: RunJson | undefined;
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "hostile.ts"), HOSTILE);
+    run = await runFlow(sandbox, "id: t\nnodes:\n" + nodes);
+    const state = await sandbox.run("state", "get", "--flow", "t", "m");
+    assert.equal(state.code, 1, "nothing was stored: " + state.stdout);
+  });
+  return run!;
+}
+
+Deno.test("a node that calls Deno.exit() or close() fails with a clear error instead of hanging its run", async () => {
+  // The timeout only bounds the test: without the fix the node hangs until it.
+  const run = await runHostile(
+    [node("exit", "exit"), node("close", "close")].map((n) => n + "    timeout: 20s\n").join(""),
+  );
+  assert.equal(run.nodes.exit.status, "failed");
+  assert.match(
+    run.nodes.exit.error!,
+    /a node cannot call Deno\.exit\(\): throw an error to fail the node, or return to end it/,
+  );
+  assert.equal(run.nodes.close.status, "failed");
+  assert.match(run.nodes.close.error!, /a node cannot call close\(\)/);
+});
+
+Deno.test("a Worker node's output and state writes that are not JSON fail as in-process ones do (were silently changed: a Map to {}, NaN to null)", async () => {
+  const run = await runHostile(node("map", "map") + node("nan", "nan") + node("setMap", "setMap"));
+  assert.equal(run.nodes.map.status, "failed");
+  assert.match(run.nodes.map.error!, /node map returned a value that is not JSON: value is a Map/);
+  assert.equal(run.nodes.nan.status, "failed");
+  assert.match(run.nodes.nan.error!, /value\.n is NaN, which JSON cannot hold/);
+  assert.equal(run.nodes.setMap.status, "failed");
+  assert.match(run.nodes.setMap.error!, /ctx\.flow\.set\(\): value is a Map/);
 });

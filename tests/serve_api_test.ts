@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type ConfigObject, startWorker } from "../mod.ts";
-import { documented, eventually, withServed } from "./_serve.ts";
+import { documented, eventually, FLOWS, withServed } from "./_serve.ts";
 
 const POSTGRES_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
 
@@ -521,4 +521,77 @@ Deno.test("serve: POST runs enqueues with delay, priority and a dedupe key; with
       await worker.stop();
     }
   }, { worker: false });
+});
+
+Deno.test("serve: a body field the route does not know (a typo) is refused with the fields it knows, and nothing is queued or written", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ request, runtime }) => {
+    const send = async (method: string, path: string, body: unknown, headers = {}) => {
+      const res = await request(path, {
+        method,
+        body: JSON.stringify(body),
+        headers: { "content-type": "application/json", ...headers },
+      });
+      return { status: res.status, message: (await res.json()).error?.message as string };
+    };
+    // "inputs" for "input": the run would have run with its defaults.
+    assert.deepEqual(await send("POST", "/api/flows/hello/runs", { inputs: { name: "x" } }), {
+      status: 400,
+      message:
+        'Invalid body of POST /api/flows/hello/runs: inputs: unknown field (did you mean "input"?); the fields are input, delay, runAt, priority, key, maxAttempts',
+    });
+    assert.deepEqual((await (await runtime.records()).listRuns({})).runs, [], "nothing was queued");
+
+    const put = await send("PUT", "/api/stores/main/entry?key=app&key=k", {
+      value: 1,
+      expiresIn: 1000,
+    }, { "if-none-match": "*" });
+    assert.deepEqual(put, {
+      status: 400,
+      message:
+        'Invalid body of PUT /api/stores/main/entry: expiresIn: unknown field (did you mean "expireIn"?); the fields are value, expireIn',
+    });
+    assert.equal(await (await runtime.store("main")).get(["app", "k"]), null, "nothing written");
+
+    const job = await send("POST", "/api/jobs/gc/runs", { option: { orphans: true } });
+    assert.equal(job.status, 400);
+    assert.match(
+      job.message,
+      /^Invalid body of POST \/api\/jobs\/gc\/runs: option: unknown field \(did you mean "options"\?\)/,
+    );
+  });
+});
+
+Deno.test("serve: starting an invalid flow, by the API or its webhook, answers with that flow's problems (not 'no flow')", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ request, runtime, dir }) => {
+    await Deno.writeTextFile(
+      join(dir, "flows", "typo.flow.yaml"),
+      "id: typo\ntrigger: { http: { path: /hooks/typo } }\nnodes:\n  - { id: go, type: lgo }\n",
+    );
+    const started = await request("/api/flows/typo/runs", { method: "POST", ...json({}) });
+    assert.equal(started.status, 400);
+    assert.match(
+      (await started.json()).error.message,
+      /^Cannot start flow "typo": .*typo\.flow\.yaml:4:21: nodes\[0\]\.type: unknown node type "lgo"/,
+    );
+    const hooked = await request("/hooks/typo", { method: "POST", ...json({}) });
+    assert.equal(hooked.status, 500);
+    assert.match(
+      (await hooked.json()).error.message,
+      /^the flow typo \(.*typo\.flow\.yaml\), which declares the webhook \/hooks\/typo, is invalid: .*4:21: nodes\[0\]\.type: unknown node type "lgo".*flowstate validate/,
+    );
+    assert.deepEqual((await (await runtime.records()).listRuns({})).runs, [], "nothing queued");
+  });
+});
+
+Deno.test("serve: starting a flow that two files declare is refused naming both, nothing queued", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ request, runtime, dir }) => {
+    await Deno.writeTextFile(join(dir, "flows", "copy.flow.yaml"), FLOWS["hello.flow.yaml"]);
+    const res = await request("/api/flows/hello/runs", { method: "POST", ...json({}) });
+    assert.equal(res.status, 400);
+    assert.match(
+      (await res.json()).error.message,
+      /^Cannot start flow "hello": both \S*copy\.flow\.yaml and \S*hello\.flow\.yaml define it; flow ids must be unique/,
+    );
+    assert.deepEqual((await (await runtime.records()).listRuns({})).runs, []);
+  });
 });

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
 import { openRuntime } from "../mod.ts";
+import { RunRecorder } from "../records.ts";
 import { serve } from "../src/serve/server.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -108,6 +109,30 @@ Deno.test("flowstate serve: an invalid serve: section is exit 2 with file:line:c
       typo.stderr,
       /flowstate\.yaml:2:\d+: serve\.prot: unknown field \(did you mean "port"\?\)/,
     );
+    // A flows: entry that does not exist is refused at start, as the daemon refuses it
+    // (the server answered every flow route 500 "Internal error: …" instead).
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: memory }\nflows: [./nope]\n",
+    );
+    const child = cliCommand(dir, ["serve", "--port", "0"], { stdout: "null" }).spawn();
+    const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    const seen = { text: "" };
+    await waitFor(stderr, /error: |Serving/, seen);
+    if (seen.text.includes("Serving")) child.kill("SIGTERM"); // it started: the test fails below
+    await drain(stderr, seen);
+    const code = (await child.status).code;
+    assert.doesNotMatch(seen.text, /Serving/);
+    assert.equal(code, 2, seen.text);
+    assert.match(
+      seen.text,
+      /^error: flowstate\.yaml:3:9: flows\[0\]: cannot read \S*nope: no such file or directory/m,
+    );
+    // The flag is checked the same way, before anything starts.
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), "stores:\n  main: { plugin: memory }\n");
+    const flag = await runCli(dir, ["serve", "--port", "99999"]);
+    assert.equal(flag.code, 2, flag.stderr);
+    assert.match(flag.stderr, /--port must be an integer from 0 to 65535 \(got "99999"\)/);
   });
 });
 
@@ -258,5 +283,91 @@ Deno.test("flowstate serve runs what it enqueues with its own worker; --no-worke
     const ls = await runCli(dir, ["runs", "ls", "--status", "queued", "--json"]);
     assert.equal(ls.code, 0, ls.stderr);
     assert.deepEqual(JSON.parse(ls.stdout).map((r: { id: string }) => r.id), [runId]);
+  });
+});
+
+Deno.test("runs cancel (and POST /api/runs/{id}/cancel) of a run whose process died records it abandoned, never leaving it running", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: sqlite, path: state.db }\n",
+    );
+    // Two runs of a process that "died" two minutes ago: no heartbeat since.
+    const ids: string[] = [];
+    {
+      await using runtime = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
+      const records = await runtime.records();
+      const then = { now: () => Date.now() - 120_000 };
+      for (let i = 0; i < 2; i++) {
+        const run = await RunRecorder.start(records, then, {
+          flowId: "gone",
+          flowVersion: "v",
+          inputs: {},
+        });
+        await run.close();
+        ids.push(run.id);
+      }
+    }
+    const cancel = await runCli(dir, ["runs", "cancel", ids[0]]);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.match(
+      cancel.stdout,
+      new RegExp(
+        `^Run ${
+          ids[0]
+        } \\(gone\\) has had no heartbeat since .*: the process running it is gone; recorded it failed \\(abandoned\\)`,
+      ),
+    );
+    const shown = JSON.parse((await runCli(dir, ["runs", "show", ids[0], "--json"])).stdout);
+    assert.equal(shown.run.status, "failed");
+    assert.match(shown.run.error.message, /^abandoned: /);
+
+    await using runtime = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
+    const server = await serve(runtime, { port: 0, worker: false });
+    try {
+      const res = await fetch(`${server.url}api/runs/${ids[1]}/cancel`, {
+        method: "POST",
+        headers: { origin: server.url.slice(0, -1) },
+      });
+      assert.equal(res.status, 202);
+      assert.deepEqual(await res.json(), { runId: ids[1], status: "failed" });
+      assert.equal((await (await runtime.records()).getRun(ids[1]))?.status, "failed");
+    } finally {
+      await server.shutdown();
+    }
+  });
+});
+
+Deno.test("flowstate serve warns at start about a webhook that cannot work: its secret's variable unset, or its flow invalid", async () => {
+  await withDir(async (dir) => {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: memory }\nflows: [./flows]\n",
+    );
+    await Deno.writeTextFile(
+      join(dir, "flows", "deploy.flow.yaml"),
+      "id: deploy\ntrigger: { http: { path: /hooks/deploy, secret: { env: AUDIT2_UNSET_SECRET } } }\n" +
+        "nodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+    );
+    await Deno.writeTextFile(
+      join(dir, "flows", "typo.flow.yaml"),
+      "id: typo\ntrigger: { http: { path: /hooks/typo } }\nnodes:\n  - { id: a, type: lgo }\n",
+    );
+    const child = cliCommand(dir, ["serve", "--port", "0"], { stdout: "null" }).spawn();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    const seen = { text: "" };
+    await waitFor(reader, /^Serving /m, seen);
+    child.kill("SIGTERM");
+    await drain(reader, seen);
+    assert.equal((await child.status).code, 0, seen.text);
+    assert.match(
+      seen.text,
+      /^warning: webhook \/hooks\/deploy: its secret's variable AUDIT2_UNSET_SECRET is not set here, so every request to it is refused \(500\) until it is$/m,
+    );
+    assert.match(
+      seen.text,
+      /^warning: webhook \/hooks\/typo: its flow typo \(\S*typo\.flow\.yaml\) is invalid, so every request to it is refused \(500\): .*unknown node type "lgo"/m,
+    );
   });
 });

@@ -227,7 +227,7 @@ export class JsonFileDriver implements StoreDriver {
     path = resolve(path);
     // Through a symlink, write (and lock) the file it points to, so that every
     // name for one file shares one lock, and the link survives our renames.
-    if ((await Deno.lstat(path).catch(() => null))?.isSymlink) path = await Deno.realPath(path);
+    if ((await Deno.lstat(path).catch(() => null))?.isSymlink) path = await linkTarget(path);
     const driver = new JsonFileDriver(path, options);
     const dir = dirname(driver.#path);
     try {
@@ -849,4 +849,14 @@ function merge(base: State, overlay: ReadonlyMap<string, Rec | null>): Rec[] {
   }
   while (j < added.length) sorted.push(added[j++]);
   return sorted;
+}
+
+/** The file a symlink points to; for a link to a file not made yet, where it will be. */
+async function linkTarget(path: string): Promise<string> {
+  try {
+    return await Deno.realPath(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return resolve(dirname(path), await Deno.readLink(path));
+  }
 }

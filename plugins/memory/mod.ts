@@ -289,7 +289,7 @@ const memory: Plugin<MemoryOptions> = definePlugin({
   async open(options, context) {
     const snapshot = options.snapshot ? resolve(context.baseDir, options.snapshot) : undefined;
     // Without a snapshot the store always "exists" (empty); with one, the file is the store.
-    if (snapshot !== undefined) await requireStoreFile(snapshot, context);
+    if (snapshot !== undefined) await requireStoreFile(snapshot, context, "snapshot");
     const driver = new MemoryDriver(snapshot, context.clock);
     await driver.restore();
     return driver;

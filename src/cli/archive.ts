@@ -20,7 +20,7 @@ import {
 import { openRuntime } from "../runtime.ts";
 import { formatDuration, formatTime, printTable } from "./format.ts";
 import { type GlobalOptions, printWarning } from "./common.ts";
-import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeOption } from "./run_filters.ts";
+import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeRange } from "./run_filters.ts";
 import { isRunId } from "../records/run_id.ts";
 
 /**
@@ -33,12 +33,7 @@ export async function listArchivedRuns(
   global: GlobalOptions,
 ): Promise<number> {
   const now = Date.now();
-  const since = options.since === undefined
-    ? undefined
-    : parseTimeOption(options.since, "--since", now);
-  const until = options.until === undefined
-    ? undefined
-    : parseTimeOption(options.until, "--until", now);
+  const { since, until } = parseTimeRange(options, now);
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   const runs: ArchivedRunSummary[] = await listFromArchive(runtime.home, {
     flowId: options.flow,

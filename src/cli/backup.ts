@@ -33,7 +33,17 @@ import type { RestoreResult } from "../../jobs/restore.ts";
 import { formatBytes } from "../archive_format.ts";
 import { openRuntime } from "../runtime.ts";
 import { UsageError } from "./input.ts";
-import { checkStore, type GlobalOptions, printWarning } from "./common.ts";
+import {
+  checkStore,
+  type GlobalOptions,
+  interruptible,
+  printError,
+  printWarning,
+  progressMode,
+  stderrLogger,
+} from "./common.ts";
+import { createProgress } from "../jobs/progress.ts";
+import { messageOf, StoreReadOnlyError } from "../errors.ts";
 import { runRecordedJob } from "./recorded.ts";
 import { parseTimeOption } from "./run_filters.ts";
 
@@ -103,21 +113,58 @@ export async function backupCommand(
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.store);
   const consistency: BackupConsistency = options.perKey ? "per-key" : "snapshot";
-  const { result, record, failureCode } = await runRecordedJob<BackupResult>(runtime, "backup", {
-    options: {
-      ...(options.store !== undefined ? { store: options.store } : {}),
-      ...(options.all ? { all: true } : {}),
-      ...(options.out !== undefined ? { out: options.out } : {}),
-      ...(options.since !== undefined ? { since: resolve(options.since) } : {}),
-      consistency,
-    },
-    dryRun: options.dryRun,
-    quiet: options.json || global.quiet,
-    notice: "Stopping the backup at the next consistent point",
-  });
-  if (result === null) return failureCode;
+  const jobOptions = {
+    ...(options.store !== undefined ? { store: options.store } : {}),
+    ...(options.all ? { all: true } : {}),
+    ...(options.out !== undefined ? { out: options.out } : {}),
+    ...(options.since !== undefined ? { since: resolve(options.since) } : {}),
+    consistency,
+  };
+  const quiet = options.json || global.quiet;
+  const notice = "Stopping the backup at the next consistent point";
+  let started = false;
+  let done: { result: BackupResult; runId: string | null; code: number };
+  try {
+    const { result, record, failureCode } = await runRecordedJob<BackupResult>(runtime, "backup", {
+      options: jobOptions,
+      dryRun: options.dryRun,
+      quiet,
+      notice,
+      onStart: () => (started = true),
+    });
+    if (result === null) return failureCode;
+    done = { result, runId: record.id, code: record.status === "succeeded" ? 0 : failureCode };
+  } catch (err) {
+    // A store on a read-only file system can be backed up, but its run cannot be recorded.
+    const records = runtime.config.records;
+    if (started || !(err instanceof StoreReadOnlyError) || err.store !== records) throw err;
+    if (!quiet) {
+      console.error(
+        `note: not recorded as a job run: store "${records}", where runs are recorded, is read-only`,
+      );
+    }
+    const { backupStores } = await import("../../jobs/backup.ts");
+    const { value, interrupted, exitCode } = await interruptible(
+      notice,
+      (signal) =>
+        backupStores(runtime, {
+          ...jobOptions,
+          dryRun: options.dryRun ?? false,
+          signal,
+          progress: createProgress({ mode: progressMode(quiet) }),
+          log: stderrLogger(true),
+        }).catch((error) => {
+          if (!signal.aborted) throw error;
+          printError(messageOf(error));
+          return null;
+        }),
+    );
+    if (value === null) return interrupted ? exitCode : 1;
+    done = { result: value, runId: null, code: 0 };
+  }
+  const { result, runId, code } = done;
   if (options.json) {
-    console.log(JSON.stringify({ ...result, runId: record.id }));
+    console.log(JSON.stringify({ ...result, runId }));
   } else {
     for (const f of result.files) {
       console.log(
@@ -129,7 +176,7 @@ export async function backupCommand(
       );
     }
   }
-  return record.status === "succeeded" ? 0 : failureCode;
+  return code;
 }
 
 /** `restore <file> --store NAME [--force] [--dry-run] [--json]`. */
@@ -170,7 +217,16 @@ export async function restoreCommand(
       );
     }
   }
-  const at = options.at === undefined ? undefined : parseTimeOption(options.at, "--at", Date.now());
+  const now = Date.now();
+  const at = options.at === undefined ? undefined : parseTimeOption(options.at, "--at", now);
+  if (at !== undefined && at > now + 60_000) {
+    // Most likely a typo (2062 for 2026): the store cannot be restored as it will be.
+    throw new UsageError(
+      `Cannot restore ${file}: --at ${options.at} is in the future (now is ${
+        new Date(now).toISOString()
+      }); give a past time, or leave --at out for the latest state`,
+    );
+  }
   if ((at !== undefined || atSeq !== undefined) && options.force) {
     throw new UsageError(
       `Cannot restore ${file}: a point-in-time restore (--at) goes into a new, empty store only; --force is refused`,

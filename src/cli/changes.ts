@@ -11,16 +11,11 @@
 import { keyHistory } from "../store/store.ts";
 import type { Change, Key } from "../store/types.ts";
 import { formatKey, parseKey, UsageError } from "./input.ts";
-import { formatTime } from "./format.ts";
+import { formatTime, writeStdout as write } from "./format.ts";
 import { type GlobalOptions, interruptible, notFound } from "./common.ts";
 import { entryJson, type StateOptions, withStore } from "./state.ts";
 
 const MAX_VALUE_WIDTH = 80;
-
-function write(text: string): void {
-  let bytes = new TextEncoder().encode(text);
-  while (bytes.length > 0) bytes = bytes.subarray(Deno.stdout.writeSync(bytes));
-}
 
 /** Who, for a table: `run <id> (flow/node)`, `job gc`, or the actor. */
 export function formatActor(by: Change["by"]): string {
@@ -84,7 +79,14 @@ export function stateGetAt(
   const at = parseAt(atText);
   const when = "seq" in at ? `#${at.seq}` : new Date(at.time).toISOString();
   return withStore(global, options, async ({ store, prefix, label }) => {
-    const entry = await store.getAt([...prefix, ...key], at);
+    let entry;
+    try {
+      entry = await store.getAt([...prefix, ...key], at);
+    } catch (err) {
+      // A point the feed does not reach (trimmed, or not yet written): the message says how far.
+      if (err instanceof RangeError) throw new UsageError(err.message, { cause: err });
+      throw err;
+    }
     if (entry === null) {
       return notFound(options.json, `Key ${formatKey(key)} was absent in ${label} at ${when}`);
     }

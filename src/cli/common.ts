@@ -85,6 +85,45 @@ export function interruptedExitCode(signal: AbortSignal | undefined): number {
 }
 
 /**
+ * Listen for the stop signals (SIGINT, SIGTERM, SIGHUP): the first calls
+ * `onFirst` with its name; a second one prints `again` (when given) and exits
+ * at once with its code (130, 143, 129). Dispose the result to stop listening.
+ *
+ * @example
+ * ```ts ignore
+ * using _ = onStopSignals((name) => stop.resolve(name));
+ * ```
+ */
+export function onStopSignals(
+  onFirst: (name: keyof typeof STOP_SIGNALS) => void,
+  again?: (name: keyof typeof STOP_SIGNALS) => string,
+): Disposable {
+  let received = false;
+  const listeners: [Deno.Signal, () => void][] = [];
+  for (const name of Object.keys(STOP_SIGNALS) as (keyof typeof STOP_SIGNALS)[]) {
+    const listener = () => {
+      if (received) {
+        if (again) console.error(again(name));
+        Deno.exit(STOP_SIGNALS[name]);
+      }
+      received = true;
+      onFirst(name);
+    };
+    try {
+      Deno.addSignalListener(name, listener);
+      listeners.push([name, listener]);
+    } catch {
+      // Not every signal exists on every system (SIGHUP, SIGTERM on Windows).
+    }
+  }
+  return {
+    [Symbol.dispose]() {
+      for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
+    },
+  };
+}
+
+/**
  * Run `body` with a signal that the first SIGINT (Ctrl-C), SIGTERM or SIGHUP
  * aborts, printing `notice`, so the work stops at a consistent point and is
  * recorded as cancelled; a second stop signal exits at once with its code.
@@ -95,33 +134,19 @@ export async function interruptible<T>(
 ): Promise<Interruptible<T>> {
   const controller = new AbortController();
   let received: keyof typeof STOP_SIGNALS | undefined;
-  const listeners: [Deno.Signal, () => void][] = [];
-  for (const name of Object.keys(STOP_SIGNALS) as (keyof typeof STOP_SIGNALS)[]) {
-    const listener = () => {
-      if (received !== undefined) Deno.exit(STOP_SIGNALS[name]);
-      received = name;
-      signalExitCodes.set(controller.signal, STOP_SIGNALS[name]);
-      const again = name === "SIGINT" ? "press Ctrl-C again" : `send ${name} again`;
-      console.error(`${notice} (${name}; ${again} to exit at once)…`);
-      controller.abort();
-    };
-    try {
-      Deno.addSignalListener(name, listener);
-      listeners.push([name, listener]);
-    } catch {
-      // Not every signal exists on every system (SIGHUP on Windows).
-    }
-  }
-  const result = (value: T): Interruptible<T> => ({
+  using _signals = onStopSignals((name) => {
+    received = name;
+    signalExitCodes.set(controller.signal, STOP_SIGNALS[name]);
+    const again = name === "SIGINT" ? "press Ctrl-C again" : `send ${name} again`;
+    console.error(`${notice} (${name}; ${again} to exit at once)…`);
+    controller.abort();
+  });
+  const value = await body(controller.signal);
+  return {
     value,
     interrupted: received !== undefined,
     exitCode: received === undefined ? EXIT_INTERRUPTED : STOP_SIGNALS[received],
-  });
-  try {
-    return result(await body(controller.signal));
-  } finally {
-    for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
-  }
+  };
 }
 
 /**

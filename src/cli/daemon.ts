@@ -1,8 +1,9 @@
 /**
  * `flowstate daemon [--grace 30s] [--quiet]`: run the scheduled jobs and
- * flows until SIGINT or SIGTERM, then stop: take no new ticks, wait up to the
- * grace period for running work, cancel what is left (it records itself as
- * cancelled) and exit 0. A second signal exits at once with 130.
+ * flows until SIGINT, SIGTERM or SIGHUP, then stop: take no new ticks, wait up
+ * to the grace period for running work, cancel what is left (it records itself
+ * as cancelled) and exit 0. A second signal exits at once with its code (130,
+ * 143, 129).
  *
  * Several daemons may share one store (SQLite file, Postgres…): each tick
  * runs once, on whichever takes its lease first.
@@ -43,8 +44,7 @@ import { Scheduler, type SchedulerEvent } from "../scheduler/scheduler.ts";
 import { type ChangeTriggerEvent, startChangeTriggers } from "../scheduler/change_triggers.ts";
 import { formatDuration } from "./format.ts";
 import { UsageError } from "./input.ts";
-import { type GlobalOptions, printWarning } from "./common.ts";
-import { EXIT_INTERRUPTED } from "./common.ts";
+import { type GlobalOptions, onStopSignals, printWarning } from "./common.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
 import { startServer } from "./serve.ts";
 import { startWorker } from "../queue/worker.ts";
@@ -82,8 +82,6 @@ export interface DaemonControl {
 /** The default grace period. */
 export const DEFAULT_GRACE = "30s";
 
-const STOP_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-
 /** `daemon [--grace 30s] [--quiet]`: exit 0 after a clean stop, 2 for an invalid config. */
 export async function daemonCommand(
   options: DaemonOptions,
@@ -105,25 +103,10 @@ export async function daemonCommand(
 
   // Listen before starting, so a signal while schedules load still stops cleanly.
   const stopRequested = Promise.withResolvers<string>();
-  let signals = 0;
-  const onSignal = (name: string) => () => {
-    signals++;
-    if (signals > 1) {
-      console.error(`Received ${name} again: exiting without waiting`);
-      Deno.exit(EXIT_INTERRUPTED);
-    }
-    stopRequested.resolve(name);
-  };
-  const listeners: [Deno.Signal, () => void][] = [];
-  for (const name of STOP_SIGNALS) {
-    const listener = onSignal(name);
-    try {
-      Deno.addSignalListener(name, listener);
-      listeners.push([name, listener]);
-    } catch {
-      // SIGTERM cannot be listened to on Windows; Ctrl-C still works.
-    }
-  }
+  using _signals = onStopSignals(
+    (name) => stopRequested.resolve(name),
+    (name) => `Received ${name} again: exiting without waiting`,
+  );
   const onAbort = () => stopRequested.resolve("stop request");
   control.signal?.addEventListener("abort", onAbort, { once: true });
   if (control.signal?.aborted) onAbort();
@@ -185,7 +168,6 @@ export async function daemonCommand(
     status.ticking = false;
     return 0;
   } finally {
-    for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
     control.signal?.removeEventListener("abort", onAbort);
   }
 }

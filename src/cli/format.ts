@@ -5,6 +5,39 @@
  * @module
  */
 
+/**
+ * Thrown by {@linkcode writeStdout} when whoever read stdout went away
+ * (`flowstate changes | head`): the command stops and exits 0, quietly.
+ */
+export class StdoutClosedError extends Error {
+  /** A stdout closed by its reader. */
+  constructor(options?: ErrorOptions) {
+    super("stdout was closed by its reader", options);
+    this.name = "StdoutClosedError";
+  }
+}
+
+const stdoutEncoder = new TextEncoder();
+
+/**
+ * Write `text` to stdout whole (a full pipe takes part of it at a time); a
+ * reader that went away is a {@linkcode StdoutClosedError}.
+ *
+ * @example
+ * ```ts ignore
+ * writeStdout("[");
+ * ```
+ */
+export function writeStdout(text: string): void {
+  let bytes = stdoutEncoder.encode(text);
+  try {
+    while (bytes.length > 0) bytes = bytes.subarray(Deno.stdout.writeSync(bytes));
+  } catch (error) {
+    if (error instanceof Deno.errors.BrokenPipe) throw new StdoutClosedError({ cause: error });
+    throw error;
+  }
+}
+
 /** Print rows as columns separated by two spaces; the last column is not padded. */
 export function printTable(header: readonly string[], rows: readonly (readonly string[])[]): void {
   const table = [header, ...rows];

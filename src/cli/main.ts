@@ -28,7 +28,7 @@ import {
   UnknownStoreError,
 } from "../errors.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./common.ts";
-import { printable } from "./format.ts";
+import { printable, StdoutClosedError } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { plainRun } from "./plain_run.ts";
 
@@ -101,6 +101,8 @@ function report(err: unknown, debug: boolean): number {
     // The command failed and closing the runtime failed too: the command's error matters.
     err = err.suppressed;
   }
+  // Whoever read the output went away (`| head`): it has what it wanted.
+  if (err instanceof StdoutClosedError) return EXIT_OK;
   const message = messageOf(err);
   // Every problem of a flow or a config, one `file:line:column: path: message` per line.
   const listsProblems = err instanceof FlowValidationError || err instanceof ConfigError;

@@ -24,11 +24,12 @@ home: ./.flowstate).
 Times in tables are shown in the config's timezone (default UTC), with it.
 Failures are printed on stderr as lines starting with "error: ".`;
 
-function integer(name: string, min: number) {
+function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
-      throw new InvalidArgumentError(`${name} must be an integer >= ${min} (got "${value}")`);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+      throw new InvalidArgumentError(`${name} must be an integer ${range} (got "${value}")`);
     }
     return n;
   };
@@ -510,7 +511,7 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .option(
       "--port <n>",
       "port (default: serve.port in the config, else 8377; 0 picks one)",
-      integer("--port", 0),
+      integer("--port", 0, 65535),
     )
     .option("--host <address>", "address to bind (default 127.0.0.1; any other requires a token)")
     .option(

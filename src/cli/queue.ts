@@ -25,13 +25,7 @@ import { startWorker, type WorkerEvent } from "../queue/worker.ts";
 import { formatDuration, printable } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { parseInputPairs } from "./run.ts";
-import {
-  EXIT_INTERRUPTED,
-  type GlobalOptions,
-  notFound,
-  printError,
-  printWarning,
-} from "./common.ts";
+import { type GlobalOptions, notFound, onStopSignals, printError, printWarning } from "./common.ts";
 
 /** Options of `flowstate enqueue`. */
 export interface EnqueueCommandOptions {
@@ -277,36 +271,19 @@ export async function workerCommand(
     });
   }
   const stop = Promise.withResolvers<string>();
-  let signals = 0;
-  const listeners: [Deno.Signal, () => void][] = [];
-  for (const name of ["SIGINT", "SIGTERM"] as Deno.Signal[]) {
-    const listener = () => {
-      if (++signals > 1) {
-        console.error(`Received ${name} again: exiting without waiting`);
-        Deno.exit(EXIT_INTERRUPTED);
-      }
-      stop.resolve(name);
-    };
-    try {
-      Deno.addSignalListener(name, listener);
-      listeners.push([name, listener]);
-    } catch {
-      // SIGTERM cannot be listened to on Windows.
-    }
-  }
+  using _signals = onStopSignals(
+    (name) => stop.resolve(name),
+    (name) => `Received ${name} again: exiting without waiting`,
+  );
   control.signal?.addEventListener("abort", () => stop.resolve("stop request"), { once: true });
-  try {
-    const worker = startWorker(runtime, {
-      ...settings,
-      onEvent: workerPrinter(options.json ?? false, quiet),
-    });
-    const reason = await stop.promise;
-    if (!quiet && !options.json) console.log(`Received ${reason}: stopping`);
-    await worker.stop(settings.graceMs === undefined ? {} : { graceMs: settings.graceMs });
-    return 0;
-  } finally {
-    for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
-  }
+  const worker = startWorker(runtime, {
+    ...settings,
+    onEvent: workerPrinter(options.json ?? false, quiet),
+  });
+  const reason = await stop.promise;
+  if (!quiet && !options.json) console.log(`Received ${reason}: stopping`);
+  await worker.stop(settings.graceMs === undefined ? {} : { graceMs: settings.graceMs });
+  return 0;
 }
 
 /** `runs retry <id> [--json]`. */

@@ -26,6 +26,8 @@ export interface RecordedJobOptions {
   infoLogs?: boolean;
   /** What the first Ctrl-C prints (`Stopping the backup at the next consistent point`). */
   notice: string;
+  /** Called once the run is recorded `running`, before the job starts. */
+  onStart?: (runId: string) => void;
 }
 
 /** What {@linkcode runRecordedJob} resolves to. */
@@ -57,6 +59,7 @@ export async function runRecordedJob<T>(
         signal,
         progress: progressMode(how.quiet),
         onLog: stderrLogger(how.quiet || !how.infoLogs),
+        ...(how.onStart === undefined ? {} : { onStart: how.onStart }),
       }),
   );
   const failureCode = interrupted && record.status === "cancelled" ? exitCode : 1;

@@ -49,3 +49,27 @@ export function parseTimeOption(text: string, option: string, now: number): numb
       `or how long ago (30m, 1h, 7d)`,
   );
 }
+
+/**
+ * `--since` and `--until` of `options`, read with {@linkcode parseTimeOption};
+ * a range that holds no time (`--since` not before `--until`) is a
+ * {@linkcode UsageError}, not an empty listing.
+ */
+export function parseTimeRange(
+  options: Pick<ListRunsCommandOptions, "since" | "until">,
+  now: number,
+): { since: number | undefined; until: number | undefined } {
+  const since = options.since === undefined
+    ? undefined
+    : parseTimeOption(options.since, "--since", now);
+  const until = options.until === undefined
+    ? undefined
+    : parseTimeOption(options.until, "--until", now);
+  if (since !== undefined && until !== undefined && since >= until) {
+    throw new UsageError(
+      `Invalid --since "${options.since}" and --until "${options.until}": --since must come ` +
+        `before --until (runs started at or after --since and before --until are listed)`,
+    );
+  }
+  return { since, until };
+}

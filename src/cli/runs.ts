@@ -23,8 +23,9 @@ import {
   unlessMissing,
 } from "./common.ts";
 import { isRunId } from "../records/run_id.ts";
+import { cancelAnyRun } from "../queue/cancel.ts";
 import { runShapeProblem } from "../records/types.ts";
-import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeOption } from "./run_filters.ts";
+import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeRange } from "./run_filters.ts";
 
 const PAGE = 1000;
 
@@ -34,12 +35,7 @@ export async function listRuns(
   global: GlobalOptions,
 ): Promise<number> {
   const now = Date.now();
-  const since = options.since === undefined
-    ? undefined
-    : parseTimeOption(options.since, "--since", now);
-  const until = options.until === undefined
-    ? undefined
-    : parseTimeOption(options.until, "--until", now);
+  const { since, until } = parseTimeRange(options, now);
   const limit = options.limit ?? DEFAULT_RUNS_LIMIT;
   await using runtime = await openForReading(global);
   const records = await unlessMissing(() => runtime.records());
@@ -272,21 +268,28 @@ function describeEvent(event: RunEvent): string | undefined {
 export async function cancelRun(id: string, global: GlobalOptions): Promise<number> {
   await using runtime = await openForReading(global);
   const records = await unlessMissing(() => runtime.records());
-  // A queued run is cancelled at once: it never starts.
-  const queued = records === null || !isRunId(id) ? null : await records.cancelQueuedRun(id);
-  if (queued !== null) {
-    console.log(`Cancelled run ${id} (${queued.flowId}) before it started`);
-    return 0;
+  const done = records === null || !isRunId(id)
+    ? { kind: "unknown" as const }
+    : await cancelAnyRun(records, id, runtime.clock.now());
+  switch (done.kind) {
+    case "unknown":
+      printError(`unknown run ${id}`);
+      return 1;
+    case "ended":
+      printError(`run ${id} already ended (${done.run.status})`);
+      return 1;
+    case "queued":
+      console.log(`Cancelled run ${id} (${done.run.flowId}) before it started`);
+      return 0;
+    case "requested":
+      console.log(`Cancel requested for run ${id} (${done.run.flowId}): it stops within a second`);
+      return 0;
+    case "abandoned":
+      console.log(
+        `Run ${id} (${done.run.flowId}) has had no heartbeat since ${
+          formatTime(done.lastSeenAt, runtime.config.timezone)
+        }: the process running it is gone; recorded it failed (abandoned)`,
+      );
+      return 0;
   }
-  const run = records === null || !isRunId(id) ? null : await records.requestCancel(id);
-  if (run === null) {
-    printError(`unknown run ${id}`);
-    return 1;
-  }
-  if (run.status !== "running") {
-    printError(`run ${id} already ended (${run.status})`);
-    return 1;
-  }
-  console.log(`Cancel requested for run ${id} (${run.flowId}): it stops within a second`);
-  return 0;
 }

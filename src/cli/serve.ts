@@ -20,6 +20,7 @@
  */
 import { openRuntime, type Runtime } from "../runtime.ts";
 import { type FlowstateServer, serve } from "../serve/server.ts";
+import { flowFiles } from "../flow_files.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
 import { type GlobalOptions, interruptible, printWarning } from "./common.ts";
 import { UsageError } from "./input.ts";
@@ -55,6 +56,10 @@ export async function startServer(
     worker?: WorkerOptions | false;
   } = {},
 ): Promise<FlowstateServer> {
+  // A flows: entry that cannot be read is refused now, as the daemon refuses it: otherwise
+  // every flow route and webhook would answer it as an internal error.
+  await flowFiles(runtime.config);
+  await warnOfBrokenWebhooks(runtime);
   const config = runtime.config.serve;
   const envToken = Deno.env.get(SERVE_TOKEN_ENV);
   const token = options.token ?? (envToken === "" ? undefined : envToken) ?? config.token;
@@ -105,6 +110,26 @@ export async function startServer(
     console.error(`  or send "Authorization: Bearer ${server.token}"`);
   }
   return server;
+}
+
+/**
+ * Warn of each webhook that cannot work: its flow is invalid, or the variable
+ * of its secret is not set. Each request would be refused with a 500 the
+ * sender sees and the operator, reading this output, would not.
+ */
+async function warnOfBrokenWebhooks(runtime: Runtime): Promise<void> {
+  const { webhookRoutes } = await import("../serve/webhooks.ts");
+  for (const route of (await webhookRoutes(runtime)).values()) {
+    const secret = route.trigger.secret?.env;
+    const why = route.problem !== undefined
+      ? `its flow ${route.flowId} (${route.file}) is invalid, so every request to it is refused (500): ${route.problem}`
+      : secret !== undefined && !Deno.env.get(secret)
+      ? `its secret's variable ${secret} is not set here, so every request to it is refused (500) until it is`
+      : undefined;
+    if (why !== undefined) {
+      printWarning({ code: "WEBHOOK_BROKEN", message: `webhook ${route.path}: ${why}` });
+    }
+  }
 }
 
 /** `serve [--port N] [--host H] [--token T] [--no-worker] [--concurrency N]`: exit 0 after a clean stop. */

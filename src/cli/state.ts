@@ -21,6 +21,7 @@ import { StoreMissingError } from "../errors.ts";
 import { openRuntime } from "../runtime.ts";
 import type { Entry, Key, Store } from "../store/types.ts";
 import { formatKey, parseJsonValue, parseKey, UsageError } from "./input.ts";
+import { writeStdout } from "./format.ts";
 import {
   checkStore,
   type GlobalOptions,
@@ -188,18 +189,12 @@ export function stateList(
     if (options.json) {
       // Stream the array so a large store does not have to fit in memory.
       let first = true;
-      const encoder = new TextEncoder();
-      const write = (text: string) => {
-        // writeSync may write part of the bytes (a pipe that is full): write the rest.
-        let bytes = encoder.encode(text);
-        while (bytes.length > 0) bytes = bytes.subarray(Deno.stdout.writeSync(bytes));
-      };
-      write("[");
+      writeStdout("[");
       for await (const entry of entries) {
-        write(`${first ? "" : ",\n"}${entryJson(entry, prefix)}`);
+        writeStdout(`${first ? "" : ",\n"}${entryJson(entry, prefix)}`);
         first = false;
       }
-      write("]\n");
+      writeStdout("]\n");
       return 0;
     }
     let n = 0;

@@ -13,6 +13,7 @@
  * @module
  */
 import type { JsonValue, OrderBy, Query, WhereClause } from "../store/types.ts";
+import { didYouMean, editDistance } from "../_suggest.ts";
 import { type GlobalOptions, printError } from "./common.ts";
 import { formatKey, parseKey, UsageError } from "./input.ts";
 import { entryJson, type StateOptions, withStore } from "./state.ts";
@@ -95,8 +96,23 @@ export function parseOrderBy(items: readonly string[]): OrderBy[] {
     if (text === "" || text === "-") {
       throw new UsageError(`Invalid --order-by "${raw}": write a path, or -path for descending`);
     }
-    const suffix = /^(.+):(asc|desc)$/.exec(text);
-    if (suffix) return { path: suffix[1], direction: suffix[2] as "asc" | "desc" };
+    const suffix = /^(.+):(asc|desc)$/i.exec(text);
+    if (suffix) {
+      return { path: suffix[1], direction: suffix[2].toLowerCase() as "asc" | "desc" };
+    }
+    // `name:dsc` would sort by a field literally named "name:dsc": a misspelt direction.
+    const typo = /^(.+):([A-Za-z]{3,5})$/.exec(text);
+    if (typo && ["asc", "desc"].some((d) => editDistance(typo[2].toLowerCase(), d) <= 2)) {
+      throw new UsageError(
+        `Invalid --order-by "${raw}": "${typo[2]}" is not a direction${
+          // On a tie ("dsc" is one edit from both), the one with the same first letter.
+          didYouMean(
+            typo[2].toLowerCase(),
+            /^d/i.test(typo[2]) ? ["desc", "asc"] : ["asc", "desc"],
+          )}; write ${typo[1]}:asc or ${typo[1]}:desc (to sort by a field named "${text}", ` +
+          `write ${text}:asc)`,
+      );
+    }
     return text.startsWith("-")
       ? { path: text.slice(1), direction: "desc" as const }
       : { path: text, direction: "asc" as const };

@@ -117,6 +117,41 @@ function parsedFlow(read: FlowRead, text: string, file: string | undefined): Par
   };
 }
 
+/**
+ * On a line with syntax errors, an unquoted `${{ … }}` is their cause (YAML
+ * reads `{` as a mapping inside `{ … }`): one problem saying to quote it
+ * replaces them.
+ */
+function unquotedTemplates(text: string, problems: FlowProblem[]): FlowProblem[] {
+  const lines = text.split("\n");
+  const hints = new Map<number, FlowProblem>();
+  for (const p of problems) {
+    if (p.line === undefined || hints.has(p.line)) continue;
+    const line = lines[p.line - 1] ?? "";
+    const at = line.indexOf("${{");
+    if (at < 0) continue;
+    const before = line.slice(0, at);
+    // Inside a quoted string the template is fine: count the quotes before it.
+    if ((before.split('"').length - 1) % 2 === 1 || (before.split("'").length - 1) % 2 === 1) {
+      continue;
+    }
+    const end = line.indexOf("}}", at);
+    const template = end < 0 ? "${{ … }}" : line.slice(at, end + 2);
+    hints.set(p.line, {
+      message:
+        `\${{ … }} must be quoted here: YAML reads its { and } as a mapping; write "${template}"`,
+      path: [],
+      line: p.line,
+      column: at + 1,
+    });
+  }
+  if (hints.size === 0) return problems;
+  return [
+    ...problems.filter((p) => p.line === undefined || !hints.has(p.line)),
+    ...hints.values(),
+  ];
+}
+
 /** Parse and check; throws only for YAML syntax errors and unreadable data. */
 function readFlow(text: string, options: ParseFlowOptions): FlowRead {
   if (typeof text !== "string") {
@@ -141,9 +176,12 @@ function readFlow(text: string, options: ParseFlowOptions): FlowRead {
     }
     throw error;
   }
-  const syntax: FlowProblem[] = [...source.syntaxErrors, ...source.syntaxWarnings].map((
-    { message, line, column },
-  ) => ({ message, path: [], line, column }));
+  const syntax: FlowProblem[] = unquotedTemplates(
+    text,
+    [...source.syntaxErrors, ...source.syntaxWarnings].map((
+      { message, line, column },
+    ) => ({ message, path: [], line, column })),
+  );
   if (source.syntaxErrors.length > 0) throw new FlowValidationError(sortProblems(syntax), file);
 
   const checker = new Checker(source, file === undefined ? undefined : dirname(resolve(file)));

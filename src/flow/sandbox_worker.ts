@@ -38,6 +38,15 @@ export async function serve(
   load: () => Promise<{ default?: unknown }>,
   limits: { memoryLimitBytes?: number } = {},
 ): Promise<void> {
+  // Ending the Worker from inside (Deno.exit, close) sends the host no answer: it would wait
+  // for one forever. Both throw instead, so the node fails with a reason.
+  const refuse = (what: string) => () => {
+    throw new Error(
+      `a node cannot call ${what}: throw an error to fail the node, or return to end it`,
+    );
+  };
+  Object.defineProperty(Deno, "exit", { value: refuse("Deno.exit()"), configurable: true });
+  Object.defineProperty(globalThis, "close", { value: refuse("close()"), configurable: true });
   let type: Any;
   try {
     type = (await load()).default;
@@ -80,15 +89,8 @@ export async function serve(
   };
   const view = (run: number, name: string) => {
     const method = (m: string) => (...args: unknown[]) => {
-      // Checked here, as the store checks it in-process: on its way to the host as JSON, a value
-      // JSON cannot hold would silently become something else (a Map {}, NaN null).
-      if (m === "set" && args[1] !== undefined) {
-        try {
-          serializeValue(args[1], "Cannot set");
-        } catch (err) {
-          return Promise.reject(err);
-        }
-      }
+      // Checked here: on the way out as JSON a Map would become {} and NaN null, unseen.
+      for (const arg of args) if (arg !== undefined) serializeValue(arg, `ctx.${name}.${m}()`);
       return call(run, { scope: name, method: m, args: encodeArgs(args) });
     };
     return {
@@ -179,12 +181,12 @@ export async function serve(
           call(run, { method: "runFlow", args: encodeArgs([flow, input]) }),
       };
       const value = await type.run(ctx, checked.value);
-      // Checked as the host checks an in-process node's output, for the same message: sent as
-      // JSON unchecked, a value JSON cannot hold would arrive as something else ({} for a Map).
-      if (value !== undefined && value !== null) {
-        serializeValue(value, `node ${msg.nodeId} returned a value that is not JSON`);
-      }
-      send({ op: "done", id: run, value: value === undefined ? null : value });
+      // Checked (worded as the in-process executor words it): unchecked, JSON would change it
+      // unseen. The checked text is sent as it is, not serialized again.
+      const text = value === undefined || value === null
+        ? "null"
+        : serializeValue(value, `node ${msg.nodeId} returned a value that is not JSON`);
+      scope.postMessage(`{"op":"done","id":${run},"value":${text}}`);
     } catch (err) {
       send({ op: "done", id: run, error: fail(err) });
     } finally {

@@ -255,7 +255,10 @@ export async function runJob<const J extends JobRef>(
     }
   } catch (err) {
     status = controller.signal.aborted ? "cancelled" : "failed";
-    error = { node: job.name, message: messageOf(err) };
+    // The abort itself (signal.throwIfAborted()) says nothing more than "cancelled".
+    const abort = controller.signal.aborted &&
+      (err === controller.signal.reason || (err instanceof Error && err.name === "AbortError"));
+    error = { node: job.name, message: abort ? "the job was cancelled" : messageOf(err) };
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
   }

@@ -101,3 +101,24 @@ Deno.test("loadJob() suggests the closest built-in for a typo", async () => {
   );
   assert.equal((await loadJob("retention")).name, "retention");
 });
+
+Deno.test("runJob(): a job that stops by throwing its signal's abort error is recorded cancelled with a plain message", async () => {
+  const throwing = defineJob({
+    name: "throwing",
+    description: "waits, then throws what its aborted signal throws",
+    optionsSchema: z.strictObject({}),
+    async run(ctx) {
+      await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+      ctx.signal.throwIfAborted();
+      return {};
+    },
+  });
+  await using rt = await openRuntime({ config });
+  const controller = new AbortController();
+  const pending = runJob(rt, throwing, { signal: controller.signal, progress: "quiet" });
+  await new Promise((r) => setTimeout(r, 5));
+  controller.abort(); // as Ctrl-C does: no reason of its own
+  const run = await pending;
+  assert.equal(run.status, "cancelled");
+  assert.deepEqual(run.error, { node: "throwing", message: "the job was cancelled" });
+});

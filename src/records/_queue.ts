@@ -801,6 +801,9 @@ export async function cancelQueuedRun(
   return ok ? record : null;
 }
 
+/** The worker a retried run's first attempt names when the run was started directly, not queued. */
+const DIRECT_WORKER = "a direct run (not queued)";
+
 /**
  * `Records.requeueRun()`: put an ended run (failed, cancelled, timed out;
  * an abandoned one is failed) back in the queue for one more attempt on the
@@ -827,6 +830,16 @@ export async function requeueRun(
       );
     }
     const now = ctx.clock.now();
+    // A run started directly (never queued) had one attempt of its own: it is listed as the
+    // first, so the next is attempt 2 of 2 (not "2 of 1").
+    const direct: QueueAttempt = {
+      attempt: 1,
+      worker: DIRECT_WORKER,
+      startedAt: run.startedAt,
+      endedAt: run.endedAt ?? now,
+      outcome: run.status as QueueAttempt["outcome"],
+    };
+    if (run.error) direct.error = run.error.message;
     const previous: QueueInfo = run.queue ?? {
       flowPath: options.flowPath ?? "",
       enqueuedAt: run.startedAt,
@@ -834,7 +847,7 @@ export async function requeueRun(
       priority: 0,
       attempt: 1,
       maxAttempts: 1,
-      attempts: [],
+      attempts: [direct],
     };
     if (previous.flowPath === "") {
       throw new TypeError(`${what}: the flow file of "${run.flowId}" is not known`);

@@ -8,7 +8,7 @@
  * @module
  */
 import { basename } from "node:path";
-import { flowFiles } from "../flow_files.ts";
+import { flowFiles, twoFilesOneId } from "../flow_files.ts";
 import type {
   AbandonedPolicy,
   JobConfig,
@@ -214,7 +214,7 @@ export async function loadSchedules(
     const other = byFlowId.get(definition.id);
     if (other !== undefined) {
       throw new ConfigError(
-        `Cannot schedule flow "${definition.id}": both ${other} and ${file} define it; flow ids must be unique`,
+        twoFilesOneId(`Cannot schedule flow "${definition.id}"`, [other, file]),
       );
     }
     byFlowId.set(definition.id, file);

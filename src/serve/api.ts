@@ -8,7 +8,14 @@
  */
 import { isAbsolute, relative } from "node:path";
 import { z } from "zod";
-import { ConfigError, FeedDisabledError, FlowValidationError, messageOf } from "../errors.ts";
+import {
+  ConfigError,
+  FeedDisabledError,
+  FlowValidationError,
+  formatProblem,
+  messageOf,
+} from "../errors.ts";
+import { didYouMean } from "../_suggest.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Change, Entry, JsonValue, Key, Store } from "../store/types.ts";
 import { assertKey } from "../store/keys.ts";
@@ -20,6 +27,8 @@ import { builtinJobNames } from "../jobs/builtin.ts";
 import { runJob } from "../jobs/run.ts";
 import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
 import { flowFiles, loadConfiguredJob, loadSchedules } from "../scheduler/from_config.ts";
+import { rawFlowData, twoFilesOneId } from "../flow_files.ts";
+import { cancelAnyRun } from "../queue/cancel.ts";
 import { loadFlowFile } from "../flow/parse.ts";
 import { HttpError, json, readJson } from "./http.ts";
 import { sameToken, sessionCookie } from "./auth.ts";
@@ -106,9 +115,14 @@ async function body<T>(ctx: Ctx, schema: z.ZodType<T>, what: string): Promise<T>
   const raw = (await readJson(ctx.request, ctx.server.maxBodyBytes)) ?? {};
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) =>
-      `${i.path.length ? i.path.join(".") : "(body)"}: ${i.message}`
-    );
+    const known = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
+    const problems = parsed.error.issues.flatMap((i) => {
+      const at = (...more: PropertyKey[]) => [...i.path, ...more].join(".") || "(body)";
+      if (i.code !== "unrecognized_keys") return [`${at()}: ${i.message}`];
+      return i.keys.map((key) =>
+        `${at(key)}: unknown field${didYouMean(key, known)}; the fields are ${known.join(", ")}`
+      );
+    });
     throw badRequest(`Invalid body of ${what}: ${problems.join("; ")}`);
   }
   return parsed.data;
@@ -216,18 +230,28 @@ async function fileSize(location: string): Promise<number | null> {
 /** Every flow id of the config's `flows:` files, with its file and definition. */
 export async function configuredFlows(
   runtime: Runtime,
-): Promise<Map<string, { file: string; schedule: unknown }>> {
-  const out = new Map<string, { file: string; schedule: unknown }>();
+): Promise<Map<string, { file: string; schedule: unknown; also?: string }>> {
+  const out = new Map<string, { file: string; schedule: unknown; also?: string }>();
   for (const file of await flowFiles(runtime.config)) {
     try {
       const parsed = await loadFlowFile(file, { stores: runtime.storeNames });
       const def = parsed.definition as { id: string; schedule?: unknown };
-      if (!out.has(def.id)) out.set(def.id, { file, schedule: def.schedule });
+      const first = out.get(def.id);
+      if (first === undefined) out.set(def.id, { file, schedule: def.schedule });
+      else first.also ??= file; // a second file with the id: starting it is refused
     } catch {
       // An invalid flow file: not startable; `flowstate validate` says why.
     }
   }
   return out;
+}
+
+/** The file under the config's flows whose YAML says `id: <id>`, though it is not a valid flow. */
+async function invalidFlowFile(runtime: Runtime, id: string): Promise<string | undefined> {
+  for (const file of await flowFiles(runtime.config)) {
+    if ((await rawFlowData(file))?.id === id) return file;
+  }
+  return undefined;
 }
 
 function scheduleOf(value: unknown): { cron: string; timezone?: string } | null {
@@ -256,8 +280,12 @@ function lastRunOf(
 }
 
 function problemsOf(err: FlowValidationError): string {
-  return err.problems.map((p) => `${p.path.length ? p.path.join(".") + ": " : ""}${p.message}`)
-    .join("; ");
+  // A problem of the file is shown at its file:line:column; one of the request's inputs by its path.
+  return err.problems.map((p) =>
+    p.line !== undefined
+      ? formatProblem(p, err.file)
+      : `${p.path.length ? p.path.join(".") + ": " : ""}${p.message}`
+  ).join("; ");
 }
 
 /**
@@ -885,7 +913,15 @@ export const apiRoutes: readonly ApiRoute[] = [
       const { server, params } = ctx;
       const flows = await configuredFlows(server.runtime);
       const flow = flows.get(params.flow);
-      if (flow === undefined) {
+      if (flow?.also !== undefined) {
+        throw badRequest(
+          twoFilesOneId(`Cannot start flow "${params.flow}"`, [flow.file, flow.also]),
+        );
+      }
+      // An invalid flow file is found by its id alone: starting it says what is wrong with it.
+      const file = flow?.file ??
+        await invalidFlowFile(server.runtime, params.flow);
+      if (file === undefined) {
         throw notFound(
           `No flow "${params.flow}" among the config's flows: files${
             flows.size ? ` (${[...flows.keys()].join(", ")})` : ""
@@ -898,7 +934,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       const key = httpDedupeKey(params.flow, ctx.request, b.key);
       let answer;
       try {
-        answer = await enqueueOverHttp(server.runtime, flow.file, {
+        answer = await enqueueOverHttp(server.runtime, file, {
           input: b.input ?? {},
           ...(b.delay === undefined ? {} : { delay: b.delay }),
           ...(b.runAt === undefined
@@ -1037,7 +1073,8 @@ export const apiRoutes: readonly ApiRoute[] = [
     summary: "Cancel a running run (of this process at once, of another within a second)",
     responses: {
       202: {
-        description: "Cancel requested; `status` is the run's status when asked",
+        description:
+          "Cancel requested; `status` is the run's status when asked, or `failed` when its process was gone (no heartbeat for a minute) and it was recorded abandoned",
         schema: S.CancelSchema,
       },
       409: { description: "The run already ended", schema: S.ErrorBody },
@@ -1050,24 +1087,23 @@ export const apiRoutes: readonly ApiRoute[] = [
         return json({ runId: params.id, status: "running" }, 202);
       }
       const records = await server.runtime.records();
-      let run: RunRecord | null;
+      let done;
       try {
-        // A queued run ends cancelled at once, without ever starting.
-        const queued = await records.cancelQueuedRun(params.id);
-        if (queued !== null) return json({ runId: params.id, status: "queued" }, 202);
-        run = await records.requestCancel(params.id);
+        done = await cancelAnyRun(records, params.id, server.runtime.clock.now());
       } catch (err) {
         if (err instanceof TypeError) throw notFound(`No run ${params.id}: ${messageOf(err)}`);
         throw err;
       }
-      if (run === null) throw notFound(`No run ${params.id}`);
-      if (run.status !== "running") {
+      if (done.kind === "unknown") throw notFound(`No run ${params.id}`);
+      if (done.kind === "ended") {
         throw new HttpError(
           "conflict",
-          `Cannot cancel run ${params.id}: it already ended (${run.status})`,
+          `Cannot cancel run ${params.id}: it already ended (${done.run.status})`,
         );
       }
-      return json({ runId: params.id, status: run.status }, 202);
+      // A run whose process is gone is recorded abandoned (failed) at once: nobody else would.
+      const status = done.kind === "queued" ? "queued" : done.run.status;
+      return json({ runId: params.id, status }, 202);
     },
   },
   {

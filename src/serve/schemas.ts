@@ -252,14 +252,14 @@ export const HealthSchema = z.object({
   daemon: z.object({ ticking: z.boolean(), lastTickAt: z.number().nullable() }).optional(),
 });
 
-/** Body of `PUT …/entry`. */
-export const PutEntryBody = z.object({
+/** Body of `PUT …/entry` (request bodies refuse unknown fields: a typo is an error, not a default). */
+export const PutEntryBody = z.strictObject({
   value: z.unknown(),
   expireIn: z.number().positive().optional(),
 });
 
 /** Body of `POST /api/flows/{flow}/runs`. */
-export const StartRunBody = z.object({
+export const StartRunBody = z.strictObject({
   input: z.record(z.string(), z.unknown()).optional(),
   delay: z.union([z.number().positive(), z.string().min(1)]).optional()
     .describe('do not start before this long from now: ms, or a duration like "10m"'),
@@ -282,7 +282,7 @@ export const QueuedRunSchema = z.object({
 });
 
 /** Body of `POST /api/jobs/{name}/runs`. */
-export const RunJobBody = z.object({ options: z.record(z.string(), z.unknown()).optional() });
+export const RunJobBody = z.strictObject({ options: z.record(z.string(), z.unknown()).optional() });
 
 /** Body of `POST /api/session`. */
-export const SessionBody = z.object({ token: z.string() });
+export const SessionBody = z.strictObject({ token: z.string() });

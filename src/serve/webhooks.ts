@@ -12,6 +12,7 @@ import { FlowValidationError, loadFlowFile } from "../flow/parse.ts";
 import type { HttpTrigger } from "../flow/types.ts";
 import type { Runtime } from "../runtime.ts";
 import { flowFiles } from "../scheduler/from_config.ts";
+import { rawFlowData } from "../flow_files.ts";
 import { sameToken } from "./auth.ts";
 import { errorResponse, HttpError, json, readBytes } from "./http.ts";
 import { enqueueOverHttp, httpDedupeKey } from "./queued.ts";
@@ -34,6 +35,8 @@ export interface WebhookRoute {
   file: string;
   /** The trigger as declared. */
   trigger: HttpTrigger;
+  /** Why the flow cannot run: its file is invalid (its YAML still declares this path). */
+  problem?: string;
 }
 
 interface Cached {
@@ -41,6 +44,7 @@ interface Cached {
   size: number;
   trigger: HttpTrigger | undefined;
   flowId: string;
+  problem?: string;
 }
 
 const caches = new WeakMap<Runtime, Map<string, Cached>>();
@@ -75,7 +79,18 @@ export async function webhookRoutes(runtime: Runtime): Promise<Map<string, Webho
         };
       } catch (err) {
         if (!(err instanceof FlowValidationError)) throw err;
-        entry = { mtime, size: info.size, trigger: undefined, flowId: "" };
+        // Its YAML may still declare a path: a request there is told what is wrong.
+        const raw = await rawFlowData(file);
+        const http = (raw?.trigger as { http?: { path?: unknown } } | undefined)?.http;
+        entry = typeof http?.path === "string"
+          ? {
+            mtime,
+            size: info.size,
+            trigger: { path: http.path } as HttpTrigger,
+            flowId: typeof raw?.id === "string" ? raw.id : "?",
+            problem: err.message.split("\n")[0],
+          }
+          : { mtime, size: info.size, trigger: undefined, flowId: "" };
       }
       cache.set(file, entry);
     }
@@ -94,6 +109,7 @@ export async function webhookRoutes(runtime: Runtime): Promise<Map<string, Webho
       flowId: entry.flowId,
       file,
       trigger: entry.trigger,
+      ...(entry.problem === undefined ? {} : { problem: entry.problem }),
     });
   }
   return routes;
@@ -212,6 +228,16 @@ export async function handleWebhook(
     return error(
       404,
       `no flow declares the webhook ${path}: add trigger: { http: { path: ${path} } } to a flow under the config's flows:`,
+    );
+  }
+  if (route.problem !== undefined) {
+    return error(
+      500,
+      `the flow ${route.flowId} (${
+        shown(route.file)
+      }), which declares the webhook ${path}, is invalid: ${route.problem}; fix it (flowstate validate ${
+        shown(route.file)
+      })`,
     );
   }
   if (request.method !== route.method) {

@@ -253,6 +253,21 @@ function remember(
  * sqlite), without reading first. When someone else wrote meanwhile the
  * compare-and-set fails and the increment reads and retries as usual.
  */
+/** `value + by`, refused where whole numbers stop counting exactly (past 2^53 - 1). */
+function checkedSum(key: Key, value: number, by: number): number {
+  const next = value + by;
+  if (Number.isInteger(value) && Number.isInteger(by) && !Number.isSafeInteger(next)) {
+    throw new RangeError(
+      `Cannot increment ${JSON.stringify(key)}: ${value} + ${by} is past ${
+        next > 0 ? Number.MAX_SAFE_INTEGER : Number.MIN_SAFE_INTEGER
+      } (Number.${
+        next > 0 ? "MAX" : "MIN"
+      }_SAFE_INTEGER), where numbers stop counting exactly; reset the count or keep it as a string`,
+    );
+  }
+  return next;
+}
+
 export async function incrementEntry(
   store: Store,
   key: Key,
@@ -266,7 +281,7 @@ export async function incrementEntry(
   const id = known === undefined ? "" : JSON.stringify(key);
   const last = known?.get(id);
   if (last !== undefined) {
-    const next = last.value + by;
+    const next = checkedSum(key, last.value, by);
     const result = await store.set(key, next, { ifVersion: last.version });
     if (result.ok) {
       remember(store, known!, id, next, result.version);
@@ -285,7 +300,7 @@ export async function incrementEntry(
         }, not a number`,
       );
     }
-    const next = value + by;
+    const next = checkedSum(key, value, by);
     const result = await store.set(key, next, { ifVersion: current?.version ?? null });
     if (result.ok) {
       if (known !== undefined) remember(store, known, id, next, result.version);

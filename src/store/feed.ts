@@ -74,6 +74,18 @@ export interface FeedRetention {
   keep: FeedKeep;
 }
 
+/** `parseDuration`, its message starting with `what` (`Cannot open store "x": changes.keep: …`). */
+function feedDuration(value: string | number, what: string, field: string): number {
+  try {
+    return parseDuration(value, field);
+  } catch (error) {
+    const message = `${what}: ${field}: ${
+      (error as Error).message.replace(/^Cannot use .* as a duration: /, "")
+    }`;
+    throw error instanceof TypeError ? new TypeError(message) : new RangeError(message);
+  }
+}
+
 /** Validate `changes: { keep }` of a store spec (`what` starts the error message). */
 export function normalizeFeedOption(option: unknown, what: string): FeedRetention | undefined {
   if (option === undefined || option === null || option === false) return undefined;
@@ -93,7 +105,7 @@ export function normalizeFeedOption(option: unknown, what: string): FeedRetentio
     );
   }
   if (typeof keep === "string" || typeof keep === "number") {
-    return { ageMs: parseDuration(keep, `${what}: changes.keep`), keep };
+    return { ageMs: feedDuration(keep, what, "changes.keep"), keep };
   }
   if (typeof keep !== "object" || keep === null || Array.isArray(keep)) {
     throw new TypeError(
@@ -115,7 +127,7 @@ export function normalizeFeedOption(option: unknown, what: string): FeedRetentio
     if (typeof age !== "string" && typeof age !== "number") {
       throw new TypeError(`${what}: changes.keep.age must be a duration like "30d"`);
     }
-    out.ageMs = parseDuration(age, `${what}: changes.keep.age`);
+    out.ageMs = feedDuration(age, what, "changes.keep.age");
   }
   if (count !== undefined) {
     if (typeof count !== "number" || !Number.isInteger(count) || count < 1) {

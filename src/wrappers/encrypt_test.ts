@@ -421,6 +421,25 @@ Deno.test("encrypt: the config takes encrypt: with ${env.NAME}; a bad key is a l
       err instanceof ConfigError && /flowstate\.yaml:6/.test(err.message) &&
       /stores\.main\.encrypt\.key/.test(err.message) && !err.message.includes("not-a-key"),
   );
+  // The variable unset: one problem, that one (not also "the key is not 32 bytes").
+  await assert.rejects(
+    () => openRuntime({ cwd, env: {} }),
+    (err: unknown) =>
+      err instanceof ConfigError && err.issues.length === 1 &&
+      /environment variable TEST_KEY is not set/.test(err.message),
+  );
+  // A list under key: says to write keys:.
+  await Deno.writeTextFile(
+    join(cwd, "flowstate.yaml"),
+    "stores:\n  main:\n    plugin: memory\n    encrypt:\n      key: [a, b]\n",
+  );
+  await assert.rejects(
+    () => openRuntime({ cwd, env: {} }),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      /flowstate\.yaml:5:7: stores\.main\.encrypt\.key/.test(err.message) &&
+      /keys: \[new, old\]/.test(err.message),
+  );
 });
 
 // --- Backups, restores and moves -------------------------------------------

@@ -1,0 +1,60 @@
+/**
+ * Cancelling a run of any process sharing the store, as `flowstate runs
+ * cancel` and `POST /api/runs/{id}/cancel` do: a queued run is cancelled at
+ * once; a running one gets a cancel request its process acts on within a
+ * second, unless that process is gone (no heartbeat for a minute), when the
+ * run is recorded abandoned at once: nobody else would ever end it.
+ *
+ * @module
+ */
+import type { Records } from "../records/records.ts";
+import type { RunRecord } from "../records/types.ts";
+
+/** How long a running run may go without a heartbeat before a cancel records it abandoned (ms). */
+export const CANCEL_ABANDONED_AFTER = 60_000;
+
+/** What {@linkcode cancelAnyRun} did. */
+export type CancelOutcome =
+  /** A queued run, now cancelled: it never starts. */
+  | { kind: "queued"; run: RunRecord }
+  /** A running run of a live process, asked to stop. */
+  | { kind: "requested"; run: RunRecord }
+  /** A running run whose process is gone, now recorded failed ("abandoned: …"). */
+  | { kind: "abandoned"; run: RunRecord; lastSeenAt: number }
+  /** A run that had ended already. */
+  | { kind: "ended"; run: RunRecord }
+  /** No run with that id. */
+  | { kind: "unknown" };
+
+/**
+ * Cancel run `id` (see the module documentation). A malformed id is
+ * `unknown`.
+ *
+ * @example
+ * ```ts
+ * import { openStore } from "@flowstate/core";
+ * import { Records, RunRecorder } from "@flowstate/core/records";
+ * import { cancelAnyRun } from "./cancel.ts";
+ * import assert from "node:assert/strict";
+ * await using store = await openStore({ plugin: "memory" });
+ * const records = new Records(store);
+ * const past = { now: () => Date.now() - 120_000 };
+ * const run = await RunRecorder.start(records, past, { flowId: "f", flowVersion: "v", inputs: {} });
+ * await run.close(); // its process "died" two minutes ago
+ * assert.equal((await cancelAnyRun(records, run.id, Date.now())).kind, "abandoned");
+ * ```
+ */
+export async function cancelAnyRun(
+  records: Records,
+  id: string,
+  now: number,
+): Promise<CancelOutcome> {
+  const queued = await records.cancelQueuedRun(id);
+  if (queued !== null) return { kind: "queued", run: queued };
+  const run = await records.requestCancel(id);
+  if (run === null) return { kind: "unknown" };
+  if (run.status !== "running") return { kind: "ended", run };
+  const abandoned = await records.abandonRun(id, { afterMs: CANCEL_ABANDONED_AFTER, now });
+  if (abandoned === null) return { kind: "requested", run };
+  return { kind: "abandoned", run: abandoned, lastSeenAt: run.heartbeatAt ?? run.startedAt };
+}
