@@ -55,3 +55,17 @@ export function assertKnownFields(
     );
   }
 }
+
+/**
+ * The names of the fields of `T` (an options type), given as a few lines of
+ * names: exactly those fields, or it does not compile (a name `T` lacks, or
+ * a field of `T` left out), so a new option cannot be forgotten here.
+ */
+export function fieldNames<T>(): <const N extends keyof T>(
+  ...lines:
+    & (readonly N[])[]
+    & ([Exclude<keyof T, N>] extends [never] ? unknown
+      : [`missing: ${Exclude<keyof T, N> & string}`])
+) => readonly string[] {
+  return (...lines) => lines.flat() as string[];
+}

@@ -22,7 +22,7 @@ import {
 import { type CheckedStoreSpec, openStore } from "./plugin.ts";
 import type { Clock, Store } from "./store/types.ts";
 import type { IndexBuildEvent } from "./store/driver.ts";
-import { assertKnownFields, didYouMean } from "./_suggest.ts";
+import { assertKnownFields, didYouMean, fieldNames } from "./_suggest.ts";
 import type { FlowSource } from "./flow/load.ts";
 import { type FlowHost, runFlow, type RunFlowOptions } from "./run_flow.ts";
 import { enqueueFlow, type EnqueueOptions, type EnqueueResult } from "./queue/enqueue.ts";
@@ -287,52 +287,22 @@ export async function openRuntimeWith(
   );
 }
 
-/** The options of {@linkcode openRuntime} (a `Record`, so that a new one must be added here). */
-const RUNTIME_OPTIONS: readonly string[] = Object.keys(
-  {
-    actor: true,
-    config: true,
-    cwd: true,
-    home: true,
-    clock: true,
-    env: true,
-    createStores: true,
-    onWarning: true,
-    onIndexBuild: true,
-  } satisfies Record<keyof RuntimeOptions, true>,
+/** The options of {@linkcode openRuntime}. */
+const RUNTIME_OPTIONS: readonly string[] = fieldNames<RuntimeOptions>()(
+  ["actor", "config", "cwd", "home", "clock", "env", "createStores"],
+  ["onWarning", "onIndexBuild"],
 );
 
 /** The options of `Runtime.runFlow`. */
-const RUN_FLOW_OPTIONS: readonly string[] = Object.keys(
-  {
-    input: true,
-    inputFromStrings: true,
-    signal: true,
-    timers: true,
-    onEvent: true,
-    concurrency: true,
-    env: true,
-    parentRunId: true,
-    abortGrace: true,
-    maxSubRuns: true,
-    onStart: true,
-    depth: true,
-  } satisfies Record<keyof RunFlowOptions, true>,
+const RUN_FLOW_OPTIONS: readonly string[] = fieldNames<RunFlowOptions>()(
+  ["input", "inputFromStrings", "signal", "timers", "onEvent", "concurrency", "env"],
+  ["parentRunId", "abortGrace", "maxSubRuns", "onStart", "depth"],
 );
 
 /** The options of `Runtime.enqueue`. */
-const ENQUEUE_OPTIONS: readonly string[] = Object.keys(
-  {
-    input: true,
-    inputFromStrings: true,
-    runAt: true,
-    delay: true,
-    priority: true,
-    key: true,
-    maxAttempts: true,
-    backoff: true,
-    parentRunId: true,
-  } satisfies Record<keyof EnqueueOptions, true>,
+const ENQUEUE_OPTIONS: readonly string[] = fieldNames<EnqueueOptions>()(
+  ["input", "inputFromStrings", "runAt", "delay", "priority", "key", "maxAttempts"],
+  ["backoff", "parentRunId"],
 );
 
 class FlowstateRuntime implements Runtime {

@@ -8,7 +8,7 @@
 import { withActor } from "../store/actor.ts";
 import { importDefault, importFailure, mappingHint, moduleUrl } from "../loader.ts";
 import { builtinJobNames, builtinJobUrl } from "./builtin.ts";
-import { assertKnownFields, didYouMean } from "../_suggest.ts";
+import { assertKnownFields, didYouMean, fieldNames } from "../_suggest.ts";
 import { ConfigError, messageOf } from "../errors.ts";
 import { validateOptions } from "../plugin.ts";
 import type { Runtime } from "../runtime.ts";
@@ -141,18 +141,10 @@ export async function resolveJobOptions<O>(
   );
 }
 
-/** The options of {@linkcode runJob} (a `Record`, so that a new one must be added here). */
-const RUN_JOB_OPTIONS: readonly string[] = Object.keys(
-  {
-    options: true,
-    configOptions: true,
-    dryRun: true,
-    signal: true,
-    progress: true,
-    onLog: true,
-    baseDir: true,
-    onStart: true,
-  } satisfies Record<keyof RunJobOptions<object>, true>,
+/** The options of {@linkcode runJob}. */
+const RUN_JOB_OPTIONS: readonly string[] = fieldNames<RunJobOptions<object>>()(
+  ["options", "configOptions", "dryRun", "signal", "progress", "onLog", "baseDir"],
+  ["onStart"],
 );
 
 /**

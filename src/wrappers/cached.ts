@@ -7,7 +7,7 @@
  */
 import { ForwardingBase } from "./_forwarding.ts";
 import { StoreClosedError } from "../errors.ts";
-import { assertKnownFields } from "../_suggest.ts";
+import { assertKnownFields, fieldNames } from "../_suggest.ts";
 import { assertKey } from "../store/keys.ts";
 import type {
   AtomicCheck,
@@ -107,15 +107,9 @@ export interface CachedStore extends Store {
   flush(): Promise<void>;
 }
 
-/** Every option {@linkcode CacheOptions} has (a `Record`, so that a new one must be added here). */
-const CACHE_OPTIONS: readonly string[] = Object.keys(
-  {
-    max: true,
-    mode: true,
-    flushInterval: true,
-    clock: true,
-    onFlushError: true,
-  } satisfies Record<keyof CacheOptions, true>,
+/** Every option {@linkcode CacheOptions} has. */
+const CACHE_OPTIONS: readonly string[] = fieldNames<CacheOptions>()(
+  ["max", "mode", "flushInterval", "clock", "onFlushError"],
 );
 
 /**

@@ -6,7 +6,7 @@
  */
 import { ForwardingBase } from "./_forwarding.ts";
 import { StoreClosedError } from "../errors.ts";
-import { assertKnownFields } from "../_suggest.ts";
+import { assertKnownFields, fieldNames } from "../_suggest.ts";
 import { assertKey } from "../store/keys.ts";
 import { checkDeleteArgs, checkSetArgs } from "../store/write_args.ts";
 import type {
@@ -94,19 +94,10 @@ export interface StoreHooks {
   onError?(operation: HookOperation, error: unknown, key?: Key): void | Promise<void>;
 }
 
-/** Every hook {@linkcode StoreHooks} has (a `Record`, so that a new hook must be added here). */
-const HOOK_NAMES: readonly string[] = Object.keys(
-  {
-    beforeGet: true,
-    afterGet: true,
-    beforeSet: true,
-    afterSet: true,
-    beforeDelete: true,
-    afterDelete: true,
-    beforeCommit: true,
-    afterCommit: true,
-    onError: true,
-  } satisfies Record<keyof StoreHooks, true>,
+/** Every hook {@linkcode StoreHooks} has. */
+const HOOK_NAMES: readonly string[] = fieldNames<StoreHooks>()(
+  ["beforeGet", "afterGet", "beforeSet", "afterSet", "beforeDelete", "afterDelete"],
+  ["beforeCommit", "afterCommit", "onError"],
 );
 
 /**
