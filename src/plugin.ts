@@ -8,7 +8,7 @@ import { realSchema } from "./_lazy_schema.ts";
 import { resolve } from "./_path.ts";
 import { importDefault, importFailure, mappingHint, moduleUrl } from "./loader.ts";
 import { ConfigError, type Problem } from "./errors.ts";
-import { didYouMean } from "./_suggest.ts";
+import { assertKnownFields, didYouMean, fieldNames } from "./_suggest.ts";
 import { prepareCoreIndexes, wrapDriver } from "./store/store.ts";
 import { type FeedRetention, normalizeFeedOption } from "./store/feed.ts";
 import { loadActorStorage, setProcessActor } from "./store/actor.ts";
@@ -325,6 +325,11 @@ export function defaultHome(): string {
   return resolve(fromEnv && fromEnv !== "" ? fromEnv : ".flowstate");
 }
 
+/** The options of {@linkcode openStore} (its second argument). */
+const OPEN_STORE_OPTIONS: readonly string[] = fieldNames<OpenStoreOptions>()(
+  ["name", "home", "baseDir", "clock", "actor", "mustExist", "onWarning", "onIndexBuild"],
+);
+
 /**
  * Open one store from `{ plugin, ...options }`.
  *
@@ -347,6 +352,13 @@ export async function openStore<const S extends StoreSpec>(
         options.name ? ` "${options.name}"` : ""
       }: the spec needs a plugin, like { plugin: "sqlite", path: "state.db" }`,
     );
+  }
+  if (typeof options === "object" && options !== null) {
+    const what = `Cannot open store${options.name ? ` "${options.name}"` : ""}`;
+    assertKnownFields(options, OPEN_STORE_OPTIONS, what, "option");
+    if (options.clock !== undefined && typeof options.clock?.now !== "function") {
+      throw new TypeError(`${what}: clock must be an object with a now() method`);
+    }
   }
   const baseDir = options.baseDir ?? Deno.cwd();
   const {

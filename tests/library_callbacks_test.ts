@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { withQueueFlow } from "./_queue_flow.ts";
 import { z } from "zod";
-import { defineJob, openRuntime, runJob, startWorker } from "../mod.ts";
+import { defineJob, openRuntime, openStore, runJob, startWorker } from "../mod.ts";
 
 const twoNodes = {
   id: "two",
@@ -137,10 +137,18 @@ for (const callback of ["onStart", "onLog"]) {
   });
 }
 
-Deno.test("openRuntime, runFlow, enqueue and runJob refuse a misspelt option instead of ignoring it", async () => {
+Deno.test("openStore, openRuntime, runFlow, enqueue and runJob refuse a misspelt option instead of ignoring it", async () => {
   await assert.rejects(
     () => openRuntime({ confg: "x.yaml" } as never),
     /^TypeError: Cannot open runtime: unknown option "confg" \(did you mean "config"\?\); the options are actor, config,/,
+  );
+  await assert.rejects(
+    () => openStore({ plugin: "memory" }, { naem: "x" } as never),
+    /^TypeError: Cannot open store: unknown option "naem" \(did you mean "name"\?\); the options are name, home,/,
+  );
+  await assert.rejects(
+    () => openStore({ plugin: "memory" }, { name: "main", clock: {} } as never),
+    /^TypeError: Cannot open store "main": clock must be an object with a now\(\) method$/,
   );
   await withQueueFlow(async (rt, flow) => {
     // `inputs` for `input`: the run would have used its defaults.
