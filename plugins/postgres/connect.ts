@@ -11,6 +11,7 @@ import { StoreCorruptError, StoreMissingError, StoreUnavailableError } from "../
 import { redactUrl } from "../../src/plugin_define.ts";
 import { codeOf, isPostgresError, messageOf } from "./errors.ts";
 import { quoteIdent, setUp } from "./schema.ts";
+import { PINNED_SEARCH_PATH } from "./statements.ts";
 
 /** Default option values of the postgres plugin. */
 export const postgresDefaults = {
@@ -168,7 +169,17 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
     const settings = {
       connect_timeout: connectTimeout,
       onnotice: () => {},
-      connection: { application_name: "flowstate" },
+      connection: {
+        application_name: "flowstate",
+        // Every statement and function of the store is written for read committed: a feed
+        // write reads the head after waiting for its lock, in a snapshot taken then. A database
+        // or role default of repeatable read (or serializable) would read it from before the
+        // wait: duplicate feed numbers. Pinned here, at connection start (a statement's own
+        // `BEGIN ISOLATION LEVEL` could still ask for another).
+        default_transaction_isolation: "read committed" as const,
+        // Only the built-ins and what the store names with its schema (see PINNED_SEARCH_PATH).
+        search_path: PINNED_SEARCH_PATH,
+      },
     };
     // `max` counts both pools (each backend costs the server CPU and memory): half each, at
     // least one.

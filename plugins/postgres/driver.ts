@@ -57,10 +57,12 @@ import {
   feedSetFunctionName,
   feedSetFunctionSpec,
   functionDdl,
+  functionShape,
   functionSignature,
   functionSource,
   type FunctionSpec,
   INDEX_PLANS,
+  jsonReadable,
   LIVE,
   planWrites,
   PURGE_BATCH_SIZE,
@@ -137,13 +139,35 @@ const FEED_BATCH_TICKS = 12;
  * that will not go away by trying again: insufficient privilege, a syntax
  * error or an unknown setting (a server too old for the functions), a
  * feature not supported, a function of the name and parameters that returns
- * another type (42P13: `CREATE OR REPLACE` cannot change it).
+ * another type (42P13: `CREATE OR REPLACE` cannot change it), another role's
+ * function that something depends on (2BP01: never dropped `CASCADE`).
  */
-const FUNCTION_REFUSED = new Set(["42501", "42601", "42704", "0A000", "42P13"]);
+const FUNCTION_REFUSED = new Set(["42501", "42601", "42704", "0A000", "42P13", "2BP01"]);
 /** SQLSTATE undefined_function: a store function was dropped (nothing of the call ran). */
 const UNDEFINED_FUNCTION = "42883";
+/**
+ * SQLSTATE ambiguous_function: another function of the name (an overload
+ * whose extra parameters have defaults, made after the trust check) makes
+ * every call by name fail; nothing of the call ran.
+ */
+const AMBIGUOUS_FUNCTION = "42725";
 /** SQLSTATE insufficient_privilege. */
 const INSUFFICIENT_PRIVILEGE = "42501";
+/** Whether a store function is there to call: no, for good. */
+const NEVER: Promise<boolean> = Promise.resolve(false);
+
+/**
+ * What `err`, from a statement that called one of the store's functions
+ * (nothing of it ran), says of the function: `gone` (dropped: made again on
+ * the next use), `never` (not allowed to this role, or ambiguous: another
+ * role added an overload of the name), or `undefined` (another error).
+ */
+function unusableFunction(err: unknown): "gone" | "never" | undefined {
+  const code = codeOf(err);
+  if (code === UNDEFINED_FUNCTION) return "gone";
+  if (code === INSUFFICIENT_PRIVILEGE || code === AMBIGUOUS_FUNCTION) return "never";
+  return undefined;
+}
 
 /** Feed commits sent together at most (up to 12 parameters each). */
 const MAX_FEED_BATCH = 16;
@@ -1019,9 +1043,9 @@ export class PostgresDriver implements StoreDriver {
       // (a NUL): the key encoding of a string part without NUL (JSON spells one \u0000).
       const p = params.length + 3;
       params.push(encodeKey(companion.prefix), new TextEncoder().encode(companion.field));
-      // None for a value holding a \u0000 anywhere: `->>` on it fails (22P05), and a CASE is
-      // the only guard evaluated first (the core reads that candidate's companion itself).
-      const part = `(CASE WHEN position('\\u0000' in e.value) = 0 THEN ` +
+      // None for a value `->>` cannot read (see jsonReadable): the core reads that
+      // candidate's companion itself.
+      const part = `(CASE WHEN ${jsonReadable("e.value")} THEN ` +
         `e.value::json ->> convert_from($${p + 1}::bytea, 'UTF8') END)`;
       next = `WITH e AS (${next}) SELECT e.key, e.value, e.version, e.expires_at, ` +
         `${part} AS c_part, c.value AS c_value, c.version AS c_version, ` +
@@ -1205,7 +1229,9 @@ export class PostgresDriver implements StoreDriver {
    * or by the table's owner. A name alone proves nothing: a schema renamed
    * keeps functions whose bodies name its old name (and lock id); a role
    * that may create in the schema can plant one of the name first; one of
-   * the name may take other parameters. Any other is created (or replaced:
+   * the name may take other parameters, and any other routine of the name
+   * (an overload with defaulted parameters) makes calls by name ambiguous:
+   * it is dropped (never `CASCADE`). Any other is created (or replaced:
    * `CREATE OR REPLACE`) under a lock of its own (not the table's: commits
    * go on meanwhile), so that processes doing it at once do not race; one
    * owned by another role is dropped first. Throws what the server
@@ -1224,19 +1250,40 @@ export class PostgresDriver implements StoreDriver {
         specs[name].settings.length === 0 ? null : specs[name].settings.join("\n")
       ),
       this.#table,
+      this.#schema,
+      names.map((name) => functionShape(specs[name]).args),
+      names.map((name) => functionShape(specs[name]).result),
     ];
-    /** The functions to make, and whether one of the signature has an owner not trusted. */
+    /**
+     * The functions to make: whether one of the signature has an owner not
+     * trusted, and the identity arguments of every other routine of the name
+     * in the schema (an overload makes calls by name ambiguous, 42725).
+     */
     const untrusted = async (q: { unsafe: Sql["unsafe"] }) =>
-      await q.unsafe<{ name: string; other_owner: boolean }[]>(
+      await q.unsafe<{ name: string; must_drop: boolean; overloads: string[] }[]>(
         `WITH o AS (SELECT oid FROM pg_roles WHERE rolname = current_user UNION ALL ` +
-          `SELECT relowner FROM pg_class WHERE oid = to_regclass($5)) ` +
-          `SELECT f.name, p.proowner NOT IN (SELECT oid FROM o) AS other_owner ` +
-          `FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS f(name, sig, src, config) ` +
-          `LEFT JOIN pg_proc AS p ON p.oid = to_regprocedure(f.sig) ` +
-          `WHERE p.oid IS NULL OR p.proowner NOT IN (SELECT oid FROM o) OR p.prosecdef ` +
-          `OR p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'plpgsql') ` +
-          `OR p.prosrc <> f.src ` +
-          `OR array_to_string(p.proconfig, E'\\n') IS DISTINCT FROM f.config`,
+          `SELECT relowner FROM pg_class WHERE oid = to_regclass($5)), ` +
+          `f AS (SELECT f.*, p.oid, p.proowner, p.prosecdef, p.prolang, p.prosrc, p.proconfig, ` +
+          `p.proisstrict, p.provolatile, p.prokind, ` +
+          `pg_get_function_arguments(p.oid) AS p_args, pg_get_function_result(p.oid) AS p_result, ` +
+          `ARRAY(SELECT pg_get_function_identity_arguments(q.oid) FROM pg_proc AS q ` +
+          `WHERE q.proname = f.name AND q.oid IS DISTINCT FROM p.oid ` +
+          `AND q.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = $6)) AS overloads ` +
+          `FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $7::text[], $8::text[]) ` +
+          `AS f(name, sig, src, config, args, result) ` +
+          `LEFT JOIN pg_proc AS p ON p.oid = to_regprocedure(f.sig)) ` +
+          // Dropped first: another role's (only then is the one made this role's), or one that
+          // `CREATE OR REPLACE` cannot make this one (42P13, 42809: its kind, parameter names
+          // or defaults, result).
+          `SELECT name, oid IS NOT NULL AND (proowner NOT IN (SELECT oid FROM o) ` +
+          `OR prokind <> 'f' OR p_args <> args OR p_result <> result) AS must_drop, overloads FROM f ` +
+          `WHERE oid IS NULL OR proowner NOT IN (SELECT oid FROM o) OR prosecdef ` +
+          `OR proisstrict OR provolatile <> 'v' OR prokind <> 'f' ` +
+          `OR p_args <> args OR p_result <> result ` +
+          `OR prolang <> (SELECT oid FROM pg_language WHERE lanname = 'plpgsql') ` +
+          `OR prosrc <> src ` +
+          `OR array_to_string(proconfig, E'\\n') IS DISTINCT FROM config ` +
+          `OR cardinality(overloads) > 0`,
         params as never[],
       );
     if ((await untrusted(this.#sql)).length === 0) return;
@@ -1244,13 +1291,15 @@ export class PostgresDriver implements StoreDriver {
       await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
         `${this.#schema}.${names[0]}`,
       ]);
-      for (const { name, other_owner } of await untrusted(tx)) {
+      for (const { name, must_drop, overloads } of await untrusted(tx)) {
         const at = names.indexOf(name);
+        // Any other routine of the name: dropped (never CASCADE) if this role may, else the
+        // server's refusal (42501 not its owner, 2BP01 something depends on it) stands.
+        for (const args of overloads) await tx.unsafe(`DROP ROUTINE ${fns[at]}(${args})`);
         // Another role's (planted, or left by another store role): dropped first, so that the
-        // one made is this role's; only its owner (or a superuser) may, else 42501.
-        if (other_owner) {
-          await tx.unsafe(`DROP FUNCTION ${functionSignature(fns[at], specs[name])}`);
-        }
+        // one made is this role's; only its owner (or a superuser) may, else 42501. So is one
+        // `CREATE OR REPLACE` cannot turn into this one (kind, parameter names, result).
+        if (must_drop) await tx.unsafe(`DROP ROUTINE ${functionSignature(fns[at], specs[name])}`);
         await tx.unsafe(functionDdl(fns[at], specs[name]));
       }
     });
@@ -1260,15 +1309,21 @@ export class PostgresDriver implements StoreDriver {
    * Whether `err`, from a statement that called one of the store's functions
    * (which then wrote nothing), says it cannot be called: dropped (made
    * again on the next use) or not allowed to this role (`EXECUTE` revoked, or
-   * the table itself: the statements without the functions from now on,
-   * which then answer for themselves).
+   * the table itself) or ambiguous (another role added an overload of the
+   * name since the check, 42725): the statements without the functions from
+   * now on, which then answer for themselves.
    */
   #functionUnusable(err: unknown): boolean {
-    const code = codeOf(err);
-    if (code === UNDEFINED_FUNCTION) this.#storeFunctions = undefined;
-    else if (code === INSUFFICIENT_PRIVILEGE) this.#storeFunctions = Promise.resolve(false);
-    else return false;
-    return true;
+    const how = unusableFunction(err);
+    if (how !== undefined) this.#storeFunctions = how === "gone" ? undefined : NEVER;
+    return how !== undefined;
+  }
+
+  /** As {@linkcode #functionUnusable}, for the feed's functions. */
+  #feedFunctionUnusable(err: unknown): boolean {
+    const how = unusableFunction(err);
+    if (how !== undefined) this.#feedPrepared = how === "gone" ? undefined : NEVER;
+    return how !== undefined;
   }
 
   /**
@@ -1545,9 +1600,8 @@ export class PostgresDriver implements StoreDriver {
         }
         return;
       } catch (err) {
-        if (codeOf(err) === UNDEFINED_FUNCTION) {
-          // undefined_function: nothing ran.
-          this.#feedPrepared = undefined;
+        if (this.#feedFunctionUnusable(err)) {
+          // Gone, not allowed or ambiguous: nothing ran; each call through the statements.
           for (const c of batch) c.done.resolve(undefined);
           return;
         }

@@ -16,6 +16,7 @@ import {
   SCHEMA,
   whileLockHeld,
   withAdmin,
+  withOwnDatabase,
 } from "./_test_utils.ts";
 
 // The change feed's table of a postgres store (schema version 2): a store
@@ -331,5 +332,41 @@ pgTest(
     }
   },
 );
+
+for (const warm of [false, true]) {
+  pgTest(
+    `postgres feed table: a database whose default isolation is repeatable read takes concurrent ` +
+      `feed writes from two stores${warm ? " (each written once before)" : " (their first)"}`,
+    async (url) => {
+      await withOwnDatabase(url, "rr", async (own) => {
+        const spec = { plugin: "postgres", url: own, table: "jobs", changes: { keep: "1d" } };
+        await (await openStore(spec)).close();
+        await withAdmin(own, async (sql) => {
+          await sql.unsafe(
+            `ALTER DATABASE "${new URL(own).pathname.slice(1)}" ` +
+              `SET default_transaction_isolation = 'repeatable read'`,
+          );
+        });
+        const a = await openStore(spec);
+        const b = await openStore(spec);
+        try {
+          if (warm) {
+            await a.set(["warm", "a"], 0);
+            await b.set(["warm", "b"], 0);
+          }
+          const n = 120;
+          await Promise.all(
+            Array.from({ length: n }, (_, i) => (i % 2 ? a : b).set(["k", String(i % 7)], i)),
+          );
+          const info = await a.feedInfo();
+          assert.equal(info.lastSeq, n + (warm ? 2 : 0));
+        } finally {
+          await a.close();
+          await b.close();
+        }
+      });
+    },
+  );
+}
 
 dropTestSchema();

@@ -12,6 +12,7 @@ import {
   whileLockHeld,
   withAdmin,
   withLimitedRole,
+  withOwnDatabase,
 } from "./_test_utils.ts";
 import { encodeKey } from "../../src/store/keys.ts";
 
@@ -198,16 +199,20 @@ pgTest(
 
 /**
  * Claims with a companion over candidates whose values hold a \u0000 (in the companion field,
- * elsewhere): each is claimed, and `get` of its companion answers the companion entry.
+ * elsewhere) or a lone surrogate (which JSON.stringify writes as an escape, as for an emoji cut
+ * in half; PostgreSQL's `json` refuses it): each is claimed, and `get` of its companion answers
+ * the companion entry.
  */
 async function claimsOverNul(store: Store): Promise<void> {
   await store.set(["q", "a"], { who: "x\u0000y", v: 1 });
   await store.set(["q", "b"], { who: "w1", v: 2, note: "\u0000" });
   await store.set(["q", "c"], { who: "w1", v: 3 });
+  await store.set(["q", "d"], { who: "w1", v: 4, note: "cut emoji \ud83d" });
+  await store.set(["q", "e"], { who: "w1", v: 5, note: "\udc00 and \\ud800" });
   await store.set(["who", "w1"], { n: 1 });
   await store.set(["who", "x\u0000y"], { n: 0 });
   const seen: unknown[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 5; i++) {
     const got = await store.claimFirst!<{ who: string }>(["q"], async (entry, op, get) => {
       seen.push([entry.key, (await get(["who", entry.value.who]))?.value]);
       op.check(entry.key, entry.version).delete(entry.key);
@@ -219,11 +224,13 @@ async function claimsOverNul(store: Store): Promise<void> {
     [["q", "a"], { n: 0 }],
     [["q", "b"], { n: 1 }],
     [["q", "c"], { n: 1 }],
+    [["q", "d"], { n: 1 }],
+    [["q", "e"], { n: 1 }],
   ]);
 }
 
 pgTest(
-  "postgres functions: a claim with a companion over a value holding \\u0000 claims it (function and statement)",
+  "postgres functions: a claim with a companion over a value holding \\u0000 or a lone surrogate claims it (function and statement)",
   async (url) => {
     await withPg(url, "fn_nul", async (store) => {
       await claimsOverNul(store);
@@ -260,82 +267,392 @@ const canCreateRoles = PG_URL === undefined ? false : await (async () => {
   }
 })();
 
+/** Register a test that needs a login that may create roles, or an ignored one saying why. */
+function roleTest(name: string, fn: (url: string) => Promise<void>): void {
+  if (PG_URL !== undefined && !canCreateRoles) {
+    Deno.test({
+      name: `${name} (ignored: the test login may not create roles)`,
+      ignore: true,
+      fn: () => {},
+    });
+  } else pgTest(name, fn);
+}
+
 const PLANTED = "postgres functions: one planted by a role that may create in the schema is " +
   "never called (as the table's owner, or as a role that may not create)";
-if (PG_URL !== undefined && !canCreateRoles) {
-  Deno.test({
-    name: `${PLANTED} (ignored: the test login may not create roles)`,
-    ignore: true,
-    fn: () => {},
-  });
-} else {
-  pgTest(PLANTED, async (url) => {
-    const table = newTable("fn_planted");
-    const store = await openPg(url, table);
-    const role = `fs_planter_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
-    try {
-      await store.set(["n"], 1);
-      await withAdmin(url, async (sql) => {
-        await sql.unsafe(`CREATE ROLE ${role} LOGIN`);
-        // What PostgreSQL <= 14 grants every role on `public`.
-        await sql.unsafe(`GRANT USAGE, CREATE ON SCHEMA "${SCHEMA}" TO ${role}`);
-      });
-      const planterUrl = new URL(url);
-      planterUrl.username = role;
-      planterUrl.password = "";
-      const ranTable = `"${SCHEMA}"."${table}_ran"`;
-      /** Plant the commit function as the planter: it records who ran it and writes nothing. */
-      const plant = async () => {
-        const planter = postgres(planterUrl.href, { max: 1, onnotice: () => {} });
-        try {
-          await planter.unsafe(`CREATE TABLE IF NOT EXISTS ${ranTable} (who text)`);
-          await planter.unsafe(`GRANT INSERT ON ${ranTable} TO PUBLIC`);
-          await planter.unsafe(
-            `CREATE FUNCTION "${SCHEMA}"."${table}_commit_v1"(text[], text[], float8, text[], ` +
-              `text[], text[], float8[], text, text[], boolean) RETURNS int[] ` +
-              `LANGUAGE plpgsql AS $$ BEGIN INSERT INTO ${ranTable} VALUES (current_user); ` +
-              `RETURN NULL; END $$`,
-          );
-        } finally {
-          await planter.end({ timeout: 5 });
-        }
-      };
-      await plant();
-      const ranBy = () =>
-        withAdmin(url, async (sql) => {
-          const rows = await sql.unsafe(`SELECT who FROM ${ranTable}`);
-          assert.deepEqual(rows.map((r) => r.who), []);
-        });
-      // The table's owner (who may create in the schema, but not replace another's function).
-      await checkedSet(store, ["n"], 2);
-      assert.equal((await store.get(["n"]))?.value, 2);
-      await ranBy();
-      // Planted again (the store's own dropped first), before a role that may only read and
-      // write the table (it may create nothing) commits.
-      await withAdmin(url, async (sql) => {
-        await sql.unsafe(`DROP FUNCTION "${SCHEMA}"."${table}_commit_v1"`);
-      });
-      await plant();
-      await withLimitedRole(url, table, async (limitedUrl) => {
-        const limited = await openStore(
-          { plugin: "postgres", url: limitedUrl, schema: SCHEMA, table } as { plugin: string },
+roleTest(PLANTED, async (url) => {
+  const table = newTable("fn_planted");
+  const store = await openPg(url, table);
+  const role = `fs_planter_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
+  try {
+    await store.set(["n"], 1);
+    await withAdmin(url, async (sql) => {
+      await sql.unsafe(`CREATE ROLE ${role} LOGIN`);
+      // What PostgreSQL <= 14 grants every role on `public`.
+      await sql.unsafe(`GRANT USAGE, CREATE ON SCHEMA "${SCHEMA}" TO ${role}`);
+    });
+    const planterUrl = new URL(url);
+    planterUrl.username = role;
+    planterUrl.password = "";
+    const ranTable = `"${SCHEMA}"."${table}_ran"`;
+    /** Plant the commit function as the planter: it records who ran it and writes nothing. */
+    const plant = async () => {
+      const planter = postgres(planterUrl.href, { max: 1, onnotice: () => {} });
+      try {
+        await planter.unsafe(`CREATE TABLE IF NOT EXISTS ${ranTable} (who text)`);
+        await planter.unsafe(`GRANT INSERT ON ${ranTable} TO PUBLIC`);
+        await planter.unsafe(
+          `CREATE FUNCTION "${SCHEMA}"."${table}_commit_v1"(text[], text[], float8, text[], ` +
+            `text[], text[], float8[], text, text[], boolean) RETURNS int[] ` +
+            `LANGUAGE plpgsql AS $$ BEGIN INSERT INTO ${ranTable} VALUES (current_user); ` +
+            `RETURN NULL; END $$`,
         );
-        try {
-          await checkedSet(limited, ["n"], 3);
-          assert.equal((await limited.get(["n"]))?.value, 3);
-        } finally {
-          await limited.close();
-        }
+      } finally {
+        await planter.end({ timeout: 5 });
+      }
+    };
+    await plant();
+    const ranBy = () =>
+      withAdmin(url, async (sql) => {
+        const rows = await sql.unsafe(`SELECT who FROM ${ranTable}`);
+        assert.deepEqual(rows.map((r) => r.who), []);
       });
-      await ranBy();
-    } finally {
-      await store.close();
+    // The table's owner (who may create in the schema, but not replace another's function).
+    await checkedSet(store, ["n"], 2);
+    assert.equal((await store.get(["n"]))?.value, 2);
+    await ranBy();
+    // Planted again (the store's own dropped first), before a role that may only read and
+    // write the table (it may create nothing) commits.
+    await withAdmin(url, async (sql) => {
+      await sql.unsafe(`DROP FUNCTION "${SCHEMA}"."${table}_commit_v1"`);
+    });
+    await plant();
+    await withLimitedRole(url, table, async (limitedUrl) => {
+      const limited = await openStore(
+        { plugin: "postgres", url: limitedUrl, schema: SCHEMA, table } as { plugin: string },
+      );
+      try {
+        await checkedSet(limited, ["n"], 3);
+        assert.equal((await limited.get(["n"]))?.value, 3);
+      } finally {
+        await limited.close();
+      }
+    });
+    await ranBy();
+  } finally {
+    await store.close();
+    await withAdmin(url, async (sql) => {
+      await sql.unsafe(`DROP OWNED BY ${role}`).catch(() => {});
+      await sql.unsafe(`DROP ROLE IF EXISTS ${role}`);
+    });
+  }
+});
+
+/** Run `fn` with the URL of a new login role that may use and create in {@linkcode SCHEMA}. */
+async function withCreatorRole(url: string, fn: (roleUrl: string, role: string) => Promise<void>) {
+  const role = `fs_creator_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
+  await withAdmin(url, async (sql) => {
+    await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS "${SCHEMA}"`);
+    await sql.unsafe(`CREATE ROLE ${role} LOGIN`);
+    // What PostgreSQL <= 14 grants every role on `public`.
+    await sql.unsafe(`GRANT USAGE, CREATE ON SCHEMA "${SCHEMA}" TO ${role}`);
+  });
+  try {
+    const roleUrl = new URL(url);
+    roleUrl.username = role;
+    roleUrl.password = "";
+    await fn(roleUrl.href, role);
+  } finally {
+    await withAdmin(url, async (sql) => {
+      await sql.unsafe(`DROP OWNED BY ${role}`).catch(() => {});
+      await sql.unsafe(`DROP ROLE IF EXISTS ${role}`);
+    });
+  }
+}
+
+/** As `roleUrl`: an overload of each of `table`'s functions with an extra defaulted parameter. */
+async function plantOverloads(roleUrl: string, table: string): Promise<void> {
+  const sql = postgres(roleUrl, { max: 1, onnotice: () => {} });
+  try {
+    const fn = (name: string) => `"${SCHEMA}"."${table}_${name}"`;
+    await sql.unsafe(
+      `CREATE FUNCTION ${fn("commit_v1")}(text[], text[], float8, text[], text[], text[], ` +
+        `float8[], text, text[], boolean, x int DEFAULT 0) RETURNS int[] LANGUAGE sql ` +
+        `AS 'SELECT NULL::int[]'`,
+    );
+    await sql.unsafe(
+      `CREATE FUNCTION ${fn("claim_read_v1")}(bytea, bytea, float8, int, bytea, bytea, ` +
+        `x int DEFAULT 0) RETURNS int LANGUAGE sql AS 'SELECT 1'`,
+    );
+    await sql.unsafe(
+      `CREATE FUNCTION ${fn("feed_set_v3")}(bytea, text, text, float8, float8, text, text, ` +
+        `x int DEFAULT 0) RETURNS void LANGUAGE sql AS ''`,
+    );
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** Run `fn` with a store that keeps a change feed on `table` of the test schema, then close it. */
+async function withFeedStore(
+  url: string,
+  table: string,
+  fn: (store: Store) => Promise<void>,
+): Promise<void> {
+  const store = await openStore(
+    { plugin: "postgres", url, schema: SCHEMA, table, changes: { keep: "1d" } } as {
+      plugin: string;
+    },
+  );
+  try {
+    await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/** A checked commit, a claim and a feed write on `store`: each must work. */
+async function useAll(store: Store): Promise<void> {
+  await checkedSet(store, ["n"], Math.random());
+  await store.set(["q", "a"], 1);
+  assert.deepEqual(await claimDelete(store, ["q"]), ["q", "a"]);
+  await store.set(["plain"], Math.random());
+}
+
+const OVERLOAD = "postgres functions: another function of the name (an ambiguous overload) is " +
+  "dropped, or the store falls back to its statements";
+roleTest(OVERLOAD, async (url) => {
+  await withCreatorRole(url, async (planterUrl) => {
+    // Planted after this store checked its functions: every call by name is ambiguous.
+    const t1 = newTable("fn_amb");
+    await withFeedStore(url, t1, async (store) => {
+      await useAll(store);
+      await plantOverloads(planterUrl, t1);
+      await useAll(store);
+      await useAll(store);
+    });
+    // Found by the check (as the table's owner, who may drop them): dropped, never called.
+    await withFeedStore(url, t1, useAll);
+    await withAdmin(url, async (sql) => {
+      const rows = await sql.unsafe(
+        `SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS args FROM pg_proc p ` +
+          `JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 ` +
+          `AND p.proname LIKE $2 AND pg_get_function_identity_arguments(p.oid) LIKE '%x %'`,
+        [SCHEMA, `${t1}_%`],
+      );
+      assert.deepEqual([...rows], []);
+    });
+  });
+  // A store role that may create in the schema, but not drop another role's overloads.
+  await withCreatorRole(url, async (storeUrl) => {
+    await withCreatorRole(url, async (planterUrl) => {
+      const t2 = newTable("fn_amb_role");
+      await withFeedStore(storeUrl, t2, async (store) => {
+        await store.set(["warm"], 1);
+        await plantOverloads(planterUrl, t2);
+        await useAll(store);
+      });
+      await withFeedStore(storeUrl, t2, useAll);
+    });
+  });
+});
+
+pgTest(
+  "postgres functions: one altered (STRICT, STABLE, a result or parameter name changed) is " +
+    "replaced, and Flowstate's own are kept as they are",
+  async (url) => {
+    const table = newTable("fn_alter");
+    const fn = (name: string) => `"${SCHEMA}"."${table}_${name}"`;
+    const feedSet = `${fn("feed_set_v3")}(bytea, text, text, float8, float8, text, text)`;
+    const commit = `${fn("commit_v1")}(text[], text[], float8, text[], text[], text[], ` +
+      `float8[], text, text[], boolean)`;
+    const claimRead = `${fn("claim_read_v1")}(bytea, bytea, float8, int, bytea, bytea)`;
+    /** The store's functions' oids and row versions: equal when none was made again. */
+    const made = async () => {
+      let rows: unknown[] = [];
       await withAdmin(url, async (sql) => {
-        await sql.unsafe(`DROP OWNED BY ${role}`).catch(() => {});
-        await sql.unsafe(`DROP ROLE IF EXISTS ${role}`);
+        rows = [
+          ...await sql.unsafe(
+            `SELECT p.oid::int, p.xmin::text FROM pg_proc p JOIN pg_namespace n ` +
+              `ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname LIKE $2 ORDER BY 1`,
+            [SCHEMA, `${table}_%`],
+          ),
+        ];
+      });
+      return rows;
+    };
+    await withFeedStore(url, table, useAll);
+    const first = await made();
+    assert.equal(first.length, 4);
+    await withFeedStore(url, table, useAll);
+    assert.deepEqual(await made(), first, "Flowstate's own functions are not made again");
+    for (
+      const alter of [
+        `ALTER FUNCTION ${feedSet} STRICT`,
+        `ALTER FUNCTION ${commit} STABLE`,
+        `ALTER FUNCTION ${claimRead} STRICT`,
+        // A result of another type: CREATE OR REPLACE cannot change it (dropped first).
+        `DROP FUNCTION ${feedSet}; CREATE FUNCTION ${feedSet} RETURNS int LANGUAGE plpgsql ` +
+        `AS $$ BEGIN RETURN 0; END $$`,
+        // A parameter name: CREATE OR REPLACE cannot remove it.
+        `DROP FUNCTION ${commit}; CREATE FUNCTION ${fn("commit_v1")}(a text[], text[], float8, ` +
+        `text[], text[], text[], float8[], text, text[], boolean) RETURNS int[] ` +
+        `LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`,
+      ]
+    ) {
+      await withAdmin(url, (sql) => sql.unsafe(alter).simple().then());
+      await withFeedStore(url, table, async (store) => {
+        // A plain set has no expiry ($4 NULL): a STRICT function would write nothing.
+        const value = Math.random();
+        const before = (await store.feedInfo()).lastSeq;
+        await store.set(["plain"], value);
+        assert.equal((await store.get(["plain"]))?.value, value, alter);
+        assert.equal((await store.feedInfo()).lastSeq, before + 1, alter);
+        await useAll(store);
+      });
+      await withAdmin(url, async (sql) => {
+        const rows = await sql.unsafe(
+          `SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace ` +
+            `WHERE n.nspname = $1 AND p.proname LIKE $2 AND (p.proisstrict ` +
+            `OR p.provolatile <> 'v' OR p.proargnames IS NOT NULL AND p.proname NOT LIKE '%claim%' ` +
+            `OR pg_get_function_result(p.oid) = 'integer')`,
+          [SCHEMA, `${table}_%`],
+        );
+        assert.deepEqual([...rows], [], alter);
       });
     }
+  },
+);
+
+const BLOCKED = "postgres functions: another role's function that cannot be dropped (something " +
+  "depends on it) is not tried again on every commit";
+roleTest(BLOCKED, async (url) => {
+  // A database of its own: the event trigger that counts the drops sees every session of it.
+  await withOwnDatabase(url, "dropdep", async (own) => {
+    const role = `fs_dep_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
+    const store = await openStore({ plugin: "postgres", url: own, table: "jobs" } as {
+      plugin: string;
+    });
+    try {
+      await withAdmin(own, async (sql) => {
+        await sql.unsafe(`CREATE ROLE ${role}`);
+        await sql.unsafe(`GRANT USAGE, CREATE ON SCHEMA public TO ${role}`);
+        await sql.unsafe(`SET ROLE ${role}`);
+        await sql.unsafe(
+          `CREATE FUNCTION public.jobs_commit_v1(text[], text[], float8, text[], text[], ` +
+            `text[], float8[], text, text[], boolean) RETURNS int[] LANGUAGE sql ` +
+            `AS 'SELECT NULL::int[]'`,
+        );
+        await sql.unsafe(
+          `CREATE VIEW public.uses_it AS SELECT public.jobs_commit_v1('{}', '{}', 0, '{}', ` +
+            `'{}', '{}', '{}', '', '{}', false) AS x`,
+        );
+        await sql.unsafe(`RESET ROLE`);
+        await sql.unsafe(`CREATE SEQUENCE public.drops`);
+        await sql.unsafe(
+          `CREATE FUNCTION public.count_drops() RETURNS event_trigger LANGUAGE plpgsql AS ` +
+            `$$BEGIN PERFORM nextval('public.drops'); END$$`,
+        );
+        await sql.unsafe(
+          `CREATE EVENT TRIGGER count_drops ON ddl_command_start ` +
+            `WHEN TAG IN ('DROP FUNCTION', 'DROP ROUTINE') EXECUTE FUNCTION public.count_drops()`,
+        );
+      });
+      for (let i = 0; i < 10; i++) await checkedSet(store, ["n"], i);
+      assert.equal((await store.get(["n"]))?.value, 9);
+      await withAdmin(own, async (sql) => {
+        const [row] = await sql.unsafe(
+          `SELECT CASE WHEN is_called THEN last_value ELSE 0 END::int AS n FROM public.drops`,
+        );
+        assert.equal(row.n, 1);
+      });
+    } finally {
+      await store.close();
+      await withAdmin(own, async (sql) => {
+        await sql.unsafe(`DROP EVENT TRIGGER IF EXISTS count_drops`);
+        await sql.unsafe(`DROP OWNED BY ${role}`).catch(() => {});
+      });
+      await withAdmin(url, (sql) => sql.unsafe(`DROP ROLE IF EXISTS ${role}`).then());
+    }
   });
-}
+});
+
+const SEARCH_PATH = "postgres functions: a function planted in a schema on the search_path " +
+  "(an overload of a built-in) runs in none of the store's statements and functions";
+roleTest(SEARCH_PATH, async (url) => {
+  // A database of its own, whose default search_path puts the trap's schema after public.
+  await withOwnDatabase(url, "searchpath", async (own) => {
+    const role = `fs_trap_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
+    const db = new URL(own).pathname.slice(1);
+    const hits = async () => {
+      let n = -1;
+      await withAdmin(own, async (sql) => {
+        n = (await sql.unsafe(`SELECT count(*)::int AS n FROM trap.hits`))[0].n;
+      });
+      return n;
+    };
+    try {
+      await withAdmin(own, async (sql) => {
+        await sql.unsafe(`CREATE ROLE ${role}`);
+        await sql.unsafe(`CREATE SCHEMA trap AUTHORIZATION ${role}`);
+        await sql.unsafe(`GRANT USAGE ON SCHEMA trap TO PUBLIC`);
+        await sql.unsafe(`SET ROLE ${role}`);
+        await sql.unsafe(`CREATE TABLE trap.hits (who name)`);
+        await sql.unsafe(`GRANT INSERT ON trap.hits TO PUBLIC`);
+        // Takes (text, integer) as the statements pass them: a closer match than the
+        // built-in's (text, bigint).
+        await sql.unsafe(
+          `CREATE FUNCTION trap.hashtextextended(t text, seed integer) RETURNS bigint ` +
+            `LANGUAGE plpgsql AS $$BEGIN INSERT INTO trap.hits VALUES (current_user); ` +
+            `RETURN pg_catalog.hashtextextended(t, seed::bigint); END$$`,
+        );
+        await sql.unsafe(`RESET ROLE`);
+        await sql.unsafe(
+          `ALTER DATABASE "${db}" SET search_path = "$user", public, trap`,
+        );
+      });
+      const open = (table: string, feed: boolean) =>
+        openStore(
+          {
+            plugin: "postgres",
+            url: own,
+            schema: "app",
+            table,
+            changes: feed ? { keep: "1d" } : undefined,
+          } as { plugin: string },
+        );
+      const plain = await open("jobs", false);
+      const feed = await open("feedy", true);
+      try {
+        for (const store of [plain, feed]) {
+          await store.set(["a"], 1);
+          await checkedSet(store, ["a"], 2);
+          await store.set(["q", "a"], 1);
+          assert.deepEqual(await claimDelete(store, ["q"]), ["q", "a"]);
+        }
+        assert.equal(await hits(), 0, "the store's statements and functions");
+        // The functions pin it themselves: called from a session of the database's default.
+        await withAdmin(own, async (sql) => {
+          const [row] = await sql.unsafe(`SELECT current_setting('search_path') AS p`);
+          assert.match(row.p, /trap/);
+          await sql.unsafe(
+            `SELECT app.feedy_feed_set_v3($1, '1', 'v1', NULL, 0, 'by', 'topic')`,
+            [new Uint8Array([0x02, 0x7a, 0x00])],
+          );
+        });
+        assert.equal(await hits(), 0, "a function called from a session of another search_path");
+      } finally {
+        await plain.close();
+        await feed.close();
+      }
+    } finally {
+      await withAdmin(own, async (sql) => {
+        await sql.unsafe(`DROP SCHEMA IF EXISTS trap CASCADE`);
+        await sql.unsafe(`DROP OWNED BY ${role}`).catch(() => {});
+      });
+      await withAdmin(url, (sql) => sql.unsafe(`DROP ROLE IF EXISTS ${role}`).then());
+    }
+  });
+});
 
 dropTestSchema();

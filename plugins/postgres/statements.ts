@@ -230,6 +230,19 @@ const CHECKED_WRITE_TYPES = [
 const STORE_FUNCTION_VERSION = 1;
 
 /**
+ * The `search_path` of the store's connections and functions: the built-ins
+ * first, then temporary objects, and no schema anyone else may create in.
+ * Every name the store's statements use is schema-qualified or a built-in,
+ * so a function or operator planted in a schema on a role's or database's
+ * `search_path` (`public`, say: an overload of a built-in that takes the
+ * arguments more exactly, CVE-2018-1058) never runs with the store role's
+ * privileges.
+ */
+export const PINNED_SEARCH_PATH = "pg_catalog, pg_temp";
+/** The `SET` clause of {@linkcode PINNED_SEARCH_PATH}, first of every store function's. */
+const SEARCH_PATH_SETTING = `search_path=${PINNED_SEARCH_PATH}`;
+
+/**
  * One of a table's PL/pgSQL functions, as the store creates it: what its
  * `CREATE OR REPLACE FUNCTION` says and what `pg_proc` then holds, so that a
  * function found in the database is called only if it is exactly this one
@@ -271,6 +284,72 @@ export function functionDdl(fn: string, spec: FunctionSpec): string {
 /** The text `pg_proc.prosrc` holds for a function made by {@linkcode functionDdl} from `spec`. */
 export function functionSource(spec: FunctionSpec): string {
   return `\n${spec.body}\n`;
+}
+
+/**
+ * A condition, true when the JSON text `value` (a column) can be cast to
+ * `json` and read with `->>`: it holds no `\u0000` (22P05 on `->>`) and no
+ * escaped UTF-16 surrogate (`\ud800`…`\udfff`, any case: a lone one, as
+ * `JSON.stringify` writes for an emoji cut in half, fails the cast, 22P02).
+ * Never false for a value that would fail; true can be missed for one that
+ * would not (an escaped backslash before `ud`, a surrogate pair): the core
+ * then reads what the statement left out. Most values hold no `\u` at all
+ * (JSON writes other characters as they are) and are decided by one search.
+ * Only in a `CASE WHEN`, the one guard PostgreSQL evaluates first.
+ *
+ * @example
+ * ```ts
+ * import { jsonReadable } from "./statements.ts";
+ * import assert from "node:assert/strict";
+ * assert.match(jsonReadable("e.value"), /^\(position\('\\u' in e\.value\) = 0 OR /);
+ * ```
+ */
+export function jsonReadable(value: string): string {
+  return `(position('\\u' in ${value}) = 0 OR position('\\u0000' in ${value}) = 0 AND ` +
+    `position('\\ud' in lower(${value})) = 0)`;
+}
+
+/** The names `format_type` gives the SQL types the specs use by another name. */
+const TYPE_NAMES: Record<string, string> = { float8: "double precision", int: "integer" };
+
+/** `type` (a spec's spelling, as `int[]`) as PostgreSQL's `format_type` writes it. */
+function formatType(type: string): string {
+  const base = type.replace(/(\[\])+$/, "");
+  return `${TYPE_NAMES[base] ?? base}${type.slice(base.length)}`;
+}
+
+/**
+ * What `pg_get_function_arguments` and `pg_get_function_result` answer for
+ * a function made by {@linkcode functionDdl} from `spec`: its parameters
+ * (no names, no defaults) and its result, which the trust check compares.
+ *
+ * @example
+ * ```ts
+ * import { functionShape } from "./statements.ts";
+ * import assert from "node:assert/strict";
+ * const shape = functionShape({
+ *   types: ["bytea", "float8"],
+ *   returns: "TABLE(key bytea, n int[])",
+ *   settings: [],
+ *   body: "BEGIN END",
+ * });
+ * assert.deepEqual(shape, {
+ *   args: "bytea, double precision",
+ *   result: "TABLE(key bytea, n integer[])",
+ * });
+ * ```
+ */
+export function functionShape(spec: FunctionSpec): { args: string; result: string } {
+  const table = /^TABLE\((.*)\)$/.exec(spec.returns);
+  const result = table === null
+    ? formatType(spec.returns)
+    : `TABLE(${
+      table[1].split(", ").map((column) => {
+        const at = column.indexOf(" ");
+        return `${column.slice(0, at)} ${formatType(column.slice(at + 1))}`;
+      }).join(", ")
+    })`;
+  return { args: spec.types.map(formatType).join(", "), result };
 }
 
 /**
@@ -336,7 +415,7 @@ export const COMMIT_FUNCTION: StoreFunction = storeFunction(
   "int[]",
   // Index plans (see INDEX_PLANS) and generic plans from the first call, as the feed-commit
   // function has them (its statement is the same join of `unnest`ed keys with the table).
-  ["enable_seqscan=off", "plan_cache_mode=force_generic_plan"],
+  [SEARCH_PATH_SETTING, "enable_seqscan=off", "plan_cache_mode=force_generic_plan"],
   (expr) => `SELECT ${expr} AS failed`,
 );
 
@@ -358,8 +437,9 @@ export const CLAIM_READ_FUNCTION: StoreFunction = storeFunction(
   "TABLE(key bytea, value text, version text, expires_at float8, c_part text, c_value text, " +
     "c_version text, c_expires_at float8)",
   // Index plans (see INDEX_PLANS) are set by its body, for the rest of the claim's transaction
-  // (`decide`'s reads too): a SET clause here would end with the call.
-  [],
+  // (`decide`'s reads too): a SET clause here would end with the call (a SET clause ends only
+  // its own setting's changes).
+  [SEARCH_PATH_SETTING],
   (expr) => `SELECT * FROM ${expr}`,
 );
 
@@ -412,7 +492,12 @@ export function feedSetFunctionSpec(body: string): FunctionSpec {
   // Index plans (see INDEX_PLANS) as a setting of the function: made once per call with the
   // function's other state, cheaper than a set_config() in its body. Its statements are
   // simple: the planner's own choice between custom and generic plans is fine.
-  return { types: FEED_SET_TYPES, returns: "void", settings: ["enable_seqscan=off"], body };
+  return {
+    types: FEED_SET_TYPES,
+    returns: "void",
+    settings: [SEARCH_PATH_SETTING, "enable_seqscan=off"],
+    body,
+  };
 }
 
 /** The SQL types of the feed-commit function's parameters, in order. */
@@ -443,7 +528,7 @@ export function feedFunctionSpec(body: string): FunctionSpec {
     returns: "int[]",
     // Generic plans from the first call: a custom plan of the feed statement costs more to
     // make (every call, as the planner keeps choosing one) than the statement costs to run.
-    settings: ["plan_cache_mode=force_generic_plan"],
+    settings: [SEARCH_PATH_SETTING, "plan_cache_mode=force_generic_plan"],
     body,
   };
 }
@@ -647,10 +732,9 @@ export function statements(
       `WHERE e.key > $1 AND e.key < $2 AND ${live(3).replaceAll("expires_at", "e.expires_at")} ` +
       `ORDER BY e.key LIMIT $4 FOR UPDATE SKIP LOCKED) ` +
       `SELECT e.key, e.value, e.version, e.expires_at, p.part, c.value, c.version, ` +
-      // No part (and no companion) for a value holding a \u0000 anywhere: `->>` on it fails
-      // (22P05), and a CASE is the only guard evaluated first.
+      // No part (and no companion) for a value `->>` cannot read (see jsonReadable).
       `c.expires_at FROM e CROSS JOIN LATERAL (SELECT CASE WHEN $5 IS NOT NULL AND ` +
-      `position('\\u0000' in e.value) = 0 THEN e.value::json ->> convert_from($6, 'UTF8') ` +
+      `${jsonReadable("e.value")} THEN e.value::json ->> convert_from($6, 'UTF8') ` +
       `END AS part) AS p ` +
       `LEFT JOIN ${t} AS c ON ` +
       `c.key = $5 || convert_to(p.part, 'UTF8') || '\\x00'::bytea AND ` +
