@@ -73,7 +73,11 @@ export interface WorkerOptions {
   leaseMs?: number;
   /** Poll interval, in ms (default 500). */
   pollMs?: number;
-  /** Told of claims, ends, lost runs and errors. */
+  /**
+   * Told of claims, ends, lost runs and errors. What it throws never stops the worker nor
+   * leaves a claimed run unstarted: it is told once as an `error` event (naming the event it
+   * threw on), and ignored if it throws on that too.
+   */
   onEvent?: (event: WorkerEvent) => void;
   /** Wakes the worker early (default: the records store's, when it has one). */
   notifier?: QueueNotifier;
@@ -144,11 +148,38 @@ export function startWorker(runtime: Runtime, options: WorkerOptions = {}): Work
     leaseMs,
     pollMs,
     heartbeatMs: Math.min(HEARTBEAT_MS, leaseMs / 4),
-    onEvent: options.onEvent ?? (() => {}),
+    onEvent: options.onEvent === undefined ? () => {} : guarded(options.onEvent),
     notifier: options.notifier,
   });
   w.start();
   return w;
+}
+
+/**
+ * The caller's `onEvent`, made safe to call anywhere in the worker: a throw (a bug in the
+ * caller's printer, say) must not abandon a claimed run (thrown at its `claim`), end the claim
+ * loop or reject a run's bookkeeping. It is reported to the listener as an `error` event.
+ */
+function guarded(onEvent: (event: WorkerEvent) => void): (event: WorkerEvent) => void {
+  let reporting = false;
+  return (event) => {
+    try {
+      onEvent(event);
+    } catch (err) {
+      if (reporting) return; // it threw on the report too: nothing more to tell it
+      reporting = true;
+      try {
+        onEvent({
+          type: "error",
+          message: `onEvent threw on a "${event.type}" event: ${messageOf(err)}`,
+        });
+      } catch {
+        // ignored, as above
+      } finally {
+        reporting = false;
+      }
+    }
+  };
 }
 
 interface Settings {
