@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { assertKnownFields, fieldNames } from "../_suggest.ts";
 import { messageOf } from "../errors.ts";
 import { flowHostOf, type Runtime } from "../runtime.ts";
 import { runClaimed } from "../run_flow.ts";
@@ -107,6 +108,11 @@ function defaultWorkerId(): string {
   return `${host}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
 }
 
+/** The names of {@linkcode WorkerOptions}: a misspelt one is refused, not ignored. */
+const WORKER_OPTIONS: readonly string[] = fieldNames<WorkerOptions>()(
+  ["workerId", "concurrency", "flows", "leaseMs", "pollMs", "onEvent", "notifier"],
+);
+
 /**
  * Start a worker on `runtime`'s records store.
  *
@@ -127,6 +133,7 @@ function defaultWorkerId(): string {
  * ```
  */
 export function startWorker(runtime: Runtime, options: WorkerOptions = {}): Worker {
+  assertKnownFields(options, WORKER_OPTIONS, "Cannot start a worker", "option");
   const concurrency = options.concurrency ?? 4;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new RangeError(
