@@ -34,3 +34,38 @@ export function didYouMean(word: string, candidates: Iterable<string>): string {
   const s = suggest(word, candidates);
   return s === undefined ? "" : ` (did you mean "${s}"?)`;
 }
+
+/**
+ * Throw a `TypeError` naming the first own field of `value` not in `known`
+ * (with the closest known one, and all of them): a misspelt option or hook
+ * would otherwise be ignored without a word.
+ */
+export function assertKnownFields(
+  value: object,
+  known: readonly string[],
+  what: string,
+  noun: string,
+): void {
+  for (const name of Object.keys(value)) {
+    if (known.includes(name)) continue;
+    throw new TypeError(
+      `${what}: unknown ${noun} ${JSON.stringify(name)}${
+        didYouMean(name, known)
+      }; the ${noun}s are ${known.join(", ")}`,
+    );
+  }
+}
+
+/**
+ * The names of the fields of `T` (an options type), given as a few lines of
+ * names: exactly those fields, or it does not compile (a name `T` lacks, or
+ * a field of `T` left out), so a new option cannot be forgotten here.
+ */
+export function fieldNames<T>(): <const N extends keyof T>(
+  ...lines:
+    & (readonly N[])[]
+    & ([Exclude<keyof T, N>] extends [never] ? unknown
+      : [`missing: ${Exclude<keyof T, N> & string}`])
+) => readonly string[] {
+  return (...lines) => lines.flat() as string[];
+}

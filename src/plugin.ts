@@ -8,7 +8,7 @@ import { realSchema } from "./_lazy_schema.ts";
 import { resolve } from "./_path.ts";
 import { importDefault, importFailure, mappingHint, moduleUrl } from "./loader.ts";
 import { ConfigError, type Problem } from "./errors.ts";
-import { didYouMean } from "./_suggest.ts";
+import { assertKnownFields, didYouMean, fieldNames } from "./_suggest.ts";
 import { prepareCoreIndexes, wrapDriver } from "./store/store.ts";
 import { type FeedRetention, normalizeFeedOption } from "./store/feed.ts";
 import { loadActorStorage, setProcessActor } from "./store/actor.ts";
@@ -325,6 +325,11 @@ export function defaultHome(): string {
   return resolve(fromEnv && fromEnv !== "" ? fromEnv : ".flowstate");
 }
 
+/** The options of {@linkcode openStore} (its second argument). */
+const OPEN_STORE_OPTIONS: readonly string[] = fieldNames<OpenStoreOptions>()(
+  ["name", "home", "baseDir", "clock", "actor", "mustExist", "onWarning", "onIndexBuild"],
+);
+
 /**
  * Open one store from `{ plugin, ...options }`.
  *
@@ -347,6 +352,13 @@ export async function openStore<const S extends StoreSpec>(
         options.name ? ` "${options.name}"` : ""
       }: the spec needs a plugin, like { plugin: "sqlite", path: "state.db" }`,
     );
+  }
+  if (typeof options === "object" && options !== null) {
+    const what = `Cannot open store${options.name ? ` "${options.name}"` : ""}`;
+    assertKnownFields(options, OPEN_STORE_OPTIONS, what, "option");
+    if (options.clock !== undefined && typeof options.clock?.now !== "function") {
+      throw new TypeError(`${what}: clock must be an object with a now() method`);
+    }
   }
   const baseDir = options.baseDir ?? Deno.cwd();
   const {
@@ -411,6 +423,7 @@ export async function openStore<const S extends StoreSpec>(
       ? { warn: ({ code, message }) => onWarning({ code, message, store: name }) }
       : {}),
   });
+  await checkDriver(driver, `Cannot open store "${name}": plugin "${plugin.name}"'s open()`);
   let prepared: PreparedIndexes | undefined;
   const native = driver.capabilities ?? {};
   if (
@@ -457,6 +470,36 @@ export async function openStore<const S extends StoreSpec>(
     await store.close().catch(() => {});
     throw err;
   }
+}
+
+/** The methods every driver has (the rest are optional: the core supplies them). */
+const DRIVER_METHODS = ["get", "list", "commit", "close"] as const;
+
+/**
+ * Check what a plugin's `open()` returned before the core uses it: a plugin
+ * author's mistake (a forgotten `return`, a method misnamed) is reported at
+ * once, naming the plugin and what is missing, instead of as a `TypeError`
+ * from deep inside the first call. A driver that fails the check is closed.
+ */
+async function checkDriver(driver: unknown, what: string): Promise<void> {
+  const contract =
+    "a StoreDriver (see @flowstate/core/plugin): an object with a location string and get, list, commit and close methods";
+  if (typeof driver !== "object" || driver === null) {
+    throw new TypeError(
+      `${what} returned ${driver === null ? "null" : typeof driver}; it must return ${contract}`,
+    );
+  }
+  const d = driver as Record<string, unknown>;
+  const missing: string[] = DRIVER_METHODS.filter((m) => typeof d[m] !== "function")
+    .map((m) => `${m}()`);
+  if (typeof d.location !== "string") missing.unshift("location");
+  if (missing.length === 0) return;
+  if (typeof d.close === "function") {
+    await Promise.resolve((d.close as () => unknown).call(driver)).catch(() => {});
+  }
+  throw new TypeError(
+    `${what} returned a driver without ${missing.join(", ")}; it must return ${contract}`,
+  );
 }
 
 /**

@@ -57,7 +57,11 @@ export interface RunFlowOptions {
   signal?: AbortSignal;
   /** Timers (tests pass fake ones). */
   timers?: Timers;
-  /** Called with every event as it happens (the CLI prints logs from here). */
+  /**
+   * Called with every event as it happens (the CLI prints logs from here). If it throws, the
+   * run goes on all the same (sub-runs too), and `runFlow` rejects with the first error it threw
+   * once the run's end is recorded (find the record with `records().listRuns()`).
+   */
   onEvent?: (event: RunEvent, run: { id: string; flowId: string }) => void;
   /** Maximum nodes running at once (overrides the flow's `concurrency`). */
   concurrency?: number;
@@ -81,7 +85,8 @@ export interface RunFlowOptions {
   /**
    * Called with the run's id as soon as the run is recorded as `running`,
    * before its first node starts: how a caller that does not wait for the
-   * end (an HTTP API answering at once) learns the id. Sub-runs do not call it.
+   * end (an HTTP API answering at once) learns the id. Sub-runs do not call it. If it throws,
+   * the run goes on and `runFlow` rejects once its end is recorded, as for `onEvent`.
    *
    * @example
    * ```ts
@@ -114,6 +119,21 @@ interface RunTree {
   subRuns: number;
   /** The limit. */
   maxSubRuns: number;
+  /**
+   * The first error a caller's `onEvent` or `onStart` threw, in any run of the tree: the runs go
+   * on (a callback's bug must not leave a run `running` forever), and the root run's `runFlow`
+   * rejects with it once its end is recorded.
+   */
+  callbackError?: { error: unknown };
+}
+
+/** Call a caller's callback; what it throws is kept in `tree` instead of breaking the run. */
+function callBack(tree: RunTree, call: () => void): void {
+  try {
+    call();
+  } catch (error) {
+    tree.callbackError ??= { error };
+  }
 }
 
 /** The version each flow last saved by this process has, per records store, and when. */
@@ -294,7 +314,7 @@ async function runInTree(
   async function recordRun(recorder: RunRecorder, signal: AbortSignal): Promise<RunRecord> {
     const runId = recorder.id;
     tree.root ??= runId;
-    onStart?.(runId);
+    if (onStart !== undefined) callBack(tree, () => onStart(runId));
     const runInfo = { id: runId, flowId: def.id };
     const bus = host.events;
     bus?.emit({
@@ -330,7 +350,8 @@ async function runInTree(
           if (bus?.listening && event.type.startsWith("node.")) {
             bus.emit({ type: "node", at: event.at, runId, flowId: def.id, event });
           }
-          options.onEvent?.(event, runInfo);
+          const onEvent = options.onEvent;
+          if (onEvent !== undefined) callBack(tree, () => onEvent(event, runInfo));
         },
         runFlow(sub, input, { signal, onStart }) {
           if (tree.subRuns >= tree.maxSubRuns) {
@@ -383,6 +404,8 @@ async function runInTree(
       status: record.status,
       record,
     });
+    // The caller's own error, unchanged (so `instanceof` checks on it hold); the run is recorded.
+    if (tree.callbackError !== undefined && depth === 0) throw tree.callbackError.error;
     return record;
   }
 }

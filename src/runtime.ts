@@ -22,7 +22,7 @@ import {
 import { type CheckedStoreSpec, openStore } from "./plugin.ts";
 import type { Clock, Store } from "./store/types.ts";
 import type { IndexBuildEvent } from "./store/driver.ts";
-import { didYouMean } from "./_suggest.ts";
+import { assertKnownFields, didYouMean, fieldNames } from "./_suggest.ts";
 import type { FlowSource } from "./flow/load.ts";
 import { type FlowHost, runFlow, type RunFlowOptions } from "./run_flow.ts";
 import { enqueueFlow, type EnqueueOptions, type EnqueueResult } from "./queue/enqueue.ts";
@@ -242,6 +242,10 @@ export interface Runtime extends AsyncDisposable {
 export async function openRuntime<const C extends ConfigObject>(
   options: RuntimeOptions & { config?: string | (C & CheckedConfig<C>) } = {},
 ): Promise<Runtime> {
+  // A misspelt option (`confg`) would be ignored without a word: named instead, here and below.
+  if (typeof options === "object" && options !== null) {
+    assertKnownFields(options, RUNTIME_OPTIONS, "Cannot open runtime", "option");
+  }
   return await openRuntimeWith(options, loadConfig);
 }
 
@@ -282,6 +286,24 @@ export async function openRuntimeWith(
     options.onIndexBuild,
   );
 }
+
+/** The options of {@linkcode openRuntime}. */
+const RUNTIME_OPTIONS: readonly string[] = fieldNames<RuntimeOptions>()(
+  ["actor", "config", "cwd", "home", "clock", "env", "createStores"],
+  ["onWarning", "onIndexBuild"],
+);
+
+/** The options of `Runtime.runFlow`. */
+const RUN_FLOW_OPTIONS: readonly string[] = fieldNames<RunFlowOptions>()(
+  ["input", "inputFromStrings", "signal", "timers", "onEvent", "concurrency", "env"],
+  ["parentRunId", "abortGrace", "maxSubRuns", "onStart", "depth"],
+);
+
+/** The options of `Runtime.enqueue`. */
+const ENQUEUE_OPTIONS: readonly string[] = fieldNames<EnqueueOptions>()(
+  ["input", "inputFromStrings", "runAt", "delay", "priority", "key", "maxAttempts"],
+  ["backoff", "parentRunId"],
+);
 
 class FlowstateRuntime implements Runtime {
   readonly config: ResolvedConfig;
@@ -517,13 +539,32 @@ class FlowstateRuntime implements Runtime {
   }
 
   runFlow(flow: FlowSource, options?: RunFlowOptions): Promise<RunRecord> {
-    return runFlow(this.flowHost(), flow, { ...this.runDefaults(), ...definedOnly(options) });
+    try {
+      if (options != null) {
+        assertKnownFields(options, RUN_FLOW_OPTIONS, "Cannot run flow", "option");
+      }
+      return runFlow(this.flowHost(), flow, { ...this.runDefaults(), ...definedOnly(options) });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** Told when this runtime enqueued a run: its own workers wake at once (internal). */
   readonly enqueued: EventTarget = new EventTarget();
 
   enqueue(flow: string, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+    if (typeof options === "object" && options !== null) {
+      try {
+        assertKnownFields(
+          options,
+          ENQUEUE_OPTIONS,
+          `Cannot enqueue ${JSON.stringify(flow)}`,
+          "option",
+        );
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     return this.#enqueue(flow, options).then((result) => {
       this.enqueued.dispatchEvent(new Event("enqueued"));
       return result;

@@ -96,6 +96,20 @@ Deno.test("queue: enqueue records a queued run at once; a worker runs it on the 
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("queue: startWorker refuses a misspelt option with the closest name, claiming nothing", async () => {
+  const dir = await project({ "mark.flow.yaml": MARK });
+  await using rt = await open(dir);
+  const { runId } = await rt.enqueue("mark");
+  assert.throws(
+    () => startWorker(rt, { concurency: 2 } as never),
+    (err: unknown) =>
+      err instanceof TypeError && /unknown option "concurency"/.test(err.message) &&
+      /did you mean "concurrency"/.test(err.message),
+  );
+  assert.equal((await run(rt, runId)).status, "queued");
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("queue: an invalid input or an unknown flow throws and writes nothing", async () => {
   const dir = await project({ "mark.flow.yaml": MARK });
   await using rt = await open(dir);

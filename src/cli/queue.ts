@@ -276,13 +276,15 @@ export async function workerCommand(
     (name) => `Received ${name} again: exiting without waiting`,
   );
   control.signal?.addEventListener("abort", () => stop.resolve("stop request"), { once: true });
+  // --grace is stop()'s, not the worker's.
+  const { graceMs, ...workerOptions } = settings;
   const worker = startWorker(runtime, {
-    ...settings,
+    ...workerOptions,
     onEvent: workerPrinter(options.json ?? false, quiet),
   });
   const reason = await stop.promise;
   if (!quiet && !options.json) console.log(`Received ${reason}: stopping`);
-  await worker.stop(settings.graceMs === undefined ? {} : { graceMs: settings.graceMs });
+  await worker.stop(graceMs === undefined ? {} : { graceMs });
   return 0;
 }
 

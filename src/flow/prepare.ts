@@ -17,6 +17,7 @@ import type { ParsedFlow } from "./parse.ts";
 import { compileTemplate, compileValue } from "./template/mod.ts";
 import { optionProblems, referenceProblems } from "./node_options.ts";
 import {
+  invalidPermission,
   missingRunnerPermission,
   NO_WORKER_OPTIONS,
   resolvePermissions,
@@ -94,9 +95,12 @@ export async function prepareFlow(
     }
     const permissions = resolvePermissions(spec.permissions, baseDir);
     if (sandboxed) {
-      const missing = missingRunnerPermission(permissions);
+      const invalid = invalidPermission(permissions);
+      const missing = invalid === undefined ? missingRunnerPermission(permissions) : undefined;
       if (!workerOptionsEnabled()) problem(["nodes", i, "type"], NO_WORKER_OPTIONS);
-      else if (missing !== undefined) {
+      else if (invalid !== undefined) {
+        problem(["nodes", i, "permissions", invalid.name, invalid.index], invalid.message);
+      } else if (missing !== undefined) {
         problem(
           ["nodes", i, "permissions"],
           `node ${spec.id} asks for permissions this runner lacks; add \`${missing}\` to the flags flowstate runs with, or narrow the node's \`permissions:\``,
@@ -111,38 +115,48 @@ export async function prepareFlow(
         const key = `${url}\n${JSON.stringify(permissions)}`;
         let sandbox = sandboxes.get(key);
         if (!sandbox) {
-          sandbox = {
-            type: sandboxedNodeType(url, spec.type, permissions, pool),
-            worker: pool.acquire(url, permissions),
-          };
-          sandboxes.set(key, sandbox);
+          try {
+            sandbox = {
+              type: sandboxedNodeType(url, spec.type, permissions, pool),
+              worker: pool.acquire(url, permissions),
+            };
+            sandboxes.set(key, sandbox);
+          } catch (err) {
+            // Deno refuses the permissions themselves (what a query of each entry did not catch).
+            problem(
+              ["nodes", i, "permissions"],
+              `Deno cannot start node ${spec.id} with these permissions: ${(err as Error).message}`,
+            );
+          }
         }
-        const worker = sandbox.worker;
-        try {
-          if (await worker.isNodeType()) type = sandbox.type;
-          else {
+        if (sandbox !== undefined) {
+          const worker = sandbox.worker;
+          try {
+            if (await worker.isNodeType()) type = sandbox.type;
+            else {
+              problem(
+                ["nodes", i, "type"],
+                `module ${spec.type} does not export a node type: its default export must be defineNode({ optionsSchema, run })`,
+              );
+            }
+            const compiledWith = compileValue(spec.with ?? {});
+            if (type && compiledWith.isStatic) {
+              const issues = await worker.validate(
+                compiledWith.evaluate({ inputs: {}, nodes: {}, env: {} }),
+              );
+              for (const issue of issues ?? []) {
+                const path = (issue.path ?? []).map((p) =>
+                  typeof p === "object" && p !== null ? (p as { key: string | number }).key : p
+                ) as (string | number)[];
+                problem(["nodes", i, "with", ...path], issue.message);
+              }
+            }
+          } catch (err) {
             problem(
               ["nodes", i, "type"],
-              `module ${spec.type} does not export a node type: its default export must be defineNode({ optionsSchema, run })`,
+              `cannot load node module ${spec.type}: ${importFailure(err)}`,
             );
           }
-          const compiledWith = compileValue(spec.with ?? {});
-          if (type && compiledWith.isStatic) {
-            const issues = await worker.validate(
-              compiledWith.evaluate({ inputs: {}, nodes: {}, env: {} }),
-            );
-            for (const issue of issues ?? []) {
-              const path = (issue.path ?? []).map((p) =>
-                typeof p === "object" && p !== null ? (p as { key: string | number }).key : p
-              ) as (string | number)[];
-              problem(["nodes", i, "with", ...path], issue.message);
-            }
-          }
-        } catch (err) {
-          problem(
-            ["nodes", i, "type"],
-            `cannot load node module ${spec.type}: ${importFailure(err)}`,
-          );
         }
       }
     } else if (url !== undefined) {

@@ -60,6 +60,43 @@ export function resolvePermissions(
   return out;
 }
 
+/** What an entry of each list may be, for the message about an entry Deno refuses. */
+const ENTRY_HINT: Partial<Record<PermissionName, string>> = {
+  net: "a host name or IP address, optionally with :port",
+  import: "a host name or IP address, optionally with :port",
+  sys: "one of Deno's system info names, like hostname or osRelease",
+};
+
+/**
+ * The first entry of a permission list in `perms` that Deno refuses as a
+ * descriptor (a host with a space, a port over 65535, a URL instead of a
+ * host, an unknown `sys` name), with Deno's reason: `undefined` when there is
+ * none. Checked before anything asks Deno about them, which would throw.
+ */
+export function invalidPermission(
+  perms: ResolvedPermissions,
+): { name: PermissionName; index: number; message: string } | undefined {
+  for (const name of PERMISSION_NAMES) {
+    const value = perms[name];
+    if (!Array.isArray(value)) continue;
+    for (let index = 0; index < value.length; index++) {
+      try {
+        Deno.permissions.querySync(describe(name, value[index]));
+      } catch (err) {
+        const hint = ENTRY_HINT[name];
+        return {
+          name,
+          index,
+          message: `${JSON.stringify(value[index])} is not a valid ${name} permission: ${
+            (err as Error).message
+          }${hint === undefined ? "" : ` (${name} takes ${hint})`}`,
+        };
+      }
+    }
+  }
+  return undefined;
+}
+
 /**
  * The permissions in `perms` that this process lacks, as the flags that would
  * grant them (`--allow-ffi --allow-read=/data,/tmp`), or `undefined` when it

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { realTimers } from "../clock.ts";
 import { serializeValue } from "../store/values.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -173,19 +174,9 @@ export async function serve(
         clock: { now: () => msg.now + (performance.now() - startedAt) },
         log: (message: string, level?: string) =>
           send({ op: "log", run, message: String(message), level: level ?? "info" }),
-        sleep: (ms: number) =>
-          new Promise<void>((resolve, reject) => {
-            if (signal.aborted) return reject(signal.reason);
-            const timer = setTimeout(() => {
-              signal.removeEventListener("abort", onAbort);
-              resolve();
-            }, ms);
-            const onAbort = () => {
-              clearTimeout(timer);
-              reject(signal.reason);
-            };
-            signal.addEventListener("abort", onAbort, { once: true });
-          }),
+        // The runner's own timers: a negative, NaN or fractional wait is read as it is
+        // in-process (Node's setTimeout would print a TimeoutNegativeWarning to stderr).
+        sleep: (ms: number) => realTimers.sleep(ms, signal),
         runFlow: (flow: unknown, input?: unknown) =>
           call(run, { method: "runFlow", args: encodeArgs([flow, input]) }),
       };

@@ -8,7 +8,7 @@
 import { withActor } from "../store/actor.ts";
 import { importDefault, importFailure, mappingHint, moduleUrl } from "../loader.ts";
 import { builtinJobNames, builtinJobUrl } from "./builtin.ts";
-import { didYouMean } from "../_suggest.ts";
+import { assertKnownFields, didYouMean, fieldNames } from "../_suggest.ts";
 import { ConfigError, messageOf } from "../errors.ts";
 import { validateOptions } from "../plugin.ts";
 import type { Runtime } from "../runtime.ts";
@@ -113,7 +113,9 @@ export interface RunJobOptions<O extends object = Record<string, unknown>> {
   progress?: ProgressMode | Progress;
   /**
    * Receives each log line (they are kept in the run's events either way).
-   * Default: none; nothing is printed.
+   * Default: none; nothing is printed. If it (or `onStart`) throws, the job
+   * goes on all the same, and `runJob` rejects with that error once the
+   * job's end is recorded.
    */
   onLog?: (message: string, level: LogLevel) => void;
   /** Directory a job module path resolves against (default: the config's). */
@@ -138,6 +140,12 @@ export async function resolveJobOptions<O>(
     `Cannot run job "${job.name}"`,
   );
 }
+
+/** The options of {@linkcode runJob}. */
+const RUN_JOB_OPTIONS: readonly string[] = fieldNames<RunJobOptions<object>>()(
+  ["options", "configOptions", "dryRun", "signal", "progress", "onLog", "baseDir"],
+  ["onStart"],
+);
 
 /**
  * Run a job now and record the run. Invalid options throw a
@@ -166,6 +174,7 @@ export async function runJob<const J extends JobRef>(
   jobRef: J,
   options: RunJobOptions<JobOptionsFor<J>> = {},
 ): Promise<RunRecord> {
+  assertKnownFields(options, RUN_JOB_OPTIONS, "Cannot run job", "option");
   const job = await loadJob(jobRef, options.baseDir ?? runtime.config.baseDir);
   const resolved = await resolveJobOptions(
     job,
@@ -187,7 +196,18 @@ export async function runJob<const J extends JobRef>(
   const runId = recorder.id;
   const bus = eventBusOf(runtime);
   bus?.emit({ type: "run.started", at: recorder.startedAt, runId, flowId });
-  options.onStart?.(runId);
+  // What the caller's onStart or onLog throws neither strands the run nor fails the job: the
+  // job goes on, its end is recorded, and then runJob rejects with it.
+  let callbackError: { error: unknown } | undefined;
+  const callBack = (call: () => void) => {
+    try {
+      call();
+    } catch (error) {
+      callbackError ??= { error };
+    }
+  };
+  const { onStart, onLog } = options;
+  if (onStart !== undefined) callBack(() => onStart(runId));
   const shown = typeof options.progress === "object"
     ? options.progress
     : createProgress({ mode: options.progress ?? "quiet" });
@@ -207,7 +227,7 @@ export async function runJob<const J extends JobRef>(
       const event = { at: clock.now(), type: "node.log", node: job.name, message, level } as const;
       recorder.event(event);
       bus?.emit({ type: "node", at: event.at, runId, flowId, event });
-      options.onLog?.(message, level);
+      if (onLog !== undefined) callBack(() => onLog(message, level));
     },
     progress,
     signal: controller.signal,
@@ -261,6 +281,7 @@ export async function runJob<const J extends JobRef>(
     throw err;
   }
   bus?.emit({ type: "run.ended", at: endedAt, runId, flowId, status: record.status, record });
+  if (callbackError !== undefined) throw callbackError.error;
   return record;
 }
 

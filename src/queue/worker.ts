@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { assertKnownFields, fieldNames } from "../_suggest.ts";
 import { messageOf } from "../errors.ts";
 import { flowHostOf, type Runtime } from "../runtime.ts";
 import { runClaimed } from "../run_flow.ts";
@@ -73,7 +74,11 @@ export interface WorkerOptions {
   leaseMs?: number;
   /** Poll interval, in ms (default 500). */
   pollMs?: number;
-  /** Told of claims, ends, lost runs and errors. */
+  /**
+   * Told of claims, ends, lost runs and errors. What it throws never stops the worker nor
+   * leaves a claimed run unstarted: it is told once as an `error` event (naming the event it
+   * threw on), and ignored if it throws on that too.
+   */
   onEvent?: (event: WorkerEvent) => void;
   /** Wakes the worker early (default: the records store's, when it has one). */
   notifier?: QueueNotifier;
@@ -103,6 +108,11 @@ function defaultWorkerId(): string {
   return `${host}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
 }
 
+/** The names of {@linkcode WorkerOptions}: a misspelt one is refused, not ignored. */
+const WORKER_OPTIONS: readonly string[] = fieldNames<WorkerOptions>()(
+  ["workerId", "concurrency", "flows", "leaseMs", "pollMs", "onEvent", "notifier"],
+);
+
 /**
  * Start a worker on `runtime`'s records store.
  *
@@ -123,6 +133,7 @@ function defaultWorkerId(): string {
  * ```
  */
 export function startWorker(runtime: Runtime, options: WorkerOptions = {}): Worker {
+  assertKnownFields(options, WORKER_OPTIONS, "Cannot start a worker", "option");
   const concurrency = options.concurrency ?? 4;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new RangeError(
@@ -144,11 +155,38 @@ export function startWorker(runtime: Runtime, options: WorkerOptions = {}): Work
     leaseMs,
     pollMs,
     heartbeatMs: Math.min(HEARTBEAT_MS, leaseMs / 4),
-    onEvent: options.onEvent ?? (() => {}),
+    onEvent: options.onEvent === undefined ? () => {} : guarded(options.onEvent),
     notifier: options.notifier,
   });
   w.start();
   return w;
+}
+
+/**
+ * The caller's `onEvent`, made safe to call anywhere in the worker: a throw (a bug in the
+ * caller's printer, say) must not abandon a claimed run (thrown at its `claim`), end the claim
+ * loop or reject a run's bookkeeping. It is reported to the listener as an `error` event.
+ */
+function guarded(onEvent: (event: WorkerEvent) => void): (event: WorkerEvent) => void {
+  let reporting = false;
+  return (event) => {
+    try {
+      onEvent(event);
+    } catch (err) {
+      if (reporting) return; // it threw on the report too: nothing more to tell it
+      reporting = true;
+      try {
+        onEvent({
+          type: "error",
+          message: `onEvent threw on a "${event.type}" event: ${messageOf(err)}`,
+        });
+      } catch {
+        // ignored, as above
+      } finally {
+        reporting = false;
+      }
+    }
+  };
 }
 
 interface Settings {

@@ -10,6 +10,8 @@
  * @module
  */
 import { ConflictError } from "../errors.ts";
+import { MAX_KEY_BYTES } from "../store/keys.ts";
+import { utf8Length } from "../store/values.ts";
 import type { AtomicOperation, Entry, Key } from "../store/types.ts";
 import { checkRun } from "./_checks.ts";
 import {
@@ -195,6 +197,20 @@ export async function enqueueRun(
   }
   if (init.key !== undefined && (typeof init.key !== "string" || init.key === "")) {
     throw new TypeError(`${what}: key must be a non-empty string`);
+  }
+  if (init.key !== undefined) {
+    // The dedupe key is the last element of a store key, so the store's key limit bounds it:
+    // said here in the option's terms, rather than as a store key the caller never wrote.
+    const overhead = ctx.layout.key("queue", "key", "").reduce((n, p) => n + utf8Length(p) + 1, 0);
+    const max = MAX_KEY_BYTES - overhead;
+    const size = utf8Length(init.key);
+    if (size > max) {
+      throw new RangeError(
+        `${what}: key is ${size.toLocaleString("en-US")} bytes (UTF-8); a dedupe key is at most ${
+          max.toLocaleString("en-US")
+        } bytes: use a hash of a longer one`,
+      );
+    }
   }
   const queue: QueueInfo = {
     flowPath: init.flowPath,

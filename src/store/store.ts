@@ -76,6 +76,7 @@ import type {
   WatchOptions,
 } from "./types.ts";
 import { assertValueSize, serializeValue } from "./values.ts";
+import { checkExpireIn } from "./write_args.ts";
 import { systemClock } from "../clock.ts";
 import { listIterator } from "./list_iterator.ts";
 import { CoreIndexes } from "./core_indexes.ts";
@@ -186,15 +187,38 @@ export interface WrapOptions {
   changes?: FeedRetention;
 }
 
-function checkExpireIn(expireIn: unknown, what: string): void {
-  if (typeof expireIn !== "number" || !Number.isFinite(expireIn) || expireIn <= 0) {
-    throw new RangeError(
-      `${what}: expireIn must be a positive number of milliseconds (got ${String(expireIn)})`,
-    );
+/** What a driver returned, as JSON (or `String()`), cut to `max` characters: for a message. */
+function shownBriefly(value: unknown, max: number): string {
+  let shown: string;
+  try {
+    shown = JSON.stringify(value) ?? String(value);
+  } catch {
+    shown = String(value);
   }
+  return shown.length > max ? `${shown.slice(0, max)}…` : shown;
+}
+
+/**
+ * Throw unless `raw` has a {@linkcode RawEntry}'s shape: a driver's mistake
+ * (the value parsed instead of JSON text, `expiresAt` left out) is named at
+ * once, instead of an entry that `get` hides as expired while `list` shows
+ * it, or a `SyntaxError` from `JSON.parse`.
+ */
+function checkRaw(raw: RawEntry): void {
+  if (
+    typeof raw === "object" && raw !== null && Array.isArray(raw.key) &&
+    typeof raw.value === "string" && typeof raw.version === "string" &&
+    (raw.expiresAt === null || typeof raw.expiresAt === "number")
+  ) return;
+  throw new TypeError(
+    `The store's driver returned a malformed entry: ${
+      shownBriefly(raw, 120)
+    }; a RawEntry is { key: string[], value: its JSON text (a string), version: string, expiresAt: number | null }`,
+  );
 }
 
 function toEntry<T>(raw: RawEntry): Entry<T> {
+  checkRaw(raw);
   return {
     key: [...raw.key],
     value: JSON.parse(raw.value) as T,
@@ -203,7 +227,25 @@ function toEntry<T>(raw: RawEntry): Entry<T> {
   };
 }
 
-function commitResult(result: DriverCommitResult, version: string): CommitResult {
+/**
+ * What a driver's `commit()` resolved, checked: a plugin author's mistake (no
+ * `return`, `ok` missing, a failure without `conflicts`) is named at once
+ * rather than failing later as a `TypeError` inside the core.
+ */
+function checkedResult(result: unknown, store: string): DriverCommitResult {
+  const r = result as { ok?: unknown; conflicts?: unknown } | null | undefined;
+  if (r?.ok === true || (r?.ok === false && Array.isArray(r.conflicts))) {
+    return r as DriverCommitResult;
+  }
+  throw new TypeError(
+    `Cannot commit to store "${store}": its driver's commit() resolved ${
+      shownBriefly(result, 80)
+    }; it must resolve { ok: true } or { ok: false, conflicts: [the keys whose checks failed] }`,
+  );
+}
+
+function commitResult(raw: DriverCommitResult, version: string, store: string): CommitResult {
+  const result = checkedResult(raw, store);
   return result.ok
     ? { ok: true, version }
     : { ok: false, version: null, conflicts: result.conflicts };
@@ -359,7 +401,9 @@ class CoreStore implements Store {
   }
 
   #live(raw: RawEntry | null, now: number): RawEntry | null {
-    return raw !== null && (raw.expiresAt === null || raw.expiresAt > now) ? raw : null;
+    if (raw === null) return null;
+    checkRaw(raw);
+    return raw.expiresAt === null || raw.expiresAt > now ? raw : null;
   }
 
   async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
@@ -412,7 +456,7 @@ class CoreStore implements Store {
     const version = newVersion(this.#clock === systemClock ? now : Date.now());
     if (this.#coreIx.active) {
       return this.#coreIx.commit(checks, mutations, version, () => this.#clock.now())
-        .then((r) => commitResult(r, version));
+        .then((r) => commitResult(r, version, this.name));
     }
     const request: CommitRequest = { checks, mutations, version, now };
     let result;
@@ -421,8 +465,12 @@ class CoreStore implements Store {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (result instanceof Promise) return result.then((r) => commitResult(r, version));
-    return Promise.resolve(commitResult(result, version));
+    if (result instanceof Promise) return result.then((r) => commitResult(r, version, this.name));
+    try {
+      return Promise.resolve(commitResult(result, version, this.name));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -483,12 +531,15 @@ class CoreStore implements Store {
           version,
           () => now,
         )
-        : await this.#driver.commit({
-          checks: [...checks, plan.check],
-          mutations: [...expanded, ...plan.mutations],
-          version,
-          now,
-        });
+        : checkedResult(
+          await this.#driver.commit({
+            checks: [...checks, plan.check],
+            mutations: [...expanded, ...plan.mutations],
+            version,
+            now,
+          }),
+          this.name,
+        );
       if (result.ok) {
         if (plan.mutations.length > 0) this.#announce();
         return { ok: true, version };
@@ -1394,7 +1445,7 @@ class CoreStore implements Store {
     return {
       key: claimed.key,
       keys: claimed.keys ?? [claimed.key],
-      result: commitResult(claimed.result, version),
+      result: commitResult(claimed.result, version, this.name),
     };
   }
 

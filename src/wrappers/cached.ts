@@ -7,7 +7,8 @@
  */
 import { ForwardingBase } from "./_forwarding.ts";
 import { StoreClosedError } from "../errors.ts";
-import { assertKey, assertKeySize } from "../store/keys.ts";
+import { assertKnownFields, fieldNames } from "../_suggest.ts";
+import { assertKey } from "../store/keys.ts";
 import type {
   AtomicCheck,
   AtomicOperation,
@@ -30,7 +31,7 @@ import type {
 } from "../store/types.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
 import { sealedThroughCache } from "./_cached_sealed.ts";
-import { assertValueSize, serializeValue } from "../store/values.ts";
+import { checkDeleteArgs, checkSetArgs } from "../store/write_args.ts";
 import { systemClock } from "../clock.ts";
 import { listIterator } from "../store/list_iterator.ts";
 import { type CacheSlot, idOf, InflightTickets, isExpired, LruCache, slotEntry } from "./_lru.ts";
@@ -106,13 +107,10 @@ export interface CachedStore extends Store {
   flush(): Promise<void>;
 }
 
-function checkExpireIn(expireIn: unknown, what: string): void {
-  if (typeof expireIn !== "number" || !Number.isFinite(expireIn) || expireIn <= 0) {
-    throw new RangeError(
-      `${what}: expireIn must be a positive number of milliseconds (got ${String(expireIn)})`,
-    );
-  }
-}
+/** Every option {@linkcode CacheOptions} has. */
+const CACHE_OPTIONS: readonly string[] = fieldNames<CacheOptions>()(
+  ["max", "mode", "flushInterval", "clock", "onFlushError"],
+);
 
 /**
  * Put a read cache in front of any store. The result is itself a
@@ -196,6 +194,7 @@ export function cached(store: Store, options: CacheOptions = {}): CachedStore {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`${what}: options must be an object`);
   }
+  assertKnownFields(options, CACHE_OPTIONS, what, "option");
   const max = options.max ?? 1000;
   if (!Number.isInteger(max) || max < 1) {
     throw new RangeError(`${what}: max must be a positive integer (got ${String(max)})`);
@@ -441,19 +440,23 @@ class CachingStore extends ForwardingBase implements CachedStore {
   }
 
   set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
+    // Not async (a write-behind set resolves without a turn), so bad input is turned into a
+    // rejection here: a promise-returning method never throws where it is called.
+    try {
+      return this.#set(key, value, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
     const what = "Cannot set";
     this.#assertOpen(what);
-    assertKey(key, what);
-    assertKeySize(key, what);
+    // All of it here: a write-behind set resolves before the store sees it.
+    const text = checkSetArgs(key, value, options, what);
     key = [...key]; // the caller may reuse the array
-    const text = serializeValue(value, what);
-    assertValueSize(text, what); // a write-behind set resolves before the store sees it
     const expireIn = options?.expireIn;
-    if (expireIn !== undefined) checkExpireIn(expireIn, what);
     const ifVersion = options?.ifVersion;
-    if (ifVersion !== undefined && ifVersion !== null && typeof ifVersion !== "string") {
-      throw new TypeError(`${what}: ifVersion must be a version string or null`);
-    }
     const id = idOf(key);
     if (this.#writeBehind && ifVersion === undefined) {
       const version = this.#versions.next();
@@ -502,12 +505,9 @@ class CachingStore extends ForwardingBase implements CachedStore {
   async delete(key: Key, options?: DeleteOptions): Promise<boolean> {
     const what = "Cannot delete";
     this.#assertOpen(what);
-    assertKey(key, what);
+    checkDeleteArgs(key, options, what);
     key = [...key];
     const ifVersion = options?.ifVersion;
-    if (ifVersion !== undefined && typeof ifVersion !== "string") {
-      throw new TypeError(`${what}: ifVersion must be a version string`);
-    }
     const id = idOf(key);
     if (this.#writeBehind && ifVersion === undefined) {
       this.#queue({ id, key, text: null, version: "", expiresAt: null });

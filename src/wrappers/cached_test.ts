@@ -377,7 +377,7 @@ Deno.test("CachedStore throws StoreClosedError after close(), even for cached ke
   await store.set(["a"], 1);
   await store.close();
   await assert.rejects(() => store.get(["a"]), StoreClosedError);
-  assert.throws(() => store.set(["a"], 2), StoreClosedError);
+  await assert.rejects(() => store.set(["a"], 2), StoreClosedError); // a rejection, as for any store
   await store.close(); // idempotent
 });
 
@@ -515,7 +515,7 @@ Deno.test("CachedStore write-behind close() rejects and keeps the store open whe
   spy.failWith = new Error("network down");
   await assert.rejects(() => store.close(), /network down/);
   assert.equal(store.stats().pendingWrites, 1);
-  assert.throws(() => store.set(["a"], 2), StoreClosedError); // no new writes once closing
+  await assert.rejects(() => store.set(["a"], 2), StoreClosedError); // no new writes once closing
   assert.equal(await spy.inner.count(), 0); // the store is still open
   spy.failWith = undefined;
   await store.close();

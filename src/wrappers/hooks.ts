@@ -6,7 +6,9 @@
  */
 import { ForwardingBase } from "./_forwarding.ts";
 import { StoreClosedError } from "../errors.ts";
+import { assertKnownFields, fieldNames } from "../_suggest.ts";
 import { assertKey } from "../store/keys.ts";
+import { checkDeleteArgs, checkSetArgs } from "../store/write_args.ts";
 import type {
   AtomicCheck,
   AtomicOperation,
@@ -92,6 +94,12 @@ export interface StoreHooks {
   onError?(operation: HookOperation, error: unknown, key?: Key): void | Promise<void>;
 }
 
+/** Every hook {@linkcode StoreHooks} has. */
+const HOOK_NAMES: readonly string[] = fieldNames<StoreHooks>()(
+  ["beforeGet", "afterGet", "beforeSet", "afterSet", "beforeDelete", "afterDelete"],
+  ["beforeCommit", "afterCommit", "onError"],
+);
+
 /**
  * Wrap any store so that `hooks` run around its operations. The result is a
  * {@linkcode Store} that otherwise behaves exactly as `store` does.
@@ -154,6 +162,8 @@ export function withHooks(store: Store, hooks: StoreHooks): Store {
   if (typeof hooks !== "object" || hooks === null) {
     throw new TypeError(`${what}: hooks must be an object of optional functions`);
   }
+  // A misspelt hook (`befoerSet`) would never run: an authorization that silently is not there.
+  assertKnownFields(hooks, HOOK_NAMES, what, "hook");
   for (const [name, hook] of Object.entries(hooks)) {
     if (hook !== undefined && typeof hook !== "function") {
       throw new TypeError(`${what}: hook ${name} must be a function (got ${typeof hook})`);
@@ -222,7 +232,8 @@ class HookedStore extends ForwardingBase implements Store {
 
   async set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
     this.#assertOpen("Cannot set");
-    assertKey(key, "Cannot set");
+    // What the store would refuse never reaches a hook (an audit log, an authorization).
+    checkSetArgs(key, value, options, "Cannot set");
     await this.#hooks.beforeSet?.(key, value, options ?? {});
     const result = await this.#run("set", key, () => this.#store.set([...key], value, options));
     await this.#hooks.afterSet?.(key, result);
@@ -231,7 +242,7 @@ class HookedStore extends ForwardingBase implements Store {
 
   async delete(key: Key, options?: DeleteOptions): Promise<boolean> {
     this.#assertOpen("Cannot delete");
-    assertKey(key, "Cannot delete");
+    checkDeleteArgs(key, options, "Cannot delete");
     await this.#hooks.beforeDelete?.(key, options ?? {});
     const deleted = await this.#run("delete", key, () => this.#store.delete([...key], options));
     await this.#hooks.afterDelete?.(key, deleted);

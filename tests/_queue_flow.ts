@@ -1,0 +1,28 @@
+/**
+ * A runtime on a memory store, in a temporary directory holding a one-node flow file
+ * (`q.flow.yaml`, flow id `q`) to enqueue: for the queue tests of the library surface.
+ */
+import { join } from "node:path";
+import { openRuntime, type Runtime } from "../mod.ts";
+
+/** Run `fn` with such a runtime and the flow file's path; everything is removed after. */
+export async function withQueueFlow(
+  fn: (rt: Runtime, flow: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-queue-flow-" });
+  try {
+    const flow = join(dir, "q.flow.yaml");
+    await Deno.writeTextFile(
+      flow,
+      "id: q\nnodes:\n  - id: n\n    type: transform\n    with: { value: 1 }\n",
+    );
+    await using rt = await openRuntime({
+      config: { stores: { main: { plugin: "memory" } } },
+      cwd: dir,
+      home: dir,
+    });
+    await fn(rt, flow);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

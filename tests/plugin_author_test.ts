@@ -1,0 +1,136 @@
+// What a plugin author meets through the public surface (mod.ts, plugin.ts): mistakes in a
+// driver are reported at openStore, naming the plugin and what is wrong.
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { openStore } from "../mod.ts";
+import { definePlugin, type StoreDriver } from "../plugin.ts";
+import { MemoryDriver } from "../plugins/memory/mod.ts";
+
+/** A plugin whose open() returns what `make` gives. */
+function pluginReturning(make: () => unknown) {
+  return definePlugin({
+    name: "mine",
+    optionsSchema: z.strictObject({}),
+    open: () => make() as StoreDriver,
+  });
+}
+
+/** A correct driver over the memory plugin's, as a plain object (its methods are own fields). */
+function plainDriver(onClose?: () => void): Record<string, unknown> {
+  const inner = new MemoryDriver();
+  return {
+    location: "mine:test",
+    get: (key: never) => inner.get(key),
+    list: (range: never) => inner.list(range),
+    commit: (request: never) => inner.commit(request),
+    close: () => onClose?.(),
+  };
+}
+
+Deno.test("openStore: a plugin whose open() returns nothing is named, with the contract", async () => {
+  for (const returned of [undefined, null, 42]) {
+    await assert.rejects(
+      () => openStore({ plugin: pluginReturning(() => returned) }),
+      (err: Error) => {
+        assert.ok(err instanceof TypeError);
+        assert.match(err.message, /^Cannot open store "mine": plugin "mine"'s open\(\) returned /);
+        assert.match(err.message, /get, list, commit and close methods/);
+        return true;
+      },
+    );
+  }
+});
+
+Deno.test("openStore: a driver missing a required method or its location is refused and closed", async () => {
+  for (const lack of ["get", "list", "commit", "location"]) {
+    let closed = 0;
+    const driver = plainDriver(() => closed++);
+    delete driver[lack];
+    await assert.rejects(
+      () => openStore({ plugin: pluginReturning(() => driver) }),
+      (err: Error) => {
+        assert.ok(err instanceof TypeError);
+        const name = lack === "location" ? "location" : `${lack}()`;
+        assert.equal(
+          err.message.split(";")[0],
+          `Cannot open store "mine": plugin "mine"'s open() returned a driver without ${name}`,
+        );
+        return true;
+      },
+    );
+    assert.equal(closed, 1, `the driver without ${lack} is closed`);
+  }
+  const noClose = plainDriver();
+  delete noClose.close;
+  await assert.rejects(
+    () => openStore({ plugin: pluginReturning(() => noClose) }),
+    /returned a driver without close\(\); it must return a StoreDriver/,
+  );
+});
+
+Deno.test("openStore: a correct driver as a plain object or a class instance opens", async () => {
+  for (const make of [() => plainDriver(), () => new MemoryDriver()]) {
+    await using store = await openStore({ plugin: pluginReturning(make) });
+    await store.set(["k"], 1);
+    assert.equal((await store.get(["k"]))?.value, 1);
+  }
+});
+
+Deno.test("a driver whose commit() resolves something else than a result is named at the write", async () => {
+  const returns = [undefined, {}, { ok: false }, { ok: "yes" }, Promise.resolve(undefined)];
+  for (const returned of returns) {
+    for (const changes of [undefined, { keep: "1d" }]) {
+      const driver = plainDriver();
+      const inner = driver.commit as (request: unknown) => unknown;
+      const plugin = pluginReturning(() => ({
+        ...driver,
+        // Lets the store open (a feed writes its head), then answers wrongly.
+        commit: (request: { mutations: { key: string[] }[] }) => {
+          const user = request.mutations.some((m) => m.key?.[0] === "k");
+          return user ? returned : inner(request);
+        },
+      }));
+      await using store = await openStore(changes ? { plugin, changes } : { plugin });
+      await assert.rejects(
+        () => store.set(["k"], 1),
+        (err: Error) => {
+          assert.ok(err instanceof TypeError, String(err));
+          assert.match(
+            err.message,
+            /^Cannot commit to store "mine": its driver's commit\(\) resolved .*; it must resolve \{ ok: true \} or \{ ok: false, conflicts: /,
+          );
+          return true;
+        },
+        `${JSON.stringify(returned)} ${changes ? "with" : "without"} a feed`,
+      );
+    }
+  }
+});
+
+Deno.test("a driver that returns a malformed entry is named, by get and list alike", async () => {
+  const mangles: Record<string, (raw: Record<string, unknown>) => unknown> = {
+    "expiresAt left out": ({ expiresAt: _, ...rest }) => rest,
+    "the value parsed": (raw) => ({ ...raw, value: JSON.parse(raw.value as string) }),
+    "no version": ({ version: _, ...rest }) => rest,
+    "not an object": () => 42,
+  };
+  for (const [label, mangle] of Object.entries(mangles)) {
+    const inner = plainDriver();
+    const get = inner.get as (key: unknown) => Record<string, unknown> | null;
+    const list = inner.list as (range: unknown) => Record<string, unknown>[];
+    const plugin = pluginReturning(() => ({
+      ...inner,
+      get: (key: unknown) => {
+        const raw = get(key);
+        return raw === null ? null : mangle(raw);
+      },
+      list: (range: unknown) => [...list(range)].map(mangle),
+    }));
+    await using store = await openStore({ plugin });
+    await store.set(["k"], { n: 1 });
+    const malformed =
+      /The store's driver returned a malformed entry: .*; a RawEntry is \{ key: string\[\], value: its JSON text/;
+    await assert.rejects(() => store.get(["k"]), malformed, `get: ${label}`);
+    await assert.rejects(() => Array.fromAsync(store.list()), malformed, `list: ${label}`);
+  }
+});
