@@ -246,26 +246,3 @@ export function notFound(json: boolean | undefined, message: string): number {
   printError(message);
   return EXIT_FAILURE;
 }
-
-/**
- * What the CLI says of a flow id with nothing recorded under it: `Flow "x"
- * has no recorded <what> (did you mean "y"?); …` and the flow ids it knows.
- * `known: "recorded"` names the flows that have run (`metrics`, `flows
- * versions`); `"declared"` says that no flow file or recorded run has the id
- * and names both kinds (`runs ls --flow`).
- */
-export function unknownFlowMessage(
-  flowId: string,
-  what: string,
-  ids: readonly string[],
-  known: "recorded" | "declared" = "recorded",
-): string {
-  const list = known === "recorded"
-    ? (ids.length === 0 ? "no flow has run yet" : `the recorded flows are ${ids.join(", ")}`)
-    : `no flow file or recorded run has that id; ${
-      ids.length === 0
-        ? "no flow has run and the config's flows: names no flow file"
-        : `the known flows are ${ids.join(", ")}`
-    }`;
-  return `Flow "${flowId}" has no recorded ${what}${didYouMean(flowId, ids)}; ${list}`;
-}

@@ -21,14 +21,14 @@ import { builtinNodes } from "../flow/nodes.ts";
 import { flowJsonSchema } from "../flow/schema.ts";
 import { loadConfig } from "../config.ts";
 import { formatPath } from "../errors.ts";
-import { formatTime, printErrorLines, printTable, shortHash } from "./format.ts";
 import {
-  type GlobalOptions,
-  notFound,
-  openForReading,
+  formatTime,
+  printErrorLines,
+  printTable,
+  shortHash,
   unknownFlowMessage,
-  unlessMissing,
-} from "./common.ts";
+} from "./format.ts";
+import { type GlobalOptions, notFound, openForReading, unlessMissing } from "./common.ts";
 
 /** One problem of `validate --json`. */
 export interface ValidateProblem {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { didYouMean } from "../_suggest.ts";
 
 /**
  * Thrown by {@linkcode writeStdout} when whoever read stdout went away
@@ -131,4 +132,27 @@ export function printable(text: string): string {
       ? `\\x${code.toString(16).padStart(2, "0")}`
       : `\\u${code.toString(16).padStart(4, "0")}`;
   });
+}
+
+/**
+ * What the CLI says of a flow id with nothing recorded under it: `Flow "x"
+ * has no recorded <what> (did you mean "y"?); …` and the flow ids it knows.
+ * `known: "recorded"` names the flows that have run (`metrics`, `flows
+ * versions`); `"declared"` says that no flow file or recorded run has the id
+ * and names both kinds (`runs ls --flow`).
+ */
+export function unknownFlowMessage(
+  flowId: string,
+  what: string,
+  ids: readonly string[],
+  known: "recorded" | "declared" = "recorded",
+): string {
+  const list = known === "recorded"
+    ? (ids.length === 0 ? "no flow has run yet" : `the recorded flows are ${ids.join(", ")}`)
+    : `no flow file or recorded run has that id; ${
+      ids.length === 0
+        ? "no flow has run and the config's flows: names no flow file"
+        : `the known flows are ${ids.join(", ")}`
+    }`;
+  return `Flow "${flowId}" has no recorded ${what}${didYouMean(flowId, ids)}; ${list}`;
 }

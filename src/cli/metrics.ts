@@ -16,14 +16,8 @@
  */
 import type { RunStatus } from "../records/types.ts";
 import type { FlowMetrics } from "../records/records.ts";
-import { formatDuration, printTable, shortHash } from "./format.ts";
-import {
-  type GlobalOptions,
-  notFound,
-  openForReading,
-  unknownFlowMessage,
-  unlessMissing,
-} from "./common.ts";
+import { formatDuration, printTable, shortHash, unknownFlowMessage } from "./format.ts";
+import { type GlobalOptions, notFound, openForReading, unlessMissing } from "./common.ts";
 
 /** One row of `flowstate metrics --json`. */
 export interface MetricsRow {

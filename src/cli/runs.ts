@@ -18,14 +18,20 @@
  */
 import type { RunEvent, RunRecord, StateAccess } from "../records/types.ts";
 import type { RunSummary } from "../records/types.ts";
-import { formatDuration, formatTime, printable, printTable, shortHash } from "./format.ts";
+import {
+  formatDuration,
+  formatTime,
+  printable,
+  printTable,
+  shortHash,
+  unknownFlowMessage,
+} from "./format.ts";
 import {
   EXIT_FAILURE,
   type GlobalOptions,
   notFound,
   openForReading,
   printError,
-  unknownFlowMessage,
   unlessMissing,
 } from "./common.ts";
 import type { Runtime } from "../runtime.ts";
