@@ -241,6 +241,10 @@ Deno.test("runs ls --flow with an id no flow file or run has says so, with a did
     const filtered = await run("runs", "ls", "--flow", "counter", "--status", "failed");
     assert.equal(filtered.code, 0, filtered.stderr);
     assert.equal(filtered.stderr, "No runs match\n");
+    // A job's runs (flow id job:<name>) before the job has run: no error.
+    const job = await run("runs", "ls", "--flow", "job:retention");
+    assert.equal(job.code, 0, job.stderr);
+    assert.equal(job.stderr, "No runs match\n");
   });
 });
 

@@ -120,6 +120,8 @@ async function unknownFlow(
   records: Records,
   flowId: string,
 ): Promise<string | null> {
+  // A job's runs have the flow id job:<name>, which no flow file declares: not judged here.
+  if (flowId.startsWith("job:")) return null;
   if ((await records.listRunSummaries({ flowId, limit: 1 })).runs.length > 0) return null;
   const recorded = (await records.listFlows()).map((f) => f.id);
   // A config whose flows: cannot be read is reported by the commands that run flows.
