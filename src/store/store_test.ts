@@ -492,11 +492,6 @@ Deno.test("Store.set() says why an expireIn or ifVersion is rejected", async () 
       `Cannot set: expireIn must be a positive number of milliseconds (got ${expireIn})`,
     );
   }
-  // Past what a Date can hold once added to now (the inspector showed NaN-NaN-NaN).
-  const far = await failure(() => store.set(["k"], 1, { expireIn: Number.MAX_SAFE_INTEGER }));
-  assert.ok(far instanceof RangeError);
-  assert.match(far.message, /expireIn must be at most 100000000000000 ms .*leave expireIn out/);
-  assert.equal((await store.set(["k"], 1, { expireIn: 1e14 })).ok, true);
   const version = await failure(() => store.set(["k"], 1, { ifVersion: 1 as unknown as string }));
   assert.ok(version instanceof TypeError);
   assert.equal(version.message, "Cannot set: ifVersion must be a version string or null");

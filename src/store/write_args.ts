@@ -10,24 +10,11 @@ import { assertKey, assertKeySize } from "./keys.ts";
 import type { DeleteOptions, Key, SetOptions } from "./types.ts";
 import { assertValueSize, serializeValue } from "./values.ts";
 
-/**
- * The longest `expireIn`: 10^14 ms, about 3,170 years. Far beyond any real
- * expiry, and far from the largest time a `Date` holds (8.64 × 10^15 ms since
- * 1970), which a longer one would pass: its expiry time could not be shown.
- */
-export const MAX_EXPIRE_IN_MS = 1e14;
-
 /** Throw a `RangeError` unless `expireIn` is a positive, finite number of milliseconds. */
 export function checkExpireIn(expireIn: unknown, what: string): void {
   if (typeof expireIn !== "number" || !Number.isFinite(expireIn) || expireIn <= 0) {
     throw new RangeError(
       `${what}: expireIn must be a positive number of milliseconds (got ${String(expireIn)})`,
-    );
-  }
-  if (expireIn > MAX_EXPIRE_IN_MS) {
-    throw new RangeError(
-      `${what}: expireIn must be at most ${MAX_EXPIRE_IN_MS} ms (about 3,000 years; got ` +
-        `${expireIn}); to keep a value with no expiry, leave expireIn out`,
     );
   }
 }
