@@ -96,6 +96,10 @@ function pad(n, width = 2) {
 export function formatTime(ms) {
   if (ms === null || ms === undefined) return "—";
   const d = new Date(ms);
+  // A store keeps expiries past the last time a Date holds (year 275760).
+  if (Number.isNaN(d.getTime())) {
+    return ms > 0 ? "after the year 275760" : "before the year -271821";
+  }
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${
     pad(d.getMinutes())
   }:${pad(d.getSeconds())}`;

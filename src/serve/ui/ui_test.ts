@@ -6,6 +6,7 @@ import { diffLines, diffStats, hunks, MAX_CELLS, splitLines } from "./diff.js";
 import { accessKey, nodeTimeline } from "./runs.js";
 import { changesByNode, compactJson, unfedWrites } from "./changes.js";
 import { levelOf, parsePrefix } from "./state.js";
+import { formatTime } from "./dom.js";
 
 type Row = { op: " " | "-" | "+"; text: string; aLine?: number; bLine?: number };
 
@@ -230,4 +231,10 @@ Deno.test("unfedWrites keeps the writes that went to a store without a feed (nam
   assert.deepEqual(unfedWrites(undefined, scopes, new Set(["main"])), []);
   assert.equal(compactJson({ a: [1, "x"] }), '{"a":[1,"x"]}');
   assert.equal(compactJson(undefined), "");
+});
+
+Deno.test("ui: a time past what a Date holds (an expiry beyond 2^53 ms) reads as such, not NaN-NaN-NaN", () => {
+  assert.equal(formatTime(Number.MAX_SAFE_INTEGER), "after the year 275760");
+  assert.match(formatTime(0), /^19(69|70)-\d\d-\d\d \d\d:\d\d:\d\d$/);
+  assert.equal(formatTime(null), "—");
 });
