@@ -10,7 +10,6 @@ import type { ResolvedConfig } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { isFlowPath } from "./flow/load.ts";
 import { readYamlFile } from "./_yaml_file.ts";
-import { YamlSource } from "./yaml_source.ts";
 
 /** Where a config field is written, as a message prefix (`flowstate.yaml:4:3: flows[0]: `). */
 function locate(config: ResolvedConfig, path: (string | number)[]): string {
@@ -122,6 +121,8 @@ async function flowIdOf(file: string): Promise<string | undefined> {
 export async function rawFlowData(file: string): Promise<Record<string, unknown> | undefined> {
   const read = await readYamlFile(file).catch(() => null);
   if (read === null || !("text" in read)) return undefined;
+  // Loaded here, not at the top: the run path must not load the YAML parser.
+  const { YamlSource } = await import("./yaml_source.ts");
   const source = new YamlSource(read.text, { logLevel: "silent" });
   if (source.syntaxErrors.length > 0) return undefined;
   const data = source.toData();
