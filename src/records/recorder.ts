@@ -258,18 +258,32 @@ export class RunRecorder {
   }
 
   #watch(heartbeatMs: number, options: RunRecorderOptions): void {
-    this.#beating = this.#beat(heartbeatMs);
-    if (options.onCancelRequested !== undefined) {
+    const notify = options.onCancelRequested;
+    let told = false;
+    // Once, whichever finds it first: the cancel poll or a heartbeat.
+    const stopRun = notify === undefined ? undefined : () => {
+      if (told) return;
+      told = true;
+      notify();
+    };
+    this.#beating = this.#beat(heartbeatMs, stopRun);
+    if (stopRun !== undefined) {
       const pollMs = options.cancelPollMs ?? CANCEL_POLL_MS;
       if (!(pollMs > 0) || !Number.isFinite(pollMs)) {
         throw new RangeError(`Cannot start a run: cancelPollMs must be > 0 (got ${pollMs})`);
       }
-      this.#watching = this.#watchCancel(pollMs, options.onCancelRequested);
+      this.#watching = this.#watchCancel(pollMs, stopRun);
     }
   }
 
-  /** Write the heartbeat every `ms` until stopped; a beat that fails is left to the next. */
-  async #beat(ms: number): Promise<void> {
+  /**
+   * Write the heartbeat every `ms` until stopped; a beat that fails is left to
+   * the next. A beat that finds the run ended by someone else (recorded
+   * abandoned by a cancel that took this process for gone: a paused process,
+   * a clock ahead of this one) calls `endedElsewhere`, so the run stops
+   * instead of going on with nobody to record it.
+   */
+  async #beat(ms: number, endedElsewhere?: () => void): Promise<void> {
     const stop = this.#stopBeating.signal;
     while (!stop.aborted) {
       try {
@@ -278,7 +292,13 @@ export class RunRecorder {
         return; // Stopped.
       }
       try {
-        await this.#records.heartbeat(this.id, this.#clock.now());
+        if (await this.#records.heartbeat(this.id, this.#clock.now())) continue;
+        // Not written: the record changed meanwhile, or the run is no longer running.
+        const run = await this.#records.getRun(this.id);
+        if (!stop.aborted && (run === null || run.status !== "running")) {
+          endedElsewhere?.();
+          return;
+        }
       } catch {
         // The store is busy or failing: the next beat tries again. Four missed
         // beats are needed before anyone calls the run abandoned.

@@ -138,6 +138,32 @@ Deno.test("RunRecorder sees a cancel request within CANCEL_POLL_MS, once, and th
   assert.equal(await records.requestCancel("0mjuw3ms0abcdefghijk"), null);
 });
 
+Deno.test("RunRecorder stops a run that another process recorded ended (abandoned by a cancel with a clock ahead)", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const records = new Records(store, { clock });
+  let stopped = 0;
+  const recorder = await RunRecorder.start(records, clock, START, {
+    timers,
+    onCancelRequested: () => stopped++,
+  });
+  await timers.advance(HEARTBEAT_MS);
+  assert.equal(stopped, 0, "alive and beating");
+  // A canceller whose clock is two minutes ahead takes the run for gone and records it failed;
+  // the cancel marker goes with that end, so the cancel poll cannot see it.
+  const abandoned = await records.abandonRun(recorder.id, {
+    afterMs: 60_000,
+    now: clock.now() + 120_000,
+  });
+  assert.equal(abandoned?.status, "failed");
+  await timers.advance(HEARTBEAT_MS);
+  assert.equal(stopped, 1, "the next heartbeat finds it ended and stops the run");
+  await timers.advance(3 * HEARTBEAT_MS);
+  assert.equal(stopped, 1, "once");
+  await assert.rejects(() => recorder.finish({ ...END, status: "cancelled" }), /already finished/);
+});
+
 Deno.test("Records.deleteRun removes a run's cancel marker with it", async () => {
   await using store = await openStore({ plugin: "memory" });
   const clock = fakeClock(Date.UTC(2026, 0, 1));
