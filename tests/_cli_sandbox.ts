@@ -45,17 +45,9 @@ export function cliCommand(
   args: string[],
   options: { home?: string; env?: Record<string, string>; stdout?: "piped" | "null" } = {},
 ): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--unstable-worker-options",
-      "--config",
-      DENO_JSON,
-      ...PERMISSIONS,
-      CLI,
-      ...args,
-    ],
+  const [program, ...argv] = cliArgv(args);
+  return new Deno.Command(program, {
+    args: argv,
     cwd: dir,
     env: {
       FLOWSTATE_HOME: options.home ?? join(dir, "home"),
@@ -67,6 +59,21 @@ export function cliCommand(
     stdout: options.stdout ?? "piped",
     stderr: "piped",
   });
+}
+
+/** The program and arguments that run `flowstate <args>` from this repository. */
+export function cliArgv(args: string[]): string[] {
+  return [
+    Deno.execPath(),
+    "run",
+    "--quiet",
+    "--unstable-worker-options",
+    "--config",
+    DENO_JSON,
+    ...PERMISSIONS,
+    CLI,
+    ...args,
+  ];
 }
 
 /** Run the CLI in `dir` (see {@linkcode cliCommand}) and decode what it printed. */

@@ -84,6 +84,28 @@ export function interruptedExitCode(signal: AbortSignal | undefined): number {
   return (signal && signalExitCodes.get(signal)) ?? EXIT_INTERRUPTED;
 }
 
+let outputBestEffort = false;
+
+/**
+ * After a hang-up the terminal may be gone, and every write to it fails
+ * (EIO): from then on what is printed is best effort, so a line that cannot
+ * be shown never cuts a clean stop short (runs left running, exit 1).
+ */
+function bestEffortOutput(): void {
+  if (outputBestEffort) return;
+  outputBestEffort = true;
+  for (const method of ["log", "error", "warn", "info"] as const) {
+    const original = console[method];
+    console[method] = (...args: unknown[]) => {
+      try {
+        original.apply(console, args);
+      } catch {
+        // The terminal is gone.
+      }
+    };
+  }
+}
+
 /**
  * Listen for the stop signals (SIGINT, SIGTERM, SIGHUP): the first calls
  * `onFirst` with its name; a second one prints `again` (when given) and exits
@@ -102,6 +124,7 @@ export function onStopSignals(
   const listeners: [Deno.Signal, () => void][] = [];
   for (const name of Object.keys(STOP_SIGNALS) as (keyof typeof STOP_SIGNALS)[]) {
     const listener = () => {
+      if (name === "SIGHUP") bestEffortOutput();
       if (received) {
         if (again) console.error(again(name));
         Deno.exit(STOP_SIGNALS[name]);

@@ -1,0 +1,83 @@
+/**
+ * A worker or daemon on a terminal that closes (a real hang-up: SIGHUP, then
+ * every write to the terminal fails with EIO) stops cleanly: its running run
+ * goes back to the queue and it exits 0. Driven through a pseudo-terminal
+ * made by python3's `pty` module; without python3 the test is ignored.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cliArgv, runCli } from "./_cli_sandbox.ts";
+
+const PYTHON = await new Deno.Command("python3", {
+  args: ["--version"],
+  stdout: "null",
+  stderr: "null",
+})
+  .output().then((o) => o.success, () => false);
+
+/** Runs argv on a pty, waits for its first line and `settle` seconds, closes the terminal. */
+const HANG_UP = `
+import os, pty, sys, time, select
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+buf = b""
+deadline = time.time() + 60
+while time.time() < deadline and b"\\n" not in buf:
+    if select.select([fd], [], [], 0.5)[0]:
+        try: buf += os.read(fd, 4096)
+        except OSError: break
+time.sleep(float(sys.argv[1]))
+os.close(fd)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+`;
+
+for (const command of ["worker", "daemon"]) {
+  Deno.test({
+    name:
+      `flowstate ${command} on a terminal that hangs up stops cleanly: its run back in the queue, exit 0`,
+    ignore: !PYTHON,
+    async fn() {
+      const dir = await Deno.makeTempDir({ prefix: "flowstate-hangup-" });
+      try {
+        await Deno.mkdir(join(dir, "flows"));
+        await Deno.writeTextFile(
+          join(dir, "flows", "slow.flow.yaml"),
+          "id: slow\nnodes:\n  - { id: w, type: delay, with: { for: 60s } }\n",
+        );
+        await Deno.writeTextFile(join(dir, "flowstate.yaml"), "flows: [./flows]\n");
+        const enqueued = await runCli(dir, ["enqueue", "slow"]);
+        assert.equal(enqueued.code, 0, enqueued.stderr);
+        const id = enqueued.stdout.trim();
+        // The worker claims the run within its first poll; the daemon's worker too.
+        const out = await new Deno.Command("python3", {
+          args: [
+            "-c",
+            HANG_UP,
+            "2",
+            ...cliArgv([
+              command,
+              "--grace",
+              "1s",
+              ...(command === "worker" ? ["--poll", "100ms"] : []),
+            ]),
+          ],
+          cwd: dir,
+          env: { FLOWSTATE_HOME: join(dir, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const said = new TextDecoder().decode(out.stderr);
+        assert.equal(new TextDecoder().decode(out.stdout).trim(), "0", `exit status; ${said}`);
+        const shown = await runCli(dir, ["runs", "show", id, "--json"]);
+        const run = JSON.parse(shown.stdout).run;
+        assert.equal(run.status, "queued", "released to the queue, not left running");
+        assert.equal(run.queue.claim, undefined);
+        assert.deepEqual(run.queue.attempts.map((a: { outcome: string }) => a.outcome), ["lost"]);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
