@@ -36,6 +36,7 @@ export default {
       case "map": return new Map([["a", 1]]);
       case "nan": return { n: NaN };
       case "setMap": await ctx.flow.set("m", new Map([["a", 1]])); return "set";
+      case "keysInf": await ctx.flow.set("k1", 1); return await ctx.flow.keys({ limit: Infinity });
       case "close": globalThis.close(); return "still here";
       case "hog": { const kept = []; for (;;) { kept.push(new Array(1e6).fill(Math.random())); await new Promise((r) => setTimeout(r, 1)); } }
       case "spin": ctx.log("spinning"); await new Promise((r) => setTimeout(r, 10)); for (;;) {}
@@ -523,4 +524,9 @@ Deno.test("a Worker node's output and state writes that are not JSON fail as in-
   assert.match(run.nodes.nan.error!, /value\.n is NaN, which JSON cannot hold/);
   assert.equal(run.nodes.setMap.status, "failed");
   assert.match(run.nodes.setMap.error!, /ctx\.flow\.set\(\): value is a Map/);
+});
+
+Deno.test("a Worker node's reads take options as in-process ones do (limit: Infinity is no limit)", async () => {
+  const run = await runHostile(node("keysInf", "keysInf"));
+  assert.equal(run.nodes.keysInf.status, "succeeded", run.nodes.keysInf.error ?? "");
 });

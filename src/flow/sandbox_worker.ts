@@ -89,8 +89,10 @@ export async function serve(
   };
   const view = (run: number, name: string) => {
     const method = (m: string) => (...args: unknown[]) => {
-      // Checked here: on the way out as JSON a Map would become {} and NaN null, unseen.
-      for (const arg of args) if (arg !== undefined) serializeValue(arg, `ctx.${name}.${m}()`);
+      // The value a set writes is checked here: on the way out as JSON a Map would become {}
+      // and NaN null, unseen. Only that: a read's options may hold what JSON turns into what
+      // the host reads the same way (limit: Infinity becomes null, "no limit", as in-process).
+      if (m === "set" && args[1] !== undefined) serializeValue(args[1], `ctx.${name}.set()`);
       return call(run, { scope: name, method: m, args: encodeArgs(args) });
     };
     return {
