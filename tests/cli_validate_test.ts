@@ -287,6 +287,18 @@ Deno.test("the commonest YAML slips are one error each, saying what to do (not y
         "id: t\nnodes:\n  - id: a\n    type: log\n    with:\n      message: hi: there\n",
         'error: f.flow.yaml:6:16: this value holds ": ", which YAML reads as one more key: quote it, like message: "hi: there"',
       ],
+      // A template in a block value needs no quotes: the ": " after it is the slip, and a tab
+      // before it is.
+      [
+        "id: t\ninputs:\n  name: { type: string }\nnodes:\n  - id: a\n    type: log\n    with:\n" +
+        "      message: Hello ${{ inputs.name }}: welcome\n",
+        'error: f.flow.yaml:8:16: this value holds ": ", which YAML reads as one more key: quote it, like message: "Hello ${{ inputs.name }}: welcome"',
+      ],
+      [
+        "id: t\ninputs:\n  name: { type: string }\nnodes:\n  - id: a\n    type: log\n    with:\n" +
+        "\t  message: ${{ inputs.name }}\n",
+        "error: f.flow.yaml:8:1: a tab indents this line, and YAML indents with spaces only: replace the tab with spaces",
+      ],
       [
         "id: t\nnodes:\n  - id: a\n    type: log\n     with: { message: x }\n",
         "error: f.flow.yaml:5:6: this line is indented more than the line above it, so YAML reads it as part of that line's value: indent it like the keys beside it",

@@ -135,6 +135,11 @@ function unquotedTemplates(text: string, problems: FlowProblem[]): FlowProblem[]
     if ((before.split('"').length - 1) % 2 === 1 || (before.split("'").length - 1) % 2 === 1) {
       continue;
     }
+    // Only inside a flow mapping or sequence ({ … } or [ … ] opened before it on the line): in
+    // a block value an unquoted template is plain YAML, and the error is another one (a tab,
+    // a ": " in the value), which its own explanation gives.
+    const open = (c: string, close: string) => before.split(c).length - before.split(close).length;
+    if (open("{", "}") <= 0 && open("[", "]") <= 0) continue;
     const end = line.indexOf("}}", at);
     const template = end < 0 ? "${{ … }}" : line.slice(at, end + 2);
     hints.set(p.line, {
