@@ -481,6 +481,20 @@ Deno.test("a jsonfile path that is a dangling symlink creates the file it points
     assert.equal(set.code, 0, set.stderr);
     assert.ok((await Deno.lstat(join(dir, "state.json"))).isSymlink, "the link is kept");
     assert.match(await Deno.readTextFile(join(dir, "elsewhere", "state.json")), /"k"/);
+    // A chain of links to a missing file: the file is made at its end, every link kept.
+    await Deno.symlink("b.json", join(dir, "a.json"));
+    await Deno.symlink(join("elsewhere", "c.json"), join(dir, "b.json"));
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: jsonfile, path: state.json }\n" +
+        "  chain: { plugin: jsonfile, path: a.json }\n" +
+        "  loopy: { plugin: jsonfile, path: loop1 }\n  loopier: { plugin: sqlite, path: loop2 }\n",
+    );
+    const chained = await run("state", "set", "--store", "chain", "k", "2");
+    assert.equal(chained.code, 0, chained.stderr);
+    assert.ok((await Deno.lstat(join(dir, "a.json"))).isSymlink);
+    assert.ok((await Deno.lstat(join(dir, "b.json"))).isSymlink, "the middle link is kept");
+    assert.match(await Deno.readTextFile(join(dir, "elsewhere", "c.json")), /"k"/);
     for (const [store, option] of [["loopy", "path"], ["loopier", "path"]]) {
       const loop = await run("state", "set", "--store", store, "k", "1");
       assert.equal(loop.code, 2, loop.stderr);

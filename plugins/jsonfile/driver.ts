@@ -857,6 +857,19 @@ async function linkTarget(path: string): Promise<string> {
     return await Deno.realPath(path);
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
-    return resolve(dirname(path), await Deno.readLink(path));
   }
+  // A link to a file not made yet, maybe through more links: follow each to the missing end
+  // (so the file is made there, not in place of a link along the way). realPath has
+  // refused a loop already; the bound only keeps a link changing meanwhile from spinning.
+  let at = path;
+  for (let hop = 0; hop < 40; hop++) {
+    const next = resolve(dirname(at), await Deno.readLink(at));
+    const info = await Deno.lstat(next).catch((err) => {
+      if (err instanceof Deno.errors.NotFound) return null;
+      throw err;
+    });
+    if (info === null || !info.isSymlink) return next;
+    at = next;
+  }
+  throw new Error(`${path} is a loop of symbolic links`);
 }
