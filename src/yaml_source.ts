@@ -290,11 +290,18 @@ export class YamlSource {
    */
   #aliasInsideItsAnchor(): { source: string; range?: unknown } | undefined {
     let found: { source: string; range?: unknown } | undefined;
+    // One pass in document order: an alias names the latest anchor of its name before it, and
+    // a node is visited before what it holds (resolving each alias walks the whole document:
+    // quadratic in a file of many aliases).
+    const anchors = new Map<string, { range?: [number, number, number] | null }>();
     visit(this.doc, {
+      Node: (_key, node) => {
+        if (node.anchor) anchors.set(node.anchor, node);
+      },
       Alias: (_key, alias) => {
-        const target = alias.resolve(this.doc) as { range?: [number, number, number] } | undefined;
+        const target = anchors.get(alias.source);
         const at = alias.range?.[0];
-        if (target?.range === undefined || at === undefined) return;
+        if (target?.range === undefined || target.range === null || at === undefined) return;
         if (at >= target.range[0] && at < target.range[2]) {
           found = alias;
           return visit.BREAK;
