@@ -7,12 +7,33 @@
  */
 import { suggest } from "./_suggest.ts";
 
-/** The zone schedules use unless one is given. */
+/**
+ * The zone schedules use unless one is given.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_TIMEZONE, nextTick } from "@flowstate/core/scheduler";
+ *
+ * assert.equal(DEFAULT_TIMEZONE, "UTC");
+ * const next = nextTick("0 3 * * *", Date.UTC(2026, 0, 1, 12), DEFAULT_TIMEZONE);
+ * assert.equal(next, Date.UTC(2026, 0, 2, 3));
+ * ```
+ */
 export const DEFAULT_TIMEZONE = "UTC";
 
 /**
  * Why `timezone` is not an IANA time zone Intl knows (`unknown time zone
  * "Europe/Pari" (did you mean "Europe/Paris"?)`), or `undefined` when it is one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { timezoneProblem } from "@flowstate/core/scheduler";
+ *
+ * assert.equal(timezoneProblem("Europe/Paris"), undefined);
+ * assert.match(timezoneProblem("Europe/Pari")!, /did you mean "Europe\/Paris"/);
+ * ```
  */
 export function timezoneProblem(timezone: unknown): string | undefined {
   if (typeof timezone !== "string" || timezone.trim() === "") {
@@ -30,7 +51,20 @@ export function timezoneProblem(timezone: unknown): string | undefined {
   }
 }
 
-/** The canonical spelling of a valid time zone (`"utc"` → `"UTC"`). */
+/**
+ * The canonical spelling of a valid time zone (`"utc"` → `"UTC"`); a
+ * `RangeError` saying why for an invalid one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { canonicalTimezone } from "@flowstate/core/scheduler";
+ *
+ * assert.equal(canonicalTimezone("utc"), "UTC");
+ * assert.equal(canonicalTimezone("europe/paris"), "Europe/Paris");
+ * assert.throws(() => canonicalTimezone("Mars/Base"), RangeError);
+ * ```
+ */
 export function canonicalTimezone(timezone: string): string {
   const problem = timezoneProblem(timezone);
   if (problem !== undefined) throw new RangeError(`Cannot use time zone: ${problem}`);

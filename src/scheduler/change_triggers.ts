@@ -38,10 +38,38 @@ import { Lease } from "../store/lease.ts";
 import { hasPrefix } from "../store/keys.ts";
 import type { Change, JsonValue, Key, Store } from "../store/types.ts";
 
-/** Where trigger positions and leases live in the records store. */
+/**
+ * Where trigger positions and leases live in the records store.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { TRIGGERS_PREFIX, triggerPositionKey } from "@flowstate/core/scheduler";
+ * import { hasPrefix } from "@flowstate/core/plugin";
+ *
+ * assert.deepEqual(TRIGGERS_PREFIX, ["flowstate", "triggers"]);
+ * assert.ok(hasPrefix(triggerPositionKey("on-order"), TRIGGERS_PREFIX));
+ * ```
+ */
 export const TRIGGERS_PREFIX: Key = Object.freeze(["flowstate", "triggers"]);
 
-/** The key of a flow's trigger position. */
+/**
+ * The key of a flow's trigger position in the records store (a
+ * {@linkcode TriggerPosition}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import { type TriggerPosition, triggerPositionKey } from "@flowstate/core/scheduler";
+ *
+ * assert.deepEqual(triggerPositionKey("on-order"), ["flowstate", "triggers", "on-order", "position"]);
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const records = await rt.store(rt.config.records);
+ * const position = await records.get<TriggerPosition>(triggerPositionKey("on-order"));
+ * assert.equal(position, null); // no trigger has delivered a change yet
+ * ```
+ */
 export function triggerPositionKey(flowId: string): Key {
   return [...TRIGGERS_PREFIX, flowId, "position"];
 }
@@ -103,6 +131,38 @@ const DEFAULT_LEASE_MS = 30_000;
  * The flows of the config with `trigger: { changes }`, checked: the store is
  * configured and keeps a change feed. A problem is a `ConfigError` naming the
  * flow file, line and column.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { openRuntime } from "@flowstate/core";
+ * import { loadChangeTriggers } from "@flowstate/core/scheduler";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(
+ *   join(dir, "on-order.flow.yaml"),
+ *   `id: on-order
+ * trigger:
+ *   changes: { store: main, prefix: [orders] }
+ * nodes:
+ *   - { id: seen, type: state.increment, with: { key: [seen] } }
+ * `,
+ * );
+ * {
+ *   await using rt = await openRuntime({
+ *     config: {
+ *       stores: { main: { plugin: "memory", changes: { keep: "1d" } } },
+ *       flows: [dir],
+ *     },
+ *   });
+ *   const [spec] = await loadChangeTriggers(rt);
+ *   assert.equal(spec.flowId, "on-order");
+ *   assert.equal(spec.store, "main");
+ *   assert.deepEqual(spec.prefix, ["orders"]);
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function loadChangeTriggers(runtime: Runtime): Promise<ChangeTriggerSpec[]> {
   const config: ResolvedConfig = runtime.config;

@@ -9,6 +9,16 @@ import type { Key } from "./types.ts";
  * Throw a `TypeError` unless `key` is a non-empty array of well-formed strings
  * whose first element does not start with `"\u0000"` (reserved for the
  * core's internal keys). `what` names the operation for the message ("Cannot set").
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { assertKey } from "@flowstate/core/plugin";
+ *
+ * assertKey(["flow", "counter"], "Cannot set"); // a well-formed key: no error
+ * assert.throws(() => assertKey("counter", "Cannot set"), /key must be an array of strings/);
+ * assert.throws(() => assertKey(["\u0000feed"], "Cannot set"), /reserved/);
+ * ```
  */
 export function assertKey(key: unknown, what: string, allowEmpty = false): asserts key is Key {
   assertKeyShape(key, what, allowEmpty);
@@ -106,7 +116,19 @@ export function compareKeys(a: Key, b: Key): number {
   return a.length - b.length < 0 ? -1 : a.length === b.length ? 0 : 1;
 }
 
-/** True when `key` is strictly under `prefix` (longer, and starts with it). */
+/**
+ * True when `key` is strictly under `prefix` (longer, and starts with it).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hasPrefix } from "@flowstate/core/plugin";
+ *
+ * assert.equal(hasPrefix(["flow", "counter", "count"], ["flow", "counter"]), true);
+ * assert.equal(hasPrefix(["flow", "counter"], ["flow", "counter"]), false); // not strictly under
+ * assert.equal(hasPrefix(["flow", "counters"], ["flow", "counter"]), false); // elements, not text
+ * ```
+ */
 export function hasPrefix(key: Key, prefix: Key): boolean {
   if (key.length <= prefix.length) return false;
   for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
@@ -228,6 +250,15 @@ export function encodeKeyInto(key: Key, out: Uint8Array, at: number): number {
  * Encode a key as bytes whose byte-wise (memcmp) order is the key order:
  * each element is its UTF-8 bytes with 0x00 escaped as 0x00 0xFF, followed by
  * a 0x00 terminator. Backends that sort bytes (SQLite BLOBs) store this.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeKey, encodeKey } from "@flowstate/core/plugin";
+ *
+ * assert.deepEqual([...encodeKey(["a", "b"])], [0x61, 0x00, 0x62, 0x00]);
+ * assert.deepEqual(decodeKey(encodeKey(["a", "b"])), ["a", "b"]);
+ * ```
  */
 export function encodeKey(key: Key): Uint8Array {
   // Fast path: every element is ASCII without NUL (the common case) — one
@@ -264,6 +295,15 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * Invert {@linkcode encodeKey}: elements end with 0x00; a 0x00 inside an
  * element is escaped as 0x00 0xFF (UTF-8 never contains 0xFF). Short ASCII
  * elements skip TextDecoder; a leading U+FEFF is kept.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeKey, encodeKey } from "@flowstate/core/plugin";
+ *
+ * const key = ["flow", "a\u0000b", "é"]; // a NUL inside an element round-trips
+ * assert.deepEqual(decodeKey(encodeKey(key)), key);
+ * ```
  */
 export function decodeKey(bytes: Uint8Array): string[] {
   // Fast path: short ASCII elements (escaped NULs included), one byte at a
@@ -394,7 +434,19 @@ export function prefixUpperBound(prefix: Key): Uint8Array {
   return out;
 }
 
-/** Encode a key as an opaque, URL-safe listing cursor. */
+/**
+ * Encode a key as an opaque, URL-safe listing cursor.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeCursor, encodeCursor } from "@flowstate/core/plugin";
+ *
+ * const cursor = encodeCursor(["flow", "counter"]);
+ * assert.match(cursor, /^[A-Za-z0-9_-]+$/);
+ * assert.deepEqual(decodeCursor(cursor), ["flow", "counter"]);
+ * ```
+ */
 export function encodeCursor(key: Key): string {
   const bytes = encoder.encode(JSON.stringify(key));
   let bin = "";
@@ -402,7 +454,18 @@ export function encodeCursor(key: Key): string {
   return btoa(bin).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
-/** Decode a cursor made by {@linkcode encodeCursor}; a `TypeError` if it is not one. */
+/**
+ * Decode a cursor made by {@linkcode encodeCursor}; a `TypeError` if it is not one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeCursor, encodeCursor } from "@flowstate/core/plugin";
+ *
+ * assert.deepEqual(decodeCursor(encodeCursor(["a", "b"])), ["a", "b"]);
+ * assert.throws(() => decodeCursor("not a cursor"), TypeError);
+ * ```
+ */
 export function decodeCursor(cursor: string): Key {
   try {
     const b64 = cursor.replaceAll("-", "+").replaceAll("_", "/");
