@@ -18,7 +18,20 @@ export const BUILTIN_JOBS: Readonly<Record<string, string>> = {
   "build-indexes": "../../jobs/build_indexes.ts",
 };
 
-/** Names of the built-in jobs. */
+/**
+ * Names of the built-in jobs (what `jobs.<name>` in a config and `flowstate
+ * jobs run <name>` accept besides a module path).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { builtinJobNames } from "@flowstate/core/jobs";
+ *
+ * const names = builtinJobNames();
+ * assert.ok(names.includes("gc"));
+ * assert.ok(names.includes("backup"));
+ * ```
+ */
 export function builtinJobNames(): string[] {
   return Object.keys(BUILTIN_JOBS);
 }

@@ -127,6 +127,26 @@ export interface RunJobOptions<O extends object = Record<string, unknown>> {
 /**
  * Validate a job's options: defaults, then config options, then `options`.
  * A bad option is a {@linkcode ConfigError} naming the job and the field.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ConfigError } from "@flowstate/core";
+ * import { defineJob, resolveJobOptions } from "@flowstate/core/jobs";
+ * import { z } from "zod";
+ *
+ * const greet = defineJob({
+ *   name: "greet",
+ *   description: "says hello",
+ *   optionsSchema: z.strictObject({ who: z.string(), loud: z.boolean() }),
+ *   defaults: { who: "world", loud: false },
+ *   run: (_ctx, { who }) => ({ greeting: `hello ${who}` }),
+ * });
+ * // defaults, then the config's options, then the caller's
+ * const options = await resolveJobOptions(greet, { loud: true }, { who: "Ada" });
+ * assert.deepEqual(options, { who: "Ada", loud: true });
+ * await assert.rejects(() => resolveJobOptions(greet, {}, { who: 1 }), ConfigError);
+ * ```
  */
 export async function resolveJobOptions<O>(
   job: Job<O>,

@@ -29,9 +29,34 @@ import { RunNotOwnedError } from "../records/recorder.ts";
 import { QUEUE_TOPIC } from "../records/_queue.ts";
 import type { Store } from "../store/types.ts";
 
-/** Default lease of a claim without a heartbeat, in ms. */
+/**
+ * Default lease of a claim without a heartbeat, in ms: a worker that dies
+ * holding a run gives it back to the queue this long after its last heartbeat.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_LEASE_MS } from "@flowstate/core";
+ * import { HEARTBEAT_MS } from "@flowstate/core/records";
+ *
+ * assert.equal(DEFAULT_LEASE_MS, 30_000);
+ * assert.ok(DEFAULT_LEASE_MS >= 6 * HEARTBEAT_MS); // several heartbeats may be missed
+ * ```
+ */
 export const DEFAULT_LEASE_MS = 30_000;
-/** Default poll interval, in ms. */
+/**
+ * Default poll interval, in ms: how long an idle worker waits before it
+ * looks at the queue again.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_LEASE_MS, DEFAULT_POLL_MS } from "@flowstate/core";
+ *
+ * assert.equal(DEFAULT_POLL_MS, 500);
+ * assert.ok(DEFAULT_POLL_MS < DEFAULT_LEASE_MS);
+ * ```
+ */
 export const DEFAULT_POLL_MS = 500;
 /** A busy worker makes due delayed runs ready at most this often, in ms. */
 const PROMOTE_MS = 100;

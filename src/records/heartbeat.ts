@@ -16,16 +16,76 @@
  */
 import type { RunRecord } from "./types.ts";
 
-/** How often a running run's heartbeat is written, in ms. */
+/**
+ * How often a running run's heartbeat is written, in ms.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HEARTBEAT_MS, MIN_ABANDONED_MS } from "@flowstate/core/records";
+ *
+ * assert.equal(HEARTBEAT_MS, 5_000);
+ * assert.equal(MIN_ABANDONED_MS / HEARTBEAT_MS, 4); // four missed beats at the least
+ * ```
+ */
 export const HEARTBEAT_MS = 5_000;
 
-/** The shortest threshold a run is judged abandoned by: four missed heartbeats, in ms. */
+/**
+ * The shortest threshold a run is judged abandoned by: four missed heartbeats, in ms.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { abandonedRun, MIN_ABANDONED_MS, type RunRecord } from "@flowstate/core/records";
+ *
+ * const run: RunRecord = {
+ *   id: "0mjuw3ms0abcdefghijk", flowId: "f", flowVersion: "v", status: "running",
+ *   inputs: {}, outputs: null, startedAt: 0, endedAt: null, durationMs: null, nodes: {},
+ *   error: null, heartbeatAt: 0,
+ * };
+ * // a threshold below the minimum is raised to it
+ * assert.equal(abandonedRun(run, MIN_ABANDONED_MS, 1), null);
+ * assert.equal(abandonedRun(run, MIN_ABANDONED_MS + 1, 1)?.thresholdMs, MIN_ABANDONED_MS);
+ * ```
+ */
 export const MIN_ABANDONED_MS = 4 * HEARTBEAT_MS;
 
-/** The threshold `gc` uses by default: one minute without a heartbeat (twelve missed beats). */
+/**
+ * The threshold `gc` uses by default: one minute without a heartbeat (twelve missed beats).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { abandonedRun, DEFAULT_ABANDONED_MS, type RunRecord } from "@flowstate/core/records";
+ *
+ * const run: RunRecord = {
+ *   id: "0mjuw3ms0abcdefghijk", flowId: "f", flowVersion: "v", status: "running",
+ *   inputs: {}, outputs: null, startedAt: 0, endedAt: null, durationMs: null, nodes: {},
+ *   error: null, heartbeatAt: 1_000,
+ * };
+ * assert.equal(abandonedRun(run, 1_000 + DEFAULT_ABANDONED_MS, DEFAULT_ABANDONED_MS), null);
+ * assert.equal(abandonedRun(run, 2_000 + DEFAULT_ABANDONED_MS, DEFAULT_ABANDONED_MS)?.by, "heartbeat");
+ * ```
+ */
 export const DEFAULT_ABANDONED_MS = 60_000;
 
-/** How old a running run without any heartbeat (an older version's) must be to be abandoned: one day. */
+/**
+ * How old a running run without any heartbeat (an older version's) must be to be abandoned: one day.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { abandonedRun, LEGACY_ABANDONED_MS, type RunRecord } from "@flowstate/core/records";
+ *
+ * const run: RunRecord = {
+ *   id: "0mjuw3ms0abcdefghijk", flowId: "f", flowVersion: "v", status: "running",
+ *   inputs: {}, outputs: null, startedAt: 0, endedAt: null, durationMs: null, nodes: {},
+ *   error: null, // no heartbeatAt: recorded by a version before heartbeats
+ * };
+ * assert.equal(abandonedRun(run, LEGACY_ABANDONED_MS, 60_000), null);
+ * assert.equal(abandonedRun(run, LEGACY_ABANDONED_MS + 1, 60_000)?.by, "age");
+ * ```
+ */
 export const LEGACY_ABANDONED_MS = 86_400_000;
 
 /** Why {@linkcode abandonedRun} judged a run abandoned. */

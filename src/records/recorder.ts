@@ -27,9 +27,31 @@ import { HEARTBEAT_MS } from "./heartbeat.ts";
 import { newRunId } from "./run_id.ts";
 import type { QueueInfo, RunEvent, RunRecord } from "./types.ts";
 
-/** Events appended per batch at most. */
+/**
+ * Events appended per batch at most.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EVENT_BATCH_MS, EVENT_BATCH_SIZE } from "@flowstate/core/records";
+ *
+ * // a run's node events reach the store at least every 200 ms or 200 events
+ * assert.equal(EVENT_BATCH_SIZE, 200);
+ * assert.equal(EVENT_BATCH_MS, 200);
+ * ```
+ */
 export const EVENT_BATCH_SIZE = 200;
-/** A batch is appended once its oldest event is this old (ms), at the next event. */
+/**
+ * A batch is appended once its oldest event is this old (ms), at the next event.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EVENT_BATCH_MS, HEARTBEAT_MS } from "@flowstate/core/records";
+ *
+ * assert.ok(EVENT_BATCH_MS < HEARTBEAT_MS); // events are never staler than a heartbeat
+ * ```
+ */
 export const EVENT_BATCH_MS = 200;
 
 /**
@@ -37,6 +59,15 @@ export const EVENT_BATCH_MS = 200;
  * over 7.5 s, long enough to ride out a lock held by a slow writer or a
  * restarting server, short enough that a process does not hang on a store
  * that is gone.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { FINISH_RETRY_DELAYS_MS } from "@flowstate/core/records";
+ *
+ * assert.equal(FINISH_RETRY_DELAYS_MS.length + 1, 5); // tries in all
+ * assert.equal(FINISH_RETRY_DELAYS_MS.reduce((a, b) => a + b, 0), 7_500);
+ * ```
  */
 export const FINISH_RETRY_DELAYS_MS: readonly number[] = [500, 1_000, 2_000, 4_000];
 

@@ -20,7 +20,20 @@ const RANDOM_DIGITS = 11;
 const MAX_ID_TIME = 36 ** TIME_DIGITS;
 const RUN_ID = /^[0-9a-z]{20}$/;
 
-/** What a run id looks like, for messages. */
+/**
+ * What a run id looks like, for messages.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isRunId, RUN_ID_HINT } from "@flowstate/core/records";
+ *
+ * const id = "not-a-run-id";
+ * const message = isRunId(id) ? "" : `"${id}" is not a run id: expected ${RUN_ID_HINT}`;
+ * assert.equal(message, `"not-a-run-id" is not a run id: expected ${RUN_ID_HINT}`);
+ * assert.match(RUN_ID_HINT, /20 lowercase letters or digits/);
+ * ```
+ */
 export const RUN_ID_HINT = "20 lowercase letters or digits, as `flowstate runs ls` shows";
 
 let lastIdMs = -1;

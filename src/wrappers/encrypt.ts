@@ -57,7 +57,22 @@ import type {
 } from "../store/types.ts";
 import { assertValueSize, serializeValue } from "../store/values.ts";
 
-/** The field of a sealed value that holds the ciphertext. */
+/**
+ * The field of a sealed value that holds the ciphertext.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encrypted, SEALED_FIELD } from "@flowstate/core/encrypt";
+ * import { openStore } from "@flowstate/core";
+ *
+ * const base = await openStore({ plugin: "memory" });
+ * await using store = await encrypted(base, { key: "11".repeat(32) });
+ * await store.set(["secret"], { card: "4242" });
+ * const stored = (await base.get<Record<string, unknown>>(["secret"]))?.value;
+ * assert.equal(typeof stored?.[SEALED_FIELD], "string"); // the ciphertext, under "$sealed"
+ * ```
+ */
 export const SEALED_FIELD = "$sealed";
 
 const FORMAT = "fs1";
