@@ -10,7 +10,18 @@
 import type { Redis, RedisOptions } from "ioredis";
 import { StoreUnavailableError } from "@flowstate/core/plugin";
 
-/** Default option values of the redis plugin. */
+/**
+ * Default option values of the redis plugin.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { redisDefaults, redisOptions } from "@flowstate/redis";
+ *
+ * assert.equal(redisDefaults.prefix, "flowstate:");
+ * assert.equal(redisOptions.parse({}).url, redisDefaults.url);
+ * ```
+ */
 export const redisDefaults = {
   /** The server: Redis on this machine, database 0. */
   url: "redis://127.0.0.1:6379",

@@ -97,7 +97,26 @@ function numberArg(n: number): string {
   return n === Infinity ? "inf" : n === -Infinity ? "-inf" : String(n);
 }
 
-/** The redis driver. Open it with {@linkcode RedisDriver.open}. */
+/**
+ * The redis driver. Open it with {@linkcode RedisDriver.open}; applications
+ * open a store with `openStore({ plugin: redis, url, prefix })`.
+ *
+ * @example Needs a Redis server
+ * ```ts ignore
+ * import assert from "node:assert/strict";
+ * import { RedisDriver } from "@flowstate/redis";
+ *
+ * const driver = await RedisDriver.open("redis://127.0.0.1:6379", { prefix: "app:" });
+ * await driver.commit({
+ *   checks: [],
+ *   mutations: [{ type: "set", key: ["a"], value: "1", expiresAt: null }],
+ *   version: "v1",
+ *   now: Date.now(),
+ * });
+ * assert.equal((await driver.get(["a"], Date.now()))?.value, "1");
+ * await driver.close();
+ * ```
+ */
 export class RedisDriver implements StoreDriver {
   /** The server URL without the password, and the prefix. */
   readonly location: string;

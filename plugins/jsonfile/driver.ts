@@ -139,6 +139,25 @@ function live(rec: Rec | null | undefined, now: number): rec is Rec {
  * in sync with other processes through a lock on `<path>.lock` held for each write.
  * {@linkcode JsonFileDriver.open} is for tests and tools; applications open a
  * store with `openStore({ plugin: "jsonfile", path })`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { JsonFileDriver } from "@flowstate/core/plugins/jsonfile";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const driver = await JsonFileDriver.open(`${dir}/state.json`);
+ * await driver.commit({
+ *   checks: [],
+ *   mutations: [{ type: "set", key: ["a"], value: '{"n":1}', expiresAt: null }],
+ *   version: "v1",
+ *   now: Date.now(),
+ * });
+ * assert.equal((await driver.get(["a"]))?.version, "v1");
+ * await driver.close();
+ * assert.match(await Deno.readTextFile(`${dir}/state.json`), /"n"/);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export class JsonFileDriver implements StoreDriver {
   /** The store file's absolute path. */

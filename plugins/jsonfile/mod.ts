@@ -99,7 +99,20 @@ export interface JsonFileOptions {
   lockTimeout: number;
 }
 
-/** The schema of the jsonfile plugin's options (a zod schema). */
+/**
+ * The schema of the jsonfile plugin's options (a zod schema).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { jsonFileOptions } from "@flowstate/core/plugins/jsonfile";
+ *
+ * const options = jsonFileOptions.parse({ path: "state.json" });
+ * assert.equal(options.durability, "full");
+ * assert.equal(options.lockTimeout, 5000);
+ * assert.equal(jsonFileOptions.safeParse({ durability: "fast" }).success, false);
+ * ```
+ */
 export const jsonFileOptions: ParsingSchema<JsonFileOptions> = z.strictObject({
   /**
    * The store file, relative to the config's directory (default:
@@ -136,9 +149,11 @@ export const jsonFileOptions: ParsingSchema<JsonFileOptions> = z.strictObject({
  * ```ts
  * import assert from "node:assert/strict";
  * import { openStore } from "@flowstate/core";
+ * import jsonfile from "@flowstate/core/plugins/jsonfile";
  *
  * const dir = await Deno.makeTempDir();
- * const store = await openStore({ plugin: "jsonfile", path: `${dir}/state.json` });
+ * // the same as { plugin: "jsonfile", path }
+ * const store = await openStore({ plugin: jsonfile, path: `${dir}/state.json` });
  * await store.set(["flow", "counter", "count"], 1);
  * assert.equal((await store.get(["flow", "counter", "count"]))?.value, 1);
  * await store.close();

@@ -40,7 +40,18 @@ export interface MemoryOptions {
   snapshot?: string;
 }
 
-/** The schema of the memory plugin's options (a zod schema). */
+/**
+ * The schema of the memory plugin's options (a zod schema).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { memoryOptions } from "@flowstate/core/plugins/memory";
+ *
+ * assert.deepEqual(memoryOptions.parse({ snapshot: "state.json" }), { snapshot: "state.json" });
+ * assert.equal(memoryOptions.safeParse({ snapshots: "state.json" }).success, false); // unknown option
+ * ```
+ */
 export const memoryOptions: ParsingSchema<MemoryOptions> = z.strictObject({
   /** A file to restore from on open and write to on close (relative to the config's directory). */
   snapshot: z.string().min(1).optional(),
@@ -54,7 +65,28 @@ interface Slot {
   key: Key;
 }
 
-/** The memory driver: a Map plus a lazily merged sorted index. */
+/**
+ * The memory driver: a Map plus a lazily merged sorted index. Applications
+ * open a store with `openStore({ plugin: "memory" })`; the driver itself is
+ * for plugin authors and tests of the driver contract.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MemoryDriver } from "@flowstate/core/plugins/memory";
+ *
+ * const driver = new MemoryDriver();
+ * const result = await driver.commit({
+ *   checks: [{ key: ["a"], version: null }], // must be absent
+ *   mutations: [{ type: "set", key: ["a"], value: "1", expiresAt: null }],
+ *   version: "v1",
+ *   now: Date.now(),
+ * });
+ * assert.deepEqual(result, { ok: true });
+ * assert.equal((await driver.get(["a"]))?.value, "1"); // JSON text; this driver leaves expiry to the core
+ * await driver.close();
+ * ```
+ */
 export class MemoryDriver implements StoreDriver {
   readonly location: string;
   readonly capabilities = {
@@ -270,14 +302,17 @@ export class MemoryDriver implements StoreDriver {
 }
 
 /**
- * The memory plugin.
+ * The memory plugin: `openStore({ plugin: "memory" })` names it; the
+ * default export is the plugin object itself, for `openStore({ plugin: memory })`.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { openStore } from "@flowstate/core";
+ * import memory from "@flowstate/core/plugins/memory";
  *
- * await using store = await openStore({ plugin: "memory" });
+ * assert.equal(memory.name, "memory");
+ * await using store = await openStore({ plugin: memory });
  * await store.set(["a"], 1);
  * assert.equal(await store.count(), 1);
  * ```

@@ -13,7 +13,19 @@ import { codeOf, isPostgresError, messageOf } from "./errors.ts";
 import { quoteIdent, setUp } from "./schema.ts";
 import { PINNED_SEARCH_PATH } from "./statements.ts";
 
-/** Default option values of the postgres plugin. */
+/**
+ * Default option values of the postgres plugin.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { postgresDefaults, postgresOptions } from "@flowstate/core/plugins/postgres";
+ *
+ * assert.equal(postgresDefaults.table, "flowstate_entries");
+ * const options = postgresOptions.parse({ url: "postgres://app@localhost/app" });
+ * assert.equal(options.max, postgresDefaults.max);
+ * ```
+ */
 export const postgresDefaults = {
   /** The table that holds the entries (its metadata lives in `<table>_meta`). */
   table: "flowstate_entries",

@@ -190,6 +190,24 @@ const PREPARED = { prepare: true } as const;
  *
  * Most code opens it through the plugin (`openStore({ plugin: "postgres", url })`);
  * use {@linkcode PostgresDriver.open} to get the driver itself.
+ *
+ * @example Needs a PostgreSQL server
+ * ```ts ignore
+ * import assert from "node:assert/strict";
+ * import { PostgresDriver } from "@flowstate/core/plugins/postgres";
+ *
+ * const driver = await PostgresDriver.open(Deno.env.get("DATABASE_URL")!, {
+ *   table: "flowstate_entries",
+ * });
+ * await driver.commit({
+ *   checks: [],
+ *   mutations: [{ type: "set", key: ["a"], value: "1", expiresAt: null }],
+ *   version: "v1",
+ *   now: Date.now(),
+ * });
+ * assert.equal((await driver.get(["a"], Date.now()))?.value, "1");
+ * await driver.close();
+ * ```
  */
 export class PostgresDriver implements StoreDriver {
   /** The server URL without the password, and the table. */

@@ -55,7 +55,20 @@ export { PostgresDriver } from "./driver.ts";
 
 export type { PostgresOptions } from "./options.ts";
 
-/** The schema of the postgres plugin's options (a zod schema). */
+/**
+ * The schema of the postgres plugin's options (a zod schema).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { postgresOptions } from "@flowstate/core/plugins/postgres";
+ *
+ * const options = postgresOptions.parse({ url: "postgres://app@db.internal:5432/app", max: 8 });
+ * assert.equal(options.max, 8);
+ * assert.equal(options.table, "flowstate_entries");
+ * assert.equal(postgresOptions.safeParse({ url: "mysql://db/app" }).success, false);
+ * ```
+ */
 export const postgresOptions: ParsingSchema<PostgresOptions> = z.strictObject({
   /**
    * A `postgres://user:password@host:port/database` URL (`postgresql://` works
@@ -91,7 +104,7 @@ export const postgresOptions: ParsingSchema<PostgresOptions> = z.strictObject({
  * // What a config's `{ plugin: postgres, url: … }` becomes, defaults filled in.
  * // (Opening a store needs a server: `await openStore({ plugin: "postgres", url })`.)
  * const options = postgresOptions.parse({ url: "postgres://app@db.internal:5432/app" });
- * assert.equal(postgres.name, "postgres");
+ * assert.equal(postgres.name, "postgres"); // the default export: `openStore({ plugin: postgres, url })`
  * assert.equal(options.table, "flowstate_entries");
  * assert.equal(options.schema, "public");
  * ```

@@ -87,7 +87,18 @@ function feedRow(row: FeedRow | Record<string, unknown>): FeedRow {
 const BUILD_NOTICE_ENTRIES = 10_000;
 import { checkSchema, probeFile, setUp } from "./schema.ts";
 
-/** Default option values of the sqlite plugin. */
+/**
+ * Default option values of the sqlite plugin.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sqliteDefaults, sqliteOptions } from "@flowstate/core/plugins/sqlite";
+ *
+ * assert.equal(sqliteDefaults.durability, "full");
+ * assert.equal(sqliteOptions.parse({}).busyTimeout, sqliteDefaults.busyTimeout);
+ * ```
+ */
 export const sqliteDefaults = {
   /** `PRAGMA synchronous=FULL`: every commit is fsynced before it resolves. */
   durability: "full",
@@ -232,6 +243,30 @@ async function openReadOnly(
  *
  * Most code opens it through the plugin (`openStore({ plugin: "sqlite", path })`);
  * use {@linkcode SqliteDriver.open} to get the driver itself.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SqliteDriver } from "@flowstate/core/plugins/sqlite";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const driver = await SqliteDriver.open(`${dir}/state.db`, { durability: "relaxed" });
+ * const now = Date.now();
+ * await driver.commit({
+ *   checks: [],
+ *   mutations: [
+ *     { type: "set", key: ["orders", "1"], value: '"open"', expiresAt: null },
+ *     { type: "set", key: ["orders", "2"], value: '"paid"', expiresAt: null },
+ *   ],
+ *   version: "v1",
+ *   now,
+ * });
+ * const keys = [];
+ * for await (const e of driver.list({ prefix: ["orders"] }, now)) keys.push(e.key);
+ * assert.deepEqual(keys, [["orders", "1"], ["orders", "2"]]);
+ * await driver.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export class SqliteDriver implements StoreDriver {
   /** The absolute path of the database file. */

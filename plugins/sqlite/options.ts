@@ -21,7 +21,19 @@ export interface SqliteOptions {
   cacheSize?: number;
 }
 
-/** The schema of the sqlite plugin's options (a zod schema). */
+/**
+ * The schema of the sqlite plugin's options (a zod schema).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sqliteOptions } from "@flowstate/core/plugins/sqlite";
+ *
+ * const options = sqliteOptions.parse({ path: "state.db", durability: "relaxed" });
+ * assert.equal(options.busyTimeout, 5000);
+ * assert.equal(sqliteOptions.safeParse({ durability: "fast" }).success, false);
+ * ```
+ */
 export const sqliteOptions: ParsingSchema<SqliteOptions> = z.strictObject({
   /**
    * The database file, relative to the config's directory
