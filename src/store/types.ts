@@ -6,16 +6,52 @@
 import type { Clock } from "../clock.ts";
 export type { Clock };
 
-/** One element of a key. Keys are tuples of strings. */
+/**
+ * One element of a key. Keys are tuples of strings.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { Key, KeyPart } from "@flowstate/core";
+ *
+ * const flowId: KeyPart = "counter";
+ * const key: Key = ["flow", flowId, "count"];
+ * assert.equal(key[1], "counter");
+ * ```
+ */
 export type KeyPart = string;
 
 /**
  * A key: a non-empty array of strings, ordered element-wise in Unicode
  * code-point order (a shorter key sorts before any key it is a prefix of).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { compareKeys } from "@flowstate/core/plugin";
+ * import type { Key } from "@flowstate/core";
+ *
+ * const keys: Key[] = [["b"], ["a", "z"], ["a"]];
+ * keys.sort(compareKeys);
+ * assert.deepEqual(keys, [["a"], ["a", "z"], ["b"]]); // a prefix sorts first
+ * ```
  */
 export type Key = readonly KeyPart[];
 
-/** A JSON-compatible value: what a Store can hold. */
+/**
+ * A JSON-compatible value: what a Store can hold.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type JsonValue, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const order: JsonValue = { id: 1, items: ["pear", "fig"], paid: false, note: null };
+ * await store.set(["orders", "1"], order);
+ * assert.deepEqual((await store.get(["orders", "1"]))?.value, order);
+ * ```
+ */
 export type JsonValue =
   | null
   | boolean
@@ -24,7 +60,22 @@ export type JsonValue =
   | JsonValue[]
   | { [key: string]: JsonValue };
 
-/** One stored entry, as returned by reads. */
+/**
+ * One stored entry, as returned by reads.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type Entry, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * await store.set(["flow", "counter", "count"], 1);
+ * const entry: Entry<number> | null = await store.get<number>(["flow", "counter", "count"]);
+ * assert.equal(entry?.value, 1);
+ * assert.equal(entry?.expiresAt, null);
+ * assert.equal(typeof entry?.version, "string");
+ * ```
+ */
 export interface Entry<T = JsonValue> {
   /** The entry's key. */
   key: Key;
@@ -36,7 +87,20 @@ export interface Entry<T = JsonValue> {
   expiresAt: number | null;
 }
 
-/** Options for {@linkcode Store.set}. */
+/**
+ * Options for {@linkcode Store.set}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, type SetOptions } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const onlyIfAbsent: SetOptions = { ifVersion: null, expireIn: 60_000 };
+ * assert.equal((await store.set(["lock"], "me", onlyIfAbsent)).ok, true);
+ * assert.equal((await store.set(["lock"], "you", onlyIfAbsent)).ok, false); // already there
+ * ```
+ */
 export interface SetOptions {
   /** Expire the entry this many milliseconds from now. */
   expireIn?: number;
@@ -47,18 +111,61 @@ export interface SetOptions {
   ifVersion?: string | null;
 }
 
-/** Options for {@linkcode Store.delete}. */
+/**
+ * Options for {@linkcode Store.delete}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type DeleteOptions, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const { version } = await store.set(["a"], 1);
+ * const stale: DeleteOptions = { ifVersion: "not-the-version" };
+ * assert.equal(await store.delete(["a"], stale), false);
+ * assert.equal(await store.delete(["a"], { ifVersion: version! }), true);
+ * ```
+ */
 export interface DeleteOptions {
   /** Delete only if the entry's current version is this one. */
   ifVersion?: string;
 }
 
-/** The result of a write: either committed with a new version, or a conflict that wrote nothing. */
+/**
+ * The result of a write: either committed with a new version, or a conflict that wrote nothing.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type CommitResult, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * await store.set(["a"], 1);
+ * const result: CommitResult = await store.set(["a"], 2, { ifVersion: null });
+ * if (!result.ok) assert.deepEqual(result.conflicts, [["a"]]);
+ * assert.equal(result.ok, false);
+ * ```
+ */
 export type CommitResult =
   | { ok: true; version: string }
   | { ok: false; version: null; conflicts: Key[] };
 
-/** Which entries {@linkcode Store.list} returns, and how. */
+/**
+ * Which entries {@linkcode Store.list} returns, and how.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ListOptions, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * for (const id of ["1", "2", "3"]) await store.set(["orders", id], { id });
+ * const newestTwo: ListOptions = { prefix: ["orders"], reverse: true, limit: 2 };
+ * const keys = [];
+ * for await (const entry of store.list(newestTwo)) keys.push(entry.key[1]);
+ * assert.deepEqual(keys, ["3", "2"]);
+ * ```
+ */
 export interface ListOptions {
   /** Only keys strictly under this prefix (the prefix key itself is not included). */
   prefix?: Key;
@@ -108,7 +215,22 @@ export interface ListIterator<T = JsonValue> extends AsyncIterableIterator<Entry
   nextPage(max?: number): Promise<Entry<T>[]>;
 }
 
-/** A comparison operator of a {@linkcode WhereClause}. */
+/**
+ * A comparison operator of a {@linkcode WhereClause}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, type WhereOp } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * await store.set(["orders", "1"], { total: 5 });
+ * await store.set(["orders", "2"], { total: 50 });
+ * const op: WhereOp = "gte";
+ * const big = await store.query({ prefix: ["orders"], where: [{ path: "total", op, value: 10 }] });
+ * assert.deepEqual(big.map((e) => e.key), [["orders", "2"]]);
+ * ```
+ */
 export type WhereOp = "eq" | "ne" | "lt" | "lte" | "gt" | "gte" | "in" | "contains" | "exists";
 
 /**
@@ -121,6 +243,21 @@ export type WhereOp = "eq" | "ne" | "lt" | "lte" | "gt" | "gte" | "in" | "contai
  * - `in`: `value` is an array; matches if the field deep-equals one of its items.
  * - `contains`: the field is an array with an item deep-equal to `value`, or a string containing `value`.
  * - `exists`: `value` (default `true`) says whether the field must be present.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, type WhereClause } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * await store.set(["orders", "1"], { customer: { id: "ada" }, tags: ["rush"] });
+ * await store.set(["orders", "2"], { customer: { id: "bob" }, tags: [] });
+ * const where: WhereClause[] = [
+ *   { path: "customer.id", op: "eq", value: "ada" },
+ *   { path: "tags", op: "contains", value: "rush" },
+ * ];
+ * assert.equal((await store.query({ prefix: ["orders"], where })).length, 1);
+ * ```
  */
 export interface WhereClause {
   /** Path into the value. */
@@ -131,7 +268,22 @@ export interface WhereClause {
   value?: JsonValue;
 }
 
-/** One sort key of a query. Ordering across types: missing < null < false < true < numbers < strings < arrays < objects. */
+/**
+ * One sort key of a query. Ordering across types: missing < null < false < true < numbers < strings < arrays < objects.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, type OrderBy } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * await store.set(["orders", "1"], { total: 5 });
+ * await store.set(["orders", "2"], { total: 50 });
+ * const biggestFirst: OrderBy = { path: "total", direction: "desc" };
+ * const sorted = await store.query({ prefix: ["orders"], orderBy: biggestFirst });
+ * assert.deepEqual(sorted.map((e) => e.key[1]), ["2", "1"]);
+ * ```
+ */
 export interface OrderBy {
   /** Path into the value. */
   path: string | readonly string[];
@@ -139,7 +291,26 @@ export interface OrderBy {
   direction?: "asc" | "desc";
 }
 
-/** A query over the values under a prefix. Ties are always broken by key order. */
+/**
+ * A query over the values under a prefix. Ties are always broken by key order.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, type Query } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * for (const [id, status] of [["1", "open"], ["2", "paid"], ["3", "open"]]) {
+ *   await store.set(["orders", id], { status });
+ * }
+ * const open: Query = {
+ *   prefix: ["orders"],
+ *   where: [{ path: "status", op: "eq", value: "open" }],
+ *   limit: 10,
+ * };
+ * assert.deepEqual((await store.query(open)).map((e) => e.key[1]), ["1", "3"]);
+ * ```
+ */
 export interface Query {
   /** Only keys under this prefix (default: every key). */
   prefix?: Key;
@@ -153,7 +324,21 @@ export interface Query {
   offset?: number;
 }
 
-/** A version check in an atomic operation: `null` means "must be absent". */
+/**
+ * A version check in an atomic operation: `null` means "must be absent".
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { AtomicCheck } from "@flowstate/core";
+ * import { MemoryDriver } from "@flowstate/core/plugins/memory";
+ *
+ * const mustBeAbsent: AtomicCheck = { key: ["a"], version: null };
+ * const driver = new MemoryDriver();
+ * const result = await driver.commit({ checks: [mustBeAbsent], mutations: [], version: "v1", now: 0 });
+ * assert.deepEqual(result, { ok: true });
+ * ```
+ */
 export interface AtomicCheck {
   /** The key to check. */
   key: Key;
@@ -167,6 +352,19 @@ export interface AtomicCheck {
  * strictly under the prefix that are `>= start` and `< end` (as for
  * {@linkcode Store.list}). Run ids and other time-ordered keys make a time
  * range a key range.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type KeyBounds, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * for (const day of ["2026-01-01", "2026-01-02", "2026-01-03"]) await store.set(["log", day], 1);
+ * const january2: KeyBounds = { start: ["log", "2026-01-02"], end: ["log", "2026-01-03"] };
+ * assert.equal(await store.count(["log"], january2), 1);
+ * assert.equal(await store.clear(["log"], january2), 1);
+ * assert.equal(await store.count(["log"]), 2);
+ * ```
  */
 export interface KeyBounds {
   /** Only keys `>= start`. */
@@ -175,7 +373,25 @@ export interface KeyBounds {
   end?: Key;
 }
 
-/** A builder of all-or-nothing writes, returned by {@linkcode Store.atomic}. */
+/**
+ * A builder of all-or-nothing writes, returned by {@linkcode Store.atomic}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type AtomicOperation, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * await store.set(["stock", "pear"], 3);
+ * const stock = await store.get<number>(["stock", "pear"]);
+ * const op: AtomicOperation = store.atomic()
+ *   .check(["stock", "pear"], stock!.version) // nobody changed it meanwhile
+ *   .set(["stock", "pear"], stock!.value - 1)
+ *   .set(["orders", "1"], { item: "pear" });
+ * assert.equal((await op.commit()).ok, true);
+ * assert.equal((await store.get(["stock", "pear"]))?.value, 2);
+ * ```
+ */
 export interface AtomicOperation {
   /** Require `key` to be at `version` (or absent, for `null`) at commit time. */
   check(key: Key, version: string | null): AtomicOperation;
@@ -195,7 +411,19 @@ export interface AtomicOperation {
   commit(): Promise<CommitResult>;
 }
 
-/** What a backend does natively; the core supplies a correct fallback for the rest. */
+/**
+ * What a backend does natively; the core supplies a correct fallback for the rest.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type Capabilities, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const caps: Readonly<Capabilities> = store.capabilities;
+ * assert.equal(caps.persistent, false); // memory: gone with the process
+ * ```
+ */
 export interface Capabilities {
   /** Survives the process (a file or a server). */
   persistent: boolean;
@@ -222,6 +450,20 @@ export interface Capabilities {
  * `path` (dot-separated or an array of segments; segments that are array
  * indexes are not allowed). `query` uses it for an `eq` or range clause on
  * that path, or to sort by it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type IndexDeclaration, openStore } from "@flowstate/core";
+ *
+ * const byStatus: IndexDeclaration = { prefix: ["orders"], path: "status" };
+ * await using store = await openStore({ plugin: "memory", indexes: [byStatus] });
+ * const plan = await store.explain({
+ *   prefix: ["orders"],
+ *   where: [{ path: "status", op: "eq", value: "open" }],
+ * });
+ * assert.equal(plan.index, store.indexes[0].name);
+ * ```
  */
 export interface IndexDeclaration {
   /** Only entries strictly under this key prefix. */
@@ -230,7 +472,23 @@ export interface IndexDeclaration {
   path: string | readonly string[];
 }
 
-/** A declared index as the store uses it (see {@linkcode Store.indexes}). */
+/**
+ * A declared index as the store uses it (see {@linkcode Store.indexes}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type IndexInfo, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({
+ *   plugin: "memory",
+ *   indexes: [{ prefix: ["orders"], path: "customer.id" }],
+ * });
+ * const [index]: readonly IndexInfo[] = store.indexes;
+ * assert.deepEqual(index.path, ["customer", "id"]);
+ * assert.match(index.name, /^fs_ix_/);
+ * ```
+ */
 export interface IndexInfo {
   /** A stable name derived from the prefix and path (`fs_ix_…`). */
   readonly name: string;
@@ -246,6 +504,18 @@ export interface IndexInfo {
  * Which values {@linkcode Store.search} indexes: the entries under `prefix`
  * (default: every entry), by the strings at `fields` (default: every string
  * in the value).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, type SearchDeclaration } from "@flowstate/core";
+ *
+ * const notes: SearchDeclaration = { prefix: ["notes"], fields: ["title"] };
+ * await using store = await openStore({ plugin: "memory", search: notes });
+ * await store.set(["notes", "1"], { title: "Buy pears", body: "and figs" });
+ * assert.equal((await store.search("pears")).length, 1);
+ * assert.equal((await store.search("figs")).length, 0); // body is not indexed
+ * ```
  */
 export interface SearchDeclaration {
   /** Only entries strictly under this prefix. */
@@ -254,7 +524,21 @@ export interface SearchDeclaration {
   fields?: readonly (string | readonly string[])[];
 }
 
-/** Options for {@linkcode Store.search}. */
+/**
+ * Options for {@linkcode Store.search}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, type SearchOptions } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * await store.set(["notes", "1"], { title: "pears" });
+ * await store.set(["todo", "1"], { title: "pears" });
+ * const onlyNotes: SearchOptions = { prefix: ["notes"], limit: 5 };
+ * assert.deepEqual((await store.search("pears", onlyNotes)).map((h) => h.key), [["notes", "1"]]);
+ * ```
+ */
 export interface SearchOptions {
   /** Only entries under this prefix (default: the declared search prefix, or every entry). */
   prefix?: Key;
@@ -264,13 +548,43 @@ export interface SearchOptions {
   fields?: readonly (string | readonly string[])[];
 }
 
-/** One hit of {@linkcode Store.search}: the entry and its relevance (higher is better). */
+/**
+ * One hit of {@linkcode Store.search}: the entry and its relevance (higher is better).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, type SearchHit } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * await store.set(["notes", "1"], { title: "Ripe pears" });
+ * const [hit]: SearchHit<{ title: string }>[] = await store.search("PEARS");
+ * assert.equal(hit.value.title, "Ripe pears");
+ * assert.equal(typeof hit.score, "number");
+ * ```
+ */
 export interface SearchHit<T = JsonValue> extends Entry<T> {
   /** Relevance: comparable within one result list only. */
   score: number;
 }
 
-/** How {@linkcode Store.query} answers a query, as {@linkcode Store.explain} reports it. */
+/**
+ * How {@linkcode Store.query} answers a query, as {@linkcode Store.explain} reports it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, type QueryPlan } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const plan: QueryPlan = await store.explain({
+ *   prefix: ["orders"],
+ *   where: [{ path: "status", op: "eq", value: "open" }],
+ * });
+ * assert.equal(plan.index, null); // no index declared: every entry is read
+ * assert.equal(plan.scan, true);
+ * ```
+ */
 export interface QueryPlan {
   /** The declared index used, or `null`. */
   index: string | null;
@@ -286,6 +600,21 @@ export interface QueryPlan {
  * Who made a change, as the change feed records it: the run, flow and node
  * when a flow wrote it, the job when a job did, and the process's declared
  * actor (`FLOWSTATE_ACTOR`, an `actor` option, or `<user>@<hostname>`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ChangeActor, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore(
+ *   { plugin: "memory", changes: { keep: "1d" } },
+ *   { actor: "ops@example" },
+ * );
+ * await store.set(["a"], 1);
+ * const actors: ChangeActor[] = [];
+ * for await (const change of store.changes()) actors.push(change.by);
+ * assert.deepEqual(actors.map((by) => by.actor), ["ops@example"]);
+ * ```
  */
 export interface ChangeActor {
   /** The run that wrote it. */
@@ -300,7 +629,23 @@ export interface ChangeActor {
   actor?: string;
 }
 
-/** One entry of a store's change feed: one changed key of one commit. */
+/**
+ * One entry of a store's change feed: one changed key of one commit.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type Change, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory", changes: { keep: "1d" } });
+ * await store.set(["a"], 1);
+ * await store.delete(["a"]);
+ * const changes: Change[] = [];
+ * for await (const change of store.changes()) changes.push(change);
+ * assert.deepEqual(changes.map((c) => `${c.seq} ${c.op}`), ["1 set", "2 delete"]);
+ * assert.equal(changes[1].previousVersion, changes[0].version);
+ * ```
+ */
 export interface Change<T = JsonValue> {
   /** 1, 2, 3 … gap-free per store, in commit order. */
   seq: number;
@@ -322,7 +667,24 @@ export interface Change<T = JsonValue> {
   by: ChangeActor;
 }
 
-/** Which entries {@linkcode Store.changes} reads. */
+/**
+ * Which entries {@linkcode Store.changes} reads.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ChangesOptions, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory", changes: { keep: "1d" } });
+ * await store.set(["orders", "1"], 1);
+ * await store.set(["users", "1"], 1);
+ * await store.set(["orders", "2"], 1);
+ * const recentOrders: ChangesOptions = { prefix: ["orders"], since: 1 };
+ * const seqs = [];
+ * for await (const change of store.changes(recentOrders)) seqs.push(change.seq);
+ * assert.deepEqual(seqs, [3]);
+ * ```
+ */
 export interface ChangesOptions {
   /** Only entries after this sequence number (exclusive; default 0: from the oldest kept). */
   since?: number;
@@ -336,7 +698,24 @@ export interface ChangesOptions {
   reverse?: boolean;
 }
 
-/** Options for {@linkcode Store.watch}. */
+/**
+ * Options for {@linkcode Store.watch}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, type WatchOptions } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory", changes: { keep: "1d" } });
+ * await store.set(["orders", "1"], "open");
+ * const stop = new AbortController();
+ * const options: WatchOptions = { since: 0, signal: stop.signal }; // from the start
+ * for await (const change of store.watch([["orders"]], options)) {
+ *   assert.deepEqual(change.key, ["orders", "1"]);
+ *   stop.abort();
+ * }
+ * ```
+ */
 export interface WatchOptions {
   /** Start after this sequence number (exclusive; default: the feed's last one, live changes only). */
   since?: number;
@@ -347,10 +726,34 @@ export interface WatchOptions {
 /**
  * How long a store keeps its change feed: a duration (`"30d"`), or an age
  * and/or a number of entries (whichever removes more). The `gc` job trims it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type FeedKeep, openStore } from "@flowstate/core";
+ *
+ * const keep: FeedKeep = { age: "30d", count: 100_000 };
+ * await using store = await openStore({ plugin: "memory", changes: { keep } });
+ * assert.deepEqual((await store.feedInfo()).keep, keep);
+ * ```
  */
 export type FeedKeep = string | number | { age?: string | number; count?: number };
 
-/** What {@linkcode Store.feedInfo} reports. */
+/**
+ * What {@linkcode Store.feedInfo} reports.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type FeedInfo, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory", changes: { keep: "7d" } });
+ * await store.set(["a"], 1);
+ * const info: FeedInfo = await store.feedInfo();
+ * assert.equal(info.enabled, true);
+ * assert.equal(info.lastSeq, 1);
+ * ```
+ */
 export interface FeedInfo {
   /** Whether the store keeps a change feed (`changes: { keep }` in its config). */
   enabled: boolean;
@@ -362,7 +765,33 @@ export interface FeedInfo {
   keep: FeedKeep | null;
 }
 
-/** The interface every store exposes, whatever the backend. */
+/**
+ * The interface every store exposes, whatever the backend.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, type Store } from "@flowstate/core";
+ *
+ * // Every plugin gives the same interface: code written against `Store` runs on all of them.
+ * async function bump(store: Store, key: string[]): Promise<number> {
+ *   for (;;) {
+ *     const current = await store.get<number>(key);
+ *     const next = (current?.value ?? 0) + 1;
+ *     const result = await store.set(key, next, { ifVersion: current?.version ?? null });
+ *     if (result.ok) return next; // compare-and-set: retry if another writer won
+ *   }
+ * }
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * assert.equal(await bump(store, ["flow", "counter", "count"]), 1);
+ * assert.equal(await bump(store, ["flow", "counter", "count"]), 2);
+ * assert.equal(await store.count(["flow"]), 1);
+ * for await (const entry of store.list({ prefix: ["flow", "counter"] })) {
+ *   assert.deepEqual(entry.key, ["flow", "counter", "count"]);
+ * }
+ * ```
+ */
 export interface Store extends AsyncDisposable {
   /** The store's name (from the config, or the plugin's name). */
   readonly name: string;
@@ -481,6 +910,18 @@ export interface Store extends AsyncDisposable {
  * An entry read with each claim candidate (`Store.claimFirst`): the one at
  * `[...prefix, value[field]]` of the candidate's value (a string without
  * NUL characters; otherwise `get` reads it as usual).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ClaimCompanion } from "@flowstate/core";
+ *
+ * // Read each candidate `["queue", id]` with `["runs", value.runId]` in one statement.
+ * const companion: ClaimCompanion = { prefix: ["runs"], field: "runId" };
+ * const candidate = { runId: "0mjuw3ms0abcdefghijk" };
+ * const companionKey = [...companion.prefix, candidate[companion.field as "runId"]];
+ * assert.deepEqual(companionKey, ["runs", "0mjuw3ms0abcdefghijk"]);
+ * ```
  */
 export interface ClaimCompanion {
   /** The key prefix of the companion entry. */
@@ -489,7 +930,19 @@ export interface ClaimCompanion {
   field: string;
 }
 
-/** What {@linkcode Store.compact} did. */
+/**
+ * What {@linkcode Store.compact} did.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type CompactResult, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const result: CompactResult = await store.compact();
+ * assert.equal(result.supported, false); // nothing to give back for a store in memory
+ * ```
+ */
 export interface CompactResult {
   /** Whether the backend can compact at all. */
   supported: boolean;
