@@ -47,7 +47,31 @@ export interface FlowHost {
   enqueue?: (flow: string, options: EnqueueOptions) => Promise<EnqueueResult>;
 }
 
-/** Options for running a flow. */
+/**
+ * Options for running a flow.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type RunFlowOptions } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const logs: string[] = [];
+ * const options: RunFlowOptions = {
+ *   input: { name: "Ada" },
+ *   onEvent: (event) => {
+ *     if (event.type === "node.log") logs.push(event.message);
+ *   },
+ * };
+ * const run = await rt.runFlow({
+ *   id: "greet",
+ *   inputs: { name: { type: "string" } },
+ *   nodes: [{ id: "say", type: "log", with: { message: "hello ${{ inputs.name }}" } }],
+ * }, options);
+ * assert.equal(run.status, "succeeded");
+ * assert.deepEqual(logs, ["hello Ada"]);
+ * ```
+ */
 export interface RunFlowOptions {
   /** Input values (checked against the flow's `inputs`). */
   input?: Record<string, unknown>;

@@ -42,7 +42,23 @@ import {
   type RuntimeEvent,
 } from "./runtime_events.ts";
 
-/** Options for {@linkcode openRuntime}. */
+/**
+ * Options for {@linkcode openRuntime}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type RuntimeOptions } from "@flowstate/core";
+ *
+ * const options: RuntimeOptions = {
+ *   config: { stores: { main: { plugin: "memory" } } }, // or a path to flowstate.yaml
+ *   actor: "billing-service",
+ *   createStores: true,
+ * };
+ * await using rt = await openRuntime(options);
+ * assert.deepEqual(rt.storeNames, ["main"]);
+ * ```
+ */
 export interface RuntimeOptions {
   /**
    * Who this process writes as, in change feeds, outside of runs and jobs
@@ -108,6 +124,28 @@ export type CheckedConfig<C> = C extends { stores: infer T }
  * is asked for, so a configured store that is never used (a postgres server,
  * say) is never connected to. {@linkcode Runtime.close} closes every store that
  * was opened, even if closing one of them fails.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type Runtime } from "@flowstate/core";
+ *
+ * await using rt: Runtime = await openRuntime({
+ *   config: { stores: { main: { plugin: "memory" } } },
+ * });
+ * // the stores of the config, opened on first use
+ * const main = await rt.store("main");
+ * await main.set(["flow", "hello", "greeting"], "hi");
+ * // flows, recorded in the records store
+ * const run = await rt.runFlow({
+ *   id: "hello",
+ *   nodes: [{ id: "read", type: "state.get", with: { scope: "flow", key: "greeting" } }],
+ *   outputs: { greeting: "${{ nodes.read.output }}" },
+ * });
+ * assert.equal(run.outputs?.greeting, "hi");
+ * const records = await rt.records();
+ * assert.equal((await records.getRun(run.id))?.status, "succeeded");
+ * ```
  */
 export interface Runtime extends AsyncDisposable {
   /** The resolved configuration. */

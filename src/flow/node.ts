@@ -18,6 +18,40 @@ export type { LogLevel };
  * does later lands after its run's end is recorded. A node that ignores
  * `signal` is waited for (the run's `abortGrace`, 5 s by default) before a
  * retry starts or its run is recorded.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ *
+ * // A custom node module: `run` gets a NodeContext (state views, log, ids, signal…).
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(
+ *   `${dir}/add.ts`,
+ *   `import { defineNode, type NodeContext } from "@flowstate/core";
+ * import { z } from "zod";
+ * export default defineNode({
+ *   optionsSchema: z.object({ by: z.number() }),
+ *   async run(ctx: NodeContext<{ by: number }>, { by }) {
+ *     const total = await ctx.flow.increment("total", by);
+ *     ctx.log(\`\${ctx.nodeId} (attempt \${ctx.attempt}): total \${total}\`);
+ *     return total;
+ *   },
+ * });
+ * `,
+ * );
+ * {
+ *   await using rt = await openRuntime({
+ *     cwd: dir,
+ *     config: { stores: { main: { plugin: "memory" } }, nodes: { trusted: ["./add.ts"] } },
+ *   });
+ *   const flow = { id: "adder", nodes: [{ id: "add", type: "./add.ts", with: { by: 2 } }] };
+ *   await rt.runFlow(flow);
+ *   const run = await rt.runFlow(flow);
+ *   assert.equal(run.nodes.add.output, 4);
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export interface NodeContext<I = unknown> {
   /** This node's own state (per flow id and node id). */
@@ -69,7 +103,24 @@ export interface NodeContext<I = unknown> {
   ): Promise<{ runId: string; existing: boolean }>;
 }
 
-/** What `defineNode` takes. */
+/**
+ * What `defineNode` takes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defineNode, type NodeDefinition } from "@flowstate/core";
+ * import { z } from "zod";
+ *
+ * const definition: NodeDefinition<{ a: number; b: number }> = {
+ *   description: "adds two numbers",
+ *   optionsSchema: z.object({ a: z.number(), b: z.number() }),
+ *   run: (_ctx, { a, b }) => a + b,
+ * };
+ * const add = defineNode(definition); // a module's default export
+ * assert.equal(add.description, "adds two numbers");
+ * ```
+ */
 export interface NodeDefinition<I> {
   /** Optional name for messages (default: the `type` used in the flow). */
   name?: string;
@@ -81,7 +132,22 @@ export interface NodeDefinition<I> {
   run(ctx: NodeContext<I>, input: I): Promise<unknown> | unknown;
 }
 
-/** A node type made by {@linkcode defineNode}. */
+/**
+ * A node type made by {@linkcode defineNode}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defineNode, type NodeType } from "@flowstate/core";
+ * import { z } from "zod";
+ *
+ * const upper: NodeType<{ text: string }> = defineNode({
+ *   optionsSchema: z.object({ text: z.string() }),
+ *   run: (_ctx, { text }) => text.toUpperCase(),
+ * });
+ * assert.equal(upper.kind, "flowstate.node");
+ * ```
+ */
 export interface NodeType<I = unknown> extends NodeDefinition<I> {
   /** Marks the object as a Flowstate node type. */
   readonly kind: "flowstate.node";
