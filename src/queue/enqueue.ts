@@ -16,7 +16,36 @@ import type { Records } from "../records/records.ts";
 import type { QueueBackoff, QueueInfo } from "../records/types.ts";
 import type { JsonValue } from "../store/types.ts";
 
-/** Options of `Runtime.enqueue()`. */
+/**
+ * Options of `Runtime.enqueue()`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type EnqueueOptions, openRuntime } from "@flowstate/core";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(
+ *   `${dir}/mail.flow.yaml`,
+ *   "id: mail\ninputs:\n  to: { type: string }\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+ * );
+ * {
+ *   await using rt = await openRuntime({ cwd: dir, config: { stores: { main: { plugin: "memory" } } } });
+ *   const options: EnqueueOptions = {
+ *     input: { to: "ada@example.com" },
+ *     delay: "5m",
+ *     key: "welcome:ada",
+ *     maxAttempts: 3,
+ *     backoff: { delay: "30s", factor: 2 },
+ *   };
+ *   const { runId } = await rt.enqueue("./mail.flow.yaml", options);
+ *   const run = await (await rt.records()).getRun(runId);
+ *   assert.equal(run?.status, "queued");
+ *   assert.deepEqual(run?.inputs, { to: "ada@example.com" });
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface EnqueueOptions {
   /** Input values (checked against the flow's `inputs` now, before anything is written). */
   input?: Record<string, unknown>;
@@ -38,7 +67,26 @@ export interface EnqueueOptions {
   parentRunId?: string;
 }
 
-/** What `Runtime.enqueue()` resolves: the run's id, and whether it existed (dedupe key). */
+/**
+ * What `Runtime.enqueue()` resolves: the run's id, and whether it existed (dedupe key).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type EnqueueResult, openRuntime } from "@flowstate/core";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hi.flow.yaml`, "id: hi\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n");
+ * {
+ *   await using rt = await openRuntime({ cwd: dir, config: { stores: { main: { plugin: "memory" } } } });
+ *   const first: EnqueueResult = await rt.enqueue("./hi.flow.yaml", { key: "once", delay: "1h" });
+ *   const again: EnqueueResult = await rt.enqueue("./hi.flow.yaml", { key: "once" });
+ *   assert.equal(first.existing, false);
+ *   assert.deepEqual(again, { runId: first.runId, existing: true }); // deduplicated by key
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface EnqueueResult {
   /** The queued (or, with `existing`, the earlier) run's id. */
   runId: string;

@@ -61,7 +61,38 @@ export const DEFAULT_POLL_MS = 500;
 /** A busy worker makes due delayed runs ready at most this often, in ms. */
 const PROMOTE_MS = 100;
 
-/** What a worker tells as it works. */
+/**
+ * What a worker tells as it works.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, startWorker, type WorkerEvent } from "@flowstate/core";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hi.flow.yaml`, "id: hi\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n");
+ * {
+ *   await using rt = await openRuntime({ cwd: dir, config: { stores: { main: { plugin: "memory" } } } });
+ *   await rt.enqueue("./hi.flow.yaml");
+ *   const events: WorkerEvent["type"][] = [];
+ *   const ended = Promise.withResolvers<void>();
+ *   const worker = startWorker(rt, {
+ *     onEvent: (event) => {
+ *       events.push(event.type);
+ *       if (event.type === "end") ended.resolve();
+ *     },
+ *   });
+ *   await ended.promise;
+ *   await worker.stop();
+ *   assert.deepEqual(events.filter((t) => t === "start" || t === "claim" || t === "end"), [
+ *     "start",
+ *     "claim",
+ *     "end",
+ *   ]);
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export type WorkerEvent =
   | { type: "start"; worker: string; concurrency: number; flows: string[] | null }
   | { type: "claim"; runId: string; flowId: string; attempt: number }
@@ -81,13 +112,66 @@ export type WorkerEvent =
   | { type: "stopping"; running: number; graceMs: number }
   | { type: "stop"; released: number };
 
-/** Something that wakes workers when runs are enqueued (a plugin capability). */
+/**
+ * Something that wakes workers when runs are enqueued (a plugin capability).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type QueueNotifier, startWorker } from "@flowstate/core";
+ *
+ * // A notifier that another part of the program pokes when it enqueues.
+ * const wakers = new Set<() => void>();
+ * const listening = Promise.withResolvers<void>();
+ * const notifier: QueueNotifier = {
+ *   listen(wake) {
+ *     wakers.add(wake);
+ *     listening.resolve();
+ *     return Promise.resolve(async () => {
+ *       wakers.delete(wake);
+ *     });
+ *   },
+ * };
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hi.flow.yaml`, "id: hi\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n");
+ * {
+ *   await using rt = await openRuntime({ cwd: dir, config: { stores: { main: { plugin: "memory" } } } });
+ *   const ended = Promise.withResolvers<void>();
+ *   const worker = startWorker(rt, {
+ *     notifier,
+ *     pollMs: 3_600_000, // it would not look again for an hour: the wake-up starts the run
+ *     onEvent: (e) => e.type === "end" && ended.resolve(),
+ *   });
+ *   await listening.promise;
+ *   await rt.enqueue("./hi.flow.yaml");
+ *   for (const wake of wakers) wake();
+ *   await ended.promise;
+ *   await worker.stop();
+ *   assert.equal(wakers.size, 0); // stopping the worker stopped listening
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface QueueNotifier {
   /** Call `wake` whenever a run may have become due; resolves a function that stops it. */
   listen(wake: () => void): Promise<() => Promise<void>>;
 }
 
-/** Options of {@linkcode startWorker}. */
+/**
+ * Options of {@linkcode startWorker}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, startWorker, type WorkerOptions } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const options: WorkerOptions = { workerId: "mailer-1", concurrency: 2, flows: ["mail"] };
+ * const worker = startWorker(rt, options);
+ * assert.equal(worker.id, "mailer-1");
+ * await worker.stop();
+ * ```
+ */
 export interface WorkerOptions {
   /** This worker's id (default `<hostname>:<pid>:<random>`). */
   workerId?: string;
@@ -109,7 +193,20 @@ export interface WorkerOptions {
   notifier?: QueueNotifier;
 }
 
-/** A running worker. */
+/**
+ * A running worker.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, startWorker, type Worker } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const worker: Worker = startWorker(rt, { concurrency: 1 });
+ * assert.equal(worker.running, 0); // the queue is empty
+ * await worker.stop({ graceMs: 1_000 });
+ * ```
+ */
 export interface Worker {
   /** Its id. */
   readonly id: string;
