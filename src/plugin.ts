@@ -147,6 +147,21 @@ export async function loadPlugin(
  * (a module path or specifier) or a plugin object. {@linkcode openStore} and
  * {@linkcode openRuntime}'s `config` check a built-in plugin's options at
  * compile time (see {@linkcode CheckedStoreSpec}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, type StoreSpec } from "@flowstate/core";
+ *
+ * const spec: StoreSpec = {
+ *   plugin: "memory",
+ *   indexes: [{ prefix: ["orders"], path: "status" }],
+ *   changes: { keep: "7d" },
+ * };
+ * await using store = await openStore(spec);
+ * assert.equal(store.indexes.length, 1);
+ * assert.equal((await store.feedInfo()).enabled, true);
+ * ```
  */
 export interface StoreSpec {
   /** A built-in name, a module specifier or a plugin object. */
@@ -268,7 +283,23 @@ export type CheckedStoreSpec<S> = S extends { plugin: infer P }
   : S
   : S;
 
-/** Options for {@linkcode openStore}. */
+/**
+ * Options for {@linkcode openStore}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, type OpenStoreOptions } from "@flowstate/core";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const options: OpenStoreOptions = { name: "main", baseDir: dir, actor: "importer" };
+ * const store = await openStore({ plugin: "sqlite", path: "state.db" }, options);
+ * assert.equal(store.name, "main");
+ * assert.equal(store.location, `${dir}/state.db`); // relative to baseDir
+ * await store.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface OpenStoreOptions {
   /** The store's name, used in messages (default: the plugin's name). */
   name?: string;

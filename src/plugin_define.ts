@@ -10,7 +10,20 @@ import type { StoreDriver } from "./store/driver.ts";
 import type { Clock } from "./store/types.ts";
 import type { WarningCode } from "./log.ts";
 
-/** One problem reported by an options schema. */
+/**
+ * One problem reported by an options schema.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { SchemaIssue } from "@flowstate/core/plugin";
+ * import { z } from "zod";
+ *
+ * const result = z.strictObject({ path: z.string() })["~standard"].validate({ path: 1 });
+ * const issues: readonly SchemaIssue[] = "issues" in result ? result.issues ?? [] : [];
+ * assert.deepEqual(issues.map((i) => i.path), [["path"]]);
+ * ```
+ */
 export interface SchemaIssue {
   /** What is wrong. */
   readonly message: string;
@@ -18,7 +31,30 @@ export interface SchemaIssue {
   readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }>;
 }
 
-/** The result of validating options. */
+/**
+ * The result of validating options.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { OptionsSchema, SchemaResult } from "@flowstate/core/plugin";
+ *
+ * // A hand-written Standard Schema, without zod.
+ * const port: OptionsSchema<{ port: number }> = {
+ *   "~standard": {
+ *     version: 1,
+ *     vendor: "example",
+ *     validate(value): SchemaResult<{ port: number }> {
+ *       const port = (value as { port?: unknown })?.port ?? 6379;
+ *       return typeof port === "number"
+ *         ? { value: { port } }
+ *         : { issues: [{ message: "must be a number", path: ["port"] }] };
+ *     },
+ *   },
+ * };
+ * assert.deepEqual(await port["~standard"].validate({}), { value: { port: 6379 } });
+ * ```
+ */
 export type SchemaResult<O> =
   | { readonly value: O; readonly issues?: undefined }
   | { readonly issues: ReadonlyArray<SchemaIssue> };
@@ -26,6 +62,18 @@ export type SchemaResult<O> =
 /**
  * Any schema that implements Standard Schema v1 (zod, valibot, arktype…).
  * Plugins and jobs use it to validate their options.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { OptionsSchema } from "@flowstate/core/plugin";
+ * import { z } from "zod";
+ *
+ * // A zod schema is a Standard Schema: it is an OptionsSchema as it is.
+ * const schema: OptionsSchema<{ path: string }> = z.strictObject({ path: z.string() });
+ * const result = await schema["~standard"].validate({ path: "state.db" });
+ * assert.deepEqual(result, { value: { path: "state.db" } });
+ * ```
  */
 export interface OptionsSchema<O> {
   /** The Standard Schema interface. */
@@ -40,6 +88,20 @@ export interface OptionsSchema<O> {
 /**
  * An options schema that also validates synchronously, as zod schemas do:
  * the type the built-in plugins export their option schemas as.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ParsingSchema } from "@flowstate/core/plugin";
+ * import { z } from "zod";
+ *
+ * const options: ParsingSchema<{ path: string; durable: boolean }> = z.strictObject({
+ *   path: z.string(),
+ *   durable: z.boolean().default(true),
+ * });
+ * assert.deepEqual(options.parse({ path: "a.db" }), { path: "a.db", durable: true });
+ * assert.equal(options.safeParse({}).success, false);
+ * ```
  */
 export interface ParsingSchema<O> extends OptionsSchema<O> {
   /** Validate `value` and return the options (defaults filled in); throws if invalid. */
@@ -52,7 +114,30 @@ export interface ParsingSchema<O> extends OptionsSchema<O> {
     | { readonly success: false; readonly error: { readonly issues: ReadonlyArray<SchemaIssue> } };
 }
 
-/** What `open()` receives besides the options. */
+/**
+ * What `open()` receives besides the options.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { definePlugin, openStore, type PluginContext } from "@flowstate/core";
+ * import { MemoryDriver } from "@flowstate/core/plugins/memory";
+ * import { z } from "zod";
+ *
+ * let seen: PluginContext | undefined;
+ * const plugin = definePlugin({
+ *   name: "spy",
+ *   optionsSchema: z.strictObject({}),
+ *   open(_options, context) {
+ *     seen = context;
+ *     return new MemoryDriver();
+ *   },
+ * });
+ * await using _store = await openStore({ plugin }, { name: "main", home: "/tmp/flowstate-home" });
+ * assert.equal(seen?.storeName, "main");
+ * assert.equal(seen?.home, "/tmp/flowstate-home");
+ * ```
+ */
 export interface PluginContext {
   /** The name of the store being opened. */
   storeName: string;
@@ -77,7 +162,26 @@ export interface PluginContext {
   warn?: (warning: { code: WarningCode; message: string }) => void;
 }
 
-/** What a plugin module declares. */
+/**
+ * What a plugin module declares.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { definePlugin, openStore, type PluginDefinition } from "@flowstate/core";
+ * import { MemoryDriver } from "@flowstate/core/plugins/memory";
+ * import { z } from "zod";
+ *
+ * const definition: PluginDefinition<{ label: string }> = {
+ *   name: "labelled",
+ *   description: "a memory store with a label",
+ *   optionsSchema: z.strictObject({ label: z.string().default("none") }),
+ *   open: () => new MemoryDriver(),
+ * };
+ * await using store = await openStore({ plugin: definePlugin(definition), label: "x" });
+ * assert.equal(store.plugin, "labelled");
+ * ```
+ */
 export interface PluginDefinition<O> {
   /** Short name (`sqlite`, `redis`…). */
   name: string;
@@ -185,7 +289,21 @@ export function redactUrl(url: string, options: { defaultPort?: number | string 
   return `${parsed.protocol}//${user}${host}${parsed.pathname}${query}`;
 }
 
-/** A plugin made by {@linkcode definePlugin}. */
+/**
+ * A plugin made by {@linkcode definePlugin}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, type Plugin } from "@flowstate/core";
+ * import memory from "@flowstate/core/plugins/memory";
+ *
+ * const plugin: Plugin<{ snapshot?: string }> = memory;
+ * assert.equal(plugin.kind, "flowstate.plugin");
+ * await using store = await openStore({ plugin });
+ * assert.equal(store.plugin, "memory");
+ * ```
+ */
 export interface Plugin<O = unknown> extends PluginDefinition<O> {
   /** Marks the object as a Flowstate plugin. */
   readonly kind: "flowstate.plugin";

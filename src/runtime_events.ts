@@ -10,7 +10,25 @@ import type { RunEvent, RunRecord, RunStatus } from "./records/types.ts";
 import type { Key } from "./store/types.ts";
 import { messageOf } from "./errors.ts";
 
-/** What every {@linkcode RuntimeEvent} carries. */
+/**
+ * What every {@linkcode RuntimeEvent} carries.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type RuntimeEventBase } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const events = rt.events();
+ * await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * const seen: RuntimeEventBase[] = [];
+ * for await (const event of events) {
+ *   seen.push(event);
+ *   if (event.type === "run.ended") break;
+ * }
+ * assert.deepEqual(seen.map((e) => e.seq), seen.map((_, i) => i + 1)); // from 1, no gaps
+ * ```
+ */
 export interface RuntimeEventBase {
   /**
    * Position in this runtime's stream, from 1, with no gaps: a consumer sees
@@ -21,7 +39,26 @@ export interface RuntimeEventBase {
   readonly at: number;
 }
 
-/** A run was recorded as `running` (a flow, a sub-flow or a job). */
+/**
+ * A run was recorded as `running` (a flow, a sub-flow or a job).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type RunStartedEvent } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const events = rt.events();
+ * const run = await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * let started: RunStartedEvent | undefined;
+ * for await (const event of events) {
+ *   if (event.type === "run.started") started = event;
+ *   if (event.type === "run.ended") break;
+ * }
+ * assert.equal(started?.runId, run.id);
+ * assert.equal(started?.flowId, "hi");
+ * ```
+ */
 export interface RunStartedEvent extends RuntimeEventBase {
   /** The type. */
   readonly type: "run.started";
@@ -33,7 +70,28 @@ export interface RunStartedEvent extends RuntimeEventBase {
   readonly parentRunId?: string;
 }
 
-/** A node of a run started, made an attempt, logged or ended (a job logs as its one node). */
+/**
+ * A node of a run started, made an attempt, logged or ended (a job logs as its one node).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type RunNodeEvent } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const events = rt.events();
+ * await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hello" } }] });
+ * const logs: string[] = [];
+ * for await (const event of events) {
+ *   if (event.type === "node") {
+ *     const { event: recorded }: RunNodeEvent = event;
+ *     if (recorded.type === "node.log") logs.push(recorded.message);
+ *   }
+ *   if (event.type === "run.ended") break;
+ * }
+ * assert.deepEqual(logs, ["hello"]);
+ * ```
+ */
 export interface RunNodeEvent extends RuntimeEventBase {
   /** The type. */
   readonly type: "node";
@@ -45,7 +103,28 @@ export interface RunNodeEvent extends RuntimeEventBase {
   readonly event: RunEvent;
 }
 
-/** A run ended. */
+/**
+ * A run ended.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type RunEndedEvent } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const events = rt.events();
+ * await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * let ended: RunEndedEvent | undefined;
+ * for await (const event of events) {
+ *   if (event.type === "run.ended") {
+ *     ended = event;
+ *     break;
+ *   }
+ * }
+ * assert.equal(ended?.status, "succeeded");
+ * assert.equal(ended?.record?.nodes.a.status, "succeeded");
+ * ```
+ */
 export interface RunEndedEvent extends RuntimeEventBase {
   /** The type. */
   readonly type: "run.ended";
@@ -64,7 +143,40 @@ export interface RunEndedEvent extends RuntimeEventBase {
   readonly error?: string;
 }
 
-/** A job reported progress (`ctx.progress`). */
+/**
+ * A job reported progress (`ctx.progress`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defineJob, type JobProgressEvent, openRuntime, runJob } from "@flowstate/core";
+ * import { z } from "zod";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const count = defineJob({
+ *   name: "count",
+ *   description: "counts to three",
+ *   optionsSchema: z.strictObject({}),
+ *   run(ctx) {
+ *     ctx.progress.start("counting", 3);
+ *     for (let i = 0; i < 3; i++) ctx.progress.advance();
+ *     ctx.progress.finish();
+ *     return {};
+ *   },
+ * });
+ * const events = rt.events();
+ * await runJob(rt, count);
+ * const progress: JobProgressEvent[] = [];
+ * for await (const event of events) {
+ *   if (event.type === "job.progress") progress.push(event);
+ *   if (event.type === "run.ended") break;
+ * }
+ * const last = progress.at(-1);
+ * assert.equal(last?.label, "counting");
+ * assert.equal(last?.finished, true);
+ * assert.equal(last?.flowId, "job:count");
+ * ```
+ */
 export interface JobProgressEvent extends RuntimeEventBase {
   /** The type. */
   readonly type: "job.progress";
@@ -88,6 +200,23 @@ export interface JobProgressEvent extends RuntimeEventBase {
  * on a store from {@linkcode Runtime.store} (`set`, `delete`, an atomic
  * commit, `clear`). Flowstate's own records (keys under `["flowstate"]` in
  * the records store) are not reported. Emitted only while someone listens.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type StateChangedEvent } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const stop = new AbortController();
+ * const events = rt.events({ signal: stop.signal });
+ * await (await rt.store("main")).set(["settings", "theme"], "dark");
+ * for await (const event of events) {
+ *   if (event.type !== "state.changed") continue;
+ *   const change: StateChangedEvent = event;
+ *   assert.deepEqual([change.store, change.op, change.key], ["main", "set", ["settings", "theme"]]);
+ *   stop.abort();
+ * }
+ * ```
  */
 export interface StateChangedEvent extends RuntimeEventBase {
   /** The type. */
@@ -115,6 +244,25 @@ export interface StateChangedEvent extends RuntimeEventBase {
  * events before and after it are in order; only these are missing. Its `seq`
  * and `at` are those of the first missing event, so the next event's `seq` is
  * `seq + count`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type EventsDroppedEvent, openRuntime } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const events = rt.events({ bufferSize: 1 }); // a consumer that cannot keep up
+ * const main = await rt.store("main");
+ * for (let i = 0; i < 5; i++) await main.set(["n"], i);
+ * let dropped: EventsDroppedEvent | undefined;
+ * for await (const event of events) {
+ *   if (event.type === "dropped") {
+ *     dropped = event;
+ *     break;
+ *   }
+ * }
+ * assert.ok(dropped !== undefined && dropped.count > 0);
+ * ```
  */
 export interface EventsDroppedEvent extends RuntimeEventBase {
   /** The type. */
@@ -149,7 +297,24 @@ export type RuntimeEvent =
   | StateChangedEvent
   | EventsDroppedEvent;
 
-/** Options for {@linkcode Runtime.events}. */
+/**
+ * Options for {@linkcode Runtime.events}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type EventsOptions, openRuntime } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const stop = new AbortController();
+ * const options: EventsOptions = { bufferSize: 100, signal: stop.signal };
+ * const events = rt.events(options);
+ * stop.abort();
+ * const seen = [];
+ * for await (const event of events) seen.push(event);
+ * assert.equal(seen.length, 0); // aborted: the iteration ends
+ * ```
+ */
 export interface EventsOptions {
   /**
    * Events held for this consumer while it is not reading (default 10,000).

@@ -16,10 +16,44 @@ import type { LogLevel } from "../log.ts";
  * Log levels of a job (the one {@linkcode LogLevel}).
  *
  * @deprecated Use `LogLevel`; this alias goes in 0.4.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { JobLogLevel, LogLevel } from "@flowstate/core";
+ *
+ * const level: JobLogLevel = "warn"; // deprecated: the same type as LogLevel
+ * const same: LogLevel = level;
+ * assert.equal(same, "warn");
+ * ```
  */
 export type JobLogLevel = LogLevel;
 
-/** What a job's `run` receives. */
+/**
+ * What a job's `run` receives.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defineJob, type JobContext, openRuntime, runJob } from "@flowstate/core";
+ * import { z } from "zod";
+ *
+ * async function countKeys(ctx: JobContext) {
+ *   const store = await ctx.store();
+ *   ctx.log(`counting orders in ${store.name}`);
+ *   return { keys: ctx.dryRun ? 0 : await store.count(["orders"]) };
+ * }
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * await (await rt.store("main")).set(["orders", "1"], { total: 5 });
+ * const job = defineJob({
+ *   name: "count-orders",
+ *   description: "counts the orders",
+ *   optionsSchema: z.strictObject({}),
+ *   run: countKeys,
+ * });
+ * assert.equal((await runJob(rt, job)).outputs?.keys, 1);
+ * ```
+ */
 export interface JobContext {
   /** The job's name. */
   jobName: string;
@@ -45,10 +79,48 @@ export interface JobContext {
   dryRun: boolean;
 }
 
-/** What a job reports: counts, bytes freed, files written… (JSON). */
+/**
+ * What a job reports: counts, bytes freed, files written… (JSON).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defineJob, type JobResult, openRuntime, runJob } from "@flowstate/core";
+ * import { z } from "zod";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const job = defineJob({
+ *   name: "report",
+ *   description: "reports counts",
+ *   optionsSchema: z.strictObject({}),
+ *   run: (): JobResult => ({ deleted: 3, files: ["a.json"] }),
+ * });
+ * assert.deepEqual((await runJob(rt, job)).outputs, { deleted: 3, files: ["a.json"] });
+ * ```
+ */
 export type JobResult = Record<string, JsonValue>;
 
-/** What `defineJob` takes. */
+/**
+ * What `defineJob` takes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defineJob, type JobDefinition } from "@flowstate/core";
+ * import { z } from "zod";
+ *
+ * const definition: JobDefinition<{ days: number }> = {
+ *   name: "trim",
+ *   description: "deletes old entries",
+ *   optionsSchema: z.strictObject({ days: z.number().int().positive() }),
+ *   defaults: { days: 30 },
+ *   defaultSchedule: "0 4 * * *",
+ *   run: (_ctx, { days }) => ({ days }),
+ * };
+ * const job = defineJob(definition); // a job module's default export
+ * assert.equal(job.defaultSchedule, "0 4 * * *");
+ * ```
+ */
 export interface JobDefinition<O> {
   /** Short name (`retention`, `gc`…). */
   name: string;
@@ -64,7 +136,24 @@ export interface JobDefinition<O> {
   run(ctx: JobContext, options: O): Promise<JobResult> | JobResult;
 }
 
-/** A job made by {@linkcode defineJob}. */
+/**
+ * A job made by {@linkcode defineJob}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defineJob, type Job } from "@flowstate/core";
+ * import { z } from "zod";
+ *
+ * const job: Job<Record<string, never>> = defineJob({
+ *   name: "noop",
+ *   description: "does nothing",
+ *   optionsSchema: z.strictObject({}),
+ *   run: () => ({}),
+ * });
+ * assert.equal(job.kind, "flowstate.job");
+ * ```
+ */
 export interface Job<O = unknown> extends JobDefinition<O> {
   /** Marks the object as a Flowstate job. */
   readonly kind: "flowstate.job";

@@ -5,7 +5,22 @@
  * @module
  */
 
-/** Reports progress of one job. */
+/**
+ * Reports progress of one job.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createProgress, type Progress } from "@flowstate/core/jobs";
+ *
+ * const progress: Progress = createProgress({ mode: "quiet" });
+ * progress.start("copying entries", 10);
+ * progress.advance(4);
+ * progress.advance();
+ * assert.deepEqual(progress.state, { label: "copying entries", done: 5, total: 10 });
+ * progress.finish("copied");
+ * ```
+ */
 export interface Progress {
   /** Start a phase; `total` when known. */
   start(label: string, total?: number): void;
@@ -19,10 +34,48 @@ export interface Progress {
   readonly state: { label: string; done: number; total: number | undefined };
 }
 
-/** How progress is shown. */
+/**
+ * How progress is shown.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createProgress, type ProgressMode } from "@flowstate/core/jobs";
+ *
+ * const lines: string[] = [];
+ * const mode: ProgressMode = "plain"; // lines, not a redrawn bar
+ * const progress = createProgress({ mode, write: (text) => lines.push(text) });
+ * progress.start("scanning", 2);
+ * progress.finish("done");
+ * assert.ok(lines.some((line) => line.includes("scanning")));
+ * ```
+ */
 export type ProgressMode = "tty" | "plain" | "quiet";
 
-/** Options for {@linkcode createProgress}. */
+/**
+ * Options for {@linkcode createProgress}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createProgress, type ProgressOptions } from "@flowstate/core/jobs";
+ *
+ * let now = 0;
+ * const out: string[] = [];
+ * const options: ProgressOptions = {
+ *   mode: "plain",
+ *   write: (text) => out.push(text),
+ *   now: () => now,
+ *   plainInterval: 1_000,
+ * };
+ * const progress = createProgress(options);
+ * progress.start("indexing", 100);
+ * now = 5_000;
+ * progress.update(50);
+ * progress.finish();
+ * assert.ok(out.length >= 1);
+ * ```
+ */
 export interface ProgressOptions {
   /** Default: `tty` when stderr is a terminal, else `plain`. */
   mode?: ProgressMode;
