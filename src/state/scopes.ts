@@ -22,22 +22,116 @@ import type {
   WhereClause,
 } from "../store/types.ts";
 
-/** The three scopes a node sees: `node`, `flow` and `global`. */
+/**
+ * The three scopes a node sees: `node`, `flow` and `global`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type ScopeName } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const scope: ScopeName = "global";
+ * const run = await rt.runFlow({
+ *   id: "visits",
+ *   nodes: [{ id: "n", type: "state.increment", with: { scope, key: "visits" } }],
+ * });
+ * assert.equal(run.nodes.n.output, 1);
+ * assert.equal((await (await rt.storeFor(scope)).get(["global", "visits"]))?.value, 1);
+ * ```
+ */
 export type ScopeName = "node" | "flow" | "global";
 
 /** Every {@linkcode ScopeName}, widest first. */
 export const SCOPES: readonly ["global", "flow", "node"] = ["global", "flow", "node"];
 
-/** A key inside a scope: one string, or a path of strings. */
+/**
+ * A key inside a scope: one string, or a path of strings.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type ScopeKey } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const key: ScopeKey = ["orders", "1"]; // or one string: "orders"
+ * await rt.runFlow({
+ *   id: "shop",
+ *   nodes: [{ id: "put", type: "state.set", with: { scope: "flow", key, value: "open" } }],
+ * });
+ * assert.equal((await (await rt.store()).get(["flow", "shop", "orders", "1"]))?.value, "open");
+ * ```
+ */
 export type ScopeKey = string | readonly string[];
 
-/** Options naming another store than the scope's default. */
+/**
+ * Options naming another store than the scope's default.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type ScopeCallOptions } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({
+ *   config: { stores: { main: { plugin: "memory" }, cache: { plugin: "memory" } } },
+ * });
+ * const onCache: ScopeCallOptions = { store: "cache" }; // not the scope's default store
+ * await rt.runFlow({
+ *   id: "warm",
+ *   nodes: [{ id: "n", type: "state.set", with: { scope: "global", key: "hot", value: 1, ...onCache } }],
+ * });
+ * assert.equal((await (await rt.store("cache")).get(["global", "hot"]))?.value, 1);
+ * assert.equal(await (await rt.store("main")).get(["global", "hot"]), null);
+ * ```
+ */
 export interface ScopeCallOptions {
   /** A configured store name; default: the store the config maps this scope to. */
   store?: string;
 }
 
-/** A get/set/delete/increment/keys view onto one scope. */
+/**
+ * A get/set/delete/increment/keys view onto one scope.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ *
+ * // A custom node gets three StateViews: ctx.node, ctx.flow and ctx.global.
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(
+ *   `${dir}/tally.ts`,
+ *   `import { defineNode, type StateView } from "@flowstate/core";
+ * import { z } from "zod";
+ * async function tally(view: StateView, item: string) {
+ *   await view.set(["last"], item);
+ *   return await view.increment(["count", item]);
+ * }
+ * export default defineNode({
+ *   optionsSchema: z.object({ item: z.string() }),
+ *   async run(ctx, { item }) {
+ *     const mine = await tally(ctx.flow, item);
+ *     await tally(ctx.global, item);
+ *     return { mine, keys: await ctx.flow.keys({ prefix: "count" }) };
+ *   },
+ * });
+ * `,
+ * );
+ * {
+ *   await using rt = await openRuntime({
+ *     cwd: dir,
+ *     config: { stores: { main: { plugin: "memory" } }, nodes: { trusted: ["./tally.ts"] } },
+ *   });
+ *   const run = await rt.runFlow({
+ *     id: "fruit",
+ *     nodes: [{ id: "t", type: "./tally.ts", with: { item: "pear" } }],
+ *   });
+ *   assert.deepEqual(run.nodes.t.output, { mine: 1, keys: [["count", "pear"]] });
+ *   assert.equal((await (await rt.store()).get(["global", "last"]))?.value, "pear");
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface StateView {
   /** The scope. */
   readonly scope: ScopeName;
@@ -74,7 +168,33 @@ export interface StateView {
   ): Promise<{ key: ScopeKey; value: T; score: number }[]>;
 }
 
-/** Options of {@linkcode StateView.query}: a {@linkcode Query} whose prefix is relative to the scope. */
+/**
+ * Options of {@linkcode StateView.query}: a {@linkcode Query} whose prefix is relative to the scope.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type ScopeQueryOptions } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const main = await rt.store();
+ * await main.set(["global", "orders", "1"], { status: "open", total: 5 });
+ * await main.set(["global", "orders", "2"], { status: "paid", total: 9 });
+ * await main.set(["global", "orders", "3"], { status: "open", total: 7 });
+ * // ctx.global.query(options) in a custom node; the same fields in a state.query node
+ * const options: ScopeQueryOptions = {
+ *   prefix: "orders",
+ *   where: [{ path: "status", op: "eq", value: "open" }],
+ *   orderBy: { path: "total", direction: "desc" },
+ * };
+ * const run = await rt.runFlow({
+ *   id: "report",
+ *   nodes: [{ id: "open", type: "state.query", with: { scope: "global", ...options } }],
+ * });
+ * const found = run.nodes.open.output as { key: string[] }[];
+ * assert.deepEqual(found.map((e) => e.key), [["orders", "3"], ["orders", "1"]]);
+ * ```
+ */
 export interface ScopeQueryOptions extends ScopeCallOptions {
   /** Only keys under this key of the scope (default: the whole scope). */
   prefix?: ScopeKey;
@@ -88,7 +208,27 @@ export interface ScopeQueryOptions extends ScopeCallOptions {
   offset?: number;
 }
 
-/** Options of {@linkcode StateView.search}: {@linkcode SearchOptions} with a prefix relative to the scope. */
+/**
+ * Options of {@linkcode StateView.search}: {@linkcode SearchOptions} with a prefix relative to the scope.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type ScopeSearchOptions } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const main = await rt.store();
+ * await main.set(["global", "notes", "1"], { title: "Quarterly report" });
+ * await main.set(["global", "todo", "1"], { title: "Write the report" });
+ * const options: ScopeSearchOptions = { prefix: "notes", limit: 5 };
+ * const run = await rt.runFlow({
+ *   id: "find",
+ *   nodes: [{ id: "hits", type: "state.search", with: { scope: "global", text: "report", ...options } }],
+ * });
+ * const hits = run.nodes.hits.output as { key: string[] }[];
+ * assert.deepEqual(hits.map((h) => h.key), [["notes", "1"]]);
+ * ```
+ */
 export interface ScopeSearchOptions extends ScopeCallOptions, Omit<SearchOptions, "prefix"> {
   /** Only keys under this key of the scope (default: the whole scope). */
   prefix?: ScopeKey;
