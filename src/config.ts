@@ -74,7 +74,18 @@ export type {
   ServeConfigObject,
 };
 
-/** Limits of every flow run (`runs:`), resolved. */
+/**
+ * Limits of every flow run (`runs:`), resolved.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadConfig, type RunsConfig } from "@flowstate/core";
+ *
+ * const runs: RunsConfig = (await loadConfig({ config: {} })).runs;
+ * assert.deepEqual(runs, { abortGraceMs: 5_000, maxSubRuns: 1_000 }); // the defaults
+ * ```
+ */
 export interface RunsConfig {
   /**
    * How long (ms) a cancelled or timed-out run waits for its node attempts to
@@ -89,7 +100,21 @@ export interface RunsConfig {
 /** The jobs scheduled even when the config does not mention them (unless disabled). */
 export const DEFAULT_SCHEDULED_JOBS: readonly string[] = ["retention", "gc"];
 
-/** One job's settings, resolved. */
+/**
+ * One job's settings, resolved.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type JobConfig, loadConfig } from "@flowstate/core";
+ *
+ * const config = await loadConfig({ config: { jobs: { backup: { schedule: "@daily" } } } });
+ * const backup: JobConfig = config.jobs.backup;
+ * assert.equal(backup.enabled, true);
+ * assert.equal(backup.schedule, "@daily");
+ * assert.equal(backup.overlap, "skip");
+ * ```
+ */
 export interface JobConfig {
   /** Whether the job is scheduled. */
   readonly enabled: boolean;
@@ -111,7 +136,24 @@ export interface JobConfig {
   readonly jitterMs: number;
 }
 
-/** A validated configuration with every default filled in. */
+/**
+ * A validated configuration with every default filled in.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadConfig, type ResolvedConfig } from "@flowstate/core";
+ *
+ * const config: ResolvedConfig = await loadConfig({
+ *   config: { stores: { main: { plugin: "memory" } } },
+ *   home: "/tmp/flowstate-example",
+ * });
+ * assert.equal(config.file, null); // an object, not a file
+ * assert.deepEqual(config.scopes, { global: "main", flow: "main", node: "main" });
+ * assert.equal(config.records, "main");
+ * assert.ok("gc" in config.jobs); // scheduled by default
+ * ```
+ */
 export interface ResolvedConfig {
   /** The absolute path of the config file, or `null` for an object or the built-in default. */
   readonly file: string | null;
@@ -161,7 +203,30 @@ export interface ResolvedConfig {
   where(path: readonly (string | number)[]): string | undefined;
 }
 
-/** Options for {@linkcode loadConfig}. */
+/**
+ * Options for {@linkcode loadConfig}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { loadConfig, type LoadConfigOptions } from "@flowstate/core";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(
+ *   join(dir, "flowstate.yaml"),
+ *   'stores:\n  main: { plugin: postgres, url: "${env.DATABASE_URL}" }\n',
+ * );
+ * const options: LoadConfigOptions = {
+ *   cwd: dir, // finds flowstate.yaml there
+ *   env: { DATABASE_URL: "postgres://app@db.internal/app" },
+ * };
+ * const config = await loadConfig(options);
+ * assert.equal(config.stores.main.url, "postgres://app@db.internal/app");
+ * assert.equal(config.file, join(dir, "flowstate.yaml"));
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface LoadConfigOptions {
   /**
    * A path to a YAML config file (relative to `cwd`), or a config object.

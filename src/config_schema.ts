@@ -18,10 +18,34 @@ export { cronProblem } from "./cron.ts";
 /** Checking a store's `encrypt` option: loaded with the schema, for a config that has stores. */
 export { parseEncryptOptions } from "./wrappers/encrypt.ts";
 
-/** What a schedule does when its previous run (in this runner) is still running at a tick. */
+/**
+ * What a schedule does when its previous run (in this runner) is still running at a tick.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadConfig, type OverlapPolicy } from "@flowstate/core";
+ *
+ * const overlap: OverlapPolicy = "queue"; // a tick that comes while the last run runs waits for it
+ * const config = await loadConfig({ config: { jobs: { backup: { schedule: "@hourly", overlap } } } });
+ * assert.equal(config.jobs.backup.overlap, "queue");
+ * ```
+ */
 export type OverlapPolicy = "skip" | "queue";
 
-/** What a schedule does on (re)start about ticks missed while no runner ran. */
+/**
+ * What a schedule does on (re)start about ticks missed while no runner ran.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadConfig, type MissedPolicy } from "@flowstate/core";
+ *
+ * const missed: MissedPolicy = "run-once"; // after downtime, run once for the ticks missed
+ * const config = await loadConfig({ config: { jobs: { backup: { schedule: "@daily", missed } } } });
+ * assert.equal(config.jobs.backup.missed, "run-once");
+ * ```
+ */
 export type MissedPolicy = "skip" | "run-once";
 
 /**
@@ -29,10 +53,39 @@ export type MissedPolicy = "skip" | "run-once";
  * lease lapsed, its run's heartbeat stopped): the run is recorded abandoned,
  * then the tick is recorded as done (`skip`, the default) or run again
  * (`rerun`; for work that is safe to repeat).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type AbandonedPolicy, loadConfig } from "@flowstate/core";
+ *
+ * const abandoned: AbandonedPolicy = "rerun"; // the job is safe to repeat
+ * const config = await loadConfig({ config: { jobs: { gc: { abandoned } } } });
+ * assert.equal(config.jobs.gc.abandoned, "rerun");
+ * assert.equal(config.jobs.retention.abandoned, "skip"); // the default
+ * ```
  */
 export type AbandonedPolicy = "skip" | "rerun";
 
-/** One job's settings under `jobs:`, as written. */
+/**
+ * One job's settings under `jobs:`, as written.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type JobConfigObject, loadConfig } from "@flowstate/core";
+ *
+ * const backup: JobConfigObject = {
+ *   schedule: "0 3 * * *",
+ *   timezone: "Europe/Paris",
+ *   options: { keep: 7 },
+ *   jitter: "30s",
+ * };
+ * const config = await loadConfig({ config: { jobs: { backup } } });
+ * assert.equal(config.jobs.backup.jitterMs, 30_000);
+ * assert.equal(config.jobs.backup.timezone, "Europe/Paris");
+ * ```
+ */
 export interface JobConfigObject {
   /** The job's module (a `./path.ts` relative to the config, or a specifier); default: the built-in of that name. */
   module?: string;
@@ -54,7 +107,26 @@ export interface JobConfigObject {
   jitter?: number | string;
 }
 
-/** A configuration as written in `flowstate.yaml`, or passed as an object. */
+/**
+ * A configuration as written in `flowstate.yaml`, or passed as an object.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ConfigObject, openRuntime } from "@flowstate/core";
+ *
+ * // What flowstate.yaml holds, as an object.
+ * const config: ConfigObject = {
+ *   stores: { main: { plugin: "memory" }, cache: { plugin: "memory" } },
+ *   scopes: { global: "main", flow: "main", node: "cache" },
+ *   timezone: "Europe/Paris",
+ *   runs: { abortGrace: "10s" },
+ * };
+ * await using rt = await openRuntime({ config });
+ * assert.equal(rt.config.scopes.node, "cache");
+ * assert.equal(rt.config.runs.abortGraceMs, 10_000);
+ * ```
+ */
 export interface ConfigObject {
   /** Named stores: `{ <name>: { plugin, ...pluginOptions } }`. */
   stores?: Record<string, StoreSpec>;
@@ -126,7 +198,19 @@ export interface NodesConfigObject {
   memoryLimit?: number | string;
 }
 
-/** The `runs:` settings, as written. */
+/**
+ * The `runs:` settings, as written.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadConfig, type RunsConfigObject } from "@flowstate/core";
+ *
+ * const runs: RunsConfigObject = { abortGrace: "2s", maxSubRuns: 50 };
+ * const config = await loadConfig({ config: { runs } });
+ * assert.deepEqual(config.runs, { abortGraceMs: 2_000, maxSubRuns: 50 });
+ * ```
+ */
 export interface RunsConfigObject {
   /**
    * How long a cancelled or timed-out run waits for its node attempts to stop
