@@ -28,7 +28,23 @@
  * @module
  */
 
-/** The stable codes of {@linkcode FlowstateError}s. */
+/**
+ * The stable codes of {@linkcode FlowstateError}s.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ErrorCode, FlowstateError, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * await store.close();
+ * const code: ErrorCode | undefined = await store.get(["a"]).then(
+ *   () => undefined,
+ *   (err) => err instanceof FlowstateError ? err.code : undefined,
+ * );
+ * assert.equal(code, "STORE_CLOSED");
+ * ```
+ */
 export type ErrorCode =
   | "CONFIG_INVALID"
   | "FLOW_INVALID"
@@ -79,10 +95,32 @@ export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** A path into a document: `["nodes", 1, "needs", 0]`, `["stores", "main", "path"]`. */
+/**
+ * A path into a document: `["nodes", 1, "needs", 0]`, `["stores", "main", "path"]`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatPath, type ProblemPath } from "@flowstate/core";
+ *
+ * const path: ProblemPath = ["nodes", 1, "needs", 0];
+ * assert.equal(formatPath(path), "nodes[1].needs[0]");
+ * ```
+ */
 export type ProblemPath = (string | number)[];
 
-/** One thing wrong with a document (a flow, a config, options), and where. */
+/**
+ * One thing wrong with a document (a flow, a config, options), and where.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatProblem, type Problem } from "@flowstate/core";
+ *
+ * const problem: Problem = { message: 'unknown node "bmp"', path: ["nodes", 1, "needs", 0], line: 9, column: 14 };
+ * assert.equal(formatProblem(problem, "hello.flow.yaml"), 'hello.flow.yaml:9:14: nodes[1].needs[0]: unknown node "bmp"');
+ * ```
+ */
 export interface Problem {
   /** What is wrong, without the position or path (`unknown node "bmp"`). */
   message: string;
@@ -135,7 +173,23 @@ export function formatProblem(problem: Problem, file?: string, source = "<source
   return [where, formatPath(problem.path), problem.message].filter((s) => s).join(": ");
 }
 
-/** Details of a {@linkcode ConfigError}. */
+/**
+ * Details of a {@linkcode ConfigError}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ConfigError, type ConfigErrorOptions } from "@flowstate/core";
+ *
+ * const options: ConfigErrorOptions = {
+ *   issues: [{ path: ["stores", "main", "path"], message: "must be a string" }],
+ *   file: "flowstate.yaml",
+ * };
+ * const err = new ConfigError("flowstate.yaml: stores.main.path: must be a string", options);
+ * assert.equal(err.issues.length, 1);
+ * assert.equal(err.code, "CONFIG_INVALID");
+ * ```
+ */
 export interface ConfigErrorOptions extends ErrorOptions {
   /** Every problem found, with its path (and position, in a file). */
   issues?: Problem[];
