@@ -53,7 +53,26 @@ function assertOutputSize(text: string, id: string): void {
 /** How long a node attempt that is over may take to stop, by default (ms). */
 export const DEFAULT_ABORT_GRACE = 5000;
 
-/** A node ready to run: its type resolved and templates compiled. */
+/**
+ * A node ready to run: its type resolved and templates compiled.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadFlow, type PreparedNode } from "@flowstate/core/flow";
+ *
+ * const { prepared } = await loadFlow({
+ *   id: "f",
+ *   nodes: [
+ *     { id: "a", type: "log", with: { message: "hi" }, retry: { attempts: 2, delay: "1s" } },
+ *     { id: "b", type: "log", needs: ["a"], with: { message: "bye" } },
+ *   ],
+ * });
+ * const b: PreparedNode = prepared.nodes[1];
+ * assert.deepEqual(b.needs, [0]); // indices of the nodes it needs
+ * assert.equal(prepared.nodes[0].retry.delay, 1_000);
+ * ```
+ */
 export interface PreparedNode {
   /** The node as written. */
   spec: NodeSpec;
@@ -80,7 +99,23 @@ export interface PreparedNode {
   permissions?: Record<string, boolean | string[]>;
 }
 
-/** A flow ready to run. */
+/**
+ * A flow ready to run.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadFlow, type PreparedFlow } from "@flowstate/core/flow";
+ *
+ * const { prepared }: { prepared: PreparedFlow } = await loadFlow({
+ *   id: "f",
+ *   timeout: "1m",
+ *   nodes: [{ id: "a", type: "log", with: { message: "hi" } }],
+ * });
+ * assert.equal(prepared.timeout, 60_000);
+ * assert.equal(prepared.definition.id, "f");
+ * ```
+ */
 export interface PreparedFlow {
   /** The definition. */
   definition: FlowDefinition;

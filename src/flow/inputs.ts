@@ -12,7 +12,23 @@ import { deepEqual, isRecord } from "./_values.ts";
 import { describeValue, inputTypeProblem, jsonProblem } from "./_shapes.ts";
 import type { FlowDefinition, InputType } from "./types.ts";
 
-/** Options for {@linkcode coerceInputs}. */
+/**
+ * Options for {@linkcode coerceInputs}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { coerceInputs, type CoerceInputsOptions } from "@flowstate/core/flow";
+ *
+ * const flow = {
+ *   id: "f",
+ *   inputs: { n: { type: "number" as const }, tags: { type: "array" as const } },
+ *   nodes: [],
+ * };
+ * const fromCli: CoerceInputsOptions = { fromStrings: true, file: "f.flow.yaml" };
+ * assert.deepEqual(coerceInputs(flow, { n: "3", tags: '["a"]' }, fromCli), { n: 3, tags: ["a"] });
+ * ```
+ */
 export interface CoerceInputsOptions {
   /**
    * The given values are text (as from `--input key=value` on a command

@@ -12,7 +12,22 @@ import { prepareFlow } from "./prepare.ts";
 import type { SandboxPool } from "./sandbox.ts";
 import type { FlowDefinition } from "./types.ts";
 
-/** A flow parsed, validated and prepared: what {@linkcode loadFlow} returns. */
+/**
+ * A flow parsed, validated and prepared: what {@linkcode loadFlow} returns.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type LoadedFlow, loadFlow } from "@flowstate/core/flow";
+ *
+ * const loaded: LoadedFlow = await loadFlow({
+ *   id: "hello",
+ *   nodes: [{ id: "say", type: "log", with: { message: "hi" } }],
+ * });
+ * assert.equal(loaded.parsed.definition.id, "hello");
+ * assert.equal(loaded.prepared.nodes.length, 1);
+ * ```
+ */
 export interface LoadedFlow {
   /** The validated flow, with positions in its source. */
   parsed: ParsedFlow;
@@ -20,7 +35,20 @@ export interface LoadedFlow {
   prepared: PreparedFlow;
 }
 
-/** A flow given as a path, a definition object, already parsed, or already loaded. */
+/**
+ * A flow given as a path, a definition object, already parsed, or already loaded.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type FlowSource, openRuntime } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * // a path to a YAML file, a definition object, or a parsed or loaded flow
+ * const source: FlowSource = { id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] };
+ * assert.equal((await rt.runFlow(source)).status, "succeeded");
+ * ```
+ */
 export type FlowSource =
   | string
   | FlowDefinition

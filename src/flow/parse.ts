@@ -22,16 +22,60 @@ import { builtinNodes } from "./nodes.ts";
 import { describeValue, flowZodSchema, nestedDeeperThan } from "./schema.ts";
 import type { FlowDefinition } from "./types.ts";
 
-/** A path into a flow definition: `["nodes", 1, "needs", 0]`. */
+/**
+ * A path into a flow definition: `["nodes", 1, "needs", 0]`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatPath } from "@flowstate/core";
+ * import type { FlowPath } from "@flowstate/core/flow";
+ *
+ * const path: FlowPath = ["nodes", 0, "with", "key"];
+ * assert.equal(formatPath(path), "nodes[0].with.key");
+ * ```
+ */
 export type FlowPath = ProblemPath;
 
-/** One thing wrong with a flow (see {@linkcode Problem}). */
+/**
+ * One thing wrong with a flow (see {@linkcode Problem}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type FlowProblem, FlowValidationError, parseFlow } from "@flowstate/core/flow";
+ *
+ * let problems: readonly FlowProblem[] = [];
+ * try {
+ *   parseFlow("id: x\nnodes:\n  - { id: a, type: log, needs: [b] }\n");
+ * } catch (err) {
+ *   if (err instanceof FlowValidationError) problems = err.problems;
+ * }
+ * assert.equal(problems[0]?.line, 3);
+ * assert.deepEqual(problems[0]?.path.slice(0, 2), ["nodes", 0]);
+ * ```
+ */
 export type FlowProblem = Problem;
 
 export { FlowValidationError, formatPath };
 export { coerceInputs, type CoerceInputsOptions } from "./inputs.ts";
 
-/** A validated flow, with a way back to positions in its YAML source. */
+/**
+ * A validated flow, with a way back to positions in its YAML source.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ParsedFlow, parseFlow } from "@flowstate/core/flow";
+ *
+ * const parsed: ParsedFlow = parseFlow(
+ *   "id: hello\nnodes:\n  - id: say\n    type: log\n    with: { message: hi }\n",
+ *   { file: "hello.flow.yaml" },
+ * );
+ * assert.equal(parsed.definition.id, "hello");
+ * assert.deepEqual(parsed.locate(["nodes", 0, "type"]), { line: 4, column: 11 });
+ * ```
+ */
 export interface ParsedFlow {
   /** The validated definition (a fresh copy; the caller's object is not kept). */
   definition: FlowDefinition;
@@ -47,7 +91,21 @@ export interface ParsedFlow {
   locate(path: (string | number)[]): { line: number; column: number } | undefined;
 }
 
-/** Options for {@linkcode parseFlow} and {@linkcode loadFlowFile}. */
+/**
+ * Options for {@linkcode parseFlow} and {@linkcode loadFlowFile}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { FlowValidationError, parseFlow, type ParseFlowOptions } from "@flowstate/core/flow";
+ *
+ * const options: ParseFlowOptions = { file: "x.flow.yaml", nodeTypes: new Set(["log"]) };
+ * assert.throws(
+ *   () => parseFlow("id: x\nnodes:\n  - { id: a, type: lgo }\n", options),
+ *   (err) => err instanceof FlowValidationError && err.message.startsWith("x.flow.yaml:3:"),
+ * );
+ * ```
+ */
 export interface ParseFlowOptions {
   /** The file name used in messages (and kept as {@linkcode ParsedFlow.file}). */
   file?: string;
@@ -59,7 +117,20 @@ export interface ParseFlowOptions {
   nodeTypes?: ReadonlySet<string>;
 }
 
-/** Options for {@linkcode validateFlow}. */
+/**
+ * Options for {@linkcode validateFlow}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { FlowValidationError, validateFlow, type ValidateFlowOptions } from "@flowstate/core/flow";
+ *
+ * const options: ValidateFlowOptions = { nodeTypes: new Set(["log", "transform"]) };
+ * const flow = { id: "x", nodes: [{ id: "a", type: "lgo" }] };
+ * assert.throws(() => validateFlow(flow, options), FlowValidationError);
+ * assert.equal(validateFlow(flow).definition.id, "x"); // without nodeTypes, any type name passes
+ * ```
+ */
 export interface ValidateFlowOptions {
   /** Known node type names; see {@linkcode ParseFlowOptions.nodeTypes}. */
   nodeTypes?: ReadonlySet<string>;

@@ -9,10 +9,35 @@ import type { JsonValue } from "../store/types.ts";
 import type { Duration } from "../duration.ts";
 export type { Duration };
 
-/** The type of a flow input. */
+/**
+ * The type of a flow input.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { coerceInputs, type InputType } from "@flowstate/core/flow";
+ *
+ * const type: InputType = "number";
+ * const flow = { id: "f", inputs: { by: { type } }, nodes: [] };
+ * assert.deepEqual(coerceInputs(flow, { by: "5" }, { fromStrings: true }), { by: 5 });
+ * ```
+ */
 export type InputType = "string" | "number" | "boolean" | "object" | "array" | "any";
 
-/** One declared input of a flow. */
+/**
+ * One declared input of a flow.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { coerceInputs, type InputSpec } from "@flowstate/core/flow";
+ *
+ * const size: InputSpec = { type: "string", enum: ["s", "m", "l"], default: "m" };
+ * const flow = { id: "shirts", inputs: { size }, nodes: [] };
+ * assert.deepEqual(coerceInputs(flow, {}), { size: "m" });
+ * assert.throws(() => coerceInputs(flow, { size: "xl" }));
+ * ```
+ */
 export interface InputSpec {
   /** The expected type (default `"any"`). */
   type?: InputType;
@@ -24,7 +49,25 @@ export interface InputSpec {
   description?: string;
 }
 
-/** How a failing node is retried. */
+/**
+ * How a failing node is retried.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { RetrySpec } from "@flowstate/core/flow";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const retry: RetrySpec = { attempts: 3, delay: 1, backoff: "exponential" };
+ * const run = await rt.runFlow({
+ *   id: "flaky",
+ *   nodes: [{ id: "boom", type: "fail", with: { message: "down" }, retry }],
+ * });
+ * assert.equal(run.status, "failed");
+ * assert.equal(run.nodes.boom.attempts, 3);
+ * ```
+ */
 export interface RetrySpec {
   /** Total attempts including the first (>= 1). */
   attempts: number;
@@ -61,7 +104,26 @@ export type BuiltinNodeType =
   | "flow"
   | "queue";
 
-/** One node of a flow. */
+/**
+ * One node of a flow.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { NodeSpec } from "@flowstate/core/flow";
+ * import { openRuntime } from "@flowstate/core";
+ *
+ * const nodes: NodeSpec[] = [
+ *   { id: "count", type: "state.increment", with: { key: "runs" } },
+ *   { id: "say", type: "log", needs: ["count"], with: { message: "run ${{ nodes.count.output }}" } },
+ *   { id: "rare", type: "log", needs: ["count"], if: "${{ nodes.count.output > 100 }}", with: { message: "!" } },
+ * ];
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow({ id: "counter", nodes });
+ * assert.equal(run.nodes.say.status, "succeeded");
+ * assert.equal(run.nodes.rare.status, "skipped");
+ * ```
+ */
 export interface NodeSpec {
   /** Unique within the flow: `[A-Za-z0-9_-]+`. */
   id: string;
@@ -118,7 +180,19 @@ export interface NodePermissions {
   import?: boolean | string[];
 }
 
-/** A flow's schedule with its policies. */
+/**
+ * A flow's schedule with its policies.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type FlowSchedule, validateFlow } from "@flowstate/core/flow";
+ *
+ * const schedule: FlowSchedule = { cron: "0 9 * * 1-5", timezone: "Europe/Paris", missed: "run-once" };
+ * const parsed = validateFlow({ id: "standup", schedule, nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * assert.deepEqual(parsed.definition.schedule, schedule);
+ * ```
+ */
 export interface FlowSchedule {
   /** Cron expression (5 or 6 fields) or nickname (`@daily`). */
   cron: string;
@@ -138,6 +212,22 @@ export interface FlowSchedule {
  * How many runs of a flow taken from the queue run at once, across every
  * worker: at most `concurrency`, or, with `by` (a template over `inputs`,
  * like `${{ inputs.customer }}`), at most `concurrency` per value of it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type FlowQueueLimits, validateFlow } from "@flowstate/core/flow";
+ *
+ * // at most one queued run per customer at a time
+ * const queue: FlowQueueLimits = { concurrency: 1, by: "${{ inputs.customer }}" };
+ * const parsed = validateFlow({
+ *   id: "invoice",
+ *   inputs: { customer: { type: "string" } },
+ *   queue,
+ *   nodes: [{ id: "a", type: "log", with: { message: "${{ inputs.customer }}" } }],
+ * });
+ * assert.equal(parsed.definition.queue?.concurrency, 1);
+ * ```
  */
 export interface FlowQueueLimits {
   /** Runs at once (per value of `by`). */
@@ -149,6 +239,25 @@ export interface FlowQueueLimits {
 /**
  * An HTTP trigger: `flowstate serve` (and `daemon --serve`) runs the flow when
  * a request comes to `path`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type HttpTrigger, validateFlow } from "@flowstate/core/flow";
+ *
+ * const http: HttpTrigger = {
+ *   path: "/hooks/deploy",
+ *   secret: { env: "DEPLOY_SECRET" },
+ *   inputs: { ref: "body.ref" },
+ * };
+ * const parsed = validateFlow({
+ *   id: "deploy",
+ *   trigger: { http },
+ *   inputs: { ref: { type: "string" } },
+ *   nodes: [{ id: "a", type: "log", with: { message: "${{ inputs.ref }}" } }],
+ * });
+ * assert.equal(parsed.definition.trigger?.http?.path, "/hooks/deploy");
+ * ```
  */
 export interface HttpTrigger {
   /** Under `/hooks/`: `/hooks/deploy`. */
@@ -172,6 +281,20 @@ export interface HttpTrigger {
  * A change trigger: `flowstate daemon` runs the flow once for each change of
  * a key under `prefix` in `store` (whose config keeps a change feed), with
  * at-least-once delivery from a stored position.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ChangesTrigger, validateFlow } from "@flowstate/core/flow";
+ *
+ * const changes: ChangesTrigger = { store: "main", prefix: ["orders"] };
+ * const parsed = validateFlow({
+ *   id: "on-order",
+ *   trigger: { changes },
+ *   nodes: [{ id: "a", type: "log", with: { message: "changed" } }],
+ * });
+ * assert.deepEqual(parsed.definition.trigger?.changes?.prefix, ["orders"]);
+ * ```
  */
 export interface ChangesTrigger {
   /** The store to watch (default: the global scope's store). */
@@ -180,7 +303,19 @@ export interface ChangesTrigger {
   prefix?: string[];
 }
 
-/** What starts a flow besides a schedule and a person. */
+/**
+ * What starts a flow besides a schedule and a person.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type FlowTrigger, validateFlow } from "@flowstate/core/flow";
+ *
+ * const trigger: FlowTrigger = { http: { path: "/hooks/ping" } };
+ * const parsed = validateFlow({ id: "ping", trigger, nodes: [{ id: "a", type: "log", with: { message: "pong" } }] });
+ * assert.equal(parsed.definition.trigger?.http?.method ?? "POST", "POST");
+ * ```
+ */
 export interface FlowTrigger {
   /** An HTTP request to `flowstate serve`. */
   http?: HttpTrigger;
@@ -188,7 +323,28 @@ export interface FlowTrigger {
   changes?: ChangesTrigger;
 }
 
-/** A whole flow. */
+/**
+ * A whole flow.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type FlowDefinition, openRuntime } from "@flowstate/core";
+ *
+ * const hello: FlowDefinition = {
+ *   id: "hello",
+ *   inputs: { name: { type: "string", default: "world" } },
+ *   nodes: [
+ *     { id: "count", type: "state.increment", with: { key: "greetings" } },
+ *     { id: "say", type: "log", with: { message: "hello ${{ inputs.name }}" } },
+ *   ],
+ *   outputs: { greetings: "${{ nodes.count.output }}" },
+ * };
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow(hello, { input: { name: "Ada" } });
+ * assert.equal(run.outputs?.greetings, 1);
+ * ```
+ */
 export interface FlowDefinition {
   /** `[a-z0-9_-]+`, unique per home. */
   id: string;
