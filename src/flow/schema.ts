@@ -331,7 +331,20 @@ function unwrap(schema: z.ZodType): z.ZodType {
   }
 }
 
-/** Options for {@linkcode flowJsonSchema}. */
+/**
+ * Options for {@linkcode flowJsonSchema}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { flowJsonSchema, type FlowJsonSchemaOptions } from "@flowstate/core/flow";
+ *
+ * const options: FlowJsonSchemaOptions = { nodeTypes: ["log", "./nodes/send.ts"], id: "https://example.com/flow.json" };
+ * const schema = flowJsonSchema(options) as { $id?: string };
+ * assert.equal(schema.$id, "https://example.com/flow.json");
+ * assert.match(JSON.stringify(schema), /\.\/nodes\/send\.ts/);
+ * ```
+ */
 export interface FlowJsonSchemaOptions {
   /**
    * The node types to offer. With this, a `type` that is neither one of them

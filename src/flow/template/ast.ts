@@ -50,7 +50,23 @@ export type Ast =
   | AstBase & { kind: "object"; keys: string[]; values: Ast[] }
   | AstBase & { kind: "call"; name: string; args: Ast[]; nameEnd: number };
 
-/** What a template can read. Every field is read only through own properties. */
+/**
+ * What a template can read. Every field is read only through own properties.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { compileTemplate, type TemplateScope } from "@flowstate/core/flow";
+ *
+ * const scope: TemplateScope = {
+ *   inputs: { name: "Ada" },
+ *   nodes: { count: { output: 3, status: "succeeded" } },
+ *   env: {},
+ * };
+ * const greeting = compileTemplate("hello ${{ inputs.name }}, run ${{ nodes.count.output }}");
+ * assert.equal(greeting.evaluate(scope), "hello Ada, run 3");
+ * ```
+ */
 export interface TemplateScope {
   /** The run's inputs, after defaults (`inputs.<name>`). */
   inputs: Record<string, unknown>;

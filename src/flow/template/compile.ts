@@ -23,7 +23,20 @@ import {
   typeName,
 } from "./values.ts";
 
-/** A compiled string. */
+/**
+ * A compiled string.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type CompiledTemplate, compileTemplate } from "@flowstate/core/flow";
+ *
+ * const one: CompiledTemplate = compileTemplate("${{ inputs.n * 2 }}");
+ * assert.equal(one.isTemplate, true);
+ * assert.equal(one.evaluate({ inputs: { n: 21 }, nodes: {}, env: {} }), 42); // a number, not text
+ * assert.equal(compileTemplate("plain").isTemplate, false);
+ * ```
+ */
 export interface CompiledTemplate {
   /** The string as given. */
   readonly source: string;
@@ -39,7 +52,20 @@ export interface CompiledTemplate {
   evaluate(scope: TemplateScope, clock?: Clock): unknown;
 }
 
-/** A compiled JSON-like value (a node's `with`, a flow's `outputs`). */
+/**
+ * A compiled JSON-like value (a node's `with`, a flow's `outputs`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type CompiledValue, compileValue } from "@flowstate/core/flow";
+ *
+ * const compiled: CompiledValue = compileValue({ key: "count", by: "${{ inputs.by }}" });
+ * assert.equal(compiled.isStatic, false);
+ * assert.deepEqual([...compiled.refs.inputs], ["by"]);
+ * assert.deepEqual(compiled.evaluate({ inputs: { by: 2 }, nodes: {}, env: {} }), { key: "count", by: 2 });
+ * ```
+ */
 export interface CompiledValue {
   /** Everything the value's strings reference statically. */
   readonly refs: TemplateRefs;

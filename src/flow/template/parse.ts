@@ -14,7 +14,20 @@ import type { TemplateError } from "./error.ts";
 import type { Token } from "./lex.ts";
 import { arrayIndexOf } from "./values.ts";
 
-/** What a template references statically, for the flow validator. */
+/**
+ * What a template references statically, for the flow validator.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { compileTemplate, type TemplateRefs } from "@flowstate/core/flow";
+ *
+ * const refs: TemplateRefs = compileTemplate("${{ nodes.fetch.output }} for ${{ inputs.user }} on ${{ env.REGION }}").refs;
+ * assert.deepEqual([...refs.nodes], ["fetch"]);
+ * assert.deepEqual([...refs.inputs], ["user"]);
+ * assert.deepEqual([...refs.env], ["REGION"]);
+ * ```
+ */
 export interface TemplateRefs {
   /** Node ids read through `nodes.<id>`. */
   nodes: Set<string>;
