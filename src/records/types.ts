@@ -10,13 +10,61 @@
 import type { LogLevel } from "../log.ts";
 import type { JsonValue } from "../store/types.ts";
 
-/** Final status of a run. `queued` and `running` runs have not finished. */
+/**
+ * Final status of a run. `queued` and `running` runs have not finished.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type RunStatus } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow({ id: "f", nodes: [{ id: "x", type: "fail", with: { message: "no" } }] });
+ * const status: RunStatus = run.status;
+ * assert.equal(status, "failed");
+ * const finished = (s: RunStatus) => s !== "queued" && s !== "running";
+ * assert.ok(finished(status));
+ * ```
+ */
 export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled" | "timed-out";
 
-/** How one attempt of a queued run ended: `lost` when its worker's lease lapsed. */
+/**
+ * How one attempt of a queued run ended: `lost` when its worker's lease lapsed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { QueueAttempt, QueueAttemptOutcome } from "@flowstate/core/records";
+ *
+ * const attempts: QueueAttempt[] = [
+ *   { attempt: 1, worker: "w1", startedAt: 0, endedAt: 30_000, outcome: "lost", error: "lease lapsed" },
+ *   { attempt: 2, worker: "w2", startedAt: 31_000, endedAt: 32_000, outcome: "succeeded" },
+ * ];
+ * const outcomes: QueueAttemptOutcome[] = attempts.map((a) => a.outcome);
+ * assert.deepEqual(outcomes, ["lost", "succeeded"]);
+ * ```
+ */
 export type QueueAttemptOutcome = "succeeded" | "failed" | "cancelled" | "timed-out" | "lost";
 
-/** One attempt of a queued run: which worker claimed it, when, and how it ended. */
+/**
+ * One attempt of a queued run: which worker claimed it, when, and how it ended.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { QueueAttempt } from "@flowstate/core/records";
+ *
+ * const attempt: QueueAttempt = {
+ *   attempt: 1,
+ *   worker: "host:123:ab12cd34",
+ *   startedAt: 1_000,
+ *   endedAt: 1_250,
+ *   outcome: "failed",
+ *   error: "node send: timeout",
+ * };
+ * assert.equal(attempt.endedAt - attempt.startedAt, 250);
+ * ```
+ */
 export interface QueueAttempt {
   /** Attempt number (1-based). */
   attempt: number;
@@ -32,7 +80,29 @@ export interface QueueAttempt {
   error?: string;
 }
 
-/** Retry waits of a queued run: `delay × factor^(attempt-1)`, at most `max` (ms). */
+/**
+ * Retry waits of a queued run: `delay × factor^(attempt-1)`, at most `max` (ms).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { QueueBackoff } from "@flowstate/core/records";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hi.flow.yaml`, "id: hi\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n");
+ * {
+ *   await using rt = await openRuntime({ cwd: dir, config: { stores: { main: { plugin: "memory" } } } });
+ *   const { runId } = await rt.enqueue("./hi.flow.yaml", {
+ *     maxAttempts: 4,
+ *     backoff: { delay: "1s", factor: 3, max: "1m" },
+ *   });
+ *   const backoff: QueueBackoff | undefined = (await (await rt.records()).getRun(runId))?.queue?.backoff;
+ *   assert.deepEqual(backoff, { delay: 1_000, factor: 3, max: 60_000 });
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface QueueBackoff {
   /** The first wait, in ms. */
   delay: number;
@@ -45,6 +115,25 @@ export interface QueueBackoff {
 /**
  * The queue's part of a run that was enqueued (`RunRecord.queue`): when it may
  * start, its priority and dedupe key, its attempts, and the worker holding it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { QueueInfo } from "@flowstate/core/records";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hi.flow.yaml`, "id: hi\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n");
+ * {
+ *   await using rt = await openRuntime({ cwd: dir, config: { stores: { main: { plugin: "memory" } } } });
+ *   const { runId } = await rt.enqueue("./hi.flow.yaml", { priority: 5, key: "hi-once" });
+ *   const queue: QueueInfo | undefined = (await (await rt.records()).getRun(runId))?.queue;
+ *   assert.equal(queue?.priority, 5);
+ *   assert.equal(queue?.key, "hi-once");
+ *   assert.equal(queue?.attempt, 0); // not claimed yet
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export interface QueueInfo {
   /** The flow file the run executes (absolute path). */
@@ -71,10 +160,47 @@ export interface QueueInfo {
   limit?: { concurrency: number; partition: string };
 }
 
-/** Final status of one node in a run. */
+/**
+ * Final status of one node in a run.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type NodeStatus, openRuntime } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow({
+ *   id: "f",
+ *   nodes: [
+ *     { id: "a", type: "log", with: { message: "hi" } },
+ *     { id: "b", type: "log", if: "${{ false }}", with: { message: "never" } },
+ *   ],
+ * });
+ * const statuses: Record<string, NodeStatus> = Object.fromEntries(
+ *   Object.entries(run.nodes).map(([id, node]) => [id, node.status]),
+ * );
+ * assert.deepEqual(statuses, { a: "succeeded", b: "skipped" });
+ * ```
+ */
 export type NodeStatus = "succeeded" | "failed" | "skipped" | "cancelled" | "timed-out";
 
-/** A run began. */
+/**
+ * A run began.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { RunStartEvent } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow({ id: "f", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * const [first] = await (await rt.records()).getEvents(run.id);
+ * const start = first as RunStartEvent;
+ * assert.equal(start.type, "run.start");
+ * assert.ok(start.at >= run.startedAt && start.at <= run.endedAt!);
+ * ```
+ */
 export interface RunStartEvent {
   /** Milliseconds since the epoch. */
   at: number;
@@ -82,7 +208,21 @@ export interface RunStartEvent {
   type: "run.start";
 }
 
-/** A run ended (its final status is in the record). */
+/**
+ * A run ended (its final status is in the record).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { RunEndEvent } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow({ id: "f", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * const last = (await (await rt.records()).getEvents(run.id)).at(-1) as RunEndEvent;
+ * assert.equal(last.type, "run.end");
+ * ```
+ */
 export interface RunEndEvent {
   /** Milliseconds since the epoch. */
   at: number;
@@ -90,7 +230,22 @@ export interface RunEndEvent {
   type: "run.end";
 }
 
-/** A node began (before its first attempt, or before its `if` is checked). */
+/**
+ * A node began (before its first attempt, or before its `if` is checked).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { NodeStartEvent } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow({ id: "f", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * const events = await (await rt.records()).getEvents(run.id);
+ * const starts = events.filter((e): e is NodeStartEvent => e.type === "node.start");
+ * assert.deepEqual(starts.map((e) => e.node), ["a"]);
+ * ```
+ */
 export interface NodeStartEvent {
   /** Milliseconds since the epoch. */
   at: number;
@@ -100,7 +255,25 @@ export interface NodeStartEvent {
   node: string;
 }
 
-/** A node attempt began (no `error`) or failed (`error`). */
+/**
+ * A node attempt began (no `error`) or failed (`error`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { NodeAttemptEvent } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow({
+ *   id: "f",
+ *   nodes: [{ id: "x", type: "fail", with: { message: "down" }, retry: { attempts: 2, delay: 1 } }],
+ * });
+ * const events = await (await rt.records()).getEvents(run.id);
+ * const failed = events.filter((e): e is NodeAttemptEvent => e.type === "node.attempt" && e.error !== undefined);
+ * assert.deepEqual(failed.map((e) => e.attempt), [1, 2]);
+ * ```
+ */
 export interface NodeAttemptEvent {
   /** Milliseconds since the epoch. */
   at: number;
@@ -151,7 +324,26 @@ export interface StateAccess {
  */
 export const MAX_STATE_ACCESS = 100;
 
-/** A node ended. */
+/**
+ * A node ended.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { NodeEndEvent } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow({
+ *   id: "f",
+ *   nodes: [{ id: "n", type: "state.increment", with: { scope: "flow", key: "count" } }],
+ * });
+ * const events = await (await rt.records()).getEvents(run.id);
+ * const end = events.find((e): e is NodeEndEvent => e.type === "node.end");
+ * assert.equal(end?.status, "succeeded");
+ * assert.deepEqual(end?.writes, [{ scope: "flow", key: ["count"] }]);
+ * ```
+ */
 export interface NodeEndEvent {
   /** Milliseconds since the epoch. */
   at: number;
@@ -185,7 +377,22 @@ export interface NodeEndEvent {
   writesTruncated?: true;
 }
 
-/** A node (or a job) logged a line. */
+/**
+ * A node (or a job) logged a line.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { NodeLogEvent } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow({ id: "f", nodes: [{ id: "say", type: "log", with: { message: "hi" } }] });
+ * const events = await (await rt.records()).getEvents(run.id);
+ * const logs = events.filter((e): e is NodeLogEvent => e.type === "node.log");
+ * assert.deepEqual(logs.map((e) => `${e.node} ${e.level}: ${e.message}`), ["say info: hi"]);
+ * ```
+ */
 export interface NodeLogEvent {
   /** Milliseconds since the epoch. */
   at: number;
@@ -222,12 +429,38 @@ export type RunEvent =
   | NodeEndEvent
   | NodeLogEvent;
 
-/** A {@linkcode RunEvent} without its time (the time is added when it is emitted). */
+/**
+ * A {@linkcode RunEvent} without its time (the time is added when it is emitted).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { RunEvent, RunEventInit } from "@flowstate/core/records";
+ *
+ * const init: RunEventInit = { type: "node.log", node: "say", message: "hi", level: "info" };
+ * const event = { ...init, at: 1_000 } as RunEvent; // the time is added when it is emitted
+ * assert.equal(event.type, "node.log");
+ * ```
+ */
 export type RunEventInit = {
   [K in RunEvent["type"]]: Omit<Extract<RunEvent, { type: K }>, "at">;
 }[RunEvent["type"]];
 
-/** How one node of a run ended. */
+/**
+ * How one node of a run ended.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { NodeOutcome } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow({ id: "f", nodes: [{ id: "t", type: "transform", with: { value: 42 } }] });
+ * const outcome: NodeOutcome = run.nodes.t;
+ * assert.deepEqual(outcome, { status: "succeeded", attempts: 1, output: 42 });
+ * ```
+ */
 export interface NodeOutcome {
   /** Final status. */
   status: NodeStatus;
@@ -239,7 +472,26 @@ export interface NodeOutcome {
   error?: string;
 }
 
-/** The record of one run, as stored and as returned by `runFlow`. */
+/**
+ * The record of one run, as stored and as returned by `runFlow`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type RunRecord } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run: RunRecord = await rt.runFlow({
+ *   id: "hello",
+ *   nodes: [{ id: "t", type: "transform", with: { value: "hi" } }],
+ *   outputs: { said: "${{ nodes.t.output }}" },
+ * });
+ * assert.equal(run.status, "succeeded");
+ * assert.deepEqual(run.outputs, { said: "hi" });
+ * assert.equal(run.durationMs, run.endedAt! - run.startedAt);
+ * assert.deepEqual(await (await rt.records()).getRun(run.id), run); // as stored
+ * ```
+ */
 export interface RunRecord {
   /** Time-sortable unique id (see `run_id.ts`). */
   id: string;
@@ -277,7 +529,23 @@ export interface RunRecord {
   queue?: QueueInfo;
 }
 
-/** What the run indexes hold: a run without its inputs, outputs and nodes. */
+/**
+ * What the run indexes hold: a run without its inputs, outputs and nodes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { RunSummary } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow({ id: "f", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * const page = await (await rt.records()).listRunSummaries({ flowId: "f" });
+ * const summary: RunSummary = page.runs[0];
+ * assert.equal(summary.id, run.id);
+ * assert.equal(summary.status, "succeeded");
+ * ```
+ */
 export interface RunSummary {
   /** Run id. */
   id: string;
@@ -299,7 +567,23 @@ export interface RunSummary {
   parentRunId?: string;
 }
 
-/** Which runs `Records.listRuns()` and `Records.listRunSummaries()` return. Filters combine. */
+/**
+ * Which runs `Records.listRuns()` and `Records.listRunSummaries()` return. Filters combine.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { ListRunsOptions } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * await rt.runFlow({ id: "ok", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * const bad = await rt.runFlow({ id: "bad", nodes: [{ id: "x", type: "fail", with: { message: "no" } }] });
+ * const failures: ListRunsOptions = { status: "failed", limit: 10 };
+ * const page = await (await rt.records()).listRuns(failures);
+ * assert.deepEqual(page.runs.map((r) => r.id), [bad.id]);
+ * ```
+ */
 export interface ListRunsOptions {
   /** Only runs of this flow. */
   flowId?: string;
@@ -315,7 +599,30 @@ export interface ListRunsOptions {
   cursor?: string;
 }
 
-/** A page of runs, newest first. */
+/**
+ * A page of runs, newest first.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type RunRecord } from "@flowstate/core";
+ * import type { RunPage } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * for (let i = 0; i < 3; i++) {
+ *   await rt.runFlow({ id: "f", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * }
+ * const records = await rt.records();
+ * const seen: string[] = [];
+ * let cursor: string | undefined;
+ * do {
+ *   const page: RunPage<RunRecord> = await records.listRuns({ flowId: "f", limit: 2, cursor });
+ *   seen.push(...page.runs.map((r) => r.id));
+ *   cursor = page.cursor;
+ * } while (cursor !== undefined);
+ * assert.equal(seen.length, 3);
+ * ```
+ */
 export interface RunPage<T> {
   /** The runs of this page. */
   runs: T[];
