@@ -55,7 +55,28 @@ export interface QueueEntry {
   flowId: string;
 }
 
-/** What `Records.enqueueRun()` is given: the run to queue. */
+/**
+ * What `Records.enqueueRun()` is given: the run to queue.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type EnqueueInit, openStore, Records } from "@flowstate/core/records";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const records = new Records(store);
+ * const init: EnqueueInit = {
+ *   flowId: "mail",
+ *   flowVersion: "v1",
+ *   inputs: { to: "ada@example.com" },
+ *   flowPath: "/app/flows/mail.flow.yaml",
+ *   priority: 10,
+ *   key: "welcome:ada",
+ * };
+ * const { runId } = await records.enqueueRun(init);
+ * assert.equal((await records.getRun(runId))?.queue?.priority, 10);
+ * ```
+ */
 export interface EnqueueInit {
   /** The flow's id. */
   flowId: string;
@@ -268,7 +289,23 @@ export async function enqueueRun(
   });
 }
 
-/** What a claim is made with. */
+/**
+ * What a claim is made with.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ClaimOptions, openStore, Records } from "@flowstate/core/records";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const records = new Records(store);
+ * await records.enqueueRun({ flowId: "mail", flowVersion: "v1", inputs: {}, flowPath: "/app/mail.flow.yaml" });
+ * const onlyReports: ClaimOptions = { worker: "w1", leaseMs: 30_000, flows: new Set(["report"]) };
+ * assert.equal(await records.claimRun(onlyReports), null); // a mail run is not for this worker
+ * const claimed = await records.claimRun({ worker: "w2", leaseMs: 30_000 });
+ * assert.equal(claimed?.queue?.claim?.worker, "w2");
+ * ```
+ */
 export interface ClaimOptions {
   /** The worker's id, written into the claim. */
   worker: string;

@@ -9,7 +9,23 @@
 import type { FlowDefinition } from "../flow/types.ts";
 import type { RunStatus } from "./types.ts";
 
-/** One stored version of a flow. */
+/**
+ * One stored version of a flow.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { FlowVersion } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * const head: FlowVersion | null = await (await rt.records()).getHead("hi");
+ * assert.equal(head?.hash, run.flowVersion);
+ * assert.equal(head?.seq, 1);
+ * assert.equal(head?.parent, null); // the first version
+ * ```
+ */
 export interface FlowVersion {
   /** The flow's id. */
   flowId: string;
@@ -27,7 +43,23 @@ export interface FlowVersion {
   source?: string;
 }
 
-/** One flow, as `Records.listFlows()` reports it. */
+/**
+ * One flow, as `Records.listFlows()` reports it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { FlowSummary } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * await rt.runFlow({ id: "hi", description: "says hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * const flows: FlowSummary[] = await (await rt.records()).listFlows();
+ * assert.deepEqual(flows.map((f) => [f.id, f.versions, f.lastStatus, f.description]), [
+ *   ["hi", 1, "succeeded", "says hi"],
+ * ]);
+ * ```
+ */
 export interface FlowSummary {
   /** The flow's id. */
   id: string;

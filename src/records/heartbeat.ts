@@ -88,7 +88,23 @@ export const DEFAULT_ABANDONED_MS = 60_000;
  */
 export const LEGACY_ABANDONED_MS = 86_400_000;
 
-/** Why {@linkcode abandonedRun} judged a run abandoned. */
+/**
+ * Why {@linkcode abandonedRun} judged a run abandoned.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type Abandonment, abandonedRun, type RunRecord } from "@flowstate/core/records";
+ *
+ * const run: RunRecord = {
+ *   id: "0mjuw3ms0abcdefghijk", flowId: "f", flowVersion: "v", status: "running",
+ *   inputs: {}, outputs: null, startedAt: 0, endedAt: null, durationMs: null, nodes: {},
+ *   error: null, heartbeatAt: 10_000,
+ * };
+ * const why: Abandonment | null = abandonedRun(run, 100_000, 60_000);
+ * assert.deepEqual(why, { by: "heartbeat", lastSeenAt: 10_000, thresholdMs: 60_000 });
+ * ```
+ */
 export interface Abandonment {
   /** `heartbeat`: its last heartbeat is too old; `age`: it has none and started too long ago. */
   by: "heartbeat" | "age";

@@ -61,7 +61,23 @@ export const HISTOGRAM_MAX_MS = 365 * 24 * 60 * 60 * 1000;
  */
 export const HISTOGRAM_RELATIVE_ERROR: number = Math.sqrt(HISTOGRAM_GROWTH) - 1;
 
-/** A sparse log-bucketed histogram of durations in milliseconds. */
+/**
+ * A sparse log-bucketed histogram of durations in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { DurationHistogram } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * const metrics = await (await rt.records()).getMetrics("hi");
+ * const histogram: DurationHistogram | undefined = metrics?.histogram;
+ * const counted = Object.values(histogram?.buckets ?? {}).reduce((a, b) => a + b, 0);
+ * assert.equal(counted, 1); // one run, in one bucket
+ * ```
+ */
 export interface DurationHistogram {
   /** Bucket growth factor (kept so a stored histogram stays readable if the default changes). */
   growth: number;
@@ -69,7 +85,23 @@ export interface DurationHistogram {
   buckets: Record<string, number>;
 }
 
-/** Metrics of one flow version, or of all its versions (`version: "*"`). */
+/**
+ * Metrics of one flow version, or of all its versions (`version: "*"`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { FlowMetrics } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "fail", with: { message: "no" } }] });
+ * const all: FlowMetrics | null = await (await rt.records()).getMetrics("hi"); // every version: "*"
+ * assert.equal(all?.count, 2);
+ * assert.deepEqual([all?.succeeded, all?.failed], [1, 1]);
+ * ```
+ */
 export interface FlowMetrics {
   /** The flow's id. */
   flowId: string;

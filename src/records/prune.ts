@@ -62,7 +62,31 @@ import { runIdBoundTime, runIdTimeBound } from "./run_id.ts";
 import type { RunStatus, RunSummary } from "./types.ts";
 import { childNames } from "../store/children.ts";
 
-/** What {@linkcode pruneRuns} deletes, and how it reports. */
+/**
+ * What {@linkcode pruneRuns} deletes, and how it reports.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { PruneOptions } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * for (let i = 0; i < 3; i++) {
+ *   await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * }
+ * const keepNewest: PruneOptions = {
+ *   maxAge: null,
+ *   failedMaxAge: null,
+ *   maxRuns: 1, // per flow
+ *   batchSize: 1_000,
+ *   now: Date.now(),
+ * };
+ * const records = await rt.records();
+ * assert.equal((await records.prune(keepNewest)).deletedByCount, 2);
+ * assert.equal((await records.listRuns({ flowId: "hi" })).runs.length, 1);
+ * ```
+ */
 export interface PruneOptions {
   /** Delete finished runs that started longer ago than this (ms); `null`: no age limit. */
   maxAge: number | null;
@@ -91,7 +115,32 @@ export interface PruneOptions {
   onWarning?: (message: string) => void;
 }
 
-/** Where {@linkcode pruneRuns} reports progress: phases with a count and an optional total. */
+/**
+ * Where {@linkcode pruneRuns} reports progress: phases with a count and an optional total.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, type PruneProgress, Records } from "@flowstate/core/records";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const phases: string[] = [];
+ * const progress: PruneProgress = {
+ *   start: (label) => phases.push(label),
+ *   update: () => {},
+ *   finish: () => phases.push("finished"),
+ * };
+ * await new Records(store).prune({
+ *   maxAge: 86_400_000,
+ *   failedMaxAge: null,
+ *   maxRuns: null,
+ *   batchSize: 100,
+ *   now: Date.now(),
+ *   progress,
+ * });
+ * assert.equal(phases.at(-1), "finished");
+ * ```
+ */
 export interface PruneProgress {
   /** A new phase begins (its count starts at zero). */
   start(label: string, total?: number): void;
@@ -123,7 +172,27 @@ function checkPruneOptions(options: PruneOptions): void {
   if (!Number.isFinite(now)) throw new RangeError(`${what}: now must be a time in ms (got ${now})`);
 }
 
-/** What pruning did. In a dry run, the counts are what it would delete. */
+/**
+ * What pruning did. In a dry run, the counts are what it would delete.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, type PruneResult, Records } from "@flowstate/core/records";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const result: PruneResult = await new Records(store).prune({
+ *   maxAge: 86_400_000,
+ *   failedMaxAge: null,
+ *   maxRuns: 100,
+ *   batchSize: 1_000,
+ *   now: Date.now(),
+ *   dryRun: true,
+ * });
+ * assert.equal(result.deleted, result.deletedByAge + result.deletedByCount);
+ * assert.equal(result.dryRun, true);
+ * ```
+ */
 export type PruneResult = {
   /** Runs deleted (`deletedByAge + deletedByCount`). */
   deleted: number;

@@ -71,7 +71,30 @@ export const EVENT_BATCH_MS = 200;
  */
 export const FINISH_RETRY_DELAYS_MS: readonly number[] = [500, 1_000, 2_000, 4_000];
 
-/** How a {@linkcode RunRecorder} works (tests shorten its waits). */
+/**
+ * How a {@linkcode RunRecorder} works (tests shorten its waits).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, Records, RunRecorder, type RunRecorderOptions } from "@flowstate/core/records";
+ * import { fakeClock, manualTimers } from "@flowstate/core/testing";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const records = new Records(store);
+ * const clock = fakeClock(Date.UTC(2026, 0, 1));
+ * const timers = manualTimers(clock); // heartbeats fire only when the test moves the clock
+ * const options: RunRecorderOptions = { timers, heartbeatMs: 1_000 };
+ * const recorder = await RunRecorder.start(records, clock, {
+ *   flowId: "hello",
+ *   flowVersion: "job",
+ *   inputs: {},
+ * }, options);
+ * await timers.advance(1_000);
+ * assert.equal((await records.getRun(recorder.id))?.heartbeatAt, Date.UTC(2026, 0, 1, 0, 0, 1));
+ * await recorder.finish({ status: "succeeded", outputs: {}, nodes: {}, error: null });
+ * ```
+ */
 export interface RunRecorderOptions {
   /** Timers for heartbeats and retry waits (default: real ones). */
   timers?: Timers;
@@ -166,7 +189,22 @@ export class RunEndNotRecordedError extends FlowstateError {
   }
 }
 
-/** What a new run is. */
+/**
+ * What a new run is.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, Records, RunRecorder, type RunStart } from "@flowstate/core/records";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const records = new Records(store);
+ * const start: RunStart = { flowId: "import", flowVersion: "job", inputs: { file: "a.csv" } };
+ * const recorder = await RunRecorder.start(records, { now: () => Date.now() }, start);
+ * assert.equal((await records.getRun(recorder.id))?.status, "running");
+ * await recorder.finish({ status: "cancelled", outputs: null, nodes: {}, error: null });
+ * ```
+ */
 export interface RunStart {
   /** The flow's id (`job:<name>` for a job). */
   flowId: string;
@@ -496,7 +534,31 @@ export class RunRecorder {
   }
 }
 
-/** How a run ended: what {@linkcode RunRecorder.finish} records. */
+/**
+ * How a run ended: what {@linkcode RunRecorder.finish} records.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, Records, RunRecorder, type RunEnd } from "@flowstate/core/records";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const records = new Records(store);
+ * const recorder = await RunRecorder.start(records, { now: () => Date.now() }, {
+ *   flowId: "import",
+ *   flowVersion: "job",
+ *   inputs: {},
+ * });
+ * const end: RunEnd = {
+ *   status: "failed",
+ *   outputs: null,
+ *   nodes: { read: { status: "failed", attempts: 1, error: "no such file" } },
+ *   error: { node: "read", message: "no such file" },
+ * };
+ * const run = await recorder.finish(end);
+ * assert.equal(run.error?.node, "read");
+ * ```
+ */
 export interface RunEnd {
   /** The final status. */
   status: RunRecord["status"];

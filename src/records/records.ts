@@ -161,7 +161,22 @@ export type { ClaimOptions, EnqueueInit } from "./_queue.ts";
 
 export type { DurationHistogram, FlowMetrics } from "./metrics.ts";
 
-/** How {@linkcode Records} is set up. */
+/**
+ * How {@linkcode Records} is set up.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, Records, type RecordsOptions } from "@flowstate/core/records";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const options: RecordsOptions = { prefix: ["app", "records"], retry: { attempts: 10 } };
+ * const records = new Records(store, options);
+ * await records.enqueueRun({ flowId: "f", flowVersion: "v", inputs: {}, flowPath: "/f.flow.yaml" });
+ * assert.ok(await store.count(["app", "records"]) > 0); // everything under the prefix
+ * assert.equal(await store.count(["flowstate"]), 0);
+ * ```
+ */
 export interface RecordsOptions {
   /** Time source for run ids, `createdAt` and `updatedAt` (default: the system clock). */
   clock?: Clock;
