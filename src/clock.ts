@@ -26,7 +26,31 @@ export interface Clock {
 /** The system clock (`Date.now()`). The one default every module shares. */
 export const systemClock: Clock = { now: () => Date.now() };
 
-/** Timers, injected so tests can move time instead of waiting. */
+/**
+ * Timers, injected so tests can move time instead of waiting.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { Timers } from "@flowstate/core";
+ *
+ * // Real timers: what the library uses unless a test injects fake ones.
+ * const timers: Timers = {
+ *   sleep: (ms, signal) =>
+ *     new Promise((resolve, reject) => {
+ *       const id = setTimeout(resolve, ms);
+ *       signal?.addEventListener("abort", () => {
+ *         clearTimeout(id);
+ *         reject(signal.reason);
+ *       }, { once: true });
+ *     }),
+ * };
+ * const stop = new AbortController();
+ * const sleeping = timers.sleep(60_000, stop.signal);
+ * stop.abort(new Error("cancelled"));
+ * await assert.rejects(sleeping, /cancelled/);
+ * ```
+ */
 export interface Timers {
   /** Resolve after `ms`; reject with the signal's reason if it aborts first. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;

@@ -47,7 +47,19 @@ export const LAYOUT_VERSION = 1;
  */
 const MAX_PAGE = 1000;
 
-/** Options for {@linkcode RedisDriver.open}. */
+/**
+ * Options for {@linkcode RedisDriver.open}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RedisDriver, type RedisDriverOptions } from "@flowstate/redis";
+ *
+ * const options: RedisDriverOptions = { prefix: "has space", storeName: "cache" };
+ * // options are checked before any connection is made
+ * await assert.rejects(() => RedisDriver.open("redis://127.0.0.1:6379", options), /prefix/);
+ * ```
+ */
 export interface RedisDriverOptions {
   /** Every Redis key of the store starts with this (default `flowstate:`). */
   prefix?: string;

@@ -50,7 +50,18 @@ import { RedisDriver } from "./driver.ts";
 export { redactRedisUrl, redisDefaults } from "./connect.ts";
 export { RedisDriver, type RedisDriverOptions } from "./driver.ts";
 
-/** Validated options of the redis plugin (see {@linkcode redisOptions}). */
+/**
+ * Validated options of the redis plugin (see {@linkcode redisOptions}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type RedisOptions, redisOptions } from "@flowstate/redis";
+ *
+ * const options: RedisOptions = redisOptions.parse({ prefix: "jobs:" });
+ * assert.deepEqual(options, { url: "redis://127.0.0.1:6379", prefix: "jobs:", connectTimeout: 10 });
+ * ```
+ */
 export interface RedisOptions {
   /** A `redis://` or `rediss://` URL (default `redis://127.0.0.1:6379`). */
   url: string;

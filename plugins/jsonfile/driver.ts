@@ -60,7 +60,21 @@ export const LARGE_STORE_BYTES: number = 4 * 1024 * 1024;
 /** The store files this process has warned about being large. */
 const warnedLarge = new Set<string>();
 
-/** Options of {@linkcode JsonFileDriver.open}. */
+/**
+ * Options of {@linkcode JsonFileDriver.open}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { JsonFileDriver, type JsonFileDriverOptions } from "@flowstate/core/plugins/jsonfile";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/state.json`, "{ not json");
+ * const options: JsonFileDriverOptions = { storeName: "main", onCorrupt: "refuse" };
+ * await assert.rejects(() => JsonFileDriver.open(`${dir}/state.json`, options), /main/);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface JsonFileDriverOptions {
   /** The store's name, for messages (default `"jsonfile"`). */
   storeName?: string;

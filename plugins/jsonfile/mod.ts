@@ -84,7 +84,19 @@ import { JsonFileDriver } from "./driver.ts";
 
 export { JsonFileDriver, type JsonFileDriverOptions } from "./driver.ts";
 
-/** Validated options of the jsonfile plugin (see {@linkcode jsonFileOptions}). */
+/**
+ * Validated options of the jsonfile plugin (see {@linkcode jsonFileOptions}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type JsonFileOptions, jsonFileOptions } from "@flowstate/core/plugins/jsonfile";
+ *
+ * const options: JsonFileOptions = jsonFileOptions.parse({ path: "state.json", durability: "relaxed" });
+ * assert.equal(options.onCorrupt, "refuse");
+ * assert.equal(options.durability, "relaxed");
+ * ```
+ */
 export interface JsonFileOptions {
   /** The store file (default: `<home>/<store name>.json`). */
   path?: string;

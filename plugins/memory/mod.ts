@@ -34,7 +34,25 @@ import { EqIndexes } from "../_shared/eq_indexes.ts";
 import type { Clock, Key } from "../../src/store/types.ts";
 import { systemClock } from "../../src/clock.ts";
 
-/** Validated options of the memory plugin. */
+/**
+ * Validated options of the memory plugin.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import type { MemoryOptions } from "@flowstate/core/plugins/memory";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const options: MemoryOptions = { snapshot: `${dir}/snapshot.json` };
+ * const first = await openStore({ plugin: "memory", ...options });
+ * await first.set(["a"], 1);
+ * await first.close(); // writes the snapshot
+ * await using again = await openStore({ plugin: "memory", ...options });
+ * assert.equal((await again.get(["a"]))?.value, 1);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface MemoryOptions {
   /** A file to restore from on open and write to on close (relative to the config's directory). */
   snapshot?: string;

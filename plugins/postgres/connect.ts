@@ -63,7 +63,19 @@ export function isTableName(name: string): boolean {
   return TABLE_NAME.test(name) && !name.endsWith("_meta");
 }
 
-/** Options for {@linkcode PostgresDriver.open}. */
+/**
+ * Options for {@linkcode PostgresDriver.open}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PostgresDriver, type PostgresDriverOptions } from "@flowstate/core/plugins/postgres";
+ *
+ * const options: PostgresDriverOptions = { table: "bad name", storeName: "main" };
+ * // options are checked before any connection is made
+ * await assert.rejects(() => PostgresDriver.open("postgres://app@localhost/app", options), /table/);
+ * ```
+ */
 export interface PostgresDriverOptions {
   /** The entries table (default `flowstate_entries`). */
   table?: string;

@@ -6,7 +6,21 @@
  * @module
  */
 
-/** Validated options of the postgres plugin (checked by the plugin's `postgresOptions` schema). */
+/**
+ * Validated options of the postgres plugin (checked by the plugin's `postgresOptions` schema).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type PostgresOptions, postgresOptions } from "@flowstate/core/plugins/postgres";
+ *
+ * const options: PostgresOptions = postgresOptions.parse({ url: "postgres://app@db.internal/app" });
+ * assert.deepEqual(
+ *   [options.table, options.schema, options.max, options.connectTimeout],
+ *   ["flowstate_entries", "public", 4, 10],
+ * );
+ * ```
+ */
 export interface PostgresOptions {
   /** A `postgres://` URL. */
   url: string;

@@ -106,7 +106,23 @@ export const sqliteDefaults = {
   busyTimeout: 5000,
 } as const satisfies { durability: "full" | "relaxed"; busyTimeout: number };
 
-/** Options for {@linkcode SqliteDriver.open}. */
+/**
+ * Options for {@linkcode SqliteDriver.open}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SqliteDriver, type SqliteDriverOptions } from "@flowstate/core/plugins/sqlite";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const options: SqliteDriverOptions = { durability: "relaxed", busyTimeout: 1_000, storeName: "main" };
+ * const driver = await SqliteDriver.open(`${dir}/state.db`, options);
+ * assert.equal(driver.location, `${dir}/state.db`);
+ * await driver.close();
+ * await assert.rejects(() => SqliteDriver.open(`${dir}/x.db`, { busyTimeout: -1 }), RangeError);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface SqliteDriverOptions {
   /** `"full"` (default) or `"relaxed"`; see {@linkcode sqliteOptions}. */
   durability?: "full" | "relaxed";

@@ -9,7 +9,18 @@ import { z } from "zod";
 import type { ParsingSchema } from "../../src/plugin_define.ts";
 import { sqliteDefaults } from "./driver.ts";
 
-/** Validated options of the sqlite plugin (see {@linkcode sqliteOptions}). */
+/**
+ * Validated options of the sqlite plugin (see {@linkcode sqliteOptions}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type SqliteOptions, sqliteOptions } from "@flowstate/core/plugins/sqlite";
+ *
+ * const options: SqliteOptions = sqliteOptions.parse({ path: "state.db", cacheSize: 8_192 });
+ * assert.deepEqual(options, { path: "state.db", durability: "full", busyTimeout: 5000, cacheSize: 8_192 });
+ * ```
+ */
 export interface SqliteOptions {
   /** The database file (default: `<home>/<store name>.db`). */
   path?: string;

@@ -95,6 +95,33 @@ export async function loadJob(specifier: string | Job, baseDir: string = Deno.cw
 /**
  * Options for {@linkcode runJob}. `O` is the job's own options type: for a
  * built-in job, its options (see {@linkcode JobOptionsFor}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defineJob, openRuntime, runJob, type RunJobOptions } from "@flowstate/core";
+ * import { z } from "zod";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const greet = defineJob({
+ *   name: "greet",
+ *   description: "says hello",
+ *   optionsSchema: z.strictObject({ who: z.string() }),
+ *   run: (ctx, { who }) => {
+ *     ctx.log(`hello ${who}`);
+ *     return { dryRun: ctx.dryRun };
+ *   },
+ * });
+ * const lines: string[] = [];
+ * const options: RunJobOptions<{ who: string }> = {
+ *   options: { who: "Ada" },
+ *   dryRun: true,
+ *   onLog: (message) => lines.push(message),
+ * };
+ * const run = await runJob(rt, greet, options);
+ * assert.deepEqual(lines, ["hello Ada"]);
+ * assert.equal(run.outputs?.dryRun, true);
+ * ```
  */
 export interface RunJobOptions<O extends object = Record<string, unknown>> {
   /** Options for the job, merged over its defaults (and over `configOptions`). */
