@@ -13,7 +13,34 @@ import type { NormalizedQuery } from "./query.ts";
 import type { IndexSpec, SearchRequest, SearchSpec } from "./indexes.ts";
 export type { IndexSpec, SearchRequest, SearchSpec };
 
-/** What {@linkcode StoreDriver.prepareIndexes} receives. */
+/**
+ * What {@linkcode StoreDriver.prepareIndexes} receives.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { definePlugin, openStore } from "@flowstate/core";
+ * import type { PrepareIndexesRequest } from "@flowstate/core/plugin";
+ * import { MemoryDriver } from "@flowstate/core/plugins/memory";
+ * import { z } from "zod";
+ *
+ * let seen: PrepareIndexesRequest | undefined;
+ * class Spy extends MemoryDriver {
+ *   override prepareIndexes(request: PrepareIndexesRequest) {
+ *     seen = request;
+ *     return super.prepareIndexes(request);
+ *   }
+ * }
+ * const plugin = definePlugin({ name: "spy", optionsSchema: z.strictObject({}), open: () => new Spy() });
+ * await using _store = await openStore({
+ *   plugin,
+ *   indexes: [{ prefix: ["orders"], path: "status" }],
+ *   search: { prefix: ["notes"] },
+ * });
+ * assert.deepEqual(seen?.indexes.map((i) => i.path), [["status"]]);
+ * assert.deepEqual(seen?.search?.prefix, ["notes"]);
+ * ```
+ */
 export interface PrepareIndexesRequest {
   /** The declared indexes (validated, named). */
   indexes: IndexSpec[];
@@ -34,6 +61,27 @@ export interface PrepareIndexesRequest {
  * How far the build of one declared index has got: see
  * {@linkcode PrepareIndexesRequest.onBuild} and the `onIndexBuild` option of
  * `openStore`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type IndexBuildEvent, openStore } from "@flowstate/core";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const spec = { plugin: "sqlite", path: `${dir}/state.db` } as const;
+ * const plain = await openStore(spec);
+ * await plain.set(["orders", "1"], { status: "open" });
+ * await plain.close();
+ * const events: IndexBuildEvent[] = [];
+ * const store = await openStore(
+ *   { ...spec, indexes: [{ prefix: ["orders"], path: "status" }] },
+ *   { onIndexBuild: (event) => events.push(event) },
+ * );
+ * assert.deepEqual(events.map((e) => e.phase), ["start", "done"]);
+ * assert.match(events[0].label, /status/);
+ * await store.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export interface IndexBuildEvent {
   /** The declared index's name (`fs_ix_…`), or `"search"` for the search index. */
@@ -51,7 +99,24 @@ export interface IndexBuildEvent {
   total?: number;
 }
 
-/** What {@linkcode StoreDriver.prepareIndexes} built. */
+/**
+ * What {@linkcode StoreDriver.prepareIndexes} built.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { PreparedIndexes } from "@flowstate/core/plugin";
+ * import { MemoryDriver } from "@flowstate/core/plugins/memory";
+ *
+ * const driver = new MemoryDriver();
+ * const prepared: PreparedIndexes = await driver.prepareIndexes({
+ *   indexes: [{ name: "fs_ix_status", prefix: ["orders"], path: ["status"] }],
+ *   progress: () => {},
+ * });
+ * assert.deepEqual(prepared.indexes, ["fs_ix_status"]); // maintained natively
+ * await driver.close();
+ * ```
+ */
 export interface PreparedIndexes {
   /** Names of the indexes the driver maintains natively (the rest are answered by scans). */
   indexes: string[];
@@ -59,13 +124,49 @@ export interface PreparedIndexes {
   search: boolean;
 }
 
-/** A search hit as a driver returns it. */
+/**
+ * A search hit as a driver returns it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { RawSearchHit } from "@flowstate/core/plugin";
+ *
+ * // What a driver's `search` returns: raw entries with a relevance score, best first.
+ * const hits: RawSearchHit[] = [
+ *   { key: ["notes", "2"], value: '{"title":"pears"}', version: "v2", expiresAt: null, score: 0.4 },
+ *   { key: ["notes", "1"], value: '{"title":"pears, pears"}', version: "v1", expiresAt: null, score: 0.9 },
+ * ];
+ * hits.sort((a, b) => b.score - a.score);
+ * assert.deepEqual(hits[0].key, ["notes", "1"]);
+ * ```
+ */
 export interface RawSearchHit extends RawEntry {
   /** Relevance, higher is better. */
   score: number;
 }
 
-/** An entry as a driver stores it: the value is JSON text. */
+/**
+ * An entry as a driver stores it: the value is JSON text.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { RawEntry } from "@flowstate/core/plugin";
+ * import { MemoryDriver } from "@flowstate/core/plugins/memory";
+ *
+ * const driver = new MemoryDriver();
+ * await driver.commit({
+ *   checks: [],
+ *   mutations: [{ type: "set", key: ["a"], value: '{"n":1}', expiresAt: null }],
+ *   version: "v1",
+ *   now: 0,
+ * });
+ * const raw: RawEntry | null = driver.get(["a"]);
+ * assert.deepEqual(raw, { key: ["a"], value: '{"n":1}', version: "v1", expiresAt: null });
+ * assert.deepEqual(JSON.parse(raw!.value), { n: 1 }); // the value is JSON text
+ * ```
+ */
 export interface RawEntry {
   /** The key. */
   key: Key;
@@ -82,6 +183,32 @@ export interface RawEntry {
  * entries a page at a time: the core's `ListIterator.nextPage()` then takes
  * them with one promise per page instead of one per entry. Optional (any
  * async iterable will do); `next()` and `nextPage()` may be mixed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { PagedListing, RawEntry } from "@flowstate/core/plugin";
+ *
+ * // A listing over an array that hands out pages as well as single entries.
+ * function paged(entries: RawEntry[]): PagedListing {
+ *   let at = 0;
+ *   return {
+ *     next: () =>
+ *       Promise.resolve(
+ *         at < entries.length ? { done: false, value: entries[at++] } : { done: true, value: undefined },
+ *       ),
+ *     nextPage: (max) => Promise.resolve(entries.slice(at, at += max)),
+ *     [Symbol.asyncIterator]() {
+ *       return this;
+ *     },
+ *   };
+ * }
+ * const e = (k: string): RawEntry => ({ key: [k], value: "1", version: "v", expiresAt: null });
+ * const listing = paged([e("a"), e("b"), e("c")]);
+ * assert.equal((await listing.nextPage(2)).length, 2);
+ * assert.deepEqual((await listing.next()).value?.key, ["c"]);
+ * assert.deepEqual(await listing.nextPage(2), []);
+ * ```
  */
 export interface PagedListing extends AsyncIterableIterator<RawEntry> {
   /**
@@ -99,7 +226,22 @@ export interface PagedListing extends AsyncIterableIterator<RawEntry> {
   takeBuffered?(): RawEntry[];
 }
 
-/** A key range for {@linkcode StoreDriver.list}. All bounds apply together. */
+/**
+ * A key range for {@linkcode StoreDriver.list}. All bounds apply together.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { KeyRange } from "@flowstate/core/plugin";
+ * import { MemoryDriver } from "@flowstate/core/plugins/memory";
+ *
+ * const driver = new MemoryDriver();
+ * const set = (k: string) => ({ type: "set" as const, key: ["log", k], value: "1", expiresAt: null });
+ * await driver.commit({ checks: [], mutations: ["1", "2", "3"].map(set), version: "v", now: 0 });
+ * const range: KeyRange = { prefix: ["log"], start: ["log", "1"], startExclusive: true, reverse: true };
+ * assert.deepEqual([...driver.list(range)].map((e) => e.key[1]), ["3", "2"]);
+ * ```
+ */
 export interface KeyRange {
   /** Only keys strictly under this prefix (`[]` or absent: every key). */
   prefix?: Key;
@@ -125,13 +267,46 @@ export interface KeyRange {
  * `clear` deletes every entry in the range (expired ones too); the core
  * sends it only to drivers with `capabilities.atomicClear`, and turns it into
  * `delete`s for the others.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { Mutation } from "@flowstate/core/plugin";
+ * import { MemoryDriver } from "@flowstate/core/plugins/memory";
+ *
+ * const driver = new MemoryDriver();
+ * const mutations: Mutation[] = [
+ *   { type: "set", key: ["tmp", "a"], value: "1", expiresAt: null },
+ *   { type: "set", key: ["keep"], value: "2", expiresAt: null },
+ *   { type: "clear", range: { prefix: ["tmp"] } }, // deletes the set before it
+ *   { type: "delete", key: ["never-there"] },
+ * ];
+ * assert.deepEqual(await driver.commit({ checks: [], mutations, version: "v", now: 0 }), { ok: true });
+ * assert.deepEqual([...driver.list({})].map((e) => e.key), [["keep"]]);
+ * ```
  */
 export type Mutation =
   | { type: "set"; key: Key; value: string; expiresAt: number | null }
   | { type: "delete"; key: Key }
   | { type: "clear"; range: ClearRange };
 
-/** The range of a `clear` mutation, {@linkcode StoreDriver.count} and {@linkcode StoreDriver.clear}. */
+/**
+ * The range of a `clear` mutation, {@linkcode StoreDriver.count} and {@linkcode StoreDriver.clear}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ClearRange } from "@flowstate/core/plugin";
+ * import { MemoryDriver } from "@flowstate/core/plugins/memory";
+ *
+ * const driver = new MemoryDriver();
+ * const set = (k: string) => ({ type: "set" as const, key: ["day", k], value: "1", expiresAt: null });
+ * await driver.commit({ checks: [], mutations: ["01", "02", "03"].map(set), version: "v", now: 0 });
+ * const range: ClearRange = { prefix: ["day"], start: ["day", "02"], end: ["day", "03"] };
+ * await driver.commit({ checks: [], mutations: [{ type: "clear", range }], version: "v2", now: 0 });
+ * assert.deepEqual([...driver.list({ prefix: ["day"] })].map((e) => e.key[1]), ["01", "03"]);
+ * ```
+ */
 export interface ClearRange {
   /** Only keys strictly under this prefix (`[]`: every key). */
   prefix: Key;
@@ -141,7 +316,31 @@ export interface ClearRange {
   end?: Key;
 }
 
-/** Everything a commit must apply atomically. */
+/**
+ * Everything a commit must apply atomically.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { definePlugin, openStore } from "@flowstate/core";
+ * import type { CommitRequest } from "@flowstate/core/plugin";
+ * import { MemoryDriver } from "@flowstate/core/plugins/memory";
+ * import { z } from "zod";
+ *
+ * const seen: CommitRequest[] = [];
+ * class Spy extends MemoryDriver {
+ *   override commit(request: CommitRequest) {
+ *     seen.push(request);
+ *     return super.commit(request);
+ *   }
+ * }
+ * const plugin = definePlugin({ name: "spy", optionsSchema: z.strictObject({}), open: () => new Spy() });
+ * await using store = await openStore({ plugin });
+ * await store.set(["a"], { n: 1 }, { ifVersion: null });
+ * assert.deepEqual(seen[0].checks, [{ key: ["a"], version: null }]);
+ * assert.deepEqual(seen[0].mutations, [{ type: "set", key: ["a"], value: '{"n":1}', expiresAt: null }]);
+ * ```
+ */
 export interface CommitRequest {
   /** Every check must hold (a `null` version means absent or expired at `now`), or nothing is written. */
   checks: AtomicCheck[];
@@ -156,6 +355,26 @@ export interface CommitRequest {
 /**
  * The change feed's part of a commit, for a driver that writes the feed in
  * the commit's own transaction ({@linkcode StoreDriver.commitFeed}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { FeedCommit, Mutation, RawEntry } from "@flowstate/core/plugin";
+ *
+ * // A driver with commitFeed: read `reads` under the commit's locks, then apply `plan(read)` with it.
+ * async function applyFeed(feed: FeedCommit, read: (keys: readonly string[][]) => Promise<(RawEntry | null)[]>) {
+ *   const entries = await read(feed.reads as string[][]);
+ *   return feed.plan(entries);
+ * }
+ * const feed: FeedCommit = {
+ *   reads: [["\u0000feed", "head"]],
+ *   plan: (read): Mutation[] => read[0] === null ? [{ type: "set", key: ["\u0000feed", "head"], value: '{"seq":1}', expiresAt: null }] : [],
+ *   topic: "feed",
+ *   template: { head: ["\u0000feed", "head"], entries: ["\u0000feed", "e"], since: 0, writes: [] },
+ * };
+ * const writes = await applyFeed(feed, (keys) => Promise.resolve(keys.map(() => null)));
+ * assert.equal(writes.length, 1);
+ * ```
  */
 export interface FeedCommit {
   /**
@@ -183,7 +402,26 @@ export interface FeedCommit {
   template: FeedTemplate;
 }
 
-/** See {@linkcode FeedCommit.template}. */
+/**
+ * See {@linkcode FeedCommit.template}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { FeedTemplate } from "@flowstate/core/plugin";
+ *
+ * const template: FeedTemplate = {
+ *   head: ["\u0000feed", "head"],
+ *   entries: ["\u0000feed", "e"],
+ *   since: 1_000,
+ *   writes: [{ key: ["a"], delete: false, byKey: ["\u0000feed", "k", "a"], middle: ',"op":"set","prev":', tail: "}" }],
+ * };
+ * // the i-th change's entry key: `entries` + the seq as 16 digits
+ * const seq = 1;
+ * const entryKey = [...template.entries, String(seq).padStart(16, "0")];
+ * assert.deepEqual(entryKey, ["\u0000feed", "e", "0000000000000001"]);
+ * ```
+ */
 export interface FeedTemplate {
   /** The head's key: its value is `{"seq": N, "since": ms}` (absent: seq 0). */
   head: Key;
@@ -195,7 +433,20 @@ export interface FeedTemplate {
   writes: { key: Key; delete: boolean; byKey: Key; middle: string; tail: string }[];
 }
 
-/** Which entries of a feed table to read: see {@linkcode FeedTable.changes}. */
+/**
+ * Which entries of a feed table to read: see {@linkcode FeedTable.changes}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { FeedTableRange } from "@flowstate/core/plugin";
+ *
+ * const range: FeedTableRange = { after: 10, before: 20, batchSize: 256 };
+ * const inRange = (seq: number) =>
+ *   (range.after === undefined || seq > range.after) && (range.before === undefined || seq < range.before);
+ * assert.deepEqual([10, 11, 19, 20].filter(inRange), [11, 19]);
+ * ```
+ */
 export interface FeedTableRange {
   /** Only sequence numbers above this one (default: from the oldest kept). */
   after?: number;
@@ -207,7 +458,22 @@ export interface FeedTableRange {
   batchSize: number;
 }
 
-/** What {@linkcode FeedTable.trim} deletes. */
+/**
+ * What {@linkcode FeedTable.trim} deletes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { FeedTrimRequest } from "@flowstate/core/plugin";
+ *
+ * const request: FeedTrimRequest = { keepFrom: 900, cutoff: Date.UTC(2026, 0, 1), lastSeq: 1_000 };
+ * // an entry is old by count or by age, and never above the head seen at the start
+ * const old = (seq: number, at: number) =>
+ *   seq <= request.lastSeq && (seq < request.keepFrom || (request.cutoff !== undefined && at < request.cutoff));
+ * assert.equal(old(899, Date.UTC(2026, 5, 1)), true);
+ * assert.equal(old(950, Date.UTC(2026, 5, 1)), false);
+ * ```
+ */
 export interface FeedTrimRequest {
   /** Entries below this sequence number are old by count. */
   keepFrom: number;
@@ -223,6 +489,29 @@ export interface FeedTrimRequest {
  * and an index by key), instead of the core's rows in the reserved key
  * space. When a driver has one, every read and write of the store's feed
  * goes through it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { FeedTable } from "@flowstate/core/plugin";
+ *
+ * // What the core asks of a driver's feed table: here, the head of an empty one.
+ * async function describe(feed: FeedTable): Promise<string> {
+ *   const { seq } = await feed.head();
+ *   const first = await feed.first();
+ *   return first === undefined ? `empty (head ${seq})` : `${first}..${seq}`;
+ * }
+ * const empty: FeedTable = {
+ *   commit: () => ({ ok: true }),
+ *   head: () => ({ seq: 0 }),
+ *   first: () => undefined,
+ *   changes: () => [],
+ *   entry: () => null,
+ *   keySeqs: () => [],
+ *   trim: () => Promise.resolve(0),
+ * };
+ * assert.equal(await describe(empty), "empty (head 0)");
+ * ```
  */
 export interface FeedTable {
   /**
@@ -261,12 +550,62 @@ export interface FeedTable {
   trim(request: FeedTrimRequest): Promise<number>;
 }
 
-/** What a driver's commit reports. */
+/**
+ * What a driver's commit reports.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { DriverCommitResult } from "@flowstate/core/plugin";
+ * import { MemoryDriver } from "@flowstate/core/plugins/memory";
+ *
+ * const driver = new MemoryDriver();
+ * const set = { type: "set" as const, key: ["a"], value: "1", expiresAt: null };
+ * await driver.commit({ checks: [], mutations: [set], version: "v1", now: 0 });
+ * const result: DriverCommitResult = await driver.commit({
+ *   checks: [{ key: ["a"], version: null }], // must be absent: it is not
+ *   mutations: [set],
+ *   version: "v2",
+ *   now: 0,
+ * });
+ * assert.deepEqual(result, { ok: false, conflicts: [["a"]] });
+ * ```
+ */
 export type DriverCommitResult = { ok: true } | { ok: false; conflicts: Key[] };
 
 /**
  * What {@linkcode StoreDriver.claim} is given: a claim of the first entry
  * under `prefix` that no other claim holds at the moment.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ClaimRequest, CommitRequest, RawEntry } from "@flowstate/core/plugin";
+ *
+ * // A driver's `claim` offers candidates to `decide` in key order and applies the first commit it makes.
+ * async function claimFrom(entries: RawEntry[], request: ClaimRequest) {
+ *   for (const entry of entries.slice(0, request.limit)) {
+ *     const commit = await request.decide(entry, () => Promise.resolve([]));
+ *     if (commit !== null) return { key: entry.key, commit };
+ *   }
+ *   return null;
+ * }
+ * const request: ClaimRequest = {
+ *   prefix: ["queue"],
+ *   limit: 10,
+ *   now: 0,
+ *   decide: (entry): Promise<CommitRequest | null> =>
+ *     Promise.resolve(entry.value === '"busy"' ? null : {
+ *       checks: [{ key: entry.key, version: entry.version }],
+ *       mutations: [{ type: "delete", key: entry.key }],
+ *       version: "v9",
+ *       now: 0,
+ *     }),
+ * };
+ * const e = (id: string, value: string): RawEntry => ({ key: ["queue", id], value, version: "v", expiresAt: null });
+ * const taken = await claimFrom([e("1", '"busy"'), e("2", '"free"')], request);
+ * assert.deepEqual(taken?.key, ["queue", "2"]);
+ * ```
  */
 export interface ClaimRequest {
   /** The entries to take from (live ones only, in key order). */
@@ -314,7 +653,23 @@ export interface ClaimRequest {
   feedTable?: { by: string; topic: string };
 }
 
-/** What {@linkcode StoreDriver.claim} did. */
+/**
+ * What {@linkcode StoreDriver.claim} did.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { DriverClaimResult } from "@flowstate/core/plugin";
+ *
+ * const results: DriverClaimResult[] = [
+ *   null, // nothing free
+ *   { key: ["queue", "1"], result: { ok: true } },
+ *   { key: ["queue", "2"], result: { ok: false, conflicts: [] } }, // held by another commit: claim again
+ * ];
+ * const taken = results.filter((r) => r?.result.ok).map((r) => r!.key);
+ * assert.deepEqual(taken, [["queue", "1"]]);
+ * ```
+ */
 export type DriverClaimResult =
   /** No candidate was taken: none was free, or `decide` passed over all. */
   | null
@@ -326,7 +681,52 @@ export type DriverClaimResult =
    */
   | { key: Key; keys?: Key[]; result: DriverCommitResult };
 
-/** The interface a plugin's `open()` returns. */
+/**
+ * The interface a plugin's `open()` returns.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { definePlugin, openStore } from "@flowstate/core";
+ * import { compareKeys, type CommitRequest, hasPrefix, type KeyRange, type RawEntry, type StoreDriver } from "@flowstate/core/plugin";
+ * import { z } from "zod";
+ *
+ * // The smallest driver: get, list, commit, close. The core adds the rest.
+ * class MapDriver implements StoreDriver {
+ *   readonly location = "map";
+ *   #entries = new Map<string, RawEntry>();
+ *   get(key: readonly string[]) {
+ *     return this.#entries.get(JSON.stringify(key)) ?? null;
+ *   }
+ *   list(range: KeyRange) {
+ *     const all = [...this.#entries.values()]
+ *       .filter((e) => !range.prefix?.length || hasPrefix(e.key, range.prefix))
+ *       .filter((e) => !range.start || compareKeys(e.key, range.start) >= (range.startExclusive ? 1 : 0))
+ *       .filter((e) => !range.end || compareKeys(e.key, range.end) < 0)
+ *       .sort((a, b) => compareKeys(a.key, b.key));
+ *     return range.reverse ? all.reverse() : all;
+ *   }
+ *   commit(request: CommitRequest) {
+ *     const conflicts = request.checks
+ *       .filter((c) => (this.get(c.key)?.version ?? null) !== c.version)
+ *       .map((c) => c.key);
+ *     if (conflicts.length > 0) return { ok: false as const, conflicts };
+ *     for (const m of request.mutations) {
+ *       if (m.type === "set") {
+ *         this.#entries.set(JSON.stringify(m.key), { key: m.key, value: m.value, version: request.version, expiresAt: m.expiresAt });
+ *       } else if (m.type === "delete") this.#entries.delete(JSON.stringify(m.key));
+ *     }
+ *     return { ok: true as const };
+ *   }
+ *   close() {}
+ * }
+ * const plugin = definePlugin({ name: "map", optionsSchema: z.strictObject({}), open: () => new MapDriver() });
+ * await using store = await openStore({ plugin });
+ * await store.set(["a"], 1);
+ * assert.equal((await store.set(["a"], 2, { ifVersion: null })).ok, false);
+ * assert.equal(await store.count(), 1); // count, query, clear… come from the core
+ * ```
+ */
 export interface StoreDriver {
   /** Where the data lives, for display (a path, a URL without password, `"memory"`). */
   readonly location: string;
