@@ -5,7 +5,24 @@
  */
 import type { Clock } from "../store/types.ts";
 
-/** A {@linkcode Clock} whose time a test sets and advances by hand. */
+/**
+ * A {@linkcode Clock} whose time a test sets and advances by hand.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { type FakeClock, fakeClock } from "@flowstate/core/testing";
+ *
+ * const clock: FakeClock = fakeClock(Date.UTC(2026, 0, 1));
+ * await using store = await openStore({ plugin: "memory" }, { clock });
+ * await store.set(["session"], "abc", { expireIn: 60_000 });
+ * clock.advance(59_999);
+ * assert.equal((await store.get(["session"]))?.value, "abc");
+ * clock.advance(1);
+ * assert.equal(await store.get(["session"]), null); // expired, without waiting a minute
+ * ```
+ */
 export interface FakeClock extends Clock {
   /** The current fake time, in milliseconds since the epoch. */
   now(): number;

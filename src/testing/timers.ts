@@ -8,7 +8,24 @@ import { setImmediate } from "node:timers";
 import type { Timers } from "../clock.ts";
 import type { FakeClock } from "./clock.ts";
 
-/** {@linkcode Timers} that a test drives by moving a fake clock. */
+/**
+ * {@linkcode Timers} that a test drives by moving a fake clock.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fakeClock, type ManualTimers, manualTimers } from "@flowstate/core/testing";
+ *
+ * const timers: ManualTimers = manualTimers(fakeClock(0));
+ * const order: string[] = [];
+ * void timers.sleep(2_000).then(() => order.push("2s"));
+ * void timers.sleep(1_000).then(() => order.push("1s"));
+ * assert.equal(timers.pending, 2);
+ * await timers.advance(2_000);
+ * await timers.settle();
+ * assert.deepEqual(order, ["1s", "2s"]);
+ * ```
+ */
 export interface ManualTimers extends Timers {
   /** Move the clock to `to`, waking every sleeper that falls due on the way, in order. */
   advanceTo(to: number): Promise<void>;

@@ -31,7 +31,30 @@ import { defineIndexCases } from "./indexes.ts";
 import { defineInternalCases } from "./internal.ts";
 import { defineFeedCases } from "./feed.ts";
 
-/** What {@linkcode OpenStoreForTest} receives for each case. */
+/**
+ * What {@linkcode OpenStoreForTest} receives for each case.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { type ConformanceContext, fakeClock } from "@flowstate/core/testing";
+ *
+ * // What the suite passes for each case; the open function must honour each field.
+ * const ctx: ConformanceContext = {
+ *   id: "case_1",
+ *   clock: fakeClock(),
+ *   indexes: [{ prefix: ["orders"], path: "status" }],
+ *   changes: { keep: "1d" },
+ * };
+ * await using store = await openStore(
+ *   { plugin: "memory", indexes: ctx.indexes, search: ctx.search, changes: ctx.changes },
+ *   { clock: ctx.clock },
+ * );
+ * assert.equal(store.indexes.length, 1);
+ * assert.equal((await store.feedInfo()).enabled, true);
+ * ```
+ */
 export interface ConformanceContext {
   /**
    * Unique per case (letters, digits and `_`, safe as a file, table or schema
@@ -55,7 +78,30 @@ export interface ConformanceContext {
   changes?: ChangesConfig;
 }
 
-/** Opens the store under test: a new, empty store for a new id; the same data for the same id. */
+/**
+ * Opens the store under test: a new, empty store for a new id; the same data for the same id.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { openStore } from "@flowstate/core";
+ * import { fakeClock, type OpenStoreForTest } from "@flowstate/core/testing";
+ *
+ * const dir = await Deno.makeTempDir();
+ * // A new, empty store for a new id; the same data again for the same id.
+ * const open: OpenStoreForTest = ({ id, clock, indexes, search, changes }) =>
+ *   openStore({ plugin: "sqlite", path: join(dir, `${id}.db`), indexes, search, changes }, { clock });
+ * const clock = fakeClock();
+ * const first = await open({ id: "a", clock });
+ * await first.set(["k"], 1);
+ * await first.close();
+ * const again = await open({ id: "a", clock });
+ * assert.equal((await again.get(["k"]))?.value, 1);
+ * await again.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export type OpenStoreForTest = (ctx: ConformanceContext) => Promise<Store>;
 
 /**
@@ -63,6 +109,20 @@ export type OpenStoreForTest = (ctx: ConformanceContext) => Promise<Store>;
  * can import (an absolute `file:` URL from `import.meta.resolve`, or a
  * `jsr:`/`npm:` specifier) and the plugin's options, all JSON. Use absolute
  * paths in options: relative ones resolve against the working directory.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { SecondProcessSpec } from "@flowstate/core/testing";
+ *
+ * // All JSON, with an absolute module specifier and absolute paths.
+ * const spec: SecondProcessSpec = {
+ *   plugin: import.meta.resolve("@flowstate/core/plugins/sqlite"),
+ *   path: "/tmp/flowstate-case_1.db",
+ * };
+ * assert.ok(spec.plugin.startsWith("file:"));
+ * assert.deepEqual(JSON.parse(JSON.stringify(spec)), spec);
+ * ```
  */
 export interface SecondProcessSpec {
   /** The plugin's module specifier. */
@@ -71,7 +131,21 @@ export interface SecondProcessSpec {
   [option: string]: unknown;
 }
 
-/** How the multi-process case opens a case's store from a second process. */
+/**
+ * How the multi-process case opens a case's store from a second process.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_CHILD_FLAGS, type MultiProcessOptions } from "@flowstate/core/testing";
+ *
+ * const multiProcess: MultiProcessOptions = {
+ *   spec: ({ id }) => ({ plugin: "sqlite", path: `/tmp/flowstate-${id}.db` }),
+ *   flags: [...DEFAULT_CHILD_FLAGS],
+ * };
+ * assert.deepEqual(multiProcess.spec({ id: "case_7" }), { plugin: "sqlite", path: "/tmp/flowstate-case_7.db" });
+ * ```
+ */
 export interface MultiProcessOptions {
   /** The spec for a case id: it must name the same data as `open` does for that id. */
   spec: (ctx: { id: string }) => SecondProcessSpec;
@@ -83,7 +157,27 @@ export interface MultiProcessOptions {
   flags?: string[];
 }
 
-/** Options for {@linkcode testStore}. */
+/**
+ * Options for {@linkcode testStore}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ConformanceOptions } from "@flowstate/core/testing";
+ *
+ * const dropped: string[] = [];
+ * // Passed as testStore's third argument.
+ * const options: ConformanceOptions = {
+ *   skip: { "multiProcess: two processes writing with compare-and-set lose no update": "one process only" },
+ *   persistent: false,
+ *   cleanup: ({ id }) => {
+ *     dropped.push(id); // a server-backed plugin drops the case's table here
+ *   },
+ * };
+ * await options.cleanup?.({ id: "case_1" });
+ * assert.deepEqual(dropped, ["case_1"]);
+ * ```
+ */
 export interface ConformanceOptions {
   /** Case names to skip, each with the reason (reported in the step name). */
   skip?: Record<string, string>;
