@@ -37,7 +37,24 @@ import { listIterator } from "../store/list_iterator.ts";
 import { type CacheSlot, idOf, InflightTickets, isExpired, LruCache, slotEntry } from "./_lru.ts";
 import { type PendingWrite, ProvisionalVersions, WriteBehindQueue } from "./_write_behind.ts";
 
-/** Options for {@linkcode cached}. */
+/**
+ * Options for {@linkcode cached}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { type CacheOptions, cached } from "@flowstate/core/cache";
+ *
+ * const base = await openStore({ plugin: "memory" });
+ * const options: CacheOptions = { max: 10_000, mode: "write-behind", flushInterval: 0 };
+ * await using store = cached(base, options);
+ * await store.set(["hits"], 1); // acknowledged, not yet in the store
+ * assert.equal(await base.get(["hits"]), null);
+ * await store.flush();
+ * assert.equal((await base.get(["hits"]))?.value, 1);
+ * ```
+ */
 export interface CacheOptions {
   /**
    * How many keys the read cache holds (present and absent ones alike); the
@@ -80,7 +97,24 @@ export interface CacheOptions {
   onFlushError?: (error: unknown) => void;
 }
 
-/** Counters reported by {@linkcode CachedStore.stats}. */
+/**
+ * Counters reported by {@linkcode CachedStore.stats}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { cached, type CacheStats } from "@flowstate/core/cache";
+ *
+ * await using store = cached(await openStore({ plugin: "memory" }));
+ * await store.set(["a"], 1);
+ * await store.get(["a"]); // from the cache
+ * await store.get(["b"]); // read from the store (absent), then cached
+ * await store.get(["b"]);
+ * const stats: CacheStats = store.stats();
+ * assert.deepEqual([stats.hits, stats.misses], [2, 1]);
+ * ```
+ */
 export interface CacheStats {
   /** Key lookups (`get`, each key of `getMany`) answered without the store, absent keys included. */
   hits: number;
@@ -94,7 +128,22 @@ export interface CacheStats {
   pendingWrites: number;
 }
 
-/** A {@linkcode Store} with a read cache in front, made by {@linkcode cached}. */
+/**
+ * A {@linkcode Store} with a read cache in front, made by {@linkcode cached}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { cached, type CachedStore } from "@flowstate/core/cache";
+ *
+ * const store: CachedStore = cached(await openStore({ plugin: "memory" }), { max: 100 });
+ * await store.set(["settings"], { theme: "dark" });
+ * assert.deepEqual((await store.get(["settings"]))?.value, { theme: "dark" });
+ * assert.equal(store.stats().size, 1);
+ * await store.close(); // closes the store behind it too
+ * ```
+ */
 export interface CachedStore extends Store {
   /** A snapshot of the cache's counters. */
   stats(): CacheStats;

@@ -113,12 +113,42 @@ const OPEN_CHECK_ENTRIES = 1000;
 /** Entries a listing (or a read of the feed) reads ahead of the one it yields once a value is large, to open them in parallel with WebCrypto. */
 const READ_AHEAD = 16;
 
-/** Key material: 32 bytes, as 64 hex digits, base64 (44 characters) or base64url, or the bytes. */
+/**
+ * Key material: 32 bytes, as 64 hex digits, base64 (44 characters) or base64url, or the bytes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encrypted, type EncryptionKeyMaterial } from "@flowstate/core/encrypt";
+ * import { openStore } from "@flowstate/core";
+ *
+ * const bytes: EncryptionKeyMaterial = crypto.getRandomValues(new Uint8Array(32));
+ * const hex: EncryptionKeyMaterial = "ab".repeat(32); // or base64 of 32 bytes
+ * const base = await openStore({ plugin: "memory" });
+ * await using store = await encrypted(base, { keys: [bytes, hex] });
+ * assert.equal(store.keyIds.length, 2);
+ * ```
+ */
 export type EncryptionKeyMaterial = string | Uint8Array;
 
 /**
  * Options for {@linkcode encrypted}, and the `encrypt:` field of a store in
  * the config (`encrypt: { key: "${env.FLOWSTATE_KEY}" }`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encrypted, type EncryptOptions } from "@flowstate/core/encrypt";
+ * import { openStore } from "@flowstate/core";
+ *
+ * const options: EncryptOptions = { key: "11".repeat(32), plaintext: ["status"] };
+ * const base = await openStore({ plugin: "memory" });
+ * await using store = await encrypted(base, options);
+ * await store.set(["orders", "1"], { status: "open", card: "4242" });
+ * const stored = (await base.get<Record<string, unknown>>(["orders", "1"]))?.value;
+ * assert.equal(stored?.status, "open"); // readable: queries on it work
+ * assert.equal(stored?.card, undefined); // sealed
+ * ```
  */
 export interface EncryptOptions {
   /** The key: 32 random bytes as 64 hex digits or base64 (`openssl rand -base64 32`). */
@@ -137,7 +167,22 @@ export interface EncryptOptions {
   plaintext?: readonly (string | readonly string[])[];
 }
 
-/** A parsed, checked {@linkcode EncryptOptions} (no key material in it is ever printed). */
+/**
+ * A parsed, checked {@linkcode EncryptOptions} (no key material in it is ever printed).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseEncryptOptions, type ParsedEncryptOptions } from "@flowstate/core/encrypt";
+ *
+ * const parsed: ParsedEncryptOptions = parseEncryptOptions({
+ *   keys: ["22".repeat(32), "11".repeat(32)],
+ *   plaintext: ["customer.id"],
+ * });
+ * assert.equal(parsed.keys.length, 2);
+ * assert.deepEqual(parsed.plaintext, [["customer", "id"]]);
+ * ```
+ */
 export interface ParsedEncryptOptions {
   /** The raw keys, the current one first. */
   readonly keys: readonly Uint8Array[];
@@ -145,7 +190,21 @@ export interface ParsedEncryptOptions {
   readonly plaintext: readonly (readonly string[])[];
 }
 
-/** An encrypted store, made by {@linkcode encrypted}. */
+/**
+ * An encrypted store, made by {@linkcode encrypted}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encrypted, type EncryptedStore } from "@flowstate/core/encrypt";
+ * import { openStore } from "@flowstate/core";
+ *
+ * const base = await openStore({ plugin: "memory" });
+ * await using store: EncryptedStore = await encrypted(base, { key: "11".repeat(32) });
+ * assert.match(store.keyId, /^[0-9a-f]{16}$/);
+ * assert.deepEqual(store.keyIds, [store.keyId]);
+ * ```
+ */
 export interface EncryptedStore extends Store {
   /** The key id new values are sealed with (16 hex digits, derived from the key). */
   readonly keyId: string;

@@ -31,7 +31,23 @@ import type {
 import { listIterator } from "../store/list_iterator.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
 
-/** The operation an error came from, as passed to {@linkcode StoreHooks.onError}. */
+/**
+ * The operation an error came from, as passed to {@linkcode StoreHooks.onError}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { type HookOperation, withHooks } from "@flowstate/core/hooks";
+ *
+ * const base = await openStore({ plugin: "memory" });
+ * const failed: HookOperation[] = [];
+ * const store = withHooks(base, { onError: (operation) => void failed.push(operation) });
+ * await base.close(); // the store behind fails from now on
+ * await assert.rejects(() => store.get(["a"]));
+ * assert.deepEqual(failed, ["get"]);
+ * ```
+ */
 export type HookOperation =
   | "get"
   | "getMany"
@@ -48,7 +64,25 @@ export type HookOperation =
   | "compact"
   | "close";
 
-/** One write of an atomic operation, as passed to {@linkcode StoreHooks.beforeCommit}. */
+/**
+ * One write of an atomic operation, as passed to {@linkcode StoreHooks.beforeCommit}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { type HookMutation, withHooks } from "@flowstate/core/hooks";
+ *
+ * let seen: readonly HookMutation[] = [];
+ * await using store = withHooks(await openStore({ plugin: "memory" }), {
+ *   beforeCommit: (mutations) => {
+ *     seen = mutations;
+ *   },
+ * });
+ * await store.atomic().set(["a"], 1).delete(["b"]).clear(["tmp"]).commit();
+ * assert.deepEqual(seen.map((m) => m.type), ["set", "delete", "clear"]);
+ * ```
+ */
 export type HookMutation =
   | { type: "set"; key: Key; value: unknown; expireIn?: number }
   | { type: "delete"; key: Key }
@@ -61,6 +95,25 @@ export type HookMutation =
  * Hooks receive the caller's arguments (and the caller's result objects):
  * treat them as read-only. A hook that needs to read the store should use
  * the store it wrapped, not the hooked one, or it calls itself.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { type StoreHooks, withHooks } from "@flowstate/core/hooks";
+ *
+ * const audit: string[] = [];
+ * const hooks: StoreHooks = {
+ *   beforeSet(key, value) {
+ *     if (key[0] === "orders" && typeof value !== "object") throw new TypeError("an order is an object");
+ *   },
+ *   afterSet: (key, result) => void audit.push(`set ${key.join("/")} ${result.ok}`),
+ * };
+ * await using store = withHooks(await openStore({ plugin: "memory" }), hooks);
+ * await store.set(["orders", "1"], { total: 5 });
+ * await assert.rejects(() => store.set(["orders", "2"], 5), TypeError);
+ * assert.deepEqual(audit, ["set orders/1 true"]);
+ * ```
  */
 export interface StoreHooks {
   /** Before a `get` (and before each key of a `getMany`); throw to refuse the read. */
