@@ -74,7 +74,23 @@ export function triggerPositionKey(flowId: string): Key {
   return [...TRIGGERS_PREFIX, flowId, "position"];
 }
 
-/** A stored trigger position. */
+/**
+ * A stored trigger position.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import { type TriggerPosition, triggerPositionKey } from "@flowstate/core/scheduler";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const records = await rt.store(rt.config.records);
+ * // Rewind a trigger: its next start delivers the changes after seq 41 again.
+ * const position: TriggerPosition = { seq: 41, store: "main" };
+ * await records.set(triggerPositionKey("on-order"), position);
+ * assert.deepEqual((await records.get(triggerPositionKey("on-order")))?.value, position);
+ * ```
+ */
 export interface TriggerPosition {
   /** The last sequence number delivered (its run ended). */
   seq: number;
@@ -82,7 +98,32 @@ export interface TriggerPosition {
   store: string;
 }
 
-/** One flow's change trigger, loaded and checked. */
+/**
+ * One flow's change trigger, loaded and checked.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { openRuntime } from "@flowstate/core";
+ * import { type ChangeTriggerSpec, loadChangeTriggers } from "@flowstate/core/scheduler";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(
+ *   join(dir, "on-user.flow.yaml"),
+ *   "id: on-user\ntrigger:\n  changes: { prefix: [users] }\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+ * );
+ * {
+ *   await using rt = await openRuntime({
+ *     config: { stores: { main: { plugin: "memory", changes: { keep: "1d" } } }, flows: [dir] },
+ *   });
+ *   const specs: ChangeTriggerSpec[] = await loadChangeTriggers(rt);
+ *   assert.deepEqual(specs.map((s) => [s.flowId, s.store, s.prefix]), [["on-user", "main", ["users"]]]);
+ *   assert.equal(specs[0].flow.definition.id, "on-user");
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface ChangeTriggerSpec {
   /** The flow id. */
   flowId: string;
@@ -96,14 +137,59 @@ export interface ChangeTriggerSpec {
   prefix: Key;
 }
 
-/** What the trigger runner reports. */
+/**
+ * What the trigger runner reports.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { openRuntime } from "@flowstate/core";
+ * import { type ChangeTriggerEvent, startChangeTriggers } from "@flowstate/core/scheduler";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(
+ *   join(dir, "on-user.flow.yaml"),
+ *   "id: on-user\ntrigger:\n  changes: { prefix: [users] }\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+ * );
+ * {
+ *   await using rt = await openRuntime({
+ *     config: { stores: { main: { plugin: "memory", changes: { keep: "1d" } } }, flows: [dir] },
+ *   });
+ *   const ran = Promise.withResolvers<ChangeTriggerEvent>();
+ *   const triggers = await startChangeTriggers(rt, {
+ *     onEvent: (event) => event.type === "trigger.run" && ran.resolve(event),
+ *   });
+ *   await (await rt.store("main")).set(["users", "ada"], { name: "Ada" });
+ *   const event = await ran.promise;
+ *   assert.equal(event.type === "trigger.run" && event.run.status, "succeeded");
+ *   await triggers.stop();
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export type ChangeTriggerEvent =
   | { type: "trigger.start"; flowId: string; store: string; prefix: Key; since: number }
   | { type: "trigger.run"; flowId: string; seq: number; key: Key; run: RunRecord }
   | { type: "trigger.standby"; flowId: string; holder: string }
   | { type: "error"; flowId: string; error: unknown };
 
-/** Options for {@linkcode startChangeTriggers}. */
+/**
+ * Options for {@linkcode startChangeTriggers}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import { type ChangeTriggersOptions, startChangeTriggers } from "@flowstate/core/scheduler";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory", changes: { keep: "1d" } } } } });
+ * const options: ChangeTriggersOptions = { runnerId: "daemon-1", leaseMs: 10_000, onEvent: () => {} };
+ * const triggers = await startChangeTriggers(rt, options);
+ * assert.equal(triggers.triggers.length, 0); // no flow declares a trigger here
+ * await triggers.stop();
+ * ```
+ */
 export interface ChangeTriggersOptions {
   /** This runner's id in the leases (default `<hostname>:<pid>`). */
   runnerId?: string;
@@ -113,7 +199,21 @@ export interface ChangeTriggersOptions {
   onEvent?: (event: ChangeTriggerEvent) => void;
 }
 
-/** Running change triggers; {@linkcode startChangeTriggers} makes them. */
+/**
+ * Running change triggers; {@linkcode startChangeTriggers} makes them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import { type ChangeTriggers, startChangeTriggers } from "@flowstate/core/scheduler";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory", changes: { keep: "1d" } } } } });
+ * const triggers: ChangeTriggers = await startChangeTriggers(rt);
+ * assert.deepEqual(triggers.triggers, []);
+ * await triggers.stop({ graceMs: 1_000 }); // waits for runs in progress, then cancels the rest
+ * ```
+ */
 export interface ChangeTriggers {
   /** The triggers loaded. */
   readonly triggers: readonly ChangeTriggerSpec[];

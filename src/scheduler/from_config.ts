@@ -126,7 +126,22 @@ function flowScheduleOf(value: unknown): FlowScheduleSpec | null {
   return null;
 }
 
-/** Options for {@linkcode loadSchedules}. */
+/**
+ * Options for {@linkcode loadSchedules}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import { loadSchedules, type LoadSchedulesOptions } from "@flowstate/core/scheduler";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const logs: string[] = [];
+ * const options: LoadSchedulesOptions = { onLog: (id, message) => logs.push(`${id}: ${message}`) };
+ * const schedules = await loadSchedules(rt, options);
+ * assert.ok(schedules.some((s) => s.id === "job:gc")); // scheduled by default
+ * ```
+ */
 export interface LoadSchedulesOptions {
   /** Timers passed to flow runs (default: real ones). */
   timers?: Timers;

@@ -7,7 +7,29 @@
 import type { AbandonedPolicy, MissedPolicy, OverlapPolicy } from "../config.ts";
 import type { RunRecord } from "../records/types.ts";
 
-/** What a schedule's work receives at a tick. */
+/**
+ * What a schedule's work receives at a tick.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import { Scheduler, type TickContext } from "@flowstate/core/scheduler";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const seen: TickContext[] = [];
+ * const scheduler = new Scheduler(rt, {
+ *   clock: { now: () => Date.UTC(2026, 0, 1, 3) },
+ *   runnerId: "runner-1",
+ *   schedules: [{ id: "report", cron: "0 3 * * *", run: (ctx) => void seen.push(ctx) }],
+ * });
+ * await scheduler.start();
+ * await scheduler.stop();
+ * assert.equal(seen[0].scheduleId, "report");
+ * assert.equal(seen[0].runnerId, "runner-1");
+ * assert.equal(seen[0].tick, Date.UTC(2026, 0, 1, 3));
+ * ```
+ */
 export interface TickContext {
   /** The schedule's id. */
   scheduleId: string;
@@ -25,7 +47,30 @@ export interface TickContext {
   started?: (runId: string) => void;
 }
 
-/** A schedule: a cron expression and the work to run at each tick. */
+/**
+ * A schedule: a cron expression and the work to run at each tick.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import { type Schedule, Scheduler } from "@flowstate/core/scheduler";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const nightly: Schedule = {
+ *   id: "nightly-report",
+ *   cron: "0 3 * * *",
+ *   timezone: "Europe/Paris",
+ *   overlap: "skip",
+ *   missed: "run-once",
+ *   run: () => {},
+ * };
+ * const scheduler = new Scheduler(rt, { schedules: [nightly] });
+ * await scheduler.start();
+ * assert.deepEqual(scheduler.schedules.map((s) => [s.id, s.timezone]), [["nightly-report", "Europe/Paris"]]);
+ * await scheduler.stop();
+ * ```
+ */
 export interface Schedule {
   /** Unique id, used in lease keys (`job:retention`, `flow:counter`). */
   id: string;

@@ -72,7 +72,35 @@ import { messageOf } from "../errors.ts";
 export type { AbandonedPolicy, MissedPolicy, OverlapPolicy } from "../config.ts";
 export type { Schedule, TickContext } from "./schedule.ts";
 
-/** Why a tick was not run by this runner. */
+/**
+ * Why a tick was not run by this runner.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import { Scheduler, type SkipReason } from "@flowstate/core/scheduler";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const at = Date.UTC(2026, 0, 1, 3);
+ * const clock = { now: () => at };
+ * const schedules = [{ id: "report", cron: "0 3 * * *", run: () => {} }];
+ * const first = new Scheduler(rt, { clock, schedules, runnerId: "a" });
+ * await first.start();
+ * await first.stop();
+ * // a second runner sharing the store finds the tick done
+ * const reasons: SkipReason[] = [];
+ * const second = new Scheduler(rt, {
+ *   clock,
+ *   schedules,
+ *   runnerId: "b",
+ *   onEvent: (e) => void (e.type === "tick.skip" && reasons.push(e.reason)),
+ * });
+ * await second.start();
+ * await second.stop();
+ * assert.deepEqual(reasons, ["done"]);
+ * ```
+ */
 export type SkipReason =
   /** This schedule's previous run is still running here (`overlap: skip`, or a tick already queued). */
   | "overlap"
@@ -87,7 +115,29 @@ export type SkipReason =
   /** The scheduler stopped before the tick started. */
   | "stopping";
 
-/** What the scheduler reports as it works. */
+/**
+ * What the scheduler reports as it works.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import { Scheduler, type SchedulerEvent } from "@flowstate/core/scheduler";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const events: SchedulerEvent["type"][] = [];
+ * const scheduler = new Scheduler(rt, {
+ *   clock: { now: () => Date.UTC(2026, 0, 1, 3) },
+ *   schedules: [{ id: "report", cron: "0 3 * * *", run: () => {} }],
+ *   onEvent: (event) => void events.push(event.type),
+ * });
+ * await scheduler.start();
+ * await scheduler.stop();
+ * assert.equal(events[0], "start");
+ * assert.ok(events.includes("tick.start"));
+ * assert.equal(events.at(-1), "stop");
+ * ```
+ */
 export type SchedulerEvent =
   | {
     type: "start";
@@ -135,7 +185,29 @@ export type SchedulerEvent =
   | { type: "stopping"; running: number; graceMs: number }
   | { type: "stop"; cancelled: number };
 
-/** Options for {@linkcode Scheduler}. */
+/**
+ * Options for {@linkcode Scheduler}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import { Scheduler, type SchedulerOptions } from "@flowstate/core/scheduler";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const options: SchedulerOptions = {
+ *   runnerId: "daemon-1",
+ *   leaseMs: 30_000,
+ *   prefix: ["app", "scheduler"],
+ *   schedules: [{ id: "ping", cron: "@hourly", run: () => {} }],
+ * };
+ * const scheduler = new Scheduler(rt, options);
+ * assert.equal(scheduler.runnerId, "daemon-1");
+ * await scheduler.start();
+ * assert.equal(scheduler.schedules[0].cron, "@hourly");
+ * await scheduler.stop();
+ * ```
+ */
 export interface SchedulerOptions {
   /** The clock (default: the runtime's). */
   clock?: Clock;
@@ -159,13 +231,48 @@ export interface SchedulerOptions {
   prefix?: Key;
 }
 
-/** What {@linkcode Scheduler.stop} did. */
+/**
+ * What {@linkcode Scheduler.stop} did.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import { Scheduler, type StopResult } from "@flowstate/core/scheduler";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const scheduler = new Scheduler(rt, { schedules: [{ id: "ping", cron: "0 0 1 1 *", run: () => {} }] });
+ * await scheduler.start();
+ * const result: StopResult = await scheduler.stop();
+ * assert.equal(result.cancelled, 0); // nothing was running
+ * ```
+ */
 export interface StopResult {
   /** Ticks whose work was still running after the grace period and was cancelled. */
   cancelled: number;
 }
 
-/** One schedule as the scheduler sees it. */
+/**
+ * One schedule as the scheduler sees it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import { type ScheduleInfo, Scheduler } from "@flowstate/core/scheduler";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const scheduler = new Scheduler(rt, {
+ *   clock: { now: () => Date.UTC(2026, 0, 1, 12) },
+ *   schedules: [{ id: "report", cron: "0 3 * * *", run: () => {} }],
+ * });
+ * await scheduler.start();
+ * const [info]: ScheduleInfo[] = scheduler.schedules;
+ * assert.equal(info.next, Date.UTC(2026, 0, 2, 3));
+ * assert.deepEqual([info.overlap, info.missed, info.timezone], ["skip", "skip", "UTC"]);
+ * await scheduler.stop();
+ * ```
+ */
 export interface ScheduleInfo {
   /** The schedule's id. */
   id: string;
