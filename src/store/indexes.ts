@@ -10,7 +10,30 @@ import { parsePath, readPath } from "./query.ts";
 import type { NormalizedQuery } from "./query.ts";
 import type { IndexDeclaration, Key, SearchDeclaration, SearchOptions } from "./types.ts";
 
-/** A validated index declaration, as drivers receive it. */
+/**
+ * A validated index declaration, as drivers receive it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { definePlugin, openStore } from "@flowstate/core";
+ * import type { IndexSpec, PrepareIndexesRequest } from "@flowstate/core/plugin";
+ * import { MemoryDriver } from "@flowstate/core/plugins/memory";
+ * import { z } from "zod";
+ *
+ * let received: IndexSpec[] = [];
+ * class Spy extends MemoryDriver {
+ *   override prepareIndexes(request: PrepareIndexesRequest) {
+ *     received = request.indexes;
+ *     return super.prepareIndexes(request);
+ *   }
+ * }
+ * const plugin = definePlugin({ name: "spy", optionsSchema: z.strictObject({}), open: () => new Spy() });
+ * await using store = await openStore({ plugin, indexes: [{ prefix: ["orders"], path: "customer.id" }] });
+ * assert.deepEqual(received[0].path, ["customer", "id"]); // split into segments
+ * assert.equal(received[0].name, store.indexes[0].name);
+ * ```
+ */
 export interface IndexSpec {
   /** `fs_ix_` and a hash of the prefix and path: stable across processes and versions. */
   name: string;
@@ -20,7 +43,30 @@ export interface IndexSpec {
   path: string[];
 }
 
-/** A validated search declaration, as drivers receive it. */
+/**
+ * A validated search declaration, as drivers receive it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { definePlugin, openStore } from "@flowstate/core";
+ * import type { PrepareIndexesRequest, SearchSpec } from "@flowstate/core/plugin";
+ * import { MemoryDriver } from "@flowstate/core/plugins/memory";
+ * import { z } from "zod";
+ *
+ * let received: SearchSpec | undefined;
+ * class Spy extends MemoryDriver {
+ *   override readonly capabilities = { ...new MemoryDriver().capabilities, search: true };
+ *   override prepareIndexes(request: PrepareIndexesRequest) {
+ *     received = request.search;
+ *     return super.prepareIndexes(request);
+ *   }
+ * }
+ * const plugin = definePlugin({ name: "spy", optionsSchema: z.strictObject({}), open: () => new Spy() });
+ * await using _store = await openStore({ plugin, search: { prefix: ["notes"], fields: ["title", "meta.tags"] } });
+ * assert.deepEqual(received, { prefix: ["notes"], fields: [["title"], ["meta", "tags"]] });
+ * ```
+ */
 export interface SearchSpec {
   /** Entries strictly under this prefix (`[]`: every entry). */
   prefix: Key;
@@ -28,7 +74,36 @@ export interface SearchSpec {
   fields: string[][] | null;
 }
 
-/** A validated search call, as drivers receive it. */
+/**
+ * A validated search call, as drivers receive it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { definePlugin, openStore } from "@flowstate/core";
+ * import type { PrepareIndexesRequest, SearchRequest } from "@flowstate/core/plugin";
+ * import { MemoryDriver } from "@flowstate/core/plugins/memory";
+ * import { z } from "zod";
+ *
+ * let received: SearchRequest | undefined;
+ * class Spy extends MemoryDriver {
+ *   override readonly capabilities = { ...new MemoryDriver().capabilities, search: true };
+ *   override prepareIndexes(request: PrepareIndexesRequest) {
+ *     return { ...super.prepareIndexes(request), search: true }; // "I search natively"
+ *   }
+ *   search(request: SearchRequest) {
+ *     received = request;
+ *     return Promise.resolve(undefined); // not native here: the core scans
+ *   }
+ * }
+ * const plugin = definePlugin({ name: "spy", optionsSchema: z.strictObject({}), open: () => new Spy() });
+ * await using store = await openStore({ plugin, search: { prefix: ["notes"] } });
+ * await store.set(["notes", "1"], { title: "Quarterly Report" });
+ * const hits = await store.search("report QUARTERLY report", { prefix: ["notes"], limit: 5 });
+ * assert.equal(hits.length, 1);
+ * assert.deepEqual(received?.terms.toSorted(), ["quarterly", "report"]); // lower-cased, once each
+ * ```
+ */
 export interface SearchRequest {
   /** The words to find, lower-cased, without duplicates (at least one). */
   terms: string[];

@@ -7,7 +7,32 @@
 import { compareKeys, compareStrings } from "./keys.ts";
 import type { JsonValue, Key, OrderBy, Query, WhereClause, WhereOp } from "./types.ts";
 
-/** A query with paths split into segments and defaults filled in. */
+/**
+ * A query with paths split into segments and defaults filled in.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { definePlugin, openStore } from "@flowstate/core";
+ * import type { NormalizedQuery } from "@flowstate/core/plugin";
+ * import { MemoryDriver } from "@flowstate/core/plugins/memory";
+ * import { z } from "zod";
+ *
+ * let received: NormalizedQuery | undefined;
+ * class Spy extends MemoryDriver {
+ *   override query(query: NormalizedQuery) {
+ *     received = query;
+ *     return super.query(query);
+ *   }
+ * }
+ * const plugin = definePlugin({ name: "spy", optionsSchema: z.strictObject({}), open: () => new Spy() });
+ * await using store = await openStore({ plugin });
+ * await store.query({ prefix: ["orders"], where: [{ path: "customer.id", op: "eq", value: "ada" }] });
+ * assert.deepEqual(received?.where, [{ path: ["customer", "id"], op: "eq", value: "ada" }]);
+ * assert.equal(received?.limit, Infinity); // defaults filled in
+ * assert.deepEqual(received?.orderBy, []);
+ * ```
+ */
 export interface NormalizedQuery {
   /** Keys under this prefix (`[]` means every key). */
   prefix: Key;
