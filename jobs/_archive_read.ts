@@ -19,7 +19,28 @@ import {
   summarizeRun,
 } from "../src/records/types.ts";
 
-/** How runs are grouped into archive files: by day or by month of their start time (UTC). */
+/**
+ * How runs are grouped into archive files: by day or by month of their start time (UTC).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import { type ArchivePeriod, listArchivedRuns } from "@flowstate/core/jobs";
+ *
+ * const home = await Deno.makeTempDir();
+ * let now = Date.UTC(2026, 0, 1);
+ * {
+ *   await using rt = await openRuntime({ home, config: { stores: { main: { plugin: "memory" } } }, clock: { now: () => now } });
+ *   await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ *   now += 40 * 86_400_000;
+ *   const period: ArchivePeriod = "month";
+ *   await runJob(rt, "archive", { options: { period } });
+ * }
+ * assert.equal((await listArchivedRuns(home))[0].archive, "runs-2026-01.ndjson.gz");
+ * await Deno.remove(home, { recursive: true });
+ * ```
+ */
 export type ArchivePeriod = "day" | "month";
 
 /** The format name of an archive index. */
@@ -47,13 +68,57 @@ export interface ArchiveIndex {
   entries: RunSummary[];
 }
 
-/** An archived run's summary, with the file that holds it. */
+/**
+ * An archived run's summary, with the file that holds it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import { type ArchivedRunSummary, listArchivedRuns } from "@flowstate/core/jobs";
+ *
+ * const home = await Deno.makeTempDir();
+ * let now = Date.UTC(2026, 0, 1);
+ * {
+ *   await using rt = await openRuntime({ home, config: { stores: { main: { plugin: "memory" } } }, clock: { now: () => now } });
+ *   await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ *   now += 40 * 86_400_000;
+ *   await runJob(rt, "archive");
+ * }
+ * const [summary]: ArchivedRunSummary[] = await listArchivedRuns(home);
+ * assert.deepEqual([summary.flowId, summary.status], ["hi", "succeeded"]);
+ * await Deno.remove(home, { recursive: true });
+ * ```
+ */
 export interface ArchivedRunSummary extends RunSummary {
   /** The archive file's name (under `<home>/archive/`). */
   archive: string;
 }
 
-/** A run read back from an archive. */
+/**
+ * A run read back from an archive.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import { type ArchivedRun, readArchivedRun } from "@flowstate/core/jobs";
+ *
+ * const home = await Deno.makeTempDir();
+ * let now = Date.UTC(2026, 0, 1);
+ * let runId = "";
+ * {
+ *   await using rt = await openRuntime({ home, config: { stores: { main: { plugin: "memory" } } }, clock: { now: () => now } });
+ *   runId = (await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] })).id;
+ *   now += 40 * 86_400_000;
+ *   await runJob(rt, "archive");
+ * }
+ * const archived: ArchivedRun | null = await readArchivedRun(home, runId);
+ * assert.equal(archived?.run.status, "succeeded");
+ * assert.ok(archived?.events.some((e) => e.type === "node.log"));
+ * await Deno.remove(home, { recursive: true });
+ * ```
+ */
 export interface ArchivedRun {
   /** The run's record, as it was in the records store. */
   run: RunRecord;
@@ -63,7 +128,29 @@ export interface ArchivedRun {
   archive: string;
 }
 
-/** Filters of {@linkcode listArchivedRuns}; they combine. */
+/**
+ * Filters of {@linkcode listArchivedRuns}; they combine.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import { listArchivedRuns, type ListArchivedRunsOptions } from "@flowstate/core/jobs";
+ *
+ * const home = await Deno.makeTempDir();
+ * let now = Date.UTC(2026, 0, 1);
+ * {
+ *   await using rt = await openRuntime({ home, config: { stores: { main: { plugin: "memory" } } }, clock: { now: () => now } });
+ *   await rt.runFlow({ id: "ok", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ *   await rt.runFlow({ id: "bad", nodes: [{ id: "x", type: "fail", with: { message: "no" } }] });
+ *   now += 40 * 86_400_000;
+ *   await runJob(rt, "archive");
+ * }
+ * const failures: ListArchivedRunsOptions = { status: "failed", limit: 10 };
+ * assert.deepEqual((await listArchivedRuns(home, failures)).map((r) => r.flowId), ["bad"]);
+ * await Deno.remove(home, { recursive: true });
+ * ```
+ */
 export interface ListArchivedRunsOptions {
   /** Only runs of this flow. */
   flowId?: string;

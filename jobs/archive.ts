@@ -91,7 +91,29 @@ export {
   readArchivedRun,
 } from "./_archive_read.ts";
 
-/** Options of the archive job. */
+/**
+ * Options of the archive job.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import { type ArchiveOptions, listArchivedRuns } from "@flowstate/core/jobs";
+ *
+ * const home = await Deno.makeTempDir();
+ * let now = Date.UTC(2026, 0, 1);
+ * {
+ *   await using rt = await openRuntime({ home, config: { stores: { main: { plugin: "memory" } } }, clock: { now: () => now } });
+ *   await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ *   now += 10 * 86_400_000;
+ *   const options: Partial<ArchiveOptions> = { olderThan: "7d", period: "day" };
+ *   await runJob(rt, "archive", { options });
+ * }
+ * const [summary] = await listArchivedRuns(home);
+ * assert.equal(summary.archive, "runs-2026-01-01.ndjson.gz"); // one file per day
+ * await Deno.remove(home, { recursive: true });
+ * ```
+ */
 export interface ArchiveOptions {
   /** Archive runs that started longer ago than this (`"30d"`, or ms). */
   olderThan: Duration;

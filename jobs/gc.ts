@@ -75,7 +75,25 @@ import { isLockFileName } from "../plugins/jsonfile/files.ts";
 import { removeLockFile } from "../plugins/jsonfile/lock.ts";
 import { childNames } from "../src/store/children.ts";
 
-/** Options of the gc job. */
+/**
+ * Options of the gc job.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import type { GcOptions } from "@flowstate/core/jobs";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const main = await rt.store("main");
+ * await main.set(["session", "a"], "x", { expireIn: 1 });
+ * await new Promise((resolve) => setTimeout(resolve, 5)); // it has expired
+ * const options: Partial<GcOptions> = { expired: true, orphans: false, tempFiles: false, compact: false };
+ * const run = await runJob(rt, "gc", { options });
+ * assert.equal(run.status, "succeeded");
+ * assert.equal(await main.count(["session"]), 0);
+ * ```
+ */
 export interface GcOptions {
   /** Delete expired entries in every store. */
   expired: boolean;

@@ -39,7 +39,25 @@ import type { Duration } from "../src/duration.ts";
 import { defineJob, type Job, type JobContext } from "../src/jobs/job.ts";
 import type { PruneResult } from "../src/records/prune.ts";
 
-/** Options of the retention job. */
+/**
+ * Options of the retention job.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import type { RetentionOptions } from "@flowstate/core/jobs";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * for (let i = 0; i < 3; i++) {
+ *   await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * }
+ * const options: Partial<RetentionOptions> = { maxAge: "30d", maxRuns: 1, flows: ["hi"] };
+ * const run = await runJob(rt, "retention", { options });
+ * assert.equal(run.status, "succeeded");
+ * assert.equal((await (await rt.records()).listRuns({ flowId: "hi" })).runs.length, 1);
+ * ```
+ */
 export interface RetentionOptions {
   /** Delete finished runs that started longer ago than this; `null`: no age limit. */
   maxAge: Duration | null;
