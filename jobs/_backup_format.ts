@@ -31,10 +31,43 @@ export const BACKUP_EXTENSION = ".fsbackup";
  */
 export const RESTORE_MARKER_KEY: Key = Object.freeze(["flowstate", "restore-in-progress"]);
 
-/** How a backup makes its snapshot; see the module documentation. */
+/**
+ * How a backup makes its snapshot; see the module documentation.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { type BackupConsistency, backupStore } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await using store = await openStore({ plugin: "memory" }, { name: "main" });
+ * await store.set(["a"], 1);
+ * const consistency: BackupConsistency = "per-key"; // no retry on concurrent writes
+ * const info = await backupStore(store, `${dir}/main.fsbackup`, { consistency });
+ * assert.equal(info.consistency, "per-key");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export type BackupConsistency = "snapshot" | "per-key";
 
-/** The header line of a backup file. */
+/**
+ * The header line of a backup file.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { type BackupHeader, backupStore, verifyBackup } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await using store = await openStore({ plugin: "memory" }, { name: "main" });
+ * await backupStore(store, `${dir}/main.fsbackup`);
+ * const header: BackupHeader = (await verifyBackup(`${dir}/main.fsbackup`)).header;
+ * assert.deepEqual([header.store, header.plugin, header.kind], ["main", "memory", undefined]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface BackupHeader {
   /** Always {@linkcode BACKUP_FORMAT}. */
   format: string;
@@ -72,7 +105,20 @@ export interface BackupHeader {
   base?: string;
 }
 
-/** One change line of an incremental backup (a feed entry, without versions). */
+/**
+ * One change line of an incremental backup (a feed entry, without versions).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ChangeLine } from "@flowstate/core/jobs";
+ *
+ * // One line of an incremental backup file (NDJSON), as a restore replays it.
+ * const line: ChangeLine = { seq: 42, at: Date.UTC(2026, 0, 1), key: ["orders", "1"], op: "set", value: { total: 5 }, expiresAt: null };
+ * const parsed = JSON.parse(JSON.stringify(line)) as ChangeLine;
+ * assert.deepEqual(parsed.op === "set" ? parsed.value : undefined, { total: 5 });
+ * ```
+ */
 export interface ChangeLine {
   /** The feed's sequence number. */
   seq: number;
@@ -90,7 +136,26 @@ export interface ChangeLine {
   by?: ChangeActor;
 }
 
-/** The trailer line of a backup file. */
+/**
+ * The trailer line of a backup file.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { type BackupTrailer, backupStore, verifyBackup } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await using store = await openStore({ plugin: "memory" }, { name: "main" });
+ * await store.set(["a"], 1);
+ * await store.set(["b"], 2);
+ * const info = await backupStore(store, `${dir}/main.fsbackup`);
+ * const trailer: BackupTrailer = (await verifyBackup(`${dir}/main.fsbackup`)).trailer;
+ * assert.equal(trailer.entries, 2);
+ * assert.equal(trailer.consistency, info.consistency);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface BackupTrailer {
   /** Always {@linkcode BACKUP_FORMAT}: marks the line as the trailer. */
   end: string;

@@ -32,7 +32,25 @@ import {
   RESTORE_MARKER_KEY,
 } from "./_backup_format.ts";
 
-/** What {@linkcode verifyBackup} found in a sound backup file. */
+/**
+ * What {@linkcode verifyBackup} found in a sound backup file.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { backupStore, type VerifiedBackup, verifyBackup } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await using store = await openStore({ plugin: "memory" }, { name: "main" });
+ * await store.set(["a"], 1);
+ * const info = await backupStore(store, `${dir}/main.fsbackup`);
+ * const verified: VerifiedBackup = await verifyBackup(`${dir}/main.fsbackup`);
+ * assert.equal(verified.sha256, info.sha256);
+ * assert.equal(verified.entries, 1);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface VerifiedBackup {
   /** The file (absolute). */
   file: string;
@@ -48,7 +66,24 @@ export interface VerifiedBackup {
   checksumFile: boolean;
 }
 
-/** Options for {@linkcode verifyBackup}. */
+/**
+ * Options for {@linkcode verifyBackup}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { backupStore, createProgress, verifyBackup, type VerifyBackupOptions } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await using store = await openStore({ plugin: "memory" }, { name: "main" });
+ * await backupStore(store, `${dir}/main.fsbackup`);
+ * const stop = new AbortController();
+ * const options: VerifyBackupOptions = { signal: stop.signal, progress: createProgress({ mode: "quiet" }) };
+ * assert.equal((await verifyBackup(`${dir}/main.fsbackup`, options)).entries, 0);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface VerifyBackupOptions {
   /** Stops reading between lines. */
   signal?: AbortSignal;

@@ -115,7 +115,27 @@ export {
   RESTORE_MARKER_KEY,
 } from "./_backup_format.ts";
 
-/** Options of the backup job. */
+/**
+ * Options of the backup job.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import type { BackupOptions } from "@flowstate/core/jobs";
+ *
+ * const home = await Deno.makeTempDir();
+ * {
+ *   await using rt = await openRuntime({ home, config: { stores: { main: { plugin: "memory" } } } });
+ *   await (await rt.store("main")).set(["a"], 1);
+ *   const options: Partial<BackupOptions> = { store: "main", out: `${home}/nightly.fsbackup` };
+ *   const run = await runJob(rt, "backup", { options });
+ *   assert.equal(run.status, "succeeded");
+ * }
+ * assert.ok((await Deno.stat(`${home}/nightly.fsbackup`)).isFile);
+ * await Deno.remove(home, { recursive: true });
+ * ```
+ */
 export interface BackupOptions {
   /** The store to back up (default: the global scope's store). */
   store?: string;
@@ -154,7 +174,24 @@ const backupOptions = z.strictObject({
   since: z.string().min(1).optional(),
 });
 
-/** What {@linkcode backupStore} wrote. */
+/**
+ * What {@linkcode backupStore} wrote.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { type BackupInfo, backupStore } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await using store = await openStore({ plugin: "memory" }, { name: "main" });
+ * await store.set(["a"], 1);
+ * const info: BackupInfo = await backupStore(store, `${dir}/main.fsbackup`);
+ * assert.deepEqual([info.store, info.plugin, info.entries], ["main", "memory", 1]);
+ * assert.equal(info.bytes, (await Deno.stat(info.file)).size);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface BackupInfo {
   /** The store backed up. */
   store: string;
@@ -180,7 +217,24 @@ export interface BackupInfo {
   toSeq?: number;
 }
 
-/** Options for {@linkcode backupStore}. */
+/**
+ * Options for {@linkcode backupStore}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { backupStore, type BackupStoreOptions } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await using store = await openStore({ plugin: "memory" }, { name: "main" });
+ * await store.set(["cache", "x"], 1);
+ * await store.set(["orders", "1"], 2);
+ * const options: BackupStoreOptions = { exclude: (key) => key[0] === "cache", attempts: 3 };
+ * assert.equal((await backupStore(store, `${dir}/main.fsbackup`, options)).entries, 1);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface BackupStoreOptions {
   /** See {@linkcode BackupOptions.consistency} (default `"snapshot"`). */
   consistency?: BackupConsistency;
@@ -613,7 +667,24 @@ async function defaultBackupPath(
   return path;
 }
 
-/** Options for {@linkcode backupStores}. */
+/**
+ * Options for {@linkcode backupStores}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import { backupStores, type BackupStoresOptions } from "@flowstate/core/jobs";
+ *
+ * const home = await Deno.makeTempDir();
+ * await using rt = await openRuntime({ home, config: { stores: { main: { plugin: "memory" }, cache: { plugin: "memory" } } } });
+ * const options: BackupStoresOptions = { all: true, dryRun: true };
+ * const result = await backupStores(rt, options);
+ * assert.equal(result.files.length, 2);
+ * assert.equal(result.dryRun, true);
+ * await Deno.remove(home, { recursive: true });
+ * ```
+ */
 export interface BackupStoresOptions extends Partial<BackupOptions> {
   /** Stops between batches and between stores. */
   signal?: AbortSignal;
@@ -631,7 +702,24 @@ export interface BackupStoresOptions extends Partial<BackupOptions> {
   runId?: string;
 }
 
-/** What {@linkcode backupStores} did (or, in a dry run, would do). */
+/**
+ * What {@linkcode backupStores} did (or, in a dry run, would do).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import { type BackupResult, backupStores } from "@flowstate/core/jobs";
+ *
+ * const home = await Deno.makeTempDir();
+ * await using rt = await openRuntime({ home, config: { stores: { main: { plugin: "memory" } } } });
+ * await (await rt.store("main")).set(["a"], 1);
+ * const result: BackupResult = await backupStores(rt, { store: "main" });
+ * assert.equal(result.entries, result.files[0].entries);
+ * assert.equal(result.bytes, result.files[0].bytes);
+ * await Deno.remove(home, { recursive: true });
+ * ```
+ */
 export interface BackupResult {
   /** One backup per store. In a dry run, `bytes`, `sha256`… are 0 or empty. */
   files: BackupInfo[];

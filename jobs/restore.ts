@@ -71,7 +71,26 @@ import { encryptionOf } from "../src/store/sealed.ts";
 export { RESTORE_MARKER_KEY } from "./backup.ts";
 export { type VerifiedBackup, verifyBackup, type VerifyBackupOptions } from "./_restore_verify.ts";
 
-/** Options of the restore job. */
+/**
+ * Options of the restore job.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import { backupStore, type RestoreOptions } from "@flowstate/core/jobs";
+ *
+ * const home = await Deno.makeTempDir();
+ * await using rt = await openRuntime({ home, config: { stores: { main: { plugin: "memory" }, copy: { plugin: "memory" } } } });
+ * const main = await rt.store("main");
+ * await main.set(["a"], 1);
+ * await backupStore(main, `${home}/main.fsbackup`);
+ * const options: Partial<RestoreOptions> = { file: `${home}/main.fsbackup`, store: "copy" };
+ * assert.equal((await runJob(rt, "restore", { options })).status, "succeeded");
+ * assert.equal((await (await rt.store("copy")).get(["a"]))?.value, 1);
+ * await Deno.remove(home, { recursive: true });
+ * ```
+ */
 export interface RestoreOptions {
   /** The backup file (relative to the working directory). */
   file: string;
@@ -148,7 +167,28 @@ export interface RestoreMarker {
   runId?: string;
 }
 
-/** Options for {@linkcode restoreBackup}. */
+/**
+ * Options for {@linkcode restoreBackup}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { backupStore, restoreBackup, type RestoreBackupOptions } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await using source = await openStore({ plugin: "memory" }, { name: "main" });
+ * await source.set(["orders", "1"], 1);
+ * await backupStore(source, `${dir}/main.fsbackup`);
+ * await using target = await openStore({ plugin: "memory" }, { name: "copy" });
+ * await target.set(["orders", "2"], 2); // the target is not empty: `force` replaces its content
+ * const options: RestoreBackupOptions = { force: true, batchSize: 500 };
+ * const result = await restoreBackup(target, `${dir}/main.fsbackup`, options);
+ * assert.equal(result.cleared, 1);
+ * assert.deepEqual((await Array.fromAsync(target.list())).map((e) => e.key), [["orders", "1"]]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface RestoreBackupOptions {
   /** Clear a non-empty target (or one holding another unfinished restore) first. */
   force?: boolean;
@@ -193,7 +233,26 @@ export interface RestoreBackupOptions {
   from?: Store;
 }
 
-/** What {@linkcode restoreBackup} did. */
+/**
+ * What {@linkcode restoreBackup} did.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { backupStore, restoreBackup, type RestoreResult } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await using source = await openStore({ plugin: "memory" }, { name: "main" });
+ * await source.set(["a"], 1);
+ * const info = await backupStore(source, `${dir}/main.fsbackup`);
+ * await using target = await openStore({ plugin: "memory" }, { name: "copy" });
+ * const result: RestoreResult = await restoreBackup(target, `${dir}/main.fsbackup`);
+ * assert.deepEqual([result.entries, result.restored, result.cancelled], [1, 1, false]);
+ * assert.equal(result.sha256, info.sha256);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface RestoreResult {
   /** The backup file (absolute). */
   file: string;
