@@ -15,7 +15,33 @@ import type { Clock, Store } from "../src/store/types.ts";
 import { MigrationError } from "../src/errors.ts";
 import { importFailure, importModule } from "../src/loader.ts";
 
-/** What a migration's `up` and `down` receive. */
+/**
+ * What a migration's `up` and `down` receive.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { migrateUp } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(
+ *   `${dir}/0001_seed.ts`,
+ *   `import type { MigrationContext } from "@flowstate/core/jobs";
+ * export async function up(ctx: MigrationContext) {
+ *   ctx.log(\`seeding for \${ctx.id}\`);
+ *   await ctx.store.set(["app", "seeded-by"], ctx.id);
+ * }
+ * `,
+ * );
+ * await using store = await openStore({ plugin: "memory" });
+ * const lines: string[] = [];
+ * await migrateUp(store, dir, { log: (message) => lines.push(message) });
+ * assert.equal((await store.get(["app", "seeded-by"]))?.value, "0001_seed");
+ * assert.ok(lines.some((line) => line.includes("seeding for 0001_seed")));
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface MigrationContext {
   /** The migration's id (its file name without the extension, like `0002_add_index`). */
   id: string;
@@ -31,7 +57,23 @@ export interface MigrationContext {
   clock: Clock;
 }
 
-/** What {@linkcode defineMigration} takes. */
+/**
+ * What {@linkcode defineMigration} takes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defineMigration, type MigrationDefinition } from "@flowstate/core/jobs";
+ *
+ * const definition: MigrationDefinition = {
+ *   description: "add a default theme",
+ *   up: ({ store }) => store.set(["settings", "theme"], "light").then(() => {}),
+ *   down: ({ store }) => store.delete(["settings", "theme"]).then(() => {}),
+ * };
+ * const migration = defineMigration(definition); // a migration module's default export
+ * assert.equal(migration.description, "add a default theme");
+ * ```
+ */
 export interface MigrationDefinition {
   /** One line shown while the migration runs. */
   description?: string;
@@ -41,7 +83,18 @@ export interface MigrationDefinition {
   down?(ctx: MigrationContext): Promise<void> | void;
 }
 
-/** A migration made by {@linkcode defineMigration}. */
+/**
+ * A migration made by {@linkcode defineMigration}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defineMigration, type Migration } from "@flowstate/core/jobs";
+ *
+ * const migration: Migration = defineMigration({ up: () => {} });
+ * assert.equal(migration.kind, "flowstate.migration");
+ * ```
+ */
 export interface Migration extends MigrationDefinition {
   /** Marks the object as a Flowstate migration. */
   readonly kind: "flowstate.migration";

@@ -26,7 +26,24 @@ import { listIterator } from "../src/store/list_iterator.ts";
 /** The lease key `up` and `down` hold while they run. */
 export const MIGRATION_LOCK_KEY: Key = Object.freeze(["flowstate", "locks", "migrate"]);
 
-/** Who holds the migration lock. */
+/**
+ * Who holds the migration lock.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { type MigrationLockInfo, migrationStatus } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await using store = await openStore({ plugin: "memory" });
+ * const lock: MigrationLockInfo | null = (await migrationStatus(store, dir)).lock;
+ * assert.equal(lock, null); // no migration is running
+ * const describe = (l: MigrationLockInfo) => `${l.holder} is running "${l.action}" since ${new Date(l.since).toISOString()}`;
+ * assert.match(describe({ holder: "host:42", action: "up", since: 0, expiresAt: null }), /host:42 is running "up"/);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface MigrationLockInfo {
   /** Host and process, like `"build-1 pid 4242"`. */
   holder: string;

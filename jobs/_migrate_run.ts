@@ -34,7 +34,26 @@ import { yieldToEventLoop } from "../src/_yield.ts";
 /** Where applied migrations are recorded: `[...MIGRATIONS_PREFIX, id]`. */
 export const MIGRATIONS_PREFIX: Key = Object.freeze(["flowstate", "migrations"]);
 
-/** The record of an applied migration, at `["flowstate", "migrations", id]`. */
+/**
+ * The record of an applied migration, at `["flowstate", "migrations", id]`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { migrateUp, type MigrationRecord, migrationStatus } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/0001_seed.js`, "export function up() {}");
+ * await using store = await openStore({ plugin: "memory" });
+ * await migrateUp(store, dir);
+ * const [state] = (await migrationStatus(store, dir)).migrations;
+ * const record: Pick<MigrationRecord, "id" | "appliedAt"> = { id: state.id, appliedAt: state.appliedAt! };
+ * assert.equal(record.id, "0001_seed");
+ * assert.ok(record.appliedAt > 0);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface MigrationRecord {
   /** The migration's id. */
   id: string;
@@ -46,7 +65,25 @@ export interface MigrationRecord {
   durationMs: number;
 }
 
-/** One line of {@linkcode migrationStatus}. */
+/**
+ * One line of {@linkcode migrationStatus}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { migrateUp, type MigrationState, migrationStatus } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/0001_a.js`, "export function up() {}");
+ * await using store = await openStore({ plugin: "memory" });
+ * await migrateUp(store, dir);
+ * await Deno.writeTextFile(`${dir}/0002_b.js`, "export function up() {}");
+ * const states: MigrationState[] = (await migrationStatus(store, dir)).migrations;
+ * assert.deepEqual(states.map((m) => [m.id, m.state]), [["0001_a", "applied"], ["0002_b", "pending"]]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface MigrationState {
   /** The migration's id. */
   id: string;
@@ -65,7 +102,24 @@ export interface MigrationState {
   changed: boolean;
 }
 
-/** What {@linkcode migrationStatus} reports. */
+/**
+ * What {@linkcode migrationStatus} reports.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { type MigrationStatus, migrationStatus } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/0001_seed.js`, "export function up() {}");
+ * await using store = await openStore({ plugin: "memory" }, { name: "main" });
+ * const status: MigrationStatus = await migrationStatus(store, dir);
+ * assert.equal(status.store, "main");
+ * assert.deepEqual(status.pending, ["0001_seed"]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface MigrationStatus {
   /** The store's name. */
   store: string;
@@ -81,7 +135,25 @@ export interface MigrationStatus {
   lock: MigrationLockInfo | null;
 }
 
-/** Options shared by {@linkcode migrateUp} and {@linkcode migrateDown}. */
+/**
+ * Options shared by {@linkcode migrateUp} and {@linkcode migrateDown}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { type MigrateOptions, migrateUp } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/0001_seed.js`, `export const up = ({ store }) => store.set(["seeded"], true);`);
+ * await using store = await openStore({ plugin: "memory" });
+ * const options: MigrateOptions = { dryRun: true, lockTtl: 60_000 };
+ * const result = await migrateUp(store, dir, options);
+ * assert.deepEqual(result.plan, ["0001_seed"]);
+ * assert.equal(await store.get(["seeded"]), null); // a dry run writes nothing
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface MigrateOptions {
   /** Print the plan and change nothing (no lock, no records; the modules are still imported, to check them). */
   dryRun?: boolean;
@@ -97,7 +169,29 @@ export interface MigrateOptions {
   lockTtl?: number;
 }
 
-/** What {@linkcode migrateUp} and {@linkcode migrateDown} report. */
+/**
+ * What {@linkcode migrateUp} and {@linkcode migrateDown} report.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { migrateDown, type MigrateResult, migrateUp } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(
+ *   `${dir}/0001_seed.js`,
+ *   `export const up = ({ store }) => store.set(["seeded"], true);
+ * export const down = ({ store }) => store.delete(["seeded"]);`,
+ * );
+ * await using store = await openStore({ plugin: "memory" });
+ * const up: MigrateResult = await migrateUp(store, dir);
+ * const down: MigrateResult = await migrateDown(store, dir);
+ * assert.deepEqual([up.action, up.done], ["up", ["0001_seed"]]);
+ * assert.deepEqual([down.action, down.done], ["down", ["0001_seed"]]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface MigrateResult {
   /** `"up"` or `"down"`. */
   action: "up" | "down";

@@ -91,7 +91,24 @@ const durationSchema = z.union([z.number(), z.string()]).superRefine((value, ctx
   if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem.message });
 });
 
-/** Options of the `migrate` job. */
+/**
+ * Options of the `migrate` job.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import type { MigrateJobOptions } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/0001_seed.js`, `export const up = ({ store }) => store.set(["seeded"], true);`);
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const options: Partial<MigrateJobOptions> = { action: "up", dir, store: "main" };
+ * assert.equal((await runJob(rt, "migrate", { options })).status, "succeeded");
+ * assert.equal((await (await rt.store("main")).get(["seeded"]))?.value, true);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface MigrateJobOptions {
   /** `status` and `pending` only read; `up` applies; `down` reverts (default `up`). */
   action: "status" | "pending" | "up" | "down";
