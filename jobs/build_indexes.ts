@@ -37,7 +37,25 @@ import { openStore } from "../src/plugin.ts";
 import type { IndexBuildEvent } from "../src/store/driver.ts";
 import type { Store } from "../src/store/types.ts";
 
-/** Options of the build-indexes job. */
+/**
+ * Options of the build-indexes job.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import type { BuildIndexesOptions } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const indexes = [{ prefix: ["orders"], path: "status" }];
+ * await using rt = await openRuntime({
+ *   config: { stores: { main: { plugin: "sqlite", path: `${dir}/main.db`, indexes } } },
+ * });
+ * const options: Partial<BuildIndexesOptions> = { stores: ["main"] };
+ * const run = await runJob(rt, "build-indexes", { options });
+ * assert.equal(run.status, "succeeded");
+ * ```
+ */
 export interface BuildIndexesOptions {
   /**
    * The stores (default: every configured store that declares `indexes` or
@@ -54,7 +72,27 @@ const optionsSchema = z.strictObject({
   ),
 });
 
-/** One declared index after the job. */
+/**
+ * One declared index after the job.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import type { BuildIndexesReport, BuiltIndex } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const indexes = [{ prefix: ["orders"], path: "status" }];
+ * await using rt = await openRuntime({
+ *   config: { stores: { main: { plugin: "sqlite", path: `${dir}/main.db`, indexes } } },
+ * });
+ * const run = await runJob(rt, "build-indexes");
+ * const reports = run.outputs?.stores as unknown as BuildIndexesReport[];
+ * const built: BuiltIndex[] = reports[0].indexes;
+ * assert.equal(built.length, 1);
+ * assert.equal(built[0].native, true);
+ * ```
+ */
 export interface BuiltIndex {
   /** Its name (`fs_ix_…`), or `"search"`. */
   name: string;
@@ -68,7 +106,25 @@ export interface BuiltIndex {
   ms?: number;
 }
 
-/** What the job did to one store. */
+/**
+ * What the job did to one store.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import type { BuildIndexesReport } from "@flowstate/core/jobs";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const indexes = [{ prefix: ["orders"], path: "status" }];
+ * await using rt = await openRuntime({
+ *   config: { stores: { main: { plugin: "sqlite", path: `${dir}/main.db`, indexes } } },
+ * });
+ * const run = await runJob(rt, "build-indexes");
+ * const reports = run.outputs?.stores as unknown as BuildIndexesReport[];
+ * assert.deepEqual(reports.map((r) => r.store), ["main"]);
+ * ```
+ */
 export interface BuildIndexesReport {
   /** The store. */
   store: string;

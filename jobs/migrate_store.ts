@@ -83,7 +83,24 @@ export const CHECKPOINT_PREFIX: Key = Object.freeze(["flowstate", "migrate-store
 
 const MAX_BATCH = 100_000;
 
-/** Options for {@linkcode moveStore}. */
+/**
+ * Options for {@linkcode moveStore}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { moveStore, type MoveStoreOptions } from "@flowstate/core/jobs";
+ *
+ * await using source = await openStore({ plugin: "memory" }, { name: "old" });
+ * await using target = await openStore({ plugin: "memory" }, { name: "new" });
+ * await source.set(["a"], 1);
+ * const options: MoveStoreOptions = { dryRun: true, batchSize: 500 };
+ * const result = await moveStore(source, target, options);
+ * assert.equal(result.status, "dry-run");
+ * assert.equal(await target.count(), 0); // nothing copied
+ * ```
+ */
 export interface MoveStoreOptions {
   /** Entries per atomic commit on the target (default 1000). */
   batchSize?: number;
@@ -103,7 +120,24 @@ export interface MoveStoreOptions {
   clock?: Clock;
 }
 
-/** What {@linkcode moveStore} reports. */
+/**
+ * What {@linkcode moveStore} reports.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { moveStore, type MoveStoreResult } from "@flowstate/core/jobs";
+ *
+ * await using source = await openStore({ plugin: "memory" }, { name: "old" });
+ * await using target = await openStore({ plugin: "memory" }, { name: "new" });
+ * await source.set(["a"], 1);
+ * await source.set(["b"], 2);
+ * const result: MoveStoreResult = await moveStore(source, target);
+ * assert.deepEqual([result.from, result.to, result.copied, result.verified], ["old", "new", 2, true]);
+ * assert.equal(result.checksum, result.targetChecksum);
+ * ```
+ */
 export interface MoveStoreResult {
   /** The source store's name. */
   from: string;
@@ -452,7 +486,27 @@ async function firstKey(store: Store): Promise<Key | null> {
 
 // --- the job --------------------------------------------------------------------
 
-/** Options of the `migrate-store` job. */
+/**
+ * Options of the `migrate-store` job.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import type { MigrateStoreOptions } from "@flowstate/core/jobs";
+ *
+ * await using rt = await openRuntime({
+ *   config: {
+ *     stores: { old: { plugin: "memory" }, new: { plugin: "memory" }, main: { plugin: "memory" } },
+ *     records: "main", // the job's run is recorded in neither the source nor the target
+ *   },
+ * });
+ * await (await rt.store("old")).set(["a"], 1);
+ * const options: Partial<MigrateStoreOptions> = { from: "old", to: "new", batchSize: 1_000 };
+ * assert.equal((await runJob(rt, "migrate-store", { options })).status, "succeeded");
+ * assert.equal((await (await rt.store("new")).get(["a"]))?.value, 1);
+ * ```
+ */
 export interface MigrateStoreOptions {
   /** The configured store to copy from (only read). */
   from: string;

@@ -37,7 +37,23 @@ import type { Clock, Entry, Store } from "../src/store/types.ts";
 import { ConfigError } from "../src/errors.ts";
 import { systemClock } from "../src/clock.ts";
 
-/** Options of the rekey job. */
+/**
+ * Options of the rekey job.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import type { RekeyOptions } from "@flowstate/core/jobs";
+ *
+ * const config = (keys: string[]) => ({ stores: { main: { plugin: "memory" as const, encrypt: { keys } } } });
+ * await using rt = await openRuntime({ config: config(["22".repeat(32), "11".repeat(32)]) });
+ * await (await rt.store("main")).set(["a"], 1);
+ * const options: Partial<RekeyOptions> = { stores: ["main"], batchSize: 100 };
+ * const run = await runJob(rt, "rekey", { options });
+ * assert.equal(run.status, "succeeded");
+ * ```
+ */
 export interface RekeyOptions {
   /** The stores to rekey (default: every configured store with `encrypt:`). */
   stores?: string[];
@@ -53,7 +69,25 @@ const optionsSchema = z.strictObject({
   batchSize: z.number().int().min(1).max(100_000).default(defaults.batchSize),
 });
 
-/** What {@linkcode rekeyStore} did to one store. */
+/**
+ * What {@linkcode rekeyStore} did to one store.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { encrypted } from "@flowstate/core/encrypt";
+ * import { type RekeyReport, rekeyStore } from "@flowstate/core/jobs";
+ *
+ * const base = await openStore({ plugin: "memory" }, { name: "main" });
+ * const old = await encrypted(base, { key: "11".repeat(32) });
+ * await old.set(["a"], 1);
+ * await using store = await encrypted(base, { keys: ["22".repeat(32), "11".repeat(32)] });
+ * const report: RekeyReport = await rekeyStore(store);
+ * assert.deepEqual([report.store, report.entries, report.resealed], ["main", 1, 1]);
+ * assert.equal(report.keyId, store.keyId);
+ * ```
+ */
 export interface RekeyReport {
   /** The store. */
   store: string;
@@ -69,7 +103,25 @@ export interface RekeyReport {
   conflicts: number;
 }
 
-/** Options of {@linkcode rekeyStore}. */
+/**
+ * Options of {@linkcode rekeyStore}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "@flowstate/core";
+ * import { encrypted } from "@flowstate/core/encrypt";
+ * import { rekeyStore, type RekeyStoreOptions } from "@flowstate/core/jobs";
+ *
+ * const base = await openStore({ plugin: "memory" }, { name: "main" });
+ * const old = await encrypted(base, { key: "11".repeat(32) });
+ * await old.set(["a"], 1);
+ * await using store = await encrypted(base, { keys: ["22".repeat(32), "11".repeat(32)] });
+ * const options: RekeyStoreOptions = { dryRun: true, batchSize: 50 };
+ * assert.equal((await rekeyStore(store, options)).resealed, 1); // would reseal
+ * assert.equal((await old.get(["a"]))?.value, 1); // still under the old key
+ * ```
+ */
 export interface RekeyStoreOptions {
   /** Entries read per page (default 500). */
   batchSize?: number;
