@@ -129,6 +129,11 @@ const HOOK_NAMES: readonly string[] = fieldNames<StoreHooks>()(
  * included; `cached(withHooks(store, hooks))` sees only what reaches the
  * store — cache misses, and write-behind flushes as atomic commits.
  *
+ * `hooks` may be a class instance that keeps its own state and helpers.
+ * A function of it (own or inherited) that is not a hook but is spelt close
+ * to one (`befoerSet`) throws a `TypeError` naming the hook it resembles: it
+ * would otherwise never run.
+ *
  * @example Refuse writes outside a prefix, and count reads
  * ```ts
  * import { openStore } from "@flowstate/core";
