@@ -9,6 +9,7 @@
 
 import { realTimers } from "../clock.ts";
 import { serializeValue } from "../store/values.ts";
+import { checkExpireIn } from "../store/write_args.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -88,11 +89,21 @@ export async function serve(
     });
   };
   const view = (run: number, name: string) => {
-    const method = (m: string) => (...args: unknown[]) => {
-      // The value a set writes is checked here: on the way out as JSON a Map would become {}
-      // and NaN null, unseen. Only that: a read's options may hold what JSON turns into what
-      // the host reads the same way (limit: Infinity becomes null, "no limit", as in-process).
-      if (m === "set" && args[1] !== undefined) serializeValue(args[1], `ctx.${name}.set()`);
+    const method = (m: string) => (...args: unknown[]): Promise<unknown> => {
+      // The value a set writes, and its expireIn, are checked here: on the way out as JSON a
+      // Map would become {} and NaN null, unseen (or refused as "got null"). Only those: a
+      // read's options may hold what JSON turns into what the host reads the same way (limit:
+      // Infinity becomes null, "no limit", as in-process). A refusal is a rejected promise, as
+      // in-process, never a throw at the call: `.then(ok, fail)` and `allSettled` see it.
+      if (m === "set") {
+        try {
+          if (args[1] !== undefined) serializeValue(args[1], `ctx.${name}.set()`);
+          const expireIn = (args[2] as { expireIn?: unknown } | undefined)?.expireIn;
+          if (expireIn !== undefined) checkExpireIn(expireIn, "Cannot set");
+        } catch (err) {
+          return Promise.reject(err);
+        }
+      }
       return call(run, { scope: name, method: m, args: encodeArgs(args) });
     };
     return {
