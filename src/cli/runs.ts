@@ -198,8 +198,9 @@ function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void
   if (run.outputs !== null) lines.push(`outputs:  ${printable(JSON.stringify(run.outputs))}`);
   const q = run.queue;
   if (q !== undefined) {
+    const runAt = formatTime(q.runAt, tz);
     lines.push(
-      `queue:    run at ${formatTime(q.runAt, tz)}, priority ${q.priority}${
+      `queue:    run ${/^\d/.test(runAt) ? "at " : ""}${runAt}, priority ${q.priority}${
         q.key === undefined ? "" : `, key ${printable(q.key)}`
       }, attempt ${q.attempt} of ${q.maxAttempts}${
         q.claim ? `, claimed by ${printable(q.claim.worker)}` : ""
