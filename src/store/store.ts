@@ -1210,6 +1210,7 @@ class CoreStore implements Store {
     let n = 0;
     const { prefix: p, start, end } = range;
     for await (const raw of this.#listOutsideInternal({ prefix: p, start, end }, now)) {
+      checkRaw(raw);
       if (raw.expiresAt === null || raw.expiresAt > now) n++;
     }
     return n;
@@ -1230,6 +1231,7 @@ class CoreStore implements Store {
       if (native !== undefined) {
         const out: Entry<T>[] = [];
         for (const raw of native) {
+          checkRaw(raw);
           if (raw.expiresAt === null || raw.expiresAt > now) out.push(toEntry<T>(raw));
         }
         return out;
@@ -1241,6 +1243,7 @@ class CoreStore implements Store {
     }
     const entries: { key: Key; value: unknown; raw: RawEntry }[] = [];
     for await (const raw of this.#listOutsideInternal({ prefix: q.prefix }, now)) {
+      checkRaw(raw);
       if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
       entries.push({ key: raw.key, value: JSON.parse(raw.value), raw });
     }
@@ -1290,6 +1293,7 @@ class CoreStore implements Store {
     }
     const hits: SearchHit<T>[] = [];
     for await (const raw of this.#listOutsideInternal({ prefix: request.prefix }, now)) {
+      checkRaw(raw);
       if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
       const value = JSON.parse(raw.value);
       const score = searchScore(value, request.terms, request.fields);
