@@ -223,11 +223,17 @@ Deno.test("runs ls --flow with an id no flow file or run has says so, with a did
     // Before anything is recorded (no records store yet), the flow files and jobs are known.
     const fresh = await run("runs", "ls", "--flow", "gret");
     assert.equal(fresh.code, 1, fresh.stderr);
-    assert.match(fresh.stderr, /^error: Flow "gret" has no recorded runs \(did you mean "greet"\?\)/m);
+    assert.match(
+      fresh.stderr,
+      /^error: Flow "gret" has no recorded runs \(did you mean "greet"\?\)/m,
+    );
     const freshJob = await run("runs", "ls", "--flow", "job:retenton", "--json");
     assert.equal(freshJob.code, 1, freshJob.stderr);
     assert.equal(freshJob.stdout, "[]\n");
-    assert.match(freshJob.stderr, /^error: Job "retenton" has no recorded runs \(did you mean "job:retention"\?\)/m);
+    assert.match(
+      freshJob.stderr,
+      /^error: Job "retenton" has no recorded runs \(did you mean "job:retention"\?\)/m,
+    );
     for (const known of ["greet", "job:retention", "job:nightly"]) {
       const none = await run("runs", "ls", "--flow", known);
       assert.equal(none.code, 0, `${known}: ${none.stderr}`);

@@ -278,7 +278,10 @@ Deno.test("cli queue: a run enqueued past the last time a Date holds shows as su
     const id = (await run("enqueue", "mark", "--delay", "100000000000d")).stdout.trim();
     const shown = await run("runs", "show", id);
     assert.equal(shown.code, 0, shown.stderr);
-    assert.match(shown.stdout, /^queue: {4}run after the year 275760, priority 0, attempt 0 of 1$/m);
+    assert.match(
+      shown.stdout,
+      /^queue: {4}run after the year 275760, priority 0, attempt 0 of 1$/m,
+    );
     await Deno.writeTextFile(
       join(dir, "flowstate.yaml"),
       "flows: [./flows]\ntimezone: Europe/Paris\n",
