@@ -28,6 +28,7 @@ import { HEARTBEAT_MS } from "../records/heartbeat.ts";
 import { RunNotOwnedError } from "../records/recorder.ts";
 import { QUEUE_TOPIC } from "../records/_queue.ts";
 import type { Store } from "../store/types.ts";
+import { uniqueRandomHex } from "../_random.ts";
 
 /** Default lease of a claim without a heartbeat, in ms. */
 export const DEFAULT_LEASE_MS = 30_000;
@@ -105,7 +106,7 @@ function defaultWorkerId(): string {
   } catch {
     // No --allow-sys=hostname: the pid and random part still tell workers apart.
   }
-  return `${host}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
+  return `${host}:${Deno.pid}:${uniqueRandomHex(4)}`;
 }
 
 /** The names of {@linkcode WorkerOptions}: a misspelt one is refused, not ignored. */
