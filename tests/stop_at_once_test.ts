@@ -5,8 +5,10 @@
  * nodes, then exits with the signal's code. Through the CLI as a subprocess:
  * `flowstate run` of a flow whose node ignores its cancel signal (so the
  * first SIGTERM cannot end the run within the 60 s abort grace), and
- * `flowstate worker` with a queued run and a 60 s `--grace`; the `run` case
- * again on PostgreSQL when FLOWSTATE_TEST_POSTGRES_URL is set.
+ * `flowstate worker` with a queued run and a 60 s `--grace` (the run's flow
+ * running, or still loading: claimed, not yet started); the `run` case
+ * again on PostgreSQL when FLOWSTATE_TEST_POSTGRES_URL is set; `flowstate jobs
+ * run` of a job deaf to its cancel signal.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -16,6 +18,8 @@ import { cliCommand, runCli } from "./_cli_sandbox.ts";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 /** Logs "waiting for <path>", then waits for that file, deaf to its cancel signal. */
 const DEAF_NODE = join(ROOT, "tests", "fixtures", "nodes", "wait_for_file.ts");
+/** A node module that takes a minute to load: its run stays claimed, not yet started. */
+const SLOW_TO_LOAD = join(ROOT, "tests", "fixtures", "nodes", "slow_to_load.ts");
 const PG_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
 
 interface ShownRun {
@@ -148,26 +152,70 @@ Deno.test({
   },
 });
 
-Deno.test("flowstate worker: a second SIGTERM exits 143 at once and puts its run back in the queue, not running", async () => {
-  await withProject("flows: [./flows]\n", async (dir) => {
+for (const when of ["while its flow runs", "while its flow still loads"] as const) {
+  Deno.test(`flowstate worker: a second SIGTERM ${when} exits 143 at once and puts the run back in the queue, not running`, async () => {
+    await withProject("flows: [./flows]\n", async (dir) => {
+      // The node module (a copy in the project): quick to load while the run is enqueued
+      // (enqueue checks it), then slow when the worker loads it.
+      const module = join(dir, "slow_node.ts");
+      const slow = (await Deno.readTextFile(SLOW_TO_LOAD))
+        .replaceAll("../../../mod.ts", join(ROOT, "mod.ts"));
+      await Deno.writeTextFile(module, slow.replace(/^await new Promise.*$/m, ""));
+      await Deno.writeTextFile(
+        join(dir, "flows", "slow.flow.yaml"),
+        when === "while its flow runs"
+          ? "id: slow\nnodes:\n  - { id: w, type: delay, with: { for: 60s } }\n"
+          : `id: slow\nnodes:\n  - { id: w, type: ../slow_node.ts }\n`,
+      );
+      const enqueued = await runCli(dir, ["enqueue", "slow"]);
+      assert.equal(enqueued.code, 0, enqueued.stderr);
+      const id = enqueued.stdout.trim();
+      await Deno.writeTextFile(module, slow);
+      const stopped = await stopTwice(
+        dir,
+        ["worker", "--json", "--poll", "50ms", "--grace", "60s"],
+        { stream: "stdout", pattern: /"type":"claim"/ },
+        { stream: "stdout", pattern: /"type":"stopping"/ },
+      );
+      assert.equal(stopped.code, 143, stopped.stderr);
+      assert.match(stopped.stderr, /Received SIGTERM again: exiting without waiting/);
+      const run = await shown(dir, id);
+      assert.equal(run.status, "queued", "back in the queue, not left running");
+      assert.equal(run.queue?.claim, undefined);
+      assert.deepEqual(run.queue?.attempts.map((a) => a.outcome), ["lost"]);
+    });
+  });
+}
+
+Deno.test("flowstate jobs run: a second SIGTERM exits 143 at once and records the job's run cancelled, not running", async () => {
+  const jobs = new URL("../jobs.ts", import.meta.url).href;
+  await withProject("jobs:\n  deaf: { module: ./deaf_job.ts }\n", async (dir) => {
     await Deno.writeTextFile(
-      join(dir, "flows", "slow.flow.yaml"),
-      "id: slow\nnodes:\n  - { id: w, type: delay, with: { for: 60s } }\n",
+      join(dir, "deaf_job.ts"),
+      `import { defineJob } from ${JSON.stringify(jobs)};
+import { z } from "zod";
+export default defineJob({
+  name: "deaf",
+  description: "waits a minute, deaf to its cancel signal",
+  optionsSchema: z.strictObject({}),
+  async run(ctx) {
+    ctx.log("started");
+    await new Promise((resolve) => setTimeout(resolve, 60_000));
+    return {};
+  },
+});
+`,
     );
-    const enqueued = await runCli(dir, ["enqueue", "slow"]);
-    assert.equal(enqueued.code, 0, enqueued.stderr);
-    const id = enqueued.stdout.trim();
     const stopped = await stopTwice(
       dir,
-      ["worker", "--json", "--poll", "50ms", "--grace", "60s"],
-      { stream: "stdout", pattern: /"type":"claim"/ },
-      { stream: "stdout", pattern: /"type":"stopping"/ },
+      ["jobs", "run", "deaf"],
+      { stream: "stderr", pattern: /started/ },
+      { stream: "stderr", pattern: /Cancelling job "deaf" \(SIGTERM/ },
     );
     assert.equal(stopped.code, 143, stopped.stderr);
-    assert.match(stopped.stderr, /Received SIGTERM again: exiting without waiting/);
-    const run = await shown(dir, id);
-    assert.equal(run.status, "queued", "back in the queue, not left running");
-    assert.equal(run.queue?.claim, undefined);
-    assert.deepEqual(run.queue?.attempts.map((a) => a.outcome), ["lost"]);
+    const listed = await runCli(dir, ["runs", "ls", "--json"]);
+    const runs: { id: string; flowId: string; status: string }[] = JSON.parse(listed.stdout);
+    assert.deepEqual(runs.map((r) => [r.flowId, r.status]), [["job:deaf", "cancelled"]]);
+    assert.match((await shown(dir, runs[0].id)).error?.message ?? "", /stopped \(SIGTERM twice\)/);
   });
 });

@@ -80,8 +80,30 @@ export interface RunRecorderOptions {
 /** The default wait of {@linkcode RunRecorder.interruptAll}, in ms: what a process waits before it exits anyway. */
 export const INTERRUPT_TIMEOUT_MS = 1_500;
 
-/** The recorders of this process whose run has not ended yet (see {@linkcode RunRecorder.interruptAll}). */
-const inFlight = new Set<RunRecorder>();
+/**
+ * A run this process is in charge of, that it would leave `running` if it
+ * exited now: what {@linkcode RunRecorder.interruptAll} ends.
+ */
+export interface RunInFlight {
+  /** The run's id. */
+  readonly id: string;
+  /** Record its end now, once, without waiting for its nodes; resolves whether it is recorded ended. */
+  interrupt(reason: string): Promise<boolean>;
+}
+
+/** The runs of this process that have not ended yet: every recorder's, and claims not yet started. */
+const inFlight = new Set<RunInFlight>();
+
+/**
+ * Count `run` among this process's runs in flight (see
+ * {@linkcode RunRecorder.interruptAll}) until the function returned is
+ * called. Every recorder counts its own; a queue worker counts a run it
+ * claimed until the run's recorder takes over.
+ */
+export function trackRunInFlight(run: RunInFlight): () => void {
+  inFlight.add(run);
+  return () => inFlight.delete(run);
+}
 
 /**
  * A run's end was not recorded because the run is no longer this process's:
@@ -213,6 +235,8 @@ export class RunRecorder {
   /** The end `finish` is committing, once it has made it. */
   #ending: { record: RunRecord; events: RunEvent[] } | undefined;
   #interrupted: Promise<boolean> | undefined;
+  /** This run, as {@linkcode RunRecorder.interruptAll} sees it. */
+  readonly #tracked: RunInFlight;
 
   private constructor(
     records: Records,
@@ -227,6 +251,7 @@ export class RunRecorder {
     this.#start = start;
     this.startedAt = startedAt;
     this.id = id ?? newRunId(startedAt);
+    this.#tracked = { id: this.id, interrupt: (reason) => this.#interrupt(reason) };
     this.#commit = options.commit ?? ((record, events) => records.finishRun(record, events));
     // From now, not from `startedAt`: a claimed run's `startedAt` is when it
     // was enqueued, and its first event would otherwise be appended at once
@@ -281,7 +306,7 @@ export class RunRecorder {
   }
 
   #watch(heartbeatMs: number, options: RunRecorderOptions): void {
-    inFlight.add(this);
+    inFlight.add(this.#tracked);
     const notify = options.onCancelRequested;
     let told = false;
     // Once, whichever finds it first: the cancel poll or a heartbeat.
@@ -358,7 +383,7 @@ export class RunRecorder {
    * a run is given up without `finish`.
    */
   async close(): Promise<void> {
-    inFlight.delete(this);
+    inFlight.delete(this.#tracked);
     await this.#stopWatching();
   }
 
@@ -409,7 +434,7 @@ export class RunRecorder {
     const runs = [...inFlight];
     const ended: string[] = [];
     const all = Promise.all(runs.map(async (run) => {
-      if (await run.#interrupt(reason)) ended.push(run.id);
+      if (await run.interrupt(reason).catch(() => false)) ended.push(run.id);
     }));
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
@@ -452,7 +477,7 @@ export class RunRecorder {
         const stored = await this.#records.getRun(this.id).catch(() => null);
         return stored !== null && stored.status !== "running";
       } finally {
-        inFlight.delete(this);
+        inFlight.delete(this.#tracked);
       }
     })();
     return this.#interrupted;
@@ -535,7 +560,7 @@ export class RunRecorder {
     try {
       return await this.#finish(end);
     } finally {
-      inFlight.delete(this);
+      inFlight.delete(this.#tracked);
     }
   }
 
