@@ -566,6 +566,11 @@ export class RunRecorder {
 
   async #finish(end: RunEnd): Promise<RunRecord> {
     await this.#stopWatching();
+    if (this.#interrupted !== undefined && await this.#interrupted) {
+      // Already recorded ended by `interruptAll` (the process is exiting): that end stands.
+      const stored = await this.#records.getRun(this.id);
+      if (stored !== null && stored.status !== "running") return stored;
+    }
     await this.#flushing;
     const last = this.#buffer;
     this.#buffer = [];
