@@ -8,7 +8,8 @@
  * `flowstate worker` with a queued run and a 60 s `--grace` (the run's flow
  * running, or still loading: claimed, not yet started); the `run` case
  * again on PostgreSQL when FLOWSTATE_TEST_POSTGRES_URL is set; `flowstate jobs
- * run` of a job deaf to its cancel signal.
+ * run` of a job deaf to its cancel signal; `flowstate serve` whose worker runs
+ * a run started over HTTP (the daemon's worker is the same `startWorker`).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -43,14 +44,15 @@ async function withProject(config: string, fn: (dir: string) => Promise<void>): 
 
 /**
  * Start `flowstate <args>` in `dir`; once its stderr or stdout matches
- * `ready`, send SIGTERM, wait for `stopping` (the first signal was taken),
- * send SIGTERM again. Resolves the exit code and what it printed.
+ * `ready` (and `whenReady`, given the match, has resolved), send SIGTERM,
+ * wait for `stopping` (the first signal was taken), send SIGTERM again. Resolves the exit code and what it printed.
  */
 async function stopTwice(
   dir: string,
   args: string[],
   ready: { stream: "stdout" | "stderr"; pattern: RegExp },
   stopping: { stream: "stdout" | "stderr"; pattern: RegExp },
+  whenReady?: (match: RegExpExecArray) => Promise<void>,
 ): Promise<{ code: number; stderr: string; stdout: string }> {
   const child = cliCommand(dir, args).spawn();
   const text = { stdout: "", stderr: "" };
@@ -77,6 +79,7 @@ async function stopTwice(
   const pumped = Promise.all([pump("stdout"), pump("stderr")]);
   await until(ready.stream, ready.pattern);
   assert.match(text[ready.stream], ready.pattern, `never ready:\n${text.stderr}`);
+  await whenReady?.(ready.pattern.exec(text[ready.stream])!);
   child.kill("SIGTERM");
   await until(stopping.stream, stopping.pattern);
   assert.match(text[stopping.stream], stopping.pattern, "the first SIGTERM was taken");
@@ -217,5 +220,40 @@ export default defineJob({
     const runs: { id: string; flowId: string; status: string }[] = JSON.parse(listed.stdout);
     assert.deepEqual(runs.map((r) => [r.flowId, r.status]), [["job:deaf", "cancelled"]]);
     assert.match((await shown(dir, runs[0].id)).error?.message ?? "", /stopped \(SIGTERM twice\)/);
+  });
+});
+
+Deno.test("flowstate serve: a second SIGTERM exits 143 at once and puts the run its worker runs back in the queue", async () => {
+  await withProject("flows: [./flows]\nruns: { abortGrace: 60s }\n", async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "flows", "slow.flow.yaml"),
+      "id: slow\nnodes:\n  - { id: w, type: delay, with: { for: 60s } }\n",
+    );
+    let id = "";
+    const stopped = await stopTwice(
+      dir,
+      ["serve", "--port", "0"],
+      { stream: "stderr", pattern: /^Serving (http:\/\/127\.0\.0\.1:\d+\/)$/m },
+      { stream: "stderr", pattern: /Stopping the server \(SIGTERM/ },
+      async ([, url]) => {
+        const started = await fetch(new URL("api/flows/slow/runs", url), {
+          method: "POST",
+          headers: { origin: url.slice(0, -1), "content-type": "application/json" },
+          body: "{}",
+        });
+        assert.equal(started.status, 202, await started.clone().text());
+        id = (await started.json()).runId;
+        // Until the server's worker has it running.
+        for (;;) {
+          const shown = await fetch(new URL(`api/runs/${id}`, url));
+          if ((await shown.json()).run.status === "running") break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      },
+    );
+    assert.equal(stopped.code, 143, stopped.stderr);
+    const run = await shown(dir, id);
+    assert.equal(run.status, "queued", "back in the queue, not left running");
+    assert.deepEqual(run.queue?.attempts.map((a) => a.outcome), ["lost"]);
   });
 });
