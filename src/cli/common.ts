@@ -179,7 +179,8 @@ export function onStopSignals(
 /**
  * Run `body` with a signal that the first SIGINT (Ctrl-C), SIGTERM or SIGHUP
  * aborts, printing `notice`, so the work stops at a consistent point and is
- * recorded as cancelled; a second stop signal exits at once with its code.
+ * recorded as cancelled; a second stop signal exits at once with its code,
+ * after recording the runs still in flight as ended (see {@linkcode onStopSignals}).
  */
 export async function interruptible<T>(
   notice: string,
