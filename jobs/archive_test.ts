@@ -496,7 +496,7 @@ Deno.test("damaged archive files hold back only their own periods: every other p
     const message = job.error?.message ?? "";
     // The first damaged file found (April: runs are read newest first), with what to do.
     assert.ok(message.includes(`${april} is damaged: it is damaged or truncated (gzip`), message);
-    assert.ok(message.includes(`mv ${april} ${april}.damaged`), message);
+    assert.ok(message.includes(`(mv '${april}' '${april}.damaged')`), message);
     assert.match(message, /restore it from a backup/i);
     assert.ok(
       message.includes(
