@@ -131,11 +131,22 @@ async function exitAtOnce(name: keyof typeof STOP_SIGNALS): Promise<never> {
 }
 
 /**
+ * A repeat of the first stop signal within this many milliseconds of it is
+ * the same stop, not a second one: one Ctrl-C in a terminal reaches `deno task`
+ * and its child both, and `deno task` forwards it to the child too (a
+ * service manager stopping a control group does the same with SIGTERM), so
+ * the process often gets the one press twice, a few milliseconds apart.
+ */
+export const SIGNAL_REPEAT_MS = 500;
+
+/**
  * Listen for the stop signals (SIGINT, SIGTERM, SIGHUP): the first calls
  * `onFirst` with its name; a second one prints `again` (when given) and exits
  * at once with its code (130, 143, 129), after recording every run still in
  * flight as ended (within {@linkcode INTERRUPT_TIMEOUT_MS}; further signals
- * meanwhile change nothing). Dispose the result to stop listening.
+ * meanwhile change nothing). The same signal again within
+ * {@linkcode SIGNAL_REPEAT_MS} of the first is not a second one. Dispose the
+ * result to stop listening.
  *
  * @example
  * ```ts ignore
@@ -146,7 +157,7 @@ export function onStopSignals(
   onFirst: (name: keyof typeof STOP_SIGNALS) => void,
   again?: (name: keyof typeof STOP_SIGNALS) => string,
 ): Disposable {
-  let received = false;
+  let received: { name: keyof typeof STOP_SIGNALS; at: number } | undefined;
   let exiting = false;
   const listeners: [Deno.Signal, () => void][] = [];
   for (const name of Object.keys(STOP_SIGNALS) as (keyof typeof STOP_SIGNALS)[]) {
@@ -154,12 +165,14 @@ export function onStopSignals(
       if (name === "SIGHUP") bestEffortOutput();
       if (exiting) return;
       if (received) {
+        // The one press delivered twice (deno task forwards it): not "again".
+        if (name === received.name && performance.now() - received.at < SIGNAL_REPEAT_MS) return;
         exiting = true;
         if (again) console.error(again(name));
         void exitAtOnce(name);
         return;
       }
-      received = true;
+      received = { name, at: performance.now() };
       onFirst(name);
     };
     try {
