@@ -7,6 +7,7 @@
  * @module
  */
 import { resolve } from "./_path.ts";
+import { callGuarded } from "./_callback.ts";
 import type { Clock, Timers } from "./clock.ts";
 import type { StoreResolver } from "./state/scopes.ts";
 import { executeFlow } from "./flow/executor.ts";
@@ -60,7 +61,9 @@ export interface RunFlowOptions {
   /**
    * Called with every event as it happens (the CLI prints logs from here). If it throws, the
    * run goes on all the same (sub-runs too), and `runFlow` rejects with the first error it threw
-   * once the run's end is recorded (find the record with `records().listRuns()`).
+   * once the run's end is recorded (find the record with `records().listRuns()`). An `async`
+   * callback is not awaited; its rejection counts as a throw if it comes before the run's end is
+   * recorded, and is ignored (never an unhandled rejection) if it comes later.
    */
   onEvent?: (event: RunEvent, run: { id: string; flowId: string }) => void;
   /** Maximum nodes running at once (overrides the flow's `concurrency`). */
@@ -127,13 +130,14 @@ interface RunTree {
   callbackError?: { error: unknown };
 }
 
-/** Call a caller's callback; what it throws is kept in `tree` instead of breaking the run. */
-function callBack(tree: RunTree, call: () => void): void {
-  try {
-    call();
-  } catch (error) {
+/**
+ * Call a caller's callback; what it throws (or its promise rejects with) is kept in `tree`
+ * instead of breaking the run.
+ */
+function callBack(tree: RunTree, call: () => unknown): void {
+  callGuarded(call, (error) => {
     tree.callbackError ??= { error };
-  }
+  });
 }
 
 /** The version each flow last saved by this process has, per records store, and when. */

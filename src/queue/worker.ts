@@ -19,6 +19,7 @@
  * @module
  */
 import { assertKnownFields, fieldNames } from "../_suggest.ts";
+import { callGuarded } from "../_callback.ts";
 import { messageOf } from "../errors.ts";
 import { flowHostOf, type Runtime } from "../runtime.ts";
 import { runClaimed } from "../run_flow.ts";
@@ -75,9 +76,10 @@ export interface WorkerOptions {
   /** Poll interval, in ms (default 500). */
   pollMs?: number;
   /**
-   * Told of claims, ends, lost runs and errors. What it throws never stops the worker nor
-   * leaves a claimed run unstarted: it is told once as an `error` event (naming the event it
-   * threw on), and ignored if it throws on that too.
+   * Told of claims, ends, lost runs and errors. What it throws (or, for an `async` one, its
+   * promise rejects with: it is not awaited) never stops the worker nor leaves a claimed run
+   * unstarted: it is told once as an `error` event (naming the event it threw on), and ignored
+   * if it throws on that too.
    */
   onEvent?: (event: WorkerEvent) => void;
   /** Wakes the worker early (default: the records store's, when it has one). */
@@ -164,28 +166,29 @@ export function startWorker(runtime: Runtime, options: WorkerOptions = {}): Work
 
 /**
  * The caller's `onEvent`, made safe to call anywhere in the worker: a throw (a bug in the
- * caller's printer, say) must not abandon a claimed run (thrown at its `claim`), end the claim
- * loop or reject a run's bookkeeping. It is reported to the listener as an `error` event.
+ * caller's printer, say), or the rejection of the promise an `async` one returns, must not
+ * abandon a claimed run (thrown at its `claim`), end the claim loop, reject a run's bookkeeping
+ * or end the process (an unhandled rejection). It is reported to the listener as an `error`
+ * event; the promise is never awaited.
  */
 function guarded(onEvent: (event: WorkerEvent) => void): (event: WorkerEvent) => void {
   let reporting = false;
   return (event) => {
-    try {
-      onEvent(event);
-    } catch (err) {
+    callGuarded(() => onEvent(event), (err) => {
       if (reporting) return; // it threw on the report too: nothing more to tell it
       reporting = true;
       try {
-        onEvent({
-          type: "error",
-          message: `onEvent threw on a "${event.type}" event: ${messageOf(err)}`,
+        callGuarded(() =>
+          onEvent({
+            type: "error",
+            message: `onEvent threw on a "${event.type}" event: ${messageOf(err)}`,
+          }), () => {
+          // ignored, as above
         });
-      } catch {
-        // ignored, as above
       } finally {
         reporting = false;
       }
-    }
+    });
   };
 }
 
