@@ -15,7 +15,7 @@ import { type FlowSource, isFlowPath, loadFlowIn } from "./flow/load.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
 import type { FlowCache } from "./flow_cache.ts";
 import { coerceInputs } from "./flow/inputs.ts";
-import { RunRecorder } from "./records/recorder.ts";
+import { RunNotOwnedError, RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
 import { knownFlowHash } from "./records/flow_version.ts";
 import type { FlowDefinition } from "./flow/types.ts";
@@ -274,6 +274,11 @@ async function runInTree(
     if (value !== undefined) env[name] = value;
   }
 
+  // A claimed run whose claim was lost while its flow loaded (the worker's heartbeat found it
+  // taken back) does not start: it may be running under another worker already.
+  if (claimed !== undefined && options.signal?.reason instanceof RunNotOwnedError) {
+    throw options.signal.reason;
+  }
   const recordsStore = await host.recordsStore();
   const records = new Records(recordsStore, { clock: host.clock });
   const hash = await saveVersionOnce(records, recordsStore, def, parsed.source);

@@ -355,7 +355,11 @@ class QueueWorker implements Worker {
     const { host, defaults } = flowHostOf(this.#rt);
     // The claim's lease is kept alive from the claim to the end of the attempt, including
     // while the flow loads and while the end is committed (the run's own heartbeat
-    // covers only the time between).
+    // covers only the time between). A beat that finds the claim gone (this process paused
+    // past its lease and another worker took the run back) stops the attempt at once: the
+    // run may be running again elsewhere, and its effects must not happen twice. That
+    // attempt is recorded `lost` (by the worker that took it back), never `cancelled`: its
+    // end is refused (RunNotOwnedError).
     const beating = new AbortController();
     const beat = (async () => {
       while (!beating.signal.aborted) {
@@ -367,7 +371,12 @@ class QueueWorker implements Worker {
           }, { once: true });
         });
         if (beating.signal.aborted) return;
-        await records.heartbeatClaim(run, this.#rt.clock.now()).catch(() => false);
+        // A store that fails says nothing about the claim: the next beat tries again.
+        const held = await records.heartbeatClaim(run, this.#rt.clock.now()).catch(() => true);
+        if (!held && !beating.signal.aborted) {
+          cancel.abort(new RunNotOwnedError(run.id));
+          return;
+        }
       }
     })();
     const done = (async () => {
