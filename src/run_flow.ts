@@ -198,6 +198,8 @@ export interface ClaimedRun {
   heartbeatMs: number;
   /** Whether a cancelled end means "give the run back to the queue" (the worker is stopping). */
   released?: () => boolean;
+  /** Aborted when the worker finds the claim gone: the attempt stops and writes nothing more. */
+  lost?: AbortSignal;
 }
 
 /**
@@ -276,9 +278,7 @@ async function runInTree(
 
   // A claimed run whose claim was lost while its flow loaded (the worker's heartbeat found it
   // taken back) does not start: it may be running under another worker already.
-  if (claimed !== undefined && options.signal?.reason instanceof RunNotOwnedError) {
-    throw options.signal.reason;
-  }
+  if (claimed?.lost?.aborted) throw new RunNotOwnedError(claimed.record.id);
   const recordsStore = await host.recordsStore();
   const records = new Records(recordsStore, { clock: host.clock });
   const hash = await saveVersionOnce(records, recordsStore, def, parsed.source);
@@ -305,6 +305,7 @@ async function runInTree(
       }, {
         onCancelRequested,
         heartbeatMs: claimed.heartbeatMs,
+        ...(claimed.lost === undefined ? {} : { lost: claimed.lost }),
         commit: (record, events) =>
           records.finishClaimedRun(record, events, {
             release: record.status === "cancelled" && claimed.released?.() === true,

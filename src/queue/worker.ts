@@ -361,6 +361,7 @@ class QueueWorker implements Worker {
     // attempt is recorded `lost` (by the worker that took it back), never `cancelled`: its
     // end is refused (RunNotOwnedError).
     const beating = new AbortController();
+    const lost = new AbortController();
     const beat = (async () => {
       while (!beating.signal.aborted) {
         await new Promise<void>((resolve) => {
@@ -374,6 +375,7 @@ class QueueWorker implements Worker {
         // A store that fails says nothing about the claim: the next beat tries again.
         const held = await records.heartbeatClaim(run, this.#rt.clock.now()).catch(() => true);
         if (!held && !beating.signal.aborted) {
+          lost.abort();
           cancel.abort(new RunNotOwnedError(run.id));
           return;
         }
@@ -388,6 +390,7 @@ class QueueWorker implements Worker {
           record: run,
           heartbeatMs: this.#s.heartbeatMs,
           released: () => this.#releasing,
+          lost: lost.signal,
         }, { ...defaults, signal: cancel.signal });
         status = record.status;
         if (record.error) error = record.error.message;

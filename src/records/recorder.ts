@@ -63,6 +63,14 @@ export interface RunRecorderOptions {
    * {@linkcode RunNotOwnedError}.
    */
   commit?: (record: RunRecord, events: RunEvent[]) => Promise<boolean | void>;
+  /**
+   * For a claimed run: aborted by whoever else keeps the claim's lease (a
+   * queue worker) when it finds the claim gone. The recorder then acts as
+   * when its own heartbeat finds it gone (see {@linkcode RunRecorder.adopt}):
+   * no more events are written, `onCancelRequested` is called, and `finish`
+   * throws a {@linkcode RunNotOwnedError}.
+   */
+  lost?: AbortSignal;
 }
 
 /**
@@ -277,6 +285,14 @@ export class RunRecorder {
       told = true;
       notify();
     };
+    const lost = options.lost;
+    if (lost?.aborted) this.#lose(stopRun);
+    else {
+      lost?.addEventListener("abort", () => this.#lose(stopRun), {
+        once: true,
+        signal: this.#stopBeating.signal,
+      });
+    }
     this.#beating = this.#beat(heartbeatMs, stopRun);
     if (stopRun !== undefined) {
       const pollMs = options.cancelPollMs ?? CANCEL_POLL_MS;
@@ -309,10 +325,7 @@ export class RunRecorder {
         if (claim !== undefined) {
           // `false` means the claim is not this attempt's any more (see heartbeatClaim).
           if (await this.#records.heartbeatClaim(claim, this.#clock.now())) continue;
-          if (stop.aborted) return;
-          this.#lost = true;
-          this.#buffer = [];
-          endedElsewhere?.();
+          if (!stop.aborted) this.#lose(endedElsewhere);
           return;
         }
         if (await this.#records.heartbeat(this.id, this.#clock.now())) continue;
@@ -327,6 +340,17 @@ export class RunRecorder {
         // beats are needed before anyone calls the run abandoned.
       }
     }
+  }
+
+  /**
+   * The claim is not this attempt's any more: write nothing more for the run (its events would
+   * mix with the other attempt's) and stop it.
+   */
+  #lose(stopRun?: () => void): void {
+    if (this.#lost) return;
+    this.#lost = true;
+    this.#buffer = [];
+    stopRun?.();
   }
 
   /** Look for a cancel request every `ms` until one is found or the run ends. */
