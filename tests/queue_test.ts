@@ -474,6 +474,10 @@ nodes:
   assert.equal(held.queue?.claim?.worker, "B");
   assert.equal(held.heartbeatAt, bBeat, "A wrote nothing onto B's claim");
   assert.deepEqual(held.queue?.attempts.map((x) => [x.worker, x.outcome]), [["A", "lost"]]);
+  // A's events stop where it found the claim gone: its cancelled `wait` is not mixed into the
+  // run's events (B's attempt, which has written none yet, owns them now).
+  const written = await (await rt.records()).getEvents(runId);
+  assert.deepEqual(written.filter((e) => e.type === "node.end" || e.type === "run.end"), []);
   await a.stop();
   assert.ok(await b.finishClaimedRun({ ...retaken!, status: "succeeded", outputs: {} }));
   await Deno.remove(dir, { recursive: true });

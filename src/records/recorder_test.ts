@@ -282,3 +282,51 @@ Deno.test("Records.heartbeat never writes onto a claimed run (only heartbeatClai
   assert.equal(await records.heartbeatClaim(claimed!, clock.now() + 500), true);
   assert.equal((await records.getRun(runId))?.heartbeatAt, clock.now() + 500);
 });
+
+Deno.test("RunRecorder.adopt with `lost`: once the worker finds the claim gone, nothing more is written and the run stops", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const records = new Records(store, { clock });
+  const { runId } = await records.enqueueRun({
+    flowId: "f",
+    flowVersion: "v1",
+    inputs: {},
+    flowPath: "/f.flow.yaml",
+  });
+  const claimed = await records.claimRun({ worker: "A", leaseMs: 60_000 });
+  const lost = new AbortController();
+  let stopped = 0;
+  const recorder = RunRecorder.adopt(
+    records,
+    clock,
+    claimed!,
+    { ...START, queue: claimed!.queue },
+    {
+      timers,
+      lost: lost.signal,
+      onCancelRequested: () => stopped++,
+      commit: (record, events) => records.finishClaimedRun(record, events),
+    },
+  );
+  recorder.event({ at: clock.now(), type: "run.start" });
+  await timers.advance(EVENT_BATCH_MS);
+  recorder.event({ at: clock.now(), type: "node.start", node: "wait" });
+  lost.abort();
+  assert.equal(stopped, 1, "the run is told to stop at once");
+  recorder.event({
+    at: clock.now(),
+    type: "node.log",
+    node: "wait",
+    message: "late",
+    level: "info",
+  });
+  await timers.advance(EVENT_BATCH_MS);
+  await assert.rejects(
+    () => recorder.finish({ ...END, status: "cancelled" }),
+    (err: Error) => err.name === "RunNotOwnedError",
+  );
+  assert.equal(stopped, 1);
+  assert.deepEqual((await records.getEvents(runId)).map((e) => e.type), ["run.start"]);
+  assert.equal((await records.getRun(runId))?.status, "running", "nothing was recorded");
+});
