@@ -202,6 +202,12 @@ Deno.test("RunRecorder appends buffered events within EVENT_BATCH_MS even when n
   assert.equal((await records.getEvents(recorder.id)).length, 2);
 });
 
+/** Put one run of flow `f` in the queue; resolves its id. */
+async function enqueueOne(records: Records): Promise<string> {
+  const queued = { flowId: "f", flowVersion: "v1", inputs: {}, flowPath: "/f.flow.yaml" };
+  return (await records.enqueueRun(queued)).runId;
+}
+
 Deno.test("RunRecorder.adopt stops a claimed run whose claim another worker took over, and never beats onto that claim", async () => {
   await using store = await openStore({ plugin: "memory" });
   const clock = fakeClock(Date.UTC(2026, 0, 1));
@@ -209,12 +215,7 @@ Deno.test("RunRecorder.adopt stops a claimed run whose claim another worker took
   // Worker A, whose process pauses past its lease; worker B, whose clock is past A's lease.
   const a = new Records(store, { clock });
   const b = new Records(store, { clock: { now: () => clock.now() + 10_000 } });
-  const { runId } = await a.enqueueRun({
-    flowId: "f",
-    flowVersion: "v1",
-    inputs: {},
-    flowPath: "/f.flow.yaml",
-  });
+  const runId = await enqueueOne(a);
   const claimed = await a.claimRun({ worker: "A", leaseMs: 1_000 });
   assert.equal(claimed?.id, runId);
   let stopped = 0;
@@ -269,12 +270,7 @@ Deno.test("Records.heartbeat never writes onto a claimed run (only heartbeatClai
   await using store = await openStore({ plugin: "memory" });
   const clock = fakeClock(Date.UTC(2026, 0, 1));
   const records = new Records(store, { clock });
-  const { runId } = await records.enqueueRun({
-    flowId: "f",
-    flowVersion: "v1",
-    inputs: {},
-    flowPath: "/f.flow.yaml",
-  });
+  const runId = await enqueueOne(records);
   const claimed = await records.claimRun({ worker: "B", leaseMs: 1_000 });
   const before = (await records.getRun(runId))?.heartbeatAt;
   assert.equal(await records.heartbeat(runId, clock.now() + 500), false);
@@ -288,12 +284,7 @@ Deno.test("RunRecorder.adopt with `lost`: once the worker finds the claim gone, 
   const clock = fakeClock(Date.UTC(2026, 0, 1));
   const timers = manualTimers(clock);
   const records = new Records(store, { clock });
-  const { runId } = await records.enqueueRun({
-    flowId: "f",
-    flowVersion: "v1",
-    inputs: {},
-    flowPath: "/f.flow.yaml",
-  });
+  const runId = await enqueueOne(records);
   const claimed = await records.claimRun({ worker: "A", leaseMs: 60_000 });
   const lost = new AbortController();
   let stopped = 0;
