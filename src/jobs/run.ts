@@ -11,6 +11,7 @@ import { builtinJobNames, builtinJobUrl } from "./builtin.ts";
 import { assertKnownFields, didYouMean, fieldNames } from "../_suggest.ts";
 import { ConfigError, messageOf } from "../errors.ts";
 import { callGuarded } from "../_callback.ts";
+import { describeValue } from "../flow/_shapes.ts";
 import { validateOptions } from "../plugin.ts";
 import type { Runtime } from "../runtime.ts";
 import type { JsonValue } from "../store/types.ts";
@@ -323,13 +324,15 @@ function checkRunJobOptions(options: RunJobOptions<object>): void {
   ) {
     throw new TypeError(
       `${what}: signal must be an AbortSignal (from new AbortController().signal), got ${
-        describe(signal)
+        describeValue(signal)
       }`,
     );
   }
   for (const name of ["onLog", "onStart"] as const) {
     if (options[name] !== undefined && typeof options[name] !== "function") {
-      throw new TypeError(`${what}: ${name} must be a function, got ${describe(options[name])}`);
+      throw new TypeError(
+        `${what}: ${name} must be a function, got ${describeValue(options[name])}`,
+      );
     }
   }
   if (progress === undefined) return;
@@ -345,7 +348,7 @@ function checkRunJobOptions(options: RunJobOptions<object>): void {
     throw new TypeError(
       `${what}: progress must be one of ${
         PROGRESS_MODES.join(", ")
-      } or a Progress object (from createProgress()), got ${describe(progress)}`,
+      } or a Progress object (from createProgress()), got ${describeValue(progress)}`,
     );
   }
   const missing = PROGRESS_METHODS.filter((m) => typeof progress[m] !== "function");
@@ -358,12 +361,6 @@ function checkRunJobOptions(options: RunJobOptions<object>): void {
       } missing`,
     );
   }
-}
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return typeof value === "object" ? "an object of another kind" : `a ${typeof value}`;
 }
 
 /**
