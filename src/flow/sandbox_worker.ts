@@ -146,7 +146,6 @@ export async function serve(
     aborts.set(run, controller);
     watch();
     const signal = controller.signal;
-    const startedAt = performance.now();
     try {
       const checked = await type.optionsSchema["~standard"].validate(msg.input);
       if (checked.issues) {
@@ -172,8 +171,9 @@ export async function serve(
         nodeId: msg.nodeId,
         attempt: msg.attempt,
         signal,
-        // The host's clock as the attempt started, advancing in real time from there.
-        clock: { now: () => msg.now + (performance.now() - startedAt) },
+        // The host's clock, advancing in real time: its offset from the wall clock when the
+        // host sent the attempt (0 for the real clock), in whole milliseconds as in-process.
+        clock: { now: () => Math.floor(Date.now() + (msg.now - msg.sentAt)) },
         log: (message: string, level?: string) =>
           send({ op: "log", run, message: String(message), level: level ?? "info" }),
         // The runner's own timers: a negative, NaN or fractional wait is read as it is

@@ -26,9 +26,10 @@ import { runClaimed } from "../run_flow.ts";
 import type { Records } from "../records/records.ts";
 import type { RunRecord, RunStatus } from "../records/types.ts";
 import { HEARTBEAT_MS } from "../records/heartbeat.ts";
-import { RunNotOwnedError } from "../records/recorder.ts";
+import { RunNotOwnedError, trackRunInFlight } from "../records/recorder.ts";
 import { QUEUE_TOPIC } from "../records/_queue.ts";
 import type { Store } from "../store/types.ts";
+import { uniqueRandomHex } from "../_random.ts";
 
 /** Default lease of a claim without a heartbeat, in ms. */
 export const DEFAULT_LEASE_MS = 30_000;
@@ -107,7 +108,7 @@ function defaultWorkerId(): string {
   } catch {
     // No --allow-sys=hostname: the pid and random part still tell workers apart.
   }
-  return `${host}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
+  return `${host}:${Deno.pid}:${uniqueRandomHex(4)}`;
 }
 
 /** The names of {@linkcode WorkerOptions}: a misspelt one is refused, not ignored. */
@@ -338,13 +339,18 @@ class QueueWorker implements Worker {
 
   /** Put a claimed run that never started back in the queue. */
   async #release(records: Records, run: RunRecord): Promise<void> {
+    await this.#giveBack(records, run).catch(() => {});
+    this.#released++;
+  }
+
+  /** Put a claimed run back in the queue (its attempt recorded `lost`); resolves whether it was. */
+  #giveBack(records: Records, run: RunRecord): Promise<boolean> {
     const now = Date.now();
-    await records.finishClaimedRun(
+    return records.finishClaimedRun(
       { ...run, status: "cancelled", endedAt: now, error: { message: "released" } },
       [],
       { release: true },
-    ).catch(() => {});
-    this.#released++;
+    );
   }
 
   #launch(records: Records, run: RunRecord): void {
@@ -353,6 +359,12 @@ class QueueWorker implements Worker {
     this.#s.onEvent({ type: "claim", runId: run.id, flowId: run.flowId, attempt });
     const started = performance.now();
     const { host, defaults } = flowHostOf(this.#rt);
+    // Until the run's recorder takes over (its flow loaded), the worker answers for the run: a
+    // process that exits at once (RunRecorder.interruptAll) puts it back in the queue.
+    const untrack = trackRunInFlight({
+      id: run.id,
+      interrupt: () => this.#giveBack(records, run),
+    });
     // The claim's lease is kept alive from the claim to the end of the attempt, including
     // while the flow loads and while the end is committed (the run's own heartbeat
     // covers only the time between). A beat that finds the claim gone (this process paused
@@ -375,6 +387,8 @@ class QueueWorker implements Worker {
         // A store that fails says nothing about the claim: the next beat tries again.
         const held = await records.heartbeatClaim(run, this.#rt.clock.now()).catch(() => true);
         if (!held && !beating.signal.aborted) {
+          // Not this process's run any more: nothing for `interruptAll` to give back.
+          untrack();
           lost.abort();
           cancel.abort(new RunNotOwnedError(run.id));
           return;
@@ -391,7 +405,7 @@ class QueueWorker implements Worker {
           heartbeatMs: this.#s.heartbeatMs,
           released: () => this.#releasing,
           lost: lost.signal,
-        }, { ...defaults, signal: cancel.signal });
+        }, { ...defaults, signal: cancel.signal, onStart: untrack });
         status = record.status;
         if (record.error) error = record.error.message;
         requeued = this.#releasing && status === "cancelled"
@@ -422,6 +436,7 @@ class QueueWorker implements Worker {
           }
         }
       } finally {
+        untrack();
         beating.abort("the attempt ended"); // not the default reason: a DOMException per run
         await beat;
         this.#inFlight.delete(run.id);

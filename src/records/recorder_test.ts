@@ -313,6 +313,9 @@ Deno.test("RunRecorder.adopt with `lost`: once the worker finds the claim gone, 
     level: "info",
   });
   await timers.advance(EVENT_BATCH_MS);
+  // Not this process's run any more: a process exiting at once has no end to record for it.
+  const { ended, notEnded } = await RunRecorder.interruptAll("cancelled: exiting at once");
+  assert.deepEqual([ended, notEnded], [[], []]);
   await assert.rejects(
     () => recorder.finish({ ...END, status: "cancelled" }),
     (err: Error) => err.name === "RunNotOwnedError",
@@ -320,4 +323,31 @@ Deno.test("RunRecorder.adopt with `lost`: once the worker finds the claim gone, 
   assert.equal(stopped, 1);
   assert.deepEqual((await records.getEvents(runId)).map((e) => e.type), ["run.start"]);
   assert.equal((await records.getRun(runId))?.status, "running", "nothing was recorded");
+});
+
+Deno.test("RunRecorder.finish() after interruptAll() returns the end interruptAll recorded, without a conflict", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  const clock = { now: () => Date.now() };
+  const recorder = await RunRecorder.start(records, clock, {
+    flowId: "f",
+    flowVersion: "job",
+    inputs: {},
+  });
+  recorder.event({ at: clock.now(), type: "node.start", node: "a" });
+  recorder.event({ at: clock.now(), type: "node.attempt", node: "a", attempt: 1 });
+  const { ended } = await RunRecorder.interruptAll("cancelled: exiting");
+  assert.ok(ended.includes(recorder.id));
+  // The run's own code reaches its end meanwhile: it gets the recorded end, not an error.
+  const record = await recorder.finish({
+    status: "succeeded",
+    outputs: {},
+    nodes: {},
+    error: null,
+  });
+  assert.equal(record.status, "cancelled");
+  assert.deepEqual(record.nodes, { a: { status: "cancelled", attempts: 1 } });
+  assert.equal((await records.getRun(recorder.id))?.error?.message, "cancelled: exiting");
+  // Nothing is left in flight.
+  assert.deepEqual(await RunRecorder.interruptAll("again"), { ended: [], notEnded: [] });
 });
