@@ -711,6 +711,12 @@ class CoreStore implements Store {
         `${what}: at must be { time: <ms since the epoch> } or { seq: <number> }`,
       );
     }
+    if ("time" in at && "seq" in at) {
+      throw new TypeError(
+        `${what}: at has both time (${String(at.time)}) and seq (${String(at.seq)}); give ` +
+          "one of them: { time: <ms since the epoch> } or { seq: <number> }",
+      );
+    }
     const { result, time } = await changeAt(this.#driver, key, at, what);
     if (result.kind === "absent") return null;
     if (result.kind === "current") {
