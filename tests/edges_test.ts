@@ -9,6 +9,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { withSandbox } from "./_cli_sandbox.ts";
+import { openStore } from "../mod.ts";
+import { cached } from "../cache.ts";
+import { fakeClock } from "../testing.ts";
 
 const PLUGIN_URL = new URL("../plugin.ts", import.meta.url).href;
 
@@ -72,4 +75,36 @@ Deno.test("CLI: a flowstate.yaml of more than 1000 aliases is refused at alias 1
       /^error: flowstate\.yaml:1004:11: invalid YAML: more than 1000 aliases \(this is alias 1001\)/,
     );
   });
+});
+
+Deno.test("mod.ts: atomic() with a key checked twice reports it once", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const first = await store.set(["k"], 1);
+  await store.set(["k"], 2);
+  const result = await store.atomic().check(["k"], first.version).check(["k"], first.version)
+    .set(["other"], 1).commit();
+  assert.deepEqual(result, { ok: false, version: null, conflicts: [["k"]] });
+});
+
+Deno.test("cache.ts: write-behind purgeExpired() counts an expired entry still queued", async () => {
+  const clock = fakeClock();
+  await using store = cached(await openStore({ plugin: "memory" }, { clock }), {
+    clock,
+    mode: "write-behind",
+    flushInterval: 0,
+  });
+  await store.set(["session"], "s", { expireIn: 1_000 });
+  clock.advance(1_000);
+  assert.equal(await store.purgeExpired(), 1);
+});
+
+Deno.test("mod.ts: getAt() with both seq and time is a TypeError saying to give one", async () => {
+  await using store = await openStore({ plugin: "memory", changes: { keep: "1d" } });
+  await store.set(["k"], 1);
+  await assert.rejects(
+    () => store.getAt(["k"], { seq: 1, time: Date.now() } as unknown as { seq: number }),
+    (err: Error) =>
+      err instanceof TypeError &&
+      /at has both time .* and seq \(1\); give one of them/.test(err.message),
+  );
 });
