@@ -296,9 +296,11 @@ async function runInTree(
       }, {
         onCancelRequested,
         heartbeatMs: claimed.heartbeatMs,
-        commit: (record, events) =>
+        // Cancelled because the worker stops (or its process exits at once): back to the queue.
+        commit: (record, events, how) =>
           records.finishClaimedRun(record, events, {
-            release: record.status === "cancelled" && claimed.released?.() === true,
+            release: record.status === "cancelled" &&
+              (how?.interrupted === true || claimed.released?.() === true),
           }),
       });
   } catch (err) {

@@ -1,6 +1,6 @@
 /**
  * Flowstate used as a package, end to end: a user's own project in a
- * temporary directory, whose deno.json imports `jsr:@flowstate/core@^0.3`
+ * temporary directory, whose deno.json imports `jsr:@flowstate/core@^0.4`
  * and links it to this repository (as it would resolve from JSR), runs the
  * exported CLI through its own `deno task run`, loads a plugin package with
  * its own npm dependency by its import-map name, a custom node by a mapped

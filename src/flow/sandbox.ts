@@ -357,6 +357,8 @@ export class SandboxWorker {
         nodeId: ctx.nodeId,
         attempt: ctx.attempt,
         now: ctx.clock.now(),
+        // The host's wall clock as it sends, so the Worker keeps the offset, not the delay.
+        sentAt: Date.now(),
       }, ctx);
     } finally {
       ctx.signal.removeEventListener("abort", onAbort);

@@ -147,7 +147,6 @@ export async function serve(
     aborts.set(run, controller);
     watch();
     const signal = controller.signal;
-    const startedAt = performance.now();
     try {
       const checked = await type.optionsSchema["~standard"].validate(msg.input);
       if (checked.issues) {
@@ -173,8 +172,9 @@ export async function serve(
         nodeId: msg.nodeId,
         attempt: msg.attempt,
         signal,
-        // The host's clock as the attempt started, advancing in real time from there.
-        clock: { now: () => msg.now + (performance.now() - startedAt) },
+        // The host's clock, advancing in real time: its offset from the wall clock when the
+        // host sent the attempt (0 for the real clock), in whole milliseconds as in-process.
+        clock: { now: () => Math.floor(Date.now() + (msg.now - msg.sentAt)) },
         // Checked here, as in-process: the node's own call throws.
         log: (message: string, level?: string) =>
           send({ op: "log", run, message: String(message), level: logLevel(level) }),

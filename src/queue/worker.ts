@@ -25,9 +25,10 @@ import { runClaimed } from "../run_flow.ts";
 import type { Records } from "../records/records.ts";
 import type { RunRecord, RunStatus } from "../records/types.ts";
 import { HEARTBEAT_MS } from "../records/heartbeat.ts";
-import { RunNotOwnedError } from "../records/recorder.ts";
+import { RunNotOwnedError, trackRunInFlight } from "../records/recorder.ts";
 import { QUEUE_TOPIC } from "../records/_queue.ts";
 import type { Store } from "../store/types.ts";
+import { uniqueRandomHex } from "../_random.ts";
 
 /** Default lease of a claim without a heartbeat, in ms. */
 export const DEFAULT_LEASE_MS = 30_000;
@@ -105,7 +106,7 @@ function defaultWorkerId(): string {
   } catch {
     // No --allow-sys=hostname: the pid and random part still tell workers apart.
   }
-  return `${host}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
+  return `${host}:${Deno.pid}:${uniqueRandomHex(4)}`;
 }
 
 /** The names of {@linkcode WorkerOptions}: a misspelt one is refused, not ignored. */
@@ -335,13 +336,18 @@ class QueueWorker implements Worker {
 
   /** Put a claimed run that never started back in the queue. */
   async #release(records: Records, run: RunRecord): Promise<void> {
+    await this.#giveBack(records, run).catch(() => {});
+    this.#released++;
+  }
+
+  /** Put a claimed run back in the queue (its attempt recorded `lost`); resolves whether it was. */
+  #giveBack(records: Records, run: RunRecord): Promise<boolean> {
     const now = Date.now();
-    await records.finishClaimedRun(
+    return records.finishClaimedRun(
       { ...run, status: "cancelled", endedAt: now, error: { message: "released" } },
       [],
       { release: true },
-    ).catch(() => {});
-    this.#released++;
+    );
   }
 
   #launch(records: Records, run: RunRecord): void {
@@ -367,6 +373,12 @@ class QueueWorker implements Worker {
         await records.heartbeatClaim(run, this.#rt.clock.now()).catch(() => false);
       }
     })();
+    // Until the run's recorder takes over (its flow loaded), the worker answers for the run: a
+    // process that exits at once (RunRecorder.interruptAll) puts it back in the queue.
+    const untrack = trackRunInFlight({
+      id: run.id,
+      interrupt: () => this.#giveBack(records, run),
+    });
     const done = (async () => {
       let status: RunStatus = "failed";
       let error: string | undefined;
@@ -376,7 +388,7 @@ class QueueWorker implements Worker {
           record: run,
           heartbeatMs: this.#s.heartbeatMs,
           released: () => this.#releasing,
-        }, { ...defaults, signal: cancel.signal });
+        }, { ...defaults, signal: cancel.signal, onStart: untrack });
         status = record.status;
         if (record.error) error = record.error.message;
         requeued = this.#releasing && status === "cancelled"
@@ -407,6 +419,7 @@ class QueueWorker implements Worker {
           }
         }
       } finally {
+        untrack();
         beating.abort("the attempt ended"); // not the default reason: a DOMException per run
         await beat;
         this.#inFlight.delete(run.id);

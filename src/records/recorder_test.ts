@@ -201,3 +201,30 @@ Deno.test("RunRecorder appends buffered events within EVENT_BATCH_MS even when n
   assert.equal(timers.pending, 0, "no timer left");
   assert.equal((await records.getEvents(recorder.id)).length, 2);
 });
+
+Deno.test("RunRecorder.finish() after interruptAll() returns the end interruptAll recorded, without a conflict", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  const clock = { now: () => Date.now() };
+  const recorder = await RunRecorder.start(records, clock, {
+    flowId: "f",
+    flowVersion: "job",
+    inputs: {},
+  });
+  recorder.event({ at: clock.now(), type: "node.start", node: "a" });
+  recorder.event({ at: clock.now(), type: "node.attempt", node: "a", attempt: 1 });
+  const { ended } = await RunRecorder.interruptAll("cancelled: exiting");
+  assert.ok(ended.includes(recorder.id));
+  // The run's own code reaches its end meanwhile: it gets the recorded end, not an error.
+  const record = await recorder.finish({
+    status: "succeeded",
+    outputs: {},
+    nodes: {},
+    error: null,
+  });
+  assert.equal(record.status, "cancelled");
+  assert.deepEqual(record.nodes, { a: { status: "cancelled", attempts: 1 } });
+  assert.equal((await records.getRun(recorder.id))?.error?.message, "cancelled: exiting");
+  // Nothing is left in flight.
+  assert.deepEqual(await RunRecorder.interruptAll("again"), { ended: [], notEnded: [] });
+});

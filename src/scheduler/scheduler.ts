@@ -68,6 +68,7 @@ import { MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import { loadSchedules } from "./from_config.ts";
 import type { Schedule } from "./schedule.ts";
 import { messageOf } from "../errors.ts";
+import { uniqueRandomBytes } from "../_random.ts";
 
 export type { AbandonedPolicy, MissedPolicy, OverlapPolicy } from "../config.ts";
 export type { Schedule, TickContext } from "./schedule.ts";
@@ -209,7 +210,7 @@ export function defaultRunnerId(): string {
   } catch {
     // No --allow-sys: the pid and the random part still make it unique.
   }
-  const random = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
+  const random = new DataView(uniqueRandomBytes(4).buffer).getUint32(0).toString(36);
   return `${host}:${Deno.pid}:${random}`;
 }
 

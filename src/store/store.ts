@@ -78,6 +78,7 @@ import type {
 import { assertValueSize, serializeValue } from "./values.ts";
 import { checkExpireIn } from "./write_args.ts";
 import { systemClock } from "../clock.ts";
+import { uniqueRandomHex } from "../_random.ts";
 import { listIterator } from "./list_iterator.ts";
 import { CoreIndexes } from "./core_indexes.ts";
 import {
@@ -120,10 +121,8 @@ function chainListings(
   })();
 }
 
-const PROCESS_TAG = Array.from(
-  crypto.getRandomValues(new Uint8Array(8)),
-  (b) => b.toString(16).padStart(2, "0"),
-).join("");
+/** This process's part of every version it makes (never repeated by `--seed`: see `_random.ts`). */
+const PROCESS_TAG = uniqueRandomHex(8);
 let versionCounter = 0;
 let versionMs = -1;
 let versionPrefix = "";
