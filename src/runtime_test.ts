@@ -8,6 +8,8 @@ import type { StoreDriver } from "./store/driver.ts";
 import { MemoryDriver } from "../plugins/memory/mod.ts";
 import { UnknownStoreError } from "./errors.ts";
 
+const FAILING_OPEN = new URL("../tests/fixtures/failing_open_store.ts", import.meta.url).pathname;
+
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-runtime-" });
   try {
@@ -192,20 +194,9 @@ Deno.test("openRuntime() points a plugin option error at the option's line in th
 
 Deno.test("openRuntime() points a plugin's own open() error at the store in the file", async () => {
   await withTempDir(async (dir) => {
-    const plugin = new URL("./plugin.ts", import.meta.url).href;
-    await Deno.writeTextFile(
-      join(dir, "flaky.ts"),
-      `import { definePlugin } from ${JSON.stringify(plugin)};
-export default definePlugin({
-  name: "flaky",
-  optionsSchema: { "~standard": { version: 1, vendor: "x", validate: (value) => ({ value }) } },
-  open() { throw new Error("the disk is on fire"); },
-});
-`,
-    );
     await Deno.writeTextFile(
       join(dir, "flowstate.yaml"),
-      "stores:\n  other: { plugin: memory }\n  main:\n    plugin: ./flaky.ts\n",
+      `stores:\n  other: { plugin: memory }\n  main:\n    plugin: ${FAILING_OPEN}\n`,
     );
     await using runtime = await openRuntime({ cwd: dir, env: {} });
     await assert.rejects(runtime.store("main"), (err: Error) => {

@@ -13,9 +13,9 @@ import { openStore } from "../mod.ts";
 import { cached } from "../cache.ts";
 import { fakeClock } from "../testing.ts";
 
-const PLUGIN_URL = new URL("../plugin.ts", import.meta.url).href;
+const FAILING_OPEN = new URL("./fixtures/failing_open_store.ts", import.meta.url).pathname;
 
-/** `count` aliases of one anchor, one per line (the first alias on line `count` + 7 - 1000…). */
+/** `count` aliases of one anchor `&m`, one per line, as items of a list. */
 function aliases(count: number): string {
   return Array.from({ length: count }, () => "        - *m\n").join("");
 }
@@ -23,18 +23,8 @@ function aliases(count: number): string {
 Deno.test("CLI: a plugin whose open() throws a plain Error is named with the store and its line in flowstate.yaml", async () => {
   await withSandbox(async ({ dir, run }) => {
     await Deno.writeTextFile(
-      join(dir, "flaky.ts"),
-      `import { definePlugin } from ${JSON.stringify(PLUGIN_URL)};
-export default definePlugin({
-  name: "flaky",
-  optionsSchema: { "~standard": { version: 1, vendor: "x", validate: (value) => ({ value }) } },
-  open() { throw new Error("the disk is on fire"); },
-});
-`,
-    );
-    await Deno.writeTextFile(
       join(dir, "flowstate.yaml"),
-      "stores:\n  main:\n    plugin: ./flaky.ts\n",
+      `stores:\n  main:\n    plugin: ${FAILING_OPEN}\n`,
     );
     const result = await run("state", "get", "k");
     assert.equal(result.code, 1, result.stderr);
