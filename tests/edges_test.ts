@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { withSandbox } from "./_cli_sandbox.ts";
-import { openStore } from "../mod.ts";
+import { openRuntime, openStore } from "../mod.ts";
 import { cached } from "../cache.ts";
 import { fakeClock } from "../testing.ts";
 
@@ -97,4 +97,14 @@ Deno.test("mod.ts: getAt() with both seq and time is a TypeError saying to give 
       err instanceof TypeError &&
       /at has both time .* and seq \(1\); give one of them/.test(err.message),
   );
+});
+
+Deno.test("mod.ts: a node timeout past a timer's range (30d) does not fire at once", async () => {
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const run = await rt.runFlow({
+    id: "long",
+    nodes: [{ id: "wait", type: "delay", with: { for: "20ms" }, timeout: "30d" }],
+  });
+  // A timer reads 2,592,000,000 ms as 1 ms: the node "timed out after 2592000000 ms" at once.
+  assert.equal(run.status, "succeeded", run.error?.message);
 });
