@@ -8,6 +8,7 @@
  */
 
 import { realTimers } from "../clock.ts";
+import { logLevel, sleepProblem } from "./_context_args.ts";
 import { serializeValue } from "../store/values.ts";
 import { checkExpireIn } from "../store/write_args.ts";
 
@@ -185,11 +186,15 @@ export async function serve(
         // The host's clock, advancing in real time: its offset from the wall clock when the
         // host sent the attempt (0 for the real clock), in whole milliseconds as in-process.
         clock: { now: () => Math.floor(Date.now() + (msg.now - msg.sentAt)) },
+        // Checked here, as in-process: the node's own call throws.
         log: (message: string, level?: string) =>
-          send({ op: "log", run, message: String(message), level: level ?? "info" }),
-        // The runner's own timers: a negative, NaN or fractional wait is read as it is
-        // in-process (Node's setTimeout would print a TimeoutNegativeWarning to stderr).
-        sleep: (ms: number) => realTimers.sleep(ms, signal),
+          send({ op: "log", run, message: String(message), level: logLevel(level) }),
+        // The runner's own timers, checked as in-process (and no Node setTimeout, which would
+        // print a TimeoutOverflowWarning to stderr and fire at once for Infinity).
+        sleep: (ms: number) => {
+          const problem = sleepProblem(ms);
+          return problem === undefined ? realTimers.sleep(ms, signal) : Promise.reject(problem);
+        },
         runFlow: (flow: unknown, input?: unknown) =>
           call(run, { method: "runFlow", args: encodeArgs([flow, input]) }),
       };
