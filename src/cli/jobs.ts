@@ -5,7 +5,8 @@
  *
  * `jobs run` exit codes: 0 the job succeeded; 1 it failed or was cancelled;
  * 2 unknown job or invalid option (nothing runs); 130, 143 or 129 cancelled
- * by Ctrl-C (SIGINT), SIGTERM or SIGHUP (a second one exits at once).
+ * by Ctrl-C (SIGINT), SIGTERM or SIGHUP (a second one exits at once, the
+ * job's run recorded as cancelled).
  *
  * `--json` output (one JSON document on stdout, stable):
  * - `jobs ls`: `[{ "name", "description", "builtin", "module", "enabled", "scheduled",
@@ -20,7 +21,7 @@
  */
 import { didYouMean } from "../_suggest.ts";
 import type { RunRecord } from "../records/types.ts";
-import { builtinJobNames } from "../jobs/builtin.ts";
+import { builtinJobNames, knownJobNames } from "../jobs/builtin.ts";
 import { runJob } from "../jobs/run.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import { nextTick } from "../cron.ts";
@@ -67,7 +68,7 @@ export interface JobListing {
 
 /** The job names `jobs ls` shows and `jobs run` accepts: the built-ins, then the configured ones. */
 function jobNames(runtime: Runtime): string[] {
-  return [...new Set([...builtinJobNames(), ...Object.keys(runtime.config.jobs)])];
+  return knownJobNames(runtime.config.jobs);
 }
 
 /** Describe every job: built-in and configured, with schedule, last and next run. */
