@@ -1,7 +1,7 @@
 /**
  * The project's rule: every exported symbol has JSDoc with a runnable example.
  * This script runs `deno doc --json` over the public entry points (the ones
- * `deno task check` lints), and prints every exported symbol whose declaration
+ * `deno task check` lints, read from its command in `deno.json`), and prints every exported symbol whose declaration
  * has no `@example`, one per declaration (a symbol re-exported by several entry
  * points is listed once, at the file and line that declares it: document it
  * there). Exits 1 if any is missing, 0 if none.
@@ -14,24 +14,24 @@
  */
 import { fileURLToPath } from "node:url";
 
-/** The entry points `deno task check` runs `deno doc --lint` over. */
-export const ENTRY_POINTS: readonly string[] = [
-  "mod.ts",
-  "plugin.ts",
-  "testing.ts",
-  "flow.ts",
-  "records.ts",
-  "scheduler.ts",
-  "jobs.ts",
-  "cache.ts",
-  "encrypt.ts",
-  "hooks.ts",
-  "plugins/memory/mod.ts",
-  "plugins/jsonfile/mod.ts",
-  "plugins/sqlite/mod.ts",
-  "plugins/postgres/mod.ts",
-  "packages/redis/mod.ts",
-];
+/**
+ * The entry points `deno task check` runs `deno doc --lint` over, read from
+ * the `check` task of `deno.json` in `root`, so that this list and the
+ * task's never drift apart.
+ */
+export async function entryPoints(root: string): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${root}/deno.json`));
+  const files = /deno doc --lint ([^&]+)&&/.exec(config.tasks?.check ?? "")?.[1].trim().split(
+    /\s+/,
+  );
+  if (files === undefined || files.length === 0) {
+    throw new Error(
+      `${root}/deno.json: the check task has no "deno doc --lint <files> &&": ` +
+        "say there which entry points to check",
+    );
+  }
+  return files;
+}
 
 /** An exported symbol without an example. */
 export interface Missing {
@@ -68,8 +68,9 @@ interface DocJson {
  */
 export async function missingExamples(
   root: string,
-  entries: readonly string[] = ENTRY_POINTS,
+  entries?: readonly string[],
 ): Promise<Missing[]> {
+  entries ??= await entryPoints(root);
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["doc", "--json", ...entries],
     cwd: root,
