@@ -19,6 +19,7 @@
  * @module
  */
 import { assertKnownFields, fieldNames } from "../_suggest.ts";
+import { callGuarded } from "../_callback.ts";
 import { messageOf } from "../errors.ts";
 import { flowHostOf, type Runtime } from "../runtime.ts";
 import { runClaimed } from "../run_flow.ts";
@@ -76,9 +77,10 @@ export interface WorkerOptions {
   /** Poll interval, in ms (default 500). */
   pollMs?: number;
   /**
-   * Told of claims, ends, lost runs and errors. What it throws never stops the worker nor
-   * leaves a claimed run unstarted: it is told once as an `error` event (naming the event it
-   * threw on), and ignored if it throws on that too.
+   * Told of claims, ends, lost runs and errors. What it throws (or, for an `async` one, its
+   * promise rejects with: it is not awaited) never stops the worker nor leaves a claimed run
+   * unstarted: it is told once as an `error` event (naming the event it threw on), and ignored
+   * if it throws on that too.
    */
   onEvent?: (event: WorkerEvent) => void;
   /** Wakes the worker early (default: the records store's, when it has one). */
@@ -165,28 +167,29 @@ export function startWorker(runtime: Runtime, options: WorkerOptions = {}): Work
 
 /**
  * The caller's `onEvent`, made safe to call anywhere in the worker: a throw (a bug in the
- * caller's printer, say) must not abandon a claimed run (thrown at its `claim`), end the claim
- * loop or reject a run's bookkeeping. It is reported to the listener as an `error` event.
+ * caller's printer, say), or the rejection of the promise an `async` one returns, must not
+ * abandon a claimed run (thrown at its `claim`), end the claim loop, reject a run's bookkeeping
+ * or end the process (an unhandled rejection). It is reported to the listener as an `error`
+ * event; the promise is never awaited.
  */
 function guarded(onEvent: (event: WorkerEvent) => void): (event: WorkerEvent) => void {
   let reporting = false;
   return (event) => {
-    try {
-      onEvent(event);
-    } catch (err) {
+    callGuarded(() => onEvent(event), (err) => {
       if (reporting) return; // it threw on the report too: nothing more to tell it
       reporting = true;
       try {
-        onEvent({
-          type: "error",
-          message: `onEvent threw on a "${event.type}" event: ${messageOf(err)}`,
+        callGuarded(() =>
+          onEvent({
+            type: "error",
+            message: `onEvent threw on a "${event.type}" event: ${messageOf(err)}`,
+          }), () => {
+          // ignored, as above
         });
-      } catch {
-        // ignored, as above
       } finally {
         reporting = false;
       }
-    }
+    });
   };
 }
 
@@ -356,10 +359,21 @@ class QueueWorker implements Worker {
     this.#s.onEvent({ type: "claim", runId: run.id, flowId: run.flowId, attempt });
     const started = performance.now();
     const { host, defaults } = flowHostOf(this.#rt);
+    // Until the run's recorder takes over (its flow loaded), the worker answers for the run: a
+    // process that exits at once (RunRecorder.interruptAll) puts it back in the queue.
+    const untrack = trackRunInFlight({
+      id: run.id,
+      interrupt: () => this.#giveBack(records, run),
+    });
     // The claim's lease is kept alive from the claim to the end of the attempt, including
     // while the flow loads and while the end is committed (the run's own heartbeat
-    // covers only the time between).
+    // covers only the time between). A beat that finds the claim gone (this process paused
+    // past its lease and another worker took the run back) stops the attempt at once: the
+    // run may be running again elsewhere, and its effects must not happen twice. That
+    // attempt is recorded `lost` (by the worker that took it back), never `cancelled`: its
+    // end is refused (RunNotOwnedError).
     const beating = new AbortController();
+    const lost = new AbortController();
     const beat = (async () => {
       while (!beating.signal.aborted) {
         await new Promise<void>((resolve) => {
@@ -370,15 +384,17 @@ class QueueWorker implements Worker {
           }, { once: true });
         });
         if (beating.signal.aborted) return;
-        await records.heartbeatClaim(run, this.#rt.clock.now()).catch(() => false);
+        // A store that fails says nothing about the claim: the next beat tries again.
+        const held = await records.heartbeatClaim(run, this.#rt.clock.now()).catch(() => true);
+        if (!held && !beating.signal.aborted) {
+          // Not this process's run any more: nothing for `interruptAll` to give back.
+          untrack();
+          lost.abort();
+          cancel.abort(new RunNotOwnedError(run.id));
+          return;
+        }
       }
     })();
-    // Until the run's recorder takes over (its flow loaded), the worker answers for the run: a
-    // process that exits at once (RunRecorder.interruptAll) puts it back in the queue.
-    const untrack = trackRunInFlight({
-      id: run.id,
-      interrupt: () => this.#giveBack(records, run),
-    });
     const done = (async () => {
       let status: RunStatus = "failed";
       let error: string | undefined;
@@ -388,6 +404,7 @@ class QueueWorker implements Worker {
           record: run,
           heartbeatMs: this.#s.heartbeatMs,
           released: () => this.#releasing,
+          lost: lost.signal,
         }, { ...defaults, signal: cancel.signal, onStart: untrack });
         status = record.status;
         if (record.error) error = record.error.message;

@@ -75,6 +75,14 @@ export interface RunRecorderOptions {
     events: RunEvent[],
     how?: { interrupted: boolean },
   ) => Promise<boolean | void>;
+  /**
+   * For a claimed run: aborted by whoever else keeps the claim's lease (a
+   * queue worker) when it finds the claim gone. The recorder then acts as
+   * when its own heartbeat finds it gone (see {@linkcode RunRecorder.adopt}):
+   * no more events are written, `onCancelRequested` is called, and `finish`
+   * throws a {@linkcode RunNotOwnedError}.
+   */
+  lost?: AbortSignal;
 }
 
 /** The default wait of {@linkcode RunRecorder.interruptAll}, in ms: what a process waits before it exits anyway. */
@@ -237,6 +245,10 @@ export class RunRecorder {
   #interrupted: Promise<boolean> | undefined;
   /** This run, as {@linkcode RunRecorder.interruptAll} sees it. */
   readonly #tracked: RunInFlight;
+  /** The claim this recorder's heartbeat extends (a run claimed from the queue). */
+  #claim: RunRecord | undefined;
+  /** The claim is no longer this attempt's: nothing more is written for the run. */
+  #lost = false;
 
   private constructor(
     records: Records,
@@ -287,7 +299,13 @@ export class RunRecorder {
   /**
    * Record a run that is already recorded `running` (a run a worker claimed
    * from the queue): same id and start, no new record; heartbeats and the
-   * cancel watch start as for {@linkcode RunRecorder.start}.
+   * cancel watch start as for {@linkcode RunRecorder.start}. For a claimed
+   * `run` (`run.queue.claim`), each heartbeat is `Records.heartbeatClaim`:
+   * once it finds the claim no longer this attempt's (its lease lapsed and
+   * another worker took the run back, the attempt recorded `lost`), the
+   * recorder stops: `onCancelRequested` is called so the run stops, no more
+   * of its events are written, and `finish` throws a
+   * {@linkcode RunNotOwnedError} without writing anything.
    */
   static adopt(
     records: Records,
@@ -301,6 +319,7 @@ export class RunRecorder {
       throw new RangeError(`Cannot adopt a run: heartbeatMs must be > 0 (got ${heartbeatMs})`);
     }
     const recorder = new RunRecorder(records, clock, start, run.startedAt, options, run.id);
+    if (run.queue?.claim !== undefined) recorder.#claim = run;
     recorder.#watch(heartbeatMs, options);
     return recorder;
   }
@@ -315,6 +334,14 @@ export class RunRecorder {
       told = true;
       notify();
     };
+    const lost = options.lost;
+    if (lost?.aborted) this.#lose(stopRun);
+    else {
+      lost?.addEventListener("abort", () => this.#lose(stopRun), {
+        once: true,
+        signal: this.#stopBeating.signal,
+      });
+    }
     this.#beating = this.#beat(heartbeatMs, stopRun);
     if (stopRun !== undefined) {
       const pollMs = options.cancelPollMs ?? CANCEL_POLL_MS;
@@ -330,7 +357,9 @@ export class RunRecorder {
    * the next. A beat that finds the run ended by someone else (recorded
    * abandoned by a cancel that took this process for gone: a paused process,
    * a clock ahead of this one) calls `endedElsewhere`, so the run stops
-   * instead of going on with nobody to record it.
+   * instead of going on with nobody to record it. So does a claimed run's
+   * beat that finds the claim gone (a paused process whose lease lapsed: the
+   * run may be running again under another worker, and must not run twice).
    */
   async #beat(ms: number, endedElsewhere?: () => void): Promise<void> {
     const stop = this.#stopBeating.signal;
@@ -341,6 +370,13 @@ export class RunRecorder {
         return; // Stopped.
       }
       try {
+        const claim = this.#claim;
+        if (claim !== undefined) {
+          // `false` means the claim is not this attempt's any more (see heartbeatClaim).
+          if (await this.#records.heartbeatClaim(claim, this.#clock.now())) continue;
+          if (!stop.aborted) this.#lose(endedElsewhere);
+          return;
+        }
         if (await this.#records.heartbeat(this.id, this.#clock.now())) continue;
         // Not written: the record changed meanwhile, or the run is no longer running.
         const run = await this.#records.getRun(this.id);
@@ -353,6 +389,19 @@ export class RunRecorder {
         // beats are needed before anyone calls the run abandoned.
       }
     }
+  }
+
+  /**
+   * The claim is not this attempt's any more: write nothing more for the run (its events would
+   * mix with the other attempt's) and stop it.
+   */
+  #lose(stopRun?: () => void): void {
+    if (this.#lost) return;
+    this.#lost = true;
+    this.#buffer = [];
+    // Not this process's run any more: `interruptAll` has no end to record for it.
+    inFlight.delete(this.#tracked);
+    stopRun?.();
   }
 
   /** Look for a cancel request every `ms` until one is found or the run ends. */
@@ -504,6 +553,8 @@ export class RunRecorder {
 
   /** Buffer one event; append the buffer when it is full or old enough. */
   event(event: RunEvent): void {
+    // The run is another attempt's now: its events are not mixed with this one's.
+    if (this.#lost) return;
     this.#buffer.push(event);
     switch (event.type) {
       case "node.start":
@@ -540,7 +591,7 @@ export class RunRecorder {
   }
 
   #flush(): void {
-    if (this.#buffer.length === 0) return;
+    if (this.#buffer.length === 0 || this.#lost) return;
     const batch = this.#buffer;
     this.#buffer = [];
     this.#lastFlush = this.#clock.now();
@@ -554,7 +605,9 @@ export class RunRecorder {
   /**
    * Record the end: the final status with the events not yet appended, in one
    * commit. Returns the record as stored. Throws (after recording the
-   * end) if an earlier batch of events could not be appended.
+   * end) if an earlier batch of events could not be appended; throws a
+   * {@linkcode RunNotOwnedError}, recording nothing, for a claimed run whose
+   * claim is no longer this attempt's.
    */
   async finish(end: RunEnd): Promise<RunRecord> {
     try {
@@ -572,6 +625,7 @@ export class RunRecorder {
       if (stored !== null && stored.status !== "running") return stored;
     }
     await this.#flushing;
+    if (this.#lost) throw new RunNotOwnedError(this.id);
     const last = this.#buffer;
     this.#buffer = [];
     const endedAt = end.endedAt ?? this.#clock.now();

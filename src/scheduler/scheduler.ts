@@ -48,6 +48,7 @@
  *
  * @module
  */
+import { callGuarded } from "../_callback.ts";
 import type { AbandonedPolicy, MissedPolicy, OverlapPolicy } from "../config.ts";
 import { realTimers, type Timers } from "../clock.ts";
 import type { RunStatus } from "../records/types.ts";
@@ -442,11 +443,9 @@ export class Scheduler {
   }
 
   #emit(event: SchedulerEvent): void {
-    try {
-      this.#options.onEvent?.(event);
-    } catch {
-      // A listener's failure must not stop the scheduler.
-    }
+    const onEvent = this.#options.onEvent;
+    // A listener's failure (a throw, or an async one's rejection) must not stop the scheduler.
+    if (onEvent !== undefined) callGuarded(() => onEvent(event), () => {});
   }
 
   async #run(): Promise<void> {
