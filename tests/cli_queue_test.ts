@@ -27,10 +27,17 @@ nodes:
 `,
 };
 
-async function setUp(dir: string): Promise<void> {
+/** The flows (with `slow`: also a flow whose one node waits a minute) and the config. */
+async function setUp(dir: string, { slow = false } = {}): Promise<void> {
   await Deno.mkdir(join(dir, "flows"));
   for (const [name, text] of Object.entries(FLOWS)) {
     await Deno.writeTextFile(join(dir, "flows", name), text);
+  }
+  if (slow) {
+    await Deno.writeTextFile(
+      join(dir, "flows", "slow.flow.yaml"),
+      "id: slow\nnodes:\n  - { id: w, type: delay, with: { for: 60s } }\n",
+    );
   }
   await Deno.writeTextFile(join(dir, "flowstate.yaml"), "flows: [./flows]\n");
 }
@@ -212,11 +219,7 @@ async function stopWith(
 
 Deno.test("cli queue: SIGHUP stops a worker cleanly (its run back in the queue, not left running); a second signal exits with that signal's code", async () => {
   await withSandbox(async ({ dir, home, run }) => {
-    await setUp(dir);
-    await Deno.writeTextFile(
-      join(dir, "flows", "slow.flow.yaml"),
-      "id: slow\nnodes:\n  - { id: w, type: delay, with: { for: 60s } }\n",
-    );
+    await setUp(dir, { slow: true });
     const id = (await run("enqueue", "slow")).stdout.trim();
     const worker = ["worker", "--json", "--poll", "50ms", "--grace", "100ms"];
     const hup = await stopWith(dir, home, worker, "claim", ["SIGHUP"]);
@@ -235,11 +238,7 @@ Deno.test("cli queue: SIGHUP stops a worker cleanly (its run back in the queue, 
 
 Deno.test("cli queue: a lost attempt, cancelled then retried: one attempt numbering in retry and show, no stale error, the lost attempt ends at its last heartbeat", async () => {
   await withSandbox(async ({ dir, home, run }) => {
-    await setUp(dir);
-    await Deno.writeTextFile(
-      join(dir, "flows", "slow.flow.yaml"),
-      "id: slow\nnodes:\n  - { id: w, type: delay, with: { for: 60s } }\n",
-    );
+    await setUp(dir, { slow: true });
     const id = (await run("enqueue", "slow")).stdout.trim();
     // Its worker dies (kill -9) while the attempt runs; another worker takes it back (its
     // lease lapsed) without running it (that one runs only "mark").

@@ -57,3 +57,21 @@ nodes:
     /^4:\d+ nodes\.1\.with\.expireIn: state\.set: expected a duration .*got "soon"$/,
   );
 });
+
+Deno.test("prepareFlow() names, for an option value not among a fixed set, the set, what was written and the closest", async () => {
+  assert.deepEqual(
+    await problemsOf(
+      "id: demo\nnodes:\n  - id: d\n    type: state.set\n    with: { scope: flw, key: x, value: 1 }\n",
+    ),
+    [
+      '5:20 nodes.0.with.scope: state.set: expected one of "node", "flow", "global", got "flw" (did you mean "flow"?)',
+    ],
+  );
+  // Nothing close: the set and the value, no guess.
+  assert.deepEqual(
+    await problemsOf(
+      "id: demo\nnodes:\n  - id: d\n    type: state.get\n    with: { scope: 3, key: x }\n",
+    ),
+    ['5:20 nodes.0.with.scope: state.get: expected one of "node", "flow", "global", got 3'],
+  );
+});
