@@ -12,7 +12,6 @@ import { readPath } from "../store/query.ts";
 import type { SchemaResult } from "../plugin.ts";
 import type { NodeType } from "./node.ts";
 import { builtinNodes } from "./nodes.ts";
-import { describeValue } from "./_shapes.ts";
 
 /** A problem with a node's options: where under the node (`["with", "key"]`) and what. */
 export interface OptionProblem {
@@ -49,7 +48,7 @@ export function optionProblems(
           .join("; ")
         : path.length > 0 && readPath(options, path) === undefined
         ? `missing required option "${path.join(".")}" for ${typeName}`
-        : `${typeName}: ${issueText(issue, options, path)}`;
+        : `${typeName}: ${issue.message}`;
       return { path: ["with", ...path], message };
     });
   };
@@ -117,22 +116,3 @@ export async function referenceProblems(
 const STATE_NODES: ReadonlySet<unknown> = new Set<unknown>(
   [...builtinNodes].filter(([name]) => name.startsWith("state.")).map(([, type]) => type),
 );
-
-/**
- * An option issue's message; for a value not among a fixed set (zod's "Invalid option"), the
- * set, what was written and the closest (`scope: flw`: did you mean "flow"?), as the flow's own
- * fields say it.
- */
-function issueText(
-  issue: { readonly message: string },
-  options: unknown,
-  path: readonly (string | number)[],
-): string {
-  const { code, values } = issue as { code?: unknown; values?: unknown };
-  if (code !== "invalid_value" || !Array.isArray(values)) return issue.message;
-  const value = readPath(options, path.map(String));
-  const words = values.filter((v): v is string => typeof v === "string");
-  return `expected one of ${values.map((v) => JSON.stringify(v)).join(", ")}, got ${
-    describeValue(value)
-  }${typeof value === "string" ? didYouMean(value, words) : ""}`;
-}
