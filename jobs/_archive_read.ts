@@ -10,6 +10,8 @@
  */
 import { join } from "node:path";
 import { damaged, newSha256, readGzipLines, sha256File } from "../src/archive_format.ts";
+import { StoreCorruptError } from "../src/errors.ts";
+import { shellQuote } from "../src/_shell.ts";
 import { runIdTime } from "../src/records/run_id.ts";
 import {
   type RunEvent,
@@ -202,11 +204,53 @@ export async function loadIndex(
   return { index: await scanArchive(dir, period), rebuilt: true };
 }
 
-/** The run on one line, if the line is that run's. */
-function runOnLine(line: string, runId: string): { run: RunRecord; events: RunEvent[] } | null {
+/** The run on one line (the `n`th of `path`; `what` failed if it is not JSON), if it is that run's. */
+function runOnLine(
+  line: string,
+  runId: string,
+  { what, path, n }: { what: string; path: string; n: number },
+): { run: RunRecord; events: RunEvent[] } | null {
   if (!line.includes(`"${runId}"`)) return null;
-  const parsed = JSON.parse(line) as { run: RunRecord; events?: RunEvent[] };
-  return parsed.run?.id === runId ? { run: parsed.run, events: parsed.events ?? [] } : null;
+  let parsed: { run?: RunRecord; events?: RunEvent[] };
+  try {
+    parsed = JSON.parse(line);
+  } catch (err) {
+    throw damaged(what, path, `line ${n} is not JSON`, err);
+  }
+  return parsed?.run?.id === runId ? { run: parsed.run, events: parsed.events ?? [] } : null;
+}
+
+/**
+ * What to do about the damaged archive file at `path` (the period's file
+ * `name`): restore it, or move it aside (the command, its paths quoted for
+ * the shell), and what moving it aside means.
+ */
+export function damagedArchiveWayOut(path: string, name: string): string {
+  return `Restore it from a backup, or move it aside (mv ${shellQuote(path)} ${
+    shellQuote(`${path}.damaged`)
+  }): the next archive run then writes a new ${name} holding only the runs it archives, and ` +
+    `the runs in the moved file are no longer listed or read back as archived runs (keep it: ` +
+    `they are still in it)`;
+}
+
+/**
+ * Run `read` (which reads the period's archive file for a reader); a
+ * `StoreCorruptError` about that file is thrown again saying that the file is
+ * damaged, its full path, that it is left as it is, and the two ways out.
+ */
+async function readingArchive<T>(period: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (!(err instanceof StoreCorruptError)) throw err;
+    const reason = err.message.slice(err.message.indexOf(": ") + 2);
+    throw new StoreCorruptError(
+      `Cannot read archived runs: the archive file ${err.path} is damaged: ${reason}. It is ` +
+        `left as it is. ${damagedArchiveWayOut(err.path, fileName(period))}`,
+      { path: err.path, movedTo: null },
+      { cause: err },
+    );
+  }
 }
 
 /**
@@ -246,15 +290,19 @@ export async function readArchivedRun(home: string, runId: string): Promise<Arch
     ...periods.filter((p) => !likely.includes(p)).reverse(),
   ];
   for (const period of order) {
-    const loaded = await loadIndex(dir, period, "size");
-    if (!loaded?.index.entries.some((e) => e.id === runId)) continue;
-    const path = join(dir, fileName(period));
-    for await (
-      const line of readGzipLines(path, { what: `Cannot read archive ${fileName(period)}` })
-    ) {
-      const found = runOnLine(line, runId);
-      if (found) return { ...found, archive: fileName(period) };
-    }
+    const found = await readingArchive(period, async () => {
+      const loaded = await loadIndex(dir, period, "size");
+      if (!loaded?.index.entries.some((e) => e.id === runId)) return null;
+      const path = join(dir, fileName(period));
+      const what = `Cannot read archive ${fileName(period)}`;
+      let n = 0;
+      for await (const line of readGzipLines(path, { what })) {
+        const found = runOnLine(line, runId, { what, path, n: ++n });
+        if (found) return found;
+      }
+      return null;
+    });
+    if (found) return { ...found, archive: fileName(period) };
   }
   return null;
 }
@@ -306,7 +354,7 @@ export async function listArchivedRuns(
     b.startedAt - a.startedAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
   for (const { period, range } of files) {
     if (found.length >= limit && range[1] <= found[limit - 1].startedAt) break;
-    const loaded = await loadIndex(dir, period, "size");
+    const loaded = await readingArchive(period, () => loadIndex(dir, period, "size"));
     if (loaded === null) continue;
     for (const e of loaded.index.entries) {
       if (flowId !== undefined && e.flowId !== flowId) continue;

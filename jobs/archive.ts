@@ -73,6 +73,7 @@ import {
   archiveFiles,
   type ArchiveIndex,
   type ArchivePeriod,
+  damagedArchiveWayOut,
   fileName,
   indexName,
   loadIndex,
@@ -614,11 +615,8 @@ async function damagedArchiveHelp<T>(period: string, read: () => Promise<T>): Pr
     throw new DamagedArchiveError(
       period,
       `Cannot archive runs into ${name}: the archive file ${err.path} is damaged: ${reason}. ` +
-        `It is left as it is and no run of ${period} is archived or deleted. Restore it from a ` +
-        `backup, or move it aside (mv ${err.path} ${err.path}.damaged): the next archive run ` +
-        `then writes a new ${name} holding only the runs it archives, and the runs in the ` +
-        `moved file are no longer listed or read back as archived runs (keep it: they are ` +
-        `still in it)`,
+        `It is left as it is and no run of ${period} is archived or deleted. ` +
+        damagedArchiveWayOut(err.path, name),
       { path: err.path, movedTo: null },
       { cause: err },
     );

@@ -28,7 +28,8 @@ async function withEnv(
   backend: typeof BACKENDS[number],
   fn: (env: Env) => Promise<void>,
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "flowstate-archive-" });
+  // A space in the home, as in "/home/me/My Flows": a command a message suggests must quote it.
+  const dir = await Deno.makeTempDir({ prefix: "flowstate archive " });
   const clock = fakeClock(NOW);
   const spec = backend === "memory"
     ? { plugin: "memory" }
@@ -436,16 +437,31 @@ Deno.test("a damaged archive file: the error says where it is and what to do, an
     const message = job.error?.message ?? "";
     assert.ok(message.includes(`${path} is damaged: line 2 is not JSON.`), message);
     assert.match(message, /restore it from a backup/i);
-    assert.ok(message.includes(`mv ${path} ${path}.damaged`), message);
+    const mv = `mv '${path}' '${path}.damaged'`;
+    assert.ok(message.includes(`(${mv})`), message);
     assert.match(
       message,
       /writes a new runs-2026-04\.ndjson\.gz holding only the runs it archives/,
     );
     assert.deepEqual(await Deno.readFile(path), damaged, "never overwritten");
     assert.deepEqual(await env.records.getRun(next.run.id), next.run, "nothing deleted");
-    // Do what it says: move it aside. The next run archives into a new file for the month;
-    // the runs only in the moved file are no longer read back as archived runs.
-    await Deno.rename(path, `${path}.damaged`);
+    // The readers of the archive say the same: where the file is, that it is damaged, what to do.
+    const readers = {
+      listArchivedRuns: () => listArchivedRuns(env.dir),
+      readArchivedRun: () => readArchivedRun(env.dir, old.run.id),
+    };
+    for (const [name, read] of Object.entries(readers)) {
+      await assert.rejects(read, (err: Error) => {
+        assert.equal(err.name, "StoreCorruptError", name);
+        assert.ok(err.message.includes(`${path} is damaged: line 2 is not JSON.`), err.message);
+        assert.ok(err.message.includes(`(${mv})`), err.message);
+        return true;
+      });
+    }
+    // Do what it says, as it says it (through a shell): move it aside. The next run archives
+    // into a new file for the month; the runs only in the moved file are no longer read back.
+    const moved = await new Deno.Command("sh", { args: ["-c", mv], stderr: "piped" }).output();
+    assert.equal(moved.code, 0, new TextDecoder().decode(moved.stderr));
     const again = await archive(env);
     assert.equal(again.status, "succeeded", again.error?.message);
     assert.deepEqual(await archivedIds(env, "2026-04"), [next.run.id]);
@@ -480,7 +496,7 @@ Deno.test("damaged archive files hold back only their own periods: every other p
     const message = job.error?.message ?? "";
     // The first damaged file found (April: runs are read newest first), with what to do.
     assert.ok(message.includes(`${april} is damaged: it is damaged or truncated (gzip`), message);
-    assert.ok(message.includes(`mv ${april} ${april}.damaged`), message);
+    assert.ok(message.includes(`(mv '${april}' '${april}.damaged')`), message);
     assert.match(message, /restore it from a backup/i);
     assert.ok(
       message.includes(

@@ -216,7 +216,29 @@ Deno.test("runs ls --flow with an id no flow file or run has says so, with a did
       join(ROOT, "examples", "greet.flow.yaml"),
       join(dir, "flows", "greet.flow.yaml"),
     );
-    await Deno.writeTextFile(join(dir, "flowstate.yaml"), "flows: [./flows]\n");
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "flows: [./flows]\njobs:\n  nightly: { module: ./nightly_job.ts }\n",
+    );
+    // Before anything is recorded (no records store yet), the flow files and jobs are known.
+    const fresh = await run("runs", "ls", "--flow", "gret");
+    assert.equal(fresh.code, 1, fresh.stderr);
+    assert.match(
+      fresh.stderr,
+      /^error: Flow "gret" has no recorded runs \(did you mean "greet"\?\)/m,
+    );
+    const freshJob = await run("runs", "ls", "--flow", "job:retenton", "--json");
+    assert.equal(freshJob.code, 1, freshJob.stderr);
+    assert.equal(freshJob.stdout, "[]\n");
+    assert.match(
+      freshJob.stderr,
+      /^error: Job "retenton" has no recorded runs \(did you mean "job:retention"\?\)/m,
+    );
+    for (const known of ["greet", "job:retention", "job:nightly"]) {
+      const none = await run("runs", "ls", "--flow", known);
+      assert.equal(none.code, 0, `${known}: ${none.stderr}`);
+      assert.match(none.stderr, /^No store yet at /, known);
+    }
     ok(await run("run", COUNTER, "--quiet"), "run");
     const typo = await run("runs", "ls", "--flow", "countr");
     assert.equal(typo.code, 1, typo.stderr);
@@ -241,10 +263,22 @@ Deno.test("runs ls --flow with an id no flow file or run has says so, with a did
     const filtered = await run("runs", "ls", "--flow", "counter", "--status", "failed");
     assert.equal(filtered.code, 0, filtered.stderr);
     assert.equal(filtered.stderr, "No runs match\n");
-    // A job's runs (flow id job:<name>) before the job has run: no error.
-    const job = await run("runs", "ls", "--flow", "job:retention");
-    assert.equal(job.code, 0, job.stderr);
-    assert.equal(job.stderr, "No runs match\n");
+    // A job's runs (flow id job:<name>) before the job has run: no error, built-in or configured.
+    for (const name of ["retention", "nightly"]) {
+      const job = await run("runs", "ls", "--flow", `job:${name}`);
+      assert.equal(job.code, 0, job.stderr);
+      assert.equal(job.stderr, "No runs match\n");
+    }
+    // A misspelt job is named as a misspelt flow is.
+    const jobTypo = await run("runs", "ls", "--flow", "job:nigthly");
+    assert.equal(jobTypo.code, 1, jobTypo.stderr);
+    assert.equal(
+      jobTypo.stderr,
+      'error: Job "nigthly" has no recorded runs (did you mean "job:nightly"?): no built-in or ' +
+        "configured job has that name; give --flow job:<name> with one of job:retention, job:gc, " +
+        "job:archive, job:backup, job:restore, job:migrate, job:migrate-store, job:rekey, " +
+        "job:build-indexes, job:nightly\n",
+    );
   });
 });
 

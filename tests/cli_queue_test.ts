@@ -311,3 +311,29 @@ Deno.test("cli queue: enqueue <id> that two flow files declare is refused naming
     assert.deepEqual(JSON.parse((await run("runs", "ls", "--json")).stdout), []);
   });
 });
+
+Deno.test("cli queue: a run enqueued past the last time a Date holds shows as such (runs show, ls, its timezone)", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await setUp(dir);
+    // Stores keep such a time (beyond 8.64e15 ms) by design; the display must not fail on it.
+    const id = (await run("enqueue", "mark", "--delay", "100000000000d")).stdout.trim();
+    const shown = await run("runs", "show", id);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(
+      shown.stdout,
+      /^queue: {4}run after the year 275760, priority 0, attempt 0 of 1$/m,
+    );
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "flows: [./flows]\ntimezone: Europe/Paris\n",
+    );
+    const zoned = await run("runs", "show", id);
+    assert.equal(zoned.code, 0, zoned.stderr);
+    assert.match(zoned.stdout, /run after the year 275760/);
+    const json = JSON.parse((await run("runs", "show", id, "--json")).stdout);
+    assert.equal(json.run.queue.runAt > 8.64e15, true);
+    const ls = await run("runs", "ls");
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.match(ls.stdout, new RegExp(`^${id} +mark +queued`, "m"));
+  });
+});

@@ -306,3 +306,22 @@ Deno.test("the commonest YAML slips are one error each, saying what to do (not y
     ] as [string, string][]).map(([text, expected]) => ["f.flow.yaml", text, validate, expected]),
   );
 });
+
+Deno.test("an unquoted template inside a flow mapping written over several lines gets the quote-it hint, not yaml's raw errors", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "f.flow.yaml"),
+      "id: t\ninputs:\n  name: { type: string }\nnodes:\n  - id: a\n    type: log\n    with: {\n" +
+        "      message: ${{ inputs.name }}\n    }\n",
+    );
+    const result = await run("validate", "f.flow.yaml");
+    assert.equal(result.code, 2, result.stderr);
+    const errors = lines(result.stderr);
+    assert.equal(
+      errors[0],
+      'error: f.flow.yaml:8:16: ${{ … }} must be quoted here: YAML reads its { and } as a mapping; write "${{ inputs.name }}"',
+    );
+    // The template's own line has only the hint; what follows the template's } is yaml's.
+    assert.deepEqual(errors.filter((e) => e.startsWith("error: f.flow.yaml:8:")), [errors[0]]);
+  });
+});

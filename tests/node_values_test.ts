@@ -13,6 +13,7 @@ const values = {
   map: () => new Map([["a", 1]]),
   set: () => new Set([1]),
   nan: () => NaN,
+  inf: () => Infinity,
   infinity: () => ({ deep: [1, -Infinity] }),
   fn: () => ({ f: () => 1 }),
   date: () => ({ at: new Date(0) }),
@@ -27,6 +28,20 @@ export default {
     if (via === "state") {
       await ctx.node.set("v", value);
       return await ctx.node.get("v");
+    }
+    if (via === "caught") {
+      // A refused write is a rejected promise, in a Worker as in-process: .then(ok, fail) sees it.
+      const handled = await ctx.node.set("v", value).then(() => "written", (e) => "caught: " + e.message);
+      await ctx.node.set("after", 1);
+      return { handled, after: await ctx.node.get("after") };
+    }
+    if (via === "expireIn") {
+      try {
+        await ctx.node.set("e", 1, { expireIn: value });
+        return "written";
+      } catch (e) {
+        return { refused: e.message };
+      }
     }
     return value;
   },
@@ -83,3 +98,30 @@ for (const via of ["output", "state"]) {
     assert.deepEqual(await outcome(true, "plain", via), sandboxed);
   });
 }
+
+Deno.test("a sandboxed node's refused state write is a rejected promise, handled as it is in-process", async () => {
+  for (const kind of ["map", "nan", "fn"]) {
+    const inProcess = await outcome(true, kind, "caught");
+    const sandboxed = await outcome(false, kind, "caught");
+    assert.equal(sandboxed.status, "succeeded", JSON.stringify(sandboxed));
+    const handled = (o: typeof sandboxed) => {
+      const out = o.output as { handled: string; after: number };
+      return { ...out, handled: out.handled.replace(/^caught: [^:]*: /, "caught: ") };
+    };
+    assert.deepEqual(handled(sandboxed), handled(inProcess));
+    assert.match(handled(sandboxed).handled, /^caught: value\S* is /);
+    assert.equal(handled(sandboxed).after, 1);
+  }
+});
+
+Deno.test("a sandboxed node's refused expireIn names the value it was given, as in-process", async () => {
+  for (const [kind, shown] of [["nan", "NaN"], ["inf", "Infinity"]]) {
+    const inProcess = await outcome(true, kind, "expireIn");
+    const sandboxed = await outcome(false, kind, "expireIn");
+    assert.deepEqual(sandboxed, inProcess);
+    assert.equal(
+      (sandboxed.output as { refused: string }).refused,
+      `Cannot set: expireIn must be a positive number of milliseconds (got ${shown})`,
+    );
+  }
+});

@@ -107,7 +107,7 @@ Deno.test("a driver whose commit() resolves something else than a result is name
   }
 });
 
-Deno.test("a driver that returns a malformed entry is named, by get and list alike", async () => {
+Deno.test("a driver that returns a malformed entry is named, by get, list, query, count and search alike", async () => {
   const mangles: Record<string, (raw: Record<string, unknown>) => unknown> = {
     "expiresAt left out": ({ expiresAt: _, ...rest }) => rest,
     "the value parsed": (raw) => ({ ...raw, value: JSON.parse(raw.value as string) }),
@@ -132,5 +132,20 @@ Deno.test("a driver that returns a malformed entry is named, by get and list ali
       /The store's driver returned a malformed entry: .*; a RawEntry is \{ key: string\[\], value: its JSON text/;
     await assert.rejects(() => store.get(["k"]), malformed, `get: ${label}`);
     await assert.rejects(() => Array.fromAsync(store.list()), malformed, `list: ${label}`);
+    // The core's scans (no native query, count or search) read the same entries: never a
+    // SyntaxError from JSON.parse, nor an entry counted or left out silently.
+    const where = { where: [{ path: "n", op: "eq" as const, value: 1 }] };
+    await assert.rejects(() => store.query(where), malformed, `query: ${label}`);
+    await assert.rejects(() => store.count(), malformed, `count: ${label}`);
+    await assert.rejects(() => store.search("1"), malformed, `search: ${label}`);
+    // A native query's rows are checked before their expiry is read.
+    const native = pluginReturning(() => ({
+      ...inner,
+      capabilities: { query: true },
+      query: () => Promise.resolve([...list({ prefix: [] })].map(mangle)),
+    }));
+    await using queried = await openStore({ plugin: native });
+    await queried.set(["k"], { n: 1 });
+    await assert.rejects(() => queried.query(where), malformed, `native query: ${label}`);
   }
 });

@@ -2,9 +2,9 @@
 // never by throwing where it is called: `store.set(k, v).catch(…)` and `Promise.allSettled`
 // see every failure. The same for a store and for each wrapper over it.
 import assert from "node:assert/strict";
-import { openStore, type Store } from "../mod.ts";
+import { type Key, openStore, type Store } from "../mod.ts";
 import { cached } from "../cache.ts";
-import { withHooks } from "../hooks.ts";
+import { type StoreHooks, withHooks } from "../hooks.ts";
 
 const wrappers: Record<string, (store: Store) => Store> = {
   "the store": (store) => store,
@@ -99,4 +99,50 @@ Deno.test("withHooks and cached refuse a misspelt hook or option instead of igno
   await hooked.set(["k"], 1);
   const cache = cached(store, { max: 10, mode: undefined });
   assert.equal((await cache.get(["k"]))?.value, 1);
+});
+
+Deno.test("withHooks takes a hooks class with its own state, and refuses a misspelt hook written as a method", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  // State and helper methods far from any hook name are the class's own business.
+  class AuditHooks implements StoreHooks {
+    seen: string[] = [];
+    limit = 3;
+    get count(): number {
+      return this.seen.length;
+    }
+    describe(): string {
+      return `${this.count} writes`;
+    }
+    afterSet(key: Key) {
+      this.seen.push(key.join("/"));
+    }
+  }
+  const audit = new AuditHooks();
+  await using audited = withHooks(store, audit);
+  await audited.set(["a"], 1);
+  assert.deepEqual(audit.seen, ["a"]);
+  assert.equal(audit.describe(), "1 writes");
+
+  // A misspelt hook as a method lives on the prototype: it must be caught there too,
+  // and in a base class, or the authorization it holds silently never runs.
+  class Guard implements StoreHooks {
+    afterGet() {}
+    befoerSet(_key: Key) {
+      throw new Error("denied");
+    }
+  }
+  class StrictGuard extends Guard {
+    onError() {}
+  }
+  for (const hooks of [new Guard(), new StrictGuard()]) {
+    assert.throws(
+      () => withHooks(store, hooks),
+      (err: Error) =>
+        err instanceof TypeError &&
+        err.message.startsWith(
+          'Cannot add hooks: unknown hook "befoerSet" (did you mean "beforeSet"?); the hooks are beforeGet,',
+        ),
+    );
+  }
+  assert.equal(await store.get(["b"]), null);
 });

@@ -69,7 +69,9 @@ const timeFormats = new Map<string, Intl.DateTimeFormat>();
  * A time (ms since the epoch) for a table, with its zone:
  * `2026-12-04 21:15:03 UTC` in UTC, `2026-12-04 22:15:03 +01:00` in another
  * IANA zone (the offset in force at that time); `-` for `null`. Commands pass
- * the config's `timezone` (default UTC), the zone schedules use too.
+ * the config's `timezone` (default UTC), the zone schedules use too. A time
+ * a store holds but a `Date` does not (past ±8.64e15 ms) reads "after the
+ * year 275760" (or "before the year -271821"), as in the inspector.
  *
  * @example
  * ```ts
@@ -78,10 +80,15 @@ const timeFormats = new Map<string, Intl.DateTimeFormat>();
  * const t = Date.UTC(2026, 11, 4, 21, 15, 3);
  * assert.equal(formatTime(t), "2026-12-04 21:15:03 UTC");
  * assert.equal(formatTime(t, "Europe/Paris"), "2026-12-04 22:15:03 +01:00");
+ * assert.equal(formatTime(9e15), "after the year 275760");
  * ```
  */
 export function formatTime(ms: number | null | undefined, timezone = "UTC"): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return "-";
+  // A store keeps times past the last one a Date holds (year 275760), as the inspector says.
+  if (Number.isNaN(new Date(ms).getTime())) {
+    return ms > 0 ? "after the year 275760" : "before the year -271821";
+  }
   let format = timeFormats.get(timezone);
   if (format === undefined) {
     format = new Intl.DateTimeFormat("en-US", {

@@ -6,6 +6,7 @@
  */
 import type { Key } from "../store/types.ts";
 import { serializeValue } from "../store/values.ts";
+import { shellQuote } from "../_shell.ts";
 
 /** Bad command-line input: the CLI prints the message and exits with code 2. */
 export class UsageError extends Error {
@@ -149,9 +150,4 @@ function jsonForTerminal(text: string): string {
     /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
-}
-
-/** `text` single-quoted for a POSIX shell (each `'` written as `'\''`). */
-function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", "'\\''")}'`;
 }

@@ -21,7 +21,7 @@
  */
 import { didYouMean } from "../_suggest.ts";
 import type { RunRecord } from "../records/types.ts";
-import { builtinJobNames } from "../jobs/builtin.ts";
+import { builtinJobNames, knownJobNames } from "../jobs/builtin.ts";
 import { runJob } from "../jobs/run.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import { nextTick } from "../cron.ts";
@@ -68,7 +68,7 @@ export interface JobListing {
 
 /** The job names `jobs ls` shows and `jobs run` accepts: the built-ins, then the configured ones. */
 function jobNames(runtime: Runtime): string[] {
-  return [...new Set([...builtinJobNames(), ...Object.keys(runtime.config.jobs)])];
+  return knownJobNames(runtime.config.jobs);
 }
 
 /** Describe every job: built-in and configured, with schedule, last and next run. */

@@ -10,7 +10,9 @@
  *
  * `runs ls --flow ID` with an id that no run, recorded flow or flow file of the
  * config has is an error (exit 1, `[]` with `--json`) naming the known flows
- * with a did-you-mean; a known flow without matching runs is no error.
+ * with a did-you-mean; a known flow without matching runs is no error. A job's
+ * id, `job:<name>`, is judged against the built-in and configured jobs. This
+ * holds before anything is recorded too (no records store yet).
  *
  * Times in the tables are shown in the config's `timezone` (default UTC), with it.
  *
@@ -39,6 +41,8 @@ import type { Runtime } from "../runtime.ts";
 import type { Records } from "../records/records.ts";
 import { ConfigError } from "../errors.ts";
 import { declaredFlowIds } from "../flow_files.ts";
+import { knownJobNames } from "../jobs/builtin.ts";
+import { didYouMean } from "../_suggest.ts";
 import { isRunId } from "../records/run_id.ts";
 import { cancelAnyRun } from "../queue/cancel.ts";
 import { runShapeProblem } from "../records/types.ts";
@@ -57,7 +61,15 @@ export async function listRuns(
   await using runtime = await openForReading(global);
   const records = await unlessMissing(() => runtime.records());
   if (records === null) {
+    // No run is recorded yet, but the config's flow files and jobs are known: a typo is named.
+    const unknown = options.flow === undefined
+      ? null
+      : await unknownFlow(runtime, null, options.flow);
     if (options.json) console.log("[]");
+    if (unknown !== null) {
+      printError(unknown);
+      return EXIT_FAILURE;
+    }
     return 0;
   }
   const runs: RunSummary[] = [];
@@ -114,17 +126,32 @@ export async function listRuns(
 
 /**
  * Why `flowId` is no flow at all (no run of it, recorded flow or flow file
- * declares it), or `null` if something knows it.
+ * declares it; for `job:<name>`, no run of it and no built-in or configured
+ * job has that name), or `null` if something knows it. `records` is `null`
+ * when the records store does not exist yet.
  */
 async function unknownFlow(
   runtime: Runtime,
-  records: Records,
+  records: Records | null,
   flowId: string,
 ): Promise<string | null> {
-  // A job's runs have the flow id job:<name>, which no flow file declares: not judged here.
-  if (flowId.startsWith("job:")) return null;
-  if ((await records.listRunSummaries({ flowId, limit: 1 })).runs.length > 0) return null;
-  const recorded = (await records.listFlows()).map((f) => f.id);
+  if (records !== null && (await records.listRunSummaries({ flowId, limit: 1 })).runs.length > 0) {
+    return null;
+  }
+  const recorded = records === null ? [] : (await records.listFlows()).map((f) => f.id);
+  // A job's runs have the flow id job:<name>, which no flow file declares: judged by job name.
+  if (flowId.startsWith("job:")) {
+    const names = knownJobNames(runtime.config.jobs);
+    if (names.includes(flowId.slice("job:".length))) return null;
+    const jobs = [...new Set([...names.map((n) => `job:${n}`), ...recorded])]
+      .filter((id) => id.startsWith("job:"));
+    if (jobs.includes(flowId)) return null;
+    return `Job "${flowId.slice("job:".length)}" has no recorded runs${
+      didYouMean(flowId, jobs)
+    }: no built-in or configured job has that name; give --flow job:<name> with one of ${
+      jobs.join(", ")
+    }`;
+  }
   // A config whose flows: cannot be read is reported by the commands that run flows.
   const declared = await declaredFlowIds(runtime.config).catch((err) => {
     if (err instanceof ConfigError) return [];
@@ -199,8 +226,9 @@ function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void
   if (run.outputs !== null) lines.push(`outputs:  ${printable(JSON.stringify(run.outputs))}`);
   const q = run.queue;
   if (q !== undefined) {
+    const runAt = formatTime(q.runAt, tz);
     lines.push(
-      `queue:    run at ${formatTime(q.runAt, tz)}, priority ${q.priority}${
+      `queue:    run ${/^\d/.test(runAt) ? "at " : ""}${runAt}, priority ${q.priority}${
         q.key === undefined ? "" : `, key ${printable(q.key)}`
       }, ${queueAttemptText(run.status, q)}${
         q.claim ? `, claimed by ${printable(q.claim.worker)}` : ""

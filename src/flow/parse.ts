@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { isMap } from "yaml";
+import { CST, isMap, Parser } from "yaml";
 import { FlowValidationError, formatPath, type Problem, type ProblemPath } from "../errors.ts";
 import { dirname, resolve } from "node:path";
 import { MAX_YAML_DEPTH, readYamlFile, YamlSource } from "../yaml_source.ts";
@@ -125,6 +125,7 @@ function parsedFlow(read: FlowRead, text: string, file: string | undefined): Par
 function unquotedTemplates(text: string, problems: FlowProblem[]): FlowProblem[] {
   const lines = text.split("\n");
   const hints = new Map<number, FlowProblem>();
+  let flows: [number, number][] | undefined;
   for (const p of problems) {
     if (p.line === undefined || hints.has(p.line)) continue;
     const line = lines[p.line - 1] ?? "";
@@ -135,11 +136,12 @@ function unquotedTemplates(text: string, problems: FlowProblem[]): FlowProblem[]
     if ((before.split('"').length - 1) % 2 === 1 || (before.split("'").length - 1) % 2 === 1) {
       continue;
     }
-    // Only inside a flow mapping or sequence ({ … } or [ … ] opened before it on the line): in
-    // a block value an unquoted template is plain YAML, and the error is another one (a tab,
-    // a ": " in the value), which its own explanation gives.
-    const open = (c: string, close: string) => before.split(c).length - before.split(close).length;
-    if (open("{", "}") <= 0 && open("[", "]") <= 0) continue;
+    // Only inside a flow mapping or sequence ({ … } or [ … ], opened on this line or an earlier
+    // one): in a block value an unquoted template is plain YAML, and the error is another one
+    // (a tab, a ": " in the value), which its own explanation gives.
+    flows ??= flowCollections(text);
+    const offset = lineStart(lines, p.line) + at;
+    if (!flows.some(([start, end]) => start < offset && offset < end)) continue;
     const end = line.indexOf("}}", at);
     const template = end < 0 ? "${{ … }}" : line.slice(at, end + 2);
     hints.set(p.line, {
@@ -155,6 +157,31 @@ function unquotedTemplates(text: string, problems: FlowProblem[]): FlowProblem[]
     ...problems.filter((p) => p.line === undefined || !hints.has(p.line)),
     ...hints.values(),
   ];
+}
+
+/** The offset at which 1-based line `line` of `lines` starts. */
+function lineStart(lines: readonly string[], line: number): number {
+  let offset = 0;
+  for (let i = 0; i < line - 1 && i < lines.length; i++) offset += lines[i].length + 1;
+  return offset;
+}
+
+/**
+ * The `[start, end)` offsets of every flow collection (`{ … }`, `[ … ]`) in
+ * `text`, from yaml's concrete syntax tree, which keeps them even where the
+ * text has syntax errors. A collection never closed runs to the end.
+ */
+function flowCollections(text: string): [number, number][] {
+  const ranges: [number, number][] = [];
+  for (const token of new Parser().parse(text)) {
+    if (token.type !== "document") continue;
+    CST.visit(token, ({ value }) => {
+      if (value?.type !== "flow-collection") return;
+      const close = value.end.find((t) => t.type === "flow-map-end" || t.type === "flow-seq-end");
+      ranges.push([value.offset, close === undefined ? text.length : close.offset + 1]);
+    });
+  }
+  return ranges;
 }
 
 /** Parse and check; throws only for YAML syntax errors and unreadable data. */

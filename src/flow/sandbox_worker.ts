@@ -8,7 +8,9 @@
  */
 
 import { realTimers } from "../clock.ts";
+import { logLevel, sleepProblem } from "./_context_args.ts";
 import { serializeValue } from "../store/values.ts";
+import { checkExpireIn } from "../store/write_args.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -88,11 +90,21 @@ export async function serve(
     });
   };
   const view = (run: number, name: string) => {
-    const method = (m: string) => (...args: unknown[]) => {
-      // The value a set writes is checked here: on the way out as JSON a Map would become {}
-      // and NaN null, unseen. Only that: a read's options may hold what JSON turns into what
-      // the host reads the same way (limit: Infinity becomes null, "no limit", as in-process).
-      if (m === "set" && args[1] !== undefined) serializeValue(args[1], `ctx.${name}.set()`);
+    const method = (m: string) => (...args: unknown[]): Promise<unknown> => {
+      // The value a set writes, and its expireIn, are checked here: on the way out as JSON a
+      // Map would become {} and NaN null, unseen (or refused as "got null"). Only those: a
+      // read's options may hold what JSON turns into what the host reads the same way (limit:
+      // Infinity becomes null, "no limit", as in-process). A refusal is a rejected promise, as
+      // in-process, never a throw at the call: `.then(ok, fail)` and `allSettled` see it.
+      if (m === "set") {
+        try {
+          if (args[1] !== undefined) serializeValue(args[1], `ctx.${name}.set()`);
+          const expireIn = (args[2] as { expireIn?: unknown } | undefined)?.expireIn;
+          if (expireIn !== undefined) checkExpireIn(expireIn, "Cannot set");
+        } catch (err) {
+          return Promise.reject(err);
+        }
+      }
       return call(run, { scope: name, method: m, args: encodeArgs(args) });
     };
     return {
@@ -174,11 +186,15 @@ export async function serve(
         // The host's clock, advancing in real time: its offset from the wall clock when the
         // host sent the attempt (0 for the real clock), in whole milliseconds as in-process.
         clock: { now: () => Math.floor(Date.now() + (msg.now - msg.sentAt)) },
+        // Checked here, as in-process: the node's own call throws.
         log: (message: string, level?: string) =>
-          send({ op: "log", run, message: String(message), level: level ?? "info" }),
-        // The runner's own timers: a negative, NaN or fractional wait is read as it is
-        // in-process (Node's setTimeout would print a TimeoutNegativeWarning to stderr).
-        sleep: (ms: number) => realTimers.sleep(ms, signal),
+          send({ op: "log", run, message: String(message), level: logLevel(level) }),
+        // The runner's own timers, checked as in-process (and no Node setTimeout, which would
+        // print a TimeoutOverflowWarning to stderr and fire at once for Infinity).
+        sleep: (ms: number) => {
+          const problem = sleepProblem(ms);
+          return problem === undefined ? realTimers.sleep(ms, signal) : Promise.reject(problem);
+        },
         runFlow: (flow: unknown, input?: unknown) =>
           call(run, { method: "runFlow", args: encodeArgs([flow, input]) }),
       };

@@ -23,6 +23,14 @@ export function builtinJobNames(): string[] {
   return Object.keys(BUILTIN_JOBS);
 }
 
+/**
+ * The job names `jobs ls` shows and `jobs run` accepts: the built-ins, then
+ * those of the config's `jobs:` (`configured`), each once.
+ */
+export function knownJobNames(configured: Record<string, unknown>): string[] {
+  return [...new Set([...builtinJobNames(), ...Object.keys(configured)])];
+}
+
 /** The module URL of a built-in job, or `undefined` for another name. */
 export function builtinJobUrl(name: string): string | undefined {
   return Object.hasOwn(BUILTIN_JOBS, name)

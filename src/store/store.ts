@@ -245,9 +245,22 @@ function checkedResult(result: unknown, store: string): DriverCommitResult {
 
 function commitResult(raw: DriverCommitResult, version: string, store: string): CommitResult {
   const result = checkedResult(raw, store);
-  return result.ok
-    ? { ok: true, version }
-    : { ok: false, version: null, conflicts: result.conflicts };
+  return result.ok ? { ok: true, version } : conflicted(result.conflicts);
+}
+
+/**
+ * A failed commit's result: each key once, in the order first reported (a
+ * driver reports a key checked twice as often as its checks failed).
+ */
+function conflicted(conflicts: readonly Key[]): CommitResult {
+  const seen = new Set<string>();
+  const unique = conflicts.filter((key) => {
+    const id = JSON.stringify(key);
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+  return { ok: false, version: null, conflicts: unique };
 }
 
 /** Wrap a driver into a full {@linkcode Store}. */
@@ -497,7 +510,7 @@ class CoreStore implements Store {
         { checks, mutations, version, now },
         { by: JSON.stringify(by), topic: FEED_TOPIC },
       );
-      if (!result.ok) return { ok: false, version: null, conflicts: result.conflicts };
+      if (!result.ok) return conflicted(result.conflicts);
       for (const wake of this.#wakers) wake();
       return { ok: true, version };
     }
@@ -511,7 +524,7 @@ class CoreStore implements Store {
         { checks, mutations, version, now },
         feedCommit(mutations, now, version, by, FEED_TOPIC),
       );
-      if (!result.ok) return { ok: false, version: null, conflicts: result.conflicts };
+      if (!result.ok) return conflicted(result.conflicts);
       for (const wake of this.#wakers) wake();
       return { ok: true, version };
     }
@@ -545,11 +558,7 @@ class CoreStore implements Store {
       }
       const head = await readHead(this.#driver);
       if (head.version !== plan.headVersion) continue;
-      return {
-        ok: false,
-        version: null,
-        conflicts: result.conflicts.filter((k) => !isInternalKey(k)),
-      };
+      return conflicted(result.conflicts.filter((k) => !isInternalKey(k)));
     }
   }
 
@@ -699,6 +708,12 @@ class CoreStore implements Store {
     if (typeof at !== "object" || at === null || !("time" in at || "seq" in at)) {
       throw new TypeError(
         `${what}: at must be { time: <ms since the epoch> } or { seq: <number> }`,
+      );
+    }
+    if ("time" in at && "seq" in at) {
+      throw new TypeError(
+        `${what}: at has both time (${String(at.time)}) and seq (${String(at.seq)}); give ` +
+          "one of them: { time: <ms since the epoch> } or { seq: <number> }",
       );
     }
     const { result, time } = await changeAt(this.#driver, key, at, what);
@@ -1209,6 +1224,7 @@ class CoreStore implements Store {
     let n = 0;
     const { prefix: p, start, end } = range;
     for await (const raw of this.#listOutsideInternal({ prefix: p, start, end }, now)) {
+      checkRaw(raw);
       if (raw.expiresAt === null || raw.expiresAt > now) n++;
     }
     return n;
@@ -1229,6 +1245,7 @@ class CoreStore implements Store {
       if (native !== undefined) {
         const out: Entry<T>[] = [];
         for (const raw of native) {
+          checkRaw(raw);
           if (raw.expiresAt === null || raw.expiresAt > now) out.push(toEntry<T>(raw));
         }
         return out;
@@ -1240,6 +1257,7 @@ class CoreStore implements Store {
     }
     const entries: { key: Key; value: unknown; raw: RawEntry }[] = [];
     for await (const raw of this.#listOutsideInternal({ prefix: q.prefix }, now)) {
+      checkRaw(raw);
       if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
       entries.push({ key: raw.key, value: JSON.parse(raw.value), raw });
     }
@@ -1289,6 +1307,7 @@ class CoreStore implements Store {
     }
     const hits: SearchHit<T>[] = [];
     for await (const raw of this.#listOutsideInternal({ prefix: request.prefix }, now)) {
+      checkRaw(raw);
       if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
       const value = JSON.parse(raw.value);
       const score = searchScore(value, request.terms, request.fields);

@@ -6,7 +6,7 @@
  */
 import { ForwardingBase } from "./_forwarding.ts";
 import { StoreClosedError } from "../errors.ts";
-import { assertKnownFields, fieldNames } from "../_suggest.ts";
+import { fieldNames, suggest } from "../_suggest.ts";
 import { assertKey } from "../store/keys.ts";
 import { checkDeleteArgs, checkSetArgs } from "../store/write_args.ts";
 import type {
@@ -129,6 +129,11 @@ const HOOK_NAMES: readonly string[] = fieldNames<StoreHooks>()(
  * included; `cached(withHooks(store, hooks))` sees only what reaches the
  * store — cache misses, and write-behind flushes as atomic commits.
  *
+ * `hooks` may be a class instance that keeps its own state and helpers.
+ * A function of it (own or inherited) that is not a hook but is spelt close
+ * to one (`befoerSet`) throws a `TypeError` naming the hook it resembles: it
+ * would otherwise never run.
+ *
  * @example Refuse writes outside a prefix, and count reads
  * ```ts
  * import { openStore } from "@flowstate/core";
@@ -163,13 +168,42 @@ export function withHooks(store: Store, hooks: StoreHooks): Store {
     throw new TypeError(`${what}: hooks must be an object of optional functions`);
   }
   // A misspelt hook (`befoerSet`) would never run: an authorization that silently is not there.
-  assertKnownFields(hooks, HOOK_NAMES, what, "hook");
-  for (const [name, hook] of Object.entries(hooks)) {
+  assertNoMisspeltHook(hooks, what);
+  for (const name of HOOK_NAMES) {
+    const hook = (hooks as Record<string, unknown>)[name];
     if (hook !== undefined && typeof hook !== "function") {
       throw new TypeError(`${what}: hook ${name} must be a function (got ${typeof hook})`);
     }
   }
   return new HookedStore(store, hooks);
+}
+
+/**
+ * Refuse a function of `hooks` (own, or inherited from its class, up to
+ * `Object.prototype`) that is not a hook but is spelt close to one: a
+ * misspelt hook, written as a field or as a method. A hooks object may keep
+ * its own state and helper methods: data fields, and functions whose names
+ * are far from every hook name, are left alone.
+ */
+function assertNoMisspeltHook(hooks: object, what: string): void {
+  for (
+    let level: object | null = hooks;
+    level !== null && level !== Object.prototype;
+    level = Object.getPrototypeOf(level)
+  ) {
+    for (const name of Object.getOwnPropertyNames(level)) {
+      if (name === "constructor" || HOOK_NAMES.includes(name)) continue;
+      // The descriptor, not `hooks[name]`: a getter is state, and is not called here.
+      if (typeof Object.getOwnPropertyDescriptor(level, name)?.value !== "function") continue;
+      const hook = suggest(name, HOOK_NAMES);
+      if (hook === undefined) continue;
+      throw new TypeError(
+        `${what}: unknown hook ${JSON.stringify(name)} (did you mean "${hook}"?); the hooks are ${
+          HOOK_NAMES.join(", ")
+        }`,
+      );
+    }
+  }
 }
 
 class HookedStore extends ForwardingBase implements Store {
