@@ -321,7 +321,7 @@ Deno.test("cli queue: a run enqueued past the last time a Date holds shows as su
     assert.equal(shown.code, 0, shown.stderr);
     assert.match(
       shown.stdout,
-      /^queue: {4}run after the year 275760, priority 0, attempt 0 of 1$/m,
+      /^queue: {4}run after the year 275760, priority 0, next attempt 1 of 1$/m,
     );
     await Deno.writeTextFile(
       join(dir, "flowstate.yaml"),
