@@ -214,6 +214,59 @@ nodes:
   });
 });
 
+Deno.test("validate and run: a misspelt option of a built-in node is found when its value is a template", async () => {
+  await withSandbox(async ({ dir, run, home }) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG);
+    await Deno.writeTextFile(
+      join(dir, "t5.flow.yaml"),
+      `id: t5
+inputs:
+  who: { type: string, default: x }
+nodes:
+  - id: c
+    type: log
+    with:
+      mesage: "hi \${{ inputs.who }}"
+  - id: d
+    type: state.get
+    with: { key: "\${{ inputs.who }}", store: shraed, scpe: flow }
+  - id: e
+    type: state.increment
+    with: { key: k, by: "\${{ inputs.who }}" }
+`,
+    );
+    const result = await run("validate", "t5.flow.yaml");
+    assert.equal(result.code, 2, result.stderr);
+    assert.deepEqual(lines(result.stderr), [
+      'error: t5.flow.yaml:8:7: nodes[0].with.message: missing required option "message" for log',
+      'error: t5.flow.yaml:8:7: nodes[0].with.mesage: unknown option "mesage" for log (did you mean "message"?)',
+      'error: t5.flow.yaml:11:54: nodes[1].with.scpe: unknown option "scpe" for state.get (did you mean "scope"?)',
+      'error: t5.flow.yaml:11:46: nodes[1].with.store: unknown store "shraed" (did you mean "shared"?); the configured stores are "main", "shared"',
+    ]);
+    // run refuses it the same way, before anything is written (no failed run recorded)
+    const ran = await run("run", "t5.flow.yaml");
+    assert.equal(ran.code, 2, ran.stderr);
+    assert.match(ran.stderr, /^error: t5\.flow\.yaml:8:7: nodes\[0\]\.with\.mesage: unknown option/m);
+    await assert.rejects(Deno.stat(home), Deno.errors.NotFound, "nothing was written");
+    // A templated value is still checked when the run evaluates it (node e's "by").
+    await Deno.writeTextFile(
+      join(dir, "t6.flow.yaml"),
+      `id: t6
+inputs:
+  who: { type: string, default: x }
+nodes:
+  - id: e
+    type: state.increment
+    with: { key: k, by: "\${{ inputs.who }}" }
+`,
+    );
+    assert.equal((await run("validate", "t6.flow.yaml")).code, 0);
+    const failed = await run("run", "t6.flow.yaml");
+    assert.equal(failed.code, 1, failed.stderr);
+    assert.match(failed.stdout, /error: +node "e": invalid options for state\.increment: with\.by/);
+  });
+});
+
 Deno.test("an alias inside its own anchor (a cycle) is refused at the alias, in a flow and in the config", async () => {
   await withSandbox(async ({ dir, run, home }) => {
     await Deno.writeTextFile(

@@ -15,7 +15,7 @@ import { builtinNodes } from "./nodes.ts";
 import { FlowValidationError, type Problem as FlowProblem } from "../errors.ts";
 import type { ParsedFlow } from "./parse.ts";
 import { compileTemplate, compileValue } from "./template/mod.ts";
-import { optionProblems, referenceProblems } from "./node_options.ts";
+import { optionProblems, referenceProblems, staticOptions } from "./node_options.ts";
 import {
   invalidPermission,
   missingRunnerPermission,
@@ -65,8 +65,8 @@ export async function prepareFlow(
   const def = parsed.definition;
   const baseDir = options.baseDir ?? (parsed.file ? dirname(resolve(parsed.file)) : Deno.cwd());
   const problems: FlowProblem[] = [];
-  const problem = (path: (string | number)[], message: string) => {
-    const at = parsed.locate(path);
+  const problem = (path: (string | number)[], message: string, side?: "key") => {
+    const at = parsed.locate(path, side);
     problems.push({ message, path, line: at?.line, column: at?.column });
   };
   const index = new Map(def.nodes.map((n, i) => [n.id, i]));
@@ -188,16 +188,19 @@ export async function prepareFlow(
       );
     }
     const compiled = compileValue(spec.with ?? {});
-    if (type && compiled.isStatic && !sandboxed) {
-      const values = compiled.evaluate({ inputs: {}, nodes: {}, env: {} });
+    if (type && !sandboxed) {
+      // With templates, what is known before the run: the keys (and a built-in's static values).
+      const values = compiled.isStatic
+        ? compiled.evaluate({ inputs: {}, nodes: {}, env: {} })
+        : spec.with ?? {};
       const found = [
-        ...await optionProblems(type, spec.type, values),
-        ...await referenceProblems(type, values as Record<string, unknown>, {
+        ...await optionProblems(type, spec.type, values, { staticValues: builtin === type }),
+        ...await referenceProblems(type, staticOptions(values as Record<string, unknown>), {
           baseDir,
           ...(options.stores === undefined ? {} : { stores: options.stores }),
         }),
       ];
-      for (const p of found) problem(["nodes", i, ...p.path], p.message);
+      for (const p of found) problem(["nodes", i, ...p.path], p.message, p.at);
     }
     let timeout: number | undefined;
     let retry = {
