@@ -29,6 +29,7 @@ import {
   unknownFlowMessage,
 } from "./format.ts";
 import { type GlobalOptions, notFound, openForReading, unlessMissing } from "./common.ts";
+import { withTaskCwdHint } from "./paths.ts";
 
 /** One problem of `validate --json`. */
 export interface ValidateProblem {
@@ -89,7 +90,8 @@ export async function validateFlows(
   const results: ValidateResult[] = [];
   for (const file of files) {
     try {
-      const { prepared } = await loadFlow(await loadFlowFile(file, { stores }), {
+      const parsed = await withTaskCwdHint(file, () => loadFlowFile(file, { stores }));
+      const { prepared } = await loadFlow(parsed, {
         stores,
         trusted,
         trustedBaseDir,

@@ -25,6 +25,7 @@ import { openRuntimeWith, sandboxPoolOf } from "../runtime.ts";
 import { loadConfigCached } from "../config_disk_cache.ts";
 import { formatDuration, printable, shortHash } from "./format.ts";
 import { UsageError } from "./input.ts";
+import { withTaskCwdHint } from "./paths.ts";
 import { type GlobalOptions, type Interruptible, interruptible, printWarning } from "./common.ts";
 
 /** Options of `flowstate run`. */
@@ -87,10 +88,11 @@ export async function runCommand(
   );
   // A file run before (same bytes, same Flowstate) is read from the home's
   // cache: neither the YAML parser nor the flow schema is loaded.
-  const { parsed, save: saveToCache } = await loadFlowFileCached(file, {
-    stores: runtime.storeNames,
-    cacheDir: join(runtime.config.home, "cache"),
-  });
+  const { parsed, save: saveToCache } = await withTaskCwdHint(file, () =>
+    loadFlowFileCached(file, {
+      stores: runtime.storeNames,
+      cacheDir: join(runtime.config.home, "cache"),
+    }));
   // Held until the run ends: the Worker that checks a custom node module runs it.
   const pool = sandboxPoolOf(runtime);
   using _held = pool?.hold();

@@ -12,7 +12,7 @@
  */
 import { isMap } from "yaml";
 import { FlowValidationError, formatPath, type Problem, type ProblemPath } from "../errors.ts";
-import { dirname, resolve } from "node:path";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { MAX_YAML_DEPTH, readYamlFile, YamlSource } from "../yaml_source.ts";
 import { isRecord } from "./_values.ts";
 import type { NodeType } from "./node.ts";
@@ -352,7 +352,7 @@ export async function loadFlowFile(
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new FlowValidationError(
-        [{ message: "Cannot load flow: no such file", path: [] }],
+        [{ message: await missingFlowMessage(path), path: [] }],
         shown,
         { cause: error },
       );
@@ -377,6 +377,20 @@ export async function loadFlowFile(
     throw new FlowValidationError(sortProblems(read.checker.problems), shown);
   }
   return parsedFlow(read, text, shown);
+}
+
+/**
+ * `Cannot load flow: no such file /abs/path`, with the closest existing file
+ * (as a path from the working directory, the way it was given) when one is close.
+ */
+async function missingFlowMessage(path: string): Promise<string> {
+  const absolute = resolve(path);
+  const { closestPath } = await import("../_nearby.ts");
+  const found = await closestPath(absolute);
+  const shown = found === undefined ? undefined : isAbsolute(path) ? found : relative(".", found);
+  return `Cannot load flow: no such file ${absolute}${
+    shown === undefined ? "" : ` (did you mean ${shown}?)`
+  }`;
 }
 
 const BUILTIN_NODE_NAMES: ReadonlySet<string> = new Set(builtinNodes.keys());

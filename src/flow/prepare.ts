@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { dirname, resolve } from "../_path.ts";
+import { dirname, isAbsolute, resolve } from "../_path.ts";
 import { importDefault, importFailure, mappingHint, moduleUrl } from "../loader.ts";
 import { didYouMean } from "../_suggest.ts";
 import { parseDuration } from "../duration.ts";
@@ -107,10 +107,7 @@ export async function prepareFlow(
         );
       } else if (url.startsWith("file:") && !await exists(url)) {
         // Checked here: a Worker failing to load its module also prints to stderr.
-        problem(
-          ["nodes", i, "type"],
-          `cannot load node module ${spec.type}: Module not found "${url}"`,
-        );
+        problem(["nodes", i, "type"], await moduleNotFound(spec.type, url, baseDir));
       } else {
         const key = `${url}\n${JSON.stringify(permissions)}`;
         let sandbox = sandboxes.get(key);
@@ -159,6 +156,8 @@ export async function prepareFlow(
           }
         }
       }
+    } else if (url !== undefined && url.startsWith("file:") && !await exists(url)) {
+      problem(["nodes", i, "type"], await moduleNotFound(spec.type, url, baseDir));
     } else if (url !== undefined) {
       try {
         const exported = await importDefault(url);
@@ -260,6 +259,23 @@ export async function prepareFlow(
     outputs: def.outputs === undefined ? undefined : compileValue(def.outputs),
     timeout,
   };
+}
+
+/**
+ * A node module file that does not exist: where it was looked for, that the
+ * path is relative to the flow file's folder, and the closest existing file.
+ */
+async function moduleNotFound(type: string, url: string, baseDir: string): Promise<string> {
+  const written = type.startsWith("file:") ? undefined : type;
+  const { nearbyFile } = await import("../_nearby.ts");
+  const meant = written === undefined || isAbsolute(written)
+    ? undefined
+    : await nearbyFile(written, baseDir);
+  return `cannot load node module ${type}: Module not found "${url}"${
+    written === undefined || isAbsolute(written)
+      ? ""
+      : `; module paths are relative to the flow file's folder ${baseDir}`
+  }${meant === undefined ? "" : ` (did you mean ${meant}?)`}`;
 }
 
 async function exists(url: string): Promise<boolean> {
