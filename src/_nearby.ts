@@ -53,13 +53,34 @@ export async function closestPath(
   } catch {
     return undefined;
   }
-  const name = suggest(basename(path), names);
+  const name = closestName(basename(path), names);
   if (name === undefined) return undefined;
   const found = join(parent, name);
   const foundInfo = await statOf(found);
   return foundInfo !== undefined && (directory ? foundInfo.isDirectory : foundInfo.isFile)
     ? found
     : undefined;
+}
+
+/**
+ * The name among `names` closest to `name`: names with the same extensions
+ * (`.flow.yaml`) are compared by what comes before them, so that a shared
+ * long extension does not make unrelated names look close.
+ */
+function closestName(name: string, names: readonly string[]): string | undefined {
+  const dot = name.indexOf(".", 1);
+  if (dot === -1) return suggest(name, names);
+  const extension = name.slice(dot);
+  const stems = new Map<string, string>();
+  for (const n of names) {
+    if (n.endsWith(extension) && n.length > extension.length) {
+      stems.set(n.slice(0, -extension.length), n);
+    }
+  }
+  const stem = suggest(name.slice(0, dot), stems.keys());
+  if (stem !== undefined) return stems.get(stem);
+  // Another extension (`.flow.yml`): the whole names, but not those the stems ruled out.
+  return suggest(name, names.filter((n) => !n.endsWith(extension)));
 }
 
 /**
