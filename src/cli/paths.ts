@@ -2,12 +2,14 @@
  * Paths given on the command line, and what to say when one does not exist:
  * `deno task` runs a command in the folder of its `deno.json`, not in the
  * folder it was typed in (which it passes on as `INIT_CWD`), so a path typed
- * from a subfolder is looked for in the wrong place.
+ * from a subfolder is looked for in the wrong place. And a flow file run from
+ * outside its project, whose `flowstate.yaml` is then not read.
  *
  * @module
  */
+import { CONFIG_FILE_NAME, type ResolvedConfig } from "../config.ts";
 import { FlowValidationError } from "../errors.ts";
-import { isAbsolute, relative, resolve } from "../_path.ts";
+import { dirname, isAbsolute, join, relative, resolve } from "../_path.ts";
 
 /** The folder `deno task` was typed in, when it is not the working directory. */
 function taskOrigin(env: (name: string) => string | undefined): string | undefined {
@@ -87,5 +89,50 @@ export async function withTaskCwdHint<T>(file: string, load: () => Promise<T>): 
       err.file,
       { cause: err.cause },
     );
+  }
+}
+
+/**
+ * When no config file was found (no `--config`, no `$FLOWSTATE_CONFIG`, no
+ * `./flowstate.yaml`) but a `flowstate.yaml` sits in the folder of the flow
+ * file `file` or above it: a warning that says which store this command
+ * uses instead of the project's, and how to use the project's. `undefined`
+ * otherwise (a config file was read, or the flow has no project).
+ *
+ * @example
+ * ```ts
+ * import { projectElsewhereWarning } from "./paths.ts";
+ * import { loadConfig } from "../config.ts";
+ * import assert from "node:assert/strict";
+ * const project = await Deno.makeTempDir();
+ * await Deno.mkdir(`${project}/flows`);
+ * await Deno.writeTextFile(`${project}/flowstate.yaml`, "stores:\n  main: { plugin: memory }\n");
+ * const elsewhere = await Deno.makeTempDir();
+ * const config = await loadConfig({ cwd: elsewhere, home: `${elsewhere}/.flowstate` });
+ * const warning = await projectElsewhereWarning(`${project}/flows/a.flow.yaml`, config);
+ * assert.match(warning!, /pass --config .*flowstate\.yaml/);
+ * await Deno.remove(project, { recursive: true });
+ * await Deno.remove(elsewhere, { recursive: true });
+ * ```
+ */
+export async function projectElsewhereWarning(
+  file: string,
+  config: ResolvedConfig,
+): Promise<string | undefined> {
+  if (config.file !== null) return undefined;
+  const found = await configAbove(dirname(resolve(file)));
+  if (found === undefined) return undefined;
+  const spec = config.stores[config.records] as { plugin?: unknown; path?: unknown } | undefined;
+  const store = typeof spec?.path === "string" ? ` ${spec.path}` : "";
+  return `no ${CONFIG_FILE_NAME} in ${config.baseDir}: this uses the default store${store}, ` +
+    `not the stores of the flow's project, ${found}; run from ${dirname(found)} ` +
+    `or pass --config ${found}`;
+}
+
+/** The nearest `flowstate.yaml` in `dir` or a folder above it. */
+async function configAbove(dir: string): Promise<string | undefined> {
+  for (let at = dir;; at = dirname(at)) {
+    if (await isFile(join(at, CONFIG_FILE_NAME))) return join(at, CONFIG_FILE_NAME);
+    if (dirname(at) === at) return undefined;
   }
 }
