@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { withSandbox } from "./_cli_sandbox.ts";
 
 const CONFIG = "stores:\n  main: { plugin: memory }\n  shared: { plugin: memory }\n";
@@ -267,6 +268,39 @@ nodes:
     const failed = await run("run", "t6.flow.yaml");
     assert.equal(failed.code, 1, failed.stderr);
     assert.match(failed.stdout, /error: +node "e": invalid options for state\.increment: with\.by/);
+  });
+});
+
+Deno.test("validate: a custom node's misspelt option is found when its value is a template, in a Worker or trusted", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    const node = fileURLToPath(import.meta.resolve("./fixtures/nodes/explode.ts"));
+    await Deno.writeTextFile(
+      join(dir, "c.flow.yaml"),
+      `id: c
+inputs:
+  why: { type: string, default: x }
+nodes:
+  - id: boom
+    type: ${node}
+    with: { mesage: "because \${{ inputs.why }}" }
+`,
+    );
+    const inWorker = await run("validate", "c.flow.yaml");
+    assert.equal(inWorker.code, 2, inWorker.stderr);
+    assert.deepEqual(lines(inWorker.stderr), [
+      `error: c.flow.yaml:7:11: nodes[0].with.message: missing required option "message" for ${node}`,
+      `error: c.flow.yaml:7:13: nodes[0].with.mesage: unknown option "mesage" for ${node}`,
+    ]);
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      `nodes:\n  trusted: [${JSON.stringify(node)}]\n`,
+    );
+    const trusted = await run("validate", "c.flow.yaml");
+    assert.equal(trusted.code, 2, trusted.stderr);
+    assert.deepEqual(lines(trusted.stderr), [
+      `error: c.flow.yaml:7:11: nodes[0].with.message: missing required option "message" for ${node}`,
+      `error: c.flow.yaml:7:13: nodes[0].with.mesage: unknown option "mesage" for ${node} (did you mean "message"?)`,
+    ]);
   });
 });
 

@@ -56,38 +56,60 @@ export function optionProblems(
   { staticValues = false }: { staticValues?: boolean } = {},
 ): OptionProblem[] | Promise<OptionProblem[]> {
   const result = type.optionsSchema["~standard"].validate(options);
-  const templated = holdsTemplate(options);
-  const explain = (result: SchemaResult<unknown>): OptionProblem[] => {
-    if (!result.issues) return [];
-    const known = knownOptions(type);
-    return result.issues.flatMap((issue): OptionProblem[] => {
-      const path = (issue.path ?? []).map((p) => {
-        const key = typeof p === "object" && p !== null ? p.key : p;
-        return typeof key === "number" ? key : String(key);
-      });
-      // zod names unknown keys in `keys` (one issue for all of them).
-      const keys = (issue as { code?: unknown }).code === "unrecognized_keys"
-        ? (issue as { keys?: unknown }).keys
-        : undefined;
-      if (Array.isArray(keys)) {
-        // Keys are never templates: each is reported at its own place.
-        return keys.map((k) => ({
-          path: ["with", ...path, String(k)],
-          message: `unknown option "${k}" for ${typeName}${
-            known && path.length === 0 ? didYouMean(String(k), known) : ""
-          }`,
-          at: "key",
-        }));
-      }
-      const missing = readPath(options, path.map(String)) === undefined;
-      if (templated && !knownBeforeRun(options, path, missing ? true : staticValues)) return [];
-      const message = path.length > 0 && missing
-        ? `missing required option "${path.join(".")}" for ${typeName}`
-        : `${typeName}: ${issue.message}`;
-      return [{ path: ["with", ...path], message }];
+  const explain = (result: SchemaResult<unknown>): OptionProblem[] =>
+    issueProblems(result.issues ?? [], options, typeName, {
+      known: knownOptions(type),
+      staticValues,
     });
-  };
   return result instanceof Promise ? result.then(explain) : explain(result);
+}
+
+/** One issue of a Standard Schema's result, as much of it as is read here. */
+export interface OptionIssue {
+  /** What is wrong. */
+  readonly message: string;
+  /** Where: keys, or `{ key }` segments. */
+  readonly path?: ReadonlyArray<unknown>;
+}
+
+/**
+ * {@linkcode optionProblems} for the issues an options schema gave for
+ * `options` (a custom node's, checked in its Worker): `known`, the node's
+ * option names when known, for a did-you-mean.
+ */
+export function issueProblems(
+  issues: readonly OptionIssue[],
+  options: unknown,
+  typeName: string,
+  { known, staticValues = false }: { known?: readonly string[]; staticValues?: boolean } = {},
+): OptionProblem[] {
+  const templated = holdsTemplate(options);
+  return issues.flatMap((issue): OptionProblem[] => {
+    const path = (issue.path ?? []).map((p) => {
+      const key = typeof p === "object" && p !== null ? (p as { key: unknown }).key : p;
+      return typeof key === "number" ? key : String(key);
+    });
+    // zod names unknown keys in `keys` (one issue for all of them).
+    const keys = (issue as { code?: unknown }).code === "unrecognized_keys"
+      ? (issue as { keys?: unknown }).keys
+      : undefined;
+    if (Array.isArray(keys)) {
+      // Keys are never templates: each is reported at its own place.
+      return keys.map((k) => ({
+        path: ["with", ...path, String(k)],
+        message: `unknown option "${k}" for ${typeName}${
+          known && path.length === 0 ? didYouMean(String(k), known) : ""
+        }`,
+        at: "key",
+      }));
+    }
+    const missing = readPath(options, path.map(String)) === undefined;
+    if (templated && !knownBeforeRun(options, path, missing ? true : staticValues)) return [];
+    const message = path.length > 0 && missing
+      ? `missing required option "${path.join(".")}" for ${typeName}`
+      : `${typeName}: ${issue.message}`;
+    return [{ path: ["with", ...path], message }];
+  });
 }
 
 /**

@@ -15,7 +15,13 @@ import { builtinNodes } from "./nodes.ts";
 import { FlowValidationError, type Problem as FlowProblem } from "../errors.ts";
 import type { ParsedFlow } from "./parse.ts";
 import { compileTemplate, compileValue } from "./template/mod.ts";
-import { optionProblems, referenceProblems, staticOptions } from "./node_options.ts";
+import {
+  issueProblems,
+  type OptionProblem,
+  optionProblems,
+  referenceProblems,
+  staticOptions,
+} from "./node_options.ts";
 import {
   invalidPermission,
   missingRunnerPermission,
@@ -137,15 +143,18 @@ export async function prepareFlow(
               );
             }
             const compiledWith = compileValue(spec.with ?? {});
-            if (type && compiledWith.isStatic) {
-              const issues = await worker.validate(
-                compiledWith.evaluate({ inputs: {}, nodes: {}, env: {} }),
-              );
-              for (const issue of issues ?? []) {
-                const path = (issue.path ?? []).map((p) =>
-                  typeof p === "object" && p !== null ? (p as { key: string | number }).key : p
-                ) as (string | number)[];
-                problem(["nodes", i, "with", ...path], issue.message);
+            if (type) {
+              // As for the other nodes: with templates, the keys are checked now.
+              const values = compiledWith.isStatic
+                ? compiledWith.evaluate({ inputs: {}, nodes: {}, env: {} })
+                : spec.with ?? {};
+              // A custom schema given a template where it expects a value may throw: then the
+              // run checks the evaluated options.
+              const issues = compiledWith.isStatic
+                ? await worker.validate(values)
+                : await worker.validate(values).catch(() => null);
+              for (const p of issueProblems(issues ?? [], values, spec.type)) {
+                problem(["nodes", i, ...p.path], p.message, p.at);
               }
             }
           } catch (err) {
@@ -192,8 +201,16 @@ export async function prepareFlow(
       const values = compiled.isStatic
         ? compiled.evaluate({ inputs: {}, nodes: {}, env: {} })
         : spec.with ?? {};
+      let checked: OptionProblem[] = [];
+      try {
+        checked = await optionProblems(type, spec.type, values, { staticValues: builtin === type });
+      } catch (err) {
+        // A custom schema given a template where it expects a value may throw: then the run
+        // checks the evaluated options.
+        if (compiled.isStatic || builtin === type) throw err;
+      }
       const found = [
-        ...await optionProblems(type, spec.type, values, { staticValues: builtin === type }),
+        ...checked,
         ...await referenceProblems(type, staticOptions(values as Record<string, unknown>), {
           baseDir,
           ...(options.stores === undefined ? {} : { stores: options.stores }),
