@@ -91,6 +91,7 @@ export {
   StoreClosedError,
   StoreCorruptError,
   StoreMissingError,
+  StoreOpenError,
   StoreReadOnlyError,
   StoreUnavailableError,
   UnknownStoreError,

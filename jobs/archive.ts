@@ -35,10 +35,11 @@
  * file but before deleting its runs, the next run finds them in the file,
  * does not add them again, and deletes them. An index that does not match
  * its file (killed between the two renames) is rebuilt from the file. A
- * damaged archive file is never overwritten: the job stops and says where
- * it is; restore it from a backup, or move it aside and the next run starts a
- * new file for that period (the moved file's runs are then no longer read as
- * archived runs).
+ * damaged archive file is never overwritten: no run of its period is archived
+ * or deleted, the job goes on with the other periods, and then fails saying
+ * where the file is; restore it from a backup, or move it aside and the next
+ * run starts a new file for that period (the moved file's runs are then no
+ * longer read as archived runs).
  *
  * Only one archive job runs at a time per records store: it holds a lease
  * (an expiring entry taken with compare-and-set, renewed while it works;
@@ -242,6 +243,8 @@ class Archiver {
   #otherIndexes = new Map<string, Set<string> | null>();
   #otherPeriods: Set<string> = new Set();
   #dryRunPeriods: JobResult[] = [];
+  /** The periods whose archive file is damaged, each with what was found: left alone. */
+  #damaged = new Map<string, DamagedArchiveError>();
 
   constructor(ctx: JobContext, records: Records, options: ArchiveOptions, lease: ArchiveLease) {
     this.#ctx = ctx;
@@ -254,6 +257,11 @@ class Archiver {
   /** What a dry run would do, per period. */
   get dryRunPeriods(): JobResult[] {
     return this.#dryRunPeriods;
+  }
+
+  /** The damaged archive files found (their periods were left alone), in the order found. */
+  get damaged(): DamagedArchiveError[] {
+    return [...this.#damaged.values()];
   }
 
   async run(cutoff: number): Promise<ArchiveTotals> {
@@ -293,6 +301,7 @@ class Archiver {
           }
           if (run.startedAt >= cutoff) continue;
           const period = periodOf(run.startedAt, this.#options.period);
+          if (this.#damaged.has(period)) continue;
           if (work !== null && work.period !== period) {
             if (ctx.signal.aborted) return await stop();
             await this.#finish(work);
@@ -301,8 +310,18 @@ class Archiver {
             ctx.progress.start(scanning);
             ctx.progress.update(scanned);
           }
-          work ??= await this.#open(period);
-          await this.#add(work, run);
+          try {
+            work ??= await this.#open(period);
+            await this.#add(work, run);
+          } catch (err) {
+            if (!(err instanceof DamagedArchiveError)) throw err;
+            // Its file is left as it is, and so are its runs: on to the other periods.
+            await work?.writer?.abort();
+            work = null;
+            this.#damaged.set(period, err);
+            ctx.log(err.message, "error");
+            continue;
+          }
           ctx.progress.update(++scanned);
         }
         await this.#lease.renew();
@@ -510,6 +529,9 @@ const archiveJob: Job<ArchiveOptions> = defineJob<ArchiveOptions>({
     const archiver = new Archiver(ctx, records, options, lease);
     try {
       const totals = await archiver.run(cutoff);
+      const damaged = archiver.damaged;
+      // Every other period is archived: now the job fails, naming the damaged files.
+      if (damaged.length > 0) throw damagedArchivesError(damaged, totals);
       const result: JobResult = { ...totals };
       if (ctx.dryRun) {
         const periods = archiver.dryRunPeriods;
@@ -530,10 +552,57 @@ const archiveJob: Job<ArchiveOptions> = defineJob<ArchiveOptions>({
 
 export default archiveJob;
 
+/** A period's existing archive file is damaged (a `StoreCorruptError` saying what to do). */
+class DamagedArchiveError extends StoreCorruptError {
+  /** The period whose file it is. */
+  readonly period: string;
+  constructor(
+    period: string,
+    message: string,
+    details: { path: string; movedTo: null },
+    options: ErrorOptions,
+  ) {
+    super(message, details, options);
+    this.name = "StoreCorruptError";
+    this.period = period;
+  }
+}
+
+/**
+ * The error an archive job that found damaged archive files ends with, once
+ * it archived every other period: the first file's message (where it is,
+ * that it was left as it is, the two ways out), what was archived all the
+ * same, and the other damaged files, if any (each was logged in full).
+ */
+function damagedArchivesError(
+  damaged: readonly DamagedArchiveError[],
+  totals: ArchiveTotals,
+): StoreCorruptError {
+  const [first, ...others] = damaged;
+  const more = others.length === 0
+    ? ""
+    : `. ${others.length} more archive file${
+      others.length === 1 ? " is" : "s are"
+    } damaged and left as ${others.length === 1 ? "it is" : "they are"}, the same way: ${
+      others.map((e) => e.path).join(", ")
+    }`;
+  const done = totals.cancelled
+    ? "the job was cancelled before it archived every other period"
+    : `every other period was archived (${totals.archived} run${
+      totals.archived === 1 ? "" : "s"
+    } into ${totals.files} file${totals.files === 1 ? "" : "s"})`;
+  return new StoreCorruptError(
+    `${first.message}${more}; ${done}`,
+    { path: first.path, movedTo: null },
+    { cause: first },
+  );
+}
+
 /**
  * Run `read` (which reads the period's existing archive file); a
- * `StoreCorruptError` about that file is thrown again saying that the file is
- * damaged, where it is, that it was left as it is, and the two ways out.
+ * `StoreCorruptError` about that file is thrown again (as a
+ * {@linkcode DamagedArchiveError}) saying that the file is damaged, where it
+ * is, that it was left as it is, and the two ways out.
  */
 async function damagedArchiveHelp<T>(period: string, read: () => Promise<T>): Promise<T> {
   try {
@@ -542,7 +611,8 @@ async function damagedArchiveHelp<T>(period: string, read: () => Promise<T>): Pr
     if (!(err instanceof StoreCorruptError)) throw err;
     const name = fileName(period);
     const reason = err.message.slice(err.message.indexOf(": ") + 2);
-    throw new StoreCorruptError(
+    throw new DamagedArchiveError(
+      period,
       `Cannot archive runs into ${name}: the archive file ${err.path} is damaged: ${reason}. ` +
         `It is left as it is and no run of ${period} is archived or deleted. Restore it from a ` +
         `backup, or move it aside (mv ${err.path} ${err.path}.damaged): the next archive run ` +

@@ -457,6 +457,50 @@ Deno.test("a damaged archive file: the error says where it is and what to do, an
   });
 });
 
+Deno.test("damaged archive files hold back only their own periods: every other period is archived, then the job fails naming them", async () => {
+  await withEnv("sqlite", async (env) => {
+    await addRun(env, "alpha", "succeeded", 40); // April
+    await addRun(env, "alpha", "succeeded", 110); // February
+    assert.equal((await archive(env)).status, "succeeded");
+    const april = join(env.dir, "archive", "runs-2026-04.ndjson.gz");
+    const february = join(env.dir, "archive", "runs-2026-02.ndjson.gz");
+    // April's file truncated (gzip damaged); February's with a line that is not JSON.
+    const aprilBytes = (await Deno.readFile(april)).subarray(0, 30);
+    await Deno.writeFile(april, aprilBytes);
+    const text = (await Array.fromAsync(readGzipLines(february))).join("\n") + "\n{oops\n";
+    const gz = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+    const februaryBytes = new Uint8Array(await new Response(gz).arrayBuffer());
+    await Deno.writeFile(february, februaryBytes);
+
+    const inApril = await addRun(env, "alpha", "succeeded", 41);
+    const inMarch = await addRun(env, "beta", "failed", 70);
+    const inFebruary = await addRun(env, "alpha", "succeeded", 111);
+    const job = await archive(env);
+    assert.equal(job.status, "failed");
+    const message = job.error?.message ?? "";
+    // The first damaged file found (April: runs are read newest first), with what to do.
+    assert.ok(message.includes(`${april} is damaged: it is damaged or truncated (gzip`), message);
+    assert.ok(message.includes(`mv ${april} ${april}.damaged`), message);
+    assert.match(message, /restore it from a backup/i);
+    assert.ok(
+      message.includes(
+        `1 more archive file is damaged and left as it is, the same way: ${february}`,
+      ),
+      message,
+    );
+    assert.match(message, /every other period was archived \(1 run into 1 file\)/);
+    // March was archived all the same: in its file, out of the records store, read back.
+    assert.deepEqual(await archivedIds(env, "2026-03"), [inMarch.run.id]);
+    assert.equal(await env.records.getRun(inMarch.run.id), null);
+    assert.deepEqual((await readArchivedRun(env.dir, inMarch.run.id))?.run, inMarch.run);
+    // The damaged files are untouched, and their periods' runs are still in the records store.
+    assert.deepEqual(await Deno.readFile(april), aprilBytes, "never overwritten");
+    assert.deepEqual(await Deno.readFile(february), februaryBytes, "never overwritten");
+    assert.deepEqual(await env.records.getRun(inApril.run.id), inApril.run, "nothing deleted");
+    assert.deepEqual(await env.records.getRun(inFebruary.run.id), inFebruary.run);
+  });
+});
+
 Deno.test("runs ls --archived prints the archived runs as JSON, newest first", async () => {
   await withEnv("sqlite", async (env) => {
     const a = await addRun(env, "alpha", "succeeded", 40);

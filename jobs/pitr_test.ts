@@ -362,3 +362,17 @@ Deno.test("an encrypted store: increments hold sealed values, and a point-in-tim
     );
   });
 });
+
+Deno.test({
+  name: "pitr: drop the postgres test schema",
+  ignore: PG_URL === undefined,
+  fn: async () => {
+    const { default: postgres } = await import("postgres");
+    const sql = postgres(PG_URL!, { onnotice: () => {} });
+    try {
+      await sql.unsafe(`DROP SCHEMA IF EXISTS ${PG_SCHEMA} CASCADE`);
+    } finally {
+      await sql.end();
+    }
+  },
+});

@@ -16,6 +16,7 @@
  * @module
  */
 import { join } from "./_path.ts";
+import { uniqueRandomHex } from "./_random.ts";
 
 /** The most entries kept under one `<home>/cache/<kind>` directory. */
 export const DISK_CACHE_ENTRIES = 256;
@@ -222,7 +223,7 @@ export async function readCacheEntry(file: string): Promise<unknown> {
  */
 export async function writeCacheEntry(dir: string, file: string, body: unknown): Promise<boolean> {
   const text = JSON.stringify(body);
-  const tmp = `${file}.${crypto.randomUUID()}.tmp`;
+  const tmp = `${file}.${uniqueRandomHex(16)}.tmp`;
   try {
     await Deno.mkdir(dir, { recursive: true });
     await Deno.writeTextFile(tmp, `${await sha256Hex(text)}\n${text}`);

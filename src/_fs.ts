@@ -4,6 +4,7 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
+import { uniqueRandomHex } from "./_random.ts";
 
 /** Fsync a directory so a rename inside it survives power loss. */
 export async function syncDir(dir: string): Promise<void> {
@@ -31,7 +32,7 @@ export async function syncDir(dir: string): Promise<void> {
 export function tempPathFor(path: string): string {
   return join(
     dirname(path),
-    `.${basename(path)}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`,
+    `.${basename(path)}.tmp-${Deno.pid}-${uniqueRandomHex(4)}`,
   );
 }
 

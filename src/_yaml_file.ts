@@ -14,6 +14,15 @@
  */
 export const MAX_YAML_DEPTH = 256;
 
+/**
+ * The most aliases (`*name`) a YAML text may hold. More is a syntax error at
+ * the first alias past it, found by counting yaml's tokens (linear) before the
+ * text is composed: yaml resolves each alias by walking the document, so a
+ * file of many thousand aliases (an alias bomb) would otherwise take tens of
+ * seconds to be refused. Far more than any flow or config writes.
+ */
+export const MAX_YAML_ALIASES = 1000;
+
 /** The largest flow or config file read, unless {@linkcode YAML_SIZE_ENV} says otherwise: 4 MiB. */
 export const DEFAULT_MAX_YAML_BYTES: number = 4 * 1024 * 1024;
 

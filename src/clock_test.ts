@@ -40,3 +40,15 @@ Deno.test("a cancelled sleep does not keep the process alive", async () => {
   assert.equal(new TextDecoder().decode(out.stdout).trim(), "cancelled");
   assert.equal(out.code, 0);
 });
+
+Deno.test("realTimers.sleep(Infinity), and a wait past one timer's range, sleep until the signal aborts", async () => {
+  for (const ms of [Infinity, 3e9]) {
+    const controller = new AbortController();
+    let woke = false;
+    const sleeping = realTimers.sleep(ms, controller.signal).then(() => (woke = true));
+    await realTimers.sleep(50);
+    assert.equal(woke, false, `sleep(${ms}) is still asleep`);
+    controller.abort(new Error("stop"));
+    await assert.rejects(sleeping, /stop/);
+  }
+});

@@ -12,6 +12,7 @@
  * | {@linkcode UnknownStoreError} | `STORE_UNKNOWN` | no store has that name |
  * | {@linkcode StoreCorruptError} | `STORE_CORRUPT` | a store's file is damaged or too new |
  * | {@linkcode StoreUnavailableError} | `STORE_UNAVAILABLE` | a backend cannot be reached |
+ * | {@linkcode StoreOpenError} | `STORE_OPEN_FAILED` | a plugin's `open()` failed with an error of its own |
  * | {@linkcode StoreMissingError} | `STORE_MISSING` | a store opened only to read does not exist yet |
  * | {@linkcode StoreClosedError} | `STORE_CLOSED` | a store was used after it was closed |
  * | {@linkcode StoreReadOnlyError} | `STORE_READ_ONLY` | a write to a store whose files cannot be written |
@@ -35,6 +36,7 @@ export type ErrorCode =
   | "STORE_UNKNOWN"
   | "STORE_CORRUPT"
   | "STORE_UNAVAILABLE"
+  | "STORE_OPEN_FAILED"
   | "STORE_MISSING"
   | "STORE_CLOSED"
   | "STORE_READ_ONLY"
@@ -367,6 +369,55 @@ export class StoreUnavailableError extends FlowstateError {
     this.name = "StoreUnavailableError";
     this.store = details.store;
     this.address = details.address ?? null;
+  }
+}
+
+/**
+ * A storage plugin's `open()` failed with an error of its own (anything but
+ * a {@linkcode FlowstateError}, or an error whose message already starts
+ * with `Cannot open store "<name>"`, which pass through as they are). The
+ * message names the store and its plugin, then the plugin's message (after
+ * `file:line:column: stores.<name>:` where the store is declared, when it
+ * comes from a config file); the cause is the plugin's error.
+ *
+ * @example
+ * ```ts
+ * import { definePlugin, openStore, StoreOpenError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const flaky = definePlugin({
+ *   name: "flaky",
+ *   optionsSchema: { "~standard": { version: 1, vendor: "x", validate: (value) => ({ value }) } },
+ *   open() {
+ *     throw new Error("the disk is on fire");
+ *   },
+ * });
+ * const err = await openStore({ plugin: flaky }, { name: "main" }).catch((e) => e);
+ * assert.ok(err instanceof StoreOpenError);
+ * assert.equal(err.message, 'Cannot open store "main" (plugin "flaky"): the disk is on fire');
+ * assert.equal(err.store, "main");
+ * assert.equal((err.cause as Error).message, "the disk is on fire");
+ * ```
+ */
+export class StoreOpenError extends FlowstateError {
+  /** `"STORE_OPEN_FAILED"`. */
+  readonly code = "STORE_OPEN_FAILED" as const;
+  /** The store's name. */
+  readonly store: string;
+  /** The plugin's name. */
+  readonly plugin: string;
+  /** The config file that declares the store, or `null`. */
+  readonly file: string | null;
+  /** Create the error; `options.cause` is the plugin's error. */
+  constructor(
+    message: string,
+    details: { store: string; plugin: string; file?: string | null },
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "StoreOpenError";
+    this.store = details.store;
+    this.plugin = details.plugin;
+    this.file = details.file ?? null;
   }
 }
 

@@ -7,7 +7,7 @@
 import { realSchema } from "./_lazy_schema.ts";
 import { resolve } from "./_path.ts";
 import { importDefault, importFailure, mappingHint, moduleUrl } from "./loader.ts";
-import { ConfigError, type Problem } from "./errors.ts";
+import { ConfigError, FlowstateError, messageOf, type Problem, StoreOpenError } from "./errors.ts";
 import { assertKnownFields, didYouMean, fieldNames } from "./_suggest.ts";
 import { prepareCoreIndexes, wrapDriver } from "./store/store.ts";
 import { type FeedRetention, normalizeFeedOption } from "./store/feed.ts";
@@ -19,7 +19,7 @@ import {
   normalizeSearch,
   type SearchSpec,
 } from "./store/indexes.ts";
-import type { IndexBuildEvent, PreparedIndexes } from "./store/driver.ts";
+import type { IndexBuildEvent, PreparedIndexes, StoreDriver } from "./store/driver.ts";
 // The encryption wrapper is imported only for a store with `encrypt` (not on a plain run's way).
 import type { EncryptOptions, ParsedEncryptOptions } from "./wrappers/encrypt.ts";
 import { systemClock } from "./clock.ts";
@@ -331,6 +331,32 @@ const OPEN_STORE_OPTIONS: readonly string[] = fieldNames<OpenStoreOptions>()(
 );
 
 /**
+ * A plugin's `open()`, its own errors made to say which store failed to open
+ * (a {@linkcode StoreOpenError}, the plugin's error as its cause). Our own
+ * errors, and those that already begin `Cannot open store "<name>"` (as the
+ * built-in plugins' do), pass through unchanged.
+ */
+async function openDriver(
+  plugin: Plugin,
+  name: string,
+  open: () => StoreDriver | Promise<StoreDriver>,
+): Promise<StoreDriver> {
+  try {
+    return await open();
+  } catch (err) {
+    const message = messageOf(err);
+    if (err instanceof FlowstateError || message.startsWith(`Cannot open store "${name}"`)) {
+      throw err;
+    }
+    throw new StoreOpenError(
+      `Cannot open store "${name}" (plugin "${plugin.name}"): ${message}`,
+      { store: name, plugin: plugin.name },
+      { cause: err },
+    );
+  }
+}
+
+/**
  * Open one store from `{ plugin, ...options }`.
  *
  * @example
@@ -409,20 +435,21 @@ export async function openStore<const S extends StoreSpec>(
   let home = options.home;
   const onWarning = options.onWarning;
   const onIndexBuild = options.onIndexBuild;
-  const driver = await plugin.open(validated, {
-    storeName: name,
-    clock: options.clock ?? systemClock,
-    // Read $FLOWSTATE_HOME only when a plugin needs the home (a memory store does not).
-    get home() {
-      return home ??= defaultHome();
-    },
-    baseDir,
-    mustExist: options.mustExist ?? false,
-    // Only with a handler, so that a plugin can tell nobody listens (and skip the work).
-    ...(onWarning
-      ? { warn: ({ code, message }) => onWarning({ code, message, store: name }) }
-      : {}),
-  });
+  const driver = await openDriver(plugin, name, () =>
+    plugin.open(validated, {
+      storeName: name,
+      clock: options.clock ?? systemClock,
+      // Read $FLOWSTATE_HOME only when a plugin needs the home (a memory store does not).
+      get home() {
+        return home ??= defaultHome();
+      },
+      baseDir,
+      mustExist: options.mustExist ?? false,
+      // Only with a handler, so that a plugin can tell nobody listens (and skip the work).
+      ...(onWarning
+        ? { warn: ({ code, message }) => onWarning({ code, message, store: name }) }
+        : {}),
+    }));
   await checkDriver(driver, `Cannot open store "${name}": plugin "${plugin.name}"'s open()`);
   let prepared: PreparedIndexes | undefined;
   const native = driver.capabilities ?? {};

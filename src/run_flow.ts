@@ -7,6 +7,7 @@
  * @module
  */
 import { resolve } from "./_path.ts";
+import { callGuarded } from "./_callback.ts";
 import type { Clock, Timers } from "./clock.ts";
 import type { StoreResolver } from "./state/scopes.ts";
 import { executeFlow } from "./flow/executor.ts";
@@ -14,7 +15,7 @@ import { type FlowSource, isFlowPath, loadFlowIn } from "./flow/load.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
 import type { FlowCache } from "./flow_cache.ts";
 import { coerceInputs } from "./flow/inputs.ts";
-import { RunRecorder } from "./records/recorder.ts";
+import { RunNotOwnedError, RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
 import { knownFlowHash } from "./records/flow_version.ts";
 import type { FlowDefinition } from "./flow/types.ts";
@@ -60,7 +61,9 @@ export interface RunFlowOptions {
   /**
    * Called with every event as it happens (the CLI prints logs from here). If it throws, the
    * run goes on all the same (sub-runs too), and `runFlow` rejects with the first error it threw
-   * once the run's end is recorded (find the record with `records().listRuns()`).
+   * once the run's end is recorded (find the record with `records().listRuns()`). An `async`
+   * callback is not awaited; its rejection counts as a throw if it comes before the run's end is
+   * recorded, and is ignored (never an unhandled rejection) if it comes later.
    */
   onEvent?: (event: RunEvent, run: { id: string; flowId: string }) => void;
   /** Maximum nodes running at once (overrides the flow's `concurrency`). */
@@ -127,13 +130,14 @@ interface RunTree {
   callbackError?: { error: unknown };
 }
 
-/** Call a caller's callback; what it throws is kept in `tree` instead of breaking the run. */
-function callBack(tree: RunTree, call: () => void): void {
-  try {
-    call();
-  } catch (error) {
+/**
+ * Call a caller's callback; what it throws (or its promise rejects with) is kept in `tree`
+ * instead of breaking the run.
+ */
+function callBack(tree: RunTree, call: () => unknown): void {
+  callGuarded(call, (error) => {
     tree.callbackError ??= { error };
-  }
+  });
 }
 
 /** The version each flow last saved by this process has, per records store, and when. */
@@ -194,6 +198,8 @@ export interface ClaimedRun {
   heartbeatMs: number;
   /** Whether a cancelled end means "give the run back to the queue" (the worker is stopping). */
   released?: () => boolean;
+  /** Aborted when the worker finds the claim gone: the attempt stops and writes nothing more. */
+  lost?: AbortSignal;
 }
 
 /**
@@ -270,6 +276,9 @@ async function runInTree(
     if (value !== undefined) env[name] = value;
   }
 
+  // A claimed run whose claim was lost while its flow loaded (the worker's heartbeat found it
+  // taken back) does not start: it may be running under another worker already.
+  if (claimed?.lost?.aborted) throw new RunNotOwnedError(claimed.record.id);
   const recordsStore = await host.recordsStore();
   const records = new Records(recordsStore, { clock: host.clock });
   const hash = await saveVersionOnce(records, recordsStore, def, parsed.source);
@@ -296,9 +305,12 @@ async function runInTree(
       }, {
         onCancelRequested,
         heartbeatMs: claimed.heartbeatMs,
-        commit: (record, events) =>
+        ...(claimed.lost === undefined ? {} : { lost: claimed.lost }),
+        // Cancelled because the worker stops (or its process exits at once): back to the queue.
+        commit: (record, events, how) =>
           records.finishClaimedRun(record, events, {
-            release: record.status === "cancelled" && claimed.released?.() === true,
+            release: record.status === "cancelled" &&
+              (how?.interrupted === true || claimed.released?.() === true),
           }),
       });
   } catch (err) {

@@ -17,6 +17,7 @@ import {
   type Problem,
   type ProblemPath,
   StoreClosedError,
+  StoreOpenError,
   UnknownStoreError,
 } from "./errors.ts";
 import { type CheckedStoreSpec, openStore } from "./plugin.ts";
@@ -458,8 +459,20 @@ class FlowstateRuntime implements Runtime {
     }
   }
 
-  /** Prefix a plugin's ConfigError with where the store (or its first bad option) is written. */
+  /**
+   * Prefix a plugin's ConfigError with where the store (or its first bad option) is written,
+   * and a StoreOpenError with where the store is.
+   */
   #locate(err: unknown, name: string): unknown {
+    if (err instanceof StoreOpenError && this.config.file !== null) {
+      const where = this.config.where(["stores", name]);
+      if (where === undefined) return err;
+      return new StoreOpenError(`${where}: stores.${name}: ${err.message}`, {
+        store: err.store,
+        plugin: err.plugin,
+        file: this.config.file,
+      }, { cause: err.cause });
+    }
     if (!(err instanceof ConfigError) || this.config.file === null) return err;
     const spec = this.config.stores[name];
     const within = (issue: Problem): ProblemPath => {

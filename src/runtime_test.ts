@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { z } from "zod";
-import { ConfigError, StoreClosedError } from "./errors.ts";
+import { ConfigError, StoreClosedError, StoreOpenError } from "./errors.ts";
 import { definePlugin, type Plugin } from "./plugin.ts";
 import { openRuntime } from "./runtime.ts";
 import type { StoreDriver } from "./store/driver.ts";
 import { MemoryDriver } from "../plugins/memory/mod.ts";
 import { UnknownStoreError } from "./errors.ts";
+
+const FAILING_OPEN = new URL("../tests/fixtures/failing_open_store.ts", import.meta.url).pathname;
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-runtime-" });
@@ -185,6 +187,26 @@ Deno.test("openRuntime() points a plugin option error at the option's line in th
         err.message,
         /^flowstate\.yaml:4:5: stores\.main\.snapshto: Cannot open store "main" \(plugin "memory"\): unknown option "snapshto" \(did you mean "snapshot"\?\)/,
       );
+      return true;
+    });
+  });
+});
+
+Deno.test("openRuntime() points a plugin's own open() error at the store in the file", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      `stores:\n  other: { plugin: memory }\n  main:\n    plugin: ${FAILING_OPEN}\n`,
+    );
+    await using runtime = await openRuntime({ cwd: dir, env: {} });
+    await assert.rejects(runtime.store("main"), (err: Error) => {
+      assert.ok(err instanceof StoreOpenError);
+      assert.equal(
+        err.message,
+        'flowstate.yaml:3:3: stores.main: Cannot open store "main" (plugin "flaky"): the disk is on fire',
+      );
+      assert.equal(err.file, join(dir, "flowstate.yaml"));
+      assert.equal((err.cause as Error).message, "the disk is on fire");
       return true;
     });
   });

@@ -23,7 +23,7 @@
  */
 import {
   Composer,
-  type CST,
+  CST,
   type Document,
   isAlias,
   isCollection,
@@ -31,6 +31,7 @@ import {
   isPair,
   isScalar,
   isSeq,
+  Lexer,
   LineCounter,
   Parser,
   Scalar,
@@ -41,13 +42,14 @@ import {
 
 export {
   DEFAULT_MAX_YAML_BYTES,
+  MAX_YAML_ALIASES,
   MAX_YAML_DEPTH,
   readYamlFile,
   YAML_SIZE_ENV,
   type YamlFileProblem,
   yamlSizeLimit,
 } from "./_yaml_file.ts";
-import { MAX_YAML_DEPTH } from "./_yaml_file.ts";
+import { MAX_YAML_ALIASES, MAX_YAML_DEPTH } from "./_yaml_file.ts";
 
 /** A path into the data of a YAML document: `["nodes", 1, "needs", 0]`. */
 export type YamlPath = readonly (string | number)[];
@@ -176,10 +178,13 @@ export class YamlSource {
     this.#aliases = options.aliases ?? "follow";
     this.#missing = options.missing ?? "value";
     this.#empty = options.empty ?? "key";
-    // parseDocument(), in its steps: the tokens are checked for depth before
-    // they are composed (composing recurses).
-    const tokens = [...new Parser(this.#lines.addNewLine).parse(text)];
-    const deep = tooDeep(tokens, MAX_YAML_DEPTH);
+    // parseDocument(), in its steps: the text is checked for too many aliases before it is
+    // parsed (reading aliases takes time quadratic in their number), and the tokens for depth
+    // before they are composed (composing recurses).
+    const bomb = aliasPastLimit(text, MAX_YAML_ALIASES);
+    if (bomb !== undefined) countLines(text, this.#lines);
+    const tokens = bomb === undefined ? [...new Parser(this.#lines.addNewLine).parse(text)] : [];
+    const deep = bomb === undefined ? tooDeep(tokens, MAX_YAML_DEPTH) : undefined;
     const composer = new Composer({
       uniqueKeys: options.uniqueKeys ?? true,
       ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
@@ -199,6 +204,18 @@ export class YamlSource {
       }
     }
     this.doc = doc!;
+    if (bomb !== undefined) {
+      this.doc.errors.push(
+        new YAMLParseError(
+          [bomb, bomb + 1],
+          "RESOURCE_EXHAUSTION",
+          `more than ${MAX_YAML_ALIASES} aliases (this is alias ${
+            MAX_YAML_ALIASES + 1
+          }): this looks like an alias bomb ("billion laughs"); write the repeated data out, ` +
+            "or use fewer aliases",
+        ),
+      );
+    }
     if (deep !== undefined) {
       this.doc.errors.push(
         new YAMLParseError(
@@ -486,6 +503,39 @@ export class YamlSource {
     }
     return rangeStart(node);
   }
+}
+
+/**
+ * The offset of the alias past the first `limit` aliases (`*name`) in `text`,
+ * if there is one: yaml's lexer, which tells an alias from a `*` in a quoted
+ * or block scalar or a comment, stopped at that alias. Linear, and for a text
+ * with no more than `limit` stars, one scan of the text (the common case).
+ */
+function aliasPastLimit(text: string, limit: number): number | undefined {
+  let stars = 0;
+  for (let i = text.indexOf("*"); i !== -1 && stars <= limit; i = text.indexOf("*", i + 1)) {
+    stars++;
+  }
+  if (stars <= limit) return undefined;
+  let aliases = 0;
+  let offset = 0;
+  let scalar = false; // the token after the scalar marker is a scalar's text, even one like `*x`
+  for (const token of new Lexer().lex(text)) {
+    // The markers are not in the text (the byte-order mark is).
+    if (token === CST.SCALAR) scalar = true;
+    else if (token !== CST.DOCUMENT && token !== CST.FLOW_END) {
+      if (!scalar && token[0] === "*" && ++aliases > limit) return offset;
+      scalar = false;
+      offset += token.length;
+    }
+  }
+  return undefined;
+}
+
+/** Where each line of `text` starts, as the parser tells `lines` while it parses. */
+function countLines(text: string, lines: LineCounter): void {
+  lines.addNewLine(0);
+  for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) lines.addNewLine(i + 1);
 }
 
 /** The offset of the first collection nested deeper than `limit` in yaml's tokens, if any. */

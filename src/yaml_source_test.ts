@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MAX_YAML_DEPTH, readYamlFile, YamlSource } from "./yaml_source.ts";
+import { MAX_YAML_ALIASES, MAX_YAML_DEPTH, readYamlFile, YamlSource } from "./yaml_source.ts";
 
 const TEXT = `stores:
   main:
@@ -122,6 +122,49 @@ Deno.test("YamlSource: nesting up to MAX_YAML_DEPTH is read, one level more is a
     { line: 1, column: 3 + MAX_YAML_DEPTH },
   );
   assert.equal(deep.doc.contents, null, "nothing deeper was composed");
+});
+
+Deno.test("YamlSource: MAX_YAML_ALIASES aliases are read, one more is a syntax error at that alias, nothing composed", () => {
+  const text = (aliases: number) =>
+    "x: &x 1\nall:\n" + Array.from({ length: aliases }, () => "  - *x\n").join("");
+  const ok = new YamlSource(text(MAX_YAML_ALIASES));
+  assert.deepEqual(ok.syntaxErrors, []);
+  assert.equal(
+    (ok.toData({ maxAliasCount: -1 }) as { data: { all: number[] } }).data.all.length,
+    1000,
+  );
+  const bomb = new YamlSource(text(MAX_YAML_ALIASES + 50), { file: "bomb.yaml" });
+  assert.equal(bomb.syntaxErrors.length, 1);
+  assert.match(
+    bomb.syntaxErrors[0].message,
+    /^more than 1000 aliases \(this is alias 1001\): this looks like an alias bomb .*write the repeated data out/,
+  );
+  // The 1001st alias is on line 2 + 1001, after "  - ".
+  assert.deepEqual(
+    { line: bomb.syntaxErrors[0].line, column: bomb.syntaxErrors[0].column },
+    { line: 2 + MAX_YAML_ALIASES + 1, column: 5 },
+  );
+  assert.equal(bomb.doc.contents, null, "nothing was composed");
+});
+
+Deno.test("YamlSource: a * in quoted, plain and block scalars or in comments is no alias", () => {
+  const many = MAX_YAML_ALIASES + 10;
+  const text = [
+    "x: &x 1",
+    `double: "${"*x ".repeat(many)}"`,
+    `single: '${"*x ".repeat(many)}'`,
+    `plain: a ${"*x ".repeat(many)}`,
+    "block: |",
+    ...Array.from({ length: many }, () => "  *x"),
+    ...Array.from({ length: many }, () => "# *x"),
+    "real: *x",
+  ].join("\n") + "\n";
+  const source = new YamlSource(text);
+  assert.deepEqual(source.syntaxErrors, []);
+  const read = source.toData() as { data: Record<string, unknown> };
+  assert.equal(read.data.real, 1);
+  assert.equal(read.data.double, "*x ".repeat(many));
+  assert.equal((read.data.block as string).split("\n").length, many + 1);
 });
 
 Deno.test("YamlSource.toData(): an alias bomb is a problem at the alias that expands most; plain aliases read", () => {

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
+import { SIGNAL_REPEAT_MS } from "../src/cli/common.ts";
 
 const FLOWS = {
   "mark.flow.yaml": `id: mark
@@ -201,7 +202,8 @@ async function stopWith(
   }
   for (const signal of signals) {
     child.kill(signal);
-    await new Promise((r) => setTimeout(r, 200));
+    // Past the window in which a repeat of the same signal is the same stop.
+    await new Promise((r) => setTimeout(r, SIGNAL_REPEAT_MS + 100));
   }
   while (!(await reader.read()).done) { /* drain */ }
   const stderr = await new Response(child.stderr).text();

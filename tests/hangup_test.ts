@@ -1,7 +1,9 @@
 /**
  * A worker or daemon on a terminal that closes (a real hang-up: SIGHUP, then
  * every write to the terminal fails with EIO) stops cleanly: its running run
- * goes back to the queue and it exits 0. Driven through a pseudo-terminal
+ * goes back to the queue and it exits 0; a `jobs run` whose progress bar is
+ * on that terminal is cancelled at its own stopping point, not cut short by
+ * the bar's failed writes. Driven through a pseudo-terminal
  * made by python3's `pty` module; without python3 the test is ignored.
  */
 import assert from "node:assert/strict";
@@ -81,3 +83,62 @@ for (const command of ["worker", "daemon"]) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "flowstate jobs run on a terminal that hangs up: its progress bar's failed writes do not cut the job short, it is cancelled at its own stopping point",
+  ignore: !PYTHON,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "flowstate-hangup-job-" });
+    try {
+      const mod = new URL("../mod.ts", import.meta.url).href;
+      await Deno.writeTextFile(
+        join(dir, "slow.ts"),
+        `import { defineJob } from ${JSON.stringify(mod)};
+import { z } from "zod";
+export default defineJob({
+  name: "slow",
+  description: "counts to 600, one step per 100 ms, with a progress bar; stops when cancelled",
+  optionsSchema: z.strictObject({}),
+  async run(ctx) {
+    ctx.log("counting");
+    ctx.progress.start("steps", 600);
+    let done = 0;
+    for (; done < 600 && !ctx.signal.aborted; done++) {
+      await new Promise((r) => setTimeout(r, 100));
+      ctx.progress.advance();
+    }
+    ctx.progress.finish("stopped");
+    return { done };
+  },
+});
+`,
+      );
+      await Deno.writeTextFile(
+        join(dir, "flowstate.yaml"),
+        "jobs:\n  slow: { module: ./slow.ts }\n",
+      );
+      const env = { FLOWSTATE_HOME: join(dir, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" };
+      // The terminal closes 1 s after the job's first line: the bar has been drawn by then.
+      const out = await new Deno.Command("python3", {
+        args: ["-c", HANG_UP, "1", ...cliArgv(["jobs", "run", "slow"])],
+        cwd: dir,
+        env,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const said = new TextDecoder().decode(out.stderr);
+      assert.ok(out.success, said);
+      const listed = await runCli(dir, ["runs", "ls", "--flow", "job:slow", "--json"], { env });
+      const [{ id }] = JSON.parse(listed.stdout).runs ?? JSON.parse(listed.stdout);
+      const shown = await runCli(dir, ["runs", "show", id, "--json"], { env });
+      const run = JSON.parse(shown.stdout).run;
+      assert.equal(run.status, "cancelled");
+      assert.deepEqual(run.error, { message: "the job was cancelled" }, "not the terminal's EIO");
+      assert.equal(typeof run.outputs?.done, "number", "the job returned what it had done");
+      assert.ok(run.outputs.done < 600);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

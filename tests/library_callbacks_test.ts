@@ -2,6 +2,7 @@
 // is recorded, and runFlow rejects with the callback's own error (it used to hang, the run
 // left `running`, the error an unhandled rejection).
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { withQueueFlow } from "./_queue_flow.ts";
 import { z } from "zod";
 import { defineJob, openRuntime, openStore, runJob, startWorker } from "../mod.ts";
@@ -14,25 +15,64 @@ const twoNodes = {
   ],
 } as const;
 
-for (const at of ["run.start", "node.start", "node.end", "run.end"]) {
-  Deno.test(`runFlow: an onEvent that throws at ${at} rejects runFlow once the run is recorded`, async () => {
-    await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
-    const seen: string[] = [];
-    const bug = new Error("consumer bug");
-    const error = await rt.runFlow(twoNodes, {
-      onEvent: (event) => {
-        seen.push(event.type);
-        if (event.type === at) throw bug;
-      },
-    }).then(() => null, (err) => err as Error);
-    assert.equal(error, bug, "runFlow rejects with the callback's own error");
-    // The run went on: every node ran, the end was recorded, later events still came.
-    assert.equal(seen.at(-1), "run.end");
-    const { runs } = await (await rt.records()).listRuns({ flowId: "two", limit: 10 });
-    assert.equal(runs.length, 1);
-    assert.equal(runs[0].status, "succeeded");
-  });
+/**
+ * A callback that fails with `bug` when `fails()`: by throwing, or (`async`) by returning a
+ * rejected promise, as an `async (e) => { await post(e) }` callback does.
+ */
+function failing<A extends unknown[]>(
+  kind: "throws" | "rejects",
+  bug: Error,
+  fails: (...args: A) => boolean,
+): (...args: A) => void {
+  return kind === "throws"
+    ? (...args) => {
+      if (fails(...args)) throw bug;
+    }
+    // deno-lint-ignore require-await
+    : async (...args) => {
+      if (fails(...args)) throw bug;
+    };
 }
+
+for (const kind of ["throws", "rejects"] as const) {
+  for (const at of ["run.start", "node.start", "node.end", "run.end"]) {
+    Deno.test(`runFlow: an onEvent that ${kind} at ${at} rejects runFlow once the run is recorded`, async () => {
+      await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+      const seen: string[] = [];
+      const bug = new Error("consumer bug");
+      const error = await rt.runFlow(twoNodes, {
+        onEvent: failing(kind, bug, (event) => {
+          seen.push(event.type);
+          return event.type === at;
+        }),
+      }).then(() => null, (err) => err as Error);
+      assert.equal(error, bug, "runFlow rejects with the callback's own error");
+      // The run went on: every node ran, the end was recorded, later events still came.
+      assert.equal(seen.at(-1), "run.end");
+      const { runs } = await (await rt.records()).listRuns({ flowId: "two", limit: 10 });
+      assert.equal(runs.length, 1);
+      assert.equal(runs[0].status, "succeeded");
+    });
+  }
+}
+
+Deno.test("runFlow: an async onEvent that rejects after the run ended neither fails it nor goes unhandled", async () => {
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const pending: PromiseWithResolvers<void>[] = [];
+  const run = await rt.runFlow(twoNodes, {
+    onEvent: () => {
+      const later = Promise.withResolvers<void>();
+      pending.push(later);
+      return later.promise;
+    },
+  });
+  assert.equal(run.status, "succeeded");
+  // The callbacks' promises fail only now, after runFlow resolved: too late to reject it, and
+  // caught all the same (an unhandled rejection would fail this test, as it ends a process).
+  for (const later of pending) later.reject(new Error("post failed"));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.ok(pending.length > 0);
+});
 
 Deno.test("runFlow: an onStart that throws rejects runFlow once the run is recorded", async () => {
   await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
@@ -78,64 +118,193 @@ Deno.test("runFlow: an onEvent that throws in a sub-run's events fails neither r
   );
 });
 
-for (const at of ["start", "claim", "end", "error", "every event"]) {
-  Deno.test(`startWorker: an onEvent that throws at ${at} neither strands a run nor stops the worker`, async () => {
-    await withQueueFlow(async (rt, flow) => {
-      const seen: string[] = [];
-      const ended = Promise.withResolvers<void>();
-      let ends = 0;
-      const worker = startWorker(rt, {
-        pollMs: 20,
-        onEvent: (event) => {
-          seen.push(event.type === "error" ? `error: ${event.message}` : event.type);
-          if (event.type === "end" && ++ends === 2) ended.resolve();
-          if (at === "every event" || event.type === at) throw new Error("printer bug");
-        },
-      });
-      await rt.enqueue(flow);
-      await rt.enqueue(flow);
-      await ended.promise;
-      await worker.stop();
-      const { runs } = await (await rt.records()).listRuns({ flowId: "q", limit: 10 });
-      assert.deepEqual(runs.map((r) => r.status), ["succeeded", "succeeded"]);
-      if (at !== "error" && at !== "every event") {
+for (const kind of ["throws", "rejects"] as const) {
+  for (const at of ["start", "claim", "end", "error", "every event"]) {
+    Deno.test(`startWorker: an onEvent that ${kind} at ${at} neither strands a run nor stops the worker`, async () => {
+      await withQueueFlow(async (rt, flow) => {
+        // A damaged claim entry in the records store: the worker's claim loop fails on it once
+        // (an `error` event), then claims and runs the runs all the same.
+        const store = await rt.store();
+        await store.set(["flowstate", "queue", "claimed", "damaged"], null);
+        const seen: string[] = [];
+        const ended = Promise.withResolvers<void>();
+        let ends = 0;
+        const worker = startWorker(rt, {
+          pollMs: 20,
+          onEvent: failing(kind, new Error("printer bug"), (event) => {
+            seen.push(event.type === "error" ? `error: ${event.message}` : event.type);
+            if (event.type === "end" && ++ends === 2) ended.resolve();
+            return at === "every event" || event.type === at;
+          }),
+        });
+        await rt.enqueue(flow);
+        await rt.enqueue(flow);
+        await ended.promise;
+        await worker.stop();
+        const { runs } = await (await rt.records()).listRuns({ flowId: "q", limit: 10 });
+        assert.deepEqual(runs.map((r) => r.status), ["succeeded", "succeeded"]);
         assert.ok(
-          seen.includes(`error: onEvent threw on a "${at}" event: printer bug`),
+          seen.some((e) => e.startsWith("error: ") && !e.includes("onEvent")),
           seen.join(", "),
         );
-      }
-      assert.ok(seen.includes("stop"), seen.join(", "));
+        if (at !== "error" && at !== "every event") {
+          assert.ok(
+            seen.includes(`error: onEvent threw on a "${at}" event: printer bug`),
+            seen.join(", "),
+          );
+        }
+        assert.equal(seen.filter((e) => e === "end").length, 2, seen.join(", "));
+        assert.ok(seen.includes("stop"), seen.join(", "));
+      });
     });
-  });
+  }
 }
 
-for (const callback of ["onStart", "onLog"]) {
-  Deno.test(`runJob: an ${callback} that throws neither strands nor fails the job`, async () => {
-    await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
-    let ran = 0;
-    const job = defineJob({
-      name: "logs",
-      description: "logs twice",
-      optionsSchema: z.strictObject({}),
-      run(ctx) {
-        ran++;
-        ctx.log("one");
-        ctx.log("two");
-        return Promise.resolve({ summary: "done" });
-      },
-    });
-    const bug = new Error(`${callback} bug`);
-    const error = await runJob(rt, job, {
-      [callback]: () => {
-        throw bug;
-      },
-    }).then(() => null, (err) => err);
-    assert.equal(error, bug, "runJob rejects with the callback's own error");
-    assert.equal(ran, 1);
-    const { runs } = await (await rt.records()).listRuns({ flowId: "job:logs", limit: 10 });
-    assert.deepEqual(runs.map((r) => [r.status, r.error]), [["succeeded", null]]);
+/** A job that logs and advances its progress twice; `work()` counts what it got done. */
+function loggingJob() {
+  let work = 0;
+  const job = defineJob({
+    name: "logs",
+    description: "logs twice",
+    optionsSchema: z.strictObject({}),
+    run(ctx) {
+      ctx.progress.start("logging", 2);
+      ctx.log("one");
+      work++;
+      ctx.progress.advance();
+      ctx.log("two");
+      work++;
+      ctx.progress.update(2);
+      ctx.progress.finish("logged");
+      return Promise.resolve({ summary: "done", state: ctx.progress.state.done });
+    },
   });
+  return { job, work: () => work };
 }
+
+const quietProgress = () => ({
+  state: { label: "", done: 0, total: undefined as number | undefined },
+  start() {},
+  advance() {},
+  update() {},
+  finish() {},
+});
+
+for (const kind of ["throws", "rejects"] as const) {
+  for (
+    const callback of [
+      "onStart",
+      "onLog",
+      "progress.start",
+      "progress.advance",
+      "progress.update",
+      "progress.finish",
+    ]
+  ) {
+    Deno.test(`runJob: ${callback.startsWith("on") ? "an" : "a"} ${callback} that ${kind} neither strands nor fails the job`, async () => {
+      await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+      const { job, work } = loggingJob();
+      const bug = new Error(`${callback} bug`);
+      const bad = failing(kind, bug, () => true);
+      const options = callback.startsWith("progress.")
+        ? { progress: { ...quietProgress(), [callback.slice("progress.".length)]: bad } }
+        : { [callback]: bad };
+      const error = await runJob(rt, job, options).then(() => null, (err) => err);
+      assert.equal(error, bug, "runJob rejects with the callback's own error");
+      assert.equal(work(), 2, "the job did all its work");
+      const { runs } = await (await rt.records()).listRuns({ flowId: "job:logs", limit: 10 });
+      assert.deepEqual(runs.map((r) => [r.status, r.error, r.outputs?.summary]), [
+        ["succeeded", null, "done"],
+      ]);
+    });
+  }
+}
+
+Deno.test("runJob: a signal, progress or callback of the wrong kind is refused before anything is recorded", async () => {
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const { job, work } = loggingJob();
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [
+      { signal: {} },
+      /^TypeError: Cannot run job: signal must be an AbortSignal \(from new AbortController\(\)\.signal\), got a mapping$/,
+    ],
+    [{ signal: "stop" }, /signal must be an AbortSignal .*got "stop"$/],
+    [{ onLog: "console" }, /^TypeError: Cannot run job: onLog must be a function, got "console"$/],
+    [{ onStart: {} }, /onStart must be a function, got a mapping$/],
+    [
+      { progress: "fancy" },
+      /^TypeError: Cannot run job: progress must be one of tty, plain, quiet or a Progress object, got "fancy"$/,
+    ],
+    [
+      { progress: { start() {}, finish() {} } },
+      /^TypeError: Cannot run job: progress must have the methods start, advance, update, finish \(a Progress from createProgress\(\)\); advance, update are missing$/,
+    ],
+    [{ progress: 3 }, /progress must be one of .* got 3$/],
+  ];
+  for (const [options, message] of cases) {
+    await assert.rejects(() => runJob(rt, job, options as never), (err: Error) => {
+      assert.match(String(err), message);
+      return true;
+    });
+  }
+  assert.equal(work(), 0);
+  const { runs } = await (await rt.records()).listRuns({ limit: 10 });
+  assert.deepEqual(runs, [], "nothing was recorded, so nothing is left running");
+  // A real signal, progress and callbacks still work.
+  const run = await runJob(rt, job, {
+    signal: new AbortController().signal,
+    progress: quietProgress(),
+    onLog: () => {},
+    onStart: () => {},
+  });
+  assert.equal(run.status, "succeeded");
+});
+
+Deno.test("runJob: the built-in progress writes to stderr best effort: a closed stderr does not fail the job", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-progress-" });
+  try {
+    const script = join(dir, "job.ts");
+    await Deno.writeTextFile(
+      script,
+      `import { defineJob, openRuntime, runJob } from ${
+        JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+      };
+import { z } from "zod";
+await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+let work = 0;
+const job = defineJob({
+  name: "draw", description: "draws a bar", optionsSchema: z.strictObject({}),
+  run(ctx) {
+    ctx.progress.start("drawing", 3);
+    for (let i = 0; i < 3; i++) { work++; ctx.progress.advance(); }
+    ctx.progress.finish("drawn");
+    return { work };
+  },
+});
+// Wait until the parent closed the read end of stderr: every write to it fails from now.
+await Deno.stdin.read(new Uint8Array(1));
+const run = await runJob(rt, job, { progress: "plain" });
+console.log(JSON.stringify({ status: run.status, error: run.error, work: run.outputs?.work }));
+`,
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `--config=${new URL("../deno.json", import.meta.url).pathname}`, script],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    await child.stderr.cancel();
+    const writer = child.stdin.getWriter();
+    await writer.write(new Uint8Array([10]));
+    await writer.close();
+    const { code, stdout } = await child.output();
+    const out = new TextDecoder().decode(stdout);
+    assert.equal(code, 0, out);
+    assert.deepEqual(JSON.parse(out), { status: "succeeded", error: null, work: 3 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("openStore, openRuntime, runFlow, enqueue and runJob refuse a misspelt option instead of ignoring it", async () => {
   await assert.rejects(

@@ -15,7 +15,7 @@ import {
   type Worker,
   type WorkerEvent,
 } from "../mod.ts";
-import type { RunRecord } from "../records.ts";
+import { Records, type RunRecord } from "../records.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -420,4 +420,65 @@ Deno.test("queue: POST /api/runs/{id}/cancel cancels a queued run before it star
     assert.equal(run?.status, "cancelled");
     assert.deepEqual(run?.queue?.attempts, []);
   });
+});
+
+Deno.test("queue: a worker whose claim another worker took over (it paused past its lease) stops the run: its effects do not happen twice", async () => {
+  // `wait` runs until it is cancelled (or, if nothing stops it, for 10 s), then `effect` counts.
+  const dir = await project({
+    "twice.flow.yaml": `id: twice
+nodes:
+  - id: wait
+    type: delay
+    with: { for: 10s }
+  - id: effect
+    needs: [wait]
+    type: state.increment
+    with: { scope: global, key: effects }
+`,
+  });
+  await using rt = await open(dir);
+  const { runId } = await rt.enqueue("twice");
+  const events: WorkerEvent[] = [];
+  const ended = Promise.withResolvers<void>();
+  const a = startWorker(rt, {
+    workerId: "A",
+    leaseMs: 1_000,
+    pollMs: 10,
+    onEvent: (e) => {
+      events.push(e);
+      if (e.type === "end") ended.resolve();
+    },
+  });
+  const claimedByA = await statusIs(rt, runId, "running");
+  assert.equal(claimedByA.queue?.claim?.worker, "A");
+  // Worker B, whose clock is past A's lease (as if A's process had paused that long), takes the
+  // run back (A's attempt recorded lost) and claims it again.
+  const b = new Records(await rt.store(), { clock: { now: () => Date.now() + 60_000 } });
+  assert.deepEqual(await b.reclaimLost(), [runId]);
+  const retaken = await b.claimRun({ worker: "B", leaseMs: 120_000 });
+  assert.equal(retaken?.queue?.attempt, 2);
+  const bBeat = Date.now() + 60_000;
+  assert.ok(await b.heartbeatClaim(retaken!, bBeat));
+  // A's next heartbeat finds the claim gone: its attempt stops, its end is refused.
+  await ended.promise;
+  const end = events.find((e) => e.type === "end");
+  assert.equal(end?.type === "end" && end.attempt, 1);
+  assert.match(end?.type === "end" ? end.error ?? "" : "", /recorded as lost/);
+  assert.equal(
+    await (await rt.store()).get(["global", "effects"]),
+    null,
+    "A never reached the effect",
+  );
+  const held = await run(rt, runId);
+  assert.equal(held.status, "running");
+  assert.equal(held.queue?.claim?.worker, "B");
+  assert.equal(held.heartbeatAt, bBeat, "A wrote nothing onto B's claim");
+  assert.deepEqual(held.queue?.attempts.map((x) => [x.worker, x.outcome]), [["A", "lost"]]);
+  // A's events stop where it found the claim gone: its cancelled `wait` is not mixed into the
+  // run's events (B's attempt, which has written none yet, owns them now).
+  const written = await (await rt.records()).getEvents(runId);
+  assert.deepEqual(written.filter((e) => e.type === "node.end" || e.type === "run.end"), []);
+  await a.stop();
+  assert.ok(await b.finishClaimedRun({ ...retaken!, status: "succeeded", outputs: {} }));
+  await Deno.remove(dir, { recursive: true });
 });

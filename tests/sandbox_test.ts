@@ -31,6 +31,11 @@ export default {
         ctx.log("counted " + n);
         return { n, flow: await ctx.flow.get("seen"), global: await ctx.global.get("nothing") };
       }
+      case "clock": {
+        const before = Date.now();
+        await new Promise((r) => setTimeout(r, 3));
+        return { before, now: ctx.clock.now(), after: Date.now() };
+      }
       case "hang": await new Promise(() => {}); return "never";
       case "exit": Deno.exit(3); return "still here";
       case "map": return new Map([["a", 1]]);
@@ -142,6 +147,11 @@ Deno.test("a custom node's state, log and options work through the host", async 
     const two = await runFlow(sandbox, yaml);
     assert.deepEqual(one.nodes.state.output, { n: 1, flow: { n: 1 }, global: null });
     assert.deepEqual(two.nodes.state.output, { n: 2, flow: { n: 2 }, global: null });
+    // ctx.clock.now() is whole milliseconds since the epoch, as in-process (was fractional).
+    const clock = await runFlow(sandbox, `id: t\nnodes:\n${node("clock", "clock")}`);
+    const { before, now, after } = clock.nodes.clock.output as Record<string, number>;
+    assert.ok(Number.isInteger(now), `ctx.clock.now() = ${now}`);
+    assert.ok(before <= now && now <= after, `${before} <= ${now} <= ${after}`);
   });
 });
 

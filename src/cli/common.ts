@@ -8,6 +8,7 @@
 import { didYouMean } from "../_suggest.ts";
 import { StoreMissingError } from "../errors.ts";
 import type { LogLevel, Warning } from "../log.ts";
+import { INTERRUPT_TIMEOUT_MS, RunRecorder } from "../records/recorder.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import type { ProgressMode } from "../jobs/progress.ts";
 import { printable } from "./format.ts";
@@ -107,9 +108,45 @@ function bestEffortOutput(): void {
 }
 
 /**
+ * Exit at once with `code`, after recording the end of every run this
+ * process is running (`RunRecorder.interruptAll`: recorded `cancelled`, a
+ * run claimed from the queue back in the queue), without waiting for its
+ * nodes, for at most {@linkcode INTERRUPT_TIMEOUT_MS}: a run whose end
+ * could not be recorded in time is named on stderr.
+ */
+async function exitAtOnce(name: keyof typeof STOP_SIGNALS): Promise<never> {
+  try {
+    const { notEnded } = await RunRecorder.interruptAll(
+      `cancelled: the process was stopped (${name} twice) before the run ended; its nodes were not waited for`,
+      { timeoutMs: INTERRUPT_TIMEOUT_MS },
+    );
+    for (const id of notEnded) {
+      console.error(
+        `warning: the end of run ${id} could not be recorded in time: it stays running until found abandoned (flowstate gc)`,
+      );
+    }
+  } finally {
+    Deno.exit(STOP_SIGNALS[name]);
+  }
+}
+
+/**
+ * A repeat of the first stop signal within this many milliseconds of it is
+ * the same stop, not a second one: one Ctrl-C in a terminal reaches `deno task`
+ * and its child both, and `deno task` forwards it to the child too (a
+ * service manager stopping a control group does the same with SIGTERM), so
+ * the process often gets the one press twice, a few milliseconds apart.
+ */
+export const SIGNAL_REPEAT_MS = 500;
+
+/**
  * Listen for the stop signals (SIGINT, SIGTERM, SIGHUP): the first calls
  * `onFirst` with its name; a second one prints `again` (when given) and exits
- * at once with its code (130, 143, 129). Dispose the result to stop listening.
+ * at once with its code (130, 143, 129), after recording every run still in
+ * flight as ended (within {@linkcode INTERRUPT_TIMEOUT_MS}; further signals
+ * meanwhile change nothing). The same signal again within
+ * {@linkcode SIGNAL_REPEAT_MS} of the first is not a second one. Dispose the
+ * result to stop listening.
  *
  * @example
  * ```ts ignore
@@ -120,16 +157,22 @@ export function onStopSignals(
   onFirst: (name: keyof typeof STOP_SIGNALS) => void,
   again?: (name: keyof typeof STOP_SIGNALS) => string,
 ): Disposable {
-  let received = false;
+  let received: { name: keyof typeof STOP_SIGNALS; at: number } | undefined;
+  let exiting = false;
   const listeners: [Deno.Signal, () => void][] = [];
   for (const name of Object.keys(STOP_SIGNALS) as (keyof typeof STOP_SIGNALS)[]) {
     const listener = () => {
       if (name === "SIGHUP") bestEffortOutput();
+      if (exiting) return;
       if (received) {
+        // The one press delivered twice (deno task forwards it): not "again".
+        if (name === received.name && performance.now() - received.at < SIGNAL_REPEAT_MS) return;
+        exiting = true;
         if (again) console.error(again(name));
-        Deno.exit(STOP_SIGNALS[name]);
+        void exitAtOnce(name);
+        return;
       }
-      received = true;
+      received = { name, at: performance.now() };
       onFirst(name);
     };
     try {
@@ -149,7 +192,8 @@ export function onStopSignals(
 /**
  * Run `body` with a signal that the first SIGINT (Ctrl-C), SIGTERM or SIGHUP
  * aborts, printing `notice`, so the work stops at a consistent point and is
- * recorded as cancelled; a second stop signal exits at once with its code.
+ * recorded as cancelled; a second stop signal exits at once with its code,
+ * after recording the runs still in flight as ended (see {@linkcode onStopSignals}).
  */
 export async function interruptible<T>(
   notice: string,

@@ -3,7 +3,8 @@
  * flows until SIGINT, SIGTERM or SIGHUP, then stop: take no new ticks, wait up
  * to the grace period for running work, cancel what is left (it records itself
  * as cancelled) and exit 0. A second signal exits at once with its code (130,
- * 143, 129).
+ * 143, 129), after recording the runs still in flight as ended (see
+ * `onStopSignals`).
  *
  * Several daemons may share one store (SQLite file, Postgres…): each tick
  * runs once, on whichever takes its lease first.

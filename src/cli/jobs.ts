@@ -5,7 +5,8 @@
  *
  * `jobs run` exit codes: 0 the job succeeded; 1 it failed or was cancelled;
  * 2 unknown job or invalid option (nothing runs); 130, 143 or 129 cancelled
- * by Ctrl-C (SIGINT), SIGTERM or SIGHUP (a second one exits at once).
+ * by Ctrl-C (SIGINT), SIGTERM or SIGHUP (a second one exits at once, the
+ * job's run recorded as cancelled).
  *
  * `--json` output (one JSON document on stdout, stable):
  * - `jobs ls`: `[{ "name", "description", "builtin", "module", "enabled", "scheduled",

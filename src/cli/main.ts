@@ -25,6 +25,7 @@ import {
   FlowstateError,
   FlowValidationError,
   messageOf,
+  StoreOpenError,
   UnknownStoreError,
 } from "../errors.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./common.ts";
@@ -120,9 +121,11 @@ function report(err: unknown, debug: boolean): number {
       if (!(e instanceof Error)) break;
     }
   } else if (
-    !(err instanceof UsageError) && !(err instanceof FlowstateError) && grant === undefined
+    !(err instanceof UsageError) &&
+    (!(err instanceof FlowstateError) || err instanceof StoreOpenError) && grant === undefined
   ) {
-    // Our own errors say everything a user needs; anything else may be a bug.
+    // Our own errors say everything a user needs; anything else may be a bug (a plugin's own
+    // error from its open(), too).
     console.error("(run again with --debug for the stack trace)");
   }
   return exitCodeOf(err);

@@ -5,7 +5,8 @@
  * Exit codes: 0 the run succeeded; 1 it failed, was cancelled or timed out;
  * 2 the flow or an input is invalid (nothing is written); 130, 143 or 129 it
  * was cancelled by Ctrl-C (SIGINT), SIGTERM or SIGHUP, and recorded as
- * cancelled. A second such signal exits at once.
+ * cancelled. A second such signal exits at once, the run recorded as
+ * cancelled all the same (without waiting for its nodes).
  *
  * `--json` prints the {@linkcode RunRecord} as one JSON document on stdout:
  * `{ "id", "flowId", "flowVersion", "status", "inputs", "outputs", "startedAt",

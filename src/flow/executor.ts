@@ -11,6 +11,7 @@ import { MAX_VALUE_BYTES, serializeValue, utf8Length } from "../store/values.ts"
 import type { JsonValue } from "../store/types.ts";
 import { type Clock, realTimers, type Timers } from "../clock.ts";
 import type { LogLevel, NodeContext, NodeType } from "./node.ts";
+import { logLevel, sleepProblem } from "./_context_args.ts";
 import {
   type CompiledTemplate,
   type CompiledValue,
@@ -378,16 +379,24 @@ class AttemptContext implements NodeContext<unknown> {
   /** Write a log line into the run's events. */
   get log(): NodeContext<unknown>["log"] {
     const a = this.#a;
-    return this.#log ??= (message: string, level: LogLevel = "info") => {
+    return this.#log ??= (message: string, level?: LogLevel) => {
       a.fence.check();
-      a.host.emit({ type: "node.log", node: a.node.spec.id, message: String(message), level });
+      a.host.emit({
+        type: "node.log",
+        node: a.node.spec.id,
+        message: String(message),
+        level: logLevel(level),
+      });
     };
   }
 
   /** Wait, resolving early with an AbortError if the signal aborts. */
   get sleep(): NodeContext<unknown>["sleep"] {
     const a = this.#a;
-    return this.#sleep ??= (ms: number) => a.host.timers.sleep(ms, a.signal());
+    return this.#sleep ??= (ms: number) => {
+      const problem = sleepProblem(ms);
+      return problem === undefined ? a.host.timers.sleep(ms, a.signal()) : Promise.reject(problem);
+    };
   }
 
   /** Run another flow as a sub-flow of this run. */

@@ -407,3 +407,62 @@ Deno.test("a built-in node with constant options is checked once per prepared fl
     builtins.delete("test.mutator");
   }
 });
+
+Deno.test("ctx.log() with an unknown level fails the node, naming the levels and the closest one", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const logger = defineNode({
+    optionsSchema: z.object({ level: z.unknown().optional() }),
+    run(ctx, input) {
+      ctx.log("hello", input.level as never);
+      return "logged";
+    },
+  });
+  const ran = async (level: unknown) => {
+    const run = await execute(store, {
+      id: "logs",
+      nodes: [node("n", "logger", { with: level === undefined ? {} : { level } })],
+    }, { logger });
+    return run.nodes.n.error ?? run.nodes.n.output;
+  };
+  assert.equal(
+    await ran("warning"),
+    'ctx.log(): unknown level "warning" (did you mean "warn"?); the levels are "debug", "info", "warn", "error"',
+  );
+  assert.equal(
+    await ran(3),
+    'ctx.log(): unknown level 3; the levels are "debug", "info", "warn", "error"',
+  );
+  assert.equal(await ran("warn"), "logged");
+  assert.equal(await ran(undefined), "logged");
+});
+
+Deno.test("ctx.sleep() refuses NaN and negative waits, and sleeps through Infinity until the node's timeout", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const sleeper = defineNode({
+    optionsSchema: z.object({ ms: z.string() }),
+    async run(ctx, input) {
+      await ctx.sleep(Number(input.ms));
+      return "woke";
+    },
+  });
+  const ran = (ms: number) =>
+    execute(store, {
+      id: "sleeps",
+      nodes: [node("n", "sleeper", { with: { ms: String(ms) }, timeout: "200ms" })],
+    }, { sleeper });
+  for (const ms of [NaN, -1]) {
+    const run = await ran(ms);
+    assert.equal(run.status, "failed");
+    assert.match(
+      run.nodes.n.error ?? "",
+      new RegExp(
+        `^ctx\\.sleep\\(${ms}\\): give milliseconds >= 0, or Infinity to wait until the node is stopped`,
+      ),
+    );
+  }
+  assert.equal((await ran(0.5)).nodes.n.output, "woke");
+  // Infinity is "until stopped": here the node's own timeout (setTimeout read it as 0).
+  const forever = await ran(Infinity);
+  assert.equal(forever.nodes.n.status, "timed-out");
+  assert.match(forever.error?.message ?? "", /timed out after 200 ms/);
+});

@@ -30,7 +30,10 @@ export interface NodeContext<I = unknown> {
   input: I;
   /** The run's inputs. */
   inputs: Readonly<Record<string, JsonValue>>;
-  /** Write a log line into the run's events (and to the terminal, unless quiet). */
+  /**
+   * Write a log line into the run's events (and to the terminal, unless
+   * quiet), at `level` (default `"info"`); an unknown level is a `TypeError`.
+   */
   log(message: string, level?: LogLevel): void;
   /** Aborted when the run is cancelled or times out, this attempt times out, or it is over. */
   signal: AbortSignal;
@@ -44,7 +47,11 @@ export interface NodeContext<I = unknown> {
   attempt: number;
   /** The runtime's clock. */
   clock: Clock;
-  /** Wait, resolving early with an AbortError if the signal aborts. */
+  /**
+   * Wait `ms` milliseconds, rejecting with the signal's reason if it aborts
+   * first. `Infinity` waits until then (the node's timeout, the run's, or a
+   * cancel); a negative or NaN wait is a `RangeError`.
+   */
   sleep(ms: number): Promise<void>;
   /** Run another flow as a sub-flow of this run (a path relative to this flow's file, or a definition). */
   runFlow(

@@ -220,8 +220,14 @@ export class SandboxWorker {
         this.#kill(Object.assign(new Error(msg.error.message), { name: msg.error.name }));
         ready();
       } else if (msg.op === "done") this.#settle(msg);
-      else if (msg.op === "log") this.#contexts.get(msg.run)?.log(msg.message, msg.level);
-      else if (msg.op === "memory") {
+      else if (msg.op === "log") {
+        try {
+          this.#contexts.get(msg.run)?.log(msg.message, msg.level);
+        } catch {
+          // Its attempt is over, or the level is unknown (the Worker's ctx.log refuses that, so
+          // only a message the node posted itself): nothing to throw to, the line is dropped.
+        }
+      } else if (msg.op === "memory") {
         this.#kill(
           new Error(
             `the node's Worker used ${
@@ -351,6 +357,8 @@ export class SandboxWorker {
         nodeId: ctx.nodeId,
         attempt: ctx.attempt,
         now: ctx.clock.now(),
+        // The host's wall clock as it sends, so the Worker keeps the offset, not the delay.
+        sentAt: Date.now(),
       }, ctx);
     } finally {
       ctx.signal.removeEventListener("abort", onAbort);

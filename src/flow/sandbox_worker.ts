@@ -8,6 +8,7 @@
  */
 
 import { realTimers } from "../clock.ts";
+import { logLevel, sleepProblem } from "./_context_args.ts";
 import { serializeValue } from "../store/values.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -146,7 +147,6 @@ export async function serve(
     aborts.set(run, controller);
     watch();
     const signal = controller.signal;
-    const startedAt = performance.now();
     try {
       const checked = await type.optionsSchema["~standard"].validate(msg.input);
       if (checked.issues) {
@@ -172,13 +172,18 @@ export async function serve(
         nodeId: msg.nodeId,
         attempt: msg.attempt,
         signal,
-        // The host's clock as the attempt started, advancing in real time from there.
-        clock: { now: () => msg.now + (performance.now() - startedAt) },
+        // The host's clock, advancing in real time: its offset from the wall clock when the
+        // host sent the attempt (0 for the real clock), in whole milliseconds as in-process.
+        clock: { now: () => Math.floor(Date.now() + (msg.now - msg.sentAt)) },
+        // Checked here, as in-process: the node's own call throws.
         log: (message: string, level?: string) =>
-          send({ op: "log", run, message: String(message), level: level ?? "info" }),
-        // The runner's own timers: a negative, NaN or fractional wait is read as it is
-        // in-process (Node's setTimeout would print a TimeoutNegativeWarning to stderr).
-        sleep: (ms: number) => realTimers.sleep(ms, signal),
+          send({ op: "log", run, message: String(message), level: logLevel(level) }),
+        // The runner's own timers, checked as in-process (and no Node setTimeout, which would
+        // print a TimeoutOverflowWarning to stderr and fire at once for Infinity).
+        sleep: (ms: number) => {
+          const problem = sleepProblem(ms);
+          return problem === undefined ? realTimers.sleep(ms, signal) : Promise.reject(problem);
+        },
         runFlow: (flow: unknown, input?: unknown) =>
           call(run, { method: "runFlow", args: encodeArgs([flow, input]) }),
       };

@@ -26,7 +26,7 @@ export type ProgressMode = "tty" | "plain" | "quiet";
 export interface ProgressOptions {
   /** Default: `tty` when stderr is a terminal, else `plain`. */
   mode?: ProgressMode;
-  /** Where text goes (default: stderr). */
+  /** Where text goes (default: stderr, best effort: a write that fails stops the output, not the job). */
   write?: (text: string) => void;
   /** Time source (default: `Date.now`). */
   now?: () => number;
@@ -46,6 +46,28 @@ function duration(ms: number): string {
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+/**
+ * The default writer: stderr, best effort. A terminal that hung up (EIO), a
+ * closed pipe (EPIPE) or any other write error must not fail the job whose
+ * progress it shows; after the first failure nothing more is written.
+ */
+function stderrWriter(): (text: string) => void {
+  let broken = false;
+  return (text) => {
+    if (broken) return;
+    try {
+      const bytes = encoder.encode(text);
+      for (let written = 0; written < bytes.length;) {
+        const n = Deno.stderr.writeSync(bytes.subarray(written));
+        if (!(n > 0)) break;
+        written += n;
+      }
+    } catch {
+      broken = true;
+    }
+  };
 }
 
 /**
@@ -70,8 +92,7 @@ function duration(ms: number): string {
  */
 export function createProgress(options: ProgressOptions = {}): Progress {
   const mode = options.mode ?? (Deno.stderr.isTerminal() ? "tty" : "plain");
-  const write = options.write ??
-    ((text: string) => void Deno.stderr.writeSync(encoder.encode(text)));
+  const write = options.write ?? stderrWriter();
   const now = options.now ?? (() => Date.now());
   const plainInterval = options.plainInterval ?? 2000;
   const state = { label: "", done: 0, total: undefined as number | undefined };

@@ -10,6 +10,8 @@ import { importDefault, importFailure, mappingHint, moduleUrl } from "../loader.
 import { builtinJobNames, builtinJobUrl } from "./builtin.ts";
 import { assertKnownFields, didYouMean, fieldNames } from "../_suggest.ts";
 import { ConfigError, messageOf } from "../errors.ts";
+import { callGuarded } from "../_callback.ts";
+import { describeValue } from "../flow/_shapes.ts";
 import { validateOptions } from "../plugin.ts";
 import type { Runtime } from "../runtime.ts";
 import type { JsonValue } from "../store/types.ts";
@@ -108,14 +110,17 @@ export interface RunJobOptions<O extends object = Record<string, unknown>> {
   /**
    * How progress is shown: a {@linkcode Progress} (from `createProgress`), or
    * a mode for one that writes to stderr (`"tty"`, `"plain"`). Default
-   * `"quiet"`: the library never prints unless asked to.
+   * `"quiet"`: the library never prints unless asked to. A `Progress` whose
+   * method throws is treated as `onLog` is: the job goes on.
    */
   progress?: ProgressMode | Progress;
   /**
    * Receives each log line (they are kept in the run's events either way).
-   * Default: none; nothing is printed. If it (or `onStart`) throws, the job
-   * goes on all the same, and `runJob` rejects with that error once the
-   * job's end is recorded.
+   * Default: none; nothing is printed. If it (or `onStart`, or a method of a
+   * `progress` object) throws, the job goes on all the same, and `runJob`
+   * rejects with that error once the job's end is recorded. An `async` one is
+   * not awaited; its rejection counts as a throw if it comes before the end
+   * is recorded, and is ignored (never an unhandled rejection) after.
    */
   onLog?: (message: string, level: LogLevel) => void;
   /** Directory a job module path resolves against (default: the config's). */
@@ -175,69 +180,85 @@ export async function runJob<const J extends JobRef>(
   options: RunJobOptions<JobOptionsFor<J>> = {},
 ): Promise<RunRecord> {
   assertKnownFields(options, RUN_JOB_OPTIONS, "Cannot run job", "option");
+  // Checked before the run is recorded: nothing after that may throw and leave it `running`.
+  checkRunJobOptions(options);
   const job = await loadJob(jobRef, options.baseDir ?? runtime.config.baseDir);
   const resolved = await resolveJobOptions(
     job,
     options.configOptions,
     options.options as Record<string, unknown> | undefined,
   );
+  const { onStart, onLog, signal } = options;
   const records = await runtime.records();
   const clock = runtime.clock;
   const flowId = `job:${job.name}`;
   const inputs = JSON.parse(JSON.stringify(resolved ?? {})) as Record<string, JsonValue>;
-  const controller = new AbortController();
-  const recorder = await RunRecorder.start(
-    records,
-    clock,
-    { flowId, flowVersion: "job", inputs },
-    // A cancel request from another process (`flowstate runs cancel`, the HTTP API).
-    { onCancelRequested: () => controller.abort("cancel requested") },
-  );
-  const runId = recorder.id;
-  const bus = eventBusOf(runtime);
-  bus?.emit({ type: "run.started", at: recorder.startedAt, runId, flowId });
-  // What the caller's onStart or onLog throws neither strands the run nor fails the job: the
-  // job goes on, its end is recorded, and then runJob rejects with it.
+  // What the caller's onStart, onLog or progress throws (or, async, rejects with) neither
+  // strands the run nor fails the job: the job goes on, its end is recorded, and then runJob
+  // rejects with it.
   let callbackError: { error: unknown } | undefined;
-  const callBack = (call: () => void) => {
-    try {
-      call();
-    } catch (error) {
+  const callBack = (call: () => unknown) =>
+    callGuarded(call, (error) => {
       callbackError ??= { error };
-    }
-  };
-  const { onStart, onLog } = options;
-  if (onStart !== undefined) callBack(() => onStart(runId));
+    });
   const shown = typeof options.progress === "object"
-    ? options.progress
+    ? guardedProgress(options.progress, callBack)
     : createProgress({ mode: options.progress ?? "quiet" });
-  const progress = bus ? withProgressEvents(shown, bus, runId, flowId, clock) : shown;
-  recorder.event({ at: recorder.startedAt, type: "run.start" });
-  const onAbort = () => controller.abort(options.signal?.reason ?? "cancelled");
-  if (options.signal?.aborted) onAbort();
-  options.signal?.addEventListener("abort", onAbort, { once: true });
-  const ctx: JobContext = {
-    jobName: job.name,
-    runId,
-    runtime,
-    store: (name) => runtime.store(name),
-    records: () => runtime.records(),
-    home: runtime.home,
-    log(message, level = "info") {
-      const event = { at: clock.now(), type: "node.log", node: job.name, message, level } as const;
-      recorder.event(event);
-      bus?.emit({ type: "node", at: event.at, runId, flowId, event });
-      if (onLog !== undefined) callBack(() => onLog(message, level));
-    },
-    progress,
-    signal: controller.signal,
-    clock,
-    dryRun: options.dryRun ?? false,
-  };
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(signal?.reason ?? "cancelled");
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort, { once: true });
+  let recorder: RunRecorder;
+  try {
+    recorder = await RunRecorder.start(
+      records,
+      clock,
+      { flowId, flowVersion: "job", inputs },
+      // A cancel request from another process (`flowstate runs cancel`, the HTTP API).
+      { onCancelRequested: () => controller.abort("cancel requested") },
+    );
+  } catch (err) {
+    signal?.removeEventListener("abort", onAbort);
+    throw err;
+  }
+  const runId = recorder.id;
   let status: RunRecord["status"] = "succeeded";
   let outputs: JobResult | null = null;
   let error: RunRecord["error"] = null;
+  let bus: EventBus | undefined;
+  // From here to the end is recorded, whatever throws is the run's failure, never a run left
+  // `running`.
   try {
+    bus = eventBusOf(runtime);
+    bus?.emit({ type: "run.started", at: recorder.startedAt, runId, flowId });
+    if (onStart !== undefined) callBack(() => onStart(runId));
+    const progress = bus ? withProgressEvents(shown, bus, runId, flowId, clock) : shown;
+    recorder.event({ at: recorder.startedAt, type: "run.start" });
+    const events = bus;
+    const ctx: JobContext = {
+      jobName: job.name,
+      runId,
+      runtime,
+      store: (name) => runtime.store(name),
+      records: () => runtime.records(),
+      home: runtime.home,
+      log(message, level = "info") {
+        const event = {
+          at: clock.now(),
+          type: "node.log",
+          node: job.name,
+          message,
+          level,
+        } as const;
+        recorder.event(event);
+        events?.emit({ type: "node", at: event.at, runId, flowId, event });
+        if (onLog !== undefined) callBack(() => onLog(message, level));
+      },
+      progress,
+      signal: controller.signal,
+      clock,
+      dryRun: options.dryRun ?? false,
+    };
     // Every store write the job makes is recorded in change feeds as the job's.
     const result = await withActor({ job: job.name }, () => job.run(ctx, resolved));
     outputs = JSON.parse(JSON.stringify(result ?? {}));
@@ -252,7 +273,7 @@ export async function runJob<const J extends JobRef>(
       (err === controller.signal.reason || (err instanceof Error && err.name === "AbortError"));
     error = { node: job.name, message: abort ? "the job was cancelled" : messageOf(err) };
   } finally {
-    options.signal?.removeEventListener("abort", onAbort);
+    signal?.removeEventListener("abort", onAbort);
   }
   const endedAt = clock.now();
   recorder.event({ at: endedAt, type: "run.end" });
@@ -283,6 +304,81 @@ export async function runJob<const J extends JobRef>(
   bus?.emit({ type: "run.ended", at: endedAt, runId, flowId, status: record.status, record });
   if (callbackError !== undefined) throw callbackError.error;
   return record;
+}
+
+const PROGRESS_MODES: readonly string[] = ["tty", "plain", "quiet"] satisfies ProgressMode[];
+const PROGRESS_METHODS = ["start", "advance", "update", "finish"] as const;
+
+/**
+ * The options {@linkcode runJob} uses after it records the run, checked before: a value of the
+ * wrong kind is a `TypeError` saying which and what is expected, and nothing is recorded.
+ */
+function checkRunJobOptions(options: RunJobOptions<object>): void {
+  const what = "Cannot run job";
+  const { signal, progress } = options;
+  if (
+    signal !== undefined &&
+    (typeof signal !== "object" || signal === null ||
+      typeof signal.addEventListener !== "function" ||
+      typeof signal.removeEventListener !== "function")
+  ) {
+    throw new TypeError(
+      `${what}: signal must be an AbortSignal (from new AbortController().signal), got ${
+        describeValue(signal)
+      }`,
+    );
+  }
+  for (const name of ["onLog", "onStart"] as const) {
+    if (options[name] !== undefined && typeof options[name] !== "function") {
+      throw new TypeError(
+        `${what}: ${name} must be a function, got ${describeValue(options[name])}`,
+      );
+    }
+  }
+  if (progress === undefined) return;
+  if (typeof progress === "string") {
+    if (PROGRESS_MODES.includes(progress)) return;
+    throw new TypeError(
+      `${what}: progress must be one of ${PROGRESS_MODES.join(", ")} or a Progress object, got ${
+        JSON.stringify(progress)
+      }`,
+    );
+  }
+  if (typeof progress !== "object" || progress === null) {
+    throw new TypeError(
+      `${what}: progress must be one of ${
+        PROGRESS_MODES.join(", ")
+      } or a Progress object (from createProgress()), got ${describeValue(progress)}`,
+    );
+  }
+  const missing = PROGRESS_METHODS.filter((m) => typeof progress[m] !== "function");
+  if (missing.length > 0) {
+    throw new TypeError(
+      `${what}: progress must have the methods ${
+        PROGRESS_METHODS.join(", ")
+      } (a Progress from createProgress()); ${missing.join(", ")} ${
+        missing.length === 1 ? "is" : "are"
+      } missing`,
+    );
+  }
+}
+
+/**
+ * A caller's `progress`, each call guarded like `onLog`: what it throws goes to `callBack`'s
+ * record, the job goes on.
+ */
+function guardedProgress(progress: Progress, callBack: (call: () => unknown) => void): Progress {
+  let last: Progress["state"] = { label: "", done: 0, total: undefined };
+  return {
+    get state() {
+      callBack(() => last = progress.state);
+      return last;
+    },
+    start: (label, total) => callBack(() => progress.start(label, total)),
+    advance: (n) => callBack(() => progress.advance(n)),
+    update: (done) => callBack(() => progress.update(done)),
+    finish: (message) => callBack(() => progress.finish(message)),
+  };
 }
 
 /** `progress`, also telling the runtime's event stream (when anyone listens). */

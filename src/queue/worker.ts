@@ -19,15 +19,17 @@
  * @module
  */
 import { assertKnownFields, fieldNames } from "../_suggest.ts";
+import { callGuarded } from "../_callback.ts";
 import { messageOf } from "../errors.ts";
 import { flowHostOf, type Runtime } from "../runtime.ts";
 import { runClaimed } from "../run_flow.ts";
 import type { Records } from "../records/records.ts";
 import type { RunRecord, RunStatus } from "../records/types.ts";
 import { HEARTBEAT_MS } from "../records/heartbeat.ts";
-import { RunNotOwnedError } from "../records/recorder.ts";
+import { RunNotOwnedError, trackRunInFlight } from "../records/recorder.ts";
 import { QUEUE_TOPIC } from "../records/_queue.ts";
 import type { Store } from "../store/types.ts";
+import { uniqueRandomHex } from "../_random.ts";
 
 /** Default lease of a claim without a heartbeat, in ms. */
 export const DEFAULT_LEASE_MS = 30_000;
@@ -75,9 +77,10 @@ export interface WorkerOptions {
   /** Poll interval, in ms (default 500). */
   pollMs?: number;
   /**
-   * Told of claims, ends, lost runs and errors. What it throws never stops the worker nor
-   * leaves a claimed run unstarted: it is told once as an `error` event (naming the event it
-   * threw on), and ignored if it throws on that too.
+   * Told of claims, ends, lost runs and errors. What it throws (or, for an `async` one, its
+   * promise rejects with: it is not awaited) never stops the worker nor leaves a claimed run
+   * unstarted: it is told once as an `error` event (naming the event it threw on), and ignored
+   * if it throws on that too.
    */
   onEvent?: (event: WorkerEvent) => void;
   /** Wakes the worker early (default: the records store's, when it has one). */
@@ -105,7 +108,7 @@ function defaultWorkerId(): string {
   } catch {
     // No --allow-sys=hostname: the pid and random part still tell workers apart.
   }
-  return `${host}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
+  return `${host}:${Deno.pid}:${uniqueRandomHex(4)}`;
 }
 
 /** The names of {@linkcode WorkerOptions}: a misspelt one is refused, not ignored. */
@@ -164,28 +167,29 @@ export function startWorker(runtime: Runtime, options: WorkerOptions = {}): Work
 
 /**
  * The caller's `onEvent`, made safe to call anywhere in the worker: a throw (a bug in the
- * caller's printer, say) must not abandon a claimed run (thrown at its `claim`), end the claim
- * loop or reject a run's bookkeeping. It is reported to the listener as an `error` event.
+ * caller's printer, say), or the rejection of the promise an `async` one returns, must not
+ * abandon a claimed run (thrown at its `claim`), end the claim loop, reject a run's bookkeeping
+ * or end the process (an unhandled rejection). It is reported to the listener as an `error`
+ * event; the promise is never awaited.
  */
 function guarded(onEvent: (event: WorkerEvent) => void): (event: WorkerEvent) => void {
   let reporting = false;
   return (event) => {
-    try {
-      onEvent(event);
-    } catch (err) {
+    callGuarded(() => onEvent(event), (err) => {
       if (reporting) return; // it threw on the report too: nothing more to tell it
       reporting = true;
       try {
-        onEvent({
-          type: "error",
-          message: `onEvent threw on a "${event.type}" event: ${messageOf(err)}`,
+        callGuarded(() =>
+          onEvent({
+            type: "error",
+            message: `onEvent threw on a "${event.type}" event: ${messageOf(err)}`,
+          }), () => {
+          // ignored, as above
         });
-      } catch {
-        // ignored, as above
       } finally {
         reporting = false;
       }
-    }
+    });
   };
 }
 
@@ -335,13 +339,18 @@ class QueueWorker implements Worker {
 
   /** Put a claimed run that never started back in the queue. */
   async #release(records: Records, run: RunRecord): Promise<void> {
+    await this.#giveBack(records, run).catch(() => {});
+    this.#released++;
+  }
+
+  /** Put a claimed run back in the queue (its attempt recorded `lost`); resolves whether it was. */
+  #giveBack(records: Records, run: RunRecord): Promise<boolean> {
     const now = Date.now();
-    await records.finishClaimedRun(
+    return records.finishClaimedRun(
       { ...run, status: "cancelled", endedAt: now, error: { message: "released" } },
       [],
       { release: true },
-    ).catch(() => {});
-    this.#released++;
+    );
   }
 
   #launch(records: Records, run: RunRecord): void {
@@ -350,10 +359,21 @@ class QueueWorker implements Worker {
     this.#s.onEvent({ type: "claim", runId: run.id, flowId: run.flowId, attempt });
     const started = performance.now();
     const { host, defaults } = flowHostOf(this.#rt);
+    // Until the run's recorder takes over (its flow loaded), the worker answers for the run: a
+    // process that exits at once (RunRecorder.interruptAll) puts it back in the queue.
+    const untrack = trackRunInFlight({
+      id: run.id,
+      interrupt: () => this.#giveBack(records, run),
+    });
     // The claim's lease is kept alive from the claim to the end of the attempt, including
     // while the flow loads and while the end is committed (the run's own heartbeat
-    // covers only the time between).
+    // covers only the time between). A beat that finds the claim gone (this process paused
+    // past its lease and another worker took the run back) stops the attempt at once: the
+    // run may be running again elsewhere, and its effects must not happen twice. That
+    // attempt is recorded `lost` (by the worker that took it back), never `cancelled`: its
+    // end is refused (RunNotOwnedError).
     const beating = new AbortController();
+    const lost = new AbortController();
     const beat = (async () => {
       while (!beating.signal.aborted) {
         await new Promise<void>((resolve) => {
@@ -364,7 +384,15 @@ class QueueWorker implements Worker {
           }, { once: true });
         });
         if (beating.signal.aborted) return;
-        await records.heartbeatClaim(run, this.#rt.clock.now()).catch(() => false);
+        // A store that fails says nothing about the claim: the next beat tries again.
+        const held = await records.heartbeatClaim(run, this.#rt.clock.now()).catch(() => true);
+        if (!held && !beating.signal.aborted) {
+          // Not this process's run any more: nothing for `interruptAll` to give back.
+          untrack();
+          lost.abort();
+          cancel.abort(new RunNotOwnedError(run.id));
+          return;
+        }
       }
     })();
     const done = (async () => {
@@ -376,7 +404,8 @@ class QueueWorker implements Worker {
           record: run,
           heartbeatMs: this.#s.heartbeatMs,
           released: () => this.#releasing,
-        }, { ...defaults, signal: cancel.signal });
+          lost: lost.signal,
+        }, { ...defaults, signal: cancel.signal, onStart: untrack });
         status = record.status;
         if (record.error) error = record.error.message;
         requeued = this.#releasing && status === "cancelled"
@@ -407,6 +436,7 @@ class QueueWorker implements Worker {
           }
         }
       } finally {
+        untrack();
         beating.abort("the attempt ended"); // not the default reason: a DOMException per run
         await beat;
         this.#inFlight.delete(run.id);

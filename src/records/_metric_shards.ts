@@ -16,6 +16,7 @@
 import type { Entry, Key, Store } from "../store/types.ts";
 import { type RecordsContext, RETRY, withRetry } from "./_context.ts";
 import { type FlowMetrics, mergeHistograms, quantile } from "./metrics.ts";
+import { uniqueRandomHex } from "../_random.ts";
 
 /** How many times a reader re-reads when a compaction moved shards meanwhile. */
 const READ_TRIES = 20;
@@ -29,7 +30,7 @@ export class MetricShards {
    * (one CLI run) leaves no shard behind.
    */
   sharded = false;
-  readonly #id = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
+  readonly #id = uniqueRandomHex(6);
   #free: number[] = [];
   #next = 0;
 

@@ -899,7 +899,9 @@ export async function requeueRun(
 /**
  * `Records.heartbeatClaim()`: extend a claim's lease (write `heartbeatAt`)
  * if the run is still claimed by the same worker and attempt. Resolves
- * `false`, writing nothing, otherwise (or when the record changed meanwhile).
+ * `false`, writing nothing, otherwise: `false` always means the claim is no
+ * longer `claimed`'s (a write that raced another one, such as the run's other
+ * heartbeat, is tried again on the record as it now is).
  */
 export async function heartbeatClaim(
   ctx: RecordsContext,
@@ -907,12 +909,18 @@ export async function heartbeatClaim(
   at: number,
 ): Promise<boolean> {
   const key = ctx.layout.run(claimed.id);
-  const stored = await ctx.store.get<StoredRun>(key);
-  if (stored === null || !stillClaimed(stored.value, claimed)) return false;
-  const value: StoredRun = { ...stored.value, heartbeatAt: at };
-  const result = await ctx.store.atomic().check(key, stored.version).set(key, value).commit();
   const known = knownEntries(ctx);
-  if (result.ok) known.set(key, value, result.version);
-  else known.forget(key);
-  return result.ok;
+  return await withRetry(
+    ctx.retry,
+    `Cannot record a heartbeat of claimed run ${JSON.stringify(claimed.id)}`,
+    async () => {
+      const stored = await ctx.store.get<StoredRun>(key);
+      if (stored === null || !stillClaimed(stored.value, claimed)) return false;
+      const value: StoredRun = { ...stored.value, heartbeatAt: at };
+      const result = await ctx.store.atomic().check(key, stored.version).set(key, value).commit();
+      if (result.ok) known.set(key, value, result.version);
+      else known.forget(key);
+      return result.ok ? true : RETRY;
+    },
+  );
 }

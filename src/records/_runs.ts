@@ -288,7 +288,10 @@ export async function finishRun(
 /**
  * `Records.heartbeat()`: write `heartbeatAt` into a `running` run's record,
  * one compare-and-set. Resolves `false`, writing nothing, when the run is
- * gone, no longer running, or changed meanwhile (the next beat tries again).
+ * gone, no longer running, changed meanwhile (the next beat tries again), or
+ * claimed from the queue: a claimed run's heartbeat is its claim's lease, and
+ * only `heartbeatClaim` writes it, after checking that the claim is the
+ * writer's (a stale process must never extend another worker's claim).
  */
 export async function heartbeat(ctx: RecordsContext, runId: string, at: number): Promise<boolean> {
   const what = `Cannot record a heartbeat of run ${JSON.stringify(runId)}`;
@@ -296,7 +299,10 @@ export async function heartbeat(ctx: RecordsContext, runId: string, at: number):
   checkTime(at, "at", what);
   const key = ctx.layout.run(runId);
   const stored = await ctx.store.get<StoredRun>(key);
-  if (stored === null || stored.value.status !== "running") return false;
+  if (
+    stored === null || stored.value.status !== "running" ||
+    stored.value.queue?.claim !== undefined
+  ) return false;
   const value: StoredRun = { ...stored.value, heartbeatAt: at };
   const result = await ctx.store.atomic().check(key, stored.version).set(key, value).commit();
   const known = knownEntries(ctx);

@@ -17,6 +17,12 @@
  * never succeeds, `finish` throws a {@linkcode RunEndNotRecordedError}, the
  * heartbeat has stopped, and the run is later found abandoned.
  *
+ * Every recorder is known to its process from its start (or adoption) to the
+ * end of `finish` (or `close`): {@linkcode RunRecorder.interruptAll} records
+ * the end of every run still in flight, at once, without waiting for its
+ * nodes: what a process told to exit at once (a second Ctrl-C or SIGTERM)
+ * does before it exits, so that it leaves no run `running`.
+ *
  * @module
  */
 import { type Clock, realTimers, type Timers } from "../clock.ts";
@@ -25,7 +31,7 @@ import type { JsonValue } from "../store/types.ts";
 import type { Records } from "./records.ts";
 import { HEARTBEAT_MS } from "./heartbeat.ts";
 import { newRunId } from "./run_id.ts";
-import type { QueueInfo, RunEvent, RunRecord } from "./types.ts";
+import type { NodeOutcome, QueueInfo, RunEvent, RunRecord } from "./types.ts";
 
 /** Events appended per batch at most. */
 export const EVENT_BATCH_SIZE = 200;
@@ -60,9 +66,51 @@ export interface RunRecorderOptions {
    * How the end is committed (default `Records.finishRun`); a claimed queued
    * run's is `Records.finishClaimedRun`. Resolving `false` means the run is
    * no longer this process's to finish: `finish` then throws a
-   * {@linkcode RunNotOwnedError}.
+   * {@linkcode RunNotOwnedError}. `how.interrupted` is set when the end is
+   * the one {@linkcode RunRecorder.interruptAll} records (the process is
+   * exiting at once: a claimed run then goes back to the queue).
    */
-  commit?: (record: RunRecord, events: RunEvent[]) => Promise<boolean | void>;
+  commit?: (
+    record: RunRecord,
+    events: RunEvent[],
+    how?: { interrupted: boolean },
+  ) => Promise<boolean | void>;
+  /**
+   * For a claimed run: aborted by whoever else keeps the claim's lease (a
+   * queue worker) when it finds the claim gone. The recorder then acts as
+   * when its own heartbeat finds it gone (see {@linkcode RunRecorder.adopt}):
+   * no more events are written, `onCancelRequested` is called, and `finish`
+   * throws a {@linkcode RunNotOwnedError}.
+   */
+  lost?: AbortSignal;
+}
+
+/** The default wait of {@linkcode RunRecorder.interruptAll}, in ms: what a process waits before it exits anyway. */
+export const INTERRUPT_TIMEOUT_MS = 1_500;
+
+/**
+ * A run this process is in charge of, that it would leave `running` if it
+ * exited now: what {@linkcode RunRecorder.interruptAll} ends.
+ */
+export interface RunInFlight {
+  /** The run's id. */
+  readonly id: string;
+  /** Record its end now, once, without waiting for its nodes; resolves whether it is recorded ended. */
+  interrupt(reason: string): Promise<boolean>;
+}
+
+/** The runs of this process that have not ended yet: every recorder's, and claims not yet started. */
+const inFlight = new Set<RunInFlight>();
+
+/**
+ * Count `run` among this process's runs in flight (see
+ * {@linkcode RunRecorder.interruptAll}) until the function returned is
+ * called. Every recorder counts its own; a queue worker counts a run it
+ * claimed until the run's recorder takes over.
+ */
+export function trackRunInFlight(run: RunInFlight): () => void {
+  inFlight.add(run);
+  return () => inFlight.delete(run);
 }
 
 /**
@@ -189,7 +237,18 @@ export class RunRecorder {
   readonly #stopBeating = new AbortController();
   #beating: Promise<void> = Promise.resolve();
   #watching: Promise<void> = Promise.resolve();
-  readonly #commit: (record: RunRecord, events: RunEvent[]) => Promise<boolean | void>;
+  readonly #commit: NonNullable<RunRecorderOptions["commit"]>;
+  /** The nodes seen so far (from their events), for an end recorded by `interruptAll`. */
+  readonly #nodes = new Map<string, NodeOutcome>();
+  /** The end `finish` is committing, once it has made it. */
+  #ending: { record: RunRecord; events: RunEvent[] } | undefined;
+  #interrupted: Promise<boolean> | undefined;
+  /** This run, as {@linkcode RunRecorder.interruptAll} sees it. */
+  readonly #tracked: RunInFlight;
+  /** The claim this recorder's heartbeat extends (a run claimed from the queue). */
+  #claim: RunRecord | undefined;
+  /** The claim is no longer this attempt's: nothing more is written for the run. */
+  #lost = false;
 
   private constructor(
     records: Records,
@@ -204,6 +263,7 @@ export class RunRecorder {
     this.#start = start;
     this.startedAt = startedAt;
     this.id = id ?? newRunId(startedAt);
+    this.#tracked = { id: this.id, interrupt: (reason) => this.#interrupt(reason) };
     this.#commit = options.commit ?? ((record, events) => records.finishRun(record, events));
     // From now, not from `startedAt`: a claimed run's `startedAt` is when it
     // was enqueued, and its first event would otherwise be appended at once
@@ -239,7 +299,13 @@ export class RunRecorder {
   /**
    * Record a run that is already recorded `running` (a run a worker claimed
    * from the queue): same id and start, no new record; heartbeats and the
-   * cancel watch start as for {@linkcode RunRecorder.start}.
+   * cancel watch start as for {@linkcode RunRecorder.start}. For a claimed
+   * `run` (`run.queue.claim`), each heartbeat is `Records.heartbeatClaim`:
+   * once it finds the claim no longer this attempt's (its lease lapsed and
+   * another worker took the run back, the attempt recorded `lost`), the
+   * recorder stops: `onCancelRequested` is called so the run stops, no more
+   * of its events are written, and `finish` throws a
+   * {@linkcode RunNotOwnedError} without writing anything.
    */
   static adopt(
     records: Records,
@@ -253,11 +319,13 @@ export class RunRecorder {
       throw new RangeError(`Cannot adopt a run: heartbeatMs must be > 0 (got ${heartbeatMs})`);
     }
     const recorder = new RunRecorder(records, clock, start, run.startedAt, options, run.id);
+    if (run.queue?.claim !== undefined) recorder.#claim = run;
     recorder.#watch(heartbeatMs, options);
     return recorder;
   }
 
   #watch(heartbeatMs: number, options: RunRecorderOptions): void {
+    inFlight.add(this.#tracked);
     const notify = options.onCancelRequested;
     let told = false;
     // Once, whichever finds it first: the cancel poll or a heartbeat.
@@ -266,6 +334,14 @@ export class RunRecorder {
       told = true;
       notify();
     };
+    const lost = options.lost;
+    if (lost?.aborted) this.#lose(stopRun);
+    else {
+      lost?.addEventListener("abort", () => this.#lose(stopRun), {
+        once: true,
+        signal: this.#stopBeating.signal,
+      });
+    }
     this.#beating = this.#beat(heartbeatMs, stopRun);
     if (stopRun !== undefined) {
       const pollMs = options.cancelPollMs ?? CANCEL_POLL_MS;
@@ -281,7 +357,9 @@ export class RunRecorder {
    * the next. A beat that finds the run ended by someone else (recorded
    * abandoned by a cancel that took this process for gone: a paused process,
    * a clock ahead of this one) calls `endedElsewhere`, so the run stops
-   * instead of going on with nobody to record it.
+   * instead of going on with nobody to record it. So does a claimed run's
+   * beat that finds the claim gone (a paused process whose lease lapsed: the
+   * run may be running again under another worker, and must not run twice).
    */
   async #beat(ms: number, endedElsewhere?: () => void): Promise<void> {
     const stop = this.#stopBeating.signal;
@@ -292,6 +370,13 @@ export class RunRecorder {
         return; // Stopped.
       }
       try {
+        const claim = this.#claim;
+        if (claim !== undefined) {
+          // `false` means the claim is not this attempt's any more (see heartbeatClaim).
+          if (await this.#records.heartbeatClaim(claim, this.#clock.now())) continue;
+          if (!stop.aborted) this.#lose(endedElsewhere);
+          return;
+        }
         if (await this.#records.heartbeat(this.id, this.#clock.now())) continue;
         // Not written: the record changed meanwhile, or the run is no longer running.
         const run = await this.#records.getRun(this.id);
@@ -304,6 +389,19 @@ export class RunRecorder {
         // beats are needed before anyone calls the run abandoned.
       }
     }
+  }
+
+  /**
+   * The claim is not this attempt's any more: write nothing more for the run (its events would
+   * mix with the other attempt's) and stop it.
+   */
+  #lose(stopRun?: () => void): void {
+    if (this.#lost) return;
+    this.#lost = true;
+    this.#buffer = [];
+    // Not this process's run any more: `interruptAll` has no end to record for it.
+    inFlight.delete(this.#tracked);
+    stopRun?.();
   }
 
   /** Look for a cancel request every `ms` until one is found or the run ends. */
@@ -334,10 +432,104 @@ export class RunRecorder {
    * a run is given up without `finish`.
    */
   async close(): Promise<void> {
+    inFlight.delete(this.#tracked);
+    await this.#stopWatching();
+  }
+
+  async #stopWatching(): Promise<void> {
     // A reason of its own: the default one is a DOMException, costly to make once per run.
     this.#stopBeating.abort("the run ended");
     await this.#beating;
     await this.#watching;
+  }
+
+  /**
+   * Record the end of every run this process is recording, at once, without
+   * waiting for its nodes: what a process told to exit at once (a second
+   * Ctrl-C or SIGTERM) does before it exits, so that no run is left
+   * `running`. A run whose end `finish` was already committing is recorded
+   * with that end; any other is recorded `cancelled` with `reason` as its
+   * error (the nodes seen so far with their status, the ones still going as
+   * `cancelled`), and a run claimed from the queue goes back to the queue.
+   * Heartbeats stop. One try per run, all at once, for at most `timeoutMs`
+   * ({@linkcode INTERRUPT_TIMEOUT_MS} by default). Resolves the ids of the
+   * runs whose end is recorded (or that had ended meanwhile) and of those
+   * whose end is not (they stay `running` with no heartbeat, and are found
+   * abandoned later).
+   *
+   * @example
+   * ```ts
+   * import { openStore, Records, RunRecorder } from "@flowstate/core/records";
+   * import assert from "node:assert/strict";
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const clock = { now: () => Date.now() };
+   * const run = await RunRecorder.start(records, clock, { flowId: "f", flowVersion: "job", inputs: {} });
+   * run.event({ at: clock.now(), type: "node.start", node: "wait" });
+   * // The process is told to exit at once: its run is not left running.
+   * const { ended, notEnded } = await RunRecorder.interruptAll("cancelled: exiting at once");
+   * assert.deepEqual([ended, notEnded], [[run.id], []]);
+   * const stored = await records.getRun(run.id);
+   * assert.equal(stored?.status, "cancelled");
+   * assert.equal(stored?.error?.message, "cancelled: exiting at once");
+   * assert.equal(stored?.nodes.wait.status, "cancelled");
+   * ```
+   */
+  static async interruptAll(
+    reason: string,
+    options: { timeoutMs?: number } = {},
+  ): Promise<{ ended: string[]; notEnded: string[] }> {
+    const timeoutMs = options.timeoutMs ?? INTERRUPT_TIMEOUT_MS;
+    const runs = [...inFlight];
+    const ended: string[] = [];
+    const all = Promise.all(runs.map(async (run) => {
+      if (await run.interrupt(reason).catch(() => false)) ended.push(run.id);
+    }));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      all,
+      new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs)),
+    ]);
+    clearTimeout(timer);
+    return {
+      ended: [...ended],
+      notEnded: runs.map((r) => r.id).filter((id) => !ended.includes(id)),
+    };
+  }
+
+  /** Commit this run's end now, once: the one `finish` made, else cancelled with `reason`. */
+  #interrupt(reason: string): Promise<boolean> {
+    this.#interrupted ??= (async () => {
+      this.#stopBeating.abort("the process is exiting");
+      const endedAt = this.#clock.now();
+      let ending = this.#ending;
+      let how: { interrupted: boolean } | undefined;
+      if (ending === undefined) {
+        const nodes: RunRecord["nodes"] = {};
+        for (const [id, outcome] of this.#nodes) nodes[id] = { ...outcome };
+        const events = this.#buffer;
+        this.#buffer = [];
+        events.push({ at: endedAt, type: "run.end" });
+        ending = {
+          record: this.#record(
+            { status: "cancelled", outputs: null, nodes, error: { message: reason } },
+            endedAt,
+          ),
+          events,
+        };
+        how = { interrupted: true };
+      }
+      try {
+        return (await this.#commit(ending.record, ending.events, how)) !== false;
+      } catch {
+        // Ended meanwhile (by `finish`, or by someone else), or the store failed.
+        const stored = await this.#records.getRun(this.id).catch(() => null);
+        return stored !== null && stored.status !== "running";
+      } finally {
+        inFlight.delete(this.#tracked);
+      }
+    })();
+    return this.#interrupted;
   }
 
   #record(end: RunEnd, endedAt: number | null): RunRecord {
@@ -361,7 +553,25 @@ export class RunRecorder {
 
   /** Buffer one event; append the buffer when it is full or old enough. */
   event(event: RunEvent): void {
+    // The run is another attempt's now: its events are not mixed with this one's.
+    if (this.#lost) return;
     this.#buffer.push(event);
+    switch (event.type) {
+      case "node.start":
+        this.#nodes.set(event.node, { status: "cancelled", attempts: 0 });
+        break;
+      case "node.attempt":
+        if (event.error === undefined) {
+          this.#nodes.set(event.node, { status: "cancelled", attempts: event.attempt });
+        }
+        break;
+      case "node.end": {
+        const outcome: NodeOutcome = { status: event.status, attempts: event.attempt };
+        if (event.error !== undefined) outcome.error = event.error;
+        this.#nodes.set(event.node, outcome);
+        break;
+      }
+    }
     if (this.#buffer.length >= EVENT_BATCH_SIZE || event.at - this.#lastFlush >= EVENT_BATCH_MS) {
       this.#flush();
     } else if (!this.#flushTimer && !this.#stopBeating.signal.aborted) {
@@ -381,7 +591,7 @@ export class RunRecorder {
   }
 
   #flush(): void {
-    if (this.#buffer.length === 0) return;
+    if (this.#buffer.length === 0 || this.#lost) return;
     const batch = this.#buffer;
     this.#buffer = [];
     this.#lastFlush = this.#clock.now();
@@ -395,15 +605,32 @@ export class RunRecorder {
   /**
    * Record the end: the final status with the events not yet appended, in one
    * commit. Returns the record as stored. Throws (after recording the
-   * end) if an earlier batch of events could not be appended.
+   * end) if an earlier batch of events could not be appended; throws a
+   * {@linkcode RunNotOwnedError}, recording nothing, for a claimed run whose
+   * claim is no longer this attempt's.
    */
   async finish(end: RunEnd): Promise<RunRecord> {
-    await this.close();
+    try {
+      return await this.#finish(end);
+    } finally {
+      inFlight.delete(this.#tracked);
+    }
+  }
+
+  async #finish(end: RunEnd): Promise<RunRecord> {
+    await this.#stopWatching();
+    if (this.#interrupted !== undefined && await this.#interrupted) {
+      // Already recorded ended by `interruptAll` (the process is exiting): that end stands.
+      const stored = await this.#records.getRun(this.id);
+      if (stored !== null && stored.status !== "running") return stored;
+    }
     await this.#flushing;
+    if (this.#lost) throw new RunNotOwnedError(this.id);
     const last = this.#buffer;
     this.#buffer = [];
     const endedAt = end.endedAt ?? this.#clock.now();
     let record = this.#record(end, endedAt);
+    this.#ending = { record, events: last };
     try {
       await this.#commitEnd(record, last);
     } catch (err) {
@@ -424,7 +651,9 @@ export class RunRecorder {
             `it is recorded without them: return smaller outputs and keep large data in state`,
         },
       }, endedAt);
-      await this.#commitEnd(record, last.filter((e) => e.type !== "node.log"));
+      const events = last.filter((e) => e.type !== "node.log");
+      this.#ending = { record, events };
+      await this.#commitEnd(record, events);
     }
     if (this.#flushError !== undefined) {
       throw new Error(

@@ -201,3 +201,153 @@ Deno.test("RunRecorder appends buffered events within EVENT_BATCH_MS even when n
   assert.equal(timers.pending, 0, "no timer left");
   assert.equal((await records.getEvents(recorder.id)).length, 2);
 });
+
+/** Put one run of flow `f` in the queue; resolves its id. */
+async function enqueueOne(records: Records): Promise<string> {
+  const queued = { flowId: "f", flowVersion: "v1", inputs: {}, flowPath: "/f.flow.yaml" };
+  return (await records.enqueueRun(queued)).runId;
+}
+
+Deno.test("RunRecorder.adopt stops a claimed run whose claim another worker took over, and never beats onto that claim", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  // Worker A, whose process pauses past its lease; worker B, whose clock is past A's lease.
+  const a = new Records(store, { clock });
+  const b = new Records(store, { clock: { now: () => clock.now() + 10_000 } });
+  const runId = await enqueueOne(a);
+  const claimed = await a.claimRun({ worker: "A", leaseMs: 1_000 });
+  assert.equal(claimed?.id, runId);
+  let stopped = 0;
+  const recorder = RunRecorder.adopt(a, clock, claimed!, { ...START, queue: claimed!.queue }, {
+    timers,
+    heartbeatMs: 250,
+    onCancelRequested: () => stopped++,
+    commit: (record, events) => a.finishClaimedRun(record, events),
+  });
+  recorder.event({ at: clock.now(), type: "run.start" });
+  await timers.advance(250);
+  assert.equal((await a.getRun(runId))?.heartbeatAt, clock.now(), "A's beat extends its claim");
+  assert.equal(stopped, 0);
+  // A pauses; B takes the lapsed claim back (A's attempt recorded lost) and claims the run again.
+  assert.deepEqual(await b.reclaimLost(), [runId]);
+  const retaken = await b.claimRun({ worker: "B", leaseMs: 1_000 });
+  assert.equal(retaken?.queue?.attempt, 2);
+  const bBeat = clock.now() + 10_000;
+  assert.ok(await b.heartbeatClaim(retaken!, bBeat));
+  // A resumes: its next beat finds the claim gone and stops the run.
+  recorder.event({ at: clock.now(), type: "node.start", node: "effect" });
+  await timers.advance(250);
+  assert.equal(stopped, 1, "A's run is stopped at its next beat");
+  await timers.advance(1_000);
+  assert.equal(stopped, 1, "once");
+  recorder.event({
+    at: clock.now(),
+    type: "node.log",
+    node: "effect",
+    message: "late",
+    level: "info",
+  });
+  await timers.advance(1_000);
+  const held = await a.getRun(runId);
+  assert.equal(held?.status, "running");
+  assert.equal(held?.queue?.claim?.worker, "B");
+  assert.equal(held?.heartbeatAt, bBeat, "B's claim keeps B's heartbeat");
+  // Its end is refused without a write. Its events up to the beat that found the claim gone were
+  // appended (that beat is the first moment it can know); none after it.
+  await assert.rejects(
+    () => recorder.finish({ ...END, status: "cancelled" }),
+    (err: Error) => err.name === "RunNotOwnedError",
+  );
+  assert.equal(timers.pending, 0, "no timer left");
+  assert.deepEqual((await a.getEvents(runId)).map((e) => e.type), ["run.start", "node.start"]);
+  const after = await a.getRun(runId);
+  assert.deepEqual(after?.queue?.attempts.map((x) => [x.worker, x.outcome]), [["A", "lost"]]);
+  assert.equal(after?.heartbeatAt, bBeat);
+});
+
+Deno.test("Records.heartbeat never writes onto a claimed run (only heartbeatClaim extends a claim)", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const records = new Records(store, { clock });
+  const runId = await enqueueOne(records);
+  const claimed = await records.claimRun({ worker: "B", leaseMs: 1_000 });
+  const before = (await records.getRun(runId))?.heartbeatAt;
+  assert.equal(await records.heartbeat(runId, clock.now() + 500), false);
+  assert.equal((await records.getRun(runId))?.heartbeatAt, before);
+  assert.equal(await records.heartbeatClaim(claimed!, clock.now() + 500), true);
+  assert.equal((await records.getRun(runId))?.heartbeatAt, clock.now() + 500);
+});
+
+Deno.test("RunRecorder.adopt with `lost`: once the worker finds the claim gone, nothing more is written and the run stops", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const records = new Records(store, { clock });
+  const runId = await enqueueOne(records);
+  const claimed = await records.claimRun({ worker: "A", leaseMs: 60_000 });
+  const lost = new AbortController();
+  let stopped = 0;
+  const recorder = RunRecorder.adopt(
+    records,
+    clock,
+    claimed!,
+    { ...START, queue: claimed!.queue },
+    {
+      timers,
+      lost: lost.signal,
+      onCancelRequested: () => stopped++,
+      commit: (record, events) => records.finishClaimedRun(record, events),
+    },
+  );
+  recorder.event({ at: clock.now(), type: "run.start" });
+  await timers.advance(EVENT_BATCH_MS);
+  recorder.event({ at: clock.now(), type: "node.start", node: "wait" });
+  lost.abort();
+  assert.equal(stopped, 1, "the run is told to stop at once");
+  recorder.event({
+    at: clock.now(),
+    type: "node.log",
+    node: "wait",
+    message: "late",
+    level: "info",
+  });
+  await timers.advance(EVENT_BATCH_MS);
+  // Not this process's run any more: a process exiting at once has no end to record for it.
+  const { ended, notEnded } = await RunRecorder.interruptAll("cancelled: exiting at once");
+  assert.deepEqual([ended, notEnded], [[], []]);
+  await assert.rejects(
+    () => recorder.finish({ ...END, status: "cancelled" }),
+    (err: Error) => err.name === "RunNotOwnedError",
+  );
+  assert.equal(stopped, 1);
+  assert.deepEqual((await records.getEvents(runId)).map((e) => e.type), ["run.start"]);
+  assert.equal((await records.getRun(runId))?.status, "running", "nothing was recorded");
+});
+
+Deno.test("RunRecorder.finish() after interruptAll() returns the end interruptAll recorded, without a conflict", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  const clock = { now: () => Date.now() };
+  const recorder = await RunRecorder.start(records, clock, {
+    flowId: "f",
+    flowVersion: "job",
+    inputs: {},
+  });
+  recorder.event({ at: clock.now(), type: "node.start", node: "a" });
+  recorder.event({ at: clock.now(), type: "node.attempt", node: "a", attempt: 1 });
+  const { ended } = await RunRecorder.interruptAll("cancelled: exiting");
+  assert.ok(ended.includes(recorder.id));
+  // The run's own code reaches its end meanwhile: it gets the recorded end, not an error.
+  const record = await recorder.finish({
+    status: "succeeded",
+    outputs: {},
+    nodes: {},
+    error: null,
+  });
+  assert.equal(record.status, "cancelled");
+  assert.deepEqual(record.nodes, { a: { status: "cancelled", attempts: 1 } });
+  assert.equal((await records.getRun(recorder.id))?.error?.message, "cancelled: exiting");
+  // Nothing is left in flight.
+  assert.deepEqual(await RunRecorder.interruptAll("again"), { ended: [], notEnded: [] });
+});

@@ -299,8 +299,10 @@ export class Records {
   /**
    * Record that a `running` run is still alive: write `heartbeatAt: at` into
    * its record. Resolves `false` (nothing written) when the run is gone, has
-   * finished, or changed meanwhile. `RunRecorder` calls this every few
-   * seconds; see `heartbeat.ts`.
+   * finished, or changed meanwhile, and for a run claimed from the queue,
+   * whose heartbeat only {@linkcode Records.heartbeatClaim} writes (it checks
+   * whose claim it is). `RunRecorder` calls this every few seconds; see
+   * `heartbeat.ts`.
    */
   heartbeat(runId: string, at: number): Promise<boolean> {
     return heartbeat(this.#ctx, runId, at);
@@ -488,7 +490,9 @@ export class Records {
   /**
    * Extend the lease of a claim (`claimed` as `claimRun` returned it): its
    * `heartbeatAt` is written if the run is still this worker's, this
-   * attempt's. Resolves whether it was.
+   * attempt's. Resolves whether it was: `false` means the claim is gone (the
+   * run ended, or its lease lapsed and the queue took it back), and the
+   * attempt should stop.
    */
   async heartbeatClaim(claimed: RunRecord, at: number = this.#ctx.clock.now()): Promise<boolean> {
     return await (await queueModule()).heartbeatClaim(this.#ctx, claimed, at);

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { uniqueRandomBytes } from "../_random.ts";
 
 /** Base-36 digits of the start time at the front of a run id. */
 const TIME_DIGITS = 9;
@@ -27,7 +28,7 @@ let lastIdMs = -1;
 let lastIdRandom = "";
 
 function randomDigits(n: number): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(n));
+  const bytes = uniqueRandomBytes(n);
   let out = "";
   for (const b of bytes) out += (b % 36).toString(36);
   return out;

@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { callGuarded } from "../_callback.ts";
 import type { ResolvedConfig } from "../config.ts";
 import { ConfigError, messageOf } from "../errors.ts";
 import { flowFiles } from "../flow_files.ts";
@@ -206,12 +207,10 @@ export async function startChangeTriggers(
   const records = await runtime.store(runtime.config.records);
   const runnerId = options.runnerId ?? `${Deno.hostname()}:${Deno.pid}`;
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  // A listener's failure (a throw, or an async one's rejection) is not the trigger's.
   const emit = (event: ChangeTriggerEvent) => {
-    try {
-      options.onEvent?.(event);
-    } catch {
-      // A listener's failure is not the trigger's.
-    }
+    const onEvent = options.onEvent;
+    if (onEvent !== undefined) callGuarded(() => onEvent(event), () => {});
   };
   const loops = specs.map((spec) =>
     runTrigger(runtime, records, spec, {

@@ -48,6 +48,7 @@
  *
  * @module
  */
+import { callGuarded } from "../_callback.ts";
 import type { AbandonedPolicy, MissedPolicy, OverlapPolicy } from "../config.ts";
 import { realTimers, type Timers } from "../clock.ts";
 import type { RunStatus } from "../records/types.ts";
@@ -68,6 +69,7 @@ import { MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import { loadSchedules } from "./from_config.ts";
 import type { Schedule } from "./schedule.ts";
 import { messageOf } from "../errors.ts";
+import { uniqueRandomBytes } from "../_random.ts";
 
 export type { AbandonedPolicy, MissedPolicy, OverlapPolicy } from "../config.ts";
 export type { Schedule, TickContext } from "./schedule.ts";
@@ -209,7 +211,7 @@ export function defaultRunnerId(): string {
   } catch {
     // No --allow-sys: the pid and the random part still make it unique.
   }
-  const random = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
+  const random = new DataView(uniqueRandomBytes(4).buffer).getUint32(0).toString(36);
   return `${host}:${Deno.pid}:${random}`;
 }
 
@@ -441,11 +443,9 @@ export class Scheduler {
   }
 
   #emit(event: SchedulerEvent): void {
-    try {
-      this.#options.onEvent?.(event);
-    } catch {
-      // A listener's failure must not stop the scheduler.
-    }
+    const onEvent = this.#options.onEvent;
+    // A listener's failure (a throw, or an async one's rejection) must not stop the scheduler.
+    if (onEvent !== undefined) callGuarded(() => onEvent(event), () => {});
   }
 
   async #run(): Promise<void> {

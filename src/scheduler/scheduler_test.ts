@@ -142,6 +142,24 @@ Deno.test("Scheduler runs a 6-field schedule at each tick, on time", async () =>
   assert.equal(scheduler.schedules[0].next, T0 + 70 * SECOND);
 });
 
+Deno.test("Scheduler: an async onEvent that rejects neither stops it nor goes unhandled", async () => {
+  await using h = await harness(T0 + 5 * SECOND);
+  const runs: { tick: number; at: number; runner: string }[] = [];
+  let told = 0;
+  const scheduler = h.scheduler({
+    schedules: [recording("s", "*/10 * * * * *", runs, h.clock)],
+    // deno-lint-ignore require-await
+    onEvent: async () => {
+      told++;
+      throw new Error("printer bug");
+    },
+  });
+  await scheduler.start();
+  await h.timers.advanceTo(T0 + 30 * SECOND);
+  assert.deepEqual(runs.map((r) => r.tick), [10, 20, 30].map((s) => T0 + s * SECOND));
+  assert.ok(told >= 6, `told ${told} events`);
+});
+
 Deno.test("Scheduler runs 5-field and @daily schedules at their ticks", async () => {
   await using h = await harness(T0 + 30 * SECOND);
   const runs: { tick: number; at: number; runner: string }[] = [];

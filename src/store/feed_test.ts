@@ -255,6 +255,24 @@ Deno.test("feed: a store without one says which config to add", async () => {
   await assert.rejects(() => store.getAt(["a"], { seq: 0 }), FeedDisabledError);
 });
 
+Deno.test("feed: getAt() with both seq and time is refused, saying to give one", async () => {
+  await using store = await openStore({ plugin: "memory", changes: { keep: "1d" } });
+  await store.set(["k"], "one");
+  await assert.rejects(
+    () => store.getAt(["k"], { seq: 1, time: 0 } as unknown as { seq: number }),
+    (err: Error) => {
+      assert.ok(err instanceof TypeError);
+      assert.equal(
+        err.message,
+        "Cannot read a key as it was: at has both time (0) and seq (1); give one of them: " +
+          "{ time: <ms since the epoch> } or { seq: <number> }",
+      );
+      return true;
+    },
+  );
+  assert.equal((await store.getAt(["k"], { seq: 1 }))?.value, "one");
+});
+
 Deno.test("feed: a bad changes option is a ConfigError naming it", async () => {
   await assert.rejects(
     () => openStore({ plugin: "memory", changes: { keep: "30 days" } }),

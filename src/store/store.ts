@@ -78,6 +78,7 @@ import type {
 import { assertValueSize, serializeValue } from "./values.ts";
 import { checkExpireIn } from "./write_args.ts";
 import { systemClock } from "../clock.ts";
+import { uniqueRandomHex } from "../_random.ts";
 import { listIterator } from "./list_iterator.ts";
 import { CoreIndexes } from "./core_indexes.ts";
 import {
@@ -120,10 +121,8 @@ function chainListings(
   })();
 }
 
-const PROCESS_TAG = Array.from(
-  crypto.getRandomValues(new Uint8Array(8)),
-  (b) => b.toString(16).padStart(2, "0"),
-).join("");
+/** This process's part of every version it makes (never repeated by `--seed`: see `_random.ts`). */
+const PROCESS_TAG = uniqueRandomHex(8);
 let versionCounter = 0;
 let versionMs = -1;
 let versionPrefix = "";
@@ -246,9 +245,22 @@ function checkedResult(result: unknown, store: string): DriverCommitResult {
 
 function commitResult(raw: DriverCommitResult, version: string, store: string): CommitResult {
   const result = checkedResult(raw, store);
-  return result.ok
-    ? { ok: true, version }
-    : { ok: false, version: null, conflicts: result.conflicts };
+  return result.ok ? { ok: true, version } : conflicted(result.conflicts);
+}
+
+/**
+ * A failed commit's result: each key once, in the order first reported (a
+ * driver reports a key checked twice as often as its checks failed).
+ */
+function conflicted(conflicts: readonly Key[]): CommitResult {
+  const seen = new Set<string>();
+  const unique = conflicts.filter((key) => {
+    const id = JSON.stringify(key);
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+  return { ok: false, version: null, conflicts: unique };
 }
 
 /** Wrap a driver into a full {@linkcode Store}. */
@@ -498,7 +510,7 @@ class CoreStore implements Store {
         { checks, mutations, version, now },
         { by: JSON.stringify(by), topic: FEED_TOPIC },
       );
-      if (!result.ok) return { ok: false, version: null, conflicts: result.conflicts };
+      if (!result.ok) return conflicted(result.conflicts);
       for (const wake of this.#wakers) wake();
       return { ok: true, version };
     }
@@ -512,7 +524,7 @@ class CoreStore implements Store {
         { checks, mutations, version, now },
         feedCommit(mutations, now, version, by, FEED_TOPIC),
       );
-      if (!result.ok) return { ok: false, version: null, conflicts: result.conflicts };
+      if (!result.ok) return conflicted(result.conflicts);
       for (const wake of this.#wakers) wake();
       return { ok: true, version };
     }
@@ -546,11 +558,7 @@ class CoreStore implements Store {
       }
       const head = await readHead(this.#driver);
       if (head.version !== plan.headVersion) continue;
-      return {
-        ok: false,
-        version: null,
-        conflicts: result.conflicts.filter((k) => !isInternalKey(k)),
-      };
+      return conflicted(result.conflicts.filter((k) => !isInternalKey(k)));
     }
   }
 
@@ -700,6 +708,12 @@ class CoreStore implements Store {
     if (typeof at !== "object" || at === null || !("time" in at || "seq" in at)) {
       throw new TypeError(
         `${what}: at must be { time: <ms since the epoch> } or { seq: <number> }`,
+      );
+    }
+    if ("time" in at && "seq" in at) {
+      throw new TypeError(
+        `${what}: at has both time (${String(at.time)}) and seq (${String(at.seq)}); give ` +
+          "one of them: { time: <ms since the epoch> } or { seq: <number> }",
       );
     }
     const { result, time } = await changeAt(this.#driver, key, at, what);

@@ -437,8 +437,9 @@ export interface Store extends AsyncDisposable {
   watch<T = JsonValue>(prefixes: readonly Key[], options?: WatchOptions): AsyncIterable<Change<T>>;
   /**
    * The entry at `key` as it was at a time (ms since the epoch) or just after
-   * the change with a sequence number; `null` when it was absent or expired.
-   * Throws when the feed does not reach back that far.
+   * the change with a sequence number (one of them: both is a `TypeError`);
+   * `null` when it was absent or expired. Throws when the feed does not reach
+   * back that far.
    */
   getAt<T = JsonValue>(key: Key, at: { time: number } | { seq: number }): Promise<Entry<T> | null>;
   /** Whether the store keeps a change feed, and which sequence numbers it holds. */

@@ -22,7 +22,8 @@ export interface ManualTimers extends Timers {
 
 /**
  * Make {@linkcode ManualTimers} over `clock`: `sleep(ms)` wakes when the test
- * advances the clock to `now + ms`; an aborted signal rejects it at once.
+ * advances the clock to `now + ms` (`sleep(Infinity)` never does); an aborted
+ * signal rejects it at once.
  *
  * @example
  * ```ts
@@ -52,8 +53,8 @@ export function manualTimers(clock: FakeClock): ManualTimers {
     sleep(ms, signal) {
       return new Promise<void>((resolve, reject) => {
         if (signal?.aborted) return reject(signal.reason);
-        if (!Number.isFinite(ms)) {
-          throw new RangeError(`Cannot sleep: ms must be a finite number (got ${ms})`);
+        if (Number.isNaN(ms) || ms === -Infinity) {
+          throw new RangeError(`Cannot sleep: ms must be a number, or Infinity (got ${ms})`);
         }
         const sleeper = {
           due: clock.now() + Math.max(0, ms),
@@ -75,7 +76,7 @@ export function manualTimers(clock: FakeClock): ManualTimers {
       for (;;) {
         let due = Infinity;
         for (const s of sleepers) due = Math.min(due, s.due);
-        if (due > to) break;
+        if (due > to || due === Infinity) break; // Infinity: only an abort ends it
         if (due > clock.now()) clock.set(due);
         for (const s of [...sleepers]) {
           if (s.due <= clock.now()) {

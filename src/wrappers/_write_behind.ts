@@ -9,6 +9,7 @@
 import { hasPrefix } from "../store/keys.ts";
 import type { Clock, Entry, Key, Store } from "../store/types.ts";
 import { type CacheSlot, idOf, isExpired } from "./_lru.ts";
+import { uniqueRandomHex } from "../_random.ts";
 
 /** A queued write: a slot (`text: null` for a delete) and the id of its key. */
 export interface PendingWrite extends CacheSlot {
@@ -163,10 +164,7 @@ interface VersionAlias {
  */
 export class ProvisionalVersions {
   readonly #max: number;
-  readonly #tag = Array.from(
-    crypto.getRandomValues(new Uint8Array(6)),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
+  readonly #tag = uniqueRandomHex(6);
   #counter = 0;
   /** Flushed provisional versions and the real versions they became, oldest first. */
   readonly #aliases = new Map<string, VersionAlias>();

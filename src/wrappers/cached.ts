@@ -249,6 +249,8 @@ class CachingStore extends ForwardingBase implements CachedStore {
   readonly #inflight = new InflightTickets();
   #hits = 0;
   #misses = 0;
+  /** Queued writes that had expired when flushed, since the last `purgeExpired()`. */
+  #expiredDropped = 0;
   #closed = false;
   /** The encryption handle of the store beneath, and the one this store forwards for it. */
   #encryption: { inner: EncryptionHandle; forwarded: EncryptionHandle } | undefined;
@@ -368,6 +370,7 @@ class CachingStore extends ForwardingBase implements CachedStore {
     this.#inflight.invalidate(write.id);
     if (!current) return; // rewritten meanwhile
     if (write.text === null || isExpired(write.expiresAt, now)) {
+      if (write.text !== null) this.#expiredDropped++; // an expired entry the flush deleted
       this.#remember(write.id, { key: write.key, text: null, version: "", expiresAt: null });
     } else {
       const forgotten = this.#versions.alias(write.id, write.key, write.version, version);
@@ -575,11 +578,19 @@ class CachingStore extends ForwardingBase implements CachedStore {
       : hits.map((h) => ({ ...this.#versions.shown(h), score: h.score }));
   }
 
+  /**
+   * The store's count, plus the queued writes that had expired by the time a
+   * flush since the last call dropped them (a flush deletes such a key
+   * rather than writing it, so the store never holds them to purge).
+   */
   async purgeExpired(): Promise<number> {
     this.#assertOpen("Cannot purge expired entries");
     await this.#writes.settle();
     // Expired entries are already misses here; only the backend holds them.
-    return await this.#store.purgeExpired();
+    const purged = await this.#store.purgeExpired();
+    const dropped = this.#expiredDropped;
+    this.#expiredDropped = 0;
+    return purged + dropped;
   }
 
   async compact(): Promise<CompactResult> {

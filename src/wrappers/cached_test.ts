@@ -561,6 +561,27 @@ Deno.test("CachedStore write-behind keeps the expiry of a queued write", async (
   assert.equal(await store.get(["a"]), null);
 });
 
+Deno.test("CachedStore write-behind purgeExpired() counts a queued write that expired before it reached the store", async () => {
+  const clock = manualClock();
+  const base = await openStore({ plugin: "memory" }, { clock });
+  await using store = cached(base, { clock, mode: "write-behind", flushInterval: 0 });
+  await base.set(["stored"], 1, { expireIn: 10 }); // in the store: its purge counts it
+  await store.set(["queued"], 1, { expireIn: 10 }); // still queued when it expires
+  await store.set(["deleted"], 1);
+  await store.delete(["deleted"]); // a queued delete is no expired entry
+  await store.set(["live"], 1, { expireIn: 1_000 });
+  clock.advance(10);
+  assert.equal(await store.purgeExpired(), 2);
+  assert.equal(await base.get(["queued"]), null);
+  assert.equal(await store.purgeExpired(), 0, "nothing is counted twice");
+  // One dropped by a flush of its own is counted by the next purge.
+  await store.set(["later"], 1, { expireIn: 10 });
+  clock.advance(10);
+  await store.flush();
+  assert.equal(await store.purgeExpired(), 1);
+  assert.deepEqual((await store.get(["live"]))?.value, 1);
+});
+
 Deno.test("CachedStore write-behind flushes on its own after flushInterval", async () => {
   const spy = await spyStore();
   const committed = deferred();

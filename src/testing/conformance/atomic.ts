@@ -191,4 +191,25 @@ export function defineAtomicCases(define: DefineCase): void {
     await expectValue(store, ["lock"], `writer ${winners[0]}`, "the lock holds the winner's value");
     same((await store.get(["lock"]))?.version, results[winners[0]].version, "the winner's version");
   });
+
+  define("atomic() reports a key checked twice once", async (c) => {
+    const store = await c.open();
+    const a1 = await store.set(["a"], 1);
+    const a2 = await store.set(["a"], 2);
+    const twice = await store.atomic()
+      .check(["a"], a1.version)
+      .check(["b"], null)
+      .check(["a"], a1.version)
+      .set(["c"], 1)
+      .commit();
+    same(twice, { ok: false, version: null, conflicts: [["a"]] }, "the same stale check twice");
+    const mixed = await store.atomic()
+      .check(["a"], a2.version)
+      .check(["a"], a1.version)
+      .check(["a"], null)
+      .set(["c"], 1)
+      .commit();
+    same(mixed, { ok: false, version: null, conflicts: [["a"]] }, "one key, two failing checks");
+    await expectAbsent(store, ["c"], "after the failed commits");
+  });
 }

@@ -30,6 +30,7 @@ import { defineVersionCases } from "./versions.ts";
 import { defineIndexCases } from "./indexes.ts";
 import { defineInternalCases } from "./internal.ts";
 import { defineFeedCases } from "./feed.ts";
+import { uniqueRandomBytes } from "../../_random.ts";
 
 /** What {@linkcode OpenStoreForTest} receives for each case. */
 export interface ConformanceContext {
@@ -290,7 +291,7 @@ export function testStore(
         `function ({ id }) => ({ plugin: "<module specifier>", ...options })`,
     );
   }
-  const token = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(36))
+  const token = Array.from(uniqueRandomBytes(4), (b) => b.toString(36))
     .join("").slice(0, 6).padEnd(6, "0");
   const hooks: Hooks = {
     open,

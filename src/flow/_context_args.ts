@@ -1,0 +1,50 @@
+/**
+ * The arguments a node passes to `ctx.log()` and `ctx.sleep()`, checked the
+ * same way in-process (executor.ts) and in a sandboxed node's Worker
+ * (sandbox_worker.ts), which imports this module: it stays small.
+ *
+ * @module
+ */
+import { LOG_LEVELS, type LogLevel } from "../log.ts";
+import { didYouMean } from "../_suggest.ts";
+
+/**
+ * `level` as a log level (`undefined`: `"info"`), or a `TypeError` naming the
+ * levels (and the closest one).
+ */
+export function logLevel(level: unknown): LogLevel {
+  if (level === undefined) return "info";
+  if (LOG_LEVELS.includes(level as LogLevel)) return level as LogLevel;
+  let hint = "";
+  if (typeof level === "string") {
+    // "warning", "err", "information": one level starts the other.
+    const lower = level.toLowerCase();
+    const near = LOG_LEVELS.find((l) =>
+      lower !== "" && (lower.startsWith(l) || l.startsWith(lower))
+    );
+    hint = near === undefined ? didYouMean(level, LOG_LEVELS) : ` (did you mean "${near}"?)`;
+  }
+  const shown = typeof level === "string" ? JSON.stringify(level) : String(level);
+  throw new TypeError(
+    `ctx.log(): unknown level ${shown}${hint}; the levels are ${
+      LOG_LEVELS.map((l) => JSON.stringify(l)).join(", ")
+    }`,
+  );
+}
+
+/**
+ * Why `ms` is no wait for `ctx.sleep()`, or `undefined` for a number >= 0
+ * (`Infinity`: until the node is stopped, by its timeout, the run's or a
+ * cancel).
+ */
+export function sleepProblem(ms: unknown): RangeError | TypeError | undefined {
+  const hint = "give milliseconds >= 0, or Infinity to wait until the node is stopped " +
+    "(its timeout, the run's, or a cancel)";
+  if (typeof ms !== "number") {
+    return new TypeError(
+      `ctx.sleep(): expected a number of milliseconds, got ${typeof ms}; ${hint}`,
+    );
+  }
+  if (Number.isNaN(ms) || ms < 0) return new RangeError(`ctx.sleep(${ms}): ${hint}`);
+  return undefined;
+}

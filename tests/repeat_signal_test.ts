@@ -1,0 +1,125 @@
+/**
+ * One Ctrl-C is one stop, even when it arrives twice. A terminal sends SIGINT
+ * to the whole foreground process group, so `deno task run …` and the
+ * `deno run` it started both get it, and `deno task` forwards its own to the
+ * child as well: the Flowstate process often receives the one press twice, a
+ * few milliseconds apart. That repeat must not count as "Ctrl-C again: exit at
+ * once" (which skips the graceful end: no summary, the run's nodes not waited
+ * for). A real second press, later than `SIGNAL_REPEAT_MS`, still exits at once
+ * (tests/stop_at_once_test.ts).
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cliArgv, cliCommand, runCli } from "./_cli_sandbox.ts";
+
+const SLOW_FLOW = "id: slow\nnodes:\n  - { id: wait, type: delay, with: { for: 60s } }\n";
+
+async function withProject(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-repeat-signal-" });
+  try {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.writeTextFile(join(dir, "flows", "slow.flow.yaml"), SLOW_FLOW);
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Read both streams of `child` into `text`; `until` resolves once one matches. */
+function watch(child: Deno.ChildProcess) {
+  const text = { stdout: "", stderr: "" };
+  const waiters: { pattern: RegExp; resolve(): void }[] = [];
+  const check = () => {
+    for (const w of [...waiters]) {
+      if (w.pattern.test(text.stdout + text.stderr)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
+  const pump = async (stream: "stdout" | "stderr") => {
+    for await (const chunk of child[stream].pipeThrough(new TextDecoderStream())) {
+      text[stream] += chunk;
+      check();
+    }
+    for (const w of waiters.splice(0)) w.resolve(); // ended: let the caller's assertion speak
+  };
+  const pumped = Promise.all([pump("stdout"), pump("stderr")]);
+  const until = (pattern: RegExp) => {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    waiters.push({ pattern, resolve });
+    check();
+    return promise;
+  };
+  return { text, until, pumped };
+}
+
+/** The one run of the project, as `runs show --json` has it. */
+async function theRun(dir: string): Promise<{ status: string; error: { message: string } | null }> {
+  const listed = await runCli(dir, ["runs", "ls", "--json"], { home: join(dir, "home") });
+  assert.equal(listed.code, 0, listed.stderr);
+  const runs: { id: string }[] = JSON.parse(listed.stdout);
+  assert.equal(runs.length, 1, listed.stdout);
+  const shown = await runCli(dir, ["runs", "show", runs[0].id, "--json"], {
+    home: join(dir, "home"),
+  });
+  assert.equal(shown.code, 0, shown.stderr);
+  return JSON.parse(shown.stdout).run;
+}
+
+function assertStoppedGracefully(code: number, text: { stdout: string; stderr: string }): void {
+  const all = `${text.stdout}\n${text.stderr}`;
+  assert.equal(code, 130, all);
+  assert.match(all, /Cancelling the run \(SIGINT/, all);
+  assert.match(text.stdout, /status:\s+cancelled/, `the summary of a graceful stop:\n${all}`);
+  assert.doesNotMatch(all, /twice|could not be recorded/, all);
+}
+
+Deno.test("a SIGINT repeated at once (deno task forwarding one Ctrl-C) stops a run gracefully, not at once", async () => {
+  await withProject(async (dir) => {
+    const child = cliCommand(dir, ["run", "flows/slow.flow.yaml"]).spawn();
+    const { text, until, pumped } = watch(child);
+    await until(/Running flow "slow"/);
+    child.kill("SIGINT");
+    // Delivered as a second signal (not merged with a pending first one by the kernel): the
+    // process has taken the first, and the repeat follows within milliseconds.
+    await until(/Cancelling the run \(SIGINT/);
+    child.kill("SIGINT");
+    const { code } = await child.status;
+    await pumped;
+    assertStoppedGracefully(code, text);
+    const run = await theRun(dir);
+    assert.equal(run.status, "cancelled");
+    assert.doesNotMatch(run.error?.message ?? "", /twice/);
+  });
+});
+
+const setsid = await Deno.stat("/usr/bin/setsid").then(() => "/usr/bin/setsid", () => undefined);
+
+Deno.test({
+  name: "Ctrl-C on `deno task run` (SIGINT to the whole process group) stops the run gracefully",
+  ignore: setsid === undefined || Deno.build.os === "windows",
+  fn: async () => {
+    await withProject(async (dir) => {
+      // The task runs this checkout's CLI with the suite's flags, as a project's `run` task does.
+      const task = cliArgv(["run"]).map((a) => JSON.stringify(a)).join(" ");
+      await Deno.writeTextFile(join(dir, "deno.json"), JSON.stringify({ tasks: { run: task } }));
+      // setsid: the task in a process group of its own, as a terminal's foreground job is.
+      const child = new Deno.Command(setsid!, {
+        args: [Deno.execPath(), "task", "--quiet", "run", "flows/slow.flow.yaml"],
+        cwd: dir,
+        env: { FLOWSTATE_HOME: join(dir, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const { text, until, pumped } = watch(child);
+      await until(/Running flow "slow"/);
+      Deno.kill(-child.pid, "SIGINT"); // what the terminal does on Ctrl-C
+      const { code } = await child.status;
+      await pumped;
+      assertStoppedGracefully(code, text);
+      assert.equal((await theRun(dir)).status, "cancelled");
+    });
+  },
+});
