@@ -49,7 +49,7 @@ Deno.test("run from another folder than the flow's project: a warning naming bot
     assert.doesNotMatch(inProject.stderr, /warning/);
     assert.match(inProject.stdout, /^store: +default \(sqlite\) (.*)$/m);
     assert.equal(inProject.stdout.match(/^store: +default \(sqlite\) (.*)$/m)?.[1], projectStore);
-    assert.match(inProject.stdout, /^  count: 1$/m);
+    assert.match(inProject.stdout, /^ {2}count: 1$/m);
 
     // Elsewhere: the default store there (the home's), and a warning that says so.
     const defaultStore = join(home, "state.db");
@@ -60,7 +60,7 @@ Deno.test("run from another folder than the flow's project: a warning naming bot
     assert.equal(outside.code, 0, outside.stderr);
     assert.equal(outside.stderr.split("\n")[0], warning);
     assert.equal(outside.stdout.match(/^store: +default \(sqlite\) (.*)$/m)?.[1], defaultStore);
-    assert.match(outside.stdout, /^  count: 1$/m);
+    assert.match(outside.stdout, /^ {2}count: 1$/m);
     // validate and enqueue say the same, once.
     const validated = await runCli(elsewhere, ["validate", flow, flow], { home });
     assert.equal(validated.code, 0, validated.stderr);
@@ -74,14 +74,14 @@ Deno.test("run from another folder than the flow's project: a warning naming bot
     assert.equal(given.code, 0, given.stderr);
     assert.doesNotMatch(given.stderr, /warning/);
     assert.equal(given.stdout.match(/^store: +default \(sqlite\) (.*)$/m)?.[1], projectStore);
-    assert.match(given.stdout, /^  count: 2$/m);
+    assert.match(given.stdout, /^ {2}count: 2$/m);
     const fromEnv = await runCli(elsewhere, ["run", flow], {
       home,
       env: { FLOWSTATE_CONFIG: config },
     });
     assert.equal(fromEnv.code, 0, fromEnv.stderr);
     assert.doesNotMatch(fromEnv.stderr, /warning/);
-    assert.match(fromEnv.stdout, /^  count: 3$/m);
+    assert.match(fromEnv.stdout, /^ {2}count: 3$/m);
   });
 });
 
