@@ -18,12 +18,13 @@
  */
 import { parseDuration } from "../duration.ts";
 import { ConflictError } from "../errors.ts";
-import { findFlowFile } from "../flow_files.ts";
+import { findFlowFile, isFlowPath } from "../flow_files.ts";
 import { isRunId } from "../records/run_id.ts";
 import { openRuntime } from "../runtime.ts";
 import { startWorker, type WorkerEvent } from "../queue/worker.ts";
 import { formatDuration, printable, queueAttemptText } from "./format.ts";
 import { UsageError } from "./input.ts";
+import { projectElsewhereWarning } from "./paths.ts";
 import { parseInputPairs } from "./run.ts";
 import { type GlobalOptions, notFound, onStopSignals, printError, printWarning } from "./common.ts";
 
@@ -96,6 +97,11 @@ export async function enqueueCommand(
     : { delay: duration(options.backoff, "--backoff") };
   if (options.key === "") throw new UsageError("Invalid --key: it must not be empty");
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
+  if (isFlowPath(flow)) {
+    // A flow file outside its project is queued in the default store here: said first.
+    const elsewhere = await projectElsewhereWarning(flow, runtime.config);
+    if (elsewhere !== undefined) console.error(printable(`warning: ${elsewhere}`));
+  }
   let result;
   try {
     result = await runtime.enqueue(flow, {

@@ -17,9 +17,45 @@ nodes:
 `),
     [
       '3:31 nodes.0.with.message: missing required option "message" for log',
-      '3:31 nodes.0.with: unknown option "mesage" for log (did you mean "message"?); unknown option "levle" for log (did you mean "level"?)',
+      '3:33 nodes.0.with.mesage: unknown option "mesage" for log (did you mean "message"?)',
+      '3:45 nodes.0.with.levle: unknown option "levle" for log (did you mean "level"?)',
     ],
   );
+});
+
+Deno.test("prepareFlow() checks the keys of templated node options, and their static values", async () => {
+  assert.deepEqual(
+    await problemsOf(`id: demo
+inputs:
+  who: { type: string }
+  n: { type: number }
+nodes:
+  - { id: a, type: log, with: { mesage: "hi \${{ inputs.who }}" } }
+  - { id: b, type: log, with: { message: "\${{ inputs.who }}", level: loud } }
+  - { id: c, type: state.query, with: { where: [{ path: "\${{ inputs.who }}", op: eq, valu: 1 }] } }
+`),
+    [
+      '6:31 nodes.0.with.message: missing required option "message" for log',
+      '6:33 nodes.0.with.mesage: unknown option "mesage" for log (did you mean "message"?)',
+      '7:70 nodes.1.with.level: log: Invalid option: expected one of "debug"|"info"|"warn"|"error"',
+      '8:86 nodes.2.with.where.0.valu: unknown option "valu" for state.query',
+    ],
+  );
+  // Templated values are checked when the run evaluates them: none of these is a problem yet.
+  const prepared = await prepareFlow(parseFlow(
+    `id: demo
+inputs:
+  who: { type: string }
+  n: { type: number }
+nodes:
+  - { id: a, type: state.increment, with: { key: k, by: "\${{ inputs.n }}" } }
+  - { id: b, type: delay, with: { for: "\${{ inputs.n }}s" } }
+  - { id: c, type: queue, with: { flow: "\${{ inputs.who }}", priority: "\${{ inputs.n }}" } }
+  - { id: d, type: state.get, with: { key: k, store: "\${{ inputs.who }}" } }
+`,
+    { file: "flow.yaml" },
+  ));
+  assert.equal(prepared.nodes.length, 4);
 });
 
 Deno.test("prepareFlow() reports a missing required node option by its path", async () => {
