@@ -575,7 +575,7 @@ export async function finishClaimedRun(
   tails: EventTails,
   record: RunRecord,
   events: RunEvent[],
-  options: { release?: boolean } = {},
+  options: { release?: boolean; releaseAfterMs?: number } = {},
 ): Promise<boolean> {
   const what = `Cannot finish claimed run ${JSON.stringify(record?.id)}`;
   checkRun(record, what);
@@ -634,7 +634,8 @@ export async function finishClaimedRun(
       },
     );
   }
-  const runAt = options.release ? now : endedAt + backoffMs(q.backoff, failures(attempts));
+  // A run released by a process exiting at once is due only once that process is gone.
+  const runAt = options.release ? now + Math.max(0, options.releaseAfterMs ?? 0) : endedAt + backoffMs(q.backoff, failures(attempts));
   const runKey = ctx.layout.run(record.id);
   const written = await withRetry(ctx.retry, what, async () => {
     const stored = await ctx.store.get<StoredRun>(runKey);
