@@ -604,6 +604,8 @@ export class RunRecorder {
       } catch {
         return true; // Never stored: nothing is left running.
       }
+      // The events already on their way are stored before the end (the end's come after them).
+      await this.#flushing;
       const endedAt = this.#clock.now();
       let ending = this.#ending;
       let how: InterruptedEnd | undefined;

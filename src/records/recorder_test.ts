@@ -563,3 +563,47 @@ Deno.test("interruptAll counts a run whose start is still being saved: it is rec
   const later = await RunRecorder.start(records, clock, START, { timers });
   await later.finish(END);
 });
+
+Deno.test("interruptAll while finish() waits for an event append in flight records finish's end with every event (a plain run)", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const records = new Records(store, { clock });
+  // The store holds the first append of events until told.
+  const appending = Promise.withResolvers<void>();
+  const held = Promise.withResolvers<void>();
+  let appends = 0;
+  const appendEvents = records.appendEvents.bind(records);
+  records.appendEvents = async (runId, events) => {
+    if (++appends === 1) {
+      appending.resolve();
+      await held.promise;
+    }
+    return await appendEvents(runId, events);
+  };
+  const recorder = await RunRecorder.start(records, clock, START, { timers });
+  recorder.event({ at: clock.now(), type: "run.start" });
+  // Old enough: this event starts an append of the batch.
+  recorder.event({ at: clock.now() + EVENT_BATCH_MS, type: "node.start", node: "charge" });
+  await appending.promise;
+  recorder.event({
+    at: clock.now() + EVENT_BATCH_MS,
+    type: "node.end",
+    node: "charge",
+    status: "succeeded",
+    attempt: 1,
+    durationMs: 5,
+  });
+  const finishing = recorder.finish(CHARGED);
+  const interrupting = RunRecorder.interruptAll("cancelled: exiting at once");
+  held.resolve();
+  assert.deepEqual(await interrupting, { ended: [recorder.id], notEnded: [], elsewhere: [] });
+  assert.equal((await finishing).status, "succeeded");
+  const stored = await records.getRun(recorder.id);
+  assert.equal(stored?.status, "succeeded");
+  assert.deepEqual(stored?.outputs, { charged: true });
+  assert.deepEqual(
+    (await records.getEvents(recorder.id)).map((e) => e.type),
+    ["run.start", "node.start", "node.end"],
+  );
+});
