@@ -583,6 +583,12 @@ export async function finishClaimedRun(
   if (q === undefined || q.claim === undefined) {
     throw new TypeError(`${what}: it has no claim (it was not taken from the queue)`);
   }
+  const releaseAfterMs = options.releaseAfterMs ?? 0;
+  if (!Number.isFinite(releaseAfterMs) || releaseAfterMs < 0) {
+    throw new RangeError(
+      `${what}: releaseAfterMs must be a number of ms >= 0 (got ${options.releaseAfterMs})`,
+    );
+  }
   const now = ctx.clock.now();
   const endedAt = record.endedAt ?? now;
   const attempt: QueueAttempt = {
@@ -635,7 +641,9 @@ export async function finishClaimedRun(
     );
   }
   // A run released by a process exiting at once is due only once that process is gone.
-  const runAt = options.release ? now + Math.max(0, options.releaseAfterMs ?? 0) : endedAt + backoffMs(q.backoff, failures(attempts));
+  const runAt = options.release
+    ? now + Math.floor(releaseAfterMs)
+    : endedAt + backoffMs(q.backoff, failures(attempts));
   const runKey = ctx.layout.run(record.id);
   const written = await withRetry(ctx.retry, what, async () => {
     const stored = await ctx.store.get<StoredRun>(runKey);

@@ -68,12 +68,14 @@ export interface RunRecorderOptions {
    * no longer this process's to finish: `finish` then throws a
    * {@linkcode RunNotOwnedError}. `how.interrupted` is set when the end is
    * the one {@linkcode RunRecorder.interruptAll} records (the process is
-   * exiting at once: a claimed run then goes back to the queue).
+   * exiting at once: a claimed run then goes back to the queue, due only
+   * `how.requeueAfterMs` from now, since the process still runs its nodes
+   * until it exits).
    */
   commit?: (
     record: RunRecord,
     events: RunEvent[],
-    how?: InterruptedEnd,
+    how?: { interrupted: boolean; requeueAfterMs?: number },
   ) => Promise<boolean | void>;
   /**
    * For a claimed run: aborted by whoever else keeps the claim's lease (a
@@ -96,18 +98,8 @@ export const INTERRUPT_TIMEOUT_MS = 1_500;
  */
 export const REQUEUE_MARGIN_MS = 1_000;
 
-/**
- * The end {@linkcode RunRecorder.interruptAll} records for a run that `finish`
- * had not ended (passed to the recorder's `commit`): `requeueAfterMs` is how
- * long from now a claimed run given back to the queue must wait before it is
- * due again (the process still runs its nodes until it exits).
- */
-export interface InterruptedEnd {
-  /** Always `true`: the end is the one recorded for a process that exits at once. */
-  interrupted: boolean;
-  /** Wait this long (ms) before the run is due again, when it goes back to the queue. */
-  requeueAfterMs?: number;
-}
+/** What the recorder's `commit` is told of an end {@linkcode RunRecorder.interruptAll} records. */
+type InterruptedEnd = NonNullable<Parameters<NonNullable<RunRecorderOptions["commit"]>>[2]>;
 
 /**
  * What {@linkcode RunInFlight.interrupt} found: `true`, the run is recorded
