@@ -696,8 +696,16 @@ function readEnv(
   try {
     return Deno.env.get(name);
   } catch (err) {
+    // Deno's own message already ends "run again with the --allow-env flag": say it once, with
+    // the narrowest grant.
+    const denied = err instanceof Error &&
+      (err.name === "NotCapable" || err.name === "PermissionDenied");
     throw new ConfigError(
-      `Cannot read environment variable ${name}: ${(err as Error).message} (run with --allow-env)`,
+      `Cannot read environment variable ${name}: ${
+        denied
+          ? `this process has no permission to read it; grant it with --allow-env=${name} (or --allow-env)`
+          : (err as Error).message
+      }`,
       { cause: err },
     );
   }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { loadConfig } from "./config.ts";
 import { parseConfigText } from "./config_file.ts";
 import { ConfigError } from "./errors.ts";
@@ -614,4 +615,41 @@ Deno.test("parseConfigText() takes serve: { port, host, token } and locates a ba
     errorOf("serve:\n  tokne: x\n"),
     'flowstate.yaml:2:3: serve.tokne: unknown field (did you mean "token"?); serve allows port, host, token',
   );
+});
+
+Deno.test("openRuntime() without env permission says once which variable to grant (not Deno's 'run again' plus ours)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-noenv-" });
+  try {
+    const script = join(dir, "open.ts");
+    await Deno.writeTextFile(
+      script,
+      `import { openRuntime } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+try {
+  await openRuntime({ cwd: ${JSON.stringify(dir)} });
+} catch (err) {
+  console.log((err as Error).message);
+}
+`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--config",
+        fileURLToPath(new URL("../deno.json", import.meta.url)),
+        "--allow-read",
+        script,
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout).trim();
+    assert.equal(
+      text,
+      "Cannot read environment variable FLOWSTATE_HOME: this process has no permission to read it; grant it with --allow-env=FLOWSTATE_HOME (or --allow-env)",
+      new TextDecoder().decode(out.stderr),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

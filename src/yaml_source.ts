@@ -236,7 +236,10 @@ export class YamlSource {
       ...this.position(error.pos[0]),
       error,
     });
-    this.syntaxErrors = explained(this.doc.errors.map(problem), text);
+    this.syntaxErrors = explained(
+      unclosedStrings(this.doc.errors.map(problem), tokens, (o) => this.position(o)),
+      text,
+    );
     this.syntaxWarnings = this.doc.warnings.map(problem);
   }
 
@@ -563,6 +566,71 @@ function tooDeep(tokens: readonly CST.Token[], limit: number): number | undefine
     }
   }
   return undefined;
+}
+
+/**
+ * yaml reports a string whose quote is never closed at the end of the text ("Missing closing
+ * "quote"), where nothing is wrong, followed by errors that only follow from it: report it where
+ * the string opens instead, with the fix, and drop the errors after it.
+ */
+function unclosedStrings(
+  problems: YamlSyntaxProblem[],
+  tokens: readonly CST.Token[],
+  position: (offset: number) => SourcePosition,
+): YamlSyntaxProblem[] {
+  const missing = problems.find((p) =>
+    p.error.code === "MISSING_CHAR" && /^Missing closing ["']quote/.test(p.message)
+  );
+  if (missing === undefined) return problems;
+  const quote = missing.message.charAt("Missing closing ".length);
+  const end = missing.error.pos[0];
+  let opened: number | undefined;
+  for (const token of quotedScalars(tokens)) {
+    const source = token.source.trimEnd();
+    const closed = source.length > 1 && source.endsWith(quote);
+    if (token.source.startsWith(quote) && !closed && token.offset < end) opened = token.offset;
+  }
+  if (opened === undefined) return problems;
+  const at = opened;
+  return problems.flatMap((p) => {
+    if (p === missing) {
+      return [{
+        ...p,
+        ...position(at),
+        message:
+          `a string opens here with ${quote} and is never closed, so YAML reads the rest of the text into it: add the closing ${quote}`,
+      }];
+    }
+    // Anything from the string on only follows from it.
+    return p.error.pos[0] >= at ? [] : [p];
+  });
+}
+
+/** The quoted scalars among yaml's tokens, in document order (iteratively, as `tooDeep`). */
+function* quotedScalars(
+  tokens: readonly CST.Token[],
+): Generator<{ offset: number; source: string }> {
+  const stack: unknown[] = [...tokens].reverse();
+  while (stack.length > 0) {
+    const token = stack.pop();
+    if (typeof token !== "object" || token === null) continue;
+    const t = token as {
+      type?: string;
+      offset?: number;
+      source?: string;
+      value?: unknown;
+      items?: { key?: unknown; value?: unknown }[];
+    };
+    if (t.type === "double-quoted-scalar" || t.type === "single-quoted-scalar") {
+      yield { offset: t.offset ?? 0, source: t.source ?? "" };
+      continue;
+    }
+    const children: unknown[] = t.value === undefined ? [] : [t.value];
+    for (const item of t.items ?? []) children.push(item.key, item.value);
+    for (let i = children.length - 1; i >= 0; i--) {
+      if (children[i] != null) stack.push(children[i]);
+    }
+  }
 }
 
 function messageOf(error: unknown): string {

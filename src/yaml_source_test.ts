@@ -71,6 +71,32 @@ Deno.test("YamlSource.syntaxErrors give yaml's message without its position, and
   assert.deepEqual(new YamlSource("a: 1\n").syntaxErrors, []);
 });
 
+Deno.test("YamlSource.syntaxErrors: an unclosed quote is reported where its string opens, alone (not at the end of the text)", () => {
+  const cases: [string, string, [number, number]][] = [
+    // In a flow mapping: yaml also reported "Flow map … must be sufficiently indented" at the end.
+    ['id: syn3\nnodes:\n  - id: a\n    type: log\n    with: { message: "hi }\n', '"', [5, 22]],
+    ['id: x\nnodes:\n  - id: a\n    with:\n      message: "hi\n  - id: b\n', '"', [5, 16]],
+    ["id: x\ndescription: 'oops\nnodes: []\n", "'", [2, 14]],
+  ];
+  for (const [text, quote, [line, column]] of cases) {
+    const errors = new YamlSource(text).syntaxErrors;
+    assert.deepEqual(
+      errors.map((e) => [e.line, e.column, e.message]),
+      [[
+        line,
+        column,
+        `a string opens here with ${quote} and is never closed, so YAML reads the rest of the text into it: add the closing ${quote}`,
+      ]],
+      text,
+    );
+  }
+  // An error before the string is kept.
+  assert.deepEqual(
+    new YamlSource("a: b: c\nd: 'x\n").syntaxErrors.map((e) => [e.line, e.column]),
+    [[1, 4], [2, 4]],
+  );
+});
+
 Deno.test("YamlSource with uniqueKeys: false lets the last key count and lists the earlier ones", () => {
   const text = "a: 1\nb:\n  c: 1\n  c: 2\na: 3\n";
   assert.equal(new YamlSource(text).syntaxErrors[0].message, "Map keys must be unique");

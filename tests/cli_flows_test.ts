@@ -378,7 +378,7 @@ nodes:
 });
 
 Deno.test("flowstate validate checks flows without writing and reports every invalid one", async () => {
-  await withSandbox(async ({ run, write, home }) => {
+  await withSandbox(async ({ dir, run, write, home }) => {
     await write(
       "good.flow.yaml",
       "id: good\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
@@ -418,7 +418,10 @@ Deno.test("flowstate validate checks flows without writing and reports every inv
     // Unknown node types are reported with every other problem of the file.
     const types = await run("validate", "types.flow.yaml");
     assert.equal(types.code, 2);
-    assert.equal(types.stderr.trim(), "error: types.flow.yaml: Cannot load flow: no such file");
+    assert.equal(
+      types.stderr.trim(),
+      `error: types.flow.yaml: Cannot load flow: no such file ${join(dir, "types.flow.yaml")}`,
+    );
     await write(
       "types.flow.yaml",
       "id: t\nnodes:\n  - { id: a, type: lgo }\n  - { id: b, type: tranform }\n",

@@ -27,10 +27,17 @@ nodes:
 `,
 };
 
-async function setUp(dir: string): Promise<void> {
+/** The flows (with `slow`: also a flow whose one node waits a minute) and the config. */
+async function setUp(dir: string, { slow = false } = {}): Promise<void> {
   await Deno.mkdir(join(dir, "flows"));
   for (const [name, text] of Object.entries(FLOWS)) {
     await Deno.writeTextFile(join(dir, "flows", name), text);
+  }
+  if (slow) {
+    await Deno.writeTextFile(
+      join(dir, "flows", "slow.flow.yaml"),
+      "id: slow\nnodes:\n  - { id: w, type: delay, with: { for: 60s } }\n",
+    );
   }
   await Deno.writeTextFile(join(dir, "flowstate.yaml"), "flows: [./flows]\n");
 }
@@ -145,7 +152,7 @@ Deno.test("cli queue: runs retry of a run started directly counts its first atte
     const [{ id }] = JSON.parse((await run("runs", "ls", "--json")).stdout);
     const retry = await run("runs", "retry", id);
     assert.equal(retry.code, 0, retry.stderr);
-    assert.match(retry.stdout, /queued again \(attempt 2\)/);
+    assert.match(retry.stdout, /queued again: next attempt 2 of 2$/m);
     const queued = JSON.parse((await run("runs", "show", id, "--json")).stdout).run;
     assert.equal(queued.queue.maxAttempts, 2);
     assert.deepEqual(
@@ -212,11 +219,7 @@ async function stopWith(
 
 Deno.test("cli queue: SIGHUP stops a worker cleanly (its run back in the queue, not left running); a second signal exits with that signal's code", async () => {
   await withSandbox(async ({ dir, home, run }) => {
-    await setUp(dir);
-    await Deno.writeTextFile(
-      join(dir, "flows", "slow.flow.yaml"),
-      "id: slow\nnodes:\n  - { id: w, type: delay, with: { for: 60s } }\n",
-    );
+    await setUp(dir, { slow: true });
     const id = (await run("enqueue", "slow")).stdout.trim();
     const worker = ["worker", "--json", "--poll", "50ms", "--grace", "100ms"];
     const hup = await stopWith(dir, home, worker, "claim", ["SIGHUP"]);
@@ -230,6 +233,42 @@ Deno.test("cli queue: SIGHUP stops a worker cleanly (its run back in the queue, 
     ]);
     assert.equal(twice.code, 143, twice.stderr);
     assert.match(twice.stderr, /Received SIGTERM again: exiting without waiting/);
+  });
+});
+
+Deno.test("cli queue: a lost attempt, cancelled then retried: one attempt numbering in retry and show, no stale error, the lost attempt ends at its last heartbeat", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    await setUp(dir, { slow: true });
+    const id = (await run("enqueue", "slow")).stdout.trim();
+    // Its worker dies (kill -9) while the attempt runs; another worker takes it back (its
+    // lease lapsed) without running it (that one runs only "mark").
+    const killed = await stopWith(dir, home, ["worker", "--json", "--lease", "1s"], "claim", [
+      "SIGKILL",
+    ]);
+    assert.equal(killed.code, 137, killed.stderr);
+    const deadAt = Date.now(); // its last heartbeat was before this
+    const other = ["worker", "--json", "--poll", "50ms", "--flows", "mark"];
+    assert.equal((await stopWith(dir, home, other, "lost", ["SIGTERM"])).code, 0);
+
+    const cancel = await run("runs", "cancel", id);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.match(cancel.stdout, /Cancelled run \w+ \(slow\) while queued: it does not start again/);
+    const retry = await run("runs", "retry", id);
+    assert.equal(retry.code, 0, retry.stderr);
+    assert.match(retry.stdout, /queued again: next attempt 2 of 2 \(1 lost, not counted\)$/m);
+    const shown = await run("runs", "show", id);
+    assert.match(shown.stdout, /^status: {3}queued$/m);
+    assert.match(shown.stdout, /priority 0, next attempt 2 of 2 \(1 lost, not counted\)$/m);
+    assert.match(shown.stdout, /^ {2}attempt 1: lost on .*no heartbeat from worker/m);
+    assert.doesNotMatch(shown.stdout, /^error:/m, "no error on a queued run");
+    const record = JSON.parse((await run("runs", "show", id, "--json")).stdout).run;
+    assert.equal(record.error, null);
+    assert.equal(record.queue.attempts.length, 1);
+    const lost = record.queue.attempts[0];
+    assert.ok(
+      lost.endedAt <= deadAt,
+      `the lost attempt ends at its last heartbeat (${lost.endedAt}), before its worker died (${deadAt})`,
+    );
   });
 });
 
@@ -282,7 +321,7 @@ Deno.test("cli queue: a run enqueued past the last time a Date holds shows as su
     assert.equal(shown.code, 0, shown.stderr);
     assert.match(
       shown.stdout,
-      /^queue: {4}run after the year 275760, priority 0, attempt 0 of 1$/m,
+      /^queue: {4}run after the year 275760, priority 0, next attempt 1 of 1$/m,
     );
     await Deno.writeTextFile(
       join(dir, "flowstate.yaml"),

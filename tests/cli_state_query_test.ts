@@ -99,6 +99,15 @@ Deno.test("flowstate state query filters, sorts and explains with the declared i
     assert.equal(typo.code, 2);
     assert.match(typo.stderr, /"dsc" is not a direction \(did you mean "desc"\?\)/);
     assert.match(typo.stderr, /createdAt:asc or createdAt:desc/);
+    // "-createdAt" as a word of its own is not commander's "argument missing": it says to write "=".
+    for (const rest of [[], ["--limit", "3"]]) {
+      const spaced = await run("state", "query", "--order-by", "-createdAt", ...rest);
+      assert.equal(spaced.code, 2);
+      assert.equal(
+        spaced.stderr,
+        'error: --order-by -createdAt: a value that starts with "-" is read as an option; write --order-by=-createdAt\n',
+      );
+    }
     const upper = await run("state", "query", "--prefix", "orders", "--order-by", "createdAt:DESC");
     assert.equal(upper.code, 0, upper.stderr);
     assert.deepEqual(upper.stdout.split("\n").filter(Boolean).map((l) => l.split("\t")[0]), [

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { withSandbox } from "./_cli_sandbox.ts";
 
 const CONFIG = "stores:\n  main: { plugin: memory }\n  shared: { plugin: memory }\n";
@@ -211,6 +212,160 @@ nodes:
       /^error: all\.flow\.yaml:15:13: nodes\[3\]\.needs\[0\]: unknown node "zz"/,
     );
     assert.equal(found.length, 5, result.stderr);
+  });
+});
+
+Deno.test("validate and run: a misspelt option of a built-in node is found when its value is a template", async () => {
+  await withSandbox(async ({ dir, run, home }) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG);
+    await Deno.writeTextFile(
+      join(dir, "t5.flow.yaml"),
+      `id: t5
+inputs:
+  who: { type: string, default: x }
+nodes:
+  - id: c
+    type: log
+    with:
+      mesage: "hi \${{ inputs.who }}"
+  - id: d
+    type: state.get
+    with: { key: "\${{ inputs.who }}", store: shraed, scpe: flow }
+  - id: e
+    type: state.increment
+    with: { key: k, by: "\${{ inputs.who }}" }
+`,
+    );
+    const result = await run("validate", "t5.flow.yaml");
+    assert.equal(result.code, 2, result.stderr);
+    assert.deepEqual(lines(result.stderr), [
+      'error: t5.flow.yaml:8:7: nodes[0].with.message: missing required option "message" for log',
+      'error: t5.flow.yaml:8:7: nodes[0].with.mesage: unknown option "mesage" for log (did you mean "message"?)',
+      'error: t5.flow.yaml:11:54: nodes[1].with.scpe: unknown option "scpe" for state.get (did you mean "scope"?)',
+      'error: t5.flow.yaml:11:46: nodes[1].with.store: unknown store "shraed" (did you mean "shared"?); the configured stores are "main", "shared"',
+    ]);
+    // run refuses it the same way, before anything is written (no failed run recorded)
+    const ran = await run("run", "t5.flow.yaml");
+    assert.equal(ran.code, 2, ran.stderr);
+    assert.match(
+      ran.stderr,
+      /^error: t5\.flow\.yaml:8:7: nodes\[0\]\.with\.mesage: unknown option/m,
+    );
+    await assert.rejects(Deno.stat(home), Deno.errors.NotFound, "nothing was written");
+    // A templated value is still checked when the run evaluates it (node e's "by").
+    await Deno.writeTextFile(
+      join(dir, "t6.flow.yaml"),
+      `id: t6
+inputs:
+  who: { type: string, default: x }
+nodes:
+  - id: e
+    type: state.increment
+    with: { key: k, by: "\${{ inputs.who }}" }
+`,
+    );
+    assert.equal((await run("validate", "t6.flow.yaml")).code, 0);
+    const failed = await run("run", "t6.flow.yaml");
+    assert.equal(failed.code, 1, failed.stderr);
+    assert.match(failed.stdout, /error: +node "e": invalid options for state\.increment: with\.by/);
+  });
+});
+
+Deno.test("validate: a custom node's misspelt option is found when its value is a template, in a Worker or trusted", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    const node = fileURLToPath(import.meta.resolve("./fixtures/nodes/explode.ts"));
+    await Deno.writeTextFile(
+      join(dir, "c.flow.yaml"),
+      `id: c
+inputs:
+  why: { type: string, default: x }
+nodes:
+  - id: boom
+    type: ${node}
+    with: { mesage: "because \${{ inputs.why }}" }
+`,
+    );
+    const inWorker = await run("validate", "c.flow.yaml");
+    assert.equal(inWorker.code, 2, inWorker.stderr);
+    assert.deepEqual(lines(inWorker.stderr), [
+      `error: c.flow.yaml:7:11: nodes[0].with.message: missing required option "message" for ${node}`,
+      `error: c.flow.yaml:7:13: nodes[0].with.mesage: unknown option "mesage" for ${node}`,
+    ]);
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      `nodes:\n  trusted: [${JSON.stringify(node)}]\n`,
+    );
+    const trusted = await run("validate", "c.flow.yaml");
+    assert.equal(trusted.code, 2, trusted.stderr);
+    assert.deepEqual(lines(trusted.stderr), [
+      `error: c.flow.yaml:7:11: nodes[0].with.message: missing required option "message" for ${node}`,
+      `error: c.flow.yaml:7:13: nodes[0].with.mesage: unknown option "mesage" for ${node} (did you mean "message"?)`,
+    ]);
+  });
+});
+
+Deno.test("a flow file that is not there: the path looked at, and the path meant when deno task ran from a subfolder", async () => {
+  await withSandbox(async ({ dir, run, runWith, home }) => {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.writeTextFile(
+      join(dir, "flows", "hello.flow.yaml"),
+      "id: hello\nnodes:\n  - id: a\n    type: log\n    with: { message: hi }\n",
+    );
+    // `deno task` runs in the project's folder and says where it was typed in INIT_CWD.
+    const fromFlows = { INIT_CWD: join(dir, "flows") };
+    for (const command of ["run", "validate"]) {
+      const result = await runWith(fromFlows, command, "hello.flow.yaml");
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(
+        result.stderr.trim(),
+        `error: hello.flow.yaml: Cannot load flow: no such file ${join(dir, "hello.flow.yaml")}; ` +
+          `relative paths are taken from ${dir}, where \`deno task\` runs the command, ` +
+          `not from ${join(dir, "flows")}, where it was typed: did you mean flows/hello.flow.yaml?`,
+      );
+    }
+    // Not there from either folder: where relative paths are taken from, no suggestion.
+    const nowhere = await runWith(fromFlows, "validate", "nothere.flow.yaml");
+    assert.equal(nowhere.code, 2);
+    assert.match(
+      nowhere.stderr,
+      /no such file \S+nothere\.flow\.yaml; relative paths are taken from .*, where it was typed\n$/,
+    );
+    // Typed where it runs (no INIT_CWD elsewhere): the absolute path, and a close name.
+    const typo = await run("validate", "flows/helo.flow.yaml");
+    assert.equal(typo.code, 2);
+    assert.equal(
+      typo.stderr.trim(),
+      `error: flows/helo.flow.yaml: Cannot load flow: no such file ${
+        join(dir, "flows", "helo.flow.yaml")
+      } (did you mean flows/hello.flow.yaml?)`,
+    );
+    await assert.rejects(Deno.stat(home), Deno.errors.NotFound, "nothing was written");
+  });
+});
+
+Deno.test("a node module that is not there: paths are relative to the flow's folder, and the file meant", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.mkdir(join(dir, "nodes"));
+    await Deno.mkdir(join(dir, "bad"));
+    await Deno.writeTextFile(join(dir, "nodes", "greet.ts"), "export default 1;\n");
+    await Deno.writeTextFile(
+      join(dir, "bad", "typo3.flow.yaml"),
+      "id: t3\nnodes:\n  - id: a\n    type: ./nodez/greet.ts\n  - id: b\n    type: ../nodes/gret.ts\n  - id: c\n    type: ./elsewhere/thing.ts\n",
+    );
+    const result = await run("validate", "bad/typo3.flow.yaml");
+    assert.equal(result.code, 2, result.stderr);
+    const base = join(dir, "bad");
+    assert.deepEqual(lines(result.stderr), [
+      `error: bad/typo3.flow.yaml:4:11: nodes[0].type: cannot load node module ./nodez/greet.ts: Module not found "file://${
+        join(base, "nodez", "greet.ts")
+      }"; module paths are relative to the flow file's folder ${base} (did you mean ../nodes/greet.ts?)`,
+      `error: bad/typo3.flow.yaml:6:11: nodes[1].type: cannot load node module ../nodes/gret.ts: Module not found "file://${
+        join(dir, "nodes", "gret.ts")
+      }"; module paths are relative to the flow file's folder ${base} (did you mean ../nodes/greet.ts?)`,
+      `error: bad/typo3.flow.yaml:8:11: nodes[2].type: cannot load node module ./elsewhere/thing.ts: Module not found "file://${
+        join(base, "elsewhere", "thing.ts")
+      }"; module paths are relative to the flow file's folder ${base}`,
+    ]);
   });
 });
 

@@ -357,6 +357,57 @@ Deno.test("queue: a claim whose heartbeat stopped is taken back, its attempt rec
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("queue: a lost attempt ends at its worker's last heartbeat, not when its lease was seen lapsed", async () => {
+  const dir = await project({ "mark.flow.yaml": MARK });
+  const clock = new TestClock();
+  await using rt = await open(dir, clock);
+  const records = await rt.records();
+  const { runId } = await rt.enqueue("mark");
+  const claimed = await records.claimRun({ worker: "dead-worker", leaseMs: 10_000 });
+  clock.t += 4_000;
+  assert.equal(await records.heartbeatClaim(claimed!, clock.t), true);
+  const lastBeat = clock.t;
+  clock.t += 15 * 60_000; // found lapsed a quarter of an hour later (a gc, say)
+  assert.deepEqual(await records.reclaimLost(), [runId]);
+  const queued = await run(rt, runId);
+  assert.equal(queued.status, "queued");
+  assert.deepEqual(
+    queued.queue?.attempts.map((a) => [a.outcome, a.startedAt, a.endedAt]),
+    [["lost", T0, lastBeat]],
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("queue: a run queued again has no error (the failed attempt's, with its node, is in its attempts)", async () => {
+  const dir = await project({ "flaky.flow.yaml": FLAKY });
+  const clock = new TestClock();
+  await using rt = await open(dir, clock);
+  const records = await rt.records();
+  const { runId } = await rt.enqueue("flaky", { input: { pass: 9 }, maxAttempts: 2 });
+  const claimed = await records.claimRun({ worker: "w", leaseMs: 10_000 });
+  assert.equal(
+    await records.finishClaimedRun({
+      ...claimed!,
+      status: "failed",
+      endedAt: clock.t,
+      error: { node: "check", message: "not yet" },
+    }),
+    true,
+  );
+  const retrying = await run(rt, runId);
+  assert.equal(retrying.status, "queued");
+  assert.equal(retrying.error, null, "queued to retry: no error of its own");
+  assert.equal(retrying.queue?.attempts[0].error, 'node "check": not yet');
+
+  // Cancelled while queued, then retried by hand: "cancelled while queued" is not the new try's.
+  assert.equal((await records.cancelQueuedRun(runId))?.error?.message, "cancelled while queued");
+  const requeued = await records.requeueRun(runId);
+  assert.equal(requeued.status, "queued");
+  assert.equal(requeued.error, null);
+  assert.equal((await run(rt, runId)).error, null);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("queue: a stopping worker releases runs still running after the grace period back to queued", async () => {
   const dir = await project({ "wait.flow.yaml": WAIT });
   await using rt = await open(dir);

@@ -153,7 +153,15 @@ for (const [backend, stores, ignore] of BACKENDS) {
 
           const bare = await request(path, { method: "PUT", ...json({ value: "hi" }) });
           assert.equal(bare.status, 428);
-          assert.equal((await bare.json()).error.code, "bad_request");
+          assert.equal(
+            (await documented<{ error: { code: string } }>(
+              "PUT",
+              "/api/stores/{store}/entry",
+              bare,
+            ))
+              .error.code,
+            "precondition_required",
+          );
 
           const created = await documented<Entry>(
             "PUT",
@@ -216,6 +224,14 @@ for (const [backend, stores, ignore] of BACKENDS) {
 
           const noMatch = await request(path, { method: "DELETE" });
           assert.equal(noMatch.status, 428);
+          assert.equal(
+            (await documented<{ error: { code: string } }>(
+              "DELETE",
+              "/api/stores/{store}/entry",
+              noMatch,
+            )).error.code,
+            "precondition_required",
+          );
           const staleDelete = await request(path, {
             method: "DELETE",
             headers: { "if-match": `"${current.version}"` },
@@ -593,5 +609,45 @@ Deno.test("serve: starting a flow that two files declare is refused naming both,
       /^Cannot start flow "hello": both \S*copy\.flow\.yaml and \S*hello\.flow\.yaml define it; flow ids must be unique/,
     );
     assert.deepEqual((await (await runtime.records()).listRuns({})).runs, []);
+  });
+});
+
+Deno.test("serve API: an unknown query parameter is a 400 naming the ones the route takes (it was ignored: entries?key= listed the whole store); the inspector's own queries pass", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ request, runtime }) => {
+    const store = await runtime.store("main");
+    await store.set(["flow", "tally"], 1);
+    await store.set(["other"], 2);
+    const res = await request("/api/stores/main/entries?key=flow&key=tally");
+    const body = await documented<{ error: { code: string; message: string } }>(
+      "GET",
+      "/api/stores/{store}/entries",
+      res,
+    );
+    assert.equal(res.status, 400);
+    assert.equal(body.error.code, "bad_request");
+    assert.equal(
+      body.error.message,
+      'Unknown query parameter "key" for GET /api/stores/{store}/entries: it takes prefix, limit, cursor (GET /api/stores/{store}/entry takes key)',
+    );
+    const typo = await (await request("/api/runs?stauts=failed")).json();
+    assert.match(
+      typo.error.message,
+      /"stauts" .*\(did you mean "status"\?\): it takes flow, status/,
+    );
+    // What the inspector sends (src/serve/ui/api.js) is still served.
+    for (
+      const path of [
+        "/api/stores/main/entries?prefix=flow&limit=10",
+        "/api/stores/main/children?prefix=flow&limit=10",
+        "/api/stores/main/entry?key=flow&key=tally",
+        "/api/runs?flow=hello&status=failed&limit=60",
+        "/api/metrics?flow=hello",
+      ]
+    ) {
+      const ok = await request(path);
+      assert.equal(ok.status, 200, `${path}: ${await ok.text()}`);
+    }
+    const listed = await (await request("/api/stores/main/entries?prefix=flow")).json();
+    assert.deepEqual(listed.entries.map((e: { key: string[] }) => e.key), [["flow", "tally"]]);
   });
 });

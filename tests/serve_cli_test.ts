@@ -45,9 +45,10 @@ async function drain(reader: ReadableStreamDefaultReader<string>, seen: { text: 
   }
 }
 
-Deno.test("flowstate serve --port 0 prints its URL, answers /health and exits 0 on SIGTERM", async () => {
+Deno.test("flowstate serve --port 0 prints its URL, answers /health and exits 0 on SIGTERM, saying what stopped", async () => {
   await withDir(async (dir) => {
-    const child = cliCommand(dir, ["serve", "--port", "0"], { stdout: "null" }).spawn();
+    const child = cliCommand(dir, ["serve", "--port", "0"]).spawn();
+    const stdout = new Response(child.stdout).text();
     const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
     const seen = { text: "" };
     const [, port] = await waitFor(reader, /^Serving http:\/\/127\.0\.0\.1:(\d+)\/$/m, seen);
@@ -59,7 +60,10 @@ Deno.test("flowstate serve --port 0 prints its URL, answers /health and exits 0 
     await drain(reader, seen);
     const status = await child.status;
     assert.equal(status.code, 0, seen.text);
-    assert.match(seen.text, /Stopped/);
+    // Its worker (stdout) and its server (stderr) each say so once, not "Stopped" twice.
+    assert.match(seen.text, /^Server stopped$/m);
+    assert.match(await stdout, /^Worker stopped$/m);
+    assert.doesNotMatch(`${seen.text}\n${await stdout}`, /^Stopped$/m);
   });
 });
 

@@ -23,12 +23,14 @@ import { loadConfig } from "../config.ts";
 import { formatPath } from "../errors.ts";
 import {
   formatTime,
+  printable,
   printErrorLines,
   printTable,
   shortHash,
   unknownFlowMessage,
 } from "./format.ts";
 import { type GlobalOptions, notFound, openForReading, unlessMissing } from "./common.ts";
+import { projectElsewhereWarning, withTaskCwdHint } from "./paths.ts";
 
 /** One problem of `validate --json`. */
 export interface ValidateProblem {
@@ -87,9 +89,17 @@ export async function validateFlows(
   const trusted = config.nodes.trusted;
   const trustedBaseDir = config.baseDir;
   const results: ValidateResult[] = [];
+  const warned = new Set<string>();
   for (const file of files) {
+    // Outside its project, a flow is checked against the default config: said once per project.
+    const elsewhere = await projectElsewhereWarning(file, config);
+    if (elsewhere !== undefined && !warned.has(elsewhere)) {
+      warned.add(elsewhere);
+      console.error(printable(`warning: ${elsewhere}`));
+    }
     try {
-      const { prepared } = await loadFlow(await loadFlowFile(file, { stores }), {
+      const parsed = await withTaskCwdHint(file, () => loadFlowFile(file, { stores }));
+      const { prepared } = await loadFlow(parsed, {
         stores,
         trusted,
         trustedBaseDir,

@@ -5,6 +5,7 @@
  * @module
  */
 import { didYouMean } from "../_suggest.ts";
+import type { QueueInfo, RunStatus } from "../records/types.ts";
 
 /**
  * Thrown by {@linkcode writeStdout} when whoever read stdout went away
@@ -162,4 +163,20 @@ export function unknownFlowMessage(
         : `the known flows are ${ids.join(", ")}`
     }`;
   return `Flow "${flowId}" has no recorded ${what}${didYouMean(flowId, ids)}; ${list}`;
+}
+
+/**
+ * A queued run's attempt as `runs show` and `runs retry` print it, in the one numbering the
+ * record's `queue.attempts` and a worker's log use (one number per claim, lost and released
+ * attempts included): for a queued run the next attempt (`queue.attempt` is the last one's),
+ * else the current or last one; out of `maxAttempts` plus the lost attempts, which do not count
+ * against it. Like `attempt 2 of 2 (1 lost, not counted)`.
+ */
+export function queueAttemptText(status: RunStatus, q: QueueInfo): string {
+  const current = status === "queued" ? q.attempt + 1 : q.attempt;
+  const lost = q.attempts.filter((a) => a.outcome === "lost").length;
+  const of = Math.max(current, q.maxAttempts + lost);
+  return `${status === "queued" ? "next " : ""}attempt ${current} of ${of}${
+    lost === 0 ? "" : ` (${lost} lost, not counted)`
+  }`;
 }

@@ -48,11 +48,34 @@ export async function main(args: readonly string[]): Promise<number> {
       const { runCommand } = await import("./run.ts");
       return await runCommand(run.file, run.options, run.globals);
     }
+    dashValueCheck(args);
     const { buildProgram } = await import("./program.ts");
     await buildProgram(setExitCode).parseAsync([...args], { from: "user" });
     return exitCode;
   } catch (err) {
     return report(err, args.includes("--debug"));
+  }
+}
+
+/** Options whose values may start with "-" (`--order-by -createdAt`: descending). */
+const DASH_VALUES = ["--order-by"];
+
+/**
+ * Refuse an option of {@linkcode DASH_VALUES} followed by a value that starts with "-" as a
+ * word of its own: commander takes it for an option ("argument missing", or worse, a later
+ * word taken for an argument), so say how to write it.
+ */
+function dashValueCheck(args: readonly string[]): void {
+  for (let i = 0; i < args.length - 1; i++) {
+    if (args[i] === "--") return;
+    const value = args[i + 1];
+    if (DASH_VALUES.includes(args[i]) && /^-[^-]/.test(value)) {
+      throw new UsageError(
+        `${args[i]} ${value}: a value that starts with "-" is read as an option; write ${
+          args[i]
+        }=${value}`,
+      );
+    }
   }
 }
 

@@ -18,12 +18,13 @@
  */
 import { parseDuration } from "../duration.ts";
 import { ConflictError } from "../errors.ts";
-import { findFlowFile } from "../flow_files.ts";
+import { findFlowFile, isFlowPath } from "../flow_files.ts";
 import { isRunId } from "../records/run_id.ts";
 import { openRuntime } from "../runtime.ts";
 import { startWorker, type WorkerEvent } from "../queue/worker.ts";
-import { formatDuration, printable } from "./format.ts";
+import { formatDuration, printable, queueAttemptText } from "./format.ts";
 import { UsageError } from "./input.ts";
+import { projectElsewhereWarning } from "./paths.ts";
 import { parseInputPairs } from "./run.ts";
 import { type GlobalOptions, notFound, onStopSignals, printError, printWarning } from "./common.ts";
 
@@ -96,6 +97,11 @@ export async function enqueueCommand(
     : { delay: duration(options.backoff, "--backoff") };
   if (options.key === "") throw new UsageError("Invalid --key: it must not be empty");
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
+  if (isFlowPath(flow)) {
+    // A flow file outside its project is queued in the default store here: said first.
+    const elsewhere = await projectElsewhereWarning(flow, runtime.config);
+    if (elsewhere !== undefined) console.error(printable(`warning: ${elsewhere}`));
+  }
   let result;
   try {
     result = await runtime.enqueue(flow, {
@@ -168,19 +174,21 @@ export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEven
         }
         return;
       case "end": {
-        const line = `${event.runId} ${event.flowId} ${event.status} ${
-          formatDuration(event.durationMs)
-        } (attempt ${event.attempt})${
-          event.requeued === "retry"
-            ? ": queued again to retry"
-            : event.requeued === "released"
-            ? ": released to the queue"
-            : ""
-        }${
-          event.error && event.status !== "succeeded"
-            ? `: ${printable(event.error.split("\n")[0])}`
-            : ""
-        }`;
+        // A run released at stop was cancelled by this worker only to give it back: the queue
+        // runs it again, so its "error" (the cancel) is not what happened to it.
+        const line = event.requeued === "released"
+          ? `${event.runId} ${event.flowId} stopped after ${
+            formatDuration(event.durationMs)
+          } (attempt ${event.attempt}): released to the queue (not finished within the grace period)`
+          : `${event.runId} ${event.flowId} ${event.status} ${
+            formatDuration(event.durationMs)
+          } (attempt ${event.attempt})${
+            event.requeued === "retry" ? ": queued again to retry" : ""
+          }${
+            event.error && event.status !== "succeeded"
+              ? `: ${printable(event.error.split("\n")[0])}`
+              : ""
+          }`;
         if (event.status === "succeeded") {
           if (!quiet) console.log(line);
         } else if (quiet) console.error(`error: ${line}`);
@@ -214,7 +222,7 @@ export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEven
             } still running after the grace period back to the queue`,
           );
         }
-        if (!quiet) console.log("Stopped");
+        if (!quiet) console.log("Worker stopped");
         return;
       case "claim":
         return;
@@ -318,7 +326,7 @@ export async function retryCommand(
   try {
     const record = await records.requeueRun(runId, flowPath === undefined ? {} : { flowPath });
     if (options.json) console.log(JSON.stringify({ runId, status: record.status }));
-    else console.log(`${runId} queued again (attempt ${(record.queue?.attempt ?? 0) + 1})`);
+    else console.log(`${runId} queued again: ${queueAttemptText(record.status, record.queue!)}`);
     return 0;
   } catch (err) {
     if (err instanceof ConflictError) {

@@ -22,10 +22,11 @@ import { loadFlowFileCached } from "../flow_disk_cache.ts";
 import { join } from "../_path.ts";
 import { type LoadedFlow, loadFlowIn } from "../flow/load.ts";
 import type { RunEvent, RunRecord } from "../records/types.ts";
-import { openRuntimeWith, sandboxPoolOf } from "../runtime.ts";
+import { openRuntimeWith, type Runtime, sandboxPoolOf } from "../runtime.ts";
 import { loadConfigCached } from "../config_disk_cache.ts";
 import { formatDuration, printable, shortHash } from "./format.ts";
 import { UsageError } from "./input.ts";
+import { projectElsewhereWarning, withTaskCwdHint } from "./paths.ts";
 import { type GlobalOptions, type Interruptible, interruptible, printWarning } from "./common.ts";
 
 /** Options of `flowstate run`. */
@@ -86,12 +87,16 @@ export async function runCommand(
       return config;
     },
   );
+  // Outside its project, a flow runs on the default store here: said before anything is written.
+  const elsewhere = await projectElsewhereWarning(file, runtime.config);
+  if (elsewhere !== undefined) console.error(printable(`warning: ${elsewhere}`));
   // A file run before (same bytes, same Flowstate) is read from the home's
   // cache: neither the YAML parser nor the flow schema is loaded.
-  const { parsed, save: saveToCache } = await loadFlowFileCached(file, {
-    stores: runtime.storeNames,
-    cacheDir: join(runtime.config.home, "cache"),
-  });
+  const { parsed, save: saveToCache } = await withTaskCwdHint(file, () =>
+    loadFlowFileCached(file, {
+      stores: runtime.storeNames,
+      cacheDir: join(runtime.config.home, "cache"),
+    }));
   // Held until the run ends: the Worker that checks a custom node module runs it.
   const pool = sandboxPoolOf(runtime);
   using _held = pool?.hold();
@@ -134,7 +139,7 @@ export async function runCommand(
   await saveConfigToCache();
 
   if (options.json) console.log(JSON.stringify(record));
-  else printSummary(record);
+  else printSummary(record, await recordsStoreLine(runtime));
   if (record.status === "succeeded") return 0;
   return interrupted && record.status === "cancelled" ? exitCode : 1;
 }
@@ -213,10 +218,19 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
-function printSummary(record: RunRecord): void {
+/** The store the run is recorded in: `default (sqlite) /project/.flowstate/state.db`. */
+async function recordsStoreLine(runtime: Runtime): Promise<string> {
+  const name = runtime.config.records;
+  const plugin = runtime.config.stores[name].plugin;
+  const store = await runtime.store(name);
+  return `${name} (${typeof plugin === "string" ? plugin : plugin.name}) ${store.location}`;
+}
+
+function printSummary(record: RunRecord, store: string): void {
   const lines = [
     `run:      ${record.id}`,
     `flow:     ${record.flowId} (version ${shortHash(record.flowVersion)})`,
+    `store:    ${printable(store)}`,
     `status:   ${record.status}`,
     `duration: ${formatDuration(record.durationMs)}`,
   ];

@@ -25,6 +25,7 @@ import {
   formatTime,
   printable,
   printTable,
+  queueAttemptText,
   shortHash,
   unknownFlowMessage,
 } from "./format.ts";
@@ -229,7 +230,7 @@ function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void
     lines.push(
       `queue:    run ${/^\d/.test(runAt) ? "at " : ""}${runAt}, priority ${q.priority}${
         q.key === undefined ? "" : `, key ${printable(q.key)}`
-      }, attempt ${q.attempt} of ${q.maxAttempts}${
+      }, ${queueAttemptText(run.status, q)}${
         q.claim ? `, claimed by ${printable(q.claim.worker)}` : ""
       }`,
     );
@@ -353,7 +354,11 @@ export async function cancelRun(id: string, global: GlobalOptions): Promise<numb
       printError(`run ${id} already ended (${done.run.status})`);
       return 1;
     case "queued":
-      console.log(`Cancelled run ${id} (${done.run.flowId}) before it started`);
+      console.log(
+        done.run.queue !== undefined && done.run.queue.attempts.length > 0
+          ? `Cancelled run ${id} (${done.run.flowId}) while queued: it does not start again`
+          : `Cancelled run ${id} (${done.run.flowId}) before it started`,
+      );
       return 0;
     case "requested":
       console.log(`Cancel requested for run ${id} (${done.run.flowId}): it stops within a second`);

@@ -13,7 +13,7 @@
  * one, a token is generated and printed once on stderr with the URL to open.
  *
  * Output (stderr): `Serving http://127.0.0.1:8377/` once listening (with
- * `--port 0`, the port picked), and `Stopped` at the end; (stdout) the
+ * `--port 0`, the port picked), and `Server stopped` at the end; (stdout) the
  * worker's lines, as `flowstate worker` prints them.
  *
  * @module
@@ -153,6 +153,6 @@ export async function serveCommand(
     await server.shutdown();
     await server.finished;
   });
-  console.error("Stopped");
+  console.error("Server stopped");
   return 0;
 }

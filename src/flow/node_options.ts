@@ -19,40 +19,119 @@ export interface OptionProblem {
   path: (string | number)[];
   /** What is wrong. */
   message: string;
+  /** `"key"` when the problem is the key at `path` itself (an unknown option), not its value. */
+  at?: "key";
+}
+
+/** Whether a value holds a `${{ … }}` template anywhere (its value is known only at run time). */
+export function holdsTemplate(value: unknown): boolean {
+  if (typeof value === "string") return value.includes("${{");
+  if (Array.isArray(value)) return value.some(holdsTemplate);
+  return typeof value === "object" && value !== null && Object.values(value).some(holdsTemplate);
 }
 
 /**
- * The problems of static `options` (no templates) for a node of `type`
- * (named `typeName` in messages): the result of its options schema, as
- * problems. Synchronous when the schema is (as the built-in nodes' are).
+ * `options` without the entries whose value holds a template: what can be
+ * checked of them before a run (for {@linkcode referenceProblems}).
+ */
+export function staticOptions(options: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => !holdsTemplate(v)));
+}
+
+/**
+ * The problems of `options` as written for a node of `type` (named
+ * `typeName` in messages): the result of its options schema, as problems.
+ * Synchronous when the schema is (as the built-in nodes' are).
+ *
+ * Options holding templates (`message: "hi ${{ inputs.who }}"`) are checked
+ * as far as they are known before a run: their keys always (unknown options,
+ * missing required ones), and, with `staticValues` (the built-in nodes, whose
+ * schemas check each option on its own), the values that hold no template.
+ * A templated value is checked when the run evaluates it.
  */
 export function optionProblems(
   type: NodeType<unknown>,
   typeName: string,
   options: unknown,
+  { staticValues = false }: { staticValues?: boolean } = {},
 ): OptionProblem[] | Promise<OptionProblem[]> {
   const result = type.optionsSchema["~standard"].validate(options);
-  const explain = (result: SchemaResult<unknown>): OptionProblem[] => {
-    if (!result.issues) return [];
-    const known = knownOptions(type);
-    return result.issues.map((issue) => {
-      const path = (issue.path ?? []).map((p) =>
-        String(typeof p === "object" && p !== null ? p.key : p)
-      );
-      // zod names unknown keys in `keys` (one issue for all of them).
-      const keys = (issue as { code?: unknown }).code === "unrecognized_keys"
-        ? (issue as { keys?: unknown }).keys
-        : undefined;
-      const message = Array.isArray(keys) && known
-        ? keys.map((k) => `unknown option "${k}" for ${typeName}${didYouMean(String(k), known)}`)
-          .join("; ")
-        : path.length > 0 && readPath(options, path) === undefined
-        ? `missing required option "${path.join(".")}" for ${typeName}`
-        : `${typeName}: ${issue.message}`;
-      return { path: ["with", ...path], message };
+  const explain = (result: SchemaResult<unknown>): OptionProblem[] =>
+    issueProblems(result.issues ?? [], options, typeName, {
+      known: knownOptions(type),
+      staticValues,
     });
-  };
   return result instanceof Promise ? result.then(explain) : explain(result);
+}
+
+/** One issue of a Standard Schema's result, as much of it as is read here. */
+export interface OptionIssue {
+  /** What is wrong. */
+  readonly message: string;
+  /** Where: keys, or `{ key }` segments. */
+  readonly path?: ReadonlyArray<unknown>;
+}
+
+/**
+ * {@linkcode optionProblems} for the issues an options schema gave for
+ * `options` (a custom node's, checked in its Worker): `known`, the node's
+ * option names when known, for a did-you-mean.
+ */
+export function issueProblems(
+  issues: readonly OptionIssue[],
+  options: unknown,
+  typeName: string,
+  { known, staticValues = false }: { known?: readonly string[]; staticValues?: boolean } = {},
+): OptionProblem[] {
+  const templated = holdsTemplate(options);
+  return issues.flatMap((issue): OptionProblem[] => {
+    const path = (issue.path ?? []).map((p) => {
+      const key = typeof p === "object" && p !== null ? (p as { key: unknown }).key : p;
+      return typeof key === "number" ? key : String(key);
+    });
+    // zod names unknown keys in `keys` (one issue for all of them).
+    const keys = (issue as { code?: unknown }).code === "unrecognized_keys"
+      ? (issue as { keys?: unknown }).keys
+      : undefined;
+    if (Array.isArray(keys)) {
+      // Keys are never templates: each is reported at its own place.
+      return keys.map((k) => ({
+        path: ["with", ...path, String(k)],
+        message: `unknown option "${k}" for ${typeName}${
+          known && path.length === 0 ? didYouMean(String(k), known) : ""
+        }`,
+        at: "key",
+      }));
+    }
+    const missing = readPath(options, path.map(String)) === undefined;
+    if (templated && !knownBeforeRun(options, path, missing ? true : staticValues)) return [];
+    const message = path.length > 0 && missing
+      ? `missing required option "${path.join(".")}" for ${typeName}`
+      : `${typeName}: ${issue.message}`;
+    return [{ path: ["with", ...path], message }];
+  });
+}
+
+/**
+ * Whether an issue at `path` of options holding templates says something
+ * true of every run: no value on the way to it is a template (whose value
+ * could be anything), `staticValue` is set, and the value there holds none.
+ */
+function knownBeforeRun(
+  options: unknown,
+  path: readonly (string | number)[],
+  staticValue: boolean,
+): boolean {
+  let value = options;
+  for (const key of path) {
+    if (typeof value === "string" && holdsTemplate(value)) return false;
+    if (typeof value !== "object" || value === null) {
+      value = undefined;
+      break;
+    }
+    value = (value as Record<string, unknown>)[key];
+  }
+  return staticValue && !holdsTemplate(value);
 }
 
 function knownOptions(type: NodeType<unknown>): string[] | undefined {

@@ -6,10 +6,25 @@
  * @module
  */
 import { z } from "zod";
+import { didYouMean } from "../_suggest.ts";
 import { durationProblem } from "../duration.ts";
 import type { JsonValue } from "../store/types.ts";
+import { describeValue } from "./_shapes.ts";
 
-const scope = z.enum(["node", "flow", "global"]).default("flow");
+/**
+ * One of a fixed set of words, worded as the flow's own fields are (`scope: flw`: expected one
+ * of "node", "flow", "global", got "flw" (did you mean "flow"?)), not zod's "Invalid option".
+ */
+function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, {
+    error: (issue) =>
+      `expected one of ${values.map((v) => JSON.stringify(v)).join(", ")}, got ${
+        describeValue(issue.input)
+      }${typeof issue.input === "string" ? didYouMean(issue.input, values) : ""}`,
+  });
+}
+
+const scope = oneOf(["node", "flow", "global"]).default("flow");
 const stateKey = z.union([z.string().min(1), z.array(z.string()).min(1)]);
 const storeName = z.string().min(1).optional();
 const json = z.custom<unknown>((v) => v !== undefined, { message: "a value is required" });
@@ -24,10 +39,10 @@ const duration = z.union([z.number().nonnegative(), z.string().min(1)]).superRef
 const path = z.union([z.string(), z.array(z.string())]);
 const whereClause = z.strictObject({
   path,
-  op: z.enum(["eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "exists"]),
+  op: oneOf(["eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "exists"]),
   value: z.custom<JsonValue>((v) => v !== undefined).optional(),
 });
-const orderBy = z.strictObject({ path, direction: z.enum(["asc", "desc"]).optional() });
+const orderBy = z.strictObject({ path, direction: oneOf(["asc", "desc"]).optional() });
 
 /** The schema of each built-in node type's `with`. */
 export const nodeSchemas = {
@@ -76,7 +91,7 @@ export const nodeSchemas = {
   }),
   "log": z.strictObject({
     message: z.unknown().transform((m) => typeof m === "string" ? m : JSON.stringify(m) ?? ""),
-    level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+    level: oneOf(["debug", "info", "warn", "error"]).default("info"),
   }),
   "transform": z.strictObject({ value: z.unknown() }),
   "delay": z.strictObject({ for: duration }),

@@ -12,11 +12,16 @@
  */
 import { CST, isMap, Parser } from "yaml";
 import { FlowValidationError, formatPath, type Problem, type ProblemPath } from "../errors.ts";
-import { dirname, resolve } from "node:path";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { MAX_YAML_DEPTH, readYamlFile, YamlSource } from "../yaml_source.ts";
 import { isRecord } from "./_values.ts";
 import type { NodeType } from "./node.ts";
-import { optionProblems, type ReferenceContext, referenceProblems } from "./node_options.ts";
+import {
+  optionProblems,
+  type ReferenceContext,
+  referenceProblems,
+  staticOptions,
+} from "./node_options.ts";
 import { Checker } from "./check.ts";
 import { builtinNodes } from "./nodes.ts";
 import { describeValue, flowZodSchema, nestedDeeperThan } from "./schema.ts";
@@ -42,9 +47,13 @@ export interface ParsedFlow {
   /**
    * The position of the value at `path` in the YAML source (for a path that
    * does not exist, of its nearest existing ancestor), or `undefined` when
-   * the flow did not come from YAML.
+   * the flow did not come from YAML. With `side` `"key"`, the position of
+   * the key the value is written under (where there is one and it is known).
    */
-  locate(path: (string | number)[]): { line: number; column: number } | undefined;
+  locate(
+    path: (string | number)[],
+    side?: "key" | "value",
+  ): { line: number; column: number } | undefined;
 }
 
 /** Options for {@linkcode parseFlow} and {@linkcode loadFlowFile}. */
@@ -113,7 +122,7 @@ function parsedFlow(read: FlowRead, text: string, file: string | undefined): Par
     definition,
     ...(file === undefined ? {} : { file }),
     source: text,
-    locate: (path) => read.source.locate(path),
+    locate: (path, side) => read.source.locate(path, side),
   };
 }
 
@@ -251,8 +260,9 @@ function readFlow(text: string, options: ParseFlowOptions): FlowRead {
  * The built-in nodes' option and reference problems of a flow that has other
  * problems (a valid flow gets them from `prepareFlow`, for every node type):
  * so that one run of `validate` reports every independent problem. A node
- * with a problem inside its `with` already, or with templates there, is left
- * to be checked once those are fixed.
+ * with a problem inside its `with` already is left to be checked once those
+ * are fixed; of templated options, what is known before a run is checked
+ * (see {@linkcode optionProblems}).
  */
 async function nodeProblems(read: FlowRead, context: ReferenceContext): Promise<void> {
   const nodes = Array.isArray(read.data?.nodes) ? read.data.nodes : [];
@@ -262,20 +272,16 @@ async function nodeProblems(read: FlowRead, context: ReferenceContext): Promise<
     if (typeof node !== "object" || node === null || typeof node.type !== "string") continue;
     const type = builtinNodes.get(node.type) as NodeType<unknown> | undefined;
     const values = node.with ?? {};
-    if (type === undefined || !isRecord(values) || holdsTemplate(values)) continue;
+    if (type === undefined || !isRecord(values)) continue;
     if (placed.some((p) => p[0] === "nodes" && p[1] === i && p[2] === "with")) continue;
     const found = [
-      ...await optionProblems(type, node.type, values),
-      ...await referenceProblems(type, values, context),
+      ...await optionProblems(type, node.type, values, { staticValues: true }),
+      ...await referenceProblems(type, staticOptions(values), context),
     ];
-    for (const problem of found) read.checker.add(["nodes", i, ...problem.path], problem.message);
+    for (const problem of found) {
+      read.checker.add(["nodes", i, ...problem.path], problem.message, problem.at);
+    }
   }
-}
-
-function holdsTemplate(value: unknown): boolean {
-  if (typeof value === "string") return value.includes("${{");
-  if (Array.isArray(value)) return value.some(holdsTemplate);
-  return isRecord(value) && Object.values(value).some(holdsTemplate);
 }
 
 /**
@@ -373,7 +379,7 @@ export async function loadFlowFile(
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new FlowValidationError(
-        [{ message: "Cannot load flow: no such file", path: [] }],
+        [{ message: await missingFlowMessage(path), path: [] }],
         shown,
         { cause: error },
       );
@@ -398,6 +404,20 @@ export async function loadFlowFile(
     throw new FlowValidationError(sortProblems(read.checker.problems), shown);
   }
   return parsedFlow(read, text, shown);
+}
+
+/**
+ * `Cannot load flow: no such file /abs/path`, with the closest existing file
+ * (as a path from the working directory, the way it was given) when one is close.
+ */
+async function missingFlowMessage(path: string): Promise<string> {
+  const absolute = resolve(path);
+  const { closestPath } = await import("../_nearby.ts");
+  const found = await closestPath(absolute);
+  const shown = found === undefined ? undefined : isAbsolute(path) ? found : relative(".", found);
+  return `Cannot load flow: no such file ${absolute}${
+    shown === undefined ? "" : ` (did you mean ${shown}?)`
+  }`;
 }
 
 const BUILTIN_NODE_NAMES: ReadonlySet<string> = new Set(builtinNodes.keys());

@@ -242,7 +242,7 @@ Deno.test("loadFlowFile() reports a missing file or a directory as a FlowValidat
     const missing = join(dir, "nope.yaml");
     await assert.rejects(() => loadFlowFile(missing), (error: unknown) => {
       assert.ok(error instanceof FlowValidationError);
-      assert.equal(error.message, `${missing}: Cannot load flow: no such file`);
+      assert.equal(error.message, `${missing}: Cannot load flow: no such file ${missing}`);
       assert.equal(error.file, missing);
       assert.ok(error.cause instanceof Deno.errors.NotFound);
       return true;

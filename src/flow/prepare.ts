@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { dirname, resolve } from "../_path.ts";
+import { dirname, isAbsolute, resolve } from "../_path.ts";
 import { importDefault, importFailure, mappingHint, moduleUrl } from "../loader.ts";
 import { didYouMean } from "../_suggest.ts";
 import { parseDuration } from "../duration.ts";
@@ -15,7 +15,13 @@ import { builtinNodes } from "./nodes.ts";
 import { FlowValidationError, type Problem as FlowProblem } from "../errors.ts";
 import type { ParsedFlow } from "./parse.ts";
 import { compileTemplate, compileValue } from "./template/mod.ts";
-import { optionProblems, referenceProblems } from "./node_options.ts";
+import {
+  issueProblems,
+  type OptionProblem,
+  optionProblems,
+  referenceProblems,
+  staticOptions,
+} from "./node_options.ts";
 import {
   invalidPermission,
   missingRunnerPermission,
@@ -65,8 +71,8 @@ export async function prepareFlow(
   const def = parsed.definition;
   const baseDir = options.baseDir ?? (parsed.file ? dirname(resolve(parsed.file)) : Deno.cwd());
   const problems: FlowProblem[] = [];
-  const problem = (path: (string | number)[], message: string) => {
-    const at = parsed.locate(path);
+  const problem = (path: (string | number)[], message: string, side?: "key") => {
+    const at = parsed.locate(path, side);
     problems.push({ message, path, line: at?.line, column: at?.column });
   };
   const index = new Map(def.nodes.map((n, i) => [n.id, i]));
@@ -107,10 +113,7 @@ export async function prepareFlow(
         );
       } else if (url.startsWith("file:") && !await exists(url)) {
         // Checked here: a Worker failing to load its module also prints to stderr.
-        problem(
-          ["nodes", i, "type"],
-          `cannot load node module ${spec.type}: Module not found "${url}"`,
-        );
+        problem(["nodes", i, "type"], await moduleNotFound(spec.type, url, baseDir));
       } else {
         const key = `${url}\n${JSON.stringify(permissions)}`;
         let sandbox = sandboxes.get(key);
@@ -140,15 +143,18 @@ export async function prepareFlow(
               );
             }
             const compiledWith = compileValue(spec.with ?? {});
-            if (type && compiledWith.isStatic) {
-              const issues = await worker.validate(
-                compiledWith.evaluate({ inputs: {}, nodes: {}, env: {} }),
-              );
-              for (const issue of issues ?? []) {
-                const path = (issue.path ?? []).map((p) =>
-                  typeof p === "object" && p !== null ? (p as { key: string | number }).key : p
-                ) as (string | number)[];
-                problem(["nodes", i, "with", ...path], issue.message);
+            if (type) {
+              // As for the other nodes: with templates, the keys are checked now.
+              const values = compiledWith.isStatic
+                ? compiledWith.evaluate({ inputs: {}, nodes: {}, env: {} })
+                : spec.with ?? {};
+              // A custom schema given a template where it expects a value may throw: then the
+              // run checks the evaluated options.
+              const issues = compiledWith.isStatic
+                ? await worker.validate(values)
+                : await worker.validate(values).catch(() => null);
+              for (const p of issueProblems(issues ?? [], values, spec.type)) {
+                problem(["nodes", i, ...p.path], p.message, p.at);
               }
             }
           } catch (err) {
@@ -159,6 +165,8 @@ export async function prepareFlow(
           }
         }
       }
+    } else if (url !== undefined && url.startsWith("file:") && !await exists(url)) {
+      problem(["nodes", i, "type"], await moduleNotFound(spec.type, url, baseDir));
     } else if (url !== undefined) {
       try {
         const exported = await importDefault(url);
@@ -188,16 +196,27 @@ export async function prepareFlow(
       );
     }
     const compiled = compileValue(spec.with ?? {});
-    if (type && compiled.isStatic && !sandboxed) {
-      const values = compiled.evaluate({ inputs: {}, nodes: {}, env: {} });
+    if (type && !sandboxed) {
+      // With templates, what is known before the run: the keys (and a built-in's static values).
+      const values = compiled.isStatic
+        ? compiled.evaluate({ inputs: {}, nodes: {}, env: {} })
+        : spec.with ?? {};
+      let checked: OptionProblem[] = [];
+      try {
+        checked = await optionProblems(type, spec.type, values, { staticValues: builtin === type });
+      } catch (err) {
+        // A custom schema given a template where it expects a value may throw: then the run
+        // checks the evaluated options.
+        if (compiled.isStatic || builtin === type) throw err;
+      }
       const found = [
-        ...await optionProblems(type, spec.type, values),
-        ...await referenceProblems(type, values as Record<string, unknown>, {
+        ...checked,
+        ...await referenceProblems(type, staticOptions(values as Record<string, unknown>), {
           baseDir,
           ...(options.stores === undefined ? {} : { stores: options.stores }),
         }),
       ];
-      for (const p of found) problem(["nodes", i, ...p.path], p.message);
+      for (const p of found) problem(["nodes", i, ...p.path], p.message, p.at);
     }
     let timeout: number | undefined;
     let retry = {
@@ -257,6 +276,23 @@ export async function prepareFlow(
     outputs: def.outputs === undefined ? undefined : compileValue(def.outputs),
     timeout,
   };
+}
+
+/**
+ * A node module file that does not exist: where it was looked for, that the
+ * path is relative to the flow file's folder, and the closest existing file.
+ */
+async function moduleNotFound(type: string, url: string, baseDir: string): Promise<string> {
+  const written = type.startsWith("file:") ? undefined : type;
+  const { nearbyFile } = await import("../_nearby.ts");
+  const meant = written === undefined || isAbsolute(written)
+    ? undefined
+    : await nearbyFile(written, baseDir);
+  return `cannot load node module ${type}: Module not found "${url}"${
+    written === undefined || isAbsolute(written)
+      ? ""
+      : `; module paths are relative to the flow file's folder ${baseDir}`
+  }${meant === undefined ? "" : ` (did you mean ${meant}?)`}`;
 }
 
 async function exists(url: string): Promise<boolean> {

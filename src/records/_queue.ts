@@ -599,7 +599,12 @@ export async function finishClaimedRun(
     outcome: options.release ? "lost" : record.status as QueueAttempt["outcome"],
   };
   if (options.release) attempt.error = `released: worker ${q.claim.worker} stopped`;
-  else if (record.error) attempt.error = record.error.message;
+  else if (record.error) {
+    // The node too: a requeued run's own error is cleared, this is where it stays.
+    attempt.error = record.error.node === undefined
+      ? record.error.message
+      : `node "${record.error.node}": ${record.error.message}`;
+  }
   const attempts = [...q.attempts, attempt];
   const { claim: _claim, ...rest } = q;
   const claimedAt = q.claim.at;
@@ -654,7 +659,8 @@ export async function finishClaimedRun(
       endedAt: null,
       durationMs: null,
       outputs: null,
-      error: options.release ? null : record.error,
+      // A queued run has no error: the failed attempt's is in its `attempts` entry.
+      error: null,
       queue: { ...rest, runAt, attempts },
     };
     delete requeued.heartbeatAt;
@@ -715,11 +721,13 @@ export async function reclaimLost(
     const claim = q.claim!;
     const lastSeen = run.heartbeatAt ?? claim.at;
     if (now - lastSeen <= claim.leaseMs) continue;
+    // The attempt ended when its worker was last heard from, not when its lease was seen lapsed.
+    const lostAt = Math.max(claim.at, lastSeen);
     const lost: QueueAttempt = {
       attempt: q.attempt,
       worker: claim.worker,
       startedAt: claim.at,
-      endedAt: now,
+      endedAt: lostAt,
       outcome: "lost",
       error: `no heartbeat from worker ${claim.worker} since ${
         new Date(lastSeen).toISOString()
@@ -733,8 +741,9 @@ export async function reclaimLost(
       const final: RunRecord = {
         ...run,
         status: "failed",
-        endedAt: now,
-        durationMs: Math.max(0, now - run.startedAt),
+        endedAt: lostAt,
+        // Its duration is its last attempt's, as for any claimed run's end.
+        durationMs: Math.max(0, lostAt - claim.at),
         error: { message: `lost ${lostCount} times: ${lost.error}` },
         queue: { ...rest, attempts },
       };
@@ -759,6 +768,7 @@ export async function reclaimLost(
     const requeued: RunRecord = {
       ...run,
       status: "queued",
+      error: null,
       queue: { ...rest, runAt: now, attempts },
     };
     delete requeued.heartbeatAt;
@@ -867,6 +877,9 @@ export async function requeueRun(
       endedAt: null,
       durationMs: null,
       outputs: null,
+      // The error was the ended attempt's (kept in `attempts`, or "cancelled while queued"):
+      // a queued run shows none.
+      error: null,
       queue: {
         ...previous,
         runAt: now,

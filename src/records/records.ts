@@ -342,11 +342,14 @@ export class Records {
     const run = await getRun(this.#ctx, runId);
     const why = run === null ? null : abandonedRun(run, now, options.afterMs);
     if (run === null || why === null) return null;
+    // It ended when its process was last heard from, not when someone noticed (a record of an
+    // older version, without heartbeats, has no such time: now).
+    const endedAt = why.by === "heartbeat" ? Math.max(run.startedAt, why.lastSeenAt) : now;
     const record: RunRecord = {
       ...run,
       status: "failed",
-      endedAt: now,
-      durationMs: Math.max(0, now - run.startedAt),
+      endedAt,
+      durationMs: Math.max(0, endedAt - run.startedAt),
       error: { message: abandonedMessage(why) },
     };
     const written = await finishRun(

@@ -401,3 +401,19 @@ Deno.test("Records.finishRun() from 4 processes finishing 20 runs at once counts
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Records.abandonRun() ends the run at its last heartbeat, not when it was found", async () => {
+  const clock = new FakeClock();
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store, { clock });
+  const run = newRun(clock);
+  await records.startRun(run);
+  const lastBeat = T0 + 5_000;
+  assert.equal(await records.heartbeat(run.id, lastBeat), true);
+  const foundAt = lastBeat + 15 * 60_000; // a gc a quarter of an hour later
+  const marked = await records.abandonRun(run.id, { afterMs: 60_000, now: foundAt });
+  assert.equal(marked?.status, "failed");
+  assert.deepEqual([marked?.endedAt, marked?.durationMs], [lastBeat, 5_000]);
+  const stored = await records.getRun(run.id);
+  assert.deepEqual([stored?.endedAt, stored?.durationMs], [lastBeat, 5_000]);
+});

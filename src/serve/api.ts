@@ -723,12 +723,10 @@ export const apiRoutes: readonly ApiRoute[] = [
       const ifNoneMatch = ctx.request.headers.get("if-none-match");
       if (ifMatch === null && ifNoneMatch?.trim() !== "*") {
         throw new HttpError(
-          "bad_request",
+          "precondition_required",
           `Cannot set ${
             JSON.stringify(key)
           }: the API only writes with compare-and-set; send If-Match: "<version>" (from GET …/entry) or If-None-Match: * to create`,
-          {},
-          428,
         );
       }
       const input = await body(ctx, S.PutEntryBody, `PUT /api/stores/${ctx.params.store}/entry`);
@@ -781,12 +779,10 @@ export const apiRoutes: readonly ApiRoute[] = [
       const ifMatch = ctx.request.headers.get("if-match");
       if (ifMatch === null) {
         throw new HttpError(
-          "bad_request",
+          "precondition_required",
           `Cannot delete ${
             JSON.stringify(key)
           }: the API only deletes with compare-and-set; send If-Match: "<version>" (from GET …/entry)`,
-          {},
-          428,
         );
       }
       const deleted = await store.delete(key, { ifVersion: versionOf(ifMatch) });

@@ -6,18 +6,10 @@
  * @module
  */
 
-/** The `code` of a JSON error (the contract's fixed set). */
-export type ErrorCode =
-  | "not_found"
-  | "bad_request"
-  | "conflict"
-  | "unauthorized"
-  | "forbidden"
-  | "too_large"
-  | "unsupported_media_type"
-  | "internal";
+/** The `code` of a JSON error (the contract's fixed set: {@linkcode ERROR_CODES}). */
+export type ErrorCode = keyof typeof STATUS;
 
-const STATUS: Record<ErrorCode, number> = {
+const STATUS = {
   not_found: 404,
   bad_request: 400,
   conflict: 409,
@@ -25,8 +17,12 @@ const STATUS: Record<ErrorCode, number> = {
   forbidden: 403,
   too_large: 413,
   unsupported_media_type: 415,
+  precondition_required: 428,
   internal: 500,
-};
+} as const;
+
+/** Every {@linkcode ErrorCode}, as the OpenAPI document lists them. */
+export const ERROR_CODES = Object.keys(STATUS) as [ErrorCode, ...ErrorCode[]];
 
 /** A request that cannot be served: turned into a JSON error response by the server. */
 export class HttpError extends Error {
@@ -39,7 +35,7 @@ export class HttpError extends Error {
 
   /**
    * An error with `code` and `message`, and `extra` fields beside `error` in
-   * the body; `status` overrides the code's own (408, 428 and 405 are
+   * the body; `status` overrides the code's own (408 and 405 are
    * `bad_request` errors with their own status).
    */
   constructor(

@@ -59,3 +59,12 @@ Deno.test("Router.match() decodes path parameters and tells an unknown method fr
   assert.equal(router.match("GET", "/api/nope"), null);
   assert.equal(router.match("GET", "/api/runs/"), null, "an empty parameter matches nothing");
 });
+
+Deno.test("openApiDocument(): every route that takes query parameters documents the 400 an unknown one gets; the error codes include precondition_required", () => {
+  for (const route of apiRoutes) {
+    if ((route.query ?? []).length === 0) continue;
+    assert.ok(route.responses[400], `${route.method} ${route.path} does not document 400`);
+  }
+  const doc = JSON.stringify(openApiDocument(apiRoutes));
+  assert.match(doc, /"precondition_required"/, "the error codes are listed");
+});

@@ -8,6 +8,7 @@
  * @module
  */
 import type { z } from "zod";
+import { didYouMean } from "../_suggest.ts";
 
 /** A query parameter of a route. */
 export interface QueryParam {
@@ -130,4 +131,33 @@ export class Router<S> {
     }
     return pathKnown ? "method" : null;
   }
+}
+
+/**
+ * Why `url`'s query does not suit `route`: the first parameter it does not take (with the
+ * closest it does, all of them, and a sibling route that takes it), or `undefined` when every
+ * one is known. A route without query parameters takes any (it reads none). A misspelt or
+ * misplaced parameter would otherwise be ignored: `entries?key=a` listed the whole store.
+ */
+export function unknownQueryParam<S>(
+  route: Route<S>,
+  url: URL,
+  routes: readonly Route<S>[],
+): string | undefined {
+  const known = (route.query ?? []).map((q) => q.name);
+  if (known.length === 0) return undefined;
+  for (const name of new Set(url.searchParams.keys())) {
+    if (known.includes(name)) continue;
+    const parent = route.path.slice(0, route.path.lastIndexOf("/") + 1);
+    const sibling = routes.find((r) =>
+      r !== route && r.method === route.method && r.path.startsWith(parent) &&
+      r.path.indexOf("/", parent.length) === -1 && r.query?.some((q) => q.name === name)
+    );
+    return `Unknown query parameter ${JSON.stringify(name)} for ${route.method} ${route.path}${
+      didYouMean(name, known)
+    }: it takes ${known.join(", ")}${
+      sibling === undefined ? "" : ` (${sibling.method} ${sibling.path} takes ${name})`
+    }`;
+  }
+  return undefined;
 }

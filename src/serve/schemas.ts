@@ -6,10 +6,11 @@
  * @module
  */
 import { z } from "zod";
+import { ERROR_CODES } from "./http.ts";
 
-/** `{ error: { code, message } }`. */
+/** `{ error: { code, message } }`, `code` one of the fixed set. */
 export const ErrorBody = z.object({
-  error: z.object({ code: z.string(), message: z.string() }),
+  error: z.object({ code: z.enum(ERROR_CODES), message: z.string() }),
 });
 
 /** A Flowstate key: an array of strings. */
