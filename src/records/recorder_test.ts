@@ -363,6 +363,28 @@ Deno.test("RunRecorder.finish() after interruptAll() returns the end interruptAl
   });
 });
 
+/**
+ * A slow store: the first call of `records[method]` waits until `release()`;
+ * `called` resolves once it is made.
+ */
+function holdFirstCall(
+  records: Records,
+  method: "heartbeatClaim" | "startRun" | "appendEvents",
+) {
+  const called = Promise.withResolvers<void>();
+  const gate = Promise.withResolvers<void>();
+  const original = records[method].bind(records) as (...args: unknown[]) => Promise<unknown>;
+  let calls = 0;
+  Reflect.set(records, method, async (...args: unknown[]) => {
+    if (++calls === 1) {
+      called.resolve();
+      await gate.promise;
+    }
+    return await original(...args);
+  });
+  return { called: called.promise, release: () => gate.resolve(), calls: () => calls };
+}
+
 /** A claimed run of flow `f` (worker A), its recorder committing as a queue worker's does. */
 async function claimedRecorder(
   records: Records,
@@ -390,15 +412,8 @@ Deno.test("interruptAll while finish() waits for a heartbeat in flight records f
   const clock = fakeClock(Date.UTC(2026, 0, 1));
   const timers = manualTimers(clock);
   const records = new Records(store, { clock });
-  // The store holds the next heartbeat until told (a slow store).
-  const held = Promise.withResolvers<void>();
-  let beats = 0;
-  const heartbeatClaim = records.heartbeatClaim.bind(records);
-  records.heartbeatClaim = async (run, at) => {
-    beats++;
-    await held.promise;
-    return await heartbeatClaim(run, at);
-  };
+  // The store holds the next heartbeat until told.
+  const beat = holdFirstCall(records, "heartbeatClaim");
   const { runId, recorder } = await claimedRecorder(records, clock, { timers, heartbeatMs: 250 });
   recorder.event({ at: clock.now(), type: "run.start" });
   recorder.event({
@@ -410,12 +425,12 @@ Deno.test("interruptAll while finish() waits for a heartbeat in flight records f
     durationMs: 5,
   });
   await timers.advance(250);
-  assert.equal(beats, 1, "a heartbeat is in flight");
+  assert.equal(beat.calls(), 1, "a heartbeat is in flight");
   // The run's nodes all succeeded: finish() starts (and waits for the heartbeat); the second
   // stop signal comes meanwhile.
   const finishing = recorder.finish(CHARGED);
   const interrupting = RunRecorder.interruptAll("cancelled: exiting at once");
-  held.resolve();
+  beat.release();
   assert.deepEqual(await interrupting, { ended: [runId], notEnded: [], elsewhere: [] });
   assert.equal((await finishing).status, "succeeded");
   const stored = await records.getRun(runId);
@@ -527,29 +542,19 @@ Deno.test("interruptAll counts a run whose start is still being saved: it is rec
   const timers = manualTimers(clock);
   const records = new Records(store, { clock });
   // The first start's save is slow.
-  const saving = Promise.withResolvers<void>();
-  const gate = Promise.withResolvers<void>();
-  let saves = 0;
-  const startRun = records.startRun.bind(records);
-  records.startRun = async (run) => {
-    if (++saves === 1) {
-      saving.resolve();
-      await gate.promise;
-    }
-    return await startRun(run);
-  };
+  const save = holdFirstCall(records, "startRun");
   let stopped = 0;
   const starting = RunRecorder.start(records, clock, START, {
     timers,
     onCancelRequested: () => stopped++,
   });
-  await saving.promise;
+  await save.called;
   const interrupting = RunRecorder.interruptAll("cancelled: exiting at once");
   await assert.rejects(
     () => RunRecorder.start(records, clock, START, { timers }),
     /Cannot start a run of f: the process is exiting at once/,
   );
-  gate.resolve();
+  save.release();
   const recorder = await starting;
   assert.deepEqual(await interrupting, { ended: [recorder.id], notEnded: [], elsewhere: [] });
   assert.equal(stopped, 1, "the run is told to stop");
@@ -570,22 +575,12 @@ Deno.test("interruptAll while finish() waits for an event append in flight recor
   const timers = manualTimers(clock);
   const records = new Records(store, { clock });
   // The store holds the first append of events until told.
-  const appending = Promise.withResolvers<void>();
-  const held = Promise.withResolvers<void>();
-  let appends = 0;
-  const appendEvents = records.appendEvents.bind(records);
-  records.appendEvents = async (runId, events) => {
-    if (++appends === 1) {
-      appending.resolve();
-      await held.promise;
-    }
-    return await appendEvents(runId, events);
-  };
+  const append = holdFirstCall(records, "appendEvents");
   const recorder = await RunRecorder.start(records, clock, START, { timers });
   recorder.event({ at: clock.now(), type: "run.start" });
   // Old enough: this event starts an append of the batch.
   recorder.event({ at: clock.now() + EVENT_BATCH_MS, type: "node.start", node: "charge" });
-  await appending.promise;
+  await append.called;
   recorder.event({
     at: clock.now() + EVENT_BATCH_MS,
     type: "node.end",
@@ -596,7 +591,7 @@ Deno.test("interruptAll while finish() waits for an event append in flight recor
   });
   const finishing = recorder.finish(CHARGED);
   const interrupting = RunRecorder.interruptAll("cancelled: exiting at once");
-  held.resolve();
+  append.release();
   assert.deepEqual(await interrupting, { ended: [recorder.id], notEnded: [], elsewhere: [] });
   assert.equal((await finishing).status, "succeeded");
   const stored = await records.getRun(recorder.id);
