@@ -602,3 +602,17 @@ Deno.test("interruptAll while finish() waits for an event append in flight recor
     ["run.start", "node.start", "node.end"],
   );
 });
+
+Deno.test("Records.finishClaimedRun refuses a releaseAfterMs that is not a number of ms >= 0, writing nothing", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  const runId = await enqueueOne(records);
+  const claimed = (await records.claimRun({ worker: "A", leaseMs: 60_000 }))!;
+  for (const releaseAfterMs of [-1, Number.NaN, Infinity]) {
+    await assert.rejects(
+      () => records.finishClaimedRun(claimed, [], { release: true, releaseAfterMs }),
+      new RegExp(`releaseAfterMs must be a number of ms >= 0 \\(got ${releaseAfterMs}\\)`),
+    );
+  }
+  assert.equal((await records.getRun(runId))?.queue?.claim?.worker, "A", "still claimed");
+});
