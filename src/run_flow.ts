@@ -15,7 +15,7 @@ import { type FlowSource, isFlowPath, loadFlowIn } from "./flow/load.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
 import type { FlowCache } from "./flow_cache.ts";
 import { coerceInputs } from "./flow/inputs.ts";
-import { RunNotOwnedError, RunRecorder } from "./records/recorder.ts";
+import { claimedRunCommit, RunNotOwnedError, RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
 import { knownFlowHash } from "./records/flow_version.ts";
 import type { FlowDefinition } from "./flow/types.ts";
@@ -331,11 +331,7 @@ async function runInTree(
         heartbeatMs: claimed.heartbeatMs,
         ...(claimed.lost === undefined ? {} : { lost: claimed.lost }),
         // Cancelled because the worker stops (or its process exits at once): back to the queue.
-        commit: (record, events, how) =>
-          records.finishClaimedRun(record, events, {
-            release: record.status === "cancelled" &&
-              (how?.interrupted === true || claimed.released?.() === true),
-          }),
+        commit: claimedRunCommit(records, claimed.released),
       });
   } catch (err) {
     options.signal?.removeEventListener("abort", onAbort);

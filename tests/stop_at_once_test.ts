@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
 import { SIGNAL_REPEAT_MS } from "../src/cli/common.ts";
+import { INTERRUPT_TIMEOUT_MS, REQUEUE_MARGIN_MS } from "../src/records/recorder.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 /** Logs "waiting for <path>", then waits for that file, deaf to its cancel signal. */
@@ -29,7 +30,7 @@ interface ShownRun {
   status: string;
   error: { message: string } | null;
   nodes: Record<string, { status: string }>;
-  queue?: { claim?: unknown; attempts: { outcome: string }[] };
+  queue?: { claim?: unknown; runAt: number; attempts: { outcome: string; endedAt: number }[] };
 }
 
 async function withProject(config: string, fn: (dir: string) => Promise<void>): Promise<void> {
@@ -190,6 +191,13 @@ for (const when of ["while its flow runs", "while its flow still loads"] as cons
       assert.equal(run.status, "queued", "back in the queue, not left running");
       assert.equal(run.queue?.claim, undefined);
       assert.deepEqual(run.queue?.attempts.map((a) => a.outcome), ["lost"]);
+      // Due only once the process (that ran it until it exited) is gone: no other worker ran
+      // it meanwhile.
+      assert.ok(
+        run.queue!.runAt >=
+          run.queue!.attempts[0].endedAt + INTERRUPT_TIMEOUT_MS + REQUEUE_MARGIN_MS,
+        JSON.stringify(run.queue),
+      );
     });
   });
 }

@@ -116,13 +116,18 @@ function bestEffortOutput(): void {
  */
 async function exitAtOnce(name: keyof typeof STOP_SIGNALS): Promise<never> {
   try {
-    const { notEnded } = await RunRecorder.interruptAll(
+    const { notEnded, elsewhere } = await RunRecorder.interruptAll(
       `cancelled: the process was stopped (${name} twice) before the run ended; its nodes were not waited for`,
       { timeoutMs: INTERRUPT_TIMEOUT_MS },
     );
     for (const id of notEnded) {
       console.error(
         `warning: the end of run ${id} could not be recorded in time: it stays running until found abandoned (flowstate gc)`,
+      );
+    }
+    for (const id of elsewhere) {
+      console.error(
+        `note: run ${id} is another worker's now (this process's claim on it had lapsed): this process recorded nothing for it`,
       );
     }
   } finally {

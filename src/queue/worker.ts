@@ -465,13 +465,16 @@ class QueueWorker implements Worker {
     this.#released++;
   }
 
-  /** Put a claimed run back in the queue (its attempt recorded `lost`); resolves whether it was. */
-  #giveBack(records: Records, run: RunRecord): Promise<boolean> {
+  /**
+   * Put a claimed run back in the queue (its attempt recorded `lost`), due now or
+   * `releaseAfterMs` from now; resolves whether it was.
+   */
+  #giveBack(records: Records, run: RunRecord, releaseAfterMs = 0): Promise<boolean> {
     const now = Date.now();
     return records.finishClaimedRun(
       { ...run, status: "cancelled", endedAt: now, error: { message: "released" } },
       [],
-      { release: true },
+      { release: true, releaseAfterMs },
     );
   }
 
@@ -481,12 +484,6 @@ class QueueWorker implements Worker {
     this.#s.onEvent({ type: "claim", runId: run.id, flowId: run.flowId, attempt });
     const started = performance.now();
     const { host, defaults } = flowHostOf(this.#rt);
-    // Until the run's recorder takes over (its flow loaded), the worker answers for the run: a
-    // process that exits at once (RunRecorder.interruptAll) puts it back in the queue.
-    const untrack = trackRunInFlight({
-      id: run.id,
-      interrupt: () => this.#giveBack(records, run),
-    });
     // The claim's lease is kept alive from the claim to the end of the attempt, including
     // while the flow loads and while the end is committed (the run's own heartbeat
     // covers only the time between). A beat that finds the claim gone (this process paused
@@ -496,6 +493,17 @@ class QueueWorker implements Worker {
     // end is refused (RunNotOwnedError).
     const beating = new AbortController();
     const lost = new AbortController();
+    // Until the run's recorder takes over (its flow loaded), the worker answers for the run: a
+    // process that exits at once (RunRecorder.interruptAll) puts it back in the queue, due once
+    // the process is gone, and the run does not start (its flow may still be loading).
+    const untrack = trackRunInFlight({
+      id: run.id,
+      interrupt: (_reason, how) => {
+        lost.abort();
+        cancel.abort("the process is exiting at once");
+        return this.#giveBack(records, run, how.requeueAfterMs);
+      },
+    });
     const beat = (async () => {
       while (!beating.signal.aborted) {
         await new Promise<void>((resolve) => {

@@ -612,13 +612,19 @@ export async function finishClaimedRun(
   tails: EventTails,
   record: RunRecord,
   events: RunEvent[],
-  options: { release?: boolean } = {},
+  options: { release?: boolean; releaseAfterMs?: number } = {},
 ): Promise<boolean> {
   const what = `Cannot finish claimed run ${JSON.stringify(record?.id)}`;
   checkRun(record, what);
   const q = record.queue;
   if (q === undefined || q.claim === undefined) {
     throw new TypeError(`${what}: it has no claim (it was not taken from the queue)`);
+  }
+  const releaseAfterMs = options.releaseAfterMs ?? 0;
+  if (!Number.isFinite(releaseAfterMs) || releaseAfterMs < 0) {
+    throw new RangeError(
+      `${what}: releaseAfterMs must be a number of ms >= 0 (got ${options.releaseAfterMs})`,
+    );
   }
   const now = ctx.clock.now();
   const endedAt = record.endedAt ?? now;
@@ -676,7 +682,10 @@ export async function finishClaimedRun(
       },
     );
   }
-  const runAt = options.release ? now : endedAt + backoffMs(q.backoff, failures(attempts));
+  // A run released by a process exiting at once is due only once that process is gone.
+  const runAt = options.release
+    ? now + Math.floor(releaseAfterMs)
+    : endedAt + backoffMs(q.backoff, failures(attempts));
   const runKey = ctx.layout.run(record.id);
   const written = await withRetry(ctx.retry, what, async () => {
     const stored = await ctx.store.get<StoredRun>(runKey);

@@ -122,12 +122,14 @@ export interface RunRecorderOptions {
    * no longer this process's to finish: `finish` then throws a
    * {@linkcode RunNotOwnedError}. `how.interrupted` is set when the end is
    * the one {@linkcode RunRecorder.interruptAll} records (the process is
-   * exiting at once: a claimed run then goes back to the queue).
+   * exiting at once: a claimed run then goes back to the queue, due only
+   * `how.requeueAfterMs` from now, since the process still runs its nodes
+   * until it exits).
    */
   commit?: (
     record: RunRecord,
     events: RunEvent[],
-    how?: { interrupted: boolean },
+    how?: { interrupted: boolean; requeueAfterMs?: number },
   ) => Promise<boolean | void>;
   /**
    * For a claimed run: aborted by whoever else keeps the claim's lease (a
@@ -143,18 +145,62 @@ export interface RunRecorderOptions {
 export const INTERRUPT_TIMEOUT_MS = 1_500;
 
 /**
+ * How much later than the exit bound of {@linkcode RunRecorder.interruptAll}
+ * a claimed run it gives back to the queue comes due, in ms: time for the
+ * process to exit (its nodes stopped) and for clocks that differ a little
+ * between hosts, so that no other worker runs it while this one still does.
+ */
+export const REQUEUE_MARGIN_MS = 1_000;
+
+/** What the recorder's `commit` is told of an end {@linkcode RunRecorder.interruptAll} records. */
+type InterruptedEnd = NonNullable<Parameters<NonNullable<RunRecorderOptions["commit"]>>[2]>;
+
+/**
+ * What {@linkcode RunInFlight.interrupt} found: `true`, the run is recorded
+ * ended (by it or meanwhile); `false`, its end could not be recorded (it stays
+ * `running`, found abandoned later); `"elsewhere"`, the run is not this
+ * process's any more (its claim lapsed and another worker holds it now).
+ */
+export type InterruptOutcome = boolean | "elsewhere";
+
+/**
  * A run this process is in charge of, that it would leave `running` if it
  * exited now: what {@linkcode RunRecorder.interruptAll} ends.
  */
 export interface RunInFlight {
   /** The run's id. */
   readonly id: string;
-  /** Record its end now, once, without waiting for its nodes; resolves whether it is recorded ended. */
-  interrupt(reason: string): Promise<boolean>;
+  /**
+   * Record its end now, once, without waiting for its nodes (and stop them);
+   * a claimed run given back to the queue is due only after
+   * `requeueAfterMs`. Resolves what it found (see {@linkcode InterruptOutcome}).
+   */
+  interrupt(reason: string, options: { requeueAfterMs: number }): Promise<InterruptOutcome>;
+}
+
+/**
+ * The `commit` of a claimed run's recorder: `Records.finishClaimedRun`. A
+ * run cancelled because its worker stops (`released()`) or because the
+ * process exits at once goes back to the queue; in the latter case it is due
+ * only after `requeueAfterMs`, since this process still runs it until it
+ * exits.
+ */
+export function claimedRunCommit(
+  records: Records,
+  released?: () => boolean,
+): NonNullable<RunRecorderOptions["commit"]> {
+  return (record, events, how) =>
+    records.finishClaimedRun(record, events, {
+      release: record.status === "cancelled" &&
+        (how?.interrupted === true || released?.() === true),
+      ...(how?.requeueAfterMs === undefined ? {} : { releaseAfterMs: how.requeueAfterMs }),
+    });
 }
 
 /** The runs of this process that have not ended yet: every recorder's, and claims not yet started. */
 const inFlight = new Set<RunInFlight>();
+/** How many {@linkcode RunRecorder.interruptAll} calls are under way: no run starts meanwhile. */
+let exiting = 0;
 
 /**
  * Count `run` among this process's runs in flight (see
@@ -311,7 +357,11 @@ export class RunRecorder {
   readonly #nodes = new Map<string, NodeOutcome>();
   /** The end `finish` is committing, once it has made it. */
   #ending: { record: RunRecord; events: RunEvent[] } | undefined;
-  #interrupted: Promise<boolean> | undefined;
+  #interrupted: Promise<InterruptOutcome> | undefined;
+  /** The save of the `running` record (`start`): an interrupt waits for it before it records the end. */
+  #started: Promise<void> = Promise.resolve();
+  /** Stops the run (its `onCancelRequested`), once, whoever asks first. */
+  readonly #stopRun: (() => void) | undefined;
   /** This run, as {@linkcode RunRecorder.interruptAll} sees it. */
   readonly #tracked: RunInFlight;
   /** The claim this recorder's heartbeat extends (a run claimed from the queue). */
@@ -332,7 +382,18 @@ export class RunRecorder {
     this.#start = start;
     this.startedAt = startedAt;
     this.id = id ?? newRunId(startedAt);
-    this.#tracked = { id: this.id, interrupt: (reason) => this.#interrupt(reason) };
+    this.#tracked = {
+      id: this.id,
+      interrupt: (reason, how) => this.#interrupt(reason, how.requeueAfterMs),
+    };
+    const notify = options.onCancelRequested;
+    let told = false;
+    // Once, whichever finds it first: the cancel poll, a heartbeat, or `interruptAll`.
+    this.#stopRun = notify === undefined ? undefined : () => {
+      if (told) return;
+      told = true;
+      notify();
+    };
     this.#commit = options.commit ?? ((record, events) => records.finishRun(record, events));
     // From now, not from `startedAt`: a claimed run's `startedAt` is when it
     // was enqueued, and its first event would otherwise be appended at once
@@ -356,11 +417,25 @@ export class RunRecorder {
     if (!(heartbeatMs > 0) || !Number.isFinite(heartbeatMs)) {
       throw new RangeError(`Cannot start a run: heartbeatMs must be > 0 (got ${heartbeatMs})`);
     }
+    if (exiting > 0) {
+      throw new Error(
+        `Cannot start a run of ${start.flowId}: the process is exiting at once (a second stop signal); no run starts now`,
+      );
+    }
     const recorder = new RunRecorder(records, clock, start, clock.now(), options);
-    await records.startRun({
+    // In flight from before its save: an `interruptAll` that comes meanwhile waits for the save,
+    // then records the run cancelled, rather than leave it `running` once the save lands.
+    inFlight.add(recorder.#tracked);
+    recorder.#started = records.startRun({
       ...recorder.#record({ status: "running", outputs: null, nodes: {}, error: null }, null),
       heartbeatAt: recorder.startedAt,
     });
+    try {
+      await recorder.#started;
+    } catch (err) {
+      inFlight.delete(recorder.#tracked);
+      throw err;
+    }
     recorder.#watch(heartbeatMs, options);
     return recorder;
   }
@@ -394,15 +469,10 @@ export class RunRecorder {
   }
 
   #watch(heartbeatMs: number, options: RunRecorderOptions): void {
+    // Interrupted while its start was being saved: nothing to watch (its end is being recorded).
+    if (this.#interrupted !== undefined) return;
     inFlight.add(this.#tracked);
-    const notify = options.onCancelRequested;
-    let told = false;
-    // Once, whichever finds it first: the cancel poll or a heartbeat.
-    const stopRun = notify === undefined ? undefined : () => {
-      if (told) return;
-      told = true;
-      notify();
-    };
+    const stopRun = this.#stopRun;
     const lost = options.lost;
     if (lost?.aborted) this.#lose(stopRun);
     else {
@@ -519,12 +589,18 @@ export class RunRecorder {
    * `running`. A run whose end `finish` was already committing is recorded
    * with that end; any other is recorded `cancelled` with `reason` as its
    * error (the nodes seen so far with their status, the ones still going as
-   * `cancelled`), and a run claimed from the queue goes back to the queue.
-   * Heartbeats stop. One try per run, all at once, for at most `timeoutMs`
+   * `cancelled`), and a run claimed from the queue goes back to the queue,
+   * due only once this call's bound is past (plus {@linkcode
+   * REQUEUE_MARGIN_MS}), so that no other worker runs it while this process
+   * still does. Each run is told to stop (its `onCancelRequested`), and its
+   * heartbeat stops. A run whose start is still being saved is waited for,
+   * then recorded `cancelled`; no run starts until this call resolves
+   * (`start` throws). One try per run, all at once, for at most `timeoutMs`
    * ({@linkcode INTERRUPT_TIMEOUT_MS} by default). Resolves the ids of the
-   * runs whose end is recorded (or that had ended meanwhile) and of those
-   * whose end is not (they stay `running` with no heartbeat, and are found
-   * abandoned later).
+   * runs whose end is recorded (or that had ended meanwhile), of those whose
+   * end is not (they stay `running` with no heartbeat, and are found
+   * abandoned later), and of those that another worker holds now (their
+   * claim lapsed: not this process's to record).
    *
    * @example
    * ```ts
@@ -547,32 +623,57 @@ export class RunRecorder {
   static async interruptAll(
     reason: string,
     options: { timeoutMs?: number } = {},
-  ): Promise<{ ended: string[]; notEnded: string[] }> {
+  ): Promise<{ ended: string[]; notEnded: string[]; elsewhere: string[] }> {
     const timeoutMs = options.timeoutMs ?? INTERRUPT_TIMEOUT_MS;
-    const runs = [...inFlight];
-    const ended: string[] = [];
-    const all = Promise.all(runs.map(async (run) => {
-      if (await run.interrupt(reason).catch(() => false)) ended.push(run.id);
-    }));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      all,
-      new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs)),
-    ]);
-    clearTimeout(timer);
-    return {
-      ended: [...ended],
-      notEnded: runs.map((r) => r.id).filter((id) => !ended.includes(id)),
-    };
+    exiting++;
+    try {
+      const runs = [...inFlight];
+      const ended: string[] = [];
+      const elsewhere: string[] = [];
+      const how = { requeueAfterMs: timeoutMs + REQUEUE_MARGIN_MS };
+      const all = Promise.all(runs.map(async (run) => {
+        const outcome = await run.interrupt(reason, how).catch(() => false);
+        if (outcome === "elsewhere") elsewhere.push(run.id);
+        else if (outcome) ended.push(run.id);
+      }));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        all,
+        new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs)),
+      ]);
+      clearTimeout(timer);
+      return {
+        ended: [...ended],
+        notEnded: runs.map((r) => r.id).filter((id) =>
+          !ended.includes(id) && !elsewhere.includes(id)
+        ),
+        elsewhere: [...elsewhere],
+      };
+    } finally {
+      exiting--;
+    }
   }
 
   /** Commit this run's end now, once: the one `finish` made, else cancelled with `reason`. */
-  #interrupt(reason: string): Promise<boolean> {
+  #interrupt(reason: string, requeueAfterMs: number): Promise<InterruptOutcome> {
     this.#interrupted ??= (async () => {
       this.#stopBeating.abort("the process is exiting");
+      // Its nodes stop now, not when the process exits (a claimed run may go back to the queue).
+      this.#stopRun?.();
+      try {
+        await this.#started;
+      } catch {
+        return true; // Never stored: nothing is left running.
+      }
+      // The events already on their way are stored before the end (the end's come after them).
+      await this.#flushing;
       const endedAt = this.#clock.now();
       let ending = this.#ending;
-      let how: { interrupted: boolean } | undefined;
+      let how: InterruptedEnd | undefined;
+      if (ending !== undefined && ending.events.length === 0 && this.#buffer.length > 0) {
+        // `finish` made its end before it took the last events (it waits for writes in flight).
+        ending = { record: ending.record, events: this.#buffer };
+      }
       if (ending === undefined) {
         const nodes: RunRecord["nodes"] = {};
         for (const [id, outcome] of this.#nodes) nodes[id] = { ...outcome };
@@ -586,19 +687,35 @@ export class RunRecorder {
           ),
           events,
         };
-        how = { interrupted: true };
+        how = { interrupted: true, requeueAfterMs };
       }
       try {
-        return (await this.#commit(ending.record, ending.events, how)) !== false;
+        if ((await this.#commit(ending.record, ending.events, how)) !== false) return true;
+        // Refused: `finish` recorded the end first, or the claim is another worker's now.
+        return await this.#storedOutcome();
       } catch {
         // Ended meanwhile (by `finish`, or by someone else), or the store failed.
-        const stored = await this.#records.getRun(this.id).catch(() => null);
-        return stored !== null && stored.status !== "running";
+        return await this.#storedOutcome();
       } finally {
         inFlight.delete(this.#tracked);
       }
     })();
     return this.#interrupted;
+  }
+
+  /** What the stored record says of a run whose end this process could not commit. */
+  async #storedOutcome(): Promise<InterruptOutcome> {
+    const stored = await this.#records.getRun(this.id).catch(() => null);
+    if (stored === null) return false;
+    if (stored.status !== "running") return true;
+    // Running under a claim that is not this attempt's: another worker holds the run now.
+    const mine = this.#start.queue;
+    const theirs = stored.queue;
+    if (
+      mine?.claim !== undefined && theirs?.claim !== undefined &&
+      (theirs.attempt !== mine.attempt || theirs.claim.worker !== mine.claim.worker)
+    ) return "elsewhere";
+    return false;
   }
 
   #record(end: RunEnd, endedAt: number | null): RunRecord {
@@ -687,8 +804,13 @@ export class RunRecorder {
   }
 
   async #finish(end: RunEnd): Promise<RunRecord> {
+    // The end is decided now, before any wait: an `interruptAll` from here on records this end
+    // (with the events not yet appended), never a cancelled one, and does not give a claimed
+    // run back to the queue.
+    const endedAt = end.endedAt ?? this.#clock.now();
+    this.#ending ??= { record: this.#record(end, endedAt), events: [] };
     await this.#stopWatching();
-    if (this.#interrupted !== undefined && await this.#interrupted) {
+    if (this.#interrupted !== undefined && (await this.#interrupted) === true) {
       // Already recorded ended by `interruptAll` (the process is exiting): that end stands.
       const stored = await this.#records.getRun(this.id);
       if (stored !== null && stored.status !== "running") return stored;
@@ -697,7 +819,6 @@ export class RunRecorder {
     if (this.#lost) throw new RunNotOwnedError(this.id);
     const last = this.#buffer;
     this.#buffer = [];
-    const endedAt = end.endedAt ?? this.#clock.now();
     let record = this.#record(end, endedAt);
     this.#ending = { record, events: last };
     try {

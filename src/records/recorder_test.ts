@@ -5,7 +5,14 @@ import { fakeClock } from "../testing/clock.ts";
 import { manualTimers } from "../testing/timers.ts";
 import { withHooks } from "../wrappers/hooks.ts";
 import { HEARTBEAT_MS, MIN_ABANDONED_MS } from "./heartbeat.ts";
-import { CANCEL_POLL_MS, EVENT_BATCH_MS, RunEndNotRecordedError, RunRecorder } from "./recorder.ts";
+import {
+  CANCEL_POLL_MS,
+  claimedRunCommit,
+  EVENT_BATCH_MS,
+  REQUEUE_MARGIN_MS,
+  RunEndNotRecordedError,
+  RunRecorder,
+} from "./recorder.ts";
 import { Records } from "./records.ts";
 
 const START = { flowId: "f", flowVersion: "job", inputs: {} };
@@ -349,5 +356,263 @@ Deno.test("RunRecorder.finish() after interruptAll() returns the end interruptAl
   assert.deepEqual(record.nodes, { a: { status: "cancelled", attempts: 1 } });
   assert.equal((await records.getRun(recorder.id))?.error?.message, "cancelled: exiting");
   // Nothing is left in flight.
-  assert.deepEqual(await RunRecorder.interruptAll("again"), { ended: [], notEnded: [] });
+  assert.deepEqual(await RunRecorder.interruptAll("again"), {
+    ended: [],
+    notEnded: [],
+    elsewhere: [],
+  });
+});
+
+/**
+ * A slow store: the first call of `records[method]` waits until `release()`;
+ * `called` resolves once it is made.
+ */
+function holdFirstCall(
+  records: Records,
+  method: "heartbeatClaim" | "startRun" | "appendEvents",
+) {
+  const called = Promise.withResolvers<void>();
+  const gate = Promise.withResolvers<void>();
+  const original = records[method].bind(records) as (...args: unknown[]) => Promise<unknown>;
+  let calls = 0;
+  Reflect.set(records, method, async (...args: unknown[]) => {
+    if (++calls === 1) {
+      called.resolve();
+      await gate.promise;
+    }
+    return await original(...args);
+  });
+  return { called: called.promise, release: () => gate.resolve(), calls: () => calls };
+}
+
+/** A claimed run of flow `f` (worker A), its recorder committing as a queue worker's does. */
+async function claimedRecorder(
+  records: Records,
+  clock: ReturnType<typeof fakeClock>,
+  options: Parameters<typeof RunRecorder.adopt>[4] = {},
+) {
+  const runId = await enqueueOne(records);
+  const claimed = (await records.claimRun({ worker: "A", leaseMs: 60_000 }))!;
+  assert.equal(claimed.id, runId);
+  const recorder = RunRecorder.adopt(records, clock, claimed, { ...START, queue: claimed.queue }, {
+    commit: claimedRunCommit(records),
+    ...options,
+  });
+  return { runId, recorder };
+}
+
+const CHARGED = {
+  ...END,
+  outputs: { charged: true },
+  nodes: { charge: { status: "succeeded" as const, attempts: 1 } },
+};
+
+Deno.test("interruptAll while finish() waits for a heartbeat in flight records finish's end: a claimed run that succeeded stays succeeded, not given back to the queue", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const records = new Records(store, { clock });
+  // The store holds the next heartbeat until told.
+  const beat = holdFirstCall(records, "heartbeatClaim");
+  const { runId, recorder } = await claimedRecorder(records, clock, { timers, heartbeatMs: 250 });
+  recorder.event({ at: clock.now(), type: "run.start" });
+  recorder.event({
+    at: clock.now(),
+    type: "node.end",
+    node: "charge",
+    status: "succeeded",
+    attempt: 1,
+    durationMs: 5,
+  });
+  await timers.advance(250);
+  assert.equal(beat.calls(), 1, "a heartbeat is in flight");
+  // The run's nodes all succeeded: finish() starts (and waits for the heartbeat); the second
+  // stop signal comes meanwhile.
+  const finishing = recorder.finish(CHARGED);
+  const interrupting = RunRecorder.interruptAll("cancelled: exiting at once");
+  beat.release();
+  assert.deepEqual(await interrupting, { ended: [runId], notEnded: [], elsewhere: [] });
+  assert.equal((await finishing).status, "succeeded");
+  const stored = await records.getRun(runId);
+  assert.equal(stored?.status, "succeeded");
+  assert.deepEqual(stored?.outputs, { charged: true });
+  assert.deepEqual(stored?.queue?.attempts.map((x) => x.outcome), ["succeeded"]);
+  assert.deepEqual((await records.getEvents(runId)).map((e) => e.type), ["run.start", "node.end"]);
+  // Not back in the queue: no other worker runs it (and charges) again.
+  clock.set(clock.now() + 60_000);
+  assert.equal(await records.claimRun({ worker: "B", leaseMs: 60_000 }), null);
+  assert.equal(timers.pending, 0, "no timer left");
+});
+
+Deno.test("interruptAll reports a claimed run whose end finish() committed first as ended (its own commit is refused), not as left running", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const records = new Records(store, { clock });
+  const commit = claimedRunCommit(records);
+  const landed = Promise.withResolvers<void>();
+  const gate = Promise.withResolvers<void>();
+  let commits = 0;
+  const { runId, recorder } = await claimedRecorder(records, clock, {
+    timers,
+    // finish()'s commit is stored, then its answer is slow to come back.
+    commit: async (record, events, how) => {
+      const ok = await commit(record, events, how);
+      if (++commits === 1) {
+        landed.resolve();
+        await gate.promise;
+      }
+      return ok;
+    },
+  });
+  const finishing = recorder.finish(CHARGED);
+  await landed.promise;
+  assert.deepEqual(await RunRecorder.interruptAll("cancelled: exiting at once"), {
+    ended: [runId],
+    notEnded: [],
+    elsewhere: [],
+  });
+  assert.equal(commits, 2, "interruptAll tried to commit, and was refused");
+  gate.resolve();
+  assert.equal((await finishing).status, "succeeded");
+  assert.equal((await records.getRun(runId))?.status, "succeeded");
+});
+
+Deno.test("interruptAll reports a claimed run another worker took over as elsewhere, not as left running", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const a = new Records(store, { clock });
+  // Worker B's clock is past A's lease (A paused).
+  const b = new Records(store, { clock: { now: () => clock.now() + 120_000 } });
+  const { runId, recorder } = await claimedRecorder(a, clock, { timers });
+  assert.deepEqual(await b.reclaimLost(), [runId]);
+  assert.equal((await b.claimRun({ worker: "B", leaseMs: 60_000 }))?.id, runId);
+  assert.deepEqual(await RunRecorder.interruptAll("cancelled: exiting at once"), {
+    ended: [],
+    notEnded: [],
+    elsewhere: [runId],
+  });
+  const stored = await a.getRun(runId);
+  assert.equal(stored?.status, "running");
+  assert.equal(stored?.queue?.claim?.worker, "B", "B's run, untouched");
+  await assert.rejects(() => recorder.finish(END), (err: Error) => err.name === "RunNotOwnedError");
+});
+
+Deno.test("interruptAll gives a claimed run back to the queue due only after its exit bound, and stops the run's nodes at once", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const records = new Records(store, { clock });
+  let stopped = 0;
+  const { runId, recorder } = await claimedRecorder(records, clock, {
+    timers,
+    onCancelRequested: () => stopped++,
+  });
+  recorder.event({ at: clock.now(), type: "node.start", node: "charge" });
+  const at = clock.now();
+  assert.deepEqual(
+    await RunRecorder.interruptAll("cancelled: exiting at once", { timeoutMs: 800 }),
+    {
+      ended: [runId],
+      notEnded: [],
+      elsewhere: [],
+    },
+  );
+  assert.equal(stopped, 1, "the run's nodes are told to stop");
+  const stored = await records.getRun(runId);
+  assert.equal(stored?.status, "queued");
+  assert.equal(stored?.queue?.runAt, at + 800 + REQUEUE_MARGIN_MS);
+  assert.deepEqual(stored?.queue?.attempts.map((x) => x.outcome), ["lost"]);
+  // The run's own code, stopped, reaches its end: it gets the recorded one.
+  assert.equal((await recorder.finish({ ...END, status: "cancelled" })).status, "queued");
+  // While this process may still be running it, no other worker takes it.
+  clock.set(at + 800 + REQUEUE_MARGIN_MS - 1);
+  assert.equal(await records.claimRun({ worker: "B", leaseMs: 60_000, promote: true }), null);
+  clock.set(at + 800 + REQUEUE_MARGIN_MS);
+  assert.equal(
+    (await records.claimRun({ worker: "B", leaseMs: 60_000, promote: true }))?.id,
+    runId,
+  );
+});
+
+Deno.test("interruptAll counts a run whose start is still being saved: it is recorded cancelled once saved, and no run starts while the process exits", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const records = new Records(store, { clock });
+  // The first start's save is slow.
+  const save = holdFirstCall(records, "startRun");
+  let stopped = 0;
+  const starting = RunRecorder.start(records, clock, START, {
+    timers,
+    onCancelRequested: () => stopped++,
+  });
+  await save.called;
+  const interrupting = RunRecorder.interruptAll("cancelled: exiting at once");
+  await assert.rejects(
+    () => RunRecorder.start(records, clock, START, { timers }),
+    /Cannot start a run of f: the process is exiting at once/,
+  );
+  save.release();
+  const recorder = await starting;
+  assert.deepEqual(await interrupting, { ended: [recorder.id], notEnded: [], elsewhere: [] });
+  assert.equal(stopped, 1, "the run is told to stop");
+  const stored = await records.getRun(recorder.id);
+  assert.equal(stored?.status, "cancelled");
+  assert.equal(stored?.error?.message, "cancelled: exiting at once");
+  assert.equal((await recorder.finish(END)).status, "cancelled");
+  assert.equal(timers.pending, 0, "no heartbeat was started");
+  assert.deepEqual((await records.listRuns()).runs.map((r) => r.status), ["cancelled"]);
+  // Once interruptAll has resolved, runs start again (a process that goes on).
+  const later = await RunRecorder.start(records, clock, START, { timers });
+  await later.finish(END);
+});
+
+Deno.test("interruptAll while finish() waits for an event append in flight records finish's end with every event (a plain run)", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const records = new Records(store, { clock });
+  // The store holds the first append of events until told.
+  const append = holdFirstCall(records, "appendEvents");
+  const recorder = await RunRecorder.start(records, clock, START, { timers });
+  recorder.event({ at: clock.now(), type: "run.start" });
+  // Old enough: this event starts an append of the batch.
+  recorder.event({ at: clock.now() + EVENT_BATCH_MS, type: "node.start", node: "charge" });
+  await append.called;
+  recorder.event({
+    at: clock.now() + EVENT_BATCH_MS,
+    type: "node.end",
+    node: "charge",
+    status: "succeeded",
+    attempt: 1,
+    durationMs: 5,
+  });
+  const finishing = recorder.finish(CHARGED);
+  const interrupting = RunRecorder.interruptAll("cancelled: exiting at once");
+  append.release();
+  assert.deepEqual(await interrupting, { ended: [recorder.id], notEnded: [], elsewhere: [] });
+  assert.equal((await finishing).status, "succeeded");
+  const stored = await records.getRun(recorder.id);
+  assert.equal(stored?.status, "succeeded");
+  assert.deepEqual(stored?.outputs, { charged: true });
+  assert.deepEqual(
+    (await records.getEvents(recorder.id)).map((e) => e.type),
+    ["run.start", "node.start", "node.end"],
+  );
+});
+
+Deno.test("Records.finishClaimedRun refuses a releaseAfterMs that is not a number of ms >= 0, writing nothing", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  const runId = await enqueueOne(records);
+  const claimed = (await records.claimRun({ worker: "A", leaseMs: 60_000 }))!;
+  for (const releaseAfterMs of [-1, Number.NaN, Infinity]) {
+    await assert.rejects(
+      () => records.finishClaimedRun(claimed, [], { release: true, releaseAfterMs }),
+      new RegExp(`releaseAfterMs must be a number of ms >= 0 \\(got ${releaseAfterMs}\\)`),
+    );
+  }
+  assert.equal((await records.getRun(runId))?.queue?.claim?.worker, "A", "still claimed");
 });

@@ -489,12 +489,14 @@ export class Records {
    * `false`, writing nothing, when the claim is no longer the worker's (its
    * lease lapsed and the run was taken back). With `release`, the attempt is
    * given up without counting (a worker stopping): the run is queued again,
-   * due now, and the attempt recorded `lost`.
+   * due now (or `releaseAfterMs` from now, without waking the workers: a
+   * process exiting at once, that still runs it until it exits), and the
+   * attempt recorded `lost`.
    */
   async finishClaimedRun(
     record: RunRecord,
     events: RunEvent[] = [],
-    options: { release?: boolean } = {},
+    options: { release?: boolean; releaseAfterMs?: number } = {},
   ): Promise<boolean> {
     return await (await queueModule()).finishClaimedRun(
       this.#ctx,
