@@ -32,6 +32,7 @@ import type { ParsedFlow } from "./flow/parse.ts";
 import type { FlowDefinition } from "./flow/types.ts";
 import { readYamlFile } from "./_yaml_file.ts";
 import { builtinNodes } from "./flow/nodes.ts";
+import { OPTIONS_CHECKED } from "./flow/prepare.ts";
 import { isAbsolute, join, resolve } from "./_path.ts";
 import {
   type CachedLoad,
@@ -58,6 +59,7 @@ const FINGERPRINTED = [
   "./flow/node_schemas.ts",
   "./_lazy_schema.ts",
   "./flow/node_options.ts",
+  "./flow/prepare.ts",
   "./flow/_shapes.ts",
   "./flow/_values.ts",
   "./flow/template/_segment.ts",
@@ -163,7 +165,9 @@ function parsedFromEntry(entry: Entry, file: string, text: string): ParsedFlow {
     file,
     source: text,
     locate: locatorOf(entry.positions),
-  };
+    // Written only after the flow was prepared (its options checked) and ran: see cli/run.ts.
+    [OPTIONS_CHECKED]: true,
+  } as ParsedFlow;
 }
 
 /** The position of every value of the definition (and of the paths under them). */

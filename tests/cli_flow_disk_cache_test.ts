@@ -83,6 +83,49 @@ Deno.test("run: a second run of the same file is a cache hit that parses no YAML
   }
 });
 
+Deno.test("run: a cache hit of a flow with templated built-in options does not load zod", async () => {
+  const dir = await Deno.makeTempDir();
+  const probe = fromFileUrl(new URL("./fixtures/zod_probe.ts", import.meta.url));
+  try {
+    // The counter's `by: "${{ inputs.by }}"`: its keys are checked against the zod schema once.
+    await Deno.writeTextFile(join(dir, "counter.flow.yaml"), COUNTER);
+    const args = (n: string) => [
+      "run",
+      "--unstable-worker-options",
+      "--allow-read",
+      "--allow-write=.flowstate",
+      "--allow-env",
+      "--allow-net",
+      "--allow-sys=hostname",
+      probe,
+      "run",
+      "counter.flow.yaml",
+      "--input",
+      `by=${n}`,
+    ];
+    const dec = new TextDecoder();
+    const runProbe = async (n: string) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: args(n),
+        cwd: dir,
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    };
+    const first = await runProbe("1");
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stderr, /zodLoaded=true/, "a miss checks the templated keys with zod");
+    const hit = await runProbe("2");
+    assert.equal(hit.code, 0, hit.stderr);
+    assert.match(hit.stdout, /count: 3/);
+    assert.match(hit.stderr, /zodLoaded=false/, hit.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("run: an edited file is validated again; an invalid one fails as without a cache", async () => {
   const dir = await Deno.makeTempDir();
   const fresh = await Deno.makeTempDir();

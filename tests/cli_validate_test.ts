@@ -304,6 +304,39 @@ nodes:
   });
 });
 
+Deno.test("validate: a rule across a custom node's options that a templated value decides is left to the run, in a Worker or trusted", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    const node = fileURLToPath(import.meta.resolve("./fixtures/nodes/cross_rule.ts"));
+    await Deno.writeTextFile(
+      join(dir, "r.flow.yaml"),
+      `id: r
+inputs:
+  mode: { type: string, default: offline }
+nodes:
+  - id: f
+    type: ${node}
+    with: { mode: "\${{ inputs.mode }}" }
+`,
+    );
+    for (const trusted of [false, true]) {
+      if (trusted) {
+        await Deno.writeTextFile(
+          join(dir, "flowstate.yaml"),
+          `nodes:\n  trusted: [${JSON.stringify(node)}]\n`,
+        );
+      }
+      const checked = await run("validate", "r.flow.yaml");
+      assert.equal(checked.code, 0, `trusted: ${trusted}\n${checked.stderr}`);
+      const offline = await run("run", "r.flow.yaml");
+      assert.equal(offline.code, 0, offline.stderr);
+      // The run decides: online without a url breaks the rule, with the schema's own words.
+      const online = await run("run", "r.flow.yaml", "--input", "mode=online");
+      assert.equal(online.code, 1, online.stderr);
+      assert.match(online.stdout + online.stderr, /url is required unless mode is offline/);
+    }
+  });
+});
+
 Deno.test("a flow file that is not there: the path looked at, and the path meant when deno task ran from a subfolder", async () => {
   await withSandbox(async ({ dir, run, runWith, home }) => {
     await Deno.mkdir(join(dir, "flows"));

@@ -104,8 +104,16 @@ export function issueProblems(
       }));
     }
     const missing = readPath(options, path.map(String)) === undefined;
-    if (templated && !knownBeforeRun(options, path, missing ? true : staticValues)) return [];
-    const message = path.length > 0 && missing
+    // An issue at an absent key says the key is required, unless it is a rule across options
+    // (zod's "custom": `url` required unless `mode` is "offline"), which a templated value may
+    // decide at run time. With templates, only a zod issue is known to mean a required key.
+    const code = (issue as { code?: unknown }).code;
+    const requiredKey = path.length > 0 && missing && code !== "custom";
+    const knownRequired = requiredKey && typeof code === "string";
+    if (templated && !knownBeforeRun(options, path, knownRequired || (staticValues && !missing))) {
+      return [];
+    }
+    const message = requiredKey
       ? `missing required option "${path.join(".")}" for ${typeName}`
       : `${typeName}: ${issue.message}`;
     return [{ path: ["with", ...path], message }];

@@ -33,6 +33,13 @@ import {
   workerOptionsEnabled,
 } from "./sandbox.ts";
 
+/**
+ * Set (to `true`) on a parsed flow read from the flow disk cache: its
+ * built-in nodes' options passed {@linkcode prepareFlow}'s checks before it
+ * was cached (internal).
+ */
+export const OPTIONS_CHECKED: unique symbol = Symbol.for("flowstate.flowOptionsChecked");
+
 /** Options for {@linkcode prepareFlow}. */
 export interface PrepareOptions {
   /** Directory module types and sub-flows resolve against (default: the flow file's, or cwd). */
@@ -202,8 +209,17 @@ export async function prepareFlow(
         ? compiled.evaluate({ inputs: {}, nodes: {}, env: {} })
         : spec.with ?? {};
       let checked: OptionProblem[] = [];
+      // A built-in's templated options need its zod schema; a flow from the disk cache passed
+      // this very check when it was cached (the cache's key covers the schemas' code), so a
+      // cached run does not load zod for it.
+      const checkedBefore = builtin === type && !compiled.isStatic &&
+        (parsed as { [OPTIONS_CHECKED]?: true })[OPTIONS_CHECKED] === true;
       try {
-        checked = await optionProblems(type, spec.type, values, { staticValues: builtin === type });
+        if (!checkedBefore) {
+          checked = await optionProblems(type, spec.type, values, {
+            staticValues: builtin === type,
+          });
+        }
       } catch (err) {
         // A custom schema given a template where it expects a value may throw: then the run
         // checks the evaluated options.

@@ -37,7 +37,7 @@ nodes:
     [
       '6:31 nodes.0.with.message: missing required option "message" for log',
       '6:33 nodes.0.with.mesage: unknown option "mesage" for log (did you mean "message"?)',
-      '7:70 nodes.1.with.level: log: Invalid option: expected one of "debug"|"info"|"warn"|"error"',
+      '7:70 nodes.1.with.level: log: expected one of "debug", "info", "warn", "error", got "loud"',
       '8:86 nodes.2.with.where.0.valu: unknown option "valu" for state.query',
     ],
   );
