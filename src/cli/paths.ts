@@ -110,7 +110,7 @@ export async function withTaskCwdHint<T>(file: string, load: () => Promise<T>): 
  * const elsewhere = await Deno.makeTempDir();
  * const config = await loadConfig({ cwd: elsewhere, home: `${elsewhere}/.flowstate` });
  * const warning = await projectElsewhereWarning(`${project}/flows/a.flow.yaml`, config);
- * assert.match(warning!, /pass --config .*flowstate\.yaml/);
+ * assert.match(warning!, /run it from .*--config .*flowstate\.yaml/);
  * await Deno.remove(project, { recursive: true });
  * await Deno.remove(elsewhere, { recursive: true });
  * ```
@@ -125,8 +125,9 @@ export async function projectElsewhereWarning(
   const spec = config.stores[config.records] as { plugin?: unknown; path?: unknown } | undefined;
   const store = typeof spec?.path === "string" ? ` ${spec.path}` : "";
   return `no ${CONFIG_FILE_NAME} in ${config.baseDir}: this uses the default store${store}, ` +
-    `not the stores of the flow's project, ${found}; run from ${dirname(found)} ` +
-    `or pass --config ${found}`;
+    `not the stores of the flow's project, ${found}; run it from ${dirname(found)} ` +
+    `(--config ${found} from here reads that config, but its home and relative paths stay ` +
+    `this folder's)`;
 }
 
 /** The nearest `flowstate.yaml` in `dir` or a folder above it. */
