@@ -372,6 +372,10 @@ Deno.test("a flow file that is not there: the path looked at, and the path meant
         join(dir, "flows", "helo.flow.yaml")
       } (did you mean flows/hello.flow.yaml?)`,
     );
+    // An INIT_CWD that is not below the working directory is some other `deno task`'s (a test
+    // runner's, inherited): no hint about where the command was typed.
+    const inherited = await runWith({ INIT_CWD: "/" }, "validate", "flows/helo.flow.yaml");
+    assert.equal(inherited.stderr.trim(), typo.stderr.trim());
     await assert.rejects(Deno.stat(home), Deno.errors.NotFound, "nothing was written");
   });
 });

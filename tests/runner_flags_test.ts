@@ -159,7 +159,10 @@ Deno.test("a store the task's flags do not cover fails naming the flag to add, w
     );
     const run = await flowstate(dir, "run", "counter.flow.yaml");
     assert.equal(run.code, 1);
-    assert.match(run.stderr, /^error: Requires write access to /m);
+    assert.match(
+      run.stderr,
+      /^error: flowstate\.yaml:2:3: stores\.default: Cannot open store "default" \(plugin "sqlite"\): Requires write access to /m,
+    );
     assert.ok(
       run.stderr.includes(`e.g. --allow-write=.flowstate,${join(outside, "data")}`),
       run.stderr,

@@ -21,7 +21,10 @@ function taskOrigin(env: (name: string) => string | undefined): string | undefin
   }
   if (origin === undefined || origin === "") return undefined;
   const from = resolve(origin);
-  return from === resolve(Deno.cwd()) ? undefined : from;
+  const cwd = resolve(Deno.cwd());
+  // `deno task` runs in the folder of the deno.json it found from there upwards: a folder above.
+  // (An INIT_CWD elsewhere was inherited from some other `deno task`, e.g. a test runner's.)
+  return from.startsWith(cwd.endsWith("/") ? cwd : `${cwd}/`) ? from : undefined;
 }
 
 async function isFile(path: string): Promise<boolean> {
@@ -42,7 +45,8 @@ async function isFile(path: string): Promise<boolean> {
  * ```ts
  * import { taskCwdHint } from "./paths.ts";
  * import assert from "node:assert/strict";
- * const from = await Deno.makeTempDir();
+ * // Typed in a subfolder of the project, whose deno.json is in the working directory:
+ * const from = await Deno.makeTempDir({ dir: Deno.cwd() });
  * await Deno.writeTextFile(`${from}/hello.flow.yaml`, "");
  * const hint = await taskCwdHint("hello.flow.yaml", () => from);
  * assert.match(hint, /did you mean .*hello\.flow\.yaml\?/);
