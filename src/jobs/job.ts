@@ -15,7 +15,7 @@ import type { LogLevel } from "../log.ts";
 /**
  * Log levels of a job (the one {@linkcode LogLevel}).
  *
- * @deprecated Use `LogLevel`; this alias goes in 0.4.
+ * @deprecated Use `LogLevel`; this alias goes in 0.5.
  *
  * @example
  * ```ts
