@@ -15,8 +15,8 @@ const CLI = fromFileUrl(new URL("../cli.ts", import.meta.url));
 const EXAMPLES = fromFileUrl(new URL("../examples/", import.meta.url));
 const COUNTER = await Deno.readTextFile(join(EXAMPLES, "counter.flow.yaml"));
 
-/** `deno task run`'s permissions, plus `extra`, in `cwd`. */
-async function run(cwd: string, args: string[], extra: string[] = []) {
+/** `deno task run`'s permissions, plus `extra`, in `cwd` (of `script`: the CLI's entry). */
+async function run(cwd: string, args: string[], extra: string[] = [], script = CLI) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -27,7 +27,7 @@ async function run(cwd: string, args: string[], extra: string[] = []) {
       "--allow-net",
       "--allow-sys=hostname",
       ...extra,
-      CLI,
+      script,
       "run",
       ...args,
     ],
@@ -89,35 +89,10 @@ Deno.test("run: a cache hit of a flow with templated built-in options does not l
   try {
     // The counter's `by: "${{ inputs.by }}"`: its keys are checked against the zod schema once.
     await Deno.writeTextFile(join(dir, "counter.flow.yaml"), COUNTER);
-    const args = (n: string) => [
-      "run",
-      "--unstable-worker-options",
-      "--allow-read",
-      "--allow-write=.flowstate",
-      "--allow-env",
-      "--allow-net",
-      "--allow-sys=hostname",
-      probe,
-      "run",
-      "counter.flow.yaml",
-      "--input",
-      `by=${n}`,
-    ];
-    const dec = new TextDecoder();
-    const runProbe = async (n: string) => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: args(n),
-        cwd: dir,
-        env: { NO_COLOR: "1" },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-    };
-    const first = await runProbe("1");
+    const first = await run(dir, ["counter.flow.yaml", "--input", "by=1"], [], probe);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stderr, /zodLoaded=true/, "a miss checks the templated keys with zod");
-    const hit = await runProbe("2");
+    const hit = await run(dir, ["counter.flow.yaml", "--input", "by=2"], [], probe);
     assert.equal(hit.code, 0, hit.stderr);
     assert.match(hit.stdout, /count: 3/);
     assert.match(hit.stderr, /zodLoaded=false/, hit.stderr);
