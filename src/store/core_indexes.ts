@@ -98,7 +98,8 @@ function parseMeta(name: string, value: string): Meta {
   try {
     const doc = JSON.parse(value);
     if (
-      typeof doc === "object" && doc !== null && ["building", "built", "dropping"].includes(doc.state)
+      typeof doc === "object" && doc !== null &&
+      ["building", "built", "dropping"].includes(doc.state)
     ) {
       const [spec] = normalizeIndexes([{ prefix: doc.prefix, path: doc.path }], "ixmeta");
       if (spec.name === name) return { state: doc.state, spec };

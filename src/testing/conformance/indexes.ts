@@ -363,7 +363,10 @@ export function defineIndexCases(define: DefineCase, definePersistent: DefineCas
         same(
           (await store.query({ prefix: ["p"], where: [{ path: "a", op: "eq", value: "open" }] }))
             .map((e) => e.key),
-          (await reference.query({ prefix: ["p"], where: [{ path: "a", op: "eq", value: "open" }] }))
+          (await reference.query({
+            prefix: ["p"],
+            where: [{ path: "a", op: "eq", value: "open" }],
+          }))
             .map((e) => e.key),
           `query(a = "open") after another program set order1 to "shipped" and order2 to "open"`,
         );
