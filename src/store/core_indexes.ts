@@ -123,6 +123,8 @@ export class CoreIndexes {
   readonly enabled: boolean;
   /** The indexes every write keeps: the declared ones and those recorded in the store. */
   #kept: readonly IndexSpec[];
+  /** Checks what the driver's commit resolved (a driver's mistake is named at the write). */
+  readonly #checkResult: (result: unknown) => DriverCommitResult;
   /** The version of `GEN_KEY` read with the recorded set (`null`: absent); `undefined`: unread. */
   #gen: string | null | undefined;
 
@@ -131,8 +133,14 @@ export class CoreIndexes {
    * `enabled`: the driver builds none natively (the core keeps the indexes
    * recorded in the store, declared or not).
    */
-  constructor(driver: StoreDriver, specs: readonly IndexSpec[], enabled = specs.length > 0) {
+  constructor(
+    driver: StoreDriver,
+    specs: readonly IndexSpec[],
+    enabled = specs.length > 0,
+    checkResult: (result: unknown) => DriverCommitResult = (r) => r as DriverCommitResult,
+  ) {
     this.#driver = driver;
+    this.#checkResult = checkResult;
     this.specs = specs;
     this.enabled = enabled;
     this.#kept = specs;
@@ -234,7 +242,7 @@ export class CoreIndexes {
     }
     const userChecked = new Set(checks.map((c) => JSON.stringify(c.key)));
     for (let attempt = 1;; attempt++) {
-      const result = await this.#commitOnce(checks, mutations, version, now);
+      const result = this.#checkResult(await this.#commitOnce(checks, mutations, version, now));
       if (result.ok) return result;
       // A failed check of the caller's is the caller's conflict; one of ours is retried.
       const mine = result.conflicts.filter((k) => userChecked.has(JSON.stringify(k)));

@@ -374,6 +374,7 @@ class CoreStore implements Store {
       driver,
       this.capabilities.indexes ? [] : this.#indexSpecs.filter((i) => !native.has(i.name)),
       !this.capabilities.indexes,
+      (result) => checkedResult(result, this.name),
     );
     if (typeof driver.listen === "function" && typeof driver.signal === "function") {
       this.listen = (topic, onSignal) => {
