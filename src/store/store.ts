@@ -1150,7 +1150,7 @@ class CoreStore implements Store {
 
   /** The internal access for core code (see `internalAccess`). */
   [INTERNAL_ACCESS](): InternalAccess {
-    return { driver: this.#driver, clock: this.#clock };
+    return { driver: this.#driver, clock: this.#clock, search: this.#search };
   }
 
   #rangeFor(options: ListOptions, what: string): KeyRange {
