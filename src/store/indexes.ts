@@ -119,8 +119,8 @@ const ARRAY_INDEX = /^(0|[1-9]\d*)$/;
 /** Default number of search hits. */
 export const DEFAULT_SEARCH_LIMIT = 20;
 
-/** FNV-1a over UTF-16 code units, as 8 hex digits. */
-function hash(text: string): string {
+/** FNV-1a over UTF-16 code units, as 8 hex digits (stable: index names are made of it). */
+export function nameHash(text: string): string {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
@@ -131,7 +131,7 @@ function hash(text: string): string {
 
 /** The stable name of the index on `path` under `prefix`. */
 export function indexName(prefix: Key, path: readonly string[]): string {
-  return `fs_ix_${hash(JSON.stringify([prefix, path]))}`;
+  return `fs_ix_${nameHash(JSON.stringify([prefix, path]))}`;
 }
 
 function checkPath(path: unknown, what: string): string[] {

@@ -122,8 +122,11 @@ async function expectedHits(
   return out;
 }
 
-/** Registers the cases of this file with `define`, in the order of the report. */
-export function defineIndexCases(define: DefineCase): void {
+/**
+ * Registers the cases of this file with `define` (and the ones that close and
+ * reopen the store with `definePersistent`), in the order of the report.
+ */
+export function defineIndexCases(define: DefineCase, definePersistent: DefineCase = define): void {
   define(
     "indexes: indexed queries answer like a scan after random writes, deletes and expiries (differential)",
     async (c) => {
@@ -321,4 +324,61 @@ export function defineIndexCases(define: DefineCase): void {
       );
     }
   });
+
+  definePersistent(
+    "indexes: writes by a program that opens the store without the declaration keep the indexes exact",
+    async (c) => {
+      const reference = await openReference(c);
+      try {
+        const { seed, entries, operations } = randomQueryWorkload({
+          seed: 919,
+          entries: 120,
+          queries: 40,
+        });
+        const both = async (write: (s: Store) => Promise<unknown>) => {
+          await write(store);
+          await write(reference);
+        };
+        let store = await c.open({ indexes: INDEXES });
+        checkDeclared(store, INDEXES.length, "indexes");
+        await both((s) => writeEntries(s, entries.slice(0, 60)));
+        await both((s) => s.set(["p", "order1"], { a: "open" }));
+        // Another program opens the same store without the `indexes` option and writes to it.
+        store = await c.reopen(store);
+        await both((s) => s.set(["p", "order1"], { a: "shipped" }));
+        await both((s) => s.set(["p", "order2"], { a: "open" }));
+        await both((s) => writeEntries(s, entries.slice(60)));
+        const values = entries.map((e) => e.value);
+        const rand = random(seed + 2);
+        for (const [i, e] of entries.entries()) {
+          const r = rand();
+          if (r < 0.2) await both((s) => s.delete(e.key));
+          else if (r < 0.5) await both((s) => s.set(e.key, values[(i * 5) % values.length]));
+        }
+        await both((s) => s.atomic().clear(["p", "q"], { start: ["p", "q", "k100"] }).commit());
+        await both((s) => s.clear(["z"]));
+        // The declaring program opens it again: its indexed queries see every write.
+        await store.close();
+        store = await c.open({ indexes: INDEXES });
+        same(
+          (await store.query({ prefix: ["p"], where: [{ path: "a", op: "eq", value: "open" }] }))
+            .map((e) => e.key),
+          (await reference.query({
+            prefix: ["p"],
+            where: [{ path: "a", op: "eq", value: "open" }],
+          }))
+            .map((e) => e.key),
+          `query(a = "open") after another program set order1 to "shipped" and order2 to "open"`,
+        );
+        await sameAnswers(
+          store,
+          reference,
+          [...indexQueries(values, seed), ...operations],
+          `seed ${seed}, after writes by a store opened without the declaration`,
+        );
+      } finally {
+        await reference.close();
+      }
+    },
+  );
 }
