@@ -258,3 +258,44 @@ Deno.test("sqlite drops an index and the search index no longer declared, saying
     );
   });
 });
+
+Deno.test("sqlite rebuilds a search table of the old format (FTS5's unicode61 words) at open, and then finds every entry by its own text", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "s.db");
+    const search = { prefix: ["notes"] };
+    const texts = { dotted: "İstanbul", nfd: "cafe\u0301 noir", greek: "ΟΔΟΣ" };
+    {
+      await using store = await openStore({ plugin: "sqlite", path });
+      for (const [k, t] of Object.entries(texts)) await store.set(["notes", k], { t });
+    }
+    // What earlier versions built: FTS5 folding and cutting the strings itself.
+    const db = rawDb(path);
+    const text = (row: string) =>
+      `(SELECT group_concat(atom, ' ') FROM json_tree(${row}.value) WHERE type = 'text')`;
+    db.exec(
+      `CREATE VIRTUAL TABLE flowstate_search USING fts5(body, tokenize = 'unicode61 remove_diacritics 0');
+       CREATE TRIGGER flowstate_search_insert AFTER INSERT ON flowstate_entries BEGIN
+         INSERT INTO flowstate_search (rowid, body) VALUES (new.rowid, ${text("new")}); END;
+       INSERT INTO flowstate_search (rowid, body) SELECT e.rowid, ${text("e")} FROM flowstate_entries AS e;`,
+    );
+    db.prepare("INSERT INTO flowstate_meta (key, value) VALUES ('search', ?)").run(
+      JSON.stringify({ prefix: ["notes"], fields: null }),
+    );
+    db.close();
+    const events: string[] = [];
+    await using store = await openStore({ plugin: "sqlite", path, search }, {
+      onIndexBuild: (e) => events.push(`${e.index} ${e.phase}`),
+    });
+    assert.deepEqual(events, ["search start", "search done"]);
+    for (const [k, t] of Object.entries(texts)) {
+      assert.deepEqual((await store.search(t)).map((h) => h.key), [["notes", k]], t);
+    }
+    await store.set(["notes", "later"], { t: "İzmir" });
+    assert.deepEqual((await store.search("İzmir")).map((h) => h.key), [["notes", "later"]]);
+    const check = rawDb(path);
+    const table = check.prepare("SELECT sql FROM sqlite_schema WHERE name = 'flowstate_search'")
+      .get() as { sql: string };
+    check.close();
+    assert.match(table.sql, /tokenize = 'ascii'/);
+  });
+});
