@@ -67,9 +67,10 @@ function sqlString(text: string): string {
  */
 function createWordsSql(t: PgIndexTarget): string {
   const upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-  const lowered = `(SELECT string_agg(coalesce(${
-    sqlString(JSON.stringify(pgLowerMap()))
-  }::jsonb ->> x.c, x.c), '' ORDER BY x.i) FROM regexp_split_to_table(m.w[1], '') ` +
+  const lowered =
+    `(SELECT string_agg(coalesce(${
+      sqlString(JSON.stringify(pgLowerMap()))
+    }::jsonb ->> x.c, x.c), '' ORDER BY x.i) FROM regexp_split_to_table(m.w[1], '') ` +
     `WITH ORDINALITY AS x(c, i))`;
   return `CREATE OR REPLACE FUNCTION ${wordsFunction(t)}(doc jsonb) RETURNS text[] ` +
     `LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fs$ SELECT coalesce(array_agg(CASE WHEN ` +

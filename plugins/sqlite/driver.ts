@@ -59,8 +59,8 @@ import {
   DROP_SEARCH_SQL,
   ident,
   matchExpression,
-  searchColumns,
   SEARCH_WORDS_FUNCTION,
+  searchColumns,
 } from "./indexes.ts";
 import { searchMetaValue, valueWords } from "../_sql/words.ts";
 

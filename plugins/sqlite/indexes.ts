@@ -132,9 +132,7 @@ export function createSearchSql(search: SearchSpec): string[] {
     });`;
   const remove = (row: string) => `DELETE FROM flowstate_search WHERE rowid = ${row}.rowid;`;
   return [
-    `CREATE VIRTUAL TABLE flowstate_search USING fts5(${
-      cols.join(", ")
-    }, tokenize = 'ascii')`,
+    `CREATE VIRTUAL TABLE flowstate_search USING fts5(${cols.join(", ")}, tokenize = 'ascii')`,
     `CREATE TRIGGER flowstate_search_insert AFTER INSERT ON flowstate_entries${
       range("new")
     } BEGIN ${insert("new")} END`,

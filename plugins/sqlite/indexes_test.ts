@@ -276,7 +276,9 @@ Deno.test("sqlite rebuilds a search table of the old format (FTS5's unicode61 wo
       `CREATE VIRTUAL TABLE flowstate_search USING fts5(body, tokenize = 'unicode61 remove_diacritics 0');
        CREATE TRIGGER flowstate_search_insert AFTER INSERT ON flowstate_entries BEGIN
          INSERT INTO flowstate_search (rowid, body) VALUES (new.rowid, ${text("new")}); END;
-       INSERT INTO flowstate_search (rowid, body) SELECT e.rowid, ${text("e")} FROM flowstate_entries AS e;`,
+       INSERT INTO flowstate_search (rowid, body) SELECT e.rowid, ${
+        text("e")
+      } FROM flowstate_entries AS e;`,
     );
     db.prepare("INSERT INTO flowstate_meta (key, value) VALUES ('search', ?)").run(
       JSON.stringify({ prefix: ["notes"], fields: null }),

@@ -344,7 +344,11 @@ export function defineIndexCases(define: DefineCase): void {
       const reference = await openReference(c);
       try {
         for (const [i, text] of SCRIPT_TEXTS.entries()) {
-          const value: JsonValue = i % 3 === 0 ? text : i % 3 === 1 ? { t: text } : [1, { t: text }];
+          const value: JsonValue = i % 3 === 0
+            ? text
+            : i % 3 === 1
+            ? { t: text }
+            : [1, { t: text }];
           await store.set(["w", `v${i}`], value);
           await reference.set(["w", `v${i}`], value);
         }
