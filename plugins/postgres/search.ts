@@ -4,10 +4,13 @@
  * OF key, value` trigger inside every writer's own transaction (so it is
  * exact on every commit, whoever writes), and a GIN index on it.
  *
- * The words of a value are what the core's reference search reads: every
- * string (or the strings at the declared fields), lower-cased, split into
- * runs of letters and digits (`[[:alnum:]]+`), joined by spaces and handed
- * to `to_tsvector('simple', …)`, which keeps each such run as one lexeme.
+ * The words of a value are the core's reference words (`searchWords`:
+ * every string, or the strings at the declared fields, lower-cased as
+ * JavaScript does, cut into runs of letters, digits and private-use
+ * characters), cut by a per-table SQL function made from this engine's
+ * Unicode tables (`_sql/words.ts`; not the database's `lower()` or locale),
+ * and written as a tsvector literal with their positions, which PostgreSQL
+ * keeps as they are. Σ, σ and ς are all indexed (and searched) as σ.
  * With up to four declared fields each field gets its own weight (A–D), so
  * a search in some fields is `'word':AB`. A query is `'t1' & 't2'` (terms
  * as the core splits them). Hits are ranked by `ts_rank(…, 1)`
@@ -15,8 +18,9 @@
  * again with the core's `searchScore`, so no entry that the reference
  * search would not find is returned.
  *
- * The declaration the column was built for is kept in `<table>_meta`
- * (`search`); a changed declaration rebuilds it, a removed one drops it.
+ * The declaration the column was built for, with the words' format, is kept
+ * in `<table>_meta` (`search`); a changed declaration or format (a column an
+ * earlier version built) rebuilds it, a removed declaration drops it.
  *
  * @module
  */
