@@ -77,13 +77,15 @@ function createWordsSql(t: PgIndexTarget): string {
     }::jsonb ->> x.c, x.c), '' ORDER BY x.i) FROM regexp_split_to_table(m.w[1], '') ` +
     `WITH ORDINALITY AS x(c, i))`;
   return `CREATE OR REPLACE FUNCTION ${wordsFunction(t)}(doc jsonb) RETURNS text[] ` +
-    `LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fs$ SELECT coalesce(array_agg(CASE WHEN ` +
+    // PL/pgSQL: its plan (with the tables' constants) is made once per session, where a SQL
+    // function called from another one is planned again on every call.
+    `LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fs$ BEGIN RETURN (SELECT coalesce(array_agg(CASE WHEN ` +
     `octet_length(m.w[1]) = char_length(m.w[1]) THEN translate(m.w[1], '${upper}', ` +
     `'${upper.toLowerCase()}') ELSE ${lowered} END ORDER BY s.n, m.n), '{}') ` +
     `FROM jsonb_path_query(doc, 'strict $.**') WITH ORDINALITY AS s(v, n), ` +
     `regexp_matches(replace(s.v #>> '{}', U&'\\0130', U&'i\\0307'), ${
       sqlString(pgWordRegex())
-    }, 'g') WITH ORDINALITY AS m(w, n) WHERE jsonb_typeof(s.v) = 'string' $fs$`;
+    }, 'g') WITH ORDINALITY AS m(w, n) WHERE jsonb_typeof(s.v) = 'string'); END $fs$`;
 }
 
 function tsvFunction(t: PgIndexTarget): string {
