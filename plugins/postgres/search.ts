@@ -83,7 +83,7 @@ function createWordsSql(t: PgIndexTarget): string {
     `octet_length(m.w[1]) = char_length(m.w[1]) THEN translate(m.w[1], '${upper}', ` +
     `'${upper.toLowerCase()}') ELSE ${lowered} END ORDER BY s.n, m.n), '{}') ` +
     `FROM jsonb_path_query(doc, 'strict $.**') WITH ORDINALITY AS s(v, n), ` +
-    `regexp_matches(replace(s.v #>> '{}', U&'\\0130', U&'i\\0307'), ${
+    `regexp_matches(replace(s.v #>> '{}', chr(304), 'i' || chr(775)), ${
       sqlString(pgWordRegex())
     }, 'g') WITH ORDINALITY AS m(w, n) WHERE jsonb_typeof(s.v) = 'string'); END $fs$`;
 }

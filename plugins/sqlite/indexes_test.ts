@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { openStore } from "../../src/plugin.ts";
 import type { Warning } from "../../src/log.ts";
 import { fakeClock } from "../../src/testing/clock.ts";
-import { rawDb, withDir } from "./_test_utils.ts";
+import { oldSearchFormat, rawDb, withDir } from "./_test_utils.ts";
 
 // Declared indexes, search and the slow paths of the sqlite plugin; the
 // conformance suite checks their answers against a scan.
@@ -268,22 +268,7 @@ Deno.test("sqlite rebuilds a search table of the old format (FTS5's unicode61 wo
       await using store = await openStore({ plugin: "sqlite", path });
       for (const [k, t] of Object.entries(texts)) await store.set(["notes", k], { t });
     }
-    // What earlier versions built: FTS5 folding and cutting the strings itself.
-    const db = rawDb(path);
-    const text = (row: string) =>
-      `(SELECT group_concat(atom, ' ') FROM json_tree(${row}.value) WHERE type = 'text')`;
-    db.exec(
-      `CREATE VIRTUAL TABLE flowstate_search USING fts5(body, tokenize = 'unicode61 remove_diacritics 0');
-       CREATE TRIGGER flowstate_search_insert AFTER INSERT ON flowstate_entries BEGIN
-         INSERT INTO flowstate_search (rowid, body) VALUES (new.rowid, ${text("new")}); END;
-       INSERT INTO flowstate_search (rowid, body) SELECT e.rowid, ${
-        text("e")
-      } FROM flowstate_entries AS e;`,
-    );
-    db.prepare("INSERT INTO flowstate_meta (key, value) VALUES ('search', ?)").run(
-      JSON.stringify({ prefix: ["notes"], fields: null }),
-    );
-    db.close();
+    oldSearchFormat(path);
     const events: string[] = [];
     await using store = await openStore({ plugin: "sqlite", path, search }, {
       onIndexBuild: (e) => events.push(`${e.index} ${e.phase}`),
