@@ -295,4 +295,45 @@ pgTest(
   },
 );
 
+pgTest(
+  "postgres rebuilds a search column of the old format (lower() and [[:alnum:]]) at open, and then finds every entry by its own text",
+  async (url) => {
+    const table = newTable("fts_old");
+    const search = { prefix: ["n"] };
+    const texts = { upper: "ΟΔΟΣ", lower: "οδος", dotted: "İstanbul", nfd: "cafe\u0301 noir" };
+    {
+      await using store = await open(url, table, { search });
+      for (const [k, t] of Object.entries(texts)) await store.set(["n", k], { t });
+    }
+    // What earlier versions wrote: the database's lower() and [[:alnum:]] words.
+    const qualified = `"${SCHEMA}"."${table}"`;
+    await rows(
+      url,
+      `UPDATE ${qualified} SET fs_search = to_tsvector('simple', (SELECT string_agg(m[1], ' ') ` +
+        `FROM jsonb_path_query(value::jsonb, 'strict $.**') AS s(v), ` +
+        `regexp_matches(lower(s.v #>> '{}'), '([[:alnum:]]+)', 'g') AS m ` +
+        `WHERE jsonb_typeof(s.v) = 'string'))`,
+    );
+    await rows(url, `UPDATE "${SCHEMA}"."${table}_meta" SET value = $1 WHERE key = 'search'`, [
+      JSON.stringify({ prefix: ["n"], fields: null }),
+    ]);
+    const events: string[] = [];
+    await using store = await openStore(
+      { plugin: "postgres", url, schema: SCHEMA, table, search },
+      { onIndexBuild: (e) => events.push(`${e.index} ${e.phase}`) },
+    );
+    assert.deepEqual(events, ["search start", "search done"]);
+    const keys = async (text: string) => (await store.search(text)).map((h) => h.key[1]).sort();
+    assert.deepEqual(await keys("ΟΔΟΣ"), ["lower", "upper"]);
+    assert.deepEqual(await keys("οδος"), ["lower", "upper"]);
+    assert.deepEqual(await keys("İstanbul"), ["dotted"]);
+    assert.deepEqual(await keys("cafe\u0301"), ["nfd"]);
+    const meta = await rows<{ value: string }>(
+      url,
+      `SELECT value FROM "${SCHEMA}"."${table}_meta" WHERE key = 'search'`,
+    );
+    assert.match(meta[0].value, /words 1, unicode /);
+  },
+);
+
 dropTestSchema();

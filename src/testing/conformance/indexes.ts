@@ -107,6 +107,50 @@ function randomNote(rand: () => number): JsonValue {
   return note;
 }
 
+/** Texts whose words a database's own tokenizer cuts or folds differently from the reference. */
+const SCRIPT_TEXTS = [
+  "ΟΔΟΣ",
+  "οδος",
+  "ΣΊΣΥΦΟΣ και ΟΔΥΣΣΕΥΣ",
+  "İstanbul İZMİR",
+  "ıspanak IŞIK",
+  "cafe\u0301 noir",
+  "caf\u00e9 cr\u00e8me",
+  "Straße STRASSE Москва МОСКВА",
+  "mixedΑλφαScripts латиница42",
+  "A1b2 \u0663\u0664\u0665 \u00bd Ⅻ ⅻ",
+  "東京タワー 中文テキスト 한국어",
+  "😀 party🎉time ❤️love",
+  "\ue000x\ue001 \u{f0000}priv",
+  "ǅemal ǆ ﬁle ＡＢＣ ⓐⓑ",
+  "a\u0308ha e\u0301te\u0301",
+];
+
+/** Queries besides the texts themselves. */
+const SCRIPT_QUERIES = [
+  "οδοσ",
+  "Οδος",
+  "σισυφος",
+  "istanbul",
+  "i stanbul",
+  "izmi̇r",
+  "IŞIK",
+  "cafe",
+  "café",
+  "strasse",
+  "москва",
+  "alfa",
+  "mixedαλφαscripts",
+  "١٢٣ ٣٤٥",
+  "ⅻ",
+  "東京タワー",
+  "party time",
+  "abc",
+  "ǆemal",
+  "ete",
+  "te",
+];
+
 /** The reference answer of a search: matching keys in key order. */
 async function expectedHits(
   reference: Store,
@@ -290,6 +334,39 @@ export function defineIndexCases(define: DefineCase, definePersistent: DefineCas
         await store.clear(["notes", "deep"]);
         await reference.clear(["notes", "deep"]);
         await compare("after clear");
+      } finally {
+        await reference.close();
+      }
+    },
+  );
+
+  define(
+    "search: words of every script are cut as the reference cuts them, on every backend (an entry is found by its own text)",
+    async (c) => {
+      const store = await c.open({ search: { prefix: ["w"] } });
+      const reference = await openReference(c);
+      try {
+        for (const [i, text] of SCRIPT_TEXTS.entries()) {
+          const value: JsonValue = i % 3 === 0
+            ? text
+            : i % 3 === 1
+            ? { t: text }
+            : [1, { t: text }];
+          await store.set(["w", `v${i}`], value);
+          await reference.set(["w", `v${i}`], value);
+        }
+        for (const [i, text] of [...SCRIPT_TEXTS, ...SCRIPT_QUERIES].entries()) {
+          if (searchTerms(text).length === 0) continue;
+          const expected = await expectedHits(reference, text, ["w"], null);
+          if (i < SCRIPT_TEXTS.length) {
+            check(
+              expected.includes(show(["w", `v${i}`])),
+              `the reference finds ${show(text)} by its own text`,
+            );
+          }
+          const hits = await store.search(text, { limit: 1000 });
+          same(hits.map((h) => show(h.key)).sort(), [...expected].sort(), `search(${show(text)})`);
+        }
       } finally {
         await reference.close();
       }
