@@ -39,6 +39,7 @@ import {
   hasPrefix,
 } from "./keys.ts";
 import { applyQuery, normalizeQuery } from "./query.ts";
+import { encryptionOf } from "./sealed.ts";
 import {
   chooseIndex,
   type IndexSpec,
@@ -1591,6 +1592,9 @@ class CoreStore implements Store {
 /**
  * The changes of exactly `key` kept in `store`'s feed, oldest first (newest
  * first with `reverse`), through the feed's index by key: `state history`.
+ * Under an encrypted store, the values are opened, as `changes()` and
+ * `getAt()` give them (a value that cannot be opened throws its
+ * `DecryptionError`); the store under the wrapper gives them sealed.
  * Throws a `FeedDisabledError` when the store keeps no feed.
  */
 export async function* keyHistory(
@@ -1612,11 +1616,15 @@ export async function* keyHistory(
     yield* all.slice(0, options.limit ?? all.length);
     return;
   }
+  // The feed's rows are read beneath any wrapper: an encrypted store's are sealed.
+  const encryption = encryptionOf(store);
   let n = 0;
   for await (const seq of keyHistorySeqs(access.driver, key, { reverse: options.reverse })) {
     const change = await readEntry(access.driver, seq);
     if (change === null) continue; // trimmed meanwhile
-    yield change;
+    yield encryption === undefined || change.op !== "set"
+      ? change
+      : { ...change, value: await encryption.open(change.key, change.value as JsonValue) };
     if (++n >= (options.limit ?? Infinity)) return;
   }
 }
