@@ -1655,3 +1655,16 @@ export async function feedSeqBefore(store: Store, time: number): Promise<number>
   }
   return low - 1;
 }
+
+/**
+ * The commit time of change `seq` of `store`'s feed, or `null` when it is not
+ * kept (or `seq` is 0): with the sequence number, what tells one feed from
+ * another (a feed that was reset numbers its changes from 1 again).
+ */
+export async function changeTime(store: Store, seq: number): Promise<number | null> {
+  if (seq < 1) return null;
+  for await (const change of store.changes({ since: seq - 1, limit: 1 })) {
+    return change.seq === seq ? change.at : null;
+  }
+  return null;
+}
