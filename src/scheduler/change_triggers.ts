@@ -524,9 +524,12 @@ async function deliver(
   if (untrusted !== undefined) {
     // Change firstSeq - 1 is not kept (or is 0): no commit time to record.
     const position: TriggerPosition = { seq: firstSeq - 1, store: spec.store, at: null };
+    const skip = JSON.stringify({ seq: lastSeq, store: spec.store } satisfies TriggerPosition);
     const held = firstSeq > lastSeq
       ? "it holds no change yet"
-      : `changes ${firstSeq} to ${lastSeq} (every change its feed holds)`;
+      : `changes ${firstSeq} to ${lastSeq} (every change its feed holds). To skip them ` +
+        `instead: stop the daemon, run flowstate state set --store ${records.name} ` +
+        `${positionKey.join("/")} '${skip}' and start it again`;
     const reset = await lease.commit((op) =>
       op.check(positionKey, stored!.version).set(positionKey, position)
     );
@@ -539,9 +542,7 @@ async function deliver(
       since: position.seq,
       reason: untrusted.reason,
       message: `change trigger of flow "${spec.flowId}": ${untrusted.why}; delivering the ` +
-        `changes of store "${spec.store}" from its oldest kept: ${held}. To skip those instead, ` +
-        `stop the daemon and set ${JSON.stringify(positionKey)} in the records store to ` +
-        `${JSON.stringify({ seq: lastSeq, store: spec.store })}`,
+        `changes of store "${spec.store}" from its oldest kept: ${held}`,
     });
     stored = { ...stored, value: position };
   }
