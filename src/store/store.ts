@@ -1147,7 +1147,7 @@ class CoreStore implements Store {
 
   /** The internal access for core code (see `internalAccess`). */
   [INTERNAL_ACCESS](): InternalAccess {
-    return { driver: this.#driver, clock: this.#clock };
+    return { driver: this.#driver, clock: this.#clock, search: this.#search };
   }
 
   #rangeFor(options: ListOptions, what: string): KeyRange {
@@ -1618,14 +1618,16 @@ export async function* keyHistory(
   }
   // The feed's rows are read beneath any wrapper: an encrypted store's are sealed.
   const encryption = encryptionOf(store);
+  const limit = options.limit ?? Infinity;
   let n = 0;
+  if (n >= limit) return;
   for await (const seq of keyHistorySeqs(access.driver, key, { reverse: options.reverse })) {
     const change = await readEntry(access.driver, seq);
     if (change === null) continue; // trimmed meanwhile
     yield encryption === undefined || change.op !== "set"
       ? change
       : { ...change, value: await encryption.open(change.key, change.value as JsonValue) };
-    if (++n >= (options.limit ?? Infinity)) return;
+    if (++n >= limit) return;
   }
 }
 
