@@ -63,6 +63,17 @@ async function withProject(fn: (dir: string) => Promise<void>, flow = FLOW) {
   }
 }
 
+/** A store of the project in `dir` (as CONFIG declares it), opened in this process. */
+function projectStore(dir: string, name: "main" | "data" | "other"): Promise<Store> {
+  const changes = { keep: "30d" };
+  const specs = {
+    main: { plugin: "sqlite", path: join(dir, "main.db") },
+    data: { plugin: "sqlite", path: join(dir, "data.db"), changes },
+    other: { plugin: "jsonfile", path: join(dir, "other.json"), changes },
+  };
+  return openStore(specs[name], { name });
+}
+
 /** Wait until `check` holds (up to 2 minutes: a loaded machine is slow, never a failure by itself). */
 async function eventually(check: () => Promise<boolean>, what: string) {
   const deadline = Date.now() + 120_000;
@@ -205,10 +216,7 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     await withProject(async (dir) => {
-      await using data = await openStore(
-        { plugin: "sqlite", path: join(dir, "data.db"), changes: { keep: "30d" } },
-        { name: "data" },
-      );
+      await using data = await projectStore(dir, "data");
       const writeOrders = async (from: number, to: number) => {
         for (let i = from; i < to; i++) await data.set(["orders", String(i)], i);
       };
@@ -288,10 +296,7 @@ async function writeOrders(store: Store) {
 Deno.test("change trigger whose flow now watches another store: every change of that store is delivered, said in a trigger.reset event", async () => {
   await withProject(async (dir) => {
     {
-      await using other = await openStore(
-        { plugin: "jsonfile", path: join(dir, "other.json"), changes: { keep: "30d" } },
-        { name: "other" },
-      );
+      await using other = await projectStore(dir, "other");
       await writeOrders(other); // changes 1 to 3, before the daemon starts
     }
     // The position the trigger stored while it watched store "data".
@@ -327,15 +332,9 @@ Deno.test({
   async fn() {
     await withProject(async (dir) => {
       {
-        await using other = await openStore(
-          { plugin: "jsonfile", path: join(dir, "other.json"), changes: { keep: "30d" } },
-          { name: "other" },
-        );
+        await using other = await projectStore(dir, "other");
         await writeOrders(other);
-        await using main = await openStore(
-          { plugin: "sqlite", path: join(dir, "main.db") },
-          { name: "main" },
-        );
+        await using main = await projectStore(dir, "main");
         await main.set(triggerPositionKey("on-order"), { seq: 548, store: "data" });
       }
       const child = spawnDaemon(dir, "a", { leaseMs: 1000 });
@@ -368,10 +367,7 @@ Deno.test("change trigger on a store whose feed was reset: its changes are deliv
   // The feed ends before the position: the store's file was recreated (or replaced).
   await withProject(async (dir) => {
     {
-      await using data = await openStore(
-        { plugin: "sqlite", path: join(dir, "data.db"), changes: { keep: "30d" } },
-        { name: "data" },
-      );
+      await using data = await projectStore(dir, "data");
       await writeOrders(data);
     }
     const { rt, events, triggers, position } = await startWith(dir, {
@@ -416,10 +412,7 @@ Deno.test("change trigger on a store whose feed was reset: its changes are deliv
       await Deno.remove(join(dir, name)).catch(() => {});
     }
     {
-      await using data = await openStore(
-        { plugin: "sqlite", path: join(dir, "data.db"), changes: { keep: "30d" } },
-        { name: "data" },
-      );
+      await using data = await projectStore(dir, "data");
       // More changes than the old feed had when the trigger stopped (its own writes included).
       for (let i = 0; i < 20; i++) await data.set(["orders", `n${i}`], i);
     }
