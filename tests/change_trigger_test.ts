@@ -189,7 +189,7 @@ Deno.test("change trigger: an error does not end it; it starts again from its st
         await data.set(["orders", "2"], 2);
         // (The lease's keep-alive may report an error of its own meanwhile: this one is the restart.)
         await eventually(
-          async () => errors.some((e) => e.includes("starting again")),
+          () => Promise.resolve(errors.some((e) => e.includes("starting again"))),
           "the trigger's error and restart reported",
         );
       } finally {
@@ -503,7 +503,7 @@ Deno.test("every bad change trigger at once: validate reports each flow's, the d
     assert.equal(checked.code, 2, checked.stderr);
     assert.match(
       checked.stderr,
-      /missing\.flow\.yaml:4:\d+: trigger\.changes\.store: no store "nope" in the config \(stores: main, data\)/,
+      /missing\.flow\.yaml:4:\d+: trigger\.changes\.store: no store "nope" in the config \(stores: main, data, other\)/,
     );
     assert.match(
       checked.stderr,
