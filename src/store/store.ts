@@ -39,6 +39,7 @@ import {
   hasPrefix,
 } from "./keys.ts";
 import { applyQuery, normalizeQuery } from "./query.ts";
+import { encryptionOf } from "./sealed.ts";
 import {
   chooseIndex,
   type IndexSpec,
@@ -1599,6 +1600,9 @@ class CoreStore implements Store {
 /**
  * The changes of exactly `key` kept in `store`'s feed, oldest first (newest
  * first with `reverse`), through the feed's index by key: `state history`.
+ * Under an encrypted store, the values are opened, as `changes()` and
+ * `getAt()` give them (a value that cannot be opened throws its
+ * `DecryptionError`); the store under the wrapper gives them sealed.
  * Throws a `FeedDisabledError` when the store keeps no feed.
  */
 export async function* keyHistory(
@@ -1620,13 +1624,17 @@ export async function* keyHistory(
     yield* all.slice(0, options.limit ?? all.length);
     return;
   }
+  // The feed's rows are read beneath any wrapper: an encrypted store's are sealed.
+  const encryption = encryptionOf(store);
   const limit = options.limit ?? Infinity;
   let n = 0;
   if (n >= limit) return;
   for await (const seq of keyHistorySeqs(access.driver, key, { reverse: options.reverse })) {
     const change = await readEntry(access.driver, seq);
     if (change === null) continue; // trimmed meanwhile
-    yield change;
+    yield encryption === undefined || change.op !== "set"
+      ? change
+      : { ...change, value: await encryption.open(change.key, change.value as JsonValue) };
     if (++n >= limit) return;
   }
 }
@@ -1656,4 +1664,17 @@ export async function feedSeqBefore(store: Store, time: number): Promise<number>
     else high = mid;
   }
   return low - 1;
+}
+
+/**
+ * The commit time of change `seq` of `store`'s feed, or `null` when it is not
+ * kept (or `seq` is 0): with the sequence number, what tells one feed from
+ * another (a feed that was reset numbers its changes from 1 again).
+ */
+export async function changeTime(store: Store, seq: number): Promise<number | null> {
+  if (seq < 1) return null;
+  for await (const change of store.changes({ since: seq - 1, limit: 1 })) {
+    return change.seq === seq ? change.at : null;
+  }
+  return null;
 }
