@@ -112,7 +112,8 @@ const withKeys = (spec: StoreSpec, keys: string[]) => ({ ...spec, encrypt: { key
 
 for (const backend of BACKENDS) {
   Deno.test({
-    name: `${backend.name}: rekey seals the change feed's values too; after a rotation with the old key removed, history reads`,
+    name:
+      `${backend.name}: rekey seals the change feed's values too; after a rotation with the old key removed, history reads`,
     ignore: backend.ignore,
     sanitizeResources: false,
     fn: async () => {
@@ -187,7 +188,10 @@ Deno.test("a feed value under a key no longer configured: the error names the ke
     for await (const _ of store.changes()) { /* read all */ }
   };
   await assert.rejects(read, (err: Error) => {
-    assert.match(err.message, /change #1 of \["a"\].*key id [0-9a-f]{16}, which is not a configured key/);
+    assert.match(
+      err.message,
+      /change #1 of \["a"\].*key id [0-9a-f]{16}, which is not a configured key/,
+    );
     assert.match(err.message, /configure that key \(keys: \[current, old\]\)/);
     assert.doesNotMatch(err.message, /run the rekey job to seal/);
     return true;
