@@ -194,9 +194,7 @@ export async function rekeyStore(
     conflicts: 0,
     changes: null,
   };
-  const feed = await sealed.feedInfo();
-  const feedEntries = feed.enabled ? Math.max(0, feed.lastSeq - feed.firstSeq + 1) : 0;
-  const total = sealed.capabilities.count ? await sealed.count() + feedEntries : undefined;
+  const total = sealed.capabilities.count ? await sealed.count() : undefined;
   options.progress?.start(`rekey ${store.name}`, total);
   let cursor: string | undefined;
   for (;;) {
@@ -243,14 +241,23 @@ export async function rekeyStore(
     }
     if (page.length < batchSize) break;
   }
-  if (feed.enabled) report.changes = await rekeyChanges(store, handle, batchSize, options);
-  const changes = report.changes === null
-    ? ""
-    : `; change feed: ${report.changes.resealed} resealed, ${report.changes.skipped} already under it`;
   options.progress?.finish(
-    `rekey ${store.name}: ${report.resealed} resealed, ${report.skipped} already under key ` +
-      `${report.keyId}${changes}`,
+    `rekey ${store.name}: ${report.resealed} resealed, ${report.skipped} already under key ${report.keyId}`,
   );
+  // Then the feed (read after the entries: it holds their reseals too, already under the key).
+  const feed = await sealed.feedInfo();
+  if (feed.enabled) {
+    options.progress?.start(
+      `rekey ${store.name} change feed`,
+      Math.max(0, feed.lastSeq - feed.firstSeq + 1),
+    );
+    const changes = await rekeyChanges(store, handle, batchSize, options);
+    report.changes = changes;
+    options.progress?.finish(
+      `rekey ${store.name} change feed: ${changes.resealed} values resealed, ` +
+        `${changes.skipped} already under key ${report.keyId}`,
+    );
+  }
   return report;
 }
 

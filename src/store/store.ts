@@ -14,10 +14,10 @@ import {
   type FeedRetention,
   keyHistorySeqs,
   planFeed,
-  setFeedValues,
   readChanges,
   readEntry,
   readHead,
+  setFeedValues,
   trimFeed,
 } from "./feed.ts";
 import type {

@@ -855,7 +855,9 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   #openNow<T>(key: Key, stored: unknown, checkProjection = true, seq?: number): T | Promise<T> {
     // Built only for an error (a key as JSON costs about a microsecond).
     const where = () =>
-      `${seq === undefined ? "" : `change #${seq} of `}${showKey(key)} in encrypted store "${this.name}"`;
+      `${seq === undefined ? "" : `change #${seq} of `}${
+        showKey(key)
+      } in encrypted store "${this.name}"`;
     if (!isEnvelope(stored)) {
       throw new DecryptionError(
         `Cannot read ${where()}: its value is not sealed (written before encryption was turned on, ` +
