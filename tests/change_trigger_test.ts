@@ -135,6 +135,64 @@ Deno.test("change trigger: one run per change with the change as inputs; resumes
   });
 });
 
+Deno.test("change trigger: an error does not end it; it starts again from its stored position and delivers what came meanwhile", async () => {
+  await withProject(async (dir) => {
+    // The records store gives up on a lock after 100 ms.
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      CONFIG.replace(
+        "main: { plugin: sqlite, path: main.db }",
+        "main: { plugin: sqlite, path: main.db, busyTimeout: 100 }",
+      ),
+    );
+    const rt = await openRuntime({ config: join(dir, "flowstate.yaml") });
+    const data = await rt.store("data");
+    const errors: string[] = [];
+    const triggers = await startChangeTriggers(rt, {
+      // A lease whose release failed (the store was locked) lapses after this long.
+      leaseMs: 2_000,
+      onEvent: (event) => {
+        if (event.type === "error") errors.push((event.error as Error).message);
+      },
+    });
+    try {
+      await eventually(
+        async () => (await (await rt.store("main")).get(triggerPositionKey("on-order"))) !== null,
+        "the first position",
+      );
+      await data.set(["orders", "1"], 1);
+      await eventually(async () => (await seen(data)).size === 1, "the first run");
+      // Another process holds the records store's write lock: recording the next run (and the
+      // trigger's lease and position) fails while it does.
+      const { DatabaseSync } = await import("node:sqlite");
+      const other = new DatabaseSync(join(dir, "main.db"));
+      other.exec("BEGIN IMMEDIATE");
+      try {
+        await data.set(["orders", "2"], 2);
+        // (The lease's keep-alive may report an error of its own meanwhile: this one is the restart.)
+        await eventually(
+          async () => errors.some((e) => e.includes("starting again")),
+          "the trigger's error and restart reported",
+        );
+      } finally {
+        other.exec("ROLLBACK");
+        other.close();
+      }
+      assert.match(
+        errors.find((e) => e.includes("starting again"))!,
+        /^change trigger of flow "on-order" \(store "data"\): .*locked.*; starting again from its stored position in 1 s$/,
+      );
+      await eventually(
+        async () => (await seen(data)).size === 2,
+        "the change written during the error, delivered",
+      );
+    } finally {
+      await triggers.stop();
+      await rt.close();
+    }
+  });
+});
+
 Deno.test({
   name:
     "change trigger under flowstate daemon: SIGTERM then SIGKILL, each change delivered at least once, none lost",

@@ -227,6 +227,10 @@ export interface ChangeTriggers {
 }
 
 const DEFAULT_LEASE_MS = 30_000;
+/** After an error, a trigger starts again from its stored position after this long (ms), doubled at each error in a row. */
+const RETRY_FIRST_MS = 1_000;
+/** The longest wait between two starts after errors in a row (ms). */
+const RETRY_MAX_MS = 60_000;
 
 /**
  * The flows of the config with `trigger: { changes }`, checked: the store is
@@ -430,36 +434,58 @@ async function runTrigger(
   spec: ChangeTriggerSpec,
   ctx: LoopContext,
 ): Promise<void> {
-  const store = await runtime.store(spec.store);
   const leaseKey = [...TRIGGERS_PREFIX, spec.flowId, "lease"];
   const positionKey = triggerPositionKey(spec.flowId);
   let reportedStandby = false;
+  let store: Store | undefined;
+  // Errors in a row: an error (a store locked or unreachable, a change that cannot be read or
+  // run) never ends the trigger, since its changes would then wait unseen while the daemon runs.
+  // It starts again from its stored position (at least once: nothing is skipped), later each time.
+  let errors = 0;
   while (!ctx.stop.aborted) {
-    const taken = await Lease.acquire(records, leaseKey, { runner: ctx.runnerId }, {
-      ttl: ctx.leaseMs,
-      clock: runtime.clock,
-    });
-    if (!taken.ok) {
-      if (!reportedStandby) {
-        reportedStandby = true;
-        ctx.emit({
-          type: "trigger.standby",
-          flowId: spec.flowId,
-          holder: (taken.holder?.value as { runner?: string } | undefined)?.runner ?? "?",
-        });
-      }
-      await sleep(Math.max(50, Math.floor(ctx.leaseMs / 3)), ctx.stop);
-      continue;
-    }
-    reportedStandby = false;
-    const lease = taken.lease;
-    lease.keepAlive({
-      onError: (error) => ctx.emit({ type: "error", flowId: spec.flowId, error }),
-    });
     try {
-      await deliver(runtime, store, records, spec, lease, positionKey, ctx);
-    } finally {
-      await lease.release().catch(() => {});
+      store ??= await runtime.store(spec.store);
+      const taken = await Lease.acquire(records, leaseKey, { runner: ctx.runnerId }, {
+        ttl: ctx.leaseMs,
+        clock: runtime.clock,
+      });
+      if (!taken.ok) {
+        if (!reportedStandby) {
+          reportedStandby = true;
+          ctx.emit({
+            type: "trigger.standby",
+            flowId: spec.flowId,
+            holder: (taken.holder?.value as { runner?: string } | undefined)?.runner ?? "?",
+          });
+        }
+        await sleep(Math.max(50, Math.floor(ctx.leaseMs / 3)), ctx.stop);
+        continue;
+      }
+      reportedStandby = false;
+      const lease = taken.lease;
+      lease.keepAlive({
+        onError: (error) => ctx.emit({ type: "error", flowId: spec.flowId, error }),
+      });
+      try {
+        await deliver(runtime, store, records, spec, lease, positionKey, ctx);
+      } finally {
+        await lease.release().catch(() => {});
+      }
+      errors = 0;
+    } catch (error) {
+      if (ctx.stop.aborted) return;
+      const ms = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** errors++);
+      ctx.emit({
+        type: "error",
+        flowId: spec.flowId,
+        error: new Error(
+          `change trigger of flow "${spec.flowId}" (store "${spec.store}"): ${
+            messageOf(error)
+          }; starting again from its stored position in ${ms / 1000} s`,
+          { cause: error },
+        ),
+      });
+      await sleep(ms, ctx.stop);
     }
   }
 }
