@@ -5,9 +5,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { openRuntime, openStore, runJob, type Store } from "../mod.ts";
+import { openRuntime, openStore, runJob, type Store, type StoreSpec } from "../mod.ts";
 import { encrypted } from "../encrypt.ts";
-import { rekeyStore } from "../jobs.ts";
+import { type RekeyReport, rekeyStore } from "../jobs.ts";
+import { killAtLine } from "./_kill_at.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CHILD = join(ROOT, "tests/fixtures/rekey_child.ts");
@@ -51,23 +52,24 @@ async function rekeyKilledAt(dir: string, killAt: number, feed = false): Promise
     stderr: "null",
     env: { RUST_BACKTRACE: "0" },
   }).spawn();
-  const decoder = new TextDecoder();
-  let buffered = "";
-  let killed = false;
-  for await (const chunk of child.stdout) {
-    buffered += decoder.decode(chunk, { stream: true });
-    const lines = buffered.split("\n");
-    buffered = lines.pop()!;
-    for (const line of lines) {
-      const match = /^progress (\d+)$/.exec(line);
-      if (!killed && match && Number(match[1]) >= killAt) {
-        child.kill("SIGKILL");
-        killed = true;
-      }
-    }
-  }
+  const killed = await killAtLine(child, (line) => {
+    const match = /^progress (\d+)$/.exec(line);
+    return match !== null && Number(match[1]) >= killAt;
+  });
   assert.ok(killed, "the child finished before its kill point");
   assert.equal((await child.status).signal, "SIGKILL");
+}
+
+/** Run the rekey job again in this process on `dir`'s store `main` (`spec`); resolves its report. */
+async function rekeyAgain(dir: string, spec: StoreSpec): Promise<RekeyReport> {
+  await using rt = await openRuntime({
+    config: { stores: { main: spec } },
+    home: join(dir, "home"),
+    cwd: dir,
+  });
+  const run = await runJob(rt, "rekey", { progress: "quiet", onLog: () => {} });
+  assert.equal(run.status, "succeeded", JSON.stringify(run.error));
+  return (run.outputs as unknown as { stores: RekeyReport[] }).stores[0];
 }
 
 /** How many of the change feed's values are sealed with each key id ("plain": in the clear). */
@@ -120,14 +122,7 @@ Deno.test("rekey killed with kill -9 mid-way loses nothing; run again, every val
 
     // Run again (in this process): it finishes, skipping what was done.
     {
-      await using rt = await openRuntime({
-        config: { stores: { main: config([NEW_KEY, OLD_KEY]) } },
-        home: join(dir, "home"),
-        cwd: dir,
-      });
-      const run = await runJob(rt, "rekey", { progress: "quiet", onLog: () => {} });
-      assert.equal(run.status, "succeeded", JSON.stringify(run.error));
-      const [report] = (run.outputs as { stores: { resealed: number; skipped: number }[] }).stores;
+      const report = await rekeyAgain(dir, config([NEW_KEY, OLD_KEY]));
       assert.ok(report.skipped >= 200, JSON.stringify(report));
       assert.ok(report.resealed > 0 && report.resealed < ENTRIES + 1, JSON.stringify(report));
     }
@@ -254,22 +249,11 @@ Deno.test("rekey killed with kill -9 mid-way through the change feed: run again,
       assert.ok((counts.get(oldId) ?? 0) > 0, `after the kill: ${JSON.stringify([...counts])}`);
     }
     {
-      await using rt = await openRuntime({
-        config: { stores: { main: config([NEW_KEY, OLD_KEY]) } },
-        home: join(dir, "home"),
-        cwd: dir,
-      });
-      const run = await runJob(rt, "rekey", { progress: "quiet", onLog: () => {} });
-      assert.equal(run.status, "succeeded", JSON.stringify(run.error));
-      const [report] = (run.outputs as {
-        stores: { resealed: number; changes: { resealed: number; skipped: number } }[];
-      }).stores;
+      const report = await rekeyAgain(dir, config([NEW_KEY, OLD_KEY]));
       assert.equal(report.resealed, 0, JSON.stringify(report));
-      assert.ok(report.changes.skipped >= ENTRIES + 150, JSON.stringify(report));
-      assert.ok(
-        report.changes.resealed > 0 && report.changes.resealed <= ENTRIES - 150,
-        JSON.stringify(report),
-      );
+      const changes = report.changes!;
+      assert.ok(changes.skipped >= ENTRIES + 150, JSON.stringify(report));
+      assert.ok(changes.resealed > 0 && changes.resealed <= ENTRIES - 150, JSON.stringify(report));
     }
     // The old key removed: the whole feed reads with the new key alone, the same values.
     await using fresh = await openStore(config([NEW_KEY]));
