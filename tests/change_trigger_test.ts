@@ -13,6 +13,7 @@ import { openStore } from "../src/plugin.ts";
 import { startChangeTriggers, triggerPositionKey } from "../src/scheduler/change_triggers.ts";
 import type { Store } from "../src/store/types.ts";
 import { spawnDaemon, streamLines } from "./fixtures/daemon_process.ts";
+import { withCliProject } from "./_cli_sandbox.ts";
 
 const FLOW = `
 id: on-order
@@ -281,4 +282,54 @@ Deno.test("change trigger config errors name the flow file, line and column", as
       /on-order\.flow\.yaml:\d+:\d+.*prefx.*unknown field/s,
     );
   }, typo);
+});
+
+Deno.test("every bad change trigger at once: validate reports each flow's, the daemon names them all", async () => {
+  const config = CONFIG.replace(
+    "flows: [./on-order.flow.yaml]",
+    "flows: [./missing.flow.yaml, ./nofeed.flow.yaml, ./on-order.flow.yaml]",
+  );
+  await withCliProject(config, async (run, dir) => {
+    const missing = FLOW.replace("id: on-order", "id: missing").replace(
+      "store: data,",
+      "store: nope,",
+    );
+    const noFeed = FLOW.replace("id: on-order", "id: nofeed").replace(
+      "store: data,",
+      "store: main,",
+    );
+    await Deno.writeTextFile(join(dir, "missing.flow.yaml"), missing);
+    await Deno.writeTextFile(join(dir, "nofeed.flow.yaml"), noFeed);
+    await Deno.writeTextFile(join(dir, "on-order.flow.yaml"), FLOW);
+    const checked = await run(
+      "validate",
+      "missing.flow.yaml",
+      "nofeed.flow.yaml",
+      "on-order.flow.yaml",
+    );
+    assert.equal(checked.code, 2, checked.stderr);
+    assert.match(
+      checked.stderr,
+      /missing\.flow\.yaml:4:\d+: trigger\.changes\.store: no store "nope" in the config \(stores: main, data\)/,
+    );
+    assert.match(
+      checked.stderr,
+      /nofeed\.flow\.yaml:4:\d+: trigger\.changes: store "main" keeps no change feed; add changes: \{ keep: 30d \} to stores\.main/,
+    );
+    assert.match(checked.stdout, /^ok .*on-order\.flow\.yaml$/m);
+
+    await using rt = await openRuntime({ config: join(dir, "flowstate.yaml") });
+    await assert.rejects(startChangeTriggers(rt), (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(
+        err.message,
+        /missing\.flow\.yaml:\d+:\d+: trigger\.changes\.store: no store "nope"/,
+      );
+      assert.match(
+        err.message,
+        /nofeed\.flow\.yaml:\d+:\d+: trigger\.changes: store "main" keeps no change feed/,
+      );
+      return true;
+    });
+  });
 });

@@ -74,6 +74,8 @@ Deno.test("flowstate changes, state history and state get --at read a store's ch
       const none = await run(...args, "--limit", "0");
       assert.deepEqual([none.code, none.stdout, none.stderr], [0, "", ""], args.join(" "));
     }
+    // How long ago, as restore --at takes it: 0s is now.
+    assert.equal(JSON.parse(await ok(run, "state", "get", "cfg/other", "--at", "0s")), 1);
     const bad = await run("state", "get", "greeting", "--at", "yesterday-ish");
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /expected #<sequence number>/);

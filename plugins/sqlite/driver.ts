@@ -60,8 +60,10 @@ import {
   DROP_SEARCH_SQL,
   ident,
   matchExpression,
+  SEARCH_WORDS_FUNCTION,
   searchColumns,
 } from "./indexes.ts";
+import { searchMetaValue, valueWords } from "../_sql/words.ts";
 
 /**
  * Whether a value's JSON text may hold a lone surrogate: JSON.stringify
@@ -372,6 +374,8 @@ export class SqliteDriver implements StoreDriver {
   ) {
     this.#db = db;
     this.#readOnly = readOnly;
+    // The search triggers call it: registered before any statement that may fire them.
+    db.function(SEARCH_WORDS_FUNCTION, { deterministic: true }, valueWords);
     this.location = path;
     this.#storeName = storeName;
     this.#busyTimeout = busyTimeout;
@@ -1515,7 +1519,9 @@ export class SqliteDriver implements StoreDriver {
     progress: (message: string) => void,
     onBuild: PrepareIndexesRequest["onBuild"],
   ): boolean {
-    const wanted = JSON.stringify(spec);
+    // The declaration and the words' format: a table built another way (an older version's
+    // tokenizer) is rebuilt; a read-only store leaves it, and the core scans.
+    const wanted = searchMetaValue(spec);
     const row = this.#db.prepare("SELECT value FROM flowstate_meta WHERE key = 'search'").get() as
       | { value: string }
       | undefined;

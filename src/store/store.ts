@@ -391,9 +391,13 @@ class CoreStore implements Store {
     this.capabilities = Object.freeze({ ...DEFAULT_CAPABILITIES, ...driver.capabilities });
     // A driver that builds indexes natively answers (or scans) every query itself; for the
     // others the core keeps index entries in the internal space.
+    // The core keeps the indexes recorded in the store whatever this open declares (another
+    // program may declare them), so that every write keeps their entries exact.
     this.#coreIx = new CoreIndexes(
       driver,
       this.capabilities.indexes ? [] : this.#indexSpecs.filter((i) => !native.has(i.name)),
+      !this.capabilities.indexes,
+      (result) => checkedResult(result, this.name),
     );
     if (typeof driver.listen === "function" && typeof driver.signal === "function") {
       this.listen = (topic, onSignal) => {
@@ -473,7 +477,6 @@ class CoreStore implements Store {
     signal?: AbortSignal,
     onBuild?: PrepareIndexesRequest["onBuild"],
   ): Promise<void> {
-    if (!this.#coreIx.active && !authoritative) return;
     await this.#coreIx.prepare(
       authoritative,
       () => this.#clock.now(),
@@ -482,14 +485,14 @@ class CoreStore implements Store {
       signal,
       onBuild,
     );
-    this.#coreIxReady = this.#coreIx.active;
+    this.#coreIxReady = this.#coreIx.specs.length > 0;
   }
 
   #commit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
     if (this.#feed !== undefined) return this.#feedCommit(checks, mutations);
     const now = this.#clock.now();
     const version = newVersion(this.#clock === systemClock ? now : Date.now());
-    if (this.#coreIx.active) {
+    if (this.#coreIx.enabled) {
       return this.#coreIx.commit(checks, mutations, version, () => this.#clock.now())
         .then((r) => commitResult(r, version, this.name));
     }
@@ -515,6 +518,7 @@ class CoreStore implements Store {
    */
   async #feedCommit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
     const by = currentActor();
+    await this.#coreIx.loaded();
     const table = this.#driver.feedTable;
     if (table !== undefined) {
       // The driver keeps the feed in a table of its own, appended in the commit's transaction.
@@ -559,7 +563,7 @@ class CoreStore implements Store {
       const version = newVersion(this.#clock === systemClock ? now : Date.now());
       const plan = await planFeed(this.#driver, expanded, now, version, by);
       // With the core's own indexes, their entries move in the same commit too.
-      const result = this.#coreIx.active
+      const result = this.#coreIx.enabled
         ? await this.#coreIx.commit(
           [...checks, plan.check],
           [...expanded, ...plan.mutations],
@@ -1405,13 +1409,15 @@ class CoreStore implements Store {
         }
         committed = true;
         const clears = mutations.filter((m) => m.type === "clear");
-        if (
-          (this.capabilities.atomicClear &&
-            !clears.some((m) => this.#coreIx.touches(m.range))) || clears.length === 0
-        ) {
-          return this.#commit(checks, mutations);
-        }
-        return this.#expandClears(mutations).then((expanded) => this.#commit(checks, expanded));
+        if (clears.length === 0) return this.#commit(checks, mutations);
+        return this.#coreIx.loaded().then(() => {
+          if (
+            this.capabilities.atomicClear && !clears.some((m) => this.#coreIx.touches(m.range))
+          ) {
+            return this.#commit(checks, mutations);
+          }
+          return this.#expandClears(mutations).then((expanded) => this.#commit(checks, expanded));
+        });
       },
     };
     return { op, checks, mutations };
@@ -1520,6 +1526,7 @@ class CoreStore implements Store {
     const what = "Cannot clear";
     this.#assertOpen(what);
     const range = this.#clearRange(prefix, bounds, what);
+    await this.#coreIx.loaded();
     const now = this.#clock.now();
     if (
       this.capabilities.clear && this.#driver.clear && this.#feed === undefined &&
@@ -1584,6 +1591,7 @@ class CoreStore implements Store {
       if (batch.length >= 500) await flush();
     }
     await flush();
+    await this.#coreIx.loaded();
     if (this.#coreIx.active) {
       // The core's index entries expire with their entries: purge those too (not counted).
       const counted = removed;
