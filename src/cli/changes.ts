@@ -31,6 +31,8 @@ export function formatActor(by: Change["by"]): string {
 export function formatChange(change: Change, prefix: Key, timezone?: string): string {
   let value = change.op === "set" ? JSON.stringify(change.value) : "";
   if (value.length > MAX_VALUE_WIDTH) value = `${value.slice(0, MAX_VALUE_WIDTH - 1)}…`;
+  // Held in the clear by an encrypted store's feed: written before encryption was turned on.
+  if (change.unsealed) value += "  (unsealed: from before encryption; rekey seals it)";
   return [
     `#${change.seq}`,
     formatTime(change.at, timezone),

@@ -17,6 +17,7 @@ import {
   readChanges,
   readEntry,
   readHead,
+  setFeedValues,
   trimFeed,
 } from "./feed.ts";
 import type {
@@ -167,6 +168,28 @@ export async function trimChanges(store: Store): Promise<number | undefined> {
   if (typeof trim !== "function") return undefined;
   if (!(await store.feedInfo()).enabled) return undefined;
   return await trim.call(core);
+}
+
+/** The core's method that rewrites values of its feed's entries (the `rekey` job, through `setChangeValues`). */
+const SET_FEED_VALUES: unique symbol = Symbol("flowstate.setFeedValues");
+
+/**
+ * Replace the values of entries of `store`'s change feed, in place (the
+ * `rekey` job seals them again): each entry keeps everything else. `from` is
+ * the entry as read (an entry no longer kept, or changed since, is left
+ * alone), `value` the new value's JSON text. Resolves how many were
+ * rewritten, or `undefined` when `store` is not one the core wrapped.
+ */
+export async function setChangeValues(
+  store: Store,
+  values: readonly { from: Change; value: string }[],
+): Promise<number | undefined> {
+  const core = coreStore(store);
+  const set = (core as {
+    [SET_FEED_VALUES]?: (values: readonly { from: Change; value: string }[]) => Promise<number>;
+  } | undefined)?.[SET_FEED_VALUES];
+  if (typeof set !== "function") return undefined;
+  return await set.call(core, values);
 }
 
 /** How the core wraps a driver. */
@@ -750,6 +773,12 @@ class CoreStore implements Store {
   async [TRIM_FEED](): Promise<number> {
     const feed = this.#assertFeed("Cannot trim the change feed");
     return await trimFeed(this.#driver, feed, this.#clock.now(), () => newVersion());
+  }
+
+  /** Rewrite values of the feed's entries (the `rekey` job): see `setChangeValues`. */
+  async [SET_FEED_VALUES](values: readonly { from: Change; value: string }[]): Promise<number> {
+    this.#assertFeed("Cannot rewrite the change feed's values");
+    return await setFeedValues(this.#driver, values, this.#clock.now(), () => newVersion());
   }
 
   set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
