@@ -1661,9 +1661,8 @@ export async function* keyHistory(
   for await (const seq of keyHistorySeqs(access.driver, key, { reverse: options.reverse })) {
     const change = await readEntry(access.driver, seq);
     if (change === null) continue; // trimmed meanwhile
-    yield encryption === undefined || change.op !== "set"
-      ? change
-      : { ...change, value: await encryption.open(change.key, change.value as JsonValue) };
+    // Opened as changes() opens it: a value from before encryption comes as it is, marked.
+    yield encryption === undefined ? change : await encryption.openChange(change);
     if (++n >= limit) return;
   }
 }
