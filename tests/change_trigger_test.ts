@@ -211,6 +211,47 @@ Deno.test("change trigger: an error does not end it; it starts again from its st
   });
 });
 
+Deno.test("change trigger: a change the flow refuses as its inputs is said and passed over, not retried forever", async () => {
+  const strict = FLOW.replace("  value: {}\n", "  value: { type: object }\n");
+  assert.notEqual(strict, FLOW);
+  await withProject(async (dir) => {
+    const rt = await openRuntime({ config: join(dir, "flowstate.yaml") });
+    const data = await rt.store("data");
+    const errors: string[] = [];
+    const triggers = await startChangeTriggers(rt, {
+      onEvent: (event) => {
+        if (event.type === "error") errors.push((event.error as Error).message);
+      },
+    });
+    try {
+      await eventually(
+        async () => (await (await rt.store("main")).get(triggerPositionKey("on-order"))) !== null,
+        "the first position",
+      );
+      await data.set(["orders", "1"], { total: 5 });
+      await data.delete(["orders", "1"]); // value null: not an object
+      await data.set(["orders", "2"], { total: 7 });
+      await eventually(async () => (await seen(data)).size === 2, "the two sets run");
+      const [del] = (await orderSeqs(data, 0)).slice(1, 2);
+      const refused = errors.filter((e) => /was not run/.test(e));
+      assert.equal(refused.length, 1, refused.join("\n"));
+      assert.match(
+        refused[0],
+        new RegExp(
+          `^change trigger of flow "on-order": change ${del} \\(delete \\["orders","1"\\]\\) was ` +
+            `not run, the flow refuses it as its inputs: .*on-order\\.flow\\.yaml:\\d+:\\d+: ` +
+            `inputs\\.value: .*; passed over \\(declare the inputs so that every change under the ` +
+            `prefix fits, e\\.g\\. value: \\{\\} for deletes\\)$`,
+        ),
+      );
+      assert.ok(!errors.some((e) => e.includes("starting again")), errors.join("\n"));
+    } finally {
+      await triggers.stop();
+      await rt.close();
+    }
+  }, strict);
+});
+
 Deno.test({
   name:
     "change trigger under flowstate daemon: SIGTERM then SIGKILL, each change delivered at least once, none lost",

@@ -36,7 +36,13 @@
  */
 import { callGuarded } from "../_callback.ts";
 import type { ResolvedConfig } from "../config.ts";
-import { ConfigError, formatProblem, messageOf, type Problem } from "../errors.ts";
+import {
+  ConfigError,
+  FlowValidationError,
+  formatProblem,
+  messageOf,
+  type Problem,
+} from "../errors.ts";
 import { flowFiles } from "../flow_files.ts";
 import { loadFlowFile, type ParsedFlow } from "../flow/parse.ts";
 import { asConfigError, prepareConfiguredFlow } from "./from_config.ts";
@@ -642,13 +648,35 @@ async function deliver(
     // Not written for a change that runs nothing (a position write is a change
     // too: in the records store, that would never end); a restart reads those again.
     if (!delivers(spec, change)) continue;
-    const run = await runtime.runFlow(spec.flow, {
-      input: inputsOf(spec, change),
-      signal: ctx.cancel,
-    });
+    let run: RunRecord | undefined;
+    try {
+      run = await runtime.runFlow(spec.flow, {
+        input: inputsOf(spec, change),
+        signal: ctx.cancel,
+      });
+    } catch (err) {
+      // Any other error: the trigger starts again from the stored position (this change).
+      if (!(err instanceof FlowValidationError)) throw err;
+      // The flow refuses this change as its inputs (a delete's null value where an object is
+      // declared, say): no retry can change that, and waiting on it would hold back every later
+      // change. Said, and passed over.
+      ctx.emit({
+        type: "error",
+        flowId: spec.flowId,
+        error: new Error(
+          `change trigger of flow "${spec.flowId}": change ${change.seq} (${change.op} ` +
+            `${JSON.stringify(change.key)}) was not run, the flow refuses it as its inputs: ` +
+            `${messageOf(err).split("\n").join("; ")}; passed over (declare the inputs so that ` +
+            `every change under the prefix fits, e.g. value: {} for deletes)`,
+          { cause: err },
+        ),
+      });
+    }
     // Cancelled by the daemon stopping: delivered again at the next start.
-    if (run.status === "cancelled" && ctx.cancel.aborted) return;
-    ctx.emit({ type: "trigger.run", flowId: spec.flowId, seq: change.seq, key: change.key, run });
+    if (run?.status === "cancelled" && ctx.cancel.aborted) return;
+    if (run !== undefined) {
+      ctx.emit({ type: "trigger.run", flowId: spec.flowId, seq: change.seq, key: change.key, run });
+    }
     since = change.seq;
     const position: TriggerPosition = { seq: since, store: spec.store, at: change.at };
     const saved = await lease.commit((op) => op.set(positionKey, position));
