@@ -76,6 +76,25 @@ Deno.test("flowstate changes, state history and state get --at read a store's ch
     }
     // How long ago, as restore --at takes it: 0s is now.
     assert.equal(JSON.parse(await ok(run, "state", "get", "cfg/other", "--at", "0s")), 1);
+    await ok(run, "backup", "--store", "main", "--out", "x.fsbackup");
+    // Only what the help says: no guessing of "Dec 5" (2001) or "5.12.2026" (12 May), no seconds
+    // taken for ms, no hexadecimal sequence numbers.
+    for (
+      const [point, said] of [
+        ["Dec 5", /expected #<sequence number>/],
+        ["5.12.2026", /expected #<sequence number>/],
+        ["1700000000", /ms since the epoch .*for seconds add 000/],
+        ["#0x10", /after "#" comes a sequence number/],
+      ] as const
+    ) {
+      for (
+        const args of [["state", "get", "greeting"], ["restore", "x.fsbackup", "--into", "plain"]]
+      ) {
+        const out = await run(...args, "--at", point);
+        assert.equal(out.code, 2, `${args[0]} --at ${point}: ${out.stderr}`);
+        assert.match(out.stderr, said);
+      }
+    }
     const bad = await run("state", "get", "greeting", "--at", "yesterday-ish");
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /expected #<sequence number>/);

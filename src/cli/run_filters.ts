@@ -62,29 +62,36 @@ export function parsePointInTime(
   now: number,
 ): { seq: number } | { time: number } {
   const t = text.trim();
+  const expected = `expected #<sequence number>, a time like 2026-12-04T21:15:00Z, how long ago ` +
+    `(30m, 1h, 7d), or ms since the epoch`;
   if (t.startsWith("#")) {
-    const seq = Number(t.slice(1));
-    if (!Number.isInteger(seq) || seq < 0 || t.length === 1) {
+    if (!/^#\d+$/.test(t)) {
       throw new UsageError(`${option} ${text}: after "#" comes a sequence number, like #42`);
     }
-    return { seq };
+    return { seq: Number(t.slice(1)) };
   }
-  if (/^\d+$/.test(t)) return { time: Number(t) };
-  if (/^[\d.]+(ms|s|m|h|d)/.test(t)) {
+  if (/^\d+$/.test(t)) {
+    // Fewer digits than any time since 1973 in ms: seconds, or a sequence number without "#".
+    if (t.length < 12) {
+      throw new UsageError(
+        `${option} ${text}: a number is ms since the epoch (13 digits today, ${now}); ` +
+          `for change ${t} write '#${t}', for seconds add 000`,
+      );
+    }
+    return { time: Number(t) };
+  }
+  if (/^[\d.]+(ms|s|m|h|d)$/.test(t)) {
     try {
       return { time: now - parseDuration(t, option) };
     } catch {
       // Reported below.
     }
+  } else if (/^\d{4}-\d{2}-\d{2}/.test(t)) {
+    // ISO 8601 only: Date.parse also takes "Dec 5" (of 2001) or "5.12.2026" (12 May).
+    const time = Date.parse(t);
+    if (Number.isFinite(time)) return { time };
   }
-  const time = /^[\d.]+(ms|s|m|h|d)/.test(t) ? NaN : Date.parse(t);
-  if (Number.isNaN(time)) {
-    throw new UsageError(
-      `${option} ${JSON.stringify(text)}: expected #<sequence number>, a time like ` +
-        `2026-12-04T21:15:00Z, how long ago (30m, 1h, 7d), or ms since the epoch`,
-    );
-  }
-  return { time };
+  throw new UsageError(`${option} ${JSON.stringify(text)}: ${expected}`);
 }
 
 /**
