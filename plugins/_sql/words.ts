@@ -81,9 +81,22 @@ function everyCodePoint(): string {
   return new TextDecoder("utf-16le").decode(units.subarray(0, n));
 }
 
-let tables: { regex: string; lower: Record<string, string> } | undefined;
+let tables: { regex: string; lower: Record<string, string>; upper: string } | undefined;
 
-function makeTables(): { regex: string; lower: Record<string, string> } {
+/** `[...]` of the code points of `chars`, runs of consecutive ones as ranges. */
+function pgClass(chars: readonly string[]): string {
+  const cps = chars.map((c) => c.codePointAt(0)!).sort((a, b) => a - b);
+  const ranges: string[] = [];
+  for (let i = 0; i < cps.length;) {
+    let j = i;
+    while (j + 1 < cps.length && cps[j + 1] === cps[j] + 1) j++;
+    ranges.push(i === j ? pgChar(cps[i]) : `${pgChar(cps[i])}-${pgChar(cps[j])}`);
+    i = j + 1;
+  }
+  return `[${ranges.join("")}]`;
+}
+
+function makeTables(): { regex: string; lower: Record<string, string>; upper: string } {
   const all = everyCodePoint();
   const ranges: string[] = [];
   for (const m of all.matchAll(/[\p{L}\p{N}\p{Co}]+/gu)) {
@@ -102,7 +115,16 @@ function makeTables(): { regex: string; lower: Record<string, string> } {
   // as σ (and searched as σ), and every hit is checked against the reference.
   lower["ς"] = "σ";
   lower["Σ"] = "σ";
-  return { regex: `[${ranges.join("")}]+`, lower };
+  const upper = pgClass(Object.keys(lower).filter((c) => c.codePointAt(0)! > 0x7f));
+  return { regex: `[${ranges.join("")}]+`, lower, upper };
+}
+
+/**
+ * A PostgreSQL regular expression matching a character outside ASCII that the
+ * lower-case table changes (a word without one needs no character-by-character pass).
+ */
+export function pgNonAsciiUpperRegex(): string {
+  return (tables ??= makeTables()).upper;
 }
 
 /** A PostgreSQL regular expression matching one word (a run of `\p{L}`, `\p{N}`, `\p{Co}` characters). */

@@ -42,7 +42,13 @@ import {
   prefixTerms,
 } from "./indexes.ts";
 import { LOCK_CLASS, quoteIdent } from "./schema.ts";
-import { pgLowerMap, pgTerm, pgWordRegex, searchMetaValue } from "../_sql/words.ts";
+import {
+  pgLowerMap,
+  pgNonAsciiUpperRegex,
+  pgTerm,
+  pgWordRegex,
+  searchMetaValue,
+} from "../_sql/words.ts";
 import type { PgIndexTarget } from "./indexes.ts";
 
 /** Characters of searchable text indexed per entry (a tsvector holds at most 1 MB). */
@@ -76,14 +82,21 @@ function createWordsSql(t: PgIndexTarget): string {
       sqlString(JSON.stringify(pgLowerMap()))
     }::jsonb ->> x.c, x.c), '' ORDER BY x.i) FROM regexp_split_to_table(m.w[1], '') ` +
     `WITH ORDINALITY AS x(c, i))`;
+  // ASCII capitals by translate() (cheap), then the character-by-character pass only for a word
+  // that still holds a capital outside ASCII (most words, even outside ASCII, hold none). Each
+  // string is cut at MAX_SEARCH_TEXT characters first: what lies beyond is never indexed, and
+  // cutting it into words first cost seconds for a value of megabytes (every hit is checked
+  // against the reference, so a word cut in two finds nothing wrong).
   return `CREATE OR REPLACE FUNCTION ${wordsFunction(t)}(doc jsonb) RETURNS text[] ` +
     // PL/pgSQL: its plan (with the tables' constants) is made once per session, where a SQL
     // function called from another one is planned again on every call.
     `LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fs$ BEGIN RETURN (SELECT coalesce(array_agg(CASE WHEN ` +
-    `octet_length(m.w[1]) = char_length(m.w[1]) THEN translate(m.w[1], '${upper}', ` +
-    `'${upper.toLowerCase()}') ELSE ${lowered} END ORDER BY s.n, m.n), '{}') ` +
+    `octet_length(m.w[1]) = char_length(m.w[1]) OR m.w[1] !~ ${
+      sqlString(pgNonAsciiUpperRegex())
+    } THEN m.w[1] ELSE ${lowered} END ORDER BY s.n, m.n), '{}') ` +
     `FROM jsonb_path_query(doc, 'strict $.**') WITH ORDINALITY AS s(v, n), ` +
-    `regexp_matches(replace(s.v #>> '{}', chr(304), 'i' || chr(775)), ${
+    `regexp_matches(translate(replace(left(s.v #>> '{}', ${MAX_SEARCH_TEXT}), chr(304), ` +
+    `'i' || chr(775)), '${upper}', '${upper.toLowerCase()}'), ${
       sqlString(pgWordRegex())
     }, 'g') WITH ORDINALITY AS m(w, n) WHERE jsonb_typeof(s.v) = 'string'); END $fs$`;
 }
