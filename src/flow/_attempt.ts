@@ -7,13 +7,7 @@
  * @module
  */
 import { AttemptOverError } from "../errors.ts";
-import type {
-  ScopeCallOptions,
-  ScopeKey,
-  ScopeQueryOptions,
-  ScopeSearchOptions,
-  StateView,
-} from "../state/scopes.ts";
+import type { ViewGuard } from "../state/scopes.ts";
 
 /** Who the attempt is, for the error. */
 export interface AttemptIdentity {
@@ -25,8 +19,8 @@ export interface AttemptIdentity {
   attempt: number;
 }
 
-/** Guards the calls of one attempt. */
-export class AttemptFence {
+/** Guards the calls of one attempt (its state views are guarded by it too). */
+export class AttemptFence implements ViewGuard {
   #who: AttemptIdentity;
   #over: string | undefined;
   /** Calls in flight. */
@@ -46,21 +40,28 @@ export class AttemptFence {
     this.#over ??= reason;
   }
 
+  /** The error a call made now fails with: `undefined` while the attempt runs. */
+  refusal(): AttemptOverError | undefined {
+    return this.#over === undefined
+      ? undefined
+      : new AttemptOverError({ ...this.#who, reason: this.#over });
+  }
+
   /** Throw if the attempt is over. */
   check(): void {
-    if (this.#over !== undefined) {
-      throw new AttemptOverError({ ...this.#who, reason: this.#over });
-    }
+    const refused = this.refusal();
+    if (refused !== undefined) throw refused;
   }
 
   /** Run `call` if the attempt is not over, and track it until it settles. */
   guard<T>(call: () => Promise<T>): Promise<T> {
-    try {
-      this.check();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const promise = call();
+    const refused = this.refusal();
+    if (refused !== undefined) return Promise.reject(refused);
+    return this.track(call());
+  }
+
+  /** Track `promise` (a call that just began) until it settles; returns it. */
+  track<T>(promise: Promise<T>): Promise<T> {
     this.#inFlight++;
     const settled = this.#settled ??= () => {
       if (--this.#inFlight > 0) return;
@@ -85,26 +86,4 @@ export class AttemptFence {
       this.#idle = before === undefined ? resolve : () => (before(), resolve());
     });
   }
-}
-
-/** `view`, with every call guarded by `fence`. */
-export function fencedView(view: StateView, fence: AttemptFence): StateView {
-  return {
-    scope: view.scope,
-    get: <T>(key: ScopeKey, options?: ScopeCallOptions) =>
-      fence.guard(() => view.get<T>(key, options)),
-    entry: <T>(key: ScopeKey, options?: ScopeCallOptions) =>
-      fence.guard(() => view.entry<T>(key, options)),
-    set: (key, value, options) => fence.guard(() => view.set(key, value, options)),
-    delete: (key, options) => fence.guard(() => view.delete(key, options)),
-    increment: (key, by, options) => fence.guard(() => view.increment(key, by, options)),
-    keys: (options) => fence.guard(() => view.keys(options)),
-    entries: <T>(options?: ScopeCallOptions & { prefix?: ScopeKey; limit?: number }) =>
-      fence.guard(() => view.entries<T>(options)),
-    query: view.query &&
-      (<T>(options?: ScopeQueryOptions) => fence.guard(() => view.query!<T>(options))),
-    search: view.search &&
-      (<T>(text: string, options?: ScopeSearchOptions) =>
-        fence.guard(() => view.search!<T>(text, options))),
-  };
 }

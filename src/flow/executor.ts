@@ -6,7 +6,12 @@
  * @module
  */
 import { withNodeActor } from "../store/actor.ts";
-import { createStateView, type StateView, type StoreResolver } from "../state/scopes.ts";
+import {
+  boundView,
+  createStateView,
+  type StateView,
+  type StoreResolver,
+} from "../state/scopes.ts";
 import { MAX_VALUE_BYTES, serializeValue, utf8Length } from "../store/values.ts";
 import type { JsonValue } from "../store/types.ts";
 import { type Clock, realTimers, type Timers } from "../clock.ts";
@@ -22,7 +27,7 @@ import type { FlowDefinition, NodeSpec } from "./types.ts";
 import type { NodeStatus, RunEvent, RunEventInit, RunRecord, RunStatus } from "../records/types.ts";
 import { periodicYield } from "../_yield.ts";
 import { messageOf } from "../errors.ts";
-import { AttemptFence, fencedView } from "./_attempt.ts";
+import { AttemptFence } from "./_attempt.ts";
 import { NodeAccess } from "./_access.ts";
 import { releaseSandbox } from "./sandbox.ts";
 import type { SchemaResult } from "../plugin.ts";
@@ -337,17 +342,17 @@ class Attempt {
 
   /** A state view of the attempt: fenced, and recording what it reads and writes for `node.end`. */
   view(scope: "node" | "flow" | "global"): StateView {
-    const o = this.host.options;
-    return fencedView(
-      createStateView(
-        o.resolver,
-        scope,
-        this.host.flowId,
-        scope === "node" ? this.node.spec.id : undefined,
-        this.host.accessOf(this.index).observer,
-      ),
+    const view = createStateView(
+      this.host.options.resolver,
+      scope,
+      this.host.flowId,
+      scope === "node" ? this.node.spec.id : undefined,
+      this.host.accessOf(this.index),
       this.fence,
     );
+    // A node's code may take a method out of its view (`const { get } = ctx.flow`): it gets
+    // functions of their own. A built-in node does not, and uses the view's methods as they are.
+    return builtinNodes.get(this.node.spec.type) === this.node.type ? view : boundView(view);
   }
 }
 
