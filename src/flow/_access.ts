@@ -133,17 +133,21 @@ export class NodeAccess implements StateObserver {
     if (sink?.listening) sink.changed({ ...change, ...this.#writer });
   }
 
-  /**
-   * The `reads`/`writes` fields of the `node.end` event (none when empty); what
-   * an attempt that is still stopping reads or writes later is not added.
-   */
-  fields(): Pick<NodeEndEvent, "reads" | "readsTruncated" | "writes" | "writesTruncated"> {
+  /** Stop collecting: what an attempt that is still stopping reads or writes later is not added. */
+  close(): void {
     this.#reads.closed = this.#writes.closed = true;
-    const out: Pick<NodeEndEvent, "reads" | "readsTruncated" | "writes" | "writesTruncated"> = {};
-    if (this.#reads.list.length > 0) out.reads = this.#reads.list;
-    if (this.#reads.truncated) out.readsTruncated = true;
-    if (this.#writes.list.length > 0) out.writes = this.#writes.list;
-    if (this.#writes.truncated) out.writesTruncated = true;
-    return out;
+  }
+
+  /**
+   * Add the `reads`/`writes` fields of the `node.end` event to `event` (none
+   * when empty; written onto it, not made as an object of their own), and
+   * {@linkcode NodeAccess.close}.
+   */
+  addFields(event: Pick<NodeEndEvent, "reads" | "readsTruncated" | "writes" | "writesTruncated">): void {
+    this.close();
+    if (this.#reads.list.length > 0) event.reads = this.#reads.list;
+    if (this.#reads.truncated) event.readsTruncated = true;
+    if (this.#writes.list.length > 0) event.writes = this.#writes.list;
+    if (this.#writes.truncated) event.writesTruncated = true;
   }
 }

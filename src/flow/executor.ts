@@ -228,6 +228,24 @@ function actorFree(node: PreparedNode): boolean {
   return ACTOR_FREE_BUILTINS.has(node.spec.type) && builtinNodes.get(node.spec.type) === node.type;
 }
 
+/**
+ * Built-in node types whose `run` never changes its options nor hands them
+ * (or anything in them) to code that could: their options are read, passed
+ * to a store (which copies them as JSON text), or returned as the output
+ * (which the executor copies as JSON text). Their checked constant options
+ * are passed as they are, without a fresh copy per attempt.
+ */
+const UNCHANGED_OPTIONS_BUILTINS: ReadonlySet<string> = new Set([
+  "transform",
+  "log",
+  "delay",
+  "fail",
+  "state.get",
+  "state.set",
+  "state.delete",
+  "state.increment",
+]);
+
 /** The checked options of built-in nodes with a constant `with`, by prepared node. */
 const checkedInputs = new WeakMap<PreparedNode, { value: unknown }>();
 
@@ -653,7 +671,7 @@ class Execution implements AttemptHost {
     const access = this.#access.get(i);
     if (access !== undefined) this.#access.delete(i);
     if (on === undefined) {
-      access?.fields(); // closes its lists all the same
+      access?.close(); // closes its lists all the same
       return result;
     }
     let outputBytes: number | undefined;
@@ -669,7 +687,7 @@ class Execution implements AttemptHost {
       outputBytes,
       error: result.error,
     };
-    if (access !== undefined) Object.assign(event, access.fields());
+    if (access !== undefined) access.addFields(event);
     on(event);
     return result;
   }
@@ -785,7 +803,8 @@ class Execution implements AttemptHost {
   }
 
   /**
-   * The node's options, checked: a fresh copy of the value checked before
+   * The node's options, checked: the value checked before (a fresh copy of
+   * it, unless the type is one of {@linkcode UNCHANGED_OPTIONS_BUILTINS})
    * for a built-in node whose `with` holds no template (the same value and
    * schema give the same result: the built-in schemas' defaults are
    * constants; a custom type's schema may not be pure), else `with`
@@ -794,7 +813,12 @@ class Execution implements AttemptHost {
    */
   #input(node: PreparedNode): unknown {
     const known = checkedInputs.get(node);
-    if (known !== undefined) return copyContainers(known.value);
+    if (known !== undefined) {
+      // Only built-ins are in `checkedInputs` (see below).
+      return UNCHANGED_OPTIONS_BUILTINS.has(node.spec.type)
+        ? known.value
+        : copyContainers(known.value);
+    }
     const raw = node.with.evaluate(this.#scope, this.#o.clock);
     const result = node.type.optionsSchema["~standard"].validate(raw);
     if (result instanceof Promise) return result.then((r) => optionsOf(node, r));
