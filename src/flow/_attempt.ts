@@ -9,19 +9,12 @@
 import { AttemptOverError } from "../errors.ts";
 import type { ViewGuard } from "../state/scopes.ts";
 
-/** Who the attempt is, for the error. */
-export interface AttemptIdentity {
-  /** The run. */
-  runId: string;
-  /** The node. */
-  nodeId: string;
-  /** The attempt number. */
-  attempt: number;
-}
-
 /** Guards the calls of one attempt (its state views are guarded by it too). */
 export class AttemptFence implements ViewGuard {
-  #who: AttemptIdentity;
+  /** Who the attempt is, for the error (fields, not an object: one fence per node attempt). */
+  readonly #runId: string;
+  readonly #nodeId: string;
+  readonly #attempt: number;
   #over: string | undefined;
   /** Calls in flight. */
   #inFlight = 0;
@@ -30,9 +23,11 @@ export class AttemptFence implements ViewGuard {
   /** One settle handler per fence, made at its first call (not a closure and a set entry per call). */
   #settled: (() => void) | undefined;
 
-  /** A fence for `who`, open until {@linkcode AttemptFence.close}. */
-  constructor(who: AttemptIdentity) {
-    this.#who = who;
+  /** A fence for attempt `attempt` of node `nodeId` of run `runId`, open until {@linkcode AttemptFence.close}. */
+  constructor(runId: string, nodeId: string, attempt: number) {
+    this.#runId = runId;
+    this.#nodeId = nodeId;
+    this.#attempt = attempt;
   }
 
   /** Refuse every later call, saying why the attempt is over. */
@@ -44,7 +39,12 @@ export class AttemptFence implements ViewGuard {
   refusal(): AttemptOverError | undefined {
     return this.#over === undefined
       ? undefined
-      : new AttemptOverError({ ...this.#who, reason: this.#over });
+      : new AttemptOverError({
+        runId: this.#runId,
+        nodeId: this.#nodeId,
+        attempt: this.#attempt,
+        reason: this.#over,
+      });
   }
 
   /** Throw if the attempt is over. */

@@ -275,18 +275,17 @@ interface AttemptHost {
 }
 
 /**
- * One attempt of one node while it runs: its fence, its signal (made when
- * asked for), and how it ends (the first of its work settling and its being
- * stopped: one promise, where a race would take several). A class, so that
- * an attempt costs one object and not a dozen closures.
+ * One attempt of one node while it runs: its fence (it is one: the fence's
+ * calls are its own, and an attempt costs one object, not two), its signal
+ * (made when asked for), and how it ends (the first of its work settling and
+ * its being stopped: one promise, where a race would take several). A
+ * class, so that an attempt costs one object and not a dozen closures.
  */
-class Attempt {
+class Attempt extends AttemptFence {
   readonly host: AttemptHost;
   readonly index: number;
   readonly node: PreparedNode;
   readonly number: number;
-  /** Its views, sub-flows and logs: refused once the attempt is over. */
-  readonly fence: AttemptFence;
   #controller: AbortController | undefined;
   /** Why the attempt was stopped (the run's abort reason, its timeout, or its end). */
   stopped: { reason: unknown } | undefined;
@@ -300,21 +299,24 @@ class Attempt {
   subRuns: Set<string> | undefined;
 
   constructor(host: AttemptHost, index: number, node: PreparedNode, number: number) {
+    // Its views, sub-flows and logs: refused once the attempt is over.
+    super(host.options.runId, node.spec.id, number);
     this.host = host;
     this.index = index;
     this.node = node;
     this.number = number;
-    this.fence = new AttemptFence({
-      runId: host.options.runId,
-      nodeId: node.spec.id,
-      attempt: number,
-    });
   }
 
   /** Resolves once the attempt is decided. */
   decision(): Promise<void> {
     if (this.decided) return Promise.resolve();
     return new Promise<void>((resolve) => this.#wake = resolve);
+  }
+
+  /** Its work settled (returned or threw): that decides how it ended, unless it was stopped first. */
+  settle(failed: boolean, value: unknown): void {
+    this.settled = true;
+    this.decide(failed, value);
   }
 
   /** The first call decides how the attempt ended. */
@@ -339,7 +341,7 @@ class Attempt {
   stop(reason: unknown): void {
     if (this.stopped !== undefined) return;
     this.stopped = { reason };
-    this.fence.close(
+    this.close(
       reason instanceof AttemptTimeout
         ? reason.message
         : reason === "timed-out"
@@ -366,7 +368,7 @@ class Attempt {
       this.host.flowId,
       scope === "node" ? this.node.spec.id : undefined,
       this.host.accessOf(this.index),
-      this.fence,
+      this,
     );
     // A node's code may take a method out of its view (`const { get } = ctx.flow`): it gets
     // functions of their own. A built-in node does not, and uses the view's methods as they are.
@@ -410,7 +412,7 @@ class AttemptContext implements NodeContext<unknown> {
     this.clock = o.clock;
     const enqueue = o.enqueue;
     if (enqueue !== undefined) {
-      this.enqueue = (flow, options) => a.fence.guard(() => enqueue(flow, options));
+      this.enqueue = (flow, options) => a.guard(() => enqueue(flow, options));
     }
   }
 
@@ -438,7 +440,7 @@ class AttemptContext implements NodeContext<unknown> {
   get log(): NodeContext<unknown>["log"] {
     const a = this.#a;
     return this.#log ??= (message: string, level?: LogLevel) => {
-      a.fence.check();
+      a.check();
       a.host.emit({
         type: "node.log",
         node: a.node.spec.id,
@@ -461,7 +463,7 @@ class AttemptContext implements NodeContext<unknown> {
   get runFlow(): NodeContext<unknown>["runFlow"] {
     const a = this.#a;
     return this.#runFlow ??= (sub, subInput) =>
-      a.fence.guard(() => {
+      a.guard(() => {
         let subRun: string | undefined;
         const onStart = (runId: string) => (a.subRuns ??= new Set()).add(subRun = runId);
         const run = (a.host.options.runFlow ?? noRunFlow)(sub, subInput, {
@@ -473,6 +475,13 @@ class AttemptContext implements NodeContext<unknown> {
         return run;
       });
   }
+}
+
+/** Whether `value` is a promise or another thenable (what `await` would wait for). */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value instanceof Promise ||
+    (typeof value === "object" || typeof value === "function") && value !== null &&
+      typeof (value as { then?: unknown }).then === "function";
 }
 
 const noRunFlow: NonNullable<ExecuteOptions["runFlow"]> = () =>
@@ -845,31 +854,30 @@ class Execution implements AttemptHost {
     // Every store write the node makes is recorded in change feeds as this run's node
     // (built-ins that touch no store and emit no event run without that context, and
     // the state built-ins' views write as the node: see accessOf).
-    let work: Promise<unknown>;
+    // A node that returns (or throws) without a promise is decided at once: no promise, no
+    // callbacks and no wait for it (a `transform` is). `work` is its promise, if it made one.
+    let work: PromiseLike<unknown> | undefined;
     try {
-      work = Promise.resolve(
-        actorFree(node)
-          ? node.type.run(ctx, input)
-          : withNodeActor(this.options.runId, this.flowId, id, () => node.type.run(ctx, input)),
-      );
+      const value = actorFree(node)
+        ? node.type.run(ctx, input)
+        : withNodeActor(this.options.runId, this.flowId, id, () => node.type.run(ctx, input));
+      if (isThenable(value)) work = value;
+      else a.settle(false, value);
     } catch (err) {
-      work = Promise.reject(err);
+      a.settle(true, err);
     }
-    work.then((value) => {
-      a.settled = true;
-      a.decide(false, value);
-    }, (err) => {
-      a.settled = true;
-      a.decide(true, err);
-    });
+    if (work !== undefined) {
+      // Promise.resolve: a thenable that is not a promise is followed as `await` would.
+      Promise.resolve(work).then((value) => a.settle(false, value), (err) => a.settle(true, err));
+    }
     // Only a node with a timeout has a timer (started after the work: the work wins a tie).
     let timer: AbortController | undefined;
-    if (node.timeout !== undefined) {
+    if (node.timeout !== undefined && !a.decided) {
       const ms = node.timeout;
       timer = new AbortController();
       this.timers.sleep(ms, timer.signal).then(() => a.stop(new AttemptTimeout(ms)), () => {});
     }
-    await a.decision();
+    if (!a.decided) await a.decision();
     let outcome: AttemptSuccess | AttemptFailure;
     const result = a.result;
     if (a.threw) {
@@ -893,15 +901,14 @@ class Execution implements AttemptHost {
     timer?.abort("attempt finished");
     this.#live.delete(a);
     // The attempt is over: nothing it does from now on reaches state or the run.
-    const fence = a.fence;
-    fence.close(a.settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
+    a.close(a.settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
     a.end();
-    if (a.settled && !fence.busy) return outcome;
+    if (a.settled && !a.busy) return outcome;
     // Wait for it to stop (and its sub-runs to record their end), within the grace period.
     const grace = this.options.abortGrace ?? DEFAULT_ABORT_GRACE;
     const graceTimer = new AbortController();
     const ended = await Promise.race([
-      Promise.all([work.then(() => {}, () => {}), fence.drained()]).then(() => true),
+      Promise.all([Promise.resolve(work).then(() => {}, () => {}), a.drained()]).then(() => true),
       this.timers.sleep(grace, graceTimer.signal).then(() => false, () => false),
     ]);
     graceTimer.abort("attempt stopped");
