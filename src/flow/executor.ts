@@ -195,6 +195,8 @@ interface AttemptFailure {
   stuck?: string;
 }
 
+type AttemptOutcome = AttemptSuccess | AttemptFailure;
+
 interface NodeResult {
   status: NodeStatus;
   attempts: number;
@@ -761,7 +763,8 @@ class Execution implements AttemptHost {
           error: (err as Error).message,
         });
       }
-      const outcome = await this.#attempt(i, node, input, attempt, runSignal);
+      let outcome = this.#attempt(i, node, input, attempt, runSignal);
+      if (outcome instanceof Promise) outcome = await outcome;
       if (outcome.ok) {
         return this.#end(
           i,
@@ -838,13 +841,17 @@ class Execution implements AttemptHost {
     return value;
   }
 
-  async #attempt(
+  /**
+   * Run one attempt: its outcome, at once (not a promise) when the node
+   * returned or threw without a promise and nothing it began is in flight.
+   */
+  #attempt(
     i: number,
     node: PreparedNode,
     input: unknown,
     attempt: number,
     runSignal: AbortSignal,
-  ): Promise<AttemptSuccess | AttemptFailure> {
+  ): AttemptOutcome | Promise<AttemptOutcome> {
     const id = node.spec.id;
     const a = new Attempt(this, i, node, attempt);
     const ctx = new AttemptContext(a, input);
@@ -877,8 +884,18 @@ class Execution implements AttemptHost {
       timer = new AbortController();
       this.timers.sleep(ms, timer.signal).then(() => a.stop(new AttemptTimeout(ms)), () => {});
     }
-    if (!a.decided) await a.decision();
-    let outcome: AttemptSuccess | AttemptFailure;
+    if (a.decided) return this.#decided(a, work, timer);
+    return a.decision().then(() => this.#decided(a, work, timer));
+  }
+
+  /** The outcome of attempt `a`, once decided; a promise only when something it began may still run. */
+  #decided(
+    a: Attempt,
+    work: PromiseLike<unknown> | undefined,
+    timer: AbortController | undefined,
+  ): AttemptOutcome | Promise<AttemptOutcome> {
+    const id = a.node.spec.id;
+    let outcome: AttemptOutcome;
     const result = a.result;
     if (a.threw) {
       outcome = { ok: false, error: messageOf(result), timedOut: result instanceof AttemptTimeout };
@@ -904,7 +921,15 @@ class Execution implements AttemptHost {
     a.close(a.settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
     a.end();
     if (a.settled && !a.busy) return outcome;
-    // Wait for it to stop (and its sub-runs to record their end), within the grace period.
+    return this.#untilStopped(a, work, outcome);
+  }
+
+  /** Wait for attempt `a` to stop (and its sub-runs to record their end), within the grace period. */
+  async #untilStopped(
+    a: Attempt,
+    work: PromiseLike<unknown> | undefined,
+    outcome: AttemptOutcome,
+  ): Promise<AttemptOutcome> {
     const grace = this.options.abortGrace ?? DEFAULT_ABORT_GRACE;
     const graceTimer = new AbortController();
     const ended = await Promise.race([
@@ -913,7 +938,7 @@ class Execution implements AttemptHost {
     ]);
     graceTimer.abort("attempt stopped");
     if (ended) return outcome;
-    const notes = [`attempt ${attempt} did not stop within the ${grace} ms grace period`];
+    const notes = [`attempt ${a.number} did not stop within the ${grace} ms grace period`];
     const subRuns = a.subRuns;
     if (subRuns !== undefined && subRuns.size > 0) {
       const ids = [...subRuns];
@@ -924,7 +949,7 @@ class Execution implements AttemptHost {
       );
     }
     const stuck = notes.join("; ");
-    this.emit({ type: "node.log", node: id, message: stuck, level: "warn" });
+    this.emit({ type: "node.log", node: a.node.spec.id, message: stuck, level: "warn" });
     if (outcome.ok) return outcome;
     return { ...outcome, stuck };
   }
