@@ -225,11 +225,6 @@ const ACTOR_FREE_BUILTINS: ReadonlySet<string> = new Set([
   ...[...builtinNodes.keys()].filter((type) => type.startsWith("state.")),
 ]);
 
-/** Whether `node` is one of {@linkcode ACTOR_FREE_BUILTINS} (the built-in itself). */
-function actorFree(node: PreparedNode): boolean {
-  return ACTOR_FREE_BUILTINS.has(node.spec.type) && builtinNodes.get(node.spec.type) === node.type;
-}
-
 /**
  * Built-in node types whose `run` never changes its options nor hands them
  * (or anything in them) to code that could: their options are read, passed
@@ -248,8 +243,38 @@ const UNCHANGED_OPTIONS_BUILTINS: ReadonlySet<string> = new Set([
   "state.increment",
 ]);
 
-/** The checked options of built-in nodes with a constant `with`, by prepared node. */
-const checkedInputs = new WeakMap<PreparedNode, { value: unknown }>();
+/** What the executor works out once per node of a prepared flow, kept across its runs. */
+interface NodeFacts {
+  /** Its type is the built-in of its name (not a module's type of the same name). */
+  readonly builtin: boolean;
+  /** It is one of {@linkcode ACTOR_FREE_BUILTINS}. */
+  readonly actorFree: boolean;
+  /** It is one of {@linkcode UNCHANGED_OPTIONS_BUILTINS}. */
+  readonly uncopied: boolean;
+  /** Its checked options, once checked, for a built-in whose `with` is constant (see `#input`). */
+  checked: { value: unknown } | undefined;
+}
+
+/** The {@linkcode NodeFacts} of each prepared flow's nodes, by position. */
+const factsByFlow = new WeakMap<PreparedFlow, NodeFacts[]>();
+
+/** The facts of `flow`'s nodes, worked out on its first run (not once per node and run). */
+function nodeFacts(flow: PreparedFlow): NodeFacts[] {
+  let facts = factsByFlow.get(flow);
+  if (facts === undefined) {
+    facts = flow.nodes.map((node) => {
+      const builtin = builtinNodes.get(node.spec.type) === node.type;
+      return {
+        builtin,
+        actorFree: builtin && ACTOR_FREE_BUILTINS.has(node.spec.type),
+        uncopied: builtin && UNCHANGED_OPTIONS_BUILTINS.has(node.spec.type),
+        checked: undefined,
+      };
+    });
+    factsByFlow.set(flow, facts);
+  }
+  return facts;
+}
 
 /** The value of a schema's check, or a `TypeError` listing its issues. */
 function optionsOf(node: PreparedNode, result: SchemaResult<unknown>): unknown {
@@ -274,6 +299,8 @@ interface AttemptHost {
   emit(event: RunEventInit): void;
   /** The reads and writes of node `i`, made on first use. */
   accessOf(i: number): NodeAccess;
+  /** What is known of each node of the flow, by position. */
+  readonly facts: readonly NodeFacts[];
 }
 
 /**
@@ -374,7 +401,7 @@ class Attempt extends AttemptFence {
     );
     // A node's code may take a method out of its view (`const { get } = ctx.flow`): it gets
     // functions of their own. A built-in node does not, and uses the view's methods as they are.
-    return builtinNodes.get(this.node.spec.type) === this.node.type ? view : boundView(view);
+    return this.host.facts[this.index].builtin ? view : boundView(view);
   }
 }
 
@@ -500,6 +527,7 @@ class Execution implements AttemptHost {
   readonly options: ExecuteOptions;
   readonly timers: Timers;
   readonly flowId: string;
+  readonly facts: NodeFacts[];
   #controller = new AbortController();
   #results: (NodeResult | undefined)[];
   #scope: TemplateScope;
@@ -515,6 +543,7 @@ class Execution implements AttemptHost {
     this.#o = this.options = options;
     this.timers = options.timers ?? realTimers;
     this.flowId = flow.definition.id;
+    this.facts = nodeFacts(flow);
     this.#results = new Array(flow.nodes.length);
     this.#scope = {
       inputs: options.inputs,
@@ -669,7 +698,7 @@ class Execution implements AttemptHost {
           nodeId: this.#flow.nodes[i].spec.id,
         },
         this.#o.resolver.stateChanges,
-        actorFree(this.#flow.nodes[i]),
+        this.facts[i].actorFree,
       );
       this.#access.set(i, access);
     }
@@ -753,7 +782,7 @@ class Execution implements AttemptHost {
       }
       let input: unknown;
       try {
-        input = this.#input(node);
+        input = this.#input(i, node);
         if (input instanceof Promise) input = await input;
       } catch (err) {
         // Bad options never get better on retry.
@@ -823,20 +852,16 @@ class Execution implements AttemptHost {
    * evaluated and checked now. A promise only when
    * the schema's check is asynchronous.
    */
-  #input(node: PreparedNode): unknown {
-    const known = checkedInputs.get(node);
-    if (known !== undefined) {
-      // Only built-ins are in `checkedInputs` (see below).
-      return UNCHANGED_OPTIONS_BUILTINS.has(node.spec.type)
-        ? known.value
-        : copyContainers(known.value);
-    }
+  #input(i: number, node: PreparedNode): unknown {
+    const facts = this.facts[i];
+    const known = facts.checked;
+    if (known !== undefined) return facts.uncopied ? known.value : copyContainers(known.value);
     const raw = node.with.evaluate(this.#scope, this.#o.clock);
     const result = node.type.optionsSchema["~standard"].validate(raw);
     if (result instanceof Promise) return result.then((r) => optionsOf(node, r));
     const value = optionsOf(node, result);
-    if (node.with.isStatic && builtinNodes.get(node.spec.type) === node.type) {
-      checkedInputs.set(node, { value: copyContainers(value) });
+    if (node.with.isStatic && facts.builtin) {
+      facts.checked = { value: copyContainers(value) };
     }
     return value;
   }
@@ -865,7 +890,7 @@ class Execution implements AttemptHost {
     // callbacks and no wait for it (a `transform` is). `work` is its promise, if it made one.
     let work: PromiseLike<unknown> | undefined;
     try {
-      const value = actorFree(node)
+      const value = this.facts[i].actorFree
         ? node.type.run(ctx, input)
         : withNodeActor(this.options.runId, this.flowId, id, () => node.type.run(ctx, input));
       if (isThenable(value)) work = value;
