@@ -143,7 +143,9 @@ export class NodeAccess implements StateObserver {
    * when empty; written onto it, not made as an object of their own), and
    * {@linkcode NodeAccess.close}.
    */
-  addFields(event: Pick<NodeEndEvent, "reads" | "readsTruncated" | "writes" | "writesTruncated">): void {
+  addFields(
+    event: Pick<NodeEndEvent, "reads" | "readsTruncated" | "writes" | "writesTruncated">,
+  ): void {
     this.close();
     if (this.#reads.list.length > 0) event.reads = this.#reads.list;
     if (this.#reads.truncated) event.readsTruncated = true;

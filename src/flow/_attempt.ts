@@ -37,14 +37,12 @@ export class AttemptFence implements ViewGuard {
 
   /** The error a call made now fails with: `undefined` while the attempt runs. */
   refusal(): AttemptOverError | undefined {
-    return this.#over === undefined
-      ? undefined
-      : new AttemptOverError({
-        runId: this.#runId,
-        nodeId: this.#nodeId,
-        attempt: this.#attempt,
-        reason: this.#over,
-      });
+    return this.#over === undefined ? undefined : new AttemptOverError({
+      runId: this.#runId,
+      nodeId: this.#nodeId,
+      attempt: this.#attempt,
+      reason: this.#over,
+    });
   }
 
   /** Throw if the attempt is over. */

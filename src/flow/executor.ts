@@ -6,12 +6,7 @@
  * @module
  */
 import { withNodeActor } from "../store/actor.ts";
-import {
-  boundView,
-  createStateView,
-  type StateView,
-  type StoreResolver,
-} from "../state/scopes.ts";
+import { boundView, createStateView, type StateView, type StoreResolver } from "../state/scopes.ts";
 import { MAX_VALUE_BYTES, serializeValue, utf8Length } from "../store/values.ts";
 import type { JsonValue } from "../store/types.ts";
 import { type Clock, realTimers, type Timers } from "../clock.ts";

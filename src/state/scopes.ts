@@ -685,7 +685,11 @@ class ScopeView implements StateView {
     await this.#asActor(store, () => store.delete(k));
     const observer = this.#observer;
     if (observer && existed) {
-      observer.wrote(this.scope, parts, options?.store, { store: store.name, key: k, op: "delete" });
+      observer.wrote(this.scope, parts, options?.store, {
+        store: store.name,
+        key: k,
+        op: "delete",
+      });
     }
     return existed;
   }
@@ -699,7 +703,12 @@ class ScopeView implements StateView {
     const actor = observer.actor;
     // The closure `withNodeActor` needs is made only where an actor is recorded.
     const { value, version } = actor !== undefined && readsActor(store)
-      ? await withNodeActor(actor.runId, actor.flowId, actor.nodeId, () => incrementEntry(store, k, by))
+      ? await withNodeActor(
+        actor.runId,
+        actor.flowId,
+        actor.nodeId,
+        () => incrementEntry(store, k, by),
+      )
       : await incrementEntry(store, k, by);
     observer.read(this.scope, parts, options?.store, false);
     observer.wrote(this.scope, parts, options?.store, {
