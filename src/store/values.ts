@@ -14,57 +14,12 @@
  */
 export function serializeValue(value: unknown, what: string): string {
   // A string, a boolean or a finite number (a counter's value, a node's output) needs no walk.
-  if (isJsonLeaf(value)) return JSON.stringify(value);
-  large.length = 0;
-  const plain = isPlainJson(value, 0);
-  // Taken out at once: a getter the walk or `JSON.stringify` calls may serialize another value.
-  const found = large.length === 0 ? undefined : large.splice(0);
-  if (!plain) {
+  if (!isJsonLeaf(value) && !isPlainJson(value, 0)) {
     const path: (string | number)[] = [];
     const problem = findProblem(value, path, []);
     if (problem !== undefined) throw new TypeError(`${what}: ${formatPath(path)} ${problem}`);
   }
-  return found === undefined ? JSON.stringify(value) : stringifyAroundLarge(value, found);
-}
-
-/**
- * Objects with more keys than this are in V8's dictionary mode (its fast
- * objects hold at most 1,020 properties), where `JSON.stringify` takes a
- * slow path: a run record's `nodes` of a 10,000-node flow took 0.65 µs per
- * node, where the same text made key by key takes 0.4.
- */
-const LARGE_OBJECT_KEYS = 1_020;
-
-/**
- * Where {@linkcode isPlainJson} puts the objects with more than
- * {@linkcode LARGE_OBJECT_KEYS} keys it finds at depth 0 or 1 (a run
- * record's `nodes`), for {@linkcode stringifyAroundLarge}.
- */
-const large: object[] = [];
-
-/**
- * `JSON.stringify(value)` for a value {@linkcode isPlainJson} checked, which
- * found the `found` objects at depth 0 or 1: those and `value` are made key
- * by key, everything in them by `JSON.stringify`. The same text:
- * `JSON.stringify` writes an object's own enumerable string keys in
- * `Object.keys` order, each quoted as a string is, leaving out those whose
- * value is `undefined` (the walk allowed no other value it would leave out
- * or change), and an array's items in order.
- */
-function stringifyAroundLarge(value: unknown, found: readonly object[]): string {
-  const part = (v: unknown) =>
-    found.includes(v as object) ? keyByKey(v as object, JSON.stringify) : JSON.stringify(v);
-  return Array.isArray(value) ? `[${value.map(part).join(",")}]` : keyByKey(value as object, part);
-}
-
-/** The JSON text of plain object `object`, its values made by `valueText`. */
-function keyByKey(object: object, valueText: (value: unknown) => string): string {
-  const parts: string[] = [];
-  for (const key of Object.keys(object)) {
-    const v = (object as Record<string, unknown>)[key];
-    if (v !== undefined) parts.push(`${JSON.stringify(key)}:${valueText(v)}`);
-  }
-  return `{${parts.join(",")}}`;
+  return JSON.stringify(value);
 }
 
 /**
@@ -90,13 +45,10 @@ function isPlainJson(value: unknown, depth: number): boolean {
   }
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return false;
-  let keys = 0;
   for (const k in value as object) {
     const v = (value as Record<string, unknown>)[k];
     if (v !== undefined && !isPlainJson(v, depth + 1)) return false;
-    keys++;
   }
-  if (keys > LARGE_OBJECT_KEYS && depth <= 1) large.push(value as object);
   return true;
 }
 
