@@ -50,6 +50,15 @@ const commands: Record<string, string[]> = {
     "--allow-write=.flowstate",
     "bench/cold_bare.ts",
   ],
+  // The floor of any task: `deno task` itself (reading deno.json, the lock, the workspace, then
+  // starting the command) around the bare start. No task can be cheaper than this.
+  "floor: deno task bench:cold-bare (the bare start through deno task)": [
+    "task",
+    "--quiet",
+    "bench:cold-bare",
+  ],
+  // Deno's own start: a file that does nothing.
+  "deno run bench/cold_empty.ts (Deno's start alone)": ["run", "bench/cold_empty.ts"],
   "deno task run examples/counter.flow.yaml": [
     "task",
     "--quiet",
@@ -291,5 +300,43 @@ for (let i = 0; i < 3; i++) {
     stderr: "piped",
   }).output();
   console.log(new TextDecoder().decode(out.stderr).trim());
+}
+
+// What Deno reads before the first line of cli.ts runs: the module graph of its static and
+// literal dynamic imports (`deno info`), and the transpiled code it keeps for each module in its
+// cache (`gen/`), which carries the JSDoc and an inline source map holding the whole source.
+{
+  const info = new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "cli.ts"],
+    cwd: root,
+    stdout: "piped",
+    stderr: "null",
+  }).outputSync();
+  const graph = JSON.parse(new TextDecoder().decode(info.stdout)) as {
+    modules: { specifier: string; local?: string; size?: number }[];
+  };
+  const local = graph.modules.filter((m) => m.specifier.startsWith("file://") && m.local);
+  const dirInfo = new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json"],
+    stdout: "piped",
+    stderr: "null",
+  }).outputSync();
+  const denoDir: string | undefined = JSON.parse(new TextDecoder().decode(dirInfo.stdout)).denoDir;
+  let emitted = 0;
+  let emittedCount = 0;
+  for (const m of local) {
+    try {
+      emitted += Deno.statSync(`${denoDir}/gen/file${m.local}.js`).size;
+      emittedCount++;
+    } catch {
+      // A .js module, or one not transpiled yet: no emitted file.
+    }
+  }
+  const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
+  console.log(
+    `\nThe module graph of cli.ts (static and literal dynamic imports): ${local.length} local ` +
+      `modules, ${mb(local.reduce((n, m) => n + (m.size ?? 0), 0))} of source; their ` +
+      `transpiled code in Deno's cache: ${mb(emitted)} (${emittedCount} files)`,
+  );
 }
 for (const app of projects) await Deno.remove(app.replace(/\/app$/, ""), { recursive: true });

@@ -87,6 +87,11 @@ export interface VerifiedBackup {
 export interface VerifyBackupOptions {
   /** Stops reading between lines. */
   signal?: AbortSignal;
+  /**
+   * How its errors begin (default `Cannot restore from <path>`): an incremental backup that
+   * verifies the backup it follows says what it was doing.
+   */
+  what?: string;
   /** Receives progress (lines read). */
   progress?: Progress;
 }
@@ -131,7 +136,7 @@ export async function verifyBackup(
   options: VerifyBackupOptions = {},
 ): Promise<VerifiedBackup> {
   const file = resolve(path);
-  const what = `Cannot restore from ${path}`;
+  const what = options.what ?? `Cannot restore from ${path}`;
   let expectedSha: string | undefined;
   try {
     const text = await Deno.readTextFile(`${file}.sha256`);

@@ -500,7 +500,7 @@ export async function backupIncrement(
   }
   let prev;
   try {
-    prev = await verifyBackup(previous);
+    prev = await verifyBackup(previous, { what: `${what}: the backup it follows` });
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
       throw new BackupError(`${what}: ${previous} does not exist`, { cause: err });
@@ -797,7 +797,10 @@ export async function backupStores(
       : await defaultBackupPath(dir, name, runtime.clock.now(), since !== undefined);
     if (options.dryRun && since !== undefined) {
       // The previous file is verified and the feed checked as for a real increment.
-      const prev = await verifyBackup(since);
+      const prev = await verifyBackup(since, {
+        what:
+          `${what} the changes of store "${name}" since ${options.since}: the backup it follows`,
+      });
       const from = backupPosition(prev, `${what} the changes of store "${name}"`);
       const { lastSeq, firstSeq, enabled } = await store.feedInfo();
       if (!enabled || firstSeq > from.seq + 1 || lastSeq < from.seq) {

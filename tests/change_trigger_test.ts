@@ -13,6 +13,7 @@ import { openStore } from "../src/plugin.ts";
 import { startChangeTriggers, triggerPositionKey } from "../src/scheduler/change_triggers.ts";
 import type { Store } from "../src/store/types.ts";
 import { spawnDaemon, streamLines } from "./fixtures/daemon_process.ts";
+import { withCliProject } from "./_cli_sandbox.ts";
 
 const FLOW = `
 id: on-order
@@ -135,6 +136,64 @@ Deno.test("change trigger: one run per change with the change as inputs; resumes
   });
 });
 
+Deno.test("change trigger: an error does not end it; it starts again from its stored position and delivers what came meanwhile", async () => {
+  await withProject(async (dir) => {
+    // The records store gives up on a lock after 100 ms.
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      CONFIG.replace(
+        "main: { plugin: sqlite, path: main.db }",
+        "main: { plugin: sqlite, path: main.db, busyTimeout: 100 }",
+      ),
+    );
+    const rt = await openRuntime({ config: join(dir, "flowstate.yaml") });
+    const data = await rt.store("data");
+    const errors: string[] = [];
+    const triggers = await startChangeTriggers(rt, {
+      // A lease whose release failed (the store was locked) lapses after this long.
+      leaseMs: 2_000,
+      onEvent: (event) => {
+        if (event.type === "error") errors.push((event.error as Error).message);
+      },
+    });
+    try {
+      await eventually(
+        async () => (await (await rt.store("main")).get(triggerPositionKey("on-order"))) !== null,
+        "the first position",
+      );
+      await data.set(["orders", "1"], 1);
+      await eventually(async () => (await seen(data)).size === 1, "the first run");
+      // Another process holds the records store's write lock: recording the next run (and the
+      // trigger's lease and position) fails while it does.
+      const { DatabaseSync } = await import("node:sqlite");
+      const other = new DatabaseSync(join(dir, "main.db"));
+      other.exec("BEGIN IMMEDIATE");
+      try {
+        await data.set(["orders", "2"], 2);
+        // (The lease's keep-alive may report an error of its own meanwhile: this one is the restart.)
+        await eventually(
+          async () => errors.some((e) => e.includes("starting again")),
+          "the trigger's error and restart reported",
+        );
+      } finally {
+        other.exec("ROLLBACK");
+        other.close();
+      }
+      assert.match(
+        errors.find((e) => e.includes("starting again"))!,
+        /^change trigger of flow "on-order" \(store "data"\): .*locked.*; starting again from its stored position in 1 s$/,
+      );
+      await eventually(
+        async () => (await seen(data)).size === 2,
+        "the change written during the error, delivered",
+      );
+    } finally {
+      await triggers.stop();
+      await rt.close();
+    }
+  });
+});
+
 Deno.test({
   name:
     "change trigger under flowstate daemon: SIGTERM then SIGKILL, each change delivered at least once, none lost",
@@ -223,4 +282,54 @@ Deno.test("change trigger config errors name the flow file, line and column", as
       /on-order\.flow\.yaml:\d+:\d+.*prefx.*unknown field/s,
     );
   }, typo);
+});
+
+Deno.test("every bad change trigger at once: validate reports each flow's, the daemon names them all", async () => {
+  const config = CONFIG.replace(
+    "flows: [./on-order.flow.yaml]",
+    "flows: [./missing.flow.yaml, ./nofeed.flow.yaml, ./on-order.flow.yaml]",
+  );
+  await withCliProject(config, async (run, dir) => {
+    const missing = FLOW.replace("id: on-order", "id: missing").replace(
+      "store: data,",
+      "store: nope,",
+    );
+    const noFeed = FLOW.replace("id: on-order", "id: nofeed").replace(
+      "store: data,",
+      "store: main,",
+    );
+    await Deno.writeTextFile(join(dir, "missing.flow.yaml"), missing);
+    await Deno.writeTextFile(join(dir, "nofeed.flow.yaml"), noFeed);
+    await Deno.writeTextFile(join(dir, "on-order.flow.yaml"), FLOW);
+    const checked = await run(
+      "validate",
+      "missing.flow.yaml",
+      "nofeed.flow.yaml",
+      "on-order.flow.yaml",
+    );
+    assert.equal(checked.code, 2, checked.stderr);
+    assert.match(
+      checked.stderr,
+      /missing\.flow\.yaml:4:\d+: trigger\.changes\.store: no store "nope" in the config \(stores: main, data\)/,
+    );
+    assert.match(
+      checked.stderr,
+      /nofeed\.flow\.yaml:4:\d+: trigger\.changes: store "main" keeps no change feed; add changes: \{ keep: 30d \} to stores\.main/,
+    );
+    assert.match(checked.stdout, /^ok .*on-order\.flow\.yaml$/m);
+
+    await using rt = await openRuntime({ config: join(dir, "flowstate.yaml") });
+    await assert.rejects(startChangeTriggers(rt), (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(
+        err.message,
+        /missing\.flow\.yaml:\d+:\d+: trigger\.changes\.store: no store "nope"/,
+      );
+      assert.match(
+        err.message,
+        /nofeed\.flow\.yaml:\d+:\d+: trigger\.changes: store "main" keeps no change feed/,
+      );
+      return true;
+    });
+  });
 });

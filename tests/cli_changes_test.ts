@@ -66,6 +66,14 @@ Deno.test("flowstate changes, state history and state get --at read a store's ch
       JSON.parse(await ok(run, "state", "get", "greeting", "--at", new Date(at).toISOString())),
       "bonjour",
     );
+    // --limit N prints N at most; 0 prints nothing (and no "no changes" note).
+    for (
+      const args of [["changes"], ["state", "history", "greeting"]]
+    ) {
+      assert.equal(lines(await ok(run, ...args, "--limit", "2", "--json")).length, 2);
+      const none = await run(...args, "--limit", "0");
+      assert.deepEqual([none.code, none.stdout, none.stderr], [0, "", ""], args.join(" "));
+    }
     const bad = await run("state", "get", "greeting", "--at", "yesterday-ish");
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /expected #<sequence number>/);

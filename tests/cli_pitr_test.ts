@@ -161,3 +161,21 @@ Deno.test("restore refuses an increment given alone (it holds only the changes a
     assert.deepEqual(await dump(run, "pit"), [], "nothing was restored");
   });
 });
+
+Deno.test("backup --since a damaged backup says the increment could not be taken, not 'cannot restore'", async () => {
+  await withProject(async (run, dir) => {
+    await ok(run, "state", "set", "--store", "data", "a", "1");
+    await ok(run, "backup", "--store", "data", "--out", "full.fsbackup");
+    await Deno.writeFile(join(dir, "full.fsbackup"), new Uint8Array()); // emptied
+    await Deno.remove(join(dir, "full.fsbackup.sha256")).catch(() => {});
+    for (const extra of [[], ["--dry-run"]]) {
+      const out = await run("backup", "--store", "data", "--since", "full.fsbackup", ...extra);
+      assert.notEqual(out.code, 0, out.stderr);
+      assert.match(
+        out.stderr,
+        /^error: Cannot back up the changes of store "data" since .*full\.fsbackup: the backup it follows: /m,
+      );
+      assert.doesNotMatch(out.stderr, /Cannot restore/);
+    }
+  });
+});

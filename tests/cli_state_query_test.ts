@@ -265,3 +265,102 @@ Deno.test("an index declared on a large existing store is built at open, with a 
     assert.doesNotMatch(second.stderr, /building/);
   });
 });
+
+Deno.test("encrypted store: state search without --fields reads the declared plaintext fields; a sealed field in --where, --order-by or --fields is a usage error naming the option as typed", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    const config = (search: string) =>
+      `stores:
+  default:
+    plugin: sqlite
+    path: state.db
+${search}    encrypt: { key: "${"ab".repeat(32)}", plaintext: [title] }
+`;
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      config("    search: { prefix: [global, notes], fields: [title] }\n"),
+    );
+    const set = await run(
+      "state",
+      "set",
+      "--scope",
+      "global",
+      "notes/q3",
+      '{"title":"Quarterly report","body":"secret"}',
+    );
+    assert.equal(set.code, 0, set.stderr);
+    const scoped = ["--scope", "global", "--prefix", "notes"];
+    const found = await run("state", "search", "report", ...scoped, "--json");
+    assert.equal(found.code, 0, found.stderr);
+    assert.deepEqual(JSON.parse(found.stdout).map((h: { key: string[] }) => h.key), [[
+      "notes",
+      "q3",
+    ]]);
+    const sealed = 'which is sealed in encrypted store "default"';
+    const declare = "declare it plaintext (encrypt: { plaintext: [title, body] }) and run the " +
+      "rekey job";
+    for (
+      const [args, message] of [
+        [
+          ["search", "report", ...scoped, "--fields", "title,body"],
+          `Cannot search: --fields title,body names "body", ${sealed} (search cannot read sealed ` +
+          `values); search plaintext fields only (--fields title), or ${declare}`,
+        ],
+        [
+          ["query", ...scoped, "--where", "body=secret"],
+          `Cannot query: --where body=secret is on "body", ${sealed} (queries cannot read sealed ` +
+          `values); ${declare}, or filter the listed values in your code`,
+        ],
+        [
+          ["query", ...scoped, "--where", "title~Q", "--order-by=title,-body"],
+          `Cannot query: --order-by=-body is on "body", ${sealed} (queries cannot read sealed ` +
+          `values); ${declare}, or filter the listed values in your code`,
+        ],
+        [
+          ["query", ...scoped, "--order-by", "body", "--explain"],
+          `Cannot explain: --order-by body is on "body", ${sealed} (queries cannot read sealed ` +
+          `values); ${declare}, or filter the listed values in your code`,
+        ],
+      ] as const
+    ) {
+      const r = await run("state", ...args);
+      assert.deepEqual(
+        { code: r.code, stdout: r.stdout, stderr: r.stderr },
+        { code: 2, stdout: "", stderr: `error: ${message}\n` },
+        args.join(" "),
+      );
+    }
+    // The nodes: state.search without fields works; a sealed path names the node's option.
+    await Deno.writeTextFile(
+      join(dir, "find.flow.yaml"),
+      `id: find
+nodes:
+  - { id: found, type: state.search, with: { scope: global, prefix: notes, text: REPORT } }
+  - { id: q, type: state.query, needs: [found], with: { scope: global, where: [{ path: body, op: exists }] } }
+`,
+    );
+    const flow = await run("run", "find.flow.yaml", "--json");
+    assert.equal(flow.code, 1, flow.stderr + flow.stdout);
+    const record = JSON.parse(flow.stdout);
+    assert.deepEqual(record.nodes.found.output.map((h: { key: string[] }) => h.key), [[
+      "notes",
+      "q3",
+    ]]);
+    assert.match(
+      record.nodes.q.error,
+      /^Cannot query: where\[0\] is on "body", which is sealed in encrypted store "default"/,
+    );
+    assert.doesNotMatch(flow.stderr, /--debug/);
+    // Without a search declaration a search without --fields would read every field.
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), config(""));
+    const undeclared = await run("state", "search", "report", ...scoped);
+    assert.deepEqual({ code: undeclared.code, stderr: undeclared.stderr }, {
+      code: 2,
+      stderr: `error: Cannot search: without fields a search reads every field (the store ` +
+        `declares no search fields) in encrypted store "default" (search cannot read sealed ` +
+        `values); search plaintext fields only (--fields title)\n`,
+    });
+    const named = await run("state", "search", "report", ...scoped, "--fields", "title");
+    assert.equal(named.code, 0, named.stderr);
+    assert.match(named.stdout, /\tnotes\/q3\t/);
+  });
+});

@@ -110,7 +110,9 @@ export function stateHistory(
       );
       n++;
     }
-    if (n === 0) console.error(`No changes of ${formatKey(key)} in the change feed of ${label}`);
+    if (n === 0 && options.limit !== 0) {
+      console.error(`No changes of ${formatKey(key)} in the change feed of ${label}`);
+    }
     return 0;
   }, (note) => {
     console.error(note);
@@ -157,12 +159,14 @@ export function changesCommand(
       n++;
     };
     if (!options.follow) {
+      const limit = options.limit ?? Infinity;
       for await (const change of store.changes({ since: options.since, prefix: under })) {
-        if (!wanted(change)) continue;
-        print(change);
-        if (n >= (options.limit ?? Infinity)) break;
+        if (n >= limit) break;
+        if (wanted(change)) print(change);
       }
-      if (n === 0) console.error(`No changes in the change feed of store "${store.name}"`);
+      if (n === 0 && limit > 0) {
+        console.error(`No changes in the change feed of store "${store.name}"`);
+      }
       return 0;
     }
     const since = options.since ?? (await store.feedInfo()).lastSeq;

@@ -104,6 +104,17 @@ export async function validateFlows(
         trusted,
         trustedBaseDir,
       });
+      if (parsed.definition.trigger?.changes !== undefined) {
+        // A change trigger the daemon would refuse: its store, and the store's feed, as the
+        // config declares them (no store is opened).
+        const { triggerProblems } = await import("../scheduler/change_triggers.ts");
+        const problems = await triggerProblems(
+          parsed,
+          config,
+          (store) => config.stores[store]?.changes !== undefined,
+        );
+        if (problems.length > 0) throw new FlowValidationError(problems, file);
+      }
       const nodes = prepared.nodes.map((n): ValidateNode => ({
         id: n.spec.id,
         type: n.spec.type,

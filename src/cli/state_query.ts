@@ -17,6 +17,7 @@ import { didYouMean, editDistance } from "../_suggest.ts";
 import { type GlobalOptions, printError } from "./common.ts";
 import { formatKey, parseKey, UsageError } from "./input.ts";
 import { entryJson, type StateOptions, withStore } from "./state.ts";
+import { type SealedPathDetail, SealedPathError } from "../store/sealed.ts";
 
 const MAX_VALUE_WIDTH = 120;
 
@@ -91,7 +92,7 @@ export function parseWhere(text: string): WhereClause {
  * after a space, `-path` would read as an option.)
  */
 export function parseOrderBy(items: readonly string[]): OrderBy[] {
-  return items.flatMap((item) => item.split(",")).map((raw) => {
+  return orderByItems(items).map((raw) => {
     const text = raw.trim();
     if (text === "" || text === "-") {
       throw new UsageError(`Invalid --order-by "${raw}": write a path, or -path for descending`);
@@ -119,9 +120,45 @@ export function parseOrderBy(items: readonly string[]): OrderBy[] {
   });
 }
 
+/** The `--order-by` items, one per sort key (an option may hold several, comma-separated). */
+function orderByItems(options: readonly string[]): string[] {
+  return options.flatMap((item) => item.split(","));
+}
+
 function line(value: unknown): string {
   const text = JSON.stringify(value);
   return text.length > MAX_VALUE_WIDTH ? `${text.slice(0, MAX_VALUE_WIDTH - 1)}…` : text;
+}
+
+/**
+ * A query an encrypted store refused because it reads a sealed field is a
+ * usage error: print it naming the option as typed, resolve `undefined`
+ * (exit 2). Any other error is thrown.
+ */
+async function sealedIsUsage<T>(
+  pending: Promise<T>,
+  typed: (detail: SealedPathDetail) => string | undefined,
+): Promise<T | undefined> {
+  try {
+    return await pending;
+  } catch (err) {
+    if (!(err instanceof SealedPathError)) throw err;
+    printError(err.messageFor({ typed: typed(err.detail) }));
+    return undefined;
+  }
+}
+
+/** The `--where`/`--order-by` item a refused `where[i]`/`orderBy[i]` came from, as typed. */
+function typedQueryOption(options: StateQueryOptions, d: SealedPathDetail): string | undefined {
+  if (d.index === undefined) return undefined;
+  if (d.option === "where") {
+    const text = options.where?.[d.index];
+    return text === undefined ? undefined : `--where ${text}`;
+  }
+  const item = orderByItems(options.orderBy ?? [])[d.index]?.trim();
+  if (item === undefined) return undefined;
+  // `--order-by -body` would read `-body` as an option: write it the way that works.
+  return item.startsWith("-") ? `--order-by=${item}` : `--order-by ${item}`;
 }
 
 /** `state query [--prefix P] [--where …]… [--order-by …] [--limit N] [--offset N] [--explain]`. */
@@ -138,7 +175,8 @@ export function stateQuery(options: StateQueryOptions, global: GlobalOptions): P
       offset: options.offset,
     };
     if (options.explain) {
-      const plan = await store.explain(query);
+      const plan = await sealedIsUsage(store.explain(query), (d) => typedQueryOption(options, d));
+      if (plan === undefined) return 2;
       if (options.json) console.log(JSON.stringify(plan));
       else {
         console.log(
@@ -150,7 +188,8 @@ export function stateQuery(options: StateQueryOptions, global: GlobalOptions): P
       }
       return 0;
     }
-    const entries = await store.query(query);
+    const entries = await sealedIsUsage(store.query(query), (d) => typedQueryOption(options, d));
+    if (entries === undefined) return 2;
     if (options.json) {
       console.log(`[${entries.map((e) => entryJson(e, prefix)).join(",\n")}]`);
       return 0;
@@ -189,7 +228,11 @@ export function stateSearch(
       });
     } catch (err) {
       if (!(err instanceof TypeError || err instanceof RangeError)) throw err;
-      printError(err.message);
+      printError(
+        err instanceof SealedPathError
+          ? err.messageFor({ typed: `--fields ${options.fields ?? ""}` })
+          : err.message,
+      );
       return 2;
     }
     if (options.json) {

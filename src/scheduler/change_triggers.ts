@@ -29,7 +29,7 @@
  */
 import { callGuarded } from "../_callback.ts";
 import type { ResolvedConfig } from "../config.ts";
-import { ConfigError, messageOf } from "../errors.ts";
+import { ConfigError, formatProblem, messageOf, type Problem } from "../errors.ts";
 import { flowFiles } from "../flow_files.ts";
 import { loadFlowFile, type ParsedFlow } from "../flow/parse.ts";
 import { asConfigError, prepareConfiguredFlow } from "./from_config.ts";
@@ -227,6 +227,10 @@ export interface ChangeTriggers {
 }
 
 const DEFAULT_LEASE_MS = 30_000;
+/** After an error, a trigger starts again from its stored position after this long (ms), doubled at each error in a row. */
+const RETRY_FIRST_MS = 1_000;
+/** The longest wait between two starts after errors in a row (ms). */
+const RETRY_MAX_MS = 60_000;
 
 /**
  * The flows of the config with `trigger: { changes }`, checked: the store is
@@ -268,6 +272,10 @@ const DEFAULT_LEASE_MS = 30_000;
 export async function loadChangeTriggers(runtime: Runtime): Promise<ChangeTriggerSpec[]> {
   const config: ResolvedConfig = runtime.config;
   const out: ChangeTriggerSpec[] = [];
+  // Every flow's problems at once: a daemon refused for one bad trigger must not be refused
+  // again for the next one after it is fixed.
+  const problems: string[] = [];
+  const feedOn = async (store: string) => (await (await runtime.store(store)).feedInfo()).enabled;
   for (const file of await flowFiles(config)) {
     const parsed = await asConfigError(
       "load",
@@ -277,39 +285,79 @@ export async function loadChangeTriggers(runtime: Runtime): Promise<ChangeTrigge
     const trigger = parsed.definition.trigger?.changes;
     if (trigger === undefined) continue;
     await asConfigError("load", file, () => prepareConfiguredFlow(runtime, parsed));
-    const where = (path: string[]) => {
-      const at = parsed.locate(path);
-      return at === undefined ? file : `${file}:${at.line}:${at.column}`;
-    };
-    const store = trigger.store ?? config.scopes.global;
-    if (!runtime.storeNames.includes(store)) {
-      throw new ConfigError(
-        `${where(["trigger", "changes", "store"])}: trigger.changes.store: no store "${store}" ` +
-          `in the config (stores: ${runtime.storeNames.join(", ")})`,
-      );
-    }
-    if (!(await (await runtime.store(store)).feedInfo()).enabled) {
-      throw new ConfigError(
-        `${where(["trigger", "changes"])}: trigger.changes: store "${store}" keeps no change ` +
-          `feed; add changes: { keep: 30d } to stores.${store} in the config`,
-      );
+    const found = await triggerProblems(parsed, config, feedOn);
+    if (found.length > 0) {
+      problems.push(...found.map((p) => formatProblem(p, file, file)));
+      continue;
     }
     if (out.some((t) => t.flowId === parsed.definition.id)) {
-      throw new ConfigError(
+      const at = parsed.locate(["id"]);
+      problems.push(
         `${
-          where(["id"])
+          at === undefined ? file : `${file}:${at.line}:${at.column}`
         }: two flows with id "${parsed.definition.id}" declare a change trigger; flow ids must be unique`,
       );
+      continue;
     }
     out.push({
       flowId: parsed.definition.id,
       file,
       flow: parsed,
-      store,
+      store: trigger.store ?? config.scopes.global,
       prefix: trigger.prefix ?? [],
     });
   }
+  if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   return out;
+}
+
+/**
+ * What is wrong with a flow's change trigger for a config (`[]` without a
+ * trigger, or when it is right): its store is not in the config, or keeps no
+ * change feed (`feedOn`, by store name). `flowstate validate` reports these
+ * with the flow's other problems; the daemon refuses to start on them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadConfig } from "@flowstate/core";
+ * import { loadFlow } from "@flowstate/core/flow";
+ * import { triggerProblems } from "./change_triggers.ts";
+ *
+ * const config = await loadConfig({ config: { stores: { main: { plugin: "memory" } } } });
+ * const { parsed } = await loadFlow({
+ *   id: "on-user",
+ *   trigger: { changes: { prefix: ["users"] } },
+ *   nodes: [{ id: "a", type: "log", with: { message: "hi" } }],
+ * });
+ * const [problem] = await triggerProblems(parsed, config, () => false);
+ * assert.match(problem.message, /store "main" keeps no change feed/);
+ * ```
+ */
+export async function triggerProblems(
+  parsed: ParsedFlow,
+  config: ResolvedConfig,
+  feedOn: (store: string) => boolean | Promise<boolean>,
+): Promise<Problem[]> {
+  const trigger = parsed.definition.trigger?.changes;
+  if (trigger === undefined) return [];
+  const at = (path: string[]): Problem => ({ message: "", path, ...parsed.locate(path) });
+  const stores = Object.keys(config.stores);
+  const store = trigger.store ?? config.scopes.global;
+  if (!stores.includes(store)) {
+    return [{
+      ...at(["trigger", "changes", "store"]),
+      message: `no store "${store}" in the config (stores: ${stores.join(", ")})`,
+    }];
+  }
+  if (!(await feedOn(store))) {
+    return [{
+      ...at(["trigger", "changes"]),
+      message: `store "${store}" keeps no change feed; add changes: { keep: 30d } to ` +
+        `stores.${store} in the config`,
+    }];
+  }
+  return [];
 }
 
 /** The run's inputs: the change's fields the flow declares. */
@@ -430,36 +478,58 @@ async function runTrigger(
   spec: ChangeTriggerSpec,
   ctx: LoopContext,
 ): Promise<void> {
-  const store = await runtime.store(spec.store);
   const leaseKey = [...TRIGGERS_PREFIX, spec.flowId, "lease"];
   const positionKey = triggerPositionKey(spec.flowId);
   let reportedStandby = false;
+  let store: Store | undefined;
+  // Errors in a row: an error (a store locked or unreachable, a change that cannot be read or
+  // run) never ends the trigger, since its changes would then wait unseen while the daemon runs.
+  // It starts again from its stored position (at least once: nothing is skipped), later each time.
+  let errors = 0;
   while (!ctx.stop.aborted) {
-    const taken = await Lease.acquire(records, leaseKey, { runner: ctx.runnerId }, {
-      ttl: ctx.leaseMs,
-      clock: runtime.clock,
-    });
-    if (!taken.ok) {
-      if (!reportedStandby) {
-        reportedStandby = true;
-        ctx.emit({
-          type: "trigger.standby",
-          flowId: spec.flowId,
-          holder: (taken.holder?.value as { runner?: string } | undefined)?.runner ?? "?",
-        });
-      }
-      await sleep(Math.max(50, Math.floor(ctx.leaseMs / 3)), ctx.stop);
-      continue;
-    }
-    reportedStandby = false;
-    const lease = taken.lease;
-    lease.keepAlive({
-      onError: (error) => ctx.emit({ type: "error", flowId: spec.flowId, error }),
-    });
     try {
-      await deliver(runtime, store, records, spec, lease, positionKey, ctx);
-    } finally {
-      await lease.release().catch(() => {});
+      store ??= await runtime.store(spec.store);
+      const taken = await Lease.acquire(records, leaseKey, { runner: ctx.runnerId }, {
+        ttl: ctx.leaseMs,
+        clock: runtime.clock,
+      });
+      if (!taken.ok) {
+        if (!reportedStandby) {
+          reportedStandby = true;
+          ctx.emit({
+            type: "trigger.standby",
+            flowId: spec.flowId,
+            holder: (taken.holder?.value as { runner?: string } | undefined)?.runner ?? "?",
+          });
+        }
+        await sleep(Math.max(50, Math.floor(ctx.leaseMs / 3)), ctx.stop);
+        continue;
+      }
+      reportedStandby = false;
+      const lease = taken.lease;
+      lease.keepAlive({
+        onError: (error) => ctx.emit({ type: "error", flowId: spec.flowId, error }),
+      });
+      try {
+        await deliver(runtime, store, records, spec, lease, positionKey, ctx);
+      } finally {
+        await lease.release().catch(() => {});
+      }
+      errors = 0;
+    } catch (error) {
+      if (ctx.stop.aborted) return;
+      const ms = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** errors++);
+      ctx.emit({
+        type: "error",
+        flowId: spec.flowId,
+        error: new Error(
+          `change trigger of flow "${spec.flowId}" (store "${spec.store}"): ${
+            messageOf(error)
+          }; starting again from its stored position in ${ms / 1000} s`,
+          { cause: error },
+        ),
+      });
+      await sleep(ms, ctx.stop);
     }
   }
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { assertKey, compareKeys } from "./keys.ts";
-import { parsePath, readPath } from "./query.ts";
+import { MAX_COUNT, parsePath, readPath } from "./query.ts";
 import type { NormalizedQuery } from "./query.ts";
 import type { IndexDeclaration, Key, SearchDeclaration, SearchOptions } from "./types.ts";
 
@@ -109,7 +109,7 @@ export interface SearchRequest {
   terms: string[];
   /** Entries strictly under this prefix. */
   prefix: Key;
-  /** At most this many hits. */
+  /** At most this many hits (at most 2^53 - 1: a larger limit is the same, "all"). */
   limit: number;
   /** Match only in these fields (`null`: every indexed string). */
   fields: string[][] | null;
@@ -251,7 +251,7 @@ export function normalizeSearchRequest(
     }
     fields = asked;
   }
-  return { terms, prefix: [...prefix], limit, fields };
+  return { terms, prefix: [...prefix], limit: Math.min(limit, MAX_COUNT), fields };
 }
 
 const WORD = /[\p{L}\p{N}\p{Co}]+/gu;

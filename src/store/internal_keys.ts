@@ -17,6 +17,7 @@
 import { compareKeys } from "./keys.ts";
 import type { Clock, Key } from "./types.ts";
 import type { StoreDriver } from "./driver.ts";
+import type { SearchSpec } from "./indexes.ts";
 
 /** The first element of every internal key. */
 export const INTERNAL = "\u0000";
@@ -109,6 +110,8 @@ export interface InternalAccess {
   readonly driver: StoreDriver;
   /** The store's clock. */
   readonly clock: Clock;
+  /** The declared search index (`undefined`: none declared; search reads every string of every value). */
+  readonly search: SearchSpec | undefined;
 }
 
 /**

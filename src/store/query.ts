@@ -40,9 +40,9 @@ export interface NormalizedQuery {
   where: { path: string[]; op: WhereOp; value: JsonValue | undefined }[];
   /** Sort keys (empty: key order). */
   orderBy: { path: string[]; direction: "asc" | "desc" }[];
-  /** At most this many (Infinity when absent). */
+  /** At most this many (Infinity when absent or above 2^53 - 1). */
   limit: number;
-  /** Skip this many. */
+  /** Skip this many (at most 2^53 - 1: a larger offset skips every entry all the same). */
   offset: number;
 }
 
@@ -121,8 +121,22 @@ export function normalizeQuery(query: Query = {}): NormalizedQuery {
   if (!Number.isInteger(offset) || offset < 0) {
     throw new RangeError(`${what}: offset must be a non-negative integer (got ${offset})`);
   }
-  return { prefix: query.prefix === undefined ? [] : query.prefix, where, orderBy, limit, offset };
+  return {
+    prefix: query.prefix === undefined ? [] : query.prefix,
+    where,
+    orderBy,
+    limit: limit > MAX_COUNT ? Infinity : limit,
+    offset: Math.min(offset, MAX_COUNT),
+  };
 }
+
+/**
+ * The largest `limit`/`offset` handed to a driver: more entries than any store
+ * holds, so a larger limit means "all" and a larger offset "none" (2^53 - 1,
+ * the last integer a number holds exactly; SQL's `LIMIT` takes at most 2^63 - 1).
+ * Every backend then answers a query with `limit: 1e19` the same way.
+ */
+export const MAX_COUNT = Number.MAX_SAFE_INTEGER;
 
 /** Read a path; `undefined` when any segment is missing. */
 export function readPath(value: unknown, path: readonly string[]): unknown {

@@ -50,3 +50,96 @@ export function encryptionOf(store: Store): EncryptionHandle | undefined {
 export function sealedView(store: Store): Store {
   return encryptionOf(store)?.sealed ?? store;
 }
+
+/** What made an encrypted store refuse a query or search: the option and the sealed path. */
+export interface SealedPathDetail {
+  /** The start of the message: `Cannot query`, `Cannot explain`, `Cannot search`. */
+  readonly what: string;
+  /** The encrypted store's name. */
+  readonly store: string;
+  /** The option that named the path. */
+  readonly option: "where" | "orderBy" | "fields";
+  /**
+   * Which item of the option (`where[1]`); `undefined` for a search without
+   * `fields`, which reads the store's declared search fields.
+   */
+  readonly index?: number;
+  /** The sealed path (`[]`: the whole value); `null`: every field (no search fields declared). */
+  readonly path: readonly string[] | null;
+  /** The declared plaintext paths. */
+  readonly plaintext: readonly (readonly string[])[];
+  /** For a search: the plaintext fields it could name instead (may be empty). */
+  readonly usable?: readonly (readonly string[])[];
+}
+
+/**
+ * A query or search on an encrypted store that would read a sealed field
+ * (a `TypeError`: the call is wrong, not the store). Its message speaks of
+ * the library call's options (`where[0]`, `fields`), which are also those of
+ * the `state.query`/`state.search` nodes; the CLI words it with its own
+ * options by {@linkcode SealedPathError.messageFor}.
+ */
+export class SealedPathError extends TypeError {
+  /** The option and path refused. */
+  readonly detail: SealedPathDetail;
+
+  constructor(detail: SealedPathDetail) {
+    super(sealedPathMessage(detail));
+    this.detail = detail;
+  }
+
+  /**
+   * The message in the CLI's words: `typed` is the option as the user typed
+   * it (`--where body=secret`, `--order-by -body`, `--fields title,body`), and
+   * fields to search are named with `--fields`.
+   */
+  messageFor(cli: { typed?: string }): string {
+    return sealedPathMessage(this.detail, cli);
+  }
+}
+
+function showPath(path: readonly string[]): string {
+  return path.length === 0 ? "the whole value" : `"${path.join(".")}"`;
+}
+
+function sealedPathMessage(
+  d: SealedPathDetail,
+  cli?: { typed?: string },
+): string {
+  const name = (p: readonly string[]) => p.join(".") || "...";
+  const declare = (p: readonly string[]) =>
+    `encrypt: { plaintext: [${[...d.plaintext.map(name), name(p)].join(", ")}] }`;
+  const item = d.index === undefined ? "" : cli?.typed ?? `${d.option}[${d.index}]`;
+  if (d.option !== "fields") {
+    return `${d.what}: ${item} is on ${showPath(d.path ?? [])}, which is sealed in encrypted ` +
+      `store "${d.store}" (queries cannot read sealed values); declare it plaintext ` +
+      `(${declare(d.path ?? [])}) and run the rekey job, or filter the listed values in your code`;
+  }
+  const usable = d.usable ?? [];
+  const nameThem = (fields: readonly string[]) =>
+    cli
+      ? `--fields ${fields.join(",")}`
+      : `search(text, { fields: [${fields.map((f) => JSON.stringify(f)).join(", ")}] }), ` +
+        `or fields: [${fields.join(", ")}] in a state.search node`;
+  const plain = usable.length > 0
+    ? `search plaintext fields only (${nameThem(usable.map(name))})`
+    : "";
+  let reads: string;
+  let fix: string;
+  if (d.path === null) {
+    reads = "without fields a search reads every field (the store declares no search fields)";
+    fix = plain !== ""
+      ? plain
+      : `declare the fields to search plaintext (${declare(["title"])}), ` +
+        `run the rekey job and name them (${nameThem(["title"])})`;
+  } else {
+    reads = d.index === undefined
+      ? `without fields a search reads the store's search fields, and ${showPath(d.path)} ` +
+        `among them is sealed`
+      : `${item} names ${showPath(d.path)}, which is sealed`;
+    const declareIt = `declare it plaintext (${declare(d.path)}) and run the rekey job`;
+    fix = plain !== "" ? `${plain}, or ${declareIt}` : declareIt;
+  }
+  return `${d.what}: ${reads} in encrypted store "${d.store}" (search cannot read sealed ` +
+    `values); ${fix}`;
+}

@@ -1146,7 +1146,7 @@ class CoreStore implements Store {
 
   /** The internal access for core code (see `internalAccess`). */
   [INTERNAL_ACCESS](): InternalAccess {
-    return { driver: this.#driver, clock: this.#clock };
+    return { driver: this.#driver, clock: this.#clock, search: this.#search };
   }
 
   #rangeFor(options: ListOptions, what: string): KeyRange {
@@ -1612,12 +1612,14 @@ export async function* keyHistory(
     yield* all.slice(0, options.limit ?? all.length);
     return;
   }
+  const limit = options.limit ?? Infinity;
   let n = 0;
+  if (n >= limit) return;
   for await (const seq of keyHistorySeqs(access.driver, key, { reverse: options.reverse })) {
     const change = await readEntry(access.driver, seq);
     if (change === null) continue; // trimmed meanwhile
     yield change;
-    if (++n >= (options.limit ?? Infinity)) return;
+    if (++n >= limit) return;
   }
 }
 

@@ -33,7 +33,14 @@ import { ConfigError, DecryptionError, StoreClosedError } from "../errors.ts";
 import { assertKey, assertKeySize, encodeCursor, encodeKey, encodeKeyInto } from "../store/keys.ts";
 import { jsonEqual, parsePath } from "../store/query.ts";
 import { listIterator } from "../store/list_iterator.ts";
-import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
+import {
+  ENCRYPTION,
+  type EncryptionHandle,
+  encryptionOf,
+  type SealedPathDetail,
+  SealedPathError,
+} from "../store/sealed.ts";
+import { internalAccess } from "../store/internal_keys.ts";
 import type {
   AtomicOperation,
   Change,
@@ -472,10 +479,6 @@ function covered(plaintext: readonly (readonly string[])[], path: readonly strin
   return plaintext.some((p) => p.length <= path.length && p.every((s, i) => s === path[i]));
 }
 
-function describePath(path: readonly string[]): string {
-  return path.length === 0 ? "the whole value" : `"${path.join(".")}"`;
-}
-
 /** Keys shown in messages: JSON. */
 function showKey(key: Key): string {
   return JSON.stringify(key);
@@ -617,7 +620,9 @@ async function* openAhead<I, O>(
  *   {@linkcode DecryptionError} naming the key.
  * - `query` (and `explain`) with a `where` or `orderBy` path that is not
  *   declared `plaintext` is refused with a `TypeError` that says which path
- *   and how to declare it; `search` needs `fields`, all declared plaintext.
+ *   and how to declare it. `search` reads plaintext fields only: the
+ *   `fields` it is given, or without them the store's declared search
+ *   `fields`, must all be declared plaintext.
  *   A query without `where` and `orderBy` (a prefix, offset, limit) works.
  * - Reading a value that is not sealed (written before encryption was turned
  *   on) is a {@linkcode DecryptionError}: run the `rekey` job to seal them.
@@ -1007,19 +1012,19 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   /** Refuse a query whose paths are not all declared plaintext. */
   #checkQuery(query: Query | undefined, what: string): void {
     if (typeof query !== "object" || query === null) return; // the store's own error
-    const paths: { path: unknown; where: string }[] = [];
-    (Array.isArray(query.where) ? query.where : []).forEach((c, i) =>
-      paths.push({ path: c?.path, where: `where[${i}]` })
+    const paths: { path: unknown; option: "where" | "orderBy"; index: number }[] = [];
+    (Array.isArray(query.where) ? query.where : []).forEach((c, index) =>
+      paths.push({ path: c?.path, option: "where", index })
     );
     const orders = query.orderBy === undefined
       ? []
       : Array.isArray(query.orderBy)
       ? query.orderBy
       : [query.orderBy];
-    orders.forEach((o, i) =>
-      paths.push({ path: (o as { path?: unknown })?.path, where: `orderBy[${i}]` })
+    orders.forEach((o, index) =>
+      paths.push({ path: (o as { path?: unknown })?.path, option: "orderBy", index })
     );
-    for (const { path, where } of paths) {
+    for (const { path, option, index } of paths) {
       let segments: string[];
       try {
         segments = parsePath(path as string, what);
@@ -1027,12 +1032,14 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
         continue; // malformed: the store's own error says so
       }
       if (!covered(this.#plaintext, segments)) {
-        throw new TypeError(
-          `${what}: ${where} is on ${describePath(segments)}, which is sealed in encrypted store ` +
-            `"${this.name}" (queries cannot read sealed values); declare it plaintext ` +
-            `(encrypt: { plaintext: [${segments.join(".") || "..."}] }) and run the rekey job, ` +
-            `or filter the listed values in your code`,
-        );
+        throw new SealedPathError({
+          what,
+          store: this.name,
+          option,
+          index,
+          path: segments,
+          plaintext: this.#plaintext,
+        });
       }
     }
   }
@@ -1052,24 +1059,45 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     return this.#store.explain(query);
   }
 
+  /**
+   * Why a search with these `fields` would read a sealed field, or
+   * `undefined` when it reads plaintext fields only. Without `fields` it
+   * reads the store's declared search fields (every field when it declares
+   * none). Malformed `fields` are left to the store's own error.
+   */
+  #sealedSearchField(
+    fields: unknown,
+  ): Pick<SealedPathDetail, "option" | "index" | "path" | "usable"> | undefined {
+    const isPlain = (path: readonly string[]) => covered(this.#plaintext, path);
+    const declared = internalAccess(this.#store)?.search?.fields ?? null;
+    if (fields === undefined) {
+      if (declared === null) {
+        return { option: "fields", path: null, usable: this.#plaintext };
+      }
+      const sealed = declared.find((f) => !isPlain(f));
+      if (sealed === undefined) return undefined;
+      return { option: "fields", path: sealed, usable: declared.filter(isPlain) };
+    }
+    if (!Array.isArray(fields)) return undefined;
+    for (const [index, field] of fields.entries()) {
+      let path: string[];
+      try {
+        path = parsePath(field as string, "Cannot search");
+      } catch {
+        continue; // malformed: the store's own error
+      }
+      if (isPlain(path)) continue;
+      const usable = declared === null ? this.#plaintext : declared.filter(isPlain);
+      return { option: "fields", index, path, usable };
+    }
+    return undefined;
+  }
+
   async search<T = JsonValue>(text: string, options?: SearchOptions): Promise<SearchHit<T>[]> {
     const what = "Cannot search";
-    const fields = options?.fields;
-    const paths = Array.isArray(fields) ? fields : [];
-    const sealed = paths.length === 0 ? "every field" : paths.map((p) => {
-      try {
-        const segments = parsePath(p as string, what);
-        return covered(this.#plaintext, segments) ? null : describePath(segments);
-      } catch {
-        return null; // malformed: the store's own error
-      }
-    }).find((p) => p !== null);
-    if (sealed !== undefined && sealed !== null) {
-      throw new TypeError(
-        `${what}: encrypted store "${this.name}" cannot search sealed values (${sealed}); ` +
-          `search only fields declared plaintext and name them in fields ` +
-          `(search(text, { fields: ["title"] }) with encrypt: { plaintext: [title] })`,
-      );
+    const refused = this.#sealedSearchField(options?.fields);
+    if (refused !== undefined) {
+      throw new SealedPathError({ what, store: this.name, plaintext: this.#plaintext, ...refused });
     }
     const hits = await this.#store.search<T>(text, options);
     return await openEach(

@@ -37,6 +37,7 @@ const QUERY_CASES = [
   "indexes: store.indexes and explain() name the index a query uses",
   "search: finds exactly the entries holding every word, after writes, deletes and expiry (differential)",
   "search: refuses text without words and fields that are not declared",
+  "query() and search(): a limit past what SQL takes means all, such an offset none",
 ];
 
 const skip: Record<string, string> = Object.fromEntries(
@@ -244,6 +245,96 @@ function encryptionOfStore(store: Store): Store {
   assert.ok(handle, "not an encrypted store");
   return handle.sealed;
 }
+
+// --- Search on plaintext fields ---------------------------------------------
+
+for (const backend of BACKENDS) {
+  Deno.test({
+    name:
+      `encrypt: search without fields reads the declared plaintext search fields on ${backend.name}${
+        backend.ignore ? " (ignored: set FLOWSTATE_TEST_POSTGRES_URL to run)" : ""
+      }`,
+    ignore: backend.ignore,
+    fn: async () => {
+      const id = `search_${backend.name}`;
+      const encrypt = { key: KEY, plaintext: ["title", "meta.tag"] };
+      const note = { title: "Quarterly report", body: `secret ${MARKER}`, meta: { tag: "q3" } };
+      {
+        await using store = await openStore({
+          ...backend.spec(id),
+          search: { prefix: ["notes"], fields: ["title", "meta.tag"] },
+          encrypt,
+        });
+        await store.set(["notes", "a"], note);
+        await store.set(["notes", "b"], { title: "Minutes", body: "report", meta: { tag: "x" } });
+        const keys = async (text: string, options?: { fields: string[] }) =>
+          (await store.search(text, options)).map((h) => h.key);
+        assert.deepEqual(await keys("REPORT"), [["notes", "a"]]);
+        assert.deepEqual(await keys("q3"), [["notes", "a"]]);
+        assert.deepEqual(await keys("report", { fields: ["title"] }), [["notes", "a"]]);
+        assert.deepEqual(await keys("q3", { fields: ["title"] }), []);
+        await assert.rejects(
+          () => store.search("report", { fields: ["title", "body"] }),
+          (err: Error) => {
+            assert.ok(err instanceof TypeError);
+            assert.equal(
+              err.message,
+              `Cannot search: fields[1] names "body", which is sealed in encrypted store ` +
+                `"${store.name}" (search cannot read sealed values); search plaintext fields only ` +
+                `(search(text, { fields: ["title", "meta.tag"] }), or fields: [title, meta.tag] in ` +
+                `a state.search node), or declare it plaintext (encrypt: { plaintext: ` +
+                `[title, meta.tag, body] }) and run the rekey job`,
+            );
+            return true;
+          },
+        );
+      }
+      // without a search declaration, a search without fields would read every field
+      await using undeclared = await openStore({ ...backend.spec(id), encrypt });
+      await assert.rejects(
+        () => undeclared.search("report"),
+        (err: Error) =>
+          err instanceof TypeError &&
+          err.message.startsWith(
+            "Cannot search: without fields a search reads every field (the store declares no " +
+              `search fields) in encrypted store "${undeclared.name}"`,
+          ) &&
+          err.message.endsWith(
+            `search plaintext fields only (search(text, { fields: ["title", "meta.tag"] }), ` +
+              `or fields: [title, meta.tag] in a state.search node)`,
+          ),
+      );
+      assert.deepEqual(
+        (await undeclared.search("report", { fields: ["title"] })).map((h) => h.key),
+        [["notes", "a"]],
+      );
+    },
+  });
+}
+
+Deno.test("encrypt: a search without fields on a store whose declared search fields include a sealed one is refused, naming it", async () => {
+  // openStore refuses such a declaration; encrypted() over a store opened without encrypt: takes it.
+  await using base = await openStore({
+    plugin: "memory",
+    search: { prefix: ["notes"], fields: ["title", "body"] },
+  });
+  await using store = await encrypted(base, { key: KEY, plaintext: ["title"] });
+  await store.set(["notes", "a"], { title: "Quarterly report", body: "secret" });
+  await assert.rejects(
+    () => store.search("report"),
+    new TypeError(
+      `Cannot search: without fields a search reads the store's search fields, and "body" among ` +
+        `them is sealed in encrypted store "memory" (search cannot read sealed values); search ` +
+        `plaintext fields only (search(text, { fields: ["title"] }), or fields: [title] in a ` +
+        `state.search node), or declare it plaintext (encrypt: { plaintext: [title, body] }) and ` +
+        `run the rekey job`,
+    ),
+  );
+  assert.deepEqual((await store.search("report", { fields: ["title"] })).map((h) => h.key), [[
+    "notes",
+    "a",
+  ]]);
+});
 
 // --- Tampering, wrong keys, bad keys ----------------------------------------
 

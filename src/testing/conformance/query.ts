@@ -404,6 +404,42 @@ export function defineQueryCases(define: DefineCase): void {
     );
   });
 
+  define(
+    "query() and search(): a limit past what SQL takes means all, such an offset none",
+    async (c) => {
+      const store = await c.open({ search: { prefix: ["h"], fields: ["s"] } });
+      await seed(store, [[["h", "1"], { s: "one" }], [["h", "2"], { s: "one two" }]]);
+      const all = [["h", "1"], ["h", "2"]];
+      const clause = [{ path: "s", op: "contains", value: "one" }] as const;
+      // 2^63 is one past SQL's largest LIMIT/OFFSET; 1e19 and Number.MAX_VALUE are past it too.
+      for (const huge of [2 ** 63, 1e19, Number.MAX_VALUE]) {
+        same(await queryKeys(store, { prefix: ["h"], limit: huge }), all, `limit ${huge}`);
+        same(
+          await queryKeys(store, {
+            prefix: ["h"],
+            where: clause,
+            orderBy: { path: "s" },
+            limit: huge,
+          }),
+          all,
+          `where, orderBy and limit ${huge}`,
+        );
+        same(await queryKeys(store, { prefix: ["h"], offset: huge }), [], `offset ${huge}`);
+        same(
+          await queryKeys(store, { prefix: ["h"], where: clause, limit: 1, offset: huge }),
+          [],
+          `where, limit 1 and offset ${huge}`,
+        );
+        same(
+          (await store.search("one", { limit: huge })).map((h) => h.key).sort(),
+          all,
+          `search limit ${huge}`,
+        );
+        await store.explain({ prefix: ["h"], limit: huge, offset: huge });
+      }
+    },
+  );
+
   define("query({ prefix }) scopes to keys strictly under the prefix", async (c) => {
     const store = await c.open();
     await seed(store, [
