@@ -172,7 +172,7 @@ Deno.test("change trigger: an error does not end it; it starts again from its st
         await data.set(["orders", "2"], 2);
         // (The lease's keep-alive may report an error of its own meanwhile: this one is the restart.)
         await eventually(
-          async () => errors.some((e) => e.includes("starting again")),
+          () => Promise.resolve(errors.some((e) => e.includes("starting again"))),
           "the trigger's error and restart reported",
         );
       } finally {
