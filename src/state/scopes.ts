@@ -510,7 +510,7 @@ type ListOptions = ScopeCallOptions & { prefix?: ScopeKey; limit?: number };
 /**
  * See {@linkcode createStateView}. Each public method checks the guard, then
  * starts its work (a private async method) and hands the guard that promise:
- * the same order as `guard.track(call())`, with no closure per call.
+ * the order of `AttemptFence.guard`, with no closure per call.
  */
 class ScopeView implements StateView {
   readonly scope: ScopeName;
@@ -533,77 +533,59 @@ class ScopeView implements StateView {
     this.#guard = guard;
   }
 
-  /** `call()` (the work of one method), through the guard if any. */
-  #through<T>(call: () => Promise<T>): Promise<T> {
+  /** A call refused by the guard (the attempt is over), else `undefined`: check before the work starts. */
+  #refused(): Promise<never> | undefined {
+    const refused = this.#guard?.refusal();
+    return refused === undefined ? undefined : Promise.reject(refused);
+  }
+
+  /** `call` (the work of one method, just begun), tracked by the guard if any. */
+  #tracked<T>(call: Promise<T>): Promise<T> {
     const guard = this.#guard;
-    if (guard === undefined) return call();
-    const refused = guard.refusal();
-    if (refused !== undefined) return Promise.reject(refused);
-    return guard.track(call());
+    return guard === undefined ? call : guard.track(call);
   }
 
   get<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<T | null> {
-    const guard = this.#guard;
-    if (guard === undefined) return this.#get<T>(key, options);
-    const refused = guard.refusal();
-    return refused !== undefined
-      ? Promise.reject(refused)
-      : guard.track(this.#get<T>(key, options));
+    return this.#refused() ?? this.#tracked(this.#get<T>(key, options));
   }
 
   entry<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<Entry<T> | null> {
-    const guard = this.#guard;
-    if (guard === undefined) return this.#entry<T>(key, options);
-    const refused = guard.refusal();
-    return refused !== undefined
-      ? Promise.reject(refused)
-      : guard.track(this.#entry<T>(key, options));
+    return this.#refused() ?? this.#tracked(this.#entry<T>(key, options));
   }
 
-  set(key: ScopeKey, value: unknown, options?: ScopeCallOptions & { expireIn?: number }) {
-    const guard = this.#guard;
-    if (guard === undefined) return this.#set(key, value, options);
-    const refused = guard.refusal();
-    return refused !== undefined
-      ? Promise.reject(refused)
-      : guard.track(this.#set(key, value, options));
+  set(
+    key: ScopeKey,
+    value: unknown,
+    options?: ScopeCallOptions & { expireIn?: number },
+  ): Promise<void> {
+    return this.#refused() ?? this.#tracked(this.#set(key, value, options));
   }
 
   delete(key: ScopeKey, options?: ScopeCallOptions): Promise<boolean> {
-    const guard = this.#guard;
-    if (guard === undefined) return this.#delete(key, options);
-    const refused = guard.refusal();
-    return refused !== undefined
-      ? Promise.reject(refused)
-      : guard.track(this.#delete(key, options));
+    return this.#refused() ?? this.#tracked(this.#delete(key, options));
   }
 
   increment(key: ScopeKey, by?: number, options?: ScopeCallOptions): Promise<number> {
-    const guard = this.#guard;
-    if (guard === undefined) return this.#increment(key, by, options);
-    const refused = guard.refusal();
-    return refused !== undefined
-      ? Promise.reject(refused)
-      : guard.track(this.#increment(key, by, options));
+    return this.#refused() ?? this.#tracked(this.#increment(key, by, options));
   }
 
   keys(options?: ListOptions): Promise<ScopeKey[]> {
-    return this.#through(() => this.#keys(options));
+    return this.#refused() ?? this.#tracked(this.#keys(options));
   }
 
   entries<T>(options?: ListOptions): Promise<{ key: ScopeKey; value: T }[]> {
-    return this.#through(() => this.#entries<T>(options));
+    return this.#refused() ?? this.#tracked(this.#entries<T>(options));
   }
 
   query<T>(options?: ScopeQueryOptions): Promise<{ key: ScopeKey; value: T }[]> {
-    return this.#through(() => this.#query<T>(options));
+    return this.#refused() ?? this.#tracked(this.#query<T>(options));
   }
 
   search<T>(
     text: string,
     options?: ScopeSearchOptions,
   ): Promise<{ key: ScopeKey; value: T; score: number }[]> {
-    return this.#through(() => this.#search<T>(text, options));
+    return this.#refused() ?? this.#tracked(this.#search<T>(text, options));
   }
 
   #storeFor(options: ScopeCallOptions | undefined): Promise<Store> {
