@@ -787,8 +787,9 @@ class Execution implements AttemptHost {
           error: (err as Error).message,
         });
       }
-      let outcome = this.#attempt(i, node, input, attempt, runSignal);
-      if (outcome instanceof Promise) outcome = await outcome;
+      // Awaited even when it is no promise: the nodes started with this one begin before its
+      // end, as they always did (the order of a run's events does not change).
+      const outcome = await this.#attempt(i, node, input, attempt, runSignal);
       if (outcome.ok) {
         return this.#end(
           i,
