@@ -27,6 +27,7 @@ export type {
   FeedTableRange,
   FeedTemplate,
   FeedTrimRequest,
+  FeedValue,
   IndexBuildEvent,
   IndexSpec,
   KeyRange,

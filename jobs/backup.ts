@@ -89,6 +89,7 @@ import {
 import { systemClock } from "../src/clock.ts";
 import { BackupError } from "../src/errors.ts";
 import { encryptionOf } from "../src/store/sealed.ts";
+import { changeTime } from "../src/store/store.ts";
 import { verifyBackup } from "./_restore_verify.ts";
 import {
   BACKUP_EXTENSION,
@@ -416,15 +417,6 @@ export interface FeedMark {
 async function feedMark(store: Store): Promise<FeedMark> {
   const { lastSeq } = await store.feedInfo();
   return { seq: lastSeq, at: await changeTime(store, lastSeq) };
-}
-
-/** The commit time of change `seq` of `store`'s feed, or `null` when it is not kept. */
-export async function changeTime(store: Store, seq: number): Promise<number | null> {
-  if (seq < 1) return null;
-  for await (const change of store.changes({ since: seq - 1, limit: 1 })) {
-    return change.seq === seq ? change.at : null;
-  }
-  return null;
 }
 
 /**

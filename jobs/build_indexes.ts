@@ -36,6 +36,7 @@ import { ConfigError, StoreMissingError } from "../src/errors.ts";
 import { openStore } from "../src/plugin.ts";
 import type { IndexBuildEvent } from "../src/store/driver.ts";
 import type { Store } from "../src/store/types.ts";
+import { takeIndexesBuiltByOpen } from "../src/runtime.ts";
 
 /**
  * Options of the build-indexes job.
@@ -148,8 +149,11 @@ async function buildStore(ctx: JobContext, name: string): Promise<BuildIndexesRe
   let store: Store;
   const owned = !ctx.runtime.isOpen(name);
   if (!owned) {
-    // Opened by this process already: its open built what was missing.
+    // Opened by this runtime already: its open built what was missing (and told the runtime).
     store = await ctx.store(name);
+    for (const b of takeIndexesBuiltByOpen(ctx.runtime, name)) {
+      now.push({ name: b.index, built: "now", native: true, entries: b.entries, ms: b.ms });
+    }
   } else {
     try {
       store = await openStore(spec as never, {

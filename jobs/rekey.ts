@@ -23,8 +23,12 @@
  *
  * It is idempotent: a value already under the current key is skipped, so a
  * job stopped at any point (Ctrl-C, `kill -9`) is finished by running it
- * again. When it reports `remaining: 0`, the old key can be removed from the
- * config. Values that cannot be opened (tampered, or sealed with a key that
+ * again. The values held in the store's change feed (`changes: { keep }`)
+ * are sealed again the same way, after the entries (only the value of an
+ * entry changes: its number, time, key, op, versions and actor stay), so
+ * that no value stays in the clear, or needs an old key, for the feed's
+ * whole retention. When it reports no value left under an old key, the old
+ * key can be removed from the config: history stays readable. Values that cannot be opened (tampered, or sealed with a key that
  * is not configured) fail the job, naming the key; nothing else changes.
  *
  * @module
@@ -32,8 +36,9 @@
 import { z } from "zod";
 import { defineJob, type Job, type JobContext, type JobResult } from "../src/jobs/job.ts";
 import type { Progress } from "../src/jobs/progress.ts";
-import { encryptionOf } from "../src/store/sealed.ts";
-import type { Clock, Entry, Store } from "../src/store/types.ts";
+import { type EncryptionHandle, encryptionOf } from "../src/store/sealed.ts";
+import { setChangeValues } from "../src/store/store.ts";
+import type { Change, Clock, Entry, Store } from "../src/store/types.ts";
 import { ConfigError } from "../src/errors.ts";
 import { systemClock } from "../src/clock.ts";
 
@@ -101,6 +106,13 @@ export interface RekeyReport {
   skipped: number;
   /** Compare-and-set conflicts (a concurrent write), each read again and checked again. */
   conflicts: number;
+  /**
+   * The values held in the store's change feed (`null`: the store keeps no
+   * feed): its `set` entries read, sealed again with the current key (in a
+   * dry run: that would be), and already under it. Only the value changes:
+   * an entry keeps its number, time, key, op, versions and actor.
+   */
+  changes: { entries: number; resealed: number; skipped: number } | null;
 }
 
 /**
@@ -180,6 +192,7 @@ export async function rekeyStore(
     resealed: 0,
     skipped: 0,
     conflicts: 0,
+    changes: null,
   };
   const total = sealed.capabilities.count ? await sealed.count() : undefined;
   options.progress?.start(`rekey ${store.name}`, total);
@@ -231,7 +244,78 @@ export async function rekeyStore(
   options.progress?.finish(
     `rekey ${store.name}: ${report.resealed} resealed, ${report.skipped} already under key ${report.keyId}`,
   );
+  // Then the feed (read after the entries: it holds their reseals too, already under the key).
+  const feed = await sealed.feedInfo();
+  if (feed.enabled) {
+    options.progress?.start(
+      `rekey ${store.name} change feed`,
+      Math.max(0, feed.lastSeq - feed.firstSeq + 1),
+    );
+    const changes = await rekeyChanges(store, handle, batchSize, options);
+    report.changes = changes;
+    options.progress?.finish(
+      `rekey ${store.name} change feed: ${changes.resealed} values resealed, ` +
+        `${changes.skipped} already under key ${report.keyId}`,
+    );
+  }
   return report;
+}
+
+/**
+ * Seal again the values held in the change feed of `store` (kept by the
+ * store under the wrapper), a page at a time: a page is read, its values
+ * that need it are sealed again, and they are written in one transaction
+ * (one commit of the core's feed rows, checked against the versions read).
+ * Idempotent like the rest: a value already under the current key is
+ * skipped, so a job stopped midway finishes when run again.
+ */
+async function rekeyChanges(
+  store: Store,
+  handle: EncryptionHandle,
+  batchSize: number,
+  options: RekeyStoreOptions,
+): Promise<{ entries: number; resealed: number; skipped: number }> {
+  const out = { entries: 0, resealed: 0, skipped: 0 };
+  let since = 0;
+  for (;;) {
+    const page: Change[] = [];
+    for await (const change of handle.sealed.changes({ since, limit: batchSize })) {
+      page.push(change);
+    }
+    if (page.length === 0) break;
+    since = page[page.length - 1].seq;
+    const values: { from: Change; value: string }[] = [];
+    for (const change of page) {
+      options.signal?.throwIfAborted();
+      if (change.op !== "set") continue;
+      out.entries++;
+      // The entry as the wrapper would read it: the value is bound to the change's key.
+      const entry = {
+        key: change.key,
+        value: change.value!,
+        version: change.version ?? "",
+        expiresAt: change.expiresAt,
+      };
+      if (!(await handle.needsReseal(entry))) {
+        out.skipped++;
+        continue;
+      }
+      values.push({ from: change, value: JSON.stringify(await handle.reseal(entry)) });
+    }
+    if (!options.dryRun && values.length > 0) {
+      const written = await setChangeValues(handle.sealed, values);
+      if (written === undefined) {
+        throw new TypeError(
+          `Cannot rekey the change feed of store "${store.name}": the store under the ` +
+            `encryption is not one openStore() made, so its feed cannot be rewritten`,
+        );
+      }
+    }
+    out.resealed += values.length;
+    for (let i = 0; i < page.length; i++) options.progress?.advance();
+    if (page.length < batchSize) break;
+  }
+  return out;
 }
 
 async function runRekey(ctx: JobContext, options: RekeyOptions): Promise<JobResult> {
@@ -253,10 +337,24 @@ async function runRekey(ctx: JobContext, options: RekeyOptions): Promise<JobResu
       dryRun: ctx.dryRun,
       clock: ctx.clock,
     });
+    const verb = ctx.dryRun ? "would reseal" : "resealed";
     ctx.log(
-      `${ctx.dryRun ? "would reseal" : "resealed"} ${report.resealed} of ${report.entries} ` +
+      `${verb} ${report.resealed} of ${report.entries} ` +
         `entries of store "${name}" with key ${report.keyId} (${report.conflicts} conflicts)`,
     );
+    if (report.changes !== null) {
+      ctx.log(
+        `${verb} ${report.changes.resealed} of the ${report.changes.entries} values in the ` +
+          `change feed of store "${name}" with key ${report.keyId}`,
+      );
+    }
+    if (!ctx.dryRun) {
+      ctx.log(
+        `store "${name}": no value left under an old key or in the clear (entries` +
+          `${report.changes !== null ? " and change feed" : ""}); an old key can now be ` +
+          `removed from its encrypt: keys`,
+      );
+    }
     reports.push(report);
   }
   return { stores: reports.map((r) => ({ ...r })) };
@@ -265,7 +363,7 @@ async function runRekey(ctx: JobContext, options: RekeyOptions): Promise<JobResu
 /**
  * The rekey job. Options: `stores` (default: every encrypted store),
  * `batchSize`. Result: `{ stores: [{ store, keyId, entries, resealed,
- * skipped, conflicts }] }`.
+ * skipped, conflicts, changes: { entries, resealed, skipped } | null }] }`.
  *
  * @example
  * ```ts

@@ -57,7 +57,8 @@ import { keysEqual } from "../src/store/keys.ts";
 import type { Change, Clock, JsonValue, Key, Store } from "../src/store/types.ts";
 import { cancelled, readGzipLines } from "../src/archive_format.ts";
 import { createHash } from "node:crypto";
-import { type BackupHeader, backupPosition, changeTime, RESTORE_MARKER_KEY } from "./backup.ts";
+import { type BackupHeader, backupPosition, RESTORE_MARKER_KEY } from "./backup.ts";
+import { changeTime } from "../src/store/store.ts";
 import {
   type EntryLine,
   readBackup,

@@ -10,6 +10,7 @@ import { openRuntime, runJob } from "../mod.ts";
 import { Records } from "../records.ts";
 import { fakeClock } from "../src/testing/clock.ts";
 import { newRunId } from "../src/records/run_id.ts";
+import { killAtLine } from "./_kill_at.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CHILD = join(ROOT, "tests/fixtures/archive_child.ts");
@@ -74,21 +75,10 @@ Deno.test("archive killed with kill -9 mid-scan and mid-delete, then rerun, lose
         stderr: "null",
         env: { RUST_BACKTRACE: "0" },
       }).spawn();
-      const decoder = new TextDecoder();
-      let buffered = "";
-      let killed = false;
-      for await (const chunk of child.stdout) {
-        buffered += decoder.decode(chunk, { stream: true });
-        const lines = buffered.split("\n");
-        buffered = lines.pop()!;
-        for (const line of lines) {
-          const match = /^progress (scan|delete) (\d+)$/.exec(line);
-          if (!killed && match && match[1] === at.phase && Number(match[2]) >= at.done) {
-            child.kill("SIGKILL");
-            killed = true;
-          }
-        }
-      }
+      const killed = await killAtLine(child, (line) => {
+        const match = /^progress (scan|delete) (\d+)$/.exec(line);
+        return match !== null && match[1] === at.phase && Number(match[2]) >= at.done;
+      });
       const status = await child.status;
       // A child that finished before its kill point leaves nothing to do, which the rerun checks.
       if (killed) assert.equal(status.signal, "SIGKILL");

@@ -208,7 +208,7 @@ Deno.test("onIndexBuild: the core's index entries report start, a count per batc
   }
 });
 
-Deno.test("flowstate jobs run build-indexes: a store that also holds the runs is built as it opens, shown as progress", async () => {
+Deno.test("flowstate jobs run build-indexes: a store that also holds the runs is built as it opens, shown as progress and reported built now", async () => {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-cli-build-indexes-" });
   try {
     await fillOrders({ plugin: "sqlite", path: join(dir, "data.db") });
@@ -223,7 +223,13 @@ Deno.test("flowstate jobs run build-indexes: a store that also holds the runs is
       r.stderr,
       /built store "data": index fs_ix_\w+ on status under \["orders"\] in \d+ ms/,
     );
-    assert.match(r.stderr, /index fs_ix_\w+ on status under \["orders"\] was built already/);
+    // The runtime's own open built it (the store holds the runs): the job says so.
+    assert.match(
+      r.stderr,
+      /index fs_ix_\w+ on status under \["orders"\] built now \(2000 entries, \d+ ms\)/,
+    );
+    assert.doesNotMatch(r.stderr, /was built already/);
+    assert.match(r.stdout, /"built":"now","native":true,"entries":2000,"ms":\d+/);
     assert.match(r.stdout, /status: +succeeded/);
     // Again: nothing to build, no progress.
     r = await runCli(dir, ["jobs", "run", "build-indexes", "--json"]);

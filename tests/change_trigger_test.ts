@@ -10,7 +10,12 @@ import { join } from "node:path";
 import { ConfigError } from "../src/errors.ts";
 import { openRuntime } from "../src/runtime.ts";
 import { openStore } from "../src/plugin.ts";
-import { startChangeTriggers, triggerPositionKey } from "../src/scheduler/change_triggers.ts";
+import {
+  type ChangeTriggerEvent,
+  startChangeTriggers,
+  type TriggerPosition,
+  triggerPositionKey,
+} from "../src/scheduler/change_triggers.ts";
 import type { Store } from "../src/store/types.ts";
 import { spawnDaemon, streamLines } from "./fixtures/daemon_process.ts";
 import { withCliProject } from "./_cli_sandbox.ts";
@@ -40,6 +45,7 @@ const CONFIG = `
 stores:
   main: { plugin: sqlite, path: main.db }
   data: { plugin: sqlite, path: data.db, changes: { keep: 30d } }
+  other: { plugin: jsonfile, path: other.json, changes: { keep: 30d } }
 scopes: { global: main, flow: main, node: main }
 flows: [./on-order.flow.yaml]
 jobs:
@@ -56,6 +62,17 @@ async function withProject(fn: (dir: string) => Promise<void>, flow = FLOW) {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** A store of the project in `dir` (as CONFIG declares it), opened in this process. */
+function projectStore(dir: string, name: "main" | "data" | "other"): Promise<Store> {
+  const changes = { keep: "30d" };
+  const specs = {
+    main: { plugin: "sqlite", path: join(dir, "main.db") },
+    data: { plugin: "sqlite", path: join(dir, "data.db"), changes },
+    other: { plugin: "jsonfile", path: join(dir, "other.json"), changes },
+  };
+  return openStore(specs[name], { name });
 }
 
 /** Wait until `check` holds (up to 2 minutes: a loaded machine is slow, never a failure by itself). */
@@ -200,10 +217,7 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     await withProject(async (dir) => {
-      await using data = await openStore(
-        { plugin: "sqlite", path: join(dir, "data.db"), changes: { keep: "30d" } },
-        { name: "data" },
-      );
+      await using data = await projectStore(dir, "data");
       const writeOrders = async (from: number, to: number) => {
         for (let i = from; i < to; i++) await data.set(["orders", String(i)], i);
       };
@@ -248,6 +262,185 @@ Deno.test({
       assert.ok(twice <= 1, `at most the change in flight when killed ran twice (${twice})`);
     });
   },
+});
+
+/**
+ * Start the triggers of the project in `dir` with `position` stored first (if
+ * given); resolves the events up to the trigger's start, the runtime and the triggers.
+ */
+async function startWith(dir: string, position?: TriggerPosition) {
+  const rt = await openRuntime({ config: join(dir, "flowstate.yaml") });
+  if (position !== undefined) {
+    await (await rt.store("main")).set(triggerPositionKey("on-order"), position);
+  }
+  const events: ChangeTriggerEvent[] = [];
+  const started = Promise.withResolvers<void>();
+  const triggers = await startChangeTriggers(rt, {
+    onEvent: (event) => {
+      events.push(event);
+      if (event.type === "trigger.start") started.resolve();
+      if (event.type === "error") started.reject(event.error);
+    },
+  });
+  await started.promise;
+  const position_ = async () =>
+    (await (await rt.store("main")).get<TriggerPosition>(triggerPositionKey("on-order")))?.value;
+  return { rt, events, triggers, position: position_ };
+}
+
+const ORDERS = ["j1", "j2", "j3"];
+
+async function writeOrders(store: Store) {
+  for (const id of ORDERS) await store.set(["orders", id], id);
+}
+
+Deno.test("change trigger whose flow now watches another store: every change of that store is delivered, said in a trigger.reset event", async () => {
+  await withProject(async (dir) => {
+    {
+      await using other = await projectStore(dir, "other");
+      await writeOrders(other); // changes 1 to 3, before the daemon starts
+    }
+    // The position the trigger stored while it watched store "data".
+    const { rt, events, triggers, position } = await startWith(dir, { seq: 548, store: "data" });
+    try {
+      const reset = events.find((e) => e.type === "trigger.reset");
+      assert.ok(reset?.type === "trigger.reset", JSON.stringify(events));
+      assert.equal(reset.reason, "store");
+      assert.equal(reset.since, 0);
+      assert.deepEqual(reset.previous, { seq: 548, store: "data" });
+      assert.match(
+        reset.message,
+        /its position \(change 548\) is one of store "data", and the flow now watches store "other"; delivering the changes of store "other" from its oldest kept: changes 1 to 3/,
+      );
+      const start = events.find((e) => e.type === "trigger.start");
+      assert.equal(start?.type === "trigger.start" && start.since, 0);
+      const data = await rt.store("data");
+      await eventually(async () => (await seen(data)).size >= 3, "the three changes of other");
+      assert.deepEqual([...(await seen(data)).entries()], [[1, 1], [2, 1], [3, 1]]);
+      await eventually(async () => (await position())?.seq === 3, "the position after change 3");
+      assert.equal((await position())?.store, "other");
+    } finally {
+      await triggers.stop();
+      await rt.close();
+    }
+  }, FLOW.replace("store: data, prefix", "store: other, prefix"));
+});
+
+Deno.test({
+  name:
+    "flowstate daemon: a trigger whose flow now watches another store says so on stderr and delivers that store's changes",
+  sanitizeResources: false,
+  async fn() {
+    await withProject(async (dir) => {
+      {
+        await using other = await projectStore(dir, "other");
+        await writeOrders(other);
+        await using main = await projectStore(dir, "main");
+        await main.set(triggerPositionKey("on-order"), { seq: 548, store: "data" });
+      }
+      const child = spawnDaemon(dir, "a", { leaseMs: 1000 });
+      const out = streamLines(child.stdout);
+      const err = streamLines(child.stderr);
+      try {
+        assert.match(
+          await out.next(/^Change trigger flow:on-order watching/),
+          /^Change trigger flow:on-order watching store "other" under \["orders"\] after change 0$/,
+        );
+        assert.match(
+          await err.next(/^warning: /),
+          /^warning: change trigger of flow "on-order": its position \(change 548\) is one of store "data", and the flow now watches store "other"; delivering the changes of store "other" from its oldest kept: changes 1 to 3 \(every change its feed holds\)\. To skip them instead: stop the daemon, run flowstate state set --store main flowstate\/triggers\/on-order\/position '\{"seq":3,"store":"other"\}' and start it again$/,
+        );
+        for (const seq of [1, 2, 3]) {
+          await out.next(
+            new RegExp(`^change ${seq} \\["orders","j${seq}"\\] flow:on-order succeeded run=`),
+          );
+        }
+      } finally {
+        child.kill("SIGTERM");
+        assert.equal((await child.status).code, 0, err.lines.join("\n"));
+        await Promise.all([out.done, err.done]);
+      }
+    }, FLOW.replace("store: data, prefix", "store: other, prefix"));
+  },
+});
+
+Deno.test("change trigger on a store whose feed was reset: its changes are delivered from the first, said in a trigger.reset event", async () => {
+  // The feed ends before the position: the store's file was recreated (or replaced).
+  await withProject(async (dir) => {
+    {
+      await using data = await projectStore(dir, "data");
+      await writeOrders(data);
+    }
+    const { rt, events, triggers, position } = await startWith(dir, {
+      seq: 548,
+      store: "data",
+      at: Date.parse("2026-01-01T00:00:00Z"),
+    });
+    try {
+      const reset = events.find((e) => e.type === "trigger.reset");
+      assert.ok(reset?.type === "trigger.reset", JSON.stringify(events));
+      assert.equal(reset.reason, "feed");
+      assert.equal(reset.since, 0);
+      assert.match(
+        reset.message,
+        /the feed of store "data" was reset .*: it ends at change 3, before the trigger's position \(change 548\); delivering/,
+      );
+      const data = await rt.store("data");
+      await eventually(async () => (await seen(data)).size >= 3, "the three changes");
+      assert.deepEqual([...(await seen(data)).keys()], [1, 2, 3]);
+      await eventually(async () => (await position())?.seq === 3, "the position after change 3");
+    } finally {
+      await triggers.stop();
+      await rt.close();
+    }
+  });
+  // The new feed already went past the position: its change there is another one.
+  await withProject(async (dir) => {
+    let delivered: TriggerPosition;
+    {
+      const { rt, triggers, position } = await startWith(dir);
+      const data = await rt.store("data");
+      await writeOrders(data);
+      const last = (await orderSeqs(data, 0)).at(-1);
+      await eventually(async () => (await position())?.seq === last, "the first three delivered");
+      delivered = (await position())!;
+      assert.equal(typeof delivered.at, "number");
+      await triggers.stop();
+      await rt.close();
+    }
+    // The store's file replaced by a new one (a restore into a new file, say) with more changes.
+    for (const name of ["data.db", "data.db-wal", "data.db-shm"]) {
+      await Deno.remove(join(dir, name)).catch(() => {});
+    }
+    {
+      await using data = await projectStore(dir, "data");
+      // More changes than the old feed had when the trigger stopped (its own writes included).
+      for (let i = 0; i < 20; i++) await data.set(["orders", `n${i}`], i);
+    }
+    const { rt, events, triggers, position } = await startWith(dir);
+    try {
+      const reset = events.find((e) => e.type === "trigger.reset");
+      assert.ok(reset?.type === "trigger.reset", JSON.stringify(events));
+      assert.equal(reset.reason, "feed");
+      assert.match(
+        reset.message,
+        new RegExp(`its change ${delivered.seq} is not the one the trigger delivered`),
+      );
+      assert.equal(reset.since, 0);
+      const data = await rt.store("data");
+      await eventually(async () => (await seen(data)).size >= 20, "the new feed's twenty changes");
+      const orders = await orderSeqs(data, 0);
+      assert.deepEqual([...(await seen(data)).keys()].sort((a, b) => a - b), orders);
+      // The position goes on in the new feed, with its changes' commit times.
+      await eventually(async () => (await position())?.seq === orders.at(-1), "the last position");
+      const last = (await position())!;
+      const [change] = await Array.fromAsync(data.changes({ since: last.seq - 1, limit: 1 }));
+      assert.deepEqual(last, { seq: change.seq, store: "data", at: change.at });
+    } finally {
+      await triggers.stop();
+      await rt.close();
+    }
+  });
 });
 
 Deno.test("change trigger config errors name the flow file, line and column", async () => {
@@ -310,7 +503,7 @@ Deno.test("every bad change trigger at once: validate reports each flow's, the d
     assert.equal(checked.code, 2, checked.stderr);
     assert.match(
       checked.stderr,
-      /missing\.flow\.yaml:4:\d+: trigger\.changes\.store: no store "nope" in the config \(stores: main, data\)/,
+      /missing\.flow\.yaml:4:\d+: trigger\.changes\.store: no store "nope" in the config \(stores: main, data, other\)/,
     );
     assert.match(
       checked.stderr,

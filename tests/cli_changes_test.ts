@@ -74,6 +74,8 @@ Deno.test("flowstate changes, state history and state get --at read a store's ch
       const none = await run(...args, "--limit", "0");
       assert.deepEqual([none.code, none.stdout, none.stderr], [0, "", ""], args.join(" "));
     }
+    // How long ago, as restore --at takes it: 0s is now.
+    assert.equal(JSON.parse(await ok(run, "state", "get", "cfg/other", "--at", "0s")), 1);
     const bad = await run("state", "get", "greeting", "--at", "yesterday-ish");
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /expected #<sequence number>/);
@@ -89,6 +91,48 @@ Deno.test("flowstate changes, state history and state get --at read a store's ch
       assert.doesNotMatch(out.stderr, /--debug/);
     }
   });
+});
+
+Deno.test("state history on an encrypted store prints the values, as changes and state get --at do", async () => {
+  const config = `
+stores:
+  main: { plugin: sqlite, path: data/main.db }
+  enc:
+    plugin: sqlite
+    path: data/enc.db
+    changes: { keep: 30d }
+    encrypt: { key: "\${env.FLOWSTATE_KEY}" }
+scopes: { global: main, flow: main, node: main }
+`;
+  await withCliProject(config, async (run, dir) => {
+    const open = { card: "SECRET4242", status: "open" };
+    await ok(run, "state", "set", "--store", "enc", "s/1", JSON.stringify(open));
+    await ok(run, "state", "set", "--store", "enc", "s/1", '"paid"');
+    const json = lines(await ok(run, "state", "history", "--store", "enc", "s/1", "--json"))
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(json.map((c) => [c.seq, c.op, c.key, c.value]), [
+      [1, "set", ["s", "1"], open],
+      [2, "set", ["s", "1"], "paid"],
+    ]);
+    const changes = lines(await ok(run, "changes", "--store", "enc", "--json"))
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(changes, json, "history gives each change as `changes` does");
+    const table = lines(await ok(run, "state", "history", "--store", "enc", "s/1"));
+    assert.equal(table.length, 2, table.join("\n"));
+    assert.match(table[0], /^#1\t.*\tset\ts\/1\t[^\t]+\t\{"card":"SECRET4242","status":"open"\}$/);
+    assert.match(table[1], /^#2\t.*\tset\ts\/1\t[^\t]+\t"paid"$/);
+    assert.doesNotMatch(table.join("\n"), /\$sealed/);
+    assert.deepEqual(
+      JSON.parse(await ok(run, "state", "get", "--store", "enc", "s/1", "--at", "#1")),
+      open,
+    );
+    // The file holds them sealed (the feed's rows too).
+    for await (const f of Deno.readDir(join(dir, "data"))) {
+      if (!f.name.startsWith("enc.db")) continue;
+      const file = new TextDecoder("latin1").decode(await Deno.readFile(join(dir, "data", f.name)));
+      assert.ok(!file.includes("SECRET4242"), `${f.name} holds a value in the clear`);
+    }
+  }, { prefix: "flowstate-changes-enc-", env: { FLOWSTATE_KEY: "33".repeat(32) } });
 });
 
 Deno.test("flowstate changes on a store without a feed says which config to add", async () => {

@@ -118,6 +118,20 @@ Deno.test("flowstate backup --since, restore <full> <increments>, restore --at -
     );
     assert.equal(pit.feedSeq, 4, JSON.stringify(pit));
     assert.deepEqual(await dump(run, "pit"), stateMid);
+    // --at takes what state get --at takes: '#4' is --at-seq 4.
+    await ok(run, "restore", "full.fsbackup", "--at", "#4", "--into", "plain");
+    assert.deepEqual(await dump(run, "plain"), stateMid);
+    const both = await run(
+      "restore",
+      "full.fsbackup",
+      "--at",
+      "#4",
+      "--at-seq",
+      "4",
+      "--into",
+      "x",
+    );
+    assert.equal(both.code, 2, both.stderr);
     // Never over a store that holds data, even with --force.
     const over = await run("restore", "full.fsbackup", "--at-seq", "4", "--into", "pit");
     assert.equal(over.code, 1);

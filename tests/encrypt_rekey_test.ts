@@ -5,9 +5,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { openRuntime, openStore, runJob, type Store } from "../mod.ts";
+import { openRuntime, openStore, runJob, type Store, type StoreSpec } from "../mod.ts";
 import { encrypted } from "../encrypt.ts";
-import { rekeyStore } from "../jobs.ts";
+import { type RekeyReport, rekeyStore } from "../jobs.ts";
+import { killAtLine } from "./_kill_at.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CHILD = join(ROOT, "tests/fixtures/rekey_child.ts");
@@ -30,6 +31,62 @@ function sealedWith(store: Store): Promise<Map<string, number>> {
   })();
 }
 
+/**
+ * Run the rekey job in a child process on `dir`'s store (with a change feed
+ * when `feed`), and kill it with SIGKILL once it reports `killAt` entries done.
+ */
+async function rekeyKilledAt(dir: string, killAt: number, feed = false): Promise<void> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--config",
+      join(ROOT, "deno.json"),
+      CHILD,
+      dir,
+      NEW_KEY,
+      OLD_KEY,
+      ...(feed ? ["feed"] : []),
+    ],
+    stdout: "piped",
+    stderr: "null",
+    env: { RUST_BACKTRACE: "0" },
+  }).spawn();
+  const killed = await killAtLine(child, (line) => {
+    const match = /^progress (\d+)$/.exec(line);
+    return match !== null && Number(match[1]) >= killAt;
+  });
+  assert.ok(killed, "the child finished before its kill point");
+  assert.equal((await child.status).signal, "SIGKILL");
+}
+
+/** Run the rekey job again in this process on `dir`'s store `main` (`spec`); resolves its report. */
+async function rekeyAgain(dir: string, spec: StoreSpec): Promise<RekeyReport> {
+  await using rt = await openRuntime({
+    config: { stores: { main: spec } },
+    home: join(dir, "home"),
+    cwd: dir,
+  });
+  const run = await runJob(rt, "rekey", { progress: "quiet", onLog: () => {} });
+  assert.equal(run.status, "succeeded", JSON.stringify(run.error));
+  return (run.outputs as unknown as { stores: RekeyReport[] }).stores[0];
+}
+
+/** How many of the change feed's values are sealed with each key id ("plain": in the clear). */
+async function feedSealedWith(store: Store): Promise<Map<string, number>> {
+  const handle =
+    (store as unknown as Record<symbol, { sealed: Store; keyIdOf(v: unknown): string }>)[
+      Symbol.for("flowstate.encryption")
+    ];
+  const counts = new Map<string, number>();
+  for await (const c of handle.sealed.changes()) {
+    if (c.op !== "set") continue;
+    const id = handle.keyIdOf(c.value) ?? "plain";
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+  return counts;
+}
+
 Deno.test("rekey killed with kill -9 mid-way loses nothing; run again, every value is under the new key", async () => {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-rekey-kill-" });
   try {
@@ -45,29 +102,7 @@ Deno.test("rekey killed with kill -9 mid-way loses nothing; run again, every val
       await op.commit();
       await old.set(["expiring"], "e", { expireIn: 3_600_000 });
     }
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--config", join(ROOT, "deno.json"), CHILD, dir, NEW_KEY, OLD_KEY],
-      stdout: "piped",
-      stderr: "null",
-      env: { RUST_BACKTRACE: "0" },
-    }).spawn();
-    const decoder = new TextDecoder();
-    let buffered = "";
-    let killed = false;
-    for await (const chunk of child.stdout) {
-      buffered += decoder.decode(chunk, { stream: true });
-      const lines = buffered.split("\n");
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        const match = /^progress (\d+)$/.exec(line);
-        if (!killed && match && Number(match[1]) >= 200) {
-          child.kill("SIGKILL");
-          killed = true;
-        }
-      }
-    }
-    assert.ok(killed, "the child finished before its kill point");
-    assert.equal((await child.status).signal, "SIGKILL");
+    await rekeyKilledAt(dir, 200);
 
     // Mid-way: some values under each key, every one readable with both keys.
     const config = (keys: string[]) => ({ plugin: "sqlite" as const, path, encrypt: { keys } });
@@ -87,14 +122,7 @@ Deno.test("rekey killed with kill -9 mid-way loses nothing; run again, every val
 
     // Run again (in this process): it finishes, skipping what was done.
     {
-      await using rt = await openRuntime({
-        config: { stores: { main: config([NEW_KEY, OLD_KEY]) } },
-        home: join(dir, "home"),
-        cwd: dir,
-      });
-      const run = await runJob(rt, "rekey", { progress: "quiet", onLog: () => {} });
-      assert.equal(run.status, "succeeded", JSON.stringify(run.error));
-      const [report] = (run.outputs as { stores: { resealed: number; skipped: number }[] }).stores;
+      const report = await rekeyAgain(dir, config([NEW_KEY, OLD_KEY]));
       assert.ok(report.skipped >= 200, JSON.stringify(report));
       assert.ok(report.resealed > 0 && report.resealed < ENTRIES + 1, JSON.stringify(report));
     }
@@ -183,4 +211,60 @@ Deno.test("rekey after changing the plaintext paths: values read again, and quer
   assert.deepEqual(hits.map((e) => e.key), [["o", "1"]]);
   assert.equal((await rekeyStore(after)).resealed, 0);
   await after.close();
+});
+
+Deno.test("rekey killed with kill -9 mid-way through the change feed: run again, the whole feed is under the new key", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-rekey-kill-feed-" });
+  try {
+    const path = join(dir, "s.db");
+    const config = (keys: string[]) => ({
+      plugin: "sqlite" as const,
+      path,
+      encrypt: { keys },
+      changes: { keep: "30d" },
+    });
+    let oldId: string;
+    {
+      await using old = await openStore(config([OLD_KEY]));
+      oldId = (old as unknown as { keyId: string }).keyId;
+      const op = old.atomic();
+      for (let i = 0; i < ENTRIES; i++) {
+        op.set(["k", String(i).padStart(4, "0")], { i, secret: `s${i}` });
+      }
+      await op.commit();
+    }
+    // The entries come first (ENTRIES of them), then the feed: killed in the feed's first half.
+    await rekeyKilledAt(dir, ENTRIES + 150, true);
+
+    let newId: string;
+    {
+      await using both = await openStore(config([NEW_KEY, OLD_KEY]));
+      newId = (both as unknown as { keyId: string }).keyId;
+      const counts = await feedSealedWith(both);
+      // The old values resealed so far, and the new values the entries' reseal appended.
+      assert.ok(
+        (counts.get(newId) ?? 0) >= ENTRIES + 150,
+        `after the kill: ${JSON.stringify([...counts])}`,
+      );
+      assert.ok((counts.get(oldId) ?? 0) > 0, `after the kill: ${JSON.stringify([...counts])}`);
+    }
+    {
+      const report = await rekeyAgain(dir, config([NEW_KEY, OLD_KEY]));
+      assert.equal(report.resealed, 0, JSON.stringify(report));
+      const changes = report.changes!;
+      assert.ok(changes.skipped >= ENTRIES + 150, JSON.stringify(report));
+      assert.ok(changes.resealed > 0 && changes.resealed <= ENTRIES - 150, JSON.stringify(report));
+    }
+    // The old key removed: the whole feed reads with the new key alone, the same values.
+    await using fresh = await openStore(config([NEW_KEY]));
+    assert.deepEqual([...(await feedSealedWith(fresh)).keys()], [newId]);
+    let n = 0;
+    for await (const c of fresh.changes({ limit: ENTRIES })) {
+      assert.deepEqual([c.seq, c.value], [n + 1, { i: n, secret: `s${n}` }]);
+      n++;
+    }
+    assert.equal(n, ENTRIES);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore, StoreReadOnlyError } from "../mod.ts";
 import { runCli } from "./_cli_sandbox.ts";
+import { oldSearchFormat } from "../plugins/sqlite/_test_utils.ts";
 
 const IS_ROOT = Deno.uid() === 0;
 
@@ -196,3 +197,35 @@ for (const [plugin, file] of [["jsonfile", "state.json"], ["sqlite", "state.db"]
     },
   });
 }
+
+Deno.test({
+  name:
+    "sqlite on a read-only file system: a search index of an earlier version's format is left " +
+    "as it is and search scans, finding every entry by its own text" +
+    (IS_ROOT ? "" : " (ignored: needs root for a read-only bind mount)"),
+  ignore: !IS_ROOT,
+  async fn() {
+    const texts = { dotted: "İstanbul", nfd: "cafe\u0301 noir" };
+    let before: Uint8Array | undefined;
+    await withReadOnlyCopy(async (src) => {
+      const path = join(src, "s.db");
+      {
+        await using store = await openStore({ plugin: "sqlite", path });
+        for (const [k, t] of Object.entries(texts)) await store.set(["notes", k], { t });
+      }
+      oldSearchFormat(path);
+      before = await Deno.readFile(path);
+    }, async (ro) => {
+      const path = join(ro, "s.db");
+      await using store = await openStore({
+        plugin: "sqlite",
+        path,
+        search: { prefix: ["notes"] },
+      });
+      for (const [k, t] of Object.entries(texts)) {
+        assert.deepEqual((await store.search(t)).map((h) => h.key), [["notes", k]], t);
+      }
+      assert.deepEqual(await Deno.readFile(path), before);
+    });
+  },
+});

@@ -18,6 +18,7 @@ import type {
   FeedTable,
   FeedTableRange,
   FeedTrimRequest,
+  FeedValue,
   KeyRange,
   Mutation,
   RawEntry,
@@ -316,6 +317,7 @@ export class PostgresDriver implements StoreDriver {
       entry: this.#feedEntry,
       keySeqs: (key, range) => this.#feedKeySeqs(key, range),
       trim: (request) => this.#feedTrim(request),
+      setValues: (values) => this.#feedSetValues(values),
     };
   }
 
@@ -1853,6 +1855,17 @@ export class PostgresDriver implements StoreDriver {
    * `PURGE_BATCH_SIZE` per statement; the last number deleted stays as the
    * floor, in the same statement.
    */
+  /** Replace the values of kept `set` entries in one statement (see `FeedTable.setValues`). */
+  async #feedSetValues(values: readonly FeedValue[]): Promise<number> {
+    if (values.length === 0 || !(await this.#feedReady())) return 0;
+    const [row] = await this.#run<{ n: number }[]>(
+      "Cannot rewrite the change feed's values",
+      this.#feedReads.setValues,
+      [values.map((v) => v.seq), values.map((v) => v.value)],
+    );
+    return row.n;
+  }
+
   async #feedTrim(request: FeedTrimRequest): Promise<number> {
     const { keepFrom, cutoff, lastSeq } = request;
     if (!(await this.#feedReady())) return 0;

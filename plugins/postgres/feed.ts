@@ -93,6 +93,8 @@ export function feedReads(ft: string, meta: string): {
    * the floor. Answers `n`, how many.
    */
   trim: string;
+  /** Set the value of the `set` entries numbered $1 (an array) to $2 (an array of JSON texts). Answers `n`, how many. */
+  setValues: string;
 } {
   const headSeq = feedHeadSql(ft, meta);
   const page = (order: string) =>
@@ -117,5 +119,8 @@ export function feedReads(ft: string, meta: string): {
       `HAVING count(*) > 0 ON CONFLICT (key) DO UPDATE SET value = ` +
       `greatest(${meta}.value::bigint, excluded.value::bigint)::text) ` +
       `SELECT count(*)::int AS n FROM d`,
+    setValues: `WITH u AS (UPDATE ${ft} AS f SET value = v.value FROM ` +
+      `unnest($1::bigint[], $2::text[]) AS v(seq, value) WHERE f.seq = v.seq AND f.op = 'set' ` +
+      `RETURNING 1) SELECT count(*)::int AS n FROM u`,
   };
 }

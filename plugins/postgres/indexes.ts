@@ -4,7 +4,7 @@
  * three immutable functions of the value's text and the path:
  *
  * ```sql
- * CREATE INDEX "<table>_<name>_o" ON t (
+ * CREATE INDEX "<table>_<name>_o" ON t (   -- see indexNamePrefix for tables of 47-48 characters
  *   <schema>.flowstate_ix_r(value, '{a,b}'),            -- R: the rank of the field's type
  *   <schema>.flowstate_ix_n(value, '{a,b}'),            -- N: its value when a number
  *   (<schema>.flowstate_ix_s(value, '{a,b}') COLLATE "C"), -- S: its text when a string
@@ -36,6 +36,7 @@
 import type { Sql } from "postgres";
 import type { IndexSpec, PreparedIndexes, PrepareIndexesRequest } from "../../src/store/driver.ts";
 import type { Key } from "../../src/store/types.ts";
+import { nameHash } from "../../src/store/indexes.ts";
 import { literalPrefixTerms } from "../_sql/bounds.ts";
 import { LOCK_CLASS, quoteIdent } from "./schema.ts";
 import { rangeWhere, toHex } from "./statements.ts";
@@ -149,9 +150,27 @@ export function prefixTerms(col: string, prefix: Key): string[] {
   return literalPrefixTerms(prefix, col, "postgres", (b) => `'\\x${toHex(b)}'::bytea`);
 }
 
-/** The name of a declaration's index on `table`. */
+/** PostgreSQL's longest identifier, in bytes (longer ones are truncated silently). */
+const MAX_IDENTIFIER = 63;
+/** What a declared index's name has after its prefix: `fs_ix_<8 hex digits>_o`. */
+const INDEX_NAME_TAIL = "fs_ix_00000000_o".length;
+/** Characters of the table's name kept in the prefix of a table too long for `<table>_`. */
+const LONG_TABLE_KEPT = MAX_IDENTIFIER - INDEX_NAME_TAIL - 8 - 1;
+
+/**
+ * What the names of the declared indexes on `table` start with: `<table>_`,
+ * or, for a table whose name leaves no room for the rest within 63 bytes
+ * (47 or 48 characters), its first 38 characters and a hash of the whole
+ * name, `_`.
+ */
+export function indexNamePrefix(table: string): string {
+  if (table.length + 1 + INDEX_NAME_TAIL <= MAX_IDENTIFIER) return `${table}_`;
+  return `${table.slice(0, LONG_TABLE_KEPT)}${nameHash(table)}_`;
+}
+
+/** The name of a declaration's index on `table` (at most 63 bytes). */
 export function indexName(table: string, index: IndexSpec): string {
-  return `${table}_${index.name}_o`;
+  return `${indexNamePrefix(table)}${index.name}_o`;
 }
 
 /** The name of the partial index of values jsonb cannot hold. */
@@ -214,8 +233,15 @@ export interface PgIndexTarget {
 async function existingIndexes(sql: Pick<Sql, "unsafe">, t: PgIndexTarget): Promise<string[]> {
   const rows = await sql.unsafe<{ name: string }[]>(
     `SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid ` +
-      `WHERE i.indrelid = $1::regclass AND (starts_with(c.relname, $2) OR c.relname = $3)`,
-    [t.qualified, `${t.table}_fs_ix_`, oddIndexName(t.table)] as never[],
+      `WHERE i.indrelid = $1::regclass AND (starts_with(c.relname, $2) OR ` +
+      `starts_with(c.relname, $3) OR c.relname = $4)`,
+    // (`<table>_fs_ix_`: also the names an older version truncated, on a table of 47-48 characters.)
+    [
+      t.qualified,
+      `${indexNamePrefix(t.table)}fs_ix_`,
+      `${t.table}_fs_ix_`,
+      oddIndexName(t.table),
+    ] as never[],
   );
   return rows.map((r) => r.name);
 }
@@ -247,7 +273,8 @@ export async function preparePgIndexes(
       if (wanted.has(name)) continue;
       await tx.unsafe(`DROP INDEX IF EXISTS ${quoteIdent(t.schema)}.${quoteIdent(name)}`);
       if (name !== oddIndexName(t.table) && !/_[sn]$/.test(name)) {
-        request.progress(`dropped index ${name.slice(t.table.length + 1, -2)}: no longer declared`);
+        const label = name.slice(name.lastIndexOf("fs_ix_")).replace(/_o$/, "");
+        request.progress(`dropped index ${label}: no longer declared`);
       }
     }
     if (wanted.size === 0) return;

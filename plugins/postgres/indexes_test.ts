@@ -213,4 +213,127 @@ pgTest(
   },
 );
 
+pgTest(
+  "postgres: a table of 47 or 48 characters keeps its index names within 63 bytes: found again on the next open, used by queries",
+  async (url) => {
+    for (const length of [46, 47, 48]) {
+      const base = newTable("long_");
+      const table = base + "x".repeat(length - base.length);
+      assert.equal(table.length, length);
+      const spec = {
+        indexes: [{ prefix: ["o"], path: "s" }],
+        search: { prefix: ["n"], fields: ["title"] },
+        changes: { keep: 100 },
+      };
+      const names = () =>
+        rows<{ n: string }>(
+          url,
+          `SELECT c.relname AS n FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid ` +
+            `WHERE i.indrelid = $1::regclass ORDER BY 1`,
+          [`${SCHEMA}.${table}`],
+        ).then((r) => r.map((x) => x.n));
+      const eq = { prefix: ["o"], where: [{ path: "s", op: "eq" as const, value: "b" }] };
+      let before: string[] = [];
+      for (let round = 1; round <= 3; round++) {
+        const warnings: string[] = [];
+        const builds: string[] = [];
+        await using store = await openStore(
+          { plugin: "postgres", url, schema: SCHEMA, table, ...spec },
+          {
+            onWarning: (w) => warnings.push(w.message),
+            onIndexBuild: (e) => builds.push(`${e.phase} ${e.index}`),
+          },
+        );
+        if (round === 1) {
+          for (let i = 0; i < 30; i++) await store.set(["o", `k${i}`], { s: i % 3 ? "a" : "b" });
+          await store.set(["n", "1"], { title: "quarterly report" });
+          before = await names();
+        } else {
+          // Found again: nothing dropped, nothing built, the same indexes.
+          assert.deepEqual(builds, [], `${length} characters, open #${round}: ${builds}`);
+          assert.deepEqual(
+            warnings.filter((w) => /dropped|building|built/.test(w)),
+            [],
+            `${length} characters, open #${round}`,
+          );
+          assert.deepEqual(await names(), before);
+        }
+        const plan = await store.explain(eq);
+        assert.equal(plan.index, store.indexes[0].name, JSON.stringify(plan));
+        assert.equal(plan.scan, false);
+        assert.equal((await store.query(eq)).length, 10);
+        assert.deepEqual((await store.search("report")).map((h) => h.key), [["n", "1"]]);
+        assert.ok((await Array.fromAsync(store.changes())).length >= 31);
+      }
+      assert.ok(before.every((n) => new TextEncoder().encode(n).length <= 63), `${before}`);
+      const declared = before.filter((n) => n.includes("fs_ix_"));
+      assert.equal(declared.length, 1, `${before}`);
+      if (length === 46) {
+        // Where `<table>_` leaves room, the name is the one older versions gave.
+        assert.equal(declared[0], `${table}_fs_ix_${declared[0].slice(-10, -2)}_o`);
+      } else {
+        assert.ok(!declared[0].startsWith(table), declared[0]);
+        // An index an older version made (its name truncated to 63 bytes) is replaced once.
+        const truncated = `${table}_${declared[0].slice(-16)}`.slice(0, 63);
+        await rows(
+          url,
+          `ALTER INDEX ${SCHEMA}."${declared[0]}" RENAME TO "${truncated}"`,
+        );
+        const warnings: string[] = [];
+        {
+          await using _ = await open(url, table, spec, warnings);
+        }
+        assert.ok(warnings.some((w) => /dropped index fs_ix_\w+: no longer declared/.test(w)));
+        assert.deepEqual(await names(), before);
+        const again: string[] = [];
+        {
+          await using _ = await open(url, table, spec, again);
+        }
+        assert.deepEqual(again.filter((w) => /dropped|building|built/.test(w)), []);
+      }
+    }
+  },
+);
+
+pgTest(
+  "postgres rebuilds a search column of the old format (lower() and [[:alnum:]]) at open, and then finds every entry by its own text",
+  async (url) => {
+    const table = newTable("fts_old");
+    const search = { prefix: ["n"] };
+    const texts = { upper: "ΟΔΟΣ", lower: "οδος", dotted: "İstanbul", nfd: "cafe\u0301 noir" };
+    {
+      await using store = await open(url, table, { search });
+      for (const [k, t] of Object.entries(texts)) await store.set(["n", k], { t });
+    }
+    // What earlier versions wrote: the database's lower() and [[:alnum:]] words.
+    const qualified = `"${SCHEMA}"."${table}"`;
+    await rows(
+      url,
+      `UPDATE ${qualified} SET fs_search = to_tsvector('simple', (SELECT string_agg(m[1], ' ') ` +
+        `FROM jsonb_path_query(value::jsonb, 'strict $.**') AS s(v), ` +
+        `regexp_matches(lower(s.v #>> '{}'), '([[:alnum:]]+)', 'g') AS m ` +
+        `WHERE jsonb_typeof(s.v) = 'string'))`,
+    );
+    await rows(url, `UPDATE "${SCHEMA}"."${table}_meta" SET value = $1 WHERE key = 'search'`, [
+      JSON.stringify({ prefix: ["n"], fields: null }),
+    ]);
+    const events: string[] = [];
+    await using store = await openStore(
+      { plugin: "postgres", url, schema: SCHEMA, table, search },
+      { onIndexBuild: (e) => events.push(`${e.index} ${e.phase}`) },
+    );
+    assert.deepEqual(events, ["search start", "search done"]);
+    const keys = async (text: string) => (await store.search(text)).map((h) => h.key[1]).sort();
+    assert.deepEqual(await keys("ΟΔΟΣ"), ["lower", "upper"]);
+    assert.deepEqual(await keys("οδος"), ["lower", "upper"]);
+    assert.deepEqual(await keys("İstanbul"), ["dotted"]);
+    assert.deepEqual(await keys("cafe\u0301"), ["nfd"]);
+    const meta = await rows<{ value: string }>(
+      url,
+      `SELECT value FROM "${SCHEMA}"."${table}_meta" WHERE key = 'search'`,
+    );
+    assert.match(meta[0].value, /words 1, unicode /);
+  },
+);
+
 dropTestSchema();

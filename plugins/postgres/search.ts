@@ -4,10 +4,13 @@
  * OF key, value` trigger inside every writer's own transaction (so it is
  * exact on every commit, whoever writes), and a GIN index on it.
  *
- * The words of a value are what the core's reference search reads: every
- * string (or the strings at the declared fields), lower-cased, split into
- * runs of letters and digits (`[[:alnum:]]+`), joined by spaces and handed
- * to `to_tsvector('simple', …)`, which keeps each such run as one lexeme.
+ * The words of a value are the core's reference words (`searchWords`:
+ * every string, or the strings at the declared fields, lower-cased as
+ * JavaScript does, cut into runs of letters, digits and private-use
+ * characters), cut by a per-table SQL function made from this engine's
+ * Unicode tables (`_sql/words.ts`; not the database's `lower()` or locale),
+ * and written as a tsvector literal with their positions, which PostgreSQL
+ * keeps as they are. Σ, σ and ς are all indexed (and searched) as σ.
  * With up to four declared fields each field gets its own weight (A–D), so
  * a search in some fields is `'word':AB`. A query is `'t1' & 't2'` (terms
  * as the core splits them). Hits are ranked by `ts_rank(…, 1)`
@@ -15,8 +18,9 @@
  * again with the core's `searchScore`, so no entry that the reference
  * search would not find is returned.
  *
- * The declaration the column was built for is kept in `<table>_meta`
- * (`search`); a changed declaration rebuilds it, a removed one drops it.
+ * The declaration the column was built for, with the words' format, is kept
+ * in `<table>_meta` (`search`); a changed declaration or format (a column an
+ * earlier version built) rebuilds it, a removed declaration drops it.
  *
  * @module
  */
@@ -38,6 +42,7 @@ import {
   prefixTerms,
 } from "./indexes.ts";
 import { LOCK_CLASS, quoteIdent } from "./schema.ts";
+import { pgLowerMap, pgTerm, pgWordRegex, searchMetaValue } from "../_sql/words.ts";
 import type { PgIndexTarget } from "./indexes.ts";
 
 /** Characters of searchable text indexed per entry (a tsvector holds at most 1 MB). */
@@ -48,8 +53,39 @@ function metaTable(t: PgIndexTarget): string {
   return `${quoteIdent(t.schema)}.${quoteIdent(`${t.table}_meta`)}`;
 }
 
-function words(schema: string): string {
-  return `${quoteIdent(schema)}.flowstate_words`;
+function wordsFunction(t: PgIndexTarget): string {
+  return `${quoteIdent(t.schema)}.${quoteIdent(`${t.table}_fs_words`)}`;
+}
+
+function sqlString(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+/**
+ * The function that cuts a value's words as the core's tokenizer does (see
+ * `_sql/words.ts`): each string's İ as i + U+0307 (its lower case), then runs
+ * of the letter, digit and private-use characters of this engine's Unicode
+ * tables, each lower-cased through its table of one-character lower cases
+ * (an ASCII-only word by `translate`). One per table: its tables are those
+ * of the process that built the column (their version is in the metadata).
+ */
+function createWordsSql(t: PgIndexTarget): string {
+  const upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  const lowered =
+    `(SELECT string_agg(coalesce(${
+      sqlString(JSON.stringify(pgLowerMap()))
+    }::jsonb ->> x.c, x.c), '' ORDER BY x.i) FROM regexp_split_to_table(m.w[1], '') ` +
+    `WITH ORDINALITY AS x(c, i))`;
+  return `CREATE OR REPLACE FUNCTION ${wordsFunction(t)}(doc jsonb) RETURNS text[] ` +
+    // PL/pgSQL: its plan (with the tables' constants) is made once per session, where a SQL
+    // function called from another one is planned again on every call.
+    `LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fs$ BEGIN RETURN (SELECT coalesce(array_agg(CASE WHEN ` +
+    `octet_length(m.w[1]) = char_length(m.w[1]) THEN translate(m.w[1], '${upper}', ` +
+    `'${upper.toLowerCase()}') ELSE ${lowered} END ORDER BY s.n, m.n), '{}') ` +
+    `FROM jsonb_path_query(doc, 'strict $.**') WITH ORDINALITY AS s(v, n), ` +
+    `regexp_matches(replace(s.v #>> '{}', chr(304), 'i' || chr(775)), ${
+      sqlString(pgWordRegex())
+    }, 'g') WITH ORDINALITY AS m(w, n) WHERE jsonb_typeof(s.v) = 'string'); END $fs$`;
 }
 
 function tsvFunction(t: PgIndexTarget): string {
@@ -73,10 +109,14 @@ function weighted(spec: SearchSpec): boolean {
 /** The statements that create the search column, functions, trigger and index (not the fill). */
 function createSql(t: PgIndexTarget, spec: SearchSpec): string[] {
   const field = `${quoteIdent(t.schema)}.flowstate_field`;
+  // A tsvector literal of the words ('w':position), which PostgreSQL takes as it is (no parser,
+  // no lower()): the words within the first MAX_SEARCH_TEXT characters; one over 2,047 bytes
+  // cannot be a lexeme.
   const vector = (doc: string) =>
-    `to_tsvector('simple'::regconfig, left(coalesce(${
-      words(t.schema)
-    }(${doc}), ''), ${MAX_SEARCH_TEXT}))`;
+    `(SELECT coalesce(string_agg('''' || u.w || ''':' || least(u.i, 16383), ' '), '')` +
+    `::tsvector FROM (SELECT a.w, a.i, sum(char_length(a.w) + 1) OVER (ORDER BY a.i) AS upto ` +
+    `FROM unnest(${wordsFunction(t)}(${doc})) WITH ORDINALITY AS a(w, i)) AS u ` +
+    `WHERE u.upto <= ${MAX_SEARCH_TEXT + 1} AND octet_length(u.w) < 2048)`;
   const tsv = spec.fields === null
     ? vector(`${field}(v, '{}'::text[])`)
     : spec.fields.map((f, i) => {
@@ -85,11 +125,7 @@ function createSql(t: PgIndexTarget, spec: SearchSpec): string[] {
     }).join(" || ");
   const range = prefixTerms("NEW.key", spec.prefix);
   return [
-    `CREATE OR REPLACE FUNCTION ${words(t.schema)}(doc jsonb) RETURNS text LANGUAGE sql ` +
-    `IMMUTABLE PARALLEL SAFE AS $fs$ SELECT string_agg(m[1], ' ') FROM ` +
-    `jsonb_path_query(doc, 'strict $.**') AS s(v), ` +
-    `regexp_matches(lower(s.v #>> '{}'), '([[:alnum:]]+)', 'g') AS m ` +
-    `WHERE jsonb_typeof(s.v) = 'string' $fs$`,
+    createWordsSql(t),
     `ALTER TABLE ${t.qualified} ADD COLUMN IF NOT EXISTS fs_search tsvector`,
     `CREATE OR REPLACE FUNCTION ${tsvFunction(t)}(v text) RETURNS tsvector LANGUAGE sql ` +
     `IMMUTABLE PARALLEL UNSAFE AS $fs$ SELECT ${tsv} $fs$`,
@@ -114,6 +150,7 @@ function dropSql(t: PgIndexTarget): string[] {
     `DROP FUNCTION IF EXISTS ${triggerFunction(t)}()`,
     `ALTER TABLE ${t.qualified} DROP COLUMN IF EXISTS fs_search`,
     `DROP FUNCTION IF EXISTS ${tsvFunction(t)}(text)`,
+    `DROP FUNCTION IF EXISTS ${wordsFunction(t)}(jsonb)`,
   ];
 }
 
@@ -136,7 +173,9 @@ export async function preparePgSearch(
   onBuild?: PrepareIndexesRequest["onBuild"],
   txPool: Pick<Sql, "begin"> = sql,
 ): Promise<boolean> {
-  const wanted = spec === undefined ? null : JSON.stringify(spec);
+  // The declaration and the words' format: a column built another way (an older version's
+  // `lower()` and `[[:alnum:]]`, other Unicode tables) is rebuilt.
+  const wanted = spec === undefined ? null : searchMetaValue(spec);
   if (await builtFor(sql, t) === wanted) return spec !== undefined;
   await txPool.begin(async (tx) => {
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${t.lockId})`);
@@ -199,7 +238,7 @@ export async function pgSearch(
       weights += WEIGHTS[i];
     }
   }
-  const query = request.terms.map((term) => `'${term}'${weights ? `:${weights}` : ""}`)
+  const query = request.terms.map((term) => `'${pgTerm(term)}'${weights ? `:${weights}` : ""}`)
     .join(" & ");
   const params: unknown[] = [query, now];
   // The column is NULL outside the declaration's prefix: bounds only for a narrower one (the

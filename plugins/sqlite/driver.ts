@@ -16,6 +16,7 @@ import type {
   FeedTable,
   FeedTableRange,
   FeedTrimRequest,
+  FeedValue,
   KeyRange,
   Mutation,
   RawEntry,
@@ -59,8 +60,10 @@ import {
   DROP_SEARCH_SQL,
   ident,
   matchExpression,
+  SEARCH_WORDS_FUNCTION,
   searchColumns,
 } from "./indexes.ts";
+import { searchMetaValue, valueWords } from "../_sql/words.ts";
 
 /**
  * Whether a value's JSON text may hold a lone surrogate: JSON.stringify
@@ -371,6 +374,8 @@ export class SqliteDriver implements StoreDriver {
   ) {
     this.#db = db;
     this.#readOnly = readOnly;
+    // The search triggers call it: registered before any statement that may fire them.
+    db.function(SEARCH_WORDS_FUNCTION, { deterministic: true }, valueWords);
     this.location = path;
     this.#storeName = storeName;
     this.#busyTimeout = busyTimeout;
@@ -420,6 +425,7 @@ export class SqliteDriver implements StoreDriver {
       entry: (seq) => this.#feedEntry(seq),
       keySeqs: (key, range) => this.#feedKeySeqs(key, range),
       trim: (request) => this.#feedTrim(request),
+      setValues: (values) => this.#feedSetValues(values),
     };
     this.#purgeBatch = db.prepare(
       "DELETE FROM flowstate_entries WHERE key IN " +
@@ -535,6 +541,10 @@ export class SqliteDriver implements StoreDriver {
       await setUp(db, path, what, busyTimeout);
       db.exec(`PRAGMA synchronous = ${durability === "full" ? "FULL" : "NORMAL"}`);
       db.exec(`PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
+      // Deleted or overwritten content is zeroed where that costs no more I/O (the freed part
+      // of a page being written anyway): a value rewritten in place (the rekey job sealing
+      // values, in the entries and in the feed) leaves no copy in the clear in the file.
+      db.exec("PRAGMA secure_delete = FAST");
       if (options.cacheSize !== undefined) {
         db.exec(`PRAGMA cache_size = ${-options.cacheSize}`);
       }
@@ -1166,6 +1176,31 @@ export class SqliteDriver implements StoreDriver {
     }
   }
 
+  /** Replace the values of kept `set` entries in one transaction (see `FeedTable.setValues`). */
+  #feedSetValues(values: readonly FeedValue[]): number {
+    const what = "Cannot rewrite the change feed's values";
+    this.#assertOpen(what);
+    this.#assertWritable(what);
+    if (values.length === 0 || !this.#feedReady()) return 0;
+    try {
+      this.#begin.run();
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+    let n = 0;
+    try {
+      const update = this.#feedStatement(
+        "UPDATE flowstate_feed SET value = ? WHERE seq = ? AND op = 'set'",
+      );
+      for (const { seq, value } of values) n += Number(update.run(value, seq).changes);
+      this.#commit.run();
+    } catch (err) {
+      this.#rollbackQuietly();
+      throw this.#error(what, err);
+    }
+    return n;
+  }
+
   /**
    * Move a feed the core kept in the key space (a file written by Flowstate
    * 0.3) into the feed's table, in one transaction: the entries keep their
@@ -1484,7 +1519,9 @@ export class SqliteDriver implements StoreDriver {
     progress: (message: string) => void,
     onBuild: PrepareIndexesRequest["onBuild"],
   ): boolean {
-    const wanted = JSON.stringify(spec);
+    // The declaration and the words' format: a table built another way (an older version's
+    // tokenizer) is rebuilt; a read-only store leaves it, and the core scans.
+    const wanted = searchMetaValue(spec);
     const row = this.#db.prepare("SELECT value FROM flowstate_meta WHERE key = 'search'").get() as
       | { value: string }
       | undefined;

@@ -21,7 +21,14 @@
  * Search is an FTS5 table (`flowstate_search`, one column per declared field
  * or one `body` column) whose rowid is the entry's rowid, kept exact by
  * triggers on `flowstate_entries`, so every writer — another process, an
- * older connection — maintains it inside its own transaction.
+ * older connection — maintains it inside its own transaction. The triggers
+ * write the words the core's tokenizer cuts (a JavaScript function the driver
+ * registers on its connection), joined by spaces, and the table's `ascii`
+ * tokenizer only splits them at the spaces: the words indexed and searched are
+ * the reference search's (see `_sql/words.ts`). A connection without that
+ * function (an older version's, the `sqlite3` shell) cannot write entries
+ * under the search prefix ("no such function"); an older version that opens
+ * the store rebuilds the table its own way, and this one rebuilds it back.
  *
  * @module
  */
@@ -97,13 +104,18 @@ export function searchColumns(search: SearchSpec): string[] {
   return search.fields === null ? ["body"] : search.fields.map((_, i) => `f${i}`);
 }
 
-/** The text of one search column for the row `row` (`new`/`old`/`e`): its strings, space-separated. */
+/**
+ * The text of one search column for the row `row` (`new`/`old`/`e`): the
+ * words of its strings (of every string, or of those at `path`), cut by the
+ * core's tokenizer (the function the driver registers, see `_sql/words.ts`).
+ */
 function columnText(row: string, path: readonly string[] | null): string {
-  const tree = path === null
-    ? `json_tree(${row}.value)`
-    : `json_tree(${row}.value, ${jsonPathLiteral(path)})`;
-  return `(SELECT group_concat(atom, ' ') FROM ${tree} WHERE type = 'text')`;
+  const at = path === null ? "NULL" : `'${JSON.stringify(path).replaceAll("'", "''")}'`;
+  return `${SEARCH_WORDS_FUNCTION}(${row}.value, ${at})`;
 }
+
+/** The SQL function that cuts a value's words (`valueWords`), registered on every connection. */
+export const SEARCH_WORDS_FUNCTION = "flowstate_search_words";
 
 /** Every statement that (re)creates the search table and its triggers; the caller fills it. */
 export function createSearchSql(search: SearchSpec): string[] {
@@ -120,9 +132,7 @@ export function createSearchSql(search: SearchSpec): string[] {
     });`;
   const remove = (row: string) => `DELETE FROM flowstate_search WHERE rowid = ${row}.rowid;`;
   return [
-    `CREATE VIRTUAL TABLE flowstate_search USING fts5(${
-      cols.join(", ")
-    }, tokenize = 'unicode61 remove_diacritics 0')`,
+    `CREATE VIRTUAL TABLE flowstate_search USING fts5(${cols.join(", ")}, tokenize = 'ascii')`,
     `CREATE TRIGGER flowstate_search_insert AFTER INSERT ON flowstate_entries${
       range("new")
     } BEGIN ${insert("new")} END`,

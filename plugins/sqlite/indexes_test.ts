@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { openStore } from "../../src/plugin.ts";
 import type { Warning } from "../../src/log.ts";
 import { fakeClock } from "../../src/testing/clock.ts";
-import { rawDb, withDir } from "./_test_utils.ts";
+import { oldSearchFormat, rawDb, withDir } from "./_test_utils.ts";
 
 // Declared indexes, search and the slow paths of the sqlite plugin; the
 // conformance suite checks their answers against a scan.
@@ -256,5 +256,33 @@ Deno.test("sqlite drops an index and the search index no longer declared, saying
       lines.some((l) => /dropped the search index: no longer declared/.test(l)),
       lines.join(),
     );
+  });
+});
+
+Deno.test("sqlite rebuilds a search table of the old format (FTS5's unicode61 words) at open, and then finds every entry by its own text", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "s.db");
+    const search = { prefix: ["notes"] };
+    const texts = { dotted: "İstanbul", nfd: "cafe\u0301 noir", greek: "ΟΔΟΣ" };
+    {
+      await using store = await openStore({ plugin: "sqlite", path });
+      for (const [k, t] of Object.entries(texts)) await store.set(["notes", k], { t });
+    }
+    oldSearchFormat(path);
+    const events: string[] = [];
+    await using store = await openStore({ plugin: "sqlite", path, search }, {
+      onIndexBuild: (e) => events.push(`${e.index} ${e.phase}`),
+    });
+    assert.deepEqual(events, ["search start", "search done"]);
+    for (const [k, t] of Object.entries(texts)) {
+      assert.deepEqual((await store.search(t)).map((h) => h.key), [["notes", k]], t);
+    }
+    await store.set(["notes", "later"], { t: "İzmir" });
+    assert.deepEqual((await store.search("İzmir")).map((h) => h.key), [["notes", "later"]]);
+    const check = rawDb(path);
+    const table = check.prepare("SELECT sql FROM sqlite_schema WHERE name = 'flowstate_search'")
+      .get() as { sql: string };
+    check.close();
+    assert.match(table.sql, /tokenize = 'ascii'/);
   });
 });

@@ -45,7 +45,7 @@ import {
 import { createProgress } from "../jobs/progress.ts";
 import { messageOf, StoreReadOnlyError } from "../errors.ts";
 import { runRecordedJob } from "./recorded.ts";
-import { parseTimeOption } from "./run_filters.ts";
+import { parsePointInTime } from "./run_filters.ts";
 
 /** Options of `flowstate backup`. */
 export interface BackupCommandOptions {
@@ -218,7 +218,10 @@ export async function restoreCommand(
     }
   }
   const now = Date.now();
-  const at = options.at === undefined ? undefined : parseTimeOption(options.at, "--at", now);
+  // --at takes what `state get --at` takes: #<seq> is --at-seq.
+  const point = options.at === undefined ? undefined : parsePointInTime(options.at, "--at", now);
+  if (point !== undefined && "seq" in point) atSeq = point.seq;
+  const at = point !== undefined && "time" in point ? point.time : undefined;
   if (at !== undefined && at > now + 60_000) {
     // Most likely a typo (2062 for 2026): the store cannot be restored as it will be.
     throw new UsageError(

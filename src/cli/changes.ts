@@ -11,6 +11,7 @@
 import { keyHistory } from "../store/store.ts";
 import type { Change, Key } from "../store/types.ts";
 import { formatKey, parseKey, UsageError } from "./input.ts";
+import { parsePointInTime } from "./run_filters.ts";
 import { formatTime, writeStdout as write } from "./format.ts";
 import { type GlobalOptions, interruptible, notFound } from "./common.ts";
 import { entryJson, type StateOptions, withStore } from "./state.ts";
@@ -30,6 +31,8 @@ export function formatActor(by: Change["by"]): string {
 export function formatChange(change: Change, prefix: Key, timezone?: string): string {
   let value = change.op === "set" ? JSON.stringify(change.value) : "";
   if (value.length > MAX_VALUE_WIDTH) value = `${value.slice(0, MAX_VALUE_WIDTH - 1)}…`;
+  // Held in the clear by an encrypted store's feed: written before encryption was turned on.
+  if (change.unsealed) value += "  (unsealed: from before encryption; rekey seals it)";
   return [
     `#${change.seq}`,
     formatTime(change.at, timezone),
@@ -44,28 +47,9 @@ function changeJson(change: Change, prefix: Key): string {
   return JSON.stringify({ ...change, key: change.key.slice(prefix.length) });
 }
 
-/**
- * Parse `--at`: `#<seq>` (a sequence number), a number of ms since the
- * epoch, or a date/time (ISO 8601, `2026-12-04T21:15:00Z`).
- */
+/** Parse `--at` of `state get` (see {@linkcode parsePointInTime}). */
 export function parseAt(text: string): { seq: number } | { time: number } {
-  const t = text.trim();
-  if (t.startsWith("#")) {
-    const seq = Number(t.slice(1));
-    if (!Number.isInteger(seq) || seq < 0 || t.length === 1) {
-      throw new UsageError(`--at ${text}: after "#" comes a sequence number, like #42`);
-    }
-    return { seq };
-  }
-  if (/^\d+$/.test(t)) return { time: Number(t) };
-  const time = Date.parse(t);
-  if (Number.isNaN(time)) {
-    throw new UsageError(
-      `--at ${JSON.stringify(text)}: expected #<sequence number>, a time like ` +
-        `2026-12-04T21:15:00Z, or ms since the epoch`,
-    );
-  }
-  return { time };
+  return parsePointInTime(text, "--at", Date.now());
 }
 
 /** `state get <key> --at <time|#seq>`. */

@@ -15,7 +15,11 @@
  * trigger at a time. Lines: `Change trigger flow:<id> watching store "<s>"
  * under [...] after change N` at start, `change <seq> <key> flow:<id>
  * <status> run=<id>` per change (`--json`: `trigger.start`, `trigger.run`,
- * `trigger.standby`, `trigger.error`).
+ * `trigger.standby`, `trigger.error`, `trigger.reset`). A stored position
+ * the trigger cannot trust (the flow now watches another store, or the
+ * store's feed was reset) is a `warning:` line on stderr (always; with
+ * `--json`, a `trigger.reset` object, also with `--quiet`) saying it
+ * delivers the changes that feed holds from its oldest kept.
  *
  * Output (stdout, unless `--quiet`): the schedules at start, then one line
  * per tick this runner ran:
@@ -198,12 +202,15 @@ function printTrigger(event: ChangeTriggerEvent, json: boolean, quiet: boolean, 
         runId: event.run.id,
         status: event.run.status,
       });
-    } else if (!quiet) printJson(clock, { ...event });
+    } else if (!quiet || event.type === "trigger.reset") printJson(clock, { ...event });
     return;
   }
   switch (event.type) {
     case "error":
       console.error(`error: ${messageOf(event.error)}`);
+      return;
+    case "trigger.reset":
+      console.error(`warning: ${event.message}`);
       return;
     case "trigger.start":
       if (!quiet) {

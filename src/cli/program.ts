@@ -129,8 +129,9 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .option("--json", "print the entry as JSON: { key, value, version, expiresAt } or null")
     .option(
       "--at <when>",
-      "the value as it was: #<seq> (a change's sequence number) or a time " +
-        "(2026-12-04T21:15:00Z, or ms since the epoch); needs the store's change feed",
+      "the value as it was: #<seq> (a change's sequence number), a time " +
+        "(2026-12-04T21:15:00Z), how long ago (30m, 1h, 7d) or ms since the epoch; " +
+        "needs the store's change feed",
     )
     .action(async (key, options, command) => {
       if (options.at !== undefined) {
@@ -376,8 +377,9 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .option("--store <name>", "store to restore into")
     .option("--into <name>", "same as --store (reads better with --at)")
     .option(
-      "--at <time>",
-      "point-in-time restore: replay the changes up to this time (ISO 8601, e.g. 2026-01-01T12:00:00Z)",
+      "--at <when>",
+      "point-in-time restore: replay the changes up to a time (2026-01-01T12:00:00Z), how long " +
+        "ago (30m, 1h, 7d), ms since the epoch, or #<seq> (as --at-seq), as state get --at takes",
     )
     .option("--at-seq <n>", "point-in-time restore up to this sequence number of the feed")
     .option(

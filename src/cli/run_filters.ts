@@ -51,6 +51,43 @@ export function parseTimeOption(text: string, option: string, now: number): numb
 }
 
 /**
+ * A point in a store's history, as `--at` of `state get` and `restore` take it:
+ * `#<seq>` (a change's sequence number), a time (ISO 8601,
+ * `2026-12-04T21:15:00Z`), how long ago (`30m`, `1h`, `7d`), or ms since the
+ * epoch. Anything else is a {@linkcode UsageError} naming `option`.
+ */
+export function parsePointInTime(
+  text: string,
+  option: string,
+  now: number,
+): { seq: number } | { time: number } {
+  const t = text.trim();
+  if (t.startsWith("#")) {
+    const seq = Number(t.slice(1));
+    if (!Number.isInteger(seq) || seq < 0 || t.length === 1) {
+      throw new UsageError(`${option} ${text}: after "#" comes a sequence number, like #42`);
+    }
+    return { seq };
+  }
+  if (/^\d+$/.test(t)) return { time: Number(t) };
+  if (/^[\d.]+(ms|s|m|h|d)/.test(t)) {
+    try {
+      return { time: now - parseDuration(t, option) };
+    } catch {
+      // Reported below.
+    }
+  }
+  const time = /^[\d.]+(ms|s|m|h|d)/.test(t) ? NaN : Date.parse(t);
+  if (Number.isNaN(time)) {
+    throw new UsageError(
+      `${option} ${JSON.stringify(text)}: expected #<sequence number>, a time like ` +
+        `2026-12-04T21:15:00Z, how long ago (30m, 1h, 7d), or ms since the epoch`,
+    );
+  }
+  return { time };
+}
+
+/**
  * `--since` and `--until` of `options`, read with {@linkcode parseTimeOption};
  * a range that holds no time (`--since` not before `--until`) is a
  * {@linkcode UsageError}, not an empty listing.

@@ -24,6 +24,13 @@
  * - When the feed's retention removed changes the position still needed (the
  *   daemon was down for longer than `changes.keep`), the trigger reports an
  *   `error` event naming the lost range and goes on from the oldest kept.
+ * - A stored position that is not one of the watched feed's is not trusted:
+ *   the flow now watches another store than the position's, or the store's
+ *   feed was reset (it ends before the position, or its change at the
+ *   position is not the one delivered: the store's file recreated, restored
+ *   or replaced). The trigger then delivers every change that feed still
+ *   holds, from its oldest kept (at least once: a change it cannot tell
+ *   delivered is delivered), and reports a `trigger.reset` event saying so.
  *
  * @module
  */
@@ -38,6 +45,8 @@ import type { Runtime } from "../runtime.ts";
 import { Lease } from "../store/lease.ts";
 import { hasPrefix } from "../store/keys.ts";
 import type { Change, JsonValue, Key, Store } from "../store/types.ts";
+import { sealedView } from "../store/sealed.ts";
+import { changeTime } from "../store/store.ts";
 
 /**
  * Where trigger positions and leases live in the records store.
@@ -97,6 +106,12 @@ export interface TriggerPosition {
   seq: number;
   /** The store watched. */
   store: string;
+  /**
+   * The commit time of change `seq` in that store's feed (`null`: none, or
+   * no longer kept; absent in positions written before it was recorded): a
+   * feed that numbers its changes from 1 again is told apart by it.
+   */
+  at?: number | null;
 }
 
 /**
@@ -173,6 +188,19 @@ export type ChangeTriggerEvent =
   | { type: "trigger.start"; flowId: string; store: string; prefix: Key; since: number }
   | { type: "trigger.run"; flowId: string; seq: number; key: Key; run: RunRecord }
   | { type: "trigger.standby"; flowId: string; holder: string }
+  | {
+    type: "trigger.reset";
+    flowId: string;
+    store: string;
+    /** The stored position that could not be trusted. */
+    previous: TriggerPosition;
+    /** The changes after this sequence number are delivered. */
+    since: number;
+    /** `store`: the flow now watches another store; `feed`: the store's feed was reset. */
+    reason: "store" | "feed";
+    /** What happened and what the trigger does, as a sentence. */
+    message: string;
+  }
   | { type: "error"; flowId: string; error: unknown };
 
 /**
@@ -543,19 +571,52 @@ async function deliver(
   positionKey: Key,
   ctx: LoopContext,
 ): Promise<void> {
+  // Commit times are read beneath an encrypted store's wrapper: no value is opened for them.
+  const feed = sealedView(store);
   let stored = await records.get<TriggerPosition>(positionKey);
   if (stored === null) {
     // First start: changes from now on.
     const { lastSeq } = await store.feedInfo();
+    const position: TriggerPosition = {
+      seq: lastSeq,
+      store: spec.store,
+      at: await changeTime(feed, lastSeq),
+    };
     const first = await lease.commit((op) =>
-      op.check(positionKey, null).set(positionKey, { seq: lastSeq, store: spec.store })
+      op.check(positionKey, null).set(positionKey, position)
     );
     if (!first.ok) return;
     stored = await records.get<TriggerPosition>(positionKey);
     if (stored === null) return;
   }
+  const { firstSeq, lastSeq } = await store.feedInfo();
+  const untrusted = await untrustedPosition(feed, spec, stored.value, firstSeq, lastSeq);
+  if (untrusted !== undefined) {
+    // Change firstSeq - 1 is not kept (or is 0): no commit time to record.
+    const position: TriggerPosition = { seq: firstSeq - 1, store: spec.store, at: null };
+    const skip = JSON.stringify({ seq: lastSeq, store: spec.store } satisfies TriggerPosition);
+    const held = firstSeq > lastSeq
+      ? "it holds no change yet"
+      : `changes ${firstSeq} to ${lastSeq} (every change its feed holds). To skip them ` +
+        `instead: stop the daemon, run flowstate state set --store ${records.name} ` +
+        `${positionKey.join("/")} '${skip}' and start it again`;
+    const reset = await lease.commit((op) =>
+      op.check(positionKey, stored!.version).set(positionKey, position)
+    );
+    if (!reset.ok) return;
+    ctx.emit({
+      type: "trigger.reset",
+      flowId: spec.flowId,
+      store: spec.store,
+      previous: stored.value,
+      since: position.seq,
+      reason: untrusted.reason,
+      message: `change trigger of flow "${spec.flowId}": ${untrusted.why}; delivering the ` +
+        `changes of store "${spec.store}" from its oldest kept: ${held}`,
+    });
+    stored = { ...stored, value: position };
+  }
   let since = stored.value.seq;
-  const { firstSeq } = await store.feedInfo();
   if (firstSeq > since + 1) {
     ctx.emit({
       type: "error",
@@ -589,9 +650,8 @@ async function deliver(
     if (run.status === "cancelled" && ctx.cancel.aborted) return;
     ctx.emit({ type: "trigger.run", flowId: spec.flowId, seq: change.seq, key: change.key, run });
     since = change.seq;
-    const saved = await lease.commit((op) =>
-      op.set(positionKey, { seq: since, store: spec.store } satisfies TriggerPosition)
-    );
+    const position: TriggerPosition = { seq: since, store: spec.store, at: change.at };
+    const saved = await lease.commit((op) => op.set(positionKey, position));
     if (!saved.ok) {
       // Lost the lease: another daemon goes on from the stored position.
       ctx.emit({
@@ -606,4 +666,44 @@ async function deliver(
     }
     if (ctx.stop.aborted) return;
   }
+}
+
+/**
+ * Why a stored position is not one of `spec.store`'s feed (`undefined`: it
+ * is): it names another store, or the feed was reset (it ends before the
+ * position, or its change at the position was committed at another time
+ * than the one delivered).
+ */
+async function untrustedPosition(
+  feed: Store,
+  spec: ChangeTriggerSpec,
+  position: TriggerPosition,
+  firstSeq: number,
+  lastSeq: number,
+): Promise<{ reason: "store" | "feed"; why: string } | undefined> {
+  if (position.store !== spec.store) {
+    return {
+      reason: "store",
+      why: `its position (change ${position.seq}) is one of store "${position.store}", and the ` +
+        `flow now watches store "${spec.store}"`,
+    };
+  }
+  const reset = `the feed of store "${spec.store}" was reset (the store's file recreated, ` +
+    `restored or replaced)`;
+  if (lastSeq < position.seq) {
+    return {
+      reason: "feed",
+      why:
+        `${reset}: it ends at change ${lastSeq}, before the trigger's position (change ${position.seq})`,
+    };
+  }
+  if (typeof position.at !== "number" || position.seq < firstSeq) return undefined;
+  const at = await changeTime(feed, position.seq);
+  if (at === position.at) return undefined;
+  return {
+    reason: "feed",
+    why: `${reset}: its change ${position.seq} is not the one the trigger delivered (committed at ${
+      at === null ? "?" : new Date(at).toISOString()
+    }, not ${new Date(position.at).toISOString()})`,
+  };
 }

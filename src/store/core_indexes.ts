@@ -15,17 +15,27 @@
  * {@linkcode TOKEN_CHARS} characters. A query with an `eq` or range clause on
  * the path lists the matching index keys, reads those entries, and applies
  * the whole query to them (so a truncated string or an entry expired since
- * is never answered wrongly). `["\u0000", "ixmeta", <name>]` records that an
- * index is built.
+ * is never answered wrongly).
+ *
+ * `["\u0000", "ixmeta", <name>]` records an index the core keeps, with its
+ * prefix, path and state (`building`, `built`, `dropping`): every writer keeps
+ * the entries of every index recorded there (building or built), declared or
+ * not, so a program that opens the store without the declaration keeps them
+ * exact too. `["\u0000", "ixgen"]` is rewritten with every change to that set;
+ * each commit checks it at the version read with the set, and a writer whose
+ * check fails reads the set again and commits again. (Meta entries of an older
+ * version hold `true`: their indexes are unknown, rebuilt by the next open
+ * that declares them, dropped by one that does not.)
  *
  * @module
  */
 import { applyQuery, type NormalizedQuery, readPath } from "./query.ts";
-import { chooseIndex, type IndexSpec } from "./indexes.ts";
+import { chooseIndex, type IndexSpec, normalizeIndexes } from "./indexes.ts";
 import { hasPrefix } from "./keys.ts";
 import type { AtomicCheck, Key, QueryPlan } from "./types.ts";
 import type {
   CommitRequest,
+  DriverCommitResult,
   Mutation,
   PrepareIndexesRequest,
   RawEntry,
@@ -72,32 +82,125 @@ export function fieldToken(field: unknown): string | undefined {
 
 const AREA = "ix";
 const META = "ixmeta";
+/** Rewritten with every change to the set of indexes recorded in `META`. */
+const GEN_KEY = internalKey("ixgen");
+const GEN_ID = JSON.stringify(GEN_KEY);
+
+/** What `["\u0000", "ixmeta", <name>]` holds (`legacy`: `true`, from an older version). */
+type MetaState = "building" | "built" | "dropping" | "legacy";
+interface Meta {
+  state: MetaState;
+  /** The index, when the meta entry says which (not a legacy one). */
+  spec?: IndexSpec;
+}
+
+function parseMeta(name: string, value: string): Meta {
+  try {
+    const doc = JSON.parse(value);
+    if (
+      typeof doc === "object" && doc !== null &&
+      ["building", "built", "dropping"].includes(doc.state)
+    ) {
+      const [spec] = normalizeIndexes([{ prefix: doc.prefix, path: doc.path }], "ixmeta");
+      if (spec.name === name) return { state: doc.state, spec };
+    }
+  } catch {
+    // not one of ours: unknown, like a legacy one
+  }
+  return { state: "legacy" };
+}
+
+function metaValue(spec: IndexSpec, state: Exclude<MetaState, "legacy">): string {
+  return JSON.stringify({ prefix: spec.prefix, path: spec.path, state });
+}
 
 /** The core's index entries of one store. */
 export class CoreIndexes {
   readonly #driver: StoreDriver;
+  /** The declared indexes the driver does not build natively (queries use these). */
   readonly specs: readonly IndexSpec[];
+  /** Whether the core keeps indexes for this driver (it builds none natively). */
+  readonly enabled: boolean;
+  /** The indexes every write keeps: the declared ones and those recorded in the store. */
+  #kept: readonly IndexSpec[];
+  /** Checks what the driver's commit resolved (a driver's mistake is named at the write). */
+  readonly #checkResult: (result: unknown) => DriverCommitResult;
+  /** The version of `GEN_KEY` read with the recorded set (`null`: absent); `undefined`: unread. */
+  #gen: string | null | undefined;
 
-  /** `specs`: the declared indexes the driver does not build natively. */
-  constructor(driver: StoreDriver, specs: readonly IndexSpec[]) {
+  /**
+   * `specs`: the declared indexes the driver does not build natively;
+   * `enabled`: the driver builds none natively (the core keeps the indexes
+   * recorded in the store, declared or not).
+   */
+  constructor(
+    driver: StoreDriver,
+    specs: readonly IndexSpec[],
+    enabled = specs.length > 0,
+    checkResult: (result: unknown) => DriverCommitResult = (r) => r as DriverCommitResult,
+  ) {
     this.#driver = driver;
+    this.#checkResult = checkResult;
     this.specs = specs;
+    this.enabled = enabled;
+    this.#kept = specs;
   }
 
-  /** Whether any index is kept by the core. */
+  /** Whether any index is kept by the core (as far as the store's record was read). */
   get active(): boolean {
-    return this.specs.length > 0;
+    return this.#kept.length > 0;
+  }
+
+  /** The meta entries of the store, by index name. */
+  async #readMeta(): Promise<Map<string, Meta>> {
+    const metas = new Map<string, Meta>();
+    for await (const raw of this.#driver.list({ prefix: internalKey(META) }, 0)) {
+      if (raw.key.length === 3) metas.set(raw.key[2], parseMeta(raw.key[2], raw.value));
+    }
+    return metas;
+  }
+
+  /** Read the set of indexes recorded in the store (the version of `GEN_KEY` first). */
+  async load(): Promise<Map<string, Meta>> {
+    const gen = await this.#driver.get(GEN_KEY, 0);
+    const metas = await this.#readMeta();
+    const kept = new Map(this.specs.map((s) => [s.name, s]));
+    for (const [name, meta] of metas) {
+      if (meta.spec !== undefined && meta.state !== "dropping" && !kept.has(name)) {
+        kept.set(name, meta.spec);
+      }
+    }
+    this.#kept = [...kept.values()];
+    this.#gen = gen?.version ?? null;
+    return metas;
+  }
+
+  /** Read the recorded set unless read already (no-op when the core keeps no index here). */
+  async loaded(): Promise<void> {
+    if (this.enabled && this.#gen === undefined) await this.load();
+  }
+
+  /** Write meta entries (and rewrite `GEN_KEY` when the set of kept indexes changes). */
+  async #writeMeta(mutations: Mutation[], newVersion: () => string, now: number, gen: boolean) {
+    await this.#driver.commit({
+      checks: [],
+      mutations: gen
+        ? [...mutations, { type: "set", key: GEN_KEY, value: "0", expiresAt: null }]
+        : mutations,
+      version: newVersion(),
+      now,
+    });
   }
 
   #covering(key: Key): IndexSpec[] {
     // The core's own keys (the change feed's entries) are never indexed.
     if (isInternalKey(key)) return [];
-    return this.specs.filter((s) => s.prefix.length === 0 || hasPrefix(key, s.prefix));
+    return this.#kept.filter((s) => s.prefix.length === 0 || hasPrefix(key, s.prefix));
   }
 
   /** Whether a `clear` of `range` may remove an indexed entry. */
   touches(range: { prefix: Key }): boolean {
-    return this.specs.some((s) => {
+    return this.#kept.some((s) => {
       const n = Math.min(s.prefix.length, range.prefix.length);
       return s.prefix.slice(0, n).every((p, i) => range.prefix[i] === p);
     });
@@ -131,51 +234,15 @@ export class CoreIndexes {
     version: string,
     now: () => number,
   ): Promise<{ ok: true } | { ok: false; conflicts: Key[] }> {
-    const last = new Map<string, Mutation & { key: Key }>();
+    await this.loaded();
     for (const m of mutations) {
-      if (m.type === "clear") throw new TypeError("CoreIndexes.commit: expand clears first");
-      if (this.#covering(m.key).length > 0) last.set(JSON.stringify(m.key), m);
+      if (m.type === "clear" && this.touches(m.range)) {
+        throw new TypeError("CoreIndexes.commit: expand clears of indexed entries first");
+      }
     }
-    if (last.size === 0) {
-      return await this.#driver.commit({ checks, mutations, version, now: now() });
-    }
-    const keys = [...last.values()].map((m) => m.key);
     const userChecked = new Set(checks.map((c) => JSON.stringify(c.key)));
     for (let attempt = 1;; attempt++) {
-      const t = now();
-      const olds = this.#driver.getMany
-        ? await this.#driver.getMany(keys, t)
-        : await Promise.all(keys.map((k) => this.#driver.get(k, t)));
-      const extraChecks: AtomicCheck[] = [];
-      const extra: Mutation[] = [];
-      keys.forEach((key, i) => {
-        const old = olds[i];
-        const live = old !== null && (old.expiresAt === null || old.expiresAt > t);
-        extraChecks.push({ key, version: live ? old!.version : null });
-        const m = last.get(JSON.stringify(key))!;
-        const before = this.#entryKeys(key, old?.value);
-        const after = this.#entryKeys(key, m.type === "set" ? m.value : undefined);
-        for (const [id, k] of before) if (!after.has(id)) extra.push({ type: "delete", key: k });
-        for (const [id, k] of after) {
-          const sameExpiry = before.has(id) &&
-            old!.expiresAt === (m as { expiresAt: number | null }).expiresAt;
-          if (!sameExpiry) {
-            extra.push({
-              type: "set",
-              key: k,
-              value: "0",
-              expiresAt: (m as { expiresAt: number | null }).expiresAt,
-            });
-          }
-        }
-      });
-      const request: CommitRequest = {
-        checks: [...checks, ...extraChecks],
-        mutations: [...mutations, ...extra],
-        version,
-        now: t,
-      };
-      const result = await this.#driver.commit(request);
+      const result = this.#checkResult(await this.#commitOnce(checks, mutations, version, now));
       if (result.ok) return result;
       // A failed check of the caller's is the caller's conflict; one of ours is retried.
       const mine = result.conflicts.filter((k) => userChecked.has(JSON.stringify(k)));
@@ -186,7 +253,69 @@ export class CoreIndexes {
             `entries were written (${attempt} attempts); try again`,
         );
       }
+      // Another program recorded or dropped an index since it was read: read the set again.
+      if (result.conflicts.some((k) => JSON.stringify(k) === GEN_ID)) await this.load();
     }
+  }
+
+  /** One attempt: the entries' index entries as read now, checked at those versions. */
+  async #commitOnce(
+    checks: AtomicCheck[],
+    mutations: Mutation[],
+    version: string,
+    now: () => number,
+  ): Promise<DriverCommitResult> {
+    // With the set of kept indexes as read: a commit after another program changed it fails.
+    const genCheck: AtomicCheck[] = this.enabled ? [{ key: GEN_KEY, version: this.#gen! }] : [];
+    const last = new Map<string, Mutation & { key: Key }>();
+    for (const m of mutations) {
+      if (m.type !== "clear" && this.#covering(m.key).length > 0) {
+        last.set(JSON.stringify(m.key), m);
+      }
+    }
+    if (last.size === 0) {
+      return await this.#driver.commit({
+        checks: [...checks, ...genCheck],
+        mutations,
+        version,
+        now: now(),
+      });
+    }
+    const keys = [...last.values()].map((m) => m.key);
+    const t = now();
+    const olds = this.#driver.getMany
+      ? await this.#driver.getMany(keys, t)
+      : await Promise.all(keys.map((k) => this.#driver.get(k, t)));
+    const extraChecks: AtomicCheck[] = [...genCheck];
+    const extra: Mutation[] = [];
+    keys.forEach((key, i) => {
+      const old = olds[i];
+      const live = old !== null && (old.expiresAt === null || old.expiresAt > t);
+      extraChecks.push({ key, version: live ? old!.version : null });
+      const m = last.get(JSON.stringify(key))!;
+      const before = this.#entryKeys(key, old?.value);
+      const after = this.#entryKeys(key, m.type === "set" ? m.value : undefined);
+      for (const [id, k] of before) if (!after.has(id)) extra.push({ type: "delete", key: k });
+      for (const [id, k] of after) {
+        const sameExpiry = before.has(id) &&
+          old!.expiresAt === (m as { expiresAt: number | null }).expiresAt;
+        if (!sameExpiry) {
+          extra.push({
+            type: "set",
+            key: k,
+            value: "0",
+            expiresAt: (m as { expiresAt: number | null }).expiresAt,
+          });
+        }
+      }
+    });
+    const request: CommitRequest = {
+      checks: [...checks, ...extraChecks],
+      mutations: [...mutations, ...extra],
+      version,
+      now: t,
+    };
+    return await this.#driver.commit(request);
   }
 
   /** The index, and the range of its keys, that narrows `q`; `undefined`: none fits. */
@@ -260,10 +389,12 @@ export class CoreIndexes {
   }
 
   /**
-   * Build every index not yet built from the entries under its prefix (in
-   * batches, each its own commit through {@linkcode CoreIndexes.commit}-like
-   * checks), and, when `authoritative`, drop the index entries of indexes no
-   * longer declared. `progress` gets a line per step worth telling.
+   * Read the indexes recorded in the store (every write keeps them from now
+   * on), build every declared index not yet built (in batches, each its own
+   * commit checked at the entries' versions), and, when `authoritative`, drop
+   * the index entries of indexes no longer declared. An index recorded by an
+   * older version (without its prefix and path) is built again when declared.
+   * `progress` gets a line per step worth telling.
    */
   async prepare(
     authoritative: boolean,
@@ -273,26 +404,42 @@ export class CoreIndexes {
     signal?: AbortSignal,
     onBuild?: PrepareIndexesRequest["onBuild"],
   ): Promise<void> {
-    const built = new Set<string>();
-    for await (const raw of this.#driver.list({ prefix: internalKey(META) }, 0)) {
-      built.add(raw.key[2]);
-    }
+    if (!this.enabled) return;
+    const metas = await this.load();
     if (authoritative) {
-      for (const name of built) {
+      for (const [name, meta] of metas) {
         if (this.specs.some((s) => s.name === name)) continue;
+        // Recorded as dropping first (no writer keeps it from then on), then emptied.
+        if (meta.spec !== undefined && meta.state !== "dropping") {
+          await this.#writeMeta(
+            [{
+              type: "set",
+              key: internalKey(META, name),
+              value: metaValue(meta.spec, "dropping"),
+              expiresAt: null,
+            }],
+            newVersion,
+            now(),
+            true,
+          );
+        }
         await this.#clearArea(internalKey(AREA, name), now, newVersion);
-        await this.#driver.commit({
-          checks: [],
-          mutations: [{ type: "delete", key: internalKey(META, name) }],
-          version: newVersion(),
-          now: now(),
-        });
+        await this.#writeMeta(
+          [
+            { type: "delete", key: internalKey(META, name) },
+            { type: "delete", key: internalKey(META + "-cursor", name) },
+          ],
+          newVersion,
+          now(),
+          false,
+        );
         progress(`dropped index ${name}: no longer declared`);
       }
     }
     for (const spec of this.specs) {
-      if (built.has(spec.name)) continue;
-      await this.#build(spec, now, newVersion, progress, signal, onBuild);
+      const state = metas.get(spec.name)?.state;
+      if (state === "built") continue;
+      await this.#build(spec, state === "building", now, newVersion, progress, signal, onBuild);
     }
   }
 
@@ -315,6 +462,7 @@ export class CoreIndexes {
 
   async #build(
     spec: IndexSpec,
+    resume: boolean,
     now: () => number,
     newVersion: () => string,
     progress: (message: string) => void,
@@ -323,8 +471,26 @@ export class CoreIndexes {
   ): Promise<void> {
     // Resumable: a cursor (the last key done) is kept in the meta area while building.
     const cursorKey = internalKey(META + "-cursor", spec.name);
-    const saved = await this.#driver.get(cursorKey, 0);
+    const saved = resume ? await this.#driver.get(cursorKey, 0) : null;
     let after: Key | undefined = saved === null ? undefined : JSON.parse(saved.value);
+    if (!resume) {
+      // Recorded first, so that every writer keeps it from then on; then every entry is read.
+      // (What an older version or a dropped declaration left is rechecked by every read.)
+      await this.#writeMeta(
+        [
+          {
+            type: "set",
+            key: internalKey(META, spec.name),
+            value: metaValue(spec, "building"),
+            expiresAt: null,
+          },
+          { type: "delete", key: cursorKey },
+        ],
+        newVersion,
+        now(),
+        true,
+      );
+    }
     const label = `index ${spec.name} on ${spec.path.join(".")} under ${
       JSON.stringify(spec.prefix)
     }`;
@@ -398,7 +564,12 @@ export class CoreIndexes {
     await this.#driver.commit({
       checks: [],
       mutations: [
-        { type: "set", key: internalKey(META, spec.name), value: "true", expiresAt: null },
+        {
+          type: "set",
+          key: internalKey(META, spec.name),
+          value: metaValue(spec, "built"),
+          expiresAt: null,
+        },
         { type: "delete", key: cursorKey },
       ],
       version: newVersion(),

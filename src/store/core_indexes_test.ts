@@ -265,3 +265,68 @@ Deno.test("an interrupted build of the core's index entries resumes where it sto
     Array.from({ length: 1200 }, (_, i) => i % 7).filter((x) => x === 3).length,
   );
 });
+
+Deno.test("a store opened without the declaration keeps the indexes the store records, also one another program builds after it opened", async () => {
+  const c = clock();
+  const inner = new MemoryDriver();
+  const one = DECLARED.slice(0, 1);
+  const eqOpen = { prefix: ["o"], where: [{ path: "st", op: "eq" as const, value: "open" }] };
+  // B: another program, no declaration, opened before the index exists.
+  const b = wrapDriver(plainDriver(inner), { name: "t", plugin: "plain", clock: c });
+  await prepareCoreIndexes(b, false, () => {});
+  await b.set(["o", "1"], { st: "open" });
+  // A declares the index and builds it while B stays open.
+  const a = await open(plainDriver(inner), c, [], one);
+  assert.deepEqual((await a.query(eqOpen)).map((e) => e.key), [["o", "1"]]);
+  await b.set(["o", "1"], { st: "shipped" });
+  await b.set(["o", "2"], { st: "open" });
+  await b.atomic().delete(["o", "3"]).set(["o", "4"], { st: "open" }).commit();
+  assert.deepEqual((await a.query(eqOpen)).map((e) => e.key), [["o", "2"], ["o", "4"]]);
+  // C: a third program opened afterwards without the declaration (reads the record at open).
+  const cStore = wrapDriver(plainDriver(inner), { name: "t", plugin: "plain", clock: c });
+  await prepareCoreIndexes(cStore, false, () => {});
+  await cStore.set(["o", "4"], { st: "done" });
+  await cStore.set(["o", "5"], { st: "open" });
+  const d = await open(plainDriver(inner), c, [], one);
+  assert.deepEqual((await d.query(eqOpen)).map((e) => e.key), [["o", "2"], ["o", "5"]]);
+  assert.equal(await indexKeys(inner), 4);
+});
+
+Deno.test("an index recorded by an older version (meta `true`, entries possibly stale) is built again when declared", async () => {
+  const c = clock();
+  const inner = new MemoryDriver();
+  const one = DECLARED.slice(0, 1);
+  const eqOpen = { prefix: ["o"], where: [{ path: "st", op: "eq" as const, value: "open" }] };
+  await open(plainDriver(inner), c, [], one);
+  const name = one[0].name;
+  // What an older version left: `true` as the meta entry, and a write it did not index.
+  const meta = ["\u0000", "ixmeta", name];
+  await inner.commit({
+    checks: [],
+    mutations: [
+      { type: "set", key: meta, value: "true", expiresAt: null },
+      { type: "set", key: ["o", "1"], value: JSON.stringify({ st: "open" }), expiresAt: null },
+    ],
+    version: "v-old",
+    now: c.now(),
+  });
+  // A program opening it without the declaration cannot keep it (it does not know the path).
+  const b = wrapDriver(plainDriver(inner), { name: "t", plugin: "plain", clock: c });
+  await prepareCoreIndexes(b, false, () => {});
+  await b.set(["o", "2"], { st: "open" });
+  assert.equal(await indexKeys(inner), 0);
+  const lines: string[] = [];
+  const store = await open(plainDriver(inner), c, lines, one);
+  assert.ok(lines.some((l) => /built index .*: 2 entries/.test(l)), lines.join("\n"));
+  assert.deepEqual((await store.query(eqOpen)).map((e) => e.key), [["o", "1"], ["o", "2"]]);
+  assert.deepEqual(JSON.parse(inner.get(meta)!.value), {
+    prefix: ["o"],
+    path: ["st"],
+    state: "built",
+  });
+  // Not declared any more: dropped.
+  const dropped: string[] = [];
+  await open(plainDriver(inner), c, dropped, []);
+  assert.equal(inner.get(meta), null);
+  assert.equal(await indexKeys(inner), 0);
+});

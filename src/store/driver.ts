@@ -548,6 +548,34 @@ export interface FeedTable {
    * many were deleted.
    */
   trim(request: FeedTrimRequest): Promise<number>;
+  /**
+   * Replace the value of kept `set` entries, in place, in one transaction
+   * (the `rekey` job seals them again): each entry keeps its number, time,
+   * key, op, versions, expiry and actor; `value` is the new value's JSON
+   * text. An entry no longer kept (trimmed) or a delete is left alone.
+   * Resolves how many entries were rewritten. Optional: without it, `rekey`
+   * cannot seal the feed's values and says so.
+   */
+  setValues?(values: readonly FeedValue[]): Promise<number> | number;
+}
+
+/**
+ * A new value for one entry of a change feed: see {@linkcode FeedTable.setValues}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { FeedValue } from "@flowstate/core/plugin";
+ *
+ * const value: FeedValue = { seq: 12, value: JSON.stringify({ $sealed: "fs1:..." }) };
+ * assert.equal(JSON.parse(value.value).$sealed, "fs1:...");
+ * ```
+ */
+export interface FeedValue {
+  /** The entry's sequence number. */
+  seq: number;
+  /** Its new value, as JSON text. */
+  value: string;
 }
 
 /**

@@ -518,6 +518,68 @@ export async function trimFeed(
   }
 }
 
+/**
+ * Replace the values of `set` entries in place (the `rekey` job seals them
+ * again): `from` is the entry as read, `value` the new value's JSON text;
+ * everything else of the entry stays. An entry no longer kept (trimmed), or
+ * whose value is no longer `from`'s, is left alone. In the key space, one
+ * commit per call, each entry checked against the version it was read at
+ * (a trim that deleted it meanwhile is never undone). Resolves how many were
+ * rewritten.
+ */
+export async function setFeedValues(
+  driver: StoreDriver,
+  values: readonly { from: Change; value: string }[],
+  now: number,
+  newVersion: () => string,
+): Promise<number> {
+  if (values.length === 0) return 0;
+  const table = driver.feedTable;
+  if (table !== undefined) {
+    if (table.setValues === undefined) {
+      throw new TypeError(
+        "Cannot rewrite the change feed's values: this store's driver keeps the feed in a " +
+          "table of its own without FeedTable.setValues; the plugin must add it",
+      );
+    }
+    return await table.setValues(values.map((v) => ({ seq: v.from.seq, value: v.value })));
+  }
+  const keys = values.map((v) => entryKey(v.from.seq));
+  const raws = driver.getMany
+    ? await driver.getMany(keys, 0)
+    : await Promise.all(keys.map((k) => getRaw(driver, k, 0)));
+  const writes: { check: AtomicCheck; mutation: Mutation }[] = [];
+  values.forEach((v, i) => {
+    const raw = raws[i];
+    if (raw === null) return; // trimmed
+    const change = parseChange(raw);
+    if (change.op !== "set" || JSON.stringify(change.value) !== JSON.stringify(v.from.value)) {
+      return; // not the entry read (cannot happen but by hand): left alone
+    }
+    writes.push({
+      check: { key: keys[i], version: raw.version },
+      mutation: {
+        type: "set",
+        key: keys[i],
+        value: JSON.stringify({ ...change, value: JSON.parse(v.value) }),
+        expiresAt: null,
+      },
+    });
+  });
+  const commit = async (batch: typeof writes) =>
+    (await driver.commit({
+      checks: batch.map((w) => w.check),
+      mutations: batch.map((w) => w.mutation),
+      version: newVersion(),
+      now,
+    })).ok;
+  if (writes.length === 0 || await commit(writes)) return writes.length;
+  // One was trimmed (or rewritten) meanwhile: the others one at a time.
+  let n = 0;
+  for (const w of writes) if (await commit([w])) n++;
+  return n;
+}
+
 /** What the key's value was at a point of the feed: the change in effect, or none. */
 export type AtResult =
   | { kind: "change"; change: Change }

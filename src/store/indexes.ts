@@ -119,8 +119,8 @@ const ARRAY_INDEX = /^(0|[1-9]\d*)$/;
 /** Default number of search hits. */
 export const DEFAULT_SEARCH_LIMIT = 20;
 
-/** FNV-1a over UTF-16 code units, as 8 hex digits. */
-function hash(text: string): string {
+/** FNV-1a over UTF-16 code units, as 8 hex digits (stable: index names are made of it). */
+export function nameHash(text: string): string {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
@@ -131,7 +131,7 @@ function hash(text: string): string {
 
 /** The stable name of the index on `path` under `prefix`. */
 export function indexName(prefix: Key, path: readonly string[]): string {
-  return `fs_ix_${hash(JSON.stringify([prefix, path]))}`;
+  return `fs_ix_${nameHash(JSON.stringify([prefix, path]))}`;
 }
 
 function checkPath(path: unknown, what: string): string[] {
@@ -256,9 +256,18 @@ export function normalizeSearchRequest(
 
 const WORD = /[\p{L}\p{N}\p{Co}]+/gu;
 
+/**
+ * Every word of `text`, in order, repeats kept: runs of letters and digits
+ * (`\p{L}`, `\p{N}`, private use) of its lower-cased form. The one
+ * tokenizer of search: the backends index what it cuts.
+ */
+export function searchWords(text: string): string[] {
+  return text.toLowerCase().match(WORD) ?? [];
+}
+
 /** The words of `text`: runs of letters and digits, lower-cased, each once, in order. */
 export function searchTerms(text: string): string[] {
-  return [...new Set(text.toLowerCase().match(WORD) ?? [])];
+  return [...new Set(searchWords(text))];
 }
 
 function collectStrings(value: unknown, out: string[]): void {
@@ -290,7 +299,7 @@ export function searchScore(
   const counts = new Map<string, number>();
   let total = 0;
   for (const s of searchableStrings(value, fields)) {
-    for (const w of s.toLowerCase().match(WORD) ?? []) {
+    for (const w of searchWords(s)) {
       counts.set(w, (counts.get(w) ?? 0) + 1);
       total++;
     }

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { Entry, JsonValue, Key, Store } from "./types.ts";
+import type { Change, Entry, JsonValue, Key, Store } from "./types.ts";
 
 /** The property an encrypted store (and a wrapper forwarding it) answers. */
 export const ENCRYPTION: unique symbol = Symbol.for("flowstate.encryption") as never;
@@ -38,6 +38,13 @@ export interface EncryptionHandle {
   reseal(entry: Entry): Promise<JsonValue>;
   /** Open one stored value of `key` (throws a `DecryptionError` if it cannot). */
   open(key: Key, stored: JsonValue): Promise<JsonValue>;
+  /**
+   * A change of the feed as stored, with its value opened as `changes()`
+   * opens it: a value in the clear (written before encryption was turned on)
+   * is handed out as it is, marked `unsealed`; one that cannot be opened
+   * throws a `DecryptionError` naming the change and the key id.
+   */
+  openChange(change: Change): Promise<Change>;
 }
 
 /** The encryption handle of `store` (through forwarding wrappers), or `undefined` if it is not encrypted. */

@@ -17,6 +17,7 @@ import {
   readChanges,
   readEntry,
   readHead,
+  setFeedValues,
   trimFeed,
 } from "./feed.ts";
 import type {
@@ -39,6 +40,7 @@ import {
   hasPrefix,
 } from "./keys.ts";
 import { applyQuery, normalizeQuery } from "./query.ts";
+import { encryptionOf } from "./sealed.ts";
 import {
   chooseIndex,
   type IndexSpec,
@@ -166,6 +168,28 @@ export async function trimChanges(store: Store): Promise<number | undefined> {
   if (typeof trim !== "function") return undefined;
   if (!(await store.feedInfo()).enabled) return undefined;
   return await trim.call(core);
+}
+
+/** The core's method that rewrites values of its feed's entries (the `rekey` job, through `setChangeValues`). */
+const SET_FEED_VALUES: unique symbol = Symbol("flowstate.setFeedValues");
+
+/**
+ * Replace the values of entries of `store`'s change feed, in place (the
+ * `rekey` job seals them again): each entry keeps everything else. `from` is
+ * the entry as read (an entry no longer kept, or changed since, is left
+ * alone), `value` the new value's JSON text. Resolves how many were
+ * rewritten, or `undefined` when `store` is not one the core wrapped.
+ */
+export async function setChangeValues(
+  store: Store,
+  values: readonly { from: Change; value: string }[],
+): Promise<number | undefined> {
+  const core = coreStore(store);
+  const set = (core as {
+    [SET_FEED_VALUES]?: (values: readonly { from: Change; value: string }[]) => Promise<number>;
+  } | undefined)?.[SET_FEED_VALUES];
+  if (typeof set !== "function") return undefined;
+  return await set.call(core, values);
 }
 
 /** How the core wraps a driver. */
@@ -368,9 +392,13 @@ class CoreStore implements Store {
     this.capabilities = Object.freeze({ ...DEFAULT_CAPABILITIES, ...driver.capabilities });
     // A driver that builds indexes natively answers (or scans) every query itself; for the
     // others the core keeps index entries in the internal space.
+    // The core keeps the indexes recorded in the store whatever this open declares (another
+    // program may declare them), so that every write keeps their entries exact.
     this.#coreIx = new CoreIndexes(
       driver,
       this.capabilities.indexes ? [] : this.#indexSpecs.filter((i) => !native.has(i.name)),
+      !this.capabilities.indexes,
+      (result) => checkedResult(result, this.name),
     );
     if (typeof driver.listen === "function" && typeof driver.signal === "function") {
       this.listen = (topic, onSignal) => {
@@ -450,7 +478,6 @@ class CoreStore implements Store {
     signal?: AbortSignal,
     onBuild?: PrepareIndexesRequest["onBuild"],
   ): Promise<void> {
-    if (!this.#coreIx.active && !authoritative) return;
     await this.#coreIx.prepare(
       authoritative,
       () => this.#clock.now(),
@@ -459,14 +486,14 @@ class CoreStore implements Store {
       signal,
       onBuild,
     );
-    this.#coreIxReady = this.#coreIx.active;
+    this.#coreIxReady = this.#coreIx.specs.length > 0;
   }
 
   #commit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
     if (this.#feed !== undefined) return this.#feedCommit(checks, mutations);
     const now = this.#clock.now();
     const version = newVersion(this.#clock === systemClock ? now : Date.now());
-    if (this.#coreIx.active) {
+    if (this.#coreIx.enabled) {
       return this.#coreIx.commit(checks, mutations, version, () => this.#clock.now())
         .then((r) => commitResult(r, version, this.name));
     }
@@ -492,6 +519,7 @@ class CoreStore implements Store {
    */
   async #feedCommit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
     const by = currentActor();
+    await this.#coreIx.loaded();
     const table = this.#driver.feedTable;
     if (table !== undefined) {
       // The driver keeps the feed in a table of its own, appended in the commit's transaction.
@@ -536,7 +564,7 @@ class CoreStore implements Store {
       const version = newVersion(this.#clock === systemClock ? now : Date.now());
       const plan = await planFeed(this.#driver, expanded, now, version, by);
       // With the core's own indexes, their entries move in the same commit too.
-      const result = this.#coreIx.active
+      const result = this.#coreIx.enabled
         ? await this.#coreIx.commit(
           [...checks, plan.check],
           [...expanded, ...plan.mutations],
@@ -745,6 +773,12 @@ class CoreStore implements Store {
   async [TRIM_FEED](): Promise<number> {
     const feed = this.#assertFeed("Cannot trim the change feed");
     return await trimFeed(this.#driver, feed, this.#clock.now(), () => newVersion());
+  }
+
+  /** Rewrite values of the feed's entries (the `rekey` job): see `setChangeValues`. */
+  async [SET_FEED_VALUES](values: readonly { from: Change; value: string }[]): Promise<number> {
+    this.#assertFeed("Cannot rewrite the change feed's values");
+    return await setFeedValues(this.#driver, values, this.#clock.now(), () => newVersion());
   }
 
   set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
@@ -1376,13 +1410,15 @@ class CoreStore implements Store {
         }
         committed = true;
         const clears = mutations.filter((m) => m.type === "clear");
-        if (
-          (this.capabilities.atomicClear &&
-            !clears.some((m) => this.#coreIx.touches(m.range))) || clears.length === 0
-        ) {
-          return this.#commit(checks, mutations);
-        }
-        return this.#expandClears(mutations).then((expanded) => this.#commit(checks, expanded));
+        if (clears.length === 0) return this.#commit(checks, mutations);
+        return this.#coreIx.loaded().then(() => {
+          if (
+            this.capabilities.atomicClear && !clears.some((m) => this.#coreIx.touches(m.range))
+          ) {
+            return this.#commit(checks, mutations);
+          }
+          return this.#expandClears(mutations).then((expanded) => this.#commit(checks, expanded));
+        });
       },
     };
     return { op, checks, mutations };
@@ -1491,6 +1527,7 @@ class CoreStore implements Store {
     const what = "Cannot clear";
     this.#assertOpen(what);
     const range = this.#clearRange(prefix, bounds, what);
+    await this.#coreIx.loaded();
     const now = this.#clock.now();
     if (
       this.capabilities.clear && this.#driver.clear && this.#feed === undefined &&
@@ -1555,6 +1592,7 @@ class CoreStore implements Store {
       if (batch.length >= 500) await flush();
     }
     await flush();
+    await this.#coreIx.loaded();
     if (this.#coreIx.active) {
       // The core's index entries expire with their entries: purge those too (not counted).
       const counted = removed;
@@ -1591,6 +1629,9 @@ class CoreStore implements Store {
 /**
  * The changes of exactly `key` kept in `store`'s feed, oldest first (newest
  * first with `reverse`), through the feed's index by key: `state history`.
+ * Under an encrypted store, the values are opened, as `changes()` and
+ * `getAt()` give them (a value that cannot be opened throws its
+ * `DecryptionError`); the store under the wrapper gives them sealed.
  * Throws a `FeedDisabledError` when the store keeps no feed.
  */
 export async function* keyHistory(
@@ -1612,13 +1653,16 @@ export async function* keyHistory(
     yield* all.slice(0, options.limit ?? all.length);
     return;
   }
+  // The feed's rows are read beneath any wrapper: an encrypted store's are sealed.
+  const encryption = encryptionOf(store);
   const limit = options.limit ?? Infinity;
   let n = 0;
   if (n >= limit) return;
   for await (const seq of keyHistorySeqs(access.driver, key, { reverse: options.reverse })) {
     const change = await readEntry(access.driver, seq);
     if (change === null) continue; // trimmed meanwhile
-    yield change;
+    // Opened as changes() opens it: a value from before encryption comes as it is, marked.
+    yield encryption === undefined ? change : await encryption.openChange(change);
     if (++n >= limit) return;
   }
 }
@@ -1648,4 +1692,17 @@ export async function feedSeqBefore(store: Store, time: number): Promise<number>
     else high = mid;
   }
   return low - 1;
+}
+
+/**
+ * The commit time of change `seq` of `store`'s feed, or `null` when it is not
+ * kept (or `seq` is 0): with the sequence number, what tells one feed from
+ * another (a feed that was reset numbers its changes from 1 again).
+ */
+export async function changeTime(store: Store, seq: number): Promise<number | null> {
+  if (seq < 1) return null;
+  for await (const change of store.changes({ since: seq - 1, limit: 1 })) {
+    return change.seq === seq ? change.at : null;
+  }
+  return null;
 }

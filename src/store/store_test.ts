@@ -142,7 +142,9 @@ Deno.test("Store.set() hands the driver JSON text, a new version and the clock's
   assert.ok(result.ok);
   assert.equal(driver.commits.length, 1);
   assert.deepEqual(driver.commits[0], {
-    checks: [],
+    // A driver without native indexes: each commit is checked against the set of indexes the
+    // core keeps as read (another program may record one; see core_indexes.ts).
+    checks: [{ key: ["\u0000", "ixgen"], version: null }],
     mutations: [{ type: "set", key: ["a", "b"], value: '{"list":[1,"x"]}', expiresAt: null }],
     version: result.version,
     now: clock.now(),
@@ -152,7 +154,10 @@ Deno.test("Store.set() hands the driver JSON text, a new version and the clock's
 Deno.test("Store.set() with expireIn and ifVersion sends expiresAt and a check", async () => {
   const { store, driver, clock } = tinyStore();
   await store.set(["a"], 1, { expireIn: 250, ifVersion: null });
-  assert.deepEqual(driver.commits[0].checks, [{ key: ["a"], version: null }]);
+  assert.deepEqual(driver.commits[0].checks, [
+    { key: ["a"], version: null },
+    { key: ["\u0000", "ixgen"], version: null },
+  ]);
   assert.equal(
     (driver.commits[0].mutations[0] as { expiresAt: number | null }).expiresAt,
     clock.now() + 250,

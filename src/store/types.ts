@@ -665,6 +665,12 @@ export interface Change<T = JsonValue> {
   expiresAt: number | null;
   /** Who made the change. */
   by: ChangeActor;
+  /**
+   * `true` when an encrypted store read this `set`'s value from its feed in
+   * the clear: it was written before encryption was turned on (the `rekey`
+   * job seals it). Absent otherwise.
+   */
+  unsealed?: true;
 }
 
 /**

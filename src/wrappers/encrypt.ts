@@ -626,6 +626,11 @@ async function* openAhead<I, O>(
  *   A query without `where` and `orderBy` (a prefix, offset, limit) works.
  * - Reading a value that is not sealed (written before encryption was turned
  *   on) is a {@linkcode DecryptionError}: run the `rekey` job to seal them.
+ *   In the change feed (`changes`, `watch`, `getAt` of a past point) such a
+ *   value is history from before encryption: it is handed out as it is
+ *   (a change marked `unsealed: true`) until `rekey` seals it. A value
+ *   sealed with a key no longer configured is a `DecryptionError` naming
+ *   its key id: configure that key again (`keys: [current, old]`).
  * - The open-time check reads at most the first 1,000 entries; a store whose
  *   first 1,000 entries hold no sealed value is not checked there (each read
  *   still is).
@@ -740,6 +745,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
         return await this.#seal(entry.key, serializeValue(value, "Cannot rekey"), value);
       },
       open: (key: Key, stored: JsonValue) => this.#open<JsonValue>(key, stored),
+      openChange: async (change: Change) => await this.#openChange(change),
     });
   }
 
@@ -851,9 +857,12 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
    * fields must be what the declared paths give. Synchronous (the value, or a
    * throw) for a value up to 4 KiB; a promise for a larger one.
    */
-  #openNow<T>(key: Key, stored: unknown, checkProjection = true): T | Promise<T> {
+  #openNow<T>(key: Key, stored: unknown, checkProjection = true, seq?: number): T | Promise<T> {
     // Built only for an error (a key as JSON costs about a microsecond).
-    const where = () => `${showKey(key)} in encrypted store "${this.name}"`;
+    const where = () =>
+      `${seq === undefined ? "" : `change #${seq} of `}${
+        showKey(key)
+      } in encrypted store "${this.name}"`;
     if (!isEnvelope(stored)) {
       throw new DecryptionError(
         `Cannot read ${where()}: its value is not sealed (written before encryption was turned on, ` +
@@ -879,7 +888,11 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     if (sealing === undefined) {
       throw new DecryptionError(
         `Cannot read ${where()}: it was sealed with key id ${id || "(none)"}, which is not a ` +
-          `configured key (${this.keyIds.join(", ")}); configure that key (keys: [current, old])`,
+          `configured key (${this.keyIds.join(", ")}); configure that key (keys: [current, old])` +
+          (seq === undefined
+            ? ""
+            : `; the rekey job, run with both keys, then seals the change feed's values with ` +
+              `the current key too`),
         { store: this.name, key, keyId: id || null },
       );
     }
@@ -959,14 +972,27 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     at: { time: number } | { seq: number },
   ): Promise<Entry<T> | null> {
     const entry = await this.#store.getAt<T>(key, at);
-    return entry === null ? null : await this.#openEntry(entry);
+    if (entry === null) return null;
+    if (!isEnvelope(entry.value)) {
+      // A value from the feed in the clear is history from before encryption was turned on:
+      // as it is. The current entry in the clear is refused as get() refuses it.
+      const current = await this.#store.get(key);
+      if (current === null || current.version !== entry.version) return entry;
+    }
+    return await this.#openEntry(entry);
   }
 
-  /** A feed entry with its value opened (a delete has none): at once, or a promise for a large value. */
+  /**
+   * A feed entry with its value opened (a delete has none): at once, or a
+   * promise for a large value. A value in the clear was written before
+   * encryption was turned on: it is history, handed out as it is, marked
+   * `unsealed` (the rekey job seals it).
+   */
   #openChange<T>(change: Change<T>): Change<T> | Promise<Change<T>> {
     if (change.op !== "set") return change;
+    if (!isEnvelope(change.value)) return { ...change, unsealed: true };
     return whenOpened(
-      this.#openNow<T>(change.key, change.value),
+      this.#openNow<T>(change.key, change.value, true, change.seq),
       (value) => ({ ...change, value }),
     );
   }

@@ -5,6 +5,8 @@ import { encrypted, SEALED_FIELD } from "../../encrypt.ts";
 import { testStore } from "../../testing.ts";
 import type { JsonValue } from "../store/types.ts";
 import { encodeKey } from "../store/keys.ts";
+import { keyHistory } from "../store/store.ts";
+import { cached } from "../../cache.ts";
 
 const KEY = "kZ8b3YqB6h4n0aY0m6E2c1rG9d5Vq7sJ2uT4wX8yZ0A=";
 const OLD_KEY = "11".repeat(32);
@@ -38,6 +40,8 @@ const QUERY_CASES = [
   "search: finds exactly the entries holding every word, after writes, deletes and expiry (differential)",
   "search: refuses text without words and fields that are not declared",
   "query() and search(): a limit past what SQL takes means all, such an offset none",
+  "search: words of every script are cut as the reference cuts them, on every backend (an entry is found by its own text)",
+  "indexes: writes by a program that opens the store without the declaration keep the indexes exact",
 ];
 
 const skip: Record<string, string> = Object.fromEntries(
@@ -399,6 +403,41 @@ Deno.test("encrypt: changes() opens values read ahead in order; a value it canno
   }
   assert.deepEqual(after, Array.from({ length: 15 }, (_, i) => 25 + i));
   await base.close();
+});
+
+Deno.test("encrypt: a key's history opens its values as changes() does (through a cache too); the store beneath gives them sealed", async () => {
+  await using store = await openStore(
+    { plugin: "memory", changes: { keep: "1d" }, encrypt: { key: KEY, plaintext: ["status"] } },
+    { name: "main" },
+  );
+  await store.set(["s", "1"], { card: "SECRET4242", status: "open" });
+  await store.set(["s", "2"], "another key");
+  await store.set(["s", "1"], { card: "SECRET4242", status: "paid" });
+  await store.delete(["s", "1"]);
+  const history = async (of: Store, options?: { reverse?: boolean; limit?: number }) => {
+    const out: [number, string, unknown][] = [];
+    for await (const c of keyHistory(of, ["s", "1"], options)) out.push([c.seq, c.op, c.value]);
+    return out;
+  };
+  const opened: [number, string, unknown][] = [
+    [1, "set", { card: "SECRET4242", status: "open" }],
+    [3, "set", { card: "SECRET4242", status: "paid" }],
+    [4, "delete", undefined],
+  ];
+  assert.deepEqual(await history(store), opened);
+  const fromChanges: [number, string, unknown][] = [];
+  for await (const c of store.changes()) {
+    if (c.key.join("/") === "s/1") fromChanges.push([c.seq, c.op, c.value]);
+  }
+  assert.deepEqual(fromChanges, opened, "as changes() gives them");
+  assert.deepEqual(await history(store, { reverse: true, limit: 2 }), opened.slice(1).reverse());
+  await using viaCache = cached(store, { max: 10 });
+  assert.deepEqual(await history(viaCache), opened);
+  // The store under the wrapper: its feed holds the sealed envelopes (what backups copy).
+  const sealed = await history(encryptionOfStore(store));
+  assert.deepEqual(sealed.map(([seq, op]) => [seq, op]), opened.map(([seq, op]) => [seq, op]));
+  assert.ok(!JSON.stringify(sealed).includes("SECRET4242"), JSON.stringify(sealed));
+  assert.match(JSON.stringify(sealed[0][2]), /"\$sealed":"fs1:/);
 });
 
 Deno.test("encrypt: a wrong key fails at open and writes nothing; the right keys open it", async () => {

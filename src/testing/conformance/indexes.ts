@@ -107,6 +107,50 @@ function randomNote(rand: () => number): JsonValue {
   return note;
 }
 
+/** Texts whose words a database's own tokenizer cuts or folds differently from the reference. */
+const SCRIPT_TEXTS = [
+  "ΟΔΟΣ",
+  "οδος",
+  "ΣΊΣΥΦΟΣ και ΟΔΥΣΣΕΥΣ",
+  "İstanbul İZMİR",
+  "ıspanak IŞIK",
+  "cafe\u0301 noir",
+  "caf\u00e9 cr\u00e8me",
+  "Straße STRASSE Москва МОСКВА",
+  "mixedΑλφαScripts латиница42",
+  "A1b2 \u0663\u0664\u0665 \u00bd Ⅻ ⅻ",
+  "東京タワー 中文テキスト 한국어",
+  "😀 party🎉time ❤️love",
+  "\ue000x\ue001 \u{f0000}priv",
+  "ǅemal ǆ ﬁle ＡＢＣ ⓐⓑ",
+  "a\u0308ha e\u0301te\u0301",
+];
+
+/** Queries besides the texts themselves. */
+const SCRIPT_QUERIES = [
+  "οδοσ",
+  "Οδος",
+  "σισυφος",
+  "istanbul",
+  "i stanbul",
+  "izmi̇r",
+  "IŞIK",
+  "cafe",
+  "café",
+  "strasse",
+  "москва",
+  "alfa",
+  "mixedαλφαscripts",
+  "١٢٣ ٣٤٥",
+  "ⅻ",
+  "東京タワー",
+  "party time",
+  "abc",
+  "ǆemal",
+  "ete",
+  "te",
+];
+
 /** The reference answer of a search: matching keys in key order. */
 async function expectedHits(
   reference: Store,
@@ -122,8 +166,11 @@ async function expectedHits(
   return out;
 }
 
-/** Registers the cases of this file with `define`, in the order of the report. */
-export function defineIndexCases(define: DefineCase): void {
+/**
+ * Registers the cases of this file with `define` (and the ones that close and
+ * reopen the store with `definePersistent`), in the order of the report.
+ */
+export function defineIndexCases(define: DefineCase, definePersistent: DefineCase = define): void {
   define(
     "indexes: indexed queries answer like a scan after random writes, deletes and expiries (differential)",
     async (c) => {
@@ -293,6 +340,39 @@ export function defineIndexCases(define: DefineCase): void {
     },
   );
 
+  define(
+    "search: words of every script are cut as the reference cuts them, on every backend (an entry is found by its own text)",
+    async (c) => {
+      const store = await c.open({ search: { prefix: ["w"] } });
+      const reference = await openReference(c);
+      try {
+        for (const [i, text] of SCRIPT_TEXTS.entries()) {
+          const value: JsonValue = i % 3 === 0
+            ? text
+            : i % 3 === 1
+            ? { t: text }
+            : [1, { t: text }];
+          await store.set(["w", `v${i}`], value);
+          await reference.set(["w", `v${i}`], value);
+        }
+        for (const [i, text] of [...SCRIPT_TEXTS, ...SCRIPT_QUERIES].entries()) {
+          if (searchTerms(text).length === 0) continue;
+          const expected = await expectedHits(reference, text, ["w"], null);
+          if (i < SCRIPT_TEXTS.length) {
+            check(
+              expected.includes(show(["w", `v${i}`])),
+              `the reference finds ${show(text)} by its own text`,
+            );
+          }
+          const hits = await store.search(text, { limit: 1000 });
+          same(hits.map((h) => show(h.key)).sort(), [...expected].sort(), `search(${show(text)})`);
+        }
+      } finally {
+        await reference.close();
+      }
+    },
+  );
+
   define("search: refuses text without words and fields that are not declared", async (c) => {
     const store = await c.open({ search: { prefix: ["notes"], fields: ["title"] } });
     await store.set(["notes", "a"], { title: "hello world", body: "hidden words" });
@@ -321,4 +401,61 @@ export function defineIndexCases(define: DefineCase): void {
       );
     }
   });
+
+  definePersistent(
+    "indexes: writes by a program that opens the store without the declaration keep the indexes exact",
+    async (c) => {
+      const reference = await openReference(c);
+      try {
+        const { seed, entries, operations } = randomQueryWorkload({
+          seed: 919,
+          entries: 120,
+          queries: 40,
+        });
+        const both = async (write: (s: Store) => Promise<unknown>) => {
+          await write(store);
+          await write(reference);
+        };
+        let store = await c.open({ indexes: INDEXES });
+        checkDeclared(store, INDEXES.length, "indexes");
+        await both((s) => writeEntries(s, entries.slice(0, 60)));
+        await both((s) => s.set(["p", "order1"], { a: "open" }));
+        // Another program opens the same store without the `indexes` option and writes to it.
+        store = await c.reopen(store);
+        await both((s) => s.set(["p", "order1"], { a: "shipped" }));
+        await both((s) => s.set(["p", "order2"], { a: "open" }));
+        await both((s) => writeEntries(s, entries.slice(60)));
+        const values = entries.map((e) => e.value);
+        const rand = random(seed + 2);
+        for (const [i, e] of entries.entries()) {
+          const r = rand();
+          if (r < 0.2) await both((s) => s.delete(e.key));
+          else if (r < 0.5) await both((s) => s.set(e.key, values[(i * 5) % values.length]));
+        }
+        await both((s) => s.atomic().clear(["p", "q"], { start: ["p", "q", "k100"] }).commit());
+        await both((s) => s.clear(["z"]));
+        // The declaring program opens it again: its indexed queries see every write.
+        await store.close();
+        store = await c.open({ indexes: INDEXES });
+        same(
+          (await store.query({ prefix: ["p"], where: [{ path: "a", op: "eq", value: "open" }] }))
+            .map((e) => e.key),
+          (await reference.query({
+            prefix: ["p"],
+            where: [{ path: "a", op: "eq", value: "open" }],
+          }))
+            .map((e) => e.key),
+          `query(a = "open") after another program set order1 to "shipped" and order2 to "open"`,
+        );
+        await sameAnswers(
+          store,
+          reference,
+          [...indexQueries(values, seed), ...operations],
+          `seed ${seed}, after writes by a store opened without the declaration`,
+        );
+      } finally {
+        await reference.close();
+      }
+    },
+  );
 }

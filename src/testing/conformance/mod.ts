@@ -271,7 +271,7 @@ definePersistenceCases(definePersistent);
 defineBadInputCases(define);
 defineDifferentialCases(define);
 defineProcessCases(defineMultiProcess);
-defineIndexCases(define);
+defineIndexCases(define, definePersistent);
 defineInternalCases(define);
 defineFeedCases(define);
 

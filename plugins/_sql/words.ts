@@ -1,0 +1,121 @@
+/**
+ * The words the SQL backends index for full-text search: the core's own
+ * tokenizer (`searchWords`: JavaScript `toLowerCase()`, then runs of
+ * `\p{L}`, `\p{N}`, `\p{Co}`), so which entries match is the reference's by
+ * construction rather than as far as a database's tokenizer and locale
+ * allow.
+ *
+ * - sqlite calls {@linkcode valueWords} from its triggers (a function the
+ *   driver registers on its connection) and writes the words, joined by
+ *   spaces, into an FTS5 table whose `ascii` tokenizer cuts them at the
+ *   spaces and changes nothing else (the words hold no ASCII punctuation
+ *   and no capitals).
+ * - postgres cannot call JavaScript from its trigger: {@linkcode pgWordRegex}
+ *   and {@linkcode pgLowerMap} are this engine's Unicode tables of the same
+ *   two steps, written into the SQL function that cuts the words there.
+ *
+ * {@linkcode SEARCH_WORDS_FORMAT} is kept next to the search declaration in
+ * the store's metadata: an index built the old way (by the database's
+ * tokenizer) or with another Unicode version is rebuilt at open.
+ *
+ * @module
+ */
+import process from "node:process";
+import { searchableStrings, searchWords } from "../../src/store/indexes.ts";
+
+/** The format of a search index built from {@linkcode valueWords}, with the Unicode version of its tables. */
+export const SEARCH_WORDS_FORMAT = `words 1, unicode ${process.versions.unicode ?? "?"}`;
+
+/** The metadata value of a search index built for `spec` in the current format. */
+export function searchMetaValue(spec: unknown): string {
+  return `${JSON.stringify(spec)} ${SEARCH_WORDS_FORMAT}`;
+}
+
+const paths = new Map<string, string[][] | null>();
+
+/**
+ * The words of the JSON text `value` (of its strings at `path`, a JSON array
+ * of segments, or of every string when `path` is null), joined by spaces;
+ * null for a value that is not JSON.
+ */
+export function valueWords(value: unknown, path: unknown): string | null {
+  if (typeof value !== "string") return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return null;
+  }
+  let fields: string[][] | null = null;
+  if (typeof path === "string") {
+    fields = paths.get(path) ?? null;
+    if (fields === null) {
+      if (paths.size > 100) paths.clear();
+      paths.set(path, fields = [JSON.parse(path) as string[]]);
+    }
+  }
+  const words: string[] = [];
+  for (const s of searchableStrings(parsed, fields)) {
+    for (const w of searchWords(s)) words.push(w);
+  }
+  return words.join(" ");
+}
+
+/** A code point in a PostgreSQL regular expression (ARE escape). */
+function pgChar(c: number): string {
+  return `\\U${c.toString(16).padStart(8, "0")}`;
+}
+
+/** Every code point, unpaired surrogates as spaces (what a table is made from). */
+function everyCodePoint(): string {
+  const units = new Uint16Array(0x110000 * 2);
+  let n = 0;
+  for (let c = 0; c <= 0x10ffff; c++) {
+    if (c < 0x10000) units[n++] = c >= 0xd800 && c <= 0xdfff ? 0x20 : c;
+    else {
+      const d = c - 0x10000;
+      units[n++] = 0xd800 + (d >> 10);
+      units[n++] = 0xdc00 + (d & 0x3ff);
+    }
+  }
+  return new TextDecoder("utf-16le").decode(units.subarray(0, n));
+}
+
+let tables: { regex: string; lower: Record<string, string> } | undefined;
+
+function makeTables(): { regex: string; lower: Record<string, string> } {
+  const all = everyCodePoint();
+  const ranges: string[] = [];
+  for (const m of all.matchAll(/[\p{L}\p{N}\p{Co}]+/gu)) {
+    const cps = [...m[0]];
+    const first = cps[0].codePointAt(0)!;
+    const last = cps[cps.length - 1].codePointAt(0)!;
+    ranges.push(first === last ? pgChar(first) : `${pgChar(first)}-${pgChar(last)}`);
+  }
+  const lower: Record<string, string> = {};
+  for (const m of all.matchAll(/\p{Changes_When_Lowercased}/gu)) {
+    const to = m[0].toLowerCase();
+    // İ (the one letter whose lower case is two characters) is replaced before the cut.
+    if ([...to].length === 1) lower[m[0]] = to;
+  }
+  // Σ lower-cases to ς at the end of a word and to σ elsewhere: both are indexed
+  // as σ (and searched as σ), and every hit is checked against the reference.
+  lower["ς"] = "σ";
+  lower["Σ"] = "σ";
+  return { regex: `[${ranges.join("")}]+`, lower };
+}
+
+/** A PostgreSQL regular expression matching one word (a run of `\p{L}`, `\p{N}`, `\p{Co}` characters). */
+export function pgWordRegex(): string {
+  return (tables ??= makeTables()).regex;
+}
+
+/** The lower case of every character that has a one-character one, as a JSON object (σ for Σ and ς). */
+export function pgLowerMap(): Record<string, string> {
+  return (tables ??= makeTables()).lower;
+}
+
+/** A search term as postgres indexes it (final sigma as σ). */
+export function pgTerm(term: string): string {
+  return term.replaceAll("ς", "σ");
+}
