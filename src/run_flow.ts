@@ -10,7 +10,7 @@ import { resolve } from "./_path.ts";
 import { callGuarded } from "./_callback.ts";
 import type { Clock, Timers } from "./clock.ts";
 import type { StoreResolver } from "./state/scopes.ts";
-import { executeFlow } from "./flow/executor.ts";
+import { executeFlow, type PreparedFlow } from "./flow/executor.ts";
 import { type FlowSource, isFlowPath, loadFlowIn } from "./flow/load.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
 import type { FlowCache } from "./flow_cache.ts";
@@ -198,6 +198,15 @@ async function saveVersionOnce(
   return hash;
 }
 
+/** The node ids of each prepared flow, one array per flow (its recorder's `nodeIds`). */
+const nodeIdArrays = new WeakMap<PreparedFlow, readonly string[]>();
+
+function nodeIdsOf(prepared: PreparedFlow): readonly string[] {
+  let ids = nodeIdArrays.get(prepared);
+  if (ids === undefined) nodeIdArrays.set(prepared, ids = prepared.nodes.map((n) => n.spec.id));
+  return ids;
+}
+
 /** Run a flow and return its record. Invalid flows and inputs throw before anything is written. */
 export function runFlow(
   host: FlowHost,
@@ -320,14 +329,16 @@ async function runInTree(
       ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
     };
     const onCancelRequested = () => cancel.abort("cancel requested");
+    const nodeIds = nodeIdsOf(prepared);
     recorder = claimed === undefined
-      ? await RunRecorder.start(records, host.clock, start, { onCancelRequested })
+      ? await RunRecorder.start(records, host.clock, start, { onCancelRequested, nodeIds })
       : RunRecorder.adopt(records, host.clock, claimed.record, {
         ...start,
         ...(claimed.record.parentRunId ? { parentRunId: claimed.record.parentRunId } : {}),
         queue: claimed.record.queue,
       }, {
         onCancelRequested,
+        nodeIds,
         heartbeatMs: claimed.heartbeatMs,
         ...(claimed.lost === undefined ? {} : { lost: claimed.lost }),
         // Cancelled because the worker stops (or its process exits at once): back to the queue.

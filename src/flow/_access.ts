@@ -93,12 +93,17 @@ export interface Writer {
   nodeId: string;
 }
 
-/** The reads and writes of one node, over all its attempts. */
-export class NodeAccess {
+/**
+ * The reads and writes of one node, over all its attempts; it is the
+ * observer its attempts' views report to (methods, not closures made per node).
+ */
+export class NodeAccess implements StateObserver {
   #reads = new AccessList();
   #writes = new AccessList();
-  /** The observer its attempts' views report to. */
-  readonly observer: StateObserver;
+  readonly #writer: Writer;
+  readonly #sink: StateChangeSink | undefined;
+  /** Set when the views also write as the node (see `StateObserver.actor`). */
+  declare readonly actor?: Writer;
 
   /**
    * Collect for the node `writer`, telling committed writes to `sink` while
@@ -106,29 +111,45 @@ export class NodeAccess {
    * `StateObserver.actor`).
    */
   constructor(writer: Writer, sink: StateChangeSink | undefined, asActor = false) {
-    const reads = this.#reads;
-    const writes = this.#writes;
-    this.observer = {
-      read: (scope, key, store, prefix) => reads.add(scope, key, store, prefix),
-      wrote(scope, key, store, change) {
-        writes.add(scope, key, store, false);
-        if (sink?.listening) sink.changed({ ...change, ...writer });
-      },
-      ...(asActor ? { actor: writer } : {}),
-    };
+    this.#writer = writer;
+    this.#sink = sink;
+    if (asActor) (this as { actor?: Writer }).actor = writer;
+  }
+
+  /** See {@linkcode StateObserver.read}. */
+  read(scope: ScopeName, key: readonly string[], store: string | undefined, prefix: boolean): void {
+    this.#reads.add(scope, key, store, prefix);
+  }
+
+  /** See {@linkcode StateObserver.wrote}. */
+  wrote(
+    scope: ScopeName,
+    key: readonly string[],
+    store: string | undefined,
+    change: Parameters<StateObserver["wrote"]>[3],
+  ): void {
+    this.#writes.add(scope, key, store, false);
+    const sink = this.#sink;
+    if (sink?.listening) sink.changed({ ...change, ...this.#writer });
+  }
+
+  /** Stop collecting: what an attempt that is still stopping reads or writes later is not added. */
+  close(): void {
+    this.#reads.closed = this.#writes.closed = true;
   }
 
   /**
-   * The `reads`/`writes` fields of the `node.end` event (none when empty); what
-   * an attempt that is still stopping reads or writes later is not added.
+   * Add the `reads`/`writes` fields of the `node.end` event to `event` (none
+   * when empty; written onto it, not made as an object of their own), and
+   * {@linkcode NodeAccess.close}.
    */
-  fields(): Pick<NodeEndEvent, "reads" | "readsTruncated" | "writes" | "writesTruncated"> {
-    this.#reads.closed = this.#writes.closed = true;
-    const out: Pick<NodeEndEvent, "reads" | "readsTruncated" | "writes" | "writesTruncated"> = {};
-    if (this.#reads.list.length > 0) out.reads = this.#reads.list;
-    if (this.#reads.truncated) out.readsTruncated = true;
-    if (this.#writes.list.length > 0) out.writes = this.#writes.list;
-    if (this.#writes.truncated) out.writesTruncated = true;
-    return out;
+  addFields(
+    event: Pick<NodeEndEvent, "reads" | "readsTruncated" | "writes" | "writesTruncated">,
+  ): void {
+    this.close();
+    if (this.#reads.list.length > 0) event.reads = this.#reads.list;
+    if (this.#reads.truncated) event.readsTruncated = true;
+    if (this.#writes.list.length > 0) event.writes = this.#writes.list;
+    if (this.#writes.truncated) event.writesTruncated = true;
   }
 }

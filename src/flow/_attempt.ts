@@ -7,27 +7,14 @@
  * @module
  */
 import { AttemptOverError } from "../errors.ts";
-import type {
-  ScopeCallOptions,
-  ScopeKey,
-  ScopeQueryOptions,
-  ScopeSearchOptions,
-  StateView,
-} from "../state/scopes.ts";
+import type { ViewGuard } from "../state/scopes.ts";
 
-/** Who the attempt is, for the error. */
-export interface AttemptIdentity {
-  /** The run. */
-  runId: string;
-  /** The node. */
-  nodeId: string;
-  /** The attempt number. */
-  attempt: number;
-}
-
-/** Guards the calls of one attempt. */
-export class AttemptFence {
-  #who: AttemptIdentity;
+/** Guards the calls of one attempt (its state views are guarded by it too). */
+export class AttemptFence implements ViewGuard {
+  /** Who the attempt is, for the error (fields, not an object: one fence per node attempt). */
+  readonly #runId: string;
+  readonly #nodeId: string;
+  readonly #attempt: number;
   #over: string | undefined;
   /** Calls in flight. */
   #inFlight = 0;
@@ -36,9 +23,11 @@ export class AttemptFence {
   /** One settle handler per fence, made at its first call (not a closure and a set entry per call). */
   #settled: (() => void) | undefined;
 
-  /** A fence for `who`, open until {@linkcode AttemptFence.close}. */
-  constructor(who: AttemptIdentity) {
-    this.#who = who;
+  /** A fence for attempt `attempt` of node `nodeId` of run `runId`, open until {@linkcode AttemptFence.close}. */
+  constructor(runId: string, nodeId: string, attempt: number) {
+    this.#runId = runId;
+    this.#nodeId = nodeId;
+    this.#attempt = attempt;
   }
 
   /** Refuse every later call, saying why the attempt is over. */
@@ -46,21 +35,31 @@ export class AttemptFence {
     this.#over ??= reason;
   }
 
+  /** The error a call made now fails with: `undefined` while the attempt runs. */
+  refusal(): AttemptOverError | undefined {
+    return this.#over === undefined ? undefined : new AttemptOverError({
+      runId: this.#runId,
+      nodeId: this.#nodeId,
+      attempt: this.#attempt,
+      reason: this.#over,
+    });
+  }
+
   /** Throw if the attempt is over. */
   check(): void {
-    if (this.#over !== undefined) {
-      throw new AttemptOverError({ ...this.#who, reason: this.#over });
-    }
+    const refused = this.refusal();
+    if (refused !== undefined) throw refused;
   }
 
   /** Run `call` if the attempt is not over, and track it until it settles. */
   guard<T>(call: () => Promise<T>): Promise<T> {
-    try {
-      this.check();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const promise = call();
+    const refused = this.refusal();
+    if (refused !== undefined) return Promise.reject(refused);
+    return this.track(call());
+  }
+
+  /** Track `promise` (a call that just began) until it settles; returns it. */
+  track<T>(promise: Promise<T>): Promise<T> {
     this.#inFlight++;
     const settled = this.#settled ??= () => {
       if (--this.#inFlight > 0) return;
@@ -85,26 +84,4 @@ export class AttemptFence {
       this.#idle = before === undefined ? resolve : () => (before(), resolve());
     });
   }
-}
-
-/** `view`, with every call guarded by `fence`. */
-export function fencedView(view: StateView, fence: AttemptFence): StateView {
-  return {
-    scope: view.scope,
-    get: <T>(key: ScopeKey, options?: ScopeCallOptions) =>
-      fence.guard(() => view.get<T>(key, options)),
-    entry: <T>(key: ScopeKey, options?: ScopeCallOptions) =>
-      fence.guard(() => view.entry<T>(key, options)),
-    set: (key, value, options) => fence.guard(() => view.set(key, value, options)),
-    delete: (key, options) => fence.guard(() => view.delete(key, options)),
-    increment: (key, by, options) => fence.guard(() => view.increment(key, by, options)),
-    keys: (options) => fence.guard(() => view.keys(options)),
-    entries: <T>(options?: ScopeCallOptions & { prefix?: ScopeKey; limit?: number }) =>
-      fence.guard(() => view.entries<T>(options)),
-    query: view.query &&
-      (<T>(options?: ScopeQueryOptions) => fence.guard(() => view.query!<T>(options))),
-    search: view.search &&
-      (<T>(text: string, options?: ScopeSearchOptions) =>
-        fence.guard(() => view.search!<T>(text, options))),
-  };
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { withNodeActor } from "../store/actor.ts";
-import { createStateView, type StateView, type StoreResolver } from "../state/scopes.ts";
+import { boundView, createStateView, type StateView, type StoreResolver } from "../state/scopes.ts";
 import { MAX_VALUE_BYTES, serializeValue, utf8Length } from "../store/values.ts";
 import type { JsonValue } from "../store/types.ts";
 import { type Clock, realTimers, type Timers } from "../clock.ts";
@@ -22,7 +22,7 @@ import type { FlowDefinition, NodeSpec } from "./types.ts";
 import type { NodeStatus, RunEvent, RunEventInit, RunRecord, RunStatus } from "../records/types.ts";
 import { periodicYield } from "../_yield.ts";
 import { messageOf } from "../errors.ts";
-import { AttemptFence, fencedView } from "./_attempt.ts";
+import { AttemptFence } from "./_attempt.ts";
 import { NodeAccess } from "./_access.ts";
 import { releaseSandbox } from "./sandbox.ts";
 import type { SchemaResult } from "../plugin.ts";
@@ -190,6 +190,8 @@ interface AttemptFailure {
   stuck?: string;
 }
 
+type AttemptOutcome = AttemptSuccess | AttemptFailure;
+
 interface NodeResult {
   status: NodeStatus;
   attempts: number;
@@ -218,13 +220,56 @@ const ACTOR_FREE_BUILTINS: ReadonlySet<string> = new Set([
   ...[...builtinNodes.keys()].filter((type) => type.startsWith("state.")),
 ]);
 
-/** Whether `node` is one of {@linkcode ACTOR_FREE_BUILTINS} (the built-in itself). */
-function actorFree(node: PreparedNode): boolean {
-  return ACTOR_FREE_BUILTINS.has(node.spec.type) && builtinNodes.get(node.spec.type) === node.type;
+/**
+ * Built-in node types whose `run` never changes its options nor hands them
+ * (or anything in them) to code that could: their options are read, passed
+ * to a store (which copies them as JSON text), or returned as the output
+ * (which the executor copies as JSON text). Their checked constant options
+ * are passed as they are, without a fresh copy per attempt.
+ */
+const UNCHANGED_OPTIONS_BUILTINS: ReadonlySet<string> = new Set([
+  "transform",
+  "log",
+  "delay",
+  "fail",
+  "state.get",
+  "state.set",
+  "state.delete",
+  "state.increment",
+]);
+
+/** What the executor works out once per node of a prepared flow, kept across its runs. */
+interface NodeFacts {
+  /** Its type is the built-in of its name (not a module's type of the same name). */
+  readonly builtin: boolean;
+  /** It is one of {@linkcode ACTOR_FREE_BUILTINS}. */
+  readonly actorFree: boolean;
+  /** It is one of {@linkcode UNCHANGED_OPTIONS_BUILTINS}. */
+  readonly uncopied: boolean;
+  /** Its checked options, once checked, for a built-in whose `with` is constant (see `#input`). */
+  checked: { value: unknown } | undefined;
 }
 
-/** The checked options of built-in nodes with a constant `with`, by prepared node. */
-const checkedInputs = new WeakMap<PreparedNode, { value: unknown }>();
+/** The {@linkcode NodeFacts} of each prepared flow's nodes, by position. */
+const factsByFlow = new WeakMap<PreparedFlow, NodeFacts[]>();
+
+/** The facts of `flow`'s nodes, worked out on its first run (not once per node and run). */
+function nodeFacts(flow: PreparedFlow): NodeFacts[] {
+  let facts = factsByFlow.get(flow);
+  if (facts === undefined) {
+    facts = flow.nodes.map((node) => {
+      const builtin = builtinNodes.get(node.spec.type) === node.type;
+      return {
+        builtin,
+        actorFree: builtin && ACTOR_FREE_BUILTINS.has(node.spec.type),
+        uncopied: builtin && UNCHANGED_OPTIONS_BUILTINS.has(node.spec.type),
+        checked: undefined,
+      };
+    });
+    factsByFlow.set(flow, facts);
+  }
+  return facts;
+}
 
 /** The value of a schema's check, or a `TypeError` listing its issues. */
 function optionsOf(node: PreparedNode, result: SchemaResult<unknown>): unknown {
@@ -249,21 +294,22 @@ interface AttemptHost {
   emit(event: RunEventInit): void;
   /** The reads and writes of node `i`, made on first use. */
   accessOf(i: number): NodeAccess;
+  /** What is known of each node of the flow, by position. */
+  readonly facts: readonly NodeFacts[];
 }
 
 /**
- * One attempt of one node while it runs: its fence, its signal (made when
- * asked for), and how it ends (the first of its work settling and its being
- * stopped: one promise, where a race would take several). A class, so that
- * an attempt costs one object and not a dozen closures.
+ * One attempt of one node while it runs: its fence (it is one: the fence's
+ * calls are its own, and an attempt costs one object, not two), its signal
+ * (made when asked for), and how it ends (the first of its work settling and
+ * its being stopped: one promise, where a race would take several). A
+ * class, so that an attempt costs one object and not a dozen closures.
  */
-class Attempt {
+class Attempt extends AttemptFence {
   readonly host: AttemptHost;
   readonly index: number;
   readonly node: PreparedNode;
   readonly number: number;
-  /** Its views, sub-flows and logs: refused once the attempt is over. */
-  readonly fence: AttemptFence;
   #controller: AbortController | undefined;
   /** Why the attempt was stopped (the run's abort reason, its timeout, or its end). */
   stopped: { reason: unknown } | undefined;
@@ -277,21 +323,24 @@ class Attempt {
   subRuns: Set<string> | undefined;
 
   constructor(host: AttemptHost, index: number, node: PreparedNode, number: number) {
+    // Its views, sub-flows and logs: refused once the attempt is over.
+    super(host.options.runId, node.spec.id, number);
     this.host = host;
     this.index = index;
     this.node = node;
     this.number = number;
-    this.fence = new AttemptFence({
-      runId: host.options.runId,
-      nodeId: node.spec.id,
-      attempt: number,
-    });
   }
 
   /** Resolves once the attempt is decided. */
   decision(): Promise<void> {
     if (this.decided) return Promise.resolve();
     return new Promise<void>((resolve) => this.#wake = resolve);
+  }
+
+  /** Its work settled (returned or threw): that decides how it ended, unless it was stopped first. */
+  settle(failed: boolean, value: unknown): void {
+    this.settled = true;
+    this.decide(failed, value);
   }
 
   /** The first call decides how the attempt ended. */
@@ -316,7 +365,7 @@ class Attempt {
   stop(reason: unknown): void {
     if (this.stopped !== undefined) return;
     this.stopped = { reason };
-    this.fence.close(
+    this.close(
       reason instanceof AttemptTimeout
         ? reason.message
         : reason === "timed-out"
@@ -337,17 +386,17 @@ class Attempt {
 
   /** A state view of the attempt: fenced, and recording what it reads and writes for `node.end`. */
   view(scope: "node" | "flow" | "global"): StateView {
-    const o = this.host.options;
-    return fencedView(
-      createStateView(
-        o.resolver,
-        scope,
-        this.host.flowId,
-        scope === "node" ? this.node.spec.id : undefined,
-        this.host.accessOf(this.index).observer,
-      ),
-      this.fence,
+    const view = createStateView(
+      this.host.options.resolver,
+      scope,
+      this.host.flowId,
+      scope === "node" ? this.node.spec.id : undefined,
+      this.host.accessOf(this.index),
+      this,
     );
+    // A node's code may take a method out of its view (`const { get } = ctx.flow`): it gets
+    // functions of their own. A built-in node does not, and uses the view's methods as they are.
+    return this.host.facts[this.index].builtin ? view : boundView(view);
   }
 }
 
@@ -387,7 +436,7 @@ class AttemptContext implements NodeContext<unknown> {
     this.clock = o.clock;
     const enqueue = o.enqueue;
     if (enqueue !== undefined) {
-      this.enqueue = (flow, options) => a.fence.guard(() => enqueue(flow, options));
+      this.enqueue = (flow, options) => a.guard(() => enqueue(flow, options));
     }
   }
 
@@ -415,7 +464,7 @@ class AttemptContext implements NodeContext<unknown> {
   get log(): NodeContext<unknown>["log"] {
     const a = this.#a;
     return this.#log ??= (message: string, level?: LogLevel) => {
-      a.fence.check();
+      a.check();
       a.host.emit({
         type: "node.log",
         node: a.node.spec.id,
@@ -438,7 +487,7 @@ class AttemptContext implements NodeContext<unknown> {
   get runFlow(): NodeContext<unknown>["runFlow"] {
     const a = this.#a;
     return this.#runFlow ??= (sub, subInput) =>
-      a.fence.guard(() => {
+      a.guard(() => {
         let subRun: string | undefined;
         const onStart = (runId: string) => (a.subRuns ??= new Set()).add(subRun = runId);
         const run = (a.host.options.runFlow ?? noRunFlow)(sub, subInput, {
@@ -450,6 +499,13 @@ class AttemptContext implements NodeContext<unknown> {
         return run;
       });
   }
+}
+
+/** Whether `value` is a promise or another thenable (what `await` would wait for). */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value instanceof Promise ||
+    (typeof value === "object" || typeof value === "function") && value !== null &&
+      typeof (value as { then?: unknown }).then === "function";
 }
 
 const noRunFlow: NonNullable<ExecuteOptions["runFlow"]> = () =>
@@ -466,6 +522,7 @@ class Execution implements AttemptHost {
   readonly options: ExecuteOptions;
   readonly timers: Timers;
   readonly flowId: string;
+  readonly facts: NodeFacts[];
   #controller = new AbortController();
   #results: (NodeResult | undefined)[];
   #scope: TemplateScope;
@@ -481,6 +538,7 @@ class Execution implements AttemptHost {
     this.#o = this.options = options;
     this.timers = options.timers ?? realTimers;
     this.flowId = flow.definition.id;
+    this.facts = nodeFacts(flow);
     this.#results = new Array(flow.nodes.length);
     this.#scope = {
       inputs: options.inputs,
@@ -635,7 +693,7 @@ class Execution implements AttemptHost {
           nodeId: this.#flow.nodes[i].spec.id,
         },
         this.#o.resolver.stateChanges,
-        actorFree(this.#flow.nodes[i]),
+        this.facts[i].actorFree,
       );
       this.#access.set(i, access);
     }
@@ -648,7 +706,7 @@ class Execution implements AttemptHost {
     const access = this.#access.get(i);
     if (access !== undefined) this.#access.delete(i);
     if (on === undefined) {
-      access?.fields(); // closes its lists all the same
+      access?.close(); // closes its lists all the same
       return result;
     }
     let outputBytes: number | undefined;
@@ -664,7 +722,7 @@ class Execution implements AttemptHost {
       outputBytes,
       error: result.error,
     };
-    if (access !== undefined) Object.assign(event, access.fields());
+    if (access !== undefined) access.addFields(event);
     on(event);
     return result;
   }
@@ -719,7 +777,7 @@ class Execution implements AttemptHost {
       }
       let input: unknown;
       try {
-        input = this.#input(node);
+        input = this.#input(i, node);
         if (input instanceof Promise) input = await input;
       } catch (err) {
         // Bad options never get better on retry.
@@ -729,6 +787,8 @@ class Execution implements AttemptHost {
           error: (err as Error).message,
         });
       }
+      // Awaited even when it is no promise: the nodes started with this one begin before its
+      // end, as they always did (the order of a run's events does not change).
       const outcome = await this.#attempt(i, node, input, attempt, runSignal);
       if (outcome.ok) {
         return this.#end(
@@ -780,33 +840,39 @@ class Execution implements AttemptHost {
   }
 
   /**
-   * The node's options, checked: a fresh copy of the value checked before
+   * The node's options, checked: the value checked before (a fresh copy of
+   * it, unless the type is one of {@linkcode UNCHANGED_OPTIONS_BUILTINS})
    * for a built-in node whose `with` holds no template (the same value and
    * schema give the same result: the built-in schemas' defaults are
    * constants; a custom type's schema may not be pure), else `with`
    * evaluated and checked now. A promise only when
    * the schema's check is asynchronous.
    */
-  #input(node: PreparedNode): unknown {
-    const known = checkedInputs.get(node);
-    if (known !== undefined) return copyContainers(known.value);
+  #input(i: number, node: PreparedNode): unknown {
+    const facts = this.facts[i];
+    const known = facts.checked;
+    if (known !== undefined) return facts.uncopied ? known.value : copyContainers(known.value);
     const raw = node.with.evaluate(this.#scope, this.#o.clock);
     const result = node.type.optionsSchema["~standard"].validate(raw);
     if (result instanceof Promise) return result.then((r) => optionsOf(node, r));
     const value = optionsOf(node, result);
-    if (node.with.isStatic && builtinNodes.get(node.spec.type) === node.type) {
-      checkedInputs.set(node, { value: copyContainers(value) });
+    if (node.with.isStatic && facts.builtin) {
+      facts.checked = { value: copyContainers(value) };
     }
     return value;
   }
 
-  async #attempt(
+  /**
+   * Run one attempt: its outcome, at once (not a promise) when the node
+   * returned or threw without a promise and nothing it began is in flight.
+   */
+  #attempt(
     i: number,
     node: PreparedNode,
     input: unknown,
     attempt: number,
     runSignal: AbortSignal,
-  ): Promise<AttemptSuccess | AttemptFailure> {
+  ): AttemptOutcome | Promise<AttemptOutcome> {
     const id = node.spec.id;
     const a = new Attempt(this, i, node, attempt);
     const ctx = new AttemptContext(a, input);
@@ -816,32 +882,41 @@ class Execution implements AttemptHost {
     // Every store write the node makes is recorded in change feeds as this run's node
     // (built-ins that touch no store and emit no event run without that context, and
     // the state built-ins' views write as the node: see accessOf).
-    let work: Promise<unknown>;
+    // A node that returns (or throws) without a promise is decided at once: no promise, no
+    // callbacks and no wait for it (a `transform` is). `work` is its promise, if it made one.
+    let work: PromiseLike<unknown> | undefined;
     try {
-      work = Promise.resolve(
-        actorFree(node)
-          ? node.type.run(ctx, input)
-          : withNodeActor(this.options.runId, this.flowId, id, () => node.type.run(ctx, input)),
-      );
+      const value = this.facts[i].actorFree
+        ? node.type.run(ctx, input)
+        : withNodeActor(this.options.runId, this.flowId, id, () => node.type.run(ctx, input));
+      if (isThenable(value)) work = value;
+      else a.settle(false, value);
     } catch (err) {
-      work = Promise.reject(err);
+      a.settle(true, err);
     }
-    work.then((value) => {
-      a.settled = true;
-      a.decide(false, value);
-    }, (err) => {
-      a.settled = true;
-      a.decide(true, err);
-    });
+    if (work !== undefined) {
+      // Promise.resolve: a thenable that is not a promise is followed as `await` would.
+      Promise.resolve(work).then((value) => a.settle(false, value), (err) => a.settle(true, err));
+    }
     // Only a node with a timeout has a timer (started after the work: the work wins a tie).
     let timer: AbortController | undefined;
-    if (node.timeout !== undefined) {
+    if (node.timeout !== undefined && !a.decided) {
       const ms = node.timeout;
       timer = new AbortController();
       this.timers.sleep(ms, timer.signal).then(() => a.stop(new AttemptTimeout(ms)), () => {});
     }
-    await a.decision();
-    let outcome: AttemptSuccess | AttemptFailure;
+    if (a.decided) return this.#decided(a, work, timer);
+    return a.decision().then(() => this.#decided(a, work, timer));
+  }
+
+  /** The outcome of attempt `a`, once decided; a promise only when something it began may still run. */
+  #decided(
+    a: Attempt,
+    work: PromiseLike<unknown> | undefined,
+    timer: AbortController | undefined,
+  ): AttemptOutcome | Promise<AttemptOutcome> {
+    const id = a.node.spec.id;
+    let outcome: AttemptOutcome;
     const result = a.result;
     if (a.threw) {
       outcome = { ok: false, error: messageOf(result), timedOut: result instanceof AttemptTimeout };
@@ -864,20 +939,27 @@ class Execution implements AttemptHost {
     timer?.abort("attempt finished");
     this.#live.delete(a);
     // The attempt is over: nothing it does from now on reaches state or the run.
-    const fence = a.fence;
-    fence.close(a.settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
+    a.close(a.settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
     a.end();
-    if (a.settled && !fence.busy) return outcome;
-    // Wait for it to stop (and its sub-runs to record their end), within the grace period.
+    if (a.settled && !a.busy) return outcome;
+    return this.#untilStopped(a, work, outcome);
+  }
+
+  /** Wait for attempt `a` to stop (and its sub-runs to record their end), within the grace period. */
+  async #untilStopped(
+    a: Attempt,
+    work: PromiseLike<unknown> | undefined,
+    outcome: AttemptOutcome,
+  ): Promise<AttemptOutcome> {
     const grace = this.options.abortGrace ?? DEFAULT_ABORT_GRACE;
     const graceTimer = new AbortController();
     const ended = await Promise.race([
-      Promise.all([work.then(() => {}, () => {}), fence.drained()]).then(() => true),
+      Promise.all([Promise.resolve(work).then(() => {}, () => {}), a.drained()]).then(() => true),
       this.timers.sleep(grace, graceTimer.signal).then(() => false, () => false),
     ]);
     graceTimer.abort("attempt stopped");
     if (ended) return outcome;
-    const notes = [`attempt ${attempt} did not stop within the ${grace} ms grace period`];
+    const notes = [`attempt ${a.number} did not stop within the ${grace} ms grace period`];
     const subRuns = a.subRuns;
     if (subRuns !== undefined && subRuns.size > 0) {
       const ids = [...subRuns];
@@ -888,7 +970,7 @@ class Execution implements AttemptHost {
       );
     }
     const stuck = notes.join("; ");
-    this.emit({ type: "node.log", node: id, message: stuck, level: "warn" });
+    this.emit({ type: "node.log", node: a.node.spec.id, message: stuck, level: "warn" });
     if (outcome.ok) return outcome;
     return { ...outcome, stuck };
   }

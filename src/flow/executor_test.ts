@@ -466,3 +466,40 @@ Deno.test("ctx.sleep() refuses NaN and negative waits, and sleeps through Infini
   assert.equal(forever.nodes.n.status, "timed-out");
   assert.match(forever.error?.message ?? "", /timed out after 200 ms/);
 });
+
+Deno.test("nodes ready together start before any of them ends, synchronous ones too: the order of a run's events", async () => {
+  const { openRuntime } = await import("../../mod.ts");
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const seen: string[] = [];
+  const run = await rt.runFlow({
+    id: "par",
+    nodes: [
+      { id: "a", type: "transform", with: { value: 1 } },
+      { id: "b", type: "transform", with: { value: 2 } },
+      { id: "c", type: "fail", with: { message: "no" }, continueOnError: true },
+      { id: "d", type: "transform", needs: ["a"], with: { value: 3 } },
+    ],
+  }, {
+    onEvent: (e) => {
+      if (e.type.startsWith("node.")) {
+        seen.push(`${e.type.slice(5)}:${(e as { node: string }).node}`);
+      }
+    },
+  });
+  assert.equal(run.status, "succeeded");
+  assert.deepEqual(seen, [
+    "start:a",
+    "attempt:a",
+    "start:b",
+    "attempt:b",
+    "start:c",
+    "attempt:c",
+    "end:a",
+    "end:b",
+    "attempt:c", // c's failed attempt
+    "end:c",
+    "start:d",
+    "attempt:d",
+    "end:d",
+  ]);
+});

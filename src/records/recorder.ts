@@ -31,7 +31,8 @@ import type { JsonValue } from "../store/types.ts";
 import type { Records } from "./records.ts";
 import { HEARTBEAT_MS } from "./heartbeat.ts";
 import { newRunId } from "./run_id.ts";
-import type { NodeOutcome, QueueInfo, RunEvent, RunRecord } from "./types.ts";
+import { NodeOutcomes } from "./_node_outcomes.ts";
+import type { QueueInfo, RunEvent, RunRecord } from "./types.ts";
 
 /**
  * Events appended per batch at most.
@@ -131,6 +132,13 @@ export interface RunRecorderOptions {
     events: RunEvent[],
     how?: { interrupted: boolean; requeueAfterMs?: number },
   ) => Promise<boolean | void>;
+  /**
+   * The run's node ids, when they are known in advance (a flow's): what the
+   * recorder keeps of each node (for an end {@linkcode RunRecorder.interruptAll}
+   * records) is then kept by position, more cheaply. Pass the same array for
+   * every run of the same flow. Events of other nodes are kept all the same.
+   */
+  nodeIds?: readonly string[];
   /**
    * For a claimed run: aborted by whoever else keeps the claim's lease (a
    * queue worker) when it finds the claim gone. The recorder then acts as
@@ -354,7 +362,7 @@ export class RunRecorder {
   #watching: Promise<void> = Promise.resolve();
   readonly #commit: NonNullable<RunRecorderOptions["commit"]>;
   /** The nodes seen so far (from their events), for an end recorded by `interruptAll`. */
-  readonly #nodes = new Map<string, NodeOutcome>();
+  readonly #nodes: NodeOutcomes;
   /** The end `finish` is committing, once it has made it. */
   #ending: { record: RunRecord; events: RunEvent[] } | undefined;
   #interrupted: Promise<InterruptOutcome> | undefined;
@@ -400,6 +408,7 @@ export class RunRecorder {
     // (a commit of its own) instead of with the others.
     this.#lastFlush = Math.max(startedAt, clock.now());
     this.#timers = options.timers ?? realTimers;
+    this.#nodes = new NodeOutcomes(options.nodeIds);
     this.#retryDelays = options.finishRetryDelaysMs ?? FINISH_RETRY_DELAYS_MS;
   }
 
@@ -675,8 +684,7 @@ export class RunRecorder {
         ending = { record: ending.record, events: this.#buffer };
       }
       if (ending === undefined) {
-        const nodes: RunRecord["nodes"] = {};
-        for (const [id, outcome] of this.#nodes) nodes[id] = { ...outcome };
+        const nodes = this.#nodes.record();
         const events = this.#buffer;
         this.#buffer = [];
         events.push({ at: endedAt, type: "run.end" });
@@ -744,19 +752,14 @@ export class RunRecorder {
     this.#buffer.push(event);
     switch (event.type) {
       case "node.start":
-        this.#nodes.set(event.node, { status: "cancelled", attempts: 0 });
+        this.#nodes.set(event.node, "cancelled", 0);
         break;
       case "node.attempt":
-        if (event.error === undefined) {
-          this.#nodes.set(event.node, { status: "cancelled", attempts: event.attempt });
-        }
+        if (event.error === undefined) this.#nodes.set(event.node, "cancelled", event.attempt);
         break;
-      case "node.end": {
-        const outcome: NodeOutcome = { status: event.status, attempts: event.attempt };
-        if (event.error !== undefined) outcome.error = event.error;
-        this.#nodes.set(event.node, outcome);
+      case "node.end":
+        this.#nodes.set(event.node, event.status, event.attempt, event.error);
         break;
-      }
     }
     if (this.#buffer.length >= EVENT_BATCH_SIZE || event.at - this.#lastFlush >= EVENT_BATCH_MS) {
       this.#flush();

@@ -616,3 +616,68 @@ Deno.test("Records.finishClaimedRun refuses a releaseAfterMs that is not a numbe
   }
   assert.equal((await records.getRun(runId))?.queue?.claim?.worker, "A", "still claimed");
 });
+
+Deno.test("interruptAll records the same nodes, in the same order, whether the recorder was given the run's nodeIds or not", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const nodeIds = ["a", "b", "c", "d", "e"];
+  /** The events of a run cut short: ended, retried, skipped, running, and a node not in nodeIds. */
+  const play = (recorder: RunRecorder) => {
+    const at = clock.now();
+    recorder.event({ at, type: "run.start" });
+    recorder.event({ at, type: "node.start", node: "c" });
+    recorder.event({ at, type: "node.attempt", node: "c", attempt: 1 });
+    recorder.event({ at, type: "node.start", node: "extra" });
+    recorder.event({ at, type: "node.attempt", node: "c", attempt: 1, error: "boom" });
+    recorder.event({ at, type: "node.attempt", node: "c", attempt: 2 });
+    recorder.event({ at, type: "node.start", node: "a" });
+    recorder.event({ at, type: "node.attempt", node: "a", attempt: 1 });
+    recorder.event({
+      at,
+      type: "node.end",
+      node: "a",
+      status: "failed",
+      attempt: 1,
+      durationMs: 0,
+      error: "no",
+    });
+    // Started again (a node that never ends this way in a flow, but events may say so).
+    recorder.event({ at, type: "node.start", node: "a" });
+    recorder.event({
+      at,
+      type: "node.end",
+      node: "e",
+      status: "skipped",
+      attempt: 0,
+      durationMs: 0,
+    });
+    recorder.event({
+      at,
+      type: "node.end",
+      node: "extra",
+      status: "succeeded",
+      attempt: 1,
+      durationMs: 1,
+    });
+  };
+  const runs: string[] = [];
+  for (const options of [{}, { nodeIds }]) {
+    const recorder = await RunRecorder.start(records, clock, START, options);
+    play(recorder);
+    runs.push(recorder.id);
+    await RunRecorder.interruptAll("cancelled: exiting at once");
+  }
+  const [without, withIds] = await Promise.all(runs.map((id) => records.getRun(id)));
+  const expected = {
+    c: { status: "cancelled", attempts: 2 },
+    extra: { status: "succeeded", attempts: 1 },
+    a: { status: "cancelled", attempts: 0 },
+    e: { status: "skipped", attempts: 0 },
+  };
+  for (const run of [without, withIds]) {
+    assert.equal(run?.status, "cancelled");
+    assert.deepEqual(run?.nodes, expected);
+    assert.deepEqual(Object.keys(run?.nodes ?? {}), Object.keys(expected), "first-event order");
+  }
+});

@@ -455,9 +455,28 @@ export async function incrementEntry(
 }
 
 /**
+ * What guards the calls of a view (a node attempt's fence, `flow/_attempt.ts`):
+ * a call is refused once it says so, and every call it lets through is
+ * tracked until it settles.
+ */
+export interface ViewGuard {
+  /** The error a call made now fails with, or `undefined` while calls may be made. */
+  refusal(): Error | undefined;
+  /** Track `call` (just begun) until it settles; returns it. */
+  track<T>(call: Promise<T>): Promise<T>;
+}
+
+/**
  * Make the view of one scope for a flow (and node). With an `observer`, every
  * read that returns and every write that commits is told to it (what a node
- * attempt read and wrote, in its `node.end` event).
+ * attempt read and wrote, in its `node.end` event); with a `guard`, every
+ * call goes through it.
+ *
+ * The view is a class instance: its methods are on its prototype, not
+ * closures made per view (a node attempt makes its views once per run of the
+ * node, so on a 10k-node flow the closures were a visible part of the run's
+ * time and garbage). Its methods read `this`: code that takes them out of the
+ * view (`const { get } = view`) must get them from {@linkcode boundView}.
  */
 export function createStateView(
   resolver: StoreResolver,
@@ -465,128 +484,271 @@ export function createStateView(
   flowId: string,
   nodeId?: string,
   observer?: StateObserver,
+  guard?: ViewGuard,
 ): StateView {
-  const prefix = scopePrefix(scope, flowId, nodeId);
-  const storeFor = (options?: ScopeCallOptions) =>
-    options?.store === undefined ? resolver.forScope(scope) : resolver.byName(options.store);
-  const full = (parts: readonly string[]): Key => prefix.concat(parts);
-  const actor = observer?.actor;
+  return new ScopeView(resolver, scope, scopePrefix(scope, flowId, nodeId), observer, guard);
+}
+
+/** `view`, with each method a function of its own (one may take it out of the object). */
+export function boundView(view: StateView): StateView {
+  return {
+    scope: view.scope,
+    get: (key, options) => view.get(key, options),
+    entry: (key, options) => view.entry(key, options),
+    set: (key, value, options) => view.set(key, value, options),
+    delete: (key, options) => view.delete(key, options),
+    increment: (key, by, options) => view.increment(key, by, options),
+    keys: (options) => view.keys(options),
+    entries: (options) => view.entries(options),
+    query: view.query && ((options) => view.query!(options)),
+    search: view.search && ((text, options) => view.search!(text, options)),
+  };
+}
+
+type ListOptions = ScopeCallOptions & { prefix?: ScopeKey; limit?: number };
+
+/**
+ * See {@linkcode createStateView}. Each public method checks the guard, then
+ * starts its work (a private async method) and hands the guard that promise:
+ * the order of `AttemptFence.guard`, with no closure per call.
+ */
+class ScopeView implements StateView {
+  readonly scope: ScopeName;
+  readonly #resolver: StoreResolver;
+  readonly #prefix: Key;
+  readonly #observer: StateObserver | undefined;
+  readonly #guard: ViewGuard | undefined;
+
+  constructor(
+    resolver: StoreResolver,
+    scope: ScopeName,
+    prefix: Key,
+    observer: StateObserver | undefined,
+    guard: ViewGuard | undefined,
+  ) {
+    this.scope = scope;
+    this.#resolver = resolver;
+    this.#prefix = prefix;
+    this.#observer = observer;
+    this.#guard = guard;
+  }
+
+  /** A call refused by the guard (the attempt is over), else `undefined`: check before the work starts. */
+  #refused(): Promise<never> | undefined {
+    const refused = this.#guard?.refusal();
+    return refused === undefined ? undefined : Promise.reject(refused);
+  }
+
+  /** `call` (the work of one method, just begun), tracked by the guard if any. */
+  #tracked<T>(call: Promise<T>): Promise<T> {
+    const guard = this.#guard;
+    return guard === undefined ? call : guard.track(call);
+  }
+
+  get<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<T | null> {
+    return this.#refused() ?? this.#tracked(this.#get<T>(key, options));
+  }
+
+  entry<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<Entry<T> | null> {
+    return this.#refused() ?? this.#tracked(this.#entry<T>(key, options));
+  }
+
+  set(
+    key: ScopeKey,
+    value: unknown,
+    options?: ScopeCallOptions & { expireIn?: number },
+  ): Promise<void> {
+    return this.#refused() ?? this.#tracked(this.#set(key, value, options));
+  }
+
+  delete(key: ScopeKey, options?: ScopeCallOptions): Promise<boolean> {
+    return this.#refused() ?? this.#tracked(this.#delete(key, options));
+  }
+
+  increment(key: ScopeKey, by?: number, options?: ScopeCallOptions): Promise<number> {
+    return this.#refused() ?? this.#tracked(this.#increment(key, by, options));
+  }
+
+  keys(options?: ListOptions): Promise<ScopeKey[]> {
+    return this.#refused() ?? this.#tracked(this.#keys(options));
+  }
+
+  entries<T>(options?: ListOptions): Promise<{ key: ScopeKey; value: T }[]> {
+    return this.#refused() ?? this.#tracked(this.#entries<T>(options));
+  }
+
+  query<T>(options?: ScopeQueryOptions): Promise<{ key: ScopeKey; value: T }[]> {
+    return this.#refused() ?? this.#tracked(this.#query<T>(options));
+  }
+
+  search<T>(
+    text: string,
+    options?: ScopeSearchOptions,
+  ): Promise<{ key: ScopeKey; value: T; score: number }[]> {
+    return this.#refused() ?? this.#tracked(this.#search<T>(text, options));
+  }
+
+  #storeFor(options: ScopeCallOptions | undefined): Promise<Store> {
+    return options?.store === undefined
+      ? this.#resolver.forScope(this.scope)
+      : this.#resolver.byName(options.store);
+  }
+
+  #full(parts: readonly string[]): Key {
+    return this.#prefix.concat(parts);
+  }
+
   /** `write()`, as the observer's node on a store that may record who writes. */
-  const asActor = <T>(store: Store, write: () => Promise<T>): Promise<T> =>
-    actor !== undefined && readsActor(store)
+  #asActor<T>(store: Store, write: () => Promise<T>): Promise<T> {
+    const actor = this.#observer?.actor;
+    return actor !== undefined && readsActor(store)
       ? withNodeActor(actor.runId, actor.flowId, actor.nodeId, write)
       : write();
-  const list = async (
-    options: (ScopeCallOptions & { prefix?: ScopeKey; limit?: number }) | undefined,
-  ) => {
-    const store = await storeFor(options);
+  }
+
+  async #list(options: ListOptions | undefined): Promise<Entry[]> {
+    const store = await this.#storeFor(options);
     const parts = options?.prefix === undefined
       ? []
-      : toParts(options.prefix, `Cannot list ${scope} state`);
+      : toParts(options.prefix, `Cannot list ${this.scope} state`);
     const out: Entry[] = [];
-    for await (const e of store.list({ prefix: full(parts), limit: options?.limit })) out.push(e);
-    observer?.read(scope, parts, options?.store, true);
+    const list = store.list({ prefix: this.#full(parts), limit: options?.limit });
+    for await (const e of list) out.push(e);
+    this.#observer?.read(this.scope, parts, options?.store, true);
     return out;
-  };
-  return {
-    scope,
-    async get<T>(key: ScopeKey, options?: ScopeCallOptions) {
-      const store = await storeFor(options);
-      const parts = toParts(key, `Cannot get ${scope} state`);
-      const e = await store.get<T>(full(parts));
-      observer?.read(scope, parts, options?.store, false);
-      return e === null ? null : e.value;
-    },
-    async entry<T>(key: ScopeKey, options?: ScopeCallOptions) {
-      const store = await storeFor(options);
-      const parts = toParts(key, `Cannot get ${scope} state`);
-      const e = await store.get<T>(full(parts));
-      observer?.read(scope, parts, options?.store, false);
-      return e;
-    },
-    async set(key, value, options) {
-      const store = await storeFor(options);
-      const parts = toParts(key, `Cannot set ${scope} state`);
-      const k = full(parts);
-      const result = await asActor(store, () =>
-        store.set(
-          k,
-          value,
-          options?.expireIn === undefined ? undefined : { expireIn: options.expireIn },
-        ));
-      if (observer && result.ok) {
-        observer.wrote(scope, parts, options?.store, {
-          store: store.name,
-          key: k,
-          op: "set",
-          version: result.version,
-        });
-      }
-    },
-    async delete(key, options) {
-      const store = await storeFor(options);
-      const parts = toParts(key, `Cannot delete ${scope} state`);
-      const k = full(parts);
-      const existed = (await store.get(k)) !== null;
-      await asActor(store, () => store.delete(k));
-      if (observer && existed) {
-        observer.wrote(scope, parts, options?.store, { store: store.name, key: k, op: "delete" });
-      }
-      return existed;
-    },
-    async increment(key, by = 1, options) {
-      const store = await storeFor(options);
-      const parts = toParts(key, `Cannot increment ${scope} state`);
-      const k = full(parts);
-      if (!observer) return increment(store, k, by);
-      const { value, version } = await asActor(store, () => incrementEntry(store, k, by));
-      observer.read(scope, parts, options?.store, false);
-      observer.wrote(scope, parts, options?.store, {
+  }
+
+  async #get<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<T | null> {
+    const store = await this.#storeFor(options);
+    const parts = toParts(key, `Cannot get ${this.scope} state`);
+    const e = await store.get<T>(this.#full(parts));
+    this.#observer?.read(this.scope, parts, options?.store, false);
+    return e === null ? null : e.value;
+  }
+
+  async #entry<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<Entry<T> | null> {
+    const store = await this.#storeFor(options);
+    const parts = toParts(key, `Cannot get ${this.scope} state`);
+    const e = await store.get<T>(this.#full(parts));
+    this.#observer?.read(this.scope, parts, options?.store, false);
+    return e;
+  }
+
+  async #set(
+    key: ScopeKey,
+    value: unknown,
+    options?: ScopeCallOptions & { expireIn?: number },
+  ): Promise<void> {
+    const store = await this.#storeFor(options);
+    const parts = toParts(key, `Cannot set ${this.scope} state`);
+    const k = this.#full(parts);
+    const result = await this.#asActor(store, () =>
+      store.set(
+        k,
+        value,
+        options?.expireIn === undefined ? undefined : { expireIn: options.expireIn },
+      ));
+    const observer = this.#observer;
+    if (observer && result.ok) {
+      observer.wrote(this.scope, parts, options?.store, {
         store: store.name,
         key: k,
         op: "set",
-        version,
+        version: result.version,
       });
-      return value;
-    },
-    async keys(options) {
-      return (await list(options)).map((e) => fromParts(e.key.slice(prefix.length)));
-    },
-    async entries<T>(options?: ScopeCallOptions & { prefix?: ScopeKey; limit?: number }) {
-      return (await list(options)).map((e) => ({
-        key: fromParts(e.key.slice(prefix.length)),
-        value: e.value as T,
-      }));
-    },
-    async query<T>(options: ScopeQueryOptions = {}) {
-      const store = await storeFor(options);
-      const under = options.prefix === undefined
-        ? prefix
-        : [...prefix, ...toParts(options.prefix, `Cannot query ${scope} state`)];
-      const entries = await store.query<T>({
-        prefix: under,
-        where: options.where,
-        orderBy: options.orderBy,
-        limit: options.limit,
-        offset: options.offset,
+    }
+  }
+
+  async #delete(key: ScopeKey, options?: ScopeCallOptions): Promise<boolean> {
+    const store = await this.#storeFor(options);
+    const parts = toParts(key, `Cannot delete ${this.scope} state`);
+    const k = this.#full(parts);
+    const existed = (await store.get(k)) !== null;
+    await this.#asActor(store, () => store.delete(k));
+    const observer = this.#observer;
+    if (observer && existed) {
+      observer.wrote(this.scope, parts, options?.store, {
+        store: store.name,
+        key: k,
+        op: "delete",
       });
-      return entries.map((e) => ({ key: fromParts(e.key.slice(prefix.length)), value: e.value }));
-    },
-    async search<T>(text: string, options: ScopeSearchOptions = {}) {
-      const store = await storeFor(options);
-      const under = options.prefix === undefined
-        ? prefix
-        : [...prefix, ...toParts(options.prefix, `Cannot search ${scope} state`)];
-      const hits = await store.search<T>(text, {
-        prefix: under,
-        limit: options.limit,
-        fields: options.fields,
-      });
-      return hits.map((h) => ({
-        key: fromParts(h.key.slice(prefix.length)),
-        value: h.value,
-        score: h.score,
-      }));
-    },
-  };
+    }
+    return existed;
+  }
+
+  async #increment(key: ScopeKey, by = 1, options?: ScopeCallOptions): Promise<number> {
+    const store = await this.#storeFor(options);
+    const parts = toParts(key, `Cannot increment ${this.scope} state`);
+    const k = this.#full(parts);
+    const observer = this.#observer;
+    if (!observer) return increment(store, k, by);
+    const actor = observer.actor;
+    // The closure `withNodeActor` needs is made only where an actor is recorded.
+    const { value, version } = actor !== undefined && readsActor(store)
+      ? await withNodeActor(
+        actor.runId,
+        actor.flowId,
+        actor.nodeId,
+        () => incrementEntry(store, k, by),
+      )
+      : await incrementEntry(store, k, by);
+    observer.read(this.scope, parts, options?.store, false);
+    observer.wrote(this.scope, parts, options?.store, {
+      store: store.name,
+      key: k,
+      op: "set",
+      version,
+    });
+    return value;
+  }
+
+  async #keys(options?: ListOptions): Promise<ScopeKey[]> {
+    const length = this.#prefix.length;
+    return (await this.#list(options)).map((e) => fromParts(e.key.slice(length)));
+  }
+
+  async #entries<T>(options?: ListOptions): Promise<{ key: ScopeKey; value: T }[]> {
+    const length = this.#prefix.length;
+    return (await this.#list(options)).map((e) => ({
+      key: fromParts(e.key.slice(length)),
+      value: e.value as T,
+    }));
+  }
+
+  async #query<T>(options: ScopeQueryOptions = {}): Promise<{ key: ScopeKey; value: T }[]> {
+    const store = await this.#storeFor(options);
+    const prefix = this.#prefix;
+    const under = options.prefix === undefined
+      ? prefix
+      : [...prefix, ...toParts(options.prefix, `Cannot query ${this.scope} state`)];
+    const entries = await store.query<T>({
+      prefix: under,
+      where: options.where,
+      orderBy: options.orderBy,
+      limit: options.limit,
+      offset: options.offset,
+    });
+    return entries.map((e) => ({ key: fromParts(e.key.slice(prefix.length)), value: e.value }));
+  }
+
+  async #search<T>(
+    text: string,
+    options: ScopeSearchOptions = {},
+  ): Promise<{ key: ScopeKey; value: T; score: number }[]> {
+    const store = await this.#storeFor(options);
+    const prefix = this.#prefix;
+    const under = options.prefix === undefined
+      ? prefix
+      : [...prefix, ...toParts(options.prefix, `Cannot search ${this.scope} state`)];
+    const hits = await store.search<T>(text, {
+      prefix: under,
+      limit: options.limit,
+      fields: options.fields,
+    });
+    return hits.map((h) => ({
+      key: fromParts(h.key.slice(prefix.length)),
+      value: h.value,
+      score: h.score,
+    }));
+  }
 }
