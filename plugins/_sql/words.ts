@@ -14,21 +14,42 @@
  *   and {@linkcode pgLowerMap} are this engine's Unicode tables of the same
  *   two steps, written into the SQL function that cuts the words there.
  *
- * {@linkcode SEARCH_WORDS_FORMAT} is kept next to the search declaration in
+ * The words' format ({@linkcode searchMetaValue}) is kept next to the search declaration in
  * the store's metadata: an index built the old way (by the database's
  * tokenizer) or with another Unicode version is rebuilt at open.
  *
  * @module
  */
-import process from "node:process";
 import { searchableStrings, searchWords } from "../../src/store/indexes.ts";
 
-/** The format of a search index built from {@linkcode valueWords}, with the Unicode version of its tables. */
-export const SEARCH_WORDS_FORMAT = `words 1, unicode ${process.versions.unicode ?? "?"}`;
+let wordsFormat: string | undefined;
 
-/** The metadata value of a search index built for `spec` in the current format. */
+/**
+ * Load {@linkcode searchMetaValue}'s format: the words' format and the Unicode
+ * version of this engine's tables. Only a store that declares a search calls
+ * it: `node:process` (where the version is) starts Deno's Node compatibility,
+ * ~20 ms of a cold run that a run without search must not pay.
+ */
+export async function loadSearchWordsFormat(): Promise<void> {
+  if (wordsFormat !== undefined) return;
+  const { default: process } = await import("node:process");
+  wordsFormat = `words 1, unicode ${process.versions.unicode ?? "?"}`;
+}
+
+/** Whether {@linkcode loadSearchWordsFormat} ran. */
+export function searchWordsFormatLoaded(): boolean {
+  return wordsFormat !== undefined;
+}
+
+/**
+ * The metadata value of a search index built for `spec` in the current format
+ * (after {@linkcode loadSearchWordsFormat}).
+ */
 export function searchMetaValue(spec: unknown): string {
-  return `${JSON.stringify(spec)} ${SEARCH_WORDS_FORMAT}`;
+  if (wordsFormat === undefined) {
+    throw new Error("searchMetaValue() before loadSearchWordsFormat()");
+  }
+  return `${JSON.stringify(spec)} ${wordsFormat}`;
 }
 
 const paths = new Map<string, string[][] | null>();

@@ -43,6 +43,7 @@ import {
 } from "./indexes.ts";
 import { LOCK_CLASS, quoteIdent } from "./schema.ts";
 import {
+  loadSearchWordsFormat,
   pgLowerMap,
   pgNonAsciiUpperRegex,
   pgTerm,
@@ -188,6 +189,7 @@ export async function preparePgSearch(
 ): Promise<boolean> {
   // The declaration and the words' format: a column built another way (an older version's
   // `lower()` and `[[:alnum:]]`, other Unicode tables) is rebuilt.
+  if (spec !== undefined) await loadSearchWordsFormat();
   const wanted = spec === undefined ? null : searchMetaValue(spec);
   if (await builtFor(sql, t) === wanted) return spec !== undefined;
   await txPool.begin(async (tx) => {

@@ -63,7 +63,12 @@ import {
   SEARCH_WORDS_FUNCTION,
   searchColumns,
 } from "./indexes.ts";
-import { searchMetaValue, valueWords } from "../_sql/words.ts";
+import {
+  loadSearchWordsFormat,
+  searchMetaValue,
+  searchWordsFormatLoaded,
+  valueWords,
+} from "../_sql/words.ts";
 
 /**
  * Whether a value's JSON text may hold a lone surrogate: JSON.stringify
@@ -1443,7 +1448,11 @@ export class SqliteDriver implements StoreDriver {
    * entries) and the FTS5 search table with its triggers (rebuilt when the
    * declaration changed). A read-only store uses what the file has.
    */
-  prepareIndexes(request: PrepareIndexesRequest): PreparedIndexes {
+  prepareIndexes(request: PrepareIndexesRequest): PreparedIndexes | Promise<PreparedIndexes> {
+    if (request.search !== undefined && !searchWordsFormatLoaded()) {
+      // Once per process, and only for a store that declares a search.
+      return loadSearchWordsFormat().then(() => this.prepareIndexes(request));
+    }
     const what = "Cannot build indexes";
     this.#assertOpen(what);
     const existing = new Set(
