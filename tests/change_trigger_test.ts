@@ -8,10 +8,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConfigError } from "../src/errors.ts";
-import { openRuntime } from "../src/runtime.ts";
+import { openRuntime, type Runtime } from "../src/runtime.ts";
 import { openStore } from "../src/plugin.ts";
 import {
   type ChangeTriggerEvent,
+  type ChangeTriggers,
   startChangeTriggers,
   type TriggerPosition,
   triggerPositionKey,
@@ -82,6 +83,33 @@ async function eventually(check: () => Promise<boolean>, what: string) {
     if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * Start the project's change triggers, keeping the messages of their error events; resolves once
+ * the trigger of "on-order" stored its first position (the triggers are stopped if it never does).
+ */
+async function startKeepingErrors(
+  rt: Runtime,
+  options: { leaseMs?: number } = {},
+): Promise<{ triggers: ChangeTriggers; errors: string[] }> {
+  const errors: string[] = [];
+  const triggers = await startChangeTriggers(rt, {
+    ...options,
+    onEvent: (event) => {
+      if (event.type === "error") errors.push((event.error as Error).message);
+    },
+  });
+  try {
+    await eventually(
+      async () => (await (await rt.store("main")).get(triggerPositionKey("on-order"))) !== null,
+      "the first position",
+    );
+  } catch (err) {
+    await triggers.stop();
+    throw err;
+  }
+  return { triggers, errors };
 }
 
 /** How many times each sequence number was delivered. */
@@ -165,19 +193,9 @@ Deno.test("change trigger: an error does not end it; it starts again from its st
     );
     const rt = await openRuntime({ config: join(dir, "flowstate.yaml") });
     const data = await rt.store("data");
-    const errors: string[] = [];
-    const triggers = await startChangeTriggers(rt, {
-      // A lease whose release failed (the store was locked) lapses after this long.
-      leaseMs: 2_000,
-      onEvent: (event) => {
-        if (event.type === "error") errors.push((event.error as Error).message);
-      },
-    });
+    // A lease whose release failed (the store was locked) lapses after 2 s.
+    const { triggers, errors } = await startKeepingErrors(rt, { leaseMs: 2_000 });
     try {
-      await eventually(
-        async () => (await (await rt.store("main")).get(triggerPositionKey("on-order"))) !== null,
-        "the first position",
-      );
       await data.set(["orders", "1"], 1);
       await eventually(async () => (await seen(data)).size === 1, "the first run");
       // Another process holds the records store's write lock: recording the next run (and the
@@ -217,17 +235,8 @@ Deno.test("change trigger: a change the flow refuses as its inputs is said and p
   await withProject(async (dir) => {
     const rt = await openRuntime({ config: join(dir, "flowstate.yaml") });
     const data = await rt.store("data");
-    const errors: string[] = [];
-    const triggers = await startChangeTriggers(rt, {
-      onEvent: (event) => {
-        if (event.type === "error") errors.push((event.error as Error).message);
-      },
-    });
+    const { triggers, errors } = await startKeepingErrors(rt);
     try {
-      await eventually(
-        async () => (await (await rt.store("main")).get(triggerPositionKey("on-order"))) !== null,
-        "the first position",
-      );
       await data.set(["orders", "1"], { total: 5 });
       await data.delete(["orders", "1"]); // value null: not an object
       await data.set(["orders", "2"], { total: 7 });
