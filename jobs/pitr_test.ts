@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { BackupError, StoreCorruptError } from "../src/errors.ts";
 import { quietProgress } from "./_test_utils.ts";
+import { dropSchemaTest } from "../plugins/postgres/_test_utils.ts";
 import { openStore, type StoreSpec } from "../src/plugin.ts";
 import { trimChanges } from "../src/store/store.ts";
 import type { JsonValue, Store } from "../src/store/types.ts";
@@ -363,16 +364,4 @@ Deno.test("an encrypted store: increments hold sealed values, and a point-in-tim
   });
 });
 
-Deno.test({
-  name: "pitr: drop the postgres test schema",
-  ignore: PG_URL === undefined,
-  fn: async () => {
-    const { default: postgres } = await import("postgres");
-    const sql = postgres(PG_URL!, { onnotice: () => {} });
-    try {
-      await sql.unsafe(`DROP SCHEMA IF EXISTS ${PG_SCHEMA} CASCADE`);
-    } finally {
-      await sql.end();
-    }
-  },
-});
+dropSchemaTest("pitr: drop the postgres test schema", PG_SCHEMA);

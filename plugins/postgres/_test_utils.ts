@@ -148,6 +148,22 @@ export function dropTestSchema(): void {
 }
 
 /**
+ * Register `name`, the last test of a test file outside this plugin that keeps
+ * its tables in a schema of its own: it drops `schema` (ignored without a
+ * server, as the tests that made it).
+ */
+export function dropSchemaTest(name: string, schema: string): void {
+  Deno.test({
+    name,
+    ignore: PG_URL === undefined,
+    fn: () =>
+      withAdmin(PG_URL!, async (sql) => {
+        await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      }),
+  });
+}
+
+/**
  * Run `fn` while another session's transaction holds what `lock` takes
  * (a statement, with `params`), and fail unless `fn` finished before that
  * transaction ends on its own 10 s later: `fn` must not wait for it. `what`

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore, type StoreSpec } from "../plugin.ts";
-import { PG_URL } from "../../plugins/postgres/_test_utils.ts";
+import { dropSchemaTest, PG_URL } from "../../plugins/postgres/_test_utils.ts";
 import type { Change, Store } from "./types.ts";
 import { FeedDisabledError } from "../errors.ts";
 import { feedSeqBefore, trimChanges } from "./store.ts";
@@ -229,17 +229,6 @@ Deno.test({
   fn: () => watchAcrossProcesses(pgSpec("watch")),
 });
 
-Deno.test({
-  name: "feed (postgres): drop the test schema",
-  ignore: PG_URL === undefined,
-  fn: async () => {
-    const { default: postgres } = await import("postgres");
-    const sql = postgres(PG_URL!, { onnotice: () => {} });
-    await sql.unsafe(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
-    await sql.end();
-  },
-});
-
 Deno.test("feed: a store without one says which config to add", async () => {
   await using store = await openStore({ plugin: "memory" }, { name: "main" });
   assert.deepEqual(await store.feedInfo(), { enabled: false, firstSeq: 1, lastSeq: 0, keep: null });
@@ -358,3 +347,6 @@ Deno.test("feed: feedSeqBefore() finds where the changes from a time on start, p
   await using plain = await openStore({ plugin: "memory" });
   await assert.rejects(() => feedSeqBefore(plain, t0), FeedDisabledError);
 });
+
+// Last: the postgres tests above keep their tables in SCHEMA.
+dropSchemaTest("feed (postgres): drop the test schema", SCHEMA);

@@ -7,6 +7,7 @@ import type { JsonValue } from "../store/types.ts";
 import { encodeKey } from "../store/keys.ts";
 import { keyHistory } from "../store/store.ts";
 import { cached } from "../../cache.ts";
+import { dropSchemaTest } from "../../plugins/postgres/_test_utils.ts";
 
 const KEY = "kZ8b3YqB6h4n0aY0m6E2c1rG9d5Vq7sJ2uT4wX8yZ0A=";
 const OLD_KEY = "11".repeat(32);
@@ -227,20 +228,6 @@ if (PG_URL === undefined) {
     { skip, multiProcess: { spec: ({ id }) => ({ ...spec(id), encrypt: { key: KEY } }) } },
   );
 }
-
-Deno.test({
-  name: "encrypt: drop the postgres test schema",
-  ignore: PG_URL === undefined,
-  fn: async () => {
-    const { default: postgres } = await import("postgres");
-    const sql = postgres(PG_URL!, { onnotice: () => {} });
-    try {
-      await sql.unsafe(`DROP SCHEMA IF EXISTS ${PG_SCHEMA} CASCADE`);
-    } finally {
-      await sql.end();
-    }
-  },
-});
 
 function encryptionOfStore(store: Store): Store {
   const handle = (store as unknown as Record<symbol, { sealed: Store }>)[
@@ -953,3 +940,6 @@ Deno.test("encrypt: list, changes and getMany open small and large values in ord
   assert.deepEqual(seen, [26, 27, 28, 29, 30, 31, 32]);
   await base.close();
 });
+
+// Last: the tests above keep their postgres tables in PG_SCHEMA.
+dropSchemaTest("encrypt: drop the postgres test schema", PG_SCHEMA);
