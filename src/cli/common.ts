@@ -144,14 +144,59 @@ async function exitAtOnce(name: keyof typeof STOP_SIGNALS): Promise<never> {
  */
 export const SIGNAL_REPEAT_MS = 500;
 
+/** The environment variable that sets the repeat window in milliseconds (default {@linkcode SIGNAL_REPEAT_MS}). */
+export const SIGNAL_REPEAT_ENV = "FLOWSTATE_SIGNAL_REPEAT_MS";
+
+/**
+ * The repeat window in milliseconds: {@linkcode SIGNAL_REPEAT_ENV} when it is
+ * a whole number of milliseconds (`0` makes every repeat a second signal;
+ * raise it where a supervisor passes a signal on late), else
+ * {@linkcode SIGNAL_REPEAT_MS}; a problem for any other value. Without
+ * permission to read the variable, the default.
+ *
+ * @example
+ * ```ts
+ * import { signalRepeatMs } from "./common.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(signalRepeatMs({}), { ms: 500 });
+ * assert.deepEqual(signalRepeatMs({ FLOWSTATE_SIGNAL_REPEAT_MS: "2000" }), { ms: 2000 });
+ * assert.ok("problem" in signalRepeatMs({ FLOWSTATE_SIGNAL_REPEAT_MS: "2s" }));
+ * ```
+ */
+export function signalRepeatMs(
+  env?: Readonly<Record<string, string | undefined>>,
+): { ms: number } | { problem: string } {
+  let raw: string | undefined;
+  if (env !== undefined) {
+    raw = Object.hasOwn(env, SIGNAL_REPEAT_ENV) ? env[SIGNAL_REPEAT_ENV] : undefined;
+  } else {
+    try {
+      raw = Deno.env.get(SIGNAL_REPEAT_ENV);
+    } catch {
+      raw = undefined; // not allowed to look: the default
+    }
+  }
+  if (raw === undefined || raw.trim() === "") return { ms: SIGNAL_REPEAT_MS };
+  const ms = /^\s*\d{1,9}\s*$/.test(raw) ? Number(raw) : NaN;
+  if (Number.isNaN(ms)) {
+    return {
+      problem:
+        `${SIGNAL_REPEAT_ENV}=${JSON.stringify(raw)} is not a whole number of milliseconds ` +
+        `(at most 999999999); write e.g. ${SIGNAL_REPEAT_ENV}=2000, or unset it for ${SIGNAL_REPEAT_MS}`,
+    };
+  }
+  return { ms };
+}
+
 /**
  * Listen for the stop signals (SIGINT, SIGTERM, SIGHUP): the first calls
  * `onFirst` with its name; a second one prints `again` (when given) and exits
  * at once with its code (130, 143, 129), after recording every run still in
  * flight as ended (within {@linkcode INTERRUPT_TIMEOUT_MS}; further signals
- * meanwhile change nothing). The same signal again within
- * {@linkcode SIGNAL_REPEAT_MS} of the first is not a second one. Dispose the
- * result to stop listening.
+ * meanwhile change nothing). The same signal again within the repeat window
+ * ({@linkcode signalRepeatMs}) of the first is not a second one. Throws a
+ * {@linkcode UsageError} when {@linkcode SIGNAL_REPEAT_ENV} is not a number of
+ * milliseconds. Dispose the result to stop listening.
  *
  * @example
  * ```ts ignore
@@ -164,6 +209,9 @@ export function onStopSignals(
 ): Disposable {
   let received: { name: keyof typeof STOP_SIGNALS; at: number } | undefined;
   let exiting = false;
+  const window = signalRepeatMs();
+  if ("problem" in window) throw new UsageError(window.problem);
+  const repeatMs = window.ms;
   const listeners: [Deno.Signal, () => void][] = [];
   for (const name of Object.keys(STOP_SIGNALS) as (keyof typeof STOP_SIGNALS)[]) {
     const listener = () => {
@@ -171,7 +219,7 @@ export function onStopSignals(
       if (exiting) return;
       if (received) {
         // The one press delivered twice (deno task forwards it): not "again".
-        if (name === received.name && performance.now() - received.at < SIGNAL_REPEAT_MS) return;
+        if (name === received.name && performance.now() - received.at < repeatMs) return;
         exiting = true;
         if (again) console.error(again(name));
         void exitAtOnce(name);
