@@ -102,7 +102,7 @@ async function startKeepingErrors(
   });
   try {
     await eventually(
-      async () => (await (await rt.store("main")).get(triggerPositionKey("on-order"))) !== null,
+      async () => (await (await rt.store("main")).get(triggerPositionKey("on-order", "data"))) !== null,
       "the first position",
     );
   } catch (err) {
@@ -138,11 +138,11 @@ Deno.test("change trigger: one run per change with the change as inputs; resumes
     assert.equal(triggers.triggers.length, 1);
     await eventually(
       async () =>
-        (await rt.store("main").then((m) => m.get(triggerPositionKey("on-order")))) !== null,
+        (await rt.store("main").then((m) => m.get(triggerPositionKey("on-order", "data")))) !== null,
       "the first position",
     );
     const start =
-      (await (await rt.store("main")).get<{ seq: number }>(triggerPositionKey("on-order")))!
+      (await (await rt.store("main")).get<{ seq: number }>(triggerPositionKey("on-order", "data")))!
         .value.seq;
     await data.set(["orders", "1"], { total: 5 });
     await data.set(["other", "x"], 1); // not under the prefix
@@ -318,10 +318,10 @@ Deno.test({
  * Start the triggers of the project in `dir` with `position` stored first (if
  * given); resolves the events up to the trigger's start, the runtime and the triggers.
  */
-async function startWith(dir: string, position?: TriggerPosition) {
+async function startWith(dir: string, position?: TriggerPosition, watched = "data") {
   const rt = await openRuntime({ config: join(dir, "flowstate.yaml") });
   if (position !== undefined) {
-    await (await rt.store("main")).set(triggerPositionKey("on-order"), position);
+    await (await rt.store("main")).set(triggerPositionKey("on-order", position.store), position);
   }
   const events: ChangeTriggerEvent[] = [];
   const started = Promise.withResolvers<void>();
@@ -334,11 +334,14 @@ async function startWith(dir: string, position?: TriggerPosition) {
   });
   await started.promise;
   const position_ = async () =>
-    (await (await rt.store("main")).get<TriggerPosition>(triggerPositionKey("on-order")))?.value;
+    (await (await rt.store("main")).get<TriggerPosition>(triggerPositionKey("on-order", watched)))?.value;
   return { rt, events, triggers, position: position_ };
 }
 
 const ORDERS = ["j1", "j2", "j3"];
+
+/** Where versions before the per-store positions kept the flow's one position. */
+const OLD_POSITION_KEY = ["flowstate", "triggers", "on-order", "position"];
 
 async function writeOrders(store: Store) {
   for (const id of ORDERS) await store.set(["orders", id], id);
@@ -351,7 +354,11 @@ Deno.test("change trigger whose flow now watches another store: every change of 
       await writeOrders(other); // changes 1 to 3, before the daemon starts
     }
     // The position the trigger stored while it watched store "data".
-    const { rt, events, triggers, position } = await startWith(dir, { seq: 548, store: "data" });
+    const { rt, events, triggers, position } = await startWith(
+      dir,
+      { seq: 548, store: "data" },
+      "other",
+    );
     try {
       const reset = events.find((e) => e.type === "trigger.reset");
       assert.ok(reset?.type === "trigger.reset", JSON.stringify(events));
@@ -385,8 +392,9 @@ Deno.test({
       {
         await using other = await projectStore(dir, "other");
         await writeOrders(other);
+        // Stored by a version that kept one position per flow, while the flow watched "data".
         await using main = await projectStore(dir, "main");
-        await main.set(triggerPositionKey("on-order"), { seq: 548, store: "data" });
+        await main.set(OLD_POSITION_KEY, { seq: 548, store: "data" });
       }
       const child = spawnDaemon(dir, "a", { leaseMs: 1000 });
       const out = streamLines(child.stdout);
@@ -398,7 +406,7 @@ Deno.test({
         );
         assert.match(
           await err.next(/^warning: /),
-          /^warning: change trigger of flow "on-order": its position \(change 548\) is one of store "data", and the flow now watches store "other"; delivering the changes of store "other" from its oldest kept: changes 1 to 3 \(every change its feed holds\)\. To skip them instead: stop the daemon, run flowstate state set --store main flowstate\/triggers\/on-order\/position '\{"seq":3,"store":"other"\}' and start it again$/,
+          /^warning: change trigger of flow "on-order": its position \(change 548\) is one of store "data", and the flow now watches store "other"; delivering the changes of store "other" from its oldest kept: changes 1 to 3 \(every change its feed holds\)\. To skip them instead: stop the daemon, run flowstate state set --store main flowstate\/triggers\/on-order\/store\/other\/position '\{"seq":3,"store":"other"\}' and start it again$/,
         );
         for (const seq of [1, 2, 3]) {
           await out.next(
@@ -410,6 +418,17 @@ Deno.test({
         assert.equal((await child.status).code, 0, err.lines.join("\n"));
         await Promise.all([out.done, err.done]);
       }
+      // The old key is gone; its position is kept as the one of store "data".
+      await using main = await projectStore(dir, "main");
+      assert.equal(await main.get(OLD_POSITION_KEY), null);
+      assert.deepEqual((await main.get(triggerPositionKey("on-order", "data")))?.value, {
+        seq: 548,
+        store: "data",
+      });
+      assert.equal(
+        (await main.get<TriggerPosition>(triggerPositionKey("on-order", "other")))?.value.seq,
+        3,
+      );
     }, FLOW.replace("store: data, prefix", "store: other, prefix"));
   },
 });

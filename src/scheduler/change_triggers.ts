@@ -4,16 +4,28 @@
  * config keeps a change feed), where `flowstate daemon` runs.
  *
  * - **Delivery is at least once, in feed order, one run at a time per flow.**
- *   The trigger's position (the last sequence number delivered) is stored in
- *   the records store at `["flowstate", "triggers", <flow id>, "position"]`,
+ *   The trigger's position in the watched store (the last sequence number
+ *   delivered) is stored in the records store at
+ *   `["flowstate", "triggers", <flow id>, "store", <store name>, "position"]`,
  *   written after each run ends. A daemon that stops or restarts resumes
  *   after it: nothing is lost. A change is delivered twice only when the
  *   daemon dies between the end of a run and the write of the position.
- * - **The first start** stores the feed's last sequence number as the
- *   position: changes from then on are delivered, not the feed's history.
- * - **Several daemons** share a trigger through a lease at
- *   `["flowstate", "triggers", <flow id>, "lease"]`: one delivers, the others
- *   take over within the lease's lifetime if it dies.
+ * - **One position per flow and watched store**: daemons whose configs point
+ *   the same flow at different stores (a rolling deploy moving it from one to
+ *   another) each resume their own store's position when the lease passes
+ *   between them, without resetting the other's.
+ * - **The first start** (the flow has no position in any store) stores the
+ *   feed's last sequence number as the position: changes from then on are
+ *   delivered, not the feed's history.
+ * - **Several daemons** share a trigger through one lease per flow, whatever
+ *   the store, at `["flowstate", "triggers", <flow id>, "lease"]`: one
+ *   delivers, the others take over within the lease's lifetime if it dies.
+ *   A flow's runs stay one at a time across the fleet, also while daemons
+ *   watch different stores for it.
+ * - **Positions of older versions** (one per flow, at
+ *   `["flowstate", "triggers", <flow id>, "position"]`) are moved to the key
+ *   of their store by the first daemon that takes the flow's lease, in one
+ *   commit that deletes the old key.
  * - **The run's inputs** are the change's fields the flow declares among
  *   `key`, `op`, `value`, `seq`, `at`, `by`, `expiresAt`, `store` and
  *   `change` (the whole change). A run that fails still moves the position
@@ -25,12 +37,14 @@
  *   daemon was down for longer than `changes.keep`), the trigger reports an
  *   `error` event naming the lost range and goes on from the oldest kept.
  * - A stored position that is not one of the watched feed's is not trusted:
- *   the flow now watches another store than the position's, or the store's
- *   feed was reset (it ends before the position, or its change at the
- *   position is not the one delivered: the store's file recreated, restored
- *   or replaced). The trigger then delivers every change that feed still
- *   holds, from its oldest kept (at least once: a change it cannot tell
- *   delivered is delivered), and reports a `trigger.reset` event saying so.
+ *   the flow has positions in other stores but none in the one it now
+ *   watches, or the store's feed was reset (it ends before the position, or
+ *   its change at the position is not the one delivered: the store's file
+ *   recreated, restored or replaced, or the store's name now pointing at
+ *   another database). The trigger then delivers every change that feed
+ *   still holds, from its oldest kept (at least once: a change it cannot
+ *   tell delivered is delivered), and reports a `trigger.reset` event saying
+ *   so.
  *
  * @module
  */
@@ -53,6 +67,8 @@ import { hasPrefix } from "../store/keys.ts";
 import type { Change, JsonValue, Key, Store } from "../store/types.ts";
 import { sealedView } from "../store/sealed.ts";
 import { changeTime } from "../store/store.ts";
+import { formatKey } from "../cli/input.ts";
+import { shellQuote } from "../_shell.ts";
 
 /**
  * Where trigger positions and leases live in the records store.
@@ -64,14 +80,15 @@ import { changeTime } from "../store/store.ts";
  * import { hasPrefix } from "@flowstate/core/plugin";
  *
  * assert.deepEqual(TRIGGERS_PREFIX, ["flowstate", "triggers"]);
- * assert.ok(hasPrefix(triggerPositionKey("on-order"), TRIGGERS_PREFIX));
+ * assert.ok(hasPrefix(triggerPositionKey("on-order", "main"), TRIGGERS_PREFIX));
  * ```
  */
 export const TRIGGERS_PREFIX: Key = Object.freeze(["flowstate", "triggers"]);
 
 /**
- * The key of a flow's trigger position in the records store (a
- * {@linkcode TriggerPosition}).
+ * The key of a flow's trigger position in a watched store, in the records
+ * store (a {@linkcode TriggerPosition}): one per flow and store, so that
+ * daemons pointing the same flow at different stores keep a position each.
  *
  * @example
  * ```ts
@@ -79,14 +96,22 @@ export const TRIGGERS_PREFIX: Key = Object.freeze(["flowstate", "triggers"]);
  * import { openRuntime } from "@flowstate/core";
  * import { type TriggerPosition, triggerPositionKey } from "@flowstate/core/scheduler";
  *
- * assert.deepEqual(triggerPositionKey("on-order"), ["flowstate", "triggers", "on-order", "position"]);
+ * assert.deepEqual(
+ *   triggerPositionKey("on-order", "main"),
+ *   ["flowstate", "triggers", "on-order", "store", "main", "position"],
+ * );
  * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
  * const records = await rt.store(rt.config.records);
- * const position = await records.get<TriggerPosition>(triggerPositionKey("on-order"));
- * assert.equal(position, null); // no trigger has delivered a change yet
+ * const position = await records.get<TriggerPosition>(triggerPositionKey("on-order", "main"));
+ * assert.equal(position, null); // no trigger has delivered a change of store "main" yet
  * ```
  */
-export function triggerPositionKey(flowId: string): Key {
+export function triggerPositionKey(flowId: string, store: string): Key {
+  return [...TRIGGERS_PREFIX, flowId, "store", store, "position"];
+}
+
+/** Where versions before the per-store positions kept a flow's one position. */
+function oldPositionKey(flowId: string): Key {
   return [...TRIGGERS_PREFIX, flowId, "position"];
 }
 
@@ -103,14 +128,14 @@ export function triggerPositionKey(flowId: string): Key {
  * const records = await rt.store(rt.config.records);
  * // Rewind a trigger: its next start delivers the changes after seq 41 again.
  * const position: TriggerPosition = { seq: 41, store: "main" };
- * await records.set(triggerPositionKey("on-order"), position);
- * assert.deepEqual((await records.get(triggerPositionKey("on-order")))?.value, position);
+ * await records.set(triggerPositionKey("on-order", "main"), position);
+ * assert.deepEqual((await records.get(triggerPositionKey("on-order", "main")))?.value, position);
  * ```
  */
 export interface TriggerPosition {
   /** The last sequence number delivered (its run ended). */
   seq: number;
-  /** The store watched. */
+  /** The store watched (the name in the key). */
   store: string;
   /**
    * The commit time of change `seq` in that store's feed (`null`: none, or
@@ -198,11 +223,18 @@ export type ChangeTriggerEvent =
     type: "trigger.reset";
     flowId: string;
     store: string;
-    /** The stored position that could not be trusted. */
+    /**
+     * The stored position that could not be trusted (`store`: the flow's
+     * position in another store: the one an older version had stored, else
+     * the first in key order).
+     */
     previous: TriggerPosition;
     /** The changes after this sequence number are delivered. */
     since: number;
-    /** `store`: the flow now watches another store; `feed`: the store's feed was reset. */
+    /**
+     * `store`: the flow has positions in other stores but none in this one
+     * (it now watches another store); `feed`: the store's feed was reset.
+     */
     reason: "store" | "feed";
     /** What happened and what the trigger does, as a sentence. */
     message: string;
@@ -513,7 +545,7 @@ async function runTrigger(
   ctx: LoopContext,
 ): Promise<void> {
   const leaseKey = [...TRIGGERS_PREFIX, spec.flowId, "lease"];
-  const positionKey = triggerPositionKey(spec.flowId);
+  const positionKey = triggerPositionKey(spec.flowId, spec.store);
   let reportedStandby = false;
   let store: Store | undefined;
   // Errors in a row: an error (a store locked or unreachable, a change that cannot be read or
@@ -579,49 +611,69 @@ async function deliver(
 ): Promise<void> {
   // Commit times are read beneath an encrypted store's wrapper: no value is opened for them.
   const feed = sealedView(store);
+  const moved = await moveOldPosition(records, spec.flowId, lease);
+  if (moved === false) return;
   let stored = await records.get<TriggerPosition>(positionKey);
+  let untrusted: { reason: "store" | "feed"; why: string; previous: TriggerPosition } | undefined;
   if (stored === null) {
-    // First start: changes from now on.
-    const { lastSeq } = await store.feedInfo();
-    const position: TriggerPosition = {
-      seq: lastSeq,
-      store: spec.store,
-      at: await changeTime(feed, lastSeq),
-    };
-    const first = await lease.commit((op) =>
-      op.check(positionKey, null).set(positionKey, position)
-    );
-    if (!first.ok) return;
-    stored = await records.get<TriggerPosition>(positionKey);
-    if (stored === null) return;
+    // No position in this store: a position in another one says the flow watched it before.
+    const other = moved ?? await otherPosition(records, spec);
+    if (other === undefined) {
+      // First start: changes from now on.
+      const { lastSeq } = await store.feedInfo();
+      const position: TriggerPosition = {
+        seq: lastSeq,
+        store: spec.store,
+        at: await changeTime(feed, lastSeq),
+      };
+      const first = await lease.commit((op) =>
+        op.check(positionKey, null).set(positionKey, position)
+      );
+      if (!first.ok) return;
+    } else {
+      untrusted = {
+        reason: "store",
+        why: `its position (change ${other.seq}) is one of store "${other.store}", and the ` +
+          `flow now watches store "${spec.store}"`,
+        previous: other,
+      };
+    }
   }
   const { firstSeq, lastSeq } = await store.feedInfo();
-  const untrusted = await untrustedPosition(feed, spec, stored.value, firstSeq, lastSeq);
+  if (stored !== null) {
+    const why = await untrustedPosition(feed, spec, stored.value, firstSeq, lastSeq);
+    if (why !== undefined) untrusted = { ...why, previous: stored.value };
+  }
   if (untrusted !== undefined) {
     // Change firstSeq - 1 is not kept (or is 0): no commit time to record.
     const position: TriggerPosition = { seq: firstSeq - 1, store: spec.store, at: null };
     const skip = JSON.stringify({ seq: lastSeq, store: spec.store } satisfies TriggerPosition);
+    const keyText = formatKey(positionKey);
     const held = firstSeq > lastSeq
       ? "it holds no change yet"
       : `changes ${firstSeq} to ${lastSeq} (every change its feed holds). To skip them ` +
         `instead: stop the daemon, run flowstate state set --store ${records.name} ` +
-        `${positionKey.join("/")} '${skip}' and start it again`;
+        `${keyText.startsWith("[") ? shellQuote(keyText) : keyText} ${
+          shellQuote(skip)
+        } and start it again`;
+    const version = stored?.version ?? null;
     const reset = await lease.commit((op) =>
-      op.check(positionKey, stored!.version).set(positionKey, position)
+      op.check(positionKey, version).set(positionKey, position)
     );
     if (!reset.ok) return;
     ctx.emit({
       type: "trigger.reset",
       flowId: spec.flowId,
       store: spec.store,
-      previous: stored.value,
+      previous: untrusted.previous,
       since: position.seq,
       reason: untrusted.reason,
       message: `change trigger of flow "${spec.flowId}": ${untrusted.why}; delivering the ` +
         `changes of store "${spec.store}" from its oldest kept: ${held}`,
     });
-    stored = { ...stored, value: position };
   }
+  stored = await records.get<TriggerPosition>(positionKey);
+  if (stored === null) return;
   let since = stored.value.seq;
   if (firstSeq > since + 1) {
     ctx.emit({
@@ -694,6 +746,50 @@ async function deliver(
     }
     if (ctx.stop.aborted) return;
   }
+}
+
+/**
+ * Move the position an older version stored for the flow (one per flow, at
+ * {@linkcode oldPositionKey}) to the key of its store, in one commit that
+ * deletes the old key; resolves that position (`undefined`: none, `false`:
+ * the commit failed, the lease lost). A position this version already stored
+ * for that store is kept: it is never moved forward past changes this
+ * version did not deliver.
+ */
+async function moveOldPosition(
+  records: Store,
+  flowId: string,
+  lease: Lease<unknown>,
+): Promise<TriggerPosition | undefined | false> {
+  const oldKey = oldPositionKey(flowId);
+  const old = await records.get<TriggerPosition>(oldKey);
+  if (old === null) return undefined;
+  const value = old.value;
+  const valid = typeof value === "object" && value !== null && typeof value.seq === "number" &&
+    typeof value.store === "string";
+  const to = valid ? triggerPositionKey(flowId, value.store) : undefined;
+  const there = to === undefined ? null : await records.get(to);
+  const done = await lease.commit((op) => {
+    op.check(oldKey, old.version).delete(oldKey);
+    if (to !== undefined && there === null) op.check(to, null).set(to, value);
+  });
+  if (!done.ok) return false;
+  return valid ? value : undefined;
+}
+
+/** One of the flow's positions in another store than `spec.store` (the first in key order). */
+async function otherPosition(
+  records: Store,
+  spec: ChangeTriggerSpec,
+): Promise<TriggerPosition | undefined> {
+  const prefix = [...TRIGGERS_PREFIX, spec.flowId, "store"];
+  for await (const entry of records.list<TriggerPosition>({ prefix })) {
+    const [store, leaf] = entry.key.slice(prefix.length);
+    if (entry.key.length === prefix.length + 2 && leaf === "position" && store !== spec.store) {
+      return entry.value;
+    }
+  }
+  return undefined;
 }
 
 /**
