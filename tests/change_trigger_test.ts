@@ -595,3 +595,212 @@ Deno.test("every bad change trigger at once: validate reports each flow's, the d
     });
   });
 });
+
+/** The flow of the rolling-deploy test: it counts each change by store and sequence number. */
+const FLOW_BY_STORE = `
+id: on-order
+trigger:
+  changes: { store: STORE, prefix: [orders] }
+inputs:
+  seq: { type: number }
+  store: { type: string }
+nodes:
+  - id: count
+    type: state.increment
+    with: { store: data, key: ["seen", "\${{ inputs.store }}-\${{ inputs.seq }}"] }
+`;
+
+Deno.test("change trigger during a rolling deploy: daemons pointing the flow at two stores keep a position each as the lease passes between them; each change runs once, no reset after each store's first start", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-trigger-" });
+  const stores = CONFIG.replace(
+    "other: { plugin: jsonfile, path: other.json, changes: { keep: 30d } }",
+    "other: { plugin: sqlite, path: other.db, changes: { keep: 30d } }",
+  );
+  // The old config's flow watches store "data", the new one's store "other": same flow id.
+  for (const [config, store] of [["old", "data"], ["new", "other"]]) {
+    await Deno.writeTextFile(
+      join(dir, `${config}.yaml`),
+      stores.replace("./on-order.flow.yaml", `./${config}.flow.yaml`),
+    );
+    await Deno.writeTextFile(
+      join(dir, `${config}.flow.yaml`),
+      FLOW_BY_STORE.replace("STORE", store),
+    );
+  }
+  const data = await projectStore(dir, "data");
+  const other = await openStore(
+    { plugin: "sqlite", path: join(dir, "other.db"), changes: { keep: "30d" } },
+    { name: "other" },
+  );
+  const events: { config: string; event: ChangeTriggerEvent }[] = [];
+  const startsOf = (config: string) =>
+    events.filter((e) => e.config === config && e.event.type === "trigger.start").length;
+  const standbysOf = (config: string) =>
+    events.filter((e) => e.config === config && e.event.type === "trigger.standby").length;
+  const running = new Set<{ stop(): Promise<void> }>();
+  const start = async (config: "old" | "new") => {
+    const rt = await openRuntime({ config: join(dir, `${config}.yaml`) });
+    const triggers = await startChangeTriggers(rt, {
+      runnerId: config,
+      leaseMs: 1_000,
+      onEvent: (event) => events.push({ config, event }),
+    });
+    const daemon = {
+      async stop() {
+        running.delete(daemon);
+        await triggers.stop();
+        await rt.close();
+      },
+    };
+    running.add(daemon);
+    return daemon;
+  };
+  /** How many times each change of each store ran ("data-7": 1). */
+  const runs = async () => {
+    const out = new Map<string, number>();
+    for await (const e of data.list<number>({ prefix: ["flow", "on-order", "seen"] })) {
+      out.set(e.key[3], e.value);
+    }
+    return out;
+  };
+  const feeds = { data, other };
+  /** Wait until every change under ["orders"] of `store` ran. */
+  const delivered = async (store: "data" | "other", what: string) => {
+    const seqs = await orderSeqs(feeds[store], 0);
+    await eventually(async () => {
+      const ran = await runs();
+      return seqs.every((seq) => ran.has(`${store}-${seq}`));
+    }, what);
+  };
+  const write = async (round: number) => {
+    for (const store of [data, other]) {
+      for (let i = 0; i < 3; i++) await store.set(["orders", `${round}-${i}`], i);
+    }
+  };
+  const watchedBy = (config: "old" | "new") => config === "old" ? "data" : "other";
+  try {
+    // The old config's daemon holds the lease; the new one's waits.
+    let holder: { config: "old" | "new"; daemon: { stop(): Promise<void> } } = {
+      config: "old",
+      daemon: await start("old"),
+    };
+    await eventually(() => Promise.resolve(startsOf("old") === 1), "the old daemon's start");
+    let waiting: typeof holder = { config: "new", daemon: await start("new") };
+    await eventually(() => Promise.resolve(standbysOf("new") === 1), "the new daemon waiting");
+    for (let round = 0; round < 5; round++) {
+      await write(round);
+      await delivered(watchedBy(holder.config), `round ${round}: the holder's changes`);
+      // The holder stops (its daemon upgraded, or rolled back): the lease passes to the other
+      // daemon; the stopped one comes back and waits.
+      const starts = startsOf(waiting.config);
+      await holder.daemon.stop();
+      await eventually(
+        () => Promise.resolve(startsOf(waiting.config) === starts + 1),
+        `round ${round}: the ${waiting.config} daemon taking over`,
+      );
+      const standbys = standbysOf(holder.config);
+      const back: typeof holder = { config: holder.config, daemon: await start(holder.config) };
+      await eventually(
+        () => Promise.resolve(standbysOf(back.config) === standbys + 1),
+        `round ${round}: the ${back.config} daemon waiting`,
+      );
+      holder = waiting;
+      waiting = back;
+    }
+    await delivered(watchedBy(holder.config), "the last holder's changes");
+    await holder.daemon.stop();
+    await waiting.daemon.stop();
+    const ran = await runs();
+    for (const store of ["data", "other"] as const) {
+      const seqs = await orderSeqs(feeds[store], 0);
+      assert.equal(seqs.length, 15);
+      const mine = [...ran].filter(([key]) => key.startsWith(`${store}-`));
+      assert.deepEqual(
+        mine.map(([key, n]) => [Number(key.slice(store.length + 1)), n]).sort((a, b) => a[0] - b[0]),
+        seqs.map((seq) => [seq, 1]),
+        `each change of store "${store}" ran once`,
+      );
+    }
+    // One reset: the new config's first start, with no position in "other" yet (its changes
+    // written before, delivered from its oldest kept); none at the handovers after it.
+    const resets = events.filter((e) => e.event.type === "trigger.reset");
+    assert.equal(resets.length, 1, JSON.stringify(resets));
+    const [first] = resets;
+    assert.ok(first.event.type === "trigger.reset");
+    assert.equal(first.config, "new");
+    assert.equal(first.event.reason, "store");
+    assert.equal(first.event.since, 0);
+    assert.deepEqual(events.filter((e) => e.event.type === "error"), []);
+  } finally {
+    for (const daemon of [...running]) await daemon.stop();
+    await data.close();
+    await other.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name:
+    "flowstate daemon after an upgrade: the position an older version stored (one per flow) is honoured, moved to its store's key, nothing delivered twice or lost",
+  sanitizeResources: false,
+  async fn() {
+    await withProject(async (dir) => {
+      {
+        await using data = await projectStore(dir, "data");
+        await writeOrders(data); // changes 1 to 3
+        // The older version's daemon delivered changes 1 and 2, then stopped.
+        const [second] = await Array.fromAsync(data.changes({ since: 1, limit: 1 }));
+        await using main = await projectStore(dir, "main");
+        await main.set(OLD_POSITION_KEY, { seq: 2, store: "data", at: second.at });
+      }
+      const child = spawnDaemon(dir, "a", { leaseMs: 1000 });
+      const out = streamLines(child.stdout);
+      const err = streamLines(child.stderr);
+      try {
+        assert.match(
+          await out.next(/^Change trigger flow:on-order watching/),
+          /^Change trigger flow:on-order watching store "data" under \["orders"\] after change 2$/,
+        );
+        await out.next(/^change 3 \["orders","j3"\] flow:on-order succeeded run=/);
+      } finally {
+        child.kill("SIGTERM");
+        assert.equal((await child.status).code, 0, err.lines.join("\n"));
+        await Promise.all([out.done, err.done]);
+      }
+      assert.deepEqual(err.lines.filter((line) => line.startsWith("warning:")), []);
+      await using data = await projectStore(dir, "data");
+      assert.deepEqual([...(await seen(data))], [[3, 1]], "change 3 only, once");
+      await using main = await projectStore(dir, "main");
+      assert.equal(await main.get(OLD_POSITION_KEY), null, "the old key is gone");
+      const moved = await main.get<TriggerPosition>(triggerPositionKey("on-order", "data"));
+      assert.equal(moved?.value.seq, 3);
+      assert.equal(moved?.value.store, "data");
+    });
+  },
+});
+
+Deno.test("change trigger: an old-layout position written after this version stored its own (a daemon of the older version ran meanwhile) is dropped; this version's is kept", async () => {
+  await withProject(async (dir) => {
+    {
+      await using data = await projectStore(dir, "data");
+      await writeOrders(data); // changes 1 to 3
+      await using main = await projectStore(dir, "main");
+      await main.set(triggerPositionKey("on-order", "data"), { seq: 1, store: "data" });
+      // An older daemon that found no position at its key started after change 3.
+      await main.set(OLD_POSITION_KEY, { seq: 3, store: "data" });
+    }
+    const { rt, events, triggers, position } = await startWith(dir);
+    try {
+      const start = events.find((e) => e.type === "trigger.start");
+      assert.equal(start?.type === "trigger.start" && start.since, 1, JSON.stringify(events));
+      assert.equal(await (await rt.store("main")).get(OLD_POSITION_KEY), null);
+      const data = await rt.store("data");
+      await eventually(async () => (await seen(data)).size >= 2, "changes 2 and 3");
+      assert.deepEqual([...(await seen(data))], [[2, 1], [3, 1]]);
+      await eventually(async () => (await position())?.seq === 3, "the position after change 3");
+    } finally {
+      await triggers.stop();
+      await rt.close();
+    }
+  });
+});
