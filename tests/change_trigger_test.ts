@@ -102,7 +102,8 @@ async function startKeepingErrors(
   });
   try {
     await eventually(
-      async () => (await (await rt.store("main")).get(triggerPositionKey("on-order", "data"))) !== null,
+      async () =>
+        (await (await rt.store("main")).get(triggerPositionKey("on-order", "data"))) !== null,
       "the first position",
     );
   } catch (err) {
@@ -138,7 +139,8 @@ Deno.test("change trigger: one run per change with the change as inputs; resumes
     assert.equal(triggers.triggers.length, 1);
     await eventually(
       async () =>
-        (await rt.store("main").then((m) => m.get(triggerPositionKey("on-order", "data")))) !== null,
+        (await rt.store("main").then((m) => m.get(triggerPositionKey("on-order", "data")))) !==
+          null,
       "the first position",
     );
     const start =
@@ -334,7 +336,8 @@ async function startWith(dir: string, position?: TriggerPosition, watched = "dat
   });
   await started.promise;
   const position_ = async () =>
-    (await (await rt.store("main")).get<TriggerPosition>(triggerPositionKey("on-order", watched)))?.value;
+    (await (await rt.store("main")).get<TriggerPosition>(triggerPositionKey("on-order", watched)))
+      ?.value;
   return { rt, events, triggers, position: position_ };
 }
 
@@ -716,7 +719,9 @@ Deno.test("change trigger during a rolling deploy: daemons pointing the flow at 
       assert.equal(seqs.length, 15);
       const mine = [...ran].filter(([key]) => key.startsWith(`${store}-`));
       assert.deepEqual(
-        mine.map(([key, n]) => [Number(key.slice(store.length + 1)), n]).sort((a, b) => a[0] - b[0]),
+        mine.map(([key, n]) => [Number(key.slice(store.length + 1)), n]).sort((a, b) =>
+          a[0] - b[0]
+        ),
         seqs.map((seq) => [seq, 1]),
         `each change of store "${store}" ran once`,
       );
