@@ -203,10 +203,15 @@ export interface ChangeTriggerSpec {
  *   await using rt = await openRuntime({
  *     config: { stores: { main: { plugin: "memory", changes: { keep: "1d" } } }, flows: [dir] },
  *   });
+ *   const started = Promise.withResolvers<void>();
  *   const ran = Promise.withResolvers<ChangeTriggerEvent>();
  *   const triggers = await startChangeTriggers(rt, {
- *     onEvent: (event) => event.type === "trigger.run" && ran.resolve(event),
+ *     onEvent: (event) => {
+ *       if (event.type === "trigger.start") started.resolve();
+ *       if (event.type === "trigger.run") ran.resolve(event);
+ *     },
  *   });
+ *   await started.promise; // the first start delivers the changes made after it
  *   await (await rt.store("main")).set(["users", "ada"], { name: "Ada" });
  *   const event = await ran.promise;
  *   assert.equal(event.type === "trigger.run" && event.run.status, "succeeded");
