@@ -42,6 +42,7 @@ const QUERY_CASES = [
   "search: refuses text without words and fields that are not declared",
   "query() and search(): a limit past what SQL takes means all, such an offset none",
   "search: words of every script are cut as the reference cuts them, on every backend (an entry is found by its own text)",
+  "search: text equal in Unicode NFKC finds each other (NFD and NFC, full-width and ASCII, ligatures), both ways",
   "indexes: writes by a program that opens the store without the declaration keep the indexes exact",
 ];
 
