@@ -5,6 +5,7 @@ import postgres from "postgres";
 import { dropTestSchema, newTable, pgTest, SCHEMA, withAdmin } from "./_test_utils.ts";
 import { format1Meta, format1Words, NFKC_SEARCHES, NFKC_TEXTS } from "../_sql/_test_utils.ts";
 import { searchWords } from "../../src/store/indexes.ts";
+import { searchServerProblem } from "./search.ts";
 
 /** Rows of one statement on a connection of its own. */
 async function rows<T>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
@@ -409,5 +410,17 @@ pgTest(
     });
   },
 );
+
+Deno.test("postgres search needs normalize(): a server older than 13 gets an error that says so and what to do", () => {
+  assert.equal(searchServerProblem(130000, "13.0"), undefined);
+  assert.equal(searchServerProblem(150020, "15.20"), undefined);
+  const problem = searchServerProblem(120022, "12.22");
+  assert.match(problem!, /PostgreSQL 12\.22 has no normalize\(text, NFKC\)/);
+  assert.match(
+    problem!,
+    /PostgreSQL 13 or newer: upgrade the server, or open the store without "search"/,
+  );
+  assert.match(problem!, /nothing was changed/);
+});
 
 dropTestSchema();

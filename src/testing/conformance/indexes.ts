@@ -396,7 +396,11 @@ export function defineIndexCases(define: DefineCase, definePersistent: DefineCas
         ["cafe", [], "accents are kept"],
         ["abc", ["wide"], "ASCII text finds the full-width value"],
         ["DEF12", ["wide"], "ASCII capitals find full-width lower case and digits"],
-        ["\uff58\uff59\uff5a\u3000\uff14\uff12", ["ascii"], "full-width text finds the ASCII value"],
+        [
+          "\uff58\uff59\uff5a\u3000\uff14\uff12",
+          ["ascii"],
+          "full-width text finds the ASCII value",
+        ],
         ["file flow", ["ligature"], "letters find the ligatures"],
         ["o\ufb03ce", ["letters"], "a ligature finds the letters"],
         ["\u03bd\u1fe6\u03bd", ["greek"], "νῦν finds ΝΥ͂Ν"],
