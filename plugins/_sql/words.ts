@@ -120,6 +120,10 @@ interface PgTables {
   lower: Record<string, string>;
   /** A character outside ASCII that the lower-case table changes, or a combining mark. */
   special: string;
+  /** A character outside ASCII that the lower-case table changes. */
+  upper: string;
+  /** A combining mark. */
+  mark: string;
 }
 
 let tables: PgTables | undefined;
@@ -162,15 +166,14 @@ function makeTables(): PgTables {
   lower["ς"] = "σ";
   lower["Σ"] = "σ";
   const marks = [...all.matchAll(/\p{M}/gu)].map((m) => m[0]);
-  const special = pgClass([
-    ...Object.keys(lower).filter((c) => c.codePointAt(0)! > 0x7f),
-    ...marks,
-  ]);
+  const upper = Object.keys(lower).filter((c) => c.codePointAt(0)! > 0x7f);
   return {
     regex: pgRuns(all, /[\p{L}\p{N}\p{Co}]+/gu),
     run: pgRuns(all, /[\p{L}\p{N}\p{Co}\p{M}]+/gu),
     lower,
-    special,
+    special: pgClass([...upper, ...marks]),
+    upper: pgClass(upper),
+    mark: pgClass(marks),
   };
 }
 
@@ -182,6 +185,20 @@ function makeTables(): PgTables {
  */
 export function pgSpecialRegex(): string {
   return (tables ??= makeTables()).special;
+}
+
+/**
+ * A PostgreSQL regular expression matching a character outside ASCII that the
+ * lower-case table changes (in a string without marks, a word without one
+ * needs no character-by-character pass).
+ */
+export function pgNonAsciiUpperRegex(): string {
+  return (tables ??= makeTables()).upper;
+}
+
+/** A PostgreSQL regular expression matching a combining mark (`\p{M}`). */
+export function pgMarkRegex(): string {
+  return (tables ??= makeTables()).mark;
 }
 
 /**

@@ -46,6 +46,8 @@ import { LOCK_CLASS, quoteIdent } from "./schema.ts";
 import {
   loadSearchWordsFormat,
   pgLowerMap,
+  pgMarkRegex,
+  pgNonAsciiUpperRegex,
   pgRunRegex,
   pgSpecialRegex,
   pgTerm,
@@ -73,15 +75,18 @@ function sqlString(text: string): string {
 /**
  * The function that cuts a value's words as the core's tokenizer does (see
  * `_sql/words.ts`): each string in NFKC (PostgreSQL's `normalize`), its İ as
- * i + U+0307 (its lower case), then runs of the letter, digit, private-use and
- * combining-mark characters of this engine's Unicode tables. A run without a
- * capital outside ASCII or a mark is a word as it is (ASCII capitals were
- * lowered for the whole string by `translate`); any other run is lower-cased
- * through the table of one-character lower cases, normalized to NFKC again
- * (a capital and a mark can lower-case to a pair that composes) and cut into
- * the runs of letters, digits and private-use characters, its words. One per
- * table: its tables are those of the process that built the column (their
- * version is in the metadata).
+ * i and a space (JavaScript lower-cases it to i + U+0307, a mark the cut
+ * drops: the same words, whatever marks follow), its ASCII capitals lowered.
+ * A string without a combining mark (most of them, once in NFKC) is cut into
+ * runs of the letter, digit and private-use characters of this engine's
+ * Unicode tables, and a run holding a capital outside ASCII is lower-cased
+ * through the table of one-character lower cases. A string with a mark is
+ * cut into runs of those characters and marks: a run with a capital outside
+ * ASCII and no mark is lower-cased as above, a run with a mark is lower-cased,
+ * normalized to NFKC again (a capital and a mark can lower-case to a pair
+ * that composes: H + U+0331 to ẖ) and cut into its words. One per table: its
+ * tables are those of the process that built the column (their version is in
+ * the metadata).
  */
 function createWordsSql(t: PgIndexTarget): string {
   const upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -90,30 +95,40 @@ function createWordsSql(t: PgIndexTarget): string {
       sqlString(JSON.stringify(pgLowerMap()))
     }::jsonb ->> x.c, x.c), '' ORDER BY x.i) FROM regexp_split_to_table(m.r[1], '') ` +
     `WITH ORDINALITY AS x(c, i))`;
-  // The words of such a run, joined by spaces (NULL for none): a word holds no space.
+  const nonAsciiUpper = sqlString(pgNonAsciiUpperRegex());
+  const mark = sqlString(pgMarkRegex());
+  const ascii = `octet_length(m.r[1]) = char_length(m.r[1])`;
+  // A run with a mark: its words, joined by spaces (NULL for none; a word holds no space).
   const recut = `(SELECT string_agg(x.w[1], ' ' ORDER BY x.n) FROM regexp_matches(normalize(` +
-    `${lowered}, NFKC), ${sqlString(pgWordRegex())}, 'g') WITH ORDINALITY AS x(w, n))`;
-  // ASCII capitals by translate() (cheap), then the character-by-character pass only for a run
-  // that holds a capital outside ASCII or a mark (most words, even outside ASCII, hold neither).
-  // The runs' words are joined by spaces and split once at the end (a set-returning call per
-  // run doubled the function's time). Each string is cut at MAX_SEARCH_TEXT characters first:
-  // what lies beyond is never indexed, and cutting it into words first cost seconds for a value
-  // of megabytes (every hit is checked against the reference, so a word cut in two finds
-  // nothing wrong).
+    `CASE WHEN m.r[1] ~ ${nonAsciiUpper} THEN ${lowered} ELSE m.r[1] END, NFKC), ` +
+    `${sqlString(pgWordRegex())}, 'g') WITH ORDINALITY AS x(w, n))`;
+  // A string's words joined by spaces, the runs cut as above.
+  const withMarks =
+    `(SELECT string_agg(CASE WHEN ${ascii} OR m.r[1] !~ ${
+      sqlString(pgSpecialRegex())
+    } THEN m.r[1] WHEN m.r[1] !~ ${mark} THEN ${lowered} ELSE ${recut} END, ' ' ORDER BY m.n) ` +
+    `FROM regexp_matches(p.t, ${sqlString(pgRunRegex())}, 'g') WITH ORDINALITY AS m(r, n))`;
+  const withoutMarks = `(SELECT string_agg(CASE WHEN ${ascii} OR m.r[1] !~ ${nonAsciiUpper} ` +
+    `THEN m.r[1] ELSE ${lowered} END, ' ' ORDER BY m.n) FROM regexp_matches(p.t, ${
+      sqlString(pgWordRegex())
+    }, 'g') WITH ORDINALITY AS m(r, n))`;
+  // ASCII capitals by translate() (cheap), the character-by-character pass only for a run that
+  // holds a capital outside ASCII (most words, even outside ASCII, hold none), the runs with
+  // marks only in a string that holds one (their classes are slower to match, and recutting a
+  // run costs more than lower-casing it). The words are joined by spaces and split once at the
+  // end. Each string is cut at MAX_SEARCH_TEXT characters first: what lies beyond is never
+  // indexed, and cutting it into words first cost seconds for a value of megabytes (every hit
+  // is checked against the reference, so a word cut in two finds nothing wrong).
   return `CREATE OR REPLACE FUNCTION ${wordsFunction(t)}(doc jsonb) RETURNS text[] ` +
     // PL/pgSQL: its plan (with the tables' constants) is made once per session, where a SQL
     // function called from another one is planned again on every call.
     `LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fs$ BEGIN RETURN (SELECT ` +
-    `coalesce(array_remove(string_to_array(string_agg(CASE WHEN ` +
-    `octet_length(m.r[1]) = char_length(m.r[1]) OR m.r[1] !~ ${
-      sqlString(pgSpecialRegex())
-    } THEN m.r[1] ELSE ${recut} END, ' ' ORDER BY s.n, m.n), ' '), ''), '{}') ` +
+    `coalesce(array_remove(string_to_array(string_agg(w.t, ' ' ORDER BY s.n), ' '), ''), '{}') ` +
     `FROM jsonb_path_query(doc, 'strict $.**') WITH ORDINALITY AS s(v, n), ` +
-    `regexp_matches(translate(replace(normalize(left(s.v #>> '{}', ${MAX_SEARCH_TEXT}), NFKC), ` +
-    `chr(304), 'i' || chr(775)), '${upper}', '${upper.toLowerCase()}'), ${
-      sqlString(pgRunRegex())
-    }, 'g') WITH ORDINALITY AS m(r, n) ` +
-    `WHERE jsonb_typeof(s.v) = 'string'); END $fs$`;
+    `LATERAL (SELECT translate(replace(normalize(left(s.v #>> '{}', ${MAX_SEARCH_TEXT}), NFKC), ` +
+    `chr(304), 'i '), '${upper}', '${upper.toLowerCase()}') AS t OFFSET 0) AS p, ` +
+    `LATERAL (SELECT CASE WHEN p.t ~ ${mark} THEN ${withMarks} ELSE ${withoutMarks} END AS t) ` +
+    `AS w WHERE jsonb_typeof(s.v) = 'string'); END $fs$`;
 }
 
 function tsvFunction(t: PgIndexTarget): string {
