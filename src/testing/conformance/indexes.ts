@@ -380,7 +380,7 @@ export function defineIndexCases(define: DefineCase, definePersistent: DefineCas
       const values: Record<string, JsonValue> = {
         nfd: "cafe\u0301 cre\u0300me", // decomposed accents
         nfc: { t: "caf\u00e9 br\u00fbl\u00e9e" }, // composed
-        wide: ["\uff21\uff22\uff23\u3000\uff44\uff45\uff46\uff11\uff12"], // ＡＢＣ　ｄｅｆ１２
+        wide: ["\uff21\uff22\uff23\u3000\uff44\uff45\uff46\uff11\uff12"], // "ＡＢＣ", an ideographic space, "ｄｅｆ１２"
         ascii: { t: "xyz 42" },
         ligature: "\ufb01le \ufb02ow", // ﬁle ﬂow
         letters: "office",
