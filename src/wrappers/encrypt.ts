@@ -29,6 +29,7 @@ import {
   randomFillSync,
 } from "node:crypto";
 import { ForwardingBase } from "./_forwarding.ts";
+import { OpenedCache } from "./_opened_cache.ts";
 import { ConfigError, DecryptionError, StoreClosedError } from "../errors.ts";
 import { assertKey, assertKeySize, encodeCursor, encodeKey, encodeKeyInto } from "../store/keys.ts";
 import { jsonEqual, parsePath } from "../store/query.ts";
@@ -172,6 +173,15 @@ export interface EncryptOptions {
    * go through objects only (not arrays).
    */
   plaintext?: readonly (string | readonly string[])[];
+  /**
+   * How much plaintext of recently written or read values to keep in this
+   * process's memory, so that reading a value again does not decrypt it
+   * again: MiB as a number, or a size such as `"16MiB"` or `"512KiB"`.
+   * Default 8 MiB; `0` keeps none (every read decrypts). What is kept stays
+   * until it is pushed out by newer values or the store is closed, also
+   * after the value is deleted.
+   */
+  cache?: number | string;
 }
 
 /**
@@ -195,6 +205,36 @@ export interface ParsedEncryptOptions {
   readonly keys: readonly Uint8Array[];
   /** The plaintext paths, split into segments. */
   readonly plaintext: readonly (readonly string[])[];
+  /** How many bytes of opened plaintext to keep in memory (0: none). */
+  readonly cacheBytes: number;
+}
+
+/** The default of {@linkcode EncryptOptions.cache}: 8 MiB of plaintext kept in memory. */
+export const DEFAULT_ENCRYPT_CACHE_BYTES = 8 * 1024 * 1024;
+
+const CACHE_UNITS: Readonly<Record<string, number>> = {
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+};
+
+/** `cache` in bytes, or what is wrong with it. */
+function cacheBytesOf(cache: unknown): number | string {
+  const problem = `cache must be MiB as a number (8), a size such as "16MiB" or "512KiB", ` +
+    `or 0 to keep no plaintext in memory; got ${JSON.stringify(cache)}`;
+  if (typeof cache === "number") {
+    return Number.isFinite(cache) && cache >= 0 && cache <= 1024 * 1024
+      ? Math.floor(cache * 1024 * 1024)
+      : problem;
+  }
+  if (typeof cache !== "string") return problem;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(kib|mib|gib|kb|mb|gb)\s*$/i.exec(cache);
+  if (m === null) return problem;
+  const bytes = Math.floor(Number(m[1]) * CACHE_UNITS[m[2].toLowerCase()]);
+  return Number.isSafeInteger(bytes) ? bytes : problem;
 }
 
 /**
@@ -286,10 +326,10 @@ export function parseEncryptOptions(
     );
   }
   for (const field of Object.keys(options)) {
-    if (!["key", "keys", "plaintext"].includes(field)) {
+    if (!["key", "keys", "plaintext", "cache"].includes(field)) {
       fail(
         [field],
-        `unknown option "${field}"; the options of encrypt are key, keys and plaintext`,
+        `unknown option "${field}"; the options of encrypt are key, keys, plaintext and cache`,
       );
     }
   }
@@ -339,7 +379,13 @@ export function parseEncryptOptions(
     }
     plaintext.push(segments);
   });
-  return { keys, plaintext };
+  let cacheBytes = DEFAULT_ENCRYPT_CACHE_BYTES;
+  if (options.cache !== undefined) {
+    const bytes = cacheBytesOf(options.cache);
+    if (typeof bytes === "string") fail(["cache"], bytes);
+    cacheBytes = bytes as number;
+  }
+  return { keys, plaintext, cacheBytes };
 }
 
 async function keyIdOf(raw: Uint8Array): Promise<string> {
@@ -702,7 +748,7 @@ export async function encrypted(store: Store, options: EncryptOptions): Promise<
     );
     keys.push(sealingKey(id, createSecretKey(raw), key));
   }
-  const wrapper = new EncryptingStore(store, keys, parsed.plaintext);
+  const wrapper = new EncryptingStore(store, keys, parsed.plaintext, parsed.cacheBytes);
   await wrapper.checkKeys();
   return wrapper;
 }
@@ -713,11 +759,18 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   readonly #byId: Map<string, SealingKey>;
   readonly #plaintext: readonly (readonly string[])[];
   readonly #handle: EncryptionHandle;
+  readonly #opened: OpenedCache;
   #closed = false;
 
-  constructor(store: Store, keys: SealingKey[], plaintext: readonly (readonly string[])[]) {
+  constructor(
+    store: Store,
+    keys: SealingKey[],
+    plaintext: readonly (readonly string[])[],
+    cacheBytes: number,
+  ) {
     super(store);
     this.#store = store;
+    this.#opened = new OpenedCache(cacheBytes);
     this.#keys = keys;
     this.#byId = new Map(keys.map((k) => [k.id, k]));
     this.#plaintext = plaintext;
@@ -833,9 +886,9 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   async #seal(key: Key, text: string, value: unknown): Promise<JsonValue> {
     const projection = this.#plaintext.length > 0 ? this.#project(key, value, "Cannot write") : {};
     const sealing = this.#keys[0];
-    const sealed: Record<string, JsonValue> = {
-      [SEALED_FIELD]: sealing.header + await sealText(sealing, aadOf(sealing.aad, key), text),
-    };
+    const envelope = sealing.header + await sealText(sealing, aadOf(sealing.aad, key), text);
+    this.#opened.put(envelope, key, text);
+    const sealed: Record<string, JsonValue> = { [SEALED_FIELD]: envelope };
     return this.#plaintext.length > 0 ? { ...sealed, ...projection } : sealed;
   }
 
@@ -903,8 +956,8 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
         { store: this.name, key, keyId: id },
         { cause: err },
       );
-    const parse = (plain: Uint8Array): T => {
-      const value = JSON.parse(DECODER.decode(plain)) as T;
+    const parse = (json: string): T => {
+      const value = JSON.parse(json) as T;
       if (
         checkProjection && (this.#plaintext.length > 0 || !onlySealedField(stored)) &&
         !this.#projectionMatches(key, value, stored)
@@ -917,6 +970,8 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
       }
       return value;
     };
+    const known = this.#opened.get(text, key);
+    if (known !== undefined) return parse(known);
     let plain: Uint8Array | Promise<Uint8Array>;
     try {
       // Damaged base64 fails here, inside the try: it is a value that fails authentication.
@@ -924,11 +979,16 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     } catch (err) {
       throw failed(err);
     }
+    const remember = (bytes: Uint8Array): string => {
+      const json = DECODER.decode(bytes);
+      this.#opened.put(text, key, json);
+      return json;
+    };
     return plain instanceof Promise
-      ? plain.then(parse, (err) => {
+      ? plain.then((bytes) => parse(remember(bytes)), (err) => {
         throw failed(err);
       })
-      : parse(plain);
+      : parse(remember(plain));
   }
 
   /** The entry with its value opened: at once, or a promise for a large value. */
@@ -1207,6 +1267,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
 
   close(): Promise<void> {
     this.#closed = true;
+    this.#opened.clear();
     return this.#store.close();
   }
 
