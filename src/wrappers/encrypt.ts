@@ -795,7 +795,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
         const value = isEnvelope(entry.value)
           ? await this.#open(entry.key, entry.value, false)
           : entry.value;
-        return await this.#seal(entry.key, serializeValue(value, "Cannot rekey"), value);
+        return await this.#seal(entry.key, serializeValue(value, "Cannot rekey"), value, false);
       },
       open: (key: Key, stored: JsonValue) => this.#open<JsonValue>(key, stored),
       openChange: async (change: Change) => await this.#openChange(change),
@@ -882,12 +882,15 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     return out;
   }
 
-  /** Seal `text` (the value's JSON) for `key` under the current key. */
-  async #seal(key: Key, text: string, value: unknown): Promise<JsonValue> {
+  /**
+   * Seal `text` (the value's JSON) for `key` under the current key; with
+   * `keep` (a write, not the rekey job's reseal) its plaintext is kept for reads.
+   */
+  async #seal(key: Key, text: string, value: unknown, keep = true): Promise<JsonValue> {
     const projection = this.#plaintext.length > 0 ? this.#project(key, value, "Cannot write") : {};
     const sealing = this.#keys[0];
     const envelope = sealing.header + await sealText(sealing, aadOf(sealing.aad, key), text);
-    this.#opened.put(envelope, key, text);
+    if (keep) this.#opened.put(envelope, key, text);
     const sealed: Record<string, JsonValue> = { [SEALED_FIELD]: envelope };
     return this.#plaintext.length > 0 ? { ...sealed, ...projection } : sealed;
   }
@@ -907,10 +910,20 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
 
   /**
    * Open a stored value; with `checkProjection` (the default) its plaintext
-   * fields must be what the declared paths give. Synchronous (the value, or a
+   * fields must be what the declared paths give. The plaintext kept for it
+   * (`encrypt.cache`) is used when its sealed text is the one kept; with
+   * `keep` (a read by key: get, getMany) what it opens is kept, while
+   * listings, queries and history only look (a scan does not push out the
+   * values read by key). Synchronous (the value, or a
    * throw) for a value up to 4 KiB; a promise for a larger one.
    */
-  #openNow<T>(key: Key, stored: unknown, checkProjection = true, seq?: number): T | Promise<T> {
+  #openNow<T>(
+    key: Key,
+    stored: unknown,
+    checkProjection = true,
+    seq?: number,
+    keep = false,
+  ): T | Promise<T> {
     // Built only for an error (a key as JSON costs about a microsecond).
     const where = () =>
       `${seq === undefined ? "" : `change #${seq} of `}${
@@ -981,7 +994,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     }
     const remember = (bytes: Uint8Array): string => {
       const json = DECODER.decode(bytes);
-      this.#opened.put(text, key, json);
+      if (keep) this.#opened.put(text, key, json);
       return json;
     };
     return plain instanceof Promise
@@ -992,8 +1005,11 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   }
 
   /** The entry with its value opened: at once, or a promise for a large value. */
-  #openEntry<T>(entry: Entry<T>): Entry<T> | Promise<Entry<T>> {
-    return whenOpened(this.#openNow<T>(entry.key, entry.value), (value) => ({ ...entry, value }));
+  #openEntry<T>(entry: Entry<T>, keep = false): Entry<T> | Promise<Entry<T>> {
+    return whenOpened(
+      this.#openNow<T>(entry.key, entry.value, true, undefined, keep),
+      (value) => ({ ...entry, value }),
+    );
   }
 
   async #sealFor(key: Key, value: unknown, what: string): Promise<JsonValue> {
@@ -1004,7 +1020,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
 
   async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
     const entry = await this.#store.get<T>(key);
-    return entry === null ? null : await this.#openEntry(entry);
+    return entry === null ? null : await this.#openEntry(entry, true);
   }
 
   override changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
@@ -1059,7 +1075,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
 
   async getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {
     const entries = await this.#store.getMany<T>(keys);
-    return await openEach(entries, (e) => e === null ? null : this.#openEntry(e));
+    return await openEach(entries, (e) => e === null ? null : this.#openEntry(e, true));
   }
 
   async set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
