@@ -16,13 +16,20 @@ interface Kept {
 
 /**
  * The JSON of recently sealed or opened values, one per entry key, with the
- * sealed text it came from; least recently used first out, up to a number of
- * bytes (UTF-16: two per character of the key, the sealed text and the
- * JSON). A lookup hits only for the same key and the same sealed text: a
- * value written since (by any process) has another sealed text, and a sealed
- * text copied from another key is another key's entry, so it is decrypted,
- * and fails authentication, as without the cache. A value over a sixteenth
- * of the limit is not kept (it would push out many small ones).
+ * sealed text it came from, up to a number of bytes (UTF-16: two per
+ * character of the key, the sealed text and the JSON). A lookup hits only
+ * for the same key and the same sealed text: a value written since (by any
+ * process) has another sealed text, and a sealed text copied from another
+ * key is another key's entry, so it is decrypted, and fails authentication,
+ * as without the cache. A value over a sixteenth of the limit is not kept (it
+ * would push out many small ones).
+ *
+ * Two generations, each up to half the limit: values are kept in the young
+ * one; when it is full it becomes the old one and the old one is dropped
+ * whole; a hit in the old one moves the value to the young one. So what was
+ * used least recently goes first, with no work per value to push out (a
+ * `Map` that loses its first entry at every write also slows down: its
+ * iteration walks the deleted slots).
  *
  * @example
  * ```ts
@@ -37,61 +44,78 @@ interface Kept {
  * ```
  */
 export class OpenedCache {
-  readonly #entries = new Map<string, Kept>();
-  readonly #limit: number;
-  #bytes = 0;
+  #young = new Map<string, Kept>();
+  #old = new Map<string, Kept>();
+  #youngBytes = 0;
+  #oldBytes = 0;
+  readonly #half: number;
 
   /** A cache of at most `limitBytes` (0: it keeps nothing). */
   constructor(limitBytes: number) {
-    this.#limit = limitBytes;
+    this.#half = limitBytes / 2;
   }
 
   /** The bytes kept now. */
   get bytes(): number {
-    return this.#bytes;
+    return this.#youngBytes + this.#oldBytes;
   }
 
   /** How many values are kept now. */
   get size(): number {
-    return this.#entries.size;
+    return this.#young.size + this.#old.size;
   }
 
   /** The JSON kept for `key` if it came from `sealed`, else `undefined`. */
   get(sealed: string, key: Key): string | undefined {
-    if (this.#limit === 0) return undefined;
+    if (this.#half === 0) return undefined;
     const id = cacheId(key);
-    const hit = this.#entries.get(id);
-    if (hit === undefined || hit.sealed !== sealed) return undefined;
-    this.#entries.delete(id); // most recently used last
-    this.#entries.set(id, hit);
-    return hit.json;
+    const young = this.#young.get(id);
+    if (young !== undefined) return young.sealed === sealed ? young.json : undefined;
+    const old = this.#old.get(id);
+    if (old === undefined || old.sealed !== sealed) return undefined;
+    this.#old.delete(id); // used again: young
+    this.#oldBytes -= sizeOf(id, old);
+    this.#add(id, old);
+    return old.json;
   }
 
   /** Keep `json` as `key`'s value, sealed as `sealed` (replacing what `key` had). */
   put(sealed: string, key: Key, json: string): void {
-    if (this.#limit === 0) return;
+    if (this.#half === 0) return;
     const id = cacheId(key);
-    const before = this.#entries.get(id);
-    if (before !== undefined) {
-      this.#entries.delete(id);
-      this.#bytes -= sizeOf(id, before);
+    const young = this.#young.get(id);
+    if (young !== undefined) {
+      this.#young.delete(id);
+      this.#youngBytes -= sizeOf(id, young);
+    }
+    const old = this.#old.get(id);
+    if (old !== undefined) {
+      this.#old.delete(id);
+      this.#oldBytes -= sizeOf(id, old);
     }
     const kept = { sealed, json };
-    const size = sizeOf(id, kept);
-    if (size > this.#limit / 16) return;
-    this.#entries.set(id, kept);
-    this.#bytes += size;
-    for (const [old, entry] of this.#entries) {
-      if (this.#bytes <= this.#limit) break;
-      this.#entries.delete(old);
-      this.#bytes -= sizeOf(old, entry);
-    }
+    if (sizeOf(id, kept) > this.#half / 8) return;
+    this.#add(id, kept);
   }
 
   /** Keep nothing (the store is closed). */
   clear(): void {
-    this.#entries.clear();
-    this.#bytes = 0;
+    this.#young = new Map();
+    this.#old = new Map();
+    this.#youngBytes = 0;
+    this.#oldBytes = 0;
+  }
+
+  #add(id: string, kept: Kept): void {
+    const size = sizeOf(id, kept);
+    if (this.#youngBytes + size > this.#half) {
+      this.#old = this.#young; // the old generation is dropped whole
+      this.#oldBytes = this.#youngBytes;
+      this.#young = new Map();
+      this.#youngBytes = 0;
+    }
+    this.#young.set(id, kept);
+    this.#youngBytes += size;
   }
 }
 

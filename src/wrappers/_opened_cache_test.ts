@@ -1,21 +1,27 @@
 import assert from "node:assert/strict";
 import { cacheId, OpenedCache } from "./_opened_cache.ts";
 
-Deno.test("OpenedCache keeps the least recently used out first, within its bytes", () => {
+Deno.test("OpenedCache keeps what was used recently and lets the least recently used go, within its bytes", () => {
   const json = "x".repeat(100);
-  const one = 2 * (cacheId(["k", "00"]).length + "s00".length + json.length);
-  const cache = new OpenedCache(16 * one); // a value may be a sixteenth of it
   const at = (i: number) =>
     [`s${String(i).padStart(2, "0")}`, ["k", String(i).padStart(2, "0")]] as const;
-  for (let i = 0; i < 16; i++) cache.put(...at(i), json);
-  assert.equal(cache.size, 16);
-  assert.equal(cache.bytes, 16 * one);
-  assert.equal(cache.get(...at(0)), json); // 0 used: 1 is now the oldest
-  cache.put(...at(16), json);
-  assert.equal(cache.size, 16);
-  assert.equal(cache.get(...at(1)), undefined, "the least recently used went");
-  for (const i of [0, 2, 15, 16]) assert.equal(cache.get(...at(i)), json);
-  assert.equal(cache.bytes, 16 * one);
+  const one = 2 * (cacheId(at(0)[1]).length + at(0)[0].length + json.length);
+  const cache = new OpenedCache(16 * one); // two generations of 8 values each
+  for (let i = 0; i < 9; i++) cache.put(...at(i), json); // 0-7 fill the young one; 8 makes them old
+  assert.equal(cache.size, 9);
+  assert.equal(cache.get(...at(0)), json); // used again: young, beside 8
+  // 9-14 fill the young generation again (8, 0, 9-14); 15 makes it old: 1-7, used least
+  // recently, go with the generation before.
+  for (let i = 9; i < 16; i++) cache.put(...at(i), json);
+  for (let i = 1; i < 8; i++) assert.equal(cache.get(...at(i)), undefined, `${i} went`);
+  for (const i of [0, 8, 9, 14, 15]) assert.equal(cache.get(...at(i)), json, `${i} is kept`);
+  assert.equal(cache.size, 9);
+  assert.ok(cache.bytes <= 16 * one);
+  // However many values go through it, it holds at most its bytes.
+  for (let i = 17; i < 1000; i++) {
+    cache.put(`s${i}`, ["k", String(i)], json);
+    assert.ok(cache.bytes <= 16 * one);
+  }
 });
 
 Deno.test("OpenedCache: a key's new value replaces the old one and its bytes", () => {
@@ -26,7 +32,7 @@ Deno.test("OpenedCache: a key's new value replaces the old one and its bytes", (
   assert.equal(cache.bytes, 2 * (cacheId(["a"]).length + "new".length + 1));
   assert.equal(cache.get("old", ["a"]), undefined, "the old sealed text is not the value now");
   assert.equal(cache.get("new", ["a"]), "2");
-  // A new value too large to keep still drops the old one.
+  // A new value too large to keep (over a sixteenth of the bytes) still drops the old one.
   const small = new OpenedCache(1600);
   small.put("v1", ["b"], "1");
   small.put("v2", ["b"], "y".repeat(200));
