@@ -288,6 +288,7 @@ const storeSchema = z.looseObject({
     key: z.string().optional(),
     keys: z.array(z.string()).min(1).optional(),
     plaintext: z.array(pathSchema).optional(),
+    cache: z.union([z.number(), z.string()]).optional(),
   }).optional(),
 });
 

@@ -181,8 +181,9 @@ Deno.test("flowstate changes --follow prints changes another process commits", a
     const reading = (async () => {
       for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) text += chunk;
     })();
-    // The follower prints nothing before the first change: write until a line arrives.
-    for (let i = 0; !text.includes("\n") && i < 30; i++) {
+    // The follower prints nothing before the first change: write until a line arrives (for up
+    // to two minutes: a loaded machine starts the follower late, never a failure by itself).
+    for (let i = 0; !text.includes("\n") && i < 240; i++) {
       await ok(run, "state", "set", "live", String(i));
       await new Promise((r) => setTimeout(r, 500));
     }

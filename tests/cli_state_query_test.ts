@@ -145,6 +145,24 @@ Deno.test("flowstate state search ranks entries holding every word", async () =>
   });
 });
 
+Deno.test("flowstate state search compares words in Unicode NFKC: NFC finds NFD, ASCII finds full-width, letters find a ligature", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG);
+    const value = { title: "Cafe\u0301 \uff2c\uff21\uff34\uff34\uff25", body: "\ufb01ne print" };
+    const set = await run("state", "set", "notes/d", JSON.stringify(value));
+    assert.equal(set.code, 0, set.stderr);
+    for (
+      const text of ["caf\u00e9 latte", "CAF\u00c9", "fine print", "\uff4c\uff41\uff54\uff54\uff45"]
+    ) {
+      const hits = await run("state", "search", text, "--json");
+      assert.equal(hits.code, 0, hits.stderr);
+      assert.deepEqual(JSON.parse(hits.stdout).map((h: { key: string[] }) => h.key), [
+        ["notes", "d"],
+      ], text);
+    }
+  });
+});
+
 Deno.test("a bad index declaration in the config is reported at its file:line:column", async () => {
   await withSandbox(async ({ dir, run }) => {
     await Deno.writeTextFile(

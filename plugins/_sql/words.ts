@@ -1,28 +1,37 @@
 /**
  * The words the SQL backends index for full-text search: the core's own
- * tokenizer (`searchWords`: JavaScript `toLowerCase()`, then runs of
- * `\p{L}`, `\p{N}`, `\p{Co}`), so which entries match is the reference's by
- * construction rather than as far as a database's tokenizer and locale
- * allow.
+ * tokenizer (`searchWords`: Unicode NFKC, JavaScript `toLowerCase()`, NFKC
+ * again where that changed something, then runs of `\p{L}`, `\p{N}`,
+ * `\p{Co}`), so which entries match is the reference's by construction rather
+ * than as far as a database's tokenizer and locale allow.
  *
  * - sqlite calls {@linkcode valueWords} from its triggers (a function the
  *   driver registers on its connection) and writes the words, joined by
  *   spaces, into an FTS5 table whose `ascii` tokenizer cuts them at the
  *   spaces and changes nothing else (the words hold no ASCII punctuation
  *   and no capitals).
- * - postgres cannot call JavaScript from its trigger: {@linkcode pgWordRegex}
- *   and {@linkcode pgLowerMap} are this engine's Unicode tables of the same
- *   two steps, written into the SQL function that cuts the words there.
+ * - postgres cannot call JavaScript from its trigger: it normalizes with its
+ *   own `normalize(text, NFKC)` (PostgreSQL 13 or newer, UTF8 database), and
+ *   {@linkcode pgRunRegex}, {@linkcode pgWordRegex} and {@linkcode pgLowerMap}
+ *   are this engine's Unicode tables of the other steps, written into the SQL
+ *   function that cuts the words there.
  *
  * The words' format ({@linkcode searchMetaValue}) is kept next to the search declaration in
  * the store's metadata: an index built the old way (by the database's
- * tokenizer) or with another Unicode version is rebuilt at open.
+ * tokenizer, or by the rule without NFKC: format 1) or with another Unicode
+ * version is rebuilt at open.
  *
  * @module
  */
 import { searchableStrings, searchWords } from "../../src/store/indexes.ts";
 
 let wordsFormat: string | undefined;
+
+/**
+ * The version of the words' rule in {@linkcode searchMetaValue}: 1 lower-cased
+ * and cut; 2 normalizes to NFKC first (an index of format 1 is rebuilt at open).
+ */
+export const WORDS_FORMAT = 2;
 
 /**
  * Load {@linkcode searchMetaValue}'s format: the words' format and the Unicode
@@ -33,7 +42,7 @@ let wordsFormat: string | undefined;
 export async function loadSearchWordsFormat(): Promise<void> {
   if (wordsFormat !== undefined) return;
   const { default: process } = await import("node:process");
-  wordsFormat = `words 1, unicode ${process.versions.unicode ?? "?"}`;
+  wordsFormat = `words ${WORDS_FORMAT}, unicode ${process.versions.unicode ?? "?"}`;
 }
 
 /** Whether {@linkcode loadSearchWordsFormat} ran. */
@@ -102,7 +111,22 @@ function everyCodePoint(): string {
   return new TextDecoder("utf-16le").decode(units.subarray(0, n));
 }
 
-let tables: { regex: string; lower: Record<string, string>; upper: string } | undefined;
+interface PgTables {
+  /** One word: a run of `\p{L}`, `\p{N}`, `\p{Co}`. */
+  regex: string;
+  /** One run of word characters and combining marks (`\p{M}`). */
+  run: string;
+  /** One-character lower cases. */
+  lower: Record<string, string>;
+  /** A character outside ASCII that the lower-case table changes, or a combining mark. */
+  special: string;
+  /** A character outside ASCII that the lower-case table changes. */
+  upper: string;
+  /** A combining mark. */
+  mark: string;
+}
+
+let tables: PgTables | undefined;
 
 /** `[...]` of the code points of `chars`, runs of consecutive ones as ranges. */
 function pgClass(chars: readonly string[]): string {
@@ -117,15 +141,20 @@ function pgClass(chars: readonly string[]): string {
   return `[${ranges.join("")}]`;
 }
 
-function makeTables(): { regex: string; lower: Record<string, string>; upper: string } {
-  const all = everyCodePoint();
+/** `[...]+` of the runs of `all` that `of` matches. */
+function pgRuns(all: string, of: RegExp): string {
   const ranges: string[] = [];
-  for (const m of all.matchAll(/[\p{L}\p{N}\p{Co}]+/gu)) {
+  for (const m of all.matchAll(of)) {
     const cps = [...m[0]];
     const first = cps[0].codePointAt(0)!;
     const last = cps[cps.length - 1].codePointAt(0)!;
     ranges.push(first === last ? pgChar(first) : `${pgChar(first)}-${pgChar(last)}`);
   }
+  return `[${ranges.join("")}]+`;
+}
+
+function makeTables(): PgTables {
+  const all = everyCodePoint();
   const lower: Record<string, string> = {};
   for (const m of all.matchAll(/\p{Changes_When_Lowercased}/gu)) {
     const to = m[0].toLowerCase();
@@ -136,16 +165,50 @@ function makeTables(): { regex: string; lower: Record<string, string>; upper: st
   // as σ (and searched as σ), and every hit is checked against the reference.
   lower["ς"] = "σ";
   lower["Σ"] = "σ";
-  const upper = pgClass(Object.keys(lower).filter((c) => c.codePointAt(0)! > 0x7f));
-  return { regex: `[${ranges.join("")}]+`, lower, upper };
+  const marks = [...all.matchAll(/\p{M}/gu)].map((m) => m[0]);
+  const upper = Object.keys(lower).filter((c) => c.codePointAt(0)! > 0x7f);
+  return {
+    regex: pgRuns(all, /[\p{L}\p{N}\p{Co}]+/gu),
+    run: pgRuns(all, /[\p{L}\p{N}\p{Co}\p{M}]+/gu),
+    lower,
+    special: pgClass([...upper, ...marks]),
+    upper: pgClass(upper),
+    mark: pgClass(marks),
+  };
 }
 
 /**
  * A PostgreSQL regular expression matching a character outside ASCII that the
- * lower-case table changes (a word without one needs no character-by-character pass).
+ * lower-case table changes, or a combining mark (`\p{M}`): a run without one
+ * is a word as it is, one with one is lower-cased character by character,
+ * normalized to NFKC again and cut into words.
+ */
+export function pgSpecialRegex(): string {
+  return (tables ??= makeTables()).special;
+}
+
+/**
+ * A PostgreSQL regular expression matching a character outside ASCII that the
+ * lower-case table changes (in a string without marks, a word without one
+ * needs no character-by-character pass).
  */
 export function pgNonAsciiUpperRegex(): string {
   return (tables ??= makeTables()).upper;
+}
+
+/** A PostgreSQL regular expression matching a combining mark (`\p{M}`). */
+export function pgMarkRegex(): string {
+  return (tables ??= makeTables()).mark;
+}
+
+/**
+ * A PostgreSQL regular expression matching one run of word characters and
+ * combining marks (`\p{L}`, `\p{N}`, `\p{Co}`, `\p{M}`): cut first, so a
+ * capital and the mark after it are lower-cased and composed together (Υ +
+ * U+0342 as ῦ) before the marks left over are dropped.
+ */
+export function pgRunRegex(): string {
+  return (tables ??= makeTables()).run;
 }
 
 /** A PostgreSQL regular expression matching one word (a run of `\p{L}`, `\p{N}`, `\p{Co}` characters). */

@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import { openStore } from "../../src/plugin.ts";
 import type { Store } from "../../src/store/types.ts";
 import postgres from "postgres";
-import { dropTestSchema, newTable, pgTest, SCHEMA } from "./_test_utils.ts";
+import { dropTestSchema, newTable, pgTest, SCHEMA, withAdmin } from "./_test_utils.ts";
+import { format1Meta, format1Words, NFKC_SEARCHES, NFKC_TEXTS } from "../_sql/_test_utils.ts";
+import { searchWords } from "../../src/store/indexes.ts";
+import { searchServerProblem } from "./search.ts";
 
 /** Rows of one statement on a connection of its own. */
 async function rows<T>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
@@ -332,8 +335,109 @@ pgTest(
       url,
       `SELECT value FROM "${SCHEMA}"."${table}_meta" WHERE key = 'search'`,
     );
-    assert.match(meta[0].value, /words 1, unicode /);
+    assert.match(meta[0].value, /words 2, unicode /);
   },
 );
+
+pgTest(
+  "postgres rebuilds a search column of words format 1 (before NFKC) at open, and then NFD and NFC, full-width and ASCII, ligatures and letters find each other",
+  async (url) => {
+    const table = newTable("fts_f1");
+    const search = { prefix: ["n"] };
+    {
+      await using store = await open(url, table, { search });
+      for (const [k, t] of Object.entries(NFKC_TEXTS)) await store.set(["n", k], { t });
+    }
+    // What the previous version wrote: the words of format 1, and its format in the metadata.
+    const qualified = `"${SCHEMA}"."${table}"`;
+    await withAdmin(url, async (sql) => {
+      const entries = await sql.unsafe<{ key: Uint8Array; value: string }[]>(
+        `SELECT key, value FROM ${qualified}`,
+      );
+      for (const e of entries) {
+        const vector = format1Words(JSON.parse(e.value)).map((w, i) =>
+          `'${w.replaceAll("ς", "σ")}':${i + 1}`
+        ).join(" ");
+        await sql.unsafe(`UPDATE ${qualified} SET fs_search = $1::tsvector WHERE key = $2`, [
+          vector,
+          e.key,
+        ]);
+      }
+      const [meta] = await sql.unsafe<{ value: string }[]>(
+        `SELECT value FROM "${SCHEMA}"."${table}_meta" WHERE key = 'search'`,
+      );
+      await sql.unsafe(`UPDATE "${SCHEMA}"."${table}_meta" SET value = $1 WHERE key = 'search'`, [
+        format1Meta(meta.value),
+      ]);
+    });
+    const events: string[] = [];
+    await using store = await openStore(
+      { plugin: "postgres", url, schema: SCHEMA, table, search },
+      { onIndexBuild: (e) => events.push(`${e.index} ${e.phase}`) },
+    );
+    assert.deepEqual(events, ["search start", "search done"], "the old column is rebuilt once");
+    for (const [text, keys] of NFKC_SEARCHES) {
+      assert.deepEqual((await store.search(text)).map((h) => h.key[1]).sort(), keys, text);
+    }
+  },
+);
+
+pgTest(
+  "postgres words function cuts as the core's rule: a capital and a combining mark lower-case and compose (H + U+0331, Υ + U+0342), İ, σ/ς, ß, NFKC forms",
+  async (url) => {
+    const table = newTable("fts_words");
+    await using _store = await open(url, table, { search: { prefix: [] } });
+    // Every capital whose lower case composes with a following combining diacritical mark (a scan
+    // of Unicode: 71 pairs, each in a string of its own, with and without marks elsewhere), and
+    // the texts the conformance suite and the README name.
+    const pairs: string[] = [];
+    for (let c = 0; c <= 0x10ffff; c++) {
+      if (c >= 0xd800 && c <= 0xdfff) continue;
+      const capital = String.fromCodePoint(c);
+      if (!/\p{Changes_When_Lowercased}/u.test(capital)) continue;
+      for (let m = 0x300; m <= 0x36f; m++) {
+        const text = capital + String.fromCodePoint(m);
+        const once = text.normalize("NFKC").toLowerCase();
+        if (once.normalize("NFKC") !== once) pairs.push(`${text}x ${text}`);
+      }
+    }
+    assert.ok(pairs.length > 50, `pairs: ${pairs.length}`);
+    const texts = [
+      ...pairs,
+      "\u0130\u0316x \u0130\u0301 x\u0130 \u0130 I\u0307\u0323",
+      "\u041c\u043e\u0441\u043a\u0432\u0430 \u039c\u039f\u03a3\u039a\u0391 x\u0301",
+      "\u041c\u043e\u0441\u043a\u0432\u0430 \u039c\u039f\u03a3\u039a\u0391 \u00c9T\u00c9",
+      "H\u0331 J\u030c T\u0308 W\u030a Y\u030a \u0132\u030c \u01c7\u030c",
+      "\u0386\u0345 \u0391\u0342 \u0397\u0342 \u0399\u0344 \u03a1\u0313 \u039d\u03a5\u0342\u039d",
+      "\u0130stanbul \u0130ZM\u0130R \u0131spanak I\u015eIK",
+      "\u039f\u0394\u039f\u03a3 \u03bf\u03b4\u03bf\u03c2 \u03a3\u038a\u03a3\u03a5\u03a6\u039f\u03a3",
+      "Stra\u00dfe STRASSE \u1e9e",
+      "cafe\u0301 caf\u00e9 \uff21\uff22\uff23 \ufb01le \u216b \u00bd \u338f \u01c5emal \u24b6",
+      "x\u0301\u0301 \u0301lead A\u0300\u0316b",
+    ];
+    await withAdmin(url, async (sql) => {
+      const [{ words }] = await sql.unsafe<{ words: string[] }[]>(
+        `SELECT "${SCHEMA}"."${table}_fs_words"($1::jsonb) AS words`,
+        [JSON.stringify(texts)],
+      );
+      assert.deepEqual(
+        words,
+        texts.flatMap((t) => searchWords(t)).map((w) => w.replaceAll("ς", "σ")),
+      );
+    });
+  },
+);
+
+Deno.test("postgres search needs normalize(): a server older than 13 gets an error that says so and what to do", () => {
+  assert.equal(searchServerProblem(130000, "13.0"), undefined);
+  assert.equal(searchServerProblem(150020, "15.20"), undefined);
+  const problem = searchServerProblem(120022, "12.22");
+  assert.match(problem!, /PostgreSQL 12\.22 has no normalize\(text, NFKC\)/);
+  assert.match(
+    problem!,
+    /PostgreSQL 13 or newer: upgrade the server, or open the store without "search"/,
+  );
+  assert.match(problem!, /nothing was changed/);
+});
 
 dropTestSchema();

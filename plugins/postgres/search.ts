@@ -5,10 +5,11 @@
  * exact on every commit, whoever writes), and a GIN index on it.
  *
  * The words of a value are the core's reference words (`searchWords`:
- * every string, or the strings at the declared fields, lower-cased as
- * JavaScript does, cut into runs of letters, digits and private-use
- * characters), cut by a per-table SQL function made from this engine's
- * Unicode tables (`_sql/words.ts`; not the database's `lower()` or locale),
+ * every string, or the strings at the declared fields, in Unicode NFKC,
+ * lower-cased as JavaScript does, cut into runs of letters, digits and
+ * private-use characters), cut by a per-table SQL function made from
+ * PostgreSQL's `normalize(text, NFKC)` (PostgreSQL 13 or newer) and this
+ * engine's Unicode tables (`_sql/words.ts`; not the database's `lower()` or locale),
  * and written as a tsvector literal with their positions, which PostgreSQL
  * keeps as they are. Σ, σ and ς are all indexed (and searched) as σ.
  * With up to four declared fields each field gets its own weight (A–D), so
@@ -45,7 +46,10 @@ import { LOCK_CLASS, quoteIdent } from "./schema.ts";
 import {
   loadSearchWordsFormat,
   pgLowerMap,
+  pgMarkRegex,
   pgNonAsciiUpperRegex,
+  pgRunRegex,
+  pgSpecialRegex,
   pgTerm,
   pgWordRegex,
   searchMetaValue,
@@ -70,36 +74,61 @@ function sqlString(text: string): string {
 
 /**
  * The function that cuts a value's words as the core's tokenizer does (see
- * `_sql/words.ts`): each string's İ as i + U+0307 (its lower case), then runs
- * of the letter, digit and private-use characters of this engine's Unicode
- * tables, each lower-cased through its table of one-character lower cases
- * (an ASCII-only word by `translate`). One per table: its tables are those
- * of the process that built the column (their version is in the metadata).
+ * `_sql/words.ts`): each string in NFKC (PostgreSQL's `normalize`), its İ as
+ * i and a space (JavaScript lower-cases it to i + U+0307, a mark the cut
+ * drops: the same words, whatever marks follow), its ASCII capitals lowered.
+ * A string without a combining mark (most of them, once in NFKC) is cut into
+ * runs of the letter, digit and private-use characters of this engine's
+ * Unicode tables, and a run holding a capital outside ASCII is lower-cased
+ * through the table of one-character lower cases. A string with a mark is
+ * cut into runs of those characters and marks: a run with a capital outside
+ * ASCII and no mark is lower-cased as above, a run with a mark is lower-cased,
+ * normalized to NFKC again (a capital and a mark can lower-case to a pair
+ * that composes: H + U+0331 to ẖ) and cut into its words. One per table: its
+ * tables are those of the process that built the column (their version is in
+ * the metadata).
  */
 function createWordsSql(t: PgIndexTarget): string {
   const upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
   const lowered =
     `(SELECT string_agg(coalesce(${
       sqlString(JSON.stringify(pgLowerMap()))
-    }::jsonb ->> x.c, x.c), '' ORDER BY x.i) FROM regexp_split_to_table(m.w[1], '') ` +
+    }::jsonb ->> x.c, x.c), '' ORDER BY x.i) FROM regexp_split_to_table(m.r[1], '') ` +
     `WITH ORDINALITY AS x(c, i))`;
-  // ASCII capitals by translate() (cheap), then the character-by-character pass only for a word
-  // that still holds a capital outside ASCII (most words, even outside ASCII, hold none). Each
-  // string is cut at MAX_SEARCH_TEXT characters first: what lies beyond is never indexed, and
-  // cutting it into words first cost seconds for a value of megabytes (every hit is checked
-  // against the reference, so a word cut in two finds nothing wrong).
+  const nonAsciiUpper = sqlString(pgNonAsciiUpperRegex());
+  const mark = sqlString(pgMarkRegex());
+  const ascii = `octet_length(m.r[1]) = char_length(m.r[1])`;
+  // A run with a mark: its words, joined by spaces (NULL for none; a word holds no space).
+  const recut = `(SELECT string_agg(x.w[1], ' ' ORDER BY x.n) FROM regexp_matches(normalize(` +
+    `CASE WHEN m.r[1] ~ ${nonAsciiUpper} THEN ${lowered} ELSE m.r[1] END, NFKC), ` +
+    `${sqlString(pgWordRegex())}, 'g') WITH ORDINALITY AS x(w, n))`;
+  // A string's words joined by spaces, the runs cut as above.
+  const withMarks =
+    `(SELECT string_agg(CASE WHEN ${ascii} OR m.r[1] !~ ${
+      sqlString(pgSpecialRegex())
+    } THEN m.r[1] WHEN m.r[1] !~ ${mark} THEN ${lowered} ELSE ${recut} END, ' ' ORDER BY m.n) ` +
+    `FROM regexp_matches(p.t, ${sqlString(pgRunRegex())}, 'g') WITH ORDINALITY AS m(r, n))`;
+  const withoutMarks = `(SELECT string_agg(CASE WHEN ${ascii} OR m.r[1] !~ ${nonAsciiUpper} ` +
+    `THEN m.r[1] ELSE ${lowered} END, ' ' ORDER BY m.n) FROM regexp_matches(p.t, ${
+      sqlString(pgWordRegex())
+    }, 'g') WITH ORDINALITY AS m(r, n))`;
+  // ASCII capitals by translate() (cheap), the character-by-character pass only for a run that
+  // holds a capital outside ASCII (most words, even outside ASCII, hold none), the runs with
+  // marks only in a string that holds one (their classes are slower to match, and recutting a
+  // run costs more than lower-casing it). The words are joined by spaces and split once at the
+  // end. Each string is cut at MAX_SEARCH_TEXT characters first: what lies beyond is never
+  // indexed, and cutting it into words first cost seconds for a value of megabytes (every hit
+  // is checked against the reference, so a word cut in two finds nothing wrong).
   return `CREATE OR REPLACE FUNCTION ${wordsFunction(t)}(doc jsonb) RETURNS text[] ` +
     // PL/pgSQL: its plan (with the tables' constants) is made once per session, where a SQL
     // function called from another one is planned again on every call.
-    `LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fs$ BEGIN RETURN (SELECT coalesce(array_agg(CASE WHEN ` +
-    `octet_length(m.w[1]) = char_length(m.w[1]) OR m.w[1] !~ ${
-      sqlString(pgNonAsciiUpperRegex())
-    } THEN m.w[1] ELSE ${lowered} END ORDER BY s.n, m.n), '{}') ` +
+    `LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fs$ BEGIN RETURN (SELECT ` +
+    `coalesce(array_remove(string_to_array(string_agg(w.t, ' ' ORDER BY s.n), ' '), ''), '{}') ` +
     `FROM jsonb_path_query(doc, 'strict $.**') WITH ORDINALITY AS s(v, n), ` +
-    `regexp_matches(translate(replace(left(s.v #>> '{}', ${MAX_SEARCH_TEXT}), chr(304), ` +
-    `'i' || chr(775)), '${upper}', '${upper.toLowerCase()}'), ${
-      sqlString(pgWordRegex())
-    }, 'g') WITH ORDINALITY AS m(w, n) WHERE jsonb_typeof(s.v) = 'string'); END $fs$`;
+    `LATERAL (SELECT translate(replace(normalize(left(s.v #>> '{}', ${MAX_SEARCH_TEXT}), NFKC), ` +
+    `chr(304), 'i '), '${upper}', '${upper.toLowerCase()}') AS t OFFSET 0) AS p, ` +
+    `LATERAL (SELECT CASE WHEN p.t ~ ${mark} THEN ${withMarks} ELSE ${withoutMarks} END AS t) ` +
+    `AS w WHERE jsonb_typeof(s.v) = 'string'); END $fs$`;
 }
 
 function tsvFunction(t: PgIndexTarget): string {
@@ -175,6 +204,35 @@ async function builtFor(sql: Pick<Sql, "unsafe">, t: PgIndexTarget): Promise<str
   return rows[0]?.value ?? null;
 }
 
+/** The oldest PostgreSQL with `normalize(text, NFKC)`, which the words function calls. */
+export const MIN_SEARCH_SERVER_VERSION = 130000;
+
+/**
+ * Refuse to build a search column on a server without `normalize()`
+ * (PostgreSQL 12 and older): a clear error at open rather than one at the
+ * first write. (The database is UTF8, which `normalize` also needs: the
+ * plugin refuses any other encoding at open.)
+ */
+async function assertNormalize(tx: Pick<Sql, "unsafe">): Promise<void> {
+  const [{ num, version }] = await tx.unsafe<{ num: number; version: string }[]>(
+    `SELECT current_setting('server_version_num')::int AS num, ` +
+      `current_setting('server_version') AS version`,
+  );
+  const problem = searchServerProblem(num, version);
+  if (problem !== undefined) throw new RangeError(problem);
+}
+
+/**
+ * Why a server of `server_version_num` `num` cannot keep a search column
+ * (`undefined`: it can).
+ */
+export function searchServerProblem(num: number, version: string): string | undefined {
+  if (num >= MIN_SEARCH_SERVER_VERSION) return undefined;
+  return `Cannot build the search index: PostgreSQL ${version} has no normalize(text, NFKC), ` +
+    `which search needs to cut words (text in NFKC); search on postgres needs PostgreSQL 13 or ` +
+    `newer: upgrade the server, or open the store without "search" (nothing was changed)`;
+}
+
 /**
  * Build (or rebuild, or drop) the search column for `spec`, under the
  * table's advisory lock. Resolves whether search is native.
@@ -196,6 +254,7 @@ export async function preparePgSearch(
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${t.lockId})`);
     const had = await builtFor(tx, t);
     if (had === wanted) return;
+    if (spec !== undefined) await assertNormalize(tx);
     for (const statement of dropSql(t)) await tx.unsafe(statement);
     await tx.unsafe(`DELETE FROM ${metaTable(t)} WHERE key = 'search'`);
     if (spec === undefined) {

@@ -4,6 +4,7 @@ import { openStore } from "../../src/plugin.ts";
 import type { Warning } from "../../src/log.ts";
 import { fakeClock } from "../../src/testing/clock.ts";
 import { oldSearchFormat, rawDb, withDir } from "./_test_utils.ts";
+import { format1Meta, format1Words, NFKC_SEARCHES, NFKC_TEXTS } from "../_sql/_test_utils.ts";
 
 // Declared indexes, search and the slow paths of the sqlite plugin; the
 // conformance suite checks their answers against a scan.
@@ -284,5 +285,44 @@ Deno.test("sqlite rebuilds a search table of the old format (FTS5's unicode61 wo
       .get() as { sql: string };
     check.close();
     assert.match(table.sql, /tokenize = 'ascii'/);
+  });
+});
+
+Deno.test("sqlite rebuilds a search table of words format 1 (before NFKC) at open, and then NFD and NFC, full-width and ASCII, ligatures and letters find each other", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "s.db");
+    const search = { prefix: ["notes"] };
+    {
+      await using store = await openStore({ plugin: "sqlite", path, search });
+      for (const [k, t] of Object.entries(NFKC_TEXTS)) await store.set(["notes", k], { t });
+    }
+    // What the previous version wrote: the words of format 1, and its format in the metadata.
+    const db = rawDb(path);
+    db.exec("DELETE FROM flowstate_search");
+    const rows = db.prepare("SELECT rowid, value FROM flowstate_entries").all() as {
+      rowid: number;
+      value: string;
+    }[];
+    for (const row of rows) {
+      db.prepare("INSERT INTO flowstate_search (rowid, body) VALUES (?, ?)").run(
+        row.rowid,
+        format1Words(JSON.parse(row.value)).join(" "),
+      );
+    }
+    const meta = db.prepare("SELECT value FROM flowstate_meta WHERE key = 'search'").get() as {
+      value: string;
+    };
+    db.prepare("UPDATE flowstate_meta SET value = ? WHERE key = 'search'").run(
+      format1Meta(meta.value),
+    );
+    db.close();
+    const events: string[] = [];
+    await using store = await openStore({ plugin: "sqlite", path, search }, {
+      onIndexBuild: (e) => events.push(`${e.index} ${e.phase}`),
+    });
+    assert.deepEqual(events, ["search start", "search done"], "the old index is rebuilt once");
+    for (const [text, keys] of NFKC_SEARCHES) {
+      assert.deepEqual((await store.search(text)).map((h) => h.key[1]).sort(), keys, text);
+    }
   });
 });

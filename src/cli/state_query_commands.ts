@@ -75,7 +75,7 @@ export function addStateQueryCommands(
   state
     .command("search")
     .description("full-text search: entries holding every word of <text>, best first")
-    .argument("<text>", "the words to find (case-insensitive)")
+    .argument("<text>", "the words to find (case-insensitive, compared in Unicode NFKC)")
     .option(
       "--prefix <prefix>",
       "only keys under this prefix (default: the declared search prefix)",

@@ -97,7 +97,10 @@ Deno.test("runFlow() runs independent nodes concurrently, bounded by concurrency
   });
   const nodes = Array.from({ length: 6 }, (_, i) => node(`n${i}`, "wait"));
   const done = execute(store, { id: "wide", concurrency: 3, nodes }, { wait });
-  await new Promise((r) => setTimeout(r, 10));
+  // Until three are running (however slow the machine), then a few more turns of the event
+  // loop in which a fourth could start if the limit were not kept.
+  while (running < 3) await new Promise((r) => setTimeout(r, 1));
+  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 1));
   assert.equal(peak, 3, "exactly 3 nodes ran at once");
   gate.resolve();
   const run = await done;

@@ -227,7 +227,8 @@ const stateQuery = defineNode({
 
 /**
  * `state.search`: full-text search in a scope (every word of `text`,
- * case-insensitive), best first. Output: `[{ key, value, score }]`.
+ * case-insensitive, compared in Unicode NFKC), best first. Output:
+ * `[{ key, value, score }]`.
  */
 const stateSearch = defineNode({
   description: "full-text search in a scope: entries holding every word, best first",

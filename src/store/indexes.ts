@@ -105,7 +105,7 @@ export interface SearchSpec {
  * ```
  */
 export interface SearchRequest {
-  /** The words to find, lower-cased, without duplicates (at least one). */
+  /** The words to find, cut by the search rule (NFKC, lower-cased), without duplicates (at least one). */
   terms: string[];
   /** Entries strictly under this prefix. */
   prefix: Key;
@@ -257,15 +257,30 @@ export function normalizeSearchRequest(
 const WORD = /[\p{L}\p{N}\p{Co}]+/gu;
 
 /**
- * Every word of `text`, in order, repeats kept: runs of letters and digits
- * (`\p{L}`, `\p{N}`, private use) of its lower-cased form. The one
- * tokenizer of search: the backends index what it cuts.
+ * The text search cuts its words from: `text` in Unicode NFKC, lower-cased
+ * (JavaScript's `toLowerCase()`), and in NFKC again when lower-casing changed
+ * something (a capital and a combining mark can lower-case to a pair that
+ * composes: H + U+0331 to ẖ, Greek Υ + U+0342 to ῦ). So canonically and
+ * compatibility-equivalent texts (`cafe\u0301` and `café`, `ＡＢＣ` and `ABC`,
+ * `ﬁle` and `file`) have the same words, in any case.
  */
-export function searchWords(text: string): string[] {
-  return text.toLowerCase().match(WORD) ?? [];
+export function searchText(text: string): string {
+  const nfkc = text.normalize("NFKC");
+  const lower = nfkc.toLowerCase();
+  return lower === nfkc ? lower : lower.normalize("NFKC");
 }
 
-/** The words of `text`: runs of letters and digits, lower-cased, each once, in order. */
+/**
+ * Every word of `text`, in order, repeats kept: runs of letters, digits and
+ * private-use characters (`\p{L}`, `\p{N}`, `\p{Co}`) of its NFKC,
+ * lower-cased form ({@linkcode searchText}). The one tokenizer of search: the
+ * backends index what it cuts.
+ */
+export function searchWords(text: string): string[] {
+  return searchText(text).match(WORD) ?? [];
+}
+
+/** The words of `text` ({@linkcode searchWords}), each once, in order. */
 export function searchTerms(text: string): string[] {
   return [...new Set(searchWords(text))];
 }

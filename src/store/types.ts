@@ -825,9 +825,11 @@ export interface Store extends AsyncDisposable {
   explain(query?: Query): Promise<QueryPlan>;
   /**
    * Full-text search: the live entries whose indexed text contains every word
-   * of `text` (words are runs of letters and digits, compared
-   * case-insensitively), best first. Which entries match is the same on every
-   * backend; the order of hits by `score` is the backend's.
+   * of `text`, best first. Words are runs of letters, digits and private-use
+   * characters of the text in Unicode NFKC, lower-cased: `Café` finds
+   * `cafe\u0301` (NFD), `ＡＢＣ` finds `abc` and `ﬁle` finds `file`. Which
+   * entries match is the same on every backend; the order of hits by `score`
+   * is the backend's.
    */
   search<T = JsonValue>(text: string, options?: SearchOptions): Promise<SearchHit<T>[]>;
   /** The indexes declared when the store was opened. */

@@ -29,6 +29,7 @@ import {
   randomFillSync,
 } from "node:crypto";
 import { ForwardingBase } from "./_forwarding.ts";
+import { OpenedCache } from "./_opened_cache.ts";
 import { ConfigError, DecryptionError, StoreClosedError } from "../errors.ts";
 import { assertKey, assertKeySize, encodeCursor, encodeKey, encodeKeyInto } from "../store/keys.ts";
 import { jsonEqual, parsePath } from "../store/query.ts";
@@ -172,6 +173,15 @@ export interface EncryptOptions {
    * go through objects only (not arrays).
    */
   plaintext?: readonly (string | readonly string[])[];
+  /**
+   * How much plaintext of recently written or read values to keep in this
+   * process's memory, so that reading a value again does not decrypt it
+   * again: MiB as a number, or a size such as `"16MiB"` or `"512KiB"`.
+   * Default 8 MiB; `0` keeps none (every read decrypts). What is kept stays
+   * until it is pushed out by newer values or the store is closed, also
+   * after the value is deleted.
+   */
+  cache?: number | string;
 }
 
 /**
@@ -195,6 +205,36 @@ export interface ParsedEncryptOptions {
   readonly keys: readonly Uint8Array[];
   /** The plaintext paths, split into segments. */
   readonly plaintext: readonly (readonly string[])[];
+  /** How many bytes of opened plaintext to keep in memory (0: none). */
+  readonly cacheBytes: number;
+}
+
+/** The default of {@linkcode EncryptOptions.cache}: 8 MiB of plaintext kept in memory. */
+export const DEFAULT_ENCRYPT_CACHE_BYTES = 8 * 1024 * 1024;
+
+const CACHE_UNITS: Readonly<Record<string, number>> = {
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+};
+
+/** `cache` in bytes, or what is wrong with it. */
+function cacheBytesOf(cache: unknown): number | string {
+  const problem = `cache must be MiB as a number (8), a size such as "16MiB" or "512KiB", ` +
+    `or 0 to keep no plaintext in memory; got ${JSON.stringify(cache)}`;
+  if (typeof cache === "number") {
+    return Number.isFinite(cache) && cache >= 0 && cache <= 1024 * 1024
+      ? Math.floor(cache * 1024 * 1024)
+      : problem;
+  }
+  if (typeof cache !== "string") return problem;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(kib|mib|gib|kb|mb|gb)\s*$/i.exec(cache);
+  if (m === null) return problem;
+  const bytes = Math.floor(Number(m[1]) * CACHE_UNITS[m[2].toLowerCase()]);
+  return Number.isSafeInteger(bytes) ? bytes : problem;
 }
 
 /**
@@ -286,10 +326,10 @@ export function parseEncryptOptions(
     );
   }
   for (const field of Object.keys(options)) {
-    if (!["key", "keys", "plaintext"].includes(field)) {
+    if (!["key", "keys", "plaintext", "cache"].includes(field)) {
       fail(
         [field],
-        `unknown option "${field}"; the options of encrypt are key, keys and plaintext`,
+        `unknown option "${field}"; the options of encrypt are key, keys, plaintext and cache`,
       );
     }
   }
@@ -339,7 +379,13 @@ export function parseEncryptOptions(
     }
     plaintext.push(segments);
   });
-  return { keys, plaintext };
+  let cacheBytes = DEFAULT_ENCRYPT_CACHE_BYTES;
+  if (options.cache !== undefined) {
+    const bytes = cacheBytesOf(options.cache);
+    if (typeof bytes === "string") fail(["cache"], bytes);
+    cacheBytes = bytes as number;
+  }
+  return { keys, plaintext, cacheBytes };
 }
 
 async function keyIdOf(raw: Uint8Array): Promise<string> {
@@ -702,7 +748,7 @@ export async function encrypted(store: Store, options: EncryptOptions): Promise<
     );
     keys.push(sealingKey(id, createSecretKey(raw), key));
   }
-  const wrapper = new EncryptingStore(store, keys, parsed.plaintext);
+  const wrapper = new EncryptingStore(store, keys, parsed.plaintext, parsed.cacheBytes);
   await wrapper.checkKeys();
   return wrapper;
 }
@@ -713,11 +759,18 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   readonly #byId: Map<string, SealingKey>;
   readonly #plaintext: readonly (readonly string[])[];
   readonly #handle: EncryptionHandle;
+  readonly #opened: OpenedCache;
   #closed = false;
 
-  constructor(store: Store, keys: SealingKey[], plaintext: readonly (readonly string[])[]) {
+  constructor(
+    store: Store,
+    keys: SealingKey[],
+    plaintext: readonly (readonly string[])[],
+    cacheBytes: number,
+  ) {
     super(store);
     this.#store = store;
+    this.#opened = new OpenedCache(cacheBytes);
     this.#keys = keys;
     this.#byId = new Map(keys.map((k) => [k.id, k]));
     this.#plaintext = plaintext;
@@ -742,7 +795,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
         const value = isEnvelope(entry.value)
           ? await this.#open(entry.key, entry.value, false)
           : entry.value;
-        return await this.#seal(entry.key, serializeValue(value, "Cannot rekey"), value);
+        return await this.#seal(entry.key, serializeValue(value, "Cannot rekey"), value, false);
       },
       open: (key: Key, stored: JsonValue) => this.#open<JsonValue>(key, stored),
       openChange: async (change: Change) => await this.#openChange(change),
@@ -829,13 +882,16 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     return out;
   }
 
-  /** Seal `text` (the value's JSON) for `key` under the current key. */
-  async #seal(key: Key, text: string, value: unknown): Promise<JsonValue> {
+  /**
+   * Seal `text` (the value's JSON) for `key` under the current key; with
+   * `keep` (a write, not the rekey job's reseal) its plaintext is kept for reads.
+   */
+  async #seal(key: Key, text: string, value: unknown, keep = true): Promise<JsonValue> {
     const projection = this.#plaintext.length > 0 ? this.#project(key, value, "Cannot write") : {};
     const sealing = this.#keys[0];
-    const sealed: Record<string, JsonValue> = {
-      [SEALED_FIELD]: sealing.header + await sealText(sealing, aadOf(sealing.aad, key), text),
-    };
+    const envelope = sealing.header + await sealText(sealing, aadOf(sealing.aad, key), text);
+    if (keep) this.#opened.put(envelope, key, text);
+    const sealed: Record<string, JsonValue> = { [SEALED_FIELD]: envelope };
     return this.#plaintext.length > 0 ? { ...sealed, ...projection } : sealed;
   }
 
@@ -854,10 +910,20 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
 
   /**
    * Open a stored value; with `checkProjection` (the default) its plaintext
-   * fields must be what the declared paths give. Synchronous (the value, or a
+   * fields must be what the declared paths give. The plaintext kept for it
+   * (`encrypt.cache`) is used when its sealed text is the one kept; with
+   * `keep` (a read by key: get, getMany) what it opens is kept, while
+   * listings, queries and history only look (a scan does not push out the
+   * values read by key). Synchronous (the value, or a
    * throw) for a value up to 4 KiB; a promise for a larger one.
    */
-  #openNow<T>(key: Key, stored: unknown, checkProjection = true, seq?: number): T | Promise<T> {
+  #openNow<T>(
+    key: Key,
+    stored: unknown,
+    checkProjection = true,
+    seq?: number,
+    keep = false,
+  ): T | Promise<T> {
     // Built only for an error (a key as JSON costs about a microsecond).
     const where = () =>
       `${seq === undefined ? "" : `change #${seq} of `}${
@@ -903,8 +969,8 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
         { store: this.name, key, keyId: id },
         { cause: err },
       );
-    const parse = (plain: Uint8Array): T => {
-      const value = JSON.parse(DECODER.decode(plain)) as T;
+    const parse = (json: string): T => {
+      const value = JSON.parse(json) as T;
       if (
         checkProjection && (this.#plaintext.length > 0 || !onlySealedField(stored)) &&
         !this.#projectionMatches(key, value, stored)
@@ -917,6 +983,8 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
       }
       return value;
     };
+    const known = this.#opened.get(text, key);
+    if (known !== undefined) return parse(known);
     let plain: Uint8Array | Promise<Uint8Array>;
     try {
       // Damaged base64 fails here, inside the try: it is a value that fails authentication.
@@ -924,16 +992,24 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     } catch (err) {
       throw failed(err);
     }
+    const remember = (bytes: Uint8Array): string => {
+      const json = DECODER.decode(bytes);
+      if (keep) this.#opened.put(text, key, json);
+      return json;
+    };
     return plain instanceof Promise
-      ? plain.then(parse, (err) => {
+      ? plain.then((bytes) => parse(remember(bytes)), (err) => {
         throw failed(err);
       })
-      : parse(plain);
+      : parse(remember(plain));
   }
 
   /** The entry with its value opened: at once, or a promise for a large value. */
-  #openEntry<T>(entry: Entry<T>): Entry<T> | Promise<Entry<T>> {
-    return whenOpened(this.#openNow<T>(entry.key, entry.value), (value) => ({ ...entry, value }));
+  #openEntry<T>(entry: Entry<T>, keep = false): Entry<T> | Promise<Entry<T>> {
+    return whenOpened(
+      this.#openNow<T>(entry.key, entry.value, true, undefined, keep),
+      (value) => ({ ...entry, value }),
+    );
   }
 
   async #sealFor(key: Key, value: unknown, what: string): Promise<JsonValue> {
@@ -944,7 +1020,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
 
   async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
     const entry = await this.#store.get<T>(key);
-    return entry === null ? null : await this.#openEntry(entry);
+    return entry === null ? null : await this.#openEntry(entry, true);
   }
 
   override changes<T = JsonValue>(options?: ChangesOptions): AsyncIterable<Change<T>> {
@@ -999,7 +1075,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
 
   async getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {
     const entries = await this.#store.getMany<T>(keys);
-    return await openEach(entries, (e) => e === null ? null : this.#openEntry(e));
+    return await openEach(entries, (e) => e === null ? null : this.#openEntry(e, true));
   }
 
   async set(key: Key, value: unknown, options?: SetOptions): Promise<CommitResult> {
@@ -1207,6 +1283,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
 
   close(): Promise<void> {
     this.#closed = true;
+    this.#opened.clear();
     return this.#store.close();
   }
 

@@ -42,6 +42,7 @@ const QUERY_CASES = [
   "search: refuses text without words and fields that are not declared",
   "query() and search(): a limit past what SQL takes means all, such an offset none",
   "search: words of every script are cut as the reference cuts them, on every backend (an entry is found by its own text)",
+  "search: text equal in Unicode NFKC finds each other (NFD and NFC, full-width and ASCII, ligatures), both ways",
   "indexes: writes by a program that opens the store without the declaration keep the indexes exact",
 ];
 
@@ -329,45 +330,91 @@ Deno.test("encrypt: a search without fields on a store whose declared search fie
 
 // --- Tampering, wrong keys, bad keys ----------------------------------------
 
-Deno.test("encrypt: tampered ciphertext, a value copied to another key, tampered plaintext fields: each a DecryptionError naming the key", async () => {
-  const base = await openStore({ plugin: "memory" }, { name: "main" });
-  const store = await encrypted(base, { key: KEY, plaintext: ["status"] });
-  await store.set(["orders", "1"], { status: "open", card: "4242" });
-  await store.set(["orders", "2"], { status: "paid", card: "1111" });
-  const stored = (await base.get(["orders", "1"]))!.value as Record<string, string>;
+for (const cache of [undefined, 0]) {
+  const kept = cache === undefined ? "the plaintext cache on (the default)" : "cache: 0";
+  Deno.test(`encrypt: tampered ciphertext, a value copied to another key, tampered plaintext fields: each a DecryptionError naming the key (${kept})`, async () => {
+    const base = await openStore({ plugin: "memory" }, { name: "main" });
+    const store = await encrypted(base, { key: KEY, plaintext: ["status"], cache });
+    await store.set(["orders", "1"], { status: "open", card: "4242" });
+    await store.set(["orders", "2"], { status: "paid", card: "1111" });
+    const stored = (await base.get(["orders", "1"]))!.value as Record<string, string>;
 
-  // one flipped character of the ciphertext
-  const text = stored[SEALED_FIELD];
-  const i = text.length - 10;
-  const flipped = text.slice(0, i) + (text[i] === "A" ? "B" : "A") + text.slice(i + 1);
-  await base.set(["orders", "1"], { ...stored, [SEALED_FIELD]: flipped });
-  await assert.rejects(() => store.get(["orders", "1"]), (err: unknown) => {
-    assert.ok(err instanceof DecryptionError);
-    assert.deepEqual(err.key, ["orders", "1"]);
-    assert.equal(err.keyId, store.keyId);
-    assert.match(err.message, /\["orders","1"\].*fails authentication.*tampered/);
-    return true;
+    // one flipped character of the ciphertext
+    const text = stored[SEALED_FIELD];
+    const i = text.length - 10;
+    const flipped = text.slice(0, i) + (text[i] === "A" ? "B" : "A") + text.slice(i + 1);
+    await base.set(["orders", "1"], { ...stored, [SEALED_FIELD]: flipped });
+    await assert.rejects(() => store.get(["orders", "1"]), (err: unknown) => {
+      assert.ok(err instanceof DecryptionError);
+      assert.deepEqual(err.key, ["orders", "1"]);
+      assert.equal(err.keyId, store.keyId);
+      assert.match(err.message, /\["orders","1"\].*fails authentication.*tampered/);
+      return true;
+    });
+
+    // the intact value of 1, copied to 2: bound to its key, it does not open
+    await base.set(["orders", "2"], stored);
+    await assert.rejects(() => store.get(["orders", "2"]), DecryptionError);
+    // listing stops at the first bad value, with the same error
+    await assert.rejects(async () => {
+      for await (const _ of store.list()) { /* read all */ }
+    }, DecryptionError);
+
+    // a plaintext field changed beside an intact sealed value
+    await base.set(["orders", "1"], { ...stored, status: "refunded" });
+    await assert.rejects(() => store.get(["orders", "1"]), /plaintext fields do not match/);
+    // back to the original: it opens again
+    await base.set(["orders", "1"], stored);
+    assert.deepEqual((await store.get(["orders", "1"]))?.value, { status: "open", card: "4242" });
+
+    // a value written without the wrapper
+    await base.set(["plain"], "not sealed");
+    await assert.rejects(() => store.get(["plain"]), /is not sealed.*rekey/);
+    await store.close();
   });
+}
 
-  // the intact value of 1, copied to 2: bound to its key, it does not open
-  await base.set(["orders", "2"], stored);
-  await assert.rejects(() => store.get(["orders", "2"]), DecryptionError);
-  // listing stops at the first bad value, with the same error
-  await assert.rejects(async () => {
-    for await (const _ of store.list()) { /* read all */ }
-  }, DecryptionError);
-
-  // a plaintext field changed beside an intact sealed value
-  await base.set(["orders", "1"], { ...stored, status: "refunded" });
-  await assert.rejects(() => store.get(["orders", "1"]), /plaintext fields do not match/);
-  // back to the original: it opens again
-  await base.set(["orders", "1"], stored);
-  assert.deepEqual((await store.get(["orders", "1"]))?.value, { status: "open", card: "4242" });
-
-  // a value written without the wrapper
-  await base.set(["plain"], "not sealed");
-  await assert.rejects(() => store.get(["plain"]), /is not sealed.*rekey/);
-  await store.close();
+Deno.test("encrypt: a value read again is the one stored now: another writer's value, a fresh object each time, a small cache, cache: 0", async () => {
+  const path = join(await Deno.makeTempDir({ dir, prefix: "cache-" }), "state.db");
+  for (const cache of [undefined, 0, "64KiB", 0.0625] as const) {
+    const one = await encrypted(await openStore({ plugin: "sqlite", path }), { key: KEY, cache });
+    const two = await encrypted(await openStore({ plugin: "sqlite", path }), { key: KEY, cache });
+    try {
+      await one.set(["doc"], { n: 1, tags: ["a"] });
+      assert.deepEqual((await one.get(["doc"]))?.value, { n: 1, tags: ["a"] });
+      // Another process's write (here another connection): read as it is now, not as kept.
+      await two.set(["doc"], { n: 2, tags: ["b"] });
+      assert.deepEqual((await one.get(["doc"]))?.value, { n: 2, tags: ["b"] });
+      await two.delete(["doc"]);
+      assert.equal(await one.get(["doc"]), null);
+      // A value handed out is the caller's: changing it changes nothing read later.
+      await one.set(["doc"], { n: 3, tags: ["c"] });
+      const got = (await one.get<{ n: number; tags: string[] }>(["doc"]))!.value;
+      got.n = 99;
+      got.tags.push("changed");
+      assert.deepEqual((await one.get(["doc"]))?.value, { n: 3, tags: ["c"] });
+      // Far more values than a small cache keeps (1,000 of ~1 KB): every read is right, twice
+      // over, in every order, by get, getMany and list.
+      const value = (i: number) => ({ i, note: "x".repeat(1000) });
+      const keys = Array.from({ length: 1000 }, (_, i) => ["many", String(i).padStart(4, "0")]);
+      for (let i = 0; i < keys.length; i++) await one.set(keys[i], value(i));
+      for (const i of [0, 999, 500, 0, 1, 998]) {
+        assert.deepEqual((await two.get(keys[i]))?.value, value(i));
+        assert.deepEqual((await one.get(keys[i]))?.value, value(i));
+      }
+      const many = await two.getMany(keys.slice(0, 300));
+      assert.deepEqual(many.map((e) => e?.value), keys.slice(0, 300).map((_, i) => value(i)));
+      let i = 0;
+      for await (const entry of one.list({ prefix: ["many"] })) {
+        assert.deepEqual(entry.value, value(i++));
+      }
+      assert.equal(i, 1000);
+      await one.clear([]);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  }
 });
 
 Deno.test("encrypt: changes() opens values read ahead in order; a value it cannot open fails at its turn", async () => {
@@ -490,6 +537,12 @@ Deno.test("encrypt: bad key material and options are ConfigErrors that say what 
         /encrypt\.plaintext\.0: a plaintext path must not start with \$sealed/,
       ],
       [{ key: KEY, plain: [] }, /encrypt\.plain: unknown option "plain"/],
+      [
+        { key: KEY, cache: "8 apples" },
+        /encrypt\.cache: cache must be MiB as a number \(8\), a size such as "16MiB"/,
+      ],
+      [{ key: KEY, cache: -1 }, /encrypt\.cache: cache must be MiB/],
+      [{ key: KEY, cache: true }, /encrypt\.cache: cache must be MiB.*got true/],
     ] as const
   ) {
     await assert.rejects(() => encrypted(base, options as never), (err: unknown) => {
@@ -522,7 +575,7 @@ Deno.test("encrypt: the config takes encrypt: with ${env.NAME}; a bad key is a l
   const cwd = await Deno.makeTempDir({ dir, prefix: "config-" });
   await Deno.writeTextFile(
     join(cwd, "flowstate.yaml"),
-    "stores:\n  main:\n    plugin: sqlite\n    path: ./state.db\n    encrypt:\n      key: ${env.TEST_KEY}\n      plaintext: [status]\n",
+    "stores:\n  main:\n    plugin: sqlite\n    path: ./state.db\n    encrypt:\n      key: ${env.TEST_KEY}\n      plaintext: [status]\n      cache: 16MiB\n",
   );
   {
     await using rt = await openRuntime({ cwd, env: { TEST_KEY: KEY } });
@@ -556,6 +609,22 @@ Deno.test("encrypt: the config takes encrypt: with ${env.NAME}; a bad key is a l
       err instanceof ConfigError &&
       /flowstate\.yaml:5:7: stores\.main\.encrypt\.key/.test(err.message) &&
       /keys: \[new, old\]/.test(err.message),
+  );
+  // A cache that is not a size: located, with the forms it takes.
+  await Deno.writeTextFile(
+    join(cwd, "flowstate.yaml"),
+    "stores:\n  main:\n    plugin: memory\n    encrypt:\n      key: ${env.TEST_KEY}\n      cache: lots\n",
+  );
+  await assert.rejects(
+    () => openRuntime({ cwd, env: { TEST_KEY: KEY } }),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.match(
+        err.message,
+        /flowstate\.yaml:6:7: stores\.main\.encrypt\.cache: cache must be MiB as a number \(8\), a size such as "16MiB"/,
+      );
+      return true;
+    },
   );
 });
 

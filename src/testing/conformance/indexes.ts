@@ -373,6 +373,51 @@ export function defineIndexCases(define: DefineCase, definePersistent: DefineCas
     },
   );
 
+  define(
+    "search: text equal in Unicode NFKC finds each other (NFD and NFC, full-width and ASCII, ligatures), both ways",
+    async (c) => {
+      const store = await c.open({ search: { prefix: ["u"] } });
+      const values: Record<string, JsonValue> = {
+        nfd: "cafe\u0301 cre\u0300me", // decomposed accents
+        nfc: { t: "caf\u00e9 br\u00fbl\u00e9e" }, // composed
+        wide: ["\uff21\uff22\uff23\u3000\uff44\uff45\uff46\uff11\uff12"], // "ＡＢＣ", an ideographic space, "ｄｅｆ１２"
+        ascii: { t: "xyz 42" },
+        ligature: "\ufb01le \ufb02ow", // ﬁle ﬂow
+        letters: "office",
+        greek: "\u039d\u03a5\u0342\u039d", // ΝΥ͂Ν: a capital and a mark that lower-case to ῦ
+      };
+      for (const [k, v] of Object.entries(values)) await store.set(["u", k], v);
+      const cases: [string, string[], string][] = [
+        ["caf\u00e9", ["nfc", "nfd"], "NFC text finds the NFD value (and the NFC one)"],
+        ["CAF\u00c9", ["nfc", "nfd"], "in capitals too"],
+        ["cre\u0300me", ["nfd"], "NFD text finds the NFD value"],
+        ["cr\u00e8me", ["nfd"], "NFC text finds the NFD value"],
+        ["bru\u0302le\u0301e", ["nfc"], "NFD text finds the NFC value"],
+        ["cafe", [], "accents are kept"],
+        ["abc", ["wide"], "ASCII text finds the full-width value"],
+        ["DEF12", ["wide"], "ASCII capitals find full-width lower case and digits"],
+        [
+          "\uff58\uff59\uff5a\u3000\uff14\uff12",
+          ["ascii"],
+          "full-width text finds the ASCII value",
+        ],
+        ["file flow", ["ligature"], "letters find the ligatures"],
+        ["o\ufb03ce", ["letters"], "a ligature finds the letters"],
+        ["\u03bd\u1fe6\u03bd", ["greek"], "νῦν finds ΝΥ͂Ν"],
+        ["\u039d\u03a5\u0342\u039d", ["greek"], "ΝΥ͂Ν finds itself"],
+      ];
+      for (const [text, expected, what] of cases) {
+        const hits = await store.search(text, { limit: 100 });
+        same(
+          hits.map((h) => h.key[1]).sort(),
+          expected,
+          `search(${show(text)}): ${what} (words are cut from the text in Unicode NFKC, ` +
+            `lower-cased, and in NFKC again)`,
+        );
+      }
+    },
+  );
+
   define("search: refuses text without words and fields that are not declared", async (c) => {
     const store = await c.open({ search: { prefix: ["notes"], fields: ["title"] } });
     await store.set(["notes", "a"], { title: "hello world", body: "hidden words" });

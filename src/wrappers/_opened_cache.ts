@@ -1,0 +1,143 @@
+/**
+ * The plaintext the encryption wrapper keeps of recently sealed or opened
+ * values (`encrypt.cache`), so that a value read again is not decrypted
+ * again.
+ *
+ * @module
+ */
+import type { Key } from "../store/types.ts";
+
+interface Kept {
+  /** The sealed text the plaintext belongs to. */
+  sealed: string;
+  /** The value's JSON. */
+  json: string;
+}
+
+/**
+ * The JSON of recently sealed or opened values, one per entry key, with the
+ * sealed text it came from, up to a number of bytes (UTF-16: two per
+ * character of the key, the sealed text and the JSON). A lookup hits only
+ * for the same key and the same sealed text: a value written since (by any
+ * process) has another sealed text, and a sealed text copied from another
+ * key is another key's entry, so it is decrypted, and fails authentication,
+ * as without the cache. A value over a sixteenth of the limit is not kept (it
+ * would push out many small ones).
+ *
+ * Two generations, each up to half the limit: values are kept in the young
+ * one; when it is full it becomes the old one and the old one is dropped
+ * whole; a hit in the old one moves the value to the young one. So what was
+ * used least recently goes first, with no work per value to push out (a
+ * `Map` that loses its first entry at every write also slows down: its
+ * iteration walks the deleted slots).
+ *
+ * @example
+ * ```ts
+ * import { OpenedCache } from "./_opened_cache.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const cache = new OpenedCache(1024 * 1024);
+ * cache.put("v1:sealed-a", ["orders", "1"], '{"total":5}');
+ * assert.equal(cache.get("v1:sealed-a", ["orders", "1"]), '{"total":5}');
+ * assert.equal(cache.get("v1:sealed-b", ["orders", "1"]), undefined); // written since
+ * assert.equal(cache.get("v1:sealed-a", ["orders", "2"]), undefined); // another key
+ * ```
+ */
+export class OpenedCache {
+  #young = new Map<string, Kept>();
+  #old = new Map<string, Kept>();
+  #youngBytes = 0;
+  #oldBytes = 0;
+  readonly #half: number;
+
+  /** A cache of at most `limitBytes` (0: it keeps nothing). */
+  constructor(limitBytes: number) {
+    this.#half = limitBytes / 2;
+  }
+
+  /** The bytes kept now. */
+  get bytes(): number {
+    return this.#youngBytes + this.#oldBytes;
+  }
+
+  /** How many values are kept now. */
+  get size(): number {
+    return this.#young.size + this.#old.size;
+  }
+
+  /** The JSON kept for `key` if it came from `sealed`, else `undefined`. */
+  get(sealed: string, key: Key): string | undefined {
+    if (this.#half === 0) return undefined;
+    const id = cacheId(key);
+    const young = this.#young.get(id);
+    if (young !== undefined) return young.sealed === sealed ? young.json : undefined;
+    const old = this.#old.get(id);
+    if (old === undefined || old.sealed !== sealed) return undefined;
+    this.#old.delete(id); // used again: young
+    this.#oldBytes -= sizeOf(id, old);
+    this.#add(id, old);
+    return old.json;
+  }
+
+  /** Keep `json` as `key`'s value, sealed as `sealed` (replacing what `key` had). */
+  put(sealed: string, key: Key, json: string): void {
+    if (this.#half === 0) return;
+    const id = cacheId(key);
+    const young = this.#young.get(id);
+    if (young !== undefined) {
+      this.#young.delete(id);
+      this.#youngBytes -= sizeOf(id, young);
+    }
+    const old = this.#old.get(id);
+    if (old !== undefined) {
+      this.#old.delete(id);
+      this.#oldBytes -= sizeOf(id, old);
+    }
+    const kept = { sealed, json };
+    if (sizeOf(id, kept) > this.#half / 8) return;
+    this.#add(id, kept);
+  }
+
+  /** Keep nothing (the store is closed). */
+  clear(): void {
+    this.#young = new Map();
+    this.#old = new Map();
+    this.#youngBytes = 0;
+    this.#oldBytes = 0;
+  }
+
+  #add(id: string, kept: Kept): void {
+    const size = sizeOf(id, kept);
+    if (this.#youngBytes + size > this.#half) {
+      this.#old = this.#young; // the old generation is dropped whole
+      this.#oldBytes = this.#youngBytes;
+      this.#young = new Map();
+      this.#youngBytes = 0;
+    }
+    this.#young.set(id, kept);
+    this.#youngBytes += size;
+  }
+}
+
+function sizeOf(id: string, kept: Kept): number {
+  return 2 * (id.length + kept.sealed.length + kept.json.length);
+}
+
+/**
+ * A key as one string, unambiguous: each part's length before it, so that
+ * `["a:b"]` and `["a", "b"]` (or `["0:1:x"]` and `["", "x"]`) differ.
+ *
+ * @example
+ * ```ts
+ * import { cacheId } from "./_opened_cache.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(cacheId(["orders", "1"]), "6:orders1:1");
+ * assert.notEqual(cacheId(["0:1:x"]), cacheId(["", "x"]));
+ * ```
+ */
+export function cacheId(key: Key): string {
+  let id = "";
+  for (const part of key) id += part.length + ":" + part;
+  return id;
+}
