@@ -346,6 +346,27 @@ const ORDERS = ["j1", "j2", "j3"];
 /** Where versions before the per-store positions kept the flow's one position. */
 const OLD_POSITION_KEY = ["flowstate", "triggers", "on-order", "position"];
 
+/**
+ * Run `flowstate daemon` on the project in `dir` while `fn` reads its output, then stop it with
+ * SIGTERM (it must exit 0); resolves the lines it wrote on stderr.
+ */
+async function whileDaemonRuns(
+  dir: string,
+  fn: (out: ReturnType<typeof streamLines>, err: ReturnType<typeof streamLines>) => Promise<void>,
+): Promise<string[]> {
+  const child = spawnDaemon(dir, "a", { leaseMs: 1000 });
+  const out = streamLines(child.stdout);
+  const err = streamLines(child.stderr);
+  try {
+    await fn(out, err);
+  } finally {
+    child.kill("SIGTERM");
+    assert.equal((await child.status).code, 0, err.lines.join("\n"));
+    await Promise.all([out.done, err.done]);
+  }
+  return err.lines;
+}
+
 async function writeOrders(store: Store) {
   for (const id of ORDERS) await store.set(["orders", id], id);
 }
@@ -399,10 +420,7 @@ Deno.test({
         await using main = await projectStore(dir, "main");
         await main.set(OLD_POSITION_KEY, { seq: 548, store: "data" });
       }
-      const child = spawnDaemon(dir, "a", { leaseMs: 1000 });
-      const out = streamLines(child.stdout);
-      const err = streamLines(child.stderr);
-      try {
+      await whileDaemonRuns(dir, async (out, err) => {
         assert.match(
           await out.next(/^Change trigger flow:on-order watching/),
           /^Change trigger flow:on-order watching store "other" under \["orders"\] after change 0$/,
@@ -416,11 +434,7 @@ Deno.test({
             new RegExp(`^change ${seq} \\["orders","j${seq}"\\] flow:on-order succeeded run=`),
           );
         }
-      } finally {
-        child.kill("SIGTERM");
-        assert.equal((await child.status).code, 0, err.lines.join("\n"));
-        await Promise.all([out.done, err.done]);
-      }
+      });
       // The old key is gone; its position is kept as the one of store "data".
       await using main = await projectStore(dir, "main");
       assert.equal(await main.get(OLD_POSITION_KEY), null);
@@ -758,21 +772,14 @@ Deno.test({
         await using main = await projectStore(dir, "main");
         await main.set(OLD_POSITION_KEY, { seq: 2, store: "data", at: second.at });
       }
-      const child = spawnDaemon(dir, "a", { leaseMs: 1000 });
-      const out = streamLines(child.stdout);
-      const err = streamLines(child.stderr);
-      try {
+      const stderr = await whileDaemonRuns(dir, async (out) => {
         assert.match(
           await out.next(/^Change trigger flow:on-order watching/),
           /^Change trigger flow:on-order watching store "data" under \["orders"\] after change 2$/,
         );
         await out.next(/^change 3 \["orders","j3"\] flow:on-order succeeded run=/);
-      } finally {
-        child.kill("SIGTERM");
-        assert.equal((await child.status).code, 0, err.lines.join("\n"));
-        await Promise.all([out.done, err.done]);
-      }
-      assert.deepEqual(err.lines.filter((line) => line.startsWith("warning:")), []);
+      });
+      assert.deepEqual(stderr.filter((line) => line.startsWith("warning:")), []);
       await using data = await projectStore(dir, "data");
       assert.deepEqual([...(await seen(data))], [[3, 1]], "change 3 only, once");
       await using main = await projectStore(dir, "main");
