@@ -659,7 +659,10 @@ Deno.test("change trigger during a rolling deploy: daemons pointing the flow at 
     const rt = await openRuntime({ config: join(dir, `${config}.yaml`) });
     const triggers = await startChangeTriggers(rt, {
       runnerId: config,
-      leaseMs: 1_000,
+      // Long enough for a loaded machine's renewals (every 2 s) never to let it lapse: a lapsed
+      // lease would run a change again (at least once), and this test counts exactly once. A
+      // stopped daemon releases it, and the other takes it within a third of it.
+      leaseMs: 6_000,
       onEvent: (event) => events.push({ config, event }),
     });
     const daemon = {
