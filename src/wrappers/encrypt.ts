@@ -231,9 +231,10 @@ function cacheBytesOf(cache: unknown): number | string {
       : problem;
   }
   if (typeof cache !== "string") return problem;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(kib|mib|gib|kb|mb|gb)\s*$/i.exec(cache);
+  // A number without a unit is MiB, as a YAML number is (`${env.…}` gives a string).
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(kib|mib|gib|kb|mb|gb)?\s*$/i.exec(cache);
   if (m === null) return problem;
-  const bytes = Math.floor(Number(m[1]) * CACHE_UNITS[m[2].toLowerCase()]);
+  const bytes = Math.floor(Number(m[1]) * CACHE_UNITS[(m[2] ?? "mib").toLowerCase()]);
   return Number.isSafeInteger(bytes) ? bytes : problem;
 }
 

@@ -376,7 +376,7 @@ for (const cache of [undefined, 0]) {
 
 Deno.test("encrypt: a value read again is the one stored now: another writer's value, a fresh object each time, a small cache, cache: 0", async () => {
   const path = join(await Deno.makeTempDir({ dir, prefix: "cache-" }), "state.db");
-  for (const cache of [undefined, 0, "64KiB", 0.0625] as const) {
+  for (const cache of [undefined, 0, "0", "64KiB", 0.0625, "0.0625"] as const) {
     const one = await encrypted(await openStore({ plugin: "sqlite", path }), { key: KEY, cache });
     const two = await encrypted(await openStore({ plugin: "sqlite", path }), { key: KEY, cache });
     try {
