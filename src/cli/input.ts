@@ -5,6 +5,7 @@
  * @module
  */
 import type { Key } from "../store/types.ts";
+import { formatKey } from "../store/keys.ts";
 import { serializeValue } from "../store/values.ts";
 import { shellQuote } from "../_shell.ts";
 
@@ -62,12 +63,8 @@ export function parseKey(text: string, options: { prefix?: boolean } = {}): Key 
   return key;
 }
 
-/** Format a key for people: slash-separated when that is unambiguous, else JSON. */
-export function formatKey(key: Key): string {
-  const plain = key.length > 0 && !key[0].startsWith("[") &&
-    key.every((p) => p !== "" && !p.includes("/") && !/[\s\p{Cc}]/u.test(p));
-  return plain ? key.join("/") : JSON.stringify(key);
-}
+// Format a key for people: kept in store/keys.ts (the change triggers use it too), here for the CLI.
+export { formatKey };
 
 /** The longest suggestion of what to type that an error spells out. */
 const MAX_SUGGESTION = 200;

@@ -67,7 +67,7 @@ import { hasPrefix } from "../store/keys.ts";
 import type { Change, JsonValue, Key, Store } from "../store/types.ts";
 import { sealedView } from "../store/sealed.ts";
 import { changeTime } from "../store/store.ts";
-import { formatKey } from "../cli/input.ts";
+import { formatKey } from "../store/keys.ts";
 import { shellQuote } from "../_shell.ts";
 
 /**

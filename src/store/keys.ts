@@ -531,3 +531,21 @@ export function byteBounds(
   }
   return bounds;
 }
+
+/**
+ * Format a key for people, as the CLI reads it back: slash-separated when
+ * that is unambiguous, else JSON.
+ *
+ * @example
+ * ```ts
+ * import { formatKey } from "./keys.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(formatKey(["flow", "counter"]), "flow/counter");
+ * assert.equal(formatKey(["a/b", ""]), '["a/b",""]');
+ * ```
+ */
+export function formatKey(key: Key): string {
+  const plain = key.length > 0 && !key[0].startsWith("[") &&
+    key.every((p) => p !== "" && !p.includes("/") && !/[\s\p{Cc}]/u.test(p));
+  return plain ? key.join("/") : JSON.stringify(key);
+}
