@@ -288,7 +288,8 @@ const storeSchema = z.looseObject({
     key: z.string().optional(),
     keys: z.array(z.string()).min(1).optional(),
     plaintext: z.array(pathSchema).optional(),
-    cache: z.union([z.number(), z.string()]).optional(),
+    // Checked by parseEncryptOptions, which says what it takes (a number, a size, 0).
+    cache: z.custom<number | string>(() => true).optional(),
   }).optional(),
 });
 

@@ -99,7 +99,7 @@ function assertStoppedGracefully(code: number, text: { stdout: string; stderr: s
  * so the process is still running the graceful stop when the second signal
  * comes, and stays so until the test creates the node's file.
  */
-async function interruptTwice(dir: string, env: Record<string, string>) {
+async function interruptTwice(dir: string, env: Record<string, string>, release: boolean) {
   const child = cliCommand(dir, ["run", "flows/deaf.flow.yaml"], { env }).spawn();
   const { text, until, pumped } = watch(child);
   await until(/\[wait\] waiting for/);
@@ -107,18 +107,26 @@ async function interruptTwice(dir: string, env: Record<string, string>) {
   await until(/Cancelling the run \(SIGINT/);
   assert.match(text.stderr, /Cancelling the run \(SIGINT/, text.stderr);
   child.kill("SIGINT");
-  // Let the process take the second signal before the node may end (the process exits
-  // once the run has ended; a signal it had not taken by then would prove nothing).
-  await new Promise((resolve) => setTimeout(resolve, 250));
-  await Deno.writeTextFile(join(dir, "release"), "");
-  const { code } = await child.status;
-  await pumped;
-  return { code, text };
+  // Released: the process takes the second signal first (the run can only end once the node
+  // does; a signal it had not taken by then would prove nothing). Not released: the second
+  // signal must end it; if it does not, the node is let go after a minute, so that the test
+  // fails on what the process printed rather than hanging.
+  const letGo = setTimeout(
+    () => Deno.writeTextFile(join(dir, "release"), ""),
+    release ? 250 : 60_000,
+  );
+  try {
+    const { code } = await child.status;
+    await pumped;
+    return { code, text };
+  } finally {
+    clearTimeout(letGo);
+  }
 }
 
 Deno.test("a SIGINT repeated inside the repeat window (deno task forwarding one Ctrl-C) stops a run gracefully, not at once", async () => {
   await withProject(async (dir) => {
-    const { code, text } = await interruptTwice(dir, WIDE_WINDOW);
+    const { code, text } = await interruptTwice(dir, WIDE_WINDOW, true);
     assertStoppedGracefully(code, text);
     const run = await theRun(dir);
     assert.equal(run.status, "cancelled");
@@ -128,7 +136,7 @@ Deno.test("a SIGINT repeated inside the repeat window (deno task forwarding one 
 
 Deno.test("with FLOWSTATE_SIGNAL_REPEAT_MS=0 the same repeated SIGINT is a second one: exit at once", async () => {
   await withProject(async (dir) => {
-    const { code, text } = await interruptTwice(dir, { FLOWSTATE_SIGNAL_REPEAT_MS: "0" });
+    const { code, text } = await interruptTwice(dir, { FLOWSTATE_SIGNAL_REPEAT_MS: "0" }, false);
     const all = `${text.stdout}\n${text.stderr}`;
     assert.equal(code, 130, all);
     assert.doesNotMatch(text.stdout, /status:/, `no summary after a second stop:\n${all}`);
@@ -151,6 +159,19 @@ Deno.test("a FLOWSTATE_SIGNAL_REPEAT_MS that is not milliseconds is refused befo
     const listed = await runCli(dir, ["runs", "ls", "--json"]);
     assert.equal(listed.code, 0, listed.stderr);
     assert.deepEqual(JSON.parse(listed.stdout), [], "no run was started");
+    // Every command, before it does anything: migrate creates its target before it listens.
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  default: { plugin: sqlite, path: ./a.db }\n  other: { plugin: sqlite, path: ./b.db }\n",
+    );
+    const migrate = await runCli(dir, ["migrate", "store", "--from", "default", "--to", "other"], {
+      env: { FLOWSTATE_SIGNAL_REPEAT_MS: "soon" },
+    });
+    assert.equal(migrate.code, 2, migrate.stderr);
+    assert.match(migrate.stderr, /^error: FLOWSTATE_SIGNAL_REPEAT_MS="soon" is not/);
+    for (const file of ["a.db", "b.db"]) {
+      await assert.rejects(() => Deno.stat(join(dir, file)), Deno.errors.NotFound, file);
+    }
   });
 });
 

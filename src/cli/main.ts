@@ -28,7 +28,7 @@ import {
   StoreOpenError,
   UnknownStoreError,
 } from "../errors.ts";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./common.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, signalRepeatMs } from "./common.ts";
 import { printable, StdoutClosedError } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { plainRun } from "./plain_run.ts";
@@ -42,6 +42,10 @@ export async function main(args: readonly string[]): Promise<number> {
   let exitCode = 0;
   const setExitCode = (code: number) => (exitCode = code);
   try {
+    // A bad setting of the environment is refused before any command does anything (migrate
+    // creates its target store before it listens for signals).
+    const repeat = signalRepeatMs();
+    if ("problem" in repeat) throw new UsageError(repeat.problem);
     // `run <flow>` with the options it takes: no commander, no other command's definitions.
     const run = plainRun(args);
     if (run !== undefined) {

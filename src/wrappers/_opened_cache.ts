@@ -17,7 +17,8 @@ interface Kept {
 /**
  * The JSON of recently sealed or opened values, one per entry key, with the
  * sealed text it came from, up to a number of bytes (UTF-16: two per
- * character of the key, the sealed text and the JSON). A lookup hits only
+ * character of the key, the sealed text and the JSON, and
+ * {@linkcode ENTRY_OVERHEAD_BYTES} for each value). A lookup hits only
  * for the same key and the same sealed text: a value written since (by any
  * process) has another sealed text, and a sealed text copied from another
  * key is another key's entry, so it is decrypted, and fails authentication,
@@ -119,8 +120,24 @@ export class OpenedCache {
   }
 }
 
+/**
+ * What a kept value costs beyond its characters (the map's slot, the record,
+ * the strings' headers), in bytes: counted so that many small values do not
+ * take far more than the limit.
+ *
+ * @example
+ * ```ts
+ * import { ENTRY_OVERHEAD_BYTES, OpenedCache } from "./_opened_cache.ts";
+ * import assert from "node:assert/strict";
+ * const cache = new OpenedCache(1024 * 1024);
+ * cache.put("s", ["a"], "1");
+ * assert.equal(cache.bytes, ENTRY_OVERHEAD_BYTES + 2 * ("1:a".length + 1 + 1));
+ * ```
+ */
+export const ENTRY_OVERHEAD_BYTES = 128;
+
 function sizeOf(id: string, kept: Kept): number {
-  return 2 * (id.length + kept.sealed.length + kept.json.length);
+  return ENTRY_OVERHEAD_BYTES + 2 * (id.length + kept.sealed.length + kept.json.length);
 }
 
 /**

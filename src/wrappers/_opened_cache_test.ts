@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { cacheId, OpenedCache } from "./_opened_cache.ts";
+import { cacheId, ENTRY_OVERHEAD_BYTES, OpenedCache } from "./_opened_cache.ts";
 
 Deno.test("OpenedCache keeps what was used recently and lets the least recently used go, within its bytes", () => {
   const json = "x".repeat(100);
   const at = (i: number) =>
     [`s${String(i).padStart(2, "0")}`, ["k", String(i).padStart(2, "0")]] as const;
-  const one = 2 * (cacheId(at(0)[1]).length + at(0)[0].length + json.length);
+  const one = ENTRY_OVERHEAD_BYTES + 2 * (cacheId(at(0)[1]).length + at(0)[0].length + json.length);
   const cache = new OpenedCache(16 * one); // two generations of 8 values each
   for (let i = 0; i < 9; i++) cache.put(...at(i), json); // 0-7 fill the young one; 8 makes them old
   assert.equal(cache.size, 9);
@@ -29,13 +29,13 @@ Deno.test("OpenedCache: a key's new value replaces the old one and its bytes", (
   cache.put("old", ["a"], "1".repeat(50));
   cache.put("new", ["a"], "2");
   assert.equal(cache.size, 1);
-  assert.equal(cache.bytes, 2 * (cacheId(["a"]).length + "new".length + 1));
+  assert.equal(cache.bytes, ENTRY_OVERHEAD_BYTES + 2 * (cacheId(["a"]).length + "new".length + 1));
   assert.equal(cache.get("old", ["a"]), undefined, "the old sealed text is not the value now");
   assert.equal(cache.get("new", ["a"]), "2");
   // A new value too large to keep (over a sixteenth of the bytes) still drops the old one.
-  const small = new OpenedCache(1600);
+  const small = new OpenedCache(16 * (ENTRY_OVERHEAD_BYTES + 100));
   small.put("v1", ["b"], "1");
-  small.put("v2", ["b"], "y".repeat(200));
+  small.put("v2", ["b"], "y".repeat(100));
   assert.equal(small.get("v1", ["b"]), undefined);
   assert.equal(small.get("v2", ["b"]), undefined);
   assert.equal(small.size, 0);

@@ -796,7 +796,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
         const value = isEnvelope(entry.value)
           ? await this.#open(entry.key, entry.value, false)
           : entry.value;
-        return await this.#seal(entry.key, serializeValue(value, "Cannot rekey"), value, false);
+        return await this.#seal(entry.key, serializeValue(value, "Cannot rekey"), value);
       },
       open: (key: Key, stored: JsonValue) => this.#open<JsonValue>(key, stored),
       openChange: async (change: Change) => await this.#openChange(change),
@@ -883,17 +883,20 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     return out;
   }
 
-  /**
-   * Seal `text` (the value's JSON) for `key` under the current key; with
-   * `keep` (a write, not the rekey job's reseal) its plaintext is kept for reads.
-   */
-  async #seal(key: Key, text: string, value: unknown, keep = true): Promise<JsonValue> {
+  /** Seal `text` (the value's JSON) for `key` under the current key. */
+  async #seal(key: Key, text: string, value: unknown): Promise<JsonValue> {
     const projection = this.#plaintext.length > 0 ? this.#project(key, value, "Cannot write") : {};
     const sealing = this.#keys[0];
-    const envelope = sealing.header + await sealText(sealing, aadOf(sealing.aad, key), text);
-    if (keep) this.#opened.put(envelope, key, text);
-    const sealed: Record<string, JsonValue> = { [SEALED_FIELD]: envelope };
+    const sealed: Record<string, JsonValue> = {
+      [SEALED_FIELD]: sealing.header + await sealText(sealing, aadOf(sealing.aad, key), text),
+    };
     return this.#plaintext.length > 0 ? { ...sealed, ...projection } : sealed;
+  }
+
+  /** Keep the plaintext of a write the store committed (`sealed` as stored), for reads. */
+  #keepWritten(key: Key, sealed: JsonValue, text: string): void {
+    if (this.#closed) return;
+    this.#opened.put((sealed as Record<string, string>)[SEALED_FIELD], key, text);
   }
 
   /** Whether the plaintext fields stored beside a sealed value are the projection of `value`. */
@@ -995,7 +998,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     }
     const remember = (bytes: Uint8Array): string => {
       const json = DECODER.decode(bytes);
-      if (keep) this.#opened.put(text, key, json);
+      if (keep && !this.#closed) this.#opened.put(text, key, json);
       return json;
     };
     return plain instanceof Promise
@@ -1013,10 +1016,15 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     );
   }
 
-  async #sealFor(key: Key, value: unknown, what: string): Promise<JsonValue> {
+  async #sealFor(
+    key: Key,
+    value: unknown,
+    what: string,
+  ): Promise<{ sealed: JsonValue; text: string }> {
     const text = serializeValue(value, what);
     assertValueSize(text, what);
-    return await this.#seal(key, text, this.#plaintext.length > 0 ? JSON.parse(text) : undefined);
+    const parsed = this.#plaintext.length > 0 ? JSON.parse(text) : undefined;
+    return { sealed: await this.#seal(key, text, parsed), text };
   }
 
   async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
@@ -1083,7 +1091,13 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     const what = "Cannot set";
     assertKey(key, what);
     assertKeySize(key, what);
-    return await this.#store.set(key, await this.#sealFor(key, value, what), options);
+    // The key as it is now: the value is sealed for it, and written under it, whatever the
+    // caller does with its array meanwhile.
+    const at = [...key];
+    const { sealed, text } = await this.#sealFor(at, value, what);
+    const result = await this.#store.set(at, sealed, options);
+    if (result.ok) this.#keepWritten(at, sealed, text);
+    return result;
   }
 
   delete(key: Key, options?: DeleteOptions): Promise<boolean> {
@@ -1264,7 +1278,13 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
           else if (s.type === "delete") inner.delete(s.key);
           else inner.clear(s.prefix, s.bounds);
         });
-        return await inner.commit();
+        const result = await inner.commit();
+        if (result.ok) {
+          steps.forEach((s, i) => {
+            if (s.type === "set") this.#keepWritten(s.key, sealed[i]!, s.text);
+          });
+        }
+        return result;
       },
     };
     return op;

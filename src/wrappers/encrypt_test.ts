@@ -374,6 +374,23 @@ for (const cache of [undefined, 0]) {
   });
 }
 
+Deno.test("encrypt: set() writes under the key as it was given, whatever the caller does with its array meanwhile", async () => {
+  for (const cache of [undefined, 0]) {
+    const base = await openStore({ plugin: "memory" });
+    const store = await encrypted(base, { key: KEY, cache });
+    const key = ["orders", "1"];
+    const writing = store.set(key, { card: "4242" });
+    key[1] = "2"; // changed while the value is being sealed
+    assert.equal((await writing).ok, true);
+    assert.deepEqual((await store.get(["orders", "1"]))?.value, { card: "4242" });
+    assert.equal(await store.get(["orders", "2"]), null);
+    // Another wrapper (no cache of this one's) reads it the same.
+    const fresh = await encrypted(base, { key: KEY });
+    assert.deepEqual((await fresh.get(["orders", "1"]))?.value, { card: "4242" });
+    await fresh.close();
+  }
+});
+
 Deno.test("encrypt: a value read again is the one stored now: another writer's value, a fresh object each time, a small cache, cache: 0", async () => {
   const path = join(await Deno.makeTempDir({ dir, prefix: "cache-" }), "state.db");
   for (const cache of [undefined, 0, "0", "64KiB", 0.0625, "0.0625"] as const) {
@@ -610,6 +627,34 @@ Deno.test("encrypt: the config takes encrypt: with ${env.NAME}; a bad key is a l
       /flowstate\.yaml:5:7: stores\.main\.encrypt\.key/.test(err.message) &&
       /keys: \[new, old\]/.test(err.message),
   );
+  // A cache that is not a size (a word, or not a string at all): located, with the forms it takes.
+  for (const bad of ["lots", "true", "[1]"]) {
+    await Deno.writeTextFile(
+      join(cwd, "flowstate.yaml"),
+      `stores:\n  main:\n    plugin: memory\n    encrypt:\n      key: \${env.TEST_KEY}\n      cache: ${bad}\n`,
+    );
+    await assert.rejects(
+      () => openRuntime({ cwd, env: { TEST_KEY: KEY } }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError, String(err));
+        assert.match(
+          err.message,
+          /flowstate\.yaml:6:7: stores\.main\.encrypt\.cache: cache must be MiB as a number \(8\), a size such as "16MiB"/,
+        );
+        return true;
+      },
+    );
+  }
+  // A number in a string (as \${env.…} gives) is MiB.
+  await Deno.writeTextFile(
+    join(cwd, "flowstate.yaml"),
+    "stores:\n  main:\n    plugin: memory\n    encrypt:\n      key: ${env.TEST_KEY}\n      cache: ${env.CACHE}\n",
+  );
+  {
+    await using rt = await openRuntime({ cwd, env: { TEST_KEY: KEY, CACHE: "0" } });
+    await (await rt.store("main")).set(["a"], 1);
+    assert.equal((await (await rt.store("main")).get(["a"]))?.value, 1);
+  }
   // A cache that is not a size: located, with the forms it takes.
   await Deno.writeTextFile(
     join(cwd, "flowstate.yaml"),
