@@ -19,6 +19,7 @@ const counting = defineJob({
     if (mode === "fail") throw new Error("disk on fire");
     if (mode === "wait") {
       await new Promise((_, reject) => {
+        if (ctx.signal.aborted) reject(new Error("stopped"));
         ctx.signal.addEventListener("abort", () => reject(new Error("stopped")), { once: true });
       });
     }
@@ -66,13 +67,14 @@ Deno.test("runJob() records a job that throws as failed, with the error", async 
 Deno.test("runJob() records a cancelled job when its signal aborts", async () => {
   await using rt = await openRuntime({ config });
   const controller = new AbortController();
+  const started = Promise.withResolvers<void>();
   const pending = runJob(rt, counting, {
     options: { mode: "wait" },
     signal: controller.signal,
     progress: "quiet",
-    onLog: () => {},
+    onLog: () => started.resolve(), // its first line: the job is running
   });
-  await new Promise((r) => setTimeout(r, 5));
+  await started.promise;
   controller.abort();
   const run = await pending;
   assert.equal(run.status, "cancelled");
@@ -108,15 +110,24 @@ Deno.test("runJob(): a job that stops by throwing its signal's abort error is re
     description: "waits, then throws what its aborted signal throws",
     optionsSchema: z.strictObject({}),
     async run(ctx) {
-      await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+      ctx.log("waiting");
+      await new Promise((resolve) => {
+        if (ctx.signal.aborted) resolve(undefined);
+        ctx.signal.addEventListener("abort", resolve, { once: true });
+      });
       ctx.signal.throwIfAborted();
       return {};
     },
   });
   await using rt = await openRuntime({ config });
   const controller = new AbortController();
-  const pending = runJob(rt, throwing, { signal: controller.signal, progress: "quiet" });
-  await new Promise((r) => setTimeout(r, 5));
+  const started = Promise.withResolvers<void>();
+  const pending = runJob(rt, throwing, {
+    signal: controller.signal,
+    progress: "quiet",
+    onLog: () => started.resolve(),
+  });
+  await started.promise;
   controller.abort(); // as Ctrl-C does: no reason of its own
   const run = await pending;
   assert.equal(run.status, "cancelled");
