@@ -428,6 +428,23 @@ pgTest(
   },
 );
 
+pgTest(
+  "postgres search by a word of 2,048 bytes or more finds what a scan finds (no tsquery error)",
+  async (url) => {
+    const table = newTable("fsw");
+    await using store = await open(url, table, { search: { prefix: ["n"] } });
+    const long = "語".repeat(700); // 2,100 bytes: too long for a lexeme, found by the core's scan
+    await store.set(["n", "long"], { body: `before ${long} after` });
+    await store.set(["n", "short"], { body: "before after" });
+    assert.deepEqual((await store.search(long)).map((h) => h.key), [["n", "long"]]);
+    assert.deepEqual((await store.search(`after ${long}`)).map((h) => h.key), [["n", "long"]]);
+    assert.deepEqual((await store.search("after")).map((h) => h.key).sort(), [
+      ["n", "long"],
+      ["n", "short"],
+    ]);
+  },
+);
+
 Deno.test("postgres search needs normalize(): a server older than 13 gets an error that says so and what to do", () => {
   assert.equal(searchServerProblem(130000, "13.0"), undefined);
   assert.equal(searchServerProblem(150020, "15.20"), undefined);

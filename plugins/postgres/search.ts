@@ -290,6 +290,8 @@ export async function preparePgSearch(
   return spec !== undefined;
 }
 
+const TERM_ENCODER = new TextEncoder();
+
 /**
  * A search through the GIN index, or `undefined` when the request does not
  * fit the declaration (the core scans). `run` sends one statement.
@@ -302,6 +304,9 @@ export async function pgSearch(
   now: number,
 ): Promise<RawSearchHit[] | undefined> {
   if (!coversPrefix(spec.prefix, request.prefix)) return undefined;
+  // A word of 2,048 bytes or more is not in the index (nor can it be in a tsquery): the core's
+  // scan finds the entries that hold it.
+  if (request.terms.some((term) => TERM_ENCODER.encode(term).length >= 2048)) return undefined;
   let weights = "";
   if (request.fields !== null) {
     if (!weighted(spec)) return undefined;

@@ -616,7 +616,7 @@ async function deliver(
 ): Promise<void> {
   // Commit times are read beneath an encrypted store's wrapper: no value is opened for them.
   const feed = sealedView(store);
-  const moved = await moveOldPosition(records, spec.flowId, lease);
+  const moved = await moveOldPosition(records, spec, lease);
   if (moved === false) return;
   let stored = await records.get<TriggerPosition>(positionKey);
   let untrusted: { reason: "store" | "feed"; why: string; previous: TriggerPosition } | undefined;
@@ -756,26 +756,35 @@ async function deliver(
 /**
  * Move the position an older version stored for the flow (one per flow, at
  * {@linkcode oldPositionKey}) to the key of its store, in one commit that
- * deletes the old key; resolves that position (`undefined`: none, `false`:
- * the commit failed, the lease lost). A position this version already stored
- * for that store is kept: it is never moved forward past changes this
- * version did not deliver.
+ * deletes the old key when it is one of the store this daemon watches (one
+ * of another store is copied and stays, for older daemons watching that
+ * store); resolves that position (`undefined`: none, `false`: the commit
+ * failed, the lease lost). A position this version already stored for that
+ * store is kept: it is never moved forward past changes this version did not
+ * deliver.
  */
 async function moveOldPosition(
   records: Store,
-  flowId: string,
+  spec: ChangeTriggerSpec,
   lease: Lease<unknown>,
 ): Promise<TriggerPosition | undefined | false> {
-  const oldKey = oldPositionKey(flowId);
+  const oldKey = oldPositionKey(spec.flowId);
   const old = await records.get<TriggerPosition>(oldKey);
   if (old === null) return undefined;
   const value = old.value;
   const valid = typeof value === "object" && value !== null && typeof value.seq === "number" &&
     typeof value.store === "string";
-  const to = valid ? triggerPositionKey(flowId, value.store) : undefined;
+  const to = valid ? triggerPositionKey(spec.flowId, value.store) : undefined;
   const there = to === undefined ? null : await records.get(to);
+  // The old key of another store than this daemon's stays: during a rolling upgrade that also
+  // moves the flow to another store, the older daemons (which read only the old key) watch that
+  // store, and resume from it. Deleting it would make one of them start from then on, skipping
+  // the changes made meanwhile (no daemon of this version watches that store to deliver them).
+  const keepOld = valid && value.store !== spec.store;
+  if (keepOld && there !== null) return value;
   const done = await lease.commit((op) => {
-    op.check(oldKey, old.version).delete(oldKey);
+    op.check(oldKey, old.version);
+    if (!keepOld) op.delete(oldKey);
     if (to !== undefined && there === null) op.check(to, null).set(to, value);
   });
   if (!done.ok) return false;
