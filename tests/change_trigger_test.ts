@@ -19,7 +19,7 @@ import {
 } from "../src/scheduler/change_triggers.ts";
 import type { Store } from "../src/store/types.ts";
 import { spawnDaemon, streamLines } from "./fixtures/daemon_process.ts";
-import { withCliProject } from "./_cli_sandbox.ts";
+import { cliArgv, withCliProject } from "./_cli_sandbox.ts";
 
 const FLOW = `
 id: on-order
@@ -821,4 +821,45 @@ Deno.test("change trigger: an old-layout position written after this version sto
       await rt.close();
     }
   });
+});
+
+Deno.test("change trigger: the warning's skip command, run as printed in a shell, skips (a store name the shell would read otherwise)", async () => {
+  const odd = "it's (eu);x";
+  await withProject(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      CONFIG.replace("  other: {", `  ${JSON.stringify(odd)}: {`),
+    );
+    {
+      await using other = await openStore(
+        { plugin: "jsonfile", path: join(dir, "other.json"), changes: { keep: "30d" } },
+        { name: odd },
+      );
+      await writeOrders(other); // changes 1 to 3
+    }
+    const { rt, events, triggers } = await startWith(dir, { seq: 548, store: "data" }, odd);
+    await triggers.stop();
+    // Whatever the trigger delivered before it stopped: back to "nothing delivered".
+    await (await rt.store("main")).set(triggerPositionKey("on-order", odd), { seq: 0, store: odd });
+    await rt.close();
+    const reset = events.find((e) => e.type === "trigger.reset");
+    assert.ok(reset?.type === "trigger.reset", JSON.stringify(events));
+    const command = /run (flowstate state set .*) and start it again$/.exec(reset.message)?.[1];
+    assert.ok(command !== undefined, reset.message);
+    // The CLI of this checkout in place of `flowstate`, then the command exactly as printed.
+    const cli = cliArgv([]).map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+    const shell = await new Deno.Command("sh", {
+      args: ["-c", `${cli} ${command.slice("flowstate ".length)}`],
+      cwd: dir,
+      env: { FLOWSTATE_HOME: join(dir, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(shell.code, 0, new TextDecoder().decode(shell.stderr));
+    await using main = await projectStore(dir, "main");
+    assert.deepEqual((await main.get(triggerPositionKey("on-order", odd)))?.value, {
+      seq: 3,
+      store: odd,
+    });
+  }, FLOW.replace("store: data, prefix", `store: ${JSON.stringify(odd)}, prefix`));
 });

@@ -657,10 +657,8 @@ async function deliver(
     const held = firstSeq > lastSeq
       ? "it holds no change yet"
       : `changes ${firstSeq} to ${lastSeq} (every change its feed holds). To skip them ` +
-        `instead: stop the daemon, run flowstate state set --store ${records.name} ` +
-        `${keyText.startsWith("[") ? shellQuote(keyText) : keyText} ${
-          shellQuote(skip)
-        } and start it again`;
+        `instead: stop the daemon, run flowstate state set --store ${shellWord(records.name)} ` +
+        `${shellWord(keyText)} ${shellQuote(skip)} and start it again`;
     const version = stored?.version ?? null;
     const reset = await lease.commit((op) =>
       op.check(positionKey, version).set(positionKey, position)
@@ -844,4 +842,9 @@ async function untrustedPosition(
       at === null ? "?" : new Date(at).toISOString()
     }, not ${new Date(position.at).toISOString()})`,
   };
+}
+
+/** `text` as one word of a POSIX shell: as it is when it holds nothing a shell reads, else quoted. */
+function shellWord(text: string): string {
+  return /^[A-Za-z0-9_./:@=+,-]+$/.test(text) ? text : shellQuote(text);
 }
