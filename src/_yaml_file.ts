@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { SIZE_UNITS } from "./_size_units.ts";
+
 /**
  * The deepest nesting of mappings and lists a YAML text may have. Deeper
  * text is a syntax error at the first collection past it, found before the
@@ -84,17 +86,6 @@ export function yamlSizeLimit(
   }
   return { bytes };
 }
-
-const SIZE_UNITS: Readonly<Record<string, number>> = {
-  "": 1,
-  b: 1,
-  kib: 1024,
-  mib: 1024 ** 2,
-  gib: 1024 ** 3,
-  kb: 1000,
-  mb: 1000 ** 2,
-  gb: 1000 ** 3,
-};
 
 /** A size for people: `4 MiB`, `512 KiB`, `900 bytes`. */
 function formatSize(bytes: number): string {

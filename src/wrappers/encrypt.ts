@@ -30,6 +30,7 @@ import {
 } from "node:crypto";
 import { ForwardingBase } from "./_forwarding.ts";
 import { OpenedCache } from "./_opened_cache.ts";
+import { SIZE_UNITS } from "../_size_units.ts";
 import { ConfigError, DecryptionError, StoreClosedError } from "../errors.ts";
 import { assertKey, assertKeySize, encodeCursor, encodeKey, encodeKeyInto } from "../store/keys.ts";
 import { jsonEqual, parsePath } from "../store/query.ts";
@@ -212,15 +213,6 @@ export interface ParsedEncryptOptions {
 /** The default of {@linkcode EncryptOptions.cache}: 8 MiB of plaintext kept in memory. */
 export const DEFAULT_ENCRYPT_CACHE_BYTES = 8 * 1024 * 1024;
 
-const CACHE_UNITS: Readonly<Record<string, number>> = {
-  kib: 1024,
-  mib: 1024 ** 2,
-  gib: 1024 ** 3,
-  kb: 1000,
-  mb: 1000 ** 2,
-  gb: 1000 ** 3,
-};
-
 /** `cache` in bytes, or what is wrong with it. */
 function cacheBytesOf(cache: unknown): number | string {
   const problem = `cache must be MiB as a number (8), a size such as "16MiB" or "512KiB", ` +
@@ -234,7 +226,7 @@ function cacheBytesOf(cache: unknown): number | string {
   // A number without a unit is MiB, as a YAML number is (`${env.…}` gives a string).
   const m = /^\s*(\d+(?:\.\d+)?)\s*(kib|mib|gib|kb|mb|gb)?\s*$/i.exec(cache);
   if (m === null) return problem;
-  const bytes = Math.floor(Number(m[1]) * CACHE_UNITS[(m[2] ?? "mib").toLowerCase()]);
+  const bytes = Math.floor(Number(m[1]) * SIZE_UNITS[(m[2] ?? "mib").toLowerCase()]);
   return Number.isSafeInteger(bytes) ? bytes : problem;
 }
 

@@ -655,22 +655,6 @@ Deno.test("encrypt: the config takes encrypt: with ${env.NAME}; a bad key is a l
     await (await rt.store("main")).set(["a"], 1);
     assert.equal((await (await rt.store("main")).get(["a"]))?.value, 1);
   }
-  // A cache that is not a size: located, with the forms it takes.
-  await Deno.writeTextFile(
-    join(cwd, "flowstate.yaml"),
-    "stores:\n  main:\n    plugin: memory\n    encrypt:\n      key: ${env.TEST_KEY}\n      cache: lots\n",
-  );
-  await assert.rejects(
-    () => openRuntime({ cwd, env: { TEST_KEY: KEY } }),
-    (err: unknown) => {
-      assert.ok(err instanceof ConfigError, String(err));
-      assert.match(
-        err.message,
-        /flowstate\.yaml:6:7: stores\.main\.encrypt\.cache: cache must be MiB as a number \(8\), a size such as "16MiB"/,
-      );
-      return true;
-    },
-  );
 });
 
 // --- Backups, restores and moves -------------------------------------------
