@@ -1551,6 +1551,9 @@ export class SqliteDriver implements StoreDriver {
         .get() as { value: string } | undefined;
       if (again?.value === wanted) {
         this.#commit.run();
+        if (n > BUILD_NOTICE_ENTRIES) progress(`the search index was built by another process`);
+        // Built (by the other process): a "start" is always followed by its "done".
+        onBuild?.({ index: "search", label, phase: "done", done: n, total: n });
         this.#search = spec;
         return true;
       }

@@ -326,3 +326,55 @@ Deno.test("sqlite rebuilds a search table of words format 1 (before NFKC) at ope
     }
   });
 });
+
+Deno.test("sqlite: a search index another process builds while this one waits for the lock: its start is followed by its done", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "s.db");
+    const search = { prefix: ["n"] };
+    {
+      await using store = await openStore({ plugin: "sqlite", path, search });
+      await store.set(["n", "1"], { body: "hello" });
+    }
+    // This version's declaration, as "the other process" will write it; an older one for now.
+    const db = rawDb(path);
+    const wanted = (db.prepare("SELECT value FROM flowstate_meta WHERE key = 'search'").get() as {
+      value: string;
+    }).value;
+    db.prepare("UPDATE flowstate_meta SET value = ? WHERE key = 'search'").run(format1Meta(wanted));
+    db.close();
+    // The other process: takes the write lock, says so, and half a second later writes this
+    // version's declaration and commits (it "built" the index).
+    const other = new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `import { DatabaseSync } from "node:sqlite";
+         const db = new DatabaseSync(${JSON.stringify(path)});
+         db.exec("BEGIN IMMEDIATE");
+         console.log("locked");
+         await new Promise((r) => setTimeout(r, 500));
+         db.prepare("UPDATE flowstate_meta SET value = ? WHERE key = 'search'").run(${
+          JSON.stringify(wanted)
+        });
+         db.exec("COMMIT");`,
+      ],
+      stdout: "piped",
+      env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    }).spawn();
+    const reader = other.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let said = "";
+    while (!said.includes("locked")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      said += value;
+    }
+    assert.match(said, /locked/);
+    const events: string[] = [];
+    // A minute of busyTimeout: the other process's half second, however slow the machine.
+    await using _store = await openStore({ plugin: "sqlite", path, search, busyTimeout: 60_000 }, {
+      onIndexBuild: (e) => events.push(`${e.index} ${e.phase}`),
+    });
+    assert.equal((await other.status).code, 0);
+    await reader.cancel();
+    assert.deepEqual(events, ["search start", "search done"]);
+  });
+});
