@@ -116,16 +116,18 @@ function createWordsSql(t: PgIndexTarget): string {
   // holds a capital outside ASCII (most words, even outside ASCII, hold none), the runs with
   // marks only in a string that holds one (their classes are slower to match, and recutting a
   // run costs more than lower-casing it). The words are joined by spaces and split once at the
-  // end. Each string is cut at MAX_SEARCH_TEXT characters first: what lies beyond is never
-  // indexed, and cutting it into words first cost seconds for a value of megabytes (every hit
-  // is checked against the reference, so a word cut in two finds nothing wrong).
+  // end. Each string is cut at MAX_SEARCH_TEXT characters first, and again after NFKC (which
+  // can make one character 18): what lies beyond is never indexed, and cutting it into words
+  // first cost seconds for a value of megabytes (every hit is checked against the reference, so
+  // a word cut in two finds nothing wrong).
   return `CREATE OR REPLACE FUNCTION ${wordsFunction(t)}(doc jsonb) RETURNS text[] ` +
     // PL/pgSQL: its plan (with the tables' constants) is made once per session, where a SQL
     // function called from another one is planned again on every call.
     `LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fs$ BEGIN RETURN (SELECT ` +
     `coalesce(array_remove(string_to_array(string_agg(w.t, ' ' ORDER BY s.n), ' '), ''), '{}') ` +
     `FROM jsonb_path_query(doc, 'strict $.**') WITH ORDINALITY AS s(v, n), ` +
-    `LATERAL (SELECT translate(replace(normalize(left(s.v #>> '{}', ${MAX_SEARCH_TEXT}), NFKC), ` +
+    `LATERAL (SELECT translate(replace(left(normalize(left(s.v #>> '{}', ${MAX_SEARCH_TEXT}), ` +
+    `NFKC), ${MAX_SEARCH_TEXT}), ` +
     `chr(304), 'i '), '${upper}', '${upper.toLowerCase()}') AS t OFFSET 0) AS p, ` +
     `LATERAL (SELECT CASE WHEN p.t ~ ${mark} THEN ${withMarks} ELSE ${withoutMarks} END AS t) ` +
     `AS w WHERE jsonb_typeof(s.v) = 'string'); END $fs$`;
