@@ -172,6 +172,11 @@ Deno.test("a FLOWSTATE_SIGNAL_REPEAT_MS that is not milliseconds is refused befo
     for (const file of ["a.db", "b.db"]) {
       await assert.rejects(() => Deno.stat(join(dir, file)), Deno.errors.NotFound, file);
     }
+    // Help stays reachable, to find out what to set.
+    for (const args of [["--help"], ["run", "--help"], ["--version"]]) {
+      const help = await runCli(dir, args, { env: { FLOWSTATE_SIGNAL_REPEAT_MS: "soon" } });
+      assert.equal(help.code, 0, `${args.join(" ")}: ${help.stderr}`);
+    }
   });
 });
 

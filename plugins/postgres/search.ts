@@ -293,6 +293,10 @@ export async function preparePgSearch(
 }
 
 const TERM_ENCODER = new TextEncoder();
+/** The most words a search sends to PostgreSQL as a tsquery; more go to the core's scan. */
+const MAX_TSQUERY_TERMS = 1_000;
+/** The most bytes of words a search sends to PostgreSQL as a tsquery (it fails near 1 MB). */
+const MAX_TSQUERY_BYTES = 256 * 1024;
 
 /**
  * A search through the GIN index, or `undefined` when the request does not
@@ -306,9 +310,17 @@ export async function pgSearch(
   now: number,
 ): Promise<RawSearchHit[] | undefined> {
   if (!coversPrefix(spec.prefix, request.prefix)) return undefined;
-  // A word of 2,048 bytes or more is not in the index (nor can it be in a tsquery): the core's
-  // scan finds the entries that hold it.
-  if (request.terms.some((term) => TERM_ENCODER.encode(term).length >= 2048)) return undefined;
+  // A word of 2,048 bytes or more is not in the index (nor can it be in a tsquery), and a
+  // tsquery of thousands of words or about a megabyte fails ("stack depth limit exceeded",
+  // "value is too big in tsquery"): the core's scan answers those.
+  if (request.terms.length > MAX_TSQUERY_TERMS) return undefined;
+  let bytes = 0;
+  for (const term of request.terms) {
+    const length = TERM_ENCODER.encode(term).length;
+    if (length >= 2048) return undefined;
+    bytes += length + 1;
+  }
+  if (bytes > MAX_TSQUERY_BYTES) return undefined;
   let weights = "";
   if (request.fields !== null) {
     if (!weighted(spec)) return undefined;

@@ -342,8 +342,10 @@ Deno.test("sqlite: a search index another process builds while this one waits fo
     }).value;
     db.prepare("UPDATE flowstate_meta SET value = ? WHERE key = 'search'").run(format1Meta(wanted));
     db.close();
-    // The other process: takes the write lock, says so, and half a second later writes this
-    // version's declaration and commits (it "built" the index).
+    // The other process: takes the write lock, says so, and once this test's store has said
+    // "start" (it then waits for the lock), writes this version's declaration and commits (it
+    // "built" the index).
+    const marker = join(dir, "started");
     const other = new Deno.Command(Deno.execPath(), {
       args: [
         "eval",
@@ -351,7 +353,12 @@ Deno.test("sqlite: a search index another process builds while this one waits fo
          const db = new DatabaseSync(${JSON.stringify(path)});
          db.exec("BEGIN IMMEDIATE");
          console.log("locked");
-         await new Promise((r) => setTimeout(r, 500));
+         // Until this test's store has said "start" (then it waits for this lock).
+         for (let i = 0; i < 6000; i++) {
+           try { Deno.statSync(${
+          JSON.stringify(marker)
+        }); break; } catch { await new Promise((r) => setTimeout(r, 10)); }
+         }
          db.prepare("UPDATE flowstate_meta SET value = ? WHERE key = 'search'").run(${
           JSON.stringify(wanted)
         });
@@ -369,9 +376,13 @@ Deno.test("sqlite: a search index another process builds while this one waits fo
     }
     assert.match(said, /locked/);
     const events: string[] = [];
-    // A minute of busyTimeout: the other process's half second, however slow the machine.
+    // A minute of busyTimeout: however slow the machine, the other process commits within it.
     await using _store = await openStore({ plugin: "sqlite", path, search, busyTimeout: 60_000 }, {
-      onIndexBuild: (e) => events.push(`${e.index} ${e.phase}`),
+      onIndexBuild: (e) => {
+        events.push(`${e.index} ${e.phase}`);
+        // Synchronous: the lock's wait that follows blocks this thread.
+        if (e.phase === "start") Deno.writeTextFileSync(marker, "");
+      },
     });
     assert.equal((await other.status).code, 0);
     await reader.cancel();

@@ -44,8 +44,11 @@ export async function main(args: readonly string[]): Promise<number> {
   try {
     // A bad setting of the environment is refused before any command does anything (migrate
     // creates its target store before it listens for signals).
+    // Help and the version stay reachable, to find out what to set.
+    const asking = args.length === 0 || args[0] === "help" ||
+      args.some((a) => ["--help", "-h", "--version", "-V"].includes(a));
     const repeat = signalRepeatMs();
-    if ("problem" in repeat) throw new UsageError(repeat.problem);
+    if ("problem" in repeat && !asking) throw new UsageError(repeat.problem);
     // `run <flow>` with the options it takes: no commander, no other command's definitions.
     const run = plainRun(args);
     if (run !== undefined) {
