@@ -444,6 +444,7 @@ Deno.test({
       assert.deepEqual((await main.get(triggerPositionKey("on-order", "data")))?.value, {
         seq: 548,
         store: "data",
+        copied: true,
       });
       assert.equal(
         (await main.get<TriggerPosition>(triggerPositionKey("on-order", "other")))?.value.seq,
@@ -862,4 +863,57 @@ Deno.test("change trigger: the warning's skip command, run as printed in a shell
       store: odd,
     });
   }, FLOW.replace("store: data, prefix", `store: ${JSON.stringify(odd)}, prefix`));
+});
+
+Deno.test("change trigger: the copy of an older daemon's position follows it while that daemon delivers; moving the flow back resumes from where it got to, nothing run twice", async () => {
+  await withProject(async (dir) => {
+    {
+      await using data = await projectStore(dir, "data");
+      await writeOrders(data); // changes 1 to 3
+      await using main = await projectStore(dir, "main");
+      // An older version's position: change 1 of "data" delivered.
+      await main.set(OLD_POSITION_KEY, { seq: 1, store: "data" });
+    }
+    const watching = (store: string) =>
+      Deno.writeTextFile(
+        join(dir, "on-order.flow.yaml"),
+        FLOW.replace("store: data, prefix", `store: ${store}, prefix`),
+      );
+    // The new config moves the flow to "other": the older daemons keep watching "data".
+    await watching("other");
+    {
+      const { rt, triggers } = await startWith(dir, undefined, "other");
+      await triggers.stop();
+      await rt.close();
+    }
+    await using main = await projectStore(dir, "main");
+    const copyKey = triggerPositionKey("on-order", "data");
+    assert.deepEqual((await main.get(OLD_POSITION_KEY))?.value, { seq: 1, store: "data" });
+    assert.deepEqual((await main.get(copyKey))?.value, { seq: 1, store: "data", copied: true });
+    // An older daemon delivers changes 2 and 3 of "data" (its one position moves to 3).
+    await main.set(OLD_POSITION_KEY, { seq: 3, store: "data" });
+    {
+      const { rt, triggers } = await startWith(dir, undefined, "other");
+      await triggers.stop();
+      await rt.close();
+    }
+    assert.deepEqual((await main.get(copyKey))?.value, { seq: 3, store: "data", copied: true });
+    // The flow moves back to "data": this version resumes after change 3, as the older daemon left it.
+    await watching("data");
+    const { rt, events, triggers, position } = await startWith(dir);
+    try {
+      const start = events.find((e) => e.type === "trigger.start");
+      assert.equal(start?.type === "trigger.start" && start.since, 3, JSON.stringify(events));
+      assert.equal(events.some((e) => e.type === "trigger.reset"), false, JSON.stringify(events));
+      assert.equal(await main.get(OLD_POSITION_KEY), null, "the old key is moved");
+      assert.deepEqual((await position())?.copied, undefined, "this version's own position now");
+      const data = await rt.store("data");
+      await data.set(["orders", "j4"], "j4");
+      await eventually(async () => (await seen(data)).size >= 1, "the next change");
+      assert.deepEqual([...(await seen(data)).values()], [1], "only the new change ran");
+    } finally {
+      await triggers.stop();
+      await rt.close();
+    }
+  });
 });

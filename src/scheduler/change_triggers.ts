@@ -143,6 +143,13 @@ export interface TriggerPosition {
    * feed that numbers its changes from 1 again is told apart by it.
    */
   at?: number | null;
+  /**
+   * Set on a copy of an older version's position (one per flow) that this
+   * version made while that key stays for older daemons still watching the
+   * store: the older key is the one to follow until a daemon of this version
+   * delivers from this store (its position has no mark).
+   */
+  copied?: true;
 }
 
 /**
@@ -754,12 +761,13 @@ async function deliver(
 /**
  * Move the position an older version stored for the flow (one per flow, at
  * {@linkcode oldPositionKey}) to the key of its store, in one commit that
- * deletes the old key when it is one of the store this daemon watches (one
- * of another store is copied and stays, for older daemons watching that
- * store); resolves that position (`undefined`: none, `false`: the commit
- * failed, the lease lost). A position this version already stored for that
- * store is kept: it is never moved forward past changes this version did not
- * deliver.
+ * deletes the old key when it is one of the store this daemon watches. One
+ * of another store is copied (marked `copied`, and copied again as it moves)
+ * and stays, for older daemons watching that store. Resolves that position
+ * (`undefined`: none, `false`: the commit failed, the lease lost). A position
+ * this version stored itself for that store is kept: it is never moved
+ * forward past changes this version did not deliver; a marked copy gives way
+ * to the old key, which only older daemons delivering move.
  */
 async function moveOldPosition(
   records: Store,
@@ -773,17 +781,30 @@ async function moveOldPosition(
   const valid = typeof value === "object" && value !== null && typeof value.seq === "number" &&
     typeof value.store === "string";
   const to = valid ? triggerPositionKey(spec.flowId, value.store) : undefined;
-  const there = to === undefined ? null : await records.get(to);
+  const there = to === undefined ? null : await records.get<TriggerPosition | null>(to);
   // The old key of another store than this daemon's stays: during a rolling upgrade that also
   // moves the flow to another store, the older daemons (which read only the old key) watch that
   // store, and resume from it. Deleting it would make one of them start from then on, skipping
   // the changes made meanwhile (no daemon of this version watches that store to deliver them).
   const keepOld = valid && value.store !== spec.store;
-  if (keepOld && there !== null) return value;
+  // A copy this version made (marked) follows the old key, which older daemons move forward as
+  // they deliver; a position this version wrote itself after delivering is never replaced.
+  const copy = there !== null && there.value?.copied === true;
+  if (keepOld) {
+    const unchanged = copy && there.value!.seq === value.seq && there.value!.at === value.at;
+    if (there !== null && (!copy || unchanged)) return value;
+    const done = await lease.commit((op) =>
+      op.check(oldKey, old.version).check(to!, there?.version ?? null).set(to!, {
+        ...value,
+        copied: true,
+      })
+    );
+    return done.ok ? value : false;
+  }
   const done = await lease.commit((op) => {
-    op.check(oldKey, old.version);
-    if (!keepOld) op.delete(oldKey);
+    op.check(oldKey, old.version).delete(oldKey);
     if (to !== undefined && there === null) op.check(to, null).set(to, value);
+    else if (to !== undefined && copy) op.check(to, there!.version).set(to, value);
   });
   if (!done.ok) return false;
   return valid ? value : undefined;
