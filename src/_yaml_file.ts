@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { envSetting } from "./_env.ts";
 import { SIZE_UNITS } from "./_size_units.ts";
 
 /**
@@ -63,15 +64,7 @@ export interface YamlFileProblem {
 export function yamlSizeLimit(
   env?: Readonly<Record<string, string | undefined>>,
 ): { bytes: number } | { problem: YamlFileProblem } {
-  let raw: string | undefined;
-  if (env !== undefined) raw = Object.hasOwn(env, YAML_SIZE_ENV) ? env[YAML_SIZE_ENV] : undefined;
-  else {
-    try {
-      raw = Deno.env.get(YAML_SIZE_ENV);
-    } catch {
-      raw = undefined; // not allowed to look: the default
-    }
-  }
+  const raw = envSetting(YAML_SIZE_ENV, env);
   if (raw === undefined || raw.trim() === "") return { bytes: DEFAULT_MAX_YAML_BYTES };
   const match = /^\s*(\d+(?:\.\d+)?)\s*(|b|kib|mib|gib|kb|mb|gb)\s*$/i.exec(raw);
   const unit = match?.[2].toLowerCase() ?? "";

@@ -6,6 +6,7 @@
  * @module
  */
 import { didYouMean } from "../_suggest.ts";
+import { envSetting } from "../_env.ts";
 import { StoreMissingError } from "../errors.ts";
 import type { LogLevel, Warning } from "../log.ts";
 import { INTERRUPT_TIMEOUT_MS, RunRecorder } from "../records/recorder.ts";
@@ -166,16 +167,7 @@ export const SIGNAL_REPEAT_ENV = "FLOWSTATE_SIGNAL_REPEAT_MS";
 export function signalRepeatMs(
   env?: Readonly<Record<string, string | undefined>>,
 ): { ms: number } | { problem: string } {
-  let raw: string | undefined;
-  if (env !== undefined) {
-    raw = Object.hasOwn(env, SIGNAL_REPEAT_ENV) ? env[SIGNAL_REPEAT_ENV] : undefined;
-  } else {
-    try {
-      raw = Deno.env.get(SIGNAL_REPEAT_ENV);
-    } catch {
-      raw = undefined; // not allowed to look: the default
-    }
-  }
+  const raw = envSetting(SIGNAL_REPEAT_ENV, env);
   if (raw === undefined || raw.trim() === "") return { ms: SIGNAL_REPEAT_MS };
   const ms = /^\s*\d{1,9}\s*$/.test(raw) ? Number(raw) : NaN;
   if (Number.isNaN(ms)) {

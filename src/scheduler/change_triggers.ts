@@ -25,7 +25,9 @@
  * - **Positions of older versions** (one per flow, at
  *   `["flowstate", "triggers", <flow id>, "position"]`) are moved to the key
  *   of their store by the first daemon that takes the flow's lease, in one
- *   commit that deletes the old key.
+ *   commit that deletes the old key; one of another store than the flow now
+ *   watches is copied (marked `copied`, following it) and stays, for older
+ *   daemons still watching that store.
  * - **The run's inputs** are the change's fields the flow declares among
  *   `key`, `op`, `value`, `seq`, `at`, `by`, `expiresAt`, `store` and
  *   `change` (the whole change). A run that fails still moves the position
@@ -63,11 +65,10 @@ import { asConfigError, prepareConfiguredFlow } from "./from_config.ts";
 import type { RunRecord } from "../records/types.ts";
 import type { Runtime } from "../runtime.ts";
 import { Lease } from "../store/lease.ts";
-import { hasPrefix } from "../store/keys.ts";
+import { formatKey, hasPrefix } from "../store/keys.ts";
 import type { Change, JsonValue, Key, Store } from "../store/types.ts";
 import { sealedView } from "../store/sealed.ts";
 import { changeTime } from "../store/store.ts";
-import { formatKey } from "../store/keys.ts";
 import { shellQuote } from "../_shell.ts";
 
 /**
