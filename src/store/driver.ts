@@ -777,7 +777,10 @@ export interface StoreDriver {
    * and limit applied. Return `undefined` to let the core evaluate this one.
    * Used when `capabilities.query`.
    */
-  query?(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined>;
+  query?(
+    query: NormalizedQuery,
+    now: number,
+  ): RawEntry[] | undefined | Promise<RawEntry[] | undefined>;
   /**
    * Build the declared indexes (and search index) natively, once, right after
    * open: an index already built is kept as is, a missing one is built from

@@ -242,6 +242,11 @@ function checkRaw(raw: RawEntry): void {
 
 function toEntry<T>(raw: RawEntry): Entry<T> {
   checkRaw(raw);
+  return checkedEntry(raw);
+}
+
+/** {@linkcode toEntry} of an entry already checked with {@linkcode checkRaw}. */
+function checkedEntry<T>(raw: RawEntry): Entry<T> {
   return {
     key: [...raw.key],
     value: JSON.parse(raw.value) as T,
@@ -1271,16 +1276,19 @@ class CoreStore implements Store {
     assertKey(q.prefix, what, true);
     const now = this.#clock.now();
     // A native query over every key would see the internal space: only when it is empty.
+    // (A prefix reaches it only when empty: assertKey refused an internal one.)
     if (
       this.capabilities.query && this.#driver.query &&
-      !(reachesInternal({ prefix: q.prefix }) && await this.#hasInternal())
+      !(q.prefix.length === 0 && await this.#hasInternal())
     ) {
-      const native = await this.#driver.query(q, now);
+      // A driver may answer at once (no promise): no await, no turn of the microtask queue.
+      let native = this.#driver.query(q, now);
+      if (native instanceof Promise) native = await native;
       if (native !== undefined) {
         const out: Entry<T>[] = [];
         for (const raw of native) {
           checkRaw(raw);
-          if (raw.expiresAt === null || raw.expiresAt > now) out.push(toEntry<T>(raw));
+          if (raw.expiresAt === null || raw.expiresAt > now) out.push(checkedEntry<T>(raw));
         }
         return out;
       }
