@@ -12,7 +12,8 @@
  *   deno run -A bench/eq_fixed_ab.ts /tmp/before /tmp/s100k.db 100000 15
  *   deno run -A bench/eq_fixed_ab.ts /tmp/before /tmp/s1m.db 1000000 5
  *
- * A before tree of `-` runs this tree alone (for a profile).
+ * A before tree of `-` runs this tree alone. `ONLY=indexed eq` (or `ONLY=indexed range`)
+ * runs one workload; `RANGE_OPS` sets the range's operations per round (default ops / 16).
  */
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
@@ -111,7 +112,9 @@ for (const [label, fns] of Object.entries(workloads)) {
   }
   const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   const cpu: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-  const ops = label.startsWith("indexed eq") ? OPS : Math.max(1, OPS >> 4);
+  const ops = label.startsWith("indexed eq")
+    ? OPS
+    : Number(Deno.env.get("RANGE_OPS") ?? Math.max(1, OPS >> 4));
   for (const n of names) for (let i = 0; i < ops; i++) await fns[n](i); // warm-up
   for (let r = 0; r < ROUNDS; r++) {
     const order = names.slice(r % names.length).concat(names.slice(0, r % names.length));
