@@ -202,26 +202,34 @@ function isStable(path: string): boolean {
 }
 
 /**
- * A copy of a JSON value (as `JSON.parse` made it) to compare a definition
- * with later: an object as its keys and values in order (compared without a
- * lookup per key), an array as an array, a leaf as itself.
+ * A copy of a JSON value to compare a definition with later, as one flat
+ * array (a few bytes per value, and no object per object of the value): in
+ * order of a walk of the value, an object is `OBJECT`, its number of keys,
+ * then each key followed by its value; an array is `ARRAY`, its length, then
+ * its items; a leaf is itself.
  */
-type Snapshot = string | number | boolean | null | Snapshot[] | ObjectSnapshot;
+type Snapshot = unknown[];
 
-/** An object of a {@linkcode Snapshot}: its keys in order, and their values. */
-class ObjectSnapshot {
-  constructor(readonly keys: string[], readonly values: Snapshot[]) {}
-}
+/** The marks of a {@linkcode Snapshot} (objects: never equal to a leaf). */
+const OBJECT = Object.freeze({ mark: "object" });
+const ARRAY = Object.freeze({ mark: "array" });
 
 /** The {@linkcode Snapshot} of `value`, a value `JSON.parse` returned. */
-function snapshotOf(value: unknown): Snapshot {
-  if (typeof value !== "object" || value === null) return value as Snapshot;
-  if (Array.isArray(value)) return value.map(snapshotOf);
-  const keys = Object.keys(value);
-  return new ObjectSnapshot(
-    keys,
-    keys.map((k) => snapshotOf((value as Record<string, unknown>)[k])),
-  );
+function snapshotOf(value: unknown, into: Snapshot = []): Snapshot {
+  if (typeof value !== "object" || value === null) {
+    into.push(value);
+  } else if (Array.isArray(value)) {
+    into.push(ARRAY, value.length);
+    for (const item of value) snapshotOf(item, into);
+  } else {
+    const keys = Object.keys(value);
+    into.push(OBJECT, keys.length);
+    for (const k of keys) {
+      into.push(k);
+      snapshotOf((value as Record<string, unknown>)[k], into);
+    }
+  }
+  return into;
 }
 
 /**
@@ -230,30 +238,43 @@ function snapshotOf(value: unknown): Snapshot {
  * plain objects with the same keys (`undefined` ones left out, as JSON
  * leaves them) in the same order. `false` for anything else (a key order
  * that changed too): the caller then makes the key from the text, as it did
- * the first time. The walk follows the snapshot, which is finite: a cycle
- * put in the value ends it.
+ * the first time.
  */
 function sameAsSnapshot(value: unknown, snapshot: Snapshot): boolean {
-  if (typeof value !== "object" || value === null) return value === snapshot;
-  if (Array.isArray(value)) {
-    if (!Array.isArray(snapshot) || value.length !== snapshot.length) return false;
-    for (let i = 0; i < value.length; i++) {
-      if (!sameAsSnapshot(value[i], snapshot[i])) return false;
-    }
-    return true;
+  return sameFrom(value, snapshot, 0) === snapshot.length;
+}
+
+/**
+ * Compare `value` with the snapshot from position `at`: the position after
+ * it when they are the same, else -1. Every step moves along the snapshot,
+ * which is finite: a cycle put in the value ends the walk too.
+ */
+function sameFrom(value: unknown, snapshot: Snapshot, at: number): number {
+  const type = typeof value;
+  if (type === "string" || type === "number" || type === "boolean" || value === null) {
+    return value === snapshot[at] ? at + 1 : -1;
   }
-  if (!(snapshot instanceof ObjectSnapshot)) return false;
+  if (type !== "object") return -1; // a function, a symbol, a BigInt, undefined
+  if (Array.isArray(value)) {
+    if (snapshot[at] !== ARRAY || snapshot[at + 1] !== value.length) return -1;
+    at += 2;
+    for (let i = 0; i < value.length && at >= 0; i++) at = sameFrom(value[i], snapshot, at);
+    return at;
+  }
   const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return false;
-  const { keys, values } = snapshot;
+  if (snapshot[at] !== OBJECT || (proto !== Object.prototype && proto !== null)) return -1;
+  const count = snapshot[at + 1] as number;
+  at += 2;
   let n = 0;
-  for (const k in value) {
+  for (const k in value as object) {
     const v = (value as Record<string, unknown>)[k];
     if (v === undefined) continue;
-    if (n >= keys.length || keys[n] !== k || !sameAsSnapshot(v, values[n])) return false;
+    if (n === count || snapshot[at] !== k) return -1;
+    at = sameFrom(v, snapshot, at + 1);
+    if (at < 0) return -1;
     n++;
   }
-  return n === keys.length;
+  return n === count ? at : -1;
 }
 
 function isParsedOrLoaded(flow: object): flow is ParsedFlow | LoadedFlow {
