@@ -20,6 +20,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
 import { openStore as openAfter } from "../mod.ts";
+import { fillOrders } from "./_orders.ts";
 import { prefixTerms, rankExpr, valueExpr } from "../plugins/sqlite/indexes.ts";
 
 const [beforeRoot, path, sizeArg, roundsArg, opsArg] = Deno.args;
@@ -37,19 +38,7 @@ const openBefore = beforeRoot === "-"
 const exists = await Deno.stat(path).then(() => true, () => false);
 if (!exists) {
   await using s = await openAfter({ plugin: "sqlite", path, durability: "relaxed" });
-  let op = s.atomic();
-  for (let i = 0; i < N; i++) {
-    op.set(["orders", String(i).padStart(8, "0")], {
-      status: i === Math.floor(N / 2) ? "needle" : `s${i % 50}`,
-      n: i,
-      customer: { id: i % 1000 },
-    });
-    if (i % 5000 === 4999) {
-      await op.commit();
-      op = s.atomic();
-    }
-  }
-  await op.commit();
+  await fillOrders(s, N, false);
 }
 const options = {
   plugin: "sqlite",
