@@ -775,7 +775,8 @@ export interface StoreDriver {
   /**
    * Run a query natively: the live entries matching it, sorted, with offset
    * and limit applied. Return `undefined` to let the core evaluate this one.
-   * Used when `capabilities.query`.
+   * Used when `capabilities.query`. A driver that has the answer at once may
+   * return it without a promise (the core then awaits nothing).
    */
   query?(
     query: NormalizedQuery,
