@@ -281,6 +281,12 @@ function commitResult(raw: DriverCommitResult, version: string, store: string): 
  * A failed commit's result: each key once, in the order first reported (a
  * driver reports a key checked twice as often as its checks failed).
  */
+/** Whether `value` is a promise or another library's thenable (what `await` waits for). */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === "object" && value !== null &&
+    typeof (value as { then?: unknown }).then === "function";
+}
+
 function conflicted(conflicts: readonly Key[]): CommitResult {
   const seen = new Set<string>();
   const unique = conflicts.filter((key) => {
@@ -509,7 +515,9 @@ class CoreStore implements Store {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (result instanceof Promise) return result.then((r) => commitResult(r, version, this.name));
+    if (isThenable(result)) {
+      return Promise.resolve(result).then((r) => commitResult(r, version, this.name));
+    }
     try {
       return Promise.resolve(commitResult(result, version, this.name));
     } catch (err) {
@@ -1281,9 +1289,10 @@ class CoreStore implements Store {
       this.capabilities.query && this.#driver.query &&
       !(q.prefix.length === 0 && await this.#hasInternal())
     ) {
-      // A driver may answer at once (no promise): no await, no turn of the microtask queue.
+      // A driver may answer at once (an array): no await, no turn of the microtask queue.
+      // Anything else (a promise, another library's thenable) is awaited.
       let native = this.#driver.query(q, now);
-      if (native instanceof Promise) native = await native;
+      if (native !== undefined && !Array.isArray(native)) native = await native;
       if (native !== undefined) {
         const out: Entry<T>[] = [];
         for (const raw of native) {
