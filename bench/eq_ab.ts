@@ -17,6 +17,7 @@ import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { openStore as openAfter } from "../mod.ts";
+import { fillOrders } from "./_orders.ts";
 import { prefixTerms, rankExpr, valueExpr } from "../plugins/sqlite/indexes.ts";
 
 const [beforeRoot, sizeArg, roundsArg] = Deno.args;
@@ -28,27 +29,12 @@ const N = Number(sizeArg ?? 100_000);
 const ROUNDS = Number(roundsArg ?? 15);
 const OPS = 200;
 const { openStore: openBefore } = await import(pathToFileURL(join(beforeRoot, "mod.ts")).href);
-const WORDS = Array.from({ length: 2000 }, (_, i) => `w${(i * 7919 % 2000).toString(36)}x`);
 
 const dir = await Deno.makeTempDir({ prefix: "flowstate-eq-ab-" });
 const path = join(dir, "s.db");
 {
   await using s = await openAfter({ plugin: "sqlite", path, durability: "relaxed" });
-  let op = s.atomic();
-  for (let i = 0; i < N; i++) {
-    op.set(["orders", String(i).padStart(8, "0")], {
-      status: i === Math.floor(N / 2) ? "needle" : `s${i % 50}`,
-      n: i,
-      customer: { id: i % 1000 },
-      title: `${WORDS[i % WORDS.length]} ${WORDS[(i * 31) % WORDS.length]}`,
-      body: Array.from({ length: 8 }, (_, j) => WORDS[(i * 13 + j * 101) % WORDS.length]).join(" "),
-    });
-    if (i % 5000 === 4999) {
-      await op.commit();
-      op = s.atomic();
-    }
-  }
-  await op.commit();
+  await fillOrders(s, N, true);
 }
 const options = {
   plugin: "sqlite",

@@ -25,7 +25,7 @@ import { DatabaseSync } from "node:sqlite";
 import process from "node:process";
 import { join } from "node:path";
 import { openStore } from "../mod.ts";
-import type { Store } from "../src/store/types.ts";
+import { fillOrders as fill, WORDS } from "./_orders.ts";
 import { byteBounds } from "../src/store/keys.ts";
 import { prefixTerms, rankExpr, valueExpr } from "../plugins/sqlite/indexes.ts";
 import {
@@ -40,7 +40,6 @@ const ROUNDS = Number(Deno.args[1] ?? 15);
 /** `sqlite` or `postgres` to run one backend only. */
 const ONLY = Deno.args[2];
 const dir = await Deno.makeTempDir({ prefix: "flowstate-indexes-bench-" });
-const WORDS = Array.from({ length: 2000 }, (_, i) => `w${(i * 7919 % 2000).toString(36)}x`);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -96,28 +95,6 @@ async function pair(
 
 function fmt(ms: number): string {
   return ms >= 1 ? `${ms.toFixed(2)} ms` : `${(ms * 1000).toFixed(1)} µs`;
-}
-
-async function fill(store: Store, n: number, withText: boolean): Promise<void> {
-  let op = store.atomic();
-  for (let i = 0; i < n; i++) {
-    const value: Record<string, unknown> = {
-      status: i === Math.floor(n / 2) ? "needle" : `s${i % 50}`,
-      n: i,
-      customer: { id: i % 1000 },
-    };
-    if (withText) {
-      value.title = `${WORDS[i % WORDS.length]} ${WORDS[(i * 31) % WORDS.length]}`;
-      value.body = Array.from({ length: 8 }, (_, j) => WORDS[(i * 13 + j * 101) % WORDS.length])
-        .join(" ");
-    }
-    op.set(["orders", String(i).padStart(8, "0")], value);
-    if (i % 5000 === 4999) {
-      await op.commit();
-      op = store.atomic();
-    }
-  }
-  await op.commit();
 }
 
 console.log(`Deno ${Deno.version.deno}, ${ROUNDS} rounds, medians per operation`);

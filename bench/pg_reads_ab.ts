@@ -27,6 +27,7 @@ import process from "node:process";
 import { pathToFileURL } from "node:url";
 import postgres from "postgres";
 import { openStore as openAfter } from "../mod.ts";
+import { fillOrders } from "./_orders.ts";
 import { byteBounds } from "../src/store/keys.ts";
 import { numberExpr, prefixTerms, rankExpr, stringExpr } from "../plugins/postgres/indexes.ts";
 
@@ -42,7 +43,6 @@ if (beforeRoot === undefined || !url) {
 const N = Number(sizeArg ?? 100_000);
 const ROUNDS = Number(roundsArg ?? 15);
 const { openStore: openBefore } = await import(pathToFileURL(join(beforeRoot, "mod.ts")).href);
-const WORDS = Array.from({ length: 2000 }, (_, i) => `w${(i * 7919 % 2000).toString(36)}x`);
 const load = () => Deno.readTextFileSync("/proc/loadavg").trim();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
@@ -80,22 +80,7 @@ try {
   const spec = { plugin: "postgres", url, schema, table } as const;
   {
     await using s = await openAfter(spec);
-    let op = s.atomic();
-    for (let i = 0; i < N; i++) {
-      op.set(["orders", String(i).padStart(8, "0")], {
-        status: i === Math.floor(N / 2) ? "needle" : `s${i % 50}`,
-        n: i,
-        customer: { id: i % 1000 },
-        title: `${WORDS[i % WORDS.length]} ${WORDS[(i * 31) % WORDS.length]}`,
-        body: Array.from({ length: 8 }, (_, j) => WORDS[(i * 13 + j * 101) % WORDS.length])
-          .join(" "),
-      });
-      if (i % 5000 === 4999) {
-        await op.commit();
-        op = s.atomic();
-      }
-    }
-    await op.commit();
+    await fillOrders(s, N, true);
   }
   const options = {
     ...spec,

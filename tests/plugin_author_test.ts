@@ -149,3 +149,28 @@ Deno.test("a driver that returns a malformed entry is named, by get, list, query
     await assert.rejects(() => queried.query(where), malformed, `native query: ${label}`);
   }
 });
+
+Deno.test("a driver may answer query and commit with a promise or another library's thenable", async () => {
+  // What `await` accepts, the core accepts: a thenable is no Promise (`instanceof`). An answer
+  // given at once (an array, a result) is the sqlite driver's, tested with it.
+  const thenable = <T>(p: Promise<T>) => ({ then: p.then.bind(p) });
+  for (const mode of ["promise", "thenable"] as const) {
+    const answer = <T>(value: T | Promise<T>): unknown => {
+      const p = Promise.resolve(value);
+      return mode === "promise" ? p : thenable(p);
+    };
+    class Driver extends MemoryDriver {
+      override readonly capabilities = { ...new MemoryDriver().capabilities, query: true };
+      override query(...args: Parameters<MemoryDriver["query"]>) {
+        return answer(super.query(...args)) as ReturnType<MemoryDriver["query"]>;
+      }
+      override commit(...args: Parameters<MemoryDriver["commit"]>) {
+        return answer(super.commit(...args)) as ReturnType<MemoryDriver["commit"]>;
+      }
+    }
+    await using store = await openStore({ plugin: pluginReturning(() => new Driver()) });
+    await store.set(["o", "1"], { n: 1 });
+    assert.deepEqual((await store.get(["o", "1"]))?.value, { n: 1 }, mode);
+    assert.deepEqual((await store.query({ prefix: ["o"] })).map((e) => e.value), [{ n: 1 }], mode);
+  }
+});

@@ -88,6 +88,10 @@ pgTest(
     const sorted = await store.explain(queries[4]);
     assert.equal(sorted.index, store.indexes[0].name, sorted.detail.join("\n"));
     assert.ok(!sorted.detail.some((d) => / Sort /.test(d)), sorted.detail.join("\n"));
+    // An eq in key order: read from the index in order too (no Sort of every match by key).
+    const eq = await store.explain(queries[3]);
+    assert.equal(eq.index, store.indexes[1].name, eq.detail.join("\n"));
+    assert.ok(!eq.detail.some((d) => /Sort/.test(d)), eq.detail.join("\n"));
   },
 );
 

@@ -275,6 +275,20 @@ export function compileQuery(
       `(CASE WHEN jsonb_typeof(${f}) = 'string' THEN (${f} #>> '{}') COLLATE "C" END) ${dir}`,
     );
   }
+  if (
+    narrows && order.length === 0 && q.where[choice!.clause!].op === "eq"
+  ) {
+    // Key order of an index's eq: every entry it reads has the same (R, N, S), so ordering
+    // by them too changes nothing, and PostgreSQL reads (R, N, S, key) from the index in
+    // order instead of sorting every match by key (N IS NULL is no constant to its planner).
+    const s = indexed!.schema;
+    const p = choice!.index.path;
+    order.push(
+      `${rankExpr(s, "e.value", p)} ASC`,
+      `${numberExpr(s, "e.value", p)} ASC`,
+      `${stringExpr(s, "e.value", p)} ASC`,
+    );
+  }
   order.push("e.key ASC");
   const from = readsDoc
     ? `${table} AS e CROSS JOIN LATERAL (SELECT e.value::jsonb AS doc OFFSET 0) AS d`

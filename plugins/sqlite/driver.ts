@@ -328,6 +328,9 @@ export class SqliteDriver implements StoreDriver {
   #pageStatements = new Map<string, StatementSync>();
   /** Statements by SQL text that return rows as arrays (see `#tupleStatement`). */
   #tupleStatements = new Map<string, StatementSync>();
+  /** The statement `#cached` returned last (its cache and text): already the most recent. */
+  #lastCache: Map<string, StatementSync> | undefined;
+  #lastCached = "";
   #get: StatementSync;
   #check: StatementSync;
   #upsert: StatementSync;
@@ -665,6 +668,8 @@ export class SqliteDriver implements StoreDriver {
   #cached(cache: Map<string, StatementSync>, sql: string, arrays: boolean): StatementSync {
     let stmt = cache.get(sql);
     if (stmt) {
+      // The one used last (a loop of the same query) is already where a refresh would put it.
+      if (sql === this.#lastCached && cache === this.#lastCache) return stmt;
       // Refresh its place in the LRU order.
       cache.delete(sql);
     } else {
@@ -674,6 +679,8 @@ export class SqliteDriver implements StoreDriver {
       if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
     }
     cache.set(sql, stmt);
+    this.#lastCached = sql;
+    this.#lastCache = cache;
     return stmt;
   }
 
@@ -1412,11 +1419,11 @@ export class SqliteDriver implements StoreDriver {
    * core by UTF-16 code units with its surrogate rule. A cheap `GLOB` probe in
    * the same read transaction decides.
    */
-  query(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined> {
+  query(query: NormalizedQuery, now: number): RawEntry[] | undefined {
     const what = "Cannot query";
     this.#assertOpen(what);
     const compiled = this.#queries.compile(query, now);
-    if (compiled === undefined) return Promise.resolve(undefined);
+    if (compiled === undefined) return undefined;
     let rows: unknown[];
     try {
       if (!compiled.ordersStrings) {
@@ -1433,13 +1440,13 @@ export class SqliteDriver implements StoreDriver {
           ? this.#tupleStatement(compiled.sql).all(...compiled.params)
           : [];
         this.#commit.run();
-        if (risky !== undefined) return Promise.resolve(undefined);
+        if (risky !== undefined) return undefined;
       }
     } catch (err) {
       this.#rollbackQuietly();
       throw this.#error(what, err);
     }
-    return Promise.resolve(tuplesOf(rows).map(tupleEntry));
+    return tuplesOf(rows).map(tupleEntry);
   }
 
   /**

@@ -274,10 +274,11 @@ export function compileQuery(
     const dir = o.direction === "desc" ? "DESC" : "ASC";
     if (i === 0 && choice?.orders) {
       // The index's own expressions: the same order, and SQLite can read it from the index.
-      order.push(
-        `${rankExpr("e.value", choice.index.path)} ${dir}`,
-        `${valueExpr("e.value", choice.index.path)} ${dir}`,
-      );
+      // When the index's clause narrows, its terms pin the rank (R = t): a sort key that is
+      // constant, and one SQLite does not see through (it would sort every match in a
+      // temporary B-tree instead of reading the first `limit` in index order).
+      if (!narrows) order.push(`${rankExpr("e.value", choice.index.path)} ${dir}`);
+      order.push(`${valueExpr("e.value", choice.index.path)} ${dir}`);
       continue;
     }
     const field = locate(o.path, params);
@@ -312,7 +313,9 @@ export function compileQuery(
       ? sql
       : sql.replace(/\?(\d+)/g, (_, n) => `?${renumbered.get(Number(n))}`),
     params: used.map((n) => params.values[n - 1]),
-    ordersStrings: q.orderBy.length > 0 ||
+    // A first sort key read from an index its clause narrows orders nothing but equal strings
+    // (an eq) or numbers and literals (a string range is a comparator below).
+    ordersStrings: q.orderBy.length > (narrows && choice!.orders ? 1 : 0) ||
       q.where.some((c) => c.op in COMPARATORS && typeof c.value === "string"),
     index: choice?.index,
     narrows,

@@ -84,8 +84,8 @@ Deno.test("SqliteDriver.query() runs most of 2,000 random queries in SQL, with t
     let pushed = 0;
     let fellBack = 0;
     const native = driver.query.bind(driver);
-    driver.query = async (q, now) => {
-      const result = await native(q, now);
+    driver.query = (q, now) => {
+      const result = native(q, now);
       if (result === undefined) fellBack++;
       else pushed++;
       return result;
@@ -211,4 +211,52 @@ Deno.test("CompiledQueries compiles each shape once and fills in the operands ex
       assert.deepEqual(got, expected, `pass ${pass}: ${JSON.stringify(query)}`);
     }
   }
+});
+
+Deno.test("sqlite: one query object changed in place between calls is answered as it reads at each call (the caches are by shape, not by object)", async () => {
+  await withDir(async (dir) => {
+    await using store = await openStore({
+      plugin: "sqlite",
+      path: join(dir, "q.db"),
+      indexes: [{ prefix: ["o"], path: "st" }, { prefix: ["o"], path: "n" }],
+    });
+    await using memory = await openStore({ plugin: "memory" });
+    for (let i = 0; i < 30; i++) {
+      const value = { st: i === 7 ? "needle" : `s${i % 4}`, n: i % 9, tag: i % 2 === 0 };
+      await store.set(["o", String(i).padStart(2, "0")], value);
+      await memory.set(["o", String(i).padStart(2, "0")], value);
+      await store.set(["p", String(i)], value);
+      await memory.set(["p", String(i)], value);
+    }
+    const query: Query & { where: WhereClause[] } = {
+      prefix: ["o"],
+      where: [{ path: "st", op: "eq", value: "needle" }],
+    };
+    const steps: ((q: typeof query) => void)[] = [
+      () => {},
+      (q) => (q.where[0].value = "s1"),
+      (q) => (q.where[0] = { ...q.where[0], op: "gte", value: "s2" }),
+      (q) => (q.where[0].path = "n"),
+      (q) => (q.where[0].value = 4),
+      (q) => (q.orderBy = { path: "n", direction: "desc" }),
+      (q) => (q.limit = 3),
+      (q) => (q.offset = 2),
+      (q) => (q.where[0].op = "lt"),
+      (q) => q.where.push({ path: "tag", op: "eq", value: true }),
+      (q) => (q.prefix = ["p"]),
+      (q) => ((q.prefix as string[])[0] = "o"),
+      (q) => (q.where.length = 0),
+    ];
+    for (const [i, step] of steps.entries()) {
+      step(query);
+      // Twice each: the second call is served from the caches the first one filled.
+      for (let twice = 0; twice < 2; twice++) {
+        assert.deepEqual(
+          (await store.query(query)).map((e) => e.key),
+          (await memory.query(query)).map((e) => e.key),
+          `step ${i}: ${JSON.stringify(query)}`,
+        );
+      }
+    }
+  });
 });

@@ -775,9 +775,13 @@ export interface StoreDriver {
   /**
    * Run a query natively: the live entries matching it, sorted, with offset
    * and limit applied. Return `undefined` to let the core evaluate this one.
-   * Used when `capabilities.query`.
+   * Used when `capabilities.query`. A driver that has the answer at once may
+   * return it without a promise (the core then awaits nothing).
    */
-  query?(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined>;
+  query?(
+    query: NormalizedQuery,
+    now: number,
+  ): RawEntry[] | undefined | Promise<RawEntry[] | undefined>;
   /**
    * Build the declared indexes (and search index) natively, once, right after
    * open: an index already built is kept as is, a missing one is built from

@@ -242,6 +242,11 @@ function checkRaw(raw: RawEntry): void {
 
 function toEntry<T>(raw: RawEntry): Entry<T> {
   checkRaw(raw);
+  return checkedEntry(raw);
+}
+
+/** {@linkcode toEntry} of an entry already checked with {@linkcode checkRaw}. */
+function checkedEntry<T>(raw: RawEntry): Entry<T> {
   return {
     key: [...raw.key],
     value: JSON.parse(raw.value) as T,
@@ -276,6 +281,12 @@ function commitResult(raw: DriverCommitResult, version: string, store: string): 
  * A failed commit's result: each key once, in the order first reported (a
  * driver reports a key checked twice as often as its checks failed).
  */
+/** Whether `value` is a promise or another library's thenable (what `await` waits for). */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === "object" && value !== null &&
+    typeof (value as { then?: unknown }).then === "function";
+}
+
 function conflicted(conflicts: readonly Key[]): CommitResult {
   const seen = new Set<string>();
   const unique = conflicts.filter((key) => {
@@ -504,7 +515,9 @@ class CoreStore implements Store {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (result instanceof Promise) return result.then((r) => commitResult(r, version, this.name));
+    if (isThenable(result)) {
+      return Promise.resolve(result).then((r) => commitResult(r, version, this.name));
+    }
     try {
       return Promise.resolve(commitResult(result, version, this.name));
     } catch (err) {
@@ -1271,16 +1284,20 @@ class CoreStore implements Store {
     assertKey(q.prefix, what, true);
     const now = this.#clock.now();
     // A native query over every key would see the internal space: only when it is empty.
+    // (A prefix reaches it only when empty: assertKey refused an internal one.)
     if (
       this.capabilities.query && this.#driver.query &&
-      !(reachesInternal({ prefix: q.prefix }) && await this.#hasInternal())
+      !(q.prefix.length === 0 && await this.#hasInternal())
     ) {
-      const native = await this.#driver.query(q, now);
+      // A driver may answer at once (an array): no await, no turn of the microtask queue.
+      // Anything else (a promise, another library's thenable) is awaited.
+      let native = this.#driver.query(q, now);
+      if (native !== undefined && !Array.isArray(native)) native = await native;
       if (native !== undefined) {
         const out: Entry<T>[] = [];
         for (const raw of native) {
           checkRaw(raw);
-          if (raw.expiresAt === null || raw.expiresAt > now) out.push(toEntry<T>(raw));
+          if (raw.expiresAt === null || raw.expiresAt > now) out.push(checkedEntry<T>(raw));
         }
         return out;
       }
