@@ -93,6 +93,7 @@ import {
   outsideInternal,
   reachesInternal,
 } from "./internal_keys.ts";
+import { READ_STORED, type StoredReader } from "./stored_read.ts";
 
 /** The topic of the wake-ups a feed commit sends (`listen`/`signal`) to watchers in other processes. */
 export const FEED_TOPIC = "feed";
@@ -455,6 +456,21 @@ class CoreStore implements Store {
   }
 
   async getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {
+    const raws = await this.#getManyStored(keys);
+    return raws.map((r) => r === null ? null : toEntry<T>(r));
+  }
+
+  /** What {@linkcode CoreStore.get} reads, not parsed: at once when the driver answers at once. */
+  #getStored(key: Key): RawEntry | null | Promise<RawEntry | null> {
+    this.#assertOpen("Cannot get");
+    assertKey(key, "Cannot get");
+    const now = this.#clock.now();
+    const raw = this.#driver.get(key, now);
+    return raw instanceof Promise ? raw.then((r) => this.#live(r, now)) : this.#live(raw, now);
+  }
+
+  /** What {@linkcode CoreStore.getMany} reads, not parsed. */
+  async #getManyStored(keys: readonly Key[]): Promise<(RawEntry | null)[]> {
     this.#assertOpen("Cannot getMany");
     if (!Array.isArray(keys)) throw new TypeError("Cannot getMany: keys must be an array of keys");
     for (const key of keys) assertKey(key, "Cannot getMany");
@@ -462,10 +478,17 @@ class CoreStore implements Store {
     const raws = this.#driver.getMany
       ? await this.#driver.getMany(keys, now)
       : await Promise.all(keys.map((k) => this.#driver.get(k, now)));
-    return raws.map((r) => {
-      const live = this.#live(r, now);
-      return live === null ? null : toEntry<T>(live);
-    });
+    return raws.map((r) => this.#live(r, now));
+  }
+
+  readonly #storedReader: StoredReader = {
+    get: (key) => this.#getStored(key),
+    getMany: (keys) => this.#getManyStored(keys),
+  };
+
+  /** Entries as stored, for the encryption wrapper (see `stored_read.ts`). */
+  [READ_STORED](): StoredReader {
+    return this.#storedReader;
   }
 
   /**

@@ -12,14 +12,22 @@ interface Kept {
   sealed: string;
   /** The value's JSON. */
   json: string;
+  /** The whole stored value's JSON text (the envelope), when known. */
+  stored: string | undefined;
+  /** What it is counted as (see {@linkcode OpenedCache}), its key's id included. */
+  bytes: number;
 }
 
 /**
  * The JSON of recently sealed or opened values, one per entry key, with the
- * sealed text it came from, up to a number of bytes (UTF-16: two per
- * character of the key, the sealed text and the JSON, and
- * {@linkcode ENTRY_OVERHEAD_BYTES} for each value). A lookup hits only
- * for the same key and the same sealed text: a value written since (by any
+ * sealed text it came from and, when known, the whole stored value's text
+ * (the envelope as the store holds it), up to a number of bytes (UTF-16: two
+ * per character of the key, the sealed and stored texts and the JSON, and
+ * {@linkcode ENTRY_OVERHEAD_BYTES} for each value; a sealed text found
+ * within the stored text is kept as a part of it, and counted once). A
+ * lookup hits only for the same key and the same sealed text
+ * ({@linkcode OpenedCache.get}) or the same whole stored text
+ * ({@linkcode OpenedCache.getStored}): a value written since (by any
  * process) has another sealed text, and a sealed text copied from another
  * key is another key's entry, so it is decrypted, and fails authentication,
  * as without the cache. A value over a sixteenth of the limit is not kept (it
@@ -42,6 +50,10 @@ interface Kept {
  * assert.equal(cache.get("v1:sealed-a", ["orders", "1"]), '{"total":5}');
  * assert.equal(cache.get("v1:sealed-b", ["orders", "1"]), undefined); // written since
  * assert.equal(cache.get("v1:sealed-a", ["orders", "2"]), undefined); // another key
+ *
+ * cache.put("v1:sealed-c", ["orders", "1"], '{"total":6}', '{"s":"v1:sealed-c"}');
+ * assert.equal(cache.getStored('{"s":"v1:sealed-c"}', ["orders", "1"]), '{"total":6}');
+ * assert.equal(cache.getStored('{"s":"v1:sealed-c","x":1}', ["orders", "1"]), undefined);
  * ```
  */
 export class OpenedCache {
@@ -74,28 +86,57 @@ export class OpenedCache {
     if (young !== undefined) return young.sealed === sealed ? young.json : undefined;
     const old = this.#old.get(id);
     if (old === undefined || old.sealed !== sealed) return undefined;
-    this.#old.delete(id); // used again: young
-    this.#oldBytes -= sizeOf(id, old);
+    return this.#renew(id, old);
+  }
+
+  /** The JSON kept for `key` if its stored value's whole text is `stored`, else `undefined`. */
+  getStored(stored: string, key: Key): string | undefined {
+    if (this.#half === 0) return undefined;
+    const id = cacheId(key);
+    const young = this.#young.get(id);
+    if (young !== undefined) return young.stored === stored ? young.json : undefined;
+    const old = this.#old.get(id);
+    if (old === undefined || old.stored !== stored) return undefined;
+    return this.#renew(id, old);
+  }
+
+  /** A hit in the old generation: moved to the young one. */
+  #renew(id: string, old: Kept): string {
+    this.#old.delete(id);
+    this.#oldBytes -= old.bytes;
     this.#add(id, old);
     return old.json;
   }
 
-  /** Keep `json` as `key`'s value, sealed as `sealed` (replacing what `key` had). */
-  put(sealed: string, key: Key, json: string): void {
+  /**
+   * Keep `json` as `key`'s value, sealed as `sealed` (replacing what `key`
+   * had), with `stored`, the whole stored value's text, when it is known
+   * (only a text that holds exactly that value: {@linkcode getStored} hits
+   * on it without another check).
+   */
+  put(sealed: string, key: Key, json: string, stored?: string): void {
     if (this.#half === 0) return;
     const id = cacheId(key);
     const young = this.#young.get(id);
     if (young !== undefined) {
       this.#young.delete(id);
-      this.#youngBytes -= sizeOf(id, young);
+      this.#youngBytes -= young.bytes;
     }
     const old = this.#old.get(id);
     if (old !== undefined) {
       this.#old.delete(id);
-      this.#oldBytes -= sizeOf(id, old);
+      this.#oldBytes -= old.bytes;
     }
-    const kept = { sealed, json };
-    if (sizeOf(id, kept) > this.#half / 8) return;
+    let texts = sealed.length;
+    if (stored !== undefined) {
+      // Kept as a part of the stored text (V8 shares the characters of a slice), counted once.
+      const at = stored.indexOf(sealed);
+      if (at >= 0) sealed = stored.slice(at, at + sealed.length);
+      texts = stored.length + (at >= 0 ? 0 : sealed.length);
+    }
+    const bytes = ENTRY_OVERHEAD_BYTES + 2 * (id.length + texts + json.length);
+    if (bytes > this.#half / 8) return;
+    const kept: Kept = { sealed, json, stored, bytes };
     this.#add(id, kept);
   }
 
@@ -108,7 +149,7 @@ export class OpenedCache {
   }
 
   #add(id: string, kept: Kept): void {
-    const size = sizeOf(id, kept);
+    const size = kept.bytes;
     if (this.#youngBytes + size > this.#half) {
       this.#old = this.#young; // the old generation is dropped whole
       this.#oldBytes = this.#youngBytes;
@@ -135,10 +176,6 @@ export class OpenedCache {
  * ```
  */
 export const ENTRY_OVERHEAD_BYTES = 128;
-
-function sizeOf(id: string, kept: Kept): number {
-  return ENTRY_OVERHEAD_BYTES + 2 * (id.length + kept.sealed.length + kept.json.length);
-}
 
 /**
  * A key as one string, unambiguous: each part's length before it, so that

@@ -43,6 +43,8 @@ import {
   SealedPathError,
 } from "../store/sealed.ts";
 import { internalAccess } from "../store/internal_keys.ts";
+import { type StoredReader, storedReader } from "../store/stored_read.ts";
+import type { RawEntry } from "../store/driver.ts";
 import type {
   AtomicOperation,
   Change,
@@ -529,6 +531,17 @@ function onlySealedField(sealed: Record<string, unknown>): boolean {
   return true;
 }
 
+/**
+ * The JSON text of `envelope` as `JSON.stringify` (the core) writes it; one
+ * holding only the sealed field is put together without a walk (its text has
+ * nothing to escape).
+ */
+function envelopeText(envelope: Record<string, JsonValue> & { $sealed: string }): string {
+  return onlySealedField(envelope)
+    ? `{"${SEALED_FIELD}":"${envelope[SEALED_FIELD]}"}`
+    : JSON.stringify(envelope);
+}
+
 function isEnvelope(value: unknown): value is Record<string, JsonValue> & { $sealed: string } {
   return typeof value === "object" && value !== null && !Array.isArray(value) &&
     typeof (value as Record<string, unknown>)[SEALED_FIELD] === "string" &&
@@ -753,6 +766,8 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   readonly #plaintext: readonly (readonly string[])[];
   readonly #handle: EncryptionHandle;
   readonly #opened: OpenedCache;
+  /** The store's reads as stored (the core's), when it has them and the cache is on. */
+  readonly #reader: StoredReader | undefined;
   #closed = false;
 
   constructor(
@@ -764,6 +779,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     super(store);
     this.#store = store;
     this.#opened = new OpenedCache(cacheBytes);
+    this.#reader = cacheBytes > 0 ? storedReader(store) : undefined;
     this.#keys = keys;
     this.#byId = new Map(keys.map((k) => [k.id, k]));
     this.#plaintext = plaintext;
@@ -885,10 +901,15 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     return this.#plaintext.length > 0 ? { ...sealed, ...projection } : sealed;
   }
 
-  /** Keep the plaintext of a write the store committed (`sealed` as stored), for reads. */
+  /**
+   * Keep the plaintext of a write the store committed (`sealed` as stored),
+   * for reads, with the envelope's JSON text as the core writes it (a
+   * backend that gives back other text, reordered, is a miss, never a wrong hit).
+   */
   #keepWritten(key: Key, sealed: JsonValue, text: string): void {
     if (this.#closed) return;
-    this.#opened.put((sealed as Record<string, string>)[SEALED_FIELD], key, text);
+    const envelope = sealed as Record<string, JsonValue> & { $sealed: string };
+    this.#opened.put(envelope[SEALED_FIELD], key, text, envelopeText(envelope));
   }
 
   /** Whether the plaintext fields stored beside a sealed value are the projection of `value`. */
@@ -910,8 +931,11 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
    * (`encrypt.cache`) is used when its sealed text is the one kept; with
    * `keep` (a read by key: get, getMany) what it opens is kept, while
    * listings, queries and history only look (a scan does not push out the
-   * values read by key). Synchronous (the value, or a
-   * throw) for a value up to 4 KiB; a promise for a larger one.
+   * values read by key). `storedText` is the stored value's JSON text, when
+   * it was read as stored: kept beside the plaintext once every check
+   * passed, so that a read of the same text is a hit without parsing it.
+   * Synchronous (the value, or a throw) for a value up to 4 KiB; a promise
+   * for a larger one.
    */
   #openNow<T>(
     key: Key,
@@ -919,6 +943,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     checkProjection = true,
     seq?: number,
     keep = false,
+    storedText?: string,
   ): T | Promise<T> {
     // Built only for an error (a key as JSON costs about a microsecond).
     const where = () =>
@@ -979,8 +1004,16 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
       }
       return value;
     };
+    // Kept (again, with the stored text when there is one) only once the checks passed.
+    const kept = (json: string, fresh: boolean): T => {
+      const value = parse(json);
+      if (keep && (fresh || storedText !== undefined) && !this.#closed) {
+        this.#opened.put(text, key, json, storedText);
+      }
+      return value;
+    };
     const known = this.#opened.get(text, key);
-    if (known !== undefined) return parse(known);
+    if (known !== undefined) return kept(known, false);
     let plain: Uint8Array | Promise<Uint8Array>;
     try {
       // Damaged base64 fails here, inside the try: it is a value that fails authentication.
@@ -988,16 +1021,11 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     } catch (err) {
       throw failed(err);
     }
-    const remember = (bytes: Uint8Array): string => {
-      const json = DECODER.decode(bytes);
-      if (keep && !this.#closed) this.#opened.put(text, key, json);
-      return json;
-    };
     return plain instanceof Promise
-      ? plain.then((bytes) => parse(remember(bytes)), (err) => {
+      ? plain.then((bytes) => kept(DECODER.decode(bytes), true), (err) => {
         throw failed(err);
       })
-      : parse(remember(plain));
+      : kept(DECODER.decode(plain), true);
   }
 
   /** The entry with its value opened: at once, or a promise for a large value. */
@@ -1005,6 +1033,23 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     return whenOpened(
       this.#openNow<T>(entry.key, entry.value, true, undefined, keep),
       (value) => ({ ...entry, value }),
+    );
+  }
+
+  /**
+   * An entry read as stored, opened: from the cache when its whole stored
+   * text is the one kept for its key (the envelope is not parsed), else
+   * parsed and opened as any read by key, its text kept once it opened.
+   */
+  #openStored<T>(raw: RawEntry): Entry<T> | Promise<Entry<T>> {
+    const { key, value: storedText, version, expiresAt } = raw;
+    const json = this.#opened.getStored(storedText, key);
+    if (json !== undefined) {
+      return { key: [...key], value: JSON.parse(json) as T, version, expiresAt };
+    }
+    return whenOpened(
+      this.#openNow<T>(key, JSON.parse(storedText), true, undefined, true, storedText),
+      (value) => ({ key: [...key], value, version, expiresAt }),
     );
   }
 
@@ -1019,7 +1064,22 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     return { sealed: await this.#seal(key, text, parsed), text };
   }
 
-  async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
+  get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
+    if (this.#reader === undefined) return this.#getParsed(key);
+    try {
+      // Read as stored (no parse of the envelope on a hit), at once from a synchronous driver.
+      const raw = this.#reader.get(key);
+      if (raw instanceof Promise) {
+        return raw.then((r) => r === null ? null : this.#openStored<T>(r));
+      }
+      return Promise.resolve(raw === null ? null : this.#openStored<T>(raw));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** `get` through the store's own `get` (a store that does not read as stored). */
+  async #getParsed<T>(key: Key): Promise<Entry<T> | null> {
     const entry = await this.#store.get<T>(key);
     return entry === null ? null : await this.#openEntry(entry, true);
   }
@@ -1075,6 +1135,10 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   }
 
   async getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {
+    if (this.#reader !== undefined) {
+      const raws = await this.#reader.getMany(keys);
+      return await openEach(raws, (r) => r === null ? null : this.#openStored<T>(r));
+    }
     const entries = await this.#store.getMany<T>(keys);
     return await openEach(entries, (e) => e === null ? null : this.#openEntry(e, true));
   }
