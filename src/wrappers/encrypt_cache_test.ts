@@ -1,0 +1,233 @@
+/**
+ * What a read served from the encryption wrapper's plaintext cache requires,
+ * on every backend: the same entry key and exactly the envelope kept for it.
+ * A read by key (`get`, `getMany`) compares the whole stored text of the
+ * envelope with the one kept; anything else (another writer's value, an
+ * envelope copied from another key, one changed byte, a changed plaintext
+ * field, an expired entry) is read as without the cache.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DecryptionError, openStore, type Store } from "../../mod.ts";
+import { encrypted, SEALED_FIELD } from "../../encrypt.ts";
+import { withHooks } from "../../hooks.ts";
+import { type FakeClock, fakeClock } from "../../testing.ts";
+import type { Key } from "../store/types.ts";
+import {
+  dropSchemaTest,
+  newTable,
+  openPg,
+  PG_URL,
+  SCHEMA,
+} from "../../plugins/postgres/_test_utils.ts";
+
+const KEY = "kZ8b3YqB6h4n0aY0m6E2c1rG9d5Vq7sJ2uT4wX8yZ0A=";
+
+const dir = await Deno.makeTempDir({ prefix: "flowstate-encrypt-cache-test-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+
+/**
+ * Two handles on the same data (`one`, `two`: the store beneath, each
+ * encrypted with its own cache), on one fake clock. For memory, both are the
+ * same store (it cannot be opened twice); the two wrappers still keep their
+ * own plaintext.
+ */
+interface Pair {
+  one: Store;
+  two: Store;
+  clock: FakeClock;
+  close(): Promise<void>;
+}
+
+type Backend = { name: string; open: () => Promise<{ a: Store; b: Store; clock: FakeClock }> };
+
+let files = 0;
+const backends: Backend[] = [
+  {
+    name: "memory",
+    open: async () => {
+      const clock = fakeClock();
+      const a = await openStore({ plugin: "memory" }, { clock });
+      return { a, b: a, clock };
+    },
+  },
+  {
+    name: "sqlite",
+    open: async () => {
+      const clock = fakeClock();
+      const path = join(dir, `state-${++files}.db`);
+      const a = await openStore({ plugin: "sqlite", path }, { clock });
+      const b = await openStore({ plugin: "sqlite", path }, { clock });
+      return { a, b, clock };
+    },
+  },
+];
+const pgUrl = PG_URL;
+if (pgUrl !== undefined) {
+  backends.push({
+    name: "postgres",
+    open: async () => {
+      const clock = fakeClock();
+      const table = newTable("enc_cache");
+      const a = await openPg(pgUrl, table, { clock });
+      const b = await openPg(pgUrl, table, { clock });
+      return { a, b, clock };
+    },
+  });
+}
+
+async function pair(
+  backend: Backend,
+  plaintext: string[] = [],
+): Promise<Pair & { baseOne: Store; baseTwo: Store }> {
+  const { a, b, clock } = await backend.open();
+  const one = await encrypted(a, { key: KEY, plaintext });
+  const two = await encrypted(b, { key: KEY, plaintext });
+  return {
+    one,
+    two,
+    baseOne: a,
+    baseTwo: b,
+    clock,
+    close: async () => {
+      await one.close();
+      if (b !== a) await two.close();
+    },
+  };
+}
+
+/** The envelope as the store beneath holds it. */
+async function envelope(base: Store, key: Key): Promise<Record<string, string>> {
+  return (await base.get<Record<string, string>>(key))!.value;
+}
+
+/** Read `key` both ways (get, getMany): each must give `expected`. */
+async function readsAs(store: Store, key: Key, expected: unknown): Promise<void> {
+  assert.deepEqual((await store.get(key))?.value ?? null, expected);
+  assert.deepEqual((await store.getMany([key]))[0]?.value ?? null, expected);
+}
+
+/** Both ways of reading `key` reject as `error` says. */
+async function refuses(store: Store, key: Key, error: RegExp | typeof DecryptionError) {
+  await assert.rejects(() => store.get(key), error);
+  await assert.rejects(() => store.getMany([key]), error);
+}
+
+for (const backend of backends) {
+  const on = `(${backend.name})`;
+
+  Deno.test(`encrypt cache: a value another handle wrote since is read as it is now, not as kept ${on}`, async () => {
+    const { one, two, close } = await pair(backend);
+    try {
+      await one.set(["doc"], { n: 1 });
+      await readsAs(one, ["doc"], { n: 1 }); // kept: written and read by this handle
+      await two.set(["doc"], { n: 2 });
+      await readsAs(one, ["doc"], { n: 2 });
+      await readsAs(one, ["doc"], { n: 2 }); // and again, now kept as this text
+      await two.delete(["doc"]);
+      await readsAs(one, ["doc"], null);
+    } finally {
+      await close();
+    }
+  });
+
+  Deno.test(`encrypt cache: an envelope copied from another key fails authentication, though both keys' values are kept ${on}`, async () => {
+    const { one, baseTwo, close } = await pair(backend);
+    try {
+      await one.set(["a"], { card: "4242" });
+      await one.set(["b"], { card: "1111" });
+      await readsAs(one, ["b"], { card: "1111" });
+      await readsAs(one, ["a"], { card: "4242" });
+      await baseTwo.set(["b"], await envelope(baseTwo, ["a"]));
+      await refuses(one, ["b"], DecryptionError);
+      await readsAs(one, ["a"], { card: "4242" });
+    } finally {
+      await close();
+    }
+  });
+
+  Deno.test(`encrypt cache: one changed byte of the envelope, anywhere in its text, is not served from the cache ${on}`, async () => {
+    const { one, baseTwo, close } = await pair(backend);
+    try {
+      await one.set(["doc"], { card: "4242" });
+      await readsAs(one, ["doc"], { card: "4242" });
+      const stored = await envelope(baseTwo, ["doc"]);
+      const sealed = stored[SEALED_FIELD];
+      // A character of the ciphertext, of the IV (just after the key id), of the tag (near the
+      // end: the last character or two of base64 may carry only padding bits).
+      const header = sealed.lastIndexOf(":") + 1;
+      for (const i of [sealed.length - 30, header + 2, sealed.length - 5]) {
+        const flipped = sealed.slice(0, i) + (sealed[i] === "A" ? "B" : "A") + sealed.slice(i + 1);
+        await baseTwo.set(["doc"], { [SEALED_FIELD]: flipped });
+        await refuses(one, ["doc"], /fails authentication/);
+      }
+      // A field beside the sealed one that no plaintext path declares.
+      await baseTwo.set(["doc"], { ...stored, extra: 1 });
+      await refuses(one, ["doc"], /plaintext fields do not match/);
+      await baseTwo.set(["doc"], stored); // the very envelope again: it opens
+      await readsAs(one, ["doc"], { card: "4242" });
+    } finally {
+      await close();
+    }
+  });
+
+  Deno.test(`encrypt cache: a plaintext field changed beside an intact sealed value is refused, kept or not ${on}`, async () => {
+    const { one, baseTwo, close } = await pair(backend, ["status"]);
+    try {
+      await one.set(["order"], { status: "open", card: "4242" });
+      await readsAs(one, ["order"], { status: "open", card: "4242" });
+      const stored = await envelope(baseTwo, ["order"]);
+      await baseTwo.set(["order"], { ...stored, status: "refunded" });
+      await refuses(one, ["order"], /plaintext fields do not match/);
+      await baseTwo.set(["order"], { ...stored, status: "open", more: "x" });
+      await refuses(one, ["order"], /plaintext fields do not match/);
+      // The same envelope with its fields in another order (as another backend may write
+      // it): read through every check, and right.
+      await baseTwo.set(["order"], { status: "open", [SEALED_FIELD]: stored[SEALED_FIELD] });
+      await readsAs(one, ["order"], { status: "open", card: "4242" });
+      await readsAs(one, ["order"], { status: "open", card: "4242" });
+      await baseTwo.set(["order"], { status: "paid", [SEALED_FIELD]: stored[SEALED_FIELD] });
+      await refuses(one, ["order"], /plaintext fields do not match/);
+    } finally {
+      await close();
+    }
+  });
+
+  Deno.test(`encrypt cache: an expired value is absent, though its plaintext is kept ${on}`, async () => {
+    const { one, clock, close } = await pair(backend);
+    try {
+      await one.set(["session"], { user: "ada" }, { expireIn: 1_000 });
+      await one.set(["other"], { user: "bob" });
+      await readsAs(one, ["session"], { user: "ada" });
+      clock.advance(1_000);
+      await readsAs(one, ["session"], null);
+      assert.deepEqual(
+        (await one.getMany([["other"], ["session"]])).map((e) => e?.value ?? null),
+        [{ user: "bob" }, null],
+      );
+    } finally {
+      await close();
+    }
+  });
+}
+
+Deno.test("encrypt cache: over hooks, every read still goes through the hooks' get, kept or not", async () => {
+  const base = await openStore({ plugin: "memory" });
+  const seen: string[] = [];
+  const hooked = withHooks(base, {
+    afterGet: (key, entry) => {
+      seen.push(`${key.join("/")}:${entry === null ? "none" : "value"}`);
+    },
+  });
+  await using store = await encrypted(hooked, { key: KEY });
+  await store.set(["doc"], { n: 1 });
+  assert.deepEqual((await store.get(["doc"]))?.value, { n: 1 });
+  assert.deepEqual((await store.get(["doc"]))?.value, { n: 1 });
+  assert.deepEqual((await store.getMany([["doc"], ["none"]])).map((e) => e?.value ?? null), [
+    { n: 1 },
+    null,
+  ]);
+  assert.deepEqual(seen, ["doc:value", "doc:value", "doc:value", "none:none"]);
+});
+
+dropSchemaTest("encrypt cache: drop the postgres test schema", SCHEMA);
