@@ -21,9 +21,10 @@
  * on stores of its own, interleaved with the others in every round (the
  * order rotates), and each row shows its rate and ratio beside this tree's.
  *
- * With `--cache <size>` the encrypted store is opened with that
- * `encrypt.cache` (`--cache 0`: no plaintext kept, every read decrypts); by
- * default it keeps 8 MiB, so the reads of values just written are hits.
+ * With `--cache <size>` the encrypted store (and the baseline's) is opened
+ * with that `encrypt.cache` (`--cache 0`: no plaintext kept, every read
+ * decrypts); by default it keeps 8 MiB, so the reads of values just written
+ * are hits.
  *
  * Run: deno run -A bench/encrypt_bench.ts [rounds] [n] [--baseline <dir>] [--cache <size>]
  * (`deno task bench` loads this file without running it.)
@@ -224,7 +225,12 @@ if (import.meta.main) {
     stores[b.name] = {
       plain: await b.open(dir, "plain"),
       enc: await encrypted(await b.open(dir, "enc"), { key: KEY, cache }),
-      base: baseline && await baseline(await b.open(dir, "base"), { key: KEY }),
+      // The same cache for the baseline (a tree from before the option: leave --cache out).
+      base: baseline &&
+        await baseline(
+          await b.open(dir, "base"),
+          cache === undefined ? { key: KEY } : { key: KEY, cache },
+        ),
     };
   }
   const webCrypto: { seal: number[]; open: number[]; openBatch: number[] } = {

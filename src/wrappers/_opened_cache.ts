@@ -14,7 +14,11 @@ interface Kept {
   json: string;
   /** The whole stored value's JSON text (the envelope), when known. */
   stored: string | undefined;
-  /** What it is counted as (see {@linkcode OpenedCache}), its key's id included. */
+  /** Whether `sealed` is a slice of `stored` (the characters are shared: counted once). */
+  shared: boolean;
+  /** The length of its key's id. */
+  idLength: number;
+  /** What it is counted as (see {@linkcode OpenedCache}): {@linkcode sizeOf}. */
   bytes: number;
 }
 
@@ -32,6 +36,13 @@ interface Kept {
  * key is another key's entry, so it is decrypted, and fails authentication,
  * as without the cache. A value over a sixteenth of the limit is not kept (it
  * would push out many small ones).
+ *
+ * With a {@linkcode BareEnvelope}, a value kept without its stored text also
+ * hits on the text of an envelope that holds its sealed text and nothing else
+ * (`head`, the sealed text, `tail`), compared in place: its owner gives one
+ * only when such an envelope opens to the value with no other check (no
+ * plaintext fields are declared), and its sealed texts hold nothing that
+ * JSON escapes (base64), so that this is the whole stored text compared.
  *
  * Two generations, each up to half the limit: values are kept in the young
  * one; when it is full it becomes the old one and the old one is dropped
@@ -54,6 +65,11 @@ interface Kept {
  * cache.put("v1:sealed-c", ["orders", "1"], '{"total":6}', '{"s":"v1:sealed-c"}');
  * assert.equal(cache.getStored('{"s":"v1:sealed-c"}', ["orders", "1"]), '{"total":6}');
  * assert.equal(cache.getStored('{"s":"v1:sealed-c","x":1}', ["orders", "1"]), undefined);
+ *
+ * const bare = new OpenedCache(1024 * 1024, { head: '{"s":"', tail: '"}' });
+ * bare.put("v1:sealed-d", ["orders", "1"], '{"total":7}');
+ * assert.equal(bare.getStored('{"s":"v1:sealed-d"}', ["orders", "1"]), '{"total":7}');
+ * assert.equal(bare.getStored('{"s":"v1:sealed-d","x":1}', ["orders", "1"]), undefined);
  * ```
  */
 export class OpenedCache {
@@ -62,10 +78,12 @@ export class OpenedCache {
   #youngBytes = 0;
   #oldBytes = 0;
   readonly #half: number;
+  readonly #bare: BareEnvelope | undefined;
 
   /** A cache of at most `limitBytes` (0: it keeps nothing). */
-  constructor(limitBytes: number) {
+  constructor(limitBytes: number, bare?: BareEnvelope) {
     this.#half = limitBytes / 2;
+    this.#bare = bare;
   }
 
   /** The bytes kept now. */
@@ -89,15 +107,57 @@ export class OpenedCache {
     return this.#renew(id, old);
   }
 
-  /** The JSON kept for `key` if its stored value's whole text is `stored`, else `undefined`. */
+  /**
+   * The JSON kept for `key` if its stored value's whole text is `stored`,
+   * else `undefined`. A bare envelope that hits is kept as the value's
+   * stored text from then on (the next hit on the same string is immediate).
+   */
   getStored(stored: string, key: Key): string | undefined {
     if (this.#half === 0) return undefined;
     const id = cacheId(key);
     const young = this.#young.get(id);
-    if (young !== undefined) return young.stored === stored ? young.json : undefined;
+    if (young !== undefined) {
+      if (young.stored !== stored) {
+        if (!this.#isBare(young.sealed, stored)) return undefined;
+        this.#youngBytes += this.#attach(young, stored, true);
+      }
+      return young.json;
+    }
     const old = this.#old.get(id);
-    if (old === undefined || old.stored !== stored) return undefined;
+    if (old === undefined) return undefined;
+    if (old.stored !== stored) {
+      if (!this.#isBare(old.sealed, stored)) return undefined;
+      this.#oldBytes += this.#attach(old, stored, true);
+    }
     return this.#renew(id, old);
+  }
+
+  /** Whether `stored` is the bare envelope of `sealed` (see the class documentation). */
+  #isBare(sealed: string, stored: string): boolean {
+    const bare = this.#bare;
+    if (bare === undefined) return false;
+    const { head, tail } = bare;
+    // A slice compared whole: V8 compares it as one block (`startsWith` at an offset goes
+    // character by character, ~10× slower on a 1 KB value).
+    return stored.length === head.length + sealed.length + tail.length &&
+      stored.startsWith(head) && stored.endsWith(tail) &&
+      stored.slice(head.length, stored.length - tail.length) === sealed;
+  }
+
+  /**
+   * Keep `stored` as `kept`'s stored text; when it is the `bare` envelope,
+   * the sealed text becomes a slice of it (V8 shares the characters), counted
+   * once. Resolves the change of its bytes.
+   */
+  #attach(kept: Kept, stored: string, bare: boolean): number {
+    const before = kept.bytes;
+    kept.stored = stored;
+    kept.shared = bare;
+    if (bare) {
+      kept.sealed = stored.slice(this.#bare!.head.length, stored.length - this.#bare!.tail.length);
+    }
+    kept.bytes = sizeOf(kept);
+    return kept.bytes - before;
   }
 
   /** A hit in the old generation: moved to the young one. */
@@ -127,16 +187,17 @@ export class OpenedCache {
       this.#old.delete(id);
       this.#oldBytes -= old.bytes;
     }
-    let texts = sealed.length;
-    if (stored !== undefined) {
-      // Kept as a part of the stored text (V8 shares the characters of a slice), counted once.
-      const at = stored.indexOf(sealed);
-      if (at >= 0) sealed = stored.slice(at, at + sealed.length);
-      texts = stored.length + (at >= 0 ? 0 : sealed.length);
-    }
-    const bytes = ENTRY_OVERHEAD_BYTES + 2 * (id.length + texts + json.length);
-    if (bytes > this.#half / 8) return;
-    const kept: Kept = { sealed, json, stored, bytes };
+    const kept: Kept = {
+      sealed,
+      json,
+      stored: undefined,
+      shared: false,
+      idLength: id.length,
+      bytes: 0,
+    };
+    kept.bytes = sizeOf(kept);
+    if (stored !== undefined) this.#attach(kept, stored, this.#isBare(sealed, stored));
+    if (kept.bytes > this.#half / 8) return;
     this.#add(id, kept);
   }
 
@@ -159,6 +220,26 @@ export class OpenedCache {
     this.#young.set(id, kept);
     this.#youngBytes += size;
   }
+}
+
+/** What `kept` is counted as: see {@linkcode OpenedCache}. */
+function sizeOf(kept: Kept): number {
+  const { sealed, stored } = kept;
+  const texts = stored === undefined
+    ? sealed.length
+    : stored.length + (kept.shared ? 0 : sealed.length);
+  return ENTRY_OVERHEAD_BYTES + 2 * (kept.idLength + texts + kept.json.length);
+}
+
+/**
+ * The stored text of an envelope that holds a sealed text and nothing else:
+ * `head`, the sealed text, `tail` (see {@linkcode OpenedCache}).
+ */
+export interface BareEnvelope {
+  /** The text before the sealed text (`{"$sealed":"`). */
+  readonly head: string;
+  /** The text after it (`"}`). */
+  readonly tail: string;
 }
 
 /**

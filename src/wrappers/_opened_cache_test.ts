@@ -65,3 +65,57 @@ Deno.test("OpenedCache of 0 bytes keeps nothing; clear() empties it", () => {
   assert.equal(cache.get("s", ["a"]), undefined);
   assert.equal(cache.bytes, 0);
 });
+
+Deno.test("OpenedCache.getStored() hits on the whole stored text kept for the key, and nothing else", () => {
+  const cache = new OpenedCache(1024 * 1024);
+  const stored = '{"$sealed":"fs1:k:AAAA","status":"open"}';
+  cache.put("fs1:k:AAAA", ["a"], '{"n":1}', stored);
+  assert.equal(cache.getStored(stored, ["a"]), '{"n":1}');
+  assert.equal(cache.getStored(stored, ["b"]), undefined, "another key");
+  assert.equal(cache.getStored('{"status":"open","$sealed":"fs1:k:AAAA"}', ["a"]), undefined);
+  assert.equal(cache.getStored('{"$sealed":"fs1:k:AAAA","status":"paid"}', ["a"]), undefined);
+  assert.equal(cache.getStored('{"$sealed":"fs1:k:AAAA"}', ["a"]), undefined, "no bare rule given");
+  // Kept without a stored text (a write, a read of a parsed value): no stored text hits.
+  cache.put("fs1:k:BBBB", ["c"], '{"n":2}');
+  assert.equal(cache.getStored('{"$sealed":"fs1:k:BBBB"}', ["c"]), undefined);
+  assert.equal(cache.get("fs1:k:BBBB", ["c"]), '{"n":2}');
+  // Both texts are counted (the sealed text is not a part of the stored one here).
+  const one = new OpenedCache(1024 * 1024);
+  one.put("fs1:k:AAAA", ["a"], '{"n":1}', stored);
+  assert.equal(
+    one.bytes,
+    ENTRY_OVERHEAD_BYTES + 2 * (cacheId(["a"]).length + "fs1:k:AAAA".length + stored.length + 7),
+  );
+});
+
+Deno.test("OpenedCache with a bare envelope: a value kept without its stored text hits on head + sealed + tail only, then keeps that text, counted once", () => {
+  const head = '{"$sealed":"';
+  const tail = '"}';
+  const cache = new OpenedCache(1024 * 1024, { head, tail });
+  const sealed = "fs1:k:" + "A".repeat(40);
+  cache.put(sealed, ["a"], '{"n":1}');
+  const size = ENTRY_OVERHEAD_BYTES + 2 * (cacheId(["a"]).length + sealed.length + 7);
+  assert.equal(cache.bytes, size);
+  for (
+    const other of [
+      `${head}${sealed}"}x`,
+      `${head}${sealed.slice(0, -1)}B${tail}`,
+      `${head}${sealed}","status":"open"}`,
+      `{"$sealed": "${sealed}"}`,
+      `{"$Sealed":"${sealed}"}`,
+      `${head}${sealed}'}`,
+    ]
+  ) {
+    assert.equal(cache.getStored(other, ["a"]), undefined, other);
+  }
+  assert.equal(cache.getStored(head + sealed + tail, ["b"]), undefined, "another key");
+  assert.equal(cache.getStored(head + sealed + tail, ["a"]), '{"n":1}');
+  // Now kept as its stored text, the sealed text a part of it: counted once, with head and tail.
+  assert.equal(cache.bytes, size + 2 * (head.length + tail.length));
+  assert.equal(cache.getStored(head + sealed + tail, ["a"]), '{"n":1}');
+  assert.equal(cache.get(sealed, ["a"]), '{"n":1}');
+  // A stored text given at put() that is the bare envelope is counted once too.
+  const put = new OpenedCache(1024 * 1024, { head, tail });
+  put.put(sealed, ["a"], '{"n":1}', head + sealed + tail);
+  assert.equal(put.bytes, size + 2 * (head.length + tail.length));
+});

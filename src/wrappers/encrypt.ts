@@ -531,17 +531,6 @@ function onlySealedField(sealed: Record<string, unknown>): boolean {
   return true;
 }
 
-/**
- * The JSON text of `envelope` as `JSON.stringify` (the core) writes it; one
- * holding only the sealed field is put together without a walk (its text has
- * nothing to escape).
- */
-function envelopeText(envelope: Record<string, JsonValue> & { $sealed: string }): string {
-  return onlySealedField(envelope)
-    ? `{"${SEALED_FIELD}":"${envelope[SEALED_FIELD]}"}`
-    : JSON.stringify(envelope);
-}
-
 function isEnvelope(value: unknown): value is Record<string, JsonValue> & { $sealed: string } {
   return typeof value === "object" && value !== null && !Array.isArray(value) &&
     typeof (value as Record<string, unknown>)[SEALED_FIELD] === "string" &&
@@ -778,7 +767,12 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   ) {
     super(store);
     this.#store = store;
-    this.#opened = new OpenedCache(cacheBytes);
+    // Without plaintext fields an envelope is its sealed text alone: the cache compares a
+    // stored text with it in place, so a write keeps no stored text of its own.
+    this.#opened = new OpenedCache(
+      cacheBytes,
+      plaintext.length === 0 ? { head: `{"${SEALED_FIELD}":"`, tail: `"}` } : undefined,
+    );
     this.#reader = cacheBytes > 0 ? storedReader(store) : undefined;
     this.#keys = keys;
     this.#byId = new Map(keys.map((k) => [k.id, k]));
@@ -903,13 +897,15 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
 
   /**
    * Keep the plaintext of a write the store committed (`sealed` as stored),
-   * for reads, with the envelope's JSON text as the core writes it (a
-   * backend that gives back other text, reordered, is a miss, never a wrong hit).
+   * for reads; with plaintext fields, with the envelope's JSON text as the
+   * core writes it (a backend that gives back other text, reordered, is a
+   * miss, never a wrong hit).
    */
   #keepWritten(key: Key, sealed: JsonValue, text: string): void {
     if (this.#closed) return;
     const envelope = sealed as Record<string, JsonValue> & { $sealed: string };
-    this.#opened.put(envelope[SEALED_FIELD], key, text, envelopeText(envelope));
+    const stored = this.#plaintext.length === 0 ? undefined : JSON.stringify(envelope);
+    this.#opened.put(envelope[SEALED_FIELD], key, text, stored);
   }
 
   /** Whether the plaintext fields stored beside a sealed value are the projection of `value`. */

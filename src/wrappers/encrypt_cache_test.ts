@@ -181,6 +181,8 @@ for (const backend of backends) {
       await refuses(one, ["order"], /plaintext fields do not match/);
       await baseTwo.set(["order"], { ...stored, status: "open", more: "x" });
       await refuses(one, ["order"], /plaintext fields do not match/);
+      await baseTwo.set(["order"], { [SEALED_FIELD]: stored[SEALED_FIELD] }); // the field removed
+      await refuses(one, ["order"], /plaintext fields do not match/);
       // The same envelope with its fields in another order (as another backend may write
       // it): read through every check, and right.
       await baseTwo.set(["order"], { status: "open", [SEALED_FIELD]: stored[SEALED_FIELD] });
