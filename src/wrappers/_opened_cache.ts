@@ -37,12 +37,15 @@ interface Kept {
  * as without the cache. A value over a sixteenth of the limit is not kept (it
  * would push out many small ones).
  *
- * With a {@linkcode BareEnvelope}, a value kept without its stored text also
- * hits on the text of an envelope that holds its sealed text and nothing else
- * (`head`, the sealed text, `tail`), compared in place: its owner gives one
- * only when such an envelope opens to the value with no other check (no
- * plaintext fields are declared), and its sealed texts hold nothing that
- * JSON escapes (base64), so that this is the whole stored text compared.
+ * With an {@linkcode EnvelopeShape}, a stored text that starts with `head`
+ * and the sealed text keeps the sealed text as a part of it (V8 shares the
+ * characters of a slice), counted once; and with `bareHits`, a value kept
+ * without its stored text also hits on the text of an envelope that holds its
+ * sealed text and nothing else (`head`, the sealed text, `tail`), compared in
+ * place: its owner sets it only when such an envelope opens to the value
+ * with no other check (no plaintext fields are declared), and its sealed
+ * texts hold nothing that JSON escapes (base64), so that this is the whole
+ * stored text compared.
  *
  * Two generations, each up to half the limit: values are kept in the young
  * one; when it is full it becomes the old one and the old one is dropped
@@ -66,7 +69,7 @@ interface Kept {
  * assert.equal(cache.getStored('{"s":"v1:sealed-c"}', ["orders", "1"]), '{"total":6}');
  * assert.equal(cache.getStored('{"s":"v1:sealed-c","x":1}', ["orders", "1"]), undefined);
  *
- * const bare = new OpenedCache(1024 * 1024, { head: '{"s":"', tail: '"}' });
+ * const bare = new OpenedCache(1024 * 1024, { head: '{"s":"', tail: '"}', bareHits: true });
  * bare.put("v1:sealed-d", ["orders", "1"], '{"total":7}');
  * assert.equal(bare.getStored('{"s":"v1:sealed-d"}', ["orders", "1"]), '{"total":7}');
  * assert.equal(bare.getStored('{"s":"v1:sealed-d","x":1}', ["orders", "1"]), undefined);
@@ -78,12 +81,12 @@ export class OpenedCache {
   #youngBytes = 0;
   #oldBytes = 0;
   readonly #half: number;
-  readonly #bare: BareEnvelope | undefined;
+  readonly #shape: EnvelopeShape | undefined;
 
-  /** A cache of at most `limitBytes` (0: it keeps nothing). */
-  constructor(limitBytes: number, bare?: BareEnvelope) {
+  /** A cache of at most `limitBytes` (0: it keeps nothing), of envelopes of `shape`. */
+  constructor(limitBytes: number, shape?: EnvelopeShape) {
     this.#half = limitBytes / 2;
-    this.#bare = bare;
+    this.#shape = shape;
   }
 
   /** The bytes kept now. */
@@ -119,7 +122,7 @@ export class OpenedCache {
     if (young !== undefined) {
       if (young.stored !== stored) {
         if (!this.#isBare(young.sealed, stored)) return undefined;
-        this.#youngBytes += this.#attach(young, stored, true);
+        this.#youngBytes += this.#attach(young, stored);
       }
       return young.json;
     }
@@ -127,16 +130,16 @@ export class OpenedCache {
     if (old === undefined) return undefined;
     if (old.stored !== stored) {
       if (!this.#isBare(old.sealed, stored)) return undefined;
-      this.#oldBytes += this.#attach(old, stored, true);
+      this.#oldBytes += this.#attach(old, stored);
     }
     return this.#renew(id, old);
   }
 
   /** Whether `stored` is the bare envelope of `sealed` (see the class documentation). */
   #isBare(sealed: string, stored: string): boolean {
-    const bare = this.#bare;
-    if (bare === undefined) return false;
-    const { head, tail } = bare;
+    const shape = this.#shape;
+    if (shape === undefined || !shape.bareHits) return false;
+    const { head, tail } = shape;
     // A slice compared whole: V8 compares it as one block (`startsWith` at an offset goes
     // character by character, ~10× slower on a 1 KB value).
     return stored.length === head.length + sealed.length + tail.length &&
@@ -145,17 +148,19 @@ export class OpenedCache {
   }
 
   /**
-   * Keep `stored` as `kept`'s stored text; when it is the `bare` envelope,
-   * the sealed text becomes a slice of it (V8 shares the characters), counted
-   * once. Resolves the change of its bytes.
+   * Keep `stored` as `kept`'s stored text; when the sealed text follows the
+   * shape's head in it, the sealed text becomes a slice of it (V8 shares the
+   * characters), counted once. Resolves the change of its bytes.
    */
-  #attach(kept: Kept, stored: string, bare: boolean): number {
+  #attach(kept: Kept, stored: string): number {
     const before = kept.bytes;
+    const { sealed } = kept;
+    const start = this.#shape?.head.length ?? -1;
+    const shared = start >= 0 && stored.startsWith(this.#shape!.head) &&
+      stored.slice(start, start + sealed.length) === sealed;
     kept.stored = stored;
-    kept.shared = bare;
-    if (bare) {
-      kept.sealed = stored.slice(this.#bare!.head.length, stored.length - this.#bare!.tail.length);
-    }
+    kept.shared = shared;
+    if (shared) kept.sealed = stored.slice(start, start + sealed.length);
     kept.bytes = sizeOf(kept);
     return kept.bytes - before;
   }
@@ -196,7 +201,7 @@ export class OpenedCache {
       bytes: 0,
     };
     kept.bytes = sizeOf(kept);
-    if (stored !== undefined) this.#attach(kept, stored, this.#isBare(sealed, stored));
+    if (stored !== undefined) this.#attach(kept, stored);
     if (kept.bytes > this.#half / 8) return;
     this.#add(id, kept);
   }
@@ -232,14 +237,17 @@ function sizeOf(kept: Kept): number {
 }
 
 /**
- * The stored text of an envelope that holds a sealed text and nothing else:
- * `head`, the sealed text, `tail` (see {@linkcode OpenedCache}).
+ * How a stored envelope's text is laid out (see {@linkcode OpenedCache}):
+ * `head`, the sealed text, then the other fields; with nothing else, `head`,
+ * the sealed text, `tail`.
  */
-export interface BareEnvelope {
+export interface EnvelopeShape {
   /** The text before the sealed text (`{"$sealed":"`). */
   readonly head: string;
-  /** The text after it (`"}`). */
+  /** The text after it in an envelope that holds nothing else (`"}`). */
   readonly tail: string;
+  /** Whether a value kept without its stored text hits on its bare envelope. */
+  readonly bareHits: boolean;
 }
 
 /**

@@ -91,7 +91,7 @@ Deno.test("OpenedCache.getStored() hits on the whole stored text kept for the ke
 Deno.test("OpenedCache with a bare envelope: a value kept without its stored text hits on head + sealed + tail only, then keeps that text, counted once", () => {
   const head = '{"$sealed":"';
   const tail = '"}';
-  const cache = new OpenedCache(1024 * 1024, { head, tail });
+  const cache = new OpenedCache(1024 * 1024, { head, tail, bareHits: true });
   const sealed = "fs1:k:" + "A".repeat(40);
   cache.put(sealed, ["a"], '{"n":1}');
   const size = ENTRY_OVERHEAD_BYTES + 2 * (cacheId(["a"]).length + sealed.length + 7);
@@ -115,7 +115,19 @@ Deno.test("OpenedCache with a bare envelope: a value kept without its stored tex
   assert.equal(cache.getStored(head + sealed + tail, ["a"]), '{"n":1}');
   assert.equal(cache.get(sealed, ["a"]), '{"n":1}');
   // A stored text given at put() that is the bare envelope is counted once too.
-  const put = new OpenedCache(1024 * 1024, { head, tail });
+  const put = new OpenedCache(1024 * 1024, { head, tail, bareHits: true });
   put.put(sealed, ["a"], '{"n":1}', head + sealed + tail);
   assert.equal(put.bytes, size + 2 * (head.length + tail.length));
+  // So is one with more fields after the sealed text; without bareHits, no bare text hits.
+  const fields = new OpenedCache(1024 * 1024, { head, tail, bareHits: false });
+  const stored = `${head}${sealed}","status":"open"}`;
+  fields.put(sealed, ["a"], '{"n":1}', stored);
+  assert.equal(
+    fields.bytes,
+    ENTRY_OVERHEAD_BYTES + 2 * (cacheId(["a"]).length + stored.length + 7),
+  );
+  assert.equal(fields.getStored(stored, ["a"]), '{"n":1}');
+  fields.put(sealed, ["b"], '{"n":2}');
+  assert.equal(fields.getStored(head + sealed + tail, ["b"]), undefined);
+  assert.equal(fields.get(sealed, ["b"]), '{"n":2}');
 });

@@ -769,10 +769,11 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     this.#store = store;
     // Without plaintext fields an envelope is its sealed text alone: the cache compares a
     // stored text with it in place, so a write keeps no stored text of its own.
-    this.#opened = new OpenedCache(
-      cacheBytes,
-      plaintext.length === 0 ? { head: `{"${SEALED_FIELD}":"`, tail: `"}` } : undefined,
-    );
+    this.#opened = new OpenedCache(cacheBytes, {
+      head: `{"${SEALED_FIELD}":"`,
+      tail: `"}`,
+      bareHits: plaintext.length === 0,
+    });
     this.#reader = cacheBytes > 0 ? storedReader(store) : undefined;
     this.#keys = keys;
     this.#byId = new Map(keys.map((k) => [k.id, k]));
