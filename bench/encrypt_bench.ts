@@ -32,7 +32,7 @@
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createCipheriv, createDecipheriv } from "node:crypto";
-import process from "node:process";
+import { cpuUs, median } from "./_cpu.ts";
 import { openStore, type Store } from "../mod.ts";
 import { encrypted } from "../encrypt.ts";
 
@@ -49,21 +49,10 @@ interface Backend {
   n: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
 const OPS = ["set", "get", "getMany", "list"] as const;
 type Op = typeof OPS[number];
 /** Values per `getMany` call and per `list` page. */
 const BATCH = 100;
-
-/** This process's CPU time (every thread: WebCrypto's pool too), in µs. */
-function cpuUs(): number {
-  const { user, system } = process.cpuUsage();
-  return user + system;
-}
 
 /** CPU µs per value of each op of the last {@linkcode timeOps}. */
 let lastCpu: Record<Op, number> = { set: 0, get: 0, getMany: 0, list: 0 };

@@ -14,7 +14,7 @@
  * (postgres reads FLOWSTATE_TEST_POSTGRES_URL and uses a schema of its own,
  * dropped at the end; `deno task bench` loads this file without running it.)
  */
-import process from "node:process";
+import { cpuUs, median } from "./_cpu.ts";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { openStore, type Store } from "../mod.ts";
@@ -22,16 +22,6 @@ import { encrypted } from "../encrypt.ts";
 
 const KEY = "0f".repeat(32);
 const value = (i: number) => ({ id: i, status: i % 2 ? "open" : "paid", note: "x".repeat(960) });
-
-function cpuUs(): number {
-  const { user, system } = process.cpuUsage();
-  return user + system;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 if (import.meta.main) {
   const args = [...Deno.args];

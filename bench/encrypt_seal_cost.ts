@@ -13,21 +13,11 @@
  * Run: deno run -A bench/encrypt_seal_cost.ts [rounds=9]
  * (`deno task bench` loads this file without running it.)
  */
-import process from "node:process";
+import { cpuUs, median } from "./_cpu.ts";
 import { createCipheriv, createSecretKey, type KeyObject, randomFillSync } from "node:crypto";
 import { DatabaseSync } from "node:sqlite";
 import { openStore } from "../mod.ts";
 import { encrypted } from "../encrypt.ts";
-
-function cpuUs(): number {
-  const { user, system } = process.cpuUsage();
-  return user + system;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 const VALUE = { id: 1, status: "open", note: "x".repeat(960) };
 const TEXT = JSON.stringify(VALUE);
