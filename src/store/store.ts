@@ -93,7 +93,7 @@ import {
   outsideInternal,
   reachesInternal,
 } from "./internal_keys.ts";
-import { READ_STORED, type StoredReader } from "./stored_read.ts";
+import { provideStoredReader, type StoredReader } from "./stored_read.ts";
 
 /** The topic of the wake-ups a feed commit sends (`listen`/`signal`) to watchers in other processes. */
 export const FEED_TOPIC = "feed";
@@ -423,6 +423,8 @@ class CoreStore implements Store {
       this.claimFirst = (prefix, take, options) =>
         this.#claimFirst(claim, prefix, take as never, options);
     }
+    const reader = this.#storedReader;
+    provideStoredReader(this, CoreStore.prototype, () => reader);
   }
 
   listen?: (topic: string, onSignal: () => void) => Promise<() => Promise<void>>;
@@ -481,15 +483,11 @@ class CoreStore implements Store {
     return raws.map((r) => this.#live(r, now));
   }
 
+  /** Entries as stored, for the encryption wrapper (see `stored_read.ts`). */
   readonly #storedReader: StoredReader = {
     get: (key) => this.#getStored(key),
     getMany: (keys) => this.#getManyStored(keys),
   };
-
-  /** Entries as stored, for the encryption wrapper (see `stored_read.ts`). */
-  [READ_STORED](): StoredReader {
-    return this.#storedReader;
-  }
 
   /**
    * Build the core's index entries not built yet (and, when `authoritative`,

@@ -29,7 +29,7 @@ import type {
 } from "../store/types.ts";
 import { markUniqueVersions } from "../store/store.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
-import { READ_STORED, type StoredReader, storedReader } from "../store/stored_read.ts";
+import { provideStoredReader, storedReader } from "../store/stored_read.ts";
 
 /** One committed write of a {@linkcode notifyingStore}. */
 export interface StoreChange {
@@ -67,16 +67,13 @@ class NotifyingStore extends ForwardingBase implements Store {
     this.#store = store;
     this.#listener = listener;
     markUniqueVersions(this, store);
+    // Its reads as stored are the store's (its `get` and `getMany` hand out the store's own).
+    provideStoredReader(this, NotifyingStore.prototype, () => storedReader(store));
   }
 
   /** An encrypted store's handle, forwarded (the backup and rekey jobs read sealed values through it). */
   get [ENCRYPTION](): EncryptionHandle | undefined {
     return encryptionOf(this.#store);
-  }
-
-  /** Its reads as stored, forwarded: its `get` and `getMany` are the store's own. */
-  [READ_STORED](): StoredReader | undefined {
-    return storedReader(this.#store);
   }
 
   #tell(change: StoreChange): void {

@@ -755,8 +755,8 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   readonly #plaintext: readonly (readonly string[])[];
   readonly #handle: EncryptionHandle;
   readonly #opened: OpenedCache;
-  /** The store's reads as stored (the core's), when it has them and the cache is on. */
-  readonly #reader: StoredReader | undefined;
+  /** Whether reads by key go as stored when the store can (the cache is on). */
+  readonly #readsStored: boolean;
   #closed = false;
 
   constructor(
@@ -774,7 +774,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
       tail: `"}`,
       bareHits: plaintext.length === 0,
     });
-    this.#reader = cacheBytes > 0 ? storedReader(store) : undefined;
+    this.#readsStored = cacheBytes > 0;
     this.#keys = keys;
     this.#byId = new Map(keys.map((k) => [k.id, k]));
     this.#plaintext = plaintext;
@@ -1061,11 +1061,22 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     return { sealed: await this.#seal(key, text, parsed), text };
   }
 
+  /**
+   * The store's reads as stored, asked for at each read: only the core's
+   * store (or the runtime's notifying store over it) has them, and only
+   * while its `get` and `getMany` are its own; a store that intercepts reads
+   * (a `Proxy`, a replaced method, a wrapper) is read through its `get`.
+   */
+  #reader(): StoredReader | undefined {
+    return this.#readsStored ? storedReader(this.#store) : undefined;
+  }
+
   get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
-    if (this.#reader === undefined) return this.#getParsed(key);
+    const reader = this.#reader();
+    if (reader === undefined) return this.#getParsed(key);
     try {
       // Read as stored (no parse of the envelope on a hit), at once from a synchronous driver.
-      const raw = this.#reader.get(key);
+      const raw = reader.get(key);
       if (raw instanceof Promise) {
         return raw.then((r) => r === null ? null : this.#openStored<T>(r));
       }
@@ -1132,8 +1143,9 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   }
 
   async getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {
-    if (this.#reader !== undefined) {
-      const raws = await this.#reader.getMany(keys);
+    const reader = this.#reader();
+    if (reader !== undefined) {
+      const raws = await reader.getMany(keys);
       return await openEach(raws, (r) => r === null ? null : this.#openStored<T>(r));
     }
     const entries = await this.#store.getMany<T>(keys);

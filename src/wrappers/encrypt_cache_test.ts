@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { DecryptionError, openStore, type Store } from "../../mod.ts";
 import { encrypted, SEALED_FIELD } from "../../encrypt.ts";
 import { withHooks } from "../../hooks.ts";
+import { openRuntime } from "../../mod.ts";
 import { type FakeClock, fakeClock } from "../../testing.ts";
 import type { Key } from "../store/types.ts";
 import {
@@ -231,5 +232,118 @@ Deno.test("encrypt cache: over hooks, every read still goes through the hooks' g
   ]);
   assert.deepEqual(seen, ["doc:value", "doc:value", "doc:value", "none:none"]);
 });
+
+/** `store` seen through a `Proxy` that answers `overrides` itself (the pattern of a spy or a scoping layer). */
+function proxyWith(store: Store, overrides: Partial<Record<keyof Store, unknown>>): Store {
+  return new Proxy(store, {
+    get(target, property) {
+      if (Object.hasOwn(overrides, property)) return overrides[property as keyof Store];
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+Deno.test("encrypt cache: over a Proxy that intercepts get and getMany, every read goes through them", async () => {
+  const base = await openStore({ plugin: "memory" });
+  const calls: string[] = [];
+  const spied = proxyWith(base, {
+    get: (key: Key) => (calls.push(`get ${key}`), base.get(key)),
+    getMany: (keys: Key[]) => (calls.push(`getMany ${keys.length}`), base.getMany(keys)),
+  });
+  await using store = await encrypted(spied, { key: KEY });
+  await store.set(["doc"], { n: 1 });
+  await readsAs(store, ["doc"], { n: 1 });
+  await readsAs(store, ["doc"], { n: 1 }); // kept now
+  assert.deepEqual(calls, ["get doc", "getMany 1", "get doc", "getMany 1"]);
+});
+
+Deno.test("encrypt cache: a Proxy that scopes keys (a tenant's prefix) is what the encrypted store reads", async () => {
+  const base = await openStore({ plugin: "memory" });
+  await using unscoped = await encrypted(base, { key: KEY });
+  await unscoped.set(["doc"], { secret: "tenant-B" });
+  await unscoped.set(["tenantA", "doc"], { secret: "tenant-A" });
+  const scope = (key: Key): Key => ["tenantA", ...key];
+  const unscope = <E extends { key: Key } | null>(entry: E): E =>
+    entry === null ? entry : { ...entry, key: entry.key.slice(1) };
+  const scoped: Store = proxyWith(base, {
+    get: async (key: Key) => unscope(await base.get(scope(key))),
+    getMany: async (keys: Key[]) => (await base.getMany(keys.map(scope))).map(unscope),
+  });
+  await using tenantA = await encrypted(scoped, { key: KEY });
+  // The scoped entry is sealed for ["tenantA","doc"]: read as ["doc"] it fails authentication
+  // (as without the cache); never the unscoped ["doc"]'s value.
+  await refuses(tenantA, ["doc"], DecryptionError);
+  await readsAs(tenantA, ["other"], null);
+});
+
+Deno.test("encrypt cache: a get or getMany replaced on the store itself is called, also when replaced after encrypted()", async () => {
+  const base = await openStore({ plugin: "memory" });
+  const calls: string[] = [];
+  const { get, getMany } = base;
+  const spy = () => {
+    Object.assign(base, {
+      get: (key: Key) => (calls.push("get"), get.call(base, key)),
+      getMany: (keys: Key[]) => (calls.push("getMany"), getMany.call(base, keys)),
+    });
+  };
+  spy();
+  await using store = await encrypted(base, { key: KEY });
+  await store.set(["doc"], { n: 1 });
+  await readsAs(store, ["doc"], { n: 1 });
+  assert.deepEqual(calls, ["get", "getMany"]);
+  // Put back: read as stored again (nothing to call); replaced again: called again.
+  delete (base as Partial<Store>).get;
+  delete (base as Partial<Store>).getMany;
+  await readsAs(store, ["doc"], { n: 1 });
+  spy();
+  await readsAs(store, ["doc"], { n: 1 });
+  assert.deepEqual(calls, ["get", "getMany", "get", "getMany"]);
+});
+
+/** The texts given to `JSON.parse` while `fn` runs. */
+async function parsedDuring(fn: () => Promise<void>): Promise<string[]> {
+  const parse = JSON.parse;
+  const texts: string[] = [];
+  JSON.parse = (text: string, reviver?: Parameters<typeof parse>[1]) => {
+    texts.push(text);
+    return parse(text, reviver);
+  };
+  try {
+    await fn();
+  } finally {
+    JSON.parse = parse;
+  }
+  return texts;
+}
+
+/** Of `texts`, the envelopes. */
+const envelopes = (texts: string[]) => texts.filter((t) => t.includes(SEALED_FIELD));
+
+for (const plaintext of [[], ["status"]]) {
+  const paths = plaintext.length === 0 ? "no plaintext paths" : "a plaintext path";
+  Deno.test(`encrypt cache: a kept value read by key is served without parsing its envelope, on the store and on a runtime's store (${paths})`, async () => {
+    const value = { status: "open", card: "4242" };
+    await using runtime = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+    // The runtime's store wraps the core's (it reports writes); a Proxy of the core intercepts
+    // (so its reads parse the envelope: what this test would see without the stored reads).
+    const bases: [string, () => Promise<Store>, boolean][] = [
+      ["the core's store", () => openStore({ plugin: "memory" }), true],
+      ["the runtime's store", () => runtime.store("main"), true],
+      ["a Proxy", async () => proxyWith(await openStore({ plugin: "memory" }), {}), false],
+    ];
+    for (const [name, open, asStored] of bases) {
+      const store = await encrypted(await open(), { key: KEY, plaintext });
+      await store.set(["order"], value);
+      const texts = await parsedDuring(async () => {
+        await readsAs(store, ["order"], value); // kept by the write
+        await readsAs(store, ["order"], value); // kept as read
+      });
+      assert.equal(envelopes(texts).length, asStored ? 0 : 4, `${name}: ${texts.join("\n")}`);
+      if (asStored) assert.equal(texts.length, 4, name); // each value's own JSON only
+      await store.close(); // the runtime's store too (the runtime then has nothing to close)
+    }
+  });
+}
 
 dropSchemaTest("encrypt cache: drop the postgres test schema", SCHEMA);
