@@ -468,7 +468,10 @@ class CoreStore implements Store {
     assertKey(key, "Cannot get");
     const now = this.#clock.now();
     const raw = this.#driver.get(key, now);
-    return raw instanceof Promise ? raw.then((r) => this.#live(r, now)) : this.#live(raw, now);
+    // Anything with a `then` is awaited, as `get`'s `await` does (a plugin's own thenable too).
+    return typeof (raw as Partial<PromiseLike<unknown>> | null)?.then === "function"
+      ? Promise.resolve(raw).then((r) => this.#live(r, now))
+      : this.#live(raw as RawEntry | null, now);
   }
 
   /** What {@linkcode CoreStore.getMany} reads, not parsed. */

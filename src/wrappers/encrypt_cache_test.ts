@@ -12,6 +12,10 @@ import { DecryptionError, openStore, type Store } from "../../mod.ts";
 import { encrypted, SEALED_FIELD } from "../../encrypt.ts";
 import { withHooks } from "../../hooks.ts";
 import { openRuntime } from "../../mod.ts";
+import { definePlugin } from "../../plugin.ts";
+import { MemoryDriver } from "../../plugins/memory/mod.ts";
+import type { StoreDriver } from "../store/driver.ts";
+import { z } from "zod";
 import { type FakeClock, fakeClock } from "../../testing.ts";
 import type { Key } from "../store/types.ts";
 import {
@@ -345,5 +349,32 @@ for (const plaintext of [[], ["status"]]) {
     }
   });
 }
+
+/** The memory plugin, its driver's `get` answering with a thenable (not a native `Promise`). */
+const thenablePlugin = definePlugin({
+  name: "thenable-get",
+  optionsSchema: z.strictObject({}),
+  open(): StoreDriver {
+    const driver = new MemoryDriver();
+    return new Proxy(driver, {
+      get(target, name) {
+        const value = Reflect.get(target, name, target);
+        if (name !== "get") return typeof value === "function" ? value.bind(target) : value;
+        return (key: Key) => {
+          const answer = Promise.resolve(target.get(key));
+          return { then: (done: never, failed: never) => answer.then(done, failed) };
+        };
+      },
+    });
+  },
+});
+
+Deno.test("encrypt cache: a driver whose get answers with a thenable is read as the core's get reads it", async () => {
+  await using store = await encrypted(await openStore({ plugin: thenablePlugin }), { key: KEY });
+  await store.set(["doc"], { n: 1 });
+  await readsAs(store, ["doc"], { n: 1 }); // kept by the write
+  await readsAs(store, ["doc"], { n: 1 }); // kept as read
+  await readsAs(store, ["none"], null);
+});
 
 dropSchemaTest("encrypt cache: drop the postgres test schema", SCHEMA);
