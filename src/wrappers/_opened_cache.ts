@@ -16,6 +16,13 @@ interface Kept {
   stored: string | undefined;
   /** Whether `sealed` is a slice of `stored` (the characters are shared: counted once). */
   shared: boolean;
+  /**
+   * Whether the owner sealed `sealed` itself (a write): then it holds
+   * nothing that JSON escapes, and the bare rule may apply. A sealed text
+   * read from the store may hold what its JSON text escaped (`\n`, which
+   * base64 decoding skips), so its bare text is not the stored one.
+   */
+  own: boolean;
   /** The length of its key's id. */
   idLength: number;
   /** What it is counted as (see {@linkcode OpenedCache}): {@linkcode sizeOf}. */
@@ -43,9 +50,11 @@ interface Kept {
  * without its stored text also hits on the text of an envelope that holds its
  * sealed text and nothing else (`head`, the sealed text, `tail`), compared in
  * place: its owner sets it only when such an envelope opens to the value
- * with no other check (no plaintext fields are declared), and its sealed
- * texts hold nothing that JSON escapes (base64), so that this is the whole
- * stored text compared.
+ * with no other check (no plaintext fields are declared). The rule applies
+ * only to sealed texts the owner sealed itself (`own` at
+ * {@linkcode OpenedCache.put}), which hold nothing that JSON escapes
+ * (base64), so that this is the whole stored text compared; a sealed text
+ * read from a store is kept with its stored text, and hits on that alone.
  *
  * Two generations, each up to half the limit: values are kept in the young
  * one; when it is full it becomes the old one and the old one is dropped
@@ -70,7 +79,7 @@ interface Kept {
  * assert.equal(cache.getStored('{"s":"v1:sealed-c","x":1}', ["orders", "1"]), undefined);
  *
  * const bare = new OpenedCache(1024 * 1024, { head: '{"s":"', tail: '"}', bareHits: true });
- * bare.put("v1:sealed-d", ["orders", "1"], '{"total":7}');
+ * bare.put("v1:sealed-d", ["orders", "1"], '{"total":7}', undefined, true); // sealed here
  * assert.equal(bare.getStored('{"s":"v1:sealed-d"}', ["orders", "1"]), '{"total":7}');
  * assert.equal(bare.getStored('{"s":"v1:sealed-d","x":1}', ["orders", "1"]), undefined);
  * ```
@@ -121,7 +130,7 @@ export class OpenedCache {
     const young = this.#young.get(id);
     if (young !== undefined) {
       if (young.stored !== stored) {
-        if (!this.#isBare(young.sealed, stored)) return undefined;
+        if (!this.#isBare(young, stored)) return undefined;
         this.#youngBytes += this.#attach(young, stored);
       }
       return young.json;
@@ -129,17 +138,18 @@ export class OpenedCache {
     const old = this.#old.get(id);
     if (old === undefined) return undefined;
     if (old.stored !== stored) {
-      if (!this.#isBare(old.sealed, stored)) return undefined;
+      if (!this.#isBare(old, stored)) return undefined;
       this.#oldBytes += this.#attach(old, stored);
     }
     return this.#renew(id, old);
   }
 
-  /** Whether `stored` is the bare envelope of `sealed` (see the class documentation). */
-  #isBare(sealed: string, stored: string): boolean {
+  /** Whether `stored` is the bare envelope of `kept`'s own sealed text (see the class documentation). */
+  #isBare(kept: Kept, stored: string): boolean {
     const shape = this.#shape;
-    if (shape === undefined || !shape.bareHits) return false;
+    if (shape === undefined || !shape.bareHits || !kept.own) return false;
     const { head, tail } = shape;
+    const { sealed } = kept;
     // A slice compared whole: V8 compares it as one block (`startsWith` at an offset goes
     // character by character, ~10× slower on a 1 KB value).
     return stored.length === head.length + sealed.length + tail.length &&
@@ -177,9 +187,10 @@ export class OpenedCache {
    * Keep `json` as `key`'s value, sealed as `sealed` (replacing what `key`
    * had), with `stored`, the whole stored value's text, when it is known
    * (only a text that holds exactly that value: {@linkcode getStored} hits
-   * on it without another check).
+   * on it without another check); `own` when the owner sealed `sealed`
+   * itself (see the class documentation).
    */
-  put(sealed: string, key: Key, json: string, stored?: string): void {
+  put(sealed: string, key: Key, json: string, stored?: string, own = false): void {
     if (this.#half === 0) return;
     const id = cacheId(key);
     const young = this.#young.get(id);
@@ -197,6 +208,7 @@ export class OpenedCache {
       json,
       stored: undefined,
       shared: false,
+      own,
       idLength: id.length,
       bytes: 0,
     };

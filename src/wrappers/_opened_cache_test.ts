@@ -93,7 +93,7 @@ Deno.test("OpenedCache with a bare envelope: a value kept without its stored tex
   const tail = '"}';
   const cache = new OpenedCache(1024 * 1024, { head, tail, bareHits: true });
   const sealed = "fs1:k:" + "A".repeat(40);
-  cache.put(sealed, ["a"], '{"n":1}');
+  cache.put(sealed, ["a"], '{"n":1}', undefined, true);
   const size = ENTRY_OVERHEAD_BYTES + 2 * (cacheId(["a"]).length + sealed.length + 7);
   assert.equal(cache.bytes, size);
   for (
@@ -109,6 +109,11 @@ Deno.test("OpenedCache with a bare envelope: a value kept without its stored tex
     assert.equal(cache.getStored(other, ["a"]), undefined, other);
   }
   assert.equal(cache.getStored(head + sealed + tail, ["b"]), undefined, "another key");
+  // A sealed text not sealed by the cache's owner (read from a store): no bare hit.
+  const read = new OpenedCache(1024 * 1024, { head, tail, bareHits: true });
+  read.put(sealed, ["a"], '{"n":1}');
+  assert.equal(read.getStored(head + sealed + tail, ["a"]), undefined);
+  assert.equal(read.get(sealed, ["a"]), '{"n":1}');
   assert.equal(cache.getStored(head + sealed + tail, ["a"]), '{"n":1}');
   // Now kept as its stored text, the sealed text a part of it: counted once, with head and tail.
   assert.equal(cache.bytes, size + 2 * (head.length + tail.length));
@@ -127,7 +132,7 @@ Deno.test("OpenedCache with a bare envelope: a value kept without its stored tex
     ENTRY_OVERHEAD_BYTES + 2 * (cacheId(["a"]).length + stored.length + 7),
   );
   assert.equal(fields.getStored(stored, ["a"]), '{"n":1}');
-  fields.put(sealed, ["b"], '{"n":2}');
+  fields.put(sealed, ["b"], '{"n":2}', undefined, true);
   assert.equal(fields.getStored(head + sealed + tail, ["b"]), undefined);
   assert.equal(fields.get(sealed, ["b"]), '{"n":2}');
 });

@@ -906,7 +906,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     if (this.#closed) return;
     const envelope = sealed as Record<string, JsonValue> & { $sealed: string };
     const stored = this.#plaintext.length === 0 ? undefined : JSON.stringify(envelope);
-    this.#opened.put(envelope[SEALED_FIELD], key, text, stored);
+    this.#opened.put(envelope[SEALED_FIELD], key, text, stored, true); // sealed here
   }
 
   /** Whether the plaintext fields stored beside a sealed value are the projection of `value`. */

@@ -16,6 +16,7 @@ import { definePlugin } from "../../plugin.ts";
 import { MemoryDriver } from "../../plugins/memory/mod.ts";
 import type { StoreDriver } from "../store/driver.ts";
 import { z } from "zod";
+import { DatabaseSync } from "node:sqlite";
 import { type FakeClock, fakeClock } from "../../testing.ts";
 import type { Key } from "../store/types.ts";
 import {
@@ -347,6 +348,118 @@ for (const plaintext of [[], ["status"]]) {
       if (asStored) assert.equal(texts.length, 4, name); // each value's own JSON only
       await store.close(); // the runtime's store too (the runtime then has nothing to close)
     }
+  });
+}
+
+/** An sqlite file's rows as stored (its envelopes' texts), to write texts no store would. */
+function rawRows(path: string) {
+  const db = new DatabaseSync(path);
+  const select = db.prepare(
+    `SELECT key, value FROM flowstate_entries WHERE value LIKE '%$sealed%'`,
+  );
+  const update = db.prepare(`UPDATE flowstate_entries SET value = ? WHERE key = ?`);
+  return {
+    rows: () => select.all() as { key: Uint8Array; value: string }[],
+    write: (key: Uint8Array, text: string) => update.run(text, key),
+    [Symbol.dispose]: () => db.close(),
+  };
+}
+
+/** What a read gives: the value as JSON, or the class of its error. */
+async function outcome(read: Promise<unknown>): Promise<string> {
+  try {
+    return "value " + JSON.stringify(await read);
+  } catch (err) {
+    return "error " + (err as Error).constructor.name;
+  }
+}
+
+Deno.test("encrypt cache: a stored text that is not JSON is refused as the core refuses it, though its sealed text (with an escaped line feed) opened and is kept", async () => {
+  const path = join(dir, `state-${++files}.db`);
+  await using enc = await encrypted(await openStore({ plugin: "sqlite", path }), { key: KEY });
+  await enc.set(["a"], { n: 1 });
+  using raw = rawRows(path);
+  const [{ key, value: text }] = raw.rows();
+  const sealed = (JSON.parse(text) as Record<string, string>)[SEALED_FIELD];
+  // A line feed within the base64 still opens (base64 decoding skips it): as JSON, escaped.
+  const at = sealed.lastIndexOf(":") + 8;
+  const withLf = sealed.slice(0, at) + "\n" + sealed.slice(at);
+  raw.write(key, JSON.stringify({ [SEALED_FIELD]: withLf }));
+  await readsAs(enc, ["a"], { n: 1 }); // opened, and kept with that sealed text
+  // The same characters with the line feed raw: not JSON.
+  raw.write(key, `{"${SEALED_FIELD}":"${withLf}"}`);
+  await assert.rejects(() => enc.get(["a"]), SyntaxError);
+  await assert.rejects(() => enc.getMany([["a"]]), SyntaxError);
+});
+
+for (const plaintext of [[], ["status"]]) {
+  Deno.test(`encrypt cache: hand-made stored texts, each read after each other, read as without the cache (plaintext [${plaintext}])`, async () => {
+    const path = join(dir, `state-${++files}.db`);
+    await using cached = await encrypted(await openStore({ plugin: "sqlite", path }), {
+      key: KEY,
+      plaintext,
+    });
+    await cached.set(["a"], { status: "open", card: "4242" });
+    await cached.set(["b"], { status: "open", card: "1111" });
+    await using uncached = await encrypted(await openStore({ plugin: "sqlite", path }), {
+      key: KEY,
+      plaintext,
+      cache: 0,
+    });
+    using raw = rawRows(path);
+    const rows = raw.rows();
+    assert.equal(rows.length, 2);
+    const [textA, textB] = rows.map((r) => r.value);
+    const keyA = rows[0].key;
+    const S = (JSON.parse(textA) as Record<string, string>)[SEALED_FIELD];
+    const SB = (JSON.parse(textB) as Record<string, string>)[SEALED_FIELD];
+    const F = SEALED_FIELD;
+    const st = plaintext.length ? `,"status":"open"` : "";
+    const cut = S.lastIndexOf(":") + 10;
+    const [before, after] = [S.slice(0, cut), S.slice(cut)];
+    const variants = [
+      textA,
+      `{"${F}":"${S}"}`,
+      `{"${F}":"${S}"${st}}`,
+      `{"\\u0024sealed":"${S}"${st}}`,
+      `{"${F}":"${S.replaceAll("/", "\\/")}"${st}}`,
+      ` {"${F}":"${S}"${st}} `,
+      `{"${F}" : "${S}"${st}}`,
+      `{"${F}":"${SB}","${F}":"${S}"${st}}`,
+      `{"${F}":"${S}","${F}":"${SB}"${st}}`,
+      `{"${F}":"${S}"${st},"status":"paid"}`,
+      `{"status":"paid"${st},"${F}":"${S}"}`,
+      `{"status":"open","${F}":"${S}"}`,
+      `{"${F}":"${S}","x":1}`,
+      `{"${F}":"${before}\\n${after}"${st}}`,
+      `{"${F}":"${before}\n${after}"${st}}`,
+      `{"${F}":"${before}\\t${after}"${st}}`,
+      `{"${F}":"${before}\t${after}"${st}}`,
+      `{"${F}":"${before} ${after}"${st}}`,
+      `{"${F}":"${S}"${st}}x`,
+      `{"${F}":"${S}=="${st}}`,
+      `{"${F}":"${S.slice(0, -1)}"${st}}`,
+      textB,
+    ];
+    const mismatches = new Set<string>();
+    // Each after each other: any of them may be kept when another is read.
+    for (const first of variants) {
+      for (const second of variants) {
+        for (const text of [first, second]) {
+          raw.write(keyA, text);
+          const want = await outcome(uncached.get(["a"]).then((e) => e?.value));
+          for (
+            const [how, got] of [
+              ["get", await outcome(cached.get(["a"]).then((e) => e?.value))],
+              ["getMany", await outcome(cached.getMany([["a"]]).then((e) => e[0]?.value))],
+            ]
+          ) {
+            if (got !== want) mismatches.add(`${how} ${JSON.stringify(text)}: ${got}, not ${want}`);
+          }
+        }
+      }
+    }
+    assert.deepEqual([...mismatches], []);
   });
 }
 
