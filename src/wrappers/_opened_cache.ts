@@ -129,19 +129,39 @@ export class OpenedCache {
     const id = cacheId(key);
     const young = this.#young.get(id);
     if (young !== undefined) {
-      if (young.stored !== stored) {
-        if (!this.#isBare(young, stored)) return undefined;
-        this.#youngBytes += this.#attach(young, stored);
-      }
-      return young.json;
+      if (young.stored === stored) return young.json;
+      return this.#isBare(young, stored) ? this.#hitBare(id, young, stored, true) : undefined;
     }
     const old = this.#old.get(id);
     if (old === undefined) return undefined;
-    if (old.stored !== stored) {
-      if (!this.#isBare(old, stored)) return undefined;
-      this.#oldBytes += this.#attach(old, stored);
+    if (old.stored === stored) return this.#renew(id, old);
+    return this.#isBare(old, stored) ? this.#hitBare(id, old, stored, false) : undefined;
+  }
+
+  /**
+   * A bare hit on `kept` (of the young generation or the old one): its
+   * stored text is kept from now on, in the young generation, within the
+   * limit as at {@linkcode put} (a value that outgrew a sixteenth of it is
+   * let go). Resolves its JSON.
+   */
+  #hitBare(id: string, kept: Kept, stored: string, young: boolean): string {
+    const before = kept.bytes;
+    this.#attach(kept, stored);
+    const grown = kept.bytes - before;
+    const small = kept.bytes <= this.#half / 8;
+    if (young && small && this.#youngBytes + grown <= this.#half) {
+      this.#youngBytes += grown; // in place
+      return kept.json;
     }
-    return this.#renew(id, old);
+    if (young) {
+      this.#young.delete(id);
+      this.#youngBytes -= before;
+    } else {
+      this.#old.delete(id);
+      this.#oldBytes -= before;
+    }
+    if (small) this.#add(id, kept);
+    return kept.json;
   }
 
   /** Whether `stored` is the bare envelope of `kept`'s own sealed text (see the class documentation). */
@@ -160,10 +180,9 @@ export class OpenedCache {
   /**
    * Keep `stored` as `kept`'s stored text; when the sealed text follows the
    * shape's head in it, the sealed text becomes a slice of it (V8 shares the
-   * characters), counted once. Resolves the change of its bytes.
+   * characters), counted once. Counts `kept` again (not its generation).
    */
-  #attach(kept: Kept, stored: string): number {
-    const before = kept.bytes;
+  #attach(kept: Kept, stored: string): void {
     const { sealed } = kept;
     const start = this.#shape?.head.length ?? -1;
     const shared = start >= 0 && stored.startsWith(this.#shape!.head) &&
@@ -172,7 +191,6 @@ export class OpenedCache {
     kept.shared = shared;
     if (shared) kept.sealed = stored.slice(start, start + sealed.length);
     kept.bytes = sizeOf(kept);
-    return kept.bytes - before;
   }
 
   /** A hit in the old generation: moved to the young one. */

@@ -136,3 +136,36 @@ Deno.test("OpenedCache with a bare envelope: a value kept without its stored tex
   assert.equal(fields.getStored(head + sealed + tail, ["b"]), undefined);
   assert.equal(fields.get(sealed, ["b"]), '{"n":2}');
 });
+
+Deno.test("OpenedCache: bare hits that keep a stored text keep the cache within its limit", () => {
+  const head = '{"$sealed":"';
+  const tail = '"}';
+  const sealed = (i: number) => "fs1:k:" + "A".repeat(40) + String(i).padStart(4, "0");
+  const key = (i: number) => [String(i).padStart(4, "0")];
+  const size = ENTRY_OVERHEAD_BYTES + 2 * (cacheId(key(0)).length + sealed(0).length + 2);
+  const k = 100;
+  const limit = 2 * k * size; // each generation holds exactly k values
+  const cache = new OpenedCache(limit, { head, tail, bareHits: true });
+  for (let i = 0; i < 2 * k; i++) cache.put(sealed(i), key(i), "{}", undefined, true);
+  assert.equal(cache.bytes, limit);
+  // Bare hits in the young generation (each value grows by head and tail), then in the old one
+  // (values pushed out by the growth since are misses).
+  let hits = 0;
+  let last = -1;
+  for (const i of [...Array(2 * k).keys()].reverse()) {
+    const got = cache.getStored(head + sealed(i) + tail, key(i));
+    assert.ok(got === "{}" || got === undefined);
+    if (got !== undefined) [hits, last] = [hits + 1, i];
+    assert.ok(cache.bytes <= limit, `value ${i}: ${cache.bytes} bytes > ${limit}`);
+  }
+  assert.ok(hits > k / 2, `${hits} hits`);
+  // The last value hit is kept, and hits on its stored text.
+  assert.equal(cache.getStored(head + sealed(last) + tail, key(last)), "{}");
+  // A value that outgrows a sixteenth of the limit by its stored text is let go, as at put().
+  const tight = new OpenedCache(16 * size, { head, tail, bareHits: true });
+  tight.put(sealed(1), key(1), "{}", undefined, true);
+  assert.equal(tight.bytes, size);
+  assert.equal(tight.getStored(head + sealed(1) + tail, key(1)), "{}");
+  assert.equal(tight.bytes, 0);
+  assert.equal(tight.size, 0);
+});
