@@ -29,7 +29,7 @@ import type {
 } from "../store/types.ts";
 import { markUniqueVersions } from "../store/store.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
-import { provideStoredReader, storedReader } from "../store/stored_read.ts";
+import { provideStoredReader, storedReads } from "../store/stored_read.ts";
 
 /** One committed write of a {@linkcode notifyingStore}. */
 export interface StoreChange {
@@ -68,7 +68,8 @@ class NotifyingStore extends ForwardingBase implements Store {
     this.#listener = listener;
     markUniqueVersions(this, store);
     // Its reads as stored are the store's (its `get` and `getMany` hand out the store's own).
-    provideStoredReader(this, NotifyingStore.prototype, () => storedReader(store));
+    const reads = storedReads(store);
+    provideStoredReader(this, NotifyingStore.prototype, () => reads?.now());
   }
 
   /** An encrypted store's handle, forwarded (the backup and rekey jobs read sealed values through it). */

@@ -43,7 +43,7 @@ import {
   SealedPathError,
 } from "../store/sealed.ts";
 import { internalAccess } from "../store/internal_keys.ts";
-import { type StoredReader, storedReader } from "../store/stored_read.ts";
+import { type StoredReader, type StoredReads, storedReads } from "../store/stored_read.ts";
 import type { RawEntry } from "../store/driver.ts";
 import type {
   AtomicOperation,
@@ -755,8 +755,8 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   readonly #plaintext: readonly (readonly string[])[];
   readonly #handle: EncryptionHandle;
   readonly #opened: OpenedCache;
-  /** Whether reads by key go as stored when the store can (the cache is on). */
-  readonly #readsStored: boolean;
+  /** The store's reads as stored, when it has them and the cache is on. */
+  readonly #reads: StoredReads | undefined;
   #closed = false;
 
   constructor(
@@ -774,7 +774,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
       tail: `"}`,
       bareHits: plaintext.length === 0,
     });
-    this.#readsStored = cacheBytes > 0;
+    this.#reads = cacheBytes > 0 ? storedReads(store) : undefined;
     this.#keys = keys;
     this.#byId = new Map(keys.map((k) => [k.id, k]));
     this.#plaintext = plaintext;
@@ -1068,7 +1068,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
    * (a `Proxy`, a replaced method, a wrapper) is read through its `get`.
    */
   #reader(): StoredReader | undefined {
-    return this.#readsStored ? storedReader(this.#store) : undefined;
+    return this.#reads?.now();
   }
 
   get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
