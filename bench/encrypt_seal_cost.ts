@@ -23,7 +23,8 @@ const VALUE = { id: 1, status: "open", note: "x".repeat(960) };
 const TEXT = JSON.stringify(VALUE);
 const RAW_KEY = new Uint8Array(32).fill(15);
 const KEY_OBJECT = createSecretKey(RAW_KEY);
-const AAD = new TextEncoder().encode("flowstate.encrypt.v1 0123456789abcdef bench r1 000001");
+const ENCODER = new TextEncoder();
+const AAD = ENCODER.encode("flowstate.encrypt.v1 0123456789abcdef bench r1 000001");
 const PLAIN = new Uint8Array(4096 * 3);
 const PACKED = new Uint8Array(12 + PLAIN.length + 16);
 const IVS = new Uint8Array(12 * 1024);
@@ -32,12 +33,13 @@ let ivAt = 0;
 
 /** The wrapper's seal of a value up to 4 KiB (src/wrappers/encrypt.ts `sealText`). */
 function seal(key: KeyObject | Uint8Array): string {
-  const length = new TextEncoder().encodeInto(TEXT, PLAIN).written;
+  const length = ENCODER.encodeInto(TEXT, PLAIN).written;
   ivAt = (ivAt + 12) % IVS.length;
   PACKED.set(IVS.subarray(ivAt, ivAt + 12));
   const cipher = createCipheriv("aes-256-gcm", key, PACKED.subarray(0, 12));
   cipher.setAAD(AAD);
   PACKED.set(cipher.update(PLAIN.subarray(0, length)), 12);
+  PLAIN.fill(0, 0, length);
   cipher.final();
   PACKED.set(cipher.getAuthTag(), 12 + length);
   return PACKED.subarray(0, 12 + length + 16).toBase64();
@@ -58,7 +60,7 @@ function sqliteRows(dir: string, tag: string, length: number): { get: number; se
   );
   const keys = Array.from(
     { length: 1000 },
-    (_, i) => new TextEncoder().encode(`bench\u0000${String(i).padStart(6, "0")}`),
+    (_, i) => ENCODER.encode(`bench\u0000${String(i).padStart(6, "0")}`),
   );
   const value = "x".repeat(length);
   let before = cpuUs();
