@@ -145,6 +145,104 @@ Deno.test("FlowCache sees the same definition object changed in place between lo
   assert.deepEqual(cache.stats, { hits: 2, misses: 3, size: 3 }); // the bad one bypassed the cache
 });
 
+Deno.test("FlowCache sees every kind of in-place change of a definition object between loads", async () => {
+  const cache = new FlowCache();
+  type Node = { id: string; type: string; needs?: string[]; with: Record<string, unknown> };
+  const nodes: Node[] = [
+    { id: "a", type: "transform", with: { value: 1 } },
+    { id: "b", type: "transform", needs: ["a"], with: { value: "x" } },
+  ];
+  const def: Record<string, unknown> = { id: "mutable", nodes };
+  const cwd = "/";
+  let last = await cache.load(def, { cwd });
+  /** After `change`, the load is prepared again from the new content. */
+  const expectNew = async (change: () => void, check: (n: Node[]) => void) => {
+    change();
+    const next = await cache.load(def, { cwd });
+    assert.notEqual(next, last);
+    check(next.prepared.definition.nodes as unknown as Node[]);
+    assert.equal(await cache.load(def, { cwd }), next); // and then found again
+    last = next;
+  };
+  const inner = nodes[1].with.value = { x: "x" } as Record<string, unknown>;
+  await expectNew(() => {}, (n) => assert.deepEqual(n[1].with.value, { x: "x" }));
+  await expectNew(() => inner.extra = true, (n) => assert.deepEqual(n[1].with.value, inner));
+  await expectNew(() => delete inner.extra, (n) => assert.deepEqual(n[1].with.value, { x: "x" }));
+  await expectNew(() => inner.x = "y", (n) => assert.deepEqual(n[1].with.value, { x: "y" }));
+  await expectNew(() => {
+    delete inner.x;
+    inner.z = "y"; // another key, the same value at the same place
+  }, (n) => assert.deepEqual(n[1].with.value, { z: "y" }));
+  await expectNew(() => nodes[1].with.value = "y", (n) => assert.equal(n[1].with.value, "y"));
+  await expectNew(() => nodes[1].with.value = 2, (n) => assert.equal(n[1].with.value, 2));
+  await expectNew(() => nodes[1].with.value = null, (n) => assert.equal(n[1].with.value, null));
+  await expectNew(() => nodes[1].with.value = [1], (n) => assert.deepEqual(n[1].with.value, [1]));
+  await expectNew(
+    () => (nodes[1].with.value as number[]).push(2),
+    (n) => assert.deepEqual(n[1].with.value, [1, 2]),
+  );
+  await expectNew(
+    () => nodes[1].with.value = { k: 1 },
+    (n) => assert.deepEqual(n[1].with.value, { k: 1 }),
+  );
+  await expectNew(() => {
+    nodes[0].id = "a2";
+    nodes[1].needs![0] = "a2";
+  }, (n) => assert.deepEqual([n[0].id, n[1].needs], ["a2", ["a2"]]));
+  await expectNew(
+    () => nodes.push({ id: "c", type: "transform", with: { value: 3 } }),
+    (n) => assert.deepEqual(n.map((x) => x.id), ["a2", "b", "c"]),
+  );
+  await expectNew(() => nodes.pop(), (n) => assert.equal(n.length, 2));
+  await expectNew(() => def.description = "now described", () => {});
+  // (Two of the changes above went back to content seen before: found by its key.)
+  const { hits, misses } = cache.stats;
+  // The same JSON: a hit. An undefined property is left out, as JSON leaves it; the
+  // same content with its keys in another order is the same flow (found by its key).
+  inner.unset = undefined;
+  assert.equal(await cache.load(def, { cwd }), last);
+  const reordered = { type: nodes[0].type, with: nodes[0].with, id: nodes[0].id };
+  nodes[0] = reordered;
+  assert.equal(await cache.load(def, { cwd }), last);
+  assert.equal(await cache.load(def, { cwd }), last);
+  assert.deepEqual(cache.stats, { hits: hits + 3, misses, size: misses });
+  // What JSON cannot hold, put in place of an equal-looking value, is refused as it
+  // would be without the cache (and bypasses it); put back, the flow is found again.
+  const bad: [string, unknown][] = [
+    ["NaN", NaN],
+    ["Infinity", Infinity],
+    ["a function", () => 1],
+    ["a Date", new Date(0)],
+    ["a BigInt", 1n],
+    ["a symbol", Symbol("s")],
+    ["a cycle", def],
+  ];
+  for (const [what, value] of bad) {
+    nodes[0].with.value = value;
+    await assert.rejects(cache.load(def, { cwd }), Error, what);
+  }
+  // A hole or an undefined item in an array.
+  nodes[0].with.value = 1;
+  nodes[1].needs = [undefined as unknown as string];
+  await assert.rejects(cache.load(def, { cwd }));
+  nodes[1].needs = ["a2"];
+  nodes[1].needs.length = 2;
+  await assert.rejects(cache.load(def, { cwd }));
+  nodes[1].needs = ["a2"];
+  assert.equal(await cache.load(def, { cwd }), last);
+  // An object that is not plain, whatever its JSON: not taken for the plain one seen before.
+  class Options {
+    value = 1;
+  }
+  nodes[0].with = new Options() as unknown as Record<string, unknown>;
+  await assert.rejects(cache.load(def, { cwd }), /expected a mapping/);
+  nodes[0].with = { value: 1 };
+  assert.equal(await cache.load(def, { cwd }), last);
+  // Nothing bad was kept (the array with a hole reached validation as a miss: its
+  // canonical form has a key).
+  assert.deepEqual(cache.stats, { hits: hits + 5, misses: misses + 1, size: misses });
+});
+
 Deno.test("FlowCache drops the least recently used flow beyond its size", async () => {
   const cache = new FlowCache(2);
   const flow = (id: string) => ({ id, nodes: [{ id: "a", type: "log", with: { message: id } }] });
