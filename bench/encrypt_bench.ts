@@ -21,9 +21,10 @@
  * on stores of its own, interleaved with the others in every round (the
  * order rotates), and each row shows its rate and ratio beside this tree's.
  *
- * With `--cache <size>` the encrypted store is opened with that
- * `encrypt.cache` (`--cache 0`: no plaintext kept, every read decrypts); by
- * default it keeps 8 MiB, so the reads of values just written are hits.
+ * With `--cache <size>` the encrypted store (and the baseline's) is opened
+ * with that `encrypt.cache` (`--cache 0`: no plaintext kept, every read
+ * decrypts); by default it keeps 8 MiB, so the reads of values just written
+ * are hits.
  *
  * Run: deno run -A bench/encrypt_bench.ts [rounds] [n] [--baseline <dir>] [--cache <size>]
  * (`deno task bench` loads this file without running it.)
@@ -31,7 +32,7 @@
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createCipheriv, createDecipheriv } from "node:crypto";
-import process from "node:process";
+import { cpuUs, median } from "./_cpu.ts";
 import { openStore, type Store } from "../mod.ts";
 import { encrypted } from "../encrypt.ts";
 
@@ -48,21 +49,10 @@ interface Backend {
   n: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
 const OPS = ["set", "get", "getMany", "list"] as const;
 type Op = typeof OPS[number];
 /** Values per `getMany` call and per `list` page. */
 const BATCH = 100;
-
-/** This process's CPU time (every thread: WebCrypto's pool too), in µs. */
-function cpuUs(): number {
-  const { user, system } = process.cpuUsage();
-  return user + system;
-}
 
 /** CPU µs per value of each op of the last {@linkcode timeOps}. */
 let lastCpu: Record<Op, number> = { set: 0, get: 0, getMany: 0, list: 0 };
@@ -224,7 +214,12 @@ if (import.meta.main) {
     stores[b.name] = {
       plain: await b.open(dir, "plain"),
       enc: await encrypted(await b.open(dir, "enc"), { key: KEY, cache }),
-      base: baseline && await baseline(await b.open(dir, "base"), { key: KEY }),
+      // The same cache for the baseline (a tree from before the option: leave --cache out).
+      base: baseline &&
+        await baseline(
+          await b.open(dir, "base"),
+          cache === undefined ? { key: KEY } : { key: KEY, cache },
+        ),
     };
   }
   const webCrypto: { seal: number[]; open: number[]; openBatch: number[] } = {

@@ -93,6 +93,7 @@ import {
   outsideInternal,
   reachesInternal,
 } from "./internal_keys.ts";
+import { provideStoredReader, type StoredReader } from "./stored_read.ts";
 
 /** The topic of the wake-ups a feed commit sends (`listen`/`signal`) to watchers in other processes. */
 export const FEED_TOPIC = "feed";
@@ -433,6 +434,8 @@ class CoreStore implements Store {
       this.claimFirst = (prefix, take, options) =>
         this.#claimFirst(claim, prefix, take as never, options);
     }
+    const reader = this.#storedReader;
+    provideStoredReader(this, CoreStore.prototype, () => reader);
   }
 
   listen?: (topic: string, onSignal: () => void) => Promise<() => Promise<void>>;
@@ -466,6 +469,24 @@ class CoreStore implements Store {
   }
 
   async getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {
+    const raws = await this.#getManyStored(keys);
+    return raws.map((r) => r === null ? null : toEntry<T>(r));
+  }
+
+  /** What {@linkcode CoreStore.get} reads, not parsed: at once when the driver answers at once. */
+  #getStored(key: Key): RawEntry | null | Promise<RawEntry | null> {
+    this.#assertOpen("Cannot get");
+    assertKey(key, "Cannot get");
+    const now = this.#clock.now();
+    const raw = this.#driver.get(key, now);
+    // Anything with a `then` is awaited, as `get`'s `await` does (a plugin's own thenable too).
+    return typeof (raw as Partial<PromiseLike<unknown>> | null)?.then === "function"
+      ? Promise.resolve(raw).then((r) => this.#live(r, now))
+      : this.#live(raw as RawEntry | null, now);
+  }
+
+  /** What {@linkcode CoreStore.getMany} reads, not parsed. */
+  async #getManyStored(keys: readonly Key[]): Promise<(RawEntry | null)[]> {
     this.#assertOpen("Cannot getMany");
     if (!Array.isArray(keys)) throw new TypeError("Cannot getMany: keys must be an array of keys");
     for (const key of keys) assertKey(key, "Cannot getMany");
@@ -473,11 +494,14 @@ class CoreStore implements Store {
     const raws = this.#driver.getMany
       ? await this.#driver.getMany(keys, now)
       : await Promise.all(keys.map((k) => this.#driver.get(k, now)));
-    return raws.map((r) => {
-      const live = this.#live(r, now);
-      return live === null ? null : toEntry<T>(live);
-    });
+    return raws.map((r) => this.#live(r, now));
   }
+
+  /** Entries as stored, for the encryption wrapper (see `stored_read.ts`). */
+  readonly #storedReader: StoredReader = {
+    get: (key) => this.#getStored(key),
+    getMany: (keys) => this.#getManyStored(keys),
+  };
 
   /**
    * Build the core's index entries not built yet (and, when `authoritative`,

@@ -29,6 +29,7 @@ import type {
 } from "../store/types.ts";
 import { markUniqueVersions } from "../store/store.ts";
 import { ENCRYPTION, type EncryptionHandle, encryptionOf } from "../store/sealed.ts";
+import { provideStoredReader, storedReads } from "../store/stored_read.ts";
 
 /** One committed write of a {@linkcode notifyingStore}. */
 export interface StoreChange {
@@ -66,6 +67,9 @@ class NotifyingStore extends ForwardingBase implements Store {
     this.#store = store;
     this.#listener = listener;
     markUniqueVersions(this, store);
+    // Its reads as stored are the store's (its `get` and `getMany` hand out the store's own).
+    const reads = storedReads(store);
+    provideStoredReader(this, NotifyingStore.prototype, () => reads?.now());
   }
 
   /** An encrypted store's handle, forwarded (the backup and rekey jobs read sealed values through it). */

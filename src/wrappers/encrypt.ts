@@ -43,6 +43,8 @@ import {
   SealedPathError,
 } from "../store/sealed.ts";
 import { internalAccess } from "../store/internal_keys.ts";
+import { type StoredReader, type StoredReads, storedReads } from "../store/stored_read.ts";
+import type { RawEntry } from "../store/driver.ts";
 import type {
   AtomicOperation,
   Change,
@@ -753,6 +755,8 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   readonly #plaintext: readonly (readonly string[])[];
   readonly #handle: EncryptionHandle;
   readonly #opened: OpenedCache;
+  /** The store's reads as stored, when it has them and the cache is on. */
+  readonly #reads: StoredReads | undefined;
   #closed = false;
 
   constructor(
@@ -763,7 +767,14 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   ) {
     super(store);
     this.#store = store;
-    this.#opened = new OpenedCache(cacheBytes);
+    // Without plaintext fields an envelope is its sealed text alone: the cache compares a
+    // stored text with it in place, so a write keeps no stored text of its own.
+    this.#opened = new OpenedCache(cacheBytes, {
+      head: `{"${SEALED_FIELD}":"`,
+      tail: `"}`,
+      bareHits: plaintext.length === 0,
+    });
+    this.#reads = cacheBytes > 0 ? storedReads(store) : undefined;
     this.#keys = keys;
     this.#byId = new Map(keys.map((k) => [k.id, k]));
     this.#plaintext = plaintext;
@@ -885,10 +896,17 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     return this.#plaintext.length > 0 ? { ...sealed, ...projection } : sealed;
   }
 
-  /** Keep the plaintext of a write the store committed (`sealed` as stored), for reads. */
+  /**
+   * Keep the plaintext of a write the store committed (`sealed` as stored),
+   * for reads; with plaintext fields, with the envelope's JSON text as the
+   * core writes it (a backend that gives back other text, reordered, is a
+   * miss, never a wrong hit).
+   */
   #keepWritten(key: Key, sealed: JsonValue, text: string): void {
     if (this.#closed) return;
-    this.#opened.put((sealed as Record<string, string>)[SEALED_FIELD], key, text);
+    const envelope = sealed as Record<string, JsonValue> & { $sealed: string };
+    const stored = this.#plaintext.length === 0 ? undefined : JSON.stringify(envelope);
+    this.#opened.put(envelope[SEALED_FIELD], key, text, stored, true); // sealed here
   }
 
   /** Whether the plaintext fields stored beside a sealed value are the projection of `value`. */
@@ -910,8 +928,11 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
    * (`encrypt.cache`) is used when its sealed text is the one kept; with
    * `keep` (a read by key: get, getMany) what it opens is kept, while
    * listings, queries and history only look (a scan does not push out the
-   * values read by key). Synchronous (the value, or a
-   * throw) for a value up to 4 KiB; a promise for a larger one.
+   * values read by key). `storedText` is the stored value's JSON text, when
+   * it was read as stored: kept beside the plaintext once every check
+   * passed, so that a read of the same text is a hit without parsing it.
+   * Synchronous (the value, or a throw) for a value up to 4 KiB; a promise
+   * for a larger one.
    */
   #openNow<T>(
     key: Key,
@@ -919,6 +940,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     checkProjection = true,
     seq?: number,
     keep = false,
+    storedText?: string,
   ): T | Promise<T> {
     // Built only for an error (a key as JSON costs about a microsecond).
     const where = () =>
@@ -979,8 +1001,16 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
       }
       return value;
     };
+    // Kept (again, with the stored text when there is one) only once the checks passed.
+    const kept = (json: string, fresh: boolean): T => {
+      const value = parse(json);
+      if (keep && (fresh || storedText !== undefined) && !this.#closed) {
+        this.#opened.put(text, key, json, storedText);
+      }
+      return value;
+    };
     const known = this.#opened.get(text, key);
-    if (known !== undefined) return parse(known);
+    if (known !== undefined) return kept(known, false);
     let plain: Uint8Array | Promise<Uint8Array>;
     try {
       // Damaged base64 fails here, inside the try: it is a value that fails authentication.
@@ -988,16 +1018,11 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     } catch (err) {
       throw failed(err);
     }
-    const remember = (bytes: Uint8Array): string => {
-      const json = DECODER.decode(bytes);
-      if (keep && !this.#closed) this.#opened.put(text, key, json);
-      return json;
-    };
     return plain instanceof Promise
-      ? plain.then((bytes) => parse(remember(bytes)), (err) => {
+      ? plain.then((bytes) => kept(DECODER.decode(bytes), true), (err) => {
         throw failed(err);
       })
-      : parse(remember(plain));
+      : kept(DECODER.decode(plain), true);
   }
 
   /** The entry with its value opened: at once, or a promise for a large value. */
@@ -1005,6 +1030,23 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     return whenOpened(
       this.#openNow<T>(entry.key, entry.value, true, undefined, keep),
       (value) => ({ ...entry, value }),
+    );
+  }
+
+  /**
+   * An entry read as stored, opened: from the cache when its whole stored
+   * text is the one kept for its key (the envelope is not parsed), else
+   * parsed and opened as any read by key, its text kept once it opened.
+   */
+  #openStored<T>(raw: RawEntry): Entry<T> | Promise<Entry<T>> {
+    const { key, value: storedText, version, expiresAt } = raw;
+    const json = this.#opened.getStored(storedText, key);
+    if (json !== undefined) {
+      return { key: [...key], value: JSON.parse(json) as T, version, expiresAt };
+    }
+    return whenOpened(
+      this.#openNow<T>(key, JSON.parse(storedText), true, undefined, true, storedText),
+      (value) => ({ key: [...key], value, version, expiresAt }),
     );
   }
 
@@ -1019,7 +1061,33 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     return { sealed: await this.#seal(key, text, parsed), text };
   }
 
-  async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
+  /**
+   * The store's reads as stored, asked for at each read: only the core's
+   * store (or the runtime's notifying store over it) has them, and only
+   * while its `get` and `getMany` are its own; a store that intercepts reads
+   * (a `Proxy`, a replaced method, a wrapper) is read through its `get`.
+   */
+  #reader(): StoredReader | undefined {
+    return this.#reads?.now();
+  }
+
+  get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
+    const reader = this.#reader();
+    if (reader === undefined) return this.#getParsed(key);
+    try {
+      // Read as stored (no parse of the envelope on a hit), at once from a synchronous driver.
+      const raw = reader.get(key);
+      if (raw instanceof Promise) {
+        return raw.then((r) => r === null ? null : this.#openStored<T>(r));
+      }
+      return Promise.resolve(raw === null ? null : this.#openStored<T>(raw));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** `get` through the store's own `get` (a store that does not read as stored). */
+  async #getParsed<T>(key: Key): Promise<Entry<T> | null> {
     const entry = await this.#store.get<T>(key);
     return entry === null ? null : await this.#openEntry(entry, true);
   }
@@ -1075,6 +1143,11 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   }
 
   async getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {
+    const reader = this.#reader();
+    if (reader !== undefined) {
+      const raws = await reader.getMany(keys);
+      return await openEach(raws, (r) => r === null ? null : this.#openStored<T>(r));
+    }
     const entries = await this.#store.getMany<T>(keys);
     return await openEach(entries, (e) => e === null ? null : this.#openEntry(e, true));
   }
