@@ -480,8 +480,8 @@ class CoreStore implements Store {
     const now = this.#clock.now();
     const raw = this.#driver.get(key, now);
     // Anything with a `then` is awaited, as `get`'s `await` does (a plugin's own thenable too).
-    return typeof (raw as Partial<PromiseLike<unknown>> | null)?.then === "function"
-      ? Promise.resolve(raw).then((r) => this.#live(r, now))
+    return isThenable(raw)
+      ? Promise.resolve(raw).then((r) => this.#live(r as RawEntry | null, now))
       : this.#live(raw as RawEntry | null, now);
   }
 
