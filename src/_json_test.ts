@@ -36,7 +36,12 @@ function assertSame(actual: unknown, expected: unknown, what = "value"): void {
 function own(entries: [string, unknown][]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of entries) {
-    Object.defineProperty(out, k, { value: v, writable: true, enumerable: true, configurable: true });
+    Object.defineProperty(out, k, {
+      value: v,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
   }
   return out;
 }
@@ -83,7 +88,7 @@ Deno.test("buildJson: hand-written texts and what they mean", () => {
     ['{"a":1,"__proto__":{"x":1},"\\n":2}', own([["a", 1], ["__proto__", { x: 1 }], ["\n", 2]])],
     ['{"__proto__":1,"__proto__":2}', own([["__proto__", 2]])],
     ['{"__pr\\u006fto__":[],"b":1}', own([["__proto__", []], ["b", 1]])],
-    ["\t\r\n { \"k\" \n:\r [ 1 , 2 ] } \n", { k: [1, 2] }],
+    ['\t\r\n { "k" \n:\r [ 1 , 2 ] } \n', { k: [1, 2] }],
   ];
   for (const [text, expected] of cases) {
     poison();
@@ -137,7 +142,21 @@ function random(seed: number): () => number {
   };
 }
 
-const PIECES = ["\n", '"', "\\", "\u0000", "\ud800", "\udfff", "\t", "/", "a", "st", "é", "1", "__proto__"];
+const PIECES = [
+  "\n",
+  '"',
+  "\\",
+  "\u0000",
+  "\ud800",
+  "\udfff",
+  "\t",
+  "/",
+  "a",
+  "st",
+  "é",
+  "1",
+  "__proto__",
+];
 
 Deno.test("parseJson: property — random escaped keys read back as written after poisoning", () => {
   const next = random(0x5eed);
