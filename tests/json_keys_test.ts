@@ -12,12 +12,13 @@ import type { JsonValue, Key, Store } from "../src/store/types.ts";
 import { encrypted } from "../src/wrappers/encrypt.ts";
 import { cached } from "../src/wrappers/cached.ts";
 import { dropTestSchema, newTable, pgTest, SCHEMA } from "../plugins/postgres/_test_utils.ts";
+import { withServed } from "./_serve.ts";
 
 const VALUES: [Key, JsonValue][] = [
-  [["o", "a"], { st: 1, "a\\": 1 }],
-  [["o", "b"], { st: 1, "a\n": 2 }],
-  [["o", "c"], { st: 1, "\\": 3, inner: [{ st: 1, "\n": 4 }] }],
-  [["o", "d"], { st: 1, "\n": 5, '"': 6, "\u0000": 7, "\ud800": 8, __proto__x: 9 }],
+  [["o", "a"], { st: 1, "a\\": 1, w: "apple" }],
+  [["o", "b"], { st: 1, "a\n": 2, w: "apple" }],
+  [["o", "c"], { st: 1, "\\": 3, inner: [{ st: 1, "\n": 4 }], w: "apple" }],
+  [["o", "d"], { st: 1, "\n": 5, '"': 6, "\u0000": 7, "\ud800": 8, w: "apple" }],
 ];
 const EXPECTED = VALUES.map(([, v]) => JSON.stringify(v));
 
@@ -27,7 +28,12 @@ function poison(): void {
 }
 
 /** Every read of `store` returns the values with their keys as written (key order included). */
-async function checkReads(store: Store, what: string, feed: boolean): Promise<void> {
+async function checkReads(
+  store: Store,
+  what: string,
+  feed: boolean,
+  indexed = true,
+): Promise<void> {
   for (const [key, value] of VALUES) await store.set(key, value);
   for (const [key, value] of VALUES) {
     poison();
@@ -47,6 +53,18 @@ async function checkReads(store: Store, what: string, feed: boolean): Promise<vo
   poison();
   const queried = await store.query({ prefix: ["o"] });
   assert.deepEqual(queried.map((e) => JSON.stringify(e.value)), EXPECTED, `${what} query`);
+  if (indexed) {
+    poison();
+    const eq = await store.query({ prefix: ["o"], where: [{ path: "st", op: "eq", value: 1 }] });
+    assert.deepEqual(eq.map((e) => JSON.stringify(e.value)), EXPECTED, `${what} indexed eq query`);
+    poison();
+    const hits = await store.search("apple", { limit: 10 });
+    assert.deepEqual(
+      hits.map((e) => JSON.stringify(e.value)).sort(),
+      [...EXPECTED].sort(),
+      `${what} search`,
+    );
+  }
   if (feed) {
     poison();
     const changes = [];
@@ -65,7 +83,7 @@ async function checkBackend(name: string, open: (label: string) => Promise<Store
   }
   {
     await using store = await encrypted(await open("enc"), { key: "11".repeat(32) });
-    await checkReads(store, `${name} encrypted`, false);
+    await checkReads(store, `${name} encrypted`, false, false);
   }
   {
     await using store = cached(await open("cached"), { max: 100 });
@@ -77,10 +95,15 @@ async function checkBackend(name: string, open: (label: string) => Promise<Store
   }
 }
 
-const CHANGES = { keep: "1d" };
+/** A feed, an index on `st` and a search index: every read path of the store. */
+const OPTIONS = {
+  changes: { keep: "1d" },
+  indexes: [{ prefix: ["o"], path: "st" }],
+  search: { prefix: ["o"] },
+};
 
 Deno.test("escaped object keys read back as written: memory", async () => {
-  await checkBackend("memory", () => openStore({ plugin: "memory", changes: CHANGES }));
+  await checkBackend("memory", () => openStore({ plugin: "memory", ...OPTIONS }));
 });
 
 Deno.test("escaped object keys read back as written: jsonfile and sqlite", async () => {
@@ -91,11 +114,11 @@ Deno.test("escaped object keys read back as written: jsonfile and sqlite", async
         openStore({
           plugin,
           path: join(dir, `${plugin}_${label}.${plugin === "sqlite" ? "db" : "json"}`),
-          changes: CHANGES,
+          ...OPTIONS,
         } as { plugin: string }));
       // Reopened: the values come from the file, parsed afresh.
       const path = join(dir, `${plugin}_plain.${plugin === "sqlite" ? "db" : "json"}`);
-      await using store = await openStore({ plugin, path, changes: CHANGES } as { plugin: string });
+      await using store = await openStore({ plugin, path, ...OPTIONS } as { plugin: string });
       poison();
       const listed = await store.query({ prefix: ["o"] });
       assert.deepEqual(listed.map((e) => JSON.stringify(e.value)), EXPECTED, `${plugin} reopened`);
@@ -108,10 +131,28 @@ Deno.test("escaped object keys read back as written: jsonfile and sqlite", async
 pgTest("escaped object keys read back as written: postgres", async (url) => {
   await checkBackend("postgres", (label) =>
     openStore(
-      { plugin: "postgres", url, schema: SCHEMA, table: newTable(label), changes: CHANGES } as {
+      { plugin: "postgres", url, schema: SCHEMA, table: newTable(label), ...OPTIONS } as {
         plugin: string;
       },
     ));
+});
+
+Deno.test("escaped object keys in an HTTP body are stored as written", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ request, runtime }) => {
+    const store = await runtime.store("main");
+    for (const [key, value] of VALUES) {
+      poison();
+      const res = await request(`/api/stores/main/entry?${key.map((k) => `key=${k}`).join("&")}`, {
+        method: "PUT",
+        body: JSON.stringify({ value }),
+        headers: { "content-type": "application/json", "if-none-match": "*" },
+      });
+      assert.equal(res.status, 200, await res.text());
+      poison();
+      const stored = await store.get(key);
+      assert.equal(JSON.stringify(stored?.value), JSON.stringify(value), `PUT ${key.join("/")}`);
+    }
+  });
 });
 
 dropTestSchema();
