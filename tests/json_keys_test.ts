@@ -15,8 +15,8 @@ import { dropTestSchema, newTable, pgTest, SCHEMA } from "../plugins/postgres/_t
 import { withServed } from "./_serve.ts";
 
 const VALUES: [Key, JsonValue][] = [
-  [["o", "a"], { st: 1, "a\\": 1, w: "apple" }],
-  [["o", "b"], { st: 1, "a\n": 2, w: "apple" }],
+  [["o", "a"], { st: 1, "a\\": "cherry", w: "apple" }],
+  [["o", "b"], { st: 1, "a\n": "banana", w: "apple" }],
   [["o", "c"], { st: 1, "\\": 3, inner: [{ st: 1, "\n": 4 }], w: "apple" }],
   [["o", "d"], { st: 1, "\n": 5, '"': 6, "\u0000": 7, "\ud800": 8, w: "apple" }],
 ];
@@ -57,6 +57,16 @@ async function checkReads(
     poison();
     const eq = await store.query({ prefix: ["o"], where: [{ path: "st", op: "eq", value: 1 }] });
     assert.deepEqual(eq.map((e) => JSON.stringify(e.value)), EXPECTED, `${what} indexed eq query`);
+    // Filters and indexes on an escaped key see the key as written.
+    for (const op of ["eq", "exists"] as const) {
+      poison();
+      const where = [{ path: ["a\n"], op, value: op === "eq" ? "banana" : true }];
+      const found = await store.query({ prefix: ["o"], where });
+      assert.deepEqual(found.map((e) => e.key), [["o", "b"]], `${what} query ${op} on "a\\n"`);
+    }
+    poison();
+    const banana = await store.search("banana", { fields: [["a\n"]] });
+    assert.deepEqual(banana.map((e) => e.key), [["o", "b"]], `${what} search in "a\\n"`);
     poison();
     const hits = await store.search("apple", { limit: 10 });
     assert.deepEqual(
@@ -98,7 +108,7 @@ async function checkBackend(name: string, open: (label: string) => Promise<Store
 /** A feed, an index on `st` and a search index: every read path of the store. */
 const OPTIONS = {
   changes: { keep: "1d" },
-  indexes: [{ prefix: ["o"], path: "st" }],
+  indexes: [{ prefix: ["o"], path: "st" }, { prefix: ["o"], path: ["a\n"] }],
   search: { prefix: ["o"] },
 };
 
