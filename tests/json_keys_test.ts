@@ -13,6 +13,7 @@ import { encrypted } from "../src/wrappers/encrypt.ts";
 import { cached } from "../src/wrappers/cached.ts";
 import { dropTestSchema, newTable, pgTest, SCHEMA } from "../plugins/postgres/_test_utils.ts";
 import { withServed } from "./_serve.ts";
+import { openRuntime } from "../mod.ts";
 
 const VALUES: [Key, JsonValue][] = [
   [["o", "a"], { st: 1, "a\\": "cherry", w: "apple" }],
@@ -163,6 +164,24 @@ Deno.test("escaped object keys in an HTTP body are stored as written", async () 
       assert.equal(JSON.stringify(stored?.value), JSON.stringify(value), `PUT ${key.join("/")}`);
     }
   });
+});
+
+Deno.test("escaped object keys in a flow's input come out of its nodes and outputs as written", async () => {
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  for (const [, value] of VALUES) {
+    poison();
+    const run = await rt.runFlow({
+      id: "echo",
+      inputs: { obj: { type: "object" } },
+      nodes: [{ id: "copy", type: "transform", with: { value: "${{ inputs.obj }}" } }],
+      outputs: { out: "${{ nodes.copy.output }}" },
+    }, { input: { obj: value } });
+    assert.equal(run.status, "succeeded");
+    assert.equal(JSON.stringify(run.outputs?.out), JSON.stringify(value), "the run's outputs");
+    poison();
+    const recorded = await (await rt.records()).getRun(run.id);
+    assert.equal(JSON.stringify(recorded?.outputs?.out), JSON.stringify(value), "recorded");
+  }
 });
 
 dropTestSchema();
