@@ -110,7 +110,7 @@ async function checkBackend(name: string, open: (label: string) => Promise<Store
 const OPTIONS = {
   changes: { keep: "1d" },
   indexes: [{ prefix: ["o"], path: "st" }, { prefix: ["o"], path: ["a\n"] }],
-  search: { prefix: ["o"] },
+  search: { prefix: ["o"], fields: ["w", ["a\n"]] },
 };
 
 Deno.test("escaped object keys read back as written: memory", async () => {
