@@ -117,19 +117,23 @@ Deno.test("escaped object keys read back as written: memory", async () => {
   await checkBackend("memory", () => openStore({ plugin: "memory", ...OPTIONS }));
 });
 
-Deno.test("escaped object keys read back as written: jsonfile and sqlite", async () => {
+Deno.test("escaped object keys read back as written: jsonfile, sqlite, memory with a snapshot", async () => {
   const dir = await Deno.makeTempDir({ prefix: "flowstate_json_keys_" });
+  // The file option of each plugin, and the file's extension.
+  const files: [plugin: string, option: string, ext: string][] = [
+    ["jsonfile", "path", "json"],
+    ["sqlite", "path", "db"],
+    ["memory", "snapshot", "json"],
+  ];
   try {
-    for (const plugin of ["jsonfile", "sqlite"]) {
-      await checkBackend(plugin, (label) =>
-        openStore({
-          plugin,
-          path: join(dir, `${plugin}_${label}.${plugin === "sqlite" ? "db" : "json"}`),
-          ...OPTIONS,
-        } as { plugin: string }));
+    for (const [plugin, option, ext] of files) {
+      const spec = (label: string) =>
+        ({ plugin, [option]: join(dir, `${plugin}_${label}.${ext}`), ...OPTIONS }) as {
+          plugin: string;
+        };
+      await checkBackend(plugin, (label) => openStore(spec(label)));
       // Reopened: the values come from the file, parsed afresh.
-      const path = join(dir, `${plugin}_plain.${plugin === "sqlite" ? "db" : "json"}`);
-      await using store = await openStore({ plugin, path, ...OPTIONS } as { plugin: string });
+      await using store = await openStore(spec("plain"));
       poison();
       const listed = await store.query({ prefix: ["o"] });
       assert.deepEqual(listed.map((e) => JSON.stringify(e.value)), EXPECTED, `${plugin} reopened`);
