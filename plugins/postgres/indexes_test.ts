@@ -6,6 +6,7 @@ import { dropTestSchema, newTable, pgTest, SCHEMA, withAdmin } from "./_test_uti
 import { format1Meta, format1Words, NFKC_SEARCHES, NFKC_TEXTS } from "../_sql/_test_utils.ts";
 import { searchWords } from "../../src/store/indexes.ts";
 import { searchServerProblem } from "./search.ts";
+import { encodeKey } from "../../src/store/keys.ts";
 
 /** Rows of one statement on a connection of its own. */
 async function rows<T>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
@@ -126,6 +127,70 @@ pgTest(
       where: [{ path: "total", op: "eq", value: 5 }],
     });
     assert.deepEqual(none, []);
+  },
+);
+
+pgTest(
+  "postgres: an indexed eq answers exactly beside values jsonb cannot hold, raw SQL rows too",
+  async (url) => {
+    // The index functions read such a value with its NUL and surrogate escapes (an escaped
+    // pair too) turned into U+FFFD: an eq whose operand and path hold none of those reads
+    // the index without the check for them; any other eq is checked, and the core answers.
+    const table = newTable("oddeq");
+    const indexes = [{ prefix: ["o"], path: "st" }, { prefix: ["o"], path: "😀" }];
+    await using store = await open(url, table, { indexes });
+    await using reference = await openStore({ plugin: "memory" });
+    const values: [string, unknown][] = [
+      ["a", { st: "needle", n: 1 }],
+      ["b", { st: "x\u0000", z: "\ud800" }],
+      ["c", { st: "x\ufffd" }],
+      ["d", { st: "needle", note: "\udfff" }],
+      ["g", { st: 7, z: "a\u0000" }],
+      ["h", { st: null, z: "\ud800" }],
+    ];
+    for (const [k, v] of values) {
+      await store.set(["o", k], v as never);
+      await reference.set(["o", k], v as never);
+    }
+    // Written by another client, past Flowstate: escaped surrogate pairs (which JSON.stringify
+    // never writes) beside a lone surrogate, so the index reads "😀" as "\ufffd\ufffd".
+    const raw: [string, string, unknown][] = [
+      ["e", String.raw`{"st":"\ud83d\ude00","z":"\ud800"}`, { st: "😀", z: "\ud800" }],
+      ["f", String.raw`{"\ud83d\ude00":"k","st":"\u0000"}`, { "😀": "k", st: "\u0000" }],
+    ];
+    for (const [k, text, v] of raw) {
+      const key = encodeKey(["o", k]);
+      await rows(
+        url,
+        `INSERT INTO "${SCHEMA}"."${table}" (key, value, version, expires_at) ` +
+          `VALUES (decode($1, 'hex'), $2, 'raw', NULL)`,
+        [Array.from(key, (b) => b.toString(16).padStart(2, "0")).join(""), text],
+      );
+      assert.deepEqual((await store.get(["o", k]))?.value, v);
+      await reference.set(["o", k], v as never);
+    }
+    const eq = (path: string, value: unknown) => ({
+      prefix: ["o"],
+      where: [{ path, op: "eq" as const, value: value as string }],
+    });
+    const cases: [ReturnType<typeof eq>, string[], boolean][] = [
+      [eq("st", "needle"), ["a", "d"], false],
+      [eq("st", 7), ["g"], false],
+      [eq("st", null), ["h"], false],
+      [eq("st", "x"), [], false],
+      [eq("st", "x\ufffd"), ["c"], true], // the index also holds "b" there
+      [eq("st", "😀"), ["e"], true], // the index holds "e" under "\ufffd\ufffd"
+      [eq("😀", "k"), ["f"], true], // … and the key of "f"
+    ];
+    for (const [q, keys, checked] of cases) {
+      const ours = (await store.query(q)).map((e) => e.key[1]);
+      assert.deepEqual(ours, keys, JSON.stringify(q));
+      assert.deepEqual((await reference.query(q)).map((e) => e.key[1]), keys);
+      const plan = await store.explain(q);
+      assert.equal(plan.index, store.indexes[q.where[0].path === "st" ? 0 : 1].name);
+      const fallback = plan.detail.some((d) => d.includes("falls back to the core's scan"));
+      assert.equal(fallback, checked, `${JSON.stringify(q)}\n${plan.detail.join("\n")}`);
+    }
   },
 );
 
