@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { openStore } from "../../src/plugin.ts";
-import type { Store } from "../../src/store/types.ts";
+import type { JsonValue, Query, Store, WhereClause } from "../../src/store/types.ts";
 import postgres from "postgres";
 import { dropTestSchema, newTable, pgTest, SCHEMA, withAdmin } from "./_test_utils.ts";
 import { format1Meta, format1Words, NFKC_SEARCHES, NFKC_TEXTS } from "../_sql/_test_utils.ts";
@@ -169,25 +169,31 @@ pgTest(
       assert.deepEqual((await store.get(["o", k]))?.value, v);
       await reference.set(["o", k], v as never);
     }
-    const eq = (path: string, value: unknown) => ({
+    const on = (path: string, op: WhereClause["op"], value: unknown, more = {}): Query => ({
       prefix: ["o"],
-      where: [{ path, op: "eq" as const, value: value as string }],
+      where: [{ path, op, value: value as JsonValue }],
+      ...more,
     });
-    const cases: [ReturnType<typeof eq>, string[], boolean][] = [
-      [eq("st", "needle"), ["a", "d"], false],
-      [eq("st", 7), ["g"], false],
-      [eq("st", null), ["h"], false],
-      [eq("st", "x"), [], false],
-      [eq("st", "x\ufffd"), ["c"], true], // the index also holds "b" there
-      [eq("st", "😀"), ["e"], true], // the index holds "e" under "\ufffd\ufffd"
-      [eq("😀", "k"), ["f"], true], // … and the key of "f"
+    const cases: [Query, string[], boolean][] = [
+      [on("st", "eq", "needle"), ["a", "d"], false],
+      [on("st", "eq", 7), ["g"], false],
+      [on("st", "eq", null), ["h"], false],
+      [on("st", "eq", "x"), [], false],
+      [on("st", "gte", 1), ["g"], false],
+      [on("st", "lt", 9, { orderBy: { path: "st", direction: "desc" }, limit: 1 }), ["g"], false],
+      [on("st", "eq", "x\ufffd"), ["c"], true], // the index also holds "b" there
+      [on("st", "eq", "😀"), ["e"], true], // the index holds "e" under "\ufffd\ufffd"
+      [on("😀", "eq", "k"), ["f"], true], // … and the key of "f"
+      // "x\u0000" and "x\ufffd" (which the index both reads as "x\ufffd"), and "😀".
+      [on("st", "gt", "x"), ["b", "c", "e"], true],
+      [on("st", "lt", "x\u0001"), ["a", "b", "d", "f"], true], // the index holds "b" after it
     ];
     for (const [q, keys, checked] of cases) {
       const ours = (await store.query(q)).map((e) => e.key[1]);
       assert.deepEqual(ours, keys, JSON.stringify(q));
       assert.deepEqual((await reference.query(q)).map((e) => e.key[1]), keys);
       const plan = await store.explain(q);
-      assert.equal(plan.index, store.indexes[q.where[0].path === "st" ? 0 : 1].name);
+      assert.equal(plan.index, store.indexes[q.where![0].path === "st" ? 0 : 1].name);
       const fallback = plan.detail.some((d) => d.includes("falls back to the core's scan"));
       assert.equal(fallback, checked, `${JSON.stringify(q)}\n${plan.detail.join("\n")}`);
     }

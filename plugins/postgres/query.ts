@@ -161,8 +161,9 @@ export interface PgCompiledQuery {
   /** Whether the index narrows the rows (a where clause), not only orders them. */
   narrows?: boolean;
   /**
-   * With an index that may misplace a value jsonb cannot hold (every use but
-   * an `eq` it answers exactly for them, see `exactForOddValues`): a SELECT
+   * With an index that may misplace a value jsonb cannot hold (a sort, a
+   * string range, an `eq` on a string that may hold U+FFFD: see
+   * `exactForOddValues`): a SELECT
    * of one boolean, whether a value under the index's prefix is one (then
    * the query, which returned no rows, must be answered by the core). The
    * query itself returns no rows in that case.
@@ -217,17 +218,22 @@ function indexTerms(
 const REPLACED = /[\u0000\ud800-\udfff\ufffd]/;
 
 /**
- * Whether the index's answer to `clause` (an `eq` it narrows by) is exact
+ * Whether the index's answer to `clause` (the clause it narrows by) is exact
  * even for values jsonb cannot hold, so that the query needs no check for
- * them under the index's prefix (see {@linkcode REPLACED}): a number, `null`
- * or boolean operand, or a string without NUL, surrogates and U+FFFD, on a
- * path without surrogates and U+FFFD. The index then places every such value
- * by the field the core reads: no match is missed or made up, and every
- * match has the same (R, N, S), so key order among them is exact too.
+ * them under the index's prefix (see {@linkcode REPLACED}), on a path
+ * without surrogates and U+FFFD: a number operand (`R = 4` and N: numbers
+ * and types read as they are), an `eq` on `null` or a boolean (R alone), or
+ * an `eq` on a string without NUL, surrogates and U+FFFD. The index then
+ * places every such value by the field the core reads: no match is missed or
+ * made up, and the matches are in the order the index's columns say (one
+ * (R, N, S) for an `eq`; R = 4, N exact and S null for numbers). Not a
+ * string range: a replaced string may sort on the other side of its bound.
  */
 function exactForOddValues(index: IndexSpec, clause: NormalizedQuery["where"][number]): boolean {
-  if (clause.op !== "eq" || index.path.some((seg) => REPLACED.test(seg))) return false;
-  return typeof clause.value !== "string" || !REPLACED.test(clause.value);
+  if (index.path.some((seg) => REPLACED.test(seg))) return false;
+  const operand = clause.value;
+  if (typeof operand === "number") return true;
+  return clause.op === "eq" && (typeof operand !== "string" || !REPLACED.test(operand));
 }
 
 /** The class of a string operand in a shape key (see `shapeKey`). */
@@ -264,8 +270,8 @@ export function compileQuery(
     : boundsWhere(prefixBounds(q.prefix), (b) => params.bind(b), "e.key");
   where.push(`(e.expires_at IS NULL OR e.expires_at > ${params.bind(now)}::float8)`);
   const narrows = terms !== undefined;
-  // The check for values the index may misplace (a second index's probe: about a fifth of an
-  // indexed eq's time on the server), unless the index's answer is exact for them too.
+  // The check for values the index may misplace (a probe of a second index: about a fifth of
+  // an indexed eq's time on the server), unless the index's answer is exact for them too.
   const checksOdd = choice !== undefined &&
     !(narrows && exactForOddValues(choice.index, q.where[choice.clause!]));
   if (choice !== undefined) where.push(...prefixTerms("e.key", choice.index.prefix));
@@ -381,8 +387,7 @@ function probeQuery(q: NormalizedQuery): { probe: NormalizedQuery; probes: Map<u
     // Of the operand's class (see stringClass), which decides the text.
     else if (typeof v === "string" && safeText(v)) {
       p = `\u0002probe${++k}${REPLACED.test(v) ? "\ufffd" : ""}\u0002`;
-    }
-    else return v;
+    } else return v;
     probes.set(p, { kind: "operand", clause, item, json: false });
     probes.set(JSON.stringify(p), { kind: "operand", clause, item, json: true });
     return p;

@@ -108,10 +108,18 @@ Deno.test("compileQuery checks for values jsonb cannot hold unless the index's e
     assert.equal(checks({ ...eq(value), orderBy: { path: "a" }, limit: 2 }), false);
   }
   assert.equal(checks({ ...eq("needle"), where: [...eq("n").where, ...eq(1, "c").where] }), false);
-  // Checked: what the index may read as U+FFFD, ranges and sorts.
+  const range = (op: "lt" | "gte", value: JsonValue) => ({
+    prefix: ["x"],
+    where: [{ path: "a", op, value: value as number }],
+  });
+  assert.equal(checks(range("gte", 3)), false);
+  assert.equal(checks({ ...range("lt", -1.5), orderBy: { path: "a", direction: "desc" } }), false);
+  // Checked: what the index may read as U+FFFD, string ranges and sorts alone.
   for (const value of ["x\ufffd", "😀", "a😀b"]) assert.equal(checks(eq(value)), true, value);
   assert.equal(checks(eq("k", "b.😀")), true);
-  assert.equal(checks({ prefix: ["x"], where: [{ path: "a", op: "gt", value: "a" }] }), true);
+  assert.equal(checks(eq(1, "b.😀")), true);
+  assert.equal(checks(range("gte", "a")), true);
+  assert.equal(checks({ ...range("lt", "b"), orderBy: { path: "a" } }), true);
   assert.equal(checks({ prefix: ["x"], orderBy: { path: "a" } }), true);
 });
 
