@@ -162,11 +162,10 @@ export interface PgCompiledQuery {
   narrows?: boolean;
   /**
    * With an index that may misplace a value jsonb cannot hold (a sort, a
-   * string range, an `eq` on a string that may hold U+FFFD: see
-   * `exactForOddValues`): a SELECT
-   * of one boolean, whether a value under the index's prefix is one (then
-   * the query, which returned no rows, must be answered by the core). The
-   * query itself returns no rows in that case.
+   * string range, an `eq` on a string that may read as U+FFFD: see
+   * `exactForOddValues`): a SELECT of one boolean, whether a value under the
+   * index's prefix is one (then the query, which returned no rows, must be
+   * answered by the core). The query itself returns no rows in that case.
    */
   oddCheck?: string;
 }
