@@ -212,9 +212,11 @@ function indexTerms(
  * code units turned into U+FFFD where it held a NUL or a surrogate; types,
  * numbers and the shape never change. A string (operand or path segment)
  * holding none of NUL, surrogates and U+FFFD is then equal to a field as
- * read by the index exactly when it is equal to the field as stored.
+ * read by the index exactly when it is equal to the field as stored. (No
+ * NUL here: an operand holding one is never bound, see `safeText`, and a
+ * path segment cannot hold one.)
  */
-const REPLACED = /[\u0000\ud800-\udfff\ufffd]/;
+const REPLACED = /[\ud800-\udfff\ufffd]/;
 
 /**
  * Whether the index's answer to `clause` (the clause it narrows by) is exact
