@@ -9,7 +9,7 @@ import { withNodeActor } from "../store/actor.ts";
 import { boundView, createStateView, type StateView, type StoreResolver } from "../state/scopes.ts";
 import { MAX_VALUE_BYTES, serializeValue, utf8Length } from "../store/values.ts";
 import type { JsonValue } from "../store/types.ts";
-import { type Clock, realTimers, type Timers } from "../clock.ts";
+import { type Clock, realTimers, systemClock, type Timers } from "../clock.ts";
 import type { LogLevel, NodeContext, NodeType } from "./node.ts";
 import { logLevel, sleepProblem } from "./_context_args.ts";
 import {
@@ -730,17 +730,21 @@ class Execution implements AttemptHost {
   async #runNode(i: number, runSignal: AbortSignal): Promise<NodeResult> {
     // Store calls on embedded backends resolve without giving the event loop a
     // turn; yield now and then so timers and Ctrl-C are seen during long runs.
-    const breath = this.#breathe();
+    // The system clock's reading of the node's start is the yield's time too (one clock
+    // reading less per node); another clock's time is not real time, the yield reads its own.
+    const clock = this.#o.clock;
+    let started = clock.now();
+    const breath = this.#breathe(clock === systemClock ? started : undefined);
     if (breath !== undefined) {
       await breath;
       if (runSignal.aborted) {
         const result: NodeResult = { status: "cancelled", attempts: 0 };
         return result;
       }
+      started = clock.now();
     }
     const node = this.#flow.nodes[i];
     const id = node.spec.id;
-    const started = this.#o.clock.now();
     // One reading of the clock for the node's start and its first attempt too, when
     // nothing runs in between (no `if` to evaluate).
     let now = started;
