@@ -929,7 +929,12 @@ class Execution implements AttemptHost {
         // A copy, so later nodes cannot change this node's recorded output.
         let output: unknown = null;
         let bytes = 4; // "null"
-        if (result !== undefined && result !== null) {
+        if (typeof result === "number" && Number.isFinite(result)) {
+          // A finite number (a counter's value) is its own copy, and its JSON text is its
+          // `String` (the same digits, without the serializer's checks).
+          output = result;
+          bytes = String(result).length;
+        } else if (result !== undefined && result !== null) {
           const text = serializeValue(result, `node ${id} returned a value that is not JSON`);
           assertOutputSize(text, id);
           output = typeof result === "object" ? JSON.parse(text) : result;
