@@ -321,6 +321,10 @@ class Attempt extends AttemptFence {
   #wake: (() => void) | undefined;
   /** Sub-runs started and not yet ended. */
   subRuns: Set<string> | undefined;
+  /** The promise its node's `run` returned, if it returned one. */
+  work: PromiseLike<unknown> | undefined;
+  /** Its timeout's timer, while it runs (only a node with a timeout has one). */
+  timer: AbortController | undefined;
 
   constructor(host: AttemptHost, index: number, node: PreparedNode, number: number) {
     // Its views, sub-flows and logs: refused once the attempt is over.
@@ -791,9 +795,17 @@ class Execution implements AttemptHost {
           error: (err as Error).message,
         });
       }
-      // Awaited even when it is no promise: the nodes started with this one begin before its
-      // end, as they always did (the order of a run's events does not change).
-      const outcome = await this.#attempt(i, node, input, attempt, runSignal);
+      const begun = this.#attempt(i, node, input, attempt, runSignal);
+      let outcome: AttemptOutcome;
+      if (begun instanceof Attempt) {
+        await begun.decision();
+        const decided = this.#decided(begun);
+        outcome = decided instanceof Promise ? await decided : decided;
+      } else {
+        // Awaited even when it is no promise: the nodes started with this one begin before its
+        // end, as they always did (the order of a run's events does not change).
+        outcome = await begun;
+      }
       if (outcome.ok) {
         return this.#end(
           i,
@@ -868,7 +880,11 @@ class Execution implements AttemptHost {
 
   /**
    * Run one attempt: its outcome, at once (not a promise) when the node
-   * returned or threw without a promise and nothing it began is in flight.
+   * returned or threw without a promise and nothing it began is in flight;
+   * else the attempt itself, still running: its outcome is
+   * `#decided(a)` once `a.decision()` resolves (the caller awaits that
+   * promise itself, where one more promise for the outcome would cost a
+   * promise and a turn of the microtask queue per node).
    */
   #attempt(
     i: number,
@@ -876,7 +892,7 @@ class Execution implements AttemptHost {
     input: unknown,
     attempt: number,
     runSignal: AbortSignal,
-  ): AttemptOutcome | Promise<AttemptOutcome> {
+  ): AttemptOutcome | Promise<AttemptOutcome> | Attempt {
     const id = node.spec.id;
     const a = new Attempt(this, i, node, attempt);
     const ctx = new AttemptContext(a, input);
@@ -888,37 +904,31 @@ class Execution implements AttemptHost {
     // the state built-ins' views write as the node: see accessOf).
     // A node that returns (or throws) without a promise is decided at once: no promise, no
     // callbacks and no wait for it (a `transform` is). `work` is its promise, if it made one.
-    let work: PromiseLike<unknown> | undefined;
     try {
       const value = this.facts[i].actorFree
         ? node.type.run(ctx, input)
         : withNodeActor(this.options.runId, this.flowId, id, () => node.type.run(ctx, input));
-      if (isThenable(value)) work = value;
+      if (isThenable(value)) a.work = value;
       else a.settle(false, value);
     } catch (err) {
       a.settle(true, err);
     }
+    const work = a.work;
     if (work !== undefined) {
       // Promise.resolve: a thenable that is not a promise is followed as `await` would.
       Promise.resolve(work).then((value) => a.settle(false, value), (err) => a.settle(true, err));
     }
     // Only a node with a timeout has a timer (started after the work: the work wins a tie).
-    let timer: AbortController | undefined;
     if (node.timeout !== undefined && !a.decided) {
       const ms = node.timeout;
-      timer = new AbortController();
+      const timer = a.timer = new AbortController();
       this.timers.sleep(ms, timer.signal).then(() => a.stop(new AttemptTimeout(ms)), () => {});
     }
-    if (a.decided) return this.#decided(a, work, timer);
-    return a.decision().then(() => this.#decided(a, work, timer));
+    return a.decided ? this.#decided(a) : a;
   }
 
   /** The outcome of attempt `a`, once decided; a promise only when something it began may still run. */
-  #decided(
-    a: Attempt,
-    work: PromiseLike<unknown> | undefined,
-    timer: AbortController | undefined,
-  ): AttemptOutcome | Promise<AttemptOutcome> {
+  #decided(a: Attempt): AttemptOutcome | Promise<AttemptOutcome> {
     const id = a.node.spec.id;
     let outcome: AttemptOutcome;
     const result = a.result;
@@ -945,13 +955,13 @@ class Execution implements AttemptHost {
         outcome = { ok: false, error: messageOf(err), timedOut: false };
       }
     }
-    timer?.abort("attempt finished");
+    a.timer?.abort("attempt finished");
     this.#live.delete(a);
     // The attempt is over: nothing it does from now on reaches state or the run.
     a.close(a.settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
     a.end();
     if (a.settled && !a.busy) return outcome;
-    return this.#untilStopped(a, work, outcome);
+    return this.#untilStopped(a, a.work, outcome);
   }
 
   /** Wait for attempt `a` to stop (and its sub-runs to record their end), within the grace period. */
