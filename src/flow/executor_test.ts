@@ -506,3 +506,44 @@ Deno.test("nodes ready together start before any of them ends, synchronous ones 
     "end:d",
   ]);
 });
+
+Deno.test("a long synchronous flow yields to the event loop now and then: a timer cancels it midway, with the system clock or a fake one", async () => {
+  const { validateFlow } = await import("./parse.ts");
+  const { prepareFlow } = await import("./prepare.ts");
+  const { executeFlow } = await import("./executor.ts");
+  const { systemClock } = await import("../clock.ts");
+  await using store = await openStore({ plugin: "memory" });
+  // Each node holds the thread for 2 ms of real time and returns without a promise: the run
+  // never waits on I/O, and only the executor's own yields (every 50 ms) let a timer fire.
+  const busy = defineNode({
+    optionsSchema: z.object({}),
+    run() {
+      const until = Date.now() + 2;
+      while (Date.now() < until) { /* busy */ }
+      return 1;
+    },
+  });
+  const nodes = Array.from(
+    { length: 100 },
+    (_, i) => node(`n${i}`, "test.busy", i === 0 ? {} : { needs: [`n${i - 1}`] }),
+  );
+  const prepared = await prepareFlow(validateFlow({ id: "busy", nodes }), {
+    nodeTypes: new Map([["test.busy", busy]]) as Map<string, never>,
+  });
+  for (const clock of [systemClock, fakeClock()]) {
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(), 0);
+    const record = await executeFlow(prepared, {
+      runId: "r1",
+      flowVersion: "v",
+      inputs: {},
+      resolver: hostOn(store).resolver,
+      clock,
+      signal: stop.signal,
+    });
+    assert.equal(record.status, "cancelled");
+    const ran = Object.values(record.nodes).filter((n) => n.status === "succeeded").length;
+    // 100 nodes take at least 200 ms: the timer fired at a yield after 50 ms, well before the end.
+    assert.ok(ran > 0 && ran < 100, `${ran} nodes ran`);
+  }
+});
