@@ -685,10 +685,11 @@ class Execution implements AttemptHost {
   #breathe = periodicYield(50);
 
   /** The reads and writes of the nodes that used a state view, by node index (made on first use). */
-  #access = new Map<number, NodeAccess>();
+  // By position in an array, not a Map: four hash operations less per node.
+  #access: (NodeAccess | undefined)[] = [];
 
   accessOf(i: number): NodeAccess {
-    let access = this.#access.get(i);
+    let access = this.#access[i];
     if (access === undefined) {
       access = new NodeAccess(
         {
@@ -699,7 +700,7 @@ class Execution implements AttemptHost {
         this.#o.resolver.stateChanges,
         this.facts[i].actorFree,
       );
-      this.#access.set(i, access);
+      this.#access[i] = access;
     }
     return access;
   }
@@ -707,8 +708,8 @@ class Execution implements AttemptHost {
   /** Emit the node's `node.end` event and return its result. */
   #end(i: number, started: number, result: NodeResult, bytes?: number): NodeResult {
     const on = this.#o.onEvent;
-    const access = this.#access.get(i);
-    if (access !== undefined) this.#access.delete(i);
+    const access = this.#access[i];
+    if (access !== undefined) this.#access[i] = undefined;
     if (on === undefined) {
       access?.close(); // closes its lists all the same
       return result;
