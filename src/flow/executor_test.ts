@@ -5,6 +5,7 @@ import { Records } from "../../records.ts";
 import { fakeClock } from "../testing/clock.ts";
 import type { Timers } from "../clock.ts";
 import { type FlowHost, runFlow } from "../run_flow.ts";
+import type { ExecuteOptions } from "./executor.ts";
 import { AttemptOverError, FlowValidationError } from "../errors.ts";
 
 function hostOn(store: Store, clock = fakeClock()): FlowHost {
@@ -48,11 +49,12 @@ const node = (id: string, type: string, extra: Record<string, unknown> = {}) => 
   ...extra,
 });
 
-/** Run `flow` with the executor alone (no records), with extra node types by name. */
+/** Run `flow` with the executor alone (no records), with extra node types by name (and options). */
 async function execute(
   store: Store,
   flow: Record<string, unknown>,
   types: Record<string, unknown>,
+  options: Partial<ExecuteOptions> = {},
 ): Promise<RunRecord> {
   const { validateFlow } = await import("./parse.ts");
   const { prepareFlow } = await import("./prepare.ts");
@@ -66,6 +68,7 @@ async function execute(
     inputs: {},
     resolver: hostOn(store).resolver,
     clock: fakeClock(),
+    ...options,
   });
 }
 
@@ -508,16 +511,20 @@ Deno.test("nodes ready together start before any of them ends, synchronous ones 
 });
 
 Deno.test("a long synchronous flow yields to the event loop now and then: a timer cancels it midway, with the system clock or a fake one", async () => {
-  const { validateFlow } = await import("./parse.ts");
-  const { prepareFlow } = await import("./prepare.ts");
-  const { executeFlow } = await import("./executor.ts");
   const { systemClock } = await import("../clock.ts");
   await using store = await openStore({ plugin: "memory" });
   // Each node holds the thread for 2 ms of real time and returns without a promise: the run
   // never waits on I/O, and only the executor's own yields (every 50 ms) let a timer fire.
+  // The first node sets the timer that cancels the run.
+  let stop = new AbortController();
+  let armed = false;
   const busy = defineNode({
     optionsSchema: z.object({}),
     run() {
+      if (!armed) {
+        armed = true;
+        setTimeout(() => stop.abort(), 0);
+      }
       const until = Date.now() + 2;
       while (Date.now() < until) { /* busy */ }
       return 1;
@@ -527,17 +534,10 @@ Deno.test("a long synchronous flow yields to the event loop now and then: a time
     { length: 100 },
     (_, i) => node(`n${i}`, "test.busy", i === 0 ? {} : { needs: [`n${i - 1}`] }),
   );
-  const prepared = await prepareFlow(validateFlow({ id: "busy", nodes }), {
-    nodeTypes: new Map([["test.busy", busy]]) as Map<string, never>,
-  });
   for (const clock of [systemClock, fakeClock()]) {
-    const stop = new AbortController();
-    setTimeout(() => stop.abort(), 0);
-    const record = await executeFlow(prepared, {
-      runId: "r1",
-      flowVersion: "v",
-      inputs: {},
-      resolver: hostOn(store).resolver,
+    stop = new AbortController();
+    armed = false;
+    const record = await execute(store, { id: "busy", nodes }, { "test.busy": busy }, {
       clock,
       signal: stop.signal,
     });
