@@ -904,7 +904,7 @@ class Execution implements AttemptHost {
     // (built-ins that touch no store and emit no event run without that context, and
     // the state built-ins' views write as the node: see accessOf).
     // A node that returns (or throws) without a promise is decided at once: no promise, no
-    // callbacks and no wait for it (a `transform` is). `work` is its promise, if it made one.
+    // callbacks and no wait for it (a `transform` is). `a.work` is its promise, if it made one.
     try {
       const value = this.facts[i].actorFree
         ? node.type.run(ctx, input)
