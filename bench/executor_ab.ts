@@ -14,26 +14,15 @@
  *
  * Run: BEFORE=/work/main deno run -A bench/executor_ab.ts [rounds=21] [memory|sqlite]
  */
-import process from "node:process";
 import { join } from "node:path";
+import { abTrees, incrementChain, interleaved } from "./_chain.ts";
 
 const rounds = Number(Deno.args[0] ?? 21);
 const plugin = Deno.args[1] ?? "memory";
-const before = (Deno.env.get("BEFORE") ?? "/work/main").replace(/\/$/, "");
-const after = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const NODES = 10_000;
-const dir = await Deno.makeTempDir({ prefix: "flowstate-bench-executor-" });
-console.log(`load average at the start: ${Deno.readTextFileSync("/proc/loadavg").trim()}`);
+const { before, after, dir } = await abTrees("flowstate-bench-executor-");
 
-const flow = {
-  id: "increments",
-  nodes: Array.from({ length: NODES }, (_, i) => ({
-    id: `n${i}`,
-    type: "state.increment",
-    needs: i === 0 ? [] : [`n${i - 1}`],
-    with: { scope: "flow", key: "count" },
-  })),
-};
+const flow = incrementChain(NODES);
 
 const runs: Record<string, () => unknown> = {};
 const closing: (() => Promise<void>)[] = [];
@@ -74,16 +63,13 @@ for (const [name, root] of [["before", before], ["after", after]] as const) {
 }
 
 for (const run of Object.values(runs)) await run(), await run(); // warm-up
-const cpu: Record<string, number[]> = {};
-const names = Object.keys(runs);
-for (let r = 0; r < rounds; r++) {
-  for (const name of r % 2 ? [...names].reverse() : names) {
-    const start = process.cpuUsage();
-    await runs[name]();
-    const used = process.cpuUsage(start);
-    (cpu[name] ??= []).push((used.user + used.system) / NODES);
-  }
-}
+// CPU µs per node, from ms per run.
+const cpu = Object.fromEntries(
+  Object.entries(await interleaved(runs, rounds)).map(([name, ms]) => [
+    name,
+    ms.map((x) => x * 1000 / NODES),
+  ]),
+);
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 const at = (xs: number[], q: number) => sorted(xs)[Math.round((xs.length - 1) * q)];
 const us = (x: number) => `${x.toFixed(2)} µs`;
