@@ -14,3 +14,20 @@ Deno.test("periodicYield() yields once its time passed, and when the clock was s
   assert.ok(back instanceof Promise);
   await back;
 });
+
+Deno.test("periodicYield() still yields when Date.now() stands still (a test faking Date)", async () => {
+  const breathe = periodicYield(1);
+  const realNow = Date.now;
+  const frozen = realNow();
+  Date.now = () => frozen;
+  try {
+    const until = performance.now() + 5;
+    while (performance.now() < until) { /* the monotonic clock moves on, Date does not */ }
+    let yielded: Promise<void> | undefined;
+    for (let i = 0; i < 1_000 && yielded === undefined; i++) yielded = breathe(frozen);
+    assert.ok(yielded instanceof Promise, "no yield in 1,000 calls with Date.now() frozen");
+    await yielded;
+  } finally {
+    Date.now = realNow;
+  }
+});
