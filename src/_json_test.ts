@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { buildJson, parseJson } from "./_json.ts";
+import { random } from "./testing/conformance/_random.ts";
 
 /** Parse natively a text that teaches V8 the key `\` after `st`: the bug's trigger. */
 function poison(): void {
@@ -131,16 +132,6 @@ Deno.test("parseJson: backslashes only in values take the native path and read r
   const texts = ['{"a":"\\":"}', '{"a":"x\\\\","b":"\\"" , "c":["\\n:"]}', '"\\\\":1'.slice(0, 4)];
   for (const text of texts) assertSame(parseJson(text), JSON.parse(text), text);
 });
-
-/** A small seeded generator (mulberry32), so a failure replays. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PIECES = [
   "\n",
