@@ -152,6 +152,19 @@ pgTest("escaped object keys read back as written: postgres", async (url) => {
     ));
 });
 
+Deno.test("escaped object keys: a write-behind cache's conditional set behind queued writes", async () => {
+  // The conditional set waits for the queued writes, then hands the store a copy of its value.
+  const base = await openStore({ plugin: "memory" });
+  await using store = cached(base, { mode: "write-behind", flushInterval: 0 });
+  await store.set(["queued"], 1);
+  for (const [key, value] of VALUES) {
+    await store.set(["queued"], 2);
+    poison();
+    assert.equal((await store.set(key, value, { ifVersion: null })).ok, true);
+    assert.equal(JSON.stringify((await base.get(key))?.value), JSON.stringify(value), "stored");
+  }
+});
+
 Deno.test("escaped object keys in an HTTP body are stored as written", async () => {
   await withServed(() => ({ main: { plugin: "memory" } }), async ({ request, runtime }) => {
     const store = await runtime.store("main");
