@@ -20,6 +20,7 @@ import {
   type RunSummary,
   summarizeRun,
 } from "../src/records/types.ts";
+import { parseJson } from "../src/_json.ts";
 
 /**
  * How runs are grouped into archive files: by day or by month of their start time (UTC).
@@ -231,7 +232,7 @@ async function scanArchive(dir: string, period: string): Promise<ArchiveIndex> {
     n++;
     let run: RunRecord | undefined;
     try {
-      run = (JSON.parse(line) as { run?: RunRecord }).run;
+      run = (parseJson(line) as { run?: RunRecord }).run;
     } catch {
       throw damaged(what, path, `line ${n} is not JSON`);
     }
@@ -300,7 +301,7 @@ function runOnLine(
   if (!line.includes(`"${runId}"`)) return null;
   let parsed: { run?: RunRecord; events?: RunEvent[] };
   try {
-    parsed = JSON.parse(line);
+    parsed = parseJson(line);
   } catch (err) {
     throw damaged(what, path, `line ${n} is not JSON`, err);
   }

@@ -31,6 +31,7 @@ import {
   INCREMENT_VERSION,
   RESTORE_MARKER_KEY,
 } from "./_backup_format.ts";
+import { parseJson } from "../src/_json.ts";
 
 /**
  * What {@linkcode verifyBackup} found in a sound backup file.
@@ -187,7 +188,7 @@ export async function readBackup(
     }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(line);
+      parsed = parseJson(line);
     } catch {
       throw damaged(
         what,

@@ -83,6 +83,7 @@ export {
   migrationStatus,
 } from "./_migrate_run.ts";
 import { MigrationError } from "../src/errors.ts";
+import { parseJson } from "../src/_json.ts";
 
 export { MigrationError };
 
@@ -146,7 +147,7 @@ export const defaults = {
 } satisfies Partial<MigrateJobOptions>;
 
 function statusJson(status: MigrationStatus): JobResult {
-  return JSON.parse(JSON.stringify(status));
+  return parseJson(JSON.stringify(status));
 }
 
 /**
@@ -187,7 +188,7 @@ const migrateJob: Job<MigrateJobOptions> = defineJob<MigrateJobOptions>({
           : `Would ${options.action === "up" ? "apply" : "revert"}: ${result.plan.join(", ")}`,
       );
     }
-    return JSON.parse(JSON.stringify(result));
+    return parseJson(JSON.stringify(result));
   },
 });
 

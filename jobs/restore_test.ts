@@ -444,3 +444,27 @@ Deno.test("restore job resuming a killed restore records the killed run as faile
     );
   });
 });
+
+Deno.test("backup and restore keep escaped object keys as written, despite V8's JSON.parse bug", async () => {
+  // nodejs/node#63785: after a native parse of `{"st":1,"a\\":1}`, `{"st":1,"a\n":2}` parsed as
+  // `{ st: 1, "a\\": 2 }`; restore parses every backup line.
+  const values: JsonValue[] = [
+    { st: 1, "a\\": 1 },
+    { st: 1, "a\n": 2 },
+    { st: 1, "\\": 3, inner: [{ st: 1, "\n": 4 }] },
+  ];
+  await withEnv(async (env) => {
+    const src = await env.rt.store("src");
+    for (const [i, value] of values.entries()) await src.set(["esc", String(i)], value);
+    const file = await backupOf(env, "src");
+    for (const value of values) JSON.parse(JSON.stringify(value));
+    const restored = await restoreInto(env, file, "json");
+    assert.equal(restored.status, "succeeded", restored.error?.message);
+    const target = await env.rt.store("json");
+    for (const [i, value] of values.entries()) {
+      for (const v of values) JSON.parse(JSON.stringify(v));
+      const entry = await target.get(["esc", String(i)]);
+      assert.equal(JSON.stringify(entry?.value), JSON.stringify(value), `esc/${i}`);
+    }
+  });
+});

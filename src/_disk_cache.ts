@@ -17,6 +17,7 @@
  */
 import { join } from "./_path.ts";
 import { uniqueRandomHex } from "./_random.ts";
+import { parseJson } from "./_json.ts";
 
 /** The most entries kept under one `<home>/cache/<kind>` directory. */
 export const DISK_CACHE_ENTRIES = 256;
@@ -209,7 +210,7 @@ export async function readCacheEntry(file: string): Promise<unknown> {
     if (nl === -1) return undefined;
     const body = raw.slice(nl + 1);
     if (raw.slice(0, nl) !== await sha256Hex(body)) return undefined;
-    return JSON.parse(body);
+    return parseJson(body);
   } catch {
     return undefined;
   }

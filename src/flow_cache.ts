@@ -18,6 +18,7 @@ import type { SandboxPool } from "./flow/sandbox.ts";
 import { canonicalJson, rememberFlowHash } from "./records/flow_version.ts";
 import { readYamlFile } from "./_yaml_file.ts";
 import { serializeValue } from "./store/values.ts";
+import { parseJson } from "./_json.ts";
 
 /** How a runtime loads flows: what {@linkcode loadFlowIn} takes. */
 export interface FlowLoadOptions {
@@ -162,7 +163,7 @@ export class FlowCache {
     }
     const id = `json\0${cwd}\0${json}`;
     if (text !== undefined) {
-      this.#objects.set(flow, { snapshot: snapshotOf(JSON.parse(text)), cwd, id });
+      this.#objects.set(flow, { snapshot: snapshotOf(parseJson(text)), cwd, id });
     }
     return { id };
   }

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
+import { parseJson } from "../src/_json.ts";
 
 /** A node module needing no imports: it tries `with.attempt` and returns what it got. */
 const HOSTILE = `
@@ -539,4 +540,36 @@ Deno.test("a Worker node's output and state writes that are not JSON fail as in-
 Deno.test("a Worker node's reads take options as in-process ones do (limit: Infinity is no limit)", async () => {
   const run = await runHostile(node("keysInf", "keysInf"));
   assert.equal(run.nodes.keysInf.status, "succeeded", run.nodes.keysInf.error ?? "");
+});
+
+Deno.test("values with escaped object keys cross the sandbox's messages as written", async () => {
+  // V8's JSON.parse (nodejs/node#63785): after a parse of `{"st":1,"a\\":1}`, `{"st":1,"a\n":2}`
+  // parsed as `{ st: 1, "a\\": 2 }`. The messages between a node's Worker and the host are JSON.
+  const echo = `export default {
+  kind: "flowstate.node",
+  optionsSchema: { "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } },
+  run(ctx, input) { return input.value; },
+};
+`;
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "echo.ts"), echo);
+    const values = [{ st: 1, "a\\": 1 }, { st: 1, "a\n": 2 }, { st: 1, "\\": 3 }, {
+      st: 1,
+      "\n": 4,
+    }];
+    const yaml = `id: t\nnodes:\n` +
+      values.map((value, i) =>
+        `  - { id: n${i}, type: ./nodes/echo.ts${i > 0 ? `, needs: [n${i - 1}]` : ""}, ` +
+        `with: { value: ${JSON.stringify(value)} } }\n`
+      ).join("");
+    await Deno.writeTextFile(join(sandbox.dir, "t.flow.yaml"), yaml);
+    const result = await sandbox.runWith({}, "run", "t.flow.yaml", "--json");
+    // Read with the fixed parser: a native parse of this output has the bug itself.
+    const record = parseJson(result.stdout) as RunJson;
+    assert.equal(record.status, "succeeded", result.stdout + result.stderr);
+    for (const [i, value] of values.entries()) {
+      assert.equal(JSON.stringify(record.nodes[`n${i}`].output), JSON.stringify(value), `n${i}`);
+    }
+  });
 });

@@ -13,6 +13,7 @@ import { hasPrefix } from "../../src/store/keys.ts";
 import { applyQuery, type NormalizedQuery, readPath } from "../../src/store/query.ts";
 import { chooseIndex, type IndexSpec } from "../../src/store/indexes.ts";
 import type { Key, QueryPlan } from "../../src/store/types.ts";
+import { parseJson } from "../../src/_json.ts";
 
 /** A scalar field as an index key (`eq` is JSON equality); `undefined` for anything else. */
 function scalarToken(field: unknown): string | undefined {
@@ -61,7 +62,7 @@ export class EqIndexes {
     for (const ix of this.#ix) {
       if (ix.spec.prefix.length > 0 && !hasPrefix(entry.key, ix.spec.prefix)) continue;
       if (!parsed) {
-        value = JSON.parse(entry.value);
+        value = parseJson(entry.value);
         parsed = true;
       }
       const token = scalarToken(readPath(value, ix.spec.path));
@@ -103,7 +104,7 @@ export class EqIndexes {
       const raw = get(id)!;
       if (q.prefix.length > 0 && !hasPrefix(raw.key, q.prefix)) continue;
       if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
-      candidates.push({ key: raw.key, value: JSON.parse(raw.value), raw });
+      candidates.push({ key: raw.key, value: parseJson(raw.value), raw });
     }
     return applyQuery(candidates, q).map((c) => c.raw);
   }

@@ -7,6 +7,7 @@
  */
 import type { Change, JsonValue, Key } from "../../src/store/types.ts";
 import { decodeKey, encodeKey } from "../../src/store/keys.ts";
+import { parseJson } from "../../src/_json.ts";
 
 /** A row of the feed table's columns (`seq, at, key, op, value, version, previous_version, expires_at, by`), as an array. */
 export type FeedRow = [
@@ -33,14 +34,14 @@ export function changeOf(row: FeedRow): Change {
     );
   }
   const decoded = decodeKey(key);
-  const actor = JSON.parse(by);
+  const actor = parseJson(by);
   return op === "set"
     ? {
       seq,
       at,
       key: decoded,
       op,
-      value: JSON.parse(value!) as JsonValue,
+      value: parseJson(value!) as JsonValue,
       version,
       previousVersion,
       expiresAt,

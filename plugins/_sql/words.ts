@@ -24,6 +24,7 @@
  * @module
  */
 import { searchableStrings, searchWords } from "../../src/store/indexes.ts";
+import { parseJson } from "../../src/_json.ts";
 
 let wordsFormat: string | undefined;
 
@@ -72,7 +73,7 @@ export function valueWords(value: unknown, path: unknown): string | null {
   if (typeof value !== "string") return null;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(value);
+    parsed = parseJson(value);
   } catch {
     return null;
   }

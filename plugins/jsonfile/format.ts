@@ -18,6 +18,7 @@ import type { RawEntry } from "../../src/store/driver.ts";
 import { compareKeys } from "../../src/store/keys.ts";
 import type { Key } from "../../src/store/types.ts";
 import { messageOf } from "../../src/errors.ts";
+import { parseJson } from "../../src/_json.ts";
 
 const FORMAT = "flowstate.jsonfile";
 const FORMAT_VERSION = 1;
@@ -259,7 +260,7 @@ export function parseDocument(bytes: Uint8Array): State | Corruption {
   }
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    doc = parseJson(text);
   } catch (err) {
     return { reason: describeJsonError(err, text), cause: err };
   }

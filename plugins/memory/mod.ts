@@ -33,6 +33,7 @@ import type { QueryPlan } from "../../src/store/types.ts";
 import { EqIndexes } from "../_shared/eq_indexes.ts";
 import type { Clock, Key } from "../../src/store/types.ts";
 import { systemClock } from "../../src/clock.ts";
+import { parseJson } from "../../src/_json.ts";
 
 /**
  * Validated options of the memory plugin.
@@ -143,7 +144,7 @@ export class MemoryDriver implements StoreDriver {
     }
     let entries: [Key, unknown, string, number | null][];
     try {
-      const doc = JSON.parse(text);
+      const doc = parseJson(text);
       if (doc?.format !== SNAPSHOT_FORMAT || doc.version !== SNAPSHOT_VERSION) {
         throw new Error(`unknown format ${JSON.stringify(doc?.format)} version ${doc?.version}`);
       }

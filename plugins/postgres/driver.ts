@@ -73,6 +73,7 @@ import {
   toHex,
   type WritePlan,
 } from "./statements.ts";
+import { parseJson } from "../../src/_json.ts";
 
 /** `plan.single` also as the arrays, which the batched statements take. */
 function expandSingle(plan: WritePlan): WritePlan {
@@ -1419,7 +1420,7 @@ export class PostgresDriver implements StoreDriver {
         after = new Uint8Array(rows[rows.length - 1].key);
         const cols: unknown[][] = Array.from({ length: 9 }, () => []);
         for (const row of rows) {
-          const change = JSON.parse(row.value) as Change;
+          const change = parseJson(row.value) as Change;
           since ??= change.at;
           rowOf(change).forEach((v, i) => cols[i].push(v instanceof Uint8Array ? toHex(v) : v));
         }

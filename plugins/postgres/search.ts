@@ -55,6 +55,7 @@ import {
   searchMetaValue,
 } from "../_sql/words.ts";
 import type { PgIndexTarget } from "./indexes.ts";
+import { parseJson } from "../../src/_json.ts";
 
 /** Characters of searchable text indexed per entry (a tsvector holds at most 1 MB). */
 export const MAX_SEARCH_TEXT = 200_000;
@@ -353,7 +354,7 @@ export async function pgSearch(
   for (const row of rows) {
     const entry = entryOf(row);
     // Tokenizers differ at the margins: keep only what the reference search finds.
-    if (searchScore(JSON.parse(entry.value), request.terms, request.fields) === undefined) {
+    if (searchScore(parseJson(entry.value), request.terms, request.fields) === undefined) {
       continue;
     }
     hits.push({ ...entry, score: row.score });

@@ -94,6 +94,7 @@ function feedRow(row: FeedRow | Record<string, unknown>): FeedRow {
 /** Above this many entries under its prefix, building an index reports progress. */
 const BUILD_NOTICE_ENTRIES = 10_000;
 import { checkSchema, probeFile, setUp } from "./schema.ts";
+import { parseJson } from "../../src/_json.ts";
 
 /**
  * Default option values of the sqlite plugin.
@@ -1236,7 +1237,7 @@ export class SqliteDriver implements StoreDriver {
         const entries = [...this.list({ prefix: FEED_ENTRIES, batchSize: 1000 }, 0)];
         moveKeySpaceFeed(this.#db, {
           head: since === undefined ? { seq } : { seq, since },
-          entries: entries.map((raw) => JSON.parse(raw.value) as Change),
+          entries: entries.map((raw) => parseJson(raw.value) as Change),
         });
         for (const prefix of [FEED_ENTRIES, FEED_BY_KEY]) {
           this.#inRange("DELETE FROM flowstate_entries WHERE", { prefix }).run();

@@ -8,6 +8,7 @@ import type { Key } from "../store/types.ts";
 import { formatKey } from "../store/keys.ts";
 import { serializeValue } from "../store/values.ts";
 import { shellQuote } from "../_shell.ts";
+import { parseJson } from "../_json.ts";
 
 /** Bad command-line input: the CLI prints the message and exits with code 2. */
 export class UsageError extends Error {
@@ -76,7 +77,7 @@ const MAX_SUGGESTION = 200;
 export function parseJsonValue(text: string, key: Key): unknown {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJson(text);
   } catch (err) {
     const head = text.length > 40 ? `${text.slice(0, 40)}…` : text;
     const shown = head.replaceAll("\n", "\\n").replaceAll("\r", "\\r");

@@ -39,6 +39,7 @@ import {
 import { messageOf } from "../errors.ts";
 import { createProgress, type ProgressMode } from "../jobs/progress.ts";
 import type { IndexBuildEvent } from "../store/driver.ts";
+import { parseJson } from "../_json.ts";
 
 /** One row of `jobs ls --json`. */
 export interface JobListing {
@@ -178,7 +179,7 @@ export function parseOptionPairs(pairs: readonly string[]): Record<string, unkno
     const text = pair.slice(eq + 1);
     let value: unknown = text;
     try {
-      value = JSON.parse(text);
+      value = parseJson(text);
     } catch {
       // Not JSON: a plain string.
     }

@@ -18,6 +18,7 @@ import { type GlobalOptions, printError } from "./common.ts";
 import { formatKey, parseKey, UsageError } from "./input.ts";
 import { entryJson, type StateOptions, withStore } from "./state.ts";
 import { type SealedPathDetail, SealedPathError } from "../store/sealed.ts";
+import { parseJson } from "../_json.ts";
 
 const MAX_VALUE_WIDTH = 120;
 
@@ -50,7 +51,7 @@ export interface StateSearchOptions extends StateOptions {
 /** A `--where` operand: JSON when it parses (`3`, `true`, `"3"`, `null`), else the text itself. */
 function operand(text: string): JsonValue {
   try {
-    return JSON.parse(text) as JsonValue;
+    return parseJson(text) as JsonValue;
   } catch {
     return text;
   }

@@ -28,6 +28,7 @@ import { releaseSandbox } from "./sandbox.ts";
 import type { SchemaResult } from "../plugin.ts";
 import { copyContainers } from "./template/values.ts";
 import { builtinNodes } from "./nodes.ts";
+import { parseJson } from "../_json.ts";
 
 /**
  * The largest output a node may return, in bytes of its JSON text: it is kept
@@ -948,7 +949,7 @@ class Execution implements AttemptHost {
         } else if (result !== undefined && result !== null) {
           const text = serializeValue(result, `node ${id} returned a value that is not JSON`);
           assertOutputSize(text, id);
-          output = typeof result === "object" ? JSON.parse(text) : result;
+          output = typeof result === "object" ? parseJson(text) : result;
           bytes = text.length;
         }
         outcome = { ok: true, output: output as JsonValue, bytes };

@@ -11,6 +11,7 @@ import { FlowValidationError, formatPath, type Problem } from "../errors.ts";
 import { deepEqual, isRecord } from "./_values.ts";
 import { describeValue, inputTypeProblem, jsonProblem } from "./_shapes.ts";
 import type { FlowDefinition, InputType } from "./types.ts";
+import { parseJson } from "../_json.ts";
 
 /**
  * Options for {@linkcode coerceInputs}.
@@ -137,7 +138,7 @@ export function coerceInputs(
       );
       continue;
     }
-    result[name] = JSON.parse(JSON.stringify(value));
+    result[name] = parseJson(JSON.stringify(value));
   }
   if (problems.length > 0) throw new FlowValidationError(problems, options.file);
   return result;
@@ -160,14 +161,14 @@ function fromString(type: InputType, text: string): { value: unknown } | { error
     case "array": {
       const what = type === "object" ? "a JSON object" : "a JSON array";
       try {
-        return { value: JSON.parse(text) };
+        return { value: parseJson(text) };
       } catch {
         return { error: `expected ${what}${got}` };
       }
     }
     case "any":
       try {
-        return { value: JSON.parse(text) };
+        return { value: parseJson(text) };
       } catch {
         return { value: text };
       }

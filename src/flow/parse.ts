@@ -26,6 +26,7 @@ import { Checker } from "./check.ts";
 import { builtinNodes } from "./nodes.ts";
 import { describeValue, flowZodSchema, nestedDeeperThan } from "./schema.ts";
 import type { FlowDefinition } from "./types.ts";
+import { parseJson } from "../_json.ts";
 
 /**
  * A path into a flow definition: `["nodes", 1, "needs", 0]`.
@@ -392,7 +393,7 @@ export function validateFlow(definition: unknown, options: ValidateFlowOptions =
   if (checker.problems.length > 0) throw new FlowValidationError(checker.problems);
   const parsed = flowZodSchema.parse(definition);
   return {
-    definition: JSON.parse(JSON.stringify(parsed)) as FlowDefinition,
+    definition: parseJson(JSON.stringify(parsed)) as FlowDefinition,
     locate: () => undefined,
   };
 }

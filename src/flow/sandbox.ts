@@ -13,6 +13,7 @@ import { isAbsolute, resolve } from "../_path.ts";
 import type { NodeContext, NodeType } from "./node.ts";
 import type { NodePermissions } from "./types.ts";
 import type { StateView } from "../state/scopes.ts";
+import { parseJson } from "../_json.ts";
 
 /** Deno's permission names a node may declare. */
 export const PERMISSION_NAMES = [
@@ -214,7 +215,7 @@ export class SandboxWorker {
       deno: { permissions },
     });
     this.#worker.onmessage = (event) => {
-      const msg = JSON.parse(event.data as string);
+      const msg = parseJson(event.data as string);
       if (msg.op === "ready") ready();
       else if (msg.op === "loadError") {
         this.#kill(Object.assign(new Error(msg.error.message), { name: msg.error.name }));

@@ -11,6 +11,7 @@ import { realTimers } from "../clock.ts";
 import { logLevel, sleepProblem } from "./_context_args.ts";
 import { serializeValue } from "../store/values.ts";
 import { checkExpireIn } from "../store/write_args.ts";
+import { parseJson } from "../_json.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -125,7 +126,7 @@ export async function serve(
     message: (err as Error)?.message ?? String(err),
   });
   scope.onmessage = async (event: MessageEvent) => {
-    const msg = JSON.parse(event.data as string);
+    const msg = parseJson(event.data as string);
     if (msg.op === "reply") {
       const pending = calls.get(msg.id);
       calls.delete(msg.id);

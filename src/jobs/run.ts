@@ -23,6 +23,7 @@ import { createProgress, type Progress, type ProgressMode } from "./progress.ts"
 import type { BuiltinJobName, JobOptionsFor, JobRef } from "./options.ts";
 import { type EventBus, eventBusOf, unrecorded } from "../runtime_events.ts";
 import type { Clock } from "../store/types.ts";
+import { parseJson } from "../_json.ts";
 
 /**
  * The built-in jobs, each by a literal `import()`: part of the module graph,
@@ -239,7 +240,7 @@ export async function runJob<const J extends JobRef>(
   const records = await runtime.records();
   const clock = runtime.clock;
   const flowId = `job:${job.name}`;
-  const inputs = JSON.parse(JSON.stringify(resolved ?? {})) as Record<string, JsonValue>;
+  const inputs = parseJson(JSON.stringify(resolved ?? {})) as Record<string, JsonValue>;
   // What the caller's onStart, onLog or progress throws (or, async, rejects with) neither
   // strands the run nor fails the job: the job goes on, its end is recorded, and then runJob
   // rejects with it.
@@ -308,7 +309,7 @@ export async function runJob<const J extends JobRef>(
     };
     // Every store write the job makes is recorded in change feeds as the job's.
     const result = await withActor({ job: job.name }, () => job.run(ctx, resolved));
-    outputs = JSON.parse(JSON.stringify(result ?? {}));
+    outputs = parseJson(JSON.stringify(result ?? {}));
     if (controller.signal.aborted) {
       status = "cancelled";
       error = { message: "the job was cancelled" };

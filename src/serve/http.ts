@@ -6,6 +6,8 @@
  * @module
  */
 
+import { parseJson } from "../_json.ts";
+
 /** The `code` of a JSON error (the contract's fixed set: {@linkcode ERROR_CODES}). */
 export type ErrorCode = keyof typeof STATUS;
 
@@ -97,7 +99,7 @@ export async function readJson(
   const bytes = await readBytes(request, maxBytes, timeoutMs);
   if (bytes.length === 0) return undefined;
   try {
-    return JSON.parse(new TextDecoder().decode(bytes));
+    return parseJson(new TextDecoder().decode(bytes));
   } catch (err) {
     throw new HttpError(
       "bad_request",

@@ -16,6 +16,7 @@ import { rawFlowData } from "../flow_files.ts";
 import { sameToken } from "./auth.ts";
 import { errorResponse, HttpError, json, readBytes } from "./http.ts";
 import { enqueueOverHttp, httpDedupeKey } from "./queued.ts";
+import { parseJson } from "../_json.ts";
 
 /** The largest webhook body read (bytes). */
 export const MAX_WEBHOOK_BODY = 1024 * 1024;
@@ -151,7 +152,7 @@ function parseBody(request: Request, raw: Uint8Array): unknown {
   const text = new TextDecoder("utf-8", { fatal: true }).decode(raw);
   if (type === "application/json" || type.endsWith("+json")) {
     try {
-      return JSON.parse(text);
+      return parseJson(text);
     } catch (err) {
       throw new HttpError("bad_request", `the body is not valid JSON: ${messageOf(err)}`);
     }

@@ -90,6 +90,28 @@ async function runsOf(rt: Runtime) {
   return (await (await rt.records()).listRunSummaries()).runs;
 }
 
+Deno.test("a webhook's JSON body is read with its object keys as written, despite V8's JSON.parse bug", async () => {
+  // nodejs/node#63785: after a native parse of `{"st":1,"nam\\":1}`, the key `nam\u0065`
+  // ("name", escaped) of an object of the same shape parsed as "nam\\": the input mapping
+  // `body.repository.name` would then miss it.
+  await withHooks(async (rt) => {
+    const body = '{"ref":"main","repository":{"st":1,"nam\\u0065":"site"}}';
+    JSON.parse('{"st":1,"nam\\\\":1}');
+    const res = await handleWebhook(
+      rt,
+      post("/hooks/deploy?wait=true", body, {
+        "content-type": "application/json",
+        "x-flowstate-signature": await sign("s3cret", body),
+        "x-sender": "ci",
+      }),
+      "/hooks/deploy",
+    );
+    assert.equal(res.status, 200, await res.clone().text());
+    const { run } = await res.json();
+    assert.deepEqual(run.outputs, { got: "main ci no site" });
+  });
+});
+
 Deno.test("a signed webhook runs its flow with inputs mapped from body, headers and query", async () => {
   await withHooks(async (rt) => {
     const body = JSON.stringify({ ref: "main", repository: { name: "site" } });

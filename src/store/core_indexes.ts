@@ -42,6 +42,7 @@ import type {
   StoreDriver,
 } from "./driver.ts";
 import { internalKey, isInternalKey } from "./internal_keys.ts";
+import { parseJson } from "../_json.ts";
 
 /** Characters of a string field kept in its token (longer strings share a token; reads recheck). */
 export const TOKEN_CHARS = 256;
@@ -96,7 +97,7 @@ interface Meta {
 
 function parseMeta(name: string, value: string): Meta {
   try {
-    const doc = JSON.parse(value);
+    const doc = parseJson(value);
     if (
       typeof doc === "object" && doc !== null &&
       ["building", "built", "dropping"].includes(doc.state)
@@ -211,7 +212,7 @@ export class CoreIndexes {
     if (value === undefined) return out;
     const specs = this.#covering(key);
     if (specs.length === 0) return out;
-    const doc = JSON.parse(value);
+    const doc = parseJson(value);
     for (const spec of specs) {
       const token = fieldToken(readPath(doc, spec.path));
       if (token === undefined) continue;
@@ -367,7 +368,7 @@ export class CoreIndexes {
     const candidates: { key: Key; value: unknown; raw: RawEntry }[] = [];
     for (const raw of raws) {
       if (raw === null || (raw.expiresAt !== null && raw.expiresAt <= now)) continue;
-      candidates.push({ key: raw.key, value: JSON.parse(raw.value), raw });
+      candidates.push({ key: raw.key, value: parseJson(raw.value), raw });
     }
     return applyQuery(candidates, q).map((c) => c.raw);
   }

@@ -31,6 +31,7 @@ import type {
   JsonValue,
   Key,
 } from "./types.ts";
+import { parseJson } from "../_json.ts";
 
 /** The head counter's key. */
 export const FEED_HEAD: Key = internalKey("feed", "head");
@@ -348,7 +349,7 @@ export async function feedBounds(
 }
 
 function parseChange<T = JsonValue>(raw: RawEntry): Change<T> {
-  return JSON.parse(raw.value) as Change<T>;
+  return parseJson(raw.value) as Change<T>;
 }
 
 /** Check {@linkcode ChangesOptions}; `what` starts the error message. */
@@ -561,7 +562,7 @@ export async function setFeedValues(
       mutation: {
         type: "set",
         key: keys[i],
-        value: JSON.stringify({ ...change, value: JSON.parse(v.value) }),
+        value: JSON.stringify({ ...change, value: parseJson(v.value) }),
         expiresAt: null,
       },
     });

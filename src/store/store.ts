@@ -94,6 +94,7 @@ import {
   reachesInternal,
 } from "./internal_keys.ts";
 import { provideStoredReader, type StoredReader } from "./stored_read.ts";
+import { parseJson } from "../_json.ts";
 
 /** The topic of the wake-ups a feed commit sends (`listen`/`signal`) to watchers in other processes. */
 export const FEED_TOPIC = "feed";
@@ -250,7 +251,7 @@ function toEntry<T>(raw: RawEntry): Entry<T> {
 function checkedEntry<T>(raw: RawEntry): Entry<T> {
   return {
     key: [...raw.key],
-    value: JSON.parse(raw.value) as T,
+    value: parseJson(raw.value) as T,
     version: raw.version,
     expiresAt: raw.expiresAt,
   };
@@ -1334,7 +1335,7 @@ class CoreStore implements Store {
     for await (const raw of this.#listOutsideInternal({ prefix: q.prefix }, now)) {
       checkRaw(raw);
       if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
-      entries.push({ key: raw.key, value: JSON.parse(raw.value), raw });
+      entries.push({ key: raw.key, value: parseJson(raw.value), raw });
     }
     return applyQuery(entries, q).map(({ raw }) => toEntry<T>(raw));
   }
@@ -1384,7 +1385,7 @@ class CoreStore implements Store {
     for await (const raw of this.#listOutsideInternal({ prefix: request.prefix }, now)) {
       checkRaw(raw);
       if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
-      const value = JSON.parse(raw.value);
+      const value = parseJson(raw.value);
       const score = searchScore(value, request.terms, request.fields);
       if (score === undefined) continue;
       hits.push({

@@ -8,6 +8,7 @@
  */
 import { hasPrefix } from "../store/keys.ts";
 import type { Entry, Key } from "../store/types.ts";
+import { parseJson } from "../_json.ts";
 
 /** What the cache knows about one key. */
 export interface CacheSlot {
@@ -32,7 +33,7 @@ export function isExpired(expiresAt: number | null, now: number): boolean {
 export function slotEntry<T>(slot: CacheSlot): Entry<T> {
   return {
     key: [...slot.key],
-    value: JSON.parse(slot.text as string) as T,
+    value: parseJson(slot.text as string) as T,
     version: slot.version,
     expiresAt: slot.expiresAt,
   };

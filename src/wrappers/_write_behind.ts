@@ -10,6 +10,7 @@ import { hasPrefix } from "../store/keys.ts";
 import type { Clock, Entry, Key, Store } from "../store/types.ts";
 import { type CacheSlot, idOf, isExpired } from "./_lru.ts";
 import { uniqueRandomHex } from "../_random.ts";
+import { parseJson } from "../_json.ts";
 
 /** A queued write: a slot (`text: null` for a delete) and the id of its key. */
 export interface PendingWrite extends CacheSlot {
@@ -128,7 +129,7 @@ export class WriteBehindQueue {
         } else {
           op.set(
             write.key,
-            JSON.parse(write.text),
+            parseJson(write.text),
             write.expiresAt === null ? undefined : { expireIn: write.expiresAt - now },
           );
         }

@@ -36,6 +36,7 @@ import { systemClock } from "../clock.ts";
 import { listIterator } from "../store/list_iterator.ts";
 import { type CacheSlot, idOf, InflightTickets, isExpired, LruCache, slotEntry } from "./_lru.ts";
 import { type PendingWrite, ProvisionalVersions, WriteBehindQueue } from "./_write_behind.ts";
+import { parseJson } from "../_json.ts";
 
 /**
  * Options for {@linkcode cached}.
@@ -518,7 +519,7 @@ class CachingStore extends ForwardingBase implements CachedStore {
     }
     if (this.#writes.size === 0) return this.#setThrough(id, key, value, text, options);
     // The store must see queued writes first; pass a copy, as the caller may mutate `value`.
-    return this.flush().then(() => this.#setThrough(id, key, JSON.parse(text), text, options));
+    return this.flush().then(() => this.#setThrough(id, key, parseJson(text), text, options));
   }
 
   async #setThrough(

@@ -67,6 +67,7 @@ import type {
   WatchOptions,
 } from "../store/types.ts";
 import { assertValueSize, serializeValue } from "../store/values.ts";
+import { parseJson } from "../_json.ts";
 
 /**
  * The field of a sealed value that holds the ciphertext.
@@ -988,7 +989,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
         { cause: err },
       );
     const parse = (json: string): T => {
-      const value = JSON.parse(json) as T;
+      const value = parseJson(json) as T;
       if (
         checkProjection && (this.#plaintext.length > 0 || !onlySealedField(stored)) &&
         !this.#projectionMatches(key, value, stored)
@@ -1042,10 +1043,10 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     const { key, value: storedText, version, expiresAt } = raw;
     const json = this.#opened.getStored(storedText, key);
     if (json !== undefined) {
-      return { key: [...key], value: JSON.parse(json) as T, version, expiresAt };
+      return { key: [...key], value: parseJson(json) as T, version, expiresAt };
     }
     return whenOpened(
-      this.#openNow<T>(key, JSON.parse(storedText), true, undefined, true, storedText),
+      this.#openNow<T>(key, parseJson(storedText), true, undefined, true, storedText),
       (value) => ({ key: [...key], value, version, expiresAt }),
     );
   }
@@ -1057,7 +1058,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   ): Promise<{ sealed: JsonValue; text: string }> {
     const text = serializeValue(value, what);
     assertValueSize(text, what);
-    const parsed = this.#plaintext.length > 0 ? JSON.parse(text) : undefined;
+    const parsed = this.#plaintext.length > 0 ? parseJson(text) : undefined;
     return { sealed: await this.#seal(key, text, parsed), text };
   }
 
@@ -1315,7 +1316,7 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
           type: "set",
           key: [...key],
           text,
-          value: this.#plaintext.length > 0 ? JSON.parse(text) : undefined,
+          value: this.#plaintext.length > 0 ? parseJson(text) : undefined,
           options: options === undefined ? undefined : { ...options },
         });
         return op;

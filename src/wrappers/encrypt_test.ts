@@ -38,6 +38,7 @@ const QUERY_CASES = [
   "query() matches the memory plugin on random data and queries (differential)",
   "indexes: indexed queries answer like a scan after random writes, deletes and expiries (differential)",
   "indexes: store.indexes and explain() name the index a query uses",
+  "indexes: an index on an escaped object key matches the key as written, after a poisoning parse",
   "search: finds exactly the entries holding every word, after writes, deletes and expiry (differential)",
   "search: refuses text without words and fields that are not declared",
   "query() and search(): a limit past what SQL takes means all, such an offset none",

@@ -8,6 +8,7 @@ import { systemClock } from "../../clock.ts";
 import type { Segment } from "./_segment.ts";
 import type { Ast, Evaluator } from "./ast.ts";
 import { isPlainObject, jsonEqual, toText, typeName } from "./values.ts";
+import { parseJson } from "../../_json.ts";
 
 /** How a built-in function is called: its argument count and a usage line for messages. */
 export interface FunctionSpec {
@@ -77,7 +78,7 @@ export function compileCall(
         const value = first(scope, clock);
         if (typeof value !== "string") return fail(`takes a string, got ${typeName(value)}`);
         try {
-          return JSON.parse(value);
+          return parseJson(value);
         } catch (e) {
           return fail(`got text that is not JSON: ${(e as Error).message}`, e);
         }

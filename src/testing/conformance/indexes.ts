@@ -218,6 +218,28 @@ export function defineIndexCases(define: DefineCase, definePersistent: DefineCas
     },
   );
 
+  define(
+    "indexes: an index on an escaped object key matches the key as written, after a poisoning parse",
+    async (c) => {
+      // V8's JSON.parse (nodejs/node#63785) may read `{"st":1,"a\n":2}` as `{ st: 1, "a\\": 2 }`
+      // after a parse of `{"st":1,"a\\":1}`: an index fed by such a parse misses the entry.
+      const path = ["a\n"];
+      const store = await c.open({ indexes: [{ prefix: ["esc"], path }] });
+      const a = { st: 1, "a\\": 1 };
+      const b = { st: 1, "a\n": 2 };
+      const poison = (): void => void JSON.parse(JSON.stringify(a));
+      poison();
+      await store.set(["esc", "a"], a);
+      poison();
+      await store.set(["esc", "b"], b);
+      for (const op of ["eq", "gte"] as const) {
+        poison();
+        const found = await store.query({ prefix: ["esc"], where: [{ path, op, value: 2 }] });
+        same(found.map((e) => e.key), [["esc", "b"]], `query() where "a\\n" ${op} 2`);
+      }
+    },
+  );
+
   define("indexes: store.indexes and explain() name the index a query uses", async (c) => {
     const store = await c.open({ indexes: INDEXES });
     checkDeclared(store, INDEXES.length, "indexes");
