@@ -1,7 +1,8 @@
 /**
  * What every part of `Records` shares: the store, clock, key layout
  * and retry settings it was set up with ({@linkcode RecordsContext}), the one
- * compare-and-set retry loop, and the shapes of stored runs and event chunks.
+ * compare-and-set retry loop, and the shape of stored runs (event chunks: see
+ * `_event_chunks.ts`).
  * Internal to `src/records/`.
  *
  * @module
@@ -55,14 +56,6 @@ export async function withRetry<T>(
   throw new ConflictError(
     `${what}: other writers changed the same records ${settings.attempts} times in a row; try again`,
   );
-}
-
-/** One `appendEvents()` call as stored: the index of its first event, and the events. */
-export interface EventChunk {
-  /** Index of `events[0]` among all the run's events. */
-  first: number;
-  /** The events of the call, in order. */
-  events: RunEvent[];
 }
 
 /** A run record as stored: finished runs may carry their events inline. */

@@ -11,7 +11,6 @@ import type { AtomicOperation, Entry, Key } from "../store/types.ts";
 import { compareKeys } from "../store/keys.ts";
 import { checkEvents, checkRun, checkTime } from "./_checks.ts";
 import {
-  type EventChunk,
   type RecordsContext,
   RETRY,
   type StoredRun,
@@ -19,6 +18,7 @@ import {
   withRetry,
 } from "./_context.ts";
 import { EVENTS_FIELD } from "./layout.ts";
+import { chunkSize, chunkWhere, decodeChunk, encodeChunk } from "./_event_chunks.ts";
 import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
 import { metricShards, shardKey } from "./_metric_shards.ts";
 import { knownEntries } from "./_known.ts";
@@ -71,7 +71,7 @@ export class EventTails {
     const cached = this.#tails.get(runId);
     if (cached) return cached;
     for await (
-      const e of ctx.store.list<EventChunk>({
+      const e of ctx.store.list<{ first: number }>({
         prefix: ctx.layout.events(runId),
         reverse: true,
         limit: 1,
@@ -79,7 +79,7 @@ export class EventTails {
     ) {
       return {
         chunk: parseInt(e.key[e.key.length - 1], 10) + 1,
-        next: e.value.first + e.value.events.length,
+        next: e.value.first + chunkSize(e.value, chunkWhere(runId, e.key)),
       };
     }
     return { chunk: 0, next: 0 };
@@ -123,7 +123,7 @@ export async function appendEvents(
   await withRetry(ctx.retry, what, async () => {
     const tail = await tails.read(ctx, runId);
     const key = ctx.layout.chunk(runId, tail.chunk);
-    const chunk: EventChunk = { first: tail.next, events };
+    const chunk = encodeChunk(tail.next, events);
     const result = await ctx.store.atomic().check(key, null).set(key, chunk).commit();
     if (!result.ok) {
       tails.forget(runId);
@@ -241,8 +241,9 @@ export async function finishRun(
     if (tail.next + events.length <= INLINE_EVENTS_MAX) {
       const inline: RunEvent[] = [];
       if (tail.chunk > 0) {
-        for await (const e of store.list<EventChunk>({ prefix: layout.events(run.id) })) {
-          for (const event of e.value.events) inline.push(event);
+        for await (const e of store.list({ prefix: layout.events(run.id) })) {
+          const chunk = decodeChunk(e.value, chunkWhere(run.id, e.key));
+          for (const event of chunk.events) inline.push(event);
         }
         op.clear(layout.events(run.id));
       }
@@ -251,10 +252,7 @@ export async function finishRun(
     } else {
       op.set(runKey, record);
       if (events.length > 0) {
-        op.set(
-          layout.chunk(run.id, tail.chunk),
-          { first: tail.next, events } satisfies EventChunk,
-        );
+        op.set(layout.chunk(run.id, tail.chunk), encodeChunk(tail.next, events));
       }
     }
     for (const key of layout.indexKeys(summary)) op.set(key, summary);
@@ -325,8 +323,9 @@ export async function getEvents(ctx: RecordsContext, runId: string): Promise<Run
   const inline = stored?.value[EVENTS_FIELD];
   if (Array.isArray(inline)) return inline;
   const events: RunEvent[] = [];
-  for await (const e of ctx.store.list<EventChunk>({ prefix: ctx.layout.events(runId) })) {
-    for (const event of e.value.events) events.push(event);
+  for await (const e of ctx.store.list({ prefix: ctx.layout.events(runId) })) {
+    const chunk = decodeChunk(e.value, chunkWhere(runId, e.key));
+    for (const event of chunk.events) events.push(event);
   }
   return events;
 }
