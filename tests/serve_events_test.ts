@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openRuntime, type Runtime } from "../mod.ts";
 import { eventsRoute, type EventsRouteOptions, RETRY_MS } from "../src/serve/events.ts";
-import { newRunId } from "../records.ts";
+import { newRunId, type RunEvent } from "../records.ts";
 import { cliCommand } from "./_cli_sandbox.ts";
 import { withServed } from "./_serve.ts";
 
@@ -277,6 +277,68 @@ Deno.test("/api/events: a run this process started before the first client, seen
   assert.equal(of("run.started").length, 1);
   assert.equal(of("run.ended").length, 1);
   assert.equal(of("node").filter((m) => nodeEvent(m).type === "node.end").length, 1);
+  shutdown.abort();
+  await sse.rest();
+});
+
+Deno.test("/api/events: the node events of another process's run are sent while it runs, as recorded", async () => {
+  await using rt = await openRuntime({ config: memoryConfig });
+  const shutdown = new AbortController();
+  const sse = connect(rt, "", {}, shutdown);
+  const records = await rt.records();
+  const startedAt = Date.now();
+  const foreign = {
+    id: newRunId(startedAt),
+    flowId: "elsewhere",
+    flowVersion: "v",
+    status: "running" as const,
+    inputs: {},
+    outputs: null,
+    startedAt,
+    endedAt: null,
+    durationMs: null,
+    nodes: {},
+    error: null,
+  };
+  await records.startRun(foreign);
+  await sse.until((m) => m.event === "run.started" && data(m).runId === foreign.id);
+  const at = startedAt + 1;
+  const events: RunEvent[] = [
+    { at, type: "run.start" },
+    { at, type: "node.start", node: "a" },
+    { at, type: "node.attempt", node: "a", attempt: 1 },
+    { at: at + 1, type: "node.log", node: "a", message: "hé \ud800", level: "warn" },
+    {
+      at: at + 2,
+      type: "node.end",
+      node: "a",
+      status: "succeeded",
+      attempt: 1,
+      durationMs: 2,
+      outputBytes: 4,
+      reads: [{ scope: "flow", key: ["x", "y"], store: "other", prefix: true }],
+      writes: [{ scope: "global", key: ["z"] }],
+    },
+    { at: at + 2.5, type: "node.custom", node: "a", extra: [1] } as unknown as RunEvent,
+  ];
+  // Stored as a chunk of this version's form, found by a poll while the run runs.
+  await records.appendEvents(foreign.id, events);
+  const nodeEvents = events.filter((e) => e.type.startsWith("node."));
+  const sent = [];
+  while (sent.length < nodeEvents.length) {
+    const m = await sse.until((m) => m.event === "node" && data(m).runId === foreign.id);
+    sent.push(data(m).event);
+  }
+  assert.deepEqual(sent, nodeEvents);
+  assert.equal((await records.getRun(foreign.id))?.status, "running");
+  await records.finishRun({ ...foreign, status: "succeeded", endedAt: at + 3, durationMs: 3 }, [
+    { at: at + 3, type: "run.end" },
+  ]);
+  await sse.until((m) => m.event === "run.ended" && data(m).runId === foreign.id);
+  assert.equal(
+    sse.seen.filter((m) => m.event === "node" && data(m).runId === foreign.id).length,
+    5,
+  );
   shutdown.abort();
   await sse.rest();
 });

@@ -112,7 +112,12 @@ const LOG_FIELDS = ["at", "type", "node", "message", "level"];
 const ACCESS_FIELDS = ["scope", "key", "store", "prefix"];
 
 /** The bits of `END_FIELDS`' optional fields. */
-const OUTPUT_BYTES = 1, ERROR = 2, READS = 4, READS_TRUNCATED = 8, WRITES = 16, WRITES_TRUNCATED = 32;
+const OUTPUT_BYTES = 1,
+  ERROR = 2,
+  READS = 4,
+  READS_TRUNCATED = 8,
+  WRITES = 16,
+  WRITES_TRUNCATED = 32;
 
 /**
  * Which of `fields` the object `e` has, when it has exactly the first

@@ -14,7 +14,7 @@
  * | `P, "runs-by-flow", flowId, runId` | {@linkcode RunSummary} |
  * | `P, "runs-by-status", status, runId` | {@linkcode RunSummary}, for every status but `succeeded` |
  * | `P, "runs-by-flow-status", flowId, status, runId` | the same, per flow |
- * | `P, "events", runId, chunk` | `{ first, events }`: one `appendEvents()` call |
+ * | `P, "events", runId, chunk` | `{ first, format: 2, … }`: one `appendEvents()` call, compact (see below) |
  * | `P, "metrics", flowId, version` | {@linkcode FlowMetrics}; `version` is a hash or `"*"` |
  * | `P, "metrics-shards", flowId, version, shard` | {@linkcode FlowMetrics} of runs not folded into the above yet |
  * | `P, "cancel", runId` | `{ requestedAt }`: a request to cancel a running run (see below) |
@@ -52,6 +52,16 @@
  * at most 1,000 events into its record (property `"@events"`, hidden from
  * readers) and deletes the chunks, in the same commit as the final status;
  * longer runs keep their chunks.
+ *
+ * A chunk is stored compact (format 2, since 0.5): node ids and `reads`/`writes`
+ * lists once each in tables of the chunk, and its events as one flat array of
+ * type codes, time differences and indexes (a 10k-node flow's events take ~39
+ * bytes a node instead of ~330). Readers get the very events written: an
+ * event the compact rows cannot give back exactly (a field of the caller's
+ * own, an unknown type) is kept as it is. Chunks of the first form
+ * (`{ first, events }`) are read as before; inline events keep the first form.
+ * Flowstate before format 2 cannot read a compact chunk and fails on it
+ * (`events is not iterable`) rather than show a run without events.
  *
  * Stores written before this layout (0.1, which indexed `succeeded` runs too
  * and never inlined events) are read as they are: deleting a run removes the
