@@ -53,7 +53,7 @@
  * readers) and deletes the chunks, in the same commit as the final status;
  * longer runs keep their chunks.
  *
- * A chunk is stored compact (format 2, since 0.5): node ids and `reads`/`writes`
+ * A chunk is stored compact (format 2): node ids and `reads`/`writes`
  * lists once each in tables of the chunk, and its events as one flat array of
  * type codes, time differences and indexes (a 10k-node flow's events take ~39
  * bytes a node instead of ~330). Readers get the very events written: an
