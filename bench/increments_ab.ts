@@ -26,6 +26,7 @@
  * cause), and "events serialized only" minus "not appended" its JSON part.
  *
  * Run: BEFORE=/work/main deno run -A --unstable-worker-options bench/increments_ab.ts [rounds=11]
+ * (`ONLY="store loop,runFlow"`: only those pieces, and bare node:sqlite)
  */
 import process from "node:process";
 import { DatabaseSync } from "node:sqlite";
@@ -154,7 +155,11 @@ for (const [name, root] of [["before", before], ["after", after]] as const) {
 
 for (const run of Object.values(runs)) await run(); // warm-up (and the flow caches)
 const cpu: Record<string, number[]> = {};
-const names = Object.keys(runs);
+// ONLY="store loop,runFlow" measures those pieces alone (more rounds in the same time).
+const only = Deno.env.get("ONLY")?.split(",").map((piece) => piece.trim());
+const names = Object.keys(runs).filter((name) =>
+  only === undefined || name === "bare" || only.includes(name.replace(/^(before|after) /, ""))
+);
 for (let r = 0; r < rounds; r++) {
   for (const name of r % 2 ? [...names].reverse() : names) {
     const start = process.cpuUsage();
@@ -181,7 +186,7 @@ for (
     "runFlow, events not appended",
     "runFlow, events serialized only",
     "runFlow",
-  ]
+  ].filter((piece) => only === undefined || only.includes(piece))
 ) {
   const b = cpu[`before ${piece}`];
   const a = cpu[`after ${piece}`];
@@ -194,6 +199,17 @@ for (
       Math.max(...ratios).toFixed(2)
     }) | ${median(bare).toFixed(2)} |`,
   );
+}
+if (cpu["before store loop"] && cpu["before runFlow"]) {
+  // Issue 14's target: the store's own increment in a loop / the recorded flow, per round.
+  for (const tree of ["before", "after"]) {
+    const ratios = cpu[`${tree} store loop`].map((x, i) => x / cpu[`${tree} runFlow`][i]);
+    console.log(
+      `${tree}: store loop/runFlow ${median(ratios).toFixed(2)} (p25–p75 ${
+        quantile(ratios, 0.25).toFixed(2)
+      }–${quantile(ratios, 0.75).toFixed(2)})`,
+    );
+  }
 }
 for (const close of closing) await close();
 db.close();
