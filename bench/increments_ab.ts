@@ -26,7 +26,7 @@
  * cause), and "events serialized only" minus "not appended" its JSON part.
  *
  * Run: BEFORE=/work/main deno run -A --unstable-worker-options bench/increments_ab.ts [rounds=11]
- * (`ONLY="store loop,runFlow"`: only those pieces, and bare node:sqlite)
+ * (`ONLY="store loop;runFlow"`: only those pieces, and bare node:sqlite)
  */
 import process from "node:process";
 import { DatabaseSync } from "node:sqlite";
@@ -155,8 +155,8 @@ for (const [name, root] of [["before", before], ["after", after]] as const) {
 
 for (const run of Object.values(runs)) await run(); // warm-up (and the flow caches)
 const cpu: Record<string, number[]> = {};
-// ONLY="store loop,runFlow" measures those pieces alone (more rounds in the same time).
-const only = Deno.env.get("ONLY")?.split(",").map((piece) => piece.trim());
+// ONLY="store loop;runFlow" measures those pieces alone (more rounds in the same time).
+const only = Deno.env.get("ONLY")?.split(";").map((piece) => piece.trim());
 const names = Object.keys(runs).filter((name) =>
   only === undefined || name === "bare" || only.includes(name.replace(/^(before|after) /, ""))
 );
