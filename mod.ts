@@ -184,34 +184,3 @@ export {
   type JobResult,
 } from "./src/jobs/job.ts";
 export { runJob, type RunJobOptions } from "./src/jobs/run.ts";
-
-// Kept for plugins written against 0.2, which imported the driver contract
-// from here. Import these from "@flowstate/core/plugin" instead.
-export type {
-  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.5. */
-  ClearRange,
-  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.5. */
-  CommitRequest,
-  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.5. */
-  DriverCommitResult,
-  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.5. */
-  KeyRange,
-  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.5. */
-  Mutation,
-  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.5. */
-  RawEntry,
-  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.5. */
-  StoreDriver,
-} from "./src/store/driver.ts";
-export type {
-  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.5. */
-  NormalizedQuery,
-} from "./src/store/query.ts";
-export {
-  /** @deprecated Import from `@flowstate/core/plugin`; removed in 0.5. */
-  compareKeys,
-} from "./src/store/keys.ts";
-export type {
-  /** @deprecated Use `LogLevel`; removed in 0.5. */
-  JobLogLevel,
-} from "./src/jobs/job.ts";

@@ -13,23 +13,6 @@ import type { Progress } from "./progress.ts";
 import type { LogLevel } from "../log.ts";
 
 /**
- * Log levels of a job (the one {@linkcode LogLevel}).
- *
- * @deprecated Use `LogLevel`; this alias goes in 0.5.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import type { JobLogLevel, LogLevel } from "@flowstate/core";
- *
- * const level: JobLogLevel = "warn"; // deprecated: the same type as LogLevel
- * const same: LogLevel = level;
- * assert.equal(same, "warn");
- * ```
- */
-export type JobLogLevel = LogLevel;
-
-/**
  * What a job's `run` receives.
  *
  * @example
