@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openRuntime, type Runtime } from "../mod.ts";
 import { eventsRoute, type EventsRouteOptions, RETRY_MS } from "../src/serve/events.ts";
-import { newRunId, type RunEvent } from "../records.ts";
+import type { RunEvent, RunRecord } from "../records.ts";
+import { FakeClock, newRun } from "../src/records/_test_utils.ts";
 import { cliCommand } from "./_cli_sandbox.ts";
 import { withServed } from "./_serve.ts";
 
@@ -119,6 +120,13 @@ function connect(
 }
 
 const memoryConfig = { stores: { main: { plugin: "memory" as const } } };
+
+/** A `running` run of flow "elsewhere" started at `startedAt`, to record directly (as another process would). */
+function foreignRun(startedAt: number): RunRecord {
+  const clock = new FakeClock();
+  clock.t = startedAt;
+  return newRun(clock, "elsewhere", "v");
+}
 
 Deno.test("/api/events sends an in-process run as run.started, node events (with reads and writes), state.changed and run.ended", async () => {
   await using rt = await openRuntime({ config: memoryConfig });
@@ -250,19 +258,7 @@ Deno.test("/api/events: a run this process started before the first client, seen
   // A run recorded without this runtime's events (as by another process).
   const records = await rt.records();
   const startedAt = Date.now();
-  const foreign = {
-    id: newRunId(startedAt),
-    flowId: "elsewhere",
-    flowVersion: "v",
-    status: "running" as const,
-    inputs: {},
-    outputs: null,
-    startedAt,
-    endedAt: null,
-    durationMs: null,
-    nodes: {},
-    error: null,
-  };
+  const foreign = foreignRun(startedAt);
   await records.startRun(foreign);
   await sse.until((m) => m.event === "run.started" && data(m).runId === foreign.id);
   await records.finishRun({
@@ -287,19 +283,7 @@ Deno.test("/api/events: the node events of another process's run are sent while 
   const sse = connect(rt, "", {}, shutdown);
   const records = await rt.records();
   const startedAt = Date.now();
-  const foreign = {
-    id: newRunId(startedAt),
-    flowId: "elsewhere",
-    flowVersion: "v",
-    status: "running" as const,
-    inputs: {},
-    outputs: null,
-    startedAt,
-    endedAt: null,
-    durationMs: null,
-    nodes: {},
-    error: null,
-  };
+  const foreign = foreignRun(startedAt);
   await records.startRun(foreign);
   await sse.until((m) => m.event === "run.started" && data(m).runId === foreign.id);
   const at = startedAt + 1;

@@ -432,24 +432,18 @@ export function decodeChunk(value: unknown, where: string): EventChunk {
         break;
       }
       case Code.NodeAttempt:
-        events.push({
+      case Code.NodeAttemptError: {
+        const event: RunEvent = {
           at,
           type: "node.attempt",
           node: nodeAt(i + 2),
           attempt: rows[i + 3] as number,
-        });
+        };
+        if (code === Code.NodeAttemptError) event.error = rows[i++ + 4] as string;
+        events.push(event);
         i += 4;
         break;
-      case Code.NodeAttemptError:
-        events.push({
-          at,
-          type: "node.attempt",
-          node: nodeAt(i + 2),
-          attempt: rows[i + 3] as number,
-          error: rows[i + 4] as string,
-        });
-        i += 5;
-        break;
+      }
       case Code.NodeEnd: {
         const status = STATUSES[rows[i + 3] as number] ?? bad(`row ${i} has no status`);
         const bits = rows[i + 6] as number;

@@ -7,22 +7,13 @@ import { openStore } from "../plugin.ts";
 import type { Store } from "../store/types.ts";
 import { encrypted } from "../../encrypt.ts";
 import { dropSchemaTest } from "../../plugins/postgres/_test_utils.ts";
+import { random } from "../testing/conformance/_random.ts";
 import { CHUNK_FORMAT, decodeChunk, encodeChunk } from "./_event_chunks.ts";
 import { backendTest, FakeClock, finished, newRun, setup } from "./_test_utils.ts";
 import { Records } from "./records.ts";
 import type { RunEvent, StateAccess } from "./types.ts";
 
 // ---------------------------------------------------------------- random events
-
-/** A seeded generator (mulberry32): the same events on every run of the tests. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ODD_STRINGS = [
   "",
