@@ -99,6 +99,7 @@ Deno.bench({
 // beside the same 10,000 compare-and-set increments done directly on the Store.
 import { join } from "node:path";
 import { openRuntime } from "../mod.ts";
+import { incrementChain } from "./_chain.ts";
 
 const INCREMENTS = 10_000;
 const dir = await Deno.makeTempDir({ prefix: "flowstate-bench-flow-" });
@@ -108,15 +109,7 @@ const runtime = await openRuntime({
   cwd: dir,
 });
 const sqlite = await runtime.store("main");
-const increments = {
-  id: "increments",
-  nodes: Array.from({ length: INCREMENTS }, (_, i) => ({
-    id: `n${i}`,
-    type: "state.increment",
-    needs: i === 0 ? [] : [`n${i - 1}`],
-    with: { scope: "flow", key: "count" },
-  })),
-};
+const increments = incrementChain(INCREMENTS);
 
 Deno.bench({
   name: `direct: ${INCREMENTS} compare-and-set increments on the sqlite Store`,

@@ -28,26 +28,15 @@
  * Run: BEFORE=/work/main deno run -A --unstable-worker-options bench/increments_ab.ts [rounds=11]
  * (`ONLY="store loop;runFlow"`: only those pieces, and bare node:sqlite)
  */
-import process from "node:process";
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
+import { abTrees, incrementChain, interleaved } from "./_chain.ts";
 
 const rounds = Number(Deno.args[0] ?? 11);
-const before = (Deno.env.get("BEFORE") ?? "/work/main").replace(/\/$/, "");
-const after = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const NODES = 10_000;
-const dir = await Deno.makeTempDir({ prefix: "flowstate-bench-increments-" });
-console.log(`load average at the start: ${Deno.readTextFileSync("/proc/loadavg").trim()}`);
+const { before, after, dir } = await abTrees("flowstate-bench-increments-");
 
-const flow = {
-  id: "increments",
-  nodes: Array.from({ length: NODES }, (_, i) => ({
-    id: `n${i}`,
-    type: "state.increment",
-    needs: i === 0 ? [] : [`n${i - 1}`],
-    with: { scope: "flow", key: "count" },
-  })),
-};
+const flow = incrementChain(NODES);
 
 /** What one tree offers this bench (its own modules, imported by path). */
 interface Tree {
@@ -154,20 +143,16 @@ for (const [name, root] of [["before", before], ["after", after]] as const) {
 }
 
 for (const run of Object.values(runs)) await run(); // warm-up (and the flow caches)
-const cpu: Record<string, number[]> = {};
 // ONLY="store loop;runFlow" measures those pieces alone (more rounds in the same time).
 const only = Deno.env.get("ONLY")?.split(";").map((piece) => piece.trim());
-const names = Object.keys(runs).filter((name) =>
-  only === undefined || name === "bare" || only.includes(name.replace(/^(before|after) /, ""))
+const cpu = await interleaved(
+  Object.fromEntries(
+    Object.entries(runs).filter(([name]) =>
+      only === undefined || name === "bare" || only.includes(name.replace(/^(before|after) /, ""))
+    ),
+  ),
+  rounds,
 );
-for (let r = 0; r < rounds; r++) {
-  for (const name of r % 2 ? [...names].reverse() : names) {
-    const start = process.cpuUsage();
-    await runs[name]();
-    const used = process.cpuUsage(start);
-    (cpu[name] ??= []).push((used.user + used.system) / 1000);
-  }
-}
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;

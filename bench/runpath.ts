@@ -30,6 +30,7 @@ import { openRuntime, openStore } from "../mod.ts";
 import { builtinNodes } from "../src/flow/nodes.ts";
 import { increment } from "../src/state/scopes.ts";
 import type { NodeContext } from "../src/flow/node.ts";
+import { incrementChain } from "./_chain.ts";
 
 const rounds = Number(Deno.args[0] ?? 10);
 const INCREMENTS = Number(Deno.args[1] ?? 10_000);
@@ -112,15 +113,7 @@ console.log(
 );
 
 // --- 2. 10k state.increment nodes vs bare node:sqlite -----------------------
-const increments = {
-  id: "increments",
-  nodes: Array.from({ length: INCREMENTS }, (_, i) => ({
-    id: `n${i}`,
-    type: "state.increment",
-    needs: i === 0 ? [] : [`n${i - 1}`],
-    with: { scope: "flow", key: "count" },
-  })),
-};
+const increments = incrementChain(INCREMENTS);
 console.log(
   `\n2. ${INCREMENTS} increments: a recorded flow of state.increment nodes vs bare node:sqlite ` +
     `and vs the store's own increment in a loop`,

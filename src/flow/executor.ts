@@ -9,7 +9,7 @@ import { withNodeActor } from "../store/actor.ts";
 import { boundView, createStateView, type StateView, type StoreResolver } from "../state/scopes.ts";
 import { MAX_VALUE_BYTES, serializeValue, utf8Length } from "../store/values.ts";
 import type { JsonValue } from "../store/types.ts";
-import { type Clock, realTimers, type Timers } from "../clock.ts";
+import { type Clock, realTimers, systemClock, type Timers } from "../clock.ts";
 import type { LogLevel, NodeContext, NodeType } from "./node.ts";
 import { logLevel, sleepProblem } from "./_context_args.ts";
 import {
@@ -321,6 +321,10 @@ class Attempt extends AttemptFence {
   #wake: (() => void) | undefined;
   /** Sub-runs started and not yet ended. */
   subRuns: Set<string> | undefined;
+  /** The promise its node's `run` returned, if it returned one. */
+  work: PromiseLike<unknown> | undefined;
+  /** Its timeout's timer, while it runs (only a node with a timeout has one). */
+  timer: AbortController | undefined;
 
   constructor(host: AttemptHost, index: number, node: PreparedNode, number: number) {
     // Its views, sub-flows and logs: refused once the attempt is over.
@@ -681,10 +685,11 @@ class Execution implements AttemptHost {
   #breathe = periodicYield(50);
 
   /** The reads and writes of the nodes that used a state view, by node index (made on first use). */
-  #access = new Map<number, NodeAccess>();
+  // By position in an array, not a Map: four hash operations less per node.
+  #access: (NodeAccess | undefined)[] = [];
 
   accessOf(i: number): NodeAccess {
-    let access = this.#access.get(i);
+    let access = this.#access[i];
     if (access === undefined) {
       access = new NodeAccess(
         {
@@ -695,7 +700,7 @@ class Execution implements AttemptHost {
         this.#o.resolver.stateChanges,
         this.facts[i].actorFree,
       );
-      this.#access.set(i, access);
+      this.#access[i] = access;
     }
     return access;
   }
@@ -703,8 +708,8 @@ class Execution implements AttemptHost {
   /** Emit the node's `node.end` event and return its result. */
   #end(i: number, started: number, result: NodeResult, bytes?: number): NodeResult {
     const on = this.#o.onEvent;
-    const access = this.#access.get(i);
-    if (access !== undefined) this.#access.delete(i);
+    const access = this.#access[i];
+    if (access !== undefined) this.#access[i] = undefined;
     if (on === undefined) {
       access?.close(); // closes its lists all the same
       return result;
@@ -730,17 +735,21 @@ class Execution implements AttemptHost {
   async #runNode(i: number, runSignal: AbortSignal): Promise<NodeResult> {
     // Store calls on embedded backends resolve without giving the event loop a
     // turn; yield now and then so timers and Ctrl-C are seen during long runs.
-    const breath = this.#breathe();
+    // The system clock's reading of the node's start is the yield's time too (one clock
+    // reading less per node); another clock's time is not real time, the yield reads its own.
+    const clock = this.#o.clock;
+    let started = clock.now();
+    const breath = this.#breathe(clock === systemClock ? started : undefined);
     if (breath !== undefined) {
       await breath;
       if (runSignal.aborted) {
         const result: NodeResult = { status: "cancelled", attempts: 0 };
         return result;
       }
+      started = clock.now();
     }
     const node = this.#flow.nodes[i];
     const id = node.spec.id;
-    const started = this.#o.clock.now();
     // One reading of the clock for the node's start and its first attempt too, when
     // nothing runs in between (no `if` to evaluate).
     let now = started;
@@ -787,9 +796,17 @@ class Execution implements AttemptHost {
           error: (err as Error).message,
         });
       }
-      // Awaited even when it is no promise: the nodes started with this one begin before its
-      // end, as they always did (the order of a run's events does not change).
-      const outcome = await this.#attempt(i, node, input, attempt, runSignal);
+      const begun = this.#attempt(i, node, input, attempt, runSignal);
+      let outcome: AttemptOutcome;
+      if (begun instanceof Attempt) {
+        await begun.decision();
+        const decided = this.#decided(begun);
+        outcome = decided instanceof Promise ? await decided : decided;
+      } else {
+        // Awaited even when it is no promise: the nodes started with this one begin before its
+        // end, as they always did (the order of a run's events does not change).
+        outcome = await begun;
+      }
       if (outcome.ok) {
         return this.#end(
           i,
@@ -864,7 +881,11 @@ class Execution implements AttemptHost {
 
   /**
    * Run one attempt: its outcome, at once (not a promise) when the node
-   * returned or threw without a promise and nothing it began is in flight.
+   * returned or threw without a promise and nothing it began is in flight;
+   * else the attempt itself, still running: its outcome is
+   * `#decided(a)` once `a.decision()` resolves (the caller awaits that
+   * promise itself, where one more promise for the outcome would cost a
+   * promise and a turn of the microtask queue per node).
    */
   #attempt(
     i: number,
@@ -872,7 +893,7 @@ class Execution implements AttemptHost {
     input: unknown,
     attempt: number,
     runSignal: AbortSignal,
-  ): AttemptOutcome | Promise<AttemptOutcome> {
+  ): AttemptOutcome | Promise<AttemptOutcome> | Attempt {
     const id = node.spec.id;
     const a = new Attempt(this, i, node, attempt);
     const ctx = new AttemptContext(a, input);
@@ -883,38 +904,32 @@ class Execution implements AttemptHost {
     // (built-ins that touch no store and emit no event run without that context, and
     // the state built-ins' views write as the node: see accessOf).
     // A node that returns (or throws) without a promise is decided at once: no promise, no
-    // callbacks and no wait for it (a `transform` is). `work` is its promise, if it made one.
-    let work: PromiseLike<unknown> | undefined;
+    // callbacks and no wait for it (a `transform` is). `a.work` is its promise, if it made one.
     try {
       const value = this.facts[i].actorFree
         ? node.type.run(ctx, input)
         : withNodeActor(this.options.runId, this.flowId, id, () => node.type.run(ctx, input));
-      if (isThenable(value)) work = value;
+      if (isThenable(value)) a.work = value;
       else a.settle(false, value);
     } catch (err) {
       a.settle(true, err);
     }
+    const work = a.work;
     if (work !== undefined) {
       // Promise.resolve: a thenable that is not a promise is followed as `await` would.
       Promise.resolve(work).then((value) => a.settle(false, value), (err) => a.settle(true, err));
     }
     // Only a node with a timeout has a timer (started after the work: the work wins a tie).
-    let timer: AbortController | undefined;
     if (node.timeout !== undefined && !a.decided) {
       const ms = node.timeout;
-      timer = new AbortController();
+      const timer = a.timer = new AbortController();
       this.timers.sleep(ms, timer.signal).then(() => a.stop(new AttemptTimeout(ms)), () => {});
     }
-    if (a.decided) return this.#decided(a, work, timer);
-    return a.decision().then(() => this.#decided(a, work, timer));
+    return a.decided ? this.#decided(a) : a;
   }
 
   /** The outcome of attempt `a`, once decided; a promise only when something it began may still run. */
-  #decided(
-    a: Attempt,
-    work: PromiseLike<unknown> | undefined,
-    timer: AbortController | undefined,
-  ): AttemptOutcome | Promise<AttemptOutcome> {
+  #decided(a: Attempt): AttemptOutcome | Promise<AttemptOutcome> {
     const id = a.node.spec.id;
     let outcome: AttemptOutcome;
     const result = a.result;
@@ -925,7 +940,12 @@ class Execution implements AttemptHost {
         // A copy, so later nodes cannot change this node's recorded output.
         let output: unknown = null;
         let bytes = 4; // "null"
-        if (result !== undefined && result !== null) {
+        if (typeof result === "number" && Number.isFinite(result)) {
+          // A finite number (a counter's value) is its own copy, and its JSON text is its
+          // `String` (the same digits, without the serializer's checks).
+          output = result;
+          bytes = String(result).length;
+        } else if (result !== undefined && result !== null) {
           const text = serializeValue(result, `node ${id} returned a value that is not JSON`);
           assertOutputSize(text, id);
           output = typeof result === "object" ? JSON.parse(text) : result;
@@ -936,13 +956,13 @@ class Execution implements AttemptHost {
         outcome = { ok: false, error: messageOf(err), timedOut: false };
       }
     }
-    timer?.abort("attempt finished");
+    a.timer?.abort("attempt finished");
     this.#live.delete(a);
     // The attempt is over: nothing it does from now on reaches state or the run.
     a.close(a.settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
     a.end();
     if (a.settled && !a.busy) return outcome;
-    return this.#untilStopped(a, work, outcome);
+    return this.#untilStopped(a, a.work, outcome);
   }
 
   /** Wait for attempt `a` to stop (and its sub-runs to record their end), within the grace period. */

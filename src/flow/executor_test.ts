@@ -5,6 +5,7 @@ import { Records } from "../../records.ts";
 import { fakeClock } from "../testing/clock.ts";
 import type { Timers } from "../clock.ts";
 import { type FlowHost, runFlow } from "../run_flow.ts";
+import type { ExecuteOptions } from "./executor.ts";
 import { AttemptOverError, FlowValidationError } from "../errors.ts";
 
 function hostOn(store: Store, clock = fakeClock()): FlowHost {
@@ -48,11 +49,12 @@ const node = (id: string, type: string, extra: Record<string, unknown> = {}) => 
   ...extra,
 });
 
-/** Run `flow` with the executor alone (no records), with extra node types by name. */
+/** Run `flow` with the executor alone (no records), with extra node types by name (and options). */
 async function execute(
   store: Store,
   flow: Record<string, unknown>,
   types: Record<string, unknown>,
+  options: Partial<ExecuteOptions> = {},
 ): Promise<RunRecord> {
   const { validateFlow } = await import("./parse.ts");
   const { prepareFlow } = await import("./prepare.ts");
@@ -66,6 +68,7 @@ async function execute(
     inputs: {},
     resolver: hostOn(store).resolver,
     clock: fakeClock(),
+    ...options,
   });
 }
 
@@ -505,4 +508,86 @@ Deno.test("nodes ready together start before any of them ends, synchronous ones 
     "attempt:d",
     "end:d",
   ]);
+});
+
+Deno.test("a long synchronous flow yields to the event loop now and then: a timer cancels it midway, with the system clock or a fake one", async () => {
+  const { systemClock } = await import("../clock.ts");
+  await using store = await openStore({ plugin: "memory" });
+  // Each node holds the thread for 2 ms of real time and returns without a promise: the run
+  // never waits on I/O, and only the executor's own yields (every 50 ms) let a timer fire.
+  // The first node sets the timer that cancels the run.
+  let stop = new AbortController();
+  let armed = false;
+  const busy = defineNode({
+    optionsSchema: z.object({}),
+    run() {
+      if (!armed) {
+        armed = true;
+        setTimeout(() => stop.abort(), 0);
+      }
+      const until = Date.now() + 2;
+      while (Date.now() < until) { /* busy */ }
+      return 1;
+    },
+  });
+  const nodes = Array.from(
+    { length: 100 },
+    (_, i) => node(`n${i}`, "test.busy", i === 0 ? {} : { needs: [`n${i - 1}`] }),
+  );
+  for (const clock of [systemClock, fakeClock()]) {
+    stop = new AbortController();
+    armed = false;
+    const record = await execute(store, { id: "busy", nodes }, { "test.busy": busy }, {
+      clock,
+      signal: stop.signal,
+    });
+    assert.equal(record.status, "cancelled");
+    const ran = Object.values(record.nodes).filter((n) => n.status === "succeeded").length;
+    // 100 nodes take at least 200 ms: the timer fired at a yield after 50 ms, well before the end.
+    assert.ok(ran > 0 && ran < 100, `${ran} nodes ran`);
+  }
+});
+
+Deno.test("a long synchronous flow yields even while Date.now() stands still (a test faking Date)", async () => {
+  const { systemClock } = await import("../clock.ts");
+  await using store = await openStore({ plugin: "memory" });
+  // As above, but the global Date is frozen (what fake-time libraries do until a test ticks
+  // them): the yields must not depend on Date.now() moving on.
+  let stop = new AbortController();
+  let armed = false;
+  const busy = defineNode({
+    optionsSchema: z.object({}),
+    run() {
+      if (!armed) {
+        armed = true;
+        setTimeout(() => stop.abort(), 0);
+      }
+      const until = performance.now() + 2;
+      while (performance.now() < until) { /* busy */ }
+      return 1;
+    },
+  });
+  const nodes = Array.from(
+    { length: 100 },
+    (_, i) => node(`n${i}`, "test.busy", i === 0 ? {} : { needs: [`n${i - 1}`] }),
+  );
+  const realNow = Date.now;
+  for (const clock of [systemClock, fakeClock()]) {
+    stop = new AbortController();
+    armed = false;
+    const frozen = realNow();
+    Date.now = () => frozen;
+    let record;
+    try {
+      record = await execute(store, { id: "busy", nodes }, { "test.busy": busy }, {
+        clock,
+        signal: stop.signal,
+      });
+    } finally {
+      Date.now = realNow;
+    }
+    const ran = Object.values(record.nodes).filter((n) => n.status === "succeeded").length;
+    assert.equal(record.status, "cancelled", `${record.status}: ${ran} of 100 nodes ran`);
+    assert.ok(ran > 0 && ran < 100, `${ran} nodes ran`);
+  }
 });
