@@ -9,17 +9,10 @@
  * `--config deno.json` so that its imports resolve)
  */
 import { join } from "node:path";
+import { incrementChain } from "./_chain.ts";
 
 const NODES = 10_000;
-const flow = {
-  id: "increments",
-  nodes: Array.from({ length: NODES }, (_, i) => ({
-    id: `n${i}`,
-    type: "state.increment",
-    needs: i === 0 ? [] : [`n${i - 1}`],
-    with: { scope: "flow", key: "count" },
-  })),
-};
+const flow = incrementChain(NODES);
 const here = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
 console.log("| tree | chunks | events | chunk JSON | per node | run record |");
