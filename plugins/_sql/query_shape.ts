@@ -9,15 +9,15 @@ import type { NormalizedQuery } from "../../src/store/query.ts";
 
 /**
  * A signature of an operand's type, as far as the SQL text depends on it;
- * `bindable(s)` says whether a string can be bound as it is (else the text
- * takes another path).
+ * `classOf(s)` names the class of a string as far as the text depends on it
+ * (whether it can be bound as it is, or the text takes another path).
  */
-function signature(v: unknown, bindable: (s: string) => boolean): string {
+function signature(v: unknown, classOf: (s: string) => string): string {
   if (v === undefined) return "u";
   if (v === null || typeof v === "boolean") return String(v);
   if (typeof v === "number") return "n";
-  if (typeof v === "string") return bindable(v) ? "s" : "S";
-  if (Array.isArray(v)) return `[${v.map((x) => signature(x, bindable)).join(",")}]`;
+  if (typeof v === "string") return classOf(v);
+  if (Array.isArray(v)) return `[${v.map((x) => signature(x, classOf)).join(",")}]`;
   return `o${JSON.stringify(v)}`;
 }
 
@@ -28,11 +28,15 @@ function listed(strings: readonly string[]): string {
   return out;
 }
 
-/** The key of `q`'s shape: equal for queries whose compiled SQL text is the same. */
-export function shapeKey(q: NormalizedQuery, bindable: (s: string) => boolean): string {
+/**
+ * The key of `q`'s shape: equal for queries whose compiled SQL text is the
+ * same. `classOf` names a string operand's class (a short text without
+ * `\u0001`/`\u0002`): strings of one class compile to the same text.
+ */
+export function shapeKey(q: NormalizedQuery, classOf: (s: string) => string): string {
   let key = listed(q.prefix);
   for (const c of q.where) {
-    key += `\u0001${c.op}\u0001${listed(c.path)}\u0001${signature(c.value, bindable)}`;
+    key += `\u0001${c.op}\u0001${listed(c.path)}\u0001${signature(c.value, classOf)}`;
   }
   key += `\u0002${q.orderBy.length}`;
   for (const o of q.orderBy) key += `\u0001${o.direction}\u0001${listed(o.path)}`;

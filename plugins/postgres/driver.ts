@@ -939,7 +939,7 @@ export class PostgresDriver implements StoreDriver {
     const detail = rows.map((r) => `postgres: ${r["QUERY PLAN"]}`);
     const used = compiled.index !== undefined &&
       detail.some((d) => d.includes(indexName(this.#bareTable, compiled.index!)));
-    if (used) {
+    if (used && compiled.oddCheck !== undefined) {
       detail.push(
         "falls back to the core's scan if a value under the index's prefix holds a \\u0000 " +
           "or lone surrogate escape (listed by the partial index _fs_odd)",

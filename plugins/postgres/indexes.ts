@@ -21,11 +21,21 @@
  * subtransaction).
  *
  * A value jsonb cannot hold (a `\u0000` or lone surrogate escape) is indexed
- * with those escapes replaced by `\ufffd`, so its place in the index may be
- * wrong. Such values are rare: a partial index `<table>_fs_odd` lists their
- * keys, and a query that uses a declared index first checks (one probe of
- * that, nearly always empty, index) that none lies under the index's
- * prefix; if one does, the core answers the query with its scan.
+ * with those escapes (and any escaped surrogate pair beside them) replaced by
+ * `\ufffd`, so its place in the index may be wrong. Such values are rare: a
+ * partial index `<table>_fs_odd` lists their keys, and a query that uses a
+ * declared index first checks (one probe of that, nearly always empty,
+ * index) that none lies under the index's prefix; if one does, the core
+ * answers the query with its scan. Not a query that the index narrows by a
+ * number, or by an `eq` whose operand holds no NUL, surrogate or U+FFFD (on
+ * a path without them): the replacement only ever turns such code units of
+ * strings into U+FFFD, so the index places every value exactly for those
+ * (see `exactForOddValues` in query.ts). One kind of row is outside this:
+ * a text that jsonb refuses even after the replacement (a number beyond
+ * `numeric`'s range, nesting deeper than the server's stack), which only
+ * another client can write, reads as missing in every index; with a `\u0000`
+ * or surrogate escape in it as well, such a row was caught by the probe before
+ * and is now missed by those queries, as it already was without one.
  *
  * An index that is no longer declared (and the two per-type indexes
  * `_s`/`_n` of earlier versions) is dropped when the store opens with its

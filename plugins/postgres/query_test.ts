@@ -45,6 +45,11 @@ Deno.test("PgCompiledQueries compiles every query as compileQuery does, from a s
     const more: Query[] = [
       { prefix: ["x"], where: [{ path: "b.c", op: "eq", value: "needle" }] },
       { prefix: ["x"], where: [{ path: "b.c", op: "eq", value: "other" }] },
+      // The same shape but for the class of the operand, which decides the check for values
+      // jsonb cannot hold (see exactForOddValues): each compiled as compileQuery does.
+      { prefix: ["x"], where: [{ path: "b.c", op: "eq", value: "x\ufffd" }] },
+      { prefix: ["x"], where: [{ path: "b.c", op: "eq", value: "😀" }] },
+      { prefix: ["x"], where: [{ path: "b.c", op: "eq", value: "again" }] },
       {
         prefix: ["x"],
         where: [{ path: "n", op: "gte", value: 3 }],
@@ -77,6 +82,45 @@ Deno.test("PgCompiledQueries compiles every query as compileQuery does, from a s
       );
     }
   }
+});
+
+Deno.test("compileQuery checks for values jsonb cannot hold unless the index's eq is exact for them", () => {
+  const indexed = {
+    schema: "s",
+    indexes: normalizeIndexes([
+      { prefix: ["x"], path: "a" },
+      { prefix: ["x"], path: "b.😀" },
+    ], "test"),
+  };
+  const checks = (query: Query) => {
+    const c = compileQuery(`"s"."t"`, normalizeQuery(query), 0, indexed)!;
+    assert.ok(c.index !== undefined, JSON.stringify(query));
+    assert.equal(c.sql.includes("flowstate_odd"), c.oddCheck !== undefined);
+    return c.oddCheck !== undefined;
+  };
+  const eq = (value: JsonValue, path = "a") => ({
+    prefix: ["x"],
+    where: [{ path, op: "eq" as const, value }],
+  });
+  // Exact: an operand without NUL, surrogates or U+FFFD, on a path without them.
+  for (const value of ["needle", "", "é\uffff\ue000", 1.5, null, true, false]) {
+    assert.equal(checks(eq(value)), false, JSON.stringify(value));
+    assert.equal(checks({ ...eq(value), orderBy: { path: "a" }, limit: 2 }), false);
+  }
+  assert.equal(checks({ ...eq("needle"), where: [...eq("n").where, ...eq(1, "c").where] }), false);
+  const range = (op: "lt" | "gte", value: JsonValue) => ({
+    prefix: ["x"],
+    where: [{ path: "a", op, value: value as number }],
+  });
+  assert.equal(checks(range("gte", 3)), false);
+  assert.equal(checks({ ...range("lt", -1.5), orderBy: { path: "a", direction: "desc" } }), false);
+  // Checked: what the index may read as U+FFFD, string ranges and sorts alone.
+  for (const value of ["x\ufffd", "😀", "a😀b"]) assert.equal(checks(eq(value)), true, value);
+  assert.equal(checks(eq("k", "b.😀")), true);
+  assert.equal(checks(eq(1, "b.😀")), true);
+  assert.equal(checks(range("gte", "a")), true);
+  assert.equal(checks({ ...range("lt", "b"), orderBy: { path: "a" } }), true);
+  assert.equal(checks({ prefix: ["x"], orderBy: { path: "a" } }), true);
 });
 
 pgTest("PostgresDriver.query() leaves what PostgreSQL cannot hold to the core", async (url) => {

@@ -396,8 +396,8 @@ function makeTemplate(
 /** At most this many shapes are remembered (then the cache starts over). */
 const MAX_SHAPES = 500;
 
-/** Whether a string can be bound as it is (no lone surrogate). */
-const WELL_FORMED = (s: string): boolean => s.isWellFormed();
+/** The class of a string operand in a shape key: bound as it is (no lone surrogate), or not. */
+const WELL_FORMED = (s: string): string => s.isWellFormed() ? "s" : "S";
 
 /** {@linkcode compileQuery}, remembered by the query's shape, for one set of indexes. */
 export class CompiledQueries {

@@ -330,3 +330,16 @@ Deno.test("an index recorded by an older version (meta `true`, entries possibly 
   assert.equal(inner.get(meta), null);
   assert.equal(await indexKeys(inner), 0);
 });
+
+Deno.test("an index path refuses a segment PostgreSQL would read as an array subscript", () => {
+  for (const seg of ["0", "12", "-1", "01", "+1", " 1", "1 "]) {
+    assert.throws(
+      () => normalizeIndexes([{ prefix: ["o"], path: ["a", seg] }], "openStore"),
+      /cannot be indexed \(empty, an array index or a number read as one/,
+      JSON.stringify(seg),
+    );
+  }
+  for (const seg of ["1x", "x1", "-", "1.5", "status"]) {
+    assert.equal(normalizeIndexes([{ prefix: ["o"], path: ["a", seg] }], "openStore").length, 1);
+  }
+});

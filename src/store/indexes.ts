@@ -115,7 +115,6 @@ export interface SearchRequest {
   fields: string[][] | null;
 }
 
-const ARRAY_INDEX = /^(0|[1-9]\d*)$/;
 /** Default number of search hits. */
 export const DEFAULT_SEARCH_LIMIT = 20;
 
@@ -134,17 +133,27 @@ export function indexName(prefix: Key, path: readonly string[]): string {
   return `fs_ix_${nameHash(JSON.stringify([prefix, path]))}`;
 }
 
+/**
+ * A segment that reads as an array index somewhere: the core's own (`0`,
+ * `12`), and what PostgreSQL's `#>` takes as a subscript on an array (a sign,
+ * leading zeros, spaces: `-1` is the last item there). The core reads such a
+ * segment as an object's key only, so an index on it would answer differently
+ * on postgres.
+ */
+const SUBSCRIPT_LIKE = /^\s*[+-]?\d+\s*$/;
+
 function checkPath(path: unknown, what: string): string[] {
   const segments = parsePath(path as string | string[], what);
   for (const seg of segments) {
     if (
-      seg === "" || ARRAY_INDEX.test(seg) || /["\\]/.test(seg) || seg.includes("\u0000") ||
+      seg === "" || SUBSCRIPT_LIKE.test(seg) || /["\\]/.test(seg) || seg.includes("\u0000") ||
       !seg.isWellFormed()
     ) {
       throw new TypeError(
         `${what}: path segment ${
           JSON.stringify(seg)
-        } cannot be indexed (empty, an array index, or holding a quote, backslash or NUL); ` +
+        } cannot be indexed (empty, an array index or a number read as one, like "-1" or "01", ` +
+          `or holding a quote, backslash or NUL); ` +
           `index a named field like "status" or "customer.id"`,
       );
     }
