@@ -49,7 +49,7 @@ interface Tree {
   Records: typeof import("../src/records/records.ts").Records;
   serializeValue: typeof import("../src/store/values.ts").serializeValue;
   /** How the tree stores an event chunk (trees before the compact chunks: as it is). */
-  encodeChunk: (first: number, events: unknown[]) => unknown;
+  encodeChunk: (first: number, events: unknown[], what: string) => unknown;
 }
 
 async function load(root: string): Promise<Tree> {
@@ -136,7 +136,7 @@ for (const [name, root] of [["before", before], ["after", after]] as const) {
     }
   };
   runs[`${name} runFlow, events serialized only`] = without((_runId, events) => {
-    tree.serializeValue(tree.encodeChunk(0, events), "bench");
+    tree.serializeValue(tree.encodeChunk(0, events, "bench"), "bench");
     return Promise.resolve();
   });
   runs[`${name} runFlow, events not appended`] = without(() => Promise.resolve());

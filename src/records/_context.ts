@@ -11,6 +11,7 @@ import { ConflictError } from "../errors.ts";
 import type { Clock, Store } from "../store/types.ts";
 import { EVENTS_FIELD, type RecordsLayout } from "./layout.ts";
 import type { RunEvent, RunRecord } from "./types.ts";
+import type { EventFormat } from "./_event_chunks.ts";
 
 /** How many times a read-modify-write is tried, and how long it waits between tries. */
 export interface RetrySettings {
@@ -30,6 +31,8 @@ export interface RecordsContext {
   readonly layout: RecordsLayout;
   /** Compare-and-set retries on conflict. */
   readonly retry: RetrySettings;
+  /** The form event chunks are written in (`RecordsOptions.eventFormat`). */
+  readonly eventFormat: EventFormat;
 }
 
 /** What an attempt of a read-modify-write returns when its commit lost a race. */

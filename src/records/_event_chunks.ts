@@ -17,17 +17,25 @@
  * the very events written, as the JSON of the first form would have.
  *
  * Chunks of the first form (`{ first, events }`, Flowstate before format 2)
- * are read as they are. A compact chunk has no `events` array, so a reader of
- * the first form fails on it (`events is not iterable`) rather than show a
- * run without events.
+ * are read as they are, and are still written with `eventFormat: 1`
+ * (`RecordsOptions`, the config's `runs:`), for a fleet whose older processes
+ * read only that form ({@linkcode writeChunk}). A compact chunk has no
+ * `events` array, so a reader of the first form fails on it (`events is not
+ * iterable`) rather than show a run without events. A chunk this version
+ * cannot read (a newer format, or damaged) is a `TypeError`: retrying cannot
+ * help, and the run recorder does not retry it.
  *
  * @module
  */
 import type { Key } from "../store/types.ts";
+import { checkValue } from "../store/values.ts";
 import type { RunEvent, StateAccess } from "./types.ts";
 
-/** The format of the chunks written now. */
+/** The format of the compact chunks. */
 export const CHUNK_FORMAT = 2;
+
+/** The forms a chunk can be written in (see {@linkcode writeChunk}). */
+export type EventFormat = 1 | 2;
 
 /** One `appendEvents()` call as read back: the index of its first event, and the events. */
 export interface EventChunk {
@@ -142,6 +150,20 @@ function fieldsOf(e: object, fields: readonly string[], required: number): numbe
 }
 
 /**
+ * Whether `v` may be a row's item: a string, a finite number, a boolean or
+ * `null`. Anything else (an object, an array, NaN…) keeps its event in a raw
+ * row: nested in the rows it would sit one level shallower than in
+ * `{ events: [event] }` or a run's inline events (a value at the depth limit
+ * would be accepted here and refused when the run's events are inlined), and
+ * the store's error for a bad value would name a row, not the event's field.
+ */
+function isPrimitive(v: unknown): boolean {
+  const type = typeof v;
+  return type === "string" || type === "boolean" || v === null ||
+    (type === "number" && Number.isFinite(v));
+}
+
+/**
  * Builds one chunk's rows and tables. One per chunk written; `encode`
  * returns `false` for an event the rows cannot give back exactly.
  */
@@ -231,6 +253,7 @@ class ChunkWriter {
         if (typeof e.node !== "string") return false;
         const bits = fieldsOf(e, ATTEMPT_FIELDS, ATTEMPT_REQUIRED);
         if (bits < 0) return false;
+        if (!isPrimitive(e.attempt) || (bits !== 0 && !isPrimitive(e.error))) return false;
         const n = this.#node(e.node);
         if (bits === 0) {
           if (
@@ -246,7 +269,11 @@ class ChunkWriter {
         const status = STATUSES.indexOf(e.status);
         if (status < 0) return false;
         const bits = fieldsOf(e, END_FIELDS, END_REQUIRED);
-        if (bits < 0) return false;
+        if (
+          bits < 0 || !isPrimitive(e.attempt) || !isPrimitive(e.durationMs) ||
+          (bits & OUTPUT_BYTES && !isPrimitive(e.outputBytes)) ||
+          (bits & ERROR && !isPrimitive(e.error))
+        ) return false;
         let reads = -1;
         let writes = -1;
         if (bits & READS && (reads = this.#list(e.reads)) < 0) return false;
@@ -262,7 +289,10 @@ class ChunkWriter {
       }
       case "node.log": {
         const level = LEVELS.indexOf(e.level);
-        if (level < 0 || typeof e.node !== "string" || fieldsOf(e, LOG_FIELDS, 5) !== 0) {
+        if (
+          level < 0 || typeof e.node !== "string" || !isPrimitive(e.message) ||
+          fieldsOf(e, LOG_FIELDS, 5) !== 0
+        ) {
           return false;
         }
         rows.push(Code.NodeLog, dt, this.#node(e.node), level, e.message);
@@ -314,14 +344,27 @@ function sameList(list: unknown[], known: StateAccess[]): boolean {
  * The stored form of a chunk of `events` whose first is the run's event
  * number `first`. The events are not copied: the chunk refers to their
  * `reads`/`writes` lists and any event kept as it is, so it is to be
- * serialized (written) before they may change.
+ * serialized (written) before they may change. Throws a `TypeError` starting
+ * with `what` and naming the event's field (`value.events[2].durationMs is
+ * NaN`, as for the first form) if an event holds a value no store accepts.
  */
-export function encodeChunk(first: number, events: readonly RunEvent[]): CompactChunk {
+export function encodeChunk(
+  first: number,
+  events: readonly RunEvent[],
+  what: string,
+): CompactChunk {
   const base = events.length > 0 && Number.isSafeInteger(events[0].at) ? events[0].at : 0;
   const writer = new ChunkWriter(base);
+  let raw = false;
   for (const e of events) {
-    if (!writer.encode(e)) writer.rows.push(Code.Raw, e);
+    if (!writer.encode(e)) {
+      writer.rows.push(Code.Raw, e);
+      raw = true;
+    }
   }
+  // Only a raw row can hold a value the store refuses (the others hold primitives and
+  // lists of strings): checked here, where the error can name the event, not a row.
+  if (raw) checkValue({ events }, what);
   return {
     first,
     format: CHUNK_FORMAT,
@@ -331,6 +374,23 @@ export function encodeChunk(first: number, events: readonly RunEvent[]): Compact
     lists: writer.lists,
     rows: writer.rows,
   };
+}
+
+/**
+ * A chunk of `events` as written in `format`: 1 is the first form
+ * `{ first, events }`, as Flowstate 0.4 wrote it (for a fleet with processes
+ * that cannot read format 2 yet: `RecordsOptions.eventFormat`), 2 the compact
+ * form of {@linkcode encodeChunk}.
+ */
+export function writeChunk(
+  format: EventFormat,
+  first: number,
+  events: readonly RunEvent[],
+  what: string,
+): EventChunk | CompactChunk {
+  return format === 1
+    ? { first, events: events as RunEvent[] } satisfies EventChunk
+    : encodeChunk(first, events, what);
 }
 
 /** How a chunk is named in the errors of {@linkcode decodeChunk} and {@linkcode chunkSize}. */
@@ -351,10 +411,10 @@ export function chunkSize(chunk: unknown, where: string): number {
 function checkCompact(value: unknown, where: string): CompactChunk {
   const chunk = value as Partial<CompactChunk> | null;
   if (typeof chunk !== "object" || chunk === null || !("format" in chunk)) {
-    throw new Error(`${where} is not an event chunk (no "events" and no "format")`);
+    throw new TypeError(`${where} is not an event chunk (no "events" and no "format")`);
   }
   if (chunk.format !== CHUNK_FORMAT) {
-    throw new Error(
+    throw new TypeError(
       `${where} is stored in format ${
         JSON.stringify(chunk.format)
       }, which this version of Flowstate cannot read (it reads formats 1 and ${CHUNK_FORMAT}): ` +
@@ -366,15 +426,16 @@ function checkCompact(value: unknown, where: string): CompactChunk {
     typeof chunk.base !== "number" || !Array.isArray(chunk.nodes) ||
     !Array.isArray(chunk.lists) || !Array.isArray(chunk.rows)
   ) {
-    throw new Error(`${where} is malformed: a format ${CHUNK_FORMAT} chunk lacks a field`);
+    throw new TypeError(`${where} is malformed: a format ${CHUNK_FORMAT} chunk lacks a field`);
   }
   return chunk as CompactChunk;
 }
 
 /**
  * The events of a stored chunk of either form. `where` names the chunk in an
- * error (`Cannot read the events of run "…": chunk 00000002`). Throws when the
- * chunk is of a format this version cannot read, or damaged.
+ * error (`Cannot read the events of run "…": chunk 00000002`). Throws a
+ * `TypeError` when the chunk is of a format this version cannot read, or
+ * damaged.
  */
 export function decodeChunk(value: unknown, where: string): EventChunk {
   const old = value as Partial<EventChunk> | null;
@@ -383,7 +444,7 @@ export function decodeChunk(value: unknown, where: string): EventChunk {
   const { nodes, lists, rows } = chunk;
   const events: RunEvent[] = [];
   const bad = (why: string): never => {
-    throw new Error(`${where} is malformed: ${why}`);
+    throw new TypeError(`${where} is malformed: ${why}`);
   };
   const nodeAt = (i: number): string => {
     const node = nodes[rows[i] as number];

@@ -18,7 +18,8 @@ import {
   withRetry,
 } from "./_context.ts";
 import { EVENTS_FIELD } from "./layout.ts";
-import { chunkSize, chunkWhere, decodeChunk, encodeChunk } from "./_event_chunks.ts";
+import { chunkSize, chunkWhere, decodeChunk, writeChunk } from "./_event_chunks.ts";
+import { MAX_VALUE_BYTES, utf8Length } from "../store/values.ts";
 import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
 import { metricShards, shardKey } from "./_metric_shards.ts";
 import { knownEntries } from "./_known.ts";
@@ -123,7 +124,7 @@ export async function appendEvents(
   await withRetry(ctx.retry, what, async () => {
     const tail = await tails.read(ctx, runId);
     const key = ctx.layout.chunk(runId, tail.chunk);
-    const chunk = encodeChunk(tail.next, events);
+    const chunk = writeChunk(ctx.eventFormat, tail.next, events, what);
     const result = await ctx.store.atomic().check(key, null).set(key, chunk).commit();
     if (!result.ok) {
       tails.forget(runId);
@@ -238,21 +239,15 @@ export async function finishRun(
     // A cancel request ends with the run it asked to cancel.
     op.delete(layout.cancel(run.id));
     if (extra !== undefined) await extra(op, stored === null ? null : stored.value);
-    if (tail.next + events.length <= INLINE_EVENTS_MAX) {
-      const inline: RunEvent[] = [];
-      if (tail.chunk > 0) {
-        for await (const e of store.list({ prefix: layout.events(run.id) })) {
-          const chunk = decodeChunk(e.value, chunkWhere(run.id, e.key));
-          for (const event of chunk.events) inline.push(event);
-        }
-        op.clear(layout.events(run.id));
-      }
-      for (const event of events) inline.push(event);
-      op.set(runKey, { ...record, [EVENTS_FIELD]: inline } satisfies StoredRun);
-    } else {
+    const inlined = tail.next + events.length <= INLINE_EVENTS_MAX &&
+      await inlineEvents(ctx, op, record, events, tail.chunk);
+    if (!inlined) {
       op.set(runKey, record);
       if (events.length > 0) {
-        op.set(layout.chunk(run.id, tail.chunk), encodeChunk(tail.next, events));
+        op.set(
+          layout.chunk(run.id, tail.chunk),
+          writeChunk(ctx.eventFormat, tail.next, events, what),
+        );
       }
     }
     for (const key of layout.indexKeys(summary)) op.set(key, summary);
@@ -281,6 +276,39 @@ export async function finishRun(
     }
     return result.ok ? true : RETRY;
   }
+}
+
+/**
+ * Write `record` with all the run's events inline (the chunks' and `events`)
+ * into `op`, clearing the chunks; `false`, writing nothing, when that record
+ * would be over the store's size limit (events each accepted in their chunk
+ * can add up past it): the chunks are kept then. Events nest no deeper inline
+ * than in a chunk (`record["@events"][i]` as `chunk.events[i]` or a raw row),
+ * so the depth limit cannot be crossed here.
+ */
+async function inlineEvents(
+  ctx: RecordsContext,
+  op: AtomicOperation,
+  record: RunRecord,
+  events: readonly RunEvent[],
+  chunks: number,
+): Promise<boolean> {
+  const { store, layout } = ctx;
+  const inline: RunEvent[] = [];
+  if (chunks > 0) {
+    for await (const e of store.list({ prefix: layout.events(record.id) })) {
+      const chunk = decodeChunk(e.value, chunkWhere(record.id, e.key));
+      for (const event of chunk.events) inline.push(event);
+    }
+  }
+  for (const event of events) inline.push(event);
+  const value: StoredRun = { ...record, [EVENTS_FIELD]: inline };
+  // JSON.stringify skips what the store would refuse (a function...): the commit reports it.
+  const text = JSON.stringify(value);
+  if (text.length * 3 > MAX_VALUE_BYTES && utf8Length(text) > MAX_VALUE_BYTES) return false;
+  if (chunks > 0) op.clear(layout.events(record.id));
+  op.set(layout.run(record.id), value);
+  return true;
 }
 
 /**

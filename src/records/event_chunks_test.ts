@@ -140,7 +140,7 @@ const viaJson = <T>(value: T): T => JSON.parse(JSON.stringify(value));
 Deno.test("event chunks: every event is read back as written, to the JSON text (1,000 seeds)", () => {
   for (let seed = 1; seed <= 1_000; seed++) {
     const events = randomEvents(seed, 1 + (seed % 60));
-    const stored = viaJson(encodeChunk(seed, events));
+    const stored = viaJson(encodeChunk(seed, events, "test"));
     assert.equal(stored.format, CHUNK_FORMAT);
     assert.ok(!("events" in stored), "no events array: readers of the first form fail on it");
     const read = decodeChunk(stored, "chunk");
@@ -168,7 +168,7 @@ Deno.test("event chunks: the executor's events are stored compact; each event re
     });
   }
   events.push({ at: 1_070, type: "node.log", node: "n3", message: "hi", level: "info" });
-  const stored = viaJson(encodeChunk(0, events));
+  const stored = viaJson(encodeChunk(0, events, "test"));
   assert.deepEqual(stored.lists, [[{ scope: "flow", key: ["count"] }]], "one list, referred to");
   assert.equal(stored.nodes.length, 66);
   assert.ok(!stored.rows.some((x: unknown) => typeof x === "object"), "no event kept as it is");
@@ -191,7 +191,7 @@ Deno.test("event chunks: a chunk of a newer format, or damaged, is refused with 
     () => decodeChunk({ first: 0, format: 3, rows: [] }, where),
     /event chunk 00000002 is stored in format 3, which this version of Flowstate cannot read .*newer Flowstate; upgrade/,
   );
-  const ok = viaJson(encodeChunk(0, [{ at: 1, type: "node.start", node: "a" }]));
+  const ok = viaJson(encodeChunk(0, [{ at: 1, type: "node.start", node: "a" }], "test"));
   const damaged = [
     { ...ok, rows: [2, 0, 5] }, // no such node
     { ...ok, rows: [2, 0] }, // cut short

@@ -199,6 +199,40 @@ export interface RecordsOptions {
     /** Upper bound of one jittered wait, in ms (default 50). */
     maxDelayMs?: number;
   };
+  /**
+   * The form run events are written in (default 2). 2 is the compact form of
+   * this version; 1 is the form Flowstate 0.4 wrote, for a rolling upgrade or
+   * a rollback: processes of 0.4 cannot read compact event chunks, so while
+   * any of them shares the records store, write 1 everywhere. Both forms are
+   * always read.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { newRunId, openStore, Records } from "@flowstate/core/records";
+   *
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store, { eventFormat: 1 });
+   * const run = {
+   *   id: newRunId(1),
+   *   flowId: "f",
+   *   flowVersion: "v1",
+   *   status: "running" as const,
+   *   inputs: {},
+   *   outputs: null,
+   *   error: null,
+   *   startedAt: 1,
+   *   endedAt: null,
+   *   durationMs: null,
+   *   nodes: {},
+   * };
+   * await records.startRun(run);
+   * await records.appendEvents(run.id, [{ at: 1, type: "run.start" }]);
+   * const [chunk] = await store.list({ prefix: ["flowstate", "events", run.id] }).toArray();
+   * assert.deepEqual(chunk.value, { first: 0, events: [{ at: 1, type: "run.start" }] });
+   * ```
+   */
+  eventFormat?: 1 | 2;
 }
 
 /**
@@ -248,11 +282,18 @@ export class Records {
         `Cannot create Records: retry.maxDelayMs must be a number >= 0 (got ${maxDelayMs})`,
       );
     }
+    const eventFormat = options.eventFormat ?? 2;
+    if (eventFormat !== 1 && eventFormat !== 2) {
+      throw new RangeError(
+        `Cannot create Records: eventFormat must be 1 or 2 (got ${JSON.stringify(eventFormat)})`,
+      );
+    }
     this.#ctx = {
       store,
       clock: options.clock ?? systemClock,
       layout: new RecordsLayout(prefix),
       retry: { attempts, maxDelayMs },
+      eventFormat,
     };
   }
 
