@@ -11,6 +11,7 @@ import { random } from "../testing/conformance/_random.ts";
 import { CHUNK_FORMAT, decodeChunk, encodeChunk } from "./_event_chunks.ts";
 import { backendTest, FakeClock, finished, newRun, setup } from "./_test_utils.ts";
 import { Records } from "./records.ts";
+import { RunRecorder } from "./recorder.ts";
 import type { RunEvent, StateAccess } from "./types.ts";
 
 // ---------------------------------------------------------------- random events
@@ -33,12 +34,10 @@ const ODD_STRINGS = [
 ];
 
 /** Events of every kind, as the executor makes them and as any caller of `appendEvents` might. */
-function randomEvents(seed: number, count: number, options: { postgres?: boolean } = {}) {
+function randomEvents(seed: number, count: number) {
   const r = random(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
-  // Postgres stores JSON as jsonb, which refuses NUL characters (in either form).
-  const strings = options.postgres ? ODD_STRINGS.filter((s) => !s.includes("\u0000")) : ODD_STRINGS;
-  const str = () => pick(strings);
+  const str = () => pick(ODD_STRINGS);
   let at = 1_796_518_309_940;
   const time = (): number => {
     const p = r();
@@ -219,14 +218,15 @@ async function roundTrip(store: Store, events: RunEvent[]) {
   for (let i = 0; i < last; i += 97) {
     await records.appendEvents(run.id, events.slice(i, Math.min(i + 97, last)));
   }
-  // While it runs, and in another process (no remembered tail: read from the last chunk).
-  assert.deepEqual(
-    await new Records(store, { clock }).getEvents(run.id),
-    viaJson(events.slice(0, last)),
+  // While it runs, and in another process (no remembered tail: read from the last chunk). As JSON
+  // text: the same values with their keys in the same order.
+  assert.equal(
+    JSON.stringify(await new Records(store, { clock }).getEvents(run.id)),
+    JSON.stringify(events.slice(0, last)),
   );
   await new Records(store, { clock }).appendEvents(run.id, events.slice(last, last + 20));
   await records.finishRun(finished(run, "succeeded", 5), events.slice(last + 20));
-  assert.deepEqual(await records.getEvents(run.id), viaJson(events));
+  assert.equal(JSON.stringify(await records.getEvents(run.id)), JSON.stringify(events));
   return run.id;
 }
 
@@ -273,9 +273,9 @@ Deno.test({
   ignore: !PG_URL,
   async fn() {
     await using store = await openStore({ plugin: "postgres", url: PG_URL!, schema: SCHEMA });
-    // jsonb keeps no key order: compared as values.
-    await roundTrip(store, randomEvents(11, 1_300, { postgres: true }));
-    await roundTrip(store, randomEvents(12, 500, { postgres: true }));
+    // Values are stored as JSON text (plugins/postgres/schema.ts): exact, NULs and key order kept.
+    await roundTrip(store, randomEvents(11, 1_300));
+    await roundTrip(store, randomEvents(12, 500));
   },
 });
 
@@ -362,3 +362,226 @@ Deno.test("Records.getEvents refuses a chunk of a newer format, naming the run a
   );
   await store.close();
 });
+
+// ---------------------------------------------------------------- review fixes (evfmt2)
+
+/** `1` nested in `n` arrays. */
+function deep(n: number): unknown {
+  let v: unknown = 1;
+  for (let i = 0; i < n; i++) v = [v];
+  return v;
+}
+
+/** The events a compact chunk keeps as they are (raw rows): its rows' only objects. */
+function rawRows(chunk: { rows: unknown[] }): unknown[] {
+  return chunk.rows.filter((item) => typeof item === "object" && item !== null);
+}
+
+Deno.test("event chunks: rows hold only primitives; an event with another value is kept raw", () => {
+  const base = { at: 1, type: "node.end", node: "a", status: "failed", attempt: 1, durationMs: 1 };
+  // Values JSON holds but a row must not (NaN and the like are refused: see below).
+  for (const value of [[1], { n: 1 }, [], {}]) {
+    for (const field of ["attempt", "durationMs", "outputBytes", "error"]) {
+      const event = { ...base, [field]: value } as unknown as RunEvent;
+      const chunk = encodeChunk(0, [event], "test");
+      assert.deepEqual(rawRows(chunk), [event], `${field}: ${JSON.stringify(value)}`);
+      assert.equal(
+        JSON.stringify(decodeChunk(viaJson(chunk), "c").events),
+        JSON.stringify([event]),
+      );
+    }
+  }
+  const log = { at: 1, type: "node.log", node: "a", message: ["x"], level: "info" };
+  const attempt = { at: 1, type: "node.attempt", node: "a", attempt: 2, error: { e: 1 } };
+  const chunk = encodeChunk(0, [log, attempt] as unknown as RunEvent[], "test");
+  assert.equal(rawRows(chunk).length, 2);
+  assert.equal(
+    JSON.stringify(decodeChunk(viaJson(chunk), "c").events),
+    JSON.stringify([log, attempt]),
+  );
+});
+
+backendTest(
+  "Records: an event at the depth limit is refused by appendEvents, so the run's finish never fails on it",
+  async (backend) => {
+    const { store, clock, records } = await setup(backend);
+    try {
+      for (const depth of [253, 254]) {
+        const run = newRun(clock);
+        await records.startRun(run);
+        const event = { at: 1, type: "node.log", node: "a", message: deep(depth), level: "info" };
+        const appended = records.appendEvents(run.id, [event as unknown as RunEvent]);
+        // As `{ events: [event] }` (format 1) and the inline `@events`: value, events, event, message.
+        if (depth === 254) await assert.rejects(appended, /is nested deeper than 256 levels/);
+        else await appended;
+        await records.finishRun(finished(run, "succeeded", 5), []);
+        assert.equal((await records.getRun(run.id))?.status, "succeeded", `depth ${depth}`);
+        assert.equal((await records.getEvents(run.id)).length, depth === 254 ? 0 : 1);
+      }
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+Deno.test("Records: a bad value in an event is named by the event and its field", async () => {
+  const { store, clock, records } = await setup("memory");
+  try {
+    const run = newRun(clock);
+    await records.startRun(run);
+    const start = { at: 1, type: "node.start" as const, node: "a" };
+    const end = { at: 2, type: "node.end", node: "a", status: "failed", attempt: 1 };
+    await assert.rejects(
+      records.appendEvents(run.id, [start, start, { ...end, durationMs: NaN } as RunEvent]),
+      (err: Error) =>
+        err instanceof TypeError &&
+        err.message.startsWith(`Cannot append events to run "${run.id}": value.events[2]`) &&
+        /value\.events\[2\]\.durationMs is NaN/.test(err.message),
+    );
+    await assert.rejects(
+      records.appendEvents(run.id, [{ ...end, durationMs: 1, outputBytes: Infinity } as RunEvent]),
+      /value\.events\[0\]\.outputBytes is Infinity/,
+    );
+    // The last chunk of a finish (more than 1,000 events: not inlined).
+    const many = Array.from({ length: 1_001 }, (_, i) => ({ ...start, at: i }));
+    await assert.rejects(
+      records.finishRun(finished(run, "failed", 5), [
+        ...many,
+        { ...end, durationMs: NaN } as RunEvent,
+      ]),
+      /value\.events\[1001\]\.durationMs is NaN/,
+    );
+    assert.equal((await records.getRun(run.id))?.status, "running", "nothing written");
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("event chunks: a chunk this version cannot read is a TypeError", () => {
+  const where = 'Cannot read the events of run "r": event chunk 00000002';
+  assert.throws(() => decodeChunk({ first: 0, format: 3, rows: [] }, where), TypeError);
+  assert.throws(
+    () =>
+      decodeChunk(
+        { first: 0, format: 2, count: 1, base: 0, nodes: [], lists: [], rows: [2, 0, 5] },
+        where,
+      ),
+    TypeError,
+  );
+  assert.throws(() => decodeChunk(null, where), TypeError);
+});
+
+Deno.test("RunRecorder: a chunk of a newer format fails the finish at once, without retries", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  let calls = 0;
+  const finishRun = records.finishRun.bind(records);
+  records.finishRun = (...args: Parameters<typeof finishRun>) => {
+    calls++;
+    return finishRun(...args);
+  };
+  const clock = { now: () => Date.now() };
+  const recorder = await RunRecorder.start(
+    records,
+    clock,
+    { flowId: "f", flowVersion: "v1", inputs: {} },
+    // Long waits: a retry would show as a second call (and a slow test).
+    { finishRetryDelaysMs: [60_000] },
+  );
+  await store.set(["flowstate", "events", recorder.id, "00000000"], {
+    first: 0,
+    format: 3,
+    data: [],
+  });
+  await assert.rejects(
+    recorder.finish({ status: "succeeded", outputs: null, nodes: {}, error: null }),
+    (err: Error) => err instanceof TypeError && /is stored in format 3/.test(err.message),
+  );
+  assert.equal(calls, 1);
+});
+
+backendTest(
+  "Records: a run whose events inline would pass the size limit keeps its chunks",
+  async (backend) => {
+    const { store, clock, records } = await setup(backend);
+    try {
+      const run = newRun(clock);
+      await records.startRun(run);
+      const message = "x".repeat(17_000); // 500 of them: 8.5 MB a chunk, 17 MB inline
+      const events = (c: number) =>
+        Array.from({ length: 500 }, (_, i) => ({
+          at: c * 500 + i,
+          type: "node.log" as const,
+          node: "a",
+          message,
+          level: "info" as const,
+        }));
+      await records.appendEvents(run.id, events(0));
+      await records.appendEvents(run.id, events(1));
+      await records.finishRun(finished(run, "succeeded", 5), []);
+      assert.equal((await records.getRun(run.id))?.status, "succeeded");
+      assert.equal(await store.count(["flowstate", "events", run.id]), 2, "the chunks are kept");
+      const read = await records.getEvents(run.id);
+      assert.equal(JSON.stringify(read), JSON.stringify([...events(0), ...events(1)]));
+      // A small run is still folded inline.
+      const small = newRun(clock);
+      await records.startRun(small);
+      await records.appendEvents(small.id, events(0).slice(0, 10));
+      await records.finishRun(finished(small, "succeeded", 5), events(1).slice(0, 10));
+      assert.equal(await store.count(["flowstate", "events", small.id]), 0);
+      assert.equal((await records.getEvents(small.id)).length, 20);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+backendTest(
+  "Records with eventFormat 1 write every chunk in the first form, as Flowstate 0.4 did",
+  async (backend) => {
+    const { store, clock } = await setup(backend);
+    try {
+      const records = new Records(store, { clock, eventFormat: 1 });
+      const run = newRun(clock);
+      await records.startRun(run);
+      const events = randomEvents(21, 1_200);
+      const last = events.length - 50;
+      for (let i = 0; i < last; i += 200) {
+        await records.appendEvents(run.id, events.slice(i, Math.min(i + 200, last)));
+      }
+      await records.finishRun(finished(run, "succeeded", 5), events.slice(last));
+      const chunks = await Array.fromAsync(store.list({ prefix: ["flowstate", "events", run.id] }));
+      // What 0.4 wrote: `{ first, events }`, the events as given (to the JSON text).
+      const expected = [];
+      for (let i = 0; i < last; i += 200) {
+        expected.push({ first: i, events: events.slice(i, Math.min(i + 200, last)) });
+      }
+      expected.push({ first: last, events: events.slice(last) });
+      assert.equal(JSON.stringify(chunks.map((e) => e.value)), JSON.stringify(expected));
+      assert.equal(JSON.stringify(await records.getEvents(run.id)), JSON.stringify(events));
+      // Reading is unchanged: a default Records appends compact chunks after them, and reads all.
+      const open = newRun(clock);
+      await records.startRun(open);
+      await records.appendEvents(open.id, events.slice(0, 10));
+      await new Records(store, { clock }).appendEvents(open.id, events.slice(10, 20));
+      const [first, second] = await Array.fromAsync(
+        store.list<Record<string, unknown>>({ prefix: ["flowstate", "events", open.id] }),
+      );
+      assert.equal(
+        JSON.stringify(first.value),
+        JSON.stringify({ first: 0, events: events.slice(0, 10) }),
+      );
+      assert.equal(second.value.format, CHUNK_FORMAT);
+      assert.equal(
+        JSON.stringify(await records.getEvents(open.id)),
+        JSON.stringify(events.slice(0, 20)),
+      );
+      assert.throws(
+        () => new Records(store, { eventFormat: 3 as 2 }),
+        /eventFormat must be 1 or 2 \(got 3\)/,
+      );
+    } finally {
+      await store.close();
+    }
+  },
+);
