@@ -19,7 +19,6 @@ import {
 } from "./_context.ts";
 import { EVENTS_FIELD } from "./layout.ts";
 import { chunkSize, chunkWhere, decodeChunk, writeChunk } from "./_event_chunks.ts";
-import { MAX_VALUE_BYTES, utf8Length } from "../store/values.ts";
 import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
 import { metricShards, shardKey } from "./_metric_shards.ts";
 import { knownEntries } from "./_known.ts";
@@ -186,6 +185,9 @@ export async function finishRun(
   };
   target();
   let metricsConflict = false;
+  // Whether this try folds the events into the record, and whether that may be tried.
+  let inlined = false;
+  let mayInline = true;
   const known = knownEntries(ctx);
   const written = await withRetry(ctx.retry, what, async () => {
     const result = await attempt();
@@ -198,8 +200,25 @@ export async function finishRun(
   tails.forget(run.id);
   return written;
 
+  /**
+   * One try; again at once without inlining when the record with its events
+   * inline is too large for the store (a `RangeError` from its value check,
+   * before anything is written: events each accepted in their chunk can add
+   * up past the limit). The chunks are kept then, as for a long run.
+   */
   async function attempt(): Promise<boolean | typeof RETRY> {
+    try {
+      return await attemptOnce();
+    } catch (err) {
+      if (!inlined || !(err instanceof RangeError)) throw err;
+      mayInline = false;
+      return await attemptOnce();
+    }
+  }
+
+  async function attemptOnce(): Promise<boolean | typeof RETRY> {
     metricsConflict = false;
+    inlined = false;
     // As this process wrote them last (the run at its start or claim, the metrics at the
     // last end), when it did: the commit checks their versions all the same.
     const keys = [runKey, versionKey, allKey];
@@ -239,9 +258,10 @@ export async function finishRun(
     // A cancel request ends with the run it asked to cancel.
     op.delete(layout.cancel(run.id));
     if (extra !== undefined) await extra(op, stored === null ? null : stored.value);
-    const inlined = tail.next + events.length <= INLINE_EVENTS_MAX &&
+    if (mayInline && tail.next + events.length <= INLINE_EVENTS_MAX) {
+      inlined = true;
       await inlineEvents(ctx, op, record, events, tail.chunk);
-    if (!inlined) {
+    } else {
       op.set(runKey, record);
       if (events.length > 0) {
         op.set(
@@ -280,11 +300,9 @@ export async function finishRun(
 
 /**
  * Write `record` with all the run's events inline (the chunks' and `events`)
- * into `op`, clearing the chunks; `false`, writing nothing, when that record
- * would be over the store's size limit (events each accepted in their chunk
- * can add up past it): the chunks are kept then. Events nest no deeper inline
- * than in a chunk (`record["@events"][i]` as `chunk.events[i]` or a raw row),
- * so the depth limit cannot be crossed here.
+ * into `op`, clearing the chunks. Events nest no deeper inline than in a chunk
+ * (`record["@events"][i]` as `chunk.events[i]` or a compact chunk's raw row),
+ * so only the size limit can be crossed here (see `finishRun`).
  */
 async function inlineEvents(
   ctx: RecordsContext,
@@ -292,7 +310,7 @@ async function inlineEvents(
   record: RunRecord,
   events: readonly RunEvent[],
   chunks: number,
-): Promise<boolean> {
+): Promise<void> {
   const { store, layout } = ctx;
   const inline: RunEvent[] = [];
   if (chunks > 0) {
@@ -300,15 +318,10 @@ async function inlineEvents(
       const chunk = decodeChunk(e.value, chunkWhere(record.id, e.key));
       for (const event of chunk.events) inline.push(event);
     }
+    op.clear(layout.events(record.id));
   }
   for (const event of events) inline.push(event);
-  const value: StoredRun = { ...record, [EVENTS_FIELD]: inline };
-  // JSON.stringify skips what the store would refuse (a function...): the commit reports it.
-  const text = JSON.stringify(value);
-  if (text.length * 3 > MAX_VALUE_BYTES && utf8Length(text) > MAX_VALUE_BYTES) return false;
-  if (chunks > 0) op.clear(layout.events(record.id));
-  op.set(layout.run(record.id), value);
-  return true;
+  op.set(layout.run(record.id), { ...record, [EVENTS_FIELD]: inline } satisfies StoredRun);
 }
 
 /**
