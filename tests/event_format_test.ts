@@ -120,3 +120,38 @@ for (const eventFormat of [1, 2] as const) {
     }
   });
 }
+
+Deno.test("runs: { eventFormat: 1 }: the queue's chunk of a failed attempt is in the first form", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-event-format-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/q.flow.yaml`,
+      "id: q\nnodes:\n  - id: n\n    type: transform\n    with: { value: 1 }\n",
+    );
+    await using rt = await openRuntime({
+      config: { stores: { main: { plugin: "memory" } }, flows: [dir], runs: { eventFormat: 1 } },
+      cwd: dir,
+      home: dir,
+    });
+    const records = await rt.records();
+    const { runId } = await rt.enqueue("q", { maxAttempts: 2 });
+    const claimed = await records.claimRun({ worker: "w", leaseMs: 10_000 });
+    const first: RunEvent[] = [{ at: 1, type: "run.start" }, {
+      at: 2,
+      type: "node.start",
+      node: "n",
+    }];
+    assert.ok(
+      await records.finishClaimedRun({ ...claimed!, status: "failed", endedAt: 3 }, first),
+    );
+    assert.equal((await records.getRun(runId))?.status, "queued");
+    const store = await rt.store("main");
+    const chunks = await Array.fromAsync(store.list({ prefix: ["flowstate", "events", runId] }));
+    assert.equal(
+      JSON.stringify(chunks.map((e) => e.value)),
+      JSON.stringify([{ first: 0, events: first }]),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
