@@ -228,7 +228,7 @@ export interface RecordsOptions {
    * };
    * await records.startRun(run);
    * await records.appendEvents(run.id, [{ at: 1, type: "run.start" }]);
-   * const [chunk] = await store.list({ prefix: ["flowstate", "events", run.id] }).toArray();
+   * const [chunk] = await Array.fromAsync(store.list({ prefix: ["flowstate", "events", run.id] }));
    * assert.deepEqual(chunk.value, { first: 0, events: [{ at: 1, type: "run.start" }] });
    * ```
    */
