@@ -314,13 +314,13 @@ backendTest(
         assert.equal(last?.value.first, 35);
         const all = viaJson([...old, ...events.slice(0, 5), ...added, ...events.slice(5)]);
         await other.finishRun(finished(run, "failed", 5), events.slice(5));
-        assert.deepEqual(await records.getEvents(run.id), all);
+        assert.equal(JSON.stringify(await records.getEvents(run.id)), JSON.stringify(all));
         assert.equal(await store.count(["flowstate", "events", run.id]), kept === "chunks" ? 4 : 0);
       }
       // A run finished before format 2, its events inline.
       const run = finished(newRun(clock), "succeeded", 5);
       await store.set(["flowstate", "runs", run.id], { ...run, "@events": old });
-      assert.deepEqual(await records.getEvents(run.id), viaJson(old));
+      assert.equal(JSON.stringify(await records.getEvents(run.id)), JSON.stringify(old));
       assert.deepEqual(await records.getRun(run.id), run);
     } finally {
       await store.close();
