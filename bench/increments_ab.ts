@@ -12,7 +12,7 @@
  *   measures);
  * - the same `rt.runFlow` with its event chunks serialized but not written
  *   (`Records.appendEvents` replaced by the store's own `serializeValue` of
- *   the chunk), and with them not appended at all (a no-op): the run record,
+ *   the chunk in the tree's stored form), and with them not appended at all (a no-op): the run record,
  *   its last batch and everything else as usual. These two are measured in
  *   this process by replacing the method on each tree's `Records` class
  *   for the duration of the call (the bench's own process: nothing else
@@ -26,6 +26,7 @@
  * cause), and "events serialized only" minus "not appended" its JSON part.
  *
  * Run: BEFORE=/work/main deno run -A --unstable-worker-options bench/increments_ab.ts [rounds=11]
+ * (`ONLY="store loop;runFlow"`: only those pieces, and bare node:sqlite)
  */
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
@@ -47,6 +48,8 @@ interface Tree {
   systemClock: typeof import("../src/clock.ts").systemClock;
   Records: typeof import("../src/records/records.ts").Records;
   serializeValue: typeof import("../src/store/values.ts").serializeValue;
+  /** How the tree stores an event chunk (trees before the compact chunks: as it is). */
+  encodeChunk: (first: number, events: unknown[], what: string) => unknown;
 }
 
 async function load(root: string): Promise<Tree> {
@@ -59,6 +62,10 @@ async function load(root: string): Promise<Tree> {
     ...await import(url("src/clock.ts")),
     ...await import(url("src/records/records.ts")),
     ...await import(url("src/store/values.ts")),
+    encodeChunk: await import(url("src/records/_event_chunks.ts")).then(
+      (m) => m.encodeChunk,
+      () => (first: number, events: unknown[]) => ({ first, events }),
+    ),
   };
 }
 
@@ -129,14 +136,23 @@ for (const [name, root] of [["before", before], ["after", after]] as const) {
     }
   };
   runs[`${name} runFlow, events serialized only`] = without((_runId, events) => {
-    tree.serializeValue({ first: 0, events }, "bench");
+    tree.serializeValue(tree.encodeChunk(0, events, "bench"), "bench");
     return Promise.resolve();
   });
   runs[`${name} runFlow, events not appended`] = without(() => Promise.resolve());
 }
 
 for (const run of Object.values(runs)) await run(); // warm-up (and the flow caches)
-const cpu = await interleaved(runs, rounds);
+// ONLY="store loop;runFlow" measures those pieces alone (more rounds in the same time).
+const only = Deno.env.get("ONLY")?.split(";").map((piece) => piece.trim());
+const cpu = await interleaved(
+  Object.fromEntries(
+    Object.entries(runs).filter(([name]) =>
+      only === undefined || name === "bare" || only.includes(name.replace(/^(before|after) /, ""))
+    ),
+  ),
+  rounds,
+);
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -144,7 +160,9 @@ const median = (xs: number[]) => {
 const perNode = (ms: number) => `${(ms * 1000 / NODES).toFixed(2)} µs`;
 console.log(`\n${NODES} increments, sqlite, relaxed; CPU per node, ${rounds} interleaved rounds\n`);
 console.log(`bare node:sqlite: ${perNode(median(cpu["bare"]))}\n`);
-console.log("| piece | before | after | after/before (median, range) | bare/after |");
+const quantile = (xs: number[], q: number) =>
+  [...xs].sort((a, b) => a - b)[Math.round(q * (xs.length - 1))];
+console.log("| piece | before | after | after/before (median, p25–p75, range) | bare/after |");
 console.log("| --- | --- | --- | --- | --- |");
 for (
   const piece of [
@@ -153,7 +171,7 @@ for (
     "runFlow, events not appended",
     "runFlow, events serialized only",
     "runFlow",
-  ]
+  ].filter((piece) => only === undefined || only.includes(piece))
 ) {
   const b = cpu[`before ${piece}`];
   const a = cpu[`after ${piece}`];
@@ -161,9 +179,22 @@ for (
   const bare = cpu["bare"].map((x, i) => x / a[i]);
   console.log(
     `| ${piece} | ${perNode(median(b))} | ${perNode(median(a))} | ${median(ratios).toFixed(2)} (${
-      Math.min(...ratios).toFixed(2)
-    }–${Math.max(...ratios).toFixed(2)}) | ${median(bare).toFixed(2)} |`,
+      quantile(ratios, 0.25).toFixed(2)
+    }–${quantile(ratios, 0.75).toFixed(2)}, ${Math.min(...ratios).toFixed(2)}–${
+      Math.max(...ratios).toFixed(2)
+    }) | ${median(bare).toFixed(2)} |`,
   );
+}
+if (cpu["before store loop"] && cpu["before runFlow"]) {
+  // Issue 14's target: the store's own increment in a loop / the recorded flow, per round.
+  for (const tree of ["before", "after"]) {
+    const ratios = cpu[`${tree} store loop`].map((x, i) => x / cpu[`${tree} runFlow`][i]);
+    console.log(
+      `${tree}: store loop/runFlow ${median(ratios).toFixed(2)} (p25–p75 ${
+        quantile(ratios, 0.25).toFixed(2)
+      }–${quantile(ratios, 0.75).toFixed(2)})`,
+    );
+  }
 }
 for (const close of closing) await close();
 db.close();

@@ -83,7 +83,7 @@ export type {
  * import { loadConfig, type RunsConfig } from "@flowstate/core";
  *
  * const runs: RunsConfig = (await loadConfig({ config: {} })).runs;
- * assert.deepEqual(runs, { abortGraceMs: 5_000, maxSubRuns: 1_000 }); // the defaults
+ * assert.deepEqual(runs, { abortGraceMs: 5_000, maxSubRuns: 1_000, eventFormat: 2 }); // the defaults
  * ```
  */
 export interface RunsConfig {
@@ -95,6 +95,12 @@ export interface RunsConfig {
   readonly abortGraceMs: number;
   /** The most sub-runs one root run may start, at every level. Default 1000. */
   readonly maxSubRuns: number;
+  /**
+   * The form run events are written in (`RecordsOptions.eventFormat`):
+   * 2 (compact) by default, 1 while processes of Flowstate 0.4 share the
+   * records store.
+   */
+  readonly eventFormat: 1 | 2;
 }
 
 /** The jobs scheduled even when the config does not mention them (unless disabled). */
@@ -719,6 +725,7 @@ function resolveConfig(
   const runs = Object.freeze({
     abortGraceMs,
     maxSubRuns: config.runs?.maxSubRuns ?? DEFAULT_MAX_SUB_RUNS,
+    eventFormat: config.runs?.eventFormat ?? 2,
   });
 
   if (problems.size > 0) throw problems.error();

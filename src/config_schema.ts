@@ -208,7 +208,7 @@ export interface NodesConfigObject {
  *
  * const runs: RunsConfigObject = { abortGrace: "2s", maxSubRuns: 50 };
  * const config = await loadConfig({ config: { runs } });
- * assert.deepEqual(config.runs, { abortGraceMs: 2_000, maxSubRuns: 50 });
+ * assert.deepEqual(config.runs, { abortGraceMs: 2_000, maxSubRuns: 50, eventFormat: 2 });
  * ```
  */
 export interface RunsConfigObject {
@@ -219,6 +219,12 @@ export interface RunsConfigObject {
   abortGrace?: number | string;
   /** The most sub-runs one root run may start, at every level. Default 1000. */
   maxSubRuns?: number;
+  /**
+   * The form run events are stored in: 2 (the default) is compact; 1 is the
+   * form Flowstate 0.4 wrote and reads, for a rolling upgrade or a rollback
+   * while 0.4 processes share the records store. Both are always read.
+   */
+  eventFormat?: 1 | 2;
 }
 
 type Path = readonly (string | number)[];
@@ -241,7 +247,7 @@ export const TOP_LEVEL_FIELDS: readonly string[] = [
 export const SERVE_FIELDS: readonly string[] = ["port", "host", "token"];
 
 /** The fields allowed under `runs:`. */
-export const RUNS_FIELDS: readonly string[] = ["abortGrace", "maxSubRuns"];
+export const RUNS_FIELDS: readonly string[] = ["abortGrace", "maxSubRuns", "eventFormat"];
 
 /** The fields allowed in one job's settings. */
 export const JOB_FIELDS: readonly string[] = [
@@ -325,6 +331,7 @@ export const configSchema: z.ZodType<ConfigObject> = z.strictObject({
   runs: z.strictObject({
     abortGrace: z.union([z.number(), z.string()]).optional(),
     maxSubRuns: z.number().int().nonnegative().optional(),
+    eventFormat: z.union([z.literal(1), z.literal(2)]).optional(),
   }).optional(),
   nodes: z.strictObject({
     trusted: z.array(z.string().min(1)).optional(),
@@ -447,6 +454,8 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
         ? `a duration like "5s" or a number of milliseconds`
         : path.length === 2 && path[0] === "runs" && last === "maxSubRuns"
         ? "a whole number"
+        : path.length === 2 && path[0] === "runs" && last === "eventFormat"
+        ? "1 (the form Flowstate 0.4 reads) or 2 (compact, the default)"
         : path.length === 1 && last === "serve"
         ? `a mapping of server settings (${SERVE_FIELDS.join(", ")})`
         : path.length === 2 && path[0] === "serve" && last === "port"

@@ -567,19 +567,19 @@ Deno.test("parseConfigText() quotes only an excerpt of a config that is one long
 
 Deno.test("parseConfigText() resolves runs: limits, 5 s and 1000 by default", () => {
   const defaults = parseConfigText("", { file: "/project/flowstate.yaml", cwd: "/project" });
-  assert.deepEqual(defaults.runs, { abortGraceMs: 5000, maxSubRuns: 1000 });
+  assert.deepEqual(defaults.runs, { abortGraceMs: 5000, maxSubRuns: 1000, eventFormat: 2 });
   const set = parseConfigText("runs: { abortGrace: 30s, maxSubRuns: 50 }\n", {
     file: "/project/flowstate.yaml",
     cwd: "/project",
   });
-  assert.deepEqual(set.runs, { abortGraceMs: 30_000, maxSubRuns: 50 });
+  assert.deepEqual(set.runs, { abortGraceMs: 30_000, maxSubRuns: 50, eventFormat: 2 });
 });
 
 Deno.test("parseConfigText() rejects bad runs: fields with clear messages", () => {
   assert.equal(
     errorOf("runs: { maxSubRun: 5 }\n"),
     'flowstate.yaml:1:9: runs.maxSubRun: unknown field (did you mean "maxSubRuns"?); ' +
-      "runs allows abortGrace, maxSubRuns",
+      "runs allows abortGrace, maxSubRuns, eventFormat",
   );
   assert.match(
     errorOf("runs: { abortGrace: soon }\n"),
@@ -595,8 +595,26 @@ Deno.test("parseConfigText() rejects bad runs: fields with clear messages", () =
   );
   assert.equal(
     errorOf("runs: 5\n"),
-    "flowstate.yaml:1:1: runs: expected a mapping of run limits (abortGrace, maxSubRuns), got the number 5",
+    "flowstate.yaml:1:1: runs: expected a mapping of run limits (abortGrace, maxSubRuns, eventFormat), got the number 5",
   );
+  assert.equal(
+    errorOf("runs:\n  eventFormat: 3\n"),
+    "flowstate.yaml:2:3: runs.eventFormat: expected 1 (the form Flowstate 0.4 reads) or 2 " +
+      "(compact, the default), got the number 3",
+  );
+  assert.equal(
+    errorOf('runs: { eventFormat: "1" }\n'),
+    "flowstate.yaml:1:9: runs.eventFormat: expected 1 (the form Flowstate 0.4 reads) or 2 " +
+      '(compact, the default), got the string "1"',
+  );
+});
+
+Deno.test("parseConfigText() takes runs: { eventFormat: 1 } for a fleet with 0.4 processes", () => {
+  const config = parseConfigText("runs: { eventFormat: 1 }\n", {
+    file: "/project/flowstate.yaml",
+    cwd: "/project",
+  });
+  assert.equal(config.runs.eventFormat, 1);
 });
 
 Deno.test("parseConfigText() takes serve: { port, host, token } and locates a bad field", async () => {

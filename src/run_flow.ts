@@ -30,6 +30,8 @@ export interface FlowHost {
   resolver: StoreResolver;
   /** The store runs, versions and metrics are recorded in. */
   recordsStore(): Promise<Store>;
+  /** The form run events are written in (the config's `runs.eventFormat`; default 2). */
+  eventFormat?: 1 | 2;
   /** The clock. */
   clock: Clock;
   /** Directory relative flow paths resolve against. */
@@ -313,7 +315,10 @@ async function runInTree(
   // taken back) does not start: it may be running under another worker already.
   if (claimed?.lost?.aborted) throw new RunNotOwnedError(claimed.record.id);
   const recordsStore = await host.recordsStore();
-  const records = new Records(recordsStore, { clock: host.clock });
+  const records = new Records(recordsStore, {
+    clock: host.clock,
+    ...(host.eventFormat === undefined ? {} : { eventFormat: host.eventFormat }),
+  });
   const hash = await saveVersionOnce(records, recordsStore, def, parsed.source);
   // Aborted by the caller's signal, or by a cancel request from another process.
   const cancel = new AbortController();

@@ -610,6 +610,7 @@ class FlowstateRuntime implements Runtime {
         stateChanges: this.#stateChanges,
       },
       recordsStore: () => this.#store(this.config.records),
+      eventFormat: this.config.runs.eventFormat,
       clock: this.clock,
       cwd: this.#cwd,
       events: this.#events,
@@ -679,7 +680,10 @@ class FlowstateRuntime implements Runtime {
   }
 
   async records(): Promise<Records> {
-    return new Records(await this.#store(this.config.records), { clock: this.clock });
+    return new Records(await this.#store(this.config.records), {
+      clock: this.clock,
+      eventFormat: this.config.runs.eventFormat,
+    });
   }
 }
 

@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openRuntime, type Runtime } from "../mod.ts";
 import { eventsRoute, type EventsRouteOptions, RETRY_MS } from "../src/serve/events.ts";
-import { newRunId } from "../records.ts";
+import type { RunEvent, RunRecord } from "../records.ts";
+import { FakeClock, newRun } from "../src/records/_test_utils.ts";
 import { cliCommand } from "./_cli_sandbox.ts";
 import { withServed } from "./_serve.ts";
 
@@ -119,6 +120,13 @@ function connect(
 }
 
 const memoryConfig = { stores: { main: { plugin: "memory" as const } } };
+
+/** A `running` run of flow "elsewhere" started at `startedAt`, to record directly (as another process would). */
+function foreignRun(startedAt: number): RunRecord {
+  const clock = new FakeClock();
+  clock.t = startedAt;
+  return newRun(clock, "elsewhere", "v");
+}
 
 Deno.test("/api/events sends an in-process run as run.started, node events (with reads and writes), state.changed and run.ended", async () => {
   await using rt = await openRuntime({ config: memoryConfig });
@@ -250,19 +258,7 @@ Deno.test("/api/events: a run this process started before the first client, seen
   // A run recorded without this runtime's events (as by another process).
   const records = await rt.records();
   const startedAt = Date.now();
-  const foreign = {
-    id: newRunId(startedAt),
-    flowId: "elsewhere",
-    flowVersion: "v",
-    status: "running" as const,
-    inputs: {},
-    outputs: null,
-    startedAt,
-    endedAt: null,
-    durationMs: null,
-    nodes: {},
-    error: null,
-  };
+  const foreign = foreignRun(startedAt);
   await records.startRun(foreign);
   await sse.until((m) => m.event === "run.started" && data(m).runId === foreign.id);
   await records.finishRun({
@@ -277,6 +273,56 @@ Deno.test("/api/events: a run this process started before the first client, seen
   assert.equal(of("run.started").length, 1);
   assert.equal(of("run.ended").length, 1);
   assert.equal(of("node").filter((m) => nodeEvent(m).type === "node.end").length, 1);
+  shutdown.abort();
+  await sse.rest();
+});
+
+Deno.test("/api/events: the node events of another process's run are sent while it runs, as recorded", async () => {
+  await using rt = await openRuntime({ config: memoryConfig });
+  const shutdown = new AbortController();
+  const sse = connect(rt, "", {}, shutdown);
+  const records = await rt.records();
+  const startedAt = Date.now();
+  const foreign = foreignRun(startedAt);
+  await records.startRun(foreign);
+  await sse.until((m) => m.event === "run.started" && data(m).runId === foreign.id);
+  const at = startedAt + 1;
+  const events: RunEvent[] = [
+    { at, type: "run.start" },
+    { at, type: "node.start", node: "a" },
+    { at, type: "node.attempt", node: "a", attempt: 1 },
+    { at: at + 1, type: "node.log", node: "a", message: "hé \ud800", level: "warn" },
+    {
+      at: at + 2,
+      type: "node.end",
+      node: "a",
+      status: "succeeded",
+      attempt: 1,
+      durationMs: 2,
+      outputBytes: 4,
+      reads: [{ scope: "flow", key: ["x", "y"], store: "other", prefix: true }],
+      writes: [{ scope: "global", key: ["z"] }],
+    },
+    { at: at + 2.5, type: "node.custom", node: "a", extra: [1] } as unknown as RunEvent,
+  ];
+  // Stored as a chunk of this version's form, found by a poll while the run runs.
+  await records.appendEvents(foreign.id, events);
+  const nodeEvents = events.filter((e) => e.type.startsWith("node."));
+  const sent = [];
+  while (sent.length < nodeEvents.length) {
+    const m = await sse.until((m) => m.event === "node" && data(m).runId === foreign.id);
+    sent.push(data(m).event);
+  }
+  assert.deepEqual(sent, nodeEvents);
+  assert.equal((await records.getRun(foreign.id))?.status, "running");
+  await records.finishRun({ ...foreign, status: "succeeded", endedAt: at + 3, durationMs: 3 }, [
+    { at: at + 3, type: "run.end" },
+  ]);
+  await sse.until((m) => m.event === "run.ended" && data(m).runId === foreign.id);
+  assert.equal(
+    sse.seen.filter((m) => m.event === "node" && data(m).runId === foreign.id).length,
+    5,
+  );
   shutdown.abort();
   await sse.rest();
 });

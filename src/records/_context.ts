@@ -1,7 +1,8 @@
 /**
  * What every part of `Records` shares: the store, clock, key layout
  * and retry settings it was set up with ({@linkcode RecordsContext}), the one
- * compare-and-set retry loop, and the shapes of stored runs and event chunks.
+ * compare-and-set retry loop, and the shape of stored runs (event chunks: see
+ * `_event_chunks.ts`).
  * Internal to `src/records/`.
  *
  * @module
@@ -10,6 +11,7 @@ import { ConflictError } from "../errors.ts";
 import type { Clock, Store } from "../store/types.ts";
 import { EVENTS_FIELD, type RecordsLayout } from "./layout.ts";
 import type { RunEvent, RunRecord } from "./types.ts";
+import type { EventFormat } from "./_event_chunks.ts";
 
 /** How many times a read-modify-write is tried, and how long it waits between tries. */
 export interface RetrySettings {
@@ -29,6 +31,8 @@ export interface RecordsContext {
   readonly layout: RecordsLayout;
   /** Compare-and-set retries on conflict. */
   readonly retry: RetrySettings;
+  /** The form event chunks are written in (`RecordsOptions.eventFormat`). */
+  readonly eventFormat: EventFormat;
 }
 
 /** What an attempt of a read-modify-write returns when its commit lost a race. */
@@ -55,14 +59,6 @@ export async function withRetry<T>(
   throw new ConflictError(
     `${what}: other writers changed the same records ${settings.attempts} times in a row; try again`,
   );
-}
-
-/** One `appendEvents()` call as stored: the index of its first event, and the events. */
-export interface EventChunk {
-  /** Index of `events[0]` among all the run's events. */
-  first: number;
-  /** The events of the call, in order. */
-  events: RunEvent[];
 }
 
 /** A run record as stored: finished runs may carry their events inline. */

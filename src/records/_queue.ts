@@ -15,7 +15,6 @@ import { utf8Length } from "../store/values.ts";
 import type { AtomicOperation, Entry, Key } from "../store/types.ts";
 import { checkRun } from "./_checks.ts";
 import {
-  type EventChunk,
   type RecordsContext,
   RETRY,
   type StoredRun,
@@ -24,6 +23,7 @@ import {
 } from "./_context.ts";
 import { type EventTails, finishRun } from "./_runs.ts";
 import { EVENTS_FIELD } from "./layout.ts";
+import { writeChunk } from "./_event_chunks.ts";
 import { knownEntries } from "./_known.ts";
 import { assertRunId, newRunId } from "./run_id.ts";
 import {
@@ -709,7 +709,7 @@ export async function finishClaimedRun(
     if (events.length > 0) {
       const tail = await tails.read(ctx, record.id);
       const chunk = ctx.layout.chunk(record.id, tail.chunk);
-      op.check(chunk, null).set(chunk, { first: tail.next, events } satisfies EventChunk);
+      op.check(chunk, null).set(chunk, writeChunk(ctx.eventFormat, tail.next, events, what));
     }
     const result = await op.commit();
     tails.forget(record.id);
@@ -944,7 +944,7 @@ export async function requeueRun(
     const inline = stored.value[EVENTS_FIELD];
     if (Array.isArray(inline) && inline.length > 0) {
       op.check(ctx.layout.chunk(runId, 0), null)
-        .set(ctx.layout.chunk(runId, 0), { first: 0, events: inline } satisfies EventChunk);
+        .set(ctx.layout.chunk(runId, 0), writeChunk(ctx.eventFormat, 0, inline, what));
     }
     const result = await op.commit();
     tails.forget(runId);

@@ -11,7 +11,6 @@ import type { AtomicOperation, Entry, Key } from "../store/types.ts";
 import { compareKeys } from "../store/keys.ts";
 import { checkEvents, checkRun, checkTime } from "./_checks.ts";
 import {
-  type EventChunk,
   type RecordsContext,
   RETRY,
   type StoredRun,
@@ -19,6 +18,7 @@ import {
   withRetry,
 } from "./_context.ts";
 import { EVENTS_FIELD } from "./layout.ts";
+import { chunkSize, chunkWhere, decodeChunk, writeChunk } from "./_event_chunks.ts";
 import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
 import { metricShards, shardKey } from "./_metric_shards.ts";
 import { knownEntries } from "./_known.ts";
@@ -71,7 +71,7 @@ export class EventTails {
     const cached = this.#tails.get(runId);
     if (cached) return cached;
     for await (
-      const e of ctx.store.list<EventChunk>({
+      const e of ctx.store.list<{ first: number }>({
         prefix: ctx.layout.events(runId),
         reverse: true,
         limit: 1,
@@ -79,7 +79,7 @@ export class EventTails {
     ) {
       return {
         chunk: parseInt(e.key[e.key.length - 1], 10) + 1,
-        next: e.value.first + e.value.events.length,
+        next: e.value.first + chunkSize(e.value, chunkWhere(runId, e.key)),
       };
     }
     return { chunk: 0, next: 0 };
@@ -123,7 +123,7 @@ export async function appendEvents(
   await withRetry(ctx.retry, what, async () => {
     const tail = await tails.read(ctx, runId);
     const key = ctx.layout.chunk(runId, tail.chunk);
-    const chunk: EventChunk = { first: tail.next, events };
+    const chunk = writeChunk(ctx.eventFormat, tail.next, events, what);
     const result = await ctx.store.atomic().check(key, null).set(key, chunk).commit();
     if (!result.ok) {
       tails.forget(runId);
@@ -185,6 +185,9 @@ export async function finishRun(
   };
   target();
   let metricsConflict = false;
+  // Whether this try folds the events into the record, and whether that may be tried.
+  let inlined = false;
+  let mayInline = true;
   const known = knownEntries(ctx);
   const written = await withRetry(ctx.retry, what, async () => {
     const result = await attempt();
@@ -197,8 +200,25 @@ export async function finishRun(
   tails.forget(run.id);
   return written;
 
+  /**
+   * One try; again at once without inlining when the record with its events
+   * inline is too large for the store (a `RangeError` from its value check,
+   * before anything is written: events each accepted in their chunk can add
+   * up past the limit). The chunks are kept then, as for a long run.
+   */
   async function attempt(): Promise<boolean | typeof RETRY> {
+    try {
+      return await attemptOnce();
+    } catch (err) {
+      if (!inlined || !(err instanceof RangeError)) throw err;
+      mayInline = false;
+      return await attemptOnce();
+    }
+  }
+
+  async function attemptOnce(): Promise<boolean | typeof RETRY> {
     metricsConflict = false;
+    inlined = false;
     // As this process wrote them last (the run at its start or claim, the metrics at the
     // last end), when it did: the commit checks their versions all the same.
     const keys = [runKey, versionKey, allKey];
@@ -238,22 +258,15 @@ export async function finishRun(
     // A cancel request ends with the run it asked to cancel.
     op.delete(layout.cancel(run.id));
     if (extra !== undefined) await extra(op, stored === null ? null : stored.value);
-    if (tail.next + events.length <= INLINE_EVENTS_MAX) {
-      const inline: RunEvent[] = [];
-      if (tail.chunk > 0) {
-        for await (const e of store.list<EventChunk>({ prefix: layout.events(run.id) })) {
-          for (const event of e.value.events) inline.push(event);
-        }
-        op.clear(layout.events(run.id));
-      }
-      for (const event of events) inline.push(event);
-      op.set(runKey, { ...record, [EVENTS_FIELD]: inline } satisfies StoredRun);
+    if (mayInline && tail.next + events.length <= INLINE_EVENTS_MAX) {
+      inlined = true;
+      await inlineEvents(ctx, op, record, events, tail.chunk);
     } else {
       op.set(runKey, record);
       if (events.length > 0) {
         op.set(
           layout.chunk(run.id, tail.chunk),
-          { first: tail.next, events } satisfies EventChunk,
+          writeChunk(ctx.eventFormat, tail.next, events, what),
         );
       }
     }
@@ -283,6 +296,32 @@ export async function finishRun(
     }
     return result.ok ? true : RETRY;
   }
+}
+
+/**
+ * Write `record` with all the run's events inline (the chunks' and `events`)
+ * into `op`, clearing the chunks. Events nest no deeper inline than in a chunk
+ * (`record["@events"][i]` as `chunk.events[i]` or a compact chunk's raw row),
+ * so only the size limit can be crossed here (see `finishRun`).
+ */
+async function inlineEvents(
+  ctx: RecordsContext,
+  op: AtomicOperation,
+  record: RunRecord,
+  events: readonly RunEvent[],
+  chunks: number,
+): Promise<void> {
+  const { store, layout } = ctx;
+  const inline: RunEvent[] = [];
+  if (chunks > 0) {
+    for await (const e of store.list({ prefix: layout.events(record.id) })) {
+      const chunk = decodeChunk(e.value, chunkWhere(record.id, e.key));
+      for (const event of chunk.events) inline.push(event);
+    }
+    op.clear(layout.events(record.id));
+  }
+  for (const event of events) inline.push(event);
+  op.set(layout.run(record.id), { ...record, [EVENTS_FIELD]: inline } satisfies StoredRun);
 }
 
 /**
@@ -325,8 +364,9 @@ export async function getEvents(ctx: RecordsContext, runId: string): Promise<Run
   const inline = stored?.value[EVENTS_FIELD];
   if (Array.isArray(inline)) return inline;
   const events: RunEvent[] = [];
-  for await (const e of ctx.store.list<EventChunk>({ prefix: ctx.layout.events(runId) })) {
-    for (const event of e.value.events) events.push(event);
+  for await (const e of ctx.store.list({ prefix: ctx.layout.events(runId) })) {
+    const chunk = decodeChunk(e.value, chunkWhere(runId, e.key));
+    for (const event of chunk.events) events.push(event);
   }
   return events;
 }

@@ -14,7 +14,7 @@
  * | `P, "runs-by-flow", flowId, runId` | {@linkcode RunSummary} |
  * | `P, "runs-by-status", status, runId` | {@linkcode RunSummary}, for every status but `succeeded` |
  * | `P, "runs-by-flow-status", flowId, status, runId` | the same, per flow |
- * | `P, "events", runId, chunk` | `{ first, events }`: one `appendEvents()` call |
+ * | `P, "events", runId, chunk` | `{ first, format: 2, … }`: one `appendEvents()` call, compact (see below) |
  * | `P, "metrics", flowId, version` | {@linkcode FlowMetrics}; `version` is a hash or `"*"` |
  * | `P, "metrics-shards", flowId, version, shard` | {@linkcode FlowMetrics} of runs not folded into the above yet |
  * | `P, "cancel", runId` | `{ requestedAt }`: a request to cancel a running run (see below) |
@@ -52,6 +52,16 @@
  * at most 1,000 events into its record (property `"@events"`, hidden from
  * readers) and deletes the chunks, in the same commit as the final status;
  * longer runs keep their chunks.
+ *
+ * A chunk is stored compact (format 2): node ids and `reads`/`writes`
+ * lists once each in tables of the chunk, and its events as one flat array of
+ * type codes, time differences and indexes (a 10k-node flow's events take ~39
+ * bytes a node instead of ~330). Readers get the very events written: an
+ * event the compact rows cannot give back exactly (a field of the caller's
+ * own, an unknown type) is kept as it is. Chunks of the first form
+ * (`{ first, events }`) are read as before; inline events keep the first form.
+ * Flowstate before format 2 cannot read a compact chunk and fails on it
+ * (`events is not iterable`) rather than show a run without events.
  *
  * Stores written before this layout (0.1, which indexed `succeeded` runs too
  * and never inlined events) are read as they are: deleting a run removes the
@@ -189,6 +199,40 @@ export interface RecordsOptions {
     /** Upper bound of one jittered wait, in ms (default 50). */
     maxDelayMs?: number;
   };
+  /**
+   * The form run events are written in (default 2). 2 is the compact form of
+   * this version; 1 is the form Flowstate 0.4 wrote, for a rolling upgrade or
+   * a rollback: processes of 0.4 cannot read compact event chunks, so while
+   * any of them shares the records store, write 1 everywhere. Both forms are
+   * always read.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { newRunId, openStore, Records } from "@flowstate/core/records";
+   *
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store, { eventFormat: 1 });
+   * const run = {
+   *   id: newRunId(1),
+   *   flowId: "f",
+   *   flowVersion: "v1",
+   *   status: "running" as const,
+   *   inputs: {},
+   *   outputs: null,
+   *   error: null,
+   *   startedAt: 1,
+   *   endedAt: null,
+   *   durationMs: null,
+   *   nodes: {},
+   * };
+   * await records.startRun(run);
+   * await records.appendEvents(run.id, [{ at: 1, type: "run.start" }]);
+   * const [chunk] = await Array.fromAsync(store.list({ prefix: ["flowstate", "events", run.id] }));
+   * assert.deepEqual(chunk.value, { first: 0, events: [{ at: 1, type: "run.start" }] });
+   * ```
+   */
+  eventFormat?: 1 | 2;
 }
 
 /**
@@ -238,11 +282,18 @@ export class Records {
         `Cannot create Records: retry.maxDelayMs must be a number >= 0 (got ${maxDelayMs})`,
       );
     }
+    const eventFormat = options.eventFormat ?? 2;
+    if (eventFormat !== 1 && eventFormat !== 2) {
+      throw new RangeError(
+        `Cannot create Records: eventFormat must be 1 or 2 (got ${JSON.stringify(eventFormat)})`,
+      );
+    }
     this.#ctx = {
       store,
       clock: options.clock ?? systemClock,
       layout: new RecordsLayout(prefix),
       retry: { attempts, maxDelayMs },
+      eventFormat,
     };
   }
 

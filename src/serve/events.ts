@@ -28,6 +28,7 @@ import type { Runtime } from "../runtime.ts";
 import type { RuntimeEvent } from "../runtime_events.ts";
 import type { Records } from "../records/records.ts";
 import { RecordsLayout } from "../records/layout.ts";
+import { chunkWhere, decodeChunk } from "../records/_event_chunks.ts";
 import { isRunId } from "../records/run_id.ts";
 import { type RunEvent, type RunSummary, summarizeRun } from "../records/types.ts";
 import type { Key, Store } from "../store/types.ts";
@@ -619,15 +620,21 @@ class Feed {
     const prefix = layout.events(runId);
     const chunks: { n: number; first: number; events: RunEvent[] }[] = [];
     for await (
-      const entry of store.list<{ first: number; events: RunEvent[] }>({
+      const entry of store.list({
         prefix,
         start: layout.chunk(runId, followed.chunk),
         limit: 100,
       })
     ) {
       const n = Number(entry.key[prefix.length]);
-      const value = entry.value;
-      if (!Number.isInteger(n) || !Array.isArray(value?.events)) continue;
+      if (!Number.isInteger(n)) continue;
+      let value: { first: unknown; events: RunEvent[] };
+      try {
+        // Either form (see `_event_chunks.ts`).
+        value = decodeChunk(entry.value, chunkWhere(runId, entry.key));
+      } catch {
+        continue; // Malformed, or of a newer format: `getEvents` says so at the run's end.
+      }
       const first = typeof value.first === "number" ? value.first : followed.seen;
       chunks.push({ n, first, events: value.events });
     }

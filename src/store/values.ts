@@ -13,13 +13,22 @@
  * `undefined` object properties are omitted, as `JSON.stringify` does.
  */
 export function serializeValue(value: unknown, what: string): string {
+  checkValue(value, what);
+  return JSON.stringify(value);
+}
+
+/**
+ * The checks of {@linkcode serializeValue} without the serializing: throws
+ * the same `TypeError`, naming the offending path, if a store would refuse
+ * `value`.
+ */
+export function checkValue(value: unknown, what: string): void {
   // A string, a boolean or a finite number (a counter's value, a node's output) needs no walk.
   if (!isJsonLeaf(value) && !isPlainJson(value, 0)) {
     const path: (string | number)[] = [];
     const problem = findProblem(value, path, []);
     if (problem !== undefined) throw new TypeError(`${what}: ${formatPath(path)} ${problem}`);
   }
-  return JSON.stringify(value);
 }
 
 /**
