@@ -139,7 +139,9 @@ export function buildJson(text) {
           enumerable: true,
           configurable: true,
         });
-      } else /** @type {Record<string, unknown>} */ (container)[key] = value;
+      } else {
+        /** @type {Record<string, unknown>} */ (container)[key] = value;
+      }
       i = skipWhitespace(text, i);
       if (text.charCodeAt(i) === COMMA) {
         i++;
