@@ -8,8 +8,13 @@
  * other keys than they were written with, so every parse of user data goes
  * through {@linkcode parseJson}.
  *
+ * The implementation is `_parse_json.js`, plain JavaScript that the
+ * inspector's browser code loads too (one parser for both sides); this module
+ * gives it its TypeScript signatures.
+ *
  * @module
  */
+import { buildJson as build, parseJson as parse } from "./_parse_json.js";
 
 /**
  * What a correct `JSON.parse(text)` returns. A text whose object keys hold
@@ -19,174 +24,10 @@
  * value.
  */
 // deno-lint-ignore no-explicit-any
-export function parseJson(text: string): any {
-  const first = text.indexOf("\\");
-  if (first === -1 || !hasEscapedKey(text, first)) return JSON.parse(text);
-  JSON.parse(text);
-  return buildJson(text);
-}
-
-/**
- * Whether a backslash at or after `from` sits in an object key. In valid JSON
- * a backslash is always inside a string, and the first backslash of a string
- * starts an escape: walk to the string's closing quote, skipping escapes, and
- * the string is a key when the next non-whitespace character is `:`. Then look
- * for the next backslash after that string. (On invalid JSON the answer does
- * not matter: both paths throw the native parser's error.)
- */
-function hasEscapedKey(text: string, from: number): boolean {
-  const length = text.length;
-  let at = from;
-  while (at !== -1) {
-    let i = at;
-    for (;;) {
-      const c = text.charCodeAt(i);
-      if (c === BACKSLASH) i += 2;
-      else if (c === QUOTE || i >= length) break;
-      else i++;
-    }
-    i++;
-    while (i < length && isWhitespace(text.charCodeAt(i))) i++;
-    if (text.charCodeAt(i) === COLON) return true;
-    at = text.indexOf("\\", i);
-  }
-  return false;
-}
+export const parseJson: (text: string) => any = parse;
 
 /**
  * Build the value of `text`, which must be valid JSON (the caller checked it
- * with the native parser). Strings and numbers are decoded on their own
- * (a lone string token is decoded correctly: only key transitions are
- * broken); objects are built by assignment, in an explicit stack (the native
- * parser accepts documents a million levels deep, and so does this).
- * `__proto__` becomes an own data property and a duplicate key keeps the
- * first one's position with the last one's value, as `JSON.parse` does.
+ * with the native parser), with its object keys as written.
  */
-export function buildJson(text: string): unknown {
-  // One frame per open container: the container, and for an object the key being filled.
-  const containers: (unknown[] | Record<string, unknown>)[] = [];
-  const keys: (string | undefined)[] = [];
-  let i = 0;
-  let value: unknown;
-  for (;;) {
-    // A value starts at `i` (after whitespace).
-    i = skipWhitespace(text, i);
-    const c = text.charCodeAt(i);
-    if (c === OPEN_BRACE || c === OPEN_BRACKET) {
-      i = skipWhitespace(text, i + 1);
-      const close = text.charCodeAt(i);
-      if (close === CLOSE_BRACE || close === CLOSE_BRACKET) {
-        value = c === OPEN_BRACE ? {} : [];
-        i++;
-      } else {
-        if (c === OPEN_BRACE) {
-          containers.push({});
-          i = readKey(text, i, keys);
-        } else {
-          containers.push([]);
-          keys.push(undefined);
-        }
-        continue;
-      }
-    } else if (c === QUOTE) {
-      const end = stringEnd(text, i);
-      value = decodeString(text, i, end);
-      i = end;
-    } else if (c === LOWER_T) {
-      value = true;
-      i += 4;
-    } else if (c === LOWER_F) {
-      value = false;
-      i += 5;
-    } else if (c === LOWER_N) {
-      value = null;
-      i += 4;
-    } else {
-      let end = i + 1;
-      while (end < text.length && isNumberChar(text.charCodeAt(end))) end++;
-      value = Number(text.slice(i, end));
-      i = end;
-    }
-    // A value is complete: put it in its container, closing the containers that end here.
-    for (;;) {
-      const depth = containers.length;
-      if (depth === 0) return value;
-      const container = containers[depth - 1];
-      const key = keys[depth - 1];
-      if (key === undefined) (container as unknown[]).push(value);
-      else if (key === "__proto__") {
-        Object.defineProperty(container, key, {
-          value,
-          writable: true,
-          enumerable: true,
-          configurable: true,
-        });
-      } else (container as Record<string, unknown>)[key] = value;
-      i = skipWhitespace(text, i);
-      if (text.charCodeAt(i) === COMMA) {
-        i++;
-        if (key !== undefined) {
-          keys.pop();
-          i = readKey(text, skipWhitespace(text, i), keys);
-        }
-        break;
-      }
-      // `}` or `]`: the container is the value completing its parent.
-      i++;
-      containers.pop();
-      keys.pop();
-      value = container;
-    }
-  }
-}
-
-/** Read the key at `i` (its opening quote) and its colon; push the key; return where its value starts. */
-function readKey(text: string, i: number, keys: (string | undefined)[]): number {
-  const end = stringEnd(text, i);
-  keys.push(decodeString(text, i, end));
-  // Past the colon (whitespace before it is skipped here, after it by the value).
-  return skipWhitespace(text, end) + 1;
-}
-
-/** The index after the closing quote of the string whose opening quote is at `start`. */
-function stringEnd(text: string, start: number): number {
-  let i = start + 1;
-  for (;;) {
-    const c = text.charCodeAt(i);
-    if (c === QUOTE || i >= text.length) return i + 1;
-    i += c === BACKSLASH ? 2 : 1;
-  }
-}
-
-/** The string token `text[start, end)`, decoded (by the native parser when it has escapes). */
-function decodeString(text: string, start: number, end: number): string {
-  const token = text.slice(start, end);
-  return token.indexOf("\\") === -1 ? token.slice(1, -1) : JSON.parse(token);
-}
-
-function skipWhitespace(text: string, i: number): number {
-  while (isWhitespace(text.charCodeAt(i))) i++;
-  return i;
-}
-
-function isWhitespace(c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-}
-
-/** A character that may continue a number: digits, `-`, `+`, `.`, `e`, `E`. */
-function isNumberChar(c: number): boolean {
-  return (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2b || c === 0x2e || c === 0x65 ||
-    c === 0x45;
-}
-
-const BACKSLASH = 0x5c;
-const QUOTE = 0x22;
-const COLON = 0x3a;
-const COMMA = 0x2c;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-const LOWER_T = 0x74;
-const LOWER_F = 0x66;
-const LOWER_N = 0x6e;
+export const buildJson: (text: string) => unknown = build;

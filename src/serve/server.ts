@@ -106,6 +106,17 @@ export const UI_FILES: readonly string[] = [
   "jobs.js",
 ];
 
+/**
+ * Files outside `ui/` that the inspector loads, by URL path: the file, from
+ * `ui/`. The JSON parser the server uses too: `ui/*.js` import it as
+ * `../../_parse_json.js`, which is `src/_parse_json.js` on disk (for the
+ * tests that import them) and `/_parse_json.js` in the browser (a URL path
+ * cannot climb above the root).
+ */
+const UI_SHARED_FILES: ReadonlyMap<string, string> = new Map([
+  ["/_parse_json.js", "../../_parse_json.js"],
+]);
+
 /** The files of `ui/`, read once at start (a placeholder page when there are none). */
 async function loadUi(): Promise<Map<string, { body: Uint8Array; type: string }>> {
   const files = new Map<string, { body: Uint8Array; type: string }>();
@@ -123,11 +134,15 @@ async function loadUi(): Promise<Map<string, { body: Uint8Array; type: string }>
     } catch {
       // No ui/ directory: the placeholder page.
     }
+    for (const [path, file] of UI_SHARED_FILES) {
+      files.set(path, { body: await Deno.readFile(new URL(file, dir)), type: typeOf(file) });
+    }
   } else {
-    for (const name of UI_FILES) {
+    const names = [...UI_FILES.map((name) => [name, name]), ...UI_SHARED_FILES];
+    for (const [name, file] of names) {
       try {
-        const res = await fetch(new URL(name, dir));
-        if (res.ok) files.set(name, { body: await res.bytes(), type: typeOf(name) });
+        const res = await fetch(new URL(file, dir));
+        if (res.ok) files.set(name, { body: await res.bytes(), type: typeOf(file) });
         else await res.body?.cancel();
       } catch {
         // Not published: the placeholder page (for index.html) or a 404.
@@ -206,10 +221,15 @@ export async function serve(
     }
     if (
       (request.method === "GET" || request.method === "HEAD") &&
-      (path === "/" || path.startsWith("/ui/"))
+      (path === "/" || path.startsWith("/ui/") || UI_SHARED_FILES.has(path))
     ) {
       await checkRequest(request, { token, port }, { open: true });
-      const name = path === "/" ? "index.html" : path.slice("/ui/".length);
+      // The files of ui/ by name, the shared ones by their path.
+      const name = path === "/"
+        ? "index.html"
+        : path.startsWith("/ui/")
+        ? path.slice("/ui/".length)
+        : path;
       const file = ui.get(name);
       if (file === undefined) throw new HttpError("not_found", `No file ${path} in the inspector`);
       return new Response(request.method === "HEAD" ? null : file.body as Uint8Array<ArrayBuffer>, {

@@ -2,6 +2,7 @@
 // Plain ES modules, no build step. Data is always rendered as text.
 
 import { api, ApiError, onUnauthorized, openSession } from "./api.js";
+import { parseJson } from "../../_parse_json.js";
 import { h, replace } from "./dom.js";
 import { renderState } from "./state.js";
 import { renderRun, renderRuns } from "./runs.js";
@@ -131,7 +132,7 @@ const live = {
       source.addEventListener(type, (event) => {
         let data;
         try {
-          data = JSON.parse(event.data);
+          data = parseJson(event.data);
         } catch {
           return;
         }

@@ -2,6 +2,7 @@
 // line diff between two versions, and a form to start a run.
 
 import { api, ApiError } from "./api.js";
+import { parseJson } from "../../_parse_json.js";
 import { durationChart, outcomeBar } from "./charts.js";
 import { diffLines, diffStats, hunks } from "./diff.js";
 import {
@@ -173,7 +174,7 @@ export async function renderFlow(container, id, route, ctx) {
         inputError.textContent = "";
         let input;
         try {
-          input = JSON.parse(inputArea.value || "{}");
+          input = parseJson(inputArea.value || "{}");
         } catch (e) {
           inputError.textContent = `Inputs are not valid JSON: ${e.message}`;
           return;

@@ -3,6 +3,7 @@
 // compare-and-set edit and delete.
 
 import { api, ApiError } from "./api.js";
+import { parseJson } from "../../_parse_json.js";
 import {
   formatBytes,
   formatCount,
@@ -44,7 +45,7 @@ export function parsePrefix(text) {
   if (trimmed.startsWith("[")) {
     let parsed;
     try {
-      parsed = JSON.parse(trimmed);
+      parsed = parseJson(trimmed);
     } catch {
       throw new Error('The prefix looks like JSON but does not parse: write ["a", "b"] or a/b');
     }
@@ -88,7 +89,7 @@ export async function renderState(container, route, ctx) {
   let key = null;
   try {
     const raw = route.params.get("key");
-    if (raw) key = JSON.parse(raw);
+    if (raw) key = parseJson(raw);
   } catch {
     key = null;
   }
@@ -596,7 +597,7 @@ class ValuePanel {
           event.preventDefault();
           let value;
           try {
-            value = JSON.parse(area.value);
+            value = parseJson(area.value);
           } catch (e) {
             error.textContent = `Not valid JSON: ${e.message}. Strings need quotes: "text".`;
             return;

@@ -238,3 +238,36 @@ Deno.test("ui: a time past what a Date holds (an expiry beyond 2^53 ms) reads as
   assert.match(formatTime(0), /^19(69|70)-\d\d-\d\d \d\d:\d\d:\d\d$/);
   assert.equal(formatTime(null), "—");
 });
+
+Deno.test("every import of the inspector's modules is served at the URL the browser asks for", async () => {
+  const { openRuntime } = await import("../../runtime.ts");
+  const { serve, UI_FILES } = await import("../server.ts");
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const server = await serve(rt, { port: 0, worker: false });
+  try {
+    const specifiers = new Set<string>();
+    for (const name of UI_FILES.filter((n) => n.endsWith(".js"))) {
+      const text = await Deno.readTextFile(new URL(name, import.meta.url));
+      for (const [, specifier] of text.matchAll(/^import [^;]* from "([^"]+)";$/gm)) {
+        specifiers.add(new URL(specifier, new URL(`ui/${name}`, server.url)).pathname);
+      }
+    }
+    // The shared JSON parser (../../_parse_json.js from ui/) among them, at the root.
+    assert.ok(specifiers.has("/_parse_json.js"), [...specifiers].join(", "));
+    for (const path of specifiers) {
+      const res = await fetch(new URL(path, server.url));
+      assert.equal(res.status, 200, path);
+      assert.equal(res.headers.get("content-type"), "text/javascript; charset=utf-8", path);
+      const onDisk = path === "/_parse_json.js"
+        ? new URL("../../_parse_json.js", import.meta.url)
+        : new URL(`.${path.slice("/ui".length)}`, import.meta.url);
+      assert.deepEqual(await res.bytes(), await Deno.readFile(onDisk), path);
+    }
+    // Nothing else beside ui/ is served.
+    const other = await fetch(new URL("/_json.ts", server.url));
+    assert.equal(other.status, 404);
+    await other.body?.cancel();
+  } finally {
+    await server.shutdown();
+  }
+});
