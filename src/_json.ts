@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { buildJson as build, parseJson as parse } from "./_parse_json.js";
+import { buildJson as build, parseJson as parse, setOwn as set } from "./_parse_json.js";
 
 /**
  * What a correct `JSON.parse(text)` returns. A text whose object keys hold
@@ -31,3 +31,10 @@ export const parseJson: (text: string) => any = parse;
  * with the native parser), with its object keys as written.
  */
 export const buildJson: (text: string) => unknown = build;
+
+/**
+ * Set a property even when it is called `__proto__` (which `=` turns into a
+ * prototype change where `Object.prototype.__proto__` exists): an own data
+ * property, as `JSON.parse` makes it.
+ */
+export const setOwn: (target: Record<string, unknown>, key: string, value: unknown) => void = set;

@@ -132,16 +132,7 @@ export function buildJson(text) {
       const container = containers[depth - 1];
       const key = keys[depth - 1];
       if (key === undefined) /** @type {unknown[]} */ (container).push(value);
-      else if (key === "__proto__") {
-        Object.defineProperty(container, key, {
-          value,
-          writable: true,
-          enumerable: true,
-          configurable: true,
-        });
-      } else {
-        /** @type {Record<string, unknown>} */ (container)[key] = value;
-      }
+      else setOwn(/** @type {Record<string, unknown>} */ (container), key, value);
       i = skipWhitespace(text, i);
       if (text.charCodeAt(i) === COMMA) {
         i++;
@@ -157,6 +148,29 @@ export function buildJson(text) {
       keys.pop();
       value = container;
     }
+  }
+}
+
+/**
+ * Set a property even when it is called `__proto__` (which `=` turns into a
+ * prototype change where `Object.prototype.__proto__` exists): an own data
+ * property, as `JSON.parse` makes it.
+ *
+ * @param {Record<string, unknown>} target
+ * @param {string} key
+ * @param {unknown} value
+ * @returns {void}
+ */
+export function setOwn(target, key, value) {
+  if (key === "__proto__") {
+    Object.defineProperty(target, key, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  } else {
+    target[key] = value;
   }
 }
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { setOwn } from "../../_json.ts";
 
 /**
  * JavaScript truthiness, which templates use for `if`, `!`, `&&`, `||` and
@@ -122,22 +123,8 @@ export function arrayIndexOf(key: string): number {
   return Number.isSafeInteger(n) ? n : -1;
 }
 
-/**
- * Set a property even when it is called `__proto__` (which `=` turns into a
- * prototype change outside Deno, where `Object.prototype.__proto__` exists).
- */
-export function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === "__proto__") {
-    Object.defineProperty(target, key, {
-      value,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
-  } else {
-    target[key] = value;
-  }
-}
+// A property set as JSON.parse sets it (`__proto__` an own property): one helper, shared.
+export { setOwn };
 
 /** Copy arrays and plain objects deeply; everything else is kept as is. */
 export function copyContainers(value: unknown): unknown {
