@@ -18,7 +18,8 @@
  * values. With FLOWSTATE_TEST_POSTGRES_URL, the same for postgres (indexed
  * eq, an indexed range with orderBy, count, list of 100, and at 100,000
  * search) beside the bare `postgres` client running the same SQL on the same
- * index as a prepared statement (as the driver does), in a schema of its own
+ * index as a prepared statement (as the driver does), the two sides
+ * alternating operation by operation (see `pair`), in a schema of its own
  * that is dropped at the end.
  */
 import { DatabaseSync } from "node:sqlite";
@@ -49,7 +50,10 @@ function median(xs: number[]): number {
 /**
  * Interleaved rounds of `ops` repetitions each (the order flipped every round): per-op
  * medians of both, the ratio of the medians, the p25–p75 of the per-round ratios, and the
- * process's CPU time per op (user + system, `process.cpuUsage`) of each.
+ * process's CPU time per op (user + system, `process.cpuUsage`) of each, with the p25–p75
+ * of the per-round CPU ratios. With `opwise` (the postgres rows: operations of 50 µs and
+ * more, where timing each one costs under 1%), the two sides alternate operation by
+ * operation within a round, so that a burst of load elsewhere falls on both alike.
  */
 async function pair(
   label: string,
@@ -57,6 +61,7 @@ async function pair(
   ours: (i: number) => unknown | Promise<unknown>,
   bare: (i: number) => unknown | Promise<unknown>,
   rounds = ROUNDS,
+  opwise = false,
 ): Promise<void> {
   const a: number[] = [];
   const b: number[] = [];
@@ -71,10 +76,33 @@ async function pair(
     cpu?.push((c.user + c.system) / 1000 / ops);
     return wall;
   };
+  /** Both sides, one operation each in turn: the wall times per op (ms), CPU pushed. */
+  const alternate = async (r: number) => {
+    const wall = [0, 0];
+    const cpu = [0, 0];
+    const fns = [ours, bare];
+    for (let i = 0; i < ops; i++) {
+      for (let k = 0; k < 2; k++) {
+        const j = (i + k + r) % 2;
+        const c0 = process.cpuUsage();
+        const t0 = performance.now();
+        await fns[j](i);
+        wall[j] += performance.now() - t0;
+        const c = process.cpuUsage(c0);
+        cpu[j] += c.user + c.system;
+      }
+    }
+    ca.push(cpu[0] / 1000 / ops);
+    cb.push(cpu[1] / 1000 / ops);
+    a.push(wall[0] / ops);
+    b.push(wall[1] / ops);
+  };
   await time(ours); // warm-up
   await time(bare);
   for (let r = 0; r < rounds; r++) {
-    if (r % 2 === 0) {
+    if (opwise) {
+      await alternate(r);
+    } else if (r % 2 === 0) {
       a.push(await time(ours, ca));
       b.push(await time(bare, cb));
     } else {
@@ -84,13 +112,20 @@ async function pair(
   }
   const ma = median(a);
   const mb = median(b);
-  const ratios = a.map((t, i) => b[i] / t).sort((x, y) => x - y);
-  const at = (p: number) => ratios[Math.floor((ratios.length - 1) * p)].toFixed(2);
   console.log(
-    `| ${label} | ${fmt(ma)} | ${fmt(mb)} | ${(mb / ma).toFixed(2)} | ${at(0.25)}–${at(0.75)} | ${
-      fmt(median(ca))
-    } / ${fmt(median(cb))} (${(median(cb) / median(ca)).toFixed(2)}) |`,
+    `| ${label} | ${fmt(ma)} | ${fmt(mb)} | ${(mb / ma).toFixed(2)} | ${
+      spread(a.map((t, i) => b[i] / t))
+    } | ${fmt(median(ca))} / ${fmt(median(cb))} (${(median(cb) / median(ca)).toFixed(2)}, ${
+      spread(ca.map((t, i) => cb[i] / t))
+    }) |`,
   );
+}
+
+/** The p25–p75 of `xs`, as text. */
+function spread(xs: number[]): string {
+  const r = [...xs].sort((x, y) => x - y);
+  const at = (p: number) => r[Math.floor((r.length - 1) * p)].toFixed(2);
+  return `${at(0.25)}–${at(0.75)}`;
 }
 
 function fmt(ms: number): string {
@@ -103,7 +138,7 @@ console.log(`load average at start: ${Deno.readTextFileSync("/proc/loadavg").tri
 console.log("");
 console.log(
   "| workload (sqlite) | Flowstate | bare node:sqlite | bare / Flowstate | rounds p25–p75 | " +
-    "CPU per op, Flowstate / bare (ratio) |",
+    "CPU per op, Flowstate / bare (ratio, rounds p25–p75) |",
 );
 console.log("| --- | --- | --- | --- | --- | --- |");
 
@@ -229,7 +264,7 @@ if (pgUrl && ONLY !== "sqlite") {
   console.log("");
   console.log(
     "| workload (postgres) | Flowstate | bare postgres client | bare / Flowstate | " +
-      "rounds p25–p75 | CPU per op, Flowstate / bare (ratio) |",
+      "rounds p25–p75 | CPU per op, Flowstate / bare (ratio, rounds p25–p75) |",
   );
   console.log("| --- | --- | --- | --- | --- | --- |");
   try {
@@ -275,6 +310,8 @@ if (pgUrl && ONLY !== "sqlite") {
           (await bare.unsafe(eqSql, ["needle"], { prepare: true })).map((r) =>
             JSON.parse(r.value as string)
           ),
+        ROUNDS,
+        true,
       );
       const rangeSql = `SELECT key, value, version, expires_at FROM ${qualified} WHERE ${
         pgRankExpr(schema, "value", ["n"])
@@ -300,6 +337,8 @@ if (pgUrl && ONLY !== "sqlite") {
           (await bare.unsafe(rangeSql, [String((i * 7919) % size)], { prepare: true })).map((r) =>
             JSON.parse(r.value as string)
           ),
+        ROUNDS,
+        true,
       );
       if (withText) {
         const ftsSql = `SELECT key, value, version, expires_at, ` +
@@ -315,6 +354,8 @@ if (pgUrl && ONLY !== "sqlite") {
               prepare: true,
             }))
               .map((r) => JSON.parse(r.value as string)),
+          ROUNDS,
+          true,
         );
         await pair(
           `search, 1 word, limit 20, ${size} values`,
@@ -324,6 +365,8 @@ if (pgUrl && ONLY !== "sqlite") {
             (await bare.unsafe(ftsSql, [`'${WORDS[i * 17 % 2000]}'`], { prepare: true })).map((r) =>
               JSON.parse(r.value as string)
             ),
+          ROUNDS,
+          true,
         );
       }
       const b = byteBounds({ prefix: ["orders"] });
@@ -337,18 +380,27 @@ if (pgUrl && ONLY !== "sqlite") {
             [b.lower!, b.upper!] as never[],
             { prepare: true },
           ))[0].n,
+        ROUNDS,
+        true,
       );
-      await pair(`list of 100, ${size} entries`, 50, async () => {
-        const out = [];
-        for await (const e of store.list({ prefix: ["orders"], limit: 100 })) out.push(e);
-        return out;
-      }, async () =>
-        (await bare.unsafe(
-          `SELECT key, value, version, expires_at FROM ${qualified} WHERE key > $1 AND key < $2 ` +
-            `ORDER BY key LIMIT 100`,
-          [b.lower!, b.upper!] as never[],
-          { prepare: true },
-        )).map((r) => JSON.parse(r.value as string)));
+      await pair(
+        `list of 100, ${size} entries`,
+        50,
+        async () => {
+          const out = [];
+          for await (const e of store.list({ prefix: ["orders"], limit: 100 })) out.push(e);
+          return out;
+        },
+        async () =>
+          (await bare.unsafe(
+            `SELECT key, value, version, expires_at FROM ${qualified} WHERE key > $1 AND key < $2 ` +
+              `ORDER BY key LIMIT 100`,
+            [b.lower!, b.upper!] as never[],
+            { prepare: true },
+          )).map((r) => JSON.parse(r.value as string)),
+        ROUNDS,
+        true,
+      );
       await bare.end();
     }
   } finally {
