@@ -26,6 +26,7 @@ import { DatabaseSync } from "node:sqlite";
 import process from "node:process";
 import { join } from "node:path";
 import { openStore } from "../mod.ts";
+import type { Store } from "../src/store/types.ts";
 import { fillOrders as fill, WORDS } from "./_orders.ts";
 import { byteBounds } from "../src/store/keys.ts";
 import { prefixTerms, rankExpr, valueExpr } from "../plugins/sqlite/indexes.ts";
@@ -128,6 +129,13 @@ function spread(xs: number[]): string {
   return `${at(0.25)}–${at(0.75)}`;
 }
 
+/** A list of 100 by prefix through `for await`, as a user reads one. */
+async function listOf100(store: Store): Promise<unknown[]> {
+  const out = [];
+  for await (const e of store.list({ prefix: ["orders"], limit: 100 })) out.push(e);
+  return out;
+}
+
 function fmt(ms: number): string {
   return ms >= 1 ? `${ms.toFixed(2)} ms` : `${(ms * 1000).toFixed(1)} µs`;
 }
@@ -215,11 +223,7 @@ for (const size of ONLY === "postgres" ? [] : SIZES) {
   await pair(
     `list of 100, ${size} entries`,
     100,
-    async () => {
-      const out = [];
-      for await (const e of store.list({ prefix: ["orders"], limit: 100 })) out.push(e);
-      return out;
-    },
+    () => listOf100(store),
     () =>
       (listStmt.all(bounds.lower!, bounds.upper!) as { value: string }[]).map((r) =>
         JSON.parse(r.value)
@@ -386,11 +390,7 @@ if (pgUrl && ONLY !== "sqlite") {
       await pair(
         `list of 100, ${size} entries`,
         50,
-        async () => {
-          const out = [];
-          for await (const e of store.list({ prefix: ["orders"], limit: 100 })) out.push(e);
-          return out;
-        },
+        () => listOf100(store),
         async () =>
           (await bare.unsafe(
             `SELECT key, value, version, expires_at FROM ${qualified} WHERE key > $1 AND key < $2 ` +
