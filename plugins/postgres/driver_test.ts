@@ -322,7 +322,7 @@ pgTest(
     const table = newTable("limit");
     const store = await openPg(url, table, { max: 2 });
     try {
-      let op = store.atomic();
+      const op = store.atomic();
       for (let i = 0; i < 900; i++) op.set(["k", String(i).padStart(4, "0")], i);
       await op.commit();
       const lastList = async () => {
