@@ -54,8 +54,9 @@ function isPlainJson(value: unknown, depth: number): boolean {
   }
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return false;
-  for (const k in value as object) {
-    const v = (value as Record<string, unknown>)[k];
+  const values = Object.values(value as object);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
     if (v !== undefined && !isPlainJson(v, depth + 1)) return false;
   }
   return true;
