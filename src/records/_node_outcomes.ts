@@ -46,6 +46,9 @@ export class NodeOutcomes {
   /** The nodes in the order of their first event: a position, or an id not among `ids`. */
   readonly #order: (number | string)[] = [];
   readonly #others = new Map<string, NodeOutcome>();
+  /** The last id looked up among `ids`, and its position (a node's events mostly follow each other). */
+  #lastId: string | undefined;
+  #lastAt = 0;
 
   /** Outcomes of the nodes of a run whose node ids are `ids` (others are kept all the same). */
   constructor(ids: readonly string[] = NO_IDS) {
@@ -58,7 +61,12 @@ export class NodeOutcomes {
 
   /** Node `id` is `status` after `attempts` attempts (with `error`, when it failed). */
   set(id: string, status: NodeStatus, attempts: number, error?: string): void {
-    const i = this.#index.get(id);
+    let i: number | undefined;
+    if (id === this.#lastId) i = this.#lastAt;
+    else if ((i = this.#index.get(id)) !== undefined) {
+      this.#lastId = id;
+      this.#lastAt = i;
+    }
     if (i === undefined) {
       if (!this.#others.has(id)) this.#order.push(id);
       const outcome: NodeOutcome = { status, attempts };
