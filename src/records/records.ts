@@ -237,10 +237,10 @@ export interface RecordsOptions {
    * The form a finished run record's node outcomes are written in (default
    * 2, or 1 with `eventFormat: 1`). 2 is the compact form of this version
    * (the ids once, the statuses and attempts as columns: a 10,000-node run's
-   * record is 7× smaller); 1 is the form Flowstate 0.5 and before wrote, for
-   * a rolling upgrade or a rollback: processes of 0.5 read a compact record
-   * as one with `nodes: null` (the API and the inspector fail on it), so
-   * while any of them shares the records store, write 1 everywhere. Both
+   * outcomes take 4× fewer bytes); 1 is the form Flowstate 0.5 and before wrote, for
+   * a rolling upgrade or a rollback: processes of 0.5 list a compact record
+   * among the malformed runs and read it with `nodes: null`, so while any of
+   * them shares the records store, write 1 everywhere. Both
    * forms are always read, and read the same.
    *
    * @example
