@@ -7,6 +7,7 @@ import { openRuntime, openStore } from "../mod.ts";
 import { newRunId, Records } from "../records.ts";
 import type { RunEvent, RunRecord } from "../records.ts";
 import { decodeNodes, encodeNodes } from "../src/records/_node_outcomes.ts";
+import { MIXED_FLOW } from "./_mixed_flow.ts";
 
 const EXAMPLES = fileURLToPath(new URL("../examples", import.meta.url));
 
@@ -211,27 +212,7 @@ Deno.test("a real flow's outcomes are stored compact, and runFlow and getRun giv
       cwd: EXAMPLES,
       home: EXAMPLES,
     });
-    const record = await rt.runFlow({
-      id: "mixed",
-      nodes: [
-        {
-          id: "flaky",
-          type: "./nodes/flaky.ts",
-          with: { failures: 2 },
-          retry: { attempts: 4, delay: "1ms" },
-        },
-        { id: "inc", type: "state.increment", with: { scope: "flow", key: "count" } },
-        { id: "say", type: "log", with: { message: "hi" }, needs: ["inc"] },
-        { id: "skip", type: "log", with: { message: "no" }, if: "${{ false }}" },
-        {
-          id: "bad",
-          type: "./nodes/flaky.ts",
-          with: { failures: 5 },
-          retry: { attempts: 2, delay: "1ms" },
-          needs: ["flaky"],
-        },
-      ],
-    } as never);
+    const record = await rt.runFlow(MIXED_FLOW as never);
     assert.equal(record.status, "failed");
     const store = await rt.store("main");
     const stored = (await store.get<Record<string, unknown>>(["flowstate", "runs", record.id]))!
