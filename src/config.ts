@@ -101,6 +101,13 @@ export interface RunsConfig {
    * records store.
    */
   readonly eventFormat: 1 | 2;
+  /**
+   * The form finished runs' node outcomes are written in
+   * (`RecordsOptions.nodesFormat`), when the config sets it: by default 2
+   * (compact), or 1 with `eventFormat: 1`; 1 while processes of Flowstate 0.5
+   * or before share the records store.
+   */
+  readonly nodesFormat?: 1 | 2;
 }
 
 /** The jobs scheduled even when the config does not mention them (unless disabled). */
@@ -726,6 +733,7 @@ function resolveConfig(
     abortGraceMs,
     maxSubRuns: config.runs?.maxSubRuns ?? DEFAULT_MAX_SUB_RUNS,
     eventFormat: config.runs?.eventFormat ?? 2,
+    ...(config.runs?.nodesFormat === undefined ? {} : { nodesFormat: config.runs.nodesFormat }),
   });
 
   if (problems.size > 0) throw problems.error();

@@ -225,6 +225,13 @@ export interface RunsConfigObject {
    * while 0.4 processes share the records store. Both are always read.
    */
   eventFormat?: 1 | 2;
+  /**
+   * The form finished runs' node outcomes are stored in: 2 is compact (the
+   * default, or 1 with `eventFormat: 1`); 1 is the form Flowstate 0.5 and
+   * before wrote and read, for a rolling upgrade or a rollback while such
+   * processes share the records store. Both are always read.
+   */
+  nodesFormat?: 1 | 2;
 }
 
 type Path = readonly (string | number)[];
@@ -247,7 +254,12 @@ export const TOP_LEVEL_FIELDS: readonly string[] = [
 export const SERVE_FIELDS: readonly string[] = ["port", "host", "token"];
 
 /** The fields allowed under `runs:`. */
-export const RUNS_FIELDS: readonly string[] = ["abortGrace", "maxSubRuns", "eventFormat"];
+export const RUNS_FIELDS: readonly string[] = [
+  "abortGrace",
+  "maxSubRuns",
+  "eventFormat",
+  "nodesFormat",
+];
 
 /** The fields allowed in one job's settings. */
 export const JOB_FIELDS: readonly string[] = [
@@ -332,6 +344,7 @@ export const configSchema: z.ZodType<ConfigObject> = z.strictObject({
     abortGrace: z.union([z.number(), z.string()]).optional(),
     maxSubRuns: z.number().int().nonnegative().optional(),
     eventFormat: z.union([z.literal(1), z.literal(2)]).optional(),
+    nodesFormat: z.union([z.literal(1), z.literal(2)]).optional(),
   }).optional(),
   nodes: z.strictObject({
     trusted: z.array(z.string().min(1)).optional(),
@@ -456,6 +469,8 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
         ? "a whole number"
         : path.length === 2 && path[0] === "runs" && last === "eventFormat"
         ? "1 (the form Flowstate 0.4 reads) or 2 (compact, the default)"
+        : path.length === 2 && path[0] === "runs" && last === "nodesFormat"
+        ? "1 (the form Flowstate 0.5 reads) or 2 (compact, the default)"
         : path.length === 1 && last === "serve"
         ? `a mapping of server settings (${SERVE_FIELDS.join(", ")})`
         : path.length === 2 && path[0] === "serve" && last === "port"

@@ -32,6 +32,8 @@ export interface FlowHost {
   recordsStore(): Promise<Store>;
   /** The form run events are written in (the config's `runs.eventFormat`; default 2). */
   eventFormat?: 1 | 2;
+  /** The form run records' node outcomes are written in (the config's `runs.nodesFormat`). */
+  nodesFormat?: 1 | 2;
   /** The clock. */
   clock: Clock;
   /** Directory relative flow paths resolve against. */
@@ -318,6 +320,7 @@ async function runInTree(
   const records = new Records(recordsStore, {
     clock: host.clock,
     ...(host.eventFormat === undefined ? {} : { eventFormat: host.eventFormat }),
+    ...(host.nodesFormat === undefined ? {} : { nodesFormat: host.nodesFormat }),
   });
   const hash = await saveVersionOnce(records, recordsStore, def, parsed.source);
   // Aborted by the caller's signal, or by a cancel request from another process.

@@ -611,6 +611,7 @@ class FlowstateRuntime implements Runtime {
       },
       recordsStore: () => this.#store(this.config.records),
       eventFormat: this.config.runs.eventFormat,
+      nodesFormat: this.config.runs.nodesFormat,
       clock: this.clock,
       cwd: this.#cwd,
       events: this.#events,
@@ -683,6 +684,7 @@ class FlowstateRuntime implements Runtime {
     return new Records(await this.#store(this.config.records), {
       clock: this.clock,
       eventFormat: this.config.runs.eventFormat,
+      nodesFormat: this.config.runs.nodesFormat,
     });
   }
 }

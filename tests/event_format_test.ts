@@ -7,6 +7,7 @@ import { openRuntime } from "../mod.ts";
 import { newRunId, Records } from "../records.ts";
 import type { RunEvent } from "../records.ts";
 import { encodeChunk } from "../src/records/_event_chunks.ts";
+import { MIXED_FLOW } from "./_mixed_flow.ts";
 
 const EXAMPLES = fileURLToPath(new URL("../examples", import.meta.url));
 
@@ -29,27 +30,7 @@ Deno.test("a real flow's events (retries, a failure, logs, state, a skip) are st
     return finishRun.call(this, run, events);
   };
   try {
-    const record = await rt.runFlow({
-      id: "mixed",
-      nodes: [
-        {
-          id: "flaky",
-          type: "./nodes/flaky.ts",
-          with: { failures: 2 },
-          retry: { attempts: 4, delay: "1ms" },
-        },
-        { id: "inc", type: "state.increment", with: { scope: "flow", key: "count" } },
-        { id: "say", type: "log", with: { message: "hi" }, needs: ["inc"] },
-        { id: "skip", type: "log", with: { message: "no" }, if: "${{ false }}" },
-        {
-          id: "bad",
-          type: "./nodes/flaky.ts",
-          with: { failures: 5 },
-          retry: { attempts: 2, delay: "1ms" },
-          needs: ["flaky"],
-        },
-      ],
-    } as never).catch((err) => err);
+    const record = await rt.runFlow(MIXED_FLOW as never).catch((err) => err);
     assert.equal(record?.status ?? "threw", "failed", String(record));
   } finally {
     proto.appendEvents = appendEvents;

@@ -12,6 +12,7 @@ import type { Clock, Store } from "../store/types.ts";
 import { EVENTS_FIELD, type RecordsLayout } from "./layout.ts";
 import type { RunEvent, RunRecord } from "./types.ts";
 import type { EventFormat } from "./_event_chunks.ts";
+import { decodeNodes, encodeNodes, NODES_FIELD, type NodesFormat } from "./_node_outcomes.ts";
 
 /** How many times a read-modify-write is tried, and how long it waits between tries. */
 export interface RetrySettings {
@@ -33,6 +34,8 @@ export interface RecordsContext {
   readonly retry: RetrySettings;
   /** The form event chunks are written in (`RecordsOptions.eventFormat`). */
   readonly eventFormat: EventFormat;
+  /** The form run records' node outcomes are written in (`RecordsOptions.nodesFormat`). */
+  readonly nodesFormat: NodesFormat;
 }
 
 /** What an attempt of a read-modify-write returns when its commit lost a race. */
@@ -61,12 +64,38 @@ export async function withRetry<T>(
   );
 }
 
-/** A run record as stored: finished runs may carry their events inline. */
-export type StoredRun = RunRecord & { [EVENTS_FIELD]?: RunEvent[] };
+/**
+ * A run record as stored: finished runs may carry their events inline, and
+ * their node outcomes compact (`nodes` is then `null`: see `_node_outcomes.ts`).
+ */
+export type StoredRun = RunRecord & { [EVENTS_FIELD]?: RunEvent[]; [NODES_FIELD]?: unknown };
 
-/** The record without its inline events. */
+/**
+ * The record as the API gives it: without its inline events, its node
+ * outcomes as they were written (in the place of `nodes` among its fields).
+ */
 export function withoutEvents(stored: StoredRun): RunRecord {
-  if (!(EVENTS_FIELD in stored)) return stored;
-  const { [EVENTS_FIELD]: _events, ...record } = stored;
+  if (!(EVENTS_FIELD in stored) && !(NODES_FIELD in stored)) return stored;
+  const { [EVENTS_FIELD]: _events, [NODES_FIELD]: compact, ...record } = stored;
+  if (compact !== undefined) {
+    record.nodes = decodeNodes(compact, `Cannot read run ${JSON.stringify(stored.id)}`);
+  }
   return record;
+}
+
+/**
+ * `record` as written in `ctx.nodesFormat` (with `events` inline, if given):
+ * its node outcomes compact when they fit that form.
+ */
+export function storedRun(
+  ctx: RecordsContext,
+  record: RunRecord,
+  events?: RunEvent[],
+): StoredRun {
+  const compact = ctx.nodesFormat === 1 ? undefined : encodeNodes(record.nodes);
+  const stored: StoredRun = compact === undefined
+    ? { ...record }
+    : { ...record, nodes: null as unknown as RunRecord["nodes"], [NODES_FIELD]: compact };
+  if (events !== undefined) stored[EVENTS_FIELD] = events;
+  return stored;
 }

@@ -159,12 +159,31 @@ export async function listRuns(
   const idAt = base?.length ?? 0;
   if (full) {
     const { ok, malformed } = wellFormed<StoredRun>(entries, idAt, (e) => e.value);
-    return page(ok.map(([, v]) => withoutEvents(v)), cursor, malformed);
+    return page(readable(ok, idAt, malformed), cursor, malformed);
   }
   const records = await ctx.store.getMany<StoredRun>(
     entries.map((e) => ctx.layout.run(String(e.key[idAt]))),
   );
   const found = records.filter((r) => r !== null) as Entry<StoredRun>[];
-  const { ok, malformed } = wellFormed<StoredRun>(found, ctx.layout.run().length, (e) => e.value);
-  return page(ok.map(([, v]) => withoutEvents(v)), cursor, malformed);
+  const idAtRun = ctx.layout.run().length;
+  const { ok, malformed } = wellFormed<StoredRun>(found, idAtRun, (e) => e.value);
+  return page(readable(ok, idAtRun, malformed), cursor, malformed);
+}
+
+/** The records of `ok` as the API gives them; one this version cannot read is `malformed`. */
+function readable(
+  ok: [Entry<unknown>, StoredRun][],
+  idAt: number,
+  malformed: string[],
+): RunRecord[] {
+  const runs: RunRecord[] = [];
+  for (const [e, v] of ok) {
+    try {
+      runs.push(withoutEvents(v));
+    } catch (err) {
+      if (!(err instanceof TypeError)) throw err;
+      malformed.push(String(e.key[idAt]));
+    }
+  }
+  return runs;
 }

@@ -14,6 +14,7 @@ import {
   type RecordsContext,
   RETRY,
   type StoredRun,
+  storedRun,
   withoutEvents,
   withRetry,
 } from "./_context.ts";
@@ -262,7 +263,7 @@ export async function finishRun(
       inlined = true;
       await inlineEvents(ctx, op, record, events, tail.chunk);
     } else {
-      op.set(runKey, record);
+      op.set(runKey, storedRun(ctx, record));
       if (events.length > 0) {
         op.set(
           layout.chunk(run.id, tail.chunk),
@@ -321,7 +322,7 @@ async function inlineEvents(
     op.clear(layout.events(record.id));
   }
   for (const event of events) inline.push(event);
-  op.set(layout.run(record.id), { ...record, [EVENTS_FIELD]: inline } satisfies StoredRun);
+  op.set(layout.run(record.id), storedRun(ctx, record, inline));
 }
 
 /**

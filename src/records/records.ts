@@ -129,7 +129,7 @@
 import { assertKey } from "../store/keys.ts";
 import type { Clock, Key, Store } from "../store/types.ts";
 import { systemClock } from "../clock.ts";
-import type { RecordsContext } from "./_context.ts";
+import { type RecordsContext, type StoredRun, withoutEvents } from "./_context.ts";
 import { listRuns, listRunSummaries } from "./_listing.ts";
 import {
   appendEvents,
@@ -233,6 +233,47 @@ export interface RecordsOptions {
    * ```
    */
   eventFormat?: 1 | 2;
+  /**
+   * The form a finished run record's node outcomes are written in (default
+   * 2, or 1 with `eventFormat: 1`). 2 is the compact form of this version
+   * (the ids once, the statuses and attempts as columns: a 10,000-node run's
+   * outcomes take 4× fewer bytes); 1 is the form Flowstate 0.5 and before wrote, for
+   * a rolling upgrade or a rollback: processes of 0.5 list a compact record
+   * among the malformed runs and read it with `nodes: null`, so while any of
+   * them shares the records store, write 1 everywhere. Both
+   * forms are always read, and read the same.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { newRunId, openStore, Records } from "@flowstate/core/records";
+   *
+   * await using store = await openStore({ plugin: "memory" });
+   * const nodes = { a: { status: "succeeded" as const, attempts: 1, output: 42 } };
+   * for (const nodesFormat of [1, 2] as const) {
+   *   const records = new Records(store, { nodesFormat });
+   *   const run = {
+   *     id: newRunId(nodesFormat),
+   *     flowId: "f",
+   *     flowVersion: "v1",
+   *     status: "running" as const,
+   *     inputs: {},
+   *     outputs: null,
+   *     error: null,
+   *     startedAt: 1,
+   *     endedAt: null,
+   *     durationMs: null,
+   *     nodes: {},
+   *   };
+   *   await records.startRun(run);
+   *   await records.finishRun({ ...run, status: "succeeded", endedAt: 2, nodes });
+   *   const stored = await store.get<{ nodes: unknown }>(["flowstate", "runs", run.id]);
+   *   assert.deepEqual(stored?.value.nodes, nodesFormat === 1 ? nodes : null);
+   *   assert.deepEqual((await records.getRun(run.id))?.nodes, nodes); // read the same
+   * }
+   * ```
+   */
+  nodesFormat?: 1 | 2;
 }
 
 /**
@@ -288,12 +329,19 @@ export class Records {
         `Cannot create Records: eventFormat must be 1 or 2 (got ${JSON.stringify(eventFormat)})`,
       );
     }
+    const nodesFormat = options.nodesFormat ?? (eventFormat === 1 ? 1 : 2);
+    if (nodesFormat !== 1 && nodesFormat !== 2) {
+      throw new RangeError(
+        `Cannot create Records: nodesFormat must be 1 or 2 (got ${JSON.stringify(nodesFormat)})`,
+      );
+    }
     this.#ctx = {
       store,
       clock: options.clock ?? systemClock,
       layout: new RecordsLayout(prefix),
       retry: { attempts, maxDelayMs },
       eventFormat,
+      nodesFormat,
     };
   }
 
@@ -454,14 +502,14 @@ export class Records {
     assertRunId(runId, `Cannot cancel run ${JSON.stringify(runId)}`);
     const { store, layout, clock } = this.#ctx;
     for (;;) {
-      const entry = await store.get<RunRecord>(layout.run(runId));
+      const entry = await store.get<StoredRun>(layout.run(runId));
       if (entry === null || entry.value.status !== "running") return getRun(this.#ctx, runId);
       // Written only if the run is still running as read: never a marker beside an ended run.
       const result = await store.atomic()
         .check(layout.run(runId), entry.version)
         .set(layout.cancel(runId), { requestedAt: clock.now() })
         .commit();
-      if (result.ok) return entry.value;
+      if (result.ok) return withoutEvents(entry.value);
     }
   }
 

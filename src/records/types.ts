@@ -706,7 +706,9 @@ export function runShapeProblem(value: unknown): string | undefined {
     error !== undefined && error !== null &&
     (typeof error !== "object" || typeof (error as { message?: unknown }).message !== "string")
   ) return "error has no message";
-  if (v.nodes !== undefined && (typeof v.nodes !== "object" || v.nodes === null)) {
+  // A stored record keeps its node outcomes compact in "@nodes" (`nodes: null` in their place).
+  const compact = v.nodes === null && typeof v["@nodes"] === "object" && v["@nodes"] !== null;
+  if (v.nodes !== undefined && !compact && (typeof v.nodes !== "object" || v.nodes === null)) {
     return "nodes is not an object";
   }
   return undefined;

@@ -54,8 +54,13 @@ function isPlainJson(value: unknown, depth: number): boolean {
   }
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return false;
-  for (const k in value as object) {
-    const v = (value as Record<string, unknown>)[k];
+  // Its own enumerable values, as JSON.stringify takes them. Not a for-in loop: its keyed
+  // loads fell into a deopt loop of V8's Maglev (hundreds of "wrong map" deopts a run)
+  // when objects with integer-like keys (a run's metrics) came between ones with a cached
+  // enum shape (event chunks), and the walk then ran unoptimized.
+  const values = Object.values(value as object);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
     if (v !== undefined && !isPlainJson(v, depth + 1)) return false;
   }
   return true;

@@ -1,0 +1,226 @@
+// Run records' node outcomes: stored compact (`@nodes`) by default, as Flowstate 0.5 stored them with
+// `runs: { nodesFormat: 1 }` (or `eventFormat: 1`), and read back the same either way, through
+// every reader of the records (getRun, listRuns, the queue's claim) and the runtime.
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { openRuntime, openStore } from "../mod.ts";
+import { newRunId, Records } from "../records.ts";
+import type { RunEvent, RunRecord } from "../records.ts";
+import { decodeNodes, encodeNodes } from "../src/records/_node_outcomes.ts";
+import { MIXED_FLOW } from "./_mixed_flow.ts";
+
+const EXAMPLES = fileURLToPath(new URL("../examples", import.meta.url));
+
+/** Outcomes of every kind the compact form holds, with ids JSON and objects treat specially. */
+function mixedNodes(): RunRecord["nodes"] {
+  const nodes: RunRecord["nodes"] = {
+    a: { status: "succeeded", attempts: 1, output: 42 },
+    b: { status: "failed", attempts: 3, error: "boom" },
+    c: { status: "skipped", attempts: 0 },
+    d: { status: "cancelled", attempts: 2, output: { deep: [1, "x", null] }, error: "stopped" },
+    e: { status: "timed-out", attempts: 1, error: "slow" },
+    f: { status: "succeeded", attempts: 1, output: null },
+    g: { status: "succeeded", attempts: 1, output: undefined }, // no output: left out, as JSON does
+    "7": { status: "succeeded", attempts: 1, output: "an integer-like id" },
+    "": { status: "succeeded", attempts: 1 },
+  };
+  Object.defineProperty(nodes, "__proto__", {
+    value: { status: "succeeded", attempts: 1, output: "an own __proto__" },
+    enumerable: true,
+    configurable: true,
+    writable: true,
+  });
+  return nodes;
+}
+
+function runOf(id: string, nodes: RunRecord["nodes"] = {}): RunRecord {
+  return {
+    id,
+    flowId: "f",
+    flowVersion: "v1",
+    status: "running",
+    inputs: {},
+    outputs: null,
+    error: null,
+    startedAt: 1,
+    endedAt: null,
+    durationMs: null,
+    nodes,
+  };
+}
+
+/** Finish a run with `nodes` in `records`; the record as stored and as read back. */
+async function finishWith(
+  records: Records,
+  store: Awaited<ReturnType<typeof openStore>>,
+  nodes: RunRecord["nodes"],
+  seq: number,
+  events = 2_000, // more than fit inline: the record is written without them
+): Promise<{ stored: Record<string, unknown>; read: RunRecord; listed: RunRecord }> {
+  const run = runOf(newRunId(seq));
+  await records.startRun(run);
+  const batch: RunEvent[] = Array.from(
+    { length: events },
+    (_, i) => ({ at: 1 + i, type: "run.start" }),
+  );
+  await records.appendEvents(run.id, batch);
+  await records.finishRun({ ...run, status: "succeeded", endedAt: 5, nodes }, []);
+  const stored = (await store.get<Record<string, unknown>>(["flowstate", "runs", run.id]))!.value;
+  const read = (await records.getRun(run.id))!;
+  const { runs } = await records.listRuns({ flowId: "f", limit: 100 });
+  return { stored, read, listed: runs.find((r) => r.id === run.id)! };
+}
+
+Deno.test("node outcomes: the compact and the 0.5 form read back the same, to the JSON text", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const compact = new Records(store);
+  const plain = new Records(store, { nodesFormat: 1 });
+  const a = await finishWith(compact, store, mixedNodes(), 1);
+  const b = await finishWith(plain, store, mixedNodes(), 2);
+  // What is stored differs: the compact form keeps `nodes: null` (where 0.5 would look) and `@nodes`.
+  assert.equal(a.stored.nodes, null);
+  assert.equal((a.stored["@nodes"] as { format: number }).format, 2);
+  assert.equal("@nodes" in b.stored, false);
+  assert.equal(JSON.stringify(b.stored.nodes), JSON.stringify(mixedNodes()));
+  // What is read is the same: each reader, the same fields in the same order, the ids as own keys.
+  for (const { read, listed } of [a, b]) {
+    for (const run of [read, listed]) {
+      assert.equal(JSON.stringify(run.nodes), JSON.stringify(mixedNodes()));
+      assert.deepEqual(run.nodes, JSON.parse(JSON.stringify(mixedNodes())));
+      assert.equal(Object.getPrototypeOf(run.nodes), Object.prototype);
+      assert.equal(Object.hasOwn(run.nodes, "__proto__"), true);
+      assert.equal("@nodes" in run, false);
+    }
+  }
+  assert.equal(
+    JSON.stringify({ ...a.read, id: "" }),
+    JSON.stringify({ ...b.read, id: "" }),
+    "the whole record reads the same",
+  );
+});
+
+Deno.test("node outcomes: a record with events inline is compact too, and reads the same", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  const { stored, read } = await finishWith(records, store, mixedNodes(), 3, 3);
+  assert.ok(Array.isArray(stored["@events"]), "the events are inline");
+  assert.equal(stored.nodes, null);
+  assert.equal(JSON.stringify(read.nodes), JSON.stringify(mixedNodes()));
+  assert.equal((await records.getEvents(read.id)).length, 3);
+});
+
+Deno.test("node outcomes: eventFormat 1 writes them as 0.5 did too, unless nodesFormat says otherwise", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const old = await finishWith(new Records(store, { eventFormat: 1 }), store, mixedNodes(), 4);
+  assert.equal("@nodes" in old.stored, false);
+  assert.equal(JSON.stringify(old.stored.nodes), JSON.stringify(mixedNodes()));
+  const mixed = await finishWith(
+    new Records(store, { eventFormat: 1, nodesFormat: 2 }),
+    store,
+    mixedNodes(),
+    5,
+  );
+  assert.equal(mixed.stored.nodes, null);
+  assert.throws(
+    () => new Records(store, { nodesFormat: 3 as never }),
+    /nodesFormat must be 1 or 2/,
+  );
+});
+
+Deno.test("node outcomes the compact form cannot give back exactly are stored as they are", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  const odd = [
+    { a: { status: "succeeded", attempts: 1, note: "a field more" } },
+    { a: { attempts: 1, status: "succeeded" } }, // another order
+    { a: { status: "unknown", attempts: 1 } },
+    { a: { status: "failed", attempts: 1, error: { message: "not a string" } } },
+    { a: { status: "succeeded", attempts: "1" } },
+    { a: { status: "succeeded" } },
+  ] as unknown as RunRecord["nodes"][];
+  for (const [i, nodes] of odd.entries()) {
+    assert.equal(encodeNodes(nodes), undefined, JSON.stringify(nodes));
+    const { stored, read } = await finishWith(records, store, nodes, 10 + i);
+    assert.equal("@nodes" in stored, false);
+    assert.equal(JSON.stringify(read.nodes), JSON.stringify(nodes));
+  }
+  // Empty outcomes (a run's start record) stay as they are: any version reads them.
+  assert.equal(encodeNodes({}), undefined);
+});
+
+Deno.test("node outcomes: one number of attempts when all are the same, else one a node", () => {
+  const same = encodeNodes({
+    a: { status: "succeeded", attempts: 2 },
+    b: { status: "failed", attempts: 2, error: "x" },
+  });
+  assert.equal(same?.attempts, 2);
+  const each = encodeNodes(mixedNodes());
+  assert.ok(Array.isArray(each?.attempts));
+  assert.deepEqual(
+    decodeNodes(JSON.parse(JSON.stringify(each)), "x"),
+    JSON.parse(JSON.stringify(mixedNodes())),
+  );
+});
+
+Deno.test("node outcomes of a newer format or damaged are a TypeError naming the run", async () => {
+  const good = JSON.parse(JSON.stringify(encodeNodes(mixedNodes())));
+  const damaged = [
+    { ...good, format: 3 },
+    null,
+    { ...good, codes: good.codes.slice(1) },
+    { ...good, codes: "~" + good.codes.slice(1) },
+    { ...good, outputs: [] },
+    { ...good, errors: [...good.errors, "one more"] },
+    { ...good, attempts: [1] },
+    { ...good, ids: "a" },
+  ];
+  for (const value of damaged) {
+    assert.throws(() => decodeNodes(value, "Cannot read run"), TypeError, JSON.stringify(value));
+  }
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  const run = runOf(newRunId(20));
+  await store.set(["flowstate", "runs", run.id], {
+    ...run,
+    status: "succeeded",
+    nodes: null,
+    "@nodes": { ...good, format: 3 },
+  });
+  await assert.rejects(
+    () => records.getRun(run.id),
+    (err) => err instanceof TypeError && err.message.includes(JSON.stringify(run.id)),
+  );
+  // A listing names it among the malformed runs, and lists the others.
+  const other = runOf(newRunId(21));
+  await records.startRun(other);
+  await records.finishRun({ ...other, status: "succeeded", endedAt: 5, nodes: mixedNodes() });
+  await store.set(["flowstate", "runs-by-flow", "f", run.id], { ...run, status: "succeeded" });
+  for (const options of [{}, { flowId: "f" }]) {
+    const page = await records.listRuns(options);
+    assert.deepEqual(page.runs.map((r) => r.id), [other.id]);
+    assert.deepEqual(page.malformed, [run.id]);
+  }
+});
+
+Deno.test("a real flow's outcomes are stored compact, and runFlow and getRun give the same nodes", async () => {
+  for (const nodesFormat of [undefined, 1] as const) {
+    await using rt = await openRuntime({
+      config: {
+        stores: { main: { plugin: "memory" } },
+        ...(nodesFormat === undefined ? {} : { runs: { nodesFormat } }),
+      },
+      cwd: EXAMPLES,
+      home: EXAMPLES,
+    });
+    const record = await rt.runFlow(MIXED_FLOW as never);
+    assert.equal(record.status, "failed");
+    const store = await rt.store("main");
+    const stored = (await store.get<Record<string, unknown>>(["flowstate", "runs", record.id]))!
+      .value;
+    assert.equal("@nodes" in stored, nodesFormat === undefined, "compact unless nodesFormat: 1");
+    const records = await rt.records();
+    const read = await records.getRun(record.id);
+    assert.equal(JSON.stringify(read?.nodes), JSON.stringify(record.nodes));
+    assert.deepEqual(Object.keys(record.nodes), ["flaky", "inc", "say", "skip", "bad"]);
+  }
+});
