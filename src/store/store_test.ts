@@ -646,3 +646,24 @@ Deno.test("Store.list() over an async driver closes its listing on break and on 
   assert.equal(driver.returned, 2);
   assert.ok((await failure(() => it.next())) instanceof StoreClosedError);
 });
+
+Deno.test("a value's own keys are what is checked and written, as JSON.stringify takes them", async () => {
+  const { store } = tinyStore();
+  // An enumerable property inherited from a polluted Object.prototype is not the value's.
+  Object.defineProperty(Object.prototype, "polluted", {
+    value: () => 1,
+    enumerable: true,
+    configurable: true,
+    writable: true,
+  });
+  try {
+    await store.set(["a"], { a: 1 });
+    assert.equal(JSON.stringify((await store.get(["a"]))?.value), '{"a":1}');
+    await assert.rejects(
+      () => store.set(["b"], { a: 1, b: [undefined] }),
+      (err) => err instanceof TypeError && err.message.includes("value.b[0]"),
+    );
+  } finally {
+    delete (Object.prototype as Record<string, unknown>).polluted;
+  }
+});

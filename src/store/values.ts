@@ -54,13 +54,15 @@ function isPlainJson(value: unknown, depth: number): boolean {
   }
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return false;
-  // Its own enumerable values, as JSON.stringify takes them. Not a for-in loop: its keyed
+  // Its own enumerable keys, as JSON.stringify takes them; not a for-in loop: its keyed
   // loads fell into a deopt loop of V8's Maglev (hundreds of "wrong map" deopts a run)
   // when objects with integer-like keys (a run's metrics) came between ones with a cached
-  // enum shape (event chunks), and the walk then ran unoptimized.
-  const values = Object.values(value as object);
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
+  // enum shape (event chunks), and the walk then ran unoptimized. Object.keys and a keyed
+  // load: no deopt loop, and ~0.1 µs a 1 KB object cheaper than Object.values (whose copy
+  // of the values made a memory set of such an object 1.2–1.4× dearer).
+  const keys = Object.keys(value as object);
+  for (let i = 0; i < keys.length; i++) {
+    const v = (value as Record<string, unknown>)[keys[i]];
     if (v !== undefined && !isPlainJson(v, depth + 1)) return false;
   }
   return true;
@@ -190,7 +192,8 @@ function findProblem(
             "object";
           return `is a ${type}, not a plain object; convert it to JSON first (for a Date, use toISOString())`;
         }
-        for (const k in value) {
+        // Its own keys, as isPlainJson and JSON.stringify take them.
+        for (const k of Object.keys(value)) {
           const v = (value as Record<string, unknown>)[k];
           if (v === undefined || isJsonLeaf(v)) continue;
           const p = findProblem(v, path, ancestors);
