@@ -228,8 +228,9 @@ export interface RunsConfigObject {
   /**
    * The form finished runs' node outcomes are stored in: 2 is compact (the
    * default, or 1 with `eventFormat: 1`); 1 is the form Flowstate 0.5 and
-   * before wrote and read, for a rolling upgrade or a rollback while such
-   * processes share the records store. Both are always read.
+   * before wrote and read, for a rolling upgrade while such processes share
+   * the records store (records already written compact stay unreadable to
+   * them). Both are always read.
    */
   nodesFormat?: 1 | 2;
 }
@@ -470,7 +471,7 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
         : path.length === 2 && path[0] === "runs" && last === "eventFormat"
         ? "1 (the form Flowstate 0.4 reads) or 2 (compact, the default)"
         : path.length === 2 && path[0] === "runs" && last === "nodesFormat"
-        ? "1 (the form Flowstate 0.5 reads) or 2 (compact, the default)"
+        ? "1 (the form Flowstate 0.5 reads) or 2 (compact, the default unless eventFormat is 1)"
         : path.length === 1 && last === "serve"
         ? `a mapping of server settings (${SERVE_FIELDS.join(", ")})`
         : path.length === 2 && path[0] === "serve" && last === "port"

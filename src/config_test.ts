@@ -607,6 +607,11 @@ Deno.test("parseConfigText() rejects bad runs: fields with clear messages", () =
     "flowstate.yaml:1:9: runs.eventFormat: expected 1 (the form Flowstate 0.4 reads) or 2 " +
       '(compact, the default), got the string "1"',
   );
+  assert.equal(
+    errorOf("runs:\n  nodesFormat: 0\n"),
+    "flowstate.yaml:2:3: runs.nodesFormat: expected 1 (the form Flowstate 0.5 reads) or 2 " +
+      "(compact, the default unless eventFormat is 1), got the number 0",
+  );
 });
 
 Deno.test("parseConfigText() takes runs: { eventFormat: 1 } for a fleet with 0.4 processes", () => {

@@ -224,3 +224,71 @@ Deno.test("a real flow's outcomes are stored compact, and runFlow and getRun giv
     assert.deepEqual(Object.keys(record.nodes), ["flaky", "inc", "say", "skip", "bad"]);
   }
 });
+
+Deno.test("node outcomes: what the compact form would change or refuse otherwise is written in the first form", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  // An array of outcomes stays an array, as 0.5 stored it (not an object with "0").
+  const array = [{ status: "succeeded", attempts: 1 }] as unknown as RunRecord["nodes"];
+  const arr = await finishWith(records, store, array, 30);
+  assert.equal("@nodes" in arr.stored, false);
+  assert.equal(JSON.stringify(arr.read.nodes), JSON.stringify(array));
+  // A class instance is refused, as 0.5 refused it, by its own name.
+  class Nodes {
+    a = { status: "succeeded", attempts: 1, output: 1 };
+  }
+  await assert.rejects(
+    () => finishWith(records, store, new Nodes() as unknown as RunRecord["nodes"], 31),
+    /value\.nodes is a Nodes, not a plain object/,
+  );
+  // An output that is not JSON is refused by the node's own path, as 0.5 named it.
+  const bad = {
+    ok: { status: "succeeded", attempts: 1, output: 1 },
+    e: { status: "succeeded", attempts: 1, output: [undefined] },
+  } as unknown as RunRecord["nodes"];
+  await assert.rejects(
+    () => finishWith(records, store, bad, 32),
+    (err) =>
+      err instanceof TypeError && err.message.includes("value.nodes.e.output[0]") &&
+      !err.message.includes("@nodes"),
+  );
+  // Attempts that are no JSON number: the first form's error too.
+  const nan = { a: { status: "succeeded", attempts: NaN } } as unknown as RunRecord["nodes"];
+  assert.equal(encodeNodes(nan), undefined);
+  await assert.rejects(
+    () => finishWith(records, store, nan, 33),
+    (err) => err instanceof TypeError && err.message.includes("value.nodes.a.attempts"),
+  );
+});
+
+Deno.test("node outcomes: a record at the size limit that fits only in the first form is stored in it", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  // One node whose output brings the first form's record to a few bytes under 16 MiB.
+  const nodesOf = (n: number) => ({
+    a: { status: "succeeded" as const, attempts: 1, output: "x".repeat(n) },
+  });
+  const run = runOf(newRunId(40));
+  const size = (n: number) =>
+    JSON.stringify({ ...run, status: "succeeded", endedAt: 5, nodes: nodesOf(n) }).length;
+  const n = 16 * 1024 * 1024 - 10 - (size(0) - 0);
+  assert.ok(size(n) <= 16 * 1024 * 1024 - 10);
+  await records.startRun(run);
+  await records.finishRun({ ...run, status: "succeeded", endedAt: 5, nodes: nodesOf(n) }, []);
+  const stored = (await store.get<Record<string, unknown>>(["flowstate", "runs", run.id]))!.value;
+  assert.equal("@nodes" in stored, false, "the compact form's header would cross the limit");
+  assert.equal((await records.getRun(run.id))?.nodes.a.output, "x".repeat(n));
+});
+
+Deno.test("node outcomes: a record 0.5 rewrote with outcomes of its own is read by its nodes", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  const first = await finishWith(records, store, mixedNodes(), 50);
+  assert.equal(first.stored.nodes, null);
+  // What 0.5's requeue-and-finish leaves: the stored record spread, "@nodes" and all, new nodes.
+  const fresh = { a: { status: "succeeded", attempts: 2, output: "new attempt" } };
+  await store.set(["flowstate", "runs", first.read.id], { ...first.stored, nodes: fresh });
+  const read = await records.getRun(first.read.id);
+  assert.deepEqual(read?.nodes, fresh);
+  assert.equal("@nodes" in read!, false);
+});

@@ -8,7 +8,7 @@
  * @module
  */
 import { ConflictError } from "../errors.ts";
-import type { Clock, Store } from "../store/types.ts";
+import type { AtomicOperation, Clock, Key, Store } from "../store/types.ts";
 import { EVENTS_FIELD, type RecordsLayout } from "./layout.ts";
 import type { RunEvent, RunRecord } from "./types.ts";
 import type { EventFormat } from "./_event_chunks.ts";
@@ -77,7 +77,9 @@ export type StoredRun = RunRecord & { [EVENTS_FIELD]?: RunEvent[]; [NODES_FIELD]
 export function withoutEvents(stored: StoredRun): RunRecord {
   if (!(EVENTS_FIELD in stored) && !(NODES_FIELD in stored)) return stored;
   const { [EVENTS_FIELD]: _events, [NODES_FIELD]: compact, ...record } = stored;
-  if (compact !== undefined) {
+  // Only in the place of `nodes: null`: a record a process of 0.5 rewrote (spreading the
+  // stored record, "@nodes" and all, with outcomes of its own) is read by its `nodes`.
+  if (compact !== undefined && stored.nodes === null) {
     record.nodes = decodeNodes(compact, `Cannot read run ${JSON.stringify(stored.id)}`);
   }
   return record;
@@ -87,7 +89,7 @@ export function withoutEvents(stored: StoredRun): RunRecord {
  * `record` as written in `ctx.nodesFormat` (with `events` inline, if given):
  * its node outcomes compact when they fit that form.
  */
-export function storedRun(
+function storedRun(
   ctx: RecordsContext,
   record: RunRecord,
   events?: RunEvent[],
@@ -98,4 +100,32 @@ export function storedRun(
     : { ...record, nodes: null as unknown as RunRecord["nodes"], [NODES_FIELD]: compact };
   if (events !== undefined) stored[EVENTS_FIELD] = events;
   return stored;
+}
+
+/**
+ * `op.set(key, storedRun(ctx, record, events))`; when the store refuses the
+ * compact form (a value that is not JSON, or a record at the size limit,
+ * which the compact form's few bytes of header can cross), the first form is
+ * set instead: it is stored if it fits, or refused with the error that names
+ * the outcome by its node (`value.nodes.<id>.output…`), not by a column of
+ * the compact form.
+ */
+export function setStoredRun(
+  ctx: RecordsContext,
+  op: AtomicOperation,
+  key: Key,
+  record: RunRecord,
+  events?: RunEvent[],
+): void {
+  const stored = storedRun(ctx, record, events);
+  if (!(NODES_FIELD in stored)) {
+    op.set(key, stored);
+    return;
+  }
+  try {
+    op.set(key, stored);
+  } catch (err) {
+    if (!(err instanceof TypeError || err instanceof RangeError)) throw err;
+    op.set(key, storedRun({ ...ctx, nodesFormat: 1 }, record, events));
+  }
 }

@@ -159,6 +159,11 @@ const CODE_BASE = 65; // "A"
  * too (nothing to gain: a run's start record, readable by any version).
  */
 export function encodeNodes(nodes: RunRecord["nodes"]): CompactNodes | undefined {
+  // Only a plain object of outcomes: anything else is stored as it is (and refused or kept as
+  // the first form would be: an array stays an array).
+  if (typeof nodes !== "object" || nodes === null || Array.isArray(nodes)) return undefined;
+  const proto = Object.getPrototypeOf(nodes);
+  if (proto !== Object.prototype && proto !== null) return undefined;
   const ids: string[] = [];
   const attempts: number[] = [];
   const outputs: unknown[] = [];
@@ -180,7 +185,7 @@ export function encodeNodes(nodes: RunRecord["nodes"]): CompactNodes | undefined
         code = s * 4;
         stage = 1;
       } else if (k === "attempts" && stage === 1) {
-        if (typeof v !== "number") return undefined;
+        if (typeof v !== "number" || !Number.isFinite(v)) return undefined;
         if (attempts.length > 0 && v !== attempts[0]) sameAttempts = false;
         attempts.push(v);
         stage = 2;

@@ -13,8 +13,8 @@ import { checkEvents, checkRun, checkTime } from "./_checks.ts";
 import {
   type RecordsContext,
   RETRY,
+  setStoredRun,
   type StoredRun,
-  storedRun,
   withoutEvents,
   withRetry,
 } from "./_context.ts";
@@ -263,7 +263,7 @@ export async function finishRun(
       inlined = true;
       await inlineEvents(ctx, op, record, events, tail.chunk);
     } else {
-      op.set(runKey, storedRun(ctx, record));
+      setStoredRun(ctx, op, runKey, record);
       if (events.length > 0) {
         op.set(
           layout.chunk(run.id, tail.chunk),
@@ -322,7 +322,7 @@ async function inlineEvents(
     op.clear(layout.events(record.id));
   }
   for (const event of events) inline.push(event);
-  op.set(layout.run(record.id), storedRun(ctx, record, inline));
+  setStoredRun(ctx, op, layout.run(record.id), record, inline);
 }
 
 /**

@@ -238,10 +238,11 @@ export interface RecordsOptions {
    * 2, or 1 with `eventFormat: 1`). 2 is the compact form of this version
    * (the ids once, the statuses and attempts as columns: a 10,000-node run's
    * outcomes take 4× fewer bytes); 1 is the form Flowstate 0.5 and before wrote, for
-   * a rolling upgrade or a rollback: processes of 0.5 list a compact record
-   * among the malformed runs and read it with `nodes: null`, so while any of
-   * them shares the records store, write 1 everywhere. Both
-   * forms are always read, and read the same.
+   * a rolling upgrade: processes of 0.5 list a compact record among the
+   * malformed runs (their archive job skips it) and read it with `nodes: null`,
+   * so while any of them shares the records store, write 1 everywhere. Records
+   * already written compact stay so: going back to 0.5 afterwards leaves them
+   * unreadable there. Both forms are always read, and read the same.
    *
    * @example
    * ```ts
