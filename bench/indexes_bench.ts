@@ -54,7 +54,9 @@ function median(xs: number[]): number {
  * process's CPU time per op (user + system, `process.cpuUsage`) of each, with the p25–p75
  * of the per-round CPU ratios. With `opwise` (the postgres rows: operations of 50 µs and
  * more, where timing each one costs under 1%), the two sides alternate operation by
- * operation within a round, so that a burst of load elsewhere falls on both alike.
+ * operation within a round, so that a burst of load elsewhere falls on both alike; the
+ * process's CPU time then bills one side's garbage collection to the other side's next
+ * operation too, which pulls the CPU ratio towards 1.0 (the sqlite rows keep whole rounds).
  */
 async function pair(
   label: string,
