@@ -457,7 +457,7 @@ export class PostgresDriver implements StoreDriver {
       const params: unknown[] = [];
       const where = boundsWhere(pages.bounds, (bytes) => `$${params.push(bytes)}`);
       where.push(LIVE.replace("$NOW", `$${params.push(now)}`));
-      // LIMIT stays bound. A literal was tried (0.6 dev): it spares the re-planning of every
+      // LIMIT stays bound. A literal was tried (and reverted): it spares the re-planning of every
       // page that a bound LIMIT costs on a large analysed table of small values (~0.2 ms a list
       // of 100 at 1,000,000 entries), but PostgreSQL then re-plans the literal at other sizes
       // (~200 times the limit, e.g. 20,000 rows for a list of 100), reads and sorts the whole
