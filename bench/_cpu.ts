@@ -1,6 +1,6 @@
 /**
- * What the benchmarks of the encryption wrapper share: this process's CPU
- * time and the median of samples.
+ * What the benchmarks share: this process's CPU time, the median of samples
+ * and their p25–p75.
  *
  * @module
  */
@@ -16,4 +16,11 @@ export function cpuUs(): number {
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** The p25–p75 of `xs`, as text (`0.91–1.04`). */
+export function spread(xs: number[]): string {
+  const r = [...xs].sort((a, b) => a - b);
+  const at = (p: number) => r[Math.floor((r.length - 1) * p)].toFixed(2);
+  return `${at(0.25)}–${at(0.75)}`;
 }

@@ -36,6 +36,7 @@ import {
   rankExpr as pgRankExpr,
   stringExpr,
 } from "../plugins/postgres/indexes.ts";
+import { spread } from "./_cpu.ts";
 
 const SIZES = (Deno.args[0] ?? "1000,100000").split(",").map(Number);
 const ROUNDS = Number(Deno.args[1] ?? 15);
@@ -122,13 +123,6 @@ async function pair(
       spread(ca.map((t, i) => cb[i] / t))
     }) |`,
   );
-}
-
-/** The p25–p75 of `xs`, as text. */
-function spread(xs: number[]): string {
-  const r = [...xs].sort((x, y) => x - y);
-  const at = (p: number) => r[Math.floor((r.length - 1) * p)].toFixed(2);
-  return `${at(0.25)}–${at(0.75)}`;
 }
 
 /** A list of 100 by prefix through `for await`, as a user reads one. */

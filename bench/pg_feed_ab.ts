@@ -30,7 +30,7 @@ import { pathToFileURL } from "node:url";
 import postgres from "postgres";
 import { openStore as openAfter } from "../mod.ts";
 import { keyHistory as keyHistoryAfter } from "../src/store/store.ts";
-import { median } from "./_cpu.ts";
+import { median, spread } from "./_cpu.ts";
 
 const [beforeRoot, roundsArg, opsArg, onlyArg] = Deno.args;
 const url = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
@@ -50,13 +50,6 @@ const { keyHistory: keyHistoryBefore } = await import(
   pathToFileURL(join(beforeRoot, "src/store/store.ts")).href
 );
 const load = () => Deno.readTextFileSync("/proc/loadavg").trim();
-
-/** The p25–p75 of `xs`, as text. */
-function quartiles(xs: number[]): string {
-  const r = [...xs].sort((a, b) => a - b);
-  const at = (p: number) => r[Math.floor((r.length - 1) * p)].toFixed(2);
-  return `${at(0.25)}–${at(0.75)}`;
-}
 
 /** The CPU time (user + system) of server process `pid` so far, in µs. */
 function serverCpuUs(pid: number): number {
@@ -110,7 +103,7 @@ async function race(label: string, sides: Record<string, Side>, op: (s: Side, x:
   const cell = (k: "wall" | "cpu", n: string) => {
     const ratios = m[n][k].map((t, i) => m[a][k][i] / t);
     return `${us(median(m[n][k]))} | ${(median(m[a][k]) / median(m[n][k])).toFixed(2)} | ${
-      quartiles(ratios)
+      spread(ratios)
     }`;
   };
   // The server's: over all the rounds (a round of cheap operations may not last one tick).

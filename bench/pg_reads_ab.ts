@@ -40,6 +40,7 @@ import { openStore as openAfter } from "../mod.ts";
 import { fillOrders } from "./_orders.ts";
 import { byteBounds } from "../src/store/keys.ts";
 import { numberExpr, prefixTerms, rankExpr, stringExpr } from "../plugins/postgres/indexes.ts";
+import { spread } from "./_cpu.ts";
 
 const [beforeRoot, sizeArg, roundsArg] = Deno.args;
 const url = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
@@ -55,13 +56,6 @@ const ROUNDS = Number(roundsArg ?? 21);
 const { openStore: openBefore } = await import(pathToFileURL(join(beforeRoot, "mod.ts")).href);
 const load = () => Deno.readTextFileSync("/proc/loadavg").trim();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-
-/** The p25–p75 of `xs`, as text. */
-function spread(xs: number[]): string {
-  const r = [...xs].sort((a, b) => a - b);
-  const at = (p: number) => r[Math.floor((r.length - 1) * p)].toFixed(2);
-  return `${at(0.25)}–${at(0.75)}`;
-}
 
 /**
  * Rounds of `ops` steps; each step runs every side once, in an order that
