@@ -896,6 +896,35 @@ Deno.test("flowstate runs ls and runs show survive a malformed run record", asyn
     );
     assert.doesNotMatch(shown.stderr, /Cannot read properties|--debug/);
     assert.equal((await run("runs", "show", runs[0].id)).code, 0, "the others still show");
+
+    // A record whose node outcomes are of a newer format: said so, with the same hint.
+    const newer = runs[2].id;
+    const raw = await json<Record<string, unknown>>([
+      "state",
+      "get",
+      JSON.stringify(["flowstate", "runs", newer]),
+      "--json",
+    ]);
+    const record = (raw.value ?? raw) as Record<string, unknown>;
+    assert.equal(record.nodes, null, "stored compact");
+    const rewrote = await run(
+      "state",
+      "set",
+      JSON.stringify(["flowstate", "runs", newer]),
+      JSON.stringify({ ...record, "@nodes": { format: 3 } }),
+    );
+    assert.equal(rewrote.code, 0, rewrote.stderr);
+    const unreadable = await run("runs", "show", newer);
+    assert.equal(unreadable.code, 1);
+    assert.match(
+      unreadable.stderr,
+      new RegExp(
+        `Run ${newer} is recorded but its node outcomes cannot be read \\(format 3, written by a ` +
+          `newer Flowstate: read it with that version or later\\), so it cannot be shown; see ` +
+          `its raw entry with: flowstate state get flowstate/runs/${newer}`,
+      ),
+    );
+    assert.doesNotMatch(unreadable.stderr, /--debug/);
   });
 });
 
