@@ -322,12 +322,16 @@ const UNMAPPED = [
  * period. A bare import that no import map resolves (Deno's `Import "x" not a
  * dependency…`) says what to add to which deno.json: a module of the user's
  * project, or a plugin folder inside it, resolves its imports through the
- * project's deno.json, not a deno.json of its own.
+ * project's deno.json, not a deno.json of its own. An error Deno locates (a
+ * syntax error, an import that fails inside the module) keeps where: the path
+ * relative to the working directory, line and column, and the source line
+ * Deno quotes (`SyntaxError: Expression expected at nodes/syn.ts:2:10: \`x: 1 + ,\``).
  */
 export function importFailure(err: unknown, projectDir: string = cwd()): string {
   // deno-lint-ignore no-control-regex
-  const first = (err instanceof Error ? err.message : String(err)).replace(/\x1b\[[0-9;]*m/g, "")
-    .split("\n")[0].replace(/\.+$/, "");
+  const lines = (err instanceof Error ? err.message : String(err)).replace(/\x1b\[[0-9;]*m/g, "")
+    .split("\n");
+  const first = lines[0].replace(/\.+$/, "");
   for (const pattern of UNMAPPED) {
     const m = pattern.exec(first);
     if (!m) continue;
@@ -341,7 +345,43 @@ export function importFailure(err: unknown, projectDir: string = cwd()): string 
       mappingHint(name, projectDir, fromDir)
     }`;
   }
-  return first;
+  const location = failureLocation(lines);
+  if (location === undefined) return first;
+  // Deno's snippet: "2 |   x: 1 + ," between "  |" lines, the caret line after it.
+  const snippet = lines.map((line) => /^\s*\d+ \| (.*)$/.exec(line)?.[1]?.trim()).find(Boolean);
+  return `${first} at ${location}${snippet ? `: \`${snippet}\`` : ""}`;
+}
+
+/**
+ * Where Deno located an import failure (`    at file:///…/syn.ts:2:10` in its
+ * message): `path:line:column`, the path relative to the working directory
+ * when under it.
+ */
+function failureLocation(lines: string[]): string | undefined {
+  for (const line of lines.slice(1)) {
+    const m = /^\s+at (file:\/\/\S+?):(\d+):(\d+)\s*$/.exec(line);
+    if (!m) continue;
+    let path: string;
+    try {
+      path = fileURLToPath(m[1]);
+    } catch {
+      return `${m[1]}:${m[2]}:${m[3]}`;
+    }
+    const rel = relative(cwd(), path);
+    return `${rel === "" || rel.startsWith("..") || isAbsolute(rel) ? path : rel}:${m[2]}:${m[3]}`;
+  }
+  return undefined;
+}
+
+/**
+ * Whether an import failed after Deno found the module: the failure has a
+ * location (a syntax error, a failing import inside it) or is not Deno's
+ * loading error (a TypeError) but one the module threw. Then "check the path"
+ * is no advice.
+ */
+export function importFoundModule(err: unknown): boolean {
+  if (!(err instanceof TypeError)) return err instanceof Error;
+  return failureLocation(err.message.split("\n")) !== undefined;
 }
 
 const cache = new Map<string, Promise<Record<string, unknown>>>();

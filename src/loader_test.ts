@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { importFailure, mappingHint, moduleUrl, namesModule, resolveMappedName } from "./loader.ts";
+import {
+  importFailure,
+  importFoundModule,
+  mappingHint,
+  moduleUrl,
+  namesModule,
+  resolveMappedName,
+} from "./loader.ts";
 import { loadJob } from "./jobs/run.ts";
 import { loadPlugin } from "./plugin.ts";
 import { prepareFlow } from "./flow/prepare.ts";
@@ -111,6 +118,34 @@ Deno.test("a bare import that no import map resolves says what to add to which d
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("an import failure Deno locates keeps its place: relative to the working directory, or absolute outside it", () => {
+  const inside = join(Deno.cwd(), "nodes", "syn.ts");
+  const syntax = new TypeError(
+    `SyntaxError: Expression expected\n  |\n2 |   x: 1 + ,\n  |          ~\n    at ${
+      url(inside)
+    }:2:10`,
+  );
+  assert.equal(
+    importFailure(syntax),
+    `SyntaxError: Expression expected at ${join("nodes", "syn.ts")}:2:10: \`x: 1 + ,\``,
+  );
+  assert.ok(importFoundModule(syntax));
+  const outside = new TypeError(
+    `Module not found "file:///elsewhere/b.ts".\n    at file:///elsewhere/a.ts:1:8`,
+  );
+  assert.equal(
+    importFailure(outside),
+    'Module not found "file:///elsewhere/b.ts" at /elsewhere/a.ts:1:8',
+  );
+  assert.ok(importFoundModule(outside));
+  // The module itself is missing: not found, no location.
+  const missing = new TypeError('Module not found "file:///elsewhere/a.ts".');
+  assert.equal(importFailure(missing), 'Module not found "file:///elsewhere/a.ts"');
+  assert.ok(!importFoundModule(missing));
+  // A module that throws as it is evaluated was found.
+  assert.ok(importFoundModule(new Error("boom")));
 });
 
 Deno.test("plugins, jobs and node types load by their import-map name; built-in names come first", async () => {

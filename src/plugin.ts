@@ -6,7 +6,13 @@
  */
 import { realSchema } from "./_lazy_schema.ts";
 import { resolve } from "./_path.ts";
-import { importDefault, importFailure, mappingHint, moduleUrl } from "./loader.ts";
+import {
+  importDefault,
+  importFailure,
+  importFoundModule,
+  mappingHint,
+  moduleUrl,
+} from "./loader.ts";
 import { ConfigError, FlowstateError, messageOf, type Problem, StoreOpenError } from "./errors.ts";
 import { assertKnownFields, didYouMean, fieldNames } from "./_suggest.ts";
 import { prepareCoreIndexes, wrapDriver } from "./store/store.ts";
@@ -128,9 +134,10 @@ export async function loadPlugin(
       ? (await IN_GRAPH[specifier]()).default
       : await importDefault(url);
   } catch (err) {
-    const message = `Cannot load plugin "${specifier}"${forStore}: ${
-      importFailure(err)
-    }. Check the path or specifier (resolved to ${url})`;
+    // A module that was found (a syntax error in it, say) needs no advice about its path.
+    const message = `Cannot load plugin "${specifier}"${forStore}: ${importFailure(err)}${
+      importFoundModule(err) ? "" : `. Check the path or specifier (resolved to ${url})`
+    }`;
     throw new ConfigError(message, { cause: err, issues: [{ path: ["plugin"], message }] });
   }
   if (!isPlugin(exported)) {

@@ -6,7 +6,13 @@
  * @module
  */
 import { withActor } from "../store/actor.ts";
-import { importDefault, importFailure, mappingHint, moduleUrl } from "../loader.ts";
+import {
+  importDefault,
+  importFailure,
+  importFoundModule,
+  mappingHint,
+  moduleUrl,
+} from "../loader.ts";
 import { builtinJobNames, builtinJobUrl } from "./builtin.ts";
 import { assertKnownFields, didYouMean, fieldNames } from "../_suggest.ts";
 import { ConfigError, messageOf } from "../errors.ts";
@@ -83,7 +89,9 @@ export async function loadJob(specifier: string | Job, baseDir: string = Deno.cw
       : await importDefault(url);
   } catch (err) {
     throw new ConfigError(
-      `Cannot load job "${specifier}": ${importFailure(err)} (resolved to ${url})`,
+      `Cannot load job "${specifier}": ${importFailure(err)}${
+        importFoundModule(err) ? "" : ` (resolved to ${url})`
+      }`,
       { cause: err },
     );
   }

@@ -1,0 +1,74 @@
+/**
+ * Error messages a new user hits on the command line: a syntax error in a
+ * node, plugin or job module keeps its place.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { withSandbox } from "./_cli_sandbox.ts";
+
+const SYNTAX_ERROR = "export default {\n  x: 1 + ,\n};\n";
+
+Deno.test("a syntax error in a node, plugin or job module is reported at its file:line:column with its source line", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    for (const folder of ["flows", "nodes", "plugins", "jobs"]) await Deno.mkdir(join(dir, folder));
+    for (const folder of ["nodes", "plugins", "jobs"]) {
+      await Deno.writeTextFile(join(dir, folder, "syn.ts"), SYNTAX_ERROR);
+    }
+    // A module that is found, whose own import is not: located at the import.
+    await Deno.writeTextFile(
+      join(dir, "nodes", "graph.ts"),
+      'import "./nope.ts";\nexport default 1;\n',
+    );
+    await Deno.writeTextFile(
+      join(dir, "flows", "t-syn.flow.yaml"),
+      "id: t-syn\nnodes:\n  - id: a\n    type: ../nodes/syn.ts\n  - id: b\n    type: ../nodes/graph.ts\n",
+    );
+    const node = await run("validate", "flows/t-syn.flow.yaml");
+    assert.equal(node.code, 2, node.stderr);
+    assert.deepEqual(node.stderr.trim().split("\n"), [
+      "error: flows/t-syn.flow.yaml:4:11: nodes[0].type: cannot load node module ../nodes/syn.ts: SyntaxError: Expression expected at nodes/syn.ts:2:10: `x: 1 + ,`",
+      `error: flows/t-syn.flow.yaml:6:11: nodes[1].type: cannot load node module ../nodes/graph.ts: Module not found "file://${
+        join(dir, "nodes", "nope.ts")
+      }" at nodes/graph.ts:1:8`,
+    ]);
+
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  default:\n    plugin: ./plugins/syn.ts\n",
+    );
+    const plugin = await run("stores", "--debug");
+    assert.equal(plugin.code, 2, plugin.stderr);
+    assert.match(
+      plugin.stderr,
+      /^error: store "default": flowstate\.yaml:3:5: stores\.default\.plugin: Cannot load plugin "\.\/plugins\/syn\.ts" for store "default": SyntaxError: Expression expected at plugins\/syn\.ts:2:10: `x: 1 \+ ,`$/m,
+    );
+    // The module was found: no advice to check its path.
+    assert.doesNotMatch(plugin.stderr, /Check the path/);
+
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "jobs:\n  syn: { module: ./jobs/syn.ts }\n",
+    );
+    const job = await run("jobs", "run", "syn");
+    assert.equal(job.code, 2, job.stderr);
+    assert.equal(
+      job.stderr.trim(),
+      'error: flowstate.yaml:2:10: jobs.syn.module: Cannot load job "./jobs/syn.ts": SyntaxError: Expression expected at jobs/syn.ts:2:10: `x: 1 + ,`',
+    );
+  });
+});
+
+Deno.test("a plugin module that is not there still says to check the path", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  default:\n    plugin: ./plugins/nope.ts\n",
+    );
+    const result = await run("stores");
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /Module not found "file:\/\/[^"]+\/plugins\/nope\.ts"\. Check the path or specifier \(resolved to file:/,
+    );
+  });
+});
