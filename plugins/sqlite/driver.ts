@@ -206,14 +206,22 @@ async function dirNotWritable(dir: string): Promise<ReadOnlyReason | undefined> 
   }
 }
 
+/** The largest file read into memory when it cannot be opened in place (larger ones are copied). */
+const IN_MEMORY_MAX_BYTES = 256 * 1024 * 1024;
+
 /**
  * Open `path` read-only. SQLite reads a WAL database only through its
- * `-shm` file, which it must create when it is missing. Where it cannot
- * (the usual case on a read-only file system), the file and its `-wal` are
- * copied into a temp directory and the copy is opened: a snapshot, which is
- * all there is to read where nothing can write. (SQLite's `immutable` URI
- * would avoid the copy, but Deno takes a URI for a relative path unless run
- * with `-A`, and it would not read the commits in a `-wal`.) Resolves the
+ * `-shm` file, which it must create when it is missing (with the `-wal`, as
+ * a writer leaves them, it reads in place and sees each new commit). Where it
+ * cannot (the usual case on a read-only file system, or a file another user
+ * owns), and there is no `-wal`, the file itself holds every commit: its bytes
+ * are read into memory (up to {@linkcode IN_MEMORY_MAX_BYTES}) and opened
+ * there, which needs no permission beyond reading it. Otherwise the file and
+ * its `-wal` are copied into a temp directory and the copy is opened. Either
+ * is a snapshot, which is all there is to read where nothing can write.
+ * (SQLite's `immutable` URI would avoid both, but Deno takes a URI for a
+ * relative path unless run with `-A`, it would not read the commits in a
+ * `-wal`, and it is wrong once another process writes the file.) Resolves the
  * connection, and the temp directory to remove when it closes.
  */
 async function openReadOnly(
@@ -232,14 +240,23 @@ async function openReadOnly(
   } catch (err) {
     if (!cannotOpen(err)) throw err;
   }
+  const image = await openInMemory(path);
+  if (image !== undefined) return { db: image };
   let copy: string;
   try {
     copy = await Deno.makeTempDir({ prefix: "flowstate-readonly-" });
   } catch (err) {
+    // Deno's permission error names the temp directory "<TMP>": say which it is.
+    const tmp = tempDirectory();
+    const denied = err instanceof Deno.errors.NotCapable;
+    const cause = denied
+      ? new Deno.errors.NotCapable(messageOf(err).replaceAll("<TMP>", `"${tmp}"`), { cause: err })
+      : err;
     throw new Error(
-      `${what}: ${path} is read-only, and reading it needs a copy in a temp directory, which ` +
-        `could not be made: ${explainFsError(err)}. Set TMPDIR to a writable directory`,
-      { cause: err },
+      `${what}: ${path} is read-only, and reading it (its commits in ${path}-wal) needs a copy in ` +
+        `a temp directory, ${tmp}, which could not be made: ${explainFsError(cause)}` +
+        (denied ? "" : ". Set TMPDIR to a writable directory"),
+      { cause },
     );
   }
   try {
@@ -259,6 +276,46 @@ async function openReadOnly(
       { cause: err },
     );
   }
+}
+
+/**
+ * `path` read into an in-memory database, when every commit is in it (no
+ * `-wal`, or an empty one) and it is not larger than
+ * {@linkcode IN_MEMORY_MAX_BYTES}; `undefined` otherwise. Its header is made
+ * to say "rollback journal", not WAL: an in-memory database has no `-shm`.
+ */
+async function openInMemory(path: string): Promise<DatabaseSync | undefined> {
+  try {
+    if ((await Deno.stat(`${path}-wal`)).size > 0) return undefined;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) return undefined;
+  }
+  if ((await Deno.stat(path)).size > IN_MEMORY_MAX_BYTES) return undefined;
+  const db = new DatabaseSync(":memory:");
+  if (typeof db.deserialize !== "function") {
+    db.close();
+    return undefined;
+  }
+  const bytes = await Deno.readFile(path);
+  // Bytes 18 and 19: the file format's write and read versions, 2 for WAL.
+  if (bytes.length >= 20 && bytes[18] === 2 && bytes[19] === 2) bytes[18] = bytes[19] = 1;
+  try {
+    db.deserialize(bytes);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
+
+/** The directory Deno makes temp directories in: TMPDIR, else /tmp (TMP or TEMP on Windows). */
+function tempDirectory(): string {
+  const windows = Deno.build.os === "windows";
+  try {
+    const set = windows ? Deno.env.get("TMP") || Deno.env.get("TEMP") : Deno.env.get("TMPDIR");
+    if (set) return set;
+  } catch { /* no --allow-env */ }
+  return windows ? "the temp directory (TMP)" : "/tmp";
 }
 
 /**
