@@ -72,3 +72,18 @@ Deno.test("a plugin module that is not there still says to check the path", asyn
     );
   });
 });
+
+Deno.test("flowstate run: a node that fails as its options are evaluated prints why, as it happens", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "t3.flow.yaml"),
+      'id: t3\ninputs:\n  z: { type: number, default: 0 }\nnodes:\n  - id: b\n    type: log\n    with: { message: "${{ 10 / inputs.z }}" }\n',
+    );
+    const result = await run("run", "t3.flow.yaml");
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /^\[b\] failed after 1 attempt: Cannot evaluate \$\{\{ 10 \/ inputs\.z \}\}: 10 \/ 0 is Infinity, which is not a finite number$/m,
+    );
+  });
+});

@@ -181,6 +181,9 @@ function withInputHints(
 /** Prints node logs, failed attempts and failed nodes to stderr as they happen. */
 function progressPrinter(): (event: RunEvent, run: { id: string; flowId: string }) => void {
   let topRunId: string | undefined;
+  // The last attempt of each node (run id, node id) that printed its error: when it is the
+  // node's last attempt, the node's end need not repeat it.
+  const attemptErrors = new Map<string, number | undefined>();
   return (event, run) => {
     topRunId ??= run.id;
     const sub = run.id !== topRunId;
@@ -198,15 +201,21 @@ function progressPrinter(): (event: RunEvent, run: { id: string; flowId: string 
       }
       case "node.attempt":
         if (event.error !== undefined) {
+          attemptErrors.set(`${run.id}\0${event.node}`, event.attempt);
           console.error(`${label} attempt ${event.attempt} failed: ${printable(event.error)}`);
         }
         break;
       case "node.end":
         if (event.status === "failed" || event.status === "timed-out") {
+          // A node that fails as its options are evaluated has an attempt without an error.
+          const key = `${run.id}\0${event.node}`;
+          const reason = attemptErrors.has(key) && attemptErrors.get(key) === event.attempt
+            ? ""
+            : `: ${printable(event.error ?? "no error message")}`;
           console.error(
             event.attempt
-              ? `${label} ${event.status} after ${plural(event.attempt, "attempt")}`
-              : `${label} ${event.status}: ${printable(event.error ?? "no error message")}`,
+              ? `${label} ${event.status} after ${plural(event.attempt, "attempt")}${reason}`
+              : `${label} ${event.status}${reason}`,
           );
         }
         break;
