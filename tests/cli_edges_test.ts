@@ -87,3 +87,20 @@ Deno.test("flowstate run: a node that fails as its options are evaluated prints 
     );
   });
 });
+
+Deno.test("init given a file (or a path through one) refuses it (exit 2) and writes nothing", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(join(dir, "notes.txt"), "mine\n");
+    for (const target of ["notes.txt", "notes.txt/sub"]) {
+      const result = await run("init", target);
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(
+        result.stderr.trim(),
+        "error: notes.txt is a file, not a folder: give init a folder (new or existing)",
+      );
+      assert.equal(result.stdout, "", "nothing claimed as kept or created");
+    }
+    assert.equal(await Deno.readTextFile(join(dir, "notes.txt")), "mine\n");
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["notes.txt"]);
+  });
+});

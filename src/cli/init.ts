@@ -13,9 +13,10 @@
  *
  * @module
  */
-import { join, relative, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import denoJson from "../../deno.json" with { type: "json" };
 import { messageOf } from "../errors.ts";
+import { UsageError } from "./input.ts";
 
 /**
  * The flags of the `run` and `flowstate` tasks: read files, write only the
@@ -187,6 +188,7 @@ export interface InitResult {
  */
 export async function initProject(dir: string): Promise<InitResult> {
   const result: InitResult = { dir: resolve(dir), written: [], kept: [], failed: [] };
+  await checkFolder(dir, result.dir);
   for (const [path, text] of starterFiles()) {
     const file = join(result.dir, path);
     try {
@@ -199,6 +201,29 @@ export async function initProject(dir: string): Promise<InitResult> {
     }
   }
   return result;
+}
+
+/**
+ * Throw a {@linkcode UsageError} when `dir` (or the nearest part of its path
+ * that exists) is a file: nothing could be written in it.
+ */
+async function checkFolder(given: string, dir: string): Promise<void> {
+  for (let at = dir;; at = dirname(at)) {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(at);
+    } catch (err) {
+      const missing = err instanceof Deno.errors.NotFound ||
+        err instanceof Deno.errors.NotADirectory;
+      if (missing && dirname(at) !== at) continue;
+      return; // Whatever else it is, writing the files says so, file by file.
+    }
+    if (info.isDirectory) return;
+    const shown = at === dir ? given : relative(Deno.cwd(), at) || at;
+    throw new UsageError(
+      `${shown} is a file, not a folder: give init a folder (new or existing)`,
+    );
+  }
 }
 
 /** `init [dir] [--json]`: exit 0 when every file was written or kept, 1 when one could not be written. */
