@@ -23,7 +23,7 @@ import { redactUrl } from "../plugin_define.ts";
 import { RUN_STATUSES } from "../records/layout.ts";
 import type { RunRecord, RunStatus } from "../records/types.ts";
 import type { Records } from "../records/records.ts";
-import { isRunId } from "../records/run_id.ts";
+import { isRunId, RUN_ID_HINT } from "../records/run_id.ts";
 import { builtinJobNames } from "../jobs/builtin.ts";
 import { runJob } from "../jobs/run.ts";
 import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
@@ -330,8 +330,22 @@ function startError(err: unknown, what: string): never {
   if (err instanceof FlowValidationError) {
     throw badRequest(`Cannot start ${what}: ${problemsOf(err)}`);
   }
-  if (err instanceof ConfigError) throw badRequest(`Cannot start ${what}: ${err.message}`);
+  if (err instanceof ConfigError) {
+    // "Cannot run job "gc": …" says the subject again: keep its reason only.
+    const again = /^Cannot \w+ /.exec(err.message);
+    const reason = again && err.message.startsWith(`${what}: `, again[0].length)
+      ? err.message.slice(again[0].length + what.length + 2)
+      : err.message;
+    throw badRequest(`Cannot start ${what}: ${reason}`);
+  }
   throw err;
+}
+
+/** A 400 for a `{id}` that is not a run id (one that is, unknown, is a 404 where it is looked up). */
+function checkRunId(id: string): void {
+  if (!isRunId(id)) {
+    throw badRequest(`${JSON.stringify(id)} is not a run id: expected ${RUN_ID_HINT}`);
+  }
 }
 
 const errors = (...statuses: number[]) =>
@@ -1021,7 +1035,7 @@ export const apiRoutes: readonly ApiRoute[] = [
     summary: "A run with its events (the node timeline)",
     responses: {
       200: { description: "The run", schema: S.RunDetailSchema },
-      ...errors(401, 404, 500),
+      ...errors(400, 401, 404, 500),
     },
     async handler({ server, params }) {
       const records = await server.runtime.records();
@@ -1080,9 +1094,10 @@ export const apiRoutes: readonly ApiRoute[] = [
         schema: S.CancelSchema,
       },
       409: { description: "The run already ended", schema: S.ErrorBody },
-      ...errors(401, 403, 404, 500),
+      ...errors(400, 401, 403, 404, 500),
     },
     async handler({ server, params }) {
+      checkRunId(params.id);
       const local = server.runs.get(params.id);
       if (local !== undefined) {
         local.abort("cancelled over HTTP");
@@ -1093,10 +1108,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       try {
         done = await cancelAnyRun(records, params.id, server.runtime.clock.now());
       } catch (err) {
-        if (err instanceof TypeError) {
-          if (isRunId(params.id)) throw unreadableRun(params.id, err);
-          throw notFound(`No run ${params.id}: ${messageOf(err)}`);
-        }
+        if (err instanceof TypeError) throw unreadableRun(params.id, err);
         throw err;
       }
       if (done.kind === "unknown") throw notFound(`No run ${params.id}`);
@@ -1293,15 +1305,14 @@ export const apiRoutes: readonly ApiRoute[] = [
   },
 ];
 
-/** The run `id`, or a 404 (for an unknown id, or one that is not a run id at all). */
+/** The run `id`: a 400 for an `id` that is not a run id, a 404 for an unknown one. */
 async function runOr404(records: Records, id: string): Promise<RunRecord> {
+  checkRunId(id);
   let run: RunRecord | null;
   try {
     run = await records.getRun(id);
   } catch (err) {
-    if (err instanceof TypeError) {
-      throw isRunId(id) ? unreadableRun(id, err) : notFound(`No run ${id}: ${messageOf(err)}`);
-    }
+    if (err instanceof TypeError) throw unreadableRun(id, err);
     throw err;
   }
   if (run === null) throw notFound(`No run ${id}`);

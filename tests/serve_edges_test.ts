@@ -1,0 +1,58 @@
+/**
+ * Error answers of the HTTP API a new user hits: a run id that is not one,
+ * a job's bad options; one clear message each, no prefix said twice.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { documented, withServed } from "./_serve.ts";
+
+const SQLITE = (dir: string) => ({ main: { plugin: "sqlite", path: join(dir, "state.db") } });
+
+Deno.test("a run id that is not one is a 400 with one message; a well-formed unknown id is a 404", async () => {
+  await withServed(SQLITE, async ({ request }) => {
+    for (
+      const [method, pattern, path] of [
+        ["POST", "/api/runs/{id}/cancel", "/api/runs/nope/cancel"],
+        ["GET", "/api/runs/{id}", "/api/runs/nope"],
+        ["GET", "/api/runs/{id}/changes", "/api/runs/nope/changes"],
+      ]
+    ) {
+      const res = await request(path, { method });
+      assert.equal(res.status, 400, path);
+      const body = await documented<{ error: { code: string; message: string } }>(
+        method,
+        pattern,
+        res,
+      );
+      assert.equal(body.error.code, "bad_request");
+      assert.equal(
+        body.error.message,
+        '"nope" is not a run id: expected 20 lowercase letters or digits, as `flowstate runs ls` shows',
+      );
+      const unknown = await request(path.replace("nope", "0mjuw3ms0abcdefghijk"), { method });
+      assert.equal(unknown.status, 404, path);
+      assert.equal(
+        (await documented<{ error: { message: string } }>(method, pattern, unknown)).error.message,
+        "No run 0mjuw3ms0abcdefghijk",
+      );
+    }
+  });
+});
+
+Deno.test("POST /api/jobs/{name}/runs with bad options: 400, the job named once", async () => {
+  await withServed(SQLITE, async ({ request }) => {
+    const res = await request("/api/jobs/gc/runs", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ options: { bogus: 1 } }),
+    });
+    assert.equal(res.status, 400);
+    const body = await documented<{ error: { message: string } }>(
+      "POST",
+      "/api/jobs/{name}/runs",
+      res,
+    );
+    assert.match(body.error.message, /^Cannot start job "gc": /);
+    assert.equal(body.error.message.match(/job "gc"/g)?.length, 1, body.error.message);
+  });
+});
