@@ -104,3 +104,28 @@ Deno.test("init given a file (or a path through one) refuses it (exit 2) and wri
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["notes.txt"]);
   });
 });
+
+Deno.test("a damaged sqlite file says to run flowstate stores repair, as jsonfile's does, and that command sets it aside", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: sqlite, path: state.db }\n",
+    );
+    const set = await run("state", "set", "a", "1");
+    assert.equal(set.code, 0, set.stderr);
+    // The header stays "SQLite format 3"; the page after it is garbage.
+    const file = await Deno.open(join(dir, "state.db"), { write: true });
+    await file.seek(100, Deno.SeekMode.Start);
+    await file.write(new Uint8Array(200).fill(0xff));
+    file.close();
+    const get = await run("state", "get", "a");
+    assert.equal(get.code, 1, get.stderr);
+    assert.match(
+      get.stderr,
+      /Restore a backup over it, or run `flowstate stores repair main` to set it aside and start an empty store/,
+    );
+    const repair = await run("stores", "repair", "main");
+    assert.equal(repair.code, 0, repair.stderr);
+    assert.match(repair.stdout, /^Moved .*state\.db to /m);
+  });
+});

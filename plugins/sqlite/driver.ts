@@ -584,7 +584,7 @@ export class SqliteDriver implements StoreDriver {
     } catch (err) {
       db.close();
       if (copy !== undefined) await Deno.remove(copy, { recursive: true }).catch(() => {});
-      throw SqliteDriver.#openError(err, path, what, busyTimeout);
+      throw SqliteDriver.#openError(err, path, what, busyTimeout, storeName);
     }
   }
 
@@ -620,17 +620,24 @@ export class SqliteDriver implements StoreDriver {
       return driver;
     } catch (err) {
       db.close();
-      throw SqliteDriver.#openError(err, path, what, busyTimeout);
+      throw SqliteDriver.#openError(err, path, what, busyTimeout, storeName);
     }
   }
 
   /** The error to throw for `err`, met while opening `path`. */
-  static #openError(err: unknown, path: string, what: string, busyTimeout: number): Error {
+  static #openError(
+    err: unknown,
+    path: string,
+    what: string,
+    busyTimeout: number,
+    storeName: string,
+  ): Error {
     if (err instanceof StoreCorruptError || err instanceof StoreReadOnlyError) return err;
     if (isCorrupt(err)) {
       return new StoreCorruptError(
         `${what}: ${path} is not a readable SQLite database (${messageOf(err)}); ` +
-          `the file was left untouched: restore it from a backup or point "path" elsewhere`,
+          `the file was left untouched. Restore a backup over it, or run \`flowstate stores repair ` +
+          `${storeName}\` to set it aside and start an empty store (or point "path" elsewhere)`,
         { path },
         { cause: err },
       );
