@@ -129,3 +129,22 @@ Deno.test("a damaged sqlite file says to run flowstate stores repair, as jsonfil
     assert.match(repair.stdout, /^Moved .*state\.db to /m);
   });
 });
+
+Deno.test("jobs ls says what a schedule in parentheses means (not in effect), and only when one is shown", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    const legend =
+      /^A schedule in parentheses is not in effect: the daemon runs a job on it once the job is under "jobs:" in the config, enabled, and loads$/m;
+    const listed = await run("jobs", "ls");
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /^archive +\(30 2 \* \* \*\) /m);
+    assert.match(listed.stdout, legend);
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      'stores:\n  default: { plugin: memory }\njobs:\n  archive: { schedule: "30 2 * * *" }\n',
+    );
+    const scheduled = await run("jobs", "ls");
+    assert.equal(scheduled.code, 0, scheduled.stderr);
+    assert.match(scheduled.stdout, /^archive +30 2 \* \* \* /m);
+    assert.doesNotMatch(scheduled.stdout, legend);
+  });
+});

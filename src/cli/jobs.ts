@@ -145,6 +145,12 @@ export async function jobsList(
         j.description ?? "(cannot be loaded)",
       ]),
     );
+    if (jobs.some((j) => j.schedule !== null && !j.scheduled)) {
+      console.log(
+        '\nA schedule in parentheses is not in effect: the daemon runs a job on it once the job is under "jobs:" ' +
+          "in the config, enabled, and loads",
+      );
+    }
   }
   for (const job of jobs) {
     if (job.error !== null) console.error(`error: job "${job.name}": ${job.error.split("\n")[0]}`);
