@@ -261,7 +261,7 @@ Deno.test("flowstate run rejects every kind of invalid flow with exit 2, all pro
         name: "input of the wrong type",
         args: ["counter.flow.yaml", "--input", "by=abc"],
         errors: [
-          'counter.flow.yaml:7:7: inputs.by: expected a number, got "abc" (from --input by=abc)',
+          'counter.flow.yaml:7:7: inputs.by: expected a number (decimal digits, like 42, -2.5 or 1e3), got "abc" (from --input by=abc)',
         ],
       },
       {

@@ -144,14 +144,20 @@ export function coerceInputs(
   return result;
 }
 
+/** A decimal number as text: sign, digits with a point, exponent (`42`, `-2.5`, `.5`, `1e3`). */
+const DECIMAL = /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i;
+
 function fromString(type: InputType, text: string): { value: unknown } | { error: string } {
   const got = `, got ${describeValue(text)}`;
   switch (type) {
     case "string":
       return { value: text };
     case "number": {
-      const n = text.trim() === "" ? NaN : Number(text);
-      return Number.isFinite(n) ? { value: n } : { error: `expected a number${got}` };
+      // Decimal only: Number() would also take 0x10, 0o17, 0b1, Infinity and "" (as 0).
+      const n = DECIMAL.test(text) ? Number(text) : NaN;
+      return Number.isFinite(n) ? { value: n } : {
+        error: `expected a number (decimal digits, like 42, -2.5 or 1e3)${got}`,
+      };
     }
     case "boolean":
       if (text === "true") return { value: true };

@@ -103,7 +103,7 @@ Deno.test("coerceInputs() with fromStrings reports text that does not parse", ()
     {
       name: "FlowValidationError",
       message: [
-        'inputs.by: expected a number, got "abc"',
+        'inputs.by: expected a number (decimal digits, like 42, -2.5 or 1e3), got "abc"',
         'inputs.verbose: expected true or false, got "yes"',
         'inputs.tags: expected a JSON array, got "{not json"',
         "inputs.options: expected a mapping, got a list",
@@ -113,7 +113,7 @@ Deno.test("coerceInputs() with fromStrings reports text that does not parse", ()
   );
   assert.throws(
     () => coerceInputs(INPUT_FLOW, { name: "n", by: "" }, { fromStrings: true }),
-    { message: 'inputs.by: expected a number, got ""' },
+    { message: 'inputs.by: expected a number (decimal digits, like 42, -2.5 or 1e3), got ""' },
   );
 });
 
@@ -135,4 +135,36 @@ Deno.test("coerceInputs: a value nested thousands deep is a problem of its input
   // 256 levels are fine.
   const ok = "[".repeat(256) + "]".repeat(256);
   assert.ok(Array.isArray(coerceInputs(definition, { x: ok }, { fromStrings: true }).x));
+});
+
+Deno.test("coerceInputs: a number input from a string takes decimal forms only", () => {
+  const flow: FlowDefinition = {
+    id: "n",
+    inputs: { by: { type: "number" } },
+    nodes: [{ id: "a", type: "log" }],
+  };
+  const from = (text: string) => coerceInputs(flow, { by: text }, { fromStrings: true }).by;
+  for (
+    const [text, value] of [
+      ["42", 42],
+      ["-2.5", -2.5],
+      ["1e3", 1000],
+      ["1E-2", 0.01],
+      ["+7", 7],
+      [".5", 0.5],
+      ["3.", 3],
+      [" 8 ", 8],
+    ] as const
+  ) {
+    assert.equal(from(text), value, text);
+  }
+  for (
+    const text of ["0x10", "0o17", "0b101", "Infinity", "-Infinity", "", "  ", "1_000", "e3", "."]
+  ) {
+    assert.throws(() => from(text), {
+      message: `inputs.by: expected a number (decimal digits, like 42, -2.5 or 1e3), got ${
+        JSON.stringify(text)
+      }`,
+    }, text);
+  }
 });
