@@ -266,35 +266,51 @@ async function taskCli(
 
 const SQLITE_CONFIG = "stores:\n  default: { plugin: sqlite, path: .flowstate/state.db }\n";
 
+/**
+ * A project with a sqlite store at `.flowstate/state.db` (filled by `fill`), read-only: `check`
+ * gets `flowstate` there with the tasks' flags, and the temp directory it is given (TMPDIR).
+ */
+async function withTaskProject(
+  fill: (src: string) => Promise<void>,
+  check: (
+    flowstate: (...args: string[]) => Promise<{ code: number; out: string }>,
+    tmp: string,
+  ) => Promise<void>,
+): Promise<void> {
+  const tmp = await Deno.makeTempDir({ prefix: "flowstate-ro-tmp-" });
+  try {
+    await withReadOnlyCopy(async (src) => {
+      await Deno.writeTextFile(join(src, "flowstate.yaml"), SQLITE_CONFIG);
+      await fill(src);
+    }, (ro) => check((...args) => taskCli(ro, tmp, ...args), tmp));
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
 Deno.test({
   name:
     "sqlite store that cannot be written, no -wal, the tasks' flags: read (into memory), no temp copy" +
     (IS_ROOT ? "" : " (ignored: needs root for a read-only bind mount)"),
   ignore: !IS_ROOT,
   async fn() {
-    const tmp = await Deno.makeTempDir({ prefix: "flowstate-ro-tmp-" });
-    try {
-      await withReadOnlyCopy(async (src) => {
-        await Deno.writeTextFile(join(src, "flowstate.yaml"), SQLITE_CONFIG);
-        await Deno.writeTextFile(join(src, "counter.flow.yaml"), FLOW);
-        const run = await cli(src, "run", "counter.flow.yaml");
-        assert.equal(run.code, 0, run.out);
-        // Closed cleanly: every commit is in the file, no -wal, no -shm.
-        assert.deepEqual([...Deno.readDirSync(join(src, ".flowstate"))].map((e) => e.name), [
-          "state.db",
-        ]);
-      }, async (ro) => {
-        const get = await taskCli(ro, tmp, "state", "get", "--flow", "counter", "count");
-        assert.equal(get.code, 0, get.out);
-        assert.equal(get.out.trim(), "1");
-        const set = await taskCli(ro, tmp, "state", "set", "--flow", "counter", "count", "5");
-        assert.equal(set.code, 1, set.out);
-        assert.match(set.out, /is on a read-only file system/);
-        assert.deepEqual([...Deno.readDirSync(tmp)], [], "no copy in the temp directory");
-      });
-    } finally {
-      await Deno.remove(tmp, { recursive: true });
-    }
+    await withTaskProject(async (src) => {
+      await Deno.writeTextFile(join(src, "counter.flow.yaml"), FLOW);
+      const run = await cli(src, "run", "counter.flow.yaml");
+      assert.equal(run.code, 0, run.out);
+      // Closed cleanly: every commit is in the file, no -wal, no -shm.
+      assert.deepEqual([...Deno.readDirSync(join(src, ".flowstate"))].map((e) => e.name), [
+        "state.db",
+      ]);
+    }, async (flowstate, tmp) => {
+      const get = await flowstate("state", "get", "--flow", "counter", "count");
+      assert.equal(get.code, 0, get.out);
+      assert.equal(get.out.trim(), "1");
+      const set = await flowstate("state", "set", "--flow", "counter", "count", "5");
+      assert.equal(set.code, 1, set.out);
+      assert.match(set.out, /is on a read-only file system/);
+      assert.deepEqual([...Deno.readDirSync(tmp)], [], "no copy in the temp directory");
+    });
   },
 });
 
@@ -304,29 +320,23 @@ Deno.test({
     (IS_ROOT ? "" : " (ignored: needs root for a read-only bind mount)"),
   ignore: !IS_ROOT,
   async fn() {
-    const tmp = await Deno.makeTempDir({ prefix: "flowstate-ro-tmp-" });
+    let writer: Awaited<ReturnType<typeof openStore>> | undefined;
     try {
-      let writer: Awaited<ReturnType<typeof openStore>> | undefined;
-      try {
-        await withReadOnlyCopy(async (src) => {
-          await Deno.writeTextFile(join(src, "flowstate.yaml"), SQLITE_CONFIG);
-          writer = await openStore({ plugin: "sqlite", path: join(src, ".flowstate", "state.db") });
-          await writer.set(["k"], 1);
-        }, async (ro) => {
-          const first = await taskCli(ro, tmp, "state", "get", "k");
-          assert.equal(first.code, 0, first.out);
-          assert.equal(first.out.trim(), "1");
-          await writer!.set(["k"], 2);
-          const second = await taskCli(ro, tmp, "state", "get", "k");
-          assert.equal(second.code, 0, second.out);
-          assert.equal(second.out.trim(), "2", "not a snapshot: the writer's new commit is read");
-          assert.deepEqual([...Deno.readDirSync(tmp)], [], "no copy in the temp directory");
-        });
-      } finally {
-        await writer?.close();
-      }
+      await withTaskProject(async (src) => {
+        writer = await openStore({ plugin: "sqlite", path: join(src, ".flowstate", "state.db") });
+        await writer.set(["k"], 1);
+      }, async (flowstate, tmp) => {
+        const first = await flowstate("state", "get", "k");
+        assert.equal(first.code, 0, first.out);
+        assert.equal(first.out.trim(), "1");
+        await writer!.set(["k"], 2);
+        const second = await flowstate("state", "get", "k");
+        assert.equal(second.code, 0, second.out);
+        assert.equal(second.out.trim(), "2", "not a snapshot: the writer's new commit is read");
+        assert.deepEqual([...Deno.readDirSync(tmp)], [], "no copy in the temp directory");
+      });
     } finally {
-      await Deno.remove(tmp, { recursive: true });
+      await writer?.close();
     }
   },
 });
@@ -337,34 +347,28 @@ Deno.test({
     (IS_ROOT ? "" : " (ignored: needs root for a read-only bind mount)"),
   ignore: !IS_ROOT,
   async fn() {
-    const tmp = await Deno.makeTempDir({ prefix: "flowstate-ro-tmp-" });
-    try {
-      await withReadOnlyCopy(async (src) => {
-        await Deno.writeTextFile(join(src, "flowstate.yaml"), SQLITE_CONFIG);
-        await Deno.mkdir(join(src, ".flowstate"));
-        const live = await Deno.makeTempDir({ prefix: "flowstate-ro-live-" });
-        try {
-          const store = await openStore({ plugin: "sqlite", path: join(live, "state.db") });
-          await store.set(["k"], 1);
-          for (const suffix of ["", "-wal"]) {
-            await Deno.copyFile(
-              join(live, `state.db${suffix}`),
-              join(src, ".flowstate", `state.db${suffix}`),
-            );
-          }
-          await store.close();
-        } finally {
-          await Deno.remove(live, { recursive: true });
+    await withTaskProject(async (src) => {
+      await Deno.mkdir(join(src, ".flowstate"));
+      const live = await Deno.makeTempDir({ prefix: "flowstate-ro-live-" });
+      try {
+        const store = await openStore({ plugin: "sqlite", path: join(live, "state.db") });
+        await store.set(["k"], 1);
+        for (const suffix of ["", "-wal"]) {
+          await Deno.copyFile(
+            join(live, `state.db${suffix}`),
+            join(src, ".flowstate", `state.db${suffix}`),
+          );
         }
-      }, async (ro) => {
-        const get = await taskCli(ro, tmp, "state", "get", "k");
-        assert.equal(get.code, 1, get.out);
-        assert.doesNotMatch(get.out, /<TMP>/);
-        assert.match(get.out, new RegExp(`Requires write access to "${tmp}"`));
-        assert.match(get.out, new RegExp(`--allow-write=\\.flowstate,${tmp}`));
-      });
-    } finally {
-      await Deno.remove(tmp, { recursive: true });
-    }
+        await store.close();
+      } finally {
+        await Deno.remove(live, { recursive: true });
+      }
+    }, async (flowstate, tmp) => {
+      const get = await flowstate("state", "get", "k");
+      assert.equal(get.code, 1, get.out);
+      assert.doesNotMatch(get.out, /<TMP>/);
+      assert.match(get.out, new RegExp(`Requires write access to "${tmp}"`));
+      assert.match(get.out, new RegExp(`--allow-write=\\.flowstate,${tmp}`));
+    });
   },
 });
