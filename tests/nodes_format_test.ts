@@ -405,11 +405,11 @@ Deno.test("a run whose outcomes cannot be read: the HTTP API answers a documente
       assert.match(body.error.message, /format 3, written by a newer Flowstate/);
       assert.match(body.error.message, new RegExp(`flowstate state get flowstate/runs/${run.id}`));
     }
-    // An unknown run, and what is not a run id, are still 404s.
-    for (const id of [newRunId(1), "nope"]) {
+    // An unknown run is still a 404; what is not a run id is a 400.
+    for (const [id, status] of [[newRunId(1), 404], ["nope", 400]] as const) {
       const res = await request(`/api/runs/${id}`);
       await res.body?.cancel();
-      assert.equal(res.status, 404, id);
+      assert.equal(res.status, status, id);
     }
   });
 });
