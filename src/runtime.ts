@@ -372,6 +372,8 @@ class FlowstateRuntime implements Runtime {
   readonly clock: Clock;
   readonly storeNames: readonly string[];
   #opening = new Map<string, Promise<Store>>();
+  /** The stores of `#opening` that have opened, by name: what the state views take without waiting. */
+  #opened = new Map<string, Store>();
   #closing: Promise<void> | undefined;
   #cwd: string;
   #createStores: boolean;
@@ -469,7 +471,9 @@ class FlowstateRuntime implements Runtime {
       opening = this.#open(name);
       this.#opening.set(name, opening);
       // A failed open is forgotten so that a later call can try again.
-      opening.catch(() => {
+      opening.then((store) => {
+        if (this.#opening.get(name) === opening) this.#opened.set(name, store);
+      }, () => {
         if (this.#opening.get(name) === opening) this.#opening.delete(name);
       });
     }
@@ -485,6 +489,11 @@ class FlowstateRuntime implements Runtime {
       );
     }
     return this.store(this.config.scopes[scope]);
+  }
+
+  /** The store of `scope`, unwrapped, if it has opened and the runtime is not closing (else see `#storeFor`). */
+  #openedFor(scope: ScopeName): Store | undefined {
+    return this.#closing === undefined ? this.#opened.get(this.config.scopes[scope]) : undefined;
   }
 
   /** {@linkcode storeFor}, unwrapped (see `#store`). */
@@ -606,6 +615,7 @@ class FlowstateRuntime implements Runtime {
     return {
       resolver: {
         forScope: (scope) => this.#storeFor(scope),
+        opened: (scope) => this.#openedFor(scope),
         byName: (name) => this.#store(name),
         stateChanges: this.#stateChanges,
       },

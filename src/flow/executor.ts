@@ -251,22 +251,40 @@ interface NodeFacts {
   checked: { value: unknown } | undefined;
 }
 
-/** The {@linkcode NodeFacts} of each prepared flow's nodes, by position. */
-const factsByFlow = new WeakMap<PreparedFlow, NodeFacts[]>();
+/** What the executor works out once per prepared flow, kept across its runs. */
+interface FlowFacts {
+  /** Each node's facts, by position. */
+  readonly nodes: NodeFacts[];
+  /**
+   * Whether a template of the flow may read the nodes' outcomes (`nodes.…`):
+   * some node has an `if` or a `with` that is not constant, or the flow has
+   * `outputs`. When none does, a run does not keep them in its template
+   * scope (an object a node and a key in a dictionary of every node, read by
+   * nothing).
+   */
+  readonly templates: boolean;
+}
 
-/** The facts of `flow`'s nodes, worked out on its first run (not once per node and run). */
-function nodeFacts(flow: PreparedFlow): NodeFacts[] {
+/** The {@linkcode FlowFacts} of each prepared flow. */
+const factsByFlow = new WeakMap<PreparedFlow, FlowFacts>();
+
+/** The facts of `flow` and its nodes, worked out on its first run (not once per node and run). */
+function flowFacts(flow: PreparedFlow): FlowFacts {
   let facts = factsByFlow.get(flow);
   if (facts === undefined) {
-    facts = flow.nodes.map((node) => {
-      const builtin = builtinNodes.get(node.spec.type) === node.type;
-      return {
-        builtin,
-        actorFree: builtin && ACTOR_FREE_BUILTINS.has(node.spec.type),
-        uncopied: builtin && UNCHANGED_OPTIONS_BUILTINS.has(node.spec.type),
-        checked: undefined,
-      };
-    });
+    facts = {
+      nodes: flow.nodes.map((node) => {
+        const builtin = builtinNodes.get(node.spec.type) === node.type;
+        return {
+          builtin,
+          actorFree: builtin && ACTOR_FREE_BUILTINS.has(node.spec.type),
+          uncopied: builtin && UNCHANGED_OPTIONS_BUILTINS.has(node.spec.type),
+          checked: undefined,
+        };
+      }),
+      templates: flow.outputs !== undefined ||
+        flow.nodes.some((node) => node.if !== undefined || !node.with.isStatic),
+    };
     factsByFlow.set(flow, facts);
   }
   return facts;
@@ -531,6 +549,8 @@ class Execution implements AttemptHost {
   #controller = new AbortController();
   #results: (NodeResult | undefined)[];
   #scope: TemplateScope;
+  /** Whether a template may read `#scope.nodes` (see {@linkcode FlowFacts.templates}). */
+  readonly #templates: boolean;
   #failure: { node?: string; message: string } | null = null;
   #stopping = false;
   /** What did not stop within the grace period, by node. */
@@ -543,7 +563,9 @@ class Execution implements AttemptHost {
     this.#o = this.options = options;
     this.timers = options.timers ?? realTimers;
     this.flowId = flow.definition.id;
-    this.facts = nodeFacts(flow);
+    const facts = flowFacts(flow);
+    this.facts = facts.nodes;
+    this.#templates = facts.templates;
     this.#results = new Array(flow.nodes.length);
     this.#scope = {
       inputs: options.inputs,
@@ -662,7 +684,9 @@ class Execution implements AttemptHost {
             running--;
             this.#results[i] = result;
             const id = nodes[i].spec.id;
-            this.#scope.nodes[id] = { output: result.output, status: result.status };
+            if (this.#templates) {
+              this.#scope.nodes[id] = { output: result.output, status: result.status };
+            }
             if (result.status === "failed" || result.status === "timed-out") {
               if (!nodes[i].spec.continueOnError && !this.#stopping) {
                 this.#failure = { node: id, message: result.error ?? result.status };
