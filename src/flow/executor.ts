@@ -344,6 +344,8 @@ class Attempt extends AttemptFence {
   work: PromiseLike<unknown> | undefined;
   /** Its timeout's timer, while it runs (only a node with a timeout has one). */
   timer: AbortController | undefined;
+  /** Its position among the run's attempts running now (`Execution.#live`), or -1. */
+  live = -1;
 
   constructor(host: AttemptHost, index: number, node: PreparedNode, number: number) {
     // Its views, sub-flows and logs: refused once the attempt is over.
@@ -445,7 +447,6 @@ class AttemptContext implements NodeContext<unknown> {
   nodeId: string;
   attempt: number;
   clock: Clock;
-  declare enqueue?: NodeContext<unknown>["enqueue"];
 
   constructor(a: Attempt, input: unknown) {
     const o = a.host.options;
@@ -457,10 +458,6 @@ class AttemptContext implements NodeContext<unknown> {
     this.nodeId = a.node.spec.id;
     this.attempt = a.number;
     this.clock = o.clock;
-    const enqueue = o.enqueue;
-    if (enqueue !== undefined) {
-      this.enqueue = (flow, options) => a.guard(() => enqueue(flow, options));
-    }
   }
 
   /** This node's own state. */
@@ -524,6 +521,29 @@ class AttemptContext implements NodeContext<unknown> {
   }
 }
 
+/**
+ * The context of an attempt of a run that can enqueue runs
+ * (`ExecuteOptions.enqueue`): its `enqueue` is made on first use, as `log`
+ * is (most nodes never enqueue; a closure made per attempt cost each node
+ * two objects).
+ */
+class QueueAttemptContext extends AttemptContext {
+  readonly #attempt: Attempt;
+  #enqueue: NodeContext<unknown>["enqueue"];
+
+  constructor(a: Attempt, input: unknown) {
+    super(a, input);
+    this.#attempt = a;
+  }
+
+  /** Enqueue a run of another flow. */
+  get enqueue(): NodeContext<unknown>["enqueue"] {
+    const a = this.#attempt;
+    const enqueue = a.host.options.enqueue!;
+    return this.#enqueue ??= (flow, options) => a.guard(() => enqueue(flow, options));
+  }
+}
+
 /** Whether `value` is a promise or another thenable (what `await` would wait for). */
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value instanceof Promise ||
@@ -556,7 +576,10 @@ class Execution implements AttemptHost {
   /** What did not stop within the grace period, by node. */
   #stuck: string[] = [];
   /** How to stop each attempt running now (when the run is cancelled or times out). */
-  #live = new Set<Attempt>();
+  // An array, each attempt knowing its position (`Attempt.live`), not a `Set`: a set that
+  // grows to one attempt and shrinks to none again reallocates its table each time (~230 bytes
+  // a node of a chain).
+  #live: Attempt[] = [];
 
   constructor(flow: PreparedFlow, options: ExecuteOptions) {
     this.#flow = flow;
@@ -717,11 +740,9 @@ class Execution implements AttemptHost {
     let access = this.#access[i];
     if (access === undefined) {
       access = new NodeAccess(
-        {
-          runId: this.#o.runId,
-          flowId: this.#flow.definition.id,
-          nodeId: this.#flow.nodes[i].spec.id,
-        },
+        this.#o.runId,
+        this.flowId,
+        this.#flow.nodes[i].spec.id,
         this.#o.resolver.stateChanges,
         this.facts[i].actorFree,
       );
@@ -921,9 +942,11 @@ class Execution implements AttemptHost {
   ): AttemptOutcome | Promise<AttemptOutcome> | Attempt {
     const id = node.spec.id;
     const a = new Attempt(this, i, node, attempt);
-    const ctx = new AttemptContext(a, input);
+    const ctx = this.options.enqueue === undefined
+      ? new AttemptContext(a, input)
+      : new QueueAttemptContext(a, input);
     // The run's abort reaches the attempts running then through one listener of the run.
-    this.#live.add(a);
+    a.live = this.#live.push(a) - 1;
     if (runSignal.aborted) a.stop(runSignal.reason);
     // Every store write the node makes is recorded in change feeds as this run's node
     // (built-ins that touch no store and emit no event run without that context, and
@@ -951,6 +974,18 @@ class Execution implements AttemptHost {
       this.timers.sleep(ms, timer.signal).then(() => a.stop(new AttemptTimeout(ms)), () => {});
     }
     return a.decided ? this.#decided(a) : a;
+  }
+
+  /** Attempt `a` is no longer running: the last of `#live` takes its place. */
+  #notLive(a: Attempt): void {
+    const at = a.live;
+    if (at < 0) return;
+    a.live = -1;
+    const last = this.#live.pop()!;
+    if (last !== a) {
+      this.#live[at] = last;
+      last.live = at;
+    }
   }
 
   /** The outcome of attempt `a`, once decided; a promise only when something it began may still run. */
@@ -982,7 +1017,7 @@ class Execution implements AttemptHost {
       }
     }
     a.timer?.abort("attempt finished");
-    this.#live.delete(a);
+    this.#notLive(a);
     // The attempt is over: nothing it does from now on reaches state or the run.
     a.close(a.settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
     a.end();

@@ -622,8 +622,9 @@ class ScopeView implements StateView {
 
   /** `write()`, as the observer's node on a store that may record who writes. */
   #asActor<T>(store: Store, write: () => Promise<T>): Promise<T> {
-    const actor = this.#observer?.actor;
-    return actor !== undefined && readsActor(store)
+    // The store first: the observer's actor may be made when asked for.
+    const actor = readsActor(store) ? this.#observer?.actor : undefined;
+    return actor !== undefined
       ? withNodeActor(actor.runId, actor.flowId, actor.nodeId, write)
       : write();
   }
@@ -721,9 +722,10 @@ class ScopeView implements StateView {
       const k = this.#full(parts);
       const observer = this.#observer;
       if (!observer) return await increment(store, k, by);
-      const actor = observer.actor;
+      // The store first: the observer's actor may be made when asked for.
+      const actor = readsActor(store) ? observer.actor : undefined;
       // The closure `withNodeActor` needs is made only where an actor is recorded.
-      const { value, version } = actor !== undefined && readsActor(store)
+      const { value, version } = actor !== undefined
         ? await withNodeActor(
           actor.runId,
           actor.flowId,
