@@ -703,26 +703,28 @@ class Execution implements AttemptHost {
         while (!this.#stopping && running < limit && head < queue.length) {
           const i = queue[head++];
           running++;
-          this.#runNode(i, signal).then((result) => {
-            running--;
-            this.#results[i] = result;
-            const id = nodes[i].spec.id;
-            if (this.#templates) {
-              this.#scope.nodes[id] = { output: result.output, status: result.status };
-            }
-            if (result.status === "failed" || result.status === "timed-out") {
-              if (!nodes[i].spec.continueOnError && !this.#stopping) {
-                this.#failure = { node: id, message: result.error ?? result.status };
-                this.#stopping = true;
-              }
-            }
-            for (const d of nodes[i].dependents) if (--waiting[d] === 0) queue.push(d);
-            pump();
-            if (running === 0 && (this.#stopping || head >= queue.length)) {
-              signal.removeEventListener("abort", onAbort);
-              resolve();
-            }
-          });
+          this.#runNode(i, signal).then(ended);
+        }
+      };
+      /** Node `i` ended (its result is in `#results`): one function for every node, not one each. */
+      const ended = (i: number) => {
+        running--;
+        const result = this.#results[i]!;
+        const id = nodes[i].spec.id;
+        if (this.#templates) {
+          this.#scope.nodes[id] = { output: result.output, status: result.status };
+        }
+        if (result.status === "failed" || result.status === "timed-out") {
+          if (!nodes[i].spec.continueOnError && !this.#stopping) {
+            this.#failure = { node: id, message: result.error ?? result.status };
+            this.#stopping = true;
+          }
+        }
+        for (const d of nodes[i].dependents) if (--waiting[d] === 0) queue.push(d);
+        pump();
+        if (running === 0 && (this.#stopping || head >= queue.length)) {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
         }
       };
       pump();
@@ -751,14 +753,15 @@ class Execution implements AttemptHost {
     return access;
   }
 
-  /** Emit the node's `node.end` event and return its result. */
-  #end(i: number, started: number, result: NodeResult, bytes?: number): NodeResult {
+  /** Emit node `i`'s `node.end` event and keep its result (in `#results`); returns `i`. */
+  #end(i: number, started: number, result: NodeResult, bytes?: number): number {
+    this.#results[i] = result;
     const on = this.#o.onEvent;
     const access = this.#access[i];
     if (access !== undefined) this.#access[i] = undefined;
     if (on === undefined) {
       access?.close(); // closes its lists all the same
-      return result;
+      return i;
     }
     let outputBytes: number | undefined;
     if (result.output !== undefined) outputBytes = bytes ?? JSON.stringify(result.output).length;
@@ -775,10 +778,11 @@ class Execution implements AttemptHost {
     };
     if (access !== undefined) access.addFields(event);
     on(event);
-    return result;
+    return i;
   }
 
-  async #runNode(i: number, runSignal: AbortSignal): Promise<NodeResult> {
+  /** Run node `i`; resolves `i` once it ended, its result in `#results`. */
+  async #runNode(i: number, runSignal: AbortSignal): Promise<number> {
     // Store calls on embedded backends resolve without giving the event loop a
     // turn; yield now and then so timers and Ctrl-C are seen during long runs.
     // The system clock's reading of the node's start is the yield's time too (one clock
@@ -789,8 +793,8 @@ class Execution implements AttemptHost {
     if (breath !== undefined) {
       await breath;
       if (runSignal.aborted) {
-        const result: NodeResult = { status: "cancelled", attempts: 0 };
-        return result;
+        this.#results[i] = { status: "cancelled", attempts: 0 };
+        return i;
       }
       started = clock.now();
     }
