@@ -316,16 +316,25 @@ export function scopePrefix(scope: ScopeName, flowId: string, nodeId?: string): 
   }
 }
 
-function toParts(key: ScopeKey, what: string): string[] {
+/**
+ * `key` as an array of its parts (a copy). The error names what was done
+ * (`"increment"`) in which scope: made only when there is one (a message
+ * made per call cost each call a string).
+ */
+function toParts(key: ScopeKey, verb: string, scope: ScopeName): string[] {
   if (typeof key === "string") {
-    if (key === "") throw new TypeError(`${what}: a state key cannot be empty`);
+    if (key === "") {
+      throw new TypeError(`Cannot ${verb} ${scope} state: a state key cannot be empty`);
+    }
     return [key];
   }
   if (Array.isArray(key) && key.length > 0 && key.every((k) => typeof k === "string")) {
     return [...key];
   }
   throw new TypeError(
-    `${what}: a state key is a non-empty string or array of strings (got ${JSON.stringify(key)})`,
+    `Cannot ${verb} ${scope} state: a state key is a non-empty string or array of strings (got ${
+      JSON.stringify(key)
+    })`,
   );
 }
 
@@ -631,9 +640,7 @@ class ScopeView implements StateView {
 
   async #list(options: ListOptions | undefined): Promise<Entry[]> {
     const store = this.#openStore(options) ?? await this.#storeFor(options);
-    const parts = options?.prefix === undefined
-      ? []
-      : toParts(options.prefix, `Cannot list ${this.scope} state`);
+    const parts = options?.prefix === undefined ? [] : toParts(options.prefix, "list", this.scope);
     const out: Entry[] = [];
     const list = store.list({ prefix: this.#full(parts), limit: options?.limit });
     for await (const e of list) out.push(e);
@@ -644,7 +651,7 @@ class ScopeView implements StateView {
   async #get<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<T | null> {
     try {
       const store = this.#openStore(options) ?? await this.#storeFor(options);
-      const parts = toParts(key, `Cannot get ${this.scope} state`);
+      const parts = toParts(key, "get", this.scope);
       const e = await store.get<T>(this.#full(parts));
       this.#observer?.read(this.scope, parts, options?.store, false);
       return e === null ? null : e.value;
@@ -656,7 +663,7 @@ class ScopeView implements StateView {
   async #entry<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<Entry<T> | null> {
     try {
       const store = this.#openStore(options) ?? await this.#storeFor(options);
-      const parts = toParts(key, `Cannot get ${this.scope} state`);
+      const parts = toParts(key, "get", this.scope);
       const e = await store.get<T>(this.#full(parts));
       this.#observer?.read(this.scope, parts, options?.store, false);
       return e;
@@ -672,7 +679,7 @@ class ScopeView implements StateView {
   ): Promise<void> {
     try {
       const store = this.#openStore(options) ?? await this.#storeFor(options);
-      const parts = toParts(key, `Cannot set ${this.scope} state`);
+      const parts = toParts(key, "set", this.scope);
       const k = this.#full(parts);
       const result = await this.#asActor(store, () =>
         store.set(
@@ -697,7 +704,7 @@ class ScopeView implements StateView {
   async #delete(key: ScopeKey, options?: ScopeCallOptions): Promise<boolean> {
     try {
       const store = this.#openStore(options) ?? await this.#storeFor(options);
-      const parts = toParts(key, `Cannot delete ${this.scope} state`);
+      const parts = toParts(key, "delete", this.scope);
       const k = this.#full(parts);
       const existed = (await store.get(k)) !== null;
       await this.#asActor(store, () => store.delete(k));
@@ -718,7 +725,7 @@ class ScopeView implements StateView {
   async #increment(key: ScopeKey, by = 1, options?: ScopeCallOptions): Promise<number> {
     try {
       const store = this.#openStore(options) ?? await this.#storeFor(options);
-      const parts = toParts(key, `Cannot increment ${this.scope} state`);
+      const parts = toParts(key, "increment", this.scope);
       const k = this.#full(parts);
       const observer = this.#observer;
       if (!observer) return await increment(store, k, by);
@@ -773,7 +780,7 @@ class ScopeView implements StateView {
       const prefix = this.#prefix;
       const under = options.prefix === undefined
         ? prefix
-        : [...prefix, ...toParts(options.prefix, `Cannot query ${this.scope} state`)];
+        : [...prefix, ...toParts(options.prefix, "query", this.scope)];
       const entries = await store.query<T>({
         prefix: under,
         where: options.where,
@@ -796,7 +803,7 @@ class ScopeView implements StateView {
       const prefix = this.#prefix;
       const under = options.prefix === undefined
         ? prefix
-        : [...prefix, ...toParts(options.prefix, `Cannot search ${this.scope} state`)];
+        : [...prefix, ...toParts(options.prefix, "search", this.scope)];
       const hits = await store.search<T>(text, {
         prefix: under,
         limit: options.limit,
