@@ -122,8 +122,11 @@ Deno.test("flowstate run --input converts values per the flow's declared types",
 });
 
 Deno.test("flowstate run --json prints only the run record; --quiet only the summary", async () => {
-  await withSandbox(async ({ run }) => {
-    const result = await run("run", example("counter"), "--json");
+  await withSandbox(async ({ dir, run }) => {
+    // A copy in the sandbox: the repository's own folder may hold a flowstate.yaml of the
+    // reader's (the README's serving example writes one), which a flow there would warn about.
+    await Deno.copyFile(example("counter"), join(dir, "counter.flow.yaml"));
+    const result = await run("run", "counter.flow.yaml", "--json");
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stderr, "", "no logs with --json");
     assert.equal(result.stdout.trim().split("\n").length, 1, "one JSON document on one line");
@@ -154,7 +157,7 @@ Deno.test("flowstate run --json prints only the run record; --quiet only the sum
     });
     assert.equal(record.error, null);
 
-    const quiet = await run("run", example("counter"), "--quiet");
+    const quiet = await run("run", "counter.flow.yaml", "--quiet");
     assert.equal(quiet.code, 0, quiet.stderr);
     assert.equal(quiet.stderr, "");
     assert.match(quiet.stdout, /^status: +succeeded$/m);
@@ -896,6 +899,35 @@ Deno.test("flowstate runs ls and runs show survive a malformed run record", asyn
     );
     assert.doesNotMatch(shown.stderr, /Cannot read properties|--debug/);
     assert.equal((await run("runs", "show", runs[0].id)).code, 0, "the others still show");
+
+    // A record whose node outcomes are of a newer format: said so, with the same hint.
+    const newer = runs[2].id;
+    const raw = await json<Record<string, unknown>>([
+      "state",
+      "get",
+      JSON.stringify(["flowstate", "runs", newer]),
+      "--json",
+    ]);
+    const record = (raw.value ?? raw) as Record<string, unknown>;
+    assert.equal(record.nodes, null, "stored compact");
+    const rewrote = await run(
+      "state",
+      "set",
+      JSON.stringify(["flowstate", "runs", newer]),
+      JSON.stringify({ ...record, "@nodes": { format: 3 } }),
+    );
+    assert.equal(rewrote.code, 0, rewrote.stderr);
+    const unreadable = await run("runs", "show", newer);
+    assert.equal(unreadable.code, 1);
+    assert.match(
+      unreadable.stderr,
+      new RegExp(
+        `Run ${newer} is recorded but its node outcomes cannot be read \\(format 3, written by a ` +
+          `newer Flowstate: read it with that version or later\\), so it cannot be shown; see ` +
+          `its raw entry with: flowstate state get flowstate/runs/${newer}`,
+      ),
+    );
+    assert.doesNotMatch(unreadable.stderr, /--debug/);
   });
 });
 

@@ -8,6 +8,7 @@ import { newRunId, Records } from "../records.ts";
 import type { RunEvent, RunRecord } from "../records.ts";
 import { decodeNodes, encodeNodes } from "../src/records/_node_outcomes.ts";
 import { MIXED_FLOW } from "./_mixed_flow.ts";
+import { documented, withServed } from "./_serve.ts";
 
 const EXAMPLES = fileURLToPath(new URL("../examples", import.meta.url));
 
@@ -173,6 +174,13 @@ Deno.test("node outcomes of a newer format or damaged are a TypeError naming the
     { ...good, errors: [...good.errors, "one more"] },
     { ...good, attempts: [1] },
     { ...good, ids: "a" },
+    // What encodeNodes never writes: attempts that are not finite numbers, an error that is
+    // not text, an id twice (one node's outcome would hide another's).
+    { ...good, attempts: "x" },
+    { ...good, attempts: good.ids.map(() => null) },
+    { ...good, attempts: [...good.ids.map(() => 1).slice(1), Infinity] },
+    { ...good, errors: [{ msg: 1 }, ...good.errors.slice(1)] },
+    { ...good, ids: [good.ids[1], ...good.ids.slice(1)] },
   ];
   for (const value of damaged) {
     assert.throws(() => decodeNodes(value, "Cannot read run"), TypeError, JSON.stringify(value));
@@ -291,4 +299,117 @@ Deno.test("node outcomes: a record 0.5 rewrote with outcomes of its own is read 
   const read = await records.getRun(first.read.id);
   assert.deepEqual(read?.nodes, fresh);
   assert.equal("@nodes" in read!, false);
+});
+
+Deno.test("node outcomes that cannot be read say why: damaged, or written by a newer Flowstate", () => {
+  const good = JSON.parse(JSON.stringify(encodeNodes(mixedNodes())));
+  const message = (value: unknown) => {
+    try {
+      decodeNodes(value, "Cannot read run");
+    } catch (err) {
+      assert.ok(err instanceof TypeError);
+      return err.message;
+    }
+    throw new Error("decoded");
+  };
+  assert.match(message({ ...good, format: 3 }), /format 3, written by a newer Flowstate/);
+  assert.match(message({ ...good, format: "2" }), /format "2", not one Flowstate writes/);
+  assert.match(message({ ...good, format: undefined }), /format missing, not one Flowstate writes/);
+  assert.match(message("compact"), /"@nodes" is a string, not the compact form/);
+  assert.match(message(null), /"@nodes" is null/);
+  assert.match(message([good]), /"@nodes" is a list/);
+});
+
+Deno.test("a retried run keeps the ended attempt's statuses and errors but not its outputs, and fits in the store", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  // Stored compact at ~12.7 MiB: the same outcomes in the first form are over 16 MiB.
+  const nodes: RunRecord["nodes"] = {};
+  for (let i = 0; i < 100_000; i++) {
+    nodes[`node_${i}`] = i === 0
+      ? { status: "failed", attempts: 2, error: "boom" }
+      : { status: "succeeded", attempts: 1, output: "x".repeat(120) };
+  }
+  Object.defineProperty(nodes, "__proto__", {
+    value: { status: "succeeded", attempts: 1, output: "kept apart" },
+    enumerable: true,
+    configurable: true,
+    writable: true,
+  });
+  const run = runOf(newRunId(60));
+  await records.startRun(run);
+  await records.finishRun({
+    ...run,
+    status: "failed",
+    endedAt: 5,
+    durationMs: 4,
+    nodes,
+    error: { node: "node_0", message: "boom" },
+  });
+  assert.ok(JSON.stringify({ ...run, nodes }).length > 16 * 1024 * 1024);
+  const requeued = await records.requeueRun(run.id, { flowPath: "/flows/f.yaml" });
+  assert.equal(requeued.status, "queued");
+  const read = (await records.getRun(run.id))!;
+  assert.equal(read.status, "queued");
+  assert.equal(Object.keys(read.nodes).length, 100_001);
+  assert.deepEqual(read.nodes.node_0, { status: "failed", attempts: 2, error: "boom" });
+  assert.deepEqual(read.nodes.node_7, { status: "succeeded", attempts: 1 });
+  assert.equal(Object.hasOwn(read.nodes, "__proto__"), true);
+  assert.deepEqual(Object.getOwnPropertyDescriptor(read.nodes, "__proto__")?.value, {
+    status: "succeeded",
+    attempts: 1,
+  });
+  assert.equal(Object.getPrototypeOf(read.nodes), Object.prototype);
+  // The queue takes it, and its next attempt's end is recorded as usual.
+  const claimed = await records.claimRun({ worker: "w1", leaseMs: 60_000 });
+  assert.equal(claimed?.id, run.id);
+  await records.finishClaimedRun({
+    ...claimed!,
+    status: "succeeded",
+    endedAt: 9,
+    durationMs: 1,
+    error: null,
+    nodes: { a: { status: "succeeded", attempts: 1, output: 1 } },
+  });
+  assert.deepEqual((await records.getRun(run.id))?.nodes, {
+    a: { status: "succeeded", attempts: 1, output: 1 },
+  });
+});
+
+Deno.test("a run whose outcomes cannot be read: the HTTP API answers a documented 500 that says so, not a 404", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ runtime, request }) => {
+    const records = await runtime.records();
+    const store = await runtime.store(runtime.config.records);
+    const run = runOf(newRunId(Date.now()));
+    await records.startRun(run);
+    await records.finishRun({ ...run, status: "failed", endedAt: 5, nodes: mixedNodes() });
+    const key = ["flowstate", "runs", run.id];
+    const stored = (await store.get<Record<string, unknown>>(key))!.value;
+    await store.set(key, { ...stored, "@nodes": { format: 3 } });
+    for (
+      const [method, pattern, path] of [
+        ["GET", "/api/runs/{id}", `/api/runs/${run.id}`],
+        ["GET", "/api/runs/{id}/changes", `/api/runs/${run.id}/changes`],
+        ["POST", "/api/runs/{id}/cancel", `/api/runs/${run.id}/cancel`],
+      ]
+    ) {
+      const res = await request(path, { method });
+      const body = await documented<{ error: { code: string; message: string } }>(
+        method,
+        pattern,
+        res,
+      );
+      assert.equal(res.status, 500, path);
+      assert.equal(body.error.code, "internal");
+      assert.match(body.error.message, new RegExp(`Run ${run.id} is recorded but cannot be read`));
+      assert.match(body.error.message, /format 3, written by a newer Flowstate/);
+      assert.match(body.error.message, new RegExp(`flowstate state get flowstate/runs/${run.id}`));
+    }
+    // An unknown run, and what is not a run id, are still 404s.
+    for (const id of [newRunId(1), "nope"]) {
+      const res = await request(`/api/runs/${id}`);
+      await res.body?.cancel();
+      assert.equal(res.status, 404, id);
+    }
+  });
 });

@@ -555,3 +555,42 @@ Deno.test("flowstate serve mounts the feed: an EventSource sees a run started th
     }
   });
 });
+
+Deno.test("/api/events: another process's run whose record cannot be read is ended from its summary, and later runs still appear", async () => {
+  await using rt = await openRuntime({ config: memoryConfig });
+  const shutdown = new AbortController();
+  const sse = connect(rt, "", {}, shutdown);
+  const records = await rt.records();
+  const store = await rt.store(rt.config.records);
+  const startedAt = Date.now();
+  const a = foreignRun(startedAt);
+  await records.startRun(a);
+  await sse.until((m) => m.event === "run.started" && data(m).runId === a.id);
+  await records.finishRun({
+    ...a,
+    status: "failed",
+    endedAt: startedAt + 3,
+    durationMs: 3,
+    nodes: { n: { status: "failed", attempts: 1, error: "boom" } },
+    error: { node: "n", message: "boom" },
+  });
+  // Its node outcomes as a newer Flowstate might write them: this version cannot read them.
+  const key = ["flowstate", "runs", a.id];
+  const stored = (await store.get<Record<string, unknown>>(key))!.value;
+  assert.equal(stored.nodes, null);
+  await store.set(key, { ...stored, "@nodes": { format: 3 } });
+  await assert.rejects(() => records.getRun(a.id), TypeError);
+  const b = foreignRun(startedAt + 10);
+  await records.startRun(b);
+  await records.finishRun({ ...b, status: "succeeded", endedAt: startedAt + 12, durationMs: 2 });
+  // Both ends come, in either order (a run followed since the last poll waits one poll more).
+  const ended = new Map<string, unknown>();
+  while (ended.size < 2) {
+    const m = await sse.until((m) => m.event === "run.ended");
+    ended.set(data(m).runId!, data(m).status);
+  }
+  assert.deepEqual(Object.fromEntries(ended), { [a.id]: "failed", [b.id]: "succeeded" });
+  assert.ok(sse.seen.some((m) => m.event === "run.started" && data(m).runId === b.id));
+  shutdown.abort();
+  await sse.rest();
+});

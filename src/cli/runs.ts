@@ -39,7 +39,7 @@ import {
 } from "./common.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Records } from "../records/records.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, messageOf } from "../errors.ts";
 import { declaredFlowIds } from "../flow_files.ts";
 import { knownJobNames } from "../jobs/builtin.ts";
 import { didYouMean } from "../_suggest.ts";
@@ -176,7 +176,16 @@ export async function showRun(
   }
   await using runtime = await openForReading(global);
   const records = await unlessMissing(() => runtime.records());
-  const run = records === null ? null : await records.getRun(runId);
+  let run: RunRecord | null;
+  try {
+    run = records === null ? null : await records.getRun(runId);
+  } catch (err) {
+    // Recorded, but not readable by this version (its node outcomes damaged or newer).
+    if (!(err instanceof TypeError)) throw err;
+    const why = messageOf(err).replace(/^Cannot read run "[^"]*": /, "");
+    printError(unreadable(runId, why, runtime.config.records));
+    return 1;
+  }
   if (run === null) {
     const { findArchivedRun } = await import("./archive.ts");
     const archived = await findArchivedRun(runId, runtime.home);
@@ -198,17 +207,19 @@ export async function showRun(
   }
   const problem = runShapeProblem(run);
   if (problem !== undefined) {
-    printError(
-      `Run ${runId} is recorded but malformed (${problem}), so it cannot be shown; ` +
-        `see its raw entry with: flowstate state get flowstate/runs/${runId} ` +
-        `--store ${runtime.config.records}`,
-    );
+    printError(unreadable(runId, `malformed (${problem})`, runtime.config.records));
     return 1;
   }
   const events = await records!.getEvents(runId); // a run was found, so the store exists
   if (options.json) console.log(JSON.stringify({ run, events }));
   else printRun(run, events, runtime.config.timezone);
   return 0;
+}
+
+/** Why run `runId` cannot be shown, and how to see its raw entry in the records store. */
+function unreadable(runId: string, problem: string, store: string): string {
+  return `Run ${runId} is recorded but ${problem}, so it cannot be shown; ` +
+    `see its raw entry with: flowstate state get flowstate/runs/${runId} --store ${store}`;
 }
 
 function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void {

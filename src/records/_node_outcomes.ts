@@ -232,8 +232,19 @@ export function encodeNodes(nodes: RunRecord["nodes"]): CompactNodes | undefined
 export function decodeNodes(stored: unknown, what: string): RunRecord["nodes"] {
   const c = stored as Partial<CompactNodes> | null;
   const bad = (why: string) => new TypeError(`${what}: its node outcomes cannot be read (${why})`);
-  if (typeof c !== "object" || c === null || c.format !== NODES_FORMAT) {
-    throw bad(`format ${JSON.stringify((c as { format?: unknown } | null)?.format)}`);
+  if (typeof c !== "object" || c === null || Array.isArray(c)) {
+    throw bad(
+      `"@nodes" is ${c === null ? "null" : Array.isArray(c) ? "a list" : `a ${typeof c}`}, ` +
+        `not the compact form: the record is damaged`,
+    );
+  }
+  if (c.format !== NODES_FORMAT) {
+    const format = JSON.stringify(c.format) ?? "missing";
+    throw bad(
+      typeof c.format === "number" && Number.isInteger(c.format) && c.format > NODES_FORMAT
+        ? `format ${format}, written by a newer Flowstate: read it with that version or later`
+        : `format ${format}, not one Flowstate writes: the record is damaged`,
+    );
   }
   const { ids, codes, attempts, outputs, errors } = c;
   if (
@@ -241,6 +252,7 @@ export function decodeNodes(stored: unknown, what: string): RunRecord["nodes"] {
     !Array.isArray(outputs) || !Array.isArray(errors) ||
     !(typeof attempts === "number" || (Array.isArray(attempts) && attempts.length === ids.length))
   ) throw bad("damaged");
+  if (typeof attempts === "number" && !Number.isFinite(attempts)) throw bad("damaged attempts");
   const nodes: RunRecord["nodes"] = {};
   let o = 0;
   let e = 0;
@@ -249,16 +261,18 @@ export function decodeNodes(stored: unknown, what: string): RunRecord["nodes"] {
     const status = STATUSES[code >> 2];
     const id = ids[i];
     if (status === undefined || code < 0 || typeof id !== "string") throw bad("damaged");
-    const outcome: NodeOutcome = {
-      status,
-      attempts: typeof attempts === "number" ? attempts : attempts[i],
-    };
+    // What encodeNodes writes, and nothing else: a finite number of attempts, errors as
+    // text, each id once (a repeated id would hide a node's outcome behind another's).
+    if (Object.hasOwn(nodes, id)) throw bad(`node ${JSON.stringify(id)} twice`);
+    const tries = typeof attempts === "number" ? attempts : attempts[i];
+    if (typeof tries !== "number" || !Number.isFinite(tries)) throw bad("damaged attempts");
+    const outcome: NodeOutcome = { status, attempts: tries };
     if (code & 1) {
       if (o >= outputs.length) throw bad("damaged");
       outcome.output = outputs[o++] as NodeOutcome["output"];
     }
     if (code & 2) {
-      if (e >= errors.length) throw bad("damaged");
+      if (e >= errors.length || typeof errors[e] !== "string") throw bad("damaged");
       outcome.error = errors[e++];
     }
     setOwn(nodes, id, outcome);

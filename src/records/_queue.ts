@@ -10,6 +10,7 @@
  * @module
  */
 import { ConflictError } from "../errors.ts";
+import { setOwn } from "../_json.ts";
 import { MAX_KEY_BYTES } from "../store/keys.ts";
 import { utf8Length } from "../store/values.ts";
 import type { AtomicOperation, Entry, Key } from "../store/types.ts";
@@ -587,6 +588,29 @@ export function backoffMs(backoff: QueueBackoff | undefined, failures: number): 
   return Math.round(backoff.max === undefined ? wait : Math.min(wait, backoff.max));
 }
 
+/**
+ * A requeued run's node outcomes: the ended attempt's statuses, attempts and
+ * errors, without its outputs (cleared as the run's own `outputs` are). The
+ * record stays within the store's value limit when the ended attempt's did
+ * only in its compact form (see `_node_outcomes.ts`): a requeued run is
+ * stored in the first form, as a running one is.
+ */
+function queuedNodes(nodes: RunRecord["nodes"]): RunRecord["nodes"] {
+  // A damaged record's outcomes are left as they are (the store's check names them).
+  if (typeof nodes !== "object" || nodes === null || Array.isArray(nodes)) return nodes;
+  const out: RunRecord["nodes"] = {};
+  for (const id of Object.keys(nodes)) {
+    const outcome = nodes[id];
+    if (typeof outcome !== "object" || outcome === null || !("output" in outcome)) {
+      setOwn(out, id, outcome);
+      continue;
+    }
+    const { output: _ended, ...rest } = outcome;
+    setOwn(out, id, rest);
+  }
+  return out;
+}
+
 /** Attempts that count against `maxAttempts`: the ones that ran to an end (not lost). */
 function failures(attempts: readonly QueueAttempt[]): number {
   return attempts.filter((a) => a.outcome !== "lost" && a.outcome !== "succeeded").length;
@@ -696,6 +720,7 @@ export async function finishClaimedRun(
       endedAt: null,
       durationMs: null,
       outputs: null,
+      nodes: queuedNodes(record.nodes),
       // A queued run has no error: the failed attempt's is in its `attempts` entry.
       error: null,
       queue: { ...rest, runAt, attempts },
@@ -806,6 +831,7 @@ export async function reclaimLost(
       ...run,
       status: "queued",
       error: null,
+      nodes: queuedNodes(run.nodes),
       queue: { ...rest, runAt: now, attempts },
     };
     delete requeued.heartbeatAt;
@@ -914,6 +940,7 @@ export async function requeueRun(
       endedAt: null,
       durationMs: null,
       outputs: null,
+      nodes: queuedNodes(run.nodes),
       // The error was the ended attempt's (kept in `attempts`, or "cancelled while queued"):
       // a queued run shows none.
       error: null,

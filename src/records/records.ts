@@ -10,7 +10,7 @@
  * |---|---|
  * | `P, "versions", flowId, hash` | {@linkcode FlowVersion} (immutable once written) |
  * | `P, "heads", flowId` | `{ hash, versions, description, updatedAt }`: the current version |
- * | `P, "runs", runId` | the full {@linkcode RunRecord}; once finished, with its events inline |
+ * | `P, "runs", runId` | the full {@linkcode RunRecord}; once finished, its node outcomes compact and maybe its events inline (see below) |
  * | `P, "runs-by-flow", flowId, runId` | {@linkcode RunSummary} |
  * | `P, "runs-by-status", status, runId` | {@linkcode RunSummary}, for every status but `succeeded` |
  * | `P, "runs-by-flow-status", flowId, status, runId` | the same, per flow |
@@ -62,6 +62,15 @@
  * (`{ first, events }`) are read as before; inline events keep the first form.
  * Flowstate before format 2 cannot read a compact chunk and fails on it
  * (`events is not iterable`) rather than show a run without events.
+ *
+ * A finished run's node outcomes are stored compact too (`nodes: null` and a
+ * property `"@nodes"`: the node ids once, a status character a node, the
+ * attempts, outputs and errors as columns; see `_node_outcomes.ts`), unless
+ * the records were opened with `nodesFormat: 1` or an outcome does not fit
+ * that form exactly. Readers get `nodes` back as written. A running or
+ * queued run's record, and a requeued run's (whose outcomes keep the ended
+ * attempt's statuses, attempts and errors but not its outputs), are in the
+ * first form. Flowstate 0.5 reads a compact run as malformed (see the CHANGELOG).
  *
  * Stores written before this layout (0.1, which indexed `succeeded` runs too
  * and never inlined events) are read as they are: deleting a run removes the

@@ -23,6 +23,7 @@ import { redactUrl } from "../plugin_define.ts";
 import { RUN_STATUSES } from "../records/layout.ts";
 import type { RunRecord, RunStatus } from "../records/types.ts";
 import type { Records } from "../records/records.ts";
+import { isRunId } from "../records/run_id.ts";
 import { builtinJobNames } from "../jobs/builtin.ts";
 import { runJob } from "../jobs/run.ts";
 import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
@@ -346,6 +347,8 @@ const ERROR_TEXT: Record<number, string> = {
   413: "The body is larger than maxBodyBytes",
   415: "The body is not application/json",
   428: "If-Match (or If-None-Match: *) is required",
+  500:
+    "The server cannot give what is stored: for a run, its record is there but this version cannot read it (damaged, or written by a newer Flowstate); the message says how to see the raw entry",
 };
 
 const KEY_QUERY = {
@@ -1016,7 +1019,10 @@ export const apiRoutes: readonly ApiRoute[] = [
     path: "/api/runs/{id}",
     tag: "runs",
     summary: "A run with its events (the node timeline)",
-    responses: { 200: { description: "The run", schema: S.RunDetailSchema }, ...errors(401, 404) },
+    responses: {
+      200: { description: "The run", schema: S.RunDetailSchema },
+      ...errors(401, 404, 500),
+    },
     async handler({ server, params }) {
       const records = await server.runtime.records();
       const run = await runOr404(records, params.id);
@@ -1045,7 +1051,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           `after reading ${SCAN_BUDGET} feed entries; \`cursor\` is present when more may follow`,
         schema: S.RunChangesPageSchema,
       },
-      ...errors(400, 401, 404),
+      ...errors(400, 401, 404, 500),
     },
     async handler({ server, params, url }) {
       const records = await server.runtime.records();
@@ -1074,7 +1080,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         schema: S.CancelSchema,
       },
       409: { description: "The run already ended", schema: S.ErrorBody },
-      ...errors(401, 403, 404),
+      ...errors(401, 403, 404, 500),
     },
     async handler({ server, params }) {
       const local = server.runs.get(params.id);
@@ -1087,7 +1093,10 @@ export const apiRoutes: readonly ApiRoute[] = [
       try {
         done = await cancelAnyRun(records, params.id, server.runtime.clock.now());
       } catch (err) {
-        if (err instanceof TypeError) throw notFound(`No run ${params.id}: ${messageOf(err)}`);
+        if (err instanceof TypeError) {
+          if (isRunId(params.id)) throw unreadableRun(params.id, err);
+          throw notFound(`No run ${params.id}: ${messageOf(err)}`);
+        }
         throw err;
       }
       if (done.kind === "unknown") throw notFound(`No run ${params.id}`);
@@ -1290,9 +1299,20 @@ async function runOr404(records: Records, id: string): Promise<RunRecord> {
   try {
     run = await records.getRun(id);
   } catch (err) {
-    if (err instanceof TypeError) throw notFound(`No run ${id}: ${messageOf(err)}`);
+    if (err instanceof TypeError) {
+      throw isRunId(id) ? unreadableRun(id, err) : notFound(`No run ${id}: ${messageOf(err)}`);
+    }
     throw err;
   }
   if (run === null) throw notFound(`No run ${id}`);
   return run;
+}
+
+/** A 500 for a run that is recorded but whose record this version cannot read. */
+function unreadableRun(id: string, err: unknown): HttpError {
+  return new HttpError(
+    "internal",
+    `Run ${id} is recorded but cannot be read: ${messageOf(err)}. ` +
+      `Its stored record: \`flowstate state get flowstate/runs/${id}\``,
+  );
 }

@@ -30,7 +30,13 @@ import type { Records } from "../records/records.ts";
 import { RecordsLayout } from "../records/layout.ts";
 import { chunkWhere, decodeChunk } from "../records/_event_chunks.ts";
 import { isRunId } from "../records/run_id.ts";
-import { type RunEvent, type RunSummary, summarizeRun } from "../records/types.ts";
+import {
+  type RunEvent,
+  type RunRecord,
+  runShapeProblem,
+  type RunSummary,
+  summarizeRun,
+} from "../records/types.ts";
 import type { Key, Store } from "../store/types.ts";
 import { messageOf } from "../errors.ts";
 import { json } from "./http.ts";
@@ -563,14 +569,24 @@ class Feed {
         await this.#readChunks(store, runId, followed);
         continue;
       }
-      const run = await records.getRun(runId);
-      if (!this.#followed.has(runId)) continue; // became local meanwhile
-      if (run === null) {
-        this.#followed.delete(runId); // deleted
+      let run: RunRecord | null;
+      let events: RunEvent[];
+      try {
+        run = await records.getRun(runId);
+        if (!this.#followed.has(runId)) continue; // became local meanwhile
+        if (run === null) {
+          this.#followed.delete(runId); // deleted
+          continue;
+        }
+        if (run.status === "running") continue; // the index moved before the record
+        events = await records.getEvents(runId);
+      } catch (err) {
+        if (!(err instanceof TypeError)) throw err;
+        // A record this version cannot read (damaged, or of a newer format): its end is
+        // announced from the fields a summary needs, and the poll goes on to the other runs.
+        await this.#endUnreadable(store, runId);
         continue;
       }
-      if (run.status === "running") continue; // the index moved before the record
-      const events = await records.getEvents(runId);
       if (!this.#followed.has(runId)) continue;
       this.#sendEvents(runId, followed, events.slice(followed.seen));
       this.#followed.delete(runId);
@@ -601,6 +617,16 @@ class Feed {
     }, { runId, flowId });
     if (follow) this.#followed.set(runId, { flowId, seen: 0, chunk: 0, fresh: true });
     return true;
+  }
+
+  /** Stop following a run whose record or events cannot be read; end it if its record says so. */
+  async #endUnreadable(store: Store, runId: string): Promise<void> {
+    const stored = await store.get<RunRecord>(new RecordsLayout(["flowstate"]).run(runId));
+    if (!this.#followed.delete(runId)) return;
+    if (stored === null || runShapeProblem(stored.value) !== undefined) return;
+    if (stored.value.status !== "running" && stored.value.status !== "queued") {
+      this.#endRemote(summarizeRun(stored.value));
+    }
   }
 
   #endRemote(summary: RunSummary): void {
