@@ -774,13 +774,18 @@ class ScopeView implements StateView {
     }
   }
 
+  /** The keys under `prefix` in this scope (the whole scope without one); `verb` names the call. */
+  #under(prefix: ScopeKey | undefined, verb: string): Key {
+    return prefix === undefined
+      ? this.#prefix
+      : [...this.#prefix, ...toParts(prefix, verb, this.scope)];
+  }
+
   async #query<T>(options: ScopeQueryOptions = {}): Promise<{ key: ScopeKey; value: T }[]> {
     try {
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const prefix = this.#prefix;
-      const under = options.prefix === undefined
-        ? prefix
-        : [...prefix, ...toParts(options.prefix, "query", this.scope)];
+      const under = this.#under(options.prefix, "query");
       const entries = await store.query<T>({
         prefix: under,
         where: options.where,
@@ -801,9 +806,7 @@ class ScopeView implements StateView {
     try {
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const prefix = this.#prefix;
-      const under = options.prefix === undefined
-        ? prefix
-        : [...prefix, ...toParts(options.prefix, "search", this.scope)];
+      const under = this.#under(options.prefix, "search");
       const hits = await store.search<T>(text, {
         prefix: under,
         limit: options.limit,
