@@ -39,7 +39,7 @@ interface ProfileNode {
   children: ProfileNode[];
 }
 
-/** Bytes `fn` allocates per call of `RUNS` calls after as many unmeasured, and by function. */
+/** Bytes `fn` allocates a call (of `RUNS` calls after as many unmeasured), in all and by function. */
 async function allocated(
   fn: () => Promise<unknown>,
 ): Promise<{ total: number; by: [string, number][] }> {
@@ -61,7 +61,11 @@ async function allocated(
     for (const child of node.children) walk(child);
   };
   walk(profile.head);
-  return { total: total / RUNS, by: [...by].sort((a, b) => b[1] - a[1]) };
+  return {
+    total: total / RUNS,
+    by: [...by].map(([name, bytes]): [string, number] => [name, bytes / RUNS])
+      .sort((a, b) => b[1] - a[1]),
+  };
 }
 
 const flow = incrementChain(NODES);
