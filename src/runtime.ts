@@ -373,6 +373,8 @@ class FlowstateRuntime implements Runtime {
   readonly storeNames: readonly string[];
   #opening = new Map<string, Promise<Store>>();
   #closing: Promise<void> | undefined;
+  /** Aborted by `close()`: the stores still opening give up (see `PluginContext.signal`). */
+  #giveUpOpening = new AbortController();
   #cwd: string;
   #createStores: boolean;
   #onWarning: WarningHandler | undefined;
@@ -529,6 +531,7 @@ class FlowstateRuntime implements Runtime {
         baseDir: this.config.baseDir,
         clock: this.clock,
         mustExist: !this.#createStores,
+        signal: this.#giveUpOpening.signal,
         onWarning: this.#onWarning,
         onIndexBuild,
       });
@@ -573,6 +576,7 @@ class FlowstateRuntime implements Runtime {
   close(): Promise<void> {
     this.#events.close();
     this.sandboxes.close();
+    this.#giveUpOpening.abort();
     this.#closing ??= this.#closeAll();
     return this.#closing;
   }

@@ -7,7 +7,12 @@
  * @module
  */
 import type { Sql } from "postgres";
-import { StoreCorruptError, StoreMissingError, StoreUnavailableError } from "../../src/errors.ts";
+import {
+  StoreClosedError,
+  StoreCorruptError,
+  StoreMissingError,
+  StoreUnavailableError,
+} from "../../src/errors.ts";
 import { redactUrl } from "../../src/plugin_define.ts";
 import { codeOf, isPostgresError, messageOf } from "./errors.ts";
 import { quoteIdent, setUp } from "./schema.ts";
@@ -114,6 +119,8 @@ export interface PostgresDriverOptions {
   storeName?: string;
   /** Create nothing: a missing table is a `StoreMissingError` (see `PluginContext.mustExist`). */
   mustExist?: boolean;
+  /** Give up opening when it aborts (see `PluginContext.signal`): a `StoreClosedError`. */
+  signal?: AbortSignal;
 }
 
 /** Where the server is, without the password, as `host:port`. */
@@ -134,7 +141,7 @@ function databaseOf(url: URL): string {
 function validateDriverOptions(
   options: PostgresDriverOptions,
   what: string,
-): Required<Omit<PostgresDriverOptions, "storeName" | "mustExist">> {
+): Required<Omit<PostgresDriverOptions, "storeName" | "mustExist" | "signal">> {
   const table = options.table ?? postgresDefaults.table;
   const schema = options.schema ?? postgresDefaults.schema;
   const max = options.max ?? postgresDefaults.max;
@@ -263,6 +270,15 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
   const timer = setTimeout(() => {
     if (!loggedIn) deadline.reject(new ConnectDeadlineError());
   }, connectTimeout * 1000);
+  // Given up (the runtime closes): the clients are ended at once, whatever they wait for.
+  const givenUp = () =>
+    deadline.reject(
+      new StoreClosedError(
+        `${what}: given up while it opened (PostgreSQL at ${hostPort(parsed)}): the caller closed`,
+      ),
+    );
+  if (options.signal?.aborted) givenUp();
+  options.signal?.addEventListener("abort", givenUp, { once: true });
   try {
     const { lockId, expiringIndex, version } = await Promise.race([
       setUp(sql, {
@@ -293,7 +309,7 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
     await Promise.all([sql.end({ timeout: 0 }), tx.end({ timeout: 0 })]).catch(() => {});
     if (
       err instanceof StoreCorruptError || err instanceof StoreMissingError ||
-      err instanceof RangeError
+      err instanceof RangeError || err instanceof StoreClosedError
     ) throw err;
     const where = `PostgreSQL at ${hostPort(parsed)} (database ${
       JSON.stringify(databaseOf(parsed))
@@ -312,6 +328,7 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
     }, { cause: err });
   } finally {
     clearTimeout(timer);
+    options.signal?.removeEventListener("abort", givenUp);
   }
 }
 

@@ -131,6 +131,7 @@ const postgresPlugin: Plugin<PostgresOptions> = definePlugin({
       lockTimeout: options.lockTimeout,
       storeName: context.storeName,
       mustExist: context.mustExist ?? false,
+      ...(context.signal ? { signal: context.signal } : {}),
     });
   },
 });
