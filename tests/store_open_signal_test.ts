@@ -42,7 +42,9 @@ Deno.test("the first Ctrl-C ends `flowstate run` while its postgres store is sti
     await connected.promise; // the store is opening: its client reached the server
     child.kill("SIGINT");
     // The test's own bound: before the fix, the process waited for the connectTimeout.
-    const hung = new Promise<"hung">((resolve) => timer = setTimeout(() => resolve("hung"), 30_000));
+    const hung = new Promise<"hung">((resolve) =>
+      timer = setTimeout(() => resolve("hung"), 30_000)
+    );
     const ended = await Promise.race([output, hung]);
     if (ended === "hung") {
       child.kill("SIGKILL");
