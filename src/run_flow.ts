@@ -466,19 +466,20 @@ async function runInTree(
 }
 
 /**
- * `promise`, or an error saying `message` as soon as `signal` aborts: a store
- * that cannot open (a server that does not answer) must not keep a cancelled
- * run waiting. Nothing is recorded for a run cancelled here: it had not started.
+ * `promise`, or an error saying `message` as soon as `signal` aborts while it
+ * waits: a store that cannot open (a server that does not answer) must not
+ * keep a cancelled run waiting. Nothing is recorded for a run cancelled here:
+ * it had not started. A signal aborted already is left to the run (recorded
+ * cancelled at once, as before).
  */
 async function untilAborted<T>(
   promise: Promise<T>,
   signal: AbortSignal | undefined,
   message: string,
 ): Promise<T> {
-  if (signal === undefined) return await promise;
+  if (signal === undefined || signal.aborted) return await promise;
   const aborted = Promise.withResolvers<never>();
   const onAbort = () => aborted.reject(new Error(message, { cause: signal.reason }));
-  if (signal.aborted) onAbort();
   signal.addEventListener("abort", onAbort, { once: true });
   try {
     return await Promise.race([promise, aborted.promise]);
