@@ -317,7 +317,11 @@ async function runInTree(
   // A claimed run whose claim was lost while its flow loaded (the worker's heartbeat found it
   // taken back) does not start: it may be running under another worker already.
   if (claimed?.lost?.aborted) throw new RunNotOwnedError(claimed.record.id);
-  const recordsStore = await host.recordsStore();
+  const recordsStore = await untilAborted(
+    host.recordsStore(),
+    options.signal,
+    "Cancelled before the run started: its records store was still opening",
+  );
   const records = new Records(recordsStore, {
     clock: host.clock,
     ...(host.eventFormat === undefined ? {} : { eventFormat: host.eventFormat }),
@@ -463,5 +467,28 @@ async function runInTree(
     // The caller's own error, unchanged (so `instanceof` checks on it hold); the run is recorded.
     if (tree.callbackError !== undefined && depth === 0) throw tree.callbackError.error;
     return record;
+  }
+}
+
+/**
+ * `promise`, or an error saying `message` as soon as `signal` aborts while it
+ * waits: a store that cannot open (a server that does not answer) must not
+ * keep a cancelled run waiting. Nothing is recorded for a run cancelled here:
+ * it had not started. A signal aborted already is left to the run (recorded
+ * cancelled at once, as before).
+ */
+async function untilAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  message: string,
+): Promise<T> {
+  if (signal === undefined || signal.aborted) return await promise;
+  const aborted = Promise.withResolvers<never>();
+  const onAbort = () => aborted.reject(new Error(message, { cause: signal.reason }));
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await Promise.race([promise, aborted.promise]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
   }
 }

@@ -376,6 +376,8 @@ class FlowstateRuntime implements Runtime {
   /** The stores of `#opening` that have opened, by name: what the state views take without waiting. */
   #opened = new Map<string, Store>();
   #closing: Promise<void> | undefined;
+  /** Aborted by `close()`: the stores still opening give up (see `PluginContext.signal`). */
+  #giveUpOpening = new AbortController();
   #cwd: string;
   #createStores: boolean;
   #onWarning: WarningHandler | undefined;
@@ -539,6 +541,7 @@ class FlowstateRuntime implements Runtime {
         baseDir: this.config.baseDir,
         clock: this.clock,
         mustExist: !this.#createStores,
+        signal: this.#giveUpOpening.signal,
         onWarning: this.#onWarning,
         onIndexBuild,
       });
@@ -583,6 +586,7 @@ class FlowstateRuntime implements Runtime {
   close(): Promise<void> {
     this.#events.close();
     this.sandboxes.close();
+    this.#giveUpOpening.abort();
     this.#closing ??= this.#closeAll();
     return this.#closing;
   }
