@@ -588,7 +588,6 @@ export function backoffMs(backoff: QueueBackoff | undefined, failures: number): 
   return Math.round(backoff.max === undefined ? wait : Math.min(wait, backoff.max));
 }
 
-/** Attempts that count against `maxAttempts`: the ones that ran to an end (not lost). */
 /**
  * A requeued run's node outcomes: the ended attempt's statuses, attempts and
  * errors, without its outputs (cleared as the run's own `outputs` are). The
@@ -612,6 +611,7 @@ function queuedNodes(nodes: RunRecord["nodes"]): RunRecord["nodes"] {
   return out;
 }
 
+/** Attempts that count against `maxAttempts`: the ones that ran to an end (not lost). */
 function failures(attempts: readonly QueueAttempt[]): number {
   return attempts.filter((a) => a.outcome !== "lost" && a.outcome !== "succeeded").length;
 }

@@ -348,7 +348,7 @@ const ERROR_TEXT: Record<number, string> = {
   415: "The body is not application/json",
   428: "If-Match (or If-None-Match: *) is required",
   500:
-    "The run is recorded but this version cannot read its record (damaged, or written by a newer Flowstate); the message says how to see the raw entry",
+    "The server cannot give what is stored: for a run, its record is there but this version cannot read it (damaged, or written by a newer Flowstate); the message says how to see the raw entry",
 };
 
 const KEY_QUERY = {
