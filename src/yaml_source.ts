@@ -755,15 +755,17 @@ interface Level {
 /** How a line that yaml stumbles on at its start is indented (see {@linkcode blockAlignment}). */
 type Alignment = true | { message: string };
 
+// A key and its `:` at the start of a text (each character matched one way: linear).
 const KEY =
-  /^("(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s#,[\]{}&*!|>'"%@`](?:[^:#]|:(?=\S))*?)[ \t]*:(?=[ \t]|$)/;
+  /^("(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s#,[\]{}&*!|>'"%@`](?:[^\s:]|:(?=\S)|\s+(?=[^\s#:]|:\S))*)[ \t]*:(?=[ \t]|$)/;
+const DASH = /-( +|$)/y;
 
 /**
  * For each line of `wanted` (1-based), whether it is a key or list item
  * indented like the keys or items beside it (`true`: lined up with an open
- * block, or deeper than all of them, as a nested block starts) or, when it
- * is not, the message for it: indented less than the innermost open block
- * and at none of their columns. The lines before it are read as blocks of
+ * block, or deeper than all of them where the line above leaves its value
+ * to the lines below, as a nested block starts) or, when it is not, the
+ * message for it. The lines before it are read as blocks of
  * keys and items by their indentation (block scalars and flow collections
  * written over several lines skipped); a badly indented line counts as
  * written at the nearest column of its kind, so the lines after it are
@@ -802,9 +804,8 @@ function blockAlignment(
     // The `-` of each list item on the line (`- - a`), then what they hold.
     const items: number[] = [];
     let content = at;
-    for (let m; (m = /^-( +|$)/.exec(line.slice(content))) !== null;) {
+    for (DASH.lastIndex = content; DASH.exec(line) !== null; content = DASH.lastIndex) {
       items.push(content);
-      content += m[0].length;
     }
     const key = KEY.exec(line.slice(content));
     const kind = items.length > 0 ? "item" : key !== null ? "key" : undefined;
