@@ -21,6 +21,7 @@ import { knownFlowHash } from "./records/flow_version.ts";
 import type { FlowDefinition } from "./flow/types.ts";
 import type { RunEvent, RunRecord } from "./records/types.ts";
 import type { JsonValue, Store } from "./store/types.ts";
+import { outsideRunActor } from "./store/actor.ts";
 import { type EventBus, unrecorded } from "./runtime_events.ts";
 import type { EnqueueOptions, EnqueueResult } from "./queue/enqueue.ts";
 
@@ -417,19 +418,23 @@ async function runInTree(
           }
           tree.subRuns++;
           const target = typeof sub === "string" ? resolve(prepared.baseDir, sub) : sub;
-          return runInTree(
-            { ...host },
-            target,
-            {
-              ...options,
-              input,
-              signal,
-              inputFromStrings: false,
-              parentRunId: runId,
-              depth: depth + 1,
-            },
-            tree,
-            onStart,
+          // The sub-run's records are its own writes, not the parent node's (its nodes' state
+          // writes name the sub-run and its nodes, as any run's do).
+          return outsideRunActor(() =>
+            runInTree(
+              { ...host },
+              target,
+              {
+                ...options,
+                input,
+                signal,
+                inputFromStrings: false,
+                parentRunId: runId,
+                depth: depth + 1,
+              },
+              tree,
+              onStart,
+            )
           );
         },
       });

@@ -161,8 +161,9 @@ export interface Runtime extends AsyncDisposable {
    * The store named `name` (default: the store the `global` scope maps to),
    * opened on first use. Writes committed through it (`set`, `delete`, an
    * atomic commit, `clear`) are told to {@linkcode Runtime.events} as
-   * `state.changed` while someone listens. Rejects with a `RangeError` listing the known names
-   * when there is no such store, with a {@linkcode ConfigError} (pointing at
+   * `state.changed` while someone listens. Rejects with an {@linkcode UnknownStoreError}
+   * (`store`, `known`: the configured names) when there is no such store, with a
+   * {@linkcode ConfigError} (pointing at
    * the store in the config file) when its options are invalid, with a
    * `StoreMissingError` when it does not exist yet and the runtime
    * was opened with `createStores: false`, and with a
