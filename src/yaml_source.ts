@@ -191,8 +191,22 @@ export class YamlSource {
     // before they are composed (composing recurses).
     const bomb = aliasPastLimit(text, MAX_YAML_ALIASES);
     if (bomb !== undefined) countLines(text, this.#lines);
-    const tokens = bomb === undefined ? [...new Parser(this.#lines.addNewLine).parse(text)] : [];
-    const deep = bomb === undefined ? tooDeep(tokens, MAX_YAML_DEPTH) : undefined;
+    let tokens: CST.Token[] = [];
+    let deep: number | undefined;
+    if (bomb === undefined) {
+      try {
+        tokens = [...new Parser(this.#lines.addNewLine).parse(text)];
+        deep = tooDeep(tokens, MAX_YAML_DEPTH);
+      } catch (err) {
+        // yaml's parser recurses once a level of blocks opened on one line (`- - - …`): past
+        // the stack, the text is nested far deeper than the limit, reported like any such.
+        if (!(err instanceof RangeError)) throw err;
+        tokens = [];
+        this.#lines.lineStarts.length = 0;
+        countLines(text, this.#lines);
+        deep = deepestLine(text);
+      }
+    }
     const composer = new Composer({
       uniqueKeys: options.uniqueKeys ?? true,
       ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
@@ -563,6 +577,28 @@ function secondDocument(
 function countLines(text: string, lines: LineCounter): void {
   lines.addNewLine(0);
   for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) lines.addNewLine(i + 1);
+}
+
+/**
+ * The offset where the line with the most openings of lists and mappings
+ * (`- `, `[`, `{`) starts its content: where a text too deep for yaml's
+ * parser is reported.
+ */
+function deepestLine(text: string): number {
+  let best = 0;
+  let bestCount = -1;
+  for (let start = 0; start <= text.length;) {
+    let end = text.indexOf("\n", start);
+    if (end === -1) end = text.length;
+    const line = text.slice(start, end);
+    const count = (line.match(/- |[[{]/g) ?? []).length;
+    if (count > bestCount) {
+      bestCount = count;
+      best = start + (line.length - line.trimStart().length);
+    }
+    start = end + 1;
+  }
+  return best;
 }
 
 /** The offset of the first collection nested deeper than `limit` in yaml's tokens, if any. */

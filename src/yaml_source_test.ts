@@ -290,3 +290,15 @@ Deno.test("YamlSource.toData(): an alias inside its own anchor is a problem at t
     data: { a: [1], b: [[1], [1]] },
   });
 });
+
+Deno.test("YamlSource: blocks opened on one line too deep for yaml's parser are the same syntax error, on that line", () => {
+  // `- - - …` 100,000 times then a less indented line: yaml's parser recursed past the stack.
+  const text = "id: x\nnodes:\n  " + "- ".repeat(100_000) + "a\n b: 1\n";
+  const deep = new YamlSource(text, { file: "deep.flow.yaml" });
+  assert.equal(deep.syntaxErrors.length, 1);
+  assert.match(deep.syntaxErrors[0].message, /^nested deeper than 256 levels/);
+  assert.deepEqual(
+    { line: deep.syntaxErrors[0].line, column: deep.syntaxErrors[0].column },
+    { line: 3, column: 3 },
+  );
+});
