@@ -451,6 +451,8 @@ export async function renderRun(container, id, ctx) {
   const shown = new Map();
   /** Every node id the timeline knows (shown or not). */
   const known = new Set();
+  /** The first nodes, shown whatever their status (the others show while running or failed). */
+  const first = new Set();
   let latestEnd = 0;
   let nodesEl = null;
   let countEl = null;
@@ -533,7 +535,7 @@ export async function renderRun(container, id, ctx) {
     }
     if (moreEl) {
       const hidden = known.size - shown.size;
-      moreEl.hidden = hidden <= 0;
+      moreEl.style.display = hidden > 0 ? "" : "none";
       moreEl.textContent = `show all ${known.size} nodes (${hidden} more)`;
     }
   }
@@ -542,8 +544,10 @@ export async function renderRun(container, id, ctx) {
     const nodes = nodeTimeline(run, events);
     shown.clear();
     known.clear();
+    first.clear();
     latestEnd = 0;
     for (const node of nodes) noteNode(node);
+    for (const node of nodes.slice(0, TIMELINE_CAP)) first.add(node.id);
     const span = timelineSpan();
     const rows = (showAll ? nodes : shownNodes(nodes)).map((node) => {
       const entry = nodeRow(node, span);
@@ -573,8 +577,14 @@ export async function renderRun(container, id, ctx) {
     const node = nodeNow(nodeId);
     const isNew = !known.has(nodeId);
     noteNode(node);
+    if (isNew && first.size < TIMELINE_CAP) first.add(nodeId);
     const old = shown.get(nodeId);
-    if (!old && !(showAll || shown.size < TIMELINE_CAP || notable(node))) {
+    if (!(showAll || first.has(nodeId) || notable(node))) {
+      // Past the first ones, a node shows while it runs (or once it failed).
+      if (old) {
+        old.row.remove();
+        shown.delete(nodeId);
+      }
       renderCounts();
       return;
     }
@@ -586,7 +596,7 @@ export async function renderRun(container, id, ctx) {
     shown.set(nodeId, entry);
     if (old) old.row.replaceWith(entry.row);
     else nodesEl.appendChild(entry.row);
-    if (isNew || !old) renderCounts();
+    if (!old) renderCounts();
   }
 
   /** The 1 s tick of a running run: bars, running durations, the header's "running for". */
