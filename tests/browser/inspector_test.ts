@@ -359,6 +359,41 @@ nodes:
   );
 }
 
+Deno.test({
+  name: "inspector: at phone width nothing scrolls sideways; diff line numbers stay on one line",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      await page.setViewportSize({ width: 390, height: 800 });
+      for (const view of ["state", "runs", "flows", "jobs"]) {
+        await page.goto(new URL(`#/${view}`, inspector.url).href);
+        await page.locator("h1.view-title").first().waitFor();
+        assert.equal(
+          await page.evaluate("document.documentElement.scrollWidth"),
+          390,
+          `#/${view} is wider than the phone`,
+        );
+      }
+      await page.goto(new URL("#/flows/counter", inspector.url).href);
+      const numbers = page.locator("table.diff td.ln");
+      await numbers.first().waitFor();
+      // One line box per number: "10" is not "1" above "0".
+      const lines = await page.evaluate(`[...document.querySelectorAll("table.diff td.ln")]
+        .filter((cell) => cell.textContent.length > 1)
+        .map((cell) => {
+          const range = document.createRange();
+          range.selectNodeContents(cell);
+          return cell.textContent + ":" + range.getClientRects().length;
+        })`) as string[];
+      assert.ok(lines.length > 0);
+      assert.deepEqual(lines.filter((l) => !l.endsWith(":1")), []);
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
 /** A flow of `count` transform nodes, then two gates (files the test writes) one after the other. */
 async function writeWideFlow(inspector: Inspector, count: number): Promise<void> {
   const nodes = Array.from(
