@@ -394,6 +394,37 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "inspector: jobs and flows say loading…; the jobs table draws before the schedules come",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      // Hold the answers until the test lets them through.
+      const held: (() => void)[] = [];
+      const hold = (pattern: string) =>
+        page.route(pattern, (route) => {
+          held.push(() => route.continue().catch(() => {}));
+        });
+      await hold("**/api/schedules*");
+      await page.goto(new URL("#/jobs", inspector.url).href);
+      await page.locator('.jobs-table tr[data-job="gc"]').waitFor();
+      await page.locator(".schedules-table td").filter({ hasText: "loading…" }).waitFor();
+      while (held.length) held.shift()!();
+      await page.locator(".schedules-table tr[data-schedule]").first().waitFor();
+
+      await hold("**/api/flows*");
+      await page.goto(new URL("#/flows", inspector.url).href);
+      await page.locator("#main .view-loading").filter({ hasText: "loading…" }).waitFor();
+      while (held.length) held.shift()!();
+      await page.locator('.flows-table tr[data-flow="counter"]').waitFor();
+      assert.equal(await page.locator("#main .view-loading").count(), 0);
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
 /** A flow of `count` transform nodes, then two gates (files the test writes) one after the other. */
 async function writeWideFlow(inspector: Inspector, count: number): Promise<void> {
   const nodes = Array.from(
@@ -419,7 +450,8 @@ ${nodes.join("")}${gate("first", `n${count - 1}`, "first")}${gate("second", "fir
 }
 
 Deno.test({
-  name: "inspector: a run of many nodes shows the first ones, the running ones, and the rest on demand",
+  name:
+    "inspector: a run of many nodes shows the first ones, the running ones, and the rest on demand",
   ignore,
   sanitizeResources: false,
   sanitizeOps: false,

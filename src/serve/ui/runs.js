@@ -509,7 +509,11 @@ export async function renderRun(container, id, ctx) {
         h("span.node-name.mono", { text: node.id }),
         statusBadge(node.status ?? "pending"),
         h("span.node-attempts", {
-          text: node.attempt > 1 ? `${node.attempt} attempts` : node.attempt === 1 ? "1 attempt" : "",
+          text: node.attempt > 1
+            ? `${node.attempt} attempts`
+            : node.attempt === 1
+            ? "1 attempt"
+            : "",
         }),
         duration,
         h("span.gantt", {}, bar),
