@@ -498,6 +498,11 @@ Deno.test({
       // Past the first 500, a node that ended well leaves the short list.
       await page.locator('.node-row[data-node="first"]').waitFor({ state: "detached" });
       assert.equal(await page.locator(".node-row.mark").count(), 1);
+      // n1's output is `1`: one byte, said so.
+      await page.locator('.node-row[data-node="n1"] .node-summary').click();
+      const facts = page.locator('.node-row[data-node="n1"] .node-facts');
+      await facts.filter({ hasText: "output1 byte" }).waitFor();
+      assert.doesNotMatch(await facts.textContent() ?? "", /bytes/);
       assert.equal(await showAll.textContent(), `show all ${count + 2} nodes (101 more)`);
 
       await showAll.click();
