@@ -452,6 +452,7 @@ export function parseConfigTextWith(
     aliases: "stop",
     missing: "key",
     empty: "here",
+    oneDocument: { file: "a config file" },
     // Problems are reported as ConfigErrors; the YAML library must not also
     // print its warnings (a collection used as a key) on stderr.
     logLevel: "error",

@@ -318,9 +318,16 @@ Deno.test("parseConfigText() gives file:line:column for malformed YAML", () => {
   assert.equal(
     errorOf("stores:\n  main:\n    plugin: memory\n   x: [\n"),
     [
-      "flowstate.yaml:4:1: invalid YAML: All mapping items must start at the same column",
+      "flowstate.yaml:4:4: invalid YAML: `x:` is indented 3 spaces; the keys beside it use 4: indent it like them",
       "flowstate.yaml:5:1: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]",
     ].join("\n"),
+  );
+});
+
+Deno.test("parseConfigText() says a second YAML document is one too many, where it starts", () => {
+  assert.equal(
+    errorOf("stores:\n  main: { plugin: memory }\n---\nhome: x\n"),
+    "flowstate.yaml:3:1: invalid YAML: a second YAML document starts here (`---`); a config file holds one: remove the `---` and what follows",
   );
 });
 

@@ -320,6 +320,11 @@ export interface OpenStoreOptions {
    */
   mustExist?: boolean;
   /**
+   * Give up opening when it aborts: see {@linkcode PluginContext.signal}
+   * (a runtime aborts it when it closes while its stores open).
+   */
+  signal?: AbortSignal;
+  /**
    * Receives the store's warnings (see {@linkcode Warning}). Default: none,
    * and they are dropped: the library never prints.
    */
@@ -358,7 +363,17 @@ export function defaultHome(): string {
 
 /** The options of {@linkcode openStore} (its second argument). */
 const OPEN_STORE_OPTIONS: readonly string[] = fieldNames<OpenStoreOptions>()(
-  ["name", "home", "baseDir", "clock", "actor", "mustExist", "onWarning", "onIndexBuild"],
+  [
+    "name",
+    "home",
+    "baseDir",
+    "clock",
+    "actor",
+    "mustExist",
+    "signal",
+    "onWarning",
+    "onIndexBuild",
+  ],
 );
 
 /**
@@ -476,6 +491,7 @@ export async function openStore<const S extends StoreSpec>(
       },
       baseDir,
       mustExist: options.mustExist ?? false,
+      ...(options.signal ? { signal: options.signal } : {}),
       // Only with a handler, so that a plugin can tell nobody listens (and skip the work).
       ...(onWarning
         ? { warn: ({ code, message }) => onWarning({ code, message, store: name }) }

@@ -154,6 +154,13 @@ export interface PluginContext {
    */
   mustExist?: boolean;
   /**
+   * Aborted when the caller gives up on the open (a runtime closing while the
+   * store opens, after Ctrl-C): an open that can wait long (a network
+   * connection) stops, releases what it holds and throws. Absent: nobody
+   * gives up.
+   */
+  signal?: AbortSignal;
+  /**
    * Report a {@linkcode Warning}: the core adds the store's name and hands it
    * to the caller's `onWarning`. A plugin never prints: it warns here. Absent
    * when the caller gave no handler (nobody listens), so call it as

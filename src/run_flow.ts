@@ -21,6 +21,7 @@ import { knownFlowHash } from "./records/flow_version.ts";
 import type { FlowDefinition } from "./flow/types.ts";
 import type { RunEvent, RunRecord } from "./records/types.ts";
 import type { JsonValue, Store } from "./store/types.ts";
+import { outsideRunActor } from "./store/actor.ts";
 import { type EventBus, unrecorded } from "./runtime_events.ts";
 import type { EnqueueOptions, EnqueueResult } from "./queue/enqueue.ts";
 
@@ -316,7 +317,11 @@ async function runInTree(
   // A claimed run whose claim was lost while its flow loaded (the worker's heartbeat found it
   // taken back) does not start: it may be running under another worker already.
   if (claimed?.lost?.aborted) throw new RunNotOwnedError(claimed.record.id);
-  const recordsStore = await host.recordsStore();
+  const recordsStore = await untilAborted(
+    host.recordsStore(),
+    options.signal,
+    "Cancelled before the run started: its records store was still opening",
+  );
   const records = new Records(recordsStore, {
     clock: host.clock,
     ...(host.eventFormat === undefined ? {} : { eventFormat: host.eventFormat }),
@@ -417,19 +422,23 @@ async function runInTree(
           }
           tree.subRuns++;
           const target = typeof sub === "string" ? resolve(prepared.baseDir, sub) : sub;
-          return runInTree(
-            { ...host },
-            target,
-            {
-              ...options,
-              input,
-              signal,
-              inputFromStrings: false,
-              parentRunId: runId,
-              depth: depth + 1,
-            },
-            tree,
-            onStart,
+          // The sub-run's records are its own writes, not the parent node's (its nodes' state
+          // writes name the sub-run and its nodes, as any run's do).
+          return outsideRunActor(() =>
+            runInTree(
+              { ...host },
+              target,
+              {
+                ...options,
+                input,
+                signal,
+                inputFromStrings: false,
+                parentRunId: runId,
+                depth: depth + 1,
+              },
+              tree,
+              onStart,
+            )
           );
         },
       });
@@ -458,5 +467,28 @@ async function runInTree(
     // The caller's own error, unchanged (so `instanceof` checks on it hold); the run is recorded.
     if (tree.callbackError !== undefined && depth === 0) throw tree.callbackError.error;
     return record;
+  }
+}
+
+/**
+ * `promise`, or an error saying `message` as soon as `signal` aborts while it
+ * waits: a store that cannot open (a server that does not answer) must not
+ * keep a cancelled run waiting. Nothing is recorded for a run cancelled here:
+ * it had not started. A signal aborted already is left to the run (recorded
+ * cancelled at once, as before).
+ */
+async function untilAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  message: string,
+): Promise<T> {
+  if (signal === undefined || signal.aborted) return await promise;
+  const aborted = Promise.withResolvers<never>();
+  const onAbort = () => aborted.reject(new Error(message, { cause: signal.reason }));
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await Promise.race([promise, aborted.promise]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
   }
 }

@@ -161,8 +161,9 @@ export interface Runtime extends AsyncDisposable {
    * The store named `name` (default: the store the `global` scope maps to),
    * opened on first use. Writes committed through it (`set`, `delete`, an
    * atomic commit, `clear`) are told to {@linkcode Runtime.events} as
-   * `state.changed` while someone listens. Rejects with a `RangeError` listing the known names
-   * when there is no such store, with a {@linkcode ConfigError} (pointing at
+   * `state.changed` while someone listens. Rejects with an {@linkcode UnknownStoreError}
+   * (`store`, `known`: the configured names) when there is no such store, with a
+   * {@linkcode ConfigError} (pointing at
    * the store in the config file) when its options are invalid, with a
    * `StoreMissingError` when it does not exist yet and the runtime
    * was opened with `createStores: false`, and with a
@@ -372,7 +373,11 @@ class FlowstateRuntime implements Runtime {
   readonly clock: Clock;
   readonly storeNames: readonly string[];
   #opening = new Map<string, Promise<Store>>();
+  /** The stores of `#opening` that have opened, by name: what the state views take without waiting. */
+  #opened = new Map<string, Store>();
   #closing: Promise<void> | undefined;
+  /** Aborted by `close()`: the stores still opening give up (see `PluginContext.signal`). */
+  #giveUpOpening = new AbortController();
   #cwd: string;
   #createStores: boolean;
   #onWarning: WarningHandler | undefined;
@@ -469,7 +474,9 @@ class FlowstateRuntime implements Runtime {
       opening = this.#open(name);
       this.#opening.set(name, opening);
       // A failed open is forgotten so that a later call can try again.
-      opening.catch(() => {
+      opening.then((store) => {
+        if (this.#opening.get(name) === opening) this.#opened.set(name, store);
+      }, () => {
         if (this.#opening.get(name) === opening) this.#opening.delete(name);
       });
     }
@@ -485,6 +492,11 @@ class FlowstateRuntime implements Runtime {
       );
     }
     return this.store(this.config.scopes[scope]);
+  }
+
+  /** The store of `scope`, unwrapped, if it has opened and the runtime is not closing (else see `#storeFor`). */
+  #openedFor(scope: ScopeName): Store | undefined {
+    return this.#closing === undefined ? this.#opened.get(this.config.scopes[scope]) : undefined;
   }
 
   /** {@linkcode storeFor}, unwrapped (see `#store`). */
@@ -529,6 +541,7 @@ class FlowstateRuntime implements Runtime {
         baseDir: this.config.baseDir,
         clock: this.clock,
         mustExist: !this.#createStores,
+        signal: this.#giveUpOpening.signal,
         onWarning: this.#onWarning,
         onIndexBuild,
       });
@@ -573,6 +586,7 @@ class FlowstateRuntime implements Runtime {
   close(): Promise<void> {
     this.#events.close();
     this.sandboxes.close();
+    this.#giveUpOpening.abort();
     this.#closing ??= this.#closeAll();
     return this.#closing;
   }
@@ -606,6 +620,7 @@ class FlowstateRuntime implements Runtime {
     return {
       resolver: {
         forScope: (scope) => this.#storeFor(scope),
+        opened: (scope) => this.#openedFor(scope),
         byName: (name) => this.#store(name),
         stateChanges: this.#stateChanges,
       },

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { ConfigError, StoreClosedError, StoreOpenError } from "./errors.ts";
 import { definePlugin, type Plugin } from "./plugin.ts";
-import { openRuntime } from "./runtime.ts";
+import { flowHostOf, openRuntime } from "./runtime.ts";
 import type { StoreDriver } from "./store/driver.ts";
 import { MemoryDriver } from "../plugins/memory/mod.ts";
 import { UnknownStoreError } from "./errors.ts";
@@ -110,6 +110,28 @@ Deno.test("Runtime.store() forgets a failed open so a later call can retry", asy
   const store = await runtime.store("s");
   assert.equal(store.name, "s");
   assert.deepEqual(events, ["open s", "open s"]);
+});
+
+Deno.test("a run's state views take a scope's store without waiting once it is open, and not after close() or a failed open", async () => {
+  const { plugin } = probePlugin({ failOpen: 1 });
+  const runtime = await openRuntime({
+    config: {
+      stores: { main: { plugin: "memory" }, other: { plugin } },
+      scopes: { global: "main", flow: "main", node: "other" },
+    },
+  });
+  const { resolver } = flowHostOf(runtime).host;
+  assert.equal(resolver.opened!("global"), undefined, "not open yet");
+  const main = await resolver.forScope("global");
+  assert.equal(resolver.opened!("global"), main);
+  assert.equal(resolver.opened!("flow"), main);
+  await assert.rejects(resolver.forScope("node"), /probe other refused to open/);
+  assert.equal(resolver.opened!("node"), undefined, "a failed open is not handed out");
+  const other = await resolver.forScope("node");
+  assert.equal(resolver.opened!("node"), other);
+  await runtime.close();
+  assert.equal(resolver.opened!("global"), undefined, "none once the runtime closes");
+  await assert.rejects(resolver.forScope("global"), StoreClosedError);
 });
 
 Deno.test("Runtime.close() closes every opened store even when one close throws", async () => {

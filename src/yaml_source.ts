@@ -120,6 +120,14 @@ export interface YamlSourceOptions {
    * position) or where the value would start (`"here"`).
    */
   empty?: "key" | "here";
+  /**
+   * For the message on a second document (`---` further down), what holds
+   * one (default `"this file"`) and where the other could go instead: with
+   * `{ file: "a flow file", elsewhere: "put the other flow in a file of its own" }`,
+   * "a second YAML document starts here (`---`); a flow file holds one:
+   * remove the `---` and what follows, or put the other flow in a file of its own".
+   */
+  oneDocument?: { file: string; elsewhere?: string };
 }
 
 interface Step {
@@ -183,8 +191,22 @@ export class YamlSource {
     // before they are composed (composing recurses).
     const bomb = aliasPastLimit(text, MAX_YAML_ALIASES);
     if (bomb !== undefined) countLines(text, this.#lines);
-    const tokens = bomb === undefined ? [...new Parser(this.#lines.addNewLine).parse(text)] : [];
-    const deep = bomb === undefined ? tooDeep(tokens, MAX_YAML_DEPTH) : undefined;
+    let tokens: CST.Token[] = [];
+    let deep: number | undefined;
+    if (bomb === undefined) {
+      try {
+        tokens = [...new Parser(this.#lines.addNewLine).parse(text)];
+        deep = tooDeep(tokens, MAX_YAML_DEPTH);
+      } catch (err) {
+        // yaml's parser recurses once a level of blocks opened on one line (`- - - …`): past
+        // the stack, the text is nested far deeper than the limit, reported like any such.
+        if (!(err instanceof RangeError)) throw err;
+        tokens = [];
+        this.#lines.lineStarts.length = 0;
+        countLines(text, this.#lines);
+        deep = deepestLine(text);
+      }
+    }
     const composer = new Composer({
       uniqueKeys: options.uniqueKeys ?? true,
       ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
@@ -197,7 +219,7 @@ export class YamlSource {
           new YAMLParseError(
             [next.range[0], next.range[1]],
             "MULTIPLE_DOCS",
-            "Source contains multiple documents; please use YAML.parseAllDocuments()",
+            secondDocument(text, next.range[0], options.oneDocument),
           ),
         );
         break;
@@ -535,10 +557,48 @@ function aliasPastLimit(text: string, limit: number): number | undefined {
   return undefined;
 }
 
+/**
+ * The message on a second document at `offset`: where it starts (its `---`, or
+ * after the `...` that ended the first) and what to do.
+ */
+function secondDocument(
+  text: string,
+  offset: number,
+  one: YamlSourceOptions["oneDocument"],
+): string {
+  const dashes = text.startsWith("---", offset);
+  const marker = dashes ? "`---`" : "`...`";
+  return `a second YAML document starts here (${dashes ? marker : `after the ${marker}`}); ` +
+    `${one?.file ?? "this file"} holds one: remove the ${marker} and what follows` +
+    (one?.elsewhere === undefined ? "" : `, or ${one.elsewhere}`);
+}
+
 /** Where each line of `text` starts, as the parser tells `lines` while it parses. */
 function countLines(text: string, lines: LineCounter): void {
   lines.addNewLine(0);
   for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) lines.addNewLine(i + 1);
+}
+
+/**
+ * The offset where the line with the most openings of lists and mappings
+ * (`- `, `[`, `{`) starts its content: where a text too deep for yaml's
+ * parser is reported.
+ */
+function deepestLine(text: string): number {
+  let best = 0;
+  let bestCount = -1;
+  for (let start = 0; start <= text.length;) {
+    let end = text.indexOf("\n", start);
+    if (end === -1) end = text.length;
+    const line = text.slice(start, end);
+    const count = (line.match(/- |[[{]/g) ?? []).length;
+    if (count > bestCount) {
+      bestCount = count;
+      best = start + (line.length - line.trimStart().length);
+    }
+    start = end + 1;
+  }
+  return best;
 }
 
 /** The offset of the first collection nested deeper than `limit` in yaml's tokens, if any. */
@@ -644,16 +704,25 @@ function keyText(key: unknown): string {
 /**
  * yaml's errors for the commonest slips, worded with their fix, without the
  * errors it reports after them on the same line (they only follow from them):
- * a tab that indents a line; a value holding `": "` (read as one more key); a
- * line indented more than the one above it.
+ * a tab that indents a line; a key or list item indented unlike the ones
+ * beside it (at the key or item, and without the errors yaml then reports on
+ * the well-indented lines after it); a value holding `": "` (read as one more
+ * key); a line indented more than the one above it.
  */
 function explained(problems: YamlSyntaxProblem[], text: string): YamlSyntaxProblem[] {
   const lines = text.split(/\r?\n/);
+  const slips = new Set(
+    problems.filter((p) => indentationSlip(p) && atIndentation(p, lines[p.line - 1] ?? ""))
+      .map((p) => p.line),
+  );
+  const alignment = blockAlignment(lines, slips);
+  let misaligned = false;
   const explainedLines = new Set<number>();
   const out: YamlSyntaxProblem[] = [];
   for (const p of problems) {
     if (explainedLines.has(p.line)) continue;
     const line = lines[p.line - 1] ?? "";
+    const aligned = slips.has(p.line) ? alignment.get(p.line) : undefined;
     if (p.error.code === "TAB_AS_INDENT") {
       explainedLines.add(p.line);
       out.push({
@@ -661,12 +730,19 @@ function explained(problems: YamlSyntaxProblem[], text: string): YamlSyntaxProbl
         message:
           "a tab indents this line, and YAML indents with spaces only: replace the tab with spaces",
       });
+    } else if (aligned !== undefined && aligned !== true) {
+      explainedLines.add(p.line);
+      misaligned = true;
+      out.push({ ...p, message: aligned.message, column: indent(line) + 1 });
+    } else if (aligned === true && misaligned) {
+      // A well-indented line yaml stumbles on only after a badly indented one above it.
+      explainedLines.add(p.line);
     } else if (p.error.code === "BLOCK_AS_IMPLICIT_KEY") {
       explainedLines.add(p.line);
       const value = line.slice(p.column - 1).trim();
       const key = line.slice(0, p.column - 1).trim().replace(/^-\s*/, "");
       const next = lines.findIndex((l, i) => i >= p.line && l.trim() !== "");
-      if (/:(\s|$)/.test(value) && !/^["'[{]/.test(value)) {
+      if (key.endsWith(":") && /:(\s|$)/.test(value) && !/^["'[{]/.test(value)) {
         out.push({
           ...p,
           message:
@@ -675,6 +751,8 @@ function explained(problems: YamlSyntaxProblem[], text: string): YamlSyntaxProbl
             }`,
         });
       } else if (next >= 0 && indent(lines[next]) > indent(line)) {
+        explainedLines.add(next + 1);
+        misaligned = true;
         out.push({
           ...p,
           message: "this line is indented more than the line above it, so YAML reads it as " +
@@ -686,6 +764,182 @@ function explained(problems: YamlSyntaxProblem[], text: string): YamlSyntaxProbl
     } else out.push(p);
   }
   return out;
+}
+
+/** Whether yaml's error is one it reports for a line indented unlike the lines beside it. */
+function indentationSlip(p: YamlSyntaxProblem): boolean {
+  const code = p.error.code;
+  return code === "BAD_INDENT" || code === "BLOCK_AS_IMPLICIT_KEY" ||
+    code === "MULTILINE_IMPLICIT_KEY" ||
+    (code === "MISSING_CHAR" &&
+      /^(Sequence item without - indicator|Implicit map keys need to be followed)/.test(
+        p.message,
+      ));
+}
+
+/** Whether `p` is at the start of `line`, before or at what it holds (not after a key on it). */
+function atIndentation(p: SourcePosition, line: string): boolean {
+  return line.trim() !== "" && p.column <= indent(line) + 1;
+}
+
+/** A column where the keys of a block mapping, or the `-` of a block list's items, start. */
+interface Level {
+  column: number;
+  item: boolean;
+}
+
+/** How a line that yaml stumbles on at its start is indented (see {@linkcode blockAlignment}). */
+type Alignment = true | { message: string };
+
+// A key and its `:` at the start of a text (each character matched one way: linear).
+const KEY =
+  /^("(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s#,[\]{}&*!|>'"%@`](?:[^\s:]|:(?=\S)|\s+(?=[^\s#:]|:\S))*)[ \t]*:(?=[ \t]|$)/;
+const DASH = /-( +|$)/y;
+
+/**
+ * For each line of `wanted` (1-based), whether it is a key or list item
+ * indented like the keys or items beside it (`true`: lined up with an open
+ * block, or deeper than all of them where the line above leaves its value
+ * to the lines below, as a nested block starts) or, when it is not, the
+ * message for it. The lines before it are read as blocks of
+ * keys and items by their indentation (block scalars and flow collections
+ * written over several lines skipped); a badly indented line counts as
+ * written at the nearest column of its kind, so the lines after it are
+ * measured against the lines before it. Lines it cannot tell are left out.
+ */
+function blockAlignment(
+  lines: readonly string[],
+  wanted: ReadonlySet<number>,
+): Map<number, Alignment> {
+  const found = new Map<number, Alignment>();
+  if (wanted.size === 0) return found;
+  const last = Math.max(...wanted);
+  let stack: Level[] = [];
+  let scalarAbove: number | undefined; // a block scalar's lines are deeper than this column
+  let brackets = 0; // unclosed [ and { of a flow collection written over several lines
+  let opens = true; // whether the line above leaves a value to be written below it (`key:`)
+  // The last badly indented line, while the lines after it stay at its column or deeper than
+  // where it belongs: the next ones at its column are the same slip, reported once.
+  let slip: { at: number; want: number } | undefined;
+  for (let i = 0; i < last && i < lines.length; i++) {
+    const line = lines[i];
+    const rest = line.trimStart();
+    const at = line.length - rest.length;
+    if (rest === "" || rest.startsWith("#")) continue;
+    if (scalarAbove !== undefined && at > scalarAbove) continue;
+    scalarAbove = undefined;
+    if (brackets > 0) {
+      brackets = bracketDepth(rest, brackets);
+      continue;
+    }
+    if (/^(---|\.\.\.)(\s|$)/.test(rest) && at === 0) {
+      stack = [];
+      opens = true;
+      continue;
+    }
+    // The `-` of each list item on the line (`- - a`), then what they hold.
+    const items: number[] = [];
+    let content = at;
+    for (DASH.lastIndex = content; DASH.exec(line) !== null; content = DASH.lastIndex) {
+      items.push(content);
+    }
+    const key = KEY.exec(line.slice(content));
+    const kind = items.length > 0 ? "item" : key !== null ? "key" : undefined;
+    let shift = 0;
+    if (slip !== undefined && at !== slip.at && at <= slip.want) slip = undefined;
+    if (wanted.has(i + 1) && kind !== undefined && line[content] !== "\t") {
+      const verdict = aligned(stack, at, kind === "item", opens);
+      if (verdict === true) found.set(i + 1, true);
+      else if (verdict !== undefined) {
+        const text = kind === "item" ? excerpt(line.slice(at)) : `${key![1]}:`;
+        const same = slip?.at === at && slip.want === verdict.column;
+        found.set(
+          i + 1,
+          same ? true : {
+            message:
+              `\`${text}\` is ${indented(at)}; the ${
+                verdict.item ? "list items" : "keys"
+              } beside it ${
+                verdict.column === 0 ? "are not indented" : `use ${verdict.column}`
+              }: ` +
+              "indent it like them",
+          },
+        );
+        slip = { at, want: verdict.column };
+        shift = verdict.column - at;
+      }
+    }
+    while (stack.length > 0 && stack[stack.length - 1].column > at + shift) stack.pop();
+    if (kind === "key") {
+      const top = stack[stack.length - 1];
+      if (top?.column === at + shift && top.item) stack.pop(); // `key:` ends its list of `- `
+      const under = stack[stack.length - 1];
+      if (under?.column !== at + shift || under.item) {
+        stack.push({ column: at + shift, item: false });
+      }
+    }
+    for (const [n, column] of items.entries()) {
+      const top = stack[stack.length - 1];
+      if (n > 0 || top?.column !== column + shift || !top.item) {
+        stack.push({ column: column + shift, item: true });
+      }
+    }
+    if (items.length > 0 && key !== null) stack.push({ column: content + shift, item: false });
+    const value = line.slice(content + (key?.[0].length ?? 0)).replace(/(^|\s)#.*$/, "").trim();
+    opens = kind !== undefined && value === "";
+    if (/^[|>][-+0-9]*(\s+#.*)?$/.test(value)) scalarAbove = at;
+    else if (/^[[{]/.test(value)) brackets = bracketDepth(value, 0);
+  }
+  return found;
+}
+
+/**
+ * Whether a key (or list item, `item`) at `column` lines up with the open
+ * blocks on `stack` (or starts a deeper one where the line above `opens`
+ * one), or else the nearest level of its kind (ties: the deeper), if any.
+ */
+function aligned(
+  stack: readonly Level[],
+  column: number,
+  item: boolean,
+  opens: boolean,
+): true | Level | undefined {
+  const top = stack[stack.length - 1];
+  if (top === undefined || (column > top.column && opens)) return true;
+  if (stack.some((l) => l.column === column && l.item === item)) return true;
+  // A list's `- ` may start at its key's column (`nodes:\n- id: a`).
+  if (item && opens && top.column === column) return true;
+  let best: Level | undefined;
+  for (const level of stack.filter((l) => l.item === item)) {
+    const d = Math.abs(level.column - column);
+    if (best === undefined || d <= Math.abs(best.column - column)) best = level;
+  }
+  return best;
+}
+
+/** `depth` plus the `[` and `{` that `text` opens, less those it closes, outside strings and comments. */
+function bracketDepth(text: string, depth: number): number {
+  let quote: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote !== undefined) {
+      if (c === "\\" && quote === '"') i++;
+      else if (c === quote) quote = undefined;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === "#" && (i === 0 || /\s/.test(text[i - 1]))) break;
+    else if (c === "[" || c === "{") depth++;
+    else if (c === "]" || c === "}") depth = Math.max(0, depth - 1);
+  }
+  return depth;
+}
+
+function excerpt(text: string): string {
+  const trimmed = text.trim();
+  return trimmed.length <= 30 ? trimmed : `${trimmed.slice(0, 29)}…`;
+}
+
+function indented(n: number): string {
+  return n === 0 ? "not indented" : `indented ${n} space${n === 1 ? "" : "s"}`;
 }
 
 function indent(line: string): number {

@@ -97,6 +97,28 @@ Deno.test("YamlSource.syntaxErrors: an unclosed quote is reported where its stri
   );
 });
 
+Deno.test("YamlSource.syntaxErrors: a badly indented key or item at its column; the quote-it hint only after a key", () => {
+  const at = (text: string) =>
+    new YamlSource(text).syntaxErrors.map((p) => `${p.line}:${p.column} ${p.message}`);
+  assert.deepEqual(at("a:\n  - b: 1\n    c: 2\n - d: 3\n"), [
+    "4:2 `- d: 3` is indented 1 space; the list items beside it use 2: indent it like them",
+  ]);
+  assert.deepEqual(at("a:\n  b: 1\nc:\n    d: 2\n e: 3\n"), [
+    "5:2 `e:` is indented 1 space; the keys beside it are not indented: indent it like them",
+  ]);
+  // A value holding ": " after its key keeps the hint.
+  assert.deepEqual(at("a:\n  b: x: y\n"), [
+    '2:6 this value holds ": ", which YAML reads as one more key: quote it, like b: "x: y"',
+  ]);
+  // A second document, by default.
+  assert.deepEqual(at("a: 1\n---\nb: 2\n"), [
+    "2:1 a second YAML document starts here (`---`); this file holds one: remove the `---` and what follows",
+  ]);
+  assert.deepEqual(at("a: 1\n...\nb: 2\n"), [
+    "3:1 a second YAML document starts here (after the `...`); this file holds one: remove the `...` and what follows",
+  ]);
+});
+
 Deno.test("YamlSource with uniqueKeys: false lets the last key count and lists the earlier ones", () => {
   const text = "a: 1\nb:\n  c: 1\n  c: 2\na: 3\n";
   assert.equal(new YamlSource(text).syntaxErrors[0].message, "Map keys must be unique");
@@ -267,4 +289,16 @@ Deno.test("YamlSource.toData(): an alias inside its own anchor is a problem at t
   assert.deepEqual(new YamlSource("a: &a [1]\nb: [*a, *a]\n").toData(), {
     data: { a: [1], b: [[1], [1]] },
   });
+});
+
+Deno.test("YamlSource: blocks opened on one line too deep for yaml's parser are the same syntax error, on that line", () => {
+  // `- - - …` 100,000 times then a less indented line: yaml's parser recursed past the stack.
+  const text = "id: x\nnodes:\n  " + "- ".repeat(100_000) + "a\n b: 1\n";
+  const deep = new YamlSource(text, { file: "deep.flow.yaml" });
+  assert.equal(deep.syntaxErrors.length, 1);
+  assert.match(deep.syntaxErrors[0].message, /^nested deeper than 256 levels/);
+  assert.deepEqual(
+    { line: deep.syntaxErrors[0].line, column: deep.syntaxErrors[0].column },
+    { line: 3, column: 3 },
+  );
 });

@@ -499,6 +499,52 @@ Deno.test("the commonest YAML slips are one error each, saying what to do (not y
   );
 });
 
+Deno.test("a key or list item indented unlike the ones beside it is one error at that key or item, with the columns; a second document says what to do", async () => {
+  // The reviewer's files: a node with `with:` and `needs:`, one line slipped in each.
+  const flow = (a: string, b: string) =>
+    `id: demo\nnodes:\n  - id: a\n    type: log\n${a}${b}    type: log\n    needs: [a]\n` +
+    "    with: { message: there }\n";
+  const ok = "    with: { message: hi }\n";
+  const item = "  - id: b\n";
+  await withSandbox(async ({ dir, run }) => {
+    const cases: [string, string, string][] = [
+      [
+        "t2",
+        flow("   with: { message: hi }\n", item),
+        "error: t2.flow.yaml:5:4: `with:` is indented 3 spaces; the keys beside it use 4: indent it like them",
+      ],
+      [
+        "t4",
+        flow("  with: { message: hi }\n", item),
+        "error: t4.flow.yaml:5:3: `with:` is indented 2 spaces; the keys beside it use 4: indent it like them",
+      ],
+      [
+        "t6",
+        `id: demo\nnodes:\n  - id: a\n    type: log\n${ok}${item}    type: log\n   needs: [a]\n` +
+        "    with: { message: there }\n",
+        "error: t6.flow.yaml:8:4: `needs:` is indented 3 spaces; the keys beside it use 4: indent it like them",
+      ],
+      [
+        "t7",
+        `id: demo\nnodes:\n  - id: a\n    type: log\n${ok} - id: b\n   type: log\n   needs: [a]\n` +
+        "   with: { message: there }\n",
+        "error: t7.flow.yaml:6:2: `- id: b` is indented 1 space; the list items beside it use 2: indent it like them",
+      ],
+      [
+        "n3",
+        `id: demo\nnodes:\n  - id: a\n    type: log\n${ok}---\nid: other\nnodes:\n  - id: b\n    type: log\n`,
+        "error: n3.flow.yaml:6:1: a second YAML document starts here (`---`); a flow file holds one: remove the `---` and what follows, or put the other flow in a file of its own",
+      ],
+    ];
+    for (const [name, text, expected] of cases) {
+      await Deno.writeTextFile(join(dir, `${name}.flow.yaml`), text);
+      const result = await run("validate", `${name}.flow.yaml`);
+      assert.equal(result.code, 2, result.stderr);
+      assert.deepEqual(lines(result.stderr), [expected], name);
+    }
+  });
+});
+
 Deno.test("an unquoted template inside a flow mapping written over several lines gets the quote-it hint, not yaml's raw errors", async () => {
   await withSandbox(async ({ dir, run }) => {
     await Deno.writeTextFile(

@@ -15,6 +15,7 @@ import {
   ROOT,
   SCHEMA,
   TESTDATA,
+  whileLockHeld,
   withAdmin,
   withLimitedRole,
 } from "./_test_utils.ts";
@@ -1075,6 +1076,124 @@ pgTest(
     } finally {
       await owner.close();
     }
+  },
+);
+
+// --- Locks held by another session (lockTimeout) -----------------------------------
+
+/** The error of a statement that waited longer than lockTimeout on `table`, for store "main". */
+function lockTimeoutError(table: string, ms: number): (err: unknown) => boolean {
+  return (err) => {
+    assert.ok(err instanceof Error, String(err));
+    assert.match(err.message, /store "main"/);
+    assert.ok(err.message.includes(`(table ${SCHEMA}.${table})`), err.message);
+    assert.ok(
+      err.message.includes(
+        `a lock was held by another session for longer than lockTimeout (${ms} ms)`,
+      ),
+      err.message,
+    );
+    assert.match(err.message, /pg_stat_activity/);
+    assert.match(err.message, /raise the store's lockTimeout option/);
+    return true;
+  };
+}
+
+pgTest(
+  "postgres: a write blocked by another session's LOCK TABLE fails after lockTimeout, a checked commit too (no retry without end)",
+  async (url) => {
+    const table = newTable("locktable");
+    const spec = { plugin: "postgres", url, schema: SCHEMA, table, lockTimeout: 200 };
+    await using store = await openStore(spec, { name: "main" });
+    await store.set(["k"], 1);
+    await whileLockHeld(
+      url,
+      `LOCK TABLE "${SCHEMA}"."${table}" IN ACCESS EXCLUSIVE MODE`,
+      [],
+      "the statements waited for the lock to go",
+      async () => {
+        await assert.rejects(store.set(["k"], 2), lockTimeoutError(table, 200));
+        await assert.rejects(store.get(["k"]), lockTimeoutError(table, 200));
+        const checked = store.atomic().check(["k"], null).set(["k"], 3);
+        await assert.rejects(checked.commit(), lockTimeoutError(table, 200));
+      },
+    );
+    // Released: the store goes on.
+    assert.equal((await store.get(["k"]))?.value, 1);
+    await store.set(["k"], 4);
+    assert.equal((await store.get(["k"]))?.value, 4);
+  },
+);
+
+pgTest(
+  "postgres: a write to a row another session holds in an open transaction fails after the default lockTimeout (5000 ms)",
+  async (url) => {
+    const table = newTable("lockrow");
+    await using store = await openStore({ plugin: "postgres", url, schema: SCHEMA, table }, {
+      name: "main",
+    });
+    await store.set(["k"], 1);
+    // An "idle in transaction" session holding the row's lock.
+    await whileLockHeld(
+      url,
+      `SELECT key FROM "${SCHEMA}"."${table}" FOR UPDATE`,
+      [],
+      "the write waited for the row's lock to go",
+      async () => {
+        await assert.rejects(store.set(["k"], 2), lockTimeoutError(table, 5000));
+      },
+    );
+    await store.set(["k"], 3);
+    assert.equal((await store.get(["k"]))?.value, 3);
+  },
+);
+
+pgTest(
+  "postgres: stores opening while another process sets the table up wait for it longer than lockTimeout",
+  async (url) => {
+    const table = newTable("locksetup");
+    const spec = { plugin: "postgres", url, schema: SCHEMA, table, lockTimeout: 50 };
+    // The admin pool's one connection is reserved for the holder: a second one watches.
+    await withAdmin(url, (watcher) =>
+      withAdmin(url, async (admin) => {
+        // Another opener creating the table (or building its indexes) holds its advisory lock.
+        const holder = await admin.reserve();
+        try {
+          await holder.unsafe("BEGIN");
+          await holder.unsafe(
+            `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`,
+            [`${SCHEMA}.${table}`],
+          );
+          let settled = false;
+          const opening = Promise.allSettled(
+            [1, 2, 3].map(() => openStore(spec, { name: "main" })),
+          ).finally(() => settled = true);
+          // Let go once an opener waits for the lock (seen from the server), and waited longer
+          // than lockTimeout.
+          while (!settled) {
+            const [row] = await watcher.unsafe<{ n: number }[]>(
+              `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted ` +
+                `AND classid = ${LOCK_CLASS} AND database = ` +
+                `(SELECT oid FROM pg_database WHERE datname = current_database())`,
+            );
+            if (row.n >= 1) break;
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          await holder.unsafe("COMMIT");
+          const stores = (await opening).map((result) => {
+            if (result.status === "rejected") throw result.reason;
+            return result.value;
+          });
+          await stores[0].set(["k"], 1);
+          for (const store of stores) {
+            assert.equal((await store.get(["k"]))?.value, 1);
+            await store.close();
+          }
+        } finally {
+          holder.release();
+        }
+      }));
   },
 );
 

@@ -7,7 +7,12 @@
  * @module
  */
 import type { Sql } from "postgres";
-import { StoreCorruptError, StoreMissingError, StoreUnavailableError } from "../../src/errors.ts";
+import {
+  StoreClosedError,
+  StoreCorruptError,
+  StoreMissingError,
+  StoreUnavailableError,
+} from "../../src/errors.ts";
 import { redactUrl } from "../../src/plugin_define.ts";
 import { codeOf, isPostgresError, messageOf } from "./errors.ts";
 import { quoteIdent, setUp } from "./schema.ts";
@@ -35,7 +40,21 @@ export const postgresDefaults = {
   max: 4,
   /** Seconds to wait for a connection to be ready before failing. */
   connectTimeout: 10,
-} as const satisfies { table: string; schema: string; max: number; connectTimeout: number };
+  /**
+   * Milliseconds a statement waits for a lock another session holds (a row, the table, the
+   * store's advisory lock) before it fails (PostgreSQL's `lock_timeout`); `0` waits without limit.
+   */
+  lockTimeout: 5000,
+} as const satisfies {
+  table: string;
+  schema: string;
+  max: number;
+  connectTimeout: number;
+  lockTimeout: number;
+};
+
+/** The largest `lockTimeout` PostgreSQL accepts (milliseconds, a 32-bit integer). */
+export const MAX_LOCK_TIMEOUT = 2_147_483_647;
 
 /** Lowercase SQL identifiers: quoting then never changes their meaning or case. */
 export const TABLE_NAME = /^[a-z_][a-z0-9_]{0,47}$/;
@@ -88,12 +107,20 @@ export interface PostgresDriverOptions {
    * something watches or waits for a signal.
    */
   max?: number;
-  /** Seconds to wait for a connection (default 10). */
+  /** Seconds to wait for a connection (default 10): the server's address, TLS, login. */
   connectTimeout?: number;
+  /**
+   * Milliseconds a statement waits for a lock held by another session before it fails
+   * (default 5000; `0`: no limit). Set on every session as `lock_timeout`; opening (creating
+   * the tables, building indexes) waits for other openers without this limit.
+   */
+  lockTimeout?: number;
   /** The store's name, for error messages. */
   storeName?: string;
   /** Create nothing: a missing table is a `StoreMissingError` (see `PluginContext.mustExist`). */
   mustExist?: boolean;
+  /** Give up opening when it aborts (see `PluginContext.signal`): a `StoreClosedError`. */
+  signal?: AbortSignal;
 }
 
 /** Where the server is, without the password, as `host:port`. */
@@ -114,11 +141,12 @@ function databaseOf(url: URL): string {
 function validateDriverOptions(
   options: PostgresDriverOptions,
   what: string,
-): Required<Omit<PostgresDriverOptions, "storeName" | "mustExist">> {
+): Required<Omit<PostgresDriverOptions, "storeName" | "mustExist" | "signal">> {
   const table = options.table ?? postgresDefaults.table;
   const schema = options.schema ?? postgresDefaults.schema;
   const max = options.max ?? postgresDefaults.max;
   const connectTimeout = options.connectTimeout ?? postgresDefaults.connectTimeout;
+  const lockTimeout = options.lockTimeout ?? postgresDefaults.lockTimeout;
   if (typeof table !== "string" || !isTableName(table)) {
     throw new RangeError(`${what}: table ${JSON.stringify(table)} must be ${TABLE_RULE}`);
   }
@@ -133,7 +161,13 @@ function validateDriverOptions(
       `${what}: connectTimeout must be a number of seconds in (0, 3600] (got ${connectTimeout})`,
     );
   }
-  return { table, schema, max, connectTimeout };
+  if (!Number.isInteger(lockTimeout) || lockTimeout < 0 || lockTimeout > MAX_LOCK_TIMEOUT) {
+    throw new RangeError(
+      `${what}: lockTimeout must be a whole number of milliseconds in [0, ${MAX_LOCK_TIMEOUT}] ` +
+        `(got ${lockTimeout})`,
+    );
+  }
+  return { table, schema, max, connectTimeout, lockTimeout };
 }
 
 /** The pools on a store's table, set up and checked. */
@@ -162,6 +196,8 @@ export interface Connection {
   table: string;
   /** The store's schema version, as read at open (2: the change feed has its table). */
   version: number;
+  /** Milliseconds a statement waits for another session's lock (`lock_timeout`; 0: no limit). */
+  lockTimeout: number;
   /** Whether the table has the expiring entries' index (see `setUp`). */
   expiringIndex: boolean;
 }
@@ -181,12 +217,17 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       `${what}: url must be a postgres:// URL with a host, like "postgres://user@localhost:5432/app"`,
     );
   }
-  const { table, schema, max, connectTimeout } = validateDriverOptions(options, what);
+  const { table, schema, max, connectTimeout, lockTimeout } = validateDriverOptions(
+    options,
+    what,
+  );
   const parsed = new URL(url);
   const redacted = redactUrl(url, { defaultPort: 5432 });
   const location = `${redacted} (table ${schema}.${table})`;
   const qualified = `${quoteIdent(schema)}.${quoteIdent(table)}`;
   const { default: postgres } = await import("postgres");
+  // Set once the server sent its parameters: the login went through (see the deadline below).
+  let loggedIn = false;
   let sql: Sql;
   let tx: Sql;
   try {
@@ -203,11 +244,17 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
         default_transaction_isolation: "read committed" as const,
         // Only the built-ins and what the store names with its schema (see PINNED_SEARCH_PATH).
         search_path: PINNED_SEARCH_PATH,
+        // A statement blocked by another session's lock fails after this (see lockTimeout).
+        lock_timeout: lockTimeout,
       },
     };
     // `max` counts both pools (each backend costs the server CPU and memory): half each, at
     // least one.
-    sql = postgres(url, { ...settings, max: Math.max(1, Math.ceil(max / 2)) });
+    sql = postgres(url, {
+      ...settings,
+      max: Math.max(1, Math.ceil(max / 2)),
+      onparameter: () => void (loggedIn = true),
+    });
     tx = postgres(url, { ...settings, max: Math.max(1, Math.floor(max / 2)) });
   } catch (err) {
     // Deno permissions: the client reads PG* environment variables (--allow-env).
@@ -216,16 +263,35 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       { cause: err },
     );
   }
+  // The client's connect_timeout covers the TCP connect only: a peer that answers and closes
+  // (not PostgreSQL, or a proxy with nothing behind it) makes it reconnect, without end. So a
+  // deadline of our own on the login; what comes after it (setUp) is not bounded by it.
+  const deadline = Promise.withResolvers<never>();
+  const timer = setTimeout(() => {
+    if (!loggedIn) deadline.reject(new ConnectDeadlineError());
+  }, connectTimeout * 1000);
+  // Given up (the runtime closes): the clients are ended at once, whatever they wait for.
+  const givenUp = () =>
+    deadline.reject(
+      new StoreClosedError(
+        `${what}: given up while it opened (PostgreSQL at ${hostPort(parsed)}): the caller closed`,
+      ),
+    );
+  if (options.signal?.aborted) givenUp();
+  options.signal?.addEventListener("abort", givenUp, { once: true });
   try {
-    const { lockId, expiringIndex, version } = await setUp(sql, {
-      schema,
-      table,
-      qualified,
-      location,
-      what,
-      storeName,
-      mustExist: options.mustExist ?? false,
-    });
+    const { lockId, expiringIndex, version } = await Promise.race([
+      setUp(sql, {
+        schema,
+        table,
+        qualified,
+        location,
+        what,
+        storeName,
+        mustExist: options.mustExist ?? false,
+      }),
+      deadline.promise,
+    ]);
     return {
       sql,
       tx,
@@ -237,24 +303,71 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       table,
       expiringIndex,
       version,
+      lockTimeout,
     };
   } catch (err) {
     await Promise.all([sql.end({ timeout: 0 }), tx.end({ timeout: 0 })]).catch(() => {});
     if (
       err instanceof StoreCorruptError || err instanceof StoreMissingError ||
-      err instanceof RangeError
+      err instanceof RangeError || err instanceof StoreClosedError
     ) throw err;
     const where = `PostgreSQL at ${hostPort(parsed)} (database ${
       JSON.stringify(databaseOf(parsed))
     })`;
     let cause = messageOf(err).replaceAll(url, redacted);
-    if (codeOf(err) === "CONNECT_TIMEOUT") {
+    if (err instanceof ConnectDeadlineError || codeOf(err) === "CONNECT_TIMEOUT") {
       cause = `no connection within connectTimeout (${connectTimeout} s)`;
+      if (await answersOtherProtocol(parsed)) {
+        cause = `${hostPort(parsed)} answered, but not as PostgreSQL (check the port)`;
+      }
     }
     const reach = isPostgresError(err) ? `${where} refused` : `cannot reach ${where}`;
     throw new StoreUnavailableError(`${what}: ${reach}: ${cause}`, {
       store: storeName,
       address: hostPort(parsed),
     }, { cause: err });
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener("abort", givenUp);
+  }
+}
+
+/** No login within `connectTimeout` (the client may still be trying: it is ended). */
+class ConnectDeadlineError extends Error {
+  override name = "ConnectDeadlineError";
+}
+
+/** How long {@linkcode answersOtherProtocol} waits for the peer, in milliseconds. */
+const PROBE_MS = 1000;
+
+/**
+ * Whether the server at `url` answers a PostgreSQL SSLRequest with something
+ * else than PostgreSQL's one-byte answer (`S`, `N`, or an error `E`): an HTTP
+ * server, a proxy's page. `false` when it cannot be reached, says nothing
+ * within {@linkcode PROBE_MS}, or closes without a byte.
+ */
+async function answersOtherProtocol(url: URL): Promise<boolean> {
+  const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const port = Number(url.port || "5432");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), PROBE_MS));
+  const connecting = Deno.connect({ hostname, port }).catch(() => null);
+  let conn: Deno.Conn | null = null;
+  try {
+    conn = await Promise.race([connecting, expired]);
+    if (conn === null) return false;
+    // SSLRequest: length 8, code 80877103.
+    await conn.write(new Uint8Array([0, 0, 0, 8, 4, 210, 22, 47]));
+    const buffer = new Uint8Array(1);
+    const n = await Promise.race([conn.read(buffer), expired]);
+    if (n === null || n === 0) return false;
+    return !["S", "N", "E"].includes(String.fromCharCode(buffer[0]));
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+    // Closed once it connects, if it connects after the probe gave up.
+    if (conn === null) void connecting.then((c) => c?.close());
+    else conn.close();
   }
 }

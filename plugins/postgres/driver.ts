@@ -47,7 +47,7 @@ import type { QueryPlan } from "../../src/store/types.ts";
 import { indexName, type PgIndexTarget, preparePgIndexes } from "./indexes.ts";
 import { escapedKeys, type EscapedRow } from "./rows.ts";
 import { pgSearch, preparePgSearch } from "./search.ts";
-import { LOCK_CLASS, NEWEST_SCHEMA_VERSION, quoteIdent } from "./schema.ts";
+import { LOCK_CLASS, NEWEST_SCHEMA_VERSION, quoteIdent, SETUP_WAITS } from "./schema.ts";
 import {
   CLAIM_READ_FUNCTION,
   COMMIT_FUNCTION,
@@ -171,6 +171,9 @@ function unusableFunction(err: unknown): "gone" | "never" | undefined {
   return undefined;
 }
 
+/** SQLSTATE lock_not_available: `lock_timeout` ran out (the store takes no lock with NOWAIT). */
+const LOCK_NOT_AVAILABLE = "55P03";
+
 /** Feed commits sent together at most (up to 12 parameters each). */
 const MAX_FEED_BATCH = 16;
 
@@ -237,6 +240,8 @@ export class PostgresDriver implements StoreDriver {
   #schema: string;
   #bareTable: string;
   #lockId: number;
+  /** Milliseconds a statement waits for another session's lock (see `PostgresDriverOptions`). */
+  #lockTimeout: number;
   /** Whether the table has the expiring entries' index (`count` reads it; see `setUp`). */
   #expiringIndex: boolean;
   /** The declared indexes built in the database. */
@@ -295,8 +300,10 @@ export class PostgresDriver implements StoreDriver {
     schema: string,
     bareTable: string,
     expiringIndex: boolean,
+    lockTimeout: number,
   ) {
     this.#lockId = lockId;
+    this.#lockTimeout = lockTimeout;
     this.#expiringIndex = expiringIndex;
     this.#sql = sql;
     this.#tx = tx;
@@ -341,6 +348,7 @@ export class PostgresDriver implements StoreDriver {
       c.schema,
       c.table,
       c.expiringIndex,
+      c.lockTimeout,
     );
     if (c.version >= NEWEST_SCHEMA_VERSION) driver.#feedExists = true;
     else if (await driver.get(FEED_HEAD, 0) !== null) {
@@ -378,6 +386,16 @@ export class PostgresDriver implements StoreDriver {
       );
     }
     const code = codeOf(err);
+    if (code === LOCK_NOT_AVAILABLE && isPostgresError(err)) {
+      // lock_timeout: another session held a lock the statement needed (a row, the table).
+      return new Error(
+        `${what}: store "${this.#storeName}" (${this.location}): a lock was held by another ` +
+          `session for longer than lockTimeout (${this.#lockTimeout} ms); find that session in ` +
+          `pg_stat_activity (an "idle in transaction" one, or one running LOCK TABLE; ` +
+          `pg_blocking_pids() names it) and end it, or raise the store's lockTimeout option`,
+        { cause: err },
+      );
+    }
     const detail = isPostgresError(err)
       ? `PostgreSQL error ${code}: ${err.message}`
       : messageOf(err);
@@ -1222,6 +1240,7 @@ export class PostgresDriver implements StoreDriver {
         // next ones) only when the feed still has to be made or moved: once per store.
         if (!(await this.#feedReady())) {
           await this.#tx.begin(async (tx) => {
+            await tx.unsafe(SETUP_WAITS);
             await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${this.#lockId})`);
             await this.#moveKeySpaceFeed(tx);
           });
@@ -1314,6 +1333,7 @@ export class PostgresDriver implements StoreDriver {
       );
     if ((await untrusted(this.#sql)).length === 0) return;
     await this.#tx.begin(async (tx) => {
+      await tx.unsafe(SETUP_WAITS);
       await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
         `${this.#schema}.${names[0]}`,
       ]);

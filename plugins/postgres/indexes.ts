@@ -48,7 +48,7 @@ import type { IndexSpec, PreparedIndexes, PrepareIndexesRequest } from "../../sr
 import type { Key } from "../../src/store/types.ts";
 import { nameHash } from "../../src/store/indexes.ts";
 import { literalPrefixTerms } from "../_sql/bounds.ts";
-import { LOCK_CLASS, quoteIdent } from "./schema.ts";
+import { LOCK_CLASS, quoteIdent, SETUP_WAITS } from "./schema.ts";
 import { rangeWhere, toHex } from "./statements.ts";
 
 /** Above this many entries under its prefix, building an index reports progress. */
@@ -276,6 +276,7 @@ export async function preparePgIndexes(
   if (settled(await existingIndexes(sql, t))) return request.indexes.map((i) => i.name);
   // The transaction on `txPool` (the store's pool for transactions), the progress polls on `sql`.
   await txPool.begin(async (tx) => {
+    await tx.unsafe(SETUP_WAITS);
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${t.lockId})`);
     const have = await existingIndexes(tx, t);
     if (settled(have)) return;

@@ -42,6 +42,7 @@ import { definePlugin, type ParsingSchema, type Plugin } from "../../src/plugin_
 import {
   isPostgresUrl,
   isTableName,
+  MAX_LOCK_TIMEOUT,
   postgresDefaults,
   SCHEMA_NAME,
   SCHEMA_RULE,
@@ -89,6 +90,14 @@ export const postgresOptions: ParsingSchema<PostgresOptions> = z.strictObject({
   max: z.number().int().min(1).max(1000).default(postgresDefaults.max),
   /** Seconds to wait for a connection (TCP connect, TLS, authentication) before failing. */
   connectTimeout: z.number().positive().max(3600).default(postgresDefaults.connectTimeout),
+  /**
+   * Milliseconds a read or write waits for a lock another session holds (a row in an open
+   * transaction, `LOCK TABLE`) before it fails with an error naming the store and table
+   * (PostgreSQL's `lock_timeout`, set on every session; `0` waits without limit). Like the
+   * sqlite plugin's busyTimeout. Opening the store waits for other processes setting it up
+   * (creating tables, building indexes) without this limit.
+   */
+  lockTimeout: z.number().int().min(0).max(MAX_LOCK_TIMEOUT).default(postgresDefaults.lockTimeout),
 });
 
 /**
@@ -119,8 +128,10 @@ const postgresPlugin: Plugin<PostgresOptions> = definePlugin({
       schema: options.schema,
       max: options.max,
       connectTimeout: options.connectTimeout,
+      lockTimeout: options.lockTimeout,
       storeName: context.storeName,
       mustExist: context.mustExist ?? false,
+      ...(context.signal ? { signal: context.signal } : {}),
     });
   },
 });

@@ -16,8 +16,8 @@
  *
  * const options: PostgresOptions = postgresOptions.parse({ url: "postgres://app@db.internal/app" });
  * assert.deepEqual(
- *   [options.table, options.schema, options.max, options.connectTimeout],
- *   ["flowstate_entries", "public", 4, 10],
+ *   [options.table, options.schema, options.max, options.connectTimeout, options.lockTimeout],
+ *   ["flowstate_entries", "public", 4, 10, 5000],
  * );
  * ```
  */
@@ -32,4 +32,6 @@ export interface PostgresOptions {
   max: number;
   /** Seconds to wait for a connection (default 10). */
   connectTimeout: number;
+  /** Milliseconds to wait for a lock another session holds (default 5000; `0`: no limit). */
+  lockTimeout: number;
 }

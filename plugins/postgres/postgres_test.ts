@@ -81,6 +81,7 @@ Deno.test("postgresOptions fills in defaults and rejects unknown or bad options"
     schema: "public",
     max: 4,
     connectTimeout: 10,
+    lockTimeout: 5000,
   });
   const bad: [Record<string, unknown>, RegExp][] = [
     [{}, /url/],
@@ -93,6 +94,8 @@ Deno.test("postgresOptions fills in defaults and rejects unknown or bad options"
     [{ url: "postgres://u@h/db", schema: "my-schema" }, /option "schema"/],
     [{ url: "postgres://u@h/db", max: 0 }, /option "max"/],
     [{ url: "postgres://u@h/db", connectTimeout: -1 }, /option "connectTimeout"/],
+    [{ url: "postgres://u@h/db", lockTimeout: -1 }, /option "lockTimeout"/],
+    [{ url: "postgres://u@h/db", lockTimeout: 1.5 }, /option "lockTimeout"/],
     [{ url: "postgres://u@h/db", tabel: "x" }, /unknown option "tabel" \(did you mean "table"\?\)/],
   ];
   for (const [options, pattern] of bad) {
@@ -116,6 +119,10 @@ Deno.test("PostgresDriver.open() validates its arguments before connecting", asy
     (err) => err instanceof RangeError && /table "Bad" must be lowercase/.test(err.message),
   );
   await assert.rejects(PostgresDriver.open("postgres://u@h/db", { max: 0 }), RangeError);
+  await assert.rejects(
+    PostgresDriver.open("postgres://u@h/db", { lockTimeout: -1 }),
+    (err) => err instanceof RangeError && /lockTimeout must be a whole number/.test(err.message),
+  );
 });
 
 Deno.test("postgres plugin reports an unreachable server with the store, host:port and cause, never the password", async () => {

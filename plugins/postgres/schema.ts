@@ -26,6 +26,14 @@ const FORMAT = "flowstate.postgres";
  */
 export const LOCK_CLASS = 0x464c5354; // "FLST"
 
+/**
+ * The first statement of a transaction that sets a store up (creates its tables, functions or
+ * indexes, moves its feed) under an advisory lock: processes opening at once wait for each other
+ * there however long the first one takes (an index build can take minutes), not the store's
+ * `lockTimeout`, which applies to reads and writes.
+ */
+export const SETUP_WAITS = "SET LOCAL lock_timeout = 0";
+
 /** A quoted SQL identifier. */
 export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
@@ -147,6 +155,7 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<SetUpResult>
     // another process is creating at this moment can look half-made. Look again under the
     // table's lock (taken by the creator for the whole creation): still read-only.
     state = await sql.begin(async (tx) => {
+      await tx.unsafe(SETUP_WAITS);
       await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${state.lock_id})`);
       return await inspect(tx);
     });
@@ -174,6 +183,7 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<SetUpResult>
     );
   }
   await sql.begin(async (tx) => {
+    await tx.unsafe(SETUP_WAITS);
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${state.lock_id})`);
     const now = await inspect(tx);
     // Another process made it meanwhile: its version, as read.

@@ -42,3 +42,74 @@ Deno.test("the CLI reports an unreachable store in one line, exit 1, without the
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/**
+ * A TCP server on 127.0.0.1 that answers whatever comes with an HTTP 400 and
+ * closes (a web server or proxy on the port a postgres URL names).
+ */
+function httpOnPort(): { port: number; close: () => Promise<void> } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const answer = new TextEncoder().encode(
+    "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+  );
+  const serve = async (conn: Deno.Conn) => {
+    conns.add(conn);
+    try {
+      await conn.read(new Uint8Array(1000));
+      await conn.write(answer);
+    } catch {
+      // The client went first.
+    } finally {
+      conns.delete(conn);
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+  };
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) void serve(conn);
+    } catch {
+      // Closed.
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    close: async () => {
+      listener.close();
+      await accepting;
+      for (const conn of conns) conn.close();
+    },
+  };
+}
+
+Deno.test("postgres plugin says a server that answers but is not PostgreSQL is not, within connectTimeout", async () => {
+  const server = httpOnPort();
+  // The test's own bound: the open used to reconnect without end (it never settled).
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hung = new Promise<"hung">((resolve) => timer = setTimeout(() => resolve("hung"), 30_000));
+  try {
+    const url = `postgres://flow:s3cret-pw@127.0.0.1:${server.port}/x`;
+    const outcome = await Promise.race([
+      openStore({ plugin: "postgres", url, connectTimeout: 0.5 }, { name: "main" }).then(
+        () => "opened",
+        (err) => err,
+      ),
+      hung,
+    ]);
+    assert.ok(outcome instanceof StoreUnavailableError, `got ${outcome}`);
+    assert.equal(outcome.store, "main");
+    assert.equal(outcome.address, `127.0.0.1:${server.port}`);
+    assert.equal(
+      outcome.message,
+      `Cannot open store "main": cannot reach PostgreSQL at 127.0.0.1:${server.port} ` +
+        `(database "x"): 127.0.0.1:${server.port} answered, but not as PostgreSQL (check the port)`,
+    );
+  } finally {
+    clearTimeout(timer);
+    await server.close();
+  }
+});

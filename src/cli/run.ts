@@ -27,7 +27,13 @@ import { loadConfigCached } from "../config_disk_cache.ts";
 import { formatDuration, printable, shortHash } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { projectElsewhereWarning, withTaskCwdHint } from "./paths.ts";
-import { type GlobalOptions, type Interruptible, interruptible, printWarning } from "./common.ts";
+import {
+  type GlobalOptions,
+  interruptedExitCode,
+  type Interruptible,
+  interruptible,
+  printWarning,
+} from "./common.ts";
 
 /** Options of `flowstate run`. */
 export interface RunOptions {
@@ -115,21 +121,29 @@ export async function runCommand(
   }
 
   let outcome: Interruptible<RunRecord>;
+  let runSignal: AbortSignal | undefined;
   try {
     outcome = await interruptible(
       "Cancelling the run",
-      (signal) =>
-        runtime.runFlow(flow, {
+      (signal) => {
+        runSignal = signal;
+        return runtime.runFlow(flow, {
           input,
           inputFromStrings: true,
           signal,
           onEvent: options.quiet || options.json ? undefined : progressPrinter(),
-        }),
+        });
+      },
     );
   } catch (err) {
     // runFlow checks the inputs (once) before it writes anything.
     if (err instanceof FlowValidationError) {
       throw new FlowValidationError(withInputHints(err.problems, input), err.file, { cause: err });
+    }
+    // Stopped before the run started (a store still opening): nothing ran, nothing recorded.
+    if (runSignal?.aborted && err instanceof Error && err.cause === runSignal.reason) {
+      console.error(printable(err.message));
+      return interruptedExitCode(runSignal);
     }
     throw err;
   }

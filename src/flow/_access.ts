@@ -19,7 +19,12 @@ class AccessList {
   #ids: string[] | undefined;
   /** The same, as a set, once there are more than 16. */
   #seen: Set<string> | undefined;
-  readonly list: StateAccess[] = [];
+  /**
+   * The keys, in first-use order. Made with its first key, as `[access]`: an
+   * empty array's first `push` gives it room for 17, and most nodes' lists
+   * hold one key.
+   */
+  list: StateAccess[] = NO_ACCESS;
   truncated = false;
   /** Set once the list is in the node's `node.end` event: a late call changes nothing. */
   closed = false;
@@ -28,7 +33,10 @@ class AccessList {
     if (this.closed) return;
     let id: string | undefined;
     if (this.#ids === undefined && this.list.length < FEW) {
-      for (const access of this.list) if (sameAccess(access, scope, key, store, prefix)) return;
+      const list = this.list;
+      for (let i = 0; i < list.length; i++) {
+        if (sameAccess(list[i], scope, key, store, prefix)) return;
+      }
     } else {
       id = accessId(scope, key, store, prefix);
       if (this.#ids === undefined) this.#ids = this.list.map(idOf);
@@ -45,9 +53,13 @@ class AccessList {
     const access: StateAccess = { scope, key: [...key] };
     if (store !== undefined) access.store = store;
     if (prefix) access.prefix = true;
-    this.list.push(access);
+    if (this.list === NO_ACCESS) this.list = [access];
+    else this.list.push(access);
   }
 }
+
+/** The list of every {@linkcode AccessList} until its first key (never changed: it is frozen). */
+const NO_ACCESS: StateAccess[] = Object.freeze([]) as unknown as StateAccess[];
 
 /** Keys a list compares field by field before it builds ids. */
 const FEW = 4;
@@ -100,20 +112,41 @@ export interface Writer {
 export class NodeAccess implements StateObserver {
   #reads = new AccessList();
   #writes = new AccessList();
-  readonly #writer: Writer;
+  readonly #runId: string;
+  readonly #flowId: string;
+  readonly #nodeId: string;
+  /** The writer, made when first asked for (most nodes' writes are told to no one). */
+  #writer: Writer | undefined;
   readonly #sink: StateChangeSink | undefined;
-  /** Set when the views also write as the node (see `StateObserver.actor`). */
-  declare readonly actor?: Writer;
+  readonly #asActor: boolean;
 
   /**
-   * Collect for the node `writer`, telling committed writes to `sink` while
-   * it listens; with `asActor`, the views also write as `writer` (see
-   * `StateObserver.actor`).
+   * Collect for the node `nodeId` of run `runId` of flow `flowId`, telling
+   * committed writes to `sink` while it listens; with `asActor`, the views
+   * also write as that node (see `StateObserver.actor`).
    */
-  constructor(writer: Writer, sink: StateChangeSink | undefined, asActor = false) {
-    this.#writer = writer;
+  constructor(
+    runId: string,
+    flowId: string,
+    nodeId: string,
+    sink: StateChangeSink | undefined,
+    asActor = false,
+  ) {
+    this.#runId = runId;
+    this.#flowId = flowId;
+    this.#nodeId = nodeId;
     this.#sink = sink;
-    if (asActor) (this as { actor?: Writer }).actor = writer;
+    this.#asActor = asActor;
+  }
+
+  /** Who writes (one object per node, made on first use). */
+  #who(): Writer {
+    return this.#writer ??= { runId: this.#runId, flowId: this.#flowId, nodeId: this.#nodeId };
+  }
+
+  /** Set when the views also write as the node (see `StateObserver.actor`). */
+  get actor(): Writer | undefined {
+    return this.#asActor ? this.#who() : undefined;
   }
 
   /** See {@linkcode StateObserver.read}. */
@@ -130,7 +163,7 @@ export class NodeAccess implements StateObserver {
   ): void {
     this.#writes.add(scope, key, store, false);
     const sink = this.#sink;
-    if (sink?.listening) sink.changed({ ...change, ...this.#writer });
+    if (sink?.listening) sink.changed({ ...change, ...this.#who() });
   }
 
   /** Stop collecting: what an attempt that is still stopping reads or writes later is not added. */

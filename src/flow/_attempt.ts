@@ -60,15 +60,23 @@ export class AttemptFence implements ViewGuard {
 
   /** Track `promise` (a call that just began) until it settles; returns it. */
   track<T>(promise: Promise<T>): Promise<T> {
-    this.#inFlight++;
-    const settled = this.#settled ??= () => {
-      if (--this.#inFlight > 0) return;
-      const wake = this.#idle;
-      this.#idle = undefined;
-      wake?.();
-    };
+    this.enter();
+    const settled = this.#settled ??= () => this.leave();
     promise.then(settled, settled);
     return promise;
+  }
+
+  /** A call begins (see {@linkcode ViewGuard.enter}); each is ended by one {@linkcode AttemptFence.leave}. */
+  enter(): void {
+    this.#inFlight++;
+  }
+
+  /** A call {@linkcode AttemptFence.enter} began has settled. */
+  leave(): void {
+    if (--this.#inFlight > 0) return;
+    const wake = this.#idle;
+    this.#idle = undefined;
+    wake?.();
   }
 
   /** Whether calls begun before the end are still in flight. */

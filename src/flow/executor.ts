@@ -251,22 +251,40 @@ interface NodeFacts {
   checked: { value: unknown } | undefined;
 }
 
-/** The {@linkcode NodeFacts} of each prepared flow's nodes, by position. */
-const factsByFlow = new WeakMap<PreparedFlow, NodeFacts[]>();
+/** What the executor works out once per prepared flow, kept across its runs. */
+interface FlowFacts {
+  /** Each node's facts, by position. */
+  readonly nodes: NodeFacts[];
+  /**
+   * Whether a template of the flow may read the nodes' outcomes (`nodes.…`):
+   * some node has an `if` or a `with` that is not constant, or the flow has
+   * `outputs`. When none does, a run does not keep them in its template
+   * scope (an object a node and a key in a dictionary of every node, read by
+   * nothing).
+   */
+  readonly templates: boolean;
+}
 
-/** The facts of `flow`'s nodes, worked out on its first run (not once per node and run). */
-function nodeFacts(flow: PreparedFlow): NodeFacts[] {
+/** The {@linkcode FlowFacts} of each prepared flow. */
+const factsByFlow = new WeakMap<PreparedFlow, FlowFacts>();
+
+/** The facts of `flow` and its nodes, worked out on its first run (not once per node and run). */
+function flowFacts(flow: PreparedFlow): FlowFacts {
   let facts = factsByFlow.get(flow);
   if (facts === undefined) {
-    facts = flow.nodes.map((node) => {
-      const builtin = builtinNodes.get(node.spec.type) === node.type;
-      return {
-        builtin,
-        actorFree: builtin && ACTOR_FREE_BUILTINS.has(node.spec.type),
-        uncopied: builtin && UNCHANGED_OPTIONS_BUILTINS.has(node.spec.type),
-        checked: undefined,
-      };
-    });
+    facts = {
+      nodes: flow.nodes.map((node) => {
+        const builtin = builtinNodes.get(node.spec.type) === node.type;
+        return {
+          builtin,
+          actorFree: builtin && ACTOR_FREE_BUILTINS.has(node.spec.type),
+          uncopied: builtin && UNCHANGED_OPTIONS_BUILTINS.has(node.spec.type),
+          checked: undefined,
+        };
+      }),
+      templates: flow.outputs !== undefined ||
+        flow.nodes.some((node) => node.if !== undefined || !node.with.isStatic),
+    };
     factsByFlow.set(flow, facts);
   }
   return facts;
@@ -326,6 +344,8 @@ class Attempt extends AttemptFence {
   work: PromiseLike<unknown> | undefined;
   /** Its timeout's timer, while it runs (only a node with a timeout has one). */
   timer: AbortController | undefined;
+  /** Its position among the run's attempts running now (`Execution.#live`), or -1. */
+  live = -1;
 
   constructor(host: AttemptHost, index: number, node: PreparedNode, number: number) {
     // Its views, sub-flows and logs: refused once the attempt is over.
@@ -427,7 +447,6 @@ class AttemptContext implements NodeContext<unknown> {
   nodeId: string;
   attempt: number;
   clock: Clock;
-  declare enqueue?: NodeContext<unknown>["enqueue"];
 
   constructor(a: Attempt, input: unknown) {
     const o = a.host.options;
@@ -439,10 +458,6 @@ class AttemptContext implements NodeContext<unknown> {
     this.nodeId = a.node.spec.id;
     this.attempt = a.number;
     this.clock = o.clock;
-    const enqueue = o.enqueue;
-    if (enqueue !== undefined) {
-      this.enqueue = (flow, options) => a.guard(() => enqueue(flow, options));
-    }
   }
 
   /** This node's own state. */
@@ -506,6 +521,29 @@ class AttemptContext implements NodeContext<unknown> {
   }
 }
 
+/**
+ * The context of an attempt of a run that can enqueue runs
+ * (`ExecuteOptions.enqueue`): its `enqueue` is made on first use, as `log`
+ * is (most nodes never enqueue; a closure made per attempt cost each node
+ * two objects).
+ */
+class QueueAttemptContext extends AttemptContext {
+  readonly #attempt: Attempt;
+  #enqueue: NodeContext<unknown>["enqueue"];
+
+  constructor(a: Attempt, input: unknown) {
+    super(a, input);
+    this.#attempt = a;
+  }
+
+  /** Enqueue a run of another flow. */
+  get enqueue(): NodeContext<unknown>["enqueue"] {
+    const a = this.#attempt;
+    const enqueue = a.host.options.enqueue!;
+    return this.#enqueue ??= (flow, options) => a.guard(() => enqueue(flow, options));
+  }
+}
+
 /** Whether `value` is a promise or another thenable (what `await` would wait for). */
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value instanceof Promise ||
@@ -531,19 +569,26 @@ class Execution implements AttemptHost {
   #controller = new AbortController();
   #results: (NodeResult | undefined)[];
   #scope: TemplateScope;
+  /** Whether a template may read `#scope.nodes` (see {@linkcode FlowFacts.templates}). */
+  readonly #templates: boolean;
   #failure: { node?: string; message: string } | null = null;
   #stopping = false;
   /** What did not stop within the grace period, by node. */
   #stuck: string[] = [];
   /** How to stop each attempt running now (when the run is cancelled or times out). */
-  #live = new Set<Attempt>();
+  // An array, each attempt knowing its position (`Attempt.live`), not a `Set`: a set that
+  // grows to one attempt and shrinks to none again reallocates its table each time (~230 bytes
+  // a node of a chain).
+  #live: Attempt[] = [];
 
   constructor(flow: PreparedFlow, options: ExecuteOptions) {
     this.#flow = flow;
     this.#o = this.options = options;
     this.timers = options.timers ?? realTimers;
     this.flowId = flow.definition.id;
-    this.facts = nodeFacts(flow);
+    const facts = flowFacts(flow);
+    this.facts = facts.nodes;
+    this.#templates = facts.templates;
     this.#results = new Array(flow.nodes.length);
     this.#scope = {
       inputs: options.inputs,
@@ -658,24 +703,28 @@ class Execution implements AttemptHost {
         while (!this.#stopping && running < limit && head < queue.length) {
           const i = queue[head++];
           running++;
-          this.#runNode(i, signal).then((result) => {
-            running--;
-            this.#results[i] = result;
-            const id = nodes[i].spec.id;
-            this.#scope.nodes[id] = { output: result.output, status: result.status };
-            if (result.status === "failed" || result.status === "timed-out") {
-              if (!nodes[i].spec.continueOnError && !this.#stopping) {
-                this.#failure = { node: id, message: result.error ?? result.status };
-                this.#stopping = true;
-              }
-            }
-            for (const d of nodes[i].dependents) if (--waiting[d] === 0) queue.push(d);
-            pump();
-            if (running === 0 && (this.#stopping || head >= queue.length)) {
-              signal.removeEventListener("abort", onAbort);
-              resolve();
-            }
-          });
+          this.#runNode(i, signal).then(ended);
+        }
+      };
+      /** Node `i` ended (its result is in `#results`): one function for every node, not one each. */
+      const ended = (i: number) => {
+        running--;
+        const result = this.#results[i]!;
+        const id = nodes[i].spec.id;
+        if (this.#templates) {
+          this.#scope.nodes[id] = { output: result.output, status: result.status };
+        }
+        if (result.status === "failed" || result.status === "timed-out") {
+          if (!nodes[i].spec.continueOnError && !this.#stopping) {
+            this.#failure = { node: id, message: result.error ?? result.status };
+            this.#stopping = true;
+          }
+        }
+        for (const d of nodes[i].dependents) if (--waiting[d] === 0) queue.push(d);
+        pump();
+        if (running === 0 && (this.#stopping || head >= queue.length)) {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
         }
       };
       pump();
@@ -693,11 +742,9 @@ class Execution implements AttemptHost {
     let access = this.#access[i];
     if (access === undefined) {
       access = new NodeAccess(
-        {
-          runId: this.#o.runId,
-          flowId: this.#flow.definition.id,
-          nodeId: this.#flow.nodes[i].spec.id,
-        },
+        this.#o.runId,
+        this.flowId,
+        this.#flow.nodes[i].spec.id,
         this.#o.resolver.stateChanges,
         this.facts[i].actorFree,
       );
@@ -706,14 +753,15 @@ class Execution implements AttemptHost {
     return access;
   }
 
-  /** Emit the node's `node.end` event and return its result. */
-  #end(i: number, started: number, result: NodeResult, bytes?: number): NodeResult {
+  /** Emit node `i`'s `node.end` event and keep its result (in `#results`); returns `i`. */
+  #end(i: number, started: number, result: NodeResult, bytes?: number): number {
+    this.#results[i] = result;
     const on = this.#o.onEvent;
     const access = this.#access[i];
     if (access !== undefined) this.#access[i] = undefined;
     if (on === undefined) {
       access?.close(); // closes its lists all the same
-      return result;
+      return i;
     }
     let outputBytes: number | undefined;
     if (result.output !== undefined) outputBytes = bytes ?? JSON.stringify(result.output).length;
@@ -730,10 +778,11 @@ class Execution implements AttemptHost {
     };
     if (access !== undefined) access.addFields(event);
     on(event);
-    return result;
+    return i;
   }
 
-  async #runNode(i: number, runSignal: AbortSignal): Promise<NodeResult> {
+  /** Run node `i`; resolves `i` once it ended, its result in `#results`. */
+  async #runNode(i: number, runSignal: AbortSignal): Promise<number> {
     // Store calls on embedded backends resolve without giving the event loop a
     // turn; yield now and then so timers and Ctrl-C are seen during long runs.
     // The system clock's reading of the node's start is the yield's time too (one clock
@@ -744,8 +793,8 @@ class Execution implements AttemptHost {
     if (breath !== undefined) {
       await breath;
       if (runSignal.aborted) {
-        const result: NodeResult = { status: "cancelled", attempts: 0 };
-        return result;
+        this.#results[i] = { status: "cancelled", attempts: 0 };
+        return i;
       }
       started = clock.now();
     }
@@ -897,9 +946,11 @@ class Execution implements AttemptHost {
   ): AttemptOutcome | Promise<AttemptOutcome> | Attempt {
     const id = node.spec.id;
     const a = new Attempt(this, i, node, attempt);
-    const ctx = new AttemptContext(a, input);
+    const ctx = this.options.enqueue === undefined
+      ? new AttemptContext(a, input)
+      : new QueueAttemptContext(a, input);
     // The run's abort reaches the attempts running then through one listener of the run.
-    this.#live.add(a);
+    a.live = this.#live.push(a) - 1;
     if (runSignal.aborted) a.stop(runSignal.reason);
     // Every store write the node makes is recorded in change feeds as this run's node
     // (built-ins that touch no store and emit no event run without that context, and
@@ -927,6 +978,18 @@ class Execution implements AttemptHost {
       this.timers.sleep(ms, timer.signal).then(() => a.stop(new AttemptTimeout(ms)), () => {});
     }
     return a.decided ? this.#decided(a) : a;
+  }
+
+  /** Attempt `a` is no longer running: the last of `#live` takes its place. */
+  #notLive(a: Attempt): void {
+    const at = a.live;
+    if (at < 0) return;
+    a.live = -1;
+    const last = this.#live.pop()!;
+    if (last !== a) {
+      this.#live[at] = last;
+      last.live = at;
+    }
   }
 
   /** The outcome of attempt `a`, once decided; a promise only when something it began may still run. */
@@ -958,7 +1021,7 @@ class Execution implements AttemptHost {
       }
     }
     a.timer?.abort("attempt finished");
-    this.#live.delete(a);
+    this.#notLive(a);
     // The attempt is over: nothing it does from now on reaches state or the run.
     a.close(a.settled ? (outcome.ok ? "it returned" : "it failed") : "it ended");
     a.end();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineNode, openStore, type RunRecord, type Store } from "../../mod.ts";
+import { defineNode, openStore, type RunEvent, type RunRecord, type Store } from "../../mod.ts";
 import { Records } from "../../records.ts";
 import { fakeClock } from "../testing/clock.ts";
 import type { Timers } from "../clock.ts";
@@ -566,4 +566,124 @@ Deno.test("a long synchronous flow yields to the event loop now and then: a time
 
 Deno.test("a long synchronous flow yields even while Date.now() stands still (a test faking Date)", async () => {
   await assertCancelledMidway(true);
+});
+
+Deno.test("a state view's call still in flight when its node returns is waited for: its write lands and is in node.end", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const events: RunEvent[] = [];
+  const leavesWrites = defineNode({
+    optionsSchema: z.object({}),
+    run(ctx) {
+      // Not awaited: the calls are in flight when the node returns.
+      void ctx.flow.set("a", 1);
+      void ctx.node.increment("b");
+      return "returned";
+    },
+  });
+  const run = await execute(
+    store,
+    {
+      id: "inflight",
+      nodes: [node("n", "leaves"), node("m", "transform", { needs: ["n"], with: { value: 2 } })],
+    },
+    { leaves: leavesWrites },
+    { onEvent: (e) => events.push(e) },
+  );
+  assert.equal(run.status, "succeeded");
+  // Not left behind: no note that the attempt did not stop within the grace period.
+  assert.deepEqual(events.filter((e) => e.type === "node.log"), []);
+  assert.equal((await store.get(["flow", "inflight", "a"]))?.value, 1);
+  assert.equal((await store.get(["node", "inflight", "n", "b"]))?.value, 1);
+  const end = events.find((e) => e.type === "node.end" && e.node === "n");
+  assert.deepEqual(end?.type === "node.end" && end.writes, [
+    { scope: "flow", key: ["a"] },
+    { scope: "node", key: ["b"] },
+  ]);
+  // The node ended after its calls did: its dependent started after its end.
+  const order = events.filter((e) => e.type !== "node.attempt").map((e) =>
+    `${e.type}${"node" in e ? ` ${e.node}` : ""}`
+  );
+  assert.deepEqual(order, [
+    "run.start",
+    "node.start n",
+    "node.end n",
+    "node.start m",
+    "node.end m",
+    "run.end",
+  ]);
+});
+
+Deno.test("a cancelled run stops every attempt running then, after others ended in any order", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const controller = new AbortController();
+  const started = new Set<string>();
+  const release = new Map<string, () => void>();
+  const waits = defineNode({
+    optionsSchema: z.object({}),
+    run(ctx) {
+      started.add(ctx.nodeId);
+      return new Promise((resolve, reject) => {
+        release.set(ctx.nodeId, () => resolve(ctx.nodeId));
+        ctx.signal.addEventListener("abort", () => reject(new Error("stopped")), { once: true });
+      });
+    },
+  });
+  const ids = ["a", "b", "c", "d", "e"];
+  const promise = execute(
+    store,
+    {
+      id: "many",
+      nodes: ids.map((id) => node(id, "waits")),
+    },
+    { waits },
+    { signal: controller.signal },
+  );
+  while (started.size < ids.length) await new Promise((r) => setTimeout(r, 1));
+  // The first, a middle one and the last of the attempts running end before the cancel.
+  for (const id of ["a", "c", "e"]) release.get(id)!();
+  await new Promise((r) => setTimeout(r, 1));
+  controller.abort();
+  const run = await promise;
+  assert.equal(run.status, "cancelled");
+  assert.deepEqual(
+    Object.fromEntries(ids.map((id) => [id, run.nodes[id].status])),
+    { a: "succeeded", b: "cancelled", c: "succeeded", d: "cancelled", e: "succeeded" },
+  );
+});
+
+Deno.test("templates read the outcomes of nodes in with, if and outputs (a run keeps them only for templates)", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const flow = (last: Record<string, unknown>, outputs?: Record<string, unknown>) => ({
+    id: "reads",
+    nodes: [
+      node("one", "transform", { with: { value: 1 } }),
+      node("two", "transform", { needs: ["one"], with: { value: 2 } }),
+      node("last", "transform", { needs: ["two"], ...last }),
+    ],
+    ...(outputs === undefined ? {} : { outputs }),
+  });
+  const withRun = await execute(
+    store,
+    flow({ with: { value: "${{ nodes.two.output + 1 }}" } }),
+    {},
+  );
+  assert.equal(withRun.nodes.last.output, 3);
+  const ifRun = await execute(
+    store,
+    flow({ if: "${{ nodes.one.status == 'succeeded' }}", with: { value: 4 } }),
+    {},
+  );
+  assert.equal(ifRun.nodes.last.output, 4);
+  const outputsRun = await execute(
+    store,
+    flow({ with: { value: 5 } }, { sum: "${{ nodes.one.output + nodes.last.output }}" }),
+    {},
+  );
+  assert.deepEqual(outputsRun.outputs, { sum: 6 });
+  // No template at all: the outcomes are in the record all the same.
+  const plain = await execute(store, flow({ with: { value: 7 } }), {});
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(plain.nodes).map(([id, n]) => [id, n.output])),
+    { one: 1, two: 2, last: 7 },
+  );
 });

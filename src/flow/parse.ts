@@ -277,6 +277,7 @@ function readFlow(text: string, options: ParseFlowOptions): FlowRead {
       ...(file === undefined ? {} : { file }),
       uniqueKeys: false,
       logLevel: "error",
+      oneDocument: { file: "a flow file", elsewhere: "put the other flow in a file of its own" },
     });
   } catch (error) {
     if (error instanceof Deno.errors.NotCapable) {

@@ -67,11 +67,54 @@ Deno.test("parseFlow() reports malformed YAML at yaml's own position", () => {
     "flow.yaml:3:1: Flow sequence in block collection must be sufficiently indented and end with a ]",
   ]);
   assert.deepEqual(problems("id: demo\n---\nid: other\n"), [
-    "flow.yaml:2:1: Source contains multiple documents; please use YAML.parseAllDocuments()",
+    "flow.yaml:2:1: a second YAML document starts here (`---`); a flow file holds one: remove the `---` and what follows, or put the other flow in a file of its own",
   ]);
   assert.deepEqual(problems("id: demo\nnodes:\n  - { id: a, type: !custom log }\n"), [
     "flow.yaml:3:20: Unresolved tag: !custom",
   ]);
+});
+
+Deno.test("parseFlow() reports a badly indented key or item at its column, once, with the columns to use", () => {
+  const node = "  - id: a\n    type: log\n";
+  // Each of these made yaml report at column 1, in its own words, and again on later lines.
+  assert.deepEqual(problems(`id: demo\nnodes:\n${node}   with: { message: hi }\n`), [
+    "flow.yaml:5:4: `with:` is indented 3 spaces; the keys beside it use 4: indent it like them",
+  ]);
+  assert.deepEqual(problems(`id: demo\nnodes:\n${node}  with: { message: hi }\n  - id: b\n`), [
+    "flow.yaml:5:3: `with:` is indented 2 spaces; the keys beside it use 4: indent it like them",
+  ]);
+  assert.deepEqual(problems(`id: demo\nnodes:\n${node} - id: b\n   type: log\n`), [
+    "flow.yaml:5:2: `- id: b` is indented 1 space; the list items beside it use 2: indent it like them",
+  ]);
+  // A nested block: the keys beside it are the ones of the innermost block it is near.
+  assert.deepEqual(
+    problems(`id: demo\nnodes:\n${node}    with:\n      message: hi\n     level: info\n`),
+    [
+      "flow.yaml:7:6: `level:` is indented 5 spaces; the keys beside it use 6: indent it like them",
+    ],
+  );
+  // A key below a complete value, deeper than the keys beside it.
+  assert.deepEqual(problems(`id: demo\nnodes:\n${node}    needs: []\n     with: {}\n`), [
+    "flow.yaml:6:6: `with:` is indented 5 spaces; the keys beside it use 4: indent it like them",
+  ]);
+  // Two slips in two nodes: both.
+  assert.deepEqual(
+    problems(`id: demo\nnodes:\n${node}   with: {}\n  - id: b\n    type: log\n   with: {}\n`),
+    [
+      "flow.yaml:5:4: `with:` is indented 3 spaces; the keys beside it use 4: indent it like them",
+      "flow.yaml:8:4: `with:` is indented 3 spaces; the keys beside it use 4: indent it like them",
+    ],
+  );
+  // A block scalar's lines and a flow mapping's over several lines are no keys to line up with.
+  assert.deepEqual(
+    problems(
+      `id: demo\nnodes:\n  - id: a\n    type: log\n    with: {\n        message: x,\n    }\n` +
+        `  - id: b\n    type: log\n    with:\n      message: |\n        a: b\n   needs: [a]\n`,
+    ),
+    [
+      "flow.yaml:13:4: `needs:` is indented 3 spaces; the keys beside it use 4: indent it like them",
+    ],
+  );
 });
 
 Deno.test("parseFlow() reports a top level that is not a mapping", () => {

@@ -334,8 +334,11 @@ function sameList(list: unknown[], known: StateAccess[]): boolean {
       a.prefix !== b.prefix || !Array.isArray(a.key) || a.key.length !== b.key.length
     ) return false;
     for (let j = 0; j < a.key.length; j++) if (a.key[j] !== b.key[j]) return false;
-    // The same values: now the same shape (no other field, the same order).
-    if (!isAccess(a)) return false;
+    // The same values as an access `isAccess` accepted (so of the right types): now the same
+    // shape (a plain object, no other field, the same order).
+    if (Object.getPrototypeOf(a) !== Object.prototype || fieldsOf(a, ACCESS_FIELDS, 2) < 0) {
+      return false;
+    }
   }
   return true;
 }

@@ -264,6 +264,12 @@ export interface StateChangeSink {
 export interface StoreResolver {
   /** The store a scope maps to. */
   forScope(scope: ScopeName): Promise<Store>;
+  /**
+   * The store a scope maps to when it is open already (what `forScope` would
+   * resolve), else `undefined`: a view then takes it without waiting a turn
+   * of the microtask queue for `forScope`'s promise.
+   */
+  opened?(scope: ScopeName): Store | undefined;
   /** A store by configured name (a clear error for an unknown one). */
   byName(name: string): Promise<Store>;
   /** Told of every committed write made through the views of a run (none by default). */
@@ -310,16 +316,25 @@ export function scopePrefix(scope: ScopeName, flowId: string, nodeId?: string): 
   }
 }
 
-function toParts(key: ScopeKey, what: string): string[] {
+/**
+ * `key` as an array of its parts (a copy). The error names what was done
+ * (`"increment"`) in which scope: made only when there is one (a message
+ * made per call cost each call a string).
+ */
+function toParts(key: ScopeKey, verb: string, scope: ScopeName): string[] {
   if (typeof key === "string") {
-    if (key === "") throw new TypeError(`${what}: a state key cannot be empty`);
+    if (key === "") {
+      throw new TypeError(`Cannot ${verb} ${scope} state: a state key cannot be empty`);
+    }
     return [key];
   }
   if (Array.isArray(key) && key.length > 0 && key.every((k) => typeof k === "string")) {
     return [...key];
   }
   throw new TypeError(
-    `${what}: a state key is a non-empty string or array of strings (got ${JSON.stringify(key)})`,
+    `Cannot ${verb} ${scope} state: a state key is a non-empty string or array of strings (got ${
+      JSON.stringify(key)
+    })`,
   );
 }
 
@@ -457,13 +472,15 @@ export async function incrementEntry(
 /**
  * What guards the calls of a view (a node attempt's fence, `flow/_attempt.ts`):
  * a call is refused once it says so, and every call it lets through is
- * tracked until it settles.
+ * counted from its start to its end.
  */
 export interface ViewGuard {
   /** The error a call made now fails with, or `undefined` while calls may be made. */
   refusal(): Error | undefined;
-  /** Track `call` (just begun) until it settles; returns it. */
-  track<T>(call: Promise<T>): Promise<T>;
+  /** A call begins: it is in flight until its {@linkcode ViewGuard.leave}. */
+  enter(): void;
+  /** A call that began has settled (returned or failed). */
+  leave(): void;
 }
 
 /**
@@ -508,9 +525,10 @@ export function boundView(view: StateView): StateView {
 type ListOptions = ScopeCallOptions & { prefix?: ScopeKey; limit?: number };
 
 /**
- * See {@linkcode createStateView}. Each public method checks the guard, then
- * starts its work (a private async method) and hands the guard that promise:
- * the order of `AttemptFence.guard`, with no closure per call.
+ * See {@linkcode createStateView}. Each public method asks the guard, then
+ * starts its work (a private async method, which tells the guard when it
+ * ends, in its `finally`): no promise and no callback per call to follow
+ * its end, as `AttemptFence.track` makes.
  */
 class ScopeView implements StateView {
   readonly scope: ScopeName;
@@ -533,24 +551,31 @@ class ScopeView implements StateView {
     this.#guard = guard;
   }
 
-  /** A call refused by the guard (the attempt is over), else `undefined`: check before the work starts. */
+  /**
+   * A call refused by the guard (the attempt is over), else `undefined`, the
+   * call counted as begun: checked before the work starts, and the work ends
+   * with {@linkcode ScopeView.#done}.
+   */
   #refused(): Promise<never> | undefined {
-    const refused = this.#guard?.refusal();
-    return refused === undefined ? undefined : Promise.reject(refused);
+    const guard = this.#guard;
+    if (guard === undefined) return undefined;
+    const refused = guard.refusal();
+    if (refused !== undefined) return Promise.reject(refused);
+    guard.enter();
+    return undefined;
   }
 
-  /** `call` (the work of one method, just begun), tracked by the guard if any. */
-  #tracked<T>(call: Promise<T>): Promise<T> {
-    const guard = this.#guard;
-    return guard === undefined ? call : guard.track(call);
+  /** The call's work has ended (in its `finally`). */
+  #done(): void {
+    this.#guard?.leave();
   }
 
   get<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<T | null> {
-    return this.#refused() ?? this.#tracked(this.#get<T>(key, options));
+    return this.#refused() ?? this.#get<T>(key, options);
   }
 
   entry<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<Entry<T> | null> {
-    return this.#refused() ?? this.#tracked(this.#entry<T>(key, options));
+    return this.#refused() ?? this.#entry<T>(key, options);
   }
 
   set(
@@ -558,34 +583,39 @@ class ScopeView implements StateView {
     value: unknown,
     options?: ScopeCallOptions & { expireIn?: number },
   ): Promise<void> {
-    return this.#refused() ?? this.#tracked(this.#set(key, value, options));
+    return this.#refused() ?? this.#set(key, value, options);
   }
 
   delete(key: ScopeKey, options?: ScopeCallOptions): Promise<boolean> {
-    return this.#refused() ?? this.#tracked(this.#delete(key, options));
+    return this.#refused() ?? this.#delete(key, options);
   }
 
   increment(key: ScopeKey, by?: number, options?: ScopeCallOptions): Promise<number> {
-    return this.#refused() ?? this.#tracked(this.#increment(key, by, options));
+    return this.#refused() ?? this.#increment(key, by, options);
   }
 
   keys(options?: ListOptions): Promise<ScopeKey[]> {
-    return this.#refused() ?? this.#tracked(this.#keys(options));
+    return this.#refused() ?? this.#keys(options);
   }
 
   entries<T>(options?: ListOptions): Promise<{ key: ScopeKey; value: T }[]> {
-    return this.#refused() ?? this.#tracked(this.#entries<T>(options));
+    return this.#refused() ?? this.#entries<T>(options);
   }
 
   query<T>(options?: ScopeQueryOptions): Promise<{ key: ScopeKey; value: T }[]> {
-    return this.#refused() ?? this.#tracked(this.#query<T>(options));
+    return this.#refused() ?? this.#query<T>(options);
   }
 
   search<T>(
     text: string,
     options?: ScopeSearchOptions,
   ): Promise<{ key: ScopeKey; value: T; score: number }[]> {
-    return this.#refused() ?? this.#tracked(this.#search<T>(text, options));
+    return this.#refused() ?? this.#search<T>(text, options);
+  }
+
+  /** The store of the call, if it can be had without waiting (see {@linkcode StoreResolver.opened}). */
+  #openStore(options: ScopeCallOptions | undefined): Store | undefined {
+    return options?.store === undefined ? this.#resolver.opened?.(this.scope) : undefined;
   }
 
   #storeFor(options: ScopeCallOptions | undefined): Promise<Store> {
@@ -601,17 +631,16 @@ class ScopeView implements StateView {
 
   /** `write()`, as the observer's node on a store that may record who writes. */
   #asActor<T>(store: Store, write: () => Promise<T>): Promise<T> {
-    const actor = this.#observer?.actor;
-    return actor !== undefined && readsActor(store)
+    // The store first: the observer's actor may be made when asked for.
+    const actor = readsActor(store) ? this.#observer?.actor : undefined;
+    return actor !== undefined
       ? withNodeActor(actor.runId, actor.flowId, actor.nodeId, write)
       : write();
   }
 
   async #list(options: ListOptions | undefined): Promise<Entry[]> {
-    const store = await this.#storeFor(options);
-    const parts = options?.prefix === undefined
-      ? []
-      : toParts(options.prefix, `Cannot list ${this.scope} state`);
+    const store = this.#openStore(options) ?? await this.#storeFor(options);
+    const parts = options?.prefix === undefined ? [] : toParts(options.prefix, "list", this.scope);
     const out: Entry[] = [];
     const list = store.list({ prefix: this.#full(parts), limit: options?.limit });
     for await (const e of list) out.push(e);
@@ -620,19 +649,27 @@ class ScopeView implements StateView {
   }
 
   async #get<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<T | null> {
-    const store = await this.#storeFor(options);
-    const parts = toParts(key, `Cannot get ${this.scope} state`);
-    const e = await store.get<T>(this.#full(parts));
-    this.#observer?.read(this.scope, parts, options?.store, false);
-    return e === null ? null : e.value;
+    try {
+      const store = this.#openStore(options) ?? await this.#storeFor(options);
+      const parts = toParts(key, "get", this.scope);
+      const e = await store.get<T>(this.#full(parts));
+      this.#observer?.read(this.scope, parts, options?.store, false);
+      return e === null ? null : e.value;
+    } finally {
+      this.#done();
+    }
   }
 
   async #entry<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<Entry<T> | null> {
-    const store = await this.#storeFor(options);
-    const parts = toParts(key, `Cannot get ${this.scope} state`);
-    const e = await store.get<T>(this.#full(parts));
-    this.#observer?.read(this.scope, parts, options?.store, false);
-    return e;
+    try {
+      const store = this.#openStore(options) ?? await this.#storeFor(options);
+      const parts = toParts(key, "get", this.scope);
+      const e = await store.get<T>(this.#full(parts));
+      this.#observer?.read(this.scope, parts, options?.store, false);
+      return e;
+    } finally {
+      this.#done();
+    }
   }
 
   async #set(
@@ -640,116 +677,148 @@ class ScopeView implements StateView {
     value: unknown,
     options?: ScopeCallOptions & { expireIn?: number },
   ): Promise<void> {
-    const store = await this.#storeFor(options);
-    const parts = toParts(key, `Cannot set ${this.scope} state`);
-    const k = this.#full(parts);
-    const result = await this.#asActor(store, () =>
-      store.set(
-        k,
-        value,
-        options?.expireIn === undefined ? undefined : { expireIn: options.expireIn },
-      ));
-    const observer = this.#observer;
-    if (observer && result.ok) {
-      observer.wrote(this.scope, parts, options?.store, {
-        store: store.name,
-        key: k,
-        op: "set",
-        version: result.version,
-      });
+    try {
+      const store = this.#openStore(options) ?? await this.#storeFor(options);
+      const parts = toParts(key, "set", this.scope);
+      const k = this.#full(parts);
+      const result = await this.#asActor(store, () =>
+        store.set(
+          k,
+          value,
+          options?.expireIn === undefined ? undefined : { expireIn: options.expireIn },
+        ));
+      const observer = this.#observer;
+      if (observer && result.ok) {
+        observer.wrote(this.scope, parts, options?.store, {
+          store: store.name,
+          key: k,
+          op: "set",
+          version: result.version,
+        });
+      }
+    } finally {
+      this.#done();
     }
   }
 
   async #delete(key: ScopeKey, options?: ScopeCallOptions): Promise<boolean> {
-    const store = await this.#storeFor(options);
-    const parts = toParts(key, `Cannot delete ${this.scope} state`);
-    const k = this.#full(parts);
-    const existed = (await store.get(k)) !== null;
-    await this.#asActor(store, () => store.delete(k));
-    const observer = this.#observer;
-    if (observer && existed) {
-      observer.wrote(this.scope, parts, options?.store, {
-        store: store.name,
-        key: k,
-        op: "delete",
-      });
+    try {
+      const store = this.#openStore(options) ?? await this.#storeFor(options);
+      const parts = toParts(key, "delete", this.scope);
+      const k = this.#full(parts);
+      const existed = (await store.get(k)) !== null;
+      await this.#asActor(store, () => store.delete(k));
+      const observer = this.#observer;
+      if (observer && existed) {
+        observer.wrote(this.scope, parts, options?.store, {
+          store: store.name,
+          key: k,
+          op: "delete",
+        });
+      }
+      return existed;
+    } finally {
+      this.#done();
     }
-    return existed;
   }
 
   async #increment(key: ScopeKey, by = 1, options?: ScopeCallOptions): Promise<number> {
-    const store = await this.#storeFor(options);
-    const parts = toParts(key, `Cannot increment ${this.scope} state`);
-    const k = this.#full(parts);
-    const observer = this.#observer;
-    if (!observer) return increment(store, k, by);
-    const actor = observer.actor;
-    // The closure `withNodeActor` needs is made only where an actor is recorded.
-    const { value, version } = actor !== undefined && readsActor(store)
-      ? await withNodeActor(
-        actor.runId,
-        actor.flowId,
-        actor.nodeId,
-        () => incrementEntry(store, k, by),
-      )
-      : await incrementEntry(store, k, by);
-    observer.read(this.scope, parts, options?.store, false);
-    observer.wrote(this.scope, parts, options?.store, {
-      store: store.name,
-      key: k,
-      op: "set",
-      version,
-    });
-    return value;
+    try {
+      const store = this.#openStore(options) ?? await this.#storeFor(options);
+      const parts = toParts(key, "increment", this.scope);
+      const k = this.#full(parts);
+      const observer = this.#observer;
+      if (!observer) return await increment(store, k, by);
+      // The store first: the observer's actor may be made when asked for.
+      const actor = readsActor(store) ? observer.actor : undefined;
+      // The closure `withNodeActor` needs is made only where an actor is recorded.
+      const { value, version } = actor !== undefined
+        ? await withNodeActor(
+          actor.runId,
+          actor.flowId,
+          actor.nodeId,
+          () => incrementEntry(store, k, by),
+        )
+        : await incrementEntry(store, k, by);
+      observer.read(this.scope, parts, options?.store, false);
+      observer.wrote(this.scope, parts, options?.store, {
+        store: store.name,
+        key: k,
+        op: "set",
+        version,
+      });
+      return value;
+    } finally {
+      this.#done();
+    }
   }
 
   async #keys(options?: ListOptions): Promise<ScopeKey[]> {
-    const length = this.#prefix.length;
-    return (await this.#list(options)).map((e) => fromParts(e.key.slice(length)));
+    try {
+      const length = this.#prefix.length;
+      return (await this.#list(options)).map((e) => fromParts(e.key.slice(length)));
+    } finally {
+      this.#done();
+    }
   }
 
   async #entries<T>(options?: ListOptions): Promise<{ key: ScopeKey; value: T }[]> {
-    const length = this.#prefix.length;
-    return (await this.#list(options)).map((e) => ({
-      key: fromParts(e.key.slice(length)),
-      value: e.value as T,
-    }));
+    try {
+      const length = this.#prefix.length;
+      return (await this.#list(options)).map((e) => ({
+        key: fromParts(e.key.slice(length)),
+        value: e.value as T,
+      }));
+    } finally {
+      this.#done();
+    }
+  }
+
+  /** The keys under `prefix` in this scope (the whole scope without one); `verb` names the call. */
+  #under(prefix: ScopeKey | undefined, verb: string): Key {
+    return prefix === undefined
+      ? this.#prefix
+      : [...this.#prefix, ...toParts(prefix, verb, this.scope)];
   }
 
   async #query<T>(options: ScopeQueryOptions = {}): Promise<{ key: ScopeKey; value: T }[]> {
-    const store = await this.#storeFor(options);
-    const prefix = this.#prefix;
-    const under = options.prefix === undefined
-      ? prefix
-      : [...prefix, ...toParts(options.prefix, `Cannot query ${this.scope} state`)];
-    const entries = await store.query<T>({
-      prefix: under,
-      where: options.where,
-      orderBy: options.orderBy,
-      limit: options.limit,
-      offset: options.offset,
-    });
-    return entries.map((e) => ({ key: fromParts(e.key.slice(prefix.length)), value: e.value }));
+    try {
+      const store = this.#openStore(options) ?? await this.#storeFor(options);
+      const prefix = this.#prefix;
+      const under = this.#under(options.prefix, "query");
+      const entries = await store.query<T>({
+        prefix: under,
+        where: options.where,
+        orderBy: options.orderBy,
+        limit: options.limit,
+        offset: options.offset,
+      });
+      return entries.map((e) => ({ key: fromParts(e.key.slice(prefix.length)), value: e.value }));
+    } finally {
+      this.#done();
+    }
   }
 
   async #search<T>(
     text: string,
     options: ScopeSearchOptions = {},
   ): Promise<{ key: ScopeKey; value: T; score: number }[]> {
-    const store = await this.#storeFor(options);
-    const prefix = this.#prefix;
-    const under = options.prefix === undefined
-      ? prefix
-      : [...prefix, ...toParts(options.prefix, `Cannot search ${this.scope} state`)];
-    const hits = await store.search<T>(text, {
-      prefix: under,
-      limit: options.limit,
-      fields: options.fields,
-    });
-    return hits.map((h) => ({
-      key: fromParts(h.key.slice(prefix.length)),
-      value: h.value,
-      score: h.score,
-    }));
+    try {
+      const store = this.#openStore(options) ?? await this.#storeFor(options);
+      const prefix = this.#prefix;
+      const under = this.#under(options.prefix, "search");
+      const hits = await store.search<T>(text, {
+        prefix: under,
+        limit: options.limit,
+        fields: options.fields,
+      });
+      return hits.map((h) => ({
+        key: fromParts(h.key.slice(prefix.length)),
+        value: h.value,
+        score: h.score,
+      }));
+    } finally {
+      this.#done();
+    }
   }
 }

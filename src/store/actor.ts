@@ -77,6 +77,22 @@ export function withNodeActor<R>(runId: string, flowId: string, nodeId: string, 
 }
 
 /**
+ * `fn` with the actor in effect less a run's fields (`runId`, `flowId`,
+ * `nodeId`; a job or a declared actor stay): what a sub-run's own records are
+ * written as, like a top-level run's, and not as the parent's node that
+ * started it (internal: the executor's sub-runs).
+ */
+export function outsideRunActor<R>(fn: () => R): R {
+  const outer = storage?.getStore();
+  if (
+    outer === undefined ||
+    (outer.runId === undefined && outer.flowId === undefined && outer.nodeId === undefined)
+  ) return fn();
+  const { runId: _run, flowId: _flow, nodeId: _node, ...rest } = outer;
+  return storage!.run(rest, fn);
+}
+
+/**
  * Declare this process's actor (an `actor` option of `openRuntime` or
  * `openStore`); `FLOWSTATE_ACTOR` still wins.
  */

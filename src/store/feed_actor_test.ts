@@ -82,3 +82,55 @@ Deno.test("feed: a run's writes name the run, flow and node; a sandboxed node's 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("feed: a sub-run's records are not credited to the parent's node; its nodes' writes name the sub-run", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-feed-actor-" });
+  try {
+    await Deno.writeTextFile(
+      join(dir, "child.flow.yaml"),
+      "id: child\nnodes:\n  - id: mark\n    type: state.set\n    with: { scope: flow, key: marked, value: 1 }\n",
+    );
+    await Deno.writeTextFile(
+      join(dir, "parent.flow.yaml"),
+      [
+        "id: parent",
+        "nodes:",
+        "  - id: call",
+        "    type: flow",
+        "    with: { flow: ./child.flow.yaml }",
+        "  - id: own",
+        "    type: state.set",
+        "    needs: [call]",
+        "    with: { scope: flow, key: own, value: 2 }",
+      ].join("\n"),
+    );
+    await using rt = await openRuntime({
+      cwd: dir,
+      actor: "tester",
+      config: {
+        stores: { main: { plugin: "sqlite", path: join(dir, "s.db"), changes: { keep: "1d" } } },
+        records: "main",
+      },
+    });
+    const run = await rt.runFlow(join(dir, "parent.flow.yaml"));
+    assert.equal(run.status, "succeeded", JSON.stringify(run.error));
+    const store = await rt.store("main");
+    const byParent: string[] = [];
+    const flowWrites: unknown[][] = [];
+    for await (const c of store.changes()) {
+      if (c.by.runId === run.id) byParent.push(c.key.join("/"));
+      if (c.key[0] === "flow") {
+        flowWrites.push([c.key.join("/"), c.by.flowId, c.by.nodeId, c.by.actor]);
+        if (c.by.flowId === "child") assert.notEqual(c.by.runId, run.id);
+      }
+    }
+    // The parent run's changes are its nodes' state writes, not the sub-run's records.
+    assert.deepEqual(byParent, ["flow/parent/own"]);
+    assert.deepEqual(flowWrites, [
+      ["flow/child/marked", "child", "mark", "tester"],
+      ["flow/parent/own", "parent", "own", "tester"],
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
