@@ -360,6 +360,164 @@ nodes:
 }
 
 Deno.test({
+  name: "inspector: at phone width nothing scrolls sideways; diff line numbers stay on one line",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      await page.setViewportSize({ width: 390, height: 800 });
+      for (const view of ["state", "runs", "flows", "jobs"]) {
+        await page.goto(new URL(`#/${view}`, inspector.url).href);
+        await page.locator("h1.view-title").first().waitFor();
+        assert.equal(
+          await page.evaluate("document.documentElement.scrollWidth"),
+          390,
+          `#/${view} is wider than the phone`,
+        );
+      }
+      await page.goto(new URL("#/flows/counter", inspector.url).href);
+      const numbers = page.locator("table.diff td.ln");
+      await numbers.first().waitFor();
+      // One line box per number: "10" is not "1" above "0".
+      const lines = await page.evaluate(`[...document.querySelectorAll("table.diff td.ln")]
+        .filter((cell) => cell.textContent.length > 1)
+        .map((cell) => {
+          const range = document.createRange();
+          range.selectNodeContents(cell);
+          return cell.textContent + ":" + range.getClientRects().length;
+        })`) as string[];
+      assert.ok(lines.length > 0);
+      assert.deepEqual(lines.filter((l) => !l.endsWith(":1")), []);
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "inspector: jobs and flows say loading…; the jobs table draws before the schedules come",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      // Hold the answers until the test lets them through.
+      const held: (() => void)[] = [];
+      const hold = (pattern: string) =>
+        page.route(pattern, (route) => {
+          held.push(() => route.continue().catch(() => {}));
+        });
+      await hold("**/api/schedules*");
+      await page.goto(new URL("#/jobs", inspector.url).href);
+      await page.locator('.jobs-table tr[data-job="gc"]').waitFor();
+      await page.locator(".schedules-table td").filter({ hasText: "loading…" }).waitFor();
+      while (held.length) held.shift()!();
+      await page.locator(".schedules-table tr[data-schedule]").first().waitFor();
+
+      await hold("**/api/flows*");
+      await page.goto(new URL("#/flows", inspector.url).href);
+      await page.locator("#main .view-loading").filter({ hasText: "loading…" }).waitFor();
+      while (held.length) held.shift()!();
+      await page.locator('.flows-table tr[data-flow="counter"]').waitFor();
+      assert.equal(await page.locator("#main .view-loading").count(), 0);
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
+/** A flow of `count` transform nodes, then two gates (files the test writes) one after the other. */
+async function writeWideFlow(inspector: Inspector, count: number): Promise<void> {
+  const nodes = Array.from(
+    { length: count },
+    (_, i) => `  - id: n${i}\n    type: transform\n    with: { value: ${i} }\n`,
+  );
+  const gate = (id: string, needs: string, input: string) =>
+    `  - id: ${id}
+    type: ${join(FIXTURES, "nodes", "wait_for_file.ts")}
+    needs: [${needs}]
+    with: { path: "\${{ inputs.${input} }}" }
+    permissions: { read: [${JSON.stringify(inspector.dir)}] }
+`;
+  await Deno.writeTextFile(
+    join(inspector.dir, "flows", "wide.flow.yaml"),
+    `id: wide
+inputs:
+  first: { type: string }
+  second: { type: string }
+nodes:
+${nodes.join("")}${gate("first", `n${count - 1}`, "first")}${gate("second", "first", "second")}`,
+  );
+}
+
+Deno.test({
+  name:
+    "inspector: a run of many nodes shows the first ones, the running ones, and the rest on demand",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      const count = 600;
+      await writeWideFlow(inspector, count);
+      const first = join(inspector.dir, "release-first");
+      const second = join(inspector.dir, "release-second");
+      const started = await api(inspector, "POST", "/api/flows/wide/runs", {
+        body: { input: { first, second } },
+      });
+      assert.equal(started.status, 202, await started.clone().text());
+      const { runId } = await started.json();
+      await page.goto(new URL(`#/runs/${runId}`, inspector.url).href);
+      await page.locator("#live.on").waitFor();
+      await page.locator('.node-row[data-node="first"][data-status="running"]').waitFor();
+      await page.locator(".timeline-panel").filter({ hasText: `${count + 1} nodes` }).waitFor();
+      // The first 500 in start order (n2 before n10), then only the running one.
+      const rows = page.locator(".timeline-panel .node-row");
+      const names = await rows.evaluateAll((els) => els.map((e) => e.getAttribute("data-node")));
+      assert.equal(names.length, 501);
+      assert.deepEqual(names.slice(0, 12), Array.from({ length: 12 }, (_, i) => `n${i}`));
+      assert.equal(names.at(-1), "first");
+      const showAll = page.locator(".timeline-panel button.show-all");
+      assert.equal(await showAll.textContent(), `show all ${count + 1} nodes (100 more)`);
+
+      // The collapsed event log holds no lines; opened, a page of them and a "show more".
+      const log = page.locator("details.event-log");
+      assert.equal(await log.locator("li").count(), 0);
+      await log.locator("summary").click();
+      await log.locator("li").first().waitFor();
+      assert.equal(await log.locator("li").count(), 500);
+      await log.locator("button.show-more-events").click();
+      await log.locator("li").nth(500).waitFor();
+      await log.locator("summary").click();
+      assert.equal(await log.locator("li").count(), 0);
+
+      // A live event redraws its node's row only: a mark on another row stays.
+      await page.locator('.node-row[data-node="n3"]').evaluate((el) => el.classList.add("mark"));
+      await Deno.writeTextFile(first, "go");
+      await page.locator('.node-row[data-node="second"][data-status="running"]').waitFor();
+      await page.locator(".timeline-panel").filter({ hasText: `${count + 2} nodes` }).waitFor();
+      // Past the first 500, a node that ended well leaves the short list.
+      await page.locator('.node-row[data-node="first"]').waitFor({ state: "detached" });
+      assert.equal(await page.locator(".node-row.mark").count(), 1);
+      // n1's output is `1`: one byte, said so.
+      await page.locator('.node-row[data-node="n1"] .node-summary').click();
+      const facts = page.locator('.node-row[data-node="n1"] .node-facts');
+      await facts.filter({ hasText: "output1 byte" }).waitFor();
+      assert.doesNotMatch(await facts.textContent() ?? "", /bytes/);
+      assert.equal(await showAll.textContent(), `show all ${count + 2} nodes (101 more)`);
+
+      await showAll.click();
+      await page.locator('.node-row[data-node="n599"]').waitFor();
+      assert.equal(await rows.count(), count + 2);
+      assert.equal(await showAll.isVisible(), false);
+
+      await Deno.writeTextFile(second, "go");
+      await page.locator(".run-title .badge.status-succeeded").waitFor();
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
+Deno.test({
   name: "inspector: a run started by the CLI appears live, and its detail follows it to the end",
   ignore,
   sanitizeResources: false,

@@ -235,7 +235,8 @@ async function render() {
     }
   }
   const token = ++renderCount;
-  const container = h("div.view");
+  // Until the view draws itself (its first answers can take a second): "loading…".
+  const container = h("div.view", {}, h("p.muted.view-loading", { text: "loading…" }));
   replace(main, container);
   main.setAttribute("aria-busy", "true");
   try {

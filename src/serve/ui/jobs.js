@@ -4,8 +4,9 @@ import { api } from "./api.js";
 import { formatDuration, formatTime, h, relativeTime, replace, statusBadge } from "./dom.js";
 
 export async function renderJobs(container, ctx) {
-  const jobsBody = h("tbody");
-  const schedulesBody = h("tbody");
+  const loading = () => h("tr", {}, h("td.muted.empty-row", { colSpan: 6, text: "loading…" }));
+  const jobsBody = h("tbody", {}, loading());
+  const schedulesBody = h("tbody", {}, loading());
   replace(
     container,
     h("h1.view-title", { text: "Jobs" }),
@@ -53,7 +54,11 @@ export async function renderJobs(container, ctx) {
   );
 
   async function load() {
-    const [jobs, schedules] = await Promise.all([api.jobs(), api.schedules()]);
+    // Each table as soon as its answer comes (the schedules take longer).
+    await Promise.all([api.jobs().then(drawJobs), api.schedules().then(drawSchedules)]);
+  }
+
+  function drawJobs(jobs) {
     replace(
       jobsBody,
       jobs.length === 0
@@ -125,6 +130,9 @@ export async function renderJobs(container, ctx) {
           )
         ),
     );
+  }
+
+  function drawSchedules(schedules) {
     replace(
       schedulesBody,
       schedules.length === 0

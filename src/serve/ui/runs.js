@@ -181,6 +181,9 @@ export async function renderRuns(container, route, ctx) {
 
 // --- a run's detail -----------------------------------------------------------------------
 
+/** Node ids in name order, numbers by value (n2 before n10). */
+const byName = new Intl.Collator(undefined, { numeric: true });
+
 /** Node rows from a run's events and record: start, attempts, end, logs, reads, writes. */
 export function nodeTimeline(run, events) {
   const nodes = new Map();
@@ -268,8 +271,24 @@ export function nodeTimeline(run, events) {
     if (!node.error && outcome.error) node.error = outcome.error;
   }
   return [...nodes.values()].sort((a, b) =>
-    (a.startedAt ?? Infinity) - (b.startedAt ?? Infinity) || a.id.localeCompare(b.id)
+    (a.startedAt ?? Infinity) - (b.startedAt ?? Infinity) ||
+    byName.compare(a.id, b.id)
   );
+}
+
+/** Nodes the timeline shows before "show all": the first ones, plus every running or failed one. */
+export const TIMELINE_CAP = 500;
+/** Lines of the event log shown at a time (opened). */
+export const EVENT_PAGE = 500;
+
+/** Which of `nodes` (in timeline order) to show: all up to `cap`, then only the running and failed ones. */
+export function shownNodes(nodes, cap = TIMELINE_CAP) {
+  if (nodes.length <= cap) return nodes;
+  return nodes.filter((node, i) => i < cap || notable(node));
+}
+
+function notable(node) {
+  return node.status === "running" || node.status === "failed" || node.status === "timed-out";
 }
 
 export async function renderRun(container, id, ctx) {
@@ -296,6 +315,8 @@ export async function renderRun(container, id, ctx) {
   }
   let run = data.run;
   const events = [];
+  /** The events of each node, in arrival order: one node's row is redrawn from its own. */
+  const eventsByNode = new Map();
   const seen = new Set();
   /** Adds an event unless the run already has it (from the records and the feed both). */
   const addEvent = (event) => {
@@ -303,6 +324,11 @@ export async function renderRun(container, id, ctx) {
     if (seen.has(key)) return false;
     seen.add(key);
     events.push(event);
+    if (event && typeof event.node === "string") {
+      let list = eventsByNode.get(event.node);
+      if (!list) eventsByNode.set(event.node, list = []);
+      list.push(event);
+    }
     return true;
   };
   for (const event of data.events ?? []) addEvent(event);
@@ -327,6 +353,13 @@ export async function renderRun(container, id, ctx) {
     io,
     eventLog,
   );
+
+  /** The header's duration: "running for" grows on the 1 s tick. */
+  const durationText = () =>
+    run.durationMs === null || run.durationMs === undefined
+      ? `running for ${formatDuration(Date.now() - run.startedAt)}`
+      : formatDuration(run.durationMs);
+  let headerDuration = null;
 
   function renderHeader() {
     const actions = h("div.actions");
@@ -367,6 +400,7 @@ export async function renderRun(container, id, ctx) {
     }
     const fact = (label, ...value) =>
       h("span.fact", {}, h("span.fact-label", { text: label }), h("span.fact-value", {}, value));
+    headerDuration = h("span.run-duration", { text: durationText() });
     replace(
       header,
       h(
@@ -391,12 +425,7 @@ export async function renderRun(container, id, ctx) {
           h("span.mono", { text: run.flowVersion.slice(0, 10), title: run.flowVersion }),
         ),
         fact("started", `${formatTime(run.startedAt)} (${relativeTime(run.startedAt)})`),
-        fact(
-          "duration",
-          run.durationMs === null
-            ? `running for ${formatDuration(Date.now() - run.startedAt)}`
-            : formatDuration(run.durationMs),
-        ),
+        fact("duration", headerDuration),
         run.parentRunId
           ? fact(
             "parent",
@@ -415,74 +444,173 @@ export async function renderRun(container, id, ctx) {
     );
   }
 
+  // The timeline: rows drawn once, a node's row redrawn when its events come; the bars
+  // and running durations move on the 1 s tick (their style and text only).
+  let showAll = false;
+  /** Shown rows by node id: `{ node, row, bar, duration }`. */
+  const shown = new Map();
+  /** Every node id the timeline knows (shown or not). */
+  const known = new Set();
+  /** The first nodes, shown whatever their status (the others show while running or failed). */
+  const first = new Set();
+  let latestEnd = 0;
+  let nodesEl = null;
+  let countEl = null;
+  let moreEl = null;
+
+  /** One node's row as the run's events tell it now. */
+  function nodeNow(nodeId) {
+    const only = { ...run, nodes: { [nodeId]: run.nodes?.[nodeId] ?? {} } };
+    return nodeTimeline(only, eventsByNode.get(nodeId) ?? [])[0];
+  }
+
+  function timelineSpan() {
+    const start = run.startedAt;
+    const end = run.endedAt ?? Math.max(Date.now(), latestEnd);
+    return { start, span: Math.max(1, end - start), end };
+  }
+
+  function placeBar(entry, { start, span, end }) {
+    const { node, bar } = entry;
+    const left = node.startedAt === null ? 0 : ((node.startedAt - start) / span) * 100;
+    const stop = node.endedAt ?? (node.status === "running" ? end : node.startedAt ?? start);
+    const width = node.startedAt === null
+      ? 0
+      : Math.max(0.5, ((stop - node.startedAt) / span) * 100);
+    bar.style.left = `${Math.min(99.5, Math.max(0, left))}%`;
+    bar.style.width = `${Math.min(100 - Math.min(99.5, left), width)}%`;
+  }
+
+  const nodeDuration = (node) =>
+    node.durationMs !== null
+      ? formatDuration(node.durationMs)
+      : node.status === "running" && node.startedAt !== null
+      ? formatDuration(Date.now() - node.startedAt)
+      : "";
+
+  function nodeRow(node, span) {
+    const bar = h(`div.gantt-bar.status-${node.status ?? "pending"}`);
+    const duration = h("span.node-duration.num", { text: nodeDuration(node) });
+    const open = expanded.has(node.id);
+    const row = h(
+      "div.node-row",
+      { dataset: { node: node.id, status: node.status ?? "pending" } },
+      h(
+        "button.node-summary",
+        {
+          type: "button",
+          "aria-expanded": String(open),
+          onclick: () => {
+            if (expanded.has(node.id)) expanded.delete(node.id);
+            else expanded.add(node.id);
+            updateNode(node.id);
+          },
+        },
+        h("span.node-name.mono", { text: node.id }),
+        statusBadge(node.status ?? "pending"),
+        h("span.node-attempts", {
+          text: node.attempt > 1
+            ? `${node.attempt} attempts`
+            : node.attempt === 1
+            ? "1 attempt"
+            : "",
+        }),
+        duration,
+        h("span.gantt", {}, bar),
+      ),
+      node.error ? h("div.node-error", { text: node.error }) : null,
+      open ? nodeDetail(node) : null,
+    );
+    const entry = { node, row, bar, duration };
+    placeBar(entry, span);
+    return entry;
+  }
+
+  function noteNode(node) {
+    known.add(node.id);
+    if (node.endedAt !== null && node.endedAt > latestEnd) latestEnd = node.endedAt;
+  }
+
+  function renderCounts() {
+    if (countEl) {
+      countEl.textContent = `${known.size} node${
+        known.size === 1 ? "" : "s"
+      } · click a node for attempts, logs, reads and writes`;
+    }
+    if (moreEl) {
+      const hidden = known.size - shown.size;
+      moreEl.style.display = hidden > 0 ? "" : "none";
+      moreEl.textContent = `show all ${known.size} nodes (${hidden} more)`;
+    }
+  }
+
   function renderTimeline() {
     const nodes = nodeTimeline(run, events);
-    const start = run.startedAt;
-    const end = run.endedAt ?? Math.max(Date.now(), ...nodes.map((n) => n.endedAt ?? 0));
-    const span = Math.max(1, end - start);
-    const rows = nodes.map((node) => {
-      const left = node.startedAt === null ? 0 : ((node.startedAt - start) / span) * 100;
-      const stop = node.endedAt ?? (node.status === "running" ? end : node.startedAt ?? start);
-      const width = node.startedAt === null
-        ? 0
-        : Math.max(0.5, ((stop - node.startedAt) / span) * 100);
-      const bar = h(`div.gantt-bar.status-${node.status ?? "pending"}`);
-      bar.style.left = `${Math.min(99.5, Math.max(0, left))}%`;
-      bar.style.width = `${Math.min(100 - Math.min(99.5, left), width)}%`;
-      const open = expanded.has(node.id);
-      const row = h(
-        "div.node-row",
-        { dataset: { node: node.id, status: node.status ?? "pending" } },
-        h(
-          "button.node-summary",
-          {
-            type: "button",
-            "aria-expanded": String(open),
-            onclick: () => {
-              if (expanded.has(node.id)) expanded.delete(node.id);
-              else expanded.add(node.id);
-              renderTimeline();
-            },
-          },
-          h("span.node-name.mono", { text: node.id }),
-          statusBadge(node.status ?? "pending"),
-          h("span.node-attempts", {
-            text: node.attempt > 1
-              ? `${node.attempt} attempts`
-              : node.attempt === 1
-              ? "1 attempt"
-              : "",
-          }),
-          h("span.node-duration.num", {
-            text: node.durationMs !== null
-              ? formatDuration(node.durationMs)
-              : node.status === "running" && node.startedAt !== null
-              ? formatDuration(Date.now() - node.startedAt)
-              : "",
-          }),
-          h("span.gantt", {}, bar),
-        ),
-        node.error ? h("div.node-error", { text: node.error }) : null,
-        open ? nodeDetail(node) : null,
-      );
-      return row;
+    shown.clear();
+    known.clear();
+    first.clear();
+    latestEnd = 0;
+    for (const node of nodes) noteNode(node);
+    for (const node of nodes.slice(0, TIMELINE_CAP)) first.add(node.id);
+    const span = timelineSpan();
+    const rows = (showAll ? nodes : shownNodes(nodes)).map((node) => {
+      const entry = nodeRow(node, span);
+      shown.set(node.id, entry);
+      return entry.row;
     });
+    countEl = h("span.muted");
+    moreEl = h("button.show-all", {
+      type: "button",
+      onclick: () => {
+        showAll = true;
+        renderTimeline();
+      },
+    });
+    nodesEl = nodes.length === 0 ? null : h("div.nodes", {}, rows);
     replace(
       timeline,
-      h(
-        "div.panel-head",
-        {},
-        h("h2", { text: "Timeline" }),
-        h("span.muted", {
-          text: `${nodes.length} node${
-            nodes.length === 1 ? "" : "s"
-          } · click a node for attempts, logs, reads and writes`,
-        }),
-      ),
-      nodes.length === 0
-        ? h("p.muted", { text: "No node has started yet." })
-        : h("div.nodes", {}, rows),
+      h("div.panel-head", {}, h("h2", { text: "Timeline" }), countEl),
+      nodesEl ?? h("p.muted", { text: "No node has started yet." }),
+      h("p.timeline-more", {}, moreEl),
     );
+    renderCounts();
+  }
+
+  /** Redraws one node's row from its events (adds it, when it is new and would show). */
+  function updateNode(nodeId) {
+    const node = nodeNow(nodeId);
+    const isNew = !known.has(nodeId);
+    noteNode(node);
+    if (isNew && first.size < TIMELINE_CAP) first.add(nodeId);
+    const old = shown.get(nodeId);
+    if (!(showAll || first.has(nodeId) || notable(node))) {
+      // Past the first ones, a node shows while it runs (or once it failed).
+      if (old) {
+        old.row.remove();
+        shown.delete(nodeId);
+      }
+      renderCounts();
+      return;
+    }
+    if (!nodesEl) {
+      renderTimeline();
+      return;
+    }
+    const entry = nodeRow(node, timelineSpan());
+    shown.set(nodeId, entry);
+    if (old) old.row.replaceWith(entry.row);
+    else nodesEl.appendChild(entry.row);
+    if (!old) renderCounts();
+  }
+
+  /** The 1 s tick of a running run: bars, running durations, the header's "running for". */
+  function tick() {
+    if (headerDuration) headerDuration.textContent = durationText();
+    const span = timelineSpan();
+    for (const entry of shown.values()) {
+      placeBar(entry, span);
+      if (entry.node.status === "running") entry.duration.textContent = nodeDuration(entry.node);
+    }
   }
 
   function nodeDetail(node) {
@@ -496,7 +624,12 @@ export async function renderRun(container, id, ctx) {
         h("span", {}, h("span.fact-label", { text: "started" }), formatClock(node.startedAt)),
         h("span", {}, h("span.fact-label", { text: "ended" }), formatClock(node.endedAt)),
         node.outputBytes !== undefined
-          ? h("span", {}, h("span.fact-label", { text: "output" }), `${node.outputBytes} bytes`)
+          ? h(
+            "span",
+            {},
+            h("span.fact-label", { text: "output" }),
+            `${node.outputBytes} byte${node.outputBytes === 1 ? "" : "s"}`,
+          )
           : null,
       ),
       node.attempts.some((a) => a.error)
@@ -571,13 +704,27 @@ export async function renderRun(container, id, ctx) {
           : h("pre.json", { text: prettyJson(run.outputs) }),
       ),
     );
+  }
+
+  // The event log: its lines are drawn only while it is open, a page at a time.
+  let eventLimit = EVENT_PAGE;
+  const eventSummary = h("summary");
+  const eventLines = h("div.event-lines-holder");
+  eventLog.append(eventSummary, eventLines);
+  eventLog.addEventListener("toggle", () => renderEventLog());
+  function renderEventLog() {
+    eventSummary.textContent = `Events (${events.length})`;
+    if (!eventLog.open) {
+      eventLines.replaceChildren();
+      return;
+    }
+    const more = events.length - eventLimit;
     replace(
-      eventLog,
-      h("summary", { text: `Events (${events.length})` }),
+      eventLines,
       h(
         "ol.event-lines.mono",
         {},
-        events.map((e) => {
+        events.slice(0, eventLimit).map((e) => {
           const { at, type, ...rest } = e;
           return h(
             "li",
@@ -588,13 +735,25 @@ export async function renderRun(container, id, ctx) {
           );
         }),
       ),
+      more > 0
+        ? h("button.show-more-events", {
+          type: "button",
+          text: `show ${Math.min(more, EVENT_PAGE)} more of ${more}`,
+          onclick: () => {
+            eventLimit += EVENT_PAGE;
+            renderEventLog();
+          },
+        })
+        : null,
     );
   }
+  const eventLogLater = throttle(renderEventLog, 1000);
 
   function renderAll() {
     renderHeader();
     renderTimeline();
     renderIo();
+    renderEventLog();
   }
   renderAll();
   changes.load();
@@ -602,11 +761,23 @@ export async function renderRun(container, id, ctx) {
   const reload = throttle(async () => {
     try {
       const wasRunning = run.status === "running" || run.status === "queued";
+      const wasStatus = run.status;
       const fresh = await api.run(id);
       run = fresh.run;
-      for (const event of fresh.events ?? []) addEvent(event);
-      events.sort((a, b) => a.at - b.at);
-      renderAll();
+      const touched = new Set();
+      let added = 0;
+      for (const event of fresh.events ?? []) {
+        if (!addEvent(event)) continue;
+        added++;
+        if (typeof event?.node === "string") touched.add(event.node);
+      }
+      if (added > 0) events.sort((a, b) => a.at - b.at);
+      renderHeader();
+      // Few new events while it runs: redraw their nodes' rows; else the whole timeline.
+      if (run.status !== wasStatus || touched.size > 200) renderTimeline();
+      else for (const nodeId of touched) updateNode(nodeId);
+      renderIo();
+      if (added > 0 || run.status !== wasStatus) renderEventLog();
       // The changes grow while the run runs (and once more as it ends).
       if (wasRunning) changes.load({ live: true });
       else changes.render();
@@ -626,8 +797,9 @@ export async function renderRun(container, id, ctx) {
       if (!addEvent(data.event)) return;
       if (data.event.type === "run.end") reload();
       else {
-        renderTimeline();
-        renderIo();
+        if (typeof data.event.node === "string") updateNode(data.event.node);
+        eventSummary.textContent = `Events (${events.length})`;
+        if (eventLog.open) eventLogLater();
         if (data.event.type === "node.end" && data.event.writes) reloadChanges();
       }
     } else if (type === "run.ended" || type === "run.started") {
@@ -635,15 +807,15 @@ export async function renderRun(container, id, ctx) {
     }
   };
   for (const [type, data] of early.splice(0)) onEvent(type, data);
-  // A running run's durations grow. Its record is fetched again every 2 s
-  // while it runs: events it emitted before this page listened, and not yet
-  // in the records when it was first fetched, come with it (the feed brings
-  // the rest at once); without the feed, that is all there is.
+  // A running run's durations grow (the tick moves them). Its record is fetched
+  // again while it runs: events it emitted before this page listened, and not
+  // yet in the records when it was first fetched, come with it (the feed brings
+  // the rest at once): every 2 s without the feed, every 5 s with it.
   let ticks = 0;
   const timer = setInterval(() => {
     if (run.status !== "running") return;
-    if (!ctx.live.connected || ++ticks % 2 === 0) reload();
-    else renderTimeline();
+    tick();
+    if (++ticks % (ctx.live.connected ? 5 : 2) === 0) reload();
   }, 1000);
   return () => clearInterval(timer);
 }

@@ -159,6 +159,15 @@ Deno.test("nodeTimeline: a running node has no end yet", () => {
   assert.equal(nodes[0].endedAt, null);
 });
 
+Deno.test("nodeTimeline: nodes started in the same millisecond go by name, numbers by value", () => {
+  const ids = ["n10", "n2", "n1", "b", "n0", "a10", "a9"];
+  const nodes = nodeTimeline(
+    { status: "succeeded", nodes: {} },
+    ids.map((node) => ({ at: 5, type: "node.start", node })),
+  );
+  assert.deepEqual(nodes.map((n) => n.id), ["a9", "a10", "b", "n0", "n1", "n2", "n10"]);
+});
+
 Deno.test("accessKey puts a scope's prefix before the key", () => {
   assert.deepEqual(accessKey({ scope: "global", key: ["a"] }, "f", "n"), ["global", "a"]);
   assert.deepEqual(accessKey({ scope: "flow", key: ["a", "b"] }, "f", "n"), [
