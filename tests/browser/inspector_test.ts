@@ -838,3 +838,41 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "inspector: the runs list marks a sub-run, and its mark leads to the run that started it",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      const parent = await inspector.runtime.runFlow({
+        id: "caller",
+        nodes: [{
+          id: "call",
+          type: "flow",
+          with: {
+            flow: { id: "callee", nodes: [{ id: "hi", type: "log", with: { message: "hi" } }] },
+          },
+        }],
+      });
+      assert.equal(parent.status, "succeeded", JSON.stringify(parent.error));
+      const { runs } = await (await inspector.runtime.records()).listRunSummaries({
+        flowId: "callee",
+      });
+      assert.equal(runs.length, 1);
+      const child = runs[0];
+      assert.equal(child.parentRunId, parent.id);
+      await page.goto(new URL("#/runs", inspector.url).href);
+      const childRow = page.locator(`tr[data-run="${child.id}"]`);
+      const mark = childRow.locator("a.sub-run");
+      await mark.waitFor();
+      assert.equal(await mark.textContent(), " (sub-flow)");
+      assert.equal(await mark.getAttribute("title"), `a sub-flow of run ${parent.id}`);
+      assert.equal(await page.locator(`tr[data-run="${parent.id}"] a.sub-run`).count(), 0);
+      await mark.click();
+      await page.waitForURL(new RegExp(`#/runs/${parent.id}$`));
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});

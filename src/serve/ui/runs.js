@@ -151,6 +151,14 @@ export async function renderRuns(container, route, ctx) {
           href: run.flowId.startsWith("job:") ? "#/jobs" : ctx.routeHash(["flows", run.flowId]),
           text: run.flowId,
         }),
+        // A sub-run says so (as `runs ls` does), and leads to the run that started it.
+        run.parentRunId
+          ? h("a.muted.sub-run", {
+            href: ctx.routeHash(["runs", run.parentRunId]),
+            title: `a sub-flow of run ${run.parentRunId}`,
+            text: " (sub-flow)",
+          })
+          : null,
       ),
       h("td", { title: formatTime(run.startedAt), text: relativeTime(run.startedAt) }),
       h("td.num", { text: formatDuration(run.durationMs) }),
