@@ -10,6 +10,7 @@
  * @module
  */
 import { ConflictError } from "../errors.ts";
+import { periodicYield } from "../_yield.ts";
 import { withNodeActor } from "../store/actor.ts";
 import { hasUniqueVersions, readsActor } from "../store/store.ts";
 import type {
@@ -469,6 +470,9 @@ export async function incrementEntry(
   );
 }
 
+/** The turns state views give the event loop, for the whole process (see `ScopeView.#breathe`). */
+const viewBreath = periodicYield(50);
+
 /**
  * What guards the calls of a view (a node attempt's fence, `flow/_attempt.ts`):
  * a call is refused once it says so, and every call it lets through is
@@ -570,6 +574,18 @@ class ScopeView implements StateView {
     this.#guard?.leave();
   }
 
+  /**
+   * Every ~50 ms of calls, a turn of the event loop: calls to a synchronous
+   * backend (memory, sqlite) never yield on their own, so a node looping over
+   * them would keep its timeout's timer and Ctrl-C from firing until it
+   * returned. A call that began goes on after its turn (the executor waits
+   * for the calls in flight, as always); an attempt stopped meanwhile has its
+   * next call refused.
+   */
+  #breathe(): Promise<void> | undefined {
+    return viewBreath();
+  }
+
   get<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<T | null> {
     return this.#refused() ?? this.#get<T>(key, options);
   }
@@ -650,6 +666,8 @@ class ScopeView implements StateView {
 
   async #get<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<T | null> {
     try {
+      const breath = this.#breathe();
+      if (breath !== undefined) await breath;
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const parts = toParts(key, "get", this.scope);
       const e = await store.get<T>(this.#full(parts));
@@ -662,6 +680,8 @@ class ScopeView implements StateView {
 
   async #entry<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<Entry<T> | null> {
     try {
+      const breath = this.#breathe();
+      if (breath !== undefined) await breath;
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const parts = toParts(key, "get", this.scope);
       const e = await store.get<T>(this.#full(parts));
@@ -678,6 +698,8 @@ class ScopeView implements StateView {
     options?: ScopeCallOptions & { expireIn?: number },
   ): Promise<void> {
     try {
+      const breath = this.#breathe();
+      if (breath !== undefined) await breath;
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const parts = toParts(key, "set", this.scope);
       const k = this.#full(parts);
@@ -703,6 +725,8 @@ class ScopeView implements StateView {
 
   async #delete(key: ScopeKey, options?: ScopeCallOptions): Promise<boolean> {
     try {
+      const breath = this.#breathe();
+      if (breath !== undefined) await breath;
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const parts = toParts(key, "delete", this.scope);
       const k = this.#full(parts);
@@ -724,6 +748,8 @@ class ScopeView implements StateView {
 
   async #increment(key: ScopeKey, by = 1, options?: ScopeCallOptions): Promise<number> {
     try {
+      const breath = this.#breathe();
+      if (breath !== undefined) await breath;
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const parts = toParts(key, "increment", this.scope);
       const k = this.#full(parts);
@@ -755,6 +781,8 @@ class ScopeView implements StateView {
 
   async #keys(options?: ListOptions): Promise<ScopeKey[]> {
     try {
+      const breath = this.#breathe();
+      if (breath !== undefined) await breath;
       const length = this.#prefix.length;
       return (await this.#list(options)).map((e) => fromParts(e.key.slice(length)));
     } finally {
@@ -764,6 +792,8 @@ class ScopeView implements StateView {
 
   async #entries<T>(options?: ListOptions): Promise<{ key: ScopeKey; value: T }[]> {
     try {
+      const breath = this.#breathe();
+      if (breath !== undefined) await breath;
       const length = this.#prefix.length;
       return (await this.#list(options)).map((e) => ({
         key: fromParts(e.key.slice(length)),
@@ -774,25 +804,24 @@ class ScopeView implements StateView {
     }
   }
 
-  /** The keys under `prefix` in this scope (the whole scope without one); `verb` names the call. */
-  #under(prefix: ScopeKey | undefined, verb: string): Key {
-    return prefix === undefined
-      ? this.#prefix
-      : [...this.#prefix, ...toParts(prefix, verb, this.scope)];
-  }
-
   async #query<T>(options: ScopeQueryOptions = {}): Promise<{ key: ScopeKey; value: T }[]> {
     try {
+      const breath = this.#breathe();
+      if (breath !== undefined) await breath;
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const prefix = this.#prefix;
-      const under = this.#under(options.prefix, "query");
+      const parts = options.prefix === undefined
+        ? []
+        : toParts(options.prefix, "query", this.scope);
       const entries = await store.query<T>({
-        prefix: under,
+        prefix: this.#full(parts),
         where: options.where,
         orderBy: options.orderBy,
         limit: options.limit,
         offset: options.offset,
       });
+      // A query reads what is under its prefix, as a list does.
+      this.#observer?.read(this.scope, parts, options.store, true);
       return entries.map((e) => ({ key: fromParts(e.key.slice(prefix.length)), value: e.value }));
     } finally {
       this.#done();
@@ -804,14 +833,19 @@ class ScopeView implements StateView {
     options: ScopeSearchOptions = {},
   ): Promise<{ key: ScopeKey; value: T; score: number }[]> {
     try {
+      const breath = this.#breathe();
+      if (breath !== undefined) await breath;
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const prefix = this.#prefix;
-      const under = this.#under(options.prefix, "search");
+      const parts = options.prefix === undefined
+        ? []
+        : toParts(options.prefix, "search", this.scope);
       const hits = await store.search<T>(text, {
-        prefix: under,
+        prefix: this.#full(parts),
         limit: options.limit,
         fields: options.fields,
       });
+      this.#observer?.read(this.scope, parts, options.store, true);
       return hits.map((h) => ({
         key: fromParts(h.key.slice(prefix.length)),
         value: h.value,
