@@ -656,7 +656,7 @@ class ScopeView implements StateView {
 
   async #list(options: ListOptions | undefined): Promise<Entry[]> {
     const store = this.#openStore(options) ?? await this.#storeFor(options);
-    const parts = options?.prefix === undefined ? [] : toParts(options.prefix, "list", this.scope);
+    const parts = this.#parts(options?.prefix, "list");
     const out: Entry[] = [];
     const list = store.list({ prefix: this.#full(parts), limit: options?.limit });
     for await (const e of list) out.push(e);
@@ -804,15 +804,18 @@ class ScopeView implements StateView {
     }
   }
 
+  /** The parts of `prefix` under this scope's own (none: the whole scope); `verb` names the call. */
+  #parts(prefix: ScopeKey | undefined, verb: string): string[] {
+    return prefix === undefined ? [] : toParts(prefix, verb, this.scope);
+  }
+
   async #query<T>(options: ScopeQueryOptions = {}): Promise<{ key: ScopeKey; value: T }[]> {
     try {
       const breath = this.#breathe();
       if (breath !== undefined) await breath;
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const prefix = this.#prefix;
-      const parts = options.prefix === undefined
-        ? []
-        : toParts(options.prefix, "query", this.scope);
+      const parts = this.#parts(options.prefix, "query");
       const entries = await store.query<T>({
         prefix: this.#full(parts),
         where: options.where,
@@ -837,9 +840,7 @@ class ScopeView implements StateView {
       if (breath !== undefined) await breath;
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const prefix = this.#prefix;
-      const parts = options.prefix === undefined
-        ? []
-        : toParts(options.prefix, "search", this.scope);
+      const parts = this.#parts(options.prefix, "search");
       const hits = await store.search<T>(text, {
         prefix: this.#full(parts),
         limit: options.limit,
