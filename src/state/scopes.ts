@@ -470,6 +470,11 @@ export async function incrementEntry(
   );
 }
 
+/** An entry's value, or `null` for none (a view's `get` is its `entry`'s value). */
+function valueOf<T>(entry: Entry<T> | null): T | null {
+  return entry === null ? null : entry.value;
+}
+
 /** The turns state views give the event loop, for the whole process (see `ScopeView.#breathe`). */
 const viewBreath = periodicYield(50);
 
@@ -587,7 +592,7 @@ class ScopeView implements StateView {
   }
 
   get<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<T | null> {
-    return this.#refused() ?? this.#get<T>(key, options);
+    return this.#refused() ?? this.#entry<T>(key, options).then(valueOf);
   }
 
   entry<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<Entry<T> | null> {
@@ -662,20 +667,6 @@ class ScopeView implements StateView {
     for await (const e of list) out.push(e);
     this.#observer?.read(this.scope, parts, options?.store, true);
     return out;
-  }
-
-  async #get<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<T | null> {
-    try {
-      const breath = this.#breathe();
-      if (breath !== undefined) await breath;
-      const store = this.#openStore(options) ?? await this.#storeFor(options);
-      const parts = toParts(key, "get", this.scope);
-      const e = await store.get<T>(this.#full(parts));
-      this.#observer?.read(this.scope, parts, options?.store, false);
-      return e === null ? null : e.value;
-    } finally {
-      this.#done();
-    }
   }
 
   async #entry<T>(key: ScopeKey, options?: ScopeCallOptions): Promise<Entry<T> | null> {

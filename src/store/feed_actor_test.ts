@@ -20,6 +20,18 @@ export default {
 };
 `;
 
+/** A runtime in `dir` as actor "tester", over one sqlite store with a change feed (and the records). */
+function auditedRuntime(dir: string) {
+  return openRuntime({
+    cwd: dir,
+    actor: "tester",
+    config: {
+      stores: { main: { plugin: "sqlite", path: join(dir, "s.db"), changes: { keep: "1d" } } },
+      records: "main",
+    },
+  });
+}
+
 Deno.test("feed: a run's writes name the run, flow and node; a sandboxed node's too", async () => {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-feed-actor-" });
   try {
@@ -49,14 +61,7 @@ Deno.test("feed: a run's writes name the run, flow and node; a sandboxed node's 
         "    with: { scope: flow, key: from-builtin }",
       ].join("\n"),
     );
-    await using rt = await openRuntime({
-      cwd: dir,
-      actor: "tester",
-      config: {
-        stores: { main: { plugin: "sqlite", path: join(dir, "s.db"), changes: { keep: "1d" } } },
-        records: "main",
-      },
-    });
+    await using rt = await auditedRuntime(dir);
     const run = await rt.runFlow(join(dir, "f.flow.yaml"));
     assert.equal(run.status, "succeeded", JSON.stringify(run.error));
     const store = await rt.store("main");
@@ -104,14 +109,7 @@ Deno.test("feed: a sub-run's records are not credited to the parent's node; its 
         "    with: { scope: flow, key: own, value: 2 }",
       ].join("\n"),
     );
-    await using rt = await openRuntime({
-      cwd: dir,
-      actor: "tester",
-      config: {
-        stores: { main: { plugin: "sqlite", path: join(dir, "s.db"), changes: { keep: "1d" } } },
-        records: "main",
-      },
-    });
+    await using rt = await auditedRuntime(dir);
     const run = await rt.runFlow(join(dir, "parent.flow.yaml"));
     assert.equal(run.status, "succeeded", JSON.stringify(run.error));
     const store = await rt.store("main");
