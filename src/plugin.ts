@@ -15,7 +15,7 @@ import {
 } from "./loader.ts";
 import { ConfigError, FlowstateError, messageOf, type Problem, StoreOpenError } from "./errors.ts";
 import { assertKnownFields, didYouMean, fieldNames } from "./_suggest.ts";
-import { prepareCoreIndexes, wrapDriver } from "./store/store.ts";
+import { CAPABILITY_NAMES, prepareCoreIndexes, wrapDriver } from "./store/store.ts";
 import { type FeedRetention, normalizeFeedOption } from "./store/feed.ts";
 import { loadActorStorage, setProcessActor } from "./store/actor.ts";
 import type { Clock, FeedKeep, IndexDeclaration, SearchDeclaration, Store } from "./store/types.ts";
@@ -574,12 +574,24 @@ async function checkDriver(driver: unknown, what: string): Promise<void> {
   const missing: string[] = DRIVER_METHODS.filter((m) => typeof d[m] !== "function")
     .map((m) => `${m}()`);
   if (typeof d.location !== "string") missing.unshift("location");
-  if (missing.length === 0) return;
+  // A misspelt capability (`multiProces`) would be ignored, and the claim it meant not made.
+  const claims = d.capabilities;
+  const unknown = typeof claims === "object" && claims !== null
+    ? Object.keys(claims).filter((c) => !CAPABILITY_NAMES.includes(c))
+    : [];
+  if (missing.length === 0 && unknown.length === 0) return;
   if (typeof d.close === "function") {
     await Promise.resolve((d.close as () => unknown).call(driver)).catch(() => {});
   }
+  if (missing.length > 0) {
+    throw new TypeError(
+      `${what} returned a driver without ${missing.join(", ")}; it must return ${contract}`,
+    );
+  }
   throw new TypeError(
-    `${what} returned a driver without ${missing.join(", ")}; it must return ${contract}`,
+    `${what} returned a driver with unknown capability ${JSON.stringify(unknown[0])}${
+      didYouMean(unknown[0], CAPABILITY_NAMES)
+    }; the capabilities are ${CAPABILITY_NAMES.join(", ")}`,
   );
 }
 

@@ -127,6 +127,15 @@ function chainListings(
 
 /** This process's part of every version it makes (never repeated by `--seed`: see `_random.ts`). */
 const PROCESS_TAG = uniqueRandomHex(8);
+
+/**
+ * How many times a commit to a store with a change feed (kept as entries) is
+ * planned again when other commits moved the feed's head under it: each retry
+ * means another commit went through, so only a store written without pause
+ * by as many others, or a driver reporting conflicts it did not have, gets
+ * this far.
+ */
+const MAX_FEED_TRIES = 1_000;
 let versionCounter = 0;
 let versionMs = -1;
 let versionPrefix = "";
@@ -144,6 +153,7 @@ export function newVersion(ms: number = Date.now()): string {
   return `${versionPrefix}.${(versionCounter >>> 0).toString(36)}.${PROCESS_TAG}`;
 }
 
+/** What a driver claims when it says nothing: every capability off, the core supplying it. */
 const DEFAULT_CAPABILITIES: Capabilities = {
   persistent: false,
   expiry: false,
@@ -155,6 +165,9 @@ const DEFAULT_CAPABILITIES: Capabilities = {
   indexes: false,
   search: false,
 };
+
+/** The names a driver's `capabilities` may use (any other is a misspelling: refused at open). */
+export const CAPABILITY_NAMES: readonly string[] = Object.freeze(Object.keys(DEFAULT_CAPABILITIES));
 
 /** The core's method that trims a store's feed (the `gc` job calls it through `trimChanges`). */
 const TRIM_FEED: unique symbol = Symbol("flowstate.trimFeed");
@@ -230,6 +243,12 @@ function shownBriefly(value: unknown, max: number): string {
  * it, or a `SyntaxError` from `JSON.parse`.
  */
 function checkRaw(raw: RawEntry): void {
+  if (raw === undefined) {
+    throw new TypeError(
+      "The store's driver returned undefined for an entry; return null for an absent key " +
+        "(get() and getMany()), and a RawEntry otherwise",
+    );
+  }
   if (
     typeof raw === "object" && raw !== null && Array.isArray(raw.key) &&
     typeof raw.value === "string" && typeof raw.version === "string" &&
@@ -382,6 +401,13 @@ class CoreStore implements Store {
   #signals = new Set<Promise<void>>();
   /** Aborted by close(): ends every watch. */
   #closedSignal = new AbortController();
+  /** Commits on their way (each write's), which close() lets finish before it closes the driver. */
+  #writing = 0;
+  /** Resolved when the last commit on its way settles, once close() waits for them. */
+  #written: PromiseWithResolvers<void> | undefined;
+  #wrote = (): void => {
+    if (--this.#writing === 0) this.#written?.resolve();
+  };
 
   constructor(driver: StoreDriver, options: WrapOptions) {
     this.#driver = driver;
@@ -525,7 +551,15 @@ class CoreStore implements Store {
     this.#coreIxReady = this.#coreIx.specs.length > 0;
   }
 
+  /** Commit, counted as on its way until it settles (see `close()`). */
   #commit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
+    const committing = this.#commitNow(checks, mutations);
+    this.#writing++;
+    committing.then(this.#wrote, this.#wrote);
+    return committing;
+  }
+
+  #commitNow(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
     if (this.#feed !== undefined) return this.#feedCommit(checks, mutations);
     const now = this.#clock.now();
     const version = newVersion(this.#clock === systemClock ? now : Date.now());
@@ -594,7 +628,7 @@ class CoreStore implements Store {
       for (const wake of this.#wakers) wake();
       return { ok: true, version };
     }
-    for (;;) {
+    for (let tries = 1;; tries++) {
       const expanded = mutations.some((m) => m.type === "clear")
         ? await this.#expandClears(mutations)
         : mutations;
@@ -623,8 +657,25 @@ class CoreStore implements Store {
         return { ok: true, version };
       }
       const head = await readHead(this.#driver);
-      if (head.version !== plan.headVersion) continue;
-      return conflicted(result.conflicts.filter((k) => !isInternalKey(k)));
+      if (head.version === version) {
+        // The head carries this very commit: the driver wrote it, then said it conflicted.
+        throw new TypeError(
+          `Cannot commit to store "${this.name}": its driver reported a conflict but applied the ` +
+            `commit (the change feed's head carries the commit's own version); a commit with a ` +
+            `failing check must write nothing`,
+        );
+      }
+      if (head.version === plan.headVersion) {
+        return conflicted(result.conflicts.filter((k) => !isInternalKey(k)));
+      }
+      // Another commit moved the head meanwhile: plan again, a bounded number of times.
+      if (tries >= MAX_FEED_TRIES) {
+        throw new Error(
+          `Cannot commit to store "${this.name}": the change feed's head moved under each of ` +
+            `${tries} tries of this commit (other writers committing without pause, or a driver ` +
+            `that reports conflicts it did not have); nothing was written`,
+        );
+      }
     }
   }
 
@@ -1180,25 +1231,45 @@ class CoreStore implements Store {
    * is when it cannot reach it, else the parts below and above it, chained.
    * Lazy: each part is asked of the driver when the listing reaches it.
    */
+  /**
+   * The driver's `list()` of `range`, checked: an `async list()` (a promise of
+   * an array, the natural slip for a server-backed driver) or a forgotten
+   * `return` is named at once, not as an engine error from deep inside the loop.
+   */
+  #driverList(range: KeyRange, now: number): AsyncIterable<RawEntry> | Iterable<RawEntry> {
+    const listing: unknown = this.#driver.list(range, now);
+    if (
+      typeof listing === "object" && listing !== null &&
+      (Symbol.asyncIterator in listing || Symbol.iterator in listing)
+    ) return listing as AsyncIterable<RawEntry> | Iterable<RawEntry>;
+    throw new TypeError(
+      `Cannot list store "${this.name}": its driver's list() returned ${
+        isThenable(listing) ? "a Promise" : shownBriefly(listing, 60)
+      }; list() must return an iterable or async iterable of RawEntry (make it \`async *list\` ` +
+        `and yield the entries, or return the array itself)`,
+    );
+  }
+
   #listOutsideInternal(range: KeyRange, now: number): AsyncIterable<RawEntry> | Iterable<RawEntry> {
-    if (!reachesInternal(range)) return this.#driver.list(range, now);
+    if (!reachesInternal(range)) return this.#driverList(range, now);
     const parts = outsideInternal(range);
     if (range.reverse) parts.reverse();
     if (parts.length === 0) return [];
-    if (parts.length === 1) return this.#driver.list(parts[0], now);
-    const first = this.#driver.list(parts[0], now);
-    const driver = this.#driver;
+    if (parts.length === 1) return this.#driverList(parts[0], now);
+    const first = this.#driverList(parts[0], now);
+    // deno-lint-ignore no-this-alias
+    const self = this;
     if (Symbol.iterator in first) {
       return (function* () {
         yield* first as Iterable<RawEntry>;
-        const second = driver.list(parts[1], now);
+        const second = self.#driverList(parts[1], now);
         if (Symbol.iterator in second) yield* second as Iterable<RawEntry>;
         else throw new TypeError("a driver's list() must be always synchronous or always async");
       })();
     }
     return chainListings([first, {
       [Symbol.asyncIterator]: () => {
-        const second = driver.list(parts[1], now);
+        const second = self.#driverList(parts[1], now);
         return Symbol.asyncIterator in second
           ? second[Symbol.asyncIterator]()
           : (async function* () {
@@ -1210,7 +1281,7 @@ class CoreStore implements Store {
 
   /** True when the internal space holds at least one entry (expired ones too). */
   async #hasInternal(): Promise<boolean> {
-    for await (const _ of this.#driver.list({ prefix: [INTERNAL], limit: 1, batchSize: 1 }, 0)) {
+    for await (const _ of this.#driverList({ prefix: [INTERNAL], limit: 1, batchSize: 1 }, 0)) {
       return true;
     }
     return false;
@@ -1658,7 +1729,13 @@ class CoreStore implements Store {
     if (!this.#closing) {
       this.#closed = true;
       this.#closedSignal.abort();
-      this.#closing = Promise.allSettled([...this.#signals]).then(() => this.#driver.close());
+      // The writes on their way land (or fail) before the driver closes: none is acknowledged,
+      // then dropped by a driver that stops working through its queue when closed.
+      const writes = this.#writing === 0
+        ? Promise.resolve()
+        : (this.#written = Promise.withResolvers()).promise;
+      this.#closing = writes.then(() => Promise.allSettled([...this.#signals]))
+        .then(() => this.#driver.close());
     }
     return this.#closing;
   }
