@@ -1232,6 +1232,11 @@ class CoreStore implements Store {
    * Lazy: each part is asked of the driver when the listing reaches it.
    */
   /**
+   * The driver's listing of `range` without the internal space: the range as
+   * is when it cannot reach it, else the parts below and above it, chained.
+   * Lazy: each part is asked of the driver when the listing reaches it.
+   */
+  /**
    * The driver's `list()` of `range`, checked: an `async list()` (a promise of
    * an array, the natural slip for a server-backed driver) or a forgotten
    * `return` is named at once, not as an engine error from deep inside the loop.
@@ -1251,25 +1256,24 @@ class CoreStore implements Store {
   }
 
   #listOutsideInternal(range: KeyRange, now: number): AsyncIterable<RawEntry> | Iterable<RawEntry> {
-    if (!reachesInternal(range)) return this.#driverList(range, now);
+    if (!reachesInternal(range)) return this.#driver.list(range, now);
     const parts = outsideInternal(range);
     if (range.reverse) parts.reverse();
     if (parts.length === 0) return [];
-    if (parts.length === 1) return this.#driverList(parts[0], now);
-    const first = this.#driverList(parts[0], now);
-    // deno-lint-ignore no-this-alias
-    const self = this;
+    if (parts.length === 1) return this.#driver.list(parts[0], now);
+    const first = this.#driver.list(parts[0], now);
+    const driver = this.#driver;
     if (Symbol.iterator in first) {
       return (function* () {
         yield* first as Iterable<RawEntry>;
-        const second = self.#driverList(parts[1], now);
+        const second = driver.list(parts[1], now);
         if (Symbol.iterator in second) yield* second as Iterable<RawEntry>;
         else throw new TypeError("a driver's list() must be always synchronous or always async");
       })();
     }
     return chainListings([first, {
       [Symbol.asyncIterator]: () => {
-        const second = self.#driverList(parts[1], now);
+        const second = driver.list(parts[1], now);
         return Symbol.asyncIterator in second
           ? second[Symbol.asyncIterator]()
           : (async function* () {
@@ -1281,7 +1285,7 @@ class CoreStore implements Store {
 
   /** True when the internal space holds at least one entry (expired ones too). */
   async #hasInternal(): Promise<boolean> {
-    for await (const _ of this.#driverList({ prefix: [INTERNAL], limit: 1, batchSize: 1 }, 0)) {
+    for await (const _ of this.#driver.list({ prefix: [INTERNAL], limit: 1, batchSize: 1 }, 0)) {
       return true;
     }
     return false;
