@@ -103,7 +103,9 @@ export function buildProgram(setExitCode: (code: number) => void) {
       "after",
       "\nA damaged store file is never moved or overwritten by any other command: every open\n" +
         "refuses it until you act. Restore a backup into the empty store afterwards with\n" +
-        "`flowstate restore --store <store> <file>`. Exit 0 repaired or healthy, 1 failed.",
+        "`flowstate restore --store <store> <file>`. A file a newer Flowstate wrote, one that is\n" +
+        "not a store (another application's database) and a postgres or Redis store are left\n" +
+        "as they are, with what to do instead. Exit 0 repaired or healthy, 1 otherwise.",
     )
     .action(async (name, _options, command) => {
       const { repairStore } = await import("./stores.ts");
