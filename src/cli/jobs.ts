@@ -208,7 +208,8 @@ async function refuseUnitlessDurations(job: Job, pairs: readonly string[]): Prom
     const eq = pair.indexOf("=");
     const name = pair.slice(0, eq).trim();
     const text = pair.slice(eq + 1).trim();
-    if (!/^\d+(?:\.\d+)?$/.test(text)) continue;
+    // 0 is 0 in any unit.
+    if (!/^\d+(?:\.\d+)?$/.test(text) || Number(text) === 0) continue;
     let result = job.optionsSchema["~standard"].validate({ [name]: text });
     if (result instanceof Promise) result = await result;
     const unitless = result.issues?.some((issue) =>

@@ -21,7 +21,8 @@ or flow, 130 run cancelled with Ctrl-C (143 SIGTERM, 129 SIGHUP).
 Config: --config PATH, else $FLOWSTATE_CONFIG, else ./flowstate.yaml if it
 exists; without one, a SQLite store at $FLOWSTATE_HOME/state.db (default
 home: ./.flowstate).
-Times in tables are shown in the config's timezone (default UTC), with it.
+Times in tables are shown in the config's timezone (default UTC), with it;
+a time given without an offset (--at, --since, --until) is read in it too.
 Failures are printed on stderr as lines starting with "error: ".`;
 
 function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
