@@ -43,6 +43,7 @@ export type {
   CompactResult,
   DeleteOptions,
   Entry,
+  GetOptions,
   FeedInfo,
   FeedKeep,
   IndexDeclaration,

@@ -350,6 +350,14 @@ export interface CommitRequest {
   version: string;
   /** The current time (ms), for expiry checks. */
   now: number;
+  /**
+   * The caller gives up when it aborts (see `GetOptions.signal`). A driver
+   * that declares `capabilities.abort` ends the commit if it still waits
+   * (a lock another process holds) and rejects, having written nothing; any
+   * other driver may ignore it. Absent for most commits (the core's own
+   * records never carry one).
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -760,8 +768,12 @@ export interface StoreDriver {
   readonly location: string;
   /** What this driver does natively; the rest gets a core fallback. */
   readonly capabilities?: Partial<Capabilities>;
-  /** One entry or `null`. May return an expired entry; the core filters it. */
-  get(key: Key, now: number): Promise<RawEntry | null> | RawEntry | null;
+  /**
+   * One entry or `null`. May return an expired entry; the core filters it.
+   * `signal`: as {@linkcode CommitRequest.signal} (only a driver that
+   * declares `capabilities.abort` need heed it).
+   */
+  get(key: Key, now: number, signal?: AbortSignal): Promise<RawEntry | null> | RawEntry | null;
   /** Entries in key order within the range. May include expired ones unless `capabilities.expiry`. */
   list(range: KeyRange, now: number): AsyncIterable<RawEntry> | Iterable<RawEntry>;
   /** Apply checks and mutations all-or-nothing. */

@@ -6,6 +6,7 @@
  */
 import { FeedDisabledError, StoreClosedError } from "../errors.ts";
 import { currentActor } from "./actor.ts";
+import { givenUpError } from "./given_up.ts";
 import {
   changeAt,
   checkChangesOptions,
@@ -63,6 +64,7 @@ import type {
   DeleteOptions,
   Entry,
   FeedInfo,
+  GetOptions,
   IndexInfo,
   JsonValue,
   Key,
@@ -461,12 +463,22 @@ class CoreStore implements Store {
     return raw.expiresAt === null || raw.expiresAt > now ? raw : null;
   }
 
-  async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
+  async get<T = JsonValue>(key: Key, options?: GetOptions): Promise<Entry<T> | null> {
     this.#assertOpen("Cannot get");
     assertKey(key, "Cannot get");
+    const signal = options?.signal;
+    if (signal?.aborted) throw givenUpError("Cannot get", this.#where, signal);
     const now = this.#clock.now();
-    const raw = this.#live(await this.#driver.get(key, now), now);
+    const raw = this.#live(
+      await (signal === undefined ? this.#driver.get(key, now) : this.#driver.get(key, now, signal)),
+      now,
+    );
     return raw === null ? null : toEntry<T>(raw);
+  }
+
+  /** `store "main" (location)`, for messages. */
+  get #where(): string {
+    return `store "${this.name}" (${this.location})`;
   }
 
   async getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {
@@ -525,7 +537,20 @@ class CoreStore implements Store {
     this.#coreIxReady = this.#coreIx.specs.length > 0;
   }
 
-  #commit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
+  /**
+   * Commit; `signal` (a write's own, see `GetOptions.signal`) reaches the
+   * driver on a plain commit, not on one that writes a change feed or the
+   * core's index entries too (those are not given up once started).
+   */
+  #commit(
+    checks: AtomicCheck[],
+    mutations: Mutation[],
+    what = "Cannot commit",
+    signal?: AbortSignal,
+  ): Promise<CommitResult> {
+    if (signal?.aborted) {
+      return Promise.reject(givenUpError(what, this.#where, signal, "nothing was written"));
+    }
     if (this.#feed !== undefined) return this.#feedCommit(checks, mutations);
     const now = this.#clock.now();
     const version = newVersion(this.#clock === systemClock ? now : Date.now());
@@ -533,7 +558,9 @@ class CoreStore implements Store {
       return this.#coreIx.commit(checks, mutations, version, () => this.#clock.now())
         .then((r) => commitResult(r, version, this.name));
     }
-    const request: CommitRequest = { checks, mutations, version, now };
+    const request: CommitRequest = signal === undefined
+      ? { checks, mutations, version, now }
+      : { checks, mutations, version, now, signal };
     let result;
     try {
       result = this.#driver.commit(request);
@@ -847,7 +874,7 @@ class CoreStore implements Store {
       }
       checks.push({ key, version: options.ifVersion });
     }
-    return this.#commit(checks, [{ type: "set", key, value: text, expiresAt }]);
+    return this.#commit(checks, [{ type: "set", key, value: text, expiresAt }], what, options?.signal);
   }
 
   async delete(key: Key, options?: DeleteOptions): Promise<boolean> {
@@ -862,7 +889,7 @@ class CoreStore implements Store {
       }
       checks.push({ key, version: options.ifVersion });
     }
-    return (await this.#commit(checks, [{ type: "delete", key }])).ok;
+    return (await this.#commit(checks, [{ type: "delete", key }], what, options?.signal)).ok;
   }
 
   list<T = JsonValue>(options: ListOptions = {}): ListIterator<T> {
