@@ -1221,21 +1221,6 @@ pgTest(
 );
 
 pgTest(
-  "postgres: a call given a signal aborted already is refused before it starts",
-  async (url) => {
-    await using store = await openStore(
-      { plugin: "postgres", url, schema: SCHEMA, table: newTable("aborted") },
-      { name: "main" },
-    );
-    const stop = new AbortController();
-    stop.abort("stopped");
-    await assert.rejects(store.set(["k"], 1, { signal: stop.signal }), /given up.*nothing was written/);
-    await assert.rejects(store.get(["k"], { signal: stop.signal }), /given up/);
-    assert.equal(await store.get(["k"]), null);
-  },
-);
-
-pgTest(
   "postgres: stores opening while another process sets the table up wait for it longer than lockTimeout",
   async (url) => {
     const table = newTable("locksetup");

@@ -539,8 +539,9 @@ class CoreStore implements Store {
 
   /**
    * Commit; `signal` (a write's own, see `GetOptions.signal`) reaches the
-   * driver on a plain commit, not on one that writes a change feed or the
-   * core's index entries too (those are not given up once started).
+   * driver's commit, except for a store that keeps a change feed (its
+   * commits are not given up once started: a driver may batch the feed's
+   * writes of several callers).
    */
   #commit(
     checks: AtomicCheck[],
@@ -555,7 +556,7 @@ class CoreStore implements Store {
     const now = this.#clock.now();
     const version = newVersion(this.#clock === systemClock ? now : Date.now());
     if (this.#coreIx.enabled) {
-      return this.#coreIx.commit(checks, mutations, version, () => this.#clock.now())
+      return this.#coreIx.commit(checks, mutations, version, () => this.#clock.now(), signal)
         .then((r) => commitResult(r, version, this.name));
     }
     const request: CommitRequest = signal === undefined
