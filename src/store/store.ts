@@ -470,7 +470,9 @@ class CoreStore implements Store {
     if (signal?.aborted) throw givenUpError("Cannot get", this.#where, signal);
     const now = this.#clock.now();
     const raw = this.#live(
-      await (signal === undefined ? this.#driver.get(key, now) : this.#driver.get(key, now, signal)),
+      await (signal === undefined
+        ? this.#driver.get(key, now)
+        : this.#driver.get(key, now, signal)),
       now,
     );
     return raw === null ? null : toEntry<T>(raw);
@@ -875,7 +877,12 @@ class CoreStore implements Store {
       }
       checks.push({ key, version: options.ifVersion });
     }
-    return this.#commit(checks, [{ type: "set", key, value: text, expiresAt }], what, options?.signal);
+    return this.#commit(
+      checks,
+      [{ type: "set", key, value: text, expiresAt }],
+      what,
+      options?.signal,
+    );
   }
 
   async delete(key: Key, options?: DeleteOptions): Promise<boolean> {

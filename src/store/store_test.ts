@@ -184,7 +184,10 @@ Deno.test("Store.get(), set() and delete() pass their signal to the driver, and 
   ) {
     const err = await failure(call);
     assert.equal(err.name, "AbortError");
-    assert.match(err.message, new RegExp(`^${what}: store "tiny-store" \\(tiny\\): given up, its signal aborted`));
+    assert.match(
+      err.message,
+      new RegExp(`^${what}: store "tiny-store" \\(tiny\\): given up, its signal aborted`),
+    );
     assert.equal(err.cause, "stopped");
   }
   assert.equal(driver.commits.length, commits, "the driver saw none of them");
