@@ -1162,7 +1162,7 @@ async function untilWaitingOnLock(watcher: postgres.Sql, table: string): Promise
 }
 
 pgTest(
-  "postgres: with lockTimeout 0, a get, set, compare-and-set and delete waiting for another session's lock end at once when their signal aborts, writing nothing",
+  "postgres: with lockTimeout 0, a get, list, query, set, compare-and-set and delete waiting for another session's lock end at once when their signal aborts, writing nothing",
   async (url) => {
     const table = newTable("lockabort");
     const spec = { plugin: "postgres", url, schema: SCHEMA, table, lockTimeout: 0 };
@@ -1176,6 +1176,8 @@ pgTest(
       ["delete", (signal) => store.delete(["k"], { signal })],
       ["set of a new key", (signal) => store.set(["new"], 4, { signal })],
       ["get", (signal) => store.get(["k"], { signal })],
+      ["list", (signal) => Array.fromAsync(store.list({ prefix: [], signal }))],
+      ["query", (signal) => store.query({ where: [{ path: "n", op: "eq", value: 1 }], signal })],
     ];
     const givenUp = (name: string) => (err: unknown) => {
       assert.ok(err instanceof Error, String(err));
@@ -1201,12 +1203,12 @@ pgTest(
           async () => {
             for (const [name, call] of calls) {
               // Only the writes of the locked row wait for a row lock.
-              if (rowOnly && (name === "get" || name === "set of a new key")) continue;
+              if (rowOnly && ["get", "list", "query", "set of a new key"].includes(name)) continue;
               const stop = new AbortController();
               const pending = call(stop.signal);
               await untilWaitingOnLock(watcher, table);
               stop.abort("stopped");
-              await assert.rejects(pending, givenUp(name));
+              await assert.rejects(pending, givenUp(name), name);
             }
           },
         );

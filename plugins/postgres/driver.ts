@@ -455,12 +455,16 @@ export class PostgresDriver implements StoreDriver {
     what: string,
     text: string,
     params: unknown[],
+    signal?: AbortSignal,
   ): Promise<T[]> {
     this.#assertOpen(what);
     try {
-      return await this.#sql.unsafe(text, params as never[], PREPARED).values() as unknown as T[];
+      return await until(
+        this.#sql.unsafe(text, params as never[], PREPARED).values(),
+        signal,
+      ) as unknown as T[];
     } catch (err) {
-      throw this.#error(what, err);
+      throw this.#error(what, err, signal);
     }
   }
 
@@ -496,9 +500,10 @@ export class PostgresDriver implements StoreDriver {
   /**
    * Live entries in key order, fetched in pages of `batchSize` (default 256)
    * by keyset pagination: no transaction stays open between pages, and each
-   * page sees the latest commits.
+   * page sees the latest commits. A page still waiting when `signal` aborts
+   * is given up (its statement cancelled).
    */
-  list(range: KeyRange, now: number): AsyncIterableIterator<RawEntry> {
+  list(range: KeyRange, now: number, signal?: AbortSignal): AsyncIterableIterator<RawEntry> {
     const what = "Cannot list";
     // Keys come back as the escape text of their bytes after the prefix, rows as arrays
     // (see rows.ts): far cheaper for the client than a bytea and a row object.
@@ -518,6 +523,7 @@ export class PostgresDriver implements StoreDriver {
         what,
         pages.select(this.#table, where, `$${params.push(size)}`, keys.columns),
         params,
+        signal,
       );
     }, keys);
   }
@@ -897,7 +903,11 @@ export class PostgresDriver implements StoreDriver {
    * (PostgreSQL text cannot hold them), or when a value the query reads
    * cannot be cast to `jsonb` (it holds one of those in a string).
    */
-  async query(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined> {
+  async query(
+    query: NormalizedQuery,
+    now: number,
+    signal?: AbortSignal,
+  ): Promise<RawEntry[] | undefined> {
     const what = "Cannot query";
     this.#assertOpen(what);
     const compiled = this.#compiledQueries().compile(query, now);
@@ -905,7 +915,7 @@ export class PostgresDriver implements StoreDriver {
     let rows: EscapedRow[];
     if (!compiled.castsValues) {
       // Nothing to cast, so nothing that fails midway: any connection of the pool (as list).
-      rows = await this.#values<EscapedRow>(what, compiled.sql, compiled.params);
+      rows = await this.#values<EscapedRow>(what, compiled.sql, compiled.params, signal);
     } else {
       const cast = await this.#castingQuery(what, compiled.sql, compiled.params);
       if (cast === undefined) return undefined;
@@ -913,7 +923,12 @@ export class PostgresDriver implements StoreDriver {
     }
     if (rows.length === 0 && compiled.oddCheck !== undefined) {
       // No rows: maybe because a value the index misplaces is under its prefix.
-      const [{ odd }] = await this.#run<{ odd: boolean }[]>(what, compiled.oddCheck, []);
+      const [{ odd }] = await this.#run<{ odd: boolean }[]>(
+        what,
+        compiled.oddCheck,
+        [],
+        signal,
+      );
       if (odd) return undefined;
     }
     return rows.map(compiled.keys.entry);
@@ -1001,13 +1016,17 @@ export class PostgresDriver implements StoreDriver {
     return { indexes: this.#indexes.map((i) => i.name), search };
   }
 
-  /** Full-text search through the GIN index of the search column. */
-  search(request: SearchRequest, now: number): Promise<RawSearchHit[] | undefined> {
+  /** Full-text search through the GIN index of the search column; given up when `signal` aborts. */
+  search(
+    request: SearchRequest,
+    now: number,
+    signal?: AbortSignal,
+  ): Promise<RawSearchHit[] | undefined> {
     const what = "Cannot search";
     this.#assertOpen(what);
     if (this.#search === undefined) return Promise.resolve(undefined);
     return pgSearch(
-      (text, params) => this.#run<(EntryRow & { score: number })[]>(what, text, params),
+      (text, params) => this.#run<(EntryRow & { score: number })[]>(what, text, params, signal),
       this.#table,
       this.#search,
       request,

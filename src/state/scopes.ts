@@ -230,7 +230,8 @@ export interface ScopeQueryOptions extends ScopeCallOptions {
  * assert.deepEqual(hits.map((h) => h.key), [["notes", "1"]]);
  * ```
  */
-export interface ScopeSearchOptions extends ScopeCallOptions, Omit<SearchOptions, "prefix"> {
+export interface ScopeSearchOptions
+  extends ScopeCallOptions, Omit<SearchOptions, "prefix" | "signal"> {
   /** Only keys under this key of the scope (default: the whole scope). */
   prefix?: ScopeKey;
 }
@@ -685,7 +686,12 @@ class ScopeView implements StateView {
     const store = this.#openStore(options) ?? await this.#storeFor(options);
     const parts = this.#parts(options?.prefix, "list");
     const out: Entry[] = [];
-    const list = store.list({ prefix: this.#full(parts), limit: options?.limit });
+    const stop = this.#stop(store);
+    const list = store.list(
+      stop === undefined
+        ? { prefix: this.#full(parts), limit: options?.limit }
+        : { prefix: this.#full(parts), limit: options?.limit, signal: stop.signal },
+    );
     for await (const e of list) out.push(e);
     this.#observer?.read(this.scope, parts, options?.store, true);
     return out;
@@ -836,6 +842,7 @@ class ScopeView implements StateView {
         orderBy: options.orderBy,
         limit: options.limit,
         offset: options.offset,
+        signal: this.#stop(store)?.signal,
       });
       // A query reads what is under its prefix, as a list does.
       this.#observer?.read(this.scope, parts, options.store, true);
@@ -859,6 +866,7 @@ class ScopeView implements StateView {
         prefix: this.#full(parts),
         limit: options.limit,
         fields: options.fields,
+        signal: this.#stop(store)?.signal,
       });
       this.#observer?.read(this.scope, parts, options.store, true);
       return hits.map((h) => ({

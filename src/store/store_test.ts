@@ -164,7 +164,7 @@ Deno.test("Store.set() with expireIn and ifVersion sends expiresAt and a check",
   );
 });
 
-Deno.test("Store.get(), set() and delete() pass their signal to the driver, and refuse to start once it aborted", async () => {
+Deno.test("Store.get(), set() and delete() pass their signal to the driver, and every call refuses to start once it aborted", async () => {
   const { store, driver } = tinyStore();
   const stop = new AbortController();
   const signal = stop.signal;
@@ -180,6 +180,9 @@ Deno.test("Store.get(), set() and delete() pass their signal to the driver, and 
       ["Cannot set", () => store.set(["a"], 2, { signal })],
       ["Cannot delete", () => store.delete(["a"], { signal })],
       ["Cannot get", () => store.get(["a"], { signal })],
+      ["Cannot list", () => Array.fromAsync(store.list({ signal }))],
+      ["Cannot query", () => store.query({ signal })],
+      ["Cannot search", () => store.search("a", { signal })],
     ] as const
   ) {
     const err = await failure(call);

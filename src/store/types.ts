@@ -223,6 +223,8 @@ export interface ListOptions {
   cursor?: string;
   /** Entries fetched from the backend per round trip (a hint). */
   batchSize?: number;
+  /** Give up the listing when it aborts (see {@linkcode GetOptions.signal}): a page still waiting rejects. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -364,6 +366,8 @@ export interface Query {
   limit?: number;
   /** Skip this many matching entries first. */
   offset?: number;
+  /** Give up the query when it aborts (see {@linkcode GetOptions.signal}). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -594,6 +598,8 @@ export interface SearchOptions {
   limit?: number;
   /** Match only in these fields (default: every declared field). */
   fields?: readonly (string | readonly string[])[];
+  /** Give up the search when it aborts (see {@linkcode GetOptions.signal}). */
+  signal?: AbortSignal;
 }
 
 /**
