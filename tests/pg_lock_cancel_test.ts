@@ -110,17 +110,19 @@ async function withLockedKey(
 }
 
 /**
- * `flowstate run put.flow.yaml` in `dir` once its node's statement waits for the
- * lock: `signal` sent then (once), or none. Resolves the exit code and stderr, or
- * fails (the process killed) when it has not ended {@linkcode BOUND_MS} later.
+ * `flowstate <args>` (default `run put.flow.yaml`) in `dir` once its node's
+ * statement waits for the lock: `signal` sent then (once), or none. Resolves
+ * the exit code and what it printed, or fails (the process killed) when it
+ * has not ended {@linkcode BOUND_MS} later.
  */
 async function runWhileLocked(
   dir: string,
   table: string,
   watcher: postgres.Sql,
   signal: Deno.Signal | undefined,
-): Promise<{ code: number; stderr: string }> {
-  const child = cliCommand(dir, ["run", "put.flow.yaml"]).spawn();
+  args = ["run", "put.flow.yaml"],
+): Promise<{ code: number; stderr: string; stdout: string }> {
+  const child = cliCommand(dir, args).spawn();
   const output = child.output();
   const waiting = await within(untilWaitingOnLock(watcher, table), BOUND_MS);
   if (waiting === "timed out") {
@@ -139,7 +141,12 @@ async function runWhileLocked(
       }`,
     );
   }
-  return { code: ended.code, stderr: new TextDecoder().decode(ended.stderr) };
+  const decoder = new TextDecoder();
+  return {
+    code: ended.code,
+    stderr: decoder.decode(ended.stderr),
+    stdout: decoder.decode(ended.stdout),
+  };
 }
 
 /** The one run recorded in `dir`'s project. */
@@ -210,6 +217,33 @@ pgTest(
       assert.equal(run.status, "failed");
       assert.equal(run.nodes.put.status, "timed-out");
       assert.match(run.nodes.put.error ?? "", /timed out after 200 ms/);
+    });
+  },
+);
+
+pgTest(
+  "flowstate worker on postgres (lockTimeout 0): a SIGTERM ends a run whose node waits for another session's row lock after --grace, back in the queue, the key unchanged",
+  async (url) => {
+    const flow = "id: put\nnodes:\n" +
+      "  - { id: put, type: state.set, with: { scope: global, key: k, value: 2 } }\n";
+    await withLockedKey(url, flow, async ({ dir, table, holder, watcher }) => {
+      const enqueued = await runCli(dir, ["enqueue", "put.flow.yaml"]);
+      assert.equal(enqueued.code, 0, enqueued.stderr);
+      const id = enqueued.stdout.trim();
+      const { code, stderr, stdout } = await runWhileLocked(dir, table, watcher, "SIGTERM", [
+        "worker",
+        "--poll",
+        "50ms",
+        "--grace",
+        "1s",
+      ]);
+      assert.equal(code, 0, stderr);
+      assert.match(`${stdout}${stderr}`, /released to the queue/);
+      assert.doesNotMatch(stderr, /exiting without waiting/, stderr);
+      assert.equal(await holderCommits(holder, watcher, table), 3);
+      const shown = await runCli(dir, ["runs", "show", id, "--json"]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.equal(JSON.parse(shown.stdout).run.status, "queued");
     });
   },
 );
