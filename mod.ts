@@ -91,6 +91,7 @@ export {
   type ProblemPath,
   StoreClosedError,
   StoreCorruptError,
+  type StoreCorruptReason,
   StoreMissingError,
   StoreOpenError,
   StoreReadOnlyError,
