@@ -22,6 +22,7 @@ import {
   newTable,
   pgTest,
   SCHEMA,
+  untilWaitingOnLock,
   withAdmin,
 } from "../plugins/postgres/_test_utils.ts";
 
@@ -34,19 +35,6 @@ interface ShownRun {
   status: string;
   error: { message: string } | null;
   nodes: Record<string, { status: string; error?: string }>;
-}
-
-/** Resolves once a statement that names `table` waits for a lock, as the server sees it. */
-async function untilWaitingOnLock(watcher: postgres.Sql, table: string): Promise<void> {
-  for (;;) {
-    const [row] = await watcher.unsafe<{ n: number }[]>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() ` +
-        `AND wait_event_type = 'Lock' AND position($1 in query) > 0`,
-      [table],
-    );
-    if (row.n > 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** What `promise` resolves, or `"timed out"` once `ms` passed first. */

@@ -15,6 +15,7 @@ import {
   ROOT,
   SCHEMA,
   TESTDATA,
+  untilWaitingOnLock,
   whileLockHeld,
   withAdmin,
   withLimitedRole,
@@ -1147,19 +1148,6 @@ pgTest(
     assert.equal((await store.get(["k"]))?.value, 3);
   },
 );
-
-/** Resolves once a statement that names `table` waits for a lock, as the server sees it. */
-async function untilWaitingOnLock(watcher: postgres.Sql, table: string): Promise<void> {
-  for (;;) {
-    const [row] = await watcher.unsafe<{ n: number }[]>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() ` +
-        `AND wait_event_type = 'Lock' AND position($1 in query) > 0`,
-      [table],
-    );
-    if (row.n > 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 pgTest(
   "postgres: with lockTimeout 0, a get, list, query, set, compare-and-set and delete waiting for another session's lock end at once when their signal aborts, writing nothing",
