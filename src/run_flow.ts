@@ -14,7 +14,12 @@ import { executeFlow, type PreparedFlow } from "./flow/executor.ts";
 import { type FlowSource, isFlowPath, type LoadedFlow, loadFlowIn } from "./flow/load.ts";
 import type { ParsedFlow } from "./flow/parse.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
-import { checkCeiling, SubFlowRefusedError, type SubRunRule, subRunTarget } from "./flow/sub_flows.ts";
+import {
+  checkCeiling,
+  SubFlowRefusedError,
+  type SubRunRule,
+  subRunTarget,
+} from "./flow/sub_flows.ts";
 import type { FlowCache } from "./flow_cache.ts";
 import { coerceInputs } from "./flow/inputs.ts";
 import { claimedRunCommit, RunNotOwnedError, RunRecorder } from "./records/recorder.ts";

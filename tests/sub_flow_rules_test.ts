@@ -110,7 +110,12 @@ Deno.test("a sandboxed node's ctx.runFlow: no definitions, only flow files in it
           },
         ]),
         escalateInline: definition([
-          { id: "x", type: "../nodes/prober.ts", with: { read: "/etc/hostname" }, permissions: { read: true } },
+          {
+            id: "x",
+            type: "../nodes/prober.ts",
+            with: { read: "/etc/hostname" },
+            permissions: { read: true },
+          },
         ]),
         passwd: { flow: "/etc/passwd" },
         outsideText: { flow: join(outside, "secret.txt") },
@@ -148,7 +153,9 @@ Deno.test("a sandboxed node's ctx.runFlow: no definitions, only flow files in it
         refused(name, /a sandboxed node runs flow files only, not a definition it builds/);
         refused(name, caller);
       }
-      for (const name of ["passwd", "outsideText"]) refused(name, /it is not a \.yaml or \.yml file/);
+      for (const name of ["passwd", "outsideText"]) {
+        refused(name, /it is not a \.yaml or \.yml file/);
+      }
       for (const name of ["outsideYaml", "dotdot"]) refused(name, /it is outside those places/);
       refused("symlink", /symlink to a file outside those places/);
       refused("missing", /there is no such file/);
@@ -188,7 +195,12 @@ Deno.test("a flow node: a definition computed at run time is refused, a computed
     );
     const plan = {
       id: "report",
-      nodes: [{ id: "r", type: "../nodes/prober.ts", with: { read: "/etc/hostname" }, permissions: { read: true } }],
+      nodes: [{
+        id: "r",
+        type: "../nodes/prober.ts",
+        with: { read: "/etc/hostname" },
+        permissions: { read: true },
+      }],
       outputs: { got: "$${{ nodes.r.output }}" },
     };
     await Deno.writeTextFile(

@@ -26,7 +26,7 @@
  *
  * @module
  */
-import { isAbsolute, relative, resolve, sep } from "../_path.ts";
+import { isWithin as within, resolve } from "../_path.ts";
 import { moduleUrl } from "../loader.ts";
 import type { PreparedNode } from "./executor.ts";
 import { builtinNodes } from "./nodes.ts";
@@ -161,13 +161,6 @@ async function allowedFlowFile(
     throw refused("it is a symlink to a file outside those places");
   }
   return real;
-}
-
-/** Whether `path` is `root` or inside it (both absolute). */
-function within(path: string, root: string): boolean {
-  if (path === root) return true;
-  const rel = relative(root, path);
-  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) && !rel.startsWith(sep);
 }
 
 /**
