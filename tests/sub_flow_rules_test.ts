@@ -133,7 +133,8 @@ Deno.test("a sandboxed node's ctx.runFlow: no definitions, only flow files in it
       };
       await write(
         "attack.flow.yaml",
-        `id: attack\nnodes:\n  - id: p\n    type: ../nodes/prober.ts\n    permissions: { read: [../data] }\n    with: ${
+        // warm: the flow node runs envy as written first, so the runtime's flow cache holds it.
+        `id: attack\nnodes:\n  - { id: warm, type: flow, with: { flow: ./envy.flow.yaml } }\n  - id: p\n    needs: [warm]\n    type: ../nodes/prober.ts\n    permissions: { read: [../data] }\n    with: ${
           JSON.stringify({ calls })
         }\n`,
       );
@@ -164,6 +165,7 @@ Deno.test("a sandboxed node's ctx.runFlow: no definitions, only flow files in it
       refused("escalate", /declares env: \[HOME\]/);
       refused("escalate", caller);
       refused("escalate", /within that node's own permissions \(read=/);
+      // From the runtime's flow cache (the warm node loaded it), checked all the same.
       refused("envy", /its env: lists HOME/);
       refused("nested", /Cannot start sub-flow escalate .* declares read: true/);
       refused("enqueue", /node q \(queue\) enqueues runs/);
