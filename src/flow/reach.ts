@@ -33,7 +33,9 @@ export function subFlowStart(node: PreparedNode): SubFlowStart {
 /** `${{ … }}` segments of a string (an escaped `$${{` is not one). */
 const SEGMENT = /(?<!\$)\$\{\{([\s\S]*?)\}\}/g;
 /** `env.NAME` and `env["NAME"]` / `env['NAME']`: a variable named in the text. */
-const NAMED_ENV = /\benv\s*(?:\.\s*[A-Za-z_$][\w$]*|\[\s*(?:"[^"]*"|'[^']*')\s*\])/g;
+const NAMED_ENV = /(?<![.\w$])env\s*(?:\.\s*[A-Za-z_$][\w$]*|\[\s*(?:"[^"]*"|'[^']*')\s*\])/g;
+/** The root `env` (not a field named `env`, as in `inputs.env`). */
+const ENV_ROOT = /(?<![.\w$])env(?![\w$])/;
 
 /**
  * For each node, the flow's `env:` variables whose values can reach its input
@@ -68,7 +70,7 @@ export function envThroughWith(prepared: PreparedFlow): string[][] {
 function readsAllEnv(value: unknown): boolean {
   if (typeof value === "string") {
     for (const match of value.matchAll(SEGMENT)) {
-      if (/\benv\b/.test(match[1].replace(NAMED_ENV, ""))) return true;
+      if (ENV_ROOT.test(match[1].replace(NAMED_ENV, ""))) return true;
     }
     return false;
   }
