@@ -155,12 +155,13 @@ export interface ExecuteOptions {
   onEvent?: (event: RunEvent) => void;
   /**
    * Runs a sub-flow: `signal` is the calling node's; `onStart` is told the
-   * sub-run's id once it is recorded.
+   * sub-run's id once it is recorded; `node` is the node that asks (what it
+   * may start depends on where it runs: see `sub_flows.ts`).
    */
   runFlow?: (
     flow: string | Record<string, unknown>,
     input: Record<string, unknown> | undefined,
-    call: { signal: AbortSignal; onStart(runId: string): void },
+    call: { signal: AbortSignal; onStart(runId: string): void; node: PreparedNode },
   ) => Promise<RunRecord>;
   /**
    * How long (ms) a node attempt that timed out or was cancelled may take to
@@ -537,6 +538,7 @@ class AttemptContext implements NodeContext<unknown> {
         const run = (a.host.options.runFlow ?? noRunFlow)(sub, subInput, {
           signal: a.signal(),
           onStart,
+          node: a.node,
         });
         const done = () => subRun !== undefined && a.subRuns!.delete(subRun);
         run.then(done, done);
