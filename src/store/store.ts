@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { fieldNames } from "../_suggest.ts";
 import { FeedDisabledError, StoreClosedError } from "../errors.ts";
 import { currentActor } from "./actor.ts";
 import { givenUpError } from "./given_up.ts";
@@ -169,7 +170,10 @@ const DEFAULT_CAPABILITIES: Capabilities = {
 };
 
 /** The names a driver's `capabilities` may use (any other is a misspelling: refused at open). */
-export const CAPABILITY_NAMES: readonly string[] = Object.freeze(Object.keys(DEFAULT_CAPABILITIES));
+export const CAPABILITY_NAMES: readonly string[] = fieldNames<Capabilities>()(
+  ["persistent", "expiry", "query", "count", "clear", "atomicClear", "multiProcess"],
+  ["indexes", "search", "abort"],
+);
 
 /** The core's method that trims a store's feed (the `gc` job calls it through `trimChanges`). */
 const TRIM_FEED: unique symbol = Symbol("flowstate.trimFeed");
