@@ -265,6 +265,7 @@ export interface Runtime extends AsyncDisposable {
    * sandboxed nodes and close every opened store. All stores are closed even
    * if one throws; the first error is rethrown (an `AggregateError` if
    * several failed). Idempotent; leaving an `await using` block calls it.
+   * (A queue worker's runs are the worker's: stop it first, see its `stop()`.)
    * Afterwards `runFlow` rejects with a {@linkcode StoreClosedError}
    * ("Cannot run flow …: the runtime is closed").
    *

@@ -201,6 +201,7 @@ Deno.test("openStore: a driver whose list() returns a promise of an array is ref
   const inner = plainDriver(() => closed++);
   const list = inner.list as (range: unknown) => Iterable<unknown>;
   // The natural slip of a server-backed driver: `async list()` instead of `async *list()`.
+  // deno-lint-ignore require-await
   const driver = { ...inner, list: async (range: unknown) => [...list(range)] };
   await assert.rejects(
     () => openStore({ plugin: pluginReturning(() => driver) }),
