@@ -273,9 +273,15 @@ export async function restoreCommand(
     );
   } else {
     console.log(
-      `Restored ${result.restored} entries into store "${result.store}" from ${file}${
+      `Restored store "${result.store}" from ${file}${
         increments.length > 0 ? ` and ${increments.length} increment(s)` : ""
-      }${result.changes > 0 ? ` (${result.changes} changes replayed)` : ""}${
+      }: it holds ${result.holds} entries${
+        result.changes > 0
+          ? ` (${result.changes} changes replayed${
+            result.deleted > 0 ? `, ${result.deleted} of them deletes` : ""
+          })`
+          : ""
+      }${
         result.feedSeq !== null && (options.at !== undefined || atSeq !== undefined)
           ? `, as of change ${result.feedSeq}`
           : ""
