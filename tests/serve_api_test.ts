@@ -377,6 +377,23 @@ for (const [backend, stores, ignore] of BACKENDS) {
           );
           assert.match(version.source ?? "", /^id: hello/);
           assert.equal((await request("/api/flows/nope/versions")).status, 404);
+          // A version's node ids, in the flow's order (what a run page lists before they start).
+          const slow = flows.find((f) => f.id === "slow");
+          assert.ok(slow?.head);
+          for (let i = 0; i < 2; i++) { // the second answer from the server's cache
+            const answer: { nodeIds: string[] } = await documented<{ nodeIds: string[] }>(
+              "GET",
+              "/api/flows/{flow}/versions/{hash}/nodes",
+              await request(`/api/flows/slow/versions/${slow.head}/nodes`),
+            );
+            assert.deepEqual(answer.nodeIds, ["hello", "wait"]);
+          }
+          const missing = await request(`/api/flows/slow/versions/${"0".repeat(64)}/nodes`);
+          assert.equal(missing.status, 404);
+          await missing.body?.cancel();
+          const job = await request(`/api/flows/job:gc/versions/job/nodes`);
+          assert.equal(job.status, 404);
+          await job.body?.cancel();
         });
 
         await t.step("metrics: Prometheus text and per-flow JSON", async () => {

@@ -98,6 +98,53 @@ export function countOf(
 }
 type ApiRoute = Route<ServerState>;
 
+/** The most versions whose node ids a server keeps (the least recently used goes first). */
+const VERSION_NODES_KEPT = 64;
+
+const versionNodes = new WeakMap<ServerState, Map<string, Promise<string[] | null>>>();
+
+/**
+ * The node ids of a flow version in its definition's order, or `null` when it
+ * is not recorded. A version is immutable (addressed by its hash), so its ids
+ * are read once per server: a run page of a 10,000-node flow asks for them
+ * without the server reading and parsing the definition again.
+ */
+function versionNodeIds(
+  server: ServerState,
+  flowId: string,
+  hash: string,
+): Promise<string[] | null> {
+  let cache = versionNodes.get(server);
+  if (!cache) versionNodes.set(server, cache = new Map());
+  const key = `${flowId}\0${hash}`;
+  const hit = cache.get(key);
+  if (hit) {
+    cache.delete(key);
+    cache.set(key, hit);
+    return hit;
+  }
+  const ids = (async () => {
+    const records = await server.runtime.records();
+    let version;
+    try {
+      version = await records.getVersion(flowId, hash);
+    } catch (err) {
+      if (err instanceof TypeError) return null; // not a flow id (a job's "job:…")
+      throw err;
+    }
+    if (version === null) return null;
+    const nodes = (version.definition as { nodes?: unknown }).nodes;
+    return Array.isArray(nodes)
+      ? nodes.map((n) => (n as { id?: unknown })?.id).filter((id) => typeof id === "string")
+      : [];
+  })();
+  cache.set(key, ids);
+  // Not kept: a missing version (it may be recorded later) or a failed read.
+  ids.then((found) => found === null && cache.delete(key), () => cache.delete(key));
+  while (cache.size > VERSION_NODES_KEPT) cache.delete(cache.keys().next().value!);
+  return ids;
+}
+
 /** The largest value (as JSON, in bytes) an entry listing returns whole. */
 export const MAX_LISTED_VALUE_BYTES = 64 * 1024;
 
@@ -897,6 +944,22 @@ export const apiRoutes: readonly ApiRoute[] = [
         ...(v.source === undefined ? {} : { source: v.source }),
         definition: v.definition,
       });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/flows/{flow}/versions/{hash}/nodes",
+    tag: "flows",
+    summary:
+      "The node ids of one version of a flow, in the flow's order (what a run page lists before its nodes start)",
+    responses: {
+      200: { description: "The node ids", schema: S.VersionNodesSchema },
+      ...errors(401, 404),
+    },
+    async handler({ server, params }) {
+      const nodeIds = await versionNodeIds(server, params.flow, params.hash);
+      if (nodeIds === null) throw notFound(`No version ${params.hash} of flow "${params.flow}"`);
+      return json({ nodeIds });
     },
   },
   {

@@ -192,6 +192,9 @@ export const VersionSchema = z.object({
 /** A flow version with its source and definition. */
 export const VersionDetailSchema = VersionSchema.extend({ definition: z.unknown() });
 
+/** The node ids of a flow version, in the flow's order. */
+export const VersionNodesSchema = z.object({ nodeIds: z.array(z.string()) });
+
 /** `{ runId }`. */
 export const RunIdSchema = z.object({ runId: z.string() });
 

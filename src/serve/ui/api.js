@@ -115,6 +115,9 @@ export const api = {
   flows: () => request("GET", "/api/flows"),
   versions: (flow) => request("GET", `/api/flows/${enc(flow)}/versions`),
   version: (flow, hash) => request("GET", `/api/flows/${enc(flow)}/versions/${enc(hash)}`),
+  /** `{ nodeIds }`: a version's node ids in the flow's order. */
+  versionNodes: (flow, hash) =>
+    request("GET", `/api/flows/${enc(flow)}/versions/${enc(hash)}/nodes`),
   runs: (filters) => request("GET", `/api/runs${query(filters)}`),
   run: (id) => request("GET", `/api/runs/${enc(id)}`),
   runChanges: (id, page) => request("GET", `/api/runs/${enc(id)}/changes${query(page)}`),

@@ -192,8 +192,14 @@ export async function renderRuns(container, route, ctx) {
 /** Node ids in name order, numbers by value (n2 before n10). */
 const byName = new Intl.Collator(undefined, { numeric: true });
 
-/** Node rows from a run's events and record: start, attempts, end, logs, reads, writes. */
-export function nodeTimeline(run, events) {
+/**
+ * Node rows from a run's events and record: start, attempts, end, logs, reads, writes.
+ * With `flowNodeIds` (the node ids of the run's flow version, in the flow's order),
+ * every node of the flow has a row: one that has not started is `pending` while the
+ * run runs and `not-run` once it ended; rows that have not started follow the
+ * started ones, in the flow's order.
+ */
+export function nodeTimeline(run, events, flowNodeIds) {
   const nodes = new Map();
   const get = (id) => {
     let node = nodes.get(id);
@@ -278,8 +284,18 @@ export function nodeTimeline(run, events) {
     if (!node.attempt) node.attempt = outcome.attempts ?? 0;
     if (!node.error && outcome.error) node.error = outcome.error;
   }
+  const order = new Map();
+  const ended = run && run.status !== "running" && run.status !== "queued";
+  for (const id of flowNodeIds ?? []) {
+    if (order.has(id)) continue;
+    order.set(id, order.size);
+    const node = get(id);
+    if (ended && node.status === null && node.startedAt === null) node.status = "not-run";
+  }
+  const place = (id) => order.get(id) ?? Infinity;
   return [...nodes.values()].sort((a, b) =>
     (a.startedAt ?? Infinity) - (b.startedAt ?? Infinity) ||
+    (place(a.id) - place(b.id) || 0) ||
     byName.compare(a.id, b.id)
   );
 }
@@ -322,6 +338,16 @@ export async function renderRun(container, id, ctx) {
     throw e;
   }
   let run = data.run;
+  /** The node ids of the run's flow version, in the flow's order (none for a job, or unrecorded). */
+  let flowNodeIds = [];
+  if (!run.flowId.startsWith("job:")) {
+    try {
+      flowNodeIds = (await api.versionNodes(run.flowId, run.flowVersion)).nodeIds;
+    } catch {
+      // the started nodes only
+    }
+  }
+  const inFlow = new Set(flowNodeIds);
   const events = [];
   /** The events of each node, in arrival order: one node's row is redrawn from its own. */
   const eventsByNode = new Map();
@@ -469,7 +495,9 @@ export async function renderRun(container, id, ctx) {
   /** One node's row as the run's events tell it now. */
   function nodeNow(nodeId) {
     const only = { ...run, nodes: { [nodeId]: run.nodes?.[nodeId] ?? {} } };
-    return nodeTimeline(only, eventsByNode.get(nodeId) ?? [])[0];
+    return nodeTimeline(only, eventsByNode.get(nodeId) ?? [], inFlow.has(nodeId) ? [nodeId] : [])[
+      0
+    ];
   }
 
   function timelineSpan() {
@@ -553,7 +581,7 @@ export async function renderRun(container, id, ctx) {
   }
 
   function renderTimeline() {
-    const nodes = nodeTimeline(run, events);
+    const nodes = nodeTimeline(run, events, flowNodeIds);
     shown.clear();
     known.clear();
     first.clear();

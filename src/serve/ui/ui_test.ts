@@ -168,6 +168,29 @@ Deno.test("nodeTimeline: nodes started in the same millisecond go by name, numbe
   assert.deepEqual(nodes.map((n) => n.id), ["a9", "a10", "b", "n0", "n1", "n2", "n10"]);
 });
 
+Deno.test("nodeTimeline: with the flow's node ids, every node has a row; those not started follow, in the flow's order", () => {
+  const events = [
+    { at: 1, type: "node.start", node: "second" },
+    { at: 2, type: "node.start", node: "first" },
+    { at: 3, type: "node.end", node: "first", status: "succeeded", durationMs: 1 },
+  ];
+  const flow = ["first", "second", "z-third", "a-fourth"];
+  const running = nodeTimeline({ status: "running", nodes: {} }, events, flow);
+  assert.deepEqual(
+    running.map((n) => [n.id, n.status ?? "pending"]),
+    [["second", "running"], ["first", "succeeded"], ["z-third", "pending"], [
+      "a-fourth",
+      "pending",
+    ]],
+  );
+  // Once the run ended, a node that never started did not run.
+  const ended = nodeTimeline({ status: "failed", nodes: {} }, events, flow);
+  assert.deepEqual(ended.slice(2).map((n) => [n.id, n.status]), [["z-third", "not-run"], [
+    "a-fourth",
+    "not-run",
+  ]]);
+});
+
 Deno.test("accessKey puts a scope's prefix before the key", () => {
   assert.deepEqual(accessKey({ scope: "global", key: ["a"] }, "f", "n"), ["global", "a"]);
   assert.deepEqual(accessKey({ scope: "flow", key: ["a", "b"] }, "f", "n"), [
