@@ -883,3 +883,73 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "inspector: the runs list keeps its page and filters in the URL: reload, back and forward show the same page",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      // Three pages of succeeded counter runs (50 a page), beside the seeded ones.
+      const flow = join(inspector.dir, "flows", "counter.flow.yaml");
+      for (let i = 0; i < 110; i++) await inspector.runtime.runFlow(flow);
+      const rows = page.locator(".runs-table tbody tr[data-run]");
+      const ids = () => rows.evaluateAll((els) => els.map((e) => e.getAttribute("data-run")));
+      const pager = page.locator(".pager");
+      await page.goto(new URL("#/runs?flow=counter&status=succeeded", inspector.url).href);
+      await rows.first().waitFor();
+      const first = await ids();
+      assert.equal(first.length, 50);
+
+      await pager.getByRole("button", { name: "older →" }).click();
+      await pager.getByText("page 2").waitFor();
+      await page.locator(`tr[data-run="${first[0]}"]`).waitFor({ state: "detached" });
+      const second = await ids();
+      assert.equal(second.length, 50);
+      assert.ok(!second.includes(first[0]));
+      await pager.getByRole("button", { name: "older →" }).click();
+      await pager.getByText("page 3").waitFor();
+      await page.locator(`tr[data-run="${second[0]}"]`).waitFor({ state: "detached" });
+      const third = await ids();
+      const thirdUrl = page.url();
+      assert.match(thirdUrl, /[?&]cursor=/);
+      assert.match(thirdUrl, /[?&]flow=counter/);
+      assert.match(thirdUrl, /[?&]status=succeeded/);
+
+      // A reload shows the same page, with its filters, and "← newer" still leads back.
+      await page.reload();
+      await pager.getByText("page 3").waitFor();
+      await rows.first().waitFor();
+      assert.deepEqual(await ids(), third);
+      assert.equal(await page.locator("#filter-flow").inputValue(), "counter");
+      assert.equal(await page.locator("#filter-status").inputValue(), "succeeded");
+      await pager.getByRole("button", { name: "← newer" }).click();
+      await pager.getByText("page 2").waitFor();
+      await page.locator(`tr[data-run="${second[0]}"]`).waitFor();
+      assert.deepEqual(await ids(), second);
+
+      // Back and forward move between the pages as they were seen.
+      await page.goBack();
+      await pager.getByText("page 3").waitFor();
+      await page.locator(`tr[data-run="${third[0]}"]`).waitFor();
+      await page.goForward();
+      await pager.getByText("page 2").waitFor();
+      await page.locator(`tr[data-run="${second[0]}"]`).waitFor();
+
+      // A link to the third page, opened in another tab, shows it.
+      const other = await page.context().newPage();
+      await other.goto(thirdUrl);
+      await other.locator(".pager").getByText("page 3").waitFor();
+      await other.locator(".runs-table tbody tr[data-run]").first().waitFor();
+      assert.deepEqual(
+        await other.locator(".runs-table tbody tr[data-run]").evaluateAll((els) =>
+          els.map((e) => e.getAttribute("data-run"))
+        ),
+        third,
+      );
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});

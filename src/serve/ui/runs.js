@@ -41,13 +41,38 @@ function throttle(fn, ms) {
 
 // --- the list ---------------------------------------------------------------------------
 
+/**
+ * The page of the runs list a route names: its `cursor` (none: the first page)
+ * and `newer`, the cursors of the pages between the first and this one (comma
+ * separated run ids), so that a reload, back and forward, and a shared link
+ * show the same page, and "← newer" leads back page by page.
+ * Returns `{ cursor, stack }`: `stack` holds the cursor of each page before
+ * this one (the first page's: `undefined`).
+ */
+export function runsPageOf(params) {
+  const cursor = params.get("cursor") || undefined;
+  if (cursor === undefined) return { cursor, stack: [] };
+  const newer = (params.get("newer") ?? "").split(",").filter((c) => c !== "");
+  return { cursor, stack: [undefined, ...newer] };
+}
+
+/** The route params of the runs list's page at `cursor`, after the pages of `stack`. */
+export function runsPageParams(filters, cursor, stack) {
+  return {
+    ...filters,
+    cursor,
+    newer: cursor === undefined ? undefined : stack.slice(1).join(","),
+  };
+}
+
 export async function renderRuns(container, route, ctx) {
   const flow = route.params.get("flow") ?? "";
   const status = route.params.get("status") ?? "";
-  // Cursors of the pages before this one, to go back ("newer").
-  const stack = [];
-  let cursor = undefined;
+  // Cursors of the pages before this one, to go back ("newer"): kept in the URL.
+  const { cursor, stack } = runsPageOf(route.params);
   let nextCursor = undefined;
+  const goTo = (pageCursor, pageStack) =>
+    ctx.navigate(ctx.routeHash(["runs"], runsPageParams({ flow, status }, pageCursor, pageStack)));
 
   const flows = await api.flows().catch(() => []);
   const flowSelect = h(
@@ -117,10 +142,7 @@ export async function renderRuns(container, route, ctx) {
         ? h("button", {
           type: "button",
           text: "← newer",
-          onclick: () => {
-            cursor = stack.pop();
-            load();
-          },
+          onclick: () => goTo(stack[stack.length - 1], stack.slice(0, -1)),
         })
         : null,
       h("span.muted", { text: `page ${stack.length + 1}` }),
@@ -128,11 +150,7 @@ export async function renderRuns(container, route, ctx) {
         ? h("button", {
           type: "button",
           text: "older →",
-          onclick: () => {
-            stack.push(cursor);
-            cursor = nextCursor;
-            load();
-          },
+          onclick: () => goTo(nextCursor, [...stack, cursor]),
         })
         : null,
     );

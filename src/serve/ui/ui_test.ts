@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { diffLines, diffStats, hunks, MAX_CELLS, splitLines } from "./diff.js";
-import { accessKey, nodeTimeline } from "./runs.js";
+import { accessKey, nodeTimeline, runsPageOf, runsPageParams } from "./runs.js";
 import { changesByNode, compactJson, unfedWrites } from "./changes.js";
 import { levelOf, parsePrefix } from "./state.js";
 import { formatTime } from "./dom.js";
@@ -189,6 +189,25 @@ Deno.test("nodeTimeline: with the flow's node ids, every node has a row; those n
     "a-fourth",
     "not-run",
   ]]);
+});
+
+Deno.test("runsPageOf reads back the page runsPageParams wrote: first, second and third pages", () => {
+  const roundTrip = (cursor: string | undefined, stack: (string | undefined)[]) => {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(runsPageParams({ flow: "f" }, cursor, stack))) {
+      if (v !== undefined && v !== "") params.set(k, String(v));
+    }
+    assert.equal(params.get("flow"), "f");
+    return runsPageOf(params);
+  };
+  assert.deepEqual(roundTrip(undefined, []), { cursor: undefined, stack: [] });
+  assert.deepEqual(roundTrip("c2", [undefined]), { cursor: "c2", stack: [undefined] });
+  assert.deepEqual(roundTrip("c3", [undefined, "c2"]), { cursor: "c3", stack: [undefined, "c2"] });
+  // A link with a cursor only: "← newer" leads to the first page.
+  assert.deepEqual(runsPageOf(new URLSearchParams("cursor=c9")), {
+    cursor: "c9",
+    stack: [undefined],
+  });
 });
 
 Deno.test("accessKey puts a scope's prefix before the key", () => {
