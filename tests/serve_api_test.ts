@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type ConfigObject, startWorker } from "../mod.ts";
 import { documented, eventually, FLOWS, withServed } from "./_serve.ts";
+import { flowCacheOf } from "../src/runtime.ts";
 
 const POSTGRES_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
 
@@ -613,6 +614,43 @@ Deno.test("serve: starting an invalid flow, by the API or its webhook, answers w
       /^the flow typo \(.*typo\.flow\.yaml\), which declares the webhook \/hooks\/typo, is invalid: .*4:21: nodes\[0\]\.type: unknown node type "lgo".*flowstate validate/,
     );
     assert.deepEqual((await (await runtime.records()).listRuns({})).runs, [], "nothing queued");
+  });
+});
+
+Deno.test("serve: GET /api/schedules parses a flow file again only when it changed, and shows a change at once", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ dir, runtime, request }) => {
+    const file = join(dir, "flows", "nightly.flow.yaml");
+    const nightly = (cron: string) =>
+      `id: nightly\nschedule: "${cron}"\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n`;
+    await Deno.writeTextFile(file, nightly("0 3 * * *"));
+    const cache = flowCacheOf(runtime)!;
+    const cronOf = async () => {
+      const list = await documented<{ id: string; cron: string }[]>(
+        "GET",
+        "/api/schedules",
+        await request("/api/schedules"),
+      );
+      return list.find((s) => s.id === "flow:nightly")?.cron;
+    };
+    assert.equal(await cronOf(), "0 3 * * *");
+    const parsed = cache.stats.misses;
+    assert.ok(parsed >= 3, "every flow file was parsed once");
+    // Nothing changed: nothing is parsed again.
+    assert.equal(await cronOf(), "0 3 * * *");
+    assert.equal(await cronOf(), "0 3 * * *");
+    assert.equal(cache.stats.misses, parsed);
+    // An edit shows at the next request, and only that file is parsed.
+    await Deno.writeTextFile(file, nightly("30 4 * * *"));
+    assert.equal(await cronOf(), "30 4 * * *");
+    assert.equal(cache.stats.misses, parsed + 1);
+    // A file that became invalid is reported as before.
+    await Deno.writeTextFile(
+      file,
+      "id: nightly\nschedule: 0 3 * * *\nnodes: [{ id: a, type: nope }]\n",
+    );
+    const bad = await request("/api/schedules");
+    assert.equal(bad.status, 400);
+    assert.match((await bad.json()).error.message, /nightly\.flow\.yaml.*nope/);
   });
 });
 
