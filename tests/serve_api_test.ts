@@ -378,23 +378,6 @@ for (const [backend, stores, ignore] of BACKENDS) {
           );
           assert.match(version.source ?? "", /^id: hello/);
           assert.equal((await request("/api/flows/nope/versions")).status, 404);
-          // A version's node ids, in the flow's order (what a run page lists before they start).
-          const slow = flows.find((f) => f.id === "slow");
-          assert.ok(slow?.head);
-          for (let i = 0; i < 2; i++) { // the second answer from the server's cache
-            const answer: { nodeIds: string[] } = await documented<{ nodeIds: string[] }>(
-              "GET",
-              "/api/flows/{flow}/versions/{hash}/nodes",
-              await request(`/api/flows/slow/versions/${slow.head}/nodes`),
-            );
-            assert.deepEqual(answer.nodeIds, ["hello", "wait"]);
-          }
-          const missing = await request(`/api/flows/slow/versions/${"0".repeat(64)}/nodes`);
-          assert.equal(missing.status, 404);
-          await missing.body?.cancel();
-          const job = await request(`/api/flows/job:gc/versions/job/nodes`);
-          assert.equal(job.status, 404);
-          await job.body?.cancel();
         });
 
         await t.step("metrics: Prometheus text and per-flow JSON", async () => {
@@ -614,6 +597,84 @@ Deno.test("serve: starting an invalid flow, by the API or its webhook, answers w
       /^the flow typo \(.*typo\.flow\.yaml\), which declares the webhook \/hooks\/typo, is invalid: .*4:21: nodes\[0\]\.type: unknown node type "lgo".*flowstate validate/,
     );
     assert.deepEqual((await (await runtime.records()).listRuns({})).runs, [], "nothing queued");
+  });
+});
+
+Deno.test("serve: GET /api/runs/{id}/nodes pages a run's nodes, those not started too (in the flow's order); GET /api/runs/{id} answers as before", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ dir, runtime, request }) => {
+    await Deno.writeTextFile(
+      join(dir, "flows", "steps.flow.yaml"),
+      `id: steps
+nodes:
+  - { id: first, type: log, with: { message: one } }
+  - { id: hold, type: delay, needs: [first], with: { for: 60s } }
+  - { id: zeta, type: log, needs: [hold], with: { message: three } }
+  - { id: alpha, type: log, needs: [zeta], with: { message: four } }
+`,
+    );
+    const started = await request("/api/flows/steps/runs", { method: "POST", ...json({}) });
+    assert.equal(started.status, 202);
+    const { runId } = await started.json();
+    const records = await runtime.records();
+    await eventually(
+      "hold runs",
+      async () =>
+        (await records.getEvents(runId)).some((e) =>
+          e.type === "node.start" && "node" in e && e.node === "hold"
+        ),
+    );
+    type Page = RunDetail & {
+      nodeIds: string[];
+      offset: number;
+      total: number;
+      next?: number;
+      run: { nodes: Record<string, unknown> };
+    };
+    const page = async (query: string) =>
+      await documented<Page>(
+        "GET",
+        "/api/runs/{id}/nodes",
+        await request(`/api/runs/${runId}/nodes${query}`),
+      );
+    const first = await page("?limit=3");
+    assert.equal(first.run.status, "running");
+    assert.deepEqual(first.nodeIds, ["first", "hold", "zeta"]);
+    assert.equal(first.total, 4);
+    assert.equal(first.next, 3);
+    assert.ok(first.events.some((e) => e.type === "run.start"), "the run's own events come first");
+    const second = await page("?offset=3&limit=3");
+    assert.deepEqual(second.nodeIds, ["alpha"]);
+    assert.equal(second.next, undefined);
+    assert.deepEqual(second.events, [], "a node not started has no events");
+    assert.deepEqual(second.run.nodes, {});
+    // Without a page: the whole run, as before.
+    const whole = await documented<RunDetail & { nodeIds?: unknown }>(
+      "GET",
+      "/api/runs/{id}",
+      await request(`/api/runs/${runId}`),
+    );
+    assert.equal(whole.nodeIds, undefined);
+    assert.ok(whole.events.length >= first.events.length);
+    const cancel = await request(`/api/runs/${runId}/cancel`, { method: "POST" });
+    assert.equal(cancel.status, 202, await cancel.clone().text());
+    await cancel.body?.cancel();
+    await eventually(
+      "cancelled",
+      async () => (await records.getRun(runId))?.status === "cancelled",
+    );
+    // Ended: every node in one page, its outcomes with it.
+    const ended = await page("");
+    assert.deepEqual(ended.nodeIds, ["first", "hold", "zeta", "alpha"]);
+    assert.equal(ended.next, undefined);
+    assert.deepEqual(Object.keys(ended.run.nodes).sort(), ["alpha", "first", "hold", "zeta"]);
+    for (const bad of ["?limit=0", "?offset=-1", "?limit=10001", "?nodes=5"]) {
+      const res = await request(`/api/runs/${runId}/nodes${bad}`);
+      assert.equal(res.status, 400, bad);
+      await res.body?.cancel();
+    }
+    const missing = await request("/api/runs/0mxbaaaaaaaaaaaaaaaa/nodes");
+    assert.equal(missing.status, 404);
+    await missing.body?.cancel();
   });
 });
 

@@ -469,7 +469,8 @@ Deno.test({
       await page.goto(new URL(`#/runs/${runId}`, inspector.url).href);
       await page.locator("#live.on").waitFor();
       await page.locator('.node-row[data-node="first"][data-status="running"]').waitFor();
-      await page.locator(".timeline-panel").filter({ hasText: `${count + 1} nodes` }).waitFor();
+      // Every node of the flow, `second` (not started) too, once the pages after the first came.
+      await page.locator(".timeline-panel").filter({ hasText: `${count + 2} nodes ·` }).waitFor();
       // The first 500 in start order (n2 before n10), then only the running one.
       const rows = page.locator(".timeline-panel .node-row");
       const names = await rows.evaluateAll((els) => els.map((e) => e.getAttribute("data-node")));
@@ -477,7 +478,7 @@ Deno.test({
       assert.deepEqual(names.slice(0, 12), Array.from({ length: 12 }, (_, i) => `n${i}`));
       assert.equal(names.at(-1), "first");
       const showAll = page.locator(".timeline-panel button.show-all");
-      assert.equal(await showAll.textContent(), `show all ${count + 1} nodes (100 more)`);
+      assert.equal(await showAll.textContent(), `show all ${count + 2} nodes (101 more)`);
 
       // The collapsed event log holds no lines; opened, a page of them and a "show more".
       const log = page.locator("details.event-log");
@@ -494,7 +495,6 @@ Deno.test({
       await page.locator('.node-row[data-node="n3"]').evaluate((el) => el.classList.add("mark"));
       await Deno.writeTextFile(first, "go");
       await page.locator('.node-row[data-node="second"][data-status="running"]').waitFor();
-      await page.locator(".timeline-panel").filter({ hasText: `${count + 2} nodes` }).waitFor();
       // Past the first 500, a node that ended well leaves the short list.
       await page.locator('.node-row[data-node="first"]').waitFor({ state: "detached" });
       assert.equal(await page.locator(".node-row.mark").count(), 1);
@@ -949,6 +949,46 @@ Deno.test({
         ),
         third,
       );
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "inspector: a big run's page asks for its first nodes, then the others, and ends up showing every node",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      const nodes = Array.from({ length: 650 }, (_, i) => ({
+        id: `n${i}`,
+        type: "transform",
+        ...(i % 50 === 0 ? {} : { needs: [`n${i - 1}`] }),
+        with: { value: i },
+      }));
+      const run = await inspector.runtime.runFlow({ id: "big", nodes });
+      assert.equal(run.status, "succeeded");
+      const asked: string[] = [];
+      page.on("request", (request) => {
+        const url = new URL(request.url());
+        if (url.pathname.startsWith(`/api/runs/${run.id}`)) {
+          asked.push(url.pathname.slice(`/api/runs/${run.id}`.length) + url.search);
+        }
+      });
+      await page.goto(new URL(`#/runs/${run.id}`, inspector.url).href);
+      const head = page.locator(".timeline-panel .panel-head");
+      await head.getByText("650 nodes · click a node").waitFor();
+      // The first answer held 500 nodes; the others came after; never the whole run at once.
+      assert.equal(asked[0], "/nodes?limit=500");
+      assert.ok(asked.includes("/nodes?offset=500&limit=2000"), asked.join(" "));
+      assert.ok(!asked.includes(""), asked.join(" "));
+      await page.getByRole("button", { name: "show all 650 nodes (150 more)" }).click();
+      await page.locator('.node-row[data-node="n649"][data-status="succeeded"]').waitFor();
+      assert.equal(await page.locator(".node-row").count(), 650);
+      const events = (await (await inspector.runtime.records()).getEvents(run.id)).length;
+      await page.locator(".event-log summary").getByText(`Events (${events})`).waitFor();
       assert.deepEqual(unexpectedErrors(watch), []);
     });
   },

@@ -115,11 +115,10 @@ export const api = {
   flows: () => request("GET", "/api/flows"),
   versions: (flow) => request("GET", `/api/flows/${enc(flow)}/versions`),
   version: (flow, hash) => request("GET", `/api/flows/${enc(flow)}/versions/${enc(hash)}`),
-  /** `{ nodeIds }`: a version's node ids in the flow's order. */
-  versionNodes: (flow, hash) =>
-    request("GET", `/api/flows/${enc(flow)}/versions/${enc(hash)}/nodes`),
   runs: (filters) => request("GET", `/api/runs${query(filters)}`),
   run: (id) => request("GET", `/api/runs/${enc(id)}`),
+  /** A run with a page of its nodes (`{ offset, limit }`): `{ run, events, nodeIds, total, next? }`. */
+  runNodes: (id, page) => request("GET", `/api/runs/${enc(id)}/nodes${query(page)}`),
   runChanges: (id, page) => request("GET", `/api/runs/${enc(id)}/changes${query(page)}`),
   startRun: (flow, input) =>
     request("POST", `/api/flows/${enc(flow)}/runs`, { body: { input: input ?? {} } }),

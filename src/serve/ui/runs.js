@@ -212,10 +212,10 @@ const byName = new Intl.Collator(undefined, { numeric: true });
 
 /**
  * Node rows from a run's events and record: start, attempts, end, logs, reads, writes.
- * With `flowNodeIds` (the node ids of the run's flow version, in the flow's order),
- * every node of the flow has a row: one that has not started is `pending` while the
- * run runs and `not-run` once it ended; rows that have not started follow the
- * started ones, in the flow's order.
+ * With `flowNodeIds` (every node of the run, as `GET /api/runs/{id}/nodes` lists them:
+ * those not started in the flow's order), every node has a row: one that has not
+ * started is `pending` while the run runs and `not-run` once it ended (when its record
+ * says nothing of it); rows that have not started follow the started ones, in that order.
  */
 export function nodeTimeline(run, events, flowNodeIds) {
   const nodes = new Map();
@@ -320,6 +320,9 @@ export function nodeTimeline(run, events, flowNodeIds) {
 
 /** Nodes the timeline shows before "show all": the first ones, plus every running or failed one. */
 export const TIMELINE_CAP = 500;
+/** Nodes of a run's first page (its first answer), then of each page after it. */
+export const FIRST_NODES = TIMELINE_CAP;
+export const REST_NODES = 2_000;
 /** Lines of the event log shown at a time (opened). */
 export const EVENT_PAGE = 500;
 
@@ -343,7 +346,8 @@ export async function renderRun(container, id, ctx) {
   });
   let data;
   try {
-    data = await api.run(id);
+    // The first nodes only: a 10,000-node run's whole answer is ~3 MB (the rest comes after).
+    data = await api.runNodes(id, { limit: FIRST_NODES });
   } catch (e) {
     if (e instanceof ApiError && e.status === 404) {
       replace(
@@ -356,16 +360,15 @@ export async function renderRun(container, id, ctx) {
     throw e;
   }
   let run = data.run;
-  /** The node ids of the run's flow version, in the flow's order (none for a job, or unrecorded). */
-  let flowNodeIds = [];
-  if (!run.flowId.startsWith("job:")) {
-    try {
-      flowNodeIds = (await api.versionNodes(run.flowId, run.flowVersion)).nodeIds;
-    } catch {
-      // the started nodes only
-    }
-  }
+  /**
+   * The run's nodes as its pages list them: its flow version's in the flow's
+   * order (those not started too), then any other; grows as the pages come.
+   */
+  const flowNodeIds = [...data.nodeIds];
   const inFlow = new Set(flowNodeIds);
+  /** Every node of the run, and the offset of the page not fetched yet (none: all are here). */
+  const nodesTotal = data.total;
+  let nextNodes = data.next;
   const events = [];
   /** The events of each node, in arrival order: one node's row is redrawn from its own. */
   const eventsByNode = new Map();
@@ -587,9 +590,11 @@ export async function renderRun(container, id, ctx) {
 
   function renderCounts() {
     if (countEl) {
-      countEl.textContent = `${known.size} node${
-        known.size === 1 ? "" : "s"
-      } · click a node for attempts, logs, reads and writes`;
+      countEl.textContent = nextNodes !== undefined
+        ? `${known.size} of ${nodesTotal} nodes · loading the others…`
+        : `${known.size} node${
+          known.size === 1 ? "" : "s"
+        } · click a node for attempts, logs, reads and writes`;
     }
     if (moreEl) {
       const hidden = known.size - shown.size;
@@ -812,6 +817,37 @@ export async function renderRun(container, id, ctx) {
   renderAll();
   changes.load();
 
+  // The other pages of nodes, one after the other, each drawn as it comes.
+  let closed = false;
+  (async () => {
+    while (nextNodes !== undefined && !closed) {
+      let page;
+      try {
+        page = await api.runNodes(id, { offset: nextNodes, limit: REST_NODES });
+      } catch {
+        nextNodes = undefined; // what came is shown
+        renderCounts();
+        return;
+      }
+      if (closed) return;
+      for (const nodeId of page.nodeIds) {
+        if (inFlow.has(nodeId)) continue;
+        inFlow.add(nodeId);
+        flowNodeIds.push(nodeId);
+      }
+      // A node's outcome as the record said it (a reload may have brought a fresher one).
+      for (const [nodeId, outcome] of Object.entries(page.run.nodes ?? {})) {
+        if (!Object.hasOwn(run.nodes, nodeId)) run.nodes[nodeId] = outcome;
+      }
+      let added = 0;
+      for (const event of page.events ?? []) if (addEvent(event)) added++;
+      if (added > 0) events.sort((a, b) => a.at - b.at);
+      nextNodes = page.next;
+      renderTimeline();
+      renderEventLog();
+    }
+  })();
+
   const reload = throttle(async () => {
     try {
       const wasRunning = run.status === "running" || run.status === "queued";
@@ -843,7 +879,8 @@ export async function renderRun(container, id, ctx) {
   const reloadChanges = throttle(() => changes.load({ live: true }), 300);
   onEvent = (type, data) => {
     if (type === "connection") {
-      if (data.connected) reload();
+      // (Re)connected: what the feed missed. An ended run changes no more.
+      if (data.connected && (run.status === "running" || run.status === "queued")) reload();
       return;
     }
     if (data?.runId !== id && data?.run?.id !== id && data?.id !== id) return;
@@ -871,7 +908,10 @@ export async function renderRun(container, id, ctx) {
     tick();
     if (++ticks % (ctx.live.connected ? 5 : 2) === 0) reload();
   }, 1000);
-  return () => clearInterval(timer);
+  return () => {
+    closed = true;
+    clearInterval(timer);
+  };
 }
 
 function keyList(title, keys, truncated, run, node, className) {
