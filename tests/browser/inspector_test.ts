@@ -367,7 +367,11 @@ Deno.test({
   async fn() {
     await withPage(async (page, inspector, watch) => {
       await page.setViewportSize({ width: 390, height: 800 });
-      for (const view of ["state", "runs", "flows", "jobs"]) {
+      const { runs } = await (await inspector.runtime.records()).listRunSummaries({
+        flowId: "greet",
+        limit: 1,
+      });
+      for (const view of ["state", "runs", "flows", "jobs", `runs/${runs[0].id}`]) {
         await page.goto(new URL(`#/${view}`, inspector.url).href);
         await page.locator("h1.view-title").first().waitFor();
         assert.equal(
