@@ -720,6 +720,18 @@ export function sandboxPoolOf(runtime: Runtime): SandboxPool | undefined {
  * The prepared flows `runtime` keeps across its runs (internal: the
  * scheduler loads the config's flow files through it, and tests read its
  * `stats` to count what was parsed).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { flowCacheOf, openRuntime } from "./runtime.ts";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const flow = { id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] };
+ * await rt.runFlow(flow);
+ * await rt.runFlow(flow);
+ * assert.equal(flowCacheOf(rt)?.stats.misses, 1); // prepared once
+ * ```
  */
 export function flowCacheOf(runtime: Runtime): FlowCache | undefined {
   return flowCaches.get(runtime);
