@@ -90,6 +90,7 @@ export {
   type ProblemPath,
   StoreClosedError,
   StoreCorruptError,
+  type StoreCorruptReason,
   StoreMissingError,
   StoreOpenError,
   StoreReadOnlyError,

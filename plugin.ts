@@ -68,6 +68,7 @@ export type { Clock } from "./src/clock.ts";
 export {
   StoreClosedError,
   StoreCorruptError,
+  type StoreCorruptReason,
   StoreMissingError,
   StoreReadOnlyError,
   StoreUnavailableError,

@@ -353,9 +353,27 @@ export class ConflictError extends FlowstateError {
 }
 
 /**
- * A store's file is damaged or has a format this version cannot read. The
- * damaged file is never overwritten; {@linkcode StoreCorruptError.movedTo}
- * says where it was set aside, if it was.
+ * Why a store refused its file or table (see {@linkcode StoreCorruptError.reason}):
+ * - `"damaged"`: it is Flowstate's, but cannot be read (cut short, garbled, a
+ *   broken header); `flowstate stores repair` sets such a file aside;
+ * - `"newer"`: a newer Flowstate (or plugin) wrote it; upgrade to open it;
+ * - `"foreign"`: it is not a Flowstate store at all (another application's
+ *   database or document); point the store elsewhere.
+ *
+ * @example
+ * ```ts
+ * import type { StoreCorruptReason } from "@flowstate/core";
+ * const reason: StoreCorruptReason = "newer";
+ * console.log(reason);
+ * ```
+ */
+export type StoreCorruptReason = "damaged" | "newer" | "foreign";
+
+/**
+ * A store's file is damaged, was written by a newer Flowstate, or is not a
+ * Flowstate store ({@linkcode StoreCorruptError.reason} says which). The file
+ * is never overwritten; {@linkcode StoreCorruptError.movedTo} says where it
+ * was set aside, if it was. Only a damaged file is ever set aside.
  *
  * @example
  * ```ts
@@ -366,26 +384,30 @@ export class ConflictError extends FlowstateError {
  *   movedTo: "state.json.corrupt-20260101T000000Z",
  * });
  * assert.equal(err.code, "STORE_CORRUPT");
+ * assert.equal(err.reason, "damaged");
  * assert.ok(err.movedTo?.endsWith("Z"));
  * ```
  */
 export class StoreCorruptError extends FlowstateError {
   /** `"STORE_CORRUPT"`. */
   readonly code = "STORE_CORRUPT" as const;
-  /** The damaged file. */
+  /** The damaged file (or, for a server's store, its location). */
   readonly path: string;
   /** Where the damaged file was moved, or `null` if it was left in place. */
   readonly movedTo: string | null;
+  /** Damaged, newer or foreign (`"damaged"` unless the plugin says otherwise). */
+  readonly reason: StoreCorruptReason;
   /** Create the error. */
   constructor(
     message: string,
-    details: { path: string; movedTo?: string | null },
+    details: { path: string; movedTo?: string | null; reason?: StoreCorruptReason },
     options?: ErrorOptions,
   ) {
     super(message, options);
     this.name = "StoreCorruptError";
     this.path = details.path;
     this.movedTo = details.movedTo ?? null;
+    this.reason = details.reason ?? "damaged";
   }
 }
 

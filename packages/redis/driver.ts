@@ -239,7 +239,7 @@ export class RedisDriver implements StoreDriver {
       : `its layout version ${detail} is newer than this plugin's (${LAYOUT_VERSION}); upgrade @flowstate/redis`;
     throw new StoreCorruptError(
       `${what}: ${found}. Nothing was changed; use another prefix, or remove those keys`,
-      { path: this.location },
+      { path: this.location, reason: status === "newer" ? "newer" : "foreign" },
     );
   }
 

@@ -519,7 +519,10 @@ export class JsonFileDriver implements StoreDriver {
 
   async #handleCorrupt(corrupt: Corruption, what: string): Promise<void> {
     const where = `file ${this.#path} ${corrupt.reason}`;
-    if (this.#onCorrupt === "start-empty") {
+    const kind = corrupt.kind ?? "damaged";
+    // Only a damaged store is set aside: a newer Flowstate's file, or another application's
+    // document, is someone's data that this version must not move.
+    if (this.#onCorrupt === "start-empty" && kind === "damaged") {
       let movedTo: string | null = null;
       let moveError: unknown;
       try {
@@ -546,10 +549,15 @@ export class JsonFileDriver implements StoreDriver {
     // Refused, and left exactly where it is: every later open refuses it too,
     // until a person repairs it, restores a backup, or sets it aside.
     const error = new StoreCorruptError(
-      `Cannot ${what} store "${this.#name}": ${where} (left in place; it is never overwritten). ` +
-        `Restore a backup over it, or run \`flowstate stores repair ${this.#name}\` to set it ` +
-        `aside and start an empty store`,
-      { path: this.#path, movedTo: null },
+      `Cannot ${what} store "${this.#name}": ${where} (left in place; it is never overwritten). ${
+        kind === "newer"
+          ? "Upgrade Flowstate to open it"
+          : kind === "foreign"
+          ? `It is not a store: point the store's "path" option at a new file`
+          : `Restore a backup over it, or run \`flowstate stores repair ${this.#name}\` to set ` +
+            `it aside and start an empty store`
+      }`,
+      { path: this.#path, movedTo: null, reason: kind },
       { cause: corrupt.cause },
     );
     this.#poison = error;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { basename, dirname, join } from "node:path";
-import { StoreCorruptError } from "../../src/errors.ts";
+import { StoreCorruptError, type StoreCorruptReason } from "../../src/errors.ts";
 import {
   isLockFileName,
   lockPathOf,
@@ -91,7 +91,7 @@ Deno.test("jsonfile removes temp files left by crashed processes, and nothing el
 // ---------------------------------------------------------------------------
 // Corruption
 
-const corruptFiles: [string, Uint8Array, RegExp][] = [
+const corruptFiles: [string, Uint8Array, RegExp, StoreCorruptReason?][] = [
   [
     "invalid JSON",
     new TextEncoder().encode(
@@ -108,11 +108,13 @@ const corruptFiles: [string, Uint8Array, RegExp][] = [
     "an unknown format version",
     new TextEncoder().encode('{"format": "flowstate.jsonfile", "version": 2, "entries": []}\n'),
     /has flowstate\.jsonfile version 2, but this Flowstate reads only version 1 \(it was written by a newer Flowstate\)/,
+    "newer",
   ],
   [
     "another kind of JSON document",
     new TextEncoder().encode('{"hello": "world"}'),
     /is not a flowstate\.jsonfile document \(its format is undefined\)/,
+    "foreign",
   ],
   [
     "a malformed entry",
@@ -124,7 +126,7 @@ const corruptFiles: [string, Uint8Array, RegExp][] = [
   ["bytes that are not UTF-8", new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), /is not valid UTF-8 text/],
 ];
 
-for (const [what, bytes, reason] of corruptFiles) {
+for (const [what, bytes, reason, kind = "damaged"] of corruptFiles) {
   Deno.test(`jsonfile refuses ${what} on every open and leaves it in place, unchanged`, async () => {
     await withTempDir(async (dir) => {
       const path = join(dir, "state.json");
@@ -145,7 +147,17 @@ for (const [what, bytes, reason] of corruptFiles) {
         );
         assert.match(error.message, reason);
         assert.match(error.message, /left in place; it is never overwritten/);
-        assert.match(error.message, /flowstate stores repair main/);
+        assert.equal(error.reason, kind);
+        // Only a damaged file is for stores repair: a newer one is for an upgrade, a foreign
+        // one is someone else's document.
+        assert.match(
+          error.message,
+          {
+            damaged: /flowstate stores repair main/,
+            newer: /Upgrade Flowstate to open it$/,
+            foreign: /It is not a store: point the store's "path" option at a new file$/,
+          }[kind],
+        );
         assert.deepEqual(await Deno.readFile(path), bytes);
         // Nothing else was written: no lock or temp file, no copy.
         assert.deepEqual(await files(dir), ["state.json"]);

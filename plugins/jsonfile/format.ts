@@ -17,7 +17,7 @@
 import type { RawEntry } from "../../src/store/driver.ts";
 import { compareKeys } from "../../src/store/keys.ts";
 import type { Key } from "../../src/store/types.ts";
-import { messageOf } from "../../src/errors.ts";
+import { messageOf, type StoreCorruptReason } from "../../src/errors.ts";
 import { parseJson } from "../../src/_json.ts";
 
 const FORMAT = "flowstate.jsonfile";
@@ -56,6 +56,8 @@ export interface Rendered {
 export interface Corruption {
   reason: string;
   cause: unknown;
+  /** Damaged unless set: a newer Flowstate's document, or not a store document at all. */
+  kind?: StoreCorruptReason;
 }
 
 /** A store with no entries. */
@@ -272,6 +274,7 @@ export function parseDocument(bytes: Uint8Array): State | Corruption {
     return {
       reason: `is not a ${FORMAT} document (its format is ${format})`,
       cause: undefined,
+      kind: "foreign",
     };
   }
   if (d.version !== FORMAT_VERSION) {
@@ -280,6 +283,7 @@ export function parseDocument(bytes: Uint8Array): State | Corruption {
       reason: `has ${FORMAT} version ${JSON.stringify(d.version)}, but this Flowstate reads only ` +
         `version ${FORMAT_VERSION}${newer ? " (it was written by a newer Flowstate)" : ""}`,
       cause: undefined,
+      kind: newer ? "newer" : "damaged",
     };
   }
   if (!Array.isArray(d.entries)) {

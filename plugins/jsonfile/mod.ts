@@ -63,8 +63,10 @@
  *   never overwritten. With `onCorrupt: "refuse"` (the default) it is left
  *   where it is and every open refuses it with a `StoreCorruptError`, until a
  *   person acts (`flowstate stores repair <store>` moves it aside as
- *   `<path>.corrupt-<timestamp>`); with `onCorrupt: "start-empty"` it is
- *   moved aside at once and the store starts empty.
+ *   `<path>.corrupt-<timestamp>`); with `onCorrupt: "start-empty"` a damaged
+ *   file is moved aside at once and the store starts empty. A file written by
+ *   a newer Flowstate, or a JSON document that is not a store, is never moved:
+ *   every open refuses it (`StoreCorruptError.reason` `"newer"`, `"foreign"`).
  *
  * Reading order: this file (options and the plugin), `driver.ts` (the
  * driver), `format.ts` (the document), `lock.ts` (the lock protocol),
@@ -141,7 +143,9 @@ export const jsonFileOptions: ParsingSchema<JsonFileOptions> = z.strictObject({
    * What to do with a file that is not a readable store: `"refuse"` (default)
    * leaves it in place and fails every open with a `StoreCorruptError` until
    * it is repaired or set aside (`flowstate stores repair`); `"start-empty"`
-   * moves it aside as `<path>.corrupt-<timestamp>`, warns and starts empty.
+   * moves a damaged file aside as `<path>.corrupt-<timestamp>`, warns and
+   * starts empty (a newer Flowstate's file, or a document that is not a
+   * store, is refused either way).
    */
   onCorrupt: z.enum(["refuse", "start-empty"]).default("refuse"),
   /**

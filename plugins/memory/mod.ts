@@ -12,7 +12,7 @@
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "../../src/_fs.ts";
-import { StoreCorruptError } from "../../src/errors.ts";
+import { StoreCorruptError, type StoreCorruptReason } from "../../src/errors.ts";
 import {
   definePlugin,
   type ParsingSchema,
@@ -143,9 +143,14 @@ export class MemoryDriver implements StoreDriver {
       throw err;
     }
     let entries: [Key, unknown, string, number | null][];
+    let reason: StoreCorruptReason = "damaged";
     try {
       const doc = parseJson(text);
       if (doc?.format !== SNAPSHOT_FORMAT || doc.version !== SNAPSHOT_VERSION) {
+        if (doc?.format !== SNAPSHOT_FORMAT) reason = "foreign";
+        else if (typeof doc.version === "number" && doc.version > SNAPSHOT_VERSION) {
+          reason = "newer";
+        }
         throw new Error(`unknown format ${JSON.stringify(doc?.format)} version ${doc?.version}`);
       }
       entries = doc.entries;
@@ -156,9 +161,14 @@ export class MemoryDriver implements StoreDriver {
       throw new StoreCorruptError(
         `Cannot restore memory snapshot ${this.#snapshot}: ${
           (err as Error).message
-        } (left in place; it is never overwritten). Fix it, or run \`flowstate stores repair\` ` +
-          `to set it aside and start empty`,
-        { path: this.#snapshot, movedTo: null },
+        } (left in place; it is never overwritten). ${
+          reason === "newer"
+            ? "A newer Flowstate wrote it: upgrade Flowstate to restore it"
+            : reason === "foreign"
+            ? `It is not a memory snapshot: point the store's "snapshot" option at a new file`
+            : "Fix it, or run `flowstate stores repair` to set it aside and start empty"
+        }`,
+        { path: this.#snapshot, movedTo: null, reason },
         { cause: err },
       );
     }

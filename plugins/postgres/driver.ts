@@ -1421,7 +1421,7 @@ export class PostgresDriver implements StoreDriver {
           `${feedTableName(this.#bareTable)} exists but is not this store's change feed ` +
           `(${this.#schema}.${this.#bareTable}_meta is at schema version 1); nothing was ` +
           `changed: rename that table or choose another "table" option`,
-        { path: this.location },
+        { path: this.location, reason: "foreign" },
       );
     }
     for (const ddl of feedTableDdl(this.#schema, this.#bareTable)) await tx.unsafe(ddl);

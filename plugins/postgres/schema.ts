@@ -129,7 +129,7 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<SetUpResult>
         `${what}: ${location} has schema version ${version}, but this version of Flowstate ` +
           `reads schema versions up to ${NEWEST_SCHEMA_VERSION} only; upgrade Flowstate to open it ` +
           `(nothing was changed)`,
-        { path: location },
+        { path: location, reason: "newer" },
       );
     }
     found = version;
@@ -141,7 +141,7 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<SetUpResult>
           `${schema}.${table}_meta); nothing was changed: choose another "table" option`
         : `${what}: ${schema}.${table}_meta exists but table ${schema}.${table} does not; ` +
           `nothing was changed: restore the table or drop ${schema}.${table}_meta`,
-      { path: location },
+      { path: location, reason: state.entries ? "foreign" : "damaged" },
     );
   const check = async (q: Queryable, state: { entries: boolean; meta: boolean }) => {
     if (state.entries !== state.meta) throw refuse(state);

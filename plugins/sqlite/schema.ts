@@ -113,7 +113,7 @@ export function checkSchema(db: DatabaseSync, path: string, what: string): "flow
         `${what}: ${path} has schema version ${version}, but this version of Flowstate reads ` +
           `schema versions up to ${NEWEST_SCHEMA_VERSION} only; upgrade Flowstate to open it ` +
           `(the file was left untouched)`,
-        { path },
+        { path, reason: "newer" },
       );
     }
   };
@@ -122,7 +122,7 @@ export function checkSchema(db: DatabaseSync, path: string, what: string): "flow
       `${what}: ${path} is a SQLite database but not a Flowstate store (it has tables ${
         names.slice(0, 5).join(", ")
       } and no flowstate_meta); the file was left untouched: point "path" at a new file`,
-      { path },
+      { path, reason: "foreign" },
     );
   const names = tables();
   if (names.includes("flowstate_meta")) {

@@ -11,7 +11,10 @@
  *
  * `flowstate stores repair <store>`: the one step that sets a damaged store
  * file aside (with the files a backend keeps beside it, like SQLite's `-wal`
- * and `-shm`), so that the next open starts an empty store.
+ * and `-shm`), so that the next open starts an empty store. It never moves a
+ * file a newer Flowstate wrote, nor one that is not a store (another
+ * application's database), and a server's store (postgres, Redis) has no file
+ * to set aside: those are refused with what to do instead.
  *
  * @module
  */
@@ -103,14 +106,26 @@ function printTable(rows: StoreRow[]): void {
   }
 }
 
+/** Whether `path` names a file (a server's store names a location, not a file). */
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.lstat(path)).isFile;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
 /** Files a backend keeps beside its main file, set aside with it. */
 const SIDE_FILES = ["-wal", "-shm", "-journal"];
 
 /**
  * `stores repair <store> [--json]`: if the store refuses to open because its
- * file is damaged (a `StoreCorruptError`), move the file and its side files
- * aside as `<file>.corrupt-<time>` and say where; a store that opens is left
- * alone. Exit 0 repaired or healthy, 1 otherwise.
+ * file is damaged (a `StoreCorruptError` with reason `"damaged"`), move the
+ * file and its side files aside as `<file>.corrupt-<time>` and say where; a
+ * store that opens is left alone, and so is a newer Flowstate's file, a file
+ * that is not a store, or a server's store (refused). Exit 0 repaired or
+ * healthy, 1 otherwise.
  */
 export async function repairStore(
   name: string,
@@ -130,6 +145,28 @@ export async function repairStore(
     damaged = err;
   }
   const path = damaged.path;
+  const refusal = damaged.reason === "newer"
+    ? "a newer Flowstate wrote it, so it is not damaged: upgrade Flowstate to open it"
+    : damaged.reason === "foreign"
+    ? `it is not a Flowstate store, so it is someone else's data: point store "${name}" at a new ` +
+      "place in the config"
+    : await isFile(path)
+    ? undefined
+    : "it is not kept in a file, so there is nothing to set aside: restore it from a backup " +
+      `(flowstate restore --store ${name} <file>), or fix it where it lives`;
+  if (refusal !== undefined) {
+    const message = `Store "${name}" was left as it is: ${refusal}.`;
+    if (options.json) {
+      console.log(JSON.stringify({
+        store: name,
+        path,
+        movedTo: null,
+        reason: damaged.reason,
+        error: `${message}\n${damaged.message}`,
+      }));
+    } else console.error(`${damaged.message}\n${message}`);
+    return 1;
+  }
   const movedTo = await moveAside(path);
   const suffix = movedTo.slice(path.length);
   const moved = [movedTo];
