@@ -212,12 +212,12 @@ const byName = new Intl.Collator(undefined, { numeric: true });
 
 /**
  * Node rows from a run's events and record: start, attempts, end, logs, reads, writes.
- * With `flowNodeIds` (every node of the run, as `GET /api/runs/{id}/nodes` lists them:
+ * With `nodeIds` (every node of the run, as `GET /api/runs/{id}/nodes` lists them:
  * those not started in the flow's order), every node has a row: one that has not
  * started is `pending` while the run runs and `not-run` once it ended (when its record
  * says nothing of it); rows that have not started follow the started ones, in that order.
  */
-export function nodeTimeline(run, events, flowNodeIds) {
+export function nodeTimeline(run, events, nodeIds) {
   const nodes = new Map();
   const get = (id) => {
     let node = nodes.get(id);
@@ -304,7 +304,7 @@ export function nodeTimeline(run, events, flowNodeIds) {
   }
   const order = new Map();
   const ended = run && run.status !== "running" && run.status !== "queued";
-  for (const id of flowNodeIds ?? []) {
+  for (const id of nodeIds ?? []) {
     if (order.has(id)) continue;
     order.set(id, order.size);
     const node = get(id);
@@ -361,11 +361,11 @@ export async function renderRun(container, id, ctx) {
   }
   let run = data.run;
   /**
-   * The run's nodes as its pages list them: its flow version's in the flow's
-   * order (those not started too), then any other; grows as the pages come.
+   * The run's nodes as its pages list them (every node of its flow version,
+   * those not started too, then any other); grows as the pages come.
    */
-  const flowNodeIds = [...data.nodeIds];
-  const inFlow = new Set(flowNodeIds);
+  const runNodeIds = [...data.nodeIds];
+  const listed = new Set(runNodeIds);
   /** Every node of the run, and the offset of the page not fetched yet (none: all are here). */
   const nodesTotal = data.total;
   let nextNodes = data.next;
@@ -516,7 +516,7 @@ export async function renderRun(container, id, ctx) {
   /** One node's row as the run's events tell it now. */
   function nodeNow(nodeId) {
     const only = { ...run, nodes: { [nodeId]: run.nodes?.[nodeId] ?? {} } };
-    return nodeTimeline(only, eventsByNode.get(nodeId) ?? [], inFlow.has(nodeId) ? [nodeId] : [])[
+    return nodeTimeline(only, eventsByNode.get(nodeId) ?? [], listed.has(nodeId) ? [nodeId] : [])[
       0
     ];
   }
@@ -604,7 +604,7 @@ export async function renderRun(container, id, ctx) {
   }
 
   function renderTimeline() {
-    const nodes = nodeTimeline(run, events, flowNodeIds);
+    const nodes = nodeTimeline(run, events, runNodeIds);
     shown.clear();
     known.clear();
     first.clear();
@@ -831,9 +831,9 @@ export async function renderRun(container, id, ctx) {
       }
       if (closed) return;
       for (const nodeId of page.nodeIds) {
-        if (inFlow.has(nodeId)) continue;
-        inFlow.add(nodeId);
-        flowNodeIds.push(nodeId);
+        if (listed.has(nodeId)) continue;
+        listed.add(nodeId);
+        runNodeIds.push(nodeId);
       }
       // A node's outcome as the record said it (a reload may have brought a fresher one).
       for (const [nodeId, outcome] of Object.entries(page.run.nodes ?? {})) {
