@@ -637,6 +637,7 @@ class FlowstateRuntime implements Runtime {
       trustedBaseDir: this.config.baseDir,
       sandboxes: this.sandboxes,
       flows: this.#flows,
+      flowRoots: this.config.flows,
       enqueue: (flow, options) => this.enqueue(flow, options),
     };
   }

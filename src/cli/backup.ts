@@ -219,7 +219,12 @@ export async function restoreCommand(
   }
   const now = Date.now();
   // --at takes what `state get --at` takes: #<seq> is --at-seq.
-  const point = options.at === undefined ? undefined : parsePointInTime(options.at, "--at", now);
+  if (options.at !== undefined) parsePointInTime(options.at, "--at", now); // refused before opening
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
+  // A time without an offset is one in the config's timezone, the one every table shows.
+  const point = options.at === undefined
+    ? undefined
+    : parsePointInTime(options.at, "--at", now, runtime.config.timezone);
   if (point !== undefined && "seq" in point) atSeq = point.seq;
   const at = point !== undefined && "time" in point ? point.time : undefined;
   if (at !== undefined && at > now + 60_000) {
@@ -235,7 +240,6 @@ export async function restoreCommand(
       `Cannot restore ${file}: a point-in-time restore (--at) goes into a new, empty store only; --force is refused`,
     );
   }
-  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, target);
   if (options.from !== undefined) checkStore(runtime, options.from);
   const { result, record, failureCode } = await runRecordedJob<RestoreResult>(
@@ -269,9 +273,15 @@ export async function restoreCommand(
     );
   } else {
     console.log(
-      `Restored ${result.restored} entries into store "${result.store}" from ${file}${
+      `Restored store "${result.store}" from ${file}${
         increments.length > 0 ? ` and ${increments.length} increment(s)` : ""
-      }${result.changes > 0 ? ` (${result.changes} changes replayed)` : ""}${
+      }: it holds ${result.holds} entries${
+        result.changes > 0
+          ? ` (${result.changes} changes replayed${
+            result.deleted > 0 ? `, ${result.deleted} of them deletes` : ""
+          })`
+          : ""
+      }${
         result.feedSeq !== null && (options.at !== undefined || atSeq !== undefined)
           ? `, as of change ${result.feedSeq}`
           : ""
