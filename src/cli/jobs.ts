@@ -33,6 +33,7 @@ import {
   type GlobalOptions,
   interruptible,
   openForReading,
+  printPermissionHint,
   printWarning,
   progressMode,
   unlessMissing,
@@ -299,6 +300,7 @@ function printSummary(name: string, record: RunRecord, dryRun: boolean): void {
     for (const key of keys) lines.push(`  ${key}: ${JSON.stringify(result[key])}`);
   }
   console.log(lines.join("\n"));
+  if (record.error) printPermissionHint(record.error.message);
 }
 
 /** The `INDEX_BUILD` lines a progress bar replaces (a drop is still printed). */

@@ -28,7 +28,7 @@ import {
   StoreOpenError,
   UnknownStoreError,
 } from "../errors.ts";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, signalRepeatMs } from "./common.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, permissionHint, signalRepeatMs } from "./common.ts";
 import { printable, StdoutClosedError } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { plainRun } from "./plain_run.ts";
@@ -142,32 +142,6 @@ export function exitCodeOf(err: unknown): number {
   if (err instanceof FlowValidationError || err instanceof UnknownStoreError) return EXIT_USAGE;
   if (err instanceof FeedDisabledError) return EXIT_USAGE;
   return EXIT_FAILURE;
-}
-
-/**
- * For a permission this process lacks (Deno's `NotCapable`), where to grant
- * it: the `flowstate` and `run` tasks grant writes to `.flowstate` only, and
- * the host name of the system information.
- *
- * @example
- * ```ts
- * import { permissionHint } from "./main.ts";
- * import assert from "node:assert/strict";
- * const err = Object.assign(new Error('Requires write access to "/data/x.db", run again with the --allow-write flag'), { name: "NotCapable" });
- * assert.match(permissionHint(err)!, /--allow-write=\.flowstate,\/data\/x\.db/);
- * ```
- */
-export function permissionHint(err: unknown): string | undefined {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    if (e.name !== "NotCapable" && e.name !== "PermissionDenied") continue;
-    const m = /Requires (\w+) access to "?([^",]*)"?/.exec(e.message);
-    if (!m) return undefined;
-    const [, kind, what] = m;
-    const flag = `--allow-${kind}`;
-    const example = kind === "write" ? `--allow-write=.flowstate,${what}` : `${flag}=${what}`;
-    return `Flowstate was started without ${flag} for ${what}; add it to the flags of the command or task that runs flowstate (deno.json "tasks"), e.g. ${example}`;
-  }
-  return undefined;
 }
 
 /** Print an error and choose its exit code. */
