@@ -13,7 +13,13 @@ import { isAbsolute, resolve } from "../_path.ts";
 import type { NodeContext, NodeType } from "./node.ts";
 import type { NodePermissions } from "./types.ts";
 import type { StateView } from "../state/scopes.ts";
-import { parseJson } from "../_json.ts";
+import {
+  type ErrorShape,
+  NOT_UNDERSTOOD,
+  readWorkerMessage,
+  type WorkerMessage,
+} from "./_sandbox_messages.ts";
+import type { LogLevel } from "../log.ts";
 
 /** Deno's permission names a node may declare. */
 export const PERMISSION_NAMES = [
@@ -215,34 +221,56 @@ export class SandboxWorker {
       deno: { permissions },
     });
     this.#worker.onmessage = (event) => {
-      const msg = parseJson(event.data as string);
-      if (msg.op === "ready") ready();
-      else if (msg.op === "loadError") {
-        this.#kill(Object.assign(new Error(msg.error.message), { name: msg.error.name }));
+      // The Worker runs untrusted code: whatever it sends, nothing here may throw (a throw in
+      // this handler is an uncaught error that ends the whole runner).
+      try {
+        const msg = readWorkerMessage(event.data);
+        if ("problem" in msg) {
+          this.#kill(new Error(`${NOT_UNDERSTOOD}: ${msg.problem}; it was stopped`));
+          ready();
+        } else this.#handle(msg, ready);
+      } catch (err) {
+        this.#kill(new Error(`${NOT_UNDERSTOOD}: ${(err as Error)?.message}; it was stopped`));
         ready();
-      } else if (msg.op === "done") this.#settle(msg);
-      else if (msg.op === "log") {
-        try {
-          this.#contexts.get(msg.run)?.log(msg.message, msg.level);
-        } catch {
-          // Its attempt is over, or the level is unknown (the Worker's ctx.log refuses that, so
-          // only a message the node posted itself): nothing to throw to, the line is dropped.
-        }
-      } else if (msg.op === "memory") {
-        this.#kill(
-          new Error(
-            `the node's Worker used ${
-              Math.round(msg.heapUsed / MIB)
-            } MiB of heap, over its limit of ${this.memoryLimitMiB} MiB (nodes.memoryLimit in the config); it was stopped`,
-          ),
-        );
-      } else if (msg.op === "call") runAsActor(this.#actors.get(msg.run), () => this.#call(msg));
+      }
+    };
+    this.#worker.onmessageerror = () => {
+      this.#kill(new Error(`${NOT_UNDERSTOOD}: it could not be received; it was stopped`));
+      ready();
     };
     this.#worker.onerror = (event) => {
       event.preventDefault();
       this.#kill(new Error(event.message));
       ready();
     };
+  }
+
+  #handle(msg: WorkerMessage, ready: () => void) {
+    if (msg.op === "ready") ready();
+    else if (msg.op === "loadError") {
+      this.#kill(Object.assign(new Error(msg.error.message), { name: msg.error.name }));
+      ready();
+    } else if (msg.op === "done") this.#settle(msg);
+    else if (msg.op === "log") {
+      try {
+        this.#contexts.get(msg.run)?.log(msg.message, msg.level as LogLevel);
+      } catch {
+        // Its attempt is over, or the level is unknown (the Worker's ctx.log refuses that, so
+        // only a message the node posted itself): nothing to throw to, the line is dropped.
+      }
+    } else if (msg.op === "memory") {
+      this.#kill(
+        new Error(
+          `the node's Worker used ${
+            Math.round(msg.heapUsed / MIB)
+          } MiB of heap, over its limit of ${this.memoryLimitMiB} MiB (nodes.memoryLimit in the config); it was stopped`,
+        ),
+      );
+    } else if (msg.op === "call") {
+      runAsActor(this.#actors.get(msg.run), () => this.#call(msg)).catch((err) =>
+        this.#kill(new Error(`${NOT_UNDERSTOOD}: ${(err as Error)?.message}; it was stopped`))
+      );
+    }
   }
 
   /** Whether the Worker is gone. */
@@ -272,7 +300,7 @@ export class SandboxWorker {
     });
   }
 
-  #settle(msg: { id: number; value?: unknown; error?: { name: string; message: string } }) {
+  #settle(msg: { id: number; value?: unknown; error?: ErrorShape }) {
     const waiter = this.#waiters.get(msg.id);
     this.#waiters.delete(msg.id);
     if (!waiter) return;
@@ -280,7 +308,7 @@ export class SandboxWorker {
     else waiter.resolve(msg.value);
   }
 
-  async #call(msg: { id: number; run: number; scope?: string; method: string; args: unknown[] }) {
+  async #call(msg: WorkerMessage & { op: "call" }) {
     const ctx = this.#contexts.get(msg.run);
     const reply = (body: Record<string, unknown>) => {
       if (!this.#dead) {
@@ -290,7 +318,7 @@ export class SandboxWorker {
     try {
       if (!ctx) throw new Error("the node's attempt is over");
       // Arguments come as `{ v }`, or `{}` for undefined (see sandbox_worker.ts).
-      const args = (msg.args as { v?: unknown }[]).map((a) => a.v);
+      const args = msg.args.map((a) => a.v);
       let value: unknown;
       if (msg.method === "runFlow") {
         value = await ctx.runFlow(args[0] as string, args[1] as Record<string, unknown>);
