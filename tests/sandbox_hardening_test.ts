@@ -119,7 +119,204 @@ Deno.test("daemon: a node sending a message Flowstate does not understand fails 
     const detail = JSON.parse(new TextDecoder().decode(shown.stdout));
     assert.match(
       detail.run.nodes.forge.error,
-      /^the node's Worker sent a message Flowstate does not understand: not a string/,
+      /^the node's Worker sent a message Flowstate does not understand: object \{"op":"done"\}/,
     );
+  });
+});
+
+/** A node module importing `specifier` as `type` (text, bytes, json) and returning its length. */
+function importer(specifier: string, type: string): string {
+  return `import data from ${JSON.stringify(specifier)} with { type: ${JSON.stringify(type)} };
+export default {
+  kind: "flowstate.node",
+  optionsSchema: ${PASS},
+  run: () => typeof data === "string" ? data : data.length ?? JSON.stringify(data),
+};
+`;
+}
+
+Deno.test("a node's own imports read only its project, its folders and its read: paths; never the store, the home, the config or other files", async () => {
+  await withSandbox(async (sandbox) => {
+    const { dir, home } = sandbox;
+    const outside = await Deno.makeTempDir({ prefix: "flowstate-outside-" });
+    try {
+      await Deno.writeTextFile(join(outside, "secret.txt"), "outside secret");
+      await Deno.mkdir(join(dir, "nodes"));
+      await Deno.mkdir(join(dir, "lib"));
+      await Deno.writeTextFile(join(dir, "lib", "helper.txt"), "helper");
+      await Deno.writeTextFile(join(dir, ".env"), "TOKEN=hunter2");
+      await Deno.writeTextFile(
+        join(dir, "flowstate.yaml"),
+        "stores:\n  default: { plugin: sqlite, path: data/state.db }\n",
+      );
+      // The store exists with a value in it.
+      await Deno.writeTextFile(
+        join(dir, "set.flow.yaml"),
+        "id: set\nnodes:\n  - { id: s, type: state.set, with: { scope: global, key: k, value: hunter2 } }\n",
+      );
+      const set = await sandbox.run("run", "set.flow.yaml");
+      assert.equal(set.code, 0, set.stderr);
+      const refused: Record<string, [string, string]> = {
+        passwd: ["/etc/passwd", "text"],
+        outside: [join(outside, "secret.txt"), "text"],
+        store: ["../data/state.db", "text"],
+        home: [join(home, "state.db"), "text"],
+        config: ["../flowstate.yaml", "text"],
+        dotenv: ["../.env", "text"],
+      };
+      for (const [name, [specifier, type]] of Object.entries(refused)) {
+        await Deno.writeTextFile(join(dir, "nodes", `${name}.js`), importer(specifier, type));
+        await Deno.writeTextFile(
+          join(dir, `${name}.flow.yaml`),
+          `id: ${name}\nnodes:\n  - { id: a, type: ./nodes/${name}.js }\n`,
+        );
+        const result = await sandbox.run("run", `${name}.flow.yaml`);
+        assert.equal(result.code, 2, `${name}: ${result.stdout}${result.stderr}`);
+        assert.match(
+          result.stderr,
+          /cannot load node module .*: Requires read access to /,
+          `${name}: ${result.stderr}`,
+        );
+        assert.doesNotMatch(result.stderr, /Uncaught|hunter2|outside secret|root:/, name);
+      }
+      // What a node legitimately imports: a project file outside its folder, and its read: paths.
+      await Deno.writeTextFile(
+        join(dir, "nodes", "lib.js"),
+        importer("../lib/helper.txt", "text"),
+      );
+      await Deno.writeTextFile(
+        join(dir, "nodes", "declared.js"),
+        importer(join(outside, "secret.txt"), "text"),
+      );
+      await Deno.writeTextFile(
+        join(dir, "ok.flow.yaml"),
+        "id: ok\nnodes:\n  - { id: lib, type: ./nodes/lib.js }\n" +
+          `  - { id: declared, type: ./nodes/declared.js, permissions: { read: [${outside}] } }\n`,
+      );
+      const ok = await sandbox.run("run", "ok.flow.yaml", "--json");
+      assert.equal(ok.code, 0, ok.stderr);
+      const record = JSON.parse(ok.stdout) as RunJson;
+      assert.equal(record.nodes.lib.output, "helper");
+      assert.equal(record.nodes.declared.output, "outside secret");
+    } finally {
+      await Deno.remove(outside, { recursive: true });
+    }
+  });
+});
+
+/** A node allocating about 10 MiB every 10 ms for `with.rounds` rounds, after `with.evade`. */
+const HOG = `
+export default {
+  kind: "flowstate.node",
+  optionsSchema: ${PASS},
+  async run(_ctx, input) {
+    if (input.evade === "memoryUsage") {
+      const real = Deno.memoryUsage;
+      Object.defineProperty(Deno, "memoryUsage", { value: () => ({ ...real(), heapUsed: 0 }) });
+    } else if (input.evade === "timers") {
+      for (let i = 0; i < 10000; i++) { clearInterval(i); clearTimeout(i); }
+    } else if (input.evade === "onmessage") {
+      globalThis.onmessage = null;
+      MessagePort.prototype.postMessage = () => {};
+      EventTarget.prototype.dispatchEvent = () => true;
+    } else if (input.evade === "block") {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
+      return "woke";
+    }
+    const kept = [];
+    for (let i = 0; i < input.rounds; i++) {
+      kept.push(new Array(1.3e6).fill(i + 0.5));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return kept.length;
+  },
+};
+`;
+
+Deno.test("nodes.memoryLimit stops a node that tampers with the Worker's watchdog; a Worker that stops answering is stopped", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "hog.js"), HOG);
+    await Deno.writeTextFile(
+      join(sandbox.dir, "flowstate.yaml"),
+      "stores:\n  default: { plugin: memory }\nnodes:\n  memoryLimit: 64MiB\n",
+    );
+    // One after the other: nodes of one run running at once share their module's Worker.
+    const evasions = ["none", "memoryUsage", "timers", "onmessage"];
+    const yaml = "id: t\nnodes:\n" +
+      [...evasions, "block"].map((evade, i, all) =>
+        `  - id: ${evade}\n    type: ./nodes/hog.js\n    continueOnError: true\n` +
+        (i > 0 ? `    needs: [${all[i - 1]}]\n` : "") +
+        `    with: { evade: ${evade}, rounds: 60 }\n`
+      ).join("");
+    await Deno.writeTextFile(join(sandbox.dir, "t.flow.yaml"), yaml);
+    const result = await sandbox.run("run", "t.flow.yaml", "--json");
+    assert.ok(result.stdout.trim() !== "", result.stderr);
+    const record = JSON.parse(result.stdout) as RunJson;
+    for (const evade of evasions) {
+      assert.equal(
+        record.nodes[evade].status,
+        "failed",
+        `${evade}: ${JSON.stringify(record.nodes[evade])}`,
+      );
+      assert.match(
+        record.nodes[evade].error ?? "",
+        /^the node's Worker used \d+ MiB of heap, over its limit of 64 MiB/,
+        `${evade}: ${record.nodes[evade].error}`,
+      );
+    }
+    assert.equal(record.nodes.block.status, "failed", JSON.stringify(record.nodes.block));
+    assert.match(
+      record.nodes.block.error ?? "",
+      /^the node's Worker answered no heap check for 10 s/,
+    );
+  });
+});
+
+const REACHING = `
+export default {
+  kind: "flowstate.node",
+  optionsSchema: ${PASS},
+  async run(_ctx, input) {
+    if (input.attempt === "request") {
+      const status = await Deno.permissions.request({ name: "read", path: "/etc/passwd" });
+      return status.state;
+    }
+    if (input.attempt === "requestSync") return Deno.permissions.requestSync({ name: "env" }).state;
+    if (input.attempt === "chdir") { Deno.chdir(input.to); return Deno.cwd(); }
+    if (input.attempt === "internal") {
+      return typeof Deno[Deno.internal];
+    }
+    throw new Error("unknown attempt");
+  },
+};
+`;
+
+Deno.test("a node cannot ask for more permissions or change the runner's working directory", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.mkdir(join(sandbox.dir, "data"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "reach.js"), REACHING);
+    const data = join(sandbox.dir, "data");
+    const yaml = "id: t\nnodes:\n" +
+      "  - { id: request, type: ./nodes/reach.js, continueOnError: true, with: { attempt: request } }\n" +
+      "  - { id: requestSync, type: ./nodes/reach.js, continueOnError: true, with: { attempt: requestSync } }\n" +
+      `  - { id: chdir, type: ./nodes/reach.js, continueOnError: true, with: { attempt: chdir, to: ${data} }, permissions: { read: [./data] } }\n` +
+      "  - { id: internal, type: ./nodes/reach.js, with: { attempt: internal } }\n" +
+      "  - { id: cwd, type: transform, needs: [chdir], with: { value: ok } }\n";
+    await Deno.writeTextFile(join(sandbox.dir, "t.flow.yaml"), yaml);
+    const result = await sandbox.run("run", "t.flow.yaml", "--json");
+    assert.ok(result.stdout.trim() !== "", result.stderr);
+    const record = JSON.parse(result.stdout) as RunJson;
+    assert.match(
+      record.nodes.request.error ?? "",
+      /^a node cannot call Deno\.permissions\.request\(\)/,
+    );
+    assert.match(
+      record.nodes.requestSync.error ?? "",
+      /^a node cannot call Deno\.permissions\.request\(\)/,
+    );
+    assert.match(record.nodes.chdir.error ?? "", /^a node cannot call Deno\.chdir\(\)/);
+    assert.equal(record.nodes.internal.output, "undefined");
   });
 });

@@ -12,7 +12,7 @@
  * | `done`      | `id`, and `value` or `error: { name, message }`          |
  * | `log`       | `run`, `message` (string), `level` (string)              |
  * | `call`      | `id`, `run`, `method` (string), `args` (array), `scope`? |
- * | `memory`    | `heapUsed` (bytes): over the limit                       |
+ * | `heap`      | `heapUsed` (bytes): the answer to the host's `ping`      |
  *
  * @module
  */
@@ -31,7 +31,7 @@ export type WorkerMessage =
   | { op: "done"; id: number; value?: unknown; error?: ErrorShape }
   | { op: "log"; run: number; message: string; level: string }
   | { op: "call"; id: number; run: number; scope?: string; method: string; args: { v?: unknown }[] }
-  | { op: "memory"; heapUsed: number };
+  | { op: "heap"; heapUsed: number };
 
 /** The start of the error a Worker sending a message of no known shape is stopped with. */
 export const NOT_UNDERSTOOD = "the node's Worker sent a message Flowstate does not understand";
@@ -46,7 +46,8 @@ const isArgs = (v: unknown): v is { v?: unknown }[] =>
 /** At most this much of a message is quoted in the error. */
 const QUOTED = 120;
 
-function quote(data: unknown): string {
+/** `data` as it is quoted in an error (shortened). */
+export function quoteMessage(data: unknown): string {
   let text: string;
   if (typeof data === "string") text = JSON.stringify(data);
   else {
@@ -64,15 +65,15 @@ function quote(data: unknown): string {
  * for the error that stops its Worker (after {@linkcode NOT_UNDERSTOOD}).
  */
 export function readWorkerMessage(data: unknown): WorkerMessage | { problem: string } {
-  if (typeof data !== "string") return { problem: `not a string: ${quote(data)}` };
+  if (typeof data !== "string") return { problem: `not a string: ${quoteMessage(data)}` };
   let msg: Record<string, unknown>;
   try {
     msg = parseJson(data);
   } catch {
-    return { problem: `not JSON: ${quote(data)}` };
+    return { problem: `not JSON: ${quoteMessage(data)}` };
   }
   if (typeof msg !== "object" || msg === null || Array.isArray(msg)) {
-    return { problem: `not an object: ${quote(data)}` };
+    return { problem: `not an object: ${quoteMessage(data)}` };
   }
   const ok = (() => {
     switch (msg.op) {
@@ -87,11 +88,11 @@ export function readWorkerMessage(data: unknown): WorkerMessage | { problem: str
       case "call":
         return isId(msg.id) && isId(msg.run) && typeof msg.method === "string" &&
           isArgs(msg.args) && (msg.scope === undefined || typeof msg.scope === "string");
-      case "memory":
+      case "heap":
         return typeof msg.heapUsed === "number" && Number.isFinite(msg.heapUsed);
       default:
         return false;
     }
   })();
-  return ok ? msg as WorkerMessage : { problem: quote(data) };
+  return ok ? msg as WorkerMessage : { problem: quoteMessage(data) };
 }
