@@ -320,3 +320,57 @@ Deno.test("a node cannot ask for more permissions or change the runner's working
     assert.equal(record.nodes.internal.output, "undefined");
   });
 });
+
+const FLOOD = `
+export default {
+  kind: "flowstate.node",
+  optionsSchema: ${PASS},
+  async run(ctx, input) {
+    ctx.log("é".repeat(input.long));
+    for (let i = 0; i < input.n; i++) {
+      ctx.log("x".repeat(input.len));
+      if (i % 1000 === 0) await new Promise((r) => setTimeout(r, 0));
+    }
+    return "done";
+  },
+};
+`;
+
+Deno.test("ctx.log keeps at most 10,000 lines and 4 MiB per attempt, each line at most 16 KiB; one line says how many were dropped", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "flood.js"), FLOOD);
+    await Deno.writeTextFile(
+      join(sandbox.dir, "t.flow.yaml"),
+      "id: t\nnodes:\n" +
+        "  - { id: lines, type: ./nodes/flood.js, with: { n: 12000, len: 10, long: 1 } }\n" +
+        "  - { id: bytes, type: ./nodes/flood.js, with: { n: 5000, len: 1000, long: 20000 } }\n",
+    );
+    const result = await sandbox.run("run", "t.flow.yaml", "--json");
+    assert.equal(result.code, 0, result.stderr);
+    const id = JSON.parse(result.stdout).id;
+    const shown = await sandbox.run("runs", "show", id, "--json");
+    const events = JSON.parse(shown.stdout).events as {
+      type: string;
+      node?: string;
+      level?: string;
+      message?: string;
+    }[];
+    const logs = (node: string) => events.filter((e) => e.type === "node.log" && e.node === node);
+    const lines = logs("lines");
+    assert.equal(lines.length, 10_001);
+    assert.equal(
+      lines.at(-1)!.message,
+      "2,001 log lines of attempt 1 dropped: an attempt logs at most 10,000 lines and 4 MiB",
+    );
+    assert.equal(lines.at(-1)!.level, "warn");
+    const bytes = logs("bytes");
+    const size = (text: string) => new TextEncoder().encode(text).length;
+    const first = bytes[0].message!;
+    assert.ok(size(first) <= 16 * 1024, String(size(first)));
+    assert.match(first, /^é+ … \(cut: 40,000 bytes, over the 16 KiB a log line may hold\)$/);
+    const kept = bytes.slice(0, -1).reduce((n, e) => n + size(e.message!), 0);
+    assert.ok(kept <= 4 * 1024 * 1024, String(kept));
+    assert.match(bytes.at(-1)!.message!, /^\d[\d,]* log lines of attempt 1 dropped/);
+  });
+});
