@@ -41,7 +41,7 @@ export type {
   SearchSpec,
   StoreDriver,
 } from "./src/store/driver.ts";
-export type { ClaimCompanion, QueryPlan } from "./src/store/types.ts";
+export type { Capabilities, ClaimCompanion, QueryPlan } from "./src/store/types.ts";
 export type { NormalizedQuery } from "./src/store/query.ts";
 export {
   assertKey,
@@ -51,6 +51,7 @@ export {
   encodeCursor,
   encodeKey,
   hasPrefix,
+  MAX_KEY_BYTES,
 } from "./src/store/keys.ts";
 export {
   definePlugin,

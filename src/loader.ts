@@ -32,6 +32,7 @@ import {
   resolve,
   toFileUrl,
 } from "./_path.ts";
+import { suggest } from "./_suggest.ts";
 
 const SCHEME = /^[a-z][a-z0-9+.-]*:/i;
 
@@ -306,7 +307,18 @@ export function mappingHint(name: string, projectDir: string, manifestDir?: stri
       break;
     }
   }
-  return `add ${entry} to the imports of ${shown(projectConfigFile(projectDir))}`;
+  const add = `add ${entry} to the imports of ${shown(projectConfigFile(projectDir))}`;
+  // A near miss of a name the project maps is a typo, not a package to add.
+  for (const map of projectMaps(projectDir)) {
+    const names = [...map.imports.keys()].map((k) => k.replace(/\/$/, "")).filter((k) =>
+      /^[@a-z0-9]/i.test(k) && k !== pkg
+    );
+    const near = suggest(pkg, names);
+    if (near !== undefined) {
+      return `did you mean "${near}" (mapped in ${shown(map.file)})? Or ${add}`;
+    }
+  }
+  return add;
 }
 
 // ---------------------------------------------------------------------------

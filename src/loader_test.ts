@@ -120,6 +120,32 @@ Deno.test("a bare import that no import map resolves says what to add to which d
   }
 });
 
+Deno.test("a near miss of a name the project maps is suggested before the mapping to add", async () => {
+  const dir = await project({
+    "deno.json": JSON.stringify({
+      imports: { "@author/flowstate-slowmap": "./slowmap.ts", "#nodes/": "./nodes/" },
+    }),
+  });
+  try {
+    assert.equal(
+      mappingHint("@author/flowstate-slowmapp", dir),
+      `did you mean "@author/flowstate-slowmap" (mapped in ${
+        join(dir, "deno.json")
+      })? Or add "@author/flowstate-slowmapp": "jsr:@author/flowstate-slowmapp@<version>" to the imports of ${
+        join(dir, "deno.json")
+      }`,
+    );
+    // Nothing near: only the mapping to add.
+    assert.match(mappingHint("ioredis", dir), /^add "ioredis": "npm:ioredis@<version>"/);
+    await assert.rejects(
+      () => loadPlugin("@author/flowstate-slowmapp", { baseDir: dir }),
+      /Unknown plugin "@author\/flowstate-slowmapp": .*did you mean "@author\/flowstate-slowmap" \(mapped in /,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("an import failure Deno locates keeps its place: relative to the working directory, or absolute outside it", () => {
   const inside = join(Deno.cwd(), "nodes", "syn.ts");
   const syntax = new TypeError(

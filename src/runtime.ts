@@ -353,6 +353,8 @@ export interface IndexBuiltByOpen {
 }
 
 const openBuilds = new WeakMap<object, Map<string, IndexBuiltByOpen[]>>();
+/** Each runtime's cache of prepared flows (see {@linkcode flowCacheOf}). */
+const flowCaches = new WeakMap<object, FlowCache>();
 
 /**
  * The indexes the opens of store `name` by `runtime` built, not taken yet
@@ -418,6 +420,7 @@ class FlowstateRuntime implements Runtime {
     });
     attachEventBus(this, this.#events);
     openBuilds.set(this, this.#builtByOpen);
+    flowCaches.set(this, this.#flows);
     const events = this.#events;
     const at = () => clock.now();
     this.#stateChanges = {
@@ -636,6 +639,7 @@ class FlowstateRuntime implements Runtime {
       trustedBaseDir: this.config.baseDir,
       sandboxes: this.sandboxes,
       flows: this.#flows,
+      flowRoots: this.config.flows,
       enqueue: (flow, options) => this.enqueue(flow, options),
     };
   }
@@ -713,6 +717,27 @@ class FlowstateRuntime implements Runtime {
 export function sandboxPoolOf(runtime: Runtime): SandboxPool | undefined {
   const pool = (runtime as Partial<FlowstateRuntime>).sandboxes;
   return pool instanceof SandboxPool ? pool : undefined;
+}
+
+/**
+ * The prepared flows `runtime` keeps across its runs (internal: the
+ * scheduler loads the config's flow files through it, and tests read its
+ * `stats` to count what was parsed).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { flowCacheOf, openRuntime } from "./runtime.ts";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const flow = { id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] };
+ * await rt.runFlow(flow);
+ * await rt.runFlow(flow);
+ * assert.equal(flowCacheOf(rt)?.stats.misses, 1); // prepared once
+ * ```
+ */
+export function flowCacheOf(runtime: Runtime): FlowCache | undefined {
+  return flowCaches.get(runtime);
 }
 
 /**

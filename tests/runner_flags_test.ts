@@ -180,3 +180,35 @@ Deno.test("a store the task's flags do not cover fails naming the flag to add, w
     await Deno.remove(outside, { recursive: true });
   }
 });
+
+Deno.test("a backup out of the task's --allow-write fails naming the flag to add (backup and jobs run backup)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-flags-" });
+  const outside = await Deno.makeTempDir({ prefix: "flowstate-outside-" });
+  try {
+    assert.equal((await flowstate(dir, "state", "set", "a", "1")).code, 0);
+    const file = join(outside, "b", "x.fsbackup");
+    for (
+      const args of [
+        ["backup", "--store", "default", "--out", file],
+        ["jobs", "run", "backup", "--option", `out=${file}`],
+      ]
+    ) {
+      const out = await flowstate(dir, ...args);
+      assert.equal(out.code, 1, args.join(" "));
+      // `jobs run` prints its summary (the error among it) on stdout, the hint on stderr.
+      assert.match(out.stdout + out.stderr, /Requires write access to /, args.join(" "));
+      assert.ok(
+        out.stderr.includes(
+          `hint: Flowstate was started without --allow-write for ${
+            join(outside, "b")
+          }; add it to the flags`,
+        ),
+        `${args.join(" ")}: ${out.stderr}`,
+      );
+    }
+    assert.deepEqual([...Deno.readDirSync(outside)], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});

@@ -171,6 +171,27 @@ export async function connect(
   } finally {
     clearTimeout(timer);
   }
+  // ioredis selects the URL's database on every connection, but a SELECT the server refuses
+  // (a number past its `databases`) only emits an error and leaves the connection on
+  // database 0, where another store may live. Select it here and wait for the answer.
+  const db = redis.options.db ?? 0;
+  if (db !== 0) {
+    try {
+      await redis.select(db);
+    } catch (err) {
+      redis.disconnect();
+      const address = hostPort(new URL(url));
+      throw new StoreUnavailableError(
+        `Cannot open store "${options.storeName}": Redis at ${address} refused database ${db} ` +
+          `(the number in the URL's path): ${
+            (err as Error)?.message ?? String(err)
+          }; use a database the server has ` +
+          `(its "databases" setting), or a prefix on database 0`,
+        { store: options.storeName, address },
+        { cause: err },
+      );
+    }
+  }
   return { redis, lastError: () => last };
 }
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { openStore, StoreUnavailableError } from "@flowstate/core";
 import redis from "./mod.ts";
-import { newPrefix, redisTest, removeTestKeys } from "./_test_utils.ts";
+import { keysUnder, newPrefix, redisTest, removeTestKeys, withAdmin } from "./_test_utils.ts";
 
 // A server that cannot be reached, does not answer, refuses us, or goes away
 // after the store opened: StoreUnavailableError, naming the store and
@@ -56,6 +56,26 @@ redisTest("a server that refuses the login is StoreUnavailableError saying so", 
   assert.match(err.message, /^Cannot open store "cache": Redis at .* refused: WRONGPASS/);
   assert.ok(!err.message.includes("s3cret"));
 });
+
+redisTest(
+  "a database the server does not have is refused, not replaced by database 0",
+  async (url) => {
+    // Redis has 16 databases unless configured otherwise; ioredis only emitted the refused SELECT
+    // and went on in database 0, where the store wrote.
+    const prefix = newPrefix("nodb");
+    const missing = new URL(url);
+    missing.pathname = "/9999";
+    const err = await openStore({ plugin: redis, url: missing.href, prefix }, { name: "cache" })
+      .catch((e) => e);
+    assert.ok(err instanceof StoreUnavailableError, `got ${err}`);
+    assert.match(
+      err.message,
+      /^Cannot open store "cache": Redis at [^ ]+ refused database 9999 \(the number in the URL's path\): ERR DB index is out of range; use a database the server has/,
+    );
+    // Nothing was written in database 0 (the test server's) under the prefix.
+    await withAdmin(url, async (admin) => assert.deepEqual(await keysUnder(admin, prefix), []));
+  },
+);
 
 /**
  * A TCP proxy to the server that can be cut: cutting closes its port and

@@ -182,12 +182,13 @@ export interface ExecuteOptions {
   onEvent?: (event: RunEvent) => void;
   /**
    * Runs a sub-flow: `signal` is the calling node's; `onStart` is told the
-   * sub-run's id once it is recorded.
+   * sub-run's id once it is recorded; `node` is the node that asks (what it
+   * may start depends on where it runs: see `sub_flows.ts`).
    */
   runFlow?: (
     flow: string | Record<string, unknown>,
     input: Record<string, unknown> | undefined,
-    call: { signal: AbortSignal; onStart(runId: string): void },
+    call: { signal: AbortSignal; onStart(runId: string): void; node: PreparedNode },
   ) => Promise<RunRecord>;
   /**
    * How long (ms) a node attempt that timed out or was cancelled may take to
@@ -331,6 +332,9 @@ function optionsOf(node: PreparedNode, result: SchemaResult<unknown>): unknown {
   return result.value;
 }
 
+/** The reason an attempt's signal aborts with when it ends without being stopped. */
+const ATTEMPT_FINISHED = "attempt finished";
+
 /** What an attempt needs from its run's execution. */
 interface AttemptHost {
   readonly options: ExecuteOptions;
@@ -357,6 +361,8 @@ class Attempt extends AttemptFence {
   readonly node: PreparedNode;
   readonly number: number;
   #controller: AbortController | undefined;
+  /** Aborted only when the attempt is stopped (see {@linkcode Attempt.stopSignal}), made on first use. */
+  #stopper: AbortController | undefined;
   /** Why the attempt was stopped (the run's abort reason, its timeout, or its end). */
   stopped: { reason: unknown } | undefined;
   decided = false;
@@ -417,6 +423,24 @@ class Attempt extends AttemptFence {
     return this.#controller.signal;
   }
 
+  /**
+   * Aborted when the attempt is stopped (it timed out, or its run was
+   * cancelled or timed out), not when it returns: its state calls still in
+   * flight then give up on a store that can end a call that waits (a
+   * PostgreSQL statement waiting for another session's lock is cancelled),
+   * where a call begun before a plain end runs to its end as always.
+   */
+  stopSignal(): AbortSignal {
+    if (this.#stopper === undefined) {
+      this.#stopper = new AbortController();
+      // Stopped already: born aborted. (Ended without a stop: no call can begin any more.)
+      if (this.stopped !== undefined && this.stopped.reason !== ATTEMPT_FINISHED) {
+        this.#stopper.abort(this.stopped.reason);
+      }
+    }
+    return this.#stopper.signal;
+  }
+
   /** Stop it: closed the moment it times out or the run is cancelled, not a tick later. */
   stop(reason: unknown): void {
     if (this.stopped !== undefined) return;
@@ -430,13 +454,14 @@ class Attempt extends AttemptFence {
     );
     this.decide(true, reason);
     this.#controller?.abort(reason);
+    this.#stopper?.abort(reason);
   }
 
   /** It is over: a signal asked for from now on is born aborted. */
   end(): void {
-    this.stopped ??= { reason: "attempt finished" };
+    this.stopped ??= { reason: ATTEMPT_FINISHED };
     if (this.#controller !== undefined && !this.#controller.signal.aborted) {
-      this.#controller.abort("attempt finished");
+      this.#controller.abort(ATTEMPT_FINISHED);
     }
   }
 
@@ -553,6 +578,7 @@ class AttemptContext implements NodeContext<unknown> {
         const run = (a.host.options.runFlow ?? noRunFlow)(sub, subInput, {
           signal: a.signal(),
           onStart,
+          node: a.node,
         });
         const done = () => subRun !== undefined && a.subRuns!.delete(subRun);
         run.then(done, done);

@@ -174,6 +174,14 @@ const encoder = new TextEncoder();
  * B-tree entries over about 2,700 bytes (a third of a page), so a longer key
  * would be stored by sqlite and refused by postgres, and a `migrate store`
  * between them could fail halfway; 2 KiB (Deno KV's limit too) leaves room.
+ *
+ * @example
+ * ```ts
+ * import { encodeKey, MAX_KEY_BYTES } from "@flowstate/core/plugin";
+ * import assert from "node:assert/strict";
+ * assert.equal(MAX_KEY_BYTES, 2048);
+ * assert.ok(encodeKey(["users", "ada"]).length <= MAX_KEY_BYTES);
+ * ```
  */
 export const MAX_KEY_BYTES = 2048;
 
