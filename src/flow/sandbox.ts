@@ -299,7 +299,21 @@ export class SandboxWorker {
   #handle(msg: WorkerMessage, ready: () => void) {
     if (msg.op === "ready") ready();
     else if (msg.op === "loadError") {
-      this.#kill(Object.assign(new Error(msg.error.message), { name: msg.error.name }));
+      const { name, message } = msg.error;
+      // Deno's advice (run again with --allow-read) is about the runner, which has it.
+      const refused = name === "NotCapable" || name === "PermissionDenied";
+      this.#kill(
+        Object.assign(
+          new Error(
+            refused
+              ? `${
+                message.replace(/, run again with the --allow-\S+ flag/, "")
+              } (a node module's imports may read only the project, the flow's and the module's folders and the node's read: paths; never Flowstate's home, the stores, the config or dot-files)`
+              : message,
+          ),
+          { name },
+        ),
+      );
       ready();
     } else if (msg.op === "done") this.#settle(msg);
     else if (msg.op === "log") {
