@@ -5,7 +5,7 @@
  * @module
  */
 import { loadActorStorage, setProcessActor } from "./store/actor.ts";
-import { dirname, isAbsolute, relative } from "./_path.ts";
+import { dirname, isAbsolute, relative, resolve } from "./_path.ts";
 import {
   type ConfigObject,
   loadConfig,
@@ -447,6 +447,8 @@ class FlowstateRuntime implements Runtime {
     this.sandboxes = new SandboxPool({
       idleMs: config.nodes.workerIdleMs ?? 0,
       memoryLimitMiB: config.nodes.memoryLimitMiB,
+      projectDir: config.baseDir,
+      protect: protectedPaths(config),
     });
     attachEventBus(this, this.#events);
     openBuilds.set(this, this.#builtByOpen);
@@ -840,4 +842,18 @@ function definedOnly<T extends object>(options: T | undefined): Partial<T> {
   return Object.fromEntries(
     Object.entries(options ?? {}).filter(([, value]) => value !== undefined),
   ) as Partial<T>;
+}
+
+/**
+ * What no node module may read through its imports: the home, every store's
+ * file (a store option `path`, relative to the config) and the config file.
+ */
+function protectedPaths(config: ResolvedConfig): string[] {
+  const paths = [config.home];
+  if (config.file !== null) paths.push(config.file);
+  for (const spec of Object.values(config.stores)) {
+    const path = (spec as { path?: unknown }).path;
+    if (typeof path === "string") paths.push(resolve(config.baseDir, path));
+  }
+  return paths;
 }
