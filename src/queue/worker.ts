@@ -30,6 +30,8 @@ import { RunNotOwnedError, trackRunInFlight } from "../records/recorder.ts";
 import { QUEUE_TOPIC } from "../records/_queue.ts";
 import type { Store } from "../store/types.ts";
 import { uniqueRandomHex } from "../_random.ts";
+import type { Clock } from "../clock.ts";
+import type { RunGuard } from "../flow/executor.ts";
 
 /**
  * Default lease of a claim without a heartbeat, in ms: a worker that dies
@@ -487,12 +489,25 @@ class QueueWorker implements Worker {
     // The claim's lease is kept alive from the claim to the end of the attempt, including
     // while the flow loads and while the end is committed (the run's own heartbeat
     // covers only the time between). A beat that finds the claim gone (this process paused
-    // past its lease and another worker took the run back) stops the attempt at once: the
-    // run may be running again elsewhere, and its effects must not happen twice. That
-    // attempt is recorded `lost` (by the worker that took it back), never `cancelled`: its
-    // end is refused (RunNotOwnedError).
+    // past its lease and another worker took the run back), or the clock past the lease end
+    // with no heartbeat confirmed (a beat or a state call after a pause, or beats that kept
+    // failing), stops the attempt at once: the run may be running again elsewhere, and its
+    // effects must not happen twice. That attempt is recorded `lost` (by the worker that
+    // takes it back), never `cancelled`: its end is refused (RunNotOwnedError).
     const beating = new AbortController();
     const lost = new AbortController();
+    // Not this process's run any more (taken back, or its lease ran out): stop the attempt.
+    const loseClaim = () => {
+      if (lost.signal.aborted) return;
+      // Not this process's run any more: nothing for `interruptAll` to give back.
+      untrack();
+      lost.abort();
+      cancel.abort(new RunNotOwnedError(run.id));
+    };
+    // The attempt's state views, its nodes' starts and its sub-runs are fenced by the lease
+    // end known here: once the clock passes it without a confirmed heartbeat, nothing more of
+    // this attempt lands (another worker may be running the run by then).
+    const lease = new ClaimLease(run, this.#s.leaseMs, this.#rt.clock, loseClaim);
     // Until the run's recorder takes over (its flow loaded), the worker answers for the run: a
     // process that exits at once (RunRecorder.interruptAll) puts it back in the queue, due once
     // the process is gone, and the run does not start (its flow may still be loading).
@@ -514,13 +529,20 @@ class QueueWorker implements Worker {
           }, { once: true });
         });
         if (beating.signal.aborted) return;
-        // A store that fails says nothing about the claim: the next beat tries again.
-        const held = await records.heartbeatClaim(run, this.#rt.clock.now()).catch(() => true);
-        if (!held && !beating.signal.aborted) {
-          // Not this process's run any more: nothing for `interruptAll` to give back.
-          untrack();
-          lost.abort();
-          cancel.abort(new RunNotOwnedError(run.id));
+        // Past the lease end already (the process was paused, or every beat failed): lost.
+        if (lease.refusal() !== undefined) return;
+        const at = this.#rt.clock.now();
+        let held: boolean | undefined;
+        try {
+          held = await records.heartbeatClaim(run, at);
+        } catch {
+          // A store that fails says nothing about the claim: the next beat tries again, but
+          // the lease is not extended: once it runs out, the attempt is lost.
+        }
+        if (beating.signal.aborted) return;
+        if (held === true) lease.renewed(at);
+        else if (held === false) {
+          loseClaim();
           return;
         }
       }
@@ -535,6 +557,7 @@ class QueueWorker implements Worker {
           heartbeatMs: this.#s.heartbeatMs,
           released: () => this.#releasing,
           lost: lost.signal,
+          guard: lease,
         }, { ...defaults, signal: cancel.signal, onStart: untrack });
         status = record.status;
         if (record.error) error = record.error.message;
@@ -622,6 +645,43 @@ class QueueWorker implements Worker {
     } catch (err) {
       this.#s.onEvent({ type: "error", message: `cannot compact metrics: ${messageOf(err)}` });
     }
+  }
+}
+
+/**
+ * The lease of one claim as this process knows it: it ends `leaseMs` after
+ * the claim or its last heartbeat confirmed by the store, by the clock the
+ * heartbeats are written with (the one other workers judge the lease by).
+ * Past that end, the claim is taken as lost (`onLost`), whatever a later
+ * heartbeat says: another worker may have taken the run back meanwhile.
+ * Asked by every state call of the attempt: one clock reading, no round trip.
+ */
+class ClaimLease implements RunGuard {
+  readonly #leaseMs: number;
+  readonly #clock: Clock;
+  readonly #onLost: () => void;
+  #endsAt: number;
+  #refused: string | undefined;
+
+  constructor(run: RunRecord, leaseMs: number, clock: Clock, onLost: () => void) {
+    this.#leaseMs = leaseMs;
+    this.#clock = clock;
+    this.#onLost = onLost;
+    this.#endsAt = (run.queue?.claim?.at ?? clock.now()) + leaseMs;
+  }
+
+  /** A heartbeat written at `at` was confirmed: the lease ends `leaseMs` after it. */
+  renewed(at: number): void {
+    if (this.#refused === undefined) this.#endsAt = Math.max(this.#endsAt, at + this.#leaseMs);
+  }
+
+  refusal(): string | undefined {
+    if (this.#refused !== undefined || this.#clock.now() < this.#endsAt) return this.#refused;
+    this.#refused = `its claim on the run lapsed at ${
+      new Date(this.#endsAt).toISOString()
+    } (no heartbeat confirmed within the ${this.#leaseMs} ms lease: the process was paused or its store unreachable), and another worker may run it`;
+    this.#onLost();
+    return this.#refused;
   }
 }
 

@@ -486,6 +486,11 @@ const viewBreath = periodicYield(50);
 export interface ViewGuard {
   /** The error a call made now fails with, or `undefined` while calls may be made. */
   refusal(): Error | undefined;
+  /**
+   * The error a write that began fails with just before it commits, or `undefined`
+   * (default: none; see {@linkcode ViewGuard.refusal} for a call that begins).
+   */
+  commitRefusal?(): Error | undefined;
   /** A call begins: it is in flight until its {@linkcode ViewGuard.leave}. */
   enter(): void;
   /** A call that began has settled (returned or failed). */
@@ -572,6 +577,17 @@ class ScopeView implements StateView {
     if (refused !== undefined) return Promise.reject(refused);
     guard.enter();
     return undefined;
+  }
+
+  /**
+   * Throw if the guard refuses calls now: asked again just before a write
+   * commits, after the waits since the call began (a turn of the event loop,
+   * opening the store), during which the process may have been paused and
+   * the attempt ended (its run's claim lapsed, say).
+   */
+  #mayWrite(): void {
+    const refused = this.#guard?.commitRefusal?.();
+    if (refused !== undefined) throw refused;
   }
 
   /** The call's work has ended (in its `finally`). */
@@ -694,6 +710,7 @@ class ScopeView implements StateView {
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const parts = toParts(key, "set", this.scope);
       const k = this.#full(parts);
+      this.#mayWrite();
       const result = await this.#asActor(store, () =>
         store.set(
           k,
@@ -722,6 +739,7 @@ class ScopeView implements StateView {
       const parts = toParts(key, "delete", this.scope);
       const k = this.#full(parts);
       const existed = (await store.get(k)) !== null;
+      this.#mayWrite();
       await this.#asActor(store, () => store.delete(k));
       const observer = this.#observer;
       if (observer && existed) {
@@ -744,6 +762,7 @@ class ScopeView implements StateView {
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const parts = toParts(key, "increment", this.scope);
       const k = this.#full(parts);
+      this.#mayWrite();
       const observer = this.#observer;
       if (!observer) return await increment(store, k, by);
       // The store first: the observer's actor may be made when asked for.
