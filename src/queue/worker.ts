@@ -25,7 +25,7 @@ import { flowHostOf, type Runtime } from "../runtime.ts";
 import { runClaimed } from "../run_flow.ts";
 import type { Records } from "../records/records.ts";
 import type { RunRecord, RunStatus } from "../records/types.ts";
-import { HEARTBEAT_MS } from "../records/heartbeat.ts";
+import { HEARTBEAT_MS, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import { RunNotOwnedError, trackRunInFlight } from "../records/recorder.ts";
 import { QUEUE_TOPIC } from "../records/_queue.ts";
 import type { Store } from "../store/types.ts";
@@ -62,6 +62,8 @@ export const DEFAULT_LEASE_MS = 30_000;
  * ```
  */
 export const DEFAULT_POLL_MS = 500;
+/** How long a worker looks for the sub-runs a lost attempt left running, in ms. */
+const LOST_SUB_RUNS_WATCH_MS = 10 * 60_000;
 /** A busy worker makes due delayed runs ready at most this often, in ms. */
 const PROMOTE_MS = 100;
 
@@ -112,6 +114,8 @@ export type WorkerEvent =
     error?: string;
   }
   | { type: "lost"; runIds: string[] }
+  /** Sub-runs a lost attempt left running, recorded abandoned once their heartbeat was stale. */
+  | { type: "abandoned"; runIds: string[] }
   | { type: "error"; message: string }
   | { type: "stopping"; running: number; graceMs: number }
   | { type: "stop"; released: number };
@@ -347,6 +351,12 @@ class QueueWorker implements Worker {
   #loop: Promise<void> = Promise.resolve();
   #stopped: Promise<void> | undefined;
   #records: Records | undefined;
+  /**
+   * Runs this worker took back (their attempt lost), by id: when, and until when to look for
+   * the sub-runs their lost attempt left running (see {@linkcode QueueWorker.#abandonSubRuns}).
+   */
+  #lostParents = new Map<string, { at: number; until: number }>();
+  #lastSubRunCheck = 0;
 
   constructor(rt: Runtime, settings: Settings) {
     this.#rt = rt;
@@ -424,6 +434,10 @@ class QueueWorker implements Worker {
             lastReclaim = now;
             const lost = await records.reclaimLost();
             if (lost.length > 0) this.#s.onEvent({ type: "lost", runIds: lost });
+            for (const id of lost) {
+              this.#lostParents.set(id, { at: now, until: now + LOST_SUB_RUNS_WATCH_MS });
+            }
+            await this.#abandonSubRuns(records, now);
           }
           while (!this.#stopping && this.#inFlight.size < this.#s.concurrency) {
             // Delayed runs that came due are made ready at most every PROMOTE_MS (a list
@@ -458,6 +472,30 @@ class QueueWorker implements Worker {
       }
     } finally {
       await unlisten?.().catch(() => {});
+    }
+  }
+
+  /**
+   * Record abandoned the sub-runs the lost attempts of runs taken back left running (their
+   * process is gone: nobody else ends them but the nightly `gc`), once their heartbeat is stale
+   * (`Records.abandonSubRuns`, the check `gc` makes). Looked at every heartbeat period while
+   * some are still fresh, for at most {@linkcode LOST_SUB_RUNS_WATCH_MS}.
+   */
+  async #abandonSubRuns(records: Records, now: number): Promise<void> {
+    if (this.#lostParents.size === 0 || now - this.#lastSubRunCheck < HEARTBEAT_MS) return;
+    this.#lastSubRunCheck = now;
+    const parents = new Map<string, number>();
+    for (const [id, { at, until }] of this.#lostParents) {
+      if (until < now) this.#lostParents.delete(id);
+      else parents.set(id, at);
+    }
+    const { abandoned, waiting } = await records.abandonSubRuns(parents, {
+      afterMs: MIN_ABANDONED_MS,
+    });
+    const still = new Set(waiting);
+    for (const id of parents.keys()) if (!still.has(id)) this.#lostParents.delete(id);
+    if (abandoned.length > 0) {
+      this.#s.onEvent({ type: "abandoned", runIds: abandoned.map((r) => r.id) });
     }
   }
 

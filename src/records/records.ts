@@ -487,6 +487,79 @@ export class Records {
   }
 
   /**
+   * Record abandoned (as {@linkcode Records.abandonRun} does, by the same
+   * check) the running sub-runs of the given parents, at any depth, whose
+   * heartbeat is older than `afterMs`: what a run's lost attempt (its
+   * process killed or gone) left running. `parents` maps each parent's id to
+   * the latest start of a direct sub-run to look at (a later attempt of the
+   * same run starts sub-runs of its own, left alone). One read of the
+   * running runs' index. Resolves the runs recorded abandoned, and the
+   * parents that still have such sub-runs running with a fresh heartbeat
+   * (look again later).
+   *
+   * @example
+   * ```ts
+   * import { openStore } from "@flowstate/core";
+   * import { Records, RunRecorder } from "@flowstate/core/records";
+   * import assert from "node:assert/strict";
+   * await using store = await openStore({ plugin: "memory" });
+   * let now = Date.UTC(2026, 0, 1);
+   * const clock = { now: () => now };
+   * const records = new Records(store, { clock });
+   * const start = { flowVersion: "job", inputs: {} };
+   * const parent = await RunRecorder.start(records, clock, { ...start, flowId: "p" });
+   * const child = await RunRecorder.start(records, clock, { ...start, flowId: "c", parentRunId: parent.id });
+   * await child.close(); // its process "dies": no more heartbeats
+   * const parents = new Map([[parent.id, now]]);
+   * assert.deepEqual(await records.abandonSubRuns(parents, { afterMs: 60_000 }), {
+   *   abandoned: [],
+   *   waiting: [parent.id],
+   * });
+   * now += 61_000;
+   * const { abandoned } = await records.abandonSubRuns(parents, { afterMs: 60_000 });
+   * assert.deepEqual(abandoned.map((r) => r.id), [child.id]);
+   * await parent.finish({ status: "succeeded", outputs: {}, nodes: {}, error: null });
+   * ```
+   */
+  async abandonSubRuns(
+    parents: ReadonlyMap<string, number>,
+    options: { afterMs: number; now?: number },
+  ): Promise<{ abandoned: RunRecord[]; waiting: string[] }> {
+    const now = options.now ?? this.#ctx.clock.now();
+    const children = new Map<string, { id: string; startedAt: number }[]>();
+    let cursor: string | undefined;
+    do {
+      const page = await this.listRunSummaries({ status: "running", limit: 1000, cursor });
+      for (const run of page.runs) {
+        if (run.parentRunId === undefined) continue;
+        let list = children.get(run.parentRunId);
+        if (list === undefined) children.set(run.parentRunId, list = []);
+        list.push({ id: run.id, startedAt: run.startedAt });
+      }
+      cursor = page.cursor;
+    } while (cursor !== undefined);
+    const abandoned: RunRecord[] = [];
+    const waiting: string[] = [];
+    for (const [parent, startedBefore] of parents) {
+      let alive = false;
+      const found = (children.get(parent) ?? []).filter((c) => c.startedAt <= startedBefore);
+      // Deepest first: a sub-run is recorded ended before its parent.
+      const tree: string[] = [];
+      for (let i = 0; i < found.length; i++) {
+        tree.push(found[i].id);
+        found.push(...(children.get(found[i].id) ?? []));
+      }
+      for (const id of tree.reverse()) {
+        const run = await this.abandonRun(id, { afterMs: options.afterMs, now });
+        if (run !== null) abandoned.push(run);
+        else if ((await this.getRun(id))?.status === "running") alive = true;
+      }
+      if (alive) waiting.push(parent);
+    }
+    return { abandoned, waiting };
+  }
+
+  /**
    * Ask the process running `runId` to cancel it: write the cancel marker
    * (see the module documentation) if the run is `running`. Resolves the
    * run's record as read (`status: "running"` when the request was
