@@ -14,6 +14,7 @@
  * | `P, "runs-by-flow", flowId, runId` | {@linkcode RunSummary} |
  * | `P, "runs-by-status", status, runId` | {@linkcode RunSummary}, for every status but `succeeded` |
  * | `P, "runs-by-flow-status", flowId, status, runId` | the same, per flow |
+ * | `P, "runs-ended-late", runId` | `{ flowId, status, endedAt }`: a run that ended over a minute after its id's time (a queued run, a long one): what retention ages it by |
  * | `P, "events", runId, chunk` | `{ first, format: 2, … }`: one `appendEvents()` call, compact (see below) |
  * | `P, "metrics", flowId, version` | {@linkcode FlowMetrics}; `version` is a hash or `"*"` |
  * | `P, "metrics-shards", flowId, version, shard` | {@linkcode FlowMetrics} of runs not folded into the above yet |
