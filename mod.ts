@@ -45,6 +45,7 @@ export type {
   Entry,
   FeedInfo,
   FeedKeep,
+  GetOptions,
   IndexDeclaration,
   IndexInfo,
   JsonValue,

@@ -889,7 +889,9 @@ const backupJob: Job<BackupOptions> = defineJob<BackupOptions>({
       dryRun: ctx.dryRun,
       runId: ctx.runId,
     });
-    return { ...result, files: result.files.map((f) => ({ ...f })) };
+    // Returned means done: every file written and verified (a stop signal makes
+    // backupStores throw). A signal that came after the last step does not undo that.
+    return { ...result, files: result.files.map((f) => ({ ...f })), cancelled: false };
   },
 });
 

@@ -250,6 +250,7 @@ export interface RestoreBackupOptions {
  * await using target = await openStore({ plugin: "memory" }, { name: "copy" });
  * const result: RestoreResult = await restoreBackup(target, `${dir}/main.fsbackup`);
  * assert.deepEqual([result.entries, result.restored, result.cancelled], [1, 1, false]);
+ * assert.equal(result.holds, 1);
  * assert.equal(result.sha256, info.sha256);
  * await Deno.remove(dir, { recursive: true });
  * ```
@@ -261,8 +262,15 @@ export interface RestoreResult {
   store: string;
   /** Entries in the file. */
   entries: number;
-  /** Entries written by this call. */
+  /** Entries written by this call (a key set again by a later change counts again). */
   restored: number;
+  /** Keys deleted by replayed changes (increments, the live feed), by this call. */
+  deleted: number;
+  /**
+   * How many entries the target holds once the restore is done (the number to
+   * compare with the source's), or `null` when it was cancelled.
+   */
+  holds: number | null;
   /** Entries skipped because they had expired since the backup. */
   expired: number;
   /** Entries deleted from the target first (with `force`). */
@@ -674,6 +682,8 @@ export async function restoreBackup(
     store: store.name,
     entries: verified.entries,
     restored: 0,
+    deleted: 0,
+    holds: null,
     expired: 0,
     cleared: 0,
     resumedFrom: 0,
@@ -800,11 +810,12 @@ export async function restoreBackup(
     const op = store.atomic().check(RESTORE_MARKER_KEY, markerVersion);
     const suspects: (EntryLine & { expiresAt: number })[] = [];
     let written = 0;
+    let deleted = 0;
     for (const entry of batch) {
       if (entry === null) continue;
       if (entry.op === "delete") {
         op.delete(entry.key);
-        written++;
+        deleted++;
         continue;
       }
       if (entry.expiresAt === null) {
@@ -843,6 +854,7 @@ export async function restoreBackup(
       await saveProgress(next);
     }
     result.restored += written;
+    result.deleted += deleted;
     done = next;
     batch = [];
     consumed = 0;
@@ -944,6 +956,7 @@ export async function restoreBackup(
     .delete(RESTORE_MARKER_KEY).commit();
   if (!removed.ok) throw lost();
   progress?.finish();
+  result.holds = await store.count();
   return result;
 }
 

@@ -684,3 +684,12 @@ export function toFileUrl(path: string): URL {
 export function fromFileUrl(url: string | URL): string {
   return native.fromFileUrl(url);
 }
+
+/**
+ * Whether `path` is `dir` itself or inside it: both absolute, compared as
+ * written (no file system access, so symlinks are not followed).
+ */
+export function isWithin(path: string, dir: string): boolean {
+  const rel = relative(dir, path);
+  return rel === "" || (rel !== ".." && !rel.startsWith(".." + sep) && !isAbsolute(rel));
+}

@@ -32,6 +32,8 @@ export interface FlowLoadOptions {
   trusted?: readonly string[];
   /** Directory `trusted` paths resolve against. */
   trustedBaseDir?: string;
+  /** Called with the parsed flow before its modules load, and on every hit (see `loadFlowIn`). */
+  beforePrepare?: (parsed: ParsedFlow, baseDir: string) => void;
 }
 
 /** The most prepared flows a runtime keeps (the least recently used goes first). */
@@ -82,6 +84,7 @@ export class FlowCache {
     if (key === undefined) return loadFlowIn(flow, options);
     const found = this.#entries.get(key.id);
     if (found !== undefined) {
+      options.beforePrepare?.(found.parsed, found.prepared.baseDir);
       this.#hits++;
       this.#entries.delete(key.id);
       this.#entries.set(key.id, found);

@@ -82,16 +82,55 @@ export async function findFlowFile(
 }
 
 /**
+ * The flow files under the config's `flows:` with their ids (a file whose id
+ * cannot be read is left out). Throws a `ConfigError` as {@linkcode flowFiles} does.
+ */
+export async function flowIdsByFile(
+  config: ResolvedConfig,
+): Promise<{ file: string; id: string }[]> {
+  const found: { file: string; id: string }[] = [];
+  for (const file of await flowFiles(config)) {
+    const id = await flowIdOf(file);
+    if (id !== undefined) found.push({ file, id });
+  }
+  return found;
+}
+
+/**
+ * A warning for every flow id that two or more files under the config's
+ * `flows:` declare: the id alone decides which flow and node state a run uses
+ * (and whose run history it joins), so each of those files reaches the
+ * others' state. Nothing when `flows:` cannot be read (that error comes where
+ * the files are used).
+ */
+export async function sharedFlowIdWarnings(config: ResolvedConfig): Promise<string[]> {
+  let files: { file: string; id: string }[];
+  try {
+    files = await flowIdsByFile(config);
+  } catch {
+    return [];
+  }
+  const byId = new Map<string, string[]>();
+  for (const { file, id } of files) byId.set(id, [...byId.get(id) ?? [], file]);
+  return [...byId].filter(([, same]) => same.length > 1).map(([id, same]) =>
+    sharedIdWarning(id, same)
+  );
+}
+
+/** The warning for flow `id`, declared by every file of `files`. */
+export function sharedIdWarning(id: string, files: readonly string[]): string {
+  const named = files.length === 2
+    ? files.join(" and ")
+    : `${files.slice(0, -1).join(", ")} and ${files.at(-1)}`;
+  return `flow id "${id}" is declared by ${named}: a flow's id decides which flow and node state its runs use, so each of these files reads and writes the others' state; give each flow its own id`;
+}
+
+/**
  * The flow ids the config's flow files declare, in file order (a file whose
  * id cannot be read is left out). Throws a `ConfigError` as {@linkcode flowFiles} does.
  */
 export async function declaredFlowIds(config: ResolvedConfig): Promise<string[]> {
-  const ids: string[] = [];
-  for (const file of await flowFiles(config)) {
-    const id = await flowIdOf(file);
-    if (id !== undefined) ids.push(id);
-  }
-  return ids;
+  return (await flowIdsByFile(config)).map((f) => f.id);
 }
 
 /**

@@ -11,8 +11,15 @@ import { callGuarded } from "./_callback.ts";
 import type { Clock, Timers } from "./clock.ts";
 import type { StoreResolver } from "./state/scopes.ts";
 import { executeFlow, type PreparedFlow, type RunGuard } from "./flow/executor.ts";
-import { type FlowSource, isFlowPath, loadFlowIn } from "./flow/load.ts";
+import { type FlowSource, isFlowPath, type LoadedFlow, loadFlowIn } from "./flow/load.ts";
+import type { ParsedFlow } from "./flow/parse.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
+import {
+  checkCeiling,
+  SubFlowRefusedError,
+  type SubRunRule,
+  subRunTarget,
+} from "./flow/sub_flows.ts";
 import type { FlowCache } from "./flow_cache.ts";
 import { coerceInputs } from "./flow/inputs.ts";
 import { claimedRunCommit, RunNotOwnedError, RunRecorder } from "./records/recorder.ts";
@@ -49,6 +56,12 @@ export interface FlowHost {
   sandboxes?: SandboxPool;
   /** Prepared flows kept across runs, by content (default: every run prepares its flow). */
   flows?: FlowCache;
+  /**
+   * The config's `flows:` entries (absolute files or folders): besides the
+   * calling flow's folder, where a sandboxed node's (or a computed) sub-flow
+   * path may point.
+   */
+  flowRoots?: readonly string[];
   /** Enqueues a run (the `queue` node type): a flow id, or an absolute path. */
   enqueue?: (flow: string, options: EnqueueOptions) => Promise<EnqueueResult>;
 }
@@ -282,6 +295,7 @@ async function runInTree(
   tree: RunTree,
   onStart?: (runId: string) => void,
   claimed?: ClaimedRun,
+  rule: SubRunRule = {},
 ): Promise<RunRecord> {
   const depth = options.depth ?? 0;
   if (depth > MAX_DEPTH) {
@@ -293,7 +307,15 @@ async function runInTree(
     // Sub-runs share the root run's pool; it stops its Workers when the root run ends.
     const pool = new SandboxPool();
     try {
-      return await runInTree({ ...host, sandboxes: pool }, flow, options, tree, onStart, claimed);
+      return await runInTree(
+        { ...host, sandboxes: pool },
+        flow,
+        options,
+        tree,
+        onStart,
+        claimed,
+        rule,
+      );
     } finally {
       pool.close();
     }
@@ -306,9 +328,28 @@ async function runInTree(
     ...(host.trustedNodes === undefined ? {} : { trusted: host.trustedNodes }),
     ...(host.trustedBaseDir === undefined ? {} : { trustedBaseDir: host.trustedBaseDir }),
   };
-  const { parsed, prepared } = host.flows === undefined
-    ? await loadFlowIn(flow, loadOptions)
-    : await host.flows.load(flow, loadOptions);
+  const ceiling = rule.ceiling;
+  if (ceiling !== undefined) {
+    // Checked on the parsed flow, before any of its modules is loaded.
+    Object.assign(loadOptions, {
+      beforePrepare: (parsed: ParsedFlow, baseDir: string) =>
+        checkCeiling(parsed, ceiling, { ...loadOptions, baseDir }),
+    });
+  }
+  let loaded: LoadedFlow;
+  try {
+    loaded = host.flows === undefined
+      ? await loadFlowIn(flow, loadOptions)
+      : await host.flows.load(flow, loadOptions);
+  } catch (err) {
+    if (rule.untrusted === undefined || err instanceof SubFlowRefusedError) throw err;
+    // Its problems may quote the file (any YAML file of those folders): not for the node's eyes.
+    const file = typeof flow === "string" ? flow : "(definition)";
+    throw new SubFlowRefusedError(
+      `Cannot start sub-flow ${file} for ${rule.untrusted}: it is not a valid flow; its problems are not shown to a sandboxed node or a computed flow: (run flowstate validate ${file} to see them)`,
+    );
+  }
+  const { parsed, prepared } = loaded;
   const def = prepared.definition;
   const inputs = coerceInputs(def, options.input ?? {}, {
     fromStrings: options.inputFromStrings,
@@ -420,24 +461,28 @@ async function runInTree(
           const onEvent = options.onEvent;
           if (onEvent !== undefined) callBack(tree, () => onEvent(event, runInfo));
         },
-        runFlow(sub, input, { signal, onStart }) {
+        async runFlow(sub, input, { signal, onStart, node }) {
           if (tree.subRuns >= tree.maxSubRuns) {
             const name = typeof sub === "string" ? sub : String(sub.id ?? "(inline)");
-            return Promise.reject(
-              new RangeError(
-                `Cannot run sub-flow ${name}: it would start sub-run ${
-                  tree.subRuns + 1
-                } under root run ${tree.root}, over the limit of ${tree.maxSubRuns} sub-runs per root run (a flow fanning out without end?); if intended, raise it with "runs: { maxSubRuns: N }" in the config (or the maxSubRuns option of runFlow())`,
-              ),
+            throw new RangeError(
+              `Cannot run sub-flow ${name}: it would start sub-run ${
+                tree.subRuns + 1
+              } under root run ${tree.root}, over the limit of ${tree.maxSubRuns} sub-runs per root run (a flow fanning out without end?); if intended, raise it with "runs: { maxSubRuns: N }" in the config (or the maxSubRuns option of runFlow())`,
             );
           }
           tree.subRuns++;
-          const target = typeof sub === "string" ? resolve(prepared.baseDir, sub) : sub;
+          // What the node may start: see sub_flows.ts.
+          const { target, rule: subRule } = await subRunTarget(node, def.id, sub, {
+            baseDir: prepared.baseDir,
+            flowRoots: host.flowRoots ?? [],
+            ...(rule.ceiling === undefined ? {} : { inherited: rule.ceiling }),
+          });
           // The sub-run's records are its own writes, not the parent node's (its nodes' state
-          // writes name the sub-run and its nodes, as any run's do).
-          return outsideRunActor(() =>
+          // writes name the sub-run and its nodes, as any run's do). A definition's relative
+          // paths (its nodes' `type:`, its sub-flows) are relative to the calling flow's folder.
+          return await outsideRunActor(() =>
             runInTree(
-              { ...host },
+              { ...host, cwd: prepared.baseDir },
               target,
               {
                 ...options,
@@ -449,6 +494,8 @@ async function runInTree(
               },
               tree,
               onStart,
+              undefined,
+              subRule,
             )
           );
         },

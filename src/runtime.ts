@@ -5,7 +5,7 @@
  * @module
  */
 import { loadActorStorage, setProcessActor } from "./store/actor.ts";
-import { dirname, isAbsolute, relative } from "./_path.ts";
+import { dirname, isAbsolute, relative, resolve } from "./_path.ts";
 import {
   type ConfigObject,
   loadConfig,
@@ -353,6 +353,8 @@ export interface IndexBuiltByOpen {
 }
 
 const openBuilds = new WeakMap<object, Map<string, IndexBuiltByOpen[]>>();
+/** Each runtime's cache of prepared flows (see {@linkcode flowCacheOf}). */
+const flowCaches = new WeakMap<object, FlowCache>();
 
 /**
  * The indexes the opens of store `name` by `runtime` built, not taken yet
@@ -413,9 +415,12 @@ class FlowstateRuntime implements Runtime {
     this.sandboxes = new SandboxPool({
       idleMs: config.nodes.workerIdleMs ?? 0,
       memoryLimitMiB: config.nodes.memoryLimitMiB,
+      projectDir: config.baseDir,
+      protect: protectedPaths(config),
     });
     attachEventBus(this, this.#events);
     openBuilds.set(this, this.#builtByOpen);
+    flowCaches.set(this, this.#flows);
     const events = this.#events;
     const at = () => clock.now();
     this.#stateChanges = {
@@ -634,6 +639,7 @@ class FlowstateRuntime implements Runtime {
       trustedBaseDir: this.config.baseDir,
       sandboxes: this.sandboxes,
       flows: this.#flows,
+      flowRoots: this.config.flows,
       enqueue: (flow, options) => this.enqueue(flow, options),
     };
   }
@@ -714,6 +720,27 @@ export function sandboxPoolOf(runtime: Runtime): SandboxPool | undefined {
 }
 
 /**
+ * The prepared flows `runtime` keeps across its runs (internal: the
+ * scheduler loads the config's flow files through it, and tests read its
+ * `stats` to count what was parsed).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { flowCacheOf, openRuntime } from "./runtime.ts";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const flow = { id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] };
+ * await rt.runFlow(flow);
+ * await rt.runFlow(flow);
+ * assert.equal(flowCacheOf(rt)?.stats.misses, 1); // prepared once
+ * ```
+ */
+export function flowCacheOf(runtime: Runtime): FlowCache | undefined {
+  return flowCaches.get(runtime);
+}
+
+/**
  * How `runtime` runs flows, with the config's run defaults (internal: the
  * queue's workers run claimed runs with it).
  */
@@ -736,4 +763,18 @@ function definedOnly<T extends object>(options: T | undefined): Partial<T> {
   return Object.fromEntries(
     Object.entries(options ?? {}).filter(([, value]) => value !== undefined),
   ) as Partial<T>;
+}
+
+/**
+ * What no node module may read through its imports: the home, every store's
+ * file (a store option `path`, relative to the config) and the config file.
+ */
+function protectedPaths(config: ResolvedConfig): string[] {
+  const paths = [config.home];
+  if (config.file !== null) paths.push(config.file);
+  for (const spec of Object.values(config.stores)) {
+    const path = (spec as { path?: unknown }).path;
+    if (typeof path === "string") paths.push(resolve(config.baseDir, path));
+  }
+  return paths;
 }

@@ -79,3 +79,82 @@ export function describe(value: unknown): string {
   if (Array.isArray(value)) return "a list";
   return typeof value === "object" ? "a mapping" : `${typeof value} ${String(value)}`;
 }
+
+const ISO_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
+
+/**
+ * An ISO 8601 date or date-time as epoch ms, or `undefined` when `text` is
+ * not one. With an offset (`Z`, `+01:00`) it is that instant; without one it
+ * is a wall-clock time in `timezone` (a date alone is its midnight there), as
+ * the CLI shows times: the same text means the same instant whatever the
+ * process's `TZ`. A wall time a clock change skips is read with the offset
+ * before the change (02:30 on a spring-forward night is 03:30); one it
+ * repeats is the earlier of the two.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseIsoTime } from "./timezone.ts";
+ *
+ * assert.equal(parseIsoTime("2026-12-06T12:00", "Europe/Paris"), Date.UTC(2026, 11, 6, 11));
+ * assert.equal(parseIsoTime("2026-12-06T12:00Z", "Europe/Paris"), Date.UTC(2026, 11, 6, 12));
+ * assert.equal(parseIsoTime("2026-12-06", "UTC"), Date.UTC(2026, 11, 6));
+ * assert.equal(parseIsoTime("Dec 6", "UTC"), undefined);
+ * ```
+ */
+export function parseIsoTime(text: string, timezone: string): number | undefined {
+  const m = ISO_TIME.exec(text.trim());
+  if (m === null) return undefined;
+  const [, y, mo, d, h = "0", mi = "0", s = "0", frac = "", zone] = m;
+  const fields = [Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)] as const;
+  const wall = Date.UTC(...fields) + Number(frac.slice(0, 3).padEnd(3, "0"));
+  // Date.UTC rolls 2026-02-30 over to March: such a date is not one.
+  const check = new Date(wall);
+  if (
+    check.getUTCFullYear() !== fields[0] || check.getUTCMonth() !== fields[1] ||
+    check.getUTCDate() !== fields[2] || check.getUTCHours() !== fields[3] ||
+    check.getUTCMinutes() !== fields[4] || check.getUTCSeconds() !== fields[5]
+  ) return undefined;
+  if (zone !== undefined) {
+    if (zone.toUpperCase() === "Z") return wall;
+    const sign = zone[0] === "-" ? -1 : 1;
+    const digits = zone.slice(1).replace(":", "");
+    const offset = Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2) || "0");
+    return wall - sign * offset * 60_000;
+  }
+  // The zone's offset a day either side of the wall time; the instant whose wall time in the
+  // zone is `wall` uses one of them (both, when a clock change repeats it: the earlier).
+  const DAY = 86_400_000;
+  const candidates = [...new Set([offsetAt(wall - DAY, timezone), offsetAt(wall + DAY, timezone)])]
+    .map((offset) => wall - offset);
+  const exact = candidates.filter((t) => t + offsetAt(t, timezone) === wall);
+  return exact.length > 0 ? Math.min(...exact) : candidates[0];
+}
+
+const offsetFormats = new Map<string, Intl.DateTimeFormat>();
+
+/** How far `timezone`'s wall clock is ahead of UTC at `time` (ms). */
+function offsetAt(time: number, timezone: string): number {
+  let format = offsetFormats.get(timezone);
+  if (format === undefined) {
+    format = new Intl.DateTimeFormat("en-US", {
+      timeZone: timezone,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "numeric",
+      day: "numeric",
+      hour: "numeric",
+      minute: "numeric",
+      second: "numeric",
+    });
+    offsetFormats.set(timezone, format);
+  }
+  const parts: Record<string, number> = {};
+  for (const p of format.formatToParts(time)) {
+    if (p.type !== "literal") parts[p.type] = Number(p.value);
+  }
+  const whole = time - (((time % 1000) + 1000) % 1000);
+  return Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second) -
+    whole;
+}

@@ -170,9 +170,25 @@ Deno.test("validate --json lists every file with ok and its problems (file, line
       ok: true,
       problems: [],
       nodes: [
-        { id: "bump", type: "state.increment", runs: "builtin", permissions: null },
-        { id: "report", type: "log", runs: "builtin", permissions: null },
+        {
+          id: "bump",
+          type: "state.increment",
+          runs: "builtin",
+          permissions: null,
+          withEnv: [],
+          subFlows: null,
+        },
+        {
+          id: "report",
+          type: "log",
+          runs: "builtin",
+          permissions: null,
+          withEnv: [],
+          subFlows: null,
+        },
       ],
+      env: [],
+      warnings: [],
     });
     assert.equal(results[1].file, "bad.flow.yaml");
     assert.equal(results[1].ok, false);

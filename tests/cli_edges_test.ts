@@ -148,3 +148,37 @@ Deno.test("jobs ls says what a schedule in parentheses means (not in effect), an
     assert.doesNotMatch(scheduled.stdout, legend);
   });
 });
+
+Deno.test("jobs run --option maxAge=30 is refused for having no unit (it meant 30 ms: every run would go)", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: sqlite, path: state.db }\n",
+    );
+    await Deno.writeTextFile(
+      join(dir, "one.flow.yaml"),
+      "id: one\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+    );
+    for (let i = 0; i < 2; i++) assert.equal((await run("run", "one.flow.yaml")).code, 0);
+    const refused = await run("jobs", "run", "retention", "--option", "maxAge=30");
+    assert.equal(refused.code, 2, refused.stdout);
+    assert.match(
+      refused.stderr,
+      /Invalid --option "maxAge=30": maxAge is a duration: add a unit \(maxAge=30d for days,/,
+    );
+    const listed = await run("runs", "ls", "--json");
+    assert.equal(JSON.parse(listed.stdout).length, 2, "no run was deleted");
+    // Numbers that are not durations, and durations with their unit, are taken as they are.
+    const ok = await run(
+      "jobs",
+      "run",
+      "retention",
+      "--option",
+      "maxAge=30d",
+      "--option",
+      "maxRuns=5",
+      "--quiet",
+    );
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+});

@@ -397,7 +397,9 @@ Deno.test("flowstate validate checks flows without writing and reports every inv
       ok.stdout,
       `ok good.flow.yaml\nok ${
         example("retry")
-      }\n  flaky (./nodes/flaky.ts): worker, permissions: none\nok ${example("sub-flow")}\n`,
+      }\n  flaky (./nodes/flaky.ts): worker, permissions: none; sub-flows: flow files only, within these permissions\nok ${
+        example("sub-flow")
+      }\n`,
     );
 
     const mixed = await run("validate", "good.flow.yaml", "bad.flow.yaml", "not-a-node.flow.yaml");

@@ -14,6 +14,7 @@ stores:
   copy: { plugin: jsonfile, path: data/copy.json }
   pit: { plugin: sqlite, path: data/pit.db }
   plain: { plugin: memory, snapshot: data/plain.snapshot.json }
+  scratch: { plugin: memory }
 scopes: { global: main, flow: main, node: main }
 `;
 
@@ -87,6 +88,23 @@ Deno.test("flowstate backup --since, restore <full> <increments>, restore --at -
     );
     assert.equal(restored.changes, 3, JSON.stringify(restored));
     assert.deepEqual(await dump(run, "copy"), end);
+    // What the store holds, not the writes: a, c (b was deleted by a change).
+    assert.deepEqual([restored.holds, restored.deleted], [end.length, 1]);
+    assert.equal(end.length, 2);
+    // The same said in words (restored again, into a store that lives for one command).
+    const said = await ok(
+      run,
+      "restore",
+      join(dir, "full.fsbackup"),
+      join(dir, "inc1.fsbackup"),
+      join(dir, "inc2.fsbackup"),
+      "--store",
+      "scratch",
+    );
+    assert.match(
+      said,
+      /^Restored store "scratch" from .*full\.fsbackup and 2 increment\(s\): it holds 2 entries \(3 changes replayed, 1 of them deletes\)/,
+    );
 
     // A gap is refused, naming the files and the sequence numbers; nothing written.
     const gap = await run(

@@ -43,6 +43,14 @@ Deno.test("flowstate with an unknown command exits 2 with one readable error", a
     assert.match(result.stderr, /^error: unknown command 'stats'/);
     assert.match(result.stderr, /did you mean state/i);
     assertNoStackTrace(result.stderr);
+    // With --help (anywhere) it is the same error, not the program's help with exit 0.
+    for (const args of [["stats", "--help"], ["-c", "x.yaml", "stats", "-h"], ["help", "stats"]]) {
+      const help = await run(...args);
+      assert.equal(help.code, 2, args.join(" "));
+      assert.equal(help.stderr, result.stderr, args.join(" "));
+      assert.equal(help.stdout, "");
+    }
+    assert.equal((await run("state", "--help")).code, 0);
   });
 });
 

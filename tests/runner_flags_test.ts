@@ -55,6 +55,12 @@ Deno.test("the flowstate task's flags grant no --allow-run, write only .flowstat
   assert.equal(denoJson.tasks.run, denoJson.tasks.flowstate + " run");
 });
 
+Deno.test("the tasks never prompt: a missing permission fails instead of asking on the operator's terminal", () => {
+  // A node's Deno.permissions.request() (or anything reaching Deno's prompt) would otherwise ask
+  // the operator, not naming the node, and answering y would grant it.
+  assert.ok(taskFlags().includes("--no-prompt"), taskFlags().join(" "));
+});
+
 Deno.test("the tasks keep compiled functions in the code cache (cold start)", () => {
   // Without it, every start compiles again each function the run calls (BENCHMARKS.md,
   // coldstart3). The next test runs a default project with it, custom node included.
@@ -168,6 +174,38 @@ Deno.test("a store the task's flags do not cover fails naming the flag to add, w
       run.stderr,
     );
     assert.doesNotMatch(run.stderr, /--debug/);
+    assert.deepEqual([...Deno.readDirSync(outside)], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});
+
+Deno.test("a backup out of the task's --allow-write fails naming the flag to add (backup and jobs run backup)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-flags-" });
+  const outside = await Deno.makeTempDir({ prefix: "flowstate-outside-" });
+  try {
+    assert.equal((await flowstate(dir, "state", "set", "a", "1")).code, 0);
+    const file = join(outside, "b", "x.fsbackup");
+    for (
+      const args of [
+        ["backup", "--store", "default", "--out", file],
+        ["jobs", "run", "backup", "--option", `out=${file}`],
+      ]
+    ) {
+      const out = await flowstate(dir, ...args);
+      assert.equal(out.code, 1, args.join(" "));
+      // `jobs run` prints its summary (the error among it) on stdout, the hint on stderr.
+      assert.match(out.stdout + out.stderr, /Requires write access to /, args.join(" "));
+      assert.ok(
+        out.stderr.includes(
+          `hint: Flowstate was started without --allow-write for ${
+            join(outside, "b")
+          }; add it to the flags`,
+        ),
+        `${args.join(" ")}: ${out.stderr}`,
+      );
+    }
     assert.deepEqual([...Deno.readDirSync(outside)], []);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -220,10 +220,26 @@ Deno.test("validate lists what each node asks for, and checks permissions: with 
           read: [join(await Deno.realPath(sandbox.dir), "data")],
           env: ["TOKEN"],
         },
+        withEnv: [],
+        subFlows: "capped",
       },
-      { id: "b", type: "./nodes/hostile.ts", runs: "worker", permissions: none },
-      { id: "c", type: "./nodes/fast.ts", runs: "trusted", permissions: null },
-      { id: "d", type: "log", runs: "builtin", permissions: null },
+      {
+        id: "b",
+        type: "./nodes/hostile.ts",
+        runs: "worker",
+        permissions: none,
+        withEnv: [],
+        subFlows: "capped",
+      },
+      {
+        id: "c",
+        type: "./nodes/fast.ts",
+        runs: "trusted",
+        permissions: null,
+        withEnv: [],
+        subFlows: "any",
+      },
+      { id: "d", type: "log", runs: "builtin", permissions: null, withEnv: [], subFlows: null },
     ]);
     const text = await sandbox.run("validate", "ok.flow.yaml");
     assert.match(

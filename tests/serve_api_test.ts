@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type ConfigObject, startWorker } from "../mod.ts";
 import { documented, eventually, FLOWS, withServed } from "./_serve.ts";
+import { flowCacheOf } from "../src/runtime.ts";
 
 const POSTGRES_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
 
@@ -596,6 +597,121 @@ Deno.test("serve: starting an invalid flow, by the API or its webhook, answers w
       /^the flow typo \(.*typo\.flow\.yaml\), which declares the webhook \/hooks\/typo, is invalid: .*4:21: nodes\[0\]\.type: unknown node type "lgo".*flowstate validate/,
     );
     assert.deepEqual((await (await runtime.records()).listRuns({})).runs, [], "nothing queued");
+  });
+});
+
+Deno.test("serve: GET /api/runs/{id}/nodes pages a run's nodes, those not started too (in the flow's order); GET /api/runs/{id} answers as before", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ dir, runtime, request }) => {
+    await Deno.writeTextFile(
+      join(dir, "flows", "steps.flow.yaml"),
+      `id: steps
+nodes:
+  - { id: first, type: log, with: { message: one } }
+  - { id: hold, type: delay, needs: [first], with: { for: 60s } }
+  - { id: zeta, type: log, needs: [hold], with: { message: three } }
+  - { id: alpha, type: log, needs: [zeta], with: { message: four } }
+`,
+    );
+    const started = await request("/api/flows/steps/runs", { method: "POST", ...json({}) });
+    assert.equal(started.status, 202);
+    const { runId } = await started.json();
+    const records = await runtime.records();
+    await eventually(
+      "hold runs",
+      async () =>
+        (await records.getEvents(runId)).some((e) =>
+          e.type === "node.start" && "node" in e && e.node === "hold"
+        ),
+    );
+    type Page = RunDetail & {
+      nodeIds: string[];
+      offset: number;
+      total: number;
+      next?: number;
+      run: { nodes: Record<string, unknown> };
+    };
+    const page = async (query: string) =>
+      await documented<Page>(
+        "GET",
+        "/api/runs/{id}/nodes",
+        await request(`/api/runs/${runId}/nodes${query}`),
+      );
+    const first = await page("?limit=3");
+    assert.equal(first.run.status, "running");
+    assert.deepEqual(first.nodeIds, ["first", "hold", "zeta"]);
+    assert.equal(first.total, 4);
+    assert.equal(first.next, 3);
+    assert.ok(first.events.some((e) => e.type === "run.start"), "the run's own events come first");
+    const second = await page("?offset=3&limit=3");
+    assert.deepEqual(second.nodeIds, ["alpha"]);
+    assert.equal(second.next, undefined);
+    assert.deepEqual(second.events, [], "a node not started has no events");
+    assert.deepEqual(second.run.nodes, {});
+    // Without a page: the whole run, as before.
+    const whole = await documented<RunDetail & { nodeIds?: unknown }>(
+      "GET",
+      "/api/runs/{id}",
+      await request(`/api/runs/${runId}`),
+    );
+    assert.equal(whole.nodeIds, undefined);
+    assert.ok(whole.events.length >= first.events.length);
+    const cancel = await request(`/api/runs/${runId}/cancel`, { method: "POST" });
+    assert.equal(cancel.status, 202, await cancel.clone().text());
+    await cancel.body?.cancel();
+    await eventually(
+      "cancelled",
+      async () => (await records.getRun(runId))?.status === "cancelled",
+    );
+    // Ended: every node in one page, its outcomes with it.
+    const ended = await page("");
+    assert.deepEqual(ended.nodeIds, ["first", "hold", "zeta", "alpha"]);
+    assert.equal(ended.next, undefined);
+    assert.deepEqual(Object.keys(ended.run.nodes).sort(), ["alpha", "first", "hold", "zeta"]);
+    for (const bad of ["?limit=0", "?offset=-1", "?limit=10001", "?nodes=5"]) {
+      const res = await request(`/api/runs/${runId}/nodes${bad}`);
+      assert.equal(res.status, 400, bad);
+      await res.body?.cancel();
+    }
+    const missing = await request("/api/runs/0mxbaaaaaaaaaaaaaaaa/nodes");
+    assert.equal(missing.status, 404);
+    await missing.body?.cancel();
+  });
+});
+
+Deno.test("serve: GET /api/schedules parses a flow file again only when it changed, and shows a change at once", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ dir, runtime, request }) => {
+    const file = join(dir, "flows", "nightly.flow.yaml");
+    const nightly = (cron: string) =>
+      `id: nightly\nschedule: "${cron}"\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n`;
+    await Deno.writeTextFile(file, nightly("0 3 * * *"));
+    const cache = flowCacheOf(runtime)!;
+    const cronOf = async () => {
+      const list = await documented<{ id: string; cron: string }[]>(
+        "GET",
+        "/api/schedules",
+        await request("/api/schedules"),
+      );
+      return list.find((s) => s.id === "flow:nightly")?.cron;
+    };
+    assert.equal(await cronOf(), "0 3 * * *");
+    const parsed = cache.stats.misses;
+    assert.ok(parsed >= 3, "every flow file was parsed once");
+    // Nothing changed: nothing is parsed again.
+    assert.equal(await cronOf(), "0 3 * * *");
+    assert.equal(await cronOf(), "0 3 * * *");
+    assert.equal(cache.stats.misses, parsed);
+    // An edit shows at the next request, and only that file is parsed.
+    await Deno.writeTextFile(file, nightly("30 4 * * *"));
+    assert.equal(await cronOf(), "30 4 * * *");
+    assert.equal(cache.stats.misses, parsed + 1);
+    // A file that became invalid is reported as before.
+    await Deno.writeTextFile(
+      file,
+      "id: nightly\nschedule: 0 3 * * *\nnodes: [{ id: a, type: nope }]\n",
+    );
+    const bad = await request("/api/schedules");
+    assert.equal(bad.status, 400);
+    assert.match((await bad.json()).error.message, /nightly\.flow\.yaml.*nope/);
   });
 });
 

@@ -164,6 +164,22 @@ export function dropSchemaTest(name: string, schema: string): void {
 }
 
 /**
+ * Resolves once a statement that names `table` waits for a lock, as the
+ * server sees it from `watcher`'s session (polled every 20 ms).
+ */
+export async function untilWaitingOnLock(watcher: postgres.Sql, table: string): Promise<void> {
+  for (;;) {
+    const [row] = await watcher.unsafe<{ n: number }[]>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() ` +
+        `AND wait_event_type = 'Lock' AND position($1 in query) > 0`,
+      [table],
+    );
+    if (row.n > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
  * Run `fn` while another session's transaction holds what `lock` takes
  * (a statement, with `params`), and fail unless `fn` finished before that
  * transaction ends on its own 10 s later: `fn` must not wait for it. `what`

@@ -15,6 +15,7 @@ import {
   ROOT,
   SCHEMA,
   TESTDATA,
+  untilWaitingOnLock,
   whileLockHeld,
   withAdmin,
   withLimitedRole,
@@ -1145,6 +1146,67 @@ pgTest(
     );
     await store.set(["k"], 3);
     assert.equal((await store.get(["k"]))?.value, 3);
+  },
+);
+
+pgTest(
+  "postgres: with lockTimeout 0, a get, list, query, set, compare-and-set and delete waiting for another session's lock end at once when their signal aborts, writing nothing",
+  async (url) => {
+    const table = newTable("lockabort");
+    const spec = { plugin: "postgres", url, schema: SCHEMA, table, lockTimeout: 0 };
+    await using store = await openStore(spec, { name: "main" });
+    assert.equal(store.capabilities.abort, true);
+    const { version } = await store.set(["k"], 1);
+    assert.ok(version !== undefined);
+    const calls: [string, (signal: AbortSignal) => Promise<unknown>][] = [
+      ["set", (signal) => store.set(["k"], 2, { signal })],
+      ["compare-and-set", (signal) => store.set(["k"], 3, { ifVersion: version, signal })],
+      ["delete", (signal) => store.delete(["k"], { signal })],
+      ["set of a new key", (signal) => store.set(["new"], 4, { signal })],
+      ["get", (signal) => store.get(["k"], { signal })],
+      ["list", (signal) => Array.fromAsync(store.list({ prefix: [], signal }))],
+      ["query", (signal) => store.query({ where: [{ path: "n", op: "eq", value: 1 }], signal })],
+    ];
+    const givenUp = (name: string) => (err: unknown) => {
+      assert.ok(err instanceof Error, String(err));
+      assert.equal(err.name, "AbortError", `${name}: ${err.message}`);
+      assert.match(err.message, /store "main" .*: given up, its signal aborted/);
+      assert.equal(err.cause, "stopped");
+      return true;
+    };
+    await withAdmin(url, async (watcher) => {
+      // The table locked (reads wait too), then a row only (writes of that key wait).
+      for (
+        const lock of [
+          `LOCK TABLE "${SCHEMA}"."${table}" IN ACCESS EXCLUSIVE MODE`,
+          `SELECT key FROM "${SCHEMA}"."${table}" WHERE key = $1 FOR UPDATE`,
+        ]
+      ) {
+        const rowOnly = lock.startsWith("SELECT");
+        await whileLockHeld(
+          url,
+          lock,
+          rowOnly ? [encodeKey(["k"])] : [],
+          "a call waited for the lock to go",
+          async () => {
+            for (const [name, call] of calls) {
+              // Only the writes of the locked row wait for a row lock.
+              if (rowOnly && ["get", "list", "query", "set of a new key"].includes(name)) continue;
+              const stop = new AbortController();
+              const pending = call(stop.signal);
+              await untilWaitingOnLock(watcher, table);
+              stop.abort("stopped");
+              await assert.rejects(pending, givenUp(name), name);
+            }
+          },
+        );
+      }
+    });
+    // Nothing was written, and the store goes on.
+    assert.equal((await store.get(["k"]))?.value, 1);
+    assert.equal(await store.get(["new"]), null);
+    await store.set(["k"], 5);
+    assert.equal((await store.get(["k"]))?.value, 5);
   },
 );
 

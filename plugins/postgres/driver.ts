@@ -7,8 +7,9 @@
  *
  * @module
  */
-import type { Row, RowList, Sql } from "postgres";
+import type { PendingQuery, Row, RowList, Sql } from "postgres";
 import { StoreClosedError, StoreCorruptError } from "../../src/errors.ts";
+import { givenUpError } from "../../src/store/given_up.ts";
 import type {
   ClaimRequest,
   ClearRange,
@@ -190,6 +191,28 @@ const CLOSE_TIMEOUT = 5;
 const PREPARED = { prepare: true } as const;
 
 /**
+ * `query`'s answer; when `signal` aborts first, the statement is cancelled
+ * (postgres.js sends PostgreSQL's CancelRequest, or drops it unsent) and
+ * this rejects with `query_canceled` (57014): a statement waiting for a lock
+ * another session holds ends at once, having written nothing. A signal
+ * aborted already: the statement is not sent.
+ */
+async function until<R>(
+  query: Promise<R> & { cancel(): void },
+  signal: AbortSignal | undefined,
+): Promise<R> {
+  if (signal === undefined) return await query;
+  const cancel = () => query.cancel();
+  if (signal.aborted) cancel();
+  else signal.addEventListener("abort", cancel, { once: true });
+  try {
+    return await query;
+  } finally {
+    signal.removeEventListener("abort", cancel);
+  }
+}
+
+/**
  * The postgres driver: a connection pool (the `postgres` npm package, imported
  * when the first store opens) and one entries table.
  *
@@ -228,6 +251,8 @@ export class PostgresDriver implements StoreDriver {
     multiProcess: true,
     indexes: true,
     search: true,
+    // A get or plain commit given a signal cancels its statement when it aborts (see `#until`).
+    abort: true,
   });
   /** Single statements (never reserved). */
   #sql: Sql;
@@ -376,9 +401,16 @@ export class PostgresDriver implements StoreDriver {
     }
   }
 
-  /** An error that says what failed, on which store, and why (the driver's error as cause). */
-  #error(what: string, err: unknown): Error {
+  /**
+   * An error that says what failed, on which store, and why (the driver's
+   * error as cause); a call whose `signal` aborted was given up (its
+   * statement cancelled, or never sent).
+   */
+  #error(what: string, err: unknown, signal?: AbortSignal, undone?: string): Error {
     if (err instanceof StoreClosedError) return err;
+    if (signal?.aborted) {
+      return givenUpError(what, `store "${this.#storeName}" (${this.location})`, signal, undone);
+    }
     if (this.#closed) {
       return new StoreClosedError(
         `${what}: store "${this.#storeName}" (${this.location}) was closed`,
@@ -408,12 +440,13 @@ export class PostgresDriver implements StoreDriver {
     what: string,
     text: string,
     params: unknown[],
+    signal?: AbortSignal,
   ): Promise<RowList<T>> {
     this.#assertOpen(what);
     try {
-      return await this.#sql.unsafe<T>(text, params as never[], PREPARED);
+      return await until(this.#sql.unsafe<T>(text, params as never[], PREPARED), signal);
     } catch (err) {
-      throw this.#error(what, err);
+      throw this.#error(what, err, signal);
     }
   }
 
@@ -422,21 +455,25 @@ export class PostgresDriver implements StoreDriver {
     what: string,
     text: string,
     params: unknown[],
+    signal?: AbortSignal,
   ): Promise<T[]> {
     this.#assertOpen(what);
     try {
-      return await this.#sql.unsafe(text, params as never[], PREPARED).values() as unknown as T[];
+      return await until(
+        this.#sql.unsafe(text, params as never[], PREPARED).values(),
+        signal,
+      ) as unknown as T[];
     } catch (err) {
-      throw this.#error(what, err);
+      throw this.#error(what, err, signal);
     }
   }
 
-  /** One live entry, or `null`. */
-  async get(key: Key, now: number): Promise<RawEntry | null> {
+  /** One live entry, or `null`; given up (its statement cancelled) when `signal` aborts. */
+  async get(key: Key, now: number, signal?: AbortSignal): Promise<RawEntry | null> {
     const rows = await this.#run<Omit<EntryRow, "key">[]>("Cannot get", this.#sqlText.get, [
       encodeKey(key),
       now,
-    ]);
+    ], signal);
     if (rows.length === 0) return null;
     const row = rows[0];
     return { key, value: row.value, version: row.version, expiresAt: row.expires_at };
@@ -463,9 +500,10 @@ export class PostgresDriver implements StoreDriver {
   /**
    * Live entries in key order, fetched in pages of `batchSize` (default 256)
    * by keyset pagination: no transaction stays open between pages, and each
-   * page sees the latest commits.
+   * page sees the latest commits. A page still waiting when `signal` aborts
+   * is given up (its statement cancelled).
    */
-  list(range: KeyRange, now: number): AsyncIterableIterator<RawEntry> {
+  list(range: KeyRange, now: number, signal?: AbortSignal): AsyncIterableIterator<RawEntry> {
     const what = "Cannot list";
     // Keys come back as the escape text of their bytes after the prefix, rows as arrays
     // (see rows.ts): far cheaper for the client than a bytea and a row object.
@@ -485,6 +523,7 @@ export class PostgresDriver implements StoreDriver {
         what,
         pages.select(this.#table, where, `$${params.push(size)}`, keys.columns),
         params,
+        signal,
       );
     }, keys);
   }
@@ -512,11 +551,16 @@ export class PostgresDriver implements StoreDriver {
    *   exclusive, so it waits for every other commit and they for it.
    *
    * A commit PostgreSQL aborts for a deadlock is retried (it wrote nothing).
+   *
+   * A commit without a range delete given a `signal` is given up when it
+   * aborts: its statement is cancelled wherever it waits (a row or the table
+   * another session locked, a key's advisory lock), its transaction rolls
+   * back, and it rejects having written nothing.
    */
   async commit(request: CommitRequest): Promise<DriverCommitResult> {
     const what = "Cannot commit";
     this.#assertOpen(what);
-    const { checks, mutations, version, now } = request;
+    const { checks, mutations, version, now, signal } = request;
     if (checks.length === 0 && mutations.length === 0) return { ok: true };
     if (mutations.some((m) => m.type === "clear")) {
       for (let attempt = 1;; attempt++) {
@@ -536,37 +580,45 @@ export class PostgresDriver implements StoreDriver {
           checks.length === 0 && plan.deleteKeys.length === 0 &&
           plan.single?.mutation.type !== "delete"
         ) {
-          await this.#upsert(plan, version);
+          await this.#upsert(plan, version, signal);
           return { ok: true };
         }
-        const lone = await this.#loneCompareAndSet(checks, plan, version, now);
+        const lone = await this.#loneCompareAndSet(checks, plan, version, now, signal);
         if (lone !== undefined) return lone;
-        return await this.#checkedWrite(checks, plan, version, now);
+        return await this.#checkedWrite(checks, plan, version, now, signal);
       } catch (err) {
-        if (attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed) {
-          throw this.#error(what, err);
+        if (
+          attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed || signal?.aborted
+        ) {
+          throw this.#error(what, err, signal, "nothing was written");
         }
       }
     }
   }
 
   /** Sets without checks or deletes: one statement that locks its keys, then upserts. */
-  async #upsert(plan: WritePlan, version: string): Promise<void> {
+  async #upsert(plan: WritePlan, version: string, signal?: AbortSignal): Promise<void> {
     this.#assertOpen("Cannot commit");
     const s = this.#sqlText;
     if (plan.single) {
       const { mutation: m, key } = plan.single;
       if (m.type !== "set") throw new TypeError("unreachable: a delete is not an upsert");
-      await this.#sql.unsafe(s.setOne, [key, m.value, version, m.expiresAt], PREPARED);
+      await until(
+        this.#sql.unsafe(s.setOne, [key, m.value, version, m.expiresAt], PREPARED),
+        signal,
+      );
       return;
     }
-    await this.#sql.unsafe(s.upsertMany, [
-      plan.deleteKeys,
-      plan.setKeys,
-      plan.setValues,
-      plan.setExpires as never,
-      version,
-    ], PREPARED);
+    await until(
+      this.#sql.unsafe(s.upsertMany, [
+        plan.deleteKeys,
+        plan.setKeys,
+        plan.setValues,
+        plan.setExpires as never,
+        version,
+      ], PREPARED),
+      signal,
+    );
   }
 
   /**
@@ -579,6 +631,7 @@ export class PostgresDriver implements StoreDriver {
     plan: WritePlan,
     version: string,
     now: number,
+    signal: AbortSignal | undefined,
   ): Promise<DriverCommitResult | undefined> {
     if (checks.length !== 1 || plan.single === undefined) return undefined;
     const { mutation: m, key } = plan.single;
@@ -587,19 +640,25 @@ export class PostgresDriver implements StoreDriver {
     const s = this.#sqlText;
     let rows: Row[];
     if (m.type === "set") {
-      rows = check.version === null
-        ? await this.#sql.unsafe(s.casInsert, [key, m.value, version, m.expiresAt, now], PREPARED)
-        : await this.#sql.unsafe(s.casUpdate, [
-          key,
-          m.value,
-          version,
-          m.expiresAt,
-          check.version,
-          now,
-        ] as never[], PREPARED);
+      rows = await until(
+        check.version === null
+          ? this.#sql.unsafe(s.casInsert, [key, m.value, version, m.expiresAt, now], PREPARED)
+          : this.#sql.unsafe(s.casUpdate, [
+            key,
+            m.value,
+            version,
+            m.expiresAt,
+            check.version,
+            now,
+          ] as never[], PREPARED),
+        signal,
+      );
     } else {
       if (check.version === null) return undefined;
-      rows = await this.#sql.unsafe(s.casDelete, [key, check.version, now], PREPARED);
+      rows = await until(
+        this.#sql.unsafe(s.casDelete, [key, check.version, now], PREPARED),
+        signal,
+      );
     }
     return rows.length === 1 ? { ok: true } : { ok: false, conflicts: [check.key] };
   }
@@ -609,6 +668,7 @@ export class PostgresDriver implements StoreDriver {
     plan: WritePlan,
     version: string,
     now: number,
+    signal: AbortSignal | undefined,
   ): Promise<DriverCommitResult> {
     this.#assertOpen("Cannot commit");
     const s = this.#sqlText;
@@ -645,10 +705,13 @@ export class PostgresDriver implements StoreDriver {
       // pipelined behind it on its connection).
       const c = await this.#tx.reserve();
       try {
-        const [row] = await c.unsafe<{ failed: number[] | null }[]>(
-          this.#commitCall,
-          [...params, locked, false] as never[],
-          PREPARED,
+        const [row] = await until(
+          c.unsafe<{ failed: number[] | null }[]>(
+            this.#commitCall,
+            [...params, locked, false] as never[],
+            PREPARED,
+          ),
+          signal,
         );
         return conflictsOf(row.failed ?? []);
       } catch (err) {
@@ -659,14 +722,23 @@ export class PostgresDriver implements StoreDriver {
       }
     }
     const tx = await this.#tx.reserve();
+    // Given up: the locks' and the write's statements are cancelled (where they wait), and the
+    // transaction rolls back.
+    let waits: PendingQuery<Row[]>[] = [];
+    const giveUp = () => waits.forEach((q) => q.cancel());
+    signal?.addEventListener("abort", giveUp, { once: true });
     try {
-      // Pipelined: the server runs them in order, we wait for all four answers once.
-      const results = await Promise.allSettled([
-        tx.unsafe("BEGIN"),
+      if (signal?.aborted) throw signal.reason;
+      waits = [
         tx.unsafe(s.keyLocks, [locked] as never[], PREPARED),
         checks.length === 0
           ? tx.unsafe(s.write, params.slice(3) as never[], PREPARED)
           : tx.unsafe(s.checkedWrite, params, PREPARED),
+      ];
+      // Pipelined: the server runs them in order, we wait for all four answers once.
+      const results = await Promise.allSettled([
+        tx.unsafe("BEGIN"),
+        ...waits,
         tx.unsafe("COMMIT"),
       ]);
       const failures = results.filter((r) => r.status === "rejected").map((r) => r.reason);
@@ -679,6 +751,7 @@ export class PostgresDriver implements StoreDriver {
       const written = results[2] as PromiseFulfilledResult<Row[]>;
       return conflictsOf(numbers(written.value));
     } finally {
+      signal?.removeEventListener("abort", giveUp);
       tx.release();
     }
   }
@@ -830,7 +903,11 @@ export class PostgresDriver implements StoreDriver {
    * (PostgreSQL text cannot hold them), or when a value the query reads
    * cannot be cast to `jsonb` (it holds one of those in a string).
    */
-  async query(query: NormalizedQuery, now: number): Promise<RawEntry[] | undefined> {
+  async query(
+    query: NormalizedQuery,
+    now: number,
+    signal?: AbortSignal,
+  ): Promise<RawEntry[] | undefined> {
     const what = "Cannot query";
     this.#assertOpen(what);
     const compiled = this.#compiledQueries().compile(query, now);
@@ -838,7 +915,7 @@ export class PostgresDriver implements StoreDriver {
     let rows: EscapedRow[];
     if (!compiled.castsValues) {
       // Nothing to cast, so nothing that fails midway: any connection of the pool (as list).
-      rows = await this.#values<EscapedRow>(what, compiled.sql, compiled.params);
+      rows = await this.#values<EscapedRow>(what, compiled.sql, compiled.params, signal);
     } else {
       const cast = await this.#castingQuery(what, compiled.sql, compiled.params);
       if (cast === undefined) return undefined;
@@ -846,7 +923,12 @@ export class PostgresDriver implements StoreDriver {
     }
     if (rows.length === 0 && compiled.oddCheck !== undefined) {
       // No rows: maybe because a value the index misplaces is under its prefix.
-      const [{ odd }] = await this.#run<{ odd: boolean }[]>(what, compiled.oddCheck, []);
+      const [{ odd }] = await this.#run<{ odd: boolean }[]>(
+        what,
+        compiled.oddCheck,
+        [],
+        signal,
+      );
       if (odd) return undefined;
     }
     return rows.map(compiled.keys.entry);
@@ -934,13 +1016,17 @@ export class PostgresDriver implements StoreDriver {
     return { indexes: this.#indexes.map((i) => i.name), search };
   }
 
-  /** Full-text search through the GIN index of the search column. */
-  search(request: SearchRequest, now: number): Promise<RawSearchHit[] | undefined> {
+  /** Full-text search through the GIN index of the search column; given up when `signal` aborts. */
+  search(
+    request: SearchRequest,
+    now: number,
+    signal?: AbortSignal,
+  ): Promise<RawSearchHit[] | undefined> {
     const what = "Cannot search";
     this.#assertOpen(what);
     if (this.#search === undefined) return Promise.resolve(undefined);
     return pgSearch(
-      (text, params) => this.#run<(EntryRow & { score: number })[]>(what, text, params),
+      (text, params) => this.#run<(EntryRow & { score: number })[]>(what, text, params, signal),
       this.#table,
       this.#search,
       request,

@@ -33,8 +33,9 @@ export async function listArchivedRuns(
   global: GlobalOptions,
 ): Promise<number> {
   const now = Date.now();
-  const { since, until } = parseTimeRange(options, now);
+  parseTimeRange(options, now); // bad input is refused before anything opens
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
+  const { since, until } = parseTimeRange(options, now, runtime.config.timezone);
   const runs: ArchivedRunSummary[] = await listFromArchive(runtime.home, {
     flowId: options.flow,
     status: options.status,

@@ -31,7 +31,9 @@ import { resolve } from "node:path";
 import type { BackupConsistency, BackupResult } from "../../jobs/backup.ts";
 import type { RestoreResult } from "../../jobs/restore.ts";
 import { formatBytes } from "../archive_format.ts";
-import { openRuntime } from "../runtime.ts";
+import { openRuntime, type Runtime } from "../runtime.ts";
+import type { RunRecord } from "../records/types.ts";
+import { MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import { UsageError } from "./input.ts";
 import {
   checkStore,
@@ -63,6 +65,46 @@ export interface BackupCommandOptions {
   dryRun?: boolean;
   /** `--json`. */
   json?: boolean;
+}
+
+/**
+ * `restore --force` into the store that records runs clears their records: a
+ * run another process is running there (its heartbeat fresh) would then fail
+ * to record its end. Refused, naming them, until those processes stop (or
+ * their heartbeats go stale: the process died).
+ */
+async function refuseOverLiveRuns(runtime: Runtime, store: string, file: string): Promise<void> {
+  let records;
+  try {
+    records = await runtime.records();
+  } catch {
+    return; // a store that does not open is the restore's to report
+  }
+  const now = Date.now();
+  const live: RunRecord[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await records.listRuns({ status: "running", limit: 1000, cursor });
+    for (const run of page.runs) {
+      if (now - (run.heartbeatAt ?? run.startedAt) < MIN_ABANDONED_MS) live.push(run);
+    }
+    cursor = page.cursor;
+  } while (cursor !== undefined);
+  if (live.length === 0) return;
+  const shown = live.slice(0, 5).map((r) =>
+    `${r.id} (${r.flowId}, heartbeat ${
+      Math.round((now - (r.heartbeatAt ?? r.startedAt)) / 1000)
+    } s ago)`
+  ).join(", ");
+  throw new UsageError(
+    `Cannot restore ${file} into store "${store}" with --force: ${live.length} run${
+      live.length === 1 ? " is" : "s are"
+    } running and recorded there: ${shown}${live.length > 5 ? ", …" : ""}. --force would delete ` +
+      `their records under them; stop the workers, daemons and runs using this store first ` +
+      `(runs whose process died are not counted once their heartbeat is ${
+        MIN_ABANDONED_MS / 1000
+      } s old)`,
+  );
 }
 
 /** Options of `flowstate restore`. */
@@ -219,7 +261,12 @@ export async function restoreCommand(
   }
   const now = Date.now();
   // --at takes what `state get --at` takes: #<seq> is --at-seq.
-  const point = options.at === undefined ? undefined : parsePointInTime(options.at, "--at", now);
+  if (options.at !== undefined) parsePointInTime(options.at, "--at", now); // refused before opening
+  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
+  // A time without an offset is one in the config's timezone, the one every table shows.
+  const point = options.at === undefined
+    ? undefined
+    : parsePointInTime(options.at, "--at", now, runtime.config.timezone);
   if (point !== undefined && "seq" in point) atSeq = point.seq;
   const at = point !== undefined && "time" in point ? point.time : undefined;
   if (at !== undefined && at > now + 60_000) {
@@ -235,9 +282,11 @@ export async function restoreCommand(
       `Cannot restore ${file}: a point-in-time restore (--at) goes into a new, empty store only; --force is refused`,
     );
   }
-  await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, target);
   if (options.from !== undefined) checkStore(runtime, options.from);
+  if (options.force && !options.dryRun && target === runtime.config.records) {
+    await refuseOverLiveRuns(runtime, target, file);
+  }
   const { result, record, failureCode } = await runRecordedJob<RestoreResult>(
     runtime,
     "restore",
@@ -269,9 +318,15 @@ export async function restoreCommand(
     );
   } else {
     console.log(
-      `Restored ${result.restored} entries into store "${result.store}" from ${file}${
+      `Restored store "${result.store}" from ${file}${
         increments.length > 0 ? ` and ${increments.length} increment(s)` : ""
-      }${result.changes > 0 ? ` (${result.changes} changes replayed)` : ""}${
+      }: it holds ${result.holds} entries${
+        result.changes > 0
+          ? ` (${result.changes} changes replayed${
+            result.deleted > 0 ? `, ${result.deleted} of them deletes` : ""
+          })`
+          : ""
+      }${
         result.feedSeq !== null && (options.at !== undefined || atSeq !== undefined)
           ? `, as of change ${result.feedSeq}`
           : ""

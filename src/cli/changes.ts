@@ -47,9 +47,9 @@ function changeJson(change: Change, prefix: Key): string {
   return JSON.stringify({ ...change, key: change.key.slice(prefix.length) });
 }
 
-/** Parse `--at` of `state get` (see {@linkcode parsePointInTime}). */
-export function parseAt(text: string): { seq: number } | { time: number } {
-  return parsePointInTime(text, "--at", Date.now());
+/** Parse `--at` of `state get` (see {@linkcode parsePointInTime}), in the config's `timezone`. */
+export function parseAt(text: string, timezone?: string): { seq: number } | { time: number } {
+  return parsePointInTime(text, "--at", Date.now(), timezone);
 }
 
 /** `state get <key> --at <time|#seq>`. */
@@ -60,9 +60,10 @@ export function stateGetAt(
   global: GlobalOptions,
 ): Promise<number> {
   const key = parseKey(keyText);
-  const at = parseAt(atText);
-  const when = "seq" in at ? `#${at.seq}` : new Date(at.time).toISOString();
-  return withStore(global, options, async ({ store, prefix, label }) => {
+  parseAt(atText); // bad input is refused before anything opens
+  return withStore(global, options, async ({ store, prefix, label, timezone }) => {
+    const at = parseAt(atText, timezone);
+    const when = "seq" in at ? `#${at.seq}` : new Date(at.time).toISOString();
     let entry;
     try {
       entry = await store.getAt([...prefix, ...key], at);

@@ -346,6 +346,43 @@ export function stderrLogger(
 /** Print one failure line on stderr: `error: <message>` (first line only, printable). */
 export function printError(message: string): void {
   console.error(`error: ${printable(message.split("\n")[0])}`);
+  printPermissionHint(message);
+}
+
+/**
+ * A job's error arrives as its recorded message: for Deno's permission error
+ * (known by its words), print where to grant it, as for a thrown one.
+ */
+export function printPermissionHint(message: string): void {
+  if (!/^Requires \w+ access to /.test(message)) return;
+  const hint = permissionHint(Object.assign(new Error(message), { name: "NotCapable" }));
+  if (hint !== undefined) console.error(`hint: ${hint}`);
+}
+
+/**
+ * For a permission this process lacks (Deno's `NotCapable`), where to grant
+ * it: the `flowstate` and `run` tasks grant writes to `.flowstate` only, and
+ * the host name of the system information.
+ *
+ * @example
+ * ```ts
+ * import { permissionHint } from "./common.ts";
+ * import assert from "node:assert/strict";
+ * const err = Object.assign(new Error('Requires write access to "/data/x.db", run again with the --allow-write flag'), { name: "NotCapable" });
+ * assert.match(permissionHint(err)!, /--allow-write=\.flowstate,\/data\/x\.db/);
+ * ```
+ */
+export function permissionHint(err: unknown): string | undefined {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (e.name !== "NotCapable" && e.name !== "PermissionDenied") continue;
+    const m = /Requires (\w+) access to "?([^",]*)"?/.exec(e.message);
+    if (!m) return undefined;
+    const [, kind, what] = m;
+    const flag = `--allow-${kind}`;
+    const example = kind === "write" ? `--allow-write=.flowstate,${what}` : `${flag}=${what}`;
+    return `Flowstate was started without ${flag} for ${what}; add it to the flags of the command or task that runs flowstate (deno.json "tasks"), e.g. ${example}`;
+  }
+  return undefined;
 }
 
 /**

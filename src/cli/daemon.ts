@@ -47,7 +47,8 @@ import { openRuntime, sandboxPoolOf } from "../runtime.ts";
 import { tickKey } from "../scheduler/lease.ts";
 import { Scheduler, type SchedulerEvent } from "../scheduler/scheduler.ts";
 import { type ChangeTriggerEvent, startChangeTriggers } from "../scheduler/change_triggers.ts";
-import { formatDuration } from "./format.ts";
+import { formatDuration, printable } from "./format.ts";
+import { sharedFlowIdWarnings } from "../flow_files.ts";
 import { UsageError } from "./input.ts";
 import { type GlobalOptions, onStopSignals, printWarning } from "./common.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
@@ -105,6 +106,10 @@ export async function daemonCommand(
   const pool = sandboxPoolOf(runtime);
   if (pool && runtime.config.nodes.workerIdleMs === undefined) pool.idleMs = DAEMON_WORKER_IDLE;
   const clock = runtime.clock;
+  // Two flow files with one id share its state: said once, before anything starts.
+  for (const warning of await sharedFlowIdWarnings(runtime.config)) {
+    console.error(printable(`warning: ${warning}`));
+  }
 
   // Listen before starting, so a signal while schedules load still stops cleanly.
   const stopRequested = Promise.withResolvers<string>();

@@ -9,18 +9,34 @@
  * - `flows versions <id>`: `[{ "flowId", "hash", "parent", "seq", "createdAt" }]`,
  *   newest first (`parent` is `null` for the first version); `null` (exit 1) for an unknown flow
  * - `validate`: `[{ "file", "ok", "problems": [{ "file", "line", "column", "path", "message" }],
- *   "nodes": [{ "id", "type", "runs", "permissions" }] }]` (`line` and `column` `null` when not
- *   known; `nodes` empty when not `ok`; `runs` is `builtin`, `trusted` or `worker`, and
- *   `permissions` what a `worker` node may do, paths resolved, or `null`)
+ *   "env", "warnings", "nodes": [{ "id", "type", "runs", "permissions", "withEnv", "subFlows" }] }]`
+ *   (`line` and `column` `null` when not known; `nodes` empty when not `ok`; `env` the flow's
+ *   `env:` list; `warnings` texts; `runs` is `builtin`, `trusted` or `worker`, `permissions` what
+ *   a `worker` node may do, paths resolved, or `null`; `withEnv` the `env:` variables whose
+ *   values reach the node through its `with:`; `subFlows` how it may start sub-flows:
+ *   `literal`, `computed`, `capped`, `any` or `null`)
  *
  * @module
  */
 import { FlowValidationError, loadFlowFile } from "../flow/parse.ts";
 import { loadFlow } from "../flow/load.ts";
+import type { PreparedFlow } from "../flow/executor.ts";
+import {
+  envThroughWith,
+  type GuardedPath,
+  type SubFlowStart,
+  subFlowStart,
+  writeOverlaps,
+} from "../flow/reach.ts";
+import { fromFileUrl, resolve } from "../_path.ts";
+import { moduleUrl } from "../loader.ts";
+import type { ResolvedConfig } from "../config.ts";
+import { flowIdsByFile, sharedIdWarning } from "../flow_files.ts";
 import { builtinNodes } from "../flow/nodes.ts";
 import { flowJsonSchema } from "../flow/schema.ts";
 import { loadConfig } from "../config.ts";
 import { formatPath } from "../errors.ts";
+import { describePermissions } from "../flow/sub_flows.ts";
 import {
   formatTime,
   printable,
@@ -56,6 +72,10 @@ export interface ValidateResult {
   problems: ValidateProblem[];
   /** Its nodes, where each runs and what each may do (empty when not `ok`). */
   nodes: ValidateNode[];
+  /** The flow's `env:` list: runner variables its templates may read (empty when not `ok`). */
+  env: string[];
+  /** What a reviewer should know that is not a problem (a shared flow id, a risky `write:`). */
+  warnings: string[];
 }
 
 /** One node of `validate --json`: where it runs and what it may do. */
@@ -68,6 +88,19 @@ export interface ValidateNode {
   runs: "builtin" | "trusted" | "worker";
   /** A `worker` node's permissions (Deno's names, paths resolved), else `null`. */
   permissions: Record<string, boolean | string[]> | null;
+  /**
+   * The flow's `env:` variables whose values reach the node through its
+   * `with:` templates (directly, or through the outputs of nodes it reads),
+   * whatever its `permissions:` say.
+   */
+  withEnv: string[];
+  /**
+   * How it may start sub-flows: `literal` (a `flow` node, as written),
+   * `computed` (a `flow` node's path computed at run time: a flow file in its
+   * folder or under `flows:`), `capped` (a sandboxed node: such flow files
+   * only, every node within its permissions), `any` (trusted), or `null`.
+   */
+  subFlows: SubFlowStart;
 }
 
 /**
@@ -90,6 +123,7 @@ export async function validateFlows(
   const trustedBaseDir = config.baseDir;
   const results: ValidateResult[] = [];
   const warned = new Set<string>();
+  const guarded = await guardedPaths(config);
   for (const file of files) {
     // Outside its project, a flow is checked against the default config: said once per project.
     const elsewhere = await projectElsewhereWarning(file, config);
@@ -115,26 +149,41 @@ export async function validateFlows(
         );
         if (problems.length > 0) throw new FlowValidationError(problems, file);
       }
-      const nodes = prepared.nodes.map((n): ValidateNode => ({
+      const withEnv = envThroughWith(prepared);
+      const nodes = prepared.nodes.map((n, i): ValidateNode => ({
         id: n.spec.id,
         type: n.spec.type,
         runs: n.runs ?? "builtin",
         permissions: n.permissions ?? null,
+        withEnv: withEnv[i],
+        subFlows: subFlowStart(n),
       }));
-      results.push({ file, ok: true, problems: [], nodes });
+      const env = [...parsed.definition.env ?? []];
+      const warnings = await flowWarnings(file, prepared, guarded);
+      results.push({ file, ok: true, problems: [], nodes, env, warnings });
       if (!options.json) {
         console.log(`ok ${file}`);
+        if (env.length > 0) {
+          console.log(
+            `  env: ${
+              env.join(", ")
+            } (read from the runner's environment; templates may pass them into any node's with:)`,
+          );
+        }
         for (const n of nodes) {
-          if (n.runs === "builtin") continue;
+          if (n.runs === "builtin" && n.subFlows !== "computed") continue;
           console.log(`  ${n.id} (${n.type}): ${describeRuns(n)}`);
         }
       }
+      for (const warning of warnings) console.error(printable(`warning: ${file}: ${warning}`));
     } catch (err) {
       if (!(err instanceof FlowValidationError)) throw err;
       results.push({
         file,
         ok: false,
         nodes: [],
+        env: [],
+        warnings: [],
         problems: err.problems.map((p) => ({
           file: err.file ?? file,
           line: p.line ?? null,
@@ -151,13 +200,74 @@ export async function validateFlows(
 }
 
 function describeRuns(node: ValidateNode): string {
-  if (node.runs === "trusted") return "trusted: in-process with every permission of the runner";
-  const granted = Object.entries(node.permissions ?? {}).filter(([, v]) => v !== false);
+  const env = node.withEnv.length === 0
+    ? ""
+    : `; receives env through with: ${node.withEnv.join(", ")}`;
+  if (node.runs === "builtin") {
+    return `starts a sub-flow whose path is computed at run time (only a flow file in its flow's folder or under flows: is run)${env}`;
+  }
+  if (node.runs === "trusted") {
+    return `trusted: in-process with every permission of the runner${env}`;
+  }
   return `worker, permissions: ${
-    granted.length === 0
-      ? "none"
-      : granted.map(([k, v]) => v === true ? k : `${k}=${(v as string[]).join(",")}`).join(" ")
-  }`;
+    describePermissions(node.permissions ?? {})
+  }${env}; sub-flows: flow files only, within these permissions`;
+}
+
+/**
+ * The files and folders whose content decides what nodes may do: the config
+ * file, Flowstate's home, trusted node modules, and the `flows:` entries and
+ * files (with their ids).
+ */
+async function guardedPaths(
+  config: ResolvedConfig,
+): Promise<{ paths: GuardedPath[]; flows: { file: string; id: string }[] }> {
+  const paths: GuardedPath[] = [];
+  if (config.file !== null) {
+    paths.push({ path: config.file, folder: false, what: "the config file" });
+  }
+  paths.push({ path: config.home, folder: true, what: "Flowstate's home" });
+  for (const name of config.nodes.trusted) {
+    const url = moduleUrl(name, config.baseDir);
+    if (url?.startsWith("file:")) {
+      paths.push({ path: fromFileUrl(url), folder: false, what: "the trusted node module" });
+    }
+  }
+  for (const entry of config.flows) {
+    const folder = await Deno.stat(entry).then((s) => s.isDirectory, () => false);
+    if (folder) paths.push({ path: entry, folder, what: "the flows: folder" });
+  }
+  const flows = await flowIdsByFile(config).catch(() => []);
+  for (const { file, id } of flows) {
+    paths.push({ path: file, folder: false, what: `the flow file of flow "${id}"` });
+  }
+  return { paths, flows };
+}
+
+/** A validated flow's warnings: its id declared by another file under `flows:`, risky `write:`s. */
+async function flowWarnings(
+  file: string,
+  prepared: PreparedFlow,
+  guarded: { paths: GuardedPath[]; flows: { file: string; id: string }[] },
+): Promise<string[]> {
+  const own = await realPath(resolve(file));
+  const warnings: string[] = [];
+  const id = prepared.definition.id;
+  const others: string[] = [];
+  for (const flow of guarded.flows) {
+    if (flow.id === id && await realPath(flow.file) !== own) others.push(flow.file);
+  }
+  if (others.length > 0) warnings.push(sharedIdWarning(id, [file, ...others]));
+  const paths = [
+    { path: resolve(file), folder: false, what: "its own flow file" },
+    ...guarded.paths.filter((p) => p.path !== resolve(file)),
+  ];
+  warnings.push(...writeOverlaps(prepared, paths));
+  return warnings;
+}
+
+async function realPath(path: string): Promise<string> {
+  return await Deno.realPath(path).catch(() => path);
 }
 
 /** `flows ls [--json]`. */

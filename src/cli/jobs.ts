@@ -23,6 +23,7 @@ import { didYouMean } from "../_suggest.ts";
 import type { RunRecord } from "../records/types.ts";
 import { builtinJobNames, knownJobNames } from "../jobs/builtin.ts";
 import { runJob } from "../jobs/run.ts";
+import type { Job } from "../jobs/job.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import { nextTick } from "../cron.ts";
 import { loadConfiguredJob } from "../scheduler/from_config.ts";
@@ -32,6 +33,7 @@ import {
   type GlobalOptions,
   interruptible,
   openForReading,
+  printPermissionHint,
   printWarning,
   progressMode,
   unlessMissing,
@@ -194,6 +196,36 @@ export function parseOptionPairs(pairs: readonly string[]): Record<string, unkno
   return Object.fromEntries(options);
 }
 
+/**
+ * Refuse `--option maxAge=30`: a bare number is a duration in milliseconds to
+ * the job (as in the library), so `maxAge=30` would delete every run older than
+ * 30 ms. The CLI's own duration flags refuse a number without a unit; an
+ * option the job's schema reads as a duration is refused the same way. The
+ * schema is the judge: an option is a duration when its text, given as text,
+ * is refused for having no unit.
+ */
+async function refuseUnitlessDurations(job: Job, pairs: readonly string[]): Promise<void> {
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    const name = pair.slice(0, eq).trim();
+    const text = pair.slice(eq + 1).trim();
+    // 0 is 0 in any unit.
+    if (!/^\d+(?:\.\d+)?$/.test(text) || Number(text) === 0) continue;
+    let result = job.optionsSchema["~standard"].validate({ [name]: text });
+    if (result instanceof Promise) result = await result;
+    const unitless = result.issues?.some((issue) =>
+      (issue.path ?? []).map((p) => typeof p === "object" ? p.key : p).join(".") === name &&
+      issue.message.includes("add a unit")
+    );
+    if (unitless) {
+      throw new UsageError(
+        `Invalid --option "${pair}": ${name} is a duration: add a unit (${name}=${text}d for days, ` +
+          `${name}=${text}h, ${name}=${text}m, ${name}=${text}s, or ${name}=${text}ms)`,
+      );
+    }
+  }
+}
+
 /** Options of `flowstate jobs run`. */
 export interface JobsRunOptions {
   /** `--option name=value`, repeatable; merged over the config's `jobs.<name>.options`. */
@@ -231,6 +263,7 @@ export async function jobsRun(
     );
   }
   const { job, config } = await loadConfiguredJob(runtime.config, name);
+  await refuseUnitlessDurations(job, options.option ?? []);
 
   const { value: record, interrupted, exitCode } = await interruptible(
     `Cancelling job "${name}"`,
@@ -267,6 +300,7 @@ function printSummary(name: string, record: RunRecord, dryRun: boolean): void {
     for (const key of keys) lines.push(`  ${key}: ${JSON.stringify(result[key])}`);
   }
   console.log(lines.join("\n"));
+  if (record.error) printPermissionHint(record.error.message);
 }
 
 /** The `INDEX_BUILD` lines a progress bar replaces (a drop is still printed). */

@@ -28,10 +28,11 @@ import {
   StoreOpenError,
   UnknownStoreError,
 } from "../errors.ts";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, signalRepeatMs } from "./common.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, permissionHint, signalRepeatMs } from "./common.ts";
 import { printable, StdoutClosedError } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { plainRun } from "./plain_run.ts";
+import { suggest } from "../_suggest.ts";
 
 /**
  * Run the CLI with `args` (without the program name) and resolve the exit
@@ -57,11 +58,60 @@ export async function main(args: readonly string[]): Promise<number> {
     }
     dashValueCheck(args);
     const { buildProgram } = await import("./program.ts");
-    await buildProgram(setExitCode).parseAsync([...args], { from: "user" });
+    const program = buildProgram(setExitCode);
+    const unknown = asking ? unknownCommand(program, args) : undefined;
+    if (unknown !== undefined) {
+      console.error(`error: ${unknown}`);
+      return EXIT_USAGE;
+    }
+    await program.parseAsync([...args], { from: "user" });
     return exitCode;
   } catch (err) {
     return report(err, args.includes("--debug"));
   }
+}
+
+/**
+ * `flowstate queue --help`: commander answers `--help` before it looks at the
+ * command, so an unknown command printed the program's help and exited 0. It
+ * is the usage error it is without `--help` (exit 2, with a suggestion): its
+ * message, as commander words it, or `undefined` for a known command.
+ */
+function unknownCommand(
+  program: {
+    commands: readonly { name(): string; aliases(): string[] }[];
+    options: readonly { short?: string; long?: string; required: boolean; optional: boolean }[];
+  },
+  args: readonly string[],
+): string | undefined {
+  const takesValue = new Set(
+    program.options.filter((o) => o.required || o.optional).flatMap((o) => [o.short, o.long]),
+  );
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") return undefined;
+    if (arg.startsWith("-")) {
+      if (takesValue.has(arg)) i++;
+      continue;
+    }
+    const names = program.commands.flatMap((c) => [c.name(), ...c.aliases()]);
+    if (names.includes(arg)) return undefined;
+    // `help <command>`: the command it asks about.
+    if (arg === "help") {
+      const about = args[i + 1];
+      if (about === undefined || about.startsWith("-") || names.includes(about)) return undefined;
+      return unknownCommandMessage(about, names);
+    }
+    return unknownCommandMessage(arg, names);
+  }
+  return undefined;
+}
+
+/** Commander's words for an unknown command (as it says them without `--help`). */
+function unknownCommandMessage(arg: string, names: string[]): string {
+  const near = suggest(arg, names);
+  return `unknown command '${arg}'${near === undefined ? "" : `\n(Did you mean ${near}?)`}\n` +
+    "(run flowstate --help for usage)";
 }
 
 /** Options whose values may start with "-" (`--order-by -createdAt`: descending). */
@@ -92,32 +142,6 @@ export function exitCodeOf(err: unknown): number {
   if (err instanceof FlowValidationError || err instanceof UnknownStoreError) return EXIT_USAGE;
   if (err instanceof FeedDisabledError) return EXIT_USAGE;
   return EXIT_FAILURE;
-}
-
-/**
- * For a permission this process lacks (Deno's `NotCapable`), where to grant
- * it: the `flowstate` and `run` tasks grant writes to `.flowstate` only, and
- * the host name of the system information.
- *
- * @example
- * ```ts
- * import { permissionHint } from "./main.ts";
- * import assert from "node:assert/strict";
- * const err = Object.assign(new Error('Requires write access to "/data/x.db", run again with the --allow-write flag'), { name: "NotCapable" });
- * assert.match(permissionHint(err)!, /--allow-write=\.flowstate,\/data\/x\.db/);
- * ```
- */
-export function permissionHint(err: unknown): string | undefined {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    if (e.name !== "NotCapable" && e.name !== "PermissionDenied") continue;
-    const m = /Requires (\w+) access to "?([^",]*)"?/.exec(e.message);
-    if (!m) return undefined;
-    const [, kind, what] = m;
-    const flag = `--allow-${kind}`;
-    const example = kind === "write" ? `--allow-write=.flowstate,${what}` : `${flag}=${what}`;
-    return `Flowstate was started without ${flag} for ${what}; add it to the flags of the command or task that runs flowstate (deno.json "tasks"), e.g. ${example}`;
-  }
-  return undefined;
 }
 
 /** Print an error and choose its exit code. */

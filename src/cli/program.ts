@@ -21,7 +21,8 @@ or flow, 130 run cancelled with Ctrl-C (143 SIGTERM, 129 SIGHUP).
 Config: --config PATH, else $FLOWSTATE_CONFIG, else ./flowstate.yaml if it
 exists; without one, a SQLite store at $FLOWSTATE_HOME/state.db (default
 home: ./.flowstate).
-Times in tables are shown in the config's timezone (default UTC), with it.
+Times in tables are shown in the config's timezone (default UTC), with it;
+a time given without an offset (--at, --since, --until) is read in it too.
 Failures are printed on stderr as lines starting with "error: ".`;
 
 function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -103,7 +104,9 @@ export function buildProgram(setExitCode: (code: number) => void) {
       "after",
       "\nA damaged store file is never moved or overwritten by any other command: every open\n" +
         "refuses it until you act. Restore a backup into the empty store afterwards with\n" +
-        "`flowstate restore --store <store> <file>`. Exit 0 repaired or healthy, 1 failed.",
+        "`flowstate restore --store <store> <file>`. A file a newer Flowstate wrote, one that is\n" +
+        "not a store (another application's database) and a postgres or Redis store are left\n" +
+        "as they are, with what to do instead. Exit 0 repaired or healthy, 1 otherwise.",
     )
     .action(async (name, _options, command) => {
       const { repairStore } = await import("./stores.ts");

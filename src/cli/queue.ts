@@ -17,6 +17,7 @@
  * @module
  */
 import { parseDuration } from "../duration.ts";
+import { DEFAULT_TIMEZONE, parseIsoTime } from "../timezone.ts";
 import { ConflictError } from "../errors.ts";
 import { findFlowFile, isFlowPath } from "../flow_files.ts";
 import { isRunId } from "../records/run_id.ts";
@@ -76,15 +77,18 @@ export async function enqueueCommand(
   if (options.delay !== undefined && options.at !== undefined) {
     throw new UsageError("Give --delay or --at, not both");
   }
-  let runAt: number | undefined;
-  if (options.at !== undefined) {
-    runAt = Date.parse(options.at);
-    if (!/^\d{4}-\d{2}-\d{2}/.test(options.at) || !Number.isFinite(runAt)) {
+  const at = (timezone: string | undefined) => {
+    if (options.at === undefined) return undefined;
+    const time = parseIsoTime(options.at, timezone ?? DEFAULT_TIMEZONE);
+    if (time === undefined) {
       throw new UsageError(
-        `Invalid --at "${options.at}": expected an ISO date-time, like 2026-05-01T12:00:00Z`,
+        `Invalid --at "${options.at}": expected an ISO date-time, like 2026-05-01T12:00:00Z ` +
+          `(without an offset, a time in the config's timezone)`,
       );
     }
-  }
+    return time;
+  };
+  at(undefined); // bad input is refused before anything opens
   const delay = options.delay === undefined ? undefined : duration(options.delay, "--delay");
   const priority = options.priority === undefined
     ? undefined
@@ -97,6 +101,8 @@ export async function enqueueCommand(
     : { delay: duration(options.backoff, "--backoff") };
   if (options.key === "") throw new UsageError("Invalid --key: it must not be empty");
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
+  // Read as the tables show times: without an offset, in the config's timezone.
+  const runAt = at(runtime.config.timezone);
   if (isFlowPath(flow)) {
     // A flow file outside its project is queued in the default store here: said first.
     const elsewhere = await projectElsewhereWarning(flow, runtime.config);

@@ -7,6 +7,7 @@
 import { parseDuration } from "../duration.ts";
 import type { RunStatus } from "../records/types.ts";
 import { UsageError } from "./input.ts";
+import { DEFAULT_TIMEZONE, parseIsoTime } from "../timezone.ts";
 
 /** Options of `runs ls`. */
 export interface ListRunsCommandOptions {
@@ -29,10 +30,17 @@ export const DEFAULT_RUNS_LIMIT = 20;
 
 /**
  * Parse a `--since`/`--until` value: an ISO 8601 date or date-time
- * (`2026-05-01`, `2026-05-01T12:00:00Z`; a date alone is midnight UTC), or a
- * duration meaning that long before `now` (`90s`, `30m`, `1h`, `7d`, `1h30m`).
+ * (`2026-05-01`, `2026-05-01T12:00:00Z`; without an offset, a time in
+ * `timezone`, the config's, in which tables show times: a date alone is its
+ * midnight there), or a duration meaning that long before `now` (`90s`, `30m`,
+ * `1h`, `7d`, `1h30m`).
  */
-export function parseTimeOption(text: string, option: string, now: number): number {
+export function parseTimeOption(
+  text: string,
+  option: string,
+  now: number,
+  timezone: string = DEFAULT_TIMEZONE,
+): number {
   const trimmed = text.trim();
   if (/^[\d.]+(ms|s|m|h|d)/.test(trimmed)) {
     try {
@@ -40,9 +48,9 @@ export function parseTimeOption(text: string, option: string, now: number): numb
     } catch {
       // Reported below.
     }
-  } else if (/^\d{4}-\d{2}-\d{2}/.test(trimmed)) {
-    const ms = Date.parse(trimmed);
-    if (Number.isFinite(ms)) return ms;
+  } else {
+    const ms = parseIsoTime(trimmed, timezone);
+    if (ms !== undefined) return ms;
   }
   throw new UsageError(
     `Invalid ${option} "${text}": expected an ISO date (2026-05-01, 2026-05-01T12:00:00Z) ` +
@@ -53,13 +61,15 @@ export function parseTimeOption(text: string, option: string, now: number): numb
 /**
  * A point in a store's history, as `--at` of `state get` and `restore` take it:
  * `#<seq>` (a change's sequence number), a time (ISO 8601,
- * `2026-12-04T21:15:00Z`), how long ago (`30m`, `1h`, `7d`), or ms since the
- * epoch. Anything else is a {@linkcode UsageError} naming `option`.
+ * `2026-12-04T21:15:00Z`; without an offset, in `timezone`, the config's), how
+ * long ago (`30m`, `1h`, `7d`), or ms since the epoch. Anything else is a
+ * {@linkcode UsageError} naming `option`.
  */
 export function parsePointInTime(
   text: string,
   option: string,
   now: number,
+  timezone: string = DEFAULT_TIMEZONE,
 ): { seq: number } | { time: number } {
   const t = text.trim();
   const expected = `expected #<sequence number>, a time like 2026-12-04T21:15:00Z, how long ago ` +
@@ -86,10 +96,10 @@ export function parsePointInTime(
     } catch {
       // Reported below.
     }
-  } else if (/^\d{4}-\d{2}-\d{2}/.test(t)) {
+  } else {
     // ISO 8601 only: Date.parse also takes "Dec 5" (of 2001) or "5.12.2026" (12 May).
-    const time = Date.parse(t);
-    if (Number.isFinite(time)) return { time };
+    const time = parseIsoTime(t, timezone);
+    if (time !== undefined) return { time };
   }
   throw new UsageError(`${option} ${JSON.stringify(text)}: ${expected}`);
 }
@@ -102,13 +112,14 @@ export function parsePointInTime(
 export function parseTimeRange(
   options: Pick<ListRunsCommandOptions, "since" | "until">,
   now: number,
+  timezone: string = DEFAULT_TIMEZONE,
 ): { since: number | undefined; until: number | undefined } {
   const since = options.since === undefined
     ? undefined
-    : parseTimeOption(options.since, "--since", now);
+    : parseTimeOption(options.since, "--since", now, timezone);
   const until = options.until === undefined
     ? undefined
-    : parseTimeOption(options.until, "--until", now);
+    : parseTimeOption(options.until, "--until", now, timezone);
   if (since !== undefined && until !== undefined && since >= until) {
     throw new UsageError(
       `Invalid --since "${options.since}" and --until "${options.until}": --since must come ` +

@@ -56,9 +56,11 @@ export async function listRuns(
   global: GlobalOptions,
 ): Promise<number> {
   const now = Date.now();
-  const { since, until } = parseTimeRange(options, now);
+  parseTimeRange(options, now); // bad input is refused before anything opens
   const limit = options.limit ?? DEFAULT_RUNS_LIMIT;
   await using runtime = await openForReading(global);
+  // A time without an offset is one in the config's timezone, as the table shows times.
+  const { since, until } = parseTimeRange(options, now, runtime.config.timezone);
   const records = await unlessMissing(() => runtime.records());
   if (records === null) {
     // No run is recorded yet, but the config's flow files and jobs are known: a typo is named.

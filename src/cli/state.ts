@@ -53,6 +53,8 @@ export interface Place {
   prefix: Key;
   /** For messages: `store "default"` or `flow scope of "counter" (store "default")`. */
   label: string;
+  /** The config's timezone: times are shown, and read without an offset, in it. */
+  timezone: string;
 }
 
 /** The scope the options name (`--flow` alone implies `flow`), or `undefined`. */
@@ -109,7 +111,12 @@ export async function withStore(
     return whenMissing(noStoreYet(err));
   }
   if (scoped === undefined) {
-    return await body({ store, prefix: [], label: `store "${store.name}"` });
+    return await body({
+      store,
+      prefix: [],
+      label: `store "${store.name}"`,
+      timezone: runtime.config.timezone,
+    });
   }
   const owner = scoped.scope === "global"
     ? ""
@@ -120,6 +127,7 @@ export async function withStore(
     store,
     prefix: scoped.prefix,
     label: `${scoped.scope} scope${owner} (store "${store.name}")`,
+    timezone: runtime.config.timezone,
   });
 }
 

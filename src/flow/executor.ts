@@ -52,6 +52,33 @@ function assertOutputSize(text: string, id: string): void {
   );
 }
 
+/**
+ * How much a node attempt may write with `ctx.log`: lines, bytes (UTF-8) of
+ * one line, and bytes of all its lines. A longer line is cut; lines past the
+ * limits are dropped, and one `warn` line at the attempt's end says how many.
+ * Each line is kept in the run's events, in the store: without a limit a node
+ * (even one without any permission) could fill the disk.
+ */
+export const NODE_LOG_LIMITS: {
+  readonly lines: number;
+  readonly lineBytes: number;
+  readonly totalBytes: number;
+} = Object.freeze({ lines: 10_000, lineBytes: 16 * 1024, totalBytes: 4 * 1024 * 1024 });
+
+/** `text` cut to at most `max` bytes of UTF-8, with a note of how much was cut. */
+function cutLine(text: string, size: number, max: number): string {
+  const note = ` … (cut: ${size.toLocaleString("en-US")} bytes, over the ${
+    (max / 1024).toLocaleString("en-US")
+  } KiB a log line may hold)`;
+  let end = Math.max(0, Math.floor((max - note.length) / 3));
+  // Grow while it fits: at least max/3 characters always do.
+  while (end < text.length && utf8Length(text.slice(0, end + 256)) + note.length <= max) end += 256;
+  // No lone half of a surrogate pair at the cut.
+  const code = text.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end--;
+  return text.slice(0, end) + note;
+}
+
 /** How long a node attempt that is over may take to stop, by default (ms). */
 export const DEFAULT_ABORT_GRACE = 5000;
 
@@ -155,12 +182,13 @@ export interface ExecuteOptions {
   onEvent?: (event: RunEvent) => void;
   /**
    * Runs a sub-flow: `signal` is the calling node's; `onStart` is told the
-   * sub-run's id once it is recorded.
+   * sub-run's id once it is recorded; `node` is the node that asks (what it
+   * may start depends on where it runs: see `sub_flows.ts`).
    */
   runFlow?: (
     flow: string | Record<string, unknown>,
     input: Record<string, unknown> | undefined,
-    call: { signal: AbortSignal; onStart(runId: string): void },
+    call: { signal: AbortSignal; onStart(runId: string): void; node: PreparedNode },
   ) => Promise<RunRecord>;
   /**
    * How long (ms) a node attempt that timed out or was cancelled may take to
@@ -321,6 +349,9 @@ function optionsOf(node: PreparedNode, result: SchemaResult<unknown>): unknown {
   return result.value;
 }
 
+/** The reason an attempt's signal aborts with when it ends without being stopped. */
+const ATTEMPT_FINISHED = "attempt finished";
+
 /** What an attempt needs from its run's execution. */
 interface AttemptHost {
   readonly options: ExecuteOptions;
@@ -347,6 +378,8 @@ class Attempt extends AttemptFence {
   readonly node: PreparedNode;
   readonly number: number;
   #controller: AbortController | undefined;
+  /** Aborted only when the attempt is stopped (see {@linkcode Attempt.stopSignal}), made on first use. */
+  #stopper: AbortController | undefined;
   /** Why the attempt was stopped (the run's abort reason, its timeout, or its end). */
   stopped: { reason: unknown } | undefined;
   decided = false;
@@ -363,6 +396,10 @@ class Attempt extends AttemptFence {
   timer: AbortController | undefined;
   /** Its position among the run's attempts running now (`Execution.#live`), or -1. */
   live = -1;
+  /** Its `ctx.log` lines kept, their bytes, and lines dropped (see {@linkcode NODE_LOG_LIMITS}). */
+  logLines = 0;
+  logBytes = 0;
+  logDropped = 0;
 
   constructor(host: AttemptHost, index: number, node: PreparedNode, number: number) {
     // Its views, sub-flows and logs: refused once the attempt is over.
@@ -426,6 +463,24 @@ class Attempt extends AttemptFence {
     return this.#controller.signal;
   }
 
+  /**
+   * Aborted when the attempt is stopped (it timed out, or its run was
+   * cancelled or timed out), not when it returns: its state calls still in
+   * flight then give up on a store that can end a call that waits (a
+   * PostgreSQL statement waiting for another session's lock is cancelled),
+   * where a call begun before a plain end runs to its end as always.
+   */
+  stopSignal(): AbortSignal {
+    if (this.#stopper === undefined) {
+      this.#stopper = new AbortController();
+      // Stopped already: born aborted. (Ended without a stop: no call can begin any more.)
+      if (this.stopped !== undefined && this.stopped.reason !== ATTEMPT_FINISHED) {
+        this.#stopper.abort(this.stopped.reason);
+      }
+    }
+    return this.#stopper.signal;
+  }
+
   /** Stop it: closed the moment it times out or the run is cancelled, not a tick later. */
   stop(reason: unknown): void {
     if (this.stopped !== undefined) return;
@@ -439,13 +494,14 @@ class Attempt extends AttemptFence {
     );
     this.decide(true, reason);
     this.#controller?.abort(reason);
+    this.#stopper?.abort(reason);
   }
 
   /** It is over: a signal asked for from now on is born aborted. */
   end(): void {
-    this.stopped ??= { reason: "attempt finished" };
+    this.stopped ??= { reason: ATTEMPT_FINISHED };
     if (this.#controller !== undefined && !this.#controller.signal.aborted) {
-      this.#controller.abort("attempt finished");
+      this.#controller.abort(ATTEMPT_FINISHED);
     }
   }
 
@@ -525,12 +581,21 @@ class AttemptContext implements NodeContext<unknown> {
     const a = this.#a;
     return this.#log ??= (message: string, level?: LogLevel) => {
       a.check();
-      a.host.emit({
-        type: "node.log",
-        node: a.node.spec.id,
-        message: String(message),
-        level: logLevel(level),
-      });
+      const checked = logLevel(level);
+      let text = String(message);
+      const limits = NODE_LOG_LIMITS;
+      let size = text.length * 3 <= limits.lineBytes ? text.length : utf8Length(text);
+      if (size > limits.lineBytes) {
+        text = cutLine(text, size, limits.lineBytes);
+        size = limits.lineBytes;
+      }
+      if (a.logLines >= limits.lines || a.logBytes + size > limits.totalBytes) {
+        a.logDropped++;
+        return;
+      }
+      a.logLines++;
+      a.logBytes += size;
+      a.host.emit({ type: "node.log", node: a.node.spec.id, message: text, level: checked });
     };
   }
 
@@ -553,6 +618,7 @@ class AttemptContext implements NodeContext<unknown> {
         const run = (a.host.options.runFlow ?? noRunFlow)(sub, subInput, {
           signal: a.signal(),
           onStart,
+          node: a.node,
         });
         const done = () => subRun !== undefined && a.subRuns!.delete(subRun);
         run.then(done, done);
@@ -1040,6 +1106,20 @@ class Execution implements AttemptHost {
   /** The outcome of attempt `a`, once decided; a promise only when something it began may still run. */
   #decided(a: Attempt): AttemptOutcome | Promise<AttemptOutcome> {
     const id = a.node.spec.id;
+    if (a.logDropped > 0) {
+      const { lines, totalBytes } = NODE_LOG_LIMITS;
+      this.emit({
+        type: "node.log",
+        node: id,
+        level: "warn",
+        message: `${a.logDropped.toLocaleString("en-US")} log ${
+          a.logDropped === 1 ? "line" : "lines"
+        } of attempt ${a.number} dropped: an attempt logs at most ${
+          lines.toLocaleString("en-US")
+        } lines and ${totalBytes / 1024 / 1024} MiB`,
+      });
+      a.logDropped = 0;
+    }
     let outcome: AttemptOutcome;
     const result = a.result;
     if (a.threw) {

@@ -84,10 +84,17 @@ export function loadFlow(
   return loadFlowIn(flow, options);
 }
 
-/** {@linkcode loadFlow}, taking sandboxed nodes' Workers from `options.pool` (internal). */
+/**
+ * {@linkcode loadFlow}, taking sandboxed nodes' Workers from `options.pool`,
+ * and calling `options.beforePrepare` with the parsed flow before any of its
+ * modules is loaded (internal).
+ */
 export async function loadFlowIn(
   flow: FlowSource,
-  options: Parameters<typeof loadFlow>[1] & { pool?: SandboxPool } = {},
+  options: Parameters<typeof loadFlow>[1] & {
+    pool?: SandboxPool;
+    beforePrepare?: (parsed: ParsedFlow, baseDir: string) => void;
+  } = {},
 ): Promise<LoadedFlow> {
   if (isLoaded(flow)) return flow;
   const cwd = options.cwd ?? Deno.cwd();
@@ -100,8 +107,10 @@ export async function loadFlowIn(
       ? await loadFlowFile(resolve(cwd, flow), { displayPath: flow })
       : validateFlow(flow, { nodeTypes: new Set(builtinNodes.keys()) });
   }
+  const baseDir = parsed.file ? dirname(resolve(cwd, parsed.file)) : cwd;
+  options.beforePrepare?.(parsed, baseDir);
   const prepared = await prepareFlow(parsed, {
-    baseDir: parsed.file ? dirname(resolve(cwd, parsed.file)) : cwd,
+    baseDir,
     ...(options.stores === undefined ? {} : { stores: options.stores }),
     ...(options.trusted === undefined ? {} : { trusted: options.trusted }),
     ...(options.trustedBaseDir === undefined ? {} : { trustedBaseDir: options.trustedBaseDir }),

@@ -87,7 +87,13 @@ export interface NodeContext<I = unknown> {
    * cancel); a negative or NaN wait is a `RangeError`.
    */
   sleep(ms: number): Promise<void>;
-  /** Run another flow as a sub-flow of this run (a path relative to this flow's file, or a definition). */
+  /**
+   * Run another flow as a sub-flow of this run (a path relative to this
+   * flow's file, or a definition). From a sandboxed node: a flow file in this
+   * flow's folder or under the config's `flows:` only, and every node of the
+   * sub-run (at every level) must stay within this node's `permissions:`,
+   * else it is refused before anything in it runs.
+   */
   runFlow(
     flow: string | Record<string, unknown>,
     input?: Record<string, unknown>,

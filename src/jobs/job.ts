@@ -54,7 +54,12 @@ export interface JobContext {
   log(message: string, level?: LogLevel): void;
   /** Report progress of long work (a bar on a terminal, plain lines otherwise). */
   progress: Progress;
-  /** Aborted on Ctrl-C, daemon shutdown or cancellation: stop at a consistent point. */
+  /**
+   * Aborted on Ctrl-C, daemon shutdown or cancellation: stop at a consistent
+   * point. A job that returns (or throws) once it aborted is recorded
+   * `cancelled`, unless its result says `cancelled: false`: the signal came
+   * after its last step and its work is whole (then it is `succeeded`).
+   */
   signal: AbortSignal;
   /** The clock (injected in tests). */
   clock: Clock;

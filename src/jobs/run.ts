@@ -318,7 +318,9 @@ export async function runJob<const J extends JobRef>(
     // Every store write the job makes is recorded in change feeds as the job's.
     const result = await withActor({ job: job.name }, () => job.run(ctx, resolved));
     outputs = parseJson(JSON.stringify(result ?? {}));
-    if (controller.signal.aborted) {
+    // A job that returns after its signal aborted stopped early, unless it says it did not
+    // (`cancelled: false`: the signal came after its last step, and its work is whole).
+    if (controller.signal.aborted && (outputs as { cancelled?: unknown }).cancelled !== false) {
       status = "cancelled";
       error = { message: "the job was cancelled" };
     }

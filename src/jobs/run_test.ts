@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { ConfigError, defineJob, openRuntime } from "../../mod.ts";
+import { ConfigError, defineJob, type JobResult, openRuntime } from "../../mod.ts";
 import { fakeClock } from "../testing/clock.ts";
 import { loadJob, runJob } from "./run.ts";
 
@@ -132,4 +132,34 @@ Deno.test("runJob(): a job that stops by throwing its signal's abort error is re
   const run = await pending;
   assert.equal(run.status, "cancelled");
   assert.deepEqual(run.error, { node: "throwing", message: "the job was cancelled" });
+});
+
+Deno.test("runJob(): a job whose stop signal comes after its last step is succeeded if it says cancelled: false (backup)", async () => {
+  await using rt = await openRuntime({ config, clock: fakeClock() });
+  for (const [says, status] of [[false, "succeeded"], [undefined, "cancelled"]] as const) {
+    const controller = new AbortController();
+    const late = defineJob({
+      name: "late",
+      description: "done, then stopped",
+      optionsSchema: z.strictObject({}),
+      run: (): JobResult => {
+        controller.abort(); // SIGTERM after the work is whole
+        return says === undefined ? { done: true } : { done: true, cancelled: says };
+      },
+    });
+    const run = await runJob(rt, late, { progress: "quiet", signal: controller.signal });
+    assert.equal(run.status, status, `cancelled: ${says}`);
+  }
+  // The backup job says so: a returned backup is a whole, verified file.
+  const dir = await Deno.makeTempDir();
+  try {
+    const backup = await runJob(rt, "backup", {
+      progress: "quiet",
+      options: { store: "main", out: `${dir}/main.fsbackup` },
+    });
+    assert.equal(backup.status, "succeeded");
+    assert.equal(backup.outputs?.cancelled, false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -224,7 +224,8 @@ export function trackRunInFlight(run: RunInFlight): () => void {
 /**
  * A run's end was not recorded because the run is no longer this process's:
  * it was claimed from the queue and its lease lapsed meanwhile, so another
- * worker took it back.
+ * worker took it back; or its record is gone (`gone`: deleted meanwhile, by
+ * `restore --force` into its store, say).
  *
  * @example
  * ```ts
@@ -239,13 +240,19 @@ export class RunNotOwnedError extends FlowstateError {
   readonly code = "RUN_NOT_OWNED" as const;
   /** The run. */
   readonly runId: string;
-  /** The run `runId` was taken back by the queue. */
-  constructor(runId: string) {
+  /** Whether the run's record was gone, rather than taken by another worker. */
+  readonly gone: boolean;
+  /** The run `runId` was taken back by the queue (or, with `gone`, its record was deleted). */
+  constructor(runId: string, options: { gone?: boolean } = {}) {
     super(
-      `Cannot record the end of run ${runId}: its claim lapsed and the queue gave it to another worker (this attempt is recorded as lost)`,
+      options.gone
+        ? `Cannot record the end of run ${runId}: its record is gone (deleted while it ran: a ` +
+          `restore --force into its store, or a person); this attempt's end is not recorded`
+        : `Cannot record the end of run ${runId}: its claim lapsed and the queue gave it to another worker (this attempt is recorded as lost)`,
     );
     this.name = "RunNotOwnedError";
     this.runId = runId;
+    this.gone = options.gone ?? false;
   }
 }
 
@@ -866,7 +873,10 @@ export class RunRecorder {
     const delays = this.#retryDelays;
     for (let attempt = 1;; attempt++) {
       try {
-        if ((await this.#commit(record, events)) === false) throw new RunNotOwnedError(this.id);
+        if ((await this.#commit(record, events)) === false) {
+          const gone = (await this.#records.getRun(this.id).catch(() => undefined)) === null;
+          throw new RunNotOwnedError(this.id, { gone });
+        }
         return;
       } catch (err) {
         if (

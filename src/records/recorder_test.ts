@@ -11,6 +11,7 @@ import {
   EVENT_BATCH_MS,
   REQUEUE_MARGIN_MS,
   RunEndNotRecordedError,
+  RunNotOwnedError,
   RunRecorder,
 } from "./recorder.ts";
 import { Records } from "./records.ts";
@@ -330,6 +331,32 @@ Deno.test("RunRecorder.adopt with `lost`: once the worker finds the claim gone, 
   assert.equal(stopped, 1);
   assert.deepEqual((await records.getEvents(runId)).map((e) => e.type), ["run.start"]);
   assert.equal((await records.getRun(runId))?.status, "running", "nothing was recorded");
+});
+
+Deno.test("a claimed run whose record was deleted meanwhile (restore --force) says its record is gone, not that another worker took it", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const records = new Records(store, { clock });
+  const runId = await enqueueOne(records);
+  const claimed = await records.claimRun({ worker: "A", leaseMs: 60_000 });
+  const recorder = RunRecorder.adopt(
+    records,
+    clock,
+    claimed!,
+    { ...START, queue: claimed!.queue },
+    {
+      timers,
+      commit: (record, events) => records.finishClaimedRun(record, events),
+    },
+  );
+  assert.ok(await records.deleteRun(runId));
+  const err = await recorder.finish(END).then(() => assert.fail("recorded"), (e) => e);
+  assert.ok(err instanceof RunNotOwnedError, String(err));
+  assert.equal(err.gone, true);
+  assert.match(err.message, /its record is gone \(deleted while it ran: a restore --force/);
+  assert.doesNotMatch(err.message, /another worker/);
+  assert.equal(await records.getRun(runId), null, "nothing was written back");
 });
 
 Deno.test("RunRecorder.finish() after interruptAll() returns the end interruptAll recorded, without a conflict", async () => {

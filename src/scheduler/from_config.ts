@@ -25,7 +25,7 @@ import { loadFlowIn } from "../flow/load.ts";
 import type { Job } from "../jobs/job.ts";
 import type { LogLevel } from "../log.ts";
 import { loadJob, resolveJobOptions, runJob } from "../jobs/run.ts";
-import { type Runtime, sandboxPoolOf } from "../runtime.ts";
+import { flowCacheOf, type Runtime, sandboxPoolOf } from "../runtime.ts";
 import { validateCron } from "../cron.ts";
 import { tickKey } from "./lease.ts";
 import type { Schedule } from "./schedule.ts";
@@ -304,11 +304,7 @@ export class FlowScheduleFiles {
     known: FlowFileState | undefined,
   ): Promise<FlowFileState> {
     const runtime = this.#runtime;
-    const parsed = await asConfigError("schedule", file, async () => {
-      const parsed = await loadFlowFile(file, { stores: runtime.storeNames });
-      await prepareConfiguredFlow(runtime, parsed);
-      return parsed;
-    });
+    const parsed = await asConfigError("schedule", file, () => loadConfiguredFlow(runtime, file));
     const stable = stamp !== undefined && stamp === fileStamp(file) && isStable(file);
     const text = parsed.source ?? "";
     // Touched, not changed: the schedule it gave stands (the same object, so nothing changed).
@@ -381,6 +377,37 @@ export async function asConfigError<T>(
       { cause: err },
     );
   }
+}
+
+/**
+ * A config's flow file parsed and prepared as `runtime` runs it, through the
+ * runtime's cache of prepared flows (see `src/flow_cache.ts`): a file whose
+ * content did not change since it was last loaded is not parsed or prepared
+ * again (`GET /api/schedules` loads every flow file on each request), and an
+ * edited one is loaded at once. A flow with problems is loaded again without
+ * the cache, for the full report (its sub-flows' and stores' problems too).
+ */
+async function loadConfiguredFlow(runtime: Runtime, file: string): Promise<ParsedFlow> {
+  const cache = flowCacheOf(runtime);
+  if (cache !== undefined) {
+    const pool = sandboxPoolOf(runtime);
+    try {
+      const loaded = await cache.load(file, {
+        cwd: runtime.config.baseDir,
+        ...(pool === undefined ? {} : { pool }),
+        stores: runtime.storeNames,
+        trusted: runtime.config.nodes.trusted,
+        trustedBaseDir: runtime.config.baseDir,
+      });
+      return loaded.parsed;
+    } catch (err) {
+      if (!(err instanceof FlowValidationError)) throw err;
+      // Reported below, as a load without the cache reports it.
+    }
+  }
+  const parsed = await loadFlowFile(file, { stores: runtime.storeNames });
+  await prepareConfiguredFlow(runtime, parsed);
+  return parsed;
 }
 
 /** Prepare a config's flow as `runtime` runs it (its stores, trusted nodes and Workers). */

@@ -21,7 +21,7 @@ import type { Change, Entry, JsonValue, Key, Store } from "../store/types.ts";
 import { assertKey } from "../store/keys.ts";
 import { redactUrl } from "../plugin_define.ts";
 import { RUN_STATUSES } from "../records/layout.ts";
-import type { RunRecord, RunStatus } from "../records/types.ts";
+import type { RunEvent, RunRecord, RunStatus } from "../records/types.ts";
 import type { Records } from "../records/records.ts";
 import { isRunId, RUN_ID_HINT } from "../records/run_id.ts";
 import { builtinJobNames } from "../jobs/builtin.ts";
@@ -97,6 +97,121 @@ export function countOf(
   return entry.value;
 }
 type ApiRoute = Route<ServerState>;
+
+/** Nodes per page of `GET /api/runs/{id}/nodes` by default, and at most. */
+const DEFAULT_NODE_PAGE = 500;
+const MAX_NODE_PAGE = 10_000;
+
+/** Node ids in name order, numbers by value (n2 before n10), as the inspector's timeline. */
+const byName = new Intl.Collator("en", { numeric: true });
+
+/**
+ * The page of a run's nodes from `offset`, at most `limit`, in the order of
+ * the inspector's timeline: the nodes that started, by start time (then in
+ * the flow's order, then by name), then those that did not, in the flow's
+ * order (`flowNodeIds`: its version's), then any other its record names.
+ * While the run runs, a node that starts moves up to the started ones, and
+ * the nodes it passes move down one: a later page may repeat a node, and
+ * never misses one that has not started.
+ */
+function runNodesPage(
+  run: RunRecord,
+  events: RunEvent[],
+  flowNodeIds: readonly string[],
+  offset: number,
+  limit: number,
+): {
+  run: RunRecord;
+  events: RunEvent[];
+  nodeIds: string[];
+  offset: number;
+  total: number;
+  next?: number;
+} {
+  const place = new Map<string, number>();
+  const add = (id: string) => {
+    if (!place.has(id)) place.set(id, place.size);
+  };
+  for (const id of flowNodeIds) add(id);
+  const startedAt = new Map<string, number>();
+  for (const event of events) {
+    if (!("node" in event) || typeof event.node !== "string") continue;
+    add(event.node);
+    if (event.type === "node.start") startedAt.set(event.node, event.at);
+    else if (
+      event.type === "node.end" && !startedAt.has(event.node) &&
+      typeof event.durationMs === "number"
+    ) startedAt.set(event.node, event.at - event.durationMs);
+  }
+  for (const id of Object.keys(run.nodes)) add(id);
+  const started = [...startedAt.keys()].sort((a, b) =>
+    startedAt.get(a)! - startedAt.get(b)! || place.get(a)! - place.get(b)! ||
+    byName.compare(a, b)
+  );
+  const order = [...started, ...[...place.keys()].filter((id) => !startedAt.has(id))];
+  const nodeIds = order.slice(offset, offset + limit);
+  const inPage = new Set(nodeIds);
+  const nodes: RunRecord["nodes"] = {};
+  for (const id of nodeIds) if (Object.hasOwn(run.nodes, id)) nodes[id] = run.nodes[id];
+  const next = offset + limit < order.length ? offset + limit : undefined;
+  return {
+    run: { ...run, nodes },
+    events: events.filter((event) =>
+      "node" in event && typeof event.node === "string" ? inPage.has(event.node) : offset === 0
+    ),
+    nodeIds,
+    offset,
+    total: order.length,
+    ...(next === undefined ? {} : { next }),
+  };
+}
+
+/** The most versions whose node ids a server keeps (the least recently used goes first). */
+const VERSION_NODES_KEPT = 64;
+
+const versionNodes = new WeakMap<ServerState, Map<string, Promise<string[] | null>>>();
+
+/**
+ * The node ids of a flow version in its definition's order, or `null` when it
+ * is not recorded. A version is immutable (addressed by its hash), so its ids
+ * are read once per server: a run page of a 10,000-node flow asks for them
+ * without the server reading and parsing the definition again.
+ */
+function versionNodeIds(
+  server: ServerState,
+  flowId: string,
+  hash: string,
+): Promise<string[] | null> {
+  let cache = versionNodes.get(server);
+  if (!cache) versionNodes.set(server, cache = new Map());
+  const key = `${flowId}\0${hash}`;
+  const hit = cache.get(key);
+  if (hit) {
+    cache.delete(key);
+    cache.set(key, hit);
+    return hit;
+  }
+  const ids = (async () => {
+    const records = await server.runtime.records();
+    let version;
+    try {
+      version = await records.getVersion(flowId, hash);
+    } catch (err) {
+      if (err instanceof TypeError) return null; // not a flow id (a job's "job:…")
+      throw err;
+    }
+    if (version === null) return null;
+    const nodes = (version.definition as { nodes?: unknown }).nodes;
+    return Array.isArray(nodes)
+      ? nodes.map((n) => (n as { id?: unknown })?.id).filter((id) => typeof id === "string")
+      : [];
+  })();
+  cache.set(key, ids);
+  // Not kept: a missing version (it may be recorded later) or a failed read.
+  ids.then((found) => found === null && cache.delete(key), () => cache.delete(key));
+  while (cache.size > VERSION_NODES_KEPT) cache.delete(cache.keys().next().value!);
+  return ids;
+}
 
 /** The largest value (as JSON, in bytes) an entry listing returns whole. */
 export const MAX_LISTED_VALUE_BYTES = 64 * 1024;
@@ -1041,6 +1156,46 @@ export const apiRoutes: readonly ApiRoute[] = [
       const records = await server.runtime.records();
       const run = await runOr404(records, params.id);
       return json({ run, events: await records.getEvents(params.id) });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/runs/{id}/nodes",
+    tag: "runs",
+    summary:
+      "A run with a page of its nodes: every node of its flow version, in the flow's order (those not started too), with their outcomes and events",
+    query: [
+      {
+        name: "offset",
+        description: "the position of the page's first node (default 0)",
+        type: "integer",
+      },
+      {
+        name: "limit",
+        description: `nodes per page, 1 to ${MAX_NODE_PAGE} (default ${DEFAULT_NODE_PAGE})`,
+        type: "integer",
+      },
+    ],
+    responses: {
+      200: {
+        description: "The run, its `nodes` only the page's outcomes; `events` the page's nodes' " +
+          "events (and, in the page at offset 0, the run's own); `nodeIds` the page's nodes in " +
+          "order (the flow version's, then any other that has run); `total` every node; " +
+          "`next` the offset of the next page, when one follows",
+        schema: S.RunNodesPageSchema,
+      },
+      ...errors(400, 401, 404, 500),
+    },
+    async handler({ server, params, url }) {
+      const records = await server.runtime.records();
+      const run = await runOr404(records, params.id);
+      const offset = intParam(url, "offset", 0, 0, Number.MAX_SAFE_INTEGER);
+      const limit = intParam(url, "limit", DEFAULT_NODE_PAGE, 1, MAX_NODE_PAGE);
+      const events = await records.getEvents(params.id);
+      const flowNodeIds = run.flowId.startsWith("job:")
+        ? null
+        : await versionNodeIds(server, run.flowId, run.flowVersion);
+      return json(runNodesPage(run, events, flowNodeIds ?? [], offset, limit));
     },
   },
   {

@@ -169,6 +169,14 @@ export const RunPageSchema = z.object({
 /** A run with its events. */
 export const RunDetailSchema = z.object({ run: RunRecordSchema, events: z.array(RunEventSchema) });
 
+/** A run with a page of its nodes (`GET /api/runs/{id}/nodes`). */
+export const RunNodesPageSchema = RunDetailSchema.extend({
+  nodeIds: z.array(z.string()),
+  offset: z.number(),
+  total: z.number(),
+  next: z.number().optional(),
+});
+
 /** A flow of `GET /api/flows`. */
 export const FlowInfoSchema = z.object({
   id: z.string(),

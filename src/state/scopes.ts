@@ -230,7 +230,8 @@ export interface ScopeQueryOptions extends ScopeCallOptions {
  * assert.deepEqual(hits.map((h) => h.key), [["notes", "1"]]);
  * ```
  */
-export interface ScopeSearchOptions extends ScopeCallOptions, Omit<SearchOptions, "prefix"> {
+export interface ScopeSearchOptions
+  extends ScopeCallOptions, Omit<SearchOptions, "prefix" | "signal"> {
   /** Only keys under this key of the scope (default: the whole scope). */
   prefix?: ScopeKey;
 }
@@ -347,6 +348,8 @@ function fromParts(parts: readonly string[]): ScopeKey {
 export interface IncrementOptions {
   /** Give up after this many conflicting attempts (default 200). */
   maxAttempts?: number;
+  /** Give each read and write this signal (see `GetOptions.signal`). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -436,9 +439,11 @@ export async function incrementEntry(
   const known = hasUniqueVersions(store) ? lastIncrements.get(store) ?? newIncrements() : undefined;
   const id = known === undefined ? "" : JSON.stringify(key);
   const last = known?.get(id);
+  const signal = options.signal;
+  const read = signal === undefined ? undefined : { signal };
   if (last !== undefined) {
     const next = checkedSum(key, last.value, by);
-    const result = await store.set(key, next, { ifVersion: last.version });
+    const result = await store.set(key, next, { ifVersion: last.version, signal });
     if (result.ok) {
       remember(store, known!, id, next, result.version);
       return { value: next, version: result.version };
@@ -447,7 +452,7 @@ export async function incrementEntry(
   }
   const max = options.maxAttempts ?? 200;
   for (let attempt = 1; attempt <= max; attempt++) {
-    const current = await store.get(key);
+    const current = await store.get(key, read);
     const value = current?.value ?? 0;
     if (typeof value !== "number") {
       throw new TypeError(
@@ -457,7 +462,7 @@ export async function incrementEntry(
       );
     }
     const next = checkedSum(key, value, by);
-    const result = await store.set(key, next, { ifVersion: current?.version ?? null });
+    const result = await store.set(key, next, { ifVersion: current?.version ?? null, signal });
     if (result.ok) {
       if (known !== undefined) remember(store, known, id, next, result.version);
       return { value: next, version: result.version };
@@ -491,6 +496,13 @@ export interface ViewGuard {
    * (default: none; see {@linkcode ViewGuard.refusal} for a call that begins).
    */
   commitRefusal?(): Error | undefined;
+  /**
+   * Aborted when the calls in flight are to give up (a node attempt was
+   * stopped: cancelled, or past its timeout): given to each call on a store
+   * that can end a call that waits (`capabilities.abort`). Optional: without
+   * it, calls run to their end.
+   */
+  stopSignal?(): AbortSignal;
   /** A call begins: it is in flight until its {@linkcode ViewGuard.leave}. */
   enter(): void;
   /** A call that began has settled (returned or failed). */
@@ -650,6 +662,17 @@ class ScopeView implements StateView {
     return this.#refused() ?? this.#search<T>(text, options);
   }
 
+  /**
+   * The guard's stop signal as a call's options, for a store that can end a
+   * call that waits (see {@linkcode ViewGuard.stopSignal}); else `undefined`
+   * (no signal is made for the other stores).
+   */
+  #stop(store: Store): { signal: AbortSignal } | undefined {
+    const guard = this.#guard;
+    if (guard?.stopSignal === undefined || store.capabilities.abort !== true) return undefined;
+    return { signal: guard.stopSignal() };
+  }
+
   /** The store of the call, if it can be had without waiting (see {@linkcode StoreResolver.opened}). */
   #openStore(options: ScopeCallOptions | undefined): Store | undefined {
     return options?.store === undefined ? this.#resolver.opened?.(this.scope) : undefined;
@@ -679,7 +702,12 @@ class ScopeView implements StateView {
     const store = this.#openStore(options) ?? await this.#storeFor(options);
     const parts = this.#parts(options?.prefix, "list");
     const out: Entry[] = [];
-    const list = store.list({ prefix: this.#full(parts), limit: options?.limit });
+    const stop = this.#stop(store);
+    const list = store.list(
+      stop === undefined
+        ? { prefix: this.#full(parts), limit: options?.limit }
+        : { prefix: this.#full(parts), limit: options?.limit, signal: stop.signal },
+    );
     for await (const e of list) out.push(e);
     this.#observer?.read(this.scope, parts, options?.store, true);
     return out;
@@ -691,7 +719,7 @@ class ScopeView implements StateView {
       if (breath !== undefined) await breath;
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const parts = toParts(key, "get", this.scope);
-      const e = await store.get<T>(this.#full(parts));
+      const e = await store.get<T>(this.#full(parts), this.#stop(store));
       this.#observer?.read(this.scope, parts, options?.store, false);
       return e;
     } finally {
@@ -710,13 +738,12 @@ class ScopeView implements StateView {
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const parts = toParts(key, "set", this.scope);
       const k = this.#full(parts);
+      const stop = this.#stop(store);
+      const setOptions = options?.expireIn === undefined
+        ? stop
+        : { expireIn: options.expireIn, signal: stop?.signal };
       this.#mayWrite();
-      const result = await this.#asActor(store, () =>
-        store.set(
-          k,
-          value,
-          options?.expireIn === undefined ? undefined : { expireIn: options.expireIn },
-        ));
+      const result = await this.#asActor(store, () => store.set(k, value, setOptions));
       const observer = this.#observer;
       if (observer && result.ok) {
         observer.wrote(this.scope, parts, options?.store, {
@@ -738,9 +765,10 @@ class ScopeView implements StateView {
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const parts = toParts(key, "delete", this.scope);
       const k = this.#full(parts);
-      const existed = (await store.get(k)) !== null;
+      const stop = this.#stop(store);
+      const existed = (await store.get(k, stop)) !== null;
       this.#mayWrite();
-      await this.#asActor(store, () => store.delete(k));
+      await this.#asActor(store, () => store.delete(k, stop));
       const observer = this.#observer;
       if (observer && existed) {
         observer.wrote(this.scope, parts, options?.store, {
@@ -764,7 +792,8 @@ class ScopeView implements StateView {
       const k = this.#full(parts);
       this.#mayWrite();
       const observer = this.#observer;
-      if (!observer) return await increment(store, k, by);
+      const stop = this.#stop(store);
+      if (!observer) return await increment(store, k, by, stop);
       // The store first: the observer's actor may be made when asked for.
       const actor = readsActor(store) ? observer.actor : undefined;
       // The closure `withNodeActor` needs is made only where an actor is recorded.
@@ -773,9 +802,9 @@ class ScopeView implements StateView {
           actor.runId,
           actor.flowId,
           actor.nodeId,
-          () => incrementEntry(store, k, by),
+          () => incrementEntry(store, k, by, stop),
         )
-        : await incrementEntry(store, k, by);
+        : await incrementEntry(store, k, by, stop);
       observer.read(this.scope, parts, options?.store, false);
       observer.wrote(this.scope, parts, options?.store, {
         store: store.name,
@@ -832,6 +861,7 @@ class ScopeView implements StateView {
         orderBy: options.orderBy,
         limit: options.limit,
         offset: options.offset,
+        signal: this.#stop(store)?.signal,
       });
       // A query reads what is under its prefix, as a list does.
       this.#observer?.read(this.scope, parts, options.store, true);
@@ -855,6 +885,7 @@ class ScopeView implements StateView {
         prefix: this.#full(parts),
         limit: options.limit,
         fields: options.fields,
+        signal: this.#stop(store)?.signal,
       });
       this.#observer?.read(this.scope, parts, options.store, true);
       return hits.map((h) => ({

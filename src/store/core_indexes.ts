@@ -234,6 +234,7 @@ export class CoreIndexes {
     mutations: Mutation[],
     version: string,
     now: () => number,
+    signal?: AbortSignal,
   ): Promise<{ ok: true } | { ok: false; conflicts: Key[] }> {
     await this.loaded();
     for (const m of mutations) {
@@ -243,7 +244,9 @@ export class CoreIndexes {
     }
     const userChecked = new Set(checks.map((c) => JSON.stringify(c.key)));
     for (let attempt = 1;; attempt++) {
-      const result = this.#checkResult(await this.#commitOnce(checks, mutations, version, now));
+      const result = this.#checkResult(
+        await this.#commitOnce(checks, mutations, version, now, signal),
+      );
       if (result.ok) return result;
       // A failed check of the caller's is the caller's conflict; one of ours is retried.
       const mine = result.conflicts.filter((k) => userChecked.has(JSON.stringify(k)));
@@ -265,6 +268,7 @@ export class CoreIndexes {
     mutations: Mutation[],
     version: string,
     now: () => number,
+    signal: AbortSignal | undefined,
   ): Promise<DriverCommitResult> {
     // With the set of kept indexes as read: a commit after another program changed it fails.
     const genCheck: AtomicCheck[] = this.enabled ? [{ key: GEN_KEY, version: this.#gen! }] : [];
@@ -275,12 +279,14 @@ export class CoreIndexes {
       }
     }
     if (last.size === 0) {
-      return await this.#driver.commit({
+      const request: CommitRequest = {
         checks: [...checks, ...genCheck],
         mutations,
         version,
         now: now(),
-      });
+      };
+      if (signal !== undefined) request.signal = signal;
+      return await this.#driver.commit(request);
     }
     const keys = [...last.values()].map((m) => m.key);
     const t = now();
@@ -316,6 +322,7 @@ export class CoreIndexes {
       version,
       now: t,
     };
+    if (signal !== undefined) request.signal = signal;
     return await this.#driver.commit(request);
   }
 

@@ -350,6 +350,14 @@ export interface CommitRequest {
   version: string;
   /** The current time (ms), for expiry checks. */
   now: number;
+  /**
+   * The caller gives up when it aborts (see `GetOptions.signal`). A driver
+   * that declares `capabilities.abort` ends the commit if it still waits
+   * (a lock another process holds) and rejects, having written nothing; any
+   * other driver may ignore it. Absent for most commits (the core's own
+   * records never carry one).
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -760,10 +768,22 @@ export interface StoreDriver {
   readonly location: string;
   /** What this driver does natively; the rest gets a core fallback. */
   readonly capabilities?: Partial<Capabilities>;
-  /** One entry or `null`. May return an expired entry; the core filters it. */
-  get(key: Key, now: number): Promise<RawEntry | null> | RawEntry | null;
-  /** Entries in key order within the range. May include expired ones unless `capabilities.expiry`. */
-  list(range: KeyRange, now: number): AsyncIterable<RawEntry> | Iterable<RawEntry>;
+  /**
+   * One entry or `null`. May return an expired entry; the core filters it.
+   * `signal`: as {@linkcode CommitRequest.signal} (only a driver that
+   * declares `capabilities.abort` need heed it).
+   */
+  get(key: Key, now: number, signal?: AbortSignal): Promise<RawEntry | null> | RawEntry | null;
+  /**
+   * Entries in key order within the range. May include expired ones unless
+   * `capabilities.expiry`. `signal`: as {@linkcode CommitRequest.signal} (a
+   * page still waiting rejects).
+   */
+  list(
+    range: KeyRange,
+    now: number,
+    signal?: AbortSignal,
+  ): AsyncIterable<RawEntry> | Iterable<RawEntry>;
   /** Apply checks and mutations all-or-nothing. */
   commit(request: CommitRequest): Promise<DriverCommitResult> | DriverCommitResult;
   /** Release resources. Called once. */
@@ -776,11 +796,13 @@ export interface StoreDriver {
    * Run a query natively: the live entries matching it, sorted, with offset
    * and limit applied. Return `undefined` to let the core evaluate this one.
    * Used when `capabilities.query`. A driver that has the answer at once may
-   * return it without a promise (the core then awaits nothing).
+   * return it without a promise (the core then awaits nothing). `signal`: as
+   * {@linkcode CommitRequest.signal}.
    */
   query?(
     query: NormalizedQuery,
     now: number,
+    signal?: AbortSignal,
   ): RawEntry[] | undefined | Promise<RawEntry[] | undefined>;
   /**
    * Build the declared indexes (and search index) natively, once, right after
@@ -796,9 +818,14 @@ export interface StoreDriver {
    * Full-text search natively: the live entries under `request.prefix` whose
    * searchable text holds every term (see `searchScore` for the exact
    * rule), best first, at most `request.limit`. Return `undefined` to let the
-   * core scan. Used when `capabilities.search`.
+   * core scan. Used when `capabilities.search`. `signal`: as
+   * {@linkcode CommitRequest.signal}.
    */
-  search?(request: SearchRequest, now: number): Promise<RawSearchHit[] | undefined>;
+  search?(
+    request: SearchRequest,
+    now: number,
+    signal?: AbortSignal,
+  ): Promise<RawSearchHit[] | undefined>;
   /**
    * Delete every entry in a range (expired ones too) and say how many live
    * ones there were. Used when `capabilities.clear`.

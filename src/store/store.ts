@@ -6,6 +6,7 @@
  */
 import { FeedDisabledError, StoreClosedError } from "../errors.ts";
 import { currentActor } from "./actor.ts";
+import { givenUpError } from "./given_up.ts";
 import {
   changeAt,
   checkChangesOptions,
@@ -63,6 +64,7 @@ import type {
   DeleteOptions,
   Entry,
   FeedInfo,
+  GetOptions,
   IndexInfo,
   JsonValue,
   Key,
@@ -461,12 +463,24 @@ class CoreStore implements Store {
     return raw.expiresAt === null || raw.expiresAt > now ? raw : null;
   }
 
-  async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
+  async get<T = JsonValue>(key: Key, options?: GetOptions): Promise<Entry<T> | null> {
     this.#assertOpen("Cannot get");
     assertKey(key, "Cannot get");
+    const signal = options?.signal;
+    if (signal?.aborted) throw givenUpError("Cannot get", this.#where, signal);
     const now = this.#clock.now();
-    const raw = this.#live(await this.#driver.get(key, now), now);
+    const raw = this.#live(
+      await (signal === undefined
+        ? this.#driver.get(key, now)
+        : this.#driver.get(key, now, signal)),
+      now,
+    );
     return raw === null ? null : toEntry<T>(raw);
+  }
+
+  /** `store "main" (location)`, for messages. */
+  get #where(): string {
+    return `store "${this.name}" (${this.location})`;
   }
 
   async getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {
@@ -525,15 +539,31 @@ class CoreStore implements Store {
     this.#coreIxReady = this.#coreIx.specs.length > 0;
   }
 
-  #commit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
+  /**
+   * Commit; `signal` (a write's own, see `GetOptions.signal`) reaches the
+   * driver's commit, except for a store that keeps a change feed (its
+   * commits are not given up once started: a driver may batch the feed's
+   * writes of several callers).
+   */
+  #commit(
+    checks: AtomicCheck[],
+    mutations: Mutation[],
+    what = "Cannot commit",
+    signal?: AbortSignal,
+  ): Promise<CommitResult> {
+    if (signal?.aborted) {
+      return Promise.reject(givenUpError(what, this.#where, signal, "nothing was written"));
+    }
     if (this.#feed !== undefined) return this.#feedCommit(checks, mutations);
     const now = this.#clock.now();
     const version = newVersion(this.#clock === systemClock ? now : Date.now());
     if (this.#coreIx.enabled) {
-      return this.#coreIx.commit(checks, mutations, version, () => this.#clock.now())
+      return this.#coreIx.commit(checks, mutations, version, () => this.#clock.now(), signal)
         .then((r) => commitResult(r, version, this.name));
     }
-    const request: CommitRequest = { checks, mutations, version, now };
+    const request: CommitRequest = signal === undefined
+      ? { checks, mutations, version, now }
+      : { checks, mutations, version, now, signal };
     let result;
     try {
       result = this.#driver.commit(request);
@@ -847,7 +877,12 @@ class CoreStore implements Store {
       }
       checks.push({ key, version: options.ifVersion });
     }
-    return this.#commit(checks, [{ type: "set", key, value: text, expiresAt }]);
+    return this.#commit(
+      checks,
+      [{ type: "set", key, value: text, expiresAt }],
+      what,
+      options?.signal,
+    );
   }
 
   async delete(key: Key, options?: DeleteOptions): Promise<boolean> {
@@ -862,13 +897,14 @@ class CoreStore implements Store {
       }
       checks.push({ key, version: options.ifVersion });
     }
-    return (await this.#commit(checks, [{ type: "delete", key }])).ok;
+    return (await this.#commit(checks, [{ type: "delete", key }], what, options?.signal)).ok;
   }
 
   list<T = JsonValue>(options: ListOptions = {}): ListIterator<T> {
     const what = "Cannot list";
     this.#assertOpen(what);
     const range = this.#rangeFor(options, what);
+    if (options.signal?.aborted) throw givenUpError(what, this.#where, options.signal);
     const limit = options.limit ?? Infinity;
     if (limit !== Infinity && (!Number.isInteger(limit) || limit < 0)) {
       throw new RangeError(`${what}: limit must be a non-negative integer (got ${limit})`);
@@ -1135,7 +1171,7 @@ class CoreStore implements Store {
       if (inner === undefined) {
         if (limit === 0) inner = fromSync([][Symbol.iterator]());
         else {
-          const listed = self.#listOutsideInternal(range, self.#clock.now());
+          const listed = self.#listOutsideInternal(range, self.#clock.now(), options.signal);
           inner = Symbol.iterator in listed
             ? fromSync((listed as Iterable<RawEntry>)[Symbol.iterator]())
             : fromAsync((listed as AsyncIterable<RawEntry>)[Symbol.asyncIterator]());
@@ -1180,25 +1216,32 @@ class CoreStore implements Store {
    * is when it cannot reach it, else the parts below and above it, chained.
    * Lazy: each part is asked of the driver when the listing reaches it.
    */
-  #listOutsideInternal(range: KeyRange, now: number): AsyncIterable<RawEntry> | Iterable<RawEntry> {
-    if (!reachesInternal(range)) return this.#driver.list(range, now);
+  #listOutsideInternal(
+    range: KeyRange,
+    now: number,
+    signal?: AbortSignal,
+  ): AsyncIterable<RawEntry> | Iterable<RawEntry> {
+    const driver = this.#driver;
+    // The signal only when given: a driver's list() may count its arguments.
+    const part = (r: KeyRange) =>
+      signal === undefined ? driver.list(r, now) : driver.list(r, now, signal);
+    if (!reachesInternal(range)) return part(range);
     const parts = outsideInternal(range);
     if (range.reverse) parts.reverse();
     if (parts.length === 0) return [];
-    if (parts.length === 1) return this.#driver.list(parts[0], now);
-    const first = this.#driver.list(parts[0], now);
-    const driver = this.#driver;
+    if (parts.length === 1) return part(parts[0]);
+    const first = part(parts[0]);
     if (Symbol.iterator in first) {
       return (function* () {
         yield* first as Iterable<RawEntry>;
-        const second = driver.list(parts[1], now);
+        const second = part(parts[1]);
         if (Symbol.iterator in second) yield* second as Iterable<RawEntry>;
         else throw new TypeError("a driver's list() must be always synchronous or always async");
       })();
     }
     return chainListings([first, {
       [Symbol.asyncIterator]: () => {
-        const second = driver.list(parts[1], now);
+        const second = part(parts[1]);
         return Symbol.asyncIterator in second
           ? second[Symbol.asyncIterator]()
           : (async function* () {
@@ -1209,8 +1252,12 @@ class CoreStore implements Store {
   }
 
   /** True when the internal space holds at least one entry (expired ones too). */
-  async #hasInternal(): Promise<boolean> {
-    for await (const _ of this.#driver.list({ prefix: [INTERNAL], limit: 1, batchSize: 1 }, 0)) {
+  async #hasInternal(signal?: AbortSignal): Promise<boolean> {
+    const range = { prefix: [INTERNAL], limit: 1, batchSize: 1 };
+    const listing = signal === undefined
+      ? this.#driver.list(range, 0)
+      : this.#driver.list(range, 0, signal);
+    for await (const _ of listing) {
       return true;
     }
     return false;
@@ -1307,16 +1354,20 @@ class CoreStore implements Store {
     this.#assertOpen(what);
     const q = normalizeQuery(query);
     assertKey(q.prefix, what, true);
+    const signal = query.signal;
+    if (signal?.aborted) throw givenUpError(what, this.#where, signal);
     const now = this.#clock.now();
     // A native query over every key would see the internal space: only when it is empty.
     // (A prefix reaches it only when empty: assertKey refused an internal one.)
     if (
       this.capabilities.query && this.#driver.query &&
-      !(q.prefix.length === 0 && await this.#hasInternal())
+      !(q.prefix.length === 0 && await this.#hasInternal(signal))
     ) {
       // A driver may answer at once (an array): no await, no turn of the microtask queue.
       // Anything else (a promise, another library's thenable) is awaited.
-      let native = this.#driver.query(q, now);
+      let native = signal === undefined
+        ? this.#driver.query(q, now)
+        : this.#driver.query(q, now, signal);
       if (native !== undefined && !Array.isArray(native)) native = await native;
       if (native !== undefined) {
         const out: Entry<T>[] = [];
@@ -1332,7 +1383,7 @@ class CoreStore implements Store {
       if (indexed !== undefined) return indexed.map((r) => toEntry<T>(r));
     }
     const entries: { key: Key; value: unknown; raw: RawEntry }[] = [];
-    for await (const raw of this.#listOutsideInternal({ prefix: q.prefix }, now)) {
+    for await (const raw of this.#listOutsideInternal({ prefix: q.prefix }, now, signal)) {
       checkRaw(raw);
       if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
       entries.push({ key: raw.key, value: parseJson(raw.value), raw });
@@ -1368,21 +1419,27 @@ class CoreStore implements Store {
     const what = "Cannot search";
     this.#assertOpen(what);
     const request = normalizeSearchRequest(text, options, this.#search, what);
+    const signal = options?.signal;
+    if (signal?.aborted) throw givenUpError(what, this.#where, signal);
     const now = this.#clock.now();
     if (
       this.#nativeSearch && this.#driver.search &&
-      !(reachesInternal({ prefix: request.prefix }) && await this.#hasInternal())
+      !(reachesInternal({ prefix: request.prefix }) && await this.#hasInternal(signal))
     ) {
-      const native = await this.#driver.search(request, now);
+      const native = await (signal === undefined
+        ? this.#driver.search(request, now)
+        : this.#driver.search(request, now, signal));
       if (native !== undefined) {
-        return native.filter((r) => this.#live(r, now) !== null).map((r) => ({
+        return native.filter((r) =>
+          this.#live(r, now) !== null
+        ).map((r) => ({
           ...toEntry<T>(r),
           score: r.score,
         }));
       }
     }
     const hits: SearchHit<T>[] = [];
-    for await (const raw of this.#listOutsideInternal({ prefix: request.prefix }, now)) {
+    for await (const raw of this.#listOutsideInternal({ prefix: request.prefix }, now, signal)) {
       checkRaw(raw);
       if (raw.expiresAt !== null && raw.expiresAt <= now) continue;
       const value = parseJson(raw.value);

@@ -164,6 +164,39 @@ Deno.test("Store.set() with expireIn and ifVersion sends expiresAt and a check",
   );
 });
 
+Deno.test("Store.get(), set() and delete() pass their signal to the driver, and every call refuses to start once it aborted", async () => {
+  const { store, driver } = tinyStore();
+  const stop = new AbortController();
+  const signal = stop.signal;
+  await store.set(["a"], 1, { signal });
+  assert.equal(driver.commits.at(-1)!.signal, signal);
+  assert.equal((await store.get(["a"], { signal }))?.value, 1);
+  await store.set(["b"], 1);
+  assert.equal(driver.commits.at(-1)!.signal, undefined, "no signal given, none passed");
+  const commits = driver.commits.length;
+  stop.abort("stopped");
+  for (
+    const [what, call] of [
+      ["Cannot set", () => store.set(["a"], 2, { signal })],
+      ["Cannot delete", () => store.delete(["a"], { signal })],
+      ["Cannot get", () => store.get(["a"], { signal })],
+      ["Cannot list", () => Array.fromAsync(store.list({ signal }))],
+      ["Cannot query", () => store.query({ signal })],
+      ["Cannot search", () => store.search("a", { signal })],
+    ] as const
+  ) {
+    const err = await failure(call);
+    assert.equal(err.name, "AbortError");
+    assert.match(
+      err.message,
+      new RegExp(`^${what}: store "tiny-store" \\(tiny\\): given up, its signal aborted`),
+    );
+    assert.equal(err.cause, "stopped");
+  }
+  assert.equal(driver.commits.length, commits, "the driver saw none of them");
+  assert.equal((await store.get(["a"]))?.value, 1);
+});
+
 Deno.test("Store.get() and Store.list() hide expired entries a driver returns", async () => {
   const { store, driver, clock } = tinyStore();
   driver.put([["a"], 1, START - 1], [["b"], 2, START], [["c"], 3, START + 1], [["d"], 4, null]);

@@ -109,6 +109,11 @@ export interface SetOptions {
    * `null` means "only if the key is absent (or expired)".
    */
   ifVersion?: string | null;
+  /**
+   * Give up the write when it aborts while it waits (see {@linkcode GetOptions.signal}):
+   * it then rejects and writes nothing.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -129,6 +134,43 @@ export interface SetOptions {
 export interface DeleteOptions {
   /** Delete only if the entry's current version is this one. */
   ifVersion?: string;
+  /**
+   * Give up the delete when it aborts while it waits (see {@linkcode GetOptions.signal}):
+   * it then rejects and deletes nothing.
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * Options for {@linkcode Store.get}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type GetOptions, openStore } from "@flowstate/core";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * await store.set(["a"], 1);
+ * const stop = new AbortController();
+ * const options: GetOptions = { signal: stop.signal };
+ * assert.equal((await store.get(["a"], options))?.value, 1);
+ * stop.abort();
+ * // A call given a signal aborted already is not started, on every backend.
+ * await assert.rejects(store.get(["a"], options), /given up/);
+ * ```
+ */
+export interface GetOptions {
+  /**
+   * Give up the call when it aborts. A call given a signal aborted already is
+   * refused on every backend, before it starts. A store whose backend can end
+   * a call that waits ({@linkcode Capabilities.abort}: PostgreSQL cancels a
+   * statement waiting for a lock another session holds) ends it at once when
+   * the signal aborts: the call rejects, and a write writes nothing. On other
+   * backends a call that started runs to its end (none of them waits on
+   * another process for long). A node's state calls are given its attempt's
+   * stop: they end when the attempt is cancelled or times out.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -181,6 +223,8 @@ export interface ListOptions {
   cursor?: string;
   /** Entries fetched from the backend per round trip (a hint). */
   batchSize?: number;
+  /** Give up the listing when it aborts (see {@linkcode GetOptions.signal}): a page still waiting rejects. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -322,6 +366,8 @@ export interface Query {
   limit?: number;
   /** Skip this many matching entries first. */
   offset?: number;
+  /** Give up the query when it aborts (see {@linkcode GetOptions.signal}). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -443,6 +489,12 @@ export interface Capabilities {
   indexes: boolean;
   /** Runs full-text search itself (otherwise the core scans). */
   search: boolean;
+  /**
+   * Ends a call that waits as soon as its `signal` aborts ({@linkcode GetOptions.signal}:
+   * PostgreSQL cancels a statement waiting for another session's lock). Absent
+   * or `false`: a call that started runs to its end.
+   */
+  abort?: boolean;
 }
 
 /**
@@ -546,6 +598,8 @@ export interface SearchOptions {
   limit?: number;
   /** Match only in these fields (default: every declared field). */
   fields?: readonly (string | readonly string[])[];
+  /** Give up the search when it aborts (see {@linkcode GetOptions.signal}). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -807,8 +861,8 @@ export interface Store extends AsyncDisposable {
   readonly location: string;
   /** What the backend does natively. */
   readonly capabilities: Readonly<Capabilities>;
-  /** Read one entry, or `null` if absent or expired. */
-  get<T = JsonValue>(key: Key): Promise<Entry<T> | null>;
+  /** Read one entry, or `null` if absent or expired (`signal`: see {@linkcode GetOptions}). */
+  get<T = JsonValue>(key: Key, options?: GetOptions): Promise<Entry<T> | null>;
   /** Read several entries, in the order of `keys`. */
   getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]>;
   /** Write one entry (optionally compare-and-set or expiring). */

@@ -15,6 +15,7 @@ import type {
   CompactResult,
   DeleteOptions,
   Entry,
+  GetOptions,
   JsonValue,
   Key,
   KeyBounds,
@@ -83,8 +84,8 @@ class NotifyingStore extends ForwardingBase implements Store {
     listener.changed(change);
   }
 
-  get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
-    return this.#store.get<T>(key);
+  get<T = JsonValue>(key: Key, options?: GetOptions): Promise<Entry<T> | null> {
+    return this.#store.get<T>(key, options);
   }
 
   getMany<T = JsonValue>(keys: readonly Key[]): Promise<(Entry<T> | null)[]> {

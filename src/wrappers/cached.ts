@@ -17,6 +17,7 @@ import type {
   CompactResult,
   DeleteOptions,
   Entry,
+  GetOptions,
   JsonValue,
   Key,
   KeyBounds,
@@ -436,7 +437,7 @@ class CachingStore extends ForwardingBase implements CachedStore {
 
   // ---- Store --------------------------------------------------------------
 
-  async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
+  async get<T = JsonValue>(key: Key, options?: GetOptions): Promise<Entry<T> | null> {
     this.#assertOpen("Cannot get");
     assertKey(key, "Cannot get");
     const id = idOf(key);
@@ -449,7 +450,7 @@ class CachingStore extends ForwardingBase implements CachedStore {
     const ticket = this.#inflight.begin(id);
     let entry: Entry<T> | null;
     try {
-      entry = this.#versions.shown(await this.#store.get<T>(key));
+      entry = this.#versions.shown(await this.#store.get<T>(key, options));
     } finally {
       this.#inflight.end(id, ticket);
     }
@@ -531,6 +532,7 @@ class CachingStore extends ForwardingBase implements CachedStore {
   ): Promise<CommitResult> {
     const storeOptions: SetOptions = {};
     if (options?.expireIn !== undefined) storeOptions.expireIn = options.expireIn;
+    if (options?.signal !== undefined) storeOptions.signal = options.signal;
     if (options?.ifVersion !== undefined) {
       storeOptions.ifVersion = options.ifVersion === null
         ? null
@@ -567,9 +569,9 @@ class CachingStore extends ForwardingBase implements CachedStore {
       return true;
     }
     await this.#writes.settle();
-    const storeOptions = ifVersion === undefined
-      ? undefined
-      : { ifVersion: this.#versions.real(id, ifVersion) };
+    const storeOptions: DeleteOptions | undefined = ifVersion === undefined
+      ? (options?.signal === undefined ? undefined : { signal: options.signal })
+      : { ifVersion: this.#versions.real(id, ifVersion), signal: options?.signal };
     this.#drop(id);
     const ticket = this.#inflight.begin(id);
     let deleted: boolean;

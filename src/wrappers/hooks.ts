@@ -16,6 +16,7 @@ import type {
   CompactResult,
   DeleteOptions,
   Entry,
+  GetOptions,
   JsonValue,
   Key,
   KeyBounds,
@@ -295,11 +296,11 @@ class HookedStore extends ForwardingBase implements Store {
     }
   }
 
-  async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
+  async get<T = JsonValue>(key: Key, options?: GetOptions): Promise<Entry<T> | null> {
     this.#assertOpen("Cannot get");
     assertKey(key, "Cannot get");
     await this.#hooks.beforeGet?.(key);
-    const entry = await this.#run("get", key, () => this.#store.get<T>(key));
+    const entry = await this.#run("get", key, () => this.#store.get<T>(key, options));
     await this.#hooks.afterGet?.(key, entry as Entry | null);
     return entry;
   }

@@ -367,7 +367,11 @@ Deno.test({
   async fn() {
     await withPage(async (page, inspector, watch) => {
       await page.setViewportSize({ width: 390, height: 800 });
-      for (const view of ["state", "runs", "flows", "jobs"]) {
+      const { runs } = await (await inspector.runtime.records()).listRunSummaries({
+        flowId: "greet",
+        limit: 1,
+      });
+      for (const view of ["state", "runs", "flows", "jobs", `runs/${runs[0].id}`]) {
         await page.goto(new URL(`#/${view}`, inspector.url).href);
         await page.locator("h1.view-title").first().waitFor();
         assert.equal(
@@ -469,7 +473,8 @@ Deno.test({
       await page.goto(new URL(`#/runs/${runId}`, inspector.url).href);
       await page.locator("#live.on").waitFor();
       await page.locator('.node-row[data-node="first"][data-status="running"]').waitFor();
-      await page.locator(".timeline-panel").filter({ hasText: `${count + 1} nodes` }).waitFor();
+      // Every node of the flow, `second` (not started) too, once the pages after the first came.
+      await page.locator(".timeline-panel").filter({ hasText: `${count + 2} nodes ·` }).waitFor();
       // The first 500 in start order (n2 before n10), then only the running one.
       const rows = page.locator(".timeline-panel .node-row");
       const names = await rows.evaluateAll((els) => els.map((e) => e.getAttribute("data-node")));
@@ -477,7 +482,7 @@ Deno.test({
       assert.deepEqual(names.slice(0, 12), Array.from({ length: 12 }, (_, i) => `n${i}`));
       assert.equal(names.at(-1), "first");
       const showAll = page.locator(".timeline-panel button.show-all");
-      assert.equal(await showAll.textContent(), `show all ${count + 1} nodes (100 more)`);
+      assert.equal(await showAll.textContent(), `show all ${count + 2} nodes (101 more)`);
 
       // The collapsed event log holds no lines; opened, a page of them and a "show more".
       const log = page.locator("details.event-log");
@@ -494,7 +499,6 @@ Deno.test({
       await page.locator('.node-row[data-node="n3"]').evaluate((el) => el.classList.add("mark"));
       await Deno.writeTextFile(first, "go");
       await page.locator('.node-row[data-node="second"][data-status="running"]').waitFor();
-      await page.locator(".timeline-panel").filter({ hasText: `${count + 2} nodes` }).waitFor();
       // Past the first 500, a node that ended well leaves the short list.
       await page.locator('.node-row[data-node="first"]').waitFor({ state: "detached" });
       assert.equal(await page.locator(".node-row.mark").count(), 1);
@@ -604,7 +608,14 @@ Deno.test({
       await page.locator('.node-row[data-node="wait"] .node-summary').click();
       await page.locator('.node-row[data-node="wait"] .log-message')
         .filter({ hasText: `waiting for ${release}` }).waitFor();
-      assert.equal(await page.locator('.node-row[data-node="after"]').count(), 0);
+      // A node not started yet is listed all the same, as pending, after the running one.
+      await page.locator('.node-row[data-node="after"][data-status="pending"]').waitFor();
+      assert.deepEqual(
+        await page.locator(".node-row").evaluateAll((rows) =>
+          rows.map((r) => r.getAttribute("data-node"))
+        ),
+        ["wait", "after"],
+      );
       await page.evaluate(() => (globalThis as unknown as { marker: number }).marker = 9);
 
       await Deno.writeTextFile(release, "go");
@@ -872,6 +883,116 @@ Deno.test({
       assert.equal(await page.locator(`tr[data-run="${parent.id}"] a.sub-run`).count(), 0);
       await mark.click();
       await page.waitForURL(new RegExp(`#/runs/${parent.id}$`));
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "inspector: the runs list keeps its page and filters in the URL: reload, back and forward show the same page",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      // Three pages of succeeded counter runs (50 a page), beside the seeded ones.
+      const flow = join(inspector.dir, "flows", "counter.flow.yaml");
+      for (let i = 0; i < 110; i++) await inspector.runtime.runFlow(flow);
+      const rows = page.locator(".runs-table tbody tr[data-run]");
+      const ids = () => rows.evaluateAll((els) => els.map((e) => e.getAttribute("data-run")));
+      const pager = page.locator(".pager");
+      await page.goto(new URL("#/runs?flow=counter&status=succeeded", inspector.url).href);
+      await rows.first().waitFor();
+      const first = await ids();
+      assert.equal(first.length, 50);
+
+      await pager.getByRole("button", { name: "older →" }).click();
+      await pager.getByText("page 2").waitFor();
+      await page.locator(`tr[data-run="${first[0]}"]`).waitFor({ state: "detached" });
+      const second = await ids();
+      assert.equal(second.length, 50);
+      assert.ok(!second.includes(first[0]));
+      await pager.getByRole("button", { name: "older →" }).click();
+      await pager.getByText("page 3").waitFor();
+      await page.locator(`tr[data-run="${second[0]}"]`).waitFor({ state: "detached" });
+      const third = await ids();
+      const thirdUrl = page.url();
+      assert.match(thirdUrl, /[?&]cursor=/);
+      assert.match(thirdUrl, /[?&]flow=counter/);
+      assert.match(thirdUrl, /[?&]status=succeeded/);
+
+      // A reload shows the same page, with its filters, and "← newer" still leads back.
+      await page.reload();
+      await pager.getByText("page 3").waitFor();
+      await rows.first().waitFor();
+      assert.deepEqual(await ids(), third);
+      assert.equal(await page.locator("#filter-flow").inputValue(), "counter");
+      assert.equal(await page.locator("#filter-status").inputValue(), "succeeded");
+      await pager.getByRole("button", { name: "← newer" }).click();
+      await pager.getByText("page 2").waitFor();
+      await page.locator(`tr[data-run="${second[0]}"]`).waitFor();
+      assert.deepEqual(await ids(), second);
+
+      // Back and forward move between the pages as they were seen.
+      await page.goBack();
+      await pager.getByText("page 3").waitFor();
+      await page.locator(`tr[data-run="${third[0]}"]`).waitFor();
+      await page.goForward();
+      await pager.getByText("page 2").waitFor();
+      await page.locator(`tr[data-run="${second[0]}"]`).waitFor();
+
+      // A link to the third page, opened in another tab, shows it.
+      const other = await page.context().newPage();
+      await other.goto(thirdUrl);
+      await other.locator(".pager").getByText("page 3").waitFor();
+      await other.locator(".runs-table tbody tr[data-run]").first().waitFor();
+      assert.deepEqual(
+        await other.locator(".runs-table tbody tr[data-run]").evaluateAll((els) =>
+          els.map((e) => e.getAttribute("data-run"))
+        ),
+        third,
+      );
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "inspector: a big run's page asks for its first nodes, then the others, and ends up showing every node",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      const nodes = Array.from({ length: 650 }, (_, i) => ({
+        id: `n${i}`,
+        type: "transform",
+        ...(i % 50 === 0 ? {} : { needs: [`n${i - 1}`] }),
+        with: { value: i },
+      }));
+      const run = await inspector.runtime.runFlow({ id: "big", nodes });
+      assert.equal(run.status, "succeeded");
+      const asked: string[] = [];
+      page.on("request", (request) => {
+        const url = new URL(request.url());
+        if (url.pathname.startsWith(`/api/runs/${run.id}`)) {
+          asked.push(url.pathname.slice(`/api/runs/${run.id}`.length) + url.search);
+        }
+      });
+      await page.goto(new URL(`#/runs/${run.id}`, inspector.url).href);
+      const head = page.locator(".timeline-panel .panel-head");
+      await head.getByText("650 nodes · click a node").waitFor();
+      // The first answer held 500 nodes; the others came after; never the whole run at once.
+      assert.equal(asked[0], "/nodes?limit=500");
+      assert.ok(asked.includes("/nodes?offset=500&limit=2000"), asked.join(" "));
+      assert.ok(!asked.includes(""), asked.join(" "));
+      await page.getByRole("button", { name: "show all 650 nodes (150 more)" }).click();
+      await page.locator('.node-row[data-node="n649"][data-status="succeeded"]').waitFor();
+      assert.equal(await page.locator(".node-row").count(), 650);
+      const events = (await (await inspector.runtime.records()).getEvents(run.id)).length;
+      await page.locator(".event-log summary").getByText(`Events (${events})`).waitFor();
       assert.deepEqual(unexpectedErrors(watch), []);
     });
   },

@@ -117,6 +117,8 @@ export const api = {
   version: (flow, hash) => request("GET", `/api/flows/${enc(flow)}/versions/${enc(hash)}`),
   runs: (filters) => request("GET", `/api/runs${query(filters)}`),
   run: (id) => request("GET", `/api/runs/${enc(id)}`),
+  /** A run with a page of its nodes (`{ offset, limit }`): `{ run, events, nodeIds, total, next? }`. */
+  runNodes: (id, page) => request("GET", `/api/runs/${enc(id)}/nodes${query(page)}`),
   runChanges: (id, page) => request("GET", `/api/runs/${enc(id)}/changes${query(page)}`),
   startRun: (flow, input) =>
     request("POST", `/api/flows/${enc(flow)}/runs`, { body: { input: input ?? {} } }),

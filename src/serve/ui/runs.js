@@ -41,13 +41,38 @@ function throttle(fn, ms) {
 
 // --- the list ---------------------------------------------------------------------------
 
+/**
+ * The page of the runs list a route names: its `cursor` (none: the first page)
+ * and `newer`, the cursors of the pages between the first and this one (comma
+ * separated run ids), so that a reload, back and forward, and a shared link
+ * show the same page, and "← newer" leads back page by page.
+ * Returns `{ cursor, stack }`: `stack` holds the cursor of each page before
+ * this one (the first page's: `undefined`).
+ */
+export function runsPageOf(params) {
+  const cursor = params.get("cursor") || undefined;
+  if (cursor === undefined) return { cursor, stack: [] };
+  const newer = (params.get("newer") ?? "").split(",").filter((c) => c !== "");
+  return { cursor, stack: [undefined, ...newer] };
+}
+
+/** The route params of the runs list's page at `cursor`, after the pages of `stack`. */
+export function runsPageParams(filters, cursor, stack) {
+  return {
+    ...filters,
+    cursor,
+    newer: cursor === undefined ? undefined : stack.slice(1).join(","),
+  };
+}
+
 export async function renderRuns(container, route, ctx) {
   const flow = route.params.get("flow") ?? "";
   const status = route.params.get("status") ?? "";
-  // Cursors of the pages before this one, to go back ("newer").
-  const stack = [];
-  let cursor = undefined;
+  // Cursors of the pages before this one, to go back ("newer"): kept in the URL.
+  const { cursor, stack } = runsPageOf(route.params);
   let nextCursor = undefined;
+  const goTo = (pageCursor, pageStack) =>
+    ctx.navigate(ctx.routeHash(["runs"], runsPageParams({ flow, status }, pageCursor, pageStack)));
 
   const flows = await api.flows().catch(() => []);
   const flowSelect = h(
@@ -117,10 +142,7 @@ export async function renderRuns(container, route, ctx) {
         ? h("button", {
           type: "button",
           text: "← newer",
-          onclick: () => {
-            cursor = stack.pop();
-            load();
-          },
+          onclick: () => goTo(stack[stack.length - 1], stack.slice(0, -1)),
         })
         : null,
       h("span.muted", { text: `page ${stack.length + 1}` }),
@@ -128,11 +150,7 @@ export async function renderRuns(container, route, ctx) {
         ? h("button", {
           type: "button",
           text: "older →",
-          onclick: () => {
-            stack.push(cursor);
-            cursor = nextCursor;
-            load();
-          },
+          onclick: () => goTo(nextCursor, [...stack, cursor]),
         })
         : null,
     );
@@ -192,8 +210,14 @@ export async function renderRuns(container, route, ctx) {
 /** Node ids in name order, numbers by value (n2 before n10). */
 const byName = new Intl.Collator(undefined, { numeric: true });
 
-/** Node rows from a run's events and record: start, attempts, end, logs, reads, writes. */
-export function nodeTimeline(run, events) {
+/**
+ * Node rows from a run's events and record: start, attempts, end, logs, reads, writes.
+ * With `nodeIds` (every node of the run, as `GET /api/runs/{id}/nodes` lists them:
+ * those not started in the flow's order), every node has a row: one that has not
+ * started is `pending` while the run runs and `not-run` once it ended (when its record
+ * says nothing of it); rows that have not started follow the started ones, in that order.
+ */
+export function nodeTimeline(run, events, nodeIds) {
   const nodes = new Map();
   const get = (id) => {
     let node = nodes.get(id);
@@ -278,14 +302,27 @@ export function nodeTimeline(run, events) {
     if (!node.attempt) node.attempt = outcome.attempts ?? 0;
     if (!node.error && outcome.error) node.error = outcome.error;
   }
+  const order = new Map();
+  const ended = run && run.status !== "running" && run.status !== "queued";
+  for (const id of nodeIds ?? []) {
+    if (order.has(id)) continue;
+    order.set(id, order.size);
+    const node = get(id);
+    if (ended && node.status === null && node.startedAt === null) node.status = "not-run";
+  }
+  const place = (id) => order.get(id) ?? Infinity;
   return [...nodes.values()].sort((a, b) =>
     (a.startedAt ?? Infinity) - (b.startedAt ?? Infinity) ||
+    (place(a.id) - place(b.id) || 0) ||
     byName.compare(a.id, b.id)
   );
 }
 
 /** Nodes the timeline shows before "show all": the first ones, plus every running or failed one. */
 export const TIMELINE_CAP = 500;
+/** Nodes of a run's first page (its first answer), then of each page after it. */
+export const FIRST_NODES = TIMELINE_CAP;
+export const REST_NODES = 2_000;
 /** Lines of the event log shown at a time (opened). */
 export const EVENT_PAGE = 500;
 
@@ -309,7 +346,8 @@ export async function renderRun(container, id, ctx) {
   });
   let data;
   try {
-    data = await api.run(id);
+    // The first nodes only: a 10,000-node run's whole answer is ~3 MB (the rest comes after).
+    data = await api.runNodes(id, { limit: FIRST_NODES });
   } catch (e) {
     if (e instanceof ApiError && e.status === 404) {
       replace(
@@ -322,6 +360,15 @@ export async function renderRun(container, id, ctx) {
     throw e;
   }
   let run = data.run;
+  /**
+   * The run's nodes as its pages list them (every node of its flow version,
+   * those not started too, then any other); grows as the pages come.
+   */
+  const runNodeIds = [...data.nodeIds];
+  const listed = new Set(runNodeIds);
+  /** Every node of the run, and the offset of the page not fetched yet (none: all are here). */
+  const nodesTotal = data.total;
+  let nextNodes = data.next;
   const events = [];
   /** The events of each node, in arrival order: one node's row is redrawn from its own. */
   const eventsByNode = new Map();
@@ -469,7 +516,9 @@ export async function renderRun(container, id, ctx) {
   /** One node's row as the run's events tell it now. */
   function nodeNow(nodeId) {
     const only = { ...run, nodes: { [nodeId]: run.nodes?.[nodeId] ?? {} } };
-    return nodeTimeline(only, eventsByNode.get(nodeId) ?? [])[0];
+    return nodeTimeline(only, eventsByNode.get(nodeId) ?? [], listed.has(nodeId) ? [nodeId] : [])[
+      0
+    ];
   }
 
   function timelineSpan() {
@@ -541,9 +590,11 @@ export async function renderRun(container, id, ctx) {
 
   function renderCounts() {
     if (countEl) {
-      countEl.textContent = `${known.size} node${
-        known.size === 1 ? "" : "s"
-      } · click a node for attempts, logs, reads and writes`;
+      countEl.textContent = nextNodes !== undefined
+        ? `${known.size} of ${nodesTotal} nodes · loading the others…`
+        : `${known.size} node${
+          known.size === 1 ? "" : "s"
+        } · click a node for attempts, logs, reads and writes`;
     }
     if (moreEl) {
       const hidden = known.size - shown.size;
@@ -553,7 +604,7 @@ export async function renderRun(container, id, ctx) {
   }
 
   function renderTimeline() {
-    const nodes = nodeTimeline(run, events);
+    const nodes = nodeTimeline(run, events, runNodeIds);
     shown.clear();
     known.clear();
     first.clear();
@@ -766,6 +817,37 @@ export async function renderRun(container, id, ctx) {
   renderAll();
   changes.load();
 
+  // The other pages of nodes, one after the other, each drawn as it comes.
+  let closed = false;
+  (async () => {
+    while (nextNodes !== undefined && !closed) {
+      let page;
+      try {
+        page = await api.runNodes(id, { offset: nextNodes, limit: REST_NODES });
+      } catch {
+        nextNodes = undefined; // what came is shown
+        renderCounts();
+        return;
+      }
+      if (closed) return;
+      for (const nodeId of page.nodeIds) {
+        if (listed.has(nodeId)) continue;
+        listed.add(nodeId);
+        runNodeIds.push(nodeId);
+      }
+      // A node's outcome as the record said it (a reload may have brought a fresher one).
+      for (const [nodeId, outcome] of Object.entries(page.run.nodes ?? {})) {
+        if (!Object.hasOwn(run.nodes, nodeId)) run.nodes[nodeId] = outcome;
+      }
+      let added = 0;
+      for (const event of page.events ?? []) if (addEvent(event)) added++;
+      if (added > 0) events.sort((a, b) => a.at - b.at);
+      nextNodes = page.next;
+      renderTimeline();
+      renderEventLog();
+    }
+  })();
+
   const reload = throttle(async () => {
     try {
       const wasRunning = run.status === "running" || run.status === "queued";
@@ -797,7 +879,8 @@ export async function renderRun(container, id, ctx) {
   const reloadChanges = throttle(() => changes.load({ live: true }), 300);
   onEvent = (type, data) => {
     if (type === "connection") {
-      if (data.connected) reload();
+      // (Re)connected: what the feed missed. An ended run changes no more.
+      if (data.connected && (run.status === "running" || run.status === "queued")) reload();
       return;
     }
     if (data?.runId !== id && data?.run?.id !== id && data?.id !== id) return;
@@ -825,7 +908,10 @@ export async function renderRun(container, id, ctx) {
     tick();
     if (++ticks % (ctx.live.connected ? 5 : 2) === 0) reload();
   }, 1000);
-  return () => clearInterval(timer);
+  return () => {
+    closed = true;
+    clearInterval(timer);
+  };
 }
 
 function keyList(title, keys, truncated, run, node, className) {

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { diffLines, diffStats, hunks, MAX_CELLS, splitLines } from "./diff.js";
-import { accessKey, nodeTimeline } from "./runs.js";
+import { accessKey, nodeTimeline, runsPageOf, runsPageParams } from "./runs.js";
 import { changesByNode, compactJson, unfedWrites } from "./changes.js";
 import { levelOf, parsePrefix } from "./state.js";
 import { formatTime } from "./dom.js";
@@ -166,6 +166,48 @@ Deno.test("nodeTimeline: nodes started in the same millisecond go by name, numbe
     ids.map((node) => ({ at: 5, type: "node.start", node })),
   );
   assert.deepEqual(nodes.map((n) => n.id), ["a9", "a10", "b", "n0", "n1", "n2", "n10"]);
+});
+
+Deno.test("nodeTimeline: with the flow's node ids, every node has a row; those not started follow, in the flow's order", () => {
+  const events = [
+    { at: 1, type: "node.start", node: "second" },
+    { at: 2, type: "node.start", node: "first" },
+    { at: 3, type: "node.end", node: "first", status: "succeeded", durationMs: 1 },
+  ];
+  const flow = ["first", "second", "z-third", "a-fourth"];
+  const running = nodeTimeline({ status: "running", nodes: {} }, events, flow);
+  assert.deepEqual(
+    running.map((n) => [n.id, n.status ?? "pending"]),
+    [["second", "running"], ["first", "succeeded"], ["z-third", "pending"], [
+      "a-fourth",
+      "pending",
+    ]],
+  );
+  // Once the run ended, a node that never started did not run.
+  const ended = nodeTimeline({ status: "failed", nodes: {} }, events, flow);
+  assert.deepEqual(ended.slice(2).map((n) => [n.id, n.status]), [["z-third", "not-run"], [
+    "a-fourth",
+    "not-run",
+  ]]);
+});
+
+Deno.test("runsPageOf reads back the page runsPageParams wrote: first, second and third pages", () => {
+  const roundTrip = (cursor: string | undefined, stack: (string | undefined)[]) => {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(runsPageParams({ flow: "f" }, cursor, stack))) {
+      if (v !== undefined && v !== "") params.set(k, String(v));
+    }
+    assert.equal(params.get("flow"), "f");
+    return runsPageOf(params);
+  };
+  assert.deepEqual(roundTrip(undefined, []), { cursor: undefined, stack: [] });
+  assert.deepEqual(roundTrip("c2", [undefined]), { cursor: "c2", stack: [undefined] });
+  assert.deepEqual(roundTrip("c3", [undefined, "c2"]), { cursor: "c3", stack: [undefined, "c2"] });
+  // A link with a cursor only: "← newer" leads to the first page.
+  assert.deepEqual(runsPageOf(new URLSearchParams("cursor=c9")), {
+    cursor: "c9",
+    stack: [undefined],
+  });
 });
 
 Deno.test("accessKey puts a scope's prefix before the key", () => {

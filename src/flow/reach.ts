@@ -1,0 +1,118 @@
+/**
+ * What each node of a prepared flow can reach beyond its `permissions:`, as
+ * `flowstate validate` reports it: the runner's environment variables that
+ * reach it through its `with:`, the sub-flows it may start, and the files its
+ * `write:` covers that decide what other nodes (or itself, on its next run)
+ * may do.
+ *
+ * @module
+ */
+import { isWithin } from "../_path.ts";
+import type { PreparedFlow, PreparedNode } from "./executor.ts";
+import { computesSubFlow } from "./sub_flows.ts";
+
+/**
+ * How a node may start sub-flows (see `sub_flows.ts` for the rule):
+ * `literal`, a `flow` node running the flow written in the flow file;
+ * `computed`, a `flow` node whose path is computed at run time (a flow file in
+ * the flow's folder or `flows:`); `capped`, a sandboxed node's `ctx.runFlow`
+ * (such flow files only, every node within its permissions); `any`, a trusted
+ * node; `null`, none.
+ */
+export type SubFlowStart = "literal" | "computed" | "capped" | "any" | null;
+
+/** How `node` may start sub-flows. */
+export function subFlowStart(node: PreparedNode): SubFlowStart {
+  const runs = node.runs ?? "builtin";
+  if (runs === "worker") return "capped";
+  if (runs === "trusted") return "any";
+  if (node.spec.type !== "flow") return null;
+  return computesSubFlow(node) ? "computed" : "literal";
+}
+
+/** `${{ … }}` segments of a string (an escaped `$${{` is not one). */
+const SEGMENT = /(?<!\$)\$\{\{([\s\S]*?)\}\}/g;
+/** `env.NAME` and `env["NAME"]` / `env['NAME']`: a variable named in the text. */
+const NAMED_ENV = /(?<![.\w$])env\s*(?:\.\s*[A-Za-z_$][\w$]*|\[\s*(?:"[^"]*"|'[^']*')\s*\])/g;
+/** The root `env` (not a field named `env`, as in `inputs.env`). */
+const ENV_ROOT = /(?<![.\w$])env(?![\w$])/;
+
+/**
+ * For each node, the flow's `env:` variables whose values can reach its input
+ * through templates: those its `with:` reads, and those that reached a node
+ * whose output it reads (`nodes.<id>`), at any distance. A `with:` that reads
+ * `env` other than by a written name (`env[inputs.k]`, all of `env`) counts
+ * as reading every variable of the flow's `env:` list. Values that pass
+ * through state (a `state.set` then a `state.get`) are not followed.
+ */
+export function envThroughWith(prepared: PreparedFlow): string[][] {
+  const listed = prepared.definition.env ?? [];
+  const index = new Map(prepared.nodes.map((n, i) => [n.spec.id, i]));
+  const reach: (Set<string> | undefined)[] = [];
+  const visit = (i: number): Set<string> => {
+    const known = reach[i];
+    if (known !== undefined) return known;
+    const found = new Set<string>();
+    reach[i] = found; // a cycle is a validation error already; this ends it
+    const node = prepared.nodes[i];
+    const direct = readsAllEnv(node.spec.with) ? listed : node.with.refs.env;
+    for (const name of direct) if (listed.includes(name)) found.add(name);
+    for (const id of node.with.refs.nodes) {
+      const j = index.get(id);
+      if (j !== undefined) { for (const name of visit(j)) found.add(name); }
+    }
+    return found;
+  };
+  return prepared.nodes.map((_, i) => [...visit(i)].sort());
+}
+
+/** Whether a template in `value` reads `env` other than by a written variable name. */
+function readsAllEnv(value: unknown): boolean {
+  if (typeof value === "string") {
+    for (const match of value.matchAll(SEGMENT)) {
+      if (ENV_ROOT.test(match[1].replace(NAMED_ENV, ""))) return true;
+    }
+    return false;
+  }
+  if (Array.isArray(value)) return value.some(readsAllEnv);
+  if (typeof value === "object" && value !== null) return Object.values(value).some(readsAllEnv);
+  return false;
+}
+
+/** A file or folder whose content decides what nodes may do, for {@linkcode writeOverlaps}. */
+export interface GuardedPath {
+  /** Absolute path. */
+  path: string;
+  /** Whether it is a folder (a `write:` inside it overlaps it too). */
+  folder: boolean;
+  /** What it is, as a warning names it: `its own flow file`, `the config file`… */
+  what: string;
+}
+
+/**
+ * One warning for each node whose `write:` permission covers any of `guarded`
+ * (or lies inside a guarded folder), naming the node, its `write:` and what
+ * it covers. A node that may rewrite a flow file, the config, a trusted
+ * module or Flowstate's home may give itself (or another node) any
+ * permission the runner has on a later run.
+ */
+export function writeOverlaps(prepared: PreparedFlow, guarded: readonly GuardedPath[]): string[] {
+  const warnings: string[] = [];
+  for (const node of prepared.nodes) {
+    const write = node.permissions?.write ?? false;
+    if (write === false) continue;
+    const covered = guarded.filter((target) =>
+      write === true ||
+      write.some((w) => isWithin(target.path, w) || (target.folder && isWithin(w, target.path)))
+    );
+    if (covered.length === 0) continue;
+    warnings.push(
+      `node ${node.spec.id} (${node.spec.type}) may write (write: ${
+        write === true ? "true" : write.join(", ")
+      }) ${
+        covered.map((t) => `${t.what} ${t.path}`).join(", ")
+      }: a node that can change these can give itself, or another node, any permission the runner has on a later run`,
+    );
+  }
+  return warnings;
+}

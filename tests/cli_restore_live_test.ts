@@ -1,0 +1,48 @@
+/**
+ * `restore --force` into the store that records runs refuses while a run
+ * another process runs is recorded there (its records would be deleted under
+ * it), naming the runs; once that process has stopped it goes ahead.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
+
+Deno.test("restore --force refuses while runs recorded in the target store are running, then restores once they stopped", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  default: { plugin: sqlite, path: state.db }\n",
+    );
+    await Deno.writeTextFile(
+      join(dir, "slow.flow.yaml"),
+      "id: slow\nnodes:\n  - { id: wait, type: delay, with: { for: 60s } }\n",
+    );
+    assert.equal((await run("state", "set", "a", "1")).code, 0);
+    const backup = await run("backup", "--store", "default", "--out", "b.fsbackup");
+    assert.equal(backup.code, 0, backup.stderr);
+
+    const child = cliCommand(dir, ["run", "slow.flow.yaml"], { home }).spawn();
+    try {
+      // Wait until the run is recorded running.
+      for (let i = 0;; i++) {
+        const ls = await run("runs", "ls", "--status", "running", "--json");
+        if (ls.code === 0 && JSON.parse(ls.stdout).length === 1) break;
+        if (i > 600) assert.fail("the run never started");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const refused = await run("restore", "b.fsbackup", "--store", "default", "--force");
+      assert.equal(refused.code, 2, refused.stdout);
+      assert.match(
+        refused.stderr,
+        /with --force: 1 run is running and recorded there: \w+ \(slow, heartbeat \d+ s ago\)\. --force would delete their records under them; stop the workers, daemons and runs using this store first/,
+      );
+      assert.equal((await run("state", "get", "a")).code, 0, "nothing was cleared");
+    } finally {
+      child.kill("SIGTERM");
+      await child.status;
+    }
+    // The run stopped (recorded cancelled): the restore goes ahead.
+    const restored = await run("restore", "b.fsbackup", "--store", "default", "--force");
+    assert.equal(restored.code, 0, restored.stderr);
+  });
+});
