@@ -7,24 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
-import { streamLines } from "./fixtures/daemon_process.ts";
-
-/** How long any one wait of this test may take before it fails (not a timing assertion). */
-const WAIT_MS = 90_000;
-
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) =>
-        timer = setTimeout(() => reject(new Error(`gave up waiting: ${what}`)), WAIT_MS)
-      ),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { streamLines, within } from "./fixtures/daemon_process.ts";
 
 const flow = (id: string, message: string, schedule: string | null) =>
   `id: ${id}\n${schedule === null ? "" : `schedule: "${schedule}"\n`}nodes:\n` +

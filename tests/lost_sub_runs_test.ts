@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openRuntime, openStore } from "../mod.ts";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
-import { spawnDaemon, streamLines } from "./fixtures/daemon_process.ts";
+import { spawnDaemon, streamLines, within } from "./fixtures/daemon_process.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const WAIT_NODE = join(ROOT, "tests", "fixtures", "nodes", "wait_for_file.ts");
@@ -22,22 +22,9 @@ const WAIT_NODE = join(ROOT, "tests", "fixtures", "nodes", "wait_for_file.ts");
 /** How long any one wait of these tests may take before it fails (not a timing assertion). */
 const WAIT_MS = 120_000;
 
-/** `promise`, or a failure naming `what` after WAIT_MS. */
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) =>
-        timer = setTimeout(() => reject(new Error(`gave up waiting: ${what}`)), WAIT_MS)
-      ),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-const WAITING_CHILD = `id: child
+/** A flow whose one node waits for the file named by $HOLD (`head`: its first lines). */
+const waiting = (head: string) =>
+  `${head}
 env: [HOLD]
 nodes:
   - id: wait
@@ -60,7 +47,7 @@ Deno.test({
         join(dir, "flows", "parent.flow.yaml"),
         "id: parent\nnodes:\n  - { id: sub, type: flow, with: { flow: ./sub/child.flow.yaml } }\n",
       );
-      await Deno.writeTextFile(join(dir, "flows", "sub", "child.flow.yaml"), WAITING_CHILD);
+      await Deno.writeTextFile(join(dir, "flows", "sub", "child.flow.yaml"), waiting("id: child"));
       await Deno.writeTextFile(
         join(dir, "flowstate.yaml"),
         "stores:\n  default: { plugin: sqlite, path: ./data.db }\nflows: [./flows/parent.flow.yaml]\n",
@@ -147,16 +134,7 @@ jobs:
     );
     await Deno.writeTextFile(
       join(dir, "on.flow.yaml"),
-      `id: on
-trigger:
-  changes: { store: data, prefix: [orders] }
-env: [HOLD]
-nodes:
-  - id: wait
-    type: ${WAIT_NODE}
-    with: { path: "\${{ env.HOLD }}" }
-    permissions: { read: true }
-`,
+      waiting("id: on\ntrigger:\n  changes: { store: data, prefix: [orders] }"),
     );
     const daemon = (id: string, hold: string) => {
       const child = spawnDaemon(dir, id, { env: { HOLD: hold }, leaseMs: 2000 });
