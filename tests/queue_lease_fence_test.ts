@@ -7,6 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { z } from "zod";
+import { definePlugin, openRuntime, startWorker, type WorkerEvent } from "../mod.ts";
+import { MemoryDriver } from "../plugins/memory/mod.ts";
+import type { CommitRequest } from "../plugin.ts";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
 
 const PG_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
@@ -184,4 +188,73 @@ Deno.test({
       await sql.end();
     }
   },
+});
+
+/** A plugin over one shared memory driver whose commits to run records fail while `down.on`. */
+function sharedPlugin(inner: MemoryDriver, down: { on: boolean }) {
+  return definePlugin({
+    name: "shared-test",
+    optionsSchema: z.strictObject({}),
+    open: () => ({
+      location: "shared",
+      capabilities: { atomicClear: true },
+      get: (k: never) => inner.get(k),
+      list: (r: never) => inner.list(r),
+      commit: (req: CommitRequest) => {
+        if (
+          down.on &&
+          req.mutations.some((m) => "key" in m && m.key[0] === "flowstate" && m.key[1] === "runs")
+        ) {
+          throw new Error("the store cannot be reached");
+        }
+        return inner.commit(req);
+      },
+      close: () => {},
+    }),
+  });
+}
+
+Deno.test("worker: an attempt whose heartbeats keep failing stops writing once its lease ran out; the run is run again, its effect once (mod.ts)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-lease-fence-" });
+  try {
+    await Deno.writeTextFile(join(dir, "slow.flow.yaml"), FLOW.replace("5s", "2s"));
+    const shared = new MemoryDriver();
+    const down = { on: false };
+    const open = (plugin: ReturnType<typeof sharedPlugin>) =>
+      openRuntime({ cwd: dir, home: dir, config: { stores: { main: { plugin } } } });
+    await using a = await open(sharedPlugin(shared, down));
+    await using b = await open(sharedPlugin(shared, { on: false }));
+    const { runId } = await a.enqueue("./slow.flow.yaml");
+    const state = await b.store("main");
+    const count = async (key: string) =>
+      (await state.get<number>(["flow", "slow", key]))?.value ?? null;
+    const ends = (rt: typeof a, leaseMs: number) => {
+      const ended = Promise.withResolvers<WorkerEvent & { type: "end" }>();
+      const worker = startWorker(rt, {
+        leaseMs,
+        pollMs: 50,
+        onEvent: (e) => e.type === "end" && e.runId === runId && ended.resolve(e),
+      });
+      return { worker, ended: ended.promise };
+    };
+    // A starts the run; then its store stops answering its heartbeats (and any run record).
+    const first = ends(a, 400);
+    const deadline = Date.now() + WAIT_MS;
+    while ((await count("started")) !== 1) {
+      assert.ok(Date.now() < deadline, "the first attempt did not start");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    down.on = true;
+    const lost = await first.ended;
+    assert.match(String(lost.error), /claim lapsed/);
+    await first.worker.stop();
+    // B takes the run back once its lease lapsed, and runs it.
+    const second = ends(b, 400);
+    const ended = await second.ended;
+    await second.worker.stop();
+    assert.equal(ended.status, "succeeded");
+    assert.equal(await count("finished"), 1, "the first attempt's write did not land");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
