@@ -414,6 +414,12 @@ class CoreStore implements Store {
   #wrote = (): void => {
     if (--this.#writing === 0) this.#written?.resolve();
   };
+  /** `committing`, counted as on its way until it settles. */
+  #onItsWay = (committing: Promise<CommitResult>): Promise<CommitResult> => {
+    this.#writing++;
+    committing.then(this.#wrote, this.#wrote);
+    return committing;
+  };
 
   constructor(driver: StoreDriver, options: WrapOptions) {
     this.#driver = driver;
@@ -570,10 +576,11 @@ class CoreStore implements Store {
   }
 
   /**
-   * Commit, counted as on its way until it settles (see `close()`); `signal`
-   * (a write's own, see `GetOptions.signal`) reaches the driver's commit,
-   * except for a store that keeps a change feed (its commits are not given
-   * up once started: a driver may batch the feed's writes of several callers).
+   * Commit; one that does not settle at once is counted as on its way until
+   * it settles (see `close()`). `signal` (a write's own, see
+   * `GetOptions.signal`) reaches the driver's commit, except for a store that
+   * keeps a change feed (its commits are not given up once started: a driver
+   * may batch the feed's writes of several callers).
    */
   #commit(
     checks: AtomicCheck[],
@@ -581,27 +588,17 @@ class CoreStore implements Store {
     what = "Cannot commit",
     signal?: AbortSignal,
   ): Promise<CommitResult> {
-    const committing = this.#commitNow(checks, mutations, what, signal);
-    this.#writing++;
-    committing.then(this.#wrote, this.#wrote);
-    return committing;
-  }
-
-  #commitNow(
-    checks: AtomicCheck[],
-    mutations: Mutation[],
-    what: string,
-    signal: AbortSignal | undefined,
-  ): Promise<CommitResult> {
     if (signal?.aborted) {
       return Promise.reject(givenUpError(what, this.#where, signal, "nothing was written"));
     }
-    if (this.#feed !== undefined) return this.#feedCommit(checks, mutations);
+    if (this.#feed !== undefined) return this.#onItsWay(this.#feedCommit(checks, mutations));
     const now = this.#clock.now();
     const version = newVersion(this.#clock === systemClock ? now : Date.now());
     if (this.#coreIx.enabled) {
-      return this.#coreIx.commit(checks, mutations, version, () => this.#clock.now(), signal)
-        .then((r) => commitResult(r, version, this.name));
+      return this.#onItsWay(
+        this.#coreIx.commit(checks, mutations, version, () => this.#clock.now(), signal)
+          .then((r) => commitResult(r, version, this.name)),
+      );
     }
     const request: CommitRequest = signal === undefined
       ? { checks, mutations, version, now }
@@ -613,8 +610,11 @@ class CoreStore implements Store {
       return Promise.reject(err);
     }
     if (isThenable(result)) {
-      return Promise.resolve(result).then((r) => commitResult(r, version, this.name));
+      return this.#onItsWay(
+        Promise.resolve(result).then((r) => commitResult(r, version, this.name)),
+      );
     }
+    // A synchronous driver's commit is done: nothing on its way for close() to wait for.
     try {
       return Promise.resolve(commitResult(result, version, this.name));
     } catch (err) {
