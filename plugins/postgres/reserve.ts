@@ -64,6 +64,12 @@ interface ClientConnection {
   id: number;
 }
 
+/** What this module uses of the client's query (a promise, sent by its handler). */
+interface ClientQuery {
+  handler: ((q: ClientQuery) => unknown) & { debug?: unknown };
+  reject(err: Error): void;
+}
+
 /**
  * A connection reserved for one transaction; {@linkcode Reservation.release}
  * gives it back (once).
@@ -107,22 +113,27 @@ export class Reservation implements TxSql {
       }
       : options;
     const query = this.#sql.unsafe(text, params, hooked as never);
+    // The client sends a query when it is first awaited (then, catch, finally, execute), through
+    // its handler: not once the connection is lost (the client would write to the closed socket).
+    const client = query as unknown as ClientQuery;
+    const send = client.handler;
+    client.handler = Object.assign((q: ClientQuery) => {
+      if (this.#lost !== undefined) return q.reject(this.#lost);
+      // Its answer, read without sending it again (the intrinsic then, not the client's).
+      Promise.prototype.then.call(q, undefined, (err) => {
+        if (isConnectionError(err)) this.lose(err as Error);
+      });
+      return send(q);
+    }, { debug: send.debug });
+    // A statement held back behind another (pipelined) never settles once the connection is lost.
     const then = query.then as (this: unknown) => Promise<unknown>;
-    // Sent when awaited (the client's queries are lazy): in the order they are awaited, as before.
-    query.then =
-      ((onFulfilled?: (v: unknown) => unknown, onRejected?: (e: unknown) => unknown) =>
-        this.#settle(() => then.call(query)).then(onFulfilled, onRejected)) as typeof query.then;
+    query.then = ((onFulfilled?: (v: unknown) => unknown, onRejected?: (e: unknown) => unknown) =>
+      Promise.race([then.call(query), this.#lostSignal.promise]).then(
+        onFulfilled,
+        onRejected,
+      )) as typeof query.then;
     return query;
   }) as Sql["unsafe"];
-
-  #settle<T>(send: () => Promise<T>): Promise<T> {
-    if (this.#lost !== undefined) return Promise.reject(this.#lost);
-    const answer = send();
-    answer.catch((err) => {
-      if (isConnectionError(err)) this.lose(err as Error);
-    });
-    return Promise.race([answer, this.#lostSignal.promise]);
-  }
 
   #bind(id: number): void {
     if (this.#connectionId !== undefined || this.#released) return;
