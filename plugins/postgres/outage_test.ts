@@ -33,27 +33,34 @@ function calls(store: Store, i: number): [string, () => Promise<unknown>][] {
     ["count", () => store.count(["k", "n"])],
     ["clear", () => store.clear(["k", "gone", String(i)])],
     ["query", () => store.query({ prefix: ["k", "m"], limit: 5 })],
-  ].filter(([w]) => !Deno.env.get("ONLY") || Deno.env.get("ONLY") === w) as [string, () => Promise<unknown>][];
+  ];
 }
 
-pgTest(
-  "a server lost for a few seconds and back: every store call settles, and the store works again",
-  async (url) => {
-    const proxy = cuttableProxy(url);
+/**
+ * Open a store through a cuttable proxy, call it every 50 ms while `scenario`
+ * cuts and restores the proxy, then check that every call settled (failures
+ * are StoreUnavailableError) and that every kind of call works again.
+ */
+async function outage(
+  url: string,
+  label: string,
+  scenario: (proxy: ReturnType<typeof cuttableProxy>, calling: Calling) => Promise<void>,
+): Promise<void> {
+  const proxy = cuttableProxy(url);
+  try {
+    const store = await openStore({
+      plugin: "postgres",
+      url: proxy.url,
+      schema: SCHEMA,
+      table: newTable(label),
+      connectTimeout: CONNECT_TIMEOUT,
+    } as { plugin: string }, { name: "main" });
     try {
-      const store = await openStore({
-        plugin: "postgres",
-        url: proxy.url,
-        schema: SCHEMA,
-        table: newTable("outage"),
-        connectTimeout: CONNECT_TIMEOUT,
-      } as { plugin: string }, { name: "main" });
-      try {
-        await store.set(["k", "a"], 1);
-        const settled: Promise<{ what: string; error?: unknown }>[] = [];
-        let i = 0;
-        /** Start calls every 50 ms for `ms`. */
-        const keepCalling = async (ms: number) => {
+      await store.set(["k", "a"], 1);
+      const settled: Promise<{ what: string; error?: unknown }>[] = [];
+      let i = 0;
+      const calling: Calling = {
+        async for(ms: number) {
           const until = Date.now() + ms;
           while (Date.now() < until) {
             for (const [what, call] of calls(store, i++)) {
@@ -61,36 +68,65 @@ pgTest(
             }
             await new Promise((resolve) => setTimeout(resolve, 50));
           }
-        };
-        await keepCalling(300);
-        proxy.cut();
-        await keepCalling(3_000);
-        proxy.restore();
-        await keepCalling(500);
-        const outcomes = await settlesWithin(
-          Promise.all(settled),
-          DEADLINE_MS,
-          "a store call after the server was lost and back",
-        );
-        const failures = outcomes.filter((o) => o.error !== undefined);
-        assert.ok(failures.length > 0, "calls during the cut failed");
-        for (const { what, error } of failures) {
-          assert.ok(error instanceof StoreUnavailableError, `${what}: got ${error}`);
-          assert.equal(error.store, "main");
-          assert.match(error.message, /PostgreSQL at 127\.0\.0\.1:\d+/);
-        }
-        // Back: every kind of call works again.
-        for (const [what, call] of calls(store, i++)) {
-          await settlesWithin(call(), DEADLINE_MS, `${what} once the server is back`);
-        }
-        assert.equal((await store.get(["k", "a"]))?.value, 1);
-      } finally {
-        await store.close();
+        },
+        idle: () => settlesWithin(Promise.all(settled), DEADLINE_MS, "a store call before the cut"),
+      };
+      await scenario(proxy, calling);
+      const outcomes = await settlesWithin(
+        Promise.all(settled),
+        DEADLINE_MS,
+        "a store call after the server was lost and back",
+      );
+      const failures = outcomes.filter((o) => o.error !== undefined);
+      assert.ok(failures.length > 0, "calls during the cut failed");
+      for (const { what, error } of failures) {
+        assert.ok(error instanceof StoreUnavailableError, `${what}: got ${error}`);
+        assert.equal(error.store, "main");
+        assert.match(error.message, /PostgreSQL at 127\.0\.0\.1:\d+/);
       }
+      // Back: every kind of call works again.
+      for (const [what, call] of calls(store, i++)) {
+        await settlesWithin(call(), DEADLINE_MS, `${what} once the server is back`);
+      }
+      assert.equal((await store.get(["k", "a"]))?.value, 1);
     } finally {
-      await proxy.close();
+      await store.close();
     }
-  },
+  } finally {
+    await proxy.close();
+  }
+}
+
+/** Calls of {@linkcode calls} started every 50 ms for `ms`; `idle` waits for all so far. */
+interface Calling {
+  for(ms: number): Promise<void>;
+  idle(): Promise<unknown>;
+}
+
+pgTest(
+  "a server lost while the store is idle, and back: every call settles, and the store works again",
+  (url) =>
+    outage(url, "idle_cut", async (proxy, calling) => {
+      await calling.for(300);
+      await calling.idle();
+      proxy.cut();
+      await calling.for(3_000);
+      proxy.restore();
+      await calling.for(500);
+    }),
+);
+
+pgTest(
+  "a server lost while transactions are on their way, and back: every call settles, and the store works again",
+  (url) =>
+    outage(url, "busy_cut", async (proxy, calling) => {
+      const busy = calling.for(3_500);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      proxy.cut();
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      proxy.restore();
+      await busy;
+    }),
 );
 
 dropTestSchema();

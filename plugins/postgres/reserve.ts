@@ -127,11 +127,12 @@ export class Reservation implements TxSql {
     }, { debug: send.debug });
     // A statement held back behind another (pipelined) never settles once the connection is lost.
     const then = query.then as (this: unknown) => Promise<unknown>;
-    query.then = ((onFulfilled?: (v: unknown) => unknown, onRejected?: (e: unknown) => unknown) =>
-      Promise.race([then.call(query), this.#lostSignal.promise]).then(
-        onFulfilled,
-        onRejected,
-      )) as typeof query.then;
+    query.then =
+      ((onFulfilled?: (v: unknown) => unknown, onRejected?: (e: unknown) => unknown) =>
+        Promise.race([then.call(query), this.#lostSignal.promise]).then(
+          onFulfilled,
+          onRejected,
+        )) as typeof query.then;
     return query;
   }) as Sql["unsafe"];
 
