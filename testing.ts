@@ -14,8 +14,8 @@
  * import { fakeClock, testStore } from "@flowstate/core/testing";
  * import memory from "@flowstate/core/plugins/memory";
  *
- * testStore("memory", ({ clock, indexes, search }) =>
- *   openStore({ plugin: memory, indexes, search }, { clock })
+ * testStore("memory", ({ clock, indexes, search, changes }) =>
+ *   openStore({ plugin: memory, indexes, search, changes }, { clock })
  * );
  *
  * // What only this backend does gets its own tests beside the suite; move

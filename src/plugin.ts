@@ -15,7 +15,8 @@ import {
 } from "./loader.ts";
 import { ConfigError, FlowstateError, messageOf, type Problem, StoreOpenError } from "./errors.ts";
 import { assertKnownFields, didYouMean, fieldNames } from "./_suggest.ts";
-import { prepareCoreIndexes, wrapDriver } from "./store/store.ts";
+import { CAPABILITY_NAMES, prepareCoreIndexes, wrapDriver } from "./store/store.ts";
+import { INTERNAL } from "./store/internal_keys.ts";
 import { type FeedRetention, normalizeFeedOption } from "./store/feed.ts";
 import { loadActorStorage, setProcessActor } from "./store/actor.ts";
 import type { Clock, FeedKeep, IndexDeclaration, SearchDeclaration, Store } from "./store/types.ts";
@@ -574,13 +575,60 @@ async function checkDriver(driver: unknown, what: string): Promise<void> {
   const missing: string[] = DRIVER_METHODS.filter((m) => typeof d[m] !== "function")
     .map((m) => `${m}()`);
   if (typeof d.location !== "string") missing.unshift("location");
-  if (missing.length === 0) return;
+  // A misspelt capability (`multiProces`) would be ignored, and the claim it meant not made.
+  const claims = d.capabilities;
+  const unknown = typeof claims === "object" && claims !== null
+    ? Object.keys(claims).filter((c) => !CAPABILITY_NAMES.includes(c))
+    : [];
+  const listing = missing.length === 0 ? listingShape(d) : undefined;
+  if (missing.length === 0 && unknown.length === 0 && listing === undefined) return;
   if (typeof d.close === "function") {
     await Promise.resolve((d.close as () => unknown).call(driver)).catch(() => {});
   }
+  if (missing.length > 0) {
+    throw new TypeError(
+      `${what} returned a driver without ${missing.join(", ")}; it must return ${contract}`,
+    );
+  }
+  if (listing !== undefined) {
+    throw new TypeError(
+      `${what} returned a driver whose list() returns ${listing}; list() must return an ` +
+        "iterable or async iterable of RawEntry (make it `async *list` and yield the entries, or " +
+        "return the array itself)",
+    );
+  }
   throw new TypeError(
-    `${what} returned a driver without ${missing.join(", ")}; it must return ${contract}`,
+    `${what} returned a driver with unknown capability ${JSON.stringify(unknown[0])}${
+      didYouMean(unknown[0], CAPABILITY_NAMES)
+    }; the capabilities are ${CAPABILITY_NAMES.join(", ")}`,
   );
+}
+
+/**
+ * What `driver.list()` returns when that is not an iterable or async iterable
+ * (`"a Promise"` for an `async list()`, the natural slip of a server-backed
+ * driver), else `undefined`. The listing (of the internal space, at most one
+ * entry) is only looked at, never iterated: a generator has not started.
+ */
+function listingShape(driver: Record<string, unknown>): string | undefined {
+  let listing: unknown;
+  try {
+    listing = (driver.list as (range: object, now: number) => unknown).call(
+      driver,
+      { prefix: [INTERNAL], limit: 1, batchSize: 1 },
+      0,
+    );
+  } catch {
+    return undefined; // Its first real use reports what is wrong.
+  }
+  if (typeof listing === "object" && listing !== null) {
+    if (Symbol.asyncIterator in listing || Symbol.iterator in listing) return undefined;
+    if (typeof (listing as { then?: unknown }).then === "function") {
+      (listing as Promise<unknown>).then(undefined, () => {}); // never an unhandled rejection
+      return "a Promise";
+    }
+  }
+  return listing === null ? "null" : typeof listing;
 }
 
 /**

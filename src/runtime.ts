@@ -5,7 +5,7 @@
  * @module
  */
 import { loadActorStorage, setProcessActor } from "./store/actor.ts";
-import { dirname, isAbsolute, relative } from "./_path.ts";
+import { dirname, isAbsolute, relative, resolve } from "./_path.ts";
 import {
   type ConfigObject,
   loadConfig,
@@ -32,6 +32,7 @@ import { SandboxPool } from "./flow/sandbox.ts";
 import { FlowCache } from "./flow_cache.ts";
 import type { RunRecord } from "./records/types.ts";
 import { Records } from "./records/records.ts";
+import { INTERRUPT_TIMEOUT_MS } from "./records/recorder.ts";
 import { systemClock } from "./clock.ts";
 import { type ScopeName, SCOPES, type StateChange, type StateChangeSink } from "./state/scopes.ts";
 import { notifyingStore } from "./wrappers/_notify.ts";
@@ -255,8 +256,35 @@ export interface Runtime extends AsyncDisposable {
    */
   events(options?: EventsOptions): AsyncIterableIterator<RuntimeEvent>;
   /**
-   * Close every opened store. All are closed even if one throws; the first
-   * error is rethrown (an `AggregateError` if several failed). Idempotent.
+   * Close the runtime: cancel the runs it is running (those of
+   * {@linkcode Runtime.runFlow}, their sub-runs, and the scheduler's), wait
+   * for their ends to be recorded `cancelled` — each waits up to the config's
+   * `runs.abortGrace` (5 s by default) for its nodes to stop, as a run
+   * cancelled by its `signal` does, and close waits that long plus a moment
+   * to record the end — then end the event stream, stop the Workers of
+   * sandboxed nodes and close every opened store. All stores are closed even
+   * if one throws; the first error is rethrown (an `AggregateError` if
+   * several failed). Idempotent; leaving an `await using` block calls it.
+   * (A queue worker's runs are the worker's: stop it first, see its `stop()`.)
+   * Afterwards `runFlow` rejects with a {@linkcode StoreClosedError}
+   * ("Cannot run flow …: the runtime is closed").
+   *
+   * @example
+   * ```ts
+   * import { openRuntime } from "@flowstate/core";
+   * import assert from "node:assert/strict";
+   * const rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+   * let started!: () => void;
+   * const running = new Promise<void>((resolve) => started = resolve);
+   * const run = rt.runFlow(
+   *   { id: "slow", nodes: [{ id: "wait", type: "delay", with: { for: "1h" } }] },
+   *   { onStart: () => started() },
+   * );
+   * await running;
+   * await rt.close(); // the run is cancelled, and its end recorded, first
+   * assert.equal((await run).status, "cancelled");
+   * await assert.rejects(rt.runFlow("flow.yaml"), /Cannot run flow "flow.yaml": the runtime is closed/);
+   * ```
    */
   close(): Promise<void>;
 }
@@ -380,6 +408,10 @@ class FlowstateRuntime implements Runtime {
   #closing: Promise<void> | undefined;
   /** Aborted by `close()`: the stores still opening give up (see `PluginContext.signal`). */
   #giveUpOpening = new AbortController();
+  /** Aborted by `close()`: cancels the runs of `runFlow` still going. */
+  #stopRuns = new AbortController();
+  /** The runs of `runFlow` still going, which `close()` waits for. */
+  #runs = new Set<Promise<unknown>>();
   #cwd: string;
   #createStores: boolean;
   #onWarning: WarningHandler | undefined;
@@ -415,6 +447,8 @@ class FlowstateRuntime implements Runtime {
     this.sandboxes = new SandboxPool({
       idleMs: config.nodes.workerIdleMs ?? 0,
       memoryLimitMiB: config.nodes.memoryLimitMiB,
+      projectDir: config.baseDir,
+      protect: protectedPaths(config),
     });
     attachEventBus(this, this.#events);
     openBuilds.set(this, this.#builtByOpen);
@@ -587,14 +621,15 @@ class FlowstateRuntime implements Runtime {
   }
 
   close(): Promise<void> {
-    this.#events.close();
-    this.sandboxes.close();
     this.#giveUpOpening.abort();
     this.#closing ??= this.#closeAll();
     return this.#closing;
   }
 
   async #closeAll(): Promise<void> {
+    await this.#cancelRuns();
+    this.#events.close();
+    this.sandboxes.close();
     const pending = [...this.#opening.values()];
     const results = await Promise.allSettled(
       pending.map(async (opening) => {
@@ -616,6 +651,25 @@ class FlowstateRuntime implements Runtime {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /**
+   * Cancel the runs still going (as a caller's `signal` does) and wait until
+   * their ends are recorded: a run waits up to `runs.abortGrace` for its nodes
+   * to stop, then records its end; past that and {@linkcode INTERRUPT_TIMEOUT_MS}
+   * more, the stores close under whatever is left.
+   */
+  async #cancelRuns(): Promise<void> {
+    if (this.#runs.size === 0) return;
+    this.#stopRuns.abort("the runtime is closing");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled(this.#runs),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.config.runs.abortGraceMs + INTERRUPT_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   /** What running a flow needs (internal: the queue's workers run claimed runs with it). */
@@ -655,7 +709,20 @@ class FlowstateRuntime implements Runtime {
       if (options != null) {
         assertKnownFields(options, RUN_FLOW_OPTIONS, "Cannot run flow", "option");
       }
-      return runFlow(this.flowHost(), flow, { ...this.runDefaults(), ...definedOnly(options) });
+      if (this.#closing !== undefined) {
+        throw new StoreClosedError(`Cannot run flow ${flowLabel(flow)}: the runtime is closed`);
+      }
+      const stop = this.#stopRuns.signal;
+      const signal = options?.signal == null ? stop : AbortSignal.any([options.signal, stop]);
+      const run = runFlow(this.flowHost(), flow, {
+        ...this.runDefaults(),
+        ...definedOnly(options),
+        signal,
+      });
+      // close() waits for it (its rejection is the caller's, through `run`).
+      const tracked = run.catch(() => {}).finally(() => this.#runs.delete(tracked));
+      this.#runs.add(tracked);
+      return run;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -751,6 +818,20 @@ export function flowHostOf(
   return { host: runtime.flowHost(), defaults: runtime.runDefaults(), enqueued: runtime.enqueued };
 }
 
+/** How a message names `flow`: its path, or its id. */
+function flowLabel(flow: FlowSource): string {
+  type Shapes = {
+    id?: unknown;
+    definition?: { id?: unknown };
+    parsed?: { definition?: { id?: unknown } };
+  };
+  const shapes = flow as Shapes;
+  const name = typeof flow === "string"
+    ? flow
+    : shapes.id ?? shapes.definition?.id ?? shapes.parsed?.definition?.id;
+  return typeof name === "string" ? JSON.stringify(name) : "(inline)";
+}
+
 function isInside(path: string, dir: string): boolean {
   const rel = relative(dir, path);
   return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
@@ -761,4 +842,18 @@ function definedOnly<T extends object>(options: T | undefined): Partial<T> {
   return Object.fromEntries(
     Object.entries(options ?? {}).filter(([, value]) => value !== undefined),
   ) as Partial<T>;
+}
+
+/**
+ * What no node module may read through its imports: the home, every store's
+ * file (a store option `path`, relative to the config) and the config file.
+ */
+function protectedPaths(config: ResolvedConfig): string[] {
+  const paths = [config.home];
+  if (config.file !== null) paths.push(config.file);
+  for (const spec of Object.values(config.stores)) {
+    const path = (spec as { path?: unknown }).path;
+    if (typeof path === "string") paths.push(resolve(config.baseDir, path));
+  }
+  return paths;
 }

@@ -12,10 +12,13 @@ import { MIXED_FLOW } from "./_mixed_flow.ts";
 const EXAMPLES = fileURLToPath(new URL("../examples", import.meta.url));
 
 Deno.test("a real flow's events (retries, a failure, logs, state, a skip) are stored with no raw row", async () => {
+  // A home of its own: node modules may not sit inside the home (the sandbox refuses them).
+  const home = await Deno.makeTempDir();
+  await using _home = { [Symbol.asyncDispose]: () => Deno.remove(home, { recursive: true }) };
   await using rt = await openRuntime({
     config: { stores: { main: { plugin: "memory" } } },
     cwd: EXAMPLES,
-    home: EXAMPLES,
+    home,
   });
   // The events as the recorder hands them to the records, before any JSON.
   const seen: RunEvent[] = [];

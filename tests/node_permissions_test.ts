@@ -30,7 +30,8 @@ for (const [permissions, where, message] of cases) {
       await using rt = await openRuntime({
         config: { stores: { main: { plugin: "memory" } } },
         cwd: dir,
-        home: dir,
+        // Not the module's folder: a node module inside the home is refused.
+        home: join(dir, "home"),
       });
       const error = await rt.runFlow({
         id: "perms",

@@ -43,7 +43,7 @@ Deno.test("a sandboxed node's ctx.sleep(-1), sleep(NaN) and log(_, 'warning') th
       main,
       `import { openRuntime } from ${JSON.stringify(mod)};
 await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } }, home: ${
-        JSON.stringify(dir)
+        JSON.stringify(join(dir, "home"))
       } });
 const type = ${JSON.stringify(node)};
 const run = await rt.runFlow({ id: "sleepy", nodes: [{ id: "n", type }] });

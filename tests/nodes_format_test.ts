@@ -211,6 +211,9 @@ Deno.test("node outcomes of a newer format or damaged are a TypeError naming the
 });
 
 Deno.test("a real flow's outcomes are stored compact, and runFlow and getRun give the same nodes", async () => {
+  // A home of its own: node modules may not sit inside the home (the sandbox refuses them).
+  const home = await Deno.makeTempDir();
+  await using _home = { [Symbol.asyncDispose]: () => Deno.remove(home, { recursive: true }) };
   for (const nodesFormat of [undefined, 1] as const) {
     await using rt = await openRuntime({
       config: {
@@ -218,7 +221,7 @@ Deno.test("a real flow's outcomes are stored compact, and runFlow and getRun giv
         ...(nodesFormat === undefined ? {} : { runs: { nodesFormat } }),
       },
       cwd: EXAMPLES,
-      home: EXAMPLES,
+      home,
     });
     const record = await rt.runFlow(MIXED_FLOW as never);
     assert.equal(record.status, "failed");

@@ -174,3 +174,61 @@ Deno.test("a driver may answer query and commit with a promise or another librar
     assert.deepEqual((await store.query({ prefix: ["o"] })).map((e) => e.value), [{ n: 1 }], mode);
   }
 });
+
+Deno.test("openStore: a driver claiming a capability that does not exist is refused and closed, with a suggestion", async () => {
+  let closed = 0;
+  const driver = {
+    ...plainDriver(() => closed++),
+    capabilities: { persistent: true, multiProces: true },
+  };
+  await assert.rejects(
+    () => openStore({ plugin: pluginReturning(() => driver) }),
+    (err: Error) => {
+      assert.ok(err instanceof TypeError);
+      assert.equal(
+        err.message.split(";")[0],
+        `Cannot open store "mine": plugin "mine"'s open() returned a driver with unknown capability "multiProces" (did you mean "multiProcess"?)`,
+      );
+      assert.match(err.message, /; the capabilities are persistent, expiry, .*multiProcess/);
+      return true;
+    },
+  );
+  assert.equal(closed, 1, "the driver with the misspelt capability is closed");
+});
+
+Deno.test("openStore: a driver whose list() returns a promise of an array is refused, with what to write", async () => {
+  let closed = 0;
+  const inner = plainDriver(() => closed++);
+  const list = inner.list as (range: unknown) => Iterable<unknown>;
+  // The natural slip of a server-backed driver: `async list()` instead of `async *list()`.
+  // deno-lint-ignore require-await
+  const driver = { ...inner, list: async (range: unknown) => [...list(range)] };
+  await assert.rejects(
+    () => openStore({ plugin: pluginReturning(() => driver) }),
+    (err: Error) => {
+      assert.ok(err instanceof TypeError);
+      assert.equal(
+        err.message,
+        `Cannot open store "mine": plugin "mine"'s open() returned a driver whose list() returns ` +
+          "a Promise; list() must return an iterable or async iterable of RawEntry (make it " +
+          "`async *list` and yield the entries, or return the array itself)",
+      );
+      return true;
+    },
+  );
+  assert.equal(closed, 1, "the driver is closed");
+});
+
+Deno.test("a driver whose get() returns undefined for a missing key is told to return null", async () => {
+  const inner = plainDriver();
+  const get = inner.get as (key: unknown) => unknown;
+  const plugin = pluginReturning(() => ({
+    ...inner,
+    get: (key: unknown) => get(key) ?? undefined,
+  }));
+  await using store = await openStore({ plugin });
+  await assert.rejects(
+    () => store.get(["absent"]),
+    /The store's driver returned undefined for an entry; return null for an absent key/,
+  );
+});

@@ -55,6 +55,12 @@ Deno.test("the flowstate task's flags grant no --allow-run, write only .flowstat
   assert.equal(denoJson.tasks.run, denoJson.tasks.flowstate + " run");
 });
 
+Deno.test("the tasks never prompt: a missing permission fails instead of asking on the operator's terminal", () => {
+  // A node's Deno.permissions.request() (or anything reaching Deno's prompt) would otherwise ask
+  // the operator, not naming the node, and answering y would grant it.
+  assert.ok(taskFlags().includes("--no-prompt"), taskFlags().join(" "));
+});
+
 Deno.test("the tasks keep compiled functions in the code cache (cold start)", () => {
   // Without it, every start compiles again each function the run calls (BENCHMARKS.md,
   // coldstart3). The next test runs a default project with it, custom node included.

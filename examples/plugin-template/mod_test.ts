@@ -4,5 +4,6 @@ import template from "./mod.ts";
 
 testStore(
   "template",
-  ({ clock, indexes, search }) => openStore({ plugin: template, indexes, search }, { clock }),
+  ({ clock, indexes, search, changes }) =>
+    openStore({ plugin: template, indexes, search, changes }, { clock }),
 );

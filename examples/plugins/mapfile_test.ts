@@ -12,10 +12,13 @@ globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: tr
 testStore(
   "mapfile",
   (ctx) =>
-    openStore({ plugin, path: `${ctx.id}.json`, indexes: ctx.indexes, search: ctx.search }, {
-      clock: ctx.clock,
-      baseDir: dir,
-    }),
+    openStore({
+      plugin,
+      path: `${ctx.id}.json`,
+      indexes: ctx.indexes,
+      search: ctx.search,
+      changes: ctx.changes,
+    }, { clock: ctx.clock, baseDir: dir }),
 );
 
 Deno.test("mapfile plugin rejects a damaged file and leaves it in place", async () => {

@@ -26,10 +26,11 @@ import { UsageError } from "./input.ts";
  * run in Workers with only the permissions their flow declares), and
  * `--v8-flags=--no-lazy` (V8's code cache then keeps every function, so a
  * repeated cold run compiles nothing; both tasks carry it: V8 drops a cache
- * made with other flags).
+ * made with other flags), and `--no-prompt` (a node's `Deno.permissions.request()`, or
+ * anything else missing a permission, fails at once instead of asking on the operator's terminal).
  */
 const RUN_PERMISSIONS =
-  "--v8-flags=--no-lazy --unstable-worker-options --allow-read --allow-write=.flowstate --allow-env --allow-net --allow-sys=hostname";
+  "--v8-flags=--no-lazy --unstable-worker-options --allow-read --allow-write=.flowstate --allow-env --allow-net --allow-sys=hostname --no-prompt";
 
 /**
  * `jsr:@flowstate/core@^<major>.<minor>` of a version (default: this one).

@@ -52,6 +52,33 @@ function assertOutputSize(text: string, id: string): void {
   );
 }
 
+/**
+ * How much a node attempt may write with `ctx.log`: lines, bytes (UTF-8) of
+ * one line, and bytes of all its lines. A longer line is cut; lines past the
+ * limits are dropped, and one `warn` line at the attempt's end says how many.
+ * Each line is kept in the run's events, in the store: without a limit a node
+ * (even one without any permission) could fill the disk.
+ */
+export const NODE_LOG_LIMITS: {
+  readonly lines: number;
+  readonly lineBytes: number;
+  readonly totalBytes: number;
+} = Object.freeze({ lines: 10_000, lineBytes: 16 * 1024, totalBytes: 4 * 1024 * 1024 });
+
+/** `text` cut to at most `max` bytes of UTF-8, with a note of how much was cut. */
+function cutLine(text: string, size: number, max: number): string {
+  const note = ` … (cut: ${size.toLocaleString("en-US")} bytes, over the ${
+    (max / 1024).toLocaleString("en-US")
+  } KiB a log line may hold)`;
+  let end = Math.max(0, Math.floor((max - note.length) / 3));
+  // Grow while it fits: at least max/3 characters always do.
+  while (end < text.length && utf8Length(text.slice(0, end + 256)) + note.length <= max) end += 256;
+  // No lone half of a surrogate pair at the cut.
+  const code = text.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end--;
+  return text.slice(0, end) + note;
+}
+
 /** How long a node attempt that is over may take to stop, by default (ms). */
 export const DEFAULT_ABORT_GRACE = 5000;
 
@@ -352,6 +379,10 @@ class Attempt extends AttemptFence {
   timer: AbortController | undefined;
   /** Its position among the run's attempts running now (`Execution.#live`), or -1. */
   live = -1;
+  /** Its `ctx.log` lines kept, their bytes, and lines dropped (see {@linkcode NODE_LOG_LIMITS}). */
+  logLines = 0;
+  logBytes = 0;
+  logDropped = 0;
 
   constructor(host: AttemptHost, index: number, node: PreparedNode, number: number) {
     // Its views, sub-flows and logs: refused once the attempt is over.
@@ -510,12 +541,21 @@ class AttemptContext implements NodeContext<unknown> {
     const a = this.#a;
     return this.#log ??= (message: string, level?: LogLevel) => {
       a.check();
-      a.host.emit({
-        type: "node.log",
-        node: a.node.spec.id,
-        message: String(message),
-        level: logLevel(level),
-      });
+      const checked = logLevel(level);
+      let text = String(message);
+      const limits = NODE_LOG_LIMITS;
+      let size = text.length * 3 <= limits.lineBytes ? text.length : utf8Length(text);
+      if (size > limits.lineBytes) {
+        text = cutLine(text, size, limits.lineBytes);
+        size = limits.lineBytes;
+      }
+      if (a.logLines >= limits.lines || a.logBytes + size > limits.totalBytes) {
+        a.logDropped++;
+        return;
+      }
+      a.logLines++;
+      a.logBytes += size;
+      a.host.emit({ type: "node.log", node: a.node.spec.id, message: text, level: checked });
     };
   }
 
@@ -1021,6 +1061,20 @@ class Execution implements AttemptHost {
   /** The outcome of attempt `a`, once decided; a promise only when something it began may still run. */
   #decided(a: Attempt): AttemptOutcome | Promise<AttemptOutcome> {
     const id = a.node.spec.id;
+    if (a.logDropped > 0) {
+      const { lines, totalBytes } = NODE_LOG_LIMITS;
+      this.emit({
+        type: "node.log",
+        node: id,
+        level: "warn",
+        message: `${a.logDropped.toLocaleString("en-US")} log ${
+          a.logDropped === 1 ? "line" : "lines"
+        } of attempt ${a.number} dropped: an attempt logs at most ${
+          lines.toLocaleString("en-US")
+        } lines and ${totalBytes / 1024 / 1024} MiB`,
+      });
+      a.logDropped = 0;
+    }
     let outcome: AttemptOutcome;
     const result = a.result;
     if (a.threw) {

@@ -26,6 +26,7 @@ import {
   invalidPermission,
   missingRunnerPermission,
   NO_WORKER_OPTIONS,
+  ProtectedModuleError,
   resolvePermissions,
   sandboxedNodeType,
   SandboxPool,
@@ -127,16 +128,22 @@ export async function prepareFlow(
         if (!sandbox) {
           try {
             sandbox = {
-              type: sandboxedNodeType(url, spec.type, permissions, pool),
-              worker: pool.acquire(url, permissions),
+              type: sandboxedNodeType(url, spec.type, permissions, pool, baseDir),
+              worker: pool.acquire(url, permissions, baseDir),
             };
             sandboxes.set(key, sandbox);
           } catch (err) {
             // Deno refuses the permissions themselves (what a query of each entry did not catch).
-            problem(
-              ["nodes", i, "permissions"],
-              `Deno cannot start node ${spec.id} with these permissions: ${(err as Error).message}`,
-            );
+            if (err instanceof ProtectedModuleError) {
+              problem(["nodes", i, "type"], `cannot load node module ${spec.type}: ${err.message}`);
+            } else {
+              problem(
+                ["nodes", i, "permissions"],
+                `Deno cannot start node ${spec.id} with these permissions: ${
+                  (err as Error).message
+                }`,
+              );
+            }
           }
         }
         if (sandbox !== undefined) {

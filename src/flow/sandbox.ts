@@ -9,11 +9,20 @@
  */
 import { captureActor, runAsActor } from "../store/actor.ts";
 import type { ChangeActor } from "../store/types.ts";
-import { isAbsolute, resolve } from "../_path.ts";
+import { dirname, fromFileUrl, isAbsolute, resolve } from "../_path.ts";
+import { importReadPaths, protectedBy } from "./_import_reads.ts";
 import type { NodeContext, NodeType } from "./node.ts";
 import type { NodePermissions } from "./types.ts";
 import type { StateView } from "../state/scopes.ts";
-import { parseJson } from "../_json.ts";
+import {
+  type ErrorShape,
+  NOT_UNDERSTOOD,
+  quoteMessage,
+  readWorkerMessage,
+  type WorkerMessage,
+} from "./_sandbox_messages.ts";
+import type { LogLevel } from "../log.ts";
+import { PING } from "./sandbox_worker.ts";
 
 /** Deno's permission names a node may declare. */
 export const PERMISSION_NAMES = [
@@ -175,9 +184,28 @@ interface Waiter {
   reject(error: Error): void;
 }
 
+/**
+ * How often (ms) the host asks a running node's Worker for its heap. The
+ * answer comes from Flowstate's code in the Worker, by a channel the node
+ * cannot reach, so the node can neither silence nor fake it.
+ */
+export const HEAP_CHECK_MS = 50;
+
+/**
+ * How long (ms) a running node's Worker may leave a heap check unanswered
+ * before it is stopped: it blocked its thread (a synchronous loop the node
+ * never yields from) or broke the Worker's messaging.
+ */
+export const WORKER_SILENCE_MS = 10_000;
+
+/** Where the Worker that starts a node's Worker runs from (see `sandbox_loader.ts`). */
+const LOADER_URL = new URL("./sandbox_loader.ts", import.meta.url).href;
+
 /** One Worker running one node module with one set of permissions. */
 export class SandboxWorker {
-  #worker: Worker;
+  /** The Worker that started the node's Worker: terminating it stops both. */
+  #loader: Worker | undefined;
+  #port: MessagePort;
   #waiters = new Map<number, Waiter>();
   #contexts = new Map<number, NodeContext<unknown>>();
   /** Who writes for each request: its state calls arrive by message, outside the node's actor. */
@@ -185,6 +213,9 @@ export class SandboxWorker {
   #ready: Promise<void>;
   #next = 0;
   #dead: Error | undefined;
+  /** The heap checks while a request is pending; when the oldest unanswered one was sent. */
+  #heapChecks: ReturnType<typeof setInterval> | undefined;
+  #unansweredSince: number | undefined;
   /** The module the Worker runs. */
   readonly moduleUrl: string;
   /** The permissions it runs with. */
@@ -194,55 +225,119 @@ export class SandboxWorker {
   /** The heap the Worker may use while a node runs (MiB). */
   readonly memoryLimitMiB: number;
 
-  /** Start a Worker importing `moduleUrl` with `permissions`. */
+  /**
+   * Start a Worker importing `moduleUrl` with `permissions`. Its module graph
+   * may read `importReads` (see {@linkcode importReadPaths}) besides what
+   * `permissions` allows; with `importReads` `undefined`, everything this
+   * process may read (as a Worker started by the runner itself would).
+   */
   constructor(
     moduleUrl: string,
     permissions: ResolvedPermissions,
     memoryLimitMiB: number = DEFAULT_WORKER_MEMORY_MIB,
+    importReads?: readonly string[],
   ) {
     this.moduleUrl = moduleUrl;
     this.permissions = permissions;
     this.memoryLimitMiB = memoryLimitMiB;
     const serveUrl = new URL("./sandbox_worker.ts", import.meta.url).href;
-    const entry = `import { serve } from ${JSON.stringify(serveUrl)};\n` +
-      `await serve(() => import(${JSON.stringify(moduleUrl)}), ${
-        JSON.stringify({ memoryLimitBytes: memoryLimitMiB * MIB })
-      });\n`;
+    const entry = "data:application/javascript," + encodeURIComponent(
+      `import { serve } from ${JSON.stringify(serveUrl)};\n` +
+        `await serve(() => import(${JSON.stringify(moduleUrl)}));\n`,
+    );
     let ready!: () => void;
     this.#ready = new Promise<void>((r) => ready = r);
-    this.#worker = new Worker("data:application/javascript," + encodeURIComponent(entry), {
+    const channel = new MessageChannel();
+    this.#port = channel.port1;
+    const read = permissions.read === true || importReads === undefined
+      ? permissions.read === true || (permissions.read === false ? [] : permissions.read)
+      : [...importReads, ...(permissions.read === false ? [] : permissions.read)];
+    // Creating it may throw (Deno refusing the permissions): the caller reports that.
+    const loader = new Worker(LOADER_URL, {
       type: "module",
-      deno: { permissions },
-    });
-    this.#worker.onmessage = (event) => {
-      const msg = parseJson(event.data as string);
-      if (msg.op === "ready") ready();
-      else if (msg.op === "loadError") {
-        this.#kill(Object.assign(new Error(msg.error.message), { name: msg.error.name }));
-        ready();
-      } else if (msg.op === "done") this.#settle(msg);
-      else if (msg.op === "log") {
-        try {
-          this.#contexts.get(msg.run)?.log(msg.message, msg.level);
-        } catch {
-          // Its attempt is over, or the level is unknown (the Worker's ctx.log refuses that, so
-          // only a message the node posted itself): nothing to throw to, the line is dropped.
-        }
-      } else if (msg.op === "memory") {
-        this.#kill(
-          new Error(
-            `the node's Worker used ${
-              Math.round(msg.heapUsed / MIB)
-            } MiB of heap, over its limit of ${this.memoryLimitMiB} MiB (nodes.memoryLimit in the config); it was stopped`,
-          ),
-        );
-      } else if (msg.op === "call") runAsActor(this.#actors.get(msg.run), () => this.#call(msg));
-    };
-    this.#worker.onerror = (event) => {
-      event.preventDefault();
-      this.#kill(new Error(event.message));
+      deno: {
+        permissions: {
+          ...permissions,
+          read: importReads === undefined && permissions.read !== true ? "inherit" : read,
+          // What the node's graph imports from the network is checked as the runner's (as for
+          // a Worker the runner starts); the node's own import: list is checked in its Worker.
+          import: "inherit",
+        },
+      },
+    } as WorkerOptions);
+    this.#loader = loader;
+    const stop = (error: Error) => {
+      this.#kill(error);
       ready();
     };
+    const notUnderstood = (what: string) =>
+      stop(new Error(`${NOT_UNDERSTOOD}: ${what}; it was stopped`));
+    this.#port.onmessage = (event) => {
+      // The Worker runs untrusted code: whatever it sends, nothing here may throw (a throw in
+      // this handler is an uncaught error that ends the whole runner).
+      try {
+        const msg = readWorkerMessage(event.data);
+        if ("problem" in msg) notUnderstood(msg.problem);
+        else this.#handle(msg, ready);
+      } catch (err) {
+        notUnderstood((err as Error)?.message);
+      }
+    };
+    this.#port.onmessageerror = () => notUnderstood("it could not be received");
+    loader.onmessage = (event) => {
+      const msg = event.data as { op: string; message?: string; data?: unknown };
+      if (msg?.op === "crash") stop(new Error(String(msg.message)));
+      else notUnderstood(quoteMessage(msg?.data));
+    };
+    loader.onerror = (event) => {
+      event.preventDefault();
+      stop(new Error(event.message));
+    };
+    loader.postMessage({ entry, permissions }, [channel.port2]);
+  }
+
+  #handle(msg: WorkerMessage, ready: () => void) {
+    if (msg.op === "ready") ready();
+    else if (msg.op === "loadError") {
+      const { name, message } = msg.error;
+      // Deno's advice (run again with --allow-read) is about the runner, which has it.
+      const refused = name === "NotCapable" || name === "PermissionDenied";
+      this.#kill(
+        Object.assign(
+          new Error(
+            refused
+              ? `${
+                message.replace(/, run again with the --allow-\S+ flag/, "")
+              } (a node module's imports may read only the project, the flow's and the module's folders and the node's read: paths; never Flowstate's home, the stores, the config or dot-files)`
+              : message,
+          ),
+          { name },
+        ),
+      );
+      ready();
+    } else if (msg.op === "done") this.#settle(msg);
+    else if (msg.op === "log") {
+      try {
+        this.#contexts.get(msg.run)?.log(msg.message, msg.level as LogLevel);
+      } catch {
+        // Its attempt is over, or the level is unknown (the Worker's ctx.log refuses that, so
+        // only a message the node posted itself): nothing to throw to, the line is dropped.
+      }
+    } else if (msg.op === "heap") {
+      this.#unansweredSince = undefined;
+      if (msg.heapUsed <= this.memoryLimitMiB * MIB) return;
+      this.#kill(
+        new Error(
+          `the node's Worker used ${
+            Math.round(msg.heapUsed / MIB)
+          } MiB of heap, over its limit of ${this.memoryLimitMiB} MiB (nodes.memoryLimit in the config); it was stopped`,
+        ),
+      );
+    } else if (msg.op === "call") {
+      runAsActor(this.#actors.get(msg.run), () => this.#call(msg)).catch((err) =>
+        this.#kill(new Error(`${NOT_UNDERSTOOD}: ${(err as Error)?.message}; it was stopped`))
+      );
+    }
   }
 
   /** Whether the Worker is gone. */
@@ -265,14 +360,42 @@ export class SandboxWorker {
     }
     return new Promise<unknown>((resolve, reject) => {
       this.#waiters.set(id, { resolve, reject });
-      this.#worker.postMessage(JSON.stringify({ op, id, ...body }));
+      this.#watch();
+      this.#port.postMessage(JSON.stringify({ op, id, ...body }));
     }).finally(() => {
       this.#contexts.delete(id);
       this.#actors.delete(id);
     });
   }
 
-  #settle(msg: { id: number; value?: unknown; error?: { name: string; message: string } }) {
+  /** Ask for the heap every {@linkcode HEAP_CHECK_MS} while a request is pending. */
+  #watch() {
+    if (this.#heapChecks !== undefined) return;
+    this.#unansweredSince = undefined;
+    this.#heapChecks = setInterval(() => {
+      if (this.#dead || this.#waiters.size === 0) return this.#unwatch();
+      const now = Date.now();
+      if (this.#unansweredSince !== undefined && now - this.#unansweredSince > WORKER_SILENCE_MS) {
+        return this.#kill(
+          new Error(
+            `the node's Worker answered no heap check for ${
+              WORKER_SILENCE_MS / 1000
+            } s: the node blocked its thread (a synchronous loop that never awaits) or broke the Worker's messaging; it was stopped`,
+          ),
+        );
+      }
+      this.#unansweredSince ??= now;
+      this.#port.postMessage(PING);
+    }, HEAP_CHECK_MS);
+    Deno.unrefTimer(this.#heapChecks);
+  }
+
+  #unwatch() {
+    clearInterval(this.#heapChecks);
+    this.#heapChecks = undefined;
+  }
+
+  #settle(msg: { id: number; value?: unknown; error?: ErrorShape }) {
     const waiter = this.#waiters.get(msg.id);
     this.#waiters.delete(msg.id);
     if (!waiter) return;
@@ -280,17 +403,17 @@ export class SandboxWorker {
     else waiter.resolve(msg.value);
   }
 
-  async #call(msg: { id: number; run: number; scope?: string; method: string; args: unknown[] }) {
+  async #call(msg: WorkerMessage & { op: "call" }) {
     const ctx = this.#contexts.get(msg.run);
     const reply = (body: Record<string, unknown>) => {
       if (!this.#dead) {
-        this.#worker.postMessage(JSON.stringify({ op: "reply", id: msg.id, ...body }));
+        this.#port.postMessage(JSON.stringify({ op: "reply", id: msg.id, ...body }));
       }
     };
     try {
       if (!ctx) throw new Error("the node's attempt is over");
       // Arguments come as `{ v }`, or `{}` for undefined (see sandbox_worker.ts).
-      const args = (msg.args as { v?: unknown }[]).map((a) => a.v);
+      const args = msg.args.map((a) => a.v);
       let value: unknown;
       if (msg.method === "runFlow") {
         value = await ctx.runFlow(args[0] as string, args[1] as Record<string, unknown>);
@@ -332,7 +455,7 @@ export class SandboxWorker {
     const id = this.#next + 1;
     const onAbort = () => {
       if (this.#dead) return;
-      this.#worker.postMessage(
+      this.#port.postMessage(
         JSON.stringify({ op: "abort", run: id, reason: String(ctx.signal.reason ?? "aborted") }),
       );
       const timer = setTimeout(() => {
@@ -368,7 +491,9 @@ export class SandboxWorker {
 
   #kill(error: Error) {
     this.#dead ??= error;
-    this.#worker.terminate();
+    this.#unwatch();
+    this.#loader?.terminate();
+    this.#port.close();
     for (const waiter of this.#waiters.values()) waiter.reject(error);
     this.#waiters.clear();
   }
@@ -425,6 +550,43 @@ function poolKey(moduleUrl: string, permissions: ResolvedPermissions): string {
   return `${moduleUrl}\n${JSON.stringify(permissions)}\n${version}`;
 }
 
+/** A node module in a place node modules may not read (the home, a store file, the config). */
+export class ProtectedModuleError extends Error {
+  override name = "ProtectedModuleError";
+}
+
+/** Options of a {@linkcode SandboxPool}. */
+export interface SandboxPoolOptions {
+  /** How long (ms) an idle Worker is kept; 0 (the default): only while held. */
+  idleMs?: number;
+  /** The heap (MiB) a node's Worker may use while a node runs. */
+  memoryLimitMiB?: number;
+  /** The project's folder, whose files node modules may import (default: the working directory). */
+  projectDir?: string;
+  /**
+   * Absolute paths no node module may read through its imports: Flowstate's
+   * home, the store files, the config file. Default: the home Flowstate
+   * would use here (`$FLOWSTATE_HOME`, or `.flowstate` in the working
+   * directory).
+   */
+  protect?: readonly string[];
+}
+
+/** Flowstate's own folder, when it runs from files: node modules import its mod.ts. */
+const FLOWSTATE_ROOT = import.meta.url.startsWith("file:")
+  ? fromFileUrl(new URL("../../", import.meta.url).href).replace(/[\\/]$/, "")
+  : undefined;
+
+function defaultProtected(cwd: string): string[] {
+  let home: string | undefined;
+  try {
+    home = Deno.env.get("FLOWSTATE_HOME");
+  } catch {
+    // No env permission: the default home.
+  }
+  return [home ? resolve(cwd, home) : resolve(cwd, ".flowstate")];
+}
+
 /**
  * The Workers of sandboxed node modules, kept between uses so that checking a
  * flow and running it start one Worker per module, and so that runs in a
@@ -450,10 +612,15 @@ export class SandboxPool {
    * A pool keeping idle Workers for `idleMs` (0: only while held), each
    * stopped when its heap passes `memoryLimitMiB` while a node runs.
    */
-  constructor(options: { idleMs?: number; memoryLimitMiB?: number } = {}) {
+  constructor(options: SandboxPoolOptions = {}) {
     this.#idleMs = options.idleMs ?? 0;
     this.#memoryLimitMiB = options.memoryLimitMiB ?? DEFAULT_WORKER_MEMORY_MIB;
+    this.#projectDir = options.projectDir;
+    this.#protect = options.protect;
   }
+
+  readonly #projectDir: string | undefined;
+  readonly #protect: readonly string[] | undefined;
 
   /** How long (ms) an idle Worker is kept; applies to Workers released from now on. */
   get idleMs(): number {
@@ -463,9 +630,23 @@ export class SandboxPool {
     this.#idleMs = ms;
   }
 
-  /** A Worker for `moduleUrl` with `permissions`: an idle one, or a new one. */
-  acquire(moduleUrl: string, permissions: ResolvedPermissions): SandboxWorker {
-    const key = poolKey(moduleUrl, permissions);
+  /**
+   * A Worker for `moduleUrl` with `permissions`, its module graph reading
+   * only from `baseDir` (the flow's folder), the module's folder, the
+   * project and Flowstate, minus the protected paths: an idle one, or a new
+   * one.
+   */
+  acquire(moduleUrl: string, permissions: ResolvedPermissions, baseDir?: string): SandboxWorker {
+    const cwd = Deno.cwd();
+    const protect = this.#protect ?? defaultProtected(cwd);
+    const roots = [this.#projectDir ?? cwd, ...(baseDir === undefined ? [] : [baseDir])];
+    let modulePath: string | undefined;
+    if (moduleUrl.startsWith("file:")) {
+      modulePath = fromFileUrl(moduleUrl);
+      roots.push(dirname(modulePath));
+    }
+    if (FLOWSTATE_ROOT !== undefined) roots.push(FLOWSTATE_ROOT);
+    const key = poolKey(moduleUrl, permissions) + `\n${JSON.stringify(roots)}`;
     const idle = this.#idle.get(key);
     while (idle && idle.length > 0) {
       const entry = idle.pop()!;
@@ -473,7 +654,18 @@ export class SandboxPool {
       if (!entry.worker.dead) return entry.worker;
     }
     this.started++;
-    const worker = new SandboxWorker(moduleUrl, permissions, this.#memoryLimitMiB);
+    const inside = modulePath === undefined ? undefined : protectedBy(modulePath, protect);
+    if (inside !== undefined) {
+      throw new ProtectedModuleError(
+        `${modulePath} is inside ${inside}, which node modules may not read (Flowstate's home, a store file or the config): move the module out of it`,
+      );
+    }
+    const worker = new SandboxWorker(
+      moduleUrl,
+      permissions,
+      this.#memoryLimitMiB,
+      importReadPaths(roots, protect),
+    );
     worker.poolKey = key;
     return worker;
   }
@@ -484,7 +676,7 @@ export class SandboxPool {
     if (
       this.#closed || worker.dead || worker.busy || key === undefined ||
       (this.#idleMs === 0 && this.#holds === 0) ||
-      key !== poolKey(worker.moduleUrl, worker.permissions)
+      !key.startsWith(poolKey(worker.moduleUrl, worker.permissions) + "\n")
     ) {
       worker.terminate();
       return;
@@ -554,6 +746,7 @@ export function sandboxedNodeType(
   name: string,
   permissions: ResolvedPermissions,
   pool: SandboxPool,
+  baseDir?: string,
 ): NodeType<unknown> {
   const workers = new Map<string, SandboxWorker>();
   const type: NodeType<unknown> & { [RELEASE]: (runId: string) => void } = {
@@ -570,7 +763,7 @@ export function sandboxedNodeType(
       }
       let worker = workers.get(ctx.runId);
       if (!worker || worker.dead) {
-        worker = pool.acquire(moduleUrl, permissions);
+        worker = pool.acquire(moduleUrl, permissions, baseDir);
         workers.set(ctx.runId, worker);
       }
       return worker.run(ctx, input, name);

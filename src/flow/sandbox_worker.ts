@@ -21,6 +21,9 @@ interface Pending {
   reject(error: Error): void;
 }
 
+/** The host's heap check (see `_sandbox_messages.ts`), answered `{"op":"heap","heapUsed":n}`. */
+export const PING = '{"op":"ping"}';
+
 const scope = globalThis as unknown as {
   postMessage(message: unknown): void;
   onmessage: ((event: MessageEvent) => void) | null;
@@ -36,25 +39,62 @@ function encodeArgs(args: unknown[]): { v?: unknown }[] {
  * of it) and serve its default export to the host. A module that fails to
  * load is reported to the host as `loadError`, never as an uncaught error
  * (which Deno would also print to stderr).
+ *
+ * Every message goes over the `MessagePort` the host sends first on the
+ * Worker's own channel (the node cannot reach it); the host checks the
+ * Worker's heap by asking on it (`ping`, answered `heap`) while a node runs.
+ * What the answers need is taken before the node's module runs, so the node
+ * cannot replace it.
  */
-export async function serve(
-  load: () => Promise<{ default?: unknown }>,
-  limits: { memoryLimitBytes?: number } = {},
-): Promise<void> {
+export async function serve(load: () => Promise<{ default?: unknown }>): Promise<void> {
+  const port = await new Promise<MessagePort>((resolve) => {
+    scope.onmessage = (event) => {
+      scope.onmessage = null;
+      resolve(event.ports[0]);
+    };
+  });
+  const memoryUsage = Deno.memoryUsage.bind(Deno);
+  const post = port.postMessage.bind(port);
   // Ending the Worker from inside (Deno.exit, close) sends the host no answer: it would wait
-  // for one forever. Both throw instead, so the node fails with a reason.
-  const refuse = (what: string) => () => {
-    throw new Error(
-      `a node cannot call ${what}: throw an error to fail the node, or return to end it`,
-    );
+  // for one forever. Both throw instead, so the node fails with a reason. So do what would reach
+  // beyond the Worker: a prompt on the runner's terminal, the runner's working directory.
+  const refuse = (what: string, instead: string) => () => {
+    throw new Error(`a node cannot call ${what}: ${instead}`);
   };
-  Object.defineProperty(Deno, "exit", { value: refuse("Deno.exit()"), configurable: true });
-  Object.defineProperty(globalThis, "close", { value: refuse("close()"), configurable: true });
+  const ending = "throw an error to fail the node, or return to end it";
+  const pin = (target: object, name: string, value: unknown) =>
+    Object.defineProperty(target, name, { value, configurable: false, writable: false });
+  pin(Deno, "exit", refuse("Deno.exit()", ending));
+  pin(globalThis, "close", refuse("close()", ending));
+  const chdir = refuse(
+    "Deno.chdir()",
+    "it would change the runner's working directory; use absolute paths (or paths from import.meta.url)",
+  );
+  pin(Deno, "chdir", chdir);
+  const requesting = refuse(
+    "Deno.permissions.request()",
+    "a node gets the permissions its flow declares under permissions:, never more",
+  );
+  const permissions = Object.getPrototypeOf(Deno.permissions);
+  pin(permissions, "request", (..._: unknown[]) => Promise.reject(requesting.call(null)));
+  pin(permissions, "requestSync", requesting);
+  // Deno's internals (its ops: a prompt or a chdir without the checks above).
+  delete (Deno as unknown as Record<symbol, unknown>)[
+    (Deno as unknown as { internal: symbol }).internal
+  ];
+  // What serves the host stays the host's: an answer to a heap check is built here.
+  pin(port, "postMessage", post);
+  pin(port, "dispatchEvent", EventTarget.prototype.dispatchEvent);
+  let handle: (msg: Any) => void = () => {};
+  port.onmessage = (event: MessageEvent) => {
+    if (event.data === PING) post(`{"op":"heap","heapUsed":${memoryUsage().heapUsed}}`);
+    else handle(parseJson(event.data as string));
+  };
   let type: Any;
   try {
     type = (await load()).default;
   } catch (err) {
-    scope.postMessage(JSON.stringify({
+    post(JSON.stringify({
       op: "loadError",
       error: {
         name: (err as Error)?.name ?? "Error",
@@ -63,26 +103,10 @@ export async function serve(
     }));
     return;
   }
+  const send = (message: Record<string, unknown>) => post(JSON.stringify(message));
   const calls = new Map<number, Pending>();
   const aborts = new Map<number, AbortController>();
   let next = 0;
-  const send = (message: Record<string, unknown>) => scope.postMessage(JSON.stringify(message));
-  // While a node runs, its heap is checked every 50 ms; past the limit the host stops the Worker.
-  // (A node allocating in one synchronous stretch is not seen until it yields.)
-  let watchdog: ReturnType<typeof setInterval> | undefined;
-  const watch = () => {
-    const limit = limits.memoryLimitBytes;
-    if (limit === undefined || watchdog !== undefined) return;
-    watchdog = setInterval(() => {
-      const { heapUsed } = Deno.memoryUsage();
-      if (heapUsed > limit) send({ op: "memory", heapUsed });
-    }, 50);
-  };
-  const unwatch = () => {
-    if (aborts.size > 0 || watchdog === undefined) return;
-    clearInterval(watchdog);
-    watchdog = undefined;
-  };
   const call = (run: number, body: Record<string, unknown>): Promise<unknown> => {
     const id = ++next;
     return new Promise((resolve, reject) => {
@@ -125,8 +149,7 @@ export async function serve(
     name: (err as Error)?.name ?? "Error",
     message: (err as Error)?.message ?? String(err),
   });
-  scope.onmessage = async (event: MessageEvent) => {
-    const msg = parseJson(event.data as string);
+  handle = async (msg: Any) => {
     if (msg.op === "reply") {
       const pending = calls.get(msg.id);
       calls.delete(msg.id);
@@ -157,7 +180,6 @@ export async function serve(
     const run: number = msg.id;
     const controller = new AbortController();
     aborts.set(run, controller);
-    watch();
     const signal = controller.signal;
     try {
       const checked = await type.optionsSchema["~standard"].validate(msg.input);
@@ -205,12 +227,11 @@ export async function serve(
       const text = value === undefined || value === null
         ? "null"
         : serializeValue(value, `node ${msg.nodeId} returned a value that is not JSON`);
-      scope.postMessage(`{"op":"done","id":${run},"value":${text}}`);
+      post(`{"op":"done","id":${run},"value":${text}}`);
     } catch (err) {
       send({ op: "done", id: run, error: fail(err) });
     } finally {
       aborts.delete(run);
-      unwatch();
     }
   };
   send({ op: "ready" });

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { fieldNames } from "../_suggest.ts";
 import { FeedDisabledError, StoreClosedError } from "../errors.ts";
 import { currentActor } from "./actor.ts";
 import { givenUpError } from "./given_up.ts";
@@ -129,6 +130,15 @@ function chainListings(
 
 /** This process's part of every version it makes (never repeated by `--seed`: see `_random.ts`). */
 const PROCESS_TAG = uniqueRandomHex(8);
+
+/**
+ * How many times a commit to a store with a change feed (kept as entries) is
+ * planned again when other commits moved the feed's head under it: each retry
+ * means another commit went through, so only a store written without pause
+ * by as many others, or a driver reporting conflicts it did not have, gets
+ * this far.
+ */
+const MAX_FEED_TRIES = 1_000;
 let versionCounter = 0;
 let versionMs = -1;
 let versionPrefix = "";
@@ -146,6 +156,7 @@ export function newVersion(ms: number = Date.now()): string {
   return `${versionPrefix}.${(versionCounter >>> 0).toString(36)}.${PROCESS_TAG}`;
 }
 
+/** What a driver claims when it says nothing: every capability off, the core supplying it. */
 const DEFAULT_CAPABILITIES: Capabilities = {
   persistent: false,
   expiry: false,
@@ -157,6 +168,12 @@ const DEFAULT_CAPABILITIES: Capabilities = {
   indexes: false,
   search: false,
 };
+
+/** The names a driver's `capabilities` may use (any other is a misspelling: refused at open). */
+export const CAPABILITY_NAMES: readonly string[] = fieldNames<Capabilities>()(
+  ["persistent", "expiry", "query", "count", "clear", "atomicClear", "multiProcess"],
+  ["indexes", "search", "abort"],
+);
 
 /** The core's method that trims a store's feed (the `gc` job calls it through `trimChanges`). */
 const TRIM_FEED: unique symbol = Symbol("flowstate.trimFeed");
@@ -232,6 +249,12 @@ function shownBriefly(value: unknown, max: number): string {
  * it, or a `SyntaxError` from `JSON.parse`.
  */
 function checkRaw(raw: RawEntry): void {
+  if (raw === undefined) {
+    throw new TypeError(
+      "The store's driver returned undefined for an entry; return null for an absent key " +
+        "(get() and getMany()), and a RawEntry otherwise",
+    );
+  }
   if (
     typeof raw === "object" && raw !== null && Array.isArray(raw.key) &&
     typeof raw.value === "string" && typeof raw.version === "string" &&
@@ -384,6 +407,13 @@ class CoreStore implements Store {
   #signals = new Set<Promise<void>>();
   /** Aborted by close(): ends every watch. */
   #closedSignal = new AbortController();
+  /** Commits on their way (each write's), which close() lets finish before it closes the driver. */
+  #writing = 0;
+  /** Resolved when the last commit on its way settles, once close() waits for them. */
+  #written: PromiseWithResolvers<void> | undefined;
+  #wrote = (): void => {
+    if (--this.#writing === 0) this.#written?.resolve();
+  };
 
   constructor(driver: StoreDriver, options: WrapOptions) {
     this.#driver = driver;
@@ -540,16 +570,28 @@ class CoreStore implements Store {
   }
 
   /**
-   * Commit; `signal` (a write's own, see `GetOptions.signal`) reaches the
-   * driver's commit, except for a store that keeps a change feed (its
-   * commits are not given up once started: a driver may batch the feed's
-   * writes of several callers).
+   * Commit, counted as on its way until it settles (see `close()`); `signal`
+   * (a write's own, see `GetOptions.signal`) reaches the driver's commit,
+   * except for a store that keeps a change feed (its commits are not given
+   * up once started: a driver may batch the feed's writes of several callers).
    */
   #commit(
     checks: AtomicCheck[],
     mutations: Mutation[],
     what = "Cannot commit",
     signal?: AbortSignal,
+  ): Promise<CommitResult> {
+    const committing = this.#commitNow(checks, mutations, what, signal);
+    this.#writing++;
+    committing.then(this.#wrote, this.#wrote);
+    return committing;
+  }
+
+  #commitNow(
+    checks: AtomicCheck[],
+    mutations: Mutation[],
+    what: string,
+    signal: AbortSignal | undefined,
   ): Promise<CommitResult> {
     if (signal?.aborted) {
       return Promise.reject(givenUpError(what, this.#where, signal, "nothing was written"));
@@ -624,7 +666,7 @@ class CoreStore implements Store {
       for (const wake of this.#wakers) wake();
       return { ok: true, version };
     }
-    for (;;) {
+    for (let tries = 1;; tries++) {
       const expanded = mutations.some((m) => m.type === "clear")
         ? await this.#expandClears(mutations)
         : mutations;
@@ -653,8 +695,25 @@ class CoreStore implements Store {
         return { ok: true, version };
       }
       const head = await readHead(this.#driver);
-      if (head.version !== plan.headVersion) continue;
-      return conflicted(result.conflicts.filter((k) => !isInternalKey(k)));
+      if (head.version === version) {
+        // The head carries this very commit: the driver wrote it, then said it conflicted.
+        throw new TypeError(
+          `Cannot commit to store "${this.name}": its driver reported a conflict but applied the ` +
+            `commit (the change feed's head carries the commit's own version); a commit with a ` +
+            `failing check must write nothing`,
+        );
+      }
+      if (head.version === plan.headVersion) {
+        return conflicted(result.conflicts.filter((k) => !isInternalKey(k)));
+      }
+      // Another commit moved the head meanwhile: plan again, a bounded number of times.
+      if (tries >= MAX_FEED_TRIES) {
+        throw new Error(
+          `Cannot commit to store "${this.name}": the change feed's head moved under each of ` +
+            `${tries} tries of this commit (other writers committing without pause, or a driver ` +
+            `that reports conflicts it did not have); nothing was written`,
+        );
+      }
     }
   }
 
@@ -1715,7 +1774,13 @@ class CoreStore implements Store {
     if (!this.#closing) {
       this.#closed = true;
       this.#closedSignal.abort();
-      this.#closing = Promise.allSettled([...this.#signals]).then(() => this.#driver.close());
+      // The writes on their way land (or fail) before the driver closes: none is acknowledged,
+      // then dropped by a driver that stops working through its queue when closed.
+      const writes = this.#writing === 0
+        ? Promise.resolve()
+        : (this.#written = Promise.withResolvers()).promise;
+      this.#closing = writes.then(() => Promise.allSettled([...this.#signals]))
+        .then(() => this.#driver.close());
     }
     return this.#closing;
   }

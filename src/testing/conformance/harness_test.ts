@@ -11,10 +11,10 @@ const opened = new Set<string>();
 const cleaned: string[] = [];
 testStore(
   "cleanup hooks (memory)",
-  async ({ id, clock, indexes, search }) => {
+  async ({ id, clock, indexes, search, changes }) => {
     assert.ok(!cleaned.includes(id), `case ${id} opened its store after its cleanup ran`);
     opened.add(id);
-    return await openStore({ plugin: "memory", indexes, search }, { clock });
+    return await openStore({ plugin: "memory", indexes, search, changes }, { clock });
   },
   {
     cleanup: ({ id }) => void cleaned.push(id),

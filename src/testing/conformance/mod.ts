@@ -29,7 +29,7 @@ import { defineValueCases } from "./values.ts";
 import { defineVersionCases } from "./versions.ts";
 import { defineIndexCases } from "./indexes.ts";
 import { defineInternalCases } from "./internal.ts";
-import { defineFeedCases } from "./feed.ts";
+import { defineFeedCases, DROPPED_CHANGES } from "./feed.ts";
 import { uniqueRandomBytes } from "../../_random.ts";
 
 /**
@@ -66,7 +66,7 @@ export interface ConformanceContext {
   clock: Clock;
   /**
    * Indexes the case declares: pass them in the spec to `openStore`
-   * (`openStore({ plugin, ...options, indexes: ctx.indexes, search: ctx.search })`).
+   * (`openStore({ plugin, ...options, indexes: ctx.indexes, search: ctx.search, changes: ctx.changes })`).
    * The index and search cases fail, saying so, when the store does not have them.
    */
   indexes?: IndexDeclaration[];
@@ -74,7 +74,8 @@ export interface ConformanceContext {
   search?: SearchDeclaration;
   /**
    * The change feed the case asks for: pass it in the spec to `openStore`,
-   * like `indexes`. The feed cases run only on a store that keeps it.
+   * like `indexes` (any store keeps one when asked). The suite fails, saying
+   * so, when the store it opens keeps none.
    */
   changes?: ChangesConfig;
 }
@@ -299,8 +300,8 @@ defineFeedCases(define);
  * import { testStore } from "@flowstate/core/testing";
  * import memory from "@flowstate/core/plugins/memory";
  *
- * testStore("memory", ({ clock, indexes, search }) =>
- *   openStore({ plugin: memory, indexes, search }, { clock })
+ * testStore("memory", ({ clock, indexes, search, changes }) =>
+ *   openStore({ plugin: memory, indexes, search, changes }, { clock })
  * );
  *
  * Deno.test("memory plugin says where it lives", async () => {
@@ -329,8 +330,8 @@ defineFeedCases(define);
  * // The suite runs after the tests registered before it; afterAll runs last.
  * testStore(
  *   "sqlite",
- *   ({ id, clock, indexes, search }) =>
- *     openStore({ plugin, path: join(dir, `${id}.db`), indexes, search }, { clock }),
+ *   ({ id, clock, indexes, search, changes }) =>
+ *     openStore({ plugin, path: join(dir, `${id}.db`), indexes, search, changes }, { clock }),
  *   {
  *     multiProcess: { spec: ({ id }) => ({ plugin, path: join(dir, `${id}.db`) }) },
  *     cleanup: ({ id }) => Deno.remove(join(dir, `${id}.db`)).catch(() => {}),
@@ -420,6 +421,22 @@ export function testStore(
       return claims![capability] === true;
     };
     try {
+      // Once per suite: an open function that drops ctx.clock or ctx.changes is named here,
+      // instead of failing the expiry cases cryptically or passing the feed cases unrun.
+      const problems = await checkOpen(`fs_${token}_ctx`, hooks, learn);
+      await t.step(CONTEXT_STEP, () => {
+        if (problems.length > 0) throw new AssertionError({ message: problems.join("; and ") });
+      });
+      if (problems.length > 0) {
+        for (const c of CASES) {
+          await t.step({
+            name: `${c.name} (not run: fix open() first)`,
+            ignore: true,
+            fn: () => {},
+          });
+        }
+        return;
+      }
       for (const [index, c] of CASES.entries()) {
         const reason = Object.hasOwn(skip, c.name)
           ? skip[c.name]
@@ -437,6 +454,46 @@ export function testStore(
       await options.afterAll?.();
     }
   });
+}
+
+/** The step that checks the open function passes the context on (see {@linkcode checkOpen}). */
+const CONTEXT_STEP = "open() passes ctx.clock and ctx.changes to openStore";
+
+/**
+ * Open a store for `id` as a feed case does and say what the open function
+ * dropped: the clock (a write's expiry follows another clock than
+ * `ctx.clock`) or the change feed (the store keeps none).
+ */
+async function checkOpen(
+  id: string,
+  hooks: Hooks,
+  learn: (store: Store) => void,
+): Promise<string[]> {
+  const clock = fakeClock();
+  const problems: string[] = [];
+  const store = await hooks.open({ id, clock, changes: { keep: "30d" } });
+  try {
+    if (typeof store?.get !== "function" || typeof store?.close !== "function") {
+      throw new TypeError(`open() must resolve to a Store (got ${show(store)})`);
+    }
+    learn(store);
+    const expireIn = 60_000;
+    await store.set(["conformance", "clock"], 1, { expireIn });
+    const expiresAt = (await store.get(["conformance", "clock"]))?.expiresAt;
+    // A store that loses expiries altogether is for the expiry cases to name.
+    if (typeof expiresAt === "number" && expiresAt !== clock.now() + expireIn) {
+      problems.push(
+        `open() must pass ctx.clock to openStore (openStore(spec, { clock: ctx.clock })): a set ` +
+          `with expireIn: ${expireIn} expires at ${expiresAt}, not at ctx.clock.now() + ${expireIn} ` +
+          `= ${clock.now() + expireIn}, so the store keeps another clock`,
+      );
+    }
+    if (!(await store.feedInfo()).enabled) problems.push(DROPPED_CHANGES);
+  } finally {
+    await store?.close?.();
+    await hooks.cleanup?.({ id });
+  }
+  return problems;
 }
 
 interface Hooks {

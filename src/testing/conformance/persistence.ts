@@ -83,4 +83,45 @@ export function definePersistenceCases(definePersistent: DefineCase): void {
       await expectValue(store, ["d"], 5, "an atomic set after reopen");
     },
   );
+
+  definePersistent(
+    "persistence: writes in flight when close() is called land or reject, never vanish",
+    async (c) => {
+      const store = await c.open();
+      // Writes on their way (sets, an atomic commit, a delete), then close() before any settles.
+      await store.set(["gone"], 0);
+      const writes: [string, Promise<unknown>][] = [];
+      for (let i = 0; i < 20; i++) {
+        writes.push([`set ["w","${i}"]`, store.set(["w", String(i)], i)]);
+      }
+      writes.push(["atomic commit", store.atomic().set(["x"], "x").set(["y"], "y").commit()]);
+      writes.push(['delete ["gone"]', store.delete(["gone"])]);
+      const closing = store.close();
+      const outcomes = await Promise.allSettled(writes.map(([, write]) => write));
+      await closing;
+      const again = await c.reopen(store);
+      const vanished: string[] = [];
+      const landed = async (key: Key, value: JsonValue | undefined): Promise<boolean> => {
+        const entry = await again.get(key);
+        return value === undefined ? entry === null : entry?.value === value;
+      };
+      for (const [index, outcome] of outcomes.entries()) {
+        // A write that rejected (the store closing under it) is the caller's to retry: fine.
+        if (outcome.status === "rejected") continue;
+        const what = writes[index][0];
+        const ok = index < 20
+          ? await landed(["w", String(index)], index)
+          : what === "atomic commit"
+          ? await landed(["x"], "x") && await landed(["y"], "y")
+          : await landed(["gone"], undefined);
+        if (!ok) vanished.push(what);
+      }
+      check(
+        vanished.length === 0,
+        `writes that resolved as done while close() was called are not in the store after ` +
+          `reopening: ${vanished.join(", ")}; close() must let the commits on their way finish ` +
+          `(or fail them), never acknowledge one and drop it`,
+      );
+    },
+  );
 }

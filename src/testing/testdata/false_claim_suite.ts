@@ -7,10 +7,12 @@ const plugin = import.meta.resolve("./single_process_plugin.ts");
 
 testStore(
   "with spec",
-  ({ clock, indexes, search }) => openStore({ plugin, indexes, search }, { clock }),
+  ({ clock, indexes, search, changes }) =>
+    openStore({ plugin, indexes, search, changes }, { clock }),
   { multiProcess: { spec: () => ({ plugin }) } },
 );
 testStore(
   "without spec",
-  ({ clock, indexes, search }) => openStore({ plugin, indexes, search }, { clock }),
+  ({ clock, indexes, search, changes }) =>
+    openStore({ plugin, indexes, search, changes }, { clock }),
 );

@@ -1,0 +1,98 @@
+/**
+ * The messages a sandboxed node's Worker sends its host, checked before the
+ * host acts on one. The Worker runs code the host does not trust, so a
+ * message may be anything: not a string, not JSON, an unknown `op`, fields
+ * missing or of the wrong type. {@linkcode readWorkerMessage} never throws;
+ * it returns either a message of a known shape or what is wrong with it.
+ *
+ * | op          | fields                                                   |
+ * | ----------- | -------------------------------------------------------- |
+ * | `ready`     | (none): the node module loaded                           |
+ * | `loadError` | `error: { name, message }`: it did not                   |
+ * | `done`      | `id`, and `value` or `error: { name, message }`          |
+ * | `log`       | `run`, `message` (string), `level` (string)              |
+ * | `call`      | `id`, `run`, `method` (string), `args` (array), `scope`? |
+ * | `heap`      | `heapUsed` (bytes): the answer to the host's `ping`      |
+ *
+ * @module
+ */
+import { parseJson } from "../_json.ts";
+
+/** An error as it crosses the Worker boundary. */
+export interface ErrorShape {
+  name: string;
+  message: string;
+}
+
+/** A message from a node's Worker whose shape was checked. */
+export type WorkerMessage =
+  | { op: "ready" }
+  | { op: "loadError"; error: ErrorShape }
+  | { op: "done"; id: number; value?: unknown; error?: ErrorShape }
+  | { op: "log"; run: number; message: string; level: string }
+  | { op: "call"; id: number; run: number; scope?: string; method: string; args: { v?: unknown }[] }
+  | { op: "heap"; heapUsed: number };
+
+/** The start of the error a Worker sending a message of no known shape is stopped with. */
+export const NOT_UNDERSTOOD = "the node's Worker sent a message Flowstate does not understand";
+
+const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isError = (v: unknown): v is ErrorShape =>
+  typeof v === "object" && v !== null && typeof (v as ErrorShape).name === "string" &&
+  typeof (v as ErrorShape).message === "string";
+const isArgs = (v: unknown): v is { v?: unknown }[] =>
+  Array.isArray(v) && v.every((a) => typeof a === "object" && a !== null && !Array.isArray(a));
+
+/** At most this much of a message is quoted in the error. */
+const QUOTED = 120;
+
+/** `data` as it is quoted in an error (shortened). */
+export function quoteMessage(data: unknown): string {
+  let text: string;
+  if (typeof data === "string") text = JSON.stringify(data);
+  else {
+    try {
+      text = `${typeof data} ${JSON.stringify(data) ?? String(data)}`;
+    } catch {
+      text = typeof data;
+    }
+  }
+  return text.length > QUOTED ? `${text.slice(0, QUOTED)}…` : text;
+}
+
+/**
+ * The message `data` holds, or `{ problem }`: what is wrong with it, worded
+ * for the error that stops its Worker (after {@linkcode NOT_UNDERSTOOD}).
+ */
+export function readWorkerMessage(data: unknown): WorkerMessage | { problem: string } {
+  if (typeof data !== "string") return { problem: `not a string: ${quoteMessage(data)}` };
+  let msg: Record<string, unknown>;
+  try {
+    msg = parseJson(data);
+  } catch {
+    return { problem: `not JSON: ${quoteMessage(data)}` };
+  }
+  if (typeof msg !== "object" || msg === null || Array.isArray(msg)) {
+    return { problem: `not an object: ${quoteMessage(data)}` };
+  }
+  const ok = (() => {
+    switch (msg.op) {
+      case "ready":
+        return true;
+      case "loadError":
+        return isError(msg.error);
+      case "done":
+        return isId(msg.id) && (msg.error === undefined || isError(msg.error));
+      case "log":
+        return isId(msg.run) && typeof msg.message === "string" && typeof msg.level === "string";
+      case "call":
+        return isId(msg.id) && isId(msg.run) && typeof msg.method === "string" &&
+          isArgs(msg.args) && (msg.scope === undefined || typeof msg.scope === "string");
+      case "heap":
+        return typeof msg.heapUsed === "number" && Number.isFinite(msg.heapUsed);
+      default:
+        return false;
+    }
+  })();
+  return ok ? msg as WorkerMessage : { problem: quoteMessage(data) };
+}

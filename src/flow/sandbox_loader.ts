@@ -1,0 +1,46 @@
+/**
+ * The Worker that starts a sandboxed node's Worker. Deno checks the read
+ * permission of a Worker's module graph (its static imports, `with { type:
+ * "text" | "bytes" | "json" }` imports, literal dynamic imports) against the
+ * thread that creates the Worker, not against the Worker's own permissions.
+ * Created by the runner (which may read everything), a node with no read
+ * permission could import any file the runner can read, the store included.
+ * So the runner starts this Worker with read on only what a node module
+ * legitimately loads (see `_import_reads.ts`), and this Worker starts the
+ * node's.
+ *
+ * Messages between the host and the node go over a `MessagePort` the host
+ * sends with the start message; this Worker only reports what the node's
+ * Worker itself does: an uncaught error (`crash`), or a message the node
+ * posted on its Worker's own channel, which Flowstate never uses (`stray`).
+ *
+ * @module
+ */
+
+const scope = globalThis as unknown as {
+  postMessage(message: unknown): void;
+  onmessage: ((event: MessageEvent) => void) | null;
+};
+
+scope.onmessage = (event: MessageEvent) => {
+  scope.onmessage = null;
+  const { entry, permissions } = event.data as {
+    entry: string;
+    permissions: Deno.PermissionOptionsObject;
+  };
+  let node: Worker;
+  try {
+    node = new Worker(entry, { type: "module", deno: { permissions } } as WorkerOptions);
+  } catch (err) {
+    scope.postMessage({ op: "crash", message: (err as Error)?.message ?? String(err) });
+    return;
+  }
+  node.onerror = (e) => {
+    // Reported once, to the host: not also as Deno's "Uncaught (in worker)" on stderr.
+    e.preventDefault();
+    scope.postMessage({ op: "crash", message: e.message });
+  };
+  node.onmessage = (e) => scope.postMessage({ op: "stray", data: e.data });
+  node.onmessageerror = () => scope.postMessage({ op: "stray", data: undefined });
+  node.postMessage("port", [event.ports[0]]);
+};
