@@ -48,15 +48,16 @@ export class ReserveTimeoutError extends Error {
 
 /**
  * Whether an error says the connection itself failed (closed, reset, refused,
- * timed out), not the statement: the client's connection errors carry a code
- * of their own (`CONNECTION_CLOSED`, `CONNECT_TIMEOUT`…), the socket's an
- * `E…` code.
+ * timed out, ended by the server), not the statement: the client's
+ * connection errors carry a code of their own (`CONNECTION_CLOSED`,
+ * `CONNECT_TIMEOUT`…), the socket's an `E…` code; the server ends a session
+ * with class 57P (`pg_terminate_backend`, a shutdown).
  */
 export function isConnectionError(err: unknown): boolean {
-  if (isPostgresError(err)) return false;
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" &&
-    (code.startsWith("CONNECTION_") || code === "CONNECT_TIMEOUT" || /^E[A-Z]+$/.test(code));
+  if (typeof code !== "string") return false;
+  if (isPostgresError(err)) return code.startsWith("57P");
+  return code.startsWith("CONNECTION_") || code === "CONNECT_TIMEOUT" || /^E[A-Z]+$/.test(code);
 }
 
 /** The client's connection as its `onexecute` hook sees it. */
