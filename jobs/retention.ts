@@ -13,12 +13,14 @@
  * Which runs go (each flow id separately; the runs of a job are the flow
  * `job:<name>`, so they are counted on their own):
  * - A run that is `running` is never deleted, whatever its age or rank.
- * - A run that started more than `maxAge` ago is deleted; a *failed* run
- *   (status `failed` or `timed-out`) only once it started more than
+ * - A run that ended more than `maxAge` ago is deleted; a *failed* run
+ *   (status `failed` or `timed-out`) only once it ended more than
  *   `failedMaxAge` ago. A `cancelled` run counts as an ordinary run: it was
  *   stopped on purpose (Ctrl-C, a shutdown), so there is no error to keep for
- *   debugging. A run's start time is the one its id encodes
- *   (`runIdTime()`), as for `Records.listRuns({ since, until })`.
+ *   debugging. A run is aged from its end, not from the time its id encodes
+ *   (its enqueue time, for a queued run): a run delayed or queued for longer
+ *   than `maxAge` is kept for `maxAge` after it ran. (Runs that ended within a
+ *   minute of their id's time may be kept up to a minute longer.)
  * - Only the newest `maxRuns` runs of each flow are kept (every run counts
  *   towards the rank, running ones too); older ones are deleted whatever their
  *   status, `running` aside. The count limit is what bounds storage, so failed

@@ -232,11 +232,13 @@ Deno.test("retention reads a window again when one of its running runs finishes 
     const result = await retain(env.rt, { maxRuns: null }, {
       store: () => Promise.resolve(store),
     });
-    assert.equal(result.deleted, 6, "the run that finished is deleted with the others");
+    // Runs are aged from their end: the one that finished now stays (it has not aged out).
+    assert.equal(result.deleted, 5, "the others are deleted");
     assert.equal(result.skipped, 0);
     assert.equal(seen.commits.length, 1, "one commit went through (the first was refused)");
     assert.equal(result.keptRunning, 0);
-    const left = (await dump(env.store)).map((e) => e.key[1]);
-    assert.deepEqual([...new Set(left)], ["metrics"], "only the metrics are left");
+    assert.equal((await env.records.getRun(running.id))?.status, "succeeded");
+    const left = (await dump(env.store)).filter((e) => !e.key.includes(running.id));
+    assert.deepEqual([...new Set(left.map((e) => e.key[1]))], ["metrics"], "only it is left");
   });
 });

@@ -184,7 +184,7 @@ const STABLE_MS = 2_000;
  * (modification and status-change times, size, inode), or `undefined` when
  * it cannot be had; one synchronous `stat` (no thread hop, as a read takes).
  */
-function fileStamp(path: string): string | undefined {
+export function fileStamp(path: string): string | undefined {
   try {
     const info = Deno.statSync(path);
     if (!info.isFile || info.mtime === null || info.ctime === null) return undefined;
@@ -195,7 +195,7 @@ function fileStamp(path: string): string | undefined {
 }
 
 /** Whether the file at `path` last changed at least {@linkcode STABLE_MS} ago. */
-function isStable(path: string): boolean {
+export function isStable(path: string): boolean {
   try {
     const info = Deno.statSync(path);
     const changed = Math.max(info.mtime?.getTime() ?? Infinity, info.ctime?.getTime() ?? Infinity);

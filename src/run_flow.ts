@@ -10,7 +10,7 @@ import { resolve } from "./_path.ts";
 import { callGuarded } from "./_callback.ts";
 import type { Clock, Timers } from "./clock.ts";
 import type { StoreResolver } from "./state/scopes.ts";
-import { executeFlow, type PreparedFlow } from "./flow/executor.ts";
+import { executeFlow, type PreparedFlow, type RunGuard } from "./flow/executor.ts";
 import { type FlowSource, isFlowPath, type LoadedFlow, loadFlowIn } from "./flow/load.ts";
 import type { ParsedFlow } from "./flow/parse.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
@@ -170,6 +170,8 @@ interface RunTree {
    * rejects with it once its end is recorded.
    */
   callbackError?: { error: unknown };
+  /** A claimed root run's guard (its claim still held): every run of the tree is fenced by it. */
+  guard?: RunGuard;
 }
 
 /**
@@ -251,6 +253,12 @@ export interface ClaimedRun {
   released?: () => boolean;
   /** Aborted when the worker finds the claim gone: the attempt stops and writes nothing more. */
   lost?: AbortSignal;
+  /**
+   * Whether the claim is still held, asked before each node starts and by each state call of
+   * the run and its sub-runs (see `ExecuteOptions.guard`): cheap, from the lease end known
+   * locally.
+   */
+  guard?: RunGuard;
 }
 
 /**
@@ -274,7 +282,7 @@ export function runClaimed(
     host,
     path,
     { ...rest, input: claimed.record.inputs, inputFromStrings: false },
-    { subRuns: 0, maxSubRuns },
+    { subRuns: 0, maxSubRuns, ...(claimed.guard === undefined ? {} : { guard: claimed.guard }) },
     onStart,
     claimed,
   );
@@ -356,8 +364,10 @@ async function runInTree(
   }
 
   // A claimed run whose claim was lost while its flow loaded (the worker's heartbeat found it
-  // taken back) does not start: it may be running under another worker already.
-  if (claimed?.lost?.aborted) throw new RunNotOwnedError(claimed.record.id);
+  // taken back, or its lease ran out) does not start: it may be running under another worker.
+  if (claimed !== undefined && (claimed.lost?.aborted || tree.guard?.refusal() !== undefined)) {
+    throw new RunNotOwnedError(claimed.record.id);
+  }
   const recordsStore = await untilAborted(
     host.recordsStore(),
     options.signal,
@@ -435,6 +445,7 @@ async function runInTree(
         concurrency: options.concurrency,
         parentRunId: options.parentRunId,
         abortGrace: options.abortGrace,
+        ...(tree.guard === undefined ? {} : { guard: tree.guard }),
         ...(host.enqueue === undefined ? {} : {
           enqueue: (flow: string, opts: EnqueueOptions) =>
             host.enqueue!(isFlowPath(flow) ? resolve(prepared.baseDir, flow) : flow, {

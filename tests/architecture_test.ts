@@ -202,3 +202,42 @@ Deno.test("cycles() finds a cycle, and the layer check an upward import (the che
   assert.deepEqual(cycles(g), ["a.ts -> b.ts -> a.ts"]);
   assert.ok(layerOf("src/cli/main.ts") > layerOf("src/store/store.ts"));
 });
+
+Deno.test("a cold `flowstate run` loads no Node built-in but node:sqlite (Node compatibility costs every run ~15-30 ms)", async () => {
+  // The run path: cli.ts, the run command and the default store's plugin (each loaded by a
+  // dynamic import), with what they import statically. A `node:` module there (node:path, say)
+  // starts Deno's Node compatibility on every cold run; node:sqlite does not.
+  const roots = ["cli.ts", "src/cli/run.ts", "plugins/sqlite/mod.ts"];
+  const prefix = new URL("../", import.meta.url).href;
+  const infos = await Promise.all(roots.map(async (entry) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", entry],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    return JSON.parse(new TextDecoder().decode(out.stdout));
+  }));
+  type Dep = { specifier: string; isDynamic?: boolean; code?: { specifier: string } };
+  const deps = new Map<string, Dep[]>();
+  for (const graph of infos) {
+    for (const m of graph.modules ?? []) deps.set(m.specifier, m.dependencies ?? []);
+  }
+  const seen = new Set<string>();
+  const found: string[] = [];
+  const visit = (specifier: string) => {
+    if (seen.has(specifier)) return;
+    seen.add(specifier);
+    for (const d of deps.get(specifier) ?? []) {
+      const to = d.code?.specifier;
+      if (to === undefined || d.isDynamic) continue; // type-only, or loaded when needed
+      if (to.startsWith("node:") && to !== "node:sqlite") {
+        found.push(`${specifier.slice(prefix.length)} imports ${to}`);
+      } else if (to.startsWith(prefix)) visit(to);
+    }
+  };
+  for (const root of roots) visit(new URL(root, prefix).href);
+  assert.ok(seen.size > 50, `the run path was walked (${seen.size} modules)`);
+  assert.deepEqual(found, []);
+});

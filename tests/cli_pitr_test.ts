@@ -74,33 +74,15 @@ Deno.test("flowstate backup --since, restore <full> <increments>, restore --at -
     await ok(run, "state", "set", "--store", "data", "d", "4");
 
     // Full + increments equals the source when the last increment was taken.
-    const restored = JSON.parse(
-      await ok(
-        run,
-        "restore",
-        join(dir, "full.fsbackup"),
-        join(dir, "inc1.fsbackup"),
-        join(dir, "inc2.fsbackup"),
-        "--store",
-        "copy",
-        "--json",
-      ),
-    );
+    const chain = ["full", "inc1", "inc2"].map((name) => join(dir, `${name}.fsbackup`));
+    const restored = JSON.parse(await ok(run, "restore", ...chain, "--store", "copy", "--json"));
     assert.equal(restored.changes, 3, JSON.stringify(restored));
     assert.deepEqual(await dump(run, "copy"), end);
     // What the store holds, not the writes: a, c (b was deleted by a change).
     assert.deepEqual([restored.holds, restored.deleted], [end.length, 1]);
     assert.equal(end.length, 2);
     // The same said in words (restored again, into a store that lives for one command).
-    const said = await ok(
-      run,
-      "restore",
-      join(dir, "full.fsbackup"),
-      join(dir, "inc1.fsbackup"),
-      join(dir, "inc2.fsbackup"),
-      "--store",
-      "scratch",
-    );
+    const said = await ok(run, "restore", ...chain, "--store", "scratch");
     assert.match(
       said,
       /^Restored store "scratch" from .*full\.fsbackup and 2 increment\(s\): it holds 2 entries \(3 changes replayed, 1 of them deletes\)/,

@@ -207,9 +207,11 @@ export function model(
       if (run.status === "running") return;
       const failed = run.status === "failed" || run.status === "timed-out";
       const limit = failed ? options.failedMaxAge : options.maxAge;
-      if (limit !== null && NOW - run.startedAt > limit) byAge.add(run.id);
+      // A run is aged from its end (seeded runs end 10 ms after they start).
+      const endedAt = run.startedAt + 10;
+      if (limit !== null && NOW - endedAt > limit) byAge.add(run.id);
       else if (options.maxRuns !== null && rank >= options.maxRuns) byCount.add(run.id);
-      else if (failed && options.maxAge !== null && NOW - run.startedAt > options.maxAge) {
+      else if (failed && options.maxAge !== null && NOW - endedAt > options.maxAge) {
         keptFailed++;
       }
     });

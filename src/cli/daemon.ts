@@ -147,12 +147,16 @@ export async function daemonCommand(
       await scheduler.stop({ graceMs: 0 });
       throw err;
     });
-    // The queue too: one line per queued run that ends (JSON: `queue.end`, `queue.lost`, `queue.error`).
+    // The queue too: one line per queued run that ends (JSON: `queue.end`, `queue.lost`,
+    // `queue.abandoned`, `queue.error`).
     const worker = options.queue === false ? undefined : startWorker(runtime, {
       ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
       ...(options.runnerId === undefined ? {} : { workerId: options.runnerId }),
       onEvent(event) {
-        if (event.type !== "end" && event.type !== "lost" && event.type !== "error") return;
+        if (
+          event.type !== "end" && event.type !== "lost" && event.type !== "abandoned" &&
+          event.type !== "error"
+        ) return;
         if (options.json) {
           if (quiet && event.type === "end" && event.status === "succeeded") return;
           printJson(clock, { ...event, type: `queue.${event.type}` });
@@ -207,7 +211,9 @@ function printTrigger(event: ChangeTriggerEvent, json: boolean, quiet: boolean, 
         runId: event.run.id,
         status: event.run.status,
       });
-    } else if (!quiet || event.type === "trigger.reset") printJson(clock, { ...event });
+    } else if (!quiet || event.type === "trigger.reset" || event.type === "trigger.abandoned") {
+      printJson(clock, { ...event });
+    }
     return;
   }
   switch (event.type) {
@@ -216,6 +222,11 @@ function printTrigger(event: ChangeTriggerEvent, json: boolean, quiet: boolean, 
       return;
     case "trigger.reset":
       console.error(`warning: ${event.message}`);
+      return;
+    case "trigger.abandoned":
+      console.error(
+        `warning: change trigger flow:${event.flowId}: recorded run ${event.runId} abandoned (its daemon stopped answering)`,
+      );
       return;
     case "trigger.start":
       if (!quiet) {

@@ -164,6 +164,7 @@ export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEven
     if (json) {
       if (
         quiet && event.type !== "error" && event.type !== "stop" && event.type !== "lost" &&
+        event.type !== "abandoned" &&
         !(event.type === "end" && event.status !== "succeeded")
       ) return;
       console.log(JSON.stringify({ time: new Date().toISOString(), ...event }));
@@ -206,6 +207,13 @@ export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEven
           `warning: took back ${event.runIds.length} run${
             event.runIds.length === 1 ? "" : "s"
           } whose worker stopped answering: ${event.runIds.join(", ")}`,
+        );
+        return;
+      case "abandoned":
+        console.error(
+          `warning: recorded ${event.runIds.length} sub-run${
+            event.runIds.length === 1 ? "" : "s"
+          } of lost attempts abandoned (no heartbeat): ${event.runIds.join(", ")}`,
         );
         return;
       case "error":

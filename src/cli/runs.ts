@@ -232,12 +232,20 @@ function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void
   if (run.parentRunId !== undefined) lines.push(`parent:   ${run.parentRunId}`);
   lines.push(
     `status:   ${run.status}`,
-    `started:  ${formatTime(run.startedAt, tz)}`,
+  );
+  // A queued run started when its (last) attempt was claimed, not when it was enqueued (its
+  // id's time, `startedAt`): its duration is that attempt's.
+  const q = run.queue;
+  const started = q === undefined ? run.startedAt : q.claim?.at ?? q.attempts.at(-1)?.startedAt;
+  lines.push(`started:  ${started === undefined ? "not yet" : formatTime(started, tz)}`);
+  if (q !== undefined && q.enqueuedAt !== started) {
+    lines.push(`enqueued: ${formatTime(q.enqueuedAt, tz)}`);
+  }
+  lines.push(
     `duration: ${formatDuration(run.durationMs)}`,
     `inputs:   ${printable(JSON.stringify(run.inputs))}`,
   );
   if (run.outputs !== null) lines.push(`outputs:  ${printable(JSON.stringify(run.outputs))}`);
-  const q = run.queue;
   if (q !== undefined) {
     const runAt = formatTime(q.runAt, tz);
     lines.push(

@@ -37,11 +37,16 @@ export class AttemptFence implements ViewGuard {
 
   /** The error a call made now fails with: `undefined` while the attempt runs. */
   refusal(): AttemptOverError | undefined {
-    return this.#over === undefined ? undefined : new AttemptOverError({
+    return this.#over === undefined ? undefined : this.overError(this.#over);
+  }
+
+  /** The error of a call of this attempt refused for `reason`. */
+  overError(reason: string): AttemptOverError {
+    return new AttemptOverError({
       runId: this.#runId,
       nodeId: this.#nodeId,
       attempt: this.#attempt,
-      reason: this.#over,
+      reason,
     });
   }
 

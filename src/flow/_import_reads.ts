@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { basename, dirname, join, sep as SEPARATOR } from "node:path";
+import { basename, dirname, join, sep as SEPARATOR } from "../_path.ts";
 
 /** Whether `path` is `p`, or a file beside `p` whose name starts with `p`'s. */
 function isProtected(path: string, protect: readonly string[]): boolean {

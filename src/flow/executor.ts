@@ -21,7 +21,7 @@ import {
 import type { FlowDefinition, NodeSpec } from "./types.ts";
 import type { NodeStatus, RunEvent, RunEventInit, RunRecord, RunStatus } from "../records/types.ts";
 import { periodicYield } from "../_yield.ts";
-import { messageOf } from "../errors.ts";
+import { type AttemptOverError, messageOf } from "../errors.ts";
 import { AttemptFence } from "./_attempt.ts";
 import { NodeAccess } from "./_access.ts";
 import { releaseSandbox } from "./sandbox.ts";
@@ -202,6 +202,23 @@ export interface ExecuteOptions {
   enqueue?: NodeContext<unknown>["enqueue"];
   /** Parent run, for sub-flows. */
   parentRunId?: string;
+  /**
+   * Whether the run may still act (a queued run's claim on it is still held):
+   * asked before each node starts and by every state call of its attempts. Once it
+   * refuses, no node starts and every call of a running attempt fails with an
+   * `AttemptOverError` giving its reason. Asked on the hot path: it must be cheap.
+   */
+  guard?: RunGuard;
+}
+
+/**
+ * What says whether a run may still act (see {@linkcode ExecuteOptions.guard}):
+ * `undefined` while it may, else why not. Once it answers a reason it keeps
+ * answering one.
+ */
+export interface RunGuard {
+  /** `undefined` while the run may act; else why it may not (stays so). */
+  refusal(): string | undefined;
 }
 
 interface AttemptSuccess {
@@ -391,6 +408,29 @@ class Attempt extends AttemptFence {
     this.index = index;
     this.node = node;
     this.number = number;
+  }
+
+  /**
+   * The error a call made now fails with: the attempt's own end, or the run's guard refusing
+   * (the attempt is then closed with its reason). Without a guard, the fence's answer alone.
+   */
+  override refusal(): AttemptOverError | undefined {
+    const own = super.refusal();
+    return own !== undefined ? own : this.commitRefusal();
+  }
+
+  /**
+   * The run's guard refusing (the attempt is then closed with its reason): asked again just
+   * before a write that began commits. A call that began before the attempt ended on its own
+   * (it returned, timed out) still lands, as before; one whose run may no longer act does not.
+   */
+  commitRefusal(): AttemptOverError | undefined {
+    const guard = this.host.options.guard;
+    if (guard === undefined) return undefined;
+    const reason = guard.refusal();
+    if (reason === undefined) return undefined;
+    this.close(reason);
+    return this.overError(reason);
   }
 
   /** Resolves once the attempt is decided. */
@@ -888,7 +928,12 @@ class Execution implements AttemptHost {
     const { attempts, delay, backoff, maxDelay } = node.retry;
     let lastError = "";
     let timedOut = false;
+    const guard = this.#o.guard;
     for (let attempt = 1; attempt <= attempts; attempt++) {
+      // A run its guard refuses (its claim lapsed while the process was paused) starts no
+      // node: the run is stopped as if cancelled (its end is not this process's to record).
+      const refused = guard?.refusal();
+      if (refused !== undefined) this.#controller.abort(refused);
       if (runSignal.aborted) {
         return this.#end(i, started, { status: "cancelled", attempts: attempt - 1 });
       }

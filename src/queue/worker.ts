@@ -25,11 +25,13 @@ import { flowHostOf, type Runtime } from "../runtime.ts";
 import { runClaimed } from "../run_flow.ts";
 import type { Records } from "../records/records.ts";
 import type { RunRecord, RunStatus } from "../records/types.ts";
-import { HEARTBEAT_MS } from "../records/heartbeat.ts";
+import { HEARTBEAT_MS, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import { RunNotOwnedError, trackRunInFlight } from "../records/recorder.ts";
 import { QUEUE_TOPIC } from "../records/_queue.ts";
 import type { Store } from "../store/types.ts";
 import { uniqueRandomHex } from "../_random.ts";
+import type { Clock } from "../clock.ts";
+import type { RunGuard } from "../flow/executor.ts";
 
 /**
  * Default lease of a claim without a heartbeat, in ms: a worker that dies
@@ -60,6 +62,8 @@ export const DEFAULT_LEASE_MS = 30_000;
  * ```
  */
 export const DEFAULT_POLL_MS = 500;
+/** How long a worker looks for the sub-runs a lost attempt left running, in ms. */
+const LOST_SUB_RUNS_WATCH_MS = 10 * 60_000;
 /** A busy worker makes due delayed runs ready at most this often, in ms. */
 const PROMOTE_MS = 100;
 
@@ -110,6 +114,8 @@ export type WorkerEvent =
     error?: string;
   }
   | { type: "lost"; runIds: string[] }
+  /** Sub-runs a lost attempt left running, recorded abandoned once their heartbeat was stale. */
+  | { type: "abandoned"; runIds: string[] }
   | { type: "error"; message: string }
   | { type: "stopping"; running: number; graceMs: number }
   | { type: "stop"; released: number };
@@ -345,6 +351,12 @@ class QueueWorker implements Worker {
   #loop: Promise<void> = Promise.resolve();
   #stopped: Promise<void> | undefined;
   #records: Records | undefined;
+  /**
+   * Runs this worker took back (their attempt lost), by id: when, and until when to look for
+   * the sub-runs their lost attempt left running (see {@linkcode QueueWorker.#abandonSubRuns}).
+   */
+  #lostParents = new Map<string, { at: number; until: number }>();
+  #lastSubRunCheck = 0;
 
   constructor(rt: Runtime, settings: Settings) {
     this.#rt = rt;
@@ -422,6 +434,10 @@ class QueueWorker implements Worker {
             lastReclaim = now;
             const lost = await records.reclaimLost();
             if (lost.length > 0) this.#s.onEvent({ type: "lost", runIds: lost });
+            for (const id of lost) {
+              this.#lostParents.set(id, { at: now, until: now + LOST_SUB_RUNS_WATCH_MS });
+            }
+            await this.#abandonSubRuns(records, now);
           }
           while (!this.#stopping && this.#inFlight.size < this.#s.concurrency) {
             // Delayed runs that came due are made ready at most every PROMOTE_MS (a list
@@ -459,6 +475,30 @@ class QueueWorker implements Worker {
     }
   }
 
+  /**
+   * Record abandoned the sub-runs the lost attempts of runs taken back left running (their
+   * process is gone: nobody else ends them but the nightly `gc`), once their heartbeat is stale
+   * (`Records.abandonSubRuns`, the check `gc` makes). Looked at every heartbeat period while
+   * some are still fresh, for at most {@linkcode LOST_SUB_RUNS_WATCH_MS}.
+   */
+  async #abandonSubRuns(records: Records, now: number): Promise<void> {
+    if (this.#lostParents.size === 0 || now - this.#lastSubRunCheck < HEARTBEAT_MS) return;
+    this.#lastSubRunCheck = now;
+    const parents = new Map<string, number>();
+    for (const [id, { at, until }] of this.#lostParents) {
+      if (until < now) this.#lostParents.delete(id);
+      else parents.set(id, at);
+    }
+    const { abandoned, waiting } = await records.abandonSubRuns(parents, {
+      afterMs: MIN_ABANDONED_MS,
+    });
+    const still = new Set(waiting);
+    for (const id of parents.keys()) if (!still.has(id)) this.#lostParents.delete(id);
+    if (abandoned.length > 0) {
+      this.#s.onEvent({ type: "abandoned", runIds: abandoned.map((r) => r.id) });
+    }
+  }
+
   /** Put a claimed run that never started back in the queue. */
   async #release(records: Records, run: RunRecord): Promise<void> {
     await this.#giveBack(records, run).catch(() => {});
@@ -487,12 +527,25 @@ class QueueWorker implements Worker {
     // The claim's lease is kept alive from the claim to the end of the attempt, including
     // while the flow loads and while the end is committed (the run's own heartbeat
     // covers only the time between). A beat that finds the claim gone (this process paused
-    // past its lease and another worker took the run back) stops the attempt at once: the
-    // run may be running again elsewhere, and its effects must not happen twice. That
-    // attempt is recorded `lost` (by the worker that took it back), never `cancelled`: its
-    // end is refused (RunNotOwnedError).
+    // past its lease and another worker took the run back), or the clock past the lease end
+    // with no heartbeat confirmed (a beat or a state call after a pause, or beats that kept
+    // failing), stops the attempt at once: the run may be running again elsewhere, and its
+    // effects must not happen twice. That attempt is recorded `lost` (by the worker that
+    // takes it back), never `cancelled`: its end is refused (RunNotOwnedError).
     const beating = new AbortController();
     const lost = new AbortController();
+    // Not this process's run any more (taken back, or its lease ran out): stop the attempt.
+    const loseClaim = () => {
+      if (lost.signal.aborted) return;
+      // Not this process's run any more: nothing for `interruptAll` to give back.
+      untrack();
+      lost.abort();
+      cancel.abort(new RunNotOwnedError(run.id));
+    };
+    // The attempt's state views, its nodes' starts and its sub-runs are fenced by the lease
+    // end known here: once the clock passes it without a confirmed heartbeat, nothing more of
+    // this attempt lands (another worker may be running the run by then).
+    const lease = new ClaimLease(run, this.#s.leaseMs, this.#rt.clock, loseClaim);
     // Until the run's recorder takes over (its flow loaded), the worker answers for the run: a
     // process that exits at once (RunRecorder.interruptAll) puts it back in the queue, due once
     // the process is gone, and the run does not start (its flow may still be loading).
@@ -514,13 +567,20 @@ class QueueWorker implements Worker {
           }, { once: true });
         });
         if (beating.signal.aborted) return;
-        // A store that fails says nothing about the claim: the next beat tries again.
-        const held = await records.heartbeatClaim(run, this.#rt.clock.now()).catch(() => true);
-        if (!held && !beating.signal.aborted) {
-          // Not this process's run any more: nothing for `interruptAll` to give back.
-          untrack();
-          lost.abort();
-          cancel.abort(new RunNotOwnedError(run.id));
+        // Past the lease end already (the process was paused, or every beat failed): lost.
+        if (lease.refusal() !== undefined) return;
+        const at = this.#rt.clock.now();
+        let held: boolean | undefined;
+        try {
+          held = await records.heartbeatClaim(run, at);
+        } catch {
+          // A store that fails says nothing about the claim: the next beat tries again, but
+          // the lease is not extended: once it runs out, the attempt is lost.
+        }
+        if (beating.signal.aborted) return;
+        if (held === true) lease.renewed(at);
+        else if (held === false) {
+          loseClaim();
           return;
         }
       }
@@ -535,6 +595,7 @@ class QueueWorker implements Worker {
           heartbeatMs: this.#s.heartbeatMs,
           released: () => this.#releasing,
           lost: lost.signal,
+          guard: lease,
         }, { ...defaults, signal: cancel.signal, onStart: untrack });
         status = record.status;
         if (record.error) error = record.error.message;
@@ -622,6 +683,43 @@ class QueueWorker implements Worker {
     } catch (err) {
       this.#s.onEvent({ type: "error", message: `cannot compact metrics: ${messageOf(err)}` });
     }
+  }
+}
+
+/**
+ * The lease of one claim as this process knows it: it ends `leaseMs` after
+ * the claim or its last heartbeat confirmed by the store, by the clock the
+ * heartbeats are written with (the one other workers judge the lease by).
+ * Past that end, the claim is taken as lost (`onLost`), whatever a later
+ * heartbeat says: another worker may have taken the run back meanwhile.
+ * Asked by every state call of the attempt: one clock reading, no round trip.
+ */
+class ClaimLease implements RunGuard {
+  readonly #leaseMs: number;
+  readonly #clock: Clock;
+  readonly #onLost: () => void;
+  #endsAt: number;
+  #refused: string | undefined;
+
+  constructor(run: RunRecord, leaseMs: number, clock: Clock, onLost: () => void) {
+    this.#leaseMs = leaseMs;
+    this.#clock = clock;
+    this.#onLost = onLost;
+    this.#endsAt = (run.queue?.claim?.at ?? clock.now()) + leaseMs;
+  }
+
+  /** A heartbeat written at `at` was confirmed: the lease ends `leaseMs` after it. */
+  renewed(at: number): void {
+    if (this.#refused === undefined) this.#endsAt = Math.max(this.#endsAt, at + this.#leaseMs);
+  }
+
+  refusal(): string | undefined {
+    if (this.#refused !== undefined || this.#clock.now() < this.#endsAt) return this.#refused;
+    this.#refused = `its claim on the run lapsed at ${
+      new Date(this.#endsAt).toISOString()
+    } (no heartbeat confirmed within the ${this.#leaseMs} ms lease: the process was paused or its store unreachable), and another worker may run it`;
+    this.#onLost();
+    return this.#refused;
   }
 }
 

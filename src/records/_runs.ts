@@ -18,12 +18,12 @@ import {
   withoutEvents,
   withRetry,
 } from "./_context.ts";
-import { EVENTS_FIELD } from "./layout.ts";
+import { type EndedLate, EVENTS_FIELD, LATE_END_MS } from "./layout.ts";
 import { chunkSize, chunkWhere, decodeChunk, writeChunk } from "./_event_chunks.ts";
 import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
 import { metricShards, shardKey } from "./_metric_shards.ts";
 import { knownEntries } from "./_known.ts";
-import { assertRunId } from "./run_id.ts";
+import { assertRunId, runIdTime } from "./run_id.ts";
 import { type RunEvent, type RunRecord, summarizeRun } from "./types.ts";
 
 /** Runs with at most this many events get them inline in their record when they finish. */
@@ -272,6 +272,12 @@ export async function finishRun(
       }
     }
     for (const key of layout.indexKeys(summary)) op.set(key, summary);
+    // Retention ages a run from its end: one that ended long after its id's time says so (an
+    // earlier end of the same run, before a retry, was earlier: its entry, if any, is replaced).
+    if (endedAt - runIdTime(run.id) > LATE_END_MS) {
+      const late: EndedLate = { flowId: run.flowId, status: run.status, endedAt };
+      op.set(layout.endedLate(run.id), late);
+    }
     const versionMetrics = addRunToMetrics(
       perVersion?.value ?? emptyMetrics(run.flowId, run.flowVersion, now),
       record,
@@ -397,6 +403,7 @@ export async function deleteRuns(
         op.delete(keys[i]);
         for (const key of layout.allIndexKeys(entry.value)) op.delete(key);
       }
+      op.delete(layout.endedLate(id));
       op.delete(layout.cancel(id));
       op.clear(layout.events(id));
     });

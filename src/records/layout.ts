@@ -32,6 +32,23 @@ export const RUN_STATUSES: readonly RunStatus[] = [
   "timed-out",
 ];
 
+/**
+ * A run whose end is later than its id's time (its enqueue or start) by more
+ * than this, in ms, has an entry in the `runs-ended-late` index
+ * ({@linkcode RecordsLayout.endedLate}): retention ages runs from their end,
+ * and this is how it finds, without reading every run, those whose id looks
+ * older than their end (a run queued for long, a long run). Every other
+ * run ended at most this long after its id's time.
+ */
+export const LATE_END_MS = 60_000;
+
+/** What the `runs-ended-late` index holds of a run. */
+export interface EndedLate {
+  flowId: string;
+  status: RunStatus;
+  endedAt: number;
+}
+
 /** The property of a stored run record that holds its events once inlined. */
 export const EVENTS_FIELD = "@events";
 
@@ -85,6 +102,14 @@ export class RecordsLayout {
   /** The prefix of a run's event chunks, or of every run's. */
   events(id?: string): Key {
     return id === undefined ? this.key("events") : this.key("events", id);
+  }
+
+  /**
+   * A run's entry in the index of runs that ended late (see {@linkcode LATE_END_MS}), or the
+   * prefix of that index.
+   */
+  endedLate(id?: string): Key {
+    return id === undefined ? this.key("runs-ended-late") : this.key("runs-ended-late", id);
   }
 
   /** A run's cancel request (see `Records.requestCancel`), or the prefix of every one. */

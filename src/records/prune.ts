@@ -7,12 +7,14 @@
  * Which runs go (each flow id separately; the runs of a job are the flow
  * `job:<name>`, so they are counted on their own):
  * - A run that is `running` is never deleted, whatever its age or rank.
- * - A run that started more than `maxAge` ago is deleted; a *failed* run
- *   (status `failed` or `timed-out`) only once it started more than
+ * - A run that ended more than `maxAge` ago is deleted; a *failed* run
+ *   (status `failed` or `timed-out`) only once it ended more than
  *   `failedMaxAge` ago. A `cancelled` run counts as an ordinary run: it was
  *   stopped on purpose (Ctrl-C, a shutdown), so there is no error to keep for
- *   debugging. A run's start time is the one its id encodes
- *   (`runIdTime()`), as for `Records.listRuns({ since, until })`.
+ *   debugging. A run is aged from its end, not from the time its id encodes
+ *   (its enqueue time, for a queued run): a run delayed or queued for longer
+ *   than `maxAge` is kept for `maxAge` after it ran. (Runs that ended within a
+ *   minute of their id's time may be kept up to a minute longer.)
  * - Only the newest `maxRuns` runs of each flow are kept (every run counts
  *   towards the rank, running ones too); older ones are deleted whatever their
  *   status, `running` aside. The count limit is what bounds storage, so failed
@@ -25,8 +27,15 @@
  *    `maxRuns + 1` newest entries, which gives the newest run beyond the
  *    count (one id per flow is kept in memory).
  * 2. **Every flow: range deletes in time windows.** Run ids start with their
- *    start time, so the runs a limit can doom all lie below one id: the
- *    newer of maxAge's cut and the newest run beyond any flow's count. The
+ *    start (or enqueue) time, which is never after their end, so the runs a
+ *    limit can doom all lie below one id: the newer of maxAge's cut and the
+ *    newest run beyond any flow's count. Below the *safe cut* (maxAge and a
+ *    minute, `LATE_END_MS`), every run ended more than maxAge ago except those
+ *    the `runs-ended-late` index lists (written by `finishRun` for a run that
+ *    ended over a minute after its id's time: a run queued for long, a long
+ *    run); those that ended less than maxAge ago are kept. Between the two
+ *    cuts (a minute of runs) the flows' indexes are read and each run is aged
+ *    by its end. The
  *    job walks the run records up to it, oldest first, in time windows of
  *    about `batchSize` runs (with more than 100 flows, 50 runs per flow, up to
  *    100,000: each flow costs a seek per window; counted with `store.count()`; a window shrinks
@@ -57,8 +66,8 @@
  * @module
  */
 import type { AtomicOperation, Key, Store } from "../store/types.ts";
-import { INDEXED_STATUSES, type RecordsLayout } from "./layout.ts";
-import { runIdBoundTime, runIdTimeBound } from "./run_id.ts";
+import { type EndedLate, INDEXED_STATUSES, LATE_END_MS, type RecordsLayout } from "./layout.ts";
+import { runIdBoundTime, runIdTime, runIdTimeBound } from "./run_id.ts";
 import type { RunStatus, RunSummary } from "./types.ts";
 import { childNames } from "../store/children.ts";
 
@@ -300,6 +309,7 @@ async function deleteBatch(
     op.delete(layout.run(run.id));
     for (const key of legacy ? layout.allIndexKeys(run) : layout.indexKeys(run)) op.delete(key);
     op.clear(layout.events(run.id));
+    op.delete(layout.endedLate(run.id));
   }
   const result = await op.commit();
   if (!result.ok) throw new Error("Cannot prune runs: a commit without checks reported a conflict");
@@ -331,9 +341,19 @@ export async function pruneRuns(
   checkPruneOptions(options);
   const now = options.now;
   const ageBound = (limit: number | null) => limit === null ? null : runIdTimeBound(now - limit);
-  /** Runs with an id below these started longer ago than the age limits. */
+  /**
+   * Runs with an id below these started longer ago than the age limits (a run ends after its
+   * id's time: none above them has aged out).
+   */
   const normalCut = ageBound(options.maxAge);
   const failedCut = ageBound(options.failedMaxAge);
+  /**
+   * Runs with an id below this ended longer ago than `maxAge`, unless the index of runs that
+   * ended late lists them (see `LATE_END_MS`): those are deleted without being read.
+   */
+  const safeCut = options.maxAge === null
+    ? null
+    : runIdTimeBound(now - options.maxAge - LATE_END_MS);
   const { maxRuns, batchSize } = options;
   const dryRun = options.dryRun ?? false;
   const signal = options.signal ?? new AbortController().signal;
@@ -354,11 +374,12 @@ export async function pruneRuns(
   };
   /** Every flow is pruned: step 1 works with range deletes. */
   const ranged = only === undefined;
-  /** Whether a run with this status and id started longer ago than its age limit. */
-  const aged = (status: RunStatus, id: string): boolean => {
-    const cut = FAILED_STATUSES.has(status) ? failedCut : normalCut;
-    return cut !== null && id < cut;
-  };
+  /** Whether a run that ended at `endedAt` did so longer ago than `limit`. */
+  const older = (limit: number | null, endedAt: number | null, id: string): boolean =>
+    limit !== null && (endedAt ?? runIdTime(id)) < now - limit;
+  /** Whether a run with this status, end and id ended longer ago than its age limit. */
+  const aged = (status: RunStatus, endedAt: number | null, id: string): boolean =>
+    older(FAILED_STATUSES.has(status) ? options.failedMaxAge : options.maxAge, endedAt, id);
 
   const label = (what: string) =>
     `${options.label ?? "prune"}${dryRun ? " (dry run)" : ""}: ${what}`;
@@ -369,6 +390,7 @@ export async function pruneRuns(
     progress.start(label(what), total);
   };
   const report = (n: number) => {
+    if (n === 0) return; // an empty window: nothing new to tell
     checked += n;
     progress.update(checked);
   };
@@ -473,9 +495,10 @@ export async function pruneRuns(
       while (loTime >= 0 && (lo === undefined || lo < top)) {
         if (signal.aborted) break;
         let hi = runIdTimeBound(loTime + width);
-        // A window lies wholly below maxAge's cut ("aged") or wholly above it.
-        if (normalCut !== null && normalCut !== "" && (lo ?? "") < normalCut && hi > normalCut) {
-          hi = normalCut;
+        // A window lies wholly below the safe cut ("aged"), wholly between it and maxAge's cut
+        // (its runs are read: some ended less than maxAge ago), or wholly above.
+        for (const cut of [safeCut, normalCut]) {
+          if (cut !== null && cut !== "" && (lo ?? "") < cut && hi > cut) hi = cut;
         }
         if (hi > top) hi = top;
         const n = await store.count(runs, idRange(runs, lo, hi));
@@ -484,7 +507,9 @@ export async function pruneRuns(
           width = Math.max(1, Math.floor((width * wanted) / n));
           continue;
         }
-        const fresh = normalCut === null || (lo ?? "") >= normalCut;
+        const fresh = safeCut === null || (lo ?? "") >= safeCut;
+        /** Between the two cuts: its succeeded runs are read, each aged by its end. */
+        const band = fresh && normalCut !== null && (lo ?? "") < normalCut;
         const op = store.atomic();
         /** The runs this window keeps, with their flows. */
         const keep = new Map<string, string>();
@@ -511,11 +536,11 @@ export async function pruneRuns(
               op.check(e.key, e.version); // it must not finish meanwhile
               continue;
             }
-            if (aged(status, id)) sparseByAge++;
+            if (aged(status, e.value.endedAt, id)) sparseByAge++;
             else if (cut !== undefined && id <= cut) sparseByCount++;
             else {
               keep.set(id, flowId);
-              if (normalCut !== null && id < normalCut) keptFailed++;
+              if (older(options.maxAge, e.value.endedAt, id)) keptFailed++;
               continue;
             }
             op.delete(layout.byStatus(status, id));
@@ -527,7 +552,8 @@ export async function pruneRuns(
         if (fresh) {
           for (const flowId of active) {
             const cut = countCuts.get(flowId);
-            const from = cut === undefined ? lo : maxBound(lo ?? null, `${cut}\0`)!;
+            // Between the cuts, the runs beyond the count are read too: aged, they go by age.
+            const from = cut === undefined || band ? lo : maxBound(lo ?? null, `${cut}\0`)!;
             if (from !== undefined && from >= hi) continue;
             const prefix = layout.byFlow(flowId);
             const page = store.list<RunSummary>({
@@ -538,8 +564,36 @@ export async function pruneRuns(
             for await (const e of page) {
               read++;
               const id = e.key[prefix.length];
-              if (!INDEXED_STATUSES.has(e.value.status)) keep.set(id, flowId);
+              if (INDEXED_STATUSES.has(e.value.status)) continue;
+              if (!band) keep.set(id, flowId);
+              else if (aged(e.value.status, e.value.endedAt, id)) sparseByAge++;
+              else if (cut === undefined || id > cut) keep.set(id, flowId);
             }
+          }
+        } else {
+          // Below the safe cut, the succeeded runs that ended late (a run queued for long) and
+          // less than maxAge ago stay: the index of such runs lists them.
+          const prefix = layout.endedLate();
+          const late: { id: string; flowId: string }[] = [];
+          for await (
+            const e of store.list<EndedLate>({
+              prefix,
+              ...idRange(prefix, lo, hi),
+              batchSize: 1000,
+            })
+          ) {
+            read++;
+            const id = e.key[prefix.length];
+            const { flowId, status, endedAt } = e.value;
+            if (INDEXED_STATUSES.has(status) || keep.has(id)) continue; // decided above
+            const cut = countCuts.get(flowId);
+            if (cut !== undefined && id <= cut) sparseByCount++;
+            else if (!aged(status, endedAt, id)) late.push({ id, flowId });
+          }
+          if (late.length > 0) {
+            // Only runs that are there (an entry outlived its run: it goes with the window).
+            const found = await store.getMany(late.map((r) => layout.run(r.id)));
+            late.forEach((r, i) => found[i] !== null && keep.set(r.id, r.flowId));
           }
         }
         const doomed = n - keep.size;
@@ -548,6 +602,7 @@ export async function pruneRuns(
           const keptOf = Map.groupBy(kept, (id) => keep.get(id)!);
           clearAround(op, runs, lo, hi, kept);
           clearAround(op, layout.events(), lo, hi, kept);
+          clearAround(op, layout.endedLate(), lo, hi, kept);
           if (legacy) clearAround(op, layout.byStatus("succeeded"), lo, hi, kept);
           for (const flowId of active) {
             const own = keptOf.get(flowId) ?? [];
@@ -622,7 +677,9 @@ export async function pruneRuns(
           let n = 0;
           for await (const { key, value } of page) {
             n++;
-            batch.push({ id: key[prefix.length], flowId: value.flowId, status, reason: "age" });
+            const id = key[prefix.length];
+            if (!aged(status, value.endedAt, id)) continue; // it ended later than its id says
+            batch.push({ id, flowId: value.flowId, status, reason: "age" });
             if (batch.length >= perCommit && !signal.aborted) await flush();
           }
           cursor = page.cursor;
@@ -656,9 +713,9 @@ export async function pruneRuns(
           const id = key[prefix.length];
           if (run.status === "running" || run.status === "queued") continue;
           let reason: Doomed["reason"] | undefined;
-          if (aged(run.status, id)) reason = "age";
+          if (aged(run.status, run.endedAt, id)) reason = "age";
           else if (countCut !== undefined && id <= countCut) reason = "count";
-          else if (FAILED_STATUSES.has(run.status) && normalCut !== null && id < normalCut) {
+          else if (FAILED_STATUSES.has(run.status) && older(options.maxAge, run.endedAt, id)) {
             result.keptFailed++;
           }
           if (reason !== undefined) batch.push({ id, flowId, status: run.status, reason });

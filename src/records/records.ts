@@ -14,6 +14,7 @@
  * | `P, "runs-by-flow", flowId, runId` | {@linkcode RunSummary} |
  * | `P, "runs-by-status", status, runId` | {@linkcode RunSummary}, for every status but `succeeded` |
  * | `P, "runs-by-flow-status", flowId, status, runId` | the same, per flow |
+ * | `P, "runs-ended-late", runId` | `{ flowId, status, endedAt }`: a run that ended over a minute after its id's time (a queued run, a long one): what retention ages it by |
  * | `P, "events", runId, chunk` | `{ first, format: 2, … }`: one `appendEvents()` call, compact (see below) |
  * | `P, "metrics", flowId, version` | {@linkcode FlowMetrics}; `version` is a hash or `"*"` |
  * | `P, "metrics-shards", flowId, version, shard` | {@linkcode FlowMetrics} of runs not folded into the above yet |
@@ -484,6 +485,79 @@ export class Records {
       (stored) => abandonedRun(stored, now, options.afterMs) !== null,
     );
     return written ? record : null;
+  }
+
+  /**
+   * Record abandoned (as {@linkcode Records.abandonRun} does, by the same
+   * check) the running sub-runs of the given parents, at any depth, whose
+   * heartbeat is older than `afterMs`: what a run's lost attempt (its
+   * process killed or gone) left running. `parents` maps each parent's id to
+   * the latest start of a direct sub-run to look at (a later attempt of the
+   * same run starts sub-runs of its own, left alone). One read of the
+   * running runs' index. Resolves the runs recorded abandoned, and the
+   * parents that still have such sub-runs running with a fresh heartbeat
+   * (look again later).
+   *
+   * @example
+   * ```ts
+   * import { openStore } from "@flowstate/core";
+   * import { Records, RunRecorder } from "@flowstate/core/records";
+   * import assert from "node:assert/strict";
+   * await using store = await openStore({ plugin: "memory" });
+   * let now = Date.UTC(2026, 0, 1);
+   * const clock = { now: () => now };
+   * const records = new Records(store, { clock });
+   * const start = { flowVersion: "job", inputs: {} };
+   * const parent = await RunRecorder.start(records, clock, { ...start, flowId: "p" });
+   * const child = await RunRecorder.start(records, clock, { ...start, flowId: "c", parentRunId: parent.id });
+   * await child.close(); // its process "dies": no more heartbeats
+   * const parents = new Map([[parent.id, now]]);
+   * assert.deepEqual(await records.abandonSubRuns(parents, { afterMs: 60_000 }), {
+   *   abandoned: [],
+   *   waiting: [parent.id],
+   * });
+   * now += 61_000;
+   * const { abandoned } = await records.abandonSubRuns(parents, { afterMs: 60_000 });
+   * assert.deepEqual(abandoned.map((r) => r.id), [child.id]);
+   * await parent.finish({ status: "succeeded", outputs: {}, nodes: {}, error: null });
+   * ```
+   */
+  async abandonSubRuns(
+    parents: ReadonlyMap<string, number>,
+    options: { afterMs: number; now?: number },
+  ): Promise<{ abandoned: RunRecord[]; waiting: string[] }> {
+    const now = options.now ?? this.#ctx.clock.now();
+    const children = new Map<string, { id: string; startedAt: number }[]>();
+    let cursor: string | undefined;
+    do {
+      const page = await this.listRunSummaries({ status: "running", limit: 1000, cursor });
+      for (const run of page.runs) {
+        if (run.parentRunId === undefined) continue;
+        let list = children.get(run.parentRunId);
+        if (list === undefined) children.set(run.parentRunId, list = []);
+        list.push({ id: run.id, startedAt: run.startedAt });
+      }
+      cursor = page.cursor;
+    } while (cursor !== undefined);
+    const abandoned: RunRecord[] = [];
+    const waiting: string[] = [];
+    for (const [parent, startedBefore] of parents) {
+      let alive = false;
+      const found = (children.get(parent) ?? []).filter((c) => c.startedAt <= startedBefore);
+      // Deepest first: a sub-run is recorded ended before its parent.
+      const tree: string[] = [];
+      for (let i = 0; i < found.length; i++) {
+        tree.push(found[i].id);
+        found.push(...(children.get(found[i].id) ?? []));
+      }
+      for (const id of tree.reverse()) {
+        const run = await this.abandonRun(id, { afterMs: options.afterMs, now });
+        if (run !== null) abandoned.push(run);
+        else if ((await this.getRun(id))?.status === "running") alive = true;
+      }
+      if (alive) waiting.push(parent);
+    }
+    return { abandoned, waiting };
   }
 
   /**

@@ -70,6 +70,7 @@ import type { Change, JsonValue, Key, Store } from "../store/types.ts";
 import { sealedView } from "../store/sealed.ts";
 import { changeTime } from "../store/store.ts";
 import { shellQuote } from "../_shell.ts";
+import { HEARTBEAT_MS, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 
 /**
  * Where trigger positions and leases live in the records store.
@@ -109,6 +110,15 @@ export const TRIGGERS_PREFIX: Key = Object.freeze(["flowstate", "triggers"]);
  */
 export function triggerPositionKey(flowId: string, store: string): Key {
   return [...TRIGGERS_PREFIX, flowId, "store", store, "position"];
+}
+
+/**
+ * The run a flow's trigger is running (`{ runId }`, written as it starts, in
+ * the records store): a daemon that takes the trigger over from a dead one
+ * records that run abandoned once its heartbeat is stale.
+ */
+function runningKey(flowId: string): Key {
+  return [...TRIGGERS_PREFIX, flowId, "running"];
 }
 
 /** Where versions before the per-store positions kept a flow's one position. */
@@ -232,6 +242,11 @@ export type ChangeTriggerEvent =
   | { type: "trigger.start"; flowId: string; store: string; prefix: Key; since: number }
   | { type: "trigger.run"; flowId: string; seq: number; key: Key; run: RunRecord }
   | { type: "trigger.standby"; flowId: string; holder: string }
+  /**
+   * The run a daemon that held the trigger before this one was running when it died, recorded
+   * abandoned once its heartbeat was stale (with the sub-runs it left running).
+   */
+  | { type: "trigger.abandoned"; flowId: string; runId: string }
   | {
     type: "trigger.reset";
     flowId: string;
@@ -589,6 +604,10 @@ async function runTrigger(
       lease.keepAlive({
         onError: (error) => ctx.emit({ type: "error", flowId: spec.flowId, error }),
       });
+      // The run a dead holder left running ends abandoned, without holding back the changes.
+      endAbandoned(runtime, records, spec, ctx).catch((error) => {
+        if (!ctx.stop.aborted) ctx.emit({ type: "error", flowId: spec.flowId, error });
+      });
       try {
         await deliver(runtime, store, records, spec, lease, positionKey, ctx);
       } finally {
@@ -610,6 +629,35 @@ async function runTrigger(
       });
       await sleep(ms, ctx.stop);
     }
+  }
+}
+
+/**
+ * Record abandoned the run the trigger's previous holder named as running
+ * (see {@linkcode runningKey}) and the sub-runs it left running, once its
+ * heartbeat is stale (`Records.abandonRun`, the check `gc` makes); looked at
+ * every heartbeat period until it ends or the daemon stops.
+ */
+async function endAbandoned(
+  runtime: Runtime,
+  records: Store,
+  spec: ChangeTriggerSpec,
+  ctx: LoopContext,
+): Promise<void> {
+  const marker = await records.get<{ runId?: unknown }>(runningKey(spec.flowId));
+  const runId = marker?.value.runId;
+  if (typeof runId !== "string") return;
+  const runs = await runtime.records();
+  while (!ctx.stop.aborted) {
+    const run = await runs.getRun(runId);
+    if (run === null || run.status !== "running") return;
+    const now = runtime.clock.now();
+    await runs.abandonSubRuns(new Map([[runId, now]]), { afterMs: MIN_ABANDONED_MS, now });
+    if (await runs.abandonRun(runId, { afterMs: MIN_ABANDONED_MS, now }) !== null) {
+      ctx.emit({ type: "trigger.abandoned", flowId: spec.flowId, runId });
+      return;
+    }
+    await sleep(HEARTBEAT_MS, ctx.stop);
   }
 }
 
@@ -712,10 +760,15 @@ async function deliver(
     // too: in the records store, that would never end); a restart reads those again.
     if (!delivers(spec, change)) continue;
     let run: RunRecord | undefined;
+    let marked: Promise<unknown> | undefined;
     try {
       run = await runtime.runFlow(spec.flow, {
         input: inputsOf(spec, change),
         signal: ctx.cancel,
+        // Named where a daemon taking the trigger over finds it, should this one die meanwhile.
+        onStart: (runId) => {
+          marked = lease.commit((op) => op.set(runningKey(spec.flowId), { runId }));
+        },
       });
     } catch (err) {
       // Any other error: the trigger starts again from the stored position (this change).
@@ -735,6 +788,7 @@ async function deliver(
         ),
       });
     }
+    await marked?.catch(() => {}); // a lease lost meanwhile is found by the position's commit
     // Cancelled by the daemon stopping: delivered again at the next start.
     if (run?.status === "cancelled" && ctx.cancel.aborted) return;
     if (run !== undefined) {

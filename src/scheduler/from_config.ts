@@ -9,6 +9,7 @@
  */
 import { basename } from "node:path";
 import { flowFiles, twoFilesOneId } from "../flow_files.ts";
+import { fileStamp, isStable } from "../flow_cache.ts";
 import type {
   AbandonedPolicy,
   JobConfig,
@@ -147,6 +148,8 @@ export interface LoadSchedulesOptions {
   timers?: Timers;
   /** Receives jobs' log lines and flows' node logs. */
   onLog?: (scheduleId: string, message: string, level: LogLevel) => void;
+  /** Whether the flows' schedules are loaded too (default `true`; `false`: the jobs' only). */
+  flows?: boolean;
 }
 
 /**
@@ -216,20 +219,100 @@ export async function loadSchedules(
     });
   }
 
-  const byFlowId = new Map<string, string>();
-  for (const file of await flowFiles(config)) {
+  if (options.flows === false) return schedules;
+  schedules.push(...(await new FlowScheduleFiles(runtime, options).read()).schedules);
+  return schedules;
+}
+
+/** A flow file's schedule as last read: its status then, and what it gave. */
+interface FlowFileState {
+  stamp: string | undefined;
+  /** Whether its status may be trusted to show a change (it had not changed for a while). */
+  stable: boolean;
+  text: string;
+  /** Its schedule (`null`: it has none). */
+  schedule: Schedule | null;
+  flowId: string;
+}
+
+/**
+ * The schedules of the flow files under the config's `flows:`, read again
+ * when a file changes: a file whose status (times, size, inode: one `stat`)
+ * is what it was at its last read is not read (as the runtime's flow cache
+ * does); a changed one is parsed and checked again. Each schedule runs its
+ * file as it is when its tick comes (through the runtime's flow cache), so
+ * an edit reaches the next run. What the daemon's scheduler looks at on each
+ * of its turns.
+ */
+export class FlowScheduleFiles {
+  readonly #runtime: Runtime;
+  readonly #options: LoadSchedulesOptions;
+  #files = new Map<string, FlowFileState>();
+
+  /** The flow schedules of `runtime`'s config. */
+  constructor(runtime: Runtime, options: LoadSchedulesOptions = {}) {
+    this.#runtime = runtime;
+    this.#options = options;
+  }
+
+  /**
+   * Every flow schedule now. A file that cannot be read or checked throws a
+   * {@linkcode ConfigError} the first time; once read, it keeps the
+   * schedule it had, and the problem is returned in `problems` (once per
+   * change of the file).
+   */
+  async read(): Promise<{ schedules: Schedule[]; problems: { file: string; error: Error }[] }> {
+    const files = await flowFiles(this.#runtime.config);
+    const problems: { file: string; error: Error }[] = [];
+    const now = new Map<string, FlowFileState>();
+    for (const file of files) {
+      const known = this.#files.get(file);
+      const stamp = fileStamp(file);
+      if (known !== undefined && known.stable && stamp !== undefined && stamp === known.stamp) {
+        now.set(file, known);
+        continue;
+      }
+      try {
+        now.set(file, await this.#readFile(file, stamp, known));
+      } catch (err) {
+        if (known === undefined) throw err;
+        // Reported once: the same status is not read again until it changes.
+        now.set(file, { ...known, stamp, stable: stamp !== undefined && isStable(file) });
+        problems.push({ file, error: err as Error });
+      }
+    }
+    const byFlowId = new Map<string, string>();
+    const schedules: Schedule[] = [];
+    for (const [file, state] of now) {
+      if (state.schedule === null) continue;
+      const other = byFlowId.get(state.flowId);
+      if (other !== undefined) {
+        throw new ConfigError(
+          twoFilesOneId(`Cannot schedule flow "${state.flowId}"`, [other, file]),
+        );
+      }
+      byFlowId.set(state.flowId, file);
+      schedules.push(state.schedule);
+    }
+    this.#files = now;
+    return { schedules, problems };
+  }
+
+  async #readFile(
+    file: string,
+    stamp: string | undefined,
+    known: FlowFileState | undefined,
+  ): Promise<FlowFileState> {
+    const runtime = this.#runtime;
     const parsed = await asConfigError("schedule", file, () => loadConfiguredFlow(runtime, file));
+    const stable = stamp !== undefined && stamp === fileStamp(file) && isStable(file);
+    const text = parsed.source ?? "";
+    // Touched, not changed: the schedule it gave stands (the same object, so nothing changed).
+    if (known !== undefined && known.text === text) return { ...known, stamp, stable };
     const definition = parsed.definition;
     const spec = flowScheduleOf((definition as { schedule?: unknown }).schedule);
-    if (spec === null) continue;
-    const other = byFlowId.get(definition.id);
-    if (other !== undefined) {
-      throw new ConfigError(
-        twoFilesOneId(`Cannot schedule flow "${definition.id}"`, [other, file]),
-      );
-    }
-    byFlowId.set(definition.id, file);
-    const timezone = spec.timezone ?? config.timezone;
+    if (spec === null) return { stamp, stable, text, schedule: null, flowId: definition.id };
+    const timezone = spec.timezone ?? runtime.config.timezone;
     try {
       validateCron(spec.cron, timezone);
     } catch (err) {
@@ -239,7 +322,8 @@ export async function loadSchedules(
     }
     const id = `flow:${definition.id}`;
     const scheduledAt = definition.inputs?.scheduledAt;
-    schedules.push({
+    const options = this.#options;
+    const schedule: Schedule = {
       id,
       cron: spec.cron,
       timezone,
@@ -247,9 +331,11 @@ export async function loadSchedules(
       missed: spec.missed ?? "skip",
       abandoned: spec.abandoned ?? "skip",
       jitterMs: spec.jitterMs ?? 0,
+      // The file as it is at the tick (an edit reaches the next run; the runtime's flow cache
+      // reads it again only when it changed).
       run: ({ signal, tick, started }) => {
         let reported = false;
-        return runtime.runFlow(parsed, {
+        return runtime.runFlow(file, {
           signal,
           timers: options.timers,
           ...(scheduledAt === undefined ? {} : {
@@ -267,9 +353,9 @@ export async function loadSchedules(
           },
         });
       },
-    });
+    };
+    return { stamp, stable, text, schedule, flowId: definition.id };
   }
-  return schedules;
 }
 
 /**

@@ -66,7 +66,7 @@ import {
 } from "./lease.ts";
 import { Lease } from "../store/lease.ts";
 import { MIN_ABANDONED_MS } from "../records/heartbeat.ts";
-import { loadSchedules } from "./from_config.ts";
+import { FlowScheduleFiles, loadSchedules } from "./from_config.ts";
 import type { Schedule } from "./schedule.ts";
 import { messageOf } from "../errors.ts";
 import { uniqueRandomBytes } from "../_random.ts";
@@ -309,6 +309,28 @@ interface ScheduleState {
 }
 
 const DEFAULT_MAX_SLEEP_MS = 60_000;
+/** How often the daemon's scheduler looks at the config's flow files again, in ms (a `stat` each). */
+const FLOW_FILES_CHECK_MS = 2_000;
+
+/** A schedule's state before its first tick is known. */
+function stateOf(schedule: Schedule, timezone: string, jitterMs: number): ScheduleState {
+  return {
+    schedule,
+    timezone,
+    overlap: schedule.overlap ?? "skip",
+    missed: schedule.missed ?? "skip",
+    abandoned: schedule.abandoned ?? "skip",
+    jitterMs,
+    next: null,
+    active: null,
+    queued: null,
+  };
+}
+
+/** A next tick as the `log` events say it. */
+function nextText(next: number | null): string {
+  return next === null ? "never" : tickKey(next);
+}
 
 /** A default runner id: host, process and a random suffix. */
 export function defaultRunnerId(): string {
@@ -369,6 +391,10 @@ export class Scheduler {
   readonly #running = new Set<Promise<void>>();
   /** Watches of ticks leased by other runners, by `scheduleId` and tick. */
   readonly #watching = new Map<string, Promise<void>>();
+  /** The config's flow files, looked at again on each turn (schedules loaded from the config). */
+  #flowFiles: FlowScheduleFiles | undefined;
+  /** When the flow files were last looked at (`#clock` time). */
+  #flowsReadAt = 0;
 
   /** Create a scheduler; {@linkcode Scheduler.start} starts it. */
   constructor(runtime: Runtime, options: SchedulerOptions = {}) {
@@ -397,12 +423,19 @@ export class Scheduler {
   }
 
   async #start(): Promise<void> {
-    const schedules = this.#options.schedules ??
-      await loadSchedules(this.#runtime, {
+    let schedules = this.#options.schedules;
+    if (schedules === undefined) {
+      const options = {
         timers: this.#timers,
-        onLog: (scheduleId, message, level) =>
+        onLog: (scheduleId: string, message: string, level: LogLevel) =>
           this.#emit({ type: "log", scheduleId, message, level }),
-      });
+      };
+      // The jobs' schedules, then the flows': those are read again as their files change.
+      schedules = await loadSchedules(this.#runtime, { ...options, flows: false });
+      this.#flowFiles = new FlowScheduleFiles(this.#runtime, options);
+      schedules = [...schedules, ...(await this.#flowFiles.read()).schedules];
+      this.#flowsReadAt = this.#clock.now();
+    }
     const seen = new Set<string>();
     for (const schedule of schedules) {
       if (typeof schedule.id !== "string" || schedule.id === "") {
@@ -426,17 +459,7 @@ export class Scheduler {
           `Cannot start scheduler: schedule "${schedule.id}": jitterMs must be >= 0 (got ${jitterMs})`,
         );
       }
-      this.#states.push({
-        schedule,
-        timezone,
-        overlap: schedule.overlap ?? "skip",
-        missed: schedule.missed ?? "skip",
-        abandoned: schedule.abandoned ?? "skip",
-        jitterMs,
-        next: null,
-        active: null,
-        queued: null,
-      });
+      this.#states.push(stateOf(schedule, timezone, jitterMs));
     }
     const store = await this.#runtime.store(this.#runtime.config.records);
     this.#leases = new TickLeases(store, {
@@ -558,7 +581,16 @@ export class Scheduler {
   async #run(): Promise<void> {
     const halt = this.#halt.signal;
     while (!halt.aborted) {
-      const now = this.#clock.now();
+      let now = this.#clock.now();
+      // The flow files are looked at before a flow's tick fires (it runs the file as it is, and
+      // the schedule it has now), and every FLOW_FILES_CHECK_MS for schedules added meanwhile.
+      if (
+        this.#flowFiles !== undefined &&
+        (now - this.#flowsReadAt >= FLOW_FILES_CHECK_MS || this.#flowTickDue(now))
+      ) {
+        await this.#readFlowFiles(this.#flowFiles);
+        now = this.#clock.now();
+      }
       for (const state of this.#states) {
         if (state.next === null || state.next > now) continue;
         const { cron, id } = state.schedule;
@@ -575,13 +607,107 @@ export class Scheduler {
       for (const state of this.#states) {
         if (state.next !== null && state.next < earliest) earliest = state.next;
       }
-      const wait = Math.min(Math.max(0, earliest - this.#clock.now()), this.#maxSleepMs);
+      const wait = Math.min(
+        Math.max(0, earliest - this.#clock.now()),
+        this.#maxSleepMs,
+        this.#flowFiles === undefined ? Infinity : FLOW_FILES_CHECK_MS,
+      );
       try {
         await this.#timers.sleep(wait, halt);
       } catch {
         // Halted.
       }
     }
+  }
+
+  /** Whether a flow's tick is due at `now`. */
+  #flowTickDue(now: number): boolean {
+    return this.#states.some((s) =>
+      s.next !== null && s.next <= now && s.schedule.id.startsWith("flow:")
+    );
+  }
+
+  /**
+   * Look at the config's flow files again: a schedule added to a flow (or a new flow file with
+   * one) is taken from its next tick, a removed one runs no more ticks (a run in progress ends
+   * as it would), a changed one ticks as it now says; each change is told as a `log` event. A
+   * file that became invalid keeps the schedule it had (runs of it fail, saying why), told once
+   * as an `error` event.
+   */
+  async #readFlowFiles(files: FlowScheduleFiles): Promise<void> {
+    let read: Awaited<ReturnType<FlowScheduleFiles["read"]>>;
+    try {
+      read = await files.read();
+    } catch (error) {
+      this.#emit({
+        type: "error",
+        message: `Cannot read the flows' schedules again (they stay as they were): ${
+          messageOf(error)
+        }`,
+        error,
+      });
+      return;
+    } finally {
+      this.#flowsReadAt = this.#clock.now();
+    }
+    for (const { file, error } of read.problems) {
+      this.#emit({
+        type: "error",
+        message:
+          `flow file ${file} changed but cannot be used (its schedule, if any, stays as it was): ${
+            messageOf(error).split("\n").join("; ")
+          }`,
+        error,
+      });
+    }
+    const now = this.#clock.now();
+    const fresh = new Map(read.schedules.map((s) => [s.id, s]));
+    const log = (scheduleId: string, message: string) =>
+      this.#emit({ type: "log", scheduleId, message, level: "info" });
+    const kept: ScheduleState[] = [];
+    for (const state of this.#states) {
+      const id = state.schedule.id;
+      if (!id.startsWith("flow:")) {
+        kept.push(state);
+        continue;
+      }
+      const schedule = fresh.get(id);
+      fresh.delete(id);
+      if (schedule === undefined) {
+        log(id, `schedule removed (its flow file no longer has one): no more ticks`);
+        state.queued = null;
+        continue;
+      }
+      kept.push(state);
+      if (schedule === state.schedule) continue;
+      const was = `${state.schedule.cron} (${state.timezone})`;
+      const next = stateOf(schedule, schedule.timezone ?? DEFAULT_TIMEZONE, schedule.jitterMs ?? 0);
+      const timing = `${schedule.cron} (${next.timezone})`;
+      Object.assign(state, {
+        ...next,
+        next: state.next,
+        active: state.active,
+        queued: state.queued,
+      });
+      if (timing !== was) {
+        state.next = nextTick(schedule.cron, now - 1, state.timezone);
+        log(id, `schedule changed from ${was} to ${timing}: next ${nextText(state.next)}`);
+      } else log(id, "flow file changed: its next runs use it as it is now");
+    }
+    for (const schedule of fresh.values()) {
+      const state = stateOf(
+        schedule,
+        schedule.timezone ?? DEFAULT_TIMEZONE,
+        schedule.jitterMs ?? 0,
+      );
+      state.next = nextTick(schedule.cron, now - 1, state.timezone);
+      kept.push(state);
+      log(
+        schedule.id,
+        `schedule added: ${schedule.cron} (${state.timezone}), next ${nextText(state.next)}`,
+      );
+    }
+    this.#states = kept;
   }
 
   /** A tick is due: run it, queue it or skip it per the overlap policy. */

@@ -492,6 +492,11 @@ export interface ViewGuard {
   /** The error a call made now fails with, or `undefined` while calls may be made. */
   refusal(): Error | undefined;
   /**
+   * The error a write that began fails with just before it commits, or `undefined`
+   * (default: none; see {@linkcode ViewGuard.refusal} for a call that begins).
+   */
+  commitRefusal?(): Error | undefined;
+  /**
    * Aborted when the calls in flight are to give up (a node attempt was
    * stopped: cancelled, or past its timeout): given to each call on a store
    * that can end a call that waits (`capabilities.abort`). Optional: without
@@ -584,6 +589,17 @@ class ScopeView implements StateView {
     if (refused !== undefined) return Promise.reject(refused);
     guard.enter();
     return undefined;
+  }
+
+  /**
+   * Throw if the guard refuses calls now: asked again just before a write
+   * commits, after the waits since the call began (a turn of the event loop,
+   * opening the store), during which the process may have been paused and
+   * the attempt ended (its run's claim lapsed, say).
+   */
+  #mayWrite(): void {
+    const refused = this.#guard?.commitRefusal?.();
+    if (refused !== undefined) throw refused;
   }
 
   /** The call's work has ended (in its `finally`). */
@@ -726,6 +742,7 @@ class ScopeView implements StateView {
       const setOptions = options?.expireIn === undefined
         ? stop
         : { expireIn: options.expireIn, signal: stop?.signal };
+      this.#mayWrite();
       const result = await this.#asActor(store, () => store.set(k, value, setOptions));
       const observer = this.#observer;
       if (observer && result.ok) {
@@ -750,6 +767,7 @@ class ScopeView implements StateView {
       const k = this.#full(parts);
       const stop = this.#stop(store);
       const existed = (await store.get(k, stop)) !== null;
+      this.#mayWrite();
       await this.#asActor(store, () => store.delete(k, stop));
       const observer = this.#observer;
       if (observer && existed) {
@@ -772,6 +790,7 @@ class ScopeView implements StateView {
       const store = this.#openStore(options) ?? await this.#storeFor(options);
       const parts = toParts(key, "increment", this.scope);
       const k = this.#full(parts);
+      this.#mayWrite();
       const observer = this.#observer;
       const stop = this.#stop(store);
       if (!observer) return await increment(store, k, by, stop);

@@ -1,0 +1,100 @@
+/**
+ * `flowstate daemon` reads a scheduled flow's file again when it changes: an
+ * edit reaches the next run, a schedule removed stops its ticks, one added
+ * (or a new flow file with one) starts ticking, and each change is said on
+ * stderr. Through the CLI.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cliCommand, runCli } from "./_cli_sandbox.ts";
+import { streamLines, within } from "./fixtures/daemon_process.ts";
+
+const flow = (id: string, message: string, schedule: string | null) =>
+  `id: ${id}\n${schedule === null ? "" : `schedule: "${schedule}"\n`}nodes:\n` +
+  `  - { id: say, type: log, with: { message: "${message}" } }\n`;
+
+Deno.test({
+  name:
+    "daemon: an edited flow file reaches the next run; a schedule removed stops ticking, one added starts, each said",
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "flowstate-daemon-reload-" });
+    const file = join(dir, "flows", "tk.flow.yaml");
+    let child: Deno.ChildProcess | undefined;
+    try {
+      await Deno.mkdir(join(dir, "flows"));
+      await Deno.writeTextFile(file, flow("tk", "version one", "* * * * * *"));
+      await Deno.writeTextFile(
+        join(dir, "flowstate.yaml"),
+        "flows: [./flows]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
+      );
+      child = cliCommand(dir, ["daemon", "--grace", "1s"]).spawn();
+      const out = streamLines(child.stdout);
+      const err = streamLines(child.stderr);
+      await within(err.next(/^\[flow:tk\] say: version one$/), "a run of the first version");
+
+      // Its content changes: the next run is the new one's.
+      await Deno.writeTextFile(file, flow("tk", "version two", "* * * * * *"));
+      await within(
+        err.next(/^\[flow:tk\] flow file changed: its next runs use it as it is now$/),
+        "the change said",
+      );
+      await within(err.next(/^\[flow:tk\] say: version two$/), "a run of the second version");
+
+      // Its schedule changes.
+      await Deno.writeTextFile(file, flow("tk", "version two", "*/2 * * * * *"));
+      await within(
+        err.next(
+          /^\[flow:tk\] schedule changed from \* \* \* \* \* \* \(UTC\) to \*\/2 \* \* \* \* \* \(UTC\): next /,
+        ),
+        "the schedule change said",
+      );
+
+      // Its schedule is removed, and another file with one is added.
+      await Deno.writeTextFile(file, flow("tk", "version three", null));
+      const removed = await within(
+        err.next(/^\[flow:tk\] schedule removed/),
+        "the removal said",
+      );
+      const removedAt = err.lines.indexOf(removed);
+      const ls = await runCli(dir, ["schedules", "ls"]);
+      assert.equal(ls.code, 0, ls.stderr);
+      assert.doesNotMatch(ls.stdout, /flow:tk/);
+      await Deno.writeTextFile(
+        join(dir, "flows", "other.flow.yaml"),
+        flow("other", "hi", "* * * * * *"),
+      );
+      await within(
+        err.next(/^\[flow:other\] schedule added: \* \* \* \* \* \* \(UTC\), next /),
+        "the addition said",
+      );
+      // Two runs of the new one: a run of tk in flight at the removal has ended by then.
+      await within(err.next(/^\[flow:other\] say: hi$/), "a run of the added flow");
+      const first = err.lines.findLastIndex((l) => l === "[flow:other] say: hi");
+      await within(
+        new Promise<void>((resolve, reject) => {
+          const check = () => {
+            if (err.lines.slice(first + 1).includes("[flow:other] say: hi")) resolve();
+            else setTimeout(check, 50);
+          };
+          err.done.then(() => reject(new Error("the daemon ended")));
+          check();
+        }),
+        "a second run of the added flow",
+      );
+      const after = err.lines.slice(removedAt + 1).filter((l) => l.startsWith("[flow:tk] say:"));
+      assert.ok(after.length <= 1, `tk ran after its schedule was removed: ${after}`);
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0, err.lines.join("\n"));
+      await Promise.all([out.done, err.done]);
+      assert.deepEqual(err.lines.filter((l) => l.startsWith("error")), []);
+    } finally {
+      try {
+        child?.kill("SIGKILL");
+      } catch {
+        // gone
+      }
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
