@@ -214,3 +214,94 @@ export async function whileLockHeld(
     }
   });
 }
+
+/**
+ * A TCP proxy on 127.0.0.1 to the server of `url`, that the test can cut (the
+ * port refuses connections and every connection through it is closed: the
+ * server is gone, as in a failover or a restart) and restore. `url` is the
+ * same URL through the proxy.
+ */
+export function cuttableProxy(url: string): {
+  url: string;
+  cut(): void;
+  restore(): void;
+  close(): Promise<void>;
+} {
+  const target = new URL(url);
+  let listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const conns = new Set<Deno.Conn>();
+  const pending: Promise<unknown>[] = [];
+  const drop = (c: Deno.Conn) => {
+    if (!conns.delete(c)) return;
+    try {
+      c.close();
+    } catch {
+      // Already closed.
+    }
+  };
+  const pipe = async (client: Deno.Conn) => {
+    let server: Deno.Conn;
+    try {
+      server = await Deno.connect({
+        hostname: target.hostname,
+        port: Number(target.port || 5432),
+      });
+    } catch {
+      client.close();
+      return;
+    }
+    conns.add(client);
+    conns.add(server);
+    await Promise.all([
+      server.readable.pipeTo(client.writable).catch(() => {}).finally(() => drop(client)),
+      client.readable.pipeTo(server.writable).catch(() => {}).finally(() => drop(server)),
+    ]);
+  };
+  const accept = (l: Deno.Listener) =>
+    pending.push(
+      (async () => {
+        for await (const client of l) pending.push(pipe(client));
+      })().catch(() => {}),
+    );
+  accept(listener);
+  const proxied = new URL(url);
+  proxied.hostname = "127.0.0.1";
+  proxied.port = String(port);
+  return {
+    url: proxied.href,
+    cut() {
+      listener.close();
+      for (const c of [...conns]) drop(c);
+    },
+    restore() {
+      listener = Deno.listen({ hostname: "127.0.0.1", port });
+      accept(listener);
+    },
+    async close() {
+      try {
+        listener.close();
+      } catch {
+        // Cut and not restored.
+      }
+      for (const c of [...conns]) drop(c);
+      await Promise.all(pending);
+    },
+  };
+}
+
+/**
+ * `promise`, or a failure naming `what` if it has not settled after `ms`
+ * milliseconds: a test's own bound on something that used to hang.
+ */
+export async function settlesWithin<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, hung]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

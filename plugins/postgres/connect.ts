@@ -17,6 +17,7 @@ import { redactUrl } from "../../src/plugin_define.ts";
 import { codeOf, isPostgresError, messageOf } from "./errors.ts";
 import { quoteIdent, setUp } from "./schema.ts";
 import { PINNED_SEARCH_PATH } from "./statements.ts";
+import { TxPool } from "./reserve.ts";
 
 /**
  * Default option values of the postgres plugin.
@@ -52,6 +53,24 @@ export const postgresDefaults = {
   connectTimeout: number;
   lockTimeout: number;
 };
+
+/**
+ * The longest pause, in seconds, between two attempts of the client to connect again after
+ * a connection was lost (its own default grows to 20 s).
+ */
+export const MAX_RECONNECT_DELAY = 4;
+
+/**
+ * Milliseconds a transaction waits, beyond `connectTimeout`, for a connection of its pool once
+ * one is free (see `TxPool`): a pause between attempts to connect again
+ * ({@linkcode MAX_RECONNECT_DELAY}), and the login after the connect.
+ */
+export const RESERVE_MARGIN_MS = 2 * MAX_RECONNECT_DELAY * 1000;
+
+/** The client's pause before its `retries`-th attempt to connect again (seconds). */
+function reconnectDelay(retries: number): number {
+  return (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, MAX_RECONNECT_DELAY);
+}
 
 /** The largest `lockTimeout` PostgreSQL accepts (milliseconds, a 32-bit integer). */
 export const MAX_LOCK_TIMEOUT = 2_147_483_647;
@@ -175,13 +194,14 @@ export interface Connection {
   /** The pool for single statements (never reserved, see {@linkcode Connection.tx}). */
   sql: Sql;
   /**
-   * The pool for transactions: only `reserve()` and `begin()` are used on it.
-   * postgres@3.4.9 can hand a connection to a waiting `reserve()` while
-   * statements of the pool are still queued onto it; a statement sent before
-   * the one ahead of it was described then never gets its answer. Keeping
-   * reservations and pooled statements on separate pools rules that out.
+   * The pool for transactions: connections reserved one transaction at a time
+   * (see `TxPool`). postgres@3.4.9 can hand a connection to a waiting
+   * `reserve()` while statements of the pool are still queued onto it; a
+   * statement sent before the one ahead of it was described then never gets
+   * its answer. Keeping reservations and pooled statements on separate pools
+   * rules that out.
    */
-  tx: Sql;
+  tx: TxPool;
   /** The store's name, for messages. */
   storeName: string;
   /** The server URL without the password, and the table. */
@@ -198,6 +218,10 @@ export interface Connection {
   version: number;
   /** Milliseconds a statement waits for another session's lock (`lock_timeout`; 0: no limit). */
   lockTimeout: number;
+  /** Seconds to wait for a connection (see {@linkcode PostgresDriverOptions.connectTimeout}). */
+  connectTimeout: number;
+  /** The server, as `host:port`. */
+  address: string;
   /** Whether the table has the expiring entries' index (see `setUp`). */
   expiringIndex: boolean;
 }
@@ -229,10 +253,11 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
   // Set once the server sent its parameters: the login went through (see the deadline below).
   let loggedIn = false;
   let sql: Sql;
-  let tx: Sql;
+  let tx: TxPool;
   try {
     const settings = {
       connect_timeout: connectTimeout,
+      backoff: reconnectDelay,
       onnotice: () => {},
       connection: {
         application_name: "flowstate",
@@ -255,7 +280,13 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       max: Math.max(1, Math.ceil(max / 2)),
       onparameter: () => void (loggedIn = true),
     });
-    tx = postgres(url, { ...settings, max: Math.max(1, Math.floor(max / 2)) });
+    const slots = Math.max(1, Math.floor(max / 2));
+    // Told when one of its connections closes: a transaction on it is lost (see TxPool).
+    tx = new TxPool(
+      postgres(url, { ...settings, max: slots, onclose: (id) => tx.closed(id) }),
+      slots,
+      connectTimeout * 1000 + RESERVE_MARGIN_MS,
+    );
   } catch (err) {
     // Deno permissions: the client reads PG* environment variables (--allow-env).
     throw new Error(
@@ -304,9 +335,11 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       expiringIndex,
       version,
       lockTimeout,
+      connectTimeout,
+      address: hostPort(parsed),
     };
   } catch (err) {
-    await Promise.all([sql.end({ timeout: 0 }), tx.end({ timeout: 0 })]).catch(() => {});
+    await Promise.all([sql.end({ timeout: 0 }), tx.sql.end({ timeout: 0 })]).catch(() => {});
     if (
       err instanceof StoreCorruptError || err instanceof StoreMissingError ||
       err instanceof RangeError || err instanceof StoreClosedError

@@ -8,7 +8,7 @@
  * @module
  */
 import type { PendingQuery, Row, RowList, Sql } from "postgres";
-import { StoreClosedError, StoreCorruptError } from "../../src/errors.ts";
+import { StoreClosedError, StoreCorruptError, StoreUnavailableError } from "../../src/errors.ts";
 import { givenUpError } from "../../src/store/given_up.ts";
 import type {
   ClaimRequest,
@@ -33,7 +33,14 @@ import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { AtomicCheck, Capabilities, Change, Key } from "../../src/store/types.ts";
 import { boundsWhere } from "../_sql/bounds.ts";
 import { asyncPagedEntries, entryOf, type EntryRow } from "../_sql/keyset.ts";
-import { connect, type PostgresDriverOptions } from "./connect.ts";
+import { connect, type PostgresDriverOptions, RESERVE_MARGIN_MS } from "./connect.ts";
+import {
+  isConnectionError,
+  type Reservation,
+  ReserveTimeoutError,
+  type TxPool,
+  type TxSql,
+} from "./reserve.ts";
 import { codeOf, isCastFailure, isPostgresError, isRetryable, messageOf } from "./errors.ts";
 import { compileQuery, PgCompiledQueries } from "./query.ts";
 import type {
@@ -256,8 +263,12 @@ export class PostgresDriver implements StoreDriver {
   });
   /** Single statements (never reserved). */
   #sql: Sql;
-  /** Transactions: only `reserve()` and `begin()` (see `Connection.tx`). */
-  #tx: Sql;
+  /** Transactions, on connections reserved one at a time (see `TxPool`). */
+  #tx: TxPool;
+  /** Seconds to wait for a connection (the `connectTimeout` option). */
+  #connectTimeout: number;
+  /** The server, as `host:port`. */
+  #address: string;
   #storeName: string;
   #table: string;
   #sqlText: Statements;
@@ -317,7 +328,7 @@ export class PostgresDriver implements StoreDriver {
 
   private constructor(
     sql: Sql,
-    tx: Sql,
+    tx: TxPool,
     location: string,
     storeName: string,
     table: string,
@@ -326,7 +337,11 @@ export class PostgresDriver implements StoreDriver {
     bareTable: string,
     expiringIndex: boolean,
     lockTimeout: number,
+    connectTimeout: number,
+    address: string,
   ) {
+    this.#connectTimeout = connectTimeout;
+    this.#address = address;
     this.#lockId = lockId;
     this.#lockTimeout = lockTimeout;
     this.#expiringIndex = expiringIndex;
@@ -374,6 +389,8 @@ export class PostgresDriver implements StoreDriver {
       c.table,
       c.expiringIndex,
       c.lockTimeout,
+      c.connectTimeout,
+      c.address,
     );
     if (c.version >= NEWEST_SCHEMA_VERSION) driver.#feedExists = true;
     else if (await driver.get(FEED_HEAD, 0) !== null) {
@@ -392,6 +409,22 @@ export class PostgresDriver implements StoreDriver {
     }
     return driver;
   }
+
+  /**
+   * A connection for one transaction (see `TxPool`): a `StoreUnavailableError` when none
+   * comes within the bound after a connection loss.
+   */
+  async #reserve(what: string): Promise<Reservation> {
+    this.#assertOpen(what);
+    try {
+      return await this.#tx.reserve();
+    } catch (err) {
+      throw this.#error(what, err);
+    }
+  }
+
+  /** Transactions for index and search builds (see `TxPool.transaction`). */
+  #transactions = { begin: <T>(fn: (tx: TxSql) => Promise<T>) => this.#tx.transaction(fn) };
 
   #assertOpen(what: string): void {
     if (this.#closed) {
@@ -414,6 +447,28 @@ export class PostgresDriver implements StoreDriver {
     if (this.#closed) {
       return new StoreClosedError(
         `${what}: store "${this.#storeName}" (${this.location}) was closed`,
+        { cause: err },
+      );
+    }
+    if (err instanceof StoreUnavailableError) return err;
+    const where = `store "${this.#storeName}" (${this.location})`;
+    const details = { store: this.#storeName, address: this.#address };
+    if (err instanceof ReserveTimeoutError) {
+      // The client's pool did not hand over a connection (see TxPool): the server was lost.
+      return new StoreUnavailableError(
+        `${what}: ${where}: no connection to PostgreSQL at ${this.#address} within ` +
+          `${err.ms / 1000} s (connectTimeout ${this.#connectTimeout} s plus ` +
+          `${RESERVE_MARGIN_MS / 1000} s to connect again): the connection was lost and not ` +
+          `made again; nothing was sent`,
+        details,
+        { cause: err },
+      );
+    }
+    if (isConnectionError(err)) {
+      return new StoreUnavailableError(
+        `${what}: ${where}: the connection to PostgreSQL at ${this.#address} failed: ` +
+          messageOf(err),
+        details,
         { cause: err },
       );
     }
@@ -703,7 +758,7 @@ export class PostgresDriver implements StoreDriver {
       // reads never queue behind a commit, and a commit that waits for a lock (a key's, a row
       // another transaction holds) holds up no other (a plain query of the pool may be
       // pipelined behind it on its connection).
-      const c = await this.#tx.reserve();
+      const c = await this.#reserve("Cannot commit");
       try {
         const [row] = await until(
           c.unsafe<{ failed: number[] | null }[]>(
@@ -721,7 +776,7 @@ export class PostgresDriver implements StoreDriver {
         c.release();
       }
     }
-    const tx = await this.#tx.reserve();
+    const tx = await this.#reserve("Cannot commit");
     // Given up: the locks' and the write's statements are cancelled (where they wait), and the
     // transaction rolls back.
     let waits: PendingQuery<Row[]>[] = [];
@@ -770,7 +825,7 @@ export class PostgresDriver implements StoreDriver {
   ): Promise<DriverCommitResult> {
     this.#assertOpen("Cannot commit");
     const s = this.#sqlText;
-    const tx = await this.#tx.reserve();
+    const tx = await this.#reserve("Cannot commit");
     let open = false;
     try {
       const [, , failed] = await Promise.all([
@@ -870,7 +925,7 @@ export class PostgresDriver implements StoreDriver {
     for (let attempt = 1;; attempt++) {
       let tx;
       try {
-        tx = await this.#tx.reserve();
+        tx = await this.#reserve(what);
         const results = await Promise.allSettled([
           tx.unsafe("BEGIN"),
           tx.unsafe(this.#sqlText.lock),
@@ -960,7 +1015,7 @@ export class PostgresDriver implements StoreDriver {
     let rows: EscapedRow[];
     let connection;
     try {
-      connection = await this.#tx.reserve();
+      connection = await this.#reserve(what);
       // Prepared: a query's text depends on its shape only (operands are bound), so each
       // connection plans a shape once, as the bare client does with a prepared statement.
       rows = await connection.unsafe(sql, params as never[], PREPARED)
@@ -999,7 +1054,7 @@ export class PostgresDriver implements StoreDriver {
     let search: boolean;
     try {
       this.#indexes = [];
-      const built = await preparePgIndexes(this.#sql, target, request, this.#tx);
+      const built = await preparePgIndexes(this.#sql, target, request, this.#transactions);
       this.#indexes = request.indexes.filter((i) => built.includes(i.name));
       search = await preparePgSearch(
         this.#sql,
@@ -1007,7 +1062,7 @@ export class PostgresDriver implements StoreDriver {
         request.search,
         request.progress,
         request.onBuild,
-        this.#tx,
+        this.#transactions,
       );
     } catch (err) {
       throw this.#error(what, err);
@@ -1206,7 +1261,7 @@ export class PostgresDriver implements StoreDriver {
       const functions = await this.#storeFunctionsReady();
       const callFunction = functions && request.feedTable === undefined;
       const readFunction = functions && prefix.length > 0;
-      const tx = await this.#tx.reserve();
+      const tx = await this.#reserve(what);
       /** The candidates after `after` (the prefix's own key: from the first). */
       const read = (after?: Uint8Array) =>
         // Prepared (once per connection): an unnamed statement with parameters costs
@@ -1283,7 +1338,7 @@ export class PostgresDriver implements StoreDriver {
         return { key: taken[0].key, keys: taken.map((t) => t.key), result };
       } catch (err) {
         // The core's own errors (from decide) pass through as they are.
-        if (!isPostgresError(err) && !this.#closed) throw err;
+        if (!isPostgresError(err) && !isConnectionError(err) && !this.#closed) throw err;
         // A function gone or not allowed: nothing was written (the transaction rolls back);
         // the claim again.
         if (functions && attempt < MAX_COMMIT_ATTEMPTS && this.#functionUnusable(err)) continue;
@@ -1325,7 +1380,7 @@ export class PostgresDriver implements StoreDriver {
         // The table's lock (exclusive: it waits for every commit in flight, and holds off the
         // next ones) only when the feed still has to be made or moved: once per store.
         if (!(await this.#feedReady())) {
-          await this.#tx.begin(async (tx) => {
+          await this.#tx.transaction(async (tx) => {
             await tx.unsafe(SETUP_WAITS);
             await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${this.#lockId})`);
             await this.#moveKeySpaceFeed(tx);
@@ -1418,7 +1473,7 @@ export class PostgresDriver implements StoreDriver {
         params as never[],
       );
     if ((await untrusted(this.#sql)).length === 0) return;
-    await this.#tx.begin(async (tx) => {
+    await this.#tx.transaction(async (tx) => {
       await tx.unsafe(SETUP_WAITS);
       await tx.unsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`, [
         `${this.#schema}.${names[0]}`,
@@ -1856,8 +1911,7 @@ export class PostgresDriver implements StoreDriver {
   ): Promise<DriverCommitResult> {
     const what = "Cannot commit";
     for (let attempt = 1;; attempt++) {
-      this.#assertOpen(what);
-      const tx = await this.#tx.reserve();
+      const tx = await this.#reserve(what);
       try {
         const begin = tx.unsafe("BEGIN");
         begin.catch(() => {}); // sent now (a query goes out when awaited); its outcome is read below
@@ -2067,9 +2121,14 @@ export class PostgresDriver implements StoreDriver {
     this.#listeners.clear();
     if (this.#closed) return;
     this.#closed = true;
+    this.#tx.close(
+      new StoreClosedError(
+        `Cannot commit: store "${this.#storeName}" (${this.location}) is closed`,
+      ),
+    );
     await Promise.all([
       this.#sql.end({ timeout: CLOSE_TIMEOUT }),
-      this.#tx.end({ timeout: CLOSE_TIMEOUT }),
+      this.#tx.sql.end({ timeout: CLOSE_TIMEOUT }),
     ]);
   }
 }

@@ -43,6 +43,7 @@
  *
  * @module
  */
+import type { Transactions } from "./reserve.ts";
 import type { Sql } from "postgres";
 import type { IndexSpec, PreparedIndexes, PrepareIndexesRequest } from "../../src/store/driver.ts";
 import type { Key } from "../../src/store/types.ts";
@@ -267,7 +268,7 @@ export async function preparePgIndexes(
   sql: Sql,
   t: PgIndexTarget,
   request: PrepareIndexesRequest,
-  txPool: Pick<Sql, "begin"> = sql,
+  txPool: Transactions = { begin: (fn) => sql.begin(fn) as never },
 ): Promise<PreparedIndexes["indexes"]> {
   const wanted = new Set(request.indexes.map((i) => indexName(t.table, i)));
   if (wanted.size > 0) wanted.add(oddIndexName(t.table));

@@ -25,6 +25,7 @@
  *
  * @module
  */
+import type { Transactions } from "./reserve.ts";
 import type { Sql } from "postgres";
 import { byteBounds } from "../../src/store/keys.ts";
 import type {
@@ -246,7 +247,7 @@ export async function preparePgSearch(
   spec: SearchSpec | undefined,
   progress: (message: string) => void,
   onBuild?: PrepareIndexesRequest["onBuild"],
-  txPool: Pick<Sql, "begin"> = sql,
+  txPool: Transactions = { begin: (fn) => sql.begin(fn) as never },
 ): Promise<boolean> {
   // The declaration and the words' format: a column built another way (an older version's
   // `lower()` and `[[:alnum:]]`, other Unicode tables) is rebuilt.

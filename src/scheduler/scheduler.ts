@@ -761,7 +761,14 @@ export class Scheduler {
       this.#emit({ type: "tick.skip", scheduleId, tick, reason: "stopping" });
       return;
     }
-    const acquired = await this.#leases!.acquire(scheduleId, tick);
+    const acquiring = this.#leases!.acquire(scheduleId, tick);
+    const answered = await this.#bounded(acquiring, "take the lease", scheduleId, tick);
+    if (answered === undefined) {
+      // Taken after all, once nothing waits for it: given back.
+      acquiring.then((a) => a.ok ? a.lease.release() : undefined).catch(() => {});
+      return;
+    }
+    const acquired = answered.value;
     if (!acquired.ok) {
       this.#emit({
         type: "tick.skip",
@@ -822,13 +829,16 @@ export class Scheduler {
       error = messageOf(err);
     } finally {
       renewing.abort();
-      await keeping;
-      await recording;
+      await this.#bounded(keeping, "renew the lease", scheduleId, tick);
+      await this.#bounded(recording, "record the run in the lease", scheduleId, tick);
     }
     if (status === "running") status = signal.aborted ? "cancelled" : "failed";
     const durationMs = this.#clock.now() - startedAt;
-    if (status === "cancelled") await lease.release();
-    else await lease.complete({ status, runId });
+    if (status === "cancelled") {
+      await this.#bounded(lease.release(), "give back the lease", scheduleId, tick);
+    } else {
+      await this.#bounded(lease.complete({ status, runId }), "record as done", scheduleId, tick);
+    }
     this.#emit({
       type: "tick.end",
       scheduleId,
@@ -958,6 +968,55 @@ export class Scheduler {
     await lease.complete({ status: "failed", runId });
     report("skip");
     return "handled";
+  }
+
+  /**
+   * A store call of a tick's bookkeeping (its lease, its done marker):
+   * its value, or `undefined` when the store has not answered within the
+   * lease's lifetime (the lease lapsed meanwhile: waiting longer holds up the
+   * schedule for nothing), or, for a call made before the grace period's
+   * cancel, once that cancel comes: then an `error` event says so, and the
+   * call goes on unwatched. A store that never answers (a connection lost
+   * for good) then neither blocks the schedule nor the stop. A call that
+   * fails in time throws.
+   */
+  async #bounded<T>(
+    call: Promise<T>,
+    what: string,
+    scheduleId: string,
+    tick: number,
+  ): Promise<{ value: T } | undefined> {
+    const leaseMs = this.#leases!.leaseMs;
+    const cancel = this.#cancel.signal;
+    const done = new AbortController();
+    const gaveUp = new Promise<"cancelled" | "expired">((resolve) => {
+      if (!cancel.aborted) {
+        cancel.addEventListener("abort", () => resolve("cancelled"), {
+          once: true,
+          signal: done.signal,
+        });
+      }
+      this.#timers.sleep(leaseMs, done.signal).then(() => resolve("expired"), () => {});
+    });
+    try {
+      const outcome = await Promise.race([call.then((value) => ({ value })), gaveUp]);
+      if (typeof outcome === "object") return outcome;
+      call.catch(() => {});
+      this.#emit({
+        type: "error",
+        scheduleId,
+        tick,
+        message: `Cannot ${what} of ${scheduleId} at ${tickKey(tick)}: the store did not answer ${
+          outcome === "cancelled"
+            ? "before the grace period ended"
+            : `within the lease's lifetime (${leaseMs} ms)`
+        }; given up (a lease left behind lapses by itself)`,
+        error: null,
+      });
+      return undefined;
+    } finally {
+      done.abort();
+    }
   }
 
   async #keepLease(lease: TickLease, stop: AbortSignal, onLost: () => void): Promise<void> {

@@ -627,6 +627,73 @@ Deno.test("Scheduler stop() cancels work still running after the grace period; i
   assert.equal(await store.count(["flowstate", "scheduler", "lease"]), 0);
 });
 
+/**
+ * Make the store's atomic commits never answer while `hung()` holds (a store
+ * call stuck after a connection loss, as postgres's was).
+ */
+async function hangCommits(runtime: Runtime, hung: () => boolean): Promise<void> {
+  const store = await runtime.store("main");
+  const atomic = store.atomic.bind(store);
+  store.atomic = () => {
+    const op = atomic();
+    if (hung()) op.commit = () => new Promise(() => {});
+    return op;
+  };
+}
+
+Deno.test("Scheduler: a tick whose lease the store never answers is given up after the lease's lifetime; the schedule runs again", async () => {
+  await using h = await harness();
+  let hung = true;
+  await hangCommits(h.runtime, () => hung);
+  const runs: { tick: number; at: number; runner: string }[] = [];
+  const scheduler = h.scheduler({ schedules: [recording("s", "*/10 * * * * *", runs, h.clock)] });
+  await scheduler.start();
+  await h.timers.advanceTo(T0 + 10 * SECOND);
+  // The tick at 10 s waits for its lease: the next ones are skipped (overlap)…
+  await h.timers.advanceTo(T0 + 30 * SECOND);
+  assert.ok(h.skips("s").some((e) => e.reason === "overlap"));
+  hung = false;
+  // …until the lease's lifetime (60 s) has passed: then it is given up, and the next tick runs.
+  await h.timers.advanceTo(T0 + 80 * SECOND);
+  await until(() => runs.length > 0, "a tick after the one whose lease never came");
+  assert.ok(runs[0].tick >= T0 + 80 * SECOND, `ran ${iso(runs[0].tick)}`);
+  const error = h.events.find((e) => e.type === "error");
+  assert.match(
+    error?.type === "error" ? error.message : "",
+    /^Cannot take the lease of s at 2026-01-01T00:00:10\.000Z: the store did not answer within the lease's lifetime \(60000 ms\)/,
+  );
+});
+
+Deno.test("Scheduler stop(): the grace period's cancel ends a tick stuck in a store call", async () => {
+  await using h = await harness();
+  let hung = false;
+  await hangCommits(h.runtime, () => hung);
+  const runs: { tick: number; at: number; runner: string }[] = [];
+  const scheduler = h.scheduler({ schedules: [recording("s", "*/10 * * * * *", runs, h.clock)] });
+  await scheduler.start();
+  hung = true;
+  await h.timers.advanceTo(T0 + 10 * SECOND);
+  assert.equal(scheduler.running, 1);
+  let stopped = false;
+  const stopping = scheduler.stop({ graceMs: 5 * SECOND }).then((r) => {
+    stopped = true;
+    return r;
+  });
+  await h.timers.advance(5 * SECOND);
+  await until(() => stopped, "stop() to end the stuck tick");
+  assert.deepEqual(await stopping, { cancelled: 1 });
+  assert.equal(runs.length, 0);
+  assert.ok(
+    h.events.some((e) =>
+      e.type === "error" &&
+      e.message.endsWith(
+        "the store did not answer before the grace period ended; " +
+          "given up (a lease left behind lapses by itself)",
+      )
+    ),
+  );
+});
+
 Deno.test("Scheduler renews the lease of a long run so no other runner takes the tick", async () => {
   await using h = await harness();
   const done = deferred();
