@@ -130,10 +130,33 @@ export interface Connection {
  */
 export async function connect(
   url: string,
-  options: { storeName: string; connectTimeout: number },
+  options: {
+    storeName: string;
+    connectTimeout: number;
+    warn?: (warning: { code: string; message: string }) => void;
+  },
 ): Promise<Connection> {
   const { Redis } = await import("ioredis");
   const ms = Math.round(options.connectTimeout * 1000);
+  // ioredis prints "[WARN] … does not require a password" when the server needs none; a
+  // library never prints. Asked first (plain redis://): such a password is not given to
+  // ioredis, and the store's warning says so instead.
+  const given = new URL(url);
+  if (given.protocol === "redis:" && given.password !== "") {
+    if (await needsPassword(given, ms) === false) {
+      options.warn?.({
+        code: "REDIS_NEEDLESS_PASSWORD",
+        message:
+          `Store "${options.storeName}": Redis at ${
+            hostPort(given)
+          } asks for no password, so the one in its URL is not sent; remove it from the URL, or ` +
+          `set a password on the server (requirepass, or an ACL user)`,
+      });
+      given.username = "";
+      given.password = "";
+      url = given.href;
+    }
+  }
   const clientOptions: RedisOptions = {
     lazyConnect: true,
     connectTimeout: ms,
@@ -193,6 +216,49 @@ export async function connect(
     }
   }
   return { redis, lastError: () => last };
+}
+
+/**
+ * Whether the server at `url` asks for the URL's password: `false` when its
+ * `AUTH` answer says it has none, `true` when it accepts it, `undefined` when
+ * it cannot tell (unreachable, another answer: ioredis says what is wrong).
+ */
+async function needsPassword(url: URL, ms: number): Promise<boolean | undefined> {
+  let conn: Deno.TcpConn | undefined;
+  const timer = setTimeout(() => {
+    try {
+      conn?.close();
+    } catch {
+      // Closed already.
+    }
+  }, ms);
+  try {
+    conn = await Deno.connect({
+      hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+      port: Number(url.port || 6379),
+    });
+    const user = decodeURIComponent(url.username);
+    const args = ["AUTH", ...(user === "" ? [] : [user]), decodeURIComponent(url.password)];
+    const encoder = new TextEncoder();
+    const command = encoder.encode(
+      `*${args.length}\r\n` + args.map((a) => `$${encoder.encode(a).length}\r\n${a}\r\n`).join(""),
+    );
+    for (let at = 0; at < command.length;) at += await conn.write(command.subarray(at));
+    const answer = new Uint8Array(512);
+    const n = await conn.read(answer);
+    const line = new TextDecoder().decode(answer.subarray(0, n ?? 0));
+    if (/without any password configured|no password is set/i.test(line)) return false;
+    return line.startsWith("+OK") ? true : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn?.close();
+    } catch {
+      // Closed by the timer, or never opened.
+    }
+  }
 }
 
 /**

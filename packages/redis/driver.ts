@@ -69,6 +69,12 @@ export interface RedisDriverOptions {
   storeName?: string;
   /** Create nothing: a store that does not exist yet is a `StoreMissingError`. */
   mustExist?: boolean;
+  /**
+   * Receives the store's warnings (the plugin passes `PluginContext.warn`):
+   * `REDIS_NEEDLESS_PASSWORD` when the URL gives a password the server does
+   * not ask for. Nothing is ever printed.
+   */
+  warn?: (warning: { code: string; message: string }) => void;
 }
 
 /** The scripts, as the commands ioredis defines for them (EVALSHA, loaded on first use). */
@@ -198,7 +204,7 @@ export class RedisDriver implements StoreDriver {
         `${what}: connectTimeout must be a number of seconds in (0, 3600] (got ${connectTimeout})`,
       );
     }
-    const connection = await connect(url, { storeName, connectTimeout });
+    const connection = await connect(url, { storeName, connectTimeout, warn: options.warn });
     const driver = new RedisDriver(connection, url, prefix, storeName);
     try {
       await driver.#setUp(options.mustExist === true);

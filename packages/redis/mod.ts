@@ -127,6 +127,7 @@ const redisPlugin: Plugin<RedisOptions> = definePlugin({
       connectTimeout: options.connectTimeout,
       storeName: context.storeName,
       mustExist: context.mustExist ?? false,
+      ...(context.warn === undefined ? {} : { warn: context.warn }),
     });
   },
 });

@@ -174,3 +174,32 @@ redisTest(
 );
 
 removeTestKeys();
+
+redisTest(
+  "a password the server does not ask for is said as a store warning, not printed by ioredis",
+  async (url) => {
+    const withPassword = new URL(url);
+    if (withPassword.password !== "") return; // a server with a password: nothing to show here
+    withPassword.password = "needless-pw";
+    const printed: unknown[][] = [];
+    const warn = console.warn;
+    console.warn = (...args: unknown[]) => printed.push(args);
+    const warnings: { code: string; message: string }[] = [];
+    try {
+      await using store = await openStore(
+        { plugin: redis, url: withPassword.href, prefix: newPrefix("pw") },
+        { name: "cache", onWarning: (w) => warnings.push(w) },
+      );
+      assert.ok((await store.set(["a"], 1)).ok);
+      // ioredis warns after the connection is up: give it a turn to do so.
+      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      console.warn = warn;
+    }
+    assert.deepEqual(printed, [], "nothing printed");
+    assert.equal(warnings.length, 1, JSON.stringify(warnings));
+    assert.equal(warnings[0].code, "REDIS_NEEDLESS_PASSWORD");
+    assert.match(warnings[0].message, /asks for no password, so the one in its URL is not sent/);
+    assert.ok(!warnings[0].message.includes("needless-pw"));
+  },
+);
