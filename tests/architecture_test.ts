@@ -130,21 +130,24 @@ async function entryPoints(): Promise<string[]> {
   return entries;
 }
 
+/** `deno info --json <entry>` (a path from the repository's root), parsed. */
+async function denoInfo(entry: string) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", entry],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, `deno info ${entry}: ${new TextDecoder().decode(out.stderr)}`);
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
 /** Our own modules and the modules each imports (code or types), from `deno info --json`. */
 async function moduleGraph(): Promise<Map<string, Set<string>>> {
   const prefix = new URL("../", import.meta.url).href;
   const own = (s: string | undefined): s is string => s !== undefined && s.startsWith(prefix);
   const edges = new Map<string, Set<string>>();
-  const infos = await Promise.all((await entryPoints()).map(async (entry) => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["info", "--json", entry],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.ok(out.success, `deno info ${entry}: ${new TextDecoder().decode(out.stderr)}`);
-    return JSON.parse(new TextDecoder().decode(out.stdout));
-  }));
+  const infos = await Promise.all((await entryPoints()).map(denoInfo));
   for (const graph of infos) {
     for (const m of graph.modules ?? []) {
       if (!own(m.specifier)) continue;
@@ -209,16 +212,7 @@ Deno.test("a cold `flowstate run` loads no Node built-in but node:sqlite (Node c
   // starts Deno's Node compatibility on every cold run; node:sqlite does not.
   const roots = ["cli.ts", "src/cli/run.ts", "plugins/sqlite/mod.ts"];
   const prefix = new URL("../", import.meta.url).href;
-  const infos = await Promise.all(roots.map(async (entry) => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["info", "--json", entry],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.ok(out.success, new TextDecoder().decode(out.stderr));
-    return JSON.parse(new TextDecoder().decode(out.stdout));
-  }));
+  const infos = await Promise.all(roots.map(denoInfo));
   type Dep = { specifier: string; isDynamic?: boolean; code?: { specifier: string } };
   const deps = new Map<string, Dep[]>();
   for (const graph of infos) {
