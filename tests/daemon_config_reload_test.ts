@@ -7,7 +7,7 @@
  * Through the CLI.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { cliCommand } from "./_cli_sandbox.ts";
 import { streamLines, within } from "./fixtures/daemon_process.ts";
 
@@ -35,6 +35,7 @@ async function withDaemon(
   let child: Deno.ChildProcess | undefined;
   try {
     for (const [name, text] of Object.entries(files)) {
+      await Deno.mkdir(dirname(join(dir, name)), { recursive: true });
       await Deno.writeTextFile(join(dir, name), text);
     }
     await Deno.writeTextFile(file, yaml);
@@ -293,6 +294,46 @@ Deno.test({
         assert.ok(out.lines.includes("Received SIGTERM: stopping"), out.lines.join("\n"));
         assert.equal(out.lines.at(-1), "Stopped");
       },
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "daemon: a flow file added that cannot be used is one located error (not one per look), and runs once fixed",
+  sanitizeResources: false,
+  async fn() {
+    const flow = (id: string, type: string) =>
+      `id: ${id}\nschedule: "* * * * * *"\nnodes:\n  - { id: say, type: ${type}, with: { message: hi } }\n`;
+    await withDaemon(
+      config("  gc: { enabled: false }\n", "flows: [./flows]\n"),
+      [],
+      async ({ dir, child, err }) => {
+        await within(err.next(/^\[flow:good\] say: hi$/), "a run of the good flow", WAIT_MS);
+        await Deno.writeTextFile(join(dir, "flows", "bad.flow.yaml"), flow("bad", "lgo"));
+        const said = await within(
+          after(
+            err,
+            -1,
+            /^error: .*bad\.flow\.yaml:4:\d+: nodes\[0\]\.type: unknown node type "lgo"/,
+          ),
+          "the error",
+          WAIT_MS,
+        );
+        // The files are looked at again before each tick of the good flow: three of them.
+        let from = said;
+        for (let i = 0; i < 3; i++) {
+          from = await within(after(err, from, /^\[flow:good\] say: hi$/), "a good run", WAIT_MS);
+        }
+        await Deno.writeTextFile(join(dir, "flows", "bad.flow.yaml"), flow("bad", "log"));
+        await within(after(err, said, /^\[flow:bad\] say: hi$/), "a run once fixed", WAIT_MS);
+        child.kill("SIGTERM");
+        assert.equal((await child.status).code, 0, err.lines.join("\n"));
+        await err.done;
+        const errors = err.lines.filter((l) => l.startsWith("error:"));
+        assert.equal(errors.length, 1, errors.join("\n"));
+      },
+      { "flows/good.flow.yaml": flow("good", "log") },
     );
   },
 });

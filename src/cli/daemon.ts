@@ -1,10 +1,24 @@
 /**
  * `flowstate daemon [--grace 30s] [--quiet]`: run the scheduled jobs and
- * flows until SIGINT, SIGTERM or SIGHUP, then stop: take no new ticks, wait up
- * to the grace period for running work, cancel what is left (it records itself
- * as cancelled) and exit 0. A second signal exits at once with its code (130,
- * 143, 129), after recording the runs still in flight as ended (see
- * `onStopSignals`).
+ * flows until SIGINT or SIGTERM (or SIGHUP on a terminal: the terminal hung
+ * up), then stop: take no new ticks, wait up to the grace period for running
+ * work, cancel what is left (it records itself as cancelled) and exit 0. A
+ * second signal exits at once with its code (130, 143, 129), after recording
+ * the runs still in flight as ended (see `onStopSignals`).
+ *
+ * The config file is looked at again as the flow files are (a `stat` every
+ * 2 s): an edit applies its job schedules, job settings, `timezone` and
+ * `flows:` at once (see `Scheduler.reload`; `Config flowstate.yaml changed:
+ * applied jobs` on stdout, each schedule's change on stderr); a setting that
+ * takes a restart (`stores`, `scopes`, `records`, `home`, `runs`, `nodes`,
+ * `serve`) is a `warning: flowstate.yaml: serve changed: restart the daemon
+ * to apply it …` line on stderr (always); an edit that cannot be used is one
+ * `error: Cannot apply the edit of flowstate.yaml: file:line:column: …` line
+ * (always), and nothing of it applies until the file is fixed. Off a
+ * terminal (a service manager, `kill -HUP`), SIGHUP reads the config and flow
+ * files again at once and the daemon goes on (`Received SIGHUP: reading the
+ * config and flow files again`; `--json`: a `signal` object with `action:
+ * "reload"`, then `config.reload`).
  *
  * Several daemons may share one store (SQLite file, Postgres…): each tick
  * runs once, on whichever takes its lease first.
@@ -35,8 +49,9 @@
  * `tick.end`, `tick.skip`, `tick.queue`, `tick.abandoned`, `log`, `error`,
  * `stopping`, `stop`, and `signal` with its `signal`), and its fields
  * (`tick` as ms since the epoch, `tickAt` as ISO 8601; an `error` event's
- * `error` is its message). With `--json --quiet`: only `error`, failed
- * `tick.end`, `tick.abandoned` and `stop` objects.
+ * `error` is its message; `config.reload` with `file`, `applied` and
+ * `restart`). With `--json --quiet`: only `error`, failed `tick.end`,
+ * `tick.abandoned`, `stop` and `config.reload` objects with a `restart`.
  *
  * @module
  */

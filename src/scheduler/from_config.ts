@@ -241,6 +241,8 @@ interface FlowFileState {
   flowId: string;
   /** The config's default time zone it was read with (a schedule without its own takes it). */
   timezone: string;
+  /** Why it could not be used at its last read (reported then), if it could not. */
+  problem?: string;
 }
 
 /**
@@ -257,6 +259,8 @@ export class FlowScheduleFiles {
   readonly #options: LoadSchedulesOptions;
   #config: ResolvedConfig;
   #files = new Map<string, FlowFileState>();
+  /** Whether a read succeeded: from then on a file that cannot be used is a problem, not a throw. */
+  #readBefore = false;
 
   /** The flow schedules of `runtime`'s config (or of `options.config`). */
   constructor(runtime: Runtime, options: LoadSchedulesOptions = {}) {
@@ -277,9 +281,9 @@ export class FlowScheduleFiles {
 
   /**
    * Every flow schedule now. A file that cannot be read or checked throws a
-   * {@linkcode ConfigError} the first time; once read, it keeps the
-   * schedule it had, and the problem is returned in `problems` (once per
-   * change of the file).
+   * {@linkcode ConfigError} at the first read; later, it keeps the schedule
+   * it had (none for a file new since), and the problem is returned in
+   * `problems` (once per change of the file).
    */
   async read(): Promise<{ schedules: Schedule[]; problems: { file: string; error: Error }[] }> {
     const files = await flowFiles(this.#config);
@@ -299,10 +303,19 @@ export class FlowScheduleFiles {
       try {
         now.set(file, await this.#readFile(file, stamp, known));
       } catch (err) {
-        if (known === undefined) throw err;
-        // Reported once: the same status is not read again until it changes.
-        now.set(file, { ...known, stamp, stable: stamp !== undefined && isStable(file) });
-        problems.push({ file, error: err as Error });
+        if (known === undefined && !this.#readBefore) throw err;
+        // Reported once: the same status is not read again once stable, and the same problem
+        // is not reported again. A file new since the first read has no schedule until it can
+        // be used.
+        const stable = stamp !== undefined && isStable(file);
+        const problem = (err as Error)?.message;
+        now.set(
+          file,
+          known === undefined
+            ? { stamp, stable, text: "", schedule: null, flowId: "", timezone, problem }
+            : { ...known, stamp, stable, problem },
+        );
+        if (known?.problem !== problem) problems.push({ file, error: err as Error });
       }
     }
     const byFlowId = new Map<string, string>();
@@ -319,6 +332,7 @@ export class FlowScheduleFiles {
       schedules.push(state.schedule);
     }
     this.#files = now;
+    this.#readBefore = true;
     return { schedules, problems };
   }
 
@@ -334,7 +348,7 @@ export class FlowScheduleFiles {
     const zone = this.#config.timezone;
     // Touched, not changed: the schedule it gave stands (the same object, so nothing changed).
     if (known !== undefined && known.text === text && known.timezone === zone) {
-      return { ...known, stamp, stable };
+      return { ...known, stamp, stable, problem: undefined };
     }
     const definition = parsed.definition;
     const spec = flowScheduleOf((definition as { schedule?: unknown }).schedule);
@@ -344,7 +358,7 @@ export class FlowScheduleFiles {
     const timezone = spec.timezone ?? zone;
     // Read again for a new default zone that this schedule does not take: it stands as it was.
     if (known !== undefined && known.text === text && known.schedule?.timezone === timezone) {
-      return { ...known, stamp, stable, timezone: zone };
+      return { ...known, stamp, stable, timezone: zone, problem: undefined };
     }
     try {
       validateCron(spec.cron, timezone);

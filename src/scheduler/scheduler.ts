@@ -46,6 +46,19 @@
  *   to repeat). A run that had ended before its runner died just has its
  *   tick recorded done with the run's status.
  *
+ * ## Files read again
+ *
+ * With its schedules from the config, the scheduler looks at the flow files
+ * every 2 s and before a flow's tick, and, given `loadConfig`, at the config
+ * file too (a `stat` each; a file is read only when its status changed). An
+ * edit applies from then on (see {@linkcode Scheduler.reload}). A schedule
+ * keeps its state while its cron and time zone stay: its next tick, the tick
+ * running here (so `overlap` still sees it) and the one queued behind it.
+ * A changed one ticks on its new cron from now; its ticks are still leased
+ * per tick, so a tick already done is not run again. A removed one runs no
+ * more ticks (a running one ends as it would). One added records its
+ * baseline at once, so `missed: run-once` counts from then after a restart.
+ *
  * @module
  */
 import { callGuarded } from "../_callback.ts";
@@ -74,6 +87,7 @@ import { Lease } from "../store/lease.ts";
 import { MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import { FlowScheduleFiles, loadSchedules, type LoadSchedulesOptions } from "./from_config.ts";
 import { fileStamp, isStable } from "../flow_cache.ts";
+import { flowFiles } from "../flow_files.ts";
 import type { Schedule } from "./schedule.ts";
 import { messageOf } from "../errors.ts";
 import { uniqueRandomBytes } from "../_random.ts";
@@ -844,6 +858,7 @@ export class Scheduler {
     try {
       config = await load();
       jobs = await loadSchedules(this.#runtime, { ...this.#loadOptions, flows: false, config });
+      await flowFiles(config); // every `flows:` entry there to read
     } catch (error) {
       refuse(error);
       return;
