@@ -220,6 +220,9 @@ Deno.test("maxAge: 30 in flowstate.yaml is refused at its line for having no uni
     const keep = await run("state", "ls");
     assert.notEqual(keep.code, 0);
     assert.match(keep.stderr, /changes\.keep: 30 is a number without a unit/);
-    assert.match(keep.stderr, /write "30d" for 30 days, or \{ count: 30 \} to keep the last 30 changes/);
+    assert.match(
+      keep.stderr,
+      /write "30d" for 30 days, or \{ count: 30 \} to keep the last 30 changes/,
+    );
   });
 });
