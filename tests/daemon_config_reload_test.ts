@@ -337,3 +337,45 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "daemon: flows: added to flowstate.yaml runs that folder's schedules at once (finding flows by id is said to take a restart); removed, they stop",
+  sanitizeResources: false,
+  async fn() {
+    const flow = 'id: tk\nschedule: "* * * * * *"\nnodes:\n' +
+      "  - { id: say, type: log, with: { message: hi } }\n";
+    await withDaemon(
+      config("  gc: { enabled: false }\n"),
+      [],
+      async ({ child, out, err, edit }) => {
+        await within(out.next(/^Scheduler started .* with 0 schedules/), "the start", WAIT_MS);
+        await edit(config("  gc: { enabled: false }\n", "flows: [./flows]\n"));
+        await within(
+          err.next(/^\[flow:tk\] schedule added: \* \* \* \* \* \* \(UTC\), next /),
+          "the schedule added",
+          WAIT_MS,
+        );
+        await within(err.next(/^\[flow:tk\] say: hi$/), "a run", WAIT_MS);
+        await within(
+          err.next(
+            /^warning: flowstate\.yaml: flows \(for finding a flow by id: queued runs, sub-flows\) changed: restart the daemon to apply it/,
+          ),
+          "what takes a restart said",
+          WAIT_MS,
+        );
+        await edit(config("  gc: { enabled: false }\n"));
+        await within(
+          err.next(/^\[flow:tk\] schedule removed \(.*no longer under flows:\): no more ticks$/),
+          "the schedule removed",
+          WAIT_MS,
+        );
+        child.kill("SIGTERM");
+        assert.equal((await child.status).code, 0, err.lines.join("\n"));
+        await err.done;
+        assert.deepEqual(err.lines.filter((l) => l.startsWith("error")), []);
+      },
+      { "flows/tk.flow.yaml": flow },
+    );
+  },
+});

@@ -821,7 +821,8 @@ export class Scheduler {
       });
     }
     this.#merge("flow:", read.schedules, {
-      removed: "schedule removed (its flow file no longer has one): no more ticks",
+      removed:
+        "schedule removed (its flow file no longer has one, or is no longer under flows:): no more ticks",
       changed: "flow file changed: its next runs use it as it is now",
     });
   }
@@ -867,7 +868,10 @@ export class Scheduler {
     const changed = (key: keyof ResolvedConfig) =>
       JSON.stringify(before[key]) !== JSON.stringify(config[key]);
     const applied = LIVE_SETTINGS.filter(changed);
-    const restart = RESTART_SETTINGS.filter(changed);
+    const restart: string[] = RESTART_SETTINGS.filter(changed);
+    // Schedules run their flow files by path; finding a flow by its id (a queued run, a
+    // sub-flow) goes through the runtime, which keeps the `flows:` it started with.
+    if (changed("flows")) restart.push("flows (for finding a flow by id: queued runs, sub-flows)");
     // A job whose settings did not change keeps its schedule: the same object, so its state stands.
     const current = new Map(this.#states.map((state) => [state.schedule.id, state.schedule]));
     const signatures = new Map<string, string>();
