@@ -469,3 +469,42 @@ backendTest(
     await store.close();
   },
 );
+
+backendTest(
+  "Records.getEvents() of a run that finishes while it reads finds its events (the chunks are read before the record)",
+  async (backend) => {
+    const { store, clock, records } = await setup(backend);
+    const run = newRun(clock);
+    await records.startRun(run);
+    const events: RunEvent[] = [{ at: T0, type: "run.start" }, {
+      at: T0 + 1,
+      type: "node.start",
+      node: "a",
+    }];
+    await records.appendEvents(run.id, events);
+    // The run finishes (its events move into its record, its chunks go) right after a
+    // reader reads its record.
+    let finishing: Promise<void> | undefined;
+    const racing = new Proxy(store, {
+      get(target, prop) {
+        if (prop === "get") {
+          return async (key: unknown[]) => {
+            const value = await target.get(key as string[]);
+            if (key.includes("runs") && finishing === undefined) {
+              finishing = records.finishRun(finished(run, "succeeded", 5));
+              await finishing;
+            }
+            return value;
+          };
+        }
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const reader = new Records(racing, { clock });
+    assert.deepEqual(await reader.getEvents(run.id), events);
+    assert.ok(finishing !== undefined, "the run finished while it was read");
+    assert.deepEqual((await records.getEventsFrom(run.id, 1)).events, events.slice(1));
+    await store.close();
+  },
+);
