@@ -8,44 +8,15 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { documented, eventually, withServed } from "./_serve.ts";
+import { gatedFlow } from "./_gated_flow.ts";
 import { flowCacheOf } from "../src/runtime.ts";
-
-const WAIT_FOR_FILE = fileURLToPath(new URL("./fixtures/nodes/wait_for_file.ts", import.meta.url));
 
 type RunDetail = {
   run: { status: string; nodes: Record<string, { status: string }> };
   events: { at: number; type: string; node?: string }[];
   eventCount: number;
 };
-
-/** A flow of `width` quick nodes, then (once they all ended) a gate (a file to wait for), a log, a second gate, a log. */
-function gatedFlow(dir: string, width: number): string {
-  const gate = (id: string, needs: string, input: string) =>
-    `  - id: ${id}
-    type: ${WAIT_FOR_FILE}
-    needs: [${needs}]
-    with: { path: "\${{ inputs.${input} }}" }
-    permissions: { read: [${JSON.stringify(dir)}] }
-`;
-  const quick = Array.from(
-    { length: width },
-    (_, i) => `  - { id: n${i}, type: log, with: { message: "node ${i} of the first ones" } }\n`,
-  );
-  return `id: gated
-inputs:
-  first: { type: string }
-  second: { type: string }
-nodes:
-${quick.join("")}${
-    gate("first", quick.map((_, i) => `n${i}`).join(", "), "first")
-  }  - { id: middle, type: log, needs: [first], with: { message: between } }
-${
-    gate("second", "middle", "second")
-  }  - { id: last, type: log, needs: [second], with: { message: done } }
-`;
-}
 
 Deno.test("serve: GET /api/runs/{id}?after= answers only the events recorded since an earlier answer, from the first page to the run's end", async () => {
   await withServed(() => ({ main: { plugin: "memory" } }), async ({ dir, runtime, request }) => {

@@ -14,14 +14,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
 import { CHROMIUM, launchChromium, startInspector } from "./_inspector.ts";
+import { gatedFlow } from "../_gated_flow.ts";
 
 const ignore = CHROMIUM === undefined;
-const WAIT_FOR_FILE = fileURLToPath(
-  new URL("../fixtures/nodes/wait_for_file.ts", import.meta.url),
-);
 const SCREENSHOT = Deno.env.get("FLOWSTATE_LIVEPAGE_SCREENSHOT");
 
 async function shot(page: Page, name: string): Promise<void> {
@@ -51,34 +48,6 @@ const DROPPABLE_FEED = `(() => {
     }
   };
 })();`;
-
-/** `width` quick nodes, then (once they all ended) a gate, a log, a second gate, a log. */
-function gatedFlow(dir: string, width: number): string {
-  const gate = (id: string, needs: string, input: string) =>
-    `  - id: ${id}
-    type: ${WAIT_FOR_FILE}
-    needs: [${needs}]
-    with: { path: "\${{ inputs.${input} }}" }
-    permissions: { read: [${JSON.stringify(dir)}] }
-`;
-  const ids = Array.from({ length: width }, (_, i) => `n${i}`);
-  return `id: gated
-inputs:
-  first: { type: string }
-  second: { type: string }
-nodes:
-${
-    ids.map((id) => `  - { id: ${id}, type: log, with: { message: "${id} says hello" } }\n`).join(
-      "",
-    )
-  }${
-    gate("first", ids.join(", "), "first")
-  }  - { id: middle, type: log, needs: [first], with: { message: between } }
-${
-    gate("second", "middle", "second")
-  }  - { id: last, type: log, needs: [second], with: { message: done } }
-`;
-}
 
 /** One answer of `GET /api/runs/{id}` the page had. */
 interface Answer {
