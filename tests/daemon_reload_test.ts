@@ -98,3 +98,75 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "daemon: a scheduled flow file an edit broke is a failed run at each tick (runs ls, metrics), not only a log line",
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "flowstate-daemon-broken-" });
+    const file = join(dir, "flows", "tk.flow.yaml");
+    let child: Deno.ChildProcess | undefined;
+    try {
+      await Deno.mkdir(join(dir, "flows"));
+      await Deno.writeTextFile(file, flow("tk", "fine", "* * * * * *"));
+      await Deno.writeTextFile(
+        join(dir, "flowstate.yaml"),
+        "flows: [./flows]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
+      );
+      child = cliCommand(dir, ["daemon", "--grace", "1s"]).spawn();
+      const out = streamLines(child.stdout);
+      const err = streamLines(child.stderr);
+      await within(err.next(/^\[flow:tk\] say: fine$/), "a run of the good file");
+      await Deno.writeTextFile(
+        file,
+        flow("tk", "fine", "* * * * * *").replace("type: log", "type: lgo"),
+      );
+      const failed = async () => {
+        const ls = await runCli(dir, [
+          "runs",
+          "ls",
+          "--flow",
+          "tk",
+          "--status",
+          "failed",
+          "--json",
+        ]);
+        assert.equal(ls.code, 0, ls.stderr);
+        return JSON.parse(ls.stdout) as { flowVersion: string; error: { message: string } }[];
+      };
+      await within(
+        (async () => {
+          while ((await failed()).length === 0) await new Promise((r) => setTimeout(r, 200));
+        })(),
+        "a failed run recorded for a tick of the broken file",
+      );
+      const [run] = await failed();
+      assert.match(run.error.message, /tk\.flow\.yaml:4:\d+: .*unknown node type "lgo"/);
+      assert.equal(run.flowVersion, "unloadable");
+      const metrics = await runCli(dir, ["metrics", "tk", "--json"]);
+      assert.equal(metrics.code, 0, metrics.stderr);
+      const all = (JSON.parse(metrics.stdout) as { version: string; failed: number }[])
+        .find((m) => m.version === "*");
+      assert.ok(all !== undefined && all.failed >= 1, metrics.stdout);
+      const shown = await runCli(dir, ["runs", "show", (run as unknown as { id: string }).id]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, /unknown node type "lgo"/);
+      // Fixed: it runs again.
+      const said = err.lines.length;
+      await Deno.writeTextFile(file, flow("tk", "fixed", "* * * * * *"));
+      await within(err.next(/^\[flow:tk\] say: fixed$/), "a run of the fixed file");
+      assert.ok(err.lines.length > said);
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0, err.lines.join("\n"));
+      await Promise.all([out.done, err.done]);
+    } finally {
+      try {
+        child?.kill("SIGKILL");
+      } catch {
+        // gone
+      }
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -23,6 +23,8 @@ import type { Timers } from "../clock.ts";
 import { FlowValidationError, loadFlowFile, type ParsedFlow } from "../flow/parse.ts";
 import { loadFlowIn } from "../flow/load.ts";
 import type { Job } from "../jobs/job.ts";
+import { RunRecorder } from "../records/recorder.ts";
+import type { RunRecord } from "../records/types.ts";
 import type { LogLevel } from "../log.ts";
 import { loadJob, resolveJobOptions, runJob, unitlessDurationOptions } from "../jobs/run.ts";
 import { flowCacheOf, type Runtime, sandboxPoolOf } from "../runtime.ts";
@@ -407,30 +409,81 @@ export class FlowScheduleFiles {
       jitterMs: spec.jitterMs ?? 0,
       // The file as it is at the tick (an edit reaches the next run; the runtime's flow cache
       // reads it again only when it changed).
-      run: ({ signal, tick, started }) => {
+      run: async ({ signal, tick, started }) => {
         let reported = false;
-        return runtime.runFlow(file, {
-          signal,
-          timers: options.timers,
-          ...(scheduledAt === undefined ? {} : {
-            input: { scheduledAt: scheduledAt.type === "string" ? tickKey(tick) : tick },
-          }),
-          onEvent: (event, run) => {
-            // The first event is the run's own start (sub-runs start later).
-            if (!reported) {
-              reported = true;
-              started?.(run.id);
-            }
-            if (event.type === "node.log" && options.onLog) {
-              options.onLog(id, `${event.node}: ${event.message ?? ""}`, event.level ?? "info");
-            }
-          },
-        });
+        try {
+          return await runtime.runFlow(file, {
+            signal,
+            timers: options.timers,
+            ...(scheduledAt === undefined ? {} : {
+              input: { scheduledAt: scheduledAt.type === "string" ? tickKey(tick) : tick },
+            }),
+            onEvent: (event, run) => {
+              // The first event is the run's own start (sub-runs start later).
+              if (!reported) {
+                reported = true;
+                started?.(run.id);
+              }
+              if (event.type === "node.log" && options.onLog) {
+                options.onLog(id, `${event.node}: ${event.message ?? ""}`, event.level ?? "info");
+              }
+            },
+          });
+        } catch (err) {
+          if (reported || !unloadable(err)) throw err;
+          // The file can no longer be run (an edit broke it, or it is gone): no run started. A
+          // failed run says so where runs are watched (runs ls, metrics, the inspector), not only
+          // on the daemon's log.
+          return await recordUnloadable(runtime, definition.id, file, err as Error, started);
+        }
       },
     };
     return { stamp, stable, text, schedule, flowId: definition.id, timezone: zone };
   }
 }
+
+/** Whether `err` says a flow file could not be read or checked (no run started). */
+function unloadable(err: unknown): boolean {
+  return err instanceof FlowValidationError || err instanceof ConfigError ||
+    err instanceof Deno.errors.NotFound;
+}
+
+/**
+ * Record a scheduled tick of flow `flowId` whose `file` could not be loaded
+ * as a failed run (no node ran; its version is `"unloadable"`), so that the
+ * failure is seen where runs are: `runs ls --status failed`, metrics,
+ * `schedules ls`, the inspector.
+ */
+async function recordUnloadable(
+  runtime: Runtime,
+  flowId: string,
+  file: string,
+  err: Error,
+  started: ((runId: string) => void) | undefined,
+): Promise<RunRecord> {
+  const records = await runtime.records();
+  const recorder = await RunRecorder.start(records, runtime.clock, {
+    flowId,
+    flowVersion: UNLOADABLE_VERSION,
+    inputs: {},
+  });
+  started?.(recorder.id);
+  const message = err instanceof FlowValidationError
+    ? `Cannot run flow ${basename(file)}: ${err.message.split("\n").join("; ")}`
+    : err.message;
+  return await recorder.finish({
+    status: "failed",
+    outputs: null,
+    nodes: {},
+    error: { message },
+  });
+}
+
+/**
+ * The `flowVersion` of a scheduled run whose flow file could not be loaded:
+ * no version of the flow ran.
+ */
+export const UNLOADABLE_VERSION = "unloadable";
 
 /**
  * Run `load` (reading or preparing the config's flow `file`); a
