@@ -631,6 +631,26 @@ export class Scheduler {
     }));
   }
 
+  /**
+   * The config whose jobs and flow schedules it runs: the runtime's, or, when
+   * it watches the config file (`SchedulerOptions.loadConfig`), the file as
+   * last applied.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openRuntime } from "@flowstate/core";
+   * import { Scheduler } from "@flowstate/core/scheduler";
+   *
+   * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+   * const scheduler = new Scheduler(rt);
+   * assert.equal(scheduler.config, rt.config);
+   * ```
+   */
+  get config(): ResolvedConfig {
+    return this.#config ?? this.#runtime.config;
+  }
+
   /** How many ticks are running (or waiting for their jitter) here. */
   get running(): number {
     return this.#running.size;
