@@ -141,7 +141,8 @@ function pruneLines(pruned: PruneBackupsResult): string[] {
   }
   for (const store of pruned.stores) {
     const removed = pruned.removed.filter((f) => f.store === store).length;
-    const kept = pruned.kept.filter((f) => f.store === store).length;
+    const kept = pruned.kept.filter((f) => f.store === store && f.reason !== "foreign").length;
+    const foreign = pruned.kept.filter((f) => f.store === store && f.reason === "foreign").length;
     const bytes = pruned.removed.filter((f) => f.store === store)
       .reduce((sum, f) => sum + f.bytes, 0);
     lines.push(
@@ -149,7 +150,9 @@ function pruneLines(pruned: PruneBackupsResult): string[] {
         pruned.dryRun ? "would be deleted" : "deleted"
       } (${formatBytes(bytes)} ${
         pruned.dryRun ? "to free" : "freed"
-      }), ${kept} kept in ${pruned.dir}${pruned.cancelled ? " (stopped before the end)" : ""}`,
+      }), ${kept} kept in ${pruned.dir}${
+        foreign > 0 ? ` (and ${foreign} not named by Flowstate, never pruned)` : ""
+      }${pruned.cancelled ? " (stopped before the end)" : ""}`,
     );
   }
   return lines;
