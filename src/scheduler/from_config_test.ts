@@ -143,7 +143,10 @@ Deno.test("loadSchedules() rejects a bad job option as a ConfigError naming the 
     await assert.rejects(() => loadSchedules(runtime), (err) => {
       assert.ok(err instanceof ConfigError);
       // At the option's own place, as every other config problem is.
-      assert.match(err.message, /^flowstate\.yaml:7:16: jobs\.counter\.options\.count: expected a number/);
+      assert.match(
+        err.message,
+        /^flowstate\.yaml:7:16: jobs\.counter\.options\.count: expected a number/,
+      );
       assert.deepEqual(err.path, ["jobs", "counter", "options", "count"]);
       return true;
     });
