@@ -34,7 +34,7 @@
 import { join, resolve } from "node:path";
 import { type Duration, parseDuration } from "../src/duration.ts";
 import { messageOf } from "../src/errors.ts";
-import { parseChecksumLine, sha256File } from "../src/archive_format.ts";
+import { parseChecksumLine, readGzipLines, sha256File } from "../src/archive_format.ts";
 import { BACKUP_EXTENSION, type BackupHeader } from "./_backup_format.ts";
 import { checkBackupHeader } from "./_restore_verify.ts";
 
@@ -198,53 +198,19 @@ export function fileSafe(name: string): string {
   return name.replace(/[^A-Za-z0-9._-]/g, "_");
 }
 
-/**
- * The first line of a gzip'd file, decompressed, or why it has none: at
- * most {@linkcode MAX_HEADER_CHARS} are read.
- */
-async function firstLine(path: string): Promise<string> {
-  using file = await Deno.open(path, { read: true });
-  const magic = new Uint8Array(2);
-  if ((await file.read(magic)) !== 2 || magic[0] !== 0x1f || magic[1] !== 0x8b) {
-    throw new Error("it is not a gzip file");
-  }
-  await file.seek(0, Deno.SeekMode.Start);
-  const reader = file.readable
-    .pipeThrough(new DecompressionStream("gzip"))
-    .pipeThrough(new TextDecoderStream("utf-8", { fatal: true }))
-    .getReader();
-  let text = "";
-  try {
-    for (;;) {
-      let chunk: ReadableStreamReadResult<string>;
-      try {
-        chunk = await reader.read();
-      } catch (err) {
-        const message = messageOf(err);
-        throw new Error(
-          /gzip header/i.test(message)
-            ? "it is not a gzip file"
-            : `it cannot be read as gzip'd UTF-8 text (${message})`,
-        );
-      }
-      if (chunk.done) throw new Error("it has no complete first line");
-      text += chunk.value;
-      const nl = text.indexOf("\n");
-      if (nl !== -1) return text.slice(0, nl);
-      if (text.length > MAX_HEADER_CHARS) {
-        throw new Error(
-          `its first line is longer than a backup header (${MAX_HEADER_CHARS} chars)`,
-        );
-      }
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-}
-
 /** The header of a backup file, checked; throws with the reason it is not one. */
 async function readHeader(path: string): Promise<BackupHeader> {
-  const line = await firstLine(path);
+  let line: string | undefined;
+  try {
+    // Only the first line is read (the generator's return stops the stream).
+    for await (const first of readGzipLines(path, { what: "", maxLineChars: MAX_HEADER_CHARS })) {
+      line = first;
+      break;
+    }
+  } catch (err) {
+    throw new Error(messageOf(err).replace(/^: /, ""));
+  }
+  if (line === undefined) throw new Error("it is empty");
   let parsed: unknown;
   try {
     parsed = JSON.parse(line);
