@@ -22,7 +22,7 @@
 import { didYouMean } from "../_suggest.ts";
 import type { RunRecord } from "../records/types.ts";
 import { builtinJobNames, knownJobNames } from "../jobs/builtin.ts";
-import { runJob } from "../jobs/run.ts";
+import { runJob, unitlessDurationOptions } from "../jobs/run.ts";
 import type { Job } from "../jobs/job.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import { nextTick } from "../cron.ts";
@@ -205,25 +205,17 @@ export function parseOptionPairs(pairs: readonly string[]): Record<string, unkno
  * is refused for having no unit.
  */
 async function refuseUnitlessDurations(job: Job, pairs: readonly string[]): Promise<void> {
-  for (const pair of pairs) {
+  const entries = pairs.map((pair) => {
     const eq = pair.indexOf("=");
-    const name = pair.slice(0, eq).trim();
-    const text = pair.slice(eq + 1).trim();
-    // 0 is 0 in any unit.
-    if (!/^\d+(?:\.\d+)?$/.test(text) || Number(text) === 0) continue;
-    let result = job.optionsSchema["~standard"].validate({ [name]: text });
-    if (result instanceof Promise) result = await result;
-    const unitless = result.issues?.some((issue) =>
-      (issue.path ?? []).map((p) => typeof p === "object" ? p.key : p).join(".") === name &&
-      issue.message.includes("add a unit")
-    );
-    if (unitless) {
-      throw new UsageError(
-        `Invalid --option "${pair}": ${name} is a duration: add a unit (${name}=${text}d for days, ` +
-          `${name}=${text}h, ${name}=${text}m, ${name}=${text}s, or ${name}=${text}ms)`,
-      );
-    }
-  }
+    return [pair.slice(0, eq).trim(), pair.slice(eq + 1).trim(), pair] as const;
+  });
+  const [name] = await unitlessDurationOptions(job, entries);
+  if (name === undefined) return;
+  const [, text, pair] = entries.find((entry) => entry[0] === name)!;
+  throw new UsageError(
+    `Invalid --option "${pair}": ${name} is a duration: add a unit (${name}=${text}d for days, ` +
+      `${name}=${text}h, ${name}=${text}m, ${name}=${text}s, or ${name}=${text}ms)`,
+  );
 }
 
 /** Options of `flowstate jobs run`. */

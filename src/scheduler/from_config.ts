@@ -24,7 +24,7 @@ import { FlowValidationError, loadFlowFile, type ParsedFlow } from "../flow/pars
 import { loadFlowIn } from "../flow/load.ts";
 import type { Job } from "../jobs/job.ts";
 import type { LogLevel } from "../log.ts";
-import { loadJob, resolveJobOptions, runJob } from "../jobs/run.ts";
+import { loadJob, resolveJobOptions, runJob, unitlessDurationOptions } from "../jobs/run.ts";
 import { flowCacheOf, type Runtime, sandboxPoolOf } from "../runtime.ts";
 import { validateCron } from "../cron.ts";
 import { tickKey } from "./lease.ts";
@@ -109,6 +109,7 @@ export async function loadConfiguredJob(
     throw new ConfigError(`${locate(config, field)}${err.message}`, { cause: err });
   }
   if (job.name !== name) job = Object.freeze({ ...job, name });
+  await refuseUnitlessDurations(config, name, job, settings.options);
   const schedule = settings.schedule ?? job.defaultSchedule ?? null;
   if (schedule !== null && settings.schedule === undefined) {
     try {
@@ -121,6 +122,32 @@ export async function loadConfiguredJob(
     }
   }
   return { name, config: settings, job, schedule };
+}
+
+/**
+ * `maxAge: 30` written in `flowstate.yaml` is 30 ms to the job: for retention,
+ * every run older than 30 ms. A bare number other than 0 for an option the job
+ * reads as a duration is refused when the config came from a file (a program
+ * passing a number means milliseconds, as documented).
+ */
+async function refuseUnitlessDurations(
+  config: ResolvedConfig,
+  name: string,
+  job: Job,
+  options: Record<string, unknown>,
+): Promise<void> {
+  const written = Object.entries(options).filter(([option, value]) =>
+    typeof value === "number" && config.where(["jobs", name, "options", option]) !== undefined
+  );
+  if (written.length === 0) return;
+  const [option] = await unitlessDurationOptions(job, written);
+  if (option === undefined) return;
+  const value = options[option];
+  throw new ConfigError(
+    `${locate(config, ["jobs", name, "options", option])}${value} is a number without a unit, ` +
+      `which the job would read as ${value} milliseconds: write ${value}d for days (or ` +
+      `${value}h, ${value}m, ${value}s, ${value}ms)`,
+  );
 }
 
 export { flowFiles } from "../flow_files.ts";
