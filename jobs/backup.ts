@@ -100,7 +100,7 @@
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { fileTimestamp, writeFileAtomic } from "../src/_fs.ts";
-import { durationProblem } from "../src/duration.ts";
+import { type Duration, durationProblem } from "../src/duration.ts";
 import { messageOf } from "../src/errors.ts";
 import { defineJob, type Job, type JobResult } from "../src/jobs/job.ts";
 import type { Progress } from "../src/jobs/progress.ts";
@@ -206,10 +206,11 @@ export interface BackupOptions {
   keep?: number;
   /**
    * After the backup, keep only the backups taken less than this long ago
-   * (`"30d"`, `"12h"`: a unit is required), with their chains. With `keep`,
-   * a backup either keeps is kept.
+   * (`"30d"`, `"12h"`; a number is milliseconds, and is refused without a
+   * unit in `flowstate.yaml` and on the command line), with their chains.
+   * With `keep`, a backup either keeps is kept.
    */
-  keepFor?: string;
+  keepFor?: Duration;
 }
 
 /** Default options of the backup job. */
@@ -234,20 +235,10 @@ const backupOptions = z.strictObject({
       });
     }
   }).optional(),
-  keepFor: z.union([z.string(), z.number()]).superRefine((value, ctx) => {
-    const text = String(value).trim();
-    if (typeof value === "number" || /^-?\d+(?:\.\d+)?$/.test(text)) {
-      // A bare number would be milliseconds: keepFor: 30 would delete every older backup.
-      ctx.addIssue({
-        code: "custom",
-        message: `${JSON.stringify(value)} has no unit: add a unit, like "${text}d" (days), ` +
-          `"${text}h" or "${text}m"`,
-      });
-      return;
-    }
+  keepFor: z.union([z.number(), z.string()]).superRefine((value, ctx) => {
     const problem = durationProblem(value);
     if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem.message });
-  }).transform((value) => String(value)).optional(),
+  }).optional(),
 });
 
 /**

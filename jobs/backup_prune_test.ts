@@ -133,7 +133,7 @@ Deno.test("backup job with keep: the result says what was deleted; a dry run cou
     assert.deepEqual(await names(dir), before);
     const bad = await runJob(rt, "backup", { options: { store: "main", keepFor: "30" } })
       .catch((err) => err);
-    assert.match(String(bad), /option "keepFor": "30" has no unit: add a unit, like "30d"/);
+    assert.match(String(bad), /option "keepFor": expected a duration .*got "30" \(add a unit/);
   } finally {
     await Deno.remove(home, { recursive: true });
   }

@@ -218,24 +218,38 @@ Deno.test("backup prune --keep-for: by the time in the header; the newest backup
 });
 
 Deno.test("jobs.backup.options keep: -1 and keepFor: 30 are refused at their place in flowstate.yaml", async () => {
-  const config = `${CONFIG}jobs:
-  backup:
-    schedule: "0 4 * * *"
-    options: { all: true, keep: -1, keepFor: 30 }
-`;
-  await withCliProject(config, async (run) => {
-    for (const args of [["daemon"], ["schedules", "ls"], ["jobs", "run", "backup"]]) {
-      const r = await run(...args);
-      assert.equal(r.code, 2, `${args}: ${r.stderr}`);
-      const lines = r.stderr.trim().split("\n");
-      assert.deepEqual(lines.slice(0, 2), [
+  const config = (options: string) =>
+    `${CONFIG}jobs:\n  backup:\n    schedule: "0 4 * * *"\n    options: { all: true, ${options} }\n`;
+  for (
+    const [options, expected] of [
+      [
+        "keep: -1, keepFor: 30d",
         "error: flowstate.yaml:10:27: jobs.backup.options.keep: must be a whole number of " +
         "backups, 1 or more (the newest backup of a store is always kept), got -1; leave keep " +
         "out to keep every backup",
-        'error: flowstate.yaml:10:37: jobs.backup.options.keepFor: 30 has no unit: add a unit, like "30d" (days), "30h" or "30m"',
-      ], args.join(" "));
-    }
-  });
+      ],
+      [
+        "keep: 7, keepFor: 30",
+        "error: flowstate.yaml:10:36: jobs.backup.options.keepFor: 30 is a number without a " +
+        "unit, which the job would read as 30 milliseconds: write 30d for days (or 30h, 30m, " +
+        "30s, 30ms)",
+      ],
+      [
+        'keep: 1.5, keepFor: "30"',
+        "error: flowstate.yaml:10:27: jobs.backup.options.keep: must be a whole number of " +
+        "backups, 1 or more (the newest backup of a store is always kept), got 1.5; leave keep " +
+        "out to keep every backup",
+      ],
+    ] as const
+  ) {
+    await withCliProject(config(options), async (run) => {
+      for (const args of [["daemon"], ["schedules", "ls"], ["jobs", "run", "backup"]]) {
+        const r = await run(...args);
+        assert.equal(r.code, 2, `${args}: ${r.stderr}`);
+        assert.equal(r.stderr.split("\n")[0], expected, `${options}: ${args.join(" ")}`);
+      }
+    });
+  }
 });
 
 /** `flowstate …` in `dir` with `--deny-write=<path>` (a file whose deletion then fails). */
