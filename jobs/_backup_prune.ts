@@ -75,9 +75,10 @@ export interface PruneBackupsOptions {
   /**
    * Backups about to be written, counted as the newest of their store (a dry
    * run of a backup job: what it would then delete). `base`: an increment's
-   * chain (the SHA-256 of its full backup).
+   * chain (the SHA-256 of its full backup), kept whole. `named: false`: one
+   * written under a name of your own, which takes none of the `keep` places.
    */
-  pending?: readonly { store: string; createdAt: number; base?: string }[];
+  pending?: readonly { store: string; createdAt: number; base?: string; named?: boolean }[];
   /** Say what would be deleted, delete nothing. */
   dryRun?: boolean;
   /** Stops between two files: what was deleted stays deleted, the rest stays. */
@@ -468,7 +469,7 @@ async function planStore(
     keepForMs: number | undefined;
     now: number;
     protect: Set<string>;
-    pending: readonly { createdAt: number; base?: string }[];
+    pending: readonly { createdAt: number; base?: string; named?: boolean }[];
   },
 ): Promise<{ kept: Found[]; doomed: Found[][] }> {
   // Chains: a full backup is keyed by its SHA-256 (what its increments name as `base`), but
@@ -491,7 +492,8 @@ async function planStore(
   const candidates = files.filter((f) => f.ours).sort(newestFirst);
   // The newest backup is always kept (keepFor alone never empties a store's backups, even
   // after weeks without one). A pending backup is the newest: it takes one of the places.
-  const places = Math.max(0, (policy.keep ?? 1) - policy.pending.length);
+  const named = policy.pending.filter((p) => p.named !== false).length;
+  const places = Math.max(0, (policy.keep ?? 1) - named);
   candidates.forEach((f, i) => {
     if (policy.protect.has(f.file)) f.reason = "protected";
     else if (i < places) f.reason = "newest";

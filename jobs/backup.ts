@@ -1036,6 +1036,7 @@ export async function backupStores(
             store: f.store,
             createdAt: runtime.clock.now(),
             ...(pendingBase.has(f.store) ? { base: pendingBase.get(f.store) } : {}),
+            named: !single,
           }))
           : [],
         dryRun: options.dryRun,
