@@ -10,6 +10,7 @@ import { openStore } from "../mod.ts";
 import { backupStore } from "../jobs.ts";
 import {
   cliArgv,
+  cliCommand,
   cliOk,
   type ProjectCli,
   type Result,
@@ -322,5 +323,46 @@ Deno.test("backup --all says that the archived runs under <home>/archive are not
     // A store that is not where runs are recorded has nothing archived.
     const other = JSON.parse(await ok(run, "backup", "--store", "data", "--json"));
     assert.deepEqual(other.notCovered, []);
+  });
+});
+
+Deno.test("backup prune stops between two files on SIGTERM: oldest first, each with its .sha256, the newest kept", async () => {
+  await withProject(async (_run, dir) => {
+    const backups = join(dir, "home", "backups");
+    await Deno.mkdir(backups, { recursive: true });
+    const files: string[] = [];
+    for (let i = 0; i < 150; i++) {
+      const at = Date.UTC(2025, 0, 1) + i * 3_600_000;
+      const stamp = new Date(at).toISOString().replace(/[-:]/g, "").replace(".", "");
+      files.push(join(backups, `main-${stamp}.fsbackup`));
+      await oldBackup("main", files[i], at);
+    }
+    const child = cliCommand(dir, ["backup", "prune", "--keep", "1"]).spawn();
+    let exited = false;
+    child.status.then(() => (exited = true));
+    // Once the first file is gone, the prune is under way: stop it.
+    while (!exited && await Deno.stat(files[0]).then(() => true, () => false)) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    child.kill("SIGTERM");
+    const out = await child.output();
+    const stdout = new TextDecoder().decode(out.stdout);
+    const left = await names(backups);
+    const kept = files.filter((f) => left.includes(f.slice(backups.length + 1)));
+    // Whether the signal came before the end or not, what is left is the newest ones, whole.
+    assert.ok(kept.length >= 1 && kept.at(-1) === files.at(-1), "the newest is kept");
+    assert.deepEqual(kept, files.slice(files.length - kept.length), "deleted oldest first");
+    assert.deepEqual(
+      left,
+      kept.flatMap((f) => [f.slice(backups.length + 1), `${f.slice(backups.length + 1)}.sha256`])
+        .sort(),
+      "no .sha256 left without its backup",
+    );
+    if (out.code === 143) {
+      assert.match(stdout, /\(stopped before the end\)/);
+    } else {
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      assert.equal(kept.length, 1);
+    }
   });
 });
