@@ -391,6 +391,12 @@ export function buildProgram(setExitCode: (code: number) => void) {
     });
   backup
     .command("prune")
+    // Its global options are the program's: backup's own are not prune's (some are parsed for it).
+    .configureHelp({
+      showGlobalOptions: true,
+      visibleGlobalOptions: () =>
+        program.createHelp().visibleOptions(program).filter((o) => o.long !== "--help"),
+    })
     .description(
       "delete old backups by a retention policy: only files the backup command named, chains whole",
     )
