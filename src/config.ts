@@ -921,7 +921,18 @@ class ConfigProblems {
   }
 }
 
-function displayPath(file: string, cwd: string): string {
+/**
+ * `file` as messages show it: relative to `cwd` when inside it, else absolute.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { displayPath } from "./config.ts";
+ * assert.equal(displayPath("/srv/app/flowstate.yaml", "/srv/app"), "flowstate.yaml");
+ * assert.equal(displayPath("/etc/flowstate.yaml", "/srv/app"), "/etc/flowstate.yaml");
+ * ```
+ */
+export function displayPath(file: string, cwd: string): string {
   const rel = relative(cwd, file);
   return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : file;
 }

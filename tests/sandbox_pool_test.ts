@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { openRuntime } from "../mod.ts";
 import { sandboxPoolOf } from "../src/runtime.ts";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
-import { streamLines } from "./fixtures/daemon_process.ts";
+import { streamLines, within } from "./fixtures/daemon_process.ts";
 
 /**
  * A node module that appends a line to starts.log when a Worker loads it, and
@@ -133,5 +133,55 @@ Deno.test("the daemon reuses a scheduled flow's node Worker from tick to tick", 
     assert.ok(ends.length >= 3);
     for (const end of ends) assert.equal(end.status, "succeeded", JSON.stringify(end));
     assert.equal(await starts(dir), 1, "one Worker start for every tick");
+  });
+});
+
+/** A node module that returns (and logs) the word its imported lib.js exports, through two imports. */
+const GREET = `
+import { word } from "./lib/word.js";
+const schema = { "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } };
+export default {
+  kind: "flowstate.node",
+  optionsSchema: schema,
+  run(ctx) { ctx.log("word " + word); return word; },
+};
+`;
+const WORD_INDIRECT = 'export { word } from "./text.js";\n';
+const wordFile = (word: string) => `export const word = ${JSON.stringify(word)};\n`;
+
+Deno.test("the daemon starts a new node Worker when a file its module imports changed, not only the module file", async () => {
+  await withSandbox(async ({ dir, home }) => {
+    await Deno.mkdir(join(dir, "nodes", "lib"), { recursive: true });
+    await Deno.writeTextFile(join(dir, "nodes", "greet.js"), GREET);
+    await Deno.writeTextFile(join(dir, "nodes", "lib", "word.js"), WORD_INDIRECT);
+    await Deno.writeTextFile(join(dir, "nodes", "lib", "text.js"), wordFile("first"));
+    await Deno.writeTextFile(
+      join(dir, "greet.flow.yaml"),
+      'id: greet\nschedule: "* * * * * *"\nnodes:\n  - { id: g, type: ./nodes/greet.js }\n',
+    );
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  default: { plugin: memory }\nflows: [./greet.flow.yaml]\n" +
+        "jobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
+    );
+    const child = cliCommand(dir, ["daemon", "--grace", "1s"], { home }).spawn();
+    try {
+      const stdout = streamLines(child.stdout);
+      const stderr = streamLines(child.stderr);
+      await within(stderr.next(/^\[flow:greet\] g: word first$/), "a run", 90_000);
+      // Two imports down from the module, the module file itself untouched.
+      await Deno.writeTextFile(join(dir, "nodes", "lib", "text.js"), wordFile("second"));
+      await within(stderr.next(/^\[flow:greet\] g: word second$/), "a run of the edit", 90_000);
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0, stderr.lines.join("\n"));
+      await Promise.all([stdout.done, stderr.done]);
+      assert.deepEqual(stderr.lines.filter((l) => l.startsWith("error")), []);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // gone
+      }
+    }
   });
 });

@@ -11,6 +11,7 @@ import { captureActor, runAsActor } from "../store/actor.ts";
 import type { ChangeActor } from "../store/types.ts";
 import { dirname, fromFileUrl, isAbsolute, resolve } from "../_path.ts";
 import { importReadPaths, protectedBy } from "./_import_reads.ts";
+import { type FileStamp, isFlowstateCode, moduleFiles, unchanged } from "./_module_files.ts";
 import type { NodeContext, NodeType } from "./node.ts";
 import type { NodePermissions } from "./types.ts";
 import type { StateView } from "../state/scopes.ts";
@@ -595,12 +596,17 @@ function defaultProtected(cwd: string): string[] {
  * A Worker is handed to one run at a time (runs never share one), and it is
  * put back only when it is idle and alive. An idle Worker is kept for
  * `idleMs`, or, with `idleMs` 0, while a {@linkcode SandboxPool.hold} is open
- * (from checking a flow until its run ends). A Worker for a module file that
- * changed since is never handed out. {@linkcode SandboxPool.close} stops them
- * all: an idle Worker keeps its process alive.
+ * (from checking a flow until its run ends). A Worker whose module changed
+ * since it loaded it, the module file or any local file of its graph (see
+ * `_module_files.ts`: recorded when the Worker starts, one `stat` each when it
+ * is reused), is never handed out: it is stopped and a new one started.
+ * {@linkcode SandboxPool.close} stops them all: an idle Worker keeps its
+ * process alive.
  */
 export class SandboxPool {
   #idle = new Map<string, { worker: SandboxWorker; timer?: ReturnType<typeof setTimeout> }[]>();
+  /** The local files of each started Worker's module graph, with their status at its start. */
+  #graphs = new WeakMap<SandboxWorker, readonly FileStamp[]>();
   #holds = 0;
   #closed = false;
   #idleMs: number;
@@ -651,8 +657,12 @@ export class SandboxPool {
     while (idle && idle.length > 0) {
       const entry = idle.pop()!;
       clearTimeout(entry.timer);
-      if (!entry.worker.dead) return entry.worker;
+      if (entry.worker.dead) continue;
+      // A file its module imports changed since it loaded them: a new Worker loads them again.
+      if (unchanged(this.#graphs.get(entry.worker) ?? [])) return entry.worker;
+      entry.worker.terminate();
     }
+    if (idle?.length === 0) this.#idle.delete(key);
     this.started++;
     const inside = modulePath === undefined ? undefined : protectedBy(modulePath, protect);
     if (inside !== undefined) {
@@ -660,6 +670,10 @@ export class SandboxPool {
         `${modulePath} is inside ${inside}, which node modules may not read (Flowstate's home, a store file or the config): move the module out of it`,
       );
     }
+    // Before the Worker reads them: an edit while it loads is a change at its next reuse.
+    const graph = modulePath === undefined
+      ? []
+      : moduleFiles(modulePath, (path) => isFlowstateCode(path, FLOWSTATE_ROOT));
     const worker = new SandboxWorker(
       moduleUrl,
       permissions,
@@ -667,6 +681,7 @@ export class SandboxPool {
       importReadPaths(roots, protect),
     );
     worker.poolKey = key;
+    this.#graphs.set(worker, graph.slice(1)); // the module file itself is in its key
     return worker;
   }
 

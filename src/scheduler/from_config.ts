@@ -208,6 +208,12 @@ export interface LoadSchedulesOptions {
   onLog?: (scheduleId: string, message: string, level: LogLevel) => void;
   /** Whether the flows' schedules are loaded too (default `true`; `false`: the jobs' only). */
   flows?: boolean;
+  /**
+   * The config to take the schedules from (default: the runtime's). The
+   * daemon passes its config file as it is now, read again after an edit;
+   * the work still runs in `runtime` (its stores, its limits).
+   */
+  config?: ResolvedConfig;
 }
 
 /**
@@ -242,7 +248,7 @@ export async function loadSchedules(
   runtime: Runtime,
   options: LoadSchedulesOptions = {},
 ): Promise<Schedule[]> {
-  const config = runtime.config;
+  const config = options.config ?? runtime.config;
   const schedules: Schedule[] = [];
   for (const name of Object.keys(config.jobs)) {
     const settings = config.jobs[name];
@@ -289,6 +295,10 @@ interface FlowFileState {
   /** Its schedule (`null`: it has none). */
   schedule: Schedule | null;
   flowId: string;
+  /** The config's default time zone it was read with (a schedule without its own takes it). */
+  timezone: string;
+  /** Why it could not be used at its last read (reported then), if it could not. */
+  problem?: string;
 }
 
 /**
@@ -303,38 +313,65 @@ interface FlowFileState {
 export class FlowScheduleFiles {
   readonly #runtime: Runtime;
   readonly #options: LoadSchedulesOptions;
+  #config: ResolvedConfig;
   #files = new Map<string, FlowFileState>();
+  /** Whether a read succeeded: from then on a file that cannot be used is a problem, not a throw. */
+  #readBefore = false;
 
-  /** The flow schedules of `runtime`'s config. */
+  /** The flow schedules of `runtime`'s config (or of `options.config`). */
   constructor(runtime: Runtime, options: LoadSchedulesOptions = {}) {
     this.#runtime = runtime;
     this.#options = options;
+    this.#config = options.config ?? runtime.config;
+  }
+
+  /**
+   * Take the flow files (`flows:`) and the default time zone from `config`
+   * from the next {@linkcode FlowScheduleFiles.read} on (the config file was
+   * edited): a file it no longer names has no schedule then, and a schedule
+   * without its own zone takes the new default.
+   */
+  useConfig(config: ResolvedConfig): void {
+    this.#config = config;
   }
 
   /**
    * Every flow schedule now. A file that cannot be read or checked throws a
-   * {@linkcode ConfigError} the first time; once read, it keeps the
-   * schedule it had, and the problem is returned in `problems` (once per
-   * change of the file).
+   * {@linkcode ConfigError} at the first read; later, it keeps the schedule
+   * it had (none for a file new since), and the problem is returned in
+   * `problems` (once per change of the file).
    */
   async read(): Promise<{ schedules: Schedule[]; problems: { file: string; error: Error }[] }> {
-    const files = await flowFiles(this.#runtime.config);
+    const files = await flowFiles(this.#config);
+    const timezone = this.#config.timezone;
     const problems: { file: string; error: Error }[] = [];
     const now = new Map<string, FlowFileState>();
     for (const file of files) {
       const known = this.#files.get(file);
       const stamp = fileStamp(file);
-      if (known !== undefined && known.stable && stamp !== undefined && stamp === known.stamp) {
+      if (
+        known !== undefined && known.stable && stamp !== undefined && stamp === known.stamp &&
+        known.timezone === timezone
+      ) {
         now.set(file, known);
         continue;
       }
       try {
         now.set(file, await this.#readFile(file, stamp, known));
       } catch (err) {
-        if (known === undefined) throw err;
-        // Reported once: the same status is not read again until it changes.
-        now.set(file, { ...known, stamp, stable: stamp !== undefined && isStable(file) });
-        problems.push({ file, error: err as Error });
+        if (known === undefined && !this.#readBefore) throw err;
+        // Reported once: the same status is not read again once stable, and the same problem
+        // is not reported again. A file new since the first read has no schedule until it can
+        // be used.
+        const stable = stamp !== undefined && isStable(file);
+        const problem = (err as Error)?.message;
+        now.set(
+          file,
+          known === undefined
+            ? { stamp, stable, text: "", schedule: null, flowId: "", timezone, problem }
+            : { ...known, stamp, stable, problem },
+        );
+        if (known?.problem !== problem) problems.push({ file, error: err as Error });
       }
     }
     const byFlowId = new Map<string, string>();
@@ -351,6 +388,7 @@ export class FlowScheduleFiles {
       schedules.push(state.schedule);
     }
     this.#files = now;
+    this.#readBefore = true;
     return { schedules, problems };
   }
 
@@ -363,12 +401,21 @@ export class FlowScheduleFiles {
     const parsed = await asConfigError("schedule", file, () => loadConfiguredFlow(runtime, file));
     const stable = stamp !== undefined && stamp === fileStamp(file) && isStable(file);
     const text = parsed.source ?? "";
+    const zone = this.#config.timezone;
     // Touched, not changed: the schedule it gave stands (the same object, so nothing changed).
-    if (known !== undefined && known.text === text) return { ...known, stamp, stable };
+    if (known !== undefined && known.text === text && known.timezone === zone) {
+      return { ...known, stamp, stable, problem: undefined };
+    }
     const definition = parsed.definition;
     const spec = flowScheduleOf((definition as { schedule?: unknown }).schedule);
-    if (spec === null) return { stamp, stable, text, schedule: null, flowId: definition.id };
-    const timezone = spec.timezone ?? runtime.config.timezone;
+    if (spec === null) {
+      return { stamp, stable, text, schedule: null, flowId: definition.id, timezone: zone };
+    }
+    const timezone = spec.timezone ?? zone;
+    // Read again for a new default zone that this schedule does not take: it stands as it was.
+    if (known !== undefined && known.text === text && known.schedule?.timezone === timezone) {
+      return { ...known, stamp, stable, timezone: zone, problem: undefined };
+    }
     try {
       validateCron(spec.cron, timezone);
     } catch (err) {
@@ -410,7 +457,7 @@ export class FlowScheduleFiles {
         });
       },
     };
-    return { stamp, stable, text, schedule, flowId: definition.id };
+    return { stamp, stable, text, schedule, flowId: definition.id, timezone: zone };
   }
 }
 
