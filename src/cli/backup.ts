@@ -310,12 +310,15 @@ export async function backupCommand(
     console.log(JSON.stringify({ ...result, runId }));
   } else {
     for (const f of result.files) {
+      // An increment holds changes (sets and deletes) since its base, not the store's entries.
+      const what = f.fromSeq === undefined
+        ? `${f.entries} ${f.entries === 1 ? "entry" : "entries"}`
+        : `${f.entries} ${f.entries === 1 ? "change" : "changes"} (after #${f.fromSeq}, ` +
+          `up to #${f.toSeq})`;
       console.log(
         result.dryRun
-          ? `${f.store}: would write ${f.entries} entries to ${f.file}`
-          : `${f.store}: ${f.entries} entries → ${f.file} (${
-            formatBytes(f.bytes)
-          }, sha256 ${f.sha256})`,
+          ? `${f.store}: would write ${what} to ${f.file}`
+          : `${f.store}: ${what} → ${f.file} (${formatBytes(f.bytes)}, sha256 ${f.sha256})`,
       );
     }
     // A result recorded by an older Flowstate has neither field.
