@@ -571,11 +571,24 @@ function nodeError(error: { name: string; message: string }): Error {
   const message = error.name === "NotCapable" || error.name === "PermissionDenied"
     ? `${
       error.message.replace(/, run again with the --allow-\S+ flag/, "")
-    } (permission denied: the node may only do what its permissions: in the flow declare)`
+    } (permission denied: the node may only do what its permissions: in the flow declare${
+      permissionHint(error.message)
+    })`
     : error.message;
   const err = new Error(message);
   err.name = error.name;
   return err;
+}
+
+/**
+ * What to add to the node's `permissions:` for Deno's `Requires net access to
+ * "host:port"`: `; hint: add to the node in its flow file: permissions: { net: ["host:port"] }`.
+ */
+function permissionHint(message: string): string {
+  const m = message.match(/Requires (\w+) access(?: to "((?:[^"\\]|\\.)*)")?/);
+  if (m === null || !(PERMISSION_NAMES as readonly string[]).includes(m[1])) return "";
+  const value = m[2] === undefined ? "true" : `[${JSON.stringify(m[2])}]`;
+  return `; hint: add to the node in its flow file: permissions: { ${m[1]}: ${value} }`;
 }
 
 /** Passes every value through: the real schema runs inside the Worker. */
