@@ -65,6 +65,14 @@ const UNSTABLE: readonly string[] = [
 /**
  * The root of the checkout this `init` runs from, when it runs from files (a clone, or a
  * package linked with `links`), not from jsr.io: the new project links `@flowstate/core` to it.
+ *
+ * @example
+ * ```ts
+ * import { checkoutRoot } from "./init.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(checkoutRoot("file:///home/me/flowstate/src/cli/init.ts"), "/home/me/flowstate");
+ * assert.equal(checkoutRoot("https://jsr.io/@flowstate/core/0.5.0/src/cli/init.ts"), undefined);
+ * ```
  */
 export function checkoutRoot(moduleUrl: string = import.meta.url): string | undefined {
   if (!moduleUrl.startsWith("file:")) return undefined;

@@ -124,6 +124,18 @@ export function writeOverlaps(prepared: PreparedFlow, guarded: readonly GuardedP
  * name except those whose every template read is `default(env.NAME, …)` (an
  * unset variable is then the fallback, which the flow chose). A name listed
  * and never read is needed: the list is what the flow says it reads.
+ *
+ * @example
+ * ```ts
+ * import { envWithoutDefault } from "./reach.ts";
+ * import assert from "node:assert/strict";
+ * const flow = {
+ *   id: "f",
+ *   env: ["TOKEN", "REGION"],
+ *   nodes: [{ id: "a", type: "transform", with: { value: "${{ env.TOKEN }} ${{ default(env.REGION, 'eu') }}" } }],
+ * };
+ * assert.deepEqual(envWithoutDefault(flow), ["TOKEN"]);
+ * ```
  */
 export function envWithoutDefault(definition: FlowDefinition): string[] {
   const listed = definition.env ?? [];
@@ -162,6 +174,15 @@ function envName(text: string): string {
 /**
  * A problem for each variable of {@linkcode envWithoutDefault} that `env`
  * (what the run read from its environment) lacks, at its place in the `env:` list.
+ *
+ * @example
+ * ```ts
+ * import { unsetEnvProblems } from "./reach.ts";
+ * import assert from "node:assert/strict";
+ * const flow = { id: "f", env: ["TOKEN"], nodes: [] };
+ * assert.deepEqual(unsetEnvProblems(flow, { TOKEN: "t" }), []);
+ * assert.match(unsetEnvProblems(flow, {})[0].message, /^env TOKEN is listed in env: but not set/);
+ * ```
  */
 export function unsetEnvProblems(
   definition: FlowDefinition,
