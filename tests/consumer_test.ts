@@ -216,20 +216,25 @@ console.log(JSON.stringify({
   }
 });
 
+/** `flowstate init app <extra>` in `dir`, run from this checkout's cli.ts. */
+function initIn(dir: string, ...extra: string[]): Promise<Result> {
+  const cli = join(ROOT, "cli.ts");
+  return deno(dir, "run", "--cached-only", ...PERMISSIONS.split(" "), cli, "init", "app", ...extra);
+}
+
+/** `flowstate init app` in `dir`; the project's folder and its deno.json, parsed. */
+async function initApp(dir: string): Promise<{ app: string; config: Record<string, unknown> }> {
+  ok(await initIn(dir), "init");
+  const app = join(dir, "app");
+  return { app, config: JSON.parse(await Deno.readTextFile(join(app, "deno.json"))) };
+}
+
 Deno.test("flowstate init writes a project whose flow runs and whose test passes", async () => {
   await npmReady();
   const dir = await Deno.makeTempDir({ prefix: "flowstate-init-" });
   try {
     const init = ok(
-      await deno(
-        dir,
-        "run",
-        "--cached-only",
-        ...PERMISSIONS.split(" "),
-        join(ROOT, "cli.ts"),
-        "init",
-        "app",
-      ),
+      await initIn(dir),
       "init",
     );
     assert.match(init.stdout, /flows\/hello\.flow\.yaml/);
@@ -301,31 +306,14 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
     // A second init keeps every file as it is.
     const before = await Deno.readTextFile(join(app, "deno.json"));
     const again = ok(
-      await deno(
-        dir,
-        "run",
-        "--cached-only",
-        ...PERMISSIONS.split(" "),
-        join(ROOT, "cli.ts"),
-        "init",
-        "app",
-        "--json",
-      ),
+      await initIn(dir, "--json"),
       "init again",
     );
     const result = JSON.parse(again.stdout);
     assert.deepEqual(result.written, []);
     assert.equal(result.toMerge, null, "the deno.json lacks nothing");
     const againText = ok(
-      await deno(
-        dir,
-        "run",
-        "--cached-only",
-        ...PERMISSIONS.split(" "),
-        join(ROOT, "cli.ts"),
-        "init",
-        "app",
-      ),
+      await initIn(dir),
       "init again (text)",
     );
     assert.doesNotMatch(againText.stdout, /merge|added to its unstable/);
@@ -335,24 +323,6 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-/** `flowstate init app` in `dir`, from this checkout; the project's deno.json, parsed. */
-async function initApp(dir: string): Promise<{ app: string; config: Record<string, unknown> }> {
-  ok(
-    await deno(
-      dir,
-      "run",
-      "--cached-only",
-      ...PERMISSIONS.split(" "),
-      join(ROOT, "cli.ts"),
-      "init",
-      "app",
-    ),
-    "init",
-  );
-  const app = join(dir, "app");
-  return { app, config: JSON.parse(await Deno.readTextFile(join(app, "deno.json"))) };
-}
 
 const RUN_HELLO = `import { openRuntime } from "@flowstate/core";
 import { fileURLToPath } from "node:url";
