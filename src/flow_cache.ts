@@ -14,6 +14,7 @@
 import { resolve } from "./_path.ts";
 import { type FlowSource, type LoadedFlow, loadFlowIn } from "./flow/load.ts";
 import type { ParsedFlow } from "./flow/parse.ts";
+import { FlowValidationError } from "./errors.ts";
 import type { SandboxPool } from "./flow/sandbox.ts";
 import { canonicalJson, rememberFlowHash } from "./records/flow_version.ts";
 import { readYamlFile } from "./_yaml_file.ts";
@@ -40,6 +41,21 @@ export interface FlowLoadOptions {
 export const FLOW_CACHE_SIZE = 256;
 
 /**
+ * The most flow files a runtime keeps parsed for listing ({@linkcode FlowCache.parseFile}):
+ * a config's whole `flows:` folder, however large, is listed without parsing it again.
+ */
+export const PARSED_FILES_KEPT = 10_000;
+
+/** A flow file as {@linkcode FlowCache.parseFile} last parsed it: its status and text then, and the outcome. */
+interface ParsedFile {
+  /** Its status then (see `fileStamp`), when it had not changed for two seconds; else `undefined`. */
+  stamp: string | undefined;
+  text: string;
+  parsed?: ParsedFlow;
+  error?: FlowValidationError;
+}
+
+/**
  * Prepared flows by content, least recently used dropped first.
  *
  * @example
@@ -63,6 +79,10 @@ export class FlowCache {
   #max: number;
   #hits = 0;
   #misses = 0;
+  /** Flow files parsed for listing, by path and store names (see `parseFile`). */
+  #parsed = new Map<string, ParsedFile>();
+  #parseHits = 0;
+  #parses = 0;
 
   /** A cache of at most `max` flows. */
   constructor(max = FLOW_CACHE_SIZE) {
@@ -105,10 +125,107 @@ export class FlowCache {
     return loaded;
   }
 
+  /** Of {@linkcode FlowCache.parseFile}: answers without parsing, parses, and files held. */
+  get parseStats(): { hits: number; parses: number; size: number } {
+    return { hits: this.#parseHits, parses: this.#parses, size: this.#parsed.size };
+  }
+
+  /**
+   * The flow file at `path` parsed and validated as `loadFlowFile` does it
+   * (not prepared: what listing flows needs, their ids and schedules), or its
+   * `FlowValidationError`, thrown. A file is parsed again only when its text
+   * changed: while its status (times, size, inode: one `stat`) is what it was
+   * when it was last read, and it had not changed for two seconds then, it is
+   * not even read; else it is read, and parsed when its text is not the one
+   * parsed last. Whether a file is valid depends on its text alone, so its
+   * error is kept too (a reader of the message gets the one of its last
+   * parse). Other failures (the file cannot be read) are not kept.
+   *
+   * @example
+   * ```ts
+   * import { FlowCache } from "./flow_cache.ts";
+   * import assert from "node:assert/strict";
+   * const dir = await Deno.makeTempDir();
+   * const path = `${dir}/hello.flow.yaml`;
+   * await Deno.writeTextFile(path, "id: hello\nnodes: [{ id: a, type: log, with: { message: hi } }]\n");
+   * const cache = new FlowCache();
+   * const first = await cache.parseFile(path);
+   * assert.equal(await cache.parseFile(path), first); // the same text: not parsed again
+   * assert.deepEqual(cache.parseStats, { hits: 1, parses: 1, size: 1 });
+   * await Deno.writeTextFile(path, "id: bye\nnodes: [{ id: a, type: log, with: { message: hi } }]\n");
+   * assert.equal((await cache.parseFile(path)).definition.id, "bye"); // edited: parsed again
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  async parseFile(
+    path: string,
+    options: { stores?: readonly string[] } = {},
+  ): Promise<ParsedFlow> {
+    const key = `${path}\0${JSON.stringify(options.stores ?? null)}`;
+    const stamp = fileStamp(path);
+    const seen = this.#parsed.get(key);
+    if (seen !== undefined && stamp !== undefined && seen.stamp === stamp) {
+      return this.#parsedHit(key, seen);
+    }
+    let read: Awaited<ReturnType<typeof readYamlFile>> | undefined;
+    try {
+      read = await readYamlFile(path);
+    } catch {
+      read = undefined; // loading it reports the error
+    }
+    // The parser loads with the first file parsed (not with the runtime: `flowstate run` of a cached flow never needs it).
+    const { loadFlowFile } = await import("./flow/parse.ts");
+    if (read === undefined || "problem" in read) {
+      this.#parsed.delete(key);
+      return loadFlowFile(path, options);
+    }
+    // Trusted unread next time only if it did not change while read, and had not for a while.
+    const trusted = stamp !== undefined && stamp === fileStamp(path) && isStable(path)
+      ? stamp
+      : undefined;
+    if (seen !== undefined && seen.text === read.text) {
+      seen.stamp = trusted;
+      return this.#parsedHit(key, seen);
+    }
+    this.#parses++;
+    let entry: ParsedFile;
+    try {
+      const parsed = await loadFlowFile(path, options);
+      // The file may have changed between the two reads: keep it only under its own text.
+      if (parsed.source !== read.text) {
+        this.#parsed.delete(key);
+        return parsed;
+      }
+      entry = { stamp: trusted, text: read.text, parsed };
+    } catch (err) {
+      if (!(err instanceof FlowValidationError)) {
+        this.#parsed.delete(key);
+        throw err;
+      }
+      entry = { stamp: trusted, text: read.text, error: err };
+    }
+    this.#parsed.delete(key);
+    this.#parsed.set(key, entry);
+    while (this.#parsed.size > PARSED_FILES_KEPT) {
+      this.#parsed.delete(this.#parsed.keys().next().value!);
+    }
+    if (entry.error !== undefined) throw entry.error;
+    return entry.parsed!;
+  }
+
+  #parsedHit(key: string, entry: ParsedFile): ParsedFlow {
+    this.#parseHits++;
+    this.#parsed.delete(key);
+    this.#parsed.set(key, entry);
+    if (entry.error !== undefined) throw entry.error;
+    return entry.parsed!;
+  }
+
   /** Forget every flow. */
   clear(): void {
     this.#entries.clear();
     this.#files.clear();
+    this.#parsed.clear();
     this.#objects = new WeakMap();
   }
 

@@ -147,6 +147,7 @@ import {
   EventTails,
   finishRun,
   getEvents,
+  getEventsFrom,
   getRun,
   heartbeat,
   startRun,
@@ -751,6 +752,45 @@ export class Records {
   /** Every event of a run, in the order they were appended. */
   getEvents(runId: string): Promise<RunEvent[]> {
     return getEvents(this.#ctx, runId);
+  }
+
+  /**
+   * A run's events from index `from` on, and `count`, how many it has in all
+   * (an event's index is its place in {@linkcode Records.getEvents}): pass
+   * `count` as `from` next time to get only the events appended since. Of a
+   * running run, only the event chunks holding the events asked for are read.
+   * `from` past the end gives no events (and the `count`).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { newRunId, openStore, Records } from "@flowstate/core/records";
+   *
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const run = {
+   *   id: newRunId(1),
+   *   flowId: "f",
+   *   flowVersion: "v1",
+   *   status: "running" as const,
+   *   inputs: {},
+   *   outputs: null,
+   *   error: null,
+   *   startedAt: 1,
+   *   endedAt: null,
+   *   durationMs: null,
+   *   nodes: {},
+   * };
+   * await records.startRun(run);
+   * await records.appendEvents(run.id, [{ at: 1, type: "run.start" }]);
+   * const { count } = await records.getEventsFrom(run.id, 0);
+   * await records.appendEvents(run.id, [{ at: 2, type: "node.start", node: "a" }]);
+   * const later = await records.getEventsFrom(run.id, count);
+   * assert.deepEqual(later, { events: [{ at: 2, type: "node.start", node: "a" }], count: 2 });
+   * ```
+   */
+  getEventsFrom(runId: string, from: number): Promise<{ events: RunEvent[]; count: number }> {
+    return getEventsFrom(this.#ctx, runId, from);
   }
 
   /**
