@@ -198,9 +198,9 @@ function denoConfigEnablesWorkerOptions(args: string[] | undefined): boolean {
     const config = readDenoConfig(resolve(given));
     configs = config === undefined ? [] : [config];
   } else {
-    const main = Deno.mainModule;
     let dir: string;
     try {
+      const main = Deno.mainModule;
       dir = main.startsWith("file:") ? dirname(fromFileUrl(main)) : Deno.cwd();
     } catch {
       return false;
