@@ -255,3 +255,26 @@ Deno.test("state ls without a prefix leaves Flowstate's records out (and says ho
     assert.ok(JSON.parse(records.stdout).length > 3, records.stdout);
   });
 });
+
+Deno.test("init adds worker-options to a kept deno.json's own unstable list, and prints only what it lacks", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    const mine = {
+      imports: { "@flowstate/core": "jsr:@flowstate/core@^0.5", zod: "npm:zod@^4" },
+      tasks: { run: "deno run mine.ts" },
+      unstable: ["sloppy-imports"],
+    };
+    await Deno.writeTextFile(join(dir, "deno.json"), JSON.stringify(mine, null, 4) + "\n");
+    const init = await run("init");
+    assert.equal(init.code, 0, init.stderr);
+    const after = JSON.parse(await Deno.readTextFile(join(dir, "deno.json")));
+    assert.deepEqual(after.unstable, ["sloppy-imports", "no-legacy-abort", "worker-options"]);
+    assert.deepEqual(after.tasks, mine.tasks, "its own tasks are kept");
+    assert.match(await Deno.readTextFile(join(dir, "deno.json")), /^{\n {4}"imports"/);
+    assert.match(init.stdout, /added to its unstable list: no-legacy-abort, worker-options/);
+    const block = init.stdout.slice(init.stdout.indexOf("merge what it lacks"));
+    assert.match(block, /^merge what it lacks into it \(links, tasks\):/);
+    assert.match(block, /"flowstate": "deno run /);
+    assert.match(block, /"check": "deno check nodes\/ tests\/"/);
+    assert.doesNotMatch(block, /"run":|"@flowstate\/core":|"unstable"/);
+  });
+});
