@@ -470,6 +470,8 @@ export class Scheduler {
   readonly #watching = new Map<string, Promise<void>>();
   /** The config's flow files, looked at again on each turn (schedules loaded from the config). */
   #flowFiles: FlowScheduleFiles | undefined;
+  /** The last problem reading the flow files said (said again only when it changes). */
+  #flowsProblem: string | undefined;
   /** When the flow files were last looked at (`#clock` time). */
   #flowsReadAt = 0;
   /** The config the schedules come from now (read again when its file changes). */
@@ -819,16 +821,24 @@ export class Scheduler {
     try {
       read = await files.read();
     } catch (error) {
-      this.#emit({
-        type: "error",
-        message: `Cannot read the flows' schedules again (they stay as they were): ${
-          messageOf(error)
-        }`,
-        error,
-      });
+      const message = `Cannot read the flows' schedules again (they stay as they were): ${
+        messageOf(error)
+      }`;
+      // Said once, not at every look (every 2 s), until it changes or is fixed.
+      if (message !== this.#flowsProblem) this.#emit({ type: "error", message, error });
+      this.#flowsProblem = message;
       return;
     } finally {
       this.#flowsReadAt = this.#clock.now();
+    }
+    if (this.#flowsProblem !== undefined) {
+      this.#flowsProblem = undefined;
+      this.#emit({
+        type: "log",
+        scheduleId: "flows",
+        message: "the flows' schedules can be read again: the problem said above is gone",
+        level: "info",
+      });
     }
     for (const { file, error } of read.problems) {
       this.#emit({
