@@ -168,7 +168,8 @@ function notCoveredLine(n: NotCovered): string {
 /**
  * `restore --force` into the store that records runs clears their records: a
  * run another process is running there (its heartbeat fresh) would then fail
- * to record its end. Refused, naming them, until those processes stop (or
+ * to record its end; into another store, it replaces what running flows read
+ * and write there. Refused, naming them, until those processes stop (or
  * their heartbeats go stale: the process died).
  */
 async function refuseOverLiveRuns(runtime: Runtime, store: string, file: string): Promise<void> {
@@ -194,11 +195,18 @@ async function refuseOverLiveRuns(runtime: Runtime, store: string, file: string)
       Math.round((now - (r.heartbeatAt ?? r.startedAt)) / 1000)
     } s ago)`
   ).join(", ");
+  const isRecords = store === runtime.config.records;
   throw new UsageError(
     `Cannot restore ${file} into store "${store}" with --force: ${live.length} run${
       live.length === 1 ? " is" : "s are"
-    } running and recorded there: ${shown}${live.length > 5 ? ", …" : ""}. --force would delete ` +
-      `their records under them; stop the workers, daemons and runs using this store first ` +
+    } running${isRecords ? " and recorded there" : " in this project"}: ${shown}${
+      live.length > 5 ? ", …" : ""
+    }. ${
+      isRecords
+        ? "--force would delete their records under them"
+        : "--force would replace what they read and write there as they run (their writes lost " +
+          "or mixed with the backup's)"
+    }; stop the workers, daemons and runs using this store first ` +
       `(runs whose process died are not counted once their heartbeat is ${
         MIN_ABANDONED_MS / 1000
       } s old)`,
@@ -445,9 +453,7 @@ export async function restoreCommand(
   }
   checkStore(runtime, target);
   if (options.from !== undefined) checkStore(runtime, options.from);
-  if (options.force && !options.dryRun && target === runtime.config.records) {
-    await refuseOverLiveRuns(runtime, target, file);
-  }
+  if (options.force && !options.dryRun) await refuseOverLiveRuns(runtime, target, file);
   const { result, record, failureCode } = await runRecordedJob<RestoreResult>(
     runtime,
     "restore",
