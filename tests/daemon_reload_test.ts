@@ -13,24 +13,57 @@ const flow = (id: string, message: string, schedule: string | null) =>
   `id: ${id}\n${schedule === null ? "" : `schedule: "${schedule}"\n`}nodes:\n` +
   `  - { id: say, type: log, with: { message: "${message}" } }\n`;
 
+/**
+ * A project whose `flows/` holds `files` (name → text), a daemon started in it,
+ * and `body` given its directory and output as lines; the daemon is stopped
+ * with SIGTERM after `body` (it must exit 0), and killed if `body` throws.
+ */
+async function withFlowDaemon(
+  prefix: string,
+  files: Record<string, string>,
+  body: (d: {
+    dir: string;
+    out: ReturnType<typeof streamLines>;
+    err: ReturnType<typeof streamLines>;
+  }) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix });
+  let child: Deno.ChildProcess | undefined;
+  try {
+    await Deno.mkdir(join(dir, "flows"));
+    for (const [name, text] of Object.entries(files)) {
+      await Deno.writeTextFile(join(dir, "flows", name), text);
+    }
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "flows: [./flows]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
+    );
+    child = cliCommand(dir, ["daemon", "--grace", "1s"]).spawn();
+    const out = streamLines(child.stdout);
+    const err = streamLines(child.stderr);
+    await body({ dir, out, err });
+    child.kill("SIGTERM");
+    assert.equal((await child.status).code, 0, err.lines.join("\n"));
+    await Promise.all([out.done, err.done]);
+  } finally {
+    try {
+      child?.kill("SIGKILL");
+    } catch {
+      // gone
+    }
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 Deno.test({
   name:
     "daemon: an edited flow file reaches the next run; a schedule removed stops ticking, one added starts, each said",
   sanitizeResources: false,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "flowstate-daemon-reload-" });
-    const file = join(dir, "flows", "tk.flow.yaml");
-    let child: Deno.ChildProcess | undefined;
-    try {
-      await Deno.mkdir(join(dir, "flows"));
-      await Deno.writeTextFile(file, flow("tk", "version one", "* * * * * *"));
-      await Deno.writeTextFile(
-        join(dir, "flowstate.yaml"),
-        "flows: [./flows]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
-      );
-      child = cliCommand(dir, ["daemon", "--grace", "1s"]).spawn();
-      const out = streamLines(child.stdout);
-      const err = streamLines(child.stderr);
+    await withFlowDaemon("flowstate-daemon-reload-", {
+      "tk.flow.yaml": flow("tk", "version one", "* * * * * *"),
+    }, async ({ dir, err }) => {
+      const file = join(dir, "flows", "tk.flow.yaml");
       await within(err.next(/^\[flow:tk\] say: version one$/), "a run of the first version");
 
       // Its content changes: the next run is the new one's.
@@ -84,18 +117,8 @@ Deno.test({
       );
       const after = err.lines.slice(removedAt + 1).filter((l) => l.startsWith("[flow:tk] say:"));
       assert.ok(after.length <= 1, `tk ran after its schedule was removed: ${after}`);
-      child.kill("SIGTERM");
-      assert.equal((await child.status).code, 0, err.lines.join("\n"));
-      await Promise.all([out.done, err.done]);
       assert.deepEqual(err.lines.filter((l) => l.startsWith("error")), []);
-    } finally {
-      try {
-        child?.kill("SIGKILL");
-      } catch {
-        // gone
-      }
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -104,19 +127,10 @@ Deno.test({
     "daemon: a scheduled flow file an edit broke is a failed run at each tick (runs ls, metrics), not only a log line",
   sanitizeResources: false,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "flowstate-daemon-broken-" });
-    const file = join(dir, "flows", "tk.flow.yaml");
-    let child: Deno.ChildProcess | undefined;
-    try {
-      await Deno.mkdir(join(dir, "flows"));
-      await Deno.writeTextFile(file, flow("tk", "fine", "* * * * * *"));
-      await Deno.writeTextFile(
-        join(dir, "flowstate.yaml"),
-        "flows: [./flows]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
-      );
-      child = cliCommand(dir, ["daemon", "--grace", "1s"]).spawn();
-      const out = streamLines(child.stdout);
-      const err = streamLines(child.stderr);
+    await withFlowDaemon("flowstate-daemon-broken-", {
+      "tk.flow.yaml": flow("tk", "fine", "* * * * * *"),
+    }, async ({ dir, err }) => {
+      const file = join(dir, "flows", "tk.flow.yaml");
       await within(err.next(/^\[flow:tk\] say: fine$/), "a run of the good file");
       await Deno.writeTextFile(
         file,
@@ -157,17 +171,7 @@ Deno.test({
       await Deno.writeTextFile(file, flow("tk", "fixed", "* * * * * *"));
       await within(err.next(/^\[flow:tk\] say: fixed$/), "a run of the fixed file");
       assert.ok(err.lines.length > said);
-      child.kill("SIGTERM");
-      assert.equal((await child.status).code, 0, err.lines.join("\n"));
-      await Promise.all([out.done, err.done]);
-    } finally {
-      try {
-        child?.kill("SIGKILL");
-      } catch {
-        // gone
-      }
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -176,18 +180,9 @@ Deno.test({
     "daemon: two flow files with one id are said once (not at every look), and their fix is said",
   sanitizeResources: false,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "flowstate-daemon-dup-" });
-    let child: Deno.ChildProcess | undefined;
-    try {
-      await Deno.mkdir(join(dir, "flows"));
-      await Deno.writeTextFile(join(dir, "flows", "a.flow.yaml"), flow("tk", "a", "* * * * * *"));
-      await Deno.writeTextFile(
-        join(dir, "flowstate.yaml"),
-        "flows: [./flows]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
-      );
-      child = cliCommand(dir, ["daemon", "--grace", "1s"]).spawn();
-      const out = streamLines(child.stdout);
-      const err = streamLines(child.stderr);
+    await withFlowDaemon("flowstate-daemon-dup-", {
+      "a.flow.yaml": flow("tk", "a", "* * * * * *"),
+    }, async ({ dir, err }) => {
       await within(err.next(/^\[flow:tk\] say: a$/), "a run");
       await Deno.writeTextFile(join(dir, "flows", "b.flow.yaml"), flow("tk", "b", "* * * * * *"));
       const said = err.lines.indexOf(
@@ -213,16 +208,6 @@ Deno.test({
         err.next(/^\[flows\] the flows' schedules can be read again/),
         "the fix said",
       );
-      child.kill("SIGTERM");
-      assert.equal((await child.status).code, 0, err.lines.join("\n"));
-      await Promise.all([out.done, err.done]);
-    } finally {
-      try {
-        child?.kill("SIGKILL");
-      } catch {
-        // gone
-      }
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
