@@ -7,9 +7,8 @@
  * Through the CLI.
  */
 import assert from "node:assert/strict";
-import { dirname, join } from "node:path";
-import { cliCommand } from "./_cli_sandbox.ts";
-import { streamLines, within } from "./fixtures/daemon_process.ts";
+import { join } from "node:path";
+import { type streamLines, withDaemonProject, within } from "./fixtures/daemon_process.ts";
 
 /** Bound of every wait here: a loaded machine is slow, never a failure before then. */
 const WAIT_MS = 90_000;
@@ -18,7 +17,7 @@ const config = (jobs: string, extra = "") =>
   `stores:\n  default: { plugin: memory }\n${extra}jobs:\n  retention: { enabled: false }\n${jobs}`;
 
 /** A project with `flowstate.yaml` written, a daemon started in it, and its output as lines. */
-async function withDaemon(
+function withDaemon(
   yaml: string,
   args: string[],
   body: (d: {
@@ -30,28 +29,12 @@ async function withDaemon(
   }) => Promise<void>,
   files: Record<string, string> = {},
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "flowstate-daemon-config-" });
-  const file = join(dir, "flowstate.yaml");
-  let child: Deno.ChildProcess | undefined;
-  try {
-    for (const [name, text] of Object.entries(files)) {
-      await Deno.mkdir(dirname(join(dir, name)), { recursive: true });
-      await Deno.writeTextFile(join(dir, name), text);
-    }
-    await Deno.writeTextFile(file, yaml);
-    child = cliCommand(dir, ["daemon", "--grace", "1s", ...args]).spawn();
-    const out = streamLines(child.stdout);
-    const err = streamLines(child.stderr);
-    await body({ dir, child, out, err, edit: (text) => Deno.writeTextFile(file, text) });
-    await Promise.all([out.done, err.done]);
-  } finally {
-    try {
-      child?.kill("SIGKILL");
-    } catch {
-      // gone
-    }
-    await Deno.remove(dir, { recursive: true });
-  }
+  return withDaemonProject(
+    "flowstate-daemon-config-",
+    { ...files, "flowstate.yaml": yaml },
+    args,
+    (d) => body({ ...d, edit: (text) => Deno.writeTextFile(join(d.dir, "flowstate.yaml"), text) }),
+  );
 }
 
 /** The first line of `lines` after index `from` that matches `pattern`, as it comes. */

@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliCommand, runCli } from "./_cli_sandbox.ts";
-import { streamLines, within } from "./fixtures/daemon_process.ts";
+import { runCli } from "./_cli_sandbox.ts";
+import { type streamLines, withDaemonProject, within } from "./fixtures/daemon_process.ts";
 
 const flow = (id: string, message: string, schedule: string | null) =>
   `id: ${id}\n${schedule === null ? "" : `schedule: "${schedule}"\n`}nodes:\n` +
@@ -16,9 +16,9 @@ const flow = (id: string, message: string, schedule: string | null) =>
 /**
  * A project whose `flows/` holds `files` (name → text), a daemon started in it,
  * and `body` given its directory and output as lines; the daemon is stopped
- * with SIGTERM after `body` (it must exit 0), and killed if `body` throws.
+ * with SIGTERM after `body` (it must exit 0).
  */
-async function withFlowDaemon(
+function withFlowDaemon(
   prefix: string,
   files: Record<string, string>,
   body: (d: {
@@ -27,32 +27,21 @@ async function withFlowDaemon(
     err: ReturnType<typeof streamLines>;
   }) => Promise<void>,
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix });
-  let child: Deno.ChildProcess | undefined;
-  try {
-    await Deno.mkdir(join(dir, "flows"));
-    for (const [name, text] of Object.entries(files)) {
-      await Deno.writeTextFile(join(dir, "flows", name), text);
-    }
-    await Deno.writeTextFile(
-      join(dir, "flowstate.yaml"),
-      "flows: [./flows]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
-    );
-    child = cliCommand(dir, ["daemon", "--grace", "1s"]).spawn();
-    const out = streamLines(child.stdout);
-    const err = streamLines(child.stderr);
-    await body({ dir, out, err });
-    child.kill("SIGTERM");
-    assert.equal((await child.status).code, 0, err.lines.join("\n"));
-    await Promise.all([out.done, err.done]);
-  } finally {
-    try {
-      child?.kill("SIGKILL");
-    } catch {
-      // gone
-    }
-    await Deno.remove(dir, { recursive: true });
-  }
+  const flows = Object.entries(files).map(([name, text]) => [`flows/${name}`, text]);
+  return withDaemonProject(
+    prefix,
+    {
+      "flowstate.yaml":
+        "flows: [./flows]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
+      ...Object.fromEntries(flows),
+    },
+    [],
+    async (d) => {
+      await body(d);
+      d.child.kill("SIGTERM");
+      assert.equal((await d.child.status).code, 0, d.err.lines.join("\n"));
+    },
+  );
 }
 
 Deno.test({
