@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type streamLines, withDaemonProject, within } from "./fixtures/daemon_process.ts";
+import { type DaemonProject, withDaemonProject, within } from "./fixtures/daemon_process.ts";
 
 /** Bound of every wait here: a loaded machine is slow, never a failure before then. */
 const WAIT_MS = 90_000;
@@ -20,13 +20,7 @@ const config = (jobs: string, extra = "") =>
 function withDaemon(
   yaml: string,
   args: string[],
-  body: (d: {
-    dir: string;
-    child: Deno.ChildProcess;
-    out: ReturnType<typeof streamLines>;
-    err: ReturnType<typeof streamLines>;
-    edit: (yaml: string) => Promise<void>;
-  }) => Promise<void>,
+  body: (d: DaemonProject & { edit: (yaml: string) => Promise<void> }) => Promise<void>,
   files: Record<string, string> = {},
 ): Promise<void> {
   return withDaemonProject(
@@ -39,7 +33,7 @@ function withDaemon(
 
 /** The first line of `lines` after index `from` that matches `pattern`, as it comes. */
 function after(
-  stream: ReturnType<typeof streamLines>,
+  stream: DaemonProject["err"],
   from: number,
   pattern: RegExp,
 ): Promise<number> {

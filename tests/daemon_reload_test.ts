@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli } from "./_cli_sandbox.ts";
-import { type streamLines, withDaemonProject, within } from "./fixtures/daemon_process.ts";
+import { type DaemonProject, withDaemonProject, within } from "./fixtures/daemon_process.ts";
 
 const flow = (id: string, message: string, schedule: string | null) =>
   `id: ${id}\n${schedule === null ? "" : `schedule: "${schedule}"\n`}nodes:\n` +
@@ -21,11 +21,7 @@ const flow = (id: string, message: string, schedule: string | null) =>
 function withFlowDaemon(
   prefix: string,
   files: Record<string, string>,
-  body: (d: {
-    dir: string;
-    out: ReturnType<typeof streamLines>;
-    err: ReturnType<typeof streamLines>;
-  }) => Promise<void>,
+  body: (d: DaemonProject) => Promise<void>,
 ): Promise<void> {
   const flows = Object.entries(files).map(([name, text]) => [`flows/${name}`, text]);
   return withDaemonProject(
