@@ -226,3 +226,55 @@ Deno.test("maxAge: 30 in flowstate.yaml is refused at its line for having no uni
     );
   });
 });
+
+Deno.test("state ls without a prefix leaves Flowstate's records out (and says how to list them); --limit counts what is shown", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "one.flow.yaml"),
+      "id: one\nnodes:\n  - { id: a, type: state.increment, with: { scope: flow, key: n } }\n" +
+        "  - { id: b, type: state.set, needs: [a], with: { scope: global, key: z, value: 1 } }\n",
+    );
+    for (let i = 0; i < 3; i++) assert.equal((await run("run", "one.flow.yaml")).code, 0);
+    const ls = await run("state", "ls", "--json");
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.deepEqual(
+      (JSON.parse(ls.stdout) as { key: string[] }[]).map((e) => e.key.join("/")),
+      ["flow/one/n", "global/z"],
+    );
+    assert.match(
+      ls.stderr,
+      /records under flowstate\/ are not listed: `state ls flowstate` lists them/,
+    );
+    const limited = await run("state", "ls", "--json", "--limit", "1");
+    assert.deepEqual(JSON.parse(limited.stdout).map((e: { key: string[] }) => e.key), [[
+      "flow",
+      "one",
+      "n",
+    ]]);
+    const records = await run("state", "ls", "flowstate", "--json");
+    assert.ok(JSON.parse(records.stdout).length > 3, records.stdout);
+  });
+});
+
+Deno.test("init adds worker-options to a kept deno.json's own unstable list, and prints only what it lacks", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    const mine = {
+      imports: { "@flowstate/core": "jsr:@flowstate/core@^0.5", zod: "npm:zod@^4" },
+      tasks: { run: "deno run mine.ts" },
+      unstable: ["sloppy-imports"],
+    };
+    await Deno.writeTextFile(join(dir, "deno.json"), JSON.stringify(mine, null, 4) + "\n");
+    const init = await run("init");
+    assert.equal(init.code, 0, init.stderr);
+    const after = JSON.parse(await Deno.readTextFile(join(dir, "deno.json")));
+    assert.deepEqual(after.unstable, ["sloppy-imports", "no-legacy-abort", "worker-options"]);
+    assert.deepEqual(after.tasks, mine.tasks, "its own tasks are kept");
+    assert.match(await Deno.readTextFile(join(dir, "deno.json")), /^{\n {4}"imports"/);
+    assert.match(init.stdout, /added to its unstable list: no-legacy-abort, worker-options/);
+    const block = init.stdout.slice(init.stdout.indexOf("merge what it lacks"));
+    assert.match(block, /^merge what it lacks into it \(links, tasks\):/);
+    assert.match(block, /"flowstate": "deno run /);
+    assert.match(block, /"check": "deno check nodes\/ tests\/"/);
+    assert.doesNotMatch(block, /"run":|"@flowstate\/core":|"unstable"/);
+  });
+});

@@ -379,3 +379,44 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "daemon --serve: the API's jobs and schedules are the config as the daemon applied it after an edit",
+  sanitizeResources: false,
+  async fn() {
+    await withDaemon(
+      config('  gc: { schedule: "0 0 1 1 *" }\n', "serve: { port: 0 }\n"),
+      ["--serve"],
+      async ({ child, out, err, edit }) => {
+        const serving = await within(
+          after(err, -1, /^Serving http:\/\/127\.0\.0\.1:\d+\/$/),
+          "serving",
+          WAIT_MS,
+        );
+        const base = err.lines[serving].slice("Serving ".length);
+        const api = async (path: string) => {
+          const response = await fetch(new URL(path, base));
+          assert.equal(response.status, 200, path);
+          return await response.json();
+        };
+        const gcOf = async () => ({
+          job: (await api("api/jobs") as { name: string; schedule: string | null }[])
+            .find((j) => j.name === "gc")?.schedule,
+          schedule: (await api("api/schedules") as { id: string; cron: string }[])
+            .find((s) => s.id === "job:gc")?.cron,
+        });
+        assert.deepEqual(await gcOf(), { job: "0 0 1 1 *", schedule: "0 0 1 1 *" });
+        await edit(config('  gc: { schedule: "0 0 2 1 *" }\n', "serve: { port: 0 }\n"));
+        await within(
+          out.next(/^Config flowstate\.yaml changed: applied jobs$/),
+          "applied",
+          WAIT_MS,
+        );
+        assert.deepEqual(await gcOf(), { job: "0 0 2 1 *", schedule: "0 0 2 1 *" });
+        child.kill("SIGTERM");
+        assert.equal((await child.status).code, 0, err.lines.join("\n"));
+      },
+    );
+  },
+});

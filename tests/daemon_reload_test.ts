@@ -170,3 +170,59 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "daemon: two flow files with one id are said once (not at every look), and their fix is said",
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "flowstate-daemon-dup-" });
+    let child: Deno.ChildProcess | undefined;
+    try {
+      await Deno.mkdir(join(dir, "flows"));
+      await Deno.writeTextFile(join(dir, "flows", "a.flow.yaml"), flow("tk", "a", "* * * * * *"));
+      await Deno.writeTextFile(
+        join(dir, "flowstate.yaml"),
+        "flows: [./flows]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
+      );
+      child = cliCommand(dir, ["daemon", "--grace", "1s"]).spawn();
+      const out = streamLines(child.stdout);
+      const err = streamLines(child.stderr);
+      await within(err.next(/^\[flow:tk\] say: a$/), "a run");
+      await Deno.writeTextFile(join(dir, "flows", "b.flow.yaml"), flow("tk", "b", "* * * * * *"));
+      const said = err.lines.indexOf(
+        await within(err.next(/Cannot read the flows' schedules again/), "the problem said"),
+      );
+      // Three more runs of tk (every second): more looks at the files (every 2 s and before each
+      // tick), and the problem is not said again.
+      await within(
+        (async () => {
+          const later = () =>
+            err.lines.slice(said + 1).filter((l) => l === "[flow:tk] say: a").length;
+          while (later() < 3) await new Promise((r) => setTimeout(r, 100));
+        })(),
+        "three later runs",
+      );
+      assert.equal(
+        err.lines.filter((l) => l.includes("Cannot read the flows' schedules again")).length,
+        1,
+        err.lines.join("\n"),
+      );
+      await Deno.remove(join(dir, "flows", "b.flow.yaml"));
+      await within(
+        err.next(/^\[flows\] the flows' schedules can be read again/),
+        "the fix said",
+      );
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0, err.lines.join("\n"));
+      await Promise.all([out.done, err.done]);
+    } finally {
+      try {
+        child?.kill("SIGKILL");
+      } catch {
+        // gone
+      }
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

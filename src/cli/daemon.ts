@@ -203,7 +203,12 @@ export async function daemonCommand(
     const queueLine = workerPrinter(false, quiet);
     const server = options.serve
       // The daemon's own worker runs what the server enqueues (none with --no-queue).
-      ? await startServer(runtime, {}, { scheduler: () => ({ ...status }), worker: false })
+      ? await startServer(runtime, {}, {
+        scheduler: () => ({ ...status }),
+        worker: false,
+        // The jobs and schedules as the daemon runs them (it applies edits of the config).
+        config: () => scheduler.config,
+      })
       : undefined;
     const reason = await stopRequested.promise;
     if (options.json) {

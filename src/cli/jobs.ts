@@ -26,7 +26,7 @@ import { runJob, unitlessDurationOptions } from "../jobs/run.ts";
 import type { Job } from "../jobs/job.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import { nextTick } from "../cron.ts";
-import { loadConfiguredJob } from "../scheduler/from_config.ts";
+import { loadConfiguredJob, locateJobOptionsError } from "../scheduler/from_config.ts";
 import { formatDuration, formatTime, printTable } from "./format.ts";
 import { UsageError } from "./input.ts";
 import {
@@ -38,7 +38,7 @@ import {
   progressMode,
   unlessMissing,
 } from "./common.ts";
-import { messageOf } from "../errors.ts";
+import { ConfigError, messageOf } from "../errors.ts";
 import { createProgress, type ProgressMode } from "../jobs/progress.ts";
 import type { IndexBuildEvent } from "../store/driver.ts";
 import { parseJson } from "../_json.ts";
@@ -268,6 +268,10 @@ export async function jobsRun(
         // The library prints nothing: the CLI asks for a progress bar and log lines on stderr.
         progress: progressMode(options.quiet),
         ...(options.quiet ? {} : { onLog: (message) => console.error(`[${job.name}] ${message}`) }),
+      }).catch((err) => {
+        // An option from the config is shown where it is written.
+        if (!(err instanceof ConfigError) || !Object.hasOwn(runtime.config.jobs, name)) throw err;
+        throw locateJobOptionsError(runtime.config, name, err, (option) => !(option in cliOptions));
       }),
   );
 

@@ -12,6 +12,7 @@ import type { ChangeActor } from "../store/types.ts";
 import { dirname, fromFileUrl, isAbsolute, resolve } from "../_path.ts";
 import { importReadPaths, protectedBy } from "./_import_reads.ts";
 import { type FileStamp, isFlowstateCode, moduleFiles, unchanged } from "./_module_files.ts";
+import { type DenoConfigFile, denoConfigsAround, readDenoConfig } from "../_jsonc.ts";
 import type { NodeContext, NodeType } from "./node.ts";
 import type { NodePermissions } from "./types.ts";
 import type { StateView } from "../state/scopes.ts";
@@ -154,26 +155,76 @@ function describe(name: PermissionName, item: string | undefined): Deno.Permissi
 }
 
 /**
- * Whether this process was started with `--unstable-worker-options` (without
- * it, starting a Worker with permissions exits the whole process). Read from
- * `/proc/self/cmdline` where it can be; assumed present where it cannot.
+ * Whether this process has Deno's worker-options feature (without it,
+ * starting a Worker with permissions exits the whole process with code 70,
+ * which no `catch` sees). Proofs that it is on: `--unstable-worker-options`
+ * on the command line (`/proc/self/cmdline`, readable only with
+ * `--allow-all`), or `"unstable": ["worker-options"]` in the deno.json Deno
+ * applies (the one given by `--config`, else the nearest one around the main
+ * module, or around the working directory for a remote one). It counts as off
+ * only when the command line was read and nothing proves it on; when nothing
+ * can be read it is assumed on, since refusing would break working setups.
  */
 export function workerOptionsEnabled(): boolean {
-  // The command line does not change: read it once, not on every node run.
+  // The command line and the config do not change: read them once, not on every node run.
   return workerOptionsFlag ??= readWorkerOptionsFlag();
 }
 
 let workerOptionsFlag: boolean | undefined;
 
 function readWorkerOptionsFlag(): boolean {
+  const args = commandLine();
+  if (args?.some((a) => a === "--unstable-worker-options" || a === "--unstable")) return true;
+  if (denoConfigEnablesWorkerOptions(args)) return true;
+  return args === undefined;
+}
+
+/** This process's arguments; `undefined` when they cannot be read. */
+function commandLine(): string[] | undefined {
   const path = "/proc/self/cmdline";
   try {
-    if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return true;
-    const args = Deno.readTextFileSync(path).split("\0");
-    return args.some((a) => a === "--unstable-worker-options" || a === "--unstable");
+    if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return undefined;
+    return Deno.readTextFileSync(path).split("\0");
   } catch {
-    return true;
+    return undefined; // not Linux, or Deno refuses it without --allow-all (NotCapable)
   }
+}
+
+/** Whether the deno.json Deno applies to this process lists `worker-options` under `unstable`. */
+function denoConfigEnablesWorkerOptions(args: string[] | undefined): boolean {
+  let configs: DenoConfigFile[];
+  const given = args === undefined ? undefined : configArgument(args);
+  if (given === null) return false; // --no-config
+  if (given !== undefined) {
+    const config = readDenoConfig(resolve(given));
+    configs = config === undefined ? [] : [config];
+  } else {
+    let dir: string;
+    try {
+      const main = Deno.mainModule;
+      dir = main.startsWith("file:") ? dirname(fromFileUrl(main)) : Deno.cwd();
+    } catch {
+      return false;
+    }
+    configs = denoConfigsAround(dir);
+  }
+  return configs.some(({ json }) =>
+    Array.isArray(json.unstable) && json.unstable.includes("worker-options")
+  );
+}
+
+/** The `--config`/`-c` file of `args` (before the script); `null` for `--no-config`. */
+function configArgument(args: string[]): string | null | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--no-config") return null;
+    if ((arg === "--config" || arg === "-c") && i + 1 < args.length) return args[i + 1];
+    const inline = arg.match(/^(?:--config=|-c=?)(.+)$/);
+    if (inline) return inline[1];
+    // The script: what follows it are its own arguments (flowstate's -c is its config file).
+    if (/^(file|jsr|npm|https?|data):/.test(arg) || /\.[cm]?[jt]sx?$/.test(arg)) break;
+  }
+  return undefined;
 }
 
 /** The error for a process started without `--unstable-worker-options`. */
@@ -521,11 +572,24 @@ function nodeError(error: { name: string; message: string }): Error {
   const message = error.name === "NotCapable" || error.name === "PermissionDenied"
     ? `${
       error.message.replace(/, run again with the --allow-\S+ flag/, "")
-    } (permission denied: the node may only do what its permissions: in the flow declare)`
+    } (permission denied: the node may only do what its permissions: in the flow declare${
+      permissionHint(error.message)
+    })`
     : error.message;
   const err = new Error(message);
   err.name = error.name;
   return err;
+}
+
+/**
+ * What to add to the node's `permissions:` for Deno's `Requires net access to
+ * "host:port"`: `; hint: add to the node in its flow file: permissions: { net: ["host:port"] }`.
+ */
+function permissionHint(message: string): string {
+  const m = message.match(/Requires (\w+) access(?: to "((?:[^"\\]|\\.)*)")?/);
+  if (m === null || !(PERMISSION_NAMES as readonly string[]).includes(m[1])) return "";
+  const value = m[2] === undefined ? "true" : `[${JSON.stringify(m[2])}]`;
+  return `; hint: add to the node in its flow file: permissions: { ${m[1]}: ${value} }`;
 }
 
 /** Passes every value through: the real schema runs inside the Worker. */

@@ -469,9 +469,15 @@ export class Records {
     const run = await getRun(this.#ctx, runId);
     const why = run === null ? null : abandonedRun(run, now, options.afterMs);
     if (run === null || why === null) return null;
-    // It ended when its process was last heard from, not when someone noticed (a record of an
-    // older version, without heartbeats, has no such time: now).
-    const endedAt = why.by === "heartbeat" ? Math.max(run.startedAt, why.lastSeenAt) : now;
+    // It ended when its process was last heard from, not when someone noticed: its last heartbeat
+    // or its last recorded event, whichever is later (a process killed before its first beat
+    // still recorded its nodes' events). A record of an older version, without heartbeats: now.
+    const lastEventAt = why.by === "heartbeat"
+      ? (await this.getEvents(runId)).reduce((latest, e) => Math.max(latest, e.at), 0)
+      : 0;
+    const endedAt = why.by === "heartbeat"
+      ? Math.min(now, Math.max(run.startedAt, why.lastSeenAt, lastEventAt))
+      : now;
     const record: RunRecord = {
       ...run,
       status: "failed",

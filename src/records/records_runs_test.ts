@@ -16,6 +16,7 @@ import {
 } from "./_test_utils.ts";
 import { HISTOGRAM_RELATIVE_ERROR } from "./metrics.ts";
 import { Records } from "./records.ts";
+import { RunRecorder } from "./recorder.ts";
 import { newRunId } from "./run_id.ts";
 import type { RunEvent, RunRecord } from "./types.ts";
 
@@ -416,6 +417,26 @@ Deno.test("Records.abandonRun() ends the run at its last heartbeat, not when it 
   assert.deepEqual([marked?.endedAt, marked?.durationMs], [lastBeat, 5_000]);
   const stored = await records.getRun(run.id);
   assert.deepEqual([stored?.endedAt, stored?.durationMs], [lastBeat, 5_000]);
+});
+
+Deno.test("Records.abandonRun() ends a run killed before its first heartbeat at its last recorded event, not at its start", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  let now = Date.UTC(2026, 0, 1);
+  const clock = { now: () => now };
+  const records = new Records(store, { clock });
+  const run = await RunRecorder.start(records, clock, {
+    flowId: "f",
+    flowVersion: "v",
+    inputs: {},
+  });
+  const startedAt = now;
+  await records.appendEvents(run.id, [{ at: startedAt + 3_500, type: "node.start", node: "a" }]);
+  await run.close(); // killed 3.5 s in, before its first heartbeat (every 5 s)
+  now += 120_000;
+  const marked = await records.abandonRun(run.id, { afterMs: 60_000 });
+  assert.equal(marked?.status, "failed");
+  assert.equal(marked?.durationMs, 3_500);
+  assert.equal((await records.getRun(run.id))?.endedAt, startedAt + 3_500);
 });
 
 backendTest(

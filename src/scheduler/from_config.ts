@@ -53,6 +53,37 @@ function locate(config: ResolvedConfig, path: (string | number)[]): string {
 }
 
 /**
+ * A job's options refused by its schema (`err`, from `resolveJobOptions`),
+ * each problem at the place of its option in the config when it is written
+ * there (`flowstate.yaml:9:22: jobs.backup.options.keep: must be …`), else
+ * at `jobs.<name>.options`. Problems of options given elsewhere
+ * (`fromConfig` says which are the config's) keep the message they had.
+ */
+export function locateJobOptionsError(
+  config: ResolvedConfig,
+  name: string,
+  err: ConfigError,
+  fromConfig: (option: string) => boolean = () => true,
+): ConfigError {
+  const options = ["jobs", name, "options"];
+  const issues = err.issues;
+  if (issues.length === 0 || issues.some((i) => i.path.length === 0)) {
+    return new ConfigError(`${locate(config, options)}${err.message}`, { cause: err });
+  }
+  if (!issues.some((i) => fromConfig(String(i.path[0])))) return err;
+  const lines = issues.map((issue) =>
+    fromConfig(String(issue.path[0]))
+      ? `${locate(config, [...options, ...issue.path])}${issue.message}`
+      : `Cannot run job "${name}": option "${issue.path.join(".")}": ${issue.message}`
+  );
+  return new ConfigError(lines.join("\n"), {
+    cause: err,
+    issues: issues.map((i) => ({ ...i, path: [...options, ...i.path] })),
+    file: err.file,
+  });
+}
+
+/**
  * Load a job by its config name: its module (`jobs.<name>.module`) or the
  * built-in of that name, renamed to `name`, with the schedule it runs at.
  * A job that cannot be loaded is a {@linkcode ConfigError} pointing at the
@@ -230,9 +261,7 @@ export async function loadSchedules(
       await resolveJobOptions(job, { ...settings.options });
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      throw new ConfigError(`${locate(config, ["jobs", name, "options"])}${err.message}`, {
-        cause: err,
-      });
+      throw locateJobOptionsError(config, name, err);
     }
     const id = `job:${name}`;
     schedules.push({

@@ -479,6 +479,8 @@ export class Scheduler {
   readonly #watching = new Map<string, Promise<void>>();
   /** The config's flow files, looked at again on each turn (schedules loaded from the config). */
   #flowFiles: FlowScheduleFiles | undefined;
+  /** The last problem reading the flow files said (said again only when it changes). */
+  #flowsProblem: string | undefined;
   /** When the flow files were last looked at (`#clock` time). */
   #flowsReadAt = 0;
   /** The config the schedules come from now (read again when its file changes). */
@@ -639,6 +641,26 @@ export class Scheduler {
       next: s.next,
       running: s.active !== null,
     }));
+  }
+
+  /**
+   * The config whose jobs and flow schedules it runs: the runtime's, or, when
+   * it watches the config file (`SchedulerOptions.loadConfig`), the file as
+   * last applied.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openRuntime } from "@flowstate/core";
+   * import { Scheduler } from "@flowstate/core/scheduler";
+   *
+   * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+   * const scheduler = new Scheduler(rt);
+   * assert.equal(scheduler.config, rt.config);
+   * ```
+   */
+  get config(): ResolvedConfig {
+    return this.#config ?? this.#runtime.config;
   }
 
   /** How many ticks are running (or waiting for their jitter) here. */
@@ -809,16 +831,24 @@ export class Scheduler {
     try {
       read = await files.read();
     } catch (error) {
-      this.#emit({
-        type: "error",
-        message: `Cannot read the flows' schedules again (they stay as they were): ${
-          messageOf(error)
-        }`,
-        error,
-      });
+      const message = `Cannot read the flows' schedules again (they stay as they were): ${
+        messageOf(error)
+      }`;
+      // Said once, not at every look (every 2 s), until it changes or is fixed.
+      if (message !== this.#flowsProblem) this.#emit({ type: "error", message, error });
+      this.#flowsProblem = message;
       return;
     } finally {
       this.#flowsReadAt = this.#clock.now();
+    }
+    if (this.#flowsProblem !== undefined) {
+      this.#flowsProblem = undefined;
+      this.#emit({
+        type: "log",
+        scheduleId: "flows",
+        message: "the flows' schedules can be read again: the problem said above is gone",
+        level: "info",
+      });
     }
     for (const { file, error } of read.problems) {
       this.#emit({

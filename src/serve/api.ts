@@ -17,6 +17,7 @@ import {
 } from "../errors.ts";
 import { didYouMean } from "../_suggest.ts";
 import { flowCacheOf, type Runtime } from "../runtime.ts";
+import type { ResolvedConfig } from "../config.ts";
 import type { Change, Entry, JsonValue, Key, Store } from "../store/types.ts";
 import { assertKey } from "../store/keys.ts";
 import { redactUrl } from "../plugin_define.ts";
@@ -61,6 +62,8 @@ export interface ServerState {
   pending: Set<Promise<unknown>>;
   /** The scheduler's status, when one runs beside the server. */
   scheduler?: () => SchedulerStatus;
+  /** The config whose jobs and schedules are listed and run (see `ServeOptions.config`). */
+  config: () => ResolvedConfig;
 }
 
 type Ctx = RouteContext<ServerState>;
@@ -1343,18 +1346,19 @@ export const apiRoutes: readonly ApiRoute[] = [
     },
     async handler({ server }) {
       const runtime = server.runtime;
+      const config = server.config();
       const records = await runtime.records();
       const now = runtime.clock.now();
-      const names = [...new Set([...builtinJobNames(), ...Object.keys(runtime.config.jobs)])];
+      const names = [...new Set([...builtinJobNames(), ...Object.keys(config.jobs)])];
       const out: z.infer<typeof S.JobInfoSchema>[] = [];
       for (const name of names) {
-        const settings = runtime.config.jobs[name];
-        const timezone = settings?.timezone ?? runtime.config.timezone;
+        const settings = config.jobs[name];
+        const timezone = settings?.timezone ?? config.timezone;
         let description: string | null = null;
         let schedule: string | null = settings?.schedule ?? null;
         let error: string | null = null;
         try {
-          const loaded = await loadConfiguredJob(runtime.config, name);
+          const loaded = await loadConfiguredJob(config, name);
           description = loaded.job.description;
           schedule = loaded.schedule;
         } catch (err) {
@@ -1398,7 +1402,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       const runtime = server.runtime;
       let schedules;
       try {
-        schedules = await loadSchedules(runtime);
+        schedules = await loadSchedules(runtime, { config: server.config() });
       } catch (err) {
         if (err instanceof ConfigError) throw badRequest(redactText(err.message));
         throw err;
@@ -1445,7 +1449,8 @@ export const apiRoutes: readonly ApiRoute[] = [
     async handler(ctx) {
       const { server, params } = ctx;
       const runtime = server.runtime;
-      const names = [...new Set([...builtinJobNames(), ...Object.keys(runtime.config.jobs)])];
+      const config = server.config();
+      const names = [...new Set([...builtinJobNames(), ...Object.keys(config.jobs)])];
       if (!names.includes(params.name)) {
         throw notFound(`No job "${params.name}": the jobs are ${names.join(", ")}`);
       }
@@ -1453,10 +1458,10 @@ export const apiRoutes: readonly ApiRoute[] = [
       const wait = ctx.url.searchParams.get("wait") === "true";
       let started;
       try {
-        const { job, config } = await loadConfiguredJob(runtime.config, params.name);
+        const loaded = await loadConfiguredJob(config, params.name);
         started = await startTracked(server, (signal, onStart) =>
-          runJob(runtime, job, {
-            configOptions: { ...config.options },
+          runJob(runtime, loaded.job, {
+            configOptions: { ...loaded.config.options },
             options: input.options ?? {},
             signal,
             onStart,
