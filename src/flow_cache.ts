@@ -11,7 +11,8 @@
  *
  * @module
  */
-import { resolve } from "./_path.ts";
+import { fromFileUrl, resolve } from "./_path.ts";
+import { moduleUrl } from "./loader.ts";
 import { type FlowSource, type LoadedFlow, loadFlowIn } from "./flow/load.ts";
 import type { ParsedFlow } from "./flow/parse.ts";
 import { FlowValidationError } from "./errors.ts";
@@ -35,6 +36,8 @@ export interface FlowLoadOptions {
   trustedBaseDir?: string;
   /** Called with the parsed flow before its modules load, and on every hit (see `loadFlowIn`). */
   beforePrepare?: (parsed: ParsedFlow, baseDir: string) => void;
+  /** Gives up waiting for a turn to check custom nodes in Workers. */
+  signal?: AbortSignal;
 }
 
 /** The most prepared flows a runtime keeps (the least recently used goes first). */
@@ -72,6 +75,10 @@ interface ParsedFile {
  */
 export class FlowCache {
   #entries = new Map<string, LoadedFlow>();
+  /** Flows loaded for enqueueing (see `loadChecked`), with their sandboxed modules' text. */
+  #checked = new Map<string, { loaded: LoadedFlow; modules: [string, string | null][] }>();
+  /** Loads for `loadChecked` under way, by key. */
+  #loading = new Map<string, Promise<LoadedFlow>>();
   /** Flow files' text as last read, by path, with their status then (see `fileStamp`). */
   #files = new Map<string, { stamp: string; text: string }>();
   /** Definitions passed as objects: their content (see `snapshotOf`) and key when last seen. */
@@ -121,6 +128,81 @@ export class FlowCache {
     this.#entries.set(key.id, loaded);
     while (this.#entries.size > this.#max) {
       this.#entries.delete(this.#entries.keys().next().value!);
+    }
+    return loaded;
+  }
+
+  /**
+   * `flow` loaded as {@linkcode loadFlowIn} loads it, for enqueueing a run
+   * (which needs its definition, not its node types): kept by content as
+   * {@linkcode FlowCache.load} keeps flows, and a flow whose nodes run in a
+   * sandbox Worker too, so an unchanged flow's modules are checked in a
+   * Worker once, not on every enqueue. It is loaded again
+   * when its text changed or the text of a module file of its sandboxed
+   * nodes did (read each time; what those import is not compared); the run
+   * checks its modules in its own Worker as always.
+   *
+   * @example
+   * ```ts
+   * import { FlowCache } from "./flow_cache.ts";
+   * import assert from "node:assert/strict";
+   * const cache = new FlowCache();
+   * const flow = { id: "hello", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] };
+   * const first = await cache.loadChecked(flow, { cwd: Deno.cwd() });
+   * assert.equal(await cache.loadChecked({ ...flow }, { cwd: Deno.cwd() }), first);
+   * ```
+   */
+  async loadChecked(flow: FlowSource, options: FlowLoadOptions): Promise<LoadedFlow> {
+    const found = await this.#key(flow, options.cwd);
+    if (found === undefined) return await loadFlowIn(flow, options);
+    // Checked against these store names (`state.*` nodes' `store`): kept apart from `load`'s.
+    const key = `${found.id}\0${JSON.stringify(options.stores ?? null)}`;
+    const kept = this.#checked.get(key);
+    if (kept !== undefined && await sameTexts(kept.modules)) {
+      options.beforePrepare?.(kept.loaded.parsed, kept.loaded.prepared.baseDir);
+      this.#hits++;
+      // The most recently used last (unless another call replaced it meanwhile).
+      if (this.#checked.get(key) === kept) this.#checked.delete(key);
+      this.#checked.set(key, kept);
+      return kept.loaded;
+    }
+    if (this.#checked.get(key) === kept) this.#checked.delete(key);
+    // Calls at once for the same content share one load (one check of its modules).
+    const pending = this.#loading.get(key);
+    if (pending !== undefined) {
+      this.#hits++;
+      return await pending;
+    }
+    this.#misses++;
+    const loading = this.#loadToCheck(flow, options, key, found.text);
+    this.#loading.set(key, loading);
+    try {
+      return await loading;
+    } finally {
+      this.#loading.delete(key);
+    }
+  }
+
+  async #loadToCheck(
+    flow: FlowSource,
+    options: FlowLoadOptions,
+    key: string,
+    text: string | undefined,
+  ): Promise<LoadedFlow> {
+    const loaded = await loadFlowIn(flow, options);
+    if (text !== undefined && loaded.parsed.source !== text) return loaded;
+    const modules: [string, string | null][] = [];
+    for (const node of loaded.prepared.nodes) {
+      if (node.runs !== "worker") continue;
+      const url = moduleUrl(node.spec.type, loaded.prepared.baseDir);
+      if (url === undefined || !url.startsWith("file:")) continue;
+      modules.push([fromFileUrl(url), await Deno.readTextFile(fromFileUrl(url)).catch(() => null)]);
+    }
+    // Read after the check: a module edited meanwhile differs next time, and is checked again.
+    if (modules.some(([, text]) => text === null)) return loaded;
+    this.#checked.set(key, { loaded, modules });
+    while (this.#checked.size > this.#max) {
+      this.#checked.delete(this.#checked.keys().next().value!);
     }
     return loaded;
   }
@@ -309,6 +391,14 @@ export function fileStamp(path: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Whether each file still has the text it had (`[path, text]`). */
+async function sameTexts(files: readonly [string, string | null][]): Promise<boolean> {
+  for (const [path, text] of files) {
+    if ((await Deno.readTextFile(path).catch(() => null)) !== text) return false;
+  }
+  return true;
 }
 
 /** Whether the file at `path` last changed at least {@linkcode STABLE_MS} ago. */

@@ -329,6 +329,8 @@ async function runInTree(
     cwd: host.cwd,
     ...(host.trustedNodes === undefined ? {} : { trusted: host.trustedNodes }),
     ...(host.trustedBaseDir === undefined ? {} : { trustedBaseDir: host.trustedBaseDir }),
+    // A run cancelled while it waits for a turn to check its custom nodes gives up waiting.
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
   };
   const ceiling = rule.ceiling;
   if (ceiling !== undefined) {

@@ -629,12 +629,41 @@ export interface SandboxPoolOptions {
   /** The project's folder, whose files node modules may import (default: the working directory). */
   projectDir?: string;
   /**
+   * Flow checks that may hold Workers at once (default: two per CPU core, at
+   * least 2): a burst of enqueues or runs of flows with custom nodes starts
+   * at most this many check Workers together; the others wait their turn.
+   */
+  maxChecks?: number;
+  /**
+   * Idle Workers kept at most, over all modules (default: two per CPU core,
+   * at least 8); past it, the one idle longest is stopped.
+   */
+  maxIdle?: number;
+  /**
    * Absolute paths no node module may read through its imports: Flowstate's
    * home, the store files, the config file. Default: the home Flowstate
    * would use here (`$FLOWSTATE_HOME`, or `.flowstate` in the working
    * directory).
    */
   protect?: readonly string[];
+}
+
+/** An idle Worker of a pool, with its stop timer and its release's number. */
+interface IdleEntry {
+  worker: SandboxWorker;
+  timer?: ReturnType<typeof setTimeout>;
+  since?: number;
+}
+
+/** `value` if a whole number >= 1, `fallback` if undefined; else a RangeError naming `name`. */
+function positiveWhole(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(
+      `Cannot create a sandbox pool: ${name} must be a whole number >= 1 (got ${value})`,
+    );
+  }
+  return value;
 }
 
 /** Flowstate's own folder, when it runs from files: node modules import its mod.ts. */
@@ -668,7 +697,9 @@ function defaultProtected(cwd: string): string[] {
  * process alive.
  */
 export class SandboxPool {
-  #idle = new Map<string, { worker: SandboxWorker; timer?: ReturnType<typeof setTimeout> }[]>();
+  #idle = new Map<string, IdleEntry[]>();
+  /** Releases so far: an idle entry's `since`, to find the one idle longest. */
+  #releases = 0;
   /** The local files of each started Worker's module graph, with their status at its start. */
   #graphs = new WeakMap<SandboxWorker, readonly FileStamp[]>();
   #holds = 0;
@@ -677,6 +708,13 @@ export class SandboxPool {
   readonly #memoryLimitMiB: number;
   /** Workers started by this pool (for tests and benchmarks). */
   started = 0;
+  /** The most flow checks that held Workers at once (for tests). */
+  peakChecks = 0;
+  readonly #maxChecks: number;
+  readonly #maxIdle: number;
+  #checks = 0;
+  /** Checks waiting for a turn, first come first served. */
+  #waiting: { go: () => void }[] = [];
 
   /**
    * A pool keeping idle Workers for `idleMs` (0: only while held), each
@@ -684,6 +722,9 @@ export class SandboxPool {
    */
   constructor(options: SandboxPoolOptions = {}) {
     this.#idleMs = options.idleMs ?? 0;
+    const perCore = Math.max(1, navigator.hardwareConcurrency ?? 1) * 2;
+    this.#maxChecks = positiveWhole(options.maxChecks, Math.max(2, perCore), "maxChecks");
+    this.#maxIdle = positiveWhole(options.maxIdle, Math.max(8, perCore), "maxIdle");
     this.#memoryLimitMiB = options.memoryLimitMiB ?? DEFAULT_WORKER_MEMORY_MIB;
     this.#projectDir = options.projectDir;
     this.#protect = options.protect;
@@ -749,6 +790,47 @@ export class SandboxPool {
     return worker;
   }
 
+  /**
+   * Wait for a turn to check a flow's custom nodes in Workers (at most
+   * `maxChecks` at once; first come, first served). Dispose of the handle
+   * when the check gave its Workers back. Rejects with the signal's reason
+   * when `signal` aborts while waiting.
+   */
+  async checkTurn(signal?: AbortSignal): Promise<Disposable> {
+    signal?.throwIfAborted();
+    if (this.#checks >= this.#maxChecks) {
+      await new Promise<void>((resolve, reject) => {
+        const waiter = {
+          go: () => {
+            signal?.removeEventListener("abort", abort);
+            resolve();
+          },
+        };
+        const abort = () => {
+          const at = this.#waiting.indexOf(waiter);
+          if (at >= 0) this.#waiting.splice(at, 1);
+          reject(signal!.reason);
+        };
+        signal?.addEventListener("abort", abort, { once: true });
+        this.#waiting.push(waiter);
+      });
+    } else {
+      this.#checks++;
+    }
+    // A turn handed over by `go` keeps the count as it was (the leaver's place).
+    this.peakChecks = Math.max(this.peakChecks, this.#checks);
+    let open = true;
+    return {
+      [Symbol.dispose]: () => {
+        if (!open) return;
+        open = false;
+        const next = this.#waiting.shift();
+        if (next !== undefined) next.go();
+        else this.#checks--;
+      },
+    };
+  }
+
   /** Give `worker` back: kept when alive, idle and wanted, else stopped. */
   release(worker: SandboxWorker): void {
     const key = worker.poolKey;
@@ -760,16 +842,27 @@ export class SandboxPool {
       worker.terminate();
       return;
     }
-    const entry: { worker: SandboxWorker; timer?: ReturnType<typeof setTimeout> } = { worker };
+    const entry: IdleEntry = { worker };
     if (this.#idleMs > 0) {
       entry.timer = setTimeout(() => this.#drop(key, entry), this.#idleMs);
     }
     const list = this.#idle.get(key) ?? [];
     list.push(entry);
     this.#idle.set(key, list);
+    entry.since = ++this.#releases;
+    // Past the cap, the Worker idle longest goes.
+    while (this.idle > this.#maxIdle) {
+      let oldest: [string, IdleEntry] | undefined;
+      for (const [k, entries] of this.#idle) {
+        for (const e of entries) {
+          if (oldest === undefined || e.since! < oldest[1].since!) oldest = [k, e];
+        }
+      }
+      this.#drop(oldest![0], oldest![1]);
+    }
   }
 
-  #drop(key: string, entry: { worker: SandboxWorker; timer?: ReturnType<typeof setTimeout> }) {
+  #drop(key: string, entry: IdleEntry) {
     const list = this.#idle.get(key);
     const at = list?.indexOf(entry) ?? -1;
     if (at >= 0) list!.splice(at, 1);

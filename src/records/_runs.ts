@@ -23,6 +23,7 @@ import { chunkSize, chunkWhere, decodeChunk, writeChunk } from "./_event_chunks.
 import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
 import { metricShards, shardKey } from "./_metric_shards.ts";
 import { knownEntries } from "./_known.ts";
+import { type DedupeEntry, dedupeKey, releaseDedupeKey } from "./_dedupe.ts";
 import { assertRunId, runIdTime } from "./run_id.ts";
 import { type RunEvent, type RunRecord, summarizeRun } from "./types.ts";
 
@@ -256,8 +257,9 @@ export async function finishRun(
     if (stored !== null) {
       for (const key of layout.allIndexKeys(stored.value)) op.delete(key);
     }
-    // A cancel request ends with the run it asked to cancel.
+    // A cancel request ends with the run it asked to cancel, and its dedupe key with it.
     op.delete(layout.cancel(run.id));
+    await releaseDedupeKey(ctx, op, stored?.value ?? run);
     if (extra !== undefined) await extra(op, stored === null ? null : stored.value);
     if (mayInline && tail.next + events.length <= INLINE_EVENTS_MAX) {
       inlined = true;
@@ -466,7 +468,15 @@ export async function deleteRuns(
   const keys = ids.map((id) => layout.run(id));
   const existed = await withRetry(ctx.retry, what, async () => {
     const stored = await store.getMany<StoredRun>(keys);
+    // The dedupe keys that still name a run deleted here go with it.
+    const keyed = stored.filter((e) => e !== null && e.value.queue?.key !== undefined);
+    const dedupeKeys = keyed.map((e) => dedupeKey(ctx, e!.value.queue!.key!));
+    const held = await store.getMany<DedupeEntry>(dedupeKeys);
     const op = store.atomic();
+    keyed.forEach((e, i) => {
+      if (held[i]?.value?.runId !== e!.value.id) return;
+      op.check(dedupeKeys[i], held[i]!.version).delete(dedupeKeys[i]);
+    });
     let found = 0;
     ids.forEach((id, i) => {
       const entry = stored[i];

@@ -22,7 +22,7 @@
  * | `P, "queue", "ready", priority, runAt, runId` | `{ id, flowId }`: a queued run that is due |
  * | `P, "queue", "delayed", runAt, priority, runId` | the same, for a run not due yet |
  * | `P, "queue", "claimed", runId` | `{ worker, at, leaseMs }`: a run a worker holds |
- * | `P, "queue", "key", key` | `{ runId }`: the run a dedupe key was last given to |
+ * | `P, "queue", "key", key` | `{ runId }`: the queued or running run a dedupe key was given to (deleted with the run's end) |
  * | `P, "queue", "active", flowId, partition` | `{ runs }`: running runs of a flow with `queue: { concurrency }` |
  *
  * Run ids start with their creation time (9 base-36 digits of ms), so key
@@ -153,6 +153,7 @@ import {
   startRun,
 } from "./_runs.ts";
 import { abandonedMessage, abandonedRun } from "./heartbeat.ts";
+import { sweepDedupeKeys } from "./_dedupe.ts";
 import { getHead, getVersion, listFlows, listVersions, saveVersion } from "./_versions.ts";
 import { checkFlowId } from "./_checks.ts";
 import type { ClaimOptions, EnqueueInit } from "./_queue.ts";
@@ -732,6 +733,32 @@ export class Records {
    */
   async requeueRun(runId: string, options: { flowPath?: string } = {}): Promise<RunRecord> {
     return await (await queueModule()).requeueRun(this.#ctx, this.#eventTails, runId, options);
+  }
+
+  /**
+   * Delete the queue's dedupe keys whose run is gone or no longer queued or
+   * running: what a run's end left when it was recorded by an older version
+   * of Flowstate, which did not delete its key (a run's end deletes it now,
+   * in the same commit). A key given to another run meanwhile is kept. With `dryRun`,
+   * only count them. Resolves how many were (or would be) deleted. The gc
+   * job calls this.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore, Records } from "@flowstate/core/records";
+   *
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * // A key an older version left behind: its run is gone.
+   * await store.set(["flowstate", "queue", "key", "invoice-42"], { runId: "0mjuw3ms0abcdefghijk" });
+   * assert.equal(await records.sweepDedupeKeys({ dryRun: true }), 1);
+   * assert.equal(await records.sweepDedupeKeys(), 1);
+   * assert.equal(await store.count(["flowstate", "queue", "key"]), 0);
+   * ```
+   */
+  async sweepDedupeKeys(options: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<number> {
+    return await sweepDedupeKeys(this.#ctx, options);
   }
 
   /** The queue fields of a run, or `null` for a run that was never enqueued (or is missing). */

@@ -259,8 +259,17 @@ export interface SchedulerOptions {
   random?: () => number;
   /** Lease lifetime; a running tick renews it every third of it (default 60 s). */
   leaseMs?: number;
-  /** How long done markers are kept (default 7 days). */
+  /**
+   * How long the done markers of completed ticks are kept (default 7 days).
+   * They make a tick run once across runners.
+   */
   historyMs?: number;
+  /**
+   * Done markers kept per schedule beyond the prune window of ten lease
+   * lifetimes (default 100): a per-second schedule keeps about 700, not a
+   * week's 605,000. A tick older than the markers kept counts as done.
+   */
+  historyCount?: number;
   /** Longest single wait; the clock is read again after it (default 60 s). */
   maxSleepMs?: number;
   /** Receives every event (the daemon prints from here). */
@@ -569,6 +578,7 @@ export class Scheduler {
       runnerId: this.runnerId,
       leaseMs: this.#options.leaseMs,
       historyMs: this.#options.historyMs,
+      historyCount: this.#options.historyCount,
       clock: this.#clock,
       prefix: this.#options.prefix,
     });
