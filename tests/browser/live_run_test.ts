@@ -155,7 +155,9 @@ Deno.test({
       await shot(page, "ended");
 
       // After the first answer, every refresh asked for what was recorded since, and
-      // while the run ran each weighed a small part of the whole run.
+      // while the run ran each weighed a small part of the whole run: all but one at most,
+      // the refresh that caught up with what ran before the page had its cursor (the page
+      // may have loaded while the quick nodes ran; their events then come in one refresh).
       await Promise.all(pending);
       assert.ok(answers.length >= 2, `refreshes: ${JSON.stringify(answers)}`);
       for (const answer of answers) {
@@ -164,11 +166,11 @@ Deno.test({
           /^\d+$/,
           `a refresh with a cursor: ${JSON.stringify(answer)}`,
         );
-        if (answer.status === "running") {
-          assert.ok(answer.bytes < whole / 10, `${answer.bytes} of ${whole} bytes`);
-        }
       }
-      assert.ok(answers.some((a) => a.status === "running"), "a refresh while it ran");
+      const running = answers.filter((a) => a.status === "running");
+      assert.ok(running.length >= 1, `refreshes while it ran: ${JSON.stringify(answers)}`);
+      const large = running.filter((a) => a.bytes >= whole / 10);
+      assert.ok(large.length <= 1, `of ${whole} bytes: ${JSON.stringify(running)}`);
       assert.deepEqual(errors, []);
     } finally {
       await browser?.close();
