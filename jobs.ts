@@ -91,6 +91,11 @@ export {
   type BackupStoresOptions,
   type BackupTrailer,
   type ChangeLine,
+  type NotCovered,
+  pruneBackups,
+  type PruneBackupsOptions,
+  type PruneBackupsResult,
+  type PrunedBackup,
 } from "./jobs/backup.ts";
 export {
   restoreBackup,

@@ -199,7 +199,7 @@ export async function readBackup(
       );
     }
     if (header === undefined) {
-      header = checkHeader(parsed, what, file);
+      header = checkBackupHeader(parsed, what, file);
       continue;
     }
     const record = parsed as Record<string, unknown>;
@@ -277,7 +277,13 @@ export async function readBackup(
   return { header, trailer, entries, sha256: fileHash.digest("hex") };
 }
 
-function checkHeader(value: unknown, what: string, file: string): BackupHeader {
+/**
+ * Check a parsed header line: a Flowstate backup's, of a format version this
+ * code reads, with the fields its kind needs. Throws a `StoreCorruptError`
+ * (starting with `what`) naming what is wrong; the pruning of backups uses
+ * it to recognise its own files.
+ */
+export function checkBackupHeader(value: unknown, what: string, file: string): BackupHeader {
   const h = value as Partial<BackupHeader> | null;
   if (typeof h !== "object" || h === null || h.format !== BACKUP_FORMAT) {
     throw damaged(what, file, `it is not a Flowstate backup (no "${BACKUP_FORMAT}" header)`);

@@ -70,11 +70,38 @@
  * Memory stays constant whatever the store's size: entries are streamed from
  * the store into the compressor and the file.
  *
+ * ## Retention
+ *
+ * Backups are kept until something deletes them. `keep: 7` (the 7 newest
+ * backups of each store backed up) and/or `keepFor: 30d` (those taken less
+ * than 30 days ago; with both, a backup either keeps is kept) prune the
+ * directory the backups were written to after they were all written:
+ * only files the job named (`<store>-<timestamp>[-inc][-N].fsbackup`) with a
+ * valid header of that store, never the backups just written, and a full
+ * backup with its increments together (see {@linkcode pruneBackups}). What
+ * was deleted is in the result's `pruned`; a failure to prune is a warning
+ * (`warnings`), never a failed backup.
+ *
+ * ```yaml
+ * jobs:
+ *   backup: { schedule: "0 4 * * *", options: { all: true, keep: 7, keepFor: 30d } }
+ * ```
+ *
+ * ## Not covered
+ *
+ * A backup holds a store's entries. The runs the `archive` job moved out of
+ * the records store live in files under `<home>/archive/`, which no backup
+ * holds: when the records store is backed up and that directory has files,
+ * the result's `notCovered` says so (copy that directory with your other file
+ * backups).
+ *
  * @module
  */
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { fileTimestamp, writeFileAtomic } from "../src/_fs.ts";
+import { type Duration, durationProblem } from "../src/duration.ts";
+import { messageOf } from "../src/errors.ts";
 import { defineJob, type Job, type JobResult } from "../src/jobs/job.ts";
 import type { Progress } from "../src/jobs/progress.ts";
 import type { Runtime } from "../src/runtime.ts";
@@ -91,6 +118,13 @@ import { BackupError } from "../src/errors.ts";
 import { encryptionOf } from "../src/store/sealed.ts";
 import { changeTime } from "../src/store/store.ts";
 import { verifyBackup } from "./_restore_verify.ts";
+import {
+  checkPrunePolicy,
+  fileSafe,
+  pruneBackups,
+  type PruneBackupsResult,
+} from "./_backup_prune.ts";
+import { archiveDir } from "./_archive_read.ts";
 import {
   BACKUP_EXTENSION,
   BACKUP_FORMAT,
@@ -115,6 +149,12 @@ export {
   INCREMENT_VERSION,
   RESTORE_MARKER_KEY,
 } from "./_backup_format.ts";
+export {
+  pruneBackups,
+  type PruneBackupsOptions,
+  type PruneBackupsResult,
+  type PrunedBackup,
+} from "./_backup_prune.ts";
 
 /**
  * Options of the backup job.
@@ -158,6 +198,19 @@ export interface BackupOptions {
    * store with a change feed. Not with `all`.
    */
   since?: string;
+  /**
+   * After the backup, keep only the `keep` newest backups of each store
+   * backed up (an integer >= 1) in the directory written to, with their
+   * chains; see {@linkcode pruneBackups}. Default: keep every backup.
+   */
+  keep?: number;
+  /**
+   * After the backup, keep only the backups taken less than this long ago
+   * (`"30d"`, `"12h"`; a number is milliseconds, and is refused without a
+   * unit in `flowstate.yaml` and on the command line), with their chains.
+   * With `keep`, a backup either keeps is kept.
+   */
+  keepFor?: Duration;
 }
 
 /** Default options of the backup job. */
@@ -173,6 +226,19 @@ const backupOptions = z.strictObject({
   consistency: z.enum(["snapshot", "per-key"]).default(defaults.consistency),
   attempts: z.number().int().min(1).max(100).default(defaults.attempts),
   since: z.string().min(1).optional(),
+  keep: z.number().superRefine((value, ctx) => {
+    if (!Number.isInteger(value) || value < 1) {
+      ctx.addIssue({
+        code: "custom",
+        message: `must be a whole number of backups, 1 or more (the newest backup of a store is ` +
+          `always kept), got ${value}; leave keep out to keep every backup`,
+      });
+    }
+  }).optional(),
+  keepFor: z.union([z.number(), z.string()]).superRefine((value, ctx) => {
+    const problem = durationProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem.message });
+  }).optional(),
 });
 
 /**
@@ -628,11 +694,6 @@ function changeLine(change: Change): ChangeLine {
     };
 }
 
-/** A store name made safe for a file name. */
-function fileSafe(name: string): string {
-  return name.replace(/[^A-Za-z0-9._-]/g, "_");
-}
-
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.lstat(path);
@@ -721,6 +782,83 @@ export interface BackupResult {
   bytes: number;
   /** `true` in a dry run. */
   dryRun: boolean;
+  /**
+   * With `keep` or `keepFor`: the backups deleted after this one was written
+   * (in a dry run, those that would be), and those kept; otherwise `null`.
+   */
+  pruned: PruneBackupsResult | null;
+  /**
+   * What went wrong after the backups were written (a backup that could not
+   * be pruned): the backups themselves are whole.
+   */
+  warnings: string[];
+  /** What these backups do not hold (the archived runs under `<home>/archive/`). */
+  notCovered: NotCovered[];
+}
+
+/**
+ * Something Flowstate keeps that a backup does not hold (see
+ * {@linkcode BackupResult.notCovered}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import { backupStores, type NotCovered } from "@flowstate/core/jobs";
+ *
+ * const home = await Deno.makeTempDir();
+ * let now = Date.UTC(2026, 0, 1);
+ * await using rt = await openRuntime({ home, config: { stores: { main: { plugin: "memory" } } }, clock: { now: () => now } });
+ * await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ * now += 40 * 86_400_000;
+ * await runJob(rt, "archive", {}); // moves the run into <home>/archive/
+ * const [archive]: NotCovered[] = (await backupStores(rt, { all: true })).notCovered;
+ * assert.equal(archive.path, `${home}/archive`);
+ * assert.ok(archive.files >= 2 && archive.bytes > 0); // an archive file and its index
+ * await Deno.remove(home, { recursive: true });
+ * ```
+ */
+export interface NotCovered {
+  /** The directory not backed up (absolute). */
+  path: string;
+  /** What it holds. */
+  what: string;
+  /** Files in it. */
+  files: number;
+  /** Their size in bytes. */
+  bytes: number;
+  /** What to do about it. */
+  advice: string;
+}
+
+/**
+ * The archive directory, when it holds files and the records store (whose
+ * runs were moved there) is among `stores`.
+ */
+async function archiveNotCovered(runtime: Runtime, stores: string[]): Promise<NotCovered[]> {
+  const records = runtime.config.records;
+  if (!stores.includes(records)) return [];
+  const path = archiveDir(runtime.home);
+  let files = 0;
+  let bytes = 0;
+  try {
+    for await (const entry of Deno.readDir(path)) {
+      if (!entry.isFile) continue;
+      files++;
+      bytes += (await Deno.stat(join(path, entry.name)).catch(() => ({ size: 0 }))).size;
+    }
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return [];
+    throw err;
+  }
+  if (files === 0) return [];
+  return [{
+    path,
+    what: `runs the archive job moved out of store "${records}" (runs ls --archived reads them)`,
+    files,
+    bytes,
+    advice: "copy that directory with your other file backups; restore puts back a store, not it",
+  }];
 }
 
 /**
@@ -761,6 +899,9 @@ export async function backupStores(
   const names = options.all ? [...runtime.storeNames] : [
     options.store ?? runtime.config.scopes.global,
   ];
+  const prune = options.keep !== undefined || options.keepFor !== undefined;
+  // A policy that cannot be applied is refused before anything is written.
+  if (prune) checkPrunePolicy({ stores: names, keep: options.keep, keepFor: options.keepFor });
   for (const name of names) {
     // Let the runtime word an unknown name (with the known names and a suggestion).
     if (!runtime.storeNames.includes(name)) await runtime.store(name);
@@ -768,8 +909,18 @@ export async function backupStores(
   const out = options.out === undefined ? undefined : resolve(options.out);
   const single = !options.all && out !== undefined;
   const dir = options.all && out !== undefined ? out : join(runtime.home, "backups");
-  const result: BackupResult = { files: [], entries: 0, bytes: 0, dryRun: options.dryRun ?? false };
+  const result: BackupResult = {
+    files: [],
+    entries: 0,
+    bytes: 0,
+    dryRun: options.dryRun ?? false,
+    pruned: null,
+    warnings: [],
+    notCovered: [],
+  };
   const runId = options.runId;
+  // A dry run's increment: the chain it would join (the backups pruning must keep).
+  const pendingBase = new Map<string, string>();
   for (const name of names) {
     if (options.signal?.aborted) throw cancelled(what);
     const store = await runtime.store(name);
@@ -807,6 +958,7 @@ export async function backupStores(
         );
       }
       const entries = lastSeq - from.seq;
+      pendingBase.set(name, from.base);
       options.log?.(
         `would back up the changes of store "${name}" after ${from.seq} (${entries}) to ${path}`,
       );
@@ -866,14 +1018,69 @@ export async function backupStores(
     result.entries += info.entries;
     result.bytes += info.bytes;
   }
+  const warn = (message: string) => {
+    result.warnings.push(message);
+    options.log?.(message, "warn");
+  };
+  if (prune) {
+    // After every backup is written: a failure here is a warning, never a failed backup.
+    const pruneDir = single ? dirname(out) : dir;
+    try {
+      result.pruned = await pruneBackups(pruneDir, {
+        stores: names,
+        keep: options.keep,
+        keepFor: options.keepFor,
+        protect: options.dryRun ? [] : result.files.map((f) => f.file),
+        pending: options.dryRun
+          ? result.files.map((f) => ({
+            store: f.store,
+            createdAt: runtime.clock.now(),
+            ...(pendingBase.has(f.store) ? { base: pendingBase.get(f.store) } : {}),
+            named: !single,
+          }))
+          : [],
+        dryRun: options.dryRun,
+        signal: options.signal,
+        now: runtime.clock.now(),
+        log: options.log,
+      });
+      for (const f of result.pruned.failed) {
+        result.warnings.push(`Cannot delete old backup ${f.file}: ${f.error}`);
+      }
+      if (result.pruned.cancelled) {
+        warn(
+          `Pruning ${pruneDir} stopped (cancelled) after ${result.pruned.removed.length} ` +
+            `file(s); the backups are whole, the next run prunes the rest`,
+        );
+      }
+    } catch (err) {
+      warn(
+        `Cannot prune the backups in ${pruneDir}: ${messageOf(err)}; the backups just written ` +
+          `are whole`,
+      );
+    }
+  }
+  try {
+    result.notCovered = await archiveNotCovered(runtime, names);
+  } catch (err) {
+    warn(`Cannot look at ${archiveDir(runtime.home)}: ${messageOf(err)}`);
+  }
+  for (const n of result.notCovered) {
+    options.log?.(
+      `not in the backup: ${n.path} (${n.files} files, ${
+        formatBytes(n.bytes)
+      }): ${n.what}; ${n.advice}`,
+    );
+  }
   return result;
 }
 
 /**
  * The backup job. Options: `store` or `all`, `out`, `consistency`,
- * `attempts`, `since` (an incremental backup; see {@linkcode BackupOptions}). Result: a
- * {@linkcode BackupResult}: `{ files: [{ store, plugin, file, entries, bytes,
- * sha256, consistency, attempts }], entries, bytes, dryRun }`.
+ * `attempts`, `since` (an incremental backup), `keep`, `keepFor` (pruning;
+ * see {@linkcode BackupOptions}). Result: a {@linkcode BackupResult}:
+ * `{ files: [{ store, plugin, file, entries, bytes, sha256, consistency,
+ * attempts }], entries, bytes, dryRun, pruned, warnings, notCovered }`.
  */
 const backupJob: Job<BackupOptions> = defineJob<BackupOptions>({
   name: "backup",
@@ -891,7 +1098,15 @@ const backupJob: Job<BackupOptions> = defineJob<BackupOptions>({
     });
     // Returned means done: every file written and verified (a stop signal makes
     // backupStores throw). A signal that came after the last step does not undo that.
-    return { ...result, files: result.files.map((f) => ({ ...f })), cancelled: false };
+    // Interfaces are not index signatures: the nested objects go in as the JSON they are.
+    const json = (value: unknown) => JSON.parse(JSON.stringify(value)) as JsonValue;
+    return {
+      ...result,
+      files: result.files.map((f) => ({ ...f })),
+      pruned: json(result.pruned),
+      notCovered: json(result.notCovered),
+      cancelled: false,
+    };
   },
 });
 

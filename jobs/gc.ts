@@ -45,11 +45,16 @@
  *    if longer). See `src/records/heartbeat.ts`. A queued run is never
  *    recorded abandoned: once its worker's lease lapsed, gc puts it back in
  *    the queue (`requeuedRuns`), as any worker would.
- * 5. `changes`: every store that keeps a change feed (`changes: { keep }`)
+ * 5. `dedupeKeys`: the queue's dedupe keys (`enqueue --key`,
+ *    `Idempotency-Key`, a `queue` node's `key:`) whose run ended or is gone
+ *    are deleted (`Records.sweepDedupeKeys()`; a dry run counts them). A
+ *    run's end deletes its key itself; these are the keys left by older
+ *    versions of Flowstate (or by such a process in a mixed fleet).
+ * 6. `changes`: every store that keeps a change feed (`changes: { keep }`)
  *    drops the entries its retention no longer keeps (older than `keep`'s
  *    age, or beyond its count). Point-in-time reads (`getAt`, `state get
  *    --at`) reach back to the oldest entry kept. Not in a dry run.
- * 6. `compact`: every store that can returns free space to the file system
+ * 7. `compact`: every store that can returns free space to the file system
  *    (`Store.compact()`: SQLite's incremental vacuum, a jsonfile rewrite), and
  *    the sizes before and after are reported.
  *
@@ -107,6 +112,8 @@ export interface GcOptions {
   tempMaxAge: Duration;
   /** Record runs still `running` with no heartbeat for this long (at least 20 s) as failed ("abandoned"); `null` never does. Default `"1m"`. */
   abandonedAfter: Duration | null;
+  /** Delete the queue's dedupe keys whose run ended or is gone (left by older versions). */
+  dedupeKeys: boolean;
   /** Trim each store's change feed by its retention (`changes.keep`). */
   changes: boolean;
   /** Return free space to the file system where a store can. */
@@ -123,6 +130,7 @@ export const defaults = {
   tempFiles: true,
   tempMaxAge: "1h",
   abandonedAfter: "1m",
+  dedupeKeys: true,
   changes: true,
   compact: true,
 } satisfies Partial<GcOptions>;
@@ -169,6 +177,8 @@ export type GcResult = {
   abandonedRuns: number;
   /** Queued runs whose worker's lease lapsed, now back in the queue (none in a dry run). */
   requeuedRuns: number;
+  /** Dedupe keys of runs that ended or are gone, deleted (or that a dry run would delete). */
+  dedupeKeysRemoved: number;
   /** Change feed entries removed by retention in all stores (`null` in a dry run or when off). */
   changesRemoved: number | null;
   /** Size on disk of the compacted stores before. */
@@ -206,6 +216,7 @@ const optionsSchema = z.strictObject({
       const problem = durationProblem(value);
       if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem.message });
     }),
+  dedupeKeys: z.boolean().default(defaults.dedupeKeys),
   changes: z.boolean().default(defaults.changes),
   compact: z.boolean().default(defaults.compact),
   stores: z.array(z.string().min(1)).optional(),
@@ -458,6 +469,7 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
     tempFiles: [],
     abandonedRuns: 0,
     requeuedRuns: 0,
+    dedupeKeysRemoved: 0,
     changesRemoved: options.changes && !dryRun ? 0 : null,
     bytesBefore: 0,
     bytesAfter: 0,
@@ -605,6 +617,17 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
         ctx.log(`${dryRun ? "would record" : "recorded"} run ${id} of ${run.flowId} as abandoned`);
       }
       ctx.progress.finish();
+    }
+
+    if (options.dedupeKeys && !signal.aborted) {
+      const records = await ctx.records();
+      const removed = await records.sweepDedupeKeys({ dryRun, signal });
+      result.dedupeKeysRemoved = removed;
+      if (removed > 0) {
+        ctx.log(
+          `${dryRun ? "would delete" : "deleted"} ${removed} queue dedupe keys of runs that ended`,
+        );
+      }
     }
 
     if (options.changes && !dryRun && !signal.aborted) {

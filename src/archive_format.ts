@@ -175,6 +175,8 @@ export interface ReadLinesOptions {
   display?: string;
   /** What was being done, for error messages (default `Cannot read <display>`). */
   what?: string;
+  /** A line longer than this (decompressed characters) is refused (default: no limit). */
+  maxLineChars?: number;
 }
 
 /**
@@ -229,6 +231,13 @@ export async function* readGzipLines(
         start = nl + 1;
       }
       rest = data.slice(start);
+      if (options.maxLineChars !== undefined && rest.length > options.maxLineChars) {
+        throw damaged(
+          what,
+          path,
+          `line ${lineNo + 1} is longer than ${options.maxLineChars} characters`,
+        );
+      }
     }
   } finally {
     await reader.cancel().catch(() => {});

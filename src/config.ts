@@ -512,6 +512,29 @@ interface ResolveContext {
   where?: (path: Path) => string;
 }
 
+/**
+ * `changes: { keep: 30 }` written in a file: 30 ms to the feed's retention (gc
+ * would trim the feed to nothing), or 30 changes to whoever wrote it. Refused
+ * with both readings (a program passing a number means milliseconds).
+ */
+function unitlessFeedKeep(
+  spec: StoreSpec,
+  path: Path,
+  where: (path: Path) => string | undefined,
+  fail: (path: Path, message: string) => void,
+): void {
+  const keep = (spec.changes as { keep?: unknown } | undefined)?.keep;
+  const [at, value] = typeof keep === "object" && keep !== null
+    ? [[...path, "age"], (keep as { age?: unknown }).age]
+    : [path, keep];
+  if (typeof value !== "number" || where(at) === undefined) return;
+  fail(
+    at,
+    `${value} is a number without a unit, which would mean ${value} milliseconds: write ` +
+      `"${value}d" for ${value} days, or { count: ${value} } to keep the last ${value} changes`,
+  );
+}
+
 function resolveConfig(
   input: ConfigObject,
   ctx: ResolveContext,
@@ -601,6 +624,7 @@ function resolveConfig(
           }
         }
       }
+      unitlessFeedKeep(spec, ["stores", name, "changes", "keep"], where, fail);
       stores[name] = Object.freeze({ ...spec });
     }
   }
@@ -897,7 +921,18 @@ class ConfigProblems {
   }
 }
 
-function displayPath(file: string, cwd: string): string {
+/**
+ * `file` as messages show it: relative to `cwd` when inside it, else absolute.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { displayPath } from "./config.ts";
+ * assert.equal(displayPath("/srv/app/flowstate.yaml", "/srv/app"), "flowstate.yaml");
+ * assert.equal(displayPath("/etc/flowstate.yaml", "/srv/app"), "/etc/flowstate.yaml");
+ * ```
+ */
+export function displayPath(file: string, cwd: string): string {
   const rel = relative(cwd, file);
   return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : file;
 }

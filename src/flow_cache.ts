@@ -11,9 +11,11 @@
  *
  * @module
  */
-import { resolve } from "./_path.ts";
+import { fromFileUrl, resolve } from "./_path.ts";
+import { moduleUrl } from "./loader.ts";
 import { type FlowSource, type LoadedFlow, loadFlowIn } from "./flow/load.ts";
 import type { ParsedFlow } from "./flow/parse.ts";
+import { FlowValidationError } from "./errors.ts";
 import type { SandboxPool } from "./flow/sandbox.ts";
 import { canonicalJson, rememberFlowHash } from "./records/flow_version.ts";
 import { readYamlFile } from "./_yaml_file.ts";
@@ -34,10 +36,27 @@ export interface FlowLoadOptions {
   trustedBaseDir?: string;
   /** Called with the parsed flow before its modules load, and on every hit (see `loadFlowIn`). */
   beforePrepare?: (parsed: ParsedFlow, baseDir: string) => void;
+  /** Gives up waiting for a turn to check custom nodes in Workers. */
+  signal?: AbortSignal;
 }
 
 /** The most prepared flows a runtime keeps (the least recently used goes first). */
 export const FLOW_CACHE_SIZE = 256;
+
+/**
+ * The most flow files a runtime keeps parsed for listing ({@linkcode FlowCache.parseFile}):
+ * a config's whole `flows:` folder, however large, is listed without parsing it again.
+ */
+export const PARSED_FILES_KEPT = 10_000;
+
+/** A flow file as {@linkcode FlowCache.parseFile} last parsed it: its status and text then, and the outcome. */
+interface ParsedFile {
+  /** Its status then (see `fileStamp`), when it had not changed for two seconds; else `undefined`. */
+  stamp: string | undefined;
+  text: string;
+  parsed?: ParsedFlow;
+  error?: FlowValidationError;
+}
 
 /**
  * Prepared flows by content, least recently used dropped first.
@@ -56,6 +75,10 @@ export const FLOW_CACHE_SIZE = 256;
  */
 export class FlowCache {
   #entries = new Map<string, LoadedFlow>();
+  /** Flows loaded for enqueueing (see `loadChecked`), with their sandboxed modules' text. */
+  #checked = new Map<string, { loaded: LoadedFlow; modules: [string, string | null][] }>();
+  /** Loads for `loadChecked` under way, by key. */
+  #loading = new Map<string, Promise<LoadedFlow>>();
   /** Flow files' text as last read, by path, with their status then (see `fileStamp`). */
   #files = new Map<string, { stamp: string; text: string }>();
   /** Definitions passed as objects: their content (see `snapshotOf`) and key when last seen. */
@@ -63,6 +86,10 @@ export class FlowCache {
   #max: number;
   #hits = 0;
   #misses = 0;
+  /** Flow files parsed for listing, by path and store names (see `parseFile`). */
+  #parsed = new Map<string, ParsedFile>();
+  #parseHits = 0;
+  #parses = 0;
 
   /** A cache of at most `max` flows. */
   constructor(max = FLOW_CACHE_SIZE) {
@@ -105,10 +132,182 @@ export class FlowCache {
     return loaded;
   }
 
+  /**
+   * `flow` loaded as {@linkcode loadFlowIn} loads it, for enqueueing a run
+   * (which needs its definition, not its node types): kept by content as
+   * {@linkcode FlowCache.load} keeps flows, and a flow whose nodes run in a
+   * sandbox Worker too, so an unchanged flow's modules are checked in a
+   * Worker once, not on every enqueue. It is loaded again
+   * when its text changed or the text of a module file of its sandboxed
+   * nodes did (read each time; what those import is not compared); the run
+   * checks its modules in its own Worker as always.
+   *
+   * @example
+   * ```ts
+   * import { FlowCache } from "./flow_cache.ts";
+   * import assert from "node:assert/strict";
+   * const cache = new FlowCache();
+   * const flow = { id: "hello", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] };
+   * const first = await cache.loadChecked(flow, { cwd: Deno.cwd() });
+   * assert.equal(await cache.loadChecked({ ...flow }, { cwd: Deno.cwd() }), first);
+   * ```
+   */
+  async loadChecked(flow: FlowSource, options: FlowLoadOptions): Promise<LoadedFlow> {
+    const found = await this.#key(flow, options.cwd);
+    if (found === undefined) return await loadFlowIn(flow, options);
+    // Checked against these store names (`state.*` nodes' `store`): kept apart from `load`'s.
+    const key = `${found.id}\0${JSON.stringify(options.stores ?? null)}`;
+    const kept = this.#checked.get(key);
+    if (kept !== undefined && await sameTexts(kept.modules)) {
+      options.beforePrepare?.(kept.loaded.parsed, kept.loaded.prepared.baseDir);
+      this.#hits++;
+      // The most recently used last (unless another call replaced it meanwhile).
+      if (this.#checked.get(key) === kept) this.#checked.delete(key);
+      this.#checked.set(key, kept);
+      return kept.loaded;
+    }
+    if (this.#checked.get(key) === kept) this.#checked.delete(key);
+    // Calls at once for the same content share one load (one check of its modules).
+    const pending = this.#loading.get(key);
+    if (pending !== undefined) {
+      this.#hits++;
+      return await pending;
+    }
+    this.#misses++;
+    const loading = this.#loadToCheck(flow, options, key, found.text);
+    this.#loading.set(key, loading);
+    try {
+      return await loading;
+    } finally {
+      this.#loading.delete(key);
+    }
+  }
+
+  async #loadToCheck(
+    flow: FlowSource,
+    options: FlowLoadOptions,
+    key: string,
+    text: string | undefined,
+  ): Promise<LoadedFlow> {
+    const loaded = await loadFlowIn(flow, options);
+    if (text !== undefined && loaded.parsed.source !== text) return loaded;
+    const modules: [string, string | null][] = [];
+    for (const node of loaded.prepared.nodes) {
+      if (node.runs !== "worker") continue;
+      const url = moduleUrl(node.spec.type, loaded.prepared.baseDir);
+      if (url === undefined || !url.startsWith("file:")) continue;
+      modules.push([fromFileUrl(url), await Deno.readTextFile(fromFileUrl(url)).catch(() => null)]);
+    }
+    // Read after the check: a module edited meanwhile differs next time, and is checked again.
+    if (modules.some(([, text]) => text === null)) return loaded;
+    this.#checked.set(key, { loaded, modules });
+    while (this.#checked.size > this.#max) {
+      this.#checked.delete(this.#checked.keys().next().value!);
+    }
+    return loaded;
+  }
+
+  /** Of {@linkcode FlowCache.parseFile}: answers without parsing, parses, and files held. */
+  get parseStats(): { hits: number; parses: number; size: number } {
+    return { hits: this.#parseHits, parses: this.#parses, size: this.#parsed.size };
+  }
+
+  /**
+   * The flow file at `path` parsed and validated as `loadFlowFile` does it
+   * (not prepared: what listing flows needs, their ids and schedules), or its
+   * `FlowValidationError`, thrown. A file is parsed again only when its text
+   * changed: while its status (times, size, inode: one `stat`) is what it was
+   * when it was last read, and it had not changed for two seconds then, it is
+   * not even read; else it is read, and parsed when its text is not the one
+   * parsed last. Whether a file is valid depends on its text alone, so its
+   * error is kept too (a reader of the message gets the one of its last
+   * parse). Other failures (the file cannot be read) are not kept.
+   *
+   * @example
+   * ```ts
+   * import { FlowCache } from "./flow_cache.ts";
+   * import assert from "node:assert/strict";
+   * const dir = await Deno.makeTempDir();
+   * const path = `${dir}/hello.flow.yaml`;
+   * await Deno.writeTextFile(path, "id: hello\nnodes: [{ id: a, type: log, with: { message: hi } }]\n");
+   * const cache = new FlowCache();
+   * const first = await cache.parseFile(path);
+   * assert.equal(await cache.parseFile(path), first); // the same text: not parsed again
+   * assert.deepEqual(cache.parseStats, { hits: 1, parses: 1, size: 1 });
+   * await Deno.writeTextFile(path, "id: bye\nnodes: [{ id: a, type: log, with: { message: hi } }]\n");
+   * assert.equal((await cache.parseFile(path)).definition.id, "bye"); // edited: parsed again
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  async parseFile(
+    path: string,
+    options: { stores?: readonly string[] } = {},
+  ): Promise<ParsedFlow> {
+    const key = `${path}\0${JSON.stringify(options.stores ?? null)}`;
+    const stamp = fileStamp(path);
+    const seen = this.#parsed.get(key);
+    if (seen !== undefined && stamp !== undefined && seen.stamp === stamp) {
+      return this.#parsedHit(key, seen);
+    }
+    let read: Awaited<ReturnType<typeof readYamlFile>> | undefined;
+    try {
+      read = await readYamlFile(path);
+    } catch {
+      read = undefined; // loading it reports the error
+    }
+    // The parser loads with the first file parsed (not with the runtime: `flowstate run` of a cached flow never needs it).
+    const { loadFlowFile } = await import("./flow/parse.ts");
+    if (read === undefined || "problem" in read) {
+      this.#parsed.delete(key);
+      return loadFlowFile(path, options);
+    }
+    // Trusted unread next time only if it did not change while read, and had not for a while.
+    const trusted = stamp !== undefined && stamp === fileStamp(path) && isStable(path)
+      ? stamp
+      : undefined;
+    if (seen !== undefined && seen.text === read.text) {
+      seen.stamp = trusted;
+      return this.#parsedHit(key, seen);
+    }
+    this.#parses++;
+    let entry: ParsedFile;
+    try {
+      const parsed = await loadFlowFile(path, options);
+      // The file may have changed between the two reads: keep it only under its own text.
+      if (parsed.source !== read.text) {
+        this.#parsed.delete(key);
+        return parsed;
+      }
+      entry = { stamp: trusted, text: read.text, parsed };
+    } catch (err) {
+      if (!(err instanceof FlowValidationError)) {
+        this.#parsed.delete(key);
+        throw err;
+      }
+      entry = { stamp: trusted, text: read.text, error: err };
+    }
+    this.#parsed.delete(key);
+    this.#parsed.set(key, entry);
+    while (this.#parsed.size > PARSED_FILES_KEPT) {
+      this.#parsed.delete(this.#parsed.keys().next().value!);
+    }
+    if (entry.error !== undefined) throw entry.error;
+    return entry.parsed!;
+  }
+
+  #parsedHit(key: string, entry: ParsedFile): ParsedFlow {
+    this.#parseHits++;
+    this.#parsed.delete(key);
+    this.#parsed.set(key, entry);
+    if (entry.error !== undefined) throw entry.error;
+    return entry.parsed!;
+  }
+
   /** Forget every flow. */
   clear(): void {
     this.#entries.clear();
     this.#files.clear();
+    this.#parsed.clear();
     this.#objects = new WeakMap();
   }
 
@@ -192,6 +391,14 @@ export function fileStamp(path: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Whether each file still has the text it had (`[path, text]`). */
+async function sameTexts(files: readonly [string, string | null][]): Promise<boolean> {
+  for (const [path, text] of files) {
+    if ((await Deno.readTextFile(path).catch(() => null)) !== text) return false;
+  }
+  return true;
 }
 
 /** Whether the file at `path` last changed at least {@linkcode STABLE_MS} ago. */

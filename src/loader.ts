@@ -33,6 +33,7 @@ import {
   toFileUrl,
 } from "./_path.ts";
 import { suggest } from "./_suggest.ts";
+import { parseJsonc, readTextIfAllowed } from "./_jsonc.ts";
 
 const SCHEME = /^[a-z][a-z0-9+.-]*:/i;
 
@@ -87,40 +88,7 @@ function cwd(): string {
   }
 }
 
-function readText(path: string): string | undefined {
-  try {
-    // Never prompt for a permission: without read access there is no map to read.
-    if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return undefined;
-    return Deno.readTextFileSync(path);
-  } catch {
-    return undefined; // absent, unreadable or not permitted: no map there
-  }
-}
-
-/** JSON with comments and trailing commas (deno.jsonc), parsed; `undefined` when not JSON. */
-function parseJsonc(text: string): unknown {
-  let out = "";
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"') {
-      const start = i;
-      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === "\\") i++;
-      out += text.slice(start, i + 1);
-    } else if (c === "/" && text[i + 1] === "/") {
-      while (i < text.length && text[i] !== "\n") i++;
-      out += "\n";
-    } else if (c === "/" && text[i + 1] === "*") {
-      const end = text.indexOf("*/", i + 2);
-      i = end < 0 ? text.length : end + 1;
-      out += " ";
-    } else out += c;
-  }
-  try {
-    return JSON.parse(out.replace(/,(\s*[}\]])/g, "$1"));
-  } catch {
-    return undefined;
-  }
-}
+const readText = readTextIfAllowed;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

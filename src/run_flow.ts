@@ -22,6 +22,8 @@ import {
 } from "./flow/sub_flows.ts";
 import type { FlowCache } from "./flow_cache.ts";
 import { coerceInputs } from "./flow/inputs.ts";
+import { unsetEnvProblems } from "./flow/reach.ts";
+import { FlowValidationError } from "./errors.ts";
 import { claimedRunCommit, RunNotOwnedError, RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
 import { knownFlowHash } from "./records/flow_version.ts";
@@ -327,6 +329,8 @@ async function runInTree(
     cwd: host.cwd,
     ...(host.trustedNodes === undefined ? {} : { trusted: host.trustedNodes }),
     ...(host.trustedBaseDir === undefined ? {} : { trustedBaseDir: host.trustedBaseDir }),
+    // A run cancelled while it waits for a turn to check its custom nodes gives up waiting.
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
   };
   const ceiling = rule.ceiling;
   if (ceiling !== undefined) {
@@ -362,6 +366,8 @@ async function runInTree(
     const value = options.env ? options.env[name] : Deno.env.get(name);
     if (value !== undefined) env[name] = value;
   }
+  const unset = unsetEnvProblems(def, env, parsed.locate);
+  if (unset.length > 0) throw new FlowValidationError(unset, parsed.file);
 
   // A claimed run whose claim was lost while its flow loaded (the worker's heartbeat found it
   // taken back, or its lease ran out) does not start: it may be running under another worker.

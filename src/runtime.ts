@@ -760,6 +760,7 @@ class FlowstateRuntime implements Runtime {
         trusted: this.config.nodes.trusted,
         trustedBaseDir: this.config.baseDir,
         stores: this.storeNames,
+        flows: this.#flows,
       },
       flow,
       options,

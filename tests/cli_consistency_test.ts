@@ -77,7 +77,7 @@ Deno.test("backup, restore, migrate store and migrate data print their summary o
     ok(await run("state", "set", "k", "1"), "state set");
 
     const backup = ok(await run("backup", "--out", "main.fsbackup"), "backup");
-    assert.match(backup.stdout, /^main: 1 entries → .*main\.fsbackup/);
+    assert.match(backup.stdout, /^main: 1 entry → .*main\.fsbackup/);
     assert.equal(backup.stdout.trim().split("\n").length, 1);
     assert.doesNotMatch(backup.stderr, /backed up/, "the summary is printed once, on stdout");
 

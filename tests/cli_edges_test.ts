@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { withSandbox } from "./_cli_sandbox.ts";
+import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
 
 const SYNTAX_ERROR = "export default {\n  x: 1 + ,\n};\n";
 
@@ -180,5 +180,101 @@ Deno.test("jobs run --option maxAge=30 is refused for having no unit (it meant 3
       "--quiet",
     );
     assert.equal(ok.code, 0, ok.stderr);
+  });
+});
+
+Deno.test("maxAge: 30 in flowstate.yaml is refused at its line for having no unit; changes.keep: 30 too", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    const config = (options: string, extra = "") =>
+      Deno.writeTextFile(
+        join(dir, "flowstate.yaml"),
+        `stores:\n  main: { plugin: sqlite, path: state.db${extra} }\njobs:\n  retention:\n    options: { ${options} }\n`,
+      );
+    await config("maxRuns: 5");
+    await Deno.writeTextFile(
+      join(dir, "one.flow.yaml"),
+      "id: one\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+    );
+    for (let i = 0; i < 2; i++) assert.equal((await run("run", "one.flow.yaml")).code, 0);
+    await config("maxAge: 30, maxRuns: 5");
+    const refusal =
+      /flowstate\.yaml:5:16: jobs\.retention\.options\.maxAge: 30 is a number without a unit, which the job would read as 30 milliseconds: write 30d for days/;
+    const refused = await run("jobs", "run", "retention");
+    assert.equal(refused.code, 2, refused.stdout);
+    assert.match(refused.stderr, refusal);
+    // The daemon refuses to start (without the check it would run retention on its schedule).
+    const daemon = cliCommand(dir, ["daemon"], { home }).spawn();
+    const guard = setTimeout(() => daemon.kill("SIGKILL"), 30_000);
+    const ended = await daemon.output();
+    clearTimeout(guard);
+    assert.equal(ended.code, 2, "the daemon exits with a usage error instead of running");
+    assert.match(new TextDecoder().decode(ended.stderr), refusal);
+    const listed = await run("runs", "ls", "--json");
+    assert.equal(JSON.parse(listed.stdout).length, 2, "no run was deleted");
+    // 0 is 0 in any unit; a number that is not a duration is taken as it is.
+    await config("maxAge: 0, maxRuns: 5, failedMaxAge: 90d");
+    const ok = await run("jobs", "run", "retention", "--quiet", "--dry-run");
+    assert.equal(ok.code, 0, ok.stderr);
+    // A store's change feed kept for 30 (ms? changes?) is refused the same way.
+    await config("maxRuns: 5", ", changes: { keep: 30 }");
+    const keep = await run("state", "ls");
+    assert.notEqual(keep.code, 0);
+    assert.match(keep.stderr, /changes\.keep: 30 is a number without a unit/);
+    assert.match(
+      keep.stderr,
+      /write "30d" for 30 days, or \{ count: 30 \} to keep the last 30 changes/,
+    );
+  });
+});
+
+Deno.test("state ls without a prefix leaves Flowstate's records out (and says how to list them); --limit counts what is shown", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "one.flow.yaml"),
+      "id: one\nnodes:\n  - { id: a, type: state.increment, with: { scope: flow, key: n } }\n" +
+        "  - { id: b, type: state.set, needs: [a], with: { scope: global, key: z, value: 1 } }\n",
+    );
+    for (let i = 0; i < 3; i++) assert.equal((await run("run", "one.flow.yaml")).code, 0);
+    const ls = await run("state", "ls", "--json");
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.deepEqual(
+      (JSON.parse(ls.stdout) as { key: string[] }[]).map((e) => e.key.join("/")),
+      ["flow/one/n", "global/z"],
+    );
+    assert.match(
+      ls.stderr,
+      /records under flowstate\/ are not listed: `state ls flowstate` lists them/,
+    );
+    const limited = await run("state", "ls", "--json", "--limit", "1");
+    assert.deepEqual(JSON.parse(limited.stdout).map((e: { key: string[] }) => e.key), [[
+      "flow",
+      "one",
+      "n",
+    ]]);
+    const records = await run("state", "ls", "flowstate", "--json");
+    assert.ok(JSON.parse(records.stdout).length > 3, records.stdout);
+  });
+});
+
+Deno.test("init adds worker-options to a kept deno.json's own unstable list, and prints only what it lacks", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    const mine = {
+      imports: { "@flowstate/core": "jsr:@flowstate/core@^0.5", zod: "npm:zod@^4" },
+      tasks: { run: "deno run mine.ts" },
+      unstable: ["sloppy-imports"],
+    };
+    await Deno.writeTextFile(join(dir, "deno.json"), JSON.stringify(mine, null, 4) + "\n");
+    const init = await run("init");
+    assert.equal(init.code, 0, init.stderr);
+    const after = JSON.parse(await Deno.readTextFile(join(dir, "deno.json")));
+    assert.deepEqual(after.unstable, ["sloppy-imports", "no-legacy-abort", "worker-options"]);
+    assert.deepEqual(after.tasks, mine.tasks, "its own tasks are kept");
+    assert.match(await Deno.readTextFile(join(dir, "deno.json")), /^{\n {4}"imports"/);
+    assert.match(init.stdout, /added to its unstable list: no-legacy-abort, worker-options/);
+    const block = init.stdout.slice(init.stdout.indexOf("merge what it lacks"));
+    assert.match(block, /^merge what it lacks into it \(links, tasks\):/);
+    assert.match(block, /"flowstate": "deno run /);
+    assert.match(block, /"check": "deno check nodes\/ tests\/"/);
+    assert.doesNotMatch(block, /"run":|"@flowstate\/core":|"unstable"/);
   });
 });

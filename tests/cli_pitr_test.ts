@@ -60,7 +60,7 @@ Deno.test("flowstate backup --since, restore <full> <increments>, restore --at -
     );
     assert.deepEqual([dry.files[0].fromSeq, dry.files[0].toSeq, dry.dryRun], [4, 4, true]);
     await ok(run, "state", "set", "--store", "data", "c", "3");
-    await ok(
+    const inc2 = await ok(
       run,
       "backup",
       "--store",
@@ -70,6 +70,8 @@ Deno.test("flowstate backup --since, restore <full> <increments>, restore --at -
       "--out",
       "inc2.fsbackup",
     );
+    // An increment holds changes, not the store's entries.
+    assert.match(inc2, /^data: 1 change \(after #4, up to #5\) → .*inc2\.fsbackup/m);
     const end = await dump(run, "data");
     await ok(run, "state", "set", "--store", "data", "d", "4");
 

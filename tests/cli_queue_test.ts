@@ -272,13 +272,8 @@ Deno.test("cli queue: a lost attempt, cancelled then retried: one attempt number
   });
 });
 
-Deno.test("cli daemon: SIGHUP stops the daemon cleanly, as SIGTERM does", async () => {
-  await withSandbox(async ({ dir, home }) => {
-    await setUp(dir);
-    const stopped = await stopWith(dir, home, ["daemon", "--json"], "start", ["SIGHUP"]);
-    assert.equal(stopped.code, 0, stopped.stderr);
-  });
-});
+// The daemon off a terminal reloads on SIGHUP (tests/daemon_config_reload_test.ts); on a
+// terminal that hangs up it stops (tests/hangup_test.ts).
 
 Deno.test("cli queue: enqueue by the id of an invalid flow file reports that file's problems at their place (not 'Cannot find flow')", async () => {
   await withSandbox(async ({ dir, run }) => {

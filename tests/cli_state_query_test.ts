@@ -94,6 +94,15 @@ Deno.test("flowstate state query filters, sorts and explains with the declared i
     const bad = await run("state", "query", "--where", "=3");
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /Invalid --where "=3"/);
+    // A doubled operator is refused, not compared with the text ">100" (which matched nothing).
+    const doubled = await run("state", "query", "--prefix", "orders", "--where", "price>>100");
+    assert.equal(doubled.code, 2, doubled.stderr);
+    assert.equal(
+      doubled.stderr.trim(),
+      `error: Invalid --where "price>>100": the value ">100" starts with an operator character (a typo for price>100?); to compare with that text, write it as a JSON string: price>'">100"'`,
+    );
+    const quoted = await run("state", "query", "--prefix", "orders", "--where", 'price>">100"');
+    assert.equal(quoted.code, 0, quoted.stderr);
     // A misspelt direction is not read as a field named "createdAt:dsc" (nothing sorted).
     const typo = await run("state", "query", "--prefix", "orders", "--order-by", "createdAt:dsc");
     assert.equal(typo.code, 2);

@@ -533,3 +533,22 @@ Deno.test("state.increment past Number.MAX_SAFE_INTEGER fails saying so, and the
     assert.equal((await run("state", "get", "--flow", "c", "count")).stdout.trim(), max);
   });
 });
+
+Deno.test("flowstate stores shows a plugin module's own name, not its path", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    const memory = new URL("../plugins/memory/mod.ts", import.meta.url).href;
+    await Deno.mkdir(join(dir, "plugins"));
+    await Deno.writeTextFile(
+      join(dir, "plugins", "mine.ts"),
+      `export { default } from "${memory}";\n`,
+    );
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  mine:\n    plugin: ./plugins/mine.ts\n",
+    );
+    const listed = await run("stores");
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /^mine\s+memory\s+0\s/m);
+    assert.doesNotMatch(listed.stdout, /plugins\/mine\.ts/);
+  });
+});

@@ -216,20 +216,25 @@ console.log(JSON.stringify({
   }
 });
 
+/** `flowstate init app <extra>` in `dir`, run from this checkout's cli.ts. */
+function initIn(dir: string, ...extra: string[]): Promise<Result> {
+  const cli = join(ROOT, "cli.ts");
+  return deno(dir, "run", "--cached-only", ...PERMISSIONS.split(" "), cli, "init", "app", ...extra);
+}
+
+/** `flowstate init app` in `dir`; the project's folder and its deno.json, parsed. */
+async function initApp(dir: string): Promise<{ app: string; config: Record<string, unknown> }> {
+  ok(await initIn(dir), "init");
+  const app = join(dir, "app");
+  return { app, config: JSON.parse(await Deno.readTextFile(join(app, "deno.json"))) };
+}
+
 Deno.test("flowstate init writes a project whose flow runs and whose test passes", async () => {
   await npmReady();
   const dir = await Deno.makeTempDir({ prefix: "flowstate-init-" });
   try {
     const init = ok(
-      await deno(
-        dir,
-        "run",
-        "--cached-only",
-        ...PERMISSIONS.split(" "),
-        join(ROOT, "cli.ts"),
-        "init",
-        "app",
-      ),
+      await initIn(dir),
       "init",
     );
     assert.match(init.stdout, /flows\/hello\.flow\.yaml/);
@@ -242,8 +247,10 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
     const repoFlags = denoJson.tasks.flowstate.replace(/^deno run (.*) cli\.ts$/, "$1");
     assert.equal(config.tasks.flowstate, `deno run ${repoFlags} ${CORE}/cli`);
     assert.equal(config.tasks.run, `deno run ${repoFlags} ${CORE}/cli run`);
-    assert.deepEqual(config.unstable, denoJson.unstable);
-    config.links = [ROOT];
+    assert.deepEqual(config.unstable, [...denoJson.unstable, "worker-options"]);
+    // Run from this checkout, init links the package to it (offline, without jsr.io).
+    assert.deepEqual(config.links, [ROOT.replace(/\/$/, "")]);
+    assert.match(init.stdout, /deno\.json links @flowstate\/core to the checkout init ran from/);
     for (const [name, task] of Object.entries<string>(config.tasks)) {
       config.tasks[name] = task.replace(/^deno (run|test) /, "deno $1 --cached-only ");
     }
@@ -299,22 +306,89 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
     // A second init keeps every file as it is.
     const before = await Deno.readTextFile(join(app, "deno.json"));
     const again = ok(
-      await deno(
-        dir,
-        "run",
-        "--cached-only",
-        ...PERMISSIONS.split(" "),
-        join(ROOT, "cli.ts"),
-        "init",
-        "app",
-        "--json",
-      ),
+      await initIn(dir, "--json"),
       "init again",
     );
     const result = JSON.parse(again.stdout);
     assert.deepEqual(result.written, []);
+    assert.equal(result.toMerge, null, "the deno.json lacks nothing");
+    const againText = ok(
+      await initIn(dir),
+      "init again (text)",
+    );
+    assert.doesNotMatch(againText.stdout, /merge|added to its unstable/);
     assert.ok(result.kept.includes("deno.json") && result.kept.includes("flows/hello.flow.yaml"));
     assert.equal(await Deno.readTextFile(join(app, "deno.json")), before);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+const RUN_HELLO = `import { openRuntime } from "@flowstate/core";
+import { fileURLToPath } from "node:url";
+await using rt = await openRuntime({ config: { stores: { default: { plugin: "memory" } } } });
+try {
+  const run = await rt.runFlow(fileURLToPath(new URL("../flows/hello.flow.yaml", import.meta.url)));
+  console.log(run.status, run.outputs?.greeting);
+} catch (err) {
+  console.log(\`caught \${(err as Error).name}: \${(err as Error).message}\`);
+}
+`;
+
+Deno.test("an init'ed project's script runs a custom node with plain deno run, without --unstable-worker-options (its deno.json's unstable list)", async () => {
+  await npmReady();
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-init-" });
+  try {
+    const { app, config } = await initApp(dir);
+    await write(app, { "scripts/hello.ts": RUN_HELLO });
+    const plain = ["run", "--cached-only", "--allow-read", "--allow-write", "--allow-env"];
+    const run = ok(await deno(app, ...plain, "scripts/hello.ts"), "deno run scripts/hello.ts");
+    assert.equal(run.stdout.trim(), "succeeded Hello, world! (greeting number 1)");
+    // With --allow-all the command line is readable: it lacks the flag, and the deno.json
+    // around the script is what says the feature is on.
+    const all = ok(
+      await deno(app, "run", "--cached-only", "-A", "scripts/hello.ts"),
+      "deno run -A",
+    );
+    assert.equal(all.stdout.trim(), "succeeded Hello, world! (greeting number 1)");
+    // Without it in the deno.json, a readable command line without the flag refuses the node,
+    // as an error the script catches (Deno would end the process with exit 70).
+    await Deno.writeTextFile(
+      join(app, "deno.json"),
+      json({
+        ...config,
+        unstable: (config.unstable as string[]).filter((u) => u !== "worker-options"),
+      }),
+    );
+    const refused = ok(
+      await deno(app, "run", "--cached-only", "-A", "scripts/hello.ts"),
+      "deno run -A, no worker-options",
+    );
+    assert.match(
+      refused.stdout,
+      /^caught FlowValidationError: .*nodes\[1\]\.type: custom nodes run in Workers .*--unstable-worker-options/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an init'ed project's deno task check type-checks its node modules (run and validate do not)", async () => {
+  await npmReady();
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-init-" });
+  try {
+    const { app, config } = await initApp(dir);
+    const tasks = config.tasks as Record<string, string>;
+    assert.equal(tasks.check, "deno check nodes/ tests/");
+    tasks.check = tasks.check.replace(/^deno check /, "deno check --cached-only ");
+    await write(app, {
+      "deno.json": json(config),
+      "nodes/typeerr.ts":
+        `const n: number = 1;\nexport const s: string = n;\nexport default { run: () => s };\n`,
+    });
+    const check = await deno(app, "task", "check");
+    assert.notEqual(check.code, 0, check.stderr);
+    assert.match(check.stderr, /TS2322[\s\S]*nodes\/typeerr\.ts:2:14/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

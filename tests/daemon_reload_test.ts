@@ -6,31 +6,49 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliCommand, runCli } from "./_cli_sandbox.ts";
-import { streamLines, within } from "./fixtures/daemon_process.ts";
+import { runCli } from "./_cli_sandbox.ts";
+import { type DaemonProject, withDaemonProject, within } from "./fixtures/daemon_process.ts";
 
 const flow = (id: string, message: string, schedule: string | null) =>
   `id: ${id}\n${schedule === null ? "" : `schedule: "${schedule}"\n`}nodes:\n` +
   `  - { id: say, type: log, with: { message: "${message}" } }\n`;
+
+/**
+ * A project whose `flows/` holds `files` (name → text), a daemon started in it,
+ * and `body` given its directory and output as lines; the daemon is stopped
+ * with SIGTERM after `body` (it must exit 0).
+ */
+function withFlowDaemon(
+  prefix: string,
+  files: Record<string, string>,
+  body: (d: DaemonProject) => Promise<void>,
+): Promise<void> {
+  const flows = Object.entries(files).map(([name, text]) => [`flows/${name}`, text]);
+  return withDaemonProject(
+    prefix,
+    {
+      "flowstate.yaml":
+        "flows: [./flows]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
+      ...Object.fromEntries(flows),
+    },
+    [],
+    async (d) => {
+      await body(d);
+      d.child.kill("SIGTERM");
+      assert.equal((await d.child.status).code, 0, d.err.lines.join("\n"));
+    },
+  );
+}
 
 Deno.test({
   name:
     "daemon: an edited flow file reaches the next run; a schedule removed stops ticking, one added starts, each said",
   sanitizeResources: false,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "flowstate-daemon-reload-" });
-    const file = join(dir, "flows", "tk.flow.yaml");
-    let child: Deno.ChildProcess | undefined;
-    try {
-      await Deno.mkdir(join(dir, "flows"));
-      await Deno.writeTextFile(file, flow("tk", "version one", "* * * * * *"));
-      await Deno.writeTextFile(
-        join(dir, "flowstate.yaml"),
-        "flows: [./flows]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
-      );
-      child = cliCommand(dir, ["daemon", "--grace", "1s"]).spawn();
-      const out = streamLines(child.stdout);
-      const err = streamLines(child.stderr);
+    await withFlowDaemon("flowstate-daemon-reload-", {
+      "tk.flow.yaml": flow("tk", "version one", "* * * * * *"),
+    }, async ({ dir, err }) => {
+      const file = join(dir, "flows", "tk.flow.yaml");
       await within(err.next(/^\[flow:tk\] say: version one$/), "a run of the first version");
 
       // Its content changes: the next run is the new one's.
@@ -84,17 +102,97 @@ Deno.test({
       );
       const after = err.lines.slice(removedAt + 1).filter((l) => l.startsWith("[flow:tk] say:"));
       assert.ok(after.length <= 1, `tk ran after its schedule was removed: ${after}`);
-      child.kill("SIGTERM");
-      assert.equal((await child.status).code, 0, err.lines.join("\n"));
-      await Promise.all([out.done, err.done]);
       assert.deepEqual(err.lines.filter((l) => l.startsWith("error")), []);
-    } finally {
-      try {
-        child?.kill("SIGKILL");
-      } catch {
-        // gone
-      }
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "daemon: a scheduled flow file an edit broke is a failed run at each tick (runs ls, metrics), not only a log line",
+  sanitizeResources: false,
+  async fn() {
+    await withFlowDaemon("flowstate-daemon-broken-", {
+      "tk.flow.yaml": flow("tk", "fine", "* * * * * *"),
+    }, async ({ dir, err }) => {
+      const file = join(dir, "flows", "tk.flow.yaml");
+      await within(err.next(/^\[flow:tk\] say: fine$/), "a run of the good file");
+      await Deno.writeTextFile(
+        file,
+        flow("tk", "fine", "* * * * * *").replace("type: log", "type: lgo"),
+      );
+      const failed = async () => {
+        const ls = await runCli(dir, [
+          "runs",
+          "ls",
+          "--flow",
+          "tk",
+          "--status",
+          "failed",
+          "--json",
+        ]);
+        assert.equal(ls.code, 0, ls.stderr);
+        return JSON.parse(ls.stdout) as { flowVersion: string; error: { message: string } }[];
+      };
+      await within(
+        (async () => {
+          while ((await failed()).length === 0) await new Promise((r) => setTimeout(r, 200));
+        })(),
+        "a failed run recorded for a tick of the broken file",
+      );
+      const [run] = await failed();
+      assert.match(run.error.message, /tk\.flow\.yaml:4:\d+: .*unknown node type "lgo"/);
+      assert.equal(run.flowVersion, "unloadable");
+      const metrics = await runCli(dir, ["metrics", "tk", "--json"]);
+      assert.equal(metrics.code, 0, metrics.stderr);
+      const all = (JSON.parse(metrics.stdout) as { version: string; failed: number }[])
+        .find((m) => m.version === "*");
+      assert.ok(all !== undefined && all.failed >= 1, metrics.stdout);
+      const shown = await runCli(dir, ["runs", "show", (run as unknown as { id: string }).id]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, /unknown node type "lgo"/);
+      // Fixed: it runs again.
+      const said = err.lines.length;
+      await Deno.writeTextFile(file, flow("tk", "fixed", "* * * * * *"));
+      await within(err.next(/^\[flow:tk\] say: fixed$/), "a run of the fixed file");
+      assert.ok(err.lines.length > said);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "daemon: two flow files with one id are said once (not at every look), and their fix is said",
+  sanitizeResources: false,
+  async fn() {
+    await withFlowDaemon("flowstate-daemon-dup-", {
+      "a.flow.yaml": flow("tk", "a", "* * * * * *"),
+    }, async ({ dir, err }) => {
+      await within(err.next(/^\[flow:tk\] say: a$/), "a run");
+      await Deno.writeTextFile(join(dir, "flows", "b.flow.yaml"), flow("tk", "b", "* * * * * *"));
+      const said = err.lines.indexOf(
+        await within(err.next(/Cannot read the flows' schedules again/), "the problem said"),
+      );
+      // Three more runs of tk (every second): more looks at the files (every 2 s and before each
+      // tick), and the problem is not said again.
+      await within(
+        (async () => {
+          const later = () =>
+            err.lines.slice(said + 1).filter((l) => l === "[flow:tk] say: a").length;
+          while (later() < 3) await new Promise((r) => setTimeout(r, 100));
+        })(),
+        "three later runs",
+      );
+      assert.equal(
+        err.lines.filter((l) => l.includes("Cannot read the flows' schedules again")).length,
+        1,
+        err.lines.join("\n"),
+      );
+      await Deno.remove(join(dir, "flows", "b.flow.yaml"));
+      await within(
+        err.next(/^\[flows\] the flows' schedules can be read again/),
+        "the fix said",
+      );
+    });
   },
 });

@@ -40,6 +40,16 @@ Deno.test("a driver that writes although a check failed fails the suite, named, 
   );
 });
 
+Deno.test("a driver whose list() ignores startExclusive fails the paging cases, naming startExclusive", async () => {
+  const { code, out } = await suite({ FLOWSTATE_TEST_BUG: "ignores-start-exclusive" });
+  assert.equal(code, 1, out);
+  assert.match(
+    out,
+    /list\(\) resumed from a cursor gave again the entry it stopped after \(\[.*\]\): a driver's list\(range\) must leave out range\.start when range\.startExclusive is true/,
+  );
+  assert.doesNotMatch(out, /paging did not end after 100 pages/);
+});
+
 Deno.test("a driver that acknowledges writes and drops them at close fails the in-flight-writes case", async () => {
   const { code, out } = await suite({ FLOWSTATE_TEST_BUG: "acks-then-drops" });
   assert.equal(code, 1, out);

@@ -121,7 +121,11 @@ let caseNo = 0;
 async function withQueue(
   backend: Backend,
   handles: number,
-  fn: (records: Records[], clock: { t: number; now(): number }) => Promise<void>,
+  fn: (
+    records: Records[],
+    clock: { t: number; now(): number },
+    stores: Store[],
+  ) => Promise<void>,
 ): Promise<void> {
   const id = `q${++caseNo}_${backend.name.replace(/\W+/g, "_")}`;
   const clock = {
@@ -133,7 +137,7 @@ async function withQueue(
   const stores: Store[] = [];
   try {
     for (let i = 0; i < handles; i++) stores.push(await backend.open(id, clock));
-    await fn(stores.map((s) => new Records(s, { clock })), clock);
+    await fn(stores.map((s) => new Records(s, { clock })), clock, stores);
   } finally {
     for (const s of new Set(stores)) await s.close();
     await backend.cleanup(id);
@@ -221,6 +225,70 @@ for (const backend of BACKENDS) {
       await finish(a, run!, "succeeded");
       const fresh = await b.enqueueRun(init(4, { key: "k" }));
       assert.equal(fresh.existing, false);
+    }));
+
+  test("dedupe keys go with their run's end, whichever end; gc's sweep takes leftovers", () =>
+    withQueue(backend, 2, async ([a, b], clock, [store]) => {
+      const KEYS = ["flowstate", "queue", "key"];
+      const keys = async () => {
+        const found: string[] = [];
+        for await (const e of store.list({ prefix: KEYS })) found.push(e.key[3]);
+        return found.sort();
+      };
+      const lease = { worker: "w", leaseMs: 5_000 };
+      // Succeeded, and failed with no attempt left.
+      const ok = await a.enqueueRun(init(1, { key: "ok" }));
+      const bad = await a.enqueueRun(init(2, { key: "bad", maxAttempts: 2 }));
+      // Cancelled while queued.
+      const gone = await a.enqueueRun(init(3, { key: "cancelled", runAt: T0 + 60_000 }));
+      assert.deepEqual(await keys(), ["bad", "cancelled", "ok"]);
+      assert.equal((await b.enqueueRun(init(9, { key: "ok" }))).runId, ok.runId, "still dedupes");
+      const first = await a.claimRun(lease);
+      assert.equal(first?.id, ok.runId);
+      assert.ok(await finish(a, first!, "succeeded"));
+      const second = await a.claimRun(lease);
+      assert.ok(await finish(a, second!, "failed"));
+      // A failure with an attempt left waits in the queue again: it keeps its key.
+      assert.equal((await a.getRun(bad.runId))?.status, "queued");
+      assert.deepEqual(await keys(), ["bad", "cancelled"]);
+      assert.equal((await b.enqueueRun(init(9, { key: "bad" }))).runId, bad.runId);
+      const retried = await a.claimRun(lease);
+      assert.ok(await finish(a, retried!, "failed"));
+      assert.equal((await a.cancelQueuedRun(gone.runId))?.status, "cancelled");
+      assert.deepEqual(await keys(), []);
+      // Requeued by hand, the run holds its key again; its end frees it again.
+      await a.requeueRun(bad.runId);
+      assert.deepEqual(await keys(), ["bad"]);
+      assert.equal((await b.enqueueRun(init(9, { key: "bad" }))).runId, bad.runId);
+      const again = await a.claimRun(lease);
+      assert.ok(await finish(a, again!, "succeeded"));
+      assert.deepEqual(await keys(), []);
+      // Lost by its worker too often (abandoned): failed, and its key goes.
+      const lost = await a.enqueueRun(init(4, { key: "lost" }));
+      for (let i = 0; i < 10; i++) {
+        assert.equal((await a.claimRun(lease))?.id, lost.runId);
+        clock.t += 5_001;
+        assert.deepEqual(await b.reclaimLost(), [lost.runId]);
+      }
+      assert.equal((await a.getRun(lost.runId))?.status, "failed");
+      assert.deepEqual(await keys(), []);
+      // After an end, the key makes a new run.
+      const fresh = await b.enqueueRun(init(5, { key: "ok" }));
+      assert.notEqual(fresh.runId, ok.runId);
+      assert.equal(fresh.existing, false);
+      // A queued run deleted (deleteRun) takes its key with it.
+      assert.ok(await a.deleteRun(fresh.runId));
+      assert.deepEqual(await keys(), []);
+      // What an older version left: keys of ended runs and of runs deleted since. The sweep
+      // takes those, and keeps the key of a queued run.
+      const live = await a.enqueueRun(init(6, { key: "live" }));
+      await store.set([...KEYS, "old-ended"], { runId: ok.runId });
+      await store.set([...KEYS, "old-deleted"], { runId: "0mjuw3ms0abcdefghijk" });
+      assert.equal(await b.sweepDedupeKeys({ dryRun: true }), 2);
+      assert.deepEqual(await keys(), ["live", "old-deleted", "old-ended"]);
+      assert.equal(await b.sweepDedupeKeys(), 2);
+      assert.deepEqual(await keys(), ["live"]);
+      assert.equal((await b.enqueueRun(init(9, { key: "live" }))).runId, live.runId);
     }));
 
   test("a failure with attempts left is queued again after its backoff; then kept failed", () =>

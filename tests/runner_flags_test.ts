@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import denoJson from "../deno.json" with { type: "json" };
 import { streamLines } from "./fixtures/daemon_process.ts";
+import { initProject } from "../src/cli/init.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -79,11 +80,21 @@ Deno.test("the README's consumer tasks and deno install line carry the task's fl
   for (const line of lines) assert.ok(line.includes(flags), `README: ${line.trim()}`);
 });
 
-Deno.test("the README's starter deno.json and deno install line turn on the repository's unstable features", async () => {
+Deno.test("the README's starter deno.json and deno install line turn on the unstable features init writes", async () => {
   const readme = await Deno.readTextFile(join(ROOT, "README.md"));
-  const unstable = (denoJson as { unstable?: string[] }).unstable ?? [];
+  const own = (denoJson as { unstable?: string[] }).unstable ?? [];
   // no-legacy-abort: serve's ?wait=true watches request.signal without Deno.serve's warning.
-  assert.ok(unstable.includes("no-legacy-abort"), JSON.stringify(unstable));
+  assert.ok(own.includes("no-legacy-abort"), JSON.stringify(own));
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-flags-" });
+  let unstable: string[];
+  try {
+    await initProject(dir);
+    unstable = JSON.parse(await Deno.readTextFile(join(dir, "deno.json"))).unstable;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  // worker-options: custom nodes' Workers, for every deno run/test of the project.
+  assert.deepEqual(unstable, [...own, "worker-options"]);
   const block = /The tasks it writes[^`]*```json\n([^`]*)```/.exec(readme);
   assert.ok(block, "the README shows the starter's deno.json");
   assert.deepEqual(JSON.parse(block[1]).unstable, unstable);

@@ -7,8 +7,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openRuntime } from "../mod.ts";
 import { sandboxPoolOf } from "../src/runtime.ts";
+import { SandboxPool } from "../src/flow/sandbox.ts";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
-import { streamLines } from "./fixtures/daemon_process.ts";
+import { streamLines, within } from "./fixtures/daemon_process.ts";
 
 /**
  * A node module that appends a line to starts.log when a Worker loads it, and
@@ -134,4 +135,122 @@ Deno.test("the daemon reuses a scheduled flow's node Worker from tick to tick", 
     for (const end of ends) assert.equal(end.status, "succeeded", JSON.stringify(end));
     assert.equal(await starts(dir), 1, "one Worker start for every tick");
   });
+});
+
+/** A node module that returns (and logs) the word its imported lib.js exports, through two imports. */
+const GREET = `
+import { word } from "./lib/word.js";
+const schema = { "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } };
+export default {
+  kind: "flowstate.node",
+  optionsSchema: schema,
+  run(ctx) { ctx.log("word " + word); return word; },
+};
+`;
+const WORD_INDIRECT = 'export { word } from "./text.js";\n';
+const wordFile = (word: string) => `export const word = ${JSON.stringify(word)};\n`;
+
+Deno.test("the daemon starts a new node Worker when a file its module imports changed, not only the module file", async () => {
+  await withSandbox(async ({ dir, home }) => {
+    await Deno.mkdir(join(dir, "nodes", "lib"), { recursive: true });
+    await Deno.writeTextFile(join(dir, "nodes", "greet.js"), GREET);
+    await Deno.writeTextFile(join(dir, "nodes", "lib", "word.js"), WORD_INDIRECT);
+    await Deno.writeTextFile(join(dir, "nodes", "lib", "text.js"), wordFile("first"));
+    await Deno.writeTextFile(
+      join(dir, "greet.flow.yaml"),
+      'id: greet\nschedule: "* * * * * *"\nnodes:\n  - { id: g, type: ./nodes/greet.js }\n',
+    );
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  default: { plugin: memory }\nflows: [./greet.flow.yaml]\n" +
+        "jobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
+    );
+    const child = cliCommand(dir, ["daemon", "--grace", "1s"], { home }).spawn();
+    try {
+      const stdout = streamLines(child.stdout);
+      const stderr = streamLines(child.stderr);
+      await within(stderr.next(/^\[flow:greet\] g: word first$/), "a run", 90_000);
+      // Two imports down from the module, the module file itself untouched.
+      await Deno.writeTextFile(join(dir, "nodes", "lib", "text.js"), wordFile("second"));
+      await within(stderr.next(/^\[flow:greet\] g: word second$/), "a run of the edit", 90_000);
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0, stderr.lines.join("\n"));
+      await Promise.all([stdout.done, stderr.done]);
+      assert.deepEqual(stderr.lines.filter((l) => l.startsWith("error")), []);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+  });
+});
+
+Deno.test("enqueueing an unchanged flow with custom nodes checks its modules in a Worker once", async () => {
+  await withSandbox(async ({ dir }) => {
+    await project(dir, "stores:\n  default: { plugin: memory }\n");
+    await using rt = await openRuntime({ config: join(dir, "flowstate.yaml"), cwd: dir });
+    const pool = sandboxPoolOf(rt)!;
+    const ids = new Set<string>();
+    // Five at once (as webhook deliveries come), then five more one after the other.
+    const burst = await Promise.all(Array.from({ length: 5 }, () => rt.enqueue("count.flow.yaml")));
+    for (const { runId } of burst) ids.add(runId);
+    for (let i = 0; i < 5; i++) ids.add((await rt.enqueue("count.flow.yaml")).runId);
+    assert.equal(ids.size, 10);
+    assert.equal(pool.started, 1, "one check for ten enqueues");
+    // An edited module is checked again (and a broken one refused).
+    await Deno.writeTextFile(join(dir, "nodes", "counter.js"), "export default 42;\n");
+    await assert.rejects(() => rt.enqueue("count.flow.yaml"), /does not export a node type/);
+    assert.equal(pool.started, 2);
+  });
+});
+
+Deno.test("a burst of flows with custom nodes checks at most maxChecks at once; idle Workers are capped", async () => {
+  await withSandbox(async ({ dir }) => {
+    const cap = Math.max(2, 2 * Math.max(1, navigator.hardwareConcurrency ?? 1));
+    const maxIdle = Math.max(8, 2 * Math.max(1, navigator.hardwareConcurrency ?? 1));
+    await project(dir, "stores:\n  default: { plugin: memory }\nnodes:\n  workerIdle: 1m\n");
+    // Distinct flows: no check is saved by the cache.
+    const n = cap + 3;
+    for (let i = 0; i < n; i++) {
+      // A module of its own each: no Worker is shared either.
+      await Deno.copyFile(join(dir, "nodes", "counter.js"), join(dir, "nodes", `c${i}.js`));
+      await Deno.writeTextFile(
+        join(dir, `f${i}.flow.yaml`),
+        FLOW.replace("id: count", `id: f${i}`).replaceAll("counter.js", `c${i}.js`),
+      );
+    }
+    await using rt = await openRuntime({ config: join(dir, "flowstate.yaml"), cwd: dir });
+    const pool = sandboxPoolOf(rt)!;
+    await Promise.all(Array.from({ length: n }, (_, i) => rt.enqueue(`f${i}.flow.yaml`)));
+    assert.equal(pool.started, n);
+    assert.ok(pool.peakChecks >= 1 && pool.peakChecks <= cap, `peak ${pool.peakChecks} > ${cap}`);
+    // Runs at once, each with its own Worker, all released to the idle list: at most maxIdle kept.
+    const runs = await Promise.all(
+      Array.from({ length: maxIdle + 2 }, () => rt.runFlow("count.flow.yaml")),
+    );
+    assert.deepEqual(runs.map((r) => r.status), Array(maxIdle + 2).fill("succeeded"));
+    assert.ok(pool.idle <= maxIdle, `idle ${pool.idle} > ${maxIdle}`);
+  });
+});
+
+Deno.test("SandboxPool.checkTurn(): a waiting check gives up when its signal aborts; turns pass on in order", async () => {
+  const pool = new SandboxPool({ maxChecks: 1 });
+  const first = await pool.checkTurn();
+  const gaveUp = new AbortController();
+  const waiting = pool.checkTurn(gaveUp.signal);
+  const order: string[] = [];
+  const next = pool.checkTurn().then((turn) => {
+    order.push("next");
+    return turn;
+  });
+  gaveUp.abort(new Error("client went away"));
+  await assert.rejects(waiting, /client went away/);
+  first[Symbol.dispose]();
+  (await next)[Symbol.dispose]();
+  assert.deepEqual(order, ["next"]);
+  assert.equal(pool.peakChecks, 1);
+  assert.throws(() => new SandboxPool({ maxIdle: 0 }), /maxIdle must be a whole number >= 1/);
+  pool.close();
 });

@@ -178,6 +178,15 @@ Deno.test("read: [./data] reads there and nowhere else; env: [NAME] sees that va
     assert.equal(record.nodes.named.output, "yes");
     assert.equal(record.nodes.unnamed.status, "failed");
     assert.match(record.nodes.unnamed.error ?? "", /env access/);
+    // What to write in the flow to allow it.
+    assert.match(
+      record.nodes.unnamed.error ?? "",
+      /; hint: add to the node in its flow file: permissions: \{ env: \["FLOWSTATE_TEST_SECRET"\] \}\)$/,
+    );
+    assert.match(
+      record.nodes.other.error ?? "",
+      /; hint: add to the node in its flow file: permissions: \{ read: \[".*other\.txt"\] \}\)$/,
+    );
   });
 });
 

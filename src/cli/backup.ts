@@ -1,11 +1,18 @@
 /**
- * `flowstate backup [--store NAME | --all] [--out FILE] [--since FILE]` and
+ * `flowstate backup [--store NAME | --all] [--out FILE] [--since FILE] [--keep N]
+ * [--keep-for AGE]`, `flowstate backup prune [--store NAME | --all] [--keep N]
+ * [--keep-for AGE] [--dir DIR] [--dry-run]` and
  * `flowstate restore <file> [increments...] --store NAME [--force]`
  * (`--at TIME --into NAME [--from STORE]`: a point-in-time restore). These run the built-in
  * `backup` and `restore` jobs, recorded as runs of `job:backup` and
  * `job:restore` like `flowstate jobs run` (a backup leaves its own run
  * record out; a restore into the records store keeps only its own run
  * record beside the backup's content).
+ *
+ * `backup prune` is not recorded as a run (it writes nothing to a store); a
+ * backup's pruning is part of its run's result. Exit codes of `backup prune`:
+ * 0 ok; 1 a file could not be deleted; 2 bad arguments; 130 (143, 129)
+ * stopped between two files.
  *
  * Exit codes: 0 ok; 1 the backup or restore failed (a damaged backup file, a
  * target store that is not empty without `--force`, a store that kept
@@ -17,7 +24,12 @@
  * `--json` output (one JSON document on stdout, stable):
  * - `backup`: `{ "files": [{ "store", "plugin", "file", "entries", "bytes", "sha256",
  *   "consistency", "attempts", "feedSeq"?, "fromSeq"?, "toSeq"? }], "entries", "bytes", "dryRun",
- *   "runId" }` (`feedSeq`: a full backup's feed position; `fromSeq`/`toSeq`: an increment's range)
+ *   "pruned", "warnings", "notCovered", "runId" }` (`feedSeq`: a full backup's feed position;
+ *   `fromSeq`/`toSeq`: an increment's range; `pruned`: as `backup prune`'s, or `null` without
+ *   `--keep`/`--keep-for`; `notCovered`: `[{ "path", "what", "files", "bytes", "advice" }]`)
+ * - `backup prune`: `{ "dir", "stores", "removed": [{ "store", "file", "name", "kind",
+ *   "createdAt", "bytes" }], "bytes", "kept": [{ …, "reason" }], "skipped": [{ "file", "reason" }],
+ *   "failed": [{ "file", "error" }], "dryRun", "cancelled" }`
  * - `restore`: `{ "file", "store", "entries", "restored", "expired", "cleared", "resumedFrom",
  *   "interruptedRunId", "sha256", "cancelled", "changes", "feedSeq", "dryRun", "runId" }`
  *   (`changes`: replayed from increments and the live feed; `feedSeq`: the source's feed
@@ -27,10 +39,16 @@
  *
  * @module
  */
-import { resolve } from "node:path";
-import type { BackupConsistency, BackupResult } from "../../jobs/backup.ts";
+import { join, resolve } from "node:path";
+import type {
+  BackupConsistency,
+  BackupResult,
+  NotCovered,
+  PruneBackupsResult,
+} from "../../jobs/backup.ts";
 import type { RestoreResult } from "../../jobs/restore.ts";
 import { formatBytes } from "../archive_format.ts";
+import { printable } from "./format.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import type { RunRecord } from "../records/types.ts";
 import { MIN_ABANDONED_MS } from "../records/heartbeat.ts";
@@ -48,6 +66,7 @@ import { createProgress } from "../jobs/progress.ts";
 import { messageOf, StoreReadOnlyError } from "../errors.ts";
 import { runRecordedJob } from "./recorded.ts";
 import { parsePointInTime } from "./run_filters.ts";
+import { parseDuration } from "../duration.ts";
 
 /** Options of `flowstate backup`. */
 export interface BackupCommandOptions {
@@ -61,16 +80,96 @@ export interface BackupCommandOptions {
   perKey?: boolean;
   /** `--since FILE`: an incremental backup, the changes after that backup. */
   since?: string;
+  /** `--keep N`: then keep only the N newest backups of each store backed up. */
+  keep?: number;
+  /** `--keep-for AGE`: then keep only the backups younger than AGE (`30d`). */
+  keepFor?: string;
   /** `--dry-run`: say what would be written. */
   dryRun?: boolean;
   /** `--json`. */
   json?: boolean;
 }
 
+/** Options of `flowstate backup prune`. */
+export interface BackupPruneCommandOptions {
+  /** `--store NAME` (default: the store of the global scope). */
+  store?: string;
+  /** `--all`: every configured store. */
+  all?: boolean;
+  /** `--keep N`: keep the N newest backups of each store. */
+  keep?: number;
+  /** `--keep-for AGE`: keep the backups younger than AGE. */
+  keepFor?: string;
+  /** `--dir DIR`: where the backups are (default `<home>/backups`). */
+  dir?: string;
+  /** `--dry-run`: say what would be deleted, delete nothing. */
+  dryRun?: boolean;
+  /** `--json`. */
+  json?: boolean;
+}
+
+/**
+ * `--keep-for AGE` checked before anything opens: a duration with a unit
+ * (`30` alone would be 30 ms, and delete every older backup).
+ */
+function checkKeepFor(what: string, keepFor: string | undefined): void {
+  if (keepFor === undefined) return;
+  const text = keepFor.trim();
+  if (/^-?\d+(?:\.\d+)?$/.test(text)) {
+    throw new UsageError(
+      `${what}: --keep-for ${keepFor} has no unit: add one, like --keep-for ${text}d (days), ` +
+        `${text}h or ${text}m`,
+    );
+  }
+  try {
+    parseDuration(keepFor, "--keep-for");
+  } catch (err) {
+    throw new UsageError(`${what}: ${(err as Error).message}`);
+  }
+}
+
+/** The lines saying what a prune deleted (or would) and kept, for people. */
+function pruneLines(pruned: PruneBackupsResult): string[] {
+  const lines: string[] = [];
+  const verb = pruned.dryRun ? "would delete" : "deleted";
+  for (const f of pruned.removed) {
+    lines.push(
+      `${verb} ${f.file} (${
+        f.kind === "full" ? "full backup" : "increment"
+      } of store "${f.store}", taken ${f.createdAt}, ${formatBytes(f.bytes)})`,
+    );
+  }
+  for (const store of pruned.stores) {
+    const removed = pruned.removed.filter((f) => f.store === store).length;
+    const kept = pruned.kept.filter((f) => f.store === store && f.reason !== "foreign").length;
+    const foreign = pruned.kept.filter((f) => f.store === store && f.reason === "foreign").length;
+    const bytes = pruned.removed.filter((f) => f.store === store)
+      .reduce((sum, f) => sum + f.bytes, 0);
+    lines.push(
+      `store "${store}": ${removed} backup${removed === 1 ? "" : "s"} ${
+        pruned.dryRun ? "would be deleted" : "deleted"
+      } (${formatBytes(bytes)} ${
+        pruned.dryRun ? "to free" : "freed"
+      }), ${kept} kept in ${pruned.dir}${
+        foreign > 0 ? ` (and ${foreign} not named by Flowstate, never pruned)` : ""
+      }${pruned.cancelled ? " (stopped before the end)" : ""}`,
+    );
+  }
+  return lines;
+}
+
+/** The line saying what a backup does not hold. */
+function notCoveredLine(n: NotCovered): string {
+  return `not in the backup: ${n.path} (${n.files} file${n.files === 1 ? "" : "s"}, ${
+    formatBytes(n.bytes)
+  }): ${n.what}; ${n.advice}`;
+}
+
 /**
  * `restore --force` into the store that records runs clears their records: a
  * run another process is running there (its heartbeat fresh) would then fail
- * to record its end. Refused, naming them, until those processes stop (or
+ * to record its end; into another store, it replaces what running flows read
+ * and write there. Refused, naming them, until those processes stop (or
  * their heartbeats go stale: the process died).
  */
 async function refuseOverLiveRuns(runtime: Runtime, store: string, file: string): Promise<void> {
@@ -96,11 +195,18 @@ async function refuseOverLiveRuns(runtime: Runtime, store: string, file: string)
       Math.round((now - (r.heartbeatAt ?? r.startedAt)) / 1000)
     } s ago)`
   ).join(", ");
+  const isRecords = store === runtime.config.records;
   throw new UsageError(
     `Cannot restore ${file} into store "${store}" with --force: ${live.length} run${
       live.length === 1 ? " is" : "s are"
-    } running and recorded there: ${shown}${live.length > 5 ? ", …" : ""}. --force would delete ` +
-      `their records under them; stop the workers, daemons and runs using this store first ` +
+    } running${isRecords ? " and recorded there" : " in this project"}: ${shown}${
+      live.length > 5 ? ", …" : ""
+    }. ${
+      isRecords
+        ? "--force would delete their records under them"
+        : "--force would replace what they read and write there as they run (their writes lost " +
+          "or mixed with the backup's)"
+    }; stop the workers, daemons and runs using this store first ` +
       `(runs whose process died are not counted once their heartbeat is ${
         MIN_ABANDONED_MS / 1000
       } s old)`,
@@ -142,6 +248,7 @@ export async function backupCommand(
       "Cannot back up: --since (an incremental backup) takes one store: give --store NAME, not --all",
     );
   }
+  checkKeepFor("Cannot back up", options.keepFor);
   if (options.since !== undefined) {
     try {
       await Deno.stat(resolve(options.since));
@@ -160,6 +267,8 @@ export async function backupCommand(
     ...(options.all ? { all: true } : {}),
     ...(options.out !== undefined ? { out: options.out } : {}),
     ...(options.since !== undefined ? { since: resolve(options.since) } : {}),
+    ...(options.keep !== undefined ? { keep: options.keep } : {}),
+    ...(options.keepFor !== undefined ? { keepFor: options.keepFor } : {}),
     consistency,
   };
   const quiet = options.json || global.quiet;
@@ -209,16 +318,76 @@ export async function backupCommand(
     console.log(JSON.stringify({ ...result, runId }));
   } else {
     for (const f of result.files) {
+      // An increment holds changes (sets and deletes) since its base, not the store's entries.
+      const what = f.fromSeq === undefined
+        ? `${f.entries} ${f.entries === 1 ? "entry" : "entries"}`
+        : `${f.entries} ${f.entries === 1 ? "change" : "changes"} (after #${f.fromSeq}, ` +
+          `up to #${f.toSeq})`;
       console.log(
         result.dryRun
-          ? `${f.store}: would write ${f.entries} entries to ${f.file}`
-          : `${f.store}: ${f.entries} entries → ${f.file} (${
-            formatBytes(f.bytes)
-          }, sha256 ${f.sha256})`,
+          ? `${f.store}: would write ${what} to ${f.file}`
+          : `${f.store}: ${what} → ${f.file} (${formatBytes(f.bytes)}, sha256 ${f.sha256})`,
       );
     }
+    // A result recorded by an older Flowstate has neither field.
+    if (result.pruned) { for (const line of pruneLines(result.pruned)) console.log(line); }
+    for (const n of result.notCovered ?? []) console.log(notCoveredLine(n));
   }
   return code;
+}
+
+/** `backup prune [--store NAME | --all] [--keep N] [--keep-for AGE] [--dir DIR] [--dry-run] [--json]`. */
+export async function backupPruneCommand(
+  options: BackupPruneCommandOptions,
+  global: GlobalOptions,
+): Promise<number> {
+  const what = "Cannot prune backups";
+  if (options.all && options.store !== undefined) {
+    throw new UsageError(`${what}: give --store NAME or --all, not both`);
+  }
+  if (options.keep === undefined && options.keepFor === undefined) {
+    throw new UsageError(
+      `${what}: say what to keep: --keep N (the N newest backups of each store), ` +
+        `--keep-for AGE (those younger than AGE, like 30d), or both`,
+    );
+  }
+  checkKeepFor(what, options.keepFor);
+  await using runtime = await openRuntime({
+    config: global.config,
+    onWarning: printWarning,
+    createStores: false,
+  });
+  checkStore(runtime, options.store);
+  const stores = options.all
+    ? [...runtime.storeNames]
+    : [options.store ?? runtime.config.scopes.global];
+  const dir = options.dir === undefined ? join(runtime.home, "backups") : resolve(options.dir);
+  const { pruneBackups } = await import("../../jobs/backup.ts");
+  const { value: result, interrupted, exitCode } = await interruptible(
+    "Stopping the prune before the next file",
+    (signal) =>
+      pruneBackups(dir, {
+        stores,
+        keep: options.keep,
+        keepFor: options.keepFor,
+        dryRun: options.dryRun ?? false,
+        signal,
+        now: runtime.clock.now(),
+      }),
+  );
+  if (options.json) {
+    console.log(JSON.stringify(result));
+  } else {
+    for (const line of pruneLines(result)) console.log(line);
+  }
+  for (const s of result.skipped) {
+    console.error(
+      printable(`warning: left alone: ${s.file} is named like a backup but ${s.reason}`),
+    );
+  }
+  for (const f of result.failed) printError(`Cannot delete ${f.file}: ${f.error}`);
+  if (result.failed.length > 0) return 1;
+  return interrupted && result.cancelled ? exitCode : 0;
 }
 
 /** `restore <file> --store NAME [--force] [--dry-run] [--json]`. */
@@ -284,9 +453,7 @@ export async function restoreCommand(
   }
   checkStore(runtime, target);
   if (options.from !== undefined) checkStore(runtime, options.from);
-  if (options.force && !options.dryRun && target === runtime.config.records) {
-    await refuseOverLiveRuns(runtime, target, file);
-  }
+  if (options.force && !options.dryRun) await refuseOverLiveRuns(runtime, target, file);
   const { result, record, failureCode } = await runRecordedJob<RestoreResult>(
     runtime,
     "restore",

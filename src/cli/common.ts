@@ -188,7 +188,9 @@ export function signalRepeatMs(
  * meanwhile change nothing). The same signal again within the repeat window
  * ({@linkcode signalRepeatMs}) of the first is not a second one. Throws a
  * {@linkcode UsageError} when {@linkcode SIGNAL_REPEAT_ENV} is not a number of
- * milliseconds. Dispose the result to stop listening.
+ * milliseconds. `options.signals` narrows the signals listened to (the daemon
+ * off a terminal leaves SIGHUP out: it reloads on it). Dispose the result to
+ * stop listening.
  *
  * @example
  * ```ts ignore
@@ -198,6 +200,7 @@ export function signalRepeatMs(
 export function onStopSignals(
   onFirst: (name: keyof typeof STOP_SIGNALS) => void,
   again?: (name: keyof typeof STOP_SIGNALS) => string,
+  options: { signals?: readonly (keyof typeof STOP_SIGNALS)[] } = {},
 ): Disposable {
   let received: { name: keyof typeof STOP_SIGNALS; at: number } | undefined;
   let exiting = false;
@@ -205,7 +208,8 @@ export function onStopSignals(
   if ("problem" in window) throw new UsageError(window.problem);
   const repeatMs = window.ms;
   const listeners: [Deno.Signal, () => void][] = [];
-  for (const name of Object.keys(STOP_SIGNALS) as (keyof typeof STOP_SIGNALS)[]) {
+  const names = options.signals ?? Object.keys(STOP_SIGNALS) as (keyof typeof STOP_SIGNALS)[];
+  for (const name of names) {
     const listener = () => {
       if (name === "SIGHUP") bestEffortOutput();
       if (exiting) return;

@@ -1,10 +1,24 @@
 /**
  * `flowstate daemon [--grace 30s] [--quiet]`: run the scheduled jobs and
- * flows until SIGINT, SIGTERM or SIGHUP, then stop: take no new ticks, wait up
- * to the grace period for running work, cancel what is left (it records itself
- * as cancelled) and exit 0. A second signal exits at once with its code (130,
- * 143, 129), after recording the runs still in flight as ended (see
- * `onStopSignals`).
+ * flows until SIGINT or SIGTERM (or SIGHUP on a terminal: the terminal hung
+ * up), then stop: take no new ticks, wait up to the grace period for running
+ * work, cancel what is left (it records itself as cancelled) and exit 0. A
+ * second signal exits at once with its code (130, 143, 129), after recording
+ * the runs still in flight as ended (see `onStopSignals`).
+ *
+ * The config file is looked at again as the flow files are (a `stat` every
+ * 2 s): an edit applies its job schedules, job settings, `timezone` and
+ * `flows:` at once (see `Scheduler.reload`; `Config flowstate.yaml changed:
+ * applied jobs` on stdout, each schedule's change on stderr); a setting that
+ * takes a restart (`stores`, `scopes`, `records`, `home`, `runs`, `nodes`,
+ * `serve`) is a `warning: flowstate.yaml: serve changed: restart the daemon
+ * to apply it …` line on stderr (always); an edit that cannot be used is one
+ * `error: Cannot apply the edit of flowstate.yaml: file:line:column: …` line
+ * (always), and nothing of it applies until the file is fixed. Off a
+ * terminal (a service manager, `kill -HUP`), SIGHUP reads the config and flow
+ * files again at once and the daemon goes on (`Received SIGHUP: reading the
+ * config and flow files again`; `--json`: a `signal` object with `action:
+ * "reload"`, then `config.reload`).
  *
  * Several daemons may share one store (SQLite file, Postgres…): each tick
  * runs once, on whichever takes its lease first.
@@ -35,11 +49,13 @@
  * `tick.end`, `tick.skip`, `tick.queue`, `tick.abandoned`, `log`, `error`,
  * `stopping`, `stop`, and `signal` with its `signal`), and its fields
  * (`tick` as ms since the epoch, `tickAt` as ISO 8601; an `error` event's
- * `error` is its message). With `--json --quiet`: only `error`, failed
- * `tick.end`, `tick.abandoned` and `stop` objects.
+ * `error` is its message; `config.reload` with `file`, `applied` and
+ * `restart`). With `--json --quiet`: only `error`, failed `tick.end`,
+ * `tick.abandoned`, `stop` and `config.reload` objects with a `restart`.
  *
  * @module
  */
+import { loadConfig } from "../config.ts";
 import { parseDuration } from "../duration.ts";
 import { messageOf } from "../errors.ts";
 import type { Clock } from "../store/types.ts";
@@ -111,12 +127,28 @@ export async function daemonCommand(
     console.error(printable(`warning: ${warning}`));
   }
 
-  // Listen before starting, so a signal while schedules load still stops cleanly.
+  // Listen before starting, so a signal while schedules load still stops cleanly. On a
+  // terminal SIGHUP is the terminal hanging up: a stop; elsewhere (a service manager, `kill
+  // -HUP`) it asks to read the config and flow files again, as daemons do.
+  const reloadOnHangUp = !onTerminal();
   const stopRequested = Promise.withResolvers<string>();
   using _signals = onStopSignals(
     (name) => stopRequested.resolve(name),
     (name) => `Received ${name} again: exiting without waiting`,
+    reloadOnHangUp ? { signals: ["SIGINT", "SIGTERM"] } : {},
   );
+  let started: Scheduler | undefined;
+  let reloadAsked = false;
+  const onHangUp = () => {
+    if (options.json) {
+      if (!quiet) printJson(clock, { type: "signal", signal: "SIGHUP", action: "reload" });
+    } else if (!quiet) {
+      console.log("Received SIGHUP: reading the config and flow files again");
+    }
+    if (started === undefined) reloadAsked = true;
+    else void started.reload();
+  };
+  using _hangUp = reloadOnHangUp ? listenFor("SIGHUP", onHangUp) : undefined;
   const onAbort = () => stopRequested.resolve("stop request");
   control.signal?.addEventListener("abort", onAbort, { once: true });
   if (control.signal?.aborted) onAbort();
@@ -124,9 +156,12 @@ export async function daemonCommand(
   try {
     const print = options.json ? jsonPrinter(quiet, clock) : printer(quiet);
     const status: SchedulerStatus = { ticking: false, lastTickAt: null, lagSeconds: null };
+    const configFile = runtime.config.file;
     const scheduler = new Scheduler(runtime, {
       ...(options.runnerId !== undefined ? { runnerId: options.runnerId } : {}),
       ...(control.leaseMs !== undefined ? { leaseMs: control.leaseMs } : {}),
+      // An edit of the config file applies its schedules and jobs' settings without a restart.
+      ...(configFile === null ? {} : { loadConfig: () => loadConfig({ config: configFile }) }),
       onEvent(event) {
         if (event.type === "tick.start") {
           const now = clock.now();
@@ -138,6 +173,8 @@ export async function daemonCommand(
     });
     await scheduler.start();
     status.ticking = true;
+    started = scheduler;
+    if (reloadAsked) void scheduler.reload();
     // Flows with trigger: { changes }: one run per change, from a stored position.
     const triggers = await startChangeTriggers(runtime, {
       ...(options.runnerId !== undefined ? { runnerId: options.runnerId } : {}),
@@ -166,7 +203,12 @@ export async function daemonCommand(
     const queueLine = workerPrinter(false, quiet);
     const server = options.serve
       // The daemon's own worker runs what the server enqueues (none with --no-queue).
-      ? await startServer(runtime, {}, { scheduler: () => ({ ...status }), worker: false })
+      ? await startServer(runtime, {}, {
+        scheduler: () => ({ ...status }),
+        worker: false,
+        // The jobs and schedules as the daemon runs them (it applies edits of the config).
+        config: () => scheduler.config,
+      })
       : undefined;
     const reason = await stopRequested.promise;
     if (options.json) {
@@ -252,6 +294,25 @@ function printTrigger(event: ChangeTriggerEvent, json: boolean, quiet: boolean, 
   }
 }
 
+/** Whether this process runs on a terminal (any of its standard streams is one). */
+function onTerminal(): boolean {
+  try {
+    return Deno.stdin.isTerminal() || Deno.stdout.isTerminal() || Deno.stderr.isTerminal();
+  } catch {
+    return false;
+  }
+}
+
+/** Call `listener` on each `signal` until disposed (nothing where the system lacks it). */
+function listenFor(signal: Deno.Signal, listener: () => void): Disposable {
+  try {
+    Deno.addSignalListener(signal, listener);
+  } catch {
+    return { [Symbol.dispose]() {} };
+  }
+  return { [Symbol.dispose]: () => Deno.removeSignalListener(signal, listener) };
+}
+
 /** Turns scheduler events into lines: progress on stdout, logs and errors on stderr. */
 function printer(quiet: boolean): (event: SchedulerEvent) => void {
   return (event) => {
@@ -270,6 +331,24 @@ function printer(quiet: boolean): (event: SchedulerEvent) => void {
               s.next === null ? "never" : tickKey(s.next)
             }`,
           );
+        }
+        return;
+      }
+      case "config.reload": {
+        if (event.restart.length > 0) {
+          console.error(
+            `warning: ${event.file}: ${
+              event.restart.join(", ")
+            } changed: restart the daemon to apply ${
+              event.restart.length === 1 ? "it" : "them"
+            } (it goes on with the values it started with)`,
+          );
+        }
+        if (quiet) return;
+        if (event.applied.length > 0) {
+          console.log(`Config ${event.file} changed: applied ${event.applied.join(", ")}`);
+        } else if (event.restart.length === 0) {
+          console.log(`Config ${event.file} read again: nothing changed`);
         }
         return;
       }
@@ -359,7 +438,8 @@ function jsonPrinter(quiet: boolean, clock: Clock): (event: SchedulerEvent) => v
   return (event) => {
     if (quiet) {
       const shown = event.type === "error" || event.type === "tick.abandoned" ||
-        event.type === "stop" || (event.type === "tick.end" && event.status !== "succeeded");
+        event.type === "stop" || (event.type === "tick.end" && event.status !== "succeeded") ||
+        (event.type === "config.reload" && event.restart.length > 0);
       if (!shown) return;
     }
     const fields: Record<string, unknown> = { ...event };

@@ -26,6 +26,7 @@ import {
   type GuardedPath,
   type SubFlowStart,
   subFlowStart,
+  unsetEnvProblems,
   writeOverlaps,
 } from "../flow/reach.ts";
 import { fromFileUrl, resolve } from "../_path.ts";
@@ -160,6 +161,7 @@ export async function validateFlows(
       }));
       const env = [...parsed.definition.env ?? []];
       const warnings = await flowWarnings(file, prepared, guarded);
+      warnings.push(...unsetEnvWarnings(prepared));
       results.push({ file, ok: true, problems: [], nodes, env, warnings });
       if (!options.json) {
         console.log(`ok ${file}`);
@@ -264,6 +266,22 @@ async function flowWarnings(
   ];
   warnings.push(...writeOverlaps(prepared, paths));
   return warnings;
+}
+
+/**
+ * The flow's needed `env:` variables unset in this process (those it may read:
+ * validate runs where the daemon may not, so these are warnings).
+ */
+function unsetEnvWarnings(prepared: PreparedFlow): string[] {
+  const readable: Record<string, string | undefined> = {};
+  for (const name of prepared.definition.env ?? []) {
+    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+      readable[name] = ""; // cannot tell: no warning
+    } else readable[name] = Deno.env.get(name);
+  }
+  return unsetEnvProblems(prepared.definition, readable).map((p) =>
+    `${p.message} (a run started from this environment would fail before it starts)`
+  );
 }
 
 async function realPath(path: string): Promise<string> {

@@ -1,19 +1,24 @@
 /**
  * `flowstate init [dir]`: a starter project in `dir` (default: the working
  * directory) that uses Flowstate as a package: `deno.json` (the import of
- * `@flowstate/core` and the tasks `run`, `flowstate`, `test`),
+ * `@flowstate/core`, the tasks `run`, `flowstate`, `test`, `check`, the
+ * unstable `worker-options` custom nodes need, and, when init runs from a
+ * checkout rather than jsr.io, `links` to that checkout),
  * `flowstate.yaml` (one SQLite store), `flows/hello.flow.yaml`, a custom node
  * in `nodes/`, a test of the flow on the memory store, and `.gitignore`.
  *
  * It never overwrites a file: each file is created only if it does not exist
- * (atomically, `createNew`), and one that exists is reported as kept. For a
- * kept `deno.json`, it prints the imports and tasks to merge into it.
+ * (atomically, `createNew`), and one that exists is reported as kept. A kept
+ * `deno.json` only gets the starter's missing `unstable` features added (when
+ * it is plain JSON); what else it lacks is printed, to merge by hand.
  *
  * Exit codes: 0 every file written or kept, 1 a file could not be written.
  *
  * @module
  */
 import { dirname, join, relative, resolve } from "node:path";
+import { fromFileUrl } from "../_path.ts";
+import { parseJsonc } from "../_jsonc.ts";
 import denoJson from "../../deno.json" with { type: "json" };
 import { messageOf } from "../errors.ts";
 import { UsageError } from "./input.ts";
@@ -47,8 +52,32 @@ export function coreSpecifier(version: string = denoJson.version): string {
   return `jsr:${denoJson.name}@^${major}.${minor}`;
 }
 
-/** The `unstable` features of a Flowstate project's deno.json (this repository's own). */
-const UNSTABLE: readonly string[] = (denoJson as { unstable?: string[] }).unstable ?? [];
+/**
+ * The `unstable` features of a Flowstate project's deno.json: this repository's own, and
+ * `worker-options`, so that every `deno run`/`deno test` of the project (a script using the
+ * library too) may start custom nodes' Workers with their permissions; without it Deno stops
+ * the process (exit 70) at the first custom node.
+ */
+const UNSTABLE: readonly string[] = [
+  ...new Set([...(denoJson as { unstable?: string[] }).unstable ?? [], "worker-options"]),
+];
+
+/**
+ * The root of the checkout this `init` runs from, when it runs from files (a clone, or a
+ * package linked with `links`), not from jsr.io: the new project links `@flowstate/core` to it.
+ *
+ * @example
+ * ```ts
+ * import { checkoutRoot } from "./init.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(checkoutRoot("file:///home/me/flowstate/src/cli/init.ts"), "/home/me/flowstate");
+ * assert.equal(checkoutRoot("https://jsr.io/@flowstate/core/0.5.0/src/cli/init.ts"), undefined);
+ * ```
+ */
+export function checkoutRoot(moduleUrl: string = import.meta.url): string | undefined {
+  if (!moduleUrl.startsWith("file:")) return undefined;
+  return fromFileUrl(new URL("../../", moduleUrl)).replace(/[\\/]+$/, "");
+}
 
 /** The `npm:zod@^x.y.z` the starter node's options schema uses (this package's own zod). */
 function zodSpecifier(): string {
@@ -56,22 +85,30 @@ function zodSpecifier(): string {
   return pinned.replace(/^npm:zod@\^?/, "npm:zod@^");
 }
 
-/** The starter project's deno.json, as an object (also printed for merging into a kept one). */
-function starterDenoJson(): {
+/** The starter project's deno.json, as an object (also compared with a kept one). */
+interface StarterDenoJson {
+  links?: string[];
   imports: Record<string, string>;
   tasks: Record<string, string>;
   unstable: string[];
-} {
+}
+
+function starterDenoJson(): StarterDenoJson {
   const cli = `${coreSpecifier()}/cli`;
+  const root = checkoutRoot();
   return {
+    ...(root === undefined ? {} : { links: [root] }),
     imports: { [denoJson.name]: coreSpecifier(), zod: zodSpecifier() },
     tasks: {
       run: `deno run ${RUN_PERMISSIONS} ${cli} run`,
       flowstate: `deno run ${RUN_PERMISSIONS} ${cli}`,
       test: "deno test --unstable-worker-options --allow-read --allow-write --allow-env",
+      // `deno run` (so `flowstate run` and `validate`) never type-checks a node module.
+      check: "deno check nodes/ tests/",
     },
-    // `flowstate serve`'s `?wait=true` stops waiting when its client goes away (request.signal);
-    // without this, Deno.serve warns about request.signal's legacy abort on every response.
+    // worker-options: custom nodes' Workers (see UNSTABLE). no-legacy-abort: `flowstate serve`'s
+    // `?wait=true` stops waiting when its client goes away (request.signal); without it,
+    // Deno.serve warns about request.signal's legacy abort on every response.
     unstable: [...UNSTABLE],
   };
 }
@@ -169,6 +206,16 @@ export interface InitResult {
   kept: string[];
   /** Files that could not be written, with why. */
   failed: { path: string; error: string }[];
+  /**
+   * A kept deno.json's missing `unstable` features that were added to it (its own list kept),
+   * so that custom nodes run under its tasks and scripts: `["worker-options"]`, or empty.
+   */
+  addedUnstable: string[];
+  /**
+   * What a kept deno.json lacks of the starter's (`links`, `imports`, `tasks` by name; `unstable`
+   * when it could not be added), to merge by hand; `null` when it lacks nothing.
+   */
+  toMerge: Partial<StarterDenoJson> | null;
 }
 
 /**
@@ -188,7 +235,14 @@ export interface InitResult {
  * ```
  */
 export async function initProject(dir: string): Promise<InitResult> {
-  const result: InitResult = { dir: resolve(dir), written: [], kept: [], failed: [] };
+  const result: InitResult = {
+    dir: resolve(dir),
+    written: [],
+    kept: [],
+    failed: [],
+    addedUnstable: [],
+    toMerge: null,
+  };
   await checkFolder(dir, result.dir);
   for (const [path, text] of starterFiles()) {
     const file = join(result.dir, path);
@@ -201,7 +255,54 @@ export async function initProject(dir: string): Promise<InitResult> {
       else result.failed.push({ path, error: messageOf(err) });
     }
   }
+  if (result.kept.includes("deno.json")) {
+    try {
+      await mergeKeptDenoJson(join(result.dir, "deno.json"), result);
+    } catch (err) {
+      result.failed.push({ path: "deno.json", error: messageOf(err) });
+    }
+  }
   return result;
+}
+
+/**
+ * A kept deno.json: add the starter's missing `unstable` features to it when it is plain JSON
+ * (rewritten with its other keys as they were), and note what else it lacks in `toMerge`.
+ */
+async function mergeKeptDenoJson(file: string, result: InitResult): Promise<void> {
+  const starter = starterDenoJson();
+  const text = await Deno.readTextFile(file);
+  let json: Record<string, unknown> | undefined;
+  try {
+    const parsed = JSON.parse(text);
+    if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) json = parsed;
+  } catch {
+    json = undefined; // deno.jsonc-style comments: not rewritten, everything is said instead
+  }
+  const kept = json ?? (parseJsonc(text) as Record<string, unknown> | undefined) ?? {};
+  const own = (key: string): Record<string, unknown> => {
+    const value = kept[key];
+    return typeof value === "object" && value !== null ? value as Record<string, unknown> : {};
+  };
+  const toMerge: Partial<StarterDenoJson> = {};
+  const links = Array.isArray(kept.links) ? kept.links : [];
+  const missingLinks = (starter.links ?? []).filter((l) => !links.includes(l));
+  if (missingLinks.length > 0) toMerge.links = missingLinks;
+  for (const key of ["imports", "tasks"] as const) {
+    const missing = Object.entries(starter[key]).filter(([name]) => !(name in own(key)));
+    if (missing.length > 0) toMerge[key] = Object.fromEntries(missing);
+  }
+  const unstable = Array.isArray(kept.unstable) ? kept.unstable : [];
+  const missingUnstable = starter.unstable.filter((u) => !unstable.includes(u));
+  if (missingUnstable.length > 0 && json !== undefined) {
+    json.unstable = [...unstable, ...missingUnstable];
+    const indent = text.match(/^[{[]\r?\n([ \t]+)/)?.[1] ?? 2;
+    const tmp = `${file}.init-${crypto.randomUUID()}`;
+    await Deno.writeTextFile(tmp, JSON.stringify(json, null, indent) + "\n");
+    await Deno.rename(tmp, file);
+    result.addedUnstable = missingUnstable;
+  } else if (missingUnstable.length > 0) toMerge.unstable = missingUnstable;
+  result.toMerge = Object.keys(toMerge).length === 0 ? null : toMerge;
 }
 
 /**
@@ -249,11 +350,28 @@ export async function initCommand(
       ...result.kept.map((p) => `  ${p}`),
     );
   }
-  if (result.kept.includes("deno.json")) {
+  if (result.written.includes("deno.json") && checkoutRoot() !== undefined) {
     lines.push(
       "",
-      "deno.json was kept: merge these imports and tasks into it:",
-      JSON.stringify(starterDenoJson(), null, 2),
+      `deno.json links @flowstate/core to the checkout init ran from (links: ["${checkoutRoot()}"]),`,
+      "so it resolves offline, without jsr.io; remove links to use the published package.",
+    );
+  }
+  if (result.addedUnstable.length > 0) {
+    lines.push(
+      "",
+      `deno.json was kept; added to its unstable list: ${
+        result.addedUnstable.join(", ")
+      } (custom nodes run in Workers that need it)`,
+    );
+  }
+  if (result.toMerge !== null) {
+    lines.push(
+      "",
+      `deno.json was kept: merge what it lacks into it (${
+        Object.keys(result.toMerge).join(", ")
+      }):`,
+      JSON.stringify(result.toMerge, null, 2),
     );
   }
   console.log(lines.join("\n"));
@@ -270,6 +388,7 @@ export async function initCommand(
           : [`  cd ${/\s/.test(shownDir) ? JSON.stringify(shownDir) : shownDir}`]),
         "  deno task run flows/hello.flow.yaml      # run the flow (run it twice: the count goes up)",
         "  deno task test                           # test it on a memory store",
+        "  deno task check                          # type-check nodes/ and tests/ (run does not)",
         "  deno task flowstate --help               # every command",
         "  deno task flowstate daemon               # run flows with a schedule: on it",
       ].join("\n"),

@@ -22,11 +22,11 @@
 import { didYouMean } from "../_suggest.ts";
 import type { RunRecord } from "../records/types.ts";
 import { builtinJobNames, knownJobNames } from "../jobs/builtin.ts";
-import { runJob } from "../jobs/run.ts";
+import { runJob, unitlessDurationOptions } from "../jobs/run.ts";
 import type { Job } from "../jobs/job.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import { nextTick } from "../cron.ts";
-import { loadConfiguredJob } from "../scheduler/from_config.ts";
+import { loadConfiguredJob, locateJobOptionsError } from "../scheduler/from_config.ts";
 import { formatDuration, formatTime, printTable } from "./format.ts";
 import { UsageError } from "./input.ts";
 import {
@@ -38,7 +38,7 @@ import {
   progressMode,
   unlessMissing,
 } from "./common.ts";
-import { messageOf } from "../errors.ts";
+import { ConfigError, messageOf } from "../errors.ts";
 import { createProgress, type ProgressMode } from "../jobs/progress.ts";
 import type { IndexBuildEvent } from "../store/driver.ts";
 import { parseJson } from "../_json.ts";
@@ -205,25 +205,17 @@ export function parseOptionPairs(pairs: readonly string[]): Record<string, unkno
  * is refused for having no unit.
  */
 async function refuseUnitlessDurations(job: Job, pairs: readonly string[]): Promise<void> {
-  for (const pair of pairs) {
+  const entries = pairs.map((pair) => {
     const eq = pair.indexOf("=");
-    const name = pair.slice(0, eq).trim();
-    const text = pair.slice(eq + 1).trim();
-    // 0 is 0 in any unit.
-    if (!/^\d+(?:\.\d+)?$/.test(text) || Number(text) === 0) continue;
-    let result = job.optionsSchema["~standard"].validate({ [name]: text });
-    if (result instanceof Promise) result = await result;
-    const unitless = result.issues?.some((issue) =>
-      (issue.path ?? []).map((p) => typeof p === "object" ? p.key : p).join(".") === name &&
-      issue.message.includes("add a unit")
-    );
-    if (unitless) {
-      throw new UsageError(
-        `Invalid --option "${pair}": ${name} is a duration: add a unit (${name}=${text}d for days, ` +
-          `${name}=${text}h, ${name}=${text}m, ${name}=${text}s, or ${name}=${text}ms)`,
-      );
-    }
-  }
+    return [pair.slice(0, eq).trim(), pair.slice(eq + 1).trim(), pair] as const;
+  });
+  const [name] = await unitlessDurationOptions(job, entries);
+  if (name === undefined) return;
+  const [, text, pair] = entries.find((entry) => entry[0] === name)!;
+  throw new UsageError(
+    `Invalid --option "${pair}": ${name} is a duration: add a unit (${name}=${text}d for days, ` +
+      `${name}=${text}h, ${name}=${text}m, ${name}=${text}s, or ${name}=${text}ms)`,
+  );
 }
 
 /** Options of `flowstate jobs run`. */
@@ -276,6 +268,10 @@ export async function jobsRun(
         // The library prints nothing: the CLI asks for a progress bar and log lines on stderr.
         progress: progressMode(options.quiet),
         ...(options.quiet ? {} : { onLog: (message) => console.error(`[${job.name}] ${message}`) }),
+      }).catch((err) => {
+        // An option from the config is shown where it is written.
+        if (!(err instanceof ConfigError) || !Object.hasOwn(runtime.config.jobs, name)) throw err;
+        throw locateJobOptionsError(runtime.config, name, err, (option) => !(option in cliOptions));
       }),
   );
 

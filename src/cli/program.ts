@@ -349,7 +349,7 @@ export function buildProgram(setExitCode: (code: number) => void) {
       setExitCode(await showMetrics(flowId, options, globals(command)));
     });
 
-  program
+  const backup = program
     .command("backup")
     .description("write a compressed, checksummed snapshot of a store (or of each) to a file")
     .option("--store <name>", "store to back up (default: the store of the global scope)")
@@ -363,11 +363,72 @@ export function buildProgram(setExitCode: (code: number) => void) {
       "--since <file>",
       "an incremental backup: only the changes after this earlier backup of the store (its change feed)",
     )
-    .option("--dry-run", "say what would be written, write nothing")
-    .option("--json", "print { files: [...], entries, bytes, dryRun }")
+    .option(
+      "--keep <n>",
+      "then delete older backups, keeping the n newest of each store backed up (with their chains)",
+      integer("--keep", 1),
+    )
+    .option(
+      "--keep-for <age>",
+      "then delete backups older than age (30d, 12h), keeping the rest (with --keep: either keeps)",
+    )
+    .option("--dry-run", "say what would be written (and pruned), write nothing")
+    .option(
+      "--json",
+      "print { files: [...], entries, bytes, dryRun, pruned, warnings, notCovered }",
+    )
+    .addHelpText(
+      "after",
+      "\nPruning (--keep, --keep-for) deletes only backups this command named\n" +
+        "(<store>-<time>[-inc].fsbackup, a valid header of that store) in the directory written to,\n" +
+        "never the backup just written, and a full backup with its increments or not at all.\n" +
+        "A prune that fails is a warning: the backup still succeeded. Not backed up: the runs the\n" +
+        "archive job moved to <home>/archive (said in the output when there are any).",
+    )
     .action(async (options, command) => {
       const { backupCommand } = await import("./backup.ts");
       setExitCode(await backupCommand(options, globals(command)));
+    });
+  backup
+    .command("prune")
+    // Its global options are the program's: backup's own are not prune's (some are parsed for it).
+    .configureHelp({
+      showGlobalOptions: true,
+      visibleGlobalOptions: () =>
+        program.createHelp().visibleOptions(program).filter((o) => o.long !== "--help"),
+    })
+    .description(
+      "delete old backups by a retention policy: only files the backup command named, chains whole",
+    )
+    .option("--store <name>", "prune this store's backups (default: the store of the global scope)")
+    .option("--all", "prune the backups of every configured store")
+    .option("--keep <n>", "keep the n newest backups of each store", integer("--keep", 1))
+    .option("--keep-for <age>", "keep the backups younger than age (30d, 12h); with --keep: either")
+    .option("--dir <dir>", "where the backups are (default <home>/backups)")
+    .option("--dry-run", "say what would be deleted, delete nothing")
+    .option(
+      "--json",
+      "print { dir, stores, removed, bytes, kept, skipped, failed, dryRun, cancelled }",
+    )
+    .addHelpText(
+      "after",
+      "\nOnly files named <store>-<time>[-inc][-N].fsbackup whose header names that store are\n" +
+        "deleted (with their .sha256); a full backup and its increments are kept or deleted\n" +
+        "together, and backups named by hand are never deleted (they keep their chains).\n" +
+        "Exit codes: 0 done, 1 a file could not be deleted, 2 bad arguments, 130/143/129 stopped\n" +
+        "(Ctrl-C, SIGTERM, SIGHUP) between two files.",
+    )
+    .action(async (options, command) => {
+      const { backupPruneCommand } = await import("./backup.ts");
+      // The options prune shares with backup (--keep, --all…) are parsed by backup, wherever
+      // they are written (commander's options are not positional here): take both.
+      const { out, perKey, since, ...shared } = backup.opts();
+      const given = { out, "per-key": perKey, since };
+      const wrong = Object.entries(given).find(([, value]) => value !== undefined);
+      if (wrong !== undefined) {
+        command.error(`error: --${wrong[0]} is not an option of backup prune`);
+      }
+      setExitCode(await backupPruneCommand({ ...shared, ...options }, globals(command)));
     });
   program
     .command("restore")

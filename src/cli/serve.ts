@@ -19,6 +19,7 @@
  * @module
  */
 import { openRuntime, type Runtime } from "../runtime.ts";
+import type { ResolvedConfig } from "../config.ts";
 import { type FlowstateServer, serve } from "../serve/server.ts";
 import { flowFiles } from "../flow_files.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
@@ -54,6 +55,7 @@ export async function startServer(
     signal?: AbortSignal;
     scheduler?: () => SchedulerStatus;
     worker?: WorkerOptions | false;
+    config?: () => ResolvedConfig;
   } = {},
 ): Promise<FlowstateServer> {
   // A flows: entry that cannot be read is refused now, as the daemon refuses it: otherwise

@@ -185,6 +185,9 @@ export function stateSet(
 
 const MAX_VALUE_WIDTH = 120;
 
+/** Where Flowstate keeps its records (runs, versions, metrics, leases) in a store. */
+const RECORDS_ROOT = "flowstate";
+
 /** `state ls [prefix] [--limit N]`. */
 export function stateList(
   prefixText: string | undefined,
@@ -193,7 +196,10 @@ export function stateList(
 ): Promise<number> {
   const under = parseKey(prefixText ?? "", { prefix: true });
   return withStore(global, options, async ({ store, prefix, label }) => {
-    const entries = store.list({ prefix: [...prefix, ...under], limit: options.limit });
+    const whole = prefix.length === 0 && under.length === 0;
+    const entries = whole
+      ? await withoutRecords(store, options.limit)
+      : store.list({ prefix: [...prefix, ...under], limit: options.limit });
     if (options.json) {
       // Stream the array so a large store does not have to fit in memory.
       let first = true;
@@ -223,6 +229,37 @@ export function stateList(
     console.error(note);
     return 0;
   });
+}
+
+/**
+ * Every entry of `store` but Flowstate's own records (under `["flowstate"]`:
+ * runs, versions, metrics, leases), which would bury a user's keys; says on
+ * stderr how to list them when there are any.
+ */
+async function withoutRecords(
+  store: Store,
+  limit: number | undefined,
+): Promise<AsyncIterable<Entry>> {
+  const hidden = (await store.list({ prefix: [RECORDS_ROOT], limit: 1 }).nextPage()).length > 0;
+  if (hidden) {
+    console.error(
+      `(Flowstate's records under ${RECORDS_ROOT}/ are not listed: \`state ls ${RECORDS_ROOT}\` lists them)`,
+    );
+  }
+  return (async function* () {
+    let left = limit ?? Infinity;
+    // The key ["flowstate"] itself is a user's; ["flowstate", …] are the records.
+    for await (const entry of store.list({ end: [RECORDS_ROOT, ""], limit })) {
+      left--;
+      yield entry;
+    }
+    if (left <= 0) return;
+    const after = store.list({
+      start: [`${RECORDS_ROOT}\0`],
+      ...(limit === undefined ? {} : { limit: left }),
+    });
+    for await (const entry of after) yield entry;
+  })();
 }
 
 /** `state rm <key>`. */

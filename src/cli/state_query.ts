@@ -72,7 +72,9 @@ const OPS: Record<string, WhereClause["op"]> = {
 /**
  * Parse one `--where`: `path=value` (eq), `!=`, `<`, `<=`, `>`, `>=`,
  * `path~value` (contains), `path?` (exists), `!path?` (absent). The value
- * is JSON when it parses, else a string.
+ * is JSON when it parses, else a string; a string that starts with an
+ * operator character (`price>>100`) is refused as a likely typo (a JSON
+ * string, `price>'">100"'`, is taken as written).
  */
 export function parseWhere(text: string): WhereClause {
   const exists = /^(!?)([^=!<>~?]+)\?$/.exec(text.trim());
@@ -84,7 +86,20 @@ export function parseWhere(text: string): WhereClause {
         `path>value, path>=value, path~value (contains), path? (exists) or !path? (absent)`,
     );
   }
-  return { path: m[1].trim(), op: OPS[m[2]], value: operand(m[3]) };
+  const value = operand(m[3]);
+  // `price>>100`, `n<=>3`, `a==!b`: a doubled or mistyped operator, not a text to compare with.
+  if (typeof value === "string" && /^[=!<>~]/.test(m[3])) {
+    throw new UsageError(
+      `Invalid --where "${text}": the value ${
+        JSON.stringify(m[3])
+      } starts with an operator character (a typo for ${m[1].trim()}${m[2]}${
+        m[3].replace(/^[=!<>~]+\s*/, "")
+      }?); to compare with that text, write it as a JSON string: ${m[1].trim()}${m[2]}'${
+        JSON.stringify(m[3])
+      }'`,
+    );
+  }
+  return { path: m[1].trim(), op: OPS[m[2]], value };
 }
 
 /**

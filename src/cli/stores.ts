@@ -29,7 +29,7 @@ import { checkStore, type GlobalOptions, openForReading, printWarning } from "./
 export interface StoreRow {
   /** The store's name in the config. */
   name: string;
-  /** The plugin it uses, as written in the config. */
+  /** The plugin it uses: its own name once opened, else as written in the config. */
   plugin: string;
   /** Where its data lives (path, URL without password, "memory"), or `null` if it did not open. */
   location: string | null;
@@ -62,6 +62,7 @@ export async function listStores(
     };
     try {
       const store = await runtime.store(name);
+      row.plugin = store.plugin; // a plugin module's own name, not its path
       row.location = store.location;
       row.entries = await store.count();
     } catch (err) {

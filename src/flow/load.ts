@@ -94,6 +94,8 @@ export async function loadFlowIn(
   options: Parameters<typeof loadFlow>[1] & {
     pool?: SandboxPool;
     beforePrepare?: (parsed: ParsedFlow, baseDir: string) => void;
+    /** Gives up waiting for a turn to check custom nodes in Workers. */
+    signal?: AbortSignal;
   } = {},
 ): Promise<LoadedFlow> {
   if (isLoaded(flow)) return flow;
@@ -115,6 +117,7 @@ export async function loadFlowIn(
     ...(options.trusted === undefined ? {} : { trusted: options.trusted }),
     ...(options.trustedBaseDir === undefined ? {} : { trustedBaseDir: options.trustedBaseDir }),
     ...(options.pool === undefined ? {} : { pool: options.pool }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
   });
   return { parsed, prepared };
 }

@@ -67,6 +67,8 @@ export interface PrepareOptions {
    * idle Worker).
    */
   pool?: SandboxPool;
+  /** Gives up waiting for a turn to check custom nodes in Workers (see `SandboxPool.checkTurn`). */
+  signal?: AbortSignal;
 }
 
 const DEFAULT_RETRY_DELAY = 1000;
@@ -91,214 +93,228 @@ export async function prepareFlow(
   // One Worker per module and permission set checks the nodes, then goes back to the pool.
   const pool = options.pool ?? new SandboxPool();
   const sandboxes = new Map<string, { type: NodeType<unknown>; worker: SandboxWorker }>();
-  const nodes: PreparedNode[] = [];
-  for (let i = 0; i < def.nodes.length; i++) {
-    const spec = def.nodes[i];
-    const builtin = (options.nodeTypes?.get(spec.type) ?? builtinNodes.get(spec.type)) as
-      | NodeType<unknown>
-      | undefined;
-    let type: NodeType<unknown> | undefined = builtin;
-    // A built-in name comes first, even when the project's import map has it too.
-    const url = builtin === undefined ? moduleUrl(spec.type, baseDir) : undefined;
-    const sandboxed = url !== undefined && !trusted.has(url);
-    if (spec.permissions !== undefined && url === undefined && builtin !== undefined) {
-      problem(
-        ["nodes", i, "permissions"],
-        `built-in node type "${spec.type}" runs in-process; permissions: applies to custom node modules only`,
-      );
-    }
-    const permissions = resolvePermissions(spec.permissions, baseDir);
-    if (sandboxed) {
-      const invalid = invalidPermission(permissions);
-      const missing = invalid === undefined ? missingRunnerPermission(permissions) : undefined;
-      if (!workerOptionsEnabled()) problem(["nodes", i, "type"], NO_WORKER_OPTIONS);
-      else if (invalid !== undefined) {
-        problem(["nodes", i, "permissions", invalid.name, invalid.index], invalid.message);
-      } else if (missing !== undefined) {
+  /** The pool's turn to check in Workers, taken before the first one (a burst waits its turn). */
+  let turn: Disposable | undefined;
+  try {
+    return await prepareNodes();
+  } finally {
+    for (const sandbox of sandboxes.values()) pool.release(sandbox.worker);
+    turn?.[Symbol.dispose]();
+  }
+
+  async function prepareNodes(): Promise<PreparedFlow> {
+    const nodes: PreparedNode[] = [];
+    for (let i = 0; i < def.nodes.length; i++) {
+      const spec = def.nodes[i];
+      const builtin = (options.nodeTypes?.get(spec.type) ?? builtinNodes.get(spec.type)) as
+        | NodeType<unknown>
+        | undefined;
+      let type: NodeType<unknown> | undefined = builtin;
+      // A built-in name comes first, even when the project's import map has it too.
+      const url = builtin === undefined ? moduleUrl(spec.type, baseDir) : undefined;
+      const sandboxed = url !== undefined && !trusted.has(url);
+      if (spec.permissions !== undefined && url === undefined && builtin !== undefined) {
         problem(
           ["nodes", i, "permissions"],
-          `node ${spec.id} asks for permissions this runner lacks; add \`${missing}\` to the flags flowstate runs with, or narrow the node's \`permissions:\``,
+          `built-in node type "${spec.type}" runs in-process; permissions: applies to custom node modules only`,
         );
-      } else if (url.startsWith("file:") && !await exists(url)) {
-        // Checked here: a Worker failing to load its module also prints to stderr.
-        problem(["nodes", i, "type"], await moduleNotFound(spec.type, url, baseDir));
-      } else {
-        const key = `${url}\n${JSON.stringify(permissions)}`;
-        let sandbox = sandboxes.get(key);
-        if (!sandbox) {
-          try {
-            sandbox = {
-              type: sandboxedNodeType(url, spec.type, permissions, pool, baseDir),
-              worker: pool.acquire(url, permissions, baseDir),
-            };
-            sandboxes.set(key, sandbox);
-          } catch (err) {
-            // Deno refuses the permissions themselves (what a query of each entry did not catch).
-            if (err instanceof ProtectedModuleError) {
-              problem(["nodes", i, "type"], `cannot load node module ${spec.type}: ${err.message}`);
-            } else {
-              problem(
-                ["nodes", i, "permissions"],
-                `Deno cannot start node ${spec.id} with these permissions: ${
-                  (err as Error).message
-                }`,
-              );
-            }
-          }
-        }
-        if (sandbox !== undefined) {
-          const worker = sandbox.worker;
-          try {
-            if (await worker.isNodeType()) type = sandbox.type;
-            else {
-              problem(
-                ["nodes", i, "type"],
-                `module ${spec.type} does not export a node type: its default export must be defineNode({ optionsSchema, run })`,
-              );
-            }
-            const compiledWith = compileValue(spec.with ?? {});
-            if (type) {
-              // As for the other nodes: with templates, the keys are checked now.
-              const values = compiledWith.isStatic
-                ? compiledWith.evaluate({ inputs: {}, nodes: {}, env: {} })
-                : spec.with ?? {};
-              // A custom schema given a template where it expects a value may throw: then the
-              // run checks the evaluated options.
-              const issues = compiledWith.isStatic
-                ? await worker.validate(values)
-                : await worker.validate(values).catch(() => null);
-              for (const p of issueProblems(issues ?? [], values, spec.type)) {
-                problem(["nodes", i, ...p.path], p.message, p.at);
+      }
+      const permissions = resolvePermissions(spec.permissions, baseDir);
+      if (sandboxed) {
+        const invalid = invalidPermission(permissions);
+        const missing = invalid === undefined ? missingRunnerPermission(permissions) : undefined;
+        if (!workerOptionsEnabled()) problem(["nodes", i, "type"], NO_WORKER_OPTIONS);
+        else if (invalid !== undefined) {
+          problem(["nodes", i, "permissions", invalid.name, invalid.index], invalid.message);
+        } else if (missing !== undefined) {
+          problem(
+            ["nodes", i, "permissions"],
+            `node ${spec.id} asks for permissions this runner lacks; add \`${missing}\` to the flags flowstate runs with, or narrow the node's \`permissions:\``,
+          );
+        } else if (url.startsWith("file:") && !await exists(url)) {
+          // Checked here: a Worker failing to load its module also prints to stderr.
+          problem(["nodes", i, "type"], await moduleNotFound(spec.type, url, baseDir));
+        } else {
+          const key = `${url}\n${JSON.stringify(permissions)}`;
+          let sandbox = sandboxes.get(key);
+          if (!sandbox) {
+            turn ??= await pool.checkTurn(options.signal);
+            try {
+              sandbox = {
+                type: sandboxedNodeType(url, spec.type, permissions, pool, baseDir),
+                worker: pool.acquire(url, permissions, baseDir),
+              };
+              sandboxes.set(key, sandbox);
+            } catch (err) {
+              // Deno refuses the permissions themselves (what a query of each entry did not catch).
+              if (err instanceof ProtectedModuleError) {
+                problem(
+                  ["nodes", i, "type"],
+                  `cannot load node module ${spec.type}: ${err.message}`,
+                );
+              } else {
+                problem(
+                  ["nodes", i, "permissions"],
+                  `Deno cannot start node ${spec.id} with these permissions: ${
+                    (err as Error).message
+                  }`,
+                );
               }
             }
-          } catch (err) {
-            problem(
-              ["nodes", i, "type"],
-              `cannot load node module ${spec.type}: ${importFailure(err)}`,
-            );
+          }
+          if (sandbox !== undefined) {
+            const worker = sandbox.worker;
+            try {
+              if (await worker.isNodeType()) type = sandbox.type;
+              else {
+                problem(
+                  ["nodes", i, "type"],
+                  `module ${spec.type} does not export a node type: its default export must be defineNode({ optionsSchema, run })`,
+                );
+              }
+              const compiledWith = compileValue(spec.with ?? {});
+              if (type) {
+                // As for the other nodes: with templates, the keys are checked now.
+                const values = compiledWith.isStatic
+                  ? compiledWith.evaluate({ inputs: {}, nodes: {}, env: {} })
+                  : spec.with ?? {};
+                // A custom schema given a template where it expects a value may throw: then the
+                // run checks the evaluated options.
+                const issues = compiledWith.isStatic
+                  ? await worker.validate(values)
+                  : await worker.validate(values).catch(() => null);
+                for (const p of issueProblems(issues ?? [], values, spec.type)) {
+                  problem(["nodes", i, ...p.path], p.message, p.at);
+                }
+              }
+            } catch (err) {
+              problem(
+                ["nodes", i, "type"],
+                `cannot load node module ${spec.type}: ${importFailure(err)}`,
+              );
+            }
           }
         }
-      }
-    } else if (url !== undefined && url.startsWith("file:") && !await exists(url)) {
-      problem(["nodes", i, "type"], await moduleNotFound(spec.type, url, baseDir));
-    } else if (url !== undefined) {
-      try {
-        const exported = await importDefault(url);
-        if (isNodeType(exported)) type = exported as NodeType<unknown>;
-        else {
+      } else if (url !== undefined && url.startsWith("file:") && !await exists(url)) {
+        problem(["nodes", i, "type"], await moduleNotFound(spec.type, url, baseDir));
+      } else if (url !== undefined) {
+        try {
+          const exported = await importDefault(url);
+          if (isNodeType(exported)) type = exported as NodeType<unknown>;
+          else {
+            problem(
+              ["nodes", i, "type"],
+              `module ${spec.type} does not export a node type: its default export must be defineNode({ optionsSchema, run })`,
+            );
+          }
+        } catch (err) {
           problem(
             ["nodes", i, "type"],
-            `module ${spec.type} does not export a node type: its default export must be defineNode({ optionsSchema, run })`,
+            `cannot load node module ${spec.type}: ${importFailure(err)}`,
           );
         }
-      } catch (err) {
+      } else if (!type) {
+        const names = [...builtinNodes.keys(), ...(options.nodeTypes?.keys() ?? [])];
+        const suggestion = didYouMean(spec.type, names);
         problem(
           ["nodes", i, "type"],
-          `cannot load node module ${spec.type}: ${importFailure(err)}`,
+          `unknown node type "${spec.type}"${suggestion}; use a built-in (${
+            names.join(", ")
+          }), a module path like ./nodes/thing.ts${
+            suggestion === "" ? `, or a package name (${mappingHint(spec.type, baseDir)})` : ""
+          }`,
         );
       }
-    } else if (!type) {
-      const names = [...builtinNodes.keys(), ...(options.nodeTypes?.keys() ?? [])];
-      const suggestion = didYouMean(spec.type, names);
-      problem(
-        ["nodes", i, "type"],
-        `unknown node type "${spec.type}"${suggestion}; use a built-in (${
-          names.join(", ")
-        }), a module path like ./nodes/thing.ts${
-          suggestion === "" ? `, or a package name (${mappingHint(spec.type, baseDir)})` : ""
-        }`,
-      );
-    }
-    const compiled = compileValue(spec.with ?? {});
-    if (type && !sandboxed) {
-      // With templates, what is known before the run: the keys (and a built-in's static values).
-      const values = compiled.isStatic
-        ? compiled.evaluate({ inputs: {}, nodes: {}, env: {} })
-        : spec.with ?? {};
-      let checked: OptionProblem[] = [];
-      // A built-in's templated options need its zod schema; a flow from the disk cache passed
-      // this very check when it was cached (the cache's key covers the schemas' code), so a
-      // cached run does not load zod for it.
-      const checkedBefore = builtin === type && !compiled.isStatic &&
-        (parsed as { [OPTIONS_CHECKED]?: true })[OPTIONS_CHECKED] === true;
-      try {
-        if (!checkedBefore) {
-          checked = await optionProblems(type, spec.type, values, {
-            staticValues: builtin === type,
-          });
+      const compiled = compileValue(spec.with ?? {});
+      if (type && !sandboxed) {
+        // With templates, what is known before the run: the keys (and a built-in's static values).
+        const values = compiled.isStatic
+          ? compiled.evaluate({ inputs: {}, nodes: {}, env: {} })
+          : spec.with ?? {};
+        let checked: OptionProblem[] = [];
+        // A built-in's templated options need its zod schema; a flow from the disk cache passed
+        // this very check when it was cached (the cache's key covers the schemas' code), so a
+        // cached run does not load zod for it.
+        const checkedBefore = builtin === type && !compiled.isStatic &&
+          (parsed as { [OPTIONS_CHECKED]?: true })[OPTIONS_CHECKED] === true;
+        try {
+          if (!checkedBefore) {
+            checked = await optionProblems(type, spec.type, values, {
+              staticValues: builtin === type,
+            });
+          }
+        } catch (err) {
+          // A custom schema given a template where it expects a value may throw: then the run
+          // checks the evaluated options.
+          if (compiled.isStatic || builtin === type) throw err;
         }
-      } catch (err) {
-        // A custom schema given a template where it expects a value may throw: then the run
-        // checks the evaluated options.
-        if (compiled.isStatic || builtin === type) throw err;
+        const found = [
+          ...checked,
+          ...await referenceProblems(type, staticOptions(values as Record<string, unknown>), {
+            baseDir,
+            ...(options.stores === undefined ? {} : { stores: options.stores }),
+          }),
+        ];
+        for (const p of found) problem(["nodes", i, ...p.path], p.message, p.at);
       }
-      const found = [
-        ...checked,
-        ...await referenceProblems(type, staticOptions(values as Record<string, unknown>), {
-          baseDir,
-          ...(options.stores === undefined ? {} : { stores: options.stores }),
-        }),
-      ];
-      for (const p of found) problem(["nodes", i, ...p.path], p.message, p.at);
-    }
-    let timeout: number | undefined;
-    let retry = {
-      attempts: 1,
-      delay: DEFAULT_RETRY_DELAY,
-      backoff: "constant" as "constant" | "exponential",
-      maxDelay: Infinity,
-    };
-    try {
-      if (spec.timeout !== undefined) timeout = parseDuration(spec.timeout, "timeout");
-    } catch (err) {
-      problem(["nodes", i, "timeout"], (err as Error).message);
-    }
-    if (spec.retry) {
+      let timeout: number | undefined;
+      let retry = {
+        attempts: 1,
+        delay: DEFAULT_RETRY_DELAY,
+        backoff: "constant" as "constant" | "exponential",
+        maxDelay: Infinity,
+      };
       try {
-        retry = {
-          attempts: spec.retry.attempts,
-          delay: spec.retry.delay === undefined
-            ? DEFAULT_RETRY_DELAY
-            : parseDuration(spec.retry.delay, "retry.delay"),
-          backoff: spec.retry.backoff ?? "constant",
-          maxDelay: spec.retry.maxDelay === undefined
-            ? Infinity
-            : parseDuration(spec.retry.maxDelay, "retry.maxDelay"),
-        };
+        if (spec.timeout !== undefined) timeout = parseDuration(spec.timeout, "timeout");
       } catch (err) {
-        problem(["nodes", i, "retry"], (err as Error).message);
+        problem(["nodes", i, "timeout"], (err as Error).message);
       }
+      if (spec.retry) {
+        try {
+          retry = {
+            attempts: spec.retry.attempts,
+            delay: spec.retry.delay === undefined
+              ? DEFAULT_RETRY_DELAY
+              : parseDuration(spec.retry.delay, "retry.delay"),
+            backoff: spec.retry.backoff ?? "constant",
+            maxDelay: spec.retry.maxDelay === undefined
+              ? Infinity
+              : parseDuration(spec.retry.maxDelay, "retry.maxDelay"),
+          };
+        } catch (err) {
+          problem(["nodes", i, "retry"], (err as Error).message);
+        }
+      }
+      nodes.push({
+        spec,
+        type: type as NodeType<unknown>,
+        with: compiled,
+        if: spec.if === undefined ? undefined : compileTemplate(spec.if),
+        needs: (spec.needs ?? []).map((n) => index.get(n)!),
+        dependents: [],
+        retry,
+        timeout,
+        runs: url === undefined ? "builtin" : sandboxed ? "worker" : "trusted",
+        ...(sandboxed ? { permissions } : {}),
+      });
     }
-    nodes.push({
-      spec,
-      type: type as NodeType<unknown>,
-      with: compiled,
-      if: spec.if === undefined ? undefined : compileTemplate(spec.if),
-      needs: (spec.needs ?? []).map((n) => index.get(n)!),
-      dependents: [],
-      retry,
+    nodes.forEach((n, i) => n.needs.forEach((d) => nodes[d].dependents.push(i)));
+    let timeout: number | undefined;
+    try {
+      if (def.timeout !== undefined) timeout = parseDuration(def.timeout, "timeout");
+    } catch (err) {
+      problem(["timeout"], (err as Error).message);
+    }
+    if (problems.length > 0) throw new FlowValidationError(problems, parsed.file);
+    return {
+      definition: def,
+      file: parsed.file,
+      baseDir,
+      nodes,
+      outputs: def.outputs === undefined ? undefined : compileValue(def.outputs),
       timeout,
-      runs: url === undefined ? "builtin" : sandboxed ? "worker" : "trusted",
-      ...(sandboxed ? { permissions } : {}),
-    });
+    };
   }
-  for (const sandbox of sandboxes.values()) pool.release(sandbox.worker);
-  nodes.forEach((n, i) => n.needs.forEach((d) => nodes[d].dependents.push(i)));
-  let timeout: number | undefined;
-  try {
-    if (def.timeout !== undefined) timeout = parseDuration(def.timeout, "timeout");
-  } catch (err) {
-    problem(["timeout"], (err as Error).message);
-  }
-  if (problems.length > 0) throw new FlowValidationError(problems, parsed.file);
-  return {
-    definition: def,
-    file: parsed.file,
-    baseDir,
-    nodes,
-    outputs: def.outputs === undefined ? undefined : compileValue(def.outputs),
-    timeout,
-  };
 }
 
 /**

@@ -8,7 +8,9 @@
  * @module
  */
 import { isWithin } from "../_path.ts";
+import type { Problem } from "../errors.ts";
 import type { PreparedFlow, PreparedNode } from "./executor.ts";
+import type { FlowDefinition } from "./types.ts";
 import { computesSubFlow } from "./sub_flows.ts";
 
 /**
@@ -115,4 +117,87 @@ export function writeOverlaps(prepared: PreparedFlow, guarded: readonly GuardedP
     );
   }
   return warnings;
+}
+
+/**
+ * The names of the flow's `env:` list a run cannot go without: every listed
+ * name except those whose every template read is `default(env.NAME, …)` (an
+ * unset variable is then the fallback, which the flow chose). A name listed
+ * and never read is needed: the list is what the flow says it reads.
+ *
+ * @example
+ * ```ts
+ * import { envWithoutDefault } from "./reach.ts";
+ * import assert from "node:assert/strict";
+ * const flow = {
+ *   id: "f",
+ *   env: ["TOKEN", "REGION"],
+ *   nodes: [{ id: "a", type: "transform", with: { value: "${{ env.TOKEN }} ${{ default(env.REGION, 'eu') }}" } }],
+ * };
+ * assert.deepEqual(envWithoutDefault(flow), ["TOKEN"]);
+ * ```
+ */
+export function envWithoutDefault(definition: FlowDefinition): string[] {
+  const listed = definition.env ?? [];
+  const defaulted = new Set<string>();
+  const bare = new Set<string>();
+  let readsAll = false;
+  const visit = (value: unknown): void => {
+    if (typeof value === "string") {
+      for (const match of value.matchAll(SEGMENT)) {
+        const rest = match[1].replace(DEFAULTED_ENV, (_all, dotted, quoted) => {
+          defaulted.add(dotted ?? quoted.slice(1, -1));
+          return "default(0,";
+        });
+        for (const named of rest.matchAll(NAMED_ENV)) bare.add(envName(named[0]));
+        if (ENV_ROOT.test(rest.replace(NAMED_ENV, ""))) readsAll = true;
+      }
+    } else if (Array.isArray(value)) value.forEach(visit);
+    else if (typeof value === "object" && value !== null) Object.values(value).forEach(visit);
+  };
+  const { env: _list, ...others } = definition;
+  visit(others);
+  if (readsAll) return [...listed];
+  return listed.filter((name) => bare.has(name) || !defaulted.has(name));
+}
+
+/** `default(env.NAME,` and `default(env["NAME"],`: a read whose unset value has a fallback. */
+const DEFAULTED_ENV =
+  /(?<![.\w$])default\s*\(\s*env\s*(?:\.\s*([A-Za-z_$][\w$]*)|\[\s*("[^"]*"|'[^']*')\s*\])\s*,/g;
+
+/** The variable a {@linkcode NAMED_ENV} match names. */
+function envName(text: string): string {
+  const dotted = text.match(/\.\s*([A-Za-z_$][\w$]*)$/);
+  return dotted ? dotted[1] : text.replace(/^env\s*\[\s*/, "").replace(/\s*\]$/, "").slice(1, -1);
+}
+
+/**
+ * A problem for each variable of {@linkcode envWithoutDefault} that `env`
+ * (what the run read from its environment) lacks, at its place in the `env:` list.
+ *
+ * @example
+ * ```ts
+ * import { unsetEnvProblems } from "./reach.ts";
+ * import assert from "node:assert/strict";
+ * const flow = { id: "f", env: ["TOKEN"], nodes: [] };
+ * assert.deepEqual(unsetEnvProblems(flow, { TOKEN: "t" }), []);
+ * assert.match(unsetEnvProblems(flow, {})[0].message, /^env TOKEN is listed in env: but not set/);
+ * ```
+ */
+export function unsetEnvProblems(
+  definition: FlowDefinition,
+  env: Readonly<Record<string, string | undefined>>,
+  locate?: (path: (string | number)[]) => { line: number; column: number } | undefined,
+): Problem[] {
+  const listed = definition.env ?? [];
+  return envWithoutDefault(definition).filter((name) => env[name] === undefined).map((name) => {
+    const path = ["env", listed.indexOf(name)];
+    const at = locate?.(path);
+    return {
+      path,
+      message:
+        `env ${name} is listed in env: but not set: export it (export ${name}=…) before running, or read it as default(env.${name}, <fallback>) in every template where the flow can go without it`,
+      ...(at ? { line: at.line, column: at.column } : {}),
+    };
+  });
 }

@@ -11,6 +11,8 @@ import { captureActor, runAsActor } from "../store/actor.ts";
 import type { ChangeActor } from "../store/types.ts";
 import { dirname, fromFileUrl, isAbsolute, resolve } from "../_path.ts";
 import { importReadPaths, protectedBy } from "./_import_reads.ts";
+import { type FileStamp, isFlowstateCode, moduleFiles, unchanged } from "./_module_files.ts";
+import { type DenoConfigFile, denoConfigsAround, readDenoConfig } from "../_jsonc.ts";
 import type { NodeContext, NodeType } from "./node.ts";
 import type { NodePermissions } from "./types.ts";
 import type { StateView } from "../state/scopes.ts";
@@ -153,26 +155,76 @@ function describe(name: PermissionName, item: string | undefined): Deno.Permissi
 }
 
 /**
- * Whether this process was started with `--unstable-worker-options` (without
- * it, starting a Worker with permissions exits the whole process). Read from
- * `/proc/self/cmdline` where it can be; assumed present where it cannot.
+ * Whether this process has Deno's worker-options feature (without it,
+ * starting a Worker with permissions exits the whole process with code 70,
+ * which no `catch` sees). Proofs that it is on: `--unstable-worker-options`
+ * on the command line (`/proc/self/cmdline`, readable only with
+ * `--allow-all`), or `"unstable": ["worker-options"]` in the deno.json Deno
+ * applies (the one given by `--config`, else the nearest one around the main
+ * module, or around the working directory for a remote one). It counts as off
+ * only when the command line was read and nothing proves it on; when nothing
+ * can be read it is assumed on, since refusing would break working setups.
  */
 export function workerOptionsEnabled(): boolean {
-  // The command line does not change: read it once, not on every node run.
+  // The command line and the config do not change: read them once, not on every node run.
   return workerOptionsFlag ??= readWorkerOptionsFlag();
 }
 
 let workerOptionsFlag: boolean | undefined;
 
 function readWorkerOptionsFlag(): boolean {
+  const args = commandLine();
+  if (args?.some((a) => a === "--unstable-worker-options" || a === "--unstable")) return true;
+  if (denoConfigEnablesWorkerOptions(args)) return true;
+  return args === undefined;
+}
+
+/** This process's arguments; `undefined` when they cannot be read. */
+function commandLine(): string[] | undefined {
   const path = "/proc/self/cmdline";
   try {
-    if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return true;
-    const args = Deno.readTextFileSync(path).split("\0");
-    return args.some((a) => a === "--unstable-worker-options" || a === "--unstable");
+    if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return undefined;
+    return Deno.readTextFileSync(path).split("\0");
   } catch {
-    return true;
+    return undefined; // not Linux, or Deno refuses it without --allow-all (NotCapable)
   }
+}
+
+/** Whether the deno.json Deno applies to this process lists `worker-options` under `unstable`. */
+function denoConfigEnablesWorkerOptions(args: string[] | undefined): boolean {
+  let configs: DenoConfigFile[];
+  const given = args === undefined ? undefined : configArgument(args);
+  if (given === null) return false; // --no-config
+  if (given !== undefined) {
+    const config = readDenoConfig(resolve(given));
+    configs = config === undefined ? [] : [config];
+  } else {
+    let dir: string;
+    try {
+      const main = Deno.mainModule;
+      dir = main.startsWith("file:") ? dirname(fromFileUrl(main)) : Deno.cwd();
+    } catch {
+      return false;
+    }
+    configs = denoConfigsAround(dir);
+  }
+  return configs.some(({ json }) =>
+    Array.isArray(json.unstable) && json.unstable.includes("worker-options")
+  );
+}
+
+/** The `--config`/`-c` file of `args` (before the script); `null` for `--no-config`. */
+function configArgument(args: string[]): string | null | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--no-config") return null;
+    if ((arg === "--config" || arg === "-c") && i + 1 < args.length) return args[i + 1];
+    const inline = arg.match(/^(?:--config=|-c=?)(.+)$/);
+    if (inline) return inline[1];
+    // The script: what follows it are its own arguments (flowstate's -c is its config file).
+    if (/^(file|jsr|npm|https?|data):/.test(arg) || /\.[cm]?[jt]sx?$/.test(arg)) break;
+  }
+  return undefined;
 }
 
 /** The error for a process started without `--unstable-worker-options`. */
@@ -520,11 +572,24 @@ function nodeError(error: { name: string; message: string }): Error {
   const message = error.name === "NotCapable" || error.name === "PermissionDenied"
     ? `${
       error.message.replace(/, run again with the --allow-\S+ flag/, "")
-    } (permission denied: the node may only do what its permissions: in the flow declare)`
+    } (permission denied: the node may only do what its permissions: in the flow declare${
+      permissionHint(error.message)
+    })`
     : error.message;
   const err = new Error(message);
   err.name = error.name;
   return err;
+}
+
+/**
+ * What to add to the node's `permissions:` for Deno's `Requires net access to
+ * "host:port"`: `; hint: add to the node in its flow file: permissions: { net: ["host:port"] }`.
+ */
+function permissionHint(message: string): string {
+  const m = message.match(/Requires (\w+) access(?: to "((?:[^"\\]|\\.)*)")?/);
+  if (m === null || !(PERMISSION_NAMES as readonly string[]).includes(m[1])) return "";
+  const value = m[2] === undefined ? "true" : `[${JSON.stringify(m[2])}]`;
+  return `; hint: add to the node in its flow file: permissions: { ${m[1]}: ${value} }`;
 }
 
 /** Passes every value through: the real schema runs inside the Worker. */
@@ -564,12 +629,41 @@ export interface SandboxPoolOptions {
   /** The project's folder, whose files node modules may import (default: the working directory). */
   projectDir?: string;
   /**
+   * Flow checks that may hold Workers at once (default: two per CPU core, at
+   * least 2): a burst of enqueues or runs of flows with custom nodes starts
+   * at most this many check Workers together; the others wait their turn.
+   */
+  maxChecks?: number;
+  /**
+   * Idle Workers kept at most, over all modules (default: two per CPU core,
+   * at least 8); past it, the one idle longest is stopped.
+   */
+  maxIdle?: number;
+  /**
    * Absolute paths no node module may read through its imports: Flowstate's
    * home, the store files, the config file. Default: the home Flowstate
    * would use here (`$FLOWSTATE_HOME`, or `.flowstate` in the working
    * directory).
    */
   protect?: readonly string[];
+}
+
+/** An idle Worker of a pool, with its stop timer and its release's number. */
+interface IdleEntry {
+  worker: SandboxWorker;
+  timer?: ReturnType<typeof setTimeout>;
+  since?: number;
+}
+
+/** `value` if a whole number >= 1, `fallback` if undefined; else a RangeError naming `name`. */
+function positiveWhole(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(
+      `Cannot create a sandbox pool: ${name} must be a whole number >= 1 (got ${value})`,
+    );
+  }
+  return value;
 }
 
 /** Flowstate's own folder, when it runs from files: node modules import its mod.ts. */
@@ -595,18 +689,32 @@ function defaultProtected(cwd: string): string[] {
  * A Worker is handed to one run at a time (runs never share one), and it is
  * put back only when it is idle and alive. An idle Worker is kept for
  * `idleMs`, or, with `idleMs` 0, while a {@linkcode SandboxPool.hold} is open
- * (from checking a flow until its run ends). A Worker for a module file that
- * changed since is never handed out. {@linkcode SandboxPool.close} stops them
- * all: an idle Worker keeps its process alive.
+ * (from checking a flow until its run ends). A Worker whose module changed
+ * since it loaded it, the module file or any local file of its graph (see
+ * `_module_files.ts`: recorded when the Worker starts, one `stat` each when it
+ * is reused), is never handed out: it is stopped and a new one started.
+ * {@linkcode SandboxPool.close} stops them all: an idle Worker keeps its
+ * process alive.
  */
 export class SandboxPool {
-  #idle = new Map<string, { worker: SandboxWorker; timer?: ReturnType<typeof setTimeout> }[]>();
+  #idle = new Map<string, IdleEntry[]>();
+  /** Releases so far: an idle entry's `since`, to find the one idle longest. */
+  #releases = 0;
+  /** The local files of each started Worker's module graph, with their status at its start. */
+  #graphs = new WeakMap<SandboxWorker, readonly FileStamp[]>();
   #holds = 0;
   #closed = false;
   #idleMs: number;
   readonly #memoryLimitMiB: number;
   /** Workers started by this pool (for tests and benchmarks). */
   started = 0;
+  /** The most flow checks that held Workers at once (for tests). */
+  peakChecks = 0;
+  readonly #maxChecks: number;
+  readonly #maxIdle: number;
+  #checks = 0;
+  /** Checks waiting for a turn, first come first served. */
+  #waiting: { go: () => void }[] = [];
 
   /**
    * A pool keeping idle Workers for `idleMs` (0: only while held), each
@@ -614,6 +722,9 @@ export class SandboxPool {
    */
   constructor(options: SandboxPoolOptions = {}) {
     this.#idleMs = options.idleMs ?? 0;
+    const perCore = Math.max(1, navigator.hardwareConcurrency ?? 1) * 2;
+    this.#maxChecks = positiveWhole(options.maxChecks, Math.max(2, perCore), "maxChecks");
+    this.#maxIdle = positiveWhole(options.maxIdle, Math.max(8, perCore), "maxIdle");
     this.#memoryLimitMiB = options.memoryLimitMiB ?? DEFAULT_WORKER_MEMORY_MIB;
     this.#projectDir = options.projectDir;
     this.#protect = options.protect;
@@ -651,8 +762,12 @@ export class SandboxPool {
     while (idle && idle.length > 0) {
       const entry = idle.pop()!;
       clearTimeout(entry.timer);
-      if (!entry.worker.dead) return entry.worker;
+      if (entry.worker.dead) continue;
+      // A file its module imports changed since it loaded them: a new Worker loads them again.
+      if (unchanged(this.#graphs.get(entry.worker) ?? [])) return entry.worker;
+      entry.worker.terminate();
     }
+    if (idle?.length === 0) this.#idle.delete(key);
     this.started++;
     const inside = modulePath === undefined ? undefined : protectedBy(modulePath, protect);
     if (inside !== undefined) {
@@ -660,6 +775,10 @@ export class SandboxPool {
         `${modulePath} is inside ${inside}, which node modules may not read (Flowstate's home, a store file or the config): move the module out of it`,
       );
     }
+    // Before the Worker reads them: an edit while it loads is a change at its next reuse.
+    const graph = modulePath === undefined
+      ? []
+      : moduleFiles(modulePath, (path) => isFlowstateCode(path, FLOWSTATE_ROOT));
     const worker = new SandboxWorker(
       moduleUrl,
       permissions,
@@ -667,7 +786,49 @@ export class SandboxPool {
       importReadPaths(roots, protect),
     );
     worker.poolKey = key;
+    this.#graphs.set(worker, graph.slice(1)); // the module file itself is in its key
     return worker;
+  }
+
+  /**
+   * Wait for a turn to check a flow's custom nodes in Workers (at most
+   * `maxChecks` at once; first come, first served). Dispose of the handle
+   * when the check gave its Workers back. Rejects with the signal's reason
+   * when `signal` aborts while waiting.
+   */
+  async checkTurn(signal?: AbortSignal): Promise<Disposable> {
+    signal?.throwIfAborted();
+    if (this.#checks >= this.#maxChecks) {
+      await new Promise<void>((resolve, reject) => {
+        const waiter = {
+          go: () => {
+            signal?.removeEventListener("abort", abort);
+            resolve();
+          },
+        };
+        const abort = () => {
+          const at = this.#waiting.indexOf(waiter);
+          if (at >= 0) this.#waiting.splice(at, 1);
+          reject(signal!.reason);
+        };
+        signal?.addEventListener("abort", abort, { once: true });
+        this.#waiting.push(waiter);
+      });
+    } else {
+      this.#checks++;
+    }
+    // A turn handed over by `go` keeps the count as it was (the leaver's place).
+    this.peakChecks = Math.max(this.peakChecks, this.#checks);
+    let open = true;
+    return {
+      [Symbol.dispose]: () => {
+        if (!open) return;
+        open = false;
+        const next = this.#waiting.shift();
+        if (next !== undefined) next.go();
+        else this.#checks--;
+      },
+    };
   }
 
   /** Give `worker` back: kept when alive, idle and wanted, else stopped. */
@@ -681,16 +842,27 @@ export class SandboxPool {
       worker.terminate();
       return;
     }
-    const entry: { worker: SandboxWorker; timer?: ReturnType<typeof setTimeout> } = { worker };
+    const entry: IdleEntry = { worker };
     if (this.#idleMs > 0) {
       entry.timer = setTimeout(() => this.#drop(key, entry), this.#idleMs);
     }
     const list = this.#idle.get(key) ?? [];
     list.push(entry);
     this.#idle.set(key, list);
+    entry.since = ++this.#releases;
+    // Past the cap, the Worker idle longest goes.
+    while (this.idle > this.#maxIdle) {
+      let oldest: [string, IdleEntry] | undefined;
+      for (const [k, entries] of this.#idle) {
+        for (const e of entries) {
+          if (oldest === undefined || e.since! < oldest[1].since!) oldest = [k, e];
+        }
+      }
+      this.#drop(oldest![0], oldest![1]);
+    }
   }
 
-  #drop(key: string, entry: { worker: SandboxWorker; timer?: ReturnType<typeof setTimeout> }) {
+  #drop(key: string, entry: IdleEntry) {
     const list = this.#idle.get(key);
     const at = list?.indexOf(entry) ?? -1;
     if (at >= 0) list!.splice(at, 1);

@@ -202,6 +202,35 @@ export async function resolveJobOptions<O>(
   );
 }
 
+/**
+ * The options among `entries` that `job` reads as a duration and that are
+ * given as a bare number other than 0 (milliseconds to the job). A number
+ * typed by a person on a command line or in `flowstate.yaml` (`maxAge: 30`)
+ * almost never means milliseconds, and for a job that deletes by age it
+ * deletes everything: the CLI and the config refuse it. The job's schema
+ * judges: an option is a duration when its text, given as text, is refused
+ * for having no unit.
+ */
+export async function unitlessDurationOptions(
+  job: Job,
+  entries: Iterable<readonly [string, unknown, ...unknown[]]>,
+): Promise<string[]> {
+  const names: string[] = [];
+  for (const [name, value] of entries) {
+    const text = typeof value === "number" ? String(value) : typeof value === "string" ? value : "";
+    // 0 is 0 in any unit.
+    if (!/^\d+(?:\.\d+)?$/.test(text.trim()) || Number(text) === 0) continue;
+    let result = job.optionsSchema["~standard"].validate({ [name]: text.trim() });
+    if (result instanceof Promise) result = await result;
+    const unitless = result.issues?.some((issue) =>
+      (issue.path ?? []).map((p) => typeof p === "object" ? p.key : p).join(".") === name &&
+      issue.message.includes("add a unit")
+    );
+    if (unitless) names.push(name);
+  }
+  return names;
+}
+
 /** The options of {@linkcode runJob}. */
 const RUN_JOB_OPTIONS: readonly string[] = fieldNames<RunJobOptions<object>>()(
   ["options", "configOptions", "dryRun", "signal", "progress", "onLog", "baseDir"],

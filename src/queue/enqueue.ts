@@ -6,11 +6,12 @@
  *
  * @module
  */
-import { resolve } from "../_path.ts";
+import { dirname, resolve } from "../_path.ts";
 import { parseDuration } from "../duration.ts";
 import { coerceInputs } from "../flow/inputs.ts";
 import { loadFlowIn } from "../flow/load.ts";
 import type { SandboxPool } from "../flow/sandbox.ts";
+import type { FlowCache } from "../flow_cache.ts";
 import { compileTemplate } from "../flow/template/mod.ts";
 import type { Records } from "../records/records.ts";
 import type { QueueBackoff, QueueInfo } from "../records/types.ts";
@@ -110,6 +111,8 @@ export interface EnqueueHost {
   trustedBaseDir?: string;
   /** Store names, for `state.*` nodes' `store`. */
   stores?: readonly string[];
+  /** The runtime's prepared flows (see `flow_cache.ts`). */
+  flows?: FlowCache;
 }
 
 /** Enqueue a run of `flow` (internal: `Runtime.enqueue()`). */
@@ -123,12 +126,17 @@ export async function enqueueFlow(
     throw new TypeError(`${what}: give runAt or delay, not both`);
   }
   const path = await host.findFlow(flow);
-  const { parsed, prepared } = await loadFlowIn(resolve(path), {
+  const loadOptions = {
     ...(host.pool === undefined ? {} : { pool: host.pool }),
     ...(host.stores === undefined ? {} : { stores: host.stores }),
     ...(host.trusted === undefined ? {} : { trusted: host.trusted }),
     ...(host.trustedBaseDir === undefined ? {} : { trustedBaseDir: host.trustedBaseDir }),
-  });
+  };
+  // Through the runtime's cache: an unchanged flow is not checked again (its custom nodes'
+  // modules in a Worker) on every enqueue.
+  const { parsed, prepared } = host.flows === undefined
+    ? await loadFlowIn(resolve(path), loadOptions)
+    : await host.flows.loadChecked(resolve(path), { ...loadOptions, cwd: dirname(resolve(path)) });
   const def = prepared.definition;
   const inputs = coerceInputs(def, options.input ?? {}, {
     fromStrings: options.inputFromStrings,

@@ -26,6 +26,7 @@ import { type EventTails, finishRun } from "./_runs.ts";
 import { EVENTS_FIELD } from "./layout.ts";
 import { writeChunk } from "./_event_chunks.ts";
 import { knownEntries } from "./_known.ts";
+import { holdsKey } from "./_dedupe.ts";
 import { assertRunId, newRunId } from "./run_id.ts";
 import {
   type QueueAttempt,
@@ -271,9 +272,7 @@ export async function enqueueRun(
       const held = await ctx.store.get<{ runId: string }>(dedupeKey);
       if (held !== null) {
         const other = await ctx.store.get<StoredRun>(ctx.layout.run(held.value.runId));
-        if (
-          other !== null && (other.value.status === "queued" || other.value.status === "running")
-        ) {
+        if (other !== null && holdsKey(other.value.status)) {
           return { runId: other.value.id, existing: true, run: withoutEvents(other.value) };
         }
       }
@@ -960,8 +959,7 @@ export async function requeueRun(
       const holder = held === null || held.value.runId === runId
         ? null
         : await ctx.store.get<StoredRun>(ctx.layout.run(held.value.runId));
-      const taken = holder !== null &&
-        (holder.value.status === "queued" || holder.value.status === "running");
+      const taken = holder !== null && holdsKey(holder.value.status);
       if (!taken) {
         op.check(keys.dedupe(previous.key), held?.version ?? null)
           .set(keys.dedupe(previous.key), { runId });

@@ -23,6 +23,7 @@ import { chunkSize, chunkWhere, decodeChunk, writeChunk } from "./_event_chunks.
 import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
 import { metricShards, shardKey } from "./_metric_shards.ts";
 import { knownEntries } from "./_known.ts";
+import { type DedupeEntry, dedupeKey, releaseDedupeKey } from "./_dedupe.ts";
 import { assertRunId, runIdTime } from "./run_id.ts";
 import { type RunEvent, type RunRecord, summarizeRun } from "./types.ts";
 
@@ -256,8 +257,9 @@ export async function finishRun(
     if (stored !== null) {
       for (const key of layout.allIndexKeys(stored.value)) op.delete(key);
     }
-    // A cancel request ends with the run it asked to cancel.
+    // A cancel request ends with the run it asked to cancel, and its dedupe key with it.
     op.delete(layout.cancel(run.id));
+    await releaseDedupeKey(ctx, op, stored?.value ?? run);
     if (extra !== undefined) await extra(op, stored === null ? null : stored.value);
     if (mayInline && tail.next + events.length <= INLINE_EVENTS_MAX) {
       inlined = true;
@@ -364,18 +366,91 @@ export async function getRun(ctx: RecordsContext, runId: string): Promise<RunRec
   return stored === null ? null : withoutEvents(stored.value);
 }
 
-/** `Records.getEvents()`: a run's events, inline in its record or from its chunks. */
+/**
+ * `Records.getEvents()`: a run's events, inline in its record or from its
+ * chunks. The chunks are read first, then the record: a run that finishes in
+ * between (its events moved inline and its chunks deleted in one commit) is
+ * read whole either way, where the other order would find neither.
+ */
 export async function getEvents(ctx: RecordsContext, runId: string): Promise<RunEvent[]> {
   assertRunId(runId, "Cannot get run events");
-  const stored = await ctx.store.get<StoredRun>(ctx.layout.run(runId));
-  const inline = stored?.value[EVENTS_FIELD];
-  if (Array.isArray(inline)) return inline;
+  const chunked = await chunkEvents(ctx, runId);
+  return (await inlineEventsOf(ctx, runId)) ?? chunked;
+}
+
+/** Every event of a run's chunks, one chunk after the other. */
+async function chunkEvents(ctx: RecordsContext, runId: string): Promise<RunEvent[]> {
   const events: RunEvent[] = [];
   for await (const e of ctx.store.list({ prefix: ctx.layout.events(runId) })) {
     const chunk = decodeChunk(e.value, chunkWhere(runId, e.key));
     for (const event of chunk.events) events.push(event);
   }
   return events;
+}
+
+/** The events a finished run's record holds inline, or `undefined`. */
+async function inlineEventsOf(
+  ctx: RecordsContext,
+  runId: string,
+): Promise<RunEvent[] | undefined> {
+  const stored = await ctx.store.get<StoredRun>(ctx.layout.run(runId));
+  const inline = stored?.value[EVENTS_FIELD];
+  return Array.isArray(inline) ? inline : undefined;
+}
+
+/**
+ * `Records.getEventsFrom()`: a run's events from index `from` on (an event's
+ * index is its place in `getEvents()`), and how many it has in all. The
+ * chunks are listed newest first, down to the one holding event `from`, and
+ * only those are decoded; then the record is read, and events it holds inline
+ * win. In that order, a run that finishes in between (its events moved
+ * inline and its chunks deleted in one commit) is read whole either way. A
+ * chunk without its index, or chunks that do not follow each other, are read
+ * as `getEvents()` reads them: all, one after the other.
+ */
+export async function getEventsFrom(
+  ctx: RecordsContext,
+  runId: string,
+  from: number,
+): Promise<{ events: RunEvent[]; count: number }> {
+  const what = "Cannot get run events";
+  assertRunId(runId, what);
+  if (!Number.isSafeInteger(from) || from < 0) {
+    throw new RangeError(`${what}: from must be a whole number >= 0, got ${String(from)}`);
+  }
+  const newestFirst: { key: Key; value: unknown; first: number; size: number }[] = [];
+  let contiguous = true;
+  for await (const e of ctx.store.list({ prefix: ctx.layout.events(runId), reverse: true })) {
+    const first = (e.value as { first?: unknown } | null)?.first;
+    const size = chunkSize(e.value, chunkWhere(runId, e.key));
+    const later = newestFirst.at(-1);
+    if (typeof first !== "number" || (later !== undefined && first + size !== later.first)) {
+      contiguous = false;
+      break;
+    }
+    newestFirst.push({ key: e.key, value: e.value, first, size });
+    if (first <= from) break;
+  }
+  const oldest = newestFirst.at(-1);
+  // The chunks before the oldest are gone (or its index is off): read them as getEvents does.
+  if (oldest !== undefined && oldest.first > from) contiguous = false;
+  let chunked: RunEvent[];
+  let count: number;
+  if (contiguous) {
+    chunked = [];
+    count = newestFirst.length === 0 ? 0 : newestFirst[0].first + newestFirst[0].size;
+    for (const c of newestFirst.reverse()) {
+      const { events } = decodeChunk(c.value, chunkWhere(runId, c.key));
+      for (let i = Math.max(0, from - c.first); i < events.length; i++) chunked.push(events[i]);
+    }
+  } else {
+    const all = await chunkEvents(ctx, runId);
+    chunked = all.slice(from);
+    count = all.length;
+  }
+  const inline = await inlineEventsOf(ctx, runId);
+  if (inline !== undefined) return { events: inline.slice(from), count: inline.length };
+  return { events: chunked, count };
 }
 
 /** `Records.deleteRuns()`: delete runs with their events and index entries in one commit. */
@@ -393,7 +468,15 @@ export async function deleteRuns(
   const keys = ids.map((id) => layout.run(id));
   const existed = await withRetry(ctx.retry, what, async () => {
     const stored = await store.getMany<StoredRun>(keys);
+    // The dedupe keys that still name a run deleted here go with it.
+    const keyed = stored.filter((e) => e !== null && e.value.queue?.key !== undefined);
+    const dedupeKeys = keyed.map((e) => dedupeKey(ctx, e!.value.queue!.key!));
+    const held = await store.getMany<DedupeEntry>(dedupeKeys);
     const op = store.atomic();
+    keyed.forEach((e, i) => {
+      if (held[i]?.value?.runId !== e!.value.id) return;
+      op.check(dedupeKeys[i], held[i]!.version).delete(dedupeKeys[i]);
+    });
     let found = 0;
     ids.forEach((id, i) => {
       const entry = stored[i];

@@ -22,7 +22,7 @@
  * | `P, "queue", "ready", priority, runAt, runId` | `{ id, flowId }`: a queued run that is due |
  * | `P, "queue", "delayed", runAt, priority, runId` | the same, for a run not due yet |
  * | `P, "queue", "claimed", runId` | `{ worker, at, leaseMs }`: a run a worker holds |
- * | `P, "queue", "key", key` | `{ runId }`: the run a dedupe key was last given to |
+ * | `P, "queue", "key", key` | `{ runId }`: the queued or running run a dedupe key was given to (deleted with the run's end) |
  * | `P, "queue", "active", flowId, partition` | `{ runs }`: running runs of a flow with `queue: { concurrency }` |
  *
  * Run ids start with their creation time (9 base-36 digits of ms), so key
@@ -147,11 +147,13 @@ import {
   EventTails,
   finishRun,
   getEvents,
+  getEventsFrom,
   getRun,
   heartbeat,
   startRun,
 } from "./_runs.ts";
 import { abandonedMessage, abandonedRun } from "./heartbeat.ts";
+import { sweepDedupeKeys } from "./_dedupe.ts";
 import { getHead, getVersion, listFlows, listVersions, saveVersion } from "./_versions.ts";
 import { checkFlowId } from "./_checks.ts";
 import type { ClaimOptions, EnqueueInit } from "./_queue.ts";
@@ -467,9 +469,15 @@ export class Records {
     const run = await getRun(this.#ctx, runId);
     const why = run === null ? null : abandonedRun(run, now, options.afterMs);
     if (run === null || why === null) return null;
-    // It ended when its process was last heard from, not when someone noticed (a record of an
-    // older version, without heartbeats, has no such time: now).
-    const endedAt = why.by === "heartbeat" ? Math.max(run.startedAt, why.lastSeenAt) : now;
+    // It ended when its process was last heard from, not when someone noticed: its last heartbeat
+    // or its last recorded event, whichever is later (a process killed before its first beat
+    // still recorded its nodes' events). A record of an older version, without heartbeats: now.
+    const lastEventAt = why.by === "heartbeat"
+      ? (await this.getEvents(runId)).reduce((latest, e) => Math.max(latest, e.at), 0)
+      : 0;
+    const endedAt = why.by === "heartbeat"
+      ? Math.min(now, Math.max(run.startedAt, why.lastSeenAt, lastEventAt))
+      : now;
     const record: RunRecord = {
       ...run,
       status: "failed",
@@ -727,6 +735,32 @@ export class Records {
     return await (await queueModule()).requeueRun(this.#ctx, this.#eventTails, runId, options);
   }
 
+  /**
+   * Delete the queue's dedupe keys whose run is gone or no longer queued or
+   * running: what a run's end left when it was recorded by an older version
+   * of Flowstate, which did not delete its key (a run's end deletes it now,
+   * in the same commit). A key given to another run meanwhile is kept. With `dryRun`,
+   * only count them. Resolves how many were (or would be) deleted. The gc
+   * job calls this.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore, Records } from "@flowstate/core/records";
+   *
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * // A key an older version left behind: its run is gone.
+   * await store.set(["flowstate", "queue", "key", "invoice-42"], { runId: "0mjuw3ms0abcdefghijk" });
+   * assert.equal(await records.sweepDedupeKeys({ dryRun: true }), 1);
+   * assert.equal(await records.sweepDedupeKeys(), 1);
+   * assert.equal(await store.count(["flowstate", "queue", "key"]), 0);
+   * ```
+   */
+  async sweepDedupeKeys(options: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<number> {
+    return await sweepDedupeKeys(this.#ctx, options);
+  }
+
   /** The queue fields of a run, or `null` for a run that was never enqueued (or is missing). */
   async queueInfo(runId: string): Promise<QueueInfo | null> {
     return (await getRun(this.#ctx, runId))?.queue ?? null;
@@ -745,6 +779,45 @@ export class Records {
   /** Every event of a run, in the order they were appended. */
   getEvents(runId: string): Promise<RunEvent[]> {
     return getEvents(this.#ctx, runId);
+  }
+
+  /**
+   * A run's events from index `from` on, and `count`, how many it has in all
+   * (an event's index is its place in {@linkcode Records.getEvents}): pass
+   * `count` as `from` next time to get only the events appended since. Of a
+   * running run, only the event chunks holding the events asked for are read.
+   * `from` past the end gives no events (and the `count`).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { newRunId, openStore, Records } from "@flowstate/core/records";
+   *
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const run = {
+   *   id: newRunId(1),
+   *   flowId: "f",
+   *   flowVersion: "v1",
+   *   status: "running" as const,
+   *   inputs: {},
+   *   outputs: null,
+   *   error: null,
+   *   startedAt: 1,
+   *   endedAt: null,
+   *   durationMs: null,
+   *   nodes: {},
+   * };
+   * await records.startRun(run);
+   * await records.appendEvents(run.id, [{ at: 1, type: "run.start" }]);
+   * const { count } = await records.getEventsFrom(run.id, 0);
+   * await records.appendEvents(run.id, [{ at: 2, type: "node.start", node: "a" }]);
+   * const later = await records.getEventsFrom(run.id, count);
+   * assert.deepEqual(later, { events: [{ at: 2, type: "node.start", node: "a" }], count: 2 });
+   * ```
+   */
+  getEventsFrom(runId: string, from: number): Promise<{ events: RunEvent[]; count: number }> {
+    return getEventsFrom(this.#ctx, runId, from);
   }
 
   /**

@@ -16,6 +16,7 @@ import {
 } from "./_test_utils.ts";
 import { HISTOGRAM_RELATIVE_ERROR } from "./metrics.ts";
 import { Records } from "./records.ts";
+import { RunRecorder } from "./recorder.ts";
 import { newRunId } from "./run_id.ts";
 import type { RunEvent, RunRecord } from "./types.ts";
 
@@ -417,3 +418,114 @@ Deno.test("Records.abandonRun() ends the run at its last heartbeat, not when it 
   const stored = await records.getRun(run.id);
   assert.deepEqual([stored?.endedAt, stored?.durationMs], [lastBeat, 5_000]);
 });
+
+Deno.test("Records.abandonRun() ends a run killed before its first heartbeat at its last recorded event, not at its start", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  let now = Date.UTC(2026, 0, 1);
+  const clock = { now: () => now };
+  const records = new Records(store, { clock });
+  const run = await RunRecorder.start(records, clock, {
+    flowId: "f",
+    flowVersion: "v",
+    inputs: {},
+  });
+  const startedAt = now;
+  await records.appendEvents(run.id, [{ at: startedAt + 3_500, type: "node.start", node: "a" }]);
+  await run.close(); // killed 3.5 s in, before its first heartbeat (every 5 s)
+  now += 120_000;
+  const marked = await records.abandonRun(run.id, { afterMs: 60_000 });
+  assert.equal(marked?.status, "failed");
+  assert.equal(marked?.durationMs, 3_500);
+  assert.equal((await records.getRun(run.id))?.endedAt, startedAt + 3_500);
+});
+
+backendTest(
+  "Records.getEventsFrom() gives the events after a count, reads only the chunks holding them, and reads a run that finished inline or chunked whole",
+  async (backend) => {
+    const { store, clock, records } = await setup(backend);
+    const log = (i: number): RunEvent => ({
+      at: T0 + i,
+      type: "node.log",
+      node: `n${i % 7}`,
+      level: "info",
+      message: `line ${i}`,
+    });
+    for (const [eventFormat, total] of [[1, 30], [2, 30], [2, 1_200]] as const) {
+      const own = new Records(store, { clock, eventFormat });
+      const run = newRun(clock);
+      await own.startRun(run);
+      const all: RunEvent[] = [];
+      for (let i = 0; i < total; i += 10) {
+        const batch = Array.from({ length: 10 }, (_, j) => log(i + j));
+        await own.appendEvents(run.id, batch);
+        all.push(...batch);
+      }
+      assert.deepEqual(await own.getEventsFrom(run.id, 0), { events: all, count: total });
+      // From a count: only the chunks from the one holding that event on are read.
+      const { store: counted, counts } = counting(store);
+      const reader = new Records(counted, { clock });
+      assert.deepEqual(await reader.getEventsFrom(run.id, total - 5), {
+        events: all.slice(total - 5),
+        count: total,
+      });
+      assert.equal(counts.listed, 1, "one chunk listed");
+      assert.deepEqual(await own.getEventsFrom(run.id, 15), {
+        events: all.slice(15),
+        count: total,
+      });
+      assert.deepEqual(await own.getEventsFrom(run.id, total), { events: [], count: total });
+      assert.deepEqual(await own.getEventsFrom(run.id, total + 3), { events: [], count: total });
+      // Finished: inline (at most 1,000 events) or chunked, the same indexes.
+      const last: RunEvent = { at: T0 + total, type: "run.end" };
+      await own.finishRun(finished(run, "succeeded", 10), [last]);
+      assert.deepEqual(await own.getEventsFrom(run.id, total - 2), {
+        events: [...all.slice(total - 2), last],
+        count: total + 1,
+      });
+      assert.deepEqual(await own.getEvents(run.id), [...all, last]);
+    }
+    await assert.rejects(() => records.getEventsFrom(newRunId(T0), -1), RangeError);
+    await assert.rejects(() => records.getEventsFrom(newRunId(T0), 1.5), /from must be/);
+    assert.deepEqual(await records.getEventsFrom(newRunId(T0), 0), { events: [], count: 0 });
+    await store.close();
+  },
+);
+
+backendTest(
+  "Records.getEvents() of a run that finishes while it reads finds its events (the chunks are read before the record)",
+  async (backend) => {
+    const { store, clock, records } = await setup(backend);
+    const run = newRun(clock);
+    await records.startRun(run);
+    const events: RunEvent[] = [{ at: T0, type: "run.start" }, {
+      at: T0 + 1,
+      type: "node.start",
+      node: "a",
+    }];
+    await records.appendEvents(run.id, events);
+    // The run finishes (its events move into its record, its chunks go) right after a
+    // reader reads its record.
+    let finishing: Promise<void> | undefined;
+    const racing = new Proxy(store, {
+      get(target, prop) {
+        if (prop === "get") {
+          return async (key: unknown[]) => {
+            const value = await target.get(key as string[]);
+            if (key.includes("runs") && finishing === undefined) {
+              finishing = records.finishRun(finished(run, "succeeded", 5));
+              await finishing;
+            }
+            return value;
+          };
+        }
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const reader = new Records(racing, { clock });
+    assert.deepEqual(await reader.getEvents(run.id), events);
+    assert.ok(finishing !== undefined, "the run finished while it was read");
+    assert.deepEqual((await records.getEventsFrom(run.id, 1)).events, events.slice(1));
+    await store.close();
+  },
+);

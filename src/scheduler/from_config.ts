@@ -23,8 +23,10 @@ import type { Timers } from "../clock.ts";
 import { FlowValidationError, loadFlowFile, type ParsedFlow } from "../flow/parse.ts";
 import { loadFlowIn } from "../flow/load.ts";
 import type { Job } from "../jobs/job.ts";
+import { RunRecorder } from "../records/recorder.ts";
+import type { RunRecord } from "../records/types.ts";
 import type { LogLevel } from "../log.ts";
-import { loadJob, resolveJobOptions, runJob } from "../jobs/run.ts";
+import { loadJob, resolveJobOptions, runJob, unitlessDurationOptions } from "../jobs/run.ts";
 import { flowCacheOf, type Runtime, sandboxPoolOf } from "../runtime.ts";
 import { validateCron } from "../cron.ts";
 import { tickKey } from "./lease.ts";
@@ -48,6 +50,37 @@ function locate(config: ResolvedConfig, path: (string | number)[]): string {
   const field = path.map((p, i) => typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)
     .join("");
   return `${at === undefined ? "" : `${at}: `}${field}: `;
+}
+
+/**
+ * A job's options refused by its schema (`err`, from `resolveJobOptions`),
+ * each problem at the place of its option in the config when it is written
+ * there (`flowstate.yaml:9:22: jobs.backup.options.keep: must be …`), else
+ * at `jobs.<name>.options`. Problems of options given elsewhere
+ * (`fromConfig` says which are the config's) keep the message they had.
+ */
+export function locateJobOptionsError(
+  config: ResolvedConfig,
+  name: string,
+  err: ConfigError,
+  fromConfig: (option: string) => boolean = () => true,
+): ConfigError {
+  const options = ["jobs", name, "options"];
+  const issues = err.issues;
+  if (issues.length === 0 || issues.some((i) => i.path.length === 0)) {
+    return new ConfigError(`${locate(config, options)}${err.message}`, { cause: err });
+  }
+  if (!issues.some((i) => fromConfig(String(i.path[0])))) return err;
+  const lines = issues.map((issue) =>
+    fromConfig(String(issue.path[0]))
+      ? `${locate(config, [...options, ...issue.path])}${issue.message}`
+      : `Cannot run job "${name}": option "${issue.path.join(".")}": ${issue.message}`
+  );
+  return new ConfigError(lines.join("\n"), {
+    cause: err,
+    issues: issues.map((i) => ({ ...i, path: [...options, ...i.path] })),
+    file: err.file,
+  });
 }
 
 /**
@@ -78,6 +111,7 @@ export async function loadConfiguredJob(
     throw new ConfigError(`${locate(config, field)}${err.message}`, { cause: err });
   }
   if (job.name !== name) job = Object.freeze({ ...job, name });
+  await refuseUnitlessDurations(config, name, job, settings.options);
   const schedule = settings.schedule ?? job.defaultSchedule ?? null;
   if (schedule !== null && settings.schedule === undefined) {
     try {
@@ -90,6 +124,32 @@ export async function loadConfiguredJob(
     }
   }
   return { name, config: settings, job, schedule };
+}
+
+/**
+ * `maxAge: 30` written in `flowstate.yaml` is 30 ms to the job: for retention,
+ * every run older than 30 ms. A bare number other than 0 for an option the job
+ * reads as a duration is refused when the config came from a file (a program
+ * passing a number means milliseconds, as documented).
+ */
+async function refuseUnitlessDurations(
+  config: ResolvedConfig,
+  name: string,
+  job: Job,
+  options: Record<string, unknown>,
+): Promise<void> {
+  const written = Object.entries(options).filter(([option, value]) =>
+    typeof value === "number" && config.where(["jobs", name, "options", option]) !== undefined
+  );
+  if (written.length === 0) return;
+  const [option] = await unitlessDurationOptions(job, written);
+  if (option === undefined) return;
+  const value = options[option];
+  throw new ConfigError(
+    `${locate(config, ["jobs", name, "options", option])}${value} is a number without a unit, ` +
+      `which the job would read as ${value} milliseconds: write ${value}d for days (or ` +
+      `${value}h, ${value}m, ${value}s, ${value}ms)`,
+  );
 }
 
 export { flowFiles } from "../flow_files.ts";
@@ -150,6 +210,12 @@ export interface LoadSchedulesOptions {
   onLog?: (scheduleId: string, message: string, level: LogLevel) => void;
   /** Whether the flows' schedules are loaded too (default `true`; `false`: the jobs' only). */
   flows?: boolean;
+  /**
+   * The config to take the schedules from (default: the runtime's). The
+   * daemon passes its config file as it is now, read again after an edit;
+   * the work still runs in `runtime` (its stores, its limits).
+   */
+  config?: ResolvedConfig;
 }
 
 /**
@@ -184,7 +250,7 @@ export async function loadSchedules(
   runtime: Runtime,
   options: LoadSchedulesOptions = {},
 ): Promise<Schedule[]> {
-  const config = runtime.config;
+  const config = options.config ?? runtime.config;
   const schedules: Schedule[] = [];
   for (const name of Object.keys(config.jobs)) {
     const settings = config.jobs[name];
@@ -195,9 +261,7 @@ export async function loadSchedules(
       await resolveJobOptions(job, { ...settings.options });
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      throw new ConfigError(`${locate(config, ["jobs", name, "options"])}${err.message}`, {
-        cause: err,
-      });
+      throw locateJobOptionsError(config, name, err);
     }
     const id = `job:${name}`;
     schedules.push({
@@ -233,6 +297,10 @@ interface FlowFileState {
   /** Its schedule (`null`: it has none). */
   schedule: Schedule | null;
   flowId: string;
+  /** The config's default time zone it was read with (a schedule without its own takes it). */
+  timezone: string;
+  /** Why it could not be used at its last read (reported then), if it could not. */
+  problem?: string;
 }
 
 /**
@@ -247,38 +315,65 @@ interface FlowFileState {
 export class FlowScheduleFiles {
   readonly #runtime: Runtime;
   readonly #options: LoadSchedulesOptions;
+  #config: ResolvedConfig;
   #files = new Map<string, FlowFileState>();
+  /** Whether a read succeeded: from then on a file that cannot be used is a problem, not a throw. */
+  #readBefore = false;
 
-  /** The flow schedules of `runtime`'s config. */
+  /** The flow schedules of `runtime`'s config (or of `options.config`). */
   constructor(runtime: Runtime, options: LoadSchedulesOptions = {}) {
     this.#runtime = runtime;
     this.#options = options;
+    this.#config = options.config ?? runtime.config;
+  }
+
+  /**
+   * Take the flow files (`flows:`) and the default time zone from `config`
+   * from the next {@linkcode FlowScheduleFiles.read} on (the config file was
+   * edited): a file it no longer names has no schedule then, and a schedule
+   * without its own zone takes the new default.
+   */
+  useConfig(config: ResolvedConfig): void {
+    this.#config = config;
   }
 
   /**
    * Every flow schedule now. A file that cannot be read or checked throws a
-   * {@linkcode ConfigError} the first time; once read, it keeps the
-   * schedule it had, and the problem is returned in `problems` (once per
-   * change of the file).
+   * {@linkcode ConfigError} at the first read; later, it keeps the schedule
+   * it had (none for a file new since), and the problem is returned in
+   * `problems` (once per change of the file).
    */
   async read(): Promise<{ schedules: Schedule[]; problems: { file: string; error: Error }[] }> {
-    const files = await flowFiles(this.#runtime.config);
+    const files = await flowFiles(this.#config);
+    const timezone = this.#config.timezone;
     const problems: { file: string; error: Error }[] = [];
     const now = new Map<string, FlowFileState>();
     for (const file of files) {
       const known = this.#files.get(file);
       const stamp = fileStamp(file);
-      if (known !== undefined && known.stable && stamp !== undefined && stamp === known.stamp) {
+      if (
+        known !== undefined && known.stable && stamp !== undefined && stamp === known.stamp &&
+        known.timezone === timezone
+      ) {
         now.set(file, known);
         continue;
       }
       try {
         now.set(file, await this.#readFile(file, stamp, known));
       } catch (err) {
-        if (known === undefined) throw err;
-        // Reported once: the same status is not read again until it changes.
-        now.set(file, { ...known, stamp, stable: stamp !== undefined && isStable(file) });
-        problems.push({ file, error: err as Error });
+        if (known === undefined && !this.#readBefore) throw err;
+        // Reported once: the same status is not read again once stable, and the same problem
+        // is not reported again. A file new since the first read has no schedule until it can
+        // be used.
+        const stable = stamp !== undefined && isStable(file);
+        const problem = (err as Error)?.message;
+        now.set(
+          file,
+          known === undefined
+            ? { stamp, stable, text: "", schedule: null, flowId: "", timezone, problem }
+            : { ...known, stamp, stable, problem },
+        );
+        if (known?.problem !== problem) problems.push({ file, error: err as Error });
       }
     }
     const byFlowId = new Map<string, string>();
@@ -295,6 +390,7 @@ export class FlowScheduleFiles {
       schedules.push(state.schedule);
     }
     this.#files = now;
+    this.#readBefore = true;
     return { schedules, problems };
   }
 
@@ -307,12 +403,21 @@ export class FlowScheduleFiles {
     const parsed = await asConfigError("schedule", file, () => loadConfiguredFlow(runtime, file));
     const stable = stamp !== undefined && stamp === fileStamp(file) && isStable(file);
     const text = parsed.source ?? "";
+    const zone = this.#config.timezone;
     // Touched, not changed: the schedule it gave stands (the same object, so nothing changed).
-    if (known !== undefined && known.text === text) return { ...known, stamp, stable };
+    if (known !== undefined && known.text === text && known.timezone === zone) {
+      return { ...known, stamp, stable, problem: undefined };
+    }
     const definition = parsed.definition;
     const spec = flowScheduleOf((definition as { schedule?: unknown }).schedule);
-    if (spec === null) return { stamp, stable, text, schedule: null, flowId: definition.id };
-    const timezone = spec.timezone ?? runtime.config.timezone;
+    if (spec === null) {
+      return { stamp, stable, text, schedule: null, flowId: definition.id, timezone: zone };
+    }
+    const timezone = spec.timezone ?? zone;
+    // Read again for a new default zone that this schedule does not take: it stands as it was.
+    if (known !== undefined && known.text === text && known.schedule?.timezone === timezone) {
+      return { ...known, stamp, stable, timezone: zone, problem: undefined };
+    }
     try {
       validateCron(spec.cron, timezone);
     } catch (err) {
@@ -333,30 +438,81 @@ export class FlowScheduleFiles {
       jitterMs: spec.jitterMs ?? 0,
       // The file as it is at the tick (an edit reaches the next run; the runtime's flow cache
       // reads it again only when it changed).
-      run: ({ signal, tick, started }) => {
+      run: async ({ signal, tick, started }) => {
         let reported = false;
-        return runtime.runFlow(file, {
-          signal,
-          timers: options.timers,
-          ...(scheduledAt === undefined ? {} : {
-            input: { scheduledAt: scheduledAt.type === "string" ? tickKey(tick) : tick },
-          }),
-          onEvent: (event, run) => {
-            // The first event is the run's own start (sub-runs start later).
-            if (!reported) {
-              reported = true;
-              started?.(run.id);
-            }
-            if (event.type === "node.log" && options.onLog) {
-              options.onLog(id, `${event.node}: ${event.message ?? ""}`, event.level ?? "info");
-            }
-          },
-        });
+        try {
+          return await runtime.runFlow(file, {
+            signal,
+            timers: options.timers,
+            ...(scheduledAt === undefined ? {} : {
+              input: { scheduledAt: scheduledAt.type === "string" ? tickKey(tick) : tick },
+            }),
+            onEvent: (event, run) => {
+              // The first event is the run's own start (sub-runs start later).
+              if (!reported) {
+                reported = true;
+                started?.(run.id);
+              }
+              if (event.type === "node.log" && options.onLog) {
+                options.onLog(id, `${event.node}: ${event.message ?? ""}`, event.level ?? "info");
+              }
+            },
+          });
+        } catch (err) {
+          if (reported || !unloadable(err)) throw err;
+          // The file can no longer be run (an edit broke it, or it is gone): no run started. A
+          // failed run says so where runs are watched (runs ls, metrics, the inspector), not only
+          // on the daemon's log.
+          return await recordUnloadable(runtime, definition.id, file, err as Error, started);
+        }
       },
     };
-    return { stamp, stable, text, schedule, flowId: definition.id };
+    return { stamp, stable, text, schedule, flowId: definition.id, timezone: zone };
   }
 }
+
+/** Whether `err` says a flow file could not be read or checked (no run started). */
+function unloadable(err: unknown): boolean {
+  return err instanceof FlowValidationError || err instanceof ConfigError ||
+    err instanceof Deno.errors.NotFound;
+}
+
+/**
+ * Record a scheduled tick of flow `flowId` whose `file` could not be loaded
+ * as a failed run (no node ran; its version is `"unloadable"`), so that the
+ * failure is seen where runs are: `runs ls --status failed`, metrics,
+ * `schedules ls`, the inspector.
+ */
+async function recordUnloadable(
+  runtime: Runtime,
+  flowId: string,
+  file: string,
+  err: Error,
+  started: ((runId: string) => void) | undefined,
+): Promise<RunRecord> {
+  const records = await runtime.records();
+  const recorder = await RunRecorder.start(records, runtime.clock, {
+    flowId,
+    flowVersion: UNLOADABLE_VERSION,
+    inputs: {},
+  });
+  started?.(recorder.id);
+  const message = err instanceof FlowValidationError
+    ? `Cannot run flow ${basename(file)}: ${err.message.split("\n").join("; ")}`
+    : err.message;
+  return await recorder.finish({
+    status: "failed",
+    outputs: null,
+    nodes: {},
+    error: { message },
+  });
+}
+
+/**
+ * The `flowVersion` of a scheduled run whose flow file could not be loaded:
+ * no version of the flow ran.
+ */
+export const UNLOADABLE_VERSION = "unloadable";
 
 /**
  * Run `load` (reading or preparing the config's flow `file`); a

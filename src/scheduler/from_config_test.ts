@@ -142,11 +142,12 @@ Deno.test("loadSchedules() rejects a bad job option as a ConfigError naming the 
     await using runtime = await openRuntime({ cwd: dir, env: {} });
     await assert.rejects(() => loadSchedules(runtime), (err) => {
       assert.ok(err instanceof ConfigError);
+      // At the option's own place, as every other config problem is.
       assert.match(
         err.message,
-        /^flowstate\.yaml:7:5: jobs\.counter\.options: Cannot run job "counter"/,
+        /^flowstate\.yaml:7:16: jobs\.counter\.options\.count: expected a number/,
       );
-      assert.match(err.message, /count/);
+      assert.deepEqual(err.path, ["jobs", "counter", "options", "count"]);
       return true;
     });
     // The scheduler refuses to start on it, before anything runs.

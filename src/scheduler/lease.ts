@@ -11,7 +11,8 @@
  * | key | value | expiry |
  * |---|---|---|
  * | `P, "lease", scheduleId, tick` | {@linkcode LeaseHolder}: who runs the tick | `leaseMs`, renewed while it runs |
- * | `P, "done", scheduleId, tick` | {@linkcode DoneMarker}: the tick ran | none; pruned after `historyMs` |
+ * | `P, "done", scheduleId, tick` | {@linkcode DoneMarker}: the tick ran | none; pruned (see below) |
+ * | `P, "pruned", scheduleId` | {@linkcode PrunedBefore}: ticks before `before` count as done | none |
  * | `P, "last", scheduleId` | {@linkcode LastTick}: the latest tick that completed | none |
  * | `P, "running", scheduleId, tick` | {@linkcode RunningMarker}: the run a tick's work is recording | none; deleted when the tick completes |
  *
@@ -31,8 +32,17 @@
  *   since it checks the done marker).
  * - **Complete**: one atomic commit writes the done marker, moves `last`
  *   forward (never back), and deletes the lease if it is still this runner's.
- *   Done markers older than `historyMs` (default 7 days) are pruned as new
- *   ones are written, so the history stays bounded.
+ *   Done markers are pruned as new ones are written, so the history stays
+ *   bounded: those older than `historyMs` (default 7 days), and those older
+ *   than the prune window (ten lease lifetimes before the completed tick)
+ *   beyond the newest `historyCount` (default 100) such ones. A per-second
+ *   schedule keeps about 700 markers, a daily one 7. The prune commit moves
+ *   the schedule's `pruned` mark up to the newest tick it deleted.
+ * - **Pruned ticks count as done**: acquire refuses a tick before the
+ *   `pruned` mark (its marker may be gone: it may have run), and its commit
+ *   checks the mark at the version read, so a prune between the read and the
+ *   commit cannot let a tick run twice. Only a tick that waited longer than
+ *   the prune window (`overlap: queue` behind a long run) can meet it.
  * - **Release**: deletes the lease without a done marker (a cancelled tick),
  *   so the tick may be run again (by a catch-up after a restart).
  * - **Record the run**: once the tick's work has recorded its run, its id is
@@ -86,6 +96,12 @@ export interface RunningMarker {
   at: number;
 }
 
+/** How far a schedule's done markers were pruned: ticks before `before` count as done. */
+export interface PrunedBefore {
+  /** Ticks before this time (ms) may have had their markers deleted. */
+  before: number;
+}
+
 /** The latest completed tick of a schedule (what missed ticks are counted from). */
 export interface LastTick {
   /** The tick's nominal time, or when the schedule was first seen (`status: "baseline"`). */
@@ -108,6 +124,11 @@ export interface TickLeasesOptions {
   leaseMs?: number;
   /** How long done markers are kept (default 7 days). */
   historyMs?: number;
+  /**
+   * Done markers kept per schedule beyond the prune window (ten lease
+   * lifetimes before the latest completed tick; default 100).
+   */
+  historyCount?: number;
   /** The clock for `takenAt`/`endedAt` (default: the system clock); expiry uses the store's. */
   clock?: Clock;
   /** Key prefix (default `["flowstate", "scheduler"]`). */
@@ -116,7 +137,8 @@ export interface TickLeasesOptions {
 
 /** Why {@linkcode TickLeases.acquire} did not get a lease. */
 export type AcquireFailure =
-  | { ok: false; reason: "done"; done: DoneMarker }
+  /** `done` is `null` for a tick before the schedule's `pruned` mark (its marker may be gone). */
+  | { ok: false; reason: "done"; done: DoneMarker | null }
   | { ok: false; reason: "leased"; holder: LeaseHolder; expiresAt: number | null };
 
 /** The outcome of {@linkcode TickLeases.acquire}. */
@@ -131,6 +153,12 @@ export const DEFAULT_LEASE_MS = 60_000;
 /** Default history of done markers. */
 export const DEFAULT_HISTORY_MS = 7 * 24 * 3_600_000;
 
+/** Default count of done markers kept per schedule beyond the prune window. */
+export const DEFAULT_HISTORY_COUNT = 100;
+
+/** The prune window, in lease lifetimes: markers of ticks this recent are never pruned by count. */
+const PRUNE_WINDOW_LEASES = 10;
+
 const MAX_ATTEMPTS = 50;
 const PRUNE_BATCH = 200;
 
@@ -144,12 +172,18 @@ function takeLease(
   scheduleId: string,
   tick: number,
   holder: LeaseHolder,
+  /** The `pruned` mark's version as read (acquire), checked in the same commit. */
+  prunedVersion?: string | null,
 ): Promise<LeaseAcquireResult<LeaseHolder>> {
   const doneKey = leases.doneKey(scheduleId, tick);
+  const prunedKey = leases.prunedKey(scheduleId);
   return Lease.acquire(leases.store, leases.leaseKey(scheduleId, tick), holder, {
     ttl: leases.leaseMs,
     clock: leases.clock,
-    check: (op) => op.check(doneKey, null),
+    check: (op) => {
+      op.check(doneKey, null);
+      if (prunedVersion !== undefined) op.check(prunedKey, prunedVersion);
+    },
   });
 }
 
@@ -209,6 +243,8 @@ export class TickLeases {
   readonly leaseMs: number;
   /** How long done markers are kept. */
   readonly historyMs: number;
+  /** Done markers kept per schedule beyond the prune window. */
+  readonly historyCount: number;
   /** The clock for `takenAt`, `endedAt` and `at` (expiry uses the store's own). */
   readonly clock: Clock;
   readonly #prefix: Key;
@@ -229,7 +265,14 @@ export class TickLeases {
     this.store = store;
     this.runnerId = options.runnerId;
     this.leaseMs = leaseMs;
+    const historyCount = options.historyCount ?? DEFAULT_HISTORY_COUNT;
+    if (!Number.isInteger(historyCount) || historyCount < 0) {
+      throw new RangeError(
+        `Cannot create tick leases: historyCount must be a whole number >= 0 (got ${historyCount})`,
+      );
+    }
     this.historyMs = historyMs;
+    this.historyCount = historyCount;
     this.clock = options.clock ?? systemClock;
     this.#prefix = options.prefix ?? SCHEDULER_PREFIX;
   }
@@ -242,6 +285,11 @@ export class TickLeases {
   /** The key of a tick's done marker. */
   doneKey(scheduleId: string, tick: number): Key {
     return [...this.#prefix, "done", scheduleId, tickKey(tick)];
+  }
+
+  /** The key of a schedule's `pruned` mark. */
+  prunedKey(scheduleId: string): Key {
+    return [...this.#prefix, "pruned", scheduleId];
   }
 
   /** The key of a tick's running marker. */
@@ -278,7 +326,11 @@ export class TickLeases {
     const doneKey = this.doneKey(scheduleId, tick);
     const holder: LeaseHolder = { runner: this.runnerId, tick, takenAt: this.clock.now() };
     for (let attempt = 1;; attempt++) {
-      const acquired = await takeLease(this, scheduleId, tick, holder);
+      const pruned = await this.store.get<PrunedBefore>(this.prunedKey(scheduleId));
+      if (pruned !== null && tick < pruned.value.before) {
+        return { ok: false, reason: "done", done: null };
+      }
+      const acquired = await takeLease(this, scheduleId, tick, holder, pruned?.version ?? null);
       if (acquired.ok) {
         return { ok: true, lease: newTickLease(this, scheduleId, tick, acquired.lease) };
       }
@@ -306,13 +358,15 @@ export class TickLeases {
     return (await this.store.get(this.doneKey(scheduleId, tick))) !== null;
   }
 
-  /** Whether a tick completed, is held by a runner, or neither. */
+  /** Whether a tick completed (or is before the schedule's `pruned` mark), is held by a runner, or neither. */
   async state(scheduleId: string, tick: number): Promise<"done" | "leased" | "free"> {
-    const [lease, done] = await this.store.getMany([
+    const [lease, done, pruned] = await this.store.getMany([
       this.leaseKey(scheduleId, tick),
       this.doneKey(scheduleId, tick),
-    ]);
-    return done !== null ? "done" : lease !== null ? "leased" : "free";
+      this.prunedKey(scheduleId),
+    ]) as [Entry | null, Entry | null, Entry<PrunedBefore> | null];
+    if (done !== null || (pruned !== null && tick < pruned.value.before)) return "done";
+    return lease !== null ? "leased" : "free";
   }
 
   /** The ticks of a schedule whose lease some runner holds now, oldest first (at most `limit`, default 100). */
@@ -370,21 +424,42 @@ export class TickLeases {
   }
 
   /**
-   * Delete the done markers of a schedule for ticks before `before` (at most
-   * a few hundred per call); resolves how many were deleted.
+   * Delete the done markers of a schedule that the history no longer keeps,
+   * now that `tick` completed: those before `tick - historyMs`, and those
+   * before the prune window (`tick` minus ten lease lifetimes) beyond the
+   * newest `historyCount` of them; at most a few hundred per call. The
+   * schedule's `pruned` mark moves up past the newest one deleted, in the
+   * same commit. Resolves how many were deleted.
    */
-  async prune(scheduleId: string, before: number): Promise<number> {
+  async prune(scheduleId: string, tick: number): Promise<number> {
     const prefix = [...this.#prefix, "done", scheduleId];
-    const stale: Key[] = [];
+    const byAge = tick - this.historyMs;
+    const windowStart = Math.max(byAge, tick - PRUNE_WINDOW_LEASES * this.leaseMs);
+    // Newest first, from the window's start down: the first `historyCount` are kept (unless
+    // older than `historyMs`).
+    const stale: Entry[] = [];
+    let kept = 0;
     const entries = this.store.list({
       prefix,
-      end: [...prefix, tickKey(before)],
-      limit: PRUNE_BATCH,
+      end: [...prefix, tickKey(windowStart)],
+      reverse: true,
+      limit: this.historyCount + PRUNE_BATCH,
     });
-    for await (const entry of entries) stale.push(entry.key);
+    for await (const entry of entries) {
+      const at = Date.parse(entry.key[entry.key.length - 1]);
+      if (kept < this.historyCount && !(at < byAge)) kept++;
+      else stale.push(entry);
+    }
     if (stale.length === 0) return 0;
+    const prunedKey = this.prunedKey(scheduleId);
+    const newest = Math.max(...stale.map((e) => Date.parse(e.key[e.key.length - 1])));
+    const pruned = await this.store.get<PrunedBefore>(prunedKey);
     const op = this.store.atomic();
-    for (const key of stale) op.delete(key);
+    for (const entry of stale) op.check(entry.key, entry.version).delete(entry.key);
+    if (pruned === null || pruned.value.before <= newest) {
+      const mark: PrunedBefore = { before: newest + 1 };
+      op.check(prunedKey, pruned?.version ?? null).set(prunedKey, mark);
+    }
     return (await op.commit()).ok ? stale.length : 0;
   }
 }
@@ -531,7 +606,7 @@ export class TickLease {
         );
       }
     }
-    await leases.prune(this.scheduleId, this.tick - leases.historyMs);
+    await leases.prune(this.scheduleId, this.tick);
   }
 
   /** Give the tick up without marking it done (its work was cancelled). */

@@ -46,10 +46,29 @@
  *   to repeat). A run that had ended before its runner died just has its
  *   tick recorded done with the run's status.
  *
+ * ## Files read again
+ *
+ * With its schedules from the config, the scheduler looks at the flow files
+ * every 2 s and before a flow's tick, and, given `loadConfig`, at the config
+ * file too (a `stat` each; a file is read only when its status changed). An
+ * edit applies from then on (see {@linkcode Scheduler.reload}). A schedule
+ * keeps its state while its cron and time zone stay: its next tick, the tick
+ * running here (so `overlap` still sees it) and the one queued behind it.
+ * A changed one ticks on its new cron from now; its ticks are still leased
+ * per tick, so a tick already done is not run again. A removed one runs no
+ * more ticks (a running one ends as it would). One added records its
+ * baseline at once, so `missed: run-once` counts from then after a restart.
+ *
  * @module
  */
 import { callGuarded } from "../_callback.ts";
-import type { AbandonedPolicy, MissedPolicy, OverlapPolicy } from "../config.ts";
+import {
+  type AbandonedPolicy,
+  displayPath,
+  type MissedPolicy,
+  type OverlapPolicy,
+  type ResolvedConfig,
+} from "../config.ts";
 import { realTimers, type Timers } from "../clock.ts";
 import type { RunStatus } from "../records/types.ts";
 import type { LogLevel } from "../log.ts";
@@ -66,7 +85,9 @@ import {
 } from "./lease.ts";
 import { Lease } from "../store/lease.ts";
 import { MIN_ABANDONED_MS } from "../records/heartbeat.ts";
-import { FlowScheduleFiles, loadSchedules } from "./from_config.ts";
+import { FlowScheduleFiles, loadSchedules, type LoadSchedulesOptions } from "./from_config.ts";
+import { fileStamp, isStable } from "../flow_cache.ts";
+import { flowFiles } from "../flow_files.ts";
 import type { Schedule } from "./schedule.ts";
 import { messageOf } from "../errors.ts";
 import { uniqueRandomBytes } from "../_random.ts";
@@ -182,6 +203,21 @@ export type SchedulerEvent =
     runId: string | null;
     action: "skip" | "rerun" | "ended";
   }
+  | {
+    /**
+     * The config file was read again (it changed, or {@linkcode Scheduler.reload}
+     * asked) and is in use now: `applied` names the settings that changed and
+     * apply from now on (`jobs`, `timezone`, `flows`), `restart` those that
+     * changed but apply only when the process starts again (`stores`,
+     * `serve`…: it goes on with the values it started with). Both empty: the
+     * file had not changed. An edit that cannot be used is an `error` event
+     * instead, and the config in use stays as it was.
+     */
+    type: "config.reload";
+    file: string;
+    applied: string[];
+    restart: string[];
+  }
   | { type: "log"; scheduleId: string; message: string; level: LogLevel }
   | { type: "error"; scheduleId?: string; tick?: number; message: string; error: unknown }
   | { type: "stopping"; running: number; graceMs: number }
@@ -223,14 +259,31 @@ export interface SchedulerOptions {
   random?: () => number;
   /** Lease lifetime; a running tick renews it every third of it (default 60 s). */
   leaseMs?: number;
-  /** How long done markers are kept (default 7 days). */
+  /**
+   * How long the done markers of completed ticks are kept (default 7 days).
+   * They make a tick run once across runners.
+   */
   historyMs?: number;
+  /**
+   * Done markers kept per schedule beyond the prune window of ten lease
+   * lifetimes (default 100): a per-second schedule keeps about 700, not a
+   * week's 605,000. A tick older than the markers kept counts as done.
+   */
+  historyCount?: number;
   /** Longest single wait; the clock is read again after it (default 60 s). */
   maxSleepMs?: number;
   /** Receives every event (the daemon prints from here). */
   onEvent?: (event: SchedulerEvent) => void;
   /** Key prefix of leases (default `["flowstate", "scheduler"]`). */
   prefix?: Key;
+  /**
+   * Reads the config file again (the daemon passes `loadConfig` with the
+   * options it started with). With it, and the schedules taken from the
+   * runtime's config file, the scheduler looks at that file on each of its
+   * turns (one `stat`, as at the flow files) and applies an edit: see
+   * {@linkcode Scheduler.reload}.
+   */
+  loadConfig?: () => Promise<ResolvedConfig>;
 }
 
 /**
@@ -332,6 +385,39 @@ function nextText(next: number | null): string {
   return next === null ? "never" : tickKey(next);
 }
 
+/** The config file as the scheduler last read it (see `SchedulerOptions.loadConfig`). */
+interface WatchedFile {
+  path: string;
+  stamp: string | undefined;
+  /** Whether its status may be trusted to show a change (it had not changed for a while). */
+  stable: boolean;
+  /** Its text at the last read (`null`: not read yet, or it could not be read). */
+  text: string | null;
+  /** Whether it could not be read at the last read (said once). */
+  missing: boolean;
+}
+
+/** The settings an edit of the config file applies to a running scheduler. */
+const LIVE_SETTINGS: readonly (keyof ResolvedConfig)[] = ["jobs", "timezone", "flows"];
+
+/** The settings an edit of the config file changes only for the next start (they are told so). */
+const RESTART_SETTINGS: readonly (keyof ResolvedConfig)[] = [
+  "home",
+  "stores",
+  "scopes",
+  "records",
+  "runs",
+  "nodes",
+  "serve",
+];
+
+/** What a job's schedule is made of: when it changes, the schedule is the new one. */
+function jobSignature(schedule: Schedule, config: ResolvedConfig): string {
+  const { id, cron, timezone, overlap, missed, abandoned, jitterMs } = schedule;
+  const settings = config.jobs[id.slice("job:".length)];
+  return JSON.stringify([cron, timezone, overlap, missed, abandoned, jitterMs, settings]);
+}
+
 /** A default runner id: host, process and a random suffix. */
 export function defaultRunnerId(): string {
   let host = "runner";
@@ -393,8 +479,20 @@ export class Scheduler {
   readonly #watching = new Map<string, Promise<void>>();
   /** The config's flow files, looked at again on each turn (schedules loaded from the config). */
   #flowFiles: FlowScheduleFiles | undefined;
+  /** The last problem reading the flow files said (said again only when it changes). */
+  #flowsProblem: string | undefined;
   /** When the flow files were last looked at (`#clock` time). */
   #flowsReadAt = 0;
+  /** The config the schedules come from now (read again when its file changes). */
+  #config: ResolvedConfig | undefined;
+  /** The config file as last read, when it is watched (see `SchedulerOptions.loadConfig`). */
+  #configFile: WatchedFile | undefined;
+  /** What `loadSchedules` is given: timers and where logs go. */
+  #loadOptions: LoadSchedulesOptions = {};
+  /** Each job schedule's settings as last applied (see `jobSignature`), by schedule id. */
+  #jobSignatures = new Map<string, string>();
+  /** The rereads of the config and flow files, one after the other. */
+  #refreshing: Promise<void> = Promise.resolve();
 
   /** Create a scheduler; {@linkcode Scheduler.start} starts it. */
   constructor(runtime: Runtime, options: SchedulerOptions = {}) {
@@ -430,11 +528,25 @@ export class Scheduler {
         onLog: (scheduleId: string, message: string, level: LogLevel) =>
           this.#emit({ type: "log", scheduleId, message, level }),
       };
+      this.#loadOptions = options;
+      const config = this.#runtime.config;
+      // Its stamp before the read, so that an edit made meanwhile is seen on the first turn.
+      const file = config.file;
+      const stamp = file === null ? undefined : fileStamp(file);
       // The jobs' schedules, then the flows': those are read again as their files change.
-      schedules = await loadSchedules(this.#runtime, { ...options, flows: false });
-      this.#flowFiles = new FlowScheduleFiles(this.#runtime, options);
+      schedules = await loadSchedules(this.#runtime, { ...options, flows: false, config });
+      for (const schedule of schedules) {
+        this.#jobSignatures.set(schedule.id, jobSignature(schedule, config));
+      }
+      this.#flowFiles = new FlowScheduleFiles(this.#runtime, { ...options, config });
       schedules = [...schedules, ...(await this.#flowFiles.read()).schedules];
       this.#flowsReadAt = this.#clock.now();
+      this.#config = config;
+      if (file !== null && this.#options.loadConfig !== undefined) {
+        // The text it was loaded from is not known here: the first turn reads it, and applies it
+        // if it changed since (silently when nothing did).
+        this.#configFile = { path: file, stamp, stable: false, text: null, missing: false };
+      }
     }
     const seen = new Set<string>();
     for (const schedule of schedules) {
@@ -466,6 +578,7 @@ export class Scheduler {
       runnerId: this.runnerId,
       leaseMs: this.#options.leaseMs,
       historyMs: this.#options.historyMs,
+      historyCount: this.#options.historyCount,
       clock: this.#clock,
       prefix: this.#options.prefix,
     });
@@ -530,9 +643,87 @@ export class Scheduler {
     }));
   }
 
+  /**
+   * The config whose jobs and flow schedules it runs: the runtime's, or, when
+   * it watches the config file (`SchedulerOptions.loadConfig`), the file as
+   * last applied.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openRuntime } from "@flowstate/core";
+   * import { Scheduler } from "@flowstate/core/scheduler";
+   *
+   * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+   * const scheduler = new Scheduler(rt);
+   * assert.equal(scheduler.config, rt.config);
+   * ```
+   */
+  get config(): ResolvedConfig {
+    return this.#config ?? this.#runtime.config;
+  }
+
   /** How many ticks are running (or waiting for their jitter) here. */
   get running(): number {
     return this.#running.size;
+  }
+
+  /**
+   * Read the config file (when the scheduler watches it: see
+   * `SchedulerOptions.loadConfig`) and the flow files again now, as the
+   * scheduler does by itself every 2 s for the files whose status changed:
+   * what the daemon does on SIGHUP. A config that reads and checks applies
+   * at once: job schedules added, removed or changed (a schedule whose cron
+   * and time zone did not change keeps its next tick, its running and
+   * queued tick and its lease; a changed one ticks from now on its new
+   * cron), job options and policies for their next runs, the default time
+   * zone, the flow files of `flows:`; a `config.reload` event says what
+   * changed, and which changed settings take a restart. A config that does
+   * not (YAML, a field, a job's options) is an `error` event with where and
+   * why, and everything goes on as it was until the file is fixed. Resolves
+   * when done; never throws.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { join } from "node:path";
+   * import { loadConfig, openRuntime } from "@flowstate/core";
+   * import { Scheduler, type SchedulerEvent } from "@flowstate/core/scheduler";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const file = join(dir, "flowstate.yaml");
+   * const yaml = (cron: string) =>
+   *   `stores: { main: { plugin: memory } }\njobs:\n  retention: { schedule: "${cron}" }\n  gc: { enabled: false }\n`;
+   * await Deno.writeTextFile(file, yaml("0 3 * * *"));
+   * await using rt = await openRuntime({ config: file });
+   * const events: SchedulerEvent[] = [];
+   * const scheduler = new Scheduler(rt, {
+   *   loadConfig: () => loadConfig({ config: file }),
+   *   onEvent: (event) => void events.push(event),
+   * });
+   * await scheduler.start();
+   * await Deno.writeTextFile(file, yaml("0 4 * * *"));
+   * await scheduler.reload();
+   * assert.equal(scheduler.schedules[0].cron, "0 4 * * *");
+   * assert.ok(events.some((e) => e.type === "config.reload" && e.applied.includes("jobs")));
+   * await scheduler.stop();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  async reload(): Promise<void> {
+    await this.#starting?.catch(() => {});
+    if (this.#flowFiles === undefined || this.#halt.signal.aborted) return;
+    await this.#refresh(true);
+  }
+
+  /** Look at the config file, then the flow files, after any look already going. */
+  #refresh(force: boolean): Promise<void> {
+    const files = this.#flowFiles!;
+    this.#refreshing = this.#refreshing.then(async () => {
+      await this.#readConfigFile(force);
+      await this.#readFlowFiles(files);
+    });
+    return this.#refreshing;
   }
 
   /**
@@ -549,6 +740,7 @@ export class Scheduler {
     this.#halt.abort(new DOMException("The scheduler is stopping", "AbortError"));
     await this.#starting?.catch(() => {});
     await this.#loop;
+    await this.#refreshing;
     await Promise.allSettled([...this.#watching.values()]);
     for (const state of this.#states) state.queued = null;
     let cancelled = 0;
@@ -588,7 +780,7 @@ export class Scheduler {
         this.#flowFiles !== undefined &&
         (now - this.#flowsReadAt >= FLOW_FILES_CHECK_MS || this.#flowTickDue(now))
       ) {
-        await this.#readFlowFiles(this.#flowFiles);
+        await this.#refresh(false);
         now = this.#clock.now();
       }
       for (const state of this.#states) {
@@ -639,16 +831,24 @@ export class Scheduler {
     try {
       read = await files.read();
     } catch (error) {
-      this.#emit({
-        type: "error",
-        message: `Cannot read the flows' schedules again (they stay as they were): ${
-          messageOf(error)
-        }`,
-        error,
-      });
+      const message = `Cannot read the flows' schedules again (they stay as they were): ${
+        messageOf(error)
+      }`;
+      // Said once, not at every look (every 2 s), until it changes or is fixed.
+      if (message !== this.#flowsProblem) this.#emit({ type: "error", message, error });
+      this.#flowsProblem = message;
       return;
     } finally {
       this.#flowsReadAt = this.#clock.now();
+    }
+    if (this.#flowsProblem !== undefined) {
+      this.#flowsProblem = undefined;
+      this.#emit({
+        type: "log",
+        scheduleId: "flows",
+        message: "the flows' schedules can be read again: the problem said above is gone",
+        level: "info",
+      });
     }
     for (const { file, error } of read.problems) {
       this.#emit({
@@ -660,21 +860,108 @@ export class Scheduler {
         error,
       });
     }
+    this.#merge("flow:", read.schedules, {
+      removed:
+        "schedule removed (its flow file no longer has one, or is no longer under flows:): no more ticks",
+      changed: "flow file changed: its next runs use it as it is now",
+    });
+  }
+
+  /**
+   * The config file, when watched: read again when its status changed (or
+   * `force`), applied when its text did. See {@linkcode Scheduler.reload}.
+   */
+  async #readConfigFile(force: boolean): Promise<void> {
+    const watched = this.#configFile;
+    const load = this.#options.loadConfig;
+    if (watched === undefined || load === undefined) return;
+    const { path } = watched;
+    const stamp = fileStamp(path);
+    if (!force && watched.stable && stamp !== undefined && stamp === watched.stamp) return;
+    const text = await Deno.readTextFile(path).catch(() => null);
+    watched.stamp = stamp;
+    watched.stable = stamp !== undefined && stamp === fileStamp(path) && isStable(path);
+    // Touched, not changed; or still as it was when it could not be used (said once).
+    if (!force && (text === null ? watched.missing : text === watched.text)) return;
+    watched.text = text;
+    watched.missing = text === null;
+    const shown = displayPath(path, Deno.cwd());
+    const refuse = (error: unknown) =>
+      this.#emit({
+        type: "error",
+        message: `Cannot apply the edit of ${shown}: ${
+          messageOf(error).split("\n").join("; ")
+        }. Nothing of it applies, and the schedules go on as they were: fix the file and save it to apply it`,
+        error,
+      });
+    let config: ResolvedConfig;
+    let jobs: Schedule[];
+    try {
+      config = await load();
+      jobs = await loadSchedules(this.#runtime, { ...this.#loadOptions, flows: false, config });
+      await flowFiles(config); // every `flows:` entry there to read
+    } catch (error) {
+      refuse(error);
+      return;
+    }
+    const before = this.#config!;
+    const changed = (key: keyof ResolvedConfig) =>
+      JSON.stringify(before[key]) !== JSON.stringify(config[key]);
+    const applied = LIVE_SETTINGS.filter(changed);
+    const restart: string[] = RESTART_SETTINGS.filter(changed);
+    // Schedules run their flow files by path; finding a flow by its id (a queued run, a
+    // sub-flow) goes through the runtime, which keeps the `flows:` it started with.
+    if (changed("flows")) restart.push("flows (for finding a flow by id: queued runs, sub-flows)");
+    // A job whose settings did not change keeps its schedule: the same object, so its state stands.
+    const current = new Map(this.#states.map((state) => [state.schedule.id, state.schedule]));
+    const signatures = new Map<string, string>();
+    const fresh = jobs.map((schedule) => {
+      const signature = jobSignature(schedule, config);
+      signatures.set(schedule.id, signature);
+      const kept = current.get(schedule.id);
+      return kept !== undefined && this.#jobSignatures.get(schedule.id) === signature
+        ? kept
+        : schedule;
+    });
+    this.#jobSignatures = signatures;
+    this.#config = config;
+    this.#flowFiles?.useConfig(config);
+    if (force || applied.length > 0 || restart.length > 0) {
+      this.#emit({ type: "config.reload", file: shown, applied, restart });
+    }
+    this.#merge("job:", fresh, {
+      removed: "schedule removed (the config no longer schedules this job): no more ticks",
+      changed: "job settings changed in the config: its next runs use them",
+    });
+  }
+
+  /**
+   * Take `fresh` as the schedules whose id starts with `kind`: one added is
+   * taken from its next tick, one removed runs no more ticks (a run in
+   * progress ends as it would), one changed ticks as it now says (the same
+   * cron and zone: its next tick, its running and queued ticks stay); each
+   * change is told as a `log` event. A schedule that is the same object as
+   * before did not change.
+   */
+  #merge(kind: "job:" | "flow:", schedules: readonly Schedule[], says: {
+    removed: string;
+    changed: string;
+  }): void {
     const now = this.#clock.now();
-    const fresh = new Map(read.schedules.map((s) => [s.id, s]));
+    const fresh = new Map(schedules.map((s) => [s.id, s]));
     const log = (scheduleId: string, message: string) =>
       this.#emit({ type: "log", scheduleId, message, level: "info" });
     const kept: ScheduleState[] = [];
     for (const state of this.#states) {
       const id = state.schedule.id;
-      if (!id.startsWith("flow:")) {
+      if (!id.startsWith(kind)) {
         kept.push(state);
         continue;
       }
       const schedule = fresh.get(id);
       fresh.delete(id);
       if (schedule === undefined) {
-        log(id, `schedule removed (its flow file no longer has one): no more ticks`);
+        log(id, says.removed);
         state.queued = null;
         continue;
       }
@@ -692,7 +979,7 @@ export class Scheduler {
       if (timing !== was) {
         state.next = nextTick(schedule.cron, now - 1, state.timezone);
         log(id, `schedule changed from ${was} to ${timing}: next ${nextText(state.next)}`);
-      } else log(id, "flow file changed: its next runs use it as it is now");
+      } else log(id, says.changed);
     }
     for (const schedule of fresh.values()) {
       const state = stateOf(
@@ -705,6 +992,15 @@ export class Scheduler {
       log(
         schedule.id,
         `schedule added: ${schedule.cron} (${state.timezone}), next ${nextText(state.next)}`,
+      );
+      // Seen for the first time: a baseline, so that a restart counts the ticks missed from now.
+      this.#leases!.baseline(schedule.id, now).catch((error) =>
+        this.#emit({
+          type: "error",
+          scheduleId: schedule.id,
+          message: `Cannot record when ${schedule.id} was added: ${messageOf(error)}`,
+          error,
+        })
       );
     }
     this.#states = kept;

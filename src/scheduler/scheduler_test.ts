@@ -129,6 +129,36 @@ function recording(
 // ---------------------------------------------------------------------------
 // Tick times
 
+Deno.test("Scheduler: a per-second schedule keeps its done markers bounded, each tick still run once by two runners", async () => {
+  await using h = await harness(T0 + 500);
+  const runs: { tick: number; at: number; runner: string }[] = [];
+  const options = { leaseMs: 5 * SECOND, historyCount: 20 };
+  const a = h.scheduler({
+    ...options,
+    schedules: [recording("fast", "* * * * * *", runs, h.clock)],
+  });
+  const b = h.scheduler({
+    ...options,
+    schedules: [recording("fast", "* * * * * *", runs, h.clock)],
+  });
+  await Promise.all([a.start(), b.start()]);
+  await h.timers.advanceTo(T0 + 5 * MINUTE + 500);
+  const ticks = runs.map((r) => r.tick).sort((x, y) => x - y);
+  assert.deepEqual(ticks, Array.from({ length: 300 }, (_, i) => T0 + (i + 1) * SECOND));
+  // Ten lease lifetimes (50 one-second ticks) before the latest, and 20 more: not 300.
+  const kept = await new TickLeases(await h.runtime.store("main"), { runnerId: "x" }).history(
+    "fast",
+  );
+  assert.ok(kept.length >= 70 && kept.length <= 72, `kept ${kept.length}`);
+  assert.equal(kept.at(-1)?.tick, T0 + 300 * SECOND);
+  // A tick before what is kept counts as done: neither runner runs it again.
+  const older = T0 + 10 * SECOND;
+  const leases = new TickLeases(await h.runtime.store("main"), { runnerId: "late" });
+  assert.equal(await leases.state("fast", older), "done");
+  const late = await leases.acquire("fast", older);
+  assert.deepEqual(late, { ok: false, reason: "done", done: null });
+});
+
 Deno.test("Scheduler runs a 6-field schedule at each tick, on time", async () => {
   await using h = await harness(T0 + 5 * SECOND);
   const runs: { tick: number; at: number; runner: string }[] = [];

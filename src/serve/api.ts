@@ -16,7 +16,8 @@ import {
   messageOf,
 } from "../errors.ts";
 import { didYouMean } from "../_suggest.ts";
-import type { Runtime } from "../runtime.ts";
+import { flowCacheOf, type Runtime } from "../runtime.ts";
+import type { ResolvedConfig } from "../config.ts";
 import type { Change, Entry, JsonValue, Key, Store } from "../store/types.ts";
 import { assertKey } from "../store/keys.ts";
 import { redactUrl } from "../plugin_define.ts";
@@ -61,6 +62,8 @@ export interface ServerState {
   pending: Set<Promise<unknown>>;
   /** The scheduler's status, when one runs beside the server. */
   scheduler?: () => SchedulerStatus;
+  /** The config whose jobs and schedules are listed and run (see `ServeOptions.config`). */
+  config: () => ResolvedConfig;
 }
 
 type Ctx = RouteContext<ServerState>;
@@ -343,14 +346,23 @@ async function fileSize(location: string): Promise<number | null> {
   return total;
 }
 
-/** Every flow id of the config's `flows:` files, with its file and definition. */
+/**
+ * Every flow id of the config's `flows:` files, with its file and definition.
+ * Through the runtime's flow cache (`FlowCache.parseFile`): a file is parsed
+ * again only when it changed, so listing an unchanged folder costs a `stat`
+ * a file.
+ */
 export async function configuredFlows(
   runtime: Runtime,
 ): Promise<Map<string, { file: string; schedule: unknown; also?: string }>> {
   const out = new Map<string, { file: string; schedule: unknown; also?: string }>();
+  const cache = flowCacheOf(runtime);
+  const options = { stores: runtime.storeNames };
   for (const file of await flowFiles(runtime.config)) {
     try {
-      const parsed = await loadFlowFile(file, { stores: runtime.storeNames });
+      const parsed = cache === undefined
+        ? await loadFlowFile(file, options)
+        : await cache.parseFile(file, options);
       const def = parsed.definition as { id: string; schedule?: unknown };
       const first = out.get(def.id);
       if (first === undefined) out.set(def.id, { file, schedule: def.schedule });
@@ -1147,15 +1159,34 @@ export const apiRoutes: readonly ApiRoute[] = [
     method: "GET",
     path: "/api/runs/{id}",
     tag: "runs",
-    summary: "A run with its events (the node timeline)",
+    summary: "A run with its events (the node timeline), or only the events after a cursor",
+    query: [{
+      name: "after",
+      description: "only the events from this index on: the `eventCount` of an earlier answer " +
+        "(of this route or of …/nodes), so that a running run's page fetches what was added since",
+      type: "integer",
+    }],
     responses: {
-      200: { description: "The run", schema: S.RunDetailSchema },
+      200: {
+        description: "The run; `events` its events (from index `after`, when given); " +
+          "`eventCount` how many events it has in all (the next `after`)",
+        schema: S.RunDetailSchema,
+      },
       ...errors(400, 401, 404, 500),
     },
-    async handler({ server, params }) {
+    async handler({ server, params, url }) {
       const records = await server.runtime.records();
       const run = await runOr404(records, params.id);
-      return json({ run, events: await records.getEvents(params.id) });
+      const after = intParam(url, "after", 0, 0, Number.MAX_SAFE_INTEGER);
+      const { events, count } = await records.getEventsFrom(params.id, after);
+      if (after > count) {
+        throw badRequest(
+          `Invalid query parameter after=${after}: run ${params.id} has ${count} event${
+            count === 1 ? "" : "s"
+          }; pass the eventCount of an earlier answer (or leave after out for every event)`,
+        );
+      }
+      return json({ run, events, eventCount: count });
     },
   },
   {
@@ -1181,7 +1212,9 @@ export const apiRoutes: readonly ApiRoute[] = [
         description: "The run, its `nodes` only the page's outcomes; `events` the page's nodes' " +
           "events (and, in the page at offset 0, the run's own); `nodeIds` the page's nodes in " +
           "order (the flow version's, then any other that has run); `total` every node; " +
-          "`next` the offset of the next page, when one follows",
+          "`next` the offset of the next page, when one follows; `eventCount` how many events " +
+          "the run has in all (every page's events are among them: `GET /api/runs/{id}?after=` " +
+          "it gives only the events added since)",
         schema: S.RunNodesPageSchema,
       },
       ...errors(400, 401, 404, 500),
@@ -1195,7 +1228,10 @@ export const apiRoutes: readonly ApiRoute[] = [
       const flowNodeIds = run.flowId.startsWith("job:")
         ? null
         : await versionNodeIds(server, run.flowId, run.flowVersion);
-      return json(runNodesPage(run, events, flowNodeIds ?? [], offset, limit));
+      return json({
+        ...runNodesPage(run, events, flowNodeIds ?? [], offset, limit),
+        eventCount: events.length,
+      });
     },
   },
   {
@@ -1310,18 +1346,19 @@ export const apiRoutes: readonly ApiRoute[] = [
     },
     async handler({ server }) {
       const runtime = server.runtime;
+      const config = server.config();
       const records = await runtime.records();
       const now = runtime.clock.now();
-      const names = [...new Set([...builtinJobNames(), ...Object.keys(runtime.config.jobs)])];
+      const names = [...new Set([...builtinJobNames(), ...Object.keys(config.jobs)])];
       const out: z.infer<typeof S.JobInfoSchema>[] = [];
       for (const name of names) {
-        const settings = runtime.config.jobs[name];
-        const timezone = settings?.timezone ?? runtime.config.timezone;
+        const settings = config.jobs[name];
+        const timezone = settings?.timezone ?? config.timezone;
         let description: string | null = null;
         let schedule: string | null = settings?.schedule ?? null;
         let error: string | null = null;
         try {
-          const loaded = await loadConfiguredJob(runtime.config, name);
+          const loaded = await loadConfiguredJob(config, name);
           description = loaded.job.description;
           schedule = loaded.schedule;
         } catch (err) {
@@ -1365,7 +1402,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       const runtime = server.runtime;
       let schedules;
       try {
-        schedules = await loadSchedules(runtime);
+        schedules = await loadSchedules(runtime, { config: server.config() });
       } catch (err) {
         if (err instanceof ConfigError) throw badRequest(redactText(err.message));
         throw err;
@@ -1412,7 +1449,8 @@ export const apiRoutes: readonly ApiRoute[] = [
     async handler(ctx) {
       const { server, params } = ctx;
       const runtime = server.runtime;
-      const names = [...new Set([...builtinJobNames(), ...Object.keys(runtime.config.jobs)])];
+      const config = server.config();
+      const names = [...new Set([...builtinJobNames(), ...Object.keys(config.jobs)])];
       if (!names.includes(params.name)) {
         throw notFound(`No job "${params.name}": the jobs are ${names.join(", ")}`);
       }
@@ -1420,10 +1458,10 @@ export const apiRoutes: readonly ApiRoute[] = [
       const wait = ctx.url.searchParams.get("wait") === "true";
       let started;
       try {
-        const { job, config } = await loadConfiguredJob(runtime.config, params.name);
+        const loaded = await loadConfiguredJob(config, params.name);
         started = await startTracked(server, (signal, onStart) =>
-          runJob(runtime, job, {
-            configOptions: { ...config.options },
+          runJob(runtime, loaded.job, {
+            configOptions: { ...loaded.config.options },
             options: input.options ?? {},
             signal,
             onStart,

@@ -167,7 +167,12 @@ export const RunPageSchema = z.object({
 });
 
 /** A run with its events. */
-export const RunDetailSchema = z.object({ run: RunRecordSchema, events: z.array(RunEventSchema) });
+export const RunDetailSchema = z.object({
+  run: RunRecordSchema,
+  events: z.array(RunEventSchema),
+  /** How many events the run has in all: the `after` of a later request for the ones added since. */
+  eventCount: z.number().int().nonnegative(),
+});
 
 /** A run with a page of its nodes (`GET /api/runs/{id}/nodes`). */
 export const RunNodesPageSchema = RunDetailSchema.extend({

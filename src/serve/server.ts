@@ -12,6 +12,7 @@
  * @module
  */
 import type { Runtime } from "../runtime.ts";
+import type { ResolvedConfig } from "../config.ts";
 import { messageOf } from "../errors.ts";
 import { apiRoutes, type SchedulerStatus, type ServerState } from "./api.ts";
 import { checkRequest, generateToken, isLoopbackHost } from "./auth.ts";
@@ -36,6 +37,13 @@ export interface ServeOptions {
   maxBodyBytes?: number;
   /** The status of a scheduler running beside the server (for /health and /metrics). */
   scheduler?: () => SchedulerStatus;
+  /**
+   * The config whose jobs and schedules the server lists and runs (`GET
+   * /api/jobs`, `GET /api/schedules`, `POST /api/jobs/{name}/runs`), when it
+   * can change while the server runs: `flowstate daemon --serve` passes the
+   * config its scheduler last applied. Default: the runtime's.
+   */
+  config?: () => ResolvedConfig;
   /**
    * The queue worker that runs the runs started over HTTP and by webhooks
    * (they are enqueued): its options (default `{}`: a worker with the
@@ -201,6 +209,7 @@ export async function serve(
     controllers: new Set(),
     pending: new Set(),
     ...(options.scheduler ? { scheduler: options.scheduler } : {}),
+    config: options.config ?? (() => runtime.config),
   };
   const router = new Router(apiRoutes);
   let port = 0;

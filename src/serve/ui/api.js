@@ -116,8 +116,15 @@ export const api = {
   versions: (flow) => request("GET", `/api/flows/${enc(flow)}/versions`),
   version: (flow, hash) => request("GET", `/api/flows/${enc(flow)}/versions/${enc(hash)}`),
   runs: (filters) => request("GET", `/api/runs${query(filters)}`),
-  run: (id) => request("GET", `/api/runs/${enc(id)}`),
-  /** A run with a page of its nodes (`{ offset, limit }`): `{ run, events, nodeIds, total, next? }`. */
+  /**
+   * A run and its events: `{ run, events, eventCount }`; with `after` (the
+   * `eventCount` of an earlier answer) only the events added since.
+   */
+  run: (id, after) => request("GET", `/api/runs/${enc(id)}${query({ after })}`),
+  /**
+   * A run with a page of its nodes (`{ offset, limit }`):
+   * `{ run, events, nodeIds, total, next?, eventCount }`.
+   */
   runNodes: (id, page) => request("GET", `/api/runs/${enc(id)}/nodes${query(page)}`),
   runChanges: (id, page) => request("GET", `/api/runs/${enc(id)}/changes${query(page)}`),
   startRun: (flow, input) =>

@@ -369,6 +369,13 @@ export async function renderRun(container, id, ctx) {
   /** Every node of the run, and the offset of the page not fetched yet (none: all are here). */
   const nodesTotal = data.total;
   let nextNodes = data.next;
+  /**
+   * How many of the run's recorded events this page holds or will (the first
+   * page's nodes' events are here, the other pages bring their nodes'): a
+   * refresh asks only for the events from there on (`?after=`). Not known
+   * (an older server): a refresh fetches them all.
+   */
+  let eventCursor = data.eventCount;
   const events = [];
   /** The events of each node, in arrival order: one node's row is redrawn from its own. */
   const eventsByNode = new Map();
@@ -848,11 +855,54 @@ export async function renderRun(container, id, ctx) {
     }
   })();
 
-  const reload = throttle(async () => {
+  /**
+   * The run's record and the events recorded since the last refresh (from
+   * `eventCursor` on: a poll of a long run brings what changed, not the whole
+   * run). The feed's events come sooner, and the same events come here too
+   * once recorded: `addEvent` keeps one of each. Events the feed missed
+   * (while it was down, or dropped) come here, so the page misses none. Once
+   * the run ended, its record holds every node's outcome: every row is drawn
+   * from it (a node whose end event was missed too).
+   */
+  async function refresh() {
+    let fresh;
+    try {
+      fresh = await api.run(id, eventCursor);
+    } catch (e) {
+      // A cursor the server does not know (the run's events were rewritten): all of them.
+      if (!(e instanceof ApiError && e.status === 400 && eventCursor !== undefined)) throw e;
+      eventCursor = undefined;
+      fresh = await api.run(id);
+    }
+    if (typeof fresh.eventCount === "number") eventCursor = fresh.eventCount;
+    return fresh;
+  }
+
+  // One refresh at a time (an answer never overtakes a later one); one more if asked meanwhile.
+  let refreshing = false;
+  let refreshAgain = false;
+  async function reloadNow() {
+    if (refreshing) {
+      refreshAgain = true;
+      return;
+    }
+    refreshing = true;
+    try {
+      do {
+        refreshAgain = false;
+        await reloadOnce();
+      } while (refreshAgain && !closed);
+    } finally {
+      refreshing = false;
+    }
+  }
+
+  async function reloadOnce() {
     try {
       const wasRunning = run.status === "running" || run.status === "queued";
       const wasStatus = run.status;
-      const fresh = await api.run(id);
+      const fresh = await refresh();
+      if (closed) return;
       run = fresh.run;
       const touched = new Set();
       let added = 0;
@@ -874,7 +924,8 @@ export async function renderRun(container, id, ctx) {
     } catch {
       // keep what is shown
     }
-  }, 300);
+  }
+  const reload = throttle(reloadNow, 300);
 
   const reloadChanges = throttle(() => changes.load({ live: true }), 300);
   onEvent = (type, data) => {

@@ -6,6 +6,7 @@
  */
 import assert, { AssertionError } from "node:assert/strict";
 import type { Entry, JsonValue, Key, ListOptions, Query, Store } from "../../store/types.ts";
+import { keysEqual } from "../../store/keys.ts";
 
 // ---------------------------------------------------------------------------
 // Assertions: every failure says what was checked, then the diff
@@ -120,6 +121,17 @@ export async function pages(store: Store, options: ListOptions, size: number): P
     const iterator = store.list({ ...options, limit: size, cursor });
     const keys = (await collect(iterator)).map((e) => e.key);
     if (keys.length === 0) return out;
+    const last = out.at(-1)?.at(-1);
+    if (last !== undefined && keysEqual(keys[0], last)) {
+      throw new AssertionError({
+        message: `list() resumed from a cursor gave again the entry it stopped after ` +
+          `(${JSON.stringify(last)}): a driver's list(range) must leave out ` +
+          (options.reverse
+            ? `range.end (keys are < end, also in reverse order)`
+            : `range.start when range.startExclusive is true`) +
+          ` (that is how a listing resumes after its cursor)`,
+      });
+    }
     out.push(keys);
     cursor = iterator.cursor;
   }
