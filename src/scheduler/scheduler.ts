@@ -51,12 +51,15 @@
  * With its schedules from the config, the scheduler looks at the flow files
  * every 2 s and before a flow's tick, and, given `loadConfig`, at the config
  * file too (a `stat` each; a file is read only when its status changed). An
- * edit applies from then on (see {@linkcode Scheduler.reload}). A schedule
+ * edit applies from then on (see {@linkcode Scheduler.reload}); one of the
+ * config file, once two looks in a row found it the same (a save caught
+ * halfway is not applied), and never an empty one. A schedule
  * keeps its state while its cron and time zone stay: its next tick, the tick
  * running here (so `overlap` still sees it) and the one queued behind it.
  * A changed one ticks on its new cron from now; its ticks are still leased
  * per tick, so a tick already done is not run again. A removed one runs no
- * more ticks (a running one ends as it would). One added records its
+ * more ticks (a running one ends as it would, and is still the schedule's
+ * if it is added back meanwhile: `overlap` sees it). One added records its
  * baseline at once, so `missed: run-once` counts from then after a restart.
  *
  * @module
@@ -706,8 +709,9 @@ export class Scheduler {
    * cron), job options and policies for their next runs, the default time
    * zone, the flow files of `flows:`; a `config.reload` event says what
    * changed, and which changed settings take a restart. A config that does
-   * not (YAML, a field, a job's options) is an `error` event with where and
-   * why, and everything goes on as it was until the file is fixed. Resolves
+   * not (YAML, a field, a job's options), or an empty file (a save caught
+   * halfway: it would drop every job's settings), is an `error` event with
+   * where and why, and everything goes on as it was until the file is fixed. Resolves
    * when done; never throws.
    *
    * @example
