@@ -14,6 +14,20 @@
  * header cannot be read (reported as `skipped`). A deleted backup's
  * `<file>.sha256` goes with it (when it is a checksum line).
  *
+ * ## Which project
+ *
+ * Several projects may write into one directory (`backup --all --out
+ * /srv/backups`), each with a store of the same name (`default`). The
+ * backup job writes the `origin` of each backup in its header (a SHA-256 of
+ * the project home's real path and the store name, see
+ * `backupOrigin`); with `project` (the project's home), a file is a
+ * candidate only when its `origin` is that project's store's. Another
+ * project's backups are not looked at (nor its chains). A backup written by
+ * an older version has no `origin`: it is a candidate only in the project's
+ * own `<home>/backups`; elsewhere it is left alone and reported in
+ * `skipped`. Without `project`, the header's store name alone decides (for a
+ * directory only one project writes into).
+ *
  * ## Chains
  *
  * An incremental backup is restored after its full backup and the increments
@@ -32,6 +46,7 @@
  * @module
  */
 import { join, resolve } from "node:path";
+import { sha256Hex } from "../src/_sha256.ts";
 import { type Duration, parseDuration } from "../src/duration.ts";
 import { messageOf } from "../src/errors.ts";
 import { parseChecksumLine, readGzipLines, sha256File } from "../src/archive_format.ts";
@@ -72,6 +87,14 @@ export interface PruneBackupsOptions {
   keepFor?: Duration;
   /** Files never deleted, nor their chains (the backups just written). */
   protect?: readonly string[];
+  /**
+   * The home of the project whose stores these are: only the backups it
+   * wrote (their header's `origin`) are pruned, and those with no `origin`
+   * (written by an older version) only in `<project>/backups`. Without it,
+   * every backup whose header names one of the stores may be pruned: give it
+   * for a directory other projects write into too.
+   */
+  project?: string;
   /**
    * Backups about to be written, counted as the newest of their store (a dry
    * run of a backup job: what it would then delete). `base`: an increment's
@@ -197,6 +220,26 @@ function nameParts(
 /** A store name made safe for a file name (as the backup job names its files). */
 export function fileSafe(name: string): string {
   return name.replace(/[^A-Za-z0-9._-]/g, "_");
+}
+
+/**
+ * The `origin` the backup job writes in a backup's header: a SHA-256 (hex) of
+ * the project home's real path (as given when it does not exist) and the
+ * store name. The same for every run of one project; another project's
+ * differs (another home), so does another store's.
+ */
+export async function backupOrigin(home: string, store: string): Promise<string> {
+  return sha256Hex(`flowstate.backup.origin\0${await realPathOf(home)}\0${store}`);
+}
+
+/** The real path of `path` (symlinks resolved), or its absolute path when it does not exist. */
+async function realPathOf(path: string): Promise<string> {
+  try {
+    return await Deno.realPath(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return resolve(path);
+    throw err;
+  }
 }
 
 /** The header of a backup file, checked; throws with the reason it is not one. */
@@ -338,6 +381,14 @@ export async function pruneBackups(
     byPrefix.set(fileSafe(store), [...(byPrefix.get(fileSafe(store)) ?? []), store]);
   }
   const found = new Map<string, Found[]>(stores.map((s) => [s, []]));
+  // With a project: its stores' origins, and whether this is its own backups directory.
+  const origins = options.project === undefined ? undefined : new Map(
+    await Promise.all(
+      stores.map(async (s) => [s, await backupOrigin(options.project!, s)] as const),
+    ),
+  );
+  const ownDir = options.project === undefined ||
+    await realPathOf(root) === await realPathOf(join(options.project, "backups"));
   let names: string[];
   try {
     names = (await Array.fromAsync(Deno.readDir(root)))
@@ -359,6 +410,32 @@ export async function pruneBackups(
       continue; // not a backup: never ours to judge
     }
     if (!found.has(header.store)) continue; // another store's
+    if (origins !== undefined && header.origin !== origins.get(header.store)) {
+      const namedOurs = named?.includes(header.store) ?? false;
+      if (header.origin === undefined) {
+        // Written before backups said whose they are: ours only in the project's own directory.
+        if (!ownDir) {
+          if (namedOurs) {
+            result.skipped.push({
+              file,
+              reason: `was written by an older version, no project identity (other projects ` +
+                `may write into ${root}); delete it by hand if it is this project's and not needed`,
+            });
+          }
+          continue;
+        }
+      } else {
+        // Another project's: not looked at, but said when it is in this project's own directory.
+        if (ownDir && namedOurs) {
+          result.skipped.push({
+            file,
+            reason: `was written by another project (its header's origin is not this project's ` +
+              `store's: another home, or this one moved); delete it by hand if it is not needed`,
+          });
+        }
+        continue;
+      }
+    }
     const at = Date.parse(header.createdAt);
     const kind = header.kind === "increment" ? "increment" : "full";
     let ours = named !== undefined && named.includes(header.store);

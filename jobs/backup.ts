@@ -119,6 +119,7 @@ import { encryptionOf } from "../src/store/sealed.ts";
 import { changeTime } from "../src/store/store.ts";
 import { verifyBackup } from "./_restore_verify.ts";
 import {
+  backupOrigin,
   checkPrunePolicy,
   fileSafe,
   pruneBackups,
@@ -317,6 +318,12 @@ export interface BackupStoreOptions {
   clock?: Clock;
   /** Entries to leave out (the backup job's own, still running, run record). */
   exclude?: (key: Key) => boolean;
+  /**
+   * Whose store this is, written into the header as `origin` (the backup job
+   * gives a hash of the project's home and the store name): pruning with
+   * `project` deletes only the backups of its own stores.
+   */
+  origin?: string;
 }
 
 const LIST_BATCH = 1000;
@@ -388,6 +395,7 @@ export async function backupStore(
         plugin: store.plugin,
         createdAt,
       };
+      if (options.origin !== undefined) header.origin = options.origin;
       if (encryption !== undefined) header.encrypted = { keyIds: [...encryption.keyIds] };
       if (mark !== undefined) {
         header.feedSeq = mark.seq;
@@ -557,7 +565,10 @@ export async function backupIncrement(
     );
   }
   let prev;
+  let prevFile: Deno.FileInfo;
   try {
+    // What the file was when it was read: the same file must still be there at the end.
+    prevFile = await Deno.stat(previous);
     prev = await verifyBackup(previous, { what: `${what}: the backup it follows` });
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
@@ -614,6 +625,7 @@ export async function backupIncrement(
       toAt: to.at,
       base: from.base,
     };
+    if (options.origin !== undefined) header.origin = options.origin;
     if (encryption !== undefined) header.encrypted = { keyIds: [...encryption.keyIds] };
     await writer.writeLine(JSON.stringify(header));
     const hash = newSha256();
@@ -659,6 +671,9 @@ export async function backupIncrement(
     };
     await writer.writeLine(JSON.stringify(trailer));
     await writer.finish();
+    // A prune (another process's backup job with keep) may have deleted the backup this one
+    // follows while it was written: an increment without it could never be restored.
+    await checkStillThere(previous, prevFile, what, store.name);
     return {
       ...(await commitBackupFile(writer, path, store, entries)),
       consistency: "snapshot",
@@ -669,6 +684,36 @@ export async function backupIncrement(
   } catch (err) {
     await writer.abort();
     throw err;
+  }
+}
+
+/**
+ * Throws a `BackupError` when `file` is no longer the file `before` was
+ * stat'ed from (deleted, or replaced: another size, time or inode).
+ */
+async function checkStillThere(
+  file: string,
+  before: Deno.FileInfo,
+  what: string,
+  storeName: string,
+): Promise<void> {
+  let now: Deno.FileInfo | undefined;
+  try {
+    now = await Deno.stat(file);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const same = now !== undefined && now.size === before.size &&
+    now.mtime?.getTime() === before.mtime?.getTime() && now.ino === before.ino &&
+    now.dev === before.dev;
+  if (!same) {
+    throw new BackupError(
+      `${what}: ${file} was ${
+        now === undefined ? "deleted" : "replaced"
+      } while the increment was written (a prune of old backups, keep/keepFor, removed it?), ` +
+        `so the increment would have no base to restore onto; nothing was written. Take a full ` +
+        `backup (flowstate backup --store ${storeName}), or base the increment on a backup that is kept`,
+    );
   }
 }
 
@@ -1000,6 +1045,7 @@ export async function backupStores(
       progress: options.progress,
       log: options.log,
       clock: runtime.clock,
+      origin: await backupOrigin(runtime.home, name),
       exclude: runId !== undefined && name === runtime.config.records
         ? (key) => key[0] === "flowstate" && key.includes(runId)
         : undefined,
@@ -1031,6 +1077,7 @@ export async function backupStores(
         keep: options.keep,
         keepFor: options.keepFor,
         protect: options.dryRun ? [] : result.files.map((f) => f.file),
+        project: runtime.home,
         pending: options.dryRun
           ? result.files.map((f) => ({
             store: f.store,
