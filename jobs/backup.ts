@@ -12,8 +12,11 @@
  *
  * A gzip'd text file of newline-delimited JSON, `<home>/backups/<store>-<timestamp>.fsbackup`:
  *
- * 1. a header: `{ "format": "flowstate.backup", "version": 1, "store", "plugin", "createdAt" }`
- *    (`createdAt` is an ISO date; `store` and `plugin` say where it came from);
+ * 1. a header: `{ "format": "flowstate.backup", "version": 1, "store", "plugin", "createdAt",
+ *    "origin" }` (`createdAt` is an ISO date; `store` and `plugin` say where it came from;
+ *    `origin`, written by the backup job after 0.5, says whose store it is: a SHA-256 of the
+ *    project home's real path and the store name, which pruning matches; restore ignores it,
+ *    and older versions read the file as before);
  * 2. one line per live entry, in key order: `{ "key": [...], "value": ..., "expiresAt": ms | null }`;
  * 3. a trailer: `{ "end": "flowstate.backup", "entries": N, "sha256": "<hex>", "consistency" }`,
  *    where `sha256` covers the entry lines (each line's UTF-8 bytes plus its `\n`).
@@ -77,7 +80,9 @@
  * than 30 days ago; with both, a backup either keeps is kept) prune the
  * directory the backups were written to after they were all written:
  * only files the job named (`<store>-<timestamp>[-inc][-N].fsbackup`) with a
- * valid header of that store, never the backups just written, and a full
+ * valid header of that store, written by this project (the header's
+ * `origin`; a backup an older version wrote, without one, only in
+ * `<home>/backups`), never the backups just written, and a full
  * backup with its increments together (see {@linkcode pruneBackups}). What
  * was deleted is in the result's `pruned`; a failure to prune is a warning
  * (`warnings`), never a failed backup.
