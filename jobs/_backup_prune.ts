@@ -43,6 +43,17 @@
  * that cannot be deleted) leaves a full backup with its older increments,
  * still restorable.
  *
+ * ## Increments written meanwhile
+ *
+ * Another process may write an increment (`backup --since F1`) while a prune
+ * deletes F1's chain. Before each delete, the directory is listed again: an
+ * increment written since the first listing on the chain (its `base`) keeps
+ * the rest of the chain (`kept`, reason `"chain"`). The increment, for its
+ * part, checks just before its rename that the backup it follows is still
+ * the file it read, and fails (leaving nothing) when it is not. What is left
+ * is a window of a few system calls: an increment that checks and renames
+ * between the prune's last listing and its delete of that very file.
+ *
  * @module
  */
 import { join, resolve } from "node:path";
@@ -464,6 +475,8 @@ export async function pruneBackups(
     });
   }
 
+  // The names listed (their headers were read above), then those found since.
+  const seen = new Map<string, BackupHeader | null>(names.map((n) => [n, null]));
   for (const store of stores) {
     const files = found.get(store)!;
     const plan = await planStore(files, {
@@ -476,12 +489,26 @@ export async function pruneBackups(
     for (const f of plan.kept) {
       result.kept.push(await withBytes(f));
     }
-    for (const chain of plan.doomed) {
+    chains: for (const chain of plan.doomed) {
       // Newest first, the full backup last: a stop half-way leaves a restorable chain.
       for (const f of chain) {
         if (options.signal?.aborted) {
           result.cancelled = true;
           return result;
+        }
+        if (!result.dryRun) {
+          // An increment of this chain written since the listing (`backup --since` in another
+          // process) needs the rest of it: it is kept.
+          const joined = await joinedSince(root, seen, store, chain);
+          if (joined !== undefined) {
+            options.log?.(
+              `kept the rest of the chain of ${f.file}: ${joined} was written on it meanwhile`,
+            );
+            for (const rest of chain.slice(chain.indexOf(f))) {
+              result.kept.push({ ...(await withBytes(rest)), reason: "chain" });
+            }
+            continue chains;
+          }
         }
         const entry = await withBytes(f);
         if (!result.dryRun) {
@@ -513,6 +540,34 @@ export async function pruneBackups(
     }
   }
   return result;
+}
+
+/**
+ * A backup file in `root` that was not there when it was listed (`seen`:
+ * the names listed, then each new one with its header, or `null` when it is
+ * not a backup) and is an increment of `store` on `chain` (based on its full
+ * backup): its path, or `undefined`.
+ */
+async function joinedSince(
+  root: string,
+  seen: Map<string, BackupHeader | null>,
+  store: string,
+  chain: Found[],
+): Promise<string | undefined> {
+  for await (const e of Deno.readDir(root)) {
+    if (!e.isFile || !e.name.endsWith(BACKUP_EXTENSION) || seen.has(e.name)) continue;
+    seen.set(e.name, await readHeader(join(root, e.name)).catch(() => null));
+  }
+  let base: string | undefined;
+  for (const [name, header] of [...seen].sort(([a], [b]) => a.localeCompare(b))) {
+    if (header?.kind !== "increment" || header.store !== store) continue;
+    const full = chain.find((f) => f.kind === "full");
+    base ??= full !== undefined
+      ? (await sha256File(full.file).catch(() => undefined))?.sha256
+      : chain.find((f) => f.kind === "increment")!.header.base;
+    if (header.base === base) return join(root, name);
+  }
+  return undefined;
 }
 
 /** The public fields of a found file, with its bytes (and its `.sha256`'s). */

@@ -189,3 +189,51 @@ Deno.test("an increment whose base a prune deleted while it was written fails, l
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("an increment written on a chain while a prune deletes it keeps the rest of the chain", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await using rt = await openRuntime({
+      config: { stores: { main: { plugin: "memory", changes: { keep: "30d" } } } },
+      home: join(dir, "home"),
+    });
+    const store = await rt.store("main");
+    const backups = join(dir, "backups");
+    await store.set(["a"], 1);
+    const f1 = join(backups, "main-20260101T000000000Z.fsbackup");
+    await backupStore(store, f1);
+    await store.set(["b"], 2);
+    const inc1 = join(backups, "main-20260101T060000000Z-inc.fsbackup");
+    await backupIncrement(store, inc1, f1);
+    await store.set(["c"], 3);
+    // Another process's `backup --since <f1>`, finished (checked f1, renamed) while the prune
+    // below was between its listing and its deletes: ready beside, moved in at that moment.
+    const ready = join(dir, "ready.fsbackup");
+    await backupIncrement(store, ready, f1);
+    const inc2 = join(backups, "main-20260102T000000000Z-inc.fsbackup");
+    const f2 = join(backups, "main-20260101T120000000Z.fsbackup");
+    await backupStore(store, f2);
+    const pruned = await pruneBackups(backups, {
+      stores: ["main"],
+      keep: 1,
+      protect: [f2],
+      log: (message) => {
+        if (message.startsWith(`deleted backup ${inc1}`)) Deno.renameSync(ready, inc2);
+      },
+    });
+    // inc1 was deleted before inc2 came; f1, which inc2 is based on, stays.
+    assert.deepEqual(pruned.removed.map((r) => r.file), [inc1]);
+    assert.deepEqual(pruned.kept.map((k) => [k.file, k.reason]), [
+      [f2, "protected"],
+      [f1, "chain"],
+    ]);
+    await using target = await openRuntime({
+      config: { stores: { main: { plugin: "memory" } } },
+      home: join(dir, "home2"),
+    });
+    await restoreBackup(await target.store("main"), f1, { increments: [inc2] });
+    assert.equal((await (await target.store("main")).get(["c"]))?.value, 3);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
