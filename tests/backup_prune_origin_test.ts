@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openRuntime } from "../mod.ts";
+import { openRuntime, openStore, type Store } from "../mod.ts";
 import {
   backupIncrement,
   backupStore,
@@ -19,6 +19,38 @@ import {
 
 const fsbackups = (dir: string) =>
   [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.endsWith(".fsbackup")).sort();
+
+/**
+ * A project with a store `main` keeping a feed, `a` set, a full backup of it
+ * in `<dir>/<sub>` (`f1`), then `b` set; the temp dir is removed afterwards.
+ */
+async function withFullBackup(
+  sub: string,
+  fn: (dir: string, store: Store, f1: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await using rt = await openRuntime({
+      config: { stores: { main: { plugin: "memory", changes: { keep: "30d" } } } },
+      home: join(dir, "home"),
+    });
+    const store = await rt.store("main");
+    await store.set(["a"], 1);
+    const f1 = join(dir, sub, "main-20260101T000000000Z.fsbackup");
+    await backupStore(store, f1);
+    await store.set(["b"], 2);
+    await fn(dir, store, f1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Restore `full` and `increments` into a new memory store; its value at `key`. */
+async function restoredValue(full: string, increments: string[], key: string): Promise<unknown> {
+  await using target = await openStore({ plugin: "memory" }, { name: "main" });
+  await restoreBackup(target, full, { increments });
+  return (await target.get([key]))?.value;
+}
 
 for (const keep of [1, 2]) {
   Deno.test(`backup --all --out <shared dir> --keep ${keep}: a project prunes only its own backups`, async () => {
@@ -124,18 +156,8 @@ Deno.test("a backup with no origin (an older version's) is pruned only in the pr
   }
 });
 
-Deno.test("an increment whose base a prune deleted while it was written fails, leaving nothing", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await using rt = await openRuntime({
-      config: { stores: { main: { plugin: "memory", changes: { keep: "30d" } } } },
-      home: join(dir, "home"),
-    });
-    const store = await rt.store("main");
-    await store.set(["a"], 1);
-    const f1 = join(dir, "main-20260101T000000000Z.fsbackup");
-    await backupStore(store, f1);
-    await store.set(["b"], 2);
+Deno.test("an increment whose base a prune deleted while it was written fails, leaving nothing", () =>
+  withFullBackup(".", async (dir, store, f1) => {
     // Process 1 (an operator): backup --since f1, held after its header is written.
     let open!: () => void;
     const gate = new Promise<void>((r) => open = r);
@@ -180,29 +202,12 @@ Deno.test("an increment whose base a prune deleted while it was written fails, l
     ]);
     // Without a prune, the same increment is written and restorable.
     const ok = await backupIncrement(store, inc, f2);
-    await using target = await openRuntime({
-      config: { stores: { main: { plugin: "memory" } } },
-      home: join(dir, "home2"),
-    });
-    await restoreBackup(await target.store("main"), f2, { increments: [ok.file] });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+    assert.equal(await restoredValue(f2, [ok.file], "b"), 2);
+  }));
 
-Deno.test("an increment written on a chain while a prune deletes it keeps the rest of the chain", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await using rt = await openRuntime({
-      config: { stores: { main: { plugin: "memory", changes: { keep: "30d" } } } },
-      home: join(dir, "home"),
-    });
-    const store = await rt.store("main");
+Deno.test("an increment written on a chain while a prune deletes it keeps the rest of the chain", () =>
+  withFullBackup("backups", async (dir, store, f1) => {
     const backups = join(dir, "backups");
-    await store.set(["a"], 1);
-    const f1 = join(backups, "main-20260101T000000000Z.fsbackup");
-    await backupStore(store, f1);
-    await store.set(["b"], 2);
     const inc1 = join(backups, "main-20260101T060000000Z-inc.fsbackup");
     await backupIncrement(store, inc1, f1);
     await store.set(["c"], 3);
@@ -227,13 +232,5 @@ Deno.test("an increment written on a chain while a prune deletes it keeps the re
       [f2, "protected"],
       [f1, "chain"],
     ]);
-    await using target = await openRuntime({
-      config: { stores: { main: { plugin: "memory" } } },
-      home: join(dir, "home2"),
-    });
-    await restoreBackup(await target.store("main"), f1, { increments: [inc2] });
-    assert.equal((await (await target.store("main")).get(["c"]))?.value, 3);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+    assert.equal(await restoredValue(f1, [inc2], "c"), 3);
+  }));
