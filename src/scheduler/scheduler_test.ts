@@ -27,12 +27,19 @@ const iso = (ms: number) => new Date(ms).toISOString();
 // ---------------------------------------------------------------------------
 // Waiting
 
-/** Wait (in event-loop turns, not wall time) until `ready()` holds. */
+/**
+ * Wait, a turn of the event loop at a time, until `ready()` holds; fail after
+ * 60 s of wall time. (A count of turns was the bound before: the flow ticks
+ * read their files through real I/O, which a loaded machine can make last
+ * longer than 20,000 idle turns.)
+ */
 async function until(ready: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 20_000; i++) {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
     if (ready()) return;
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
+  if (ready()) return;
   assert.fail(`timed out waiting for ${what}`);
 }
 
