@@ -52,7 +52,7 @@ import type {
   ServeConfigObject,
 } from "./config_schema.ts";
 import { DEFAULT_ABORT_GRACE } from "./flow/executor.ts";
-import { DEFAULT_WORKER_MEMORY_MIB } from "./flow/sandbox.ts";
+import { DEFAULT_CHECK_TIMEOUT_MS, DEFAULT_WORKER_MEMORY_MIB } from "./flow/sandbox.ts";
 import { DEFAULT_MAX_SUB_RUNS } from "./run_flow.ts";
 import type { YamlSource } from "./yaml_source.ts";
 import { readYamlFile } from "./_yaml_file.ts";
@@ -199,6 +199,8 @@ export interface ResolvedConfig {
     readonly workerIdleMs: number | undefined;
     /** The heap (MiB) a node's Worker may use while a node runs. Default 512. */
     readonly memoryLimitMiB: number;
+    /** How long (ms) a flow's check of one node module may take. Default 30 000. */
+    readonly checkTimeoutMs: number;
   };
   /** `flowstate serve` settings (`serve:`), as written (the token after `${env.…}`). */
   readonly serve: {
@@ -755,6 +757,23 @@ function resolveConfig(
       );
     } else memoryLimitMiB = parsed;
   }
+  let checkTimeoutMs = DEFAULT_CHECK_TIMEOUT_MS;
+  if (config.nodes?.checkTimeout !== undefined) {
+    const problem = durationProblem(config.nodes.checkTimeout);
+    if (problem !== undefined) fail(["nodes", "checkTimeout"], problem.message);
+    else {
+      const ms = parseDuration(config.nodes.checkTimeout, "nodes.checkTimeout");
+      if (ms > 0) checkTimeoutMs = ms;
+      else {
+        fail(
+          ["nodes", "checkTimeout"],
+          `expected a duration longer than 0, such as "30s" or "2m", got ${
+            JSON.stringify(config.nodes.checkTimeout)
+          }: a node module's check needs time to load it`,
+        );
+      }
+    }
+  }
   const runs = Object.freeze({
     abortGraceMs,
     maxSubRuns: config.runs?.maxSubRuns ?? DEFAULT_MAX_SUB_RUNS,
@@ -779,6 +798,7 @@ function resolveConfig(
       trusted: Object.freeze([...(config.nodes?.trusted ?? [])]),
       workerIdleMs,
       memoryLimitMiB,
+      checkTimeoutMs,
     }),
     serve: Object.freeze({ ...(config.serve ?? {}) }),
     where,

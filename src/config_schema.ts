@@ -196,6 +196,13 @@ export interface NodesConfigObject {
    * node fails with that reason. Default 512 MiB.
    */
   memoryLimit?: number | string;
+  /**
+   * How long a flow's check of one custom node module may take: loading the
+   * module in its Worker and checking its nodes' options (`30s`, or ms).
+   * Past it the Worker is stopped and the flow fails to load, naming the
+   * module. Default 30 seconds.
+   */
+  checkTimeout?: number | string;
 }
 
 /**
@@ -351,6 +358,7 @@ export const configSchema: z.ZodType<ConfigObject> = z.strictObject({
     trusted: z.array(z.string().min(1)).optional(),
     workerIdle: z.union([z.number(), z.string()]).optional(),
     memoryLimit: z.union([z.number().positive(), z.string()]).optional(),
+    checkTimeout: z.union([z.number(), z.string()]).optional(),
   }).optional(),
   serve: z.strictObject({
     port: z.number().int().min(0).max(65535).optional(),

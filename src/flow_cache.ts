@@ -17,6 +17,8 @@ import { type FlowSource, type LoadedFlow, loadFlowIn } from "./flow/load.ts";
 import type { ParsedFlow } from "./flow/parse.ts";
 import { FlowValidationError } from "./errors.ts";
 import type { SandboxPool } from "./flow/sandbox.ts";
+import { builtinNodes } from "./flow/nodes.ts";
+import { type FileStamp, nodeModuleFiles, unchanged } from "./flow/_module_files.ts";
 import { canonicalJson, rememberFlowHash } from "./records/flow_version.ts";
 import { readYamlFile } from "./_yaml_file.ts";
 import { serializeValue } from "./store/values.ts";
@@ -75,8 +77,11 @@ interface ParsedFile {
  */
 export class FlowCache {
   #entries = new Map<string, LoadedFlow>();
-  /** Flows loaded for enqueueing (see `loadChecked`), with their sandboxed modules' text. */
-  #checked = new Map<string, { loaded: LoadedFlow; modules: [string, string | null][] }>();
+  /**
+   * Flows loaded for enqueueing (see `loadChecked`), with the local files of
+   * their sandboxed modules' graphs and their status before the check.
+   */
+  #checked = new Map<string, { loaded: LoadedFlow; files: readonly FileStamp[] }>();
   /** Loads for `loadChecked` under way, by key. */
   #loading = new Map<string, Promise<LoadedFlow>>();
   /** Flow files' text as last read, by path, with their status then (see `fileStamp`). */
@@ -138,9 +143,10 @@ export class FlowCache {
    * {@linkcode FlowCache.load} keeps flows, and a flow whose nodes run in a
    * sandbox Worker too, so an unchanged flow's modules are checked in a
    * Worker once, not on every enqueue. It is loaded again
-   * when its text changed or the text of a module file of its sandboxed
-   * nodes did (read each time; what those import is not compared); the run
-   * checks its modules in its own Worker as always.
+   * when its text changed or a local file of its sandboxed nodes' module
+   * graphs did: the module file or one it imports (see `_module_files.ts`;
+   * one `stat` each per call, as the sandbox pool looks before reusing a
+   * Worker); the run checks its modules in its own Worker as always.
    *
    * @example
    * ```ts
@@ -158,7 +164,7 @@ export class FlowCache {
     // Checked against these store names (`state.*` nodes' `store`): kept apart from `load`'s.
     const key = `${found.id}\0${JSON.stringify(options.stores ?? null)}`;
     const kept = this.#checked.get(key);
-    if (kept !== undefined && await sameTexts(kept.modules)) {
+    if (kept !== undefined && unchanged(kept.files)) {
       options.beforePrepare?.(kept.loaded.parsed, kept.loaded.prepared.baseDir);
       this.#hits++;
       // The most recently used last (unless another call replaced it meanwhile).
@@ -189,18 +195,35 @@ export class FlowCache {
     key: string,
     text: string | undefined,
   ): Promise<LoadedFlow> {
-    const loaded = await loadFlowIn(flow, options);
+    // Each module's graph as it is before the check reads it: an edit meanwhile is a change next time.
+    const graphs = new Map<string, FileStamp[]>();
+    const graphOf = (type: string, baseDir: string) => {
+      const url = moduleUrl(type, baseDir);
+      if (url === undefined || !url.startsWith("file:")) return [];
+      const path = fromFileUrl(url);
+      let graph = graphs.get(path);
+      if (graph === undefined) graphs.set(path, graph = nodeModuleFiles(path));
+      return graph;
+    };
+    const loaded = await loadFlowIn(flow, {
+      ...options,
+      beforePrepare: (parsed, baseDir) => {
+        for (const node of parsed.definition.nodes) {
+          if (!builtinNodes.has(node.type)) graphOf(node.type, baseDir);
+        }
+        options.beforePrepare?.(parsed, baseDir);
+      },
+    });
     if (text !== undefined && loaded.parsed.source !== text) return loaded;
-    const modules: [string, string | null][] = [];
+    const files: FileStamp[] = [];
     for (const node of loaded.prepared.nodes) {
       if (node.runs !== "worker") continue;
-      const url = moduleUrl(node.spec.type, loaded.prepared.baseDir);
-      if (url === undefined || !url.startsWith("file:")) continue;
-      modules.push([fromFileUrl(url), await Deno.readTextFile(fromFileUrl(url)).catch(() => null)]);
+      const graph = graphOf(node.spec.type, loaded.prepared.baseDir);
+      // A module file that could not be had is not kept: the next call checks it again.
+      if (graph.length > 0 && graph[0][1] === "") return loaded;
+      files.push(...graph);
     }
-    // Read after the check: a module edited meanwhile differs next time, and is checked again.
-    if (modules.some(([, text]) => text === null)) return loaded;
-    this.#checked.set(key, { loaded, modules });
+    this.#checked.set(key, { loaded, files });
     while (this.#checked.size > this.#max) {
       this.#checked.delete(this.#checked.keys().next().value!);
     }
@@ -391,14 +414,6 @@ export function fileStamp(path: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Whether each file still has the text it had (`[path, text]`). */
-async function sameTexts(files: readonly [string, string | null][]): Promise<boolean> {
-  for (const [path, text] of files) {
-    if ((await Deno.readTextFile(path).catch(() => null)) !== text) return false;
-  }
-  return true;
 }
 
 /** Whether the file at `path` last changed at least {@linkcode STABLE_MS} ago. */

@@ -447,6 +447,7 @@ class FlowstateRuntime implements Runtime {
     this.sandboxes = new SandboxPool({
       idleMs: config.nodes.workerIdleMs ?? 0,
       memoryLimitMiB: config.nodes.memoryLimitMiB,
+      checkTimeoutMs: config.nodes.checkTimeoutMs,
       projectDir: config.baseDir,
       protect: protectedPaths(config),
     });

@@ -17,6 +17,11 @@
  */
 import { dirname, fromFileUrl, isWithin, join, toFileUrl } from "../_path.ts";
 
+/** Flowstate's own folder, when it runs from files: node modules import its mod.ts. */
+export const FLOWSTATE_ROOT: string | undefined = import.meta.url.startsWith("file:")
+  ? fromFileUrl(new URL("../../", import.meta.url).href).replace(/[\\/]$/, "")
+  : undefined;
+
 /** The most files of one graph looked at: a bound on the cost of each reuse of a Worker. */
 export const MAX_MODULE_FILES = 256;
 
@@ -105,4 +110,13 @@ export function isFlowstateCode(path: string, root: string | undefined): boolean
   if (root === undefined) return false;
   return dirname(path) === root ||
     ["src", "plugins", "jobs", "packages"].some((dir) => isWithin(path, join(root, dir)));
+}
+
+/**
+ * The local files of the graph of the node module at `modulePath` (itself
+ * first) with their status now, Flowstate's own files left out: what a kept
+ * check or Worker of the module compares with {@linkcode unchanged}.
+ */
+export function nodeModuleFiles(modulePath: string): FileStamp[] {
+  return moduleFiles(modulePath, (path) => isFlowstateCode(path, FLOWSTATE_ROOT));
 }

@@ -8,7 +8,7 @@
 import { dirname, isAbsolute, resolve } from "../_path.ts";
 import { importDefault, importFailure, mappingHint, moduleUrl } from "../loader.ts";
 import { didYouMean } from "../_suggest.ts";
-import { parseDuration } from "../duration.ts";
+import { formatDurationExactly, parseDuration } from "../duration.ts";
 import type { PreparedFlow, PreparedNode } from "./executor.ts";
 import { isNodeType, type NodeType } from "./node.ts";
 import { builtinNodes } from "./nodes.ts";
@@ -67,7 +67,11 @@ export interface PrepareOptions {
    * idle Worker).
    */
   pool?: SandboxPool;
-  /** Gives up waiting for a turn to check custom nodes in Workers (see `SandboxPool.checkTurn`). */
+  /**
+   * Gives up the check of custom nodes in Workers: while waiting for a turn
+   * (see `SandboxPool.checkTurn`), or during it (its Workers are stopped and
+   * the turn given back). The prepare then rejects with the signal's reason.
+   */
   signal?: AbortSignal;
 }
 
@@ -95,11 +99,41 @@ export async function prepareFlow(
   const sandboxes = new Map<string, { type: NodeType<unknown>; worker: SandboxWorker }>();
   /** The pool's turn to check in Workers, taken before the first one (a burst waits its turn). */
   let turn: Disposable | undefined;
+  // Cancelled while it holds the turn: its Workers stop, so the check ends and gives the turn back.
+  const stopChecks = () => {
+    for (const sandbox of sandboxes.values()) {
+      sandbox.worker.terminate(new Error("the flow's check was cancelled"));
+    }
+  };
+  options.signal?.addEventListener("abort", stopChecks, { once: true });
   try {
     return await prepareNodes();
   } finally {
+    options.signal?.removeEventListener("abort", stopChecks);
     for (const sandbox of sandboxes.values()) pool.release(sandbox.worker);
     turn?.[Symbol.dispose]();
+  }
+
+  /**
+   * `check` of `worker`, which stops the Worker when it takes longer than
+   * the pool's `checkTimeoutMs` (a module whose import never settles).
+   */
+  async function inTime<T>(worker: SandboxWorker, check: () => Promise<T>): Promise<T> {
+    const limit = pool.checkTimeoutMs;
+    const timer = setTimeout(() => {
+      worker.terminate(
+        new Error(
+          `it did not load and check its options within ${
+            formatDurationExactly(limit)
+          } (nodes.checkTimeout; a top-level await that never settles?); its Worker was stopped`,
+        ),
+      );
+    }, limit);
+    try {
+      return await check();
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async function prepareNodes(): Promise<PreparedFlow> {
@@ -165,7 +199,9 @@ export async function prepareFlow(
           if (sandbox !== undefined) {
             const worker = sandbox.worker;
             try {
-              if (await worker.isNodeType()) type = sandbox.type;
+              // Cancelled before this Worker was in `sandboxes`: `stopChecks` could not stop it.
+              options.signal?.throwIfAborted();
+              if (await inTime(worker, () => worker.isNodeType())) type = sandbox.type;
               else {
                 problem(
                   ["nodes", i, "type"],
@@ -180,14 +216,23 @@ export async function prepareFlow(
                   : spec.with ?? {};
                 // A custom schema given a template where it expects a value may throw: then the
                 // run checks the evaluated options.
-                const issues = compiledWith.isStatic
-                  ? await worker.validate(values)
-                  : await worker.validate(values).catch(() => null);
+                const issues = await inTime(
+                  worker,
+                  () =>
+                    compiledWith.isStatic
+                      ? worker.validate(values)
+                      // Unless the Worker stopped (its time was up, or the check was cancelled).
+                      : worker.validate(values).catch((err) => {
+                        if (worker.dead) throw err;
+                        return null;
+                      }),
+                );
                 for (const p of issueProblems(issues ?? [], values, spec.type)) {
                   problem(["nodes", i, ...p.path], p.message, p.at);
                 }
               }
             } catch (err) {
+              if (options.signal?.aborted) throw options.signal.reason;
               problem(
                 ["nodes", i, "type"],
                 `cannot load node module ${spec.type}: ${importFailure(err)}`,

@@ -11,7 +11,7 @@ import { captureActor, runAsActor } from "../store/actor.ts";
 import type { ChangeActor } from "../store/types.ts";
 import { dirname, fromFileUrl, isAbsolute, resolve } from "../_path.ts";
 import { importReadPaths, protectedBy } from "./_import_reads.ts";
-import { type FileStamp, isFlowstateCode, moduleFiles, unchanged } from "./_module_files.ts";
+import { type FileStamp, FLOWSTATE_ROOT, nodeModuleFiles, unchanged } from "./_module_files.ts";
 import { type DenoConfigFile, denoConfigsAround, readDenoConfig } from "../_jsonc.ts";
 import type { NodeContext, NodeType } from "./node.ts";
 import type { NodePermissions } from "./types.ts";
@@ -48,6 +48,13 @@ export type ResolvedPermissions = Record<PermissionName, boolean | string[]>;
 export const DEFAULT_WORKER_MEMORY_MIB = 512;
 
 const MIB = 1024 * 1024;
+
+/**
+ * How long (ms) a flow's check of one custom node module may take by default
+ * (loading the module in its Worker and checking its nodes' options):
+ * `nodes.checkTimeout`.
+ */
+export const DEFAULT_CHECK_TIMEOUT_MS = 30_000;
 
 /** How long a Worker whose node was aborted may take to stop before it is terminated (ms). */
 export const WORKER_STOP_GRACE = 1000;
@@ -263,6 +270,8 @@ export class SandboxWorker {
   /** Who writes for each request: its state calls arrive by message, outside the node's actor. */
   #actors = new Map<number, ChangeActor | undefined>();
   #ready: Promise<void>;
+  /** Settles `#ready` (a Worker stopped while its module loads is ready: dead). */
+  #readied!: () => void;
   #next = 0;
   #dead: Error | undefined;
   /** The heap checks while a request is pending; when the oldest unanswered one was sent. */
@@ -299,6 +308,7 @@ export class SandboxWorker {
     );
     let ready!: () => void;
     this.#ready = new Promise<void>((r) => ready = r);
+    this.#readied = ready;
     const channel = new MessageChannel();
     this.#port = channel.port1;
     const read = permissions.read === true || importReads === undefined
@@ -548,6 +558,8 @@ export class SandboxWorker {
     this.#port.close();
     for (const waiter of this.#waiters.values()) waiter.reject(error);
     this.#waiters.clear();
+    // A request waiting for the module to load fails now with `error` (see `#request`).
+    this.#readied();
   }
 
   /** Stop the Worker; pending requests fail with `error`. */
@@ -635,6 +647,13 @@ export interface SandboxPoolOptions {
    */
   maxChecks?: number;
   /**
+   * How long (ms) a flow's check of one custom node module may take: loading
+   * the module in its Worker and checking its nodes' options (default
+   * {@linkcode DEFAULT_CHECK_TIMEOUT_MS}). Past it the Worker is stopped, the
+   * check's turn given back, and the flow fails to load.
+   */
+  checkTimeoutMs?: number;
+  /**
    * Idle Workers kept at most, over all modules (default: two per CPU core,
    * at least 8); past it, the one idle longest is stopped.
    */
@@ -665,11 +684,6 @@ function positiveWhole(value: number | undefined, fallback: number, name: string
   }
   return value;
 }
-
-/** Flowstate's own folder, when it runs from files: node modules import its mod.ts. */
-const FLOWSTATE_ROOT = import.meta.url.startsWith("file:")
-  ? fromFileUrl(new URL("../../", import.meta.url).href).replace(/[\\/]$/, "")
-  : undefined;
 
 function defaultProtected(cwd: string): string[] {
   let home: string | undefined;
@@ -711,6 +725,8 @@ export class SandboxPool {
   /** The most flow checks that held Workers at once (for tests). */
   peakChecks = 0;
   readonly #maxChecks: number;
+  /** How long (ms) a flow's check of one node module may take (see `SandboxPoolOptions.checkTimeoutMs`). */
+  readonly checkTimeoutMs: number;
   readonly #maxIdle: number;
   #checks = 0;
   /** Checks waiting for a turn, first come first served. */
@@ -726,6 +742,13 @@ export class SandboxPool {
     this.#maxChecks = positiveWhole(options.maxChecks, Math.max(2, perCore), "maxChecks");
     this.#maxIdle = positiveWhole(options.maxIdle, Math.max(8, perCore), "maxIdle");
     this.#memoryLimitMiB = options.memoryLimitMiB ?? DEFAULT_WORKER_MEMORY_MIB;
+    const limit = options.checkTimeoutMs;
+    if (limit !== undefined && !(Number.isFinite(limit) && limit > 0)) {
+      throw new RangeError(
+        `Cannot create a sandbox pool: checkTimeoutMs must be a number of milliseconds > 0 (got ${limit})`,
+      );
+    }
+    this.checkTimeoutMs = limit ?? DEFAULT_CHECK_TIMEOUT_MS;
     this.#projectDir = options.projectDir;
     this.#protect = options.protect;
   }
@@ -776,9 +799,7 @@ export class SandboxPool {
       );
     }
     // Before the Worker reads them: an edit while it loads is a change at its next reuse.
-    const graph = modulePath === undefined
-      ? []
-      : moduleFiles(modulePath, (path) => isFlowstateCode(path, FLOWSTATE_ROOT));
+    const graph = modulePath === undefined ? [] : nodeModuleFiles(modulePath);
     const worker = new SandboxWorker(
       moduleUrl,
       permissions,
