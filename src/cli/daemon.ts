@@ -350,7 +350,9 @@ function printer(quiet: boolean): (event: SchedulerEvent) => void {
         const notNeeded = event.restartNotNeeded ?? [];
         if (notNeeded.length > 0) {
           console.log(
-            `Config ${event.file}: ${notNeeded.join(", ")} back to the values the daemon runs with: no restart needed for ${
+            `Config ${event.file}: ${
+              notNeeded.join(", ")
+            } back to the values the daemon runs with: no restart needed for ${
               notNeeded.length === 1 ? "it" : "them"
             } any more`,
           );

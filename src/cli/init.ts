@@ -397,9 +397,11 @@ export async function initCommand(
   for (const { task, flags } of result.tasksLackingFlags) {
     lines.push(
       "",
-      `deno.json was kept: its task "${task}" lacks ${flags.join(" ")} (the starter's ${task} task, below, has ${
+      `deno.json was kept: its task "${task}" lacks ${
+        flags.join(" ")
+      } (the starter's ${task} task, below, has ${flags.length === 1 ? "it" : "them"}; merge ${
         flags.length === 1 ? "it" : "them"
-      }; merge ${flags.length === 1 ? "it" : "them"} into yours)`,
+      } into yours)`,
     );
   }
   if (result.toMerge !== null) {

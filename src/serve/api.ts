@@ -1429,10 +1429,12 @@ export const apiRoutes: readonly ApiRoute[] = [
         }
       }
       const rows = await scheduleListing(runtime, source, await runtime.records());
-      return json(rows.map((row) => row.error === undefined ? row : {
-        ...row,
-        error: redactText(row.error),
-      }));
+      return json(rows.map((row) =>
+        row.error === undefined ? row : {
+          ...row,
+          error: redactText(row.error),
+        }
+      ));
     },
   },
   {

@@ -148,7 +148,9 @@ export async function renderJobs(container, ctx) {
                 ? h("a", { href: ctx.routeHash(["flows", s.id.replace(/^flow:/, "")]), text: s.id })
                 : s.id,
               // A flow file that cannot be used: its schedule (if any) is the one it had.
-              s.error ? h("div.error-text.schedule-error", { text: `${s.file}: ${s.error}` }) : null,
+              s.error
+                ? h("div.error-text.schedule-error", { text: `${s.file}: ${s.error}` })
+                : null,
             ),
             h("td", { text: s.kind }),
             h("td.mono", { text: s.cron ?? "-" }),
