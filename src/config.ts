@@ -36,7 +36,7 @@
 import { dirname, isAbsolute, join, relative, resolve } from "./_path.ts";
 import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
-import { durationProblem, parseDuration } from "./duration.ts";
+import { durationProblem, formatDurationExactly, parseDuration } from "./duration.ts";
 import { builtinJobNames } from "./jobs/builtin.ts";
 import { canonicalTimezone, DEFAULT_TIMEZONE, timezoneProblem } from "./timezone.ts";
 import { resolvePluginSpecifier, type StoreSpec } from "./plugin.ts";
@@ -531,7 +531,8 @@ function unitlessFeedKeep(
   fail(
     at,
     `${value} is a number without a unit, which would mean ${value} milliseconds: write ` +
-      `"${value}d" for ${value} days, or { count: ${value} } to keep the last ${value} changes`,
+      `"${formatDurationExactly(value)}" to keep that, "${value}d" for ${value} days, or ` +
+      `{ count: ${value} } to keep the last ${value} changes`,
   );
 }
 

@@ -123,3 +123,24 @@ function describeKind(value: unknown): string {
   if (typeof value === "boolean") return String(value);
   return `a ${typeof value}`;
 }
+
+/**
+ * `ms` written as a duration with units, exactly (`2592000000` → `"30d"`,
+ * `5400000` → `"1h30m"`, `1500` → `"1s500ms"`, `30` → `"30ms"`); a fraction
+ * of a millisecond stays a decimal of `ms`.
+ */
+export function formatDurationExactly(ms: number): string {
+  if (!Number.isFinite(ms) || ms <= 0) return `${ms}ms`;
+  const units: [string, number][] = [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], [
+    "s",
+    1000,
+  ]];
+  let left = ms;
+  let out = "";
+  for (const [unit, size] of units) {
+    const n = Math.floor(left / size);
+    if (n > 0) out += `${n}${unit}`, left -= n * size;
+  }
+  if (left > 0 || out === "") out += `${Number(left.toFixed(3))}ms`;
+  return out;
+}

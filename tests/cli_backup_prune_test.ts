@@ -232,8 +232,8 @@ Deno.test("jobs.backup.options keep: -1 and keepFor: 30 are refused at their pla
       [
         "keep: 7, keepFor: 30",
         "error: flowstate.yaml:10:36: jobs.backup.options.keepFor: 30 is a number without a " +
-        "unit, which the job would read as 30 milliseconds: write 30d for days (or 30h, 30m, " +
-        "30s, 30ms)",
+        "unit, which the job would read as 30 milliseconds: write 30ms to keep that, or 30d, " +
+        "30h, 30m or 30s if you meant another unit",
       ],
       [
         'keep: 1.5, keepFor: "30"',

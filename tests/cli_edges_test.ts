@@ -198,7 +198,7 @@ Deno.test("maxAge: 30 in flowstate.yaml is refused at its line for having no uni
     for (let i = 0; i < 2; i++) assert.equal((await run("run", "one.flow.yaml")).code, 0);
     await config("maxAge: 30, maxRuns: 5");
     const refusal =
-      /flowstate\.yaml:5:16: jobs\.retention\.options\.maxAge: 30 is a number without a unit, which the job would read as 30 milliseconds: write 30d for days/;
+      /flowstate\.yaml:5:16: jobs\.retention\.options\.maxAge: 30 is a number without a unit, which the job would read as 30 milliseconds: write 30ms to keep that, or 30d, 30h, 30m or 30s if you meant another unit/;
     const refused = await run("jobs", "run", "retention");
     assert.equal(refused.code, 2, refused.stdout);
     assert.match(refused.stderr, refusal);
@@ -211,6 +211,21 @@ Deno.test("maxAge: 30 in flowstate.yaml is refused at its line for having no uni
     assert.match(new TextDecoder().decode(ended.stderr), refusal);
     const listed = await run("runs", "ls", "--json");
     assert.equal(JSON.parse(listed.stdout).length, 2, "no run was deleted");
+    // An 0.5 config's milliseconds: the reading that keeps them comes first, and every bare
+    // number of every job is said at once.
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: sqlite, path: state.db }\njobs:\n  retention:\n" +
+        "    options: { maxAge: 2592000000, failedMaxAge: 5400000 }\n" +
+        "  gc:\n    options: { abandonedAfter: 60000 }\n",
+    );
+    const upgraded = await run("schedules", "ls");
+    assert.equal(upgraded.code, 2, upgraded.stdout);
+    assert.deepEqual(upgraded.stderr.trim().split("\n").map((l) => l.replace(/, or .*/, "")), [
+      "error: flowstate.yaml:5:16: jobs.retention.options.maxAge: 2592000000 is a number without a unit, which the job would read as 2592000000 milliseconds: write 30d to keep that",
+      "error: flowstate.yaml:5:36: jobs.retention.options.failedMaxAge: 5400000 is a number without a unit, which the job would read as 5400000 milliseconds: write 1h30m to keep that",
+      "error: flowstate.yaml:7:16: jobs.gc.options.abandonedAfter: 60000 is a number without a unit, which the job would read as 60000 milliseconds: write 1m to keep that",
+    ]);
     // 0 is 0 in any unit; a number that is not a duration is taken as it is.
     await config("maxAge: 0, maxRuns: 5, failedMaxAge: 90d");
     const ok = await run("jobs", "run", "retention", "--quiet", "--dry-run");
@@ -222,7 +237,7 @@ Deno.test("maxAge: 30 in flowstate.yaml is refused at its line for having no uni
     assert.match(keep.stderr, /changes\.keep: 30 is a number without a unit/);
     assert.match(
       keep.stderr,
-      /write "30d" for 30 days, or \{ count: 30 \} to keep the last 30 changes/,
+      /write "30ms" to keep that, "30d" for 30 days, or \{ count: 30 \} to keep the last 30 changes/,
     );
   });
 });

@@ -291,11 +291,14 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       max: Math.max(1, Math.ceil(max / 2)),
       onparameter: () => void (loggedIn = true),
     });
-    const slots = Math.max(1, Math.floor(max / 2));
-    // Told when one of its connections closes: a transaction on it is lost (see TxPool).
+    const pooled = sql;
+    // One client of one connection per slot (see TxPool), made from the pooled client's
+    // options: the same settings, and the array types it fetched when it logged in (a client
+    // that fetches them on a login can crash the process when that session is killed). Made when
+    // first needed, so after the pooled client logged in (setUp below).
     tx = new TxPool(
-      postgres(url, { ...settings, max: slots, onclose: (id) => tx.closed(id) }),
-      slots,
+      (onclose) => postgres({ ...pooled.options, max: 1, fetch_types: false, onclose } as never),
+      Math.max(1, Math.floor(max / 2)),
       connectTimeout * 1000 + RESERVE_MARGIN_MS,
     );
   } catch (err) {
@@ -334,6 +337,9 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       }),
       deadline.promise,
     ]);
+    // Its array types are known now: no login fetches them again (see TxPool's module: a
+    // session killed during that fetch rejects a promise the client leaves unhandled).
+    (sql.options as { fetch_types: boolean }).fetch_types = false;
     return {
       sql,
       tx,
@@ -350,7 +356,7 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       address: hostPort(parsed),
     };
   } catch (err) {
-    await Promise.all([sql.end({ timeout: 0 }), tx.sql.end({ timeout: 0 })]).catch(() => {});
+    await Promise.all([sql.end({ timeout: 0 }), tx.end(0)]).catch(() => {});
     if (
       err instanceof StoreCorruptError || err instanceof StoreMissingError ||
       err instanceof RangeError || err instanceof StoreClosedError

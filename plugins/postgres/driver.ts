@@ -2128,7 +2128,7 @@ export class PostgresDriver implements StoreDriver {
     );
     await Promise.all([
       this.#sql.end({ timeout: CLOSE_TIMEOUT }),
-      this.#tx.sql.end({ timeout: CLOSE_TIMEOUT }),
+      this.#tx.end(CLOSE_TIMEOUT),
     ]);
   }
 }

@@ -1,27 +1,54 @@
 /**
- * The pool for transactions: connections reserved one transaction at a time,
- * with what postgres@3.4.9 does not do by itself when a connection is lost.
+ * The pool for transactions: one connection per transaction at a time, with
+ * what postgres@3.4.9 does not do by itself when a connection is lost (a
+ * failover, a restart, a PgBouncer restart, `pg_terminate_backend`).
  *
- * - A `reserve()` asked for while the pool reconnects can go unanswered for
- *   good: the pool hands a waiting reservation to a connection that
- *   reconnects (its `onclose` takes the next waiting request as the
- *   connection's first one), and that connection, once logged in, drops a
- *   first request that is a reservation (it expects to find it still waiting
- *   in the pool's queue). So the wait for a connection is bounded here
- *   ({@linkcode TxPool.reserve}): at most `boundMs` once the pool has a free
- *   connection slot; a connection that comes after that is released at once.
- *   Waiting for a slot (every connection reserved by a transaction of this
- *   process) is not bounded: it lasts as long as those transactions'
- *   statements, however long (an index build, a big query).
+ * Each slot has a client of its own with a single connection, made from the
+ * store's pooled client's options (see {@linkcode TxPool}), and a
+ * transaction reserves it with the client's `reserve()`. What the client
+ * gets wrong, and what is done here instead:
+ *
+ * - A `reserve()` that has to wait for the client to connect is queued in
+ *   the client's list of waiting requests *and* made the connecting
+ *   connection's first request. When that login fails (the session killed
+ *   while it logs in: `57P01`), the reservation is rejected but stays in the
+ *   list, and the next connection to log in is handed to that settled
+ *   request: nobody gets it, and it never returns to the pool. After one
+ *   such login per connection the pool hands out nothing, and every
+ *   transaction waits for a connection for good. A reservation queued when a
+ *   connection closes is taken from the list as that connection's first
+ *   request and dropped once it logged in: never answered. So a client is
+ *   only asked to reserve its connection when that connection is known to be
+ *   open (the client's `reserve()` then answers at once); otherwise one
+ *   plain statement (`SELECT 1`, which the client never loses) opens it
+ *   first ({@linkcode TxPool.reserve}), within a bound: a client that does
+ *   not answer within it is replaced by a new one.
+ * - After a connection error the client is not to be trusted with the next
+ *   statement: it keeps a dead connection among the usable ones until its
+ *   socket closes (a statement given to it in between never settles), and
+ *   it can fail the first statement of its next session with the error the
+ *   server sent as it ended the last one. So a slot whose connection failed
+ *   gets a new client, unless that client said its connection closed since
+ *   (`Slot.failed`); the old one is ended.
+ * - A client fetches the array types on each login; a session killed during
+ *   that fetch rejects a promise nobody handles, which ends the process.
+ *   The slots' clients share the types the pooled client fetched when the
+ *   store opened, and fetch none (see `connect()`, which also stops the
+ *   pooled client fetching them again).
  * - A statement sent on a reserved connection that has closed crashes the
  *   process (the client writes to its closed socket from a timer), and the
  *   statements a reserved connection holds back (pipelined behind one that
  *   is described first) never settle once it closes; releasing a closed
  *   connection puts it back among the open ones. So a {@linkcode Reservation}
  *   knows when its connection is lost (a statement failed with a connection
- *   error, or the pool said that connection closed): then every statement of
- *   it still waiting rejects, no other is sent, and it is not released (the
- *   pool already took the connection back).
+ *   error, or its slot's client said its connection closed): then every
+ *   statement of it still waiting rejects, no other is sent, and the
+ *   connection is not released to the client (the client already took it
+ *   back).
+ *
+ * Waiting for a slot (every slot reserved by a transaction of this process)
+ * is not bounded: it lasts as long as those transactions' statements,
+ * however long (an index build, a big query).
  *
  * @module
  */
@@ -60,15 +87,116 @@ export function isConnectionError(err: unknown): boolean {
   return code.startsWith("CONNECTION_") || code === "CONNECT_TIMEOUT" || /^E[A-Z]+$/.test(code);
 }
 
-/** The client's connection as its `onexecute` hook sees it. */
-interface ClientConnection {
-  id: number;
+/**
+ * Whether a failed opening statement may be sent again at once: the session
+ * was ended by an administrator (`57P01`: `pg_terminate_backend`, a pooler
+ * restarting) or closed under it, while the server itself answers. A server
+ * that refuses connections, or does not answer, fails the reservation.
+ */
+function isSessionKilled(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return (isPostgresError(err) && code === "57P01") || code === "CONNECTION_CLOSED";
 }
+
+/** Attempts at opening a slot's connection for one reservation (see `isSessionKilled`). */
+const OPEN_ATTEMPTS = 3;
 
 /** What this module uses of the client's query (a promise, sent by its handler). */
 interface ClientQuery {
   handler: ((q: ClientQuery) => unknown) & { debug?: unknown };
   reject(err: Error): void;
+}
+
+/** A client with one connection, made for a slot (see {@linkcode TxPool}). */
+export type MakeClient = (onclose: () => void) => Sql;
+
+/** One connection for transactions: its client, and what is known of the connection. */
+class Slot {
+  /** The client (one connection). */
+  client: Sql;
+  /** A client replaced while a request of it was still waiting: ended once that settles. */
+  retired: Sql | undefined;
+  /**
+   * The connection is open and not reserved (or reserved by `reservation`):
+   * the client's `reserve()` answers at once. Cleared when it closes, or a
+   * reservation on it was lost.
+   */
+  open = false;
+  /** The reservation on this slot's connection, while there is one. */
+  reservation: Reservation | undefined;
+  /** How many times the client said its connection closed (or was replaced). */
+  closes = 0;
+  /** Ended with the store: no client is made any more. */
+  #ended = false;
+  #make: MakeClient;
+
+  constructor(make: MakeClient) {
+    this.#make = make;
+    this.client = this.#newClient();
+  }
+
+  #newClient(): Sql {
+    const client: Sql = this.#make(() => this.#closed(client));
+    return client;
+  }
+
+  /** The client said its connection closed: a reservation on it is lost. */
+  #closed(client: Sql): void {
+    if (client !== this.client) return;
+    this.closes++;
+    this.open = false;
+    this.reservation?.lose(
+      Object.assign(new Error("the connection to the server closed"), {
+        code: "CONNECTION_CLOSED",
+      }),
+    );
+  }
+
+  /**
+   * A statement on the connection failed with a connection error, the
+   * client having said its connection closed `closes` times before it was
+   * sent. Unless it said so once more since, the client is not used again:
+   * it moves a connection to its closed ones only when its socket closes,
+   * some time after a socket error, and a statement it is given in between
+   * goes to the dead socket and never settles (it rejects only what was
+   * sent before the error); and an error the server sent as its session
+   * ended can stay with the client and fail the first statement of its
+   * next session (which is open and well). A new client has neither.
+   */
+  failed(closes: number): void {
+    if (closes === this.closes) this.replace();
+  }
+
+  /**
+   * A new client for this slot. The current one is ended at once, or once
+   * `waiting` (a request of it that did not settle in time) settles: ending
+   * a client while it connects again could leave a session open behind it.
+   * One replaced before that is ended at once.
+   */
+  replace(waiting?: Promise<unknown>): void {
+    if (this.#ended) return;
+    const old = this.client;
+    this.client = this.#newClient();
+    this.closes++;
+    this.open = false;
+    const end = () => {
+      if (this.retired === old) this.retired = undefined;
+      void old.end({ timeout: 0 }).catch(() => {});
+    };
+    if (waiting === undefined) return end();
+    if (this.retired !== undefined) void this.retired.end({ timeout: 0 }).catch(() => {});
+    this.retired = old;
+    waiting.then(end, end);
+  }
+
+  /** End the clients (at most `timeout` seconds for the statements on their way). */
+  async end(timeout: number): Promise<void> {
+    this.#ended = true;
+    await Promise.all([
+      this.client.end({ timeout }),
+      this.retired?.end({ timeout: 0 }),
+    ]);
+  }
 }
 
 /**
@@ -77,19 +205,23 @@ interface ClientQuery {
  */
 export class Reservation implements TxSql {
   #sql: Sql & { release(): void };
+  #slot: Slot;
   #pool: TxPool;
-  /** The client's id of the connection, once a statement was sent on it. */
-  #connectionId: number | undefined;
   /** Set once the connection is lost: every statement waiting rejects with it. */
   #lost: Error | undefined;
   #lostSignal = Promise.withResolvers<never>();
   #released = false;
+  /** The slot's `closes` when its connection was reserved. */
+  #closes: number;
 
-  /** Wrap a reserved connection of `pool`. */
-  constructor(sql: Sql & { release(): void }, pool: TxPool) {
+  /** Wrap the reserved connection of `slot`, a slot of `pool`. */
+  constructor(sql: Sql & { release(): void }, slot: Slot, pool: TxPool) {
     this.#sql = sql;
+    this.#slot = slot;
+    this.#closes = slot.closes;
     this.#pool = pool;
     this.#lostSignal.promise.catch(() => {});
+    slot.reservation = this;
   }
 
   /** Whether the connection was lost (nothing more is sent on it). */
@@ -103,17 +235,7 @@ export class Reservation implements TxSql {
    * when the connection is lost while it waits.
    */
   unsafe: Sql["unsafe"] = ((text: string, params?: never[], options?: object) => {
-    // The first statement sent tells which connection this is (the pool's `onclose` names it).
-    const hooked = this.#connectionId === undefined
-      ? {
-        ...options,
-        onexecute: (c: ClientConnection) => {
-          this.#bind(c.id);
-          return true;
-        },
-      }
-      : options;
-    const query = this.#sql.unsafe(text, params, hooked as never);
+    const query = this.#sql.unsafe(text, params, options as never);
     // The client sends a query when it is first awaited (then, catch, finally, execute), through
     // its handler: not once the connection is lost (the client would write to the closed socket).
     const client = query as unknown as ClientQuery;
@@ -137,121 +259,128 @@ export class Reservation implements TxSql {
     return query;
   }) as Sql["unsafe"];
 
-  #bind(id: number): void {
-    if (this.#connectionId !== undefined || this.#released) return;
-    this.#connectionId = id;
-    this.#pool.bound(id, this);
-  }
-
   /** The connection is gone: every statement waiting rejects with `err`, none is sent. */
   lose(err: Error): void {
     if (this.#lost !== undefined) return;
     this.#lost = err;
+    // Not known open any more: the next reservation of the slot opens it first.
+    this.#slot.open = false;
+    this.#slot.failed(this.#closes);
     this.#lostSignal.reject(err);
   }
 
-  /** Give the connection back to the pool (unless it was lost: the pool took it back). */
+  /** Give the connection back (unless it was lost: the client took it back). */
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    if (this.#connectionId !== undefined) this.#pool.unbound(this.#connectionId, this);
+    if (this.#slot.reservation === this) this.#slot.reservation = undefined;
     if (this.#lost === undefined) this.#sql.release();
-    this.#pool.freeSlot();
+    this.#pool.freeSlot(this.#slot);
   }
 }
 
 /**
- * The connections for transactions, reserved with a bounded wait (see the
- * module's documentation).
+ * The connections for transactions: `slots` clients of one connection each
+ * (see the module's documentation), reserved one transaction at a time.
  */
 export class TxPool {
-  /** The client's pool. */
-  readonly sql: Sql;
-  /** Milliseconds a reservation waits for a connection once it has a slot. */
+  /** Milliseconds a reservation waits for its slot's connection to open. */
   readonly boundMs: number;
-  #free: number;
-  #waiting: { resolve(): void; reject(err: Error): void }[] = [];
-  #bound = new Map<number, Reservation>();
+  #make: MakeClient;
+  /** Slots made so far (made when first needed: after the store's pooled client logged in). */
+  #slots: Slot[] = [];
+  #size: number;
+  #idle: Slot[] = [];
+  #waiting: { resolve(slot: Slot): void; reject(err: Error): void }[] = [];
   #closed: Error | undefined;
 
   /**
-   * A pool over `sql` (a client made with `max: slots`, whose `onclose`
-   * option calls {@linkcode TxPool.closed}).
+   * A pool of `slots` connections, each a client made by `make` (with one
+   * connection, that calls the `onclose` it is given when that connection
+   * closes).
    */
-  constructor(sql: Sql, slots: number, boundMs: number) {
-    this.sql = sql;
-    this.#free = slots;
+  constructor(make: MakeClient, slots: number, boundMs: number) {
+    this.#make = make;
+    this.#size = slots;
     this.boundMs = boundMs;
   }
 
   /**
-   * A connection for one transaction: waits for a slot (one of the pool's
-   * connections not reserved here), then at most `boundMs` for the pool to
-   * hand one over, else rejects with a {@linkcode ReserveTimeoutError}.
+   * A connection for one transaction: waits for a slot (one not reserved by
+   * a transaction of this process), then at most `boundMs` for its
+   * connection to open (a killed session's login is tried again, up to
+   * `OPEN_ATTEMPTS` times), else rejects with a {@linkcode ReserveTimeoutError}
+   * (or the connection's error).
    */
   async reserve(): Promise<Reservation> {
-    await this.#slot();
-    const asked = this.sql.reserve();
+    const slot = await this.#slot();
+    try {
+      return await this.#reserveOn(slot);
+    } catch (err) {
+      this.freeSlot(slot);
+      throw err;
+    }
+  }
+
+  async #reserveOn(slot: Slot): Promise<Reservation> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const expired = new Promise<"expired">((resolve) => {
       timer = setTimeout(() => resolve("expired"), this.boundMs);
     });
     try {
+      for (let attempt = 1; !slot.open; attempt++) {
+        if (this.#closed !== undefined) throw this.#closed;
+        // Opened by a plain statement: the client never loses one (see the module's doc).
+        const closes = slot.closes;
+        const opening = slot.client.unsafe("SELECT 1").then(() => true);
+        const opened = await Promise.race([opening, expired]).catch((err) => err as Error);
+        if (opened === "expired") {
+          slot.replace(opening);
+          throw new ReserveTimeoutError(this.boundMs);
+        }
+        if (opened !== true) {
+          if (isConnectionError(opened)) slot.failed(closes);
+          if (attempt >= OPEN_ATTEMPTS || !isSessionKilled(opened)) throw opened;
+          continue;
+        }
+        slot.open = true;
+      }
+      // The connection is open and idle: the client hands it over at once.
+      const asked = slot.client.reserve();
       const got = await Promise.race([asked, expired]);
       if (got === "expired") {
-        // Answered late (if ever): given back at once.
-        asked.then((c) => c.release(), () => {});
+        slot.replace(asked);
         throw new ReserveTimeoutError(this.boundMs);
       }
       if (this.#closed !== undefined) {
         got.release();
         throw this.#closed;
       }
-      return new Reservation(got as Sql & { release(): void }, this);
-    } catch (err) {
-      this.freeSlot();
-      throw err;
+      return new Reservation(got as Sql & { release(): void }, slot, this);
     } finally {
       clearTimeout(timer);
     }
   }
 
-  #slot(): Promise<void> {
+  #slot(): Promise<Slot> {
     if (this.#closed !== undefined) return Promise.reject(this.#closed);
-    if (this.#free > 0) {
-      this.#free--;
-      return Promise.resolve();
+    const idle = this.#idle.pop();
+    if (idle !== undefined) return Promise.resolve(idle);
+    if (this.#slots.length < this.#size) {
+      const slot = new Slot(this.#make);
+      this.#slots.push(slot);
+      return Promise.resolve(slot);
     }
-    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const { promise, resolve, reject } = Promise.withResolvers<Slot>();
     this.#waiting.push({ resolve, reject });
     return promise;
   }
 
-  /** A reservation ended: its slot goes to the next one waiting. */
-  freeSlot(): void {
+  /** A reservation of `slot` ended: the slot goes to the next one waiting. */
+  freeSlot(slot: Slot): void {
     const next = this.#waiting.shift();
-    if (next !== undefined) next.resolve();
-    else this.#free++;
-  }
-
-  /** A reservation learned its connection's id. */
-  bound(id: number, reservation: Reservation): void {
-    this.#bound.set(id, reservation);
-  }
-
-  /** A reservation ended. */
-  unbound(id: number, reservation: Reservation): void {
-    if (this.#bound.get(id) === reservation) this.#bound.delete(id);
-  }
-
-  /** The client closed connection `id` (its `onclose` option): the reservation on it is lost. */
-  closed(id: number): void {
-    const reservation = this.#bound.get(id);
-    if (reservation === undefined) return;
-    const err = Object.assign(new Error(`the connection to the server closed`), {
-      code: "CONNECTION_CLOSED",
-    });
-    reservation.lose(err);
+    if (next !== undefined) next.resolve(slot);
+    else this.#idle.push(slot);
   }
 
   /**
@@ -278,6 +407,11 @@ export class TxPool {
   close(err: Error): void {
     this.#closed ??= err;
     for (const waiter of this.#waiting.splice(0)) waiter.reject(err);
+  }
+
+  /** End every slot's client (at most `timeout` seconds for the statements on their way). */
+  async end(timeout: number): Promise<void> {
+    await Promise.all(this.#slots.map((slot) => slot.end(timeout)));
   }
 }
 

@@ -18,7 +18,7 @@ import type {
   ResolvedConfig,
 } from "../config.ts";
 import { ConfigError } from "../errors.ts";
-import { parseDuration } from "../duration.ts";
+import { formatDurationExactly, parseDuration } from "../duration.ts";
 import type { Timers } from "../clock.ts";
 import { FlowValidationError, loadFlowFile, type ParsedFlow } from "../flow/parse.ts";
 import { loadFlowIn } from "../flow/load.ts";
@@ -143,14 +143,23 @@ async function refuseUnitlessDurations(
     typeof value === "number" && config.where(["jobs", name, "options", option]) !== undefined
   );
   if (written.length === 0) return;
-  const [option] = await unitlessDurationOptions(job, written);
-  if (option === undefined) return;
-  const value = options[option];
-  throw new ConfigError(
-    `${locate(config, ["jobs", name, "options", option])}${value} is a number without a unit, ` +
-      `which the job would read as ${value} milliseconds: write ${value}d for days (or ` +
-      `${value}h, ${value}m, ${value}s, ${value}ms)`,
-  );
+  const refused = await unitlessDurationOptions(job, written);
+  if (refused.length === 0) return;
+  // Every bare number of the job at once, each at its place, with the reading that keeps its
+  // meaning first (an 0.5 config's `maxAge: 2592000000` is 30d, not "2592000000d").
+  const lines = refused.map((option) => {
+    const value = options[option] as number;
+    return `${locate(config, ["jobs", name, "options", option])}${value} is a number without ` +
+      `a unit, which the job would read as ${value} milliseconds: write ` +
+      `${formatDurationExactly(value)} to keep that, or ${value}d, ${value}h, ${value}m or ` +
+      `${value}s if you meant another unit`;
+  });
+  throw new ConfigError(lines.join("\n"), {
+    issues: refused.map((option, i) => ({
+      path: ["jobs", name, "options", option],
+      message: lines[i],
+    })),
+  });
 }
 
 export { flowFiles } from "../flow_files.ts";
@@ -289,16 +298,27 @@ export async function loadSchedules(
 ): Promise<Schedule[]> {
   const config = options.config ?? runtime.config;
   const schedules: Schedule[] = [];
+  // Every job's problems at once (an upgrade may have several to fix), then the first throw.
+  const problems: ConfigError[] = [];
   for (const name of Object.keys(config.jobs)) {
     const settings = config.jobs[name];
     if (!settings.enabled) continue;
-    const { job, schedule } = await loadConfiguredJob(config, name);
+    let loaded: ConfiguredJob;
+    try {
+      loaded = await loadConfiguredJob(config, name);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(err);
+      continue;
+    }
+    const { job, schedule } = loaded;
     if (schedule === null) continue;
     try {
       await resolveJobOptions(job, { ...settings.options });
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      throw locateJobOptionsError(config, name, err);
+      problems.push(locateJobOptionsError(config, name, err));
+      continue;
     }
     const id = `job:${name}`;
     schedules.push({
@@ -320,6 +340,13 @@ export async function loadSchedules(
     });
   }
 
+  if (problems.length === 1) throw problems[0];
+  if (problems.length > 1) {
+    throw new ConfigError(problems.map((p) => p.message).join("\n"), {
+      issues: problems.flatMap((p) => p.issues),
+      cause: problems[0],
+    });
+  }
   if (options.flows === false) return schedules;
   const files = new FlowScheduleFiles(runtime, options);
   schedules.push(...(await files.read()).schedules);
