@@ -103,6 +103,14 @@ export interface BackupHeader {
   toAt?: number | null;
   /** An increment: the SHA-256 of the full backup file its chain starts from. */
   base?: string;
+  /**
+   * Which project's store it was taken of: a SHA-256 (hex) of the project
+   * home's real path and the store name, written by the backup job (absent in
+   * backups written by older versions, or by `backupStore` without `origin`).
+   * Pruning deletes only the backups whose `origin` is the store's it prunes
+   * for, so projects can share a backup directory. Restore ignores it.
+   */
+  origin?: string;
 }
 
 /**

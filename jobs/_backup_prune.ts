@@ -14,6 +14,20 @@
  * header cannot be read (reported as `skipped`). A deleted backup's
  * `<file>.sha256` goes with it (when it is a checksum line).
  *
+ * ## Which project
+ *
+ * Several projects may write into one directory (`backup --all --out
+ * /srv/backups`), each with a store of the same name (`default`). The
+ * backup job writes the `origin` of each backup in its header (a SHA-256 of
+ * the project home's real path and the store name, see
+ * `backupOrigin`); with `project` (the project's home), a file is a
+ * candidate only when its `origin` is that project's store's. Another
+ * project's backups are not looked at (nor its chains). A backup written by
+ * an older version has no `origin`: it is a candidate only in the project's
+ * own `<home>/backups`; elsewhere it is left alone and reported in
+ * `skipped`. Without `project`, the header's store name alone decides (for a
+ * directory only one project writes into).
+ *
  * ## Chains
  *
  * An incremental backup is restored after its full backup and the increments
@@ -29,9 +43,21 @@
  * that cannot be deleted) leaves a full backup with its older increments,
  * still restorable.
  *
+ * ## Increments written meanwhile
+ *
+ * Another process may write an increment (`backup --since F1`) while a prune
+ * deletes F1's chain. Before each delete, the directory is listed again: an
+ * increment written since the first listing on the chain (its `base`) keeps
+ * the rest of the chain (`kept`, reason `"chain"`). The increment, for its
+ * part, checks just before its rename that the backup it follows is still
+ * the file it read, and fails (leaving nothing) when it is not. What is left
+ * is a window of a few system calls: an increment that checks and renames
+ * between the prune's last listing and its delete of that very file.
+ *
  * @module
  */
 import { join, resolve } from "node:path";
+import { sha256Hex } from "../src/_sha256.ts";
 import { type Duration, parseDuration } from "../src/duration.ts";
 import { messageOf } from "../src/errors.ts";
 import { parseChecksumLine, readGzipLines, sha256File } from "../src/archive_format.ts";
@@ -72,6 +98,14 @@ export interface PruneBackupsOptions {
   keepFor?: Duration;
   /** Files never deleted, nor their chains (the backups just written). */
   protect?: readonly string[];
+  /**
+   * The home of the project whose stores these are: only the backups it
+   * wrote (their header's `origin`) are pruned, and those with no `origin`
+   * (written by an older version) only in `<project>/backups`. Without it,
+   * every backup whose header names one of the stores may be pruned: give it
+   * for a directory other projects write into too.
+   */
+  project?: string;
   /**
    * Backups about to be written, counted as the newest of their store (a dry
    * run of a backup job: what it would then delete). `base`: an increment's
@@ -197,6 +231,26 @@ function nameParts(
 /** A store name made safe for a file name (as the backup job names its files). */
 export function fileSafe(name: string): string {
   return name.replace(/[^A-Za-z0-9._-]/g, "_");
+}
+
+/**
+ * The `origin` the backup job writes in a backup's header: a SHA-256 (hex) of
+ * the project home's real path (as given when it does not exist) and the
+ * store name. The same for every run of one project; another project's
+ * differs (another home), so does another store's.
+ */
+export async function backupOrigin(home: string, store: string): Promise<string> {
+  return sha256Hex(`flowstate.backup.origin\0${await realPathOf(home)}\0${store}`);
+}
+
+/** The real path of `path` (symlinks resolved), or its absolute path when it does not exist. */
+async function realPathOf(path: string): Promise<string> {
+  try {
+    return await Deno.realPath(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return resolve(path);
+    throw err;
+  }
 }
 
 /** The header of a backup file, checked; throws with the reason it is not one. */
@@ -338,6 +392,14 @@ export async function pruneBackups(
     byPrefix.set(fileSafe(store), [...(byPrefix.get(fileSafe(store)) ?? []), store]);
   }
   const found = new Map<string, Found[]>(stores.map((s) => [s, []]));
+  // With a project: its stores' origins, and whether this is its own backups directory.
+  const origins = options.project === undefined ? undefined : new Map(
+    await Promise.all(
+      stores.map(async (s) => [s, await backupOrigin(options.project!, s)] as const),
+    ),
+  );
+  const ownDir = options.project === undefined ||
+    await realPathOf(root) === await realPathOf(join(options.project, "backups"));
   let names: string[];
   try {
     names = (await Array.fromAsync(Deno.readDir(root)))
@@ -359,6 +421,32 @@ export async function pruneBackups(
       continue; // not a backup: never ours to judge
     }
     if (!found.has(header.store)) continue; // another store's
+    if (origins !== undefined && header.origin !== origins.get(header.store)) {
+      const namedOurs = named?.includes(header.store) ?? false;
+      if (header.origin === undefined) {
+        // Written before backups said whose they are: ours only in the project's own directory.
+        if (!ownDir) {
+          if (namedOurs) {
+            result.skipped.push({
+              file,
+              reason: `was written by an older version, no project identity (other projects ` +
+                `may write into ${root}); delete it by hand if it is this project's and not needed`,
+            });
+          }
+          continue;
+        }
+      } else {
+        // Another project's: not looked at, but said when it is in this project's own directory.
+        if (ownDir && namedOurs) {
+          result.skipped.push({
+            file,
+            reason: `was written by another project (its header's origin is not this project's ` +
+              `store's: another home, or this one moved); delete it by hand if it is not needed`,
+          });
+        }
+        continue;
+      }
+    }
     const at = Date.parse(header.createdAt);
     const kind = header.kind === "increment" ? "increment" : "full";
     let ours = named !== undefined && named.includes(header.store);
@@ -387,6 +475,8 @@ export async function pruneBackups(
     });
   }
 
+  // The names listed (their headers were read above), then those found since.
+  const seen = new Map<string, BackupHeader | null>(names.map((n) => [n, null]));
   for (const store of stores) {
     const files = found.get(store)!;
     const plan = await planStore(files, {
@@ -399,12 +489,26 @@ export async function pruneBackups(
     for (const f of plan.kept) {
       result.kept.push(await withBytes(f));
     }
-    for (const chain of plan.doomed) {
+    chains: for (const chain of plan.doomed) {
       // Newest first, the full backup last: a stop half-way leaves a restorable chain.
       for (const f of chain) {
         if (options.signal?.aborted) {
           result.cancelled = true;
           return result;
+        }
+        if (!result.dryRun) {
+          // An increment of this chain written since the listing (`backup --since` in another
+          // process) needs the rest of it: it is kept.
+          const joined = await joinedSince(root, seen, store, chain);
+          if (joined !== undefined) {
+            options.log?.(
+              `kept the rest of the chain of ${f.file}: ${joined} was written on it meanwhile`,
+            );
+            for (const rest of chain.slice(chain.indexOf(f))) {
+              result.kept.push({ ...(await withBytes(rest)), reason: "chain" });
+            }
+            continue chains;
+          }
         }
         const entry = await withBytes(f);
         if (!result.dryRun) {
@@ -436,6 +540,34 @@ export async function pruneBackups(
     }
   }
   return result;
+}
+
+/**
+ * A backup file in `root` that was not there when it was listed (`seen`:
+ * the names listed, then each new one with its header, or `null` when it is
+ * not a backup) and is an increment of `store` on `chain` (based on its full
+ * backup): its path, or `undefined`.
+ */
+async function joinedSince(
+  root: string,
+  seen: Map<string, BackupHeader | null>,
+  store: string,
+  chain: Found[],
+): Promise<string | undefined> {
+  for await (const e of Deno.readDir(root)) {
+    if (!e.isFile || !e.name.endsWith(BACKUP_EXTENSION) || seen.has(e.name)) continue;
+    seen.set(e.name, await readHeader(join(root, e.name)).catch(() => null));
+  }
+  let base: string | undefined;
+  for (const [name, header] of [...seen].sort(([a], [b]) => a.localeCompare(b))) {
+    if (header?.kind !== "increment" || header.store !== store) continue;
+    const full = chain.find((f) => f.kind === "full");
+    base ??= full !== undefined
+      ? (await sha256File(full.file).catch(() => undefined))?.sha256
+      : chain.find((f) => f.kind === "increment")!.header.base;
+    if (header.base === base) return join(root, name);
+  }
+  return undefined;
 }
 
 /** The public fields of a found file, with its bytes (and its `.sha256`'s). */

@@ -12,8 +12,11 @@
  *
  * A gzip'd text file of newline-delimited JSON, `<home>/backups/<store>-<timestamp>.fsbackup`:
  *
- * 1. a header: `{ "format": "flowstate.backup", "version": 1, "store", "plugin", "createdAt" }`
- *    (`createdAt` is an ISO date; `store` and `plugin` say where it came from);
+ * 1. a header: `{ "format": "flowstate.backup", "version": 1, "store", "plugin", "createdAt",
+ *    "origin" }` (`createdAt` is an ISO date; `store` and `plugin` say where it came from;
+ *    `origin`, written by the backup job after 0.5, says whose store it is: a SHA-256 of the
+ *    project home's real path and the store name, which pruning matches; restore ignores it,
+ *    and older versions read the file as before);
  * 2. one line per live entry, in key order: `{ "key": [...], "value": ..., "expiresAt": ms | null }`;
  * 3. a trailer: `{ "end": "flowstate.backup", "entries": N, "sha256": "<hex>", "consistency" }`,
  *    where `sha256` covers the entry lines (each line's UTF-8 bytes plus its `\n`).
@@ -77,7 +80,9 @@
  * than 30 days ago; with both, a backup either keeps is kept) prune the
  * directory the backups were written to after they were all written:
  * only files the job named (`<store>-<timestamp>[-inc][-N].fsbackup`) with a
- * valid header of that store, never the backups just written, and a full
+ * valid header of that store, written by this project (the header's
+ * `origin`; a backup an older version wrote, without one, only in
+ * `<home>/backups`), never the backups just written, and a full
  * backup with its increments together (see {@linkcode pruneBackups}). What
  * was deleted is in the result's `pruned`; a failure to prune is a warning
  * (`warnings`), never a failed backup.
@@ -119,6 +124,7 @@ import { encryptionOf } from "../src/store/sealed.ts";
 import { changeTime } from "../src/store/store.ts";
 import { verifyBackup } from "./_restore_verify.ts";
 import {
+  backupOrigin,
   checkPrunePolicy,
   fileSafe,
   pruneBackups,
@@ -317,6 +323,12 @@ export interface BackupStoreOptions {
   clock?: Clock;
   /** Entries to leave out (the backup job's own, still running, run record). */
   exclude?: (key: Key) => boolean;
+  /**
+   * Whose store this is, written into the header as `origin` (the backup job
+   * gives a hash of the project's home and the store name): pruning with
+   * `project` deletes only the backups of its own stores.
+   */
+  origin?: string;
 }
 
 const LIST_BATCH = 1000;
@@ -388,6 +400,7 @@ export async function backupStore(
         plugin: store.plugin,
         createdAt,
       };
+      if (options.origin !== undefined) header.origin = options.origin;
       if (encryption !== undefined) header.encrypted = { keyIds: [...encryption.keyIds] };
       if (mark !== undefined) {
         header.feedSeq = mark.seq;
@@ -557,7 +570,10 @@ export async function backupIncrement(
     );
   }
   let prev;
+  let prevFile: Deno.FileInfo;
   try {
+    // What the file was when it was read: the same file must still be there at the end.
+    prevFile = await Deno.stat(previous);
     prev = await verifyBackup(previous, { what: `${what}: the backup it follows` });
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
@@ -614,6 +630,7 @@ export async function backupIncrement(
       toAt: to.at,
       base: from.base,
     };
+    if (options.origin !== undefined) header.origin = options.origin;
     if (encryption !== undefined) header.encrypted = { keyIds: [...encryption.keyIds] };
     await writer.writeLine(JSON.stringify(header));
     const hash = newSha256();
@@ -659,6 +676,9 @@ export async function backupIncrement(
     };
     await writer.writeLine(JSON.stringify(trailer));
     await writer.finish();
+    // A prune (another process's backup job with keep) may have deleted the backup this one
+    // follows while it was written: an increment without it could never be restored.
+    await checkStillThere(previous, prevFile, what, store.name);
     return {
       ...(await commitBackupFile(writer, path, store, entries)),
       consistency: "snapshot",
@@ -669,6 +689,36 @@ export async function backupIncrement(
   } catch (err) {
     await writer.abort();
     throw err;
+  }
+}
+
+/**
+ * Throws a `BackupError` when `file` is no longer the file `before` was
+ * stat'ed from (deleted, or replaced: another size, time or inode).
+ */
+async function checkStillThere(
+  file: string,
+  before: Deno.FileInfo,
+  what: string,
+  storeName: string,
+): Promise<void> {
+  let now: Deno.FileInfo | undefined;
+  try {
+    now = await Deno.stat(file);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const same = now !== undefined && now.size === before.size &&
+    now.mtime?.getTime() === before.mtime?.getTime() && now.ino === before.ino &&
+    now.dev === before.dev;
+  if (!same) {
+    throw new BackupError(
+      `${what}: ${file} was ${
+        now === undefined ? "deleted" : "replaced"
+      } while the increment was written (a prune of old backups, keep/keepFor, removed it?), ` +
+        `so the increment would have no base to restore onto; nothing was written. Take a full ` +
+        `backup (flowstate backup --store ${storeName}), or base the increment on a backup that is kept`,
+    );
   }
 }
 
@@ -1000,6 +1050,7 @@ export async function backupStores(
       progress: options.progress,
       log: options.log,
       clock: runtime.clock,
+      origin: await backupOrigin(runtime.home, name),
       exclude: runId !== undefined && name === runtime.config.records
         ? (key) => key[0] === "flowstate" && key.includes(runId)
         : undefined,
@@ -1031,6 +1082,7 @@ export async function backupStores(
         keep: options.keep,
         keepFor: options.keepFor,
         protect: options.dryRun ? [] : result.files.map((f) => f.file),
+        project: runtime.home,
         pending: options.dryRun
           ? result.files.map((f) => ({
             store: f.store,

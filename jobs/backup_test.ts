@@ -66,7 +66,9 @@ Deno.test("a backup file is a gzip'd header, entries in key order and a trailer,
       store: "src",
       plugin: "sqlite",
       createdAt: "2026-06-01T00:00:00.000Z",
+      origin: lines[0].origin, // whose store it is: a SHA-256 of the project's home and the store
     });
+    assert.match(lines[0].origin, /^[0-9a-f]{64}$/);
     const trailer = lines.at(-1);
     assert.equal(trailer.end, "flowstate.backup");
     assert.equal(trailer.entries, 30);

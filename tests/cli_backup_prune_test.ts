@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openStore } from "../mod.ts";
-import { backupStore } from "../jobs.ts";
+import { openRuntime, openStore } from "../mod.ts";
+import { backupStore, backupStores } from "../jobs.ts";
 import {
   cliArgv,
   cliCommand,
@@ -172,6 +172,46 @@ Deno.test("backup prune keeps a full backup and its increments together; a hand-
     );
     // What is left restores: the hand-named increment after its full backup.
     await ok(run, "restore", full2, handmade, "--store", "scratch");
+  });
+});
+
+Deno.test("backup prune --dir <shared>: another project's backups and an older version's are left alone", async () => {
+  await withProject(async (run, dir) => {
+    const shared = join(dir, "shared");
+    // Another project writing its store "main" into the same directory.
+    const at = Date.UTC(2026, 0, 1);
+    await using other = await openRuntime({
+      home: join(dir, "other"),
+      clock: { now: () => at },
+      config: { stores: { main: { plugin: "memory" } } },
+    });
+    const [theirs] = (await backupStores(other, { all: true, out: shared })).files;
+    // One an older version wrote (no project identity in its header).
+    const legacy = join(shared, "main-20250101T000000000Z.fsbackup");
+    await oldBackup("main", legacy, Date.UTC(2025, 0, 1));
+    const take = async () =>
+      JSON.parse(await ok(run, "backup", "--all", "--out", shared, "--json"))
+        .files.find((f: { store: string }) => f.store === "main").file as string;
+    const mine1 = await take();
+    const mine2 = await take();
+    const done = await run(
+      "backup",
+      "prune",
+      "--store",
+      "main",
+      "--dir",
+      shared,
+      "--keep",
+      "1",
+      "--json",
+    );
+    assert.equal(done.code, 0, done.stderr);
+    const pruned = JSON.parse(done.stdout) as Pruned;
+    assert.deepEqual(pruned.removed.map((r) => r.file), [mine1]);
+    assert.deepEqual(pruned.kept.map((k) => k.name), [mine2.slice(shared.length + 1)]);
+    assert.deepEqual(pruned.skipped.map((s) => s.file), [legacy]);
+    assert.match(done.stderr, /left alone: .*written by an older version, no project identity/);
+    for (const f of [theirs.file, legacy, mine2]) await Deno.stat(f);
   });
 });
 

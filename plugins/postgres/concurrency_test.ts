@@ -1211,6 +1211,46 @@ pgTest(
 );
 
 pgTest(
+  "postgres: a statement cancelled by a cancel request meant for another call (its own signal did not abort) is sent again, not failed",
+  async (url) => {
+    const table = newTable("straycancel");
+    await using store = await openStore({ plugin: "postgres", url, schema: SCHEMA, table }, {
+      name: "main",
+    });
+    await store.set(["k"], 1);
+    let get: Promise<unknown> | undefined;
+    await withAdmin(url, async (watcher) => {
+      await whileLockHeld(
+        url,
+        `LOCK TABLE "${SCHEMA}"."${table}" IN ACCESS EXCLUSIVE MODE`,
+        [],
+        "the get waited for the lock to go",
+        async () => {
+          get = store.get(["k"]);
+          get.catch(() => {}); // raced below, and awaited after the lock is gone
+          await untilWaitingOnLock(watcher, table);
+          // The cancel request postgres.js sends for another statement of the connection lands
+          // on this one (as when that statement ended before the request arrived).
+          await watcher.unsafe(
+            `SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = ` +
+              `current_database() AND wait_event_type = 'Lock' AND position($1 in query) > 0`,
+            [table],
+          );
+          // Sent again: it waits for the lock again instead of failing.
+          await Promise.race([
+            untilWaitingOnLock(watcher, table),
+            get.then(() => {
+              throw new Error("the get ended while the table was locked");
+            }),
+          ]);
+        },
+      );
+    });
+    assert.equal(((await get) as { value: unknown }).value, 1);
+  },
+);
+
+pgTest(
   "postgres: stores opening while another process sets the table up wait for it longer than lockTimeout",
   async (url) => {
     const table = newTable("locksetup");

@@ -41,7 +41,14 @@ import {
   type TxPool,
   type TxSql,
 } from "./reserve.ts";
-import { codeOf, isCastFailure, isPostgresError, isRetryable, messageOf } from "./errors.ts";
+import {
+  codeOf,
+  isCastFailure,
+  isPostgresError,
+  isRetryable,
+  isStrayCancel,
+  messageOf,
+} from "./errors.ts";
 import { compileQuery, PgCompiledQueries } from "./query.ts";
 import type {
   IndexSpec,
@@ -498,8 +505,13 @@ export class PostgresDriver implements StoreDriver {
     signal?: AbortSignal,
   ): Promise<RowList<T>> {
     this.#assertOpen(what);
+    const send = () => until(this.#sql.unsafe<T>(text, params as never[], PREPARED), signal);
     try {
-      return await until(this.#sql.unsafe<T>(text, params as never[], PREPARED), signal);
+      return await send().catch((err) => {
+        // Another call's cancel request landed on this statement: it wrote nothing; once more.
+        if (isStrayCancel(err, signal)) return send();
+        throw err;
+      });
     } catch (err) {
       throw this.#error(what, err, signal);
     }
@@ -513,11 +525,13 @@ export class PostgresDriver implements StoreDriver {
     signal?: AbortSignal,
   ): Promise<T[]> {
     this.#assertOpen(what);
+    const send = () => until(this.#sql.unsafe(text, params as never[], PREPARED).values(), signal);
     try {
-      return await until(
-        this.#sql.unsafe(text, params as never[], PREPARED).values(),
-        signal,
-      ) as unknown as T[];
+      return await send().catch((err) => {
+        // Another call's cancel request landed on this statement: it wrote nothing; once more.
+        if (isStrayCancel(err, signal)) return send();
+        throw err;
+      }) as unknown as T[];
     } catch (err) {
       throw this.#error(what, err, signal);
     }
@@ -643,7 +657,8 @@ export class PostgresDriver implements StoreDriver {
         return await this.#checkedWrite(checks, plan, version, now, signal);
       } catch (err) {
         if (
-          attempt >= MAX_COMMIT_ATTEMPTS || !isRetryable(err) || this.#closed || signal?.aborted
+          attempt >= MAX_COMMIT_ATTEMPTS || !(isRetryable(err) || isStrayCancel(err, signal)) ||
+          this.#closed || signal?.aborted
         ) {
           throw this.#error(what, err, signal, "nothing was written");
         }

@@ -27,6 +27,20 @@ export function isRetryable(err: unknown): boolean {
   return isPostgresError(err) && (code === "40P01" || code === "40001");
 }
 
+/**
+ * A statement cancelled by a cancel request meant for another one: 57014
+ * "due to user request" when the call's own signal did not abort. PostgreSQL
+ * cancels whatever the session runs when the request arrives, and
+ * postgres.js sends the request for a statement that waited behind another on
+ * its connection only once it starts, so a quick statement can end first and
+ * the request lands on the next statement of that connection. A cancelled
+ * statement wrote nothing: it may be sent again.
+ */
+export function isStrayCancel(err: unknown, signal: AbortSignal | undefined): boolean {
+  return isPostgresError(err) && codeOf(err) === "57014" && signal?.aborted !== true &&
+    /due to user request/.test((err as Error).message);
+}
+
 /** A `jsonb` cast failed on a row (NUL or lone surrogate in a string, nesting too deep…). */
 export function isCastFailure(err: unknown): boolean {
   const code = codeOf(err);

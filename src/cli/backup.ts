@@ -373,6 +373,7 @@ export async function backupPruneCommand(
         dryRun: options.dryRun ?? false,
         signal,
         now: runtime.clock.now(),
+        project: runtime.home,
       }),
   );
   if (options.json) {

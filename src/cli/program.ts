@@ -415,6 +415,9 @@ export function buildProgram(setExitCode: (code: number) => void) {
       "\nOnly files named <store>-<time>[-inc][-N].fsbackup whose header names that store are\n" +
         "deleted (with their .sha256); a full backup and its increments are kept or deleted\n" +
         "together, and backups named by hand are never deleted (they keep their chains).\n" +
+        "Only this project's backups are deleted (their header's origin): another project's in\n" +
+        "a shared --dir are left alone, and so are backups written by versions up to 0.5 (no\n" +
+        "origin) outside <home>/backups (reported: delete them by hand).\n" +
         "Exit codes: 0 done, 1 a file could not be deleted, 2 bad arguments, 130/143/129 stopped\n" +
         "(Ctrl-C, SIGTERM, SIGHUP) between two files.",
     )

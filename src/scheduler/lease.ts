@@ -37,12 +37,18 @@
  *   than the prune window (ten lease lifetimes before the completed tick)
  *   beyond the newest `historyCount` (default 100) such ones. A per-second
  *   schedule keeps about 700 markers, a daily one 7. The prune commit moves
- *   the schedule's `pruned` mark up to the newest tick it deleted.
+ *   the schedule's `pruned` mark up to the newest tick it deleted, but never
+ *   past a tick that is leased or marked running (not done: its runner may
+ *   die, and a runner taking it over must not find it "done"); the markers
+ *   after such a tick are kept until it ends.
  * - **Pruned ticks count as done**: acquire refuses a tick before the
  *   `pruned` mark (its marker may be gone: it may have run), and its commit
  *   checks the mark at the version read, so a prune between the read and the
  *   commit cannot let a tick run twice. Only a tick that waited longer than
  *   the prune window (`overlap: queue` behind a long run) can meet it.
+ *   A tick whose lease lapsed with no running marker and that no runner took
+ *   over before a prune (at most a moment, for a runner watching the lease)
+ *   may still be passed by the mark.
  * - **Release**: deletes the lease without a done marker (a cancelled tick),
  *   so the tick may be run again (by a catch-up after a restart).
  * - **Record the run**: once the tick's work has recorded its run, its id is
@@ -427,9 +433,10 @@ export class TickLeases {
    * Delete the done markers of a schedule that the history no longer keeps,
    * now that `tick` completed: those before `tick - historyMs`, and those
    * before the prune window (`tick` minus ten lease lifetimes) beyond the
-   * newest `historyCount` of them; at most a few hundred per call. The
-   * schedule's `pruned` mark moves up past the newest one deleted, in the
-   * same commit. Resolves how many were deleted.
+   * newest `historyCount` of them; at most a few hundred per call. None at or
+   * after a tick that is leased or marked running is deleted (that tick has
+   * not completed). The schedule's `pruned` mark moves up past the newest one
+   * deleted, in the same commit. Resolves how many were deleted.
    */
   async prune(scheduleId: string, tick: number): Promise<number> {
     const prefix = [...this.#prefix, "done", scheduleId];
@@ -452,15 +459,37 @@ export class TickLeases {
     }
     if (stale.length === 0) return 0;
     const prunedKey = this.prunedKey(scheduleId);
-    const newest = Math.max(...stale.map((e) => Date.parse(e.key[e.key.length - 1])));
     const pruned = await this.store.get<PrunedBefore>(prunedKey);
+    // The mark must not pass a tick that never completed: one leased now, or whose run is
+    // marked running (its runner may have died): a runner taking it over must find it not
+    // done. Markers after such a tick stay too (a tick after the mark without one is free).
+    const open = await this.#oldestOpen(scheduleId, pruned?.value.before ?? -Infinity);
+    const deleting = stale.filter((e) => Date.parse(e.key[e.key.length - 1]) < open);
+    if (deleting.length === 0) return 0;
+    const newest = Math.max(...deleting.map((e) => Date.parse(e.key[e.key.length - 1])));
     const op = this.store.atomic();
-    for (const entry of stale) op.check(entry.key, entry.version).delete(entry.key);
+    for (const entry of deleting) op.check(entry.key, entry.version).delete(entry.key);
     if (pruned === null || pruned.value.before <= newest) {
       const mark: PrunedBefore = { before: newest + 1 };
       op.check(prunedKey, pruned?.version ?? null).set(prunedKey, mark);
     }
-    return (await op.commit()).ok ? stale.length : 0;
+    return (await op.commit()).ok ? deleting.length : 0;
+  }
+
+  /**
+   * The oldest tick of a schedule from `from` on that is leased or has a running marker
+   * (`Infinity` if none). Ticks before `from` already count as done.
+   */
+  async #oldestOpen(scheduleId: string, from: number): Promise<number> {
+    let oldest = Infinity;
+    for (const kind of ["lease", "running"]) {
+      const prefix = [...this.#prefix, kind, scheduleId];
+      const start = Number.isFinite(from) ? { start: [...prefix, tickKey(from)] } : {};
+      for await (const entry of this.store.list({ prefix, ...start, limit: 1 })) {
+        oldest = Math.min(oldest, Date.parse(entry.key[entry.key.length - 1]));
+      }
+    }
+    return oldest;
   }
 }
 

@@ -51,12 +51,15 @@
  * With its schedules from the config, the scheduler looks at the flow files
  * every 2 s and before a flow's tick, and, given `loadConfig`, at the config
  * file too (a `stat` each; a file is read only when its status changed). An
- * edit applies from then on (see {@linkcode Scheduler.reload}). A schedule
+ * edit applies from then on (see {@linkcode Scheduler.reload}); one of the
+ * config file, once two looks in a row found it the same (a save caught
+ * halfway is not applied), and never an empty one. A schedule
  * keeps its state while its cron and time zone stay: its next tick, the tick
  * running here (so `overlap` still sees it) and the one queued behind it.
  * A changed one ticks on its new cron from now; its ticks are still leased
  * per tick, so a tick already done is not run again. A removed one runs no
- * more ticks (a running one ends as it would). One added records its
+ * more ticks (a running one ends as it would, and is still the schedule's
+ * if it is added back meanwhile: `overlap` sees it). One added records its
  * baseline at once, so `missed: run-once` counts from then after a restart.
  *
  * @module
@@ -410,10 +413,25 @@ interface WatchedFile {
   stamp: string | undefined;
   /** Whether its status may be trusted to show a change (it had not changed for a while). */
   stable: boolean;
+  /**
+   * Its status at the last look: an edit applies (without `reload()`) only once
+   * two looks in a row saw the same, so a save caught halfway is not.
+   */
+  looked: string | undefined;
   /** Its text at the last read (`null`: not read yet, or it could not be read). */
   text: string | null;
   /** Whether it could not be read at the last read (said once). */
   missing: boolean;
+}
+
+/** Why an edit that empties the config file is not applied. */
+const EMPTY_CONFIG = "the file is empty (a save caught halfway?). An empty config would " +
+  "drop every job's settings and bring back retention and gc with their defaults; " +
+  "to mean that, write `{}`";
+
+/** Whether a YAML text has nothing in it but blank lines and comments. */
+function isBlank(text: string): boolean {
+  return text.split("\n").every((line) => /^\s*(#.*)?$/.test(line));
 }
 
 /** The settings an edit of the config file applies to a running scheduler. */
@@ -516,6 +534,11 @@ export class Scheduler {
   #jobSignatures = new Map<string, string>();
   /** The rereads of the config and flow files, one after the other. */
   #refreshing: Promise<void> = Promise.resolve();
+  /**
+   * Removed schedules whose tick still runs here, by id: one added back
+   * takes its state again, so `overlap` still sees that tick.
+   */
+  readonly #removed = new Map<string, ScheduleState>();
 
   /** Create a scheduler; {@linkcode Scheduler.start} starts it. */
   constructor(runtime: Runtime, options: SchedulerOptions = {}) {
@@ -571,7 +594,14 @@ export class Scheduler {
       if (file !== null && this.#options.loadConfig !== undefined) {
         // The text it was loaded from is not known here: the first turn reads it, and applies it
         // if it changed since (silently when nothing did).
-        this.#configFile = { path: file, stamp, stable: false, text: null, missing: false };
+        this.#configFile = {
+          path: file,
+          stamp,
+          stable: false,
+          looked: stamp,
+          text: null,
+          missing: false,
+        };
       }
     }
     const seen = new Set<string>();
@@ -725,8 +755,9 @@ export class Scheduler {
    * cron), job options and policies for their next runs, the default time
    * zone, the flow files of `flows:`; a `config.reload` event says what
    * changed, and which changed settings take a restart. A config that does
-   * not (YAML, a field, a job's options) is an `error` event with where and
-   * why, and everything goes on as it was until the file is fixed. Resolves
+   * not (YAML, a field, a job's options), or an empty file (a save caught
+   * halfway: it would drop every job's settings), is an `error` event with
+   * where and why, and everything goes on as it was until the file is fixed. Resolves
    * when done; never throws.
    *
    * @example
@@ -800,7 +831,8 @@ export class Scheduler {
       ]);
       grace.abort();
       if (timedOut && this.#running.size > 0) {
-        cancelled = this.#states.filter((s) => s.active !== null).length;
+        cancelled = [...this.#states, ...this.#removed.values()].filter((s) => s.active !== null)
+          .length;
         this.#cancel.abort(new DOMException("The scheduler stopped", "AbortError"));
       }
       // Work that was cancelled still records itself (and releases its lease).
@@ -932,10 +964,21 @@ export class Scheduler {
     if (watched === undefined || load === undefined) return;
     const { path } = watched;
     const stamp = fileStamp(path);
+    const steady = stamp === watched.looked;
+    watched.looked = stamp;
     if (!force && watched.stable && stamp !== undefined && stamp === watched.stamp) return;
+    // Changed since the last look: maybe a save in progress. The next look applies it if it
+    // stayed as it is now.
+    if (!force && !steady) return;
     const text = await Deno.readTextFile(path).catch(() => null);
+    const after = fileStamp(path);
+    // Changed while it was read: the next look reads it again.
+    if (!force && after !== stamp) {
+      watched.looked = after;
+      return;
+    }
     watched.stamp = stamp;
-    watched.stable = stamp !== undefined && stamp === fileStamp(path) && isStable(path);
+    watched.stable = stamp !== undefined && stamp === after && isStable(path);
     // Touched, not changed; or still as it was when it could not be used (said once).
     if (!force && (text === null ? watched.missing : text === watched.text)) return;
     watched.text = text;
@@ -954,6 +997,7 @@ export class Scheduler {
     let config: ResolvedConfig;
     let jobs: Schedule[];
     try {
+      if (text !== null && isBlank(text)) throw new Error(EMPTY_CONFIG);
       config = await load();
       jobs = await loadSchedules(this.#runtime, { ...this.#loadOptions, flows: false, config });
       await flowFiles(config); // every `flows:` entry there to read
@@ -1045,6 +1089,7 @@ export class Scheduler {
       if (schedule === undefined) {
         log(id, says.removed);
         state.queued = null;
+        if (state.active !== null) this.#removed.set(id, state);
         continue;
       }
       kept.push(state);
@@ -1070,10 +1115,16 @@ export class Scheduler {
         schedule.jitterMs ?? 0,
       );
       state.next = nextTick(schedule.cron, now - 1, state.timezone);
-      kept.push(state);
+      // Added back while the tick it ran before its removal still runs: that tick is its own.
+      const removed = this.#removed.get(schedule.id);
+      this.#removed.delete(schedule.id);
+      const stillRuns = removed !== undefined && removed.active !== null;
+      kept.push(stillRuns ? Object.assign(removed, { ...state, active: removed.active }) : state);
       log(
         schedule.id,
-        `schedule added: ${schedule.cron} (${state.timezone}), next ${nextText(state.next)}`,
+        `schedule added: ${schedule.cron} (${state.timezone}), next ${nextText(state.next)}${
+          stillRuns ? " (its tick from before its removal still runs: overlap sees it)" : ""
+        }`,
       );
       // Seen for the first time: a baseline, so that a restart counts the ticks missed from now.
       this.#leases!.baseline(schedule.id, now).catch((error) =>
@@ -1111,6 +1162,7 @@ export class Scheduler {
     }).finally(() => {
       this.#running.delete(running);
       state.active = null;
+      if (this.#removed.get(scheduleId) === state) this.#removed.delete(scheduleId);
       const queued = state.queued;
       state.queued = null;
       if (queued !== null && !this.#halt.signal.aborted) {

@@ -27,12 +27,19 @@ const iso = (ms: number) => new Date(ms).toISOString();
 // ---------------------------------------------------------------------------
 // Waiting
 
-/** Wait (in event-loop turns, not wall time) until `ready()` holds. */
+/**
+ * Wait, a turn of the event loop at a time, until `ready()` holds; fail after
+ * 60 s of wall time. (A count of turns was the bound before: the flow ticks
+ * read their files through real I/O, which a loaded machine can make last
+ * longer than 20,000 idle turns.)
+ */
 async function until(ready: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 20_000; i++) {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
     if (ready()) return;
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
+  if (ready()) return;
   assert.fail(`timed out waiting for ${what}`);
 }
 
@@ -747,6 +754,84 @@ Deno.test("Scheduler renews the lease of a long run so no other runner takes the
   done.resolve();
   await h.timers.settle();
   assert.deepEqual(h.ends("long").map((e) => e.status), ["succeeded"]);
+});
+
+/**
+ * A per-second schedule "s" that runner-1 runs (leaseMs 1 s, historyCount 5: a prune window of
+ * about 15 ticks) while a runner "dead" holds its tick at T0 + 1 s, renewing it for 20 s; then
+ * "dead" stops renewing (it died) and runner-1 stops if `stopAfter`.
+ */
+async function heldPastPruneWindow(
+  h: Harness,
+  policy: "skip" | "rerun",
+  stopAfter: boolean,
+) {
+  const store = await h.runtime.store("main");
+  const t0 = T0 + SECOND;
+  const dead = new TickLeases(store, { runnerId: "dead", leaseMs: SECOND, clock: h.clock });
+  const held = await dead.acquire("s", t0);
+  assert.ok(held.ok);
+  if (stopAfter) assert.ok(await held.lease.recordRun("deadrun0000000000000"));
+  const ran: number[] = [];
+  const schedules: Schedule[] = [{
+    id: "s",
+    cron: "* * * * * *",
+    abandoned: policy,
+    run: ({ tick }) => void ran.push(tick),
+  }];
+  const options = { leaseMs: SECOND, historyCount: 5, schedules };
+  const b = h.scheduler(options);
+  await b.start();
+  for (let i = 0; i < 80; i++) {
+    assert.ok(await held.lease.renew());
+    await h.timers.advance(SECOND / 4);
+  }
+  const leases = new TickLeases(store, { runnerId: "x" });
+  // 20 ticks after it completed (past the prune window): it is still not "done".
+  assert.equal(await leases.state("s", t0), "leased");
+  assert.ok((await leases.history("s")).length >= 20, "markers after it are kept");
+  if (stopAfter) {
+    const stopping = b.stop();
+    await h.timers.advance(0);
+    await stopping;
+  }
+  return { t0, ran, leases, options };
+}
+
+Deno.test("Scheduler abandoned rerun: a watched tick held longer than the prune window is taken over when its runner dies", async () => {
+  await using h = await harness(T0 + 1500);
+  const { t0, ran, leases } = await heldPastPruneWindow(h, "rerun", false);
+  await h.timers.advance(3 * SECOND); // its lease lapses
+  await until(() => ran.includes(t0), "the held tick to run again");
+  assert.deepEqual(
+    h.events.flatMap((e) => e.type === "tick.abandoned" ? [[e.tick, e.runner, e.action]] : []),
+    [[t0, "dead", "rerun"]],
+  );
+  await h.timers.advance(3 * SECOND);
+  assert.equal(ran.filter((t) => t === t0).length, 1);
+  assert.deepEqual(
+    h.ends("s").filter((e) => e.tick === t0).map((e) => [e.status, e.catchUp]),
+    [["succeeded", true]],
+  );
+  // Once it is done, pruning goes on past it.
+  await h.timers.advance(20 * SECOND);
+  assert.ok((await leases.history("s")).length < 20);
+  assert.equal(await leases.state("s", t0), "done");
+});
+
+Deno.test("Scheduler abandoned: a runner started after a tick held past the prune window lapsed takes it over from its running marker", async () => {
+  await using h = await harness(T0 + 1500);
+  const { t0, leases, options } = await heldPastPruneWindow(h, "skip", true);
+  await h.timers.advance(3 * SECOND); // nobody watches: its lease lapses
+  assert.equal(await leases.state("s", t0), "free");
+  await h.scheduler(options).start();
+  await h.timers.settle();
+  assert.deepEqual(
+    h.events.flatMap((e) => e.type === "tick.abandoned" ? [[e.tick, e.runner, e.action]] : []),
+    [[t0, "dead", "skip"]],
+  );
+  assert.deepEqual(await leases.running("s"), [], "the running marker is gone with the tick done");
+  assert.equal((await leases.history("s")).find((d) => d.tick === t0)?.done.status, "failed");
 });
 
 // ---------------------------------------------------------------------------
