@@ -21,7 +21,12 @@ export {
   type StopResult,
 } from "./src/scheduler/scheduler.ts";
 export type { Schedule, TickContext } from "./src/scheduler/schedule.ts";
-export { loadSchedules, type LoadSchedulesOptions } from "./src/scheduler/from_config.ts";
+export {
+  type FlowFileProblem,
+  loadSchedules,
+  type LoadSchedulesOptions,
+} from "./src/scheduler/from_config.ts";
+export type { ScheduleListing, ScheduleSource } from "./src/scheduler/listing.ts";
 export {
   type ChangeTriggerEvent,
   type ChangeTriggers,

@@ -293,3 +293,34 @@ Deno.test("init adds worker-options to a kept deno.json's own unstable list, and
     assert.doesNotMatch(block, /"run":|"@flowstate\/core":|"unstable"/);
   });
 });
+
+Deno.test("init on a kept deno.json whose Flowstate tasks lack a flag of the current ones (0.5's, without --no-prompt) says so, with the line to merge", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    const flags05 =
+      "--v8-flags=--no-lazy --unstable-worker-options --allow-read --allow-write=.flowstate --allow-env --allow-net --allow-sys=hostname";
+    const mine = {
+      imports: { "@flowstate/core": "jsr:@flowstate/core@^0.5", zod: "npm:zod@^4" },
+      tasks: {
+        flowstate: `deno run ${flags05} jsr:@flowstate/core@^0.5/cli`,
+        run: `deno run ${flags05} jsr:@flowstate/core@^0.5/cli run`,
+        mine: "deno run mine.ts",
+      },
+      unstable: ["no-legacy-abort", "worker-options"],
+    };
+    await Deno.writeTextFile(join(dir, "deno.json"), JSON.stringify(mine, null, 2) + "\n");
+    const init = await run("init");
+    assert.equal(init.code, 0, init.stderr);
+    assert.match(init.stdout, /its task "flowstate" lacks --no-prompt /);
+    assert.match(init.stdout, /its task "run" lacks --no-prompt /);
+    assert.doesNotMatch(init.stdout, /task "mine"/);
+    const block = init.stdout.slice(init.stdout.indexOf("merge what it lacks"));
+    assert.match(block, /"run": "deno run [^"]*--no-prompt[^"]* run"/);
+    assert.deepEqual(JSON.parse(await Deno.readTextFile(join(dir, "deno.json"))).tasks, mine.tasks);
+    const json = await run("init", "--json");
+    assert.equal(json.code, 0, json.stderr);
+    assert.deepEqual(JSON.parse(json.stdout).tasksLackingFlags, [
+      { task: "run", flags: ["--no-prompt"] },
+      { task: "flowstate", flags: ["--no-prompt"] },
+    ]);
+  });
+});

@@ -373,6 +373,35 @@ Deno.test("an init'ed project's script runs a custom node with plain deno run, w
   }
 });
 
+Deno.test("an init'ed (linked) project runs a custom node with deno run -A jsr:@flowstate/core/cli, its deno.json enabling worker-options", async () => {
+  await npmReady();
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-init-" });
+  try {
+    const { app, config } = await initApp(dir);
+    // The CLI by its jsr: name: links make its main module the checkout's cli.ts, whose own
+    // deno.json is not the one Deno applies (the project's, in the working directory).
+    const cli = ["run", "--cached-only", "-A", `${CORE}/cli`, "run", "flows/hello.flow.yaml"];
+    const run = ok(await deno(app, ...cli, "--json"), "deno run -A jsr:…/cli run");
+    assert.equal(JSON.parse(run.stdout).outputs.greeting, "Hello, world! (greeting number 1)");
+    // Without the entry in the project's deno.json, the node is refused (exit 2) as before.
+    await Deno.writeTextFile(
+      join(app, "deno.json"),
+      json({
+        ...config,
+        unstable: (config.unstable as string[]).filter((u) => u !== "worker-options"),
+      }),
+    );
+    const refused = await deno(app, ...cli);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /nodes\[1\]\.type: custom nodes run in Workers .*--unstable-worker-options/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("an init'ed project's deno task check type-checks its node modules (run and validate do not)", async () => {
   await npmReady();
   const dir = await Deno.makeTempDir({ prefix: "flowstate-init-" });

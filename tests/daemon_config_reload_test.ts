@@ -397,3 +397,64 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "daemon: a restart-only setting changed then changed back warns once, and says no restart is needed; a fixed config is said to be usable again",
+  sanitizeResources: false,
+  async fn() {
+    const started = config("  gc: { enabled: false }\n", "serve: { port: 8123 }\n");
+    await withDaemon(started, [], async ({ child, out, err, edit }) => {
+      await within(out.next(/^Scheduler started /), "the start", WAIT_MS);
+      await edit(config("  gc: { enabled: false }\n", "serve: { port: 8124 }\n"));
+      await within(
+        err.next(/^warning: flowstate\.yaml: serve changed: restart the daemon to apply it/),
+        "the restart-only setting said",
+        WAIT_MS,
+      );
+      // Back to what the daemon runs with: no warning, and said so.
+      await edit(started);
+      await within(
+        out.next(
+          /^Config flowstate\.yaml: serve back to the values the daemon runs with: no restart needed for it any more$/,
+        ),
+        "no restart needed",
+        WAIT_MS,
+      );
+
+      // Broken, then fixed back to the config in use: the fix is said.
+      await edit(config("  gc: { enabled: false\n", "serve: { port: 8123 }\n"));
+      await within(
+        err.next(/^error: Cannot apply the edit of flowstate\.yaml: /),
+        "the error",
+        WAIT_MS,
+      );
+      await edit(started);
+      await within(
+        out.next(
+          /^Config flowstate\.yaml can be used again: nothing changed from the config in use$/,
+        ),
+        "the fix said",
+        WAIT_MS,
+      );
+      // Broken again, then fixed with a change: what applied is said.
+      await edit(config("  gc: { enabled: false\n", "serve: { port: 8123 }\n"));
+      await within(
+        after(err, err.lines.findIndex((l) => l.startsWith("error:")), /^error: Cannot apply/),
+        "the second error",
+        WAIT_MS,
+      );
+      await edit(config('  gc: { schedule: "0 0 1 1 *" }\n', "serve: { port: 8123 }\n"));
+      await within(
+        out.next(/^Config flowstate\.yaml can be used again: applied jobs$/),
+        "the fix with a change said",
+        WAIT_MS,
+      );
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0, err.lines.join("\n"));
+      await err.done;
+      const warnings = err.lines.filter((l) => l.startsWith("warning:"));
+      assert.equal(warnings.length, 1, warnings.join("\n"));
+    });
+  },
+});

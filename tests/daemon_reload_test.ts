@@ -196,3 +196,100 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "daemon --serve: a flow file that breaks keeps its schedule in GET /api/schedules with the error (200), a new broken one is a row of its own, a fix is said; an env: variable unset here is a warning at start and when added",
+  sanitizeResources: false,
+  async fn() {
+    const unset = "FLOWSTATE_TEST_SURELY_UNSET_VARIABLE";
+    const envFlow = (id: string) =>
+      `id: ${id}\nschedule: "0 0 1 1 *"\nenv: [${unset}]\nnodes:\n` +
+      `  - { id: say, type: log, with: { message: "\${{ env.${unset} }}" } }\n`;
+    await withDaemonProject(
+      "flowstate-daemon-serve-broken-",
+      {
+        "flowstate.yaml": "stores:\n  default: { plugin: memory }\nserve: { port: 0 }\n" +
+          "flows: [./flows]\njobs:\n  retention: { enabled: false }\n" +
+          '  gc: { schedule: "0 0 1 1 *" }\n',
+        "flows/tk.flow.yaml": flow("tk", "fine", "0 0 1 1 *"),
+        "flows/envy.flow.yaml": envFlow("envy"),
+      },
+      ["--serve"],
+      async ({ dir, child, err }) => {
+        const serving = await within(err.next(/^Serving http:\/\/127\.0\.0\.1:\d+\/$/), "serving");
+        const base = serving.slice("Serving ".length);
+        // Said once at the start: every tick of it would fail.
+        const warnStart = new RegExp(
+          `^warning: \\[flow:envy\\] \\S*envy\\.flow\\.yaml:3:\\d+: env ${unset} is listed in env: but not set: .*every tick of this schedule fails until it is set\\)$`,
+        );
+        await within(err.next(warnStart), "the env warning at start");
+        type Row = { id: string; cron: string | null; file?: string; error?: string };
+        const schedules = async () => {
+          const response = await fetch(new URL("api/schedules", base));
+          assert.equal(response.status, 200);
+          return await response.json() as Row[];
+        };
+        assert.deepEqual((await schedules()).filter((r) => r.error !== undefined), []);
+
+        // tk breaks: the daemon keeps its schedule, and the API shows it with why.
+        await Deno.writeTextFile(
+          join(dir, "flows", "tk.flow.yaml"),
+          flow("tk", "fine", "0 0 1 1 *").replace("type: log", "type: lgo"),
+        );
+        await within(
+          err.next(/^error: flow file \S*tk\.flow\.yaml changed but cannot be used \(its schedule/),
+          "the break said",
+        );
+        const broken = (await schedules()).find((r) => r.id === "flow:tk");
+        assert.equal(broken?.cron, "0 0 1 1 *");
+        assert.equal(broken?.file, "flows/tk.flow.yaml");
+        assert.match(broken?.error ?? "", /unknown node type "lgo"/);
+        assert.ok((await schedules()).some((r) => r.id === "job:gc" && r.error === undefined));
+
+        // A new file with an error: said as new, and a row of its own.
+        await Deno.writeTextFile(join(dir, "flows", "nw.flow.yaml"), "id: nw\nnodes: [\n");
+        await within(
+          err.next(
+            /^error: flow file \S*nw\.flow\.yaml cannot be used \(it schedules nothing until it can\): /,
+          ),
+          "the new broken file said",
+        );
+        const row = (await schedules()).find((r) => r.id === "file:flows/nw.flow.yaml");
+        assert.equal(row?.cron, null);
+        assert.ok(row?.error, JSON.stringify(row));
+
+        // Fixed: said once, and no error any more.
+        await Deno.writeTextFile(
+          join(dir, "flows", "tk.flow.yaml"),
+          flow("tk", "fine", "0 0 1 1 *"),
+        );
+        await within(
+          err.next(/^\[flow:tk\] flow file \S*tk\.flow\.yaml can be used again$/),
+          "the fix said",
+        );
+        assert.equal((await schedules()).find((r) => r.id === "flow:tk")?.error, undefined);
+
+        // A schedule added whose env: variable is unset: warned when added.
+        await Deno.writeTextFile(join(dir, "flows", "envtwo.flow.yaml"), envFlow("envtwo"));
+        await within(
+          err.next(
+            new RegExp(
+              `^warning: \\[flow:envtwo\\] \\S*envtwo\\.flow\\.yaml:3:\\d+: env ${unset} `,
+            ),
+          ),
+          "the env warning when added",
+        );
+        child.kill("SIGTERM");
+        assert.equal((await child.status).code, 0, err.lines.join("\n"));
+        await err.done;
+        assert.equal(err.lines.filter((l) => warnStart.test(l)).length, 1, err.lines.join("\n"));
+        assert.equal(
+          err.lines.filter((l) => /can be used again/.test(l)).length,
+          1,
+          err.lines.join("\n"),
+        );
+      },
+    );
+  },
+});

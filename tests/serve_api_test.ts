@@ -704,14 +704,22 @@ Deno.test("serve: GET /api/schedules parses a flow file again only when it chang
     await Deno.writeTextFile(file, nightly("30 4 * * *"));
     assert.equal(await cronOf(), "30 4 * * *");
     assert.equal(cache.stats.misses, parsed + 1);
-    // A file that became invalid is reported as before.
+    // A file that became invalid: the rest is listed (200), and a row says which file and why.
     await Deno.writeTextFile(
       file,
       "id: nightly\nschedule: 0 3 * * *\nnodes: [{ id: a, type: nope }]\n",
     );
-    const bad = await request("/api/schedules");
-    assert.equal(bad.status, 400);
-    assert.match((await bad.json()).error.message, /nightly\.flow\.yaml.*nope/);
+    const listed = await documented<
+      { id: string; cron: string | null; file?: string; error?: string }[]
+    >("GET", "/api/schedules", await request("/api/schedules"));
+    assert.ok(listed.some((s) => s.id === "job:gc" && s.error === undefined), "the jobs listed");
+    assert.equal(listed.find((s) => s.id === "flow:nightly"), undefined);
+    const broken = listed.filter((s) => s.error !== undefined);
+    assert.equal(broken.length, 1, JSON.stringify(listed));
+    assert.equal(broken[0].id, "file:flows/nightly.flow.yaml");
+    assert.equal(broken[0].file, "flows/nightly.flow.yaml");
+    assert.equal(broken[0].cron, null);
+    assert.match(broken[0].error!, /nightly\.flow\.yaml.*nope/);
   });
 });
 

@@ -208,6 +208,8 @@ export async function daemonCommand(
         worker: false,
         // The jobs and schedules as the daemon runs them (it applies edits of the config).
         config: () => scheduler.config,
+        // The schedules it runs: a flow file that broke keeps the schedule it had.
+        schedules: () => ({ schedules: scheduler.schedules, problems: scheduler.flowProblems }),
       })
       : undefined;
     const reason = await stopRequested.promise;
@@ -345,9 +347,27 @@ function printer(quiet: boolean): (event: SchedulerEvent) => void {
           );
         }
         if (quiet) return;
-        if (event.applied.length > 0) {
+        const notNeeded = event.restartNotNeeded ?? [];
+        if (notNeeded.length > 0) {
+          console.log(
+            `Config ${event.file}: ${
+              notNeeded.join(", ")
+            } back to the values the daemon runs with: no restart needed for ${
+              notNeeded.length === 1 ? "it" : "them"
+            } any more`,
+          );
+        }
+        if (event.recovered) {
+          console.log(
+            `Config ${event.file} can be used again: ${
+              event.applied.length > 0
+                ? `applied ${event.applied.join(", ")}`
+                : "nothing changed from the config in use"
+            }`,
+          );
+        } else if (event.applied.length > 0) {
           console.log(`Config ${event.file} changed: applied ${event.applied.join(", ")}`);
-        } else if (event.restart.length === 0) {
+        } else if (event.restart.length === 0 && notNeeded.length === 0) {
           console.log(`Config ${event.file} read again: nothing changed`);
         }
         return;
@@ -400,6 +420,9 @@ function printer(quiet: boolean): (event: SchedulerEvent) => void {
           console.error(`[${event.scheduleId}] ${level}${event.message}`);
         }
         return;
+      case "warning":
+        console.error(`warning: [${event.scheduleId}] ${event.message}`);
+        return;
       case "error":
         console.error(`error: ${event.message.split("\n")[0]}`);
         return;
@@ -437,7 +460,8 @@ function printJson(clock: Clock, fields: Record<string, unknown>): void {
 function jsonPrinter(quiet: boolean, clock: Clock): (event: SchedulerEvent) => void {
   return (event) => {
     if (quiet) {
-      const shown = event.type === "error" || event.type === "tick.abandoned" ||
+      const shown = event.type === "error" || event.type === "warning" ||
+        event.type === "tick.abandoned" ||
         event.type === "stop" || (event.type === "tick.end" && event.status !== "succeeded") ||
         (event.type === "config.reload" && event.restart.length > 0);
       if (!shown) return;

@@ -26,7 +26,7 @@ import {
   type GuardedPath,
   type SubFlowStart,
   subFlowStart,
-  unsetEnvProblems,
+  unsetEnvHere,
   writeOverlaps,
 } from "../flow/reach.ts";
 import { fromFileUrl, resolve } from "../_path.ts";
@@ -273,13 +273,7 @@ async function flowWarnings(
  * validate runs where the daemon may not, so these are warnings).
  */
 function unsetEnvWarnings(prepared: PreparedFlow): string[] {
-  const readable: Record<string, string | undefined> = {};
-  for (const name of prepared.definition.env ?? []) {
-    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
-      readable[name] = ""; // cannot tell: no warning
-    } else readable[name] = Deno.env.get(name);
-  }
-  return unsetEnvProblems(prepared.definition, readable).map((p) =>
+  return unsetEnvHere(prepared.definition).map((p) =>
     `${p.message} (a run started from this environment would fail before it starts)`
   );
 }

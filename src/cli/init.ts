@@ -216,6 +216,11 @@ export interface InitResult {
    * when it could not be added), to merge by hand; `null` when it lacks nothing.
    */
   toMerge: Partial<StarterDenoJson> | null;
+  /**
+   * The kept deno.json's tasks that lack flags the starter's task of that name has (an older
+   * init's `run` without `--no-prompt`): the starter's line is in `toMerge.tasks`.
+   */
+  tasksLackingFlags: { task: string; flags: string[] }[];
 }
 
 /**
@@ -242,6 +247,7 @@ export async function initProject(dir: string): Promise<InitResult> {
     failed: [],
     addedUnstable: [],
     toMerge: null,
+    tasksLackingFlags: [],
   };
   await checkFolder(dir, result.dir);
   for (const [path, text] of starterFiles()) {
@@ -263,6 +269,20 @@ export async function initProject(dir: string): Promise<InitResult> {
     }
   }
   return result;
+}
+
+/**
+ * The flags of the `starter` task line that `kept` lacks, by name (`--allow-write` covers
+ * `--allow-write=.flowstate`; `-A` covers every `--allow-*`).
+ */
+function flagsLacking(kept: string, starter: string): string[] {
+  const names = (line: string) =>
+    new Set(line.split(/\s+/).filter((t) => t.startsWith("-")).map((t) => t.split("=")[0]));
+  const have = names(kept);
+  const all = have.has("-A") || have.has("--allow-all");
+  return [...names(starter)].filter((flag) =>
+    !have.has(flag) && !(all && flag.startsWith("--allow-"))
+  );
 }
 
 /**
@@ -291,6 +311,15 @@ async function mergeKeptDenoJson(file: string, result: InitResult): Promise<void
   for (const key of ["imports", "tasks"] as const) {
     const missing = Object.entries(starter[key]).filter(([name]) => !(name in own(key)));
     if (missing.length > 0) toMerge[key] = Object.fromEntries(missing);
+  }
+  for (const [task, line] of Object.entries(starter.tasks)) {
+    const keptLine = own("tasks")[task];
+    // Only a task that runs Flowstate (an older init's): the user's own tasks are theirs.
+    if (typeof keptLine !== "string" || !/@flowstate\/core|\bcli\.ts\b/.test(keptLine)) continue;
+    const flags = flagsLacking(keptLine, line);
+    if (flags.length === 0) continue;
+    result.tasksLackingFlags.push({ task, flags });
+    toMerge.tasks = { ...toMerge.tasks, [task]: line };
   }
   const unstable = Array.isArray(kept.unstable) ? kept.unstable : [];
   const missingUnstable = starter.unstable.filter((u) => !unstable.includes(u));
@@ -363,6 +392,16 @@ export async function initCommand(
       `deno.json was kept; added to its unstable list: ${
         result.addedUnstable.join(", ")
       } (custom nodes run in Workers that need it)`,
+    );
+  }
+  for (const { task, flags } of result.tasksLackingFlags) {
+    lines.push(
+      "",
+      `deno.json was kept: its task "${task}" lacks ${
+        flags.join(" ")
+      } (the starter's ${task} task, below, has ${flags.length === 1 ? "it" : "them"}; merge ${
+        flags.length === 1 ? "it" : "them"
+      } into yours)`,
     );
   }
   if (result.toMerge !== null) {

@@ -5,82 +5,61 @@
  * `--json` prints one array (stable), in the daemon's order (jobs, then
  * flows): `[{ "id": "job:<name>" | "flow:<id>", "kind": "job" | "flow",
  * "cron", "timezone", "nextRun": number | null, "lastRun": { "id", "status",
- * "startedAt", "durationMs" } | null }]` (times in ms since the epoch).
+ * "startedAt", "durationMs" } | null }]` (times in ms since the epoch), then
+ * one row for each flow file under `flows:` that cannot be used:
+ * `{ "id": "file:<path>", "kind": "flow", "cron": null, …, "file", "error" }`.
+ *
+ * A flow file that cannot be used does not hide the rest: every schedule is
+ * listed, then an `error:` line says which file cannot be used and why, and
+ * the exit code is 2 (the listing lacks what that file would schedule).
  *
  * @module
  */
-import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
-import { loadSchedules } from "../scheduler/from_config.ts";
+import { type FlowFileProblem, loadSchedules } from "../scheduler/from_config.ts";
+import { type ScheduleListing, scheduleListing } from "../scheduler/listing.ts";
 import { formatTime, printTable } from "./format.ts";
 import { type GlobalOptions, openForReading, unlessMissing } from "./common.ts";
 
-/** One row of `schedules ls --json`. */
-export interface ScheduleListing {
-  /** The schedule's id, as in leases and daemon output: `job:retention`, `flow:counter`. */
-  id: string;
-  /** A job or a flow. */
-  kind: "job" | "flow";
-  /** Its cron expression. */
-  cron: string;
-  /** Its IANA time zone. */
-  timezone: string;
-  /** The next tick (ms since the epoch), or `null` if it never ticks again. */
-  nextRun: number | null;
-  /** The newest recorded run, or `null`. */
-  lastRun: { id: string; status: string; startedAt: number; durationMs: number | null } | null;
-}
+export type { ScheduleListing } from "../scheduler/listing.ts";
 
-/** `schedules ls [--json]`: exit 2 for a config whose schedules cannot load. */
+/** `schedules ls [--json]`: exit 2 for a config whose schedules cannot load, or a flow file that cannot be used. */
 export async function listSchedules(
   options: { json?: boolean },
   global: GlobalOptions,
 ): Promise<number> {
   await using runtime = await openForReading(global);
-  const schedules = await loadSchedules(runtime);
+  const problems: FlowFileProblem[] = [];
+  const schedules = await loadSchedules(runtime, { onFlowProblem: (p) => problems.push(p) });
   // No records store yet: nothing has run.
   const records = await unlessMissing(() => runtime.records());
-  const now = runtime.clock.now();
-  const rows: ScheduleListing[] = [];
-  for (const s of schedules) {
-    const kind = s.id.startsWith("job:") ? "job" : "flow";
-    const timezone = s.timezone ?? DEFAULT_TIMEZONE;
-    // A job's runs are recorded as flow "job:<name>"; a flow's under its own id.
-    const flowId = kind === "job" ? s.id : s.id.slice("flow:".length);
-    const last = records === null
-      ? undefined
-      : (await records.listRunSummaries({ flowId, limit: 1 })).runs[0];
-    rows.push({
-      id: s.id,
-      kind,
-      cron: s.cron,
-      timezone,
-      nextRun: nextTick(s.cron, now, timezone),
-      lastRun: last === undefined ? null : {
-        id: last.id,
-        status: last.status,
-        startedAt: last.startedAt,
-        durationMs: last.durationMs,
-      },
-    });
-  }
+  const rows: ScheduleListing[] = await scheduleListing(runtime, { schedules, problems }, records);
+  const code = problems.length === 0 ? 0 : 2;
+  const reportProblems = () => {
+    for (const problem of problems) {
+      console.error(`error: ${problem.message.split("\n").join("; ")}`);
+    }
+  };
   if (options.json) {
     console.log(JSON.stringify(rows));
-    return 0;
+    reportProblems();
+    return code;
   }
-  if (rows.length === 0) {
+  const listed = rows.filter((r) => r.cron !== null);
+  if (listed.length === 0) {
     console.error("Nothing is scheduled (add jobs or flows with a schedule to the config)");
-    return 0;
+  } else {
+    const tz = runtime.config.timezone;
+    printTable(
+      ["ID", "SCHEDULE", "TIMEZONE", "NEXT RUN", "LAST RUN"],
+      listed.map((r) => [
+        r.id,
+        r.cron!,
+        r.timezone,
+        formatTime(r.nextRun, tz),
+        r.lastRun === null ? "-" : `${r.lastRun.status} ${formatTime(r.lastRun.startedAt, tz)}`,
+      ]),
+    );
   }
-  const tz = runtime.config.timezone;
-  printTable(
-    ["ID", "SCHEDULE", "TIMEZONE", "NEXT RUN", "LAST RUN"],
-    rows.map((r) => [
-      r.id,
-      r.cron,
-      r.timezone,
-      formatTime(r.nextRun, tz),
-      r.lastRun === null ? "-" : `${r.lastRun.status} ${formatTime(r.lastRun.startedAt, tz)}`,
-    ]),
-  );
-  return 0;
+  reportProblems();
+  return code;
 }

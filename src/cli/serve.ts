@@ -20,6 +20,7 @@
  */
 import { openRuntime, type Runtime } from "../runtime.ts";
 import type { ResolvedConfig } from "../config.ts";
+import type { ScheduleSource } from "../scheduler/listing.ts";
 import { type FlowstateServer, serve } from "../serve/server.ts";
 import { flowFiles } from "../flow_files.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
@@ -56,6 +57,7 @@ export async function startServer(
     scheduler?: () => SchedulerStatus;
     worker?: WorkerOptions | false;
     config?: () => ResolvedConfig;
+    schedules?: () => ScheduleSource;
   } = {},
 ): Promise<FlowstateServer> {
   // A flows: entry that cannot be read is refused now, as the daemon refuses it: otherwise

@@ -201,3 +201,29 @@ export function unsetEnvProblems(
     };
   });
 }
+
+/**
+ * {@linkcode unsetEnvProblems} for this process's environment: a variable
+ * this process may not read (no `--allow-env` for it) is not a problem (it
+ * cannot tell). What `validate` and the daemon warn about.
+ *
+ * @example
+ * ```ts
+ * import { unsetEnvHere } from "./reach.ts";
+ * import assert from "node:assert/strict";
+ * const flow = { id: "f", env: ["SURELY_UNSET_VARIABLE_X"], nodes: [] };
+ * assert.ok(unsetEnvHere(flow).length <= 1); // 1 with --allow-env, else 0
+ * ```
+ */
+export function unsetEnvHere(
+  definition: FlowDefinition,
+  locate?: (path: (string | number)[]) => { line: number; column: number } | undefined,
+): Problem[] {
+  const readable: Record<string, string | undefined> = {};
+  for (const name of definition.env ?? []) {
+    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+      readable[name] = ""; // cannot tell: no problem
+    } else readable[name] = Deno.env.get(name);
+  }
+  return unsetEnvProblems(definition, readable, locate);
+}

@@ -206,14 +206,23 @@ function denoConfigEnablesWorkerOptions(args: string[] | undefined): boolean {
     const config = readDenoConfig(resolve(given));
     configs = config === undefined ? [] : [config];
   } else {
-    let dir: string;
+    // Deno applies the deno.json around a file main module, and the working directory's for a
+    // jsr:, npm: or remote one. A `links` entry makes `jsr:@flowstate/core/cli` a file: URL of the
+    // linked checkout while the project's deno.json (the cwd's) is the one applied: both are
+    // looked at, and either listing the feature is proof enough.
+    const dirs: string[] = [];
     try {
       const main = Deno.mainModule;
-      dir = main.startsWith("file:") ? dirname(fromFileUrl(main)) : Deno.cwd();
+      if (main.startsWith("file:")) dirs.push(dirname(fromFileUrl(main)));
     } catch {
-      return false;
+      // no main module to look beside
     }
-    configs = denoConfigsAround(dir);
+    try {
+      dirs.push(Deno.cwd());
+    } catch {
+      // no readable working directory
+    }
+    configs = dirs.flatMap((dir) => denoConfigsAround(dir));
   }
   return configs.some(({ json }) =>
     Array.isArray(json.unstable) && json.unstable.includes("worker-options")

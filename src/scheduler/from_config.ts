@@ -22,6 +22,7 @@ import { formatDurationExactly, parseDuration } from "../duration.ts";
 import type { Timers } from "../clock.ts";
 import { FlowValidationError, loadFlowFile, type ParsedFlow } from "../flow/parse.ts";
 import { loadFlowIn } from "../flow/load.ts";
+import { unsetEnvHere } from "../flow/reach.ts";
 import type { Job } from "../jobs/job.ts";
 import { RunRecorder } from "../records/recorder.ts";
 import type { RunRecord } from "../records/types.ts";
@@ -225,6 +226,42 @@ export interface LoadSchedulesOptions {
    * the work still runs in `runtime` (its stores, its limits).
    */
   config?: ResolvedConfig;
+  /**
+   * Receives each flow file under `flows:` that cannot be used (it cannot be
+   * read, or its flow or schedule is invalid), whose schedule is then left
+   * out: a listing shows every other schedule and says which files could not
+   * be used, and why. Without it (the daemon's start), such a file is a
+   * {@linkcode ConfigError}.
+   */
+  onFlowProblem?: (problem: FlowFileProblem) => void;
+}
+
+/**
+ * A flow file under the config's `flows:` that cannot be used now, and why
+ * (`message`: its file, line and column when it has them).
+ *
+ * @example
+ * ```ts
+ * import type { FlowFileProblem } from "@flowstate/core/scheduler";
+ *
+ * const problem: FlowFileProblem = {
+ *   file: "/app/flows/tick.flow.yaml",
+ *   flowId: "tick",
+ *   message: 'Cannot schedule flow tick.flow.yaml: …:5:11: nodes[0].type: unknown node type "x"',
+ * };
+ * console.log(`${problem.file}: ${problem.message}`);
+ * ```
+ */
+export interface FlowFileProblem {
+  /** The flow file's path. */
+  file: string;
+  /**
+   * The id of its flow when it last could be used (its schedule, if it had
+   * one, is the one a running daemon keeps), else `null`.
+   */
+  flowId: string | null;
+  /** Why it cannot be used. */
+  message: string;
 }
 
 /**
@@ -311,7 +348,9 @@ export async function loadSchedules(
     });
   }
   if (options.flows === false) return schedules;
-  schedules.push(...(await new FlowScheduleFiles(runtime, options).read()).schedules);
+  const files = new FlowScheduleFiles(runtime, options);
+  schedules.push(...(await files.read()).schedules);
+  if (options.onFlowProblem !== undefined) files.problems().forEach(options.onFlowProblem);
   return schedules;
 }
 
@@ -328,6 +367,27 @@ interface FlowFileState {
   timezone: string;
   /** Why it could not be used at its last read (reported then), if it could not. */
   problem?: string;
+  /** What its schedule lacks to run (an `env:` variable unset here), said when it is new. */
+  warnings?: string[];
+}
+
+/** What {@linkcode FlowScheduleFiles.read} found. */
+interface FlowScheduleRead {
+  /** Every flow schedule now. */
+  schedules: Schedule[];
+  /**
+   * The files that cannot be used, each once per change: `new` when the file
+   * could never be used since it appeared (it has no schedule to keep).
+   */
+  problems: { file: string; error: Error; new: boolean }[];
+  /** The files that could not be used at the previous read and can now. */
+  recovered: { file: string; flowId: string }[];
+  /**
+   * Schedules new or changed at this read whose flow lists an `env:`
+   * variable this process does not have (every tick would fail): one line
+   * each, `file:line:col: env X is listed…`.
+   */
+  warnings: { scheduleId: string; message: string }[];
 }
 
 /**
@@ -366,14 +426,16 @@ export class FlowScheduleFiles {
 
   /**
    * Every flow schedule now. A file that cannot be read or checked throws a
-   * {@linkcode ConfigError} at the first read; later, it keeps the schedule
+   * {@linkcode ConfigError} at the first read (unless `onFlowProblem` is
+   * given: then it has no schedule, and is a problem); later, it keeps the schedule
    * it had (none for a file new since), and the problem is returned in
    * `problems` (once per change of the file).
    */
-  async read(): Promise<{ schedules: Schedule[]; problems: { file: string; error: Error }[] }> {
+  async read(): Promise<FlowScheduleRead> {
     const files = await flowFiles(this.#config);
     const timezone = this.#config.timezone;
-    const problems: { file: string; error: Error }[] = [];
+    const problems: FlowScheduleRead["problems"] = [];
+    const recovered: FlowScheduleRead["recovered"] = [];
     const now = new Map<string, FlowFileState>();
     for (const file of files) {
       const known = this.#files.get(file);
@@ -386,9 +448,11 @@ export class FlowScheduleFiles {
         continue;
       }
       try {
-        now.set(file, await this.#readFile(file, stamp, known));
+        const state = await this.#readFile(file, stamp, known);
+        now.set(file, state);
+        if (known?.problem !== undefined) recovered.push({ file, flowId: state.flowId });
       } catch (err) {
-        if (known === undefined && !this.#readBefore) throw err;
+        if (known === undefined && !this.#readBefore && !this.#options.onFlowProblem) throw err;
         // Reported once: the same status is not read again once stable, and the same problem
         // is not reported again. A file new since the first read has no schedule until it can
         // be used.
@@ -400,13 +464,23 @@ export class FlowScheduleFiles {
             ? { stamp, stable, text: "", schedule: null, flowId: "", timezone, problem }
             : { ...known, stamp, stable, problem },
         );
-        if (known?.problem !== problem) problems.push({ file, error: err as Error });
+        if (known?.problem !== problem) {
+          // Never usable since it appeared (its id unknown): it has no schedule to keep.
+          const isNew = known === undefined || known.flowId === "";
+          problems.push({ file, error: err as Error, new: isNew });
+        }
       }
     }
     const byFlowId = new Map<string, string>();
     const schedules: Schedule[] = [];
+    const warnings: FlowScheduleRead["warnings"] = [];
     for (const [file, state] of now) {
       if (state.schedule === null) continue;
+      if (state.schedule !== this.#files.get(file)?.schedule) {
+        for (const message of state.warnings ?? []) {
+          warnings.push({ scheduleId: state.schedule.id, message });
+        }
+      }
       const other = byFlowId.get(state.flowId);
       if (other !== undefined) {
         throw new ConfigError(
@@ -418,7 +492,18 @@ export class FlowScheduleFiles {
     }
     this.#files = now;
     this.#readBefore = true;
-    return { schedules, problems };
+    return { schedules, problems, recovered, warnings };
+  }
+
+  /**
+   * The flow files that could not be used at the last
+   * {@linkcode FlowScheduleFiles.read} (a file that could not be used before
+   * keeps the schedule it had then).
+   */
+  problems(): FlowFileProblem[] {
+    return [...this.#files].filter(([, state]) => state.problem !== undefined).map((
+      [file, state],
+    ) => ({ file, flowId: state.flowId === "" ? null : state.flowId, message: state.problem! }));
   }
 
   async #readFile(
@@ -494,7 +579,11 @@ export class FlowScheduleFiles {
         }
       },
     };
-    return { stamp, stable, text, schedule, flowId: definition.id, timezone: zone };
+    const warnings = unsetEnvHere(definition, parsed.locate).map((p) =>
+      `${p.line === undefined ? file : `${file}:${p.line}:${p.column}`}: ${p.message} ` +
+      `(every tick of this schedule fails until it is set)`
+    );
+    return { stamp, stable, text, schedule, flowId: definition.id, timezone: zone, warnings };
   }
 }
 

@@ -88,7 +88,12 @@ import {
 } from "./lease.ts";
 import { Lease } from "../store/lease.ts";
 import { MIN_ABANDONED_MS } from "../records/heartbeat.ts";
-import { FlowScheduleFiles, loadSchedules, type LoadSchedulesOptions } from "./from_config.ts";
+import {
+  type FlowFileProblem,
+  FlowScheduleFiles,
+  loadSchedules,
+  type LoadSchedulesOptions,
+} from "./from_config.ts";
 import { fileStamp, isStable } from "../flow_cache.ts";
 import { flowFiles } from "../flow_files.ts";
 import type { Schedule } from "./schedule.ts";
@@ -220,8 +225,22 @@ export type SchedulerEvent =
     file: string;
     applied: string[];
     restart: string[];
+    /**
+     * Restart-only settings this edit brought back to the values the
+     * process started with (an earlier edit had changed them): no restart
+     * is needed for them any more.
+     */
+    restartNotNeeded?: string[];
+    /** The file could not be used at the previous read (an `error` event said so); now it is. */
+    recovered?: boolean;
   }
   | { type: "log"; scheduleId: string; message: string; level: LogLevel }
+  /**
+   * A schedule that will not work as it is (a scheduled flow lists an
+   * `env:` variable this process does not have: each tick fails), said at
+   * the start and when the schedule is added or changed.
+   */
+  | { type: "warning"; scheduleId: string; message: string }
   | { type: "error"; scheduleId?: string; tick?: number; message: string; error: unknown }
   | { type: "stopping"; running: number; graceMs: number }
   | { type: "stop"; cancelled: number };
@@ -505,6 +524,10 @@ export class Scheduler {
   #config: ResolvedConfig | undefined;
   /** The config file as last read, when it is watched (see `SchedulerOptions.loadConfig`). */
   #configFile: WatchedFile | undefined;
+  /** The config this process started with: what restart-only settings are compared with. */
+  #startConfig: ResolvedConfig | undefined;
+  /** Whether the config file could not be used at its last read (said as an error). */
+  #configBroken = false;
   /** What `loadSchedules` is given: timers and where logs go. */
   #loadOptions: LoadSchedulesOptions = {};
   /** Each job schedule's settings as last applied (see `jobSignature`), by schedule id. */
@@ -562,9 +585,12 @@ export class Scheduler {
         this.#jobSignatures.set(schedule.id, jobSignature(schedule, config));
       }
       this.#flowFiles = new FlowScheduleFiles(this.#runtime, { ...options, config });
-      schedules = [...schedules, ...(await this.#flowFiles.read()).schedules];
+      const read = await this.#flowFiles.read();
+      schedules = [...schedules, ...read.schedules];
+      for (const warning of read.warnings) this.#emit({ type: "warning", ...warning });
       this.#flowsReadAt = this.#clock.now();
       this.#config = config;
+      this.#startConfig = config;
       if (file !== null && this.#options.loadConfig !== undefined) {
         // The text it was loaded from is not known here: the first turn reads it, and applies it
         // if it changed since (silently when nothing did).
@@ -671,6 +697,26 @@ export class Scheduler {
       next: s.next,
       running: s.active !== null,
     }));
+  }
+
+  /**
+   * The flow files under `flows:` that could not be used at its last look
+   * (each keeps the schedule it had, if any; see
+   * {@linkcode Scheduler.schedules}).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openRuntime } from "@flowstate/core";
+   * import { Scheduler } from "@flowstate/core/scheduler";
+   *
+   * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+   * const scheduler = new Scheduler(rt);
+   * assert.deepEqual(scheduler.flowProblems, []); // before start, and with no flow file
+   * ```
+   */
+  get flowProblems(): FlowFileProblem[] {
+    return this.#flowFiles?.problems() ?? [];
   }
 
   /**
@@ -882,16 +928,25 @@ export class Scheduler {
         level: "info",
       });
     }
-    for (const { file, error } of read.problems) {
+    for (const { file, error, new: isNew } of read.problems) {
+      const why = messageOf(error).split("\n").join("; ");
       this.#emit({
         type: "error",
-        message:
-          `flow file ${file} changed but cannot be used (its schedule, if any, stays as it was): ${
-            messageOf(error).split("\n").join("; ")
-          }`,
+        message: isNew
+          ? `flow file ${file} cannot be used (it schedules nothing until it can): ${why}`
+          : `flow file ${file} changed but cannot be used (its schedule, if any, stays as it was): ${why}`,
         error,
       });
     }
+    for (const { file, flowId } of read.recovered) {
+      this.#emit({
+        type: "log",
+        scheduleId: flowId === "" ? "flows" : `flow:${flowId}`,
+        message: `flow file ${file} can be used again`,
+        level: "info",
+      });
+    }
+    for (const warning of read.warnings) this.#emit({ type: "warning", ...warning });
     this.#merge("flow:", read.schedules, {
       removed:
         "schedule removed (its flow file no longer has one, or is no longer under flows:): no more ticks",
@@ -929,7 +984,8 @@ export class Scheduler {
     watched.text = text;
     watched.missing = text === null;
     const shown = displayPath(path, Deno.cwd());
-    const refuse = (error: unknown) =>
+    const refuse = (error: unknown) => {
+      this.#configBroken = true;
       this.#emit({
         type: "error",
         message: `Cannot apply the edit of ${shown}: ${
@@ -937,6 +993,7 @@ export class Scheduler {
         }. Nothing of it applies, and the schedules go on as they were: fix the file and save it to apply it`,
         error,
       });
+    };
     let config: ResolvedConfig;
     let jobs: Schedule[];
     try {
@@ -949,13 +1006,28 @@ export class Scheduler {
       return;
     }
     const before = this.#config!;
-    const changed = (key: keyof ResolvedConfig) =>
-      JSON.stringify(before[key]) !== JSON.stringify(config[key]);
+    const running = this.#startConfig ?? before;
+    const differ = (a: ResolvedConfig, b: ResolvedConfig, key: keyof ResolvedConfig) =>
+      JSON.stringify(a[key]) !== JSON.stringify(b[key]);
+    const changed = (key: keyof ResolvedConfig) => differ(before, config, key);
     const applied = LIVE_SETTINGS.filter(changed);
-    const restart: string[] = RESTART_SETTINGS.filter(changed);
+    // A restart-only setting is compared with the value this process runs with: an edit that
+    // changes it is said; one that brings it back to that value says no restart is needed.
+    const restart: string[] = RESTART_SETTINGS.filter((key) =>
+      changed(key) && differ(running, config, key)
+    );
+    const restartNotNeeded: string[] = RESTART_SETTINGS.filter((key) =>
+      changed(key) && !differ(running, config, key)
+    );
     // Schedules run their flow files by path; finding a flow by its id (a queued run, a
     // sub-flow) goes through the runtime, which keeps the `flows:` it started with.
-    if (changed("flows")) restart.push("flows (for finding a flow by id: queued runs, sub-flows)");
+    if (changed("flows")) {
+      if (differ(running, config, "flows")) {
+        restart.push("flows (for finding a flow by id: queued runs, sub-flows)");
+      } else restartNotNeeded.push("flows (for finding a flow by id)");
+    }
+    const recovered = this.#configBroken;
+    this.#configBroken = false;
     // A job whose settings did not change keeps its schedule: the same object, so its state stands.
     const current = new Map(this.#states.map((state) => [state.schedule.id, state.schedule]));
     const signatures = new Map<string, string>();
@@ -970,8 +1042,18 @@ export class Scheduler {
     this.#jobSignatures = signatures;
     this.#config = config;
     this.#flowFiles?.useConfig(config);
-    if (force || applied.length > 0 || restart.length > 0) {
-      this.#emit({ type: "config.reload", file: shown, applied, restart });
+    if (
+      force || recovered || applied.length > 0 || restart.length > 0 ||
+      restartNotNeeded.length > 0
+    ) {
+      this.#emit({
+        type: "config.reload",
+        file: shown,
+        applied,
+        restart,
+        ...(restartNotNeeded.length > 0 ? { restartNotNeeded } : {}),
+        ...(recovered ? { recovered } : {}),
+      });
     }
     this.#merge("job:", fresh, {
       removed: "schedule removed (the config no longer schedules this job): no more ticks",

@@ -28,7 +28,13 @@ import { isRunId, RUN_ID_HINT } from "../records/run_id.ts";
 import { builtinJobNames } from "../jobs/builtin.ts";
 import { runJob } from "../jobs/run.ts";
 import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
-import { flowFiles, loadConfiguredJob, loadSchedules } from "../scheduler/from_config.ts";
+import {
+  type FlowFileProblem,
+  flowFiles,
+  loadConfiguredJob,
+  loadSchedules,
+} from "../scheduler/from_config.ts";
+import { scheduleListing, type ScheduleSource } from "../scheduler/listing.ts";
 import { rawFlowData, twoFilesOneId } from "../flow_files.ts";
 import { cancelAnyRun } from "../queue/cancel.ts";
 import { loadFlowFile } from "../flow/parse.ts";
@@ -64,6 +70,8 @@ export interface ServerState {
   scheduler?: () => SchedulerStatus;
   /** The config whose jobs and schedules are listed and run (see `ServeOptions.config`). */
   config: () => ResolvedConfig;
+  /** The schedules a scheduler beside the server runs (see `ServeOptions.schedules`). */
+  schedules?: () => ScheduleSource;
 }
 
 type Ctx = RouteContext<ServerState>;
@@ -1393,38 +1401,40 @@ export const apiRoutes: readonly ApiRoute[] = [
     method: "GET",
     path: "/api/schedules",
     tag: "jobs",
-    summary: "What the daemon runs, jobs then flows (as flowstate schedules ls --json)",
+    summary:
+      "What the daemon runs, jobs then flows, and the flow files that cannot be used (as flowstate schedules ls --json)",
     responses: {
-      200: { description: "The schedules", schema: S.ScheduleInfoSchema.array() },
+      200: {
+        description:
+          "The schedules. A flow file that cannot be used carries `error` (and `file`): on its schedule when one is in effect (a running daemon keeps the one the file had), else on a row of its own (`id` file:<path>, `cron` null) after the schedules",
+        schema: S.ScheduleInfoSchema.array(),
+      },
       ...errors(400, 401),
     },
     async handler({ server }) {
       const runtime = server.runtime;
-      let schedules;
-      try {
-        schedules = await loadSchedules(runtime, { config: server.config() });
-      } catch (err) {
-        if (err instanceof ConfigError) throw badRequest(redactText(err.message));
-        throw err;
+      let source: ScheduleSource;
+      if (server.schedules !== undefined) source = server.schedules();
+      else {
+        const problems: FlowFileProblem[] = [];
+        try {
+          const schedules = await loadSchedules(runtime, {
+            config: server.config(),
+            onFlowProblem: (p) => problems.push(p),
+          });
+          source = { schedules, problems };
+        } catch (err) {
+          if (err instanceof ConfigError) throw badRequest(redactText(err.message));
+          throw err;
+        }
       }
-      const records = await runtime.records();
-      const now = runtime.clock.now();
-      const out: z.infer<typeof S.ScheduleInfoSchema>[] = [];
-      for (const s of schedules) {
-        const kind = s.id.startsWith("job:") ? "job" : "flow";
-        const timezone = s.timezone ?? DEFAULT_TIMEZONE;
-        const flowId = kind === "job" ? s.id : s.id.slice("flow:".length);
-        const last = (await records.listRunSummaries({ flowId, limit: 1 })).runs[0];
-        out.push({
-          id: s.id,
-          kind,
-          cron: s.cron,
-          timezone,
-          nextRun: nextTick(s.cron, now, timezone),
-          lastRun: lastRunOf(last),
-        });
-      }
-      return json(out);
+      const rows = await scheduleListing(runtime, source, await runtime.records());
+      return json(rows.map((row) =>
+        row.error === undefined ? row : {
+          ...row,
+          error: redactText(row.error),
+        }
+      ));
     },
   },
   {

@@ -247,10 +247,12 @@ export const JobInfoSchema = z.object({
 export const ScheduleInfoSchema = z.object({
   id: z.string(),
   kind: z.enum(["job", "flow"]),
-  cron: z.string(),
+  cron: z.string().nullable(),
   timezone: z.string(),
   nextRun: z.number().nullable(),
   lastRun: LastRun,
+  file: z.string().optional(),
+  error: z.string().optional(),
 });
 
 /** `GET /health`. */

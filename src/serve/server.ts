@@ -13,6 +13,7 @@
  */
 import type { Runtime } from "../runtime.ts";
 import type { ResolvedConfig } from "../config.ts";
+import type { ScheduleSource } from "../scheduler/listing.ts";
 import { messageOf } from "../errors.ts";
 import { apiRoutes, type SchedulerStatus, type ServerState } from "./api.ts";
 import { checkRequest, generateToken, isLoopbackHost } from "./auth.ts";
@@ -44,6 +45,13 @@ export interface ServeOptions {
    * config its scheduler last applied. Default: the runtime's.
    */
   config?: () => ResolvedConfig;
+  /**
+   * The schedules a scheduler running beside the server runs, and the flow
+   * files it cannot use (`GET /api/schedules` lists them): `flowstate daemon
+   * --serve` passes its scheduler's, which keep a broken file's last good
+   * schedule. Default: the config's schedules, loaded at each request.
+   */
+  schedules?: () => ScheduleSource;
   /**
    * The queue worker that runs the runs started over HTTP and by webhooks
    * (they are enqueued): its options (default `{}`: a worker with the
@@ -210,6 +218,7 @@ export async function serve(
     pending: new Set(),
     ...(options.scheduler ? { scheduler: options.scheduler } : {}),
     config: options.config ?? (() => runtime.config),
+    ...(options.schedules ? { schedules: options.schedules } : {}),
   };
   const router = new Router(apiRoutes);
   let port = 0;

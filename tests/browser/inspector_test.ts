@@ -429,6 +429,28 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "inspector: a flow file that cannot be used is a row of the schedules table saying why; the other schedules draw",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      await Deno.writeTextFile(
+        join(inspector.dir, "flows", "broken.flow.yaml"),
+        'id: broken\nschedule: "0 3 * * *"\nnodes:\n  - { id: a, type: nope.nope }\n',
+      );
+      await page.goto(new URL("#/jobs", inspector.url).href);
+      const row = page.locator('.schedules-table tr[data-schedule="file:flows/broken.flow.yaml"]');
+      await row.waitFor();
+      assert.match(await row.innerText(), /flows\/broken\.flow\.yaml: .*unknown node type/);
+      assert.ok(await page.locator('.schedules-table tr[data-schedule="job:gc"]').count() === 1);
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
 /** A flow of `count` transform nodes, then two gates (files the test writes) one after the other. */
 async function writeWideFlow(inspector: Inspector, count: number): Promise<void> {
   const nodes = Array.from(

@@ -144,12 +144,16 @@ export async function renderJobs(container, ctx) {
             h(
               "td.mono",
               {},
-              s.kind === "flow"
+              s.kind === "flow" && s.id.startsWith("flow:")
                 ? h("a", { href: ctx.routeHash(["flows", s.id.replace(/^flow:/, "")]), text: s.id })
                 : s.id,
+              // A flow file that cannot be used: its schedule (if any) is the one it had.
+              s.error
+                ? h("div.error-text.schedule-error", { text: `${s.file}: ${s.error}` })
+                : null,
             ),
             h("td", { text: s.kind }),
-            h("td.mono", { text: s.cron }),
+            h("td.mono", { text: s.cron ?? "-" }),
             h("td", { text: s.timezone }),
             h("td", {
               text: s.nextRun ? `${formatTime(s.nextRun)} (${relativeTime(s.nextRun)})` : "never",

@@ -1,0 +1,145 @@
+/**
+ * What `flowstate schedules ls --json` prints and `GET /api/schedules`
+ * answers: one row a schedule (jobs, then flows), with its next tick and
+ * last run, and one row a flow file under `flows:` that cannot be used.
+ *
+ * @module
+ */
+import { relative } from "node:path";
+import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
+import type { Runtime } from "../runtime.ts";
+import type { FlowFileProblem } from "./from_config.ts";
+
+/**
+ * One row of `schedules ls --json` (and of `GET /api/schedules`).
+ *
+ * @example
+ * ```ts
+ * import type { ScheduleListing } from "@flowstate/core/scheduler";
+ *
+ * const row: ScheduleListing = {
+ *   id: "file:flows/tick.flow.yaml",
+ *   kind: "flow",
+ *   cron: null, // no schedule in effect: the file cannot be used
+ *   timezone: "UTC",
+ *   nextRun: null,
+ *   lastRun: null,
+ *   file: "flows/tick.flow.yaml",
+ *   error: 'Cannot schedule flow tick.flow.yaml: …: unknown node type "x"',
+ * };
+ * console.log(row.error ?? row.cron);
+ * ```
+ */
+export interface ScheduleListing {
+  /**
+   * The schedule's id, as in leases and daemon output: `job:retention`,
+   * `flow:counter`; `file:<path>` for a flow file that cannot be used and
+   * has no schedule in effect.
+   */
+  id: string;
+  /** A job or a flow. */
+  kind: "job" | "flow";
+  /** Its cron expression; `null` for a flow file that cannot be used and has no schedule in effect. */
+  cron: string | null;
+  /** Its IANA time zone. */
+  timezone: string;
+  /** The next tick (ms since the epoch), or `null` if it never ticks again. */
+  nextRun: number | null;
+  /** The newest recorded run, or `null`. */
+  lastRun: { id: string; status: string; startedAt: number; durationMs: number | null } | null;
+  /** A flow's file (relative to the config's folder), when it cannot be used. */
+  file?: string;
+  /**
+   * Why the flow's file cannot be used now: its schedule (when it shows
+   * one) is the one it had before it broke, which a running daemon keeps.
+   */
+  error?: string;
+}
+
+/**
+ * The schedules to list, and the flow files that cannot be used (what
+ * `ServeOptions.schedules` gives `GET /api/schedules`).
+ *
+ * @example
+ * ```ts
+ * import type { ScheduleSource } from "@flowstate/core/scheduler";
+ *
+ * const source: ScheduleSource = {
+ *   schedules: [{ id: "job:gc", cron: "0 4 * * *", timezone: "UTC" }],
+ *   problems: [],
+ * };
+ * console.log(source.schedules.length);
+ * ```
+ */
+export interface ScheduleSource {
+  /** The schedules, jobs then flows. */
+  schedules: readonly { id: string; cron: string; timezone?: string }[];
+  /** The flow files under `flows:` that cannot be used now. */
+  problems: readonly FlowFileProblem[];
+}
+
+type Records = Awaited<ReturnType<Runtime["records"]>>;
+
+/**
+ * The rows of `source`: a schedule whose flow file cannot be used carries
+ * `file` and `error`; a file that cannot be used and has no schedule in
+ * effect is a row of its own (`id: "file:<path>"`, `cron: null`) after the
+ * schedules. `records` (`null`: no store yet) gives the last runs.
+ */
+export async function scheduleListing(
+  runtime: Runtime,
+  source: ScheduleSource,
+  records: Records | null,
+): Promise<ScheduleListing[]> {
+  const now = runtime.clock.now();
+  const baseDir = runtime.config.baseDir;
+  const problems = new Map(source.problems.map((p) => [p.file, p]));
+  const byFlowId = new Map(
+    source.problems.filter((p) => p.flowId !== null).map((p) => [`flow:${p.flowId}`, p]),
+  );
+  const lastRun = async (flowId: string | null) => {
+    if (records === null || flowId === null) return null;
+    const last = (await records.listRunSummaries({ flowId, limit: 1 })).runs[0];
+    return last === undefined ? null : {
+      id: last.id,
+      status: last.status,
+      startedAt: last.startedAt,
+      durationMs: last.durationMs,
+    };
+  };
+  const broken = (problem: FlowFileProblem) => ({
+    file: relative(baseDir, problem.file),
+    error: problem.message,
+  });
+  const rows: ScheduleListing[] = [];
+  for (const s of source.schedules) {
+    const kind = s.id.startsWith("job:") ? "job" : "flow";
+    const timezone = s.timezone ?? DEFAULT_TIMEZONE;
+    const problem = kind === "flow" ? byFlowId.get(s.id) : undefined;
+    if (problem !== undefined) problems.delete(problem.file);
+    rows.push({
+      id: s.id,
+      kind,
+      cron: s.cron,
+      timezone,
+      nextRun: nextTick(s.cron, now, timezone),
+      // A job's runs are recorded as flow "job:<name>"; a flow's under its own id.
+      lastRun: await lastRun(kind === "job" ? s.id : s.id.slice("flow:".length)),
+      ...(problem === undefined ? {} : broken(problem)),
+    });
+  }
+  for (const problem of problems.values()) {
+    const { file, error } = broken(problem);
+    rows.push({
+      id: `file:${file}`,
+      kind: "flow",
+      cron: null,
+      timezone: runtime.config.timezone,
+      nextRun: null,
+      lastRun: await lastRun(problem.flowId),
+      file,
+      error,
+    });
+  }
+  return rows;
+}
