@@ -139,6 +139,7 @@ export function writeOverlaps(prepared: PreparedFlow, guarded: readonly GuardedP
  */
 export function envWithoutDefault(definition: FlowDefinition): string[] {
   const listed = definition.env ?? [];
+  if (listed.length === 0) return [];
   const defaulted = new Set<string>();
   const bare = new Set<string>();
   let readsAll = false;
@@ -190,7 +191,12 @@ export function unsetEnvProblems(
   locate?: (path: (string | number)[]) => { line: number; column: number } | undefined,
 ): Problem[] {
   const listed = definition.env ?? [];
-  return envWithoutDefault(definition).filter((name) => env[name] === undefined).map((name) => {
+  // On every run: the walk of the whole definition only when a listed variable is not set (a
+  // 10,000-node flow's walk costs ~15 ms).
+  const unset = listed.filter((name) => env[name] === undefined);
+  if (unset.length === 0) return [];
+  const needed = new Set(envWithoutDefault(definition));
+  return unset.filter((name) => needed.has(name)).map((name) => {
     const path = ["env", listed.indexOf(name)];
     const at = locate?.(path);
     return {
