@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openRuntime } from "../mod.ts";
 import { TickLeases } from "../src/scheduler/lease.ts";
-import { spawnDaemon, streamLines } from "./fixtures/daemon_process.ts";
+import { killDaemonsAndRemove, spawnDaemon, streamLines } from "./fixtures/daemon_process.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const WAIT_NODE = join(ROOT, "tests", "fixtures", "nodes", "wait_for_file.ts");
@@ -83,15 +83,7 @@ Deno.test({
       const running = await records.listRunSummaries({ status: "running" });
       assert.deepEqual(running.runs.map((r) => r.id), [], "no run is left running");
     } finally {
-      for (const d of [a, b]) {
-        try {
-          d?.child.kill("SIGKILL");
-        } catch {
-          // Already gone.
-        }
-      }
-      await Promise.allSettled([a, b].flatMap((d) => d ? [d.stdout.done, d.stderr.done] : []));
-      await Deno.remove(dir, { recursive: true });
+      await killDaemonsAndRemove([a, b], dir);
     }
   },
 });

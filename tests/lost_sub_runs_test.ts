@@ -14,7 +14,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openRuntime, openStore } from "../mod.ts";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
-import { spawnDaemon, streamLines, within } from "./fixtures/daemon_process.ts";
+import {
+  killDaemonsAndRemove,
+  spawnDaemon,
+  streamLines,
+  within,
+} from "./fixtures/daemon_process.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const WAIT_NODE = join(ROOT, "tests", "fixtures", "nodes", "wait_for_file.ts");
@@ -184,15 +189,7 @@ jobs:
       const left = await records.listRunSummaries({ status: "running" });
       assert.deepEqual(left.runs.map((r) => r.id), [], "no run is left running");
     } finally {
-      for (const d of [a, b]) {
-        try {
-          d?.child.kill("SIGKILL");
-        } catch {
-          // Already gone.
-        }
-      }
-      await Promise.allSettled([a, b].flatMap((d) => d ? [d.stdout.done, d.stderr.done] : []));
-      await Deno.remove(dir, { recursive: true });
+      await killDaemonsAndRemove([a, b], dir);
     }
   },
 });
