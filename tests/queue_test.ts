@@ -357,6 +357,30 @@ Deno.test("queue: a claim whose heartbeat stopped is taken back, its attempt rec
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("queue: a run cancelled while its worker ran it, then lost with that worker, ends cancelled: it never runs again", async () => {
+  const dir = await project({ "mark.flow.yaml": MARK });
+  const clock = new TestClock();
+  await using rt = await open(dir, clock);
+  const records = await rt.records();
+  const { runId } = await rt.enqueue("mark");
+  const claimed = await records.claimRun({ worker: "dead-worker", leaseMs: 10_000 });
+  assert.equal(claimed?.id, runId);
+  // `flowstate runs cancel` while the worker is still heard from: a request, for it to act on…
+  assert.equal((await records.requestCancel(runId))?.status, "running");
+  clock.t += 10_001; // …but it died first (a node crashed it, kill -9)
+  const worker = startWorker(rt, { pollMs: 10 });
+  const done = await statusIs(rt, runId, "cancelled");
+  await worker.stop();
+  assert.deepEqual(done.queue?.attempts.map((a) => [a.worker, a.outcome]), [
+    ["dead-worker", "lost"],
+  ]);
+  assert.match(done.error?.message ?? "", /^cancelled; its attempt was lost: no heartbeat/);
+  assert.equal(await records.cancelRequested(runId), false, "the request ended with the run");
+  const state = await (await rt.store()).get(["global", `done-${runId}`]);
+  assert.equal(state, null, "the flow did not run again");
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("queue: a lost attempt ends at its worker's last heartbeat, not when its lease was seen lapsed", async () => {
   const dir = await project({ "mark.flow.yaml": MARK });
   const clock = new TestClock();

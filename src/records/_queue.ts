@@ -747,7 +747,9 @@ export async function finishClaimedRun(
  * `Records.reclaimLost()`: put back in the queue every claimed run whose
  * lease lapsed (no heartbeat for longer than its claim's `leaseMs`), with the
  * attempt recorded as `lost`; a run lost {@linkcode MAX_LOST_ATTEMPTS} times
- * is recorded `failed` instead. Resolves the ids taken back.
+ * is recorded `failed` instead, and one with a cancel request (made while its
+ * worker was still heard from, or since) `cancelled`: it never runs again.
+ * Resolves the ids taken back.
  */
 export async function reclaimLost(
   ctx: RecordsContext,
@@ -766,6 +768,7 @@ export async function reclaimLost(
   if (claims.length === 0) return [];
   const ids = claims.map((e) => e.key[e.key.length - 1]);
   const runs = await ctx.store.getMany<StoredRun>(ids.map((id) => ctx.layout.run(id)));
+  const cancels = await ctx.store.getMany(ids.map((id) => ctx.layout.cancel(id)));
   const now = ctx.clock.now();
   const taken: string[] = [];
   for (let i = 0; i < ids.length; i++) {
@@ -798,14 +801,21 @@ export async function reclaimLost(
     const { claim: _c, ...rest } = q;
     const lostCount = attempts.filter((a) => a.outcome === "lost").length;
     const runKey = ctx.layout.run(run.id);
-    if (lostCount >= MAX_LOST_ATTEMPTS) {
+    const cancel = cancels[i];
+    if (cancel !== null || lostCount >= MAX_LOST_ATTEMPTS) {
+      // Cancelled while its worker ran it, then that worker was lost: the cancel stands (the
+      // request would be dropped by a requeue, and the run run again).
       const final: RunRecord = {
         ...run,
-        status: "failed",
+        status: cancel !== null ? "cancelled" : "failed",
         endedAt: lostAt,
         // Its duration is its last attempt's, as for any claimed run's end.
         durationMs: Math.max(0, lostAt - claim.at),
-        error: { message: `lost ${lostCount} times: ${lost.error}` },
+        error: {
+          message: cancel !== null
+            ? `cancelled; its attempt was lost: ${lost.error}`
+            : `lost ${lostCount} times: ${lost.error}`,
+        },
         queue: { ...rest, attempts },
       };
       delete final.heartbeatAt;
@@ -834,11 +844,12 @@ export async function reclaimLost(
       queue: { ...rest, runAt: now, attempts },
     };
     delete requeued.heartbeatAt;
+    // No cancel request was written meanwhile (it would be dropped): else the next look ends it.
     const op = ctx.store.atomic()
       .check(runKey, entry.version)
+      .check(ctx.layout.cancel(run.id), null)
       .set(runKey, requeued)
-      .delete(claimKey)
-      .delete(ctx.layout.cancel(run.id));
+      .delete(claimKey);
     moveIndexes(ctx, op, run, requeued);
     await releaseSlot(ctx, op, run);
     addDueEntry(keys, op, requeued, now);
