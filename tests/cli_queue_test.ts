@@ -272,6 +272,33 @@ Deno.test("cli queue: a lost attempt, cancelled then retried: one attempt number
   });
 });
 
+Deno.test("cli queue: runs cancel of a run whose worker was killed (its lease lapsed) records it cancelled at once; it never runs again", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    await setUp(dir, { slow: true });
+    const id = (await run("enqueue", "slow")).stdout.trim();
+    const killed = await stopWith(dir, home, ["worker", "--json", "--lease", "1s"], "claim", [
+      "SIGKILL",
+    ]);
+    assert.equal(killed.code, 137, killed.stderr);
+    // Its last heartbeat was before the kill: 1.5 s on, its 1 s lease has lapsed.
+    const deadAt = Date.now();
+    while (Date.now() - deadAt < 1_500) await new Promise((r) => setTimeout(r, 100));
+    const cancel = await run("runs", "cancel", id);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.match(
+      cancel.stdout,
+      /^Run \w+ \(slow\) has had no heartbeat since .*: its worker is gone \(its lease lapsed\); recorded it cancelled$/m,
+    );
+    const record = JSON.parse((await run("runs", "show", id, "--json")).stdout).run;
+    assert.equal(record.status, "cancelled", "not left running with a request nobody acts on");
+    assert.deepEqual(record.queue.attempts.map((a: { outcome: string }) => a.outcome), ["lost"]);
+    assert.equal(
+      JSON.parse((await run("runs", "ls", "--status", "queued", "--json")).stdout).length,
+      0,
+    );
+  });
+});
+
 // The daemon off a terminal reloads on SIGHUP (tests/daemon_config_reload_test.ts); on a
 // terminal that hangs up it stops (tests/hangup_test.ts).
 

@@ -391,5 +391,12 @@ export async function cancelRun(id: string, global: GlobalOptions): Promise<numb
         }: the process running it is gone; recorded it failed (abandoned)`,
       );
       return 0;
+    case "lost":
+      console.log(
+        `Run ${id} (${done.run.flowId}) has had no heartbeat since ${
+          formatTime(done.lastSeenAt, runtime.config.timezone)
+        }: its worker is gone (its lease lapsed); recorded it ${done.run.status}`,
+      );
+      return 0;
   }
 }
