@@ -321,6 +321,22 @@ Deno.test("queue: cancelling a queued run ends it cancelled without it ever star
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("queue: a run cancelled while queued took no time: the hours it waited are not its duration, nor in its flow's metrics", async () => {
+  const dir = await project({ "wait.flow.yaml": WAIT });
+  const clock = new TestClock();
+  await using rt = await open(dir, clock);
+  const records = await rt.records();
+  const { runId } = await rt.enqueue("wait", { delay: "1d" });
+  clock.t += 3 * 3_600_000; // cancelled three hours later, long before it was due
+  const cancelled = await records.cancelQueuedRun(runId);
+  assert.equal(cancelled?.durationMs, 0);
+  assert.equal((await run(rt, runId)).durationMs, 0);
+  const all = (await records.listMetrics("wait")).find((m) => m.version === "*");
+  assert.equal(all?.cancelled, 1);
+  assert.equal(all?.maxDurationMs, 0, "not 3 h");
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("queue: cancelling a running claimed run through the records stops it within the worker", async () => {
   const dir = await project({ "wait.flow.yaml": WAIT });
   await using rt = await open(dir);

@@ -879,7 +879,9 @@ export async function cancelQueuedRun(
     ...run,
     status: "cancelled",
     endedAt: now,
-    durationMs: Math.max(0, now - run.startedAt),
+    // Its duration is its last attempt's, as for any queued run's end: the time it waited in
+    // the queue is not the run's (a run due tomorrow, cancelled, did not take a day).
+    durationMs: lastAttemptMs(run),
     error: { message: "cancelled while queued" },
   };
   const ok = await finishRun(
@@ -891,6 +893,12 @@ export async function cancelQueuedRun(
     (op) => deleteDueEntries(keys, op, run),
   );
   return ok ? record : null;
+}
+
+/** How long a run's last attempt took (0 when it never started): a queued run's duration at its end. */
+function lastAttemptMs(run: RunRecord): number {
+  const last = run.queue?.attempts.at(-1);
+  return last === undefined ? 0 : Math.max(0, last.endedAt - last.startedAt);
 }
 
 /** The worker a retried run's first attempt names when the run was started directly, not queued. */
