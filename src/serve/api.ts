@@ -1091,6 +1091,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           ...(b.priority === undefined ? {} : { priority: b.priority }),
           ...(key === undefined ? {} : { key }),
           ...(b.maxAttempts === undefined ? {} : { maxAttempts: b.maxAttempts }),
+          ...(b.backoff === undefined ? {} : { backoff: b.backoff }),
         }, wait ? { signal: AbortSignal.any([server.signal, ctx.request.signal]) } : undefined);
       } catch (err) {
         startError(err, `flow "${params.flow}"`);
