@@ -397,6 +397,34 @@ Deno.test("queue: a run cancelled while its worker ran it, then lost with that w
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("queue: a run cancelled just before its worker failed it or released it (stopping) ends cancelled: it is not queued again", async () => {
+  const dir = await project({ "mark.flow.yaml": MARK });
+  const clock = new TestClock();
+  await using rt = await open(dir, clock);
+  const records = await rt.records();
+  for (const how of ["released", "failed"] as const) {
+    const { runId } = await rt.enqueue("mark", { maxAttempts: 3 });
+    const claimed = await records.claimRun({ worker: "w", leaseMs: 60_000 });
+    assert.equal(claimed?.id, runId);
+    assert.equal((await records.requestCancel(runId))?.status, "running");
+    // Its worker ends the attempt before it looked for the request (it looks once a second).
+    const ended = how === "released"
+      ? { ...claimed!, status: "cancelled" as const, error: { message: "released" } }
+      : { ...claimed!, status: "failed" as const, error: { message: "boom" } };
+    assert.equal(
+      await records.finishClaimedRun(ended, [], how === "released" ? { release: true } : {}),
+      true,
+    );
+    const done = await run(rt, runId);
+    assert.equal(done.status, "cancelled", `${how}: not queued again`);
+    assert.equal(done.queue?.attempts.length, 1);
+    assert.match(done.error?.message ?? "", /^cancelled before it was queued again; its attempt: /);
+    assert.equal(await records.cancelRequested(runId), false);
+    assert.equal(await records.claimRun({ worker: "w2", leaseMs: 60_000 }), null);
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("queue: a lost attempt ends at its worker's last heartbeat, not when its lease was seen lapsed", async () => {
   const dir = await project({ "mark.flow.yaml": MARK });
   const clock = new TestClock();

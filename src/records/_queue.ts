@@ -681,13 +681,14 @@ export async function finishClaimedRun(
     }
     return await finishClaimedEnd();
   }
-  async function finishClaimedEnd(): Promise<boolean> {
+  async function finishClaimedEnd(end: Partial<RunRecord> = {}): Promise<boolean> {
     // A first attempt has no events stored before its own appends (which this `tails` knows):
     // no list of its chunks before the commit.
     if (q!.attempt === 1 && q!.attempts.length === 0) tails.assumeEmpty(record.id);
     // Its duration is its last attempt's: the time it waited in the queue is not the run's.
     const final: RunRecord = {
       ...record,
+      ...end,
       endedAt,
       durationMs: Math.max(0, endedAt - claimedAt),
       queue: { ...rest, attempts },
@@ -710,9 +711,12 @@ export async function finishClaimedRun(
     ? now + Math.floor(releaseAfterMs)
     : endedAt + backoffMs(q.backoff, failures(attempts));
   const runKey = ctx.layout.run(record.id);
+  const cancelKey = ctx.layout.cancel(record.id);
   const written = await withRetry(ctx.retry, what, async () => {
     const stored = await ctx.store.get<StoredRun>(runKey);
     if (stored === null || !stillClaimed(stored.value, record)) return false;
+    // Cancelled meanwhile (its worker had not acted on the request yet): it is not run again.
+    if (await ctx.store.get(cancelKey) !== null) return "cancelled" as const;
     const requeued: RunRecord = {
       ...record,
       status: "queued",
@@ -727,7 +731,7 @@ export async function finishClaimedRun(
     delete requeued.heartbeatAt;
     const op = ctx.store.atomic().check(runKey, stored.version).set(runKey, requeued);
     moveIndexes(ctx, op, stored.value, requeued);
-    op.delete(keys.claimed(record.id)).delete(ctx.layout.cancel(record.id));
+    op.delete(keys.claimed(record.id)).check(cancelKey, null);
     await releaseSlot(ctx, op, stored.value);
     addDueEntry(keys, op, requeued, ctx.clock.now());
     if (events.length > 0) {
@@ -739,6 +743,16 @@ export async function finishClaimedRun(
     tails.forget(record.id);
     return result.ok ? true : RETRY;
   });
+  if (written === "cancelled") {
+    const why = attempt.error === undefined ? "" : `; its attempt: ${attempt.error}`;
+    const ok = await finishClaimedEnd({
+      status: "cancelled",
+      outputs: null,
+      error: { message: `cancelled before it was queued again${why}` },
+    });
+    if (ok && q.limit !== undefined) await wake(ctx);
+    return ok;
+  }
   if (written && runAt <= ctx.clock.now()) await wake(ctx);
   return written;
 }
