@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
 import { SIGNAL_REPEAT_MS } from "../src/cli/common.ts";
 
@@ -295,6 +296,31 @@ Deno.test("cli queue: runs cancel of a run whose worker was killed (its lease la
     assert.equal(
       JSON.parse((await run("runs", "ls", "--status", "queued", "--json")).stdout).length,
       0,
+    );
+  });
+});
+
+Deno.test("cli queue: a worker whose node ends the process (Deno.exit in a trusted node) says which runs it leaves running, not a word before", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await setUp(dir);
+    const node = fileURLToPath(import.meta.resolve("./fixtures/nodes/exit_process.ts"));
+    await Deno.writeTextFile(
+      join(dir, "flows", "crash.flow.yaml"),
+      `id: crash\nnodes:\n  - { id: die, type: ${JSON.stringify(node)}, with: {} }\n`,
+    );
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      `flows: [./flows]\nnodes:\n  trusted: [${JSON.stringify(node)}]\n`,
+    );
+    const id = (await run("enqueue", "crash")).stdout.trim();
+    const worker = await run("worker", "--lease", "2s", "--poll", "50ms");
+    assert.equal(worker.code, 3, worker.stderr);
+    assert.match(
+      worker.stderr,
+      new RegExp(
+        `^error: exiting \\(code 3\\) with 1 run still running here: ${id} \\(crash\\); a node ended the process \\(Deno\\.exit in a trusted node\\?\\)\\. A worker takes it back once the lease \\(2s\\) lapses$`,
+        "m",
+      ),
     );
   });
 });

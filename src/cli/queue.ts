@@ -22,7 +22,7 @@ import { ConflictError } from "../errors.ts";
 import { findFlowFile, isFlowPath } from "../flow_files.ts";
 import { isRunId } from "../records/run_id.ts";
 import { openRuntime } from "../runtime.ts";
-import { startWorker, type WorkerEvent } from "../queue/worker.ts";
+import { DEFAULT_LEASE_MS, startWorker, type WorkerEvent } from "../queue/worker.ts";
 import { formatDuration, printable, queueAttemptText } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { projectElsewhereWarning } from "./paths.ts";
@@ -244,6 +244,41 @@ export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEven
   };
 }
 
+/**
+ * The runs this process's worker holds, to say so on stderr when the process exits while it holds
+ * some: a node that ends the process (`Deno.exit` in a trusted node) would otherwise end a worker
+ * or a daemon without a word, its runs `running` until their lease lapses. `track` is given the
+ * worker's events; dispose to stop watching.
+ */
+export function heldRunsAtExit(leaseMs: number): Disposable & { track(event: WorkerEvent): void } {
+  const held = new Map<string, string>();
+  let stopping = false;
+  const onUnload = () => {
+    if (held.size === 0) return;
+    const runs = [...held].map(([id, flow]) => `${id} (${flow})`).join(", ");
+    console.error(
+      `error: exiting (code ${Deno.exitCode}) with ${held.size} run${
+        held.size === 1 ? "" : "s"
+      } still running here: ${runs}; ${
+        stopping ? "" : "a node ended the process (Deno.exit in a trusted node?). "
+      }A worker takes ${held.size === 1 ? "it" : "them"} back once the lease (${
+        formatDuration(leaseMs)
+      }) lapses`,
+    );
+  };
+  globalThis.addEventListener("unload", onUnload);
+  return {
+    track(event) {
+      if (event.type === "claim") held.set(event.runId, event.flowId);
+      else if (event.type === "end") held.delete(event.runId);
+      else if (event.type === "stopping") stopping = true;
+    },
+    [Symbol.dispose]() {
+      globalThis.removeEventListener("unload", onUnload);
+    },
+  };
+}
+
 /** Parse the worker options shared by `worker` and `daemon`. */
 export function workerSettings(options: WorkerCommandOptions): {
   concurrency?: number;
@@ -300,9 +335,14 @@ export async function workerCommand(
   control.signal?.addEventListener("abort", () => stop.resolve("stop request"), { once: true });
   // --grace is stop()'s, not the worker's.
   const { graceMs, ...workerOptions } = settings;
+  const print = workerPrinter(options.json ?? false, quiet);
+  using held = heldRunsAtExit(settings.leaseMs ?? DEFAULT_LEASE_MS);
   const worker = startWorker(runtime, {
     ...workerOptions,
-    onEvent: workerPrinter(options.json ?? false, quiet),
+    onEvent(event) {
+      held.track(event);
+      print(event);
+    },
   });
   const reason = await stop.promise;
   if (!quiet && !options.json) console.log(`Received ${reason}: stopping`);
