@@ -312,16 +312,21 @@ Deno.test("cli queue: a worker whose node ends the process (Deno.exit in a trust
       join(dir, "flowstate.yaml"),
       `flows: [./flows]\nnodes:\n  trusted: [${JSON.stringify(node)}]\n`,
     );
+    const said = (id: string, lease: string) =>
+      new RegExp(
+        `^error: exiting \\(code 3\\) with 1 run still running here: ${id} \\(crash\\); a node ended the process \\(Deno\\.exit in a trusted node\\?\\)\\. A worker takes it back once the lease \\(${lease}\\) lapses$`,
+        "m",
+      );
     const id = (await run("enqueue", "crash")).stdout.trim();
     const worker = await run("worker", "--lease", "2s", "--poll", "50ms");
     assert.equal(worker.code, 3, worker.stderr);
-    assert.match(
-      worker.stderr,
-      new RegExp(
-        `^error: exiting \\(code 3\\) with 1 run still running here: ${id} \\(crash\\); a node ended the process \\(Deno\\.exit in a trusted node\\?\\)\\. A worker takes it back once the lease \\(2s\\) lapses$`,
-        "m",
-      ),
-    );
+    assert.match(worker.stderr, said(id, "2s"));
+    // `serve` works the queue too.
+    assert.equal((await run("runs", "cancel", id)).code, 0, "not run a third time");
+    const next = (await run("enqueue", "crash")).stdout.trim();
+    const served = await run("serve", "--port", "0");
+    assert.equal(served.code, 3, served.stderr);
+    assert.match(served.stderr, said(next, "30s"));
   });
 });
 
