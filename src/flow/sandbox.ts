@@ -636,6 +636,21 @@ function poolKey(moduleUrl: string, permissions: ResolvedPermissions): string {
   return `${moduleUrl}\n${JSON.stringify(permissions)}\n${version}`;
 }
 
+/**
+ * The `file:` URL a node module loads from: `moduleUrl` itself, or where Deno
+ * resolves a specifier to a local file (a `jsr:` package that the project's
+ * `links` point at a folder, say); `undefined` for a module Deno fetches.
+ */
+function localModuleUrl(moduleUrl: string): string | undefined {
+  if (moduleUrl.startsWith("file:")) return moduleUrl;
+  try {
+    const resolved = import.meta.resolve(moduleUrl);
+    return resolved.startsWith("file:") ? resolved : undefined;
+  } catch {
+    return undefined; // Not resolvable here: the Worker's import says why.
+  }
+}
+
 /** A node module in a place node modules may not read (the home, a store file, the config). */
 export class ProtectedModuleError extends Error {
   override name = "ProtectedModuleError";
@@ -784,8 +799,9 @@ export class SandboxPool {
     const protect = this.#protect ?? defaultProtected(cwd);
     const roots = [this.#projectDir ?? cwd, ...(baseDir === undefined ? [] : [baseDir])];
     let modulePath: string | undefined;
-    if (moduleUrl.startsWith("file:")) {
-      modulePath = fromFileUrl(moduleUrl);
+    const fileUrl = localModuleUrl(moduleUrl);
+    if (fileUrl !== undefined) {
+      modulePath = fromFileUrl(fileUrl);
       roots.push(dirname(modulePath));
     }
     if (FLOWSTATE_ROOT !== undefined) roots.push(FLOWSTATE_ROOT);
