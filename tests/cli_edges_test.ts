@@ -329,14 +329,14 @@ Deno.test("init on a kept deno.json whose Flowstate tasks lack a flag of the cur
 Deno.test("a flow id given where a flow file is expected: run and runFlow() name the file with that id", async () => {
   await withSandbox(async ({ dir, run }) => {
     await Deno.mkdir(join(dir, "flows"));
-    await Deno.writeTextFile(
-      join(dir, "flowstate.yaml"),
-      "stores:\n  default: { plugin: memory }\nflows: [./flows]\n",
-    );
-    await Deno.writeTextFile(
-      join(dir, "flows", "report.flow.yaml"),
-      "id: report\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
-    );
+    const files = {
+      "flowstate.yaml": "stores:\n  default: { plugin: memory }\nflows: [./flows]\n",
+      "flows/report.flow.yaml":
+        "id: report\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+    };
+    for (const [path, text] of Object.entries(files)) {
+      await Deno.writeTextFile(join(dir, path), text);
+    }
     const hint = `"report" is the id of the flow in flows/report.flow.yaml ` +
       `(under the config's flows:): run that file`;
     const byId = await run("run", "report");
