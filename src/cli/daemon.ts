@@ -33,7 +33,15 @@
  * the trigger cannot trust (the flow now watches another store, or the
  * store's feed was reset) is a `warning:` line on stderr (always; with
  * `--json`, a `trigger.reset` object, also with `--quiet`) saying it
- * delivers the changes that feed holds from its oldest kept.
+ * delivers the changes that feed holds from its oldest kept. Edits of the
+ * flow files apply to their triggers as they do to schedules (looked at
+ * every 2 s and on SIGHUP; see `ChangeTriggers.update`), each said on stderr
+ * unless `--quiet` (`[flow:<id>] change trigger added: …`, `… changed from …
+ * to …`, `… removed …`, `flow file changed: its change trigger's next runs
+ * use it as it is now …`, `flow file …: its change trigger can be used
+ * again …`; `--json`: `trigger.reload` with `action`); a trigger an edit
+ * made unusable is one `error:` line naming file:line:column, and goes on
+ * as it was until the file is fixed.
  *
  * Output (stdout, unless `--quiet`): the schedules at start, then one line
  * per tick this runner ran:

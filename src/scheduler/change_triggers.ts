@@ -47,6 +47,17 @@
  *   still holds, from its oldest kept (at least once: a change it cannot
  *   tell delivered is delivered), and reports a `trigger.reset` event saying
  *   so.
+ * - **Edits of the flow files** (`flowstate daemon` hands each look at them
+ *   to {@linkcode ChangeTriggers.update}, as its scheduler reads them for
+ *   schedules): a flow edited without touching its trigger runs as edited
+ *   from its next change (its loop, position and run in progress stay); a
+ *   trigger added, or changed to another store or prefix, delivers the
+ *   changes after the end of that store's feed as the edit applied, unless
+ *   the position stored for its flow and store was written for the same
+ *   prefix (positions record it): then it resumes from there; a changed one
+ *   starts once the old one's run in progress ended and stored its position.
+ *   A trigger removed stops taking changes; its position stays stored. A
+ *   trigger an edit made unusable goes on as it was until the file is fixed.
  *
  * @module
  */
@@ -336,6 +347,7 @@ export interface ChangeTriggersOptions {
  * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory", changes: { keep: "1d" } } } } });
  * const triggers: ChangeTriggers = await startChangeTriggers(rt);
  * assert.deepEqual(triggers.triggers, []);
+ * await triggers.update([]); // the flow files as they are now: none declares a trigger
  * await triggers.stop({ graceMs: 1_000 }); // waits for runs in progress, then cancels the rest
  * ```
  */
