@@ -19,6 +19,7 @@ const CONFIG = `
 stores:
   main: { plugin: sqlite, path: main.db }
   data: { plugin: sqlite, path: data.db, changes: { keep: 30d } }
+  other: { plugin: sqlite, path: other.db, changes: { keep: 30d } }
 scopes: { global: main, flow: main, node: main }
 flows: [./flows]
 jobs:
@@ -52,11 +53,11 @@ async function counted(main: Store, id: string, tag: string): Promise<Record<str
 }
 
 /** The project's store `name`, opened in this process beside the daemon. */
-function projectStore(dir: string, name: "main" | "data"): Promise<Store> {
+function projectStore(dir: string, name: "main" | "data" | "other"): Promise<Store> {
   return openStore(
     name === "main"
       ? { plugin: "sqlite", path: join(dir, "main.db") }
-      : { plugin: "sqlite", path: join(dir, "data.db"), changes: { keep: "30d" } },
+      : { plugin: "sqlite", path: join(dir, `${name}.db`), changes: { keep: "30d" } },
     { name },
   );
 }
@@ -270,6 +271,49 @@ Deno.test({
       await using main = await projectStore(dir, "main");
       assert.deepEqual(await counted(main, "on-order", "v1"), { o1: 1, o2: 1 });
       assert.deepEqual(await counted(main, "on-order", "v2"), { o3: 1 });
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "daemon: a change trigger moved to another store by an edit starts at that store's feed end, without the restart's deliver-everything reset",
+  sanitizeResources: false,
+  async fn() {
+    await withTriggerDaemon("flowstate-trigreload-store-", {
+      "on-order.flow.yaml": triggerFlow("on-order", "v1", "orders"),
+    }, async ({ dir, out, err }) => {
+      await using data = await projectStore(dir, "data");
+      await using other = await projectStore(dir, "other");
+      const file = join(dir, "flows", "on-order.flow.yaml");
+      await within(out.next(/^Change trigger flow:on-order watching store "data"/), "the start");
+      await data.set(["orders", "d1"], 1);
+      await within(out.next(ran("on-order", ["orders", "d1"])), "d1 run");
+      await other.set(["orders", "before"], 0); // history of the other store: not delivered
+
+      await Deno.writeTextFile(file, triggerFlow("on-order", "v2", "orders", "other"));
+      await within(
+        err.next(
+          /^\[flow:on-order\] change trigger changed from store "data" under \["orders"\] to store "other" under \["orders"\]: /,
+        ),
+        "the change said",
+      );
+      await within(
+        out.next(
+          /^Change trigger flow:on-order watching store "other" under \["orders"\] after change 1$/,
+        ),
+        "the trigger on the other store started at its feed's end",
+      );
+      await data.set(["orders", "d2"], 2); // the store it no longer watches
+      await other.set(["orders", "o1"], 1);
+      await within(out.next(ran("on-order", ["orders", "o1"])), "o1 run");
+      assert.deepEqual(err.lines.filter((l) => /^(error|warning)/.test(l)), []);
+    }, async (dir) => {
+      await using main = await projectStore(dir, "main");
+      assert.deepEqual(await counted(main, "on-order", "v1"), { d1: 1 });
+      assert.deepEqual(await counted(main, "on-order", "v2"), { o1: 1 });
+      const data = await main.get<TriggerPosition>(triggerPositionKey("on-order", "data"));
+      assert.equal(data?.value.seq, 1, "the position in the store it left stays");
     });
   },
 });
