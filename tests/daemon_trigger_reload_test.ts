@@ -66,6 +66,13 @@ function projectStore(dir: string, name: "main" | "data" | "other"): Promise<Sto
 const ran = (id: string, key: string[]) =>
   new RegExp(`^change \\d+ ${escape(JSON.stringify(key))} flow:${id} succeeded run=`);
 
+/** Wait for the start of flow on-order's trigger, then for its run of `["orders", key]` set in `data`. */
+async function firstRun(out: DaemonProject["out"], data: Store, key: string): Promise<void> {
+  await within(out.next(/^Change trigger flow:on-order watching store "data"/), "the start");
+  await data.set(["orders", key], 1);
+  await within(out.next(ran("on-order", ["orders", key])), `${key} run`);
+}
+
 /** Wait until `n` lines of `stream` match `pattern`. */
 async function untilCount(
   stream: DaemonProject["out"],
@@ -120,9 +127,7 @@ Deno.test({
     }, async ({ dir, out, err }) => {
       await using data = await projectStore(dir, "data");
       const file = join(dir, "flows", "on-order.flow.yaml");
-      await within(out.next(/^Change trigger flow:on-order watching store "data"/), "the start");
-      await data.set(["orders", "o1"], 1);
-      await within(out.next(ran("on-order", ["orders", "o1"])), "o1 run by the first version");
+      await firstRun(out, data, "o1");
 
       // The flow's nodes change, its trigger does not: the next change runs the new version.
       await Deno.writeTextFile(file, triggerFlow("on-order", "v2", "orders"));
@@ -286,9 +291,7 @@ Deno.test({
       await using data = await projectStore(dir, "data");
       await using other = await projectStore(dir, "other");
       const file = join(dir, "flows", "on-order.flow.yaml");
-      await within(out.next(/^Change trigger flow:on-order watching store "data"/), "the start");
-      await data.set(["orders", "d1"], 1);
-      await within(out.next(ran("on-order", ["orders", "d1"])), "d1 run");
+      await firstRun(out, data, "d1");
       await other.set(["orders", "before"], 0); // history of the other store: not delivered
 
       await Deno.writeTextFile(file, triggerFlow("on-order", "v2", "orders", "other"));

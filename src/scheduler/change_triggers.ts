@@ -614,6 +614,16 @@ export async function startChangeTriggers(
   const feedOn = async (store: string) => (await (await runtime.store(store)).feedInfo()).enabled;
   const feedEnd = async (store: string) => (await (await runtime.store(store)).feedInfo()).lastSeq;
 
+  /** A `trigger.reload` event about `spec`. */
+  const tell = (
+    action: ReloadAction,
+    spec: ChangeTriggerSpec,
+    more: { previous?: { store: string; prefix: Key }; since?: number } = {},
+  ) => {
+    const { flowId, file, store, prefix } = spec;
+    emit({ type: "trigger.reload", flowId, file, action, store, prefix, ...more });
+  };
+
   async function apply(flows: readonly { file: string; flow: ParsedFlow }[]): Promise<void> {
     if (stop.signal.aborted) return;
     const config = runtime.config;
@@ -674,8 +684,7 @@ export async function startChangeTriggers(
       const spec = [...wanted.values()].find((w) => w.file === file) ??
         [...active.values()].map((t) => t.spec).find((t) => t.file === file);
       if (spec === undefined) continue;
-      const { flowId, store, prefix } = spec;
-      emit({ type: "trigger.reload", flowId, file, action: "recovered", store, prefix });
+      tell("recovered", spec);
     }
     said.clear();
     for (const [file, problem] of problems) said.set(file, problem);
@@ -686,14 +695,7 @@ export async function startChangeTriggers(
         if (held.has(id)) continue;
         trigger.stop.abort();
         active.delete(id);
-        emit({
-          type: "trigger.reload",
-          flowId: id,
-          file: was.file,
-          action: "removed",
-          store: was.store,
-          prefix: was.prefix,
-        });
+        tell("removed", was);
         continue;
       }
       wanted.delete(id);
@@ -702,14 +704,7 @@ export async function startChangeTriggers(
         if (next.flow === was.flow) continue;
         trigger.spec = next;
         if (next.flow.source !== was.flow.source || next.file !== was.file) {
-          emit({
-            type: "trigger.reload",
-            flowId: id,
-            file: next.file,
-            action: "updated",
-            store: next.store,
-            prefix: next.prefix,
-          });
+          tell("updated", next);
         }
         continue;
       }
@@ -717,29 +712,12 @@ export async function startChangeTriggers(
       trigger.stop.abort();
       const since = await feedEnd(next.store);
       start(next, { since });
-      emit({
-        type: "trigger.reload",
-        flowId: id,
-        file: next.file,
-        action: "changed",
-        store: next.store,
-        prefix: next.prefix,
-        previous: { store: was.store, prefix: was.prefix },
-        since,
-      });
+      tell("changed", next, { previous: { store: was.store, prefix: was.prefix }, since });
     }
-    for (const [id, spec] of wanted) {
+    for (const spec of wanted.values()) {
       const since = await feedEnd(spec.store);
       start(spec, { since });
-      emit({
-        type: "trigger.reload",
-        flowId: id,
-        file: spec.file,
-        action: "added",
-        store: spec.store,
-        prefix: spec.prefix,
-        since,
-      });
+      tell("added", spec, { since });
     }
   }
 
@@ -773,6 +751,9 @@ export async function startChangeTriggers(
     },
   };
 }
+
+/** What an edit did to a trigger (see the `trigger.reload` event). */
+type ReloadAction = Extract<ChangeTriggerEvent, { type: "trigger.reload" }>["action"];
 
 /** The flow id of `file` among `flows` (for an event about it). */
 function byIdOf(file: string, flows: readonly { file: string; flow: ParsedFlow }[]): string {
@@ -928,6 +909,19 @@ async function deliver(
   const prefix = [...spec.prefix];
   // Commit times are read beneath an encrypted store's wrapper: no value is opened for them.
   const feed = sealedView(store);
+  /** Store `seq` as the position if the stored one is still at `version` (false: lease lost). */
+  const startAt = async (seq: number, version: string | null): Promise<boolean> => {
+    const position: TriggerPosition = {
+      seq,
+      store: spec.store,
+      at: await changeTime(feed, seq),
+      prefix,
+    };
+    const done = await lease.commit((op) =>
+      op.check(positionKey, version).set(positionKey, position)
+    );
+    return done.ok;
+  };
   const moved = await moveOldPosition(records, spec, lease);
   if (moved === false) return;
   if (trigger.fresh !== undefined) {
@@ -935,17 +929,7 @@ async function deliver(
     // written for this prefix (the trigger added back, or another daemon applied the same edit).
     const current = await records.get<TriggerPosition>(positionKey);
     if (current === null || !samePrefix(current.value?.prefix, spec.prefix)) {
-      const since = trigger.fresh.since;
-      const position: TriggerPosition = {
-        seq: since,
-        store: spec.store,
-        at: await changeTime(feed, since),
-        prefix,
-      };
-      const set = await lease.commit((op) =>
-        op.check(positionKey, current?.version ?? null).set(positionKey, position)
-      );
-      if (!set.ok) return;
+      if (!await startAt(trigger.fresh.since, current?.version ?? null)) return;
     }
     trigger.fresh = undefined;
   }
@@ -956,17 +940,7 @@ async function deliver(
     const other = moved ?? await otherPosition(records, spec);
     if (other === undefined) {
       // First start: changes from now on.
-      const { lastSeq } = await store.feedInfo();
-      const position: TriggerPosition = {
-        seq: lastSeq,
-        store: spec.store,
-        at: await changeTime(feed, lastSeq),
-        prefix,
-      };
-      const first = await lease.commit((op) =>
-        op.check(positionKey, null).set(positionKey, position)
-      );
-      if (!first.ok) return;
+      if (!await startAt((await store.feedInfo()).lastSeq, null)) return;
     } else {
       untrusted = {
         reason: "store",
