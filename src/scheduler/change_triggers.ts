@@ -624,8 +624,14 @@ export async function startChangeTriggers(
     emit({ type: "trigger.reload", flowId, file, action, store, prefix, ...more });
   };
 
+  /** The flows last applied, by file: the same again (no file changed) is not looked at. */
+  let lastFlows = new Map<string, ParsedFlow>();
+
   async function apply(flows: readonly { file: string; flow: ParsedFlow }[]): Promise<void> {
     if (stop.signal.aborted) return;
+    if (flows.length === lastFlows.size && flows.every((f) => lastFlows.get(f.file) === f.flow)) {
+      return;
+    }
     const config = runtime.config;
     const wanted = new Map<string, ChangeTriggerSpec>();
     // Flows whose trigger cannot be used now: the one they had goes on.
@@ -719,6 +725,7 @@ export async function startChangeTriggers(
       start(spec, { since });
       tell("added", spec, { since });
     }
+    lastFlows = new Map(flows.map((f) => [f.file, f.flow]));
   }
 
   let updating: Promise<void> = Promise.resolve();
