@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { openStore } from "../src/plugin.ts";
 import type { Store } from "../src/store/types.ts";
 import { type TriggerPosition, triggerPositionKey } from "../src/scheduler/change_triggers.ts";
@@ -317,6 +318,76 @@ Deno.test({
       assert.deepEqual(await counted(main, "on-order", "v2"), { o1: 1 });
       const data = await main.get<TriggerPosition>(triggerPositionKey("on-order", "data"));
       assert.equal(data?.value.seq, 1, "the position in the store it left stays");
+    });
+  },
+});
+
+const WAIT_FOR_FILE = fileURLToPath(new URL("./fixtures/nodes/wait_for_file.ts", import.meta.url));
+
+Deno.test({
+  name:
+    "daemon: a change trigger changed while its run is in progress: that run ends and stores its position first, then the new one starts; a change made meanwhile is delivered",
+  sanitizeResources: false,
+  async fn() {
+    const gated = (dir: string) =>
+      `id: on-order
+trigger:
+  changes: { store: data, prefix: [orders] }
+inputs:
+  key: { type: array }
+nodes:
+  - { id: started, type: state.set, with: { key: [started], value: true } }
+  - id: gate
+    type: ${WAIT_FOR_FILE}
+    needs: [started]
+    with: { path: ${JSON.stringify(join(dir, "gate"))} }
+    permissions: { read: [${JSON.stringify(dir)}] }
+  - id: count
+    type: state.increment
+    needs: [gate]
+    with: { key: ["v1", "\${{ inputs.key[1] }}"] }
+`;
+    // The directory is known only once the project exists: the flow file is added then.
+    await withTriggerDaemon("flowstate-trigreload-busy-", {
+      "placeholder.flow.yaml":
+        "id: placeholder\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+    }, async ({ dir, out, err }) => {
+      await using data = await projectStore(dir, "data");
+      await using main = await projectStore(dir, "main");
+      const file = join(dir, "flows", "on-order.flow.yaml");
+      await Deno.writeTextFile(file, gated(dir));
+      await within(out.next(/^Change trigger flow:on-order watching store "data"/), "the start");
+      await data.set(["orders", "o1"], 1);
+      await within(
+        (async () => {
+          while ((await main.get(["flow", "on-order", "started"])) === null) {
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        })(),
+        "the run of o1 started",
+      );
+
+      await Deno.writeTextFile(file, triggerFlow("on-order", "v2", "invoices"));
+      await within(
+        err.next(/^\[flow:on-order\] change trigger changed from store "data" under \["orders"\]/),
+        "the change said",
+      );
+      await data.set(["invoices", "i1"], 1); // made while the old trigger's run goes on
+      await Deno.writeTextFile(join(dir, "gate"), "");
+      const oldRun = await within(out.next(ran("on-order", ["orders", "o1"])), "o1's run ended");
+      const started = await within(
+        out.next(/^Change trigger flow:on-order watching store "data" under \["invoices"\]/),
+        "the new trigger's start",
+      );
+      await within(out.next(ran("on-order", ["invoices", "i1"])), "i1 run by the new trigger");
+      assert.ok(
+        out.lines.indexOf(oldRun) < out.lines.indexOf(started),
+        `the new trigger started before the old one's run ended:\n${out.lines.join("\n")}`,
+      );
+    }, async (dir) => {
+      await using main = await projectStore(dir, "main");
+      assert.deepEqual(await counted(main, "on-order", "v1"), { o1: 1 });
+      assert.deepEqual(await counted(main, "on-order", "v2"), { i1: 1 });
     });
   },
 });
