@@ -27,6 +27,7 @@ import { FlowValidationError } from "./errors.ts";
 import { claimedRunCommit, RunNotOwnedError, RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
 import { knownFlowHash } from "./records/flow_version.ts";
+import { FlowVersionGoneError } from "./records/_versions.ts";
 import type { FlowDefinition } from "./flow/types.ts";
 import type { RunEvent, RunRecord } from "./records/types.ts";
 import type { JsonValue, Store } from "./store/types.ts";
@@ -196,8 +197,9 @@ const VERSION_RECHECK_MS = 5_000;
  * version this process saved in the same store less than
  * {@linkcode VERSION_RECHECK_MS} ago and that is still the last one it saved
  * of that flow: a worker running one flow over and over looks once in a while,
- * not per run. Versions are never deleted; another process that moves the
- * head is followed within that time.
+ * not per run. Another process that moves the head is followed within that
+ * time; a version retention deleted meanwhile fails the run's start, which
+ * saves it again ({@linkcode startRecorder}).
  */
 async function saveVersionOnce(
   records: Records,
@@ -218,6 +220,32 @@ async function saveVersionOnce(
   if (saved === undefined) savedVersions.set(store, saved = new Map());
   saved.set(def.id, { hash, at: performance.now() });
   return hash;
+}
+
+/** Tries of a run's start whose version retention keeps deleting before it gives up. */
+const VERSION_GONE_TRIES = 5;
+
+/**
+ * `start()` a run's recorder; if its flow version was pruned by retention
+ * since it was saved (a `FlowVersionGoneError`), save it again and start
+ * again: a run never refers to a deleted version (see `_prune_versions.ts`).
+ */
+async function startRecorder<T>(
+  records: Records,
+  store: Store,
+  def: FlowDefinition,
+  source: string | undefined,
+  start: () => Promise<T>,
+): Promise<T> {
+  for (let n = 1;; n++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (!(err instanceof FlowVersionGoneError) || n >= VERSION_GONE_TRIES) throw err;
+      savedVersions.get(store)?.delete(def.id);
+      await records.saveVersion(def, source);
+    }
+  }
 }
 
 /** The node ids of each prepared flow, one array per flow (its recorder's `nodeIds`). */
@@ -401,7 +429,8 @@ async function runInTree(
     const onCancelRequested = () => cancel.abort("cancel requested");
     const nodeIds = nodeIdsOf(prepared);
     recorder = claimed === undefined
-      ? await RunRecorder.start(records, host.clock, start, { onCancelRequested, nodeIds })
+      ? await startRecorder(records, recordsStore, def, parsed.source, () =>
+        RunRecorder.start(records, host.clock, start, { onCancelRequested, nodeIds }))
       : RunRecorder.adopt(records, host.clock, claimed.record, {
         ...start,
         ...(claimed.record.parentRunId ? { parentRunId: claimed.record.parentRunId } : {}),
