@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { runJob } from "../mod.ts";
+import { join } from "node:path";
+import { openRuntime, runJob } from "../mod.ts";
+import type { RunRecord } from "../src/records/types.ts";
+import type { AtomicOperation, Key, Store } from "../src/store/types.ts";
+import { type FakeClock, fakeClock } from "../src/testing/clock.ts";
 import type { FlowDefinition } from "../src/flow/types.ts";
 import type { Env } from "./testdata/retention.ts";
 import type { RetentionResult } from "./retention.ts";
@@ -124,4 +128,118 @@ Deno.test("retention without maxAge keeps every flow version; a dry run only cou
     assert.equal(real.outputs?.versionsDeleted, 5);
     assert.equal((await env.records.listVersions("gen")).length, 1);
   });
+});
+
+// A run starting on a version while retention prunes it. Two runtimes on one SQLite file stand
+// for two processes: `worker` ran version V a moment ago (so it starts V again without saving it:
+// it remembers V as saved), `admin` moves the head away and runs the retention job. A store
+// wrapper stops the job at the commit named, to start a run of V on the worker right there.
+
+/** When to step in: right after the job marked versions, or right before it deletes them. */
+type Moment = "after-mark" | "before-delete" | "never";
+
+/** `store` whose commits call `hook` once, at `moment`. */
+function pausing(store: Store, moment: Moment, hook: () => Promise<void>): Store {
+  let fired = moment === "never";
+  const wrapOp = (op: AtomicOperation): AtomicOperation => {
+    let marks = false;
+    let deletes = false;
+    const proxy: AtomicOperation = new Proxy(op, {
+      get(target, name) {
+        const value = Reflect.get(target, name, target);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          if (name === "set" && Object.hasOwn(args[1] as object, "@pruning")) marks = true;
+          if (name === "delete" && (args[0] as Key)[1] === "versions") deletes = true;
+          if (name === "commit") return commit(target);
+          const out = value.apply(target, args);
+          return out === target ? proxy : out;
+        };
+      },
+    });
+    const commit = async (target: AtomicOperation) => {
+      if (!fired && moment === "before-delete" && deletes) {
+        fired = true;
+        await hook();
+      }
+      const result = await target.commit();
+      if (!fired && moment === "after-mark" && marks && result.ok) {
+        fired = true;
+        await hook();
+      }
+      return result;
+    };
+    return proxy;
+  };
+  return new Proxy(store, {
+    get(target, name) {
+      const value = Reflect.get(target, name, target);
+      if (name === "atomic") return () => wrapOp(target.atomic());
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+async function raceOn(moment: Moment): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "versions-race-" });
+  const open = (clock: FakeClock) =>
+    openRuntime({
+      config: { stores: { default: { plugin: "sqlite", path: join(dir, "state.db") } } },
+      home: dir,
+      cwd: dir,
+      clock,
+    });
+  const workerClock = fakeClock(NOW - 60 * DAY);
+  const adminClock = fakeClock(NOW);
+  await using worker = await open(workerClock);
+  await using admin = await open(adminClock);
+  try {
+    const v = generated(1);
+    const first = await worker.runFlow(v); // V, 60 days ago: its run ages out
+    workerClock.set(NOW);
+    await admin.runFlow(generated(2)); // W: the head now
+    const records = await admin.records();
+    let during: RunRecord | undefined;
+    const store = pausing(await admin.store(), moment, async () => {
+      during = await worker.runFlow(v); // the worker takes V as saved: its start checks it
+    });
+    const result = await retain(admin, { maxAge: "30d" }, { store: () => Promise.resolve(store) });
+    assert.equal(result.deleted, 1); // V's old run
+    assert.equal(during === undefined, moment === "never", "the run in between started");
+    const after = await worker.runFlow(v);
+    for (const run of [during, after]) {
+      if (run === undefined) continue;
+      assert.equal(run.status, "succeeded");
+      assert.equal(run.flowVersion, first.flowVersion); // same content, same hash
+      const version = await records.getVersion("gen", run.flowVersion);
+      assert.notEqual(version, null, `run ${run.id} refers to a deleted version`);
+      assert.equal((await records.getRun(run.id))?.flowVersion, run.flowVersion);
+    }
+    if (moment === "never") {
+      // Deleted, then saved again by the worker's run: a new version, the next seq.
+      assert.equal(result.versionsDeleted, 1);
+      assert.equal((await records.getVersion("gen", first.flowVersion))?.seq, 3);
+    } else {
+      // The run came in while V was being pruned: V is kept, as it was.
+      assert.equal(result.versionsDeleted, 0);
+      assert.equal((await records.getVersion("gen", first.flowVersion))?.seq, 1);
+    }
+    assert.equal((await records.getHead("gen"))?.hash, first.flowVersion);
+  } finally {
+    await worker.close();
+    await admin.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("a run of a version retention deleted since its process saved it saves it again [sqlite]", async () => {
+  await raceOn("never");
+});
+
+Deno.test("a run that starts on a version right after retention marked it keeps it [sqlite]", async () => {
+  await raceOn("after-mark");
+});
+
+Deno.test("a run that starts on a version right before retention deletes it keeps it [sqlite]", async () => {
+  await raceOn("before-delete");
 });
