@@ -7,7 +7,16 @@ import { type FakeClock, fakeClock } from "../src/testing/clock.ts";
 import type { FlowDefinition } from "../src/flow/types.ts";
 import type { Env } from "./testdata/retention.ts";
 import type { RetentionResult } from "./retention.ts";
-import { type Backend, DAY, NOW, PG_SCHEMA, PG_URL, retain, withEnv } from "./testdata/retention.ts";
+import {
+  type Backend,
+  DAY,
+  NOW,
+  PG_SCHEMA,
+  PG_URL,
+  REDIS_URL,
+  retain,
+  withEnv,
+} from "./testdata/retention.ts";
 
 // The retention job deletes flow versions that no run refers to any more, older than maxAge,
 // never the current one; their metrics fold into the flow's "*pruned" metrics.
@@ -30,6 +39,7 @@ async function runAt(env: Env, ageDays: number, n: number, fail = false) {
 
 const BACKENDS: Backend[] = ["memory", "sqlite", "jsonfile", "mapfile"];
 if (PG_URL !== undefined) BACKENDS.push("postgres");
+if (REDIS_URL !== undefined) BACKENDS.push("redis");
 
 for (const backend of BACKENDS) {
   Deno.test(`retention deletes unused flow versions older than maxAge and folds their metrics [${backend}]`, async () => {
