@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openRuntime, runJob } from "../mod.ts";
 import type { RunRecord } from "../src/records/types.ts";
+import { createProgress } from "../src/jobs/progress.ts";
 import type { AtomicOperation, Key, Store } from "../src/store/types.ts";
 import { type FakeClock, fakeClock } from "../src/testing/clock.ts";
 import type { FlowDefinition } from "../src/flow/types.ts";
@@ -56,7 +57,15 @@ for (const backend of BACKENDS) {
         assert.equal(totalBefore?.count, 22);
 
         // The failed runs are kept 90 days: their 10 versions stay, the others' runs go.
-        const result: RetentionResult = await retain(env.rt, { maxAge: "30d" });
+        const phases: (string | number | undefined)[] = [];
+        const progress = createProgress({ mode: "quiet" });
+        const start = progress.start.bind(progress);
+        progress.start = (label, total) => {
+          phases.push(label, total);
+          start(label, total);
+        };
+        const result: RetentionResult = await retain(env.rt, { maxAge: "30d" }, { progress });
+        assert.deepEqual(phases.slice(-2), ["retention: flows' versions checked", 1]);
         assert.equal(result.deleted, 10);
         assert.equal(result.versionsDeleted, 10);
         assert.equal(result.versionsSkipped, 0);
@@ -252,4 +261,54 @@ Deno.test("a run that starts on a version right after retention marked it keeps 
 
 Deno.test("a run that starts on a version right before retention deletes it keeps it [sqlite]", async () => {
   await raceOn("before-delete");
+});
+
+for (const backend of ["memory", "sqlite"] as const) {
+  Deno.test(`retention deletes thousands of unused versions in pages and batches [${backend}]`, async () => {
+    await withEnv(backend, async (env) => {
+      env.clock.set(NOW - 40 * DAY);
+      for (let i = 0; i < 2_345; i++) await env.records.saveVersion(generated(i));
+      env.clock.set(NOW);
+      const head = await env.records.saveVersion(generated(-1));
+      const result = await retain(env.rt, { maxAge: "30d" });
+      assert.equal(result.versionsDeleted, 2_345);
+      assert.ok(result.batches >= 24, `${result.batches} commits`); // at most 100 versions each
+      const left = await env.records.listVersions("gen");
+      assert.deepEqual(left.map((v) => [v.hash, v.seq]), [[head.hash, 2_346]]);
+      assert.deepEqual((await env.records.listFlows())[0].prunedVersions, 2_345);
+      // No run ever finished: nothing to fold.
+      assert.equal(await env.records.getMetrics("gen", "*pruned"), null);
+    });
+  });
+}
+
+Deno.test("retention cancelled while pruning versions stops between flows and leaves no version marked", async () => {
+  await withEnv("sqlite", async (env) => {
+    env.clock.set(NOW - 40 * DAY);
+    for (const id of ["a", "b"]) {
+      for (let i = 0; i < 3; i++) await env.records.saveVersion({ ...generated(i), id });
+    }
+    env.clock.set(NOW);
+    const stop = new AbortController();
+    const progress = createProgress({ mode: "quiet" });
+    const update = progress.update.bind(progress);
+    let phase = "";
+    const start = progress.start.bind(progress);
+    progress.start = (label, total) => {
+      phase = label;
+      start(label, total);
+    };
+    progress.update = (done) => {
+      if (phase.endsWith("versions checked")) stop.abort(); // after the first flow
+      update(done);
+    };
+    const result = await retain(env.rt, {}, { progress, signal: stop.signal });
+    assert.equal(result.cancelled, true);
+    assert.equal(result.versionsDeleted, 2, "flow a's two old versions");
+    assert.equal((await env.records.listVersions("a")).length, 1);
+    assert.equal((await env.records.listVersions("b")).length, 3);
+    const marked = (await Array.fromAsync(env.store.list({ prefix: ["flowstate", "versions"] })))
+      .filter((e) => Object.hasOwn(e.value as object, "@pruning"));
+    assert.deepEqual(marked, []);
+  });
 });

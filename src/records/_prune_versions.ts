@@ -63,8 +63,8 @@ export interface VersionPruning {
   createdBefore: number;
   /** The time written in the marks (ms since the epoch). */
   now: number;
-  /** The flows to look at (default: every flow with a head). */
-  flows?: readonly string[];
+  /** The flows to look at. */
+  flows: readonly string[];
   /** Write nothing, count what would go. */
   dryRun: boolean;
   /** Stops between commits. */
@@ -101,11 +101,29 @@ interface Candidate {
   version: string;
 }
 
+/** Entries read per listing. */
+const PAGE = 1000;
+
+/**
+ * Every entry under `prefix`, in listings of at most {@linkcode PAGE}, a page
+ * at a time (each listing is over before its entries are handed out, so the
+ * caller may write under `prefix` meanwhile).
+ */
+async function* pages<T>(store: Store, prefix: Key): AsyncGenerator<Entry<T>[]> {
+  let start: Key | undefined;
+  for (;;) {
+    const page = await Array.fromAsync(store.list<T>({ prefix, start, limit: PAGE }));
+    if (page.length === 0) return;
+    yield page;
+    start = [...page[page.length - 1].key, "\0"]; // after it and everything under it
+  }
+}
+
 /** The flows with a head, in key order. */
-async function flowsWithHeads(store: Store, layout: RecordsLayout): Promise<string[]> {
+export async function flowsWithHeads(store: Store, layout: RecordsLayout): Promise<string[]> {
   const prefix = layout.key("heads");
   const ids: string[] = [];
-  for await (const e of store.list({ prefix, batchSize: 1000 })) ids.push(e.key[prefix.length]);
+  for await (const page of pages(store, prefix)) for (const e of page) ids.push(e.key[prefix.length]);
   return ids;
 }
 
@@ -118,15 +136,17 @@ async function referencedVersions(
 ): Promise<Set<string>> {
   const refs = new Set<string>();
   const prefix = layout.byFlow(flowId);
-  for await (const e of store.list<RunSummary>({ prefix, batchSize: 1000 })) {
-    out.scanned++;
-    let version: unknown = e.value?.flowVersion;
-    if (typeof version !== "string") {
-      // An index entry without the version (not written by Flowstate): the record says.
-      const run = await store.get<{ flowVersion?: unknown }>(layout.run(e.key[prefix.length]));
-      version = run?.value.flowVersion;
+  for await (const page of pages<RunSummary>(store, prefix)) {
+    for (const e of page) {
+      out.scanned++;
+      let version: unknown = e.value?.flowVersion;
+      if (typeof version !== "string") {
+        // An index entry without the version (not written by Flowstate): the record says.
+        const run = await store.get<{ flowVersion?: unknown }>(layout.run(e.key[prefix.length]));
+        version = run?.value.flowVersion;
+      }
+      if (typeof version === "string") refs.add(version);
     }
-    if (typeof version === "string") refs.add(version);
   }
   return refs;
 }
@@ -136,8 +156,7 @@ function sameKey(a: Key, b: Key): boolean {
 }
 
 /**
- * Delete the unused old versions of every flow (or of `options.flows`): see
- * the module doc. Resolves what it did.
+ * Delete the unused old versions of `options.flows`: see the module doc. Resolves what it did.
  */
 export async function pruneVersions(
   store: Store,
@@ -146,8 +165,7 @@ export async function pruneVersions(
 ): Promise<VersionsPruned> {
   const out: VersionsPruned = { deleted: 0, skipped: 0, scanned: 0, batches: 0 };
   const { signal } = options;
-  const flows = options.flows ?? await flowsWithHeads(store, layout);
-  for (const flowId of flows) {
+  for (const flowId of options.flows) {
     if (signal.aborted) break;
     await pruneFlow(flowId);
     options.onFlow();
@@ -158,30 +176,29 @@ export async function pruneVersions(
     const headKey = layout.key("heads", flowId);
     const head = await store.get<HeadRecord>(headKey);
     if (head === null) return;
-    const refs = await referencedVersions(store, layout, flowId, out);
+    /** The versions runs refer to, read once a version old enough is found. */
+    let refs: Set<string> | undefined;
+    let chunk: Candidate[] = [];
+    const flush = async () => {
+      const doomed = chunk.filter((c) => !refs!.has(c.hash));
+      chunk = [];
+      if (doomed.length === 0) return;
+      if (options.dryRun) out.deleted += doomed.length;
+      else await pruneChunk(flowId, headKey, doomed);
+    };
     const prefix = layout.key("versions", flowId);
-    let start: Key | undefined;
-    for (;;) {
+    for await (const page of pages<StoredVersion>(store, prefix)) {
       if (signal.aborted) return;
-      const chunk: Candidate[] = [];
-      let last: Key | undefined;
-      for await (
-        const e of store.list<StoredVersion>({ prefix, start, limit: CHUNK, batchSize: 1000 })
-      ) {
+      for (const e of page) {
         out.scanned++;
-        last = e.key;
         const hash = e.key[prefix.length];
-        if (hash === head.value.hash || refs.has(hash)) continue;
-        if (!(e.value.createdAt < options.createdBefore)) continue;
+        if (hash === head.value.hash || !(e.value.createdAt < options.createdBefore)) continue;
+        refs ??= await referencedVersions(store, layout, flowId, out);
         chunk.push({ key: e.key, hash, value: e.value, version: e.version });
       }
-      if (chunk.length > 0) {
-        if (options.dryRun) out.deleted += chunk.length;
-        else await pruneChunk(flowId, headKey, chunk);
-      }
-      if (last === undefined) return;
-      start = [...last, "\0"];
+      if (chunk.length >= CHUNK) await flush();
     }
+    if (chunk.length > 0 && !signal.aborted) await flush();
   }
 
   /** Mark, look again, delete (see the module doc). */

@@ -752,9 +752,9 @@ export async function pruneRuns(
 
     // 3. Flow versions no run refers to any more, older than maxAge (never the current one).
     if (options.maxAge !== null && !signal.aborted) {
-      const { pruneVersions } = await import("./_prune_versions.ts");
-      const versionFlows = only ?? await Array.fromAsync(childNames(store, layout.key("heads")));
-      phase("flows' versions checked", versionFlows.length);
+      const { flowsWithHeads, pruneVersions } = await import("./_prune_versions.ts");
+      const versionFlows = only ?? await flowsWithHeads(store, layout);
+      if (versionFlows.length > 0) phase("flows' versions checked", versionFlows.length);
       const pruned = await pruneVersions(store, layout, {
         createdBefore: now - options.maxAge,
         now,
