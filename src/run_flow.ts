@@ -429,8 +429,13 @@ async function runInTree(
     const onCancelRequested = () => cancel.abort("cancel requested");
     const nodeIds = nodeIdsOf(prepared);
     recorder = claimed === undefined
-      ? await startRecorder(records, recordsStore, def, parsed.source, () =>
-        RunRecorder.start(records, host.clock, start, { onCancelRequested, nodeIds }))
+      ? await startRecorder(
+        records,
+        recordsStore,
+        def,
+        parsed.source,
+        () => RunRecorder.start(records, host.clock, start, { onCancelRequested, nodeIds }),
+      )
       : RunRecorder.adopt(records, host.clock, claimed.record, {
         ...start,
         ...(claimed.record.parentRunId ? { parentRunId: claimed.record.parentRunId } : {}),

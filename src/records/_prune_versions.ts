@@ -123,7 +123,9 @@ async function* pages<T>(store: Store, prefix: Key): AsyncGenerator<Entry<T>[]> 
 export async function flowsWithHeads(store: Store, layout: RecordsLayout): Promise<string[]> {
   const prefix = layout.key("heads");
   const ids: string[] = [];
-  for await (const page of pages(store, prefix)) for (const e of page) ids.push(e.key[prefix.length]);
+  for await (const page of pages(store, prefix)) {
+    for (const e of page) ids.push(e.key[prefix.length]);
+  }
   return ids;
 }
 

@@ -114,7 +114,9 @@ export async function guardVersion(
     const entry = await ctx.store.get<StoredVersion>(key);
     if (entry === null) return null;
     // Being pruned: saving it again takes the mark off (and fails the deletion's commit).
-    if (Object.hasOwn(entry.value, PRUNING_FIELD)) throw new FlowVersionGoneError(what, flowId, hash);
+    if (Object.hasOwn(entry.value, PRUNING_FIELD)) {
+      throw new FlowVersionGoneError(what, flowId, hash);
+    }
     version = entry.version;
   }
   op.check(key, version);
