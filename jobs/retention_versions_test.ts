@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openRuntime, runJob } from "../mod.ts";
+import { ConflictError, openRuntime, runJob } from "../mod.ts";
 import type { RunRecord } from "../src/records/types.ts";
 import { createProgress } from "../src/jobs/progress.ts";
 import type { AtomicOperation, Key, Store } from "../src/store/types.ts";
@@ -310,5 +310,39 @@ Deno.test("retention cancelled while pruning versions stops between flows and le
     const marked = (await Array.fromAsync(env.store.list({ prefix: ["flowstate", "versions"] })))
       .filter((e) => Object.hasOwn(e.value as object, "@pruning"));
     assert.deepEqual(marked, []);
+  });
+});
+
+Deno.test("a claimed run whose flow changed while queued cannot end on a version retention deleted meanwhile", async () => {
+  await withEnv("sqlite", async (env) => {
+    const records = env.records;
+    env.clock.set(NOW - 40 * DAY);
+    const a = await records.saveVersion(generated(1));
+    const b = await records.saveVersion(generated(2)); // what the file holds when a worker takes it
+    env.clock.set(NOW);
+    const queued = await records.enqueueRun({
+      flowId: "gen",
+      flowVersion: a.hash,
+      inputs: {},
+      flowPath: "/gen.flow.yaml",
+    });
+    const claimed = (await records.claimRun({ worker: "w1", leaseMs: 60_000 }))!;
+    assert.equal(claimed.id, queued.runId);
+    // The worker loaded the changed file (version b, saved by this process); then another
+    // process saves a newer version, and retention runs while the run runs: nothing refers to
+    // b yet (the running record says a), so b goes.
+    await records.saveVersion(generated(3));
+    const result = await retain(env.rt, { maxAge: "30d" });
+    assert.equal(result.versionsDeleted, 1);
+    assert.equal(await records.getVersion("gen", b.hash), null);
+    assert.notEqual(await records.getVersion("gen", a.hash), null, "the running run's");
+    const end = { ...claimed, flowVersion: b.hash, status: "succeeded" as const, endedAt: NOW };
+    await assert.rejects(() => records.finishClaimedRun(end), ConflictError);
+    assert.equal((await records.getRun(claimed.id))?.status, "running", "nothing written");
+    // Saved again (what the runtime does), the end is recorded and refers to it.
+    await records.saveVersion(generated(2));
+    assert.equal(await records.finishClaimedRun(end), true);
+    assert.equal((await records.getRun(claimed.id))?.flowVersion, b.hash);
+    assert.notEqual(await records.getVersion("gen", b.hash), null);
   });
 });

@@ -199,7 +199,7 @@ const VERSION_RECHECK_MS = 5_000;
  * of that flow: a worker running one flow over and over looks once in a while,
  * not per run. Another process that moves the head is followed within that
  * time; a version retention deleted meanwhile fails the run's start, which
- * saves it again ({@linkcode startRecorder}).
+ * saves it again ({@linkcode withVersionSaved}).
  */
 async function saveVersionOnce(
   records: Records,
@@ -226,20 +226,21 @@ async function saveVersionOnce(
 const VERSION_GONE_TRIES = 5;
 
 /**
- * `start()` a run's recorder; if its flow version was pruned by retention
- * since it was saved (a `FlowVersionGoneError`), save it again and start
- * again: a run never refers to a deleted version (see `_prune_versions.ts`).
+ * `write()` a run's start (or a claimed run's end); if its flow version was
+ * pruned by retention since it was saved (a `FlowVersionGoneError`), save it
+ * again and write again: a run never refers to a deleted version (see
+ * `_prune_versions.ts`).
  */
-async function startRecorder<T>(
+async function withVersionSaved<T>(
   records: Records,
   store: Store,
   def: FlowDefinition,
   source: string | undefined,
-  start: () => Promise<T>,
+  write: () => Promise<T>,
 ): Promise<T> {
   for (let n = 1;; n++) {
     try {
-      return await start();
+      return await write();
     } catch (err) {
       if (!(err instanceof FlowVersionGoneError) || n >= VERSION_GONE_TRIES) throw err;
       savedVersions.get(store)?.delete(def.id);
@@ -429,7 +430,7 @@ async function runInTree(
     const onCancelRequested = () => cancel.abort("cancel requested");
     const nodeIds = nodeIdsOf(prepared);
     recorder = claimed === undefined
-      ? await startRecorder(
+      ? await withVersionSaved(
         records,
         recordsStore,
         def,
@@ -446,7 +447,15 @@ async function runInTree(
         heartbeatMs: claimed.heartbeatMs,
         ...(claimed.lost === undefined ? {} : { lost: claimed.lost }),
         // Cancelled because the worker stops (or its process exits at once): back to the queue.
-        commit: claimedRunCommit(records, claimed.released),
+        // Its version, if the flow changed while it was queued, saved again if pruned meanwhile.
+        commit: (...args) =>
+          withVersionSaved(
+            records,
+            recordsStore,
+            def,
+            parsed.source,
+            () => claimedRunCommit(records, claimed.released)(...args),
+          ),
       });
   } catch (err) {
     options.signal?.removeEventListener("abort", onAbort);

@@ -44,9 +44,11 @@
  * refers to a deleted version. A version deleted first and saved again later
  * is created anew, with the next `seq`.
  *
- * A run whose process rewrote its flow file while it was queued runs the new
- * content; that version is saved when the worker takes the run, and the run
- * record refers to it only when the run ends (see the note in RELIABILITY.md).
+ * A queued run whose flow file changed while it waited runs the new content:
+ * that version is saved when a worker takes the run, and the run's record
+ * refers to it only from the run's end. That end's commit checks the version
+ * the same way (`finishRun`, when the version differs from the record's), and
+ * the runtime saves it again if it was deleted meanwhile.
  *
  * @module
  */

@@ -265,6 +265,11 @@ export async function finishRun(
       .check(allKey, all?.version ?? null)
       // No chunk may appear after the ones read here.
       .check(layout.chunk(run.id, tail.chunk), null);
+    // A claimed run whose flow changed while it was queued ran another version than its record
+    // says: that version must still be there when the record comes to refer to it.
+    const guarded = stored !== null && stored.value.flowVersion !== record.flowVersion
+      ? await guardVersion(ctx, op, record.flowId, record.flowVersion, what)
+      : null;
     if (stored !== null) {
       for (const key of layout.allIndexKeys(stored.value)) op.delete(key);
     }
@@ -308,6 +313,9 @@ export async function finishRun(
       known.set(versionKey, versionMetrics, result.version);
       known.set(allKey, allMetrics, result.version);
     } else {
+      if (versionGone(ctx, guarded, result.conflicts)) {
+        throw new FlowVersionGoneError(what, record.flowId, record.flowVersion);
+      }
       known.forget(versionKey, allKey);
       tails.forget(run.id);
       metricsConflict = result.conflicts.some((k) =>
