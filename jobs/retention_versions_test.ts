@@ -338,6 +338,8 @@ Deno.test("a claimed run whose flow changed while queued cannot end on a version
     assert.notEqual(await records.getVersion("gen", a.hash), null, "the running run's");
     const end = { ...claimed, flowVersion: b.hash, status: "succeeded" as const, endedAt: NOW };
     await assert.rejects(() => records.finishClaimedRun(end), ConflictError);
+    // Nor be put back in the queue (a worker stopping) referring to it.
+    await assert.rejects(() => records.finishClaimedRun(end, [], { release: true }), ConflictError);
     assert.equal((await records.getRun(claimed.id))?.status, "running", "nothing written");
     // Saved again (what the runtime does), the end is recorded and refers to it.
     await records.saveVersion(generated(2));

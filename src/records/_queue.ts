@@ -741,8 +741,15 @@ export async function finishClaimedRun(
       const chunk = ctx.layout.chunk(record.id, tail.chunk);
       op.check(chunk, null).set(chunk, writeChunk(ctx.eventFormat, tail.next, events, what));
     }
+    // The version it ran, if its flow changed while it was queued, must still be there.
+    const guarded = stored.value.flowVersion !== record.flowVersion
+      ? await guardVersion(ctx, op, record.flowId, record.flowVersion, what)
+      : null;
     const result = await op.commit();
     tails.forget(record.id);
+    if (!result.ok && versionGone(ctx, guarded, result.conflicts)) {
+      throw new FlowVersionGoneError(what, record.flowId, record.flowVersion);
+    }
     return result.ok ? true : RETRY;
   });
   if (written && runAt <= ctx.clock.now()) await wake(ctx);

@@ -56,6 +56,8 @@ export function withoutMark(version: StoredVersion): FlowVersion {
 const seenVersions = new WeakMap<Store, Map<string, string>>();
 /** At most this many entries are remembered per store; then the oldest go. */
 const MAX_SEEN = 10_000;
+/** What {@linkcode seenVersions} holds for a version a commit found changed or deleted. */
+const GONE = "";
 
 function seenOf(store: Store): Map<string, string> {
   let seen = seenVersions.get(store);
@@ -110,6 +112,8 @@ export async function guardVersion(
 ): Promise<Key | null> {
   const key = ctx.layout.key("versions", flowId, hash);
   let version = seenOf(ctx.store).get(`${flowId}\u0000${hash}`);
+  // Found gone by an earlier commit of this process, and not saved since.
+  if (version === GONE) throw new FlowVersionGoneError(what, flowId, hash);
   if (version === undefined) {
     const entry = await ctx.store.get<StoredVersion>(key);
     if (entry === null) return null;
@@ -125,7 +129,8 @@ export async function guardVersion(
 
 /**
  * Whether a commit guarded by {@linkcode guardVersion} failed on the version
- * (it is forgotten then, so that saving it again is not skipped).
+ * (it is remembered as gone then: later guards fail at once until it is
+ * saved again).
  */
 export function versionGone(
   ctx: RecordsContext,
@@ -134,7 +139,7 @@ export function versionGone(
 ): boolean {
   if (key === null) return false;
   const gone = conflicts.some((k) => k.length === key.length && k.every((p, i) => p === key[i]));
-  if (gone) seenOf(ctx.store).delete(`${key[key.length - 2]}\u0000${key[key.length - 1]}`);
+  if (gone) remember(ctx.store, key[key.length - 2], key[key.length - 1], GONE);
   return gone;
 }
 
