@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
+import { cliCommand, type Sandbox, withSandbox } from "./_cli_sandbox.ts";
 import { SIGNAL_REPEAT_MS } from "../src/cli/common.ts";
 
 const FLOWS = {
@@ -218,6 +218,19 @@ async function stopWith(
   return { code: (await child.status).code, stderr };
 }
 
+/** Enqueue `slow` and SIGKILL the worker that claimed it (lease 1 s): its id, and a time after its last heartbeat. */
+async function runOfKilledWorker(
+  { dir, home, run }: Sandbox,
+): Promise<{ id: string; deadAt: number }> {
+  await setUp(dir, { slow: true });
+  const id = (await run("enqueue", "slow")).stdout.trim();
+  const killed = await stopWith(dir, home, ["worker", "--json", "--lease", "1s"], "claim", [
+    "SIGKILL",
+  ]);
+  assert.equal(killed.code, 137, killed.stderr);
+  return { id, deadAt: Date.now() };
+}
+
 Deno.test("cli queue: SIGHUP stops a worker cleanly (its run back in the queue, not left running); a second signal exits with that signal's code", async () => {
   await withSandbox(async ({ dir, home, run }) => {
     await setUp(dir, { slow: true });
@@ -238,16 +251,11 @@ Deno.test("cli queue: SIGHUP stops a worker cleanly (its run back in the queue, 
 });
 
 Deno.test("cli queue: a lost attempt, cancelled then retried: one attempt numbering in retry and show, no stale error, the lost attempt ends at its last heartbeat", async () => {
-  await withSandbox(async ({ dir, home, run }) => {
-    await setUp(dir, { slow: true });
-    const id = (await run("enqueue", "slow")).stdout.trim();
+  await withSandbox(async (sandbox) => {
+    const { dir, home, run } = sandbox;
     // Its worker dies (kill -9) while the attempt runs; another worker takes it back (its
     // lease lapsed) without running it (that one runs only "mark").
-    const killed = await stopWith(dir, home, ["worker", "--json", "--lease", "1s"], "claim", [
-      "SIGKILL",
-    ]);
-    assert.equal(killed.code, 137, killed.stderr);
-    const deadAt = Date.now(); // its last heartbeat was before this
+    const { id, deadAt } = await runOfKilledWorker(sandbox);
     const other = ["worker", "--json", "--poll", "50ms", "--flows", "mark"];
     assert.equal((await stopWith(dir, home, other, "lost", ["SIGTERM"])).code, 0);
 
@@ -274,15 +282,10 @@ Deno.test("cli queue: a lost attempt, cancelled then retried: one attempt number
 });
 
 Deno.test("cli queue: runs cancel of a run whose worker was killed (its lease lapsed) records it cancelled at once; it never runs again", async () => {
-  await withSandbox(async ({ dir, home, run }) => {
-    await setUp(dir, { slow: true });
-    const id = (await run("enqueue", "slow")).stdout.trim();
-    const killed = await stopWith(dir, home, ["worker", "--json", "--lease", "1s"], "claim", [
-      "SIGKILL",
-    ]);
-    assert.equal(killed.code, 137, killed.stderr);
+  await withSandbox(async (sandbox) => {
+    const { run } = sandbox;
+    const { id, deadAt } = await runOfKilledWorker(sandbox);
     // Its last heartbeat was before the kill: 1.5 s on, its 1 s lease has lapsed.
-    const deadAt = Date.now();
     while (Date.now() - deadAt < 1_500) await new Promise((r) => setTimeout(r, 100));
     const cancel = await run("runs", "cancel", id);
     assert.equal(cancel.code, 0, cancel.stderr);

@@ -350,14 +350,20 @@ Deno.test("queue: cancelling a running claimed run through the records stops it 
   await Deno.remove(dir, { recursive: true });
 });
 
+/** Enqueue `mark` and claim it as "dead-worker" (lease 10 s), as a worker that then dies would. */
+async function claimedByDeadWorker(rt: Runtime): Promise<{ runId: string; claimed: RunRecord }> {
+  const { runId } = await rt.enqueue("mark");
+  const claimed = await (await rt.records()).claimRun({ worker: "dead-worker", leaseMs: 10_000 });
+  assert.equal(claimed?.id, runId);
+  return { runId, claimed: claimed! };
+}
+
 Deno.test("queue: a claim whose heartbeat stopped is taken back, its attempt recorded lost", async () => {
   const dir = await project({ "mark.flow.yaml": MARK });
   const clock = new TestClock();
   await using rt = await open(dir, clock);
   const records = await rt.records();
-  const { runId } = await rt.enqueue("mark");
-  const claimed = await records.claimRun({ worker: "dead-worker", leaseMs: 10_000 });
-  assert.equal(claimed?.id, runId);
+  const { runId, claimed } = await claimedByDeadWorker(rt);
   assert.deepEqual(await records.reclaimLost(), [], "the lease has not lapsed");
   clock.t += 10_001;
   const worker = startWorker(rt, { pollMs: 10 });
@@ -368,7 +374,7 @@ Deno.test("queue: a claim whose heartbeat stopped is taken back, its attempt rec
     [worker.id, "succeeded"],
   ]);
   // The dead worker's late end is refused: the run is not its any more.
-  assert.equal(await records.finishClaimedRun({ ...claimed!, status: "failed" }), false);
+  assert.equal(await records.finishClaimedRun({ ...claimed, status: "failed" }), false);
   assert.equal((await run(rt, runId)).status, "succeeded");
   await Deno.remove(dir, { recursive: true });
 });
@@ -378,9 +384,7 @@ Deno.test("queue: a run cancelled while its worker ran it, then lost with that w
   const clock = new TestClock();
   await using rt = await open(dir, clock);
   const records = await rt.records();
-  const { runId } = await rt.enqueue("mark");
-  const claimed = await records.claimRun({ worker: "dead-worker", leaseMs: 10_000 });
-  assert.equal(claimed?.id, runId);
+  const { runId } = await claimedByDeadWorker(rt);
   // `flowstate runs cancel` while the worker is still heard from: a request, for it to act on…
   assert.equal((await records.requestCancel(runId))?.status, "running");
   clock.t += 10_001; // …but it died first (a node crashed it, kill -9)
@@ -430,10 +434,9 @@ Deno.test("queue: a lost attempt ends at its worker's last heartbeat, not when i
   const clock = new TestClock();
   await using rt = await open(dir, clock);
   const records = await rt.records();
-  const { runId } = await rt.enqueue("mark");
-  const claimed = await records.claimRun({ worker: "dead-worker", leaseMs: 10_000 });
+  const { runId, claimed } = await claimedByDeadWorker(rt);
   clock.t += 4_000;
-  assert.equal(await records.heartbeatClaim(claimed!, clock.t), true);
+  assert.equal(await records.heartbeatClaim(claimed, clock.t), true);
   const lastBeat = clock.t;
   clock.t += 15 * 60_000; // found lapsed a quarter of an hour later (a gc, say)
   assert.deepEqual(await records.reclaimLost(), [runId]);
