@@ -388,9 +388,14 @@ Deno.test("queue: a run cancelled while its worker ran it, then lost with that w
   // `flowstate runs cancel` while the worker is still heard from: a request, for it to act on…
   assert.equal((await records.requestCancel(runId))?.status, "running");
   clock.t += 10_001; // …but it died first (a node crashed it, kill -9)
-  const worker = startWorker(rt, { pollMs: 10 });
+  const events: WorkerEvent[] = [];
+  const worker = startWorker(rt, { pollMs: 10, onEvent: (e) => events.push(e) });
   const done = await statusIs(rt, runId, "cancelled");
   await worker.stop();
+  // Its log says it ended the run, not that it queued it again.
+  assert.deepEqual(events.filter((e) => e.type === "lost"), [
+    { type: "lost", runIds: [runId], ended: [{ runId, status: "cancelled" }] },
+  ]);
   assert.deepEqual(done.queue?.attempts.map((a) => [a.worker, a.outcome]), [
     ["dead-worker", "lost"],
   ]);

@@ -202,13 +202,25 @@ export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEven
         else console.log(line);
         return;
       }
-      case "lost":
-        console.error(
-          `warning: took back ${event.runIds.length} run${
-            event.runIds.length === 1 ? "" : "s"
-          } whose worker stopped answering: ${event.runIds.join(", ")}`,
-        );
+      case "lost": {
+        const ended = new Map((event.ended ?? []).map((e) => [e.runId, e.status]));
+        const requeued = event.runIds.filter((id) => !ended.has(id));
+        if (requeued.length > 0) {
+          console.error(
+            `warning: took back ${requeued.length} run${
+              requeued.length === 1 ? "" : "s"
+            } whose worker stopped answering: ${requeued.join(", ")}`,
+          );
+        }
+        for (const [id, status] of ended) {
+          console.error(
+            status === "cancelled"
+              ? `warning: recorded run ${id} cancelled: its worker stopped answering after a cancel was requested`
+              : `warning: recorded run ${id} failed: its workers stopped answering too many times (a node that ends the process?)`,
+          );
+        }
         return;
+      }
       case "abandoned":
         console.error(
           `warning: recorded ${event.runIds.length} sub-run${
