@@ -341,6 +341,25 @@ export const _internals = {
    * Throws a {@linkcode StoreCorruptError} otherwise.
    */
   verifyArchiveFile: verifyGzipIdsFile,
+  /**
+   * Re-read a finished temp file of archived flow versions and check it holds
+   * exactly the versions `ids` (`<flowId>@<hash>`), in order, with the
+   * checksum and size it was written with. Throws a
+   * {@linkcode StoreCorruptError} otherwise.
+   */
+  verifyArchiveVersions: (
+    path: string,
+    expected: { bytes: number; sha256: string; ids: readonly string[] },
+    what: string,
+  ): Promise<void> =>
+    verifyGzipLinesFile(path, expected, what, {
+      noun: "flow versions",
+      holds: "holds flow version",
+      idOf: (parsed) => {
+        const v = (parsed as { version?: { flowId?: unknown; hash?: unknown } }).version;
+        return `${v?.flowId}@${v?.hash}`;
+      },
+    }),
 };
 
 /**
@@ -351,6 +370,24 @@ export async function verifyGzipIdsFile(
   path: string,
   expected: { bytes: number; sha256: string; ids: readonly string[] },
   what: string,
+): Promise<void> {
+  await verifyGzipLinesFile(path, expected, what, {
+    noun: "runs",
+    idOf: (parsed) => (parsed as { run?: { id?: unknown } }).run?.id,
+    holds: "holds run",
+  });
+}
+
+/**
+ * Re-read a gzip'd JSON-lines file from disk and check its size, SHA-256,
+ * line count and the id (`how.idOf` of each parsed line) of every line, in
+ * order; `how.noun` names what the lines hold in messages.
+ */
+export async function verifyGzipLinesFile(
+  path: string,
+  expected: { bytes: number; sha256: string; ids: readonly string[] },
+  what: string,
+  how: { noun: string; holds: string; idOf: (parsed: unknown) => unknown },
 ): Promise<void> {
   const hash = newSha256();
   let bytes = 0;
@@ -366,24 +403,28 @@ export async function verifyGzipIdsFile(
   ) {
     let id: unknown;
     try {
-      id = (JSON.parse(line) as { run?: { id?: unknown } }).run?.id;
+      id = how.idOf(JSON.parse(line));
     } catch {
       throw damaged(what, path, `line ${i + 1} is not JSON`);
     }
     if (i >= expected.ids.length) {
-      throw damaged(what, path, `it holds more than the ${expected.ids.length} runs written`);
+      throw damaged(
+        what,
+        path,
+        `it holds more than the ${expected.ids.length} ${how.noun} written`,
+      );
     }
     if (id !== expected.ids[i]) {
       throw damaged(
         what,
         path,
-        `line ${i + 1} holds run ${JSON.stringify(id)}, expected ${expected.ids[i]}`,
+        `line ${i + 1} ${how.holds} ${JSON.stringify(id)}, expected ${expected.ids[i]}`,
       );
     }
     i++;
   }
   if (i !== expected.ids.length) {
-    throw damaged(what, path, `it holds ${i} runs, expected ${expected.ids.length}`);
+    throw damaged(what, path, `it holds ${i} ${how.noun}, expected ${expected.ids.length}`);
   }
   const sha256 = hash.digest("hex");
   if (bytes !== expected.bytes || sha256 !== expected.sha256) {
