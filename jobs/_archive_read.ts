@@ -10,7 +10,7 @@
  * @module
  */
 import { join } from "node:path";
-import { damaged, newSha256, readGzipLines, sha256File } from "../src/archive_format.ts";
+import { damaged, readGzipLines, runningChecksum, sha256File } from "../src/archive_format.ts";
 import { StoreCorruptError } from "../src/errors.ts";
 import { shellQuote } from "../src/_shell.ts";
 import { runIdTime } from "../src/records/run_id.ts";
@@ -286,26 +286,17 @@ export function versionOnLine(
 async function scanVersions(dir: string, period: string): Promise<ArchiveVersionsIndex | null> {
   const path = join(dir, versionsName(period));
   const what = `Cannot read archive ${versionsName(period)}`;
-  const hash = newSha256();
-  let bytes = 0;
+  const sum = runningChecksum();
   let n = 0;
   try {
-    for await (
-      const line of readGzipLines(path, {
-        what,
-        onBytes: (chunk) => {
-          hash.update(chunk);
-          bytes += chunk.length;
-        },
-      })
-    ) {
+    for await (const line of readGzipLines(path, { what, onBytes: sum.onBytes })) {
       versionOnLine(line, { what, path, n: ++n });
     }
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return null;
     throw err;
   }
-  return { file: versionsName(period), count: n, bytes, sha256: hash.digest("hex") };
+  return { file: versionsName(period), count: n, bytes: sum.bytes, sha256: sum.hex() };
 }
 
 /**
@@ -352,19 +343,10 @@ export async function archiveFiles(dir: string): Promise<string[]> {
 async function scanArchive(dir: string, period: string): Promise<ArchiveIndex> {
   const path = join(dir, fileName(period));
   const what = `Cannot read archive ${fileName(period)}`;
-  const hash = newSha256();
-  let bytes = 0;
+  const sum = runningChecksum();
   const entries: RunSummary[] = [];
   let n = 0;
-  for await (
-    const line of readGzipLines(path, {
-      what,
-      onBytes: (chunk) => {
-        hash.update(chunk);
-        bytes += chunk.length;
-      },
-    })
-  ) {
+  for await (const line of readGzipLines(path, { what, onBytes: sum.onBytes })) {
     n++;
     let run: RunRecord | undefined;
     try {
@@ -382,8 +364,8 @@ async function scanArchive(dir: string, period: string): Promise<ArchiveIndex> {
     file: fileName(period),
     period,
     runs: entries.length,
-    bytes,
-    sha256: hash.digest("hex"),
+    bytes: sum.bytes,
+    sha256: sum.hex(),
     updatedAt: (stat.mtime ?? new Date(0)).toISOString(),
     entries,
   };

@@ -61,6 +61,11 @@ async function job(env: Env, name: string, options: Record<string, unknown>) {
   return result.outputs as Record<string, unknown>;
 }
 
+/** The definition `readArchivedRun` gives with an archived run. */
+async function definitionOf(env: Env, runId: string): Promise<FlowDefinition | undefined> {
+  return (await readArchivedRun(env.home, runId))?.version?.definition;
+}
+
 async function gunzipLines(path: string): Promise<string[]> {
   return await Array.fromAsync(readGzipLines(path));
 }
@@ -133,14 +138,8 @@ Deno.test("an archive written before archives kept flow versions still reads, an
     assert.equal(outputs.versionsArchived, 2);
     await runAt(env, 1, 3);
     await job(env, "retention", { maxAge: "30d" });
-    assert.deepEqual(
-      (await readArchivedRun(env.home, first.id))?.version?.definition,
-      generated(1),
-    );
-    assert.deepEqual(
-      (await readArchivedRun(env.home, second.id))?.version?.definition,
-      generated(2),
-    );
+    assert.deepEqual(await definitionOf(env, first.id), generated(1));
+    assert.deepEqual(await definitionOf(env, second.id), generated(2));
   });
 });
 
@@ -159,14 +158,8 @@ Deno.test("an index that does not name the flow versions file (0.5's archive job
     await job(env, "archive", { olderThan: "30d" });
     const rebuilt = JSON.parse(await Deno.readTextFile(indexPath));
     assert.equal(rebuilt.versions.count, 2);
-    assert.deepEqual(
-      (await readArchivedRun(env.home, first.id))?.version?.definition,
-      generated(1),
-    );
-    assert.deepEqual(
-      (await readArchivedRun(env.home, later.id))?.version?.definition,
-      generated(2),
-    );
+    assert.deepEqual(await definitionOf(env, first.id), generated(1));
+    assert.deepEqual(await definitionOf(env, later.id), generated(2));
   });
 });
 
@@ -199,10 +192,7 @@ Deno.test("a damaged flow versions file: nothing of its period is archived or de
     await Deno.rename(path, `${path}.damaged`);
     assert.equal((await readArchivedRun(env.home, first.id))?.version, null);
     await job(env, "archive", { olderThan: "30d" });
-    assert.deepEqual(
-      (await readArchivedRun(env.home, later.id))?.version?.definition,
-      generated(2),
-    );
+    assert.deepEqual(await definitionOf(env, later.id), generated(2));
   });
 });
 

@@ -28,6 +28,29 @@ export function newSha256(): Hash {
   return createHash("sha256");
 }
 
+/**
+ * The size and SHA-256 of a file as it is read: pass `onBytes` to
+ * {@linkcode readGzipLines}, then read `bytes` and `hex()` once it is read.
+ */
+export function runningChecksum(): {
+  onBytes: (chunk: Uint8Array) => void;
+  readonly bytes: number;
+  hex: () => string;
+} {
+  const hash = newSha256();
+  let bytes = 0;
+  return {
+    onBytes: (chunk) => {
+      hash.update(chunk);
+      bytes += chunk.length;
+    },
+    get bytes() {
+      return bytes;
+    },
+    hex: () => hash.digest("hex"),
+  };
+}
+
 /** The SHA-256 (lowercase hex) of a whole file, read as a stream. */
 export async function sha256File(path: string): Promise<{ sha256: string; bytes: number }> {
   const hash = newSha256();
@@ -389,18 +412,9 @@ export async function verifyGzipLinesFile(
   what: string,
   how: { noun: string; holds: string; idOf: (parsed: unknown) => unknown },
 ): Promise<void> {
-  const hash = newSha256();
-  let bytes = 0;
+  const sum = runningChecksum();
   let i = 0;
-  for await (
-    const line of readGzipLines(path, {
-      what,
-      onBytes: (chunk) => {
-        hash.update(chunk);
-        bytes += chunk.length;
-      },
-    })
-  ) {
+  for await (const line of readGzipLines(path, { what, onBytes: sum.onBytes })) {
     let id: unknown;
     try {
       id = how.idOf(JSON.parse(line));
@@ -426,12 +440,12 @@ export async function verifyGzipLinesFile(
   if (i !== expected.ids.length) {
     throw damaged(what, path, `it holds ${i} ${how.noun}, expected ${expected.ids.length}`);
   }
-  const sha256 = hash.digest("hex");
-  if (bytes !== expected.bytes || sha256 !== expected.sha256) {
+  const sha256 = sum.hex();
+  if (sum.bytes !== expected.bytes || sha256 !== expected.sha256) {
     throw damaged(
       what,
       path,
-      `read back ${bytes} bytes with SHA-256 ${sha256}, but ${expected.bytes} bytes with ${expected.sha256} were written`,
+      `read back ${sum.bytes} bytes with SHA-256 ${sha256}, but ${expected.bytes} bytes with ${expected.sha256} were written`,
     );
   }
 }
