@@ -26,8 +26,11 @@
  *   ran, one a line, `{ "version": <FlowVersion> }` (definition and source
  *   included), each once, so that a run's definition outlives the retention
  *   job deleting its version from the records store. Taken from the records
- *   store when runs are archived (and, when a period's file is rewritten,
- *   for its earlier runs whose versions the store still holds). The index
+ *   store when runs are archived; a period archived before archives kept
+ *   flow versions (its index names no such file) gets its file on the next
+ *   archive run, with the versions of its runs that the store still holds
+ *   (run the archive job once before the first retention run after
+ *   upgrading from 0.5). The index
  *   names it with its size and SHA-256 (`versions: { file, count, bytes,
  *   sha256 }`). A file of its own rather than lines in the runs file: readers
  *   of Flowstate 0.5 take a line without a run as damage.
@@ -78,7 +81,13 @@ import type { Records } from "../src/records/records.ts";
 import { Lease } from "../src/store/lease.ts";
 import { StoreCorruptError } from "../src/errors.ts";
 import type { Key, Store } from "../src/store/types.ts";
-import { _internals, formatBytes, GzipFileWriter, readGzipLines } from "../src/archive_format.ts";
+import {
+  _internals,
+  formatBytes,
+  GzipFileWriter,
+  readGzipLines,
+  type WrittenFile,
+} from "../src/archive_format.ts";
 import {
   ARCHIVE_INDEX_FORMAT,
   archiveDir,
@@ -380,6 +389,7 @@ class Archiver {
       if (ctx.signal.aborted) return await stop();
       if (work !== null) await this.#finish(work);
       work = null;
+      if (!ctx.dryRun && !this.#totals.cancelled) await this.#keepEarlierVersions();
     } finally {
       await abortWriters(work as PeriodWork | null);
       ctx.progress.finish();
@@ -473,6 +483,64 @@ class Archiver {
     work.added++;
   }
 
+  /**
+   * Periods archived before archives kept flow versions (their index names no
+   * flow versions file, as one written by Flowstate 0.5), not rewritten in
+   * this run: write their flow versions file, with the versions of their runs
+   * that the records store still holds, before the retention job deletes
+   * them. The runs file is left as it is; a damaged one is skipped with a
+   * warning (the next run tries again), as its runs were archived already.
+   */
+  async #keepEarlierVersions(): Promise<void> {
+    for (const period of await archiveFiles(this.#dir)) {
+      if (this.#damaged.has(period)) continue;
+      if (this.#ctx.signal.aborted) {
+        this.#totals.cancelled = true;
+        return;
+      }
+      try {
+        const quick = await damagedArchiveHelp(period, () => loadIndex(this.#dir, period, "size"));
+        if (quick === null || quick.index.versions !== undefined) continue;
+        await this.#keepVersionsOf(period);
+      } catch (err) {
+        if (!(err instanceof DamagedArchiveError)) throw err;
+        this.#ctx.log(
+          `cannot keep the flow versions of the runs archived in ${fileName(period)}: ` +
+            err.message,
+          "warn",
+        );
+      }
+      await this.#lease.renew();
+    }
+  }
+
+  async #keepVersionsOf(period: string): Promise<void> {
+    const work = await this.#open(period);
+    const existing = work.existing;
+    if (existing === null) return;
+    const name = fileName(period);
+    try {
+      work.versionsWriter = await GzipFileWriter.create(join(this.#dir, versionsName(period)));
+      await this.#copyVersions(work);
+      const before = this.#totals.versionsArchived;
+      for (const entry of existing.entries) {
+        await this.#addVersion(work, entry.flowId, entry.flowVersion, false);
+      }
+      const written = await finishVersions(work, name);
+      await this.#lease.renew(true);
+      await work.versionsWriter.commit();
+      work.versionsWriter = null;
+      const index: ArchiveIndex = { ...existing, versions: versionsIndex(work, written) };
+      await writeFileAtomic(join(this.#dir, indexName(period)), JSON.stringify(index));
+      this.#ctx.log(
+        `kept ${this.#totals.versionsArchived - before} flow versions of runs archived earlier ` +
+          `into ${versionsName(period)} (${existing.entries.length} runs in ${name})`,
+      );
+    } finally {
+      await abortWriters(work);
+    }
+  }
+
   /** Copy the period's flow versions file (if any) into the new one. */
   async #copyVersions(work: PeriodWork): Promise<void> {
     const writer = work.versionsWriter!;
@@ -549,26 +617,17 @@ class Archiver {
       const writer = work.writer;
       const versionsWriter = work.versionsWriter!;
       const written = await writer.finish();
-      const versionsWritten = await versionsWriter.finish();
       try {
         await _internals.verifyArchiveFile(writer.tempPath, {
           bytes: written.bytes,
           sha256: written.sha256,
           ids: work.entries.map((e) => e.id),
         }, `Cannot archive runs into ${name}: the file written did not read back intact`);
-        await _internals.verifyArchiveVersions(
-          versionsWriter.tempPath,
-          {
-            bytes: versionsWritten.bytes,
-            sha256: versionsWritten.sha256,
-            ids: [...work.versionKeys],
-          },
-          `Cannot archive runs into ${name}: the flow versions file written did not read back intact`,
-        );
       } catch (err) {
         await abortWriters(work);
         throw err;
       }
+      const versionsWritten = await finishVersions(work, name);
       await this.#lease.renew(true);
       // The versions first: a kill between the two renames leaves a version more, never one less.
       await versionsWriter.commit();
@@ -586,12 +645,7 @@ class Archiver {
         sha256: written.sha256,
         updatedAt: new Date(ctx.clock.now()).toISOString(),
         entries: work.entries,
-        versions: {
-          file: versionsName(work.period),
-          count: work.versionKeys.size,
-          bytes: versionsWritten.bytes,
-          sha256: versionsWritten.sha256,
-        } satisfies ArchiveVersionsIndex,
+        versions: versionsIndex(work, versionsWritten),
       };
       await writeFileAtomic(indexPath, JSON.stringify(index));
       await _internals.afterArchiveIndex(indexPath);
@@ -650,8 +704,9 @@ class Archiver {
  * {@linkcode ArchiveOptions}). Result: `{ archived, files, bytesWritten,
  * deleted, alreadyArchived, skippedRunning, versionsArchived,
  * versionsMissing, periods, cancelled }` (`versionsArchived`: flow versions
- * newly written into the archive; `versionsMissing`: runs archived without
- * theirs, which the records store no longer held); with
+ * newly written into the archive, those of runs archived earlier included;
+ * `versionsMissing`: runs archived without theirs, which the records store
+ * no longer held); with
  * `dryRun`, nothing is written and `wouldArchive` lists each period's runs.
  */
 const archiveJob: Job<ArchiveOptions> = defineJob<ArchiveOptions>({
@@ -692,6 +747,37 @@ const archiveJob: Job<ArchiveOptions> = defineJob<ArchiveOptions>({
 });
 
 export default archiveJob;
+
+/**
+ * Finish the period's new flow versions file and re-read it from disk: it
+ * must hold exactly the versions written, in order, with the size and
+ * SHA-256 written (else every temp file of the period is discarded).
+ */
+async function finishVersions(work: PeriodWork, name: string): Promise<WrittenFile> {
+  const writer = work.versionsWriter!;
+  const written = await writer.finish();
+  try {
+    await _internals.verifyArchiveVersions(
+      writer.tempPath,
+      { bytes: written.bytes, sha256: written.sha256, ids: [...work.versionKeys] },
+      `Cannot archive runs into ${name}: the flow versions file written did not read back intact`,
+    );
+  } catch (err) {
+    await abortWriters(work);
+    throw err;
+  }
+  return written;
+}
+
+/** What the index says of the period's flow versions file just written. */
+function versionsIndex(work: PeriodWork, written: WrittenFile): ArchiveVersionsIndex {
+  return {
+    file: versionsName(work.period),
+    count: work.versionKeys.size,
+    bytes: written.bytes,
+    sha256: written.sha256,
+  };
+}
 
 /** Discard the temp files of a period being written, if any. */
 async function abortWriters(work: PeriodWork | null): Promise<void> {

@@ -122,19 +122,42 @@ Deno.test("an archived run keeps its definition after retention deletes its vers
   });
 });
 
-Deno.test("an archive written before archives kept flow versions still reads, and gets them when its period is rewritten", async () => {
+Deno.test("an archive written before archives kept flow versions still reads, and the next archive run keeps them", async () => {
   await withEnv(async (env) => {
     const first = await runAt(env, 60, 1);
+    const second = await runAt(env, 58, 2);
     await job(env, "archive", { olderThan: "30d" });
     await asBeforeVersions(env);
+    const runsFile = join(env.archive, "runs-2026-04.ndjson.gz");
+    const runsBytes = await Deno.readFile(runsFile);
     const found = await readArchivedRun(env.home, first.id);
     assert.equal(found?.run.id, first.id);
     assert.equal(found?.version, null); // not in the archive: said, not thrown
 
-    // The next archive run that adds runs to April also keeps the versions of the runs
-    // already there, while the records store still holds them.
+    // The next archive run, with nothing new to archive, writes April's flow versions file from
+    // the versions the records store still holds, before retention deletes them.
+    await runAt(env, 1, 3);
+    const outputs = await job(env, "archive", { olderThan: "30d" });
+    assert.equal(outputs.archived, 0);
+    assert.equal(outputs.versionsArchived, 2);
+    assert.deepEqual(await Deno.readFile(runsFile), runsBytes, "the runs file is left as it is");
+    await job(env, "retention", { maxAge: "30d" });
+    assert.equal(await (await env.rt.records()).getVersion("gen", first.flowVersion), null);
+    assert.deepEqual(await definitionOf(env, first.id), generated(1));
+    assert.deepEqual(await definitionOf(env, second.id), generated(2));
+    // Done once: the index now names the file.
+    assert.equal((await job(env, "archive", { olderThan: "30d" })).versionsArchived, 0);
+  });
+});
+
+Deno.test("a period archived before archives kept flow versions gets the versions of its earlier runs when runs are added", async () => {
+  await withEnv(async (env) => {
+    const first = await runAt(env, 60, 1);
+    await job(env, "archive", { olderThan: "30d" });
+    await asBeforeVersions(env);
     const second = await runAt(env, 55, 2);
     const outputs = await job(env, "archive", { olderThan: "30d" });
+    assert.equal(outputs.archived, 1);
     assert.equal(outputs.versionsArchived, 2);
     await runAt(env, 1, 3);
     await job(env, "retention", { maxAge: "30d" });
@@ -215,5 +238,23 @@ Deno.test("archive deletes nothing when the flow versions file written does not 
     }
     assert.notEqual(await (await env.rt.records()).getRun(run.id), null);
     assert.deepEqual(await Array.fromAsync(Deno.readDir(env.archive)), []);
+  });
+});
+
+Deno.test("keeping the flow versions of an earlier period skips a damaged runs file, leaving it as it is", async () => {
+  await withEnv(async (env) => {
+    await runAt(env, 60, 1);
+    await job(env, "archive", { olderThan: "30d" });
+    await asBeforeVersions(env);
+    const runsFile = join(env.archive, "runs-2026-04.ndjson.gz");
+    const truncated = (await Deno.readFile(runsFile)).subarray(0, 30);
+    await Deno.writeFile(runsFile, truncated);
+    await Deno.remove(join(env.archive, "runs-2026-04.index.json"));
+    const outputs = await job(env, "archive", { olderThan: "30d" });
+    assert.equal(outputs.versionsArchived, 0);
+    assert.deepEqual(await Deno.readFile(runsFile), truncated);
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(env.archive))).map((e) => e.name), [
+      "runs-2026-04.ndjson.gz",
+    ]);
   });
 });
