@@ -17,6 +17,7 @@
  */
 import { type FlowFileProblem, loadSchedules } from "../scheduler/from_config.ts";
 import { type ScheduleListing, scheduleListing } from "../scheduler/listing.ts";
+import { lookalikeFlowWarnings } from "../flow_files.ts";
 import { formatTime, printTable } from "./format.ts";
 import { type GlobalOptions, openForReading, unlessMissing } from "./common.ts";
 
@@ -34,6 +35,9 @@ export async function listSchedules(
   const records = await unlessMissing(() => runtime.records());
   const rows: ScheduleListing[] = await scheduleListing(runtime, { schedules, problems }, records);
   const code = problems.length === 0 ? 0 : 2;
+  for (const warning of await lookalikeFlowWarnings(runtime.config)) {
+    console.error(`warning: ${warning}`);
+  }
   const reportProblems = () => {
     for (const problem of problems) {
       console.error(`error: ${problem.message.split("\n").join("; ")}`);
