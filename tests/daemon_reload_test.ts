@@ -212,6 +212,46 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "daemon --serve: GET /api/schedules shows the running file's schedule and the second file with its id as a row of its own with the error (200)",
+  sanitizeResources: false,
+  async fn() {
+    await withDaemonProject(
+      "flowstate-daemon-serve-dup-",
+      {
+        "flowstate.yaml": "stores:\n  default: { plugin: memory }\nserve: { port: 0 }\n" +
+          "flows: [./flows]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
+        "flows/a.flow.yaml": flow("tk", "a", "0 0 1 1 *"),
+      },
+      ["--serve"],
+      async ({ dir, child, err }) => {
+        const serving = await within(err.next(/^Serving http:\/\/127\.0\.0\.1:\d+\/$/), "serving");
+        await Deno.writeTextFile(join(dir, "flows", "b.flow.yaml"), flow("tk", "b", "0 0 1 1 *"));
+        await within(err.next(/^error: flow file \S*b\.flow\.yaml cannot be used/), "the problem");
+        const response = await fetch(new URL("api/schedules", serving.slice("Serving ".length)));
+        assert.equal(response.status, 200);
+        const rows = (await response.json()) as {
+          id: string;
+          cron: string | null;
+          file?: string;
+          error?: string;
+        }[];
+        assert.deepEqual(rows.map((r) => [r.id, r.cron, r.error === undefined]), [
+          ["flow:tk", "0 0 1 1 *", true],
+          ["file:flows/b.flow.yaml", null, false],
+        ]);
+        assert.match(
+          rows[1].error!,
+          /^Cannot schedule flow "tk": its id is declared at \S*a\.flow\.yaml:1:5 and at \S*b\.flow\.yaml:1:5; .*until then only \S*a\.flow\.yaml, which had the schedule first, keeps it$/,
+        );
+        child.kill("SIGTERM");
+        assert.equal((await child.status).code, 0, err.lines.join("\n"));
+      },
+    );
+  },
+});
+
+Deno.test({
   name: "daemon: two flow files whose schedules declare one id at start: exit 2, both places said",
   sanitizeResources: false,
   async fn() {
