@@ -27,7 +27,7 @@ import { assertKnownFields, didYouMean, fieldNames } from "./_suggest.ts";
 import type { FlowSource } from "./flow/load.ts";
 import { type FlowHost, runFlow, type RunFlowOptions } from "./run_flow.ts";
 import { enqueueFlow, type EnqueueOptions, type EnqueueResult } from "./queue/enqueue.ts";
-import { findFlowFile } from "./flow_files.ts";
+import { findFlowFile, rethrowWithFlowIdHint } from "./flow_files.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
 import { FlowCache } from "./flow_cache.ts";
 import type { RunRecord } from "./records/types.ts";
@@ -719,7 +719,7 @@ class FlowstateRuntime implements Runtime {
         ...this.runDefaults(),
         ...definedOnly(options),
         signal,
-      });
+      }).catch((err) => rethrowWithFlowIdHint(err, flow, this.config, this.#cwd));
       // close() waits for it (its rejection is the caller's, through `run`).
       const tracked = run.catch(() => {}).finally(() => this.#runs.delete(tracked));
       this.#runs.add(tracked);
