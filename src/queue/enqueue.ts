@@ -17,6 +17,7 @@ import type { Records } from "../records/records.ts";
 import type { QueueBackoff, QueueInfo } from "../records/types.ts";
 import type { JsonValue } from "../store/types.ts";
 import { FlowVersionGoneError } from "../records/_versions.ts";
+import { assertRunId } from "../records/run_id.ts";
 
 /** Tries of an enqueue whose flow version retention keeps deleting before it gives up. */
 const VERSION_GONE_TRIES = 5;
@@ -129,6 +130,7 @@ export async function enqueueFlow(
   if (options.runAt !== undefined && options.delay !== undefined) {
     throw new TypeError(`${what}: give runAt or delay, not both`);
   }
+  if (options.parentRunId !== undefined) assertRunId(options.parentRunId, `${what}: parentRunId`);
   const path = await host.findFlow(flow);
   const loadOptions = {
     ...(host.pool === undefined ? {} : { pool: host.pool }),
