@@ -179,6 +179,28 @@ export function twoFilesOneId(what: string, files: readonly string[]): string {
   return `${what}: both ${files[0]} and ${files[1]} define it; flow ids must be unique`;
 }
 
+/**
+ * Why flow `id` cannot be scheduled: several files declare it (`places`:
+ * each file, with `:line:column` of its `id:` when known), and how to fix
+ * it. `holder`: the file that had the schedule before and keeps it.
+ */
+export function sharedFlowIdMessage(
+  id: string,
+  places: readonly string[],
+  holder?: string,
+): string {
+  const named = places.length === 2
+    ? places.join(" and at ")
+    : `${places.slice(0, -1).join(", at ")} and at ${places.at(-1)}`;
+  return `Cannot schedule flow "${id}": its id is declared at ${named}; flow ids must be unique ` +
+    `(the id decides which state a run uses and whose history it joins): give each of these ` +
+    `flows its own id${
+      holder === undefined
+        ? ""
+        : `; until then only ${holder}, which had the schedule first, keeps it`
+    }`;
+}
+
 async function flowIdOf(file: string): Promise<string | undefined> {
   try {
     const { loadFlowFile } = await import("./flow/parse.ts");
