@@ -76,7 +76,7 @@ import {
   startChangeTriggers,
 } from "../scheduler/change_triggers.ts";
 import { formatDuration, printable } from "./format.ts";
-import { sharedFlowIdWarnings } from "../flow_files.ts";
+import { lookalikeFlowWarnings, sharedFlowIdWarnings } from "../flow_files.ts";
 import { UsageError } from "./input.ts";
 import { type GlobalOptions, onStopSignals, printWarning } from "./common.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
@@ -136,6 +136,10 @@ export async function daemonCommand(
   const clock = runtime.clock;
   // Two flow files with one id share its state: said once, before anything starts.
   for (const warning of await sharedFlowIdWarnings(runtime.config)) {
+    console.error(printable(`warning: ${warning}`));
+  }
+  // A flow in a file not named *.flow.yaml would never be scheduled, and nothing would say so.
+  for (const warning of await lookalikeFlowWarnings(runtime.config)) {
     console.error(printable(`warning: ${warning}`));
   }
 
