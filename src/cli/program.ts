@@ -249,7 +249,10 @@ export function buildProgram(setExitCode: (code: number) => void) {
   program
     .command("validate")
     .description("check flow files without running them or writing anything")
-    .argument("<flow...>", "flow files (YAML)")
+    .argument(
+      "[flow...]",
+      "flow files (YAML), or folders of *.flow.yaml files (default: the config's flows:)",
+    )
     .option(
       "--json",
       "print [{ file, ok, problems: [{ file, line, column, path, message }], nodes: [{ id, type, runs, permissions }] }]",
