@@ -1054,3 +1054,31 @@ export async function heartbeatClaim(
     },
   );
 }
+
+/** How many queued runs are due, due later, and claimed by a worker (see `Records.queueCounts`). */
+export interface QueueCounts {
+  /** Waiting and due now (or overdue): what idle workers would claim. */
+  due: number;
+  /** Waiting for a later time (`delay`, `runAt`, a retry's backoff). */
+  scheduled: number;
+  /** Claimed by a worker: running, or lost until its lease lapses. */
+  claimed: number;
+}
+
+/**
+ * {@linkcode QueueCounts} at `now`, counted from the queue's indexes (key
+ * counts, no run read). A delayed entry is due once its time came, whether or
+ * not a worker has moved it to the ready index yet.
+ */
+export async function queueCounts(ctx: RecordsContext, now: number): Promise<QueueCounts> {
+  const keys = new QueueKeys(ctx);
+  const delayed = keys.delayed();
+  const dueLimit = [...delayed, timePart(now + 1)];
+  const [ready, delayedDue, delayedAll, claimed] = await Promise.all([
+    ctx.store.count(keys.ready()),
+    ctx.store.count(delayed, { end: dueLimit }),
+    ctx.store.count(delayed),
+    ctx.store.count(keys.claimed()),
+  ]);
+  return { due: ready + delayedDue, scheduled: delayedAll - delayedDue, claimed };
+}
