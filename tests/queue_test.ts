@@ -609,3 +609,42 @@ nodes:
   assert.ok(await b.finishClaimedRun({ ...retaken!, status: "succeeded", outputs: {} }));
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("queue: a run whose worker stops answering 3 times is recorded failed; attempts released by stopping workers do not count", async () => {
+  const dir = await project({ "mark.flow.yaml": MARK });
+  const clock = new TestClock();
+  await using rt = await open(dir, clock);
+  const records = await rt.records();
+  const { runId } = await rt.enqueue("mark");
+  const claim = async (worker: string) => {
+    const claimed = await records.claimRun({ worker, leaseMs: 10_000 });
+    assert.equal(claimed?.id, runId, `${worker} claims it`);
+    return claimed!;
+  };
+  // Five deploys: each worker stops and releases the run. It stays queued.
+  for (let i = 0; i < 5; i++) {
+    const claimed = await claim(`deploy-${i}`);
+    assert.equal(await records.finishClaimedRun(claimed, [], { release: true }), true);
+    assert.equal((await run(rt, runId)).status, "queued");
+  }
+  // Two crashes under it: queued again each time.
+  for (let i = 0; i < 2; i++) {
+    await claim(`crashed-${i}`);
+    clock.t += 11_000;
+    assert.deepEqual(await records.reclaimLost(), [runId]);
+    assert.equal((await run(rt, runId)).status, "queued", `after crash ${i + 1}`);
+  }
+  // The third: a run that takes down every worker that runs it is not claimed again.
+  await claim("crashed-2");
+  clock.t += 11_000;
+  assert.deepEqual(await records.reclaimLost(), [runId]);
+  const failed = await run(rt, runId);
+  assert.equal(failed.status, "failed");
+  assert.match(
+    failed.error?.message ?? "",
+    /^lost 3 times \(its worker stopped answering each time: does a node end the process, or run out of memory\?\): no heartbeat from worker crashed-2 /,
+  );
+  assert.equal(failed.queue?.attempts.length, 8);
+  assert.equal(await records.claimRun({ worker: "next", leaseMs: 10_000 }), null);
+  await Deno.remove(dir, { recursive: true });
+});

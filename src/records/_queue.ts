@@ -43,8 +43,24 @@ export const PRIORITY_MAX = 1_000_000;
 /** Digits of an encoded priority and of a zero-padded time in queue keys. */
 const PRIORITY_DIGITS = 7;
 const TIME_DIGITS = 15;
-/** A run whose worker was lost this many times is recorded failed instead of claimed again. */
-export const MAX_LOST_ATTEMPTS = 10;
+/**
+ * A run whose worker stopped answering (its lease lapsed) this many times is
+ * recorded failed instead of claimed again: a run that ends the process it
+ * runs in (a trusted node's `Deno.exit`, running out of memory) would
+ * otherwise take down every worker in turn. A machine lost under a run now
+ * and then is far from it; attempts released by a worker that stops
+ * (`released: …`) do not count.
+ */
+export const MAX_LOST_ATTEMPTS = 3;
+
+/** The message of an attempt a stopping worker released (see `finishClaimedRun`). */
+const RELEASED_PREFIX = "released: ";
+
+/** Attempts whose worker stopped answering: those {@linkcode MAX_LOST_ATTEMPTS} counts. */
+function crashLosses(attempts: readonly QueueAttempt[]): number {
+  return attempts.filter((a) => a.outcome === "lost" && !a.error?.startsWith(RELEASED_PREFIX))
+    .length;
+}
 /** Ready entries looked at per claim (runs of other flows or at their limit are passed over). */
 const CLAIM_SCAN = 100;
 /** Delayed entries made ready per claim at most. */
@@ -664,7 +680,7 @@ export async function finishClaimedRun(
     endedAt,
     outcome: options.release ? "lost" : record.status as QueueAttempt["outcome"],
   };
-  if (options.release) attempt.error = `released: worker ${q.claim.worker} stopped`;
+  if (options.release) attempt.error = `${RELEASED_PREFIX}worker ${q.claim.worker} stopped`;
   else if (record.error) {
     // The node too: a requeued run's own error is cleared, this is where it stays.
     attempt.error = record.error.node === undefined
@@ -773,7 +789,7 @@ export async function finishClaimedRun(
 /**
  * `Records.reclaimLost()`: put back in the queue every claimed run whose
  * lease lapsed (no heartbeat for longer than its claim's `leaseMs`), with the
- * attempt recorded as `lost`; a run lost {@linkcode MAX_LOST_ATTEMPTS} times
+ * attempt recorded as `lost`; a run whose worker stopped answering {@linkcode MAX_LOST_ATTEMPTS} times
  * is recorded `failed` instead, and one with a cancel request (made while its
  * worker was still heard from, or since) `cancelled`: it never runs again.
  * Resolves the ids taken back.
@@ -826,7 +842,7 @@ export async function reclaimLost(
     };
     const attempts = [...q.attempts, lost];
     const { claim: _c, ...rest } = q;
-    const lostCount = attempts.filter((a) => a.outcome === "lost").length;
+    const lostCount = crashLosses(attempts);
     const runKey = ctx.layout.run(run.id);
     const cancel = cancels[i];
     if (cancel !== null || lostCount >= MAX_LOST_ATTEMPTS) {
@@ -841,7 +857,8 @@ export async function reclaimLost(
         error: {
           message: cancel !== null
             ? `cancelled; its attempt was lost: ${lost.error}`
-            : `lost ${lostCount} times: ${lost.error}`,
+            : `lost ${lostCount} times (its worker stopped answering each time: does a node end ` +
+              `the process, or run out of memory?): ${lost.error}`,
         },
         queue: { ...rest, attempts },
       };
