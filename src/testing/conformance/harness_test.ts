@@ -52,11 +52,19 @@ Deno.test("the multiProcess case fails a store whose second process does not see
   const out = new TextDecoder().decode(stdout);
   assert.equal(code, 1, out);
   const step = "multiProcess: two processes writing with compare-and-set lose no update";
-  // Only that case fails, in both suites, and says why.
+  // That case fails, in both suites, and says why.
   assert.match(out, /with spec: Store conformance \.\.\. FAILED/);
   assert.match(out, /without spec: Store conformance \.\.\. FAILED/);
   assert.equal(out.split(`${step} ... FAILED`).length - 1, 2, out);
   assert.match(out, /a smaller count is a lost update/);
   assert.match(out, /pass testStore\(name, open, \{ multiProcess: \{ spec:/);
-  assert.match(out, /FAILED \| 0 passed \(\d+ steps\) \| 2 failed \(2 steps\)/);
+  // It ignores mustExist too: the mustExist case fails in both suites, saying why.
+  const mustExist =
+    "multiProcess: mustExist refuses a store that does not exist, creates nothing, and opens one that does";
+  assert.equal(out.split(`${mustExist} ... FAILED`).length - 1, 2, out);
+  assert.match(
+    out,
+    /of a store that does not exist opened one: with context\.mustExist the plugin must throw StoreMissingError/,
+  );
+  assert.match(out, /FAILED \| 0 passed \(\d+ steps\) \| 2 failed \(4 steps\)/);
 });

@@ -23,7 +23,7 @@ import { defineExpiryCases } from "./expiry.ts";
 import { defineKeyCases } from "./keys.ts";
 import { defineListCases } from "./list.ts";
 import { definePersistenceCases } from "./persistence.ts";
-import { defineProcessCases } from "./processes.ts";
+import { defineMustExistCase, defineProcessCases } from "./processes.ts";
 import { defineQueryCases } from "./query.ts";
 import { defineValueCases } from "./values.ts";
 import { defineVersionCases } from "./versions.ts";
@@ -275,6 +275,7 @@ defineProcessCases(defineMultiProcess);
 defineIndexCases(define, definePersistent);
 defineInternalCases(define);
 defineFeedCases(define);
+defineMustExistCase(defineMultiProcess);
 
 /**
  * Register the Store conformance suite for one backend: a single

@@ -10,6 +10,8 @@ import { AssertionError } from "node:assert/strict";
 import { check, same, show } from "./_assert.ts";
 import type { DefineCase } from "./_case.ts";
 import { claimKey, COUNTER_KEY, race, type RaceResult } from "./_race.ts";
+import { openStore, type StoreSpec } from "../../plugin.ts";
+import type { Store } from "../../store/types.ts";
 
 /** Rounds each process runs: enough for their writes to interleave many times. */
 const ROUNDS = 40;
@@ -95,6 +97,65 @@ export function defineProcessCases(defineMultiProcess: DefineCase): void {
         await lines.return(undefined);
         await child.status;
         await stderr;
+      }
+    },
+  );
+}
+
+/**
+ * Registers the `mustExist` case with `defineMultiProcess`: it opens the
+ * store from the spec the second process would use (the suite's own `open`
+ * does not pass `mustExist`).
+ */
+export function defineMustExistCase(defineMultiProcess: DefineCase): void {
+  defineMultiProcess(
+    "multiProcess: mustExist refuses a store that does not exist, creates nothing, and opens one that does",
+    async (c) => {
+      const second = c.secondProcess;
+      if (second === undefined) {
+        throw new AssertionError({
+          message: "the suite opens the store with { mustExist: true } from the spec a second " +
+            "process would use: pass testStore(name, open, { multiProcess: { spec: ({ id }) => " +
+            '({ plugin: "<module specifier>", ...options }) } }), or skip this case with a reason',
+        });
+      }
+      const openExisting = () =>
+        openStore(second.spec as StoreSpec, { mustExist: true, clock: c.clock, name: "checked" });
+      // Twice: a first refusal that created the store (a file, a table) lets the second open.
+      for (const attempt of ["first", "second"]) {
+        let opened: Store;
+        try {
+          opened = await openExisting();
+        } catch (err) {
+          const code = (err as { code?: unknown })?.code;
+          check(
+            code === "STORE_MISSING",
+            `openStore(spec, { mustExist: true }) of a store that does not exist must throw ` +
+              `StoreMissingError (code STORE_MISSING); it threw ${show(err)}`,
+          );
+          continue;
+        }
+        await opened.close();
+        throw new AssertionError({
+          message: attempt === "first"
+            ? "openStore(spec, { mustExist: true }) of a store that does not exist opened one: " +
+              "with context.mustExist the plugin must throw StoreMissingError (the read-only " +
+              "commands, `state get` and `runs ls`, only report a missing store)"
+            : "the first open with { mustExist: true } threw StoreMissingError but created the " +
+              "store (the second one opened it): check before creating any file, table or schema",
+        });
+      }
+      const store = await c.open();
+      await store.set(["made"], 1);
+      const existing = await openExisting();
+      try {
+        same(
+          (await existing.get(["made"]))?.value ?? null,
+          1,
+          "the existing store, opened with mustExist",
+        );
+      } finally {
+        await existing.close();
       }
     },
   );
