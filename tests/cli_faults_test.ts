@@ -64,3 +64,51 @@ Deno.test("a flow or config read from a pipe (run <(…), a FIFO) is read whole"
     );
   });
 });
+
+Deno.test("an empty argument or option value (an unset shell variable) is a usage error naming it, not the working directory", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  default: { plugin: sqlite, path: state.db }\n",
+    );
+    for (
+      const [args, name] of [
+        [["--config", "", "stores"], "-c, --config <path>"],
+        [["run", ""], "flow"],
+        [["validate", ""], "flow"],
+        [["runs", "show", ""], "run-id"],
+        [["runs", "ls", "--flow", ""], "--flow <id>"],
+        [["backup", "--since", ""], "--since <file>"],
+        [["migrate", "data", "up", "--dir", ""], "--dir <dir>"],
+      ] as const
+    ) {
+      const r = await run(...args);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.ok(r.stderr.includes(`'${name}'`), `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, /It is empty; give a value/);
+    }
+    // Nothing ran: no job (migrate, backup) was recorded.
+    const runs = await run("runs", "ls", "--json");
+    assert.equal(runs.code, 0, runs.stderr);
+    assert.deepEqual(JSON.parse(runs.stdout), []);
+  });
+});
+
+Deno.test("a store path that is a FIFO is refused at its place in the config (exit 2), not waited on forever", async () => {
+  for (const [plugin, file] of [["sqlite", "state.db"], ["jsonfile", "state.json"]]) {
+    await withSandbox(async ({ dir, run }) => {
+      await Deno.writeTextFile(
+        join(dir, "flowstate.yaml"),
+        `stores:\n  default: { plugin: ${plugin}, path: ${file} }\n`,
+      );
+      await mkfifo(join(dir, file));
+      const r = await run("state", "ls");
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`flowstate.yaml:2:\\d+: .*${file} is a FIFO \\(named pipe\\), not a store file`),
+      );
+      assert.ok((await Deno.lstat(join(dir, file))).isFifo, "left as it is");
+    });
+  }
+});

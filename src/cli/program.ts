@@ -701,5 +701,56 @@ export function buildProgram(setExitCode: (code: number) => void) {
       setExitCode(await migrateStoreCommand(options, globals(command)));
     });
 
+  refuseEmptyValues(program);
   return program;
+}
+
+/** What commander keeps of an option or an argument, as far as {@linkcode refuseEmptyValues} needs it. */
+/**
+ * Arguments and options whose own checks say more about an empty value: a
+ * key (`Invalid key "": part 1 is empty…`), a JSON value (`'""'` stores the
+ * empty string), the words of a search.
+ */
+const KEEP_EMPTY = new Set(["key", "json-value", "text", "--key", "--prefix"]);
+
+interface ValueTaker {
+  required?: boolean;
+  variadic: boolean;
+  defaultValue?: unknown;
+  parseArg?: (value: string, previous: unknown) => unknown;
+}
+
+/**
+ * Make every option value and required argument of every command refuse an
+ * empty string (`--config ""`, `run ""`, an unset shell variable), as the
+ * usage error it is, instead of meaning the working directory or "not found".
+ */
+function refuseEmptyValues(command: unknown): void {
+  const { options, registeredArguments, commands } = command as {
+    options: readonly (ValueTaker & { optional?: boolean; long?: string })[];
+    registeredArguments: readonly (ValueTaker & { name(): string })[];
+    commands: readonly unknown[];
+  };
+  const refuse = (taker: ValueTaker) => {
+    const inner = taker.parseArg;
+    taker.parseArg = (value, previous) => {
+      if (value === "") {
+        throw new InvalidArgumentError(
+          "It is empty; give a value (an unset shell variable?)",
+        );
+      }
+      if (inner !== undefined) return inner(value, previous);
+      if (!taker.variadic) return value;
+      return previous === taker.defaultValue || !Array.isArray(previous)
+        ? [value]
+        : [...previous, value];
+    };
+  };
+  for (const option of options) {
+    if ((option.required || option.optional) && !KEEP_EMPTY.has(option.long ?? "")) refuse(option);
+  }
+  for (const argument of registeredArguments) {
+    if (argument.required && !KEEP_EMPTY.has(argument.name())) refuse(argument);
+  }
+  for (const sub of commands) refuseEmptyValues(sub);
 }
