@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { openStore } from "../mod.ts";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
 
 const FLOW = `id: piped
@@ -111,4 +112,55 @@ Deno.test("a store path that is a FIFO is refused at its place in the config (ex
       assert.ok((await Deno.lstat(join(dir, file))).isFifo, "left as it is");
     });
   }
+});
+
+Deno.test("runs ls and runs show tell a run whose process was killed (no heartbeat) from a running one", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  default: { plugin: sqlite, path: state.db }\n",
+    );
+    await Deno.writeTextFile(
+      join(dir, "slow.flow.yaml"),
+      "id: slow\nnodes:\n  - { id: wait, type: delay, with: { for: 60s } }\n",
+    );
+    // kill -9 once the run is recorded (its id is printed when it starts).
+    const child = cliCommand(dir, ["run", "slow.flow.yaml"]).spawn();
+    let seen = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stderr) {
+      seen += decoder.decode(chunk);
+      if (/\(run [0-9a-z]+\)/.test(seen)) break;
+    }
+    child.kill("SIGKILL");
+    await child.status;
+    await child.stdout.cancel();
+    const id = /\(run ([0-9a-z]+)\)/.exec(seen)![1];
+
+    const fresh = await run("runs", "ls");
+    assert.equal(fresh.code, 0, fresh.stderr);
+    assert.match(fresh.stdout, new RegExp(`${id}  slow  running `), "a fresh heartbeat: running");
+    assert.doesNotMatch(fresh.stderr, /running\?/);
+
+    // Its last heartbeat, a minute ago (as it is a minute after the kill).
+    {
+      await using store = await openStore({ plugin: "sqlite", path: join(dir, "state.db") });
+      const record = await store.get<Record<string, unknown>>(["flowstate", "runs", id]);
+      assert.equal(record?.value.status, "running");
+      await store.set(["flowstate", "runs", id], {
+        ...record!.value,
+        heartbeatAt: Date.now() - 60_000,
+      });
+    }
+    const stale = await run("runs", "ls");
+    assert.equal(stale.code, 0, stale.stderr);
+    assert.match(stale.stdout, new RegExp(`${id}  slow  running\\? `));
+    assert.match(
+      stale.stderr,
+      /its process has written no heartbeat for over 20 s: it is gone.*`flowstate jobs run gc`/,
+    );
+    const shown = await run("runs", "show", id);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /status: {3}running \(no heartbeat since .*: its process is gone/);
+  });
 });
