@@ -521,11 +521,16 @@ Deno.test("change trigger on a store whose feed was reset: its changes are deliv
       await eventually(async () => (await seen(data)).size >= 20, "the new feed's twenty changes");
       const orders = await orderSeqs(data, 0);
       assert.deepEqual([...(await seen(data)).keys()].sort((a, b) => a - b), orders);
-      // The position goes on in the new feed, with its changes' commit times.
+      // The position goes on in the new feed, with its changes' commit times (and the prefix).
       await eventually(async () => (await position())?.seq === orders.at(-1), "the last position");
       const last = (await position())!;
       const [change] = await Array.fromAsync(data.changes({ since: last.seq - 1, limit: 1 }));
-      assert.deepEqual(last, { seq: change.seq, store: "data", at: change.at });
+      assert.deepEqual(last, {
+        seq: change.seq,
+        store: "data",
+        at: change.at,
+        prefix: ["orders"],
+      });
     } finally {
       await triggers.stop();
       await rt.close();

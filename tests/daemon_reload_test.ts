@@ -251,7 +251,7 @@ Deno.test({
         await Deno.writeTextFile(join(dir, "flows", "nw.flow.yaml"), "id: nw\nnodes: [\n");
         await within(
           err.next(
-            /^error: flow file \S*nw\.flow\.yaml cannot be used \(it schedules nothing until it can\): /,
+            /^error: flow file \S*nw\.flow\.yaml cannot be used \(it schedules and triggers nothing until it can\): /,
           ),
           "the new broken file said",
         );

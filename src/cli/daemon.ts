@@ -33,7 +33,15 @@
  * the trigger cannot trust (the flow now watches another store, or the
  * store's feed was reset) is a `warning:` line on stderr (always; with
  * `--json`, a `trigger.reset` object, also with `--quiet`) saying it
- * delivers the changes that feed holds from its oldest kept.
+ * delivers the changes that feed holds from its oldest kept. Edits of the
+ * flow files apply to their triggers as they do to schedules (looked at
+ * every 2 s and on SIGHUP; see `ChangeTriggers.update`), each said on stderr
+ * unless `--quiet` (`[flow:<id>] change trigger added: …`, `… changed from …
+ * to …`, `… removed …`, `flow file changed: its change trigger's next runs
+ * use it as it is now …`, `flow file …: its change trigger can be used
+ * again …`; `--json`: `trigger.reload` with `action`); a trigger an edit
+ * made unusable is one `error:` line naming file:line:column, and goes on
+ * as it was until the file is fixed.
  *
  * Output (stdout, unless `--quiet`): the schedules at start, then one line
  * per tick this runner ran:
@@ -62,7 +70,11 @@ import type { Clock } from "../store/types.ts";
 import { openRuntime, sandboxPoolOf } from "../runtime.ts";
 import { tickKey } from "../scheduler/lease.ts";
 import { Scheduler, type SchedulerEvent } from "../scheduler/scheduler.ts";
-import { type ChangeTriggerEvent, startChangeTriggers } from "../scheduler/change_triggers.ts";
+import {
+  type ChangeTriggerEvent,
+  type ChangeTriggers,
+  startChangeTriggers,
+} from "../scheduler/change_triggers.ts";
 import { formatDuration, printable } from "./format.ts";
 import { sharedFlowIdWarnings } from "../flow_files.ts";
 import { UsageError } from "./input.ts";
@@ -157,7 +169,10 @@ export async function daemonCommand(
     const print = options.json ? jsonPrinter(quiet, clock) : printer(quiet);
     const status: SchedulerStatus = { ticking: false, lastTickAt: null, lagSeconds: null };
     const configFile = runtime.config.file;
+    let triggers: ChangeTriggers | undefined = undefined;
     const scheduler = new Scheduler(runtime, {
+      // The change triggers follow the flow files as the schedules do (read at the same looks).
+      onFlowFiles: (flows) => triggers?.update(flows),
       ...(options.runnerId !== undefined ? { runnerId: options.runnerId } : {}),
       ...(control.leaseMs !== undefined ? { leaseMs: control.leaseMs } : {}),
       // An edit of the config file applies its schedules and jobs' settings without a restart.
@@ -176,7 +191,7 @@ export async function daemonCommand(
     started = scheduler;
     if (reloadAsked) void scheduler.reload();
     // Flows with trigger: { changes }: one run per change, from a stored position.
-    const triggers = await startChangeTriggers(runtime, {
+    triggers = await startChangeTriggers(runtime, {
       ...(options.runnerId !== undefined ? { runnerId: options.runnerId } : {}),
       ...(control.leaseMs !== undefined ? { leaseMs: control.leaseMs } : {}),
       onEvent: (event) => printTrigger(event, options.json ?? false, quiet, clock),
@@ -221,7 +236,7 @@ export async function daemonCommand(
     await Promise.all([
       scheduler.stop({ graceMs }),
       worker?.stop({ graceMs }),
-      triggers.stop({ graceMs }),
+      triggers!.stop({ graceMs }),
     ]);
     status.ticking = false;
     return 0;
@@ -281,6 +296,9 @@ function printTrigger(event: ChangeTriggerEvent, json: boolean, quiet: boolean, 
         );
       }
       return;
+    case "trigger.reload":
+      if (!quiet) console.error(`[flow:${event.flowId}] ${reloadText(event)}`);
+      return;
     case "trigger.standby":
       if (!quiet) {
         console.log(`Change trigger flow:${event.flowId} is run by ${event.holder}; standing by`);
@@ -293,6 +311,30 @@ function printTrigger(event: ChangeTriggerEvent, json: boolean, quiet: boolean, 
       if (event.run.status !== "succeeded") console.error(quiet ? `error: ${line}` : line);
       else if (!quiet) console.log(line);
     }
+  }
+}
+
+/** What an edit of a flow file did to its change trigger, as the daemon says it on stderr. */
+function reloadText(event: Extract<ChangeTriggerEvent, { type: "trigger.reload" }>): string {
+  const watched = (w: { store: string; prefix: readonly string[] }) =>
+    `store "${w.store}" under ${JSON.stringify(w.prefix)}`;
+  const from = `from its position stored for that store and prefix if any, else from the end ` +
+    `of its feed (after change ${event.since})`;
+  switch (event.action) {
+    case "added":
+      return `change trigger added: ${watched(event)}, ${from}`;
+    case "changed":
+      return `change trigger changed from ${watched(event.previous!)} to ${
+        watched(event)
+      }: once its run in progress (if any) ends, ${from}`;
+    case "removed":
+      return `change trigger removed (its flow file no longer has one, or is no longer under ` +
+        `flows:): no more runs (a run in progress ends as it would); its position stays stored`;
+    case "recovered":
+      return `flow file ${event.file}: its change trigger can be used again (${watched(event)})`;
+    case "updated":
+      return `flow file changed: its change trigger's next runs use it as it is now ` +
+        `(${watched(event)}, from its stored position)`;
   }
 }
 

@@ -47,6 +47,17 @@
  *   still holds, from its oldest kept (at least once: a change it cannot
  *   tell delivered is delivered), and reports a `trigger.reset` event saying
  *   so.
+ * - **Edits of the flow files** (`flowstate daemon` hands each look at them
+ *   to {@linkcode ChangeTriggers.update}, as its scheduler reads them for
+ *   schedules): a flow edited without touching its trigger runs as edited
+ *   from its next change (its loop, position and run in progress stay); a
+ *   trigger added, or changed to another store or prefix, delivers the
+ *   changes after the end of that store's feed as the edit applied, unless
+ *   the position stored for its flow and store was written for the same
+ *   prefix (positions record it): then it resumes from there; a changed one
+ *   starts once the old one's run in progress ended and stored its position.
+ *   A trigger removed stops taking changes; its position stays stored. A
+ *   trigger an edit made unusable goes on as it was until the file is fixed.
  *
  * @module
  */
@@ -154,6 +165,13 @@ export interface TriggerPosition {
    * feed that numbers its changes from 1 again is told apart by it.
    */
   at?: number | null;
+  /**
+   * The key prefix the trigger watched when it wrote the position (absent in
+   * positions written before it was recorded, and in copies): a trigger
+   * started or changed while the daemon runs resumes a position only when it
+   * was written for the same prefix (see {@linkcode ChangeTriggers.update}).
+   */
+  prefix?: Key;
   /**
    * Set on a copy of an older version's position (one per flow) that this
    * version made while that key stays for older daemons still watching the
@@ -267,6 +285,29 @@ export type ChangeTriggerEvent =
     /** What happened and what the trigger does, as a sentence. */
     message: string;
   }
+  /**
+   * An edit of the flow files applied to the change triggers (see
+   * {@linkcode ChangeTriggers.update}): a trigger `added` (a new flow file,
+   * or a trigger added to one), `changed` (another store or prefix: the new
+   * one delivers the changes after `since`, the feed's end then, unless a
+   * position written for that store and prefix is stored), `removed` (no
+   * more runs; its position stays stored), or `updated` (the flow changed,
+   * not its trigger: its next runs use it, from the stored position), or
+   * `recovered` (its file's trigger, refused by an `error` event before, can
+   * be used again; what the fix changes is another event).
+   */
+  | {
+    type: "trigger.reload";
+    flowId: string;
+    file: string;
+    action: "added" | "changed" | "removed" | "updated" | "recovered";
+    store: string;
+    prefix: Key;
+    /** For `changed`: the store and prefix it watched before. */
+    previous?: { store: string; prefix: Key };
+    /** For `added` and `changed`: the last change of the store's feed when the edit applied. */
+    since?: number;
+  }
   | { type: "error"; flowId: string; error: unknown };
 
 /**
@@ -306,12 +347,39 @@ export interface ChangeTriggersOptions {
  * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory", changes: { keep: "1d" } } } } });
  * const triggers: ChangeTriggers = await startChangeTriggers(rt);
  * assert.deepEqual(triggers.triggers, []);
+ * await triggers.update([]); // the flow files as they are now: none declares a trigger
  * await triggers.stop({ graceMs: 1_000 }); // waits for runs in progress, then cancels the rest
  * ```
  */
 export interface ChangeTriggers {
-  /** The triggers loaded. */
+  /** The triggers running now (loaded at start, then as {@linkcode ChangeTriggers.update} applied). */
   readonly triggers: readonly ChangeTriggerSpec[];
+  /**
+   * Apply the flow files as they are now (every flow file under `flows:`
+   * with its flow, parsed and prepared; the daemon passes what its
+   * scheduler read): each change is a `trigger.reload` event.
+   *
+   * - A flow whose trigger (store and prefix) did not change runs as it is
+   *   now from its next change on: its position and its run in progress
+   *   stay, nothing is delivered again.
+   * - A trigger added, or changed to another store or prefix, delivers the
+   *   changes after the end of its store's feed as this applies, unless the
+   *   position stored for its flow and store was written for that prefix:
+   *   then it resumes from it (a trigger removed and added back, or moved
+   *   back). A changed one starts once the old one's run in progress ended
+   *   and stored its position.
+   * - A trigger removed (its flow file, or its `trigger:`, gone) takes no
+   *   more changes; its run in progress ends as it would. Its position stays
+   *   stored (`flowstate state rm` removes it).
+   * - A trigger that cannot be used (an unknown store, one without a change
+   *   feed, a flow id another trigger has) is an `error` event naming the
+   *   file, line and column, once until it changes; the flow's trigger goes
+   *   on as it was until the file is fixed.
+   *
+   * Calls are applied one after the other. Resolves when applied (it does
+   * not wait for runs in progress).
+   */
+  update(flows: readonly { file: string; flow: ParsedFlow }[]): Promise<void>;
   /**
    * Stop: take no new change, wait up to `graceMs` for the runs in progress
    * (their changes' positions are then stored), cancel the rest (their
@@ -514,22 +582,168 @@ export async function startChangeTriggers(
     const onEvent = options.onEvent;
     if (onEvent !== undefined) callGuarded(() => onEvent(event), () => {});
   };
-  const loops = specs.map((spec) =>
-    runTrigger(runtime, records, spec, {
-      runnerId,
-      leaseMs,
-      stop: stop.signal,
-      cancel: cancel.signal,
-      emit,
-    }).catch((error) => emit({ type: "error", flowId: spec.flowId, error }))
-  );
+  /** The triggers running, by flow id. */
+  const active = new Map<string, ActiveTrigger>();
+  /** Every loop started (those of removed or changed triggers too, until they end). */
+  const loops = new Set<Promise<void>>();
+  /** Each flow's latest loop: a trigger changed or added back starts once it ended. */
+  const latest = new Map<string, Promise<void>>();
+  const start = (spec: ChangeTriggerSpec, fresh?: { since: number }) => {
+    const own = new AbortController();
+    const trigger: ActiveTrigger = { spec, stop: own, ...(fresh === undefined ? {} : { fresh }) };
+    const loop = (latest.get(spec.flowId) ?? Promise.resolve()).then(() =>
+      runTrigger(runtime, records, trigger, {
+        runnerId,
+        leaseMs,
+        stop: AbortSignal.any([stop.signal, own.signal]),
+        cancel: cancel.signal,
+        emit,
+      }).catch((error) => emit({ type: "error", flowId: spec.flowId, error }))
+    );
+    loops.add(loop);
+    latest.set(spec.flowId, loop);
+    loop.finally(() => {
+      loops.delete(loop);
+      if (latest.get(spec.flowId) === loop) latest.delete(spec.flowId);
+    });
+    active.set(spec.flowId, trigger);
+  };
+  for (const spec of specs) start(spec);
+  /** The problem last said for each flow file (said again only when it changes). */
+  const said = new Map<string, string>();
+  const feedOn = async (store: string) => (await (await runtime.store(store)).feedInfo()).enabled;
+  const feedEnd = async (store: string) => (await (await runtime.store(store)).feedInfo()).lastSeq;
+
+  /** A `trigger.reload` event about `spec`. */
+  const tell = (
+    action: ReloadAction,
+    spec: ChangeTriggerSpec,
+    more: { previous?: { store: string; prefix: Key }; since?: number } = {},
+  ) => {
+    const { flowId, file, store, prefix } = spec;
+    emit({ type: "trigger.reload", flowId, file, action, store, prefix, ...more });
+  };
+
+  /** The flows last applied, by file: the same again (no file changed) is not looked at. */
+  let lastFlows = new Map<string, ParsedFlow>();
+
+  async function apply(flows: readonly { file: string; flow: ParsedFlow }[]): Promise<void> {
+    if (stop.signal.aborted) return;
+    if (flows.length === lastFlows.size && flows.every((f) => lastFlows.get(f.file) === f.flow)) {
+      return;
+    }
+    const config = runtime.config;
+    const wanted = new Map<string, ChangeTriggerSpec>();
+    // Flows whose trigger cannot be used now: the one they had goes on.
+    const held = new Set<string>();
+    const problems = new Map<string, string>();
+    const byId = new Map<string, { file: string; flow: ParsedFlow }[]>();
+    for (const entry of flows) {
+      if (entry.flow.definition.trigger?.changes === undefined) continue;
+      const id = entry.flow.definition.id;
+      byId.set(id, [...byId.get(id) ?? [], entry]);
+    }
+    for (const [id, entries] of byId) {
+      // Two files, one id: the file that has the trigger now keeps it.
+      const running = active.get(id)?.spec.file;
+      const first = entries.find((e) => e.file === running) ?? entries[0];
+      for (const { file, flow } of entries) {
+        if (file !== first.file) {
+          const at = flow.locate(["id"]);
+          problems.set(
+            file,
+            `${
+              at === undefined ? file : `${file}:${at.line}:${at.column}`
+            }: two flows with id "${id}" declare a change trigger (the other: ${first.file}); flow ids must be unique`,
+          );
+          continue;
+        }
+        const found = await triggerProblems(flow, config, feedOn);
+        if (found.length > 0) {
+          problems.set(file, found.map((p) => formatProblem(p, file, file)).join("; "));
+          held.add(id);
+          continue;
+        }
+        const trigger = flow.definition.trigger!.changes!;
+        wanted.set(id, {
+          flowId: id,
+          file,
+          flow,
+          store: trigger.store ?? config.scopes.global,
+          prefix: trigger.prefix ?? [],
+        });
+      }
+    }
+    for (const [file, problem] of problems) {
+      if (said.get(file) === problem) continue;
+      emit({
+        type: "error",
+        flowId: byIdOf(file, flows),
+        error: new ConfigError(
+          `flow file ${file}: its change trigger cannot be used (the trigger it had, if any, goes on as it was until the file is fixed): ${problem}`,
+        ),
+      });
+    }
+    // A problem said before and gone: said too (what the fixed file changes is said below).
+    for (const file of said.keys()) {
+      if (problems.has(file)) continue;
+      const spec = [...wanted.values()].find((w) => w.file === file) ??
+        [...active.values()].map((t) => t.spec).find((t) => t.file === file);
+      if (spec === undefined) continue;
+      tell("recovered", spec);
+    }
+    said.clear();
+    for (const [file, problem] of problems) said.set(file, problem);
+    for (const [id, trigger] of [...active]) {
+      const next = wanted.get(id);
+      const was = trigger.spec;
+      if (next === undefined) {
+        if (held.has(id)) continue;
+        trigger.stop.abort();
+        active.delete(id);
+        tell("removed", was);
+        continue;
+      }
+      wanted.delete(id);
+      if (next.store === was.store && samePrefix(next.prefix, was.prefix)) {
+        // The same trigger: the loop runs the flow as it is now from its next change.
+        if (next.flow === was.flow) continue;
+        trigger.spec = next;
+        if (next.flow.source !== was.flow.source || next.file !== was.file) {
+          tell("updated", next);
+        }
+        continue;
+      }
+      // Stopped first, then the feed's end read: a change the old one still runs is before it.
+      trigger.stop.abort();
+      const since = await feedEnd(next.store);
+      start(next, { since });
+      tell("changed", next, { previous: { store: was.store, prefix: was.prefix }, since });
+    }
+    for (const spec of wanted.values()) {
+      const since = await feedEnd(spec.store);
+      start(spec, { since });
+      tell("added", spec, { since });
+    }
+    lastFlows = new Map(flows.map((f) => [f.file, f.flow]));
+  }
+
+  let updating: Promise<void> = Promise.resolve();
   return {
-    triggers: specs,
+    get triggers() {
+      return [...active.values()].map((t) => t.spec);
+    },
+    update(flows) {
+      const applied = updating.then(() => apply(flows));
+      updating = applied.catch(() => {});
+      return applied;
+    },
     async stop(stopOptions = {}) {
       stop.abort();
+      await updating;
       const grace = stopOptions.graceMs ?? 30_000;
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const all = Promise.all(loops);
+      const all = Promise.all([...loops]);
       const timedOut = await Promise.race([
         all.then(() => false),
         new Promise<boolean>((resolve) => {
@@ -543,6 +757,32 @@ export async function startChangeTriggers(
       }
     },
   };
+}
+
+/** What an edit did to a trigger (see the `trigger.reload` event). */
+type ReloadAction = Extract<ChangeTriggerEvent, { type: "trigger.reload" }>["action"];
+
+/** The flow id of `file` among `flows` (for an event about it). */
+function byIdOf(file: string, flows: readonly { file: string; flow: ParsedFlow }[]): string {
+  return flows.find((f) => f.file === file)?.flow.definition.id ?? "";
+}
+
+/** Whether two key prefixes are the same (`undefined`: not recorded, never the same). */
+function samePrefix(a: Key | undefined, b: Key): boolean {
+  return a !== undefined && Array.isArray(a) && a.length === b.length &&
+    a.every((part, i) => part === b[i]);
+}
+
+/** A trigger the runner runs: its spec (its flow replaced by an edit that keeps the trigger). */
+interface ActiveTrigger {
+  spec: ChangeTriggerSpec;
+  /** Aborted when an edit removes or changes the trigger. */
+  stop: AbortController;
+  /**
+   * Started or changed by an edit: at its first delivery, the changes after
+   * `since` are delivered unless its position was written for its prefix.
+   */
+  fresh?: { since: number };
 }
 
 interface LoopContext {
@@ -569,9 +809,11 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 async function runTrigger(
   runtime: Runtime,
   records: Store,
-  spec: ChangeTriggerSpec,
+  trigger: ActiveTrigger,
   ctx: LoopContext,
 ): Promise<void> {
+  // Its flow id, store and prefix stay (an edit of those starts another loop); its flow may not.
+  const spec = trigger.spec;
   const leaseKey = [...TRIGGERS_PREFIX, spec.flowId, "lease"];
   const positionKey = triggerPositionKey(spec.flowId, spec.store);
   let reportedStandby = false;
@@ -609,7 +851,7 @@ async function runTrigger(
         if (!ctx.stop.aborted) ctx.emit({ type: "error", flowId: spec.flowId, error });
       });
       try {
-        await deliver(runtime, store, records, spec, lease, positionKey, ctx);
+        await deliver(runtime, store, records, trigger, lease, positionKey, ctx);
       } finally {
         await lease.release().catch(() => {});
       }
@@ -665,15 +907,39 @@ async function deliver(
   runtime: Runtime,
   store: Store,
   records: Store,
-  spec: ChangeTriggerSpec,
+  trigger: ActiveTrigger,
   lease: Lease<unknown>,
   positionKey: Key,
   ctx: LoopContext,
 ): Promise<void> {
+  const spec = trigger.spec;
+  const prefix = [...spec.prefix];
   // Commit times are read beneath an encrypted store's wrapper: no value is opened for them.
   const feed = sealedView(store);
+  /** Store `seq` as the position if the stored one is still at `version` (false: lease lost). */
+  const startAt = async (seq: number, version: string | null): Promise<boolean> => {
+    const position: TriggerPosition = {
+      seq,
+      store: spec.store,
+      at: await changeTime(feed, seq),
+      prefix,
+    };
+    const done = await lease.commit((op) =>
+      op.check(positionKey, version).set(positionKey, position)
+    );
+    return done.ok;
+  };
   const moved = await moveOldPosition(records, spec, lease);
   if (moved === false) return;
+  if (trigger.fresh !== undefined) {
+    // Added or changed by an edit: from the feed's end then, unless the position stored was
+    // written for this prefix (the trigger added back, or another daemon applied the same edit).
+    const current = await records.get<TriggerPosition>(positionKey);
+    if (current === null || !samePrefix(current.value?.prefix, spec.prefix)) {
+      if (!await startAt(trigger.fresh.since, current?.version ?? null)) return;
+    }
+    trigger.fresh = undefined;
+  }
   let stored = await records.get<TriggerPosition>(positionKey);
   let untrusted: { reason: "store" | "feed"; why: string; previous: TriggerPosition } | undefined;
   if (stored === null) {
@@ -681,16 +947,7 @@ async function deliver(
     const other = moved ?? await otherPosition(records, spec);
     if (other === undefined) {
       // First start: changes from now on.
-      const { lastSeq } = await store.feedInfo();
-      const position: TriggerPosition = {
-        seq: lastSeq,
-        store: spec.store,
-        at: await changeTime(feed, lastSeq),
-      };
-      const first = await lease.commit((op) =>
-        op.check(positionKey, null).set(positionKey, position)
-      );
-      if (!first.ok) return;
+      if (!await startAt((await store.feedInfo()).lastSeq, null)) return;
     } else {
       untrusted = {
         reason: "store",
@@ -707,7 +964,7 @@ async function deliver(
   }
   if (untrusted !== undefined) {
     // Change firstSeq - 1 is not kept (or is 0): no commit time to record.
-    const position: TriggerPosition = { seq: firstSeq - 1, store: spec.store, at: null };
+    const position: TriggerPosition = { seq: firstSeq - 1, store: spec.store, at: null, prefix };
     const skip = JSON.stringify({ seq: lastSeq, store: spec.store } satisfies TriggerPosition);
     const keyText = formatKey(positionKey);
     const held = firstSeq > lastSeq
@@ -756,14 +1013,18 @@ async function deliver(
   });
   const watching = AbortSignal.any([ctx.stop, lease.signal]);
   for await (const change of store.watch([spec.prefix], { since, signal: watching })) {
+    // Stopped (the daemon stopping, an edit removing or changing the trigger): not run here.
+    if (watching.aborted) return;
     // Not written for a change that runs nothing (a position write is a change
     // too: in the records store, that would never end); a restart reads those again.
     if (!delivers(spec, change)) continue;
     let run: RunRecord | undefined;
     let marked: Promise<unknown> | undefined;
     try {
-      run = await runtime.runFlow(spec.flow, {
-        input: inputsOf(spec, change),
+      // The flow as it is now: an edit that kept the trigger reaches the next change.
+      const now = trigger.spec;
+      run = await runtime.runFlow(now.flow, {
+        input: inputsOf(now, change),
         signal: ctx.cancel,
         // Named where a daemon taking the trigger over finds it, should this one die meanwhile.
         onStart: (runId) => {
@@ -795,7 +1056,7 @@ async function deliver(
       ctx.emit({ type: "trigger.run", flowId: spec.flowId, seq: change.seq, key: change.key, run });
     }
     since = change.seq;
-    const position: TriggerPosition = { seq: since, store: spec.store, at: change.at };
+    const position: TriggerPosition = { seq: since, store: spec.store, at: change.at, prefix };
     const saved = await lease.commit((op) => op.set(positionKey, position));
     if (!saved.ok) {
       // Lost the lease: another daemon goes on from the stored position.

@@ -369,6 +369,19 @@ interface FlowFileState {
   problem?: string;
   /** What its schedule lacks to run (an `env:` variable unset here), said when it is new. */
   warnings?: string[];
+  /** The flow as last read usable (kept while the file cannot be used; absent: never usable). */
+  parsed?: ParsedFlow;
+}
+
+/**
+ * A flow file under `flows:` and its flow as last read usable (see
+ * {@linkcode FlowScheduleFiles.flows}).
+ */
+export interface ConfiguredFlowFile {
+  /** The flow file. */
+  file: string;
+  /** Its flow, parsed and prepared. */
+  flow: ParsedFlow;
 }
 
 /** What {@linkcode FlowScheduleFiles.read} found. */
@@ -496,6 +509,18 @@ export class FlowScheduleFiles {
   }
 
   /**
+   * The flow files under `flows:` whose flow could be used at a read, each
+   * with its flow as last read usable: a file that an edit broke keeps the
+   * flow it had (what it triggers stays as it was), a file never usable
+   * since it appeared is not here.
+   */
+  flows(): ConfiguredFlowFile[] {
+    return [...this.#files].flatMap(([file, state]) =>
+      state.parsed === undefined ? [] : [{ file, flow: state.parsed }]
+    );
+  }
+
+  /**
    * The flow files that could not be used at the last
    * {@linkcode FlowScheduleFiles.read} (a file that could not be used before
    * keeps the schedule it had then).
@@ -518,17 +543,24 @@ export class FlowScheduleFiles {
     const zone = this.#config.timezone;
     // Touched, not changed: the schedule it gave stands (the same object, so nothing changed).
     if (known !== undefined && known.text === text && known.timezone === zone) {
-      return { ...known, stamp, stable, problem: undefined };
+      return { ...known, stamp, stable, problem: undefined, parsed: known.parsed ?? parsed };
     }
     const definition = parsed.definition;
     const spec = flowScheduleOf((definition as { schedule?: unknown }).schedule);
     if (spec === null) {
-      return { stamp, stable, text, schedule: null, flowId: definition.id, timezone: zone };
+      return { stamp, stable, text, schedule: null, flowId: definition.id, timezone: zone, parsed };
     }
     const timezone = spec.timezone ?? zone;
     // Read again for a new default zone that this schedule does not take: it stands as it was.
     if (known !== undefined && known.text === text && known.schedule?.timezone === timezone) {
-      return { ...known, stamp, stable, timezone: zone, problem: undefined };
+      return {
+        ...known,
+        stamp,
+        stable,
+        timezone: zone,
+        problem: undefined,
+        parsed: known.parsed ?? parsed,
+      };
     }
     try {
       validateCron(spec.cron, timezone);
@@ -583,7 +615,16 @@ export class FlowScheduleFiles {
       `${p.line === undefined ? file : `${file}:${p.line}:${p.column}`}: ${p.message} ` +
       `(every tick of this schedule fails until it is set)`
     );
-    return { stamp, stable, text, schedule, flowId: definition.id, timezone: zone, warnings };
+    return {
+      stamp,
+      stable,
+      text,
+      schedule,
+      flowId: definition.id,
+      timezone: zone,
+      warnings,
+      parsed,
+    };
   }
 }
 

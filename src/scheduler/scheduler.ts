@@ -97,6 +97,7 @@ import {
 import { fileStamp, isStable } from "../flow_cache.ts";
 import { flowFiles } from "../flow_files.ts";
 import type { Schedule } from "./schedule.ts";
+import type { ParsedFlow } from "../flow/parse.ts";
 import { messageOf } from "../errors.ts";
 import { uniqueRandomBytes } from "../_random.ts";
 
@@ -306,6 +307,15 @@ export interface SchedulerOptions {
    * {@linkcode Scheduler.reload}.
    */
   loadConfig?: () => Promise<ResolvedConfig>;
+  /**
+   * Given, after each look at the flow files (schedules loaded from the
+   * config: every 2 s, and at {@linkcode Scheduler.reload}), every flow file
+   * under `flows:` with its flow as last read usable (a file an edit broke
+   * keeps the flow it had; the `error` event says why once). The daemon
+   * applies the flows' change triggers from here. Awaited; a rejection is an
+   * `error` event.
+   */
+  onFlowFiles?: (flows: readonly { file: string; flow: ParsedFlow }[]) => void | Promise<void>;
 }
 
 /**
@@ -933,8 +943,8 @@ export class Scheduler {
       this.#emit({
         type: "error",
         message: isNew
-          ? `flow file ${file} cannot be used (it schedules nothing until it can): ${why}`
-          : `flow file ${file} changed but cannot be used (its schedule, if any, stays as it was): ${why}`,
+          ? `flow file ${file} cannot be used (it schedules and triggers nothing until it can): ${why}`
+          : `flow file ${file} changed but cannot be used (its schedule and change trigger, if any, stay as they were): ${why}`,
         error,
       });
     }
@@ -952,6 +962,17 @@ export class Scheduler {
         "schedule removed (its flow file no longer has one, or is no longer under flows:): no more ticks",
       changed: "flow file changed: its next runs use it as it is now",
     });
+    const onFlowFiles = this.#options.onFlowFiles;
+    if (onFlowFiles === undefined) return;
+    try {
+      await onFlowFiles(files.flows());
+    } catch (error) {
+      this.#emit({
+        type: "error",
+        message: `Cannot apply the flow files' edits: ${messageOf(error)}`,
+        error,
+      });
+    }
   }
 
   /**
