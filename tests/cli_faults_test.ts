@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore } from "../mod.ts";
-import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
+import { cliCommand, resultOf, withSandbox } from "./_cli_sandbox.ts";
 
 const FLOW = `id: piped
 inputs:
@@ -29,14 +29,10 @@ async function mkfifo(path: string): Promise<void> {
 async function runFeeding(dir: string, fifo: string, text: string, args: string[]) {
   const child = cliCommand(dir, args).spawn();
   await Deno.writeTextFile(fifo, text); // opens when the CLI opens it for reading
-  const output = await child.output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  return resultOf(await child.output());
 }
+
+const SQLITE_CONFIG = "stores:\n  default: { plugin: sqlite, path: state.db }\n";
 
 Deno.test("a flow or config read from a pipe (run <(…), a FIFO) is read whole", async () => {
   await withSandbox(async ({ dir }) => {
@@ -70,7 +66,7 @@ Deno.test("an empty argument or option value (an unset shell variable) is a usag
   await withSandbox(async ({ dir, run }) => {
     await Deno.writeTextFile(
       join(dir, "flowstate.yaml"),
-      "stores:\n  default: { plugin: sqlite, path: state.db }\n",
+      SQLITE_CONFIG,
     );
     for (
       const [args, name] of [
@@ -118,7 +114,7 @@ Deno.test("runs ls and runs show tell a run whose process was killed (no heartbe
   await withSandbox(async ({ dir, run }) => {
     await Deno.writeTextFile(
       join(dir, "flowstate.yaml"),
-      "stores:\n  default: { plugin: sqlite, path: state.db }\n",
+      SQLITE_CONFIG,
     );
     await Deno.writeTextFile(
       join(dir, "slow.flow.yaml"),
