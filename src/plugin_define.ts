@@ -154,6 +154,13 @@ export interface PluginContext {
    */
   mustExist?: boolean;
   /**
+   * The caller asks for the backend's own integrity check (`flowstate stores
+   * repair`): a plugin that has one runs it while opening (it may be slow,
+   * reading the whole store) and throws a {@linkcode StoreCorruptError} when it
+   * fails. Others ignore it.
+   */
+  verify?: boolean;
+  /**
    * Aborted when the caller gives up on the open (a runtime closing while the
    * store opens, after Ctrl-C): an open that can wait long (a network
    * connection) stops, releases what it holds and throws. Absent: nobody

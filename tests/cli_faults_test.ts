@@ -160,3 +160,42 @@ Deno.test("runs ls and runs show tell a run whose process was killed (no heartbe
     assert.match(shown.stdout, /status: {3}running \(no heartbeat since .*: its process is gone/);
   });
 });
+
+Deno.test("stores repair runs SQLite's integrity check: a file that opens but is damaged is reported (exit 1), not called clean nor moved", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), SQLITE_CONFIG);
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await run("state", "set", `k/${i}`, `"${"v".repeat(2000)}"`)).code, 0);
+    }
+    const clean = await run("stores", "repair", "default");
+    assert.equal(clean.code, 0, clean.stderr);
+    assert.match(clean.stdout, /opens cleanly: nothing to repair/);
+
+    // Page 2 (the pointer map of an auto-vacuum database) overwritten: every command still
+    // opens the file, but SQLite's own check fails.
+    const path = join(dir, "state.db");
+    {
+      await using file = await Deno.open(path, { write: true });
+      await file.seek(4096, Deno.SeekMode.Start);
+      await file.write(new Uint8Array(256).fill(0xde));
+    }
+    assert.equal((await run("state", "get", "k/0")).code, 0, "it still opens");
+    const damaged = await run("stores", "repair", "default");
+    assert.equal(damaged.code, 1, damaged.stderr);
+    assert.match(
+      damaged.stderr,
+      /^error: Store "default": .*state\.db opens, but SQLite's integrity check finds it damaged \(.+\)\. What it still reads can be saved: `flowstate backup --store default --out <file>`/,
+    );
+    const json = await run("stores", "repair", "default", "--json");
+    assert.equal(json.code, 1, json.stderr);
+    assert.deepEqual(
+      { ...JSON.parse(json.stdout), error: undefined },
+      { store: "default", path, movedTo: null, reason: "damaged", error: undefined },
+    );
+    // Left where it is, for the backup the message asks for.
+    assert.deepEqual(
+      [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.startsWith("state.db")),
+      ["state.db"],
+    );
+  });
+});

@@ -141,6 +141,12 @@ export interface SqliteDriverOptions {
   cacheSize?: number;
   /** The store's name, for error messages. */
   storeName?: string;
+  /**
+   * Run SQLite's `PRAGMA quick_check` after opening, and throw a
+   * `StoreCorruptError` when it finds damage (reads the whole file: slow on a
+   * large store; `flowstate stores repair` asks for it).
+   */
+  verify?: boolean;
 }
 
 /** Keep the WAL file at most this big after a checkpoint. */
@@ -540,6 +546,41 @@ export class SqliteDriver implements StoreDriver {
    * SQLite database that is not a Flowstate store, or has a newer schema version.
    */
   static async open(path: string, options: SqliteDriverOptions = {}): Promise<SqliteDriver> {
+    const driver = await SqliteDriver.#open(path, options);
+    if (options.verify) {
+      try {
+        driver.#verify(`Store "${options.storeName ?? "sqlite"}"`);
+      } catch (err) {
+        driver.close();
+        throw err;
+      }
+    }
+    return driver;
+  }
+
+  /** SQLite's own check of the whole file (`PRAGMA quick_check`): throws a `StoreCorruptError` when it fails. */
+  #verify(what: string): void {
+    let problems: string[];
+    try {
+      problems = (this.#db.prepare("PRAGMA quick_check(5)").all() as { quick_check: string }[])
+        .map((row) => String(row.quick_check));
+    } catch (err) {
+      if (!isCorrupt(err)) throw err;
+      problems = [messageOf(err)];
+    }
+    if (problems.length === 1 && problems[0] === "ok") return;
+    const path = this.location;
+    throw new StoreCorruptError(
+      `${what}: ${path} opens, but SQLite's integrity check finds it damaged (${
+        problems.join("; ").replaceAll("\n", "; ")
+      }). What it still reads can be saved: \`flowstate backup --store ${this.#storeName} --out ` +
+        `<file>\`, then move ${path} (and its -wal and -shm) aside and \`flowstate restore ` +
+        `--store ${this.#storeName} <file>\` into the new, empty store`,
+      { path },
+    );
+  }
+
+  static async #open(path: string, options: SqliteDriverOptions): Promise<SqliteDriver> {
     const storeName = options.storeName ?? "sqlite";
     const busyTimeout = options.busyTimeout ?? sqliteDefaults.busyTimeout;
     const durability = options.durability ?? sqliteDefaults.durability;

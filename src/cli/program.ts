@@ -106,7 +106,9 @@ export function buildProgram(setExitCode: (code: number) => void) {
         "refuses it until you act. Restore a backup into the empty store afterwards with\n" +
         "`flowstate restore --store <store> <file>`. A file a newer Flowstate wrote, one that is\n" +
         "not a store (another application's database) and a postgres or Redis store are left\n" +
-        "as they are, with what to do instead. Exit 0 repaired or healthy, 1 otherwise.",
+        "as they are, with what to do instead. A SQLite file that opens but fails SQLite's\n" +
+        "integrity check (run here) is reported, not moved: back up what it still reads first.\n" +
+        "Exit 0 repaired or healthy, 1 otherwise.",
     )
     .action(async (name, _options, command) => {
       const { repairStore } = await import("./stores.ts");
