@@ -55,15 +55,26 @@ async function fill(dir: string, leave: number): Promise<void> {
   await file.truncate(Math.max(0, size - leave));
 }
 
-/** Entries of distinct, incompressible-enough values: `n` of about `bytes` each. */
-function entries(n: number, bytes: number): [string[], string][] {
-  return Array.from({ length: n }, (_, i) => [
-    ["data", String(i).padStart(4, "0")],
-    Array.from(
-      { length: bytes / 16 },
+/**
+ * A project in `dir` whose store "default" is the sqlite file `path` (relative to `dir`),
+ * filled with `n` entries under `data/` of about 16 KiB each, of distinct, hard to compress
+ * values. Resolves the store file's absolute path.
+ */
+async function sqliteProject(dir: string, path: string, n: number): Promise<string> {
+  await Deno.writeTextFile(
+    join(dir, "flowstate.yaml"),
+    `stores:\n  default: { plugin: sqlite, path: ${path} }\n`,
+  );
+  const db = join(dir, path);
+  await using store = await openStore({ plugin: "sqlite", path: db });
+  for (let i = 0; i < n; i++) {
+    const value = Array.from(
+      { length: 1024 },
       (_, j) => ((i * 7919 + j) * 2654435761 % 2 ** 32).toString(16).padStart(16, "0"),
-    ).join(""),
-  ]);
+    ).join("");
+    await store.set(["data", String(i).padStart(4, "0")], value);
+  }
+  return db;
 }
 
 async function dump(path: string): Promise<Map<string, unknown>> {
@@ -79,15 +90,7 @@ Deno.test({
   ignore: !IS_ROOT,
   async fn() {
     await withSmallDisk("1m", async (dir, disk) => {
-      const db = join(dir, "state.db");
-      await Deno.writeTextFile(
-        join(dir, "flowstate.yaml"),
-        `stores:\n  default: { plugin: sqlite, path: state.db }\n`,
-      );
-      {
-        await using store = await openStore({ plugin: "sqlite", path: db });
-        for (const [key, value] of entries(60, 16_384)) await store.set(key, value);
-      }
+      const db = await sqliteProject(dir, "state.db", 60);
       const before = await dump(db);
       await fill(disk, 64 * 1024);
       const out = join(disk, "backups", "b.fsbackup");
@@ -110,15 +113,7 @@ Deno.test({
   ignore: !IS_ROOT,
   async fn() {
     await withSmallDisk("3m", async (dir, disk) => {
-      const db = join(disk, "state.db");
-      await Deno.writeTextFile(
-        join(dir, "flowstate.yaml"),
-        `stores:\n  default: { plugin: sqlite, path: disk/state.db }\n`,
-      );
-      {
-        await using store = await openStore({ plugin: "sqlite", path: db });
-        for (const [key, value] of entries(30, 16_384)) await store.set(key, value);
-      }
+      const db = await sqliteProject(dir, "disk/state.db", 30);
       const backedUp = await dump(db);
       const file = join(dir, "b.fsbackup");
       const backup = await runCli(dir, ["backup", "--out", file]);
