@@ -41,7 +41,7 @@ export type {
   SearchSpec,
   StoreDriver,
 } from "./src/store/driver.ts";
-export type { Capabilities, ClaimCompanion, QueryPlan } from "./src/store/types.ts";
+export type { Capabilities, ClaimCompanion, Key, KeyPart, QueryPlan } from "./src/store/types.ts";
 export type { NormalizedQuery } from "./src/store/query.ts";
 export {
   assertKey,

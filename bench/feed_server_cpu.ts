@@ -71,7 +71,7 @@ function serverCpuMs(pids: number[]): number {
 async function timeSets(
   target: { store: Store; pids: number[] },
   round: number,
-): Promise<{ wall: number; cpu: number; server: number }> {
+): Promise<{ wall: number; cpu: number; server: number; wal: number }> {
   const value = { n: 0, name: "counter", tags: ["a", "b"], pad: "x".repeat(100) };
   const wal0 = await walLsn();
   const s0 = serverCpuMs(target.pids);

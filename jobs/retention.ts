@@ -27,9 +27,18 @@
  *   runs are not exempt from it.
  * - `null` switches a limit off; `flows` limits the job to some flow ids.
  *
+ * Then flow versions go too (with `maxAge`): a version created more than
+ * `maxAge` ago that is not its flow's current version and that no run left
+ * refers to (a generated definition, an edited flow file's old content). Its
+ * per-version metrics are folded into the flow's `"*pruned"` metrics, so the
+ * flow's totals (`"*"`) never change and its per-version rows still add up to
+ * them; the flow counts it in `prunedVersions`. A run starting on such a
+ * version meanwhile keeps it (or saves it again): no run ever refers to a
+ * deleted version (see `src/records/_prune_versions.ts`).
+ *
  * How it deletes a million runs in seconds, in bounded memory, is the
  * records' own business: see `src/records/prune.ts`. Metrics are aggregates
- * kept apart from the runs, so they are not changed. Cancelling stops between
+ * kept apart from the runs, so deleting runs does not change them. Cancelling stops between
  * commits: every run is either fully deleted or untouched. A dry run reads the
  * same entries and reports what it would delete, without writing.
  *
@@ -61,7 +70,11 @@ import type { PruneResult } from "../src/records/prune.ts";
  * ```
  */
 export interface RetentionOptions {
-  /** Delete finished runs that started longer ago than this; `null`: no age limit. */
+  /**
+   * Delete finished runs that ended longer ago than this, and flow versions
+   * created longer ago that no run refers to (never a flow's current one);
+   * `null`: no age limit, and no version is deleted.
+   */
   maxAge: Duration | null;
   /** The age limit of failed runs (`failed`, `timed-out`); `null`: failed runs never age out. */
   failedMaxAge: Duration | null;
@@ -126,7 +139,7 @@ async function runRetention(ctx: JobContext, options: RetentionOptions): Promise
 const retentionJob: Job<RetentionOptions> = defineJob<RetentionOptions>({
   name: "retention",
   description:
-    "deletes old runs and their events: by age, by count per flow, failed runs kept longer",
+    "deletes old runs and their events (by age, by count per flow, failed runs kept longer) and unused old flow versions",
   optionsSchema,
   defaults,
   defaultSchedule: "0 3 * * *",

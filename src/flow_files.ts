@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { join, resolve } from "./_path.ts";
+import { isAbsolute, join, relative, resolve } from "./_path.ts";
 import type { ResolvedConfig } from "./config.ts";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, FlowValidationError } from "./errors.ts";
 import { isFlowPath } from "./flow/load.ts";
 import { readYamlFile } from "./_yaml_file.ts";
 
@@ -78,6 +78,44 @@ export async function findFlowFile(
         ? "no flows are configured: add flows: [./flows] to flowstate.yaml"
         : `found: ${ids.join(", ")}`
     }); or pass a path to the flow file`,
+  );
+}
+
+/**
+ * Rethrow `err`, a failure to load `flow` as a file: as it is, or, when
+ * `flow` is no file but the id of a flow under the config's `flows:` (which
+ * `enqueue` takes), with that file named: a path is what `runFlow` and
+ * `flowstate run` take.
+ */
+export async function rethrowWithFlowIdHint(
+  err: unknown,
+  flow: unknown,
+  config: ResolvedConfig,
+  cwd: string,
+): Promise<never> {
+  if (
+    typeof flow !== "string" || flow === "" || isFlowPath(flow) ||
+    !(err instanceof FlowValidationError) || !(err.cause instanceof Deno.errors.NotFound) ||
+    err.problems.length !== 1
+  ) throw err;
+  let file: string;
+  try {
+    file = await findFlowFile(config, flow, cwd);
+  } catch {
+    throw err; // No flow has that id either.
+  }
+  const rel = relative(cwd, file);
+  const path = rel.startsWith("..") || isAbsolute(rel) ? file : rel;
+  const [problem] = err.problems;
+  throw new FlowValidationError(
+    [{
+      ...problem,
+      message: `${problem.message}; ${
+        JSON.stringify(flow)
+      } is the id of the flow in ${path} (under the config's flows:): run that file`,
+    }],
+    err.file,
+    { cause: err.cause },
   );
 }
 

@@ -227,11 +227,16 @@ export function resolveMappedName(
 
 /** The deno.json (or deno.jsonc) of the project around `dir`; `./deno.json` there when none. */
 export function projectConfigFile(dir: string): string {
+  return existingConfigFile(dir) ?? join(resolve(dir), "deno.json");
+}
+
+/** The deno.json (or deno.jsonc) in `dir` or the nearest folder above it, if any. */
+function existingConfigFile(dir: string): string | undefined {
   for (let at = resolve(dir);; at = dirname(at)) {
     for (const name of ["deno.json", "deno.jsonc"]) {
       if (readText(join(at, name)) !== undefined) return join(at, name);
     }
-    if (dirname(at) === at) return join(resolve(dir), "deno.json");
+    if (dirname(at) === at) return undefined;
   }
 }
 
@@ -275,9 +280,14 @@ export function mappingHint(name: string, projectDir: string, manifestDir?: stri
       break;
     }
   }
-  const add = `add ${entry} to the imports of ${shown(projectConfigFile(projectDir))}`;
+  // Names resolve from `projectDir` upwards, then from the working directory (as
+  // resolveMappedName does): name the deno.json that exists among those first.
+  const dirs = [...new Set([resolve(projectDir), resolve(cwd())])];
+  const configFile = dirs.map(existingConfigFile).find((f) => f !== undefined) ??
+    projectConfigFile(projectDir);
+  const add = `add ${entry} to the imports of ${shown(configFile)}`;
   // A near miss of a name the project maps is a typo, not a package to add.
-  for (const map of projectMaps(projectDir)) {
+  for (const map of dirs.flatMap(projectMaps)) {
     const names = [...map.imports.keys()].map((k) => k.replace(/\/$/, "")).filter((k) =>
       /^[@a-z0-9]/i.test(k) && k !== pkg
     );

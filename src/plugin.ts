@@ -153,8 +153,9 @@ export async function loadPlugin(
  * A store's configuration: the plugin plus its options. `plugin` offers the
  * built-in names ({@linkcode BuiltinPluginName}) and takes any other string
  * (a module path or specifier) or a plugin object. {@linkcode openStore} and
- * {@linkcode openRuntime}'s `config` check a built-in plugin's options at
- * compile time (see {@linkcode CheckedStoreSpec}).
+ * {@linkcode openRuntime}'s `config` check a built-in plugin's options, and
+ * the option names of a plugin object typed `Plugin<Options>`, at compile
+ * time (see {@linkcode CheckedStoreSpec}).
  *
  * @example
  * ```ts
@@ -266,8 +267,12 @@ export type BuiltinPluginName = keyof BuiltinPluginOptions;
 /**
  * The compile-time check of a store spec `S`: for a built-in plugin name,
  * exactly that plugin's options (a misspelt option, a wrong value or a
- * missing `url` does not compile); anything else as it is, checked when the
- * plugin is loaded.
+ * missing `url` does not compile); for a plugin object typed
+ * `Plugin<Options>`, only the options it declares, each of its type (a
+ * misspelt option does not compile; a missing one is reported when the store
+ * opens, since the plugin's schema may give it a default); anything else
+ * (a module specifier, a `Plugin<unknown>`) as it is, checked when the plugin
+ * is loaded.
  *
  * @example
  * ```ts
@@ -288,6 +293,12 @@ export type CheckedStoreSpec<S> = S extends { plugin: infer P }
       & { plugin: P }
       & CoreStoreOptions
       & BuiltinPluginOptions[P]
+    // A plugin object whose options are a known shape (not `unknown`, not a record of any key).
+  : [P] extends [Plugin<infer O>] ? unknown extends O ? S : string extends keyof O ? S : {
+      [K in keyof S]: K extends "plugin" | keyof CoreStoreOptions ? S[K]
+        : K extends keyof O ? O[K]
+        : never;
+    }
   : S
   : S;
 

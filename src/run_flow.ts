@@ -27,6 +27,7 @@ import { FlowValidationError } from "./errors.ts";
 import { claimedRunCommit, RunNotOwnedError, RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
 import { knownFlowHash } from "./records/flow_version.ts";
+import { FlowVersionGoneError } from "./records/_versions.ts";
 import type { FlowDefinition } from "./flow/types.ts";
 import type { RunEvent, RunRecord } from "./records/types.ts";
 import type { JsonValue, Store } from "./store/types.ts";
@@ -196,8 +197,9 @@ const VERSION_RECHECK_MS = 5_000;
  * version this process saved in the same store less than
  * {@linkcode VERSION_RECHECK_MS} ago and that is still the last one it saved
  * of that flow: a worker running one flow over and over looks once in a while,
- * not per run. Versions are never deleted; another process that moves the
- * head is followed within that time.
+ * not per run. Another process that moves the head is followed within that
+ * time; a version retention deleted meanwhile fails the run's start, which
+ * saves it again ({@linkcode withVersionSaved}).
  */
 async function saveVersionOnce(
   records: Records,
@@ -218,6 +220,33 @@ async function saveVersionOnce(
   if (saved === undefined) savedVersions.set(store, saved = new Map());
   saved.set(def.id, { hash, at: performance.now() });
   return hash;
+}
+
+/** Tries of a run's start whose version retention keeps deleting before it gives up. */
+const VERSION_GONE_TRIES = 5;
+
+/**
+ * `write()` a run's start (or a claimed run's end); if its flow version was
+ * pruned by retention since it was saved (a `FlowVersionGoneError`), save it
+ * again and write again: a run never refers to a deleted version (see
+ * `_prune_versions.ts`).
+ */
+async function withVersionSaved<T>(
+  records: Records,
+  store: Store,
+  def: FlowDefinition,
+  source: string | undefined,
+  write: () => Promise<T>,
+): Promise<T> {
+  for (let n = 1;; n++) {
+    try {
+      return await write();
+    } catch (err) {
+      if (!(err instanceof FlowVersionGoneError) || n >= VERSION_GONE_TRIES) throw err;
+      savedVersions.get(store)?.delete(def.id);
+      await records.saveVersion(def, source);
+    }
+  }
 }
 
 /** The node ids of each prepared flow, one array per flow (its recorder's `nodeIds`). */
@@ -401,7 +430,13 @@ async function runInTree(
     const onCancelRequested = () => cancel.abort("cancel requested");
     const nodeIds = nodeIdsOf(prepared);
     recorder = claimed === undefined
-      ? await RunRecorder.start(records, host.clock, start, { onCancelRequested, nodeIds })
+      ? await withVersionSaved(
+        records,
+        recordsStore,
+        def,
+        parsed.source,
+        () => RunRecorder.start(records, host.clock, start, { onCancelRequested, nodeIds }),
+      )
       : RunRecorder.adopt(records, host.clock, claimed.record, {
         ...start,
         ...(claimed.record.parentRunId ? { parentRunId: claimed.record.parentRunId } : {}),
@@ -412,7 +447,15 @@ async function runInTree(
         heartbeatMs: claimed.heartbeatMs,
         ...(claimed.lost === undefined ? {} : { lost: claimed.lost }),
         // Cancelled because the worker stops (or its process exits at once): back to the queue.
-        commit: claimedRunCommit(records, claimed.released),
+        // Its version, if the flow changed while it was queued, saved again if pruned meanwhile.
+        commit: (...args) =>
+          withVersionSaved(
+            records,
+            recordsStore,
+            def,
+            parsed.source,
+            () => claimedRunCommit(records, claimed.released)(...args),
+          ),
       });
   } catch (err) {
     options.signal?.removeEventListener("abort", onAbort);

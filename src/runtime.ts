@@ -27,12 +27,13 @@ import { assertKnownFields, didYouMean, fieldNames } from "./_suggest.ts";
 import type { FlowSource } from "./flow/load.ts";
 import { type FlowHost, runFlow, type RunFlowOptions } from "./run_flow.ts";
 import { enqueueFlow, type EnqueueOptions, type EnqueueResult } from "./queue/enqueue.ts";
-import { findFlowFile } from "./flow_files.ts";
+import { findFlowFile, rethrowWithFlowIdHint } from "./flow_files.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
 import { FlowCache } from "./flow_cache.ts";
 import type { RunRecord } from "./records/types.ts";
 import { Records } from "./records/records.ts";
 import { INTERRUPT_TIMEOUT_MS } from "./records/recorder.ts";
+import { assertRunId } from "./records/run_id.ts";
 import { systemClock } from "./clock.ts";
 import { type ScopeName, SCOPES, type StateChange, type StateChangeSink } from "./state/scopes.ts";
 import { notifyingStore } from "./wrappers/_notify.ts";
@@ -366,6 +367,23 @@ const RUN_FLOW_OPTIONS: readonly string[] = fieldNames<RunFlowOptions>()(
   ["input", "inputFromStrings", "signal", "timers", "onEvent", "concurrency", "env"],
   ["parentRunId", "abortGrace", "maxSubRuns", "onStart", "depth"],
 );
+
+/**
+ * `depth` and `parentRunId` are set by a run for its sub-runs; a caller who
+ * passes them anyway gets them checked (a negative depth would lift the
+ * nesting limit, a parent that is no run id would be recorded as one).
+ */
+function checkInternalRunOptions(options: RunFlowOptions): void {
+  const { depth, parentRunId } = options;
+  if (depth !== undefined && !(Number.isSafeInteger(depth) && depth >= 0)) {
+    throw new TypeError(
+      `Cannot run flow: option depth must be a non-negative integer (got ${
+        JSON.stringify(depth) ?? String(depth)
+      }); it is the sub-flow nesting a run sets for its sub-runs: leave it out`,
+    );
+  }
+  if (parentRunId !== undefined) assertRunId(parentRunId, "Cannot run flow: option parentRunId");
+}
 
 /** The options of `Runtime.enqueue`. */
 const ENQUEUE_OPTIONS: readonly string[] = fieldNames<EnqueueOptions>()(
@@ -709,6 +727,7 @@ class FlowstateRuntime implements Runtime {
     try {
       if (options != null) {
         assertKnownFields(options, RUN_FLOW_OPTIONS, "Cannot run flow", "option");
+        checkInternalRunOptions(options);
       }
       if (this.#closing !== undefined) {
         throw new StoreClosedError(`Cannot run flow ${flowLabel(flow)}: the runtime is closed`);
@@ -719,7 +738,7 @@ class FlowstateRuntime implements Runtime {
         ...this.runDefaults(),
         ...definedOnly(options),
         signal,
-      });
+      }).catch((err) => rethrowWithFlowIdHint(err, flow, this.config, this.#cwd));
       // close() waits for it (its rejection is the caller's, through `run`).
       const tracked = run.catch(() => {}).finally(() => this.#runs.delete(tracked));
       this.#runs.add(tracked);

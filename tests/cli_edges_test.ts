@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
+import { FlowValidationError, openRuntime } from "../mod.ts";
 
 const SYNTAX_ERROR = "export default {\n  x: 1 + ,\n};\n";
 
@@ -322,5 +323,39 @@ Deno.test("init on a kept deno.json whose Flowstate tasks lack a flag of the cur
       { task: "run", flags: ["--no-prompt"] },
       { task: "flowstate", flags: ["--no-prompt"] },
     ]);
+  });
+});
+
+Deno.test("a flow id given where a flow file is expected: run and runFlow() name the file with that id", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.mkdir(join(dir, "flows"));
+    const files = {
+      "flowstate.yaml": "stores:\n  default: { plugin: memory }\nflows: [./flows]\n",
+      "flows/report.flow.yaml":
+        "id: report\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+    };
+    for (const [path, text] of Object.entries(files)) {
+      await Deno.writeTextFile(join(dir, path), text);
+    }
+    const hint = `"report" is the id of the flow in flows/report.flow.yaml ` +
+      `(under the config's flows:): run that file`;
+    const byId = await run("run", "report");
+    assert.equal(byId.code, 2, byId.stderr);
+    assert.ok(byId.stderr.includes(`no such file ${join(dir, "report")}; ${hint}`), byId.stderr);
+    // A name that is no flow's id: the error as it was.
+    const unknown = await run("run", "reprot");
+    assert.equal(unknown.code, 2, unknown.stderr);
+    assert.doesNotMatch(unknown.stderr, /is the id of the flow/);
+    // The same from a program.
+    await using rt = await openRuntime({
+      cwd: dir,
+      config: { stores: { main: { plugin: "memory" } }, flows: [join(dir, "flows")] },
+    });
+    await assert.rejects(rt.runFlow("report"), (err: Error) => {
+      assert.ok(err instanceof FlowValidationError);
+      assert.ok(err.message.endsWith(hint), err.message);
+      return true;
+    });
+    assert.equal((await rt.runFlow("flows/report.flow.yaml")).status, "succeeded");
   });
 });

@@ -630,6 +630,7 @@ Deno.test("flowstate flows ls and flows versions show versions with their lineag
       "id",
       "head",
       "versions",
+      "prunedVersions",
       "lastRunAt",
       "lastStatus",
       "description",
@@ -655,6 +656,71 @@ Deno.test("flowstate flows ls and flows versions show versions with their lineag
     const unknownJson = await run("flows", "versions", "edted", "--json");
     assert.equal(unknownJson.code, 1);
     assert.equal(unknownJson.stdout, "null\n");
+  });
+});
+
+Deno.test("flowstate jobs run retention deletes unused old versions; runs, flows and metrics show what is left", async () => {
+  await withSandbox(async ({ run, json, write }) => {
+    const flow = (type: string, message: string) =>
+      `id: edited\nnodes:\n  - { id: say, type: ${type}, with: { message: ${message} } }\n`;
+    // Three versions: the first fails (its run is kept 90 days), the second succeeds (its run
+    // goes with maxAge=0s, and so does its version), the third is the head.
+    await write("edited.flow.yaml", flow("fail", "one"));
+    const failed = await json<RunRecordJson>(["run", "edited.flow.yaml", "--json"], 1);
+    await write("edited.flow.yaml", flow("log", "two"));
+    const second = await json<RunRecordJson>(["run", "edited.flow.yaml", "--json"]);
+    await write("edited.flow.yaml", flow("log", "three"));
+    const third = await json<RunRecordJson>(["run", "edited.flow.yaml", "--json"]);
+
+    const job = await json<{ status: string; outputs: Record<string, number> }>([
+      "jobs",
+      "run",
+      "retention",
+      "--option",
+      "maxAge=0s",
+      "--json",
+      "--quiet",
+    ]);
+    assert.equal(job.status, "succeeded");
+    assert.equal(job.outputs.deleted, 2);
+    assert.equal(job.outputs.versionsDeleted, 1);
+
+    const versions = await json<{ hash: string }[]>(["flows", "versions", "edited", "--json"]);
+    assert.deepEqual(versions.map((v) => v.hash), [third.flowVersion, failed.flowVersion]);
+    const table = await run("flows", "versions", "edited");
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stderr, /^1 older versions were deleted by the retention job/);
+    // The run left still shows its version, which is still there.
+    const shown = await run("runs", "show", failed.id);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, new RegExp(`version ${failed.flowVersion.slice(0, 12)}`));
+    const version = await run("flows", "versions", "edited", "--json");
+    assert.ok(version.stdout.includes(failed.flowVersion));
+
+    const flows = await json<{ versions: number; prunedVersions: number }[]>([
+      "flows",
+      "ls",
+      "--json",
+    ]);
+    assert.deepEqual([flows[0].versions, flows[0].prunedVersions], [3, 1]);
+    const list = await run("flows", "ls");
+    assert.match(list.stdout, /^edited\s+[0-9a-f]{12}\s+2 \(1 pruned\)\s+/m);
+
+    // The total is unchanged; the versions left and "pruned" add up to it.
+    const metrics = await json<{ version: string; count: number }[]>([
+      "metrics",
+      "edited",
+      "--json",
+    ]);
+    assert.deepEqual(metrics.map((m) => [m.version, m.count]), [
+      ["*", 3],
+      [third.flowVersion, 1],
+      [failed.flowVersion, 1],
+      ["*pruned", 1],
+    ]);
+    assert.equal(metrics.some((m) => m.version === second.flowVersion), false);
+    const shownMetrics = await run("metrics", "edited");
+    assert.match(shownMetrics.stdout, /^edited\s+pruned\s+1\s+1\s+0\s/m);
   });
 });
 

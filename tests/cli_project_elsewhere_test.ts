@@ -95,3 +95,27 @@ Deno.test("run from another folder: no warning when the flow has no project", as
     assert.doesNotMatch(result.stderr, /warning/);
   });
 });
+
+Deno.test("a config from elsewhere naming an unmapped package: the hint names the project's deno.json, which exists", async () => {
+  await withProjectAndElsewhere(async ({ project, elsewhere, home }) => {
+    await Deno.writeTextFile(
+      join(project, "deno.json"),
+      JSON.stringify({
+        imports: { "@example/flowstate-mapfile": "jsr:@example/flowstate-mapfile@^0.1" },
+      }),
+    );
+    const config = join(elsewhere, "typo.yaml");
+    await Deno.writeTextFile(
+      config,
+      'stores:\n  default: { plugin: "@example/flowstate-mapfil", path: x.json }\n',
+    );
+    const result = await runCli(project, ["stores", "--config", config], { home });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /did you mean "@example\/flowstate-mapfile" \(mapped in \.\/deno\.json\)\? Or add "@example\/flowstate-mapfil": "jsr:@example\/flowstate-mapfil@<version>" to the imports of \.\/deno\.json\)$/m,
+    );
+    // No deno.json was ever beside the config.
+    assert.doesNotMatch(result.stderr, new RegExp(`${join(elsewhere, "deno.json")}`));
+  });
+});

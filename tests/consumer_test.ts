@@ -216,6 +216,59 @@ console.log(JSON.stringify({
   }
 });
 
+Deno.test("a package of custom nodes linked from outside the project loads by its import-map name and its jsr: specifier", async () => {
+  await npmReady();
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-consumer-" });
+  try {
+    // Two sibling folders: the project, and a node package it links (as a monorepo would).
+    await write(dir, {
+      "nodes-pkg/deno.json": json({
+        name: "@example/flowstate-nodes",
+        version: "0.1.0",
+        exports: { "./double": "./double.ts" },
+        imports: { "@flowstate/core": CORE, zod: ZOD },
+      }),
+      "nodes-pkg/double.ts": `import { defineNode } from "@flowstate/core";
+import { z } from "zod";
+export default defineNode({
+  optionsSchema: z.strictObject({ n: z.number() }),
+  run: (_ctx, { n }) => n * 2,
+});
+`,
+      "app/deno.json": json({
+        links: [ROOT, "../nodes-pkg"],
+        imports: {
+          "@flowstate/core": CORE,
+          "@example/flowstate-nodes": "jsr:@example/flowstate-nodes@^0.1",
+          zod: ZOD,
+        },
+      }),
+      "app/flowstate.yaml": "stores:\n  default: { plugin: memory }\n",
+      "app/flows/double.flow.yaml": `id: double
+nodes:
+  - id: mapped
+    type: "@example/flowstate-nodes/double"
+    with: { n: 2 }
+  - id: specifier
+    type: jsr:@example/flowstate-nodes@^0.1/double
+    needs: [mapped]
+    with: { n: "\${{ nodes.mapped.output }}" }
+outputs:
+  n: "\${{ nodes.specifier.output }}"
+`,
+    });
+    const app = join(dir, "app");
+    const cli = ["run", "--cached-only", ...PERMISSIONS.split(" "), `${CORE}/cli`];
+    ok(await deno(app, ...cli, "validate", "flows/double.flow.yaml"), "validate");
+    const run = ok(await deno(app, ...cli, "run", "flows/double.flow.yaml", "--json"), "run");
+    const record = JSON.parse(run.stdout);
+    assert.equal(record.status, "succeeded", run.stdout);
+    assert.deepEqual(record.outputs, { n: 8 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 /** `flowstate init app <extra>` in `dir`, run from this checkout's cli.ts. */
 function initIn(dir: string, ...extra: string[]): Promise<Result> {
   const cli = join(ROOT, "cli.ts");

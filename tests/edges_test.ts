@@ -108,3 +108,34 @@ Deno.test("mod.ts: a node timeout past a timer's range (30d) does not fire at on
   // A timer reads 2,592,000,000 ms as 1 ms: the node "timed out after 2592000000 ms" at once.
   assert.equal(run.status, "succeeded", run.error?.message);
 });
+
+Deno.test("runFlow: the internal options depth and parentRunId are checked when a caller passes them", async () => {
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const flow = { id: "one", nodes: [{ id: "a", type: "transform", with: { value: 1 } }] };
+  for (const depth of [-5, 1.5, Number.NaN]) {
+    await assert.rejects(
+      () => rt.runFlow(flow, { depth }),
+      (err: Error) =>
+        err instanceof TypeError && /option depth must be a non-negative integer/.test(err.message),
+      `depth ${depth}`,
+    );
+  }
+  await assert.rejects(
+    () => rt.runFlow(flow, { parentRunId: "not a run" }),
+    /Cannot run flow: option parentRunId: run id must be/,
+  );
+  const dir = await Deno.makeTempDir();
+  const file = join(dir, "one.flow.yaml");
+  await Deno.writeTextFile(
+    file,
+    "id: one\nnodes:\n  - id: a\n    type: transform\n    with: { value: 1 }\n",
+  );
+  await assert.rejects(
+    () => rt.enqueue(file, { parentRunId: "not a run" } as never),
+    /Cannot enqueue .*: parentRunId: run id must be/,
+  );
+  await Deno.remove(dir, { recursive: true });
+  // Nothing was recorded by the refused calls; a proper call still runs.
+  assert.equal((await (await rt.records()).listRuns({ flowId: "one" })).runs.length, 0);
+  assert.equal((await rt.runFlow(flow, { depth: 0 })).status, "succeeded");
+});

@@ -174,9 +174,11 @@ Deno.test("a node's own imports read only its project, its folders and its read:
         assert.equal(result.code, 2, `${name}: ${result.stdout}${result.stderr}`);
         assert.match(
           result.stderr,
-          /cannot load node module .*: Requires read access to /,
+          /cannot load node module .*: Requires read access to "[^"]+": a node module imports only from the project, its flow's folder, its own folder and the node's permissions: read: paths/,
           `${name}: ${result.stderr}`,
         );
+        // Not Deno's advice to the runner, which has --allow-read already.
+        assert.doesNotMatch(result.stderr, /run again with the --allow-read flag/, name);
         assert.doesNotMatch(result.stderr, /Uncaught|hunter2|outside secret|root:/, name);
       }
       // What a node legitimately imports: a project file outside its folder, and its read: paths.

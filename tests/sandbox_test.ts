@@ -190,6 +190,34 @@ Deno.test("read: [./data] reads there and nowhere else; env: [NAME] sees that va
   });
 });
 
+Deno.test("a read hint names the file as the flow file resolves it, so adding it lets the node read", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.mkdir(join(sandbox.dir, "flows"));
+    await Deno.mkdir(join(sandbox.dir, "data"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "hostile.ts"), HOSTILE);
+    await Deno.writeTextFile(join(sandbox.dir, "data", "in.txt"), "inside");
+    // The node reads a path relative to the working directory; the flow lives in flows/.
+    const flow = (permissions?: string) =>
+      `id: t\nnodes:\n` +
+      node("reader", "read", "data/in.txt", permissions).replace("./nodes/", "../nodes/");
+    const run = async (yaml: string) => {
+      await Deno.writeTextFile(join(sandbox.dir, "flows", "t.flow.yaml"), yaml);
+      const result = await sandbox.runWith({}, "run", "flows/t.flow.yaml", "--json");
+      assert.ok(result.stdout.trim() !== "", `no output: ${result.stderr}`);
+      return (JSON.parse(result.stdout) as RunJson).nodes.reader;
+    };
+    const refused = await run(flow());
+    assert.equal(refused.status, "failed");
+    const hint = /hint: add to the node in its flow file: permissions: (\{ read: \[.*\] \})\)$/
+      .exec(refused.error ?? "");
+    assert.ok(hint, refused.error);
+    assert.equal(hint[1], '{ read: ["../data/in.txt"] }');
+    const allowed = await run(flow(hint[1]));
+    assert.equal(allowed.output, "inside", JSON.stringify(allowed));
+  });
+});
+
 Deno.test("validate lists what each node asks for, and checks permissions: with file:line:column", async () => {
   await withSandbox(async (sandbox) => {
     await Deno.mkdir(join(sandbox.dir, "nodes"));

@@ -15,6 +15,15 @@ import {
   type Store,
   type StoreSpec,
 } from "../mod.ts";
+import {
+  definePlugin,
+  type Key as DriverKey,
+  type KeyPart as DriverKeyPart,
+  type KeyRange,
+  type Plugin,
+} from "../plugin.ts";
+import { MemoryDriver } from "../plugins/memory/mod.ts";
+import { z } from "zod";
 import { type BuiltinJobName, builtinJobNames, type JobOptionsFor } from "../jobs.ts";
 import { builtinNodes } from "../src/flow/nodes.ts";
 import { builtinPluginNames } from "../src/plugin.ts";
@@ -119,6 +128,47 @@ Deno.test("openStore() and openRuntime() check a built-in plugin's options at co
   // The name offers the built-ins and takes any string.
   const plugin: StoreSpec["plugin"] = "sqlite";
   assert.equal(plugin, "sqlite");
+});
+
+Deno.test("openStore() and openRuntime() check a typed plugin object's options at compile time", async () => {
+  interface FileOptions {
+    path: string;
+    pretty: boolean;
+  }
+  const file: Plugin<FileOptions> = definePlugin({
+    name: "file",
+    optionsSchema: z.strictObject({ path: z.string(), pretty: z.boolean().default(false) }),
+    open: () => new MemoryDriver(),
+  });
+  // Its options, core options, and an option its schema defaults left out.
+  await using store = await openStore({ plugin: file, path: "a.json", changes: { keep: "1d" } });
+  assert.equal(await store.get(["x"]), null);
+  const refused = async () => {
+    // @ts-expect-error: the plugin has no option "pathh"
+    await openStore({ plugin: file, pathh: "a.json" });
+    // @ts-expect-error: pretty is a boolean
+    await openStore({ plugin: file, path: "a.json", pretty: "yes" });
+    await openRuntime({
+      // @ts-expect-error: the plugin has no option "pth"
+      config: { stores: { main: { plugin: file, pth: "a.json" } } },
+    });
+  };
+  assert.equal(typeof refused, "function");
+  // A plugin whose options are not known (loaded, or typed loosely) takes any options.
+  const loose: Plugin = file as Plugin;
+  const typecheckOnly = async () => {
+    await openStore({ plugin: loose, anything: 1 });
+    const open = file as unknown as Plugin<Record<string, unknown>>;
+    await openStore({ plugin: open, anything: 1 });
+  };
+  assert.equal(typeof typecheckOnly, "function");
+});
+
+Deno.test("the driver contract's key types come from @flowstate/core/plugin", () => {
+  same<DriverKey, readonly string[]>(true);
+  same<DriverKeyPart, string>(true);
+  const range: KeyRange = { prefix: ["a"] satisfies DriverKey };
+  assert.deepEqual(range.prefix, ["a"]);
 });
 
 Deno.test("a node's type offers the built-in names and takes any string", () => {

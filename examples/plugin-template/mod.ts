@@ -30,12 +30,12 @@ import {
   definePlugin,
   type DriverCommitResult,
   hasPrefix,
+  type Key,
   type KeyRange,
   type Plugin,
   type RawEntry,
   type StoreDriver,
 } from "@flowstate/core/plugin";
-import type { Key } from "@flowstate/core";
 import { z } from "zod";
 
 /** The plugin's options, as a config gives them (validated before `open`). */

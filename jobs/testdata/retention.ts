@@ -28,7 +28,11 @@ export const NOW = Date.UTC(2026, 5, 1);
 /** The backends most tests run on. */
 export const BACKENDS = ["memory", "sqlite"] as const;
 /** A backend {@linkcode withEnv} can open. */
-export type Backend = typeof BACKENDS[number] | "postgres" | "jsonfile" | "mapfile";
+export type Backend = typeof BACKENDS[number] | "postgres" | "jsonfile" | "mapfile" | "redis";
+/** The package `@flowstate/redis`, loaded as a third party's plugin is. */
+const REDIS = new URL("../../packages/redis/mod.ts", import.meta.url).href;
+/** The redis server, or `undefined` to ignore the redis tests. */
+export const REDIS_URL = Deno.env.get("FLOWSTATE_TEST_REDIS_URL") || undefined;
 /** A third-party style plugin without native range deletes: the core's fallback. */
 const MAPFILE = new URL("../../examples/plugins/mapfile.ts", import.meta.url).href;
 /** The postgres server, or `undefined` to ignore the postgres tests. */
@@ -51,6 +55,7 @@ export interface Env {
 export async function withEnv(backend: Backend, fn: (env: Env) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-retention-" });
   const clock = fakeClock(NOW);
+  const redisPrefix = `flowstate_test:retention_${crypto.randomUUID().slice(0, 8)}:`;
   const spec = backend === "memory"
     ? { plugin: "memory" }
     : backend === "postgres"
@@ -59,6 +64,8 @@ export async function withEnv(backend: Backend, fn: (env: Env) => Promise<void>)
     ? { plugin: "jsonfile", path: join(dir, "state.json"), durability: "relaxed" }
     : backend === "mapfile"
     ? { plugin: MAPFILE, path: join(dir, "state.map.json") }
+    : backend === "redis"
+    ? { plugin: REDIS, url: REDIS_URL!, prefix: redisPrefix }
     : { plugin: "sqlite", path: join(dir, "state.db"), durability: "relaxed" };
   const rt = await openRuntime({
     config: { stores: { default: spec } },
@@ -70,6 +77,14 @@ export async function withEnv(backend: Backend, fn: (env: Env) => Promise<void>)
     await fn({ rt, clock, records: await rt.records(), store: await rt.store() });
   } finally {
     await rt.close();
+    if (backend === "redis") {
+      // The server outlives the test: its keys go.
+      const { keysUnder, withAdmin } = await import("../../packages/redis/_test_utils.ts");
+      await withAdmin(REDIS_URL!, async (redis) => {
+        const keys = await keysUnder(redis, redisPrefix);
+        if (keys.length > 0) await redis.unlink(...keys);
+      });
+    }
     await Deno.remove(dir, { recursive: true });
   }
 }

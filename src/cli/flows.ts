@@ -4,8 +4,10 @@
  * store, and print the flow format as JSON Schema.
  *
  * `--json` output (one JSON document on stdout, stable):
- * - `flows ls`: `[{ "id", "head", "versions", "lastRunAt", "lastStatus", "description" }]`
- *   in id order (`head` is the full hash; `lastRunAt` ms since the epoch or `null`)
+ * - `flows ls`: `[{ "id", "head", "versions", "prunedVersions", "lastRunAt", "lastStatus",
+ *   "description" }]` in id order (`head` is the full hash; `versions` counts every version
+ *   created, `prunedVersions` those the retention job deleted; `lastRunAt` ms since the epoch
+ *   or `null`)
  * - `flows versions <id>`: `[{ "flowId", "hash", "parent", "seq", "createdAt" }]`,
  *   newest first (`parent` is `null` for the first version); `null` (exit 1) for an unknown flow
  * - `validate`: `[{ "file", "ok", "problems": [{ "file", "line", "column", "path", "message" }],
@@ -304,7 +306,9 @@ export async function listFlows(
       flows.map((f) => [
         f.id,
         shortHash(f.head),
-        String(f.versions),
+        f.prunedVersions > 0
+          ? `${f.versions - f.prunedVersions} (${f.prunedVersions} pruned)`
+          : String(f.versions),
         formatTime(f.lastRunAt, runtime.config.timezone),
         f.lastStatus ?? "-",
       ]),
@@ -344,6 +348,12 @@ export async function listFlowVersions(
         formatTime(v.createdAt, runtime.config.timezone),
       ]),
     );
+    const pruned = (await records!.listFlows()).find((f) => f.id === flowId)?.prunedVersions ?? 0;
+    if (pruned > 0) {
+      console.error(
+        `${pruned} older versions were deleted by the retention job (unused, older than its maxAge); their runs are counted as "pruned" in: flowstate metrics ${flowId}`,
+      );
+    }
   }
   return 0;
 }

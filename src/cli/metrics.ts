@@ -1,14 +1,15 @@
 /**
  * `flowstate metrics [<flow-id>]`: run counts and durations per flow, from
  * the metrics kept with the run records. Without a flow id, one row per flow
- * (all its versions together); with one, that flow's total and then one row
- * per version, most recently run first.
+ * (all its versions together); with one, that flow's total, then one row
+ * per version, most recently run first, then (`pruned`) the runs of the
+ * versions the retention job deleted: the rows below the total add up to it.
  *
  * `--json` prints one array (stable):
  * `[{ "flowId", "version", "count", "succeeded", "failed", "cancelled", "timedOut",
  * "p50DurationMs", "p95DurationMs", "meanDurationMs", "minDurationMs", "maxDurationMs",
- * "lastRunAt", "lastStatus" }]` where `version` is `"*"` for all versions together or
- * a version hash; durations are in ms, rounded to 0.1 ms (`null` before the first
+ * "lastRunAt", "lastStatus" }]` where `version` is `"*"` for all versions together,
+ * a version hash, or `"*pruned"` for the versions the retention job deleted; durations are in ms, rounded to 0.1 ms (`null` before the first
  * finished run), p50 and p95 are histogram estimates (within 5 %). A flow with no
  * recorded runs prints `null` (exit 1), as every lookup of the CLI does.
  *
@@ -16,6 +17,7 @@
  */
 import type { RunStatus } from "../records/types.ts";
 import type { FlowMetrics } from "../records/records.ts";
+import { PRUNED_METRICS } from "../records/layout.ts";
 import { formatDuration, printTable, shortHash, unknownFlowMessage } from "./format.ts";
 import { type GlobalOptions, notFound, openForReading, unlessMissing } from "./common.ts";
 
@@ -23,7 +25,7 @@ import { type GlobalOptions, notFound, openForReading, unlessMissing } from "./c
 export interface MetricsRow {
   /** The flow's id. */
   flowId: string;
-  /** `"*"` for all versions together, else a version hash. */
+  /** `"*"` for all versions together, `"*pruned"` for the versions retention deleted, else a version hash. */
   version: string;
   /** Finished runs. */
   count: number;
@@ -96,9 +98,10 @@ export async function showMetrics(
     rows = all.filter((m) => m.version === "*").map(toRow);
   } else {
     const total = all.filter((m) => m.version === "*");
-    const versions = all.filter((m) => m.version !== "*")
+    const pruned = all.filter((m) => m.version === PRUNED_METRICS);
+    const versions = all.filter((m) => m.version !== "*" && m.version !== PRUNED_METRICS)
       .sort((a, b) => (b.lastRunAt ?? 0) - (a.lastRunAt ?? 0));
-    rows = [...total, ...versions].map(toRow);
+    rows = [...total, ...versions, ...pruned].map(toRow);
     if (rows.length === 0) {
       const known = (await records.listFlows()).map((f) => f.id);
       if (!known.includes(flowId)) {
@@ -135,7 +138,7 @@ export async function showMetrics(
     rows.map((r) =>
       drop([
         r.flowId,
-        r.version === "*" ? "all" : shortHash(r.version),
+        r.version === "*" ? "all" : r.version === PRUNED_METRICS ? "pruned" : shortHash(r.version),
         String(r.count),
         String(r.succeeded),
         String(r.failed),

@@ -19,6 +19,7 @@ import { FlowValidationError, type Problem as FlowProblem } from "../errors.ts";
 import { coerceInputs } from "../flow/inputs.ts";
 import type { ParsedFlow } from "../flow/parse.ts";
 import { loadFlowFileCached } from "../flow_disk_cache.ts";
+import { rethrowWithFlowIdHint } from "../flow_files.ts";
 import { join } from "../_path.ts";
 import { type LoadedFlow, loadFlowIn } from "../flow/load.ts";
 import type { RunEvent, RunRecord } from "../records/types.ts";
@@ -102,7 +103,7 @@ export async function runCommand(
     loadFlowFileCached(file, {
       stores: runtime.storeNames,
       cacheDir: join(runtime.config.home, "cache"),
-    }));
+    }).catch((err) => rethrowWithFlowIdHint(err, file, runtime.config, Deno.cwd())));
   // Held until the run ends: the Worker that checks a custom node module runs it.
   const pool = sandboxPoolOf(runtime);
   using _held = pool?.hold();

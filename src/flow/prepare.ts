@@ -235,7 +235,7 @@ export async function prepareFlow(
               if (options.signal?.aborted) throw options.signal.reason;
               problem(
                 ["nodes", i, "type"],
-                `cannot load node module ${spec.type}: ${importFailure(err)}`,
+                `cannot load node module ${spec.type}: ${sandboxedImportFailure(err)}`,
               );
             }
           }
@@ -360,6 +360,19 @@ export async function prepareFlow(
       timeout,
     };
   }
+}
+
+/**
+ * Why a sandboxed node's module did not load. Deno's advice for a read it
+ * refused ("run again with the --allow-read flag") does not apply: the
+ * runner has the flag, and it is the node's Worker that may not read there.
+ */
+function sandboxedImportFailure(err: unknown): string {
+  return importFailure(err).replace(
+    /(Requires read access to "(?:[^"\\]|\\.)*"), run again with the --allow-read flag/,
+    "$1: a node module imports only from the project, its flow's folder, its own folder and " +
+      "the node's permissions: read: paths (never from Flowstate's home, a store or the config)",
+  );
 }
 
 /**

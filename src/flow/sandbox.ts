@@ -9,7 +9,7 @@
  */
 import { captureActor, runAsActor } from "../store/actor.ts";
 import type { ChangeActor } from "../store/types.ts";
-import { dirname, fromFileUrl, isAbsolute, resolve } from "../_path.ts";
+import { dirname, fromFileUrl, isAbsolute, relative, resolve } from "../_path.ts";
 import { importReadPaths, protectedBy } from "./_import_reads.ts";
 import { type FileStamp, FLOWSTATE_ROOT, nodeModuleFiles, unchanged } from "./_module_files.ts";
 import { type DenoConfigFile, denoConfigsAround, readDenoConfig } from "../_jsonc.ts";
@@ -292,6 +292,11 @@ export class SandboxWorker {
   readonly permissions: ResolvedPermissions;
   /** Set by the {@linkcode SandboxPool} that started it. */
   poolKey: string | undefined;
+  /**
+   * The folder its node's `permissions:` paths are relative to (the flow
+   * file's), so a permission hint names a path as the flow must write it.
+   */
+  baseDir: string | undefined;
   /** The heap the Worker may use while a node runs (MiB). */
   readonly memoryLimitMiB: number;
 
@@ -470,7 +475,7 @@ export class SandboxWorker {
     const waiter = this.#waiters.get(msg.id);
     this.#waiters.delete(msg.id);
     if (!waiter) return;
-    if (msg.error) waiter.reject(nodeError(msg.error));
+    if (msg.error) waiter.reject(nodeError(msg.error, this.baseDir));
     else waiter.resolve(msg.value);
   }
 
@@ -589,12 +594,12 @@ const STATE_METHODS = new Set([
   "search",
 ]);
 
-function nodeError(error: { name: string; message: string }): Error {
+function nodeError(error: { name: string; message: string }, baseDir?: string): Error {
   const message = error.name === "NotCapable" || error.name === "PermissionDenied"
     ? `${
       error.message.replace(/, run again with the --allow-\S+ flag/, "")
     } (permission denied: the node may only do what its permissions: in the flow declare${
-      permissionHint(error.message)
+      permissionHint(error.message, baseDir)
     })`
     : error.message;
   const err = new Error(message);
@@ -605,12 +610,33 @@ function nodeError(error: { name: string; message: string }): Error {
 /**
  * What to add to the node's `permissions:` for Deno's `Requires net access to
  * "host:port"`: `; hint: add to the node in its flow file: permissions: { net: ["host:port"] }`.
+ * Deno quotes a path as the node gave it, relative to the working directory,
+ * while the flow's paths are relative to the flow file (`baseDir`): the hint
+ * gives the same file relative to `baseDir` (absolute without one).
  */
-function permissionHint(message: string): string {
+function permissionHint(message: string, baseDir?: string): string {
   const m = message.match(/Requires (\w+) access(?: to "((?:[^"\\]|\\.)*)")?/);
   if (m === null || !(PERMISSION_NAMES as readonly string[]).includes(m[1])) return "";
-  const value = m[2] === undefined ? "true" : `[${JSON.stringify(m[2])}]`;
+  let entry = m[2];
+  if (entry !== undefined && PATH_NAMES.has(m[1] as PermissionName) && !isAbsolute(entry)) {
+    entry = flowRelativePath(entry, baseDir);
+  }
+  const value = entry === undefined ? "true" : `[${JSON.stringify(entry)}]`;
   return `; hint: add to the node in its flow file: permissions: { ${m[1]}: ${value} }`;
+}
+
+/** `path` (relative to the working directory) as a flow in `baseDir` names it. */
+function flowRelativePath(path: string, baseDir: string | undefined): string {
+  let absolute: string;
+  try {
+    absolute = resolve(Deno.cwd(), path);
+  } catch {
+    return path; // The working directory cannot be read: Deno's path as it is.
+  }
+  if (baseDir === undefined) return absolute;
+  const rel = relative(baseDir, absolute);
+  if (rel === "") return ".";
+  return rel.startsWith("..") || isAbsolute(rel) ? rel : `./${rel}`;
 }
 
 /** Passes every value through: the real schema runs inside the Worker. */
@@ -634,6 +660,21 @@ function poolKey(moduleUrl: string, permissions: ResolvedPermissions): string {
     }
   }
   return `${moduleUrl}\n${JSON.stringify(permissions)}\n${version}`;
+}
+
+/**
+ * The `file:` URL a node module loads from: `moduleUrl` itself, or where Deno
+ * resolves a specifier to a local file (a `jsr:` package that the project's
+ * `links` point at a folder, say); `undefined` for a module Deno fetches.
+ */
+function localModuleUrl(moduleUrl: string): string | undefined {
+  if (moduleUrl.startsWith("file:")) return moduleUrl;
+  try {
+    const resolved = import.meta.resolve(moduleUrl);
+    return resolved.startsWith("file:") ? resolved : undefined;
+  } catch {
+    return undefined; // Not resolvable here: the Worker's import says why.
+  }
 }
 
 /** A node module in a place node modules may not read (the home, a store file, the config). */
@@ -784,8 +825,9 @@ export class SandboxPool {
     const protect = this.#protect ?? defaultProtected(cwd);
     const roots = [this.#projectDir ?? cwd, ...(baseDir === undefined ? [] : [baseDir])];
     let modulePath: string | undefined;
-    if (moduleUrl.startsWith("file:")) {
-      modulePath = fromFileUrl(moduleUrl);
+    const fileUrl = localModuleUrl(moduleUrl);
+    if (fileUrl !== undefined) {
+      modulePath = fromFileUrl(fileUrl);
       roots.push(dirname(modulePath));
     }
     if (FLOWSTATE_ROOT !== undefined) roots.push(FLOWSTATE_ROOT);
@@ -816,6 +858,7 @@ export class SandboxPool {
       importReadPaths(roots, protect),
     );
     worker.poolKey = key;
+    worker.baseDir = baseDir;
     this.#graphs.set(worker, graph.slice(1)); // the module file itself is in its key
     return worker;
   }

@@ -16,6 +16,11 @@ import { compileTemplate } from "../flow/template/mod.ts";
 import type { Records } from "../records/records.ts";
 import type { QueueBackoff, QueueInfo } from "../records/types.ts";
 import type { JsonValue } from "../store/types.ts";
+import { FlowVersionGoneError } from "../records/_versions.ts";
+import { assertRunId } from "../records/run_id.ts";
+
+/** Tries of an enqueue whose flow version retention keeps deleting before it gives up. */
+const VERSION_GONE_TRIES = 5;
 
 /**
  * Options of `Runtime.enqueue()`.
@@ -125,6 +130,7 @@ export async function enqueueFlow(
   if (options.runAt !== undefined && options.delay !== undefined) {
     throw new TypeError(`${what}: give runAt or delay, not both`);
   }
+  if (options.parentRunId !== undefined) assertRunId(options.parentRunId, `${what}: parentRunId`);
   const path = await host.findFlow(flow);
   const loadOptions = {
     ...(host.pool === undefined ? {} : { pool: host.pool }),
@@ -176,7 +182,7 @@ export async function enqueueFlow(
   }
   const records = await host.records();
   const { hash } = await records.saveVersion(def, parsed.source);
-  const { runId, existing } = await records.enqueueRun({
+  const init = {
     flowId: def.id,
     flowVersion: hash,
     inputs,
@@ -188,6 +194,15 @@ export async function enqueueFlow(
     ...(backoff === undefined ? {} : { backoff }),
     ...(limit === undefined ? {} : { limit }),
     ...(options.parentRunId === undefined ? {} : { parentRunId: options.parentRunId }),
-  });
-  return { runId, existing };
+  };
+  // A version retention deleted since it was saved is saved again (see _prune_versions.ts).
+  for (let n = 1;; n++) {
+    try {
+      const { runId, existing } = await records.enqueueRun(init);
+      return { runId, existing };
+    } catch (err) {
+      if (!(err instanceof FlowVersionGoneError) || n >= VERSION_GONE_TRIES) throw err;
+      await records.saveVersion(def, parsed.source);
+    }
+  }
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { RUN_STATUSES } from "./layout.ts";
+import { PRUNED_METRICS, RUN_STATUSES } from "./layout.ts";
 import { assertRunId } from "./run_id.ts";
 import type { RunEvent, RunRecord, RunStatus } from "./types.ts";
 
@@ -35,7 +35,10 @@ export function checkRun(run: unknown, what: string): asserts run is RunRecord {
   const r = run as Partial<RunRecord>;
   assertRunId(r.id, what);
   checkFlowId(r.flowId, what);
-  if (typeof r.flowVersion !== "string" || r.flowVersion === "" || r.flowVersion === "*") {
+  if (
+    typeof r.flowVersion !== "string" || r.flowVersion === "" || r.flowVersion === "*" ||
+    r.flowVersion === PRUNED_METRICS
+  ) {
     throw new TypeError(
       `${what}: flowVersion must be a version hash (got ${JSON.stringify(r.flowVersion)})`,
     );

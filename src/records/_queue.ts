@@ -27,6 +27,7 @@ import { EVENTS_FIELD } from "./layout.ts";
 import { writeChunk } from "./_event_chunks.ts";
 import { knownEntries } from "./_known.ts";
 import { holdsKey } from "./_dedupe.ts";
+import { FlowVersionGoneError, guardVersion, versionGone } from "./_versions.ts";
 import { assertRunId, newRunId } from "./run_id.ts";
 import {
   type QueueAttempt,
@@ -281,7 +282,12 @@ export async function enqueueRun(
     op.check(runKey, null).set(runKey, run);
     for (const key of ctx.layout.indexKeys(summarizeRun(run))) op.set(key, summarizeRun(run));
     addDueEntry(keys, op, run, now);
+    // Never a run of a version retention deleted meanwhile (see _prune_versions.ts).
+    const guarded = await guardVersion(ctx, op, run.flowId, run.flowVersion, what);
     const result = await op.commit();
+    if (!result.ok && versionGone(ctx, guarded, result.conflicts)) {
+      throw new FlowVersionGoneError(what, run.flowId, run.flowVersion);
+    }
     return result.ok ? { runId: run.id, existing: false, run } : RETRY;
   }).then(async (result) => {
     if (!result.existing && queue.runAt <= now) await wake(ctx);
@@ -735,8 +741,15 @@ export async function finishClaimedRun(
       const chunk = ctx.layout.chunk(record.id, tail.chunk);
       op.check(chunk, null).set(chunk, writeChunk(ctx.eventFormat, tail.next, events, what));
     }
+    // The version it ran, if its flow changed while it was queued, must still be there.
+    const guarded = stored.value.flowVersion !== record.flowVersion
+      ? await guardVersion(ctx, op, record.flowId, record.flowVersion, what)
+      : null;
     const result = await op.commit();
     tails.forget(record.id);
+    if (!result.ok && versionGone(ctx, guarded, result.conflicts)) {
+      throw new FlowVersionGoneError(what, record.flowId, record.flowVersion);
+    }
     return result.ok ? true : RETRY;
   });
   if (written && runAt <= ctx.clock.now()) await wake(ctx);

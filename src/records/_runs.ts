@@ -24,6 +24,7 @@ import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
 import { metricShards, shardKey } from "./_metric_shards.ts";
 import { knownEntries } from "./_known.ts";
 import { type DedupeEntry, dedupeKey, releaseDedupeKey } from "./_dedupe.ts";
+import { FlowVersionGoneError, guardVersion, versionGone } from "./_versions.ts";
 import { assertRunId, runIdTime } from "./run_id.ts";
 import { type RunEvent, type RunRecord, summarizeRun } from "./types.ts";
 
@@ -88,7 +89,10 @@ export class EventTails {
   }
 }
 
-/** `Records.startRun()`: record and index a `running` run; a `ConflictError` if its id exists. */
+/**
+ * `Records.startRun()`: record and index a `running` run; a `ConflictError` if its id exists,
+ * a `FlowVersionGoneError` if its flow version was pruned since it was saved.
+ */
 export async function startRun(
   ctx: RecordsContext,
   tails: EventTails,
@@ -105,8 +109,15 @@ export async function startRun(
   const summary = summarizeRun(run);
   const op = ctx.store.atomic().check(runKey, null).set(runKey, run);
   for (const key of ctx.layout.indexKeys(summary)) op.set(key, summary);
+  // Never a run of a version retention deleted meanwhile (see _prune_versions.ts).
+  const guarded = await guardVersion(ctx, op, run.flowId, run.flowVersion, what);
   const result = await op.commit();
-  if (!result.ok) throw new ConflictError(`${what}: a run with this id exists already`);
+  if (!result.ok) {
+    if (versionGone(ctx, guarded, result.conflicts)) {
+      throw new FlowVersionGoneError(what, run.flowId, run.flowVersion);
+    }
+    throw new ConflictError(`${what}: a run with this id exists already`);
+  }
   tails.remember(run.id, { chunk: 0, next: 0 });
   knownEntries(ctx).set(runKey, run, result.version);
 }
@@ -254,6 +265,11 @@ export async function finishRun(
       .check(allKey, all?.version ?? null)
       // No chunk may appear after the ones read here.
       .check(layout.chunk(run.id, tail.chunk), null);
+    // A claimed run whose flow changed while it was queued ran another version than its record
+    // says: that version must still be there when the record comes to refer to it.
+    const guarded = stored !== null && stored.value.flowVersion !== record.flowVersion
+      ? await guardVersion(ctx, op, record.flowId, record.flowVersion, what)
+      : null;
     if (stored !== null) {
       for (const key of layout.allIndexKeys(stored.value)) op.delete(key);
     }
@@ -297,6 +313,9 @@ export async function finishRun(
       known.set(versionKey, versionMetrics, result.version);
       known.set(allKey, allMetrics, result.version);
     } else {
+      if (versionGone(ctx, guarded, result.conflicts)) {
+        throw new FlowVersionGoneError(what, record.flowId, record.flowVersion);
+      }
       known.forget(versionKey, allKey);
       tails.forget(run.id);
       metricsConflict = result.conflicts.some((k) =>

@@ -65,8 +65,13 @@ export interface FlowSummary {
   id: string;
   /** Hash of the current version. */
   head: string;
-  /** How many distinct versions exist. */
+  /**
+   * How many distinct versions were created (the newest one's `seq`), those
+   * the retention job deleted included: `versions - prunedVersions` are stored.
+   */
   versions: number;
+  /** How many of them the retention job deleted (unused versions older than its `maxAge`). */
+  prunedVersions: number;
   /** Start time of the newest run (any status), or `null`. */
   lastRunAt: number | null;
   /** Status of the newest run (`running` while it runs), or `null`. */

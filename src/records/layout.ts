@@ -49,6 +49,14 @@ export interface EndedLate {
   endedAt: number;
 }
 
+/**
+ * The `version` of a flow's metrics entry (`P, "metrics", flowId, "*pruned"`)
+ * that counts the runs of the versions retention deleted: their per-version
+ * metrics are folded into it, so the per-version entries and it add up to the
+ * flow's `"*"`. No run may have it as its `flowVersion`.
+ */
+export const PRUNED_METRICS = "*pruned";
+
 /** The property of a stored run record that holds its events once inlined. */
 export const EVENTS_FIELD = "@events";
 

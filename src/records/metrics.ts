@@ -86,7 +86,8 @@ export interface DurationHistogram {
 }
 
 /**
- * Metrics of one flow version, or of all its versions (`version: "*"`).
+ * Metrics of one flow version, of all its versions (`version: "*"`), or of
+ * the versions the retention job deleted (`version: "*pruned"`).
  *
  * @example
  * ```ts
@@ -105,7 +106,11 @@ export interface DurationHistogram {
 export interface FlowMetrics {
   /** The flow's id. */
   flowId: string;
-  /** The flow version's content hash, or `"*"` for all versions together. */
+  /**
+   * The flow version's content hash, `"*"` for all versions together, or
+   * `"*pruned"` for the versions the retention job deleted (their metrics
+   * folded together: the per-version metrics and these add up to `"*"`).
+   */
   version: string;
   /** Finished runs counted. */
   count: number;

@@ -58,7 +58,14 @@
  *    atomic batches (`batchSize` runs, at most 1,000: the record, its index
  *    entries and a range delete of its events).
  *
- * Metrics are aggregates kept apart from the runs, so they are not changed.
+ * 5. With `maxAge`, flow versions go too: those created more than `maxAge`
+ *    ago that are not their flow's current version and that no run left
+ *    refers to. Their per-version metrics are folded into the flow's
+ *    `"*pruned"` metrics; the flow's `"*"` totals are kept apart and never
+ *    change. How a run starting on such a version meanwhile is kept safe is
+ *    in `_prune_versions.ts`.
+ *
+ * Metrics are aggregates kept apart from the runs, so pruning runs does not change them.
  * Cancelling (`ctx.signal`) stops between commits: every run is either fully
  * deleted or untouched. A dry run reads the same entries and reports what it
  * would delete, without writing.
@@ -225,6 +232,15 @@ export type PruneResult = {
   dryRun: boolean;
   /** Whether pruning stopped early because it was cancelled. */
   cancelled: boolean;
+  /**
+   * Flow versions deleted: created more than `maxAge` ago, not their flow's
+   * current version, and referred to by no run left (see `_prune_versions.ts`).
+   * Their metrics are folded into their flow's `"*pruned"` metrics. In a dry
+   * run, versions only the runs it would delete refer to are not counted.
+   */
+  versionsDeleted: number;
+  /** Flow versions left for the next run: saved again, or changed, while being deleted. */
+  versionsSkipped: number;
 };
 
 /** Statuses kept until `failedMaxAge` rather than `maxAge`. */
@@ -371,6 +387,8 @@ export async function pruneRuns(
     durationMs: 0,
     dryRun,
     cancelled: false,
+    versionsDeleted: 0,
+    versionsSkipped: 0,
   };
   /** Every flow is pruned: step 1 works with range deletes. */
   const ranged = only === undefined;
@@ -732,6 +750,25 @@ export async function pruneRuns(
     }
     if (!signal.aborted) await flush();
 
+    // 3. Flow versions no run refers to any more, older than maxAge (never the current one).
+    if (options.maxAge !== null && !signal.aborted) {
+      const { flowsWithHeads, pruneVersions } = await import("./_prune_versions.ts");
+      const versionFlows = only ?? await flowsWithHeads(store, layout);
+      if (versionFlows.length > 0) phase("flows' versions checked", versionFlows.length);
+      const pruned = await pruneVersions(store, layout, {
+        createdBefore: now - options.maxAge,
+        now,
+        flows: versionFlows,
+        dryRun,
+        signal,
+        onFlow: () => report(1),
+      });
+      result.versionsDeleted = pruned.deleted;
+      result.versionsSkipped = pruned.skipped;
+      result.scanned += pruned.scanned;
+      result.batches += pruned.batches;
+    }
+
     const running = only === undefined
       ? [layout.byStatus("running")]
       : only.map((f) => layout.byFlowStatus(f, "running"));
@@ -743,12 +780,18 @@ export async function pruneRuns(
       `${dryRun ? "would delete" : "deleted"} ${result.deleted} runs ` +
         `(${result.deletedByAge} by age, ${result.deletedByCount} by count; ` +
         `${result.keptFailed} failed runs kept longer)` +
+        (result.versionsDeleted > 0 ? ` and ${result.versionsDeleted} unused flow versions` : "") +
         (result.cancelled ? "; cancelled" : ""),
     );
   }
   if (result.skipped > 0) {
     options.onWarning?.(
       `${result.skipped} runs were left for the next run: runs that were still running kept finishing while their window was deleted`,
+    );
+  }
+  if (result.versionsSkipped > 0) {
+    options.onWarning?.(
+      `${result.versionsSkipped} flow versions were left for the next run: they were saved again, or their flow changed, while they were deleted`,
     );
   }
   return result;

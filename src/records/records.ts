@@ -8,15 +8,15 @@
  *
  * | key | value |
  * |---|---|
- * | `P, "versions", flowId, hash` | {@linkcode FlowVersion} (immutable once written) |
- * | `P, "heads", flowId` | `{ hash, versions, description, updatedAt }`: the current version |
+ * | `P, "versions", flowId, hash` | {@linkcode FlowVersion} (immutable once written; marked `"@pruning"` while retention deletes it, see `_prune_versions.ts`) |
+ * | `P, "heads", flowId` | `{ hash, versions, pruned?, description, updatedAt }`: the current version, versions created, versions retention deleted |
  * | `P, "runs", runId` | the full {@linkcode RunRecord}; once finished, its node outcomes compact and maybe its events inline (see below) |
  * | `P, "runs-by-flow", flowId, runId` | {@linkcode RunSummary} |
  * | `P, "runs-by-status", status, runId` | {@linkcode RunSummary}, for every status but `succeeded` |
  * | `P, "runs-by-flow-status", flowId, status, runId` | the same, per flow |
  * | `P, "runs-ended-late", runId` | `{ flowId, status, endedAt }`: a run that ended over a minute after its id's time (a queued run, a long one): what retention ages it by |
  * | `P, "events", runId, chunk` | `{ first, format: 2, … }`: one `appendEvents()` call, compact (see below) |
- * | `P, "metrics", flowId, version` | {@linkcode FlowMetrics}; `version` is a hash or `"*"` |
+ * | `P, "metrics", flowId, version` | {@linkcode FlowMetrics}; `version` is a hash, `"*"` (all runs) or `"*pruned"` (the runs of the versions retention deleted) |
  * | `P, "metrics-shards", flowId, version, shard` | {@linkcode FlowMetrics} of runs not folded into the above yet |
  * | `P, "cancel", runId` | `{ requestedAt }`: a request to cancel a running run (see below) |
  * | `P, "queue", "ready", priority, runAt, runId` | `{ id, flowId }`: a queued run that is due |
@@ -116,6 +116,15 @@
  * new content gets it as parent. So `parent` is always "the head when this
  * version was created", and `listVersions()` returns creation order, newest
  * first.
+ *
+ * The retention job (`prune()`) deletes the versions created more than its
+ * `maxAge` ago that are not their flow's head and that no run left refers to,
+ * folding their metrics into the flow's `"*pruned"` metrics (so the
+ * per-version metrics and `"*pruned"` add up to `"*"`, which never changes).
+ * A run's start and enqueue check their version's entry in their commit, so
+ * that no run ever refers to a deleted version: see `_prune_versions.ts` for
+ * the protocol. A deleted version saved again is created anew, with the next
+ * `seq` and the head as its parent.
  *
  * ## Concurrency
  *
@@ -897,8 +906,10 @@ export class Records {
 
   /**
    * Delete old runs by age and by count per flow, keeping failed runs longer
-   * and never touching a running one: what the `retention` job does, with
-   * range deletes in time windows (see `prune.ts`). Ages are in ms.
+   * and never touching a running one, then (with `maxAge`) the flow versions
+   * older than `maxAge` that no run left refers to, never a flow's current
+   * one: what the `retention` job does, with range deletes in time windows
+   * (see `prune.ts`). Ages are in ms.
    *
    * @example
    * ```ts

@@ -144,11 +144,20 @@ backendTest(
         id: "a",
         head: a2.hash,
         versions: 2,
+        prunedVersions: 0,
         lastRunAt: T0 + 10,
         lastStatus: "running",
         description: "second a",
       },
-      { id: "b", head: b1.hash, versions: 1, lastRunAt: null, lastStatus: null, description: null },
+      {
+        id: "b",
+        head: b1.hash,
+        versions: 1,
+        prunedVersions: 0,
+        lastRunAt: null,
+        lastStatus: null,
+        description: null,
+      },
     ]);
     await store.close();
   },

@@ -966,6 +966,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           id,
           head: summary?.head ?? null,
           versions: summary?.versions ?? 0,
+          prunedVersions: summary?.prunedVersions ?? 0,
           lastRun: last === undefined ? null : { ...last },
         };
         if (file) {

@@ -186,7 +186,10 @@ export const RunNodesPageSchema = RunDetailSchema.extend({
 export const FlowInfoSchema = z.object({
   id: z.string(),
   head: z.string().nullable(),
+  /** Versions ever created, those retention deleted included. */
   versions: z.number(),
+  /** Versions the retention job deleted (unused, older than its maxAge). */
+  prunedVersions: z.number(),
   lastRun: RunSummarySchema.nullable(),
   file: z.string().optional(),
   schedule: z.object({ cron: z.string(), timezone: z.string(), next: z.number().nullable() })

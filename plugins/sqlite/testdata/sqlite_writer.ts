@@ -9,7 +9,7 @@
 import { openStore } from "../../../src/plugin.ts";
 import sqlite from "../mod.ts";
 
-const [path, durability] = Deno.args;
+const [path, durability] = Deno.args as [string, "full" | "relaxed"];
 const store = await openStore({ plugin: sqlite, path, durability }, { home: "." });
 const encoder = new TextEncoder();
 const padding = "x".repeat(200);
