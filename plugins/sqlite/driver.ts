@@ -147,6 +147,13 @@ export interface SqliteDriverOptions {
    * large store; `flowstate stores repair` asks for it).
    */
   verify?: boolean;
+  /**
+   * The caller only reads (`PluginContext.mustExist`): on a full disk, where
+   * SQLite cannot make its `-shm` file, the store opens read-only instead of
+   * failing. A writer fails at once, saying the disk is full (a long-lived
+   * one, a worker, would otherwise keep a read-only store after space is freed).
+   */
+  onlyReads?: boolean;
 }
 
 /** Keep the WAL file at most this big after a checkpoint. */
@@ -626,7 +633,17 @@ export class SqliteDriver implements StoreDriver {
         // SQLite creates -wal and -shm beside the file: a directory it may not write is
         // read-only, and one on a full disk is read-only until space is freed.
         if (cannotOpen(err)) readOnly = await dirNotWritable(dirname(path));
-        else if (isDiskError(err)) readOnly = await dirFull(dirname(path));
+        else if (isDiskError(err)) {
+          const full = await dirFull(dirname(path));
+          if (full !== undefined && !options.onlyReads) {
+            throw new Error(
+              `${what}: ${path}: ${full.path} ${full.reason}, so SQLite cannot open it for ` +
+                `writing. ${full.fix}`,
+              { cause: err },
+            );
+          }
+          readOnly = full;
+        }
         if (readOnly === undefined) throw err;
       }
     }

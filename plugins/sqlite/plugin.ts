@@ -46,6 +46,7 @@ const sqlite: Plugin<SqliteOptions> = definePlugin({
       cacheSize: options.cacheSize,
       storeName: context.storeName,
       verify: context.verify,
+      onlyReads: context.mustExist,
     });
   },
 });

@@ -150,7 +150,7 @@ Deno.test({
 
 Deno.test({
   name:
-    `sqlite store on a full disk: reads and a backup elsewhere work, writes fail saying the disk is full; then it writes again${IGNORED}`,
+    `sqlite store on a full disk: reads work, writers (state set, backup, worker) fail at once saying the disk is full; then it writes again${IGNORED}`,
   ignore: !IS_ROOT,
   async fn() {
     await withSmallDisk("1m", async (dir, disk) => {
@@ -167,8 +167,10 @@ Deno.test({
       assert.equal(get.stdout.trim(), "41");
       const runs = await runCli(dir, ["runs", "ls"]);
       assert.equal(runs.code, 0, runs.stderr);
+      // A backup records its job run in the store: it is a writer too.
       const backup = await runCli(dir, ["backup", "--out", join(dir, "b.fsbackup")]);
-      assert.equal(backup.code, 0, backup.stderr);
+      assert.equal(backup.code, 1, backup.stderr);
+      assert.match(backup.stderr, /is on a full disk .*Free some space on it and run again/);
 
       const write = await runCli(dir, ["state", "set", "--flow", "counter", "count", "42"]);
       assert.equal(write.code, 1, write.stderr);
@@ -176,6 +178,10 @@ Deno.test({
       assert.match(write.stderr, /Free some space on it and run again/);
       assert.doesNotMatch(write.stderr, /I\/O error|kernel log/, "not a failing disk");
       assert.doesNotMatch(write.stderr, /^\s+at /m, "no stack trace");
+      // A long-lived writer stops at once, rather than run on a store it can never write.
+      const worker = await runCli(dir, ["worker"]);
+      assert.equal(worker.code, 1, worker.stderr);
+      assert.match(worker.stderr, /is on a full disk .*Free some space on it and run again/);
 
       await Deno.remove(join(disk, "filler"));
       const again = await runCli(dir, ["state", "set", "--flow", "counter", "count", "42"]);
