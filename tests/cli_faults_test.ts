@@ -199,3 +199,14 @@ Deno.test("stores repair runs SQLite's integrity check: a file that opens but is
     );
   });
 });
+
+Deno.test("worker exits 1 when its records store cannot open, instead of idling until a signal", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), SQLITE_CONFIG);
+    await Deno.writeTextFile(join(dir, "state.db"), "not a database\n".repeat(100));
+    const r = await run("worker");
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /the worker cannot start: .*state\.db is not a SQLite database/);
+    assert.doesNotMatch(r.stdout, /Received/);
+  });
+});
