@@ -16,6 +16,7 @@
 export {
   type ClaimOptions,
   type EnqueueInit,
+  type QueueCounts,
   Records,
   type RecordsOptions,
 } from "./src/records/records.ts";

@@ -23,6 +23,7 @@ export {
 export type { Schedule, TickContext } from "./src/scheduler/schedule.ts";
 export {
   type FlowFileProblem,
+  type JobProblem,
   loadSchedules,
   type LoadSchedulesOptions,
 } from "./src/scheduler/from_config.ts";

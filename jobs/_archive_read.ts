@@ -2,14 +2,15 @@
  * Reading the archive that the `archive` job writes under `<home>/archive/`
  * (the files and their indexes are described in `jobs/archive.ts`): file
  * and period names, the archive indexes (checked against their file and
- * rebuilt from it when they do not match), and the public readers
- * {@linkcode listArchivedRuns} and {@linkcode readArchivedRun}, which
+ * rebuilt from it when they do not match), the flow versions file beside
+ * each archive file (`runs-<period>.versions.ndjson.gz`), and the public
+ * readers {@linkcode listArchivedRuns} and {@linkcode readArchivedRun}, which
  * `jobs/archive.ts` re-exports. Nothing here writes.
  *
  * @module
  */
 import { join } from "node:path";
-import { damaged, newSha256, readGzipLines, sha256File } from "../src/archive_format.ts";
+import { damaged, readGzipLines, runningChecksum, sha256File } from "../src/archive_format.ts";
 import { StoreCorruptError } from "../src/errors.ts";
 import { shellQuote } from "../src/_shell.ts";
 import { runIdTime } from "../src/records/run_id.ts";
@@ -21,6 +22,7 @@ import {
   summarizeRun,
 } from "../src/records/types.ts";
 import { parseJson } from "../src/_json.ts";
+import type { FlowVersion } from "../src/records/flow_version.ts";
 
 /**
  * How runs are grouped into archive files: by day or by month of their start time (UTC).
@@ -69,6 +71,51 @@ export interface ArchiveIndex {
   updatedAt: string;
   /** One summary per run, in file order. */
   entries: RunSummary[];
+  /**
+   * The flow versions file beside it (`runs-<period>.versions.ndjson.gz`),
+   * which holds the definitions its runs ran; absent in indexes written
+   * before archives kept them (and by Flowstate 0.5, which leaves that file
+   * alone).
+   */
+  versions?: ArchiveVersionsIndex;
+}
+
+/**
+ * What an {@linkcode ArchiveIndex} says of its period's flow versions file:
+ * one line per flow version, `{ "version": <FlowVersion> }`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import type { ArchiveIndex, ArchiveVersionsIndex } from "./_archive_read.ts";
+ *
+ * const home = await Deno.makeTempDir();
+ * let now = Date.UTC(2026, 0, 1);
+ * {
+ *   await using rt = await openRuntime({ home, config: { stores: { main: { plugin: "memory" } } }, clock: { now: () => now } });
+ *   await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] });
+ *   now += 40 * 86_400_000;
+ *   await runJob(rt, "archive");
+ * }
+ * const index: ArchiveIndex = JSON.parse(
+ *   await Deno.readTextFile(join(home, "archive", "runs-2026-01.index.json")),
+ * );
+ * const versions: ArchiveVersionsIndex | undefined = index.versions;
+ * assert.deepEqual([versions?.file, versions?.count], ["runs-2026-01.versions.ndjson.gz", 1]);
+ * await Deno.remove(home, { recursive: true });
+ * ```
+ */
+export interface ArchiveVersionsIndex {
+  /** The file's name (in the same directory). */
+  file: string;
+  /** Flow versions in it. */
+  count: number;
+  /** Size of the file in bytes. */
+  bytes: number;
+  /** SHA-256 (hex) of the file. */
+  sha256: string;
 }
 
 /**
@@ -119,6 +166,7 @@ export interface ArchivedRunSummary extends RunSummary {
  * const archived: ArchivedRun | null = await readArchivedRun(home, runId);
  * assert.equal(archived?.run.status, "succeeded");
  * assert.ok(archived?.events.some((e) => e.type === "node.log"));
+ * assert.equal(archived?.version?.definition.nodes[0].type, "log"); // the definition it ran
  * await Deno.remove(home, { recursive: true });
  * ```
  */
@@ -129,6 +177,13 @@ export interface ArchivedRun {
   events: RunEvent[];
   /** The archive file's name (under `<home>/archive/`). */
   archive: string;
+  /**
+   * The flow version the run ran (`run.flowVersion`), with its definition, as
+   * the archive keeps it; `null` when the archive does not hold it: the run
+   * was archived before archives kept flow versions (or by Flowstate 0.5), or
+   * its version was no longer in the records store when it was archived.
+   */
+  version: FlowVersion | null;
 }
 
 /**
@@ -197,6 +252,78 @@ export function indexName(period: string): string {
   return `runs-${period}.index.json`;
 }
 
+/** The flow versions file's name for a period: `runs-<period>.versions.ndjson.gz`. */
+export function versionsName(period: string): string {
+  return `runs-${period}.versions.ndjson.gz`;
+}
+
+/** How a flow version is named in a flow versions file's checks: `<flowId>@<hash>`. */
+export function versionKey(flowId: string, hash: string): string {
+  return `${flowId}@${hash}`;
+}
+
+/** The flow version on a line of a flow versions file (`n`th of `path`), or a damaged error. */
+export function versionOnLine(
+  line: string,
+  { what, path, n }: { what: string; path: string; n: number },
+): FlowVersion {
+  let version: FlowVersion | undefined;
+  try {
+    version = (parseJson(line) as { version?: FlowVersion }).version;
+  } catch (err) {
+    throw damaged(what, path, `line ${n} is not JSON`, err);
+  }
+  if (typeof version?.flowId !== "string" || typeof version.hash !== "string") {
+    throw damaged(what, path, `line ${n} holds no flow version`);
+  }
+  return version;
+}
+
+/**
+ * Read a whole flow versions file: what its index says of it, or `null`
+ * when there is none.
+ */
+async function scanVersions(dir: string, period: string): Promise<ArchiveVersionsIndex | null> {
+  const path = join(dir, versionsName(period));
+  const what = `Cannot read archive ${versionsName(period)}`;
+  const sum = runningChecksum();
+  let n = 0;
+  try {
+    for await (const line of readGzipLines(path, { what, onBytes: sum.onBytes })) {
+      versionOnLine(line, { what, path, n: ++n });
+    }
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+  return { file: versionsName(period), count: n, bytes: sum.bytes, sha256: sum.hex() };
+}
+
+/**
+ * The index's word on the period's flow versions file, checked against the
+ * file (size and SHA-256); rebuilt from the file when it does not match, or
+ * left out when the file is gone (moved aside: its definitions are no longer
+ * in the archive).
+ */
+async function checkVersions(
+  dir: string,
+  period: string,
+  listed: ArchiveVersionsIndex | undefined,
+): Promise<{ versions: ArchiveVersionsIndex | undefined; rebuilt: boolean }> {
+  const path = join(dir, versionsName(period));
+  let found: { sha256: string; bytes: number } | null = null;
+  try {
+    found = await sha256File(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  if (found === null) return { versions: undefined, rebuilt: listed !== undefined };
+  if (listed?.bytes === found.bytes && listed.sha256 === found.sha256) {
+    return { versions: listed, rebuilt: false };
+  }
+  return { versions: (await scanVersions(dir, period)) ?? undefined, rebuilt: true };
+}
+
 /** The archive files in `dir`, by period. */
 export async function archiveFiles(dir: string): Promise<string[]> {
   const periods: string[] = [];
@@ -216,19 +343,10 @@ export async function archiveFiles(dir: string): Promise<string[]> {
 async function scanArchive(dir: string, period: string): Promise<ArchiveIndex> {
   const path = join(dir, fileName(period));
   const what = `Cannot read archive ${fileName(period)}`;
-  const hash = newSha256();
-  let bytes = 0;
+  const sum = runningChecksum();
   const entries: RunSummary[] = [];
   let n = 0;
-  for await (
-    const line of readGzipLines(path, {
-      what,
-      onBytes: (chunk) => {
-        hash.update(chunk);
-        bytes += chunk.length;
-      },
-    })
-  ) {
+  for await (const line of readGzipLines(path, { what, onBytes: sum.onBytes })) {
     n++;
     let run: RunRecord | undefined;
     try {
@@ -246,8 +364,8 @@ async function scanArchive(dir: string, period: string): Promise<ArchiveIndex> {
     file: fileName(period),
     period,
     runs: entries.length,
-    bytes,
-    sha256: hash.digest("hex"),
+    bytes: sum.bytes,
+    sha256: sum.hex(),
     updatedAt: (stat.mtime ?? new Date(0)).toISOString(),
     entries,
   };
@@ -287,9 +405,23 @@ export async function loadIndex(
   if (index !== undefined && index.bytes === size) {
     if (check === "size") return { index, rebuilt: false };
     const { sha256 } = await sha256File(path);
-    if (sha256 === index.sha256) return { index, rebuilt: false };
+    if (sha256 === index.sha256) {
+      const { versions, rebuilt } = await checkVersions(dir, period, index.versions);
+      return { index: withVersions(index, versions), rebuilt };
+    }
   }
-  return { index: await scanArchive(dir, period), rebuilt: true };
+  const scanned = await scanArchive(dir, period);
+  if (check === "size") return { index: scanned, rebuilt: true };
+  const { versions } = await checkVersions(dir, period, index?.versions);
+  return { index: withVersions(scanned, versions), rebuilt: true };
+}
+
+function withVersions(
+  index: ArchiveIndex,
+  versions: ArchiveVersionsIndex | undefined,
+): ArchiveIndex {
+  const { versions: _, ...rest } = index;
+  return versions === undefined ? rest : { ...rest, versions };
 }
 
 /** The run on one line (the `n`th of `path`; `what` failed if it is not JSON), if it is that run's. */
@@ -314,6 +446,13 @@ function runOnLine(
  * the shell), and what moving it aside means.
  */
 export function damagedArchiveWayOut(path: string, name: string): string {
+  if (path.endsWith(".versions.ndjson.gz")) {
+    return `Restore it from a backup, or move it aside (mv ${shellQuote(path)} ${
+      shellQuote(`${path}.damaged`)
+    }): the next archive run that adds runs to ${name} writes a new one with the flow versions ` +
+      `of its runs that the records store still holds, and the definitions only in the moved ` +
+      `file are no longer read back with archived runs (keep it: they are still in it)`;
+  }
   return `Restore it from a backup, or move it aside (mv ${shellQuote(path)} ${
     shellQuote(`${path}.damaged`)
   }): the next archive run then writes a new ${name} holding only the runs it archives, and ` +
@@ -345,8 +484,10 @@ async function readingArchive<T>(period: string, read: () => Promise<T>): Promis
  * Read one archived run back, or `null` if no archive under `home` holds it.
  * Looks first in the files of the period its id's time falls in, then in the
  * others' indexes; decompresses only the file that holds it (up to the run's
- * line). Throws a `TypeError` if `runId` is not a run id, and a
- * `StoreCorruptError` if that file is damaged.
+ * line), then the flow versions file beside it for the version the run
+ * ran (`version`, `null` when the archive does not hold it). Throws a
+ * `TypeError` if `runId` is not a run id, and a `StoreCorruptError` if a
+ * file it reads is damaged.
  *
  * @example
  * ```ts
@@ -365,6 +506,7 @@ async function readingArchive<T>(period: string, read: () => Promise<T>): Promis
  * const archived = await readArchivedRun(home, run.id);
  * assert.equal(archived?.run.status, "succeeded");
  * assert.equal(archived?.archive, "runs-2026-01.ndjson.gz");
+ * assert.deepEqual(archived?.version?.definition, flow); // kept with the run
  * await Deno.remove(home, { recursive: true });
  * ```
  */
@@ -390,7 +532,37 @@ export async function readArchivedRun(home: string, runId: string): Promise<Arch
       }
       return null;
     });
-    if (found) return { ...found, archive: fileName(period) };
+    if (found) {
+      const version = await readingArchive(
+        period,
+        () => readArchivedVersion(dir, period, found.run.flowId, found.run.flowVersion),
+      );
+      return { ...found, archive: fileName(period), version };
+    }
+  }
+  return null;
+}
+
+/** A flow version from the period's flow versions file, or `null` (no such file or version). */
+async function readArchivedVersion(
+  dir: string,
+  period: string,
+  flowId: string,
+  hash: string,
+): Promise<FlowVersion | null> {
+  const path = join(dir, versionsName(period));
+  const what = `Cannot read archive ${versionsName(period)}`;
+  let n = 0;
+  try {
+    for await (const line of readGzipLines(path, { what })) {
+      n++;
+      if (!line.includes(hash)) continue;
+      const version = versionOnLine(line, { what, path, n });
+      if (version.flowId === flowId && version.hash === hash) return version;
+    }
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
   }
   return null;
 }

@@ -22,6 +22,18 @@
  *   finding run X reads the index of the period its id's time falls in
  *   (run ids start with their start time), then decompresses that one file
  *   up to the run's line.
+ * - `runs-<period>.versions.ndjson.gz`: the flow versions the period's runs
+ *   ran, one a line, `{ "version": <FlowVersion> }` (definition and source
+ *   included), each once, so that a run's definition outlives the retention
+ *   job deleting its version from the records store. Taken from the records
+ *   store when runs are archived; a period archived before archives kept
+ *   flow versions (its index names no such file) gets its file on the next
+ *   archive run, with the versions of its runs that the store still holds
+ *   (run the archive job once before the first retention run after
+ *   upgrading from 0.5). The index
+ *   names it with its size and SHA-256 (`versions: { file, count, bytes,
+ *   sha256 }`). A file of its own rather than lines in the runs file: readers
+ *   of Flowstate 0.5 take a line without a run as damage.
  *
  * ## Safety
  *
@@ -29,7 +41,10 @@
  * writes a new complete file (the old file's lines, then the new runs) to a
  * temp file, fsyncs it, re-reads it from disk and checks its size, SHA-256,
  * run count and every run id, and only then renames it over the old file and
- * writes the index (same temp + fsync + rename). Runs are deleted from the
+ * writes the index (same temp + fsync + rename). The flow versions file is
+ * written and checked the same way (every version, in order) and renamed
+ * into place just before the runs file: it may hold a version more, never
+ * one less. Runs are deleted from the
  * records store only after that, in batches. A run already in the period's
  * file is never written twice: so if the process is killed after writing a
  * file but before deleting its runs, the next run finds them in the file,
@@ -66,18 +81,28 @@ import type { Records } from "../src/records/records.ts";
 import { Lease } from "../src/store/lease.ts";
 import { StoreCorruptError } from "../src/errors.ts";
 import type { Key, Store } from "../src/store/types.ts";
-import { _internals, formatBytes, GzipFileWriter, readGzipLines } from "../src/archive_format.ts";
+import {
+  _internals,
+  formatBytes,
+  GzipFileWriter,
+  readGzipLines,
+  type WrittenFile,
+} from "../src/archive_format.ts";
 import {
   ARCHIVE_INDEX_FORMAT,
   archiveDir,
   archiveFiles,
   type ArchiveIndex,
   type ArchivePeriod,
+  type ArchiveVersionsIndex,
   damagedArchiveWayOut,
   fileName,
   indexName,
   loadIndex,
   periodOf,
+  versionKey,
+  versionOnLine,
+  versionsName,
 } from "./_archive_read.ts";
 
 export {
@@ -152,6 +177,10 @@ interface ArchiveTotals {
   deleted: number;
   alreadyArchived: number;
   skippedRunning: number;
+  /** Flow versions written into the archive for the first time. */
+  versionsArchived: number;
+  /** Archived runs whose flow version the records store no longer held (not in the archive). */
+  versionsMissing: number;
   periods: string[];
   cancelled: boolean;
 }
@@ -165,6 +194,12 @@ interface PeriodWork {
   indexStale: boolean;
   present: Set<string>;
   writer: GzipFileWriter | null;
+  /** The new flow versions file, opened with `writer`. */
+  versionsWriter: GzipFileWriter | null;
+  /** The flow versions in it (`versionKey`), in file order. */
+  versionKeys: Set<string>;
+  /** Flow versions the records store did not hold, with the runs archived without theirs. */
+  missing: Map<string, number>;
   /** Summaries in the new file's order. */
   entries: RunSummary[];
   toDelete: string[];
@@ -259,6 +294,8 @@ class Archiver {
     deleted: 0,
     alreadyArchived: 0,
     skippedRunning: 0,
+    versionsArchived: 0,
+    versionsMissing: 0,
     periods: [],
     cancelled: false,
   };
@@ -303,7 +340,7 @@ class Archiver {
     const scanning = `archive runs started before ${new Date(cutoff).toISOString()}`;
     ctx.progress.start(scanning);
     const stop = async () => {
-      await work?.writer?.abort();
+      await abortWriters(work);
       work = null;
       this.#totals.cancelled = true;
       return this.#totals;
@@ -339,7 +376,7 @@ class Archiver {
           } catch (err) {
             if (!(err instanceof DamagedArchiveError)) throw err;
             // Its file is left as it is, and so are its runs: on to the other periods.
-            await work?.writer?.abort();
+            await abortWriters(work);
             work = null;
             this.#damaged.set(period, err);
             ctx.log(err.message, "error");
@@ -352,8 +389,9 @@ class Archiver {
       if (ctx.signal.aborted) return await stop();
       if (work !== null) await this.#finish(work);
       work = null;
+      if (!ctx.dryRun && !this.#totals.cancelled) await this.#keepEarlierVersions();
     } finally {
-      await (work as PeriodWork | null)?.writer?.abort();
+      await abortWriters(work as PeriodWork | null);
       ctx.progress.finish();
     }
     return this.#totals;
@@ -376,6 +414,9 @@ class Archiver {
       indexStale: loaded?.rebuilt ?? false,
       present: new Set(existing?.entries.map((e) => e.id)),
       writer: null,
+      versionsWriter: null,
+      versionKeys: new Set(),
+      missing: new Map(),
       entries: [...(existing?.entries ?? [])],
       toDelete: [],
       added: 0,
@@ -412,6 +453,7 @@ class Archiver {
     }
     if (work.writer === null) {
       work.writer = await GzipFileWriter.create(join(this.#dir, fileName(work.period)));
+      work.versionsWriter = await GzipFileWriter.create(join(this.#dir, versionsName(work.period)));
       if (work.existing !== null) {
         const source = join(this.#dir, fileName(work.period));
         const writer = work.writer;
@@ -424,14 +466,125 @@ class Archiver {
             await writer.writeLine(line);
           }
         });
+        await this.#copyVersions(work);
+        // Its earlier runs' versions that are not in the archive yet (archived before
+        // archives kept them), while the records store still holds them.
+        for (const entry of work.existing.entries) {
+          await this.#addVersion(work, entry.flowId, entry.flowVersion, false);
+        }
       }
     }
+    await this.#addVersion(work, run.flowId, run.flowVersion, true);
     const events = await this.#records.getEvents(run.id);
     await work.writer.writeLine(JSON.stringify({ run, events }));
     work.present.add(run.id);
     work.entries.push(summarizeRun(run));
     work.toDelete.push(run.id);
     work.added++;
+  }
+
+  /**
+   * Periods archived before archives kept flow versions (their index names no
+   * flow versions file, as one written by Flowstate 0.5), not rewritten in
+   * this run: write their flow versions file, with the versions of their runs
+   * that the records store still holds, before the retention job deletes
+   * them. The runs file is left as it is; a damaged one is skipped with a
+   * warning (the next run tries again), as its runs were archived already.
+   */
+  async #keepEarlierVersions(): Promise<void> {
+    for (const period of await archiveFiles(this.#dir)) {
+      if (this.#damaged.has(period)) continue;
+      if (this.#ctx.signal.aborted) {
+        this.#totals.cancelled = true;
+        return;
+      }
+      try {
+        const quick = await damagedArchiveHelp(period, () => loadIndex(this.#dir, period, "size"));
+        if (quick === null || quick.index.versions !== undefined) continue;
+        await this.#keepVersionsOf(period);
+      } catch (err) {
+        if (!(err instanceof DamagedArchiveError)) throw err;
+        this.#ctx.log(
+          `cannot keep the flow versions of the runs archived in ${fileName(period)}: ` +
+            err.message,
+          "warn",
+        );
+      }
+      await this.#lease.renew();
+    }
+  }
+
+  async #keepVersionsOf(period: string): Promise<void> {
+    const work = await this.#open(period);
+    const existing = work.existing;
+    if (existing === null) return;
+    const name = fileName(period);
+    try {
+      work.versionsWriter = await GzipFileWriter.create(join(this.#dir, versionsName(period)));
+      await this.#copyVersions(work);
+      const before = this.#totals.versionsArchived;
+      for (const entry of existing.entries) {
+        await this.#addVersion(work, entry.flowId, entry.flowVersion, false);
+      }
+      const written = await finishVersions(work, name);
+      await this.#lease.renew(true);
+      await work.versionsWriter.commit();
+      work.versionsWriter = null;
+      const index: ArchiveIndex = { ...existing, versions: versionsIndex(work, written) };
+      await writeFileAtomic(join(this.#dir, indexName(period)), JSON.stringify(index));
+      this.#ctx.log(
+        `kept ${this.#totals.versionsArchived - before} flow versions of runs archived earlier ` +
+          `into ${versionsName(period)} (${existing.entries.length} runs in ${name})`,
+      );
+    } finally {
+      await abortWriters(work);
+    }
+  }
+
+  /** Copy the period's flow versions file (if any) into the new one. */
+  async #copyVersions(work: PeriodWork): Promise<void> {
+    const writer = work.versionsWriter!;
+    const source = join(this.#dir, versionsName(work.period));
+    const what = `Cannot copy archive ${versionsName(work.period)}`;
+    await damagedArchiveHelp(work.period, async () => {
+      let n = 0;
+      try {
+        for await (const line of readGzipLines(source, { what })) {
+          const version = versionOnLine(line, { what, path: source, n: ++n });
+          const key = versionKey(version.flowId, version.hash);
+          if (work.versionKeys.has(key)) continue;
+          work.versionKeys.add(key);
+          await writer.writeLine(line);
+        }
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
+    });
+  }
+
+  /**
+   * Write a flow version into the period's new flow versions file, from the
+   * records store, unless it is there already; one the store no longer holds
+   * is counted in `versionsMissing` when it is a run being archived now.
+   */
+  async #addVersion(
+    work: PeriodWork,
+    flowId: string,
+    hash: string,
+    archiving: boolean,
+  ): Promise<void> {
+    const key = versionKey(flowId, hash);
+    if (work.versionKeys.has(key)) return;
+    const missing = work.missing.get(key);
+    const version = missing === undefined ? await this.#records.getVersion(flowId, hash) : null;
+    if (version === null) {
+      work.missing.set(key, (missing ?? 0) + (archiving ? 1 : 0));
+      if (archiving) this.#totals.versionsMissing++;
+      return;
+    }
+    await work.versionsWriter!.writeLine(JSON.stringify({ version }));
+    work.versionKeys.add(key);
+    this.#totals.versionsArchived++;
   }
 
   async #finish(work: PeriodWork): Promise<void> {
@@ -462,6 +615,7 @@ class Archiver {
     }
     if (work.writer !== null) {
       const writer = work.writer;
+      const versionsWriter = work.versionsWriter!;
       const written = await writer.finish();
       try {
         await _internals.verifyArchiveFile(writer.tempPath, {
@@ -470,11 +624,14 @@ class Archiver {
           ids: work.entries.map((e) => e.id),
         }, `Cannot archive runs into ${name}: the file written did not read back intact`);
       } catch (err) {
-        await writer.abort();
-        work.writer = null;
+        await abortWriters(work);
         throw err;
       }
+      const versionsWritten = await finishVersions(work, name);
       await this.#lease.renew(true);
+      // The versions first: a kill between the two renames leaves a version more, never one less.
+      await versionsWriter.commit();
+      work.versionsWriter = null;
       await writer.commit();
       work.writer = null;
       await _internals.afterArchiveFile(path);
@@ -488,6 +645,7 @@ class Archiver {
         sha256: written.sha256,
         updatedAt: new Date(ctx.clock.now()).toISOString(),
         entries: work.entries,
+        versions: versionsIndex(work, versionsWritten),
       };
       await writeFileAtomic(indexPath, JSON.stringify(index));
       await _internals.afterArchiveIndex(indexPath);
@@ -497,8 +655,19 @@ class Archiver {
       ctx.log(
         `archived ${work.added} runs into ${name} (${work.entries.length} runs, ${
           formatBytes(written.bytes)
-        })`,
+        }; ${work.versionKeys.size} flow versions in ${versionsName(work.period)})`,
       );
+      const lost = [...work.missing].filter(([, runs]) => runs > 0);
+      if (lost.length > 0) {
+        ctx.log(
+          `${lost.reduce((n, [, runs]) => n + runs, 0)} runs archived into ${name} without ` +
+            `their flow version, which the records store no longer held (their definitions ` +
+            `are not in the archive): ${lost.slice(0, 10).map(([key]) => key).join(", ")}${
+              lost.length > 10 ? ", …" : ""
+            }`,
+          "warn",
+        );
+      }
     } else if (work.indexStale && work.existing !== null) {
       await writeFileAtomic(indexPath, JSON.stringify(work.existing));
     }
@@ -533,7 +702,11 @@ class Archiver {
 /**
  * The archive job. Options: `olderThan`, `period`, `batchSize` (see
  * {@linkcode ArchiveOptions}). Result: `{ archived, files, bytesWritten,
- * deleted, alreadyArchived, skippedRunning, periods, cancelled }`; with
+ * deleted, alreadyArchived, skippedRunning, versionsArchived,
+ * versionsMissing, periods, cancelled }` (`versionsArchived`: flow versions
+ * newly written into the archive, those of runs archived earlier included;
+ * `versionsMissing`: runs archived without theirs, which the records store
+ * no longer held); with
  * `dryRun`, nothing is written and `wouldArchive` lists each period's runs.
  */
 const archiveJob: Job<ArchiveOptions> = defineJob<ArchiveOptions>({
@@ -574,6 +747,46 @@ const archiveJob: Job<ArchiveOptions> = defineJob<ArchiveOptions>({
 });
 
 export default archiveJob;
+
+/**
+ * Finish the period's new flow versions file and re-read it from disk: it
+ * must hold exactly the versions written, in order, with the size and
+ * SHA-256 written (else every temp file of the period is discarded).
+ */
+async function finishVersions(work: PeriodWork, name: string): Promise<WrittenFile> {
+  const writer = work.versionsWriter!;
+  const written = await writer.finish();
+  try {
+    await _internals.verifyArchiveVersions(
+      writer.tempPath,
+      { bytes: written.bytes, sha256: written.sha256, ids: [...work.versionKeys] },
+      `Cannot archive runs into ${name}: the flow versions file written did not read back intact`,
+    );
+  } catch (err) {
+    await abortWriters(work);
+    throw err;
+  }
+  return written;
+}
+
+/** What the index says of the period's flow versions file just written. */
+function versionsIndex(work: PeriodWork, written: WrittenFile): ArchiveVersionsIndex {
+  return {
+    file: versionsName(work.period),
+    count: work.versionKeys.size,
+    bytes: written.bytes,
+    sha256: written.sha256,
+  };
+}
+
+/** Discard the temp files of a period being written, if any. */
+async function abortWriters(work: PeriodWork | null): Promise<void> {
+  if (work === null) return;
+  await work.writer?.abort();
+  await work.versionsWriter?.abort();
+  work.writer = null;
+  work.versionsWriter = null;
+}
 
 /** A period's existing archive file is damaged (a `StoreCorruptError` saying what to do). */
 class DamagedArchiveError extends StoreCorruptError {

@@ -136,6 +136,9 @@ for (const backend of BACKENDS) {
           deleted: 3,
           alreadyArchived: 0,
           skippedRunning: 1,
+          // These runs' version "v1" was never saved: no definition to keep.
+          versionsArchived: 0,
+          versionsMissing: 3,
           periods: ["2026-04", "2026-03"],
           cancelled: false,
         },
@@ -152,8 +155,10 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await listDir(join(env.dir, "archive")), [
         "runs-2026-03.index.json",
         "runs-2026-03.ndjson.gz",
+        "runs-2026-03.versions.ndjson.gz",
         "runs-2026-04.index.json",
         "runs-2026-04.ndjson.gz",
+        "runs-2026-04.versions.ndjson.gz",
       ]);
       const april = await readIndex(env, "2026-04");
       const file = await sha256File(join(env.dir, "archive", "runs-2026-04.ndjson.gz"));
@@ -327,6 +332,7 @@ Deno.test("archive after a crash does not archive a run again under another peri
     assert.deepEqual(await listDir(join(env.dir, "archive")), [
       "runs-2026-04.index.json",
       "runs-2026-04.ndjson.gz",
+      "runs-2026-04.versions.ndjson.gz",
     ]);
   });
 });

@@ -28,6 +28,29 @@ export function newSha256(): Hash {
   return createHash("sha256");
 }
 
+/**
+ * The size and SHA-256 of a file as it is read: pass `onBytes` to
+ * {@linkcode readGzipLines}, then read `bytes` and `hex()` once it is read.
+ */
+export function runningChecksum(): {
+  onBytes: (chunk: Uint8Array) => void;
+  readonly bytes: number;
+  hex: () => string;
+} {
+  const hash = newSha256();
+  let bytes = 0;
+  return {
+    onBytes: (chunk) => {
+      hash.update(chunk);
+      bytes += chunk.length;
+    },
+    get bytes() {
+      return bytes;
+    },
+    hex: () => hash.digest("hex"),
+  };
+}
+
 /** The SHA-256 (lowercase hex) of a whole file, read as a stream. */
 export async function sha256File(path: string): Promise<{ sha256: string; bytes: number }> {
   const hash = newSha256();
@@ -341,6 +364,25 @@ export const _internals = {
    * Throws a {@linkcode StoreCorruptError} otherwise.
    */
   verifyArchiveFile: verifyGzipIdsFile,
+  /**
+   * Re-read a finished temp file of archived flow versions and check it holds
+   * exactly the versions `ids` (`<flowId>@<hash>`), in order, with the
+   * checksum and size it was written with. Throws a
+   * {@linkcode StoreCorruptError} otherwise.
+   */
+  verifyArchiveVersions: (
+    path: string,
+    expected: { bytes: number; sha256: string; ids: readonly string[] },
+    what: string,
+  ): Promise<void> =>
+    verifyGzipLinesFile(path, expected, what, {
+      noun: "flow versions",
+      holds: "holds flow version",
+      idOf: (parsed) => {
+        const v = (parsed as { version?: { flowId?: unknown; hash?: unknown } }).version;
+        return `${v?.flowId}@${v?.hash}`;
+      },
+    }),
 };
 
 /**
@@ -352,45 +394,58 @@ export async function verifyGzipIdsFile(
   expected: { bytes: number; sha256: string; ids: readonly string[] },
   what: string,
 ): Promise<void> {
-  const hash = newSha256();
-  let bytes = 0;
+  await verifyGzipLinesFile(path, expected, what, {
+    noun: "runs",
+    idOf: (parsed) => (parsed as { run?: { id?: unknown } }).run?.id,
+    holds: "holds run",
+  });
+}
+
+/**
+ * Re-read a gzip'd JSON-lines file from disk and check its size, SHA-256,
+ * line count and the id (`how.idOf` of each parsed line) of every line, in
+ * order; `how.noun` names what the lines hold in messages.
+ */
+export async function verifyGzipLinesFile(
+  path: string,
+  expected: { bytes: number; sha256: string; ids: readonly string[] },
+  what: string,
+  how: { noun: string; holds: string; idOf: (parsed: unknown) => unknown },
+): Promise<void> {
+  const sum = runningChecksum();
   let i = 0;
-  for await (
-    const line of readGzipLines(path, {
-      what,
-      onBytes: (chunk) => {
-        hash.update(chunk);
-        bytes += chunk.length;
-      },
-    })
-  ) {
+  for await (const line of readGzipLines(path, { what, onBytes: sum.onBytes })) {
     let id: unknown;
     try {
-      id = (JSON.parse(line) as { run?: { id?: unknown } }).run?.id;
+      id = how.idOf(JSON.parse(line));
     } catch {
       throw damaged(what, path, `line ${i + 1} is not JSON`);
     }
     if (i >= expected.ids.length) {
-      throw damaged(what, path, `it holds more than the ${expected.ids.length} runs written`);
+      throw damaged(
+        what,
+        path,
+        `it holds more than the ${expected.ids.length} ${how.noun} written`,
+      );
     }
     if (id !== expected.ids[i]) {
       throw damaged(
         what,
         path,
-        `line ${i + 1} holds run ${JSON.stringify(id)}, expected ${expected.ids[i]}`,
+        `line ${i + 1} ${how.holds} ${JSON.stringify(id)}, expected ${expected.ids[i]}`,
       );
     }
     i++;
   }
   if (i !== expected.ids.length) {
-    throw damaged(what, path, `it holds ${i} runs, expected ${expected.ids.length}`);
+    throw damaged(what, path, `it holds ${i} ${how.noun}, expected ${expected.ids.length}`);
   }
-  const sha256 = hash.digest("hex");
-  if (bytes !== expected.bytes || sha256 !== expected.sha256) {
+  const sha256 = sum.hex();
+  if (sum.bytes !== expected.bytes || sha256 !== expected.sha256) {
     throw damaged(
       what,
       path,
-      `read back ${bytes} bytes with SHA-256 ${sha256}, but ${expected.bytes} bytes with ${expected.sha256} were written`,
+      `read back ${sum.bytes} bytes with SHA-256 ${sha256}, but ${expected.bytes} bytes with ${expected.sha256} were written`,
     );
   }
 }

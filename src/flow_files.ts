@@ -179,6 +179,28 @@ export function twoFilesOneId(what: string, files: readonly string[]): string {
   return `${what}: both ${files[0]} and ${files[1]} define it; flow ids must be unique`;
 }
 
+/**
+ * Why flow `id` cannot be scheduled: several files declare it (`places`:
+ * each file, with `:line:column` of its `id:` when known), and how to fix
+ * it. `holder`: the file that had the schedule before and keeps it.
+ */
+export function sharedFlowIdMessage(
+  id: string,
+  places: readonly string[],
+  holder?: string,
+): string {
+  const named = places.length === 2
+    ? places.join(" and at ")
+    : `${places.slice(0, -1).join(", at ")} and at ${places.at(-1)}`;
+  return `Cannot schedule flow "${id}": its id is declared at ${named}; flow ids must be unique ` +
+    `(the id decides which state a run uses and whose history it joins): give each of these ` +
+    `flows its own id${
+      holder === undefined
+        ? ""
+        : `; until then only ${holder}, which had the schedule first, keeps it`
+    }`;
+}
+
 async function flowIdOf(file: string): Promise<string | undefined> {
   try {
     const { loadFlowFile } = await import("./flow/parse.ts");
@@ -208,4 +230,49 @@ export async function rawFlowData(file: string): Promise<Record<string, unknown>
   return typeof value === "object" && value !== null && !Array.isArray(value)
     ? value as Record<string, unknown>
     : undefined;
+}
+
+/** A top-level `nodes:` key: what makes a YAML file look like a flow. */
+const LOOKS_LIKE_FLOW = /^nodes[ \t]*:/m;
+
+/**
+ * Warnings for the files in the config's `flows:` directories that look like
+ * flows (YAML with a top-level `nodes:`) but are not read as flows, their
+ * names not ending in `.flow.yaml` (`hello.yaml`, `hello.flow.yml`): the
+ * daemon would silently never schedule them. Files named directly under
+ * `flows:` are read whatever their name. A directory that cannot be read
+ * gives none (listing the flows says why).
+ */
+export async function lookalikeFlowWarnings(config: ResolvedConfig): Promise<string[]> {
+  const warnings: string[] = [];
+  for (const entry of config.flows) {
+    try {
+      if (!(await Deno.stat(entry)).isDirectory) continue;
+      const names: string[] = [];
+      for await (const item of Deno.readDir(entry)) {
+        if (!item.isFile || item.name.endsWith(".flow.yaml")) continue;
+        if (/\.ya?ml$/i.test(item.name)) names.push(item.name);
+      }
+      for (const name of names.sort()) {
+        const file = join(entry, name);
+        let text: string;
+        try {
+          using f = await Deno.open(file);
+          const head = new Uint8Array(64 * 1024);
+          const n = await f.read(head);
+          text = new TextDecoder().decode(head.subarray(0, n ?? 0));
+        } catch {
+          continue;
+        }
+        if (!LOOKS_LIKE_FLOW.test(text)) continue;
+        const flowName = name.replace(/(\.flow)?\.ya?ml$/i, ".flow.yaml");
+        warnings.push(
+          `${file} looks like a flow but is not read as one: only *.flow.yaml files of a flows: directory are; rename it to ${flowName}`,
+        );
+      }
+    } catch {
+      continue;
+    }
+  }
+  return warnings;
 }

@@ -258,7 +258,7 @@ Deno.test("backup prune --keep-for: by the time in the header; the newest backup
   });
 });
 
-Deno.test("jobs.backup.options keep: -1 and keepFor: 30 are refused at their place in flowstate.yaml", async () => {
+Deno.test("jobs.backup.options keep: -1 and keepFor: 30 are refused at their place in flowstate.yaml (daemon, schedules ls, jobs run, backup, backup prune)", async () => {
   const config = (options: string) =>
     `${CONFIG}jobs:\n  backup:\n    schedule: "0 4 * * *"\n    options: { all: true, ${options} }\n`;
   for (
@@ -284,11 +284,19 @@ Deno.test("jobs.backup.options keep: -1 and keepFor: 30 are refused at their pla
     ] as const
   ) {
     await withCliProject(config(options), async (run) => {
-      for (const args of [["daemon"], ["schedules", "ls"], ["jobs", "run", "backup"]]) {
+      for (
+        const args of [["daemon"], ["jobs", "run", "backup"], ["backup"], ["backup", "prune"]]
+      ) {
         const r = await run(...args);
         assert.equal(r.code, 2, `${args}: ${r.stderr}`);
         assert.equal(r.stderr.split("\n")[0], expected, `${options}: ${args.join(" ")}`);
       }
+      // The listing shows the rest: the job is a row saying the same.
+      const listed = await run("schedules", "ls");
+      assert.equal(listed.code, 2, listed.stderr);
+      // (After the line saying no store exists yet: nothing has run.)
+      const said = `error: Cannot schedule job "backup": ${expected.slice("error: ".length)}`;
+      assert.ok(listed.stderr.split("\n").some((l) => l.startsWith(said)), listed.stderr);
     });
   }
 });

@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
+import { fileURLToPath } from "node:url";
+import { cliCommand, type Sandbox, withSandbox } from "./_cli_sandbox.ts";
 import { SIGNAL_REPEAT_MS } from "../src/cli/common.ts";
 
 const FLOWS = {
@@ -217,6 +218,19 @@ async function stopWith(
   return { code: (await child.status).code, stderr };
 }
 
+/** Enqueue `slow` and SIGKILL the worker that claimed it (lease 1 s): its id, and a time after its last heartbeat. */
+async function runOfKilledWorker(
+  { dir, home, run }: Sandbox,
+): Promise<{ id: string; deadAt: number }> {
+  await setUp(dir, { slow: true });
+  const id = (await run("enqueue", "slow")).stdout.trim();
+  const killed = await stopWith(dir, home, ["worker", "--json", "--lease", "1s"], "claim", [
+    "SIGKILL",
+  ]);
+  assert.equal(killed.code, 137, killed.stderr);
+  return { id, deadAt: Date.now() };
+}
+
 Deno.test("cli queue: SIGHUP stops a worker cleanly (its run back in the queue, not left running); a second signal exits with that signal's code", async () => {
   await withSandbox(async ({ dir, home, run }) => {
     await setUp(dir, { slow: true });
@@ -237,16 +251,11 @@ Deno.test("cli queue: SIGHUP stops a worker cleanly (its run back in the queue, 
 });
 
 Deno.test("cli queue: a lost attempt, cancelled then retried: one attempt numbering in retry and show, no stale error, the lost attempt ends at its last heartbeat", async () => {
-  await withSandbox(async ({ dir, home, run }) => {
-    await setUp(dir, { slow: true });
-    const id = (await run("enqueue", "slow")).stdout.trim();
+  await withSandbox(async (sandbox) => {
+    const { dir, home, run } = sandbox;
     // Its worker dies (kill -9) while the attempt runs; another worker takes it back (its
     // lease lapsed) without running it (that one runs only "mark").
-    const killed = await stopWith(dir, home, ["worker", "--json", "--lease", "1s"], "claim", [
-      "SIGKILL",
-    ]);
-    assert.equal(killed.code, 137, killed.stderr);
-    const deadAt = Date.now(); // its last heartbeat was before this
+    const { id, deadAt } = await runOfKilledWorker(sandbox);
     const other = ["worker", "--json", "--poll", "50ms", "--flows", "mark"];
     assert.equal((await stopWith(dir, home, other, "lost", ["SIGTERM"])).code, 0);
 
@@ -269,6 +278,58 @@ Deno.test("cli queue: a lost attempt, cancelled then retried: one attempt number
       lost.endedAt <= deadAt,
       `the lost attempt ends at its last heartbeat (${lost.endedAt}), before its worker died (${deadAt})`,
     );
+  });
+});
+
+Deno.test("cli queue: runs cancel of a run whose worker was killed (its lease lapsed) records it cancelled at once; it never runs again", async () => {
+  await withSandbox(async (sandbox) => {
+    const { run } = sandbox;
+    const { id, deadAt } = await runOfKilledWorker(sandbox);
+    // Its last heartbeat was before the kill: 1.5 s on, its 1 s lease has lapsed.
+    while (Date.now() - deadAt < 1_500) await new Promise((r) => setTimeout(r, 100));
+    const cancel = await run("runs", "cancel", id);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.match(
+      cancel.stdout,
+      /^Run \w+ \(slow\) has had no heartbeat since .*: its worker is gone \(its lease lapsed\); recorded it cancelled$/m,
+    );
+    const record = JSON.parse((await run("runs", "show", id, "--json")).stdout).run;
+    assert.equal(record.status, "cancelled", "not left running with a request nobody acts on");
+    assert.deepEqual(record.queue.attempts.map((a: { outcome: string }) => a.outcome), ["lost"]);
+    assert.equal(
+      JSON.parse((await run("runs", "ls", "--status", "queued", "--json")).stdout).length,
+      0,
+    );
+  });
+});
+
+Deno.test("cli queue: a worker whose node ends the process (Deno.exit in a trusted node) says which runs it leaves running, not a word before", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await setUp(dir);
+    const node = fileURLToPath(import.meta.resolve("./fixtures/nodes/exit_process.ts"));
+    await Deno.writeTextFile(
+      join(dir, "flows", "crash.flow.yaml"),
+      `id: crash\nnodes:\n  - { id: die, type: ${JSON.stringify(node)}, with: {} }\n`,
+    );
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      `flows: [./flows]\nnodes:\n  trusted: [${JSON.stringify(node)}]\n`,
+    );
+    const said = (id: string, lease: string) =>
+      new RegExp(
+        `^error: exiting \\(code 3\\) with 1 run still running here: ${id} \\(crash\\); a node ended the process \\(Deno\\.exit in a trusted node\\?\\)\\. A worker takes it back once the lease \\(${lease}\\) lapses$`,
+        "m",
+      );
+    const id = (await run("enqueue", "crash")).stdout.trim();
+    const worker = await run("worker", "--lease", "2s", "--poll", "50ms");
+    assert.equal(worker.code, 3, worker.stderr);
+    assert.match(worker.stderr, said(id, "2s"));
+    // `serve` works the queue too.
+    assert.equal((await run("runs", "cancel", id)).code, 0, "not run a third time");
+    const next = (await run("enqueue", "crash")).stdout.trim();
+    const served = await run("serve", "--port", "0");
+    assert.equal(served.code, 3, served.stderr);
+    assert.match(served.stderr, said(next, "30s"));
   });
 });
 

@@ -563,3 +563,53 @@ Deno.test("an unquoted template inside a flow mapping written over several lines
     assert.deepEqual(errors.filter((e) => e.startsWith("error: f.flow.yaml:8:")), [errors[0]]);
   });
 });
+
+Deno.test("validate: a folder stands for its *.flow.yaml files, and no argument for the config's flows:", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.mkdir(join(dir, "flows"));
+    const good = "id: good\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n";
+    const bad = "id: bad\nnodes:\n  - { id: a, type: nope }\n";
+    await Deno.writeTextFile(join(dir, "flows", "good.flow.yaml"), good);
+    await Deno.writeTextFile(join(dir, "flows", "bad.flow.yaml"), bad);
+    await Deno.writeTextFile(join(dir, "flows", "notes.yaml"), "rows: [1]\n");
+    await Deno.mkdir(join(dir, "empty"));
+
+    const folder = await run("validate", "flows");
+    assert.equal(folder.code, 2, folder.stderr);
+    assert.deepEqual(lines(folder.stdout), ["ok flows/good.flow.yaml"]);
+    assert.match(
+      folder.stderr,
+      /^error: flows\/bad\.flow\.yaml:3:\d+: nodes\[0\]\.type: unknown node type "nope"/m,
+    );
+    assert.doesNotMatch(folder.stderr, /notes\.yaml/);
+
+    // No argument and no flows: in the config: how to give some.
+    const none = await run("validate");
+    assert.equal(none.code, 2, none.stderr);
+    assert.match(
+      none.stderr,
+      /give flow files or folders, or list them under flows: in flowstate\.yaml/,
+    );
+
+    // No argument: the config's flows:.
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: memory }\nflows: [./flows]\n",
+    );
+    await Deno.writeTextFile(
+      join(dir, "flows", "bad.flow.yaml"),
+      good.replace("id: good", "id: bad"),
+    );
+    const all = await run("validate", "--json");
+    assert.equal(all.code, 0, all.stderr);
+    const results = JSON.parse(all.stdout) as { file: string; ok: boolean }[];
+    assert.deepEqual(results.map((r) => [r.file.replace(/^.*\/flows\//, ""), r.ok]), [
+      ["bad.flow.yaml", true],
+      ["good.flow.yaml", true],
+    ]);
+
+    const empty = await run("validate", "empty");
+    assert.equal(empty.code, 2, empty.stderr);
+    assert.match(empty.stderr, /empty is a folder with no \*\.flow\.yaml file/);
+  });
+});

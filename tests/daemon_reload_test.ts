@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "./_cli_sandbox.ts";
+import { runCli, withCliProject } from "./_cli_sandbox.ts";
 import { type DaemonProject, withDaemonProject, within } from "./fixtures/daemon_process.ts";
 
 const flow = (id: string, message: string, schedule: string | null) =>
@@ -162,19 +162,33 @@ Deno.test({
 
 Deno.test({
   name:
-    "daemon: two flow files with one id are said once (not at every look), and their fix is said",
+    "daemon: a second flow file with a running schedule's id is a problem of that file, said once with both places; the first runs on, the rest applies, the fix is said",
   sanitizeResources: false,
   async fn() {
     await withFlowDaemon("flowstate-daemon-dup-", {
       "a.flow.yaml": flow("tk", "a", "* * * * * *"),
     }, async ({ dir, err }) => {
       await within(err.next(/^\[flow:tk\] say: a$/), "a run");
-      await Deno.writeTextFile(join(dir, "flows", "b.flow.yaml"), flow("tk", "b", "* * * * * *"));
-      const said = err.lines.indexOf(
-        await within(err.next(/Cannot read the flows' schedules again/), "the problem said"),
+      const b = join(dir, "flows", "b.flow.yaml");
+      await Deno.writeTextFile(b, flow("tk", "b", "* * * * * *"));
+      const line = await within(
+        err.next(/^error: flow file \S*b\.flow\.yaml cannot be used/),
+        "the problem said",
       );
+      const said = err.lines.indexOf(line);
+      // Where each file declares the id, how to fix it, and which file goes on.
+      assert.match(
+        line,
+        /Cannot schedule flow "tk": its id is declared at \S*a\.flow\.yaml:1:5 and at \S*b\.flow\.yaml:1:5; flow ids must be unique .*: give each of these flows its own id; until then only \S*a\.flow\.yaml, which had the schedule first, keeps it/,
+      );
+      // Another file's change still applies meanwhile (the flows' schedules are not frozen).
+      await Deno.writeTextFile(
+        join(dir, "flows", "c.flow.yaml"),
+        flow("other", "c", "* * * * * *"),
+      );
+      await within(err.next(/^\[flow:other\] say: c$/), "a run of a file added meanwhile");
       // Three more runs of tk (every second): more looks at the files (every 2 s and before each
-      // tick), and the problem is not said again.
+      // tick), and the problem is not said again; b's flow never runs under tk.
       await within(
         (async () => {
           const later = () =>
@@ -183,17 +197,81 @@ Deno.test({
         })(),
         "three later runs",
       );
-      assert.equal(
-        err.lines.filter((l) => l.includes("Cannot read the flows' schedules again")).length,
-        1,
-        err.lines.join("\n"),
-      );
-      await Deno.remove(join(dir, "flows", "b.flow.yaml"));
+      assert.equal(err.lines.filter((l) => l.includes("b.flow.yaml cannot be used")).length, 1);
+      assert.ok(!err.lines.includes("[flow:tk] say: b"), err.lines.join("\n"));
+      assert.ok(!err.lines.some((l) => l.includes("Cannot read the flows' schedules again")));
+      // Fixed: b gets its own id, and runs.
+      await Deno.writeTextFile(b, flow("tk2", "b", "* * * * * *"));
       await within(
-        err.next(/^\[flows\] the flows' schedules can be read again/),
+        err.next(/^\[flow:tk2\] flow file \S*b\.flow\.yaml can be used again$/),
         "the fix said",
       );
+      await within(err.next(/^\[flow:tk2\] say: b$/), "a run of the fixed file");
     });
+  },
+});
+
+Deno.test({
+  name:
+    "daemon --serve: GET /api/schedules shows the running file's schedule and the second file with its id as a row of its own with the error (200)",
+  sanitizeResources: false,
+  async fn() {
+    await withDaemonProject(
+      "flowstate-daemon-serve-dup-",
+      {
+        "flowstate.yaml": "stores:\n  default: { plugin: memory }\nserve: { port: 0 }\n" +
+          "flows: [./flows]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
+        "flows/a.flow.yaml": flow("tk", "a", "0 0 1 1 *"),
+      },
+      ["--serve"],
+      async ({ dir, child, err }) => {
+        const serving = await within(err.next(/^Serving http:\/\/127\.0\.0\.1:\d+\/$/), "serving");
+        await Deno.writeTextFile(join(dir, "flows", "b.flow.yaml"), flow("tk", "b", "0 0 1 1 *"));
+        await within(err.next(/^error: flow file \S*b\.flow\.yaml cannot be used/), "the problem");
+        const response = await fetch(new URL("api/schedules", serving.slice("Serving ".length)));
+        assert.equal(response.status, 200);
+        const rows = (await response.json()) as {
+          id: string;
+          cron: string | null;
+          file?: string;
+          error?: string;
+        }[];
+        assert.deepEqual(rows.map((r) => [r.id, r.cron, r.error === undefined]), [
+          ["flow:tk", "0 0 1 1 *", true],
+          ["file:flows/b.flow.yaml", null, false],
+        ]);
+        assert.match(
+          rows[1].error!,
+          /^Cannot schedule flow "tk": its id is declared at \S*a\.flow\.yaml:1:5 and at \S*b\.flow\.yaml:1:5; .*until then only \S*a\.flow\.yaml, which had the schedule first, keeps it$/,
+        );
+        child.kill("SIGTERM");
+        assert.equal((await child.status).code, 0, err.lines.join("\n"));
+      },
+    );
+  },
+});
+
+Deno.test({
+  name: "daemon: two flow files whose schedules declare one id at start: exit 2, both places said",
+  sanitizeResources: false,
+  async fn() {
+    await withCliProject(
+      "flows: [./flows]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
+      async (run, dir) => {
+        await Deno.mkdir(join(dir, "flows"));
+        await Deno.writeTextFile(join(dir, "flows", "a.flow.yaml"), flow("tk", "a", "0 3 * * *"));
+        await Deno.writeTextFile(
+          join(dir, "flows", "b.flow.yaml"),
+          `# the same id\n${flow("tk", "b", "0 4 * * *")}`,
+        );
+        const started = await run("daemon");
+        assert.equal(started.code, 2, started.stderr);
+        assert.match(
+          started.stderr,
+          /^error: Cannot schedule flow "tk": its id is declared at \S*a\.flow\.yaml:1:5 and at \S*b\.flow\.yaml:2:5; flow ids must be unique .*: give each of these flows its own id$/m,
+        );
+      },
+    );
   },
 });
 

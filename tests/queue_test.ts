@@ -321,6 +321,22 @@ Deno.test("queue: cancelling a queued run ends it cancelled without it ever star
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("queue: a run cancelled while queued took no time: the hours it waited are not its duration, nor in its flow's metrics", async () => {
+  const dir = await project({ "wait.flow.yaml": WAIT });
+  const clock = new TestClock();
+  await using rt = await open(dir, clock);
+  const records = await rt.records();
+  const { runId } = await rt.enqueue("wait", { delay: "1d" });
+  clock.t += 3 * 3_600_000; // cancelled three hours later, long before it was due
+  const cancelled = await records.cancelQueuedRun(runId);
+  assert.equal(cancelled?.durationMs, 0);
+  assert.equal((await run(rt, runId)).durationMs, 0);
+  const all = (await records.listMetrics("wait")).find((m) => m.version === "*");
+  assert.equal(all?.cancelled, 1);
+  assert.equal(all?.maxDurationMs, 0, "not 3 h");
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("queue: cancelling a running claimed run through the records stops it within the worker", async () => {
   const dir = await project({ "wait.flow.yaml": WAIT });
   await using rt = await open(dir);
@@ -334,14 +350,20 @@ Deno.test("queue: cancelling a running claimed run through the records stops it 
   await Deno.remove(dir, { recursive: true });
 });
 
+/** Enqueue `mark` and claim it as "dead-worker" (lease 10 s), as a worker that then dies would. */
+async function claimedByDeadWorker(rt: Runtime): Promise<{ runId: string; claimed: RunRecord }> {
+  const { runId } = await rt.enqueue("mark");
+  const claimed = await (await rt.records()).claimRun({ worker: "dead-worker", leaseMs: 10_000 });
+  assert.equal(claimed?.id, runId);
+  return { runId, claimed: claimed! };
+}
+
 Deno.test("queue: a claim whose heartbeat stopped is taken back, its attempt recorded lost", async () => {
   const dir = await project({ "mark.flow.yaml": MARK });
   const clock = new TestClock();
   await using rt = await open(dir, clock);
   const records = await rt.records();
-  const { runId } = await rt.enqueue("mark");
-  const claimed = await records.claimRun({ worker: "dead-worker", leaseMs: 10_000 });
-  assert.equal(claimed?.id, runId);
+  const { runId, claimed } = await claimedByDeadWorker(rt);
   assert.deepEqual(await records.reclaimLost(), [], "the lease has not lapsed");
   clock.t += 10_001;
   const worker = startWorker(rt, { pollMs: 10 });
@@ -352,8 +374,63 @@ Deno.test("queue: a claim whose heartbeat stopped is taken back, its attempt rec
     [worker.id, "succeeded"],
   ]);
   // The dead worker's late end is refused: the run is not its any more.
-  assert.equal(await records.finishClaimedRun({ ...claimed!, status: "failed" }), false);
+  assert.equal(await records.finishClaimedRun({ ...claimed, status: "failed" }), false);
   assert.equal((await run(rt, runId)).status, "succeeded");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("queue: a run cancelled while its worker ran it, then lost with that worker, ends cancelled: it never runs again", async () => {
+  const dir = await project({ "mark.flow.yaml": MARK });
+  const clock = new TestClock();
+  await using rt = await open(dir, clock);
+  const records = await rt.records();
+  const { runId } = await claimedByDeadWorker(rt);
+  // `flowstate runs cancel` while the worker is still heard from: a request, for it to act on…
+  assert.equal((await records.requestCancel(runId))?.status, "running");
+  clock.t += 10_001; // …but it died first (a node crashed it, kill -9)
+  const events: WorkerEvent[] = [];
+  const worker = startWorker(rt, { pollMs: 10, onEvent: (e) => events.push(e) });
+  const done = await statusIs(rt, runId, "cancelled");
+  await worker.stop();
+  // Its log says it ended the run, not that it queued it again.
+  assert.deepEqual(events.filter((e) => e.type === "lost"), [
+    { type: "lost", runIds: [runId], ended: [{ runId, status: "cancelled" }] },
+  ]);
+  assert.deepEqual(done.queue?.attempts.map((a) => [a.worker, a.outcome]), [
+    ["dead-worker", "lost"],
+  ]);
+  assert.match(done.error?.message ?? "", /^cancelled; its attempt was lost: no heartbeat/);
+  assert.equal(await records.cancelRequested(runId), false, "the request ended with the run");
+  const state = await (await rt.store()).get(["global", `done-${runId}`]);
+  assert.equal(state, null, "the flow did not run again");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("queue: a run cancelled just before its worker failed it or released it (stopping) ends cancelled: it is not queued again", async () => {
+  const dir = await project({ "mark.flow.yaml": MARK });
+  const clock = new TestClock();
+  await using rt = await open(dir, clock);
+  const records = await rt.records();
+  for (const how of ["released", "failed"] as const) {
+    const { runId } = await rt.enqueue("mark", { maxAttempts: 3 });
+    const claimed = await records.claimRun({ worker: "w", leaseMs: 60_000 });
+    assert.equal(claimed?.id, runId);
+    assert.equal((await records.requestCancel(runId))?.status, "running");
+    // Its worker ends the attempt before it looked for the request (it looks once a second).
+    const ended = how === "released"
+      ? { ...claimed!, status: "cancelled" as const, error: { message: "released" } }
+      : { ...claimed!, status: "failed" as const, error: { message: "boom" } };
+    assert.equal(
+      await records.finishClaimedRun(ended, [], how === "released" ? { release: true } : {}),
+      true,
+    );
+    const done = await run(rt, runId);
+    assert.equal(done.status, "cancelled", `${how}: not queued again`);
+    assert.equal(done.queue?.attempts.length, 1);
+    assert.match(done.error?.message ?? "", /^cancelled before it was queued again; its attempt: /);
+    assert.equal(await records.cancelRequested(runId), false);
+    assert.equal(await records.claimRun({ worker: "w2", leaseMs: 60_000 }), null);
+  }
   await Deno.remove(dir, { recursive: true });
 });
 
@@ -362,10 +439,9 @@ Deno.test("queue: a lost attempt ends at its worker's last heartbeat, not when i
   const clock = new TestClock();
   await using rt = await open(dir, clock);
   const records = await rt.records();
-  const { runId } = await rt.enqueue("mark");
-  const claimed = await records.claimRun({ worker: "dead-worker", leaseMs: 10_000 });
+  const { runId, claimed } = await claimedByDeadWorker(rt);
   clock.t += 4_000;
-  assert.equal(await records.heartbeatClaim(claimed!, clock.t), true);
+  assert.equal(await records.heartbeatClaim(claimed, clock.t), true);
   const lastBeat = clock.t;
   clock.t += 15 * 60_000; // found lapsed a quarter of an hour later (a gc, say)
   assert.deepEqual(await records.reclaimLost(), [runId]);
@@ -531,5 +607,44 @@ nodes:
   assert.deepEqual(written.filter((e) => e.type === "node.end" || e.type === "run.end"), []);
   await a.stop();
   assert.ok(await b.finishClaimedRun({ ...retaken!, status: "succeeded", outputs: {} }));
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("queue: a run whose worker stops answering 3 times is recorded failed; attempts released by stopping workers do not count", async () => {
+  const dir = await project({ "mark.flow.yaml": MARK });
+  const clock = new TestClock();
+  await using rt = await open(dir, clock);
+  const records = await rt.records();
+  const { runId } = await rt.enqueue("mark");
+  const claim = async (worker: string) => {
+    const claimed = await records.claimRun({ worker, leaseMs: 10_000 });
+    assert.equal(claimed?.id, runId, `${worker} claims it`);
+    return claimed!;
+  };
+  // Five deploys: each worker stops and releases the run. It stays queued.
+  for (let i = 0; i < 5; i++) {
+    const claimed = await claim(`deploy-${i}`);
+    assert.equal(await records.finishClaimedRun(claimed, [], { release: true }), true);
+    assert.equal((await run(rt, runId)).status, "queued");
+  }
+  // Two crashes under it: queued again each time.
+  for (let i = 0; i < 2; i++) {
+    await claim(`crashed-${i}`);
+    clock.t += 11_000;
+    assert.deepEqual(await records.reclaimLost(), [runId]);
+    assert.equal((await run(rt, runId)).status, "queued", `after crash ${i + 1}`);
+  }
+  // The third: a run that takes down every worker that runs it is not claimed again.
+  await claim("crashed-2");
+  clock.t += 11_000;
+  assert.deepEqual(await records.reclaimLost(), [runId]);
+  const failed = await run(rt, runId);
+  assert.equal(failed.status, "failed");
+  assert.match(
+    failed.error?.message ?? "",
+    /^lost 3 times \(its worker stopped answering each time: does a node end the process, or run out of memory\?\): no heartbeat from worker crashed-2 /,
+  );
+  assert.equal(failed.queue?.attempts.length, 8);
+  assert.equal(await records.claimRun({ worker: "next", leaseMs: 10_000 }), null);
   await Deno.remove(dir, { recursive: true });
 });

@@ -499,6 +499,16 @@ Deno.test("serve: POST runs enqueues with delay, priority and a dedupe key; with
     assert.equal(queued?.queue?.priority, 5);
     assert.ok(queued!.queue!.runAt >= before + 3_600_000, "not before an hour from now");
 
+    // Retries with waits between them, as `flowstate enqueue --max-attempts 3 --backoff 30s`.
+    const retried = await (await post({
+      delay: "1h",
+      maxAttempts: 3,
+      backoff: { delay: "30s", factor: 3, max: "5m" },
+    })).json();
+    const withBackoff = await records.getRun(retried.runId);
+    assert.equal(withBackoff?.queue?.maxAttempts, 3);
+    assert.deepEqual(withBackoff?.queue?.backoff, { delay: 30_000, factor: 3, max: 300_000 });
+
     const at = new Date(Date.now() + 86_400_000).toISOString();
     const dated = await (await post({ runAt: at })).json();
     assert.equal((await records.getRun(dated.runId))?.queue?.runAt, Date.parse(at));
@@ -509,6 +519,8 @@ Deno.test("serve: POST runs enqueues with delay, priority and a dedupe key; with
         [{ priority: 2_000_000 }, /priority/],
         [{ maxAttempts: 0 }, /maxAttempts/],
         [{ runAt: "tomorrow" }, /runAt/],
+        [{ backoff: { delay: "later" } }, /backoff\.delay/],
+        [{ backoff: { delay: "1s", factor: 0.5 } }, /backoff\.factor/],
       ] as const
     ) {
       const res = await post(body);
@@ -554,7 +566,7 @@ Deno.test("serve: a body field the route does not know (a typo) is refused with 
     assert.deepEqual(await send("POST", "/api/flows/hello/runs", { inputs: { name: "x" } }), {
       status: 400,
       message:
-        'Invalid body of POST /api/flows/hello/runs: inputs: unknown field (did you mean "input"?); the fields are input, delay, runAt, priority, key, maxAttempts',
+        'Invalid body of POST /api/flows/hello/runs: inputs: unknown field (did you mean "input"?); the fields are input, delay, runAt, priority, key, maxAttempts, backoff',
     });
     assert.deepEqual((await (await runtime.records()).listRuns({})).runs, [], "nothing was queued");
 

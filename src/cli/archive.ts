@@ -7,7 +7,9 @@
  * `--json` output of `runs ls --archived` (one JSON document on stdout,
  * stable): the same array as `runs ls --json`, newest first, each run with
  * one more field, `"archive"`: the archive file's name. `runs show` of an
- * archived run prints the same `{ "run", "events" }` as for a live run.
+ * archived run prints the same `{ "run", "events" }` as for a live run, with
+ * `"archive"` and `"version"` (the flow version it ran, with its definition,
+ * as the archive keeps it; `null` when the archive does not hold it).
  *
  * @module
  */

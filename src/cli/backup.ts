@@ -37,12 +37,25 @@
  *
  * `runId` is the run recorded for the command (`flowstate runs show <runId>`).
  *
+ * A flag left out is taken from the backup job's options in the config
+ * (`jobs.backup.options`, what the daemon's backup runs with; see
+ * `backup_policy.ts`): `--keep`/`--keep-for` replace its `keep` and
+ * `keepFor` together, `--store`/`--all` its `store` and `all`, `--out` its
+ * `out` (taken only for the stores it backs up), `--per-key` its
+ * `consistency`; `backup prune` looks where its `out` writes unless `--dir`.
+ * Both say which options applied and where from: a `policy: keep 7
+ * (jobs.backup.options, flowstate.yaml:9:30), store main (--store)` line
+ * first (when an option came from the config, or a retention policy
+ * applies), and with `--json` a `policy` field, `{ "<option>": { "value",
+ * "from": "--keep" | "jobs.backup.options", "at"?: "flowstate.yaml:9:30" } }`
+ * (`backup`: also `notes`, when the config's `out` was not this backup's).
+ *
  * @module
  */
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type {
-  BackupConsistency,
   BackupResult,
+  BackupStoresOptions,
   NotCovered,
   PruneBackupsResult,
 } from "../../jobs/backup.ts";
@@ -67,6 +80,7 @@ import { messageOf, StoreReadOnlyError } from "../errors.ts";
 import { runRecordedJob } from "./recorded.ts";
 import { parsePointInTime } from "./run_filters.ts";
 import { parseDuration } from "../duration.ts";
+import { backupJobOptions, policyLine, pruneJobTarget } from "./backup_policy.ts";
 
 /** Options of `flowstate backup`. */
 export interface BackupCommandOptions {
@@ -261,16 +275,17 @@ export async function backupCommand(
   }
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.store);
-  const consistency: BackupConsistency = options.perKey ? "per-key" : "snapshot";
-  const jobOptions = {
-    ...(options.store !== undefined ? { store: options.store } : {}),
-    ...(options.all ? { all: true } : {}),
-    ...(options.out !== undefined ? { out: options.out } : {}),
-    ...(options.since !== undefined ? { since: resolve(options.since) } : {}),
-    ...(options.keep !== undefined ? { keep: options.keep } : {}),
-    ...(options.keepFor !== undefined ? { keepFor: options.keepFor } : {}),
-    consistency,
-  };
+  // The flags over the config's jobs.backup.options (what the daemon's backup runs with).
+  const { options: jobOptions, policy, notes } = await backupJobOptions(runtime.config, options);
+  if (typeof jobOptions.store === "string") checkStore(runtime, jobOptions.store);
+  if (jobOptions.all === true && jobOptions.since !== undefined) {
+    const all = policy.all;
+    throw new UsageError(
+      `Cannot back up: --since (an incremental backup) takes one store, and ${
+        all.from === "--all" ? "--all" : `${all.from}${all.at ? ` (${all.at})` : ""} has all: true`
+      } backs up every store: give --store NAME`,
+    );
+  }
   const quiet = options.json || global.quiet;
   const notice = "Stopping the backup at the next consistent point";
   let started = false;
@@ -299,7 +314,7 @@ export async function backupCommand(
       notice,
       (signal) =>
         backupStores(runtime, {
-          ...jobOptions,
+          ...jobOptions as BackupStoresOptions,
           dryRun: options.dryRun ?? false,
           signal,
           progress: createProgress({ mode: progressMode(quiet) }),
@@ -315,8 +330,12 @@ export async function backupCommand(
   }
   const { result, runId, code } = done;
   if (options.json) {
-    console.log(JSON.stringify({ ...result, runId }));
+    console.log(
+      JSON.stringify({ ...result, runId, policy, ...(notes.length > 0 ? { notes } : {}) }),
+    );
   } else {
+    const said = policyLine(policy, notes);
+    if (said !== undefined) console.log(said);
     for (const f of result.files) {
       // An increment holds changes (sets and deletes) since its base, not the store's entries.
       const what = f.fromSeq === undefined
@@ -345,12 +364,6 @@ export async function backupPruneCommand(
   if (options.all && options.store !== undefined) {
     throw new UsageError(`${what}: give --store NAME or --all, not both`);
   }
-  if (options.keep === undefined && options.keepFor === undefined) {
-    throw new UsageError(
-      `${what}: say what to keep: --keep N (the N newest backups of each store), ` +
-        `--keep-for AGE (those younger than AGE, like 30d), or both`,
-    );
-  }
   checkKeepFor(what, options.keepFor);
   await using runtime = await openRuntime({
     config: global.config,
@@ -358,18 +371,29 @@ export async function backupPruneCommand(
     createStores: false,
   });
   checkStore(runtime, options.store);
-  const stores = options.all
+  // The flags over the config's jobs.backup.options (what the daemon's backup prunes by).
+  const target = await pruneJobTarget(runtime.config, runtime.home, options);
+  if (target.keep === undefined && target.keepFor === undefined) {
+    throw new UsageError(
+      `${what}: say what to keep: --keep N (the N newest backups of each store), ` +
+        `--keep-for AGE (those younger than AGE, like 30d), or both; or give the backup job ` +
+        `a policy in the config (jobs.backup.options: { keep: 7, keepFor: 30d }), which this ` +
+        `command then follows`,
+    );
+  }
+  if (target.store !== undefined) checkStore(runtime, target.store);
+  const stores = target.all
     ? [...runtime.storeNames]
-    : [options.store ?? runtime.config.scopes.global];
-  const dir = options.dir === undefined ? join(runtime.home, "backups") : resolve(options.dir);
+    : [target.store ?? runtime.config.scopes.global];
+  const dir = target.dir;
   const { pruneBackups } = await import("../../jobs/backup.ts");
   const { value: result, interrupted, exitCode } = await interruptible(
     "Stopping the prune before the next file",
     (signal) =>
       pruneBackups(dir, {
         stores,
-        keep: options.keep,
-        keepFor: options.keepFor,
+        keep: target.keep,
+        keepFor: target.keepFor,
         dryRun: options.dryRun ?? false,
         signal,
         now: runtime.clock.now(),
@@ -377,8 +401,10 @@ export async function backupPruneCommand(
       }),
   );
   if (options.json) {
-    console.log(JSON.stringify(result));
+    console.log(JSON.stringify({ ...result, policy: target.policy }));
   } else {
+    const said = policyLine(target.policy);
+    if (said !== undefined) console.log(said);
     for (const line of pruneLines(result)) console.log(line);
   }
   for (const s of result.skipped) {

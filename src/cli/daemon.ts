@@ -76,13 +76,13 @@ import {
   startChangeTriggers,
 } from "../scheduler/change_triggers.ts";
 import { formatDuration, printable } from "./format.ts";
-import { sharedFlowIdWarnings } from "../flow_files.ts";
+import { lookalikeFlowWarnings, sharedFlowIdWarnings } from "../flow_files.ts";
 import { UsageError } from "./input.ts";
 import { type GlobalOptions, onStopSignals, printWarning } from "./common.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
 import { startServer } from "./serve.ts";
-import { startWorker } from "../queue/worker.ts";
-import { workerPrinter } from "./queue.ts";
+import { DEFAULT_LEASE_MS, startWorker } from "../queue/worker.ts";
+import { heldRunsAtExit, workerPrinter } from "./queue.ts";
 
 /** How long the daemon keeps a custom node module's Worker after a run, unless the config says (ms). */
 const DAEMON_WORKER_IDLE = 60_000;
@@ -136,6 +136,10 @@ export async function daemonCommand(
   const clock = runtime.clock;
   // Two flow files with one id share its state: said once, before anything starts.
   for (const warning of await sharedFlowIdWarnings(runtime.config)) {
+    console.error(printable(`warning: ${warning}`));
+  }
+  // A flow in a file not named *.flow.yaml would never be scheduled, and nothing would say so.
+  for (const warning of await lookalikeFlowWarnings(runtime.config)) {
     console.error(printable(`warning: ${warning}`));
   }
 
@@ -201,10 +205,12 @@ export async function daemonCommand(
     });
     // The queue too: one line per queued run that ends (JSON: `queue.end`, `queue.lost`,
     // `queue.abandoned`, `queue.error`).
+    using held = heldRunsAtExit(DEFAULT_LEASE_MS);
     const worker = options.queue === false ? undefined : startWorker(runtime, {
       ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
       ...(options.runnerId === undefined ? {} : { workerId: options.runnerId }),
       onEvent(event) {
+        held.track(event);
         if (
           event.type !== "end" && event.type !== "lost" && event.type !== "abandoned" &&
           event.type !== "error"

@@ -31,10 +31,10 @@ import {
   unsetEnvHere,
   writeOverlaps,
 } from "../flow/reach.ts";
-import { fromFileUrl, resolve } from "../_path.ts";
+import { fromFileUrl, join, resolve } from "../_path.ts";
 import { moduleUrl } from "../loader.ts";
 import type { ResolvedConfig } from "../config.ts";
-import { flowIdsByFile, sharedIdWarning } from "../flow_files.ts";
+import { flowFiles, flowIdsByFile, sharedIdWarning } from "../flow_files.ts";
 import { builtinNodes } from "../flow/nodes.ts";
 import { flowJsonSchema } from "../flow/schema.ts";
 import { loadConfig } from "../config.ts";
@@ -50,6 +50,7 @@ import {
 } from "./format.ts";
 import { type GlobalOptions, notFound, openForReading, unlessMissing } from "./common.ts";
 import { projectElsewhereWarning, withTaskCwdHint } from "./paths.ts";
+import { UsageError } from "./input.ts";
 
 /** One problem of `validate --json`. */
 export interface ValidateProblem {
@@ -107,7 +108,49 @@ export interface ValidateNode {
 }
 
 /**
- * `validate <flow>… [--json]`: parse and prepare each flow (node types,
+ * The flow files `validate` checks: each argument that is a directory
+ * stands for its `*.flow.yaml` files (as under `flows:`; one that has none
+ * is a usage error), a file for itself; no argument, the config's `flows:`.
+ */
+async function flowArguments(files: readonly string[], config: ResolvedConfig): Promise<string[]> {
+  if (files.length === 0) {
+    if (config.flows.length === 0) {
+      throw new UsageError(
+        "validate: give flow files or folders, or list them under flows: in flowstate.yaml " +
+          "(flows: [./flows]) and run it without arguments",
+      );
+    }
+    return await flowFiles(config);
+  }
+  const out: string[] = [];
+  for (const file of files) {
+    let directory = false;
+    try {
+      directory = (await Deno.stat(file)).isDirectory;
+    } catch {
+      // Not there: loading it says so, as a problem of that file.
+    }
+    if (!directory) {
+      out.push(file);
+      continue;
+    }
+    const inside: string[] = [];
+    for await (const item of Deno.readDir(file)) {
+      if (item.isFile && item.name.endsWith(".flow.yaml")) inside.push(join(file, item.name));
+    }
+    if (inside.length === 0) {
+      throw new UsageError(
+        `validate: ${file} is a folder with no *.flow.yaml file (a folder stands for its ` +
+          "*.flow.yaml files, as under flows:)",
+      );
+    }
+    out.push(...inside.sort());
+  }
+  return [...new Set(out)];
+}
+
+/**
+ * `validate [flow]… [--json]`: parse and prepare each flow (node types,
  * module nodes, static options, store names against the config's stores,
  * sub-flow files) without opening a store or writing anything. Prints
  * `ok <file>` per valid file and every problem of the others as `error:`
@@ -127,7 +170,7 @@ export async function validateFlows(
   const results: ValidateResult[] = [];
   const warned = new Set<string>();
   const guarded = await guardedPaths(config);
-  for (const file of files) {
+  for (const file of await flowArguments(files, config)) {
     // Outside its project, a flow is checked against the default config: said once per project.
     const elsewhere = await projectElsewhereWarning(file, config);
     if (elsewhere !== undefined && !warned.has(elsewhere)) {

@@ -251,7 +251,10 @@ export function buildProgram(setExitCode: (code: number) => void) {
   program
     .command("validate")
     .description("check flow files without running them or writing anything")
-    .argument("<flow...>", "flow files (YAML)")
+    .argument(
+      "[flow...]",
+      "flow files (YAML), or folders of *.flow.yaml files (default: the config's flows:)",
+    )
     .option(
       "--json",
       "print [{ file, ok, problems: [{ file, line, column, path, message }], nodes: [{ id, type, runs, permissions }] }]",
@@ -354,11 +357,15 @@ export function buildProgram(setExitCode: (code: number) => void) {
   const backup = program
     .command("backup")
     .description("write a compressed, checksummed snapshot of a store (or of each) to a file")
-    .option("--store <name>", "store to back up (default: the store of the global scope)")
+    .option(
+      "--store <name>",
+      "store to back up (default: jobs.backup.options, else the store of the global scope)",
+    )
     .option("--all", "back up every configured store, one file each")
     .option(
       "--out <path>",
-      "file to write (with --all: a directory); default <home>/backups/<store>-<time>.fsbackup",
+      "file to write (with --all: a directory); default jobs.backup.options.out for the stores it " +
+        "backs up, else <home>/backups/<store>-<time>.fsbackup",
     )
     .option("--per-key", "read once, without the snapshot check (for a store that is never quiet)")
     .option(
@@ -377,11 +384,15 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .option("--dry-run", "say what would be written (and pruned), write nothing")
     .option(
       "--json",
-      "print { files: [...], entries, bytes, dryRun, pruned, warnings, notCovered }",
+      "print { files: [...], entries, bytes, dryRun, pruned, warnings, notCovered, policy }",
     )
     .addHelpText(
       "after",
-      "\nPruning (--keep, --keep-for) deletes only backups this command named\n" +
+      "\nA flag left out is taken from jobs.backup.options in the config (what the daemon's backup\n" +
+        "job runs with): --keep/--keep-for replace its keep and keepFor together; --store/--all its\n" +
+        "store and all; --out its out (taken only for the stores it backs up); --per-key its\n" +
+        'consistency. A "policy:" line (policy in --json) says which options came from where.\n' +
+        "\nPruning (--keep, --keep-for) deletes only backups this command named\n" +
         "(<store>-<time>[-inc].fsbackup, a valid header of that store) in the directory written to,\n" +
         "never the backup just written, and a full backup with its increments or not at all.\n" +
         "A prune that fails is a warning: the backup still succeeded. Not backed up: the runs the\n" +
@@ -402,19 +413,28 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .description(
       "delete old backups by a retention policy: only files the backup command named, chains whole",
     )
-    .option("--store <name>", "prune this store's backups (default: the store of the global scope)")
+    .option(
+      "--store <name>",
+      "prune this store's backups (default: jobs.backup.options, else the global scope's store)",
+    )
     .option("--all", "prune the backups of every configured store")
     .option("--keep <n>", "keep the n newest backups of each store", integer("--keep", 1))
     .option("--keep-for <age>", "keep the backups younger than age (30d, 12h); with --keep: either")
-    .option("--dir <dir>", "where the backups are (default <home>/backups)")
+    .option(
+      "--dir <dir>",
+      "where the backups are (default: where jobs.backup.options.out writes, else <home>/backups)",
+    )
     .option("--dry-run", "say what would be deleted, delete nothing")
     .option(
       "--json",
-      "print { dir, stores, removed, bytes, kept, skipped, failed, dryRun, cancelled }",
+      "print { dir, stores, removed, bytes, kept, skipped, failed, dryRun, cancelled, policy }",
     )
     .addHelpText(
       "after",
-      "\nOnly files named <store>-<time>[-inc][-N].fsbackup whose header names that store are\n" +
+      "\nWithout --keep and --keep-for, the policy is jobs.backup.options' keep and keepFor in the\n" +
+        'config (the daemon\'s backup job prunes by them); either flag replaces both. A "policy:"\n' +
+        "line (policy in --json) says which options came from where.\n" +
+        "\nOnly files named <store>-<time>[-inc][-N].fsbackup whose header names that store are\n" +
         "deleted (with their .sha256); a full backup and its increments are kept or deleted\n" +
         "together, and backups named by hand are never deleted (they keep their chains).\n" +
         "Only this project's backups are deleted (their header's origin): another project's in\n" +

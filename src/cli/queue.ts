@@ -22,7 +22,7 @@ import { ConflictError } from "../errors.ts";
 import { findFlowFile, isFlowPath } from "../flow_files.ts";
 import { isRunId } from "../records/run_id.ts";
 import { openRuntime } from "../runtime.ts";
-import { startWorker, type WorkerEvent } from "../queue/worker.ts";
+import { DEFAULT_LEASE_MS, startWorker, type WorkerEvent } from "../queue/worker.ts";
 import { formatDuration, printable, queueAttemptText } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { projectElsewhereWarning } from "./paths.ts";
@@ -209,13 +209,25 @@ export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEven
         else console.log(line);
         return;
       }
-      case "lost":
-        console.error(
-          `warning: took back ${event.runIds.length} run${
-            event.runIds.length === 1 ? "" : "s"
-          } whose worker stopped answering: ${event.runIds.join(", ")}`,
-        );
+      case "lost": {
+        const ended = new Map((event.ended ?? []).map((e) => [e.runId, e.status]));
+        const requeued = event.runIds.filter((id) => !ended.has(id));
+        if (requeued.length > 0) {
+          console.error(
+            `warning: took back ${requeued.length} run${
+              requeued.length === 1 ? "" : "s"
+            } whose worker stopped answering: ${requeued.join(", ")}`,
+          );
+        }
+        for (const [id, status] of ended) {
+          console.error(
+            status === "cancelled"
+              ? `warning: recorded run ${id} cancelled: its worker stopped answering after a cancel was requested`
+              : `warning: recorded run ${id} failed: its workers stopped answering too many times (a node that ends the process?)`,
+          );
+        }
         return;
+      }
       case "abandoned":
         console.error(
           `warning: recorded ${event.runIds.length} sub-run${
@@ -248,6 +260,41 @@ export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEven
       case "claim":
         return;
     }
+  };
+}
+
+/**
+ * The runs this process's worker holds, to say so on stderr when the process exits while it holds
+ * some: a node that ends the process (`Deno.exit` in a trusted node) would otherwise end a worker
+ * or a daemon without a word, its runs `running` until their lease lapses. `track` is given the
+ * worker's events; dispose to stop watching.
+ */
+export function heldRunsAtExit(leaseMs: number): Disposable & { track(event: WorkerEvent): void } {
+  const held = new Map<string, string>();
+  let stopping = false;
+  const onUnload = () => {
+    if (held.size === 0) return;
+    const runs = [...held].map(([id, flow]) => `${id} (${flow})`).join(", ");
+    console.error(
+      `error: exiting (code ${Deno.exitCode}) with ${held.size} run${
+        held.size === 1 ? "" : "s"
+      } still running here: ${runs}; ${
+        stopping ? "" : "a node ended the process (Deno.exit in a trusted node?). "
+      }A worker takes ${held.size === 1 ? "it" : "them"} back once the lease (${
+        formatDuration(leaseMs)
+      }) lapses`,
+    );
+  };
+  globalThis.addEventListener("unload", onUnload);
+  return {
+    track(event) {
+      if (event.type === "claim") held.set(event.runId, event.flowId);
+      else if (event.type === "end") held.delete(event.runId);
+      else if (event.type === "stopping") stopping = true;
+    },
+    [Symbol.dispose]() {
+      globalThis.removeEventListener("unload", onUnload);
+    },
   };
 }
 
@@ -309,9 +356,11 @@ export async function workerCommand(
   const { graceMs, ...workerOptions } = settings;
   const print = workerPrinter(options.json ?? false, quiet);
   let failed = false;
+  using held = heldRunsAtExit(settings.leaseMs ?? DEFAULT_LEASE_MS);
   const worker = startWorker(runtime, {
     ...workerOptions,
-    onEvent: (event) => {
+    onEvent(event) {
+      held.track(event);
       print(event);
       // It cannot work (its records store did not open): exit 1 rather than idle until a signal.
       if (event.type === "error" && event.fatal) {

@@ -6,7 +6,10 @@
  *   "durationMs", "error", "parentRunId"? }]`, newest first (times in ms since the epoch)
  * - `runs show <id>`: `{ "run": <RunRecord>, "events": [{ "at", "type", "node"?, "attempt"?,
  *   "status"?, "durationMs"?, "outputBytes"?, "error"?, "message"?, "level"? }] }`, or `null`
- *   (exit 1) for a run that is not found, as every lookup of the CLI does
+ *   (exit 1) for a run that is not found, as every lookup of the CLI does; an archived run
+ *   has two more fields: `"archive"` (the archive file's name) and `"version"` (the flow
+ *   version it ran, `{ flowId, hash, parent, seq, createdAt, definition, source? }`, as the
+ *   archive keeps it, or `null` when the archive does not hold it)
  *
  * `runs ls --flow ID` with an id that no run, recorded flow or flow file of the
  * config has is an error (exit 1, `[]` with `--json`) naming the known flows
@@ -20,6 +23,7 @@
  */
 import type { RunEvent, RunRecord, StateAccess } from "../records/types.ts";
 import type { RunSummary } from "../records/types.ts";
+import type { FlowVersion } from "../records/flow_version.ts";
 import {
   formatDuration,
   formatTime,
@@ -209,12 +213,16 @@ export async function showRun(
     const archived = await findArchivedRun(runId, runtime.home);
     if (archived !== null) {
       if (options.json) {
-        console.log(
-          JSON.stringify({ run: archived.run, events: archived.events, archive: archived.archive }),
-        );
+        console.log(JSON.stringify({
+          run: archived.run,
+          events: archived.events,
+          archive: archived.archive,
+          version: archived.version,
+        }));
       } else {
         printRun(archived.run, archived.events, runtime.config.timezone);
         console.log(`archived: ${archived.archive}`);
+        console.log(archivedVersionLine(archived.version, runId, runtime.config.timezone));
       }
       return 0;
     }
@@ -232,6 +240,16 @@ export async function showRun(
   if (options.json) console.log(JSON.stringify({ run, events }));
   else printRun(run, events, runtime.config.timezone);
   return 0;
+}
+
+/** Where an archived run's definition is: kept with it in the archive, or not. */
+function archivedVersionLine(version: FlowVersion | null, runId: string, tz: string): string {
+  return version === null
+    ? "definition: not in the archive (archived before archives kept flow versions, or its " +
+      "version was already deleted from the records store)"
+    : `definition: in the archive (version ${version.seq}, saved ${
+      formatTime(version.createdAt, tz)
+    }); print it with: flowstate runs show ${runId} --json (its "version")`;
 }
 
 /** Why run `runId` cannot be shown, and how to see its raw entry in the records store. */
@@ -412,6 +430,13 @@ export async function cancelRun(id: string, global: GlobalOptions): Promise<numb
         `Run ${id} (${done.run.flowId}) has had no heartbeat since ${
           formatTime(done.lastSeenAt, runtime.config.timezone)
         }: the process running it is gone; recorded it failed (abandoned)`,
+      );
+      return 0;
+    case "lost":
+      console.log(
+        `Run ${id} (${done.run.flowId}) has had no heartbeat since ${
+          formatTime(done.lastSeenAt, runtime.config.timezone)
+        }: its worker is gone (its lease lapsed); recorded it ${done.run.status}`,
       );
       return 0;
   }

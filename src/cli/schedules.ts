@@ -8,36 +8,53 @@
  * "startedAt", "durationMs" } | null }]` (times in ms since the epoch), then
  * one row for each flow file under `flows:` that cannot be used:
  * `{ "id": "file:<path>", "kind": "flow", "cron": null, …, "file", "error" }`.
+ * A job of the config that cannot be scheduled (its module cannot be loaded,
+ * an option is invalid) is a row `{ "id": "job:<name>", "kind": "job",
+ * "cron": null, …, "error" }` after the jobs' schedules; two flow files whose
+ * schedules declare one flow id are each such a file (neither is scheduled).
  *
- * A flow file that cannot be used does not hide the rest: every schedule is
- * listed, then an `error:` line says which file cannot be used and why, and
- * the exit code is 2 (the listing lacks what that file would schedule).
+ * A job or a flow file that cannot be used does not hide the rest: every
+ * schedule is listed, then an `error:` line says which job or file cannot be
+ * used, where and why, and the exit code is 2 (the listing lacks what it
+ * would schedule, and the daemon would not start).
  *
  * @module
  */
-import { type FlowFileProblem, loadSchedules } from "../scheduler/from_config.ts";
+import { type FlowFileProblem, type JobProblem, loadSchedules } from "../scheduler/from_config.ts";
 import { type ScheduleListing, scheduleListing } from "../scheduler/listing.ts";
+import { lookalikeFlowWarnings } from "../flow_files.ts";
 import { formatTime, printTable } from "./format.ts";
 import { type GlobalOptions, openForReading, unlessMissing } from "./common.ts";
 
 export type { ScheduleListing } from "../scheduler/listing.ts";
 
-/** `schedules ls [--json]`: exit 2 for a config whose schedules cannot load, or a flow file that cannot be used. */
+/** `schedules ls [--json]`: exit 2 for a config whose schedules cannot load, or a job or flow file that cannot be used. */
 export async function listSchedules(
   options: { json?: boolean },
   global: GlobalOptions,
 ): Promise<number> {
   await using runtime = await openForReading(global);
   const problems: FlowFileProblem[] = [];
-  const schedules = await loadSchedules(runtime, { onFlowProblem: (p) => problems.push(p) });
+  const jobProblems: JobProblem[] = [];
+  const schedules = await loadSchedules(runtime, {
+    onFlowProblem: (p) => problems.push(p),
+    onJobProblem: (p) => jobProblems.push(p),
+  });
   // No records store yet: nothing has run.
   const records = await unlessMissing(() => runtime.records());
-  const rows: ScheduleListing[] = await scheduleListing(runtime, { schedules, problems }, records);
-  const code = problems.length === 0 ? 0 : 2;
+  const rows: ScheduleListing[] = await scheduleListing(
+    runtime,
+    { schedules, problems, jobProblems },
+    records,
+  );
+  const code = problems.length === 0 && jobProblems.length === 0 ? 0 : 2;
+  for (const warning of await lookalikeFlowWarnings(runtime.config)) {
+    console.error(`warning: ${warning}`);
+  }
   const reportProblems = () => {
-    for (const problem of problems) {
-      console.error(`error: ${problem.message.split("\n").join("; ")}`);
-    }
+    // Two files with one flow id are two rows with one message: said once.
+    const messages = new Set([...jobProblems, ...problems].map((p) => p.message));
+    for (const message of messages) console.error(`error: ${message.split("\n").join("; ")}`);
   };
   if (options.json) {
     console.log(JSON.stringify(rows));

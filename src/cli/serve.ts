@@ -26,8 +26,8 @@ import { flowFiles } from "../flow_files.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
 import { type GlobalOptions, interruptible, printWarning } from "./common.ts";
 import { UsageError } from "./input.ts";
-import { workerPrinter } from "./queue.ts";
-import type { WorkerOptions } from "../queue/worker.ts";
+import { heldRunsAtExit, workerPrinter } from "./queue.ts";
+import { DEFAULT_LEASE_MS, type WorkerOptions } from "../queue/worker.ts";
 
 /** The environment variable a token may come from. */
 export const SERVE_TOKEN_ENV = "FLOWSTATE_SERVE_TOKEN";
@@ -144,10 +144,14 @@ export async function serveCommand(
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   await interruptible("Stopping the server", async (signal) => {
     const printLine = workerPrinter(false, options.quiet === true);
+    using held = heldRunsAtExit(DEFAULT_LEASE_MS);
     const server = await startServer(runtime, options, {
       worker: options.worker === false ? false : {
         ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
-        onEvent: printLine,
+        onEvent(event) {
+          held.track(event);
+          printLine(event);
+        },
       },
     });
     const stopped = Promise.withResolvers<void>();

@@ -3,7 +3,9 @@
  * cancel` and `POST /api/runs/{id}/cancel` do: a queued run is cancelled at
  * once; a running one gets a cancel request its process acts on within a
  * second, unless that process is gone (no heartbeat for a minute), when the
- * run is recorded abandoned at once: nobody else would ever end it.
+ * run is recorded abandoned at once: nobody else would ever end it. A
+ * queued run's attempt whose worker's lease lapsed is taken back at once
+ * (as a worker would) and so recorded cancelled.
  *
  * @module
  */
@@ -21,6 +23,8 @@ export type CancelOutcome =
   | { kind: "requested"; run: RunRecord }
   /** A running run whose process is gone, now recorded failed ("abandoned: …"). */
   | { kind: "abandoned"; run: RunRecord; lastSeenAt: number }
+  /** A queued run's attempt whose worker's lease lapsed (the worker is gone), now recorded cancelled. */
+  | { kind: "lost"; run: RunRecord; lastSeenAt: number }
   /** A run that had ended already. */
   | { kind: "ended"; run: RunRecord }
   /** No run with that id. */
@@ -54,6 +58,18 @@ export async function cancelAnyRun(
   const run = await records.requestCancel(id);
   if (run === null) return { kind: "unknown" };
   if (run.status !== "running") return { kind: "ended", run };
+  const claim = run.queue?.claim;
+  const lastSeenAt = run.heartbeatAt ?? claim?.at ?? run.startedAt;
+  if (claim !== undefined && now - lastSeenAt > claim.leaseMs) {
+    // Its worker is gone: nobody would act on the request until a worker takes the run back.
+    // Take it back now, as any worker would: with the request written, it ends cancelled.
+    await records.reclaimLost();
+    const after = await records.getRun(id);
+    if (after !== null && after.status !== "running" && after.status !== "queued") {
+      return { kind: "lost", run: after, lastSeenAt };
+    }
+    if (after === null || after.status !== "running") return { kind: "ended", run: after ?? run };
+  }
   const abandoned = await records.abandonRun(id, { afterMs: CANCEL_ABANDONED_AFTER, now });
   if (abandoned === null) return { kind: "requested", run };
   return { kind: "abandoned", run: abandoned, lastSeenAt: run.heartbeatAt ?? run.startedAt };

@@ -113,7 +113,11 @@ export type WorkerEvent =
     requeued?: "retry" | "released";
     error?: string;
   }
-  | { type: "lost"; runIds: string[] }
+  /**
+   * Runs taken back from workers whose lease lapsed; `ended` lists those of them recorded ended
+   * instead of queued again (`cancelled`: a cancel was requested; `failed`: lost too many times).
+   */
+  | { type: "lost"; runIds: string[]; ended?: { runId: string; status: RunStatus }[] }
   /** Sub-runs a lost attempt left running, recorded abandoned once their heartbeat was stale. */
   | { type: "abandoned"; runIds: string[] }
   /**
@@ -441,7 +445,7 @@ class QueueWorker implements Worker {
           if (now - lastReclaim >= Math.min(1_000, this.#s.leaseMs / 4)) {
             lastReclaim = now;
             const lost = await records.reclaimLost();
-            if (lost.length > 0) this.#s.onEvent({ type: "lost", runIds: lost });
+            if (lost.length > 0) this.#s.onEvent(await lostEvent(records, lost));
             for (const id of lost) {
               this.#lostParents.set(id, { at: now, until: now + LOST_SUB_RUNS_WATCH_MS });
             }
@@ -746,4 +750,20 @@ function willRetry(record: RunRecord): boolean {
 function notifierOf(store: Store): QueueNotifier | undefined {
   if (typeof store.listen !== "function") return undefined;
   return { listen: (wake) => store.listen!(QUEUE_TOPIC, wake) };
+}
+
+/** The `lost` event of runs taken back: which of them ended (cancelled, or lost too often) there. */
+async function lostEvent(records: Records, runIds: string[]): Promise<WorkerEvent> {
+  const ended: { runId: string; status: RunStatus }[] = [];
+  for (const run of await Promise.all(runIds.map((id) => records.getRun(id)))) {
+    // Queued again (and maybe claimed again at once, by any worker): not ended here. Ended here:
+    // its last attempt is the lost one.
+    if (
+      run !== null && (run.status === "cancelled" || run.status === "failed") &&
+      run.queue?.attempts.at(-1)?.outcome === "lost"
+    ) {
+      ended.push({ runId: run.id, status: run.status });
+    }
+  }
+  return ended.length === 0 ? { type: "lost", runIds } : { type: "lost", runIds, ended };
 }

@@ -43,8 +43,24 @@ export const PRIORITY_MAX = 1_000_000;
 /** Digits of an encoded priority and of a zero-padded time in queue keys. */
 const PRIORITY_DIGITS = 7;
 const TIME_DIGITS = 15;
-/** A run whose worker was lost this many times is recorded failed instead of claimed again. */
-export const MAX_LOST_ATTEMPTS = 10;
+/**
+ * A run whose worker stopped answering (its lease lapsed) this many times is
+ * recorded failed instead of claimed again: a run that ends the process it
+ * runs in (a trusted node's `Deno.exit`, running out of memory) would
+ * otherwise take down every worker in turn. A machine lost under a run now
+ * and then is far from it; attempts released by a worker that stops
+ * (`released: …`) do not count.
+ */
+export const MAX_LOST_ATTEMPTS = 3;
+
+/** The message of an attempt a stopping worker released (see `finishClaimedRun`). */
+const RELEASED_PREFIX = "released: ";
+
+/** Attempts whose worker stopped answering: those {@linkcode MAX_LOST_ATTEMPTS} counts. */
+function crashLosses(attempts: readonly QueueAttempt[]): number {
+  return attempts.filter((a) => a.outcome === "lost" && !a.error?.startsWith(RELEASED_PREFIX))
+    .length;
+}
 /** Ready entries looked at per claim (runs of other flows or at their limit are passed over). */
 const CLAIM_SCAN = 100;
 /** Delayed entries made ready per claim at most. */
@@ -664,7 +680,7 @@ export async function finishClaimedRun(
     endedAt,
     outcome: options.release ? "lost" : record.status as QueueAttempt["outcome"],
   };
-  if (options.release) attempt.error = `released: worker ${q.claim.worker} stopped`;
+  if (options.release) attempt.error = `${RELEASED_PREFIX}worker ${q.claim.worker} stopped`;
   else if (record.error) {
     // The node too: a requeued run's own error is cleared, this is where it stays.
     attempt.error = record.error.node === undefined
@@ -687,13 +703,14 @@ export async function finishClaimedRun(
     }
     return await finishClaimedEnd();
   }
-  async function finishClaimedEnd(): Promise<boolean> {
+  async function finishClaimedEnd(end: Partial<RunRecord> = {}): Promise<boolean> {
     // A first attempt has no events stored before its own appends (which this `tails` knows):
     // no list of its chunks before the commit.
     if (q!.attempt === 1 && q!.attempts.length === 0) tails.assumeEmpty(record.id);
     // Its duration is its last attempt's: the time it waited in the queue is not the run's.
     const final: RunRecord = {
       ...record,
+      ...end,
       endedAt,
       durationMs: Math.max(0, endedAt - claimedAt),
       queue: { ...rest, attempts },
@@ -716,9 +733,12 @@ export async function finishClaimedRun(
     ? now + Math.floor(releaseAfterMs)
     : endedAt + backoffMs(q.backoff, failures(attempts));
   const runKey = ctx.layout.run(record.id);
+  const cancelKey = ctx.layout.cancel(record.id);
   const written = await withRetry(ctx.retry, what, async () => {
     const stored = await ctx.store.get<StoredRun>(runKey);
     if (stored === null || !stillClaimed(stored.value, record)) return false;
+    // Cancelled meanwhile (its worker had not acted on the request yet): it is not run again.
+    if (await ctx.store.get(cancelKey) !== null) return "cancelled" as const;
     const requeued: RunRecord = {
       ...record,
       status: "queued",
@@ -733,7 +753,7 @@ export async function finishClaimedRun(
     delete requeued.heartbeatAt;
     const op = ctx.store.atomic().check(runKey, stored.version).set(runKey, requeued);
     moveIndexes(ctx, op, stored.value, requeued);
-    op.delete(keys.claimed(record.id)).delete(ctx.layout.cancel(record.id));
+    op.delete(keys.claimed(record.id)).check(cancelKey, null);
     await releaseSlot(ctx, op, stored.value);
     addDueEntry(keys, op, requeued, ctx.clock.now());
     if (events.length > 0) {
@@ -752,6 +772,16 @@ export async function finishClaimedRun(
     }
     return result.ok ? true : RETRY;
   });
+  if (written === "cancelled") {
+    const why = attempt.error === undefined ? "" : `; its attempt: ${attempt.error}`;
+    const ok = await finishClaimedEnd({
+      status: "cancelled",
+      outputs: null,
+      error: { message: `cancelled before it was queued again${why}` },
+    });
+    if (ok && q.limit !== undefined) await wake(ctx);
+    return ok;
+  }
   if (written && runAt <= ctx.clock.now()) await wake(ctx);
   return written;
 }
@@ -759,8 +789,10 @@ export async function finishClaimedRun(
 /**
  * `Records.reclaimLost()`: put back in the queue every claimed run whose
  * lease lapsed (no heartbeat for longer than its claim's `leaseMs`), with the
- * attempt recorded as `lost`; a run lost {@linkcode MAX_LOST_ATTEMPTS} times
- * is recorded `failed` instead. Resolves the ids taken back.
+ * attempt recorded as `lost`; a run whose worker stopped answering {@linkcode MAX_LOST_ATTEMPTS} times
+ * is recorded `failed` instead, and one with a cancel request (made while its
+ * worker was still heard from, or since) `cancelled`: it never runs again.
+ * Resolves the ids taken back.
  */
 export async function reclaimLost(
   ctx: RecordsContext,
@@ -779,6 +811,7 @@ export async function reclaimLost(
   if (claims.length === 0) return [];
   const ids = claims.map((e) => e.key[e.key.length - 1]);
   const runs = await ctx.store.getMany<StoredRun>(ids.map((id) => ctx.layout.run(id)));
+  const cancels = await ctx.store.getMany(ids.map((id) => ctx.layout.cancel(id)));
   const now = ctx.clock.now();
   const taken: string[] = [];
   for (let i = 0; i < ids.length; i++) {
@@ -809,16 +842,24 @@ export async function reclaimLost(
     };
     const attempts = [...q.attempts, lost];
     const { claim: _c, ...rest } = q;
-    const lostCount = attempts.filter((a) => a.outcome === "lost").length;
+    const lostCount = crashLosses(attempts);
     const runKey = ctx.layout.run(run.id);
-    if (lostCount >= MAX_LOST_ATTEMPTS) {
+    const cancel = cancels[i];
+    if (cancel !== null || lostCount >= MAX_LOST_ATTEMPTS) {
+      // Cancelled while its worker ran it, then that worker was lost: the cancel stands (the
+      // request would be dropped by a requeue, and the run run again).
       const final: RunRecord = {
         ...run,
-        status: "failed",
+        status: cancel !== null ? "cancelled" : "failed",
         endedAt: lostAt,
         // Its duration is its last attempt's, as for any claimed run's end.
         durationMs: Math.max(0, lostAt - claim.at),
-        error: { message: `lost ${lostCount} times: ${lost.error}` },
+        error: {
+          message: cancel !== null
+            ? `cancelled; its attempt was lost: ${lost.error}`
+            : `lost ${lostCount} times (its worker stopped answering each time: does a node end ` +
+              `the process, or run out of memory?): ${lost.error}`,
+        },
         queue: { ...rest, attempts },
       };
       delete final.heartbeatAt;
@@ -847,11 +888,12 @@ export async function reclaimLost(
       queue: { ...rest, runAt: now, attempts },
     };
     delete requeued.heartbeatAt;
+    // No cancel request was written meanwhile (it would be dropped): else the next look ends it.
     const op = ctx.store.atomic()
       .check(runKey, entry.version)
+      .check(ctx.layout.cancel(run.id), null)
       .set(runKey, requeued)
-      .delete(claimKey)
-      .delete(ctx.layout.cancel(run.id));
+      .delete(claimKey);
     moveIndexes(ctx, op, run, requeued);
     await releaseSlot(ctx, op, run);
     addDueEntry(keys, op, requeued, now);
@@ -881,7 +923,9 @@ export async function cancelQueuedRun(
     ...run,
     status: "cancelled",
     endedAt: now,
-    durationMs: Math.max(0, now - run.startedAt),
+    // Its duration is its last attempt's, as for any queued run's end: the time it waited in
+    // the queue is not the run's (a run due tomorrow, cancelled, did not take a day).
+    durationMs: lastAttemptMs(run),
     error: { message: "cancelled while queued" },
   };
   const ok = await finishRun(
@@ -893,6 +937,12 @@ export async function cancelQueuedRun(
     (op) => deleteDueEntries(keys, op, run),
   );
   return ok ? record : null;
+}
+
+/** How long a run's last attempt took (0 when it never started): a queued run's duration at its end. */
+function lastAttemptMs(run: RunRecord): number {
+  const last = run.queue?.attempts.at(-1);
+  return last === undefined ? 0 : Math.max(0, last.endedAt - last.startedAt);
 }
 
 /** The worker a retried run's first attempt names when the run was started directly, not queued. */
@@ -1020,4 +1070,32 @@ export async function heartbeatClaim(
       return result.ok ? true : RETRY;
     },
   );
+}
+
+/** How many queued runs are due, due later, and claimed by a worker (see `Records.queueCounts`). */
+export interface QueueCounts {
+  /** Waiting and due now (or overdue): what idle workers would claim. */
+  due: number;
+  /** Waiting for a later time (`delay`, `runAt`, a retry's backoff). */
+  scheduled: number;
+  /** Claimed by a worker: running, or lost until its lease lapses. */
+  claimed: number;
+}
+
+/**
+ * {@linkcode QueueCounts} at `now`, counted from the queue's indexes (key
+ * counts, no run read). A delayed entry is due once its time came, whether or
+ * not a worker has moved it to the ready index yet.
+ */
+export async function queueCounts(ctx: RecordsContext, now: number): Promise<QueueCounts> {
+  const keys = new QueueKeys(ctx);
+  const delayed = keys.delayed();
+  const dueLimit = [...delayed, timePart(now + 1)];
+  const [ready, delayedDue, delayedAll, claimed] = await Promise.all([
+    ctx.store.count(keys.ready()),
+    ctx.store.count(delayed, { end: dueLimit }),
+    ctx.store.count(delayed),
+    ctx.store.count(keys.claimed()),
+  ]);
+  return { due: ready + delayedDue, scheduled: delayedAll - delayedDue, claimed };
 }

@@ -165,7 +165,7 @@ import { abandonedMessage, abandonedRun } from "./heartbeat.ts";
 import { sweepDedupeKeys } from "./_dedupe.ts";
 import { getHead, getVersion, listFlows, listVersions, saveVersion } from "./_versions.ts";
 import { checkFlowId } from "./_checks.ts";
-import type { ClaimOptions, EnqueueInit } from "./_queue.ts";
+import type { ClaimOptions, EnqueueInit, QueueCounts } from "./_queue.ts";
 import type { FlowDefinition } from "../flow/types.ts";
 import type { FlowSummary, FlowVersion } from "./flow_version.ts";
 import { RecordsLayout } from "./layout.ts";
@@ -188,7 +188,7 @@ import type {
   RunSummary,
 } from "./types.ts";
 
-export type { ClaimOptions, EnqueueInit } from "./_queue.ts";
+export type { ClaimOptions, EnqueueInit, QueueCounts } from "./_queue.ts";
 
 export type { DurationHistogram, FlowMetrics } from "./metrics.ts";
 
@@ -768,6 +768,30 @@ export class Records {
    */
   async sweepDedupeKeys(options: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<number> {
     return await sweepDedupeKeys(this.#ctx, options);
+  }
+
+  /**
+   * How many queued runs are due now, due later and claimed by a worker,
+   * counted from the queue's indexes (no run is read): what to watch with
+   * several workers (`flowstate_queue_runs` in `GET /metrics`).
+   *
+   * @example
+   * ```ts
+   * import { openStore } from "@flowstate/core";
+   * import { Records } from "@flowstate/core/records";
+   * import assert from "node:assert/strict";
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const init = { flowId: "f", flowVersion: "v1", inputs: {}, flowPath: "/f.flow.yaml" };
+   * await records.enqueueRun(init);
+   * await records.enqueueRun(init);
+   * await records.enqueueRun({ ...init, runAt: Date.now() + 3_600_000 });
+   * await records.claimRuns({ worker: "w1", leaseMs: 30_000 }, 1);
+   * assert.deepEqual(await records.queueCounts(), { due: 1, scheduled: 1, claimed: 1 });
+   * ```
+   */
+  async queueCounts(): Promise<QueueCounts> {
+    return await (await queueModule()).queueCounts(this.#ctx, this.#ctx.clock.now());
   }
 
   /** The queue fields of a run, or `null` for a run that was never enqueued (or is missing). */

@@ -8,7 +8,7 @@
  * @module
  */
 import { basename } from "node:path";
-import { flowFiles, twoFilesOneId } from "../flow_files.ts";
+import { flowFiles, sharedFlowIdMessage } from "../flow_files.ts";
 import { fileStamp, isStable } from "../flow_cache.ts";
 import type {
   AbandonedPolicy,
@@ -234,6 +234,38 @@ export interface LoadSchedulesOptions {
    * {@linkcode ConfigError}.
    */
   onFlowProblem?: (problem: FlowFileProblem) => void;
+  /**
+   * Receives each enabled job of the config that cannot be scheduled (its
+   * module cannot be loaded, an option or its default schedule is invalid),
+   * which is then left out: a listing shows every other schedule and says
+   * which jobs cannot run, and why. Without it (the daemon's start, an edit of
+   * the config file), such a job is a {@linkcode ConfigError} naming all of
+   * them.
+   */
+  onJobProblem?: (problem: JobProblem) => void;
+}
+
+/**
+ * A job of the config that cannot be scheduled, and why (`message`: the
+ * place in the config file, `flowstate.yaml:7:13: jobs.report.module: …`,
+ * and how to fix it).
+ *
+ * @example
+ * ```ts
+ * import type { JobProblem } from "@flowstate/core/scheduler";
+ *
+ * const problem: JobProblem = {
+ *   job: "report",
+ *   message: 'Cannot schedule job "report": flowstate.yaml:7:13: jobs.report.module: …',
+ * };
+ * console.log(`job:${problem.job}: ${problem.message}`);
+ * ```
+ */
+export interface JobProblem {
+  /** The job's name in the config (its schedule's id is `job:<name>`). */
+  job: string;
+  /** Why it cannot be scheduled, where, and how to fix it. */
+  message: string;
 }
 
 /**
@@ -300,6 +332,10 @@ export async function loadSchedules(
   const schedules: Schedule[] = [];
   // Every job's problems at once (an upgrade may have several to fix), then the first throw.
   const problems: ConfigError[] = [];
+  const jobProblem = (name: string, err: ConfigError) => {
+    if (options.onJobProblem === undefined) problems.push(err);
+    else options.onJobProblem({ job: name, message: jobProblemMessage(name, err) });
+  };
   for (const name of Object.keys(config.jobs)) {
     const settings = config.jobs[name];
     if (!settings.enabled) continue;
@@ -308,7 +344,7 @@ export async function loadSchedules(
       loaded = await loadConfiguredJob(config, name);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      problems.push(err);
+      jobProblem(name, err);
       continue;
     }
     const { job, schedule } = loaded;
@@ -317,7 +353,7 @@ export async function loadSchedules(
       await resolveJobOptions(job, { ...settings.options });
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      problems.push(locateJobOptionsError(config, name, err));
+      jobProblem(name, locateJobOptionsError(config, name, err));
       continue;
     }
     const id = `job:${name}`;
@@ -354,6 +390,13 @@ export async function loadSchedules(
   return schedules;
 }
 
+/** What a listing says of job `name` that cannot be scheduled (`err`): what, where, how to fix. */
+function jobProblemMessage(name: string, err: ConfigError): string {
+  return `Cannot schedule job "${name}": ${err.message.split("\n").join("; ")} (fix it in the ` +
+    `config, or set enabled: false under jobs.${name}: until then the daemon does not start, ` +
+    `and a running one goes on with the config it had)`;
+}
+
 /** A flow file's schedule as last read: its status then, and what it gave. */
 interface FlowFileState {
   stamp: string | undefined;
@@ -369,6 +412,14 @@ interface FlowFileState {
   problem?: string;
   /** What its schedule lacks to run (an `env:` variable unset here), said when it is new. */
   warnings?: string[];
+  /** Where its `id:` is written (`file:line:column`), when known. */
+  idAt?: string;
+  /**
+   * The file read fine, but another file's schedule has its flow id: what it
+   * read as (its schedule waits until the id is its own); the state itself
+   * is what the file had before.
+   */
+  claim?: FlowFileState;
   /** The flow as last read usable (kept while the file cannot be used; absent: never usable). */
   parsed?: ParsedFlow;
 }
@@ -447,23 +498,25 @@ export class FlowScheduleFiles {
   async read(): Promise<FlowScheduleRead> {
     const files = await flowFiles(this.#config);
     const timezone = this.#config.timezone;
-    const problems: FlowScheduleRead["problems"] = [];
-    const recovered: FlowScheduleRead["recovered"] = [];
+    const before = this.#files;
+    // Each file as it reads now (or as it read, when it did not change), and the errors of those
+    // that cannot be read or checked.
     const now = new Map<string, FlowFileState>();
+    const errors = new Map<string, Error>();
     for (const file of files) {
-      const known = this.#files.get(file);
+      const known = before.get(file);
+      // A file whose id another file has too: what it read as (its schedule waits for the id).
+      const read = known?.claim ?? known;
       const stamp = fileStamp(file);
       if (
-        known !== undefined && known.stable && stamp !== undefined && stamp === known.stamp &&
-        known.timezone === timezone
+        known !== undefined && read !== undefined && known.stable && stamp !== undefined &&
+        stamp === known.stamp && known.timezone === timezone
       ) {
-        now.set(file, known);
+        now.set(file, read);
         continue;
       }
       try {
-        const state = await this.#readFile(file, stamp, known);
-        now.set(file, state);
-        if (known?.problem !== undefined) recovered.push({ file, flowId: state.flowId });
+        now.set(file, await this.#readFile(file, stamp, read));
       } catch (err) {
         if (known === undefined && !this.#readBefore && !this.#options.onFlowProblem) throw err;
         // Reported once: the same status is not read again once stable, and the same problem
@@ -471,41 +524,91 @@ export class FlowScheduleFiles {
         // be used.
         const stable = stamp !== undefined && isStable(file);
         const problem = (err as Error)?.message;
+        errors.set(file, err as Error);
         now.set(
           file,
           known === undefined
             ? { stamp, stable, text: "", schedule: null, flowId: "", timezone, problem }
-            : { ...known, stamp, stable, problem },
+            : { ...known, claim: undefined, stamp, stable, problem },
         );
-        if (known?.problem !== problem) {
-          // Never usable since it appeared (its id unknown): it has no schedule to keep.
-          const isNew = known === undefined || known.flowId === "";
-          problems.push({ file, error: err as Error, new: isNew });
-        }
       }
     }
-    const byFlowId = new Map<string, string>();
+    this.#settleFlowIds(now, before, errors);
+    const problems: FlowScheduleRead["problems"] = [];
+    const recovered: FlowScheduleRead["recovered"] = [];
     const schedules: Schedule[] = [];
     const warnings: FlowScheduleRead["warnings"] = [];
     for (const [file, state] of now) {
+      const known = before.get(file);
+      if (state.problem === undefined) {
+        if (known?.problem !== undefined) recovered.push({ file, flowId: state.flowId });
+      } else if (known?.problem !== state.problem) {
+        // Never usable since it appeared (its id unknown): it has no schedule to keep.
+        const isNew = known === undefined || known.flowId === "";
+        const error = errors.get(file) ?? new ConfigError(state.problem);
+        problems.push({ file, error, new: isNew });
+      }
       if (state.schedule === null) continue;
-      if (state.schedule !== this.#files.get(file)?.schedule) {
+      if (state.schedule !== known?.schedule) {
         for (const message of state.warnings ?? []) {
           warnings.push({ scheduleId: state.schedule.id, message });
         }
       }
-      const other = byFlowId.get(state.flowId);
-      if (other !== undefined) {
-        throw new ConfigError(
-          twoFilesOneId(`Cannot schedule flow "${state.flowId}"`, [other, file]),
-        );
-      }
-      byFlowId.set(state.flowId, file);
       schedules.push(state.schedule);
     }
     this.#files = now;
     this.#readBefore = true;
     return { schedules, problems, recovered, warnings };
+  }
+
+  /**
+   * Two files under `flows:` whose schedules have one flow id: which file a
+   * tick of `flow:<id>` runs would be a guess, so neither gets it by being
+   * read first. The file that had the schedule at the last read keeps it (a
+   * running daemon goes on as it was); every other file declaring that id is
+   * a problem, saying where each declares it, and keeps what it had before
+   * (nothing, for a file new since). With no file having it before (a
+   * listing, a daemon's start) all of them are problems; at a daemon's start
+   * (no `onFlowProblem`) that is a {@linkcode ConfigError}. Changes `now`.
+   */
+  #settleFlowIds(
+    now: Map<string, FlowFileState>,
+    before: ReadonlyMap<string, FlowFileState>,
+    errors: Map<string, Error>,
+  ): void {
+    // Each round sets files back to what they had before, which had unique ids: few rounds.
+    for (let round = 0; round <= now.size; round++) {
+      const byFlowId = new Map<string, string[]>();
+      for (const [file, state] of now) {
+        if (state.schedule === null) continue;
+        byFlowId.set(state.flowId, [...byFlowId.get(state.flowId) ?? [], file]);
+      }
+      const shared = [...byFlowId].filter(([, same]) => same.length > 1);
+      if (shared.length === 0) return;
+      const message = (id: string, same: string[], holder?: string) =>
+        sharedFlowIdMessage(id, same.map((f) => now.get(f)!.idAt ?? f), holder);
+      if (!this.#readBefore && !this.#options.onFlowProblem) {
+        throw new ConfigError(shared.map(([id, same]) => message(id, same)).join("\n"));
+      }
+      for (const [id, same] of shared) {
+        const holder = same.find((f) => before.get(f)?.schedule?.id === `flow:${id}`);
+        const problem = message(id, same, holder);
+        for (const file of same) {
+          if (file === holder) continue;
+          const read = now.get(file)!;
+          const known = before.get(file);
+          const { stamp, stable } = read;
+          now.set(
+            file,
+            known === undefined
+              ? { stamp, stable, text: "", schedule: null, flowId: "", timezone: read.timezone }
+              : { ...known, stamp, stable, timezone: read.timezone },
+          );
+          Object.assign(now.get(file)!, { problem, claim: read });
+          errors.delete(file);
+        }
+      }
+    }
   }
 
   /**
@@ -546,9 +649,22 @@ export class FlowScheduleFiles {
       return { ...known, stamp, stable, problem: undefined, parsed: known.parsed ?? parsed };
     }
     const definition = parsed.definition;
+    const idPosition = parsed.locate(["id"]);
+    const idAt = idPosition === undefined
+      ? file
+      : `${file}:${idPosition.line}:${idPosition.column}`;
     const spec = flowScheduleOf((definition as { schedule?: unknown }).schedule);
     if (spec === null) {
-      return { stamp, stable, text, schedule: null, flowId: definition.id, timezone: zone, parsed };
+      return {
+        stamp,
+        stable,
+        text,
+        schedule: null,
+        flowId: definition.id,
+        timezone: zone,
+        idAt,
+        parsed,
+      };
     }
     const timezone = spec.timezone ?? zone;
     // Read again for a new default zone that this schedule does not take: it stands as it was.
@@ -623,6 +739,7 @@ export class FlowScheduleFiles {
       flowId: definition.id,
       timezone: zone,
       warnings,
+      idAt,
       parsed,
     };
   }

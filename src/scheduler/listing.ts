@@ -1,14 +1,15 @@
 /**
  * What `flowstate schedules ls --json` prints and `GET /api/schedules`
  * answers: one row a schedule (jobs, then flows), with its next tick and
- * last run, and one row a flow file under `flows:` that cannot be used.
+ * last run, one row a job of the config that cannot be scheduled, and one
+ * row a flow file under `flows:` that cannot be used.
  *
  * @module
  */
 import { relative } from "node:path";
 import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
 import type { Runtime } from "../runtime.ts";
-import type { FlowFileProblem } from "./from_config.ts";
+import type { FlowFileProblem, JobProblem } from "./from_config.ts";
 
 /**
  * One row of `schedules ls --json` (and of `GET /api/schedules`).
@@ -39,7 +40,10 @@ export interface ScheduleListing {
   id: string;
   /** A job or a flow. */
   kind: "job" | "flow";
-  /** Its cron expression; `null` for a flow file that cannot be used and has no schedule in effect. */
+  /**
+   * Its cron expression; `null` for a job or flow file that cannot be used
+   * and has no schedule in effect.
+   */
   cron: string | null;
   /** Its IANA time zone. */
   timezone: string;
@@ -50,8 +54,9 @@ export interface ScheduleListing {
   /** A flow's file (relative to the config's folder), when it cannot be used. */
   file?: string;
   /**
-   * Why the flow's file cannot be used now: its schedule (when it shows
-   * one) is the one it had before it broke, which a running daemon keeps.
+   * Why the job or the flow's file cannot be used now (where, and how to
+   * fix it): a flow's schedule (when it shows one) is the one it had before
+   * it broke, which a running daemon keeps.
    */
   error?: string;
 }
@@ -76,15 +81,19 @@ export interface ScheduleSource {
   schedules: readonly { id: string; cron: string; timezone?: string }[];
   /** The flow files under `flows:` that cannot be used now. */
   problems: readonly FlowFileProblem[];
+  /** The jobs of the config that cannot be scheduled (none when left out). */
+  jobProblems?: readonly JobProblem[];
 }
 
 type Records = Awaited<ReturnType<Runtime["records"]>>;
 
 /**
  * The rows of `source`: a schedule whose flow file cannot be used carries
- * `file` and `error`; a file that cannot be used and has no schedule in
- * effect is a row of its own (`id: "file:<path>"`, `cron: null`) after the
- * schedules. `records` (`null`: no store yet) gives the last runs.
+ * `file` and `error`; a job that cannot be scheduled is a row `job:<name>`
+ * with `cron: null` and `error` after the jobs' schedules; a file that
+ * cannot be used and has no schedule in effect is a row of its own (`id:
+ * "file:<path>"`, `cron: null`) after the schedules. `records` (`null`: no
+ * store yet) gives the last runs.
  */
 export async function scheduleListing(
   runtime: Runtime,
@@ -112,8 +121,27 @@ export async function scheduleListing(
     error: problem.message,
   });
   const rows: ScheduleListing[] = [];
+  const brokenJobs = async () => {
+    for (const problem of source.jobProblems ?? []) {
+      const id = `job:${problem.job}`;
+      rows.push({
+        id,
+        kind: "job",
+        cron: null,
+        timezone: runtime.config.jobs[problem.job]?.timezone ?? runtime.config.timezone,
+        nextRun: null,
+        lastRun: await lastRun(id),
+        error: problem.message,
+      });
+    }
+  };
+  let jobsListed = false;
   for (const s of source.schedules) {
     const kind = s.id.startsWith("job:") ? "job" : "flow";
+    if (kind === "flow" && !jobsListed) {
+      jobsListed = true;
+      await brokenJobs();
+    }
     const timezone = s.timezone ?? DEFAULT_TIMEZONE;
     const problem = kind === "flow" ? byFlowId.get(s.id) : undefined;
     if (problem !== undefined) problems.delete(problem.file);
@@ -128,6 +156,7 @@ export async function scheduleListing(
       ...(problem === undefined ? {} : broken(problem)),
     });
   }
+  if (!jobsListed) await brokenJobs();
   for (const problem of problems.values()) {
     const { file, error } = broken(problem);
     rows.push({

@@ -31,6 +31,7 @@ import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
 import {
   type FlowFileProblem,
   flowFiles,
+  type JobProblem,
   loadConfiguredJob,
   loadSchedules,
 } from "../scheduler/from_config.ts";
@@ -1092,6 +1093,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           ...(b.priority === undefined ? {} : { priority: b.priority }),
           ...(key === undefined ? {} : { key }),
           ...(b.maxAttempts === undefined ? {} : { maxAttempts: b.maxAttempts }),
+          ...(b.backoff === undefined ? {} : { backoff: b.backoff }),
         }, wait ? { signal: AbortSignal.any([server.signal, ctx.request.signal]) } : undefined);
       } catch (err) {
         startError(err, `flow "${params.flow}"`);
@@ -1403,11 +1405,11 @@ export const apiRoutes: readonly ApiRoute[] = [
     path: "/api/schedules",
     tag: "jobs",
     summary:
-      "What the daemon runs, jobs then flows, and the flow files that cannot be used (as flowstate schedules ls --json)",
+      "What the daemon runs, jobs then flows, and the jobs and flow files that cannot be used (as flowstate schedules ls --json)",
     responses: {
       200: {
         description:
-          "The schedules. A flow file that cannot be used carries `error` (and `file`): on its schedule when one is in effect (a running daemon keeps the one the file had), else on a row of its own (`id` file:<path>, `cron` null) after the schedules",
+          "The schedules. A flow file that cannot be used carries `error` (and `file`): on its schedule when one is in effect (a running daemon keeps the one the file had), else on a row of its own (`id` file:<path>, `cron` null) after the schedules; two flow files whose schedules declare one flow id are each such a file. A job of the config that cannot be scheduled (its module cannot be loaded, an option is invalid) is a row `job:<name>` with `cron` null and `error`, after the jobs' schedules",
         schema: S.ScheduleInfoSchema.array(),
       },
       ...errors(400, 401),
@@ -1418,12 +1420,14 @@ export const apiRoutes: readonly ApiRoute[] = [
       if (server.schedules !== undefined) source = server.schedules();
       else {
         const problems: FlowFileProblem[] = [];
+        const jobProblems: JobProblem[] = [];
         try {
           const schedules = await loadSchedules(runtime, {
             config: server.config(),
             onFlowProblem: (p) => problems.push(p),
+            onJobProblem: (p) => jobProblems.push(p),
           });
-          source = { schedules, problems };
+          source = { schedules, problems, jobProblems };
         } catch (err) {
           if (err instanceof ConfigError) throw badRequest(redactText(err.message));
           throw err;

@@ -8,6 +8,8 @@
  *   log-scale histogram (a run counts in `le` when its bucket's upper bound
  *   is at most `le`, so a count may land one bucket late, never early).
  * - `flowstate_job_runs_total{job,status}`: finished job runs (flow `job:<name>`).
+ * - `flowstate_queue_runs{state}`: queued runs `due` now, `scheduled` for later,
+ *   `claimed` by a worker (gauge; `Records.queueCounts`).
  * - `flowstate_store_entries{store}`, `flowstate_store_size_bytes{store}` (file stores).
  * - `flowstate_scheduler_lag_seconds` (with a scheduler beside the server).
  * - `flowstate_up 1`.
@@ -102,6 +104,15 @@ export async function prometheusText(
     for (const [field, status] of STATUSES) {
       lines.push(`flowstate_job_runs_total{job="${job}",status="${status}"} ${m[field]}`);
     }
+  }
+  const queue = await records.queueCounts();
+  lines.push(
+    "# HELP flowstate_queue_runs Queued runs: due (waiting, due now), scheduled (due later), " +
+      "claimed (held by a worker).",
+  );
+  lines.push("# TYPE flowstate_queue_runs gauge");
+  for (const state of ["due", "scheduled", "claimed"] as const) {
+    lines.push(`flowstate_queue_runs{state="${state}"} ${queue[state]}`);
   }
   const entries: string[] = [];
   const sizes: string[] = [];

@@ -291,6 +291,15 @@ export const StartRunBody = z.strictObject({
     ),
   maxAttempts: z.number().int().min(1).optional()
     .describe("attempts in all when attempts fail (default 1)"),
+  backoff: z.strictObject({
+    delay: z.union([z.number().nonnegative(), z.string().min(1)])
+      .describe('the wait before the first retry: ms, or a duration like "30s"'),
+    factor: z.number().min(1).optional().describe(
+      "each next wait is this many times longer (default 2)",
+    ),
+    max: z.union([z.number().nonnegative(), z.string().min(1)]).optional()
+      .describe("the longest wait"),
+  }).optional().describe("waits between attempts (as `flowstate enqueue --backoff`; default none)"),
 });
 
 /** The answer to starting (enqueueing) a run. */

@@ -20,6 +20,7 @@ import {
   startInspector,
   XSS_VALUE,
 } from "./_inspector.ts";
+import { Records } from "../../records.ts";
 
 const ignore = CHROMIUM === undefined;
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
@@ -1017,5 +1018,45 @@ Deno.test({
       await page.locator(".event-log summary").getByText(`Events (${events})`).waitFor();
       assert.deepEqual(unexpectedErrors(watch), []);
     });
+  },
+});
+
+Deno.test({
+  name:
+    "inspector: a queued run's page says it has not started (not 'running for'), when it is due, its attempts, and cancels it",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      const rt = inspector.runtime;
+      // One lost once by a worker that died: claimed (first: the higher priority) and taken back
+      // "two hours on" (a clock of its own), so it is queued again, due then, with that attempt.
+      const lost = await rt.enqueue("greet", { delay: "1h", priority: 5 });
+      const other = (await rt.enqueue("greet", { delay: "1h", priority: 3 })).runId;
+      const later = new Records(await rt.store(), { clock: { now: () => Date.now() + 7_200_000 } });
+      const claimed = await later.claimRun({ worker: "gone-worker", leaseMs: 1_000 });
+      assert.equal(claimed?.id, lost.runId);
+      const again = new Records(await rt.store(), { clock: { now: () => Date.now() + 7_300_000 } });
+      assert.deepEqual(await again.reclaimLost(), [lost.runId]);
+
+      await page.goto(new URL(`#/runs/${lost.runId}`, inspector.url).href);
+      await page.locator(".run-title .badge.status-queued").waitFor();
+      const attempt = page.locator(".queue-attempt");
+      await attempt.filter({ hasText: "on gone-worker" }).waitFor();
+      assert.equal(await attempt.locator(".badge.status-lost").count(), 1);
+      assert.match(await attempt.innerText(), /no heartbeat from worker gone-worker/);
+
+      await page.goto(new URL(`#/runs/${other}`, inspector.url).href);
+      await page.locator(".run-title .badge.status-queued").waitFor();
+      const duration = await page.locator(".run-duration").innerText();
+      assert.match(duration, /^not started: due in (59|60) min$/, "not 'running for'");
+      assert.match(await page.locator(".run-facts").innerText(), /due .*, priority 3/);
+      assert.equal(await page.locator(".queue-attempt").count(), 0);
+      await page.getByRole("button", { name: "Cancel run" }).click();
+      await page.locator(".run-title .badge.status-cancelled").waitFor();
+      assert.equal((await (await rt.records()).getRun(other))?.status, "cancelled");
+      assert.deepEqual(unexpectedErrors(watch), []);
+    }, {});
   },
 });

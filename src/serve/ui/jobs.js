@@ -147,9 +147,12 @@ export async function renderJobs(container, ctx) {
               s.kind === "flow" && s.id.startsWith("flow:")
                 ? h("a", { href: ctx.routeHash(["flows", s.id.replace(/^flow:/, "")]), text: s.id })
                 : s.id,
-              // A flow file that cannot be used: its schedule (if any) is the one it had.
+              // A flow file that cannot be used: its schedule (if any) is the one it had. A job
+              // that cannot be scheduled has no file: its error says where in the config.
               s.error
-                ? h("div.error-text.schedule-error", { text: `${s.file}: ${s.error}` })
+                ? h("div.error-text.schedule-error", {
+                  text: s.file ? `${s.file}: ${s.error}` : s.error,
+                })
                 : null,
             ),
             h("td", { text: s.kind }),

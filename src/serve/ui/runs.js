@@ -336,6 +336,31 @@ function notable(node) {
   return node.status === "running" || node.status === "failed" || node.status === "timed-out";
 }
 
+/**
+ * A queued run's attempts, one line each (as `flowstate runs show` lists them): which worker,
+ * when, how long, how it ended and why; lost and released ones too. Null without any.
+ */
+function queueAttempts(run) {
+  const attempts = run.queue?.attempts ?? [];
+  if (attempts.length === 0) return null;
+  return h(
+    "ol.queue-attempts",
+    { "aria-label": "Attempts" },
+    attempts.map((a) =>
+      h(
+        "li.queue-attempt",
+        {},
+        h("span.fact-label", { text: `attempt ${a.attempt}` }),
+        statusBadge(a.outcome),
+        ` on ${a.worker} at ${formatTime(a.startedAt)} (${
+          formatDuration(Math.max(0, a.endedAt - a.startedAt))
+        })`,
+        a.error ? h("span.attempt-error", { text: `: ${a.error}` }) : null,
+      )
+    ),
+  );
+}
+
 export async function renderRun(container, id, ctx) {
   // Listen before fetching: events that arrive meanwhile are applied after.
   let onEvent = null;
@@ -416,9 +441,13 @@ export async function renderRun(container, id, ctx) {
     eventLog,
   );
 
-  /** The header's duration: "running for" grows on the 1 s tick. */
+  /** The header's duration: "running for" grows on the 1 s tick; a queued run is not running. */
   const durationText = () =>
-    run.durationMs === null || run.durationMs === undefined
+    run.status === "queued"
+      ? (run.queue?.runAt ?? 0) > Date.now()
+        ? `not started: due ${relativeTime(run.queue.runAt)}`
+        : "not started: waiting for a worker"
+      : run.durationMs === null || run.durationMs === undefined
       ? `running for ${formatDuration(Date.now() - run.startedAt)}`
       : formatDuration(run.durationMs);
   let headerDuration = null;
@@ -444,7 +473,7 @@ export async function renderRun(container, id, ctx) {
         }
       },
     }));
-    if (run.status === "running") {
+    if (run.status === "running" || run.status === "queued") {
       actions.appendChild(h("button.danger", {
         type: "button",
         text: "Cancel run",
@@ -453,6 +482,8 @@ export async function renderRun(container, id, ctx) {
           try {
             const answer = await api.cancelRun(run.id);
             ctx.toast("info", `Cancelling ${run.id} (${answer?.status ?? "requested"})`);
+            // A queued run is cancelled at once (no process of it to send an event): show it.
+            if (run.status === "queued") reload();
           } catch (e) {
             event.target.disabled = false;
             ctx.toast("error", `Could not cancel: ${e.message}`);
@@ -486,8 +517,20 @@ export async function renderRun(container, id, ctx) {
           "version",
           h("span.mono", { text: run.flowVersion.slice(0, 10), title: run.flowVersion }),
         ),
-        fact("started", `${formatTime(run.startedAt)} (${relativeTime(run.startedAt)})`),
+        fact(
+          run.queue ? "enqueued" : "started",
+          `${formatTime(run.startedAt)} (${relativeTime(run.startedAt)})`,
+        ),
         fact("duration", headerDuration),
+        run.queue
+          ? fact(
+            "queue",
+            `${run.status === "queued" ? "due" : "ran at"} ${formatTime(run.queue.runAt)}` +
+              `, priority ${run.queue.priority}, at most ${run.queue.maxAttempts} ` +
+              `attempt${run.queue.maxAttempts === 1 ? "" : "s"}` +
+              (run.queue.claim ? `, claimed by ${run.queue.claim.worker}` : ""),
+          )
+          : null,
         run.parentRunId
           ? fact(
             "parent",
@@ -503,6 +546,7 @@ export async function renderRun(container, id, ctx) {
           run.error.message,
         )
         : null,
+      queueAttempts(run),
     );
   }
 
@@ -955,7 +999,8 @@ export async function renderRun(container, id, ctx) {
   // the rest at once): every 2 s without the feed, every 5 s with it.
   let ticks = 0;
   const timer = setInterval(() => {
-    if (run.status !== "running") return;
+    // A queued run: its "due in" moves; it starts or is cancelled in any process.
+    if (run.status !== "running" && run.status !== "queued") return;
     tick();
     if (++ticks % (ctx.live.connected ? 5 : 2) === 0) reload();
   }, 1000);
