@@ -743,8 +743,8 @@ interface ValueTaker {
 }
 
 /**
- * Make every option value and required argument of every command refuse an
- * empty string (`--config ""`, `run ""`, an unset shell variable), as the
+ * Make every option value, required argument and list of arguments of every
+ * command refuse an empty string (`--config ""`, `run ""`, an unset shell variable), as the
  * usage error it is, instead of meaning the working directory or "not found".
  */
 function refuseEmptyValues(command: unknown): void {
@@ -772,7 +772,10 @@ function refuseEmptyValues(command: unknown): void {
     if ((option.required || option.optional) && !KEEP_EMPTY.has(option.long ?? "")) refuse(option);
   }
   for (const argument of registeredArguments) {
-    if (argument.required && !KEEP_EMPTY.has(argument.name())) refuse(argument);
+    // A list of files (`validate [flow...]`, `restore <file> [increments...]`) holds no empty one.
+    if ((argument.required || argument.variadic) && !KEEP_EMPTY.has(argument.name())) {
+      refuse(argument);
+    }
   }
   for (const sub of commands) refuseEmptyValues(sub);
 }
