@@ -107,6 +107,7 @@ import { z } from "zod";
 import { fileTimestamp, writeFileAtomic } from "../src/_fs.ts";
 import { type Duration, durationProblem } from "../src/duration.ts";
 import { messageOf } from "../src/errors.ts";
+import { explainFsError } from "../src/store/fs_errors.ts";
 import { defineJob, type Job, type JobResult } from "../src/jobs/job.ts";
 import type { Progress } from "../src/jobs/progress.ts";
 import type { Runtime } from "../src/runtime.ts";
@@ -383,7 +384,9 @@ export async function backupStore(
       }, so its content is partial; run the restore again to finish it first`,
     );
   }
-  await Deno.mkdir(dirname(path), { recursive: true });
+  await Deno.mkdir(dirname(path), { recursive: true }).catch((err) => {
+    throw writeFailure(what, path, err);
+  });
   const total = store.capabilities.count ? await store.count() : undefined;
   const feed = (await store.feedInfo()).enabled;
   for (let attempt = 1;; attempt++) {
@@ -391,7 +394,9 @@ export async function backupStore(
     // Read before the snapshot starts: replaying the changes after it is exact.
     const createdAt = new Date(clock.now()).toISOString();
     const mark = feed ? await feedMark(store) : undefined;
-    const writer = await GzipFileWriter.create(path);
+    const writer = await GzipFileWriter.create(path).catch((err) => {
+      throw writeFailure(what, path, err);
+    });
     try {
       const header: BackupHeader = {
         format: BACKUP_FORMAT,
@@ -479,9 +484,28 @@ export async function backupStore(
       };
     } catch (err) {
       await writer.abort();
-      throw err;
+      throw writeFailure(what, path, err);
     }
   }
+}
+
+/**
+ * `err`, or when it is the file system's (a full disk, an I/O error, no
+ * permission: it carries an OS error code) a {@linkcode BackupError} that
+ * names the backup file, says what the error means and that no backup was
+ * left: the temp file is removed before this is thrown, and the store is only
+ * ever read.
+ */
+function writeFailure(what: string, path: string, err: unknown): unknown {
+  if (!(err instanceof Error) || err instanceof BackupError) return err;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== "string" && !/\(os error \d+\)/.test(err.message)) return err;
+  return new BackupError(
+    `${what}: cannot write ${path}: ${
+      explainFsError(err)
+    }; no backup was written, and the store was only read`,
+    { cause: err },
+  );
 }
 
 /** A feed position: a sequence number and the commit time of that change. */
@@ -615,8 +639,12 @@ export async function backupIncrement(
   // Read before the position: every change committed before this time is in the file.
   const createdAt = new Date(clock.now()).toISOString();
   const to = await feedMark(store);
-  await Deno.mkdir(dirname(path), { recursive: true });
-  const writer = await GzipFileWriter.create(path);
+  await Deno.mkdir(dirname(path), { recursive: true }).catch((err) => {
+    throw writeFailure(what, path, err);
+  });
+  const writer = await GzipFileWriter.create(path).catch((err) => {
+    throw writeFailure(what, path, err);
+  });
   try {
     const header: BackupHeader = {
       format: BACKUP_FORMAT,
@@ -688,7 +716,7 @@ export async function backupIncrement(
     };
   } catch (err) {
     await writer.abort();
-    throw err;
+    throw writeFailure(what, path, err);
   }
 }
 
@@ -1177,7 +1205,13 @@ async function commitBackupFile(
   { store: string; plugin: string; file: string; entries: number; bytes: number; sha256: string }
 > {
   const written = await writer.commit();
-  await writeFileAtomic(`${path}.sha256`, checksumLine(written.sha256, path));
+  try {
+    await writeFileAtomic(`${path}.sha256`, checksumLine(written.sha256, path));
+  } catch (err) {
+    // Without its .sha256 (a full disk), the backup is not left half-made: it goes too.
+    await Deno.remove(path).catch(() => {});
+    throw err;
+  }
   return {
     store: store.name,
     plugin: store.plugin,

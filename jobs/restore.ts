@@ -66,7 +66,7 @@ import {
   verifyBackup,
 } from "./_restore_verify.ts";
 import { systemClock } from "../src/clock.ts";
-import { BackupError } from "../src/errors.ts";
+import { BackupError, messageOf } from "../src/errors.ts";
 import { encryptionOf } from "../src/store/sealed.ts";
 
 export { RESTORE_MARKER_KEY } from "./backup.ts";
@@ -166,6 +166,11 @@ export interface RestoreMarker {
   startedAt: string;
   /** The job run doing it, if run as a job. */
   runId?: string;
+  /**
+   * `true` while the earlier content of the store is being deleted (`force`,
+   * or over another file's unfinished restore): a rerun deletes the rest first.
+   */
+  clearing?: boolean;
 }
 
 /**
@@ -574,18 +579,22 @@ async function firstForeignKey(store: Store, keep?: (key: Key) => boolean): Prom
   return null;
 }
 
+/**
+ * Delete every entry of the target but the restore marker and the caller's
+ * kept keys, in atomic batches: the marker stays, so a restore stopped while
+ * clearing leaves the store marked as a partial restore.
+ */
 async function clearTarget(
   store: Store,
   keep: ((key: Key) => boolean) | undefined,
   progress: Progress | undefined,
 ): Promise<number> {
-  if (keep === undefined) return await store.clear([]);
   progress?.start(`clear ${store.name}`);
   let cleared = 0;
   for (;;) {
     const batch: Key[] = [];
     for await (const entry of store.list({ batchSize: 500 })) {
-      if (keep(entry.key)) continue;
+      if (keysEqual(entry.key, RESTORE_MARKER_KEY) || keep?.(entry.key)) continue;
       batch.push(entry.key);
       if (batch.length >= 500) break;
     }
@@ -740,6 +749,24 @@ export async function restoreBackup(
 
   let markerVersion: string;
   let marker: RestoreMarker;
+  const lost = () =>
+    new Error(
+      `${what}: the restore marker changed under it (another restore into this store?); stopped`,
+    );
+  /** Whether this restore deleted (some of) the store's earlier content. */
+  let wiped = false;
+  /** What a failure from here on means for the store, added to its message. */
+  const partial = (err: unknown, done: number): Error => {
+    if (err instanceof BackupError || (err as Error)?.name === "AbortError") return err as Error;
+    return new BackupError(
+      `${what}: stopped after ${done} of ${chain.total} entries: ${messageOf(err)}. ` +
+        `The store now holds a partial restore (marked: a backup of it is refused)${
+          wiped ? ", its earlier content deleted," : ""
+        } and ` +
+        `${path} is untouched: fix the cause and run the same restore again to finish it`,
+      { cause: err },
+    );
+  };
   if (resume && existing !== null) {
     marker = existing.value;
     markerVersion = existing.version;
@@ -748,10 +775,7 @@ export async function restoreBackup(
       `resuming an unfinished restore of this file at entry ${marker.done} of ${marker.entries}`,
     );
   } else {
-    if (foreign !== null || existing !== null) {
-      result.cleared = await clearTarget(store, keep, progress);
-      log?.(`cleared store "${store.name}" (${result.cleared} entries) before restoring`);
-    }
+    const clearing = foreign !== null || existing !== null;
     marker = {
       file,
       sha256: chain.id,
@@ -760,20 +784,35 @@ export async function restoreBackup(
       startedAt: new Date(clock.now()).toISOString(),
     };
     if (options.runId !== undefined) marker.runId = options.runId;
-    const put = await store.set(RESTORE_MARKER_KEY, marker, { ifVersion: null });
+    if (clearing) marker.clearing = true;
+    // The marker goes in before anything is deleted: a restore stopped from here on (killed,
+    // a full disk) leaves the store marked as partial, never quietly half-cleared.
+    const put = await store.set(RESTORE_MARKER_KEY, marker, {
+      ifVersion: existing?.version ?? null,
+    });
     if (!put.ok) {
       throw new BackupError(`${what}: another restore into this store started at the same time`);
     }
     markerVersion = put.version;
   }
+  if (marker.clearing) {
+    wiped = true;
+    try {
+      result.cleared = await clearTarget(store, keep, progress);
+      log?.(`cleared store "${store.name}" (${result.cleared} entries) before restoring`);
+      const { clearing: _, ...cleared } = marker;
+      const put = await store.set(RESTORE_MARKER_KEY, cleared, { ifVersion: markerVersion });
+      if (!put.ok) throw lost();
+      marker = cleared;
+      markerVersion = put.version;
+    } catch (err) {
+      progress?.finish();
+      throw partial(err, marker.done);
+    }
+  }
   if (options.runId !== undefined && marker.runId !== options.runId) {
     marker = { ...marker, runId: options.runId };
   }
-
-  const lost = () =>
-    new Error(
-      `${what}: the restore marker changed under it (another restore into this store?); stopped`,
-    );
   /** Commit the marker's progress, checked against the version this restore last wrote. */
   const saveProgress = async (done: number) => {
     marker = { ...marker, done };
@@ -950,7 +989,7 @@ export async function restoreBackup(
       result.cancelled = true;
       return result;
     }
-    throw err;
+    throw partial(err, done);
   }
   const removed = await store.atomic().check(RESTORE_MARKER_KEY, markerVersion)
     .delete(RESTORE_MARKER_KEY).commit();

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { StoreCorruptError } from "../src/errors.ts";
 import { openStore } from "../src/plugin.ts";
-import type { Clock, JsonValue } from "../src/store/types.ts";
+import type { Clock, JsonValue, Key } from "../src/store/types.ts";
+import { withHooks } from "../src/wrappers/hooks.ts";
 import { readGzipLines } from "../src/archive_format.ts";
 import { newRunId } from "../src/records/run_id.ts";
 import {
@@ -284,6 +285,41 @@ Deno.test("an interrupted restore is marked, blocks backups, and a rerun resumes
     const resumed = await restoreBackup(target, file, { batchSize: 100, clock: env.clock });
     assert.equal(resumed.resumedFrom, 300);
     assert.equal(resumed.restored, 700);
+    assert.deepEqual(await content(target), await content(src));
+    assert.equal(await target.get(RESTORE_MARKER_KEY), null);
+  });
+});
+
+Deno.test("restore --force stopped while it deletes the old content leaves the store marked; a rerun deletes the rest and finishes", async () => {
+  await withEnv(async (env) => {
+    const src = await env.rt.store("src");
+    await seed(src, 300);
+    const file = await backupOf(env, "src");
+    const target = await env.rt.store("sql2");
+    await seed(target, 1600, "old");
+    // The third batch of deletes fails (as a full disk or a lost connection would).
+    let deletes = 0;
+    const failing = withHooks(target, {
+      beforeCommit(mutations) {
+        if (mutations.every((m) => m.type === "delete") && ++deletes === 3) {
+          throw new Error("the disk is full");
+        }
+      },
+    });
+    const keep = (key: Key) => key[0] === "kept";
+    await assert.rejects(
+      restoreBackup(failing, file, { force: true, keep, clock: env.clock }),
+      /stopped after 0 of 300 entries: the disk is full\. The store now holds a partial restore .*its earlier content deleted.* run the same restore again to finish it/,
+    );
+    const marker = await target.get<RestoreMarker>(RESTORE_MARKER_KEY);
+    assert.equal(marker?.value.clearing, true, "marked before anything was deleted");
+    await assert.rejects(
+      backupStore(target, join(env.dir, "partial.fsbackup")),
+      /holds an unfinished restore/,
+    );
+    // The same file, without force: the rest of the old content goes, then the backup's.
+    const resumed = await restoreBackup(target, file, { keep, clock: env.clock });
+    assert.equal(resumed.restored, 300);
     assert.deepEqual(await content(target), await content(src));
     assert.equal(await target.get(RESTORE_MARKER_KEY), null);
   });

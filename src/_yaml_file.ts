@@ -131,17 +131,23 @@ export async function readYamlFile(
     },
   });
   using file = await Deno.open(path);
-  const { size, isDirectory } = await file.stat();
+  const { size, isDirectory, isFile } = await file.stat();
   if (isDirectory) throw new Deno.errors.IsADirectory(`${path} is a directory`);
   if (size > limit) return tooBig(size);
-  // Read at most one byte past the limit: a file that grew since is refused too.
-  const bytes = new Uint8Array(Math.min(size, limit) + 1);
+  // Read at most one byte past the limit: a file that grew since is refused too. A pipe
+  // (`run <(…)`, a FIFO) or a device has no size: it is read to its end, in chunks.
+  let bytes = new Uint8Array(isFile ? Math.min(size, limit) + 1 : Math.min(limit + 1, 64 * 1024));
   let length = 0;
   for (;;) {
+    if (length === bytes.length) {
+      if (isFile || length > limit) break;
+      const grown = new Uint8Array(Math.min(limit + 1, bytes.length * 2));
+      grown.set(bytes);
+      bytes = grown;
+    }
     const n = await file.read(bytes.subarray(length));
     if (n === null) break;
     length += n;
-    if (length === bytes.length) break;
   }
   if (length > limit) return tooBig(length);
   const data = bytes.subarray(0, length);

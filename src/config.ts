@@ -458,6 +458,8 @@ export function parseConfigTextWith(
     // Problems are reported as ConfigErrors; the YAML library must not also
     // print its warnings (a collection used as a key) on stderr.
     logLevel: "error",
+    // Duplicate keys are reported below, naming the key and where it first is.
+    uniqueKeys: false,
   });
   if (source.syntaxErrors.length > 0) {
     const issues = source.syntaxErrors.map((err) => ({
@@ -470,6 +472,16 @@ export function parseConfigTextWith(
       file: source.file,
       cause: source.syntaxErrors[0].error,
     });
+  }
+  const duplicates = source.duplicateKeys();
+  if (duplicates.length > 0) {
+    const issues = duplicates.map((dup) => ({
+      path: dup.path,
+      message:
+        `duplicate key "${dup.key}" (first at line ${dup.first.line}, column ${dup.first.column}): keep one of them`,
+      ...dup.at,
+    }));
+    throw ConfigError.fromIssues(issues, { file: source.file });
   }
   const read = source.toData({ maxAliasCount: 1000 });
   if ("problem" in read) {

@@ -331,10 +331,14 @@ Deno.test("parseConfigText() says a second YAML document is one too many, where 
   );
 });
 
-Deno.test("parseConfigText() rejects duplicate keys with their position", () => {
+Deno.test("parseConfigText() rejects duplicate keys with their position, the key and where it first is", () => {
   assert.equal(
     errorOf("home: a\nhome: b\n"),
-    "flowstate.yaml:2:1: invalid YAML: Map keys must be unique",
+    'flowstate.yaml:2:1: home: duplicate key "home" (first at line 1, column 1): keep one of them',
+  );
+  assert.equal(
+    errorOf("stores:\n  main:\n    plugin: memory\n    plugin: sqlite\n"),
+    'flowstate.yaml:4:5: stores.main.plugin: duplicate key "plugin" (first at line 3, column 5): keep one of them',
   );
 });
 

@@ -125,6 +125,8 @@ export async function loadFlowFileCached(
     return { parsed: await loadFlowFile(path, loadOptions), hit: false, save: SAVE_NOTHING };
   };
   if (cacheDir === undefined) return await parse();
+  // A pipe (`run <(…)`) can be read once only: the parser reads it, and nothing is cached.
+  if (!(await Deno.stat(path).then((info) => info.isFile, () => true))) return await parse();
   let text: string;
   try {
     const read = await readYamlFile(path);

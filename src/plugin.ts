@@ -339,6 +339,11 @@ export interface OpenStoreOptions {
    */
   mustExist?: boolean;
   /**
+   * Run the backend's own integrity check while opening: see
+   * {@linkcode PluginContext.verify} (default `false`).
+   */
+  verify?: boolean;
+  /**
    * Give up opening when it aborts: see {@linkcode PluginContext.signal}
    * (a runtime aborts it when it closes while its stores open).
    */
@@ -389,6 +394,7 @@ const OPEN_STORE_OPTIONS: readonly string[] = fieldNames<OpenStoreOptions>()(
     "clock",
     "actor",
     "mustExist",
+    "verify",
     "signal",
     "onWarning",
     "onIndexBuild",
@@ -510,6 +516,7 @@ export async function openStore<const S extends StoreSpec>(
       },
       baseDir,
       mustExist: options.mustExist ?? false,
+      ...(options.verify ? { verify: true } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       // Only with a handler, so that a plugin can tell nobody listens (and skip the work).
       ...(onWarning

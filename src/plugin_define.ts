@@ -154,6 +154,13 @@ export interface PluginContext {
    */
   mustExist?: boolean;
   /**
+   * The caller asks for the backend's own integrity check (`flowstate stores
+   * repair`): a plugin that has one runs it while opening (it may be slow,
+   * reading the whole store) and throws a {@linkcode StoreCorruptError} when it
+   * fails. Others ignore it.
+   */
+  verify?: boolean;
+  /**
    * Aborted when the caller gives up on the open (a runtime closing while the
    * store opens, after Ctrl-C): an open that can wait long (a network
    * connection) stops, releases what it holds and throws. Absent: nobody
@@ -201,8 +208,9 @@ export interface PluginDefinition<O> {
 }
 
 /**
- * For a plugin that keeps a store in a file: when `path` is a directory or
- * a loop of symbolic links, throw a {@linkcode ConfigError} about `option`
+ * For a plugin that keeps a store in a file: when `path` is a directory, a
+ * FIFO, a device, a socket or a loop of symbolic links, throw a
+ * {@linkcode ConfigError} about `option`
  * (the option that named it, default `"path"`); when `context.mustExist` is set and `path` does not
  * exist, throw {@linkcode StoreMissingError} (before anything is created).
  * Otherwise do nothing.
@@ -242,6 +250,13 @@ export async function requireStoreFile(
   if (info.isDirectory) {
     const message = `Cannot open store "${context.storeName}": ${path} is a directory, not a ` +
       `store file: point "${option}" at a file (one inside it, say)`;
+    throw new ConfigError(message, { issues: [{ path: [option], message }] });
+  }
+  if (!info.isFile) {
+    // A FIFO would block the open forever; a device or a socket is no store either.
+    const kind = info.isFifo ? "a FIFO (named pipe)" : info.isSocket ? "a socket" : "a device";
+    const message = `Cannot open store "${context.storeName}": ${path} is ${kind}, not a store ` +
+      `file: point "${option}" at a regular file`;
     throw new ConfigError(message, { issues: [{ path: [option], message }] });
   }
 }

@@ -82,7 +82,11 @@ export async function runCli(
   args: string[],
   options: { home?: string; env?: Record<string, string> } = {},
 ): Promise<Result> {
-  const output = await cliCommand(dir, args, options).output();
+  return resultOf(await cliCommand(dir, args, options).output());
+}
+
+/** A finished CLI process's exit code and what it printed, decoded. */
+export function resultOf(output: Deno.CommandOutput): Result {
   const decoder = new TextDecoder();
   return {
     code: output.code,

@@ -141,6 +141,19 @@ export interface SqliteDriverOptions {
   cacheSize?: number;
   /** The store's name, for error messages. */
   storeName?: string;
+  /**
+   * Run SQLite's `PRAGMA quick_check` after opening, and throw a
+   * `StoreCorruptError` when it finds damage (reads the whole file: slow on a
+   * large store; `flowstate stores repair` asks for it).
+   */
+  verify?: boolean;
+  /**
+   * The caller only reads (`PluginContext.mustExist`): on a full disk, where
+   * SQLite cannot make its `-shm` file, the store opens read-only instead of
+   * failing. A writer fails at once, saying the disk is full (a long-lived
+   * one, a worker, would otherwise keep a read-only store after space is freed).
+   */
+  onlyReads?: boolean;
 }
 
 /** Keep the WAL file at most this big after a checkpoint. */
@@ -175,6 +188,8 @@ interface ReadOnlyReason {
   path: string;
   reason: string;
   cause: unknown;
+  /** What to do about it, when not "remount it read-write or fix its permissions". */
+  fix?: string;
 }
 
 /** Whether SQLite's error says it could not open (or create) a file: SQLITE_CANTOPEN or a read-only one. */
@@ -182,6 +197,11 @@ function cannotOpen(err: unknown): boolean {
   return /unable to open database file|readonly database|SQLITE_(CANTOPEN|READONLY)/i.test(
     messageOf(err),
   );
+}
+
+/** Whether SQLite's error is an I/O error or a full disk (SQLITE_IOERR, SQLITE_FULL). */
+function isDiskError(err: unknown): boolean {
+  return /disk I\/O error|disk is full|SQLITE_(IOERR|FULL)/i.test(messageOf(err));
 }
 
 /** Whether this process may write the existing file `path`; resolves why not, if not. */
@@ -203,6 +223,32 @@ async function dirNotWritable(dir: string): Promise<ReadOnlyReason | undefined> 
   } catch (err) {
     const reason = notWritableReason(err);
     return reason === undefined ? undefined : { path: dir, reason, cause: err };
+  }
+}
+
+/**
+ * Whether the file system of `dir` is full: a probe file of 64 KiB cannot be
+ * written there (out of space or quota). SQLite says only "disk I/O error"
+ * when it cannot make its `-shm` file on a full disk.
+ */
+async function dirFull(dir: string): Promise<ReadOnlyReason | undefined> {
+  let probe: string | undefined;
+  try {
+    probe = await Deno.makeTempFile({ dir, prefix: ".flowstate-probe-" });
+    await Deno.writeFile(probe, new Uint8Array(64 * 1024));
+    return undefined;
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    const quota = code === "EDQUOT" || /os error 122\b/.test(messageOf(err));
+    if (!quota && code !== "ENOSPC" && !/os error 28\b/.test(messageOf(err))) return undefined;
+    return {
+      path: dir,
+      reason: quota ? "is on a disk whose quota is used up" : "is on a full disk (no space left)",
+      fix: "Free some space on it and run again",
+      cause: err,
+    };
+  } finally {
+    if (probe !== undefined) await Deno.remove(probe).catch(() => {});
   }
 }
 
@@ -238,7 +284,8 @@ async function openReadOnly(
       throw err;
     }
   } catch (err) {
-    if (!cannotOpen(err)) throw err;
+    // On a full disk SQLite cannot make the -shm file either: "disk I/O error".
+    if (!cannotOpen(err) && !isDiskError(err)) throw err;
   }
   const image = await openInMemory(path);
   if (image !== undefined) return { db: image };
@@ -506,6 +553,41 @@ export class SqliteDriver implements StoreDriver {
    * SQLite database that is not a Flowstate store, or has a newer schema version.
    */
   static async open(path: string, options: SqliteDriverOptions = {}): Promise<SqliteDriver> {
+    const driver = await SqliteDriver.#open(path, options);
+    if (options.verify) {
+      try {
+        driver.#verify(`Store "${options.storeName ?? "sqlite"}"`);
+      } catch (err) {
+        driver.close();
+        throw err;
+      }
+    }
+    return driver;
+  }
+
+  /** SQLite's own check of the whole file (`PRAGMA quick_check`): throws a `StoreCorruptError` when it fails. */
+  #verify(what: string): void {
+    let problems: string[];
+    try {
+      problems = (this.#db.prepare("PRAGMA quick_check(5)").all() as { quick_check: string }[])
+        .map((row) => String(row.quick_check));
+    } catch (err) {
+      if (!isCorrupt(err)) throw err;
+      problems = [messageOf(err)];
+    }
+    if (problems.length === 1 && problems[0] === "ok") return;
+    const path = this.location;
+    throw new StoreCorruptError(
+      `${what}: ${path} opens, but SQLite's integrity check finds it damaged (${
+        problems.join("; ").replaceAll("\n", "; ")
+      }). What it still reads can be saved: \`flowstate backup --store ${this.#storeName} --out ` +
+        `<file>\`, then move ${path} (and its -wal and -shm) aside and \`flowstate restore ` +
+        `--store ${this.#storeName} <file>\` into the new, empty store`,
+      { path },
+    );
+  }
+
+  static async #open(path: string, options: SqliteDriverOptions): Promise<SqliteDriver> {
     const storeName = options.storeName ?? "sqlite";
     const busyTimeout = options.busyTimeout ?? sqliteDefaults.busyTimeout;
     const durability = options.durability ?? sqliteDefaults.durability;
@@ -548,17 +630,29 @@ export class SqliteDriver implements StoreDriver {
           cacheSize: options.cacheSize,
         });
       } catch (err) {
-        // SQLite creates -wal and -shm beside the file: a directory it may not write is read-only.
-        if (!cannotOpen(err)) throw err;
-        readOnly = await dirNotWritable(dirname(path));
+        // SQLite creates -wal and -shm beside the file: a directory it may not write is
+        // read-only, and one on a full disk is read-only until space is freed.
+        if (cannotOpen(err)) readOnly = await dirNotWritable(dirname(path));
+        else if (isDiskError(err)) {
+          const full = await dirFull(dirname(path));
+          if (full !== undefined && !options.onlyReads) {
+            throw new Error(
+              `${what}: ${path}: ${full.path} ${full.reason}, so SQLite cannot open it for ` +
+                `writing. ${full.fix}`,
+              { cause: err },
+            );
+          }
+          readOnly = full;
+        }
         if (readOnly === undefined) throw err;
       }
     }
     if (kind === "absent" || kind === "empty") {
       throw new StoreReadOnlyError(
         `${what}: ${path} does not exist yet, and ${readOnly.path} ${readOnly.reason}, so it ` +
-          `cannot be created. Remount it read-write or fix its permissions, or point the store's ` +
-          `"path" option somewhere writable`,
+          `cannot be created. ${
+            readOnly.fix ?? "Remount it read-write or fix its permissions"
+          }, or point the store's "path" option somewhere writable`,
         { store: storeName, path: readOnly.path },
         { cause: readOnly.cause },
       );
@@ -667,8 +761,9 @@ export class SqliteDriver implements StoreDriver {
     if (ro === undefined) return;
     throw new StoreReadOnlyError(
       `${what}: store "${this.#storeName}" was opened read-only, because ${ro.path} ` +
-        `${ro.reason}: reads work, writes do not. Remount the file system read-write (or fix ` +
-        `the permissions), or copy the store somewhere writable`,
+        `${ro.reason}: reads work, writes do not. ${
+          ro.fix ?? "Remount the file system read-write (or fix the permissions)"
+        }, or copy the store somewhere writable`,
       { store: this.#storeName, path: ro.path },
       { cause: ro.cause },
     );

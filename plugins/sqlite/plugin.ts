@@ -45,6 +45,8 @@ const sqlite: Plugin<SqliteOptions> = definePlugin({
       busyTimeout: options.busyTimeout,
       cacheSize: options.cacheSize,
       storeName: context.storeName,
+      verify: context.verify,
+      onlyReads: context.mustExist,
     });
   },
 });

@@ -106,7 +106,9 @@ export function buildProgram(setExitCode: (code: number) => void) {
         "refuses it until you act. Restore a backup into the empty store afterwards with\n" +
         "`flowstate restore --store <store> <file>`. A file a newer Flowstate wrote, one that is\n" +
         "not a store (another application's database) and a postgres or Redis store are left\n" +
-        "as they are, with what to do instead. Exit 0 repaired or healthy, 1 otherwise.",
+        "as they are, with what to do instead. A SQLite file that opens but fails SQLite's\n" +
+        "integrity check (run here) is reported, not moved: back up what it still reads first.\n" +
+        "Exit 0 repaired or healthy, 1 otherwise.",
     )
     .action(async (name, _options, command) => {
       const { repairStore } = await import("./stores.ts");
@@ -721,5 +723,59 @@ export function buildProgram(setExitCode: (code: number) => void) {
       setExitCode(await migrateStoreCommand(options, globals(command)));
     });
 
+  refuseEmptyValues(program);
   return program;
+}
+
+/** What commander keeps of an option or an argument, as far as {@linkcode refuseEmptyValues} needs it. */
+/**
+ * Arguments and options whose own checks say more about an empty value: a
+ * key (`Invalid key "": part 1 is empty…`), a JSON value (`'""'` stores the
+ * empty string), the words of a search.
+ */
+const KEEP_EMPTY = new Set(["key", "json-value", "text", "--key", "--prefix"]);
+
+interface ValueTaker {
+  required?: boolean;
+  variadic: boolean;
+  defaultValue?: unknown;
+  parseArg?: (value: string, previous: unknown) => unknown;
+}
+
+/**
+ * Make every option value, required argument and list of arguments of every
+ * command refuse an empty string (`--config ""`, `run ""`, an unset shell variable), as the
+ * usage error it is, instead of meaning the working directory or "not found".
+ */
+function refuseEmptyValues(command: unknown): void {
+  const { options, registeredArguments, commands } = command as {
+    options: readonly (ValueTaker & { optional?: boolean; long?: string })[];
+    registeredArguments: readonly (ValueTaker & { name(): string })[];
+    commands: readonly unknown[];
+  };
+  const refuse = (taker: ValueTaker) => {
+    const inner = taker.parseArg;
+    taker.parseArg = (value, previous) => {
+      if (value === "") {
+        throw new InvalidArgumentError(
+          "It is empty; give a value (an unset shell variable?)",
+        );
+      }
+      if (inner !== undefined) return inner(value, previous);
+      if (!taker.variadic) return value;
+      return previous === taker.defaultValue || !Array.isArray(previous)
+        ? [value]
+        : [...previous, value];
+    };
+  };
+  for (const option of options) {
+    if ((option.required || option.optional) && !KEEP_EMPTY.has(option.long ?? "")) refuse(option);
+  }
+  for (const argument of registeredArguments) {
+    // A list of files (`validate [flow...]`, `restore <file> [increments...]`) holds no empty one.
+    if ((argument.required || argument.variadic) && !KEEP_EMPTY.has(argument.name())) {
+      refuse(argument);
+    }
+  }
+  for (const sub of commands) refuseEmptyValues(sub);
 }

@@ -27,7 +27,14 @@ import { formatDuration, printable, queueAttemptText } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { projectElsewhereWarning } from "./paths.ts";
 import { parseInputPairs } from "./run.ts";
-import { type GlobalOptions, notFound, onStopSignals, printError, printWarning } from "./common.ts";
+import {
+  EXIT_FAILURE,
+  type GlobalOptions,
+  notFound,
+  onStopSignals,
+  printError,
+  printWarning,
+} from "./common.ts";
 
 /** Options of `flowstate enqueue`. */
 export interface EnqueueCommandOptions {
@@ -348,18 +355,24 @@ export async function workerCommand(
   // --grace is stop()'s, not the worker's.
   const { graceMs, ...workerOptions } = settings;
   const print = workerPrinter(options.json ?? false, quiet);
+  let failed = false;
   using held = heldRunsAtExit(settings.leaseMs ?? DEFAULT_LEASE_MS);
   const worker = startWorker(runtime, {
     ...workerOptions,
     onEvent(event) {
       held.track(event);
       print(event);
+      // It cannot work (its records store did not open): exit 1 rather than idle until a signal.
+      if (event.type === "error" && event.fatal) {
+        failed = true;
+        stop.resolve("a fatal error");
+      }
     },
   });
   const reason = await stop.promise;
-  if (!quiet && !options.json) console.log(`Received ${reason}: stopping`);
+  if (!quiet && !options.json && !failed) console.log(`Received ${reason}: stopping`);
   await worker.stop(graceMs === undefined ? {} : { graceMs });
-  return 0;
+  return failed ? EXIT_FAILURE : 0;
 }
 
 /** `runs retry <id> [--json]`. */

@@ -50,6 +50,7 @@ import { didYouMean } from "../_suggest.ts";
 import { isRunId } from "../records/run_id.ts";
 import { cancelAnyRun } from "../queue/cancel.ts";
 import { runShapeProblem } from "../records/types.ts";
+import { abandonedRun, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeRange } from "./run_filters.ts";
 
 const PAGE = 1000;
@@ -108,16 +109,31 @@ export async function listRuns(
   } else if (runs.length === 0) {
     console.error("No runs match");
   } else {
+    // A run still recorded running whose process stopped beating is not running: say so.
+    const gone = new Set<string>();
+    for (const r of runs) {
+      if (r.status !== "running") continue;
+      const run = await records.getRun(r.id);
+      if (run !== null && abandonedRun(run, now, MIN_ABANDONED_MS) !== null) gone.add(r.id);
+    }
     printTable(
       ["ID", "FLOW", "STATUS", "STARTED", "DURATION"],
       runs.map((r) => [
         r.id,
         r.parentRunId === undefined ? r.flowId : `${r.flowId} (sub-flow)`,
-        r.status,
+        gone.has(r.id) ? "running?" : r.status,
         formatTime(r.startedAt, runtime.config.timezone),
         formatDuration(r.durationMs),
       ]),
     );
+    if (gone.size > 0) {
+      console.error(
+        `running?: recorded running, but its process has written no heartbeat for over ${
+          MIN_ABANDONED_MS / 1000
+        } s: it is gone (killed, or its end could not be recorded). \`flowstate jobs run gc\` ` +
+          "records such runs failed (abandoned); the daemon runs gc daily",
+      );
+    }
   }
   if (malformed.length > 0) {
     // Shown, not fatal: one damaged entry must not hide every other run.
@@ -248,8 +264,15 @@ function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void
     `flow:     ${run.flowId} (version ${shortHash(run.flowVersion)})`,
   ];
   if (run.parentRunId !== undefined) lines.push(`parent:   ${run.parentRunId}`);
+  const gone = abandonedRun(run, Date.now(), MIN_ABANDONED_MS);
   lines.push(
-    `status:   ${run.status}`,
+    `status:   ${run.status}${
+      gone === null
+        ? ""
+        : ` (no heartbeat since ${
+          formatTime(gone.lastSeenAt, tz)
+        }: its process is gone; \`flowstate jobs run gc\` records it failed)`
+    }`,
   );
   // A queued run started when its (last) attempt was claimed, not when it was enqueued (its
   // id's time, `startedAt`): its duration is that attempt's.

@@ -23,6 +23,7 @@ import { dirname } from "node:path";
 import { moveAside, syncDir } from "../_fs.ts";
 import { ConfigError, messageOf, StoreCorruptError, StoreMissingError } from "../errors.ts";
 import { openRuntime } from "../runtime.ts";
+import { openStore } from "../plugin.ts";
 import { checkStore, type GlobalOptions, openForReading, printWarning } from "./common.ts";
 
 /** One row of `flowstate stores`. */
@@ -138,6 +139,29 @@ export async function repairStore(
   let damaged: StoreCorruptError;
   try {
     await runtime.store(name);
+    // It opens: the backend's own integrity check (sqlite: quick_check) may still find damage.
+    // Such a file is reported, not moved: what it still reads can be backed up first.
+    try {
+      await using _checked = await openStore({ ...runtime.config.stores[name] }, {
+        name,
+        home: runtime.home,
+        baseDir: runtime.config.baseDir,
+        mustExist: true,
+        verify: true,
+      });
+    } catch (err) {
+      if (!(err instanceof StoreCorruptError)) throw err;
+      if (options.json) {
+        console.log(JSON.stringify({
+          store: name,
+          path: err.path,
+          movedTo: null,
+          reason: err.reason,
+          error: err.message,
+        }));
+      } else console.error(`error: ${err.message}`);
+      return 1;
+    }
     if (options.json) console.log(JSON.stringify({ store: name, path: null, movedTo: null }));
     else console.log(`Store "${name}" opens cleanly: nothing to repair.`);
     return 0;

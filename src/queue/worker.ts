@@ -120,7 +120,11 @@ export type WorkerEvent =
   | { type: "lost"; runIds: string[]; ended?: { runId: string; status: RunStatus }[] }
   /** Sub-runs a lost attempt left running, recorded abandoned once their heartbeat was stale. */
   | { type: "abandoned"; runIds: string[] }
-  | { type: "error"; message: string }
+  /**
+   * Something failed. `fatal`: the worker cannot work at all (its records
+   * store did not open) and has stopped claiming; `stop()` it.
+   */
+  | { type: "error"; message: string; fatal?: true }
   | { type: "stopping"; running: number; graceMs: number }
   | { type: "stop"; released: number };
 
@@ -422,7 +426,11 @@ class QueueWorker implements Worker {
         await unlistenStore?.();
       };
     } catch (err) {
-      this.#s.onEvent({ type: "error", message: `the worker cannot start: ${messageOf(err)}` });
+      this.#s.onEvent({
+        type: "error",
+        message: `the worker cannot start: ${messageOf(err)}`,
+        fatal: true,
+      });
       return;
     }
     this.#records = records;
