@@ -63,7 +63,10 @@ export async function listSchedules(
   }
   const listed = rows.filter((r) => r.cron !== null);
   if (listed.length === 0) {
-    console.error("Nothing is scheduled (add jobs or flows with a schedule to the config)");
+    // With problems, they say why (a broken job is not "nothing to schedule").
+    if (code === 0) {
+      console.error("Nothing is scheduled (add jobs or flows with a schedule to the config)");
+    }
   } else {
     const tz = runtime.config.timezone;
     printTable(
