@@ -234,6 +234,9 @@ Deno.test("flowstate state ls lists a prefix in key order, with --limit and --js
     const none = await run("state", "ls", "zzz", "--json");
     assert.equal(none.code, 0);
     assert.deepEqual(JSON.parse(none.stdout), []);
+    // --limit 0 asks for nothing: no "No entries" note over a store that has some.
+    const zero = await run("state", "ls", "--limit", "0");
+    assert.deepEqual([zero.code, zero.stdout, zero.stderr], [0, "", ""]);
   });
 });
 

@@ -218,7 +218,8 @@ export function stateList(
       console.log(`${formatKey(entry.key.slice(prefix.length))}\t${value}`);
       n++;
     }
-    if (n === 0) {
+    // --limit 0 asks for nothing: no note that there is nothing (as changes and history).
+    if (n === 0 && options.limit !== 0) {
       console.error(
         `No entries${under.length > 0 ? ` under ${formatKey(under)}` : ""} in ${label}`,
       );
