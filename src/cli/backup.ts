@@ -526,7 +526,13 @@ export async function restoreCommand(
           : ""
       }${result.resumedFrom > 0 ? ` (resumed after ${result.resumedFrom})` : ""}${
         result.expired > 0 ? `; ${result.expired} had expired and were skipped` : ""
-      }${result.cleared > 0 ? `; cleared ${result.cleared} entries first (--force)` : ""}`,
+      }${
+        result.cleared > 0
+          ? `; cleared ${result.cleared} entries first (${
+            options.force ? "--force" : "finishing the clearing of the interrupted --force restore"
+          })`
+          : ""
+      }`,
     );
   }
   return record.status === "succeeded" && !result.cancelled ? 0 : failureCode;

@@ -143,6 +143,8 @@ Deno.test({
       // With space again, the same command (without --force) finishes it.
       const again = await runCli(dir, ["restore", "--store", "default", file]);
       assert.equal(again.code, 0, again.stderr);
+      // It was not given --force: what it cleared, it cleared for the interrupted one.
+      assert.doesNotMatch(again.stdout + again.stderr, /\(--force\)/);
       assert.deepEqual(await dump(db), backedUp);
     });
   },
