@@ -79,6 +79,11 @@ Deno.test("backup --all --keep 2 keeps each store's 2 newest, never touches othe
     }
     const third = await run("backup", "--all", "--keep", "2");
     assert.equal(third.code, 0, third.stderr);
+    // The file named like a backup that is not one is said, not kept quietly.
+    assert.match(
+      third.stderr,
+      /^warning: left alone: \S+main-20200101T000000000Z\.fsbackup is named like a backup but /m,
+    );
     // The first run's backups are gone (each with its .sha256), said on stdout.
     for (const file of firstFiles) {
       assert.match(

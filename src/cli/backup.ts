@@ -352,7 +352,17 @@ export async function backupCommand(
     if (result.pruned) { for (const line of pruneLines(result.pruned)) console.log(line); }
     for (const n of result.notCovered ?? []) console.log(notCoveredLine(n));
   }
+  warnSkipped(result.pruned?.skipped ?? []);
   return code;
+}
+
+/** A file named like a backup that a prune left alone (unreadable, not a backup): said, not kept quietly. */
+function warnSkipped(skipped: readonly { file: string; reason: string }[]): void {
+  for (const s of skipped) {
+    console.error(
+      printable(`warning: left alone: ${s.file} is named like a backup but ${s.reason}`),
+    );
+  }
 }
 
 /** `backup prune [--store NAME | --all] [--keep N] [--keep-for AGE] [--dir DIR] [--dry-run] [--json]`. */
@@ -407,11 +417,7 @@ export async function backupPruneCommand(
     if (said !== undefined) console.log(said);
     for (const line of pruneLines(result)) console.log(line);
   }
-  for (const s of result.skipped) {
-    console.error(
-      printable(`warning: left alone: ${s.file} is named like a backup but ${s.reason}`),
-    );
-  }
+  warnSkipped(result.skipped);
   for (const f of result.failed) printError(`Cannot delete ${f.file}: ${f.error}`);
   if (result.failed.length > 0) return 1;
   return interrupted && result.cancelled ? exitCode : 0;
