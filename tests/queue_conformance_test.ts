@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { openStore, type Store } from "../mod.ts";
 import { Records, type RunRecord } from "../records.ts";
 import { PG_URL, withAdmin } from "../plugins/postgres/_test_utils.ts";
+import { MAX_LOST_ATTEMPTS } from "../src/records/_queue.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -265,7 +266,7 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await keys(), []);
       // Lost by its worker too often (abandoned): failed, and its key goes.
       const lost = await a.enqueueRun(init(4, { key: "lost" }));
-      for (let i = 0; i < 10; i++) {
+      for (let i = 0; i < MAX_LOST_ATTEMPTS; i++) {
         assert.equal((await a.claimRun(lease))?.id, lost.runId);
         clock.t += 5_001;
         assert.deepEqual(await b.reclaimLost(), [lost.runId]);

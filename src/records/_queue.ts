@@ -1072,7 +1072,20 @@ export async function heartbeatClaim(
   );
 }
 
-/** How many queued runs are due, due later, and claimed by a worker (see `Records.queueCounts`). */
+/**
+ * How many queued runs are due, due later, and claimed by a worker (see
+ * `Records.queueCounts`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { QueueCounts } from "@flowstate/core/records";
+ *
+ * const counts: QueueCounts = { due: 2, scheduled: 1, claimed: 1 };
+ * // Runs waiting for a worker now: alert when this keeps growing.
+ * assert.equal(counts.due, 2);
+ * ```
+ */
 export interface QueueCounts {
   /** Waiting and due now (or overdue): what idle workers would claim. */
   due: number;
