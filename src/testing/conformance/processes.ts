@@ -8,7 +8,7 @@
  */
 import { AssertionError } from "node:assert/strict";
 import { check, same, show } from "./_assert.ts";
-import type { DefineCase } from "./_case.ts";
+import type { CaseRun, DefineCase } from "./_case.ts";
 import { claimKey, COUNTER_KEY, race, type RaceResult } from "./_race.ts";
 import { openStore, type StoreSpec } from "../../plugin.ts";
 import type { Store } from "../../store/types.ts";
@@ -19,20 +19,25 @@ const ROUNDS = 40;
 /** The second process: its script, run with `deno run`. */
 const CHILD = new URL("./_child.ts", import.meta.url).href;
 
+/** How a second process opens the case's store, or a failure saying why the case needs it. */
+function secondProcessOf(c: CaseRun, why: string): NonNullable<CaseRun["secondProcess"]> {
+  if (c.secondProcess !== undefined) return c.secondProcess;
+  throw new AssertionError({
+    message: `${why}: pass testStore(name, open, { multiProcess: { spec: ({ id }) => ` +
+      '({ plugin: "<module specifier>", ...options }) } }) naming the same data as open() ' +
+      "for that id, or skip this case with a reason",
+  });
+}
+
 /** Registers the case of this file with `defineMultiProcess`. */
 export function defineProcessCases(defineMultiProcess: DefineCase): void {
   defineMultiProcess(
     "multiProcess: two processes writing with compare-and-set lose no update",
     async (c) => {
-      const second = c.secondProcess;
-      if (second === undefined) {
-        throw new AssertionError({
-          message: "the store claims capabilities.multiProcess, so the suite checks it from a " +
-            "second process: pass testStore(name, open, { multiProcess: { spec: ({ id }) => " +
-            '({ plugin: "<module specifier>", ...options }) } }) naming the same data as open() ' +
-            "for that id, or skip this case with a reason",
-        });
-      }
+      const second = secondProcessOf(
+        c,
+        "the store claims capabilities.multiProcess, so the suite checks it from a second process",
+      );
       const store = await c.open();
       const child = new Deno.Command(Deno.execPath(), {
         args: [
@@ -111,14 +116,10 @@ export function defineMustExistCase(defineMultiProcess: DefineCase): void {
   defineMultiProcess(
     "multiProcess: mustExist refuses a store that does not exist, creates nothing, and opens one that does",
     async (c) => {
-      const second = c.secondProcess;
-      if (second === undefined) {
-        throw new AssertionError({
-          message: "the suite opens the store with { mustExist: true } from the spec a second " +
-            "process would use: pass testStore(name, open, { multiProcess: { spec: ({ id }) => " +
-            '({ plugin: "<module specifier>", ...options }) } }), or skip this case with a reason',
-        });
-      }
+      const second = secondProcessOf(
+        c,
+        "the suite opens the store with { mustExist: true } from the spec a second process would use",
+      );
       const openExisting = () =>
         openStore(second.spec as StoreSpec, { mustExist: true, clock: c.clock, name: "checked" });
       // Twice: a first refusal that created the store (a file, a table) lets the second open.
