@@ -14,7 +14,13 @@ import {
   StoreUnavailableError,
 } from "../../src/errors.ts";
 import { redactUrl } from "../../src/plugin_define.ts";
-import { codeOf, isPostgresError, messageOf } from "./errors.ts";
+import {
+  codeOf,
+  connectionLimitHint,
+  isPostgresError,
+  messageOf,
+  TOO_MANY_CONNECTIONS,
+} from "./errors.ts";
 import { quoteIdent, setUp } from "./schema.ts";
 import { PINNED_SEARCH_PATH } from "./statements.ts";
 import { TxPool } from "./reserve.ts";
@@ -142,6 +148,17 @@ export interface PostgresDriverOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * The connections a store of `max` opens in one process at most: single
+ * statements get half (rounded up), transactions the rest (at least one
+ * each), plus one for LISTEN.
+ */
+export function poolSizes(max: number): { single: number; tx: number; total: number } {
+  const single = Math.max(1, Math.ceil(max / 2));
+  const tx = Math.max(1, Math.floor(max / 2));
+  return { single, tx, total: single + tx + 1 };
+}
+
 /** Where the server is, without the password, as `host:port`. */
 function hostPort(url: URL): string {
   return `${url.hostname}:${url.port || "5432"}`;
@@ -222,6 +239,8 @@ export interface Connection {
   connectTimeout: number;
   /** The server, as `host:port`. */
   address: string;
+  /** The `max` option (see {@linkcode PostgresDriverOptions.max}). */
+  max: number;
   /** Whether the table has the expiring entries' index (see `setUp`). */
   expiringIndex: boolean;
 }
@@ -254,6 +273,7 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
   const redacted = redactUrl(url, { defaultPort: 5432 });
   const location = `${redacted} (table ${schema}.${table})`;
   const qualified = `${quoteIdent(schema)}.${quoteIdent(table)}`;
+  const sizes = poolSizes(max);
   const { default: postgres } = await import("postgres");
   // Set once the server sent its parameters: the login went through (see the deadline below).
   let loggedIn = false;
@@ -288,7 +308,7 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
     // least one.
     sql = postgres(url, {
       ...settings,
-      max: Math.max(1, Math.ceil(max / 2)),
+      max: sizes.single,
       onparameter: () => void (loggedIn = true),
     });
     const pooled = sql;
@@ -298,7 +318,7 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
     // first needed, so after the pooled client logged in (setUp below).
     tx = new TxPool(
       (onclose) => postgres({ ...pooled.options, max: 1, fetch_types: false, onclose } as never),
-      Math.max(1, Math.floor(max / 2)),
+      sizes.tx,
       connectTimeout * 1000 + RESERVE_MARGIN_MS,
     );
   } catch (err) {
@@ -354,6 +374,7 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       lockTimeout,
       connectTimeout,
       address: hostPort(parsed),
+      max,
     };
   } catch (err) {
     await Promise.all([sql.end({ timeout: 0 }), tx.end(0)]).catch(() => {});
@@ -371,6 +392,7 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
         cause = `${hostPort(parsed)} answered, but not as PostgreSQL (check the port)`;
       }
     }
+    if (codeOf(err) === TOO_MANY_CONNECTIONS) cause += `: ${connectionLimitHint(max, sizes.total)}`;
     const reach = isPostgresError(err) ? `${where} refused` : `cannot reach ${where}`;
     throw new StoreUnavailableError(`${what}: ${reach}: ${cause}`, {
       store: storeName,

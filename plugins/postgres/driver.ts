@@ -33,7 +33,7 @@ import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { AtomicCheck, Capabilities, Change, Key } from "../../src/store/types.ts";
 import { boundsWhere } from "../_sql/bounds.ts";
 import { asyncPagedEntries, entryOf, type EntryRow } from "../_sql/keyset.ts";
-import { connect, type PostgresDriverOptions, RESERVE_MARGIN_MS } from "./connect.ts";
+import { connect, poolSizes, type PostgresDriverOptions, RESERVE_MARGIN_MS } from "./connect.ts";
 import {
   isConnectionError,
   type Reservation,
@@ -43,11 +43,13 @@ import {
 } from "./reserve.ts";
 import {
   codeOf,
+  connectionLimitHint,
   isCastFailure,
   isPostgresError,
   isRetryable,
   isStrayCancel,
   messageOf,
+  TOO_MANY_CONNECTIONS,
 } from "./errors.ts";
 import { compileQuery, PgCompiledQueries } from "./query.ts";
 import type {
@@ -276,6 +278,8 @@ export class PostgresDriver implements StoreDriver {
   #connectTimeout: number;
   /** The server, as `host:port`. */
   #address: string;
+  /** The `max` option (connections, both pools). */
+  #max: number;
   #storeName: string;
   #table: string;
   #sqlText: Statements;
@@ -346,7 +350,9 @@ export class PostgresDriver implements StoreDriver {
     lockTimeout: number,
     connectTimeout: number,
     address: string,
+    max: number,
   ) {
+    this.#max = max;
     this.#connectTimeout = connectTimeout;
     this.#address = address;
     this.#lockId = lockId;
@@ -398,6 +404,7 @@ export class PostgresDriver implements StoreDriver {
       c.lockTimeout,
       c.connectTimeout,
       c.address,
+      c.max,
     );
     if (c.version >= NEWEST_SCHEMA_VERSION) driver.#feedExists = true;
     else if (await driver.get(FEED_HEAD, 0) !== null) {
@@ -480,6 +487,16 @@ export class PostgresDriver implements StoreDriver {
       );
     }
     const code = codeOf(err);
+    if (code === TOO_MANY_CONNECTIONS && isPostgresError(err)) {
+      // Refused at login (a pool opening one more connection): the call was not sent.
+      return new StoreUnavailableError(
+        `${what}: ${where}: PostgreSQL at ${this.#address} refused a new connection ` +
+          `(${err.message}): ${connectionLimitHint(this.#max, poolSizes(this.#max).total)}; ` +
+          `nothing was sent`,
+        details,
+        { cause: err },
+      );
+    }
     if (code === LOCK_NOT_AVAILABLE && isPostgresError(err)) {
       // lock_timeout: another session held a lock the statement needed (a row, the table).
       return new Error(

@@ -21,6 +21,26 @@ export function isPostgresError(err: unknown): err is PostgresError {
   return err instanceof Error && err.name === "PostgresError";
 }
 
+/**
+ * SQLSTATE too_many_connections: the server refused a new session because a
+ * connection limit is reached (`max_connections` less the reserved slots, or
+ * the role's or the database's `CONNECTION LIMIT`). Sent at login, before any
+ * statement: nothing of the call that needed the connection was sent.
+ */
+export const TOO_MANY_CONNECTIONS = "53300";
+
+/**
+ * What an operator changes when the server refuses connections for its limit
+ * (see {@linkcode TOO_MANY_CONNECTIONS}), for a store of `max` connections
+ * that opens `connections` in each process.
+ */
+export function connectionLimitHint(max: number, connections: number): string {
+  return `the server's connection limit is reached (max_connections, or the CONNECTION LIMIT of ` +
+    `the role or the database; pg_stat_activity shows who holds them): this store opens up to ` +
+    `${connections} connections in each process (max ${max}, plus one for LISTEN): give the ` +
+    `store a smaller max (max: 2 opens 3), run fewer processes, or raise the limit`;
+}
+
 /** Deadlock detected / serialization failure: the whole transaction was rolled back. */
 export function isRetryable(err: unknown): boolean {
   const code = codeOf(err);
