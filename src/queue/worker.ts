@@ -26,7 +26,11 @@ import { runClaimed } from "../run_flow.ts";
 import type { Records } from "../records/records.ts";
 import type { RunRecord, RunStatus } from "../records/types.ts";
 import { HEARTBEAT_MS, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
-import { RunNotOwnedError, trackRunInFlight } from "../records/recorder.ts";
+import {
+  RunEventsNotRecordedError,
+  RunNotOwnedError,
+  trackRunInFlight,
+} from "../records/recorder.ts";
 import { QUEUE_TOPIC } from "../records/_queue.ts";
 import type { Store } from "../store/types.ts";
 import { uniqueRandomHex } from "../_random.ts";
@@ -601,6 +605,7 @@ class QueueWorker implements Worker {
       let status: RunStatus = "failed";
       let error: string | undefined;
       let requeued: "retry" | "released" | undefined;
+      let eventsLost: string | undefined;
       try {
         const record = await runClaimed(host, {
           record: run,
@@ -608,9 +613,17 @@ class QueueWorker implements Worker {
           released: () => this.#releasing,
           lost: lost.signal,
           guard: lease,
-        }, { ...defaults, signal: cancel.signal, onStart: untrack });
+        }, { ...defaults, signal: cancel.signal, onStart: untrack }).catch((err) => {
+          if (!(err instanceof RunEventsNotRecordedError)) throw err;
+          // Its end is stored, only some of its events are missing: that end stands.
+          eventsLost = err.message;
+          return err.record;
+        });
         status = record.status;
         if (record.error) error = record.error.message;
+        if (eventsLost !== undefined) {
+          error = error === undefined ? eventsLost : `${error}; ${eventsLost}`;
+        }
         requeued = this.#releasing && status === "cancelled"
           ? "released"
           : willRetry(record)

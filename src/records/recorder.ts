@@ -256,6 +256,26 @@ export class RunNotOwnedError extends FlowstateError {
   }
 }
 
+/**
+ * A run's end was recorded (`record`, as stored), but an earlier batch of its
+ * events could not be appended (`cause`): the run is over, only its event log
+ * has a gap. Not exported: callers see an `Error` with this message; a worker
+ * reports the run's stored status, and does not record it again.
+ */
+export class RunEventsNotRecordedError extends Error {
+  override name = "RunEventsNotRecordedError";
+  /** The run's end, as stored. */
+  readonly record: RunRecord;
+  /** The end `record` was stored; appending events failed earlier with `cause`. */
+  constructor(record: RunRecord, cause: unknown) {
+    super(
+      `Run ${record.id} finished ${record.status} but some of its events could not be recorded`,
+      { cause },
+    );
+    this.record = record;
+  }
+}
+
 /** How often a running run's process looks for a cancel request from another process, in ms. */
 export const CANCEL_POLL_MS = 1_000;
 
@@ -856,10 +876,7 @@ export class RunRecorder {
       await this.#commitEnd(record, events);
     }
     if (this.#flushError !== undefined) {
-      throw new Error(
-        `Run ${this.id} finished ${record.status} but some of its events could not be recorded`,
-        { cause: this.#flushError },
-      );
+      throw new RunEventsNotRecordedError(record, this.#flushError);
     }
     return record;
   }

@@ -1,0 +1,67 @@
+/**
+ * A queued run whose end was recorded, but a batch of whose events could not
+ * be appended earlier (the store failed for a moment while the run went on):
+ * the worker tells the run's stored status, with the gap in its error, and
+ * records nothing over it. It used to take that error for a flow that could
+ * not start: it told `failed` for a run recorded `succeeded`, and tried to
+ * record it failed.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { openRuntime, startWorker, type WorkerEvent } from "../mod.ts";
+import { Records } from "../records.ts";
+
+Deno.test("a worker tells a run's stored status when its end was recorded but some of its events were not", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-events-lost-" });
+  let restore = () => {};
+  try {
+    // The log node's events are appended during the delay (EVENT_BATCH_MS), before the end.
+    await Deno.writeTextFile(
+      join(dir, "gap.flow.yaml"),
+      "id: gap\nnodes:\n  - { id: say, type: log, with: { message: hi } }\n" +
+        "  - { id: wait, type: delay, with: { for: 1s }, needs: [say] }\n",
+    );
+    await using rt = await openRuntime({
+      cwd: dir,
+      config: { stores: { main: { plugin: "memory" } }, flows: [dir] },
+    });
+    // Every Records the runtime makes (one per call) fails to append events, and counts ends.
+    let appends = 0;
+    let finishes = 0;
+    const { appendEvents, finishClaimedRun } = Records.prototype;
+    Records.prototype.appendEvents = () => {
+      appends++;
+      return Promise.reject(new Error("the store is unavailable"));
+    };
+    Records.prototype.finishClaimedRun = function (this: Records, ...args) {
+      finishes++;
+      return finishClaimedRun.apply(this, args);
+    };
+    restore = () => {
+      Records.prototype.appendEvents = appendEvents;
+      Records.prototype.finishClaimedRun = finishClaimedRun;
+    };
+    const records = await rt.records();
+    const { runId } = await rt.enqueue("./gap.flow.yaml");
+    const ended = Promise.withResolvers<Extract<WorkerEvent, { type: "end" }>>();
+    const worker = startWorker(rt, {
+      onEvent: (e) => e.type === "end" && ended.resolve(e),
+    });
+    const end = await ended.promise;
+    await worker.stop();
+    assert.ok(appends > 0, "no batch of events was appended before the end");
+    const stored = await records.getRun(runId);
+    assert.equal(stored?.status, "succeeded");
+    assert.equal(end.status, "succeeded");
+    assert.equal(end.requeued, undefined);
+    assert.match(
+      end.error ?? "",
+      /finished succeeded but some of its events could not be recorded/,
+    );
+    // The end, once: no second record of the run as failed.
+    assert.equal(finishes, 1);
+  } finally {
+    restore();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
