@@ -20,7 +20,7 @@
  */
 import { assertKnownFields, fieldNames } from "../_suggest.ts";
 import { callGuarded } from "../_callback.ts";
-import { messageOf } from "../errors.ts";
+import { messageOf, StoreUnavailableError } from "../errors.ts";
 import { flowHostOf, type Runtime } from "../runtime.ts";
 import { runClaimed } from "../run_flow.ts";
 import type { Records } from "../records/records.ts";
@@ -68,6 +68,11 @@ export const DEFAULT_LEASE_MS = 30_000;
 export const DEFAULT_POLL_MS = 500;
 /** How long a worker looks for the sub-runs a lost attempt left running, in ms. */
 const LOST_SUB_RUNS_WATCH_MS = 10 * 60_000;
+/**
+ * A claimed run that could not start because a store did not answer goes back to the queue, due
+ * this long after (ms): soon, but not in a tight loop while the server is down.
+ */
+const UNAVAILABLE_RETRY_MS = 2_000;
 /** A busy worker makes due delayed runs ready at most this often, in ms. */
 const PROMOTE_MS = 100;
 
@@ -525,12 +530,17 @@ class QueueWorker implements Worker {
    * Put a claimed run back in the queue (its attempt recorded `lost`), due now or
    * `releaseAfterMs` from now; resolves whether it was.
    */
-  #giveBack(records: Records, run: RunRecord, releaseAfterMs = 0): Promise<boolean> {
+  #giveBack(
+    records: Records,
+    run: RunRecord,
+    releaseAfterMs = 0,
+    releaseReason?: string,
+  ): Promise<boolean> {
     const now = Date.now();
     return records.finishClaimedRun(
       { ...run, status: "cancelled", endedAt: now, error: { message: "released" } },
       [],
-      { release: true, releaseAfterMs },
+      { release: true, releaseAfterMs, ...(releaseReason === undefined ? {} : { releaseReason }) },
     );
   }
 
@@ -606,6 +616,8 @@ class QueueWorker implements Worker {
       let error: string | undefined;
       let requeued: "retry" | "released" | undefined;
       let eventsLost: string | undefined;
+      /** The run's recorder took over (its flow loaded, its start recorded). */
+      let recorderStarted = false;
       try {
         const record = await runClaimed(host, {
           record: run,
@@ -613,7 +625,14 @@ class QueueWorker implements Worker {
           released: () => this.#releasing,
           lost: lost.signal,
           guard: lease,
-        }, { ...defaults, signal: cancel.signal, onStart: untrack }).catch((err) => {
+        }, {
+          ...defaults,
+          signal: cancel.signal,
+          onStart: () => {
+            recorderStarted = true;
+            untrack();
+          },
+        }).catch((err) => {
           if (!(err instanceof RunEventsNotRecordedError)) throw err;
           // Its end is stored, only some of its events are missing: that end stands.
           eventsLost = err.message;
@@ -633,6 +652,26 @@ class QueueWorker implements Worker {
       } catch (err) {
         if (err instanceof RunNotOwnedError) {
           error = err.message;
+        } else if (err instanceof StoreUnavailableError && !recorderStarted) {
+          // The run did not start (its store did not answer: an outage, a connection limit):
+          // nothing of it ran, so it goes back to the queue, not counted, due a little later,
+          // rather than failing for good. Should that fail too, its lease lapses (taken back).
+          error = messageOf(err);
+          status = "cancelled";
+          try {
+            if (
+              await this.#giveBack(
+                records,
+                run,
+                UNAVAILABLE_RETRY_MS,
+                `its store did not answer: ${error}`,
+              )
+            ) {
+              requeued = "released";
+            }
+          } catch (e) {
+            this.#s.onEvent({ type: "error", message: `run ${run.id}: ${messageOf(e)}` });
+          }
         } else {
           // The flow could not even start (its file is gone or invalid): that attempt failed.
           error = messageOf(err);

@@ -657,7 +657,7 @@ export async function finishClaimedRun(
   tails: EventTails,
   record: RunRecord,
   events: RunEvent[],
-  options: { release?: boolean; releaseAfterMs?: number } = {},
+  options: { release?: boolean; releaseAfterMs?: number; releaseReason?: string } = {},
 ): Promise<boolean> {
   const what = `Cannot finish claimed run ${JSON.stringify(record?.id)}`;
   checkRun(record, what);
@@ -680,8 +680,9 @@ export async function finishClaimedRun(
     endedAt,
     outcome: options.release ? "lost" : record.status as QueueAttempt["outcome"],
   };
-  if (options.release) attempt.error = `${RELEASED_PREFIX}worker ${q.claim.worker} stopped`;
-  else if (record.error) {
+  if (options.release) {
+    attempt.error = RELEASED_PREFIX + (options.releaseReason ?? `worker ${q.claim.worker} stopped`);
+  } else if (record.error) {
     // The node too: a requeued run's own error is cleared, this is where it stays.
     attempt.error = record.error.node === undefined
       ? record.error.message

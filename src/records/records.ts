@@ -691,12 +691,13 @@ export class Records {
    * given up without counting (a worker stopping): the run is queued again,
    * due now (or `releaseAfterMs` from now, without waking the workers: a
    * process exiting at once, that still runs it until it exits), and the
-   * attempt recorded `lost`.
+   * attempt recorded `lost`, `released: <releaseReason>` (default: the
+   * worker stopped).
    */
   async finishClaimedRun(
     record: RunRecord,
     events: RunEvent[] = [],
-    options: { release?: boolean; releaseAfterMs?: number } = {},
+    options: { release?: boolean; releaseAfterMs?: number; releaseReason?: string } = {},
   ): Promise<boolean> {
     return await (await queueModule()).finishClaimedRun(
       this.#ctx,

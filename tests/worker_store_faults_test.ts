@@ -1,14 +1,22 @@
 /**
+ * A worker's runs when its records store fails for a moment, through mod.ts
+ * (the store's methods made to fail, as an outage would).
+ *
  * A queued run whose end was recorded, but a batch of whose events could not
  * be appended earlier (the store failed for a moment while the run went on):
  * the worker tells the run's stored status, with the gap in its error, and
  * records nothing over it. It used to take that error for a flow that could
  * not start: it told `failed` for a run recorded `succeeded`, and tried to
  * record it failed.
+ *
+ * A claimed run whose start could not be recorded because the store did not
+ * answer (a connection lost, a server at its connection limit) goes back to
+ * the queue, not counted, and runs once the store answers. It used to be
+ * recorded failed for good, though none of it ran.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openRuntime, startWorker, type WorkerEvent } from "../mod.ts";
+import { openRuntime, startWorker, StoreUnavailableError, type WorkerEvent } from "../mod.ts";
 import { Records } from "../records.ts";
 
 Deno.test("a worker tells a run's stored status when its end was recorded but some of its events were not", async () => {
@@ -60,6 +68,59 @@ Deno.test("a worker tells a run's stored status when its end was recorded but so
     );
     // The end, once: no second record of the run as failed.
     assert.equal(finishes, 1);
+  } finally {
+    restore();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a worker puts back in the queue a run whose start its store did not answer, and runs it once it does", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-start-unavailable-" });
+  let restore = () => {};
+  try {
+    await Deno.writeTextFile(
+      join(dir, "once.flow.yaml"),
+      "id: once\nnodes:\n  - { id: say, type: log, with: { message: hi } }\n",
+    );
+    await using rt = await openRuntime({
+      cwd: dir,
+      config: { stores: { main: { plugin: "memory" } }, flows: [dir] },
+    });
+    const { runId } = await rt.enqueue("./once.flow.yaml");
+    // The first start of the run finds the store unavailable (saving its flow's version).
+    const { saveVersion } = Records.prototype;
+    let failures = 0;
+    Records.prototype.saveVersion = function (this: Records, ...args) {
+      if (failures++ === 0) {
+        return Promise.reject(
+          new StoreUnavailableError('Cannot getMany: store "main": the connection failed', {
+            store: "main",
+          }),
+        );
+      }
+      return saveVersion.apply(this, args);
+    };
+    restore = () => void (Records.prototype.saveVersion = saveVersion);
+    const ends: Extract<WorkerEvent, { type: "end" }>[] = [];
+    const succeeded = Promise.withResolvers<void>();
+    const worker = startWorker(rt, {
+      onEvent: (e) => {
+        if (e.type !== "end") return;
+        ends.push(e);
+        if (e.status === "succeeded") succeeded.resolve();
+        else if (e.requeued === undefined) succeeded.reject(new Error(`ended ${e.status}`));
+      },
+    });
+    await succeeded.promise;
+    await worker.stop();
+    assert.deepEqual(ends.map((e) => [e.attempt, e.status, e.requeued]), [
+      [1, "cancelled", "released"],
+      [2, "succeeded", undefined],
+    ]);
+    const run = await (await rt.records()).getRun(runId);
+    assert.equal(run?.status, "succeeded");
+    assert.deepEqual(run?.queue?.attempts.map((a) => a.outcome), ["lost", "succeeded"]);
+    assert.match(run?.queue?.attempts[0].error ?? "", /^released: its store did not answer: /);
   } finally {
     restore();
     await Deno.remove(dir, { recursive: true });
