@@ -1720,7 +1720,29 @@ export class PostgresDriver implements StoreDriver {
     feed: { by: string; topic: string },
   ): Promise<DriverCommitResult | undefined> {
     const call: FeedCall = { request, feed, done: Promise.withResolvers() };
+    const signal = request.signal;
+    if (signal?.aborted) {
+      return Promise.reject(
+        this.#error("Cannot commit", signal.reason, signal, "nothing was written"),
+      );
+    }
     this.#feedQueue.push(call);
+    if (signal !== undefined) {
+      // Given up while it still waits for its turn (behind a feed commit on its way, which may
+      // wait for a lock): taken out of the queue, never sent. Once sent, its statement carries
+      // other callers' commits too, so it is not cancelled: it lands or fails with them.
+      const giveUp = () => {
+        const at = this.#feedQueue.indexOf(call);
+        if (at < 0) return;
+        this.#feedQueue.splice(at, 1);
+        call.done.reject(
+          this.#error("Cannot commit", signal.reason, signal, "nothing was written"),
+        );
+      };
+      signal.addEventListener("abort", giveUp, { once: true });
+      const forget = () => signal.removeEventListener("abort", giveUp);
+      call.done.promise.then(forget, forget);
+    }
     if (!this.#feedSending) void this.#sendFeedCalls();
     return call.done.promise;
   }

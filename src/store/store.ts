@@ -591,7 +591,9 @@ class CoreStore implements Store {
     if (signal?.aborted) {
       return Promise.reject(givenUpError(what, this.#where, signal, "nothing was written"));
     }
-    if (this.#feed !== undefined) return this.#onItsWay(this.#feedCommit(checks, mutations));
+    if (this.#feed !== undefined) {
+      return this.#onItsWay(this.#feedCommit(checks, mutations, signal));
+    }
     const now = this.#clock.now();
     const version = newVersion(this.#clock === systemClock ? now : Date.now());
     if (this.#coreIx.enabled) {
@@ -627,7 +629,11 @@ class CoreStore implements Store {
    * commit, checked against the head as read. When another commit moved the
    * head meanwhile, plan again (the user's own checks are evaluated anew).
    */
-  async #feedCommit(checks: AtomicCheck[], mutations: Mutation[]): Promise<CommitResult> {
+  async #feedCommit(
+    checks: AtomicCheck[],
+    mutations: Mutation[],
+    signal?: AbortSignal,
+  ): Promise<CommitResult> {
     const by = currentActor();
     await this.#coreIx.loaded();
     const table = this.#driver.feedTable;
@@ -644,8 +650,11 @@ class CoreStore implements Store {
       }
       const now = this.#clock.now();
       const version = newVersion(this.#clock === systemClock ? now : Date.now());
+      // The signal goes to the driver: a commit still waiting for its turn may be given up.
       const result = await table.commit(
-        { checks, mutations, version, now },
+        signal === undefined
+          ? { checks, mutations, version, now }
+          : { checks, mutations, version, now, signal },
         { by: JSON.stringify(by), topic: FEED_TOPIC },
       );
       if (!result.ok) return conflicted(result.conflicts);
