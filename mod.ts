@@ -120,6 +120,7 @@ export {
 export type { IndexBuildEvent } from "./src/store/driver.ts";
 export {
   defineNode,
+  type JsonOutput,
   type NodeContext,
   type NodeDefinition,
   type NodeType,
