@@ -224,7 +224,7 @@ export interface WorkerOptions {
  * await worker.stop({ graceMs: 1_000 });
  * ```
  */
-export interface Worker {
+export interface Worker extends AsyncDisposable {
   /** Its id. */
   readonly id: string;
   /** Runs in flight. */
@@ -235,6 +235,11 @@ export interface Worker {
    * back to the queue. Resolves when every run has ended or been released.
    */
   stop(options?: { graceMs?: number }): Promise<void>;
+  /**
+   * `stop()` with the default grace: leaving an `await using` block stops
+   * the worker (before the runtime declared ahead of it closes).
+   */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 function defaultWorkerId(): string {
@@ -657,6 +662,10 @@ class QueueWorker implements Worker {
       }
     })();
     this.#inFlight.set(run.id, { run, cancel, done });
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
   }
 
   stop(options: { graceMs?: number } = {}): Promise<void> {
