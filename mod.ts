@@ -87,6 +87,7 @@ export {
   formatProblem,
   messageOf,
   MigrationError,
+  NotFoundError,
   type Problem,
   type ProblemPath,
   StoreClosedError,

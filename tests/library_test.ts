@@ -8,7 +8,17 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openRuntime, type Runtime, startWorker, StoreClosedError } from "../mod.ts";
+import {
+  ConfigError,
+  ConflictError,
+  FlowstateError,
+  NotFoundError,
+  openRuntime,
+  type Runtime,
+  startWorker,
+  StoreClosedError,
+} from "../mod.ts";
+import { newRunId } from "../records.ts";
 import { Scheduler, type SchedulerEvent } from "../scheduler.ts";
 // Not exported (yet): what `flowstate serve` runs.
 import { serve } from "../src/serve/server.ts";
@@ -160,4 +170,45 @@ Deno.test("await using shuts the HTTP server down (its worker stopped first)", a
   }
   await finished;
   assert.ok(workerStopped);
+});
+
+Deno.test("errors: not found, conflict and invalid input are told apart by class and code", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.writeTextFile(
+      join(dir, "flows/hi.flow.yaml"),
+      "id: hi\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+    );
+    await using rt = await runtimeOver(dir);
+    const codeOf = (err: unknown) => err instanceof FlowstateError ? err.code : undefined;
+
+    const noFlow = await rt.enqueue("report").catch((e) => e);
+    assert.ok(noFlow instanceof NotFoundError, String(noFlow));
+    assert.deepEqual([codeOf(noFlow), noFlow.kind, noFlow.id], ["NOT_FOUND", "flow", "report"]);
+    assert.match(noFlow.message, /Cannot find flow "report": .*found: hi/);
+
+    const records = await rt.records();
+    const noRun = await records.requeueRun(newRunId(Date.now())).catch((e) => e);
+    assert.ok(noRun instanceof NotFoundError, String(noRun));
+    assert.equal(noRun.kind, "run");
+
+    const run = await rt.runFlow("./flows/hi.flow.yaml");
+    const conflict = await records.requeueRun(run.id, { flowPath: "./flows/hi.flow.yaml" })
+      .catch((e) => e);
+    assert.ok(conflict instanceof ConflictError, String(conflict));
+    assert.equal(codeOf(conflict), "CONFLICT");
+
+    // Invalid input stays what it was: a TypeError or RangeError for an option.
+    const badOption = await rt.enqueue("hi", { priority: 1.5 }).catch((e) => e);
+    assert.ok(badOption instanceof RangeError || badOption instanceof TypeError, String(badOption));
+
+    // Two files with one id: the config's problem.
+    await Deno.writeTextFile(
+      join(dir, "flows/copy.flow.yaml"),
+      await Deno.readTextFile(join(dir, "flows/hi.flow.yaml")),
+    );
+    const twice = await rt.enqueue("hi").catch((e) => e);
+    assert.ok(twice instanceof ConfigError, String(twice));
+    assert.match(twice.message, /both .* define it; flow ids must be unique/);
+  });
 });
