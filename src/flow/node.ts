@@ -164,9 +164,10 @@ export interface NodeDefinition<I, O = unknown> {
  *
  * interface Point { x: number; y: number; label?: string }
  * const ok: JsonOutput<Point> = { x: 1, y: 2 }; // interfaces of JSON fields are JSON
- * // @ts-expect-error: a Date is not JSON
- * const at: JsonOutput<{ at: Date }> = { at: new Date() };
- * console.log(ok, at);
+ * // Where JSON cannot hold a value, the type says why (and a Date is not assignable to it):
+ * type Why = JsonOutput<{ at: Date }>["at"];
+ * const why: Why = "a Date is not JSON: return date.toISOString() or date.getTime()";
+ * console.log(ok, why);
  * ```
  */
 export type JsonOutput<T> = 0 extends (1 & T) ? T // any
