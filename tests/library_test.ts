@@ -212,3 +212,37 @@ Deno.test("errors: not found, conflict and invalid input are told apart by class
     assert.match(twice.message, /both .* define it; flow ids must be unique/);
   });
 });
+
+Deno.test("signal: aborting stops a worker and a scheduler (a SIGTERM handler's one controller)", async () => {
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const workerStopped = Promise.withResolvers<void>();
+  const schedulerStopped = Promise.withResolvers<void>();
+  const controller = new AbortController();
+  startWorker(rt, {
+    signal: controller.signal,
+    onEvent: (e) => void (e.type === "stop" && workerStopped.resolve()),
+  });
+  const scheduler = new Scheduler(rt, {
+    signal: controller.signal,
+    schedules: [{ id: "ping", cron: "@yearly", run: () => {} }],
+    onEvent: (e) => void (e.type === "stop" && schedulerStopped.resolve()),
+  });
+  await scheduler.start();
+  controller.abort();
+  // Nothing but the signal stops them.
+  await Promise.all([workerStopped.promise, schedulerStopped.promise]);
+  // Aborted before start: nothing starts.
+  const late = new Scheduler(rt, {
+    signal: controller.signal,
+    schedules: [{ id: "ping", cron: "@yearly", run: () => {} }],
+  });
+  await late.start();
+  assert.deepEqual(late.schedules, []);
+  // A misspelt option is named, not ignored.
+  assert.throws(
+    () => new Scheduler(rt, { startProblem: "report" } as never),
+    (err) =>
+      err instanceof TypeError &&
+      /unknown option "startProblem" \(did you mean "startProblems"\?\)/.test(err.message),
+  );
+});

@@ -65,6 +65,7 @@
  * @module
  */
 import { callGuarded } from "../_callback.ts";
+import { assertKnownFields, fieldNames } from "../_suggest.ts";
 import {
   type AbandonedPolicy,
   displayPath,
@@ -334,7 +335,19 @@ export interface SchedulerOptions {
    *   `loadConfig`) or the next start.
    */
   startProblems?: "throw" | "report";
+  /**
+   * Stops the scheduler when it aborts, as {@linkcode Scheduler.stop} with
+   * its default grace period does (a `SIGTERM` handler's `AbortController`,
+   * say); aborted before `start()`, nothing starts.
+   */
+  signal?: AbortSignal;
 }
+
+/** The names of {@linkcode SchedulerOptions}: a misspelt one is refused, not ignored. */
+const SCHEDULER_OPTIONS: readonly string[] = fieldNames<SchedulerOptions>()(
+  ["clock", "timers", "runnerId", "schedules", "random", "leaseMs", "historyMs", "historyCount"],
+  ["maxSleepMs", "onEvent", "prefix", "loadConfig", "onFlowFiles", "startProblems", "signal"],
+);
 
 /**
  * What {@linkcode Scheduler.stop} did.
@@ -567,9 +580,12 @@ export class Scheduler implements AsyncDisposable {
    * takes its state again, so `overlap` still sees that tick.
    */
   readonly #removed = new Map<string, ScheduleState>();
+  /** Forgets `SchedulerOptions.signal` (at stop). */
+  #unlisten: (() => void) | undefined;
 
   /** Create a scheduler; {@linkcode Scheduler.start} starts it. */
   constructor(runtime: Runtime, options: SchedulerOptions = {}) {
+    assertKnownFields(options, SCHEDULER_OPTIONS, "Cannot create scheduler", "option");
     this.#runtime = runtime;
     this.#options = options;
     this.#clock = options.clock ?? runtime.clock;
@@ -589,6 +605,15 @@ export class Scheduler implements AsyncDisposable {
           JSON.stringify(startProblems) ?? String(startProblems)
         })`,
       );
+    }
+    const { signal } = options;
+    if (signal !== undefined) {
+      const onAbort = () => void this.stop().catch(() => {});
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener("abort", onAbort, { once: true });
+        this.#unlisten = () => signal.removeEventListener("abort", onAbort);
+      }
     }
   }
 
@@ -632,6 +657,8 @@ export class Scheduler implements AsyncDisposable {
   }
 
   async #start(): Promise<void> {
+    // Stopped before it started (its `signal` aborted, say): nothing to start.
+    if (this.#halt.signal.aborted) return;
     let schedules = this.#options.schedules;
     if (schedules === undefined) {
       const options = {
@@ -928,6 +955,7 @@ export class Scheduler implements AsyncDisposable {
   }
 
   async #stop(graceMs: number): Promise<StopResult> {
+    this.#unlisten?.();
     this.#halt.abort(new DOMException("The scheduler is stopping", "AbortError"));
     await this.#starting?.catch(() => {});
     await this.#loop;
