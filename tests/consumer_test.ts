@@ -29,16 +29,21 @@ interface Result {
   stderr: string;
 }
 
-/** Run `deno <args>` in `cwd`, without colours. */
-async function deno(cwd: string, ...args: string[]): Promise<Result> {
-  const out = await new Deno.Command(Deno.execPath(), {
+/** `deno <args>` in `cwd`, without colours, its output piped. */
+function denoCommand(cwd: string, args: string[]): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
     args,
     cwd,
     env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DENO_NO_UPDATE_CHECK: "1" },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  });
+}
+
+/** Run `deno <args>` in `cwd`, without colours. */
+async function deno(cwd: string, ...args: string[]): Promise<Result> {
+  const out = await denoCommand(cwd, args).output();
   const text = new TextDecoder();
   return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
 }
@@ -269,6 +274,30 @@ outputs:
   }
 });
 
+/**
+ * Run `deno <args>` in `cwd`, send it `signal` once its output matches `ready` (and read on until
+ * it has stopped): its exit code and everything it printed.
+ */
+async function signalWhen(
+  cwd: string,
+  args: string[],
+  ready: RegExp,
+  signal: Deno.Signal,
+): Promise<Result> {
+  const child = denoCommand(cwd, args).spawn();
+  const stderr = new Response(child.stderr).text();
+  let stdout = "";
+  let signalled = false;
+  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+    stdout += chunk;
+    if (!signalled && ready.test(stdout)) {
+      signalled = true;
+      child.kill(signal);
+    }
+  }
+  return { code: (await child.status).code, stdout, stderr: await stderr };
+}
+
 /** `flowstate init app <extra>` in `dir`, run from this checkout's cli.ts. */
 function initIn(dir: string, ...extra: string[]): Promise<Result> {
   const cli = join(ROOT, "cli.ts");
@@ -333,28 +362,11 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
     const tasks = JSON.parse(await Deno.readTextFile(join(app, "deno.json"))).tasks;
     const [program, ...taskArgs] = String(tasks.flowstate).split(/\s+/);
     assert.equal(program, "deno");
-    const daemon = new Deno.Command(Deno.execPath(), {
-      args: [...taskArgs, "daemon"],
-      cwd: app,
-      env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DENO_NO_UPDATE_CHECK: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const errors = new Response(daemon.stderr).text();
-    let seen = "";
-    let stopping = false;
-    for await (const chunk of daemon.stdout.pipeThrough(new TextDecoderStream())) {
-      seen += chunk;
-      if (!stopping && /flow:hello succeeded/.test(seen)) {
-        stopping = true;
-        daemon.kill("SIGINT"); // and read on until it has stopped
-      }
-    }
-    const stderr = await errors;
+    const daemon = await signalWhen(app, [...taskArgs, "daemon"], /flow:hello succeeded/, "SIGINT");
+    const { stdout: seen, stderr } = daemon;
     assert.match(seen, /flow:hello succeeded/, stderr);
     assert.match(seen, /Stopped/, stderr);
-    assert.equal((await daemon.status).code, 0, `${seen}\n${stderr}`);
+    assert.equal(daemon.code, 0, `${seen}\n${stderr}`);
 
     // A second init keeps every file as it is.
     const before = await Deno.readTextFile(join(app, "deno.json"));
@@ -594,27 +606,9 @@ export default defineNode({
     assert.notEqual(bad.code, 0, bad.stderr);
     assert.match(bad.stderr, /TS2322[\s\S]*a Date is not JSON[\s\S]*bad_node\.ts:5:3/);
 
-    const program = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...flags, "main.ts"],
-      cwd: dir,
-      env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DENO_NO_UPDATE_CHECK: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const errors = new Response(program.stderr).text();
-    let seen = "";
-    let signalled = false;
-    for await (const chunk of program.stdout.pipeThrough(new TextDecoderStream())) {
-      seen += chunk;
-      if (!signalled && /^ready$/m.test(seen)) {
-        signalled = true;
-        program.kill("SIGTERM"); // and read on until it has stopped
-      }
-    }
-    const stderr = await errors;
-    assert.equal((await program.status).code, 0, `${seen}\n${stderr}`);
-    assert.deepEqual(seen.trim().split("\n"), [
+    const program = await signalWhen(dir, ["run", ...flags, "main.ts"], /^ready$/m, "SIGTERM");
+    assert.equal(program.code, 0, `${program.stdout}\n${program.stderr}`);
+    assert.deepEqual(program.stdout.trim().split("\n"), [
       "direct succeeded 42",
       "queued succeeded",
       "record 4",
