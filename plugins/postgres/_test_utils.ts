@@ -87,6 +87,19 @@ export async function withLimitedRole(
         `"${SCHEMA}"."${table}_meta" TO ${role}`,
     );
   });
+  await asRole(url, role, fn);
+}
+
+/**
+ * Run `fn` with `url` as the login role `role` (no password), then drop the
+ * role: its sessions are ended first (a store a failed test left open), then
+ * what it owns.
+ */
+export async function asRole(
+  url: string,
+  role: string,
+  fn: (roleUrl: string) => Promise<void>,
+): Promise<void> {
   try {
     const limited = new URL(url);
     limited.username = role;
@@ -94,6 +107,9 @@ export async function withLimitedRole(
     await fn(limited.href);
   } finally {
     await withAdmin(url, async (sql) => {
+      await sql.unsafe(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '${role}'`,
+      );
       await sql.unsafe(`DROP OWNED BY ${role}`);
       await sql.unsafe(`DROP ROLE ${role}`);
     });
@@ -122,6 +138,29 @@ export async function withOwnDatabase(
       url,
       (sql) => sql.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).then(),
     );
+  }
+}
+
+/**
+ * Run the CLI in this process (`main`) with a config file holding `config`,
+ * and `args`: its exit code and the lines it printed on stderr.
+ */
+export async function cliErrors(
+  config: string,
+  args: string[],
+): Promise<{ code: number; lines: string[] }> {
+  const { main } = await import("../../src/cli/main.ts");
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-pg-cli-" });
+  const lines: string[] = [];
+  const error = console.error;
+  try {
+    await Deno.writeTextFile(`${dir}/flowstate.yaml`, config);
+    console.error = (...parts: unknown[]) => void lines.push(parts.join(" "));
+    const code = await main(["--config", `${dir}/flowstate.yaml`, ...args]);
+    return { code, lines };
+  } finally {
+    console.error = error;
+    await Deno.remove(dir, { recursive: true });
   }
 }
 

@@ -11,9 +11,16 @@
  */
 import assert from "node:assert/strict";
 import { openStore, StoreUnavailableError } from "../../mod.ts";
-import { main } from "../../src/cli/main.ts";
 import type { Store } from "../../src/store/types.ts";
-import { dropTestSchema, newTable, pgTest, SCHEMA, withAdmin } from "./_test_utils.ts";
+import {
+  asRole,
+  cliErrors,
+  dropTestSchema,
+  newTable,
+  pgTest,
+  SCHEMA,
+  withAdmin,
+} from "./_test_utils.ts";
 
 /**
  * Run `fn` with the URL of a new login role allowed `limit` connections at
@@ -31,21 +38,7 @@ async function withLimitedConnections(
     await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS "${SCHEMA}"`);
     await sql.unsafe(`GRANT ALL ON SCHEMA "${SCHEMA}" TO ${role}`);
   });
-  try {
-    const limited = new URL(url);
-    limited.username = role;
-    limited.password = "";
-    await fn(limited.href);
-  } finally {
-    await withAdmin(url, async (sql) => {
-      // Its sessions first (a store the test failed to close): a role with sessions stays.
-      await sql.unsafe(
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '${role}'`,
-      );
-      await sql.unsafe(`DROP OWNED BY ${role}`);
-      await sql.unsafe(`DROP ROLE ${role}`);
-    });
-  }
+  await asRole(url, role, fn);
 }
 
 /** What every refusal for the limit says: which limit, what the store opens, what to change. */
@@ -130,29 +123,17 @@ pgTest(
     await withLimitedConnections(url, 1, async (limited) => {
       const table = newTable("connlimit_cli");
       const holder = await openLimited(limited, table, "holder");
-      const dir = await Deno.makeTempDir({ prefix: "flowstate-connlimit-" });
       try {
-        const config = `${dir}/flowstate.yaml`;
-        await Deno.writeTextFile(
-          config,
+        const { code, lines } = await cliErrors(
           `stores:\n  main: { plugin: postgres, url: "${limited}", schema: ${SCHEMA}, table: ${table} }\n`,
+          ["state", "get", "k"],
         );
-        const lines: string[] = [];
-        const error = console.error;
-        console.error = (...args: unknown[]) => void lines.push(args.join(" "));
-        let code: number;
-        try {
-          code = await main(["--config", config, "state", "get", "k"]);
-        } finally {
-          console.error = error;
-        }
         assert.equal(code, 1);
         assert.equal(lines.length, 1, lines.join("\n"));
         assert.match(lines[0], /^error: Cannot open store "main": .*too many connections for role/);
         assert.match(lines[0], /max 4, plus one for LISTEN\): give the store a smaller max/);
       } finally {
         await holder.close();
-        await Deno.remove(dir, { recursive: true });
       }
     });
   },
