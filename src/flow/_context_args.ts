@@ -7,6 +7,34 @@
  */
 import { LOG_LEVELS, type LogLevel } from "../log.ts";
 import { didYouMean } from "../_suggest.ts";
+import { utf8Length } from "../store/values.ts";
+
+/** The most bytes (UTF-8) one `ctx.log` line keeps; a longer one is cut, with a note. */
+export const LOG_LINE_BYTES = 16 * 1024;
+
+/**
+ * `message` as the line `ctx.log()` keeps: text, cut to at most
+ * {@linkcode LOG_LINE_BYTES} of UTF-8 with a note of how much was cut. A
+ * sandboxed node's Worker cuts it before it sends it, so a huge line never
+ * crosses to the runner.
+ */
+export function logLine(message: unknown): string {
+  const text = String(message);
+  const max = LOG_LINE_BYTES;
+  if (text.length * 3 <= max) return text;
+  const size = utf8Length(text);
+  if (size <= max) return text;
+  const note = ` … (cut: ${size.toLocaleString("en-US")} bytes, over the ${
+    (max / 1024).toLocaleString("en-US")
+  } KiB a log line may hold)`;
+  let end = Math.max(0, Math.floor((max - note.length) / 3));
+  // Grow while it fits: at least max/3 characters always do.
+  while (end < text.length && utf8Length(text.slice(0, end + 256)) + note.length <= max) end += 256;
+  // No lone half of a surrogate pair at the cut.
+  const code = text.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end--;
+  return text.slice(0, end) + note;
+}
 
 /**
  * `level` as a log level (`undefined`: `"info"`), or a `TypeError` naming the
