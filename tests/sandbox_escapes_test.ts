@@ -2,7 +2,8 @@
  * A hostile node author's ways out of a sandboxed node's declared permissions
  * and resources, each through `flowstate run`: symbolic links in a declared
  * folder, Workers started from inside the node, memory outside the V8 heap,
- * and messages too big for the runner to parse.
+ * messages too big for the runner to parse, and a `flow` node that starts
+ * the flow file a node with no permissions picked.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -56,6 +57,8 @@ export default {
         return "survived";
       }
       case "log": ctx.log("z".repeat(arg)); return "logged";
+      case "give": return arg;
+      case "importRemote": await import(arg); return "imported";
     }
     throw new Error("unknown attempt " + attempt);
   },
@@ -153,7 +156,7 @@ Deno.test("a symbolic link in a node's read:/write: folder that leads out of it 
   });
 });
 
-Deno.test("a node cannot start a Worker (Deno's or node:worker_threads'), whose memory no limit would see; buffers count toward nodes.memoryLimit", async () => {
+Deno.test("a node cannot start a Worker (Deno's or node:worker_threads'), whose memory no limit would see; buffers count toward nodes.memoryLimit; a refused import() has its hint", async () => {
   await withSandbox(async (sandbox) => {
     await project(
       sandbox.dir,
@@ -163,7 +166,8 @@ Deno.test("a node cannot start a Worker (Deno's or node:worker_threads'), whose 
       join(sandbox.dir, "t.flow.yaml"),
       "id: t\nnodes:\n" + probe("worker", "worker") +
         probe("nodeWorker", "nodeWorker", { needs: "worker" }) +
-        probe("buffers", "buffers", { needs: "nodeWorker" }),
+        probe("buffers", "buffers", { needs: "nodeWorker" }) +
+        probe("remote", "importRemote", { arg: "https://example.invalid/x.js", needs: "buffers" }),
     );
     const result = await sandbox.run("run", "t.flow.yaml", "--json");
     assert.ok(result.stdout.trim() !== "", result.stderr);
@@ -180,6 +184,11 @@ Deno.test("a node cannot start a Worker (Deno's or node:worker_threads'), whose 
     assert.match(
       record.nodes.buffers.error ?? "",
       /^the node's Worker used \d+ MiB of memory \(heap and buffers\), over its limit of 64 MiB/,
+    );
+    // A refused import() says so, with the line to add, not Deno's advice to the runner.
+    assert.equal(
+      record.nodes.remote.error,
+      'Requires import access to "example.invalid:443" (permission denied: the node may only do what its permissions: in the flow declare; hint: add to the node in its flow file: permissions: { import: ["example.invalid:443"] })',
     );
   });
 });
@@ -213,5 +222,63 @@ Deno.test("a node's Worker sending a message bigger than any it may send is stop
     assert.equal(record.nodes.log.output, "logged");
     const shown = await sandbox.run("runs", "show", JSON.parse(result.stdout).id, "--json");
     assert.match(shown.stdout, /z … \(cut: 4,194,304 bytes, over the 16 KiB a log line may hold\)/);
+  });
+});
+
+Deno.test("a flow node whose flow: a sandboxed node computes runs the sub-flow within that node's permissions", async () => {
+  await withSandbox(async (sandbox) => {
+    const { dir } = sandbox;
+    await project(dir);
+    await Deno.writeTextFile(join(dir, "secret.txt"), "the secret");
+    await Deno.writeTextFile(
+      join(dir, "privileged.flow.yaml"),
+      "id: privileged\nnodes:\n" +
+        probe("r", "read", { arg: "secret.txt", permissions: "{ read: [./secret.txt] }" }) +
+        "outputs: { got: '${{ nodes.r.output }}' }\n",
+    );
+    await Deno.writeTextFile(
+      join(dir, "plan.flow.yaml"),
+      `id: plan
+inputs:
+  which: { type: string, default: ./privileged.flow.yaml }
+nodes:
+${probe("pick", "give", { arg: "./privileged.flow.yaml" })}${
+        probe("reader", "give", {
+          arg: "./privileged.flow.yaml",
+          permissions: "{ read: [./secret.txt] }",
+        })
+      }  - id: relay
+    type: transform
+    needs: [pick]
+    with: { value: "\${{ nodes.pick.output }}" }
+  - id: picked
+    type: flow
+    needs: [relay]
+    continueOnError: true
+    with: { flow: "\${{ nodes.relay.output }}" }
+  - id: byReader
+    type: flow
+    needs: [reader]
+    continueOnError: true
+    with: { flow: "\${{ nodes.reader.output }}" }
+  - id: byInput
+    type: flow
+    continueOnError: true
+    with: { flow: "\${{ inputs.which }}" }
+`,
+    );
+    const result = await sandbox.run("run", "plan.flow.yaml", "--json");
+    assert.ok(result.stdout.trim() !== "", result.stderr);
+    const record = JSON.parse(result.stdout) as RunJson;
+    const text = JSON.stringify(record.nodes.picked);
+    assert.equal(record.nodes.picked.status, "failed", text);
+    assert.doesNotMatch(text, /the secret/);
+    assert.match(
+      record.nodes.picked.error ?? "",
+      /^Cannot start sub-flow privileged \(\S+privileged\.flow\.yaml\) for node picked \(flow\) of flow plan, whose with: reads the output of sandboxed node pick \(\.\/nodes\/probe\.js\) of flow plan: node r \(\.\/nodes\/probe\.js\) declares read: \[\S+secret\.txt\]; a sub-flow started by a sandboxed node runs within that node's own permissions \(none\), at every level$/,
+    );
+    // A node that may read the file may have it read; a path from the run's inputs runs as written.
+    assert.deepEqual(record.nodes.byReader.output, { got: "the secret" });
+    assert.deepEqual(record.nodes.byInput.output, { got: "the secret" });
   });
 });

@@ -258,6 +258,8 @@ Deno.test("validate lists what each node asks for, and checks permissions: with 
           env: ["TOKEN"],
         },
         withEnv: [],
+        stateEnv: [],
+        stateEnvWriters: [],
         subFlows: "capped",
       },
       {
@@ -266,6 +268,8 @@ Deno.test("validate lists what each node asks for, and checks permissions: with 
         runs: "worker",
         permissions: none,
         withEnv: [],
+        stateEnv: [],
+        stateEnvWriters: [],
         subFlows: "capped",
       },
       {
@@ -274,9 +278,20 @@ Deno.test("validate lists what each node asks for, and checks permissions: with 
         runs: "trusted",
         permissions: null,
         withEnv: [],
+        stateEnv: [],
+        stateEnvWriters: [],
         subFlows: "any",
       },
-      { id: "d", type: "log", runs: "builtin", permissions: null, withEnv: [], subFlows: null },
+      {
+        id: "d",
+        type: "log",
+        runs: "builtin",
+        permissions: null,
+        withEnv: [],
+        stateEnv: [],
+        stateEnvWriters: [],
+        subFlows: null,
+      },
     ]);
     const text = await sandbox.run("validate", "ok.flow.yaml");
     assert.match(

@@ -622,7 +622,12 @@ const STATE_METHODS = new Set([
 ]);
 
 function nodeError(error: { name: string; message: string }, baseDir?: string): Error {
-  const message = error.name === "NotCapable" || error.name === "PermissionDenied"
+  // A refused dynamic import() of a remote module is a TypeError saying the same.
+  const refused = error.name === "NotCapable" || error.name === "PermissionDenied" ||
+    /^Requires import access to "[^"]*", run again with the --allow-import flag/.test(
+      error.message,
+    );
+  const message = refused
     ? `${
       error.message.replace(/, run again with the --allow-\S+ flag/, "")
     } (permission denied: the node may only do what its permissions: in the flow declare${
