@@ -738,7 +738,11 @@ export class LinkEscapeError extends Error {
           shown(problem.link)
         }, a symbolic link to ${problem.target}, outside the node's ${name}: paths (Deno follows links, so the node could ${
           name === "ffi" ? "load" : name
-        } there); if it may, add ${shown(problem.target)} to its ${name}:, else remove the link`,
+        } there); if it may, add ${
+          // Beside the flow: as the flow would write it; elsewhere, absolute.
+          shown(problem.target).startsWith("..")
+            ? problem.target
+            : shown(problem.target)} to its ${name}:, else remove the link`,
     );
     this.permission = name;
     this.index = problem.index;
