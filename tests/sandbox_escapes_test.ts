@@ -59,6 +59,7 @@ export default {
       case "log": ctx.log("z".repeat(arg)); return "logged";
       case "give": return arg;
       case "importRemote": await import(arg); return "imported";
+      case "throwHuge": throw new Error("e".repeat(20 * 1024 * 1024));
     }
     throw new Error("unknown attempt " + attempt);
   },
@@ -280,5 +281,36 @@ ${probe("pick", "give", { arg: "./privileged.flow.yaml" })}${
     // A node that may read the file may have it read; a path from the run's inputs runs as written.
     assert.deepEqual(record.nodes.byReader.output, { got: "the secret" });
     assert.deepEqual(record.nodes.byInput.output, { got: "the secret" });
+  });
+});
+
+Deno.test("a node throwing an error of 20 MiB fails with it cut to 16 KiB, and its run is recorded (it was left running: the record was over the store's value limit)", async () => {
+  await withSandbox(async (sandbox) => {
+    await project(sandbox.dir, "nodes:\n  trusted: [./nodes/trusted.js]\n");
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "trusted.js"), PROBE);
+    await Deno.writeTextFile(
+      join(sandbox.dir, "t.flow.yaml"),
+      "id: t\nnodes:\n" +
+        probe("huge", "throwHuge").replace(
+          "continueOnError: true\n",
+          "continueOnError: true\n    retry: { attempts: 2 }\n",
+        ) +
+        "  - { id: inProcess, type: ./nodes/trusted.js, continueOnError: true, with: { attempt: throwHuge } }\n",
+    );
+    const result = await sandbox.run("run", "t.flow.yaml", "--json");
+    assert.equal(result.code, 0, result.stderr);
+    const record = JSON.parse(result.stdout) as RunJson;
+    for (const id of ["huge", "inProcess"]) {
+      const error = record.nodes[id].error ?? "";
+      assert.match(
+        error,
+        /^e+ … \(cut: 20,971,520 bytes, over the 16 KiB an error message may hold\)$/,
+        id,
+      );
+      assert.ok(error.length <= 16 * 1024, `${id}: ${error.length}`);
+    }
+    const runs = JSON.parse((await sandbox.run("runs", "ls", "--json")).stdout);
+    assert.equal(runs.length, 1);
+    assert.equal(runs[0].status, "succeeded", JSON.stringify(runs[0]));
   });
 });

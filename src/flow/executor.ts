@@ -11,7 +11,13 @@ import { MAX_VALUE_BYTES, serializeValue, utf8Length } from "../store/values.ts"
 import type { JsonValue } from "../store/types.ts";
 import { type Clock, realTimers, systemClock, type Timers } from "../clock.ts";
 import type { LogLevel, NodeContext, NodeType } from "./node.ts";
-import { LOG_LINE_BYTES, logLevel, logLine, sleepProblem } from "./_context_args.ts";
+import {
+  errorMessage,
+  LOG_LINE_BYTES,
+  logLevel,
+  logLine,
+  sleepProblem,
+} from "./_context_args.ts";
 import {
   type CompiledTemplate,
   type CompiledValue,
@@ -1105,7 +1111,11 @@ class Execution implements AttemptHost {
     let outcome: AttemptOutcome;
     const result = a.result;
     if (a.threw) {
-      outcome = { ok: false, error: messageOf(result), timedOut: result instanceof AttemptTimeout };
+      outcome = {
+        ok: false,
+        error: errorMessage(messageOf(result)),
+        timedOut: result instanceof AttemptTimeout,
+      };
     } else {
       try {
         // A copy, so later nodes cannot change this node's recorded output.
@@ -1124,7 +1134,7 @@ class Execution implements AttemptHost {
         }
         outcome = { ok: true, output: output as JsonValue, bytes };
       } catch (err) {
-        outcome = { ok: false, error: messageOf(err), timedOut: false };
+        outcome = { ok: false, error: errorMessage(messageOf(err)), timedOut: false };
       }
     }
     a.timer?.abort("attempt finished");

@@ -8,7 +8,7 @@
  */
 
 import { realTimers } from "../clock.ts";
-import { logLevel, logLine, sleepProblem } from "./_context_args.ts";
+import { errorMessage, logLevel, logLine, sleepProblem } from "./_context_args.ts";
 import { serializeValue } from "../store/values.ts";
 import { checkExpireIn } from "../store/write_args.ts";
 import { parseJson } from "../_json.ts";
@@ -121,8 +121,8 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
     post(JSON.stringify({
       op: "loadError",
       error: {
-        name: (err as Error)?.name ?? "Error",
-        message: (err as Error)?.message ?? String(err),
+        name: String((err as Error)?.name ?? "Error").slice(0, 200),
+        message: errorMessage(String((err as Error)?.message ?? err)),
       },
     }));
     return;
@@ -169,9 +169,10 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
       search: method("search"),
     };
   };
+  // Cut here (as the runner would): a huge message never crosses to the runner.
   const fail = (err: unknown) => ({
-    name: (err as Error)?.name ?? "Error",
-    message: (err as Error)?.message ?? String(err),
+    name: String((err as Error)?.name ?? "Error").slice(0, 200),
+    message: errorMessage(String((err as Error)?.message ?? err)),
   });
   handle = async (msg: Any) => {
     if (msg.op === "reply") {
