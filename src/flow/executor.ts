@@ -11,13 +11,7 @@ import { MAX_VALUE_BYTES, serializeValue, utf8Length } from "../store/values.ts"
 import type { JsonValue } from "../store/types.ts";
 import { type Clock, realTimers, systemClock, type Timers } from "../clock.ts";
 import type { LogLevel, NodeContext, NodeType } from "./node.ts";
-import {
-  errorMessage,
-  LOG_LINE_BYTES,
-  logLevel,
-  logLine,
-  sleepProblem,
-} from "./_context_args.ts";
+import { errorMessage, LOG_LINE_BYTES, logLevel, logLine, sleepProblem } from "./_context_args.ts";
 import {
   type CompiledTemplate,
   type CompiledValue,
