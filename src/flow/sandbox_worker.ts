@@ -88,9 +88,12 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
   pin(globalThis, "Worker", function Worker() {
     noWorkers();
   });
-  const { EventEmitter } = await import("node:events");
-  const { Worker: NodeWorker } = await import("node:worker_threads");
-  const init = (EventEmitter as unknown as { init: (...a: unknown[]) => unknown }).init;
+  // Not literal specifiers: `deno test` type-checks a Worker's modules as it starts it, and Node's
+  // types would take it past nodes.checkTimeout.
+  const [eventsModule, threadsModule] = ["node:events", "node:worker_threads"];
+  const { EventEmitter } = await import(eventsModule);
+  const { Worker: NodeWorker } = await import(threadsModule);
+  const init = (EventEmitter as { init: (...a: unknown[]) => unknown }).init;
   // Taken now: the node may replace Reflect.apply, or give the class a Symbol.hasInstance.
   const apply = Reflect.apply;
   const isPrototypeOf = Object.prototype.isPrototypeOf;
