@@ -446,6 +446,11 @@ async function runInTree(
         nodeIds,
         heartbeatMs: claimed.heartbeatMs,
         ...(claimed.lost === undefined ? {} : { lost: claimed.lost }),
+        // The end is retried for as long as the claim's lease holds (a store outage shorter
+        // than the lease): giving up earlier would fail, or run again, a run that ended.
+        ...(tree.guard === undefined ? {} : {
+          retryFinishWhile: () => !claimed.lost?.aborted && tree.guard?.refusal() === undefined,
+        }),
         // Cancelled because the worker stops (or its process exits at once): back to the queue.
         // Its version, if the flow changed while it was queued, saved again if pruned meanwhile.
         commit: (...args) =>

@@ -13,6 +13,11 @@
  * answer (a connection lost, a server at its connection limit) goes back to
  * the queue, not counted, and runs once the store answers. It used to be
  * recorded failed for good, though none of it ran.
+ *
+ * A claimed run whose end cannot be recorded for longer than the recorder's
+ * waits (5 tries over 7.5 s), but less than its claim's lease, is recorded
+ * with its own end once the store answers. It used to be recorded failed by
+ * the worker's fallback though it succeeded.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -121,6 +126,50 @@ Deno.test("a worker puts back in the queue a run whose start its store did not a
     assert.equal(run?.status, "succeeded");
     assert.deepEqual(run?.queue?.attempts.map((a) => a.outcome), ["lost", "succeeded"]);
     assert.match(run?.queue?.attempts[0].error ?? "", /^released: its store did not answer: /);
+  } finally {
+    restore();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a worker records a run's own end when its store fails past the recorder's waits but within the claim's lease", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-end-outage-" });
+  let restore = () => {};
+  try {
+    await Deno.writeTextFile(
+      join(dir, "once.flow.yaml"),
+      "id: once\nnodes:\n  - { id: say, type: log, with: { message: hi } }\n",
+    );
+    await using rt = await openRuntime({
+      cwd: dir,
+      config: { stores: { main: { plugin: "memory" } }, flows: [dir] },
+    });
+    const { runId } = await rt.enqueue("./once.flow.yaml");
+    // The end's first 5 commits (the recorder's waits, 7.5 s) find the store unavailable;
+    // heartbeats still land, so the claim's lease (30 s) holds.
+    const { finishClaimedRun } = Records.prototype;
+    const statuses: string[] = [];
+    Records.prototype.finishClaimedRun = function (this: Records, ...args) {
+      statuses.push(args[0].status);
+      if (statuses.length <= 5) {
+        return Promise.reject(
+          new StoreUnavailableError('Cannot commit: store "main": the connection failed', {
+            store: "main",
+          }),
+        );
+      }
+      return finishClaimedRun.apply(this, args);
+    };
+    restore = () => void (Records.prototype.finishClaimedRun = finishClaimedRun);
+    const ended = Promise.withResolvers<Extract<WorkerEvent, { type: "end" }>>();
+    const worker = startWorker(rt, { onEvent: (e) => e.type === "end" && ended.resolve(e) });
+    const end = await ended.promise;
+    await worker.stop();
+    assert.equal(end.status, "succeeded");
+    assert.deepEqual(statuses, Array(6).fill("succeeded"), "no fallback recorded it failed");
+    const run = await (await rt.records()).getRun(runId);
+    assert.equal(run?.status, "succeeded");
+    assert.deepEqual(run?.queue?.attempts.map((a) => a.outcome), ["succeeded"]);
   } finally {
     restore();
     await Deno.remove(dir, { recursive: true });

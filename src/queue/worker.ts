@@ -27,6 +27,7 @@ import type { Records } from "../records/records.ts";
 import type { RunRecord, RunStatus } from "../records/types.ts";
 import { HEARTBEAT_MS, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import {
+  RunEndNotRecordedError,
   RunEventsNotRecordedError,
   RunNotOwnedError,
   trackRunInFlight,
@@ -672,7 +673,10 @@ class QueueWorker implements Worker {
           : undefined;
         if (requeued === "released") this.#released++;
       } catch (err) {
-        if (err instanceof RunNotOwnedError) {
+        if (err instanceof RunNotOwnedError || err instanceof RunEndNotRecordedError) {
+          // Not recorded within the claim's lease: recording it failed now would say a run
+          // that may have succeeded failed. Its claim lapses; a worker takes it back and runs it
+          // again (at least once), its attempt recorded lost.
           error = err.message;
         } else if (err instanceof StoreUnavailableError && !recorderStarted) {
           // The run did not start (its store did not answer: an outage, a connection limit):

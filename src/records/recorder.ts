@@ -147,6 +147,15 @@ export interface RunRecorderOptions {
    * throws a {@linkcode RunNotOwnedError}.
    */
   lost?: AbortSignal;
+  /**
+   * For a claimed run: once the waits of `finishRetryDelaysMs` are used up,
+   * the final commit keeps being retried (after the last wait each time) for
+   * as long as this returns `true`: while the claim's lease holds, the run is
+   * still this process's to finish, and giving up would have it recorded
+   * failed, or taken back and run again, though it ended. A queue worker
+   * passes its lease's check.
+   */
+  retryFinishWhile?: () => boolean;
 }
 
 /** The default wait of {@linkcode RunRecorder.interruptAll}, in ms: what a process waits before it exits anyway. */
@@ -303,12 +312,26 @@ export class RunEndNotRecordedError extends FlowstateError {
   /** Tries made. */
   readonly attempts: number;
 
-  /** The run `runId` ended `status`, and `attempts` tries to record it failed, the last with `cause`. */
-  constructor(runId: string, status: RunRecord["status"], attempts: number, cause: unknown) {
+  /**
+   * The run `runId` ended `status`, and `attempts` tries to record it failed,
+   * the last with `cause`; `claimed` when it is a queued run whose claim
+   * lapsed meanwhile.
+   */
+  constructor(
+    runId: string,
+    status: RunRecord["status"],
+    attempts: number,
+    cause: unknown,
+    claimed = false,
+  ) {
     super(
       `Cannot record the end of run ${runId} (${status}): ${attempts} tries failed, the last with: ${
         messageOf(cause)
-      }. The run stays recorded as running with no heartbeat, so it will be found abandoned (gc records it failed); check the records store`,
+      }. ${
+        claimed
+          ? "Its claim lapsed meanwhile, so a worker takes it back (its attempt recorded lost) and it runs again"
+          : "The run stays recorded as running with no heartbeat, so it will be found abandoned (gc records it failed)"
+      }; check the records store`,
       { cause },
     );
     this.name = "RunEndNotRecordedError";
@@ -384,6 +407,7 @@ export class RunRecorder {
   #flushTimer = false;
   readonly #timers: Timers;
   readonly #retryDelays: readonly number[];
+  readonly #retryWhile: (() => boolean) | undefined;
   readonly #stopBeating = new AbortController();
   #beating: Promise<void> = Promise.resolve();
   #watching: Promise<void> = Promise.resolve();
@@ -437,6 +461,7 @@ export class RunRecorder {
     this.#timers = options.timers ?? realTimers;
     this.#nodes = new NodeOutcomes(options.nodeIds);
     this.#retryDelays = options.finishRetryDelaysMs ?? FINISH_RETRY_DELAYS_MS;
+    this.#retryWhile = options.retryFinishWhile;
   }
 
   /**
@@ -905,10 +930,16 @@ export class RunRecorder {
           if (stored.status === record.status && stored.endedAt === record.endedAt) return;
           throw err;
         }
-        if (attempt > delays.length) {
-          throw new RunEndNotRecordedError(this.id, record.status, attempt, err);
+        if (attempt > delays.length && !(this.#retryWhile?.() ?? false)) {
+          throw new RunEndNotRecordedError(
+            this.id,
+            record.status,
+            attempt,
+            err,
+            this.#retryWhile !== undefined,
+          );
         }
-        await this.#timers.sleep(delays[attempt - 1]);
+        await this.#timers.sleep(delays[Math.min(attempt, delays.length) - 1] ?? 0);
       }
     }
   }

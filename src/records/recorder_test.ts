@@ -708,3 +708,30 @@ Deno.test("interruptAll records the same nodes, in the same order, whether the r
     assert.deepEqual(Object.keys(run?.nodes ?? {}), Object.keys(expected), "first-event order");
   }
 });
+
+Deno.test("RunRecorder keeps retrying the final commit past its waits while retryFinishWhile holds, then gives up saying the claim lapsed", async () => {
+  {
+    const { store, tries } = await failingEnds(7);
+    await using _ = store;
+    const records = new Records(store);
+    const recorder = await RunRecorder.start(records, { now: Date.now }, START, {
+      finishRetryDelaysMs: [0, 0, 0, 0],
+      retryFinishWhile: () => true,
+    });
+    const run = await recorder.finish(END);
+    assert.equal(tries(), 8);
+    assert.equal((await records.getRun(run.id))?.status, "succeeded");
+  }
+  const { store, tries } = await failingEnds(-1);
+  await using _ = store;
+  const records = new Records(store);
+  let asked = 0;
+  const recorder = await RunRecorder.start(records, { now: Date.now }, START, {
+    finishRetryDelaysMs: [0, 0, 0, 0],
+    retryFinishWhile: () => ++asked < 3,
+  });
+  const err = await recorder.finish(END).then(() => null, (e) => e);
+  assert.ok(err instanceof RunEndNotRecordedError, String(err));
+  assert.equal(tries(), 7);
+  assert.match(err.message, /claim lapsed meanwhile, so a worker takes it back/);
+});
