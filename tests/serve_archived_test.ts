@@ -157,3 +157,40 @@ Deno.test("serve: GET /api/runs?archived=true lists archived runs, filtered, a p
     }
   });
 });
+
+Deno.test("serve: an archived run asked for again is not decompressed again; a rewritten file is", async () => {
+  await withServed(SQLITE, async ({ request, runtime, dir }) => {
+    const hello = join(dir, "flows", "hello.flow.yaml");
+    const run = await runtime.runFlow(hello);
+    await runJob(runtime, "archive", { options: { olderThan: 0 } });
+    const first = await request(`/api/runs/${run.id}`);
+    const { archive } = await documented<RunDetail>("GET", "/api/runs/{id}", first);
+    const path = join(dir, "home", "archive", archive!);
+
+    // Zeros in its place, same size, same inode, same modification time: a reader that
+    // decompressed the file again would find it damaged. The server answers from memory.
+    const { size, mtime, atime } = await Deno.stat(path);
+    const bytes = await Deno.readFile(path);
+    await Deno.writeFile(path, new Uint8Array(size));
+    await Deno.utime(path, atime!, mtime!);
+    for (const route of ["", "/nodes", "/definition"]) {
+      const res = await request(`/api/runs/${run.id}${route}`);
+      assert.equal(res.status, 200, `${route}: ${await res.clone().text()}`);
+      await documented("GET", `/api/runs/{id}${route}`, res);
+    }
+
+    // Once the file changes (as the archive job renames a new one over it), it is read again.
+    await Deno.utime(path, atime!, new Date(mtime!.getTime() + 1000));
+    const damaged = await request(`/api/runs/${run.id}`);
+    assert.equal(damaged.status, 500);
+    const body = await documented<{ error: { message: string } }>(
+      "GET",
+      "/api/runs/{id}",
+      damaged,
+    );
+    assert.match(body.error.message, /the archive file .* is damaged/);
+    await Deno.writeFile(path, bytes);
+    const again = await request(`/api/runs/${run.id}`);
+    assert.equal((await documented<RunDetail>("GET", "/api/runs/{id}", again)).run.id, run.id);
+  });
+});
