@@ -15,15 +15,10 @@
 import assert from "node:assert/strict";
 import type { Browser } from "playwright-core";
 import { runJob } from "../../mod.ts";
-import { CHROMIUM, type Inspector, launchChromium, startInspector } from "./_inspector.ts";
+import { CHROMIUM, lastRun, launchChromium, startInspector } from "./_inspector.ts";
 
 const ignore = CHROMIUM === undefined;
 const SCREENSHOT = Deno.env.get("FLOWSTATE_ARCHIVED_SCREENSHOT");
-
-async function lastRun(inspector: Inspector, flowId: string): Promise<string> {
-  const records = await inspector.runtime.records();
-  return (await records.listRunSummaries({ flowId, limit: 1 })).runs[0].id;
-}
 
 Deno.test({
   name: "inspector: an archived run's page shows it, badged archived, with its definition",
