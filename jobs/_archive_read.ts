@@ -480,6 +480,216 @@ async function readingArchive<T>(period: string, read: () => Promise<T>): Promis
   }
 }
 
+/** A file's identity and content as `stat` sees it: changes when it is rewritten (renamed over). */
+async function fileStamp(path: string): Promise<string | null> {
+  try {
+    const s = await Deno.stat(path);
+    return `${s.size}:${s.mtime?.getTime() ?? ""}:${s.ino ?? ""}`;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+}
+
+/** A period's index as an {@linkcode ArchiveReader} keeps it. */
+interface KeptIndex {
+  /** The archive file's stamp when the index was read. */
+  stamp: string;
+  index: ArchiveIndex;
+  ids: Set<string>;
+}
+
+/** The newest-first order of archived runs' summaries (by start time, then id). */
+const newestFirst = (a: RunSummary, b: RunSummary) =>
+  b.startedAt - a.startedAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+
+/**
+ * Where a listing of archived runs goes on from: the last run of the page before
+ * (the runs after it in newest-first order follow).
+ */
+export interface ArchivedRunsAfter {
+  /** Its start time. */
+  startedAt: number;
+  /** Its id. */
+  id: string;
+}
+
+/**
+ * Reads the archive under `<home>/archive/` back, remembering what it read
+ * for the next reads: each period's index (the ids and summaries of its
+ * runs), kept while its archive file is the same (its size, modification
+ * time and inode, one `stat` per read), and the last runs read whole (with
+ * their flow version), kept while their archive and flow versions files are
+ * the same. So a reader that lives long (`flowstate serve`'s) answers a run
+ * asked for again without decompressing anything, and finds which file holds
+ * a run by its index in memory; a file the archive job rewrote is read
+ * again. {@linkcode readArchivedRun} and {@linkcode listArchivedRuns} are a
+ * fresh reader's answers (`runs show`, `runs ls --archived`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import { ArchiveReader } from "./_archive_read.ts";
+ *
+ * const home = await Deno.makeTempDir();
+ * let now = Date.UTC(2026, 0, 1);
+ * let runId = "";
+ * {
+ *   await using rt = await openRuntime({ home, config: { stores: { main: { plugin: "memory" } } }, clock: { now: () => now } });
+ *   runId = (await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] })).id;
+ *   now += 40 * 86_400_000;
+ *   await runJob(rt, "archive");
+ * }
+ * const reader = new ArchiveReader(home);
+ * assert.equal((await reader.read(runId))?.run.status, "succeeded");
+ * assert.equal((await reader.read(runId))?.archive, "runs-2026-01.ndjson.gz"); // from memory
+ * assert.equal((await reader.list({ flowId: "hi" })).length, 1);
+ * await Deno.remove(home, { recursive: true });
+ * ```
+ */
+export class ArchiveReader {
+  readonly #dir: string;
+  readonly #keepRuns: number;
+  readonly #keepSummaries: number;
+  /** Indexes by period, least recently used first. */
+  readonly #indexes = new Map<string, KeptIndex>();
+  #keptSummaries = 0;
+  /** Runs read whole by id, least recently used first, with the stamps of their files. */
+  readonly #runs = new Map<string, { stamp: string; versions: string | null; run: ArchivedRun }>();
+
+  /**
+   * A reader of the archive under `home`. `keepRuns`: runs read whole kept
+   * (default 32); `keepSummaries`: run summaries of indexes kept, in all
+   * (default 200,000; the least recently used indexes go first, and the last
+   * one read is always kept).
+   */
+  constructor(home: string, options: { keepRuns?: number; keepSummaries?: number } = {}) {
+    this.#dir = archiveDir(home);
+    this.#keepRuns = options.keepRuns ?? 32;
+    this.#keepSummaries = options.keepSummaries ?? 200_000;
+  }
+
+  /** The period's index (its archive file checked by size), or `null` when there is no file. */
+  async #index(period: string): Promise<KeptIndex | null> {
+    const stamp = await fileStamp(join(this.#dir, fileName(period)));
+    const kept = this.#indexes.get(period);
+    if (kept !== undefined) {
+      this.#indexes.delete(period);
+      this.#keptSummaries -= kept.index.entries.length;
+    }
+    if (stamp === null) return null;
+    let fresh = kept?.stamp === stamp ? kept : undefined;
+    if (fresh === undefined) {
+      const loaded = await readingArchive(period, () => loadIndex(this.#dir, period, "size"));
+      if (loaded === null) return null;
+      const { index } = loaded;
+      fresh = { stamp, index, ids: new Set(index.entries.map((e) => e.id)) };
+    }
+    this.#indexes.set(period, fresh);
+    this.#keptSummaries += fresh.index.entries.length;
+    for (const [old, { index }] of this.#indexes) {
+      if (this.#keptSummaries <= this.#keepSummaries || old === period) break;
+      this.#indexes.delete(old);
+      this.#keptSummaries -= index.entries.length;
+    }
+    return fresh;
+  }
+
+  /**
+   * One archived run, or `null` if no archive holds it: see
+   * {@linkcode readArchivedRun}. Throws a `TypeError` if `runId` is not a
+   * run id, and a `StoreCorruptError` if a file it reads is damaged.
+   */
+  async read(runId: string): Promise<ArchivedRun | null> {
+    const time = runIdTime(runId);
+    const periods = await archiveFiles(this.#dir);
+    const likely = [periodOf(time, "month"), periodOf(time, "day")];
+    const order = [
+      ...likely.filter((p) => periods.includes(p)),
+      ...periods.filter((p) => !likely.includes(p)).reverse(),
+    ];
+    for (const period of order) {
+      const kept = await this.#index(period);
+      if (!kept?.ids.has(runId)) continue;
+      const versions = await fileStamp(join(this.#dir, versionsName(period)));
+      const hit = this.#runs.get(runId);
+      if (hit !== undefined) {
+        this.#runs.delete(runId);
+        if (hit.stamp === kept.stamp && hit.versions === versions) {
+          this.#runs.set(runId, hit);
+          return hit.run;
+        }
+      }
+      const found = await readingArchive(period, async () => {
+        const path = join(this.#dir, fileName(period));
+        const what = `Cannot read archive ${fileName(period)}`;
+        let n = 0;
+        for await (const line of readGzipLines(path, { what })) {
+          const found = runOnLine(line, runId, { what, path, n: ++n });
+          if (found) return found;
+        }
+        return null;
+      });
+      if (found === null) continue;
+      const version = await readingArchive(
+        period,
+        () => readArchivedVersion(this.#dir, period, found.run.flowId, found.run.flowVersion),
+      );
+      const run: ArchivedRun = { ...found, archive: fileName(period), version };
+      if (this.#keepRuns > 0) {
+        this.#runs.set(runId, { stamp: kept.stamp, versions, run });
+        while (this.#runs.size > this.#keepRuns) this.#runs.delete(this.#runs.keys().next().value!);
+      }
+      return run;
+    }
+    return null;
+  }
+
+  /**
+   * Archived runs' summaries, newest first, from the indexes: see
+   * {@linkcode listArchivedRuns}. With `after`, only the runs that follow it
+   * (the next page).
+   */
+  async list(
+    options: ListArchivedRunsOptions & { after?: ArchivedRunsAfter } = {},
+  ): Promise<ArchivedRunSummary[]> {
+    const limit = options.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1) {
+      throw new RangeError(
+        `Cannot list archived runs: limit must be a positive integer (got ${limit})`,
+      );
+    }
+    const { flowId, status, since, after } = options;
+    const until = after === undefined
+      ? options.until
+      : Math.min(options.until ?? Infinity, after.startedAt + 1);
+    const files = (await archiveFiles(this.#dir))
+      .map((period) => ({ period, range: periodRange(period) }))
+      .filter(({ range: [start, end] }) =>
+        (since === undefined || end > since) && (until === undefined || start < until)
+      )
+      .sort((a, b) => b.range[1] - a.range[1] || b.range[0] - a.range[0]);
+    const found: ArchivedRunSummary[] = [];
+    for (const { period, range } of files) {
+      if (found.length >= limit && range[1] <= found[limit - 1].startedAt) break;
+      const kept = await this.#index(period);
+      if (kept === null) continue;
+      for (const e of kept.index.entries) {
+        if (flowId !== undefined && e.flowId !== flowId) continue;
+        if (status !== undefined && e.status !== status) continue;
+        if (since !== undefined && e.startedAt < since) continue;
+        if (until !== undefined && e.startedAt >= until) continue;
+        if (after !== undefined && newestFirst(after as RunSummary, e) >= 0) continue;
+        found.push({ ...e, archive: fileName(period) });
+      }
+      found.sort(newestFirst);
+      if (found.length > limit) found.length = limit;
+    }
+    return found;
+  }
+}
+
 /**
  * Read one archived run back, or `null` if no archive under `home` holds it.
  * Looks first in the files of the period its id's time falls in, then in the
@@ -511,36 +721,7 @@ async function readingArchive<T>(period: string, read: () => Promise<T>): Promis
  * ```
  */
 export async function readArchivedRun(home: string, runId: string): Promise<ArchivedRun | null> {
-  const time = runIdTime(runId);
-  const dir = archiveDir(home);
-  const periods = await archiveFiles(dir);
-  const likely = [periodOf(time, "month"), periodOf(time, "day")];
-  const order = [
-    ...likely.filter((p) => periods.includes(p)),
-    ...periods.filter((p) => !likely.includes(p)).reverse(),
-  ];
-  for (const period of order) {
-    const found = await readingArchive(period, async () => {
-      const loaded = await loadIndex(dir, period, "size");
-      if (!loaded?.index.entries.some((e) => e.id === runId)) return null;
-      const path = join(dir, fileName(period));
-      const what = `Cannot read archive ${fileName(period)}`;
-      let n = 0;
-      for await (const line of readGzipLines(path, { what })) {
-        const found = runOnLine(line, runId, { what, path, n: ++n });
-        if (found) return found;
-      }
-      return null;
-    });
-    if (found) {
-      const version = await readingArchive(
-        period,
-        () => readArchivedVersion(dir, period, found.run.flowId, found.run.flowVersion),
-      );
-      return { ...found, archive: fileName(period), version };
-    }
-  }
-  return null;
+  return await new ArchiveReader(home, { keepRuns: 0 }).read(runId);
 }
 
 /** A flow version from the period's flow versions file, or `null` (no such file or version). */
@@ -595,36 +776,29 @@ export async function listArchivedRuns(
   home: string,
   options: ListArchivedRunsOptions = {},
 ): Promise<ArchivedRunSummary[]> {
-  const limit = options.limit ?? 100;
-  if (!Number.isInteger(limit) || limit < 1) {
-    throw new RangeError(
-      `Cannot list archived runs: limit must be a positive integer (got ${limit})`,
-    );
-  }
-  const dir = archiveDir(home);
-  const { flowId, status, since, until } = options;
-  const files = (await archiveFiles(dir))
-    .map((period) => ({ period, range: periodRange(period) }))
-    .filter(({ range: [start, end] }) =>
-      (since === undefined || end > since) && (until === undefined || start < until)
-    )
-    .sort((a, b) => b.range[1] - a.range[1] || b.range[0] - a.range[0]);
-  const found: ArchivedRunSummary[] = [];
-  const newestFirst = (a: RunSummary, b: RunSummary) =>
-    b.startedAt - a.startedAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
-  for (const { period, range } of files) {
-    if (found.length >= limit && range[1] <= found[limit - 1].startedAt) break;
-    const loaded = await readingArchive(period, () => loadIndex(dir, period, "size"));
-    if (loaded === null) continue;
-    for (const e of loaded.index.entries) {
-      if (flowId !== undefined && e.flowId !== flowId) continue;
-      if (status !== undefined && e.status !== status) continue;
-      if (since !== undefined && e.startedAt < since) continue;
-      if (until !== undefined && e.startedAt >= until) continue;
-      found.push({ ...e, archive: fileName(period) });
-    }
-    found.sort(newestFirst);
-    if (found.length > limit) found.length = limit;
-  }
-  return found;
+  return await new ArchiveReader(home, { keepRuns: 0 }).list(options);
+}
+
+/**
+ * Why `action` cannot be done to an archived run: every archived run had
+ * ended, and the archive is read-only. A retry is refused rather than done
+ * from the archived record: it would put the run back in the records store
+ * under its id while the archive still holds it, and the next archive run
+ * deletes such a run as already archived, with the attempts added since.
+ * So the way out is a new run of its flow (with its inputs, which the
+ * archived record shows).
+ */
+export function archivedCannot(action: "cancel" | "retry", archived: ArchivedRun): string {
+  const { run } = archived;
+  const again = run.flowId.startsWith("job:")
+    ? `run the job again: flowstate jobs run ${run.flowId.slice("job:".length)}`
+    : `start a new run of flow "${run.flowId}" (with its inputs: flowstate enqueue ${run.flowId} ` +
+      `--input name=value, or POST /api/flows/${run.flowId}/runs)`;
+  return action === "cancel"
+    ? `Cannot cancel run ${run.id}: it already ended (${run.status}) and is archived in ` +
+      `${archived.archive}`
+    : `Cannot retry run ${run.id}: it ended (${run.status}) and is archived in ` +
+      `${archived.archive}; archived runs are read-only (a retry would put it back in the ` +
+      `records store, and the next archive run would delete it again as already archived). ` +
+      `Instead, ${again}`;
 }

@@ -1,7 +1,9 @@
 /**
  * The `archive` job: moves finished runs older than `olderThan` out of the
  * records store into compressed archive files under `<home>/archive/`, where
- * `runs show` and `runs ls --archived` still find them.
+ * `runs show` and `runs ls --archived` still find them, and so do `flowstate
+ * serve`'s API (`GET /api/runs/{id}` and the routes under it,
+ * `GET /api/runs?archived=true`) and its inspector, read-only.
  *
  * ```yaml
  * jobs:
@@ -64,9 +66,10 @@
  *
  * ## Reading
  *
- * Reading the archive back (`listArchivedRuns`, `readArchivedRun`, and the
- * index checks the job shares) lives in `jobs/_archive_read.ts`; this module
- * re-exports its public names.
+ * Reading the archive back (`listArchivedRuns`, `readArchivedRun`, the
+ * `ArchiveReader` that keeps indexes and runs read for a long-lived process
+ * such as `flowstate serve`, and the index checks the job shares) lives in
+ * `jobs/_archive_read.ts`; this module re-exports its public names.
  *
  * @module
  */

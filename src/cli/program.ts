@@ -320,6 +320,11 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .description("show a run: its record and a timeline per node (exit 1 if unknown)")
     .argument("<run-id>", "the run id")
     .option("--json", "print { run, events }")
+    .option(
+      "--definition",
+      "print only the flow definition the run ran (its file as it was), from the records or " +
+        "the archive (with --json: its flow version)",
+    )
     .action(async (runId, options, command) => {
       const { showRun } = await import("./runs.ts");
       setExitCode(await showRun(runId, options, globals(command)));

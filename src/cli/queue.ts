@@ -390,7 +390,14 @@ export async function retryCommand(
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   const records = await runtime.records();
   const run = await records.getRun(runId);
-  if (run === null) return notFound(options.json, `Run ${runId} not found`);
+  if (run === null) {
+    const { archivedCannot, findArchivedRun } = await import("./archive.ts");
+    const archived = await findArchivedRun(runId, runtime.home);
+    return notFound(
+      options.json,
+      archived === null ? `Run ${runId} not found` : archivedCannot("retry", archived),
+    );
+  }
   let flowPath: string | undefined;
   if (run.queue === undefined) {
     try {

@@ -10,6 +10,11 @@
  *   has two more fields: `"archive"` (the archive file's name) and `"version"` (the flow
  *   version it ran, `{ flowId, hash, parent, seq, createdAt, definition, source? }`, as the
  *   archive keeps it, or `null` when the archive does not hold it)
+ * - `runs show <id> --definition --json`: the flow version the run ran (as above), from the
+ *   records store or the archive; without `--json`, `--definition` prints its source (the
+ *   flow file as it was). Exit 1 when it is kept nowhere.
+ *
+ * An archived run is read-only: `runs cancel` and `runs retry` of one exit 1 saying so.
  *
  * `runs ls --flow ID` with an id that no run, recorded flow or flow file of the
  * config has is an error (exit 1, `[]` with `--json`) naming the known flows
@@ -183,10 +188,17 @@ async function unknownFlow(
   return known.includes(flowId) ? null : unknownFlowMessage(flowId, "runs", known, "declared");
 }
 
-/** `runs show <run-id> [--json]`: exit 1 when there is no such run. */
+/**
+ * `runs show <run-id> [--json] [--definition]`: exit 1 when there is no such
+ * run. With `--definition`, only the flow definition the run ran (its file as
+ * it was, YAML; a definition given as an object: JSON), from the records
+ * store or, for an archived run, from the archive; with `--json` too, the
+ * flow version (`{ flowId, hash, parent, seq, createdAt, definition, source? }`).
+ * Exit 1 when it is kept nowhere (the message says why).
+ */
 export async function showRun(
   runId: string,
-  options: { json?: boolean },
+  options: { json?: boolean; definition?: boolean },
   global: GlobalOptions,
 ): Promise<number> {
   if (!isRunId(runId)) {
@@ -212,6 +224,11 @@ export async function showRun(
     const { findArchivedRun } = await import("./archive.ts");
     const archived = await findArchivedRun(runId, runtime.home);
     if (archived !== null) {
+      if (options.definition) {
+        const version = archived.version ??
+          (records === null ? null : await recordedVersion(records, archived.run));
+        return printDefinition(archived.run, version, options.json, archived.archive);
+      }
       if (options.json) {
         console.log(JSON.stringify({
           run: archived.run,
@@ -236,6 +253,9 @@ export async function showRun(
     printError(unreadable(runId, `malformed (${problem})`, runtime.config.records));
     return 1;
   }
+  if (options.definition) {
+    return printDefinition(run, await recordedVersion(records!, run), options.json, null);
+  }
   const events = await records!.getEvents(runId); // a run was found, so the store exists
   if (options.json) console.log(JSON.stringify({ run, events }));
   else printRun(run, events, runtime.config.timezone);
@@ -249,7 +269,47 @@ function archivedVersionLine(version: FlowVersion | null, runId: string, tz: str
       "version was already deleted from the records store)"
     : `definition: in the archive (version ${version.seq}, saved ${
       formatTime(version.createdAt, tz)
-    }); print it with: flowstate runs show ${runId} --json (its "version")`;
+    }); print it with: flowstate runs show ${runId} --definition`;
+}
+
+/** The flow version `run` ran, as the records store holds it (`null`: not, or a job's run). */
+async function recordedVersion(records: Records, run: RunRecord): Promise<FlowVersion | null> {
+  if (run.flowId.startsWith("job:")) return null;
+  return await records.getVersion(run.flowId, run.flowVersion);
+}
+
+/**
+ * `runs show --definition`: the definition `run` ran (`version`), as its
+ * file was (its source), else as JSON; with `json`, the version. Exit 1 when
+ * there is none (`archive`: the archived run's file, else the run is recorded).
+ */
+function printDefinition(
+  run: RunRecord,
+  version: FlowVersion | null,
+  json: boolean | undefined,
+  archive: string | null,
+): number {
+  if (version === null) {
+    return notFound(
+      json,
+      run.flowId.startsWith("job:")
+        ? `Run ${run.id} is a run of job "${run.flowId.slice(4)}": a job has no flow definition`
+        : `The definition of run ${run.id} (flow "${run.flowId}", version ${
+          shortHash(run.flowVersion)
+        }) is kept nowhere: ${
+          archive === null
+            ? "the retention job deleted the version from the records store"
+            : `it is neither in the records store nor in the archive beside ${archive} ` +
+              "(archived before archives kept flow versions, or its version was already " +
+              "deleted when the run was archived)"
+        }`,
+    );
+  }
+  if (json) console.log(JSON.stringify(version));
+  else if (version.source !== undefined) {
+    console.log(version.source.endsWith("\n") ? version.source.slice(0, -1) : version.source);
+  } else console.log(JSON.stringify(version.definition, null, 2));
+  return 0;
 }
 
 /** Why run `runId` cannot be shown, and how to see its raw entry in the records store. */
@@ -409,9 +469,12 @@ export async function cancelRun(id: string, global: GlobalOptions): Promise<numb
     ? { kind: "unknown" as const }
     : await cancelAnyRun(records, id, runtime.clock.now());
   switch (done.kind) {
-    case "unknown":
-      printError(`unknown run ${id}`);
+    case "unknown": {
+      const { archivedCannot, findArchivedRun } = await import("./archive.ts");
+      const archived = await findArchivedRun(id, runtime.home);
+      printError(archived === null ? `unknown run ${id}` : archivedCannot("cancel", archived));
       return 1;
+    }
     case "ended":
       printError(`run ${id} already ended (${done.run.status})`);
       return 1;

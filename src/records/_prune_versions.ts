@@ -69,6 +69,12 @@ export interface VersionPruning {
   flows: readonly string[];
   /** Write nothing, count what would go. */
   dryRun: boolean;
+  /**
+   * In a dry run, whether the run `id` (its flow index entry `summary`) is
+   * one the dry run would delete: the versions only such runs refer to are
+   * counted as going, as they would once those runs are gone.
+   */
+  wouldDelete?: (flowId: string, id: string, summary: RunSummary) => boolean;
   /** Stops between commits. */
   signal: AbortSignal;
   /** A flow was looked at. */
@@ -131,18 +137,23 @@ export async function flowsWithHeads(store: Store, layout: RecordsLayout): Promi
   return ids;
 }
 
-/** The versions the flow's run records refer to. */
+/**
+ * The versions the flow's run records refer to (but for the runs
+ * `wouldDelete` names: a dry run's).
+ */
 async function referencedVersions(
   store: Store,
   layout: RecordsLayout,
   flowId: string,
   out: VersionsPruned,
+  wouldDelete?: VersionPruning["wouldDelete"],
 ): Promise<Set<string>> {
   const refs = new Set<string>();
   const prefix = layout.byFlow(flowId);
   for await (const page of pages<RunSummary>(store, prefix)) {
     for (const e of page) {
       out.scanned++;
+      if (wouldDelete?.(flowId, e.key[prefix.length], e.value)) continue;
       let version: unknown = e.value?.flowVersion;
       if (typeof version !== "string") {
         // An index entry without the version (not written by Flowstate): the record says.
@@ -197,7 +208,13 @@ export async function pruneVersions(
         out.scanned++;
         const hash = e.key[prefix.length];
         if (hash === head.value.hash || !(e.value.createdAt < options.createdBefore)) continue;
-        refs ??= await referencedVersions(store, layout, flowId, out);
+        refs ??= await referencedVersions(
+          store,
+          layout,
+          flowId,
+          out,
+          options.dryRun ? options.wouldDelete : undefined,
+        );
         chunk.push({ key: e.key, hash, value: e.value, version: e.version });
       }
       if (chunk.length >= CHUNK) await flush();

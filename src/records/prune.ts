@@ -235,8 +235,9 @@ export type PruneResult = {
   /**
    * Flow versions deleted: created more than `maxAge` ago, not their flow's
    * current version, and referred to by no run left (see `_prune_versions.ts`).
-   * Their metrics are folded into their flow's `"*pruned"` metrics. In a dry
-   * run, versions only the runs it would delete refer to are not counted.
+   * Their metrics are folded into their flow's `"*pruned"` metrics. A dry
+   * run counts those that only the runs it would delete refer to too (as the
+   * real run deletes them, once those runs are gone).
    */
   versionsDeleted: number;
   /** Flow versions left for the next run: saved again, or changed, while being deleted. */
@@ -760,6 +761,14 @@ export async function pruneRuns(
         now,
         flows: versionFlows,
         dryRun,
+        // The runs a dry run would delete are still there: their versions count as unused.
+        wouldDelete: (flowId, id, run) => {
+          if (run?.status === "running" || run?.status === "queued") return false;
+          if (typeof run?.status !== "string") return false;
+          if (aged(run.status, run.endedAt ?? null, id)) return true;
+          const cut = countCuts.get(flowId);
+          return cut !== undefined && id <= cut;
+        },
         signal,
         onFlow: () => report(1),
       });

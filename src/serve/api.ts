@@ -23,7 +23,6 @@ import { assertKey } from "../store/keys.ts";
 import { redactUrl } from "../plugin_define.ts";
 import { RUN_STATUSES } from "../records/layout.ts";
 import type { RunEvent, RunRecord, RunStatus } from "../records/types.ts";
-import type { Records } from "../records/records.ts";
 import { isRunId, RUN_ID_HINT } from "../records/run_id.ts";
 import { builtinJobNames } from "../jobs/builtin.ts";
 import { runJob } from "../jobs/run.ts";
@@ -48,6 +47,8 @@ import { eventsRoute } from "./events.ts";
 import { openApiDocument } from "./openapi.ts";
 import { enqueueOverHttp, httpDedupeKey } from "./queued.ts";
 import { decodeCursor, runChangesPage, SCAN_BUDGET } from "./run_changes.ts";
+import { archivedMark, archivedRun, archiveReaderOf } from "./archived.ts";
+import { archivedCannot, type ArchivedRun } from "../../jobs/_archive_read.ts";
 
 export type { SchedulerStatus } from "./metrics.ts";
 
@@ -178,6 +179,14 @@ function runNodesPage(
   };
 }
 
+/** The node ids of a flow definition, in its order. */
+function definitionNodeIds(definition: unknown): string[] {
+  const nodes = (definition as { nodes?: unknown } | null)?.nodes;
+  return Array.isArray(nodes)
+    ? nodes.map((n) => (n as { id?: unknown })?.id).filter((id) => typeof id === "string")
+    : [];
+}
+
 /** The most versions whose node ids a server keeps (the least recently used goes first). */
 const VERSION_NODES_KEPT = 64;
 
@@ -212,11 +221,7 @@ function versionNodeIds(
       if (err instanceof TypeError) return null; // not a flow id (a job's "job:…")
       throw err;
     }
-    if (version === null) return null;
-    const nodes = (version.definition as { nodes?: unknown }).nodes;
-    return Array.isArray(nodes)
-      ? nodes.map((n) => (n as { id?: unknown })?.id).filter((id) => typeof id === "string")
-      : [];
+    return version === null ? null : definitionNodeIds(version.definition);
   })();
   cache.set(key, ids);
   // Not kept: a missing version (it may be recorded later) or a failed read.
@@ -475,6 +480,18 @@ function startError(err: unknown, what: string): never {
     throw badRequest(`Cannot start ${what}: ${reason}`);
   }
   throw err;
+}
+
+/** Where a page of archived runs goes on from: its `cursor`, `<startedAt>.<run id>`. */
+function archivedCursorOf(cursor: string): { startedAt: number; id: string } {
+  const match = /^(\d{1,16})\.([0-9a-z]+)$/.exec(cursor);
+  if (match === null || !isRunId(match[2])) {
+    throw badRequest(
+      `Invalid cursor "${cursor}" with archived=true: pass the cursor of the previous page of ` +
+        "archived runs as it was",
+    );
+  }
+  return { startedAt: Number(match[1]), id: match[2] };
 }
 
 /** A 400 for a `{id}` that is not a run id (one that is, unknown, is a 404 where it is looked up). */
@@ -1134,18 +1151,54 @@ export const apiRoutes: readonly ApiRoute[] = [
       },
       { name: "limit", description: "runs per page, 1 to 1000 (default 50)", type: "integer" },
       { name: "cursor", description: "the cursor of the previous page", type: "string" },
+      {
+        name: "archived",
+        description: "true: the runs the archive job moved to <home>/archive instead (each with " +
+          "`archived` and `archive`, its file), from the archive indexes; the other parameters " +
+          "apply alike, since/until pick which periods' files are read",
+        type: "boolean",
+      },
     ],
-    responses: { 200: { description: "The page", schema: S.RunPageSchema }, ...errors(400, 401) },
+    responses: {
+      200: {
+        description: "The page (with archived=true, of archived runs)",
+        schema: S.RunPageSchema,
+      },
+      ...errors(400, 401),
+    },
     async handler({ server, url }) {
       const status = url.searchParams.get("status") || undefined;
       if (status !== undefined && !RUN_STATUSES.includes(status as RunStatus)) {
         throw badRequest(`Invalid status "${status}": expected one of ${RUN_STATUSES.join(", ")}`);
       }
-      const records = await server.runtime.records();
       const flowId = url.searchParams.get("flow") || undefined;
       const since = timeParam(url, "since");
       const until = timeParam(url, "until");
       const cursor = url.searchParams.get("cursor") || undefined;
+      const limit = intParam(url, "limit", 50, 1, 1000);
+      const archived = url.searchParams.get("archived") || "false";
+      if (archived !== "true" && archived !== "false") {
+        throw badRequest(`Invalid query parameter archived=${archived}: expected true or false`);
+      }
+      if (archived === "true") {
+        const after = cursor === undefined ? undefined : archivedCursorOf(cursor);
+        const runs = await archiveReaderOf(server.runtime).list({
+          flowId,
+          status: status as RunStatus | undefined,
+          since,
+          until,
+          limit: limit + 1,
+          after,
+        });
+        const page = runs.slice(0, limit).map((r) => ({ ...r, archived: true as const }));
+        const last = page.at(-1);
+        return json(
+          runs.length > limit && last !== undefined
+            ? { runs: page, cursor: `${last.startedAt}.${last.id}` }
+            : { runs: page },
+        );
+      }
+      const records = await server.runtime.records();
       try {
         const page = await records.listRunSummaries({
           ...(flowId ? { flowId } : {}),
@@ -1153,7 +1206,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           ...(since === undefined ? {} : { since }),
           ...(until === undefined ? {} : { until }),
           ...(cursor ? { cursor } : {}),
-          limit: intParam(url, "limit", 50, 1, 1000),
+          limit,
         });
         return json(
           page.cursor === undefined
@@ -1170,7 +1223,9 @@ export const apiRoutes: readonly ApiRoute[] = [
     method: "GET",
     path: "/api/runs/{id}",
     tag: "runs",
-    summary: "A run with its events (the node timeline), or only the events after a cursor",
+    summary: "A run with its events (the node timeline), or only the events after a cursor; " +
+      "a run the archive job moved out of the records store is read from the archive " +
+      "(marked `archived`, with its `archive` file)",
     query: [{
       name: "after",
       description: "only the events from this index on: the `eventCount` of an earlier answer " +
@@ -1186,10 +1241,11 @@ export const apiRoutes: readonly ApiRoute[] = [
       ...errors(400, 401, 404, 500),
     },
     async handler({ server, params, url }) {
-      const records = await server.runtime.records();
-      const run = await runOr404(records, params.id);
+      const { run, archived } = await runOr404(server, params.id);
       const after = intParam(url, "after", 0, 0, Number.MAX_SAFE_INTEGER);
-      const { events, count } = await records.getEventsFrom(params.id, after);
+      const { events, count } = archived === null
+        ? await (await server.runtime.records()).getEventsFrom(params.id, after)
+        : { events: archived.events.slice(after), count: archived.events.length };
       if (after > count) {
         throw badRequest(
           `Invalid query parameter after=${after}: run ${params.id} has ${count} event${
@@ -1197,7 +1253,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           }; pass the eventCount of an earlier answer (or leave after out for every event)`,
         );
       }
-      return json({ run, events, eventCount: count });
+      return json({ run, events, eventCount: count, ...archivedMark(archived) });
     },
   },
   {
@@ -1231,17 +1287,21 @@ export const apiRoutes: readonly ApiRoute[] = [
       ...errors(400, 401, 404, 500),
     },
     async handler({ server, params, url }) {
-      const records = await server.runtime.records();
-      const run = await runOr404(records, params.id);
+      const { run, archived } = await runOr404(server, params.id);
       const offset = intParam(url, "offset", 0, 0, Number.MAX_SAFE_INTEGER);
       const limit = intParam(url, "limit", DEFAULT_NODE_PAGE, 1, MAX_NODE_PAGE);
-      const events = await records.getEvents(params.id);
+      const events = archived?.events ??
+        await (await server.runtime.records()).getEvents(params.id);
+      // An archived run's version may be gone from the records store: the archive keeps it.
       const flowNodeIds = run.flowId.startsWith("job:")
         ? null
+        : archived?.version
+        ? definitionNodeIds(archived.version.definition)
         : await versionNodeIds(server, run.flowId, run.flowVersion);
       return json({
         ...runNodesPage(run, events, flowNodeIds ?? [], offset, limit),
         eventCount: events.length,
+        ...archivedMark(archived),
       });
     },
   },
@@ -1270,8 +1330,8 @@ export const apiRoutes: readonly ApiRoute[] = [
       ...errors(400, 401, 404, 500),
     },
     async handler({ server, params, url }) {
-      const records = await server.runtime.records();
-      const run = await runOr404(records, params.id);
+      // An archived run's changes are in the feeds as long as they keep them.
+      const { run } = await runOr404(server, params.id);
       const limit = intParam(url, "limit", 100, 1, 1000);
       const cursor = url.searchParams.get("cursor") || undefined;
       if (cursor !== undefined) {
@@ -1285,6 +1345,55 @@ export const apiRoutes: readonly ApiRoute[] = [
     },
   },
   {
+    method: "GET",
+    path: "/api/runs/{id}/definition",
+    tag: "runs",
+    summary:
+      "The flow version a run ran, with its definition and source: from the records store, or " +
+      "for an archived run from the archive (which keeps it after retention deleted it)",
+    responses: {
+      200: { description: "The version the run ran", schema: S.RunDefinitionSchema },
+      404: {
+        description: "No such run, or its definition is kept nowhere (the message says why)",
+        schema: S.ErrorBody,
+      },
+      ...errors(400, 401, 500),
+    },
+    async handler({ server, params }) {
+      const { run, archived } = await runOr404(server, params.id);
+      if (run.flowId.startsWith("job:")) {
+        throw notFound(
+          `Run ${run.id} is a run of job "${run.flowId.slice(4)}": a job has no flow definition`,
+        );
+      }
+      let version = archived?.version ?? null;
+      const from = version === null ? "records" : "archive";
+      version ??= await (await server.runtime.records()).getVersion(run.flowId, run.flowVersion);
+      if (version === null) {
+        throw notFound(
+          `The definition of run ${run.id} (flow "${run.flowId}", version ${run.flowVersion}) ` +
+            (archived === null
+              ? "is no longer recorded: the retention job deleted the version"
+              : `is neither in the records store nor in the archive beside ${archived.archive} ` +
+                "(archived before archives kept flow versions, or its version was already " +
+                "deleted when the run was archived)"),
+        );
+      }
+      return json({
+        runId: run.id,
+        flowId: run.flowId,
+        hash: version.hash,
+        parent: version.parent,
+        seq: version.seq,
+        createdAt: version.createdAt,
+        ...(version.source === undefined ? {} : { source: version.source }),
+        definition: version.definition,
+        from,
+        ...archivedMark(archived),
+      });
+    },
+  },
+  {
     method: "POST",
     path: "/api/runs/{id}/cancel",
     tag: "runs",
@@ -1295,7 +1404,10 @@ export const apiRoutes: readonly ApiRoute[] = [
           "Cancel requested; `status` is the run's status when asked, or `failed` when its process was gone (no heartbeat for a minute) and it was recorded abandoned",
         schema: S.CancelSchema,
       },
-      409: { description: "The run already ended", schema: S.ErrorBody },
+      409: {
+        description: "The run already ended (an archived run too: archived runs are read-only)",
+        schema: S.ErrorBody,
+      },
       ...errors(400, 401, 403, 404, 500),
     },
     async handler({ server, params }) {
@@ -1313,7 +1425,11 @@ export const apiRoutes: readonly ApiRoute[] = [
         if (err instanceof TypeError) throw unreadableRun(params.id, err);
         throw err;
       }
-      if (done.kind === "unknown") throw notFound(`No run ${params.id}`);
+      if (done.kind === "unknown") {
+        const archived = await archivedRun(server.runtime, params.id);
+        if (archived === null) throw notFound(`No run ${params.id}`);
+        throw new HttpError("conflict", archivedCannot("cancel", archived));
+      }
       if (done.kind === "ended") {
         throw new HttpError(
           "conflict",
@@ -1513,9 +1629,17 @@ export const apiRoutes: readonly ApiRoute[] = [
   },
 ];
 
-/** The run `id`: a 400 for an `id` that is not a run id, a 404 for an unknown one. */
-async function runOr404(records: Records, id: string): Promise<RunRecord> {
+/**
+ * The run `id`, from the records store or else from the archive (`archived`
+ * is then what the archive holds of it): a 400 for an `id` that is not a run
+ * id, a 404 for an unknown one.
+ */
+async function runOr404(
+  server: ServerState,
+  id: string,
+): Promise<{ run: RunRecord; archived: ArchivedRun | null }> {
   checkRunId(id);
+  const records = await server.runtime.records();
   let run: RunRecord | null;
   try {
     run = await records.getRun(id);
@@ -1523,8 +1647,10 @@ async function runOr404(records: Records, id: string): Promise<RunRecord> {
     if (err instanceof TypeError) throw unreadableRun(id, err);
     throw err;
   }
-  if (run === null) throw notFound(`No run ${id}`);
-  return run;
+  if (run !== null) return { run, archived: null };
+  const archived = await archivedRun(server.runtime, id);
+  if (archived === null) throw notFound(`No run ${id}`);
+  return { run: archived.run, archived };
 }
 
 /** A 500 for a run that is recorded but whose record this version cannot read. */

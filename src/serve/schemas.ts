@@ -148,7 +148,18 @@ export const RunSummarySchema = z.looseObject({
   durationMs: z.number().nullable(),
   error: RunError,
   parentRunId: z.string().optional(),
+  archived: z.literal(true).optional()
+    .describe("present on an archived run: the archive job moved it out of the records store"),
+  archive: z.string().optional()
+    .describe("an archived run's archive file (under <home>/archive/), read-only"),
 });
+
+/** What marks an archived run's answers: `archived` and its archive file. */
+const ArchivedMark = {
+  archived: z.literal(true).optional()
+    .describe("present when the run is archived (read from <home>/archive/, read-only)"),
+  archive: z.string().optional().describe("the archived run's archive file"),
+};
 
 /** A full run record. */
 export const RunRecordSchema = RunSummarySchema.extend({
@@ -172,6 +183,7 @@ export const RunDetailSchema = z.object({
   events: z.array(RunEventSchema),
   /** How many events the run has in all: the `after` of a later request for the ones added since. */
   eventCount: z.number().int().nonnegative(),
+  ...ArchivedMark,
 });
 
 /** A run with a page of its nodes (`GET /api/runs/{id}/nodes`). */
@@ -207,6 +219,15 @@ export const VersionSchema = z.object({
 
 /** A flow version with its source and definition. */
 export const VersionDetailSchema = VersionSchema.extend({ definition: z.unknown() });
+
+/** The flow version a run ran, with its definition (`GET /api/runs/{id}/definition`). */
+export const RunDefinitionSchema = VersionDetailSchema.extend({
+  runId: z.string(),
+  flowId: z.string(),
+  from: z.enum(["records", "archive"])
+    .describe("where the version was read: the records store, or the archive beside the run"),
+  ...ArchivedMark,
+});
 
 /** `{ runId }`. */
 export const RunIdSchema = z.object({ runId: z.string() });

@@ -159,6 +159,12 @@ export interface InspectorOptions {
   feed?: boolean;
 }
 
+/** The id of the newest recorded run of `flowId`. */
+export async function lastRun(inspector: Inspector, flowId: string): Promise<string> {
+  const records = await inspector.runtime.records();
+  return (await records.listRunSummaries({ flowId, limit: 1 })).runs[0].id;
+}
+
 /** Start a server over a fresh temporary home with flows (seeded with runs and state by default). */
 export async function startInspector(options: InspectorOptions = {}): Promise<Inspector> {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-inspector-" });

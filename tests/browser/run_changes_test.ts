@@ -20,6 +20,7 @@ import {
   CHROMIUM,
   type Inspector,
   type InspectorOptions,
+  lastRun,
   launchChromium,
   startInspector,
 } from "./_inspector.ts";
@@ -61,11 +62,6 @@ async function withPage(
     await browser?.close();
     await inspector.close();
   }
-}
-
-async function lastRun(inspector: Inspector, flowId: string): Promise<string> {
-  const records = await inspector.runtime.records();
-  return (await records.listRunSummaries({ flowId, limit: 1 })).runs[0].id;
 }
 
 Deno.test({

@@ -127,6 +127,8 @@ export const api = {
    */
   runNodes: (id, page) => request("GET", `/api/runs/${enc(id)}/nodes${query(page)}`),
   runChanges: (id, page) => request("GET", `/api/runs/${enc(id)}/changes${query(page)}`),
+  /** The flow version a run ran: `{ definition, source?, from, archived? … }` (records or archive). */
+  runDefinition: (id) => request("GET", `/api/runs/${enc(id)}/definition`),
   startRun: (flow, input) =>
     request("POST", `/api/flows/${enc(flow)}/runs`, { body: { input: input ?? {} } }),
   cancelRun: (id) => request("POST", `/api/runs/${enc(id)}/cancel`, { body: {} }),

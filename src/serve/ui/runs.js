@@ -68,11 +68,15 @@ export function runsPageParams(filters, cursor, stack) {
 export async function renderRuns(container, route, ctx) {
   const flow = route.params.get("flow") ?? "";
   const status = route.params.get("status") ?? "";
+  /** The archived runs (moved to <home>/archive by the archive job) instead of the recorded ones. */
+  const archived = route.params.get("archived") === "true" ? "true" : undefined;
   // Cursors of the pages before this one, to go back ("newer"): kept in the URL.
   const { cursor, stack } = runsPageOf(route.params);
   let nextCursor = undefined;
   const goTo = (pageCursor, pageStack) =>
-    ctx.navigate(ctx.routeHash(["runs"], runsPageParams({ flow, status }, pageCursor, pageStack)));
+    ctx.navigate(
+      ctx.routeHash(["runs"], runsPageParams({ flow, status, archived }, pageCursor, pageStack)),
+    );
 
   const flows = await api.flows().catch(() => []);
   const flowSelect = h(
@@ -90,10 +94,20 @@ export async function renderRuns(container, route, ctx) {
     h("option", { value: "", text: "any status" }),
     STATUSES.map((s) => h("option", { value: s, text: s, selected: s === status })),
   );
+  const archivedBox = h("input#filter-archived", {
+    type: "checkbox",
+    checked: archived !== undefined,
+    title: "runs the archive job moved to <home>/archive",
+  });
   const onFilter = () =>
-    ctx.navigate(ctx.routeHash(["runs"], { flow: flowSelect.value, status: statusSelect.value }));
+    ctx.navigate(ctx.routeHash(["runs"], {
+      flow: flowSelect.value,
+      status: statusSelect.value,
+      archived: archivedBox.checked ? "true" : undefined,
+    }));
   flowSelect.addEventListener("change", onFilter);
   statusSelect.addEventListener("change", onFilter);
+  archivedBox.addEventListener("change", onFilter);
 
   const tbody = h("tbody");
   const pager = h("div.pager");
@@ -113,12 +127,13 @@ export async function renderRuns(container, route, ctx) {
   );
   replace(
     container,
-    h("h1.view-title", { text: "Runs" }),
+    h("h1.view-title", { text: archived ? "Archived runs" : "Runs" }),
     h(
       "div.toolbar",
       {},
       h("label", {}, "Flow ", flowSelect),
       h("label", {}, "Status ", statusSelect),
+      h("label", {}, archivedBox, " archived"),
     ),
     h("div.panel.table-panel", {}, table),
     pager,
@@ -127,13 +142,20 @@ export async function renderRuns(container, route, ctx) {
   let loads = 0;
   async function load() {
     const serial = ++loads;
-    const page = await api.runs({ flow, status, limit: PAGE, cursor });
+    const page = await api.runs({ flow, status, limit: PAGE, cursor, archived });
     if (serial !== loads) return; // a later load answers
     nextCursor = page.cursor;
     replace(
       tbody,
       page.runs.length === 0
-        ? h("tr", {}, h("td.muted.empty-row", { colSpan: 6, text: "No runs." }))
+        ? h(
+          "tr",
+          {},
+          h("td.muted.empty-row", {
+            colSpan: 6,
+            text: archived ? "No archived runs." : "No runs.",
+          }),
+        )
         : page.runs.map(runRow),
     );
     replace(
@@ -160,7 +182,7 @@ export async function renderRuns(container, route, ctx) {
     return h(
       "tr",
       { dataset: { run: run.id, status: run.status, flow: run.flowId } },
-      h("td", {}, statusBadge(run.status)),
+      h("td", {}, statusBadge(run.status), run.archived ? archivedBadge(run.archive) : null),
       h("td.mono", {}, h("a", { href: ctx.routeHash(["runs", run.id]), text: run.id })),
       h(
         "td",
@@ -189,7 +211,8 @@ export async function renderRuns(container, route, ctx) {
 
   // Live (listening before the first load): a run started or ended anywhere refreshes the first page.
   const refresh = throttle(() => {
-    if (stack.length === 0) load().catch(() => {});
+    // Archived runs do not change as runs start and end.
+    if (stack.length === 0 && !archived) load().catch(() => {});
   }, 400);
   ctx.live.subscribe((type, data) => {
     if (type === "run.started" || type === "run.ended") {
@@ -385,6 +408,8 @@ export async function renderRun(container, id, ctx) {
     throw e;
   }
   let run = data.run;
+  /** The archive file of a run the archive job moved out of the records (read-only), or null. */
+  const archive = data.archived ? data.archive ?? "the archive" : null;
   /**
    * The run's nodes as its pages list them (every node of its flow version,
    * those not started too, then any other); grows as the pages come.
@@ -424,6 +449,7 @@ export async function renderRun(container, id, ctx) {
   const timeline = h("div.panel.timeline-panel");
   const io = h("div.io-grid");
   const eventLog = h("details.panel.event-log");
+  const definition = archive === null ? null : definitionPanel(run.id);
   const changes = runChangesPanel(
     run.id,
     run.flowId,
@@ -436,6 +462,7 @@ export async function renderRun(container, id, ctx) {
     h("p.crumbs", {}, h("a", { href: "#/runs", text: "← Runs" })),
     header,
     timeline,
+    definition,
     changes.el,
     io,
     eventLog,
@@ -501,6 +528,7 @@ export async function renderRun(container, id, ctx) {
         {},
         h("h1.view-title", {}, "Run ", h("span.mono", { text: run.id })),
         statusBadge(run.status),
+        archive === null ? null : archivedBadge(archive),
         actions,
       ),
       h(
@@ -537,6 +565,13 @@ export async function renderRun(container, id, ctx) {
             h("a.mono", { href: ctx.routeHash(["runs", run.parentRunId]), text: run.parentRunId }),
           )
           : null,
+      ),
+      archive === null ? null : h(
+        "div.notice.notice-archived",
+        {},
+        "Archived: the archive job moved this run out of the records store into ",
+        h("span.mono", { text: archive }),
+        ". It is shown from the archive, read-only; its definition is kept with it.",
       ),
       run.error
         ? h(
@@ -1008,6 +1043,39 @@ export async function renderRun(container, id, ctx) {
     closed = true;
     clearInterval(timer);
   };
+}
+
+/** The "archived" badge of a run read from the archive (`archive`: its file). */
+function archivedBadge(archive) {
+  return h("span.badge.badge-archived", {
+    text: "archived",
+    title: `read from ${archive} (read-only)`,
+  });
+}
+
+/** An archived run's definition (the flow file as it was), loaded from the API. */
+function definitionPanel(runId) {
+  const body = h("div.definition-body", {}, h("p.muted", { text: "Loading…" }));
+  const head = h("span.muted");
+  api.runDefinition(runId).then((version) => {
+    head.textContent = `version ${version.seq}, ${version.hash.slice(0, 10)} · saved ${
+      formatTime(version.createdAt)
+    } · from the ${version.from === "archive" ? "archive" : "records store"}`;
+    replace(
+      body,
+      h("pre.source.definition-source", {
+        text: version.source ?? JSON.stringify(version.definition, null, 2),
+      }),
+    );
+  }).catch((e) => {
+    replace(body, h("p.muted.definition-missing", { text: e.message }));
+  });
+  return h(
+    "details.panel.definition-panel",
+    { open: true },
+    h("summary", {}, h("h2", { text: "Definition" }), " ", head),
+    body,
+  );
 }
 
 function keyList(title, keys, truncated, run, node, className) {

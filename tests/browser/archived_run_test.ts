@@ -1,0 +1,88 @@
+/**
+ * An archived run in the inspector, in a real browser (Debian's chromium
+ * through playwright-core, against a real `serve()`): after the archive job
+ * moved a run out of the records store, its page (as an old link leads to
+ * it) shows it with an "archived" badge, read-only, with the definition the
+ * archive keeps; the runs list's "archived" box lists it. Ignored unless
+ * FLOWSTATE_TEST_CHROMIUM names the chromium binary. Saves screenshots to
+ * FLOWSTATE_ARCHIVED_SCREENSHOT (`-list` before `.png` for the list) when set.
+ *
+ * No sleeps: every wait is a playwright locator waiting for what the page
+ * must show.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import type { Browser } from "playwright-core";
+import { runJob } from "../../mod.ts";
+import { CHROMIUM, lastRun, launchChromium, startInspector } from "./_inspector.ts";
+
+const ignore = CHROMIUM === undefined;
+const SCREENSHOT = Deno.env.get("FLOWSTATE_ARCHIVED_SCREENSHOT");
+
+Deno.test({
+  name: "inspector: an archived run's page shows it, badged archived, with its definition",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const inspector = await startInspector({ hostile: false });
+    let browser: Browser | undefined;
+    try {
+      const greet = await lastRun(inspector, "greet");
+      const archived = await runJob(inspector.runtime, "archive", { options: { olderThan: 0 } });
+      assert.equal(archived.status, "succeeded");
+      assert.equal(await (await inspector.runtime.records()).getRun(greet), null, "archived");
+
+      browser = await launchChromium();
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      context.setDefaultTimeout(20_000);
+      const errors: string[] = [];
+      context.on("weberror", (err) => errors.push(`pageerror: ${err.error().message}`));
+      const page = await context.newPage();
+
+      await page.goto(new URL(`#/runs/${greet}`, inspector.url).href);
+      const badge = page.locator(".run-title .badge-archived");
+      await badge.waitFor();
+      assert.equal(await badge.textContent(), "archived");
+      assert.equal(await page.locator(".run-title .status-succeeded").textContent(), "succeeded");
+      assert.match(
+        (await page.locator(".notice-archived").textContent())!,
+        /^Archived: .* into runs-\d{4}-\d{2}\.ndjson\.gz\. It is shown from the archive, read-only/,
+      );
+      const source = page.locator(".definition-panel pre.definition-source");
+      await source.waitFor();
+      assert.match((await source.textContent())!, /^id: greet\n/);
+      assert.match(
+        (await page.locator(".definition-panel summary").textContent())!,
+        /from the archive/,
+      );
+      // Its timeline: every node of the flow, from the archived events.
+      await page.locator('.node-row[data-node="report"]').waitFor();
+      assert.equal(await page.locator(".node-row").count(), 4);
+      assert.equal(await page.getByRole("button", { name: "Cancel run" }).count(), 0);
+      if (SCREENSHOT) {
+        await page.mouse.move(0, 0);
+        await page.screenshot({ path: SCREENSHOT, fullPage: true });
+      }
+
+      // The list of archived runs has it, badged; the link leads back to its page.
+      await page.goto(new URL("#/runs", inspector.url).href);
+      await page.locator(".runs-table .empty-row").or(page.locator(".runs-table tr[data-run]"))
+        .first().waitFor();
+      assert.equal(await page.locator(`tr[data-run="${greet}"]`).count(), 0, "not recorded");
+      await page.locator("#filter-archived").check();
+      const row = page.locator(`tr[data-run="${greet}"]`);
+      await row.waitFor();
+      assert.equal(await row.locator(".badge-archived").textContent(), "archived");
+      assert.equal(await page.locator("h1.view-title").textContent(), "Archived runs");
+      if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT.replace(/(\.png)?$/, "-list.png") });
+      await row.locator(`a[href="#/runs/${greet}"]`).click();
+      await page.locator(".run-title .badge-archived").waitFor();
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser?.close();
+      await inspector.close();
+    }
+  },
+});
