@@ -30,6 +30,7 @@ import type { BuiltinJobName, JobOptionsFor, JobRef } from "./options.ts";
 import { type EventBus, eventBusOf, unrecorded } from "../runtime_events.ts";
 import type { Clock } from "../store/types.ts";
 import { parseJson } from "../_json.ts";
+import { resolveAsWritten } from "../_path.ts";
 
 /**
  * The built-in jobs, each by a literal `import()`: part of the module graph,
@@ -137,7 +138,11 @@ export async function loadJob(specifier: string | Job, baseDir: string = Deno.cw
 export interface RunJobOptions<O extends object = Record<string, unknown>> {
   /** Options for the job, merged over its defaults (and over `configOptions`). */
   options?: O;
-  /** Options from the config file (`jobs.<name>.options`), merged between defaults and `options`. */
+  /**
+   * Options from the config file (`jobs.<name>.options`), merged between
+   * defaults and `options`; a relative path among the job's `pathOptions`
+   * resolves against the config file's folder (`runtime.config.baseDir`).
+   */
   configOptions?: Record<string, unknown>;
   /** Report what would be done without changing anything. */
   dryRun?: boolean;
@@ -231,6 +236,41 @@ export async function unitlessDurationOptions(
   return names;
 }
 
+/**
+ * `options` with each of the job's {@linkcode JobDefinition.pathOptions} that
+ * is relative (a string, or the strings of an array) resolved against
+ * `baseDir` (a trailing `/` kept): the config file's folder for the config's options, the working
+ * directory for the command line's. Other options, and values of other
+ * types (the schema judges them), are kept as they are.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { resolvePathOptions } from "./run.ts";
+ * import backup from "../../jobs/backup.ts";
+ *
+ * const options = resolvePathOptions(backup, { out: "backups", all: true }, "/srv/app");
+ * assert.deepEqual(options, { out: "/srv/app/backups", all: true });
+ * ```
+ */
+export function resolvePathOptions(
+  job: Pick<Job, "pathOptions">,
+  options: Readonly<Record<string, unknown>>,
+  baseDir: string,
+): Record<string, unknown> {
+  const out = { ...options };
+  for (const name of job.pathOptions ?? []) {
+    const value = out[name];
+    if (typeof value === "string" && value !== "") out[name] = resolveAsWritten(baseDir, value);
+    else if (Array.isArray(value)) {
+      out[name] = value.map((v) =>
+        typeof v === "string" && v !== "" ? resolveAsWritten(baseDir, v) : v
+      );
+    }
+  }
+  return out;
+}
+
 /** The options of {@linkcode runJob}. */
 const RUN_JOB_OPTIONS: readonly string[] = fieldNames<RunJobOptions<object>>()(
   ["options", "configOptions", "dryRun", "signal", "progress", "onLog", "baseDir"],
@@ -268,9 +308,12 @@ export async function runJob<const J extends JobRef>(
   // Checked before the run is recorded: nothing after that may throw and leave it `running`.
   checkRunJobOptions(options);
   const job = await loadJob(jobRef, options.baseDir ?? runtime.config.baseDir);
+  // The config's paths are the config file's folder's, wherever this process runs.
+  const configOptions = options.configOptions &&
+    resolvePathOptions(job, options.configOptions, runtime.config.baseDir);
   const resolved = await resolveJobOptions(
     job,
-    options.configOptions,
+    configOptions,
     options.options as Record<string, unknown> | undefined,
   );
   const { onStart, onLog, signal } = options;

@@ -26,7 +26,7 @@ import type { RunEvent, RunRecord, RunStatus } from "../records/types.ts";
 import type { Records } from "../records/records.ts";
 import { isRunId, RUN_ID_HINT } from "../records/run_id.ts";
 import { builtinJobNames } from "../jobs/builtin.ts";
-import { runJob } from "../jobs/run.ts";
+import { resolvePathOptions, runJob } from "../jobs/run.ts";
 import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
 import {
   type FlowFileProblem,
@@ -1368,10 +1368,12 @@ export const apiRoutes: readonly ApiRoute[] = [
         let description: string | null = null;
         let schedule: string | null = settings?.schedule ?? null;
         let error: string | null = null;
+        let paths: Record<string, string | string[]> = {};
         try {
           const loaded = await loadConfiguredJob(config, name);
           description = loaded.job.description;
           schedule = loaded.schedule;
+          paths = loaded.paths;
         } catch (err) {
           error = redactText(messageOf(err));
         }
@@ -1395,6 +1397,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           next,
           last: lastRunOf(last),
           error,
+          paths,
         });
       }
       return json(out);
@@ -1477,7 +1480,8 @@ export const apiRoutes: readonly ApiRoute[] = [
         started = await startTracked(server, (signal, onStart) =>
           runJob(runtime, loaded.job, {
             configOptions: { ...loaded.config.options },
-            options: input.options ?? {},
+            // The server's working directory means nothing to a client: the config's folder.
+            options: resolvePathOptions(loaded.job, input.options ?? {}, config.baseDir),
             signal,
             onStart,
           }), wait);

@@ -244,6 +244,7 @@ export const JobInfoSchema = z.object({
   next: z.number().nullable(),
   last: LastRun,
   error: z.string().nullable(),
+  paths: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
 });
 
 /** A schedule of `GET /api/schedules` (as `flowstate schedules ls --json`). */
@@ -256,6 +257,7 @@ export const ScheduleInfoSchema = z.object({
   lastRun: LastRun,
   file: z.string().optional(),
   error: z.string().optional(),
+  paths: z.record(z.string(), z.union([z.string(), z.array(z.string())])).optional(),
 });
 
 /** `GET /health`. */
