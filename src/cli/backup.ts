@@ -48,7 +48,10 @@
  * first (when an option came from the config, or a retention policy
  * applies), and with `--json` a `policy` field, `{ "<option>": { "value",
  * "from": "--keep" | "jobs.backup.options", "at"?: "flowstate.yaml:9:30" } }`
- * (`backup`: also `notes`, when the config's `out` was not this backup's).
+ * (`backup`: also `notes`, when the config's `out` was not this backup's, or
+ * `--no-config-options` left the config's options out). Paths from the
+ * config are its folder's, paths from flags the working directory's; the
+ * policy gives both absolute.
  *
  * @module
  */
@@ -98,6 +101,8 @@ export interface BackupCommandOptions {
   keep?: number;
   /** `--keep-for AGE`: then keep only the backups younger than AGE (`30d`). */
   keepFor?: string;
+  /** `false` with `--no-config-options`: leave `jobs.backup.options` out. */
+  configOptions?: boolean;
   /** `--dry-run`: say what would be written. */
   dryRun?: boolean;
   /** `--json`. */
@@ -116,6 +121,8 @@ export interface BackupPruneCommandOptions {
   keepFor?: string;
   /** `--dir DIR`: where the backups are (default `<home>/backups`). */
   dir?: string;
+  /** `false` with `--no-config-options`: leave `jobs.backup.options` out. */
+  configOptions?: boolean;
   /** `--dry-run`: say what would be deleted, delete nothing. */
   dryRun?: boolean;
   /** `--json`. */
@@ -413,7 +420,7 @@ export async function backupPruneCommand(
   if (options.json) {
     console.log(JSON.stringify({ ...result, policy: target.policy }));
   } else {
-    const said = policyLine(target.policy);
+    const said = policyLine(target.policy, target.notes);
     if (said !== undefined) console.log(said);
     for (const line of pruneLines(result)) console.log(line);
   }
