@@ -145,6 +145,32 @@ Deno.test("cli: the first run after the upgrade whose home moved says where the 
   });
 });
 
+Deno.test("cli: a relative out of the config that 0.5 read in the working directory, where backups are: the first run says where they go now", async () => {
+  await withProjectElsewhere(CONFIG, async ({ project, elsewhere, file }) => {
+    // What 0.5 wrote when run from here: ./nightly of the working directory.
+    await Deno.mkdir(join(elsewhere, "nightly"));
+    const warning = `jobs.backup.options.out "nightly" is now ${join(project, "nightly")}, in ` +
+      `the config file's folder; Flowstate up to 0.5 read it in the working directory, ` +
+      `${join(elsewhere, "nightly")}, which exists and is no longer used: write out: ` +
+      `${join(elsewhere, "nightly")} in the config to keep that place, or move it`;
+    const job = await runFrom(elsewhere, file, "jobs", "run", "backup");
+    assert.equal(job.code, 0, job.stderr);
+    assert.ok(job.stderr.includes(`[backup] ${warning}\n`), job.stderr);
+    // Once the new place exists, nothing more is said; backup and backup prune say it too.
+    await Deno.remove(join(project, "nightly"), { recursive: true });
+    const backup = await runFrom(elsewhere, file, "backup");
+    assert.equal(backup.code, 0, backup.stderr);
+    assert.ok(backup.stderr.includes(`warning: ${warning}\n`), backup.stderr);
+    const again = await runFrom(elsewhere, file, "backup");
+    assert.equal(again.code, 0, again.stderr);
+    assert.doesNotMatch(again.stderr, /warning/);
+    await Deno.remove(join(project, "nightly"), { recursive: true });
+    const prune = await runFrom(elsewhere, file, "backup", "prune", "--dry-run");
+    assert.equal(prune.code, 0, prune.stderr);
+    assert.ok(prune.stderr.includes(`warning: ${warning}\n`), prune.stderr);
+  });
+});
+
 Deno.test("cli: backup --store X under all: true, out: DIR writes into DIR, where the config's keep prunes", async () => {
   const config = `stores:
   main: { plugin: sqlite, path: main.db }
@@ -210,6 +236,8 @@ Deno.test({
       const out = streamLines(child.stdout);
       const err = streamLines(child.stderr);
       try {
+        // The start says where the scheduled job writes.
+        await within(out.next(new RegExp(`^ {4}out ${project}/nightly$`)), "the start");
         await within(out.next(/ job:backup succeeded /), "a scheduled backup");
       } finally {
         child.kill("SIGTERM");

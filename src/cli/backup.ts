@@ -283,7 +283,11 @@ export async function backupCommand(
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.store);
   // The flags over the config's jobs.backup.options (what the daemon's backup runs with).
-  const { options: jobOptions, policy, notes } = await backupJobOptions(runtime.config, options);
+  const { options: jobOptions, policy, notes, moved } = await backupJobOptions(
+    runtime.config,
+    options,
+  );
+  for (const note of moved) printWarning({ code: "PATH_MOVED", message: note });
   if (typeof jobOptions.store === "string") checkStore(runtime, jobOptions.store);
   if (jobOptions.all === true && jobOptions.since !== undefined) {
     const all = policy.all;
@@ -390,6 +394,7 @@ export async function backupPruneCommand(
   checkStore(runtime, options.store);
   // The flags over the config's jobs.backup.options (what the daemon's backup prunes by).
   const target = await pruneJobTarget(runtime.config, runtime.home, options);
+  for (const note of target.moved) printWarning({ code: "PATH_MOVED", message: note });
   if (target.keep === undefined && target.keepFor === undefined) {
     throw new UsageError(
       `${what}: say what to keep: --keep N (the N newest backups of each store), ` +

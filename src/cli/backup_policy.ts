@@ -33,7 +33,7 @@ import { dirname, join, resolve, sep } from "node:path";
 import { resolveAsWritten } from "../_path.ts";
 import type { ResolvedConfig } from "../config.ts";
 import { ConfigError } from "../errors.ts";
-import { resolveJobOptions } from "../jobs/run.ts";
+import { movedPathNotes, resolveJobOptions } from "../jobs/run.ts";
 import { loadConfiguredJob, locateJobOptionsError } from "../scheduler/from_config.ts";
 
 /** Where the config's options of the backup job are. */
@@ -94,6 +94,8 @@ class PolicyBuilder {
   readonly policy: BackupPolicy = {};
   readonly #config: ResolvedConfig;
   readonly fromConfig: Record<string, unknown>;
+  /** The config's options taken, as written (relative paths not yet resolved). */
+  readonly #taken: Record<string, unknown> = {};
 
   constructor(config: ResolvedConfig, flags: BackupFlags) {
     this.#config = config;
@@ -120,6 +122,7 @@ class PolicyBuilder {
   config(option: string, folder = false): void {
     let value = this.fromConfig[option];
     if (value === undefined) return;
+    this.#taken[option] = value;
     if (PATH_OPTIONS.has(option) && typeof value === "string") {
       value = resolveAsWritten(this.#config.baseDir, value);
       if (folder && !namesFolder(value as string)) value = `${value}${sep}`;
@@ -149,6 +152,18 @@ class PolicyBuilder {
       this.config("store");
       this.config("all");
     }
+  }
+
+  /**
+   * What to say of a relative path taken from the config that Flowstate up to
+   * 0.5 read in the working directory, where files are (see `movedPathNotes`).
+   */
+  async moved(): Promise<string[]> {
+    return await movedPathNotes(
+      { name: "backup", pathOptions: [...PATH_OPTIONS] },
+      this.#taken,
+      this.#config.baseDir,
+    );
   }
 
   /**
@@ -182,7 +197,9 @@ class PolicyBuilder {
 export async function backupJobOptions(
   config: ResolvedConfig,
   flags: BackupFlags,
-): Promise<{ options: Record<string, unknown>; policy: BackupPolicy; notes: string[] }> {
+): Promise<
+  { options: Record<string, unknown>; policy: BackupPolicy; notes: string[]; moved: string[] }
+> {
   const built = new PolicyBuilder(config, flags);
   const fromConfig = built.fromConfig;
   built.stores(flags);
@@ -214,7 +231,7 @@ export async function backupJobOptions(
   built.config("attempts");
   built.retention(flags);
   await built.check();
-  return { options: built.options, policy: built.policy, notes };
+  return { options: built.options, policy: built.policy, notes, moved: await built.moved() };
 }
 
 /** What `flowstate backup prune` prunes, and by which policy. */
@@ -233,6 +250,8 @@ export interface PruneTarget {
   policy: BackupPolicy;
   /** What else to say on the policy line (the config's options left out). */
   notes: string[];
+  /** Warnings: a relative `out` of the config that 0.5 read elsewhere, where files are. */
+  moved: string[];
 }
 
 /**
@@ -274,6 +293,7 @@ export async function pruneJobTarget(
     dir,
     policy,
     notes: built.ignoredNote(flags),
+    moved: await built.moved(),
   };
 }
 
