@@ -524,6 +524,7 @@ async function runInTree(
           const { target, rule: subRule } = await subRunTarget(node, def.id, sub, {
             baseDir: prepared.baseDir,
             flowRoots: host.flowRoots ?? [],
+            flow: prepared,
             ...(rule.ceiling === undefined ? {} : { inherited: rule.ceiling }),
           });
           // The sub-run's records are its own writes, not the parent node's (its nodes' state

@@ -176,6 +176,8 @@ Deno.test("validate --json lists every file with ok and its problems (file, line
           runs: "builtin",
           permissions: null,
           withEnv: [],
+          stateEnv: [],
+          stateEnvWriters: [],
           subFlows: null,
         },
         {
@@ -184,6 +186,8 @@ Deno.test("validate --json lists every file with ok and its problems (file, line
           runs: "builtin",
           permissions: null,
           withEnv: [],
+          stateEnv: [],
+          stateEnvWriters: [],
           subFlows: null,
         },
       ],

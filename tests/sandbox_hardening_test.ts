@@ -263,7 +263,7 @@ Deno.test("nodes.memoryLimit stops a node that tampers with the Worker's watchdo
       );
       assert.match(
         record.nodes[evade].error ?? "",
-        /^the node's Worker used \d+ MiB of heap, over its limit of 64 MiB/,
+        /^the node's Worker used \d+ MiB of memory \(heap and buffers\), over its limit of 64 MiB/,
         `${evade}: ${record.nodes[evade].error}`,
       );
     }

@@ -254,3 +254,54 @@ Deno.test("SandboxPool.checkTurn(): a waiting check gives up when its signal abo
   assert.throws(() => new SandboxPool({ maxIdle: 0 }), /maxIdle must be a whole number >= 1/);
   pool.close();
 });
+
+Deno.test("a kept Worker is replaced when a file its module imports through the import map changed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-import-map-" });
+  try {
+    const root = new URL("../", import.meta.url);
+    const repo = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
+    // The project's import map: Flowstate's own names, and one for the node's library.
+    await Deno.writeTextFile(
+      join(dir, "deno.json"),
+      JSON.stringify({
+        imports: { ...repo.imports, "words/": "./nodes/lib/" },
+        unstable: [...repo.unstable, "worker-options"],
+        lock: false,
+      }),
+    );
+    await Deno.mkdir(join(dir, "nodes", "lib"), { recursive: true });
+    await Deno.writeTextFile(
+      join(dir, "nodes", "greet.js"),
+      GREET.replace('"./lib/word.js"', '"words/word.js"'),
+    );
+    await Deno.writeTextFile(join(dir, "nodes", "lib", "word.js"), wordFile("first"));
+    await Deno.writeTextFile(
+      join(dir, "greet.flow.yaml"),
+      "id: greet\nnodes:\n  - { id: g, type: ./nodes/greet.js }\n",
+    );
+    await Deno.writeTextFile(
+      join(dir, "main.ts"),
+      `import { openRuntime } from ${JSON.stringify(new URL("mod.ts", root).href)};
+await using rt = await openRuntime({
+  config: { stores: { main: { plugin: "memory" } }, nodes: { workerIdle: "1m" } },
+});
+const first = await rt.runFlow("greet.flow.yaml");
+await Deno.writeTextFile("nodes/lib/word.js", ${JSON.stringify(wordFile("second"))});
+const second = await rt.runFlow("greet.flow.yaml");
+console.log(JSON.stringify([first.nodes.g.output, second.nodes.g.output]));
+`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", "--config", join(dir, "deno.json"), "-A", "main.ts"],
+      cwd: dir,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, stderr);
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), ["first", "second"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -71,13 +71,13 @@ inputs: { k: { type: string, default: sub } }
     assert.match(lines[1], /^ {2}env: MY_DB_PASSWORD, OTHER \(read from the runner's environment/);
     assert.ok(
       lines.includes(
-        "  direct (../nodes/echo.ts): worker, permissions: none; receives env through with: MY_DB_PASSWORD; sub-flows: flow files only, within these permissions",
+        "  direct (../nodes/echo.ts): worker, permissions: none; receives env through with: MY_DB_PASSWORD; may read env through state: OTHER (written by via, any); sub-flows: flow files only, within these permissions",
       ),
       text.stdout,
     );
     assert.ok(
       lines.includes(
-        "  clean (../nodes/echo.ts): worker, permissions: none; sub-flows: flow files only, within these permissions",
+        "  clean (../nodes/echo.ts): worker, permissions: none; may read env through state: MY_DB_PASSWORD, OTHER (written by direct, via, any); sub-flows: flow files only, within these permissions",
       ),
       text.stdout,
     );
@@ -88,6 +88,46 @@ inputs: { k: { type: string, default: sub } }
       text.stdout,
     );
     assert.ok(!lines.some((l) => l.startsWith("  lit ")), text.stdout);
+    assert.ok(!text.stdout.includes("s3cr3t"));
+  });
+});
+
+Deno.test("validate shows the env variables that may reach each custom node through state another node wrote", async () => {
+  await withSandbox(async ({ dir, runWith }) => {
+    await project(dir, "flows: [./flows]\n");
+    await Deno.writeTextFile(
+      join(dir, "flows", "viastate.flow.yaml"),
+      `id: viastate
+env: [MY_DB_PASSWORD, OTHER]
+nodes:
+  - { id: save, type: state.set, with: { scope: flow, key: pw, value: "\${{ env.MY_DB_PASSWORD }}" } }
+  - { id: given, type: ../nodes/echo.ts, with: { v: "\${{ env.OTHER }}" } }
+  - { id: reader, type: ../nodes/echo.ts, needs: [save], with: { v: 1 } }
+  - { id: shown, type: log, with: { message: "\${{ env.OTHER }}" } }
+`,
+    );
+    const env = { MY_DB_PASSWORD: "s3cr3t", OTHER: "o" };
+    const json = await runWith(env, "validate", "--json", "flows/viastate.flow.yaml");
+    assert.equal(json.code, 0, json.stderr);
+    const [result] = JSON.parse(json.stdout) as ValidateResult[];
+    const byId = Object.fromEntries(result.nodes.map((n) => [n.id, n]));
+    // save writes MY_DB_PASSWORD to the flow's state; given may write OTHER (it is a custom node).
+    assert.deepEqual(byId.reader.stateEnv, ["MY_DB_PASSWORD", "OTHER"]);
+    assert.deepEqual(byId.reader.stateEnvWriters, ["save", "given"]);
+    assert.deepEqual(byId.given.stateEnv, ["MY_DB_PASSWORD"]);
+    assert.deepEqual(byId.given.stateEnvWriters, ["save"]);
+    // A log node writes no state; built-in nodes are given none.
+    assert.deepEqual(byId.save.stateEnv, []);
+    assert.deepEqual(byId.shown.stateEnv, []);
+
+    const text = await runWith(env, "validate", "flows/viastate.flow.yaml");
+    assert.equal(text.code, 0, text.stderr);
+    assert.ok(
+      text.stdout.includes(
+        "  reader (../nodes/echo.ts): worker, permissions: none; may read env through state: MY_DB_PASSWORD, OTHER (written by save, given); sub-flows: flow files only, within these permissions",
+      ),
+      text.stdout,
+    );
     assert.ok(!text.stdout.includes("s3cr3t"));
   });
 });

@@ -11,11 +11,14 @@
  * - `flows versions <id>`: `[{ "flowId", "hash", "parent", "seq", "createdAt" }]`,
  *   newest first (`parent` is `null` for the first version); `null` (exit 1) for an unknown flow
  * - `validate`: `[{ "file", "ok", "problems": [{ "file", "line", "column", "path", "message" }],
- *   "env", "warnings", "nodes": [{ "id", "type", "runs", "permissions", "withEnv", "subFlows" }] }]`
+ *   "env", "warnings", "nodes": [{ "id", "type", "runs", "permissions", "withEnv", "stateEnv",
+ *   "stateEnvWriters", "subFlows" }] }]`
  *   (`line` and `column` `null` when not known; `nodes` empty when not `ok`; `env` the flow's
  *   `env:` list; `warnings` texts; `runs` is `builtin`, `trusted` or `worker`, `permissions` what
  *   a `worker` node may do, paths resolved, or `null`; `withEnv` the `env:` variables whose
- *   values reach the node through its `with:`; `subFlows` how it may start sub-flows:
+ *   values reach the node through its `with:`; `stateEnv` those that other nodes of the flow
+ *   may write to state it can read (a custom node's), `stateEnvWriters` those nodes' ids;
+ *   `subFlows` how it may start sub-flows:
  *   `literal`, `computed`, `capped`, `any` or `null`)
  *
  * @module
@@ -24,6 +27,7 @@ import { FlowValidationError, loadFlowFile } from "../flow/parse.ts";
 import { loadFlow } from "../flow/load.ts";
 import type { PreparedFlow } from "../flow/executor.ts";
 import {
+  envThroughState,
   envThroughWith,
   type GuardedPath,
   type SubFlowStart,
@@ -98,6 +102,14 @@ export interface ValidateNode {
    * whatever its `permissions:` say.
    */
   withEnv: string[];
+  /**
+   * For a custom node, the flow's `env:` variables whose values other nodes
+   * of the flow receive through `with:` and may write to state, which it can
+   * read (beside `withEnv`).
+   */
+  stateEnv: string[];
+  /** The nodes that may write `stateEnv` to state. */
+  stateEnvWriters: string[];
   /**
    * How it may start sub-flows: `literal` (a `flow` node, as written),
    * `computed` (a `flow` node's path computed at run time: a flow file in its
@@ -196,12 +208,15 @@ export async function validateFlows(
         if (problems.length > 0) throw new FlowValidationError(problems, file);
       }
       const withEnv = envThroughWith(prepared);
+      const stateEnv = envThroughState(prepared, withEnv);
       const nodes = prepared.nodes.map((n, i): ValidateNode => ({
         id: n.spec.id,
         type: n.spec.type,
         runs: n.runs ?? "builtin",
         permissions: n.permissions ?? null,
         withEnv: withEnv[i],
+        stateEnv: stateEnv[i].env,
+        stateEnvWriters: stateEnv[i].writers,
         subFlows: subFlowStart(n),
       }));
       const env = [...parsed.definition.env ?? []];
@@ -247,9 +262,14 @@ export async function validateFlows(
 }
 
 function describeRuns(node: ValidateNode): string {
-  const env = node.withEnv.length === 0
+  let env = node.withEnv.length === 0
     ? ""
     : `; receives env through with: ${node.withEnv.join(", ")}`;
+  if (node.stateEnv.length > 0) {
+    env += `; may read env through state: ${node.stateEnv.join(", ")} (written by ${
+      node.stateEnvWriters.join(", ")
+    })`;
+  }
   if (node.runs === "builtin") {
     return `starts a sub-flow whose path is computed at run time (only a flow file in its flow's folder or under flows: is run)${env}`;
   }

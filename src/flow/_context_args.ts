@@ -7,6 +7,49 @@
  */
 import { LOG_LEVELS, type LogLevel } from "../log.ts";
 import { didYouMean } from "../_suggest.ts";
+import { utf8Length } from "../store/values.ts";
+
+/** The most bytes (UTF-8) one `ctx.log` line keeps; a longer one is cut, with a note. */
+export const LOG_LINE_BYTES = 16 * 1024;
+
+/**
+ * The most bytes (UTF-8) of a node's error message that its run keeps; a
+ * longer one is cut, with a note. A run's record must fit in one store value,
+ * and a node (one without any permission too) chooses what it throws.
+ */
+export const ERROR_MESSAGE_BYTES = 16 * 1024;
+
+/**
+ * `message` as the line `ctx.log()` keeps: text, cut to at most
+ * {@linkcode LOG_LINE_BYTES} of UTF-8 with a note of how much was cut. A
+ * sandboxed node's Worker cuts it before it sends it, so a huge line never
+ * crosses to the runner.
+ */
+export function logLine(message: unknown): string {
+  return cutText(String(message), LOG_LINE_BYTES, "a log line");
+}
+
+/** A node's error `message` as its run keeps it: cut to {@linkcode ERROR_MESSAGE_BYTES}. */
+export function errorMessage(message: string): string {
+  return cutText(message, ERROR_MESSAGE_BYTES, "an error message");
+}
+
+/** `text` cut to at most `max` bytes of UTF-8, with a note saying `what` holds at most that. */
+function cutText(text: string, max: number, what: string): string {
+  if (text.length * 3 <= max) return text;
+  const size = utf8Length(text);
+  if (size <= max) return text;
+  const note = ` … (cut: ${size.toLocaleString("en-US")} bytes, over the ${
+    (max / 1024).toLocaleString("en-US")
+  } KiB ${what} may hold)`;
+  let end = Math.max(0, Math.floor((max - note.length) / 3));
+  // Grow while it fits: at least max/3 characters always do.
+  while (end < text.length && utf8Length(text.slice(0, end + 256)) + note.length <= max) end += 256;
+  // No lone half of a surrogate pair at the cut.
+  const code = text.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end--;
+  return text.slice(0, end) + note;
+}
 
 /**
  * `level` as a log level (`undefined`: `"info"`), or a `TypeError` naming the

@@ -7,11 +7,11 @@
  * The graph is found without Deno's help (no `deno info` subprocess): the
  * module file and, from each JavaScript or TypeScript file, every specifier
  * after `from`, of a bare `import "…"` or of a literal `import("…")` that is
- * relative (`./`, `../`), absolute or a `file:` URL, followed recursively.
- * A match inside a comment or a string only adds a file to look at. Files
- * reached through an import map's bare names, npm, jsr and remote modules
- * (Deno's cache, which does not change under a running process) and
- * Flowstate's own files are not followed.
+ * relative (`./`, `../`), absolute or a `file:` URL, or a name the import
+ * map (or a `links` entry) resolves to a local file, followed recursively.
+ * A match inside a comment or a string only adds a file to look at. npm, jsr
+ * and remote modules (Deno's cache, which does not change under a running
+ * process) and Flowstate's own files are not followed.
  *
  * @module
  */
@@ -89,14 +89,27 @@ export function unchanged(files: readonly FileStamp[]): boolean {
   return files.every(([path, stamp]) => stampOf(path) === stamp);
 }
 
-/** The file a local specifier names from the module at `base`, else `undefined`. */
+/** Specifiers that never name a local file: Deno's cache, built-ins, inline code. */
+const NOT_LOCAL = /^(?:npm|node|https?|data|blob):/;
+
+/**
+ * The file a specifier names from the module at `base`: a relative,
+ * absolute or `file:` one, or a name the import map resolves to a local file
+ * (`"lib/": "./lib/"`, a `jsr:` package that `links` points at a folder);
+ * else `undefined`.
+ */
 function localPath(specifier: string, base: URL): string | undefined {
-  if (!/^(?:\.{1,2}\/|\/|file:)/.test(specifier)) return undefined;
   try {
-    const url = new URL(specifier, base);
-    return url.protocol === "file:" ? fromFileUrl(url) : undefined;
+    if (/^(?:\.{1,2}\/|\/|file:)/.test(specifier)) {
+      const url = new URL(specifier, base);
+      return url.protocol === "file:" ? fromFileUrl(url) : undefined;
+    }
+    if (NOT_LOCAL.test(specifier)) return undefined;
+    // This process's import map is the one the node's Worker imports with.
+    const resolved = import.meta.resolve(specifier);
+    return resolved.startsWith("file:") ? fromFileUrl(resolved) : undefined;
   } catch {
-    return undefined;
+    return undefined; // Not a URL, or a name nothing maps: the Worker's import says why.
   }
 }
 

@@ -10,13 +10,14 @@
  * | `ready`     | (none): the node module loaded                           |
  * | `loadError` | `error: { name, message }`: it did not                   |
  * | `done`      | `id`, and `value` or `error: { name, message }`          |
- * | `log`       | `run`, `message` (string), `level` (string)              |
+ * | `log`       | `run`, `message` (string, cut: see `logLine`), `level`   |
  * | `call`      | `id`, `run`, `method` (string), `args` (array), `scope`? |
  * | `heap`      | `heapUsed` (bytes): the answer to the host's `ping`      |
  *
  * @module
  */
 import { parseJson } from "../_json.ts";
+import { LOG_LINE_BYTES } from "./_context_args.ts";
 
 /** An error as it crosses the Worker boundary. */
 export interface ErrorShape {
@@ -49,8 +50,10 @@ const QUOTED = 120;
 /** `data` as it is quoted in an error (shortened). */
 export function quoteMessage(data: unknown): string {
   let text: string;
-  if (typeof data === "string") text = JSON.stringify(data);
-  else {
+  // Only as much of a string as is quoted: it may be hundreds of MiB.
+  if (typeof data === "string") {
+    text = JSON.stringify(data.length > QUOTED ? data.slice(0, QUOTED + 1) : data);
+  } else {
     try {
       text = `${typeof data} ${JSON.stringify(data) ?? String(data)}`;
     } catch {
@@ -84,7 +87,10 @@ export function readWorkerMessage(data: unknown): WorkerMessage | { problem: str
       case "done":
         return isId(msg.id) && (msg.error === undefined || isError(msg.error));
       case "log":
-        return isId(msg.run) && typeof msg.message === "string" && typeof msg.level === "string";
+        // ctx.log in the Worker cuts a line to LOG_LINE_BYTES (UTF-8, so as many characters at
+        // most) before it sends it: a longer one did not come from it.
+        return isId(msg.run) && typeof msg.message === "string" &&
+          msg.message.length <= LOG_LINE_BYTES && typeof msg.level === "string";
       case "call":
         return isId(msg.id) && isId(msg.run) && typeof msg.method === "string" &&
           isArgs(msg.args) && (msg.scope === undefined || typeof msg.scope === "string");

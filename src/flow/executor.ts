@@ -11,7 +11,7 @@ import { MAX_VALUE_BYTES, serializeValue, utf8Length } from "../store/values.ts"
 import type { JsonValue } from "../store/types.ts";
 import { type Clock, realTimers, systemClock, type Timers } from "../clock.ts";
 import type { LogLevel, NodeContext, NodeType } from "./node.ts";
-import { logLevel, sleepProblem } from "./_context_args.ts";
+import { errorMessage, LOG_LINE_BYTES, logLevel, logLine, sleepProblem } from "./_context_args.ts";
 import {
   type CompiledTemplate,
   type CompiledValue,
@@ -63,21 +63,7 @@ export const NODE_LOG_LIMITS: {
   readonly lines: number;
   readonly lineBytes: number;
   readonly totalBytes: number;
-} = Object.freeze({ lines: 10_000, lineBytes: 16 * 1024, totalBytes: 4 * 1024 * 1024 });
-
-/** `text` cut to at most `max` bytes of UTF-8, with a note of how much was cut. */
-function cutLine(text: string, size: number, max: number): string {
-  const note = ` … (cut: ${size.toLocaleString("en-US")} bytes, over the ${
-    (max / 1024).toLocaleString("en-US")
-  } KiB a log line may hold)`;
-  let end = Math.max(0, Math.floor((max - note.length) / 3));
-  // Grow while it fits: at least max/3 characters always do.
-  while (end < text.length && utf8Length(text.slice(0, end + 256)) + note.length <= max) end += 256;
-  // No lone half of a surrogate pair at the cut.
-  const code = text.charCodeAt(end - 1);
-  if (code >= 0xd800 && code <= 0xdbff) end--;
-  return text.slice(0, end) + note;
-}
+} = Object.freeze({ lines: 10_000, lineBytes: LOG_LINE_BYTES, totalBytes: 4 * 1024 * 1024 });
 
 /** How long a node attempt that is over may take to stop, by default (ms). */
 export const DEFAULT_ABORT_GRACE = 5000;
@@ -582,13 +568,9 @@ class AttemptContext implements NodeContext<unknown> {
     return this.#log ??= (message: string, level?: LogLevel) => {
       a.check();
       const checked = logLevel(level);
-      let text = String(message);
+      const text = logLine(message);
       const limits = NODE_LOG_LIMITS;
-      let size = text.length * 3 <= limits.lineBytes ? text.length : utf8Length(text);
-      if (size > limits.lineBytes) {
-        text = cutLine(text, size, limits.lineBytes);
-        size = limits.lineBytes;
-      }
+      const size = text.length * 3 <= limits.lineBytes ? text.length : utf8Length(text);
       if (a.logLines >= limits.lines || a.logBytes + size > limits.totalBytes) {
         a.logDropped++;
         return;
@@ -1123,7 +1105,11 @@ class Execution implements AttemptHost {
     let outcome: AttemptOutcome;
     const result = a.result;
     if (a.threw) {
-      outcome = { ok: false, error: messageOf(result), timedOut: result instanceof AttemptTimeout };
+      outcome = {
+        ok: false,
+        error: errorMessage(messageOf(result)),
+        timedOut: result instanceof AttemptTimeout,
+      };
     } else {
       try {
         // A copy, so later nodes cannot change this node's recorded output.
@@ -1142,7 +1128,7 @@ class Execution implements AttemptHost {
         }
         outcome = { ok: true, output: output as JsonValue, bytes };
       } catch (err) {
-        outcome = { ok: false, error: messageOf(err), timedOut: false };
+        outcome = { ok: false, error: errorMessage(messageOf(err)), timedOut: false };
       }
     }
     a.timer?.abort("attempt finished");

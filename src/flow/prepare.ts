@@ -24,6 +24,7 @@ import {
 } from "./node_options.ts";
 import {
   invalidPermission,
+  LinkEscapeError,
   missingRunnerPermission,
   NO_WORKER_OPTIONS,
   ProtectedModuleError,
@@ -181,7 +182,9 @@ export async function prepareFlow(
               sandboxes.set(key, sandbox);
             } catch (err) {
               // Deno refuses the permissions themselves (what a query of each entry did not catch).
-              if (err instanceof ProtectedModuleError) {
+              if (err instanceof LinkEscapeError) {
+                problem(["nodes", i, "permissions", err.permission, err.index], err.message);
+              } else if (err instanceof ProtectedModuleError) {
                 problem(
                   ["nodes", i, "type"],
                   `cannot load node module ${spec.type}: ${err.message}`,

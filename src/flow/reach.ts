@@ -45,7 +45,8 @@ const ENV_ROOT = /(?<![.\w$])env(?![\w$])/;
  * whose output it reads (`nodes.<id>`), at any distance. A `with:` that reads
  * `env` other than by a written name (`env[inputs.k]`, all of `env`) counts
  * as reading every variable of the flow's `env:` list. Values that pass
- * through state (a `state.set` then a `state.get`) are not followed.
+ * through state (a `state.set` then a `state.get`) are
+ * {@linkcode envThroughState}'s.
  */
 export function envThroughWith(prepared: PreparedFlow): string[][] {
   const listed = prepared.definition.env ?? [];
@@ -66,6 +67,51 @@ export function envThroughWith(prepared: PreparedFlow): string[][] {
     return found;
   };
   return prepared.nodes.map((_, i) => [...visit(i)].sort());
+}
+
+/** Built-in nodes that write state: what reaches their `with:` may land in a key or a value. */
+const STATE_WRITERS = new Set(["state.set", "state.delete", "state.increment"]);
+
+/** The `env:` variables that may reach a custom node through state, and the nodes that write them. */
+export interface EnvThroughState {
+  /** The variables (not those that reach it through its own `with:`), sorted. */
+  env: string[];
+  /** The ids of the nodes that may write them to state. */
+  writers: string[];
+}
+
+/**
+ * For each node, the flow's `env:` variables whose values may reach it
+ * through state: those that reach (through `with:`, see
+ * {@linkcode envThroughWith}) another node able to write state (a custom
+ * node, or a built-in `state.set`, `state.delete` or `state.increment`). A
+ * custom node can read every key of its flow's state and of the global
+ * scope, so each custom node gets them all; a built-in node gets none.
+ * What a node writes to the global scope, nodes of other flows can read too.
+ */
+export function envThroughState(
+  prepared: PreparedFlow,
+  withEnv: readonly string[][] = envThroughWith(prepared),
+): EnvThroughState[] {
+  const custom = (node: PreparedNode) => (node.runs ?? "builtin") !== "builtin";
+  const writers = prepared.nodes
+    .map((node, i) => ({ node, env: withEnv[i] }))
+    .filter(({ node, env }) =>
+      env.length > 0 && (custom(node) || STATE_WRITERS.has(node.spec.type))
+    );
+  return prepared.nodes.map((node, i) => {
+    const env = new Set<string>();
+    const by: string[] = [];
+    if (!custom(node)) return { env: [], writers: [] };
+    for (const writer of writers) {
+      if (writer.node === node) continue;
+      const reaching = writer.env.filter((name) => !withEnv[i].includes(name));
+      if (reaching.length === 0) continue;
+      for (const name of reaching) env.add(name);
+      by.push(writer.node.spec.id);
+    }
+    return { env: [...env].sort(), writers: by };
+  });
 }
 
 /** Whether a template in `value` reads `env` other than by a written variable name. */

@@ -11,6 +11,12 @@ import { captureActor, runAsActor } from "../store/actor.ts";
 import type { ChangeActor } from "../store/types.ts";
 import { dirname, fromFileUrl, isAbsolute, relative, resolve } from "../_path.ts";
 import { importReadPaths, protectedBy } from "./_import_reads.ts";
+import {
+  linkEscape,
+  type LinkProblem,
+  MAX_LINK_CHECK_ENTRIES,
+  type PathPermission,
+} from "./_link_escapes.ts";
 import { type FileStamp, FLOWSTATE_ROOT, nodeModuleFiles, unchanged } from "./_module_files.ts";
 import { type DenoConfigFile, denoConfigsAround, readDenoConfig } from "../_jsonc.ts";
 import type { NodeContext, NodeType } from "./node.ts";
@@ -19,11 +25,11 @@ import type { StateView } from "../state/scopes.ts";
 import {
   type ErrorShape,
   NOT_UNDERSTOOD,
-  quoteMessage,
   readWorkerMessage,
   type WorkerMessage,
 } from "./_sandbox_messages.ts";
 import type { LogLevel } from "../log.ts";
+import { MAX_VALUE_BYTES } from "../store/values.ts";
 import { PING } from "./sandbox_worker.ts";
 
 /** Deno's permission names a node may declare. */
@@ -48,6 +54,13 @@ export type ResolvedPermissions = Record<PermissionName, boolean | string[]>;
 export const DEFAULT_WORKER_MEMORY_MIB = 512;
 
 const MIB = 1024 * 1024;
+
+/**
+ * The longest message (characters) a node's Worker may send: a state value
+ * (at most {@linkcode MAX_VALUE_BYTES} of JSON) with room for its key and
+ * envelope. A longer one was not made by Flowstate's code in the Worker.
+ */
+const MAX_MESSAGE_CHARS = 2 * MAX_VALUE_BYTES + MIB;
 
 /**
  * How long (ms) a flow's check of one custom node module may take by default
@@ -352,7 +365,21 @@ export class SandboxWorker {
       // The Worker runs untrusted code: whatever it sends, nothing here may throw (a throw in
       // this handler is an uncaught error that ends the whole runner).
       try {
-        const msg = readWorkerMessage(event.data);
+        const data = event.data;
+        // Before it is parsed: a node that tampers with the Worker's JSON could make the
+        // runner parse (and keep) hundreds of MiB per message, as fast as it can send them.
+        if (typeof data === "string" && data.length > MAX_MESSAGE_CHARS) {
+          return stop(
+            new Error(
+              `the node's Worker sent a message of ${
+                Math.ceil(data.length / MIB)
+              } MiB, more than any state call, output or log line can be (${
+                MAX_MESSAGE_CHARS / MIB
+              } MiB); it was stopped`,
+            ),
+          );
+        }
+        const msg = readWorkerMessage(data);
         if ("problem" in msg) notUnderstood(msg.problem);
         else this.#handle(msg, ready);
       } catch (err) {
@@ -361,9 +388,9 @@ export class SandboxWorker {
     };
     this.#port.onmessageerror = () => notUnderstood("it could not be received");
     loader.onmessage = (event) => {
-      const msg = event.data as { op: string; message?: string; data?: unknown };
+      const msg = event.data as { op: string; message?: string; quote?: string };
       if (msg?.op === "crash") stop(new Error(String(msg.message)));
-      else notUnderstood(quoteMessage(msg?.data));
+      else notUnderstood(String(msg?.quote));
     };
     loader.onerror = (event) => {
       event.preventDefault();
@@ -406,7 +433,7 @@ export class SandboxWorker {
         new Error(
           `the node's Worker used ${
             Math.round(msg.heapUsed / MIB)
-          } MiB of heap, over its limit of ${this.memoryLimitMiB} MiB (nodes.memoryLimit in the config); it was stopped`,
+          } MiB of memory (heap and buffers), over its limit of ${this.memoryLimitMiB} MiB (nodes.memoryLimit in the config); it was stopped`,
         ),
       );
     } else if (msg.op === "call") {
@@ -595,7 +622,12 @@ const STATE_METHODS = new Set([
 ]);
 
 function nodeError(error: { name: string; message: string }, baseDir?: string): Error {
-  const message = error.name === "NotCapable" || error.name === "PermissionDenied"
+  // A refused dynamic import() of a remote module is a TypeError saying the same.
+  const refused = error.name === "NotCapable" || error.name === "PermissionDenied" ||
+    /^Requires import access to "[^"]*", run again with the --allow-import flag/.test(
+      error.message,
+    );
+  const message = refused
     ? `${
       error.message.replace(/, run again with the --allow-\S+ flag/, "")
     } (permission denied: the node may only do what its permissions: in the flow declare${
@@ -680,6 +712,41 @@ function localModuleUrl(moduleUrl: string): string | undefined {
 /** A node module in a place node modules may not read (the home, a store file, the config). */
 export class ProtectedModuleError extends Error {
   override name = "ProtectedModuleError";
+}
+
+/**
+ * A node's `read:`, `write:` or `ffi:` entry that holds a symbolic link
+ * leading outside that list (see `_link_escapes.ts`); `name` and `index` say
+ * which entry, as the flow writes it.
+ */
+export class LinkEscapeError extends Error {
+  override name = "LinkEscapeError";
+  /** The permission. */
+  readonly permission: PathPermission;
+  /** The entry's index in its list. */
+  readonly index: number;
+  /** Build the error for `problem`, naming paths relative to `baseDir` (the flow's folder). */
+  constructor(problem: LinkProblem, entry: string, baseDir: string | undefined) {
+    const shown = (path: string) => flowRelativePath(path, baseDir);
+    const { name } = problem;
+    super(
+      problem.kind === "tooMany"
+        ? `${name}: ${
+          shown(entry)
+        } holds more than ${MAX_LINK_CHECK_ENTRIES} entries, too many to check for symbolic links leading out of it (Deno follows them); declare the folders the node needs instead`
+        : `${name}: ${shown(entry)} holds ${
+          shown(problem.link)
+        }, a symbolic link to ${problem.target}, outside the node's ${name}: paths (Deno follows links, so the node could ${
+          name === "ffi" ? "load" : name
+        } there); if it may, add ${
+          // Beside the flow: as the flow would write it; elsewhere, absolute.
+          shown(problem.target).startsWith("..")
+            ? problem.target
+            : shown(problem.target)} to its ${name}:, else remove the link`,
+    );
+    this.permission = name;
+    this.index = problem.index;
+  }
 }
 
 /** Options of a {@linkcode SandboxPool}. */
@@ -831,6 +898,15 @@ export class SandboxPool {
       roots.push(dirname(modulePath));
     }
     if (FLOWSTATE_ROOT !== undefined) roots.push(FLOWSTATE_ROOT);
+    // At every hand-out, a kept Worker's too: a link made since it started is seen.
+    const escape = linkEscape(permissions);
+    if (escape !== undefined) {
+      throw new LinkEscapeError(
+        escape,
+        (permissions[escape.name] as string[])[escape.index],
+        baseDir,
+      );
+    }
     const key = poolKey(moduleUrl, permissions) + `\n${JSON.stringify(roots)}`;
     const idle = this.#idle.get(key);
     while (idle && idle.length > 0) {

@@ -12,10 +12,13 @@
  * Messages between the host and the node go over a `MessagePort` the host
  * sends with the start message; this Worker only reports what the node's
  * Worker itself does: an uncaught error (`crash`), or a message the node
- * posted on its Worker's own channel, which Flowstate never uses (`stray`).
+ * posted on its Worker's own channel, which Flowstate never uses (`stray`,
+ * with a short quote of it: the node's Worker is stopped at once).
  *
  * @module
  */
+
+import { quoteMessage } from "./_sandbox_messages.ts";
 
 const scope = globalThis as unknown as {
   postMessage(message: unknown): void;
@@ -40,7 +43,15 @@ scope.onmessage = (event: MessageEvent) => {
     e.preventDefault();
     scope.postMessage({ op: "crash", message: e.message });
   };
-  node.onmessage = (e) => scope.postMessage({ op: "stray", data: e.data });
-  node.onmessageerror = () => scope.postMessage({ op: "stray", data: undefined });
+  // Stopped at its first: a node posting huge messages in a loop would queue copies of them
+  // here and in the host faster than the host can stop it. Only a short quote goes on.
+  node.onmessage = (e) => {
+    node.terminate();
+    scope.postMessage({ op: "stray", quote: quoteMessage(e.data) });
+  };
+  node.onmessageerror = () => {
+    node.terminate();
+    scope.postMessage({ op: "stray", quote: "it could not be received" });
+  };
   node.postMessage("port", [event.ports[0]]);
 };

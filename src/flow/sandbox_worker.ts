@@ -8,7 +8,7 @@
  */
 
 import { realTimers } from "../clock.ts";
-import { logLevel, sleepProblem } from "./_context_args.ts";
+import { errorMessage, logLevel, logLine, sleepProblem } from "./_context_args.ts";
 import { serializeValue } from "../store/values.ts";
 import { checkExpireIn } from "../store/write_args.ts";
 import { parseJson } from "../_json.ts";
@@ -78,6 +78,30 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
   const permissions = Object.getPrototypeOf(Deno.permissions);
   pin(permissions, "request", (..._: unknown[]) => Promise.reject(requesting.call(null)));
   pin(permissions, "requestSync", requesting);
+  // A Worker the node starts has a heap of its own, which no heap check sees: nodes.memoryLimit
+  // would not hold (nor would the node's timeout stop what it runs). Deno's Worker, and Node's
+  // (node:worker_threads, whose constructor runs EventEmitter.init before it starts a thread).
+  const noWorkers = refuse(
+    "new Worker()",
+    "a Worker's memory would escape nodes.memoryLimit; do the work in the node (await now and then), or list the module under nodes: { trusted: [...] } in the config",
+  );
+  pin(globalThis, "Worker", function Worker() {
+    noWorkers();
+  });
+  // Not literal specifiers: `deno test` type-checks a Worker's modules as it starts it, and Node's
+  // types would take it past nodes.checkTimeout.
+  const [eventsModule, threadsModule] = ["node:events", "node:worker_threads"];
+  const { EventEmitter } = await import(eventsModule);
+  const { Worker: NodeWorker } = await import(threadsModule);
+  const init = (EventEmitter as { init: (...a: unknown[]) => unknown }).init;
+  // Taken now: the node may replace Reflect.apply, or give the class a Symbol.hasInstance.
+  const apply = Reflect.apply;
+  const isPrototypeOf = Object.prototype.isPrototypeOf;
+  const workerPrototype = NodeWorker.prototype;
+  pin(EventEmitter, "init", function (this: unknown, ...args: unknown[]) {
+    if (apply(isPrototypeOf, workerPrototype, [this])) noWorkers();
+    return apply(init, this, args);
+  });
   // Deno's internals (its ops: a prompt or a chdir without the checks above).
   delete (Deno as unknown as Record<symbol, unknown>)[
     (Deno as unknown as { internal: symbol }).internal
@@ -87,8 +111,11 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
   pin(port, "dispatchEvent", EventTarget.prototype.dispatchEvent);
   let handle: (msg: Any) => void = () => {};
   port.onmessage = (event: MessageEvent) => {
-    if (event.data === PING) post(`{"op":"heap","heapUsed":${memoryUsage().heapUsed}}`);
-    else handle(parseJson(event.data as string));
+    // ArrayBuffers live outside the heap: counted too, or a node holding buffers is never seen.
+    if (event.data === PING) {
+      const { heapUsed, external } = memoryUsage();
+      post(`{"op":"heap","heapUsed":${heapUsed + external}}`);
+    } else handle(parseJson(event.data as string));
   };
   let type: Any;
   try {
@@ -97,8 +124,8 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
     post(JSON.stringify({
       op: "loadError",
       error: {
-        name: (err as Error)?.name ?? "Error",
-        message: (err as Error)?.message ?? String(err),
+        name: String((err as Error)?.name ?? "Error").slice(0, 200),
+        message: errorMessage(String((err as Error)?.message ?? err)),
       },
     }));
     return;
@@ -145,9 +172,10 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
       search: method("search"),
     };
   };
+  // Cut here (as the runner would): a huge message never crosses to the runner.
   const fail = (err: unknown) => ({
-    name: (err as Error)?.name ?? "Error",
-    message: (err as Error)?.message ?? String(err),
+    name: String((err as Error)?.name ?? "Error").slice(0, 200),
+    message: errorMessage(String((err as Error)?.message ?? err)),
   });
   handle = async (msg: Any) => {
     if (msg.op === "reply") {
@@ -210,8 +238,9 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
         // host sent the attempt (0 for the real clock), in whole milliseconds as in-process.
         clock: { now: () => Math.floor(Date.now() + (msg.now - msg.sentAt)) },
         // Checked here, as in-process: the node's own call throws.
+        // Cut here (as the runner would): a huge line never crosses to the runner.
         log: (message: string, level?: string) =>
-          send({ op: "log", run, message: String(message), level: logLevel(level) }),
+          send({ op: "log", run, message: logLine(message), level: logLevel(level) }),
         // The runner's own timers, checked as in-process (and no Node setTimeout, which would
         // print a TimeoutOverflowWarning to stderr and fire at once for Infinity).
         sleep: (ms: number) => {

@@ -23,12 +23,18 @@
  *   refused with an error that quotes nothing of the file.
  * - A `flow` node whose `flow:` is a definition computed at run time is
  *   refused: no review ever sees its nodes.
+ * - A `flow` node whose `flow:` or `input:` reads the output of a sandboxed
+ *   node (directly, or through built-in nodes' outputs) runs its sub-run
+ *   under the ceiling of every such node: the permissions they all have. A
+ *   node with no permissions cannot pick a flow file that declares more and
+ *   have a `flow` node start it for it. Values passed through state are not
+ *   followed (as for `env`, see `reach.ts`).
  *
  * @module
  */
 import { isWithin as within, resolve } from "../_path.ts";
 import { moduleUrl } from "../loader.ts";
-import type { PreparedNode } from "./executor.ts";
+import type { PreparedFlow, PreparedNode } from "./executor.ts";
 import { builtinNodes } from "./nodes.ts";
 import type { ParsedFlow } from "./parse.ts";
 import { PERMISSION_NAMES, type PermissionName, resolvePermissions } from "./sandbox.ts";
@@ -87,14 +93,33 @@ export async function subRunTarget(
   node: PreparedNode,
   flowId: string,
   flow: string | Record<string, unknown>,
-  where: { baseDir: string; flowRoots: readonly string[]; inherited?: PermissionCeiling },
+  where: {
+    baseDir: string;
+    flowRoots: readonly string[];
+    inherited?: PermissionCeiling;
+    /** The flow `node` is of: a `flow` node fed by a sandboxed node runs under its ceiling. */
+    flow?: PreparedFlow;
+  },
 ): Promise<{ target: string | Record<string, unknown>; rule: SubRunRule }> {
   const caller = nodeName(node, flowId);
   const sandboxed = node.runs === "worker";
   const computed = computesSubFlow(node);
-  const ceiling = sandboxed
+  let ceiling = sandboxed
     ? { permissions: node.permissions ?? resolvePermissions(undefined, where.baseDir), caller }
     : where.inherited;
+  if (!sandboxed && where.flow !== undefined) {
+    for (const steering of steeringNodes(where.flow, node)) {
+      const permissions = steering.permissions ?? resolvePermissions(undefined, where.baseDir);
+      ceiling = {
+        permissions: ceiling === undefined
+          ? permissions
+          : intersectPermissions(ceiling.permissions, permissions),
+        caller: `${caller}, whose with: reads the output of sandboxed ${
+          nodeName(steering, flowId)
+        }${ceiling === undefined ? "" : ` (and of ${ceiling.caller})`}`,
+      };
+    }
+  }
   const rule: SubRunRule = {
     ...(ceiling === undefined ? {} : { ceiling }),
     ...(sandboxed || computed ? { untrusted: caller } : {}),
@@ -250,6 +275,53 @@ function covers(name: PermissionName, allowed: string, item: string): boolean {
     default:
       return false;
   }
+}
+
+/**
+ * The sandboxed nodes whose output reaches the `with:` of the built-in
+ * `node` of `flow`: read there directly, or by a built-in node whose output
+ * it reads, at any distance (a trusted node's output is its own: it has
+ * every permission anyway).
+ */
+export function steeringNodes(flow: PreparedFlow, node: PreparedNode): PreparedNode[] {
+  const byId = new Map(flow.nodes.map((n) => [n.spec.id, n]));
+  const found = new Set<PreparedNode>();
+  const seen = new Set<string>();
+  const visit = (from: PreparedNode) => {
+    for (const id of from.with.refs.nodes) {
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const source = byId.get(id);
+      if (source === undefined) continue;
+      if (source.runs === "worker") found.add(source);
+      else if ((source.runs ?? "builtin") === "builtin") visit(source);
+    }
+  };
+  visit(node);
+  return [...found];
+}
+
+/** The permissions both `a` and `b` grant (each Deno name present in either). */
+export function intersectPermissions(
+  a: Record<string, boolean | string[]>,
+  b: Record<string, boolean | string[]>,
+): Record<string, boolean | string[]> {
+  const out: Record<string, boolean | string[]> = {};
+  for (const name of PERMISSION_NAMES) {
+    const x = a[name] ?? false;
+    const y = b[name] ?? false;
+    if (x === false || y === false) out[name] = false;
+    else if (x === true) out[name] = y;
+    else if (y === true) out[name] = x;
+    else {
+      const both = new Set([
+        ...x.filter((item) => y.some((allowed) => covers(name, allowed, item))),
+        ...y.filter((item) => x.some((allowed) => covers(name, allowed, item))),
+      ]);
+      out[name] = both.size === 0 ? false : [...both];
+    }
+  }
+  return out;
 }
 
 /** `read=/data net=api.example.com:443`, or `none`. */
