@@ -190,9 +190,12 @@ export interface BackupOptions {
   /** Back up every configured store, one file each. */
   all?: boolean;
   /**
-   * The file to write (relative to the working directory); with `all`, the
-   * directory to write into. Default: `<home>/backups/`. An existing file is
-   * never overwritten.
+   * The file to write; with `all`, or ending with `/` (`backups/`), the
+   * directory to write into (files named `<store>-<time>.fsbackup`, which
+   * `keep` and `keepFor` prune). Default: `<home>/backups/`. An existing file
+   * is never overwritten. Relative: in
+   * the config (`jobs.backup.options`), to the config file's folder; given to
+   * `runJob`'s `options` or `backupStores`, to the working directory.
    */
   out?: string;
   /** `"snapshot"` (two passes, verified) or `"per-key"` (one pass). */
@@ -985,8 +988,10 @@ export async function backupStores(
     if (!runtime.storeNames.includes(name)) await runtime.store(name);
   }
   const out = options.out === undefined ? undefined : resolve(options.out);
-  const single = !options.all && out !== undefined;
-  const dir = options.all && out !== undefined ? out : join(runtime.home, "backups");
+  // `out` names a folder with all, or when it ends with a separator (`backups/`).
+  const intoFolder = options.all || (options.out !== undefined && /[/\\]$/.test(options.out));
+  const single = !intoFolder && out !== undefined;
+  const dir = intoFolder && out !== undefined ? out : join(runtime.home, "backups");
   const result: BackupResult = {
     files: [],
     entries: 0,
@@ -1008,7 +1013,8 @@ export async function backupStores(
         isDir
           ? `${what} store "${name}" to ${out}: it is a directory; give a file in it (${
             join(out, `${name}${BACKUP_EXTENSION}`)
-          }), or all (--all) to write one file per store into it`
+          }), end it with "/" (${out}/) to write a backup named by Flowstate into it, or all ` +
+            `(--all) to write one file per store into it`
           : `${what} store "${name}" to ${out}: the file exists; remove it or choose another`,
       );
     }
@@ -1167,6 +1173,7 @@ const backupJob: Job<BackupOptions> = defineJob<BackupOptions>({
   description: "write a consistent, compressed, checksummed snapshot of a store (or of each)",
   optionsSchema: backupOptions,
   defaults,
+  pathOptions: ["out", "since"],
   async run(ctx, options): Promise<JobResult> {
     const result = await backupStores(ctx.runtime, {
       ...options,

@@ -160,6 +160,7 @@ const migrateJob: Job<MigrateJobOptions> = defineJob<MigrateJobOptions>({
     "data migrations: apply (up) or revert (down) the modules in ./migrations under a lock, recording each",
   optionsSchema,
   defaults,
+  pathOptions: ["dir"],
   async run(ctx, options) {
     const store = await ctx.store(options.store);
     const dir = resolve(ctx.runtime.config.baseDir, options.dir);

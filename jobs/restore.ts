@@ -1010,6 +1010,7 @@ const restoreJob: Job<RestoreOptions> = defineJob<RestoreOptions>({
   description: "verify a backup file, then load it into a store (empty, or cleared with force)",
   optionsSchema: restoreOptions,
   defaults,
+  pathOptions: ["file", "increments"],
   async run(ctx, options): Promise<JobResult> {
     const store = await ctx.store(options.store);
     const file = isAbsolute(options.file) ? options.file : resolve(options.file);

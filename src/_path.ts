@@ -693,3 +693,13 @@ export function isWithin(path: string, dir: string): boolean {
   const rel = relative(dir, path);
   return rel === "" || (rel !== ".." && !rel.startsWith(".." + sep) && !isAbsolute(rel));
 }
+
+/**
+ * `path` resolved against `baseDir`, keeping a trailing separator: a path
+ * written as a folder (`backups/`) stays one.
+ */
+export function resolveAsWritten(baseDir: string, path: string): string {
+  const resolved = resolve(baseDir, path);
+  const folder = path.endsWith("/") || path.endsWith(sep);
+  return folder && !resolved.endsWith(sep) ? `${resolved}${sep}` : resolved;
+}

@@ -28,6 +28,12 @@
  * Cron expressions and time zones are checked here; job options are checked
  * when a job is loaded (`flowstate daemon`, `flowstate jobs run`).
  *
+ * Every relative path written in a config file resolves against the file's
+ * folder, wherever the command runs: `home` (default: `.flowstate` there),
+ * store files, plugin, job and trusted node modules, `flows:`, and the path
+ * options of jobs (`jobs.backup.options.out`; see `JobDefinition.pathOptions`).
+ * For a config object, that folder is `cwd`.
+ *
  * Every error is a {@linkcode ConfigError} whose message starts with
  * `file:line:column: field.path:` when the config came from a file.
  *
@@ -170,7 +176,10 @@ export interface JobConfig {
 export interface ResolvedConfig {
   /** The absolute path of the config file, or `null` for an object or the built-in default. */
   readonly file: string | null;
-  /** The directory relative paths in store options resolve against. */
+  /**
+   * The directory every relative path of the config resolves against: the
+   * config file's folder (`cwd` for an object or no file).
+   */
   readonly baseDir: string;
   /** Flowstate's home directory (absolute). */
   readonly home: string;
@@ -252,9 +261,10 @@ export interface LoadConfigOptions {
   /** The working directory (default: `Deno.cwd()`). */
   cwd?: string;
   /**
-   * Flowstate's home directory. Default, first that is set: the config's
-   * `home` (relative to the config file), `$FLOWSTATE_HOME` (relative to
-   * `cwd`), `<cwd>/.flowstate`.
+   * Flowstate's home directory (relative to `cwd`). Default, first that is
+   * set: the config's `home` (relative to the config file's folder),
+   * `$FLOWSTATE_HOME` (relative to `cwd`), `.flowstate` in the config file's
+   * folder (in `cwd` without a config file, or for a config object).
    */
   home?: string;
   /**
@@ -591,13 +601,18 @@ function resolveConfig(
   }
 
   let home: string;
+  let formerHome: string | undefined;
   if (ctx.home !== undefined) {
     home = resolve(ctx.cwd, ctx.home);
   } else if (config.home !== undefined) {
     home = resolve(ctx.baseDir, config.home);
   } else {
     const fromEnv = ctx.env("FLOWSTATE_HOME");
-    home = fromEnv ? resolve(ctx.cwd, fromEnv) : join(ctx.cwd, ".flowstate");
+    // Beside the config file, wherever the command runs (the working directory up to 0.5).
+    home = fromEnv ? resolve(ctx.cwd, fromEnv) : defaultHome(ctx.baseDir);
+    if (!fromEnv && ctx.file !== null && ctx.baseDir !== ctx.cwd) {
+      formerHome = join(ctx.cwd, ".flowstate");
+    }
   }
 
   const stores: Record<string, StoreSpec> = {};
@@ -795,7 +810,7 @@ function resolveConfig(
 
   if (problems.size > 0) throw problems.error();
   onChecked?.(config);
-  return Object.freeze({
+  const resolved: ResolvedConfig = Object.freeze({
     file: ctx.file,
     baseDir: ctx.baseDir,
     home,
@@ -815,6 +830,30 @@ function resolveConfig(
     serve: Object.freeze({ ...(config.serve ?? {}) }),
     where,
   });
+  if (formerHome !== undefined) formerHomes.set(resolved, formerHome);
+  return resolved;
+}
+
+/**
+ * The home of a config in `baseDir` that sets none (and no `$FLOWSTATE_HOME`):
+ * `.flowstate` beside the config file (internal: the config disk cache keeps
+ * its entries there).
+ */
+export function defaultHome(baseDir: string): string {
+  return join(baseDir, ".flowstate");
+}
+
+/** The home Flowstate 0.5 gave a config read from another folder (see `formerHomeOf`). */
+const formerHomes = new WeakMap<ResolvedConfig, string>();
+
+/**
+ * The home Flowstate up to 0.5 used for `config` (`<cwd>/.flowstate`), when
+ * it is not the home now: a config file read from another working directory
+ * that sets no `home:` (and no `$FLOWSTATE_HOME`, no home given). Internal:
+ * the runtime warns when that folder holds files the new home lacks.
+ */
+export function formerHomeOf(config: ResolvedConfig): string | undefined {
+  return formerHomes.get(config);
 }
 
 /** A size as MiB: a positive number, or `<n>MiB|MB|GiB|GB` (MB and GB taken as MiB and GiB). */

@@ -9,7 +9,7 @@
  *   file's absolute path and its text. An edited file, a moved one, an upgrade
  *   or an edit of the config code is a miss. The entry lives under the home the
  *   config would have without its `home:` field (`--home`, `FLOWSTATE_HOME`,
- *   `<cwd>/.flowstate`), and is written only when the config's home is that
+ *   `.flowstate` beside the file), and is written only when the config's home is that
  *   one: a config that moves its home is never cached (nothing is written
  *   outside the home).
  * - Secrets never reach the disk: an entry holds the schema's output with
@@ -42,6 +42,7 @@ import {
   type ConfigCapture,
   type ConfigFileContext,
   type ConfigObject,
+  defaultHome,
   type LoadConfigOptions,
   loadConfigWith,
   resolveCheckedConfig,
@@ -57,7 +58,7 @@ import {
   SAVE_NOTHING,
   saveOnce,
 } from "./_disk_cache.ts";
-import { join, resolve } from "./_path.ts";
+import { dirname, join, resolve } from "./_path.ts";
 
 /** Modules whose code decides what a config file's text validates to (relative to this one). */
 const FINGERPRINTED = [
@@ -150,14 +151,14 @@ export async function loadConfigCached(options: LoadConfigOptions = {}): Promise
 
 /**
  * The home the config has when it does not set `home:` (`--home`,
- * `FLOWSTATE_HOME`, `<cwd>/.flowstate`), as `config.ts` resolves it;
+ * `FLOWSTATE_HOME`, `.flowstate` beside the file), as `config.ts` resolves it;
  * `undefined` when the environment cannot be read.
  */
-function homeOf({ cwd, home, env }: ConfigFileContext): string | undefined {
+function homeOf({ file, cwd, home, env }: ConfigFileContext): string | undefined {
   if (home !== undefined) return resolve(cwd, home);
   try {
     const fromEnv = env("FLOWSTATE_HOME");
-    return fromEnv ? resolve(cwd, fromEnv) : join(cwd, ".flowstate");
+    return fromEnv ? resolve(cwd, fromEnv) : defaultHome(dirname(file));
   } catch {
     return undefined; // no permission: the full path reports it, if it matters
   }

@@ -30,7 +30,10 @@ export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"
  * better in sqlite), `DIR_SYNC_FAILED` (a commit stands but flushing its
  * directory failed, so it may not survive a power loss), `STORE_CORRUPT_MOVED`
  * (a corrupt jsonfile store was moved aside and started empty, as its
- * `onCorrupt: "start-empty"` asked). A plugin may use codes of its own.
+ * `onCorrupt: "start-empty"` asked). `openRuntime` warns `HOME_MOVED` when a
+ * config file read from another folder uses the home beside it while the
+ * working directory's `.flowstate` (its home up to 0.5) holds files. A plugin
+ * may use codes of its own.
  *
  * @example
  * ```ts
@@ -65,6 +68,7 @@ export type WarningCode =
   | "DIR_SYNC_FAILED"
   | "STORE_CORRUPT_MOVED"
   | "INDEX_BUILD"
+  | "HOME_MOVED"
   // deno-lint-ignore ban-types
   | (string & {});
 

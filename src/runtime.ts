@@ -7,7 +7,9 @@
 import { loadActorStorage, setProcessActor } from "./store/actor.ts";
 import { dirname, isAbsolute, relative, resolve } from "./_path.ts";
 import {
+  CONFIG_FILE_NAME,
   type ConfigObject,
+  formerHomeOf,
   loadConfig,
   type LoadConfigOptions,
   type ResolvedConfig,
@@ -37,7 +39,7 @@ import { assertRunId } from "./records/run_id.ts";
 import { systemClock } from "./clock.ts";
 import { type ScopeName, SCOPES, type StateChange, type StateChangeSink } from "./state/scopes.ts";
 import { notifyingStore } from "./wrappers/_notify.ts";
-import type { WarningHandler } from "./log.ts";
+import type { Warning, WarningHandler } from "./log.ts";
 import {
   attachEventBus,
   EventBus,
@@ -76,7 +78,10 @@ export interface RuntimeOptions {
   config?: string | ConfigObject;
   /** The working directory (default: `Deno.cwd()`). */
   cwd?: string;
-  /** Flowstate's home directory (default: the config's `home`, `$FLOWSTATE_HOME`, `<cwd>/.flowstate`). */
+  /**
+   * Flowstate's home directory (default: the config's `home`,
+   * `$FLOWSTATE_HOME`, `.flowstate` beside the config file, else in `cwd`).
+   */
   home?: string;
   /** The clock every store uses for expiry (default: the system clock). */
   clock?: Clock;
@@ -345,6 +350,8 @@ export async function openRuntimeWith(
         `(or home: in the config) at a directory`,
     );
   }
+  const moved = options.onWarning && await homeMovedWarning(config);
+  if (moved) options.onWarning!(moved);
   // Stores open on first use, inside nodes: the actor's context must exist before.
   if (Object.values(config.stores).some((spec) => spec.changes !== undefined)) {
     await loadActorStorage();
@@ -357,6 +364,39 @@ export async function openRuntimeWith(
     options.onWarning,
     options.onIndexBuild,
   );
+}
+
+/**
+ * A config file read from another folder now has its home beside it, where
+ * Flowstate up to 0.5 used `<cwd>/.flowstate`: said while the new home does
+ * not exist yet (the first run after the upgrade) and the old one holds files,
+ * unless the working directory is a project of its own (its `flowstate.yaml`
+ * owns that `.flowstate`).
+ */
+async function homeMovedWarning(config: ResolvedConfig): Promise<Warning | undefined> {
+  const former = formerHomeOf(config);
+  if (former === undefined) return undefined;
+  const isDir = async (path: string) => (await Deno.stat(path).catch(() => null))?.isDirectory;
+  const nonEmpty = async (dir: string) => {
+    for await (const _ of Deno.readDir(dir)) return true;
+    return false;
+  };
+  try {
+    if (await isDir(config.home) !== undefined) return undefined;
+    if (!await isDir(former) || !await nonEmpty(former)) return undefined;
+    if (await Deno.stat(resolve(former, "..", CONFIG_FILE_NAME)).catch(() => null)) {
+      return undefined;
+    }
+  } catch {
+    return undefined; // unreadable: nothing to say for sure
+  }
+  return {
+    code: "HOME_MOVED",
+    message: `Flowstate's home is now ${config.home}, beside the config file ${config.file}; ` +
+      `${former}, the home versions up to 0.5 used when run from this folder, holds files this ` +
+      `run does not use (default stores, backups, archives): to keep using it, write ` +
+      `"home: ${former}" in the config, or move it to ${config.home}`,
+  };
 }
 
 /** The options of {@linkcode openRuntime}. */

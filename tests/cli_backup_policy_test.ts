@@ -60,7 +60,7 @@ Deno.test("backup without flags backs up and prunes as jobs.backup.options says 
     assert.equal(second.code, 0, second.stderr);
     assert.match(
       second.stdout,
-      /^policy: all \(jobs\.backup\.options, flowstate\.yaml:8:16\), out \.\/nightly \(jobs\.backup\.options, flowstate\.yaml:8:27\), keep 1 \(jobs\.backup\.options, flowstate\.yaml:8:43\); a flag overrides jobs\.backup\.options$/m,
+      /^policy: all \(jobs\.backup\.options, flowstate\.yaml:8:16\), out \/\S+\/nightly \(jobs\.backup\.options, flowstate\.yaml:8:27\), keep 1 \(jobs\.backup\.options, flowstate\.yaml:8:43\); a flag overrides jobs\.backup\.options$/m,
     );
     for (const f of first.files as { file: string }[]) {
       assert.match(second.stdout, new RegExp(`deleted ${f.file.replaceAll(".", "\\.")} `));
@@ -74,15 +74,27 @@ Deno.test("backup without flags backs up and prunes as jobs.backup.options says 
     assert.deepEqual(kept.pruned.removed, []);
     assert.equal((await backupsIn(nightly)).length, 4);
 
-    // --store main overrides all: true; the config's out (the directory of all the stores'
-    // backups) is not this backup's file: the default directory, and the output says why.
+    // --store main overrides all: true; the backup still goes into the config's out (the
+    // directory of all the stores' backups, where its keep prunes), and the output says so.
     const one = await run("backup", "--store", "main");
     assert.equal(one.code, 0, one.stderr);
     assert.match(
       one.stdout,
-      /^policy: store main \(--store\), keep 1 \(jobs\.backup\.options, flowstate\.yaml:8:43\); a flag overrides jobs\.backup\.options; jobs\.backup\.options\.out \(flowstate\.yaml:8:27\) is where the config's all: true backups go, not this one's: --out to choose$/m,
+      new RegExp(
+        `^policy: store main \\(--store\\), out ${nightly}/ \\(jobs\\.backup\\.options, ` +
+          `flowstate\\.yaml:8:27\\), keep 1 \\(jobs\\.backup\\.options, flowstate\\.yaml:8:43\\); ` +
+          `a flag overrides jobs\\.backup\\.options$`,
+        "m",
+      ),
     );
-    assert.equal((await backupsIn(join(dir, "home", "backups"))).length, 1);
+    assert.match(
+      one.stdout,
+      new RegExp(`^main: \\d+ entries → ${nightly}/main-\\S+\\.fsbackup `, "m"),
+    );
+    // keep: 1 pruned main's older backups there; scratch's two stay.
+    const left = await backupsIn(nightly);
+    assert.deepEqual(left.map((n) => n.split("-")[0]), ["main", "scratch", "scratch"]);
+    await assert.rejects(() => Deno.stat(join(dir, "home", "backups")), Deno.errors.NotFound);
   });
 });
 

@@ -274,7 +274,7 @@ Deno.test("backup --out naming a directory says so and how to write into it, wri
     assert.equal(result.code, 1, result.stderr);
     assert.match(
       result.stderr,
-      /Cannot back up store "default" to \S*backups: it is a directory; give a file in it \(\S*backups\/default\.fsbackup\), or all \(--all\) to write one file per store into it/,
+      /Cannot back up store "default" to \S*backups: it is a directory; give a file in it \(\S*backups\/default\.fsbackup\), end it with "\/" \(\S*backups\/\) to write a backup named by Flowstate into it, or all \(--all\) to write one file per store into it/,
     );
     assert.deepEqual([...Deno.readDirSync(join(dir, "backups"))], []);
   } finally {

@@ -55,8 +55,7 @@ Deno.test("run from another folder than the flow's project: a warning naming bot
     const defaultStore = join(home, "state.db");
     const warning = `warning: no flowstate.yaml in ${elsewhere}: this uses the default store ` +
       `${defaultStore}, not the stores of the flow's project, ${config}; ` +
-      `run it from ${project} (--config ${config} from here reads that config, but its home ` +
-      `and relative paths stay this folder's)`;
+      `run it from ${project}, or with --config ${config} from here`;
     const outside = await runCli(elsewhere, ["run", flow], { home });
     assert.equal(outside.code, 0, outside.stderr);
     assert.equal(outside.stderr.split("\n")[0], warning);

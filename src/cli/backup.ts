@@ -48,7 +48,10 @@
  * first (when an option came from the config, or a retention policy
  * applies), and with `--json` a `policy` field, `{ "<option>": { "value",
  * "from": "--keep" | "jobs.backup.options", "at"?: "flowstate.yaml:9:30" } }`
- * (`backup`: also `notes`, when the config's `out` was not this backup's).
+ * (`backup`: also `notes`, when the config's `out` was not this backup's, or
+ * `--no-config-options` left the config's options out). Paths from the
+ * config are its folder's, paths from flags the working directory's; the
+ * policy gives both absolute.
  *
  * @module
  */
@@ -98,6 +101,8 @@ export interface BackupCommandOptions {
   keep?: number;
   /** `--keep-for AGE`: then keep only the backups younger than AGE (`30d`). */
   keepFor?: string;
+  /** `false` with `--no-config-options`: leave `jobs.backup.options` out. */
+  configOptions?: boolean;
   /** `--dry-run`: say what would be written. */
   dryRun?: boolean;
   /** `--json`. */
@@ -116,6 +121,8 @@ export interface BackupPruneCommandOptions {
   keepFor?: string;
   /** `--dir DIR`: where the backups are (default `<home>/backups`). */
   dir?: string;
+  /** `false` with `--no-config-options`: leave `jobs.backup.options` out. */
+  configOptions?: boolean;
   /** `--dry-run`: say what would be deleted, delete nothing. */
   dryRun?: boolean;
   /** `--json`. */
@@ -276,7 +283,11 @@ export async function backupCommand(
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   checkStore(runtime, options.store);
   // The flags over the config's jobs.backup.options (what the daemon's backup runs with).
-  const { options: jobOptions, policy, notes } = await backupJobOptions(runtime.config, options);
+  const { options: jobOptions, policy, notes, moved } = await backupJobOptions(
+    runtime.config,
+    options,
+  );
+  for (const note of moved) printWarning({ code: "PATH_MOVED", message: note });
   if (typeof jobOptions.store === "string") checkStore(runtime, jobOptions.store);
   if (jobOptions.all === true && jobOptions.since !== undefined) {
     const all = policy.all;
@@ -383,6 +394,7 @@ export async function backupPruneCommand(
   checkStore(runtime, options.store);
   // The flags over the config's jobs.backup.options (what the daemon's backup prunes by).
   const target = await pruneJobTarget(runtime.config, runtime.home, options);
+  for (const note of target.moved) printWarning({ code: "PATH_MOVED", message: note });
   if (target.keep === undefined && target.keepFor === undefined) {
     throw new UsageError(
       `${what}: say what to keep: --keep N (the N newest backups of each store), ` +
@@ -413,7 +425,7 @@ export async function backupPruneCommand(
   if (options.json) {
     console.log(JSON.stringify({ ...result, policy: target.policy }));
   } else {
-    const said = policyLine(target.policy);
+    const said = policyLine(target.policy, target.notes);
     if (said !== undefined) console.log(said);
     for (const line of pruneLines(result)) console.log(line);
   }

@@ -11,7 +11,14 @@
  * - `store` / `all`: the flags' when either is given, else the config's.
  * - `out` and `since` belong to the stores the config backs up: taken from
  *   the config only when the command backs up those (with `all: true`, `out`
- *   is a directory; for one store, a file).
+ *   is a directory; for one store, a file, or a directory when it ends with
+ *   `/`). One store (`--store`) of a config whose `all: true` backups go into
+ *   `out` goes into that directory too (where the config's pruning looks).
+ * - A relative path from the config (`out`, `since`) is the config file's
+ *   folder's; one from a flag (`--out`, `--since`, `--dir`), the working
+ *   directory's. Both are given to the job, and shown, absolute.
+ * - `--no-config-options` leaves `jobs.backup.options` out entirely: only
+ *   the flags and the job's defaults.
  * - `consistency` (`--per-key` overrides it) and `attempts`.
  * - `backup prune` looks in the directory the config's backups are written
  *   to (`out` with `all: true`, the folder of `out` for one store) unless
@@ -22,10 +29,11 @@
  *
  * @module
  */
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, resolve, sep } from "node:path";
+import { resolveAsWritten } from "../_path.ts";
 import type { ResolvedConfig } from "../config.ts";
 import { ConfigError } from "../errors.ts";
-import { resolveJobOptions } from "../jobs/run.ts";
+import { movedPathNotes, resolveJobOptions } from "../jobs/run.ts";
 import { loadConfiguredJob, locateJobOptionsError } from "../scheduler/from_config.ts";
 
 /** Where the config's options of the backup job are. */
@@ -60,7 +68,17 @@ export interface BackupFlags {
   keep?: number;
   /** `--keep-for AGE`. */
   keepFor?: string;
+  /** `false` with `--no-config-options`: `jobs.backup.options` is not used. */
+  configOptions?: boolean;
 }
+
+/** Whether `path` names a folder: it ends with a separator (`backups/`). */
+export function namesFolder(path: string): boolean {
+  return path.endsWith("/") || path.endsWith(sep);
+}
+
+/** The backup job's options that name a file or a folder (its `pathOptions`). */
+const PATH_OPTIONS = new Set(["out", "since"]);
 
 /** The config's `jobs.backup.options` (none when it has no such job, or its own module). */
 function configured(config: ResolvedConfig): Record<string, unknown> {
@@ -76,10 +94,19 @@ class PolicyBuilder {
   readonly policy: BackupPolicy = {};
   readonly #config: ResolvedConfig;
   readonly fromConfig: Record<string, unknown>;
+  /** The config's options taken, as written (relative paths not yet resolved). */
+  readonly #taken: Record<string, unknown> = {};
 
-  constructor(config: ResolvedConfig) {
+  constructor(config: ResolvedConfig, flags: BackupFlags) {
     this.#config = config;
-    this.fromConfig = configured(config);
+    this.fromConfig = flags.configOptions === false ? {} : configured(config);
+  }
+
+  /** The notes saying the config's options were left out, when it has some. */
+  ignoredNote(flags: BackupFlags): string[] {
+    return flags.configOptions === false && Object.keys(configured(this.#config)).length > 0
+      ? [`${CONFIG_OPTIONS} not used (--no-config-options)`]
+      : [];
   }
 
   flag(option: string, value: unknown, flag: string): void {
@@ -87,10 +114,19 @@ class PolicyBuilder {
     this.policy[option] = { value, from: flag };
   }
 
-  /** Take `option` from the config, if it is there. */
-  config(option: string): void {
-    const value = this.fromConfig[option];
+  /**
+   * Take `option` from the config, if it is there: a relative path against
+   * the config file's folder; `folder`: as a directory (`out` for one store
+   * of a config whose `all: true` backups go into it).
+   */
+  config(option: string, folder = false): void {
+    let value = this.fromConfig[option];
     if (value === undefined) return;
+    this.#taken[option] = value;
+    if (PATH_OPTIONS.has(option) && typeof value === "string") {
+      value = resolveAsWritten(this.#config.baseDir, value);
+      if (folder && !namesFolder(value as string)) value = `${value}${sep}`;
+    }
     this.options[option] = value;
     const at = this.#config.where(["jobs", "backup", "options", option]);
     this.policy[option] = { value, from: CONFIG_OPTIONS, ...(at === undefined ? {} : { at }) };
@@ -116,6 +152,18 @@ class PolicyBuilder {
       this.config("store");
       this.config("all");
     }
+  }
+
+  /**
+   * What to say of a relative path taken from the config that Flowstate up to
+   * 0.5 read in the working directory, where files are (see `movedPathNotes`).
+   */
+  async moved(): Promise<string[]> {
+    return await movedPathNotes(
+      { name: "backup", pathOptions: [...PATH_OPTIONS] },
+      this.#taken,
+      this.#config.baseDir,
+    );
   }
 
   /**
@@ -149,8 +197,10 @@ class PolicyBuilder {
 export async function backupJobOptions(
   config: ResolvedConfig,
   flags: BackupFlags,
-): Promise<{ options: Record<string, unknown>; policy: BackupPolicy; notes: string[] }> {
-  const built = new PolicyBuilder(config);
+): Promise<
+  { options: Record<string, unknown>; policy: BackupPolicy; notes: string[]; moved: string[] }
+> {
+  const built = new PolicyBuilder(config, flags);
   const fromConfig = built.fromConfig;
   built.stores(flags);
   // `out` and `since` name a file (or, with all, a directory) for the config's stores.
@@ -159,10 +209,14 @@ export async function backupJobOptions(
   const configStores = all
     ? fromConfig.all === true
     : fromConfig.all !== true && (built.options.store ?? global) === (fromConfig.store ?? global);
-  const notes: string[] = [];
-  if (flags.out !== undefined) built.flag("out", flags.out, "--out");
+  const notes: string[] = built.ignoredNote(flags);
+  if (flags.out !== undefined) built.flag("out", resolveAsWritten(Deno.cwd(), flags.out), "--out");
   else if (configStores) built.config("out");
-  else if (fromConfig.out !== undefined) {
+  else if (typeof fromConfig.out === "string" && fromConfig.all === true && !all) {
+    // One store of a config whose backups all go into the folder `out`: into it too, where
+    // `backup prune` and the config's keep look.
+    built.config("out", true);
+  } else if (fromConfig.out !== undefined) {
     const at = config.where(["jobs", "backup", "options", "out"]);
     notes.push(
       `${CONFIG_OPTIONS}.out${at === undefined ? "" : ` (${at})`} is where the config's ` +
@@ -177,7 +231,7 @@ export async function backupJobOptions(
   built.config("attempts");
   built.retention(flags);
   await built.check();
-  return { options: built.options, policy: built.policy, notes };
+  return { options: built.options, policy: built.policy, notes, moved: await built.moved() };
 }
 
 /** What `flowstate backup prune` prunes, and by which policy. */
@@ -194,6 +248,10 @@ export interface PruneTarget {
   dir: string;
   /** Each of these, with where it came from. */
   policy: BackupPolicy;
+  /** What else to say on the policy line (the config's options left out). */
+  notes: string[];
+  /** Warnings: a relative `out` of the config that 0.5 read elsewhere, where files are. */
+  moved: string[];
 }
 
 /**
@@ -206,7 +264,7 @@ export async function pruneJobTarget(
   home: string,
   flags: BackupFlags & { dir?: string },
 ): Promise<PruneTarget> {
-  const built = new PolicyBuilder(config);
+  const built = new PolicyBuilder(config, flags);
   built.stores(flags);
   built.retention(flags);
   await built.check();
@@ -216,8 +274,10 @@ export async function pruneJobTarget(
     dir = resolve(flags.dir);
     built.policy.dir = { value: dir, from: "--dir" };
   } else if (typeof out === "string") {
-    // Where the config's backups are written: into `out` with all, else beside the file `out`.
-    dir = built.fromConfig.all === true ? resolve(out) : dirname(resolve(out));
+    // Where the config's backups are written (the config file's folder's, when relative): into
+    // `out` with all (or a folder `out/`), else beside the file `out`.
+    const path = resolve(config.baseDir, out);
+    dir = built.fromConfig.all === true || namesFolder(out) ? path : dirname(path);
     built.config("out");
     built.policy.dir = { ...built.policy.out, value: dir };
     delete built.policy.out;
@@ -232,6 +292,8 @@ export async function pruneJobTarget(
     ...(options.keepFor === undefined ? {} : { keepFor: options.keepFor as string | number }),
     dir,
     policy,
+    notes: built.ignoredNote(flags),
+    moved: await built.moved(),
   };
 }
 
@@ -258,7 +320,7 @@ export function policyLine(
       value === true ? "" : ` ${typeof value === "string" ? value : JSON.stringify(value)}`
     } (${from}${at === undefined ? "" : `, ${at}`})`
   );
-  return `policy: ${shown.join(", ")}${
+  return `policy: ${shown.length === 0 ? "the job's defaults" : shown.join(", ")}${
     anyFromConfig ? `; a flag overrides ${CONFIG_OPTIONS}` : ""
   }${notes.map((note) => `; ${note}`).join("")}`;
 }

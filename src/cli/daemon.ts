@@ -67,7 +67,8 @@ import { loadConfig } from "../config.ts";
 import { parseDuration } from "../duration.ts";
 import { messageOf } from "../errors.ts";
 import type { Clock } from "../store/types.ts";
-import { openRuntime, sandboxPoolOf } from "../runtime.ts";
+import { openRuntime, type Runtime, sandboxPoolOf } from "../runtime.ts";
+import { loadConfiguredJob } from "../scheduler/from_config.ts";
 import { tickKey } from "../scheduler/lease.ts";
 import { Scheduler, type SchedulerEvent } from "../scheduler/scheduler.ts";
 import {
@@ -170,7 +171,9 @@ export async function daemonCommand(
   if (control.signal?.aborted) onAbort();
 
   try {
-    const print = options.json ? jsonPrinter(quiet, clock) : printer(quiet);
+    const print = options.json
+      ? jsonPrinter(quiet, clock)
+      : printer(quiet, quiet ? undefined : await jobPathLines(runtime));
     const status: SchedulerStatus = { ticking: false, lastTickAt: null, lagSeconds: null };
     const configFile = runtime.config.file;
     let triggers: ChangeTriggers | undefined = undefined;
@@ -364,7 +367,27 @@ function listenFor(signal: Deno.Signal, listener: () => void): Disposable {
 }
 
 /** Turns scheduler events into lines: progress on stdout, logs and errors on stderr. */
-function printer(quiet: boolean): (event: SchedulerEvent) => void {
+/**
+ * The files each job of the config writes and reads (its path options,
+ * absolute), as lines under its schedule: `job:backup` → `out /srv/app/nightly`.
+ */
+async function jobPathLines(runtime: Runtime): Promise<Map<string, string[]>> {
+  const lines = new Map<string, string[]>();
+  for (const [name, settings] of Object.entries(runtime.config.jobs)) {
+    if (Object.keys(settings.options).length === 0) continue;
+    const loaded = await loadConfiguredJob(runtime.config, name).catch(() => undefined);
+    const paths = Object.entries(loaded?.paths ?? {}).map(([option, value]) =>
+      `${option} ${Array.isArray(value) ? value.join(", ") : value}`
+    );
+    if (paths.length > 0) lines.set(`job:${name}`, paths);
+  }
+  return lines;
+}
+
+function printer(
+  quiet: boolean,
+  paths: ReadonlyMap<string, string[]> = new Map(),
+): (event: SchedulerEvent) => void {
   return (event) => {
     switch (event.type) {
       case "start": {
@@ -381,6 +404,7 @@ function printer(quiet: boolean): (event: SchedulerEvent) => void {
               s.next === null ? "never" : tickKey(s.next)
             }`,
           );
+          for (const line of paths.get(s.id) ?? []) console.log(`    ${line}`);
         }
         return;
       }

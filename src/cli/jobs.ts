@@ -11,8 +11,9 @@
  * `--json` output (one JSON document on stdout, stable):
  * - `jobs ls`: `[{ "name", "description", "builtin", "module", "enabled", "scheduled",
  *   "schedule", "timezone", "lastRun": { "id", "status", "startedAt", "durationMs" } | null,
- *   "nextRun": number | null, "error": string | null }]` (`module` is `null` for a built-in;
- *   times are ms since the epoch; `schedule` is `null` for a job without one)
+ *   "nextRun": number | null, "error": string | null, "paths": { "<option>": path } }]`
+ *   (`module` is `null` for a built-in; times are ms since the epoch; `schedule` is `null` for a
+ *   job without one; `paths`: the config's options naming files, absolute)
  * - `jobs run`: the run record `{ "id", "flowId": "job:<name>", "status", "inputs" (the
  *   options), "outputs" (the job's result), "startedAt", "endedAt", "durationMs", "nodes",
  *   "error" }`
@@ -22,7 +23,7 @@
 import { didYouMean } from "../_suggest.ts";
 import type { RunRecord } from "../records/types.ts";
 import { builtinJobNames, knownJobNames } from "../jobs/builtin.ts";
-import { runJob, unitlessDurationOptions } from "../jobs/run.ts";
+import { resolvePathOptions, runJob, unitlessDurationOptions } from "../jobs/run.ts";
 import type { Job } from "../jobs/job.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import { nextTick } from "../cron.ts";
@@ -67,6 +68,36 @@ export interface JobListing {
   nextRun: number | null;
   /** Why the job could not be loaded, or `null`. */
   error: string | null;
+  /**
+   * The config's options that name files or folders (the job's
+   * `pathOptions`), absolute: a relative one is the config file's folder's.
+   */
+  paths: Record<string, string | string[]>;
+}
+
+/** The heading of {@linkcode pathLines} in tables' output. */
+export const PATHS_HEADING =
+  "Files the jobs write and read (paths in the config are relative to its folder):";
+
+/**
+ * One line a path option of the config's jobs, for people:
+ * `job backup: out /srv/app/backups/ (jobs.backup.options.out, flowstate.yaml:9:20)`.
+ */
+export function pathLines(
+  config: Runtime["config"],
+  jobs: readonly { name: string; paths?: Record<string, string | string[]> }[],
+): string[] {
+  const lines: string[] = [];
+  for (const { name, paths } of jobs) {
+    for (const [option, value] of Object.entries(paths ?? {})) {
+      const at = config.where(["jobs", name, "options", option]);
+      lines.push(
+        `job ${name}: ${option} ${Array.isArray(value) ? value.join(", ") : value} ` +
+          `(jobs.${name}.options.${option}${at === undefined ? "" : `, ${at}`})`,
+      );
+    }
+  }
+  return lines;
 }
 
 /** The job names `jobs ls` shows and `jobs run` accepts: the built-ins, then the configured ones. */
@@ -97,11 +128,13 @@ export async function describeJobs(runtime: Runtime): Promise<JobListing[]> {
       lastRun: null,
       nextRun: null,
       error: null,
+      paths: {},
     };
     try {
       const loaded = await loadConfiguredJob(config, name);
       listing.description = loaded.job.description;
       listing.schedule = loaded.schedule;
+      listing.paths = loaded.paths;
     } catch (err) {
       listing.error = messageOf(err);
     }
@@ -153,6 +186,9 @@ export async function jobsList(
           "in the config, enabled, and loads",
       );
     }
+    const paths = pathLines(runtime.config, jobs);
+    if (paths.length > 0) console.log(`\n${PATHS_HEADING}`);
+    for (const line of paths) console.log(line);
   }
   for (const job of jobs) {
     if (job.error !== null) console.error(`error: job "${job.name}": ${job.error.split("\n")[0]}`);
@@ -262,7 +298,8 @@ export async function jobsRun(
     (signal) =>
       runJob(runtime, job, {
         configOptions: { ...config.options },
-        options: cliOptions,
+        // A path typed on the command line is the working directory's (the config's, its folder's).
+        options: resolvePathOptions(job, cliOptions, Deno.cwd()),
         dryRun: options.dryRun ?? false,
         signal,
         // The library prints nothing: the CLI asks for a progress bar and log lines on stderr.

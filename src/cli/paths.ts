@@ -129,9 +129,8 @@ export async function projectElsewhereWarning(
   const spec = config.stores[config.records] as { plugin?: unknown; path?: unknown } | undefined;
   const store = typeof spec?.path === "string" ? ` ${spec.path}` : "";
   return `no ${CONFIG_FILE_NAME} in ${config.baseDir}: this uses the default store${store}, ` +
-    `not the stores of the flow's project, ${found}; run it from ${dirname(found)} ` +
-    `(--config ${found} from here reads that config, but its home and relative paths stay ` +
-    `this folder's)`;
+    `not the stores of the flow's project, ${found}; run it from ${dirname(found)}, or ` +
+    `with --config ${found} from here`;
 }
 
 /** The nearest `flowstate.yaml` in `dir` or a folder above it. */

@@ -20,7 +20,10 @@ Exit codes: 0 ok, 1 failure or not found, 2 usage error or invalid config
 or flow, 130 run cancelled with Ctrl-C (143 SIGTERM, 129 SIGHUP).
 Config: --config PATH, else $FLOWSTATE_CONFIG, else ./flowstate.yaml if it
 exists; without one, a SQLite store at $FLOWSTATE_HOME/state.db (default
-home: ./.flowstate).
+home: ./.flowstate). Every relative path in a config file (home, default
+.flowstate beside it; stores, modules, flows, jobs' options such as
+jobs.backup.options.out) is relative to its folder, wherever the command
+runs; paths given as flags are relative to the working directory.
 Times in tables are shown in the config's timezone (default UTC), with it;
 a time given without an offset (--at, --since, --until) is read in it too.
 Failures are printed on stderr as lines starting with "error: ".`;
@@ -369,8 +372,9 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .option("--all", "back up every configured store, one file each")
     .option(
       "--out <path>",
-      "file to write (with --all: a directory); default jobs.backup.options.out for the stores it " +
-        "backs up, else <home>/backups/<store>-<time>.fsbackup",
+      "file to write (with --all, or ending in /: a directory), relative to the working " +
+        "directory; default jobs.backup.options.out for the stores it backs up, else " +
+        "<home>/backups/<store>-<time>.fsbackup",
     )
     .option("--per-key", "read once, without the snapshot check (for a store that is never quiet)")
     .option(
@@ -386,6 +390,10 @@ export function buildProgram(setExitCode: (code: number) => void) {
       "--keep-for <age>",
       "then delete backups older than age (30d, 12h), keeping the rest (with --keep: either keeps)",
     )
+    .option(
+      "--no-config-options",
+      "leave jobs.backup.options out: back up with the flags given and the job's defaults only",
+    )
     .option("--dry-run", "say what would be written (and pruned), write nothing")
     .option(
       "--json",
@@ -397,6 +405,9 @@ export function buildProgram(setExitCode: (code: number) => void) {
         "job runs with): --keep/--keep-for replace its keep and keepFor together; --store/--all its\n" +
         "store and all; --out its out (taken only for the stores it backs up); --per-key its\n" +
         'consistency. A "policy:" line (policy in --json) says which options came from where.\n' +
+        "--no-config-options leaves all of jobs.backup.options out (a one-off backup).\n" +
+        "Paths in jobs.backup.options (out, since) are relative to the config file's folder;\n" +
+        "--out and --since, to the working directory. Both are shown absolute.\n" +
         "\nPruning (--keep, --keep-for) deletes only backups this command named\n" +
         "(<store>-<time>[-inc].fsbackup, a valid header of that store) in the directory written to,\n" +
         "never the backup just written, and a full backup with its increments or not at all.\n" +
@@ -427,7 +438,12 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .option("--keep-for <age>", "keep the backups younger than age (30d, 12h); with --keep: either")
     .option(
       "--dir <dir>",
-      "where the backups are (default: where jobs.backup.options.out writes, else <home>/backups)",
+      "where the backups are, relative to the working directory (default: where " +
+        "jobs.backup.options.out writes, else <home>/backups)",
+    )
+    .option(
+      "--no-config-options",
+      "leave jobs.backup.options out: prune by the flags given only (in <home>/backups by default)",
     )
     .option("--dry-run", "say what would be deleted, delete nothing")
     .option(
@@ -438,7 +454,8 @@ export function buildProgram(setExitCode: (code: number) => void) {
       "after",
       "\nWithout --keep and --keep-for, the policy is jobs.backup.options' keep and keepFor in the\n" +
         'config (the daemon\'s backup job prunes by them); either flag replaces both. A "policy:"\n' +
-        "line (policy in --json) says which options came from where.\n" +
+        "line (policy in --json) says which options came from where; --no-config-options\n" +
+        "leaves all of jobs.backup.options out.\n" +
         "\nOnly files named <store>-<time>[-inc][-N].fsbackup whose header names that store are\n" +
         "deleted (with their .sha256); a full backup and its increments are kept or deleted\n" +
         "together, and backups named by hand are never deleted (they keep their chains).\n" +
@@ -458,7 +475,11 @@ export function buildProgram(setExitCode: (code: number) => void) {
       if (wrong !== undefined) {
         command.error(`error: --${wrong[0]} is not an option of backup prune`);
       }
-      setExitCode(await backupPruneCommand({ ...shared, ...options }, globals(command)));
+      // --no-config-options, wherever it is written (each command defaults it to true).
+      const configOptions = shared.configOptions && options.configOptions;
+      setExitCode(
+        await backupPruneCommand({ ...shared, ...options, configOptions }, globals(command)),
+      );
     });
   program
     .command("restore")
@@ -506,7 +527,8 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .argument("<name>", "a built-in job (retention, gc, …) or one configured under jobs:")
     .option(
       "-o, --option <name=value>",
-      "a job option (repeatable): JSON if it parses, else a string; over jobs.<name>.options",
+      "a job option (repeatable): JSON if it parses, else a string; over jobs.<name>.options " +
+        "(a path: relative to the working directory; in the config, to its folder)",
       collect,
     )
     .option("--dry-run", "report what would be done without changing anything")

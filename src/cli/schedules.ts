@@ -6,6 +6,8 @@
  * flows): `[{ "id": "job:<name>" | "flow:<id>", "kind": "job" | "flow",
  * "cron", "timezone", "nextRun": number | null, "lastRun": { "id", "status",
  * "startedAt", "durationMs" } | null }]` (times in ms since the epoch), then
+ * (a job's row also has `"paths": { "<option>": path }` when options of it in the
+ * config name files: absolute, a relative one the config file's folder's), then
  * one row for each flow file under `flows:` that cannot be used:
  * `{ "id": "file:<path>", "kind": "flow", "cron": null, …, "file", "error" }`.
  * A job of the config that cannot be scheduled (its module cannot be loaded,
@@ -25,6 +27,7 @@ import { type ScheduleListing, scheduleListing } from "../scheduler/listing.ts";
 import { lookalikeFlowWarnings } from "../flow_files.ts";
 import { formatTime, printTable } from "./format.ts";
 import { type GlobalOptions, openForReading, unlessMissing } from "./common.ts";
+import { pathLines, PATHS_HEADING } from "./jobs.ts";
 
 export type { ScheduleListing } from "../scheduler/listing.ts";
 
@@ -80,6 +83,15 @@ export async function listSchedules(
       ]),
     );
   }
+  const paths = pathLines(
+    runtime.config,
+    rows.filter((r) => r.paths !== undefined).map((r) => ({
+      name: r.id.slice("job:".length),
+      paths: r.paths,
+    })),
+  );
+  if (paths.length > 0) console.log(`\n${PATHS_HEADING}`);
+  for (const line of paths) console.log(line);
   reportProblems();
   return code;
 }

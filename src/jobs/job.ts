@@ -105,6 +105,14 @@ export type JobResult = Record<string, JsonValue>;
  *   defaultSchedule: "0 4 * * *",
  *   run: (_ctx, { days }) => ({ days }),
  * };
+ * const report: JobDefinition<{ out: string }> = {
+ *   name: "report",
+ *   description: "writes a report",
+ *   optionsSchema: z.strictObject({ out: z.string() }),
+ *   pathOptions: ["out"], // `out: reports/` in flowstate.yaml is beside flowstate.yaml
+ *   run: (_ctx, { out }) => ({ out }),
+ * };
+ * assert.deepEqual(defineJob(report).pathOptions, ["out"]);
  * const job = defineJob(definition); // a job module's default export
  * assert.equal(job.defaultSchedule, "0 4 * * *");
  * ```
@@ -120,6 +128,15 @@ export interface JobDefinition<O> {
   defaults?: Partial<O>;
   /** A cron expression used when the config schedules the job without one. */
   defaultSchedule?: string;
+  /**
+   * The options that name a file or a folder (a string, or an array of
+   * strings). A relative one written in the config (`jobs.<name>.options`)
+   * resolves against the config file's folder, wherever the job runs (the
+   * daemon, `flowstate jobs run`, `runJob`'s `configOptions`); one given on
+   * the command line, against the working directory. `run` receives them
+   * absolute; listings show them so.
+   */
+  pathOptions?: readonly string[];
   /** Do the work. Must honour `ctx.signal` and leave every store consistent if aborted. */
   run(ctx: JobContext, options: O): Promise<JobResult> | JobResult;
 }
@@ -177,7 +194,19 @@ export function defineJob<O>(definition: JobDefinition<O>): Job<O> {
       `Cannot define job "${definition.name}": optionsSchema must be a Standard Schema (for example a zod schema)`,
     );
   }
-  return Object.freeze({ ...definition, kind: "flowstate.job" as const });
+  const paths = definition.pathOptions;
+  if (
+    paths !== undefined && (!Array.isArray(paths) || paths.some((p) => typeof p !== "string"))
+  ) {
+    throw new TypeError(
+      `Cannot define job "${definition.name}": pathOptions must be an array of option names`,
+    );
+  }
+  return Object.freeze({
+    ...definition,
+    ...(paths === undefined ? {} : { pathOptions: Object.freeze([...paths]) }),
+    kind: "flowstate.job" as const,
+  });
 }
 
 /** Whether a value is a job (duck-typed). */

@@ -30,6 +30,7 @@ import type { BuiltinJobName, JobOptionsFor, JobRef } from "./options.ts";
 import { type EventBus, eventBusOf, unrecorded } from "../runtime_events.ts";
 import type { Clock } from "../store/types.ts";
 import { parseJson } from "../_json.ts";
+import { isAbsolute, resolve, resolveAsWritten } from "../_path.ts";
 
 /**
  * The built-in jobs, each by a literal `import()`: part of the module graph,
@@ -137,7 +138,11 @@ export async function loadJob(specifier: string | Job, baseDir: string = Deno.cw
 export interface RunJobOptions<O extends object = Record<string, unknown>> {
   /** Options for the job, merged over its defaults (and over `configOptions`). */
   options?: O;
-  /** Options from the config file (`jobs.<name>.options`), merged between defaults and `options`. */
+  /**
+   * Options from the config file (`jobs.<name>.options`), merged between
+   * defaults and `options`; a relative path among the job's `pathOptions`
+   * resolves against the config file's folder (`runtime.config.baseDir`).
+   */
   configOptions?: Record<string, unknown>;
   /** Report what would be done without changing anything. */
   dryRun?: boolean;
@@ -231,6 +236,77 @@ export async function unitlessDurationOptions(
   return names;
 }
 
+/**
+ * `options` with each of the job's {@linkcode JobDefinition.pathOptions} that
+ * is relative (a string, or the strings of an array) resolved against
+ * `baseDir` (a trailing `/` kept): the config file's folder for the config's options, the working
+ * directory for the command line's. Other options, and values of other
+ * types (the schema judges them), are kept as they are.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { resolvePathOptions } from "./run.ts";
+ * import backup from "../../jobs/backup.ts";
+ *
+ * const options = resolvePathOptions(backup, { out: "backups", all: true }, "/srv/app");
+ * assert.deepEqual(options, { out: "/srv/app/backups", all: true });
+ * ```
+ */
+export function resolvePathOptions(
+  job: Pick<Job, "pathOptions">,
+  options: Readonly<Record<string, unknown>>,
+  baseDir: string,
+): Record<string, unknown> {
+  const out = { ...options };
+  for (const name of job.pathOptions ?? []) {
+    const value = out[name];
+    if (typeof value === "string" && value !== "") out[name] = resolveAsWritten(baseDir, value);
+    else if (Array.isArray(value)) {
+      out[name] = value.map((v) =>
+        typeof v === "string" && v !== "" ? resolveAsWritten(baseDir, v) : v
+      );
+    }
+  }
+  return out;
+}
+
+/**
+ * What to say about each relative path among `configOptions` (the config's
+ * `jobs.<name>.options`) that Flowstate up to 0.5 read against the working
+ * directory, where something is, while its place now (against `baseDir`, the
+ * config file's folder) does not exist yet: the first run after the upgrade
+ * would write elsewhere without a word. One line each, naming both places and
+ * how to keep the old one.
+ */
+export async function movedPathNotes(
+  job: Pick<Job, "name" | "pathOptions">,
+  configOptions: Readonly<Record<string, unknown>>,
+  baseDir: string,
+): Promise<string[]> {
+  const cwd = Deno.cwd();
+  if (resolve(cwd) === resolve(baseDir)) return [];
+  const exists = (path: string) => Deno.lstat(path).then(() => true, () => false);
+  const notes: string[] = [];
+  for (const option of job.pathOptions ?? []) {
+    const value = configOptions[option];
+    const written = typeof value === "string" ? [value] : Array.isArray(value) ? value : [];
+    for (const path of written) {
+      if (typeof path !== "string" || path === "" || isAbsolute(path)) continue;
+      const now = resolveAsWritten(baseDir, path);
+      const before = resolveAsWritten(cwd, path);
+      if (await exists(now) || !await exists(before)) continue;
+      notes.push(
+        `jobs.${job.name}.options.${option} "${path}" is now ${now}, in the config file's ` +
+          `folder; Flowstate up to 0.5 read it in the working directory, ${before}, which ` +
+          `exists and is no longer used: write ${option}: ${before} in the config to keep that ` +
+          `place, or move it`,
+      );
+    }
+  }
+  return notes;
+}
+
 /** The options of {@linkcode runJob}. */
 const RUN_JOB_OPTIONS: readonly string[] = fieldNames<RunJobOptions<object>>()(
   ["options", "configOptions", "dryRun", "signal", "progress", "onLog", "baseDir"],
@@ -268,9 +344,15 @@ export async function runJob<const J extends JobRef>(
   // Checked before the run is recorded: nothing after that may throw and leave it `running`.
   checkRunJobOptions(options);
   const job = await loadJob(jobRef, options.baseDir ?? runtime.config.baseDir);
+  // The config's paths are the config file's folder's, wherever this process runs.
+  const configOptions = options.configOptions &&
+    resolvePathOptions(job, options.configOptions, runtime.config.baseDir);
+  const moved = options.configOptions === undefined
+    ? []
+    : await movedPathNotes(job, options.configOptions, runtime.config.baseDir);
   const resolved = await resolveJobOptions(
     job,
-    options.configOptions,
+    configOptions,
     options.options as Record<string, unknown> | undefined,
   );
   const { onStart, onLog, signal } = options;
@@ -344,6 +426,7 @@ export async function runJob<const J extends JobRef>(
       clock,
       dryRun: options.dryRun ?? false,
     };
+    for (const note of moved) ctx.log(note, "warn");
     // Every store write the job makes is recorded in change feeds as the job's.
     const result = await withActor({ job: job.name }, () => job.run(ctx, resolved));
     outputs = parseJson(JSON.stringify(result ?? {}));

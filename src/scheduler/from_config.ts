@@ -27,7 +27,13 @@ import type { Job } from "../jobs/job.ts";
 import { RunRecorder } from "../records/recorder.ts";
 import type { RunRecord } from "../records/types.ts";
 import type { LogLevel } from "../log.ts";
-import { loadJob, resolveJobOptions, runJob, unitlessDurationOptions } from "../jobs/run.ts";
+import {
+  loadJob,
+  resolveJobOptions,
+  resolvePathOptions,
+  runJob,
+  unitlessDurationOptions,
+} from "../jobs/run.ts";
 import { flowCacheOf, type Runtime, sandboxPoolOf } from "../runtime.ts";
 import { validateCron } from "../cron.ts";
 import { tickKey } from "./lease.ts";
@@ -43,6 +49,11 @@ export interface ConfiguredJob {
   job: Job;
   /** The cron expression it runs at (config, else the job's default), or `null` if none. */
   schedule: string | null;
+  /**
+   * The config's options among the job's `pathOptions`, absolute (a relative
+   * one is the config file's folder's): where the job reads and writes files.
+   */
+  paths: Record<string, string | string[]>;
 }
 
 /** Where a config field is written, as a message prefix (`flowstate.yaml:4:3: jobs.x: `). */
@@ -124,7 +135,19 @@ export async function loadConfiguredJob(
       );
     }
   }
-  return { name, config: settings, job, schedule };
+  const resolved = resolvePathOptions(job, settings.options, config.baseDir);
+  const paths: Record<string, string | string[]> = {};
+  for (const option of job.pathOptions ?? []) {
+    const value = resolved[option];
+    if (typeof value === "string" || (Array.isArray(value) && value.every(isString))) {
+      paths[option] = value as string | string[];
+    }
+  }
+  return { name, config: settings, job, schedule, paths };
+}
+
+function isString(value: unknown): value is string {
+  return typeof value === "string";
 }
 
 /**

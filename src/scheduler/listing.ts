@@ -9,7 +9,7 @@
 import { relative } from "node:path";
 import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
 import type { Runtime } from "../runtime.ts";
-import type { FlowFileProblem, JobProblem } from "./from_config.ts";
+import { type FlowFileProblem, type JobProblem, loadConfiguredJob } from "./from_config.ts";
 
 /**
  * One row of `schedules ls --json` (and of `GET /api/schedules`).
@@ -53,6 +53,12 @@ export interface ScheduleListing {
   lastRun: { id: string; status: string; startedAt: number; durationMs: number | null } | null;
   /** A flow's file (relative to the config's folder), when it cannot be used. */
   file?: string;
+  /**
+   * A job's options from the config that name files or folders (its
+   * `pathOptions`), absolute (a relative one is the config file's folder's):
+   * where the daemon's runs of it read and write. Absent when it has none.
+   */
+  paths?: Record<string, string | string[]>;
   /**
    * Why the job or the flow's file cannot be used now (where, and how to
    * fix it): a flow's schedule (when it shows one) is the one it had before
@@ -121,6 +127,11 @@ export async function scheduleListing(
     error: problem.message,
   });
   const rows: ScheduleListing[] = [];
+  // Only a job with options from the config can have paths: the others are not loaded again.
+  const jobPaths = async (name: string) =>
+    Object.keys(runtime.config.jobs[name]?.options ?? {}).length === 0
+      ? {}
+      : await loadConfiguredJob(runtime.config, name).then((job) => job.paths, () => ({}));
   const brokenJobs = async () => {
     for (const problem of source.jobProblems ?? []) {
       const id = `job:${problem.job}`;
@@ -145,6 +156,7 @@ export async function scheduleListing(
     const timezone = s.timezone ?? DEFAULT_TIMEZONE;
     const problem = kind === "flow" ? byFlowId.get(s.id) : undefined;
     if (problem !== undefined) problems.delete(problem.file);
+    const paths = kind === "job" ? await jobPaths(s.id.slice("job:".length)) : {};
     rows.push({
       id: s.id,
       kind,
@@ -154,6 +166,7 @@ export async function scheduleListing(
       // A job's runs are recorded as flow "job:<name>"; a flow's under its own id.
       lastRun: await lastRun(kind === "job" ? s.id : s.id.slice("flow:".length)),
       ...(problem === undefined ? {} : broken(problem)),
+      ...(Object.keys(paths).length === 0 ? {} : { paths }),
     });
   }
   if (!jobsListed) await brokenJobs();

@@ -25,7 +25,7 @@ import { RUN_STATUSES } from "../records/layout.ts";
 import type { RunEvent, RunRecord, RunStatus } from "../records/types.ts";
 import { isRunId, RUN_ID_HINT } from "../records/run_id.ts";
 import { builtinJobNames } from "../jobs/builtin.ts";
-import { runJob } from "../jobs/run.ts";
+import { resolvePathOptions, runJob } from "../jobs/run.ts";
 import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
 import {
   type FlowFileProblem,
@@ -1484,10 +1484,12 @@ export const apiRoutes: readonly ApiRoute[] = [
         let description: string | null = null;
         let schedule: string | null = settings?.schedule ?? null;
         let error: string | null = null;
+        let paths: Record<string, string | string[]> = {};
         try {
           const loaded = await loadConfiguredJob(config, name);
           description = loaded.job.description;
           schedule = loaded.schedule;
+          paths = loaded.paths;
         } catch (err) {
           error = redactText(messageOf(err));
         }
@@ -1511,6 +1513,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           next,
           last: lastRunOf(last),
           error,
+          paths,
         });
       }
       return json(out);
@@ -1593,7 +1596,8 @@ export const apiRoutes: readonly ApiRoute[] = [
         started = await startTracked(server, (signal, onStart) =>
           runJob(runtime, loaded.job, {
             configOptions: { ...loaded.config.options },
-            options: input.options ?? {},
+            // The server's working directory means nothing to a client: the config's folder.
+            options: resolvePathOptions(loaded.job, input.options ?? {}, config.baseDir),
             signal,
             onStart,
           }), wait);

@@ -265,6 +265,7 @@ export const JobInfoSchema = z.object({
   next: z.number().nullable(),
   last: LastRun,
   error: z.string().nullable(),
+  paths: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
 });
 
 /** A schedule of `GET /api/schedules` (as `flowstate schedules ls --json`). */
@@ -277,6 +278,7 @@ export const ScheduleInfoSchema = z.object({
   lastRun: LastRun,
   file: z.string().optional(),
   error: z.string().optional(),
+  paths: z.record(z.string(), z.union([z.string(), z.array(z.string())])).optional(),
 });
 
 /** `GET /health`. */
